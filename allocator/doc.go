@@ -1,0 +1,39 @@
+// Package allocator owns the physical blocks of one KV-cache memory pool.
+//
+// A Pool hands out dense int32 block IDs, counts references to them and keeps
+// the free list. It knows nothing about tokens, hashes or sequences: that is
+// the job of package paged, which builds block tables on top of a Pool.
+//
+// Every block is in exactly one of four states:
+//
+//   - reserved: one of the first Config.Reserved IDs, never handed out (the
+//     paged manager reserves block 0 as the null block used for padding);
+//   - free: on the free list, reference count 0, content meaningless;
+//   - cached: reference count 0 but its content is still wanted (a prefix
+//     cache entry); the owner of the cache decides when it is given up;
+//   - held: reference count 1 or more.
+//
+// Conservation holds at all times and Check verifies it: reserved + free +
+// cached + held == total.
+//
+// # Costs
+//
+// Every operation is O(1) except AppendAlloc, which is O(n) in the blocks it
+// hands out, and Check, which is O(total). Nothing allocates after New.
+//
+// # Ownership
+//
+// A reference is owned by whoever received it from Alloc, AppendAlloc, Ref
+// or Claim, and is given back exactly once with Release or ReleaseToCache.
+// Misuse of references is a bug in the caller, not bad input, so it panics
+// with the block ID in the message:
+//
+//   - REQUIRES: Release, ReleaseToCache and Ref take a held block;
+//   - REQUIRES: Claim and Evict take a cached block;
+//   - REQUIRES: every ID is in [Reserved, Total).
+//
+// # Concurrency
+//
+// A Pool is not safe for concurrent use. The owner (usually the paged
+// manager, itself owned by one scheduler goroutine) synchronizes.
+package allocator

@@ -1,0 +1,339 @@
+package allocator
+
+import (
+	"errors"
+	"fmt"
+)
+
+// BlockID names one physical block of a pool. IDs are dense: a pool of n
+// blocks uses 0..n-1, so per-block metadata lives in flat slices.
+type BlockID int32
+
+// NoBlock is the BlockID that names no block.
+const NoBlock BlockID = -1
+
+// ErrNoSpace is returned when a request for blocks cannot be met from the
+// free list. Nothing has changed when it is returned.
+var ErrNoSpace = errors.New("allocator: no free block")
+
+// ErrInvalid is returned for a configuration or argument that is out of
+// range. Nothing has changed when it is returned.
+var ErrInvalid = errors.New("allocator: invalid argument")
+
+// Order says which free block is handed out next.
+type Order uint8
+
+const (
+	// LIFO hands out the most recently freed block first. It is the default:
+	// a block freed a moment ago is the one most likely still warm in the
+	// server's own caches, and the free list behaves as a stack.
+	LIFO Order = iota
+	// FIFO hands out the block that has been free longest, starting from
+	// the lowest ID: the order vLLM's free queue uses for blocks without
+	// cached content.
+	FIFO
+)
+
+// Config configures a Pool. The zero value of each field but NumBlocks
+// means its documented default.
+type Config struct {
+	// NumBlocks is the number of physical blocks, reserved ones included.
+	// Required: at least Reserved+1.
+	NumBlocks int
+	// Reserved is the number of leading block IDs that are never handed
+	// out. Default 0.
+	Reserved int
+	// Order is the reuse order of free blocks. Default LIFO.
+	Order Order
+}
+
+type state uint8
+
+const (
+	stateFree state = iota
+	stateCached
+	stateHeld
+	stateReserved
+)
+
+// Pool is one memory pool of fixed-size blocks. The zero value is not
+// usable; create pools with New.
+type Pool struct {
+	refs  []int32
+	state []state
+
+	// The free list is a ring over ring[head : head+nfree] (mod len).
+	// LIFO pops the tail, FIFO pops the head; both push at the tail.
+	ring  []BlockID
+	head  int
+	nfree int
+
+	ncached  int
+	nheld    int
+	reserved int
+	order    Order
+
+	allocs   uint64
+	releases uint64
+}
+
+// New returns a pool with every block but the reserved ones free. With FIFO
+// order blocks are first handed out in ascending ID order; with LIFO too.
+func New(cfg Config) (*Pool, error) {
+	if cfg.NumBlocks <= 0 || cfg.NumBlocks > 1<<31-1 {
+		return nil, fmt.Errorf("%w: NumBlocks %d must be in [1, 2^31)", ErrInvalid, cfg.NumBlocks)
+	}
+	if cfg.Reserved < 0 || cfg.Reserved >= cfg.NumBlocks {
+		return nil, fmt.Errorf("%w: Reserved %d must be in [0, NumBlocks=%d)", ErrInvalid, cfg.Reserved, cfg.NumBlocks)
+	}
+	if cfg.Order != LIFO && cfg.Order != FIFO {
+		return nil, fmt.Errorf("%w: unknown Order %d", ErrInvalid, cfg.Order)
+	}
+	n := cfg.NumBlocks
+	p := &Pool{
+		refs:     make([]int32, n),
+		state:    make([]state, n),
+		ring:     make([]BlockID, n),
+		reserved: cfg.Reserved,
+		order:    cfg.Order,
+	}
+	for i := range cfg.Reserved {
+		p.state[i] = stateReserved
+	}
+	free := n - cfg.Reserved
+	for i := range free {
+		if cfg.Order == LIFO {
+			// The stack pops from the tail: put the lowest ID there.
+			p.ring[i] = BlockID(n - 1 - i)
+		} else {
+			p.ring[i] = BlockID(cfg.Reserved + i)
+		}
+	}
+	p.nfree = free
+	return p, nil
+}
+
+// Total returns the number of blocks, reserved ones included.
+func (p *Pool) Total() int { return len(p.refs) }
+
+// Reserved returns the number of reserved blocks.
+func (p *Pool) Reserved() int { return p.reserved }
+
+// Usable returns the number of blocks that can ever be handed out.
+func (p *Pool) Usable() int { return len(p.refs) - p.reserved }
+
+// Free returns the number of blocks on the free list.
+func (p *Pool) Free() int { return p.nfree }
+
+// Cached returns the number of blocks with no reference whose content is
+// kept (see ReleaseToCache).
+func (p *Pool) Cached() int { return p.ncached }
+
+// Held returns the number of blocks with at least one reference.
+func (p *Pool) Held() int { return p.nheld }
+
+// Valid reports whether id names a block that can be handed out.
+func (p *Pool) Valid(id BlockID) bool { return int(id) >= p.reserved && int(id) < len(p.refs) }
+
+// RefCount returns the number of references to id (0 for free, cached and
+// reserved blocks).
+func (p *Pool) RefCount(id BlockID) int32 {
+	p.mustValid(id)
+	return p.refs[id]
+}
+
+// IsFree reports whether id is on the free list.
+func (p *Pool) IsFree(id BlockID) bool { p.mustValid(id); return p.state[id] == stateFree }
+
+// IsCached reports whether id is unreferenced with its content kept.
+func (p *Pool) IsCached(id BlockID) bool { p.mustValid(id); return p.state[id] == stateCached }
+
+// Alloc takes one block off the free list with one reference. It returns
+// ErrNoSpace when the free list is empty.
+func (p *Pool) Alloc() (BlockID, error) {
+	if p.nfree == 0 {
+		return NoBlock, ErrNoSpace
+	}
+	id := p.pop()
+	p.take(id)
+	return id, nil
+}
+
+// AppendAlloc takes n blocks off the free list, each with one reference,
+// and appends them to dst. It is all-or-nothing: when fewer than n blocks
+// are free it returns dst unchanged and ErrNoSpace.
+func (p *Pool) AppendAlloc(dst []BlockID, n int) ([]BlockID, error) {
+	if n < 0 {
+		return dst, fmt.Errorf("%w: negative block count %d", ErrInvalid, n)
+	}
+	if n > p.nfree {
+		return dst, fmt.Errorf("%w: want %d blocks, %d free", ErrNoSpace, n, p.nfree)
+	}
+	for range n {
+		id := p.pop()
+		p.take(id)
+		dst = append(dst, id)
+	}
+	return dst, nil
+}
+
+// Ref adds a reference to a held block.
+func (p *Pool) Ref(id BlockID) {
+	p.mustValid(id)
+	if p.state[id] != stateHeld {
+		panic(fmt.Sprintf("allocator: Ref of block %d, which has no reference", id))
+	}
+	p.refs[id]++
+}
+
+// Release drops one reference to a held block. When it was the last one the
+// block goes back on the free list and Release returns true.
+func (p *Pool) Release(id BlockID) bool {
+	if !p.drop(id) {
+		return false
+	}
+	p.state[id] = stateFree
+	p.push(id)
+	return true
+}
+
+// ReleaseToCache drops one reference to a held block. When it was the last
+// one the block becomes cached: unreferenced, not free, its content kept
+// until Claim or Evict. It returns true in that case.
+func (p *Pool) ReleaseToCache(id BlockID) bool {
+	if !p.drop(id) {
+		return false
+	}
+	p.state[id] = stateCached
+	p.ncached++
+	return true
+}
+
+// Claim gives a cached block one reference again: a prefix-cache hit on it,
+// or its reuse for new content after its old content was given up.
+func (p *Pool) Claim(id BlockID) {
+	p.mustValid(id)
+	if p.state[id] != stateCached {
+		panic(fmt.Sprintf("allocator: Claim of block %d, which is not cached", id))
+	}
+	p.ncached--
+	p.take(id)
+}
+
+// Evict moves a cached block to the free list, giving up its content.
+func (p *Pool) Evict(id BlockID) {
+	p.mustValid(id)
+	if p.state[id] != stateCached {
+		panic(fmt.Sprintf("allocator: Evict of block %d, which is not cached", id))
+	}
+	p.ncached--
+	p.state[id] = stateFree
+	p.push(id)
+}
+
+// Stats is a snapshot of a pool's occupancy and lifetime counters.
+type Stats struct {
+	Total, Reserved, Free, Cached, Held int
+	// Allocs counts references created by Alloc, AppendAlloc and Claim;
+	// Releases counts blocks whose last reference was dropped.
+	Allocs, Releases uint64
+}
+
+// Stats returns a snapshot of the pool's counters.
+func (p *Pool) Stats() Stats {
+	return Stats{
+		Total: len(p.refs), Reserved: p.reserved, Free: p.nfree, Cached: p.ncached, Held: p.nheld,
+		Allocs: p.allocs, Releases: p.releases,
+	}
+}
+
+// Check verifies conservation and the integrity of the free list. It is
+// O(total) and meant for tests and debugging.
+func (p *Pool) Check() error {
+	var free, cached, held, reserved int
+	for i, s := range p.state {
+		switch s {
+		case stateFree:
+			free++
+		case stateCached:
+			cached++
+		case stateHeld:
+			held++
+		case stateReserved:
+			reserved++
+		}
+		if (s == stateHeld) != (p.refs[i] > 0) || p.refs[i] < 0 {
+			return fmt.Errorf("allocator: block %d in state %d has count %d", i, s, p.refs[i])
+		}
+	}
+	if reserved != p.reserved || free != p.nfree || cached != p.ncached || held != p.nheld {
+		return fmt.Errorf("allocator: counters free=%d cached=%d held=%d reserved=%d, states say %d %d %d %d",
+			p.nfree, p.ncached, p.nheld, p.reserved, free, cached, held, reserved)
+	}
+	if free+cached+held+reserved != len(p.refs) {
+		return fmt.Errorf("allocator: conservation broken: %d+%d+%d+%d != %d", free, cached, held, reserved, len(p.refs))
+	}
+	seen := make([]bool, len(p.refs))
+	for i := range p.nfree {
+		id := p.ring[(p.head+i)%len(p.ring)]
+		if !p.Valid(id) || p.state[id] != stateFree || seen[id] {
+			return fmt.Errorf("allocator: free list entry %d is block %d, not free or listed twice", i, id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+func (p *Pool) mustValid(id BlockID) {
+	if !p.Valid(id) {
+		panic(fmt.Sprintf("allocator: block %d out of range [%d, %d)", id, p.reserved, len(p.refs)))
+	}
+}
+
+func (p *Pool) take(id BlockID) {
+	p.state[id] = stateHeld
+	p.refs[id] = 1
+	p.nheld++
+	p.allocs++
+}
+
+// drop removes one reference and reports whether it was the last.
+func (p *Pool) drop(id BlockID) bool {
+	p.mustValid(id)
+	if p.state[id] != stateHeld {
+		panic(fmt.Sprintf("allocator: release of block %d, which has no reference (double release)", id))
+	}
+	p.refs[id]--
+	if p.refs[id] > 0 {
+		return false
+	}
+	p.nheld--
+	p.releases++
+	return true
+}
+
+func (p *Pool) push(id BlockID) {
+	i := p.head + p.nfree
+	if i >= len(p.ring) {
+		i -= len(p.ring)
+	}
+	p.ring[i] = id
+	p.nfree++
+}
+
+func (p *Pool) pop() BlockID {
+	p.nfree--
+	if p.order == FIFO {
+		id := p.ring[p.head]
+		p.head++
+		if p.head == len(p.ring) {
+			p.head = 0
+		}
+		return id
+	}
+	i := p.head + p.nfree
+	if i >= len(p.ring) {
+		i -= len(p.ring)
+	}
+	return p.ring[i]
+}

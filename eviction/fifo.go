@@ -1,0 +1,74 @@
+package eviction
+
+import "github.com/pagedkv/pagedkv/allocator"
+
+// FIFO evicts cached content in the order it was created, whatever its use
+// since: a hit does not refresh a block's place, unlike LRU. Its queue holds
+// every block with cached content, referenced or not; a referenced block
+// that reaches the head when a victim is wanted cannot be evicted, so it is
+// taken off the queue and goes to the back when it is next released (a
+// second chance that keeps Victim amortized O(1)).
+type FIFO struct {
+	l         list
+	evictable []bool
+	n         int
+}
+
+var _ Policy = (*FIFO)(nil)
+var _ Forgetter = (*FIFO)(nil)
+
+// NewFIFO returns an empty FIFO for block IDs in [0, capacity).
+func NewFIFO(capacity int) Policy {
+	prev, next := links(capacity, 1)
+	return &FIFO{l: newList(prev, next, capacity), evictable: make([]bool, capacity)}
+}
+
+// Insert makes id evictable. New content joins the back of the queue;
+// content that was already queued keeps its place.
+func (p *FIFO) Insert(id allocator.BlockID) {
+	if p.evictable[id] {
+		misuse("FIFO", "Insert", id)
+	}
+	if !p.l.linked(id) {
+		p.l.pushBack(id)
+	}
+	p.evictable[id] = true
+	p.n++
+}
+
+// Remove marks id referenced; it keeps its place in the queue.
+func (p *FIFO) Remove(id allocator.BlockID) {
+	if !p.evictable[id] {
+		misuse("FIFO", "Remove", id)
+	}
+	p.evictable[id] = false
+	p.n--
+}
+
+// Forget drops id's place in the queue: its content is gone.
+func (p *FIFO) Forget(id allocator.BlockID) {
+	if p.l.linked(id) && !p.evictable[id] {
+		p.l.remove(id)
+	}
+}
+
+// Victim pops the oldest evictable content.
+func (p *FIFO) Victim() (allocator.BlockID, bool) {
+	if p.n == 0 {
+		return allocator.NoBlock, false
+	}
+	for {
+		id, _ := p.l.popFront()
+		if p.evictable[id] {
+			p.evictable[id] = false
+			p.n--
+			return id, true
+		}
+	}
+}
+
+// Len returns the number of evictable blocks.
+func (p *FIFO) Len() int { return p.n }
+
+// Contains reports whether id is evictable.
+func (p *FIFO) Contains(id allocator.BlockID) bool { return p.evictable[id] }

@@ -1,0 +1,92 @@
+package paged
+
+import (
+	"fmt"
+
+	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/eviction"
+)
+
+// DefaultBlockSize is the block size in tokens when Config.BlockSize is 0:
+// 16, the PagedAttention paper's best size on ShareGPT and vLLM's default.
+const DefaultBlockSize = 16
+
+// Config configures a Manager. Zero values mean the documented defaults;
+// New validates the rest and returns an error naming the field.
+type Config struct {
+	// BlockSize is the number of token slots per block. Default 16.
+	BlockSize int
+	// NumBlocks is the number of physical blocks in the device pool,
+	// including block 0, which is reserved as the null block (padding and
+	// released sliding-window entries point at it), so NumBlocks-1 blocks
+	// are usable. Required, at least 2.
+	NumBlocks int
+	// Watermark is the fraction of usable blocks that admitting a new
+	// sequence must leave available, so running sequences can still grow
+	// (vLLM v0 used 0.01). Appends ignore it. Default 0: no headroom.
+	Watermark float64
+	// Policy builds the eviction policy for cached blocks. Default
+	// eviction.NewLRU.
+	Policy eviction.Factory
+	// DisablePrefixCaching turns the prefix cache off: no hashing, no
+	// lookups, released blocks go straight to the free list.
+	DisablePrefixCaching bool
+	// UnifiedFreeQueue puts every unreferenced block, cached or not, into
+	// the eviction policy, in block-ID order at start: one queue, popped
+	// from the head, as vLLM v1's free block queue. With LRU this
+	// reproduces vLLM's allocation decisions exactly. By default uncached
+	// free blocks are reused (LIFO) before any cached block is evicted,
+	// which keeps more of the cache.
+	UnifiedFreeQueue bool
+	// Hasher computes block hashes. Default SHA256Hasher.
+	Hasher Hasher
+	// HashSeed seeds the root of every hash chain. Managers that must agree
+	// on hashes (a fleet behind one prefix-aware router) use the same seed;
+	// a secret seed keeps hashes unguessable. Default: empty, a fixed root.
+	HashSeed []byte
+	// Events is the capacity of the KV event buffer. Events beyond it are
+	// dropped and counted, never blocking. Default 0: events off.
+	Events int
+	// MaxModelLen bounds the tokens of one sequence; longer prompts are
+	// refused with ErrNever. Default: everything the pool can hold.
+	MaxModelLen int
+}
+
+// withDefaults returns cfg with defaults filled in, or an error naming the
+// first bad field.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.BlockSize == 0 {
+		cfg.BlockSize = DefaultBlockSize
+	}
+	if cfg.BlockSize < 0 || cfg.BlockSize > 1<<20 {
+		return cfg, fmt.Errorf("%w: Config.BlockSize %d must be in [1, 2^20]", ErrInvalid, cfg.BlockSize)
+	}
+	if cfg.NumBlocks < 2 || cfg.NumBlocks > 1<<31-1 {
+		return cfg, fmt.Errorf("%w: Config.NumBlocks %d must be in [2, 2^31) (block 0 is the null block)", ErrInvalid, cfg.NumBlocks)
+	}
+	if int64(cfg.NumBlocks)*int64(cfg.BlockSize) > 1<<62 {
+		return cfg, fmt.Errorf("%w: Config.NumBlocks*BlockSize overflows slot numbers", ErrInvalid)
+	}
+	if !(cfg.Watermark >= 0 && cfg.Watermark < 1) {
+		return cfg, fmt.Errorf("%w: Config.Watermark %v must be in [0, 1)", ErrInvalid, cfg.Watermark)
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = eviction.NewLRU
+	}
+	if cfg.Hasher == nil {
+		cfg.Hasher = NewSHA256Hasher()
+	}
+	if cfg.Events < 0 {
+		return cfg, fmt.Errorf("%w: Config.Events %d must not be negative", ErrInvalid, cfg.Events)
+	}
+	if cfg.MaxModelLen < 0 {
+		return cfg, fmt.Errorf("%w: Config.MaxModelLen %d must not be negative", ErrInvalid, cfg.MaxModelLen)
+	}
+	if cfg.MaxModelLen == 0 {
+		cfg.MaxModelLen = (cfg.NumBlocks - 1) * cfg.BlockSize
+	}
+	return cfg, nil
+}
+
+// nullBlock is the reserved block every padded or released table entry names.
+const nullBlock allocator.BlockID = 0
