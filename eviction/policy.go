@@ -49,3 +49,45 @@ func misuse(policy, op string, id allocator.BlockID) {
 		"Remove": "not in the policy",
 	}[op]))
 }
+
+// Hint is what the block manager knows about a block's cached content when
+// it commits it to the prefix index.
+type Hint struct {
+	// Key identifies the content (the leading bytes of its chain hash). It
+	// survives the block's reuse, so policies with ghost entries (ARC,
+	// S3-FIFO) key their history by it rather than by block ID.
+	Key uint64
+	// Depth is the block's position in its hash chain: 0 for a prompt's
+	// first block.
+	Depth int32
+	// Parent is the block that held the previous block of the chain when
+	// this one was committed, or allocator.NoBlock for a chain's first
+	// block. The parent may since have been evicted and reused: a policy
+	// that tracks children must check that the parent still holds the
+	// content it had (see the Key it was hinted with).
+	Parent allocator.BlockID
+	// Priority is the retention level, 0 (give up first) to 100, in the
+	// manner of TensorRT-LLM; DefaultPriority when the caller set none.
+	Priority int
+	// Expires is the logical tick at which Priority reverts to
+	// DefaultPriority; 0 for never.
+	Expires int64
+}
+
+// DefaultPriority is the retention level of blocks whose sequence asked for
+// none: 35, as in TensorRT-LLM.
+const DefaultPriority = 35
+
+// Hinter is implemented by policies that use the structure of the cache.
+// The manager calls Hint once each time a block's content is committed,
+// before the block is first inserted with that content.
+type Hinter interface {
+	Hint(id allocator.BlockID, h Hint)
+}
+
+// Ticker is implemented by policies that use logical time (priority
+// expiry). The manager forwards the caller's Manager.Advance to it; time
+// never comes from a wall clock.
+type Ticker interface {
+	Advance(now int64)
+}
