@@ -62,12 +62,12 @@ type W1Result struct {
 }
 
 type w1Request struct {
-	i          int
-	id         paged.SeqID
-	ctx, gen   int
-	outputs    int
-	pending    int32 // the last output token, not yet given a slot
-	preempted  int // step of the last preemption
+	i         int
+	id        paged.SeqID
+	ctx, gen  int
+	outputs   int
+	pending   int32 // the last output token, not yet given a slot
+	preempted int   // step of the last preemption
 }
 
 // RunW1 replays W1 once.
