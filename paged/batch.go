@@ -34,6 +34,9 @@ type Batch struct {
 	Slots []int64
 	// Copies are the copy-on-write directives to run before the kernels.
 	Copies []Copy
+	// Swaps are the tier transfers (swap, offload, onboard) to run in
+	// order before Copies and the kernels; see Swap.
+	Swaps []Swap
 
 	rows []batchRow
 }
@@ -121,6 +124,7 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		}
 		b.QueryStart = append(b.QueryStart, int32(len(b.Slots)))
 	}
+	b.Swaps = m.TakeSwaps(b.Swaps[:0])
 	b.Copies = m.TakeCopies(b.Copies[:0])
 	return nil
 }
