@@ -1,0 +1,257 @@
+package paged_test
+
+import (
+	"errors"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// hostShadow extends the shadow KV store to the host tier: tier directives
+// move records between device and host slots, as the server's transfers
+// would move KV.
+type hostShadow struct {
+	slot     map[int64]uint64
+	swaps    []paged.Swap
+	windowed map[paged.SeqID]bool // sequences with a sliding window
+}
+
+// flushSwaps runs the pending tier directives in order, before the copies
+// (flushCopies calls it first).
+func (s *machine) flushSwaps() {
+	if s.host == nil {
+		return
+	}
+	s.host.swaps = s.m.TakeSwaps(s.host.swaps[:0])
+	for _, d := range s.host.swaps {
+		src, dst := s.shadow.slot, s.shadow.slot
+		if d.Kind.SrcMedium() == paged.Host {
+			src = s.host.slot
+		}
+		if d.Kind.DstMedium() == paged.Host {
+			dst = s.host.slot
+		}
+		for off := range s.bs {
+			from := int64(d.Src)*int64(s.bs) + int64(off)
+			to := int64(d.Dst)*int64(s.bs) + int64(off)
+			if v, ok := src[from]; ok {
+				dst[to] = v
+			} else {
+				delete(dst, to)
+			}
+		}
+	}
+}
+
+// tierPick draws up to max distinct sequences that are running (or
+// swapped out), windowed ones included.
+func (s *machine) tierPick(t *rapid.T, swapped bool, max int) []paged.SeqID {
+	var cands []paged.SeqID
+	for _, id := range s.ids {
+		ms := s.seqs[id]
+		isSwapped := !ms.running && ms.tier
+		if swapped && isSwapped || !swapped && ms.running {
+			cands = append(cands, id)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	n := rapid.IntRange(1, min(max, len(cands))).Draw(t, "group")
+	var out []paged.SeqID
+	for range n {
+		i := rapid.IntRange(0, len(cands)-1).Draw(t, "member")
+		out = append(out, cands[i])
+		cands = append(cands[:i], cands[i+1:]...)
+	}
+	return out
+}
+
+func sameOccupancy(a, b paged.Stats) bool {
+	return a.FreeBlocks == b.FreeBlocks && a.CachedBlocks == b.CachedBlocks && a.UsedBlocks == b.UsedBlocks &&
+		a.Running == b.Running && a.Tiers.HostFree == b.Tiers.HostFree && a.Tiers.HostUsed == b.Tiers.HostUsed &&
+		a.Tiers.HostCached == b.Tiers.HostCached
+}
+
+func (s *machine) swapOut(t *rapid.T) {
+	group := s.tierPick(t, false, 3)
+	if group == nil {
+		return
+	}
+	before := s.m.Stats()
+	if err := s.m.SwapOut(group...); err != nil {
+		if !errors.Is(err, paged.ErrNoSpace) || !sameOccupancy(before, s.m.Stats()) {
+			t.Fatalf("SwapOut failed with %v, occupancy %+v -> %+v", err, before, s.m.Stats())
+		}
+		return
+	}
+	s.flushCopies(t)
+	for _, id := range group {
+		ms := s.seqs[id]
+		ms.running, ms.tier = false, true
+	}
+	if again := s.m.SwapOut(group[0]); !errors.Is(again, paged.ErrSequenceState) {
+		t.Fatalf("second SwapOut of %v: %v", group[0], again)
+	}
+}
+
+func (s *machine) swapIn(t *rapid.T) {
+	group := s.tierPick(t, true, 3)
+	if group == nil {
+		return
+	}
+	dry, need, err := s.m.CanSwapIn(group...)
+	if err != nil {
+		t.Fatalf("CanSwapIn: %v", err)
+	}
+	before := s.m.Stats()
+	err = s.m.SwapIn(group...)
+	if (err == nil) != (dry == paged.AdmitOK) {
+		t.Fatalf("CanSwapIn said %v (%d blocks), SwapIn returned %v", dry, need, err)
+	}
+	if err != nil {
+		if !sameOccupancy(before, s.m.Stats()) {
+			t.Fatalf("failed SwapIn changed occupancy: %+v -> %+v", before, s.m.Stats())
+		}
+		return
+	}
+	if got := before.FreeBlocks + before.CachedBlocks - s.m.Stats().FreeBlocks - s.m.Stats().CachedBlocks; got > need {
+		t.Fatalf("SwapIn took %d device blocks, CanSwapIn said %d", got, need)
+	}
+	s.flushCopies(t)
+	for _, id := range group {
+		ms := s.seqs[id]
+		ms.running = true
+		ms.tier = s.host.windowed[id]
+		s.shadow.readBack(t, s.m, id, ms.lora, ms.tokens, len(ms.tokens))
+	}
+}
+
+func (s *machine) createWindowed(t *rapid.T) {
+	prompt := s.tokens(t, "wprompt")
+	w := rapid.IntRange(1, s.m.Config().MaxModelLen).Draw(t, "window")
+	ms := &modelSeq{tokens: prompt, tier: true}
+	before := s.m.Stats()
+	id, cached, err := s.m.Create(prompt, &paged.SeqOptions{Window: w})
+	if err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	ms.running = true
+	s.add(id, ms)
+	s.host.windowed[id] = true
+	s.flushCopies(t)
+	s.shadow.readBack(t, s.m, id, 0, prompt, cached)
+	s.shadow.write(t, s.m, id, 0, prompt, cached)
+}
+
+func (s *machine) appendWindowed(t *rapid.T) {
+	var cands []paged.SeqID
+	for _, id := range s.ids {
+		if s.host.windowed[id] && s.seqs[id].running {
+			cands = append(cands, id)
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	id := rapid.SampledFrom(cands).Draw(t, "wseq")
+	ms := s.seqs[id]
+	toks := rapid.SliceOfN(rapid.Int32Range(1, 6), 1, 2*s.bs+1).Draw(t, "wtokens")
+	before := s.m.Stats()
+	if err := s.m.Append(id, toks...); err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	s.flushCopies(t)
+	from := len(ms.tokens)
+	ms.tokens = append(ms.tokens, toks...)
+	s.shadow.write(t, s.m, id, 0, ms.tokens, from)
+}
+
+func (s *machine) freeTier(t *rapid.T) {
+	var cands []paged.SeqID
+	for _, id := range s.ids {
+		if s.seqs[id].tier {
+			cands = append(cands, id)
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	id := rapid.SampledFrom(cands).Draw(t, "fseq")
+	if err := s.m.Free(id); err != nil {
+		t.Fatalf("Free: %v", err)
+	}
+	delete(s.host.windowed, id)
+	s.remove(id)
+}
+
+func (s *machine) resetTier(t *rapid.T) {
+	st := s.m.Stats()
+	err := s.m.ResetCache()
+	if st.UsedBlocks > 0 || st.Tiers.HostUsed > 0 {
+		if !errors.Is(err, paged.ErrCacheInUse) {
+			t.Fatalf("ResetCache with blocks held: %v", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("ResetCache: %v", err)
+	}
+	if st := s.m.Stats(); st.Tiers.HostCached != 0 {
+		t.Fatalf("host cache not empty after reset: %+v", st.Tiers)
+	}
+}
+
+// TestStateMachineTiers runs the model test with a host tier (swaps,
+// offload, onboard) and windowed sequences; Check and read-back of every
+// running sequence after each step.
+func TestStateMachineTiers(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
+		policies := map[string]eviction.Factory{"lru": eviction.NewLRU, "fifo": eviction.NewFIFO}
+		cfg := paged.Config{
+			BlockSize:        bs,
+			NumBlocks:        rapid.IntRange(2, 24).Draw(t, "blocks"),
+			Policy:           policies[rapid.SampledFrom([]string{"lru", "fifo"}).Draw(t, "policy")],
+			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
+			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
+			Events:           rapid.SampledFrom([]int{0, 64}).Draw(t, "events"),
+			HostBlocks:       rapid.IntRange(1, 24).Draw(t, "hostBlocks"),
+			HostPolicy:       policies[rapid.SampledFrom([]string{"lru", "fifo"}).Draw(t, "hostPolicy")],
+			OffloadPriority:  rapid.SampledFrom([]int{0, 35, 50}).Draw(t, "floor"),
+		}
+		m, err := paged.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &machine{m: m, bs: bs, shadow: shadowKV{bs: bs, slot: map[int64]uint64{}}, seqs: map[paged.SeqID]*modelSeq{},
+			host: &hostShadow{slot: map[int64]uint64{}, windowed: map[paged.SeqID]bool{}}}
+		for range 3 {
+			s.prompts = append(s.prompts, rapid.SliceOfN(rapid.Int32Range(1, 4), 1, 12).Draw(t, "base"))
+		}
+		var events []paged.Event
+		t.Repeat(map[string]func(*rapid.T){
+			"create":         s.create,
+			"append":         s.appendTokens,
+			"accept":         s.accept,
+			"fork":           s.fork,
+			"truncate":       s.truncate,
+			"free":           s.free,
+			"preempt":        s.preempt,
+			"admit":          s.admit,
+			"reset":          s.resetTier,
+			"swapOut":        s.swapOut,
+			"swapIn":         s.swapIn,
+			"createWindowed": s.createWindowed,
+			"appendWindowed": s.appendWindowed,
+			"freeTier":       s.freeTier,
+			"drain":          func(t *rapid.T) { events = m.DrainEvents(events[:0]) },
+			"":               s.check,
+		})
+	})
+}
