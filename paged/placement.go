@@ -55,15 +55,14 @@ type PlacementConfig struct {
 // The longest sequence grows linearly with D. Like Manager it is not safe
 // for concurrent use.
 type Placement struct {
-	cfg     PlacementConfig
-	bs      int
-	devs    []*Manager
-	seqs    []placed
-	free    []uint32
-	nlive   int
-	scratch []int32
-	need    []int
-	order   []int
+	cfg   PlacementConfig
+	bs    int
+	devs  []*Manager
+	seqs  []placed
+	free  []uint32
+	nlive int
+	need  []int
+	order []int
 }
 
 type placed struct {
