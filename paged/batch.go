@@ -75,6 +75,9 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		if sc.NewTokens < 1 || sc.NewTokens > len(s.tokens) {
 			return errorf(ErrInvalid, "BuildBatch: %v has %d new tokens of %d", sc.ID, sc.NewTokens, len(s.tokens))
 		}
+		if len(s.tokens)-sc.NewTokens < s.released*m.bs {
+			return errorf(ErrInvalid, "BuildBatch: %v: new tokens before its sliding window", sc.ID)
+		}
 		if b.fixed && len(s.blocks) > b.Stride {
 			return errorf(ErrInvalid, "BuildBatch: %v has %d blocks, wider than Batch.Stride %d", sc.ID, len(s.blocks), b.Stride)
 		}

@@ -684,6 +684,9 @@ func (m *Manager) Slot(id SeqID, pos int) (int64, error) {
 	if pos < 0 || pos >= len(s.tokens) {
 		return 0, errorf(ErrInvalid, "Slot of %v: position %d outside [0, %d)", id, pos, len(s.tokens))
 	}
+	if pos < s.released*m.bs {
+		return 0, errorf(ErrInvalid, "Slot of %v: position %d fell out of the sliding window", id, pos)
+	}
 	return int64(s.blocks[pos/m.bs])*int64(m.bs) + int64(pos%m.bs), nil
 }
 
