@@ -32,7 +32,7 @@ func ExampleManager_offload() {
 	a, _, _ := m.Create(prompt[:5], nil)
 	_ = m.Free(a) // block [1 2 3 4] stays cached on the device
 	b, _, _ := m.Create([]int32{7, 7, 7, 7, 7}, nil)
-	_ = m.Free(b) // evicting it offloaded it to the host
+	_ = m.Free(b)                         // evicting it offloaded it to the host
 	_, cached, _ := m.Create(prompt, nil) // onboards it (and offloads b's block)
 	st := m.Stats().Tiers
 	fmt.Println("cached:", cached, "offloads:", st.Offloads, "onboards:", st.Onboards)
