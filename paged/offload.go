@@ -101,3 +101,43 @@ func (m *Manager) takeHits(s *sequence, onboard int) {
 		t.onboards++
 	}
 }
+
+// Onboard moves the offloaded part of a waiting sequence's cached prefix
+// back to the device ahead of its admission, so the transfers (Onboard
+// directives) overlap the current step instead of delaying the admitting
+// one. The onboarded blocks join the device prefix cache as evictable; the
+// blocks already on the device are kept there. It returns the number of
+// blocks onboarded. All-or-nothing: ErrNoHostTier without a host tier,
+// ErrSequenceState unless the sequence is waiting, ErrNoSpace when the
+// device cannot take the blocks without evicting the prefix itself.
+func (m *Manager) Onboard(id SeqID) (int, error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return 0, err
+	}
+	if m.tier == nil {
+		return 0, errorf(ErrNoHostTier, "Onboard %v: Config.HostBlocks is 0", id)
+	}
+	if s.state != seqWaiting {
+		return 0, errorf(ErrSequenceState, "Onboard %v: it is %s", id, s.state)
+	}
+	p, _ := m.planAdmit(s)
+	if p.onboard == 0 {
+		return 0, nil
+	}
+	if p.onboard+p.evictableHits > m.available() {
+		return 0, errorf(ErrNoSpace, "Onboard %v: %d blocks to onboard, %d available", id, p.onboard, m.available())
+	}
+	// Pin the device part of the prefix while the allocations run, as
+	// Admit does, then give every block back to the cache tail first.
+	for _, b := range m.hits {
+		if b > nullBlock {
+			m.claim(b)
+		}
+	}
+	s.blocks = append(s.blocks[:0], m.hits...)
+	m.takeHits(s, p.onboard)
+	m.releaseTail(s.blocks, 0)
+	s.blocks, s.released = s.blocks[:0], 0
+	return p.onboard, nil
+}

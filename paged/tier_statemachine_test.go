@@ -17,6 +17,7 @@ type hostShadow struct {
 	slot     map[int64]uint64
 	swaps    []paged.Swap
 	windowed map[paged.SeqID]bool // sequences with a sliding window
+	swapped  map[paged.SeqID]bool
 }
 
 // flushSwaps runs the pending tier directives in order, before the copies
@@ -52,8 +53,7 @@ func (s *machine) tierPick(t *rapid.T, swapped bool, max int) []paged.SeqID {
 	var cands []paged.SeqID
 	for _, id := range s.ids {
 		ms := s.seqs[id]
-		isSwapped := !ms.running && ms.tier
-		if swapped && isSwapped || !swapped && ms.running {
+		if swapped && s.host.swapped[id] || !swapped && ms.running {
 			cands = append(cands, id)
 		}
 	}
@@ -92,6 +92,7 @@ func (s *machine) swapOut(t *rapid.T) {
 	for _, id := range group {
 		ms := s.seqs[id]
 		ms.running, ms.tier = false, true
+		s.host.swapped[id] = true
 	}
 	if again := s.m.SwapOut(group[0]); !errors.Is(again, paged.ErrSequenceState) {
 		t.Fatalf("second SwapOut of %v: %v", group[0], again)
@@ -126,8 +127,28 @@ func (s *machine) swapIn(t *rapid.T) {
 		ms := s.seqs[id]
 		ms.running = true
 		ms.tier = s.host.windowed[id]
+		delete(s.host.swapped, id)
 		s.shadow.readBack(t, s.m, id, ms.lora, ms.tokens, len(ms.tokens))
 	}
+}
+
+func (s *machine) onboard(t *rapid.T) {
+	id, _, ok := s.pick(t, false)
+	if !ok {
+		return
+	}
+	before := s.m.Stats()
+	n, err := s.m.Onboard(id)
+	if err != nil {
+		if !errors.Is(err, paged.ErrNoSpace) || !sameOccupancy(before, s.m.Stats()) {
+			t.Fatalf("Onboard failed with %v, occupancy %+v -> %+v", err, before, s.m.Stats())
+		}
+		return
+	}
+	if got := s.m.Stats().Tiers.Onboards - before.Tiers.Onboards; got != uint64(n) {
+		t.Fatalf("Onboard reported %d blocks, counted %d", n, got)
+	}
+	s.flushCopies(t)
 }
 
 func (s *machine) createWindowed(t *rapid.T) {
@@ -148,18 +169,106 @@ func (s *machine) createWindowed(t *rapid.T) {
 	s.shadow.write(t, s.m, id, 0, prompt, cached)
 }
 
-func (s *machine) appendWindowed(t *rapid.T) {
+// pickWindowed draws a windowed sequence that is running or waiting (not
+// swapped out).
+func (s *machine) pickWindowed(t *rapid.T, running bool) (paged.SeqID, *modelSeq, bool) {
 	var cands []paged.SeqID
 	for _, id := range s.ids {
-		if s.host.windowed[id] && s.seqs[id].running {
+		if s.host.windowed[id] && !s.host.swapped[id] && s.seqs[id].running == running {
 			cands = append(cands, id)
 		}
 	}
 	if len(cands) == 0 {
-		return
+		return 0, nil, false
 	}
 	id := rapid.SampledFrom(cands).Draw(t, "wseq")
-	ms := s.seqs[id]
+	return id, s.seqs[id], true
+}
+
+func (s *machine) forkWindowed(t *rapid.T) {
+	id, ms, ok := s.pickWindowed(t, true)
+	if !ok {
+		return
+	}
+	child, err := s.m.Fork(id)
+	if err != nil {
+		t.Fatalf("Fork: %v", err)
+	}
+	c := *ms
+	c.tokens = append([]int32(nil), ms.tokens...)
+	s.add(child, &c)
+	s.host.windowed[child] = true
+}
+
+func (s *machine) preemptWindowed(t *rapid.T) {
+	id, ms, ok := s.pickWindowed(t, true)
+	if !ok {
+		return
+	}
+	if err := s.m.Preempt(id); err != nil {
+		t.Fatalf("Preempt: %v", err)
+	}
+	ms.running = false
+}
+
+func (s *machine) admitWindowed(t *rapid.T) {
+	id, ms, ok := s.pickWindowed(t, false)
+	if !ok {
+		return
+	}
+	dry, err := s.m.CanAdmit(id)
+	if err != nil {
+		t.Fatalf("CanAdmit: %v", err)
+	}
+	before := s.m.Stats()
+	cached, err := s.m.Admit(id)
+	if (err == nil) != (dry == paged.AdmitOK) {
+		t.Fatalf("CanAdmit said %v, Admit returned %v", dry, err)
+	}
+	if err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	ms.running = true
+	s.flushCopies(t)
+	s.shadow.readBack(t, s.m, id, 0, ms.tokens, cached)
+	s.shadow.write(t, s.m, id, 0, ms.tokens, cached)
+}
+
+func (s *machine) truncateWindowed(t *rapid.T) {
+	id, ms, ok := s.pickWindowed(t, true)
+	if !ok {
+		return
+	}
+	table, err := s.m.Table(id)
+	if err != nil {
+		t.Fatalf("Table: %v", err)
+	}
+	released := 0
+	for released < len(table) && table[released] == 0 {
+		released++
+	}
+	lo := max(1, released*s.bs)
+	if lo > len(ms.tokens) {
+		return
+	}
+	n := rapid.IntRange(lo, len(ms.tokens)).Draw(t, "wn")
+	if err := s.m.Truncate(id, n); err != nil {
+		t.Fatalf("Truncate(%d) with %d blocks released: %v", n, released, err)
+	}
+	if released > 0 && lo > 1 {
+		if err := s.m.Truncate(id, lo-1); err == nil {
+			t.Fatalf("Truncate into the released part succeeded")
+		}
+	}
+	ms.tokens = ms.tokens[:n]
+}
+
+func (s *machine) appendWindowed(t *rapid.T) {
+	id, ms, ok := s.pickWindowed(t, true)
+	if !ok {
+		return
+	}
 	toks := rapid.SliceOfN(rapid.Int32Range(1, 6), 1, 2*s.bs+1).Draw(t, "wtokens")
 	before := s.m.Stats()
 	if err := s.m.Append(id, toks...); err != nil {
@@ -187,6 +296,7 @@ func (s *machine) freeTier(t *rapid.T) {
 		t.Fatalf("Free: %v", err)
 	}
 	delete(s.host.windowed, id)
+	delete(s.host.swapped, id)
 	s.remove(id)
 }
 
@@ -230,7 +340,7 @@ func TestStateMachineTiers(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := &machine{m: m, bs: bs, shadow: shadowKV{bs: bs, slot: map[int64]uint64{}}, seqs: map[paged.SeqID]*modelSeq{},
-			host: &hostShadow{slot: map[int64]uint64{}, windowed: map[paged.SeqID]bool{}}}
+			host: &hostShadow{slot: map[int64]uint64{}, windowed: map[paged.SeqID]bool{}, swapped: map[paged.SeqID]bool{}}}
 		for range 3 {
 			s.prompts = append(s.prompts, rapid.SliceOfN(rapid.Int32Range(1, 4), 1, 12).Draw(t, "base"))
 		}
@@ -250,6 +360,11 @@ func TestStateMachineTiers(t *testing.T) {
 			"createWindowed": s.createWindowed,
 			"appendWindowed": s.appendWindowed,
 			"freeTier":       s.freeTier,
+			"onboard":        s.onboard,
+			"forkW":          s.forkWindowed,
+			"preemptW":       s.preemptWindowed,
+			"admitW":         s.admitWindowed,
+			"truncateW":      s.truncateWindowed,
 			"drain":          func(t *rapid.T) { events = m.DrainEvents(events[:0]) },
 			"":               s.check,
 		})

@@ -345,3 +345,46 @@ func TestSwapAllocationFree(t *testing.T) {
 	assert.Len(t, buf, blocks)
 	require.NoError(t, m.Check())
 }
+
+func TestOnboardAheadOfAdmission(t *testing.T) {
+	plain, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 5})
+	require.NoError(t, err)
+	w, err := plain.Add(seqTokens(9, 1), nil)
+	require.NoError(t, err)
+	_, err = plain.Onboard(w)
+	require.ErrorIs(t, err, paged.ErrNoHostTier, "onboarding with no host tier")
+
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 5, HostBlocks: 8})
+	require.NoError(t, err)
+	prompt := seqTokens(9, 1)
+	a, _, err := m.Create(prompt, nil)
+	require.NoError(t, err)
+	_, err = m.Onboard(a)
+	require.ErrorIs(t, err, paged.ErrSequenceState)
+	require.NoError(t, m.Free(a))
+	b, _, err := m.Create(seqTokens(16, 100), nil) // evicts and offloads a's 2 blocks
+	require.NoError(t, err)
+	require.EqualValues(t, 2, m.Stats().Tiers.Offloads)
+	m.TakeSwaps(nil)
+
+	w, err = m.Add(prompt, nil)
+	require.NoError(t, err)
+	before := m.Stats()
+	_, err = m.Onboard(w)
+	require.ErrorIs(t, err, paged.ErrNoSpace, "b holds every device block")
+	assert.Equal(t, before.Tiers, m.Stats().Tiers)
+	require.NoError(t, m.Free(b))
+
+	n, err := m.Onboard(w)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	assert.Equal(t, 2, kinds(m.TakeSwaps(nil))[paged.Onboard])
+	require.NoError(t, m.Check())
+	st := m.Stats()
+	assert.Equal(t, 4, st.CachedBlocks, "a's 2 blocks are back in the device cache beside 2 of b's")
+	cached, err := m.Admit(w)
+	require.NoError(t, err)
+	assert.Equal(t, 8, cached)
+	assert.Empty(t, kinds(m.TakeSwaps(nil))[paged.Onboard], "admission finds it on the device")
+	require.NoError(t, m.Check())
+}
