@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/pagedkv/pagedkv/paged"
 )
@@ -138,4 +139,122 @@ func TestPlacementBadInput(t *testing.T) {
 	}
 	_, err = paged.NewPlacement(paged.PlacementConfig{Device: paged.Config{NumBlocks: 9}, Devices: 0})
 	require.ErrorIs(t, err, paged.ErrInvalid)
+}
+
+// TestPlacementReadBack drives random placements and checks that every
+// token's KV, written at the slot the placement gave it, reads back through
+// the shard tables at the shard and local block the layout names.
+func TestPlacementReadBack(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
+		devices := rapid.IntRange(1, 4).Draw(t, "devices")
+		layout := rapid.SampledFrom([]paged.Layout{paged.Contiguous, paged.RoundRobin}).Draw(t, "layout")
+		p, err := paged.NewPlacement(paged.PlacementConfig{
+			Device:      paged.Config{BlockSize: bs, NumBlocks: rapid.IntRange(2, 12).Draw(t, "blocks")},
+			Devices:     devices,
+			Layout:      layout,
+			ShardBlocks: rapid.IntRange(0, 4).Draw(t, "shard"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		shadow := make([]map[int64]uint64, devices)
+		for d := range shadow {
+			shadow[d] = map[int64]uint64{}
+		}
+		model := map[paged.SeqID][]int32{}
+		var ids []paged.SeqID
+		write := func(id paged.SeqID, from int) {
+			toks := model[id]
+			for pos := from; pos < len(toks); pos++ {
+				d, sl, err := p.Slot(id, pos)
+				if err != nil {
+					t.Fatalf("Slot: %v", err)
+				}
+				shadow[d][sl] = kvOf(0, toks[:pos+1])
+			}
+		}
+		var batch paged.PlacementBatch
+		t.Repeat(map[string]func(*rapid.T){
+			"create": func(t *rapid.T) {
+				toks := rapid.SliceOfN(rapid.Int32Range(1, 9), 1, 12).Draw(t, "prompt")
+				id, err := p.Create(toks, rapid.IntRange(1, devices).Draw(t, "ways"))
+				if err != nil {
+					if !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
+						t.Fatalf("Create: %v", err)
+					}
+					return
+				}
+				model[id] = toks
+				ids = append(ids, id)
+				write(id, 0)
+			},
+			"append": func(t *rapid.T) {
+				if len(ids) == 0 {
+					return
+				}
+				id := rapid.SampledFrom(ids).Draw(t, "seq")
+				toks := rapid.SliceOfN(rapid.Int32Range(1, 9), 1, 9).Draw(t, "tokens")
+				if err := p.Append(id, toks...); err != nil {
+					if !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
+						t.Fatalf("Append: %v", err)
+					}
+					return
+				}
+				from := len(model[id])
+				model[id] = append(model[id], toks...)
+				write(id, from)
+				if err := p.BuildBatch(&batch, []paged.Scheduled{{ID: id, NewTokens: len(toks)}}); err != nil {
+					t.Fatalf("BuildBatch: %v", err)
+				}
+				slots := 0
+				for _, sb := range batch.Devices {
+					slots += len(sb.Slots)
+				}
+				if slots != len(toks) {
+					t.Fatalf("batch has %d new-token slots, want %d", slots, len(toks))
+				}
+			},
+			"free": func(t *rapid.T) {
+				if len(ids) == 0 {
+					return
+				}
+				i := rapid.IntRange(0, len(ids)-1).Draw(t, "victim")
+				if err := p.Free(ids[i]); err != nil {
+					t.Fatalf("Free: %v", err)
+				}
+				delete(model, ids[i])
+				ids = append(ids[:i], ids[i+1:]...)
+			},
+			"": func(t *rapid.T) {
+				if err := p.Check(); err != nil {
+					t.Fatal(err)
+				}
+				for _, id := range ids {
+					toks := model[id]
+					shards, _ := p.Shards(id)
+					ways := len(shards)
+					// Contiguous fills shard 0 before shard 1 is used, so
+					// shard 0's table length is the shard length whenever
+					// it matters.
+					t0, _ := p.Table(id, 0)
+					for pos := range toks {
+						k := pos / bs
+						shard, local := k%ways, k/ways
+						if layout == paged.Contiguous {
+							shard, local = k/len(t0), k%len(t0)
+						}
+						table, err := p.Table(id, shard)
+						if err != nil || local >= len(table) {
+							t.Fatalf("shard %d of %v has no local block %d: %v", shard, id, local, err)
+						}
+						sl := int64(table[local])*int64(bs) + int64(pos%bs)
+						if shadow[shards[shard]][sl] != kvOf(0, toks[:pos+1]) {
+							t.Fatalf("read-back of %v position %d (device %d slot %d): other content", id, pos, shards[shard], sl)
+						}
+					}
+				}
+			},
+		})
+	})
 }
