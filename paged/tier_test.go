@@ -388,3 +388,61 @@ func TestOnboardAheadOfAdmission(t *testing.T) {
 	assert.Empty(t, kinds(m.TakeSwaps(nil))[paged.Onboard], "admission finds it on the device")
 	require.NoError(t, m.Check())
 }
+
+// TestOffloadChurnAllocatesNothing: prompts that cycle through a device
+// pool too small for them are offloaded and onboarded over and over; once
+// the buffers have grown this allocates nothing.
+func TestOffloadChurnAllocatesNothing(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 5, HostBlocks: 64})
+	require.NoError(t, err)
+	prompts := make([][]int32, 8)
+	for i := range prompts {
+		prompts[i] = seqTokens(9, int32(100*i))
+	}
+	buf := make([]paged.Swap, 0, 64)
+	var errs []error
+	i := 0
+	step := func() {
+		id, _, err := m.Create(prompts[i%len(prompts)], nil)
+		if err == nil {
+			err = m.Free(id)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		buf = m.TakeSwaps(buf[:0])
+		i++
+	}
+	for range 64 {
+		step()
+	}
+	allocs := testing.AllocsPerRun(200, step)
+	require.Empty(t, errs)
+	assert.Zero(t, allocs)
+	st := m.Stats().Tiers
+	assert.Greater(t, st.Onboards, uint64(200), "every prompt comes back from the host")
+	assert.Greater(t, st.Offloads, uint64(200))
+	require.NoError(t, m.Check())
+}
+
+// BenchmarkOffloadChurn: one Create+Free of a 2-block prompt that is always
+// onboarded from the host and whose predecessor is offloaded.
+func BenchmarkOffloadChurn(b *testing.B) {
+	m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: 5, HostBlocks: 64})
+	require.NoError(b, err)
+	prompts := make([][]int32, 8)
+	for i := range prompts {
+		prompts[i] = seqTokens(33, int32(100*i))
+	}
+	buf := make([]paged.Swap, 0, 64)
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		id, _, _ := m.Create(prompts[i%len(prompts)], nil)
+		_ = m.Free(id)
+		buf = m.TakeSwaps(buf[:0])
+		i++
+	}
+	st := m.Stats().Tiers
+	b.ReportMetric(float64(st.Onboards)/float64(b.N), "onboards/op")
+}
