@@ -218,3 +218,57 @@ func TestPlanHugePool(t *testing.T) {
 	require.ErrorIs(t, err, paged.ErrInvalid)
 	assert.Contains(t, err.Error(), "NumBlocks")
 }
+
+// TestPlanManagerRoundTrip builds a Manager from a plan and fills it with
+// distinct prompts of the planned context length: it must have the
+// planner's blocks and admit exactly the planned number of sequences, then
+// refuse the next with ErrNoSpace. With CP, one rank's manager holds
+// ceil(L/CP) tokens of each sequence.
+func TestPlanManagerRoundTrip(t *testing.T) {
+	m := mustModel(t, "llama-3.1-8b")
+	w, err := m.WeightBytes(paged.KVBF16)
+	require.NoError(t, err)
+	tests := []struct {
+		kv      paged.KVType
+		d       paged.Deployment
+		context int
+	}{
+		{paged.KVFP8E4M3, paged.Deployment{GPUMemory: 24e9, Reserve: 0.1}, 1000},
+		{paged.KVBF16, paged.Deployment{GPUMemory: 20e9, Reserve: 0.02, BlockSize: 32}, 4096},
+		{paged.KVQ4_0, paged.Deployment{GPUMemory: 16.5e9, ReserveBytes: 64 << 20, BlockSize: 16}, 777},
+		{paged.KVINT4(64), paged.Deployment{GPUs: 4, TP: 2, GPUMemory: 9e9, BlockSize: 16}, 3000},
+		{paged.KVNVFP4, paged.Deployment{GPUs: 2, CP: 2, GPUMemory: 16.4e9, BlockSize: 8}, 2049},
+	}
+	for _, tt := range tests {
+		c, err := paged.PlanCapacity(m.Spec(tt.kv, paged.KVType{}), w, tt.d)
+		require.NoError(t, err, "%v", tt.kv)
+		cfg, err := c.Config()
+		require.NoError(t, err)
+		mgr, err := paged.New(cfg)
+		require.NoError(t, err)
+		st := mgr.Stats()
+		require.Equal(t, c.NumBlocks, int64(st.TotalBlocks), "%v", tt.kv)
+		require.Equal(t, c.UsableBlocks(), int64(st.UsableBlocks), "%v", tt.kv)
+
+		want := c.MaxSequences(tt.context)
+		require.Positive(t, want, "%v: plan admits nothing", tt.kv)
+		perRank := (tt.context + c.Deployment.CP - 1) / c.Deployment.CP
+		admitted := int64(0)
+		for {
+			prompt := make([]int32, perRank)
+			for i := range prompt {
+				prompt[i] = int32(admitted)*int32(perRank) + int32(i) // distinct: no prefix hits
+			}
+			_, _, err := mgr.Create(prompt, nil)
+			if err != nil {
+				require.ErrorIs(t, err, paged.ErrNoSpace, "%v", tt.kv)
+				break
+			}
+			admitted++
+			require.LessOrEqual(t, admitted, want, "%v: manager admits more than planned", tt.kv)
+		}
+		require.NoError(t, mgr.Check())
+		t.Logf("%v: %d blocks, %d sequences of %d tokens", tt.kv, c.NumBlocks, admitted, tt.context)
+		assert.Equal(t, want, admitted*int64(c.Replicas), "%v at %d tokens", tt.kv, tt.context)
+	}
+}
