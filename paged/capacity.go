@@ -51,8 +51,8 @@ func (d Deployment) withDefaults() (Deployment, error) {
 	switch {
 	case d.GPUs < 0 || d.GPUs > 1<<20:
 		return d, fmt.Errorf("%w: Deployment.GPUs %d must be in [1, 2^20]", ErrInvalid, d.GPUs)
-	case d.GPUMemory <= 0:
-		return d, fmt.Errorf("%w: Deployment.GPUMemory %d must be positive", ErrInvalid, d.GPUMemory)
+	case d.GPUMemory <= 0 || d.GPUMemory > 1<<60:
+		return d, fmt.Errorf("%w: Deployment.GPUMemory %d must be in [1, 2^60]", ErrInvalid, d.GPUMemory)
 	case d.CP < 0:
 		return d, fmt.Errorf("%w: Deployment.CP %d must be positive", ErrInvalid, d.CP)
 	case d.TP < 0:
@@ -102,6 +102,40 @@ type Capacity struct {
 	Replicas int
 }
 
+// KVBudget returns the KV budget of one device of d serving weightBytes of
+// weights (the whole model's): its memory less its share of the weights,
+// ceil(weightBytes/TP), less the reserve. It fails with ErrTooSmall, naming
+// the field and the sizes, when the weights or the reserve do not fit.
+func (d Deployment) KVBudget(weightBytes int64) (int64, error) {
+	d, err := d.withDefaults()
+	if err != nil {
+		return 0, err
+	}
+	_, _, kv, err := d.budget(weightBytes)
+	return kv, err
+}
+
+// budget splits one device's memory of a defaulted d into weights, reserve
+// and KV.
+func (d Deployment) budget(weightBytes int64) (weights, reserve, kv int64, err error) {
+	if weightBytes < 0 {
+		return 0, 0, 0, fmt.Errorf("%w: weight bytes %d must not be negative", ErrInvalid, weightBytes)
+	}
+	weights = weightBytes/int64(d.TP) + min(weightBytes%int64(d.TP), 1)
+	// Capping ReserveBytes at the memory keeps the sum from overflowing; a
+	// capped reserve fails below anyway.
+	reserve = int64(math.Ceil(d.Reserve*float64(d.GPUMemory))) + min(d.ReserveBytes, d.GPUMemory)
+	if weights > d.GPUMemory {
+		return 0, 0, 0, fmt.Errorf("%w: Deployment.GPUMemory %s per device cannot hold the weights' %s per device (%s over TP %d)",
+			ErrTooSmall, formatBytes(d.GPUMemory), formatBytes(weights), formatBytes(weightBytes), d.TP)
+	}
+	if reserve > d.GPUMemory-weights {
+		return 0, 0, 0, fmt.Errorf("%w: Deployment.Reserve %s per device does not fit beside the weights' %s per device in %s",
+			ErrTooSmall, formatBytes(reserve), formatBytes(weights), formatBytes(d.GPUMemory))
+	}
+	return weights, reserve, d.GPUMemory - weights - reserve, nil
+}
+
 // PlanCapacity plans the KV capacity of spec (the whole model's layout, as
 // one device would hold it unsplit) with weightBytes of weights on
 // deployment d. It fails with ErrTooSmall, naming the sizes, when the weights
@@ -112,9 +146,6 @@ func PlanCapacity(spec KVSpec, weightBytes int64, d Deployment) (Capacity, error
 	if err != nil {
 		return Capacity{}, err
 	}
-	if weightBytes < 0 {
-		return Capacity{}, fmt.Errorf("%w: weight bytes %d must not be negative", ErrInvalid, weightBytes)
-	}
 	shard, err := spec.Shard(d.TP)
 	if err != nil {
 		return Capacity{}, err
@@ -124,17 +155,9 @@ func PlanCapacity(spec KVSpec, weightBytes int64, d Deployment) (Capacity, error
 	if c.BlockBytes, err = shard.BlockBytes(d.BlockSize); err != nil {
 		return Capacity{}, err
 	}
-	c.WeightBytes = weightBytes/int64(d.TP) + min(weightBytes%int64(d.TP), 1)
-	c.ReserveBytes = int64(math.Ceil(d.Reserve*float64(d.GPUMemory))) + d.ReserveBytes
-	if c.WeightBytes > d.GPUMemory {
-		return Capacity{}, fmt.Errorf("%w: Deployment.GPUMemory %s per device cannot hold the weights' %s per device (%s over TP %d)",
-			ErrTooSmall, formatBytes(d.GPUMemory), formatBytes(c.WeightBytes), formatBytes(weightBytes), d.TP)
+	if c.WeightBytes, c.ReserveBytes, c.KVBytes, err = d.budget(weightBytes); err != nil {
+		return Capacity{}, err
 	}
-	if c.ReserveBytes > d.GPUMemory-c.WeightBytes {
-		return Capacity{}, fmt.Errorf("%w: Deployment.Reserve %s per device does not fit beside the weights' %s in %s",
-			ErrTooSmall, formatBytes(c.ReserveBytes), formatBytes(c.WeightBytes), formatBytes(d.GPUMemory))
-	}
-	c.KVBytes = d.GPUMemory - c.WeightBytes - c.ReserveBytes
 	c.NumBlocks = c.KVBytes / c.BlockBytes
 	if c.NumBlocks < 2 {
 		return Capacity{}, fmt.Errorf("%w: the KV budget of %s per device holds %d blocks of %s; a pool needs 2 (block 0 is the null block)",

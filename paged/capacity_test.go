@@ -193,6 +193,21 @@ func TestPlanErrors(t *testing.T) {
 	}
 	_, err = paged.PlanCapacity(spec, -1, ok)
 	require.ErrorIs(t, err, paged.ErrInvalid)
+	_, err = paged.PlanCapacity(spec, w8, paged.Deployment{GPUs: 8, GPUMemory: 141e9, ReserveBytes: 1<<63 - 1})
+	require.ErrorIs(t, err, paged.ErrTooSmall)
+	assert.Contains(t, err.Error(), "Reserve")
+
+	// KVBudget answers the same questions without a KV spec.
+	kv, err := ok.KVBudget(w8)
+	require.NoError(t, err)
+	assert.Equal(t, int64(141e9)-w8/8, kv)
+	_, err = ok.KVBudget(w16)
+	require.ErrorIs(t, err, paged.ErrTooSmall)
+	assert.Contains(t, err.Error(), "GPUMemory")
+	_, err = paged.Deployment{}.KVBudget(w8)
+	require.ErrorIs(t, err, paged.ErrInvalid)
+	_, err = ok.KVBudget(-1)
+	require.ErrorIs(t, err, paged.ErrInvalid)
 
 	// A zero Capacity answers zero, not a negative count.
 	var zero paged.Capacity
