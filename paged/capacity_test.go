@@ -135,7 +135,9 @@ func TestPlanInverse(t *testing.T) {
 				assert.GreaterOrEqual(t, c.MaxContext(int(n)), int64(l), "l %d", l)
 			}
 		}
+		assert.Zero(t, c.MaxSequences(1<<63-1))
 		assert.Zero(t, c.MaxSequences(0))
+		assert.Zero(t, c.MaxContext(1<<63-1))
 		assert.Zero(t, c.MaxContext(0))
 		assert.Zero(t, c.MaxContext(-1))
 	}

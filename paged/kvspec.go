@@ -506,5 +506,12 @@ func mulBytes(a, b int64) (int64, error) {
 	return int64(lo), nil
 }
 
-// ceilDiv returns ceil(a/b) for a >= 0, b > 0.
-func ceilDiv(a, b int) int { return (a + b - 1) / b }
+// ceilDiv returns ceil(a/b) for a >= 0, b > 0, without overflowing near
+// the top of int's range.
+func ceilDiv(a, b int) int {
+	q := a / b
+	if a%b != 0 {
+		q++
+	}
+	return q
+}

@@ -310,3 +310,57 @@ func TestKVSpecConfig(t *testing.T) {
 	require.ErrorIs(t, err, paged.ErrInvalid)
 	assert.False(t, errors.Is(err, paged.ErrTooSmall))
 }
+
+// FuzzParseKVType: any string parses or fails with ErrInvalid, never
+// panics; a parsed type round-trips through String and packs its own
+// group without a negative size.
+func FuzzParseKVType(f *testing.F) {
+	for _, s := range []string{"fp16", "int4-g64", "int2_g4", "q8_0", "nvfp4", "int4-g-8", "int4-g99999999999999999999", "fp8"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		typ, err := paged.ParseKVType(s)
+		if err != nil {
+			require.ErrorIs(t, err, paged.ErrInvalid)
+			return
+		}
+		back, err := paged.ParseKVType(typ.String())
+		require.NoError(t, err)
+		require.Equal(t, typ, back)
+		n := max(typ.GroupSize(), 1) * 3
+		b, err := typ.RowBytes(n)
+		require.NoError(t, err)
+		require.Positive(t, b)
+	})
+}
+
+// FuzzKVSpec: any shape and type either validates, giving positive sizes,
+// or fails with ErrInvalid; nothing panics or goes negative.
+func FuzzKVSpec(f *testing.F) {
+	f.Add(32, 8, 128, 0, 0, uint8(2), 0, 16)
+	f.Add(61, 0, 0, 512, 64, uint8(7), 64, 16)
+	f.Add(1<<12, 1<<16, 1<<20, 0, 0, uint8(1), 0, 1<<20)
+	f.Fuzz(func(t *testing.T, layers, heads, dim, latent, rope int, format uint8, group, blockSize int) {
+		s := paged.KVSpec{Layers: layers, KVHeads: heads, HeadDim: dim, MLALatent: latent, MLARope: rope,
+			Key: paged.KVType{Format: paged.KVFormat(format), Group: group}}
+		tok, err := s.TokenBytes()
+		if err != nil {
+			require.ErrorIs(t, err, paged.ErrInvalid)
+			return
+		}
+		require.Positive(t, tok)
+		blk, err := s.BlockBytes(blockSize)
+		if err == nil {
+			require.Equal(t, tok*int64(blockSize), blk)
+		}
+		for _, tp := range []int{1, 2, 8, 3} {
+			sh, err := s.Shard(tp)
+			if err == nil {
+				st, err := sh.TokenBytes()
+				require.NoError(t, err)
+				require.Positive(t, st)
+				require.LessOrEqual(t, st, tok)
+			}
+		}
+	})
+}

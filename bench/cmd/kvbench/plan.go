@@ -42,6 +42,7 @@ type planReport struct {
 	Reserve        int64     `json:"reserve_bytes_per_device"`
 	KVBudget       int64     `json:"kv_budget_per_device"`
 	Context        int       `json:"context"`
+	ModelContext   int       `json:"model_context,omitempty"`
 	BlockSize      int       `json:"block_size"`
 	WeightsFit     bool      `json:"weights_fit"`
 	WeightsMessage string    `json:"weights_message,omitempty"`
@@ -148,7 +149,7 @@ func buildPlan(m paged.Model, wt paged.KVType, kvTypes []paged.KVType, d paged.D
 	}
 	rep := planReport{
 		Model: m.Name, Params: m.Params, ActiveParams: m.ActiveParams, Weights: wt.String(), WeightBytes: w,
-		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, BlockSize: d.BlockSize,
+		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, ModelContext: m.ContextLen, BlockSize: d.BlockSize,
 	}
 	// Every type must pack the model's rows, even when the weights do not
 	// fit, so a bad -kv or -head-dim is always an error.
@@ -254,6 +255,9 @@ func printPlan(w io.Writer, m paged.Model, r planReport) {
 		}
 	}
 	fmt.Fprintln(w)
+	if r.ModelContext > 0 && r.Context > r.ModelContext {
+		fmt.Fprintf(w, "Note: %s's config allows %s tokens; the plan is for memory only.\n", r.Model, commas(int64(r.ModelContext)))
+	}
 	ctx := commas(int64(r.Context))
 	switch {
 	case len(miss) == 0:

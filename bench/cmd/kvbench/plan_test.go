@@ -101,6 +101,11 @@ func TestPlanPresetsAndCustom(t *testing.T) {
 	assert.Equal(t, "OPT-13B (modified)", mod.Model)
 	assert.Equal(t, int64(409_600), mod.Rows[0].TokenBytes)
 	assert.Equal(t, 2048, mod.Context)
+
+	// Planning past the model's own limit says so.
+	out, _, err := runPlanOut(t, "-model", "opt-13b", "-gpus", "1", "-gpu-mem", "80GB", "-weights", "fp16", "-kv", "fp16", "-context", "4k")
+	require.NoError(t, err)
+	assert.Contains(t, out, "OPT-13B's config allows 2,048 tokens")
 }
 
 // TestPlanContextParallelCLI: CP 2 over 16 GPUs doubles the longest single
