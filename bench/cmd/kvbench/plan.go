@@ -150,6 +150,7 @@ func buildPlan(m paged.Model, wt paged.KVType, kvTypes []paged.KVType, d paged.D
 	rep := planReport{
 		Model: m.Name, Params: m.Params, ActiveParams: m.ActiveParams, Weights: wt.String(), WeightBytes: w,
 		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, ModelContext: m.ContextLen, BlockSize: d.BlockSize,
+		Rows: []planRow{},
 	}
 	// Every type must pack the model's rows, even when the weights do not
 	// fit, so a bad -kv or -head-dim is always an error.
