@@ -63,6 +63,11 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	mlaLatent := fs.Int("mla-latent", 0, "custom model: MLA compressed KV dimension (kv_lora_rank)")
 	mlaRope := fs.Int("mla-rope", 0, "custom model: MLA decoupled rope dimension")
 	params := fs.String("params", "", "custom model: total parameters, every expert counted (e.g. 70.6B, 1.03T)")
+	// The defaults are the brief's newcomer run: Kimi K2, FP8 weights, an
+	// 8 x H200 node. 5% reserve rather than vLLM's 10% (gpu_memory_utilization
+	// 0.9): at 10% the FP8 weights plus reserve already exceed 141 GB, and
+	// the point of the default is to show how little KV is left, not a
+	// refusal.
 	weights := fs.String("weights", "fp8", "weight `type` (bf16, fp8, int4-g128, nvfp4, ...)")
 	kv := fs.String("kv", "all", "KV `type`, a comma-separated list, or all")
 	gpus := fs.Int("gpus", 8, "number of devices")
@@ -79,6 +84,8 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	// Which flags were given decides between a preset and a custom shape,
+	// so a flag set to its zero value still counts.
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
@@ -102,6 +109,8 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	if d.Reserve, d.ReserveBytes, err = parseReserve(*reserve); err != nil {
 		return fmt.Errorf("-reserve: %w", err)
 	}
+	// Planning at the model's own maximum is the question most users ask
+	// first; a custom shape has none, so it must be given.
 	ctx := m.ContextLen
 	if *context != "" {
 		if ctx, err = parseTokens(*context); err != nil {
@@ -134,6 +143,8 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	} else {
 		printPlan(stdout, m, rep)
 	}
+	// The report (header, or JSON with weights_fit false) is printed before
+	// failing, so a script still sees the sizes; the exit status says no.
 	if !rep.WeightsFit {
 		return errors.New(rep.WeightsMessage)
 	}
@@ -163,6 +174,7 @@ func buildPlan(m paged.Model, wt paged.KVType, kvTypes []paged.KVType, d paged.D
 	switch {
 	case errors.Is(err, paged.ErrTooSmall):
 		fillDeployment(&rep, d, w)
+		// Say which of the two does not fit and which flag changes it.
 		if rep.DeviceWeights > rep.GPUMemory {
 			rep.WeightsMessage = fmt.Sprintf("the %s weights need %s per device (%s over TP %d) but a device has %s (-gpu-mem): add -gpus, raise -tp or use a smaller -weights type",
 				wt, humanBytes(rep.DeviceWeights), humanBytes(w), rep.TP, humanBytes(rep.GPUMemory))
@@ -181,6 +193,8 @@ func buildPlan(m paged.Model, wt paged.KVType, kvTypes []paged.KVType, d paged.D
 		row.TokenBytes, _ = spec.TokenBytes()
 		c, err := paged.PlanCapacity(spec, w, d)
 		switch {
+		// Fewer than two blocks is a property of this type's block size,
+		// not of the deployment: a row with the reason, not a failure.
 		case errors.Is(err, paged.ErrTooSmall):
 			row.Error = err.Error()
 		case err != nil:
@@ -198,6 +212,9 @@ func buildPlan(m paged.Model, wt paged.KVType, kvTypes []paged.KVType, d paged.D
 }
 
 // fillDeployment records the deployment's defaults in rep when no row did.
+// It repeats paged's defaulting (TP = GPUs/CP, weights split over TP) only
+// for the header of a deployment whose weights do not fit, where no
+// Capacity exists to read them from.
 func fillDeployment(rep *planReport, d paged.Deployment, w int64) {
 	if rep.TP != 0 {
 		return
@@ -233,6 +250,8 @@ func printPlan(w io.Writer, m paged.Model, r planReport) {
 	}
 	fmt.Fprintf(w, "KV       %s per device; context %s tokens, block size %d\n\n", humanBytes(r.KVBudget), commas(int64(r.Context)), r.BlockSize)
 
+	// Right-aligned numbers read as columns; the type name is padded to a
+	// fixed width so it stays left-aligned inside the right-aligned cell.
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%-9s\tbytes/token\tper device\tblocks/device\tKV tokens\tseqs @ %s\tlongest 1 seq\t\n", "kv type", humanTokens(r.Context))
 	var fit, miss []string
@@ -259,6 +278,8 @@ func printPlan(w io.Writer, m paged.Model, r planReport) {
 	if r.ModelContext > 0 && r.Context > r.ModelContext {
 		fmt.Fprintf(w, "Note: %s's config allows %s tokens; the plan is for memory only.\n", r.Model, commas(int64(r.ModelContext)))
 	}
+	// The last line is the answer a newcomer wants: which types hold one
+	// sequence at this context. List whichever side is shorter.
 	ctx := commas(int64(r.Context))
 	switch {
 	case len(miss) == 0:
@@ -275,6 +296,10 @@ func printPlan(w io.Writer, m paged.Model, r planReport) {
 // planModel returns the preset, with any custom shape flags applied; with
 // shape flags and no -model it builds a custom model from them alone.
 func planModel(name string, set map[string]bool, layers, kvHeads, headDim, latent, rope int, params string) (paged.Model, error) {
+	// With -model, shape flags override single fields (what-if questions:
+	// "Llama-3.1-8B with 40 layers"); without it they must describe the
+	// whole model, since defaulting to Kimi K2's other fields would mix
+	// two models silently.
 	custom := set["layers"] || set["kv-heads"] || set["head-dim"] || set["mla-latent"] || set["mla-rope"] || set["params"]
 	var m paged.Model
 	if set["model"] || !custom {
@@ -295,6 +320,8 @@ func planModel(name string, set map[string]bool, layers, kvHeads, headDim, laten
 	if set["mla-latent"] || set["mla-rope"] {
 		m.KV.KVHeads, m.KV.HeadDim, m.KV.MLALatent, m.KV.MLARope = 0, 0, latent, rope
 	}
+	// A custom parameter count describes a dense model: nothing says how
+	// many of them are active.
 	if set["params"] {
 		p, err := parseCount(params)
 		if err != nil {
@@ -341,6 +368,9 @@ func parseKVList(s string) ([]paged.KVType, error) {
 // Gi, Ti). Case does not matter.
 func parseBytes(s string) (int64, error) {
 	num, unit := splitUnit(s)
+	// SI for GB, binary for GiB, as the units say: vendors sell "141 GB"
+	// and drivers report MiB, and the planner should not guess which one
+	// the user meant.
 	mult := map[string]float64{
 		"": 1, "b": 1,
 		"k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
@@ -358,6 +388,8 @@ func parseBytes(s string) (int64, error) {
 
 // parseReserve reads a fraction below 1 or a size with a unit.
 func parseReserve(s string) (frac float64, bytes int64, err error) {
+	// A bare number of 1 or more is refused rather than read as bytes:
+	// "-reserve 4" is far more likely meant as 4 GB than as 4 bytes.
 	num, unit := splitUnit(s)
 	if unit == "" {
 		v, err := strconv.ParseFloat(num, 64)
@@ -374,6 +406,8 @@ func parseReserve(s string) (frac float64, bytes int64, err error) {
 // (M = 1048576).
 func parseTokens(s string) (int, error) {
 	num, unit := splitUnit(s)
+	// Context lengths are quoted in binary K: "128K" is 131,072 in every
+	// model config, so K = 1024 here, unlike memory sizes.
 	mult := map[string]int64{"": 1, "k": 1 << 10, "m": 1 << 20}[strings.ToLower(unit)]
 	v, err := strconv.ParseInt(num, 10, 64)
 	if mult == 0 || err != nil || v <= 0 || v > (1<<40)/mult {
@@ -393,7 +427,9 @@ func parseCount(s string) (int64, error) {
 	return int64(math.Round(v * mult)), nil
 }
 
-// splitUnit splits "141GB" into "141" and "GB".
+// splitUnit splits "141GB" into "141" and "GB". Signs and exponents stay
+// with the number, so "405e9" and "-1GB" reach ParseFloat whole and fail or
+// pass there.
 func splitUnit(s string) (num, unit string) {
 	s = strings.TrimSpace(s)
 	i := strings.IndexFunc(s, func(r rune) bool {
