@@ -69,7 +69,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	// the point of the default is to show how little KV is left, not a
 	// refusal.
 	weights := fs.String("weights", "fp8", "weight `type` (bf16, fp8, int4-g128, nvfp4, ...)")
-	kv := fs.String("kv", "all", "KV `type`, a comma-separated list, or all")
+	kv := fs.String("kv", "all", "KV `type` (key:value for different types, e.g. q8_0:q4_0), a comma-separated list, or all")
 	gpus := fs.Int("gpus", 8, "number of devices")
 	gpuMem := fs.String("gpu-mem", "141GB", "memory per device (80GB, 141GB, 192GiB; GB = 1e9, GiB = 2^30)")
 	reserve := fs.String("reserve", "0.05", "kept per device for activations and runtime: a fraction (0.1) or bytes (4GiB)")
@@ -153,7 +153,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 
 // buildPlan computes the report; a deployment whose weights do not fit is
 // a report with WeightsFit false and no rows, not an error.
-func buildPlan(m paged.Model, wt paged.KVType, kvTypes []paged.KVType, d paged.Deployment, ctx int) (planReport, error) {
+func buildPlan(m paged.Model, wt paged.KVType, kvTypes []kvPair, d paged.Deployment, ctx int) (planReport, error) {
 	w, err := m.WeightBytes(wt)
 	if err != nil {
 		return planReport{}, fmt.Errorf("-weights: %w", err)
@@ -166,7 +166,7 @@ func buildPlan(m paged.Model, wt paged.KVType, kvTypes []paged.KVType, d paged.D
 	// Every type must pack the model's rows, even when the weights do not
 	// fit, so a bad -kv or -head-dim is always an error.
 	for _, t := range kvTypes {
-		if _, err := m.Spec(t, paged.KVType{}).TokenBytes(); err != nil {
+		if _, err := m.Spec(t.key, t.value).TokenBytes(); err != nil {
 			return planReport{}, fmt.Errorf("-kv %v: %w", t, err)
 		}
 	}
@@ -188,7 +188,7 @@ func buildPlan(m paged.Model, wt paged.KVType, kvTypes []paged.KVType, d paged.D
 	}
 	rep.WeightsFit, rep.KVBudget = true, budget
 	for _, t := range kvTypes {
-		spec := m.Spec(t, paged.KVType{})
+		spec := m.Spec(t.key, t.value)
 		row := planRow{KV: t.String()}
 		row.TokenBytes, _ = spec.TokenBytes()
 		c, err := paged.PlanCapacity(spec, w, d)
@@ -347,18 +347,43 @@ func planModel(name string, set map[string]bool, layers, kvHeads, headDim, laten
 	return m, nil
 }
 
-// parseKVList parses "all" or a comma-separated list of KV types.
-func parseKVList(s string) ([]paged.KVType, error) {
-	if strings.EqualFold(strings.TrimSpace(s), "all") {
-		return paged.KVTypes(), nil
+// kvPair is a row's key and value types; value is unset when it is the
+// same as key.
+type kvPair struct{ key, value paged.KVType }
+
+// String returns "q8_0", or "q8_0:q4_0" when the value type differs.
+func (p kvPair) String() string {
+	if p.value.IsZero() || p.value == p.key {
+		return p.key.String()
 	}
-	var out []paged.KVType
+	return p.key.String() + ":" + p.value.String()
+}
+
+// parseKVList parses "all" or a comma-separated list of KV types, each a
+// type or key:value (llama.cpp's -ctk/-ctv pairs, where keys usually get
+// the wider type since attention scores are more sensitive to them).
+func parseKVList(s string) ([]kvPair, error) {
+	if strings.EqualFold(strings.TrimSpace(s), "all") {
+		var out []kvPair
+		for _, t := range paged.KVTypes() {
+			out = append(out, kvPair{key: t})
+		}
+		return out, nil
+	}
+	var out []kvPair
 	for part := range strings.SplitSeq(s, ",") {
-		t, err := paged.ParseKVType(part)
-		if err != nil {
+		k, v, pair := strings.Cut(part, ":")
+		var p kvPair
+		var err error
+		if p.key, err = paged.ParseKVType(k); err != nil {
 			return nil, err
 		}
-		out = append(out, t)
+		if pair {
+			if p.value, err = paged.ParseKVType(v); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -90,6 +90,14 @@ func TestPlanPresetsAndCustom(t *testing.T) {
 	assert.Equal(t, int64(131_072), custom.Rows[0].TokenBytes)
 	assert.Equal(t, int64(32*8*2*4*34), custom.Rows[1].TokenBytes)
 
+	// Different key and value types.
+	kv := runPlanJSON(t, "-model", "Llama-3.1-8B", "-gpus", "1", "-gpu-mem", "24GB", "-weights", "bf16",
+		"-kv", "q8_0:q4_0,fp16:fp16", "-context", "8192")
+	require.Len(t, kv.Rows, 2)
+	assert.Equal(t, "q8_0:q4_0", kv.Rows[0].KV)
+	assert.Equal(t, int64(32*8*(4*34+4*18)), kv.Rows[0].TokenBytes)
+	assert.Equal(t, "fp16", kv.Rows[1].KV)
+
 	// A custom MLA spec.
 	mla := runPlanJSON(t, "-layers", "61", "-mla-latent", "512", "-mla-rope", "64", "-params", "671B",
 		"-gpus", "8", "-gpu-mem", "141GB", "-kv", "bf16", "-context", "4096")
@@ -167,6 +175,8 @@ func TestPlanBadInput(t *testing.T) {
 		{[]string{"-layers", "32", "-kv-heads", "8", "-head-dim", "128", "-params", "8B"}, "-context"},
 		{[]string{"-kv", "int4-g128"}, "MLALatent"},
 		{[]string{"-kv", "fp5"}, "-kv"},
+		{[]string{"-kv", "fp16:fp5"}, "-kv"},
+		{[]string{"-kv", "bf16:fp8"}, "Value"}, // MLA stores one row in one type
 		{[]string{"-weights", "int3"}, "-weights"},
 		{[]string{"-model", "gpt-5"}, "-model"},
 		{[]string{"-gpu-mem", "10"}, "-gpu-mem"},
