@@ -133,7 +133,7 @@ func KVINT4(group int) KVType { return KVType{Format: FormatINT4, Group: group} 
 func KVINT2(group int) KVType { return KVType{Format: FormatINT2, Group: group} }
 
 // KVTypes returns one of each format, with the default group sizes for INT4
-// (64) and INT2 (32), from the widest to the narrowest: the set "kvbench
+// (64) and INT2 (32), roughly from the widest to the narrowest: the set "kvbench
 // plan -kv all" compares.
 func KVTypes() []KVType {
 	return []KVType{KVFP32, KVFP16, KVBF16, KVFP8E4M3, KVFP8E5M2, KVINT8, KVQ8_0,
