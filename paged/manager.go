@@ -38,7 +38,6 @@ type Manager struct {
 	nrunning int
 
 	copies  []Copy
-	scratch []allocator.BlockID
 	hits    []allocator.BlockID
 
 	events eventBuffer
