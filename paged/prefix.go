@@ -171,7 +171,7 @@ func (m *Manager) commitFull(s *sequence) {
 			continue
 		}
 		parent := allocator.NoBlock
-		if k > 0 {
+		if k > 0 && s.blocks[k-1] != nullBlock { // null: out of a sliding window
 			parent = s.blocks[k-1]
 		}
 		m.commit(b, s.hashes[k], k, parent, s)

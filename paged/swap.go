@@ -341,7 +341,7 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 // content s.hashes[k], to the device index and reports it.
 func (m *Manager) recommit(s *sequence, k int, d allocator.BlockID) {
 	parent := allocator.NoBlock
-	if k > 0 {
+	if k > 0 && s.blocks[k-1] != nullBlock {
 		parent = s.blocks[k-1]
 	}
 	m.commit(d, s.hashes[k], k, parent, s)
