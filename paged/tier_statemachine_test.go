@@ -2,6 +2,7 @@ package paged_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -28,6 +29,13 @@ func (s *machine) flushSwaps() {
 	}
 	s.host.swaps = s.m.TakeSwaps(s.host.swaps[:0])
 	for _, d := range s.host.swaps {
+		s.applyOne(d)
+	}
+}
+
+// applyOne runs one tier directive on the shadow stores.
+func (s *machine) applyOne(d paged.Swap) {
+	{
 		src, dst := s.shadow.slot, s.shadow.slot
 		if d.Kind.SrcMedium() == paged.Host {
 			src = s.host.slot
@@ -129,6 +137,69 @@ func (s *machine) swapIn(t *rapid.T) {
 		ms.tier = s.host.windowed[id]
 		delete(s.host.swapped, id)
 		s.shadow.readBack(t, s.m, id, ms.lora, ms.tokens, len(ms.tokens))
+	}
+}
+
+// mixedStep makes several decisions in one engine step before the server
+// runs any directive: an append (maybe copy-on-write), a swap-out of other
+// sequences, a swap-in. Blocks freed by one decision may be reused by the
+// next, so the directives only work if the server runs them in the order
+// given (Batch.Swaps, then Batch.Copies).
+func (s *machine) mixedStep(t *rapid.T) {
+	id, ms, ok := s.pick(t, true)
+	if !ok {
+		return
+	}
+	toks := rapid.SliceOfN(rapid.Int32Range(1, 6), 1, s.bs+1).Draw(t, "mtokens")
+	table, _ := s.m.Table(id)
+	last := table[len(table)-1]
+	before := s.m.Stats()
+	if err := s.m.Append(id, toks...); err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	from := len(ms.tokens)
+	ms.tokens = append(ms.tokens, toks...)
+	// Swap out the sequences that shared the block the append may have
+	// copied (its source is then freed and may be reused at once), or
+	// others at random.
+	var out []paged.SeqID
+	if rapid.Bool().Draw(t, "sharers") {
+		for _, o := range s.ids {
+			if o == id || !s.seqs[o].running {
+				continue
+			}
+			if ot, _ := s.m.Table(o); slices.Contains(ot, last) {
+				out = append(out, o)
+			}
+		}
+	} else {
+		for _, o := range s.tierPick(t, false, 2) {
+			if o != id {
+				out = append(out, o)
+			}
+		}
+	}
+	if len(out) > 0 && s.m.SwapOut(out...) == nil {
+		for _, o := range out {
+			s.seqs[o].running, s.seqs[o].tier = false, true
+			s.host.swapped[o] = true
+		}
+	}
+	in := s.tierPick(t, true, 2)
+	if len(in) > 0 && s.m.SwapIn(in...) == nil {
+		for _, o := range in {
+			s.seqs[o].running = true
+			s.seqs[o].tier = s.host.windowed[o]
+			delete(s.host.swapped, o)
+		}
+	} else {
+		in = nil
+	}
+	s.flushCopies(t)
+	s.shadow.write(t, s.m, id, ms.lora, ms.tokens, from)
+	for _, o := range in {
+		s.shadow.readBack(t, s.m, o, s.seqs[o].lora, s.seqs[o].tokens, len(s.seqs[o].tokens))
 	}
 }
 
@@ -361,6 +432,7 @@ func TestStateMachineTiers(t *testing.T) {
 			"appendWindowed": s.appendWindowed,
 			"freeTier":       s.freeTier,
 			"onboard":        s.onboard,
+			"mixed":          s.mixedStep,
 			"forkW":          s.forkWindowed,
 			"preemptW":       s.preemptWindowed,
 			"admitW":         s.admitWindowed,

@@ -446,3 +446,46 @@ func BenchmarkOffloadChurn(b *testing.B) {
 	st := m.Stats().Tiers
 	b.ReportMetric(float64(st.Onboards)/float64(b.N), "onboards/op")
 }
+
+// TestDirectiveOrderWithinOneStep: a copy-on-write source freed by a
+// swap-out and reused by a swap-in in the same step. The copy must read
+// the source before the swap-in overwrites it, which the ordered stream
+// (the copy folded into Batch.Swaps ahead of the swap-in) guarantees.
+func TestDirectiveOrderWithinOneStep(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16, HostBlocks: 16, DisablePrefixCaching: true})
+	require.NoError(t, err)
+	s := &machine{m: m, bs: 4, shadow: shadowKV{bs: 4, slot: map[int64]uint64{}},
+		host: &hostShadow{slot: map[int64]uint64{}}}
+	xTokens, pTokens := seqTokens(6, 1), seqTokens(6, 50)
+	x, _, err := m.Create(xTokens, nil)
+	require.NoError(t, err)
+	s.shadow.write(t, m, x, 0, xTokens, 0)
+	require.NoError(t, m.SwapOut(x))
+	s.flushCopies(nil)
+	p, _, err := m.Create(pTokens, nil)
+	require.NoError(t, err)
+	s.shadow.write(t, m, p, 0, pTokens, 0)
+	c, err := m.Fork(p)
+	require.NoError(t, err)
+
+	// One step: the child appends (copying the shared last block), the
+	// parent is swapped out (freeing that block), x is swapped in (reusing it).
+	require.NoError(t, m.Append(c, 99))
+	require.NoError(t, m.SwapOut(p))
+	require.NoError(t, m.SwapIn(x))
+	var b paged.Batch
+	require.NoError(t, m.BuildBatch(&b, []paged.Scheduled{{ID: c, NewTokens: 1}}))
+	// The server: the stream in order, then the copies, then the kernels.
+	for _, d := range b.Swaps {
+		s.applyOne(d)
+	}
+	s.shadow.apply(b.Copies)
+	cTokens := append(seqTokens(6, 50), 99)
+	s.shadow.write(t, m, c, 0, cTokens, 6)
+	s.shadow.readBack(t, m, c, 0, cTokens, 7)
+	s.shadow.readBack(t, m, x, 0, xTokens, 6)
+	require.NoError(t, m.SwapIn(p))
+	s.flushCopies(nil)
+	s.shadow.readBack(t, m, p, 0, pTokens, 6)
+	require.NoError(t, m.Check())
+}
