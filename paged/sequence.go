@@ -341,11 +341,15 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 
 // CanAdmit answers, without changing anything, whether Admit would succeed
 // now, counting prefix hits on evictable blocks as consumed and honouring
-// the watermark.
+// the watermark. For a swapped-out sequence it answers for SwapIn.
 func (m *Manager) CanAdmit(id SeqID) (Admission, error) {
 	s, err := m.seq(id)
 	if err != nil {
 		return AdmitNever, err
+	}
+	if s.state == seqSwapped {
+		a, _, err := m.CanSwapIn(id)
+		return a, err
 	}
 	if s.state != seqWaiting {
 		return AdmitNever, errorf(ErrSequenceState, "CanAdmit: %v is %s", id, s.state)

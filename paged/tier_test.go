@@ -83,9 +83,12 @@ func TestSwapInReclaimsCachedBlocks(t *testing.T) {
 	m.TakeSwaps(nil)
 	// The two full blocks are still in the device prefix cache: only the
 	// partial one is copied back.
-	_, need, err := m.CanSwapIn(id)
+	a, need, err := m.CanSwapIn(id)
 	require.NoError(t, err)
 	assert.Equal(t, 3, need, "reclaiming an evictable block still consumes it")
+	dry, err := m.CanAdmit(id)
+	require.NoError(t, err)
+	assert.Equal(t, a, dry, "CanAdmit of a swapped-out sequence answers for SwapIn")
 	require.NoError(t, m.SwapIn(id))
 	assert.Equal(t, map[paged.SwapKind]int{paged.SwapIn: 1}, kinds(m.TakeSwaps(nil)))
 	require.NoError(t, m.Check())
