@@ -18,7 +18,7 @@
 //	go run ./examples/server [flags]
 //	go run ./examples/server -http :8080 -requests 0
 //
-// The default run replays 400 requests and prints a summary; with -http it
+// The default run replays 250 requests and prints a summary; with -http it
 // serves /metrics (Prometheus text), /stats (JSON), POST /requests and
 // POST /requests/{id}/cancel until interrupted.
 //

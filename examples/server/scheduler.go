@@ -146,12 +146,12 @@ type Scheduler struct {
 // counters are the scheduler's own figures, next to the manager's Stats.
 type counters struct {
 	submitted, rejected, finished, cancelled, parallel uint64
-	promptTokens, prefillTokens, cachedTokens         uint64
-	generated, steps, admissions         uint64
-	peakUsed, peakRunning                             int
-	managerTime                                       time.Duration
-	events                                            [5]uint64 // by paged.EventKind
-	eventBlocks                                       [5]uint64
+	promptTokens, prefillTokens, cachedTokens          uint64
+	generated, steps, admissions                       uint64
+	peakUsed, peakRunning                              int
+	managerTime                                        time.Duration
+	events                                             [5]uint64 // by paged.EventKind
+	eventBlocks                                        [5]uint64
 }
 
 // NewScheduler returns a scheduler with a new manager for cfg.Manager.

@@ -13,11 +13,11 @@ type Snapshot struct {
 	// Manager is the block manager's own snapshot.
 	Manager paged.Stats `json:"-"`
 
-	BlockSize   int          `json:"block_size"`
-	Blocks      BlockCounts  `json:"blocks"`
-	Usage       float64      `json:"kv_cache_usage"`
-	HitRate     float64      `json:"prefix_cache_hit_rate"`
-	Prefix      PrefixCounts `json:"prefix_cache"`
+	BlockSize   int            `json:"block_size"`
+	Blocks      BlockCounts    `json:"blocks"`
+	Usage       float64        `json:"kv_cache_usage"`
+	HitRate     float64        `json:"prefix_cache_hit_rate"`
+	Prefix      PrefixCounts   `json:"prefix_cache"`
 	Requests    RequestCounts  `json:"requests"`
 	Sequences   SequenceCounts `json:"sequences"`
 	Tokens      TokenCounts    `json:"tokens"`
