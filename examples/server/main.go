@@ -229,6 +229,7 @@ func showProgress(ctx context.Context, srv *Server, w io.Writer, tty bool, total
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	var last string
 	for {
 		select {
 		case <-ctx.Done():
@@ -241,10 +242,15 @@ func showProgress(ctx context.Context, srv *Server, w io.Writer, tty bool, total
 		if err != nil {
 			return
 		}
-		if tty {
-			fmt.Fprintf(w, "\r%s\x1b[K", progressLine(sn, total))
-		} else {
-			fmt.Fprintln(w, progressLine(sn, total))
+		line := progressLine(sn, total)
+		switch {
+		case line == last:
+			// An idle server prints nothing new.
+		case tty:
+			fmt.Fprintf(w, "\r%s\x1b[K", line)
+		default:
+			fmt.Fprintln(w, line)
 		}
+		last = line
 	}
 }

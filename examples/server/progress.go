@@ -33,6 +33,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // progressLine is the one-line live display.
 func progressLine(sn Snapshot, total int) string {
 	done := sn.Requests.Finished + sn.Requests.Cancelled + sn.Requests.Rejected
+	// Requests posted over HTTP come on top of the replayed ones.
+	total = max(total, int(sn.Requests.Submitted+sn.Requests.Rejected))
 	return fmt.Sprintf("step %6d  requests %d/%d done, %d running, %d waiting  kv %5.1f%%  hit %5.1f%%  preempt %d  cow %d  tokens %d",
 		sn.Steps, done, total, sn.Requests.Running, sn.Requests.Waiting,
 		100*sn.Usage, 100*sn.HitRate, sn.Preemptions, sn.Copies, sn.Tokens.Generated)
