@@ -111,12 +111,8 @@ func (s *Server) limitReached() bool {
 // function it receives at once, so once sent, f completes.
 func (s *Server) do(ctx context.Context, f func(*Scheduler)) error {
 	done := make(chan struct{})
-	call := func(sc *Scheduler) {
-		defer close(done)
-		f(sc)
-	}
 	select {
-	case s.calls <- call:
+	case s.calls <- func(sc *Scheduler) { defer close(done); f(sc) }:
 	case <-s.stopped:
 		return ErrClosed
 	case <-ctx.Done():
