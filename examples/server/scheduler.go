@@ -67,15 +67,10 @@ type SchedulerConfig struct {
 type reqState uint8
 
 const (
-	reqWaiting reqState = iota
-	reqRunning
+	reqLive reqState = iota
 	reqFinished
 	reqCancelled
 )
-
-func (s reqState) String() string {
-	return [...]string{"waiting", "running", "finished", "cancelled"}[s]
-}
 
 // request is a submitted request: one sample before the fork, n after.
 type request struct {
@@ -87,8 +82,26 @@ type request struct {
 	samples   []*sample
 	forked    bool
 	done      int // samples finished
+	nrunning  int // samples holding blocks
 	cached    int // prompt tokens found in the prefix cache at first admission
 	admitted  bool
+}
+
+// stateName is what Status reports: waiting (never admitted), running
+// (some sample holds blocks), preempted (admitted once, none holds blocks
+// now), finished or cancelled.
+func (r *request) stateName() string {
+	switch {
+	case r.state == reqFinished:
+		return "finished"
+	case r.state == reqCancelled:
+		return "cancelled"
+	case r.nrunning > 0:
+		return "running"
+	case r.admitted:
+		return "preempted"
+	}
+	return "waiting"
 }
 
 // sample is one sequence of a request.
@@ -97,6 +110,7 @@ type sample struct {
 	idx     int
 	id      paged.SeqID
 	outputs int
+	running bool // holds blocks
 	// pending is the newest token: the model produced it last step and its
 	// KV is computed this step, so it gets a slot only now.
 	pending int32
@@ -313,7 +327,7 @@ func (s *Scheduler) Status(id ReqID) (Status, error) {
 			return Status{}, fmt.Errorf("%w: request %d", ErrUnknownRequest, id)
 		}
 	}
-	st := Status{ID: id, State: r.state.String(), PromptTokens: r.promptLen, CachedTokens: r.cached,
+	st := Status{ID: id, State: r.stateName(), PromptTokens: r.promptLen, CachedTokens: r.cached,
 		MaxTokens: r.maxTokens, N: r.n, Generated: make([]int, len(r.samples))}
 	for i, q := range r.samples {
 		st.Generated[i] = q.outputs
@@ -392,6 +406,8 @@ func (s *Scheduler) decode() bool {
 		if err := s.m.Append(v.id, v.pending); err != nil {
 			panic(fmt.Sprintf("server: keep pending token of %v: %v", v.id, err))
 		}
+		v.running = false
+		v.req.nrunning--
 		s.waiting = slices.Insert(s.waiting, 0, v)
 		preempted = true
 		if v == q {
@@ -434,9 +450,10 @@ func (s *Scheduler) admit() {
 		s.running = append(s.running, q)
 		s.sched = append(s.sched, paged.Scheduled{ID: q.id, NewTokens: n - cached})
 		s.schedS = append(s.schedS, q)
+		q.running = true
+		r.nrunning++
 		if !r.admitted {
 			r.admitted, r.cached = true, cached
-			r.state = reqRunning
 		}
 		s.c.admissions++
 		s.c.cachedTokens += uint64(cached)
@@ -464,7 +481,8 @@ func (s *Scheduler) sample() {
 				if err != nil {
 					panic(fmt.Sprintf("server: fork %v: %v", q.id, err))
 				}
-				c := &sample{req: r, idx: k, id: child}
+				c := &sample{req: r, idx: k, id: child, running: true}
+				r.nrunning++
 				r.samples = append(r.samples, c)
 				s.running = append(s.running, c)
 				finished = s.emit(c) || finished
@@ -493,7 +511,8 @@ func (s *Scheduler) emit(q *sample) bool {
 		panic(fmt.Sprintf("server: free %v: %v", q.id, err))
 	}
 	s.c.managerTime += time.Since(t0)
-	q.done = true
+	q.done, q.running = true, false
+	r.nrunning--
 	r.done++
 	if r.done == r.n {
 		s.retire(r, reqFinished)

@@ -221,11 +221,24 @@ func TestPreemptionByRecomputeFinishesBoth(t *testing.T) {
 	require.NoError(t, err)
 	b, err := s.Submit(Spec{PromptLen: 40, MaxTokens: 50})
 	require.NoError(t, err)
+	for s.Snapshot().Preemptions == 0 {
+		require.True(t, stepChecked(t, s, kv), "no preemption")
+	}
+	// The newer request went back to the queue and stays there while the
+	// older one grows.
+	for id, want := range map[ReqID]string{a: "running", b: "preempted"} {
+		st, err := s.Status(id)
+		require.NoError(t, err)
+		assert.Equal(t, want, st.State)
+	}
+	sn := s.Snapshot()
+	assert.Equal(t, 1, sn.Requests.Running)
+	assert.Equal(t, 1, sn.Requests.Waiting)
+	assert.Equal(t, 1, sn.Sequences.Waiting)
 	for i := 0; stepChecked(t, s, kv); i++ {
 		require.Less(t, i, 1000)
 	}
-	sn := s.Snapshot()
-	assert.Positive(t, sn.Preemptions)
+	sn = s.Snapshot()
 	assert.Equal(t, uint64(2), sn.Requests.Finished)
 	assert.Equal(t, uint64(100), sn.Tokens.Generated)
 	assert.Greater(t, sn.Tokens.Prefill, uint64(80), "the preempted request was recomputed")

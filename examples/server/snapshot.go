@@ -104,8 +104,8 @@ func (s *Scheduler) Snapshot() Snapshot {
 	c := &s.c
 	waiting := 0
 	for _, r := range s.live {
-		if r.state == reqWaiting {
-			waiting++
+		if r.nrunning == 0 {
+			waiting++ // preempted ones included: they hold no blocks
 		}
 	}
 	return Snapshot{
