@@ -71,16 +71,12 @@ func (s *Server) serveSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: body: more than one JSON value", ErrInvalid))
 		return
 	}
-	id, err := s.Submit(r.Context(), spec)
+	st, err := s.Submit(r.Context(), spec)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	st, err := s.Status(r.Context(), id)
-	if err != nil {
-		// Finished already (KeepFinished 0) or the server stopped.
-		st = Status{ID: id}
-	}
+	// 202: the request is queued; poll its status or cancel it by ID.
 	writeJSON(w, http.StatusAccepted, st)
 }
 
@@ -99,8 +95,8 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveCancel(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
 	if err == nil {
-		if err = s.Cancel(r.Context(), id); err == nil {
-			st, _ := s.Status(r.Context(), id)
+		var st Status
+		if st, err = s.Cancel(r.Context(), id); err == nil {
 			writeJSON(w, http.StatusOK, st)
 			return
 		}

@@ -81,6 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	// Validate here so a bad flag is a usage error, not a failure deep in
+	// the manager.
 	case o.requests < 0 || o.requests > len(bench.AzureConv()):
 		return o, fmt.Errorf("-requests %d must be in [0, %d]", o.requests, len(bench.AzureConv()))
 	case !(o.nParallel >= 0 && o.nParallel <= 1):
@@ -110,7 +112,9 @@ func run(ctx context.Context, args []string, e env) error {
 				NumBlocks:   o.blocks,
 				Watermark:   o.watermark,
 				MaxModelLen: o.maxModelLen,
-				Events:      4096,
+				// The loop drains events after every step, so the buffer
+				// only needs one step's worth; overflow is counted.
+				Events: 4096,
 			},
 			MaxNumSeqs: o.maxNumSeqs,
 		},
@@ -124,6 +128,9 @@ func run(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	// The loop gets its own context: on an interrupt the HTTP server and
+	// the progress display stop first, then the loop, so in-flight calls
+	// still get answers.
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	go srv.Run(runCtx)
@@ -135,6 +142,8 @@ func run(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return err
 		}
+		// Listen before serving so a taken port is an error here, not in
+		// a goroutine.
 		hs = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = hs.Serve(ln) }()
 		fmt.Fprintf(out, "serving http://%s/metrics, /stats, POST /requests; Ctrl-C to stop\n", ln.Addr())
@@ -161,21 +170,22 @@ func run(ctx context.Context, args []string, e env) error {
 	}
 	stopProgress()
 	<-progDone
-	stopRun()
-	<-srv.Done()
 	if hs != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = hs.Shutdown(sctx)
 		cancel()
 	}
+	stopRun()
+	<-srv.Done()
 	if e.tty {
-		fmt.Fprintln(out)
+		fmt.Fprintln(out) // end the live line
 	}
 	// Interrupts and the step limit end a run early; that is no failure.
 	if errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed) {
 		err = nil
 	}
-	sn, _ := srv.Stats(context.Background()) // the final statistics
+	// The loop has stopped; Stats returns what it left behind.
+	sn, _ := srv.Stats(context.Background())
 	writeSummary(out, sn, time.Since(start))
 	return err
 }
@@ -189,10 +199,13 @@ func replay(ctx context.Context, srv *Server, o options, sleep func(context.Cont
 	prompt := make([]int32, 0, o.maxModelLen)
 	var prev time.Duration
 	for i, t := range trace {
+		// Sleeping the gap between arrivals drifts by the timer's slack;
+		// an example can live with that.
 		if err := sleep(ctx, time.Duration(float64(t.Arrival-prev)/o.speed)); err != nil {
 			return err
 		}
 		prev = t.Arrival
+		// Clip to the model length as W1 does; zero lengths become one.
 		out := min(max(t.OutputTokens, 1), o.maxModelLen-1)
 		in := min(max(t.InputTokens, 1), o.maxModelLen-out)
 		prompt = prompt[:0]
@@ -209,6 +222,8 @@ func replay(ctx context.Context, srv *Server, o options, sleep func(context.Cont
 		if int(float64(i+1)*o.nParallel) > int(float64(i)*o.nParallel) {
 			n = 4
 		}
+		// Submit copies the prompt (the manager keeps its own tokens), so
+		// the buffer is reused.
 		_, err := srv.Submit(ctx, Spec{Prompt: prompt, MaxTokens: out, N: n})
 		switch {
 		case errors.Is(err, ErrInvalid), errors.Is(err, ErrTooLong):
@@ -223,6 +238,7 @@ func replay(ctx context.Context, srv *Server, o options, sleep func(context.Cont
 // showProgress redraws the live line on a terminal ten times a second, or
 // prints a plain line every second otherwise, until ctx is done.
 func showProgress(ctx context.Context, srv *Server, w io.Writer, tty bool, total int) {
+	// A terminal redraws one line cheaply; a log file wants few lines.
 	every := time.Second
 	if tty {
 		every = 100 * time.Millisecond

@@ -230,8 +230,11 @@ func (s *Scheduler) submit(spec Spec) (ReqID, error) {
 	}
 	plen := max(len(spec.Prompt), spec.PromptLen)
 	// Checked before any token is looked at or made up, so a huge
-	// prompt_len costs nothing.
-	if total := plen + spec.MaxTokens; total > mcfg.MaxModelLen || s.m.CanAdmitTokens(total) == paged.AdmitNever {
+	// prompt_len costs nothing, and without overflowing the sum. The
+	// longest a sample gets is what must fit: a request admitted now must
+	// never become unable to grow or to be readmitted after preemption.
+	if plen > mcfg.MaxModelLen || spec.MaxTokens > mcfg.MaxModelLen-plen ||
+		s.m.CanAdmitTokens(plen+spec.MaxTokens) == paged.AdmitNever {
 		return 0, fmt.Errorf("%w: %d prompt + %d new tokens exceed the maximum length %d or the pool (%d blocks of %d)",
 			ErrTooLong, plen, spec.MaxTokens, mcfg.MaxModelLen, s.m.Stats().UsableBlocks, s.m.BlockSize())
 	}
@@ -245,6 +248,8 @@ func (s *Scheduler) submit(spec Spec) (ReqID, error) {
 			return 0, fmt.Errorf("%w: prompt token %d is negative (%d)", ErrInvalid, i, t)
 		}
 	}
+	// Add hashes the prompt's full blocks once, now, off the step's
+	// critical path; the sequence holds no blocks until admitted.
 	t0 := time.Now()
 	seq, err := s.m.Add(prompt, nil)
 	s.c.managerTime += time.Since(t0)
@@ -295,6 +300,9 @@ func (s *Scheduler) Cancel(id ReqID) error {
 		}
 	}
 	s.c.managerTime += time.Since(t0)
+	// Cancels arrive between steps, so no batch refers to these samples;
+	// deleting in place keeps the others' order, and with it the rows of
+	// the persistent batch.
 	s.running = slices.DeleteFunc(s.running, func(q *sample) bool { return q.req == r })
 	s.waiting = slices.DeleteFunc(s.waiting, func(q *sample) bool { return q.req == r })
 	s.retire(r, reqCancelled)
@@ -349,6 +357,7 @@ func (s *Scheduler) Step() bool {
 	s.c.steps++
 	s.sched, s.schedS = s.sched[:0], s.schedS[:0]
 	t0 := time.Now()
+	// Running sequences get memory before new ones: decode first.
 	preempted := s.decode()
 	if !preempted {
 		// As vLLM does, a step that had to preempt admits nobody: the
@@ -356,6 +365,8 @@ func (s *Scheduler) Step() bool {
 		s.admit()
 	}
 	s.c.peakRunning = max(s.c.peakRunning, len(s.running))
+	// Only now, after every Append and Admit of the step, are the tables
+	// and copy directives final.
 	if err := s.m.BuildBatch(&s.batch, s.sched); err != nil {
 		panic(fmt.Sprintf("server: BuildBatch: %v", err))
 	}
@@ -364,6 +375,8 @@ func (s *Scheduler) Step() bool {
 		s.cfg.OnBatch(s.m, &s.batch)
 	}
 	s.sample()
+	// Draining every step keeps the bounded event buffer from
+	// overflowing; a router would publish these.
 	t0 = time.Now()
 	s.events = s.m.DrainEvents(s.events[:0])
 	s.c.managerTime += time.Since(t0)
@@ -395,7 +408,10 @@ func (s *Scheduler) decode() bool {
 		if !errors.Is(err, paged.ErrNoSpace) {
 			panic(fmt.Sprintf("server: append to %v: %v", q.id, err))
 		}
-		// Preempt the newest running sequence, which may be q itself.
+		// Preempt the newest running sequence, which may be q itself: it
+		// has the least work to redo (vLLM's choice). Recompute, not swap:
+		// the manager keeps its tokens, and its full blocks stay in the
+		// prefix cache, so readmission often finds most of them.
 		v := s.running[len(s.running)-1]
 		s.running = s.running[:len(s.running)-1]
 		if err := s.m.Preempt(v.id); err != nil {
@@ -408,6 +424,7 @@ func (s *Scheduler) decode() bool {
 		}
 		v.running = false
 		v.req.nrunning--
+		// Back to the head of the queue: it came before everyone waiting.
 		s.waiting = slices.Insert(s.waiting, 0, v)
 		preempted = true
 		if v == q {
@@ -430,6 +447,9 @@ func (s *Scheduler) admit() {
 		if len(s.running)+seqs > s.cfg.MaxNumSeqs {
 			return
 		}
+		// The dry run changes nothing, not even the prefix statistics,
+		// which a refused Admit would update (as vLLM counts), so the hit
+		// rate reflects admissions only.
 		a, err := s.m.CanAdmit(q.id)
 		if err != nil {
 			panic(fmt.Sprintf("server: CanAdmit %v: %v", q.id, err))
@@ -448,6 +468,8 @@ func (s *Scheduler) admit() {
 		n, _ := s.m.Len(q.id)
 		s.waiting = s.waiting[1:]
 		s.running = append(s.running, q)
+		// Cached tokens are not computed again; a resumed sequence's
+		// generated tokens are, with its prompt.
 		s.sched = append(s.sched, paged.Scheduled{ID: q.id, NewTokens: n - cached})
 		s.schedS = append(s.schedS, q)
 		q.running = true

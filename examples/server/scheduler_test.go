@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/pagedkv/pagedkv/bench"
@@ -276,6 +277,7 @@ func TestSubmitRejectsBadRequestsWithoutDisturbingOthers(t *testing.T) {
 		{"longer than max length", Spec{PromptLen: maxLen, MaxTokens: 1}, ErrTooLong, "maximum length 256"},
 		{"prompt longer than max length", Spec{Prompt: make([]int32, maxLen+1), MaxTokens: 1}, ErrTooLong, "maximum length"},
 		{"huge length", Spec{PromptLen: 1 << 40, MaxTokens: 1}, ErrTooLong, "exceed"},
+		{"huge max tokens", Spec{PromptLen: 3, MaxTokens: math.MaxInt}, ErrTooLong, "exceed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id, err := s.Submit(tc.spec)
@@ -285,7 +287,7 @@ func TestSubmitRejectsBadRequestsWithoutDisturbingOthers(t *testing.T) {
 		})
 	}
 	after := s.Snapshot()
-	assert.Equal(t, before.Requests.Rejected+11, after.Requests.Rejected)
+	assert.Equal(t, before.Requests.Rejected+12, after.Requests.Rejected)
 	after.Requests.Rejected = before.Requests.Rejected
 	assert.Equal(t, before, after, "rejections change nothing else")
 	st, err := s.Status(good)
@@ -296,6 +298,17 @@ func TestSubmitRejectsBadRequestsWithoutDisturbingOthers(t *testing.T) {
 	st, err = s.Status(good)
 	require.NoError(t, err)
 	assert.Equal(t, []int{8, 8}, st.Generated)
+}
+
+func TestSubmitRejectsWhatThePoolCanNeverHold(t *testing.T) {
+	// 8 usable blocks, 3 kept free by the watermark: 5 blocks, 80 tokens,
+	// is the longest a sequence may grow.
+	s, _ := newTestScheduler(t, SchedulerConfig{Manager: paged.Config{NumBlocks: 9, MaxModelLen: 1000, Watermark: 0.3}})
+	_, err := s.Submit(Spec{PromptLen: 70, MaxTokens: 11})
+	require.ErrorIs(t, err, ErrTooLong)
+	assert.Contains(t, err.Error(), "the pool (8 blocks of 16)")
+	_, err = s.Submit(Spec{PromptLen: 70, MaxTokens: 10})
+	require.NoError(t, err)
 }
 
 func TestCancelFreesBlocks(t *testing.T) {

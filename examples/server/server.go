@@ -122,20 +122,31 @@ func (s *Server) do(ctx context.Context, f func(*Scheduler)) error {
 	return nil
 }
 
-// Submit queues a request.
-func (s *Server) Submit(ctx context.Context, spec Spec) (id ReqID, err error) {
-	if e := s.do(ctx, func(sc *Scheduler) { id, err = sc.Submit(spec) }); e != nil {
-		return 0, e
+// Submit queues a request and returns its status as of the submission.
+func (s *Server) Submit(ctx context.Context, spec Spec) (st Status, err error) {
+	e := s.do(ctx, func(sc *Scheduler) {
+		var id ReqID
+		if id, err = sc.Submit(spec); err == nil {
+			st, err = sc.Status(id)
+		}
+	})
+	if e != nil {
+		return Status{}, e
 	}
-	return id, err
+	return st, err
 }
 
-// Cancel ends a request and frees its blocks.
-func (s *Server) Cancel(ctx context.Context, id ReqID) (err error) {
-	if e := s.do(ctx, func(sc *Scheduler) { err = sc.Cancel(id) }); e != nil {
-		return e
+// Cancel ends a request, frees its blocks and returns its final status.
+func (s *Server) Cancel(ctx context.Context, id ReqID) (st Status, err error) {
+	e := s.do(ctx, func(sc *Scheduler) {
+		if err = sc.Cancel(id); err == nil {
+			st, err = sc.Status(id)
+		}
+	})
+	if e != nil {
+		return Status{}, e
 	}
-	return err
+	return st, err
 }
 
 // Status describes a request.

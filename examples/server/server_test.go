@@ -40,12 +40,13 @@ func TestServerConcurrentClients(t *testing.T) {
 	for c := range clients {
 		wg.Go(func() {
 			for i := range perClient {
-				id, err := srv.Submit(ctx, Spec{PromptLen: 30 + 7*i, MaxTokens: 10 + c, N: 1 + i%2})
+				st, err := srv.Submit(ctx, Spec{PromptLen: 30 + 7*i, MaxTokens: 10 + c, N: 1 + i%2})
 				assert.NoError(t, err)
+				id := st.ID
 				if i == 0 {
 					// Cancel whatever state the request has reached; the
 					// stepper may have finished it already.
-					switch err := srv.Cancel(ctx, id); {
+					switch _, err := srv.Cancel(ctx, id); {
 					case err == nil:
 						cancelled[c]++
 					default:
@@ -127,7 +128,8 @@ func TestServerStopsAtStepLimitAndKeepsFinalStats(t *testing.T) {
 	assert.Equal(t, uint64(5), sn.Tokens.Generated)
 	_, err = srv.Submit(ctx, Spec{PromptLen: 10, MaxTokens: 1})
 	require.ErrorIs(t, err, ErrClosed)
-	require.ErrorIs(t, srv.Cancel(ctx, 1), ErrClosed)
+	_, err = srv.Cancel(ctx, 1)
+	require.ErrorIs(t, err, ErrClosed)
 	require.ErrorIs(t, srv.Idle(ctx), ErrClosed)
 	require.ErrorIs(t, srv.Step(ctx, 1), ErrClosed)
 }
