@@ -13,20 +13,24 @@ type Snapshot struct {
 	// Manager is the block manager's own snapshot.
 	Manager paged.Stats `json:"-"`
 
-	BlockSize   int            `json:"block_size"`
-	Blocks      BlockCounts    `json:"blocks"`
-	Usage       float64        `json:"kv_cache_usage"`
-	HitRate     float64        `json:"prefix_cache_hit_rate"`
-	Prefix      PrefixCounts   `json:"prefix_cache"`
-	Requests    RequestCounts  `json:"requests"`
-	Sequences   SequenceCounts `json:"sequences"`
-	Tokens      TokenCounts    `json:"tokens"`
-	Steps       uint64         `json:"steps"`
-	Preemptions uint64         `json:"preemptions"`
-	Copies      uint64         `json:"copies"`
-	Forks       uint64         `json:"forks"`
-	Evictions   uint64         `json:"evictions"`
-	Events      EventCounts    `json:"events"`
+	BlockSize int         `json:"block_size"`
+	Blocks    BlockCounts `json:"blocks"`
+	// Usage is used / usable blocks, as vLLM's kv_cache_usage_perc (0 to 1).
+	Usage float64 `json:"kv_cache_usage"`
+	// HitRate is prefix-cache hit tokens / queried tokens since start.
+	HitRate   float64        `json:"prefix_cache_hit_rate"`
+	Prefix    PrefixCounts   `json:"prefix_cache"`
+	Requests  RequestCounts  `json:"requests"`
+	Sequences SequenceCounts `json:"sequences"`
+	Tokens    TokenCounts    `json:"tokens"`
+	Steps     uint64         `json:"steps"`
+	// Preemptions, Copies (copy-on-write), Forks and Evictions are the
+	// manager's lifetime counters.
+	Preemptions uint64      `json:"preemptions"`
+	Copies      uint64      `json:"copies"`
+	Forks       uint64      `json:"forks"`
+	Evictions   uint64      `json:"evictions"`
+	Events      EventCounts `json:"events"`
 	// ManagerTime is the time spent in manager calls by the step loop.
 	ManagerTime time.Duration `json:"manager_ns"`
 }
