@@ -164,8 +164,7 @@ type counters struct {
 	generated, steps, admissions                       uint64
 	peakUsed, peakRunning                              int
 	managerTime                                        time.Duration
-	events                                             [5]uint64 // by paged.EventKind
-	eventBlocks                                        [5]uint64
+	events                                             EventCounts // Dropped unused
 }
 
 // NewScheduler returns a scheduler with a new manager for cfg.Manager.
@@ -381,8 +380,17 @@ func (s *Scheduler) Step() bool {
 	s.events = s.m.DrainEvents(s.events[:0])
 	s.c.managerTime += time.Since(t0)
 	for _, e := range s.events {
-		s.c.events[e.Kind]++
-		s.c.eventBlocks[e.Kind] += uint64(len(e.Hashes))
+		ev := &s.c.events
+		switch e.Kind {
+		case paged.BlockStored:
+			ev.Stored++
+			ev.StoredBlocks += uint64(len(e.Hashes))
+		case paged.BlockRemoved:
+			ev.Removed++
+			ev.RemovedBlocks += uint64(len(e.Hashes))
+		case paged.AllBlocksCleared:
+			ev.Cleared++
+		}
 		if s.cfg.OnEvent != nil {
 			s.cfg.OnEvent(e)
 		}

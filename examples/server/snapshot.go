@@ -112,7 +112,7 @@ func (s *Scheduler) Snapshot() Snapshot {
 			waiting++ // preempted ones included: they hold no blocks
 		}
 	}
-	return Snapshot{
+	sn := Snapshot{
 		Manager:   st,
 		BlockSize: st.BlockSize,
 		Blocks: BlockCounts{Usable: st.UsableBlocks, Free: st.FreeBlocks, Cached: st.CachedBlocks,
@@ -129,11 +129,9 @@ func (s *Scheduler) Snapshot() Snapshot {
 		Copies:      st.Copies,
 		Forks:       st.Forks,
 		Evictions:   st.Evictions,
-		Events: EventCounts{
-			Stored: c.events[paged.BlockStored], StoredBlocks: c.eventBlocks[paged.BlockStored],
-			Removed: c.events[paged.BlockRemoved], RemovedBlocks: c.eventBlocks[paged.BlockRemoved],
-			Cleared: c.events[paged.AllBlocksCleared], Dropped: st.EventsDropped,
-		},
+		Events:      c.events,
 		ManagerTime: c.managerTime,
 	}
+	sn.Events.Dropped = st.EventsDropped
+	return sn
 }
