@@ -161,7 +161,7 @@ type Scheduler struct {
 type counters struct {
 	submitted, rejected, finished, cancelled, parallel uint64
 	promptTokens, prefillTokens, cachedTokens          uint64
-	generated, steps, admissions                       uint64
+	generated, steps                                   uint64
 	peakUsed, peakRunning                              int
 	managerTime                                        time.Duration
 	events                                             EventCounts // Dropped unused
@@ -485,7 +485,6 @@ func (s *Scheduler) admit() {
 		if !r.admitted {
 			r.admitted, r.cached = true, cached
 		}
-		s.c.admissions++
 		s.c.cachedTokens += uint64(cached)
 		s.c.prefillTokens += uint64(n - cached)
 	}
@@ -505,9 +504,10 @@ func (s *Scheduler) sample() {
 		r := q.req
 		if !r.forked {
 			r.forked = true
-			t0 := time.Now()
 			for k := 1; k < r.n; k++ {
+				t0 := time.Now()
 				child, err := s.m.Fork(q.id)
+				s.c.managerTime += time.Since(t0)
 				if err != nil {
 					panic(fmt.Sprintf("server: fork %v: %v", q.id, err))
 				}
@@ -517,7 +517,6 @@ func (s *Scheduler) sample() {
 				s.running = append(s.running, c)
 				finished = s.emit(c) || finished
 			}
-			s.c.managerTime += time.Since(t0)
 		}
 		finished = s.emit(q) || finished
 	}
