@@ -147,7 +147,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	scheduled := make([]sched, 0, cfg.MaxNumSeqs)
 
 	notePeak := func() {
-		if u := m.Stats().UsedBlocks; u > res.PeakBlocksInUse {
+		if u := m.Stats().PeakUsedBlocks; u > res.PeakBlocksInUse {
 			res.PeakBlocksInUse = u
 		}
 	}
