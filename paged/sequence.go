@@ -411,6 +411,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	for len(s.blocks) < p.need {
 		s.blocks = append(s.blocks, m.allocBlock())
 	}
+	m.notePeak()
 	s.committed = p.hits
 	s.state = seqRunning
 	s.version++

@@ -3,6 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions           uint64
+	peakUsed                                                int
 }
 
 // Stats is a snapshot of a manager's occupancy and lifetime counters.
@@ -17,6 +18,8 @@ type Stats struct {
 	// FreeBlocks + CachedBlocks + UsedBlocks == UsableBlocks. With
 	// Config.UnifiedFreeQueue every unreferenced block counts as cached.
 	FreeBlocks, CachedBlocks, UsedBlocks int
+	// PeakUsedBlocks is the most blocks referenced at once so far.
+	PeakUsedBlocks int
 	// Sequences are live handles; Running of them hold blocks, Waiting
 	// don't (not yet admitted, or preempted).
 	Sequences, Running, Waiting int
@@ -65,6 +68,7 @@ func (m *Manager) Stats() Stats {
 		FreeBlocks:        m.pool.Free(),
 		CachedBlocks:      m.pool.Cached(),
 		UsedBlocks:        m.pool.Held(),
+		PeakUsedBlocks:    m.stats.peakUsed,
 		Sequences:         m.nlive,
 		Running:           m.nrunning,
 		Waiting:           m.nlive - m.nrunning,
