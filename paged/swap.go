@@ -314,11 +314,14 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 				t.hmark[hb] = d
 				m.push(Swap{Src: hb, Dst: d, Kind: SwapIn})
 				t.swapIns++
-				if k < s.committed {
-					m.recommit(s, k, d)
-				}
 			}
 			s.blocks[k] = d
+			// Sequences sharing a block may disagree on whether it is
+			// committed (a fork accepted speculative tokens the other
+			// has not): the first that counts it committed commits it.
+			if k < s.committed && !m.cached[d] {
+				m.recommit(s, k, d)
+			}
 		}
 	}
 	m.clearHostMarks(ids)

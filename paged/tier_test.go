@@ -492,3 +492,27 @@ func TestDirectiveOrderWithinOneStep(t *testing.T) {
 	s.shadow.readBack(t, m, p, 0, pTokens, 6)
 	require.NoError(t, m.Check())
 }
+
+// TestSwapInSharedBlockCommittedByOneSequence: a fork group shares a block
+// that one member counts as committed (it accepted speculative tokens the
+// other has not); swapping the group back in must commit that block for it,
+// whichever member comes first.
+func TestSwapInSharedBlockCommittedByOneSequence(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 5, HostBlocks: 8, DisableOffload: true})
+	require.NoError(t, err)
+	p, _, err := m.Create([]int32{1, 2}, nil)
+	require.NoError(t, err)
+	require.NoError(t, m.AppendSpeculative(p, 3, 4))
+	c, err := m.Fork(p)
+	require.NoError(t, err)
+	require.NoError(t, m.AcceptSpeculative(p, 2)) // p commits the shared block; c has not
+	require.NoError(t, m.SwapOut(c, p))
+	filler, _, err := m.Create(seqTokens(16, 100), nil) // evicts the device copy
+	require.NoError(t, err)
+	require.NoError(t, m.Free(filler))
+	require.NoError(t, m.SwapIn(c, p))
+	require.NoError(t, m.Check())
+	pt, _ := m.Table(p)
+	ct, _ := m.Table(c)
+	assert.Equal(t, pt, ct)
+}
