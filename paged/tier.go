@@ -251,7 +251,8 @@ type TierStats struct {
 	// list, HostCached hold offloaded prefix-cache content (evictable under
 	// Config.HostPolicy), HostUsed hold swapped-out sequences.
 	HostBlocks, HostFree, HostCached, HostUsed int
-	// Swapped counts sequences swapped out now.
+	// Swapped counts sequences swapped out now (Stats.Waiting includes
+	// them: they hold no device blocks).
 	Swapped int
 	// SwapOutCalls and SwapInCalls count successful calls; SwapOutBlocks
 	// and SwapInBlocks count the directives they issued (blocks copied).
