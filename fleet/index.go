@@ -94,6 +94,7 @@ type server struct {
 	name     string
 	last     uint64 // sequence number of the last event taken
 	started  bool
+	anyStart bool // after Resync the next event may carry any number
 	partial  bool // entries may be missing (lost events, expiry, index loss)
 	dirty    bool // a backend write failed; entries must be cleared before use
 	expired  bool
@@ -201,7 +202,7 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 	seg := i
 	for j := i; j < len(events); j++ {
 		ev := &events[j]
-		if (!s.started && ev.Seq != 1) || (s.started && ev.Seq != s.last+1) {
+		if (!s.started && ev.Seq != 1 && !s.anyStart) || (s.started && ev.Seq != s.last+1) {
 			if err := x.flush(id, s, events[seg:j]); err != nil {
 				return err
 			}
@@ -209,7 +210,7 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 			x.stats.Gaps++
 			s.partial, s.dirty = true, true // the clear happens in the next flush
 		}
-		s.started, s.last = true, ev.Seq
+		s.started, s.anyStart, s.last = true, false, ev.Seq
 		if ev.Kind == paged.AllBlocksCleared {
 			s.partial = false
 		}
@@ -310,7 +311,7 @@ func (x *Index) Resync(name string) error {
 	if err := x.clean(id, s); err != nil {
 		return fmt.Errorf("fleet: resync %q: %w", name, err)
 	}
-	s.started, s.last, s.partial, s.expired = false, 0, false, false
+	s.started, s.anyStart, s.last, s.partial, s.expired = false, true, 0, false, false
 	s.lastSeen = x.cfg.Now()
 	return nil
 }
