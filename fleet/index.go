@@ -10,6 +10,10 @@ import (
 	"github.com/pagedkv/pagedkv/paged"
 )
 
+// countBits is the width of the bit-sliced device counters: enough for
+// any request a 32-bit block count can describe.
+const countBits = 32
+
 // DefaultMaxServers is the number of servers an Index has room for when
 // Config.MaxServers is 0.
 const DefaultMaxServers = 64
@@ -86,6 +90,7 @@ type Index struct {
 	needInit bool
 	masks    []uint64 // lookup scratch
 	alive    []uint64 // lookup scratch: servers whose run goes on
+	planes   []uint64 // lookup scratch: bit-sliced device counts, countBits per word
 	stats    Stats
 }
 
@@ -128,6 +133,7 @@ func New(cfg Config) (*Index, error) {
 	}
 	x := &Index{cfg: cfg, words: wordsFor(cfg.MaxServers), byName: make(map[string]ServerID)}
 	x.alive = make([]uint64, x.words)
+	x.planes = make([]uint64, x.words*countBits)
 	if err := cfg.Backend.Init(cfg.Model, cfg.MaxServers); err != nil {
 		return nil, fmt.Errorf("fleet: init backend: %w", err)
 	}
@@ -369,29 +375,44 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	}
 	out := dst[base:]
 	w := x.words
-	for k := range x.alive {
-		x.alive[k] = 0
-	}
+	clear(x.alive)
 	for i := range x.servers {
 		x.alive[i/64] |= 1 << (uint(i) % 64)
 	}
+	clear(x.planes)
+	// Blocks: a server's run ends at the first hash it does not hold, so
+	// record where each bit dies. Device counts: bit-sliced counters (plane
+	// p holds bit p of every server's count), so each hash costs a few
+	// word operations whatever the number of servers.
+	n := len(hashes)
 	for i := range hashes {
 		dev, host := masks[2*w*i:2*w*i+w], masks[2*w*i+w:2*w*(i+1)]
 		any := false
 		for k := range w {
 			held := (dev[k] | host[k]) & x.alive[k]
+			for died := x.alive[k] &^ held; died != 0; died &= died - 1 {
+				out[k*64+bits.TrailingZeros64(died)].Blocks = i
+			}
 			x.alive[k] = held
-			for b := held; b != 0; b &= b - 1 {
-				s := &out[k*64+bits.TrailingZeros64(b)]
-				s.Blocks++
-				if dev[k]&(b&-b) != 0 {
-					s.Device++
-				}
+			carry := dev[k] & held
+			for p := k * countBits; carry != 0; p++ {
+				carry, x.planes[p] = x.planes[p]&carry, x.planes[p]^carry
 			}
 			any = any || held != 0
 		}
 		if !any {
+			n = i
 			break
+		}
+	}
+	for k := range w {
+		for alive := x.alive[k]; alive != 0; alive &= alive - 1 {
+			out[k*64+bits.TrailingZeros64(alive)].Blocks = n
+		}
+		for p := range countBits {
+			for b := x.planes[k*countBits+p]; b != 0; b &= b - 1 {
+				out[k*64+bits.TrailingZeros64(b)].Device += 1 << p
+			}
 		}
 	}
 	for i := range out {

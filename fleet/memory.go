@@ -34,7 +34,9 @@ type MemoryConfig struct {
 type Memory struct {
 	cfg    MemoryConfig
 	words  int // holder-set width per tier
-	slots  map[paged.Hash]int32
+	index  table
+	n      int          // entries held
+	live   []bool       // by slot
 	hashes []paged.Hash // by slot
 	masks  []uint64     // by slot: words device, then words host
 	free   []int32
@@ -62,7 +64,9 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 func (m *Memory) Init(model string, maxServers int) error {
 	c := m.cfg.Capacity
 	m.words = wordsFor(maxServers)
-	m.slots = make(map[paged.Hash]int32, c)
+	m.index = newTable(c)
+	m.n = 0
+	m.live = make([]bool, c)
 	m.hashes = make([]paged.Hash, c)
 	m.masks = make([]uint64, c*2*m.words)
 	m.free = make([]int32, c)
@@ -75,7 +79,7 @@ func (m *Memory) Init(model string, maxServers int) error {
 }
 
 // Len returns the number of block hashes held.
-func (m *Memory) Len() int { return len(m.slots) }
+func (m *Memory) Len() int { return m.n }
 
 // Apply implements Backend.
 func (m *Memory) Apply(server ServerID, events []paged.Event) error {
@@ -89,7 +93,7 @@ func (m *Memory) Apply(server ServerID, events []paged.Event) error {
 			}
 		case paged.BlockRemoved:
 			for _, h := range ev.Hashes {
-				if s, ok := m.slots[h]; ok {
+				if s, ok := m.index.find(&h, m.hashes); ok {
 					m.masks[int(s)*2*m.words+tierWord(ev.Medium, m.words)+w] &^= bit
 					m.dropIfEmpty(s)
 				}
@@ -118,21 +122,23 @@ func tierWord(t paged.Medium, words int) int {
 // slot returns h's slot, creating the entry (evicting at capacity) when
 // absent, and refreshes it in the policy.
 func (m *Memory) slot(h paged.Hash) int {
-	if s, ok := m.slots[h]; ok {
+	if s, ok := m.index.find(&h, m.hashes); ok {
 		m.touch(s)
 		return int(s)
 	}
 	if len(m.free) == 0 {
 		v, ok := m.policy.Victim()
 		if !ok {
-			panic(fmt.Sprintf("fleet: memory index full with no eviction victim (entries %d)", len(m.slots)))
+			panic(fmt.Sprintf("fleet: memory index full with no eviction victim (entries %d)", m.n))
 		}
 		m.drop(int32(v), false)
 	}
 	s := m.free[len(m.free)-1]
 	m.free = m.free[:len(m.free)-1]
-	m.slots[h] = s
 	m.hashes[s] = h
+	m.index.insert(&h, s)
+	m.live[s] = true
+	m.n++
 	m.policy.Insert(allocator.BlockID(s))
 	return int(s)
 }
@@ -162,7 +168,9 @@ func (m *Memory) drop(s int32, inPolicy bool) {
 	if inPolicy {
 		m.policy.Remove(allocator.BlockID(s))
 	}
-	delete(m.slots, m.hashes[s])
+	m.index.remove(&m.hashes[s], s)
+	m.live[s] = false
+	m.n--
 	clear(m.masks[int(s)*2*m.words : (int(s)+1)*2*m.words])
 	m.free = append(m.free, s)
 }
@@ -176,7 +184,10 @@ func (m *Memory) Clear(server ServerID) error {
 
 func (m *Memory) clear(server ServerID) {
 	w, bit := int(server)/64, uint64(1)<<(uint(server)%64)
-	for _, s := range m.slots {
+	for s := range int32(len(m.live)) {
+		if !m.live[s] {
+			continue
+		}
 		base := int(s) * 2 * m.words
 		if (m.masks[base+w]|m.masks[base+m.words+w])&bit != 0 {
 			m.masks[base+w] &^= bit
@@ -191,8 +202,8 @@ func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64) ([]uint64,
 	if words != m.words {
 		return dst, fmt.Errorf("%w: lookup with %d words, backend has %d", ErrInvalid, words, m.words)
 	}
-	for _, h := range hashes {
-		s, ok := m.slots[h]
+	for i := range hashes {
+		s, ok := m.index.find(&hashes[i], m.hashes)
 		if !ok {
 			for range 2 * words {
 				dst = append(dst, 0)
