@@ -31,6 +31,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of the random router")
 	addr := fs.String("redis", os.Getenv("PAGEDKV_REDIS_ADDR"), "Redis address for the Redis-backed replays (default $PAGEDKV_REDIS_ADDR; empty skips them)")
 	tracePath := fs.String("trace", "", "Mooncake trace file (default: the embedded synthetic trace)")
+	limit := fs.Int("requests", 0, "replay only the first N requests (0: all)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,6 +44,15 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		if reqs, err = bench.ReadTraceFile(*tracePath, "mooncake"); err != nil {
 			return err
 		}
+	}
+	if cfg.Servers < 1 || cfg.Blocks < 2 || cfg.Slots < 1 {
+		return fmt.Errorf("-servers %d, -blocks %d and -slots %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.Slots)
+	}
+	if *limit < 0 {
+		return fmt.Errorf("-requests %d must not be negative", *limit)
+	}
+	if *limit > 0 && *limit < len(reqs) {
+		reqs = reqs[:*limit]
 	}
 	if *loadCap == 0 {
 		*loadCap = float64(cfg.Slots)
