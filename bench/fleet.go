@@ -371,3 +371,27 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 	}
 	return res, nil
 }
+
+// FleetHitBound is the hit rate of one server with an unbounded cache and
+// no concurrency: each request hits the leading blocks of its prompt that
+// any earlier request had, which no fleet or router can beat.
+func FleetHitBound(reqs []Request, blockSize int) float64 {
+	seen := make(map[int64]bool)
+	var in, hit int64
+	for _, q := range reqs {
+		n := min(len(q.HashIDs), q.InputTokens/blockSize)
+		k := 0
+		for k < n && seen[q.HashIDs[k]] {
+			k++
+		}
+		for _, id := range q.HashIDs[:n] {
+			seen[id] = true
+		}
+		in += int64(q.InputTokens)
+		hit += int64(k * blockSize)
+	}
+	if in == 0 {
+		return 0
+	}
+	return float64(hit) / float64(in)
+}

@@ -70,3 +70,17 @@ func TestFleetRedisRoutesLikeMemory(t *testing.T) {
 		assert.Equal(t, mem.HitTokens, red.HitTokens)
 	}
 }
+
+func TestFleetHitBound(t *testing.T) {
+	reqs := []Request{
+		{InputTokens: 1024, HashIDs: []int64{1, 2}},
+		{InputTokens: 1536, HashIDs: []int64{1, 2, 3}},
+		{InputTokens: 1600, HashIDs: []int64{1, 4, 2, 5}}, // stops at 4; the partial fourth block never counts
+		{InputTokens: 512, HashIDs: []int64{9}},
+	}
+	// Hits: 0, 2 blocks, 1 block (2 was seen, but after a miss), 0.
+	assert.InDelta(t, float64(3*512)/float64(1024+1536+1600+512), FleetHitBound(reqs, 512), 1e-12)
+	res, err := RunFleet(fleetTrace(), FleetConfig{Speed: 2}, FleetRouters(1, 8)[3])
+	require.NoError(t, err)
+	assert.LessOrEqual(t, res.HitRate, FleetHitBound(fleetTrace(), MooncakeBlockSize))
+}

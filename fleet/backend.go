@@ -15,11 +15,13 @@ type Backend interface {
 	// Init prepares the backend for one model's index with room for
 	// maxServers servers and drops whatever it held before.
 	Init(model string, maxServers int) error
-	// Apply records one server's events, in order: BlockStored sets the
-	// server's bit on Medium for each hash, BlockRemoved clears it,
-	// BlockMoved clears From and sets Medium, AllBlocksCleared drops every
-	// entry of the server. It returns ErrIndexLost when the backend's
-	// content vanished since Init.
+	// Apply records one server's events, in order: BlockStored adds a copy
+	// of each hash on Medium, BlockRemoved takes one away, BlockMoved takes
+	// one from From and adds one on Medium, AllBlocksCleared drops every
+	// entry of the server. A server holds a hash on a tier while it has at
+	// least one copy there (a manager may hold one content in two blocks,
+	// each stored and removed by its own event). It returns ErrIndexLost
+	// when the backend's content vanished since Init.
 	Apply(server ServerID, events []paged.Event) error
 	// Clear drops every entry of one server.
 	Clear(server ServerID) error

@@ -202,21 +202,21 @@ func TestManyServersBeyondOneWord(t *testing.T) {
 // model is the reference: which servers hold which hash on which tier,
 // with the index's sequence rules, written the obvious way.
 type model struct {
-	held    map[paged.Hash]map[string][2]bool
+	held    map[paged.Hash]map[string][2]int // copies per tier
 	last    map[string]uint64
 	partial map[string]bool
 }
 
 func newModel() *model {
-	return &model{held: map[paged.Hash]map[string][2]bool{}, last: map[string]uint64{}, partial: map[string]bool{}}
+	return &model{held: map[paged.Hash]map[string][2]int{}, last: map[string]uint64{}, partial: map[string]bool{}}
 }
 
-func (m *model) set(hh paged.Hash, s string, tier paged.Medium, v bool) {
+func (m *model) add(hh paged.Hash, s string, tier paged.Medium, d int) {
 	if m.held[hh] == nil {
-		m.held[hh] = map[string][2]bool{}
+		m.held[hh] = map[string][2]int{}
 	}
 	t := m.held[hh][s]
-	t[tierBit(tier)] = v
+	t[tierBit(tier)] = max(0, t[tierBit(tier)]+d)
 	m.held[hh][s] = t
 }
 
@@ -240,12 +240,12 @@ func (m *model) apply(s string, evs []paged.Event) {
 		for _, hh := range ev.Hashes {
 			switch ev.Kind {
 			case paged.BlockStored:
-				m.set(hh, s, ev.Medium, true)
+				m.add(hh, s, ev.Medium, 1)
 			case paged.BlockRemoved:
-				m.set(hh, s, ev.Medium, false)
+				m.add(hh, s, ev.Medium, -1)
 			case paged.BlockMoved:
-				m.set(hh, s, ev.From, false)
-				m.set(hh, s, ev.Medium, true)
+				m.add(hh, s, ev.From, -1)
+				m.add(hh, s, ev.Medium, 1)
 			}
 		}
 		if ev.Kind == paged.AllBlocksCleared {
@@ -258,11 +258,11 @@ func (m *model) apply(s string, evs []paged.Event) {
 func (m *model) score(s string, req []paged.Hash) (blocks, device int) {
 	for _, hh := range req {
 		t := m.held[hh][s]
-		if !t[0] && !t[1] {
+		if t[0] == 0 && t[1] == 0 {
 			break
 		}
 		blocks++
-		if t[0] {
+		if t[0] > 0 {
 			device++
 		}
 	}
@@ -404,4 +404,42 @@ func TestLookupAndApplyAllocateNothing(t *testing.T) {
 	require.NoError(t, aerr)
 	assert.Zero(t, allocs)
 	assert.Equal(t, 64, sc[3].Blocks)
+}
+
+func TestCopiesOfOneBlockOnOneServerAreCounted(t *testing.T) {
+	check := func(t *testing.T, b Backend) {
+		x, err := New(Config{Backend: b, Model: "copies"})
+		require.NoError(t, err)
+		// Two requests computed block 1 at once: two stores, two blocks.
+		require.NoError(t, x.Apply("a", []paged.Event{stored(1, paged.Device, 1), stored(2, paged.Device, 1, 2)}))
+		require.NoError(t, x.Apply("a", []paged.Event{removed(3, paged.Device, 1)}))
+		assert.Equal(t, 2, lookup(t, x, 1, 2)[0].Blocks, "one copy of block 1 is still there")
+		require.NoError(t, x.Apply("a", []paged.Event{{Seq: 4, Kind: paged.BlockMoved, Hashes: hs(1), From: paged.Device, Medium: paged.Host}}))
+		sc := lookup(t, x, 1, 2)
+		assert.Equal(t, 2, sc[0].Blocks)
+		assert.Equal(t, 1, sc[0].Device, "the last copy moved to the host")
+		require.NoError(t, x.Apply("a", []paged.Event{removed(5, paged.Host, 1)}))
+		assert.Equal(t, 0, lookup(t, x, 1, 2)[0].Blocks)
+		// A clear forgets the counts too.
+		require.NoError(t, x.Apply("a", []paged.Event{stored(6, paged.Device, 3, 3, 3), {Seq: 7, Kind: paged.AllBlocksCleared}, stored(8, paged.Device, 3), removed(9, paged.Device, 3)}))
+		assert.Equal(t, 0, lookup(t, x, 3)[0].Blocks)
+	}
+	t.Run("memory", func(t *testing.T) {
+		m, err := NewMemory(MemoryConfig{Capacity: 8})
+		require.NoError(t, err)
+		check(t, m)
+	})
+	t.Run("redis", func(t *testing.T) { check(t, redisBackend(t, redisAddr(t))) })
+}
+
+func TestMemoryEvictionForgetsCopies(t *testing.T) {
+	m, err := NewMemory(MemoryConfig{Capacity: 2})
+	require.NoError(t, err)
+	x, err := New(Config{Backend: m})
+	require.NoError(t, err)
+	require.NoError(t, x.Apply("a", []paged.Event{stored(1, paged.Device, 1, 1, 1), stored(2, paged.Device, 2, 3)}))
+	assert.Equal(t, 0, lookup(t, x, 1)[0].Blocks, "entry 1 and its copies were evicted")
+	assert.Empty(t, m.copies)
+	require.NoError(t, x.Apply("a", []paged.Event{stored(3, paged.Device, 1), removed(4, paged.Device, 1)}))
+	assert.Equal(t, 0, lookup(t, x, 1)[0].Blocks, "no stale copy count survived the eviction")
 }

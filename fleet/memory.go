@@ -40,8 +40,13 @@ type Memory struct {
 	hashes []paged.Hash // by slot
 	masks  []uint64     // by slot: words device, then words host
 	free   []int32
-	policy eviction.Policy
-	access eviction.Accessor
+	// copies counts extra copies (beyond the first, which is the bit);
+	// slotCopies[s] is the number of copies keys of slot s, so entries
+	// without extra copies never look at the map.
+	copies     map[copyKey]uint32
+	slotCopies []uint16
+	policy     eviction.Policy
+	access     eviction.Accessor
 }
 
 var _ Backend = (*Memory)(nil)
@@ -67,6 +72,8 @@ func (m *Memory) Init(model string, maxServers int) error {
 	m.index = newTable(c)
 	m.n = 0
 	m.live = make([]bool, c)
+	m.copies = make(map[copyKey]uint32)
+	m.slotCopies = make([]uint16, c)
 	m.hashes = make([]paged.Hash, c)
 	m.masks = make([]uint64, c*2*m.words)
 	m.free = make([]int32, c)
@@ -83,32 +90,89 @@ func (m *Memory) Len() int { return m.n }
 
 // Apply implements Backend.
 func (m *Memory) Apply(server ServerID, events []paged.Event) error {
-	w, bit := int(server)/64, uint64(1)<<(uint(server)%64)
 	for i := range events {
 		ev := &events[i]
 		switch ev.Kind {
 		case paged.BlockStored:
-			for _, h := range ev.Hashes {
-				m.masks[m.slot(h)*2*m.words+tierWord(ev.Medium, m.words)+w] |= bit
+			for j := range ev.Hashes {
+				m.store(m.slot(&ev.Hashes[j]), server, ev.Medium)
 			}
 		case paged.BlockRemoved:
-			for _, h := range ev.Hashes {
-				if s, ok := m.index.find(&h, m.hashes); ok {
-					m.masks[int(s)*2*m.words+tierWord(ev.Medium, m.words)+w] &^= bit
-					m.dropIfEmpty(s)
+			for j := range ev.Hashes {
+				if s, ok := m.index.find(&ev.Hashes[j], m.hashes); ok {
+					m.remove(s, server, ev.Medium)
 				}
 			}
 		case paged.BlockMoved:
-			for _, h := range ev.Hashes {
-				base := m.slot(h) * 2 * m.words
-				m.masks[base+tierWord(ev.From, m.words)+w] &^= bit
-				m.masks[base+tierWord(ev.Medium, m.words)+w] |= bit
+			for j := range ev.Hashes {
+				if s, ok := m.index.find(&ev.Hashes[j], m.hashes); ok {
+					m.remove(s, server, ev.From)
+				}
+				m.store(m.slot(&ev.Hashes[j]), server, ev.Medium)
 			}
 		case paged.AllBlocksCleared:
 			m.clear(server)
 		}
 	}
 	return nil
+}
+
+// copyKey names the extra copies one server holds of one entry on one
+// tier. A server may hold a hash in several blocks at once (two requests
+// computed the same block before either committed it); each copy is
+// stored and removed by its own event, so the index counts them and keeps
+// the server's bit until the last copy goes.
+type copyKey struct {
+	slot   int32
+	server ServerID
+	tier   paged.Medium
+}
+
+// store records one more copy of slot s on server's tier.
+func (m *Memory) store(s int32, server ServerID, tier paged.Medium) {
+	i, bit := int(s)*2*m.words+tierWord(tier, m.words)+int(server)/64, uint64(1)<<(uint(server)%64)
+	if m.masks[i]&bit == 0 {
+		m.masks[i] |= bit
+		return
+	}
+	k := copyKey{s, server, tier}
+	if m.copies[k] == 0 {
+		m.slotCopies[s]++
+	}
+	m.copies[k]++
+}
+
+// remove drops one copy of slot s from server's tier, and the entry when
+// no server holds it any more.
+func (m *Memory) remove(s int32, server ServerID, tier paged.Medium) {
+	if m.slotCopies[s] > 0 {
+		k := copyKey{s, server, tier}
+		if c := m.copies[k]; c > 0 {
+			if c == 1 {
+				delete(m.copies, k)
+				m.slotCopies[s]--
+			} else {
+				m.copies[k] = c - 1
+			}
+			return
+		}
+	}
+	m.masks[int(s)*2*m.words+tierWord(tier, m.words)+int(server)/64] &^= uint64(1) << (uint(server) % 64)
+	m.dropIfEmpty(s)
+}
+
+// forgetCopies drops the copy counts of slot s, for one server or for all
+// (server < 0).
+func (m *Memory) forgetCopies(s int32, server ServerID) {
+	if m.slotCopies[s] == 0 {
+		return
+	}
+	for k := range m.copies {
+		if k.slot == s && (server < 0 || k.server == server) {
+			delete(m.copies, k)
+			m.slotCopies[s]--
+		}
+	}
 }
 
 // tierWord is the offset of a tier's holder set within a slot.
@@ -121,10 +185,10 @@ func tierWord(t paged.Medium, words int) int {
 
 // slot returns h's slot, creating the entry (evicting at capacity) when
 // absent, and refreshes it in the policy.
-func (m *Memory) slot(h paged.Hash) int {
-	if s, ok := m.index.find(&h, m.hashes); ok {
+func (m *Memory) slot(h *paged.Hash) int32 {
+	if s, ok := m.index.find(h, m.hashes); ok {
 		m.touch(s)
-		return int(s)
+		return s
 	}
 	if len(m.free) == 0 {
 		v, ok := m.policy.Victim()
@@ -135,12 +199,12 @@ func (m *Memory) slot(h paged.Hash) int {
 	}
 	s := m.free[len(m.free)-1]
 	m.free = m.free[:len(m.free)-1]
-	m.hashes[s] = h
-	m.index.insert(&h, s)
+	m.hashes[s] = *h
+	m.index.insert(h, s)
 	m.live[s] = true
 	m.n++
 	m.policy.Insert(allocator.BlockID(s))
-	return int(s)
+	return s
 }
 
 func (m *Memory) touch(s int32) {
@@ -168,6 +232,7 @@ func (m *Memory) drop(s int32, inPolicy bool) {
 	if inPolicy {
 		m.policy.Remove(allocator.BlockID(s))
 	}
+	m.forgetCopies(s, -1)
 	m.index.remove(&m.hashes[s], s)
 	m.live[s] = false
 	m.n--
@@ -190,6 +255,7 @@ func (m *Memory) clear(server ServerID) {
 		}
 		base := int(s) * 2 * m.words
 		if (m.masks[base+w]|m.masks[base+m.words+w])&bit != 0 {
+			m.forgetCopies(s, server)
 			m.masks[base+w] &^= bit
 			m.masks[base+m.words+w] &^= bit
 			m.dropIfEmpty(s)

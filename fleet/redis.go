@@ -39,6 +39,7 @@ type RedisConfig struct {
 //
 //	b:<32 hash bytes>  string: bit 2s is "server s holds the block on the device", bit 2s+1 "on the host" (SETBIT order)
 //	s:<server id>      set of the block hashes server s holds, so its entries can be dropped
+//	c:<server id>      hash: extra copies server s holds of a block (field: hash bytes + tier)
 //	epoch              random token written by Init
 //
 // Events are applied by one Lua script call per batch (atomic, one round
@@ -80,24 +81,48 @@ func NewRedis(c redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 }
 
 // applyScript applies a run of block operations for one server.
-// KEYS: epoch, server set, then one block key per block operation.
-// ARGV: epoch token, bit base 2s, block key prefix, key TTL in ms (0 for
-// none), then ops: "s<t>" store on tier t, "r<t>" remove from tier t,
-// "m<f><t>" move from tier f to t (each with a key), "c" clear the server
-// (no key).
+// KEYS: epoch, server set, server copy counts, then one block key per block
+// operation. ARGV: epoch token, bit base 2s, block key prefix, key TTL in ms
+// (0 for none), then ops: "s<t>" store on tier t, "r<t>" remove from tier
+// t, "m<f><t>" move from tier f to t (each with a key), "c" clear the
+// server (no key). A store finding the bit already set counts an extra
+// copy in the copy-count hash (field: hash bytes + tier); a remove takes
+// a copy back before it clears the bit.
 var applyScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('PAGEDKV_EPOCH index lost') end
 local base = tonumber(ARGV[2])
 local plen = #ARGV[3]
 local ttl = tonumber(ARGV[4])
-local set = KEYS[2]
-local function gone(key, member)
-  if redis.call('GETBIT', key, base) == 0 and redis.call('GETBIT', key, base + 1) == 0 then
+local set, copies = KEYS[2], KEYS[3]
+local function store(key, member, t)
+  if redis.call('GETBIT', key, base + t) == 1 then
+    redis.call('HINCRBY', copies, member .. t, 1)
+  else
+    redis.call('SETBIT', key, base + t, 1)
+  end
+  redis.call('SADD', set, member)
+  if ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('PEXPIRE', set, ttl)
+    redis.call('PEXPIRE', copies, ttl)
+  end
+end
+local function remove(key, member, t)
+  local c = tonumber(redis.call('HGET', copies, member .. t) or '0')
+  if c > 1 then
+    redis.call('HINCRBY', copies, member .. t, -1)
+    return
+  elseif c == 1 then
+    redis.call('HDEL', copies, member .. t)
+    return
+  end
+  redis.call('SETBIT', key, base + t, 0)
+  if redis.call('GETBIT', key, base + 1 - t) == 0 then
     redis.call('SREM', set, member)
     if redis.call('BITCOUNT', key) == 0 then redis.call('DEL', key) end
   end
 end
-local k = 3
+local k = 4
 for i = 5, #ARGV do
   local op = ARGV[i]
   local kind = string.sub(op, 1, 1)
@@ -108,24 +133,19 @@ for i = 5, #ARGV do
       redis.call('SETBIT', key, base + 1, 0)
       if redis.call('BITCOUNT', key) == 0 then redis.call('DEL', key) end
     end
-    redis.call('DEL', set)
+    redis.call('DEL', set, copies)
   else
     local key = KEYS[k]
     k = k + 1
     local member = string.sub(key, plen + 1)
     local t = tonumber(string.sub(op, 2, 2))
     if kind == 's' then
-      redis.call('SETBIT', key, base + t, 1)
-      redis.call('SADD', set, member)
-      if ttl > 0 then redis.call('PEXPIRE', key, ttl); redis.call('PEXPIRE', set, ttl) end
+      store(key, member, t)
     elseif kind == 'r' then
-      redis.call('SETBIT', key, base + t, 0)
-      gone(key, member)
+      remove(key, member, t)
     else
-      redis.call('SETBIT', key, base + t, 0)
-      redis.call('SETBIT', key, base + tonumber(string.sub(op, 3, 3)), 1)
-      redis.call('SADD', set, member)
-      if ttl > 0 then redis.call('PEXPIRE', key, ttl); redis.call('PEXPIRE', set, ttl) end
+      remove(key, member, t)
+      store(key, member, tonumber(string.sub(op, 3, 3)))
     end
   end
 end
@@ -175,7 +195,8 @@ func (r *Redis) blockKey(h *paged.Hash) string { return r.prefix + "b:" + string
 
 // start resets the script call's keys and args for server s.
 func (r *Redis) start(server ServerID) {
-	r.keys = append(r.keys[:0], r.prefix+"epoch", r.prefix+"s:"+strconv.Itoa(int(server)))
+	id := strconv.Itoa(int(server))
+	r.keys = append(r.keys[:0], r.prefix+"epoch", r.prefix+"s:"+id, r.prefix+"c:"+id)
 	r.args = append(r.args[:0], r.token, 2*int(server), r.prefix+"b:", r.cfg.KeyTTL.Milliseconds())
 }
 

@@ -124,7 +124,8 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	rrHit, paHit := mem[1].HitRate, mem[3].HitRate
-	fmt.Fprintf(stdout, "prefix-aware hit rate %.1f%% vs round-robin %.1f%% (x%.2f)\n", 100*paHit, 100*rrHit, paHit/rrHit)
+	fmt.Fprintf(stdout, "prefix-aware hit rate %.1f%% vs round-robin %.1f%% (x%.2f); bound for one unbounded cache %.1f%%\n",
+		100*paHit, 100*rrHit, paHit/rrHit, 100*bench.FleetHitBound(reqs, bench.MooncakeBlockSize))
 	for _, res := range mem {
 		if res.BlockEvents > 0 {
 			fmt.Fprintf(stdout, "index event application (memory, %s replay): %.0f block events/s\n", res.Router, res.BlockEventsPerSecond())
