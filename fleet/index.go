@@ -196,15 +196,21 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 	if err != nil {
 		return err
 	}
+	// Any event, even a replay, proves the server alive.
 	s.lastSeen, s.expired = x.cfg.Now(), false
 	if err := x.ready(); err != nil {
 		return err
 	}
+	// Replays come first in a call (a publisher resends from an older
+	// number after a reconnect); validation above guarantees the rest
+	// increase.
 	i := 0
 	for i < len(events) && s.started && events[i].Seq <= s.last {
 		i++
 	}
 	x.stats.Duplicates += uint64(i)
+	// Events go to the backend in gap-free runs: a gap flushes the run
+	// before it, then the server's entries are cleared ahead of the next.
 	seg := i
 	for j := i; j < len(events); j++ {
 		ev := &events[j]
@@ -355,6 +361,8 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 			return dst, fmt.Errorf("fleet: clear %q before lookup: %w", x.servers[i].name, err)
 		}
 	}
+	// Every registered server gets a score, zero included: routers need
+	// the whole fleet to weigh load.
 	base := len(dst)
 	for i := range x.servers {
 		dst = append(dst, Score{Server: ServerID(i), Name: x.servers[i].name})

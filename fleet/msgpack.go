@@ -77,10 +77,10 @@ func (r *msgReader) arrayLen() (int, error) {
 		return 0, err
 	}
 	switch {
-	case c&0xf0 == 0x90:
+	case c&0xf0 == 0x90: // fixarray: up to 15 elements in the type byte
 		r.off++
 		return int(c & 0x0f), nil
-	case c == 0xdc || c == 0xdd:
+	case c == 0xdc || c == 0xdd: // array 16, array 32
 		r.off++
 		return r.count(r.uintN(lenBytes(c == 0xdc)))
 	}
@@ -94,10 +94,10 @@ func (r *msgReader) mapLen() (int, error) {
 		return 0, err
 	}
 	switch {
-	case c&0xf0 == 0x80:
+	case c&0xf0 == 0x80: // fixmap
 		r.off++
 		return int(c & 0x0f), nil
-	case c == 0xde || c == 0xdf:
+	case c == 0xde || c == 0xdf: // map 16, map 32
 		r.off++
 		return r.count(r.uintN(lenBytes(c == 0xde)))
 	}
@@ -134,6 +134,8 @@ func (r *msgReader) raw() ([]byte, bool, error) {
 	var n uint64
 	str := true
 	r.off++
+	// str and bin share their length encodings: fixstr, then 8-, 16- and
+	// 32-bit lengths (0xd9-0xdb for str, 0xc4-0xc6 for bin).
 	switch {
 	case c&0xe0 == 0xa0:
 		n = uint64(c & 0x1f)
@@ -191,13 +193,13 @@ func (r *msgReader) int() (uint64, error) {
 	}
 	r.off++
 	switch {
-	case c <= 0x7f:
+	case c <= 0x7f: // positive fixint
 		return uint64(c), nil
-	case c >= 0xe0:
+	case c >= 0xe0: // negative fixint, -32..-1
 		return uint64(int64(int8(c))), nil
-	case c >= 0xcc && c <= 0xcf:
+	case c >= 0xcc && c <= 0xcf: // uint 8/16/32/64
 		return r.uintN(1 << (c - 0xcc))
-	case c >= 0xd0 && c <= 0xd3:
+	case c >= 0xd0 && c <= 0xd3: // int 8/16/32/64: sign-extend
 		n := 1 << (c - 0xd0)
 		v, err := r.uintN(n)
 		if err != nil {
@@ -216,6 +218,7 @@ func (r *msgReader) float() (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// msgspec writes floats as float64, but any number is a valid ts.
 	switch c {
 	case 0xca:
 		r.off++
@@ -245,8 +248,10 @@ func (r *msgReader) skip(depth int) error {
 	if err != nil {
 		return err
 	}
+	// Skipping is how unknown or unused fields (lora_name, extra_keys,
+	// fields newer vLLM versions add) pass without being understood.
 	switch {
-	case c == 0xc0 || c == 0xc2 || c == 0xc3:
+	case c == 0xc0 || c == 0xc2 || c == 0xc3: // nil, false, true
 		r.off++
 		return nil
 	case r.isInt():

@@ -86,6 +86,9 @@ func (b *VLLMBatch) Decode(frame []byte) error {
 }
 
 func (b *VLLMBatch) decode(r *msgReader) error {
+	// msgspec structs are arrays with array_like=True (vLLM's published
+	// KVEventBatch) and maps otherwise; accept both so a change of layout
+	// in vLLM does not silently stop the index.
 	c, err := r.peek()
 	if err != nil {
 		return err
@@ -205,7 +208,11 @@ func (b *VLLMBatch) decodeEvent(r *msgReader) error {
 	if err != nil {
 		return err
 	}
+	// have records which storedFields were present, so a BlockStored
+	// missing a required field is rejected rather than half-applied.
 	var have [6]bool
+	// field decodes one named field into ev; both layouts end up here, the
+	// array layout naming fields by position.
 	field := func(name string) error {
 		switch name {
 		case "block_hashes":
@@ -232,6 +239,8 @@ func (b *VLLMBatch) decodeEvent(r *msgReader) error {
 				ev.LoRA = int32(int64(v))
 			}
 		case "medium":
+			// Only the GPU is the device tier; CPU and any connector's
+			// tier are slower to reach, so they score as host blocks.
 			var null bool
 			if null, err = r.isNil(); !null && err == nil {
 				var m []byte
@@ -338,6 +347,7 @@ func eventKind(r *msgReader, tag []byte) (paged.EventKind, error) {
 }
 
 func decodeHash(r *msgReader, nullable bool) (paged.Hash, bool, error) {
+	// Only parent_block_hash may be nil (a chain's first block).
 	if nullable {
 		if null, err := r.isNil(); null || err != nil {
 			return paged.Hash{}, false, err
