@@ -220,3 +220,25 @@ func TestRedisLookupSeesFlush(t *testing.T) {
 	assert.Equal(t, 1, sc[0].Blocks)
 	assert.True(t, sc[0].Partial)
 }
+
+func TestRedisKeyTTLIsSetAndRefreshed(t *testing.T) {
+	addr := redisAddr(t)
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	back, err := NewRedis(c, RedisConfig{Prefix: "pagedkv-test", KeyTTL: time.Hour})
+	require.NoError(t, err)
+	x, err := New(Config{Backend: back, Model: "keyttl"})
+	require.NoError(t, err)
+	require.NoError(t, x.Apply("a", []paged.Event{stored(1, paged.Device, 1)}))
+	ctx := context.Background()
+	hash := h(1)
+	for _, key := range []string{"pagedkv-test:{keyttl}:b:" + string(hash[:]), "pagedkv-test:{keyttl}:s:0"} {
+		ttl, err := c.PTTL(ctx, key).Result()
+		require.NoError(t, err)
+		assert.Greater(t, ttl, 59*time.Minute, "key %q", key)
+	}
+	_, err = NewRedis(c, RedisConfig{KeyTTL: -1})
+	require.ErrorIs(t, err, ErrInvalid)
+	_, err = NewRedis(nil, RedisConfig{})
+	require.ErrorIs(t, err, ErrInvalid)
+}
