@@ -74,4 +74,6 @@ func (c *contiguous) held(r *flight) int { return c.need(r) }
 
 func (c *contiguous) free() int { return c.buddy.Free() }
 
+func (c *contiguous) unusable() int { return 0 }
+
 func (c *contiguous) check() error { return c.buddy.Check() }

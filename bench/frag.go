@@ -132,7 +132,7 @@ type FragSlots struct {
 type FragResult struct {
 	Model MemoryModel
 	// BlockSize is the paged block size in tokens; 0 for contiguous models.
-	BlockSize                                     int
+	BlockSize                                       int
 	TokenStates, Reserved, Internal, External, Free float64
 	// AvgRunning is the average number of running requests per step.
 	AvgRunning float64
@@ -199,6 +199,9 @@ type memory interface {
 	// held returns the slots allocated to running request r.
 	held(r *flight) int
 	free() int
+	// unusable returns the budget slots the allocator can never hand out
+	// (the part of the budget short of a whole block).
+	unusable() int
 	check() error
 }
 
@@ -368,7 +371,10 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 			s.Internal += extra - res
 		}
 		free := mem.free()
-		s.External = cfg.KVTokens - held - free // below one block
+		s.External = mem.unusable()
+		if held+free+s.External != cfg.KVTokens {
+			panic(fmt.Sprintf("bench: frag: step %d: %d held + %d free + %d unusable slots != budget %d", step, held, free, s.External, cfg.KVTokens))
+		}
 		if h := head(); h != nil && free >= mem.need(h) && !mem.fits(h) {
 			s.External += free
 		} else {
