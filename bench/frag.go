@@ -354,6 +354,9 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 				requeue = append(requeue, v)
 				res.Preemptions++
 				if v == r {
+					if len(running) == 0 {
+						return res, fmt.Errorf("%w: request %d cannot grow past %d tokens with the whole budget", ErrNeverFits, r.index, r.tokens)
+					}
 					break
 				}
 			}

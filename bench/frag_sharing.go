@@ -235,6 +235,9 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 				requeue = append(requeue, v)
 				res.Preemptions++
 				if v == g {
+					if len(running) == 0 {
+						return res, fmt.Errorf("%w: group %d of %d sequences cannot grow past %d tokens with the whole budget", ErrNeverFits, g.index, width, g.prompt+g.generated)
+					}
 					break
 				}
 				j--

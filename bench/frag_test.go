@@ -211,6 +211,9 @@ func TestFragInvalid(t *testing.T) {
 	// A 13-slot reservation needs an aligned 16-slot block: never in 13.
 	_, err := Frag(reqs, ModelMax, 0, FragConfig{MaxLen: 13, KVTokens: 13})
 	require.ErrorIs(t, err, ErrNeverFits)
+	// 8 blocks of 256 hold 2,048 tokens: a 2,049-token request never ends.
+	_, err = Frag(trace([2]int{2000, 49}), ModelPaged, 256, FragConfig{MaxLen: 2049, KVTokens: 2049})
+	require.ErrorIs(t, err, ErrNeverFits)
 	_, err = ParseMemoryModel("lru")
 	require.ErrorIs(t, err, ErrFragInvalid)
 	m, err := ParseMemoryModel("Pow2")
