@@ -5,6 +5,7 @@ go 1.25
 require (
 	github.com/stretchr/testify v1.12.1
 	gonum.org/v1/plot v0.17.0
+	pgregory.net/rapid v1.3.0
 )
 
 require (
