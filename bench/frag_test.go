@@ -277,3 +277,37 @@ func BenchmarkFragContiguous(b *testing.B) {
 		})
 	}
 }
+
+// The engine's step allocates nothing: a contiguous run allocates the same
+// whether its requests last 10 or 1,000 steps.
+func TestFragStepAllocatesNothing(t *testing.T) {
+	short := trace([2]int{100, 10}, [2]int{300, 10}, [2]int{50, 10}, [2]int{700, 10})
+	long := trace([2]int{100, 1000}, [2]int{300, 1000}, [2]int{50, 1000}, [2]int{700, 1000})
+	cfg := FragConfig{KVTokens: 4096}
+	for _, m := range []MemoryModel{ModelMax, ModelOracle} {
+		a := testing.AllocsPerRun(5, func() { _, _ = Frag(short, m, 0, cfg) })
+		b := testing.AllocsPerRun(5, func() { _, _ = Frag(long, m, 0, cfg) })
+		assert.Equal(t, a, b, "%v: allocations grow with steps", m)
+	}
+	// Paged: one decode step of the engine, through the manager.
+	p, err := newPagedMemory(16, 4096, 2048)
+	require.NoError(t, err)
+	r := &flight{tokens: 100, final: 2048}
+	ok, err := p.admit(r)
+	require.True(t, ok)
+	require.NoError(t, err)
+	head := &flight{tokens: 900, final: 1000} // waits: never added
+	var sink int
+	allocs := testing.AllocsPerRun(1000, func() {
+		if ok, _ := p.grow(r); ok {
+			r.tokens++
+		}
+		sink += p.held(r) + p.free() + p.need(head)
+		if p.fits(head) {
+			sink++
+		}
+	})
+	assert.Zero(t, allocs)
+	assert.Equal(t, 1101, r.tokens, "1,000 runs and a warm-up")
+	assert.Positive(t, sink)
+}
