@@ -263,6 +263,9 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 	fl := make([]flight, len(reqs))
 	order := make([]int, len(reqs))
 	for i, q := range reqs {
+		if q.InputTokens < 0 || q.OutputTokens < 0 || q.Arrival < 0 {
+			return res, fmt.Errorf("%w: request %d has negative lengths or arrival", ErrFragInvalid, i)
+		}
 		p, f, cut := truncate(q.InputTokens, q.OutputTokens, cfg.MaxLen)
 		if cut {
 			res.Truncated++

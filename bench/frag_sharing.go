@@ -81,7 +81,8 @@ type group struct {
 // with no children is freed, then every beam appends its token (copying its
 // last block if still shared). All beams end at the trace's output length.
 // A group that finds no block is preempted whole, latest admitted first:
-// its sequences are freed and it restarts from its prompt later.
+// its sequences are freed and it restarts from its prompt later. All
+// groups wait at step 0; cfg.Arrivals and cfg.OnStep are not used.
 func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragConfig) (SharingResult, error) {
 	start := time.Now()
 	res := SharingResult{Mode: mode, Width: width, BlockSize: blockSize, Requests: len(reqs)}
@@ -109,10 +110,12 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 	}
 	gs := make([]group, len(reqs))
 	for i, q := range reqs {
+		if q.InputTokens < 0 || q.OutputTokens < 0 {
+			return res, fmt.Errorf("%w: request %d has negative lengths", ErrFragInvalid, i)
+		}
 		p, f, _ := truncate(q.InputTokens, q.OutputTokens, cfg.MaxLen)
 		gs[i] = group{index: i, prompt: p, final: f}
 	}
-	// Without -arrivals semantics here: all groups wait at step 0.
 	zeros := make([]int32, cfg.MaxLen)
 	rng := rand.New(rand.NewPCG(DefaultSharingSeed, uint64(width)))
 	var requeue, running []*group

@@ -70,8 +70,10 @@ func TestSharingInvalid(t *testing.T) {
 		_, err := Sharing(reqs, c.mode, c.width, c.bs, FragConfig{})
 		require.ErrorIs(t, err, ErrFragInvalid, "%+v", c)
 	}
+	_, err := Sharing([]Request{{InputTokens: -3}}, SharingBeam, 2, 16, FragConfig{})
+	require.ErrorIs(t, err, ErrFragInvalid)
 	// A full 16-token prompt block and one new block per sample: 3 blocks.
-	_, err := Sharing(trace([2]int{16, 1}), SharingParallel, 2, 16, FragConfig{MaxLen: 32, KVTokens: 48})
+	_, err = Sharing(trace([2]int{16, 1}), SharingParallel, 2, 16, FragConfig{MaxLen: 32, KVTokens: 48})
 	require.NoError(t, err)
 	_, err = Sharing(trace([2]int{16, 1}), SharingParallel, 2, 16, FragConfig{MaxLen: 32, KVTokens: 32})
 	require.ErrorIs(t, err, ErrNeverFits, "the group alone cannot grow")

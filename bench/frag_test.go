@@ -208,8 +208,10 @@ func TestFragInvalid(t *testing.T) {
 		_, err := Frag(reqs, c.m, c.bs, c.cfg)
 		require.ErrorIs(t, err, ErrFragInvalid, "%+v", c)
 	}
+	_, err := Frag([]Request{{InputTokens: 3, OutputTokens: -1}}, ModelMax, 0, FragConfig{})
+	require.ErrorIs(t, err, ErrFragInvalid)
 	// A 13-slot reservation needs an aligned 16-slot block: never in 13.
-	_, err := Frag(reqs, ModelMax, 0, FragConfig{MaxLen: 13, KVTokens: 13})
+	_, err = Frag(reqs, ModelMax, 0, FragConfig{MaxLen: 13, KVTokens: 13})
 	require.ErrorIs(t, err, ErrNeverFits)
 	// 8 blocks of 256 hold 2,048 tokens: a 2,049-token request never ends.
 	_, err = Frag(trace([2]int{2000, 49}), ModelPaged, 256, FragConfig{MaxLen: 2049, KVTokens: 2049})
