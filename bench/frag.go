@@ -316,6 +316,8 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 				continue
 			}
 		}
+		// Strict FCFS: the head blocks everyone behind it, so a small
+		// request never overtakes a large one (the paper's setting).
 		for h := head(); h != nil; h = head() {
 			ok, err := mem.admit(h)
 			if err != nil {
@@ -333,6 +335,8 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 			return res, fmt.Errorf("%w: request %d needs %d slots in an empty budget of %d", ErrNeverFits, h.index, mem.need(h), cfg.KVTokens)
 		}
 
+		// Oldest first, so under pressure the newest requests are the ones
+		// preempted, and a request admitted this step only prefills.
 		for i := 0; i < len(running); i++ {
 			r := running[i]
 			if r.fresh {
@@ -348,6 +352,8 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 					sum.decoded++
 					break
 				}
+				// Victims leave from the tail, so the running prefix
+				// before r is untouched and the loop index stays valid.
 				v := running[len(running)-1]
 				running = running[:len(running)-1]
 				if err := mem.preempt(v); err != nil {
@@ -365,6 +371,8 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 			}
 		}
 
+		// Classify after decoding and before freeing: a finishing request
+		// is counted at its full length once.
 		s := FragSlots{Step: step, Running: len(running), Budget: cfg.KVTokens}
 		held := 0
 		for _, r := range running {
@@ -381,6 +389,8 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 		if held+free+s.External != cfg.KVTokens {
 			panic(fmt.Sprintf("bench: frag: step %d: %d held + %d free + %d unusable slots != budget %d", step, held, free, s.External, cfg.KVTokens))
 		}
+		// Free slots are external fragmentation only when the allocator,
+		// not the total, is what keeps the next request out.
 		if h := head(); h != nil && free >= mem.need(h) && !mem.fits(h) {
 			s.External += free
 		} else {

@@ -35,8 +35,12 @@ func newPagedMemory(blockSize, kvTokens, maxLen int) (*pagedMemory, error) {
 	return &pagedMemory{m: m, bs: blockSize, rem: kvTokens % blockSize, zeros: make([]int32, maxLen), budget: kvTokens}, nil
 }
 
+// need counts whole blocks: admission takes ceil(tokens/b) of them, the
+// partial last one included.
 func (p *pagedMemory) need(r *flight) int { return (r.tokens + p.bs - 1) / p.bs * p.bs }
 
+// fits asks the manager's own dry run, so the external-fragmentation test
+// uses the admission rule the engine uses.
 func (p *pagedMemory) fits(r *flight) bool {
 	if r.added {
 		a, err := p.m.CanAdmit(paged.SeqID(r.seq))
@@ -45,11 +49,19 @@ func (p *pagedMemory) fits(r *flight) bool {
 	return p.m.CanAdmitTokens(r.tokens) == paged.AdmitOK
 }
 
+// admit creates a sequence for a request seen for the first time and
+// resumes a preempted one, which the manager still knows (recompute keeps
+// its tokens). Both ask the dry run first: a failed Create or Admit
+// returns a formatted error, and the head of the queue is refused at most
+// steps.
 func (p *pagedMemory) admit(r *flight) (bool, error) {
 	if r.added {
 		a, err := p.m.CanAdmit(paged.SeqID(r.seq))
-		if err != nil || a == paged.AdmitNever {
-			return false, fmt.Errorf("bench: frag: readmit request %d: %v %w", r.index, a, err)
+		if err != nil {
+			return false, fmt.Errorf("bench: frag: readmit request %d: %w", r.index, err)
+		}
+		if a == paged.AdmitNever {
+			return false, fmt.Errorf("%w: preempted request %d of %d tokens", ErrNeverFits, r.index, r.tokens)
 		}
 		if a == paged.AdmitLater {
 			return false, nil
@@ -72,7 +84,8 @@ func (p *pagedMemory) admit(r *flight) (bool, error) {
 }
 
 // grow appends one token. The manager's ErrNoSpace is foreseen rather than
-// caught, so a full pool costs no error allocation per step.
+// caught, so a full pool costs no error allocation per step. Without forks
+// no block is shared, so only a full last block asks for a new one.
 func (p *pagedMemory) grow(r *flight) (bool, error) {
 	if r.tokens%p.bs == 0 {
 		if st := p.m.Stats(); st.FreeBlocks+st.CachedBlocks == 0 {
@@ -87,11 +100,15 @@ func (p *pagedMemory) grow(r *flight) (bool, error) {
 
 func (p *pagedMemory) preempt(r *flight) error { return p.m.Preempt(paged.SeqID(r.seq)) }
 
+// release ends the request in the manager; a preempted request keeps its
+// sequence (waiting) until then.
 func (p *pagedMemory) release(r *flight) error {
 	r.added = false
 	return p.m.Free(paged.SeqID(r.seq))
 }
 
+// held reads the request's block table, so the classification counts
+// what the manager really allocated, not what the engine expects.
 func (p *pagedMemory) held(r *flight) int {
 	t, err := p.m.Table(paged.SeqID(r.seq))
 	if err != nil {
@@ -100,6 +117,8 @@ func (p *pagedMemory) held(r *flight) int {
 	return len(t) * p.bs
 }
 
+// free counts cached blocks too: with prefix caching off there are none,
+// and they would be reusable anyway.
 func (p *pagedMemory) free() int {
 	st := p.m.Stats()
 	return (st.FreeBlocks + st.CachedBlocks) * p.bs
@@ -107,6 +126,8 @@ func (p *pagedMemory) free() int {
 
 func (p *pagedMemory) unusable() int { return p.rem }
 
+// check runs the manager's invariant check once the trace has drained:
+// every block back, no sequence left behind.
 func (p *pagedMemory) check() error {
 	if err := p.m.Check(); err != nil {
 		return err

@@ -116,8 +116,12 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 		p, f, _ := truncate(q.InputTokens, q.OutputTokens, cfg.MaxLen)
 		gs[i] = group{index: i, prompt: p, final: f}
 	}
+	// Token values do not matter with prefix caching off.
 	zeros := make([]int32, cfg.MaxLen)
+	// Seeded per width: each run repeats, whatever else runs beside it.
 	rng := rand.New(rand.NewPCG(DefaultSharingSeed, uint64(width)))
+	// The queue is the preempted stack (top first), then gs[next:], as in
+	// Frag.
 	var requeue, running []*group
 	next := 0
 	head := func() *group {
@@ -136,6 +140,9 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 			next++
 		}
 	}
+	// drop frees every sequence of a group: at its end, or on preemption,
+	// after which it restarts from the prompt (a group's forks cannot be
+	// resumed one by one without losing their sharing).
 	drop := func(g *group) error {
 		for _, s := range g.seqs {
 			if err := m.Free(s); err != nil {
@@ -145,7 +152,7 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 		g.seqs = g.seqs[:0]
 		return nil
 	}
-	var parents, kids []int
+	var kids []int
 	var nextSeqs []paged.SeqID
 	var physical, logical, nrun, nseq int64
 	finished := 0
@@ -160,6 +167,8 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 			if h == nil {
 				break
 			}
+			// The prompt is computed once; the other width-1 sequences
+			// are forks sharing all its blocks.
 			id, _, err := m.Create(zeros[:h.prompt], nil)
 			if err != nil {
 				return res, err
@@ -186,17 +195,16 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 				continue
 			}
 			if mode == SharingBeam {
-				parents = parents[:0]
-				for range width {
-					parents = append(parents, rng.IntN(width))
-				}
+				// Draw the new beams' parents; kids[j] counts beam j's.
 				kids = kids[:0]
 				for range width {
 					kids = append(kids, 0)
 				}
-				for _, p := range parents {
-					kids[p]++
+				for range width {
+					kids[rng.IntN(width)]++
 				}
+				// Fork before freeing, so a dying beam's blocks that a
+				// surviving sibling shares are never released in between.
 				nextSeqs = nextSeqs[:0]
 				for j, s := range g.seqs {
 					if kids[j] == 0 {
@@ -220,6 +228,9 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 				}
 				g.seqs = append(g.seqs[:0], nextSeqs...)
 			}
+			// Each sequence writes its token; a shared partial last block
+			// is copied first (copy-on-write), which may need a block too,
+			// so the manager's ErrNoSpace is the signal here.
 			for j := 0; j < len(g.seqs); j++ {
 				err := m.Append(g.seqs[j], 0)
 				if err == nil {
@@ -250,6 +261,8 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 			}
 		}
 
+		// Physical: blocks referenced at all; logical: what every
+		// sequence's table would hold on its own.
 		st := m.Stats()
 		physical += int64(st.UsedBlocks)
 		for _, g := range running {

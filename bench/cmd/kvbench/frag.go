@@ -56,10 +56,14 @@ func runFrag(args []string, stdout, stderr io.Writer) error {
 	if len(reqs) == 0 {
 		return errors.New("the trace has no requests")
 	}
+	// A prefix of the trace, not a sample: the first N requests keep the
+	// trace's own order and mix.
 	if o.requests > 0 && o.requests < len(reqs) {
 		reqs = reqs[:o.requests]
 	}
 
+	// One run per contiguous model, one per block size for paged, in the
+	// order of -models: the table follows it.
 	var runs []bench.FragRun
 	for _, m := range o.models {
 		if m != bench.ModelPaged {
@@ -120,6 +124,9 @@ func parseFrag(args []string, stderr io.Writer) (fragOptions, error) {
 	fs.BoolVar(&o.json, "json", false, "print one JSON object a line instead of the table")
 	fs.StringVar(&o.plot, "plot", "", "write stacked bars of the shares to this PNG file")
 	fs.BoolVar(&o.progress, "progress", false, "report each finished run on stderr")
+	// Beam search forks and copies every step, about 5 s of CPU for the
+	// whole trace; 2,000 requests give the same savings to a point and keep
+	// the default run within its 10 s.
 	fs.IntVar(&o.sharingRequests, "sharing-requests", 2000, "run the sharing study on the first N requests (0: skip it)")
 	widths := fs.String("widths", "2,4,6", "parallel-sampling outputs and beam widths of the sharing study")
 	if err := fs.Parse(args); err != nil {
@@ -132,6 +139,7 @@ func parseFrag(args []string, stderr io.Writer) (fragOptions, error) {
 	if o.blockSizes, err = parseInts("-block-sizes", *blocks); err != nil {
 		return o, err
 	}
+	// Bad widths matter only when the sharing study runs.
 	if o.widths, err = parseInts("-widths", *widths); err != nil && o.sharingRequests > 0 {
 		return o, err
 	}
@@ -239,10 +247,12 @@ func writeFragTable(w io.Writer, source string, reqs []bench.Request, o fragOpti
 		truncated = results[0].Truncated
 	}
 	fmt.Fprintf(w, "Fragmentation study: %s\n", source)
-	fmt.Fprintf(w, "%d requests (mean prompt %.0f, mean output %.0f tokens; %d truncated to %d), %s;\n",
+	fmt.Fprintf(w, "%d requests (before truncation mean prompt %.0f, mean output %.0f tokens; %d truncated to %d), %s;\n",
 		len(reqs), in/n, out/n, truncated, o.cfg.MaxLen, arrivals)
 	fmt.Fprintf(w, "KV budget %d token slots for every model. Shares of the budget, averaged over steps; paper = PagedAttention Fig. 2.\n\n", o.cfg.KVTokens)
 
+	// Right-aligned columns; the paper's numbers sit between bars so the
+	// eye can compare row by row.
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "model\ttokens\treserved\tinternal\texternal\tfree\t|\tpaper: tokens\treserved\tinternal\texternal\t|\trunning\tsteps\ttok/step\tpreempted\t")
 	for _, r := range results {
@@ -251,6 +261,8 @@ func writeFragTable(w io.Writer, source string, reqs []bench.Request, o fragOpti
 		if p.Partial {
 			paper = fmt.Sprintf("%.1f%%\t-\t-\t-", p.TokenStates)
 		}
+		// The paper gives one paged figure, for its default 16-token
+		// blocks; repeating it beside other sizes would suggest more.
 		if r.Model == bench.ModelPaged && r.BlockSize != 16 {
 			paper = "\t\t\t"
 		}
@@ -285,6 +297,8 @@ contiguous baselines waste less here than in the paper; the setting is the paper
 }
 
 // fragJSON is one line of -json output for a memory model and block size.
+// Shares are fractions of the budget (0 to 1), not percent, so consumers
+// need no parsing of units; "study" tells frag rows from sharing rows.
 type fragJSON struct {
 	Study         string  `json:"study"`
 	Model         string  `json:"model"`
@@ -358,6 +372,8 @@ func plotFrag(path string, results []bench.FragResult) error {
 	// A legend of its own, drawn beside the plot, not over the bars.
 	leg := plot.NewLegend()
 	leg.Top = true
+	// Five bar charts stacked on one another, one per category, bottom up
+	// in the order of the paper's legend.
 	var below *plotter.BarChart
 	for c := range names {
 		vals := make(plotter.Values, len(bars))
