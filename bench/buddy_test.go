@@ -134,6 +134,9 @@ func TestBuddyRandom(t *testing.T) {
 }
 
 func TestBuddyAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
 	b, err := NewBuddy(15360)
 	require.NoError(t, err)
 	allocs := testing.AllocsPerRun(100, func() {
@@ -168,4 +171,50 @@ func BenchmarkBuddy(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// FuzzBuddy drives an allocator with byte-coded operations and checks its
+// invariants, and that every placed range is aligned and overlaps no live
+// one, after each.
+func FuzzBuddy(f *testing.F) {
+	f.Add(uint16(100), []byte{3, 200, 7, 1, 129, 64, 2})
+	f.Add(uint16(15360), []byte{255, 255, 128, 0, 17})
+	f.Fuzz(func(t *testing.T, size uint16, ops []byte) {
+		b, err := NewBuddy(int(size))
+		if size == 0 {
+			require.ErrorIs(t, err, ErrBuddyInvalid)
+			return
+		}
+		require.NoError(t, err)
+		var live [][2]int // offset, length
+		owned := make([]bool, size)
+		for _, op := range ops {
+			if op&1 == 1 && len(live) > 0 {
+				// Odd: release the live allocation op/2 picks.
+				k := int(op/2) % len(live)
+				off, n := live[k][0], live[k][1]
+				require.NoError(t, b.Release(off))
+				live = append(live[:k], live[k+1:]...)
+				for i := off; i < off+n; i++ {
+					owned[i] = false
+				}
+				continue
+			}
+			// Even: allocate a size scaled from op.
+			n := 1 + int(op)*int(size)/512
+			off, err := b.Alloc(n)
+			if err != nil {
+				require.ErrorIs(t, err, ErrBuddyFull)
+				continue
+			}
+			require.Zero(t, off%(1<<ceilLog2(n)))
+			for i := off; i < off+n; i++ {
+				require.False(t, owned[i], "slot %d given twice", i)
+				owned[i] = true
+			}
+			live = append(live, [2]int{off, n})
+			require.NoError(t, b.Check())
+		}
+		require.NoError(t, b.Check())
+	})
 }

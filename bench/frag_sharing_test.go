@@ -35,7 +35,7 @@ func TestSharingCopyOnWrite(t *testing.T) {
 }
 
 func TestSharingWidths(t *testing.T) {
-	reqs := AzureConv()[:300]
+	reqs := AzureConv()[:100]
 	for _, mode := range []SharingMode{SharingParallel, SharingBeam} {
 		prev := -1.0
 		for _, w := range []int{1, 2, 4, 6} {
