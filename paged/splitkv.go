@@ -207,8 +207,9 @@ func (p *SplitPlan) Partials(s int) []SplitItem {
 
 // Check verifies that the plan covers every block of every sequence in
 // blocksPerSeq exactly once, in order, that the merge map matches the items,
-// that every item is on a valid unit and that the reported figures are
-// right. It is meant for tests and costs O(items + sequences + units).
+// that every item is on a valid unit, each unit's items consecutive, and
+// that the reported figures are right. It is meant for tests and costs
+// O(items + sequences + units).
 func (p *SplitPlan) Check(blocksPerSeq []int32) error {
 	if len(p.Merge) != len(blocksPerSeq)+1 || p.Merge[0] != 0 || int(p.Merge[len(blocksPerSeq)]) != len(p.Items) {
 		return fmt.Errorf("paged: split plan: merge map of %d entries for %d sequences and %d items", len(p.Merge), len(blocksPerSeq), len(p.Items))
@@ -223,8 +224,8 @@ func (p *SplitPlan) Check(blocksPerSeq []int32) error {
 			if it.Seq != int32(s) || it.First != next || it.End <= it.First {
 				return fmt.Errorf("paged: split plan: item %d %+v breaks the cover of sequence %d at block %d", i, it, s, next)
 			}
-			if it.Unit < 0 || int(it.Unit) >= p.Units {
-				return fmt.Errorf("paged: split plan: item %d on unit %d of %d", i, it.Unit, p.Units)
+			if it.Unit < 0 || int(it.Unit) >= p.Units || (i > 0 && it.Unit < p.Items[i-1].Unit) {
+				return fmt.Errorf("paged: split plan: item %d on unit %d of %d, out of unit order", i, it.Unit, p.Units)
 			}
 			if p.Merge[s+1]-p.Merge[s] > 1 && it.Blocks() < p.MinChunkBlocks {
 				return fmt.Errorf("paged: split plan: item %d of %d blocks is below the minimum chunk %d", i, it.Blocks(), p.MinChunkBlocks)
