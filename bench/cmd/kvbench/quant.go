@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -496,6 +497,15 @@ func plotQuant(path string, results []quantResult) error {
 		lb.TextStyle[i].Font.Size = vg.Points(7)
 		lb.TextStyle[i].XAlign = -0.1 // just right of the point
 	}
+	// Room for the labels and the points at the edges of a log axis.
+	lo, hi := math.Inf(1), 0.0
+	for _, xy := range xys {
+		lo, hi = min(lo, xy.Y), max(hi, xy.Y)
+	}
+	p.Y.Min, p.Y.Max, p.X.Min = lo/2, hi*2, 0
+	p.X.Max = float64(slices.MaxFunc(results, func(a, b quantResult) int {
+		return cmp.Compare(a.BytesPerToken, b.BytesPerToken)
+	}).BytesPerToken) / 1024 * 1.15
 	p.Add(sc, lb, plotter.NewGrid())
 	return p.Save(8*vg.Inch, 5*vg.Inch, path)
 }
