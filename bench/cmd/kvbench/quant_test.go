@@ -70,6 +70,7 @@ func TestQuantBadFlags(t *testing.T) {
 		{"-types", "kivi-int4"},
 		{"-q-heads", "6", "-kv-heads", "4"},
 		{"-seqs", "0"},
+		{"-outliers", "none"},
 		{"-types", "q8_0", "-head-dim", "48"},
 	} {
 		var out, errOut bytes.Buffer
