@@ -69,9 +69,18 @@ func parseQuantRow(name string, blockSize int) (quantRow, error) {
 		return r, fmt.Errorf("quant: type %q: %w", name, err)
 	}
 	if r.keyType == "" {
-		r.keyType, r.valueType = k, v
+		r.keyType, r.valueType = layoutType(k, r.blockSize), layoutType(v, r.blockSize)
 	}
 	return r, nil
+}
+
+// layoutType names the layout of a codec: a per-channel group over a
+// block's tokens costs what a group of as many channels does.
+func layoutType(codec string, blockSize int) string {
+	if w, ok := strings.CutSuffix(codec, "-ch"); ok {
+		return w + "-g" + strconv.Itoa(blockSize)
+	}
+	return codec
 }
 
 // quantConfig is the study's setting, from the flags.
