@@ -37,9 +37,8 @@ type Manager struct {
 	nlive    int
 	nrunning int
 
-	copies  []Copy
-	scratch []allocator.BlockID
-	hits    []allocator.BlockID
+	copies []Copy
+	hits   []allocator.BlockID
 
 	events eventBuffer
 	stamp  uint32
@@ -127,6 +126,7 @@ func (m *Manager) watermarkBlocks() int {
 func (m *Manager) allocBlock() allocator.BlockID {
 	if m.pool.Free() > 0 {
 		id, _ := m.pool.Alloc()
+		m.notePeak()
 		return id
 	}
 	id, ok := m.policy.Victim()
@@ -138,7 +138,14 @@ func (m *Manager) allocBlock() allocator.BlockID {
 		m.stats.evictions++
 	}
 	m.pool.Claim(id)
+	m.notePeak()
 	return id
+}
+
+func (m *Manager) notePeak() {
+	if h := m.pool.Held(); h > m.stats.peakUsed {
+		m.stats.peakUsed = h
+	}
 }
 
 // release drops one reference to id. A block whose last reference goes

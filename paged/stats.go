@@ -3,6 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions           uint64
+	peakUsed                                                int
 }
 
 // Stats is a snapshot of a manager's occupancy and lifetime counters.
@@ -17,15 +18,17 @@ type Stats struct {
 	// FreeBlocks + CachedBlocks + UsedBlocks == UsableBlocks. With
 	// Config.UnifiedFreeQueue every unreferenced block counts as cached.
 	FreeBlocks, CachedBlocks, UsedBlocks int
+	// PeakUsedBlocks is the most blocks referenced at once so far.
+	PeakUsedBlocks int
 	// Sequences are live handles; Running of them hold blocks, Waiting
 	// don't (not yet admitted, or preempted).
 	Sequences, Running, Waiting int
 	// PrefixQueries counts admissions attempted (every Admit call, failed
 	// ones included, as vLLM counts); the token and block counters sum the
 	// sequence lengths queried and the cached prefixes found.
-	PrefixQueries                           uint64
-	PrefixQueryTokens, PrefixHitTokens      uint64
-	PrefixQueryBlocks, PrefixHitBlocks      uint64
+	PrefixQueries                      uint64
+	PrefixQueryTokens, PrefixHitTokens uint64
+	PrefixQueryBlocks, PrefixHitBlocks uint64
 	// Evictions counts cached blocks given up to make room; BlocksStored
 	// counts blocks committed to the prefix index.
 	Evictions, BlocksStored uint64
@@ -63,6 +66,7 @@ func (m *Manager) Stats() Stats {
 		FreeBlocks:        m.pool.Free(),
 		CachedBlocks:      m.pool.Cached(),
 		UsedBlocks:        m.pool.Held(),
+		PeakUsedBlocks:    m.stats.peakUsed,
 		Sequences:         m.nlive,
 		Running:           m.nrunning,
 		Waiting:           m.nlive - m.nrunning,
