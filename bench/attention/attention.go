@@ -56,7 +56,8 @@ func BlocksPerSeq(dst []int32, b *paged.Batch, blockSize int) []int32 {
 // its queries q[i*QueryHeads*HeadDim:...] (query head after query head) over
 // its first b.SeqLens[i] tokens, into out (same layout as q). plan cuts the
 // work; nil runs each sequence as one item. The plan must have been built
-// from BlocksPerSeq of the same batch.
+// from BlocksPerSeq of the same batch: Decode refuses, with ErrInvalid, one
+// whose items do not tile every sequence's blocks.
 func (a *Attention) Decode(out, q []float32, b *paged.Batch, plan *paged.SplitPlan) error {
 	sh := a.store.shape
 	n := len(b.SeqLens)
@@ -84,12 +85,24 @@ func (a *Attention) Decode(out, q []float32, b *paged.Batch, plan *paged.SplitPl
 		}
 		plan = &a.whole
 	}
-	if len(plan.Merge) != n+1 {
-		return fmt.Errorf("%w: plan for %d sequences, batch of %d", ErrInvalid, len(plan.Merge)-1, n)
+	if len(plan.Merge) != n+1 || plan.Merge[0] != 0 || int(plan.Merge[n]) != len(plan.Items) {
+		return fmt.Errorf("%w: plan for %d sequences and %d items, batch of %d", ErrInvalid, len(plan.Merge)-1, len(plan.Items), n)
 	}
-	for _, it := range plan.Items {
-		if it.Seq < 0 || int(it.Seq) >= n || it.First < 0 || it.First >= it.End || it.End > a.blocks[it.Seq] {
-			return fmt.Errorf("%w: plan item %+v does not fit the batch", ErrInvalid, it)
+	// Each sequence's items must tile its blocks, or the output would
+	// silently leave some KV out.
+	for s := range n {
+		if plan.Merge[s+1] < plan.Merge[s] || int(plan.Merge[s+1]) > len(plan.Items) {
+			return fmt.Errorf("%w: plan merge map %d..%d of %d items", ErrInvalid, plan.Merge[s], plan.Merge[s+1], len(plan.Items))
+		}
+		next := int32(0)
+		for i := plan.Merge[s]; i < plan.Merge[s+1]; i++ {
+			if it := plan.Items[i]; it.Seq != int32(s) || it.First != next || it.End <= it.First {
+				return fmt.Errorf("%w: plan item %+v does not tile sequence %d", ErrInvalid, it, s)
+			}
+			next = plan.Items[i].End
+		}
+		if next != a.blocks[s] {
+			return fmt.Errorf("%w: plan covers %d of sequence %d's %d blocks", ErrInvalid, next, s, a.blocks[s])
 		}
 	}
 

@@ -3,6 +3,7 @@ package attention_test
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -125,4 +126,29 @@ func TestStoreInvalid(t *testing.T) {
 	var plan paged.SplitPlan
 	require.NoError(t, plan.Build([]int32{3}, 2, 1))
 	assert.True(t, errors.Is(attention.New(store).Decode(out, q, &b, &plan), attention.ErrInvalid), "plan wider than the batch")
+}
+
+// TestDecodeRefusesBadPlans: a plan that does not tile the batch is refused,
+// never half-computed or a panic.
+func TestDecodeRefusesBadPlans(t *testing.T) {
+	store, err := attention.NewStore(testShape, 8, nil, nil)
+	require.NoError(t, err)
+	b := paged.Batch{Stride: 3, Tables: []int32{1, 2, 3, 4, 5, 0}, SeqLens: []int32{12, 5}}
+	width := testShape.QueryHeads * testShape.HeadDim
+	q, out := make([]float32, 2*width), make([]float32, 2*width)
+	att := attention.New(store)
+	var good paged.SplitPlan
+	require.NoError(t, good.Build(attention.BlocksPerSeq(nil, &b, testShape.BlockSize), 3, 1))
+	require.NoError(t, att.Decode(out, q, &b, &good))
+	for name, mutate := range map[string]func(p *paged.SplitPlan){
+		"gap":          func(p *paged.SplitPlan) { p.Items[1].First++ },
+		"short":        func(p *paged.SplitPlan) { p.Items[len(p.Items)-1].End-- },
+		"merge order":  func(p *paged.SplitPlan) { p.Merge[1] = p.Merge[2] + 1 },
+		"wrong seq":    func(p *paged.SplitPlan) { p.Items[0].Seq = 1 },
+		"merge length": func(p *paged.SplitPlan) { p.Merge = p.Merge[:2] },
+	} {
+		p := paged.SplitPlan{Items: slices.Clone(good.Items), Merge: slices.Clone(good.Merge)}
+		mutate(&p)
+		assert.True(t, errors.Is(att.Decode(out, q, &b, &p), attention.ErrInvalid), name)
+	}
 }
