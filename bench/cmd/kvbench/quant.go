@@ -213,53 +213,18 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 }
 
 // kvTokenBytes returns the KV bytes per token of the whole model when keys
-// and values are stored as the named types.
-//
-// TODO(lead): the KV layout spec (paged.KVSpec) had not landed on main when
-// this was written; this local formula follows the same layout (FP16
-// scales and zero points, per-tensor FP8 scale not counted per token) and
-// should be replaced by KVSpec.TokenBytes.
+// and values are stored as the named types, from the KV layout spec.
 func kvTokenBytes(cfg quantConfig, key, value string) (int64, error) {
-	k, err := rowBytes(key, cfg.shape.HeadDim)
+	k, err := paged.ParseKVType(key)
 	if err != nil {
 		return 0, err
 	}
-	v, err := rowBytes(value, cfg.shape.HeadDim)
+	v, err := paged.ParseKVType(value)
 	if err != nil {
 		return 0, err
 	}
-	return int64(cfg.layers) * int64(cfg.shape.KVHeads) * (k + v), nil
-}
-
-// rowBytes returns the bytes of one head's row of n values.
-func rowBytes(name string, n int) (int64, error) {
-	group := func(g, bytes int) (int64, error) {
-		if n%g != 0 {
-			return 0, fmt.Errorf("%s packs groups of %d values; head dim %d is not a multiple", name, g, n)
-		}
-		return int64(n/g) * int64(bytes), nil
-	}
-	switch name {
-	case "fp32":
-		return 4 * int64(n), nil
-	case "fp16", "bf16":
-		return 2 * int64(n), nil
-	case "fp8_e4m3", "fp8_e5m2":
-		return int64(n), nil
-	case "int8":
-		return int64(n) + 2, nil
-	case "q8_0":
-		return group(32, 34)
-	case "q4_0":
-		return group(32, 18)
-	case "nvfp4":
-		return group(16, 9)
-	}
-	var bits, g int
-	if _, err := fmt.Sscanf(name, "int%d-g%d", &bits, &g); err == nil && g > 0 && (bits == 2 || bits == 4 || bits == 8) {
-		return group(g, g*bits/8+4)
-	}
-	return 0, fmt.Errorf("no layout for kv type %q", name)
+	spec := paged.KVSpec{Layers: cfg.layers, KVHeads: cfg.shape.KVHeads, HeadDim: cfg.shape.HeadDim, Key: k, Value: v}
+	return spec.TokenBytes()
 }
 
 // quantWorkload is the synthetic K/V of one context length and the float32
