@@ -37,6 +37,8 @@ type Stats struct {
 	Copies, Forks, Preemptions uint64
 	// EventsDropped counts KV events lost to a full buffer.
 	EventsDropped uint64
+	// Tiers holds the host tier's figures (zero without one).
+	Tiers TierStats
 }
 
 // HitRate returns prefix hit tokens / query tokens, 0 before any query.
@@ -59,7 +61,7 @@ func (s Stats) Usage() float64 {
 // Stats returns a snapshot of the counters. It allocates nothing.
 func (m *Manager) Stats() Stats {
 	c := &m.stats
-	return Stats{
+	st := Stats{
 		BlockSize:         m.bs,
 		TotalBlocks:       m.pool.Total(),
 		UsableBlocks:      m.pool.Usable(),
@@ -82,4 +84,6 @@ func (m *Manager) Stats() Stats {
 		Preemptions:       c.preemptions,
 		EventsDropped:     m.events.dropped,
 	}
+	m.tierStats(&st.Tiers)
+	return st
 }
