@@ -52,6 +52,7 @@ type world struct {
 	tokens map[paged.SeqID][]int32
 	ids    []paged.SeqID
 	copies []paged.Copy
+	splits int // plans that split some sequence
 }
 
 func (w *world) write(id paged.SeqID, from int) {
@@ -190,6 +191,9 @@ func (w *world) checkAttention(att *attention.Attention, b *paged.Batch, plan *p
 	blocks := attention.BlocksPerSeq(nil, b, sh.BlockSize)
 	require.NoError(w.t, plan.Build(blocks, 1+w.r.IntN(12), 1+w.r.IntN(3)))
 	require.NoError(w.t, plan.Check(blocks))
+	if len(plan.Items) > len(blocks) {
+		w.splits++
+	}
 	clear(got)
 	require.NoError(w.t, att.Decode(got, q, b, plan))
 	requireClose(w.t, want, got, 1e-5)
@@ -239,5 +243,6 @@ func TestPagedEqualsDense(t *testing.T) {
 		require.Positive(t, st.Forks, "forks")
 		require.Positive(t, st.Preemptions, "preemptions")
 		require.Positive(t, st.Evictions, "evictions")
+		require.Positive(t, w.splits, "split plans")
 	}
 }
