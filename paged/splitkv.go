@@ -40,8 +40,8 @@ func (it SplitItem) Blocks() int { return int(it.End - it.First) }
 // the head of another. A cut that would leave a piece shorter than
 // minChunkBlocks on either side moves to the nearest allowed place, so:
 //
-//   - a sequence is never split into a piece shorter than minChunkBlocks
-//     (one shorter than that is never split at all);
+//   - a sequence is never split into a piece shorter than minChunkBlocks,
+//     so one shorter than twice that is never split at all;
 //   - every unit boundary is less than minChunkBlocks away from its ideal
 //     place, so the busiest unit carries at most
 //     ceil(Ideal()) + 2*(minChunkBlocks-1) blocks, and exactly the ideal
