@@ -68,6 +68,7 @@ func TestQuantBadFlags(t *testing.T) {
 		{"-lengths", "0"},
 		{"-types", "int3-g32"},
 		{"-types", "kivi-int4"},
+		{"-types", "kivi-int4-g9999"},
 		{"-q-heads", "6", "-kv-heads", "4"},
 		{"-seqs", "0"},
 		{"-outliers", "none"},
