@@ -35,6 +35,14 @@ type Batch struct {
 	// Slots are the KV slots of the new tokens, sequence after sequence:
 	// block*BlockSize + offset.
 	Slots []int64
+	// SplitUnits, when positive, makes BuildBatch also plan a
+	// Flash-Decoding split of the batch over that many compute units, with
+	// chunks of at least SplitMinChunk blocks (default 1), into Split.
+	SplitUnits, SplitMinChunk int
+	// Split is the split-KV plan of this step when SplitUnits > 0.
+	Split SplitPlan
+	// BlocksPerSeq is each scheduled sequence's table length in blocks.
+	BlocksPerSeq []int32
 	// Copies are the copy-on-write directives to run before the kernels.
 	Copies []Copy
 	// Swaps are the tier transfers (swap, offload, onboard) to run in
@@ -58,6 +66,9 @@ type batchRow struct {
 func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 	if b.Stride < 0 {
 		return errorf(ErrInvalid, "Batch.Stride %d must not be negative", b.Stride)
+	}
+	if b.SplitUnits < 0 || b.SplitMinChunk < 0 {
+		return errorf(ErrInvalid, "Batch.SplitUnits %d and SplitMinChunk %d must not be negative", b.SplitUnits, b.SplitMinChunk)
 	}
 	m.stamp++
 	if m.stamp == 0 {
@@ -121,6 +132,7 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		b.Tables = b.Tables[:need]
 	}
 	b.Seqs, b.SeqLens, b.QueryLens = resize(b.Seqs, n), resize(b.SeqLens, n), resize(b.QueryLens, n)
+	b.BlocksPerSeq = resize(b.BlocksPerSeq, n)
 	b.QueryStart, b.Slots = resize(b.QueryStart, n+1), resize(b.Slots, slots)
 	b.QueryStart[0] = 0
 	next := 0
@@ -142,6 +154,7 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		*r = batchRow{id: sc.ID, version: s.version, filled: len(s.blocks)}
 		n := len(s.tokens)
 		b.Seqs[i], b.SeqLens[i], b.QueryLens[i] = sc.ID, int32(n), int32(sc.NewTokens)
+		b.BlocksPerSeq[i] = int32(len(s.blocks))
 		// One division per sequence, then walk the slots block by block.
 		pos := n - sc.NewTokens
 		k, off := m.split(pos)
@@ -156,6 +169,11 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 			off++
 		}
 		b.QueryStart[i+1] = int32(next)
+	}
+	if b.SplitUnits > 0 {
+		if err := b.Split.Build(b.BlocksPerSeq, b.SplitUnits, max(b.SplitMinChunk, 1)); err != nil {
+			return err
+		}
 	}
 	b.Swaps = m.TakeSwaps(b.Swaps[:0])
 	b.Copies = m.TakeCopies(b.Copies[:0])

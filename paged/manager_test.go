@@ -292,3 +292,21 @@ func decodeSetup(tb testing.TB, n, bs, blocks int, noCache bool) (*paged.Manager
 	}
 	return m, sched
 }
+
+func TestBuildBatchSplitPlan(t *testing.T) {
+	m, sched := decodeSetup(t, 8, 16, 256, false)
+	batch := paged.Batch{SplitUnits: 4, SplitMinChunk: 2}
+	require.NoError(t, m.BuildBatch(&batch, sched))
+	assert.Equal(t, []int32{7, 7, 7, 7, 7, 7, 7, 7}, batch.BlocksPerSeq)
+	require.NoError(t, batch.Split.Check(batch.BlocksPerSeq))
+	assert.EqualValues(t, 56, batch.Split.TotalBlocks)
+	assert.LessOrEqual(t, float64(batch.Split.MaxUnitBlocks), batch.Split.Ideal()+2)
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := m.BuildBatch(&batch, sched); err != nil {
+			panic(err)
+		}
+	})
+	assert.Zero(t, allocs)
+	bad := paged.Batch{SplitUnits: -1}
+	assert.ErrorIs(t, m.BuildBatch(&bad, sched), paged.ErrInvalid)
+}

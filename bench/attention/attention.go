@@ -43,20 +43,11 @@ func New(store *Store) *Attention {
 	}
 }
 
-// BlocksPerSeq appends to dst the number of blocks each sequence of b
-// occupies, ceil(SeqLens[i]/BlockSize): what a split plan is built from.
-func BlocksPerSeq(dst []int32, b *paged.Batch, blockSize int) []int32 {
-	for _, n := range b.SeqLens {
-		dst = append(dst, int32((int(n)+blockSize-1)/blockSize))
-	}
-	return dst
-}
-
 // Decode computes, for every sequence i of batch b, the attention output of
 // its queries q[i*QueryHeads*HeadDim:...] (query head after query head) over
 // its first b.SeqLens[i] tokens, into out (same layout as q). plan cuts the
 // work; nil runs each sequence as one item. The plan must have been built
-// from BlocksPerSeq of the same batch: Decode refuses, with ErrInvalid, one
+// from the same batch's BlocksPerSeq: Decode refuses, with ErrInvalid, one
 // whose items do not tile every sequence's blocks.
 func (a *Attention) Decode(out, q []float32, b *paged.Batch, plan *paged.SplitPlan) error {
 	sh := a.store.shape
@@ -68,7 +59,14 @@ func (a *Attention) Decode(out, q []float32, b *paged.Batch, plan *paged.SplitPl
 	if len(b.Tables) < n*b.Stride {
 		return fmt.Errorf("%w: %d table entries for %d rows of %d", ErrInvalid, len(b.Tables), n, b.Stride)
 	}
-	a.blocks = BlocksPerSeq(a.blocks[:0], b, sh.BlockSize)
+	a.blocks = append(a.blocks[:0], b.BlocksPerSeq...)
+	if len(a.blocks) != n {
+		// A batch not made by BuildBatch: derive the table lengths.
+		a.blocks = a.blocks[:0]
+		for _, l := range b.SeqLens {
+			a.blocks = append(a.blocks, int32((int(l)+a.store.shape.BlockSize-1)/a.store.shape.BlockSize))
+		}
+	}
 	for i, nb := range a.blocks {
 		if int(nb) > b.Stride {
 			return fmt.Errorf("%w: sequence %d needs %d blocks, table stride %d", ErrInvalid, i, nb, b.Stride)

@@ -188,7 +188,7 @@ func (w *world) checkAttention(att *attention.Attention, b *paged.Batch, plan *p
 	require.NoError(w.t, att.Decode(got, q, b, nil))
 	requireClose(w.t, want, got, 1e-5)
 
-	blocks := attention.BlocksPerSeq(nil, b, sh.BlockSize)
+	blocks := b.BlocksPerSeq
 	require.NoError(w.t, plan.Build(blocks, 1+w.r.IntN(12), 1+w.r.IntN(3)))
 	require.NoError(w.t, plan.Check(blocks))
 	if len(plan.Items) > len(blocks) {

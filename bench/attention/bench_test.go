@@ -39,7 +39,7 @@ func decodeSetup(tb testing.TB, sh attention.Shape, seqs, n int, codec string) (
 	var b paged.Batch
 	require.NoError(tb, m.BuildBatch(&b, sched))
 	var plan paged.SplitPlan
-	require.NoError(tb, plan.Build(attention.BlocksPerSeq(nil, &b, sh.BlockSize), 8, 4))
+	require.NoError(tb, plan.Build(b.BlocksPerSeq, 8, 4))
 	q := make([]float32, seqs*sh.QueryHeads*sh.HeadDim)
 	for i := range q {
 		q[i] = float32(r.NormFloat64())

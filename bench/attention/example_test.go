@@ -33,7 +33,7 @@ func Example() {
 	fmt.Println("copies:", len(b.Copies))
 
 	var plan paged.SplitPlan
-	_ = plan.Build(attention.BlocksPerSeq(nil, &b, sh.BlockSize), 4, 1)
+	_ = plan.Build(b.BlocksPerSeq, 4, 1)
 	q := []float32{1, 0, 0, 1, 1, 0, 0, 1}
 	out := make([]float32, len(q))
 	_ = attention.New(store).Decode(out, q, &b, &plan)

@@ -101,7 +101,7 @@ func TestQuantizedStore(t *testing.T) {
 		}
 		got := make([]float32, len(q))
 		var plan paged.SplitPlan
-		require.NoError(t, plan.Build(attention.BlocksPerSeq(nil, &b, sh.BlockSize), 3, 1))
+		require.NoError(t, plan.Build(b.BlocksPerSeq, 3, 1))
 		require.NoError(t, attention.New(store).Decode(got, q, &b, &plan))
 		requireClose(t, want, got, 1e-5)
 	}
@@ -138,7 +138,7 @@ func TestDecodeRefusesBadPlans(t *testing.T) {
 	q, out := make([]float32, 2*width), make([]float32, 2*width)
 	att := attention.New(store)
 	var good paged.SplitPlan
-	require.NoError(t, good.Build(attention.BlocksPerSeq(nil, &b, testShape.BlockSize), 3, 1))
+	require.NoError(t, good.Build([]int32{3, 2}, 3, 1))
 	require.NoError(t, att.Decode(out, q, &b, &good))
 	for name, mutate := range map[string]func(p *paged.SplitPlan){
 		"gap":          func(p *paged.SplitPlan) { p.Items[1].First++ },

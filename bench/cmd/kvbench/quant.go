@@ -357,7 +357,7 @@ func (w *quantWorkload) measure(row quantRow) (quantError, error) {
 	}
 	var plan paged.SplitPlan
 	minChunk := (w.cfg.minChunkTokens + sh.BlockSize - 1) / sh.BlockSize
-	if err := plan.Build(attention.BlocksPerSeq(nil, &b, sh.BlockSize), w.cfg.units, minChunk); err != nil {
+	if err := plan.Build(b.BlocksPerSeq, w.cfg.units, minChunk); err != nil {
 		return quantError{}, err
 	}
 	att := attention.New(store)
