@@ -1,0 +1,374 @@
+package bench
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// W1Config configures a replay of workload W1: the Azure conversation trace
+// driven through a block manager by a vLLM-style scheduler (FCFS, whole
+// prompts in one step, preemption of the newest running request by
+// recompute). The workload is specified in the project's WORKLOADS.md; vLLM
+// v1's own KVCacheManager produced its reference counters.
+type W1Config struct {
+	// Trace is the request list; nil means the embedded Azure trace.
+	Trace []Request
+	// Requests is how many leading requests to replay. Default 2000.
+	Requests int
+	// Blocks counts the pool's blocks, the null block included. Default 8192.
+	Blocks int
+	// BlockSize in tokens. Default 16.
+	BlockSize int
+	// MaxNumSeqs bounds the running requests. Default 256.
+	MaxNumSeqs int
+	// MaxModelLen caps a request's tokens. Default 16384.
+	MaxModelLen int
+	// Compat selects the manager configuration: "vllm" for one LRU queue
+	// over every unreferenced block (vLLM v1's free queue), "" for the
+	// library's default (free list first, then the eviction policy).
+	Compat string
+	// Policy overrides the eviction policy (default LRU).
+	Policy eviction.Factory
+	// Digest computes the allocation digest (costs a little time).
+	Digest bool
+	// Trace events, when non-nil, receives every digest line as it happens.
+	OnEvent func(line string)
+}
+
+// W1Result holds the counters and timings of one replay. JSON keys follow
+// the reference replay's.
+type W1Result struct {
+	Steps, Preemptions, Finished, Admissions               int
+	TokensProcessed, PrefillTokens, ResumedPrefill, Decode int64
+	PrefixQueryTokens, PrefixHitTokens, PrefixLookups      uint64
+	AdmittedQueryTokens, AdmittedHitTokens                 int64
+	PeakBlocksInUse, PeakRunning, ReadmittedSameStep       int
+	CallsGetComputed, CallsAllocDecode, CallsAllocAdmit    int64
+	CallsFree, CallsAppendOutput, CallsInit                int64
+	Digest                                                 string
+	NsAdmit, NsAllocDecode, NsFree, NsInit, NsAppendOutput int64
+	ManagerNs, ManagerNsExclPromptHash, TotalWallNs        int64
+	TimerOverheadNsPerCall                                 float64
+	TimedCalls                                             int64
+}
+
+type w1Request struct {
+	i         int
+	id        paged.SeqID
+	ctx, gen  int
+	outputs   int
+	pending   int32 // the last output token, not yet given a slot
+	preempted int   // step of the last preemption
+}
+
+// RunW1 replays W1 once.
+func RunW1(cfg W1Config) (W1Result, error) {
+	cfg = cfg.withDefaults()
+	trace := cfg.Trace
+	if trace == nil {
+		trace = AzureConv()
+	}
+	if cfg.Requests > len(trace) {
+		return W1Result{}, fmt.Errorf("bench: W1 wants %d requests, the trace has %d", cfg.Requests, len(trace))
+	}
+	mcfg := paged.Config{
+		BlockSize:        cfg.BlockSize,
+		NumBlocks:        cfg.Blocks,
+		MaxModelLen:      cfg.MaxModelLen,
+		Policy:           cfg.Policy,
+		UnifiedFreeQueue: cfg.Compat == "vllm",
+	}
+	switch cfg.Compat {
+	case "", "vllm":
+	default:
+		return W1Result{}, fmt.Errorf("bench: unknown compat mode %q (want vllm or empty)", cfg.Compat)
+	}
+	m, err := paged.New(mcfg)
+	if err != nil {
+		return W1Result{}, err
+	}
+	var res W1Result
+	var dig hash.Hash
+	var line []byte
+	emit := func() {
+		if dig != nil {
+			dig.Write(line)
+		}
+		if cfg.OnEvent != nil {
+			cfg.OnEvent(string(line))
+		}
+	}
+	tracking := cfg.Digest || cfg.OnEvent != nil
+	if cfg.Digest {
+		dig = sha256.New()
+	}
+	L := cfg.MaxModelLen
+
+	wallStart := time.Now()
+	reqs := make([]*w1Request, cfg.Requests)
+	prompt := make([]int32, 0, 1024)
+	for i := range reqs {
+		t := trace[i]
+		gen := min(max(t.OutputTokens, 1), L-1)
+		ctx := min(max(t.InputTokens, 1), L-gen)
+		prompt = prompt[:0]
+		for j := range ctx {
+			if j < min(ctx, 256) {
+				prompt = append(prompt, int32((i%8)*1000+j+1))
+			} else {
+				prompt = append(prompt, int32((i*7919+j*104729)%32000+1))
+			}
+		}
+		t0 := time.Now()
+		id, err := m.Add(prompt, nil)
+		res.NsInit += int64(time.Since(t0))
+		res.CallsInit++
+		if err != nil {
+			return res, fmt.Errorf("bench: W1 request %d: %w", i, err)
+		}
+		reqs[i] = &w1Request{i: i, id: id, ctx: ctx, gen: gen, preempted: -1}
+	}
+	waiting := newDeque(reqs)
+	running := make([]*w1Request, 0, cfg.MaxNumSeqs)
+	type sched struct {
+		r      *w1Request
+		n      int
+		decode bool
+	}
+	scheduled := make([]sched, 0, cfg.MaxNumSeqs)
+
+	notePeak := func() {
+		if u := m.Stats().UsedBlocks; u > res.PeakBlocksInUse {
+			res.PeakBlocksInUse = u
+		}
+	}
+	for waiting.len() > 0 || len(running) > 0 {
+		res.Steps++
+		step := res.Steps
+		scheduled = scheduled[:0]
+		if tracking {
+			line = append(strconv.AppendInt(append(line[:0], 'S'), int64(step), 10), '\n')
+			emit()
+		}
+		// (1) Decode, in admission order.
+		for idx := 0; idx < len(running); {
+			r := running[idx]
+			before := 0
+			if tracking {
+				tb, _ := m.Table(r.id)
+				before = len(tb)
+			}
+			self := false
+			for {
+				t0 := time.Now()
+				err := m.Append(r.id, r.pending)
+				res.NsAllocDecode += int64(time.Since(t0))
+				res.CallsAllocDecode++
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, paged.ErrNoSpace) {
+					return res, fmt.Errorf("bench: W1 decode of request %d: %w", r.i, err)
+				}
+				v := running[len(running)-1]
+				running = running[:len(running)-1]
+				t0 = time.Now()
+				err = m.Preempt(v.id)
+				if err == nil {
+					// The preempted request keeps its newest token for recompute.
+					err = m.Append(v.id, v.pending)
+				}
+				res.NsFree += int64(time.Since(t0))
+				res.CallsFree++
+				if err != nil {
+					return res, fmt.Errorf("bench: W1 preemption of request %d: %w", v.i, err)
+				}
+				v.preempted = step
+				res.Preemptions++
+				waiting.pushFront(v)
+				if tracking {
+					line = append(strconv.AppendInt(append(line[:0], 'P'), int64(v.i), 10), '\n')
+					emit()
+				}
+				if v == r {
+					self = true
+					break
+				}
+			}
+			if self {
+				break
+			}
+			notePeak()
+			if tracking {
+				tb, _ := m.Table(r.id)
+				line = append(strconv.AppendInt(append(line[:0], 'D'), int64(r.i), 10), ':')
+				line = appendIDs(line, tb[before:])
+				line = append(line, '\n')
+				emit()
+			}
+			scheduled = append(scheduled, sched{r, 1, true})
+			idx++
+		}
+		// (2) Admit, FCFS, whole prompts.
+		for waiting.len() > 0 && len(running) < cfg.MaxNumSeqs {
+			r := waiting.front()
+			n, _ := m.Len(r.id)
+			t0 := time.Now()
+			cached, err := m.Admit(r.id)
+			res.NsAdmit += int64(time.Since(t0))
+			res.CallsGetComputed++
+			res.CallsAllocAdmit++
+			if errors.Is(err, paged.ErrNoSpace) {
+				break
+			}
+			if err != nil {
+				return res, fmt.Errorf("bench: W1 admission of request %d: %w", r.i, err)
+			}
+			waiting.popFront()
+			running = append(running, r)
+			res.Admissions++
+			res.AdmittedQueryTokens += int64(n)
+			res.AdmittedHitTokens += int64(cached)
+			res.PrefillTokens += int64(n - cached)
+			if r.outputs > 0 {
+				res.ResumedPrefill += int64(n - cached)
+			}
+			if r.preempted == step {
+				res.ReadmittedSameStep++
+			}
+			notePeak()
+			if tracking {
+				tb, _ := m.Table(r.id)
+				hits := cached / cfg.BlockSize
+				line = append(strconv.AppendInt(append(line[:0], 'A'), int64(r.i), 10), ':')
+				line = appendIDs(line, tb[:hits])
+				line = append(line, '|')
+				line = appendIDs(line, tb[hits:])
+				line = append(line, '\n')
+				emit()
+			}
+			scheduled = append(scheduled, sched{r, n - cached, false})
+		}
+		res.PeakRunning = max(res.PeakRunning, len(running))
+		// (3) Model output: one made-up token per scheduled request.
+		finished := false
+		for _, sc := range scheduled {
+			r := sc.r
+			if sc.decode {
+				res.Decode++
+			}
+			r.pending = int32((r.i*31+r.outputs)%32000 + 1)
+			r.outputs++
+			res.CallsAppendOutput++
+			if r.ctx+r.outputs >= L || r.outputs >= r.gen {
+				t0 := time.Now()
+				err := m.Free(r.id)
+				res.NsFree += int64(time.Since(t0))
+				res.CallsFree++
+				if err != nil {
+					return res, fmt.Errorf("bench: W1 finish of request %d: %w", r.i, err)
+				}
+				r.id = 0
+				res.Finished++
+				finished = true
+				if tracking {
+					line = append(strconv.AppendInt(append(line[:0], 'F'), int64(r.i), 10), '\n')
+					emit()
+				}
+			}
+		}
+		if finished {
+			running = slices.DeleteFunc(running, func(r *w1Request) bool { return r.id == 0 })
+		}
+	}
+	res.TotalWallNs = int64(time.Since(wallStart))
+	st := m.Stats()
+	res.PrefixQueryTokens, res.PrefixHitTokens, res.PrefixLookups = st.PrefixQueryTokens, st.PrefixHitTokens, st.PrefixQueries
+	res.TokensProcessed = res.PrefillTokens + res.Decode
+	res.ManagerNsExclPromptHash = res.NsAdmit + res.NsAllocDecode + res.NsFree + res.NsAppendOutput
+	res.ManagerNs = res.ManagerNsExclPromptHash + res.NsInit
+	res.TimedCalls = res.CallsInit + res.CallsAllocDecode + res.CallsAllocAdmit + res.CallsFree
+	res.TimerOverheadNsPerCall = timerOverhead()
+	if dig != nil {
+		res.Digest = hex.EncodeToString(dig.Sum(nil))
+	}
+	return res, nil
+}
+
+func (cfg W1Config) withDefaults() W1Config {
+	if cfg.Requests == 0 {
+		cfg.Requests = 2000
+	}
+	if cfg.Blocks == 0 {
+		cfg.Blocks = 8192
+	}
+	if cfg.BlockSize == 0 {
+		cfg.BlockSize = 16
+	}
+	if cfg.MaxNumSeqs == 0 {
+		cfg.MaxNumSeqs = 256
+	}
+	if cfg.MaxModelLen == 0 {
+		cfg.MaxModelLen = 16384
+	}
+	return cfg
+}
+
+func appendIDs[T ~int32](dst []byte, ids []T) []byte {
+	for k, id := range ids {
+		if k > 0 {
+			dst = append(dst, ',')
+		}
+		dst = strconv.AppendInt(dst, int64(id), 10)
+	}
+	return dst
+}
+
+// timerOverhead estimates the cost of one time.Now/time.Since pair.
+func timerOverhead() float64 {
+	const n = 100000
+	var sink int64
+	t := time.Now()
+	for range n {
+		t0 := time.Now()
+		sink += int64(time.Since(t0))
+	}
+	_ = sink
+	return float64(time.Since(t)) / n
+}
+
+// deque is the waiting queue: FCFS, with preempted requests pushed back at
+// the front.
+type deque struct {
+	buf  []*w1Request
+	head int
+}
+
+func newDeque(init []*w1Request) *deque {
+	// Leave room at the front for preempted requests.
+	buf := make([]*w1Request, 256+len(init))
+	copy(buf[256:], init)
+	return &deque{buf: buf, head: 256}
+}
+
+func (d *deque) len() int          { return len(d.buf) - d.head }
+func (d *deque) front() *w1Request { return d.buf[d.head] }
+func (d *deque) popFront()         { d.buf[d.head] = nil; d.head++ }
+func (d *deque) pushFront(r *w1Request) {
+	if d.head == 0 {
+		grown := make([]*w1Request, len(d.buf)+256)
+		copy(grown[256:], d.buf)
+		d.buf, d.head = grown, 256
+	}
+	d.head--
+	d.buf[d.head] = r
+}

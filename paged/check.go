@@ -1,0 +1,101 @@
+package paged
+
+import (
+	"fmt"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
+
+// Check verifies every invariant of the manager and returns the first one
+// broken. It is O(blocks + tokens) and allocates; call it from tests after
+// every operation, not on a serving path.
+//
+//   - the pool's own conservation and free-list integrity;
+//   - a block is in the eviction policy iff it is unreferenced and holds
+//     cached content (with UnifiedFreeQueue: iff it is unreferenced);
+//   - a block's reference count equals the number of table entries naming
+//     it;
+//   - the prefix index maps a hash only to blocks holding that hash, and
+//     every block with cached content is reachable from the index;
+//   - every running sequence's table covers its tokens exactly, and its
+//     committed blocks hold the hashes it computed.
+func (m *Manager) Check() error {
+	if err := m.pool.Check(); err != nil {
+		return fmt.Errorf("paged: %w", err)
+	}
+	total := m.pool.Total()
+	refs := make([]int32, total)
+	running := 0
+	for i := range m.seqs {
+		s := &m.seqs[i]
+		if s.state == seqUnused {
+			continue
+		}
+		if s.state == seqWaiting {
+			if len(s.blocks) != 0 {
+				return fmt.Errorf("paged: waiting sequence slot %d holds %d blocks", i, len(s.blocks))
+			}
+			continue
+		}
+		running++
+		if want := (len(s.tokens) + m.bs - 1) / m.bs; len(s.blocks) != want {
+			return fmt.Errorf("paged: sequence slot %d has %d tokens but %d blocks", i, len(s.tokens), len(s.blocks))
+		}
+		if s.committed > len(s.hashes) || s.committed > len(s.tokens)/m.bs || s.spec > len(s.tokens) {
+			return fmt.Errorf("paged: sequence slot %d: committed %d, hashes %d, tokens %d, spec %d", i, s.committed, len(s.hashes), len(s.tokens), s.spec)
+		}
+		for k, b := range s.blocks {
+			if !m.pool.Valid(b) {
+				return fmt.Errorf("paged: sequence slot %d entry %d names block %d", i, k, b)
+			}
+			refs[b]++
+			if k < s.committed && (!m.cached[b] || m.hash[b] != s.hashes[k]) {
+				return fmt.Errorf("paged: sequence slot %d entry %d: block %d does not hold the committed hash", i, k, b)
+			}
+		}
+	}
+	if running != m.nrunning {
+		return fmt.Errorf("paged: %d running sequences, counter says %d", running, m.nrunning)
+	}
+	ncached := 0
+	for id := allocator.BlockID(1); int(id) < total; id++ {
+		if got := m.pool.RefCount(id); got != refs[id] {
+			return fmt.Errorf("paged: block %d has count %d but %d table entries", id, got, refs[id])
+		}
+		unref := refs[id] == 0
+		wantInPolicy := unref && (m.cfg.UnifiedFreeQueue || m.cached[id])
+		if m.policy.Contains(id) != wantInPolicy {
+			return fmt.Errorf("paged: block %d in policy = %v, want %v (count %d, cached %v)", id, !wantInPolicy, wantInPolicy, refs[id], m.cached[id])
+		}
+		if unref && m.pool.IsFree(id) == wantInPolicy {
+			return fmt.Errorf("paged: block %d: free = %v but in policy = %v", id, m.pool.IsFree(id), wantInPolicy)
+		}
+		if m.cached[id] {
+			ncached++
+		}
+	}
+	if m.policy.Len() != m.pool.Cached() {
+		return fmt.Errorf("paged: policy holds %d blocks, pool has %d cached", m.policy.Len(), m.pool.Cached())
+	}
+	reach := 0
+	for h, head := range m.index {
+		id := head
+		for {
+			if !m.cached[id] || m.hash[id] != h {
+				return fmt.Errorf("paged: index entry %x names block %d, which holds other content", h[:6], id)
+			}
+			reach++
+			id = m.dupNext[id]
+			if m.dupPrev[id] == allocator.NoBlock || reach > total {
+				return fmt.Errorf("paged: duplicate list of %x is broken at block %d", h[:6], id)
+			}
+			if id == head {
+				break
+			}
+		}
+	}
+	if reach != ncached {
+		return fmt.Errorf("paged: %d blocks hold cached content but the index reaches %d", ncached, reach)
+	}
+	return nil
+}

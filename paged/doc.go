@@ -1,0 +1,58 @@
+// Package paged is a block manager for the KV cache of a transformer
+// inference server, in the manner of PagedAttention (Kwon et al., SOSP
+// 2023) and vLLM.
+//
+// Each sequence's keys and values live in fixed-size physical blocks that
+// need not be contiguous; a per-sequence block table maps token position p
+// to slot table[p/BlockSize]*BlockSize + p%BlockSize. The package owns no
+// tensors: it decides where every token's KV goes and what must move
+// (Copy directives for copy-on-write), and the server's kernels do the
+// moving. Paging leaves at most one partial block of waste per sequence.
+//
+// One engine step, as the scheduler drives it:
+//
+//  1. Admit. Add registers a request (its full prompt blocks are hashed
+//     once, as a chain); CanAdmit answers ok, later or never without
+//     changing anything; Admit claims the longest cached prefix and
+//     allocates the rest, all-or-nothing, and returns how many prompt
+//     tokens are already computed. Create does Add and Admit in one call.
+//  2. Write. The server computes KV for the uncached tokens and writes it
+//     at the slots BuildBatch (or Slot) reports.
+//  3. Decode. Append adds each step's tokens; a full last block gets a new
+//     block; a shared last block is copied first (a Copy directive). A
+//     block that becomes full is committed to the prefix index at once.
+//  4. Finish. Free releases a sequence's blocks tail first. A block whose
+//     count reaches zero stays in the prefix cache (in the eviction policy)
+//     if it holds committed content, else it goes to the free list.
+//  5. Run out. Allocation takes the free list first, then the policy's
+//     victim, whose hash leaves the index then (lazy eviction). Preempt
+//     frees a sequence for recompute and keeps its tokens; Admit resumes it.
+//
+// # Prefix caching
+//
+// It follows vLLM v1: block hashes chain over the parent hash, the block's
+// tokens and extra keys (LoRA ID on every block, cache salt on the first,
+// multimodal content hashes on the blocks they overlap); only full blocks
+// are cached; a lookup stops at the first miss and leaves at least the last
+// prompt token to recompute; duplicates are kept, so tables stay
+// append-only. The default hash is SHA-256; FastHasher is for single-tenant
+// use and simulations only. KV events (BlockStored, BlockRemoved,
+// AllBlocksCleared) are queued in a bounded buffer for DrainEvents.
+//
+// # Ownership
+//
+// Block IDs in tables, batches and directives belong to the manager; the
+// caller reads them and must not assume they stay valid past the next call
+// that changes the manager. Slices returned by Table, Tokens and
+// DrainEvents are views into the manager's buffers (see each method).
+// Errors are all-or-nothing: an operation that returns an error has changed
+// nothing, except that Admit's prefix statistics count failed attempts, as
+// vLLM's do.
+//
+// # Concurrency
+//
+// A Manager is not safe for concurrent use. The intended pattern is one
+// scheduler goroutine that owns the manager and runs the step loop;
+// request goroutines talk to it over channels (see examples/server). Wrap
+// it in a mutex only if several goroutines must call it directly.
+package paged

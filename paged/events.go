@@ -1,0 +1,115 @@
+package paged
+
+// eventBuffer is a bounded queue of events. Hashes and tokens of queued
+// events live in an arena; DrainEvents hands the arena to the caller and
+// switches to a second one, so drained slices stay valid until the next
+// drain and a steady state allocates nothing.
+type eventBuffer struct {
+	cap     int
+	seq     uint64
+	dropped uint64
+	queue   []Event
+	hashes  [2][]Hash
+	tokens  [2][]int32
+	cur     int
+}
+
+func (b *eventBuffer) init(capacity int) {
+	b.cap = capacity
+	if capacity > 0 {
+		b.queue = make([]Event, 0, capacity)
+	}
+}
+
+func (b *eventBuffer) on() bool { return b.cap > 0 }
+
+// push numbers e and queues it, or counts it as dropped when full. The
+// sequence number is spent either way, so consumers see the gap.
+func (b *eventBuffer) push(e Event) {
+	b.seq++
+	if len(b.queue) >= b.cap {
+		b.dropped++
+		return
+	}
+	e.Seq = b.seq
+	b.queue = append(b.queue, e)
+}
+
+func (b *eventBuffer) full() bool { return len(b.queue) >= b.cap }
+
+func (b *eventBuffer) stored(hashes []Hash, parent *Hash, tokens []int32, blockSize int, lora int32, medium Medium) {
+	if !b.on() {
+		return
+	}
+	if b.full() {
+		b.push(Event{})
+		return
+	}
+	h0, t0 := len(b.hashes[b.cur]), len(b.tokens[b.cur])
+	b.hashes[b.cur] = append(b.hashes[b.cur], hashes...)
+	b.tokens[b.cur] = append(b.tokens[b.cur], tokens...)
+	e := Event{
+		Kind:      BlockStored,
+		Hashes:    b.hashes[b.cur][h0:len(b.hashes[b.cur]):len(b.hashes[b.cur])],
+		Tokens:    b.tokens[b.cur][t0:len(b.tokens[b.cur]):len(b.tokens[b.cur])],
+		BlockSize: blockSize,
+		LoRA:      lora,
+		Medium:    medium,
+	}
+	if parent != nil {
+		e.Parent, e.HasParent = *parent, true
+	}
+	b.push(e)
+}
+
+func (b *eventBuffer) removed(h *Hash, medium Medium) {
+	b.simple(BlockRemoved, h, medium, medium)
+}
+
+func (b *eventBuffer) moved(h *Hash, from, to Medium) {
+	b.simple(BlockMoved, h, to, from)
+}
+
+func (b *eventBuffer) simple(kind EventKind, h *Hash, medium, from Medium) {
+	if !b.on() {
+		return
+	}
+	if b.full() {
+		b.push(Event{})
+		return
+	}
+	// Consecutive single-block events of one kind merge into one event.
+	if n := len(b.queue); n > 0 {
+		last := &b.queue[n-1]
+		hs := b.hashes[b.cur]
+		if last.Kind == kind && last.Medium == medium && last.From == from && len(last.Hashes) > 0 &&
+			len(hs) > 0 && &last.Hashes[len(last.Hashes)-1] == &hs[len(hs)-1] && cap(hs) > len(hs) {
+			b.hashes[b.cur] = append(hs, *h)
+			last.Hashes = b.hashes[b.cur][len(hs)-len(last.Hashes) : len(hs)+1 : len(hs)+1]
+			return
+		}
+	}
+	h0 := len(b.hashes[b.cur])
+	b.hashes[b.cur] = append(b.hashes[b.cur], *h)
+	b.push(Event{Kind: kind, Hashes: b.hashes[b.cur][h0 : h0+1 : h0+1], Medium: medium, From: from})
+}
+
+func (b *eventBuffer) cleared() {
+	if b.on() {
+		b.push(Event{Kind: AllBlocksCleared, Medium: Device})
+	}
+}
+
+// DrainEvents appends the queued KV events to dst in order and empties the
+// queue. The events' slices stay valid until the next DrainEvents call.
+// Events that did not fit in Config.Events were dropped; their sequence
+// numbers are missing, and Stats().EventsDropped counts them.
+func (m *Manager) DrainEvents(dst []Event) []Event {
+	b := &m.events
+	dst = append(dst, b.queue...)
+	b.queue = b.queue[:0]
+	b.cur ^= 1
+	b.hashes[b.cur] = b.hashes[b.cur][:0]
+	b.tokens[b.cur] = b.tokens[b.cur][:0]
+	return dst
+}

@@ -1,0 +1,162 @@
+package paged
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/eviction"
+)
+
+// Manager is the block manager of one device pool: sequences, their block
+// tables, copy-on-write sharing, the prefix cache and admission. It is not
+// safe for concurrent use; see the package documentation.
+type Manager struct {
+	cfg    Config
+	bs     int
+	pool   *allocator.Pool
+	policy eviction.Policy
+
+	accessor  eviction.Accessor
+	forgetter eviction.Forgetter
+	hinter    eviction.Hinter
+	ticker    eviction.Ticker
+
+	// Per block, indexed by BlockID.
+	hash     []Hash
+	cached   []bool // the block's content is committed to the index
+	dupNext  []allocator.BlockID
+	dupPrev  []allocator.BlockID
+	index    map[Hash]allocator.BlockID // first-inserted block per hash
+	root     Hash
+	hashing  bool
+	extraBuf []byte
+
+	seqs     []sequence
+	freeSeqs []uint32
+	nlive    int
+	nrunning int
+
+	copies  []Copy
+	scratch []allocator.BlockID
+	hits    []allocator.BlockID
+
+	events eventBuffer
+	stamp  uint32
+	now    int64
+	stats  counters
+}
+
+// Copy is a copy-on-write directive: before the step's kernels run, the
+// server copies the KV of block Src into block Dst.
+type Copy struct {
+	Src, Dst allocator.BlockID
+}
+
+// New returns a manager for cfg, or an error naming the bad field.
+func New(cfg Config) (*Manager, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := allocator.New(allocator.Config{NumBlocks: cfg.NumBlocks, Reserved: 1})
+	if err != nil {
+		return nil, fmt.Errorf("paged: %w", err)
+	}
+	m := &Manager{
+		cfg:     cfg,
+		bs:      cfg.BlockSize,
+		pool:    pool,
+		policy:  cfg.Policy(cfg.NumBlocks),
+		hash:    make([]Hash, cfg.NumBlocks),
+		cached:  make([]bool, cfg.NumBlocks),
+		dupNext: make([]allocator.BlockID, cfg.NumBlocks),
+		dupPrev: make([]allocator.BlockID, cfg.NumBlocks),
+		index:   make(map[Hash]allocator.BlockID, cfg.NumBlocks),
+		root:    rootHash(cfg.HashSeed),
+		hashing: !cfg.DisablePrefixCaching,
+	}
+	if m.policy == nil {
+		return nil, fmt.Errorf("%w: Config.Policy returned a nil policy", ErrInvalid)
+	}
+	m.accessor, _ = m.policy.(eviction.Accessor)
+	m.forgetter, _ = m.policy.(eviction.Forgetter)
+	m.hinter, _ = m.policy.(eviction.Hinter)
+	m.ticker, _ = m.policy.(eviction.Ticker)
+	m.events.init(cfg.Events)
+	if cfg.UnifiedFreeQueue {
+		// Every unreferenced block lives in the policy, in ID order at start.
+		for range pool.Usable() {
+			id, _ := pool.Alloc()
+			pool.ReleaseToCache(id)
+			m.policy.Insert(id)
+		}
+	}
+	return m, nil
+}
+
+// BlockSize returns the number of token slots per block.
+func (m *Manager) BlockSize() int { return m.bs }
+
+// Config returns the manager's configuration with defaults filled in.
+func (m *Manager) Config() Config { return m.cfg }
+
+// Advance sets the logical time used for priority expiry. Time never goes
+// backwards; a smaller value is ignored.
+func (m *Manager) Advance(now int64) {
+	if now <= m.now {
+		return
+	}
+	m.now = now
+	if m.ticker != nil {
+		m.ticker.Advance(now)
+	}
+}
+
+// available returns the blocks an allocation may take: free ones plus
+// evictable ones.
+func (m *Manager) available() int { return m.pool.Free() + m.policy.Len() }
+
+// watermarkBlocks is the headroom admission must leave.
+func (m *Manager) watermarkBlocks() int {
+	return int(math.Ceil(m.cfg.Watermark * float64(m.pool.Usable())))
+}
+
+// allocBlock takes one block for new content: from the free list, else the
+// policy's victim, whose cached content is given up. REQUIRES: available()>0.
+func (m *Manager) allocBlock() allocator.BlockID {
+	if m.pool.Free() > 0 {
+		id, _ := m.pool.Alloc()
+		return id
+	}
+	id, ok := m.policy.Victim()
+	if !ok {
+		panic("paged: allocation with no free or evictable block")
+	}
+	if m.cached[id] {
+		m.uncache(id, true)
+		m.stats.evictions++
+	}
+	m.pool.Claim(id)
+	return id
+}
+
+// release drops one reference to id. A block whose last reference goes
+// becomes evictable if it holds cached content, else free.
+func (m *Manager) release(id allocator.BlockID) {
+	if m.cfg.UnifiedFreeQueue || m.cached[id] {
+		if m.pool.ReleaseToCache(id) {
+			m.policy.Insert(id)
+		}
+		return
+	}
+	m.pool.Release(id)
+}
+
+// releaseTail releases blocks[from:] tail first, so a chain's tail is
+// given up before its head.
+func (m *Manager) releaseTail(blocks []allocator.BlockID, from int) {
+	for i := len(blocks) - 1; i >= from; i-- {
+		m.release(blocks[i])
+	}
+}

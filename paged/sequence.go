@@ -1,0 +1,637 @@
+package paged
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
+
+// SeqID is a handle to a sequence. The zero SeqID names no sequence; a
+// handle of a freed sequence stays invalid even after its slot is reused.
+type SeqID uint64
+
+func makeSeqID(idx, gen uint32) SeqID { return SeqID(uint64(gen)<<32 | uint64(idx)) }
+
+func (id SeqID) parts() (idx, gen uint32) { return uint32(id), uint32(id >> 32) }
+
+// String formats the handle as "seq<slot>.<generation>".
+func (id SeqID) String() string {
+	idx, gen := id.parts()
+	return fmt.Sprintf("seq%d.%d", idx, gen)
+}
+
+// SeqOptions are the per-sequence extras. The zero value means none.
+type SeqOptions struct {
+	// LoRA is the adapter ID; it enters the hash of every block, so
+	// sequences under different adapters never share KV. 0 means none.
+	LoRA int32
+	// Salt enters the hash of the first block only: sequences with
+	// different salts share nothing, which isolates tenants.
+	Salt string
+	// MM are the multimodal inputs: each range of token positions carries a
+	// content hash that enters the hash of every block it overlaps, so an
+	// image placeholder only hits the same image.
+	MM []MMRange
+	// AllowFullHit lets the prefix lookup cover the last prompt token. By
+	// default at least one token is recomputed to produce the next token's
+	// logits, as in vLLM; simulations that count block references set it.
+	AllowFullHit bool
+	// Retention asks the eviction policy to keep this sequence's cached
+	// blocks (policies that implement eviction.Hinter honour it).
+	Retention *Retention
+}
+
+// MMRange is a multimodal input occupying token positions [Start, End).
+type MMRange struct {
+	Start, End int
+	Hash       string
+}
+
+// Retention is a priority for cached blocks, in the manner of
+// TensorRT-LLM: levels 0 (give up first) to 100, reverting to
+// eviction.DefaultPriority after Ticks of logical time (0: never).
+type Retention struct {
+	Priority int
+	Ticks    int64
+}
+
+type seqState uint8
+
+const (
+	seqUnused seqState = iota
+	seqWaiting
+	seqRunning
+)
+
+type sequence struct {
+	gen    uint32
+	state  seqState
+	blocks []allocator.BlockID
+	// tokens holds every token of the sequence; for sequences created from
+	// hashes, the tokens the caller did not give are zero placeholders.
+	tokens []int32
+	hashes []Hash
+	// hashLimit: blocks at this index and beyond cannot be hashed (their
+	// tokens are unknown placeholders).
+	hashLimit int
+	// committed: blocks[:committed] hold committed content equal to
+	// hashes[:committed].
+	committed int
+	// spec: trailing speculative tokens, never committed.
+	spec    int
+	opts    SeqOptions
+	mm      []MMRange
+	version uint32
+	mark    uint32
+}
+
+// seq resolves a handle.
+func (m *Manager) seq(id SeqID) (*sequence, error) {
+	idx, gen := id.parts()
+	if gen == 0 || int(idx) >= len(m.seqs) || m.seqs[idx].gen != gen || m.seqs[idx].state == seqUnused {
+		return nil, errorf(ErrUnknownSequence, "%v", id)
+	}
+	return &m.seqs[idx], nil
+}
+
+func (m *Manager) running(id SeqID, op string) (*sequence, error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return nil, err
+	}
+	if s.state != seqRunning {
+		return nil, errorf(ErrSequenceState, "%s: %v is waiting (preempted or not admitted), not running", op, id)
+	}
+	return s, nil
+}
+
+// newSeq takes a sequence slot. Slots and their buffers are reused, so a
+// steady stream of sequences allocates nothing once the buffers have grown.
+func (m *Manager) newSeq() (uint32, *sequence) {
+	var idx uint32
+	if n := len(m.freeSeqs); n > 0 {
+		idx = m.freeSeqs[n-1]
+		m.freeSeqs = m.freeSeqs[:n-1]
+	} else {
+		m.seqs = append(m.seqs, sequence{})
+		idx = uint32(len(m.seqs) - 1)
+	}
+	s := &m.seqs[idx]
+	s.gen++
+	if s.gen == 0 {
+		s.gen = 1
+	}
+	s.blocks, s.tokens, s.hashes, s.mm = s.blocks[:0], s.tokens[:0], s.hashes[:0], s.mm[:0]
+	s.hashLimit, s.committed, s.spec, s.version = math.MaxInt, 0, 0, s.version+1
+	s.opts = SeqOptions{}
+	s.state = seqWaiting
+	m.nlive++
+	return idx, s
+}
+
+// dropSeq returns a slot whose sequence holds no blocks.
+func (m *Manager) dropSeq(idx uint32) {
+	s := &m.seqs[idx]
+	if s.state == seqRunning {
+		m.nrunning--
+	}
+	s.state = seqUnused
+	s.gen++
+	m.freeSeqs = append(m.freeSeqs, idx)
+	m.nlive--
+}
+
+func (m *Manager) checkOptions(opts *SeqOptions, n int) error {
+	if opts == nil {
+		return nil
+	}
+	if opts.LoRA < 0 {
+		return errorf(ErrInvalid, "SeqOptions.LoRA %d is negative", opts.LoRA)
+	}
+	for i, r := range opts.MM {
+		if r.Start < 0 || r.End <= r.Start || r.End > n {
+			return errorf(ErrInvalid, "SeqOptions.MM[%d] range [%d, %d) is empty or outside the %d-token prompt", i, r.Start, r.End, n)
+		}
+	}
+	if r := opts.Retention; r != nil && (r.Priority < 0 || r.Priority > 100 || r.Ticks < 0) {
+		return errorf(ErrInvalid, "SeqOptions.Retention priority %d must be in [0, 100] and ticks %d not negative", r.Priority, r.Ticks)
+	}
+	return nil
+}
+
+func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
+	if opts == nil {
+		return
+	}
+	s.opts = *opts
+	s.mm = append(s.mm, opts.MM...)
+	s.opts.MM = s.mm
+	if opts.Retention != nil {
+		r := *opts.Retention
+		s.opts.Retention = &r
+	}
+}
+
+// Add registers a waiting sequence for prompt and hashes its full blocks
+// once. It holds no blocks until Admit. Tokens are copied.
+func (m *Manager) Add(prompt []int32, opts *SeqOptions) (SeqID, error) {
+	if len(prompt) == 0 {
+		return 0, errorf(ErrInvalid, "empty prompt")
+	}
+	if len(prompt) > m.cfg.MaxModelLen {
+		return 0, errorf(ErrNever, "prompt of %d tokens exceeds MaxModelLen %d", len(prompt), m.cfg.MaxModelLen)
+	}
+	if err := m.checkOptions(opts, len(prompt)); err != nil {
+		return 0, err
+	}
+	idx, s := m.newSeq()
+	m.setOptions(s, opts)
+	s.tokens = append(s.tokens, prompt...)
+	m.hashFull(s)
+	return makeSeqID(idx, s.gen), nil
+}
+
+// AddFromHashes registers a waiting sequence of numTokens tokens whose
+// leading full blocks are named by precomputed hashes, for callers that hash
+// elsewhere and for traces that carry only hashes. The tokens themselves are
+// unknown: blocks past the given hashes are committed only if they are
+// filled entirely by tokens appended later.
+func (m *Manager) AddFromHashes(hashes []Hash, numTokens int, opts *SeqOptions) (SeqID, error) {
+	if numTokens <= 0 {
+		return 0, errorf(ErrInvalid, "numTokens %d must be positive", numTokens)
+	}
+	if len(hashes)*m.bs > numTokens {
+		return 0, errorf(ErrInvalid, "%d hashes of %d-token blocks exceed numTokens %d", len(hashes), m.bs, numTokens)
+	}
+	if numTokens > m.cfg.MaxModelLen {
+		return 0, errorf(ErrNever, "sequence of %d tokens exceeds MaxModelLen %d", numTokens, m.cfg.MaxModelLen)
+	}
+	if err := m.checkOptions(opts, numTokens); err != nil {
+		return 0, err
+	}
+	idx, s := m.newSeq()
+	m.setOptions(s, opts)
+	s.tokens = growZero(s.tokens, numTokens)
+	if m.hashing {
+		s.hashes = append(s.hashes, hashes...)
+	}
+	if numTokens%m.bs != 0 || len(hashes) < numTokens/m.bs {
+		s.hashLimit = len(hashes)
+	}
+	return makeSeqID(idx, s.gen), nil
+}
+
+func growZero(s []int32, n int) []int32 {
+	if cap(s) < n {
+		return make([]int32, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
+// Create adds a sequence for prompt and admits it at once: Add followed by
+// Admit, all-or-nothing. It returns the handle and the number of leading
+// prompt tokens already computed (prefix-cache hits), whose KV the server
+// must not recompute.
+func (m *Manager) Create(prompt []int32, opts *SeqOptions) (id SeqID, cached int, err error) {
+	id, err = m.Add(prompt, opts)
+	if err != nil {
+		return 0, 0, err
+	}
+	return m.admitOrDrop(id)
+}
+
+// CreateFromHashes is AddFromHashes followed by Admit, all-or-nothing.
+func (m *Manager) CreateFromHashes(hashes []Hash, numTokens int, opts *SeqOptions) (id SeqID, cached int, err error) {
+	id, err = m.AddFromHashes(hashes, numTokens, opts)
+	if err != nil {
+		return 0, 0, err
+	}
+	return m.admitOrDrop(id)
+}
+
+func (m *Manager) admitOrDrop(id SeqID) (SeqID, int, error) {
+	cached, err := m.Admit(id)
+	if err != nil {
+		idx, _ := id.parts()
+		m.dropSeq(idx)
+		return 0, 0, err
+	}
+	return id, cached, nil
+}
+
+// Admission is the answer of a dry run.
+type Admission uint8
+
+const (
+	// AdmitOK: the request fits now.
+	AdmitOK Admission = iota
+	// AdmitLater: it does not fit now but could once blocks are released.
+	AdmitLater
+	// AdmitNever: it can never fit in this pool.
+	AdmitNever
+)
+
+// String returns "ok", "later" or "never".
+func (a Admission) String() string {
+	switch a {
+	case AdmitOK:
+		return "ok"
+	case AdmitLater:
+		return "later"
+	}
+	return "never"
+}
+
+// plan is the block arithmetic of admitting s.
+type plan struct {
+	need, hits, evictableHits, alloc int
+}
+
+func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
+	n := len(s.tokens)
+	p := plan{need: (n + m.bs - 1) / m.bs}
+	maxHit := (n - 1) / m.bs
+	if s.opts.AllowFullHit {
+		maxHit = n / m.bs
+	}
+	m.hits = m.lookup(m.hits[:0], s.hashes, maxHit)
+	p.hits = len(m.hits)
+	for _, b := range m.hits {
+		if m.pool.IsCached(b) {
+			p.evictableHits++
+		}
+	}
+	p.alloc = p.need - p.hits + p.evictableHits
+	wm := m.watermarkBlocks()
+	switch {
+	case p.need > m.pool.Usable()-wm || n > m.cfg.MaxModelLen:
+		return p, AdmitNever
+	case p.alloc > m.available()-wm:
+		return p, AdmitLater
+	}
+	return p, AdmitOK
+}
+
+// CanAdmit answers, without changing anything, whether Admit would succeed
+// now, counting prefix hits on evictable blocks as consumed and honouring
+// the watermark.
+func (m *Manager) CanAdmit(id SeqID) (Admission, error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return AdmitNever, err
+	}
+	if s.state != seqWaiting {
+		return AdmitNever, errorf(ErrSequenceState, "CanAdmit: %v is already running", id)
+	}
+	_, a := m.planAdmit(s)
+	return a, nil
+}
+
+// CanAdmitTokens answers whether a new sequence of n tokens with no prefix
+// hits would fit now.
+func (m *Manager) CanAdmitTokens(n int) Admission {
+	need := (n + m.bs - 1) / m.bs
+	wm := m.watermarkBlocks()
+	switch {
+	case n <= 0 || n > m.cfg.MaxModelLen || need > m.pool.Usable()-wm:
+		return AdmitNever
+	case need > m.available()-wm:
+		return AdmitLater
+	}
+	return AdmitOK
+}
+
+// Admit makes a waiting sequence running: it looks up the longest cached
+// prefix (stopping at the first miss, never covering the last token unless
+// AllowFullHit), claims the hits and allocates the rest, all-or-nothing.
+// It returns the number of tokens already computed. A sequence preempted
+// earlier is resumed this way, its tokens and hashes intact. ErrNoSpace
+// means later, ErrNever never; the prefix statistics count every call.
+func (m *Manager) Admit(id SeqID) (cached int, err error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return 0, err
+	}
+	if s.state != seqWaiting {
+		return 0, errorf(ErrSequenceState, "Admit: %v is already running", id)
+	}
+	p, a := m.planAdmit(s)
+	m.stats.queries++
+	m.stats.queryTokens += uint64(len(s.tokens))
+	m.stats.hitTokens += uint64(p.hits * m.bs)
+	m.stats.queryBlocks += uint64(p.need)
+	m.stats.hitBlocks += uint64(p.hits)
+	switch a {
+	case AdmitNever:
+		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.need, m.pool.Usable(), m.watermarkBlocks())
+	case AdmitLater:
+		return 0, errorf(ErrNoSpace, "%v needs %d blocks, %d available (watermark %d)", id, p.alloc, m.available(), m.watermarkBlocks())
+	}
+	for _, b := range m.hits {
+		m.claim(b)
+	}
+	s.blocks = append(s.blocks[:0], m.hits...)
+	for len(s.blocks) < p.need {
+		s.blocks = append(s.blocks, m.allocBlock())
+	}
+	s.committed = p.hits
+	s.state = seqRunning
+	s.version++
+	m.nrunning++
+	m.commitFull(s)
+	return p.hits * m.bs, nil
+}
+
+// Append adds tokens to a sequence. For a running sequence it allocates
+// their slots (copy-on-write first if the last block is shared) and
+// commits every block they fill; all-or-nothing, ErrNoSpace when the pool
+// is exhausted (the caller preempts and retries). For a waiting sequence it
+// only extends the tokens to compute at admission.
+func (m *Manager) Append(id SeqID, tokens ...int32) error {
+	return m.appendTokens(id, tokens, false)
+}
+
+// AppendSpeculative appends draft tokens that a verifier may still reject:
+// they get slots like any token but their blocks are never committed to the
+// prefix cache until AcceptSpeculative.
+func (m *Manager) AppendSpeculative(id SeqID, tokens ...int32) error {
+	return m.appendTokens(id, tokens, true)
+}
+
+func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
+	s, err := m.seq(id)
+	if err != nil {
+		return err
+	}
+	if len(tokens) == 0 {
+		return errorf(ErrInvalid, "Append to %v: no tokens", id)
+	}
+	t0 := len(s.tokens)
+	t1 := t0 + len(tokens)
+	if t1 > m.cfg.MaxModelLen {
+		return errorf(ErrNever, "Append to %v: %d tokens would exceed MaxModelLen %d", id, t1, m.cfg.MaxModelLen)
+	}
+	if s.state == seqWaiting {
+		if spec {
+			return errorf(ErrSequenceState, "AppendSpeculative: %v is not running", id)
+		}
+		s.tokens = append(s.tokens, tokens...)
+		m.hashFull(s)
+		return nil
+	}
+	grow := (t1+m.bs-1)/m.bs - len(s.blocks)
+	partial := t0%m.bs != 0
+	var last allocator.BlockID
+	cow := false
+	if partial {
+		last = s.blocks[len(s.blocks)-1]
+		cow = m.pool.RefCount(last) > 1
+	}
+	need := grow
+	if cow {
+		need++
+	}
+	if need > m.available() {
+		return errorf(ErrNoSpace, "Append to %v: needs %d blocks, %d available", id, need, m.available())
+	}
+	if cow {
+		dst := m.allocBlock()
+		m.copies = append(m.copies, Copy{Src: last, Dst: dst})
+		m.release(last)
+		s.blocks[len(s.blocks)-1] = dst
+		s.version++
+		m.stats.copies++
+	} else if partial && m.cached[last] {
+		// Our own block still holds committed content from before a
+		// truncation; writing changes it, so it leaves the index first.
+		m.forget(last)
+	}
+	for range grow {
+		s.blocks = append(s.blocks, m.allocBlock())
+	}
+	s.tokens = append(s.tokens, tokens...)
+	if spec {
+		s.spec += len(tokens)
+	}
+	m.hashFull(s)
+	m.commitFull(s)
+	return nil
+}
+
+// AcceptSpeculative keeps the first n speculative tokens of a running
+// sequence, drops the rest (releasing blocks past the new end) and commits
+// the blocks the accepted tokens filled.
+func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
+	s, err := m.running(id, "AcceptSpeculative")
+	if err != nil {
+		return err
+	}
+	if n < 0 || n > s.spec {
+		return errorf(ErrInvalid, "AcceptSpeculative %v: %d of %d speculative tokens", id, n, s.spec)
+	}
+	m.truncate(s, len(s.tokens)-(s.spec-n))
+	s.spec = 0
+	m.hashFull(s)
+	m.commitFull(s)
+	return nil
+}
+
+// Truncate keeps the first n tokens of a sequence (rollback of rejected
+// speculative tokens, or beam pruning) and releases the blocks past the new
+// end, tail first. Cached content of a block cut in the middle stays in the
+// prefix cache until the sequence writes into it.
+func (m *Manager) Truncate(id SeqID, n int) error {
+	s, err := m.seq(id)
+	if err != nil {
+		return err
+	}
+	if n < 1 || n > len(s.tokens) {
+		return errorf(ErrInvalid, "Truncate %v to %d tokens: want 1 to %d (Free ends a sequence)", id, n, len(s.tokens))
+	}
+	m.truncate(s, n)
+	return nil
+}
+
+func (m *Manager) truncate(s *sequence, n int) {
+	if n == len(s.tokens) {
+		return
+	}
+	cut := len(s.tokens) - n
+	if s.state == seqRunning {
+		keep := (n + m.bs - 1) / m.bs
+		m.releaseTail(s.blocks, keep)
+		s.blocks = s.blocks[:keep]
+		s.version++
+	}
+	s.tokens = s.tokens[:n]
+	s.hashes = s.hashes[:min(len(s.hashes), n/m.bs)]
+	s.committed = min(s.committed, n/m.bs)
+	s.spec = max(0, s.spec-cut)
+}
+
+// Fork creates a child of a running sequence that shares every block (for
+// parallel sampling and beam search). The first write of either into a
+// shared block copies it (see Copy).
+func (m *Manager) Fork(id SeqID) (SeqID, error) {
+	if _, err := m.running(id, "Fork"); err != nil {
+		return 0, err
+	}
+	pidx, _ := id.parts()
+	idx, c := m.newSeq()
+	p := &m.seqs[pidx] // newSeq may have moved the slice
+	c.blocks = append(c.blocks, p.blocks...)
+	for _, b := range c.blocks {
+		m.pool.Ref(b)
+	}
+	c.tokens = append(c.tokens, p.tokens...)
+	c.hashes = append(c.hashes, p.hashes...)
+	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
+	m.setOptions(c, &p.opts)
+	c.state = seqRunning
+	m.nrunning++
+	m.stats.forks++
+	return makeSeqID(idx, c.gen), nil
+}
+
+// Preempt stops a running sequence by recompute: its blocks are released
+// tail first (their cached content stays hittable) and it becomes waiting,
+// keeping its tokens and hashes; Admit resumes it. Speculative tokens are
+// dropped.
+func (m *Manager) Preempt(id SeqID) error {
+	s, err := m.running(id, "Preempt")
+	if err != nil {
+		return err
+	}
+	m.truncate(s, len(s.tokens)-s.spec)
+	m.releaseTail(s.blocks, 0)
+	s.blocks = s.blocks[:0]
+	s.committed = 0
+	s.state = seqWaiting
+	s.version++
+	m.nrunning--
+	m.stats.preemptions++
+	return nil
+}
+
+// Free ends a sequence: its blocks are released tail first and the handle
+// becomes invalid.
+func (m *Manager) Free(id SeqID) error {
+	s, err := m.seq(id)
+	if err != nil {
+		return err
+	}
+	m.releaseTail(s.blocks, 0)
+	s.blocks = s.blocks[:0]
+	idx, _ := id.parts()
+	m.dropSeq(idx)
+	return nil
+}
+
+// Len returns the number of tokens of a sequence.
+func (m *Manager) Len(id SeqID) (int, error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return 0, err
+	}
+	return len(s.tokens), nil
+}
+
+// Running reports whether the sequence holds blocks (admitted and not
+// preempted).
+func (m *Manager) Running(id SeqID) (bool, error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return false, err
+	}
+	return s.state == seqRunning, nil
+}
+
+// Table returns the block table of a sequence: entry i holds tokens
+// [i*BlockSize, (i+1)*BlockSize). The slice is a view, valid until the next
+// call that changes the manager; do not modify it.
+func (m *Manager) Table(id SeqID) ([]allocator.BlockID, error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.blocks, nil
+}
+
+// Tokens returns the tokens of a sequence (zero placeholders for positions
+// created from hashes). The slice is a view, valid until the next call that
+// changes the manager; do not modify it.
+func (m *Manager) Tokens(id SeqID) ([]int32, error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return nil, err
+	}
+	return s.tokens, nil
+}
+
+// Slot returns the KV slot of token pos of a running sequence:
+// block*BlockSize + pos%BlockSize.
+func (m *Manager) Slot(id SeqID, pos int) (int64, error) {
+	s, err := m.running(id, "Slot")
+	if err != nil {
+		return 0, err
+	}
+	if pos < 0 || pos >= len(s.tokens) {
+		return 0, errorf(ErrInvalid, "Slot of %v: position %d outside [0, %d)", id, pos, len(s.tokens))
+	}
+	return int64(s.blocks[pos/m.bs])*int64(m.bs) + int64(pos%m.bs), nil
+}
+
+// TakeCopies appends the pending copy-on-write directives to dst and clears
+// them. BuildBatch does this for the caller.
+func (m *Manager) TakeCopies(dst []Copy) []Copy {
+	dst = append(dst, m.copies...)
+	m.copies = m.copies[:0]
+	return dst
+}
+
+func errorf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
+}

@@ -1,0 +1,81 @@
+package paged
+
+type counters struct {
+	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
+	evictions, stored, copies, forks, preemptions           uint64
+}
+
+// Stats is a snapshot of a manager's occupancy and lifetime counters.
+type Stats struct {
+	// BlockSize is the number of token slots per block.
+	BlockSize int
+	// TotalBlocks counts every block, the null block included;
+	// UsableBlocks = TotalBlocks - 1.
+	TotalBlocks, UsableBlocks int
+	// FreeBlocks are on the free list; CachedBlocks are unreferenced but
+	// hold cached content (evictable); UsedBlocks are referenced.
+	// FreeBlocks + CachedBlocks + UsedBlocks == UsableBlocks. With
+	// Config.UnifiedFreeQueue every unreferenced block counts as cached.
+	FreeBlocks, CachedBlocks, UsedBlocks int
+	// Sequences are live handles; Running of them hold blocks, Waiting
+	// don't (not yet admitted, or preempted).
+	Sequences, Running, Waiting int
+	// PrefixQueries counts admissions attempted (every Admit call, failed
+	// ones included, as vLLM counts); the token and block counters sum the
+	// sequence lengths queried and the cached prefixes found.
+	PrefixQueries                           uint64
+	PrefixQueryTokens, PrefixHitTokens      uint64
+	PrefixQueryBlocks, PrefixHitBlocks      uint64
+	// Evictions counts cached blocks given up to make room; BlocksStored
+	// counts blocks committed to the prefix index.
+	Evictions, BlocksStored uint64
+	// Copies counts copy-on-write directives; Forks and Preemptions count
+	// those calls.
+	Copies, Forks, Preemptions uint64
+	// EventsDropped counts KV events lost to a full buffer.
+	EventsDropped uint64
+}
+
+// HitRate returns prefix hit tokens / query tokens, 0 before any query.
+func (s Stats) HitRate() float64 {
+	if s.PrefixQueryTokens == 0 {
+		return 0
+	}
+	return float64(s.PrefixHitTokens) / float64(s.PrefixQueryTokens)
+}
+
+// Usage returns the share of usable blocks referenced by sequences, as
+// vLLM's kv_cache_usage.
+func (s Stats) Usage() float64 {
+	if s.UsableBlocks == 0 {
+		return 0
+	}
+	return float64(s.UsedBlocks) / float64(s.UsableBlocks)
+}
+
+// Stats returns a snapshot of the counters. It allocates nothing.
+func (m *Manager) Stats() Stats {
+	c := &m.stats
+	return Stats{
+		BlockSize:         m.bs,
+		TotalBlocks:       m.pool.Total(),
+		UsableBlocks:      m.pool.Usable(),
+		FreeBlocks:        m.pool.Free(),
+		CachedBlocks:      m.pool.Cached(),
+		UsedBlocks:        m.pool.Held(),
+		Sequences:         m.nlive,
+		Running:           m.nrunning,
+		Waiting:           m.nlive - m.nrunning,
+		PrefixQueries:     c.queries,
+		PrefixQueryTokens: c.queryTokens,
+		PrefixHitTokens:   c.hitTokens,
+		PrefixQueryBlocks: c.queryBlocks,
+		PrefixHitBlocks:   c.hitBlocks,
+		Evictions:         c.evictions,
+		BlocksStored:      c.stored,
+		Copies:            c.copies,
+		Forks:             c.forks,
+		Preemptions:       c.preemptions,
+		EventsDropped:     m.events.dropped,
+	}
+}
