@@ -2,6 +2,7 @@ package paged
 
 import (
 	"encoding/binary"
+	"fmt"
 
 	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
@@ -153,11 +154,22 @@ func (m *Manager) commitFull(s *sequence) {
 	}
 	from := s.committed
 	for k := from; k < limit; k++ {
+		b := s.blocks[k]
+		if m.cached[b] {
+			// A block shared with a fork that committed it first.
+			if m.hash[b] != s.hashes[k] {
+				panic(fmt.Sprintf("paged: block %d holds committed content other than the sequence's tokens", b))
+			}
+			if k == from {
+				from++
+			}
+			continue
+		}
 		parent := allocator.NoBlock
 		if k > 0 {
 			parent = s.blocks[k-1]
 		}
-		m.commit(s.blocks[k], s.hashes[k], k, parent, s)
+		m.commit(b, s.hashes[k], k, parent, s)
 	}
 	s.committed = limit
 	if m.events.on() {

@@ -488,8 +488,8 @@ func (m *Manager) Truncate(id SeqID, n int) error {
 	if err != nil {
 		return err
 	}
-	if n < 0 || n > len(s.tokens) {
-		return errorf(ErrInvalid, "Truncate %v to %d tokens: it has %d", id, n, len(s.tokens))
+	if n < 1 || n > len(s.tokens) {
+		return errorf(ErrInvalid, "Truncate %v to %d tokens: want 1 to %d (Free ends a sequence)", id, n, len(s.tokens))
 	}
 	m.truncate(s, n)
 	return nil

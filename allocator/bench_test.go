@@ -1,0 +1,34 @@
+package allocator_test
+
+import (
+	"testing"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
+
+func BenchmarkAllocRelease(b *testing.B) {
+	p, err := allocator.New(allocator.Config{NumBlocks: 8192, Reserved: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		id, _ := p.Alloc()
+		p.Release(id)
+	}
+}
+
+func BenchmarkAppendAlloc16(b *testing.B) {
+	p, err := allocator.New(allocator.Config{NumBlocks: 8192, Reserved: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]allocator.BlockID, 0, 16)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = p.AppendAlloc(buf[:0], 16)
+		for _, id := range buf {
+			p.Release(id)
+		}
+	}
+}

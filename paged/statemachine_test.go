@@ -1,0 +1,374 @@
+package paged_test
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// shadowKV stands in for the server's KV tensors: for every slot it records
+// what the KV there was computed from. The KV of position p of a sequence
+// depends on every token up to p (attention is causal) and on the adapter,
+// so the record is a hash of (LoRA, tokens[:p+1]). Reading a sequence back
+// through its table must find exactly its own records; a prefix hit that
+// handed out a block with other content, a missed copy-on-write, or a write
+// into a shared block all show up as a mismatch.
+type shadowKV struct {
+	bs   int
+	slot map[int64]uint64
+}
+
+func kvOf(lora int32, tokens []int32) uint64 {
+	h := fnv.New64a()
+	fmt.Fprint(h, lora, tokens)
+	return h.Sum64()
+}
+
+// write records the KV of positions [from, len(tokens)) of a sequence.
+func (s *shadowKV) write(t fataler, m *paged.Manager, id paged.SeqID, lora int32, tokens []int32, from int) {
+	for p := from; p < len(tokens); p++ {
+		sl, err := m.Slot(id, p)
+		if err != nil {
+			t.Fatalf("Slot(%v, %d): %v", id, p, err)
+		}
+		s.slot[sl] = kvOf(lora, tokens[:p+1])
+	}
+}
+
+// apply runs copy-on-write directives as a server would, before writing.
+func (s *shadowKV) apply(copies []paged.Copy) {
+	for _, c := range copies {
+		for off := range s.bs {
+			src := int64(c.Src)*int64(s.bs) + int64(off)
+			dst := int64(c.Dst)*int64(s.bs) + int64(off)
+			if v, ok := s.slot[src]; ok {
+				s.slot[dst] = v
+			} else {
+				delete(s.slot, dst)
+			}
+		}
+	}
+}
+
+// readBack checks positions [0, upto) of a running sequence.
+func (s *shadowKV) readBack(t fataler, m *paged.Manager, id paged.SeqID, lora int32, tokens []int32, upto int) {
+	table, err := m.Table(id)
+	if err != nil {
+		t.Fatalf("Table(%v): %v", id, err)
+	}
+	for p := range upto {
+		sl := int64(table[p/s.bs])*int64(s.bs) + int64(p%s.bs)
+		if got, want := s.slot[sl], kvOf(lora, tokens[:p+1]); got != want {
+			t.Fatalf("read-back of %v position %d (slot %d, block %d): KV of other content", id, p, sl, table[p/s.bs])
+		}
+	}
+}
+
+// fataler is what the shadow store needs of *testing.T and *rapid.T.
+type fataler interface {
+	Fatalf(format string, args ...any)
+}
+
+type modelSeq struct {
+	tokens  []int32
+	lora    int32
+	salt    string
+	running bool
+	spec    int
+}
+
+type machine struct {
+	m       *paged.Manager
+	bs      int
+	shadow  shadowKV
+	seqs    map[paged.SeqID]*modelSeq
+	ids     []paged.SeqID
+	copies  []paged.Copy
+	prompts [][]int32
+}
+
+func (s *machine) tokens(t *rapid.T, label string) []int32 {
+	// Prompts share prefixes often: a few bases, cut and extended at random.
+	base := rapid.SampledFrom(s.prompts).Draw(t, label+"-base")
+	n := rapid.IntRange(1, len(base)).Draw(t, label+"-len")
+	out := slices.Clone(base[:n])
+	extra := rapid.SliceOfN(rapid.Int32Range(1, 6), 0, 5).Draw(t, label+"-extra")
+	return append(out, extra...)
+}
+
+func (s *machine) pick(t *rapid.T, running bool) (paged.SeqID, *modelSeq, bool) {
+	var cands []paged.SeqID
+	for _, id := range s.ids {
+		if ms := s.seqs[id]; ms != nil && ms.running == running {
+			cands = append(cands, id)
+		}
+	}
+	if len(cands) == 0 {
+		return 0, nil, false
+	}
+	id := rapid.SampledFrom(cands).Draw(t, "seq")
+	return id, s.seqs[id], true
+}
+
+func (s *machine) flushCopies(t *rapid.T) {
+	s.copies = s.m.TakeCopies(s.copies[:0])
+	s.shadow.apply(s.copies)
+}
+
+func (s *machine) add(id paged.SeqID, ms *modelSeq) {
+	s.seqs[id] = ms
+	s.ids = append(s.ids, id)
+}
+
+func (s *machine) remove(id paged.SeqID) {
+	delete(s.seqs, id)
+	s.ids = slices.DeleteFunc(s.ids, func(x paged.SeqID) bool { return x == id })
+}
+
+func expectNoSpaceUnchanged(t *rapid.T, m *paged.Manager, before paged.Stats, err error) {
+	if !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	after := m.Stats()
+	if after.FreeBlocks != before.FreeBlocks || after.CachedBlocks != before.CachedBlocks || after.UsedBlocks != before.UsedBlocks || after.Sequences != before.Sequences {
+		t.Fatalf("failed call changed the pool: %+v -> %+v", before, after)
+	}
+}
+
+func (s *machine) create(t *rapid.T) {
+	prompt := s.tokens(t, "prompt")
+	ms := &modelSeq{tokens: prompt, lora: int32(rapid.IntRange(0, 1).Draw(t, "lora")), salt: rapid.SampledFrom([]string{"", "", "tenant-b"}).Draw(t, "salt")}
+	before := s.m.Stats()
+	id, cached, err := s.m.Create(prompt, &paged.SeqOptions{LoRA: ms.lora, Salt: ms.salt})
+	if err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	if cached >= len(prompt) || cached%s.bs != 0 {
+		t.Fatalf("cached %d of a %d-token prompt", cached, len(prompt))
+	}
+	ms.running = true
+	s.add(id, ms)
+	s.shadow.readBack(t, s.m, id, ms.lora, prompt, cached) // hits hold our KV
+	s.shadow.write(t, s.m, id, ms.lora, prompt, cached)
+}
+
+func (s *machine) appendTokens(t *rapid.T) {
+	id, ms, ok := s.pick(t, true)
+	if !ok {
+		return
+	}
+	toks := rapid.SliceOfN(rapid.Int32Range(1, 6), 1, 2*s.bs+1).Draw(t, "tokens")
+	spec := rapid.IntRange(0, 3).Draw(t, "spec") == 0
+	before := s.m.Stats()
+	var err error
+	if spec {
+		err = s.m.AppendSpeculative(id, toks...)
+	} else {
+		err = s.m.Append(id, toks...)
+	}
+	if err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	s.flushCopies(t)
+	from := len(ms.tokens)
+	ms.tokens = append(ms.tokens, toks...)
+	if spec {
+		ms.spec += len(toks)
+	}
+	s.shadow.write(t, s.m, id, ms.lora, ms.tokens, from)
+}
+
+func (s *machine) accept(t *rapid.T) {
+	id, ms, ok := s.pick(t, true)
+	if !ok {
+		return
+	}
+	n := rapid.IntRange(0, ms.spec).Draw(t, "accept")
+	if err := s.m.AcceptSpeculative(id, n); err != nil {
+		t.Fatalf("AcceptSpeculative: %v", err)
+	}
+	ms.tokens = ms.tokens[:len(ms.tokens)-(ms.spec-n)]
+	ms.spec = 0
+}
+
+func (s *machine) fork(t *rapid.T) {
+	id, ms, ok := s.pick(t, true)
+	if !ok {
+		return
+	}
+	child, err := s.m.Fork(id)
+	if err != nil {
+		t.Fatalf("Fork: %v", err)
+	}
+	c := *ms
+	c.tokens = slices.Clone(ms.tokens)
+	s.add(child, &c)
+}
+
+func (s *machine) truncate(t *rapid.T) {
+	id, ms, ok := s.pick(t, rapid.Bool().Draw(t, "running"))
+	if !ok {
+		return
+	}
+	n := rapid.IntRange(1, len(ms.tokens)).Draw(t, "n")
+	if err := s.m.Truncate(id, n); err != nil {
+		t.Fatalf("Truncate: %v", err)
+	}
+	ms.spec = max(0, ms.spec-(len(ms.tokens)-n))
+	ms.tokens = ms.tokens[:n]
+}
+
+func (s *machine) free(t *rapid.T) {
+	id, _, ok := s.pick(t, rapid.Bool().Draw(t, "running"))
+	if !ok {
+		return
+	}
+	if err := s.m.Free(id); err != nil {
+		t.Fatalf("Free: %v", err)
+	}
+	s.remove(id)
+	if _, err := s.m.Len(id); !errors.Is(err, paged.ErrUnknownSequence) {
+		t.Fatalf("freed handle still answers: %v", err)
+	}
+}
+
+func (s *machine) preempt(t *rapid.T) {
+	id, ms, ok := s.pick(t, true)
+	if !ok {
+		return
+	}
+	if err := s.m.Preempt(id); err != nil {
+		t.Fatalf("Preempt: %v", err)
+	}
+	ms.tokens = ms.tokens[:len(ms.tokens)-ms.spec]
+	ms.spec = 0
+	ms.running = false
+}
+
+func (s *machine) admit(t *rapid.T) {
+	id, ms, ok := s.pick(t, false)
+	if !ok {
+		return
+	}
+	if rapid.Bool().Draw(t, "grow-waiting") {
+		toks := rapid.SliceOfN(rapid.Int32Range(1, 6), 1, 3).Draw(t, "more")
+		err := s.m.Append(id, toks...)
+		switch {
+		case len(ms.tokens)+len(toks) > s.m.Config().MaxModelLen:
+			if !errors.Is(err, paged.ErrNever) {
+				t.Fatalf("Append past MaxModelLen: %v", err)
+			}
+		case err != nil:
+			t.Fatalf("Append to waiting: %v", err)
+		default:
+			ms.tokens = append(ms.tokens, toks...)
+		}
+	}
+	dry, err := s.m.CanAdmit(id)
+	if err != nil {
+		t.Fatalf("CanAdmit: %v", err)
+	}
+	before := s.m.Stats()
+	cached, err := s.m.Admit(id)
+	if (err == nil) != (dry == paged.AdmitOK) {
+		t.Fatalf("CanAdmit said %v, Admit returned %v", dry, err)
+	}
+	if err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	ms.running = true
+	s.shadow.readBack(t, s.m, id, ms.lora, ms.tokens, cached)
+	s.shadow.write(t, s.m, id, ms.lora, ms.tokens, cached)
+}
+
+func (s *machine) reset(t *rapid.T) {
+	err := s.m.ResetCache()
+	if s.m.Stats().UsedBlocks > 0 {
+		if !errors.Is(err, paged.ErrCacheInUse) {
+			t.Fatalf("ResetCache with blocks held: %v", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("ResetCache: %v", err)
+	}
+	if st := s.m.Stats(); !s.m.Config().UnifiedFreeQueue && st.CachedBlocks != 0 {
+		t.Fatalf("cache not empty after reset: %+v", st)
+	}
+}
+
+func (s *machine) check(t *rapid.T) {
+	if err := s.m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	st := s.m.Stats()
+	running := 0
+	for id, ms := range s.seqs {
+		n, err := s.m.Len(id)
+		if err != nil || n != len(ms.tokens) {
+			t.Fatalf("Len(%v) = %d, %v; model has %d tokens", id, n, err, len(ms.tokens))
+		}
+		toks, _ := s.m.Tokens(id)
+		if !slices.Equal(toks, ms.tokens) {
+			t.Fatalf("Tokens(%v) differ from the model", id)
+		}
+		if r, _ := s.m.Running(id); r != ms.running {
+			t.Fatalf("Running(%v) = %v, model says %v", id, r, ms.running)
+		}
+		if ms.running {
+			running++
+			s.shadow.readBack(t, s.m, id, ms.lora, ms.tokens, len(ms.tokens))
+		}
+	}
+	if st.Sequences != len(s.seqs) || st.Running != running {
+		t.Fatalf("stats say %d sequences (%d running), model %d (%d)", st.Sequences, st.Running, len(s.seqs), running)
+	}
+}
+
+func TestStateMachine(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
+		policies := map[string]eviction.Factory{"lru": eviction.NewLRU, "fifo": eviction.NewFIFO}
+		pname := rapid.SampledFrom([]string{"lru", "fifo"}).Draw(t, "policy")
+		cfg := paged.Config{
+			BlockSize:        bs,
+			NumBlocks:        rapid.IntRange(2, 24).Draw(t, "blocks"),
+			Policy:           policies[pname],
+			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
+			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
+			Events:           rapid.SampledFrom([]int{0, 4, 64}).Draw(t, "events"),
+		}
+		m, err := paged.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &machine{m: m, bs: bs, shadow: shadowKV{bs: bs, slot: map[int64]uint64{}}, seqs: map[paged.SeqID]*modelSeq{}}
+		for range 3 {
+			s.prompts = append(s.prompts, rapid.SliceOfN(rapid.Int32Range(1, 4), 1, 12).Draw(t, "base"))
+		}
+		var events []paged.Event
+		t.Repeat(map[string]func(*rapid.T){
+			"create":   s.create,
+			"append":   s.appendTokens,
+			"accept":   s.accept,
+			"fork":     s.fork,
+			"truncate": s.truncate,
+			"free":     s.free,
+			"preempt":  s.preempt,
+			"admit":    s.admit,
+			"reset":    s.reset,
+			"drain":    func(t *rapid.T) { events = m.DrainEvents(events[:0]) },
+			"":         s.check,
+		})
+	})
+}
