@@ -55,6 +55,8 @@ type CacheWinner struct {
 	CapacityTokens int64
 	Policy         string
 	HitRate        float64
+	// Tied counts the other online policies with the same hit rate.
+	Tied int
 	// LRU is LRU's hit rate at this capacity, NaN if LRU was not replayed.
 	LRU float64
 }
@@ -75,8 +77,12 @@ func CacheWinners(results []CacheResult) []CacheWinner {
 		if r.Policy == "lru" {
 			w.LRU = r.HitRate
 		}
-		if r.Policy != BeladyName && r.HitRate > w.HitRate {
-			w.Policy, w.HitRate = r.Policy, r.HitRate
+		switch {
+		case r.Policy == BeladyName:
+		case r.HitRate > w.HitRate:
+			w.Policy, w.HitRate, w.Tied = r.Policy, r.HitRate, 0
+		case r.HitRate == w.HitRate:
+			w.Tied++
 		}
 	}
 	return slices.DeleteFunc(out, func(w CacheWinner) bool { return w.Policy == "" })
@@ -133,6 +139,9 @@ func WriteCacheTable(w io.Writer, results []CacheResult) error {
 	b.WriteString("\n")
 	for _, win := range CacheWinners(results) {
 		fmt.Fprintf(&b, "%s tokens: best %s %.3f", group(win.CapacityTokens), win.Policy, win.HitRate)
+		if win.Tied > 0 {
+			fmt.Fprintf(&b, " (tied with %d more)", win.Tied)
+		}
 		if !math.IsNaN(win.LRU) {
 			fmt.Fprintf(&b, ", %+.3f over lru (%+.1f%%)", win.HitRate-win.LRU, 100*(win.HitRate-win.LRU)/win.LRU)
 		}
