@@ -391,6 +391,25 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 // is exhausted (the caller preempts and retries). For a waiting sequence it
 // only extends the tokens to compute at admission.
 func (m *Manager) Append(id SeqID, tokens ...int32) error {
+	// Fast path of decoding: one token into a partly filled block that this
+	// sequence owns alone. Everything else takes the general path.
+	if len(tokens) == 1 {
+		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
+			s := &m.seqs[idx]
+			t0 := len(s.tokens)
+			if off := t0 % m.bs; s.gen == gen && s.state == seqRunning && off != 0 && t0 < m.cfg.MaxModelLen {
+				last := s.blocks[len(s.blocks)-1]
+				if !m.cached[last] && m.pool.RefCount(last) == 1 {
+					s.tokens = append(s.tokens, tokens[0])
+					if off == m.bs-1 {
+						m.hashFull(s)
+						m.commitFull(s)
+					}
+					return nil
+				}
+			}
+		}
+	}
 	return m.appendTokens(id, tokens, false)
 }
 

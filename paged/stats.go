@@ -23,9 +23,9 @@ type Stats struct {
 	// PrefixQueries counts admissions attempted (every Admit call, failed
 	// ones included, as vLLM counts); the token and block counters sum the
 	// sequence lengths queried and the cached prefixes found.
-	PrefixQueries                           uint64
-	PrefixQueryTokens, PrefixHitTokens      uint64
-	PrefixQueryBlocks, PrefixHitBlocks      uint64
+	PrefixQueries                      uint64
+	PrefixQueryTokens, PrefixHitTokens uint64
+	PrefixQueryBlocks, PrefixHitBlocks uint64
 	// Evictions counts cached blocks given up to make room; BlocksStored
 	// counts blocks committed to the prefix index.
 	Evictions, BlocksStored uint64
