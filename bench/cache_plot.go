@@ -25,6 +25,8 @@ func PlotCache(path, title string, results []CacheResult) error {
 	p.Title.Text = title
 	p.X.Label.Text = "cache capacity (tokens)"
 	p.Y.Label.Text = "hit rate (block references)"
+	// Capacities of interest span two orders of magnitude (Mooncake's 3M
+	// tokens of DRAM to the 50M its paper needs to approach the maximum).
 	p.X.Scale = plot.LogScale{}
 	p.Add(plotter.NewGrid())
 
@@ -45,6 +47,8 @@ func PlotCache(path, title string, results []CacheResult) error {
 	for i, c := range caps {
 		ticks[i] = plot.Tick{Value: c, Label: shortTokens(c)}
 	}
+	// Tick exactly the capacities replayed: log ticks at powers of ten
+	// would label none of them.
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	// With one capacity the log axis would be empty; widen it.
 	p.X.Min, p.X.Max = caps[0]/1.25, caps[len(caps)-1]*1.25
@@ -77,6 +81,7 @@ func PlotCache(path, title string, results []CacheResult) error {
 			line.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
 		} else {
 			c = palette[online%len(palette)]
+			// Past ten policies colors repeat; dots tell them apart.
 			if online >= len(palette) {
 				line.Dashes = []vg.Length{vg.Points(1), vg.Points(2)}
 			}
@@ -86,6 +91,7 @@ func PlotCache(path, title string, results []CacheResult) error {
 		p.Add(line, points)
 		p.Legend.Add(label, line, points)
 	}
+	// The maximum does not depend on capacity: one line across the axis.
 	ref, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: maxRate}, {X: p.X.Max, Y: maxRate}})
 	if err != nil {
 		return fmt.Errorf("%w: plot maximum: %w", ErrCacheStudy, err)

@@ -50,6 +50,8 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Mooncake traces name blocks by hash IDs; Azure traces have only
+	// lengths, so prompts come from the W1 token model.
 	var trace *bench.CacheTrace
 	switch *format {
 	case "mooncake":
@@ -67,6 +69,8 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	// Wall time of the whole grid, to report next to the per-replay times
+	// (they overlap when workers > 1).
 	start := time.Now()
 	results, err := bench.RunCacheStudy(bench.CacheStudyConfig{
 		Trace:          trace,
@@ -85,6 +89,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	// JSON lines for scripts: one object per (policy, capacity).
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		for _, r := range results {
@@ -105,6 +110,8 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	if err := bench.WriteCacheTable(stdout, results); err != nil {
 		return err
 	}
+	// Oversize requests are the same at one capacity for every policy; the
+	// largest count (smallest cache) tells whether any capacity had them.
 	oversize := 0
 	var slowest, total time.Duration
 	for _, r := range results {
