@@ -53,6 +53,7 @@ func BenchmarkForkCopyOnWrite(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var copies []paged.Copy
 	b.ReportAllocs()
 	for b.Loop() {
 		child, err := m.Fork(parent)
@@ -62,7 +63,7 @@ func BenchmarkForkCopyOnWrite(b *testing.B) {
 		if err := m.Append(child, 7); err != nil {
 			b.Fatal(err)
 		}
-		m.TakeCopies(nil)
+		copies = m.TakeCopies(copies[:0])
 		if err := m.Free(child); err != nil {
 			b.Fatal(err)
 		}

@@ -37,9 +37,8 @@ type Manager struct {
 	nlive    int
 	nrunning int
 
-	copies  []Copy
-	scratch []allocator.BlockID
-	hits    []allocator.BlockID
+	copies []Copy
+	hits   []allocator.BlockID
 
 	events eventBuffer
 	stamp  uint32
