@@ -37,6 +37,9 @@ type Batch struct {
 	Slots []int64
 	// Copies are the copy-on-write directives to run before the kernels.
 	Copies []Copy
+	// Swaps are the tier transfers (swap, offload, onboard) to run in
+	// order before Copies and the kernels; see Swap.
+	Swaps []Swap
 
 	rows  []batchRow
 	fixed bool
@@ -71,6 +74,9 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		}
 		if sc.NewTokens < 1 || sc.NewTokens > len(s.tokens) {
 			return errorf(ErrInvalid, "BuildBatch: %v has %d new tokens of %d", sc.ID, sc.NewTokens, len(s.tokens))
+		}
+		if len(s.tokens)-sc.NewTokens < s.released*m.bs {
+			return errorf(ErrInvalid, "BuildBatch: %v: new tokens before its sliding window", sc.ID)
 		}
 		if b.fixed && len(s.blocks) > b.Stride {
 			return errorf(ErrInvalid, "BuildBatch: %v has %d blocks, wider than Batch.Stride %d", sc.ID, len(s.blocks), b.Stride)
@@ -136,6 +142,7 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		}
 		b.QueryStart = append(b.QueryStart, int32(len(b.Slots)))
 	}
+	b.Swaps = m.TakeSwaps(b.Swaps[:0])
 	b.Copies = m.TakeCopies(b.Copies[:0])
 	return nil
 }

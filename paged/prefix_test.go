@@ -287,3 +287,26 @@ func TestEvents(t *testing.T) {
 	assert.NotZero(t, m.Stats().EventsDropped)
 	assert.Equal(t, evs[0].Seq+1, evs[1].Seq)
 }
+
+func TestBlockHashesMatchTheManager(t *testing.T) {
+	cfg := paged.Config{BlockSize: 4, NumBlocks: 32, HashSeed: []byte("fleet"), Events: 8}
+	m, err := paged.New(cfg)
+	require.NoError(t, err)
+	router, err := paged.New(cfg)
+	require.NoError(t, err)
+	opts := &paged.SeqOptions{LoRA: 2, Salt: "s", MM: []paged.MMRange{{Start: 5, End: 6, Hash: "img"}}}
+	prompt := seqOf(1, 14)
+	_, _, err = m.Create(prompt, opts)
+	require.NoError(t, err)
+	stored := m.DrainEvents(nil)[0].Hashes
+	hs, err := router.BlockHashes(nil, prompt, opts)
+	require.NoError(t, err)
+	assert.Equal(t, stored, hs, "another manager with the same config computes the same chain")
+	other, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 32})
+	require.NoError(t, err)
+	hs2, err := other.BlockHashes(nil, prompt, opts)
+	require.NoError(t, err)
+	assert.NotEqual(t, hs, hs2, "another seed, another chain")
+	_, err = router.BlockHashes(nil, prompt, &paged.SeqOptions{LoRA: -1})
+	assert.ErrorIs(t, err, paged.ErrInvalid)
+}

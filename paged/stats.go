@@ -3,6 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions           uint64
+	peakUsed                                                int
 }
 
 // Stats is a snapshot of a manager's occupancy and lifetime counters.
@@ -17,6 +18,8 @@ type Stats struct {
 	// FreeBlocks + CachedBlocks + UsedBlocks == UsableBlocks. With
 	// Config.UnifiedFreeQueue every unreferenced block counts as cached.
 	FreeBlocks, CachedBlocks, UsedBlocks int
+	// PeakUsedBlocks is the most blocks referenced at once so far.
+	PeakUsedBlocks int
 	// Sequences are live handles; Running of them hold blocks, Waiting
 	// don't (not yet admitted, or preempted).
 	Sequences, Running, Waiting int
@@ -34,6 +37,8 @@ type Stats struct {
 	Copies, Forks, Preemptions uint64
 	// EventsDropped counts KV events lost to a full buffer.
 	EventsDropped uint64
+	// Tiers holds the host tier's figures (zero without one).
+	Tiers TierStats
 }
 
 // HitRate returns prefix hit tokens / query tokens, 0 before any query.
@@ -56,13 +61,14 @@ func (s Stats) Usage() float64 {
 // Stats returns a snapshot of the counters. It allocates nothing.
 func (m *Manager) Stats() Stats {
 	c := &m.stats
-	return Stats{
+	st := Stats{
 		BlockSize:         m.bs,
 		TotalBlocks:       m.pool.Total(),
 		UsableBlocks:      m.pool.Usable(),
 		FreeBlocks:        m.pool.Free(),
 		CachedBlocks:      m.pool.Cached(),
 		UsedBlocks:        m.pool.Held(),
+		PeakUsedBlocks:    m.stats.peakUsed,
 		Sequences:         m.nlive,
 		Running:           m.nrunning,
 		Waiting:           m.nlive - m.nrunning,
@@ -78,4 +84,6 @@ func (m *Manager) Stats() Stats {
 		Preemptions:       c.preemptions,
 		EventsDropped:     m.events.dropped,
 	}
+	m.tierStats(&st.Tiers)
+	return st
 }
