@@ -25,7 +25,7 @@ func TestGhostAgainstModel(t *testing.T) {
 		return -1, -1
 	}
 	del := func(l, i int) { model[l] = append(model[l][:i:i], model[l][i+1:]...) }
-	for range 50000 {
+	for range 20000 {
 		// Keys from a small range collide in the index and repeat.
 		key := uint64(rng.IntN(3 * slots))
 		if rng.IntN(2) == 0 {
@@ -62,14 +62,18 @@ func TestGhostAgainstModel(t *testing.T) {
 				del(l, 0)
 			}
 		}
+		// Plain comparisons in the hot loop; require only reports.
 		for l := range model {
-			require.Equal(t, len(model[l]), g.len(l))
-			for _, k := range model[l] {
-				fl, _ := g.find(k)
-				require.Equal(t, l, fl, "key %d", k)
+			if len(model[l]) != g.len(l) {
+				require.Equal(t, len(model[l]), g.len(l), "length of list %d", l)
 			}
-			if f, ok := g.lists[l].front(); ok {
-				require.Equal(t, model[l][0], g.keys[f])
+			for _, k := range model[l] {
+				if fl, _ := g.find(k); fl != l {
+					require.Equal(t, l, fl, "list of key %d", k)
+				}
+			}
+			if f, ok := g.lists[l].front(); ok && model[l][0] != g.keys[f] {
+				require.Equal(t, model[l][0], g.keys[f], "oldest of list %d", l)
 			}
 		}
 	}
