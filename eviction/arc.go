@@ -165,6 +165,16 @@ func (p *ARC) Victim() (allocator.BlockID, bool) {
 	p.setTag(id, arcNone)
 	if p.keyed[id] {
 		p.keyed[id] = false
+		// Case IV of the paper chooses which ghost makes room: B1's
+		// oldest while L1 = T1+B1 is at c, else B2's.
+		if p.g.full() {
+			b1 := p.g.len(ghostB1)
+			if b1 > 0 && (p.n1+b1 >= p.c || p.g.len(ghostB2) == 0) {
+				p.g.dropOldest(ghostB1)
+			} else {
+				p.g.dropOldest(ghostB2)
+			}
+		}
 		p.g.add(b, p.key[id])
 		// The paper keeps |T1|+|B1| <= c.
 		for p.n1+p.g.len(ghostB1) > p.c && p.g.len(ghostB1) > 0 {

@@ -55,6 +55,9 @@ func (g *ghost) home(key uint64) int {
 
 func (g *ghost) len(l int) int { return g.lists[l].n }
 
+// full reports whether the next add will push out an old key.
+func (g *ghost) full() bool { return len(g.free) == 0 }
+
 // find returns the list that holds key and its slot, or -1.
 func (g *ghost) find(key uint64) (l int, slot int32) {
 	mask := len(g.index) - 1

@@ -62,3 +62,17 @@ func TestLeafLRUIgnoresStaleParents(t *testing.T) {
 	// 0 still has child 2 (referenced), so the leaf 3 goes first.
 	assert.Equal(t, []allocator.BlockID{3, 0}, c.victims(2))
 }
+
+func TestLeafLRUParentOutlivesLastChild(t *testing.T) {
+	// A request's chain 0 <- 1 is released tail first, then two unrelated
+	// blocks. LRU gives up 1 and then its parent 0; LeafLRU gives 0 one
+	// more round, as the most recent leaf, once 1 is gone.
+	c := newCache(t, NewLeafLRU, 4)
+	c.chain(0, 1)
+	c.commit(2, Hint{Parent: allocator.NoBlock, Priority: DefaultPriority})
+	c.commit(3, Hint{Parent: allocator.NoBlock, Priority: DefaultPriority})
+	for _, id := range []allocator.BlockID{1, 0, 2, 3} {
+		c.p.Insert(id)
+	}
+	assert.Equal(t, []allocator.BlockID{1, 2, 3, 0}, c.victims(4))
+}

@@ -19,11 +19,11 @@ import (
 type blockState uint8
 
 const (
-	free        blockState = iota // no content, no reference
-	held                          // referenced, no committed content
-	heldContent                   // referenced, content committed (hinted)
-	evictable                     // in the policy, with content
-	evictableEmpty                // in the policy without content (vLLM's unified free queue)
+	free           blockState = iota // no content, no reference
+	held                             // referenced, no committed content
+	heldContent                      // referenced, content committed (hinted)
+	evictable                        // in the policy, with content
+	evictableEmpty                   // in the policy without content (vLLM's unified free queue)
 )
 
 // driver applies the manager's protocol to a policy and a model together.

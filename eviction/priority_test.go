@@ -95,8 +95,9 @@ func TestExpiryAgainstModel(t *testing.T) {
 			require.ElementsMatch(t, want, lapsed, "now %d", now)
 		}
 		for id := range allocator.BlockID(n) {
-			_, ok := at[id]
-			require.Equal(t, ok, e.queued(id))
+			if _, ok := at[id]; ok != e.queued(id) {
+				require.Equal(t, ok, e.queued(id), "block %d queued", id)
+			}
 		}
 	}
 }
