@@ -112,7 +112,7 @@ func WriteCacheTable(w io.Writer, results []CacheResult) error {
 	var b strings.Builder
 	b.WriteString("| policy |")
 	for _, c := range caps {
-		fmt.Fprintf(&b, " %s tokens (%s blocks) |", group(c), group(int64(blocks[c])))
+		fmt.Fprintf(&b, " %s tokens (%s blocks) |", thousands(c), thousands(int64(blocks[c])))
 	}
 	b.WriteString("\n|---|")
 	b.WriteString(strings.Repeat("---:|", len(caps)))
@@ -138,7 +138,7 @@ func WriteCacheTable(w io.Writer, results []CacheResult) error {
 	row("infinite cache", func(c int64) (float64, bool) { return maxRate[c], true })
 	b.WriteString("\n")
 	for _, win := range CacheWinners(results) {
-		fmt.Fprintf(&b, "%s tokens: best %s %.3f", group(win.CapacityTokens), win.Policy, win.HitRate)
+		fmt.Fprintf(&b, "%s tokens: best %s %.3f", thousands(win.CapacityTokens), win.Policy, win.HitRate)
 		if win.Tied > 0 {
 			fmt.Fprintf(&b, " (tied with %d more)", win.Tied)
 		}
@@ -154,8 +154,8 @@ func WriteCacheTable(w io.Writer, results []CacheResult) error {
 	return err
 }
 
-// group formats n with thousands separators.
-func group(n int64) string {
+// thousands formats n with thousands separators.
+func thousands(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
