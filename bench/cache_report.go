@@ -90,52 +90,66 @@ func CacheWinners(results []CacheResult) []CacheWinner {
 
 // WriteCacheTable writes results as a Markdown table: one row per policy,
 // one column per capacity, then the infinite-cache maximum, and a line per
-// capacity naming the winner and its margin over LRU.
+// capacity naming the winner and its margin over LRU. With a host tier a
+// cell reads "combined (device + host)".
 func WriteCacheTable(w io.Writer, results []CacheResult) error {
 	var caps []int64
 	blocks := map[int64]int{}
+	host := map[int64]int64{}
 	maxRate := map[int64]float64{}
 	var policies []string
-	rate := map[string]map[int64]float64{}
+	res := map[string]map[int64]CacheResult{}
+	tiered := false
 	for _, r := range results {
 		if !slices.Contains(caps, r.CapacityTokens) {
 			caps = append(caps, r.CapacityTokens)
 		}
 		blocks[r.CapacityTokens] = r.CapacityBlocks
+		host[r.CapacityTokens] = r.HostTokens
 		maxRate[r.CapacityTokens] = r.MaxHitRate
-		if rate[r.Policy] == nil {
+		if res[r.Policy] == nil {
 			policies = append(policies, r.Policy)
-			rate[r.Policy] = map[int64]float64{}
+			res[r.Policy] = map[int64]CacheResult{}
 		}
-		rate[r.Policy][r.CapacityTokens] = r.HitRate
+		res[r.Policy][r.CapacityTokens] = r
+		tiered = tiered || r.HostBlocks > 0
 	}
 	var b strings.Builder
 	b.WriteString("| policy |")
 	for _, c := range caps {
-		fmt.Fprintf(&b, " %s tokens (%s blocks) |", thousands(c), thousands(int64(blocks[c])))
+		fmt.Fprintf(&b, " %s tokens (%s blocks)", thousands(c), thousands(int64(blocks[c])))
+		if host[c] > 0 {
+			fmt.Fprintf(&b, " + host %s", thousands(host[c]))
+		}
+		b.WriteString(" |")
 	}
 	b.WriteString("\n|---|")
 	b.WriteString(strings.Repeat("---:|", len(caps)))
 	b.WriteString("\n")
-	row := func(name string, get func(c int64) (float64, bool)) {
-		fmt.Fprintf(&b, "| %s |", name)
-		for _, c := range caps {
-			if v, ok := get(c); ok {
-				fmt.Fprintf(&b, " %.3f |", v)
-			} else {
-				b.WriteString(" |")
-			}
-		}
-		b.WriteString("\n")
-	}
 	for _, p := range policies {
 		name := p
 		if p == BeladyName {
 			name = "belady (oracle)"
 		}
-		row(name, func(c int64) (float64, bool) { v, ok := rate[p][c]; return v, ok })
+		fmt.Fprintf(&b, "| %s |", name)
+		for _, c := range caps {
+			r, ok := res[p][c]
+			switch {
+			case !ok:
+				b.WriteString(" |")
+			case tiered:
+				fmt.Fprintf(&b, " %.3f (%.3f + %.3f) |", r.HitRate, r.DeviceHitRate, r.HostHitRate)
+			default:
+				fmt.Fprintf(&b, " %.3f |", r.HitRate)
+			}
+		}
+		b.WriteString("\n")
 	}
-	row("infinite cache", func(c int64) (float64, bool) { return maxRate[c], true })
+	b.WriteString("| infinite cache |")
+	for _, c := range caps {
+		fmt.Fprintf(&b, " %.3f |", maxRate[c])
+	}
+	b.WriteString("\n")
 	b.WriteString("\n")
 	for _, win := range CacheWinners(results) {
 		fmt.Fprintf(&b, "%s tokens: best %s %.3f", thousands(win.CapacityTokens), win.Policy, win.HitRate)

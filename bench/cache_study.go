@@ -25,6 +25,11 @@ type CacheStudyConfig struct {
 	// CapacityTokens lists the cache sizes; each becomes
 	// floor(tokens / Trace.BlockSize) blocks. Required.
 	CapacityTokens []int64
+	// HostTokens sizes a host tier next to every device capacity (0:
+	// none); HostFactor, when positive, sizes it instead as that multiple
+	// of each device capacity. Host blocks = floor(tokens / block size).
+	HostTokens int64
+	HostFactor float64
 	// Workers is the number of replays run at once, each with its own
 	// manager. Default runtime.GOMAXPROCS(0).
 	Workers int
@@ -47,6 +52,9 @@ func RunCacheStudy(cfg CacheStudyConfig) ([]CacheResult, error) {
 			return nil, fmt.Errorf("%w: capacity of %d tokens must hold at least one %d-token block and fewer than 2^31", ErrCacheStudy, c, bs)
 		}
 	}
+	if cfg.HostTokens < 0 || cfg.HostFactor < 0 || cfg.HostTokens/bs >= 1<<31-1 {
+		return nil, fmt.Errorf("%w: host tier of %d tokens or %gx the device", ErrCacheStudy, cfg.HostTokens, cfg.HostFactor)
+	}
 	for _, p := range cfg.Policies {
 		if p.Factory == nil && p.Name != BeladyName {
 			return nil, fmt.Errorf("%w: policy %q has no factory", ErrCacheStudy, p.Name)
@@ -65,15 +73,15 @@ func RunCacheStudy(cfg CacheStudyConfig) ([]CacheResult, error) {
 		wg.Go(func() {
 			for i := range jobs {
 				p, tokens := cfg.Policies[i/nc], cfg.CapacityTokens[i%nc]
-				blocks := int(tokens / bs)
-				var r CacheResult
-				var err error
-				if p.Factory == nil {
-					r, err = cfg.Trace.ReplayBelady(blocks)
-				} else {
-					r, err = cfg.Trace.Replay(p.Name, p.Factory, blocks)
+				host := cfg.HostTokens
+				if cfg.HostFactor > 0 {
+					host = int64(cfg.HostFactor * float64(tokens))
 				}
+				r, err := cfg.Trace.ReplayPolicy(p, int(tokens/bs), int(min(host/bs, 1<<31-2)))
 				r.CapacityTokens = tokens
+				if host > 0 {
+					r.HostTokens = host
+				}
 				results[i], errs[i] = r, err
 			}
 		})

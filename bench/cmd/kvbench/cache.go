@@ -26,6 +26,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	policies := fs.String("policies", "all", "comma-separated eviction policies (lru, fifo, ..., belady for the oracle, all)")
 	asJSON := fs.Bool("json", false, "print one JSON object per policy and capacity instead of the table")
 	plotPath := fs.String("plot", "", "write a plot of hit rate vs capacity to `file` (.png, .svg or .pdf)")
+	hostTokens := fs.String("host-tokens", "", "host tier offloading evicted device blocks: `N` tokens, or Kx for K times each device capacity (default: none)")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "replays run in parallel")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kvbench cache [flags]\n\nReplays a request trace through pagedkv's block manager under each eviction\npolicy and capacity and reports the prefix-cache hit rate (hit block\nreferences / all block references), the infinite-cache maximum and the Belady\noracle.\n\nflags:")
@@ -38,6 +39,10 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	caps, err := parseTokenList(*capacities)
+	if err != nil {
+		return err
+	}
+	hostFixed, hostFactor, err := parseHost(*hostTokens)
 	if err != nil {
 		return err
 	}
@@ -76,6 +81,8 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		Trace:          trace,
 		Policies:       pols,
 		CapacityTokens: caps,
+		HostTokens:     hostFixed,
+		HostFactor:     hostFactor,
 		Workers:        *workers,
 	})
 	if err != nil {
@@ -105,6 +112,9 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		trace.Requests(), trace.References(), trace.BlockSize, trace.Distinct())
 	if trace.Source == "tokens" {
 		fmt.Fprintln(stdout, "prompts: synthetic token model of W1 (8 shared 256-token system prompts, the rest unshared), hashed by the manager")
+	}
+	if hostFixed > 0 || hostFactor > 0 {
+		fmt.Fprintln(stdout, "host tier: evicted device blocks are offloaded to host memory (LRU there) and onboarded on a hit; cells: combined (device + host)")
 	}
 	fmt.Fprintln(stdout)
 	if err := bench.WriteCacheTable(stdout, results); err != nil {
@@ -157,6 +167,26 @@ func loadCacheTrace(path string, format *string) (reqs []bench.Request, name, sh
 		return nil, "", "", err
 	}
 	return reqs, path, filepath.Base(path), nil
+}
+
+// parseHost parses -host-tokens: "" for none, N tokens, or Kx.
+func parseHost(s string) (tokens int64, factor float64, err error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return 0, 0, nil
+	case strings.HasSuffix(s, "x"):
+		factor, err = strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
+		if err != nil || !(factor > 0 && factor < 1e6) {
+			return 0, 0, fmt.Errorf("bad -host-tokens %q: want N tokens or Kx with K > 0", s)
+		}
+		return 0, factor, nil
+	}
+	tokens, err = strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
+	if err != nil || tokens <= 0 {
+		return 0, 0, fmt.Errorf("bad -host-tokens %q: want N tokens or Kx with K > 0", s)
+	}
+	return tokens, 0, nil
 }
 
 // parseTokenList parses a comma-separated list of positive token counts.

@@ -103,3 +103,30 @@ func TestCacheBadFlags(t *testing.T) {
 	assert.True(t, errors.Is(err, flag.ErrHelp))
 	assert.True(t, strings.Contains(errb.String(), "-capacity-tokens"))
 }
+
+func TestCacheHostTokens(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runCache([]string{"-policies", "lru", "-capacity-tokens", "3000000", "-host-tokens", "8x", "-json"}, &out, &errb)
+	require.NoError(t, err, errb.String())
+	var row struct {
+		HostTokens    int64   `json:"host_tokens"`
+		HitRate       float64 `json:"hit_rate"`
+		DeviceHitRate float64 `json:"device_hit_rate"`
+		HostHitRate   float64 `json:"host_hit_rate"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &row))
+	assert.Equal(t, int64(24000000), row.HostTokens)
+	assert.InDelta(t, 0.309, row.DeviceHitRate, 0.003)
+	assert.Greater(t, row.HitRate, row.DeviceHitRate+0.2)
+	assert.InDelta(t, row.HitRate, row.DeviceHitRate+row.HostHitRate, 1e-12)
+
+	out.Reset()
+	err = runCache([]string{"-policies", "lru", "-capacity-tokens", "3000000", "-host-tokens", "6000000"}, &out, &errb)
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), "+ host 6,000,000 |")
+	assert.Contains(t, out.String(), "| lru | 0.")
+
+	for _, bad := range []string{"x", "-2x", "0", "abc", "1e9x"} {
+		assert.Error(t, runCache([]string{"-host-tokens", bad}, &out, &errb), bad)
+	}
+}
