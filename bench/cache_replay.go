@@ -104,7 +104,7 @@ func (t *CacheTrace) ReplayPolicy(p CachePolicy, capacityBlocks, hostBlocks int)
 	}
 	start := time.Now()
 	m, err := paged.New(paged.Config{
-		BlockSize: t.BlockSize,
+		BlockSize:  t.BlockSize,
 		NumBlocks:  capacityBlocks + 1,
 		Policy:     f,
 		HostBlocks: hostBlocks,
