@@ -138,15 +138,16 @@ func (p *Pool) Valid(id BlockID) bool { return int(id) >= p.reserved && int(id) 
 // RefCount returns the number of references to id (0 for free, cached and
 // reserved blocks).
 func (p *Pool) RefCount(id BlockID) int32 {
-	p.mustValid(id)
+	// Read-only accessors leave range checking to the slice index: they sit
+	// on the manager's hot paths and must inline.
 	return p.refs[id]
 }
 
 // IsFree reports whether id is on the free list.
-func (p *Pool) IsFree(id BlockID) bool { p.mustValid(id); return p.state[id] == stateFree }
+func (p *Pool) IsFree(id BlockID) bool { return p.state[id] == stateFree }
 
 // IsCached reports whether id is unreferenced with its content kept.
-func (p *Pool) IsCached(id BlockID) bool { p.mustValid(id); return p.state[id] == stateCached }
+func (p *Pool) IsCached(id BlockID) bool { return p.state[id] == stateCached }
 
 // Alloc takes one block off the free list with one reference. It returns
 // ErrNoSpace when the free list is empty.
@@ -285,9 +286,16 @@ func (p *Pool) Check() error {
 }
 
 func (p *Pool) mustValid(id BlockID) {
-	if !p.Valid(id) {
-		panic(fmt.Sprintf("allocator: block %d out of range [%d, %d)", id, p.reserved, len(p.refs)))
+	if uint(int(id)-p.reserved) >= uint(len(p.refs)-p.reserved) {
+		p.outOfRange(id)
 	}
+}
+
+// outOfRange is kept out of line so mustValid inlines.
+//
+//go:noinline
+func (p *Pool) outOfRange(id BlockID) {
+	panic(fmt.Sprintf("allocator: block %d out of range [%d, %d)", id, p.reserved, len(p.refs)))
 }
 
 func (p *Pool) take(id BlockID) {

@@ -66,10 +66,13 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 			m.seqs[i].mark = 0
 		}
 	}
-	widest := 0
+	widest, slots := 0, 0
 	for _, sc := range sched {
-		s, err := m.running(sc.ID, "BuildBatch")
-		if err != nil {
+		idx, gen := sc.ID.parts()
+		var s *sequence
+		if int(idx) < len(m.seqs) && m.seqs[idx].gen == gen && m.seqs[idx].state == seqRunning {
+			s = &m.seqs[idx]
+		} else if _, err := m.running(sc.ID, "BuildBatch"); err != nil {
 			return err
 		}
 		if sc.NewTokens < 1 || sc.NewTokens > len(s.tokens) {
@@ -86,6 +89,7 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		}
 		s.mark = m.stamp
 		widest = max(widest, len(s.blocks))
+		slots += sc.NewTokens
 	}
 	stride := b.Stride
 	if len(b.rows) == 0 && stride > 0 {
@@ -116,8 +120,10 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 	} else {
 		b.Tables = b.Tables[:need]
 	}
-	b.Seqs, b.SeqLens, b.QueryLens = b.Seqs[:0], b.SeqLens[:0], b.QueryLens[:0]
-	b.QueryStart, b.Slots = append(b.QueryStart[:0], 0), b.Slots[:0]
+	b.Seqs, b.SeqLens, b.QueryLens = resize(b.Seqs, n), resize(b.SeqLens, n), resize(b.QueryLens, n)
+	b.QueryStart, b.Slots = resize(b.QueryStart, n+1), resize(b.Slots, slots)
+	b.QueryStart[0] = 0
+	next := 0
 	for i, sc := range sched {
 		idx, _ := sc.ID.parts()
 		s := &m.seqs[idx]
@@ -134,17 +140,34 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 			row[k] = int32(s.blocks[k])
 		}
 		*r = batchRow{id: sc.ID, version: s.version, filled: len(s.blocks)}
-		b.Seqs = append(b.Seqs, sc.ID)
-		b.SeqLens = append(b.SeqLens, int32(len(s.tokens)))
-		b.QueryLens = append(b.QueryLens, int32(sc.NewTokens))
-		for pos := len(s.tokens) - sc.NewTokens; pos < len(s.tokens); pos++ {
-			b.Slots = append(b.Slots, slot(s.blocks[pos/m.bs], m.bs, pos))
+		n := len(s.tokens)
+		b.Seqs[i], b.SeqLens[i], b.QueryLens[i] = sc.ID, int32(n), int32(sc.NewTokens)
+		// One division per sequence, then walk the slots block by block.
+		pos := n - sc.NewTokens
+		k, off := m.split(pos)
+		base := int64(s.blocks[k]) * int64(m.bs)
+		for range sc.NewTokens {
+			if off == m.bs {
+				k, off = k+1, 0
+				base = int64(s.blocks[k]) * int64(m.bs)
+			}
+			b.Slots[next] = base + int64(off)
+			next++
+			off++
 		}
-		b.QueryStart = append(b.QueryStart, int32(len(b.Slots)))
+		b.QueryStart[i+1] = int32(next)
 	}
 	b.Swaps = m.TakeSwaps(b.Swaps[:0])
 	b.Copies = m.TakeCopies(b.Copies[:0])
 	return nil
+}
+
+// resize returns s with length n, reusing its array when it is large enough.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, n+n/2)
+	}
+	return s[:n]
 }
 
 func slot(b allocator.BlockID, bs, pos int) int64 { return int64(b)*int64(bs) + int64(pos%bs) }

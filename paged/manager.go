@@ -3,6 +3,7 @@ package paged
 import (
 	"fmt"
 	"math"
+	"math/bits"
 
 	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
@@ -12,8 +13,12 @@ import (
 // tables, copy-on-write sharing, the prefix cache and admission. It is not
 // safe for concurrent use; see the package documentation.
 type Manager struct {
-	cfg    Config
-	bs     int
+	cfg Config
+	bs  int
+	// shift and mask replace division by bs when it is a power of two
+	// (shift < 0 otherwise).
+	shift  int
+	mask   int
 	pool   *allocator.Pool
 	policy eviction.Policy
 
@@ -67,6 +72,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:     cfg,
 		bs:      cfg.BlockSize,
+		shift:   -1,
 		pool:    pool,
 		policy:  cfg.Policy(cfg.NumBlocks),
 		hash:    make([]Hash, cfg.NumBlocks),
@@ -79,6 +85,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if m.policy == nil {
 		return nil, fmt.Errorf("%w: Config.Policy returned a nil policy", ErrInvalid)
+	}
+	if bits.OnesCount(uint(m.bs)) == 1 {
+		m.shift, m.mask = bits.TrailingZeros(uint(m.bs)), m.bs-1
 	}
 	m.accessor, _ = m.policy.(eviction.Accessor)
 	m.forgetter, _ = m.policy.(eviction.Forgetter)
@@ -99,6 +108,14 @@ func New(cfg Config) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// split returns pos/bs and pos%bs.
+func (m *Manager) split(pos int) (int, int) {
+	if m.shift >= 0 {
+		return pos >> m.shift, pos & m.mask
+	}
+	return pos / m.bs, pos % m.bs
 }
 
 // BlockSize returns the number of token slots per block.

@@ -432,7 +432,7 @@ func (m *Manager) Append(id SeqID, tokens ...int32) error {
 		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
 			s := &m.seqs[idx]
 			t0 := len(s.tokens)
-			if off := t0 % m.bs; s.gen == gen && s.state == seqRunning && off != 0 && t0 < m.cfg.MaxModelLen {
+			if _, off := m.split(t0); s.gen == gen && s.state == seqRunning && off != 0 && t0 < m.cfg.MaxModelLen {
 				last := s.blocks[len(s.blocks)-1]
 				if !m.cached[last] && m.pool.RefCount(last) == 1 {
 					s.tokens = append(s.tokens, tokens[0])

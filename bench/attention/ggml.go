@@ -1,0 +1,153 @@
+package attention
+
+import "math"
+
+// ggmlBlock is the number of values per scale in llama.cpp's q8_0 and q4_0.
+const ggmlBlock = 32
+
+// q80 is llama.cpp's q8_0: per 32 values of a token, an FP16 scale
+// d = max|x|/127 and signed 8-bit codes, x ≈ q*d (34 bytes per 32 values).
+type q80 struct{}
+
+func (q80) Name() string             { return "q8_0" }
+func (q80) PerToken() bool           { return true }
+func (q80) Params(rows, dim int) int { return rows * ((dim + ggmlBlock - 1) / ggmlBlock) }
+func (q80) Encode(codes []uint8, params []float32, src []float32, rows, dim int) {
+	p := 0
+	for r := range rows {
+		for g := 0; g < dim; g += ggmlBlock {
+			blk := src[r*dim+g : r*dim+min(g+ggmlBlock, dim)]
+			var amax float32
+			for _, x := range blk {
+				amax = max(amax, abs32(x))
+			}
+			d := amax / 127
+			var id float32
+			if d != 0 {
+				id = 1 / d
+			}
+			params[p] = roundHalf(d)
+			p++
+			for k, x := range blk {
+				codes[r*dim+g+k] = uint8(int8(math.Round(float64(x * id))))
+			}
+		}
+	}
+}
+func (q80) Decode(dst []float32, codes []uint8, params []float32, rows, dim int) {
+	p := 0
+	for r := range rows {
+		for g := 0; g < dim; g += ggmlBlock {
+			d := params[p]
+			p++
+			for i := r*dim + g; i < r*dim+min(g+ggmlBlock, dim); i++ {
+				dst[i] = float32(int8(codes[i])) * d
+			}
+		}
+	}
+}
+
+// q40 is llama.cpp's q4_0: per 32 values of a token, an FP16 scale
+// d = m/-8, where m is the value of largest magnitude, and 4-bit codes,
+// x ≈ (q-8)*d (18 bytes per 32 values). The sign of d puts the extreme
+// value exactly on code 0, using the asymmetric range [-8, 7] fully.
+type q40 struct{}
+
+func (q40) Name() string             { return "q4_0" }
+func (q40) PerToken() bool           { return true }
+func (q40) Params(rows, dim int) int { return rows * ((dim + ggmlBlock - 1) / ggmlBlock) }
+func (q40) Encode(codes []uint8, params []float32, src []float32, rows, dim int) {
+	p := 0
+	for r := range rows {
+		for g := 0; g < dim; g += ggmlBlock {
+			blk := src[r*dim+g : r*dim+min(g+ggmlBlock, dim)]
+			var amax, m float32
+			for _, x := range blk {
+				if abs32(x) > amax {
+					amax, m = abs32(x), x
+				}
+			}
+			d := m / -8
+			var id float32
+			if d != 0 {
+				id = 1 / d
+			}
+			params[p] = roundHalf(d)
+			p++
+			for k, x := range blk {
+				codes[r*dim+g+k] = uint8(min(15, int8(x*id+8.5)))
+			}
+		}
+	}
+}
+func (q40) Decode(dst []float32, codes []uint8, params []float32, rows, dim int) {
+	p := 0
+	for r := range rows {
+		for g := 0; g < dim; g += ggmlBlock {
+			d := params[p]
+			p++
+			for i := r*dim + g; i < r*dim+min(g+ggmlBlock, dim); i++ {
+				dst[i] = float32(int(codes[i])-8) * d
+			}
+		}
+	}
+}
+
+// nvfp4Block is the number of values per E4M3 scale in NVFP4.
+const nvfp4Block = 16
+
+// nvfp4 is NVIDIA's FP4 format: E2M1 values, an FP8 E4M3 scale per 16
+// values and an FP32 second-level scale, here one per token and head (the
+// hardware format leaves its scope to the software; per tensor is common).
+type nvfp4 struct{}
+
+func (nvfp4) Name() string   { return "nvfp4" }
+func (nvfp4) PerToken() bool { return true }
+func (nvfp4) Params(rows, dim int) int {
+	return rows * (1 + (dim+nvfp4Block-1)/nvfp4Block)
+}
+func (c nvfp4) Encode(codes []uint8, params []float32, src []float32, rows, dim int) {
+	per := c.Params(1, dim)
+	for r := range rows {
+		row, ps := src[r*dim:(r+1)*dim], params[r*per:(r+1)*per]
+		var amax float32
+		for _, x := range row {
+			amax = max(amax, abs32(x))
+		}
+		// The second-level scale maps the token's largest block scale onto
+		// E4M3's largest value.
+		global := amax / (448 * 6)
+		ps[0] = global
+		for b, g := 1, 0; g < dim; b, g = b+1, g+nvfp4Block {
+			blk := row[g:min(g+nvfp4Block, dim)]
+			var bmax float32
+			for _, x := range blk {
+				bmax = max(bmax, abs32(x))
+			}
+			var s float32
+			if global != 0 {
+				s = fp8E4M3.decode(fp8E4M3.encode(bmax / 6 / global))
+			}
+			ps[b] = s
+			for k, x := range blk {
+				var v float32
+				if s != 0 {
+					v = x / (s * global)
+				}
+				codes[r*dim+g+k] = fp4E2M1.encode(v)
+			}
+		}
+	}
+}
+func (c nvfp4) Decode(dst []float32, codes []uint8, params []float32, rows, dim int) {
+	per := c.Params(1, dim)
+	for r := range rows {
+		ps := params[r*per : (r+1)*per]
+		for b, g := 1, 0; g < dim; b, g = b+1, g+nvfp4Block {
+			s := ps[b] * ps[0]
+			for i := r*dim + g; i < r*dim+min(g+nvfp4Block, dim); i++ {
+				dst[i] = fp4E2M1.decode(codes[i]) * s
+			}
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package attention
+
+import (
+	"fmt"
+	"math"
+)
+
+// int8Token is symmetric INT8 with one FP16 scale per token and head:
+// scale = max|x|/127.
+type int8Token struct{}
+
+func (int8Token) Name() string           { return "int8" }
+func (int8Token) PerToken() bool         { return true }
+func (int8Token) Params(rows, _ int) int { return rows }
+func (int8Token) Encode(codes []uint8, params []float32, src []float32, rows, dim int) {
+	for r := range rows {
+		row := src[r*dim : (r+1)*dim]
+		var amax float32
+		for _, x := range row {
+			amax = max(amax, abs32(x))
+		}
+		scale := roundHalf(amax / 127)
+		params[r] = scale
+		for i, x := range row {
+			var q float64
+			if scale != 0 {
+				q = clamp(math.RoundToEven(float64(x/scale)), -127, 127)
+			}
+			codes[r*dim+i] = uint8(int8(q))
+		}
+	}
+}
+func (int8Token) Decode(dst []float32, codes []uint8, params []float32, rows, dim int) {
+	for r := range rows {
+		for i := r * dim; i < (r+1)*dim; i++ {
+			dst[i] = float32(int8(codes[i])) * params[r]
+		}
+	}
+}
+
+// intGroup is asymmetric integer quantization with an FP16 scale and zero
+// point (the group's minimum) per group: x ≈ q*scale + zero, q in
+// [0, 2^bits-1]. Groups run along a token's channels (group channels each),
+// or, per channel, along the tokens of a block, which is how KIVI (Liu et
+// al., ICML 2024) quantizes keys: their outliers sit in fixed channels, so
+// a per-channel group keeps one outlier channel from flattening the rest.
+type intGroup struct {
+	bits       int
+	group      int // channels per group, when not perChannel
+	perChannel bool
+}
+
+func (c intGroup) Name() string {
+	if c.perChannel {
+		return fmt.Sprintf("int%d-ch", c.bits)
+	}
+	return fmt.Sprintf("int%d-g%d", c.bits, c.group)
+}
+func (c intGroup) PerToken() bool { return !c.perChannel }
+func (c intGroup) Params(rows, dim int) int {
+	if c.perChannel {
+		return 2 * dim
+	}
+	return rows * 2 * ((dim + c.group - 1) / c.group)
+}
+func (c intGroup) Encode(codes []uint8, params []float32, src []float32, rows, dim int) {
+	if c.perChannel {
+		for ch := range dim {
+			params[2*ch], params[2*ch+1] = quantAsym(codes, src, ch, dim, rows, c.bits)
+		}
+		return
+	}
+	p := 0
+	for r := range rows {
+		for g := 0; g < dim; g += c.group {
+			n := min(c.group, dim-g)
+			params[p], params[p+1] = quantAsym(codes, src, r*dim+g, 1, n, c.bits)
+			p += 2
+		}
+	}
+}
+func (c intGroup) Decode(dst []float32, codes []uint8, params []float32, rows, dim int) {
+	if c.perChannel {
+		for r := range rows {
+			for ch := range dim {
+				i := r*dim + ch
+				dst[i] = float32(codes[i])*params[2*ch] + params[2*ch+1]
+			}
+		}
+		return
+	}
+	p := 0
+	for r := range rows {
+		for g := 0; g < dim; g += c.group {
+			scale, zero := params[p], params[p+1]
+			p += 2
+			for i := r*dim + g; i < r*dim+min(g+c.group, dim); i++ {
+				dst[i] = float32(codes[i])*scale + zero
+			}
+		}
+	}
+}
+
+// quantAsym quantizes the count values src[off], src[off+stride], ... to
+// bits-bit codes at the same indices and returns the group's FP16 scale and
+// zero point. Codes are computed against the rounded parameters, as a
+// kernel that stores FP16 parameters must.
+func quantAsym(codes []uint8, src []float32, off, stride, count, bits int) (scale, zero float32) {
+	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
+	for k := range count {
+		x := src[off+k*stride]
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	levels := float64(int(1)<<bits - 1)
+	scale, zero = roundHalf(float32(float64(hi-lo)/levels)), roundHalf(lo)
+	for k := range count {
+		i := off + k*stride
+		var q float64
+		if scale != 0 {
+			q = clamp(math.RoundToEven(float64(src[i]-zero)/float64(scale)), 0, levels)
+		}
+		codes[i] = uint8(q)
+	}
+	return scale, zero
+}
+
+func clamp(x, lo, hi float64) float64 { return min(max(x, lo), hi) }
+
+func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// smallQuant is a shape small enough for a test run.
+var smallQuant = []string{"-q-heads", "4", "-kv-heads", "2", "-head-dim", "64", "-layers", "2",
+	"-lengths", "64,200", "-seqs", "2", "-queries", "2", "-units", "8", "-min-chunk", "32"}
+
+func TestQuantTable(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := append(append([]string(nil), smallQuant...), "-types", "fp16,int8,int4-g32,kivi-int4-g32,int2-g32,q8_0/q4_0")
+	require.NoError(t, runQuant(args, &out, &errOut), errOut.String())
+	for _, want := range []string{"err @64", "err @200", "kivi-int4-g32", "int4-ch", "q8_0/q4_0"} {
+		assert.Contains(t, out.String(), want)
+	}
+}
+
+// TestQuantJSON: fewer bits cost accuracy, and the bytes follow the layout.
+func TestQuantJSON(t *testing.T) {
+	var out, errOut bytes.Buffer
+	plotPath := filepath.Join(t.TempDir(), "quant.png")
+	args := append(append([]string(nil), smallQuant...), "-json", "-plot", plotPath,
+		"-types", "fp16,fp8_e4m3,int8,int4-g32,int2-g32,kivi-int2-g32")
+	require.NoError(t, runQuant(args, &out, &errOut), errOut.String())
+	var res []quantResult
+	require.NoError(t, json.Unmarshal(out.Bytes(), &res))
+	require.Len(t, res, 6)
+	byType := map[string]quantResult{}
+	for _, r := range res {
+		byType[r.Type] = r
+		require.Len(t, r.Errors, 2)
+		for _, e := range r.Errors {
+			assert.Positive(t, e.Mean, r.Type)
+			assert.LessOrEqual(t, e.Mean, e.P99, r.Type)
+			assert.LessOrEqual(t, e.P99, e.Max, r.Type)
+		}
+	}
+	// 2 layers x 2 heads x (K + V) x 64 values.
+	assert.Equal(t, int64(2*2*2*64*2), byType["fp16"].BytesPerToken)
+	assert.Equal(t, int64(2*2*2*(64+2)), byType["int8"].BytesPerToken)
+	assert.Equal(t, int64(2*2*2*2*(16+4)), byType["int4-g32"].BytesPerToken)
+	assert.InDelta(t, 0.5, byType["fp8_e4m3"].SavedVsFP16, 1e-12)
+	for i := range 2 {
+		e := func(name string) float64 { return byType[name].Errors[i].Mean }
+		assert.Less(t, e("fp16"), e("int8"))
+		assert.Less(t, e("int8"), e("int4-g32"))
+		assert.Less(t, e("int4-g32"), e("int2-g32"))
+		// Keys with outlier channels: per-channel keys (KIVI) beat per-token.
+		assert.Less(t, e("kivi-int2-g32"), e("int2-g32"))
+	}
+	st, err := os.Stat(plotPath)
+	require.NoError(t, err)
+	assert.Positive(t, st.Size())
+}
+
+func TestQuantBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-lengths", "0"},
+		{"-types", "int3-g32"},
+		{"-types", "kivi-int4"},
+		{"-types", "kivi-int4-g9999"},
+		{"-q-heads", "6", "-kv-heads", "4"},
+		{"-seqs", "0"},
+		{"-outliers", "none"},
+		{"-types", "q8_0", "-head-dim", "48"},
+	} {
+		var out, errOut bytes.Buffer
+		err := runQuant(args, &out, &errOut)
+		require.Error(t, err, strings.Join(args, " "))
+	}
+}
