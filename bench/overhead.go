@@ -146,11 +146,6 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	}
 	scheduled := make([]sched, 0, cfg.MaxNumSeqs)
 
-	notePeak := func() {
-		if u := m.Stats().UsedBlocks; u > res.PeakBlocksInUse {
-			res.PeakBlocksInUse = u
-		}
-	}
 	for waiting.len() > 0 || len(running) > 0 {
 		res.Steps++
 		step := res.Steps
@@ -207,7 +202,6 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			if self {
 				break
 			}
-			notePeak()
 			if tracking {
 				tb, _ := m.Table(r.id)
 				line = append(strconv.AppendInt(append(line[:0], 'D'), int64(r.i), 10), ':')
@@ -245,7 +239,6 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			if r.preempted == step {
 				res.ReadmittedSameStep++
 			}
-			notePeak()
 			if tracking {
 				tb, _ := m.Table(r.id)
 				hits := cached / cfg.BlockSize
@@ -293,6 +286,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	res.TotalWallNs = int64(time.Since(wallStart))
 	st := m.Stats()
 	res.PrefixQueryTokens, res.PrefixHitTokens, res.PrefixLookups = st.PrefixQueryTokens, st.PrefixHitTokens, st.PrefixQueries
+	res.PeakBlocksInUse = st.PeakUsedBlocks
 	res.TokensProcessed = res.PrefillTokens + res.Decode
 	res.ManagerNsExclPromptHash = res.NsAdmit + res.NsAllocDecode + res.NsFree + res.NsAppendOutput
 	res.ManagerNs = res.ManagerNsExclPromptHash + res.NsInit

@@ -16,8 +16,11 @@ type Scheduled struct {
 // scheduler that keeps its running list in a stable order (as vLLM's
 // persistent batch does) pays O(changed entries + sequences) per step.
 type Batch struct {
-	// Stride is the width of a table row in blocks. Zero means
-	// ceil(MaxModelLen / BlockSize), set on first use.
+	// Stride is the width of a table row in blocks. Set it before the
+	// first BuildBatch to fix it (kernels compiled for one width; a longer
+	// sequence is then an error); left zero, it is chosen automatically as
+	// a power of two of at least 16 that fits the longest scheduled
+	// sequence, and grows when needed.
 	Stride int
 	// Seqs are the scheduled sequences, one table row each.
 	Seqs []SeqID
@@ -34,8 +37,12 @@ type Batch struct {
 	Slots []int64
 	// Copies are the copy-on-write directives to run before the kernels.
 	Copies []Copy
+	// Swaps are the tier transfers (swap, offload, onboard) to run in
+	// order before Copies and the kernels; see Swap.
+	Swaps []Swap
 
-	rows []batchRow
+	rows  []batchRow
+	fixed bool
 }
 
 type batchRow struct {
@@ -49,12 +56,8 @@ type batchRow struct {
 // grown. On error (an unknown, waiting or repeated sequence, or NewTokens
 // outside [1, length]) b is left as it was.
 func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
-	stride := b.Stride
-	if stride == 0 {
-		stride = (m.cfg.MaxModelLen + m.bs - 1) / m.bs
-	}
-	if stride < 1 {
-		return errorf(ErrInvalid, "Batch.Stride %d must be positive", b.Stride)
+	if b.Stride < 0 {
+		return errorf(ErrInvalid, "Batch.Stride %d must not be negative", b.Stride)
 	}
 	m.stamp++
 	if m.stamp == 0 {
@@ -63,6 +66,7 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 			m.seqs[i].mark = 0
 		}
 	}
+	widest := 0
 	for _, sc := range sched {
 		s, err := m.running(sc.ID, "BuildBatch")
 		if err != nil {
@@ -71,17 +75,34 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		if sc.NewTokens < 1 || sc.NewTokens > len(s.tokens) {
 			return errorf(ErrInvalid, "BuildBatch: %v has %d new tokens of %d", sc.ID, sc.NewTokens, len(s.tokens))
 		}
-		if len(s.blocks) > stride {
-			return errorf(ErrInvalid, "BuildBatch: %v has %d blocks, wider than Batch.Stride %d", sc.ID, len(s.blocks), stride)
+		if len(s.tokens)-sc.NewTokens < s.released*m.bs {
+			return errorf(ErrInvalid, "BuildBatch: %v: new tokens before its sliding window", sc.ID)
+		}
+		if b.fixed && len(s.blocks) > b.Stride {
+			return errorf(ErrInvalid, "BuildBatch: %v has %d blocks, wider than Batch.Stride %d", sc.ID, len(s.blocks), b.Stride)
 		}
 		if s.mark == m.stamp {
 			return errorf(ErrInvalid, "BuildBatch: %v scheduled twice", sc.ID)
 		}
 		s.mark = m.stamp
+		widest = max(widest, len(s.blocks))
+	}
+	stride := b.Stride
+	if len(b.rows) == 0 && stride > 0 {
+		b.fixed = true
+	}
+	if !b.fixed && widest > stride {
+		// Automatic width: a power of two, at least 16 blocks, grown as
+		// longer sequences arrive (every row is rewritten then).
+		stride = 16
+		for stride < widest {
+			stride *= 2
+		}
 	}
 	if stride != b.Stride || len(b.rows) == 0 {
 		b.Stride = stride
 		b.rows = b.rows[:0]
+		clear(b.Tables[:cap(b.Tables)])
 		b.Tables = b.Tables[:0]
 	}
 	n := len(sched)
@@ -121,6 +142,7 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		}
 		b.QueryStart = append(b.QueryStart, int32(len(b.Slots)))
 	}
+	b.Swaps = m.TakeSwaps(b.Swaps[:0])
 	b.Copies = m.TakeCopies(b.Copies[:0])
 	return nil
 }

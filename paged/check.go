@@ -31,7 +31,7 @@ func (m *Manager) Check() error {
 		if s.state == seqUnused {
 			continue
 		}
-		if s.state == seqWaiting {
+		if s.state != seqRunning {
 			if len(s.blocks) != 0 {
 				return fmt.Errorf("paged: waiting sequence slot %d holds %d blocks", i, len(s.blocks))
 			}
@@ -45,6 +45,12 @@ func (m *Manager) Check() error {
 			return fmt.Errorf("paged: sequence slot %d: committed %d, hashes %d, tokens %d, spec %d", i, s.committed, len(s.hashes), len(s.tokens), s.spec)
 		}
 		for k, b := range s.blocks {
+			if (k < s.released) != (b == nullBlock) {
+				return fmt.Errorf("paged: sequence slot %d entry %d names block %d, window released %d", i, k, b, s.released)
+			}
+			if b == nullBlock {
+				continue
+			}
 			if !m.pool.Valid(b) {
 				return fmt.Errorf("paged: sequence slot %d entry %d names block %d", i, k, b)
 			}
@@ -97,5 +103,5 @@ func (m *Manager) Check() error {
 	if reach != ncached {
 		return fmt.Errorf("paged: %d blocks hold cached content but the index reaches %d", ncached, reach)
 	}
-	return nil
+	return m.checkTier()
 }

@@ -50,6 +50,21 @@ type Config struct {
 	// MaxModelLen bounds the tokens of one sequence; longer prompts are
 	// refused with ErrNever. Default: everything the pool can hold.
 	MaxModelLen int
+
+	// HostBlocks is the number of blocks of the host tier, in host memory:
+	// SwapOut moves preempted sequences there, and evicted prefix-cache
+	// blocks are offloaded there (see docs/tiers.md). Default 0: no host
+	// tier.
+	HostBlocks int
+	// HostPolicy builds the eviction policy of offloaded blocks. Default
+	// eviction.NewLRU.
+	HostPolicy eviction.Factory
+	// OffloadPriority is the lowest retention priority (SeqOptions.Retention,
+	// else eviction.DefaultPriority) of content worth offloading when its
+	// device block is evicted. Default 0: everything.
+	OffloadPriority int
+	// DisableOffload keeps the host tier for swapping only.
+	DisableOffload bool
 }
 
 // withDefaults returns cfg with defaults filled in, or an error naming the
@@ -85,7 +100,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxModelLen == 0 {
 		cfg.MaxModelLen = (cfg.NumBlocks - 1) * cfg.BlockSize
 	}
-	return cfg, nil
+	return cfg.withTierDefaults()
 }
 
 // nullBlock is the reserved block every padded or released table entry names.

@@ -3,6 +3,7 @@ package paged
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"math"
 	"math/bits"
 )
 
@@ -80,4 +81,27 @@ func mix(x, y uint64) uint64 {
 // rootHash is the parent of every chain's first block.
 func rootHash(seed []byte) Hash {
 	return sha256.Sum256(append([]byte("pagedkv root\x00"), seed...))
+}
+
+// BlockHashes appends to dst the chained hashes of the full blocks of
+// tokens, exactly as a manager with this configuration computes them
+// (same hasher, seed, block size and extra keys). A router uses it to score
+// servers by the prefix they hold without owning a manager. Only full
+// blocks are hashed.
+func (m *Manager) BlockHashes(dst []Hash, tokens []int32, opts *SeqOptions) ([]Hash, error) {
+	if err := m.checkOptions(opts, len(tokens)); err != nil {
+		return dst, err
+	}
+	s := sequence{tokens: tokens, hashLimit: math.MaxInt}
+	if opts != nil {
+		s.opts = *opts
+	}
+	for k := 0; (k+1)*m.bs <= len(tokens); k++ {
+		parent := &m.root
+		if k > 0 {
+			parent = &dst[len(dst)-1]
+		}
+		dst = append(dst, m.cfg.Hasher.Sum(parent, tokens[k*m.bs:(k+1)*m.bs], m.extraKeys(&s, k)))
+	}
+	return dst, nil
 }

@@ -37,14 +37,15 @@ type Manager struct {
 	nlive    int
 	nrunning int
 
-	copies  []Copy
-	scratch []allocator.BlockID
-	hits    []allocator.BlockID
+	copies []Copy
+	hits   []allocator.BlockID
 
 	events eventBuffer
 	stamp  uint32
 	now    int64
 	stats  counters
+
+	tier *hostTier // nil without Config.HostBlocks
 }
 
 // Copy is a copy-on-write directive: before the step's kernels run, the
@@ -84,6 +85,11 @@ func New(cfg Config) (*Manager, error) {
 	m.hinter, _ = m.policy.(eviction.Hinter)
 	m.ticker, _ = m.policy.(eviction.Ticker)
 	m.events.init(cfg.Events)
+	if cfg.HostBlocks > 0 {
+		if m.tier, err = newHostTier(cfg, cfg.NumBlocks); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.UnifiedFreeQueue {
 		// Every unreferenced block lives in the policy, in ID order at start.
 		for range pool.Usable() {
@@ -127,6 +133,7 @@ func (m *Manager) watermarkBlocks() int {
 func (m *Manager) allocBlock() allocator.BlockID {
 	if m.pool.Free() > 0 {
 		id, _ := m.pool.Alloc()
+		m.notePeak()
 		return id
 	}
 	id, ok := m.policy.Victim()
@@ -134,16 +141,28 @@ func (m *Manager) allocBlock() allocator.BlockID {
 		panic("paged: allocation with no free or evictable block")
 	}
 	if m.cached[id] {
-		m.uncache(id, true)
+		if !m.offload(id) {
+			m.uncache(id, true)
+		}
 		m.stats.evictions++
 	}
 	m.pool.Claim(id)
+	m.notePeak()
 	return id
+}
+
+func (m *Manager) notePeak() {
+	if h := m.pool.Held(); h > m.stats.peakUsed {
+		m.stats.peakUsed = h
+	}
 }
 
 // release drops one reference to id. A block whose last reference goes
 // becomes evictable if it holds cached content, else free.
 func (m *Manager) release(id allocator.BlockID) {
+	if id == nullBlock {
+		return // a released sliding-window entry
+	}
 	if m.cfg.UnifiedFreeQueue || m.cached[id] {
 		if m.pool.ReleaseToCache(id) {
 			m.policy.Insert(id)

@@ -23,7 +23,9 @@ func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allo
 	for i := 0; i < max && i < len(hashes); i++ {
 		id, ok := m.index[hashes[i]]
 		if !ok {
-			break
+			if id, ok = m.hostHit(&hashes[i]); !ok {
+				break
+			}
 		}
 		dst = append(dst, id)
 	}
@@ -57,6 +59,9 @@ func (m *Manager) commit(id allocator.BlockID, h Hash, depth int, parent allocat
 		m.dupNext[id], m.dupPrev[id] = id, id
 	}
 	m.stats.stored++
+	if m.tier != nil {
+		m.tier.notePriority(id, s, m.now)
+	}
 	if m.hinter != nil {
 		hint := eviction.Hint{
 			Key:      binary.LittleEndian.Uint64(h[:8]),
@@ -166,7 +171,7 @@ func (m *Manager) commitFull(s *sequence) {
 			continue
 		}
 		parent := allocator.NoBlock
-		if k > 0 {
+		if k > 0 && s.blocks[k-1] != nullBlock { // null: out of a sliding window
 			parent = s.blocks[k-1]
 		}
 		m.commit(b, s.hashes[k], k, parent, s)
@@ -188,6 +193,9 @@ func (m *Manager) ResetCache() error {
 	if m.pool.Held() > 0 {
 		return errorf(ErrCacheInUse, "%d blocks are held by %d running sequences", m.pool.Held(), m.nrunning)
 	}
+	if m.tier != nil && m.tier.pool.Held() > 0 {
+		return errorf(ErrCacheInUse, "%d host blocks are held by swapped-out sequences", m.tier.pool.Held())
+	}
 	for id := allocator.BlockID(1); int(id) < m.pool.Total(); id++ {
 		if !m.cached[id] {
 			continue
@@ -202,6 +210,9 @@ func (m *Manager) ResetCache() error {
 			m.forgetter.Forget(id)
 		}
 		m.pool.Evict(id)
+	}
+	if m.tier != nil {
+		m.tier.reset()
 	}
 	m.events.cleared()
 	return nil

@@ -40,6 +40,10 @@ type SeqOptions struct {
 	// Retention asks the eviction policy to keep this sequence's cached
 	// blocks (policies that implement eviction.Hinter honour it).
 	Retention *Retention
+	// Window is the sliding attention window in tokens: blocks the window
+	// no longer reaches are released (see window.go). 0 means full
+	// attention; it must not exceed MaxModelLen.
+	Window int
 }
 
 // MMRange is a multimodal input occupying token positions [Start, End).
@@ -84,6 +88,11 @@ type sequence struct {
 	mm      []MMRange
 	version uint32
 	mark    uint32
+	// host is the host table of a swapped-out sequence.
+	host []allocator.BlockID
+	// released: blocks[:released] fell out of the sliding window and name
+	// the null block.
+	released int
 }
 
 // seq resolves a handle.
@@ -124,6 +133,7 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 	}
 	s.blocks, s.tokens, s.hashes, s.mm = s.blocks[:0], s.tokens[:0], s.hashes[:0], s.mm[:0]
 	s.hashLimit, s.committed, s.spec, s.version = math.MaxInt, 0, 0, s.version+1
+	s.host, s.released = s.host[:0], 0
 	s.opts = SeqOptions{}
 	s.state = seqWaiting
 	m.nlive++
@@ -153,6 +163,9 @@ func (m *Manager) checkOptions(opts *SeqOptions, n int) error {
 		if r.Start < 0 || r.End <= r.Start || r.End > n {
 			return errorf(ErrInvalid, "SeqOptions.MM[%d] range [%d, %d) is empty or outside the %d-token prompt", i, r.Start, r.End, n)
 		}
+	}
+	if opts.Window < 0 || opts.Window > m.cfg.MaxModelLen {
+		return errorf(ErrInvalid, "SeqOptions.Window %d must be in [0, MaxModelLen=%d]", opts.Window, m.cfg.MaxModelLen)
 	}
 	if r := opts.Retention; r != nil && (r.Priority < 0 || r.Priority > 100 || r.Ticks < 0) {
 		return errorf(ErrInvalid, "SeqOptions.Retention priority %d must be in [0, 100] and ticks %d not negative", r.Priority, r.Ticks)
@@ -288,6 +301,9 @@ func (a Admission) String() string {
 // plan is the block arithmetic of admitting s.
 type plan struct {
 	need, hits, evictableHits, alloc int
+	// onboard counts hits on offloaded content, each a device block to
+	// fill from the host tier.
+	onboard int
 }
 
 func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
@@ -297,14 +313,22 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 	if s.opts.AllowFullHit {
 		maxHit = n / m.bs
 	}
-	m.hits = m.lookup(m.hits[:0], s.hashes, maxHit)
+	if s.opts.Window > 0 {
+		m.hits = m.lookupWindow(m.hits[:0], s.hashes, maxHit, s.opts.Window)
+	} else {
+		m.hits = m.lookup(m.hits[:0], s.hashes, maxHit)
+	}
 	p.hits = len(m.hits)
 	for _, b := range m.hits {
-		if m.pool.IsCached(b) {
+		switch {
+		case b == nullBlock: // before the window: no block needed
+		case b < 0:
+			p.onboard++
+		case m.pool.IsCached(b):
 			p.evictableHits++
 		}
 	}
-	p.alloc = p.need - p.hits + p.evictableHits
+	p.alloc = p.need - p.hits + p.evictableHits + p.onboard
 	wm := m.watermarkBlocks()
 	switch {
 	case p.need > m.pool.Usable()-wm || n > m.cfg.MaxModelLen:
@@ -317,14 +341,18 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 
 // CanAdmit answers, without changing anything, whether Admit would succeed
 // now, counting prefix hits on evictable blocks as consumed and honouring
-// the watermark.
+// the watermark. For a swapped-out sequence it answers for SwapIn.
 func (m *Manager) CanAdmit(id SeqID) (Admission, error) {
 	s, err := m.seq(id)
 	if err != nil {
 		return AdmitNever, err
 	}
+	if s.state == seqSwapped {
+		a, _, err := m.CanSwapIn(id)
+		return a, err
+	}
 	if s.state != seqWaiting {
-		return AdmitNever, errorf(ErrSequenceState, "CanAdmit: %v is already running", id)
+		return AdmitNever, errorf(ErrSequenceState, "CanAdmit: %v is %s", id, s.state)
 	}
 	_, a := m.planAdmit(s)
 	return a, nil
@@ -356,7 +384,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		return 0, err
 	}
 	if s.state != seqWaiting {
-		return 0, errorf(ErrSequenceState, "Admit: %v is already running", id)
+		return 0, errorf(ErrSequenceState, "Admit: %v is %s", id, s.state)
 	}
 	p, a := m.planAdmit(s)
 	m.stats.queries++
@@ -364,6 +392,9 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	m.stats.hitTokens += uint64(p.hits * m.bs)
 	m.stats.queryBlocks += uint64(p.need)
 	m.stats.hitBlocks += uint64(p.hits)
+	if m.tier != nil {
+		m.tier.hostHitBlocks += uint64(p.onboard)
+	}
 	switch a {
 	case AdmitNever:
 		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.need, m.pool.Usable(), m.watermarkBlocks())
@@ -371,12 +402,16 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		return 0, errorf(ErrNoSpace, "%v needs %d blocks, %d available (watermark %d)", id, p.alloc, m.available(), m.watermarkBlocks())
 	}
 	for _, b := range m.hits {
-		m.claim(b)
+		if b > nullBlock {
+			m.claim(b)
+		}
 	}
 	s.blocks = append(s.blocks[:0], m.hits...)
+	m.takeHits(s, p.onboard)
 	for len(s.blocks) < p.need {
 		s.blocks = append(s.blocks, m.allocBlock())
 	}
+	m.notePeak()
 	s.committed = p.hits
 	s.state = seqRunning
 	s.version++
@@ -391,6 +426,25 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 // is exhausted (the caller preempts and retries). For a waiting sequence it
 // only extends the tokens to compute at admission.
 func (m *Manager) Append(id SeqID, tokens ...int32) error {
+	// Fast path of decoding: one token into a partly filled block that this
+	// sequence owns alone. Everything else takes the general path.
+	if len(tokens) == 1 {
+		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
+			s := &m.seqs[idx]
+			t0 := len(s.tokens)
+			if off := t0 % m.bs; s.gen == gen && s.state == seqRunning && off != 0 && t0 < m.cfg.MaxModelLen {
+				last := s.blocks[len(s.blocks)-1]
+				if !m.cached[last] && m.pool.RefCount(last) == 1 {
+					s.tokens = append(s.tokens, tokens[0])
+					if off == m.bs-1 {
+						m.hashFull(s)
+						m.commitFull(s)
+					}
+					return nil
+				}
+			}
+		}
+	}
 	return m.appendTokens(id, tokens, false)
 }
 
@@ -414,6 +468,9 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if t1 > m.cfg.MaxModelLen {
 		return errorf(ErrNever, "Append to %v: %d tokens would exceed MaxModelLen %d", id, t1, m.cfg.MaxModelLen)
 	}
+	if s.state == seqSwapped {
+		return errorf(ErrSequenceState, "Append to %v: swapped out", id)
+	}
 	if s.state == seqWaiting {
 		if spec {
 			return errorf(ErrSequenceState, "AppendSpeculative: %v is not running", id)
@@ -434,9 +491,10 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if cow {
 		need++
 	}
-	if need > m.available() {
+	if need > m.available()+m.slidable(s, t0) {
 		return errorf(ErrNoSpace, "Append to %v: needs %d blocks, %d available", id, need, m.available())
 	}
+	m.slide(s, t0)
 	if cow {
 		dst := m.allocBlock()
 		m.copies = append(m.copies, Copy{Src: last, Dst: dst})
@@ -491,6 +549,12 @@ func (m *Manager) Truncate(id SeqID, n int) error {
 	if n < 1 || n > len(s.tokens) {
 		return errorf(ErrInvalid, "Truncate %v to %d tokens: want 1 to %d (Free ends a sequence)", id, n, len(s.tokens))
 	}
+	if s.state == seqSwapped {
+		return errorf(ErrSequenceState, "Truncate %v: swapped out", id)
+	}
+	if n < s.released*m.bs {
+		return errorf(ErrInvalid, "Truncate %v to %d tokens: its first %d fell out of the window", id, n, s.released*m.bs)
+	}
 	m.truncate(s, n)
 	return nil
 }
@@ -523,9 +587,10 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	idx, c := m.newSeq()
 	p := &m.seqs[pidx] // newSeq may have moved the slice
 	c.blocks = append(c.blocks, p.blocks...)
-	for _, b := range c.blocks {
+	for _, b := range c.blocks[p.released:] {
 		m.pool.Ref(b)
 	}
+	c.released = p.released
 	c.tokens = append(c.tokens, p.tokens...)
 	c.hashes = append(c.hashes, p.hashes...)
 	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
@@ -548,7 +613,7 @@ func (m *Manager) Preempt(id SeqID) error {
 	m.truncate(s, len(s.tokens)-s.spec)
 	m.releaseTail(s.blocks, 0)
 	s.blocks = s.blocks[:0]
-	s.committed = 0
+	s.committed, s.released = 0, 0
 	s.state = seqWaiting
 	s.version++
 	m.nrunning--
@@ -565,6 +630,9 @@ func (m *Manager) Free(id SeqID) error {
 	}
 	m.releaseTail(s.blocks, 0)
 	s.blocks = s.blocks[:0]
+	if s.state == seqSwapped {
+		m.dropHost(s)
+	}
 	idx, _ := id.parts()
 	m.dropSeq(idx)
 	return nil
@@ -620,6 +688,9 @@ func (m *Manager) Slot(id SeqID, pos int) (int64, error) {
 	}
 	if pos < 0 || pos >= len(s.tokens) {
 		return 0, errorf(ErrInvalid, "Slot of %v: position %d outside [0, %d)", id, pos, len(s.tokens))
+	}
+	if pos < s.released*m.bs {
+		return 0, errorf(ErrInvalid, "Slot of %v: position %d fell out of the sliding window", id, pos)
 	}
 	return int64(s.blocks[pos/m.bs])*int64(m.bs) + int64(pos%m.bs), nil
 }

@@ -64,6 +64,9 @@ func (s *shadowKV) readBack(t fataler, m *paged.Manager, id paged.SeqID, lora in
 		t.Fatalf("Table(%v): %v", id, err)
 	}
 	for p := range upto {
+		if table[p/s.bs] == 0 {
+			continue // out of a sliding window; Check verifies which entries may be null
+		}
 		sl := int64(table[p/s.bs])*int64(s.bs) + int64(p%s.bs)
 		if got, want := s.slot[sl], kvOf(lora, tokens[:p+1]); got != want {
 			t.Fatalf("read-back of %v position %d (slot %d, block %d): KV of other content", id, p, sl, table[p/s.bs])
@@ -82,6 +85,9 @@ type modelSeq struct {
 	salt    string
 	running bool
 	spec    int
+	// tier: swapped out or windowed; only the tier actions (tier_test.go)
+	// drive it.
+	tier bool
 }
 
 type machine struct {
@@ -92,6 +98,7 @@ type machine struct {
 	ids     []paged.SeqID
 	copies  []paged.Copy
 	prompts [][]int32
+	host    *hostShadow // nil without a host tier
 }
 
 func (s *machine) tokens(t *rapid.T, label string) []int32 {
@@ -106,7 +113,7 @@ func (s *machine) tokens(t *rapid.T, label string) []int32 {
 func (s *machine) pick(t *rapid.T, running bool) (paged.SeqID, *modelSeq, bool) {
 	var cands []paged.SeqID
 	for _, id := range s.ids {
-		if ms := s.seqs[id]; ms != nil && ms.running == running {
+		if ms := s.seqs[id]; ms != nil && ms.running == running && !ms.tier {
 			cands = append(cands, id)
 		}
 	}
@@ -118,6 +125,7 @@ func (s *machine) pick(t *rapid.T, running bool) (paged.SeqID, *modelSeq, bool) 
 }
 
 func (s *machine) flushCopies(t *rapid.T) {
+	s.flushSwaps()
 	s.copies = s.m.TakeCopies(s.copies[:0])
 	s.shadow.apply(s.copies)
 }
@@ -156,6 +164,7 @@ func (s *machine) create(t *rapid.T) {
 	}
 	ms.running = true
 	s.add(id, ms)
+	s.flushCopies(t)
 	s.shadow.readBack(t, s.m, id, ms.lora, prompt, cached) // hits hold our KV
 	s.shadow.write(t, s.m, id, ms.lora, prompt, cached)
 }
@@ -287,6 +296,7 @@ func (s *machine) admit(t *rapid.T) {
 		return
 	}
 	ms.running = true
+	s.flushCopies(t)
 	s.shadow.readBack(t, s.m, id, ms.lora, ms.tokens, cached)
 	s.shadow.write(t, s.m, id, ms.lora, ms.tokens, cached)
 }

@@ -3,6 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions           uint64
+	peakUsed                                                int
 }
 
 // Stats is a snapshot of a manager's occupancy and lifetime counters.
@@ -17,15 +18,17 @@ type Stats struct {
 	// FreeBlocks + CachedBlocks + UsedBlocks == UsableBlocks. With
 	// Config.UnifiedFreeQueue every unreferenced block counts as cached.
 	FreeBlocks, CachedBlocks, UsedBlocks int
+	// PeakUsedBlocks is the most blocks referenced at once so far.
+	PeakUsedBlocks int
 	// Sequences are live handles; Running of them hold blocks, Waiting
 	// don't (not yet admitted, or preempted).
 	Sequences, Running, Waiting int
 	// PrefixQueries counts admissions attempted (every Admit call, failed
 	// ones included, as vLLM counts); the token and block counters sum the
 	// sequence lengths queried and the cached prefixes found.
-	PrefixQueries                           uint64
-	PrefixQueryTokens, PrefixHitTokens      uint64
-	PrefixQueryBlocks, PrefixHitBlocks      uint64
+	PrefixQueries                      uint64
+	PrefixQueryTokens, PrefixHitTokens uint64
+	PrefixQueryBlocks, PrefixHitBlocks uint64
 	// Evictions counts cached blocks given up to make room; BlocksStored
 	// counts blocks committed to the prefix index.
 	Evictions, BlocksStored uint64
@@ -34,6 +37,8 @@ type Stats struct {
 	Copies, Forks, Preemptions uint64
 	// EventsDropped counts KV events lost to a full buffer.
 	EventsDropped uint64
+	// Tiers holds the host tier's figures (zero without one).
+	Tiers TierStats
 }
 
 // HitRate returns prefix hit tokens / query tokens, 0 before any query.
@@ -56,13 +61,14 @@ func (s Stats) Usage() float64 {
 // Stats returns a snapshot of the counters. It allocates nothing.
 func (m *Manager) Stats() Stats {
 	c := &m.stats
-	return Stats{
+	st := Stats{
 		BlockSize:         m.bs,
 		TotalBlocks:       m.pool.Total(),
 		UsableBlocks:      m.pool.Usable(),
 		FreeBlocks:        m.pool.Free(),
 		CachedBlocks:      m.pool.Cached(),
 		UsedBlocks:        m.pool.Held(),
+		PeakUsedBlocks:    m.stats.peakUsed,
 		Sequences:         m.nlive,
 		Running:           m.nrunning,
 		Waiting:           m.nlive - m.nrunning,
@@ -78,4 +84,6 @@ func (m *Manager) Stats() Stats {
 		Preemptions:       c.preemptions,
 		EventsDropped:     m.events.dropped,
 	}
+	m.tierStats(&st.Tiers)
+	return st
 }

@@ -1,11 +1,180 @@
 package main
 
 import (
-	"errors"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
+	"slices"
+	"strconv"
+
+	"github.com/pagedkv/pagedkv/bench"
 )
 
-// runOverhead is replaced by the overhead study's implementation.
+// vllmDigest is the allocation digest of vLLM v1's own replay of W1 with the
+// default settings (WORKLOADS.md, section 7).
+const vllmDigest = "38a4b81b4e06ea94875657a5d3c9567875cd1f3e8c8ed2d2c4135beb0586dd97"
+
 func runOverhead(args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := flag.NewFlagSet("kvbench overhead", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg bench.W1Config
+	fs.IntVar(&cfg.Requests, "requests", 2000, "number of leading trace requests to replay")
+	fs.IntVar(&cfg.Blocks, "blocks", 8192, "KV blocks in the pool, block 0 (the null block) included")
+	fs.IntVar(&cfg.BlockSize, "block-size", 16, "tokens per block")
+	fs.IntVar(&cfg.MaxNumSeqs, "max-num-seqs", 256, "most running requests")
+	fs.IntVar(&cfg.MaxModelLen, "max-model-len", 16384, "most tokens of one request")
+	fs.StringVar(&cfg.Compat, "compat", "", `"vllm": one LRU queue over all free blocks, as vLLM v1; empty: the library's default`)
+	fs.BoolVar(&cfg.Digest, "digest", false, "compute the allocation digest")
+	repeat := fs.Int("repeat", 1, "replay R times and report the run with the median manager time")
+	asJSON := fs.Bool("json", false, "print one JSON line only")
+	trace := fs.String("trace", "", "Azure CSV trace (default: the embedded Azure conversation trace)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kvbench overhead [flags]\n\nReplays workload W1 (an Azure conversation trace through a vLLM-style scheduler)\nand reports the manager's counters and the time spent in its calls.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *repeat < 1 {
+		return fmt.Errorf("-repeat %d must be at least 1", *repeat)
+	}
+	for _, v := range []struct {
+		name string
+		val  int
+	}{{"requests", cfg.Requests}, {"blocks", cfg.Blocks}, {"block-size", cfg.BlockSize}, {"max-num-seqs", cfg.MaxNumSeqs}, {"max-model-len", cfg.MaxModelLen}} {
+		if v.val <= 0 {
+			return fmt.Errorf("-%s %d must be positive", v.name, v.val)
+		}
+	}
+	if *trace != "" {
+		reqs, err := bench.ReadTraceFile(*trace, "azure")
+		if err != nil {
+			return err
+		}
+		cfg.Trace = reqs
+	}
+	runs := make([]bench.W1Result, 0, *repeat)
+	for range *repeat {
+		r, err := bench.RunW1(cfg)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+	}
+	slices.SortFunc(runs, func(a, b bench.W1Result) int { return int(a.ManagerNs - b.ManagerNs) })
+	r := runs[len(runs)/2]
+	line := overheadJSON(r)
+	if *asJSON {
+		_, err := fmt.Fprintln(stdout, string(line))
+		return err
+	}
+	mode := "library default (free list first, then LRU over cached blocks)"
+	if cfg.Compat == "vllm" {
+		mode = "vllm (one LRU free queue, as vLLM v1)"
+	}
+	tok := float64(r.TokensProcessed)
+	fmt.Fprintf(stdout, "workload W1: %d requests of the Azure conversation trace, %d blocks of %d tokens, compat %s\n",
+		cfg.Requests, cfg.Blocks, cfg.BlockSize, mode)
+	fmt.Fprintf(stdout, "  steps %d, preemptions %d, admissions %d, finished %d, peak running %d, peak blocks %d\n",
+		r.Steps, r.Preemptions, r.Admissions, r.Finished, r.PeakRunning, r.PeakBlocksInUse)
+	fmt.Fprintf(stdout, "  tokens processed %d (prefill %d, of which resumed %d; decode %d)\n",
+		r.TokensProcessed, r.PrefillTokens, r.ResumedPrefill, r.Decode)
+	fmt.Fprintf(stdout, "  prefix hits %d of %d queried tokens (%.4f) over %d lookups\n",
+		r.PrefixHitTokens, r.PrefixQueryTokens, float64(r.PrefixHitTokens)/float64(r.PrefixQueryTokens), r.PrefixLookups)
+	if r.Digest != "" {
+		same := "differs from vLLM's"
+		if r.Digest == vllmDigest {
+			same = "equals vLLM's"
+		}
+		fmt.Fprintf(stdout, "  allocation digest %s (%s)\n", r.Digest, same)
+	}
+	timer := r.TimerOverheadNsPerCall * float64(r.TimedCalls)
+	fmt.Fprintf(stdout, "  manager time %.1f ms: %.1f ns per token, %.1f us per step (timer calls add about %.1f ms: %.1f ns per token without them)\n",
+		float64(r.ManagerNs)/1e6, float64(r.ManagerNs)/tok, float64(r.ManagerNs)/float64(r.Steps)/1e3,
+		timer/1e6, (float64(r.ManagerNs)-timer)/tok)
+	fmt.Fprintf(stdout, "  vLLM v1's reference replay: about 1,400 to 2,600 ns per token, 800 to 1,500 us per step\n")
+	fmt.Fprintf(stdout, "  wall %.1f ms for the whole replay, driver included\n", float64(r.TotalWallNs)/1e6)
+	return nil
+}
+
+// overheadJSON renders a result with the reference replay's keys, in order.
+func overheadJSON(r bench.W1Result) []byte {
+	var b bytes.Buffer
+	first := true
+	kv := func(k string, v any) {
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		kb, _ := json.Marshal(k)
+		vb, _ := json.Marshal(v)
+		b.Write(kb)
+		b.WriteString(": ")
+		b.Write(vb)
+	}
+	div := func(a, c float64) float64 {
+		if c == 0 {
+			return 0
+		}
+		v, _ := strconv.ParseFloat(strconv.FormatFloat(a/c, 'f', 3, 64), 64)
+		return v
+	}
+	tok, steps := float64(r.TokensProcessed), float64(r.Steps)
+	b.WriteByte('{')
+	kv("steps", r.Steps)
+	kv("preemptions", r.Preemptions)
+	kv("finished", r.Finished)
+	kv("admissions", r.Admissions)
+	kv("tokens_processed", r.TokensProcessed)
+	kv("prefill_tokens", r.PrefillTokens)
+	kv("resumed_prefill_tokens", r.ResumedPrefill)
+	kv("decode_tokens", r.Decode)
+	kv("prefix_query_tokens", r.PrefixQueryTokens)
+	kv("prefix_hit_tokens", r.PrefixHitTokens)
+	kv("prefix_lookups", r.PrefixLookups)
+	kv("admitted_query_tokens", r.AdmittedQueryTokens)
+	kv("admitted_hit_tokens", r.AdmittedHitTokens)
+	kv("peak_blocks_in_use", r.PeakBlocksInUse)
+	kv("peak_running", r.PeakRunning)
+	kv("readmitted_same_step", r.ReadmittedSameStep)
+	kv("calls.get_computed_blocks", r.CallsGetComputed)
+	kv("calls.allocate_slots_decode", r.CallsAllocDecode)
+	kv("calls.allocate_slots_admit", r.CallsAllocAdmit)
+	kv("calls.free", r.CallsFree)
+	kv("calls.append_output_token_ids", r.CallsAppendOutput)
+	kv("calls.request_init", r.CallsInit)
+	if r.Digest != "" {
+		kv("alloc_digest_sha256", r.Digest)
+	}
+	// Admit does vLLM's get_computed_blocks and allocate_slots in one call;
+	// its whole time is reported under allocate_slots_admit. Hashing a newly
+	// full block happens inside the decode Append, so append_output_token_ids
+	// costs the manager nothing.
+	kv("ns.get_computed_blocks", 0)
+	kv("ns.allocate_slots_decode", r.NsAllocDecode)
+	kv("ns.allocate_slots_admit", r.NsAdmit)
+	kv("ns.free", r.NsFree)
+	kv("ns.append_output_token_ids", r.NsAppendOutput)
+	kv("ns.request_init_prompt_hash", r.NsInit)
+	kv("manager_ns", r.ManagerNs)
+	kv("manager_ns_excl_prompt_hash", r.ManagerNsExclPromptHash)
+	kv("total_wall_ns", r.TotalWallNs)
+	kv("manager_us_per_step", div(float64(r.ManagerNs)/1e3, steps))
+	kv("wall_us_per_step", div(float64(r.TotalWallNs)/1e3, steps))
+	kv("manager_ns_per_token", div(float64(r.ManagerNs), tok))
+	kv("wall_ns_per_token", div(float64(r.TotalWallNs), tok))
+	kv("avg_ns_per_call.allocate_slots_decode", div(float64(r.NsAllocDecode), float64(r.CallsAllocDecode)))
+	kv("avg_ns_per_call.allocate_slots_admit", div(float64(r.NsAdmit), float64(r.CallsAllocAdmit)))
+	kv("avg_ns_per_call.free", div(float64(r.NsFree), float64(r.CallsFree)))
+	kv("avg_ns_per_call.request_init", div(float64(r.NsInit), float64(r.CallsInit)))
+	kv("timer_overhead_ns_per_call", div(r.TimerOverheadNsPerCall, 1))
+	kv("timed_calls", r.TimedCalls)
+	kv("manager_ns_per_token_excl_timer", div(float64(r.ManagerNs)-r.TimerOverheadNsPerCall*float64(r.TimedCalls), tok))
+	b.WriteByte('}')
+	return b.Bytes()
 }

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+func runPlanOut(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := runPlan(args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func runPlanJSON(t *testing.T, args ...string) planReport {
+	t.Helper()
+	out, _, err := runPlanOut(t, append(args, "-json")...)
+	require.NoError(t, err)
+	var rep planReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	return rep
+}
+
+// TestPlanDefault checks the no-flag run: Kimi K2, FP8 weights, 8 x 141 GB,
+// 256K context, every KV type, each row equal to the library's plan.
+func TestPlanDefault(t *testing.T) {
+	out, _, err := runPlanOut(t)
+	require.NoError(t, err)
+	assert.Contains(t, out, "Kimi-K2: MLA, 61 layers x (latent 512 + rope 64)")
+	assert.Contains(t, out, "8 x 141 GB, TP 8, CP 1")
+	assert.Contains(t, out, "context 262,144 tokens")
+	assert.Contains(t, out, "A 262,144-token sequence fits only with int4-g64, q4_0, nvfp4, int2-g32 KV.")
+	lines := strings.Split(out, "\n")
+	var bf16 string
+	for _, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "bf16 ") {
+			bf16 = l
+		}
+	}
+	assert.Equal(t, []string{"bf16", "70,272", "70,272", "5,024", "80,368", "0", "80,368"}, strings.Fields(bf16))
+
+	rep := runPlanJSON(t)
+	m, err := paged.LookupModel("Kimi-K2")
+	require.NoError(t, err)
+	w, err := m.WeightBytes(paged.KVFP8E4M3)
+	require.NoError(t, err)
+	assert.True(t, rep.WeightsFit)
+	assert.Equal(t, "fp8_e4m3", rep.Weights)
+	assert.Equal(t, 262144, rep.Context)
+	assert.Equal(t, int64(141e9), rep.GPUMemory)
+	require.Len(t, rep.Rows, len(paged.KVTypes()))
+	for i, typ := range paged.KVTypes() {
+		c, err := paged.PlanCapacity(m.Spec(typ, paged.KVType{}), w,
+			paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.05})
+		require.NoError(t, err)
+		row := rep.Rows[i]
+		assert.Equal(t, typ.String(), row.KV)
+		assert.Equal(t, c.TokenBytes, row.TokenBytes, row.KV)
+		assert.Equal(t, c.NumBlocks, row.NumBlocks, row.KV)
+		assert.Equal(t, c.Tokens(), row.KVTokens, row.KV)
+		assert.Equal(t, c.MaxSequences(262144), row.MaxSequences, row.KV)
+		assert.Equal(t, c.MaxContext(1), row.LongestContext, row.KV)
+	}
+}
+
+func TestPlanPresetsAndCustom(t *testing.T) {
+	// Llama-3.1-70B on 8 x 80 GB: one KV head per device.
+	rep := runPlanJSON(t, "-model", "llama-3.1-70b", "-gpu-mem", "80GB", "-weights", "bf16", "-kv", "bf16", "-context", "128k")
+	require.Len(t, rep.Rows, 1)
+	assert.Equal(t, int64(327_680), rep.Rows[0].TokenBytes)
+	assert.Equal(t, int64(40_960), rep.Rows[0].DeviceBytes)
+	assert.Equal(t, 131072, rep.Context)
+
+	// A custom spec equal to Llama-3.1-8B gives the preset's numbers.
+	custom := runPlanJSON(t, "-layers", "32", "-kv-heads", "8", "-head-dim", "128", "-params", "8030261248",
+		"-gpus", "1", "-gpu-mem", "24GB", "-weights", "bf16", "-kv", "fp16,q8_0", "-context", "8192")
+	preset := runPlanJSON(t, "-model", "Llama-3.1-8B",
+		"-gpus", "1", "-gpu-mem", "24GB", "-weights", "bf16", "-kv", "fp16,q8_0", "-context", "8192")
+	assert.Equal(t, "custom", custom.Model)
+	assert.Equal(t, preset.Rows, custom.Rows)
+	assert.Equal(t, int64(131_072), custom.Rows[0].TokenBytes)
+	assert.Equal(t, int64(32*8*2*4*34), custom.Rows[1].TokenBytes)
+
+	// Different key and value types.
+	kv := runPlanJSON(t, "-model", "Llama-3.1-8B", "-gpus", "1", "-gpu-mem", "24GB", "-weights", "bf16",
+		"-kv", "q8_0:q4_0,fp16:fp16", "-context", "8192")
+	require.Len(t, kv.Rows, 2)
+	assert.Equal(t, "q8_0:q4_0", kv.Rows[0].KV)
+	assert.Equal(t, int64(32*8*(4*34+4*18)), kv.Rows[0].TokenBytes)
+	assert.Equal(t, "fp16", kv.Rows[1].KV)
+
+	// A custom MLA spec.
+	mla := runPlanJSON(t, "-layers", "61", "-mla-latent", "512", "-mla-rope", "64", "-params", "671B",
+		"-gpus", "8", "-gpu-mem", "141GB", "-kv", "bf16", "-context", "4096")
+	assert.Equal(t, int64(70_272), mla.Rows[0].TokenBytes)
+	assert.Equal(t, int64(70_272), mla.Rows[0].DeviceBytes)
+
+	// Overriding a preset's shape names it as modified.
+	mod := runPlanJSON(t, "-model", "opt-13b", "-layers", "20", "-gpus", "1", "-gpu-mem", "80GB", "-weights", "fp16", "-kv", "fp16")
+	assert.Equal(t, "OPT-13B (modified)", mod.Model)
+	assert.Equal(t, int64(409_600), mod.Rows[0].TokenBytes)
+	assert.Equal(t, 2048, mod.Context)
+
+	// Planning past the model's own limit says so.
+	out, _, err := runPlanOut(t, "-model", "opt-13b", "-gpus", "1", "-gpu-mem", "80GB", "-weights", "fp16", "-kv", "fp16", "-context", "4k")
+	require.NoError(t, err)
+	assert.Contains(t, out, "OPT-13B's config allows 2,048 tokens")
+}
+
+// TestPlanContextParallelCLI: CP 2 over 16 GPUs doubles the longest single
+// context of 8 GPUs, with the same blocks per device.
+func TestPlanContextParallelCLI(t *testing.T) {
+	one := runPlanJSON(t, "-kv", "fp8_e4m3")
+	cp := runPlanJSON(t, "-kv", "fp8_e4m3", "-gpus", "16", "-cp", "2")
+	assert.Equal(t, 8, cp.TP)
+	assert.Equal(t, 2, cp.CP)
+	assert.Equal(t, one.Rows[0].NumBlocks, cp.Rows[0].NumBlocks)
+	assert.Equal(t, 2*one.Rows[0].LongestContext, cp.Rows[0].LongestContext)
+	assert.Equal(t, int64(0), one.Rows[0].MaxSequences)
+	assert.Equal(t, int64(1), cp.Rows[0].MaxSequences)
+}
+
+func TestPlanWeightsDoNotFit(t *testing.T) {
+	out, _, err := runPlanOut(t, "-weights", "bf16")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "-gpu-mem")
+	assert.Contains(t, out, "DOES NOT FIT")
+	assert.NotContains(t, out, "bytes/token")
+
+	var buf bytes.Buffer
+	err = runPlan([]string{"-weights", "bf16", "-json"}, &buf, &bytes.Buffer{})
+	require.Error(t, err)
+	var rep planReport
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &rep))
+	assert.False(t, rep.WeightsFit)
+	assert.Empty(t, rep.Rows)
+	assert.Equal(t, (rep.WeightBytes+7)/8, rep.DeviceWeights)
+
+	_, _, err = runPlanOut(t, "-reserve", "0.2")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "-reserve")
+}
+
+// TestPlanTooFewBlocks: the weights fit but a KV type leaves fewer than two
+// blocks: that row says so, the others are planned.
+func TestPlanTooFewBlocks(t *testing.T) {
+	// 128.3 GB of weights per device + 12.69 GB reserve on 141 GB leaves
+	// about 10 MB: 9 fp32 blocks of 2.25 MB, under 2 blocks of 64 tokens.
+	rep := runPlanJSON(t, "-reserve", "12.69GB", "-kv", "fp32,int2-g32", "-block-size", "64")
+	require.Len(t, rep.Rows, 2)
+	assert.Contains(t, rep.Rows[0].Error, "a pool needs 2")
+	assert.Zero(t, rep.Rows[0].KVTokens)
+	assert.Empty(t, rep.Rows[1].Error)
+	assert.Positive(t, rep.Rows[1].KVTokens)
+}
+
+func TestPlanBadInput(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-layers", "0", "-kv-heads", "8", "-head-dim", "128", "-params", "8B"}, "-layers"},
+		{[]string{"-layers", "32", "-kv-heads", "8", "-head-dim", "128"}, "-params"},
+		{[]string{"-layers", "32", "-kv-heads", "0", "-head-dim", "128", "-params", "8B"}, "-kv-heads"},
+		{[]string{"-layers", "32", "-kv-heads", "8", "-head-dim", "100", "-params", "8B", "-kv", "int4-g64", "-context", "4096"}, "HeadDim"},
+		{[]string{"-layers", "32", "-kv-heads", "8", "-head-dim", "128", "-params", "8B"}, "-context"},
+		{[]string{"-kv", "int4-g128"}, "MLALatent"},
+		{[]string{"-kv", "fp5"}, "-kv"},
+		{[]string{"-kv", "fp16:fp5"}, "-kv"},
+		{[]string{"-kv", "bf16:fp8"}, "Value"}, // MLA stores one row in one type
+		{[]string{"-weights", "int3"}, "-weights"},
+		{[]string{"-model", "gpt-5"}, "-model"},
+		{[]string{"-gpu-mem", "10"}, "-gpu-mem"},
+		{[]string{"-gpu-mem", "80XB"}, "-gpu-mem"},
+		{[]string{"-gpu-mem", "-80GB"}, "-gpu-mem"},
+		{[]string{"-gpu-mem", "10GB"}, "-gpu-mem"}, // weights do not fit
+		{[]string{"-reserve", "4"}, "-reserve"},
+		{[]string{"-reserve", "1.5"}, "-reserve"},
+		{[]string{"-reserve", "-0.1"}, "-reserve"},
+		{[]string{"-context", "0"}, "-context"},
+		{[]string{"-context", "1.5K"}, "-context"},
+		{[]string{"-context", "12x"}, "-context"},
+		{[]string{"-gpus", "0"}, "-gpus"},
+		{[]string{"-gpus", "8", "-tp", "3"}, "GPUs"},
+		{[]string{"-tp", "-1"}, "-tp"},
+		{[]string{"-cp", "0"}, "-cp"},
+		{[]string{"-block-size", "0"}, "-block-size"},
+		{[]string{"-model", "llama-3.1-8b", "-gpus", "6", "-gpu-mem", "80GB"}, "KVHeads"},
+		{[]string{"extra"}, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		out, _, err := runPlanOut(t, tt.args...)
+		require.Error(t, err, "%v", tt.args)
+		assert.Contains(t, err.Error(), tt.want, "%v", tt.args)
+		assert.NotContains(t, out, "bytes/token", "%v printed a table", tt.args)
+	}
+	_, stderr, err := runPlanOut(t, "-no-such-flag")
+	require.Error(t, err)
+	assert.Contains(t, stderr, "no-such-flag")
+	_, stderr, err = runPlanOut(t, "-h")
+	require.True(t, errors.Is(err, flag.ErrHelp))
+	assert.Contains(t, stderr, "-gpu-mem")
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{
+		"80GB": 80e9, "141GB": 141e9, "141gb": 141e9, "192GiB": 192 << 30, "79.6GiB": 85_469_849_190,
+		"1.5TB": 1.5e12, "4Gi": 4 << 30, "512MiB": 512 << 20, "1000": 1000, "2 GB": 2e9,
+	} {
+		got, err := parseBytes(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"", "GB", "abc", "0", "-1GB", "80XB", "1e30", "NaNGB"} {
+		_, err := parseBytes(bad)
+		require.Error(t, err, bad)
+	}
+}
+
+func TestParseTokensReserveCount(t *testing.T) {
+	for in, want := range map[string]int{"262144": 262144, "256K": 262144, "128k": 131072, "1M": 1 << 20, "2048": 2048} {
+		got, err := parseTokens(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"", "0", "-5", "1.5K", "3G", "k"} {
+		_, err := parseTokens(bad)
+		require.Error(t, err, bad)
+	}
+
+	frac, b, err := parseReserve("0.1")
+	require.NoError(t, err)
+	assert.Equal(t, 0.1, frac)
+	assert.Zero(t, b)
+	frac, b, err = parseReserve("4GiB")
+	require.NoError(t, err)
+	assert.Zero(t, frac)
+	assert.Equal(t, int64(4<<30), b)
+	frac, b, err = parseReserve("0")
+	require.NoError(t, err)
+	assert.Zero(t, frac+float64(b))
+
+	for in, want := range map[string]int64{"8030261248": 8_030_261_248, "70.6B": 70_600_000_000, "1.03T": 1_030_000_000_000, "405e9": 405e9} {
+		got, err := parseCount(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"", "0", "-1B", "5Q"} {
+		_, err := parseCount(bad)
+		require.Error(t, err, bad)
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	assert.Equal(t, "1,234,567", commas(1234567))
+	assert.Equal(t, "-1,000", commas(-1000))
+	assert.Equal(t, "999", commas(999))
+	assert.Equal(t, "141 GB", humanBytes(141e9))
+	assert.Equal(t, "7.05 GB", humanBytes(7_050_000_000))
+	assert.Equal(t, "1.03 TB", humanBytes(1_026_408_232_448))
+	assert.Equal(t, "512 B", humanBytes(512))
+	assert.Equal(t, "1.00 kB", humanBytes(1000))
+	assert.Equal(t, "1.03T", humanCount(1_026_408_232_448))
+	assert.Equal(t, "256K", humanTokens(262144))
+	assert.Equal(t, "1,000", humanTokens(1000))
+}

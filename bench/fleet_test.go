@@ -1,0 +1,86 @@
+package bench
+
+import (
+	"os"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/fleet"
+)
+
+// fleetTrace is the first part of the Mooncake trace: enough requests for
+// prefixes to repeat, few enough for a fast test.
+func fleetTrace() []Request { return MooncakeSynthetic()[:1000] }
+
+func TestFleetReplayConservesRequests(t *testing.T) {
+	reqs := fleetTrace()
+	for _, r := range FleetRouters(1, 8) {
+		res, err := RunFleet(reqs, FleetConfig{Speed: 2}, r)
+		require.NoError(t, err, r.Name)
+		assert.Equal(t, len(reqs), res.Requests+res.Rejected, r.Name)
+		sum := 0
+		for _, n := range res.PerServer {
+			sum += n
+		}
+		assert.Equal(t, res.Requests, sum, r.Name)
+		assert.GreaterOrEqual(t, res.Imbalance, 1.0, r.Name)
+		assert.LessOrEqual(t, res.HitTokens, res.InputTokens, r.Name)
+		if r.Prefix {
+			assert.Equal(t, len(reqs), res.Lookups, r.Name)
+		} else {
+			assert.Zero(t, res.Lookups, r.Name)
+		}
+	}
+}
+
+func TestFleetPrefixAwareBeatsRoundRobin(t *testing.T) {
+	reqs := fleetTrace()
+	routers := FleetRouters(1, 8)
+	rr, err := RunFleet(reqs, FleetConfig{Speed: 2}, routers[1])
+	require.NoError(t, err)
+	pa, err := RunFleet(reqs, FleetConfig{Speed: 2}, routers[3])
+	require.NoError(t, err)
+	t.Logf("hit rate: round-robin %.3f, prefix-aware %.3f", rr.HitRate, pa.HitRate)
+	assert.Greater(t, pa.HitRate, 2*rr.HitRate, "prefix-aware routing must at least double round-robin's hit rate")
+	// Round-robin balances requests exactly.
+	assert.InDelta(t, 1.0, rr.Imbalance, 0.01)
+}
+
+func TestFleetRedisRoutesLikeMemory(t *testing.T) {
+	addr := os.Getenv("PAGEDKV_REDIS_ADDR")
+	if addr == "" {
+		t.Skip("PAGEDKV_REDIS_ADDR unset: run under .ci/with-redis")
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	reqs := fleetTrace()[:400]
+	for _, i := range []int{3, 4} {
+		mem, err := RunFleet(reqs, FleetConfig{Speed: 2}, FleetRouters(1, 8)[i])
+		require.NoError(t, err)
+		back, err := fleet.NewRedis(c, fleet.RedisConfig{Prefix: "pagedkv-bench-test"})
+		require.NoError(t, err)
+		x, err := fleet.New(fleet.Config{Model: "fleet-test", MaxServers: 8, Backend: back})
+		require.NoError(t, err)
+		red, err := RunFleet(reqs, FleetConfig{Speed: 2, Index: x}, FleetRouters(1, 8)[i])
+		require.NoError(t, err)
+		assert.Equal(t, mem.Decisions, red.Decisions, "router %s", mem.Router)
+		assert.Equal(t, mem.HitTokens, red.HitTokens)
+	}
+}
+
+func TestFleetHitBound(t *testing.T) {
+	reqs := []Request{
+		{InputTokens: 1024, HashIDs: []int64{1, 2}},
+		{InputTokens: 1536, HashIDs: []int64{1, 2, 3}},
+		{InputTokens: 1600, HashIDs: []int64{1, 4, 2, 5}}, // stops at 4; the partial fourth block never counts
+		{InputTokens: 512, HashIDs: []int64{9}},
+	}
+	// Hits: 0, 2 blocks, 1 block (2 was seen, but after a miss), 0.
+	assert.InDelta(t, float64(3*512)/float64(1024+1536+1600+512), FleetHitBound(reqs, 512), 1e-12)
+	res, err := RunFleet(fleetTrace(), FleetConfig{Speed: 2}, FleetRouters(1, 8)[3])
+	require.NoError(t, err)
+	assert.LessOrEqual(t, res.HitRate, FleetHitBound(fleetTrace(), MooncakeBlockSize))
+}

@@ -1,0 +1,86 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestW1MatchesVLLM replays workload W1 in the vLLM-compatible
+// configuration and compares every counter with the reference replay of
+// vLLM v1's own KVCacheManager (WORKLOADS.md, section 7), decision for
+// decision through the allocation digest.
+func TestW1MatchesVLLM(t *testing.T) {
+	r, err := RunW1(W1Config{Compat: "vllm", Digest: true})
+	require.NoError(t, err)
+	assert.Equal(t, 4440, r.Steps)
+	assert.Equal(t, 351, r.Preemptions)
+	assert.Equal(t, 2000, r.Finished)
+	assert.Equal(t, 2351, r.Admissions)
+	assert.EqualValues(t, 2393192, r.TokensProcessed)
+	assert.EqualValues(t, 1865736, r.PrefillTokens)
+	assert.EqualValues(t, 137515, r.ResumedPrefill)
+	assert.EqualValues(t, 527456, r.Decode)
+	assert.EqualValues(t, 2607936, r.PrefixHitTokens)
+	assert.EqualValues(t, 10855911, r.PrefixQueryTokens)
+	assert.EqualValues(t, 6193, r.PrefixLookups)
+	assert.EqualValues(t, 756976, r.AdmittedHitTokens)
+	assert.EqualValues(t, 2622712, r.AdmittedQueryTokens)
+	assert.Equal(t, 8191, r.PeakBlocksInUse)
+	assert.Equal(t, 207, r.PeakRunning)
+	assert.Zero(t, r.ReadmittedSameStep)
+	assert.EqualValues(t, 527807, r.CallsAllocDecode)
+	assert.EqualValues(t, 6193, r.CallsAllocAdmit)
+	assert.Equal(t, "38a4b81b4e06ea94875657a5d3c9567875cd1f3e8c8ed2d2c4135beb0586dd97", r.Digest)
+}
+
+// TestW1DefaultDiffers runs the library's default configuration on W1: the
+// same work, but uncached free blocks are reused before any cached block is
+// evicted, so more admissions hit and the digest differs.
+func TestW1DefaultDiffers(t *testing.T) {
+	r, err := RunW1(W1Config{Digest: true})
+	require.NoError(t, err)
+	vllm, err := RunW1(W1Config{Compat: "vllm"})
+	require.NoError(t, err)
+	assert.Equal(t, 2000, r.Finished)
+	assert.NotEqual(t, "38a4b81b4e06ea94875657a5d3c9567875cd1f3e8c8ed2d2c4135beb0586dd97", r.Digest)
+	assert.GreaterOrEqual(t, r.AdmittedHitTokens, vllm.AdmittedHitTokens, "keeping cached blocks longer cannot hit less on W1")
+}
+
+func TestW1TraceLines(t *testing.T) {
+	var lines []string
+	_, err := RunW1(W1Config{Compat: "vllm", Requests: 3, OnEvent: func(l string) { lines = append(lines, l) }})
+	require.NoError(t, err)
+	require.NotEmpty(t, lines)
+	assert.Equal(t, "S1\n", lines[0])
+	assert.True(t, strings.HasPrefix(lines[1], "A0:|1,2,"), "request 0 is admitted first with no hits: %q", lines[1])
+}
+
+func TestW1BadConfig(t *testing.T) {
+	_, err := RunW1(W1Config{Compat: "sglang"})
+	assert.ErrorContains(t, err, "compat")
+	_, err = RunW1(W1Config{Requests: 1 << 20})
+	assert.ErrorContains(t, err, "requests")
+}
+
+func BenchmarkW1(b *testing.B) {
+	for _, compat := range []string{"vllm", ""} {
+		name := compat
+		if name == "" {
+			name = "default"
+		}
+		b.Run(name, func(b *testing.B) {
+			var r W1Result
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if r, err = RunW1(W1Config{Compat: compat}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(r.ManagerNs)/float64(r.TokensProcessed), "manager-ns/token")
+		})
+	}
+}

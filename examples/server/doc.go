@@ -1,0 +1,32 @@
+// Command server is a continuous-batching server loop built on
+// paged.Manager, small enough to copy into a real inference server.
+//
+// Requests arrive over time (replayed from the embedded Azure conversation
+// trace with its timestamps compressed, or posted over HTTP). A scheduler
+// in the manner of vLLM runs one engine step at a time: it gives every
+// running sequence a slot for its newest token, preempting the newest
+// sequences by recompute when the pool runs out; admits waiting requests
+// first come first served after the manager's dry run (CanAdmit) says they
+// fit, reusing cached prefixes; builds the step's kernel-ready batch (block
+// tables, slot mapping, copy-on-write directives); and fakes the model,
+// one token per sequence per step. Requests with n > 1 fork after their
+// prompt's step into n samples that share every block until each writes
+// its own token. The loop drains the manager's KV events and statistics.
+//
+// Usage:
+//
+//	go run ./examples/server [flags]
+//	go run ./examples/server -http :8080 -requests 0
+//
+// The default run replays 250 requests and prints a summary; with -http it
+// serves /metrics (Prometheus text), /stats (JSON), POST /requests and
+// POST /requests/{id}/cancel until interrupted.
+//
+// # Concurrency
+//
+// A paged.Manager is single-owner. Here one goroutine (Server.Run) owns
+// the Scheduler and its Manager and runs the step loop; HTTP handlers, the
+// trace replay and the progress display talk to it only through a channel
+// of functions that the loop runs between steps (Server.do). No lock is
+// needed, and a caller waits at most one step.
+package main

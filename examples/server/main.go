@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pagedkv/pagedkv/bench"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := env{stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stdout), sleep: sleepCtx}
+	if err := run(ctx, os.Args[1:], e); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "server:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// env is what run needs from the outside world, so tests can replace it.
+type env struct {
+	stdout, stderr io.Writer
+	tty            bool
+	sleep          func(context.Context, time.Duration) error
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type options struct {
+	requests, blocks, blockSize, maxNumSeqs, maxModelLen int
+	nParallel, speed, watermark                          float64
+	stepTime                                             time.Duration
+	httpAddr                                             string
+	steps                                                uint64
+	events                                               bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.requests, "requests", 250, "requests to replay from the embedded Azure conversation trace (0: none)")
+	fs.IntVar(&o.blocks, "blocks", 2048, "KV blocks in the pool, the null block included")
+	fs.IntVar(&o.blockSize, "block-size", 16, "tokens per block")
+	fs.IntVar(&o.maxNumSeqs, "max-num-seqs", 128, "most sequences running at once")
+	fs.IntVar(&o.maxModelLen, "max-model-len", 8192, "most tokens of one sequence (prompt + output); longer trace requests are clipped")
+	fs.Float64Var(&o.nParallel, "n-parallel", 0.1, "share of requests sampled n=4 ways (fork + copy-on-write)")
+	fs.Float64Var(&o.speed, "speed", 60, "compress the trace's arrival times by this factor")
+	fs.DurationVar(&o.stepTime, "step-time", time.Millisecond, "fake model latency per step")
+	fs.Float64Var(&o.watermark, "watermark", 0.01, "share of blocks admission leaves free for running sequences")
+	fs.StringVar(&o.httpAddr, "http", "", "serve /metrics, /stats and /requests on this address (\":8080\" means 127.0.0.1:8080) until interrupted")
+	fs.Uint64Var(&o.steps, "steps", 0, "stop after this many steps (0: no limit)")
+	fs.BoolVar(&o.events, "events", false, "print every KV event")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	// Validate here so a bad flag is a usage error, not a failure deep in
+	// the manager.
+	case o.requests < 0 || o.requests > len(bench.AzureConv()):
+		return o, fmt.Errorf("-requests %d must be in [0, %d]", o.requests, len(bench.AzureConv()))
+	case !(o.nParallel >= 0 && o.nParallel <= 1):
+		return o, fmt.Errorf("-n-parallel %v must be in [0, 1]", o.nParallel)
+	case !(o.speed > 0):
+		return o, fmt.Errorf("-speed %v must be positive", o.speed)
+	case o.stepTime < 0:
+		return o, fmt.Errorf("-step-time %v is negative", o.stepTime)
+	case o.maxModelLen < 2:
+		return o, fmt.Errorf("-max-model-len %d must be at least 2", o.maxModelLen)
+	}
+	return o, nil
+}
+
+// run is main without the process: flags, the server, the trace replay,
+// the progress display, the optional HTTP endpoint and the summary.
+func run(ctx context.Context, args []string, e env) error {
+	o, err := parseFlags(args, e.stderr)
+	if err != nil {
+		return err
+	}
+	out := &lockedWriter{w: e.stdout}
+	cfg := ServerConfig{
+		Scheduler: SchedulerConfig{
+			Manager: paged.Config{
+				BlockSize:   o.blockSize,
+				NumBlocks:   o.blocks,
+				Watermark:   o.watermark,
+				MaxModelLen: o.maxModelLen,
+				// The loop drains events after every step, so the buffer
+				// only needs one step's worth; overflow is counted.
+				Events: 4096,
+			},
+			MaxNumSeqs: o.maxNumSeqs,
+		},
+		StepTime: o.stepTime,
+		MaxSteps: o.steps,
+	}
+	if o.events {
+		cfg.Scheduler.OnEvent = eventPrinter(out)
+	}
+	srv, err := NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	// The loop gets its own context: on an interrupt the HTTP server and
+	// the progress display stop first, then the loop, so in-flight calls
+	// still get answers.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+	go srv.Run(runCtx)
+	start := time.Now()
+
+	var hs *http.Server
+	if o.httpAddr != "" {
+		ln, err := net.Listen("tcp", listenAddr(o.httpAddr))
+		if err != nil {
+			return err
+		}
+		// Listen before serving so a taken port is an error here, not in
+		// a goroutine.
+		hs = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = hs.Serve(ln) }()
+		fmt.Fprintf(out, "serving http://%s/metrics, /stats, POST /requests; Ctrl-C to stop\n", ln.Addr())
+	}
+
+	progCtx, stopProgress := context.WithCancel(ctx)
+	progDone := make(chan struct{})
+	go func() {
+		defer close(progDone)
+		showProgress(progCtx, srv, out, e.tty, o.requests)
+	}()
+
+	err = replay(ctx, srv, o, e.sleep)
+	if err == nil {
+		if hs != nil {
+			// Serve until interrupted (or the step limit is reached).
+			select {
+			case <-ctx.Done():
+			case <-srv.Done():
+			}
+		} else {
+			err = srv.Idle(ctx)
+		}
+	}
+	stopProgress()
+	<-progDone
+	if hs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = hs.Shutdown(sctx)
+		cancel()
+	}
+	stopRun()
+	<-srv.Done()
+	if e.tty {
+		fmt.Fprintln(out) // end the live line
+	}
+	// Interrupts and the step limit end a run early; that is no failure.
+	if errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed) {
+		err = nil
+	}
+	// The loop has stopped; Stats returns what it left behind.
+	sn, _ := srv.Stats(context.Background())
+	writeSummary(out, sn, time.Since(start))
+	return err
+}
+
+// replay submits the first o.requests requests of the Azure conversation
+// trace at their arrival times divided by o.speed. Prompts start with one
+// of eight 256-token system prompts, so prefixes repeat as they do in
+// production; every n-parallel-th request asks for n=4 samples.
+func replay(ctx context.Context, srv *Server, o options, sleep func(context.Context, time.Duration) error) error {
+	trace := bench.AzureConv()[:o.requests]
+	prompt := make([]int32, 0, o.maxModelLen)
+	var prev time.Duration
+	for i, t := range trace {
+		// Sleeping the gap between arrivals drifts by the timer's slack;
+		// an example can live with that.
+		if err := sleep(ctx, time.Duration(float64(t.Arrival-prev)/o.speed)); err != nil {
+			return err
+		}
+		prev = t.Arrival
+		// Clip to the model length as W1 does; zero lengths become one.
+		out := min(max(t.OutputTokens, 1), o.maxModelLen-1)
+		in := min(max(t.InputTokens, 1), o.maxModelLen-out)
+		prompt = prompt[:0]
+		for j := range in {
+			if j < 256 {
+				prompt = append(prompt, int32((i%8)*1000+j+1))
+			} else {
+				prompt = append(prompt, int32((i*7919+j*104729)%32000+1))
+			}
+		}
+		n := 1
+		// Spread the parallel requests evenly: request i is one when the
+		// running share crosses an integer.
+		if int(float64(i+1)*o.nParallel) > int(float64(i)*o.nParallel) {
+			n = 4
+		}
+		// Submit copies the prompt (the manager keeps its own tokens), so
+		// the buffer is reused.
+		_, err := srv.Submit(ctx, Spec{Prompt: prompt, MaxTokens: out, N: n})
+		switch {
+		case errors.Is(err, ErrInvalid), errors.Is(err, ErrTooLong):
+			// Counted as rejected; the replay goes on.
+		case err != nil:
+			return err
+		}
+	}
+	return nil
+}
+
+// showProgress redraws the live line on a terminal ten times a second, or
+// prints a plain line every second otherwise, until ctx is done.
+func showProgress(ctx context.Context, srv *Server, w io.Writer, tty bool, total int) {
+	// A terminal redraws one line cheaply; a log file wants few lines.
+	every := time.Second
+	if tty {
+		every = 100 * time.Millisecond
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var last string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-srv.Done():
+			return
+		case <-tick.C:
+		}
+		sn, err := srv.Stats(ctx)
+		if err != nil {
+			return
+		}
+		line := progressLine(sn, total)
+		switch {
+		case line == last:
+			// An idle server prints nothing new.
+		case tty:
+			fmt.Fprintf(w, "\r%s\x1b[K", line)
+		default:
+			fmt.Fprintln(w, line)
+		}
+		last = line
+	}
+}

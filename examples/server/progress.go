@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// isTerminal reports whether f is a character device (a terminal), the
+// std-only test that needs no extra dependency.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// lockedWriter serializes writes from the progress goroutine and the step
+// loop's event printer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// progressLine is the one-line live display.
+func progressLine(sn Snapshot, total int) string {
+	done := sn.Requests.Finished + sn.Requests.Cancelled + sn.Requests.Rejected
+	// Requests posted over HTTP come on top of the replayed ones.
+	total = max(total, int(sn.Requests.Submitted+sn.Requests.Rejected))
+	return fmt.Sprintf("step %6d  requests %d/%d done, %d running, %d waiting  kv %5.1f%%  hit %5.1f%%  preempt %d  cow %d  tokens %d",
+		sn.Steps, done, total, sn.Requests.Running, sn.Requests.Waiting,
+		100*sn.Usage, 100*sn.HitRate, sn.Preemptions, sn.Copies, sn.Tokens.Generated)
+}
+
+// writeSummary prints the final report of a run.
+func writeSummary(w io.Writer, sn Snapshot, wall time.Duration) {
+	r, t := sn.Requests, sn.Tokens
+	pct := func(a, b uint64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return 100 * float64(a) / float64(b)
+	}
+	fmt.Fprintf(w, "requests     %d submitted (%d with n>1), %d finished, %d cancelled, %d rejected, %d unfinished\n",
+		r.Submitted, r.Parallel, r.Finished, r.Cancelled, r.Rejected, r.Waiting+r.Running)
+	fmt.Fprintf(w, "tokens       %d prompt, %d generated; %d computed at admission, %d from the prefix cache\n",
+		t.Prompt, t.Generated, t.Prefill, t.Cached)
+	fmt.Fprintf(w, "steps        %d in %v (peak %d sequences running)\n",
+		sn.Steps, wall.Round(time.Millisecond), sn.Sequences.PeakRunning)
+	fmt.Fprintf(w, "prefix hits  %.1f%% of prompt tokens queried (%d of %d), %d blocks stored, %d evicted\n",
+		100*sn.HitRate, sn.Prefix.HitTokens, sn.Prefix.QueryTokens, sn.Prefix.Stored, sn.Evictions)
+	fmt.Fprintf(w, "peak memory  %d of %d blocks (%.1f%%), %d token slots\n",
+		sn.Blocks.PeakUsed, sn.Blocks.Usable, pct(uint64(sn.Blocks.PeakUsed), uint64(sn.Blocks.Usable)),
+		sn.Blocks.PeakUsed*sn.BlockSize)
+	fmt.Fprintf(w, "preemptions  %d\n", sn.Preemptions)
+	fmt.Fprintf(w, "copies       %d copy-on-write (%d forks)\n", sn.Copies, sn.Forks)
+	fmt.Fprintf(w, "events       %d BlockStored (%d blocks), %d BlockRemoved (%d blocks), %d AllBlocksCleared, %d dropped\n",
+		sn.Events.Stored, sn.Events.StoredBlocks, sn.Events.Removed, sn.Events.RemovedBlocks, sn.Events.Cleared, sn.Events.Dropped)
+	fmt.Fprintf(w, "manager      %v per step (%v in %d steps)\n",
+		sn.ManagerPerStep(), sn.ManagerTime.Round(time.Microsecond), sn.Steps)
+	fmt.Fprintf(w, "blocks now   %d free, %d cached, %d used\n", sn.Blocks.Free, sn.Blocks.Cached, sn.Blocks.Used)
+}
+
+// eventPrinter returns an OnEvent hook printing one line per KV event.
+func eventPrinter(w io.Writer) func(paged.Event) {
+	return func(e paged.Event) {
+		first := ""
+		if len(e.Hashes) > 0 {
+			first = fmt.Sprintf(" first=%x", e.Hashes[0][:6])
+		}
+		fmt.Fprintf(w, "event %d %s blocks=%d medium=%v%s\n", e.Seq, e.Kind, len(e.Hashes), e.Medium, first)
+	}
+}

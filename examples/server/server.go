@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"time"
+)
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Scheduler SchedulerConfig
+	// StepTime is the fake model's latency per step: the loop waits this
+	// long after each step, answering calls meanwhile. 0: no wait.
+	StepTime time.Duration
+	// MaxSteps stops the loop after this many steps. 0: no limit.
+	MaxSteps uint64
+	// Manual turns the loop's own stepping off: steps run only through
+	// Step. Tests use it to stay deterministic.
+	Manual bool
+}
+
+// Server runs a Scheduler on one goroutine (Run) and lets any number of
+// goroutines talk to it over a channel: each method sends a function that
+// the loop runs between steps, and waits for it. Only the loop's goroutine
+// ever touches the Scheduler and its paged.Manager, which therefore need
+// no lock; a caller waits at most one step.
+type Server struct {
+	cfg     ServerConfig
+	sched   *Scheduler
+	calls   chan func(*Scheduler)
+	stopped chan struct{}
+	final   Snapshot // written by Run before it closes stopped
+}
+
+// NewServer returns a server whose loop is not running yet; call Run.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	sc, err := NewScheduler(cfg.Scheduler)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, sched: sc, calls: make(chan func(*Scheduler)), stopped: make(chan struct{})}, nil
+}
+
+// Run is the step loop. It owns the scheduler until it returns, when ctx
+// is done or after MaxSteps steps; later calls fail with ErrClosed, except
+// Stats, which then returns the final statistics.
+func (s *Server) Run(ctx context.Context) {
+	sc := s.sched
+	defer func() {
+		s.final = sc.Snapshot()
+		close(s.stopped)
+	}()
+	var timer *time.Timer
+	for {
+		if s.cfg.Manual || !sc.Busy() {
+			// Nothing to step: sleep until a call arrives.
+			select {
+			case <-ctx.Done():
+				return
+			case f := <-s.calls:
+				f(sc)
+			}
+			if s.limitReached() {
+				return
+			}
+			continue
+		}
+		// Serve the calls already queued, then step.
+		for served := true; served; {
+			select {
+			case f := <-s.calls:
+				f(sc)
+			default:
+				served = false
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		sc.Step()
+		if s.limitReached() {
+			return
+		}
+		if s.cfg.StepTime <= 0 {
+			continue
+		}
+		// The fake model's latency: keep answering calls meanwhile.
+		if timer == nil {
+			timer = time.NewTimer(s.cfg.StepTime)
+		} else {
+			timer.Reset(s.cfg.StepTime)
+		}
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case f := <-s.calls:
+				f(sc)
+			case <-timer.C:
+				break wait
+			}
+		}
+	}
+}
+
+func (s *Server) limitReached() bool {
+	return s.cfg.MaxSteps > 0 && s.sched.c.steps >= s.cfg.MaxSteps
+}
+
+// do runs f on the loop's goroutine and waits for it. The loop runs every
+// function it receives at once, so once sent, f completes.
+func (s *Server) do(ctx context.Context, f func(*Scheduler)) error {
+	done := make(chan struct{})
+	select {
+	case s.calls <- func(sc *Scheduler) { defer close(done); f(sc) }:
+	case <-s.stopped:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-done
+	return nil
+}
+
+// Submit queues a request and returns its status as of the submission.
+func (s *Server) Submit(ctx context.Context, spec Spec) (st Status, err error) {
+	e := s.do(ctx, func(sc *Scheduler) {
+		var id ReqID
+		if id, err = sc.Submit(spec); err == nil {
+			st, err = sc.Status(id)
+		}
+	})
+	if e != nil {
+		return Status{}, e
+	}
+	return st, err
+}
+
+// Cancel ends a request, frees its blocks and returns its final status.
+func (s *Server) Cancel(ctx context.Context, id ReqID) (st Status, err error) {
+	e := s.do(ctx, func(sc *Scheduler) {
+		if err = sc.Cancel(id); err == nil {
+			st, err = sc.Status(id)
+		}
+	})
+	if e != nil {
+		return Status{}, e
+	}
+	return st, err
+}
+
+// Status describes a request.
+func (s *Server) Status(ctx context.Context, id ReqID) (st Status, err error) {
+	if e := s.do(ctx, func(sc *Scheduler) { st, err = sc.Status(id) }); e != nil {
+		return Status{}, e
+	}
+	return st, err
+}
+
+// Stats returns the current statistics, or the final ones once Run has
+// returned.
+func (s *Server) Stats(ctx context.Context) (Snapshot, error) {
+	var sn Snapshot
+	err := s.do(ctx, func(sc *Scheduler) { sn = sc.Snapshot() })
+	if err == ErrClosed {
+		return s.final, nil
+	}
+	return sn, err
+}
+
+// Step runs n steps now (or fewer if the scheduler runs dry), for servers
+// in Manual mode.
+func (s *Server) Step(ctx context.Context, n int) error {
+	return s.do(ctx, func(sc *Scheduler) {
+		for range n {
+			if !sc.Step() {
+				return
+			}
+		}
+	})
+}
+
+// Idle waits until no request is waiting or running.
+func (s *Server) Idle(ctx context.Context) error {
+	var ch <-chan struct{}
+	if err := s.do(ctx, func(sc *Scheduler) { ch = sc.IdleChan() }); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-s.stopped:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done is closed when Run has returned.
+func (s *Server) Done() <-chan struct{} { return s.stopped }

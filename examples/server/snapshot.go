@@ -1,0 +1,137 @@
+package main
+
+import (
+	"time"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// Snapshot is the server's statistics at one moment: the manager's Stats
+// plus the scheduler's counters, with JSON names in the style of vLLM's
+// metrics.
+type Snapshot struct {
+	// Manager is the block manager's own snapshot.
+	Manager paged.Stats `json:"-"`
+
+	BlockSize int         `json:"block_size"`
+	Blocks    BlockCounts `json:"blocks"`
+	// Usage is used / usable blocks, as vLLM's kv_cache_usage_perc (0 to 1).
+	Usage float64 `json:"kv_cache_usage"`
+	// HitRate is prefix-cache hit tokens / queried tokens since start.
+	HitRate   float64        `json:"prefix_cache_hit_rate"`
+	Prefix    PrefixCounts   `json:"prefix_cache"`
+	Requests  RequestCounts  `json:"requests"`
+	Sequences SequenceCounts `json:"sequences"`
+	Tokens    TokenCounts    `json:"tokens"`
+	Steps     uint64         `json:"steps"`
+	// Preemptions, Copies (copy-on-write), Forks and Evictions are the
+	// manager's lifetime counters.
+	Preemptions uint64      `json:"preemptions"`
+	Copies      uint64      `json:"copies"`
+	Forks       uint64      `json:"forks"`
+	Evictions   uint64      `json:"evictions"`
+	Events      EventCounts `json:"events"`
+	// ManagerTime is the time spent in manager calls by the step loop.
+	ManagerTime time.Duration `json:"manager_ns"`
+}
+
+// BlockCounts are the pool's blocks by state; Free+Cached+Used == Usable.
+type BlockCounts struct {
+	Usable int `json:"usable"`
+	Free   int `json:"free"`
+	Cached int `json:"cached"`
+	Used   int `json:"used"`
+	// PeakUsed is the most blocks ever referenced at once.
+	PeakUsed int `json:"peak_used"`
+}
+
+// PrefixCounts are the prefix cache's lifetime counters in tokens, as
+// vLLM's prefix_cache_queries and prefix_cache_hits.
+type PrefixCounts struct {
+	QueryTokens uint64 `json:"query_tokens"`
+	HitTokens   uint64 `json:"hit_tokens"`
+	Stored      uint64 `json:"blocks_stored"`
+}
+
+// RequestCounts counts requests by outcome and current state.
+type RequestCounts struct {
+	Submitted uint64 `json:"submitted"`
+	Rejected  uint64 `json:"rejected"`
+	Finished  uint64 `json:"finished"`
+	Cancelled uint64 `json:"cancelled"`
+	// Parallel counts submitted requests with more than one sample.
+	Parallel uint64 `json:"parallel"`
+	Waiting  int    `json:"waiting"`
+	Running  int    `json:"running"`
+}
+
+// SequenceCounts are the manager's sequences (one per sample) by state.
+type SequenceCounts struct {
+	Running     int `json:"running"`
+	Waiting     int `json:"waiting"`
+	PeakRunning int `json:"peak_running"`
+}
+
+// TokenCounts are token totals.
+type TokenCounts struct {
+	// Prompt sums the prompts submitted.
+	Prompt uint64 `json:"prompt"`
+	// Prefill counts tokens computed at admission (recomputation after
+	// preemption included); Cached those found in the prefix cache then.
+	Prefill uint64 `json:"prefill"`
+	Cached  uint64 `json:"cached"`
+	// Generated counts tokens sampled, over all samples.
+	Generated uint64 `json:"generated"`
+}
+
+// EventCounts count the KV events drained, and the blocks they name.
+type EventCounts struct {
+	Stored        uint64 `json:"block_stored"`
+	StoredBlocks  uint64 `json:"block_stored_blocks"`
+	Removed       uint64 `json:"block_removed"`
+	RemovedBlocks uint64 `json:"block_removed_blocks"`
+	Cleared       uint64 `json:"all_blocks_cleared"`
+	Dropped       uint64 `json:"dropped"`
+}
+
+// ManagerPerStep is the mean manager time per step.
+func (sn Snapshot) ManagerPerStep() time.Duration {
+	if sn.Steps == 0 {
+		return 0
+	}
+	return sn.ManagerTime / time.Duration(sn.Steps)
+}
+
+// Snapshot returns the current statistics.
+func (s *Scheduler) Snapshot() Snapshot {
+	st := s.m.Stats()
+	c := &s.c
+	waiting := 0
+	for _, r := range s.live {
+		if r.nrunning == 0 {
+			waiting++ // preempted ones included: they hold no blocks
+		}
+	}
+	sn := Snapshot{
+		Manager:   st,
+		BlockSize: st.BlockSize,
+		Blocks: BlockCounts{Usable: st.UsableBlocks, Free: st.FreeBlocks, Cached: st.CachedBlocks,
+			Used: st.UsedBlocks, PeakUsed: max(c.peakUsed, st.UsedBlocks)},
+		Usage:   st.Usage(),
+		HitRate: st.HitRate(),
+		Prefix:  PrefixCounts{QueryTokens: st.PrefixQueryTokens, HitTokens: st.PrefixHitTokens, Stored: st.BlocksStored},
+		Requests: RequestCounts{Submitted: c.submitted, Rejected: c.rejected, Finished: c.finished,
+			Cancelled: c.cancelled, Parallel: c.parallel, Waiting: waiting, Running: len(s.live) - waiting},
+		Sequences:   SequenceCounts{Running: st.Running, Waiting: st.Waiting, PeakRunning: c.peakRunning},
+		Tokens:      TokenCounts{Prompt: c.promptTokens, Prefill: c.prefillTokens, Cached: c.cachedTokens, Generated: c.generated},
+		Steps:       c.steps,
+		Preemptions: st.Preemptions,
+		Copies:      st.Copies,
+		Forks:       st.Forks,
+		Evictions:   st.Evictions,
+		Events:      c.events,
+		ManagerTime: c.managerTime,
+	}
+	sn.Events.Dropped = st.EventsDropped
+	return sn
+}

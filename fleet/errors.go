@@ -1,0 +1,20 @@
+package fleet
+
+import "errors"
+
+// Sentinel errors. Errors returned by this package wrap one of these (or a
+// backend's own error) with context; branch on them with errors.Is.
+var (
+	// ErrInvalid: an argument or configuration field is out of range.
+	ErrInvalid = errors.New("fleet: invalid argument")
+	// ErrMalformed: a vLLM KV event frame does not follow the published
+	// schema. The whole frame is rejected; nothing of it is applied.
+	ErrMalformed = errors.New("fleet: malformed kv event frame")
+	// ErrTooManyServers: a new server name would exceed Config.MaxServers.
+	ErrTooManyServers = errors.New("fleet: too many servers")
+	// ErrIndexLost: the backend lost its content behind the index's back
+	// (a Redis restart without persistence, a flush). Backends return it;
+	// the Index handles it by starting over and marking every server
+	// partial, so callers of Index normally never see it.
+	ErrIndexLost = errors.New("fleet: index content lost")
+)

@@ -1,0 +1,71 @@
+package fleet
+
+// Candidate is a server as a Router sees it: its prefix score for the
+// request and its current load.
+type Candidate struct {
+	Score
+	// Load is the server's load in whatever unit the caller uses
+	// consistently (running requests, queued tokens, utilization); routers
+	// only compare it.
+	Load float64
+}
+
+// Router picks the server for one request. Route returns an index into
+// cands, or -1 when cands is empty. Routers in this package are stateless
+// and safe for concurrent use.
+type Router interface {
+	Route(cands []Candidate) int
+}
+
+// PrefixAware routes to the server with the highest prefix score, so the
+// request recomputes the fewest blocks (llm-d's precise prefix-cache
+// scorer works this way). Ties go to the least loaded server, then the
+// lowest index.
+type PrefixAware struct {
+	// LoadCap, when positive, excludes servers whose Load is at or above
+	// it, unless every server is: a hot prefix then spills to other
+	// servers instead of queueing on one.
+	LoadCap float64
+	// LoadPenalty, when positive, is subtracted from the score per unit of
+	// load, trading cache hits for balance continuously.
+	LoadPenalty float64
+}
+
+// Route implements Router.
+func (p PrefixAware) Route(cands []Candidate) int {
+	best := p.pick(cands, true)
+	if best < 0 {
+		best = p.pick(cands, false)
+	}
+	return best
+}
+
+func (p PrefixAware) pick(cands []Candidate, capped bool) int {
+	best, bestV := -1, 0.0
+	for i := range cands {
+		c := &cands[i]
+		if capped && p.LoadCap > 0 && c.Load >= p.LoadCap {
+			continue
+		}
+		v := c.Value - p.LoadPenalty*c.Load
+		if best < 0 || v > bestV || (v == bestV && c.Load < cands[best].Load) {
+			best, bestV = i, v
+		}
+	}
+	return best
+}
+
+// LeastLoaded routes to the server with the lowest load, ignoring the
+// cache; ties go to the lowest index. It is the load-only baseline.
+type LeastLoaded struct{}
+
+// Route implements Router.
+func (LeastLoaded) Route(cands []Candidate) int {
+	best := -1
+	for i := range cands {
+		if best < 0 || cands[i].Load < cands[best].Load {
+			best = i
+		}
+	}
+	return best
+}

@@ -1,0 +1,77 @@
+package fleet
+
+import (
+	"hash/maphash"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// table maps block hashes to Memory slots: open addressing with linear
+// probing at most half full, backward-shift deletion (no tombstones), each
+// entry carrying its 64-bit seeded hash so a probe rarely touches the slot
+// arrays. The Go map it replaces spent most of a lookup hashing and
+// comparing 32-byte keys; this one compares 8 bytes, then the full hash
+// once. The random seed keeps chosen hash values from colliding on purpose.
+type table struct {
+	seed maphash.Seed
+	e    []tableEntry
+	mask int
+}
+
+type tableEntry struct {
+	h    uint64
+	slot int32 // slot+1; 0 marks an empty entry
+}
+
+func newTable(capacity int) table {
+	n := 1
+	for n < 2*capacity {
+		n <<= 1
+	}
+	return table{seed: maphash.MakeSeed(), e: make([]tableEntry, n), mask: n - 1}
+}
+
+func (t *table) sum(h *paged.Hash) uint64 { return maphash.Bytes(t.seed, h[:]) }
+
+// find returns the slot holding h; hashes is the slot -> hash array.
+func (t *table) find(h *paged.Hash, hashes []paged.Hash) (int32, bool) {
+	x := t.sum(h)
+	for i := int(x) & t.mask; ; i = (i + 1) & t.mask {
+		e := t.e[i]
+		if e.slot == 0 {
+			return 0, false
+		}
+		if e.h == x && hashes[e.slot-1] == *h {
+			return e.slot - 1, true
+		}
+	}
+}
+
+// insert adds h at slot; h must be absent.
+func (t *table) insert(h *paged.Hash, slot int32) {
+	x := t.sum(h)
+	i := int(x) & t.mask
+	for t.e[i].slot != 0 {
+		i = (i + 1) & t.mask
+	}
+	t.e[i] = tableEntry{h: x, slot: slot + 1}
+}
+
+// remove deletes h, which must be present at slot, and shifts the entries
+// after it back so every probe sequence stays unbroken.
+func (t *table) remove(h *paged.Hash, slot int32) {
+	i := int(t.sum(h)) & t.mask
+	for t.e[i].slot != slot+1 {
+		i = (i + 1) & t.mask
+	}
+	for j := (i + 1) & t.mask; t.e[j].slot != 0; j = (j + 1) & t.mask {
+		home := int(t.e[j].h) & t.mask
+		// Move e[j] into the hole at i unless its home lies cyclically in
+		// (i, j]: then it is already as close to home as it can be.
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			t.e[i] = t.e[j]
+			i = j
+		}
+	}
+	t.e[i] = tableEntry{}
+}

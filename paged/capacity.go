@@ -1,0 +1,231 @@
+package paged
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrTooSmall is returned by capacity planning when the memory cannot hold
+// the weights plus the reserve, or leaves room for fewer than two blocks.
+var ErrTooSmall = errors.New("paged: memory too small")
+
+// Deployment describes the devices a model is served on.
+//
+// The GPUs form GPUs/(TP*CP) replicas. Within a replica, tensor parallelism
+// splits the weights and the KV heads over TP devices; context parallelism
+// (ring attention) spreads each sequence's tokens over CP groups of them,
+// each group holding a full copy of its TP shard of the weights. Expert
+// parallelism is not modelled separately: an MoE's experts are sharded like
+// the other weights, and all of them are resident, not only the active ones.
+type Deployment struct {
+	// GPUs is the number of devices. Default 1.
+	GPUs int
+	// GPUMemory is the memory of one device in bytes. Required.
+	GPUMemory int64
+	// TP is the tensor parallel degree. Default GPUs/CP.
+	TP int
+	// CP is the context parallel degree. Default 1.
+	CP int
+	// Reserve is the fraction of each device's memory kept for
+	// activations, CUDA graphs, communication buffers and the runtime, in
+	// [0, 1).
+	Reserve float64
+	// ReserveBytes is kept on each device in addition to Reserve's share.
+	ReserveBytes int64
+	// BlockSize is the block size in tokens. Default DefaultBlockSize.
+	BlockSize int
+}
+
+// withDefaults fills defaults and validates d, naming the bad field.
+func (d Deployment) withDefaults() (Deployment, error) {
+	if d.GPUs == 0 {
+		d.GPUs = 1
+	}
+	if d.CP == 0 {
+		d.CP = 1
+	}
+	if d.BlockSize == 0 {
+		d.BlockSize = DefaultBlockSize
+	}
+	switch {
+	case d.GPUs < 0 || d.GPUs > 1<<20:
+		return d, fmt.Errorf("%w: Deployment.GPUs %d must be in [1, 2^20]", ErrInvalid, d.GPUs)
+	case d.GPUMemory <= 0 || d.GPUMemory > 1<<60:
+		return d, fmt.Errorf("%w: Deployment.GPUMemory %d must be in [1, 2^60]", ErrInvalid, d.GPUMemory)
+	case d.CP < 0:
+		return d, fmt.Errorf("%w: Deployment.CP %d must be positive", ErrInvalid, d.CP)
+	case d.TP < 0:
+		return d, fmt.Errorf("%w: Deployment.TP %d must be positive", ErrInvalid, d.TP)
+	case !(d.Reserve >= 0 && d.Reserve < 1):
+		return d, fmt.Errorf("%w: Deployment.Reserve %v must be a fraction in [0, 1)", ErrInvalid, d.Reserve)
+	case d.ReserveBytes < 0:
+		return d, fmt.Errorf("%w: Deployment.ReserveBytes %d must not be negative", ErrInvalid, d.ReserveBytes)
+	case d.BlockSize < 0 || d.BlockSize > 1<<20:
+		return d, fmt.Errorf("%w: Deployment.BlockSize %d must be in [1, 2^20]", ErrInvalid, d.BlockSize)
+	}
+	if d.TP == 0 {
+		d.TP = max(d.GPUs/d.CP, 1)
+	}
+	if d.GPUs%(d.TP*d.CP) != 0 {
+		return d, fmt.Errorf("%w: Deployment.GPUs %d is not a multiple of TP %d x CP %d", ErrInvalid, d.GPUs, d.TP, d.CP)
+	}
+	return d, nil
+}
+
+// Capacity is a capacity plan: how a deployment's memory divides between
+// weights, reserve and KV, and how many blocks, tokens and sequences the KV
+// part holds. All byte figures are per device. Each device (each TP rank of
+// each CP group of each replica) runs one block pool of NumBlocks blocks;
+// the pools of one replica's TP ranks move in lockstep, as in vLLM, so one
+// Manager drives them.
+type Capacity struct {
+	// Deployment is the deployment planned for, defaults filled in.
+	Deployment Deployment
+	// Shard is the KV layout one device holds (see KVSpec.Shard).
+	Shard KVSpec
+	// WeightBytes is the weights' share of one device: ceil(total/TP).
+	WeightBytes int64
+	// ReserveBytes is the memory kept back on one device.
+	ReserveBytes int64
+	// KVBytes is one device's KV budget: memory - weights - reserve.
+	KVBytes int64
+	// TokenBytes is one token's KV on one device.
+	TokenBytes int64
+	// BlockBytes is one block's KV on one device.
+	BlockBytes int64
+	// NumBlocks is the size of one device's pool, including the null
+	// block: the value for Config.NumBlocks.
+	NumBlocks int64
+	// Replicas is the number of independent model replicas,
+	// GPUs/(TP*CP).
+	Replicas int
+}
+
+// KVBudget returns the KV budget of one device of d serving weightBytes of
+// weights (the whole model's): its memory less its share of the weights,
+// ceil(weightBytes/TP), less the reserve. It fails with ErrTooSmall, naming
+// the field and the sizes, when the weights or the reserve do not fit.
+func (d Deployment) KVBudget(weightBytes int64) (int64, error) {
+	d, err := d.withDefaults()
+	if err != nil {
+		return 0, err
+	}
+	_, _, kv, err := d.budget(weightBytes)
+	return kv, err
+}
+
+// budget splits one device's memory of a defaulted d into weights, reserve
+// and KV.
+func (d Deployment) budget(weightBytes int64) (weights, reserve, kv int64, err error) {
+	if weightBytes < 0 {
+		return 0, 0, 0, fmt.Errorf("%w: weight bytes %d must not be negative", ErrInvalid, weightBytes)
+	}
+	weights = weightBytes/int64(d.TP) + min(weightBytes%int64(d.TP), 1)
+	// Capping ReserveBytes at the memory keeps the sum from overflowing; a
+	// capped reserve fails below anyway.
+	reserve = int64(math.Ceil(d.Reserve*float64(d.GPUMemory))) + min(d.ReserveBytes, d.GPUMemory)
+	if weights > d.GPUMemory {
+		return 0, 0, 0, fmt.Errorf("%w: Deployment.GPUMemory %s per device cannot hold the weights' %s per device (%s over TP %d)",
+			ErrTooSmall, formatBytes(d.GPUMemory), formatBytes(weights), formatBytes(weightBytes), d.TP)
+	}
+	if reserve > d.GPUMemory-weights {
+		return 0, 0, 0, fmt.Errorf("%w: Deployment.Reserve %s per device does not fit beside the weights' %s per device in %s",
+			ErrTooSmall, formatBytes(reserve), formatBytes(weights), formatBytes(d.GPUMemory))
+	}
+	return weights, reserve, d.GPUMemory - weights - reserve, nil
+}
+
+// PlanCapacity plans the KV capacity of spec (the whole model's layout, as
+// one device would hold it unsplit) with weightBytes of weights on
+// deployment d. It fails with ErrTooSmall, naming the sizes, when the weights
+// and reserve do not leave room for two blocks on a device, and with
+// ErrInvalid for a bad spec or deployment.
+func PlanCapacity(spec KVSpec, weightBytes int64, d Deployment) (Capacity, error) {
+	d, err := d.withDefaults()
+	if err != nil {
+		return Capacity{}, err
+	}
+	shard, err := spec.Shard(d.TP)
+	if err != nil {
+		return Capacity{}, err
+	}
+	c := Capacity{Deployment: d, Shard: shard, Replicas: d.GPUs / (d.TP * d.CP)}
+	c.TokenBytes, _ = shard.TokenBytes()
+	if c.BlockBytes, err = shard.BlockBytes(d.BlockSize); err != nil {
+		return Capacity{}, err
+	}
+	if c.WeightBytes, c.ReserveBytes, c.KVBytes, err = d.budget(weightBytes); err != nil {
+		return Capacity{}, err
+	}
+	c.NumBlocks = c.KVBytes / c.BlockBytes
+	if c.NumBlocks < 2 {
+		return Capacity{}, fmt.Errorf("%w: the KV budget of %s per device holds %d blocks of %s; a pool needs 2 (block 0 is the null block)",
+			ErrTooSmall, formatBytes(c.KVBytes), c.NumBlocks, formatBytes(c.BlockBytes))
+	}
+	return c, nil
+}
+
+// UsableBlocks returns the blocks of one pool that can hold KV:
+// NumBlocks-1, since block 0 is the null block.
+func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
+
+// Tokens returns how many tokens of KV the whole deployment holds: usable
+// blocks x block size on each device, times the CP groups of a replica
+// (which hold different tokens), times the replicas.
+func (c Capacity) Tokens() int64 {
+	return c.UsableBlocks() * int64(c.Deployment.BlockSize) * int64(c.Deployment.CP) * int64(c.Replicas)
+}
+
+// MaxSequences returns the most sequences of contextLen tokens that fit at
+// once over the whole deployment. With context parallelism each CP rank
+// holds ceil(contextLen/CP) tokens of every sequence. Per pool the
+// arithmetic is the manager's: usable blocks / ceil(tokens/BlockSize),
+// rounded down. It returns 0 for contextLen <= 0.
+func (c Capacity) MaxSequences(contextLen int) int64 {
+	if contextLen <= 0 || c.NumBlocks < 2 {
+		return 0
+	}
+	perRank := ceilDiv(contextLen, c.Deployment.CP)
+	blocks := int64(ceilDiv(perRank, c.Deployment.BlockSize))
+	return c.UsableBlocks() / blocks * int64(c.Replicas)
+}
+
+// MaxContext returns the longest context that each of numSeqs concurrent
+// sequences can reach, spread evenly over the replicas: each pool gives a
+// sequence an equal whole number of blocks, and CP multiplies it. With one
+// sequence it is the longest single context the deployment can hold. It
+// returns 0 for numSeqs <= 0.
+func (c Capacity) MaxContext(numSeqs int) int64 {
+	if numSeqs <= 0 || c.NumBlocks < 2 {
+		return 0
+	}
+	perReplica := int64(ceilDiv(numSeqs, c.Replicas))
+	return c.UsableBlocks() / perReplica * int64(c.Deployment.BlockSize) * int64(c.Deployment.CP)
+}
+
+// Config returns the Config of one device's pool: Deployment.BlockSize and
+// NumBlocks, other fields at their defaults. It fails if the pool exceeds
+// the 2^31-1 blocks a Manager can address.
+func (c Capacity) Config() (Config, error) {
+	if c.NumBlocks < 2 || c.NumBlocks > 1<<31-1 {
+		return Config{}, fmt.Errorf("%w: Capacity.NumBlocks %d must be in [2, 2^31); use larger blocks", ErrInvalid, c.NumBlocks)
+	}
+	return Config{BlockSize: c.Deployment.BlockSize, NumBlocks: int(c.NumBlocks)}, nil
+}
+
+// formatBytes formats a byte count in SI units with one decimal ("128.3
+// GB"), as GPU memory is sold.
+func formatBytes(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB", "EB"}
+	f := float64(n)
+	i := 0
+	for math.Abs(f) >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f %s", f, units[i])
+}

@@ -1,0 +1,291 @@
+package paged_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+func mustModel(t *testing.T, name string) paged.Model {
+	t.Helper()
+	m, err := paged.LookupModel(name)
+	require.NoError(t, err)
+	return m
+}
+
+// TestPlanKimiK2 works the default kvbench plan by hand: Kimi K2 with FP8
+// weights on 8 x 141 GB, 5% reserved, BF16 KV replicated on every TP rank.
+func TestPlanKimiK2(t *testing.T) {
+	m := mustModel(t, "kimi-k2")
+	w, err := m.WeightBytes(paged.KVFP8E4M3)
+	require.NoError(t, err)
+	require.Equal(t, m.Params, w)
+	d := paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.05}
+	c, err := paged.PlanCapacity(m.Spec(paged.KVBF16, paged.KVType{}), w, d)
+	require.NoError(t, err)
+
+	assert.Equal(t, 8, c.Deployment.TP)
+	assert.Equal(t, 1, c.Deployment.CP)
+	assert.Equal(t, 16, c.Deployment.BlockSize)
+	assert.Equal(t, 1, c.Replicas)
+	assert.Equal(t, m.Params/8, c.WeightBytes) // 1,026,408,232,448 divides by 8
+	assert.Equal(t, int64(7_050_000_000), c.ReserveBytes)
+	assert.Equal(t, int64(141e9)-m.Params/8-7_050_000_000, c.KVBytes)
+	assert.Equal(t, int64(70_272), c.TokenBytes, "MLA latent is not split by TP")
+	assert.Equal(t, int64(70_272*16), c.BlockBytes)
+	assert.Equal(t, c.KVBytes/(70_272*16), c.NumBlocks)
+	assert.Equal(t, int64(5024), c.NumBlocks)
+	assert.Equal(t, (c.NumBlocks-1)*16, c.Tokens())
+	assert.Equal(t, int64(0), c.MaxSequences(262_144), "not one 256K sequence fits at BF16")
+	assert.Equal(t, c.Tokens(), c.MaxContext(1))
+
+	cfg, err := c.Config()
+	require.NoError(t, err)
+	assert.Equal(t, paged.Config{BlockSize: 16, NumBlocks: 5024}, cfg)
+
+	// The KVSpec.Config helper sizes the same pool from the same budget.
+	cfg2, err := c.Shard.Config(c.KVBytes, 16)
+	require.NoError(t, err)
+	assert.Equal(t, cfg, cfg2)
+}
+
+// TestPlanGQA checks head splitting under TP: Llama-3.1-70B on 8 x 80 GB,
+// BF16 weights and KV, one KV head per device.
+func TestPlanGQA(t *testing.T) {
+	m := mustModel(t, "llama-3.1-70b")
+	w, err := m.WeightBytes(paged.KVBF16)
+	require.NoError(t, err)
+	c, err := paged.PlanCapacity(m.Spec(paged.KVBF16, paged.KVType{}), w,
+		paged.Deployment{GPUs: 8, GPUMemory: 80e9, ReserveBytes: 4 << 30})
+	require.NoError(t, err)
+	assert.Equal(t, 1, c.Shard.KVHeads)
+	assert.Equal(t, int64(327_680/8), c.TokenBytes)
+	perDevWeights := (2*m.Params + 7) / 8
+	assert.Equal(t, perDevWeights, c.WeightBytes)
+	assert.Equal(t, int64(80e9)-perDevWeights-(4<<30), c.KVBytes)
+	assert.Equal(t, c.KVBytes/(40_960*16), c.NumBlocks)
+	// 8K contexts: 512 blocks each.
+	assert.Equal(t, (c.NumBlocks-1)/512, c.MaxSequences(8192))
+	assert.Equal(t, (c.NumBlocks-1)/513, c.MaxSequences(8193))
+
+	// TP 16 on 16 GPUs: 8 KV heads cannot split 16 ways, so each is held
+	// twice and per-device KV per token stays at one head.
+	c16, err := paged.PlanCapacity(m.Spec(paged.KVBF16, paged.KVType{}), w,
+		paged.Deployment{GPUs: 16, GPUMemory: 80e9})
+	require.NoError(t, err)
+	assert.Equal(t, 16, c16.Deployment.TP)
+	assert.Equal(t, 1, c16.Shard.KVHeads)
+	assert.Equal(t, c.TokenBytes, c16.TokenBytes)
+}
+
+// TestPlanContextParallel checks that CP spreads one sequence over its
+// ranks: the longest single context doubles from CP 1 to CP 2 on the same
+// 16 devices, while total tokens stay the same.
+func TestPlanContextParallel(t *testing.T) {
+	m := mustModel(t, "kimi-k2")
+	w, err := m.WeightBytes(paged.KVFP8E4M3)
+	require.NoError(t, err)
+	spec := m.Spec(paged.KVFP8E4M3, paged.KVType{})
+	dp, err := paged.PlanCapacity(spec, w, paged.Deployment{GPUs: 16, GPUMemory: 141e9, TP: 8, Reserve: 0.05})
+	require.NoError(t, err)
+	cp, err := paged.PlanCapacity(spec, w, paged.Deployment{GPUs: 16, GPUMemory: 141e9, CP: 2, Reserve: 0.05})
+	require.NoError(t, err)
+	assert.Equal(t, 2, dp.Replicas)
+	assert.Equal(t, 1, cp.Replicas)
+	assert.Equal(t, 8, cp.Deployment.TP)
+	assert.Equal(t, dp.NumBlocks, cp.NumBlocks)
+	assert.Equal(t, dp.Tokens(), cp.Tokens())
+	assert.Equal(t, 2*dp.MaxContext(1), cp.MaxContext(1))
+	// Two sequences: one per replica without CP, sharing one replica with it.
+	assert.Equal(t, dp.MaxContext(1), dp.MaxContext(2))
+	assert.Equal(t, dp.UsableBlocks()/2*2*16, cp.MaxContext(2))
+	// 262,144 tokens: each CP rank holds 131,072 = 8,192 blocks.
+	assert.Equal(t, cp.UsableBlocks()/8192, cp.MaxSequences(262_144))
+	assert.Equal(t, 2*(dp.UsableBlocks()/16384), dp.MaxSequences(262_144))
+	// An odd length leaves each rank ceil(L/2) tokens.
+	assert.Equal(t, cp.UsableBlocks()/2, cp.MaxSequences(33))
+}
+
+// TestPlanInverse checks that MaxSequences and MaxContext agree: n
+// sequences of MaxContext(n) tokens fit, and MaxSequences(L) sequences each
+// get at least L tokens.
+func TestPlanInverse(t *testing.T) {
+	m := mustModel(t, "llama-3.1-8b")
+	w, err := m.WeightBytes(paged.KVBF16)
+	require.NoError(t, err)
+	for _, d := range []paged.Deployment{
+		{GPUs: 1, GPUMemory: 24e9, BlockSize: 16},
+		{GPUs: 4, GPUMemory: 24e9, TP: 1, BlockSize: 32},
+		{GPUs: 8, GPUMemory: 24e9, TP: 2, CP: 2, BlockSize: 1},
+	} {
+		c, err := paged.PlanCapacity(m.Spec(paged.KVFP8E4M3, paged.KVType{}), w, d)
+		require.NoError(t, err)
+		for _, n := range []int{1, 2, 3, 7, 100, 1000} {
+			l := c.MaxContext(n)
+			require.Positive(t, l)
+			assert.GreaterOrEqual(t, c.MaxSequences(int(l)), int64(n), "n %d", n)
+			assert.Less(t, c.MaxSequences(int(l)+c.Deployment.BlockSize*c.Deployment.CP), int64(n), "n %d", n)
+		}
+		for _, l := range []int{1, 15, 16, 17, 4096, 100_000} {
+			n := c.MaxSequences(l)
+			if n > 0 {
+				assert.GreaterOrEqual(t, c.MaxContext(int(n)), int64(l), "l %d", l)
+			}
+		}
+		assert.Zero(t, c.MaxSequences(1<<63-1))
+		assert.Zero(t, c.MaxSequences(0))
+		assert.Zero(t, c.MaxContext(1<<63-1))
+		assert.Zero(t, c.MaxContext(0))
+		assert.Zero(t, c.MaxContext(-1))
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	k2 := mustModel(t, "kimi-k2")
+	w16, err := k2.WeightBytes(paged.KVBF16)
+	require.NoError(t, err)
+	spec := k2.Spec(paged.KVBF16, paged.KVType{})
+	ok := paged.Deployment{GPUs: 8, GPUMemory: 141e9}
+
+	// BF16 weights of a 1T model do not fit on 8 x 141 GB.
+	_, err = paged.PlanCapacity(spec, w16, ok)
+	require.ErrorIs(t, err, paged.ErrTooSmall)
+	assert.Contains(t, err.Error(), "GPUMemory")
+
+	w8, _ := k2.WeightBytes(paged.KVFP8E4M3)
+	_, err = paged.PlanCapacity(spec, w8, paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.2})
+	require.ErrorIs(t, err, paged.ErrTooSmall)
+	assert.Contains(t, err.Error(), "Reserve")
+
+	// Weights fit, reserve fits, but less than two blocks remain.
+	blk := int64(70_272 * 16)
+	_, err = paged.PlanCapacity(spec, 8*(141e9-blk), ok)
+	require.ErrorIs(t, err, paged.ErrTooSmall)
+	assert.Contains(t, err.Error(), "holds 1 blocks")
+
+	bad := []struct {
+		name  string
+		spec  paged.KVSpec
+		d     paged.Deployment
+		field string
+	}{
+		{"zero layers", paged.KVSpec{KVHeads: 8, HeadDim: 128, Key: paged.KVFP16}, ok, "Layers"},
+		{"head dim vs group", paged.KVSpec{Layers: 2, KVHeads: 8, HeadDim: 100, Key: paged.KVINT4(64)}, ok, "HeadDim"},
+		{"no memory", spec, paged.Deployment{GPUs: 8}, "GPUMemory"},
+		{"negative memory", spec, paged.Deployment{GPUs: 8, GPUMemory: -1}, "GPUMemory"},
+		{"negative gpus", spec, paged.Deployment{GPUs: -8, GPUMemory: 141e9}, "GPUs"},
+		{"gpus vs tp", spec, paged.Deployment{GPUs: 8, TP: 3, GPUMemory: 141e9}, "GPUs"},
+		{"gpus vs cp", spec, paged.Deployment{GPUs: 8, TP: 8, CP: 2, GPUMemory: 141e9}, "GPUs"},
+		{"negative tp", spec, paged.Deployment{GPUs: 8, TP: -1, GPUMemory: 141e9}, "TP"},
+		{"negative cp", spec, paged.Deployment{GPUs: 8, CP: -1, GPUMemory: 141e9}, "CP"},
+		{"reserve one", spec, paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 1}, "Reserve"},
+		{"reserve NaN", spec, paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: nan()}, "Reserve"},
+		{"negative reserve bytes", spec, paged.Deployment{GPUs: 8, GPUMemory: 141e9, ReserveBytes: -1}, "ReserveBytes"},
+		{"block size", spec, paged.Deployment{GPUs: 8, GPUMemory: 141e9, BlockSize: -16}, "BlockSize"},
+		{"tp vs kv heads", paged.KVSpec{Layers: 2, KVHeads: 8, HeadDim: 128, Key: paged.KVFP16},
+			paged.Deployment{GPUs: 6, GPUMemory: 141e9}, "KVHeads"},
+	}
+	for _, tt := range bad {
+		_, err := paged.PlanCapacity(tt.spec, w8, tt.d)
+		require.ErrorIs(t, err, paged.ErrInvalid, tt.name)
+		assert.Contains(t, err.Error(), tt.field, tt.name)
+	}
+	_, err = paged.PlanCapacity(spec, -1, ok)
+	require.ErrorIs(t, err, paged.ErrInvalid)
+	_, err = paged.PlanCapacity(spec, w8, paged.Deployment{GPUs: 8, GPUMemory: 141e9, ReserveBytes: 1<<63 - 1})
+	require.ErrorIs(t, err, paged.ErrTooSmall)
+	assert.Contains(t, err.Error(), "Reserve")
+
+	// KVBudget answers the same questions without a KV spec.
+	kv, err := ok.KVBudget(w8)
+	require.NoError(t, err)
+	assert.Equal(t, int64(141e9)-w8/8, kv)
+	_, err = ok.KVBudget(w16)
+	require.ErrorIs(t, err, paged.ErrTooSmall)
+	assert.Contains(t, err.Error(), "GPUMemory")
+	_, err = paged.Deployment{}.KVBudget(w8)
+	require.ErrorIs(t, err, paged.ErrInvalid)
+	_, err = ok.KVBudget(-1)
+	require.ErrorIs(t, err, paged.ErrInvalid)
+
+	// A zero Capacity answers zero, not a negative count.
+	var zero paged.Capacity
+	assert.Zero(t, zero.MaxSequences(100))
+	assert.Zero(t, zero.MaxContext(1))
+	_, err = zero.Config()
+	require.ErrorIs(t, err, paged.ErrInvalid)
+}
+
+func nan() float64 {
+	var z float64
+	return z / z
+}
+
+// TestPlanHugePool checks that a pool too large for a Manager is reported
+// by Config rather than truncated.
+func TestPlanHugePool(t *testing.T) {
+	spec := paged.KVSpec{Layers: 1, KVHeads: 1, HeadDim: 16, Key: paged.KVFP8E4M3}
+	c, err := paged.PlanCapacity(spec, 0, paged.Deployment{GPUMemory: 1 << 40, BlockSize: 1})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1<<40/32), c.NumBlocks)
+	_, err = c.Config()
+	require.ErrorIs(t, err, paged.ErrInvalid)
+	assert.Contains(t, err.Error(), "NumBlocks")
+}
+
+// TestPlanManagerRoundTrip builds a Manager from a plan and fills it with
+// distinct prompts of the planned context length: it must have the
+// planner's blocks and admit exactly the planned number of sequences, then
+// refuse the next with ErrNoSpace. With CP, one rank's manager holds
+// ceil(L/CP) tokens of each sequence.
+func TestPlanManagerRoundTrip(t *testing.T) {
+	m := mustModel(t, "llama-3.1-8b")
+	w, err := m.WeightBytes(paged.KVBF16)
+	require.NoError(t, err)
+	tests := []struct {
+		kv      paged.KVType
+		d       paged.Deployment
+		context int
+	}{
+		{paged.KVFP8E4M3, paged.Deployment{GPUMemory: 24e9, Reserve: 0.1}, 1000},
+		{paged.KVBF16, paged.Deployment{GPUMemory: 20e9, Reserve: 0.02, BlockSize: 32}, 4096},
+		{paged.KVQ4_0, paged.Deployment{GPUMemory: 16.5e9, ReserveBytes: 64 << 20, BlockSize: 16}, 777},
+		{paged.KVINT4(64), paged.Deployment{GPUs: 4, TP: 2, GPUMemory: 9e9, BlockSize: 16}, 3000},
+		{paged.KVNVFP4, paged.Deployment{GPUs: 2, CP: 2, GPUMemory: 16.4e9, BlockSize: 8}, 2049},
+	}
+	for _, tt := range tests {
+		c, err := paged.PlanCapacity(m.Spec(tt.kv, paged.KVType{}), w, tt.d)
+		require.NoError(t, err, "%v", tt.kv)
+		cfg, err := c.Config()
+		require.NoError(t, err)
+		mgr, err := paged.New(cfg)
+		require.NoError(t, err)
+		st := mgr.Stats()
+		require.Equal(t, c.NumBlocks, int64(st.TotalBlocks), "%v", tt.kv)
+		require.Equal(t, c.UsableBlocks(), int64(st.UsableBlocks), "%v", tt.kv)
+
+		want := c.MaxSequences(tt.context)
+		require.Positive(t, want, "%v: plan admits nothing", tt.kv)
+		perRank := (tt.context + c.Deployment.CP - 1) / c.Deployment.CP
+		admitted := int64(0)
+		for {
+			prompt := make([]int32, perRank)
+			for i := range prompt {
+				prompt[i] = int32(admitted)*int32(perRank) + int32(i) // distinct: no prefix hits
+			}
+			_, _, err := mgr.Create(prompt, nil)
+			if err != nil {
+				require.ErrorIs(t, err, paged.ErrNoSpace, "%v", tt.kv)
+				break
+			}
+			admitted++
+			require.LessOrEqual(t, admitted, want, "%v: manager admits more than planned", tt.kv)
+		}
+		require.NoError(t, mgr.Check())
+		t.Logf("%v: %d blocks, %d sequences of %d tokens", tt.kv, c.NumBlocks, admitted, tt.context)
+		assert.Equal(t, want, admitted*int64(c.Replicas), "%v at %d tokens", tt.kv, tt.context)
+	}
+}

@@ -1,0 +1,367 @@
+package paged
+
+import "github.com/pagedkv/pagedkv/allocator"
+
+// seqSwapped: the sequence's KV lives in the host tier (s.host); it holds
+// no device blocks until SwapIn.
+const seqSwapped = seqRunning + 1
+
+// SwapKind says which way a Swap directive moves a block and why.
+type SwapKind uint8
+
+const (
+	// SwapOut copies a device block of a preempted sequence to the host.
+	SwapOut SwapKind = iota + 1
+	// SwapIn copies a host block of a resumed sequence back to the device.
+	SwapIn
+	// Offload copies an evicted device block's cached content to the host.
+	Offload
+	// Onboard copies offloaded content back to the device on a prefix hit.
+	Onboard
+	// DeviceCopy is a copy-on-write copy between device blocks that was
+	// decided before a later directive of the stream, so it runs in order
+	// with them rather than with Batch.Copies.
+	DeviceCopy
+)
+
+// String names the kind.
+func (k SwapKind) String() string {
+	switch k {
+	case SwapOut:
+		return "swap-out"
+	case SwapIn:
+		return "swap-in"
+	case Offload:
+		return "offload"
+	case Onboard:
+		return "onboard"
+	case DeviceCopy:
+		return "device-copy"
+	}
+	return "SwapKind(?)"
+}
+
+// SrcMedium returns where the directive reads.
+func (k SwapKind) SrcMedium() Medium {
+	if k == SwapIn || k == Onboard {
+		return Host
+	}
+	return Device
+}
+
+// DstMedium returns where the directive writes.
+func (k SwapKind) DstMedium() Medium {
+	if k == SwapOut || k == Offload {
+		return Host
+	}
+	return Device
+}
+
+// Swap is a transfer directive between tiers: the server copies the KV of
+// block Src into block Dst, Src and Dst naming blocks of the pools
+// Kind.SrcMedium and Kind.DstMedium (host and device block IDs are separate
+// namespaces). Directives must run in the order given, before Batch.Copies
+// and before the step's kernels: a source block may be handed out again by
+// a later decision of the same step.
+type Swap struct {
+	Src, Dst allocator.BlockID
+	Kind     SwapKind
+}
+
+// TakeSwaps appends the pending tier directives to dst in order and clears
+// them. BuildBatch does this for the caller; a caller that drains by hand
+// takes swaps before copies (TakeCopies) and runs them in that order.
+func (m *Manager) TakeSwaps(dst []Swap) []Swap {
+	if m.tier == nil {
+		return dst
+	}
+	dst = append(dst, m.tier.moves...)
+	m.tier.moves = m.tier.moves[:0]
+	return dst
+}
+
+// nextStamp starts a pass that marks sequences (duplicate detection).
+func (m *Manager) nextStamp() uint32 {
+	m.stamp++
+	if m.stamp == 0 {
+		m.stamp = 1
+		for i := range m.seqs {
+			m.seqs[i].mark = 0
+		}
+	}
+	return m.stamp
+}
+
+// swapGroup resolves ids to sequences in state want, each once.
+func (m *Manager) swapGroup(op string, ids []SeqID, want seqState) error {
+	if m.tier == nil {
+		return errorf(ErrNoHostTier, "%s: Config.HostBlocks is 0", op)
+	}
+	if len(ids) == 0 {
+		return errorf(ErrInvalid, "%s: no sequences", op)
+	}
+	stamp := m.nextStamp()
+	for _, id := range ids {
+		s, err := m.seq(id)
+		if err != nil {
+			return err
+		}
+		if s.state != want {
+			return errorf(ErrSequenceState, "%s: %v is %s", op, id, s.state)
+		}
+		if s.mark == stamp {
+			return errorf(ErrInvalid, "%s: %v given twice", op, id)
+		}
+		s.mark = stamp
+	}
+	return nil
+}
+
+// String names the state in error messages.
+func (st seqState) String() string {
+	switch st {
+	case seqWaiting:
+		return "waiting (not admitted, or preempted)"
+	case seqRunning:
+		return "running"
+	case seqSwapped:
+		return "swapped out"
+	}
+	return "unused"
+}
+
+// SwapOut preempts running sequences by swapping: every device block of
+// the group is copied to a host block (a SwapOut directive each) and
+// released, so the sequences keep their KV and SwapIn resumes them without
+// recompute. Give sequences that share blocks (a fork group) in one call:
+// a block shared inside the group is copied once and stays shared on the
+// host. A block shared with a sequence outside the group is copied and
+// stays on the device for the other. Committed blocks released here stay
+// in the device prefix cache until evicted, and SwapIn reclaims them
+// instead of copying when they are still there. All-or-nothing: ErrNoSpace
+// when the host tier cannot take the group, ErrNoHostTier without one.
+func (m *Manager) SwapOut(ids ...SeqID) error {
+	if err := m.swapGroup("SwapOut", ids, seqRunning); err != nil {
+		return err
+	}
+	t := m.tier
+	need := 0
+	for _, id := range ids {
+		s := m.seqAt(id)
+		for k := s.released; k < len(s.blocks); k++ {
+			if b := s.blocks[k]; t.mark[b] == allocator.NoBlock {
+				t.mark[b] = markCounted
+				need++
+			}
+		}
+	}
+	if need > t.available() {
+		m.clearMarks(ids)
+		return errorf(ErrNoSpace, "SwapOut: %d host blocks needed, %d available", need, t.available())
+	}
+	for _, id := range ids {
+		s := m.seqAt(id)
+		for k, b := range s.blocks {
+			if k < s.released {
+				s.host = append(s.host, allocator.NoBlock)
+				continue
+			}
+			hb := t.mark[b]
+			if hb == markCounted {
+				hb = t.alloc(&m.events)
+				t.mark[b] = hb
+				m.push(Swap{Src: b, Dst: hb, Kind: SwapOut})
+				t.swapOuts++
+			} else {
+				t.pool.Ref(hb)
+			}
+			s.host = append(s.host, hb)
+		}
+	}
+	m.clearMarks(ids)
+	for _, id := range ids {
+		s := m.seqAt(id)
+		m.releaseTail(s.blocks, s.released)
+		s.blocks = s.blocks[:0]
+		s.state = seqSwapped
+		s.version++
+		m.nrunning--
+	}
+	t.swapOutCalls++
+	t.nswapped += len(ids)
+	return nil
+}
+
+func (m *Manager) seqAt(id SeqID) *sequence {
+	idx, _ := id.parts()
+	return &m.seqs[idx]
+}
+
+func (m *Manager) clearMarks(ids []SeqID) {
+	for _, id := range ids {
+		s := m.seqAt(id)
+		for k := s.released; k < len(s.blocks); k++ {
+			m.tier.mark[s.blocks[k]] = allocator.NoBlock
+		}
+	}
+}
+
+// CanSwapIn answers, without changing anything, whether SwapIn of the
+// group would succeed now, and how many device blocks it takes. Blocks
+// whose committed content is still held on the device by another sequence
+// cost nothing; the watermark applies as for admission.
+func (m *Manager) CanSwapIn(ids ...SeqID) (Admission, int, error) {
+	if err := m.swapGroup("CanSwapIn", ids, seqSwapped); err != nil {
+		return AdmitNever, 0, err
+	}
+	need, a := m.planSwapIn(ids)
+	return a, need, nil
+}
+
+// planSwapIn counts the device blocks a swap-in of the group allocates:
+// one per distinct host block, except committed content the device index
+// holds in a referenced block (claiming it is free). REQUIRES: a valid group.
+func (m *Manager) planSwapIn(ids []SeqID) (int, Admission) {
+	t := m.tier
+	need, full := 0, 0
+	for _, id := range ids {
+		s := m.seqAt(id)
+		for k := s.released; k < len(s.host); k++ {
+			hb := s.host[k]
+			if t.hmark[hb] != allocator.NoBlock {
+				continue
+			}
+			t.hmark[hb] = markCounted
+			full++
+			if k < s.committed {
+				if d, ok := m.index[s.hashes[k]]; ok && !m.pool.IsCached(d) {
+					continue
+				}
+			}
+			need++
+		}
+	}
+	m.clearHostMarks(ids)
+	wm := m.watermarkBlocks()
+	switch {
+	case full > m.pool.Usable()-wm:
+		return need, AdmitNever
+	case need > m.available()-wm:
+		return need, AdmitLater
+	}
+	return need, AdmitOK
+}
+
+func (m *Manager) clearHostMarks(ids []SeqID) {
+	for _, id := range ids {
+		s := m.seqAt(id)
+		for k := s.released; k < len(s.host); k++ {
+			m.tier.hmark[s.host[k]] = allocator.NoBlock
+		}
+	}
+}
+
+// SwapIn resumes swapped-out sequences: committed blocks still in the
+// device prefix cache are reclaimed, every other host block is copied to a
+// new device block (a SwapIn directive each; host blocks shared in the
+// group come back as one shared device block), and the host blocks are
+// freed. All-or-nothing with the answer of CanSwapIn: ErrNoSpace (later)
+// or ErrNever.
+func (m *Manager) SwapIn(ids ...SeqID) error {
+	if err := m.swapGroup("SwapIn", ids, seqSwapped); err != nil {
+		return err
+	}
+	need, a := m.planSwapIn(ids)
+	switch a {
+	case AdmitNever:
+		return errorf(ErrNever, "SwapIn: the group needs more than the %d usable blocks (watermark %d)", m.pool.Usable(), m.watermarkBlocks())
+	case AdmitLater:
+		return errorf(ErrNoSpace, "SwapIn: %d blocks needed, %d available (watermark %d)", need, m.available(), m.watermarkBlocks())
+	}
+	t := m.tier
+	// Claims first: an evictable block counted as a hit must not be
+	// evicted by the allocations that follow.
+	for _, id := range ids {
+		s := m.seqAt(id)
+		s.blocks = s.blocks[:0]
+		for k, hb := range s.host {
+			d := nullBlock
+			switch {
+			case k < s.released:
+			case t.hmark[hb] >= 0:
+				d = t.hmark[hb]
+				m.pool.Ref(d)
+			case k < s.committed:
+				if hit, ok := m.index[s.hashes[k]]; ok {
+					m.claim(hit)
+					t.hmark[hb], d = hit, hit
+				}
+			}
+			s.blocks = append(s.blocks, d)
+		}
+	}
+	for _, id := range ids {
+		s := m.seqAt(id)
+		for k, hb := range s.host {
+			if k < s.released || s.blocks[k] != nullBlock {
+				continue
+			}
+			d := t.hmark[hb]
+			if d >= 0 {
+				m.pool.Ref(d)
+			} else {
+				d = m.allocBlock()
+				t.hmark[hb] = d
+				m.push(Swap{Src: hb, Dst: d, Kind: SwapIn})
+				t.swapIns++
+			}
+			s.blocks[k] = d
+			// Sequences sharing a block may disagree on whether it is
+			// committed (a fork accepted speculative tokens the other
+			// has not): the first that counts it committed commits it.
+			if k < s.committed && !m.cached[d] {
+				m.recommit(s, k, d)
+			}
+		}
+	}
+	m.clearHostMarks(ids)
+	for _, id := range ids {
+		s := m.seqAt(id)
+		for k := len(s.host) - 1; k >= s.released; k-- {
+			t.pool.Release(s.host[k])
+		}
+		s.host = s.host[:0]
+		s.state = seqRunning
+		s.version++
+		m.nrunning++
+	}
+	t.swapInCalls++
+	t.nswapped -= len(ids)
+	return nil
+}
+
+// recommit commits block k of s, just filled from another tier with the
+// content s.hashes[k], to the device index and reports it.
+func (m *Manager) recommit(s *sequence, k int, d allocator.BlockID) {
+	parent := allocator.NoBlock
+	if k > 0 && s.blocks[k-1] != nullBlock {
+		parent = s.blocks[k-1]
+	}
+	m.commit(d, s.hashes[k], k, parent, s)
+	if m.events.on() {
+		var ph *Hash
+		if k > 0 {
+			ph = &s.hashes[k-1]
+		}
+		m.events.stored(s.hashes[k:k+1], ph, s.tokens[k*m.bs:(k+1)*m.bs], m.bs, s.opts.LoRA, Device)
+	}
+}
+
+// dropHost releases the host table of a swapped-out sequence (Free).
+func (m *Manager) dropHost(s *sequence) {
+	for k := len(s.host) - 1; k >= s.released; k-- {
+		m.tier.pool.Release(s.host[k])
+	}
+	s.host = s.host[:0]
+	m.tier.nswapped--
+}

@@ -1,0 +1,283 @@
+package paged
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/eviction"
+)
+
+// ErrNoHostTier: the operation needs a host tier (Config.HostBlocks) and
+// the manager has none.
+var ErrNoHostTier = errors.New("paged: no host tier")
+
+// hostTier is the second memory pool of a manager, in host memory. Its
+// blocks hold either the tables of swapped-out sequences (referenced, in
+// no index) or offloaded prefix-cache content (unreferenced, in the host
+// policy and the host index, at most one host block per hash). Host block
+// IDs are a namespace of their own: block 0 is a real host block.
+type hostTier struct {
+	pool      *allocator.Pool
+	policy    eviction.Policy
+	forgetter eviction.Forgetter
+	offload   bool
+	floor     int
+
+	// Per host block.
+	hash  []Hash
+	index map[Hash]allocator.BlockID
+	// hmark maps a host block to the device block it was swapped into
+	// during one SwapIn call, so shared host blocks come back shared.
+	hmark []allocator.BlockID
+
+	// Per device block: the retention of its committed content, for the
+	// offload floor, and the host block it went to during one SwapOut.
+	prio    []int8
+	expires []int64
+	mark    []allocator.BlockID
+
+	// moves is the ordered stream of pending tier directives (and the
+	// copy-on-write copies that preceded them).
+	moves []Swap
+
+	swapOuts, swapIns, offloads, onboards, hostEvictions uint64
+	hostHitBlocks                                        uint64
+	swapOutCalls, swapInCalls                            uint64
+	nswapped                                             int
+}
+
+// markCounted is a placeholder in hostTier.mark while a dry run counts
+// distinct blocks; it is neither a block nor NoBlock.
+const markCounted allocator.BlockID = -2
+
+// withTierDefaults validates the tier fields of cfg.
+func (cfg Config) withTierDefaults() (Config, error) {
+	if cfg.HostBlocks < 0 || cfg.HostBlocks > 1<<31-1 {
+		return cfg, fmt.Errorf("%w: Config.HostBlocks %d must be in [0, 2^31)", ErrInvalid, cfg.HostBlocks)
+	}
+	if cfg.OffloadPriority < 0 || cfg.OffloadPriority > 100 {
+		return cfg, fmt.Errorf("%w: Config.OffloadPriority %d must be in [0, 100]", ErrInvalid, cfg.OffloadPriority)
+	}
+	if cfg.HostBlocks > 0 && cfg.HostPolicy == nil {
+		cfg.HostPolicy = eviction.NewLRU
+	}
+	return cfg, nil
+}
+
+// newHostTier builds the host tier of a manager with nDevice device blocks.
+func newHostTier(cfg Config, nDevice int) (*hostTier, error) {
+	pool, err := allocator.New(allocator.Config{NumBlocks: cfg.HostBlocks})
+	if err != nil {
+		return nil, fmt.Errorf("paged: host tier: %w", err)
+	}
+	t := &hostTier{
+		pool:    pool,
+		policy:  cfg.HostPolicy(cfg.HostBlocks),
+		offload: !cfg.DisableOffload && !cfg.DisablePrefixCaching,
+		floor:   cfg.OffloadPriority,
+		hash:    make([]Hash, cfg.HostBlocks),
+		index:   make(map[Hash]allocator.BlockID, cfg.HostBlocks),
+		hmark:   make([]allocator.BlockID, cfg.HostBlocks),
+		prio:    make([]int8, nDevice),
+		expires: make([]int64, nDevice),
+		mark:    make([]allocator.BlockID, nDevice),
+	}
+	if t.policy == nil {
+		return nil, fmt.Errorf("%w: Config.HostPolicy returned a nil policy", ErrInvalid)
+	}
+	t.forgetter, _ = t.policy.(eviction.Forgetter)
+	for i := range t.hmark {
+		t.hmark[i] = allocator.NoBlock
+	}
+	for i := range t.mark {
+		t.mark[i] = allocator.NoBlock
+	}
+	return t, nil
+}
+
+// available returns the host blocks an allocation may take.
+func (t *hostTier) available() int { return t.pool.Free() + t.policy.Len() }
+
+// alloc takes a host block: a free one, else the host policy's victim,
+// whose offloaded content is given up. REQUIRES: available() > 0.
+func (t *hostTier) alloc(ev *eventBuffer) allocator.BlockID {
+	if t.pool.Free() > 0 {
+		id, _ := t.pool.Alloc()
+		return id
+	}
+	id, ok := t.policy.Victim()
+	if !ok {
+		panic("paged: host allocation with no free or evictable host block")
+	}
+	t.drop(id, ev)
+	t.pool.Claim(id)
+	t.hostEvictions++
+	return id
+}
+
+// drop removes host block id's content from the host index and reports it.
+func (t *hostTier) drop(id allocator.BlockID, ev *eventBuffer) {
+	h := &t.hash[id]
+	if t.index[*h] != id {
+		panic(fmt.Sprintf("paged: host block %d is not the index entry of its hash", id))
+	}
+	delete(t.index, *h)
+	ev.removed(h, Host)
+	*h = Hash{}
+}
+
+// notePriority records the retention of the content committed to device
+// block id, which decides whether it is worth offloading.
+func (t *hostTier) notePriority(id allocator.BlockID, s *sequence, now int64) {
+	t.prio[id], t.expires[id] = eviction.DefaultPriority, 0
+	if r := s.opts.Retention; r != nil {
+		t.prio[id] = int8(r.Priority)
+		if r.Ticks > 0 {
+			t.expires[id] = now + r.Ticks
+		}
+	}
+}
+
+// priority returns the retention of device block id's content at now.
+func (t *hostTier) priority(id allocator.BlockID, now int64) int {
+	if t.expires[id] != 0 && now >= t.expires[id] {
+		return eviction.DefaultPriority
+	}
+	return int(t.prio[id])
+}
+
+// push appends a tier directive. Copy-on-write copies issued before it are
+// folded into the stream first, so the server, running the stream in order
+// and then Batch.Copies, sees every transfer in the order it was decided.
+func (m *Manager) push(d Swap) {
+	t := m.tier
+	if len(m.copies) > 0 {
+		for _, c := range m.copies {
+			t.moves = append(t.moves, Swap{Src: c.Src, Dst: c.Dst, Kind: DeviceCopy})
+		}
+		m.copies = m.copies[:0]
+	}
+	t.moves = append(t.moves, d)
+}
+
+// resetHost gives up all offloaded content (ResetCache).
+func (t *hostTier) reset() {
+	for h, id := range t.index {
+		delete(t.index, h)
+		t.hash[id] = Hash{}
+		t.policy.Remove(id)
+		if t.forgetter != nil {
+			t.forgetter.Forget(id)
+		}
+		t.pool.Evict(id)
+	}
+}
+
+// checkTier verifies the host tier: pool conservation, host reference
+// counts against the host tables of swapped-out sequences, and the host
+// index against the host policy.
+func (m *Manager) checkTier() error {
+	t := m.tier
+	if t == nil {
+		for i := range m.seqs {
+			if m.seqs[i].state == seqSwapped {
+				return fmt.Errorf("paged: sequence slot %d is swapped out without a host tier", i)
+			}
+		}
+		return nil
+	}
+	if err := t.pool.Check(); err != nil {
+		return fmt.Errorf("paged: host tier: %w", err)
+	}
+	total := t.pool.Total()
+	refs := make([]int32, total)
+	for i := range m.seqs {
+		s := &m.seqs[i]
+		if s.state != seqSwapped {
+			if len(s.host) != 0 {
+				return fmt.Errorf("paged: sequence slot %d in state %d has a host table", i, s.state)
+			}
+			continue
+		}
+		if len(s.blocks) != 0 {
+			return fmt.Errorf("paged: swapped-out sequence slot %d holds %d device blocks", i, len(s.blocks))
+		}
+		if want := (len(s.tokens) + m.bs - 1) / m.bs; len(s.host) != want {
+			return fmt.Errorf("paged: swapped-out sequence slot %d has %d tokens but %d host blocks", i, len(s.tokens), len(s.host))
+		}
+		for k, b := range s.host {
+			if k < s.released {
+				if b != allocator.NoBlock {
+					return fmt.Errorf("paged: swapped-out sequence slot %d entry %d is outside its window but names host block %d", i, k, b)
+				}
+				continue
+			}
+			if !t.pool.Valid(b) {
+				return fmt.Errorf("paged: swapped-out sequence slot %d entry %d names host block %d", i, k, b)
+			}
+			refs[b]++
+		}
+	}
+	for id := allocator.BlockID(0); int(id) < total; id++ {
+		if got := t.pool.RefCount(id); got != refs[id] {
+			return fmt.Errorf("paged: host block %d has count %d but %d host table entries", id, got, refs[id])
+		}
+		indexed := t.pool.IsCached(id)
+		if t.policy.Contains(id) != indexed {
+			return fmt.Errorf("paged: host block %d in host policy = %v, cached = %v", id, !indexed, indexed)
+		}
+		if indexed && t.index[t.hash[id]] != id {
+			return fmt.Errorf("paged: host block %d holds %x but the host index does not name it", id, t.hash[id][:6])
+		}
+		if t.hmark[id] != allocator.NoBlock {
+			return fmt.Errorf("paged: host block %d has a stale swap mark", id)
+		}
+	}
+	if len(t.index) != t.pool.Cached() || t.policy.Len() != t.pool.Cached() {
+		return fmt.Errorf("paged: host index has %d entries, host policy %d, host pool %d cached", len(t.index), t.policy.Len(), t.pool.Cached())
+	}
+	for id, b := range t.mark {
+		if b != allocator.NoBlock {
+			return fmt.Errorf("paged: device block %d has a stale swap mark", id)
+		}
+	}
+	return nil
+}
+
+// TierStats are the host tier's occupancy and lifetime counters.
+type TierStats struct {
+	// HostBlocks is the size of the host tier; HostFree are on its free
+	// list, HostCached hold offloaded prefix-cache content (evictable under
+	// Config.HostPolicy), HostUsed hold swapped-out sequences.
+	HostBlocks, HostFree, HostCached, HostUsed int
+	// Swapped counts sequences swapped out now (Stats.Waiting includes
+	// them: they hold no device blocks).
+	Swapped int
+	// SwapOutCalls and SwapInCalls count successful calls; SwapOutBlocks
+	// and SwapInBlocks count the directives they issued (blocks copied).
+	SwapOutCalls, SwapInCalls, SwapOutBlocks, SwapInBlocks uint64
+	// Offloads counts evicted device blocks whose content moved to the
+	// host; Onboards counts host blocks moved back on a prefix hit;
+	// HostEvictions counts offloaded content given up.
+	Offloads, Onboards, HostEvictions uint64
+	// HostHitBlocks is the part of Stats.PrefixHitBlocks found in the host
+	// tier (counted at every Admit call, as PrefixHitBlocks is); device
+	// hits are PrefixHitBlocks - HostHitBlocks.
+	HostHitBlocks uint64
+}
+
+// tierStats fills ts from the host tier.
+func (m *Manager) tierStats(ts *TierStats) {
+	t := m.tier
+	if t == nil {
+		return
+	}
+	*ts = TierStats{
+		HostBlocks: t.pool.Total(), HostFree: t.pool.Free(), HostCached: t.pool.Cached(), HostUsed: t.pool.Held(),
+		Swapped:      t.nswapped,
+		SwapOutCalls: t.swapOutCalls, SwapInCalls: t.swapInCalls, SwapOutBlocks: t.swapOuts, SwapInBlocks: t.swapIns,
+		Offloads: t.offloads, Onboards: t.onboards, HostEvictions: t.hostEvictions,
+		HostHitBlocks: t.hostHitBlocks,
+	}
+}

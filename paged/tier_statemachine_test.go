@@ -1,0 +1,444 @@
+package paged_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// hostShadow extends the shadow KV store to the host tier: tier directives
+// move records between device and host slots, as the server's transfers
+// would move KV.
+type hostShadow struct {
+	slot     map[int64]uint64
+	swaps    []paged.Swap
+	windowed map[paged.SeqID]bool // sequences with a sliding window
+	swapped  map[paged.SeqID]bool
+}
+
+// flushSwaps runs the pending tier directives in order, before the copies
+// (flushCopies calls it first).
+func (s *machine) flushSwaps() {
+	if s.host == nil {
+		return
+	}
+	s.host.swaps = s.m.TakeSwaps(s.host.swaps[:0])
+	for _, d := range s.host.swaps {
+		s.applyOne(d)
+	}
+}
+
+// applyOne runs one tier directive on the shadow stores.
+func (s *machine) applyOne(d paged.Swap) {
+	{
+		src, dst := s.shadow.slot, s.shadow.slot
+		if d.Kind.SrcMedium() == paged.Host {
+			src = s.host.slot
+		}
+		if d.Kind.DstMedium() == paged.Host {
+			dst = s.host.slot
+		}
+		for off := range s.bs {
+			from := int64(d.Src)*int64(s.bs) + int64(off)
+			to := int64(d.Dst)*int64(s.bs) + int64(off)
+			if v, ok := src[from]; ok {
+				dst[to] = v
+			} else {
+				delete(dst, to)
+			}
+		}
+	}
+}
+
+// tierPick draws up to max distinct sequences that are running (or
+// swapped out), windowed ones included.
+func (s *machine) tierPick(t *rapid.T, swapped bool, max int) []paged.SeqID {
+	var cands []paged.SeqID
+	for _, id := range s.ids {
+		ms := s.seqs[id]
+		if swapped && s.host.swapped[id] || !swapped && ms.running {
+			cands = append(cands, id)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	n := rapid.IntRange(1, min(max, len(cands))).Draw(t, "group")
+	var out []paged.SeqID
+	for range n {
+		i := rapid.IntRange(0, len(cands)-1).Draw(t, "member")
+		out = append(out, cands[i])
+		cands = append(cands[:i], cands[i+1:]...)
+	}
+	return out
+}
+
+func sameOccupancy(a, b paged.Stats) bool {
+	return a.FreeBlocks == b.FreeBlocks && a.CachedBlocks == b.CachedBlocks && a.UsedBlocks == b.UsedBlocks &&
+		a.Running == b.Running && a.Tiers.HostFree == b.Tiers.HostFree && a.Tiers.HostUsed == b.Tiers.HostUsed &&
+		a.Tiers.HostCached == b.Tiers.HostCached
+}
+
+func (s *machine) swapOut(t *rapid.T) {
+	group := s.tierPick(t, false, 3)
+	if group == nil {
+		return
+	}
+	before := s.m.Stats()
+	if err := s.m.SwapOut(group...); err != nil {
+		if !errors.Is(err, paged.ErrNoSpace) || !sameOccupancy(before, s.m.Stats()) {
+			t.Fatalf("SwapOut failed with %v, occupancy %+v -> %+v", err, before, s.m.Stats())
+		}
+		return
+	}
+	s.flushCopies(t)
+	for _, id := range group {
+		ms := s.seqs[id]
+		ms.running, ms.tier = false, true
+		s.host.swapped[id] = true
+	}
+	if again := s.m.SwapOut(group[0]); !errors.Is(again, paged.ErrSequenceState) {
+		t.Fatalf("second SwapOut of %v: %v", group[0], again)
+	}
+}
+
+func (s *machine) swapIn(t *rapid.T) {
+	group := s.tierPick(t, true, 3)
+	if group == nil {
+		return
+	}
+	dry, need, err := s.m.CanSwapIn(group...)
+	if err != nil {
+		t.Fatalf("CanSwapIn: %v", err)
+	}
+	before := s.m.Stats()
+	err = s.m.SwapIn(group...)
+	if (err == nil) != (dry == paged.AdmitOK) {
+		t.Fatalf("CanSwapIn said %v (%d blocks), SwapIn returned %v", dry, need, err)
+	}
+	if err != nil {
+		if !sameOccupancy(before, s.m.Stats()) {
+			t.Fatalf("failed SwapIn changed occupancy: %+v -> %+v", before, s.m.Stats())
+		}
+		return
+	}
+	if got := before.FreeBlocks + before.CachedBlocks - s.m.Stats().FreeBlocks - s.m.Stats().CachedBlocks; got > need {
+		t.Fatalf("SwapIn took %d device blocks, CanSwapIn said %d", got, need)
+	}
+	s.flushCopies(t)
+	for _, id := range group {
+		ms := s.seqs[id]
+		ms.running = true
+		ms.tier = s.host.windowed[id]
+		delete(s.host.swapped, id)
+		s.shadow.readBack(t, s.m, id, ms.lora, ms.tokens, len(ms.tokens))
+	}
+}
+
+// mixedStep makes several decisions in one engine step before the server
+// runs any directive: an append (maybe copy-on-write), a swap-out of other
+// sequences, a swap-in. Blocks freed by one decision may be reused by the
+// next, so the directives only work if the server runs them in the order
+// given (Batch.Swaps, then Batch.Copies).
+func (s *machine) mixedStep(t *rapid.T) {
+	id, ms, ok := s.pick(t, true)
+	if !ok {
+		return
+	}
+	toks := rapid.SliceOfN(rapid.Int32Range(1, 6), 1, s.bs+1).Draw(t, "mtokens")
+	table, _ := s.m.Table(id)
+	last := table[len(table)-1]
+	before := s.m.Stats()
+	if err := s.m.Append(id, toks...); err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	from := len(ms.tokens)
+	ms.tokens = append(ms.tokens, toks...)
+	// Swap out the sequences that shared the block the append may have
+	// copied (its source is then freed and may be reused at once), or
+	// others at random.
+	var out []paged.SeqID
+	if rapid.Bool().Draw(t, "sharers") {
+		for _, o := range s.ids {
+			if o == id || !s.seqs[o].running {
+				continue
+			}
+			if ot, _ := s.m.Table(o); slices.Contains(ot, last) {
+				out = append(out, o)
+			}
+		}
+	} else {
+		for _, o := range s.tierPick(t, false, 2) {
+			if o != id {
+				out = append(out, o)
+			}
+		}
+	}
+	if len(out) > 0 && s.m.SwapOut(out...) == nil {
+		for _, o := range out {
+			s.seqs[o].running, s.seqs[o].tier = false, true
+			s.host.swapped[o] = true
+		}
+	}
+	in := s.tierPick(t, true, 2)
+	if len(in) > 0 && s.m.SwapIn(in...) == nil {
+		for _, o := range in {
+			s.seqs[o].running = true
+			s.seqs[o].tier = s.host.windowed[o]
+			delete(s.host.swapped, o)
+		}
+	} else {
+		in = nil
+	}
+	s.flushCopies(t)
+	s.shadow.write(t, s.m, id, ms.lora, ms.tokens, from)
+	for _, o := range in {
+		s.shadow.readBack(t, s.m, o, s.seqs[o].lora, s.seqs[o].tokens, len(s.seqs[o].tokens))
+	}
+}
+
+func (s *machine) onboard(t *rapid.T) {
+	id, _, ok := s.pick(t, false)
+	if !ok {
+		return
+	}
+	before := s.m.Stats()
+	n, err := s.m.Onboard(id)
+	if err != nil {
+		if !errors.Is(err, paged.ErrNoSpace) || !sameOccupancy(before, s.m.Stats()) {
+			t.Fatalf("Onboard failed with %v, occupancy %+v -> %+v", err, before, s.m.Stats())
+		}
+		return
+	}
+	if got := s.m.Stats().Tiers.Onboards - before.Tiers.Onboards; got != uint64(n) {
+		t.Fatalf("Onboard reported %d blocks, counted %d", n, got)
+	}
+	s.flushCopies(t)
+}
+
+func (s *machine) createWindowed(t *rapid.T) {
+	prompt := s.tokens(t, "wprompt")
+	w := rapid.IntRange(1, s.m.Config().MaxModelLen).Draw(t, "window")
+	ms := &modelSeq{tokens: prompt, tier: true}
+	before := s.m.Stats()
+	id, cached, err := s.m.Create(prompt, &paged.SeqOptions{Window: w})
+	if err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	ms.running = true
+	s.add(id, ms)
+	s.host.windowed[id] = true
+	s.flushCopies(t)
+	s.shadow.readBack(t, s.m, id, 0, prompt, cached)
+	s.shadow.write(t, s.m, id, 0, prompt, cached)
+}
+
+// pickWindowed draws a windowed sequence that is running or waiting (not
+// swapped out).
+func (s *machine) pickWindowed(t *rapid.T, running bool) (paged.SeqID, *modelSeq, bool) {
+	var cands []paged.SeqID
+	for _, id := range s.ids {
+		if s.host.windowed[id] && !s.host.swapped[id] && s.seqs[id].running == running {
+			cands = append(cands, id)
+		}
+	}
+	if len(cands) == 0 {
+		return 0, nil, false
+	}
+	id := rapid.SampledFrom(cands).Draw(t, "wseq")
+	return id, s.seqs[id], true
+}
+
+func (s *machine) forkWindowed(t *rapid.T) {
+	id, ms, ok := s.pickWindowed(t, true)
+	if !ok {
+		return
+	}
+	child, err := s.m.Fork(id)
+	if err != nil {
+		t.Fatalf("Fork: %v", err)
+	}
+	c := *ms
+	c.tokens = append([]int32(nil), ms.tokens...)
+	s.add(child, &c)
+	s.host.windowed[child] = true
+}
+
+func (s *machine) preemptWindowed(t *rapid.T) {
+	id, ms, ok := s.pickWindowed(t, true)
+	if !ok {
+		return
+	}
+	if err := s.m.Preempt(id); err != nil {
+		t.Fatalf("Preempt: %v", err)
+	}
+	ms.running = false
+}
+
+func (s *machine) admitWindowed(t *rapid.T) {
+	id, ms, ok := s.pickWindowed(t, false)
+	if !ok {
+		return
+	}
+	dry, err := s.m.CanAdmit(id)
+	if err != nil {
+		t.Fatalf("CanAdmit: %v", err)
+	}
+	before := s.m.Stats()
+	cached, err := s.m.Admit(id)
+	if (err == nil) != (dry == paged.AdmitOK) {
+		t.Fatalf("CanAdmit said %v, Admit returned %v", dry, err)
+	}
+	if err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	ms.running = true
+	s.flushCopies(t)
+	s.shadow.readBack(t, s.m, id, 0, ms.tokens, cached)
+	s.shadow.write(t, s.m, id, 0, ms.tokens, cached)
+}
+
+func (s *machine) truncateWindowed(t *rapid.T) {
+	id, ms, ok := s.pickWindowed(t, true)
+	if !ok {
+		return
+	}
+	table, err := s.m.Table(id)
+	if err != nil {
+		t.Fatalf("Table: %v", err)
+	}
+	released := 0
+	for released < len(table) && table[released] == 0 {
+		released++
+	}
+	lo := max(1, released*s.bs)
+	if lo > len(ms.tokens) {
+		return
+	}
+	n := rapid.IntRange(lo, len(ms.tokens)).Draw(t, "wn")
+	if err := s.m.Truncate(id, n); err != nil {
+		t.Fatalf("Truncate(%d) with %d blocks released: %v", n, released, err)
+	}
+	if released > 0 && lo > 1 {
+		if err := s.m.Truncate(id, lo-1); err == nil {
+			t.Fatalf("Truncate into the released part succeeded")
+		}
+	}
+	ms.tokens = ms.tokens[:n]
+}
+
+func (s *machine) appendWindowed(t *rapid.T) {
+	id, ms, ok := s.pickWindowed(t, true)
+	if !ok {
+		return
+	}
+	toks := rapid.SliceOfN(rapid.Int32Range(1, 6), 1, 2*s.bs+1).Draw(t, "wtokens")
+	before := s.m.Stats()
+	if err := s.m.Append(id, toks...); err != nil {
+		expectNoSpaceUnchanged(t, s.m, before, err)
+		return
+	}
+	s.flushCopies(t)
+	from := len(ms.tokens)
+	ms.tokens = append(ms.tokens, toks...)
+	s.shadow.write(t, s.m, id, 0, ms.tokens, from)
+}
+
+func (s *machine) freeTier(t *rapid.T) {
+	var cands []paged.SeqID
+	for _, id := range s.ids {
+		if s.seqs[id].tier {
+			cands = append(cands, id)
+		}
+	}
+	if len(cands) == 0 {
+		return
+	}
+	id := rapid.SampledFrom(cands).Draw(t, "fseq")
+	if err := s.m.Free(id); err != nil {
+		t.Fatalf("Free: %v", err)
+	}
+	delete(s.host.windowed, id)
+	delete(s.host.swapped, id)
+	s.remove(id)
+}
+
+func (s *machine) resetTier(t *rapid.T) {
+	st := s.m.Stats()
+	err := s.m.ResetCache()
+	if st.UsedBlocks > 0 || st.Tiers.HostUsed > 0 {
+		if !errors.Is(err, paged.ErrCacheInUse) {
+			t.Fatalf("ResetCache with blocks held: %v", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("ResetCache: %v", err)
+	}
+	if st := s.m.Stats(); st.Tiers.HostCached != 0 {
+		t.Fatalf("host cache not empty after reset: %+v", st.Tiers)
+	}
+}
+
+// TestStateMachineTiers runs the model test with a host tier (swaps,
+// offload, onboard) and windowed sequences; Check and read-back of every
+// running sequence after each step.
+func TestStateMachineTiers(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
+		policies := map[string]eviction.Factory{"lru": eviction.NewLRU, "fifo": eviction.NewFIFO}
+		cfg := paged.Config{
+			BlockSize:        bs,
+			NumBlocks:        rapid.IntRange(2, 24).Draw(t, "blocks"),
+			Policy:           policies[rapid.SampledFrom([]string{"lru", "fifo"}).Draw(t, "policy")],
+			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
+			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
+			Events:           rapid.SampledFrom([]int{0, 64}).Draw(t, "events"),
+			HostBlocks:       rapid.IntRange(1, 24).Draw(t, "hostBlocks"),
+			HostPolicy:       policies[rapid.SampledFrom([]string{"lru", "fifo"}).Draw(t, "hostPolicy")],
+			OffloadPriority:  rapid.SampledFrom([]int{0, 35, 50}).Draw(t, "floor"),
+		}
+		m, err := paged.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &machine{m: m, bs: bs, shadow: shadowKV{bs: bs, slot: map[int64]uint64{}}, seqs: map[paged.SeqID]*modelSeq{},
+			host: &hostShadow{slot: map[int64]uint64{}, windowed: map[paged.SeqID]bool{}, swapped: map[paged.SeqID]bool{}}}
+		for range 3 {
+			s.prompts = append(s.prompts, rapid.SliceOfN(rapid.Int32Range(1, 4), 1, 12).Draw(t, "base"))
+		}
+		var events []paged.Event
+		t.Repeat(map[string]func(*rapid.T){
+			"create":         s.create,
+			"append":         s.appendTokens,
+			"accept":         s.accept,
+			"fork":           s.fork,
+			"truncate":       s.truncate,
+			"free":           s.free,
+			"preempt":        s.preempt,
+			"admit":          s.admit,
+			"reset":          s.resetTier,
+			"swapOut":        s.swapOut,
+			"swapIn":         s.swapIn,
+			"createWindowed": s.createWindowed,
+			"appendWindowed": s.appendWindowed,
+			"freeTier":       s.freeTier,
+			"onboard":        s.onboard,
+			"mixed":          s.mixedStep,
+			"forkW":          s.forkWindowed,
+			"preemptW":       s.preemptWindowed,
+			"admitW":         s.admitWindowed,
+			"truncateW":      s.truncateWindowed,
+			"drain":          func(t *rapid.T) { events = m.DrainEvents(events[:0]) },
+			"":               s.check,
+		})
+	})
+}

@@ -1,0 +1,99 @@
+package paged
+
+import "github.com/pagedkv/pagedkv/allocator"
+
+// Sliding-window attention (SeqOptions.Window = W): the query at position p
+// reads the keys of positions [p-W+1, p] only. Once every token before
+// position c is computed and the next one to compute is c, the blocks
+// wholly before c-W+1 are dead: they are released (their cached content
+// stays hittable for other sequences) and their table entries name the null
+// block 0, so tables keep their length and kernels index them as before,
+// as in vLLM. A windowed sequence holds about W/BlockSize+1 blocks however
+// long it grows.
+
+// windowStart returns the first block still needed when the next position
+// to compute is c, under window w.
+func (m *Manager) windowStart(w, c int) int {
+	if c-w+1 <= 0 {
+		return 0
+	}
+	return (c - w + 1) / m.bs
+}
+
+// present finds content in the device index, else the host index.
+func (m *Manager) present(h *Hash) (allocator.BlockID, bool) {
+	if id, ok := m.index[*h]; ok {
+		return id, true
+	}
+	return m.hostHit(h)
+}
+
+// lookupWindow is lookup for a windowed sequence: a hit of h blocks only
+// needs the blocks that the window of position h*BlockSize reaches, so it
+// searches right to left for the longest h whose needed blocks are all
+// cached (vLLM's sliding-window manager does the same). The entries before
+// the needed run are null blocks.
+func (m *Manager) lookupWindow(dst []allocator.BlockID, hashes []Hash, max, w int) []allocator.BlockID {
+	if !m.hashing {
+		return dst
+	}
+	max = min(max, len(hashes))
+	end := -1
+	for i := max - 1; i >= 0; i-- {
+		if _, ok := m.present(&hashes[i]); !ok {
+			end = -1
+			continue
+		}
+		if end < 0 {
+			end = i + 1
+		}
+		if i > m.windowStart(w, end*m.bs) {
+			continue
+		}
+		for range i {
+			dst = append(dst, nullBlock)
+		}
+		for j := i; j < end; j++ {
+			id, _ := m.present(&hashes[j])
+			dst = append(dst, id)
+		}
+		return dst
+	}
+	return dst
+}
+
+// slidable counts the blocks that sliding s to next position c frees for
+// allocation (sole references), for Append's availability check.
+func (m *Manager) slidable(s *sequence, c int) int {
+	if s.opts.Window == 0 {
+		return 0
+	}
+	n := 0
+	for k := s.released; k < m.windowStart(s.opts.Window, c); k++ {
+		if m.pool.RefCount(s.blocks[k]) == 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// slide releases the blocks of s that the window of position c no longer
+// reaches, tail first, and points their entries at the null block.
+func (m *Manager) slide(s *sequence, c int) {
+	if s.opts.Window == 0 {
+		return
+	}
+	to := m.windowStart(s.opts.Window, c)
+	if to <= s.released {
+		return
+	}
+	m.releaseTail(s.blocks[:to], s.released)
+	for k := s.released; k < to; k++ {
+		s.blocks[k] = nullBlock
+	}
+	s.released = to
+	// Released blocks were full and hashed, hence committed; a sequence
+	// whose hashes stop early (AddFromHashes) counts them as done too.
+	s.committed = max(s.committed, min(to, len(s.hashes)))
+	s.version++
+}
