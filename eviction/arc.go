@@ -27,7 +27,8 @@ const (
 // from Hint, at most capacity of them; without hints ARC never sees a ghost
 // and p stays 0, which gives T1 up first: still scan-resistant.
 //
-// Every method is O(1) (ghost lookups are expected O(1)).
+// Every method is O(1) but Victim, which is amortized O(1) (it may drop
+// several ghosts, each added once); ghost lookups are expected O(1).
 type ARC struct {
 	t1, t2 list // evictable blocks of each list, least recently released first
 	tag    []uint8
