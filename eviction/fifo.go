@@ -14,20 +14,24 @@ type FIFO struct {
 	n         int
 }
 
-var _ Policy = (*FIFO)(nil)
-var _ Forgetter = (*FIFO)(nil)
+var (
+	_ Policy    = (*FIFO)(nil)
+	_ Forgetter = (*FIFO)(nil)
+	_ Hinter    = (*FIFO)(nil)
+)
 
 // NewFIFO returns an empty FIFO for block IDs in [0, capacity).
 func NewFIFO(capacity int) Policy {
+	capacity = max(capacity, 0)
 	prev, next := links(capacity, 1)
-	return &FIFO{l: newList(prev, next, capacity), evictable: make([]bool, capacity)}
+	return &FIFO{l: newList(prev, next, capacity, capacity), evictable: make([]bool, capacity)}
 }
 
 // Insert makes id evictable. New content joins the back of the queue;
 // content that was already queued keeps its place.
 func (p *FIFO) Insert(id allocator.BlockID) {
 	if p.evictable[id] {
-		misuse("FIFO", "Insert", id)
+		misuse("FIFO", "Insert", id, inPolicy)
 	}
 	if !p.l.linked(id) {
 		p.l.pushBack(id)
@@ -39,7 +43,7 @@ func (p *FIFO) Insert(id allocator.BlockID) {
 // Remove marks id referenced; it keeps its place in the queue.
 func (p *FIFO) Remove(id allocator.BlockID) {
 	if !p.evictable[id] {
-		misuse("FIFO", "Remove", id)
+		misuse("FIFO", "Remove", id, notInPolicy)
 	}
 	p.evictable[id] = false
 	p.n--
@@ -47,9 +51,22 @@ func (p *FIFO) Remove(id allocator.BlockID) {
 
 // Forget drops id's place in the queue: its content is gone.
 func (p *FIFO) Forget(id allocator.BlockID) {
-	if p.l.linked(id) && !p.evictable[id] {
+	if p.l.linked(id) {
+		if p.evictable[id] {
+			misuse("FIFO", "Forget", id, inPolicy)
+		}
 		p.l.remove(id)
 	}
+}
+
+// Hint drops any place id still had in the queue: its content is new and
+// joins the back at its first Insert. The manager normally calls Forget
+// first; this covers a block that held no content but kept its place.
+func (p *FIFO) Hint(id allocator.BlockID, _ Hint) {
+	if p.l.linked(id) && p.evictable[id] {
+		misuse("FIFO", "Hint", id, inPolicy)
+	}
+	p.Forget(id)
 }
 
 // Victim pops the oldest evictable content.

@@ -1,6 +1,10 @@
 package eviction
 
-import "github.com/pagedkv/pagedkv/allocator"
+import (
+	"fmt"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
 
 // list is an intrusive doubly linked list over block IDs, threaded through
 // two flat slices, with a sentinel at index capacity. Several lists may share
@@ -9,6 +13,7 @@ import "github.com/pagedkv/pagedkv/allocator"
 type list struct {
 	prev, next []int32
 	sentinel   int32
+	capacity   int32 // block IDs are [0, capacity); sentinels follow
 	n          int
 }
 
@@ -22,13 +27,21 @@ func links(capacity, sentinels int) (prev, next []int32) {
 	return prev, next
 }
 
-func newList(prev, next []int32, sentinel int) list {
-	l := list{prev: prev, next: next, sentinel: int32(sentinel)}
+func newList(prev, next []int32, capacity, sentinel int) list {
+	l := list{prev: prev, next: next, sentinel: int32(sentinel), capacity: int32(capacity)}
 	prev[sentinel], next[sentinel] = int32(sentinel), int32(sentinel)
 	return l
 }
 
-func (l *list) linked(id allocator.BlockID) bool { return l.next[id] >= 0 }
+// linked reports whether id is on a list sharing l's links. It is the first
+// thing every policy method asks, so it also rejects IDs out of range: one
+// naming a sentinel would otherwise corrupt the lists.
+func (l *list) linked(id allocator.BlockID) bool {
+	if uint32(id) >= uint32(l.capacity) {
+		panic(fmt.Sprintf("eviction: block %d out of range [0, %d)", id, l.capacity))
+	}
+	return l.next[id] >= 0
+}
 
 func (l *list) pushBack(id allocator.BlockID) {
 	s := l.sentinel

@@ -15,14 +15,15 @@ var _ Policy = (*LRU)(nil)
 
 // NewLRU returns an empty LRU for block IDs in [0, capacity).
 func NewLRU(capacity int) Policy {
+	capacity = max(capacity, 0)
 	prev, next := links(capacity, 1)
-	return &LRU{l: newList(prev, next, capacity)}
+	return &LRU{l: newList(prev, next, capacity, capacity)}
 }
 
 // Insert makes id the most recently released block.
 func (p *LRU) Insert(id allocator.BlockID) {
 	if p.l.linked(id) {
-		misuse("LRU", "Insert", id)
+		misuse("LRU", "Insert", id, inPolicy)
 	}
 	p.l.pushBack(id)
 }
@@ -30,7 +31,7 @@ func (p *LRU) Insert(id allocator.BlockID) {
 // Remove takes id out.
 func (p *LRU) Remove(id allocator.BlockID) {
 	if !p.l.linked(id) {
-		misuse("LRU", "Remove", id)
+		misuse("LRU", "Remove", id, notInPolicy)
 	}
 	p.l.remove(id)
 }

@@ -43,12 +43,16 @@ type Forgetter interface {
 	Forget(id allocator.BlockID)
 }
 
-func misuse(policy, op string, id allocator.BlockID) {
-	panic(fmt.Sprintf("eviction: %s.%s of block %d: %s", policy, op, id, map[string]string{
-		"Insert": "already in the policy",
-		"Remove": "not in the policy",
-	}[op]))
+// misuse panics on a call that breaks the protocol between manager and
+// policy: a bug in the caller, never bad user input.
+func misuse(policy, op string, id allocator.BlockID, why string) {
+	panic(fmt.Sprintf("eviction: %s.%s of block %d: %s", policy, op, id, why))
 }
+
+const (
+	inPolicy    = "already in the policy"
+	notInPolicy = "not in the policy"
+)
 
 // Hint is what the block manager knows about a block's cached content when
 // it commits it to the prefix index.

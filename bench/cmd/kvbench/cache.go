@@ -1,11 +1,210 @@
 package main
 
 import (
-	"errors"
+	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pagedkv/pagedkv/bench"
 )
 
-// runCache is replaced by the cache study's implementation.
+// runCache runs the prefix-cache study: a trace replayed through the paged
+// manager under each eviction policy and cache capacity.
 func runCache(args []string, stdout, stderr io.Writer) error {
-	return errors.New("not built yet")
+	fs := flag.NewFlagSet("kvbench cache", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	tracePath := fs.String("trace", "", "trace `file` (default: the embedded trace of -format, Mooncake synthetic unless -format azure)")
+	format := fs.String("format", "", "trace format, mooncake or azure (default: by the file's extension)")
+	blockSize := fs.Int("block-size", 0, "block size in tokens (default 512 for Mooncake traces, whose hash IDs name 512-token blocks; 16 for Azure)")
+	capacities := fs.String("capacity-tokens", "512000,3000000,5120000,25600000", "comma-separated cache capacities in tokens")
+	policies := fs.String("policies", "all", "comma-separated eviction policies (lru, fifo, ..., belady for the oracle, all)")
+	asJSON := fs.Bool("json", false, "print one JSON object per policy and capacity instead of the table")
+	plotPath := fs.String("plot", "", "write a plot of hit rate vs capacity to `file` (.png, .svg or .pdf)")
+	hostTokens := fs.String("host-tokens", "", "host tier offloading evicted device blocks: `N` tokens, or Kx for K times each device capacity (default: none)")
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "replays run in parallel")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kvbench cache [flags]\n\nReplays a request trace through pagedkv's block manager under each eviction\npolicy and capacity and reports the prefix-cache hit rate (hit block\nreferences / all block references), the infinite-cache maximum and the Belady\noracle.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	caps, err := parseTokenList(*capacities)
+	if err != nil {
+		return err
+	}
+	hostFixed, hostFactor, err := parseHost(*hostTokens)
+	if err != nil {
+		return err
+	}
+	pols, err := bench.CachePolicies(strings.Split(*policies, ","))
+	if err != nil {
+		return err
+	}
+
+	reqs, name, short, err := loadCacheTrace(*tracePath, format)
+	if err != nil {
+		return err
+	}
+	// Mooncake traces name blocks by hash IDs; Azure traces have only
+	// lengths, so prompts come from the W1 token model.
+	var trace *bench.CacheTrace
+	switch *format {
+	case "mooncake":
+		if *blockSize == 0 {
+			*blockSize = bench.MooncakeBlockSize
+		}
+		trace, err = bench.CacheTraceFromHashes(reqs, *blockSize)
+	case "azure":
+		if *blockSize == 0 {
+			*blockSize = 16
+		}
+		trace, err = bench.CacheTraceFromTokens(reqs, *blockSize)
+	}
+	if err != nil {
+		return err
+	}
+
+	// Wall time of the whole grid, to report next to the per-replay times
+	// (they overlap when workers > 1).
+	start := time.Now()
+	results, err := bench.RunCacheStudy(bench.CacheStudyConfig{
+		Trace:          trace,
+		Policies:       pols,
+		CapacityTokens: caps,
+		HostTokens:     hostFixed,
+		HostFactor:     hostFactor,
+		Workers:        *workers,
+	})
+	if err != nil {
+		return err
+	}
+	wall := time.Since(start)
+
+	if *plotPath != "" {
+		title := fmt.Sprintf("Prefix-cache hit rate: %s, %d-token blocks", short, trace.BlockSize)
+		if err := bench.PlotCache(*plotPath, title, results); err != nil {
+			return err
+		}
+	}
+	// JSON lines for scripts: one object per (policy, capacity).
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, r := range results {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	fmt.Fprintf(stdout, "trace: %s\n", name)
+	fmt.Fprintf(stdout, "%d requests, %d block references of %d tokens, %d distinct blocks; hits stop at a request's first miss\n",
+		trace.Requests(), trace.References(), trace.BlockSize, trace.Distinct())
+	if trace.Source == "tokens" {
+		fmt.Fprintln(stdout, "prompts: synthetic token model of W1 (8 shared 256-token system prompts, the rest unshared), hashed by the manager")
+	}
+	if hostFixed > 0 || hostFactor > 0 {
+		fmt.Fprintln(stdout, "host tier: evicted device blocks are offloaded to host memory (LRU there) and onboarded on a hit; cells: combined (device + host)")
+	}
+	fmt.Fprintln(stdout)
+	if err := bench.WriteCacheTable(stdout, results); err != nil {
+		return err
+	}
+	// Oversize requests are the same at one capacity for every policy; the
+	// largest count (smallest cache) tells whether any capacity had them.
+	oversize := 0
+	var slowest, total time.Duration
+	for _, r := range results {
+		oversize = max(oversize, r.Oversize)
+		slowest = max(slowest, r.Elapsed)
+		total += r.Elapsed
+	}
+	if oversize > 0 {
+		fmt.Fprintf(stdout, "\nup to %d requests were longer than the cache: all their references count as misses\n", oversize)
+	}
+	fmt.Fprintf(stdout, "\n%d replays in %.2f s with %d workers: %.0f ms per replay on average, slowest %.0f ms\n",
+		len(results), wall.Seconds(), *workers, float64(total.Milliseconds())/float64(len(results)), float64(slowest.Milliseconds()))
+	if *plotPath != "" {
+		fmt.Fprintf(stdout, "plot: %s\n", *plotPath)
+	}
+	return nil
+}
+
+// loadCacheTrace reads the trace file, or the embedded trace of *format
+// when path is empty, and settles *format. It returns the requests, a
+// description with the attribution of an embedded trace, and a short name.
+func loadCacheTrace(path string, format *string) (reqs []bench.Request, name, short string, err error) {
+	if path == "" {
+		switch *format {
+		case "", "mooncake":
+			*format = "mooncake"
+			return bench.MooncakeSynthetic(), "mooncake_synthetic (embedded; " + bench.MooncakeAttribution + ")", "mooncake_synthetic", nil
+		case "azure":
+			return bench.AzureConv(), "azure_conv_2023 (embedded; " + bench.AzureAttribution + ")", "azure_conv_2023", nil
+		}
+		return nil, "", "", fmt.Errorf("unknown trace format %q (want mooncake or azure)", *format)
+	}
+	if *format == "" {
+		switch {
+		case strings.HasSuffix(strings.ToLower(path), ".csv"):
+			*format = "azure"
+		case strings.HasSuffix(strings.ToLower(path), ".jsonl"), strings.HasSuffix(strings.ToLower(path), ".json"):
+			*format = "mooncake"
+		}
+	}
+	reqs, err = bench.ReadTraceFile(path, *format)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return reqs, path, filepath.Base(path), nil
+}
+
+// parseHost parses -host-tokens: "" for none, N tokens, or Kx.
+func parseHost(s string) (tokens int64, factor float64, err error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return 0, 0, nil
+	case strings.HasSuffix(s, "x"):
+		factor, err = strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
+		if err != nil || !(factor > 0 && factor < 1e6) {
+			return 0, 0, fmt.Errorf("bad -host-tokens %q: want N tokens or Kx with K > 0", s)
+		}
+		return 0, factor, nil
+	}
+	tokens, err = strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
+	if err != nil || tokens <= 0 {
+		return 0, 0, fmt.Errorf("bad -host-tokens %q: want N tokens or Kx with K > 0", s)
+	}
+	return tokens, 0, nil
+}
+
+// parseTokenList parses a comma-separated list of positive token counts.
+func parseTokenList(s string) ([]int64, error) {
+	var out []int64
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.ReplaceAll(f, "_", ""), 10, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("bad capacity %q: want a positive number of tokens", f)
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no capacity given")
+	}
+	return out, nil
 }

@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// BeladyName is the policy name under which the study reports the Belady
+// oracle.
+const BeladyName = "belady"
+
+// CacheResult is the outcome of one replay of a CacheTrace.
+type CacheResult struct {
+	// Policy names the eviction policy.
+	Policy string `json:"policy"`
+	// CapacityTokens is the capacity asked for; CapacityBlocks =
+	// floor(CapacityTokens / BlockSize) usable blocks.
+	CapacityTokens int64 `json:"capacity_tokens"`
+	CapacityBlocks int   `json:"capacity_blocks"`
+	BlockSize      int   `json:"block_size"`
+	// HostTokens and HostBlocks size the host tier (0: none). Evicted
+	// device blocks are offloaded there and a later hit onboards them.
+	HostTokens int64 `json:"host_tokens,omitempty"`
+	HostBlocks int   `json:"host_blocks,omitempty"`
+	// Requests counts the replayed requests; Oversize those longer than the
+	// whole cache, whose references all count as misses and which leave the
+	// cache untouched.
+	Requests int `json:"requests"`
+	Oversize int `json:"oversize"`
+	// References and Hits count block references and those served from
+	// the cache, either tier; HitRate = Hits / References.
+	References int64   `json:"references"`
+	Hits       int64   `json:"hits"`
+	HitRate    float64 `json:"hit_rate"`
+	// HostHits are the hits served from the host tier (onboarded), part
+	// of Hits; DeviceHitRate and HostHitRate split HitRate by tier.
+	HostHits      int64   `json:"host_hits,omitempty"`
+	DeviceHitRate float64 `json:"device_hit_rate"`
+	HostHitRate   float64 `json:"host_hit_rate,omitempty"`
+	// MaxHitRate is the infinite cache's hit rate on the same trace.
+	MaxHitRate float64 `json:"max_hit_rate"`
+	// Evictions counts cached device blocks given up to make room
+	// (offloaded ones included); HostEvictions those lost by the host.
+	Evictions     uint64 `json:"evictions"`
+	HostEvictions uint64 `json:"host_evictions,omitempty"`
+	// Elapsed is the replay's wall time (not deterministic).
+	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+// Replay drives the trace through a real paged.Manager of capacityBlocks
+// usable blocks (plus the null block) whose eviction policy f builds; name
+// labels the result. Requests are replayed one at a time in file order:
+// each is created from its block hashes (or its token-model prompt) with
+// SeqOptions.AllowFullHit, so the lookup may hit every block and stops at
+// the first miss; the rest is allocated, evicting as needed, committed, and
+// then freed tail first, which hands the blocks to the policy.
+func (t *CacheTrace) Replay(name string, f eviction.Factory, capacityBlocks int) (CacheResult, error) {
+	return t.ReplayPolicy(CachePolicy{Name: name, Factory: f}, capacityBlocks, 0)
+}
+
+// ReplayBelady replays the trace like Replay under the Belady oracle (see
+// Belady): the same manager, with the next use of each request's blocks
+// given to the policy before the request is freed.
+func (t *CacheTrace) ReplayBelady(capacityBlocks int) (CacheResult, error) {
+	return t.ReplayPolicy(CachePolicy{Name: BeladyName}, capacityBlocks, 0)
+}
+
+// ReplayPolicy replays the trace like Replay under policy p (the Belady
+// oracle when p.Factory is nil and p.Name is BeladyName), with a host tier
+// of hostBlocks blocks when hostBlocks > 0. The host tier orders its
+// offloaded blocks by LRU whatever the device policy, so rows differ only
+// in the device policy.
+func (t *CacheTrace) ReplayPolicy(p CachePolicy, capacityBlocks, hostBlocks int) (CacheResult, error) {
+	name, f := p.Name, p.Factory
+	var oracle *Belady
+	if f == nil {
+		if name != BeladyName {
+			return CacheResult{}, fmt.Errorf("%w: policy %q has no factory", ErrCacheStudy, name)
+		}
+		f = func(n int) eviction.Policy {
+			oracle = NewBelady(n)
+			return oracle
+		}
+	}
+	res := CacheResult{
+		Policy:         name,
+		CapacityTokens: int64(capacityBlocks) * int64(t.BlockSize),
+		CapacityBlocks: capacityBlocks,
+		HostTokens:     int64(hostBlocks) * int64(t.BlockSize),
+		HostBlocks:     hostBlocks,
+		BlockSize:      t.BlockSize,
+		References:     t.References(),
+		MaxHitRate:     t.MaxHitRate(),
+	}
+	if capacityBlocks < 1 {
+		return res, fmt.Errorf("%w: capacity of %d blocks: need at least one", ErrCacheStudy, capacityBlocks)
+	}
+	if hostBlocks < 0 {
+		return res, fmt.Errorf("%w: host tier of %d blocks is negative", ErrCacheStudy, hostBlocks)
+	}
+	start := time.Now()
+	m, err := paged.New(paged.Config{
+		BlockSize:  t.BlockSize,
+		NumBlocks:  capacityBlocks + 1,
+		Policy:     f,
+		HostBlocks: hostBlocks,
+	})
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", ErrCacheStudy, err)
+	}
+	opts := &paged.SeqOptions{AllowFullHit: true}
+	var prompt []int32
+	var swaps []paged.Swap
+	var hostHits uint64
+	for r := range t.Requests() {
+		lo, hi := t.refs(r)
+		if lo == hi {
+			continue
+		}
+		var id paged.SeqID
+		var cached int
+		if t.Source == "hashes" {
+			id, cached, err = m.CreateFromHashes(t.hashes[lo:hi], (hi-lo)*t.BlockSize, opts)
+		} else {
+			prompt = TokenModelPrompt(prompt[:0], r, t.reqs[r].InputTokens)
+			id, cached, err = m.Create(prompt, opts)
+		}
+		res.Requests++
+		if errors.Is(err, paged.ErrNever) {
+			res.Oversize++
+			hostHits = m.Stats().Tiers.HostHitBlocks
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("bench: cache replay of request %d under %s: %w", r, name, err)
+		}
+		res.Hits += int64(cached / t.BlockSize)
+		if hostBlocks > 0 {
+			// Admit counts host hits on failed calls too; this one succeeded.
+			ts := m.Stats().Tiers
+			res.HostHits += int64(ts.HostHitBlocks - hostHits)
+			hostHits = ts.HostHitBlocks
+			// The offload and onboard directives would go to a server;
+			// drain them so they do not pile up.
+			swaps = m.TakeSwaps(swaps[:0])
+		}
+		if oracle != nil {
+			table, err := m.Table(id)
+			if err != nil {
+				return res, err
+			}
+			for j, b := range table {
+				oracle.SetNext(b, t.next[lo+j], int32(j))
+			}
+		}
+		if err := m.Free(id); err != nil {
+			return res, err
+		}
+	}
+	st := m.Stats()
+	res.Evictions, res.HostEvictions = st.Evictions, st.Tiers.HostEvictions
+	if res.References > 0 {
+		res.HitRate = float64(res.Hits) / float64(res.References)
+		res.HostHitRate = float64(res.HostHits) / float64(res.References)
+		res.DeviceHitRate = float64(res.Hits-res.HostHits) / float64(res.References)
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCacheJSON(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runCache([]string{"-policies", "lru,belady", "-capacity-tokens", "512000,3000000", "-json"}, &out, &errb)
+	require.NoError(t, err, errb.String())
+	var rows []map[string]any
+	dec := json.NewDecoder(&out)
+	for dec.More() {
+		var row map[string]any
+		require.NoError(t, dec.Decode(&row))
+		rows = append(rows, row)
+	}
+	require.Len(t, rows, 4)
+	for _, k := range []string{"policy", "capacity_tokens", "capacity_blocks", "hit_rate", "max_hit_rate"} {
+		assert.Contains(t, rows[0], k)
+	}
+	assert.Equal(t, "lru", rows[1]["policy"])
+	assert.Equal(t, 3000000.0, rows[1]["capacity_tokens"])
+	assert.Equal(t, 5859.0, rows[1]["capacity_blocks"])
+	assert.InDelta(t, 0.309, rows[1]["hit_rate"], 0.003)
+	assert.InDelta(t, 0.640, rows[1]["max_hit_rate"], 0.0005)
+	assert.Equal(t, "belady", rows[3]["policy"])
+	assert.GreaterOrEqual(t, rows[3]["hit_rate"], 0.54)
+}
+
+func TestCacheTableAndPlot(t *testing.T) {
+	dir := t.TempDir()
+	png := filepath.Join(dir, "cache.png")
+	var out, errb bytes.Buffer
+	err := runCache([]string{"-policies", "lru,fifo", "-capacity-tokens", "3000000", "-plot", png}, &out, &errb)
+	require.NoError(t, err, errb.String())
+	s := out.String()
+	assert.Contains(t, s, "Mooncake FAST'25 synthetic trace, kvcache-ai/Mooncake, Apache-2.0")
+	assert.Contains(t, s, "| lru | 0.309 |")
+	assert.Contains(t, s, "| infinite cache | 0.640 |")
+	assert.Contains(t, s, "3,000,000 tokens: best lru 0.309")
+	b, err := os.ReadFile(png)
+	require.NoError(t, err)
+	assert.Equal(t, "\x89PNG", string(b[:4]))
+}
+
+func TestCacheTraceFiles(t *testing.T) {
+	dir := t.TempDir()
+	moon := filepath.Join(dir, "t.jsonl")
+	require.NoError(t, os.WriteFile(moon, []byte(
+		`{"timestamp": 0, "input_length": 1000, "output_length": 5, "hash_ids": [1, 2]}
+{"timestamp": 5, "input_length": 1000, "output_length": 5, "hash_ids": [1, 3]}
+`), 0o644))
+	var out, errb bytes.Buffer
+	require.NoError(t, runCache([]string{"-trace", moon, "-policies", "lru", "-capacity-tokens", "4096", "-json"}, &out, &errb))
+	var row struct {
+		HitRate        float64 `json:"hit_rate"`
+		CapacityBlocks int     `json:"capacity_blocks"`
+		BlockSize      int     `json:"block_size"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &row))
+	assert.Equal(t, 0.25, row.HitRate)
+	assert.Equal(t, 8, row.CapacityBlocks)
+	assert.Equal(t, 512, row.BlockSize)
+
+	azure := filepath.Join(dir, "t.csv")
+	require.NoError(t, os.WriteFile(azure, []byte(
+		"TIMESTAMP,ContextTokens,GeneratedTokens\n"+
+			"2023-11-16 18:15:46.6805900,300,10\n"+
+			"2023-11-16 18:15:50.9951690,40,10\n"), 0o644))
+	out.Reset()
+	require.NoError(t, runCache([]string{"-trace", azure, "-policies", "lru", "-capacity-tokens", "100000"}, &out, &errb))
+	assert.Contains(t, out.String(), "2 requests, 22 block references of 16 tokens")
+	assert.Contains(t, out.String(), "synthetic token model")
+}
+
+func TestCacheBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-capacity-tokens", "abc"},
+		{"-capacity-tokens", "0"},
+		{"-capacity-tokens", ","},
+		{"-policies", "nosuch"},
+		{"-format", "xml"},
+		{"-trace", "/nonexistent/x.jsonl"},
+		{"-block-size", "300"},
+		{"extra"},
+	} {
+		var out, errb bytes.Buffer
+		assert.Error(t, runCache(args, &out, &errb), "%q", args)
+	}
+	var out, errb bytes.Buffer
+	err := runCache([]string{"-h"}, &out, &errb)
+	assert.True(t, errors.Is(err, flag.ErrHelp))
+	assert.True(t, strings.Contains(errb.String(), "-capacity-tokens"))
+}
+
+func TestCacheHostTokens(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runCache([]string{"-policies", "lru", "-capacity-tokens", "3000000", "-host-tokens", "8x", "-json"}, &out, &errb)
+	require.NoError(t, err, errb.String())
+	var row struct {
+		HostTokens    int64   `json:"host_tokens"`
+		HitRate       float64 `json:"hit_rate"`
+		DeviceHitRate float64 `json:"device_hit_rate"`
+		HostHitRate   float64 `json:"host_hit_rate"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &row))
+	assert.Equal(t, int64(24000000), row.HostTokens)
+	assert.InDelta(t, 0.309, row.DeviceHitRate, 0.003)
+	assert.Greater(t, row.HitRate, row.DeviceHitRate+0.2)
+	assert.InDelta(t, row.HitRate, row.DeviceHitRate+row.HostHitRate, 1e-12)
+
+	out.Reset()
+	err = runCache([]string{"-policies", "lru", "-capacity-tokens", "3000000", "-host-tokens", "6000000"}, &out, &errb)
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), "+ host 6,000,000 |")
+	assert.Contains(t, out.String(), "| lru | 0.")
+
+	for _, bad := range []string{"x", "-2x", "0", "abc", "1e9x"} {
+		assert.Error(t, runCache([]string{"-host-tokens", bad}, &out, &errb), bad)
+	}
+}
