@@ -345,15 +345,23 @@ func (s *machine) check(t *rapid.T) {
 	}
 }
 
+// policy draws one of every registered eviction policy, so each runs
+// through the manager under the same model.
+func policy(t *rapid.T, label string) eviction.Factory {
+	f, err := eviction.ByName(rapid.SampledFrom(eviction.Names()).Draw(t, label))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func TestStateMachine(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
-		policies := map[string]eviction.Factory{"lru": eviction.NewLRU, "fifo": eviction.NewFIFO}
-		pname := rapid.SampledFrom([]string{"lru", "fifo"}).Draw(t, "policy")
 		cfg := paged.Config{
 			BlockSize:        bs,
 			NumBlocks:        rapid.IntRange(2, 24).Draw(t, "blocks"),
-			Policy:           policies[pname],
+			Policy:           policy(t, "policy"),
 			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
 			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
 			Events:           rapid.SampledFrom([]int{0, 4, 64}).Draw(t, "events"),

@@ -7,7 +7,6 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/pagedkv/pagedkv/eviction"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -394,16 +393,15 @@ func (s *machine) resetTier(t *rapid.T) {
 func TestStateMachineTiers(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
-		policies := map[string]eviction.Factory{"lru": eviction.NewLRU, "fifo": eviction.NewFIFO}
 		cfg := paged.Config{
 			BlockSize:        bs,
 			NumBlocks:        rapid.IntRange(2, 24).Draw(t, "blocks"),
-			Policy:           policies[rapid.SampledFrom([]string{"lru", "fifo"}).Draw(t, "policy")],
+			Policy:           policy(t, "policy"),
 			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
 			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
 			Events:           rapid.SampledFrom([]int{0, 64}).Draw(t, "events"),
 			HostBlocks:       rapid.IntRange(1, 24).Draw(t, "hostBlocks"),
-			HostPolicy:       policies[rapid.SampledFrom([]string{"lru", "fifo"}).Draw(t, "hostPolicy")],
+			HostPolicy:       policy(t, "hostPolicy"),
 			OffloadPriority:  rapid.SampledFrom([]int{0, 35, 50}).Draw(t, "floor"),
 		}
 		m, err := paged.New(cfg)
