@@ -84,21 +84,30 @@ func (m *Manager) Check() error {
 		return fmt.Errorf("paged: policy holds %d blocks, pool has %d cached", m.policy.Len(), m.pool.Cached())
 	}
 	reach := 0
-	for h, head := range m.index {
+	var broken error
+	m.index.each(func(h *Hash, head allocator.BlockID) {
+		if broken != nil {
+			return
+		}
 		id := head
 		for {
-			if !m.cached[id] || m.hash[id] != h {
-				return fmt.Errorf("paged: index entry %x names block %d, which holds other content", h[:6], id)
+			if !m.cached[id] || m.hash[id] != *h {
+				broken = fmt.Errorf("paged: index entry %x names block %d, which holds other content", h[:6], id)
+				return
 			}
 			reach++
 			id = m.dupNext[id]
 			if m.dupPrev[id] == allocator.NoBlock || reach > total {
-				return fmt.Errorf("paged: duplicate list of %x is broken at block %d", h[:6], id)
+				broken = fmt.Errorf("paged: duplicate list of %x is broken at block %d", h[:6], id)
+				return
 			}
 			if id == head {
-				break
+				return
 			}
 		}
+	})
+	if broken != nil {
+		return broken
 	}
 	if reach != ncached {
 		return fmt.Errorf("paged: %d blocks hold cached content but the index reaches %d", ncached, reach)

@@ -32,7 +32,7 @@ type Manager struct {
 	cached   []bool // the block's content is committed to the index
 	dupNext  []allocator.BlockID
 	dupPrev  []allocator.BlockID
-	index    map[Hash]allocator.BlockID // first-inserted block per hash
+	index    hashIndex // first-inserted block per hash
 	root     Hash
 	hashing  bool
 	extraBuf []byte
@@ -79,10 +79,10 @@ func New(cfg Config) (*Manager, error) {
 		cached:  make([]bool, cfg.NumBlocks),
 		dupNext: make([]allocator.BlockID, cfg.NumBlocks),
 		dupPrev: make([]allocator.BlockID, cfg.NumBlocks),
-		index:   make(map[Hash]allocator.BlockID, cfg.NumBlocks),
 		root:    rootHash(cfg.HashSeed),
 		hashing: !cfg.DisablePrefixCaching,
 	}
+	m.index = newHashIndex(cfg.NumBlocks, m.hash)
 	if m.policy == nil {
 		return nil, fmt.Errorf("%w: Config.Policy returned a nil policy", ErrInvalid)
 	}

@@ -25,7 +25,7 @@ func (m *Manager) hostHit(h *Hash) (allocator.BlockID, bool) {
 	if m.tier == nil {
 		return 0, false
 	}
-	hb, ok := m.tier.index[*h]
+	hb, ok := m.tier.index.get(h)
 	if !ok {
 		return 0, false
 	}
@@ -41,12 +41,12 @@ func (m *Manager) offload(id allocator.BlockID) bool {
 		return false // no tier, or another device block still holds the content
 	}
 	h := &m.hash[id]
-	if _, ok := t.index[*h]; ok || t.available() == 0 || t.priority(id, m.now) < t.floor {
+	if _, ok := t.index.get(h); ok || t.available() == 0 || t.priority(id, m.now) < t.floor {
 		return false
 	}
 	hb := t.alloc(&m.events)
 	t.hash[hb] = *h
-	t.index[*h] = hb
+	t.index.set(h, hb)
 	t.pool.ReleaseToCache(hb)
 	t.policy.Insert(hb)
 	m.push(Swap{Src: id, Dst: hb, Kind: Offload})
@@ -85,7 +85,7 @@ func (m *Manager) takeHits(s *sequence, onboard int) {
 		hb := hostOf(ref)
 		d := m.allocBlock()
 		m.push(Swap{Src: hb, Dst: d, Kind: Onboard})
-		delete(t.index, t.hash[hb])
+		t.index.del(&t.hash[hb])
 		m.events.moved(&t.hash[hb], Host, Device)
 		t.hash[hb] = Hash{}
 		if t.forgetter != nil {

@@ -21,7 +21,7 @@ func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allo
 		return dst
 	}
 	for i := 0; i < max && i < len(hashes); i++ {
-		id, ok := m.index[hashes[i]]
+		id, ok := m.index.get(&hashes[i])
 		if !ok {
 			if id, ok = m.hostHit(&hashes[i]); !ok {
 				break
@@ -50,12 +50,12 @@ func (m *Manager) claim(id allocator.BlockID) {
 func (m *Manager) commit(id allocator.BlockID, h Hash, depth int, parent allocator.BlockID, s *sequence) {
 	m.hash[id] = h
 	m.cached[id] = true
-	if head, ok := m.index[h]; ok {
+	if head, ok := m.index.get(&h); ok {
 		tail := m.dupPrev[head]
 		m.dupNext[tail], m.dupPrev[id] = id, tail
 		m.dupNext[id], m.dupPrev[head] = head, id
 	} else {
-		m.index[h] = id
+		m.index.set(&h, id)
 		m.dupNext[id], m.dupPrev[id] = id, id
 	}
 	m.stats.stored++
@@ -84,12 +84,12 @@ func (m *Manager) uncache(id allocator.BlockID, report bool) {
 	h := &m.hash[id]
 	next := m.dupNext[id]
 	if next == id {
-		delete(m.index, *h)
+		m.index.del(h)
 	} else {
 		prev := m.dupPrev[id]
 		m.dupNext[prev], m.dupPrev[next] = next, prev
-		if m.index[*h] == id {
-			m.index[*h] = next
+		if head, _ := m.index.get(h); head == id {
+			m.index.set(h, next)
 		}
 	}
 	m.cached[id] = false

@@ -87,6 +87,12 @@ type sequence struct {
 	opts    SeqOptions
 	mm      []MMRange
 	version uint32
+	// own says the last block is partly filled, referenced by this
+	// sequence alone and holds no cached content, so the next token can be
+	// written in place; it is valid only while ownVer == version (every
+	// change of the table bumps version) and Fork clears it.
+	own    bool
+	ownVer uint32
 	mark    uint32
 	// host is the host table of a swapped-out sequence.
 	host []allocator.BlockID
@@ -417,6 +423,8 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	s.version++
 	m.nrunning++
 	m.commitFull(s)
+	// A partly filled last block was freshly allocated: hits are full.
+	s.own, s.ownVer = len(s.tokens)%m.bs != 0, s.version
 	return p.hits * m.bs, nil
 }
 
@@ -433,10 +441,10 @@ func (m *Manager) Append(id SeqID, tokens ...int32) error {
 			s := &m.seqs[idx]
 			t0 := len(s.tokens)
 			if _, off := m.split(t0); s.gen == gen && s.state == seqRunning && off != 0 && t0 < m.cfg.MaxModelLen {
-				last := s.blocks[len(s.blocks)-1]
-				if !m.cached[last] && m.pool.RefCount(last) == 1 {
+				if s.own && s.ownVer == s.version {
 					s.tokens = append(s.tokens, tokens[0])
 					if off == m.bs-1 {
+						s.own = false
 						m.hashFull(s)
 						m.commitFull(s)
 					}
@@ -516,6 +524,8 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	}
 	m.hashFull(s)
 	m.commitFull(s)
+	// The last block is now fresh, copied, or ours alone and uncached.
+	s.own, s.ownVer = len(s.tokens)%m.bs != 0, s.version
 	return nil
 }
 
@@ -596,6 +606,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
 	m.setOptions(c, &p.opts)
 	c.state = seqRunning
+	p.own, c.own = false, false
 	m.nrunning++
 	m.stats.forks++
 	return makeSeqID(idx, c.gen), nil

@@ -9,6 +9,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
 	"github.com/pagedkv/pagedkv/paged"
 )
@@ -23,6 +24,10 @@ import (
 type shadowKV struct {
 	bs   int
 	slot map[int64]uint64
+	// exclusive, when set, checks before a write that no other live
+	// sequence's table names the blocks written: a shared block is never
+	// written in place.
+	exclusive func(t fataler, id paged.SeqID, from int)
 }
 
 func kvOf(lora int32, tokens []int32) uint64 {
@@ -33,6 +38,9 @@ func kvOf(lora int32, tokens []int32) uint64 {
 
 // write records the KV of positions [from, len(tokens)) of a sequence.
 func (s *shadowKV) write(t fataler, m *paged.Manager, id paged.SeqID, lora int32, tokens []int32, from int) {
+	if s.exclusive != nil {
+		s.exclusive(t, id, from)
+	}
 	for p := from; p < len(tokens); p++ {
 		sl, err := m.Slot(id, p)
 		if err != nil {
@@ -122,6 +130,33 @@ func (s *machine) pick(t *rapid.T, running bool) (paged.SeqID, *modelSeq, bool) 
 	}
 	id := rapid.SampledFrom(cands).Draw(t, "seq")
 	return id, s.seqs[id], true
+}
+
+// checkExclusive fails if a block that sequence id is about to write from
+// position from on appears in another running sequence's table.
+func (s *machine) checkExclusive(t fataler, id paged.SeqID, from int) {
+	mine, err := s.m.Table(id)
+	if err != nil {
+		t.Fatalf("Table(%v): %v", id, err)
+	}
+	written := map[allocator.BlockID]bool{}
+	for k := from / s.bs; k < len(mine); k++ {
+		written[mine[k]] = true
+	}
+	for _, other := range s.ids {
+		if other == id {
+			continue
+		}
+		if r, _ := s.m.Running(other); !r {
+			continue
+		}
+		tb, _ := s.m.Table(other)
+		for _, b := range tb {
+			if b != 0 && written[b] {
+				t.Fatalf("%v writes into block %d, which %v also holds", id, b, other)
+			}
+		}
+	}
 }
 
 func (s *machine) flushCopies(t *rapid.T) {
@@ -371,6 +406,7 @@ func TestStateMachine(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := &machine{m: m, bs: bs, shadow: shadowKV{bs: bs, slot: map[int64]uint64{}}, seqs: map[paged.SeqID]*modelSeq{}}
+		s.shadow.exclusive = s.checkExclusive
 		for range 3 {
 			s.prompts = append(s.prompts, rapid.SliceOfN(rapid.Int32Range(1, 4), 1, 12).Draw(t, "base"))
 		}

@@ -234,7 +234,7 @@ func (m *Manager) planSwapIn(ids []SeqID) (int, Admission) {
 			t.hmark[hb] = markCounted
 			full++
 			if k < s.committed {
-				if d, ok := m.index[s.hashes[k]]; ok && !m.pool.IsCached(d) {
+				if d, ok := m.index.get(&s.hashes[k]); ok && !m.pool.IsCached(d) {
 					continue
 				}
 			}
@@ -292,7 +292,7 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 				d = t.hmark[hb]
 				m.pool.Ref(d)
 			case k < s.committed:
-				if hit, ok := m.index[s.hashes[k]]; ok {
+				if hit, ok := m.index.get(&s.hashes[k]); ok {
 					m.claim(hit)
 					t.hmark[hb], d = hit, hit
 				}

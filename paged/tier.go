@@ -26,7 +26,7 @@ type hostTier struct {
 
 	// Per host block.
 	hash  []Hash
-	index map[Hash]allocator.BlockID
+	index hashIndex
 	// hmark maps a host block to the device block it was swapped into
 	// during one SwapIn call, so shared host blocks come back shared.
 	hmark []allocator.BlockID
@@ -77,12 +77,12 @@ func newHostTier(cfg Config, nDevice int) (*hostTier, error) {
 		offload: !cfg.DisableOffload && !cfg.DisablePrefixCaching,
 		floor:   cfg.OffloadPriority,
 		hash:    make([]Hash, cfg.HostBlocks),
-		index:   make(map[Hash]allocator.BlockID, cfg.HostBlocks),
 		hmark:   make([]allocator.BlockID, cfg.HostBlocks),
 		prio:    make([]int8, nDevice),
 		expires: make([]int64, nDevice),
 		mark:    make([]allocator.BlockID, nDevice),
 	}
+	t.index = newHashIndex(cfg.HostBlocks, t.hash)
 	if t.policy == nil {
 		return nil, fmt.Errorf("%w: Config.HostPolicy returned a nil policy", ErrInvalid)
 	}
@@ -119,10 +119,10 @@ func (t *hostTier) alloc(ev *eventBuffer) allocator.BlockID {
 // drop removes host block id's content from the host index and reports it.
 func (t *hostTier) drop(id allocator.BlockID, ev *eventBuffer) {
 	h := &t.hash[id]
-	if t.index[*h] != id {
+	if cur, _ := t.index.get(h); cur != id {
 		panic(fmt.Sprintf("paged: host block %d is not the index entry of its hash", id))
 	}
-	delete(t.index, *h)
+	t.index.del(h)
 	ev.removed(h, Host)
 	*h = Hash{}
 }
@@ -163,15 +163,15 @@ func (m *Manager) push(d Swap) {
 
 // resetHost gives up all offloaded content (ResetCache).
 func (t *hostTier) reset() {
-	for h, id := range t.index {
-		delete(t.index, h)
-		t.hash[id] = Hash{}
+	t.index.each(func(_ *Hash, id allocator.BlockID) {
 		t.policy.Remove(id)
 		if t.forgetter != nil {
 			t.forgetter.Forget(id)
 		}
 		t.pool.Evict(id)
-	}
+	})
+	t.index.each(func(h *Hash, _ allocator.BlockID) { *h = Hash{} })
+	t.index.clear()
 }
 
 // checkTier verifies the host tier: pool conservation, host reference
@@ -227,15 +227,15 @@ func (m *Manager) checkTier() error {
 		if t.policy.Contains(id) != indexed {
 			return fmt.Errorf("paged: host block %d in host policy = %v, cached = %v", id, !indexed, indexed)
 		}
-		if indexed && t.index[t.hash[id]] != id {
+		if cur, _ := t.index.get(&t.hash[id]); indexed && cur != id {
 			return fmt.Errorf("paged: host block %d holds %x but the host index does not name it", id, t.hash[id][:6])
 		}
 		if t.hmark[id] != allocator.NoBlock {
 			return fmt.Errorf("paged: host block %d has a stale swap mark", id)
 		}
 	}
-	if len(t.index) != t.pool.Cached() || t.policy.Len() != t.pool.Cached() {
-		return fmt.Errorf("paged: host index has %d entries, host policy %d, host pool %d cached", len(t.index), t.policy.Len(), t.pool.Cached())
+	if t.index.len() != t.pool.Cached() || t.policy.Len() != t.pool.Cached() {
+		return fmt.Errorf("paged: host index has %d entries, host policy %d, host pool %d cached", t.index.len(), t.policy.Len(), t.pool.Cached())
 	}
 	for id, b := range t.mark {
 		if b != allocator.NoBlock {

@@ -22,7 +22,7 @@ func (m *Manager) windowStart(w, c int) int {
 
 // present finds content in the device index, else the host index.
 func (m *Manager) present(h *Hash) (allocator.BlockID, bool) {
-	if id, ok := m.index[*h]; ok {
+	if id, ok := m.index.get(h); ok {
 		return id, true
 	}
 	return m.hostHit(h)
