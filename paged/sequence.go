@@ -93,7 +93,7 @@ type sequence struct {
 	// change of the table bumps version) and Fork clears it.
 	own    bool
 	ownVer uint32
-	mark    uint32
+	mark   uint32
 	// host is the host table of a swapped-out sequence.
 	host []allocator.BlockID
 	// released: blocks[:released] fell out of the sliding window and name
