@@ -117,9 +117,9 @@ func WriteCacheTable(w io.Writer, results []CacheResult) error {
 	var b strings.Builder
 	b.WriteString("| policy |")
 	for _, c := range caps {
-		fmt.Fprintf(&b, " %s tokens (%s blocks)", thousands(c), thousands(int64(blocks[c])))
+		fmt.Fprintf(&b, " %s tokens (%s blocks)", Thousands(c), Thousands(int64(blocks[c])))
 		if host[c] > 0 {
-			fmt.Fprintf(&b, " + host %s", thousands(host[c]))
+			fmt.Fprintf(&b, " + host %s", Thousands(host[c]))
 		}
 		b.WriteString(" |")
 	}
@@ -152,7 +152,7 @@ func WriteCacheTable(w io.Writer, results []CacheResult) error {
 	b.WriteString("\n")
 	b.WriteString("\n")
 	for _, win := range CacheWinners(results) {
-		fmt.Fprintf(&b, "%s tokens: best %s %.3f", thousands(win.CapacityTokens), win.Policy, win.HitRate)
+		fmt.Fprintf(&b, "%s tokens: best %s %.3f", Thousands(win.CapacityTokens), win.Policy, win.HitRate)
 		if win.Tied > 0 {
 			fmt.Fprintf(&b, " (tied with %d more)", win.Tied)
 		}
@@ -169,7 +169,9 @@ func WriteCacheTable(w io.Writer, results []CacheResult) error {
 }
 
 // thousands formats n with thousands separators.
-func thousands(n int64) string {
+// Thousands formats n with comma thousands separators, as the study tables
+// print counts (1,234,567).
+func Thousands(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")

@@ -317,3 +317,10 @@ func ExampleCacheTrace_Replay() {
 	fmt.Printf("%d blocks: lru %.3f, belady %.3f, infinite %.3f\n", blocks, r.HitRate, o.HitRate, tr.MaxHitRate())
 	// Output: 5859 blocks: lru 0.309, belady 0.550, infinite 0.640
 }
+
+func TestThousands(t *testing.T) {
+	assert.Equal(t, "1,234,567", bench.Thousands(1234567))
+	assert.Equal(t, "-1,000", bench.Thousands(-1000))
+	assert.Equal(t, "999", bench.Thousands(999))
+	assert.Equal(t, "0", bench.Thousands(0))
+}

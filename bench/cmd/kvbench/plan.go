@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -248,7 +249,7 @@ func printPlan(w io.Writer, m paged.Model, r planReport) {
 		fmt.Fprintf(w, "\nDOES NOT FIT: %s\n", r.WeightsMessage)
 		return
 	}
-	fmt.Fprintf(w, "KV       %s per device; context %s tokens, block size %d\n\n", humanBytes(r.KVBudget), commas(int64(r.Context)), r.BlockSize)
+	fmt.Fprintf(w, "KV       %s per device; context %s tokens, block size %d\n\n", humanBytes(r.KVBudget), bench.Thousands(int64(r.Context)), r.BlockSize)
 
 	// Right-aligned numbers read as columns; the type name is padded to a
 	// fixed width so it stays left-aligned inside the right-aligned cell.
@@ -257,10 +258,10 @@ func printPlan(w io.Writer, m paged.Model, r planReport) {
 	var fit, miss []string
 	for _, row := range r.Rows {
 		if row.Error != "" {
-			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, commas(row.TokenBytes), "-", "0", "0", "0", "0")
+			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, bench.Thousands(row.TokenBytes), "-", "0", "0", "0", "0")
 		} else {
-			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, commas(row.TokenBytes), commas(row.DeviceBytes),
-				commas(row.NumBlocks), commas(row.KVTokens), commas(row.MaxSequences), commas(row.LongestContext))
+			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, bench.Thousands(row.TokenBytes), bench.Thousands(row.DeviceBytes),
+				bench.Thousands(row.NumBlocks), bench.Thousands(row.KVTokens), bench.Thousands(row.MaxSequences), bench.Thousands(row.LongestContext))
 		}
 		if row.MaxSequences > 0 {
 			fit = append(fit, row.KV)
@@ -276,11 +277,11 @@ func printPlan(w io.Writer, m paged.Model, r planReport) {
 	}
 	fmt.Fprintln(w)
 	if r.ModelContext > 0 && r.Context > r.ModelContext {
-		fmt.Fprintf(w, "Note: %s's config allows %s tokens; the plan is for memory only.\n", r.Model, commas(int64(r.ModelContext)))
+		fmt.Fprintf(w, "Note: %s's config allows %s tokens; the plan is for memory only.\n", r.Model, bench.Thousands(int64(r.ModelContext)))
 	}
 	// The last line is the answer a newcomer wants: which types hold one
 	// sequence at this context. List whichever side is shorter.
-	ctx := commas(int64(r.Context))
+	ctx := bench.Thousands(int64(r.Context))
 	switch {
 	case len(miss) == 0:
 		fmt.Fprintf(w, "Every KV type holds at least one %s-token sequence.\n", ctx)
@@ -474,24 +475,6 @@ func modelNames() string {
 	return strings.Join(names, ", ")
 }
 
-// commas formats n with thousands separators.
-func commas(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
 // humanBytes formats bytes in SI units with three significant digits, as
 // GPU memory is sold: 141 GB, 7.05 GB, 1.03 TB.
 func humanBytes(n int64) string {
@@ -527,5 +510,5 @@ func humanTokens(n int) string {
 	if n >= 1024 && n%1024 == 0 {
 		return strconv.Itoa(n/1024) + "K"
 	}
-	return commas(int64(n))
+	return bench.Thousands(int64(n))
 }

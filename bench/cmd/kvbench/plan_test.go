@@ -261,9 +261,6 @@ func TestParseTokensReserveCount(t *testing.T) {
 }
 
 func TestFormatting(t *testing.T) {
-	assert.Equal(t, "1,234,567", commas(1234567))
-	assert.Equal(t, "-1,000", commas(-1000))
-	assert.Equal(t, "999", commas(999))
 	assert.Equal(t, "141 GB", humanBytes(141e9))
 	assert.Equal(t, "7.05 GB", humanBytes(7_050_000_000))
 	assert.Equal(t, "1.03 TB", humanBytes(1_026_408_232_448))
