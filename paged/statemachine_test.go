@@ -317,6 +317,12 @@ func (s *machine) admit(t *rapid.T) {
 			ms.tokens = append(ms.tokens, toks...)
 		}
 	}
+	s.admitChecked(t, id, ms)
+}
+
+// admitChecked admits a waiting sequence, checking that the dry run
+// agreed, that a refusal changed nothing, and that the hits hold its KV.
+func (s *machine) admitChecked(t *rapid.T, id paged.SeqID, ms *modelSeq) {
 	dry, err := s.m.CanAdmit(id)
 	if err != nil {
 		t.Fatalf("CanAdmit: %v", err)

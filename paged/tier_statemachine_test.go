@@ -286,23 +286,7 @@ func (s *machine) admitWindowed(t *rapid.T) {
 	if !ok {
 		return
 	}
-	dry, err := s.m.CanAdmit(id)
-	if err != nil {
-		t.Fatalf("CanAdmit: %v", err)
-	}
-	before := s.m.Stats()
-	cached, err := s.m.Admit(id)
-	if (err == nil) != (dry == paged.AdmitOK) {
-		t.Fatalf("CanAdmit said %v, Admit returned %v", dry, err)
-	}
-	if err != nil {
-		expectNoSpaceUnchanged(t, s.m, before, err)
-		return
-	}
-	ms.running = true
-	s.flushCopies(t)
-	s.shadow.readBack(t, s.m, id, 0, ms.tokens, cached)
-	s.shadow.write(t, s.m, id, 0, ms.tokens, cached)
+	s.admitChecked(t, id, ms)
 }
 
 func (s *machine) truncateWindowed(t *rapid.T) {
