@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/pagedkv/pagedkv/bench"
+	"github.com/pagedkv/pagedkv/eviction"
 )
 
 // vllmDigest is the allocation digest of vLLM v1's own replay of W1 with the
@@ -30,6 +31,7 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	repeat := fs.Int("repeat", 1, "replay R times and report the run with the median manager time")
 	asJSON := fs.Bool("json", false, "print one JSON line only")
 	trace := fs.String("trace", "", "Azure CSV trace (default: the embedded Azure conversation trace)")
+	policy := fs.String("policy", "lru", "eviction policy of cached blocks (eviction.Names); -compat vllm needs lru")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kvbench overhead [flags]\n\nReplays workload W1 (an Azure conversation trace through a vLLM-style scheduler)\nand reports the manager's counters and the time spent in its calls.\n\nflags:")
 		fs.PrintDefaults()
@@ -51,6 +53,14 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-%s %d must be positive", v.name, v.val)
 		}
 	}
+	f, err := eviction.ByName(*policy)
+	if err != nil {
+		return err
+	}
+	if cfg.Compat == "vllm" && *policy != "lru" {
+		return fmt.Errorf("-compat vllm reproduces vLLM's one LRU queue; -policy %s does not apply", *policy)
+	}
+	cfg.Policy = f
 	if *trace != "" {
 		reqs, err := bench.ReadTraceFile(*trace, "azure")
 		if err != nil {
@@ -78,8 +88,8 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		mode = "vllm (one LRU free queue, as vLLM v1)"
 	}
 	tok := float64(r.TokensProcessed)
-	fmt.Fprintf(stdout, "workload W1: %d requests of the Azure conversation trace, %d blocks of %d tokens, compat %s\n",
-		cfg.Requests, cfg.Blocks, cfg.BlockSize, mode)
+	fmt.Fprintf(stdout, "workload W1: %d requests of the Azure conversation trace, %d blocks of %d tokens, compat %s, policy %s\n",
+		cfg.Requests, cfg.Blocks, cfg.BlockSize, mode, *policy)
 	fmt.Fprintf(stdout, "  steps %d, preemptions %d, admissions %d, finished %d, peak running %d, peak blocks %d\n",
 		r.Steps, r.Preemptions, r.Admissions, r.Finished, r.PeakRunning, r.PeakBlocksInUse)
 	fmt.Fprintf(stdout, "  tokens processed %d (prefill %d, of which resumed %d; decode %d)\n",

@@ -40,5 +40,10 @@ func TestOverheadSummaryAndErrors(t *testing.T) {
 	assert.Error(t, runOverhead([]string{"-requests", "0"}, &out, &errb))
 	assert.Error(t, runOverhead([]string{"-compat", "x"}, &out, &errb))
 	assert.Error(t, runOverhead([]string{"-repeat", "0"}, &out, &errb))
+	assert.Error(t, runOverhead([]string{"-policy", "nope"}, &out, &errb))
+	assert.Error(t, runOverhead([]string{"-compat", "vllm", "-policy", "arc"}, &out, &errb))
+	out.Reset()
+	require.NoError(t, runOverhead([]string{"-requests", "50", "-policy", "leaflru"}, &out, &errb))
+	assert.Contains(t, out.String(), "policy leaflru")
 	assert.ErrorIs(t, runOverhead([]string{"-h"}, &out, &errb), flag.ErrHelp)
 }
