@@ -60,9 +60,12 @@ type batchRow struct {
 }
 
 // BuildBatch fills b for the scheduled sequences of one step, takes the
-// pending copy directives, and allocates nothing once b's buffers have
-// grown. On error (an unknown, waiting or repeated sequence, or NewTokens
-// outside [1, length]) b is left as it was.
+// pending copy and swap directives, and allocates nothing once b's buffers
+// have grown. On error (an unknown, waiting or repeated sequence, NewTokens
+// outside [1, length] or before the sliding window, a sequence wider than a
+// fixed Stride) the manager is unchanged, no directive is taken, and b holds
+// no usable batch; its persistent rows stay consistent, so the next call
+// builds correctly.
 func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 	if b.Stride < 0 {
 		return errorf(ErrInvalid, "Batch.Stride %d must not be negative", b.Stride)
@@ -70,6 +73,53 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 	if b.SplitUnits < 0 || b.SplitMinChunk < 0 {
 		return errorf(ErrInvalid, "Batch.SplitUnits %d and SplitMinChunk %d must not be negative", b.SplitUnits, b.SplitMinChunk)
 	}
+	if len(b.rows) == 0 && b.Stride > 0 {
+		b.fixed = true
+	}
+	switch {
+	case b.Stride == 0:
+		b.relayout(16)
+	case len(b.rows) == 0:
+		b.relayout(b.Stride)
+	}
+	for {
+		widest, err := m.fill(b, sched)
+		if err != nil {
+			return err
+		}
+		if widest == 0 {
+			break
+		}
+		// Automatic width: a power of two that fits the widest sequence;
+		// every row is rewritten once.
+		stride := b.Stride
+		for stride < widest {
+			stride *= 2
+		}
+		b.relayout(stride)
+	}
+	if b.SplitUnits > 0 {
+		if err := b.Split.Build(b.BlocksPerSeq, b.SplitUnits, max(b.SplitMinChunk, 1)); err != nil {
+			return err
+		}
+	}
+	b.Swaps = m.TakeSwaps(b.Swaps[:0])
+	b.Copies = m.TakeCopies(b.Copies[:0])
+	return nil
+}
+
+// relayout empties b's rows for a new width.
+func (b *Batch) relayout(stride int) {
+	b.Stride = stride
+	b.rows = b.rows[:0]
+	clear(b.Tables[:cap(b.Tables)])
+	b.Tables = b.Tables[:0]
+}
+
+// fill validates and writes every row in one pass. It returns the width
+// needed when a sequence is wider than an automatic stride (the caller
+// relayouts and fills again), or an error.
+func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 	m.stamp++
 	if m.stamp == 0 {
 		m.stamp = 1
@@ -77,50 +127,7 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 			m.seqs[i].mark = 0
 		}
 	}
-	widest, slots := 0, 0
-	for _, sc := range sched {
-		idx, gen := sc.ID.parts()
-		var s *sequence
-		if int(idx) < len(m.seqs) && m.seqs[idx].gen == gen && m.seqs[idx].state == seqRunning {
-			s = &m.seqs[idx]
-		} else if _, err := m.running(sc.ID, "BuildBatch"); err != nil {
-			return err
-		}
-		if sc.NewTokens < 1 || sc.NewTokens > len(s.tokens) {
-			return errorf(ErrInvalid, "BuildBatch: %v has %d new tokens of %d", sc.ID, sc.NewTokens, len(s.tokens))
-		}
-		if len(s.tokens)-sc.NewTokens < s.released*m.bs {
-			return errorf(ErrInvalid, "BuildBatch: %v: new tokens before its sliding window", sc.ID)
-		}
-		if b.fixed && len(s.blocks) > b.Stride {
-			return errorf(ErrInvalid, "BuildBatch: %v has %d blocks, wider than Batch.Stride %d", sc.ID, len(s.blocks), b.Stride)
-		}
-		if s.mark == m.stamp {
-			return errorf(ErrInvalid, "BuildBatch: %v scheduled twice", sc.ID)
-		}
-		s.mark = m.stamp
-		widest = max(widest, len(s.blocks))
-		slots += sc.NewTokens
-	}
-	stride := b.Stride
-	if len(b.rows) == 0 && stride > 0 {
-		b.fixed = true
-	}
-	if !b.fixed && widest > stride {
-		// Automatic width: a power of two, at least 16 blocks, grown as
-		// longer sequences arrive (every row is rewritten then).
-		stride = 16
-		for stride < widest {
-			stride *= 2
-		}
-	}
-	if stride != b.Stride || len(b.rows) == 0 {
-		b.Stride = stride
-		b.rows = b.rows[:0]
-		clear(b.Tables[:cap(b.Tables)])
-		b.Tables = b.Tables[:0]
-	}
-	n := len(sched)
+	n, stride := len(sched), b.Stride
 	for len(b.rows) < n {
 		b.rows = append(b.rows, batchRow{})
 	}
@@ -132,52 +139,61 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		b.Tables = b.Tables[:need]
 	}
 	b.Seqs, b.SeqLens, b.QueryLens = resize(b.Seqs, n), resize(b.SeqLens, n), resize(b.QueryLens, n)
-	b.BlocksPerSeq = resize(b.BlocksPerSeq, n)
-	b.QueryStart, b.Slots = resize(b.QueryStart, n+1), resize(b.Slots, slots)
+	b.BlocksPerSeq, b.QueryStart = resize(b.BlocksPerSeq, n), resize(b.QueryStart, n+1)
 	b.QueryStart[0] = 0
-	next := 0
+	b.Slots = b.Slots[:0]
 	for i, sc := range sched {
-		idx, _ := sc.ID.parts()
+		idx, gen := sc.ID.parts()
+		if int(idx) >= len(m.seqs) || m.seqs[idx].gen != gen || m.seqs[idx].state != seqRunning {
+			_, err := m.running(sc.ID, "BuildBatch")
+			return 0, err
+		}
 		s := &m.seqs[idx]
+		ntok, nb := len(s.tokens), len(s.blocks)
+		switch {
+		case sc.NewTokens < 1 || sc.NewTokens > ntok:
+			return 0, errorf(ErrInvalid, "BuildBatch: %v has %d new tokens of %d", sc.ID, sc.NewTokens, ntok)
+		case ntok-sc.NewTokens < s.released*m.bs:
+			return 0, errorf(ErrInvalid, "BuildBatch: %v: new tokens before its sliding window", sc.ID)
+		case s.mark == m.stamp:
+			return 0, errorf(ErrInvalid, "BuildBatch: %v scheduled twice", sc.ID)
+		case nb > stride && b.fixed:
+			return 0, errorf(ErrInvalid, "BuildBatch: %v has %d blocks, wider than Batch.Stride %d", sc.ID, nb, stride)
+		case nb > stride:
+			widen = max(widen, nb)
+		}
+		s.mark = m.stamp
+		if widen > 0 {
+			continue // only validating now; the rows are rewritten anyway
+		}
 		row := b.Tables[i*stride : (i+1)*stride]
 		r := &b.rows[i]
 		from := r.filled
-		if r.id != sc.ID || r.version != s.version || from > len(s.blocks) {
+		if r.id != sc.ID || r.version != s.version || from > nb {
 			// A different sequence, or this one replaced or dropped
 			// entries: rewrite the row.
-			clear(row[len(s.blocks):min(max(r.filled, len(s.blocks)), stride)])
+			clear(row[nb:min(max(r.filled, nb), stride)])
 			from = 0
 		}
-		for k := from; k < len(s.blocks); k++ {
+		for k := from; k < nb; k++ {
 			row[k] = int32(s.blocks[k])
 		}
-		*r = batchRow{id: sc.ID, version: s.version, filled: len(s.blocks)}
-		n := len(s.tokens)
-		b.Seqs[i], b.SeqLens[i], b.QueryLens[i] = sc.ID, int32(n), int32(sc.NewTokens)
-		b.BlocksPerSeq[i] = int32(len(s.blocks))
+		*r = batchRow{id: sc.ID, version: s.version, filled: nb}
+		b.Seqs[i], b.SeqLens[i], b.QueryLens[i], b.BlocksPerSeq[i] = sc.ID, int32(ntok), int32(sc.NewTokens), int32(nb)
 		// One division per sequence, then walk the slots block by block.
-		pos := n - sc.NewTokens
-		k, off := m.split(pos)
+		k, off := m.split(ntok - sc.NewTokens)
 		base := int64(s.blocks[k]) * int64(m.bs)
 		for range sc.NewTokens {
 			if off == m.bs {
 				k, off = k+1, 0
 				base = int64(s.blocks[k]) * int64(m.bs)
 			}
-			b.Slots[next] = base + int64(off)
-			next++
+			b.Slots = append(b.Slots, base+int64(off))
 			off++
 		}
-		b.QueryStart[i+1] = int32(next)
+		b.QueryStart[i+1] = int32(len(b.Slots))
 	}
-	if b.SplitUnits > 0 {
-		if err := b.Split.Build(b.BlocksPerSeq, b.SplitUnits, max(b.SplitMinChunk, 1)); err != nil {
-			return err
-		}
-	}
-	b.Swaps = m.TakeSwaps(b.Swaps[:0])
-	b.Copies = m.TakeCopies(b.Copies[:0])
-	return nil
+	return widen, nil
 }
 
 // resize returns s with length n, reusing its array when it is large enough.

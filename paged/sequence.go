@@ -69,12 +69,26 @@ const (
 )
 
 type sequence struct {
-	gen    uint32
+	// Hot fields first: the decode fast path and BuildBatch touch only
+	// these, so they share the struct's first cache lines.
+	gen     uint32
+	version uint32
+	// own says the last block is partly filled, referenced by this
+	// sequence alone and holds no cached content, so the next token can be
+	// written in place; it is valid only while ownVer == version (every
+	// change of the table bumps version) and Fork clears it.
+	ownVer uint32
+	mark   uint32
 	state  seqState
-	blocks []allocator.BlockID
+	own    bool
+	// released: blocks[:released] fell out of the sliding window and name
+	// the null block.
+	released int
 	// tokens holds every token of the sequence; for sequences created from
 	// hashes, the tokens the caller did not give are zero placeholders.
 	tokens []int32
+	blocks []allocator.BlockID
+
 	hashes []Hash
 	// hashLimit: blocks at this index and beyond cannot be hashed (their
 	// tokens are unknown placeholders).
@@ -83,22 +97,11 @@ type sequence struct {
 	// hashes[:committed].
 	committed int
 	// spec: trailing speculative tokens, never committed.
-	spec    int
-	opts    SeqOptions
-	mm      []MMRange
-	version uint32
-	// own says the last block is partly filled, referenced by this
-	// sequence alone and holds no cached content, so the next token can be
-	// written in place; it is valid only while ownVer == version (every
-	// change of the table bumps version) and Fork clears it.
-	own    bool
-	ownVer uint32
-	mark   uint32
+	spec int
+	opts SeqOptions
+	mm   []MMRange
 	// host is the host table of a swapped-out sequence.
 	host []allocator.BlockID
-	// released: blocks[:released] fell out of the sliding window and name
-	// the null block.
-	released int
 }
 
 // seq resolves a handle.
@@ -434,20 +437,29 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 // is exhausted (the caller preempts and retries). For a waiting sequence it
 // only extends the tokens to compute at admission.
 func (m *Manager) Append(id SeqID, tokens ...int32) error {
-	// Fast path of decoding: one token into a partly filled block that this
-	// sequence owns alone. Everything else takes the general path.
+	// Fast paths of decoding, one token into a running sequence: into a
+	// partly filled last block that it owns alone, or into a fresh block
+	// when the last one is full. Everything else takes the general path.
 	if len(tokens) == 1 {
 		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
 			s := &m.seqs[idx]
 			t0 := len(s.tokens)
-			if _, off := m.split(t0); s.gen == gen && s.state == seqRunning && off != 0 && t0 < m.cfg.MaxModelLen {
-				if s.own && s.ownVer == s.version {
+			if s.gen == gen && s.state == seqRunning && t0 < m.cfg.MaxModelLen {
+				switch _, off := m.split(t0); {
+				case off != 0 && s.own && s.ownVer == s.version:
 					s.tokens = append(s.tokens, tokens[0])
 					if off == m.bs-1 {
 						s.own = false
 						m.hashFull(s)
 						m.commitFull(s)
 					}
+					return nil
+				case off == 0 && s.opts.Window == 0 && m.available() > 0:
+					s.blocks = append(s.blocks, m.allocBlock())
+					s.tokens = append(s.tokens, tokens[0])
+					m.hashFull(s)
+					m.commitFull(s)
+					s.own, s.ownVer = m.bs > 1, s.version
 					return nil
 				}
 			}
@@ -525,7 +537,8 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	m.hashFull(s)
 	m.commitFull(s)
 	// The last block is now fresh, copied, or ours alone and uncached.
-	s.own, s.ownVer = len(s.tokens)%m.bs != 0, s.version
+	// Windowed sequences always take this path, which slides the window.
+	s.own, s.ownVer = len(s.tokens)%m.bs != 0 && s.opts.Window == 0, s.version
 	return nil
 }
 
