@@ -142,13 +142,20 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 	b.BlocksPerSeq, b.QueryStart = resize(b.BlocksPerSeq, n), resize(b.QueryStart, n+1)
 	b.QueryStart[0] = 0
 	b.Slots = b.Slots[:0]
+	// Local slices of length n let the compiler drop bounds checks.
+	seqs, lens, qlens, nblocks := b.Seqs[:n], b.SeqLens[:n], b.QueryLens[:n], b.BlocksPerSeq[:n]
+	qstart, rows, all := b.QueryStart[1:n+1], b.rows[:n], m.seqs
 	for i, sc := range sched {
 		idx, gen := sc.ID.parts()
-		if int(idx) >= len(m.seqs) || m.seqs[idx].gen != gen || m.seqs[idx].state != seqRunning {
+		if int(idx) >= len(all) {
 			_, err := m.running(sc.ID, "BuildBatch")
 			return 0, err
 		}
-		s := &m.seqs[idx]
+		s := &all[idx]
+		if s.gen != gen || s.state != seqRunning {
+			_, err := m.running(sc.ID, "BuildBatch")
+			return 0, err
+		}
 		ntok, nb := len(s.tokens), len(s.blocks)
 		switch {
 		case sc.NewTokens < 1 || sc.NewTokens > ntok:
@@ -167,7 +174,7 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 			continue // only validating now; the rows are rewritten anyway
 		}
 		row := b.Tables[i*stride : (i+1)*stride]
-		r := &b.rows[i]
+		r := &rows[i]
 		from := r.filled
 		if r.id != sc.ID || r.version != s.version || from > nb {
 			// A different sequence, or this one replaced or dropped
@@ -179,19 +186,21 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 			row[k] = int32(s.blocks[k])
 		}
 		*r = batchRow{id: sc.ID, version: s.version, filled: nb}
-		b.Seqs[i], b.SeqLens[i], b.QueryLens[i], b.BlocksPerSeq[i] = sc.ID, int32(ntok), int32(sc.NewTokens), int32(nb)
-		// One division per sequence, then walk the slots block by block.
+		seqs[i], lens[i], qlens[i], nblocks[i] = sc.ID, int32(ntok), int32(sc.NewTokens), int32(nb)
+		// One division per sequence, then walk the slots block by block,
+		// reading the row just written (dense, so cheaper to reach than the
+		// sequence's own table).
 		k, off := m.split(ntok - sc.NewTokens)
-		base := int64(s.blocks[k]) * int64(m.bs)
+		base := int64(row[k]) * int64(m.bs)
 		for range sc.NewTokens {
 			if off == m.bs {
 				k, off = k+1, 0
-				base = int64(s.blocks[k]) * int64(m.bs)
+				base = int64(row[k]) * int64(m.bs)
 			}
 			b.Slots = append(b.Slots, base+int64(off))
 			off++
 		}
-		b.QueryStart[i+1] = int32(len(b.Slots))
+		qstart[i] = int32(len(b.Slots))
 	}
 	return widen, nil
 }
