@@ -39,6 +39,38 @@
 // use and simulations only. KV events (BlockStored, BlockRemoved,
 // AllBlocksCleared) are queued in a bounded buffer for DrainEvents.
 //
+// # Batches
+//
+// BuildBatch turns the scheduled sequences of a step into kernel-ready
+// metadata in a reused Batch: padded int32 block tables (persistent rows,
+// so a step costs O(changed entries + sequences)), sequence and query
+// lengths, the slot mapping of the new tokens, the copy and swap
+// directives, and, with Batch.SplitUnits set, a Flash-Decoding split plan
+// (SplitPlan) that cuts long sequences into balanced chunks over the
+// compute units with the merge map of their partial results.
+//
+// # Tiers
+//
+// With Config.HostBlocks a host pool backs the device pool. SwapOut and
+// SwapIn move whole groups of sequences (a block shared inside the group
+// moves once and stays shared); an evicted cached block whose content is
+// the last device copy is offloaded to the host instead of dropped, stays
+// in the prefix index, and a later hit onboards it. Every transfer is a
+// Swap directive, drained in order into Batch.Swaps. SeqOptions.Window
+// releases the blocks that leave a sliding window and points their table
+// entries at the null block. Placement spreads one sequence over several
+// devices' managers (ring attention), in contiguous shards or round-robin.
+//
+// # Capacity planning
+//
+// KVSpec gives the KV bytes per token, block and sequence for standard
+// (MHA, GQA, MQA) or MLA attention, with separate key and value types from
+// fp32 down to int2 and their scale overhead counted exactly (KVType).
+// PlanCapacity splits each device's memory into weights (every MoE expert
+// resident), a reserve and KV under tensor and context parallelism, and
+// sizes each device's Config with the manager's own arithmetic;
+// LookupModel has presets for well-known models.
+//
 // # Ownership
 //
 // Block IDs in tables, batches and directives belong to the manager; the
