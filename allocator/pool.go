@@ -234,6 +234,9 @@ func (p *Pool) Evict(id BlockID) {
 
 // Stats is a snapshot of a pool's occupancy and lifetime counters.
 type Stats struct {
+	// Total is the number of blocks, reserved ones included; Reserved, Free, Cached and Held
+	// count blocks never handed out, on the free list, unreferenced with content kept, and
+	// with at least one reference. The four sum to Total.
 	Total, Reserved, Free, Cached, Held int
 	// Allocs counts references created by Alloc, AppendAlloc and Claim;
 	// Releases counts blocks whose last reference was dropped.

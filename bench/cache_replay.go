@@ -17,35 +17,43 @@ const BeladyName = "belady"
 type CacheResult struct {
 	// Policy names the eviction policy.
 	Policy string `json:"policy"`
-	// CapacityTokens is the capacity asked for; CapacityBlocks =
-	// floor(CapacityTokens / BlockSize) usable blocks.
+	// CapacityTokens is the device capacity asked for, in tokens.
 	CapacityTokens int64 `json:"capacity_tokens"`
-	CapacityBlocks int   `json:"capacity_blocks"`
-	BlockSize      int   `json:"block_size"`
-	// HostTokens and HostBlocks size the host tier (0: none). Evicted
-	// device blocks are offloaded there and a later hit onboards them.
+	// CapacityBlocks is the number of usable device blocks,
+	// floor(CapacityTokens / BlockSize).
+	CapacityBlocks int `json:"capacity_blocks"`
+	// BlockSize is the trace's block size in tokens.
+	BlockSize int `json:"block_size"`
+	// HostTokens sizes the host tier in tokens (0: none). Evicted device
+	// blocks are offloaded there and a later hit onboards them.
 	HostTokens int64 `json:"host_tokens,omitempty"`
-	HostBlocks int   `json:"host_blocks,omitempty"`
-	// Requests counts the replayed requests; Oversize those longer than the
-	// whole cache, whose references all count as misses and which leave the
-	// cache untouched.
+	// HostBlocks is the host tier's size in blocks (0: none).
+	HostBlocks int `json:"host_blocks,omitempty"`
+	// Requests counts the replayed requests.
 	Requests int `json:"requests"`
+	// Oversize counts the requests longer than the whole cache, whose
+	// references all count as misses and which leave the cache untouched.
 	Oversize int `json:"oversize"`
-	// References and Hits count block references and those served from
-	// the cache, either tier; HitRate = Hits / References.
-	References int64   `json:"references"`
-	Hits       int64   `json:"hits"`
-	HitRate    float64 `json:"hit_rate"`
+	// References counts the trace's block references.
+	References int64 `json:"references"`
+	// Hits counts the block references served from the cache, either tier.
+	Hits int64 `json:"hits"`
+	// HitRate is Hits / References, 0 without references.
+	HitRate float64 `json:"hit_rate"`
 	// HostHits are the hits served from the host tier (onboarded), part
-	// of Hits; DeviceHitRate and HostHitRate split HitRate by tier.
-	HostHits      int64   `json:"host_hits,omitempty"`
+	// of Hits.
+	HostHits int64 `json:"host_hits,omitempty"`
+	// DeviceHitRate is the share of references served from the device tier.
 	DeviceHitRate float64 `json:"device_hit_rate"`
-	HostHitRate   float64 `json:"host_hit_rate,omitempty"`
+	// HostHitRate is the share of references served from the host tier;
+	// DeviceHitRate + HostHitRate = HitRate.
+	HostHitRate float64 `json:"host_hit_rate,omitempty"`
 	// MaxHitRate is the infinite cache's hit rate on the same trace.
 	MaxHitRate float64 `json:"max_hit_rate"`
 	// Evictions counts cached device blocks given up to make room
-	// (offloaded ones included); HostEvictions those lost by the host.
-	Evictions     uint64 `json:"evictions"`
+	// (offloaded ones included).
+	Evictions uint64 `json:"evictions"`
+	// HostEvictions counts offloaded blocks the host tier gave up.
 	HostEvictions uint64 `json:"host_evictions,omitempty"`
 	// Elapsed is the replay's wall time (not deterministic).
 	Elapsed time.Duration `json:"elapsed_ns"`

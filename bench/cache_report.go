@@ -52,9 +52,12 @@ func CachePolicies(names []string) ([]CachePolicy, error) {
 // CacheWinner is the best online policy at one capacity (the Belady oracle
 // excluded) and its margin over LRU.
 type CacheWinner struct {
+	// CapacityTokens is the cache capacity in tokens.
 	CapacityTokens int64
-	Policy         string
-	HitRate        float64
+	// Policy names the winning online policy.
+	Policy string
+	// HitRate is the winner's hit rate (CacheResult.HitRate).
+	HitRate float64
 	// Tied counts the other online policies with the same hit rate.
 	Tied int
 	// LRU is LRU's hit rate at this capacity, NaN if LRU was not replayed.

@@ -12,7 +12,9 @@ import (
 // and the factory the manager builds it with. A nil Factory with the name
 // BeladyName stands for the Belady oracle.
 type CachePolicy struct {
-	Name    string
+	// Name labels the policy in results and reports.
+	Name string
+	// Factory builds the policy; nil only for the Belady oracle.
 	Factory eviction.Factory
 }
 
@@ -26,9 +28,10 @@ type CacheStudyConfig struct {
 	// floor(tokens / Trace.BlockSize) blocks. Required.
 	CapacityTokens []int64
 	// HostTokens sizes a host tier next to every device capacity (0:
-	// none); HostFactor, when positive, sizes it instead as that multiple
-	// of each device capacity. Host blocks = floor(tokens / block size).
+	// none). Host blocks = floor(tokens / block size).
 	HostTokens int64
+	// HostFactor, when positive, sizes the host tier instead as that
+	// multiple of each device capacity.
 	HostFactor float64
 	// Workers is the number of replays run at once, each with its own
 	// manager. Default runtime.GOMAXPROCS(0).

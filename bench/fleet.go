@@ -85,8 +85,11 @@ func (c FleetConfig) withDefaults() (FleetConfig, error) {
 // FleetRouter names a routing policy for the study. Prefix says whether it
 // needs the index's scores (the others get zero scores and no lookup).
 type FleetRouter struct {
-	Name   string
+	// Name labels the router in results.
+	Name string
+	// Router makes the routing decisions.
 	Router fleet.Router
+	// Prefix is true when the router needs the index's prefix scores.
 	Prefix bool
 }
 
@@ -132,26 +135,32 @@ func FleetRouters(seed uint64, loadCap float64) []FleetRouter {
 
 // FleetResult is what one replay measured.
 type FleetResult struct {
+	// Router is the name of the router replayed (FleetRouter.Name).
 	Router string
 	// Requests were served; Rejected could never fit a server's pool.
 	Requests, Rejected int
 	// InputTokens and HitTokens sum the prompts and their cached prefixes
-	// over the fleet; HitRate = HitTokens / InputTokens.
+	// over the fleet, in tokens.
 	InputTokens, HitTokens int64
-	HitRate                float64
-	// PerServer counts the requests each server served; Imbalance is the
-	// largest count over the mean (1 is perfect balance).
+	// HitRate is HitTokens / InputTokens.
+	HitRate float64
+	// PerServer counts the requests each server served.
 	PerServer []int
+	// Imbalance is the largest PerServer count over the mean (1 is perfect
+	// balance).
 	Imbalance float64
 	// MeanWait and P90Wait are simulated queueing delays before a request
 	// starts, in seconds; Makespan is when the last request finished.
 	MeanWait, P90Wait, Makespan float64
-	// Lookups and LookupTime measure the index lookups (wall clock);
-	// BlockEvents and ApplyTime the block events applied to it.
-	Lookups     int
-	LookupTime  time.Duration
+	// Lookups counts the index lookups (0 for routers without Prefix).
+	Lookups int
+	// LookupTime is the wall time spent in those lookups.
+	LookupTime time.Duration
+	// BlockEvents counts the blocks named by the KV events applied to the
+	// index.
 	BlockEvents int64
-	ApplyTime   time.Duration
+	// ApplyTime is the wall time spent applying those events.
+	ApplyTime time.Duration
 	// Decisions is the server chosen for each request, in trace order.
 	Decisions []int
 }

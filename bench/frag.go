@@ -108,8 +108,11 @@ func (c FragConfig) withDefaults() (FragConfig, error) {
 // FragSlots classifies every token slot of the budget at one step. The
 // fields add up to Budget.
 type FragSlots struct {
+	// Step is the engine step, from 0 (on the arrival clock with
+	// FragConfig.Arrivals), and Running the number of running requests.
 	Step, Running int
-	Budget        int
+	// Budget is the KV budget in token slots (FragConfig.KVTokens).
+	Budget int
 	// Tokens: slots holding the KV of a token already processed.
 	Tokens int
 	// Reserved: allocated to a running request and will hold one of its
@@ -130,9 +133,13 @@ type FragSlots struct {
 // FragResult is one memory model's outcome on a trace. Shares are of the
 // budget, averaged over steps.
 type FragResult struct {
+	// Model is the memory model run.
 	Model MemoryModel
 	// BlockSize is the paged block size in tokens; 0 for contiguous models.
-	BlockSize                                       int
+	BlockSize int
+	// TokenStates, Reserved, Internal, External and Free are the shares
+	// (fractions, not percent) of the FragSlots classes Tokens, Reserved,
+	// Internal, External and Free.
 	TokenStates, Reserved, Internal, External, Free float64
 	// AvgRunning is the average number of running requests per step.
 	AvgRunning float64
@@ -152,6 +159,9 @@ type FragResult struct {
 
 // PaperShares are the PagedAttention paper's Figure 2 shares, in percent.
 type PaperShares struct {
+	// TokenStates, Reserved, Internal and External are the percentages of
+	// KV memory in those FragSlots classes; only TokenStates is set when
+	// Partial.
 	TokenStates, Reserved, Internal, External float64
 	// Partial is true when the paper gives only the token-state share.
 	Partial bool
@@ -441,7 +451,10 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 // FragRun names one run of a study: a memory model and, for ModelPaged, a
 // block size.
 type FragRun struct {
-	Model     MemoryModel
+	// Model is the memory model to run.
+	Model MemoryModel
+	// BlockSize is the block size in tokens for ModelPaged; ignored by the
+	// contiguous models.
 	BlockSize int
 }
 

@@ -39,8 +39,11 @@ func PaperSharing(s SharingMode) (alpaca, sharegpt [2]float64) {
 
 // SharingResult is the outcome of one sharing run.
 type SharingResult struct {
-	Mode      SharingMode
-	Width     int
+	// Mode is the decoding method run.
+	Mode SharingMode
+	// Width is the number of sequences per prompt: samples or beams.
+	Width int
+	// BlockSize is the block size in tokens.
 	BlockSize int
 	// Saved is the share of KV blocks that sharing saves: 1 - (blocks in
 	// use) / (blocks the same sequences would hold without sharing),
@@ -49,11 +52,15 @@ type SharingResult struct {
 	// AvgRunning is the average number of running groups (prompts) per
 	// step; AvgSequences the average number of running sequences.
 	AvgRunning, AvgSequences float64
-	Steps, Preemptions       int
+	// Steps is the number of engine steps to drain the trace and
+	// Preemptions the number of groups preempted for lack of blocks.
+	Steps, Preemptions int
 	// Copies counts copy-on-write block copies.
-	Copies   uint64
+	Copies uint64
+	// Requests is the number of prompts (groups) in the trace.
 	Requests int
-	Elapsed  time.Duration
+	// Elapsed is the wall time of the run.
+	Elapsed time.Duration
 }
 
 // DefaultSharingSeed seeds the beam re-parenting draws, so runs repeat.

@@ -47,18 +47,51 @@ type W1Config struct {
 // W1Result holds the counters and timings of one replay. JSON keys follow
 // the reference replay's.
 type W1Result struct {
-	Steps, Preemptions, Finished, Admissions               int
+	// Steps is the number of engine steps run, Preemptions the number of
+	// requests preempted, Finished the requests completed and Admissions
+	// the successful admissions, resumptions after preemption included.
+	Steps, Preemptions, Finished, Admissions int
+	// TokensProcessed is PrefillTokens + Decode: PrefillTokens are the
+	// prompt tokens computed at admission (prefix hits excluded),
+	// ResumedPrefill the part of them recomputed by preempted requests, and
+	// Decode the tokens decoded, one per running request per step.
 	TokensProcessed, PrefillTokens, ResumedPrefill, Decode int64
-	PrefixQueryTokens, PrefixHitTokens, PrefixLookups      uint64
-	AdmittedQueryTokens, AdmittedHitTokens                 int64
-	PeakBlocksInUse, PeakRunning, ReadmittedSameStep       int
-	CallsGetComputed, CallsAllocDecode, CallsAllocAdmit    int64
-	CallsFree, CallsAppendOutput, CallsInit                int64
-	Digest                                                 string
+	// PrefixQueryTokens and PrefixHitTokens are the tokens queried and found
+	// cached over PrefixLookups prefix lookups: every admission attempt,
+	// failed ones included (paged.Stats).
+	PrefixQueryTokens, PrefixHitTokens, PrefixLookups uint64
+	// AdmittedQueryTokens and AdmittedHitTokens are the same token counts
+	// over successful admissions only.
+	AdmittedQueryTokens, AdmittedHitTokens int64
+	// PeakBlocksInUse is the most blocks referenced at once, PeakRunning the
+	// most requests running at once, and ReadmittedSameStep the admissions
+	// of a request preempted earlier in the same step.
+	PeakBlocksInUse, PeakRunning, ReadmittedSameStep int
+	// CallsGetComputed and CallsAllocAdmit count admission attempts (one
+	// Admit call does vLLM's get_computed_blocks and allocate_slots);
+	// CallsAllocDecode counts decode Append calls, retries included.
+	CallsGetComputed, CallsAllocDecode, CallsAllocAdmit int64
+	// CallsFree counts Free and Preempt calls, CallsAppendOutput the output
+	// tokens produced and CallsInit the requests added.
+	CallsFree, CallsAppendOutput, CallsInit int64
+	// Digest is the hex SHA-256 of the allocation event lines, "" unless
+	// W1Config.Digest.
+	Digest string
+	// NsAdmit, NsAllocDecode, NsFree and NsInit are the nanoseconds spent
+	// in admissions, decode appends, frees and preemptions, and Add calls
+	// (prompt hashing included). NsAppendOutput is always 0: appending an
+	// output token costs the manager nothing beyond the decode Append.
 	NsAdmit, NsAllocDecode, NsFree, NsInit, NsAppendOutput int64
-	ManagerNs, ManagerNsExclPromptHash, TotalWallNs        int64
-	TimerOverheadNsPerCall                                 float64
-	TimedCalls                                             int64
+	// ManagerNs is the nanoseconds spent in all timed manager calls,
+	// ManagerNsExclPromptHash the same without NsInit, and TotalWallNs the
+	// wall time of the whole replay in nanoseconds.
+	ManagerNs, ManagerNsExclPromptHash, TotalWallNs int64
+	// TimerOverheadNsPerCall is the estimated cost in nanoseconds of timing
+	// one call (a time.Now/time.Since pair).
+	TimerOverheadNsPerCall float64
+	// TimedCalls is the number of timed calls: CallsInit, CallsAllocDecode,
+	// CallsAllocAdmit and CallsFree together.
+	TimedCalls int64
 }
 
 type w1Request struct {

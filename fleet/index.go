@@ -330,9 +330,10 @@ func (x *Index) Resync(name string) error {
 
 // Score is one server's answer for a request.
 type Score struct {
-	// Server and Name identify the server.
+	// Server is the server's ID in the index.
 	Server ServerID
-	Name   string
+	// Name is the name the server registered under.
+	Name string
 	// Blocks is the number of leading blocks of the request the server
 	// holds, on either tier, without a hole; Device of them are on the
 	// device.
@@ -453,7 +454,9 @@ func (x *Index) expire() {
 
 // ServerStatus describes one server's stream as the index sees it.
 type ServerStatus struct {
-	ID   ServerID
+	// ID is the server's ID in the index, in registration order from 0.
+	ID ServerID
+	// Name is the name the server registered under.
 	Name string
 	// Seq is the sequence number of the last event taken.
 	Seq uint64

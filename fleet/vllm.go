@@ -44,7 +44,8 @@ type VLLMBatch struct {
 	TS float64
 	// DataParallelRank is the engine's data-parallel rank when HasRank.
 	DataParallelRank int
-	HasRank          bool
+	// HasRank reports whether the batch carried a data_parallel_rank.
+	HasRank bool
 	// Events are the batch's events in order. Seq is left 0; VLLMStream
 	// numbers them.
 	Events []paged.Event

@@ -5,7 +5,9 @@ import "github.com/pagedkv/pagedkv/allocator"
 // Scheduled names a running sequence in a step and how many of its last
 // tokens are new this step (their KV is computed and written this step).
 type Scheduled struct {
-	ID        SeqID
+	// ID is the running sequence.
+	ID SeqID
+	// NewTokens is the number of its last tokens new this step, at least 1.
 	NewTokens int
 }
 

@@ -54,17 +54,21 @@ func (k EventKind) String() string {
 type Event struct {
 	// Seq numbers events from 1 without gaps at the source; a consumer that
 	// sees a gap has lost events (the buffer overflowed) and must resync.
-	Seq  uint64
+	Seq uint64
+	// Kind is the event's type.
 	Kind EventKind
 	// Hashes are the blocks concerned, in chain order for BlockStored.
 	Hashes []Hash
 	// Parent is the hash of the block before Hashes[0] in its chain, valid
 	// when HasParent (BlockStored only).
-	Parent    Hash
+	Parent Hash
+	// HasParent reports whether Parent is valid; false when Hashes[0] starts
+	// its chain.
 	HasParent bool
 	// Tokens are the token IDs of the stored blocks, BlockSize per block
 	// (BlockStored only).
-	Tokens    []int32
+	Tokens []int32
+	// BlockSize is the number of tokens per block (BlockStored only).
 	BlockSize int
 	// LoRA is the adapter ID of the stored blocks, 0 for none.
 	LoRA int32

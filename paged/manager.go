@@ -56,6 +56,7 @@ type Manager struct {
 // Copy is a copy-on-write directive: before the step's kernels run, the
 // server copies the KV of block Src into block Dst.
 type Copy struct {
+	// Src is the block copied from and Dst the block copied to.
 	Src, Dst allocator.BlockID
 }
 

@@ -322,8 +322,13 @@ func (p *Placement) Slot(id SeqID, pos int) (device int, slot int64, err error) 
 // tables of every scheduled sequence and the slots of the new tokens it
 // stores. Reuse one across steps; its buffers are kept.
 type PlacementBatch struct {
-	Seqs                  []SeqID
-	SeqLens               []int32
+	// Seqs are the scheduled sequences, in scheduling order.
+	Seqs []SeqID
+	// SeqLens are the sequences' global lengths in tokens after this step.
+	SeqLens []int32
+	// QueryLens are the new tokens per sequence; QueryStart[i] is where
+	// sequence i's new tokens begin in the step's concatenated new tokens
+	// (len(Seqs)+1 entries).
 	QueryLens, QueryStart []int32
 	// Devices has one entry per device pool.
 	Devices []ShardBatch
@@ -340,8 +345,9 @@ type ShardBatch struct {
 	// SeqLens are the tokens each sequence keeps on this device.
 	SeqLens []int32
 	// Slots are the slots of this step's new tokens stored on this device,
-	// and Positions their global positions, in order.
-	Slots     []int64
+	// in order.
+	Slots []int64
+	// Positions are the global token positions of those Slots.
 	Positions []int32
 }
 

@@ -48,16 +48,23 @@ type SeqOptions struct {
 
 // MMRange is a multimodal input occupying token positions [Start, End).
 type MMRange struct {
+	// Start is the first token position of the input and End the position
+	// after its last.
 	Start, End int
-	Hash       string
+	// Hash identifies the input's content; it is mixed into the hash of
+	// every block the range overlaps.
+	Hash string
 }
 
 // Retention is a priority for cached blocks, in the manner of
 // TensorRT-LLM: levels 0 (give up first) to 100, reverting to
 // eviction.DefaultPriority after Ticks of logical time (0: never).
 type Retention struct {
+	// Priority is the retention level, 0 (give up first) to 100.
 	Priority int
-	Ticks    int64
+	// Ticks is how long, in logical time (Manager.Advance), the priority
+	// lasts before reverting; 0 means it never reverts.
+	Ticks int64
 }
 
 type seqState uint8

@@ -24,10 +24,12 @@ type Stats struct {
 	// don't (not yet admitted, or preempted).
 	Sequences, Running, Waiting int
 	// PrefixQueries counts admissions attempted (every Admit call, failed
-	// ones included, as vLLM counts); the token and block counters sum the
-	// sequence lengths queried and the cached prefixes found.
-	PrefixQueries                      uint64
+	// ones included, as vLLM counts).
+	PrefixQueries uint64
+	// PrefixQueryTokens sums the sequence lengths queried and
+	// PrefixHitTokens the cached prefixes found, in tokens.
 	PrefixQueryTokens, PrefixHitTokens uint64
+	// PrefixQueryBlocks and PrefixHitBlocks are the same sums in blocks.
 	PrefixQueryBlocks, PrefixHitBlocks uint64
 	// Evictions counts cached blocks given up to make room; BlocksStored
 	// counts blocks committed to the prefix index.

@@ -64,8 +64,10 @@ func (k SwapKind) DstMedium() Medium {
 // and before the step's kernels: a source block may be handed out again by
 // a later decision of the same step.
 type Swap struct {
+	// Src is the block copied from and Dst the block copied to.
 	Src, Dst allocator.BlockID
-	Kind     SwapKind
+	// Kind is the transfer kind; its SrcMedium and DstMedium name the pools.
+	Kind SwapKind
 }
 
 // TakeSwaps appends the pending tier directives to dst in order and clears
