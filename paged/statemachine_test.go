@@ -406,6 +406,17 @@ func policy(t *rapid.T, label string) eviction.Factory {
 	return f
 }
 
+// newMachine returns a model over m with an empty shadow store and three
+// base prompts that later prompts share prefixes of.
+func newMachine(t *rapid.T, m *paged.Manager, bs int) *machine {
+	s := &machine{m: m, bs: bs, shadow: shadowKV{bs: bs, slot: map[int64]uint64{}}, seqs: map[paged.SeqID]*modelSeq{}}
+	s.shadow.exclusive = s.checkExclusive
+	for range 3 {
+		s.prompts = append(s.prompts, rapid.SliceOfN(rapid.Int32Range(1, 4), 1, 12).Draw(t, "base"))
+	}
+	return s
+}
+
 func TestStateMachine(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
@@ -421,11 +432,7 @@ func TestStateMachine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &machine{m: m, bs: bs, shadow: shadowKV{bs: bs, slot: map[int64]uint64{}}, seqs: map[paged.SeqID]*modelSeq{}}
-		s.shadow.exclusive = s.checkExclusive
-		for range 3 {
-			s.prompts = append(s.prompts, rapid.SliceOfN(rapid.Int32Range(1, 4), 1, 12).Draw(t, "base"))
-		}
+		s := newMachine(t, m, bs)
 		var events []paged.Event
 		t.Repeat(map[string]func(*rapid.T){
 			"create":   s.create,

@@ -392,12 +392,8 @@ func TestStateMachineTiers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &machine{m: m, bs: bs, shadow: shadowKV{bs: bs, slot: map[int64]uint64{}}, seqs: map[paged.SeqID]*modelSeq{},
-			host: &hostShadow{slot: map[int64]uint64{}, windowed: map[paged.SeqID]bool{}, swapped: map[paged.SeqID]bool{}}}
-		s.shadow.exclusive = s.checkExclusive
-		for range 3 {
-			s.prompts = append(s.prompts, rapid.SliceOfN(rapid.Int32Range(1, 4), 1, 12).Draw(t, "base"))
-		}
+		s := newMachine(t, m, bs)
+		s.host = &hostShadow{slot: map[int64]uint64{}, windowed: map[paged.SeqID]bool{}, swapped: map[paged.SeqID]bool{}}
 		var events []paged.Event
 		t.Repeat(map[string]func(*rapid.T){
 			"create":         s.create,
