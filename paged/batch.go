@@ -58,7 +58,10 @@ type Batch struct {
 type batchRow struct {
 	id      SeqID
 	version uint32
-	filled  int
+	// last repeats the row's last entry: a decode token's slot needs only
+	// it, and this struct is already in cache for the delta check.
+	last   int32
+	filled int
 }
 
 // BuildBatch fills b for the scheduled sequences of one step, takes the
@@ -147,6 +150,9 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 	// Local slices of length n let the compiler drop bounds checks.
 	seqs, lens, qlens, nblocks := b.Seqs[:n], b.SeqLens[:n], b.QueryLens[:n], b.BlocksPerSeq[:n]
 	qstart, rows, all := b.QueryStart[1:n+1], b.rows[:n], m.seqs
+	// The slots grow in a local slice: appending through b would store the
+	// slice header back into b on every token.
+	slots := b.Slots[:0]
 	for i, sc := range sched {
 		idx, gen := sc.ID.parts()
 		if int(idx) >= len(all) {
@@ -184,26 +190,33 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 			clear(row[nb:min(max(r.filled, nb), stride)])
 			from = 0
 		}
+		last := r.last
 		for k := from; k < nb; k++ {
 			row[k] = int32(s.blocks[k])
+			last = row[k]
 		}
-		*r = batchRow{id: sc.ID, version: s.version, filled: nb}
+		*r = batchRow{id: sc.ID, version: s.version, last: last, filled: nb}
 		seqs[i], lens[i], qlens[i], nblocks[i] = sc.ID, int32(ntok), int32(sc.NewTokens), int32(nb)
 		// One division per sequence, then walk the slots block by block,
 		// reading the row just written (dense, so cheaper to reach than the
 		// sequence's own table).
 		k, off := m.split(ntok - sc.NewTokens)
-		base := int64(row[k]) * int64(m.bs)
-		for range sc.NewTokens {
-			if off == m.bs {
-				k, off = k+1, 0
-				base = int64(row[k]) * int64(m.bs)
+		if sc.NewTokens == 1 && k == nb-1 { // decode: one slot in the last block
+			slots = append(slots, int64(last)*int64(m.bs)+int64(off))
+		} else {
+			base := int64(row[k]) * int64(m.bs)
+			for range sc.NewTokens {
+				if off == m.bs {
+					k, off = k+1, 0
+					base = int64(row[k]) * int64(m.bs)
+				}
+				slots = append(slots, base+int64(off))
+				off++
 			}
-			b.Slots = append(b.Slots, base+int64(off))
-			off++
 		}
-		qstart[i] = int32(len(b.Slots))
+		qstart[i] = int32(len(slots))
 	}
+	b.Slots = slots
 	return widen, nil
 }
 
