@@ -155,26 +155,16 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 	slots := b.Slots[:0]
 	for i, sc := range sched {
 		idx, gen := sc.ID.parts()
-		if int(idx) >= len(all) {
-			_, err := m.running(sc.ID, "BuildBatch")
-			return 0, err
+		if int(idx) >= len(all) || all[idx].gen != gen || all[idx].state != seqRunning {
+			return 0, m.batchError(b, sc, nil)
 		}
 		s := &all[idx]
-		if s.gen != gen || s.state != seqRunning {
-			_, err := m.running(sc.ID, "BuildBatch")
-			return 0, err
-		}
 		ntok, nb := len(s.tokens), len(s.blocks)
-		switch {
-		case sc.NewTokens < 1 || sc.NewTokens > ntok:
-			return 0, errorf(ErrInvalid, "BuildBatch: %v has %d new tokens of %d", sc.ID, sc.NewTokens, ntok)
-		case ntok-sc.NewTokens < s.released*m.bs:
-			return 0, errorf(ErrInvalid, "BuildBatch: %v: new tokens before its sliding window", sc.ID)
-		case s.mark == m.stamp:
-			return 0, errorf(ErrInvalid, "BuildBatch: %v scheduled twice", sc.ID)
-		case nb > stride && b.fixed:
-			return 0, errorf(ErrInvalid, "BuildBatch: %v has %d blocks, wider than Batch.Stride %d", sc.ID, nb, stride)
-		case nb > stride:
+		if sc.NewTokens < 1 || sc.NewTokens > ntok || ntok-sc.NewTokens < s.released*m.bs ||
+			s.mark == m.stamp || (nb > stride && b.fixed) {
+			return 0, m.batchError(b, sc, s)
+		}
+		if nb > stride {
 			widen = max(widen, nb)
 		}
 		s.mark = m.stamp
@@ -183,19 +173,19 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 		}
 		row := b.Tables[i*stride : (i+1)*stride]
 		r := &rows[i]
-		from := r.filled
-		if r.id != sc.ID || r.version != s.version || from > nb {
+		if r.id != sc.ID || r.version != s.version || r.filled > nb {
 			// A different sequence, or this one replaced or dropped
 			// entries: rewrite the row.
 			clear(row[nb:min(max(r.filled, nb), stride)])
-			from = 0
+			*r = batchRow{id: sc.ID, version: s.version}
+		}
+		if r.filled < nb { // the sequence gained blocks
+			for k := r.filled; k < nb; k++ {
+				row[k] = int32(s.blocks[k])
+			}
+			r.filled, r.last = nb, row[nb-1]
 		}
 		last := r.last
-		for k := from; k < nb; k++ {
-			row[k] = int32(s.blocks[k])
-			last = row[k]
-		}
-		*r = batchRow{id: sc.ID, version: s.version, last: last, filled: nb}
 		seqs[i], lens[i], qlens[i], nblocks[i] = sc.ID, int32(ntok), int32(sc.NewTokens), int32(nb)
 		// One division per sequence, then walk the slots block by block,
 		// reading the row just written (dense, so cheaper to reach than the
@@ -218,6 +208,25 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 	}
 	b.Slots = slots
 	return widen, nil
+}
+
+// batchError says what is wrong with one scheduled entry; kept out of
+// fill's loop so the loop stays small.
+func (m *Manager) batchError(b *Batch, sc Scheduled, s *sequence) error {
+	if s == nil {
+		_, err := m.running(sc.ID, "BuildBatch")
+		return err
+	}
+	ntok := len(s.tokens)
+	switch {
+	case sc.NewTokens < 1 || sc.NewTokens > ntok:
+		return errorf(ErrInvalid, "BuildBatch: %v has %d new tokens of %d", sc.ID, sc.NewTokens, ntok)
+	case ntok-sc.NewTokens < s.released*m.bs:
+		return errorf(ErrInvalid, "BuildBatch: %v: new tokens before its sliding window", sc.ID)
+	case s.mark == m.stamp:
+		return errorf(ErrInvalid, "BuildBatch: %v scheduled twice", sc.ID)
+	}
+	return errorf(ErrInvalid, "BuildBatch: %v has %d blocks, wider than Batch.Stride %d", sc.ID, len(s.blocks), b.Stride)
 }
 
 // resize returns s with length n, reusing its array when it is large enough.

@@ -444,9 +444,26 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 // is exhausted (the caller preempts and retries). For a waiting sequence it
 // only extends the tokens to compute at admission.
 func (m *Manager) Append(id SeqID, tokens ...int32) error {
-	// Fast paths of decoding, one token into a running sequence: into a
-	// partly filled last block that it owns alone, or into a fresh block
-	// when the last one is full. Everything else takes the general path.
+	// The commonest decode step, one token into a partly filled last block
+	// that the sequence owns alone and that it does not fill, stays in this
+	// small function; everything else is in appendMore.
+	if len(tokens) == 1 {
+		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
+			s := &m.seqs[idx]
+			t0 := len(s.tokens)
+			if _, off := m.split(t0); s.own && s.ownVer == s.version && s.gen == gen && s.state == seqRunning &&
+				off != m.bs-1 && t0 < m.cfg.MaxModelLen {
+				s.tokens = append(s.tokens, tokens[0])
+				return nil
+			}
+		}
+	}
+	return m.appendMore(id, tokens)
+}
+
+// appendMore is Append's other fast paths (a token that fills the last
+// block, or starts a fresh one) and the general path.
+func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 	if len(tokens) == 1 {
 		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
 			s := &m.seqs[idx]
