@@ -255,10 +255,13 @@ func (s *machine) accept(t *rapid.T) {
 }
 
 func (s *machine) fork(t *rapid.T) {
-	id, ms, ok := s.pick(t, true)
-	if !ok {
-		return
+	if id, ms, ok := s.pick(t, true); ok {
+		s.forkSeq(t, id, ms)
 	}
+}
+
+// forkSeq forks id in the manager and the model and returns the child.
+func (s *machine) forkSeq(t *rapid.T, id paged.SeqID, ms *modelSeq) paged.SeqID {
 	child, err := s.m.Fork(id)
 	if err != nil {
 		t.Fatalf("Fork: %v", err)
@@ -266,6 +269,7 @@ func (s *machine) fork(t *rapid.T) {
 	c := *ms
 	c.tokens = slices.Clone(ms.tokens)
 	s.add(child, &c)
+	return child
 }
 
 func (s *machine) truncate(t *rapid.T) {

@@ -260,13 +260,7 @@ func (s *machine) forkWindowed(t *rapid.T) {
 	if !ok {
 		return
 	}
-	child, err := s.m.Fork(id)
-	if err != nil {
-		t.Fatalf("Fork: %v", err)
-	}
-	c := *ms
-	c.tokens = append([]int32(nil), ms.tokens...)
-	s.add(child, &c)
+	child := s.forkSeq(t, id, ms)
 	s.host.windowed[child] = true
 }
 
