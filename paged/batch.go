@@ -171,29 +171,29 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 		if widen > 0 {
 			continue // only validating now; the rows are rewritten anyway
 		}
-		row := b.Tables[i*stride : (i+1)*stride]
 		r := &rows[i]
 		if r.id != sc.ID || r.version != s.version || r.filled > nb {
 			// A different sequence, or this one replaced or dropped
 			// entries: rewrite the row.
-			clear(row[nb:min(max(r.filled, nb), stride)])
+			clear(b.Tables[i*stride+nb : i*stride+min(max(r.filled, nb), stride)])
 			*r = batchRow{id: sc.ID, version: s.version}
 		}
 		if r.filled < nb { // the sequence gained blocks
+			row := b.Tables[i*stride : i*stride+nb]
 			for k := r.filled; k < nb; k++ {
 				row[k] = int32(s.blocks[k])
 			}
 			r.filled, r.last = nb, row[nb-1]
 		}
-		last := r.last
 		seqs[i], lens[i], qlens[i], nblocks[i] = sc.ID, int32(ntok), int32(sc.NewTokens), int32(nb)
-		// One division per sequence, then walk the slots block by block,
-		// reading the row just written (dense, so cheaper to reach than the
-		// sequence's own table).
+		// A decode token's slot needs only the row's last entry, cached in
+		// r; longer runs walk the row (dense, so cheaper to reach than the
+		// sequence's own table) with one division per sequence.
 		k, off := m.split(ntok - sc.NewTokens)
-		if sc.NewTokens == 1 && k == nb-1 { // decode: one slot in the last block
-			slots = append(slots, int64(last)*int64(m.bs)+int64(off))
+		if sc.NewTokens == 1 && k == nb-1 {
+			slots = append(slots, int64(r.last)*int64(m.bs)+int64(off))
 		} else {
+			row := b.Tables[i*stride : i*stride+nb]
 			base := int64(row[k]) * int64(m.bs)
 			for range sc.NewTokens {
 				if off == m.bs {
