@@ -29,7 +29,7 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Compat, "compat", "", `"vllm": one LRU queue over all free blocks, as vLLM v1; empty: the library's default`)
 	fs.BoolVar(&cfg.Digest, "digest", false, "compute the allocation digest")
 	repeat := fs.Int("repeat", 1, "replay R times and report the run with the median manager time")
-	asJSON := fs.Bool("json", false, "print one JSON line only")
+	asJSON := fs.Bool("json", false, "print the JSON line only, without the summary")
 	trace := fs.String("trace", "", "Azure CSV trace (default: the embedded Azure conversation trace)")
 	policy := fs.String("policy", "lru", "eviction policy of cached blocks (eviction.Names); -compat vllm needs lru")
 	fs.Usage = func() {
@@ -109,7 +109,8 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		timer/1e6, (float64(r.ManagerNs)-timer)/tok)
 	fmt.Fprintf(stdout, "  vLLM v1's reference replay: about 1,400 to 2,600 ns per token, 800 to 1,500 us per step\n")
 	fmt.Fprintf(stdout, "  wall %.1f ms for the whole replay, driver included\n", float64(r.TotalWallNs)/1e6)
-	return nil
+	_, err = fmt.Fprintln(stdout, string(line))
+	return err
 }
 
 // overheadJSON renders a result with the reference replay's keys, in order.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -37,6 +38,10 @@ func TestOverheadSummaryAndErrors(t *testing.T) {
 	require.NoError(t, runOverhead([]string{"-requests", "50", "-digest"}, &out, &errb))
 	assert.Contains(t, out.String(), "workload W1: 50 requests")
 	assert.Contains(t, out.String(), "differs from vLLM's")
+	last := out.String()[strings.LastIndex(strings.TrimRight(out.String(), "\n"), "\n")+1:]
+	var row map[string]any
+	require.NoError(t, json.Unmarshal([]byte(last), &row), "the summary ends with the JSON line")
+	assert.EqualValues(t, 50, row["finished"])
 	assert.Error(t, runOverhead([]string{"-requests", "0"}, &out, &errb))
 	assert.Error(t, runOverhead([]string{"-compat", "x"}, &out, &errb))
 	assert.Error(t, runOverhead([]string{"-repeat", "0"}, &out, &errb))
