@@ -421,6 +421,25 @@ func newMachine(t *rapid.T, m *paged.Manager, bs int) *machine {
 	return s
 }
 
+// actions are the operations every model test drives, with the
+// invariant check under the empty name, as rapid's Repeat wants them.
+func (s *machine) actions() map[string]func(*rapid.T) {
+	var events []paged.Event
+	return map[string]func(*rapid.T){
+		"create":   s.create,
+		"append":   s.appendTokens,
+		"accept":   s.accept,
+		"fork":     s.fork,
+		"truncate": s.truncate,
+		"free":     s.free,
+		"preempt":  s.preempt,
+		"admit":    s.admit,
+		"reset":    s.reset,
+		"drain":    func(*rapid.T) { events = s.m.DrainEvents(events[:0]) },
+		"":         s.check,
+	}
+}
+
 func TestStateMachine(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
@@ -437,19 +456,6 @@ func TestStateMachine(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := newMachine(t, m, bs)
-		var events []paged.Event
-		t.Repeat(map[string]func(*rapid.T){
-			"create":   s.create,
-			"append":   s.appendTokens,
-			"accept":   s.accept,
-			"fork":     s.fork,
-			"truncate": s.truncate,
-			"free":     s.free,
-			"preempt":  s.preempt,
-			"admit":    s.admit,
-			"reset":    s.reset,
-			"drain":    func(t *rapid.T) { events = m.DrainEvents(events[:0]) },
-			"":         s.check,
-		})
+		t.Repeat(s.actions())
 	})
 }

@@ -388,16 +388,8 @@ func TestStateMachineTiers(t *testing.T) {
 		}
 		s := newMachine(t, m, bs)
 		s.host = &hostShadow{slot: map[int64]uint64{}, windowed: map[paged.SeqID]bool{}, swapped: map[paged.SeqID]bool{}}
-		var events []paged.Event
-		t.Repeat(map[string]func(*rapid.T){
-			"create":         s.create,
-			"append":         s.appendTokens,
-			"accept":         s.accept,
-			"fork":           s.fork,
-			"truncate":       s.truncate,
-			"free":           s.free,
-			"preempt":        s.preempt,
-			"admit":          s.admit,
+		acts := s.actions()
+		for name, act := range map[string]func(*rapid.T){
 			"reset":          s.resetTier,
 			"swapOut":        s.swapOut,
 			"swapIn":         s.swapIn,
@@ -410,8 +402,9 @@ func TestStateMachineTiers(t *testing.T) {
 			"preemptW":       s.preemptWindowed,
 			"admitW":         s.admitWindowed,
 			"truncateW":      s.truncateWindowed,
-			"drain":          func(t *rapid.T) { events = m.DrainEvents(events[:0]) },
-			"":               s.check,
-		})
+		} {
+			acts[name] = act
+		}
+		t.Repeat(acts)
 	})
 }
