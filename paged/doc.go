@@ -63,13 +63,9 @@
 //
 // # Capacity planning
 //
-// KVSpec gives the KV bytes per token, block and sequence for standard
-// (MHA, GQA, MQA) or MLA attention, with separate key and value types from
-// fp32 down to int2 and their scale overhead counted exactly (KVType).
-// PlanCapacity splits each device's memory into weights (every MoE expert
-// resident), a reserve and KV under tensor and context parallelism, and
-// sizes each device's Config with the manager's own arithmetic;
-// LookupModel has presets for well-known models.
+// How much memory a model's KV takes and how many sequences fit is package
+// kvmem's question (KV types, layouts, presets, plans); this package does
+// not import it. A plan's BlockSize and NumBlocks are a Config's.
 //
 // # Ownership
 //

@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/pagedkv/pagedkv/bench"
-	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/kvmem"
 )
 
 // planRow is one KV type's line of the plan.
@@ -20,6 +20,7 @@ type planRow struct {
 	KV             string `json:"kv"`
 	TokenBytes     int64  `json:"token_bytes"`
 	DeviceBytes    int64  `json:"token_bytes_per_device"`
+	SequenceBytes  int64  `json:"sequence_bytes_per_device"`
 	NumBlocks      int64  `json:"num_blocks_per_device"`
 	KVTokens       int64  `json:"kv_tokens"`
 	MaxSequences   int64  `json:"max_sequences"`
@@ -58,7 +59,8 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	model := fs.String("model", "Kimi-K2", "preset model `name` ("+modelNames()+")")
-	layers := fs.Int("layers", 0, "custom model: attention layers")
+	layers := fs.Int("layers", 0, "custom model: attention layers, all full attention")
+	groups := fs.String("groups", "", "custom layer groups, `kind:layers[:arg],...`: full:10, window:52:1024 (window in tokens), chunked:36:8192, state:36:1097728[:heads] (bytes per layer), shared:4:0 (group index)")
 	kvHeads := fs.Int("kv-heads", 0, "custom model: KV heads (GQA/MQA)")
 	headDim := fs.Int("head-dim", 0, "custom model: head dimension")
 	mlaLatent := fs.Int("mla-latent", 0, "custom model: MLA compressed KV dimension (kv_lora_rank)")
@@ -77,7 +79,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	tp := fs.Int("tp", 0, "tensor parallel degree (default gpus/cp)")
 	cp := fs.Int("cp", 1, "context parallel degree (ring attention)")
 	context := fs.String("context", "", "context length in tokens (262144, 256K, 128k; default the model's)")
-	blockSize := fs.Int("block-size", paged.DefaultBlockSize, "block size in tokens")
+	blockSize := fs.Int("block-size", kvmem.DefaultBlockSize, "block size in tokens")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -90,11 +92,11 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	m, err := planModel(*model, set, *layers, *kvHeads, *headDim, *mlaLatent, *mlaRope, *params)
+	m, err := planModel(*model, set, *layers, *groups, *kvHeads, *headDim, *mlaLatent, *mlaRope, *params)
 	if err != nil {
 		return err
 	}
-	wt, err := paged.ParseKVType(*weights)
+	wt, err := kvmem.ParseType(*weights)
 	if err != nil {
 		return fmt.Errorf("-weights: %w", err)
 	}
@@ -106,7 +108,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-gpu-mem: %w", err)
 	}
-	d := paged.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize}
+	d := kvmem.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize}
 	if d.Reserve, d.ReserveBytes, err = parseReserve(*reserve); err != nil {
 		return fmt.Errorf("-reserve: %w", err)
 	}
@@ -154,7 +156,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 
 // buildPlan computes the report; a deployment whose weights do not fit is
 // a report with WeightsFit false and no rows, not an error.
-func buildPlan(m paged.Model, wt paged.KVType, kvTypes []kvPair, d paged.Deployment, ctx int) (planReport, error) {
+func buildPlan(m kvmem.Model, wt kvmem.Type, kvTypes []kvPair, d kvmem.Deployment, ctx int) (planReport, error) {
 	w, err := m.WeightBytes(wt)
 	if err != nil {
 		return planReport{}, fmt.Errorf("-weights: %w", err)
@@ -173,7 +175,7 @@ func buildPlan(m paged.Model, wt paged.KVType, kvTypes []kvPair, d paged.Deploym
 	}
 	budget, err := d.KVBudget(w)
 	switch {
-	case errors.Is(err, paged.ErrTooSmall):
+	case errors.Is(err, kvmem.ErrTooSmall):
 		fillDeployment(&rep, d, w)
 		// Say which of the two does not fit and which flag changes it.
 		if rep.DeviceWeights > rep.GPUMemory {
@@ -192,18 +194,18 @@ func buildPlan(m paged.Model, wt paged.KVType, kvTypes []kvPair, d paged.Deploym
 		spec := m.Spec(t.key, t.value)
 		row := planRow{KV: t.String()}
 		row.TokenBytes, _ = spec.TokenBytes()
-		c, err := paged.PlanCapacity(spec, w, d)
+		c, err := kvmem.Plan(spec, w, d)
 		switch {
 		// Fewer than two blocks is a property of this type's block size,
 		// not of the deployment: a row with the reason, not a failure.
-		case errors.Is(err, paged.ErrTooSmall):
+		case errors.Is(err, kvmem.ErrTooSmall):
 			row.Error = err.Error()
 		case err != nil:
 			return planReport{}, err
 		default:
 			rep.TP, rep.CP, rep.Replicas = c.Deployment.TP, c.Deployment.CP, c.Replicas
 			rep.DeviceWeights, rep.Reserve = c.WeightBytes, c.ReserveBytes
-			row.DeviceBytes, row.NumBlocks = c.TokenBytes, c.NumBlocks
+			row.DeviceBytes, row.NumBlocks, row.SequenceBytes = c.TokenBytes, c.NumBlocks, c.SequenceBytes(ctx)
 			row.KVTokens, row.MaxSequences, row.LongestContext = c.Tokens(), c.MaxSequences(ctx), c.MaxContext(1)
 		}
 		rep.Rows = append(rep.Rows, row)
@@ -216,7 +218,7 @@ func buildPlan(m paged.Model, wt paged.KVType, kvTypes []kvPair, d paged.Deploym
 // It repeats paged's defaulting (TP = GPUs/CP, weights split over TP) only
 // for the header of a deployment whose weights do not fit, where no
 // Capacity exists to read them from.
-func fillDeployment(rep *planReport, d paged.Deployment, w int64) {
+func fillDeployment(rep *planReport, d kvmem.Deployment, w int64) {
 	if rep.TP != 0 {
 		return
 	}
@@ -231,10 +233,10 @@ func fillDeployment(rep *planReport, d paged.Deployment, w int64) {
 }
 
 // printPlan prints the report as a header and a table.
-func printPlan(w io.Writer, m paged.Model, r planReport) {
-	shape := fmt.Sprintf("%d layers x %d KV heads x %d (%d query heads)", m.KV.Layers, m.KV.KVHeads, m.KV.HeadDim, m.QueryHeads)
+func printPlan(w io.Writer, m kvmem.Model, r planReport) {
+	shape := fmt.Sprintf("%s x %d KV heads x %d (%d query heads)", describeLayers(m.KV), m.KV.KVHeads, m.KV.HeadDim, m.QueryHeads)
 	if m.KV.MLA() {
-		shape = fmt.Sprintf("MLA, %d layers x (latent %d + rope %d), one row replicated on every TP rank", m.KV.Layers, m.KV.MLALatent, m.KV.MLARope)
+		shape = fmt.Sprintf("MLA, %s x (latent %d + rope %d), one row replicated on every TP rank", describeLayers(m.KV), m.KV.MLALatent, m.KV.MLARope)
 	}
 	fmt.Fprintf(w, "model    %s: %s\n", m.Name, shape)
 	moe := ""
@@ -254,14 +256,14 @@ func printPlan(w io.Writer, m paged.Model, r planReport) {
 	// Right-aligned numbers read as columns; the type name is padded to a
 	// fixed width so it stays left-aligned inside the right-aligned cell.
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "%-9s\tbytes/token\tper device\tblocks/device\tKV tokens\tseqs @ %s\tlongest 1 seq\t\n", "kv type", humanTokens(r.Context))
+	fmt.Fprintf(tw, "%-9s\tbytes/token\tper device\tseq @ %s/device\tblocks/device\tKV tokens\tseqs @ %s\tlongest 1 seq\t\n", "kv type", humanTokens(r.Context), humanTokens(r.Context))
 	var fit, miss []string
 	for _, row := range r.Rows {
 		if row.Error != "" {
-			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, bench.Thousands(row.TokenBytes), "-", "0", "0", "0", "0")
+			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, bench.Thousands(row.TokenBytes), "-", "-", "0", "0", "0", "0")
 		} else {
-			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, bench.Thousands(row.TokenBytes), bench.Thousands(row.DeviceBytes),
-				bench.Thousands(row.NumBlocks), bench.Thousands(row.KVTokens), bench.Thousands(row.MaxSequences), bench.Thousands(row.LongestContext))
+			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, bench.Thousands(row.TokenBytes), bench.Thousands(row.DeviceBytes),
+				humanBytes(row.SequenceBytes), bench.Thousands(row.NumBlocks), tokensOrUnbounded(row.KVTokens), bench.Thousands(row.MaxSequences), tokensOrUnbounded(row.LongestContext))
 		}
 		if row.MaxSequences > 0 {
 			fit = append(fit, row.KV)
@@ -296,23 +298,35 @@ func printPlan(w io.Writer, m paged.Model, r planReport) {
 
 // planModel returns the preset, with any custom shape flags applied; with
 // shape flags and no -model it builds a custom model from them alone.
-func planModel(name string, set map[string]bool, layers, kvHeads, headDim, latent, rope int, params string) (paged.Model, error) {
+func planModel(name string, set map[string]bool, layers int, groups string, kvHeads, headDim, latent, rope int, params string) (kvmem.Model, error) {
 	// With -model, shape flags override single fields (what-if questions:
-	// "Llama-3.1-8B with 40 layers"); without it they must describe the
-	// whole model, since defaulting to Kimi K2's other fields would mix
-	// two models silently.
-	custom := set["layers"] || set["kv-heads"] || set["head-dim"] || set["mla-latent"] || set["mla-rope"] || set["params"]
-	var m paged.Model
+	// "Llama-3.1-8B with 40 layers", "Gemma-3-27B as if every layer were
+	// full attention"); without it they must describe the whole model,
+	// since defaulting to Kimi K2's other fields would mix two models
+	// silently.
+	custom := set["layers"] || set["groups"] || set["kv-heads"] || set["head-dim"] || set["mla-latent"] || set["mla-rope"] || set["params"]
+	var m kvmem.Model
 	if set["model"] || !custom {
 		var err error
-		if m, err = paged.LookupModel(name); err != nil {
+		if m, err = kvmem.LookupModel(name); err != nil {
 			return m, fmt.Errorf("-model: %w", err)
 		}
 	} else {
 		m.Name = "custom"
 	}
-	if set["layers"] {
-		m.KV.Layers = layers
+	switch {
+	case set["layers"] && set["groups"]:
+		return m, errors.New("-layers and -groups both give the layers: use one")
+	case set["layers"]:
+		// Resizing one group of a hybrid preset by a total would have to
+		// guess which group grows, so -layers means all full attention.
+		m.KV.Layers, m.KV.Groups = layers, nil
+	case set["groups"]:
+		g, err := parseGroups(groups)
+		if err != nil {
+			return m, fmt.Errorf("-groups: %w", err)
+		}
+		m.KV.Layers, m.KV.Groups = 0, g
 	}
 	if set["kv-heads"] || set["head-dim"] {
 		m.KV.KVHeads, m.KV.HeadDim, m.KV.MLALatent, m.KV.MLARope = kvHeads, headDim, 0, 0
@@ -334,8 +348,8 @@ func planModel(name string, set map[string]bool, layers, kvHeads, headDim, laten
 		m.Name += " (modified)"
 	}
 	switch {
-	case m.KV.Layers <= 0:
-		return m, fmt.Errorf("-layers %d must be positive", m.KV.Layers)
+	case len(m.KV.Groups) == 0 && m.KV.Layers <= 0:
+		return m, fmt.Errorf("-layers %d must be positive (or give -groups)", m.KV.Layers)
 	case !m.KV.MLA() && (m.KV.KVHeads <= 0 || m.KV.HeadDim <= 0):
 		return m, fmt.Errorf("-kv-heads %d and -head-dim %d must be positive (or give -mla-latent)", m.KV.KVHeads, m.KV.HeadDim)
 	case m.KV.MLA() && m.KV.MLALatent <= 0:
@@ -348,9 +362,80 @@ func planModel(name string, set map[string]bool, layers, kvHeads, headDim, laten
 	return m, nil
 }
 
+// parseGroups reads -groups: comma-separated kind:layers[:arg] items, the
+// arg being a window or chunk in tokens, a state's bytes per layer
+// (optionally :heads for its tensor-parallel split), or the index of the
+// group a shared group reads. Range checks are the library's.
+func parseGroups(s string) ([]kvmem.Group, error) {
+	var out []kvmem.Group
+	for item := range strings.SplitSeq(s, ",") {
+		f := strings.Split(strings.TrimSpace(item), ":")
+		nums := make([]int64, len(f)-1)
+		for i, v := range f[1:] {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %q is not a whole number", item, v)
+			}
+			nums[i] = n
+		}
+		want := map[string]int{"full": 1, "window": 2, "chunked": 2, "state": 2, "shared": 2}
+		kind := strings.ToLower(f[0])
+		n, ok := want[kind]
+		if !ok {
+			return nil, fmt.Errorf("%q: unknown kind %q (want full, window, chunked, state or shared)", item, f[0])
+		}
+		if len(nums) != n && !(kind == "state" && len(nums) == 3) {
+			return nil, fmt.Errorf("%q: want %s", item, map[string]string{
+				"full": "full:layers", "window": "window:layers:tokens", "chunked": "chunked:layers:tokens",
+				"state": "state:layers:bytes[:heads]", "shared": "shared:layers:group"}[kind])
+		}
+		g := kvmem.Group{Layers: int(nums[0])}
+		switch kind {
+		case "window":
+			g.Kind, g.Window = kvmem.Window, int(nums[1])
+		case "chunked":
+			g.Kind, g.Chunk = kvmem.Chunked, int(nums[1])
+		case "state":
+			g.Kind, g.StateBytes = kvmem.State, nums[1]
+			if len(nums) == 3 {
+				g.StateHeads = int(nums[2])
+			}
+		case "shared":
+			g.Kind, g.Of = kvmem.Shared, int(nums[1])
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// describeLayers returns "62 layers (10 full, 52 window 1,024)", or "32
+// layers" when they are all full attention.
+func describeLayers(s kvmem.Spec) string {
+	n := fmt.Sprintf("%d layers", s.NumLayers())
+	if !s.Hybrid() {
+		return n
+	}
+	var parts []string
+	for _, g := range s.Groups {
+		p := fmt.Sprintf("%d %v", g.Layers, g.Kind)
+		switch g.Kind {
+		case kvmem.Window:
+			p += " " + bench.Thousands(int64(g.Window))
+		case kvmem.Chunked:
+			p += " " + bench.Thousands(int64(g.Chunk))
+		case kvmem.State:
+			p += " of " + humanBytes(g.StateBytes)
+		case kvmem.Shared:
+			p += fmt.Sprintf(" of group %d", g.Of)
+		}
+		parts = append(parts, p)
+	}
+	return n + " (" + strings.Join(parts, ", ") + ")"
+}
+
 // kvPair is a row's key and value types; value is unset when it is the
 // same as key.
-type kvPair struct{ key, value paged.KVType }
+type kvPair struct{ key, value kvmem.Type }
 
 // String returns "q8_0", or "q8_0:q4_0" when the value type differs.
 func (p kvPair) String() string {
@@ -366,7 +451,7 @@ func (p kvPair) String() string {
 func parseKVList(s string) ([]kvPair, error) {
 	if strings.EqualFold(strings.TrimSpace(s), "all") {
 		var out []kvPair
-		for _, t := range paged.KVTypes() {
+		for _, t := range kvmem.Types() {
 			out = append(out, kvPair{key: t})
 		}
 		return out, nil
@@ -376,11 +461,11 @@ func parseKVList(s string) ([]kvPair, error) {
 		k, v, pair := strings.Cut(part, ":")
 		var p kvPair
 		var err error
-		if p.key, err = paged.ParseKVType(k); err != nil {
+		if p.key, err = kvmem.ParseType(k); err != nil {
 			return nil, err
 		}
 		if pair {
-			if p.value, err = paged.ParseKVType(v); err != nil {
+			if p.value, err = kvmem.ParseType(v); err != nil {
 				return nil, err
 			}
 		}
@@ -469,7 +554,7 @@ func splitUnit(s string) (num, unit string) {
 
 func modelNames() string {
 	var names []string
-	for _, m := range paged.Models() {
+	for _, m := range kvmem.Models() {
 		names = append(names, m.Name)
 	}
 	return strings.Join(names, ", ")
@@ -489,6 +574,15 @@ func humanBytes(n int64) string {
 		u++
 	}
 	return strconv.FormatFloat(f, 'f', max(0, 2-int(math.Floor(math.Log10(f)))), 64) + " " + units[u]
+}
+
+// tokensOrUnbounded formats a token count, or "unbounded" when no layer's
+// KV grows with the context.
+func tokensOrUnbounded(n int64) string {
+	if n == kvmem.Unbounded {
+		return "unbounded"
+	}
+	return bench.Thousands(n)
 }
 
 // humanCount formats a parameter count: 8.03B, 1.03T.

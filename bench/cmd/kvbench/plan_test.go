@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/kvmem"
 )
 
 func runPlanOut(t *testing.T, args ...string) (string, string, error) {
@@ -38,7 +38,7 @@ func TestPlanDefault(t *testing.T) {
 	assert.Contains(t, out, "Kimi-K2: MLA, 61 layers x (latent 512 + rope 64)")
 	assert.Contains(t, out, "8 x 141 GB, TP 8, CP 1")
 	assert.Contains(t, out, "context 262,144 tokens")
-	assert.Contains(t, out, "A 262,144-token sequence fits only with int4-g64, q4_0, nvfp4, int2-g32 KV.")
+	assert.Contains(t, out, "A 262,144-token sequence fits only with int4-g64, q4_0, nvfp4, mxfp4, int2-g32 KV.")
 	lines := strings.Split(out, "\n")
 	var bf16 string
 	for _, l := range lines {
@@ -46,21 +46,22 @@ func TestPlanDefault(t *testing.T) {
 			bf16 = l
 		}
 	}
-	assert.Equal(t, []string{"bf16", "70,272", "70,272", "5,024", "80,368", "0", "80,368"}, strings.Fields(bf16))
+	// 256K tokens of 70,272 bytes: 18.4 GB per device.
+	assert.Equal(t, []string{"bf16", "70,272", "70,272", "18.4", "GB", "5,024", "80,368", "0", "80,368"}, strings.Fields(bf16))
 
 	rep := runPlanJSON(t)
-	m, err := paged.LookupModel("Kimi-K2")
+	m, err := kvmem.LookupModel("Kimi-K2")
 	require.NoError(t, err)
-	w, err := m.WeightBytes(paged.KVFP8E4M3)
+	w, err := m.WeightBytes(kvmem.FP8E4M3)
 	require.NoError(t, err)
 	assert.True(t, rep.WeightsFit)
 	assert.Equal(t, "fp8_e4m3", rep.Weights)
 	assert.Equal(t, 262144, rep.Context)
 	assert.Equal(t, int64(141e9), rep.GPUMemory)
-	require.Len(t, rep.Rows, len(paged.KVTypes()))
-	for i, typ := range paged.KVTypes() {
-		c, err := paged.PlanCapacity(m.Spec(typ, paged.KVType{}), w,
-			paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.05})
+	require.Len(t, rep.Rows, len(kvmem.Types()))
+	for i, typ := range kvmem.Types() {
+		c, err := kvmem.Plan(m.Spec(typ, kvmem.Type{}), w,
+			kvmem.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.05})
 		require.NoError(t, err)
 		row := rep.Rows[i]
 		assert.Equal(t, typ.String(), row.KV)
@@ -68,6 +69,7 @@ func TestPlanDefault(t *testing.T) {
 		assert.Equal(t, c.NumBlocks, row.NumBlocks, row.KV)
 		assert.Equal(t, c.Tokens(), row.KVTokens, row.KV)
 		assert.Equal(t, c.MaxSequences(262144), row.MaxSequences, row.KV)
+		assert.Equal(t, c.SequenceBytes(262144), row.SequenceBytes, row.KV)
 		assert.Equal(t, c.MaxContext(1), row.LongestContext, row.KV)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/pagedkv/pagedkv/bench/attention"
+	"github.com/pagedkv/pagedkv/kvmem"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -215,15 +216,15 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 // kvTokenBytes returns the KV bytes per token of the whole model when keys
 // and values are stored as the named types, from the KV layout spec.
 func kvTokenBytes(cfg quantConfig, key, value string) (int64, error) {
-	k, err := paged.ParseKVType(key)
+	k, err := kvmem.ParseType(key)
 	if err != nil {
 		return 0, err
 	}
-	v, err := paged.ParseKVType(value)
+	v, err := kvmem.ParseType(value)
 	if err != nil {
 		return 0, err
 	}
-	spec := paged.KVSpec{Layers: cfg.layers, KVHeads: cfg.shape.KVHeads, HeadDim: cfg.shape.HeadDim, Key: k, Value: v}
+	spec := kvmem.Spec{Layers: cfg.layers, KVHeads: cfg.shape.KVHeads, HeadDim: cfg.shape.HeadDim, Key: k, Value: v}
 	return spec.TokenBytes()
 }
 

@@ -1,4 +1,4 @@
-package paged_test
+package kvmem_test
 
 import (
 	"testing"
@@ -6,12 +6,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pagedkv/pagedkv/kvmem"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
-func mustModel(t *testing.T, name string) paged.Model {
+func mustModel(t *testing.T, name string) kvmem.Model {
 	t.Helper()
-	m, err := paged.LookupModel(name)
+	m, err := kvmem.LookupModel(name)
 	require.NoError(t, err)
 	return m
 }
@@ -20,11 +21,11 @@ func mustModel(t *testing.T, name string) paged.Model {
 // weights on 8 x 141 GB, 5% reserved, BF16 KV replicated on every TP rank.
 func TestPlanKimiK2(t *testing.T) {
 	m := mustModel(t, "kimi-k2")
-	w, err := m.WeightBytes(paged.KVFP8E4M3)
+	w, err := m.WeightBytes(kvmem.FP8E4M3)
 	require.NoError(t, err)
 	require.Equal(t, m.Params, w)
-	d := paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.05}
-	c, err := paged.PlanCapacity(m.Spec(paged.KVBF16, paged.KVType{}), w, d)
+	d := kvmem.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.05}
+	c, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w, d)
 	require.NoError(t, err)
 
 	assert.Equal(t, 8, c.Deployment.TP)
@@ -42,24 +43,24 @@ func TestPlanKimiK2(t *testing.T) {
 	assert.Equal(t, int64(0), c.MaxSequences(262_144), "not one 256K sequence fits at BF16")
 	assert.Equal(t, c.Tokens(), c.MaxContext(1))
 
-	cfg, err := c.Config()
+	n, err := c.PoolBlocks()
 	require.NoError(t, err)
-	assert.Equal(t, paged.Config{BlockSize: 16, NumBlocks: 5024}, cfg)
+	assert.Equal(t, 5024, n)
 
-	// The KVSpec.Config helper sizes the same pool from the same budget.
-	cfg2, err := c.Shard.Config(c.KVBytes, 16)
+	// Spec.PoolBlocks sizes the same pool from the same budget.
+	n2, err := c.Shard.PoolBlocks(c.KVBytes, 16)
 	require.NoError(t, err)
-	assert.Equal(t, cfg, cfg2)
+	assert.Equal(t, n, n2)
 }
 
 // TestPlanGQA checks head splitting under TP: Llama-3.1-70B on 8 x 80 GB,
 // BF16 weights and KV, one KV head per device.
 func TestPlanGQA(t *testing.T) {
 	m := mustModel(t, "llama-3.1-70b")
-	w, err := m.WeightBytes(paged.KVBF16)
+	w, err := m.WeightBytes(kvmem.BF16)
 	require.NoError(t, err)
-	c, err := paged.PlanCapacity(m.Spec(paged.KVBF16, paged.KVType{}), w,
-		paged.Deployment{GPUs: 8, GPUMemory: 80e9, ReserveBytes: 4 << 30})
+	c, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w,
+		kvmem.Deployment{GPUs: 8, GPUMemory: 80e9, ReserveBytes: 4 << 30})
 	require.NoError(t, err)
 	assert.Equal(t, 1, c.Shard.KVHeads)
 	assert.Equal(t, int64(327_680/8), c.TokenBytes)
@@ -73,8 +74,8 @@ func TestPlanGQA(t *testing.T) {
 
 	// TP 16 on 16 GPUs: 8 KV heads cannot split 16 ways, so each is held
 	// twice and per-device KV per token stays at one head.
-	c16, err := paged.PlanCapacity(m.Spec(paged.KVBF16, paged.KVType{}), w,
-		paged.Deployment{GPUs: 16, GPUMemory: 80e9})
+	c16, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w,
+		kvmem.Deployment{GPUs: 16, GPUMemory: 80e9})
 	require.NoError(t, err)
 	assert.Equal(t, 16, c16.Deployment.TP)
 	assert.Equal(t, 1, c16.Shard.KVHeads)
@@ -86,12 +87,12 @@ func TestPlanGQA(t *testing.T) {
 // 16 devices, while total tokens stay the same.
 func TestPlanContextParallel(t *testing.T) {
 	m := mustModel(t, "kimi-k2")
-	w, err := m.WeightBytes(paged.KVFP8E4M3)
+	w, err := m.WeightBytes(kvmem.FP8E4M3)
 	require.NoError(t, err)
-	spec := m.Spec(paged.KVFP8E4M3, paged.KVType{})
-	dp, err := paged.PlanCapacity(spec, w, paged.Deployment{GPUs: 16, GPUMemory: 141e9, TP: 8, Reserve: 0.05})
+	spec := m.Spec(kvmem.FP8E4M3, kvmem.Type{})
+	dp, err := kvmem.Plan(spec, w, kvmem.Deployment{GPUs: 16, GPUMemory: 141e9, TP: 8, Reserve: 0.05})
 	require.NoError(t, err)
-	cp, err := paged.PlanCapacity(spec, w, paged.Deployment{GPUs: 16, GPUMemory: 141e9, CP: 2, Reserve: 0.05})
+	cp, err := kvmem.Plan(spec, w, kvmem.Deployment{GPUs: 16, GPUMemory: 141e9, CP: 2, Reserve: 0.05})
 	require.NoError(t, err)
 	assert.Equal(t, 2, dp.Replicas)
 	assert.Equal(t, 1, cp.Replicas)
@@ -114,14 +115,14 @@ func TestPlanContextParallel(t *testing.T) {
 // get at least L tokens.
 func TestPlanInverse(t *testing.T) {
 	m := mustModel(t, "llama-3.1-8b")
-	w, err := m.WeightBytes(paged.KVBF16)
+	w, err := m.WeightBytes(kvmem.BF16)
 	require.NoError(t, err)
-	for _, d := range []paged.Deployment{
+	for _, d := range []kvmem.Deployment{
 		{GPUs: 1, GPUMemory: 24e9, BlockSize: 16},
 		{GPUs: 4, GPUMemory: 24e9, TP: 1, BlockSize: 32},
 		{GPUs: 8, GPUMemory: 24e9, TP: 2, CP: 2, BlockSize: 1},
 	} {
-		c, err := paged.PlanCapacity(m.Spec(paged.KVFP8E4M3, paged.KVType{}), w, d)
+		c, err := kvmem.Plan(m.Spec(kvmem.FP8E4M3, kvmem.Type{}), w, d)
 		require.NoError(t, err)
 		for _, n := range []int{1, 2, 3, 7, 100, 1000} {
 			l := c.MaxContext(n)
@@ -145,58 +146,58 @@ func TestPlanInverse(t *testing.T) {
 
 func TestPlanErrors(t *testing.T) {
 	k2 := mustModel(t, "kimi-k2")
-	w16, err := k2.WeightBytes(paged.KVBF16)
+	w16, err := k2.WeightBytes(kvmem.BF16)
 	require.NoError(t, err)
-	spec := k2.Spec(paged.KVBF16, paged.KVType{})
-	ok := paged.Deployment{GPUs: 8, GPUMemory: 141e9}
+	spec := k2.Spec(kvmem.BF16, kvmem.Type{})
+	ok := kvmem.Deployment{GPUs: 8, GPUMemory: 141e9}
 
 	// BF16 weights of a 1T model do not fit on 8 x 141 GB.
-	_, err = paged.PlanCapacity(spec, w16, ok)
-	require.ErrorIs(t, err, paged.ErrTooSmall)
+	_, err = kvmem.Plan(spec, w16, ok)
+	require.ErrorIs(t, err, kvmem.ErrTooSmall)
 	assert.Contains(t, err.Error(), "GPUMemory")
 
-	w8, _ := k2.WeightBytes(paged.KVFP8E4M3)
-	_, err = paged.PlanCapacity(spec, w8, paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.2})
-	require.ErrorIs(t, err, paged.ErrTooSmall)
+	w8, _ := k2.WeightBytes(kvmem.FP8E4M3)
+	_, err = kvmem.Plan(spec, w8, kvmem.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.2})
+	require.ErrorIs(t, err, kvmem.ErrTooSmall)
 	assert.Contains(t, err.Error(), "Reserve")
 
 	// Weights fit, reserve fits, but less than two blocks remain.
 	blk := int64(70_272 * 16)
-	_, err = paged.PlanCapacity(spec, 8*(141e9-blk), ok)
-	require.ErrorIs(t, err, paged.ErrTooSmall)
+	_, err = kvmem.Plan(spec, 8*(141e9-blk), ok)
+	require.ErrorIs(t, err, kvmem.ErrTooSmall)
 	assert.Contains(t, err.Error(), "holds 1 blocks")
 
 	bad := []struct {
 		name  string
-		spec  paged.KVSpec
-		d     paged.Deployment
+		spec  kvmem.Spec
+		d     kvmem.Deployment
 		field string
 	}{
-		{"zero layers", paged.KVSpec{KVHeads: 8, HeadDim: 128, Key: paged.KVFP16}, ok, "Layers"},
-		{"head dim vs group", paged.KVSpec{Layers: 2, KVHeads: 8, HeadDim: 100, Key: paged.KVINT4(64)}, ok, "HeadDim"},
-		{"no memory", spec, paged.Deployment{GPUs: 8}, "GPUMemory"},
-		{"negative memory", spec, paged.Deployment{GPUs: 8, GPUMemory: -1}, "GPUMemory"},
-		{"negative gpus", spec, paged.Deployment{GPUs: -8, GPUMemory: 141e9}, "GPUs"},
-		{"gpus vs tp", spec, paged.Deployment{GPUs: 8, TP: 3, GPUMemory: 141e9}, "GPUs"},
-		{"gpus vs cp", spec, paged.Deployment{GPUs: 8, TP: 8, CP: 2, GPUMemory: 141e9}, "GPUs"},
-		{"negative tp", spec, paged.Deployment{GPUs: 8, TP: -1, GPUMemory: 141e9}, "TP"},
-		{"negative cp", spec, paged.Deployment{GPUs: 8, CP: -1, GPUMemory: 141e9}, "CP"},
-		{"reserve one", spec, paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 1}, "Reserve"},
-		{"reserve NaN", spec, paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: nan()}, "Reserve"},
-		{"negative reserve bytes", spec, paged.Deployment{GPUs: 8, GPUMemory: 141e9, ReserveBytes: -1}, "ReserveBytes"},
-		{"block size", spec, paged.Deployment{GPUs: 8, GPUMemory: 141e9, BlockSize: -16}, "BlockSize"},
-		{"tp vs kv heads", paged.KVSpec{Layers: 2, KVHeads: 8, HeadDim: 128, Key: paged.KVFP16},
-			paged.Deployment{GPUs: 6, GPUMemory: 141e9}, "KVHeads"},
+		{"zero layers", kvmem.Spec{KVHeads: 8, HeadDim: 128, Key: kvmem.FP16}, ok, "Layers"},
+		{"head dim vs group", kvmem.Spec{Layers: 2, KVHeads: 8, HeadDim: 100, Key: kvmem.INT4(64)}, ok, "HeadDim"},
+		{"no memory", spec, kvmem.Deployment{GPUs: 8}, "GPUMemory"},
+		{"negative memory", spec, kvmem.Deployment{GPUs: 8, GPUMemory: -1}, "GPUMemory"},
+		{"negative gpus", spec, kvmem.Deployment{GPUs: -8, GPUMemory: 141e9}, "GPUs"},
+		{"gpus vs tp", spec, kvmem.Deployment{GPUs: 8, TP: 3, GPUMemory: 141e9}, "GPUs"},
+		{"gpus vs cp", spec, kvmem.Deployment{GPUs: 8, TP: 8, CP: 2, GPUMemory: 141e9}, "GPUs"},
+		{"negative tp", spec, kvmem.Deployment{GPUs: 8, TP: -1, GPUMemory: 141e9}, "TP"},
+		{"negative cp", spec, kvmem.Deployment{GPUs: 8, CP: -1, GPUMemory: 141e9}, "CP"},
+		{"reserve one", spec, kvmem.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 1}, "Reserve"},
+		{"reserve NaN", spec, kvmem.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: nan()}, "Reserve"},
+		{"negative reserve bytes", spec, kvmem.Deployment{GPUs: 8, GPUMemory: 141e9, ReserveBytes: -1}, "ReserveBytes"},
+		{"block size", spec, kvmem.Deployment{GPUs: 8, GPUMemory: 141e9, BlockSize: -16}, "BlockSize"},
+		{"tp vs kv heads", kvmem.Spec{Layers: 2, KVHeads: 8, HeadDim: 128, Key: kvmem.FP16},
+			kvmem.Deployment{GPUs: 6, GPUMemory: 141e9}, "KVHeads"},
 	}
 	for _, tt := range bad {
-		_, err := paged.PlanCapacity(tt.spec, w8, tt.d)
-		require.ErrorIs(t, err, paged.ErrInvalid, tt.name)
+		_, err := kvmem.Plan(tt.spec, w8, tt.d)
+		require.ErrorIs(t, err, kvmem.ErrInvalid, tt.name)
 		assert.Contains(t, err.Error(), tt.field, tt.name)
 	}
-	_, err = paged.PlanCapacity(spec, -1, ok)
-	require.ErrorIs(t, err, paged.ErrInvalid)
-	_, err = paged.PlanCapacity(spec, w8, paged.Deployment{GPUs: 8, GPUMemory: 141e9, ReserveBytes: 1<<63 - 1})
-	require.ErrorIs(t, err, paged.ErrTooSmall)
+	_, err = kvmem.Plan(spec, -1, ok)
+	require.ErrorIs(t, err, kvmem.ErrInvalid)
+	_, err = kvmem.Plan(spec, w8, kvmem.Deployment{GPUs: 8, GPUMemory: 141e9, ReserveBytes: 1<<63 - 1})
+	require.ErrorIs(t, err, kvmem.ErrTooSmall)
 	assert.Contains(t, err.Error(), "Reserve")
 
 	// KVBudget answers the same questions without a KV spec.
@@ -204,19 +205,19 @@ func TestPlanErrors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(141e9)-w8/8, kv)
 	_, err = ok.KVBudget(w16)
-	require.ErrorIs(t, err, paged.ErrTooSmall)
+	require.ErrorIs(t, err, kvmem.ErrTooSmall)
 	assert.Contains(t, err.Error(), "GPUMemory")
-	_, err = paged.Deployment{}.KVBudget(w8)
-	require.ErrorIs(t, err, paged.ErrInvalid)
+	_, err = kvmem.Deployment{}.KVBudget(w8)
+	require.ErrorIs(t, err, kvmem.ErrInvalid)
 	_, err = ok.KVBudget(-1)
-	require.ErrorIs(t, err, paged.ErrInvalid)
+	require.ErrorIs(t, err, kvmem.ErrInvalid)
 
 	// A zero Capacity answers zero, not a negative count.
-	var zero paged.Capacity
+	var zero kvmem.Capacity
 	assert.Zero(t, zero.MaxSequences(100))
 	assert.Zero(t, zero.MaxContext(1))
-	_, err = zero.Config()
-	require.ErrorIs(t, err, paged.ErrInvalid)
+	_, err = zero.PoolBlocks()
+	require.ErrorIs(t, err, kvmem.ErrInvalid)
 }
 
 func nan() float64 {
@@ -227,12 +228,12 @@ func nan() float64 {
 // TestPlanHugePool checks that a pool too large for a Manager is reported
 // by Config rather than truncated.
 func TestPlanHugePool(t *testing.T) {
-	spec := paged.KVSpec{Layers: 1, KVHeads: 1, HeadDim: 16, Key: paged.KVFP8E4M3}
-	c, err := paged.PlanCapacity(spec, 0, paged.Deployment{GPUMemory: 1 << 40, BlockSize: 1})
+	spec := kvmem.Spec{Layers: 1, KVHeads: 1, HeadDim: 16, Key: kvmem.FP8E4M3}
+	c, err := kvmem.Plan(spec, 0, kvmem.Deployment{GPUMemory: 1 << 40, BlockSize: 1})
 	require.NoError(t, err)
 	assert.Equal(t, int64(1<<40/32), c.NumBlocks)
-	_, err = c.Config()
-	require.ErrorIs(t, err, paged.ErrInvalid)
+	_, err = c.PoolBlocks()
+	require.ErrorIs(t, err, kvmem.ErrInvalid)
 	assert.Contains(t, err.Error(), "NumBlocks")
 }
 
@@ -243,25 +244,25 @@ func TestPlanHugePool(t *testing.T) {
 // ceil(L/CP) tokens of each sequence.
 func TestPlanManagerRoundTrip(t *testing.T) {
 	m := mustModel(t, "llama-3.1-8b")
-	w, err := m.WeightBytes(paged.KVBF16)
+	w, err := m.WeightBytes(kvmem.BF16)
 	require.NoError(t, err)
 	tests := []struct {
-		kv      paged.KVType
-		d       paged.Deployment
+		kv      kvmem.Type
+		d       kvmem.Deployment
 		context int
 	}{
-		{paged.KVFP8E4M3, paged.Deployment{GPUMemory: 24e9, Reserve: 0.1}, 1000},
-		{paged.KVBF16, paged.Deployment{GPUMemory: 20e9, Reserve: 0.02, BlockSize: 32}, 4096},
-		{paged.KVQ4_0, paged.Deployment{GPUMemory: 16.5e9, ReserveBytes: 64 << 20, BlockSize: 16}, 777},
-		{paged.KVINT4(64), paged.Deployment{GPUs: 4, TP: 2, GPUMemory: 9e9, BlockSize: 16}, 3000},
-		{paged.KVNVFP4, paged.Deployment{GPUs: 2, CP: 2, GPUMemory: 16.4e9, BlockSize: 8}, 2049},
+		{kvmem.FP8E4M3, kvmem.Deployment{GPUMemory: 24e9, Reserve: 0.1}, 1000},
+		{kvmem.BF16, kvmem.Deployment{GPUMemory: 20e9, Reserve: 0.02, BlockSize: 32}, 4096},
+		{kvmem.Q4_0, kvmem.Deployment{GPUMemory: 16.5e9, ReserveBytes: 64 << 20, BlockSize: 16}, 777},
+		{kvmem.INT4(64), kvmem.Deployment{GPUs: 4, TP: 2, GPUMemory: 9e9, BlockSize: 16}, 3000},
+		{kvmem.NVFP4, kvmem.Deployment{GPUs: 2, CP: 2, GPUMemory: 16.4e9, BlockSize: 8}, 2049},
 	}
 	for _, tt := range tests {
-		c, err := paged.PlanCapacity(m.Spec(tt.kv, paged.KVType{}), w, tt.d)
+		c, err := kvmem.Plan(m.Spec(tt.kv, kvmem.Type{}), w, tt.d)
 		require.NoError(t, err, "%v", tt.kv)
-		cfg, err := c.Config()
+		n, err := c.PoolBlocks()
 		require.NoError(t, err)
-		mgr, err := paged.New(cfg)
+		mgr, err := paged.New(paged.Config{BlockSize: c.Deployment.BlockSize, NumBlocks: n})
 		require.NoError(t, err)
 		st := mgr.Stats()
 		require.Equal(t, c.NumBlocks, int64(st.TotalBlocks), "%v", tt.kv)

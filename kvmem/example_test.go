@@ -1,31 +1,31 @@
-package paged_test
+package kvmem_test
 
 import (
 	"fmt"
 
-	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/kvmem"
 )
 
-// ExamplePlanCapacity plans Kimi K2's KV cache on eight 141 GB GPUs with
+// ExamplePlan plans Kimi K2's KV cache on eight 141 GB GPUs with
 // FP8 weights and 5% of memory reserved: the MLA latent is small, but every
 // TP rank holds all of it, and a trillion resident parameters leave little
 // room.
-func ExamplePlanCapacity() {
-	model, err := paged.LookupModel("Kimi-K2")
+func ExamplePlan() {
+	model, err := kvmem.LookupModel("Kimi-K2")
 	if err != nil {
 		panic(err)
 	}
-	weights, err := model.WeightBytes(paged.KVFP8E4M3)
+	weights, err := model.WeightBytes(kvmem.FP8E4M3)
 	if err != nil {
 		panic(err)
 	}
-	d := paged.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.05}
+	d := kvmem.Deployment{GPUs: 8, GPUMemory: 141e9, Reserve: 0.05}
 	for _, name := range []string{"bf16", "fp8_e4m3", "q4_0"} {
-		kv, err := paged.ParseKVType(name)
+		kv, err := kvmem.ParseType(name)
 		if err != nil {
 			panic(err)
 		}
-		c, err := paged.PlanCapacity(model.Spec(kv, paged.KVType{}), weights, d)
+		c, err := kvmem.Plan(model.Spec(kv, kvmem.Type{}), weights, d)
 		if err != nil {
 			panic(err)
 		}
@@ -38,21 +38,21 @@ func ExamplePlanCapacity() {
 	// q4_0      19764 B/token  285792 tokens  1 x 256K  longest 285792
 }
 
-// ExampleKVSpec_Config sizes a manager's pool for Llama-3.1-8B with FP8 KV
-// in a 10 GB budget: 9,536 blocks of 16 tokens, block 0 being the null
-// block.
-func ExampleKVSpec_Config() {
-	model, err := paged.LookupModel("Llama-3.1-8B")
+// ExampleSpec_PoolBlocks sizes a manager's pool for Llama-3.1-8B with FP8
+// KV in a 10 GB budget: 9,536 blocks of 16 tokens, block 0 being the null
+// block. The two numbers are a paged.Config's BlockSize and NumBlocks.
+func ExampleSpec_PoolBlocks() {
+	model, err := kvmem.LookupModel("Llama-3.1-8B")
 	if err != nil {
 		panic(err)
 	}
-	spec := model.Spec(paged.KVFP8E4M3, paged.KVType{})
+	spec := model.Spec(kvmem.FP8E4M3, kvmem.Type{})
 	perToken, _ := spec.TokenBytes()
-	cfg, err := spec.Config(10e9, 16)
+	numBlocks, err := spec.PoolBlocks(10e9, 16)
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(perToken, cfg.BlockSize, cfg.NumBlocks)
+	fmt.Println(perToken, numBlocks)
 	// Output:
-	// 65536 16 9536
+	// 65536 9536
 }

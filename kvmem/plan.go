@@ -1,14 +1,9 @@
-package paged
+package kvmem
 
 import (
-	"errors"
 	"fmt"
 	"math"
 )
-
-// ErrTooSmall is returned by capacity planning when the memory cannot hold
-// the weights plus the reserve, or leaves room for fewer than two blocks.
-var ErrTooSmall = errors.New("paged: memory too small")
 
 // Deployment describes the devices a model is served on.
 //
@@ -78,24 +73,26 @@ func (d Deployment) withDefaults() (Deployment, error) {
 // part holds. All byte figures are per device. Each device (each TP rank of
 // each CP group of each replica) runs one block pool of NumBlocks blocks;
 // the pools of one replica's TP ranks move in lockstep, as in vLLM, so one
-// Manager drives them.
+// Manager drives them. A hybrid spec's groups all draw from that one pool
+// (see Spec.SequenceBlocks).
 type Capacity struct {
 	// Deployment is the deployment planned for, defaults filled in.
 	Deployment Deployment
-	// Shard is the KV layout one device holds (see KVSpec.Shard).
-	Shard KVSpec
+	// Shard is the KV layout one device holds (see Spec.Shard).
+	Shard Spec
 	// WeightBytes is the weights' share of one device: ceil(total/TP).
 	WeightBytes int64
 	// ReserveBytes is the memory kept back on one device.
 	ReserveBytes int64
 	// KVBytes is one device's KV budget: memory - weights - reserve.
 	KVBytes int64
-	// TokenBytes is one token's KV on one device.
+	// TokenBytes is one token's KV on one device, over the layers that
+	// store KV of their own (see Spec.TokenBytes).
 	TokenBytes int64
 	// BlockBytes is one block's KV on one device.
 	BlockBytes int64
 	// NumBlocks is the size of one device's pool, including the null
-	// block: the value for Config.NumBlocks.
+	// block: the value for paged.Config.NumBlocks.
 	NumBlocks int64
 	// Replicas is the number of independent model replicas,
 	// GPUs/(TP*CP).
@@ -136,12 +133,12 @@ func (d Deployment) budget(weightBytes int64) (weights, reserve, kv int64, err e
 	return weights, reserve, d.GPUMemory - weights - reserve, nil
 }
 
-// PlanCapacity plans the KV capacity of spec (the whole model's layout, as
+// Plan plans the KV capacity of spec (the whole model's layout, as
 // one device would hold it unsplit) with weightBytes of weights on
 // deployment d. It fails with ErrTooSmall, naming the sizes, when the weights
 // and reserve do not leave room for two blocks on a device, and with
 // ErrInvalid for a bad spec or deployment.
-func PlanCapacity(spec KVSpec, weightBytes int64, d Deployment) (Capacity, error) {
+func Plan(spec Spec, weightBytes int64, d Deployment) (Capacity, error) {
 	d, err := d.withDefaults()
 	if err != nil {
 		return Capacity{}, err
@@ -170,48 +167,118 @@ func PlanCapacity(spec KVSpec, weightBytes int64, d Deployment) (Capacity, error
 // NumBlocks-1, since block 0 is the null block.
 func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
 
-// Tokens returns how many tokens of KV the whole deployment holds: usable
-// blocks x block size on each device, times the CP groups of a replica
-// (which hold different tokens), times the replicas.
-func (c Capacity) Tokens() int64 {
-	return c.UsableBlocks() * int64(c.Deployment.BlockSize) * int64(c.Deployment.CP) * int64(c.Replicas)
+// seqBlocks returns the blocks one rank holds for a sequence of contextLen
+// tokens: with context parallelism each CP rank holds ceil(contextLen/CP)
+// of its tokens. A window, chunk or state is counted on every rank, an
+// upper bound, since which ranks hold the last window depends on how the
+// tokens are placed. ok is false when the count overflows.
+func (c Capacity) seqBlocks(contextLen int) (int64, bool) {
+	n, err := c.Shard.sequenceBlocks(ceilDiv(contextLen, c.Deployment.CP), c.Deployment.BlockSize)
+	return n, err == nil
+}
+
+// SequenceBytes returns the most KV bytes one device holds for a sequence
+// of contextLen tokens (see Spec.SequenceBytes; with CP, its share of the
+// tokens). It returns 0 for contextLen <= 0 and -1 when the count
+// overflows int64.
+func (c Capacity) SequenceBytes(contextLen int) int64 {
+	if contextLen <= 0 || c.NumBlocks < 2 {
+		return 0
+	}
+	n, ok := c.seqBlocks(contextLen)
+	if !ok {
+		return -1
+	}
+	b, err := mulBytes(n, c.BlockBytes)
+	if err != nil {
+		return -1
+	}
+	return b
 }
 
 // MaxSequences returns the most sequences of contextLen tokens that fit at
-// once over the whole deployment. With context parallelism each CP rank
-// holds ceil(contextLen/CP) tokens of every sequence. Per pool the
-// arithmetic is the manager's: usable blocks / ceil(tokens/BlockSize),
-// rounded down. It returns 0 for contextLen <= 0.
+// once over the whole deployment: usable blocks / the blocks one sequence
+// holds (Spec.SequenceBlocks), rounded down, on each pool, times the
+// replicas. For a spec that is all full attention that is the manager's
+// own arithmetic, usable blocks / ceil(tokens/BlockSize). With context
+// parallelism each CP rank holds ceil(contextLen/CP) tokens of every
+// sequence. It returns 0 for contextLen <= 0.
 func (c Capacity) MaxSequences(contextLen int) int64 {
 	if contextLen <= 0 || c.NumBlocks < 2 {
 		return 0
 	}
-	perRank := ceilDiv(contextLen, c.Deployment.CP)
-	blocks := int64(ceilDiv(perRank, c.Deployment.BlockSize))
+	blocks, ok := c.seqBlocks(contextLen)
+	if !ok || blocks == 0 {
+		return 0
+	}
 	return c.UsableBlocks() / blocks * int64(c.Replicas)
 }
 
+// Unbounded is what MaxContext and Tokens return when no layer's KV grows
+// with the context (every group is a window, a chunk, a state or shared):
+// any length fits once the sequences' fixed share does.
+const Unbounded = math.MaxInt64
+
 // MaxContext returns the longest context that each of numSeqs concurrent
-// sequences can reach, spread evenly over the replicas: each pool gives a
-// sequence an equal whole number of blocks, and CP multiplies it. With one
-// sequence it is the longest single context the deployment can hold. It
-// returns 0 for numSeqs <= 0.
+// sequences can reach, spread evenly over the replicas: the longest L for
+// which ceil(numSeqs/Replicas) sequences of L tokens fit in one pool
+// (MaxSequences' arithmetic, inverted). With one sequence it is the
+// longest single context the deployment can hold. It returns 0 for
+// numSeqs <= 0 or when not even the sequences' first token fits, and
+// Unbounded when the sequences fit at any length.
 func (c Capacity) MaxContext(numSeqs int) int64 {
 	if numSeqs <= 0 || c.NumBlocks < 2 {
 		return 0
 	}
 	perReplica := int64(ceilDiv(numSeqs, c.Replicas))
-	return c.UsableBlocks() / perReplica * int64(c.Deployment.BlockSize) * int64(c.Deployment.CP)
+	fits := func(l int64) bool {
+		blocks, ok := c.seqBlocks(int(l))
+		return ok && blocks <= c.UsableBlocks()/perReplica
+	}
+	// Full attention bounds a rank at UsableBlocks x BlockSize tokens, so
+	// the longest context is below (that + 1) x CP; past it, a context
+	// that still fits can only be one no layer's KV grows with.
+	hi := (c.UsableBlocks() + 1) * int64(c.Deployment.BlockSize) // <= 2^61: a pool's bytes are below 2^60
+	if cp := int64(c.Deployment.CP); hi > math.MaxInt64/4/cp {
+		hi = math.MaxInt64 / 4
+	} else {
+		hi *= cp
+	}
+	if fits(hi) {
+		return Unbounded
+	}
+	lo := int64(0) // fits(lo), or lo is 0
+	for lo+1 < hi {
+		mid := lo + (hi-lo)/2
+		if fits(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
-// Config returns the Config of one device's pool: Deployment.BlockSize and
-// NumBlocks, other fields at their defaults. It fails if the pool exceeds
-// the 2^31-1 blocks a Manager can address.
-func (c Capacity) Config() (Config, error) {
-	if c.NumBlocks < 2 || c.NumBlocks > 1<<31-1 {
-		return Config{}, fmt.Errorf("%w: Capacity.NumBlocks %d must be in [2, 2^31); use larger blocks", ErrInvalid, c.NumBlocks)
+// Tokens returns how many tokens of KV the whole deployment holds: one
+// sequence of MaxContext(1) tokens per replica. For a spec that is all
+// full attention that is usable blocks x block size on each device, times
+// the CP groups of a replica (which hold different tokens), times the
+// replicas. It returns Unbounded when MaxContext(1) does.
+func (c Capacity) Tokens() int64 {
+	l := c.MaxContext(1)
+	if l == Unbounded || l > Unbounded/int64(max(c.Replicas, 1)) {
+		return Unbounded
 	}
-	return Config{BlockSize: c.Deployment.BlockSize, NumBlocks: int(c.NumBlocks)}, nil
+	return l * int64(c.Replicas)
+}
+
+// PoolBlocks returns NumBlocks as paged.Config's NumBlocks, failing if the
+// pool exceeds the 2^31-1 blocks a Manager can address.
+func (c Capacity) PoolBlocks() (int, error) {
+	if c.NumBlocks < 2 || c.NumBlocks > 1<<31-1 {
+		return 0, fmt.Errorf("%w: Capacity.NumBlocks %d must be in [2, 2^31); use larger blocks", ErrInvalid, c.NumBlocks)
+	}
+	return int(c.NumBlocks), nil
 }
 
 // formatBytes formats a byte count in SI units with one decimal ("128.3

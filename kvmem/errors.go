@@ -1,0 +1,16 @@
+package kvmem
+
+import "errors"
+
+// ErrInvalid is returned for a malformed spec, type, deployment or
+// argument; the message names the bad field.
+var ErrInvalid = errors.New("kvmem: invalid argument")
+
+// ErrTooSmall is returned by capacity planning when the memory cannot hold
+// the weights plus the reserve, or leaves room for fewer than two blocks.
+var ErrTooSmall = errors.New("kvmem: memory too small")
+
+// DefaultBlockSize is the block size in tokens when a Deployment or
+// PoolBlocks leaves it 0: the same as paged.DefaultBlockSize and vLLM's
+// default on GPUs.
+const DefaultBlockSize = 16
