@@ -217,7 +217,7 @@ func (c Capacity) MaxSequences(contextLen int) int64 {
 // Unbounded is what MaxContext and Tokens return when no layer's KV grows
 // with the context (every group is a window, a chunk, a state or shared):
 // any length fits once the sequences' fixed share does.
-const Unbounded = math.MaxInt64
+const Unbounded int64 = math.MaxInt64
 
 // MaxContext returns the longest context that each of numSeqs concurrent
 // sequences can reach, spread evenly over the replicas: the longest L for
