@@ -56,3 +56,52 @@ func ExampleSpec_PoolBlocks() {
 	// Output:
 	// 65536 9536
 }
+
+// ExampleSpec_SequenceBytes describes Gemma 3 27B's layers, ten full
+// attention and 52 with a 1,024-token window, and compares the bytes one
+// 128K-token sequence takes with what counting every layer as full
+// attention would say.
+func ExampleSpec_SequenceBytes() {
+	hybrid := kvmem.Spec{KVHeads: 16, HeadDim: 128, Key: kvmem.BF16, Groups: []kvmem.Group{
+		{Kind: kvmem.Full, Layers: 10},
+		{Kind: kvmem.Window, Layers: 52, Window: 1024},
+	}}
+	allFull := kvmem.Spec{Layers: 62, KVHeads: 16, HeadDim: 128, Key: kvmem.BF16}
+	for _, s := range []kvmem.Spec{allFull, hybrid} {
+		b, err := s.SequenceBytes(131072, 16)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("%.1f GB\n", float64(b)/1e9)
+	}
+	// Output:
+	// 66.6 GB
+	// 11.2 GB
+}
+
+// ExampleLookupModel plans the hybrid presets at a 128K context on one
+// 141 GB GPU with FP8 weights and KV: sequences that fit, and the KV one
+// sequence holds.
+func ExampleLookupModel() {
+	for _, name := range []string{"gpt-oss-120b", "Gemma-3-27B", "Llama-4-Scout", "Qwen3-Next-80B-A3B"} {
+		m, err := kvmem.LookupModel(name)
+		if err != nil {
+			panic(err)
+		}
+		w, err := m.WeightBytes(kvmem.FP8E4M3)
+		if err != nil {
+			panic(err)
+		}
+		c, err := kvmem.Plan(m.Spec(kvmem.FP8E4M3, kvmem.Type{}), w, kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05})
+		if err != nil {
+			fmt.Printf("%-19s %v\n", m.Name, err)
+			continue
+		}
+		fmt.Printf("%-19s %3d x 128K, %.2f GB each\n", m.Name, c.MaxSequences(131072), float64(c.SequenceBytes(131072))/1e9)
+	}
+	// Output:
+	// gpt-oss-120b          7 x 128K, 2.42 GB each
+	// Gemma-3-27B          19 x 128K, 5.59 GB each
+	// Llama-4-Scout         6 x 128K, 3.83 GB each
+	// Qwen3-Next-80B-A3B   32 x 128K, 1.65 GB each
+}

@@ -272,3 +272,86 @@ func TestFormatting(t *testing.T) {
 	assert.Equal(t, "256K", humanTokens(262144))
 	assert.Equal(t, "1,000", humanTokens(1000))
 }
+
+// TestPlanHybridCLI checks the targets through the command:
+// Gemma-3-27B bf16 on one 141 GB GPU at 128K holds 7 sequences, not the 1
+// that counting every layer as full attention gives (-groups full:62), and
+// gpt-oss-120b (MXFP4 weights) about twice its all-full count. Each row is
+// the library's plan.
+func TestPlanHybridCLI(t *testing.T) {
+	one := []string{"-gpus", "1", "-kv", "bf16", "-context", "128k"}
+	gemma := runPlanJSON(t, append([]string{"-model", "gemma-3-27b", "-weights", "bf16"}, one...)...)
+	gemmaFull := runPlanJSON(t, append([]string{"-model", "gemma-3-27b", "-weights", "bf16", "-groups", "full:62"}, one...)...)
+	require.Len(t, gemma.Rows, 1)
+	require.Len(t, gemmaFull.Rows, 1)
+	assert.Equal(t, "Gemma-3-27B (modified)", gemmaFull.Model)
+
+	m, err := kvmem.LookupModel("gemma-3-27b")
+	require.NoError(t, err)
+	w, err := m.WeightBytes(kvmem.BF16)
+	require.NoError(t, err)
+	c, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w, kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05})
+	require.NoError(t, err)
+	assert.Equal(t, c.MaxSequences(131072), gemma.Rows[0].MaxSequences)
+	assert.Equal(t, c.SequenceBytes(131072), gemma.Rows[0].SequenceBytes)
+	assert.Equal(t, c.NumBlocks, gemma.Rows[0].NumBlocks)
+	assert.Equal(t, int64(7), gemma.Rows[0].MaxSequences)
+	assert.Equal(t, int64(1), gemmaFull.Rows[0].MaxSequences)
+	// 10 full layers x 128K + 52 window layers x 65 blocks of 16 tokens,
+	// at 8,192 bytes per token and layer; 62 full layers before.
+	assert.Equal(t, int64(10*131072+52*65*16)*8192, gemma.Rows[0].SequenceBytes)
+	assert.Equal(t, int64(62*131072)*8192, gemmaFull.Rows[0].SequenceBytes)
+
+	oss := runPlanJSON(t, append([]string{"-model", "gpt-oss-120b", "-weights", "mxfp4"}, one...)...)
+	ossFull := runPlanJSON(t, append([]string{"-model", "gpt-oss-120b", "-weights", "mxfp4", "-groups", "full:36"}, one...)...)
+	ratio := float64(oss.Rows[0].MaxSequences) / float64(ossFull.Rows[0].MaxSequences)
+	assert.InDelta(t, 2.0, ratio, 0.2, "%d vs %d", oss.Rows[0].MaxSequences, ossFull.Rows[0].MaxSequences)
+
+	out, _, err := runPlanOut(t, append([]string{"-model", "gemma-3-27b", "-weights", "bf16"}, one...)...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "Gemma-3-27B: 62 layers (10 full, 52 window 1,024) x 16 KV heads x 128")
+	assert.Contains(t, out, "11.2 GB")
+	out, _, err = runPlanOut(t, "-model", "qwen3-next-80b-a3b", "-gpus", "1", "-kv", "fp8", "-context", "128k")
+	require.NoError(t, err)
+	assert.Contains(t, out, "48 layers (12 full, 36 state of 1.10 MB)")
+
+	// A custom hybrid: a window-only model holds any length.
+	win := runPlanJSON(t, "-groups", "window:32:4096", "-kv-heads", "8", "-head-dim", "128", "-params", "7B",
+		"-gpus", "1", "-gpu-mem", "80GB", "-weights", "bf16", "-kv", "bf16", "-context", "1M")
+	assert.Equal(t, kvmem.Unbounded, win.Rows[0].LongestContext)
+	out, _, err = runPlanOut(t, "-groups", "window:32:4096", "-kv-heads", "8", "-head-dim", "128", "-params", "7B",
+		"-gpus", "1", "-gpu-mem", "80GB", "-weights", "bf16", "-kv", "bf16", "-context", "1M")
+	require.NoError(t, err)
+	assert.Contains(t, out, "unbounded")
+}
+
+func TestParseGroups(t *testing.T) {
+	g, err := parseGroups("full:10, window:52:1024,chunked:36:8192,state:36:1097728:16,shared:4:0,STATE:2:64")
+	require.NoError(t, err)
+	assert.Equal(t, []kvmem.Group{
+		{Kind: kvmem.Full, Layers: 10},
+		{Kind: kvmem.Window, Layers: 52, Window: 1024},
+		{Kind: kvmem.Chunked, Layers: 36, Chunk: 8192},
+		{Kind: kvmem.State, Layers: 36, StateBytes: 1097728, StateHeads: 16},
+		{Kind: kvmem.Shared, Layers: 4, Of: 0},
+		{Kind: kvmem.State, Layers: 2, StateBytes: 64},
+	}, g)
+	for _, bad := range []string{"", "full", "full:1:2", "window:4", "window:4:8:1", "mamba:4", "full:x", "state:1:2:3:4", "shared:1"} {
+		_, err := parseGroups(bad)
+		require.Error(t, err, bad)
+	}
+	// Range errors are the library's, naming the field.
+	for args, want := range map[string]string{
+		"window:4:0":        "Window",
+		"full:0":            "Layers",
+		"state:4:100":       "no full, window or chunked",
+		"full:2,shared:1:1": "Of",
+	} {
+		_, _, err := runPlanOut(t, "-groups", args, "-kv-heads", "8", "-head-dim", "128", "-params", "7B", "-gpus", "1", "-context", "4096")
+		require.Error(t, err, args)
+		assert.Contains(t, err.Error(), want, args)
+	}
+	_, _, err = runPlanOut(t, "-model", "gemma-3-27b", "-layers", "4", "-groups", "full:4")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "-layers and -groups")
+}
