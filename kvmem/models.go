@@ -45,11 +45,15 @@ func (m Model) WeightBytes(t Type) (int64, error) { return t.ParamBytes(m.Params
 
 // The parameter counts below are computed from each config (embeddings,
 // attention, MLP or experts, norms, biases, untied output head) and agree
-// with the counts the publishers state; none of the configs was in the
-// search index, so the config values are cited from the public files as
-// remembered and cross-checked against published totals and per-token KV
-// figures (PagedAttention's 800 KB for OPT-13B, Mooncake's 320 KB for
-// Llama-3-70B).
+// with the counts the publishers state. For the first eight presets none
+// of the configs was in the search index, so the config values are cited
+// from the public files as remembered and cross-checked against published
+// totals and per-token KV figures (PagedAttention's 800 KB for OPT-13B,
+// Mooncake's 320 KB for Llama-3-70B). For the hybrid ones (gpt-oss, Gemma
+// 3, Llama 4 Scout, Qwen3-Next) the shape fields were confirmed against
+// copies of the configs and config classes found in public repositories;
+// each comment says which figures could not be. TestHybridPresetParams
+// recomputes their counts from the fields.
 var models = []Model{
 	{
 		// huggingface.co/facebook/opt-13b config.json: num_hidden_layers 40,
@@ -156,7 +160,10 @@ var models = []Model{
 		// 6 (layer i is global when (i+1) % 6 == 0: 10 global, 52 local),
 		// num_attention_heads 32, num_key_value_heads 16, head_dim 128,
 		// hidden_size 5376, intermediate_size 21504, vocab_size 262208
-		// (tied), max_position_embeddings 131072. The text weights are
+		// (tied), max_position_embeddings 131072 (the 128K context Google
+		// states; the 27B config itself was not in the index, the fields
+		// above were confirmed from copies of it and of the 4B config,
+		// which shares the pattern and vocabulary). The text weights are
 		// recomputed from those fields (27,009,346,304; the Gemma 3
 		// technical report's Table 1 gives 25,600M non-embedding and
 		// 1,416M embedding parameters); the 417M of the SigLIP vision

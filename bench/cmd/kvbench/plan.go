@@ -215,7 +215,7 @@ func buildPlan(m kvmem.Model, wt kvmem.Type, kvTypes []kvPair, d kvmem.Deploymen
 }
 
 // fillDeployment records the deployment's defaults in rep when no row did.
-// It repeats paged's defaulting (TP = GPUs/CP, weights split over TP) only
+// It repeats kvmem's defaulting (TP = GPUs/CP, weights split over TP) only
 // for the header of a deployment whose weights do not fit, where no
 // Capacity exists to read them from.
 func fillDeployment(rep *planReport, d kvmem.Deployment, w int64) {
