@@ -58,7 +58,8 @@ type Group struct {
 	// one unsplit device holds it (Kind State only): for Gated DeltaNet,
 	// value heads x key dim x value dim recurrent values plus
 	// (conv kernel - 1) x conv channels convolution values, each in the
-	// state's element type.
+	// state's element type. Spec.Key and Value do not apply to it: a
+	// state keeps its own precision whatever the KV cache's.
 	StateBytes int64
 	// StateHeads is the number of heads the state splits over under tensor
 	// parallelism (Kind State only); 0 means the state is not split and
