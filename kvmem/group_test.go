@@ -422,3 +422,17 @@ func FuzzHybridSpec(f *testing.F) {
 		require.LessOrEqual(t, ns, nb)
 	})
 }
+
+// TestSequenceBlocksOverflow: two groups each just under the limit must
+// not wrap around to a negative total.
+func TestSequenceBlocksOverflow(t *testing.T) {
+	s := kvmem.Spec{KVHeads: 1, HeadDim: 8, Key: kvmem.FP16, Groups: []kvmem.Group{
+		{Kind: kvmem.Full, Layers: 1}, {Kind: kvmem.Full, Layers: 1}}}
+	n, err := s.SequenceBlocks(1<<61, 1)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1<<62), n)
+	_, err = s.SequenceBlocks(1<<62, 1)
+	require.ErrorIs(t, err, kvmem.ErrInvalid)
+	_, err = s.SequenceBlocks(1<<61+1, 1)
+	require.ErrorIs(t, err, kvmem.ErrInvalid)
+}

@@ -315,9 +315,10 @@ func (s Spec) sequenceBlocks(tokens, blockSize int) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if total += n; total > 1<<62 {
+		if n > 1<<62-total {
 			return 0, fmt.Errorf("%w: a sequence of %d tokens takes more than 2^62 blocks", ErrInvalid, tokens)
 		}
+		total += n
 	}
 	return total, nil
 }
