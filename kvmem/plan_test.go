@@ -290,3 +290,9 @@ func TestPlanManagerRoundTrip(t *testing.T) {
 		assert.Equal(t, want, admitted*int64(c.Replicas), "%v at %d tokens", tt.kv, tt.context)
 	}
 }
+
+// TestDefaultBlockSize: kvmem does not import paged, so its default is a
+// copy that must not drift.
+func TestDefaultBlockSize(t *testing.T) {
+	assert.Equal(t, paged.DefaultBlockSize, kvmem.DefaultBlockSize)
+}

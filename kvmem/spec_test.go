@@ -42,7 +42,7 @@ func TestTypeRowBytes(t *testing.T) {
 	}
 }
 
-// TestKVTypeGroupFormula checks the INT4/INT2 formulas over many group
+// TestTypeGroupFormula checks the INT4/INT2 formulas over many group
 // sizes against the bit count: values take bits/8 bytes each and each group
 // adds a 2-byte scale and a 2-byte zero point.
 func TestTypeGroupFormula(t *testing.T) {
