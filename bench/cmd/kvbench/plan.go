@@ -46,6 +46,7 @@ type planReport struct {
 	Context        int       `json:"context"`
 	ModelContext   int       `json:"model_context,omitempty"`
 	BlockSize      int       `json:"block_size"`
+	LayersPerBlock int       `json:"layers_per_block"`
 	WeightsFit     bool      `json:"weights_fit"`
 	WeightsMessage string    `json:"weights_message,omitempty"`
 	Rows           []planRow `json:"rows"`
@@ -172,6 +173,7 @@ func buildPlan(m kvmem.Model, wt kvmem.Type, kvTypes []kvPair, d kvmem.Deploymen
 		if _, err := m.Spec(t.key, t.value).TokenBytes(); err != nil {
 			return planReport{}, fmt.Errorf("-kv %v: %w", t, err)
 		}
+		rep.LayersPerBlock, _ = m.Spec(t.key, t.value).LayersPerBlock()
 	}
 	budget, err := d.KVBudget(w)
 	switch {
@@ -251,7 +253,13 @@ func printPlan(w io.Writer, m kvmem.Model, r planReport) {
 		fmt.Fprintf(w, "\nDOES NOT FIT: %s\n", r.WeightsMessage)
 		return
 	}
-	fmt.Fprintf(w, "KV       %s per device; context %s tokens, block size %d\n\n", humanBytes(r.KVBudget), bench.Thousands(int64(r.Context)), r.BlockSize)
+	// A hybrid model's block spans only some of its layers (kvmem's
+	// LayersPerBlock), which the blocks column needs to be read right.
+	layers := ""
+	if m.KV.Hybrid() {
+		layers = fmt.Sprintf(" tokens x %d layers", r.LayersPerBlock)
+	}
+	fmt.Fprintf(w, "KV       %s per device; context %s tokens, block size %d%s\n\n", humanBytes(r.KVBudget), bench.Thousands(int64(r.Context)), r.BlockSize, layers)
 
 	// Right-aligned numbers read as columns; the type name is padded to a
 	// fixed width so it stays left-aligned inside the right-aligned cell.
