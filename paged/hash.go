@@ -3,8 +3,10 @@ package paged
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"hash"
 	"math"
 	"math/bits"
+	"unsafe"
 )
 
 // Hash identifies the content of one full block together with everything
@@ -26,22 +28,42 @@ type Hasher interface {
 // tokens as little-endian int32 and the extra keys. It is collision
 // resistant, so tenants sharing a cache cannot craft a block that aliases
 // another's; Go uses the CPU's SHA instructions where they exist.
+//
+// The zero value is ready to use.
 type SHA256Hasher struct {
+	d   hash.Hash
 	buf []byte
+	out Hash // Sum's destination: a local would escape through hash.Hash
 }
 
 // NewSHA256Hasher returns a SHA-256 hasher.
-func NewSHA256Hasher() *SHA256Hasher { return &SHA256Hasher{buf: make([]byte, 0, 32+16*4+64)} }
+func NewSHA256Hasher() *SHA256Hasher { return &SHA256Hasher{d: sha256.New()} }
+
+// littleEndian: int32 tokens in memory are already their little-endian
+// encoding, so they are hashed in place rather than copied out.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // Sum implements Hasher.
 func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
-	b := append(h.buf[:0], parent[:]...)
-	for _, t := range tokens {
-		b = binary.LittleEndian.AppendUint32(b, uint32(t))
+	if h.d == nil {
+		h.d = sha256.New()
 	}
-	b = append(b, extra...)
-	h.buf = b
-	return sha256.Sum256(b)
+	d := h.d
+	d.Reset()
+	d.Write(parent[:])
+	if littleEndian && len(tokens) > 0 {
+		d.Write(unsafe.Slice((*byte)(unsafe.Pointer(&tokens[0])), 4*len(tokens)))
+	} else {
+		b := h.buf[:0]
+		for _, t := range tokens {
+			b = binary.LittleEndian.AppendUint32(b, uint32(t))
+		}
+		h.buf = b
+		d.Write(b)
+	}
+	d.Write(extra)
+	d.Sum(h.out[:0])
+	return h.out
 }
 
 // FastHasher is a 64-bit multiply-mix hash, several times faster than

@@ -3,6 +3,7 @@ package paged
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -44,6 +45,12 @@ type SeqOptions struct {
 	// no longer reaches are released (see window.go). 0 means full
 	// attention; it must not exceed MaxModelLen.
 	Window int
+	// MaxTokens is a hint: the most tokens the sequence is expected to
+	// reach, prompt and output together (a request's prompt length plus
+	// its max_tokens). Add sizes the sequence's token, block and hash
+	// buffers for it, so decoding never grows them. 0 means no hint;
+	// values above MaxModelLen count as MaxModelLen. It limits nothing.
+	MaxTokens int
 }
 
 // MMRange is a multimodal input occupying token positions [Start, End).
@@ -180,6 +187,9 @@ func (m *Manager) checkOptions(opts *SeqOptions, n int) error {
 			return errorf(ErrInvalid, "SeqOptions.MM[%d] range [%d, %d) is empty or outside the %d-token prompt", i, r.Start, r.End, n)
 		}
 	}
+	if opts.MaxTokens < 0 {
+		return errorf(ErrInvalid, "SeqOptions.MaxTokens %d is negative", opts.MaxTokens)
+	}
 	if opts.Window < 0 || opts.Window > m.cfg.MaxModelLen {
 		return errorf(ErrInvalid, "SeqOptions.Window %d must be in [0, MaxModelLen=%d]", opts.Window, m.cfg.MaxModelLen)
 	}
@@ -194,6 +204,13 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 		return
 	}
 	s.opts = *opts
+	if n := min(opts.MaxTokens, m.cfg.MaxModelLen); n > 0 {
+		s.tokens = slices.Grow(s.tokens, n)
+		s.blocks = slices.Grow(s.blocks, (n+m.bs-1)/m.bs)
+		if m.hashing {
+			s.hashes = slices.Grow(s.hashes, n/m.bs)
+		}
+	}
 	s.mm = append(s.mm, opts.MM...)
 	s.opts.MM = s.mm
 	if opts.Retention != nil {
@@ -415,7 +432,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	case AdmitNever:
 		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.need, m.pool.Usable(), m.watermarkBlocks())
 	case AdmitLater:
-		return 0, errorf(ErrNoSpace, "%v needs %d blocks, %d available (watermark %d)", id, p.alloc, m.available(), m.watermarkBlocks())
+		return 0, &spaceError{op: "Admit", id: id, need: p.alloc, avail: m.available(), watermark: m.watermarkBlocks()}
 	}
 	for _, b := range m.hits {
 		if b > nullBlock {
@@ -536,7 +553,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		need++
 	}
 	if need > m.available()+m.slidable(s, t0) {
-		return errorf(ErrNoSpace, "Append to %v: needs %d blocks, %d available", id, need, m.available())
+		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 	}
 	m.slide(s, t0)
 	if cow {
