@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/internal/probe"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -363,7 +364,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	res.TimedCalls = res.CallsInit + 3*int64(res.Steps)
 	res.TimerOverheadNsPerCall = timerOverhead()
 	res.BlocksHashed = st.BlocksHashed
-	res.SHA256Ns = SHA256Probe()
+	res.SHA256Ns = probe.SHA256()
 	if dig != nil {
 		res.Digest = hex.EncodeToString(dig.Sum(nil))
 	}
@@ -397,29 +398,6 @@ func appendIDs[T ~int32](dst []byte, ids []T) []byte {
 		dst = strconv.AppendInt(dst, int64(id), 10)
 	}
 	return dst
-}
-
-// SHA256Probe returns the nanoseconds one SHA-256 of 96 bytes takes on this
-// machine (the median of five rounds): the unit of a block hash, and the
-// probe compute-bound figures are stated against so that they compare
-// across machines.
-func SHA256Probe() float64 {
-	const n = 4000
-	var buf [96]byte
-	var sink byte
-	rounds := make([]float64, 5)
-	for r := range rounds {
-		t := time.Now()
-		for i := range n {
-			buf[0] = byte(i)
-			s := sha256.Sum256(buf[:])
-			sink ^= s[0]
-		}
-		rounds[r] = float64(time.Since(t)) / n
-	}
-	buf[1] = sink // keep the sums live
-	slices.Sort(rounds)
-	return rounds[len(rounds)/2]
 }
 
 // timerOverhead estimates the cost of one time.Now/time.Since pair.

@@ -288,7 +288,7 @@ func decodeSetup(tb testing.TB, n, bs, blocks int, noCache bool) (*paged.Manager
 	require.NoError(tb, err)
 	sched := make([]paged.Scheduled, n)
 	for i := range sched {
-		id, _, err := m.Create(seqOf(i*1000, 100), nil)
+		id, _, err := m.Create(seqOf(i*1000, 100), &paged.SeqOptions{MaxTokens: 100 + 256})
 		require.NoError(tb, err)
 		sched[i] = paged.Scheduled{ID: id, NewTokens: 1}
 	}

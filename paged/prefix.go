@@ -128,32 +128,6 @@ func (m *Manager) forget(id allocator.BlockID) {
 	}
 }
 
-// extraKeys encodes the extra hash keys of block k of s into the manager's
-// scratch buffer: the LoRA ID on every block, the cache salt on the first
-// block only, and the content hashes of multimodal inputs overlapping it.
-func (m *Manager) extraKeys(s *sequence, k int) []byte {
-	b := m.extraBuf[:0]
-	if s.opts.LoRA != 0 {
-		b = append(b, 'L')
-		b = binary.LittleEndian.AppendUint32(b, uint32(s.opts.LoRA))
-	}
-	if k == 0 && s.opts.Salt != "" {
-		b = append(b, 'S')
-		b = binary.AppendUvarint(b, uint64(len(s.opts.Salt)))
-		b = append(b, s.opts.Salt...)
-	}
-	lo, hi := k*m.bs, (k+1)*m.bs
-	for _, r := range s.opts.MM {
-		if r.Start < hi && r.End > lo {
-			b = append(b, 'M')
-			b = binary.AppendUvarint(b, uint64(len(r.Hash)))
-			b = append(b, r.Hash...)
-		}
-	}
-	m.extraBuf = b
-	return b
-}
-
 // hashFull extends s.hashes over every full, non-speculative block whose
 // tokens are known.
 func (m *Manager) hashFull(s *sequence) {
@@ -164,13 +138,7 @@ func (m *Manager) hashFull(s *sequence) {
 	if k := len(s.hashes); k < limit {
 		m.stats.hashed += uint64(limit - k)
 	}
-	for k := len(s.hashes); k < limit; k++ {
-		parent := &m.root
-		if k > 0 {
-			parent = &s.hashes[k-1]
-		}
-		s.hashes = append(s.hashes, m.cfg.Hasher.Sum(parent, s.tokens[k*m.bs:(k+1)*m.bs], m.extraKeys(s, k)))
-	}
+	s.hashes = m.chain.extend(s.hashes, s.tokens, &s.opts, len(s.hashes), limit)
 }
 
 // commitFull commits every hashed block of s past s.committed and reports

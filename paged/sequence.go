@@ -222,19 +222,47 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 // Add registers a waiting sequence for prompt and hashes its full blocks
 // once. It holds no blocks until Admit. Tokens are copied.
 func (m *Manager) Add(prompt []int32, opts *SeqOptions) (SeqID, error) {
-	if len(prompt) == 0 {
-		return 0, errorf(ErrInvalid, "empty prompt")
-	}
-	if len(prompt) > m.cfg.MaxModelLen {
-		return 0, errorf(ErrNever, "prompt of %d tokens exceeds MaxModelLen %d", len(prompt), m.cfg.MaxModelLen)
-	}
-	if err := m.checkOptions(opts, len(prompt)); err != nil {
+	if err := m.checkPrompt(prompt, opts); err != nil {
 		return 0, err
 	}
 	idx, s := m.newSeq()
 	m.setOptions(s, opts)
 	s.tokens = append(s.tokens, prompt...)
 	m.hashFull(s)
+	return makeSeqID(idx, s.gen), nil
+}
+
+// checkPrompt validates Add's arguments.
+func (m *Manager) checkPrompt(prompt []int32, opts *SeqOptions) error {
+	if len(prompt) == 0 {
+		return errorf(ErrInvalid, "empty prompt")
+	}
+	if len(prompt) > m.cfg.MaxModelLen {
+		return errorf(ErrNever, "prompt of %d tokens exceeds MaxModelLen %d", len(prompt), m.cfg.MaxModelLen)
+	}
+	return m.checkOptions(opts, len(prompt))
+}
+
+// AddHashed is Add for a prompt whose block hashes were computed
+// elsewhere, by a PromptHasher of this manager, typically on the request's
+// own goroutine so that the scheduler goroutine pays only for the copy and,
+// at Admit, the lookup. hashes must hold the hash of every full block of
+// prompt, in order, under the same opts. The manager trusts them as it
+// trusts AddFromHashes: hashes that do not match the tokens make the
+// sequence's blocks hit, and be hit by, content other than its own.
+func (m *Manager) AddHashed(prompt []int32, hashes []Hash, opts *SeqOptions) (SeqID, error) {
+	if err := m.checkPrompt(prompt, opts); err != nil {
+		return 0, err
+	}
+	if len(hashes) != len(prompt)/m.bs {
+		return 0, errorf(ErrInvalid, "AddHashed: %d hashes for a prompt of %d full blocks", len(hashes), len(prompt)/m.bs)
+	}
+	idx, s := m.newSeq()
+	m.setOptions(s, opts)
+	s.tokens = append(s.tokens, prompt...)
+	if m.hashing {
+		s.hashes = append(s.hashes, hashes...)
+	}
 	return makeSeqID(idx, s.gen), nil
 }
 
