@@ -14,6 +14,7 @@ package probe
 import (
 	"crypto/sha256"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -65,11 +66,9 @@ func MemoryWalk() float64 {
 		}
 		rounds[r] = float64(time.Since(t)) / n
 	}
-	walkSink = p // keep the chase live
+	runtime.KeepAlive(p) // keep the chase live
 	return median(rounds)
 }
-
-var walkSink uint64
 
 func median(xs []float64) float64 {
 	slices.Sort(xs)
