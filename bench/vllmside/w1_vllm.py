@@ -14,7 +14,7 @@ manager call (get_computed_blocks, allocate_slots, free, Request
 construction with its prompt hashing, append_output_token_ids).
 
 Usage: w1_vllm.py [--requests N] [--blocks B] [--sliding-window W]
-                  [--vllm DIR] [--trace CSV] [--digest]
+                  [--vllm DIR] [--trace CSV] [--digest] [--lines FILE]
 Needs only the Python standard library (3.9 or newer).
 """
 
@@ -184,11 +184,14 @@ def run(args, vllm):
 
     res = collections.Counter()
     ns = collections.Counter()
-    digest = hashlib.sha256() if args.digest else None
+    digest = hashlib.sha256() if args.digest or args.lines else None
+    lines = open(args.lines, "w") if args.lines else None
 
     def emit(line):
         if digest is not None:
             digest.update(line.encode())
+        if lines is not None:
+            lines.write(line)
 
     clock = time.perf_counter_ns
     wall0 = clock()
@@ -300,6 +303,8 @@ def run(args, vllm):
         if finished:
             running = [r for r in running if r.i not in finished]
     wall = clock() - wall0
+    if lines is not None:
+        lines.close()
 
     tokens = res["prefill_tokens"] + res["decode_tokens"]
     manager = sum(ns.values())
@@ -344,6 +349,7 @@ def main():
     p.add_argument("--max-model-len", type=int, default=16384)
     p.add_argument("--sliding-window", type=int, default=0, help="W1-H: add a sliding-window group of W tokens")
     p.add_argument("--digest", action="store_true", help="compute the allocation digest")
+    p.add_argument("--lines", metavar="FILE", help="write the digest's lines to FILE (implies --digest), to find the first decision that differs")
     args = p.parse_args()
     if not os.path.isdir(args.vllm):
         sys.exit(f"w1_vllm: no vLLM sources at {args.vllm} (pass --vllm DIR)")
