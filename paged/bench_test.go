@@ -54,7 +54,10 @@ func benchDecode(b *testing.B, n int, caching bool) {
 					}
 				}
 			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/token")
+			perToken := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(n)
+			b.ReportMetric(perToken, "ns/token")
+			// Memory-bound: stated over one cache miss measured now.
+			b.ReportMetric(perToken/probe.MemoryWalk(), "x-memwalk")
 		}
 	}
 }
@@ -85,6 +88,7 @@ func BenchmarkForkCopyOnWrite(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/probe.SHA256(), "x-sha256")
 }
 
 // BenchmarkPromptHashLookup: hash a prompt of 8K, 128K or 1M tokens (512,
