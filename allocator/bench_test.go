@@ -1,10 +1,10 @@
 package allocator_test
 
 import (
-	"github.com/pagedkv/pagedkv/internal/probe"
 	"testing"
 
 	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/internal/probe"
 )
 
 func BenchmarkAllocRelease(b *testing.B) {

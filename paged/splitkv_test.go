@@ -2,7 +2,6 @@ package paged_test
 
 import (
 	"errors"
-	"github.com/pagedkv/pagedkv/internal/probe"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pagedkv/pagedkv/internal/probe"
 	"github.com/pagedkv/pagedkv/paged"
 )
 

@@ -1,13 +1,13 @@
 package paged_test
 
 import (
-	"github.com/pagedkv/pagedkv/internal/probe"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/internal/probe"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
