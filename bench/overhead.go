@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/internal/probe"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -38,6 +39,9 @@ type W1Config struct {
 	Compat string
 	// Policy overrides the eviction policy (default LRU).
 	Policy eviction.Factory
+	// Hasher overrides the block hasher (default SHA-256, as vLLM). The
+	// hashes do not change any decision as long as they do not collide.
+	Hasher paged.Hasher
 	// Digest computes the allocation digest (costs a little time).
 	Digest bool
 	// Trace events, when non-nil, receives every digest line as it happens.
@@ -78,9 +82,15 @@ type W1Result struct {
 	// W1Config.Digest.
 	Digest string
 	// NsAdmit, NsAllocDecode, NsFree and NsInit are the nanoseconds spent
-	// in admissions, decode appends, frees and preemptions, and Add calls
-	// (prompt hashing included). NsAppendOutput is always 0: appending an
-	// output token costs the manager nothing beyond the decode Append.
+	// in the admission phase of each step, its decode phase (appends, and
+	// the preemptions they force), its output phase (frees of finished
+	// requests) and in Add calls (prompt hashing included). Phases are
+	// timed as a whole, not call by call, so the timer costs a few hundred
+	// nanoseconds per step instead of tens of nanoseconds per call; a
+	// phase includes the driver's own bookkeeping between calls (a few
+	// nanoseconds per call) and, with Digest, the digest's. NsAppendOutput
+	// is always 0: appending an output token costs the manager nothing
+	// beyond the decode Append.
 	NsAdmit, NsAllocDecode, NsFree, NsInit, NsAppendOutput int64
 	// ManagerNs is the nanoseconds spent in all timed manager calls,
 	// ManagerNsExclPromptHash the same without NsInit, and TotalWallNs the
@@ -89,9 +99,35 @@ type W1Result struct {
 	// TimerOverheadNsPerCall is the estimated cost in nanoseconds of timing
 	// one call (a time.Now/time.Since pair).
 	TimerOverheadNsPerCall float64
-	// TimedCalls is the number of timed calls: CallsInit, CallsAllocDecode,
-	// CallsAllocAdmit and CallsFree together.
+	// TimedCalls is the number of timed intervals: one per Add call and
+	// three per step.
 	TimedCalls int64
+	// BlocksHashed counts the block hashes the manager computed
+	// (paged.Stats.BlocksHashed).
+	BlocksHashed uint64
+	// SHA256Ns is a machine probe measured in the same run: nanoseconds
+	// for one SHA-256 of 96 bytes, the input of one block hash (a 32-byte
+	// parent and 16 four-byte tokens). BlocksHashed x SHA256Ns is the
+	// least time any manager that hashes like vLLM can spend.
+	SHA256Ns float64
+}
+
+// SHAFloorNsPerToken is the hashing floor per processed token:
+// BlocksHashed x SHA256Ns / TokensProcessed.
+func (r W1Result) SHAFloorNsPerToken() float64 {
+	if r.TokensProcessed == 0 {
+		return 0
+	}
+	return float64(r.BlocksHashed) * r.SHA256Ns / float64(r.TokensProcessed)
+}
+
+// ManagerNsPerTokenExclTimer is the manager time per processed token with
+// the estimated cost of the timer calls taken out.
+func (r W1Result) ManagerNsPerTokenExclTimer() float64 {
+	if r.TokensProcessed == 0 {
+		return 0
+	}
+	return (float64(r.ManagerNs) - r.TimerOverheadNsPerCall*float64(r.TimedCalls)) / float64(r.TokensProcessed)
 }
 
 type w1Request struct {
@@ -119,6 +155,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		MaxModelLen:      cfg.MaxModelLen,
 		Policy:           cfg.Policy,
 		UnifiedFreeQueue: cfg.Compat == "vllm",
+		Hasher:           cfg.Hasher,
 	}
 	switch cfg.Compat {
 	case "", "vllm":
@@ -161,8 +198,11 @@ func RunW1(cfg W1Config) (W1Result, error) {
 				prompt = append(prompt, int32((i*7919+j*104729)%32000+1))
 			}
 		}
+		// The hint sizes the request's buffers for its whole life, as a
+		// server that knows max_tokens would.
+		opts := paged.SeqOptions{MaxTokens: ctx + gen}
 		t0 := time.Now()
-		id, err := m.Add(prompt, nil)
+		id, err := m.Add(prompt, &opts)
 		res.NsInit += int64(time.Since(t0))
 		res.CallsInit++
 		if err != nil {
@@ -188,6 +228,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			emit()
 		}
 		// (1) Decode, in admission order.
+		tDecode := time.Now()
 		for idx := 0; idx < len(running); {
 			r := running[idx]
 			before := 0
@@ -197,9 +238,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			}
 			self := false
 			for {
-				t0 := time.Now()
 				err := m.Append(r.id, r.pending)
-				res.NsAllocDecode += int64(time.Since(t0))
 				res.CallsAllocDecode++
 				if err == nil {
 					break
@@ -209,13 +248,11 @@ func RunW1(cfg W1Config) (W1Result, error) {
 				}
 				v := running[len(running)-1]
 				running = running[:len(running)-1]
-				t0 = time.Now()
 				err = m.Preempt(v.id)
 				if err == nil {
 					// The preempted request keeps its newest token for recompute.
 					err = m.Append(v.id, v.pending)
 				}
-				res.NsFree += int64(time.Since(t0))
 				res.CallsFree++
 				if err != nil {
 					return res, fmt.Errorf("bench: W1 preemption of request %d: %w", v.i, err)
@@ -245,13 +282,13 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			scheduled = append(scheduled, sched{r, 1, true})
 			idx++
 		}
+		tAdmit := time.Now()
+		res.NsAllocDecode += int64(tAdmit.Sub(tDecode))
 		// (2) Admit, FCFS, whole prompts.
 		for waiting.len() > 0 && len(running) < cfg.MaxNumSeqs {
 			r := waiting.front()
 			n, _ := m.Len(r.id)
-			t0 := time.Now()
 			cached, err := m.Admit(r.id)
-			res.NsAdmit += int64(time.Since(t0))
 			res.CallsGetComputed++
 			res.CallsAllocAdmit++
 			if errors.Is(err, paged.ErrNoSpace) {
@@ -284,6 +321,8 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			}
 			scheduled = append(scheduled, sched{r, n - cached, false})
 		}
+		tOutput := time.Now()
+		res.NsAdmit += int64(tOutput.Sub(tAdmit))
 		res.PeakRunning = max(res.PeakRunning, len(running))
 		// (3) Model output: one made-up token per scheduled request.
 		finished := false
@@ -296,9 +335,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			r.outputs++
 			res.CallsAppendOutput++
 			if r.ctx+r.outputs >= L || r.outputs >= r.gen {
-				t0 := time.Now()
 				err := m.Free(r.id)
-				res.NsFree += int64(time.Since(t0))
 				res.CallsFree++
 				if err != nil {
 					return res, fmt.Errorf("bench: W1 finish of request %d: %w", r.i, err)
@@ -312,6 +349,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 				}
 			}
 		}
+		res.NsFree += int64(time.Since(tOutput))
 		if finished {
 			running = slices.DeleteFunc(running, func(r *w1Request) bool { return r.id == 0 })
 		}
@@ -323,8 +361,10 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	res.TokensProcessed = res.PrefillTokens + res.Decode
 	res.ManagerNsExclPromptHash = res.NsAdmit + res.NsAllocDecode + res.NsFree + res.NsAppendOutput
 	res.ManagerNs = res.ManagerNsExclPromptHash + res.NsInit
-	res.TimedCalls = res.CallsInit + res.CallsAllocDecode + res.CallsAllocAdmit + res.CallsFree
+	res.TimedCalls = res.CallsInit + 3*int64(res.Steps)
 	res.TimerOverheadNsPerCall = timerOverhead()
+	res.BlocksHashed = st.BlocksHashed
+	res.SHA256Ns = probe.SHA256()
 	if dig != nil {
 		res.Digest = hex.EncodeToString(dig.Sum(nil))
 	}

@@ -1,6 +1,9 @@
 package paged
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Every error the manager returns wraps one of these with
 // context; branch on them with errors.Is. An operation that returns an error
@@ -23,3 +26,24 @@ var (
 	// ErrCacheInUse: the cache cannot be reset while sequences hold blocks.
 	ErrCacheInUse = errors.New("paged: cache in use")
 )
+
+// spaceError is an ErrNoSpace from Admit or Append, formatted only when
+// its message is read: a scheduler under memory pressure is refused
+// thousands of times and branches on errors.Is alone, so building each
+// message up front would cost more than the refusal itself.
+type spaceError struct {
+	op                     string
+	id                     SeqID
+	need, avail, watermark int
+}
+
+func (e *spaceError) Error() string {
+	msg := fmt.Sprintf("%v: %s %v: needs %d blocks, %d available", ErrNoSpace, e.op, e.id, e.need, e.avail)
+	if e.watermark > 0 {
+		msg += fmt.Sprintf(" (watermark %d)", e.watermark)
+	}
+	return msg
+}
+
+// Unwrap makes errors.Is(err, ErrNoSpace) true.
+func (e *spaceError) Unwrap() error { return ErrNoSpace }

@@ -3,8 +3,9 @@ package paged
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"math"
+	"hash"
 	"math/bits"
+	"unsafe"
 )
 
 // Hash identifies the content of one full block together with everything
@@ -26,22 +27,42 @@ type Hasher interface {
 // tokens as little-endian int32 and the extra keys. It is collision
 // resistant, so tenants sharing a cache cannot craft a block that aliases
 // another's; Go uses the CPU's SHA instructions where they exist.
+//
+// The zero value is ready to use.
 type SHA256Hasher struct {
+	d   hash.Hash
 	buf []byte
+	out Hash // Sum's destination: a local would escape through hash.Hash
 }
 
 // NewSHA256Hasher returns a SHA-256 hasher.
-func NewSHA256Hasher() *SHA256Hasher { return &SHA256Hasher{buf: make([]byte, 0, 32+16*4+64)} }
+func NewSHA256Hasher() *SHA256Hasher { return &SHA256Hasher{d: sha256.New()} }
+
+// littleEndian: int32 tokens in memory are already their little-endian
+// encoding, so they are hashed in place rather than copied out.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // Sum implements Hasher.
 func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
-	b := append(h.buf[:0], parent[:]...)
-	for _, t := range tokens {
-		b = binary.LittleEndian.AppendUint32(b, uint32(t))
+	if h.d == nil {
+		h.d = sha256.New()
 	}
-	b = append(b, extra...)
-	h.buf = b
-	return sha256.Sum256(b)
+	d := h.d
+	d.Reset()
+	d.Write(parent[:])
+	if littleEndian && len(tokens) > 0 {
+		d.Write(unsafe.Slice((*byte)(unsafe.Pointer(&tokens[0])), 4*len(tokens)))
+	} else {
+		b := h.buf[:0]
+		for _, t := range tokens {
+			b = binary.LittleEndian.AppendUint32(b, uint32(t))
+		}
+		h.buf = b
+		d.Write(b)
+	}
+	d.Write(extra)
+	d.Sum(h.out[:0])
+	return h.out
 }
 
 // FastHasher is a 64-bit multiply-mix hash, several times faster than
@@ -83,25 +104,107 @@ func rootHash(seed []byte) Hash {
 	return sha256.Sum256(append([]byte("pagedkv root\x00"), seed...))
 }
 
+// chain computes chained block hashes under one configuration: hasher,
+// root (from Config.HashSeed) and block size.
+type chain struct {
+	hasher Hasher
+	root   Hash
+	bs     int
+	extra  []byte // scratch for the extra keys of one block
+}
+
+// extend appends to dst the hashes of blocks [from, to) of tokens; when
+// from > 0, dst must end with the hash of block from-1.
+func (c *chain) extend(dst []Hash, tokens []int32, opts *SeqOptions, from, to int) []Hash {
+	for k := from; k < to; k++ {
+		parent := &c.root
+		if k > 0 {
+			parent = &dst[len(dst)-1]
+		}
+		c.extra = appendExtraKeys(c.extra[:0], opts, k, c.bs)
+		dst = append(dst, c.hasher.Sum(parent, tokens[k*c.bs:(k+1)*c.bs], c.extra))
+	}
+	return dst
+}
+
+// appendExtraKeys appends the extra hash keys of block k to b: the LoRA ID
+// on every block, the cache salt on the first block only, and the content
+// hashes of multimodal inputs overlapping the block.
+func appendExtraKeys(b []byte, opts *SeqOptions, k, bs int) []byte {
+	if opts.LoRA != 0 {
+		b = append(b, 'L')
+		b = binary.LittleEndian.AppendUint32(b, uint32(opts.LoRA))
+	}
+	if k == 0 && opts.Salt != "" {
+		b = append(b, 'S')
+		b = binary.AppendUvarint(b, uint64(len(opts.Salt)))
+		b = append(b, opts.Salt...)
+	}
+	lo, hi := k*bs, (k+1)*bs
+	for _, r := range opts.MM {
+		if r.Start < hi && r.End > lo {
+			b = append(b, 'M')
+			b = binary.AppendUvarint(b, uint64(len(r.Hash)))
+			b = append(b, r.Hash...)
+		}
+	}
+	return b
+}
+
 // BlockHashes appends to dst the chained hashes of the full blocks of
 // tokens, exactly as a manager with this configuration computes them
 // (same hasher, seed, block size and extra keys). A router uses it to score
 // servers by the prefix they hold without owning a manager. Only full
-// blocks are hashed.
+// blocks are hashed. It uses the manager's hasher, so it must be called on
+// the manager's goroutine; NewPromptHasher gives one for another goroutine.
 func (m *Manager) BlockHashes(dst []Hash, tokens []int32, opts *SeqOptions) ([]Hash, error) {
 	if err := m.checkOptions(opts, len(tokens)); err != nil {
 		return dst, err
 	}
-	s := sequence{tokens: tokens, hashLimit: math.MaxInt}
+	var o SeqOptions
 	if opts != nil {
-		s.opts = *opts
+		o = *opts
 	}
-	for k := 0; (k+1)*m.bs <= len(tokens); k++ {
-		parent := &m.root
-		if k > 0 {
-			parent = &dst[len(dst)-1]
+	return m.chain.extend(dst, tokens, &o, 0, len(tokens)/m.bs), nil
+}
+
+// PromptHasher computes the block hashes a manager would compute for a
+// prompt, on a goroutine of its own: hashing a long prompt costs about a
+// microsecond per block (SHA-256), so a server hashes on the request's
+// goroutine and hands the hashes to AddHashed, leaving the scheduler
+// goroutine only the lookup. A PromptHasher is not safe for concurrent
+// use; give each goroutine its own (they are small).
+type PromptHasher struct {
+	c chain
+}
+
+// NewPromptHasher returns a PromptHasher that computes exactly the hashes
+// m does. h must compute the same function as m's Config.Hasher but be a
+// separate value, since hashers keep scratch state; nil picks a new
+// SHA256Hasher or FastHasher when m uses one of those, and is an error
+// for any other hasher. It may be called on any goroutine only while m is
+// not being reconfigured (a Manager's configuration never changes).
+func (m *Manager) NewPromptHasher(h Hasher) (*PromptHasher, error) {
+	if h == nil {
+		switch m.cfg.Hasher.(type) {
+		case *SHA256Hasher:
+			h = NewSHA256Hasher()
+		case FastHasher:
+			h = FastHasher{}
+		default:
+			return nil, errorf(ErrInvalid, "NewPromptHasher: Config.Hasher is a %T; pass a separate instance of it", m.cfg.Hasher)
 		}
-		dst = append(dst, m.cfg.Hasher.Sum(parent, tokens[k*m.bs:(k+1)*m.bs], m.extraKeys(&s, k)))
 	}
-	return dst, nil
+	return &PromptHasher{c: chain{hasher: h, root: m.chain.root, bs: m.bs}}, nil
+}
+
+// Hashes appends to dst the chained hashes of the full blocks of prompt
+// under opts, as the manager's Add would compute them. opts is not
+// validated here; AddHashed validates it.
+func (p *PromptHasher) Hashes(dst []Hash, prompt []int32, opts *SeqOptions) []Hash {
+	var o SeqOptions
+	if opts != nil {
+		o = *opts
+	}
+	return p.c.extend(dst, prompt, &o, 0, len(prompt)/p.c.bs)
 }

@@ -13,13 +13,15 @@ import (
 // after construction) and backward-shift deletion (no tombstones, so a long
 // run of evictions and commits does not slow it down, as it does a Go map).
 //
-// Slots store only the block ID and a tag; the key itself is the hash the
-// block holds, read from the owner's per-block hash array. REQUIRES: when
-// set(h, id) is called, hashes[id] == *h, and it stays so until the entry
-// is deleted or replaced.
+// A slot is one word: the block ID + 1 in the high half (0: empty) and the
+// low 32 bits of the key's mixed hash in the low half. The low half is both
+// a tag that rejects almost every mismatch without touching the key and
+// the slot's home position, so a probe reads one array and a backward-shift
+// delete never re-reads a key. The key itself is the hash the block holds,
+// read from the owner's per-block hash array. REQUIRES: while id is in the
+// index, hashes[id] holds the key it was inserted under.
 type hashIndex struct {
-	ids    []allocator.BlockID // NoBlock: empty
-	tags   []uint32
+	slots  []uint64
 	mask   uint64
 	n      int
 	hashes []Hash
@@ -30,81 +32,111 @@ func newHashIndex(blocks int, hashes []Hash) hashIndex {
 	for size < 2*blocks {
 		size *= 2
 	}
-	ids := make([]allocator.BlockID, size)
-	for i := range ids {
-		ids[i] = allocator.NoBlock
-	}
-	return hashIndex{ids: ids, tags: make([]uint32, size), mask: uint64(size - 1), hashes: hashes}
+	return hashIndex{slots: make([]uint64, size), mask: uint64(size - 1), hashes: hashes}
 }
 
 // home mixes all 32 bytes of h: hashes that callers precompute (trace IDs,
 // another engine's 64-bit hashes) need not be uniform in any one word.
-func home(h *Hash) uint64 {
+func home(h *Hash) uint32 {
 	a := binary.LittleEndian.Uint64(h[0:8])
 	b := binary.LittleEndian.Uint64(h[8:16])
 	c := binary.LittleEndian.Uint64(h[16:24])
 	d := binary.LittleEndian.Uint64(h[24:32])
 	hi, lo := bits.Mul64(a^0x9e3779b97f4a7c15, b^c^0xc2b2ae3d27d4eb4f)
-	return (hi ^ lo ^ d) * 0xff51afd7ed558ccd
+	k := (hi ^ lo ^ d) * 0xff51afd7ed558ccd
+	return uint32(k ^ k>>32)
 }
 
-func (x *hashIndex) find(h *Hash) (uint64, bool) {
-	k := home(h)
-	tag := uint32(k >> 32)
-	for i := k & x.mask; ; i = (i + 1) & x.mask {
-		id := x.ids[i]
-		if id == allocator.NoBlock {
-			return i, false
+func slotID(s uint64) allocator.BlockID { return allocator.BlockID(s>>32) - 1 }
+
+// find returns the slot holding h, or the empty slot where h would go, and
+// the tag to store there.
+func (x *hashIndex) find(h *Hash) (i uint64, tag uint32, ok bool) {
+	tag = home(h)
+	for i = uint64(tag) & x.mask; ; i = (i + 1) & x.mask {
+		s := x.slots[i]
+		if s == 0 {
+			return i, tag, false
 		}
-		if x.tags[i] == tag && x.hashes[id] == *h {
-			return i, true
+		if uint32(s) == tag && x.hashes[slotID(s)] == *h {
+			return i, tag, true
 		}
 	}
 }
 
 func (x *hashIndex) get(h *Hash) (allocator.BlockID, bool) {
-	i, ok := x.find(h)
+	i, _, ok := x.find(h)
 	if !ok {
 		return allocator.NoBlock, false
 	}
-	return x.ids[i], true
+	return slotID(x.slots[i]), true
+}
+
+// getOrInsert returns the block h maps to, or maps h to id and reports
+// false: one probe where a get and a set would take two.
+func (x *hashIndex) getOrInsert(h *Hash, id allocator.BlockID) (allocator.BlockID, bool) {
+	i, tag, ok := x.find(h)
+	if ok {
+		return slotID(x.slots[i]), true
+	}
+	x.slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
+	x.n++
+	return id, false
 }
 
 // set maps h to id, replacing any entry for h.
 func (x *hashIndex) set(h *Hash, id allocator.BlockID) {
-	i, ok := x.find(h)
+	i, tag, ok := x.find(h)
 	if !ok {
 		x.n++
-		x.tags[i] = uint32(home(h) >> 32)
 	}
-	x.ids[i] = id
+	x.slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
 }
 
 // del removes the entry for h, if any.
 func (x *hashIndex) del(h *Hash) {
-	i, ok := x.find(h)
-	if !ok {
-		return
+	i, _, ok := x.find(h)
+	if ok {
+		x.delAt(i)
 	}
+}
+
+// delAt empties slot i. Backward shift: later entries of the probe run move
+// into the hole unless their home lies cyclically after the hole.
+func (x *hashIndex) delAt(i uint64) {
 	x.n--
-	// Backward shift: pull later entries of the probe run into the hole
-	// unless their home lies cyclically after the hole.
-	for j := (i + 1) & x.mask; x.ids[j] != allocator.NoBlock; j = (j + 1) & x.mask {
-		k := home(&x.hashes[x.ids[j]]) & x.mask
+	for j := (i + 1) & x.mask; x.slots[j] != 0; j = (j + 1) & x.mask {
+		k := uint64(uint32(x.slots[j])) & x.mask
 		if (j-k)&x.mask >= (j-i)&x.mask {
-			x.ids[i], x.tags[i] = x.ids[j], x.tags[j]
+			x.slots[i] = x.slots[j]
 			i = j
 		}
 	}
-	x.ids[i] = allocator.NoBlock
+	x.slots[i] = 0
+}
+
+// replaceOrDel makes h, which maps to old, map to next instead, or
+// removes it when next is NoBlock; an entry naming another block than old
+// is left alone.
+func (x *hashIndex) replaceOrDel(h *Hash, old, next allocator.BlockID) {
+	i, tag, ok := x.find(h)
+	if !ok || slotID(x.slots[i]) != old {
+		return
+	}
+	if next == allocator.NoBlock {
+		x.delAt(i)
+		return
+	}
+	x.slots[i] = uint64(uint32(next)+1)<<32 | uint64(tag)
 }
 
 func (x *hashIndex) len() int { return x.n }
 
 // each calls fn for every entry; fn must not change the index.
 func (x *hashIndex) each(fn func(h *Hash, id allocator.BlockID)) {
-	for _, id := range x.ids {
-		if id != allocator.NoBlock {
+	for _, s := range x.slots {
+		if s != 0 {
+			id := slotID(s)
 			fn(&x.hashes[id], id)
 		}
 	}
@@ -112,8 +144,6 @@ func (x *hashIndex) each(fn func(h *Hash, id allocator.BlockID)) {
 
 // clear empties the index.
 func (x *hashIndex) clear() {
-	for i := range x.ids {
-		x.ids[i] = allocator.NoBlock
-	}
+	clear(x.slots)
 	x.n = 0
 }

@@ -21,8 +21,16 @@ func TestHashIndexAgainstMap(t *testing.T) {
 		id := allocator.BlockID(r.IntN(blocks))
 		if h, ok := owner[id]; ok {
 			if model[h] == id {
-				x.del(&h)
+				if r.IntN(2) == 0 {
+					x.del(&h)
+				} else {
+					x.replaceOrDel(&h, id, allocator.NoBlock)
+				}
 				delete(model, h)
+			} else {
+				// Not the entry of its hash: a conditional delete must
+				// leave the entry alone.
+				x.replaceOrDel(&h, id, allocator.NoBlock)
 			}
 			delete(owner, id)
 		} else {
@@ -35,7 +43,18 @@ func TestHashIndexAgainstMap(t *testing.T) {
 				delete(owner, old)
 			}
 			hashes[id] = h
-			x.set(&h, id)
+			if old, taken := model[h]; !taken && r.IntN(2) == 0 {
+				if got, dup := x.getOrInsert(&h, id); dup || got != id {
+					t.Fatalf("step %d: getOrInsert of a new hash = %d, %v", step, got, dup)
+				}
+			} else if taken && r.IntN(2) == 0 {
+				if got, dup := x.getOrInsert(&h, id); !dup || got != old {
+					t.Fatalf("step %d: getOrInsert of a present hash = %d, %v; want %d", step, got, dup, old)
+				}
+				x.replaceOrDel(&h, old, id)
+			} else {
+				x.set(&h, id)
+			}
 			model[h] = id
 			owner[id] = h
 		}

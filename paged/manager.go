@@ -28,14 +28,13 @@ type Manager struct {
 	ticker    eviction.Ticker
 
 	// Per block, indexed by BlockID.
-	hash     []Hash
-	cached   []bool // the block's content is committed to the index
-	dupNext  []allocator.BlockID
-	dupPrev  []allocator.BlockID
-	index    hashIndex // first-inserted block per hash
-	root     Hash
-	hashing  bool
-	extraBuf []byte
+	hash    []Hash
+	cached  []bool // the block's content is committed to the index
+	dupNext []allocator.BlockID
+	dupPrev []allocator.BlockID
+	index   hashIndex // first-inserted block per hash
+	chain   chain
+	hashing bool
 
 	seqs     []sequence
 	freeSeqs []uint32
@@ -80,7 +79,7 @@ func New(cfg Config) (*Manager, error) {
 		cached:  make([]bool, cfg.NumBlocks),
 		dupNext: make([]allocator.BlockID, cfg.NumBlocks),
 		dupPrev: make([]allocator.BlockID, cfg.NumBlocks),
-		root:    rootHash(cfg.HashSeed),
+		chain:   chain{hasher: cfg.Hasher, root: rootHash(cfg.HashSeed), bs: cfg.BlockSize},
 		hashing: !cfg.DisablePrefixCaching,
 	}
 	m.index = newHashIndex(cfg.NumBlocks, m.hash)

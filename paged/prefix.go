@@ -20,16 +20,38 @@ func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allo
 	if !m.hashing {
 		return dst
 	}
+	prev := allocator.NoBlock
 	for i := 0; i < max && i < len(hashes); i++ {
-		id, ok := m.index.get(&hashes[i])
+		id, ok := m.successor(prev, &hashes[i])
+		if !ok {
+			id, ok = m.index.get(&hashes[i])
+		}
 		if !ok {
 			if id, ok = m.hostHit(&hashes[i]); !ok {
 				break
 			}
 		}
 		dst = append(dst, id)
+		prev = id
 	}
 	return dst
+}
+
+// successor guesses that a chain's next block is the block after the
+// previous hit's: a chain is usually committed in one run of blocks
+// allocated in order, so a warm lookup walks the per-block arrays in order
+// instead of probing the index at random. The guess stands only where the
+// index would give the same answer: the block holds h and is the only
+// block holding it (with duplicates, the index names the first-inserted).
+func (m *Manager) successor(prev allocator.BlockID, h *Hash) (allocator.BlockID, bool) {
+	next := prev + 1
+	if prev <= nullBlock || int(next) >= len(m.hash) {
+		return allocator.NoBlock, false
+	}
+	if !m.cached[next] || m.dupNext[next] != next || m.hash[next] != *h {
+		return allocator.NoBlock, false
+	}
+	return next, true
 }
 
 // claim takes a reference to a block found by lookup: an evictable block
@@ -50,12 +72,11 @@ func (m *Manager) claim(id allocator.BlockID) {
 func (m *Manager) commit(id allocator.BlockID, h Hash, depth int, parent allocator.BlockID, s *sequence) {
 	m.hash[id] = h
 	m.cached[id] = true
-	if head, ok := m.index.get(&h); ok {
+	if head, dup := m.index.getOrInsert(&m.hash[id], id); dup {
 		tail := m.dupPrev[head]
 		m.dupNext[tail], m.dupPrev[id] = id, tail
 		m.dupNext[id], m.dupPrev[head] = head, id
 	} else {
-		m.index.set(&h, id)
 		m.dupNext[id], m.dupPrev[id] = id, id
 	}
 	m.stats.stored++
@@ -84,13 +105,12 @@ func (m *Manager) uncache(id allocator.BlockID, report bool) {
 	h := &m.hash[id]
 	next := m.dupNext[id]
 	if next == id {
-		m.index.del(h)
+		m.index.replaceOrDel(h, id, allocator.NoBlock)
 	} else {
 		prev := m.dupPrev[id]
 		m.dupNext[prev], m.dupPrev[next] = next, prev
-		if head, _ := m.index.get(h); head == id {
-			m.index.set(h, next)
-		}
+		// The entry moves to the next duplicate only if id headed the list.
+		m.index.replaceOrDel(h, id, next)
 	}
 	m.cached[id] = false
 	if report {
@@ -108,32 +128,6 @@ func (m *Manager) forget(id allocator.BlockID) {
 	}
 }
 
-// extraKeys encodes the extra hash keys of block k of s into the manager's
-// scratch buffer: the LoRA ID on every block, the cache salt on the first
-// block only, and the content hashes of multimodal inputs overlapping it.
-func (m *Manager) extraKeys(s *sequence, k int) []byte {
-	b := m.extraBuf[:0]
-	if s.opts.LoRA != 0 {
-		b = append(b, 'L')
-		b = binary.LittleEndian.AppendUint32(b, uint32(s.opts.LoRA))
-	}
-	if k == 0 && s.opts.Salt != "" {
-		b = append(b, 'S')
-		b = binary.AppendUvarint(b, uint64(len(s.opts.Salt)))
-		b = append(b, s.opts.Salt...)
-	}
-	lo, hi := k*m.bs, (k+1)*m.bs
-	for _, r := range s.opts.MM {
-		if r.Start < hi && r.End > lo {
-			b = append(b, 'M')
-			b = binary.AppendUvarint(b, uint64(len(r.Hash)))
-			b = append(b, r.Hash...)
-		}
-	}
-	m.extraBuf = b
-	return b
-}
-
 // hashFull extends s.hashes over every full, non-speculative block whose
 // tokens are known.
 func (m *Manager) hashFull(s *sequence) {
@@ -141,13 +135,10 @@ func (m *Manager) hashFull(s *sequence) {
 		return
 	}
 	limit := min((len(s.tokens)-s.spec)/m.bs, s.hashLimit)
-	for k := len(s.hashes); k < limit; k++ {
-		parent := &m.root
-		if k > 0 {
-			parent = &s.hashes[k-1]
-		}
-		s.hashes = append(s.hashes, m.cfg.Hasher.Sum(parent, s.tokens[k*m.bs:(k+1)*m.bs], m.extraKeys(s, k)))
+	if k := len(s.hashes); k < limit {
+		m.stats.hashed += uint64(limit - k)
 	}
+	s.hashes = m.chain.extend(s.hashes, s.tokens, &s.opts, len(s.hashes), limit)
 }
 
 // commitFull commits every hashed block of s past s.committed and reports

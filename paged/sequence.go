@@ -3,6 +3,7 @@ package paged
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -44,6 +45,12 @@ type SeqOptions struct {
 	// no longer reaches are released (see window.go). 0 means full
 	// attention; it must not exceed MaxModelLen.
 	Window int
+	// MaxTokens is a hint: the most tokens the sequence is expected to
+	// reach, prompt and output together (a request's prompt length plus
+	// its max_tokens). Add sizes the sequence's token, block and hash
+	// buffers for it, so decoding never grows them. 0 means no hint;
+	// values above MaxModelLen count as MaxModelLen. It limits nothing.
+	MaxTokens int
 }
 
 // MMRange is a multimodal input occupying token positions [Start, End).
@@ -180,6 +187,9 @@ func (m *Manager) checkOptions(opts *SeqOptions, n int) error {
 			return errorf(ErrInvalid, "SeqOptions.MM[%d] range [%d, %d) is empty or outside the %d-token prompt", i, r.Start, r.End, n)
 		}
 	}
+	if opts.MaxTokens < 0 {
+		return errorf(ErrInvalid, "SeqOptions.MaxTokens %d is negative", opts.MaxTokens)
+	}
 	if opts.Window < 0 || opts.Window > m.cfg.MaxModelLen {
 		return errorf(ErrInvalid, "SeqOptions.Window %d must be in [0, MaxModelLen=%d]", opts.Window, m.cfg.MaxModelLen)
 	}
@@ -194,6 +204,13 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 		return
 	}
 	s.opts = *opts
+	if n := min(opts.MaxTokens, m.cfg.MaxModelLen); n > 0 {
+		s.tokens = slices.Grow(s.tokens, n)
+		s.blocks = slices.Grow(s.blocks, (n+m.bs-1)/m.bs)
+		if m.hashing {
+			s.hashes = slices.Grow(s.hashes, n/m.bs)
+		}
+	}
 	s.mm = append(s.mm, opts.MM...)
 	s.opts.MM = s.mm
 	if opts.Retention != nil {
@@ -205,19 +222,47 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 // Add registers a waiting sequence for prompt and hashes its full blocks
 // once. It holds no blocks until Admit. Tokens are copied.
 func (m *Manager) Add(prompt []int32, opts *SeqOptions) (SeqID, error) {
-	if len(prompt) == 0 {
-		return 0, errorf(ErrInvalid, "empty prompt")
-	}
-	if len(prompt) > m.cfg.MaxModelLen {
-		return 0, errorf(ErrNever, "prompt of %d tokens exceeds MaxModelLen %d", len(prompt), m.cfg.MaxModelLen)
-	}
-	if err := m.checkOptions(opts, len(prompt)); err != nil {
+	if err := m.checkPrompt(prompt, opts); err != nil {
 		return 0, err
 	}
 	idx, s := m.newSeq()
 	m.setOptions(s, opts)
 	s.tokens = append(s.tokens, prompt...)
 	m.hashFull(s)
+	return makeSeqID(idx, s.gen), nil
+}
+
+// checkPrompt validates Add's arguments.
+func (m *Manager) checkPrompt(prompt []int32, opts *SeqOptions) error {
+	if len(prompt) == 0 {
+		return errorf(ErrInvalid, "empty prompt")
+	}
+	if len(prompt) > m.cfg.MaxModelLen {
+		return errorf(ErrNever, "prompt of %d tokens exceeds MaxModelLen %d", len(prompt), m.cfg.MaxModelLen)
+	}
+	return m.checkOptions(opts, len(prompt))
+}
+
+// AddHashed is Add for a prompt whose block hashes were computed
+// elsewhere, by a PromptHasher of this manager, typically on the request's
+// own goroutine so that the scheduler goroutine pays only for the copy and,
+// at Admit, the lookup. hashes must hold the hash of every full block of
+// prompt, in order, under the same opts. The manager trusts them as it
+// trusts AddFromHashes: hashes that do not match the tokens make the
+// sequence's blocks hit, and be hit by, content other than its own.
+func (m *Manager) AddHashed(prompt []int32, hashes []Hash, opts *SeqOptions) (SeqID, error) {
+	if err := m.checkPrompt(prompt, opts); err != nil {
+		return 0, err
+	}
+	if len(hashes) != len(prompt)/m.bs {
+		return 0, errorf(ErrInvalid, "AddHashed: %d hashes for a prompt of %d full blocks", len(hashes), len(prompt)/m.bs)
+	}
+	idx, s := m.newSeq()
+	m.setOptions(s, opts)
+	s.tokens = append(s.tokens, prompt...)
+	if m.hashing {
+		s.hashes = append(s.hashes, hashes...)
+	}
 	return makeSeqID(idx, s.gen), nil
 }
 
@@ -415,7 +460,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	case AdmitNever:
 		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.need, m.pool.Usable(), m.watermarkBlocks())
 	case AdmitLater:
-		return 0, errorf(ErrNoSpace, "%v needs %d blocks, %d available (watermark %d)", id, p.alloc, m.available(), m.watermarkBlocks())
+		return 0, &spaceError{op: "Admit", id: id, need: p.alloc, avail: m.available(), watermark: m.watermarkBlocks()}
 	}
 	for _, b := range m.hits {
 		if b > nullBlock {
@@ -536,7 +581,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		need++
 	}
 	if need > m.available()+m.slidable(s, t0) {
-		return errorf(ErrNoSpace, "Append to %v: needs %d blocks, %d available", id, need, m.available())
+		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 	}
 	m.slide(s, t0)
 	if cow {

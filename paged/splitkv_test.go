@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pagedkv/pagedkv/internal/probe"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -129,6 +130,7 @@ func BenchmarkSplitPlan(b *testing.B) {
 	for b.Loop() {
 		_ = p.Build(blocks, 132, 16)
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/probe.SHA256(), "x-sha256")
 	b.ReportMetric(float64(len(p.Items)), "items")
 	b.ReportMetric(float64(p.MaxUnitBlocks)/p.Ideal(), "maxunit/ideal")
 	b.ReportMetric(p.Ideal(), "ideal-blocks")

@@ -3,6 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions           uint64
+	hashed                                                  uint64
 	peakUsed                                                int
 }
 
@@ -32,8 +33,10 @@ type Stats struct {
 	// PrefixQueryBlocks and PrefixHitBlocks are the same sums in blocks.
 	PrefixQueryBlocks, PrefixHitBlocks uint64
 	// Evictions counts cached blocks given up to make room; BlocksStored
-	// counts blocks committed to the prefix index.
-	Evictions, BlocksStored uint64
+	// counts blocks committed to the prefix index; BlocksHashed counts
+	// block hashes the manager computed (each a Hasher.Sum call), the
+	// floor of what prefix caching costs.
+	Evictions, BlocksStored, BlocksHashed uint64
 	// Copies counts copy-on-write directives; Forks and Preemptions count
 	// those calls.
 	Copies, Forks, Preemptions uint64
@@ -81,6 +84,7 @@ func (m *Manager) Stats() Stats {
 		PrefixHitBlocks:   c.hitBlocks,
 		Evictions:         c.evictions,
 		BlocksStored:      c.stored,
+		BlocksHashed:      c.hashed,
 		Copies:            c.copies,
 		Forks:             c.forks,
 		Preemptions:       c.preemptions,

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/internal/probe"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -324,6 +325,7 @@ func BenchmarkSwap32K(b *testing.B) {
 		buf = m.TakeSwaps(buf[:0])
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(2*blocks), "ns/block")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(2*blocks)/probe.MemoryWalk(), "x-memwalk")
 }
 
 func TestSwapAllocationFree(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/paged"
 )
 
 // vllmDigest is the allocation digest of vLLM v1's own replay of W1 with the
@@ -32,6 +33,7 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the JSON line only, without the summary")
 	trace := fs.String("trace", "", "Azure CSV trace (default: the embedded Azure conversation trace)")
 	policy := fs.String("policy", "lru", "eviction policy of cached blocks (eviction.Names); -compat vllm needs lru")
+	hasher := fs.String("hasher", "sha256", `block hasher: "sha256" (as vLLM) or "fast" (to measure the manager without hashing)`)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kvbench overhead [flags]\n\nReplays workload W1 (an Azure conversation trace through a vLLM-style scheduler)\nand reports the manager's counters and the time spent in its calls.\n\nflags:")
 		fs.PrintDefaults()
@@ -61,6 +63,13 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-compat vllm reproduces vLLM's one LRU queue; -policy %s does not apply", *policy)
 	}
 	cfg.Policy = f
+	switch *hasher {
+	case "sha256":
+	case "fast":
+		cfg.Hasher = paged.FastHasher{}
+	default:
+		return fmt.Errorf("-hasher %q: want sha256 or fast", *hasher)
+	}
 	if *trace != "" {
 		reqs, err := bench.ReadTraceFile(*trace, "azure")
 		if err != nil {
@@ -104,9 +113,13 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  allocation digest %s (%s)\n", r.Digest, same)
 	}
 	timer := r.TimerOverheadNsPerCall * float64(r.TimedCalls)
-	fmt.Fprintf(stdout, "  manager time %.1f ms: %.1f ns per token, %.1f us per step (timer calls add about %.1f ms: %.1f ns per token without them)\n",
+	fmt.Fprintf(stdout, "  manager time %.1f ms: %.1f ns per token, %.1f us per step (timers, %d intervals, add about %.1f ms: %.1f ns per token without them)\n",
 		float64(r.ManagerNs)/1e6, float64(r.ManagerNs)/tok, float64(r.ManagerNs)/float64(r.Steps)/1e3,
-		timer/1e6, (float64(r.ManagerNs)-timer)/tok)
+		r.TimedCalls, timer/1e6, r.ManagerNsPerTokenExclTimer())
+	if floor := r.SHAFloorNsPerToken(); floor > 0 {
+		fmt.Fprintf(stdout, "  hashing floor: %d blocks hashed x %.1f ns per 96-byte SHA-256 (probe, this run) = %.1f ns per token; manager %.2fx the floor\n",
+			r.BlocksHashed, r.SHA256Ns, floor, r.ManagerNsPerTokenExclTimer()/floor)
+	}
 	fmt.Fprintf(stdout, "  vLLM v1's reference replay: about 1,400 to 2,600 ns per token, 800 to 1,500 us per step\n")
 	fmt.Fprintf(stdout, "  wall %.1f ms for the whole replay, driver included\n", float64(r.TotalWallNs)/1e6)
 	_, err = fmt.Fprintln(stdout, string(line))
@@ -185,7 +198,11 @@ func overheadJSON(r bench.W1Result) []byte {
 	kv("avg_ns_per_call.request_init", div(float64(r.NsInit), float64(r.CallsInit)))
 	kv("timer_overhead_ns_per_call", div(r.TimerOverheadNsPerCall, 1))
 	kv("timed_calls", r.TimedCalls)
-	kv("manager_ns_per_token_excl_timer", div(float64(r.ManagerNs)-r.TimerOverheadNsPerCall*float64(r.TimedCalls), tok))
+	kv("manager_ns_per_token_excl_timer", div(r.ManagerNsPerTokenExclTimer(), 1))
+	kv("blocks_hashed", r.BlocksHashed)
+	kv("probe.sha256_96b_ns", div(r.SHA256Ns, 1))
+	kv("sha_floor_ns_per_token", div(r.SHAFloorNsPerToken(), 1))
+	kv("manager_vs_sha_floor", div(r.ManagerNsPerTokenExclTimer(), r.SHAFloorNsPerToken()))
 	b.WriteByte('}')
 	return b.Bytes()
 }

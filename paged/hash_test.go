@@ -1,0 +1,132 @@
+package paged_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// otherHasher is a Hasher the manager cannot clone by itself.
+type otherHasher struct{ paged.FastHasher }
+
+// TestPromptHasherMatchesManager: hashes computed by a PromptHasher, on
+// other goroutines, equal the manager's own for every kind of extra key,
+// and AddHashed then admits with the same hits as Add.
+func TestPromptHasherMatchesManager(t *testing.T) {
+	for _, hasher := range []paged.Hasher{nil, paged.FastHasher{}} {
+		m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64, Hasher: hasher, HashSeed: []byte("seed")})
+		require.NoError(t, err)
+		prompt := seqOf(1, 22)
+		optsList := []*paged.SeqOptions{nil, {LoRA: 3}, {Salt: "tenant"}, {MM: []paged.MMRange{{Start: 5, End: 9, Hash: "img"}}}}
+		var wg sync.WaitGroup
+		got := make([][]paged.Hash, len(optsList))
+		for i, opts := range optsList {
+			ph, err := m.NewPromptHasher(nil)
+			require.NoError(t, err)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i] = ph.Hashes(nil, prompt, opts)
+			}()
+		}
+		wg.Wait()
+		for i, opts := range optsList {
+			want, err := m.BlockHashes(nil, prompt, opts)
+			require.NoError(t, err)
+			assert.Equal(t, want, got[i], "opts %d", i)
+			assert.Len(t, want, 5)
+		}
+
+		first, _, err := m.Create(prompt, optsList[1])
+		require.NoError(t, err)
+		require.NoError(t, m.Free(first))
+		id, err := m.AddHashed(prompt, got[1], optsList[1])
+		require.NoError(t, err)
+		cached, err := m.Admit(id)
+		require.NoError(t, err)
+		assert.Equal(t, 20, cached, "every full block but the last token's hits")
+		require.NoError(t, m.Check())
+	}
+}
+
+func TestAddHashedBadInput(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16})
+	require.NoError(t, err)
+	ph, err := m.NewPromptHasher(nil)
+	require.NoError(t, err)
+	prompt := seqOf(1, 10)
+	hashes := ph.Hashes(nil, prompt, nil)
+	before := m.Stats()
+	for _, tc := range []struct {
+		name   string
+		prompt []int32
+		hashes []paged.Hash
+		opts   *paged.SeqOptions
+		want   error
+	}{
+		{"too few hashes", prompt, hashes[:1], nil, paged.ErrInvalid},
+		{"too many hashes", prompt, append(hashes, paged.Hash{}), nil, paged.ErrInvalid},
+		{"empty prompt", nil, nil, nil, paged.ErrInvalid},
+		{"too long", seqOf(1, 1000), nil, nil, paged.ErrNever},
+		{"bad options", prompt, hashes, &paged.SeqOptions{LoRA: -1}, paged.ErrInvalid},
+		{"negative MaxTokens", prompt, hashes, &paged.SeqOptions{MaxTokens: -1}, paged.ErrInvalid},
+	} {
+		_, err := m.AddHashed(tc.prompt, tc.hashes, tc.opts)
+		assert.ErrorIs(t, err, tc.want, tc.name)
+		assert.Equal(t, before, m.Stats(), tc.name)
+	}
+
+	c, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16, Hasher: otherHasher{}})
+	require.NoError(t, err)
+	_, err = c.NewPromptHasher(nil)
+	assert.ErrorIs(t, err, paged.ErrInvalid, "a custom hasher cannot be cloned")
+	ph, err = c.NewPromptHasher(otherHasher{})
+	require.NoError(t, err)
+	want, err := c.BlockHashes(nil, prompt, nil)
+	require.NoError(t, err)
+	assert.Equal(t, want, ph.Hashes(nil, prompt, nil))
+}
+
+// TestNoSpaceErrorMessage: the lazily formatted ErrNoSpace still says what
+// was refused and why.
+func TestNoSpaceErrorMessage(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 5})
+	require.NoError(t, err)
+	a, _, err := m.Create(seqOf(1, 8), nil)
+	require.NoError(t, err)
+	_, _, err = m.Create(seqOf(50, 4), nil)
+	require.NoError(t, err)
+	b, err := m.Add(seqOf(100, 8), nil)
+	require.NoError(t, err)
+	_, err = m.Admit(b)
+	require.ErrorIs(t, err, paged.ErrNoSpace)
+	assert.Equal(t, fmt.Sprintf("paged: not enough free blocks: Admit %v: needs 2 blocks, 1 available", b), err.Error())
+	err = m.Append(a, seqOf(9, 8)...)
+	require.ErrorIs(t, err, paged.ErrNoSpace)
+	assert.Equal(t, fmt.Sprintf("paged: not enough free blocks: Append to %v: needs 2 blocks, 1 available", a), err.Error())
+	assert.False(t, errors.Is(err, paged.ErrNever))
+}
+
+// TestMaxTokensHintAllocatesNothing: with the hint, decoding up to it never
+// grows a buffer.
+func TestMaxTokensHintAllocatesNothing(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: 64})
+	require.NoError(t, err)
+	id, _, err := m.Create(seqOf(1, 100), &paged.SeqOptions{MaxTokens: 100 + 400})
+	require.NoError(t, err)
+	tok := int32(0)
+	allocs := testing.AllocsPerRun(300, func() {
+		tok++
+		if err := m.Append(id, tok); err != nil {
+			panic(err)
+		}
+	})
+	assert.Zero(t, allocs)
+	require.NoError(t, m.Check())
+}
