@@ -1,0 +1,84 @@
+// Package sched is a continuous-batching scheduler over a paged.Manager:
+// the step loop an inference server runs around the block manager, in the
+// manner of vLLM v1's scheduler (Kwon et al., SOSP 2023; Yu et al., Orca,
+// OSDI 2022, for iteration-level scheduling).
+//
+// A server (or a simulation) submits requests, then repeats
+//
+//	step, err := s.Schedule()   // who runs this step, with how many tokens
+//	s.BuildBatch(&batch)        // optional: kernel metadata (paged.Batch)
+//	...run the model...
+//	err = s.Update(tokens)      // the sampled tokens; finished ones freed
+//
+// while s.Busy(). The scheduler owns no tensors and runs no model: the
+// caller samples the tokens, and the scheduler decides what the manager
+// must do for them.
+//
+// # One step
+//
+//  1. Decode. Every running sequence, in admission order, gets a slot for
+//     its pending sampled token (or its next prompt chunk) while the token
+//     budget (Config.MaxBatchTokens) lasts. When the pool runs out, the
+//     victim (the newest running sequence under FCFS, the lowest priority
+//     under Priority) is preempted, by recompute or swap
+//     (Config.Preemption), until the append succeeds or the sequence
+//     itself was the victim.
+//  2. Admit. Unless the step preempted (Config.AdmitAfterPreemption),
+//     waiting sequences are admitted in queue order while the manager
+//     finds blocks for them, fewer than Config.MaxRunning sequences run,
+//     and the budget covers their uncached tokens (or, with
+//     Config.ChunkedPrefill, a chunk of them). The head of the queue
+//     blocks everyone behind it.
+//  3. Update. Each scheduled sequence that completed its prompt or decoded
+//     a token receives its sampled token, which gets its slot at the next
+//     step; a sample that reaches Options.MaxTokens, the manager's
+//     MaxModelLen or a stop token is freed. A request with Options.N > 1
+//     forks its samples when its prompt completes (paged.Manager.Fork):
+//     they share the prompt's blocks and copy on write.
+//
+// Preempted sequences go back to the front of the waiting queue (FCFS) or
+// to their place by priority. Recompute keeps their tokens (prompt, outputs
+// and the pending token) in the manager, and readmission finds what the
+// prefix cache still holds. Swap copies their blocks to the manager's host
+// tier and SwapIn brings them back.
+//
+// Chunked prefill differs from vLLM in one respect: the admission check
+// (paged.Manager.Admit) is made for the whole prompt, all-or-nothing, and
+// the blocks past the first chunk are given back at once; each later chunk
+// allocates its blocks as a decode does, so a long prompt can still be
+// preempted between chunks. A chunk is always the sequence's last tokens,
+// so paged.Manager.BuildBatch describes it exactly.
+//
+// Workload W1 (bench.RunW1) is this loop with FCFS, no budget, whole
+// prompts, recompute and AdmitAfterPreemption; it reproduces vLLM v1's
+// allocation decisions bit for bit.
+//
+// # Observing a step
+//
+// Config.Hooks are called as the step happens: Phase at each phase
+// boundary (a study times phases with it), Scheduled for each sequence
+// given tokens, Preempted, Finished. Stats counts admissions, preemptions,
+// tokens and manager calls. RunningSeqs walks the running sequences.
+//
+// # Costs
+//
+// A step costs O(scheduled sequences) plus the manager's work; a decode
+// step that preempts nothing and admits nothing allocates nothing
+// (BenchmarkDecodeStep compares it with the bare manager). A refused
+// admission costs the manager's error value unless Config.CheckBeforeAdmit
+// asks the dry run first. Cancel and the Priority policy's victim choice
+// are O(running).
+//
+// # Ownership
+//
+// The scheduler owns the sequences it creates in its manager; the caller
+// may read the manager (Stats, Table, DrainEvents, BuildBatch) but must not
+// change those sequences. A Step is valid until the next Schedule. A
+// Request stays readable after it is done.
+//
+// # Concurrency
+//
+// A Scheduler, like its manager, is not safe for concurrent use: one
+// goroutine owns both and runs the loop; request goroutines talk to it
+// over channels (examples/server).
+package sched

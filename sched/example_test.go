@@ -1,0 +1,130 @@
+package sched_test
+
+import (
+	"fmt"
+
+	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
+)
+
+// The loop of a server: submit, then Schedule, run the model, Update,
+// while anything is left. A pool of 6 blocks of 4 tokens is too small for
+// both requests at their longest, so the newer one is preempted and
+// readmitted once the older one finishes: its two full blocks are still in
+// the prefix cache, so only 3 tokens are recomputed.
+func Example() {
+	m, _ := paged.New(paged.Config{BlockSize: 4, NumBlocks: 7})
+	s, _ := sched.New(m, sched.Config{})
+	a, _ := s.Submit([]int32{1, 2, 3, 4, 5, 6, 7}, sched.Options{MaxTokens: 8})
+	b, _ := s.Submit([]int32{9, 8, 7, 6, 5}, sched.Options{MaxTokens: 8})
+	var tokens []int32
+	for s.Busy() {
+		st, err := s.Schedule()
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		// The model: token 100 + position, one per output asked for.
+		tokens = tokens[:0]
+		for _, sc := range st.Scheduled {
+			for range sc.Outputs {
+				tokens = append(tokens, int32(100+sc.Start+sc.NewTokens))
+			}
+		}
+		if st.Preempted > 0 {
+			fmt.Printf("step %d: preempted %d\n", st.Number, st.Preempted)
+		}
+		if err := s.Update(tokens); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	st := s.Stats()
+	fmt.Println(a.State(), a.Outputs(0), b.State(), b.Outputs(0))
+	fmt.Println("steps", st.Steps, "preemptions", st.Preemptions, "recomputed", st.ResumedTokens)
+	// Output:
+	// step 7: preempted 1
+	// finished 8 finished 8
+	// steps 10 preemptions 1 recomputed 3
+}
+
+// With a token budget and chunked prefill, a long prompt is computed over
+// several steps while the running sequence keeps decoding.
+func Example_chunkedPrefill() {
+	m, _ := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64})
+	s, _ := sched.New(m, sched.Config{MaxBatchTokens: 8, ChunkedPrefill: true})
+	_, _ = s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 4})
+	_, _ = s.Submit(make([]int32, 20), sched.Options{MaxTokens: 1})
+	var batch paged.Batch
+	for s.Busy() {
+		st, _ := s.Schedule()
+		if err := s.BuildBatch(&batch); err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("step %d:", st.Number)
+		for _, sc := range st.Scheduled {
+			fmt.Printf(" req %d [%d,%d)", sc.Request.ID(), sc.Start, sc.Start+sc.NewTokens)
+		}
+		fmt.Printf(" = %d tokens, %d slots\n", st.Tokens, len(batch.Slots))
+		_ = s.Update(make([]int32, st.Outputs))
+	}
+	// Output:
+	// step 1: req 1 [0,3) req 2 [0,5) = 8 tokens, 8 slots
+	// step 2: req 1 [3,4) req 2 [5,12) = 8 tokens, 8 slots
+	// step 3: req 1 [4,5) req 2 [12,19) = 8 tokens, 8 slots
+	// step 4: req 1 [5,6) req 2 [19,20) = 2 tokens, 2 slots
+}
+
+// Hooks observe each step; here they count the phases and the sequences
+// scheduled, as a study that times phases would.
+func Example_hooks() {
+	m, _ := paged.New(paged.Config{BlockSize: 16, NumBlocks: 32})
+	phases := map[sched.Phase]int{}
+	admitted, decoded := 0, 0
+	s, _ := sched.New(m, sched.Config{Hooks: sched.Hooks{
+		Phase: func(p sched.Phase) { phases[p]++ },
+		Scheduled: func(sc *sched.Scheduled) {
+			if sc.Admitted {
+				admitted++
+			} else {
+				decoded++
+			}
+		},
+	}})
+	for i := range 3 {
+		_, _ = s.Submit([]int32{int32(i), 1, 2}, sched.Options{MaxTokens: 5})
+	}
+	for s.Busy() {
+		st, _ := s.Schedule()
+		_ = s.Update(make([]int32, st.Outputs))
+	}
+	fmt.Println("admitted", admitted, "decoded", decoded)
+	fmt.Println("decode phases", phases[sched.PhaseDecode], "updates", phases[sched.PhaseDone])
+	// Output:
+	// admitted 3 decoded 12
+	// decode phases 5 updates 5
+}
+
+// Under the Priority policy a lower value runs first; Cancel frees a
+// request wherever it is.
+func Example_priority() {
+	m, _ := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16})
+	s, _ := sched.New(m, sched.Config{Policy: sched.Priority, MaxRunning: 1})
+	low, _ := s.Submit([]int32{1, 2}, sched.Options{MaxTokens: 2, Priority: 5})
+	high, _ := s.Submit([]int32{3, 4}, sched.Options{MaxTokens: 2, Priority: 1})
+	gone, _ := s.Submit([]int32{5, 6}, sched.Options{MaxTokens: 2, Priority: 0})
+	_ = s.Cancel(gone)
+	for s.Busy() {
+		st, _ := s.Schedule()
+		fmt.Printf("step %d: request %d\n", st.Number, st.Scheduled[0].Request.ID())
+		_ = s.Update(make([]int32, st.Outputs))
+	}
+	fmt.Println(low.State(), high.State(), gone.State(), m.Stats().Sequences)
+	// Output:
+	// step 1: request 2
+	// step 2: request 2
+	// step 3: request 1
+	// step 4: request 1
+	// finished finished cancelled 0
+}

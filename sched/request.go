@@ -1,0 +1,180 @@
+package sched
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// State is where a request is in its life.
+type State uint8
+
+const (
+	// Waiting: submitted, never admitted.
+	Waiting State = iota
+	// Running: some sample holds blocks.
+	Running
+	// Preempted: admitted once, no sample holds device blocks now (they
+	// wait for readmission or sit in the host tier).
+	Preempted
+	// Finished: every sample produced its last token.
+	Finished
+	// Cancelled: ended by Cancel.
+	Cancelled
+)
+
+var stateNames = [...]string{"waiting", "running", "preempted", "finished", "cancelled"}
+
+// String names the state.
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", s)
+}
+
+// Done reports whether the state is final.
+func (s State) Done() bool { return s >= Finished }
+
+// Options are a request's parameters beyond its prompt.
+type Options struct {
+	// MaxTokens is the number of tokens each sample generates at most.
+	// Required, at least 1.
+	MaxTokens int
+	// N is the number of parallel samples (0 means 1). The prompt is
+	// computed once; the step that completes it forks N-1 more sequences
+	// that share its blocks (paged.Manager.Fork) and each draws its own
+	// first token. At most MaxSamples and Config.MaxRunning.
+	N int
+	// Priority orders the waiting queue under the Priority policy: lower
+	// values first, as in vLLM. Ignored under FCFS.
+	Priority int
+	// StopTokens end a sample early when it produces one of them.
+	StopTokens []int32
+	// Seq are the manager's per-sequence options (LoRA, salt, multimodal
+	// ranges, window, retention). Its MaxTokens hint defaults to the
+	// prompt length plus MaxTokens. Nil means none.
+	Seq *paged.SeqOptions
+}
+
+// Request is a submitted request. Its methods read the scheduler's view of
+// it; like the scheduler, they must be called from the goroutine that owns
+// the scheduler.
+type Request struct {
+	s         *Scheduler
+	id        uint64
+	prio      int
+	promptLen int
+	maxTokens int
+	n         int
+	stop      []int32
+	state     State
+	admitted  bool
+	forked    bool
+	cached    int
+	done      int // samples finished
+	samples   []*entry
+}
+
+// ID returns the request's number: 1 for the first submitted, then in
+// submission order.
+func (r *Request) ID() uint64 { return r.id }
+
+// State returns where the request is.
+func (r *Request) State() State { return r.state }
+
+// PromptLen returns the prompt's length in tokens.
+func (r *Request) PromptLen() int { return r.promptLen }
+
+// MaxTokens returns Options.MaxTokens.
+func (r *Request) MaxTokens() int { return r.maxTokens }
+
+// Priority returns Options.Priority.
+func (r *Request) Priority() int { return r.prio }
+
+// N returns the number of samples asked for.
+func (r *Request) N() int { return r.n }
+
+// Samples returns the number of samples that exist now: 1 until the
+// prompt's step forks the others.
+func (r *Request) Samples() int { return len(r.samples) }
+
+// Cached returns the prompt tokens found in the prefix cache at the first
+// admission.
+func (r *Request) Cached() int { return r.cached }
+
+// Outputs returns the tokens sample i has produced so far.
+func (r *Request) Outputs(i int) int {
+	if i < 0 || i >= len(r.samples) {
+		return 0
+	}
+	return r.samples[i].outputs
+}
+
+// Seq returns the manager's handle of sample i; it names no sequence once
+// the sample is done.
+func (r *Request) Seq(i int) paged.SeqID {
+	if i < 0 || i >= len(r.samples) || r.samples[i].where == inDone {
+		return 0
+	}
+	return r.samples[i].seq
+}
+
+// refreshState sets Running or Preempted from the samples' places.
+func (r *Request) refreshState() {
+	if r.state.Done() || !r.admitted {
+		return
+	}
+	r.state = Preempted
+	for _, e := range r.samples {
+		if e.where == inRunning {
+			r.state = Running
+			return
+		}
+	}
+}
+
+func (r *Request) stops(tok int32) bool { return slices.Contains(r.stop, tok) }
+
+// where an entry is.
+type place uint8
+
+const (
+	inWaiting place = iota // waiting queue, the manager's sequence waiting
+	inSwapped              // waiting queue, the sequence in the host tier
+	inRunning
+	inDone
+)
+
+// entry is one sequence of a request: a sample, or the prompt before the
+// fork.
+type entry struct {
+	req    *Request
+	idx    int
+	seq    paged.SeqID
+	where  place
+	length int // tokens the manager's sequence holds
+	// computed tokens have their KV; the rest of length is new this step.
+	computed int
+	outputs  int
+	// pending is the newest sampled token, not yet given to the manager
+	// (it gets its slot when the sequence next runs).
+	pending    int32
+	hasPending bool
+	// rest are prompt tokens not yet given to the manager: the chunks of a
+	// chunked prefill still to come. It is a view into buf.
+	rest, buf []int32
+	// heap is the entry's index in a priority queue.
+	heap int
+}
+
+// total returns every token of the sequence: the manager's, the pending
+// one and the chunks to come.
+func (e *entry) total() int {
+	n := e.length + len(e.rest)
+	if e.hasPending {
+		n++
+	}
+	return n
+}

@@ -1,0 +1,222 @@
+package sched
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// Scheduler is a continuous-batching scheduler over one paged.Manager. See
+// the package documentation for the step it runs.
+type Scheduler struct {
+	cfg Config
+	m   *paged.Manager
+
+	waiting queue
+	// running holds the sequences with device blocks in admission order,
+	// which keeps the rows of a persistent batch in place.
+	running []*entry
+	// reserved counts the samples that running prompts will fork.
+	reserved int
+	nextID   uint64
+
+	maxLen int // the manager's MaxModelLen
+
+	step   Step
+	batch  []paged.Scheduled
+	inStep bool
+	dirty  bool // some running entry finished or was cancelled
+
+	st Stats
+}
+
+// Stats are the scheduler's counters since New.
+type Stats struct {
+	// Steps counts Schedule calls that had work.
+	Steps int64
+	// Submitted, Finished and Cancelled count requests.
+	Submitted, Finished, Cancelled int64
+	// Admissions counts sequences admitted (or swapped in), resumptions
+	// included; Resumed counts those that had run before.
+	Admissions, Resumed int64
+	// AdmitCalls counts Admit calls, refused ones included (vLLM's
+	// get_computed_blocks calls when CheckBeforeAdmit is off).
+	AdmitCalls int64
+	// AppendCalls counts the appends that gave running sequences their
+	// step's tokens, the refused ones that forced a preemption included.
+	AppendCalls int64
+	// Preemptions counts sequences preempted, SwappedOut those of them
+	// that went to the host tier.
+	Preemptions, SwappedOut int64
+	// Forks counts the sample sequences forked from prompts.
+	Forks int64
+	// PrefillTokens are the prompt (or resumed) tokens computed, prefix
+	// hits excluded; ResumedTokens the part of them recomputed after a
+	// preemption; DecodeTokens one per decoding sequence per step;
+	// CachedTokens the prefix hits of admissions; Outputs the tokens
+	// sampled.
+	PrefillTokens, ResumedTokens, DecodeTokens, CachedTokens, Outputs int64
+	// PeakRunning is the most sequences running after a step's schedule.
+	PeakRunning int
+}
+
+// New returns a scheduler over m. The scheduler owns the sequences it
+// creates; other sequences of m are left alone but share its pool.
+func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
+	if m == nil {
+		return nil, fmt.Errorf("%w: nil manager", ErrInvalid)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Preemption == Swap && m.Config().HostBlocks == 0 {
+		return nil, fmt.Errorf("%w: swap preemption needs a manager with a host tier (paged.Config.HostBlocks)", ErrInvalid)
+	}
+	s := &Scheduler{cfg: cfg, m: m, maxLen: m.Config().MaxModelLen}
+	s.waiting.prio = cfg.Policy == Priority
+	return s, nil
+}
+
+// Manager returns the scheduler's manager, to read (BuildBatch, Stats,
+// DrainEvents). Changing its sequences behind the scheduler's back breaks
+// the scheduler.
+func (s *Scheduler) Manager() *paged.Manager { return s.m }
+
+// Config returns the configuration with defaults filled in.
+func (s *Scheduler) Config() Config { return s.cfg }
+
+// Stats returns the counters. It allocates nothing.
+func (s *Scheduler) Stats() Stats { return s.st }
+
+// Busy reports whether any request is waiting or running.
+func (s *Scheduler) Busy() bool { return len(s.running) > 0 || s.waiting.len() > 0 }
+
+// Running returns the number of running sequences.
+func (s *Scheduler) Running() int { return len(s.running) }
+
+// Waiting returns the number of waiting sequences (preempted ones
+// included).
+func (s *Scheduler) Waiting() int { return s.waiting.len() }
+
+// RunningSeqs calls f for every running sequence in admission order with
+// its request and sample index. f must not call the scheduler.
+func (s *Scheduler) RunningSeqs(f func(r *Request, sample int)) {
+	for _, e := range s.running {
+		f(e.req, e.idx)
+	}
+}
+
+// Submit validates a request and queues it. The prompt is copied, and its
+// full blocks are hashed now (paged.Manager.Add), off the step. A refused
+// request changes nothing.
+func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
+	n := opts.N
+	if n == 0 {
+		n = 1
+	}
+	mcfg := s.m.Config()
+	switch {
+	case opts.MaxTokens < 1:
+		return nil, fmt.Errorf("%w: MaxTokens %d must be at least 1", ErrInvalid, opts.MaxTokens)
+	case n < 1 || n > MaxSamples || n > s.cfg.MaxRunning:
+		return nil, fmt.Errorf("%w: N %d must be in [1, %d] and at most MaxRunning %d", ErrInvalid, opts.N, MaxSamples, s.cfg.MaxRunning)
+	case len(prompt) == 0:
+		return nil, fmt.Errorf("%w: empty prompt", ErrInvalid)
+	}
+	for i, t := range prompt {
+		if t < 0 {
+			return nil, fmt.Errorf("%w: prompt token %d is negative (%d)", ErrInvalid, i, t)
+		}
+	}
+	// The longest a sample's KV gets is the prompt plus every output but
+	// the last (a sampled token gets its slot only when it is next run).
+	// It must fit alone, or a preempted sample could never come back.
+	kv := len(prompt) + opts.MaxTokens - 1
+	if len(prompt) > mcfg.MaxModelLen || opts.MaxTokens > mcfg.MaxModelLen-len(prompt) {
+		return nil, fmt.Errorf("%w: %d prompt + %d new tokens exceed MaxModelLen %d", ErrNever, len(prompt), opts.MaxTokens, mcfg.MaxModelLen)
+	}
+	if s.m.CanAdmitTokens(kv) == paged.AdmitNever {
+		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
+	}
+	if !s.cfg.ChunkedPrefill && kv > s.cfg.MaxBatchTokens {
+		return nil, fmt.Errorf("%w: a recompute of %d tokens exceeds MaxBatchTokens %d without chunked prefill", ErrNever, kv, s.cfg.MaxBatchTokens)
+	}
+	var so paged.SeqOptions
+	if opts.Seq != nil {
+		so = *opts.Seq
+	}
+	if so.MaxTokens == 0 {
+		so.MaxTokens = len(prompt) + opts.MaxTokens
+	}
+	seq, err := s.m.Add(prompt, &so)
+	if err != nil {
+		if errors.Is(err, paged.ErrNever) {
+			return nil, fmt.Errorf("%w: %w", ErrNever, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	s.nextID++
+	r := &Request{s: s, id: s.nextID, prio: opts.Priority, promptLen: len(prompt), maxTokens: opts.MaxTokens, n: n}
+	if len(opts.StopTokens) > 0 {
+		r.stop = slices.Clone(opts.StopTokens)
+	}
+	e := &entry{req: r, seq: seq, length: len(prompt), heap: -1}
+	r.samples = append(make([]*entry, 0, n), e)
+	s.waiting.pushBack(e)
+	s.st.Submitted++
+	return r, nil
+}
+
+// Cancel ends a request and frees every block its samples hold, wherever
+// they are. Called between Schedule and Update, it drops the request's
+// tokens from the step (Update skips them); a batch built for the step
+// still names its freed sequences, so cancel after the model ran.
+func (s *Scheduler) Cancel(r *Request) error {
+	if r == nil {
+		return fmt.Errorf("%w: nil request", ErrInvalid)
+	}
+	if r.s != s {
+		return fmt.Errorf("%w: request %d", ErrForeign, r.id)
+	}
+	if r.state.Done() {
+		return fmt.Errorf("%w: request %d is %v", ErrDone, r.id, r.state)
+	}
+	s.end(r)
+	s.st.Cancelled++
+	return nil
+}
+
+// end frees every live sample of r, takes it out of the queues and marks
+// it cancelled.
+func (s *Scheduler) end(r *Request) {
+	for _, e := range r.samples {
+		switch e.where {
+		case inDone:
+			continue
+		case inRunning:
+			s.dirty = true
+			if !r.forked {
+				s.reserved -= r.n - 1
+			}
+		default:
+			s.waiting.remove(e)
+		}
+		if err := s.m.Free(e.seq); err != nil {
+			panic(fmt.Sprintf("sched: request %d: free %v: %v", r.id, e.seq, err))
+		}
+		e.where = inDone
+	}
+	r.state = Cancelled
+	if s.dirty && !s.inStep {
+		s.sweep()
+	}
+}
+
+// sweep drops done entries from the running list, keeping the order.
+func (s *Scheduler) sweep() {
+	s.running = slices.DeleteFunc(s.running, func(e *entry) bool { return e.where == inDone })
+	s.dirty = false
+}

@@ -1,0 +1,290 @@
+package sched_test
+
+import (
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
+)
+
+// machine drives a scheduler with random submissions, cancellations and
+// steps under a random configuration, and checks after every action that
+// the manager's invariants hold, that every sequence is where the model
+// says, that a step never names a sequence twice or a finished one, and
+// that every sequence holds exactly the tokens it was given, in order.
+type machine struct {
+	s    *sched.Scheduler
+	m    *paged.Manager
+	cfg  sched.Config
+	reqs []*modelReq
+	// next sampled token: distinct values make misplaced tokens visible.
+	next int32
+}
+
+// fataler is what the checks need of *testing.T and *rapid.T.
+type fataler interface {
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+type modelReq struct {
+	r      *sched.Request
+	prompt []int32
+	opts   sched.Options
+	// hist are the tokens each sample was given.
+	hist [][]int32
+}
+
+// sharedPrefix gives prompts common prefixes, so admissions hit the cache.
+var sharedPrefix = []int32{11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22}
+
+func newMachine(t *rapid.T) *machine {
+	bs := rapid.IntRange(1, 4).Draw(t, "blockSize")
+	mcfg := paged.Config{
+		BlockSize:            bs,
+		NumBlocks:            rapid.IntRange(8, 40).Draw(t, "blocks"),
+		UnifiedFreeQueue:     rapid.Bool().Draw(t, "unified"),
+		DisablePrefixCaching: rapid.Bool().Draw(t, "noCache"),
+	}
+	cfg := sched.Config{
+		MaxRunning:           rapid.IntRange(1, 6).Draw(t, "maxRunning"),
+		Policy:               sched.Policy(rapid.IntRange(0, 1).Draw(t, "policy")),
+		AdmitAfterPreemption: rapid.Bool().Draw(t, "admitAfter"),
+		CheckBeforeAdmit:     rapid.Bool().Draw(t, "check"),
+		ChunkedPrefill:       rapid.Bool().Draw(t, "chunked"),
+	}
+	if rapid.Bool().Draw(t, "budget") {
+		cfg.MaxBatchTokens = rapid.IntRange(1, 24).Draw(t, "maxBatchTokens")
+	}
+	if rapid.Bool().Draw(t, "swap") {
+		cfg.Preemption = sched.Swap
+		mcfg.HostBlocks = rapid.IntRange(1, 30).Draw(t, "hostBlocks")
+	}
+	m, err := paged.New(mcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sched.New(m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &machine{s: s, m: m, cfg: s.Config(), next: 1000}
+}
+
+func (mc *machine) Submit(t *rapid.T) {
+	n := rapid.IntRange(1, 14).Draw(t, "promptLen")
+	k := rapid.IntRange(0, min(n, len(sharedPrefix))).Draw(t, "shared")
+	prompt := slices.Clone(sharedPrefix[:k])
+	for len(prompt) < n {
+		prompt = append(prompt, int32(rapid.IntRange(0, 3).Draw(t, "tok")))
+	}
+	opts := sched.Options{
+		MaxTokens: rapid.IntRange(1, 10).Draw(t, "maxTokens"),
+		N:         rapid.IntRange(0, 3).Draw(t, "n"),
+		Priority:  rapid.IntRange(0, 3).Draw(t, "priority"),
+	}
+	if rapid.Bool().Draw(t, "stop") {
+		opts.StopTokens = []int32{mc.next + int32(rapid.IntRange(1, 30).Draw(t, "stopAt"))}
+	}
+	seqs := mc.m.Stats().Sequences
+	r, err := mc.s.Submit(prompt, opts)
+	if err != nil {
+		if mc.m.Stats().Sequences != seqs {
+			t.Fatalf("a refused Submit (%v) added a sequence", err)
+		}
+		t.Skip(err) // too long for this pool or budget
+	}
+	kept := slices.Clone(prompt)
+	prompt[0] = -1 // the scheduler copied it
+	mc.reqs = append(mc.reqs, &modelReq{r: r, prompt: kept, opts: opts, hist: make([][]int32, max(opts.N, 1))})
+}
+
+func (mc *machine) Cancel(t *rapid.T) {
+	var live []*modelReq
+	for _, q := range mc.reqs {
+		if !q.r.State().Done() {
+			live = append(live, q)
+		}
+	}
+	if len(live) == 0 {
+		t.Skip("nothing to cancel")
+	}
+	q := rapid.SampledFrom(live).Draw(t, "victim")
+	if err := mc.s.Cancel(q.r); err != nil {
+		t.Fatal(err)
+	}
+	if q.r.State() != sched.Cancelled {
+		t.Fatalf("request %d is %v after Cancel", q.r.ID(), q.r.State())
+	}
+	for i := range q.r.Samples() {
+		if q.r.Seq(i) != 0 {
+			t.Fatalf("request %d sample %d still has %v", q.r.ID(), i, q.r.Seq(i))
+		}
+	}
+}
+
+func (mc *machine) Step(t *rapid.T) {
+	if !mc.s.Busy() {
+		t.Skip("idle")
+	}
+	mc.step(t)
+}
+
+func (mc *machine) step(t fataler) {
+	st, err := mc.s.Schedule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Tokens > mc.cfg.MaxBatchTokens {
+		t.Fatalf("step %d computes %d tokens, budget %d", st.Number, st.Tokens, mc.cfg.MaxBatchTokens)
+	}
+	var batch paged.Batch
+	if err := mc.s.BuildBatch(&batch); err != nil {
+		t.Fatalf("step %d: %v", st.Number, err)
+	}
+	seen := map[[2]uint64]bool{}
+	tokens := make([]int32, 0, st.Outputs)
+	outs := 0
+	for _, sc := range st.Scheduled {
+		key := [2]uint64{sc.Request.ID(), uint64(sc.Sample)}
+		if seen[key] {
+			t.Fatalf("step %d runs request %d sample %d twice", st.Number, key[0], key[1])
+		}
+		seen[key] = true
+		if sc.Request.State().Done() {
+			t.Fatalf("step %d runs %v request %d", st.Number, sc.Request.State(), key[0])
+		}
+		n, err := mc.m.Len(sc.Seq)
+		if err != nil || n != sc.Start+sc.NewTokens || sc.NewTokens < 1 {
+			t.Fatalf("step %d: request %d has %d tokens (%v), scheduled [%d, %d)", st.Number, key[0], n, err, sc.Start, sc.Start+sc.NewTokens)
+		}
+		for range sc.Outputs {
+			mc.next++
+			tokens = append(tokens, mc.next)
+		}
+		outs += sc.Outputs
+	}
+	if outs != st.Outputs || len(batch.Slots) != st.Tokens {
+		t.Fatalf("step %d: outputs %d of %d, slots %d of %d tokens", st.Number, outs, st.Outputs, len(batch.Slots), st.Tokens)
+	}
+	if mc.s.Running() > mc.cfg.MaxRunning {
+		t.Fatalf("%d running, limit %d", mc.s.Running(), mc.cfg.MaxRunning)
+	}
+	if err := mc.s.Update(tokens); err != nil {
+		t.Fatal(err)
+	}
+	k := 0
+	for _, sc := range st.Scheduled {
+		q := mc.reqs[sc.Request.ID()-1]
+		for j := range sc.Outputs {
+			q.hist[sc.Sample+j] = append(q.hist[sc.Sample+j], tokens[k])
+			k++
+		}
+	}
+}
+
+// Check runs after every action.
+func (mc *machine) Check(t *rapid.T) { mc.check(t) }
+
+func (mc *machine) check(t fataler) {
+	if err := mc.m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	seqs := 0
+	for _, q := range mc.reqs {
+		r := q.r
+		if r.State().Done() {
+			continue
+		}
+		seqs += r.Samples()
+		for i := range r.Samples() {
+			seq := r.Seq(i)
+			if seq == 0 {
+				continue // finished sample of a live request
+			}
+			toks, err := mc.m.Tokens(seq)
+			if err != nil {
+				t.Fatalf("request %d sample %d: %v", r.ID(), i, err)
+			}
+			want := append(slices.Clone(q.prompt), q.hist[i]...)
+			if len(toks) > len(want) || !slices.Equal(toks, want[:len(toks)]) {
+				t.Fatalf("request %d sample %d holds %v, given %v", r.ID(), i, toks, want)
+			}
+			if r.Outputs(i) != len(q.hist[i]) {
+				t.Fatalf("request %d sample %d: %d outputs, given %d", r.ID(), i, r.Outputs(i), len(q.hist[i]))
+			}
+		}
+	}
+	live := 0
+	for _, q := range mc.reqs {
+		for i := range q.r.Samples() {
+			if q.r.Seq(i) != 0 {
+				live++
+			}
+		}
+	}
+	if got := mc.s.Running() + mc.s.Waiting(); got != live {
+		t.Fatalf("%d running + waiting sequences, %d live samples", got, live)
+	}
+	if got := mc.m.Stats().Sequences; got != live {
+		t.Fatalf("the manager has %d sequences, %d live samples", got, live)
+	}
+}
+
+// finish drains the scheduler and checks that every request ended as the
+// model says: nothing lost, nothing left in the manager.
+func (mc *machine) finish(t fataler) {
+	for steps := 0; mc.s.Busy(); steps++ {
+		if steps > 10000 {
+			t.Fatal("no progress after 10000 steps")
+		}
+		mc.step(t)
+		mc.check(t)
+	}
+	for _, q := range mc.reqs {
+		r := q.r
+		switch r.State() {
+		case sched.Cancelled:
+			continue
+		case sched.Finished:
+		default:
+			t.Fatalf("request %d is %v after the drain", r.ID(), r.State())
+		}
+		if r.Samples() != max(q.opts.N, 1) {
+			t.Fatalf("request %d has %d samples, asked %d", r.ID(), r.Samples(), q.opts.N)
+		}
+		for i, h := range q.hist {
+			last := h[len(h)-1]
+			if len(h) != q.opts.MaxTokens && !slices.Contains(q.opts.StopTokens, last) &&
+				len(q.prompt)+len(h) < mc.m.Config().MaxModelLen {
+				t.Fatalf("request %d sample %d stopped after %d of %d tokens", r.ID(), i, len(h), q.opts.MaxTokens)
+			}
+		}
+	}
+	st := mc.m.Stats()
+	if st.Sequences != 0 || st.UsedBlocks != 0 || st.Tiers.HostUsed != 0 {
+		t.Fatalf("left behind: %d sequences, %d blocks, %d host blocks", st.Sequences, st.UsedBlocks, st.Tiers.HostUsed)
+	}
+}
+
+func TestStateMachine(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		mc := newMachine(t)
+		t.Repeat(rapid.StateMachineActions(mc))
+		mc.finish(t)
+	})
+}
+
+func FuzzScheduler(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rapid.MakeFuzz(func(t *rapid.T) {
+			mc := newMachine(t)
+			t.Repeat(rapid.StateMachineActions(mc))
+			mc.finish(t)
+		})(t, data)
+	})
+}

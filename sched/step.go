@@ -1,0 +1,533 @@
+package sched
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// Scheduled is one sequence's work in a step.
+type Scheduled struct {
+	// Request is the sequence's request and Sample its index there.
+	Request *Request
+	Sample  int
+	// Seq is the manager's handle of the sequence.
+	Seq paged.SeqID
+	// Start is the position of the first token computed this step and
+	// NewTokens how many are: positions [Start, Start+NewTokens) get their
+	// KV written this step, and they are the sequence's last tokens.
+	Start, NewTokens int
+	// Cached is the prefix found in the cache, for a sequence admitted this
+	// step by Admit (0 otherwise).
+	Cached int
+	// Outputs is how many tokens Update expects for this entry: 0 for a
+	// prompt chunk that is not the last, N for the step that completes an
+	// N-sample prompt, 1 otherwise.
+	Outputs int
+	// Admitted says the sequence was admitted (or swapped in) this step;
+	// otherwise it was running already.
+	Admitted bool
+	// Prefill says the tokens are prompt (or recomputed) tokens, not one
+	// decoded token.
+	Prefill bool
+
+	e *entry
+}
+
+// Step is the work of one step, valid until the next Schedule.
+type Step struct {
+	// Number counts the steps from 1.
+	Number int64
+	// Scheduled lists the sequences to run: decodes and continued chunks
+	// in admission order, then the admissions.
+	Scheduled []Scheduled
+	// Outputs is the number of tokens Update expects: the sum of the
+	// entries' Outputs.
+	Outputs int
+	// Tokens is the number of tokens computed, at most
+	// Config.MaxBatchTokens.
+	Tokens int
+	// Preempted counts the sequences preempted in this step.
+	Preempted int
+}
+
+func (s *Scheduler) phase(p Phase) {
+	if s.cfg.Hooks.Phase != nil {
+		s.cfg.Hooks.Phase(p)
+	}
+}
+
+// Schedule decides the next step: first every running sequence gets slots
+// for its next tokens (its pending sampled token, or its next prompt chunk)
+// in admission order while the token budget lasts, preempting victims when
+// the pool runs out; then waiting sequences are admitted in queue order
+// while they fit, the running limit and the budget allow. The returned
+// step is valid until the next Schedule; Update must follow, with the
+// tokens sampled. With nothing to do it returns an empty step.
+//
+// An error other than ErrInvalid (a Schedule without Update) means the
+// manager broke its contract or nothing can ever run; the scheduler is
+// then unusable.
+func (s *Scheduler) Schedule() (*Step, error) {
+	if s.inStep {
+		return nil, fmt.Errorf("%w: Schedule called twice without Update", ErrInvalid)
+	}
+	st := &s.step
+	st.Scheduled, st.Outputs, st.Tokens, st.Preempted = st.Scheduled[:0], 0, 0, 0
+	if !s.Busy() {
+		return st, nil
+	}
+	s.inStep = true
+	s.st.Steps++
+	st.Number = s.st.Steps
+	budget := s.cfg.MaxBatchTokens
+	s.phase(PhaseDecode)
+	for i := 0; i < len(s.running) && budget > 0; {
+		e := s.running[i]
+		n, err := s.grow(e, budget)
+		if err == nil {
+			s.schedule(e, n, 0, false, false)
+			budget -= n
+			i++
+			continue
+		}
+		if !errors.Is(err, paged.ErrNoSpace) {
+			return nil, s.fail(fmt.Errorf("sched: request %d: append to %v: %w", e.req.id, e.seq, err))
+		}
+		vi := s.victim()
+		v := s.running[vi]
+		if vi < i { // scheduled earlier in this step: take it back
+			budget += s.unschedule(v)
+			i--
+		}
+		if err := s.preempt(vi); err != nil {
+			return nil, s.fail(err)
+		}
+		if v == e {
+			break
+		}
+	}
+	s.phase(PhaseAdmit)
+	if st.Preempted == 0 || s.cfg.AdmitAfterPreemption {
+		for s.waiting.len() > 0 && budget > 0 {
+			n, ok, err := s.admit(s.waiting.peek(), budget)
+			if err != nil {
+				return nil, s.fail(err)
+			}
+			if !ok {
+				break
+			}
+			budget -= n
+		}
+	}
+	s.st.PeakRunning = max(s.st.PeakRunning, len(s.running))
+	if len(st.Scheduled) == 0 && st.Preempted == 0 && len(s.running) == 0 && s.waiting.len() > 0 {
+		h := s.waiting.peek()
+		return nil, s.fail(fmt.Errorf("%w: request %d (%d tokens) does not fit an empty pool", ErrNever, h.req.id, h.total()))
+	}
+	s.phase(PhaseScheduled)
+	return st, nil
+}
+
+// fail ends the step after an error, so the caller sees the error and
+// not a second one from the next call.
+func (s *Scheduler) fail(err error) error {
+	s.inStep = false
+	return err
+}
+
+// grow gives a running sequence its next tokens: its pending token, or
+// the next chunk of its prompt within budget. It returns how many tokens
+// the step computes for it.
+func (s *Scheduler) grow(e *entry, budget int) (int, error) {
+	s.st.AppendCalls++
+	switch {
+	case e.hasPending:
+		if err := s.m.Append(e.seq, e.pending); err != nil {
+			return 0, err
+		}
+		e.hasPending = false
+		e.length++
+	case len(e.rest) > 0:
+		k := min(len(e.rest), budget-(e.length-e.computed))
+		if k > 0 {
+			if err := s.m.Append(e.seq, e.rest[:k]...); err != nil {
+				return 0, err
+			}
+			e.rest = e.rest[k:]
+			e.length += k
+		}
+	}
+	return e.length - e.computed, nil
+}
+
+// schedule records e's work in the step. A sequence admitted by Admit
+// computes its prompt (or recomputes it); one that was running or swapped
+// in decodes its pending token, or computes a prompt chunk.
+func (s *Scheduler) schedule(e *entry, n, cached int, admitted, recompute bool) {
+	out := 0
+	if len(e.rest) == 0 {
+		out = 1
+		if !e.req.forked {
+			out = e.req.n
+		}
+	}
+	prefill := recompute || e.outputs == 0 || n > 1
+	st := &s.step
+	st.Scheduled = append(st.Scheduled, Scheduled{
+		Request: e.req, Sample: e.idx, Seq: e.seq, Start: e.computed, NewTokens: n,
+		Cached: cached, Outputs: out, Admitted: admitted, Prefill: prefill, e: e,
+	})
+	st.Outputs += out
+	st.Tokens += n
+	if prefill {
+		s.st.PrefillTokens += int64(n)
+		if recompute && e.outputs > 0 {
+			s.st.ResumedTokens += int64(n)
+		}
+	} else {
+		s.st.DecodeTokens += int64(n)
+	}
+	if s.cfg.Hooks.Scheduled != nil {
+		s.cfg.Hooks.Scheduled(&st.Scheduled[len(st.Scheduled)-1])
+	}
+}
+
+// unschedule takes back a sequence scheduled earlier in the step (the
+// Priority policy's victim may be one) and returns its tokens to the
+// budget. Its appended tokens stay; preemption folds them into the
+// sequence to recompute or swap in.
+func (s *Scheduler) unschedule(e *entry) int {
+	i := slices.IndexFunc(s.step.Scheduled, func(sc Scheduled) bool { return sc.e == e })
+	sc := s.step.Scheduled[i]
+	s.step.Scheduled = slices.Delete(s.step.Scheduled, i, i+1)
+	s.step.Outputs -= sc.Outputs
+	s.step.Tokens -= sc.NewTokens
+	if sc.Prefill {
+		s.st.PrefillTokens -= int64(sc.NewTokens)
+	} else {
+		s.st.DecodeTokens -= int64(sc.NewTokens)
+	}
+	return sc.NewTokens
+}
+
+// victim picks the running sequence to preempt: the newest under FCFS,
+// the highest (priority, submission, sample) under Priority.
+func (s *Scheduler) victim() int {
+	if !s.waiting.prio {
+		return len(s.running) - 1
+	}
+	vi := 0
+	for i, e := range s.running {
+		if less(s.running[vi], e) {
+			vi = i
+		}
+	}
+	return vi
+}
+
+// preempt takes running[vi] out of the running list and gives up its
+// device blocks, by swapping when configured and the host tier has room,
+// else by recompute; it goes back to the waiting queue.
+func (s *Scheduler) preempt(vi int) error {
+	v := s.running[vi]
+	r := v.req
+	if vi == len(s.running)-1 {
+		s.running[vi] = nil
+		s.running = s.running[:vi]
+	} else {
+		s.running = slices.Delete(s.running, vi, vi+1)
+	}
+	if !r.forked {
+		s.reserved -= r.n - 1
+	}
+	swapped := false
+	if s.cfg.Preemption == Swap {
+		err := s.m.SwapOut(v.seq)
+		switch {
+		case err == nil:
+			swapped = true
+		case !errors.Is(err, paged.ErrNoSpace):
+			return fmt.Errorf("sched: request %d: swap out %v: %w", r.id, v.seq, err)
+		}
+	}
+	if swapped {
+		v.where = inSwapped
+		s.st.SwappedOut++
+	} else {
+		if err := s.m.Preempt(v.seq); err != nil {
+			return fmt.Errorf("sched: request %d: preempt %v: %w", r.id, v.seq, err)
+		}
+		// A waiting sequence keeps every token to recompute, in order:
+		// what the manager has, then the sampled token or the prompt
+		// chunks still to come.
+		if err := s.fold(v); err != nil {
+			return err
+		}
+		v.where, v.computed = inWaiting, 0
+	}
+	s.waiting.pushFront(v)
+	s.step.Preempted++
+	s.st.Preemptions++
+	r.refreshState()
+	if s.cfg.Hooks.Preempted != nil {
+		s.cfg.Hooks.Preempted(r, v.idx, swapped)
+	}
+	return nil
+}
+
+// fold gives a waiting sequence its pending token and unsent chunks.
+func (s *Scheduler) fold(v *entry) error {
+	if v.hasPending {
+		if err := s.m.Append(v.seq, v.pending); err != nil {
+			return fmt.Errorf("sched: request %d: keep the pending token of %v: %w", v.req.id, v.seq, err)
+		}
+		v.hasPending = false
+		v.length++
+	}
+	if len(v.rest) > 0 {
+		if err := s.m.Append(v.seq, v.rest...); err != nil {
+			return fmt.Errorf("sched: request %d: keep the prompt of %v: %w", v.req.id, v.seq, err)
+		}
+		v.length += len(v.rest)
+		v.rest = v.rest[:0]
+	}
+	return nil
+}
+
+// admit tries the head of the waiting queue. It reports the tokens
+// scheduled and false when the head must wait (admission stops, first
+// come first served).
+func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
+	r := e.req
+	seqs := 1
+	if !r.forked {
+		seqs = r.n
+	}
+	if len(s.running)+s.reserved+seqs > s.cfg.MaxRunning {
+		return 0, false, nil
+	}
+	if e.where == inSwapped {
+		return s.swapIn(e, budget)
+	}
+	if !s.cfg.ChunkedPrefill && e.length > budget {
+		return 0, false, nil
+	}
+	if s.cfg.CheckBeforeAdmit {
+		a, err := s.m.CanAdmit(e.seq)
+		if err != nil {
+			return 0, false, fmt.Errorf("sched: request %d: CanAdmit %v: %w", r.id, e.seq, err)
+		}
+		switch a {
+		case paged.AdmitLater:
+			return 0, false, nil
+		case paged.AdmitNever:
+			// Submit checked the longest the sequence can get.
+			return 0, false, fmt.Errorf("%w: request %d: %v can never be admitted", ErrNever, r.id, e.seq)
+		}
+	}
+	s.st.AdmitCalls++
+	cached, err := s.m.Admit(e.seq)
+	switch {
+	case errors.Is(err, paged.ErrNoSpace):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
+	}
+	e.computed = cached
+	if n := e.length - cached; n > budget {
+		// Chunked prefill: the manager keeps what this step computes;
+		// the rest comes back chunk by chunk. Admit sized the pool check
+		// for the whole sequence; the blocks past the chunk go back now.
+		keep := cached + budget
+		toks, err := s.m.Tokens(e.seq)
+		if err != nil {
+			return 0, false, fmt.Errorf("sched: request %d: tokens of %v: %w", r.id, e.seq, err)
+		}
+		e.buf = append(e.buf[:0], toks[keep:]...)
+		e.rest = e.buf
+		if err := s.m.Truncate(e.seq, keep); err != nil {
+			return 0, false, fmt.Errorf("sched: request %d: truncate %v: %w", r.id, e.seq, err)
+		}
+		e.length = keep
+	}
+	s.waiting.pop()
+	s.start(e)
+	s.st.CachedTokens += int64(cached)
+	if !r.admitted {
+		r.cached = cached
+	}
+	n := e.length - cached
+	s.schedule(e, n, cached, true, true)
+	r.admitted = true
+	r.refreshState()
+	return n, true, nil
+}
+
+// start moves an admitted head of the queue to the running list.
+func (s *Scheduler) start(e *entry) {
+	e.where = inRunning
+	s.running = append(s.running, e)
+	if !e.req.forked {
+		s.reserved += e.req.n - 1
+	}
+	s.st.Admissions++
+	if e.req.admitted {
+		s.st.Resumed++
+	}
+}
+
+// swapIn resumes a swapped-out head of the queue, then gives it its next
+// tokens as a decode would.
+func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
+	r := e.req
+	a, _, err := s.m.CanSwapIn(e.seq)
+	if err != nil {
+		return 0, false, fmt.Errorf("sched: request %d: CanSwapIn %v: %w", r.id, e.seq, err)
+	}
+	if a == paged.AdmitOK && e.length-e.computed > budget {
+		a = paged.AdmitLater // its unsent tokens alone exceed the budget
+	}
+	switch a {
+	case paged.AdmitLater:
+		return 0, false, nil
+	case paged.AdmitNever:
+		return 0, false, fmt.Errorf("%w: request %d: %v can never be swapped in", ErrNever, r.id, e.seq)
+	}
+	if err := s.m.SwapIn(e.seq); err != nil {
+		return 0, false, fmt.Errorf("sched: request %d: swap in %v: %w", r.id, e.seq, err)
+	}
+	s.waiting.pop()
+	s.start(e)
+	n, err := s.grow(e, budget)
+	if err != nil {
+		if !errors.Is(err, paged.ErrNoSpace) {
+			return 0, false, fmt.Errorf("sched: request %d: append to %v: %w", r.id, e.seq, err)
+		}
+		// Swapped in but no block for its next token: recompute later.
+		s.st.Admissions--
+		s.st.Resumed--
+		if err := s.preempt(len(s.running) - 1); err != nil {
+			return 0, false, err
+		}
+		return 0, false, nil
+	}
+	s.schedule(e, n, 0, true, false)
+	r.refreshState()
+	return n, true, nil
+}
+
+// Update records the tokens the model sampled for the scheduled step:
+// tokens holds Step.Outputs tokens, entry after entry in Step.Scheduled
+// order, and for a forking prompt its N samples in order. A sample that
+// reaches MaxTokens, the manager's MaxModelLen or a stop token is
+// finished and its blocks freed (tail first, so its cached prefix stays).
+// On ErrInvalid (a wrong token count, no step) nothing changed.
+func (s *Scheduler) Update(tokens []int32) error {
+	if !s.inStep {
+		return fmt.Errorf("%w: Update without a scheduled step", ErrInvalid)
+	}
+	if len(tokens) != s.step.Outputs {
+		return fmt.Errorf("%w: Update got %d tokens for a step of %d outputs", ErrInvalid, len(tokens), s.step.Outputs)
+	}
+	s.phase(PhaseOutput)
+	k := 0
+	for i := range s.step.Scheduled {
+		sc := &s.step.Scheduled[i]
+		e := sc.e
+		out := tokens[k : k+sc.Outputs]
+		k += sc.Outputs
+		if e.where == inDone { // cancelled during the step
+			continue
+		}
+		e.computed = sc.Start + sc.NewTokens
+		if len(out) == 0 {
+			continue
+		}
+		if !e.req.forked {
+			if err := s.fork(e); err != nil {
+				s.inStep = false
+				return err
+			}
+		}
+		r := e.req
+		for j, t := range out {
+			if err := s.emit(r.samples[e.idx+j], t); err != nil {
+				s.inStep = false
+				return err
+			}
+		}
+	}
+	if s.dirty {
+		s.sweep()
+	}
+	s.inStep = false
+	s.phase(PhaseDone)
+	return nil
+}
+
+// fork makes the other samples of a prompt that just completed: they share
+// every block and start running at once.
+func (s *Scheduler) fork(e *entry) error {
+	r := e.req
+	r.forked = true
+	if r.n == 1 {
+		return nil
+	}
+	s.reserved -= r.n - 1
+	for k := 1; k < r.n; k++ {
+		c, err := s.m.Fork(e.seq)
+		if err != nil {
+			return fmt.Errorf("sched: request %d: fork %v: %w", r.id, e.seq, err)
+		}
+		ce := &entry{req: r, idx: k, seq: c, where: inRunning, length: e.length, computed: e.computed, heap: -1}
+		r.samples = append(r.samples, ce)
+		s.running = append(s.running, ce)
+		s.st.Forks++
+	}
+	return nil
+}
+
+// emit records e's next token and finishes e when it is its last.
+func (s *Scheduler) emit(e *entry, tok int32) error {
+	r := e.req
+	e.outputs++
+	e.pending, e.hasPending = tok, true
+	s.st.Outputs++
+	if e.outputs < r.maxTokens && r.promptLen+e.outputs < s.maxLen && !r.stops(tok) {
+		return nil
+	}
+	if err := s.m.Free(e.seq); err != nil {
+		return fmt.Errorf("sched: request %d: free %v: %w", r.id, e.seq, err)
+	}
+	e.where, e.hasPending = inDone, false
+	s.dirty = true
+	r.done++
+	if r.done == r.n {
+		r.state = Finished
+		s.st.Finished++
+	}
+	if s.cfg.Hooks.Finished != nil {
+		s.cfg.Hooks.Finished(r, e.idx)
+	}
+	return nil
+}
+
+// BuildBatch fills b with the kernel metadata of the scheduled step
+// (paged.Manager.BuildBatch over Step.Scheduled, in order): call it after
+// Schedule and before Update.
+func (s *Scheduler) BuildBatch(b *paged.Batch) error {
+	if !s.inStep {
+		return fmt.Errorf("%w: BuildBatch without a scheduled step", ErrInvalid)
+	}
+	s.batch = s.batch[:0]
+	for i := range s.step.Scheduled {
+		sc := &s.step.Scheduled[i]
+		if sc.e.where != inDone {
+			s.batch = append(s.batch, paged.Scheduled{ID: sc.Seq, NewTokens: sc.NewTokens})
+		}
+	}
+	return s.m.BuildBatch(b, s.batch)
+}
