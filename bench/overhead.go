@@ -3,16 +3,15 @@ package bench
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/pagedkv/pagedkv/eviction"
 	"github.com/pagedkv/pagedkv/internal/probe"
 	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
 )
 
 // W1Config configures a replay of workload W1: the Azure conversation trace
@@ -130,16 +129,19 @@ func (r W1Result) ManagerNsPerTokenExclTimer() float64 {
 	return (float64(r.ManagerNs) - r.TimerOverheadNsPerCall*float64(r.TimedCalls)) / float64(r.TokensProcessed)
 }
 
+// w1Request is what W1's driver keeps beside the scheduler's request: the
+// trace index that makes its tokens, and for the digest the blocks its
+// table had after its last allocation and the step it was last preempted.
 type w1Request struct {
 	i         int
-	id        paged.SeqID
-	ctx, gen  int
-	outputs   int
-	pending   int32 // the last output token, not yet given a slot
-	preempted int   // step of the last preemption
+	blocks    int
+	preempted int64
 }
 
-// RunW1 replays W1 once.
+// RunW1 replays W1 once, through a sched.Scheduler configured as W1's loop
+// (WORKLOADS.md section 4): FCFS, no token budget, whole prompts, recompute
+// preemption of the newest running request, admission even in a step that
+// preempted, and Admit called directly so that refused lookups count.
 func RunW1(cfg W1Config) (W1Result, error) {
 	cfg = cfg.withDefaults()
 	trace := cfg.Trace
@@ -182,9 +184,78 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		dig = sha256.New()
 	}
 	L := cfg.MaxModelLen
+	reqs := make([]w1Request, cfg.Requests)
+
+	// The phases are timed as wholes from the scheduler's phase hook: the
+	// decode phase (appends and the preemptions they force), admission,
+	// and the output phase with the driver's token making (as before the
+	// scheduler existed, when the loop was written out here).
+	var tDecode, tAdmit, tScheduled time.Time
+	var step int64
+	hooks := sched.Hooks{Phase: func(p sched.Phase) {
+		switch p {
+		case sched.PhaseDecode:
+			tDecode = time.Now()
+		case sched.PhaseAdmit:
+			tAdmit = time.Now()
+			res.NsAllocDecode += int64(tAdmit.Sub(tDecode))
+		case sched.PhaseScheduled:
+			tScheduled = time.Now()
+			res.NsAdmit += int64(tScheduled.Sub(tAdmit))
+		case sched.PhaseDone:
+			res.NsFree += int64(time.Since(tScheduled))
+		}
+	}}
+	if tracking {
+		hooks.Scheduled = func(sc *sched.Scheduled) {
+			w := &reqs[sc.Request.ID()-1]
+			tb, _ := m.Table(sc.Seq)
+			if sc.Admitted {
+				if w.preempted == step {
+					res.ReadmittedSameStep++
+				}
+				hits := sc.Cached / cfg.BlockSize
+				line = append(strconv.AppendInt(append(line[:0], 'A'), int64(w.i), 10), ':')
+				line = appendIDs(line, tb[:hits])
+				line = append(line, '|')
+				line = appendIDs(line, tb[hits:])
+			} else {
+				line = append(strconv.AppendInt(append(line[:0], 'D'), int64(w.i), 10), ':')
+				line = appendIDs(line, tb[w.blocks:])
+			}
+			line = append(line, '\n')
+			emit()
+			w.blocks = len(tb)
+		}
+		hooks.Preempted = func(r *sched.Request, _ int, _ bool) {
+			w := &reqs[r.ID()-1]
+			w.preempted = step
+			line = append(strconv.AppendInt(append(line[:0], 'P'), int64(w.i), 10), '\n')
+			emit()
+		}
+		hooks.Finished = func(r *sched.Request, _ int) {
+			line = append(strconv.AppendInt(append(line[:0], 'F'), int64(r.ID()-1), 10), '\n')
+			emit()
+		}
+	} else {
+		// ReadmittedSameStep is counted with or without the digest.
+		hooks.Scheduled = func(sc *sched.Scheduled) {
+			if sc.Admitted && reqs[sc.Request.ID()-1].preempted == step {
+				res.ReadmittedSameStep++
+			}
+		}
+		hooks.Preempted = func(r *sched.Request, _ int, _ bool) { reqs[r.ID()-1].preempted = step }
+	}
+	s, err := sched.New(m, sched.Config{
+		MaxRunning:           cfg.MaxNumSeqs,
+		AdmitAfterPreemption: true,
+		Hooks:                hooks,
+	})
+	if err != nil {
+		return W1Result{}, err
+	}
 
 	wallStart := time.Now()
-	reqs := make([]*w1Request, cfg.Requests)
 	prompt := make([]int32, 0, 1024)
 	for i := range reqs {
 		t := trace[i]
@@ -198,163 +269,54 @@ func RunW1(cfg W1Config) (W1Result, error) {
 				prompt = append(prompt, int32((i*7919+j*104729)%32000+1))
 			}
 		}
-		// The hint sizes the request's buffers for its whole life, as a
-		// server that knows max_tokens would.
-		opts := paged.SeqOptions{MaxTokens: ctx + gen}
+		// The scheduler's MaxTokens hint sizes the request's buffers for
+		// its whole life (prompt plus outputs), as a server that knows
+		// max_tokens would.
 		t0 := time.Now()
-		id, err := m.Add(prompt, &opts)
+		_, err := s.Submit(prompt, sched.Options{MaxTokens: gen})
 		res.NsInit += int64(time.Since(t0))
 		res.CallsInit++
 		if err != nil {
 			return res, fmt.Errorf("bench: W1 request %d: %w", i, err)
 		}
-		reqs[i] = &w1Request{i: i, id: id, ctx: ctx, gen: gen, preempted: -1}
+		reqs[i] = w1Request{i: i, preempted: -1}
 	}
-	waiting := newDeque(reqs)
-	running := make([]*w1Request, 0, cfg.MaxNumSeqs)
-	type sched struct {
-		r      *w1Request
-		n      int
-		decode bool
-	}
-	scheduled := make([]sched, 0, cfg.MaxNumSeqs)
 
-	for waiting.len() > 0 || len(running) > 0 {
-		res.Steps++
-		step := res.Steps
-		scheduled = scheduled[:0]
+	var tokens []int32
+	for s.Busy() {
+		step++
 		if tracking {
-			line = append(strconv.AppendInt(append(line[:0], 'S'), int64(step), 10), '\n')
+			line = append(strconv.AppendInt(append(line[:0], 'S'), step, 10), '\n')
 			emit()
 		}
-		// (1) Decode, in admission order.
-		tDecode := time.Now()
-		for idx := 0; idx < len(running); {
-			r := running[idx]
-			before := 0
-			if tracking {
-				tb, _ := m.Table(r.id)
-				before = len(tb)
-			}
-			self := false
-			for {
-				err := m.Append(r.id, r.pending)
-				res.CallsAllocDecode++
-				if err == nil {
-					break
-				}
-				if !errors.Is(err, paged.ErrNoSpace) {
-					return res, fmt.Errorf("bench: W1 decode of request %d: %w", r.i, err)
-				}
-				v := running[len(running)-1]
-				running = running[:len(running)-1]
-				err = m.Preempt(v.id)
-				if err == nil {
-					// The preempted request keeps its newest token for recompute.
-					err = m.Append(v.id, v.pending)
-				}
-				res.CallsFree++
-				if err != nil {
-					return res, fmt.Errorf("bench: W1 preemption of request %d: %w", v.i, err)
-				}
-				v.preempted = step
-				res.Preemptions++
-				waiting.pushFront(v)
-				if tracking {
-					line = append(strconv.AppendInt(append(line[:0], 'P'), int64(v.i), 10), '\n')
-					emit()
-				}
-				if v == r {
-					self = true
-					break
-				}
-			}
-			if self {
-				break
-			}
-			if tracking {
-				tb, _ := m.Table(r.id)
-				line = append(strconv.AppendInt(append(line[:0], 'D'), int64(r.i), 10), ':')
-				line = appendIDs(line, tb[before:])
-				line = append(line, '\n')
-				emit()
-			}
-			scheduled = append(scheduled, sched{r, 1, true})
-			idx++
+		st, err := s.Schedule()
+		if err != nil {
+			return res, fmt.Errorf("bench: W1 step %d: %w", step, err)
 		}
-		tAdmit := time.Now()
-		res.NsAllocDecode += int64(tAdmit.Sub(tDecode))
-		// (2) Admit, FCFS, whole prompts.
-		for waiting.len() > 0 && len(running) < cfg.MaxNumSeqs {
-			r := waiting.front()
-			n, _ := m.Len(r.id)
-			cached, err := m.Admit(r.id)
-			res.CallsGetComputed++
-			res.CallsAllocAdmit++
-			if errors.Is(err, paged.ErrNoSpace) {
-				break
-			}
-			if err != nil {
-				return res, fmt.Errorf("bench: W1 admission of request %d: %w", r.i, err)
-			}
-			waiting.popFront()
-			running = append(running, r)
-			res.Admissions++
-			res.AdmittedQueryTokens += int64(n)
-			res.AdmittedHitTokens += int64(cached)
-			res.PrefillTokens += int64(n - cached)
-			if r.outputs > 0 {
-				res.ResumedPrefill += int64(n - cached)
-			}
-			if r.preempted == step {
-				res.ReadmittedSameStep++
-			}
-			if tracking {
-				tb, _ := m.Table(r.id)
-				hits := cached / cfg.BlockSize
-				line = append(strconv.AppendInt(append(line[:0], 'A'), int64(r.i), 10), ':')
-				line = appendIDs(line, tb[:hits])
-				line = append(line, '|')
-				line = appendIDs(line, tb[hits:])
-				line = append(line, '\n')
-				emit()
-			}
-			scheduled = append(scheduled, sched{r, n - cached, false})
+		// The model: one made-up token per scheduled request.
+		tokens = tokens[:0]
+		for _, sc := range st.Scheduled {
+			i := int(sc.Request.ID() - 1)
+			tokens = append(tokens, int32((i*31+sc.Request.Outputs(0))%32000+1))
 		}
-		tOutput := time.Now()
-		res.NsAdmit += int64(tOutput.Sub(tAdmit))
-		res.PeakRunning = max(res.PeakRunning, len(running))
-		// (3) Model output: one made-up token per scheduled request.
-		finished := false
-		for _, sc := range scheduled {
-			r := sc.r
-			if sc.decode {
-				res.Decode++
-			}
-			r.pending = int32((r.i*31+r.outputs)%32000 + 1)
-			r.outputs++
-			res.CallsAppendOutput++
-			if r.ctx+r.outputs >= L || r.outputs >= r.gen {
-				err := m.Free(r.id)
-				res.CallsFree++
-				if err != nil {
-					return res, fmt.Errorf("bench: W1 finish of request %d: %w", r.i, err)
-				}
-				r.id = 0
-				res.Finished++
-				finished = true
-				if tracking {
-					line = append(strconv.AppendInt(append(line[:0], 'F'), int64(r.i), 10), '\n')
-					emit()
-				}
-			}
-		}
-		res.NsFree += int64(time.Since(tOutput))
-		if finished {
-			running = slices.DeleteFunc(running, func(r *w1Request) bool { return r.id == 0 })
+		if err := s.Update(tokens); err != nil {
+			return res, fmt.Errorf("bench: W1 step %d: %w", step, err)
 		}
 	}
 	res.TotalWallNs = int64(time.Since(wallStart))
+	ss := s.Stats()
+	res.Steps = int(ss.Steps)
+	res.Preemptions = int(ss.Preemptions)
+	res.Finished = int(ss.Finished)
+	res.Admissions = int(ss.Admissions)
+	res.PrefillTokens, res.ResumedPrefill, res.Decode = ss.PrefillTokens, ss.ResumedTokens, ss.DecodeTokens
+	res.AdmittedQueryTokens = ss.PrefillTokens + ss.CachedTokens
+	res.AdmittedHitTokens = ss.CachedTokens
+	res.PeakRunning = ss.PeakRunning
+	res.CallsGetComputed, res.CallsAllocAdmit = ss.AdmitCalls, ss.AdmitCalls
+	res.CallsAllocDecode = ss.AppendCalls
+	res.CallsFree = ss.Preemptions + ss.Finished
+	res.CallsAppendOutput = ss.Outputs
 	st := m.Stats()
 	res.PrefixQueryTokens, res.PrefixHitTokens, res.PrefixLookups = st.PrefixQueryTokens, st.PrefixHitTokens, st.PrefixQueries
 	res.PeakBlocksInUse = st.PeakUsedBlocks
@@ -411,31 +373,4 @@ func timerOverhead() float64 {
 	}
 	_ = sink
 	return float64(time.Since(t)) / n
-}
-
-// deque is the waiting queue: FCFS, with preempted requests pushed back at
-// the front.
-type deque struct {
-	buf  []*w1Request
-	head int
-}
-
-func newDeque(init []*w1Request) *deque {
-	// Leave room at the front for preempted requests.
-	buf := make([]*w1Request, 256+len(init))
-	copy(buf[256:], init)
-	return &deque{buf: buf, head: 256}
-}
-
-func (d *deque) len() int          { return len(d.buf) - d.head }
-func (d *deque) front() *w1Request { return d.buf[d.head] }
-func (d *deque) popFront()         { d.buf[d.head] = nil; d.head++ }
-func (d *deque) pushFront(r *w1Request) {
-	if d.head == 0 {
-		grown := make([]*w1Request, len(d.buf)+256)
-		copy(grown[256:], d.buf)
-		d.buf, d.head = grown, 256
-	}
-	d.head--
-	d.buf[d.head] = r
 }
