@@ -22,15 +22,15 @@ func ExampleScheduler() {
 	b, _ := s.Submit(Spec{Prompt: append(system, 1, 2, 3), MaxTokens: 4, N: 4})
 	for s.Step() {
 	}
-	for _, id := range []ReqID{a, b} {
-		st, _ := s.Status(id)
-		fmt.Printf("request %d: %s, %d cached prompt tokens, generated %v\n", id, st.State, st.CachedTokens, st.Generated)
+	for name, t := range map[string]Ticket{"a": a, "b": b} {
+		st, _ := s.Status(t.ID)
+		fmt.Printf("request %s: %s, %d cached prompt tokens, generated %v\n", name, st.State, st.CachedTokens, st.Generated)
 	}
 	sn := s.Snapshot()
 	fmt.Printf("steps %d, tokens %d, forks %d, copies %d, blocks used %d\n",
 		sn.Steps, sn.Tokens.Generated, sn.Forks, sn.Copies, sn.Blocks.Used)
-	// Output:
-	// request 1: finished, 0 cached prompt tokens, generated [4]
-	// request 2: finished, 32 cached prompt tokens, generated [4 4 4 4]
+	// Unordered output:
+	// request a: finished, 0 cached prompt tokens, generated [4]
+	// request b: finished, 32 cached prompt tokens, generated [4 4 4 4]
 	// steps 5, tokens 20, forks 3, copies 3, blocks used 0
 }
