@@ -414,3 +414,42 @@ func TestNewSchedulerRejectsBadConfig(t *testing.T) {
 	_, err = NewScheduler(SchedulerConfig{Manager: paged.Config{NumBlocks: 1}})
 	require.ErrorIs(t, err, paged.ErrInvalid)
 }
+
+func TestMaxQueuedBoundsRequestsNeverAdmitted(t *testing.T) {
+	// 8 usable blocks: a 100-token request needs 7 at its end, so one
+	// runs at a time and the others wait.
+	s, kv := newTestScheduler(t, SchedulerConfig{Manager: paged.Config{NumBlocks: 9}, MaxQueued: 2})
+	a, err := s.Submit(Spec{PromptLen: 90, MaxTokens: 10})
+	require.NoError(t, err)
+	b, err := s.Submit(Spec{PromptLen: 90, MaxTokens: 10})
+	require.NoError(t, err)
+	before := s.Snapshot()
+	_, err = s.Submit(Spec{PromptLen: 90, MaxTokens: 10})
+	require.ErrorIs(t, err, ErrQueueFull)
+	after := s.Snapshot()
+	assert.Equal(t, before.Requests.Rejected+1, after.Requests.Rejected)
+	assert.Equal(t, uint64(1), after.Requests.RejectedBy["queue_full"])
+	assert.Equal(t, 2, after.Requests.Queued)
+
+	stepChecked(t, s, kv) // a is admitted, b waits for memory
+	assert.Equal(t, 1, s.Snapshot().Requests.Queued)
+	c, err := s.Submit(Spec{PromptLen: 90, MaxTokens: 10})
+	require.NoError(t, err)
+	_, err = s.Submit(Spec{PromptLen: 5, MaxTokens: 1})
+	require.ErrorIs(t, err, ErrQueueFull)
+	// Cancelling a queued request frees its place.
+	require.NoError(t, s.Cancel(c.ID, c.CancelToken))
+	assert.Equal(t, 1, s.Snapshot().Requests.Queued)
+	for stepChecked(t, s, kv) {
+	}
+	sn := s.Snapshot()
+	assert.Zero(t, sn.Requests.Queued)
+	assert.Equal(t, uint64(2), sn.Requests.Finished)
+	for _, id := range []ReqID{a.ID, b.ID} {
+		st, err := s.Status(id)
+		require.NoError(t, err)
+		assert.Equal(t, "finished", st.State)
+	}
+	_, err = NewScheduler(SchedulerConfig{Manager: paged.Config{NumBlocks: 9}, MaxQueued: -1})
+	require.ErrorIs(t, err, ErrInvalid)
+}
