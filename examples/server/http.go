@@ -407,7 +407,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // the content type is JSON, never HTML
+	_ = enc.Encode(v)
 }
 
 // listenAddr makes a bare ":port" bind the loopback interface, so the
