@@ -221,7 +221,8 @@ func (s *Server) readSpec(w http.ResponseWriter, r *http.Request) (Spec, error) 
 	// A deadline on the connection, not on a context: a client sending
 	// one byte every few seconds is cut off when it passes, whatever the
 	// http.Server's own timeouts. Recorders in tests do not support it.
-	err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.HTTP.BodyTimeout))
+	rc := http.NewResponseController(w)
+	err := rc.SetReadDeadline(time.Now().Add(s.cfg.HTTP.BodyTimeout))
 	if err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return Spec{}, fmt.Errorf("%w: %v", ErrBodyTimeout, err)
 	}
@@ -229,6 +230,11 @@ func (s *Server) readSpec(w http.ResponseWriter, r *http.Request) (Spec, error) 
 	var tooLarge *http.MaxBytesError
 	switch {
 	case err == nil:
+		// The body is read. Once it is, net/http reads the connection in
+		// the background to notice a client hanging up, and a deadline
+		// passing there would cancel the request's context; the next
+		// request on the connection gets the server's deadlines anew.
+		_ = rc.SetReadDeadline(time.Time{})
 		return spec, nil
 	case errors.As(err, &tooLarge):
 		return Spec{}, fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, tooLarge.Limit)
