@@ -230,10 +230,8 @@ func (s *Server) readSpec(w http.ResponseWriter, r *http.Request) (Spec, error) 
 	var tooLarge *http.MaxBytesError
 	switch {
 	case err == nil:
-		// The body is read. Once it is, net/http reads the connection in
-		// the background to notice a client hanging up, and a deadline
-		// passing there would cancel the request's context; the next
-		// request on the connection gets the server's deadlines anew.
+		// The deadline was for the body; net/http sets its own again
+		// before the connection's next request.
 		_ = rc.SetReadDeadline(time.Time{})
 		return spec, nil
 	case errors.As(err, &tooLarge):
