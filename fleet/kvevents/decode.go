@@ -1,58 +1,40 @@
-package fleet
+package kvevents
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"math"
 
 	"github.com/pagedkv/pagedkv/paged"
 )
 
-// HashFromVLLMInt maps a vLLM block hash sent as a msgpack integer (older
-// vLLM, or a 64-bit hash function) to a paged.Hash: the value's 64-bit
-// two's-complement pattern, big-endian, in the last 8 bytes, the first 24
-// bytes zero. Signed and unsigned encodings of one bit pattern map alike.
-func HashFromVLLMInt(v uint64) paged.Hash {
-	var h paged.Hash
-	binary.BigEndian.PutUint64(h[24:], v)
-	return h
-}
-
-// HashFromVLLMBytes maps a vLLM block hash sent as msgpack bytes to a
-// paged.Hash. A 32-byte value (SHA-256, vLLM's default since v0.10.2) is
-// taken as is; any other length is hashed with SHA-256 under a fixed
-// domain prefix, so every length maps deterministically and cannot alias
-// an integer hash.
-func HashFromVLLMBytes(b []byte) paged.Hash {
-	if len(b) == len(paged.Hash{}) {
-		return paged.Hash(b)
-	}
-	d := sha256.New()
-	d.Write([]byte("pagedkv vllm hash\x00"))
-	d.Write(b)
-	var h paged.Hash
-	d.Sum(h[:0])
-	return h
-}
-
-// VLLMBatch is one decoded vLLM KVEventBatch. Decode reuses its storage:
+// Batch is one decoded vLLM KVEventBatch. Decode reuses its storage:
 // the events' Hashes and Tokens slices stay valid until the next Decode.
-type VLLMBatch struct {
+type Batch struct {
 	// TS is the batch's timestamp (seconds since the epoch at the engine).
 	TS float64
 	// DataParallelRank is the engine's data-parallel rank when HasRank.
 	DataParallelRank int
 	// HasRank reports whether the batch carried a data_parallel_rank.
 	HasRank bool
-	// Events are the batch's events in order. Seq is left 0; VLLMStream
+	// Events are the batch's events in order. Seq is left 0; Stream
 	// numbers them.
 	Events []paged.Event
+	// Meta holds what each event carries beyond paged.Event, index for
+	// index with Events.
+	Meta []Meta
 
 	hashes []paged.Hash
 	tokens []int32
 	spans  []span
+}
+
+// Meta is what a vLLM event carries that paged.Event has no field for.
+type Meta struct {
+	// Group is the event's KV cache group (group_idx) when HasGroup.
+	Group int
+	// HasGroup reports whether the event carried a group_idx.
+	HasGroup bool
 }
 
 // span records where an event's hashes and tokens sit in the arenas while
@@ -72,11 +54,11 @@ type span struct{ h0, h1, t0, t1 int }
 // A frame that breaks the schema is rejected whole with ErrMalformed and the
 // batch is left empty: nothing of a bad frame is applied, because a reader
 // cannot trust the events of a frame it could not fully read.
-func (b *VLLMBatch) Decode(frame []byte) error {
+func (b *Batch) Decode(frame []byte) error {
 	b.TS, b.DataParallelRank, b.HasRank = 0, 0, false
-	b.Events, b.hashes, b.tokens, b.spans = b.Events[:0], b.hashes[:0], b.tokens[:0], b.spans[:0]
+	b.reset()
 	if err := b.decode(&msgReader{b: frame}); err != nil {
-		b.Events, b.hashes, b.tokens, b.spans = b.Events[:0], b.hashes[:0], b.tokens[:0], b.spans[:0]
+		b.reset()
 		return err
 	}
 	for i, s := range b.spans {
@@ -86,7 +68,12 @@ func (b *VLLMBatch) Decode(frame []byte) error {
 	return nil
 }
 
-func (b *VLLMBatch) decode(r *msgReader) error {
+func (b *Batch) reset() {
+	b.Events, b.Meta = b.Events[:0], b.Meta[:0]
+	b.hashes, b.tokens, b.spans = b.hashes[:0], b.tokens[:0], b.spans[:0]
+}
+
+func (b *Batch) decode(r *msgReader) error {
 	// msgspec structs are arrays with array_like=True (vLLM's published
 	// KVEventBatch) and maps otherwise; accept both so a change of layout
 	// in vLLM does not silently stop the index.
@@ -158,13 +145,13 @@ func (r *msgReader) end() error {
 	return nil
 }
 
-func (b *VLLMBatch) decodeTS(r *msgReader) error {
+func (b *Batch) decodeTS(r *msgReader) error {
 	v, err := r.float()
 	b.TS = v
 	return err
 }
 
-func (b *VLLMBatch) decodeRank(r *msgReader) error {
+func (b *Batch) decodeRank(r *msgReader) error {
 	if null, err := r.isNil(); null || err != nil {
 		return err
 	}
@@ -179,7 +166,7 @@ func (b *VLLMBatch) decodeRank(r *msgReader) error {
 	return nil
 }
 
-func (b *VLLMBatch) decodeEvents(r *msgReader) error {
+func (b *Batch) decodeEvents(r *msgReader) error {
 	n, err := r.arrayLen()
 	if err != nil {
 		return err
@@ -194,16 +181,18 @@ func (b *VLLMBatch) decodeEvents(r *msgReader) error {
 
 // Field positions of the array layout, after the tag.
 var (
-	storedFields  = []string{"block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id", "medium"}
-	removedFields = []string{"block_hashes", "medium"}
+	storedFields = []string{"block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id",
+		"medium", "lora_name", "extra_keys", "group_idx", "kv_cache_spec_kind", "kv_cache_spec_sliding_window", "locality"}
+	removedFields = []string{"block_hashes", "medium", "group_idx", "locality"}
 )
 
 // storedRequired is how many BlockStored fields every vLLM version sends
 // (v0.9 had no medium).
 const storedRequired = 5
 
-func (b *VLLMBatch) decodeEvent(r *msgReader) error {
+func (b *Batch) decodeEvent(r *msgReader) error {
 	ev := paged.Event{Medium: paged.Device}
+	var meta Meta
 	s := span{h0: len(b.hashes), h1: len(b.hashes), t0: len(b.tokens), t1: len(b.tokens)}
 	c, err := r.peek()
 	if err != nil {
@@ -211,7 +200,7 @@ func (b *VLLMBatch) decodeEvent(r *msgReader) error {
 	}
 	// have records which storedFields were present, so a BlockStored
 	// missing a required field is rejected rather than half-applied.
-	var have [6]bool
+	var have [storedRequired]bool
 	// field decodes one named field into ev; both layouts end up here, the
 	// array layout naming fields by position.
 	field := func(name string) error {
@@ -249,10 +238,19 @@ func (b *VLLMBatch) decodeEvent(r *msgReader) error {
 					ev.Medium = paged.Host
 				}
 			}
+		case "group_idx":
+			var null bool
+			if null, err = r.isNil(); !null && err == nil {
+				var v uint64
+				if v, err = r.int(); err == nil && (int64(v) < 0 || v > math.MaxInt32) {
+					err = r.fail("group_idx out of range")
+				}
+				meta.Group, meta.HasGroup = int(v), true
+			}
 		default:
 			return r.skip(0)
 		}
-		for i, f := range storedFields {
+		for i, f := range storedFields[:storedRequired] {
 			if f == name {
 				have[i] = true
 			}
@@ -331,6 +329,7 @@ func (b *VLLMBatch) decodeEvent(r *msgReader) error {
 		}
 	}
 	b.Events = append(b.Events, ev)
+	b.Meta = append(b.Meta, meta)
 	b.spans = append(b.spans, s)
 	return nil
 }
@@ -356,7 +355,7 @@ func decodeHash(r *msgReader, nullable bool) (paged.Hash, bool, error) {
 	}
 	if r.isInt() {
 		v, err := r.int()
-		return HashFromVLLMInt(v), true, err
+		return HashFromInt(v), true, err
 	}
 	v, isStr, err := r.raw()
 	if err != nil {
@@ -365,10 +364,10 @@ func decodeHash(r *msgReader, nullable bool) (paged.Hash, bool, error) {
 	if isStr {
 		return paged.Hash{}, false, r.fail("block hash is a str, want int or bin")
 	}
-	return HashFromVLLMBytes(v), true, nil
+	return HashFromBytes(v), true, nil
 }
 
-func (b *VLLMBatch) decodeHashes(r *msgReader) error {
+func (b *Batch) decodeHashes(r *msgReader) error {
 	n, err := r.arrayLen()
 	if err != nil {
 		return err
@@ -383,7 +382,7 @@ func (b *VLLMBatch) decodeHashes(r *msgReader) error {
 	return nil
 }
 
-func (b *VLLMBatch) decodeTokens(r *msgReader) error {
+func (b *Batch) decodeTokens(r *msgReader) error {
 	n, err := r.arrayLen()
 	if err != nil {
 		return err
@@ -401,16 +400,16 @@ func (b *VLLMBatch) decodeTokens(r *msgReader) error {
 	return nil
 }
 
-// VLLMStream turns one vLLM engine's ZMQ stream into sequence-numbered
-// events for Index.Apply. vLLM numbers batches (from 0), not events;
+// Stream turns one vLLM engine's ZMQ stream into sequence-numbered
+// events, as fleet's Index.Apply takes them. vLLM numbers batches (from 0), not events;
 // the stream numbers events from 1 and lets a lost batch show as a gap in
 // the event numbers, so the index drops that server's entries and marks it
 // partial rather than answer from a state that missed events.
 //
-// One VLLMStream per engine (per data-parallel rank); not safe for
+// One Stream per engine (per data-parallel rank); not safe for
 // concurrent use.
-type VLLMStream struct {
-	batch     VLLMBatch
+type Stream struct {
+	batch     Batch
 	seq       uint64
 	lastBatch uint64
 	started   bool
@@ -422,7 +421,7 @@ type VLLMStream struct {
 // seen is a replay and yields no events. A malformed frame yields
 // ErrMalformed and counts as lost: the next batch's events start after a
 // gap.
-func (s *VLLMStream) Decode(batchSeq uint64, frame []byte) ([]paged.Event, error) {
+func (s *Stream) Decode(batchSeq uint64, frame []byte) ([]paged.Event, error) {
 	if s.started && batchSeq <= s.lastBatch {
 		return nil, nil
 	}
@@ -434,7 +433,7 @@ func (s *VLLMStream) Decode(batchSeq uint64, frame []byte) ([]paged.Event, error
 	s.started, s.lastBatch = true, batchSeq
 	if err := s.batch.Decode(frame); err != nil {
 		s.seq++
-		return nil, fmt.Errorf("fleet: vllm batch %d: %w", batchSeq, err)
+		return nil, fmt.Errorf("kvevents: batch %d: %w", batchSeq, err)
 	}
 	for i := range s.batch.Events {
 		s.seq++
@@ -442,3 +441,7 @@ func (s *VLLMStream) Decode(batchSeq uint64, frame []byte) ([]paged.Event, error
 	}
 	return s.batch.Events, nil
 }
+
+// Batch returns the batch the last successful Decode read (its timestamp,
+// rank and per-event Meta), valid until the next Decode.
+func (s *Stream) Batch() *Batch { return &s.batch }
