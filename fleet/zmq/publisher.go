@@ -30,6 +30,8 @@ type PublisherConfig struct {
 	// binds; empty means no replay.
 	ReplayEndpoint string
 	// Topic is the first frame of every message (vLLM's default is empty).
+	// llm-d's vLLM adapter reads "kv@<pod>@<model>" from it to name the
+	// pod and model the events belong to.
 	Topic string
 	// Buffer is how many past batches are kept for replay; 0 means
 	// DefaultBuffer.
@@ -150,7 +152,7 @@ func (p *Publisher) PublishAt(ts float64, events []paged.Event) (uint64, error) 
 	if len(events) == 0 {
 		return 0, nil
 	}
-	payload, err := p.enc.AppendBatch(nil, ts, events)
+	payload, err := p.enc.AppendBatch(make([]byte, 0, sizeHint(events)), ts, events)
 	if err != nil {
 		return 0, fmt.Errorf("zmq: %w", err)
 	}
@@ -183,6 +185,19 @@ func (p *Publisher) PublishAt(ts float64, events []paged.Event) (uint64, error) 
 		return seq, fmt.Errorf("zmq: publish batch %d: %w", seq, err)
 	}
 	return seq, nil
+}
+
+// sizeHint bounds a batch's encoded size from above for common events
+// (hashes as 34-byte bins, tokens at most 5 bytes, 64 bytes of field
+// names and scalars per event), so encoding allocates once. The payload is
+// allocated per batch because the replay buffer and the PUB socket's
+// queue keep it.
+func sizeHint(events []paged.Event) int {
+	n := 64
+	for i := range events {
+		n += 64 + 34*(len(events[i].Hashes)+1) + 5*len(events[i].Tokens)
+	}
+	return n
 }
 
 // serveReplay answers replay requests until the socket closes. A request
