@@ -14,15 +14,24 @@ import (
 
 const benchPerBatch, benchInFlight = 64, 16
 
-// benchEvents is one batch: 64 one-block BlockStored events of 16 tokens
-// with 32-byte hashes, the shape of a prefill committing 64 blocks.
-func benchEvents() []paged.Event {
-	events := make([]paged.Event, benchPerBatch)
-	tokens := make([]int32, 16)
-	for i := range events {
-		var h paged.Hash
-		h[0], h[1] = byte(i), 0xab
-		events[i] = paged.Event{Kind: paged.BlockStored, Hashes: []paged.Hash{h}, Tokens: tokens, BlockSize: 16, HasParent: i > 0}
+// benchEvents is one batch as a manager drains it after admitting 64
+// prompts of 17 tokens: 64 one-block BlockStored events of 16 tokens with
+// SHA-256 hashes, the shape of a prefill burst.
+func benchEvents(b *testing.B) []paged.Event {
+	m, err := paged.New(paged.Config{NumBlocks: 256, BlockSize: 16, Events: 256})
+	if err != nil {
+		b.Fatal(err)
+	}
+	prompt := make([]int32, 17)
+	for i := range benchPerBatch {
+		prompt[0] = int32(i)
+		if _, _, err := m.Create(prompt, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	events := m.DrainEvents(nil)
+	if len(events) != benchPerBatch {
+		b.Fatalf("%d events", len(events))
 	}
 	return events
 }
@@ -36,7 +45,7 @@ func benchEvents() []paged.Event {
 // codec's events/s over probe's, in the same run, is the share of the
 // transport's rate the wire code keeps.
 func BenchmarkPublishDecode(b *testing.B) {
-	events := benchEvents()
+	events := benchEvents(b)
 	b.Run("codec", func(b *testing.B) {
 		p, err := NewPublisher(PublisherConfig{Endpoint: loopback, ReplayEndpoint: loopback})
 		if err != nil {

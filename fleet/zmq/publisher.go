@@ -3,7 +3,9 @@ package zmq
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -247,12 +249,21 @@ func (p *Publisher) Close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	err := p.pub.Close()
+	err := closeSocket(p.pub)
 	if p.replay != nil {
-		if e := p.replay.Close(); err == nil {
+		if e := closeSocket(p.replay); err == nil {
 			err = e
 		}
 	}
 	p.wg.Wait()
 	return err
+}
+
+// closeSocket closes a socket. zmq4 reports connections the peer or its
+// reaper closed first as net.ErrClosed; those are closed all the same.
+func closeSocket(s zmq4.Socket) error {
+	if err := s.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("zmq: close: %w", err)
+	}
+	return nil
 }

@@ -1,10 +1,12 @@
 package zmq
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,7 +43,8 @@ type SubscriberConfig struct {
 
 // Message is one batch as it came over the wire.
 type Message struct {
-	// Topic is the message's first frame.
+	// Topic is the message's first frame; nil for a replayed batch, which
+	// vLLM's replay socket sends without it.
 	Topic []byte
 	// Seq is the batch sequence number (the second frame).
 	Seq uint64
@@ -174,7 +177,7 @@ func (s *Subscriber) Next(ctx context.Context) (Message, error) {
 			return Message{}, ErrClosed
 		case msg = <-s.live:
 		}
-		m, err := parse(msg.Frames, false)
+		m, err := parse(msg.Frames)
 		if err != nil {
 			s.stats.Malformed++
 			return Message{}, err
@@ -205,6 +208,7 @@ func (s *Subscriber) fill(ctx context.Context, start, end uint64) error {
 	}
 	timer := time.NewTimer(s.cfg.ReplayTimeout)
 	defer timer.Stop()
+loop:
 	for {
 		var msg zmq4.Msg
 		select {
@@ -213,36 +217,42 @@ func (s *Subscriber) fill(ctx context.Context, start, end uint64) error {
 		case <-s.done:
 			return ErrClosed
 		case <-timer.C:
-			return nil
+			break loop // the rest of the gap stays
 		case msg = <-s.replay:
 		}
-		// The DEALER sees the publisher's (empty, seq, payload).
-		if len(msg.Frames) == 3 && len(msg.Frames[0]) == 0 && len(msg.Frames[1]) == 8 &&
-			binary.BigEndian.Uint64(msg.Frames[1]) == ^uint64(0) {
-			return nil
+		// The DEALER sees vLLM's (empty, seq, payload); TensorRT-LLM's
+		// publisher puts the topic before the sequence number.
+		frames := msg.Frames
+		if len(frames) > 0 && len(frames[0]) == 0 {
+			frames = frames[1:]
 		}
-		m, err := parse(msg.Frames, true)
-		if err != nil {
+		if len(frames) == 3 {
+			frames = frames[1:]
+		}
+		if len(frames) != 2 || len(frames[0]) != 8 {
 			s.stats.Malformed++
 			continue
 		}
-		if m.Seq >= start && m.Seq < end {
-			s.pending = append(s.pending, m)
+		seq := binary.BigEndian.Uint64(frames[0])
+		if seq == ^uint64(0) {
+			break loop // the end marker, -1
+		}
+		if seq >= start && seq < end {
+			s.pending = append(s.pending, Message{Seq: seq, Payload: frames[1], Replayed: true})
 		}
 	}
+	// Replies to an earlier, timed-out request may interleave: order by
+	// sequence number; Next drops repeats.
+	slices.SortStableFunc(s.pending, func(a, b Message) int { return cmp.Compare(a.Seq, b.Seq) })
+	return nil
 }
 
-// parse checks vLLM's framing: (topic, seq, payload) live, and
-// (empty, seq, payload) from a replay, whose topic is the live stream's.
-func parse(frames [][]byte, replayed bool) (Message, error) {
+// parse checks the live stream's framing: (topic, seq, payload).
+func parse(frames [][]byte) (Message, error) {
 	if len(frames) != 3 || len(frames[1]) != 8 {
 		return Message{}, fmt.Errorf("%w: %d frames", ErrMalformed, len(frames))
 	}
-	m := Message{Seq: binary.BigEndian.Uint64(frames[1]), Payload: frames[2], Replayed: replayed}
-	if !replayed {
-		m.Topic = frames[0]
-	}
-	return m, nil
+	return Message{Topic: frames[0], Seq: binary.BigEndian.Uint64(frames[1]), Payload: frames[2]}, nil
 }
 
 // Stats returns what the subscriber has seen so far. Like Next, it belongs
@@ -254,9 +264,9 @@ func (s *Subscriber) Close() error {
 	var err error
 	s.once.Do(func() {
 		close(s.done)
-		err = s.sub.Close()
+		err = closeSocket(s.sub)
 		if s.dealer != nil {
-			if e := s.dealer.Close(); err == nil {
+			if e := closeSocket(s.dealer); err == nil {
 				err = e
 			}
 		}

@@ -143,17 +143,25 @@ func TestDroppedBatchIsReplayed(t *testing.T) {
 
 func TestLateSubscriberCatchesUp(t *testing.T) {
 	noLeaks(t)
-	p, err := NewPublisher(PublisherConfig{Endpoint: loopback, ReplayEndpoint: loopback, Buffer: 3})
-	require.NoError(t, err)
-	defer p.Close()
+	// An early subscriber receiving batches 0..4 proves they left the PUB
+	// socket's queue before the late one connects.
+	p, early := pair(t, PublisherConfig{Buffer: 3, Topic: "kv"}, SubscriberConfig{})
 	for i := range 5 {
 		_, err := p.Publish(stored(uint64(1+i), i, 1))
 		require.NoError(t, err)
 	}
-	s, err := NewSubscriber(SubscriberConfig{Endpoint: p.Endpoint(), ReplayEndpoint: p.ReplayEndpoint(), CatchUp: true})
+	for range 5 {
+		next(t, early)
+	}
+	// A topic of its own lets the test see the late subscription arrive.
+	s, err := NewSubscriber(SubscriberConfig{Endpoint: p.Endpoint(), ReplayEndpoint: p.ReplayEndpoint(), CatchUp: true, Topic: "k"})
 	require.NoError(t, err)
 	defer s.Close()
-	require.NoError(t, p.AwaitSubscriber(ctxFor(t)))
+	ctx := ctxFor(t)
+	for len(p.pub.(zmq4.Topics).Topics()) < 2 {
+		require.NoError(t, ctx.Err())
+		time.Sleep(2 * time.Millisecond)
+	}
 	_, err = p.Publish(stored(6, 5, 1))
 	require.NoError(t, err)
 	// The buffer holds the last three batches, 3..5; 0..2 are gone for
