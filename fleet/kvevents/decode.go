@@ -1,7 +1,6 @@
 package kvevents
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 
@@ -179,82 +178,59 @@ func (b *Batch) decodeEvents(r *msgReader) error {
 	return nil
 }
 
-// Field positions of the array layout, after the tag.
+// fieldID names the event fields the decoder reads; every other field is
+// skipped.
+type fieldID uint8
+
+const (
+	fOther fieldID = iota
+	fBlockHashes
+	fParent
+	fTokens
+	fBlockSize
+	fLoRAID
+	fMedium
+	fGroup
+	numFields
+)
+
+var fieldNames = [numFields]string{"", "block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id", "medium", "group_idx"}
+
+// Field positions of the array layout, after the tag, as kv_events.py
+// declares them; positions past these (kv_cache_spec_kind, locality, ...)
+// are skipped.
 var (
-	storedFields = []string{"block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id",
-		"medium", "lora_name", "extra_keys", "group_idx", "kv_cache_spec_kind", "kv_cache_spec_sliding_window", "locality"}
-	removedFields = []string{"block_hashes", "medium", "group_idx", "locality"}
+	storedFields = [...]fieldID{fBlockHashes, fParent, fTokens, fBlockSize, fLoRAID,
+		fMedium, fOther /* lora_name */, fOther /* extra_keys */, fGroup}
+	removedFields = [...]fieldID{fBlockHashes, fMedium, fGroup}
 )
 
 // storedRequired is how many BlockStored fields every vLLM version sends
-// (v0.9 had no medium).
+// (v0.9 had no medium): storedFields[:storedRequired] must all be present.
 const storedRequired = 5
 
+func fieldByName(k []byte) fieldID {
+	for id, name := range fieldNames[1:] {
+		if string(k) == name {
+			return fieldID(id + 1)
+		}
+	}
+	return fOther
+}
+
+// eventState is one event while it is read.
+type eventState struct {
+	ev   paged.Event
+	meta Meta
+	s    span
+	have [numFields]bool
+}
+
 func (b *Batch) decodeEvent(r *msgReader) error {
-	ev := paged.Event{Medium: paged.Device}
-	var meta Meta
-	s := span{h0: len(b.hashes), h1: len(b.hashes), t0: len(b.tokens), t1: len(b.tokens)}
+	e := eventState{ev: paged.Event{Medium: paged.Device}}
+	e.s = span{h0: len(b.hashes), h1: len(b.hashes), t0: len(b.tokens), t1: len(b.tokens)}
 	c, err := r.peek()
 	if err != nil {
-		return err
-	}
-	// have records which storedFields were present, so a BlockStored
-	// missing a required field is rejected rather than half-applied.
-	var have [storedRequired]bool
-	// field decodes one named field into ev; both layouts end up here, the
-	// array layout naming fields by position.
-	field := func(name string) error {
-		switch name {
-		case "block_hashes":
-			err = b.decodeHashes(r)
-			s.h1 = len(b.hashes)
-		case "parent_block_hash":
-			ev.Parent, ev.HasParent, err = decodeHash(r, true)
-		case "token_ids":
-			err = b.decodeTokens(r)
-			s.t1 = len(b.tokens)
-		case "block_size":
-			var v uint64
-			if v, err = r.int(); err == nil && (int64(v) < 1 || v > 1<<20) {
-				err = r.fail("block_size out of range")
-			}
-			ev.BlockSize = int(v)
-		case "lora_id":
-			var null bool
-			if null, err = r.isNil(); !null && err == nil {
-				var v uint64
-				if v, err = r.int(); err == nil && (int64(v) < math.MinInt32 || int64(v) > math.MaxInt32) {
-					err = r.fail("lora_id out of range")
-				}
-				ev.LoRA = int32(int64(v))
-			}
-		case "medium":
-			// Only the GPU is the device tier; CPU and any connector's
-			// tier are slower to reach, so they score as host blocks.
-			var null bool
-			if null, err = r.isNil(); !null && err == nil {
-				var m []byte
-				if m, err = r.str(); err == nil && !bytes.Equal(m, []byte("GPU")) {
-					ev.Medium = paged.Host
-				}
-			}
-		case "group_idx":
-			var null bool
-			if null, err = r.isNil(); !null && err == nil {
-				var v uint64
-				if v, err = r.int(); err == nil && (int64(v) < 0 || v > math.MaxInt32) {
-					err = r.fail("group_idx out of range")
-				}
-				meta.Group, meta.HasGroup = int(v), true
-			}
-		default:
-			return r.skip(0)
-		}
-		for i, f := range storedFields[:storedRequired] {
-			if f == name {
-				have[i] = true
-			}
-		}
 		return err
 	}
 	if c&0xf0 == 0x80 || c == 0xde || c == 0xdf {
@@ -272,16 +248,16 @@ func (b *Batch) decodeEvent(r *msgReader) error {
 				if err != nil {
 					return err
 				}
-				if ev.Kind, err = eventKind(r, t); err != nil {
+				if e.ev.Kind, err = eventKind(r, t); err != nil {
 					return err
 				}
 				continue
 			}
-			if err := field(string(k)); err != nil {
+			if err := b.field(r, &e, fieldByName(k)); err != nil {
 				return err
 			}
 		}
-		if ev.Kind == 0 {
+		if e.ev.Kind == 0 {
 			return r.fail(`event map without "type" tag`)
 		}
 	} else {
@@ -296,42 +272,107 @@ func (b *Batch) decodeEvent(r *msgReader) error {
 		if err != nil {
 			return err
 		}
-		if ev.Kind, err = eventKind(r, t); err != nil {
+		if e.ev.Kind, err = eventKind(r, t); err != nil {
 			return err
 		}
-		names := storedFields
-		switch ev.Kind {
+		var fields []fieldID
+		switch e.ev.Kind {
+		case paged.BlockStored:
+			fields = storedFields[:]
 		case paged.BlockRemoved:
-			names = removedFields
-		case paged.AllBlocksCleared:
-			names = nil
+			fields = removedFields[:]
 		}
 		for i := 1; i < n; i++ {
-			name := ""
-			if i-1 < len(names) {
-				name = names[i-1]
+			id := fOther
+			if i-1 < len(fields) {
+				id = fields[i-1]
 			}
-			if err := field(name); err != nil {
+			if err := b.field(r, &e, id); err != nil {
 				return err
 			}
 		}
 	}
-	switch ev.Kind {
+	switch e.ev.Kind {
 	case paged.BlockStored:
-		for i := range storedRequired {
-			if !have[i] {
-				return r.fail("BlockStored without " + storedFields[i])
+		for _, id := range storedFields[:storedRequired] {
+			if !e.have[id] {
+				return r.fail("BlockStored without " + fieldNames[id])
 			}
 		}
 	case paged.BlockRemoved:
-		if !have[0] {
+		if !e.have[fBlockHashes] {
 			return r.fail("BlockRemoved without block_hashes")
 		}
 	}
-	b.Events = append(b.Events, ev)
-	b.Meta = append(b.Meta, meta)
-	b.spans = append(b.spans, s)
+	b.Events = append(b.Events, e.ev)
+	b.Meta = append(b.Meta, e.meta)
+	b.spans = append(b.spans, e.s)
 	return nil
+}
+
+// field decodes one field of an event; both layouts end up here, the
+// array layout naming fields by position.
+func (b *Batch) field(r *msgReader, e *eventState, id fieldID) error {
+	if id == fOther {
+		return r.skip(0)
+	}
+	if e.have[id] {
+		return r.fail("duplicate " + fieldNames[id])
+	}
+	e.have[id] = true
+	switch id {
+	case fBlockHashes:
+		err := b.decodeHashes(r)
+		e.s.h1 = len(b.hashes)
+		return err
+	case fParent:
+		var err error
+		e.ev.Parent, e.ev.HasParent, err = decodeHash(r, true)
+		return err
+	case fTokens:
+		err := b.decodeTokens(r)
+		e.s.t1 = len(b.tokens)
+		return err
+	case fBlockSize:
+		v, err := r.int()
+		if err == nil && (int64(v) < 1 || v > 1<<20) {
+			err = r.fail("block_size out of range")
+		}
+		e.ev.BlockSize = int(v)
+		return err
+	case fLoRAID:
+		if null, err := r.isNil(); null || err != nil {
+			return err
+		}
+		v, err := r.int()
+		if err == nil && (int64(v) < math.MinInt32 || int64(v) > math.MaxInt32) {
+			err = r.fail("lora_id out of range")
+		}
+		e.ev.LoRA = int32(int64(v))
+		return err
+	case fMedium:
+		// Only the GPU is the device tier; CPU and any connector's tier
+		// are slower to reach, so they score as host blocks.
+		if null, err := r.isNil(); null || err != nil {
+			return err
+		}
+		m, err := r.str()
+		if err == nil && string(m) != "GPU" {
+			e.ev.Medium = paged.Host
+		}
+		return err
+	case fGroup:
+		if null, err := r.isNil(); null || err != nil {
+			return err
+		}
+		v, err := r.int()
+		if err == nil && (int64(v) < 0 || v > math.MaxInt32) {
+			err = r.fail("group_idx out of range")
+		}
+		e.meta.Group, e.meta.HasGroup = int(v), true
+		return err
+	}
+	panic("kvevents: unknown field id")
 }
 
 func eventKind(r *msgReader, tag []byte) (paged.EventKind, error) {
