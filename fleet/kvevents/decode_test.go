@@ -50,6 +50,21 @@ func TestDecodeArrayLayout(t *testing.T) {
 	assert.Equal(t, paged.Host, rm.Medium)
 
 	assert.Equal(t, paged.AllBlocksCleared, b.Events[2].Kind)
+	assert.Equal(t, []Meta{{Group: 0, HasGroup: true}, {}, {}}, b.Meta, "group_idx 0 is sent, not omitted")
+}
+
+// TestDecodeMixedLayout: a positional batch of map events, as TensorRT-LLM
+// publishes and newer vLLM may.
+func TestDecodeMixedLayout(t *testing.T) {
+	e := new(enc).arr(2).float(5).arr(1)
+	e.mapH(5).str("type").str("BlockRemoved").str("block_hashes").arr(1).int(3).str("medium").str("GPU").
+		str("group_idx").int(2).str("locality").str("LOCAL")
+	var b Batch
+	require.NoError(t, b.Decode(e.b))
+	require.Len(t, b.Events, 1)
+	assert.Equal(t, []paged.Hash{HashFromInt(3)}, b.Events[0].Hashes)
+	assert.Equal(t, Meta{Group: 2, HasGroup: true}, b.Meta[0])
+	assert.False(t, b.HasRank)
 }
 
 func TestDecodeMapLayout(t *testing.T) {
@@ -114,6 +129,8 @@ func TestRejectsMalformedFramesWhole(t *testing.T) {
 		"bad block size":     new(enc).arr(2).float(0).arr(1).arr(6).str("BlockStored").arr(0).nil().arr(0).int(0).nil().b,
 		"token out of range": new(enc).arr(2).float(0).arr(1).arr(6).str("BlockStored").arr(0).nil().arr(1).int(1 << 40).int(1).nil().b,
 		"map without events": new(enc).mapH(1).str("ts").float(1).b,
+		"duplicate field":    new(enc).arr(2).float(0).arr(1).mapH(3).str("type").str("BlockRemoved").str("block_hashes").arr(0).str("block_hashes").arr(0).b,
+		"negative group":     new(enc).arr(2).float(0).arr(1).arr(4).str("BlockRemoved").arr(0).nil().int(-1).b,
 	}
 	// "second event bad": a good first event, then garbage as a second one.
 	g := new(enc).arr(2).float(0).arr(2).arr(3).str("BlockRemoved").arr(1).int(1).nil().arr(2).str("BlockRemoved").str("x")
