@@ -483,6 +483,15 @@ func (s *Stream) Decode(batchSeq uint64, frame []byte) ([]paged.Event, error) {
 	return s.batch.Events, nil
 }
 
+// Restart tells the stream its engine started over: batch numbers begin
+// again at 0 and the old cache is gone. Event numbers keep rising, after a
+// gap, so an index drops what it knew of the engine instead of taking the
+// new batches for replays.
+func (s *Stream) Restart() {
+	s.started = false
+	s.seq++
+}
+
 // Batch returns the batch the last successful Decode read (its timestamp,
 // rank and per-event Meta), valid until the next Decode.
 func (s *Stream) Batch() *Batch { return &s.batch }

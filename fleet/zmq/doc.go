@@ -20,6 +20,14 @@
 // stays visible in the events' sequence numbers, which is how the index
 // learns that a server's state is incomplete.
 //
+// The subscriber's sockets redial a publisher that went away. A restarted
+// engine numbers its batches from 0 again; the subscriber flags the first
+// batch that goes back (Message.Restarted) and Follow leaves a gap in the
+// event numbers, so the index forgets the old engine's cache. vLLM's
+// protocol carries no epoch, so a restart whose new numbers overtake the
+// old ones before the subscriber reconnects looks like a gap instead: the
+// index then marks the server partial, which is safe as well.
+//
 // The transport is github.com/go-zeromq/zmq4, pure Go. Its PUB socket
 // (v0.17.0) leaves one idle goroutine behind when closed; nothing else
 // outlives Close.

@@ -68,7 +68,8 @@ type Publisher struct {
 	closed    bool
 	drop      func(seq uint64) bool // test hook: record but do not send
 
-	wg sync.WaitGroup
+	done chan struct{} // closed by Close, before the sockets
+	wg   sync.WaitGroup
 }
 
 type entry struct {
@@ -91,7 +92,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zmq: %w", err)
 	}
-	p := &Publisher{enc: enc, topic: []byte(cfg.Topic), ring: make([]entry, 0, cfg.Buffer)}
+	p := &Publisher{enc: enc, topic: []byte(cfg.Topic), ring: make([]entry, 0, cfg.Buffer), done: make(chan struct{})}
 	p.pub = zmq4.NewPub(context.Background())
 	if err := p.pub.Listen(cfg.Endpoint); err != nil {
 		p.pub.Close()
@@ -212,7 +213,12 @@ func (p *Publisher) serveReplay() {
 	for {
 		msg, err := p.replay.Recv()
 		if err != nil {
-			return
+			// A client that went away is a receive error; the socket
+			// serves the others.
+			if !pause(p.done) {
+				return
+			}
+			continue
 		}
 		if len(msg.Frames) != 3 || len(msg.Frames[2]) != 8 {
 			continue // vLLM ignores malformed requests too
@@ -230,12 +236,10 @@ func (p *Publisher) serveReplay() {
 		for _, e := range batch {
 			seq := binary.BigEndian.AppendUint64(make([]byte, 0, 8), e.seq)
 			if p.replay.Send(zmq4.NewMsgFrom(id, nil, seq, e.payload)) != nil {
-				return
+				break // the client is gone; ROUTER drops the rest anyway
 			}
 		}
-		if p.replay.Send(zmq4.NewMsgFrom(id, nil, endSeq, nil)) != nil {
-			return
-		}
+		_ = p.replay.Send(zmq4.NewMsgFrom(id, nil, endSeq, nil))
 	}
 }
 
@@ -249,6 +253,7 @@ func (p *Publisher) Close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
+	close(p.done)
 	err := closeSocket(p.pub)
 	if p.replay != nil {
 		if e := closeSocket(p.replay); err == nil {

@@ -52,6 +52,10 @@ type Message struct {
 	Payload []byte
 	// Replayed reports whether the batch came from the replay socket.
 	Replayed bool
+	// Restarted reports that the publisher started over: the live stream
+	// went back to a sequence number already delivered, as a restarted
+	// vLLM engine does (its numbering and its cache start afresh).
+	Restarted bool
 }
 
 // Subscriber reads a vLLM-style event publisher: a SUB socket for the live
@@ -72,10 +76,11 @@ type Subscriber struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
-	next    uint64
-	started bool
-	pending []Message
-	stats   SubscriberStats
+	next      uint64
+	started   bool
+	restarted bool // the next batch delivered is the new publisher's first
+	pending   []Message
+	stats     SubscriberStats
 }
 
 // SubscriberStats counts what a Subscriber saw.
@@ -88,6 +93,8 @@ type SubscriberStats struct {
 	Gaps uint64
 	// Malformed is the number of messages skipped for bad framing.
 	Malformed uint64
+	// Restarts is the number of times the publisher started over.
+	Restarts uint64
 }
 
 // NewSubscriber dials the publisher and subscribes to cfg.Topic.
@@ -105,7 +112,9 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 		cfg.ReplayTimeout = DefaultReplayTimeout
 	}
 	s := &Subscriber{cfg: cfg, live: make(chan zmq4.Msg, 64), replay: make(chan zmq4.Msg, 64), done: make(chan struct{})}
-	s.sub = zmq4.NewSub(context.Background())
+	// Both sockets redial a publisher that went away (zmq4 resends the
+	// subscription), so a follower outlives an engine restart.
+	s.sub = zmq4.NewSub(context.Background(), zmq4.WithAutomaticReconnect(true))
 	if err := s.sub.Dial(cfg.Endpoint); err != nil {
 		s.sub.Close()
 		return nil, fmt.Errorf("zmq: subscriber: %w", err)
@@ -115,7 +124,7 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 		return nil, fmt.Errorf("zmq: subscribe: %w", err)
 	}
 	if cfg.ReplayEndpoint != "" {
-		s.dealer = zmq4.NewDealer(context.Background())
+		s.dealer = zmq4.NewDealer(context.Background(), zmq4.WithAutomaticReconnect(true))
 		if err := s.dealer.Dial(cfg.ReplayEndpoint); err != nil {
 			s.dealer.Close()
 			s.sub.Close()
@@ -129,20 +138,38 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	return s, nil
 }
 
-// pump moves messages from a socket to a channel until either closes, so
-// Next can wait on a context too.
+// pump moves messages from a socket to a channel until the subscriber
+// closes, so Next can wait on a context too. zmq4 reports a connection the
+// peer dropped as a receive error; the socket redials and receiving goes
+// on.
 func (s *Subscriber) pump(sock zmq4.Socket, out chan<- zmq4.Msg) {
 	defer s.wg.Done()
 	for {
 		msg, err := sock.Recv()
 		if err != nil {
-			return
+			if !pause(s.done) {
+				return
+			}
+			continue
 		}
 		select {
 		case out <- msg:
 		case <-s.done:
 			return
 		}
+	}
+}
+
+// pause waits a moment after a receive error, so a socket that keeps
+// failing does not spin, and reports whether to go on (done is open).
+func pause(done <-chan struct{}) bool {
+	t := time.NewTimer(5 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -162,6 +189,7 @@ func (s *Subscriber) Next(ctx context.Context) (Message, error) {
 				s.stats.Gaps++ // replay could not fill it
 			}
 			s.started, s.next = true, m.Seq+1
+			m.Restarted, s.restarted = s.restarted, false
 			if m.Replayed {
 				s.stats.Replayed++
 			} else {
@@ -182,8 +210,11 @@ func (s *Subscriber) Next(ctx context.Context) (Message, error) {
 			s.stats.Malformed++
 			return Message{}, err
 		}
+		// Replays are cut below the live batch that asked for them, so the
+		// live stream going back means a new publisher on the endpoint.
 		if s.started && m.Seq < s.next {
-			continue // a replay delivered it first
+			s.started, s.next, s.restarted = false, 0, true
+			s.stats.Restarts++
 		}
 		gap := (s.started && m.Seq > s.next) || (!s.started && s.cfg.CatchUp && m.Seq > 0)
 		if gap && s.dealer != nil {
@@ -277,7 +308,9 @@ func (s *Subscriber) Close() error {
 
 // Follow reads sub until ctx ends, decoding each batch with a
 // kvevents.Stream and handing its numbered events to apply (fleet's
-// Index.Apply for this engine's server name, say). Malformed messages and
+// Index.Apply for this engine's server name, say). A publisher restart
+// shows as a gap in the event numbers: the index forgets what the old
+// engine held. Malformed messages and
 // frames count as lost events (the stream leaves a gap) and do not stop
 // it; an error from apply does, as does ctx (Follow then returns
 // ctx.Err()).
@@ -290,6 +323,9 @@ func Follow(ctx context.Context, sub *Subscriber, apply func([]paged.Event) erro
 		}
 		if err != nil {
 			return err
+		}
+		if m.Restarted {
+			stream.Restart()
 		}
 		events, err := stream.Decode(m.Seq, m.Payload)
 		if errors.Is(err, kvevents.ErrMalformed) {

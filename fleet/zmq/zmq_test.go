@@ -78,6 +78,16 @@ func stored(seq uint64, h, n int) []paged.Event {
 	return evs
 }
 
+// awaitTopic waits until a subscription to topic reached the publisher.
+func awaitTopic(t *testing.T, p *Publisher, topic string) {
+	t.Helper()
+	ctx := ctxFor(t)
+	for !slices.Contains(p.pub.(zmq4.Topics).Topics(), topic) {
+		require.NoError(t, ctx.Err())
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func next(t *testing.T, s *Subscriber) Message {
 	t.Helper()
 	m, err := s.Next(ctxFor(t))
@@ -157,11 +167,7 @@ func TestLateSubscriberCatchesUp(t *testing.T) {
 	s, err := NewSubscriber(SubscriberConfig{Endpoint: p.Endpoint(), ReplayEndpoint: p.ReplayEndpoint(), CatchUp: true, Topic: "k"})
 	require.NoError(t, err)
 	defer s.Close()
-	ctx := ctxFor(t)
-	for len(p.pub.(zmq4.Topics).Topics()) < 2 {
-		require.NoError(t, ctx.Err())
-		time.Sleep(2 * time.Millisecond)
-	}
+	awaitTopic(t, p, "k")
 	_, err = p.Publish(stored(6, 5, 1))
 	require.NoError(t, err)
 	// The buffer holds the last three batches, 3..5; 0..2 are gone for
@@ -268,4 +274,81 @@ func TestConfigErrors(t *testing.T) {
 	_, err = p.Publish(stored(1, 0, 1))
 	require.ErrorIs(t, err, ErrClosed)
 	assert.Empty(t, p.ReplayEndpoint())
+}
+
+// TestPublisherRestart: an engine restarting on the same address starts
+// its numbering over; the subscriber redials, flags the restart, and the
+// follower's event numbers show a gap so an index forgets the old cache.
+func TestPublisherRestart(t *testing.T) {
+	noLeaks(t)
+	p, err := NewPublisher(PublisherConfig{Endpoint: loopback})
+	require.NoError(t, err)
+	endpoint := p.Endpoint()
+	s, err := NewSubscriber(SubscriberConfig{Endpoint: endpoint})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, p.AwaitSubscriber(ctxFor(t)))
+	for i := range 3 {
+		_, err := p.Publish(stored(uint64(1+i), i, 1))
+		require.NoError(t, err)
+	}
+	var stream kvevents.Stream
+	var seqs []uint64
+	follow := func() Message {
+		m := next(t, s)
+		if m.Restarted {
+			stream.Restart()
+		}
+		evs, err := stream.Decode(m.Seq, m.Payload)
+		require.NoError(t, err)
+		for _, ev := range evs {
+			seqs = append(seqs, ev.Seq)
+		}
+		return m
+	}
+	for range 3 {
+		assert.False(t, follow().Restarted)
+	}
+	require.NoError(t, p.Close())
+
+	p2, err := NewPublisher(PublisherConfig{Endpoint: endpoint})
+	require.NoError(t, err)
+	defer p2.Close()
+	require.NoError(t, p2.AwaitSubscriber(ctxFor(t)))
+	_, err = p2.Publish(stored(1, 10, 1))
+	require.NoError(t, err)
+	m := follow()
+	assert.True(t, m.Restarted)
+	assert.Equal(t, uint64(0), m.Seq)
+	assert.Equal(t, []uint64{1, 2, 3, 5}, seqs, "a gap after the old engine's events")
+	assert.Equal(t, uint64(1), s.Stats().Restarts)
+}
+
+// TestReplayOutlivesAClient: a subscriber that goes away does not stop the
+// replay socket from serving the next one.
+func TestReplayOutlivesAClient(t *testing.T) {
+	noLeaks(t)
+	p, first := pair(t, PublisherConfig{Topic: "kv"}, SubscriberConfig{})
+	p.mu.Lock()
+	p.drop = func(seq uint64) bool { return seq == 1 }
+	p.mu.Unlock()
+	for i := range 3 {
+		_, err := p.Publish(stored(uint64(1+i), i, 1))
+		require.NoError(t, err)
+	}
+	for range 3 {
+		next(t, first)
+	}
+	require.NoError(t, first.Close())
+
+	s, err := NewSubscriber(SubscriberConfig{Endpoint: p.Endpoint(), ReplayEndpoint: p.ReplayEndpoint(), CatchUp: true, Topic: "k"})
+	require.NoError(t, err)
+	defer s.Close()
+	awaitTopic(t, p, "k")
+	_, err = p.Publish(stored(4, 3, 1))
+	require.NoError(t, err)
+	for want := range uint64(4) {
+		assert.Equal(t, want, next(t, s).Seq)
+	}
+	assert.Equal(t, SubscriberStats{Live: 1, Replayed: 3}, s.Stats())
 }
