@@ -19,6 +19,10 @@ import (
 // PublisherConfig.Buffer is 0 (vLLM's buffer_steps default).
 const DefaultBuffer = 10_000
 
+// DefaultHWM is the PUB socket's high-water mark when PublisherConfig.HWM
+// is 0 (vLLM's hwm default).
+const DefaultHWM = 100_000
+
 // endSeq ends a replay: the sequence number -1, as 8 big-endian bytes.
 var endSeq = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
@@ -38,6 +42,10 @@ type PublisherConfig struct {
 	// Buffer is how many past batches are kept for replay; 0 means
 	// DefaultBuffer.
 	Buffer int
+	// HWM is how many batches the PUB socket queues before it drops new
+	// ones (subscribers then see a gap and ask for a replay); 0 means
+	// DefaultHWM.
+	HWM int
 	// Encoder configures how events become frames.
 	Encoder kvevents.EncoderConfig
 }
@@ -82,8 +90,11 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Endpoint == "" {
 		return nil, fmt.Errorf("%w: PublisherConfig.Endpoint is empty", ErrInvalid)
 	}
-	if cfg.Buffer < 0 {
-		return nil, fmt.Errorf("%w: PublisherConfig.Buffer %d is negative", ErrInvalid, cfg.Buffer)
+	if cfg.Buffer < 0 || cfg.HWM < 0 {
+		return nil, fmt.Errorf("%w: PublisherConfig.Buffer %d or HWM %d is negative", ErrInvalid, cfg.Buffer, cfg.HWM)
+	}
+	if cfg.HWM == 0 {
+		cfg.HWM = DefaultHWM
 	}
 	if cfg.Buffer == 0 {
 		cfg.Buffer = DefaultBuffer
@@ -94,6 +105,10 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	}
 	p := &Publisher{enc: enc, topic: []byte(cfg.Topic), ring: make([]entry, 0, cfg.Buffer), done: make(chan struct{})}
 	p.pub = zmq4.NewPub(context.Background())
+	if err := p.pub.SetOption(zmq4.OptionHWM, cfg.HWM); err != nil {
+		p.pub.Close()
+		return nil, fmt.Errorf("zmq: publisher: %w", err)
+	}
 	if err := p.pub.Listen(cfg.Endpoint); err != nil {
 		p.pub.Close()
 		return nil, fmt.Errorf("zmq: publisher: %w", err)

@@ -257,6 +257,8 @@ func TestConfigErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalid)
 	_, err = NewPublisher(PublisherConfig{Endpoint: loopback, Buffer: -1})
 	require.ErrorIs(t, err, ErrInvalid)
+	_, err = NewPublisher(PublisherConfig{Endpoint: loopback, HWM: -1})
+	require.ErrorIs(t, err, ErrInvalid)
 	_, err = NewPublisher(PublisherConfig{Endpoint: loopback, Encoder: kvevents.EncoderConfig{Layout: 9}})
 	require.ErrorIs(t, err, kvevents.ErrInvalid)
 	_, err = NewPublisher(PublisherConfig{Endpoint: "bogus://x"})
