@@ -206,7 +206,8 @@ var (
 )
 
 // storedRequired is how many BlockStored fields every vLLM version sends
-// (v0.9 had no medium): storedFields[:storedRequired] must all be present.
+// (early ones had no medium): storedFields[:storedRequired] must all be
+// present.
 const storedRequired = 5
 
 func fieldByName(k []byte) fieldID {

@@ -14,9 +14,9 @@
 // The field lists follow vllm/distributed/kv_events.py at vllm-project/vllm
 // commit 0181ea31 (BlockStored with lora_name, extra_keys, group_idx and
 // the kv_cache_spec fields; BlockRemoved with group_idx) and accept the
-// older shapes: v0.9's five BlockStored fields, integer or byte hashes,
-// the positional (array_like) layout of vLLM up to v0.11 and the map
-// layout msgspec uses otherwise, in any mix. Fields the index does not use
+// older shapes: the five-field BlockStored of early versions (commit
+// b4e69e0a), integer or byte hashes, the positional (array_like) layout of
+// those versions and the map layout msgspec uses otherwise, in any mix. Fields the index does not use
 // are skipped, and fields added later (such as locality) pass unread.
 // HashFromInt and HashFromBytes say how vLLM's hashes become paged.Hash
 // values, and EncoderConfig.Hashes the way back.

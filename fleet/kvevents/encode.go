@@ -14,7 +14,8 @@ type Layout uint8
 const (
 	// ArrayLayout writes the batch and every event as positional arrays,
 	// each event led by its tag: vLLM's structs with array_like=True
-	// (v0.9 to v0.11 and the llm-d and Dynamo decoders of that era).
+	// (kv_events.py at vllm-project/vllm commit b4e69e0a, for one), the
+	// layout llm-d's vLLM adapter decodes.
 	ArrayLayout Layout = iota
 	// MapLayout writes the batch and every event as maps, each event with
 	// a "type" key first: msgspec's default, which newer vLLM uses (the
