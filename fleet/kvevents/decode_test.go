@@ -197,7 +197,7 @@ func TestStreamNumbersEventsAndShowsLostBatches(t *testing.T) {
 	assert.Equal(t, []uint64{2}, seqs(evs), "a stream joined late starts after a gap")
 }
 
-func FuzzDecode(f *testing.F) {
+func FuzzBatchDecode(f *testing.F) {
 	f.Add(arrayFrame())
 	f.Add(new(enc).mapH(2).str("ts").float(1).str("events").arr(1).mapH(1).str("type").str("AllBlocksCleared").b)
 	e, _ := NewEncoder(EncoderConfig{Layout: MapLayout, Group: 2})

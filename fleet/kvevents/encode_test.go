@@ -190,9 +190,9 @@ func TestCodecDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// FuzzEncode: whatever events the fuzzer draws, a frame the encoder writes
+// FuzzEncoderRoundTrip: whatever events the fuzzer draws, a frame the encoder writes
 // decodes to the same events, in every layout.
-func FuzzEncode(f *testing.F) {
+func FuzzEncoderRoundTrip(f *testing.F) {
 	f.Add(uint64(1), uint64(2), uint8(0))
 	f.Add(uint64(7), uint64(0), uint8(3))
 	f.Fuzz(func(t *testing.T, s1, s2 uint64, mode uint8) {
