@@ -115,6 +115,12 @@ func TestHashMapping(t *testing.T) {
 	var full paged.Hash
 	full[0] = 9
 	assert.Equal(t, full, HashFromBytes(full[:]))
+	long := bytes.Repeat([]byte{7}, 100)
+	assert.Equal(t, paged.Hash(sha256.Sum256(append([]byte("pagedkv vllm hash\x00"), long...))), HashFromBytes(long),
+		"long and short byte hashes map the same way")
+	assert.Equal(t, paged.Hash(sha256.Sum256(append([]byte("pagedkv vllm hash\x00"), 1, 2))), HashFromBytes([]byte{1, 2}))
+	allocs := testing.AllocsPerRun(10, func() { _ = HashFromBytes([]byte{1, 2, 3, 4, 5, 6, 7, 8}) })
+	assert.Zero(t, allocs)
 }
 
 func TestRejectsMalformedFramesWhole(t *testing.T) {

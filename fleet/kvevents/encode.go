@@ -93,8 +93,9 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 // AppendBatch appends to dst one KVEventBatch holding events, stamped ts
 // (seconds since the epoch), and returns the extended buffer. An event
 // that cannot be written (an unknown kind, a BlockStored whose tokens are
-// not BlockSize per hash) yields ErrInvalid and dst unextended. Appending
-// to a reused buffer does not allocate.
+// not BlockSize per hash) yields ErrInvalid and dst unextended. Events
+// naming no block (other than AllBlocksCleared) are left out, as vLLM
+// sends none. Appending to a reused buffer does not allocate.
 func (e *Encoder) AppendBatch(dst []byte, ts float64, events []paged.Event) ([]byte, error) {
 	for i := range events {
 		if err := check(&events[i]); err != nil {

@@ -26,10 +26,21 @@ func HashFromBytes(b []byte) paged.Hash {
 	if len(b) == len(paged.Hash{}) {
 		return paged.Hash(b)
 	}
+	// Short hashes (vLLM's 64-bit ones sent as bytes, say) are hashed from
+	// a stack buffer, so decoding them does not allocate.
+	var buf [len(bytesDomain) + 64]byte
+	if len(b) <= 64 {
+		n := copy(buf[:], bytesDomain)
+		n += copy(buf[n:], b)
+		return sha256.Sum256(buf[:n])
+	}
 	d := sha256.New()
-	d.Write([]byte("pagedkv vllm hash\x00"))
+	d.Write([]byte(bytesDomain))
 	d.Write(b)
 	var h paged.Hash
 	d.Sum(h[:0])
 	return h
 }
+
+// bytesDomain prefixes the hashed bytes of a hash that is not 32 bytes.
+const bytesDomain = "pagedkv vllm hash\x00"
