@@ -42,6 +42,10 @@ type W1Config struct {
 	// Hasher overrides the block hasher (default SHA-256, as vLLM). The
 	// hashes do not change any decision as long as they do not collide.
 	Hasher paged.Hasher
+	// Window, when positive, replays W1-H (WORKLOADS.md section 8): the
+	// model gets a second KV cache group, a sliding window of Window
+	// tokens, beside the full-attention group.
+	Window int
 	// Digest computes the allocation digest (costs a little time).
 	Digest bool
 	// Trace events, when non-nil, receives every digest line as it happens.
@@ -157,6 +161,10 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		UnifiedFreeQueue: cfg.Compat == "vllm",
 		Hasher:           cfg.Hasher,
 	}
+	if cfg.Window > 0 {
+		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: cfg.Window}}
+	}
+	groups := max(1, len(mcfg.Groups))
 	switch cfg.Compat {
 	case "", "vllm":
 	default:
@@ -178,6 +186,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		}
 	}
 	tracking := cfg.Digest || cfg.OnEvent != nil
+	before := make([]int, groups) // each group's table length before a decode
 	if cfg.Digest {
 		dig = sha256.New()
 	}
@@ -231,10 +240,11 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		tDecode := time.Now()
 		for idx := 0; idx < len(running); {
 			r := running[idx]
-			before := 0
 			if tracking {
-				tb, _ := m.Table(r.id)
-				before = len(tb)
+				for g := range groups {
+					tb, _ := m.TableGroup(r.id, g)
+					before[g] = len(tb)
+				}
 			}
 			self := false
 			for {
@@ -273,9 +283,14 @@ func RunW1(cfg W1Config) (W1Result, error) {
 				break
 			}
 			if tracking {
-				tb, _ := m.Table(r.id)
 				line = append(strconv.AppendInt(append(line[:0], 'D'), int64(r.i), 10), ':')
-				line = appendIDs(line, tb[before:])
+				for g := range groups {
+					if g > 0 {
+						line = append(line, ';')
+					}
+					tb, _ := m.TableGroup(r.id, g)
+					line = appendIDs(line, tb[before[g]:])
+				}
 				line = append(line, '\n')
 				emit()
 			}
@@ -310,12 +325,26 @@ func RunW1(cfg W1Config) (W1Result, error) {
 				res.ReadmittedSameStep++
 			}
 			if tracking {
-				tb, _ := m.Table(r.id)
+				// One id list per group, joined by ';' (WORKLOADS.md
+				// section 8); with one group this is W1's line.
 				hits := cached / cfg.BlockSize
 				line = append(strconv.AppendInt(append(line[:0], 'A'), int64(r.i), 10), ':')
-				line = appendIDs(line, tb[:hits])
-				line = append(line, '|')
-				line = appendIDs(line, tb[hits:])
+				for part := range 2 {
+					if part == 1 {
+						line = append(line, '|')
+					}
+					for g := range groups {
+						if g > 0 {
+							line = append(line, ';')
+						}
+						tb, _ := m.TableGroup(r.id, g)
+						if part == 0 {
+							line = appendIDs(line, tb[:hits])
+						} else {
+							line = appendIDs(line, tb[hits:])
+						}
+					}
+				}
 				line = append(line, '\n')
 				emit()
 			}
