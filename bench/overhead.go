@@ -41,6 +41,10 @@ type W1Config struct {
 	// Hasher overrides the block hasher (default SHA-256, as vLLM). The
 	// hashes do not change any decision as long as they do not collide.
 	Hasher paged.Hasher
+	// Window, when positive, replays W1-H (WORKLOADS.md section 8): the
+	// model gets a second KV cache group, a sliding window of Window
+	// tokens, beside the full-attention group.
+	Window int
 	// Digest computes the allocation digest (costs a little time).
 	Digest bool
 	// Trace events, when non-nil, receives every digest line as it happens.
@@ -134,7 +138,7 @@ func (r W1Result) ManagerNsPerTokenExclTimer() float64 {
 // table had after its last allocation and the step it was last preempted.
 type w1Request struct {
 	i         int
-	blocks    int
+	blocks    [2]int // per KV cache group
 	preempted int64
 }
 
@@ -159,6 +163,10 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		UnifiedFreeQueue: cfg.Compat == "vllm",
 		Hasher:           cfg.Hasher,
 	}
+	if cfg.Window > 0 {
+		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: cfg.Window}}
+	}
+	groups := max(1, len(mcfg.Groups))
 	switch cfg.Compat {
 	case "", "vllm":
 	default:
@@ -209,23 +217,46 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	if tracking {
 		hooks.Scheduled = func(sc *sched.Scheduled) {
 			w := &reqs[sc.Request.ID()-1]
-			tb, _ := m.Table(sc.Seq)
+			// One id list per KV cache group, joined by ';' (WORKLOADS.md
+			// section 8); with one group this is W1's line.
 			if sc.Admitted {
 				if w.preempted == step {
 					res.ReadmittedSameStep++
 				}
 				hits := sc.Cached / cfg.BlockSize
 				line = append(strconv.AppendInt(append(line[:0], 'A'), int64(w.i), 10), ':')
-				line = appendIDs(line, tb[:hits])
-				line = append(line, '|')
-				line = appendIDs(line, tb[hits:])
+				for part := range 2 {
+					if part == 1 {
+						line = append(line, '|')
+					}
+					for g := range groups {
+						if g > 0 {
+							line = append(line, ';')
+						}
+						tb, _ := m.TableGroup(sc.Seq, g)
+						if part == 0 {
+							line = appendIDs(line, tb[:hits])
+						} else {
+							line = appendIDs(line, tb[hits:])
+						}
+					}
+				}
 			} else {
 				line = append(strconv.AppendInt(append(line[:0], 'D'), int64(w.i), 10), ':')
-				line = appendIDs(line, tb[w.blocks:])
+				for g := range groups {
+					if g > 0 {
+						line = append(line, ';')
+					}
+					tb, _ := m.TableGroup(sc.Seq, g)
+					line = appendIDs(line, tb[w.blocks[g]:])
+				}
 			}
 			line = append(line, '\n')
 			emit()
-			w.blocks = len(tb)
+			for g := range groups {
+				tb, _ := m.TableGroup(sc.Seq, g)
+				w.blocks[g] = len(tb)
+			}
 		}
 		hooks.Preempted = func(r *sched.Request, _ int, _ bool) {
 			w := &reqs[r.ID()-1]

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -81,6 +82,23 @@ func BenchmarkW1(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(r.ManagerNs)/float64(r.TokensProcessed), "manager-ns/token")
+		})
+	}
+}
+
+func BenchmarkW1H(b *testing.B) {
+	for _, window := range []int{1024, 128} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
+			var r W1Result
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if r, err = RunW1(W1Config{Compat: "vllm", Window: window}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(r.ManagerNsPerTokenExclTimer(), "manager-ns/token")
+			b.ReportMetric(r.ManagerNsPerTokenExclTimer()/r.SHAFloorNsPerToken(), "x-sha-floor")
 		})
 	}
 }

@@ -35,7 +35,15 @@ func (m *Manager) Check() error {
 			if len(s.blocks) != 0 {
 				return fmt.Errorf("paged: waiting sequence slot %d holds %d blocks", i, len(s.blocks))
 			}
+			for g := range s.ext {
+				if len(s.ext[g].blocks) != 0 {
+					return fmt.Errorf("paged: waiting sequence slot %d holds %d blocks in group %d", i, len(s.ext[g].blocks), g+1)
+				}
+			}
 			continue
+		}
+		if err := m.checkGroupsOf(i, s, refs); err != nil {
+			return err
 		}
 		running++
 		if want := (len(s.tokens) + m.bs - 1) / m.bs; len(s.blocks) != want {
@@ -90,8 +98,13 @@ func (m *Manager) Check() error {
 			return
 		}
 		id := head
+		g := m.groupOf(head)
+		if got, ok := m.index.getIn(h, groupSalt(g)); !ok || got != head {
+			broken = fmt.Errorf("paged: index entry %x of block %d is not keyed by its group %d", h[:6], head, g)
+			return
+		}
 		for {
-			if !m.cached[id] || m.hash[id] != *h {
+			if !m.cached[id] || m.hash[id] != *h || m.groupOf(id) != g {
 				broken = fmt.Errorf("paged: index entry %x names block %d, which holds other content", h[:6], id)
 				return
 			}

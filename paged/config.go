@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
@@ -65,6 +66,12 @@ type Config struct {
 	OffloadPriority int
 	// DisableOffload keeps the host tier for swapping only.
 	DisableOffload bool
+
+	// Groups are the KV cache groups of a hybrid model (see Group): every
+	// group of a sequence has its own block table, drawn from the one
+	// pool. Group 0 must be full attention. Empty means one
+	// full-attention group, all a model of one attention kind needs.
+	Groups []Group
 }
 
 // withDefaults returns cfg with defaults filled in, or an error naming the
@@ -100,6 +107,10 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxModelLen == 0 {
 		cfg.MaxModelLen = (cfg.NumBlocks - 1) * cfg.BlockSize
 	}
+	if err := checkGroups(&cfg); err != nil {
+		return cfg, err
+	}
+	cfg.Groups = slices.Clone(cfg.Groups)
 	return cfg.withTierDefaults()
 }
 

@@ -77,4 +77,7 @@ type Event struct {
 	Medium Medium
 	// From is where moved blocks came from (BlockMoved only).
 	From Medium
+	// Group is the KV cache group of the blocks (Config.Groups; always 0
+	// for a model of one attention kind), as vLLM's group_idx.
+	Group int
 }

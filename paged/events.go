@@ -37,7 +37,7 @@ func (b *eventBuffer) push(e Event) {
 
 func (b *eventBuffer) full() bool { return len(b.queue) >= b.cap }
 
-func (b *eventBuffer) stored(hashes []Hash, parent *Hash, tokens []int32, blockSize int, lora int32, medium Medium) {
+func (b *eventBuffer) stored(hashes []Hash, parent *Hash, tokens []int32, blockSize int, lora int32, medium Medium, group int) {
 	if !b.on() {
 		return
 	}
@@ -55,6 +55,7 @@ func (b *eventBuffer) stored(hashes []Hash, parent *Hash, tokens []int32, blockS
 		BlockSize: blockSize,
 		LoRA:      lora,
 		Medium:    medium,
+		Group:     group,
 	}
 	if parent != nil {
 		e.Parent, e.HasParent = *parent, true
@@ -62,15 +63,15 @@ func (b *eventBuffer) stored(hashes []Hash, parent *Hash, tokens []int32, blockS
 	b.push(e)
 }
 
-func (b *eventBuffer) removed(h *Hash, medium Medium) {
-	b.simple(BlockRemoved, h, medium, medium)
+func (b *eventBuffer) removed(h *Hash, medium Medium, group int) {
+	b.simple(BlockRemoved, h, medium, medium, group)
 }
 
 func (b *eventBuffer) moved(h *Hash, from, to Medium) {
-	b.simple(BlockMoved, h, to, from)
+	b.simple(BlockMoved, h, to, from, 0)
 }
 
-func (b *eventBuffer) simple(kind EventKind, h *Hash, medium, from Medium) {
+func (b *eventBuffer) simple(kind EventKind, h *Hash, medium, from Medium, group int) {
 	if !b.on() {
 		return
 	}
@@ -82,7 +83,7 @@ func (b *eventBuffer) simple(kind EventKind, h *Hash, medium, from Medium) {
 	if n := len(b.queue); n > 0 {
 		last := &b.queue[n-1]
 		hs := b.hashes[b.cur]
-		if last.Kind == kind && last.Medium == medium && last.From == from && len(last.Hashes) > 0 &&
+		if last.Kind == kind && last.Medium == medium && last.From == from && last.Group == group && len(last.Hashes) > 0 &&
 			len(hs) > 0 && &last.Hashes[len(last.Hashes)-1] == &hs[len(hs)-1] && cap(hs) > len(hs) {
 			b.hashes[b.cur] = append(hs, *h)
 			last.Hashes = b.hashes[b.cur][len(hs)-len(last.Hashes) : len(hs)+1 : len(hs)+1]
@@ -91,7 +92,7 @@ func (b *eventBuffer) simple(kind EventKind, h *Hash, medium, from Medium) {
 	}
 	h0 := len(b.hashes[b.cur])
 	b.hashes[b.cur] = append(b.hashes[b.cur], *h)
-	b.push(Event{Kind: kind, Hashes: b.hashes[b.cur][h0 : h0+1 : h0+1], Medium: medium, From: from})
+	b.push(Event{Kind: kind, Hashes: b.hashes[b.cur][h0 : h0+1 : h0+1], Medium: medium, From: from, Group: group})
 }
 
 func (b *eventBuffer) cleared() {

@@ -20,6 +20,12 @@ import (
 // delete never re-reads a key. The key itself is the hash the block holds,
 // read from the owner's per-block hash array. REQUIRES: while id is in the
 // index, hashes[id] holds the key it was inserted under.
+//
+// Keys carry a salt, the KV cache group (see Group): the same content
+// cached for two groups is two entries. The salt is mixed into the tag
+// (groupSalt(0) == 0, so a single-group manager pays nothing), and since
+// two entries of one hash in different groups always differ in their tag,
+// "tag equal and hash equal" still means "same key".
 type hashIndex struct {
 	slots  []uint64
 	mask   uint64
@@ -49,10 +55,14 @@ func home(h *Hash) uint32 {
 
 func slotID(s uint64) allocator.BlockID { return allocator.BlockID(s>>32) - 1 }
 
-// find returns the slot holding h, or the empty slot where h would go, and
-// the tag to store there.
-func (x *hashIndex) find(h *Hash) (i uint64, tag uint32, ok bool) {
-	tag = home(h)
+// groupSalt is the tag salt of group g's keys: an odd multiplier makes it
+// one-to-one, and group 0's is 0.
+func groupSalt(g int) uint32 { return uint32(g) * 0x9e3779b1 }
+
+// find returns the slot holding (h, salt), or the empty slot where it
+// would go, and the tag to store there.
+func (x *hashIndex) find(h *Hash, salt uint32) (i uint64, tag uint32, ok bool) {
+	tag = home(h) ^ salt
 	for i = uint64(tag) & x.mask; ; i = (i + 1) & x.mask {
 		s := x.slots[i]
 		if s == 0 {
@@ -64,8 +74,10 @@ func (x *hashIndex) find(h *Hash) (i uint64, tag uint32, ok bool) {
 	}
 }
 
-func (x *hashIndex) get(h *Hash) (allocator.BlockID, bool) {
-	i, _, ok := x.find(h)
+func (x *hashIndex) get(h *Hash) (allocator.BlockID, bool) { return x.getIn(h, 0) }
+
+func (x *hashIndex) getIn(h *Hash, salt uint32) (allocator.BlockID, bool) {
+	i, _, ok := x.find(h, salt)
 	if !ok {
 		return allocator.NoBlock, false
 	}
@@ -74,8 +86,8 @@ func (x *hashIndex) get(h *Hash) (allocator.BlockID, bool) {
 
 // getOrInsert returns the block h maps to, or maps h to id and reports
 // false: one probe where a get and a set would take two.
-func (x *hashIndex) getOrInsert(h *Hash, id allocator.BlockID) (allocator.BlockID, bool) {
-	i, tag, ok := x.find(h)
+func (x *hashIndex) getOrInsert(h *Hash, salt uint32, id allocator.BlockID) (allocator.BlockID, bool) {
+	i, tag, ok := x.find(h, salt)
 	if ok {
 		return slotID(x.slots[i]), true
 	}
@@ -86,7 +98,7 @@ func (x *hashIndex) getOrInsert(h *Hash, id allocator.BlockID) (allocator.BlockI
 
 // set maps h to id, replacing any entry for h.
 func (x *hashIndex) set(h *Hash, id allocator.BlockID) {
-	i, tag, ok := x.find(h)
+	i, tag, ok := x.find(h, 0)
 	if !ok {
 		x.n++
 	}
@@ -95,7 +107,7 @@ func (x *hashIndex) set(h *Hash, id allocator.BlockID) {
 
 // del removes the entry for h, if any.
 func (x *hashIndex) del(h *Hash) {
-	i, _, ok := x.find(h)
+	i, _, ok := x.find(h, 0)
 	if ok {
 		x.delAt(i)
 	}
@@ -118,8 +130,8 @@ func (x *hashIndex) delAt(i uint64) {
 // replaceOrDel makes h, which maps to old, map to next instead, or
 // removes it when next is NoBlock; an entry naming another block than old
 // is left alone.
-func (x *hashIndex) replaceOrDel(h *Hash, old, next allocator.BlockID) {
-	i, tag, ok := x.find(h)
+func (x *hashIndex) replaceOrDel(h *Hash, salt uint32, old, next allocator.BlockID) {
+	i, tag, ok := x.find(h, salt)
 	if !ok || slotID(x.slots[i]) != old {
 		return
 	}

@@ -24,13 +24,13 @@ func TestHashIndexAgainstMap(t *testing.T) {
 				if r.IntN(2) == 0 {
 					x.del(&h)
 				} else {
-					x.replaceOrDel(&h, id, allocator.NoBlock)
+					x.replaceOrDel(&h, 0, id, allocator.NoBlock)
 				}
 				delete(model, h)
 			} else {
 				// Not the entry of its hash: a conditional delete must
 				// leave the entry alone.
-				x.replaceOrDel(&h, id, allocator.NoBlock)
+				x.replaceOrDel(&h, 0, id, allocator.NoBlock)
 			}
 			delete(owner, id)
 		} else {
@@ -44,14 +44,14 @@ func TestHashIndexAgainstMap(t *testing.T) {
 			}
 			hashes[id] = h
 			if old, taken := model[h]; !taken && r.IntN(2) == 0 {
-				if got, dup := x.getOrInsert(&h, id); dup || got != id {
+				if got, dup := x.getOrInsert(&h, 0, id); dup || got != id {
 					t.Fatalf("step %d: getOrInsert of a new hash = %d, %v", step, got, dup)
 				}
 			} else if taken && r.IntN(2) == 0 {
-				if got, dup := x.getOrInsert(&h, id); !dup || got != old {
+				if got, dup := x.getOrInsert(&h, 0, id); !dup || got != old {
 					t.Fatalf("step %d: getOrInsert of a present hash = %d, %v; want %d", step, got, dup, old)
 				}
-				x.replaceOrDel(&h, old, id)
+				x.replaceOrDel(&h, 0, old, id)
 			} else {
 				x.set(&h, id)
 			}

@@ -50,6 +50,13 @@ type Manager struct {
 	stats  counters
 
 	tier *hostTier // nil without Config.HostBlocks
+
+	// KV cache groups (groups.go), set only with more than one group:
+	// blockGroup is the group whose content each block holds, ghits the
+	// lookup's hits of groups 1 and up, window the window groups' size.
+	blockGroup []uint8
+	ghits      [][]allocator.BlockID
+	window     int
 }
 
 // Copy is a copy-on-write directive: before the step's kernels run, the
@@ -94,6 +101,7 @@ func New(cfg Config) (*Manager, error) {
 	m.hinter, _ = m.policy.(eviction.Hinter)
 	m.ticker, _ = m.policy.(eviction.Ticker)
 	m.events.init(cfg.Events)
+	m.initGroups()
 	if cfg.HostBlocks > 0 {
 		if m.tier, err = newHostTier(cfg, cfg.NumBlocks); err != nil {
 			return nil, err

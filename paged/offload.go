@@ -97,7 +97,7 @@ func (m *Manager) takeHits(s *sequence, onboard int) {
 		if k > 0 && s.blocks[k-1] != nullBlock {
 			parent = s.blocks[k-1]
 		}
-		m.commit(d, s.hashes[k], k, parent, s)
+		m.commit(d, s.hashes[k], 0, k, parent, s)
 		t.onboards++
 	}
 }
@@ -111,6 +111,9 @@ func (m *Manager) takeHits(s *sequence, onboard int) {
 // ErrSequenceState unless the sequence is waiting, ErrNoSpace when the
 // device cannot take the blocks without evicting the prefix itself.
 func (m *Manager) Onboard(id SeqID) (int, error) {
+	if m.hybrid() {
+		return 0, m.groupsUnsupported("Onboard")
+	}
 	s, err := m.seq(id)
 	if err != nil {
 		return 0, err

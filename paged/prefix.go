@@ -48,10 +48,18 @@ func (m *Manager) successor(prev allocator.BlockID, h *Hash) (allocator.BlockID,
 	if prev <= nullBlock || int(next) >= len(m.hash) {
 		return allocator.NoBlock, false
 	}
-	if !m.cached[next] || m.dupNext[next] != next || m.hash[next] != *h {
+	if !m.cached[next] || m.dupNext[next] != next || m.hash[next] != *h || m.groupOf(next) != 0 {
 		return allocator.NoBlock, false
 	}
 	return next, true
+}
+
+// groupOf returns the KV cache group whose content block id holds.
+func (m *Manager) groupOf(id allocator.BlockID) int {
+	if m.blockGroup == nil {
+		return 0
+	}
+	return int(m.blockGroup[id])
 }
 
 // claim takes a reference to a block found by lookup: an evictable block
@@ -68,11 +76,15 @@ func (m *Manager) claim(id allocator.BlockID) {
 	m.pool.Ref(id)
 }
 
-// commit records that block id holds the content named by h.
-func (m *Manager) commit(id allocator.BlockID, h Hash, depth int, parent allocator.BlockID, s *sequence) {
+// commit records that block id holds the content named by h for KV cache
+// group g.
+func (m *Manager) commit(id allocator.BlockID, h Hash, g, depth int, parent allocator.BlockID, s *sequence) {
 	m.hash[id] = h
 	m.cached[id] = true
-	if head, dup := m.index.getOrInsert(&m.hash[id], id); dup {
+	if m.blockGroup != nil {
+		m.blockGroup[id] = uint8(g)
+	}
+	if head, dup := m.index.getOrInsert(&m.hash[id], groupSalt(g), id); dup {
 		tail := m.dupPrev[head]
 		m.dupNext[tail], m.dupPrev[id] = id, tail
 		m.dupNext[id], m.dupPrev[head] = head, id
@@ -85,7 +97,7 @@ func (m *Manager) commit(id allocator.BlockID, h Hash, depth int, parent allocat
 	}
 	if m.hinter != nil {
 		hint := eviction.Hint{
-			Key:      binary.LittleEndian.Uint64(h[:8]),
+			Key:      binary.LittleEndian.Uint64(h[:8]) ^ uint64(groupSalt(g)),
 			Depth:    int32(depth),
 			Parent:   parent,
 			Priority: eviction.DefaultPriority,
@@ -103,18 +115,20 @@ func (m *Manager) commit(id allocator.BlockID, h Hash, depth int, parent allocat
 // uncache removes block id's content from the index and reports it.
 func (m *Manager) uncache(id allocator.BlockID, report bool) {
 	h := &m.hash[id]
+	g := m.groupOf(id)
+	salt := groupSalt(g)
 	next := m.dupNext[id]
 	if next == id {
-		m.index.replaceOrDel(h, id, allocator.NoBlock)
+		m.index.replaceOrDel(h, salt, id, allocator.NoBlock)
 	} else {
 		prev := m.dupPrev[id]
 		m.dupNext[prev], m.dupPrev[next] = next, prev
 		// The entry moves to the next duplicate only if id headed the list.
-		m.index.replaceOrDel(h, id, next)
+		m.index.replaceOrDel(h, salt, id, next)
 	}
 	m.cached[id] = false
 	if report {
-		m.events.removed(h, Device)
+		m.events.removed(h, Device, g)
 	}
 	*h = Hash{}
 }
@@ -165,16 +179,23 @@ func (m *Manager) commitFull(s *sequence) {
 		if k > 0 && s.blocks[k-1] != nullBlock { // null: out of a sliding window
 			parent = s.blocks[k-1]
 		}
-		m.commit(b, s.hashes[k], k, parent, s)
+		m.commit(b, s.hashes[k], 0, k, parent, s)
 	}
 	s.committed = limit
-	if m.events.on() {
-		var parent *Hash
-		if from > 0 {
-			parent = &s.hashes[from-1]
-		}
-		m.events.stored(s.hashes[from:limit], parent, s.tokens[from*m.bs:limit*m.bs], m.bs, s.opts.LoRA, Device)
+	m.storedEvent(s, from, limit, 0)
+}
+
+// storedEvent reports blocks [from, limit) of s, just committed in group
+// g, as one BlockStored event.
+func (m *Manager) storedEvent(s *sequence, from, limit, g int) {
+	if !m.events.on() {
+		return
 	}
+	var parent *Hash
+	if from > 0 {
+		parent = &s.hashes[from-1]
+	}
+	m.events.stored(s.hashes[from:limit], parent, s.tokens[from*m.bs:limit*m.bs], m.bs, s.opts.LoRA, Device, g)
 }
 
 // ResetCache drops every cached block, for example after a weight update

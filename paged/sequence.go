@@ -116,6 +116,8 @@ type sequence struct {
 	mm   []MMRange
 	// host is the host table of a swapped-out sequence.
 	host []allocator.BlockID
+	// ext are the tables of KV cache groups 1 and up (Config.Groups).
+	ext []groupTable
 }
 
 // seq resolves a handle.
@@ -158,6 +160,7 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 	s.hashLimit, s.committed, s.spec, s.version = math.MaxInt, 0, 0, s.version+1
 	s.host, s.released = s.host[:0], 0
 	s.opts = SeqOptions{}
+	m.resetGroups(s)
 	s.state = seqWaiting
 	m.nlive++
 	return idx, s
@@ -189,6 +192,9 @@ func (m *Manager) checkOptions(opts *SeqOptions, n int) error {
 	}
 	if opts.MaxTokens < 0 {
 		return errorf(ErrInvalid, "SeqOptions.MaxTokens %d is negative", opts.MaxTokens)
+	}
+	if opts.Window != 0 && m.hybrid() {
+		return errorf(ErrInvalid, "SeqOptions.Window %d: a manager with KV cache groups windows through Config.Groups", opts.Window)
 	}
 	if opts.Window < 0 || opts.Window > m.cfg.MaxModelLen {
 		return errorf(ErrInvalid, "SeqOptions.Window %d must be in [0, MaxModelLen=%d]", opts.Window, m.cfg.MaxModelLen)
@@ -368,6 +374,9 @@ type plan struct {
 }
 
 func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
+	if m.hybrid() {
+		return m.planGroups(s)
+	}
 	n := len(s.tokens)
 	p := plan{need: (n + m.bs - 1) / m.bs}
 	maxHit := (n - 1) / m.bs
@@ -422,7 +431,7 @@ func (m *Manager) CanAdmit(id SeqID) (Admission, error) {
 // CanAdmitTokens answers whether a new sequence of n tokens with no prefix
 // hits would fit now.
 func (m *Manager) CanAdmitTokens(n int) Admission {
-	need := (n + m.bs - 1) / m.bs
+	need := (n + m.bs - 1) / m.bs * max(1, len(m.cfg.Groups))
 	wm := m.watermarkBlocks()
 	switch {
 	case n <= 0 || n > m.cfg.MaxModelLen || need > m.pool.Usable()-wm:
@@ -461,6 +470,16 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.need, m.pool.Usable(), m.watermarkBlocks())
 	case AdmitLater:
 		return 0, &spaceError{op: "Admit", id: id, need: p.alloc, avail: m.available(), watermark: m.watermarkBlocks()}
+	}
+	if m.hybrid() {
+		m.admitGroups(s, p)
+		s.state = seqRunning
+		s.version++
+		m.nrunning++
+		m.commitFull(s)
+		m.commitGroups(s)
+		s.own = false // every append goes through appendGroups
+		return p.hits * m.bs, nil
 	}
 	for _, b := range m.hits {
 		if b > nullBlock {
@@ -523,12 +542,23 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 						m.commitFull(s)
 					}
 					return nil
-				case off == 0 && s.opts.Window == 0 && m.available() > 0:
+				case off == 0 && s.opts.Window == 0 && m.available() > 0 && !m.hybrid():
 					s.blocks = append(s.blocks, m.allocBlock())
 					s.tokens = append(s.tokens, tokens[0])
 					m.hashFull(s)
 					m.commitFull(s)
 					s.own, s.ownVer = m.bs > 1, s.version
+					return nil
+				case off != 0 && m.hybrid() && !m.mustSlide(s, t0):
+					// Every group's last block is partly filled, the
+					// sequence's own (groups rule out forks) and
+					// uncommitted, and no window moves past a block.
+					s.tokens = append(s.tokens, tokens[0])
+					if off == m.bs-1 {
+						m.hashFull(s)
+						m.commitFull(s)
+						m.commitGroups(s)
+					}
 					return nil
 				}
 			}
@@ -567,6 +597,12 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		s.tokens = append(s.tokens, tokens...)
 		m.hashFull(s)
 		return nil
+	}
+	if m.hybrid() {
+		if spec {
+			return m.groupsUnsupported("AppendSpeculative")
+		}
+		return m.appendGroups(s, id, tokens)
 	}
 	grow := (t1+m.bs-1)/m.bs - len(s.blocks)
 	partial := t0%m.bs != 0
@@ -615,6 +651,9 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 // sequence, drops the rest (releasing blocks past the new end) and commits
 // the blocks the accepted tokens filled.
 func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
+	if m.hybrid() {
+		return m.groupsUnsupported("AcceptSpeculative")
+	}
 	s, err := m.running(id, "AcceptSpeculative")
 	if err != nil {
 		return err
@@ -634,6 +673,9 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 // end, tail first. Cached content of a block cut in the middle stays in the
 // prefix cache until the sequence writes into it.
 func (m *Manager) Truncate(id SeqID, n int) error {
+	if m.hybrid() {
+		return m.groupsUnsupported("Truncate")
+	}
 	s, err := m.seq(id)
 	if err != nil {
 		return err
@@ -672,6 +714,9 @@ func (m *Manager) truncate(s *sequence, n int) {
 // parallel sampling and beam search). The first write of either into a
 // shared block copies it (see Copy).
 func (m *Manager) Fork(id SeqID) (SeqID, error) {
+	if m.hybrid() {
+		return 0, m.groupsUnsupported("Fork")
+	}
 	if _, err := m.running(id, "Fork"); err != nil {
 		return 0, err
 	}
@@ -704,8 +749,7 @@ func (m *Manager) Preempt(id SeqID) error {
 		return err
 	}
 	m.truncate(s, len(s.tokens)-s.spec)
-	m.releaseTail(s.blocks, 0)
-	s.blocks = s.blocks[:0]
+	m.releaseGroups(s)
 	s.committed, s.released = 0, 0
 	s.state = seqWaiting
 	s.version++
@@ -721,8 +765,7 @@ func (m *Manager) Free(id SeqID) error {
 	if err != nil {
 		return err
 	}
-	m.releaseTail(s.blocks, 0)
-	s.blocks = s.blocks[:0]
+	m.releaseGroups(s)
 	if s.state == seqSwapped {
 		m.dropHost(s)
 	}

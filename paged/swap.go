@@ -143,6 +143,9 @@ func (st seqState) String() string {
 // instead of copying when they are still there. All-or-nothing: ErrNoSpace
 // when the host tier cannot take the group, ErrNoHostTier without one.
 func (m *Manager) SwapOut(ids ...SeqID) error {
+	if m.hybrid() {
+		return m.groupsUnsupported("SwapOut")
+	}
 	if err := m.swapGroup("SwapOut", ids, seqRunning); err != nil {
 		return err
 	}
@@ -270,6 +273,9 @@ func (m *Manager) clearHostMarks(ids []SeqID) {
 // freed. All-or-nothing with the answer of CanSwapIn: ErrNoSpace (later)
 // or ErrNever.
 func (m *Manager) SwapIn(ids ...SeqID) error {
+	if m.hybrid() {
+		return m.groupsUnsupported("SwapIn")
+	}
 	if err := m.swapGroup("SwapIn", ids, seqSwapped); err != nil {
 		return err
 	}
@@ -349,13 +355,13 @@ func (m *Manager) recommit(s *sequence, k int, d allocator.BlockID) {
 	if k > 0 && s.blocks[k-1] != nullBlock {
 		parent = s.blocks[k-1]
 	}
-	m.commit(d, s.hashes[k], k, parent, s)
+	m.commit(d, s.hashes[k], 0, k, parent, s)
 	if m.events.on() {
 		var ph *Hash
 		if k > 0 {
 			ph = &s.hashes[k-1]
 		}
-		m.events.stored(s.hashes[k:k+1], ph, s.tokens[k*m.bs:(k+1)*m.bs], m.bs, s.opts.LoRA, Device)
+		m.events.stored(s.hashes[k:k+1], ph, s.tokens[k*m.bs:(k+1)*m.bs], m.bs, s.opts.LoRA, Device, 0)
 	}
 }
 

@@ -123,7 +123,7 @@ func (t *hostTier) drop(id allocator.BlockID, ev *eventBuffer) {
 		panic(fmt.Sprintf("paged: host block %d is not the index entry of its hash", id))
 	}
 	t.index.del(h)
-	ev.removed(h, Host)
+	ev.removed(h, Host, 0)
 	*h = Hash{}
 }
 

@@ -1,0 +1,546 @@
+package paged
+
+import (
+	"fmt"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
+
+// KV cache groups. A hybrid model's layers form groups of one attention
+// kind each: Gemma 3 has five sliding-window layers per full-attention
+// layer, gpt-oss alternates the two. Layers of one group share a block
+// table, since they need the same tokens; every group of a sequence draws
+// blocks of the same size from the manager's one pool (a block of a group
+// is one page holding the block's tokens for all the group's layers, so
+// pages are unified as in vLLM's hybrid allocator; kvmem.Spec sizes them).
+//
+// Group 0 is a full-attention group and owns the sequence's main table
+// (Table, Slot, BuildBatch's Tables); the others keep a table each
+// (TableGroup, Batch.GroupTables). The chain of block hashes is one per
+// sequence; the prefix index keys a block by (hash, group), so the same
+// content cached for two groups is two entries, as vLLM keys
+// BlockHashWithGroupId.
+//
+// A prefix hit of L tokens needs the full-attention groups' blocks for
+// [0, L) and the window groups' blocks for the last window before L; the
+// blocks before it are the null block. The lookup follows vLLM v1's
+// hybrid coordinator (kv_cache_coordinator.py at f20c3b0): the longest
+// full-attention hit first, then, within it, the window groups' hit found
+// right to left (the first run of ceil((W-1)/BlockSize) cached blocks
+// from the right; failing that, the run from block 0), and the full
+// attention hit cut to that length.
+//
+// Supported operations with more than one group: Add, AddHashed,
+// AddFromHashes, Admit, CanAdmit, Append, Preempt, Free, ResetCache,
+// BuildBatch, tables, statistics, events (each says its Group) and Check.
+// Fork, Truncate, speculative tokens, swapping and the host tier refuse
+// with ErrInvalid for now.
+
+// GroupKind is the attention kind of a KV cache group.
+type GroupKind uint8
+
+const (
+	// FullAttention layers read every earlier token: a sequence keeps a
+	// block for each of its blocks of tokens.
+	FullAttention GroupKind = iota
+	// SlidingWindow layers read the last Window tokens only: blocks the
+	// window no longer reaches are released and their entries name the
+	// null block.
+	SlidingWindow
+)
+
+// String names the kind.
+func (k GroupKind) String() string {
+	switch k {
+	case FullAttention:
+		return "full"
+	case SlidingWindow:
+		return "window"
+	}
+	return fmt.Sprintf("GroupKind(%d)", k)
+}
+
+// Group describes one KV cache group of Config.Groups.
+type Group struct {
+	// Kind is the group's attention kind.
+	Kind GroupKind
+	// Window is the sliding window in tokens (SlidingWindow only): the
+	// query at position p reads positions [p-Window+1, p].
+	Window int
+}
+
+// maxGroups bounds Config.Groups: a block's group is kept in one byte.
+const maxGroups = 255
+
+// groupTable is a sequence's block table in one group other than group 0.
+type groupTable struct {
+	blocks []allocator.BlockID
+	// released: blocks[:released] are the null block (out of the window,
+	// or before a window hit).
+	released int
+	// committed: blocks[:committed] hold committed content (or are null).
+	committed int
+}
+
+// checkGroups validates Config.Groups.
+func checkGroups(cfg *Config) error {
+	if len(cfg.Groups) == 0 {
+		return nil
+	}
+	if len(cfg.Groups) > maxGroups {
+		return fmt.Errorf("%w: Config.Groups has %d groups, at most %d", ErrInvalid, len(cfg.Groups), maxGroups)
+	}
+	if cfg.Groups[0].Kind != FullAttention {
+		return fmt.Errorf("%w: Config.Groups[0] is %v; group 0 must be full attention", ErrInvalid, cfg.Groups[0].Kind)
+	}
+	window := 0
+	for i, g := range cfg.Groups {
+		switch g.Kind {
+		case FullAttention:
+			if g.Window != 0 {
+				return fmt.Errorf("%w: Config.Groups[%d] is full attention but has Window %d", ErrInvalid, i, g.Window)
+			}
+		case SlidingWindow:
+			if g.Window < 1 {
+				return fmt.Errorf("%w: Config.Groups[%d].Window %d must be at least 1", ErrInvalid, i, g.Window)
+			}
+			if window != 0 && g.Window != window {
+				// vLLM's hybrid coordinator likewise takes one kind of
+				// group besides full attention.
+				return fmt.Errorf("%w: Config.Groups[%d].Window %d differs from another group's %d; one window size is supported", ErrInvalid, i, g.Window, window)
+			}
+			window = g.Window
+		default:
+			return fmt.Errorf("%w: Config.Groups[%d].Kind %v is not supported", ErrInvalid, i, g.Kind)
+		}
+	}
+	if len(cfg.Groups) > 1 && cfg.HostBlocks > 0 {
+		return fmt.Errorf("%w: Config.HostBlocks with several KV cache groups is not supported yet", ErrInvalid)
+	}
+	return nil
+}
+
+// hybrid reports whether the manager keeps more than one group.
+func (m *Manager) hybrid() bool { return len(m.cfg.Groups) > 1 }
+
+// groupsUnsupported is the error of an operation not yet available with
+// several KV cache groups.
+func (m *Manager) groupsUnsupported(op string) error {
+	return errorf(ErrInvalid, "%s is not supported with %d KV cache groups yet", op, len(m.cfg.Groups))
+}
+
+// initGroups sets up the per-block group bytes and lookup scratch.
+func (m *Manager) initGroups() {
+	if !m.hybrid() {
+		return
+	}
+	m.blockGroup = make([]uint8, m.cfg.NumBlocks)
+	m.ghits = make([][]allocator.BlockID, len(m.cfg.Groups)-1)
+	for _, g := range m.cfg.Groups {
+		if g.Kind == SlidingWindow {
+			m.window = g.Window
+		}
+	}
+}
+
+// resetGroups empties a sequence's tables of groups 1 and up.
+func (m *Manager) resetGroups(s *sequence) {
+	if !m.hybrid() {
+		return
+	}
+	for len(s.ext) < len(m.cfg.Groups)-1 {
+		s.ext = append(s.ext, groupTable{})
+	}
+	for g := range s.ext {
+		t := &s.ext[g]
+		t.blocks, t.released, t.committed = t.blocks[:0], 0, 0
+	}
+}
+
+// table returns group g's entries of s.
+func (s *sequence) table(g int) []allocator.BlockID {
+	if g == 0 {
+		return s.blocks
+	}
+	return s.ext[g-1].blocks
+}
+
+// lookupGroups finds the hybrid prefix hit of s over at most max blocks:
+// group 0's blocks into m.hits, group g's into m.ghits[g-1], all of one
+// length, which it returns.
+func (m *Manager) lookupGroups(s *sequence, max int) int {
+	m.hits = m.hits[:0]
+	for g := range m.ghits {
+		m.ghits[g] = m.ghits[g][:0]
+	}
+	if !m.hashing {
+		return 0
+	}
+	max = min(max, len(s.hashes))
+	groups := m.cfg.Groups
+	// Full attention: the longest run of leading blocks cached in every
+	// full-attention group.
+	full := 0
+	prev := allocator.NoBlock
+full:
+	for ; full < max; full++ {
+		h := &s.hashes[full]
+		id, ok := m.successor(prev, h)
+		if !ok {
+			if id, ok = m.index.get(h); !ok {
+				break
+			}
+		}
+		for g := 1; g < len(groups); g++ {
+			if groups[g].Kind == FullAttention {
+				if _, ok := m.index.getIn(h, groupSalt(g)); !ok {
+					break full
+				}
+			}
+		}
+		prev = id
+		m.hits = append(m.hits, id)
+	}
+	hit := full
+	if m.window > 0 {
+		hit = m.lookupWindowGroups(s, full)
+	}
+	m.hits = m.hits[:hit]
+	for g := 1; g < len(groups); g++ {
+		if groups[g].Kind != FullAttention {
+			continue
+		}
+		for k := range hit {
+			id, _ := m.index.getIn(&s.hashes[k], groupSalt(g))
+			m.ghits[g-1] = append(m.ghits[g-1], id)
+		}
+	}
+	return hit
+}
+
+// lookupWindowGroups finds the window groups' hit within the first limit
+// blocks, right to left, fills their m.ghits rows (null before the run)
+// and returns its length in blocks.
+func (m *Manager) lookupWindowGroups(s *sequence, limit int) int {
+	need := (m.window - 1 + m.bs - 1) / m.bs
+	groups := m.cfg.Groups
+	run, end := 0, -1
+	for i := limit - 1; i >= 0; i-- {
+		if !m.cachedInWindowGroups(&s.hashes[i]) {
+			run = 0
+			continue
+		}
+		run++
+		if run >= need {
+			end = i + run
+			break
+		}
+	}
+	start := 0
+	if end < 0 {
+		// No run long enough: the run from block 0 is the hit.
+		end = run
+	} else {
+		start = end - run
+	}
+	for g := 1; g < len(groups); g++ {
+		if groups[g].Kind != SlidingWindow {
+			continue
+		}
+		row := m.ghits[g-1]
+		for range start {
+			row = append(row, nullBlock)
+		}
+		for k := start; k < end; k++ {
+			id, _ := m.index.getIn(&s.hashes[k], groupSalt(g))
+			row = append(row, id)
+		}
+		m.ghits[g-1] = row
+	}
+	return end
+}
+
+func (m *Manager) cachedInWindowGroups(h *Hash) bool {
+	for g := 1; g < len(m.cfg.Groups); g++ {
+		if m.cfg.Groups[g].Kind == SlidingWindow {
+			if _, ok := m.index.getIn(h, groupSalt(g)); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// planGroups is planAdmit for a hybrid manager: every group needs a block
+// per block of tokens at admission (a window group computes the whole
+// prompt's KV too, and releases what its window leaves behind from the
+// next step on).
+func (m *Manager) planGroups(s *sequence) (plan, Admission) {
+	n := len(s.tokens)
+	need := (n + m.bs - 1) / m.bs
+	G := len(m.cfg.Groups)
+	p := plan{need: need}
+	maxHit := (n - 1) / m.bs
+	if s.opts.AllowFullHit {
+		maxHit = n / m.bs
+	}
+	p.hits = m.lookupGroups(s, maxHit)
+	count := func(row []allocator.BlockID) {
+		for _, b := range row {
+			if b != nullBlock && m.pool.IsCached(b) {
+				p.evictableHits++
+			}
+		}
+	}
+	count(m.hits)
+	held := len(m.hits)
+	for g := range m.ghits {
+		count(m.ghits[g])
+		held += len(m.ghits[g])
+	}
+	p.alloc = G*need - held + p.evictableHits
+	wm := m.watermarkBlocks()
+	switch {
+	case G*need > m.pool.Usable()-wm || n > m.cfg.MaxModelLen:
+		return p, AdmitNever
+	case p.alloc > m.available()-wm:
+		return p, AdmitLater
+	}
+	return p, AdmitOK
+}
+
+// admitGroups commits a successful plan: hits are claimed group by group,
+// then each group's new blocks are allocated, group 0 first, and each
+// group's full blocks are committed.
+func (m *Manager) admitGroups(s *sequence, p plan) {
+	for _, b := range m.hits {
+		m.claim(b)
+	}
+	for g := range m.ghits {
+		for _, b := range m.ghits[g] {
+			if b != nullBlock {
+				m.claim(b)
+			}
+		}
+	}
+	s.blocks = append(s.blocks[:0], m.hits...)
+	for g := range s.ext {
+		t := &s.ext[g]
+		t.blocks = append(t.blocks[:0], m.ghits[g]...)
+		t.released = 0
+		for t.released < len(t.blocks) && t.blocks[t.released] == nullBlock {
+			t.released++
+		}
+		t.committed = len(t.blocks)
+	}
+	for len(s.blocks) < p.need {
+		s.blocks = append(s.blocks, m.allocBlock())
+	}
+	for g := range s.ext {
+		t := &s.ext[g]
+		for len(t.blocks) < p.need {
+			t.blocks = append(t.blocks, m.allocBlock())
+		}
+	}
+	m.notePeak()
+	s.committed = p.hits
+}
+
+// slideGroups releases, in every window group, the blocks the window of
+// the next position c no longer reaches: from the last dead block down,
+// stopping at an entry already null, as vLLM's sliding-window manager
+// does (remove_skipped_blocks), so the blocks enter the free queue in that
+// order.
+func (m *Manager) slideGroups(s *sequence, c int) {
+	if m.window == 0 {
+		return
+	}
+	to := m.windowStart(m.window, c)
+	for g := range s.ext {
+		if m.cfg.Groups[g+1].Kind != SlidingWindow {
+			continue
+		}
+		t := &s.ext[g]
+		if to <= t.released {
+			continue
+		}
+		for k := to - 1; k >= t.released; k-- {
+			if t.blocks[k] == nullBlock {
+				break
+			}
+			m.release(t.blocks[k])
+			t.blocks[k] = nullBlock
+		}
+		t.released = to
+		t.committed = max(t.committed, min(to, len(s.hashes)))
+	}
+}
+
+// mustSlide reports whether appending at position c releases blocks of a
+// window group.
+func (m *Manager) mustSlide(s *sequence, c int) bool {
+	if m.window == 0 {
+		return false
+	}
+	to := m.windowStart(m.window, c)
+	for g := range s.ext {
+		if m.cfg.Groups[g+1].Kind == SlidingWindow && to > s.ext[g].released {
+			return true
+		}
+	}
+	return false
+}
+
+// slidableGroups counts the blocks slideGroups(s, c) frees.
+func (m *Manager) slidableGroups(s *sequence, c int) int {
+	if m.window == 0 {
+		return 0
+	}
+	to := m.windowStart(m.window, c)
+	n := 0
+	for g := range s.ext {
+		if m.cfg.Groups[g+1].Kind != SlidingWindow {
+			continue
+		}
+		t := &s.ext[g]
+		for k := t.released; k < to; k++ {
+			if b := t.blocks[k]; b != nullBlock && m.pool.RefCount(b) == 1 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// appendGroups is Append for a running sequence of a hybrid manager.
+// With UnifiedFreeQueue (vLLM's decisions) the window groups slide before
+// the space check, as vLLM's allocate_slots does, so a call refused with
+// ErrNoSpace has still released blocks no window reaches any more (they
+// were dead either way); otherwise a refused call changes nothing.
+func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32) error {
+	t0 := len(s.tokens)
+	t1 := t0 + len(tokens)
+	want := (t1 + m.bs - 1) / m.bs
+	need := 0
+	for g := range len(m.cfg.Groups) {
+		need += max(0, want-len(s.table(g)))
+	}
+	if m.cfg.UnifiedFreeQueue {
+		m.slideGroups(s, t0)
+		if need > m.available() {
+			return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
+		}
+	} else {
+		if need > m.available()+m.slidableGroups(s, t0) {
+			return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
+		}
+		m.slideGroups(s, t0)
+	}
+	for len(s.blocks) < want {
+		s.blocks = append(s.blocks, m.allocBlock())
+	}
+	for g := range s.ext {
+		t := &s.ext[g]
+		for len(t.blocks) < want {
+			t.blocks = append(t.blocks, m.allocBlock())
+		}
+	}
+	m.notePeak()
+	// A partly filled last block is always the sequence's own and
+	// uncommitted here: groups rule out forks and truncation, and hits are
+	// whole blocks.
+	s.tokens = append(s.tokens, tokens...)
+	m.hashFull(s)
+	m.commitFull(s)
+	m.commitGroups(s)
+	return nil
+}
+
+// commitGroups commits the full, hashed blocks of groups 1 and up past
+// each group's committed mark, group by group.
+func (m *Manager) commitGroups(s *sequence) {
+	for g := range s.ext {
+		t := &s.ext[g]
+		limit := min(len(s.hashes), len(t.blocks))
+		if t.committed >= limit {
+			continue
+		}
+		from := t.committed
+		for k := from; k < limit; k++ {
+			b := t.blocks[k]
+			if b == nullBlock || m.cached[b] {
+				continue
+			}
+			parent := allocator.NoBlock
+			if k > 0 && t.blocks[k-1] != nullBlock {
+				parent = t.blocks[k-1]
+			}
+			m.commit(b, s.hashes[k], g+1, k, parent, s)
+		}
+		t.committed = limit
+		m.storedEvent(s, from, limit, g+1)
+	}
+}
+
+// releaseGroups releases every table of s, group 0 first, each tail first.
+func (m *Manager) releaseGroups(s *sequence) {
+	m.releaseTail(s.blocks, 0)
+	s.blocks = s.blocks[:0]
+	for g := range s.ext {
+		t := &s.ext[g]
+		m.releaseTail(t.blocks, 0)
+		t.blocks, t.released, t.committed = t.blocks[:0], 0, 0
+	}
+}
+
+// TableGroup returns the block table of a sequence in KV cache group g
+// (Config.Groups); group 0's is Table's. Entries a sliding window no longer
+// reaches, or that a window hit did not need, name the null block. The
+// slice is a view, valid until the next call that changes the manager.
+func (m *Manager) TableGroup(id SeqID, g int) ([]allocator.BlockID, error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return nil, err
+	}
+	if g < 0 || g >= max(1, len(m.cfg.Groups)) {
+		return nil, errorf(ErrInvalid, "TableGroup %v: group %d of %d", id, g, max(1, len(m.cfg.Groups)))
+	}
+	return s.table(g), nil
+}
+
+// checkGroupsOf verifies the tables of groups 1 and up of running sequence
+// slot i, counting their references into refs.
+func (m *Manager) checkGroupsOf(i int, s *sequence, refs []int32) error {
+	want := (len(s.tokens) + m.bs - 1) / m.bs
+	for g := range s.ext {
+		t := &s.ext[g]
+		if len(t.blocks) != want {
+			return fmt.Errorf("paged: sequence slot %d group %d has %d blocks for %d tokens", i, g+1, len(t.blocks), len(s.tokens))
+		}
+		kind := m.cfg.Groups[g+1]
+		if kind.Kind == SlidingWindow {
+			// Every position the next query reads is backed.
+			if live := m.windowStart(kind.Window, len(s.tokens)); t.released > live {
+				return fmt.Errorf("paged: sequence slot %d group %d released %d blocks, its window needs blocks from %d", i, g+1, t.released, live)
+			}
+		} else if t.released != 0 {
+			return fmt.Errorf("paged: sequence slot %d full-attention group %d has %d released entries", i, g+1, t.released)
+		}
+		for k, b := range t.blocks {
+			if (k < t.released) != (b == nullBlock) {
+				return fmt.Errorf("paged: sequence slot %d group %d entry %d names block %d, released %d", i, g+1, k, b, t.released)
+			}
+			if b == nullBlock {
+				continue
+			}
+			if !m.pool.Valid(b) {
+				return fmt.Errorf("paged: sequence slot %d group %d entry %d names block %d", i, g+1, k, b)
+			}
+			refs[b]++
+			if k < t.committed && k < len(s.hashes) && (!m.cached[b] || m.hash[b] != s.hashes[k] || m.groupOf(b) != g+1) {
+				return fmt.Errorf("paged: sequence slot %d group %d entry %d: block %d does not hold the committed hash", i, g+1, k, b)
+			}
+		}
+	}
+	return nil
+}
