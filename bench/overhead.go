@@ -220,9 +220,6 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			// One id list per KV cache group, joined by ';' (WORKLOADS.md
 			// section 8); with one group this is W1's line.
 			if sc.Admitted {
-				if w.preempted == step {
-					res.ReadmittedSameStep++
-				}
 				hits := sc.Cached / cfg.BlockSize
 				line = append(strconv.AppendInt(append(line[:0], 'A'), int64(w.i), 10), ':')
 				for part := range 2 {
@@ -269,12 +266,6 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			emit()
 		}
 	} else {
-		// ReadmittedSameStep is counted with or without the digest.
-		hooks.Scheduled = func(sc *sched.Scheduled) {
-			if sc.Admitted && reqs[sc.Request.ID()-1].preempted == step {
-				res.ReadmittedSameStep++
-			}
-		}
 		hooks.Preempted = func(r *sched.Request, _ int, _ bool) { reqs[r.ID()-1].preempted = step }
 	}
 	s, err := sched.New(m, sched.Config{
@@ -328,6 +319,9 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		tokens = tokens[:0]
 		for _, sc := range st.Scheduled {
 			i := int(sc.Request.ID() - 1)
+			if sc.Admitted && reqs[i].preempted == step {
+				res.ReadmittedSameStep++
+			}
 			tokens = append(tokens, int32((i*31+sc.Request.Outputs(0))%32000+1))
 		}
 		if err := s.Update(tokens); err != nil {

@@ -53,6 +53,19 @@ type Step struct {
 	Preempted int
 }
 
+// add extends Scheduled by one entry and returns it, to be filled in
+// place: appending a composite literal of a type with pointers would copy
+// it with write barriers.
+func (st *Step) add() *Scheduled {
+	k := len(st.Scheduled)
+	if k == cap(st.Scheduled) {
+		st.Scheduled = append(st.Scheduled, Scheduled{})
+	} else {
+		st.Scheduled = st.Scheduled[:k+1]
+	}
+	return &st.Scheduled[k]
+}
+
 func (s *Scheduler) phase(p Phase) {
 	if s.cfg.Hooks.Phase != nil {
 		s.cfg.Hooks.Phase(p)
@@ -86,12 +99,27 @@ func (s *Scheduler) Schedule() (*Step, error) {
 	s.phase(PhaseDecode)
 	for i := 0; i < len(s.running) && budget > 0; {
 		e := s.running[i]
-		n, err := s.grow(e, budget)
-		if err == nil {
-			s.schedule(e, n, 0, false, false)
-			budget -= n
-			i++
-			continue
+		var err error
+		if e.hasPending && e.length == e.computed {
+			// The common case, a decode, without the general path's
+			// branches.
+			s.st.AppendCalls++
+			if err = s.m.Append(e.seq, e.pending); err == nil {
+				e.hasPending = false
+				e.length++
+				s.decoded(e)
+				budget--
+				i++
+				continue
+			}
+		} else {
+			var n int
+			if n, err = s.grow(e, budget); err == nil {
+				s.schedule(e, n, 0, false, false)
+				budget -= n
+				i++
+				continue
+			}
 		}
 		if !errors.Is(err, paged.ErrNoSpace) {
 			return nil, s.fail(fmt.Errorf("sched: request %d: append to %v: %w", e.req.id, e.seq, err))
@@ -176,10 +204,9 @@ func (s *Scheduler) schedule(e *entry, n, cached int, admitted, recompute bool) 
 	}
 	prefill := recompute || e.outputs == 0 || n > 1
 	st := &s.step
-	st.Scheduled = append(st.Scheduled, Scheduled{
-		Request: e.req, Sample: e.idx, Seq: e.seq, Start: e.computed, NewTokens: n,
-		Cached: cached, Outputs: out, Admitted: admitted, Prefill: prefill, e: e,
-	})
+	sc := st.add()
+	sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, n
+	sc.Cached, sc.Outputs, sc.Admitted, sc.Prefill, sc.e = cached, out, admitted, prefill, e
 	st.Outputs += out
 	st.Tokens += n
 	if prefill {
@@ -191,7 +218,22 @@ func (s *Scheduler) schedule(e *entry, n, cached int, admitted, recompute bool) 
 		s.st.DecodeTokens += int64(n)
 	}
 	if s.cfg.Hooks.Scheduled != nil {
-		s.cfg.Hooks.Scheduled(&st.Scheduled[len(st.Scheduled)-1])
+		s.cfg.Hooks.Scheduled(sc)
+	}
+}
+
+// decoded records a decode of one pending token: a sampled token means
+// the prompt is complete and forked, so it emits one output.
+func (s *Scheduler) decoded(e *entry) {
+	st := &s.step
+	sc := st.add()
+	sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, 1
+	sc.Cached, sc.Outputs, sc.Admitted, sc.Prefill, sc.e = 0, 1, false, false, e
+	st.Outputs++
+	st.Tokens++
+	s.st.DecodeTokens++
+	if s.cfg.Hooks.Scheduled != nil {
+		s.cfg.Hooks.Scheduled(sc)
 	}
 }
 
@@ -452,9 +494,15 @@ func (s *Scheduler) Update(tokens []int32) error {
 				return err
 			}
 		}
-		r := e.req
+		if len(out) == 1 {
+			if err := s.emit(e, out[0]); err != nil {
+				s.inStep = false
+				return err
+			}
+			continue
+		}
 		for j, t := range out {
-			if err := s.emit(r.samples[e.idx+j], t); err != nil {
+			if err := s.emit(e.req.samples[e.idx+j], t); err != nil {
 				s.inStep = false
 				return err
 			}
@@ -496,7 +544,7 @@ func (s *Scheduler) emit(e *entry, tok int32) error {
 	e.outputs++
 	e.pending, e.hasPending = tok, true
 	s.st.Outputs++
-	if e.outputs < r.maxTokens && r.promptLen+e.outputs < s.maxLen && !r.stops(tok) {
+	if e.outputs < r.maxTokens && r.promptLen+e.outputs < s.maxLen && (len(r.stop) == 0 || !r.stops(tok)) {
 		return nil
 	}
 	if err := s.m.Free(e.seq); err != nil {
