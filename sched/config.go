@@ -87,6 +87,19 @@ type Config struct {
 	// had to preempt. vLLM's scheduler skips admission then (the memory is
 	// not there); workload W1's loop does not.
 	AdmitAfterPreemption bool
+	// AdmitFirst runs the admission phase before the decode phase: a step
+	// first admits what fits, then decodes the sequences that were running
+	// before it, whose growth may then preempt the newcomers. This is the
+	// order of Orca-style simulations (and of the PagedAttention paper's
+	// fragmentation study); vLLM decodes first. AdmitAfterPreemption has
+	// no effect with it.
+	AdmitFirst bool
+	// ResampleAfterRecompute makes a recompute preemption drop the
+	// sequence's newest sampled token, whose KV was never computed; the
+	// recompute samples it again, one step later. Simulations that track
+	// only KV lengths behave so; by default the token is kept and
+	// recomputed with the rest, as vLLM does.
+	ResampleAfterRecompute bool
 	// CheckBeforeAdmit asks the manager's dry run (CanAdmit) before each
 	// Admit. A refused admission then costs no error value and leaves the
 	// manager's prefix statistics alone; by default Admit is called

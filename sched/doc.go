@@ -36,10 +36,16 @@
 //     forks its samples when its prompt completes (paged.Manager.Fork):
 //     they share the prompt's blocks and copy on write.
 //
+// Config.AdmitFirst swaps the first two phases, as the PagedAttention
+// paper's fragmentation study (bench.Frag) and Orca-style simulations do:
+// a step admits first, then decodes the sequences that ran before it.
+//
 // Preempted sequences go back to the front of the waiting queue (FCFS) or
 // to their place by priority. Recompute keeps their tokens (prompt, outputs
 // and the pending token) in the manager, and readmission finds what the
-// prefix cache still holds. Swap copies their blocks to the manager's host
+// prefix cache still holds (with Config.ResampleAfterRecompute the newest
+// sampled token, whose KV was never computed, is dropped and sampled
+// again). Swap copies their blocks to the manager's host
 // tier and SwapIn brings them back.
 //
 // Chunked prefill differs from vLLM in one respect: the admission check

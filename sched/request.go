@@ -167,6 +167,8 @@ type entry struct {
 	rest, buf []int32
 	// heap is the entry's index in a priority queue.
 	heap int
+	// step is the last step that scheduled the entry.
+	step int64
 }
 
 // total returns every token of the sequence: the manager's, the pending

@@ -397,3 +397,68 @@ func TestStrings(t *testing.T) {
 	assert.False(t, sched.Running.Done())
 	assert.True(t, errors.Is(sched.ErrNever, sched.ErrNever))
 }
+
+// AdmitFirst admits before decoding: the newcomer may be preempted in the
+// step that admitted it by an older sequence's growth, and it is not
+// decoded in its admission step.
+func TestAdmitFirst(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 5})
+	var phases []sched.Phase
+	s, err := sched.New(m, sched.Config{AdmitFirst: true, Hooks: sched.Hooks{Phase: func(p sched.Phase) { phases = append(phases, p) }}})
+	require.NoError(t, err)
+	old, err := s.Submit([]int32{1, 2, 3, 4}, sched.Options{MaxTokens: 4})
+	require.NoError(t, err)
+	st, err := s.Schedule()
+	require.NoError(t, err)
+	require.NoError(t, s.Update(make([]int32, st.Outputs)))
+	assert.Equal(t, []sched.Phase{sched.PhaseAdmit, sched.PhaseDecode, sched.PhaseScheduled, sched.PhaseOutput, sched.PhaseDone}, phases)
+
+	// Old holds 2 full blocks; the newcomer takes the last 2.
+	newer, err := s.Submit([]int32{4, 5, 6}, sched.Options{MaxTokens: 2})
+	require.NoError(t, err)
+	st, err = s.Schedule()
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.Preempted, "old's fifth token needs a third block: the newcomer goes")
+	require.Len(t, st.Scheduled, 1)
+	assert.Equal(t, old.ID(), st.Scheduled[0].Request.ID())
+	assert.False(t, st.Scheduled[0].Admitted)
+	assert.Equal(t, sched.Preempted, newer.State(), "preempted in the step that admitted it, before it ran")
+	require.NoError(t, s.Update(make([]int32, st.Outputs)))
+	drain(t, s, 1)
+	assert.Equal(t, sched.Finished, newer.State())
+}
+
+// ResampleAfterRecompute drops the victim's pending token, which costs it
+// one more step than keeping it.
+func TestResampleAfterRecompute(t *testing.T) {
+	steps := map[bool]int64{}
+	for _, resample := range []bool{false, true} {
+		s, _ := tinyRun(t, paged.Config{BlockSize: 4, NumBlocks: 7}, sched.Config{ResampleAfterRecompute: resample})
+		st := s.Stats()
+		require.EqualValues(t, 1, st.Preemptions)
+		steps[resample] = st.Steps
+	}
+	assert.Equal(t, steps[false]+1, steps[true])
+}
+
+func TestNext(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 16})
+	s, err := sched.New(m, sched.Config{MaxRunning: 1})
+	require.NoError(t, err)
+	_, _, ok := s.Next()
+	assert.False(t, ok)
+	_, err = s.Submit([]int32{1}, sched.Options{MaxTokens: 2})
+	require.NoError(t, err)
+	b, err := s.Submit([]int32{2}, sched.Options{MaxTokens: 2})
+	require.NoError(t, err)
+	st, err := s.Schedule()
+	require.NoError(t, err)
+	r, sample, ok := s.Next()
+	require.True(t, ok)
+	assert.Equal(t, b, r)
+	assert.Zero(t, sample)
+	n := 0
+	s.RunningSeqs(func(*sched.Request, int) { n++ })
+	assert.Equal(t, 1, n)
+	require.NoError(t, s.Update(make([]int32, st.Outputs)))
+}

@@ -101,6 +101,17 @@ func (s *Scheduler) Running() int { return len(s.running) }
 // included).
 func (s *Scheduler) Waiting() int { return s.waiting.len() }
 
+// Next returns the sequence at the head of the waiting queue, the next to
+// be admitted: its request and sample index; ok is false when nothing
+// waits.
+func (s *Scheduler) Next() (r *Request, sample int, ok bool) {
+	if s.waiting.len() == 0 {
+		return nil, 0, false
+	}
+	e := s.waiting.peek()
+	return e.req, e.idx, true
+}
+
 // RunningSeqs calls f for every running sequence in admission order with
 // its request and sample index. f must not call the scheduler.
 func (s *Scheduler) RunningSeqs(f func(r *Request, sample int)) {

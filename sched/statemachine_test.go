@@ -50,11 +50,13 @@ func newMachine(t *rapid.T) *machine {
 		DisablePrefixCaching: rapid.Bool().Draw(t, "noCache"),
 	}
 	cfg := sched.Config{
-		MaxRunning:           rapid.IntRange(1, 6).Draw(t, "maxRunning"),
-		Policy:               sched.Policy(rapid.IntRange(0, 1).Draw(t, "policy")),
-		AdmitAfterPreemption: rapid.Bool().Draw(t, "admitAfter"),
-		CheckBeforeAdmit:     rapid.Bool().Draw(t, "check"),
-		ChunkedPrefill:       rapid.Bool().Draw(t, "chunked"),
+		MaxRunning:             rapid.IntRange(1, 6).Draw(t, "maxRunning"),
+		Policy:                 sched.Policy(rapid.IntRange(0, 1).Draw(t, "policy")),
+		AdmitAfterPreemption:   rapid.Bool().Draw(t, "admitAfter"),
+		CheckBeforeAdmit:       rapid.Bool().Draw(t, "check"),
+		ChunkedPrefill:         rapid.Bool().Draw(t, "chunked"),
+		AdmitFirst:             rapid.Bool().Draw(t, "admitFirst"),
+		ResampleAfterRecompute: rapid.Bool().Draw(t, "resample"),
 	}
 	if rapid.Bool().Draw(t, "budget") {
 		cfg.MaxBatchTokens = rapid.IntRange(1, 24).Draw(t, "maxBatchTokens")
@@ -140,6 +142,18 @@ func (mc *machine) step(t fataler) {
 	}
 	if st.Tokens > mc.cfg.MaxBatchTokens {
 		t.Fatalf("step %d computes %d tokens, budget %d", st.Number, st.Tokens, mc.cfg.MaxBatchTokens)
+	}
+	// A resampling preemption takes back the newest output of a sample.
+	for _, q := range mc.reqs {
+		for i := range q.r.Samples() {
+			switch got, had := q.r.Outputs(i), len(q.hist[i]); {
+			case got == had:
+			case got == had-1 && mc.cfg.ResampleAfterRecompute:
+				q.hist[i] = q.hist[i][:got]
+			default:
+				t.Fatalf("step %d: request %d sample %d has %d outputs, was given %d", st.Number, q.r.ID(), i, got, had)
+			}
+		}
 	}
 	var batch paged.Batch
 	if err := mc.s.BuildBatch(&batch); err != nil {

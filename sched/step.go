@@ -34,6 +34,9 @@ type Scheduled struct {
 	Prefill bool
 
 	e *entry
+	// recompute: admitted by Admit, its prefill counted as resumed when it
+	// had run before.
+	recompute bool
 }
 
 // Step is the work of one step, valid until the next Schedule.
@@ -96,9 +99,55 @@ func (s *Scheduler) Schedule() (*Step, error) {
 	s.st.Steps++
 	st.Number = s.st.Steps
 	budget := s.cfg.MaxBatchTokens
-	s.phase(PhaseDecode)
+	var err error
+	if s.cfg.AdmitFirst {
+		s.phase(PhaseAdmit)
+		if budget, err = s.admitAll(budget); err != nil {
+			return nil, s.fail(err)
+		}
+		s.phase(PhaseDecode)
+		if _, err = s.decodeAll(budget); err != nil {
+			return nil, s.fail(err)
+		}
+	} else {
+		s.phase(PhaseDecode)
+		if budget, err = s.decodeAll(budget); err != nil {
+			return nil, s.fail(err)
+		}
+		s.phase(PhaseAdmit)
+		if st.Preempted == 0 || s.cfg.AdmitAfterPreemption {
+			if _, err = s.admitAll(budget); err != nil {
+				return nil, s.fail(err)
+			}
+		}
+	}
+	s.st.PeakRunning = max(s.st.PeakRunning, len(s.running))
+	if len(st.Scheduled) == 0 && st.Preempted == 0 && len(s.running) == 0 && s.waiting.len() > 0 {
+		h := s.waiting.peek()
+		return nil, s.fail(fmt.Errorf("%w: request %d (%d tokens) does not fit an empty pool", ErrNever, h.req.id, h.total()))
+	}
+	s.phase(PhaseScheduled)
+	return st, nil
+}
+
+// fail ends the step after an error, so the caller sees the error and
+// not a second one from the next call.
+func (s *Scheduler) fail(err error) error {
+	s.inStep = false
+	return err
+}
+
+// decodeAll gives every running sequence not yet scheduled in this step
+// its next tokens, in admission order, while the budget lasts, preempting
+// victims when the pool runs out. It returns the budget left.
+func (s *Scheduler) decodeAll(budget int) (int, error) {
+	step := s.st.Steps
 	for i := 0; i < len(s.running) && budget > 0; {
 		e := s.running[i]
+		if e.step == step { // admitted in this step (AdmitFirst)
+			i++
+			continue
+		}
 		var err error
 		if e.hasPending && e.length == e.computed {
 			// The common case, a decode, without the general path's
@@ -122,48 +171,37 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			}
 		}
 		if !errors.Is(err, paged.ErrNoSpace) {
-			return nil, s.fail(fmt.Errorf("sched: request %d: append to %v: %w", e.req.id, e.seq, err))
+			return budget, fmt.Errorf("sched: request %d: append to %v: %w", e.req.id, e.seq, err)
 		}
 		vi := s.victim()
 		v := s.running[vi]
-		if vi < i { // scheduled earlier in this step: take it back
+		if v.step == step { // scheduled earlier in this step: take it back
 			budget += s.unschedule(v)
-			i--
+			if vi < i {
+				i--
+			}
 		}
 		if err := s.preempt(vi); err != nil {
-			return nil, s.fail(err)
+			return budget, err
 		}
 		if v == e {
 			break
 		}
 	}
-	s.phase(PhaseAdmit)
-	if st.Preempted == 0 || s.cfg.AdmitAfterPreemption {
-		for s.waiting.len() > 0 && budget > 0 {
-			n, ok, err := s.admit(s.waiting.peek(), budget)
-			if err != nil {
-				return nil, s.fail(err)
-			}
-			if !ok {
-				break
-			}
-			budget -= n
-		}
-	}
-	s.st.PeakRunning = max(s.st.PeakRunning, len(s.running))
-	if len(st.Scheduled) == 0 && st.Preempted == 0 && len(s.running) == 0 && s.waiting.len() > 0 {
-		h := s.waiting.peek()
-		return nil, s.fail(fmt.Errorf("%w: request %d (%d tokens) does not fit an empty pool", ErrNever, h.req.id, h.total()))
-	}
-	s.phase(PhaseScheduled)
-	return st, nil
+	return budget, nil
 }
 
-// fail ends the step after an error, so the caller sees the error and
-// not a second one from the next call.
-func (s *Scheduler) fail(err error) error {
-	s.inStep = false
-	return err
+// admitAll admits waiting sequences in queue order while they fit, and
+// returns the budget left.
+func (s *Scheduler) admitAll(budget int) (int, error) {
+	for s.waiting.len() > 0 && budget > 0 {
+		n, ok, err := s.admit(s.waiting.peek(), budget)
+		if err != nil || !ok {
+			return budget, err
+		}
+		budget -= n
+	}
+	return budget, nil
 }
 
 // grow gives a running sequence its next tokens: its pending token, or
@@ -207,6 +245,8 @@ func (s *Scheduler) schedule(e *entry, n, cached int, admitted, recompute bool) 
 	sc := st.add()
 	sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, n
 	sc.Cached, sc.Outputs, sc.Admitted, sc.Prefill, sc.e = cached, out, admitted, prefill, e
+	sc.recompute = recompute
+	e.step = st.Number
 	st.Outputs += out
 	st.Tokens += n
 	if prefill {
@@ -228,7 +268,8 @@ func (s *Scheduler) decoded(e *entry) {
 	st := &s.step
 	sc := st.add()
 	sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, 1
-	sc.Cached, sc.Outputs, sc.Admitted, sc.Prefill, sc.e = 0, 1, false, false, e
+	sc.Cached, sc.Outputs, sc.Admitted, sc.Prefill, sc.e, sc.recompute = 0, 1, false, false, e, false
+	e.step = st.Number
 	st.Outputs++
 	st.Tokens++
 	s.st.DecodeTokens++
@@ -249,6 +290,9 @@ func (s *Scheduler) unschedule(e *entry) int {
 	s.step.Tokens -= sc.NewTokens
 	if sc.Prefill {
 		s.st.PrefillTokens -= int64(sc.NewTokens)
+		if sc.recompute && e.outputs > 0 {
+			s.st.ResumedTokens -= int64(sc.NewTokens)
+		}
 	} else {
 		s.st.DecodeTokens -= int64(sc.NewTokens)
 	}
@@ -302,6 +346,11 @@ func (s *Scheduler) preempt(vi int) error {
 		if err := s.m.Preempt(v.seq); err != nil {
 			return fmt.Errorf("sched: request %d: preempt %v: %w", r.id, v.seq, err)
 		}
+		if s.cfg.ResampleAfterRecompute {
+			if err := s.unsample(v); err != nil {
+				return err
+			}
+		}
 		// A waiting sequence keeps every token to recompute, in order:
 		// what the manager has, then the sampled token or the prompt
 		// chunks still to come.
@@ -317,6 +366,24 @@ func (s *Scheduler) preempt(vi int) error {
 	if s.cfg.Hooks.Preempted != nil {
 		s.cfg.Hooks.Preempted(r, v.idx, swapped)
 	}
+	return nil
+}
+
+// unsample drops a preempted sequence's newest output if its KV was never
+// computed: the pending token, or one appended in this step.
+func (s *Scheduler) unsample(v *entry) error {
+	switch {
+	case v.hasPending:
+		v.hasPending = false
+	case v.outputs > 0 && v.length > v.computed && v.length > v.req.promptLen:
+		if err := s.m.Truncate(v.seq, v.length-1); err != nil {
+			return fmt.Errorf("sched: request %d: drop the last token of %v: %w", v.req.id, v.seq, err)
+		}
+		v.length--
+	default:
+		return nil
+	}
+	v.outputs--
 	return nil
 }
 
