@@ -162,6 +162,9 @@ type entry struct {
 	// (it gets its slot when the sequence next runs).
 	pending    int32
 	hasPending bool
+	// decoding: the pending token was given to the manager in this step
+	// and its KV is not computed yet.
+	decoding bool
 	// rest are prompt tokens not yet given to the manager: the chunks of a
 	// chunked prefill still to come. It is a view into buf.
 	rest, buf []int32

@@ -36,6 +36,9 @@ type modelReq struct {
 	opts   sched.Options
 	// hist are the tokens each sample was given.
 	hist [][]int32
+	// given: the sample was given a token since its newest output was
+	// last taken back, so a resampling preemption may take it back.
+	given []bool
 }
 
 // sharedPrefix gives prompts common prefixes, so admissions hit the cache.
@@ -101,7 +104,7 @@ func (mc *machine) Submit(t *rapid.T) {
 	}
 	kept := slices.Clone(prompt)
 	prompt[0] = -1 // the scheduler copied it
-	mc.reqs = append(mc.reqs, &modelReq{r: r, prompt: kept, opts: opts, hist: make([][]int32, max(opts.N, 1))})
+	mc.reqs = append(mc.reqs, &modelReq{r: r, prompt: kept, opts: opts, hist: make([][]int32, max(opts.N, 1)), given: make([]bool, max(opts.N, 1))})
 }
 
 func (mc *machine) Cancel(t *rapid.T) {
@@ -148,8 +151,8 @@ func (mc *machine) step(t fataler) {
 		for i := range q.r.Samples() {
 			switch got, had := q.r.Outputs(i), len(q.hist[i]); {
 			case got == had:
-			case got == had-1 && mc.cfg.ResampleAfterRecompute:
-				q.hist[i] = q.hist[i][:got]
+			case got == had-1 && mc.cfg.ResampleAfterRecompute && q.given[i]:
+				q.hist[i], q.given[i] = q.hist[i][:got], false
 			default:
 				t.Fatalf("step %d: request %d sample %d has %d outputs, was given %d", st.Number, q.r.ID(), i, got, had)
 			}
@@ -195,6 +198,7 @@ func (mc *machine) step(t fataler) {
 		q := mc.reqs[sc.Request.ID()-1]
 		for j := range sc.Outputs {
 			q.hist[sc.Sample+j] = append(q.hist[sc.Sample+j], tokens[k])
+			q.given[sc.Sample+j] = true
 			k++
 		}
 	}

@@ -154,7 +154,7 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 			// branches.
 			s.st.AppendCalls++
 			if err = s.m.Append(e.seq, e.pending); err == nil {
-				e.hasPending = false
+				e.hasPending, e.decoding = false, true
 				e.length++
 				s.decoded(e)
 				budget--
@@ -214,7 +214,7 @@ func (s *Scheduler) grow(e *entry, budget int) (int, error) {
 		if err := s.m.Append(e.seq, e.pending); err != nil {
 			return 0, err
 		}
-		e.hasPending = false
+		e.hasPending, e.decoding = false, true
 		e.length++
 	case len(e.rest) > 0:
 		k := min(len(e.rest), budget-(e.length-e.computed))
@@ -357,7 +357,7 @@ func (s *Scheduler) preempt(vi int) error {
 		if err := s.fold(v); err != nil {
 			return err
 		}
-		v.where, v.computed = inWaiting, 0
+		v.where, v.computed, v.decoding = inWaiting, 0, false
 	}
 	s.waiting.pushFront(v)
 	s.step.Preempted++
@@ -375,11 +375,12 @@ func (s *Scheduler) unsample(v *entry) error {
 	switch {
 	case v.hasPending:
 		v.hasPending = false
-	case v.outputs > 0 && v.length > v.computed && v.length > v.req.promptLen:
+	case v.decoding:
 		if err := s.m.Truncate(v.seq, v.length-1); err != nil {
 			return fmt.Errorf("sched: request %d: drop the last token of %v: %w", v.req.id, v.seq, err)
 		}
 		v.length--
+		v.decoding = false
 	default:
 		return nil
 	}
@@ -551,7 +552,7 @@ func (s *Scheduler) Update(tokens []int32) error {
 		if e.where == inDone { // cancelled during the step
 			continue
 		}
-		e.computed = sc.Start + sc.NewTokens
+		e.computed, e.decoding = sc.Start+sc.NewTokens, false
 		if len(out) == 0 {
 			continue
 		}
