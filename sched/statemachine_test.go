@@ -100,11 +100,24 @@ func (mc *machine) Submit(t *rapid.T) {
 		if mc.m.Stats().Sequences != seqs {
 			t.Fatalf("a refused Submit (%v) added a sequence", err)
 		}
-		t.Skip(err) // too long for this pool or budget
+		// Too long for this pool or budget.
+		mc.submitOne(t)
+		return
 	}
 	kept := slices.Clone(prompt)
 	prompt[0] = -1 // the scheduler copied it
 	mc.reqs = append(mc.reqs, &modelReq{r: r, prompt: kept, opts: opts, hist: make([][]int32, max(opts.N, 1)), given: make([]bool, max(opts.N, 1))})
+}
+
+// submitOne submits a one-token request, which always fits.
+func (mc *machine) submitOne(t fataler) {
+	prompt := []int32{sharedPrefix[0]}
+	opts := sched.Options{MaxTokens: 1}
+	r, err := mc.s.Submit(prompt, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc.reqs = append(mc.reqs, &modelReq{r: r, prompt: prompt, opts: opts, hist: make([][]int32, 1), given: make([]bool, 1)})
 }
 
 func (mc *machine) Cancel(t *rapid.T) {
@@ -115,7 +128,8 @@ func (mc *machine) Cancel(t *rapid.T) {
 		}
 	}
 	if len(live) == 0 {
-		t.Skip("nothing to cancel")
+		mc.submitOne(t) // no action is ever skipped, so a fuzzer's input always finds one to run
+		return
 	}
 	q := rapid.SampledFrom(live).Draw(t, "victim")
 	if err := mc.s.Cancel(q.r); err != nil {
@@ -133,7 +147,8 @@ func (mc *machine) Cancel(t *rapid.T) {
 
 func (mc *machine) Step(t *rapid.T) {
 	if !mc.s.Busy() {
-		t.Skip("idle")
+		mc.submitOne(t)
+		return
 	}
 	mc.step(t)
 }
