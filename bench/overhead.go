@@ -322,7 +322,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			if sc.Admitted && reqs[i].preempted == step {
 				res.ReadmittedSameStep++
 			}
-			tokens = append(tokens, int32((i*31+sc.Request.Outputs(0))%32000+1))
+			tokens = append(tokens, int32((i*31+sc.Generated)%32000+1))
 		}
 		if err := s.Update(tokens); err != nil {
 			return res, fmt.Errorf("bench: W1 step %d: %w", step, err)

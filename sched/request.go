@@ -150,14 +150,19 @@ const (
 // entry is one sequence of a request: a sample, or the prompt before the
 // fork.
 type entry struct {
-	req    *Request
-	idx    int
+	// The decode path reads and writes only the fields up to step, which
+	// share the entry's first cache line.
 	seq    paged.SeqID
-	where  place
+	req    *Request
 	length int // tokens the manager's sequence holds
 	// computed tokens have their KV; the rest of length is new this step.
 	computed int
 	outputs  int
+	// limit is the outputs at which the sample ends: MaxTokens, or fewer
+	// when MaxModelLen comes first.
+	limit int
+	// step is the last step that scheduled the entry.
+	step int64
 	// pending is the newest sampled token, not yet given to the manager
 	// (it gets its slot when the sequence next runs).
 	pending    int32
@@ -165,13 +170,16 @@ type entry struct {
 	// decoding: the pending token was given to the manager in this step
 	// and its KV is not computed yet.
 	decoding bool
+	// stops: the request has stop tokens.
+	stops bool
+	where place
+
+	idx int
 	// rest are prompt tokens not yet given to the manager: the chunks of a
 	// chunked prefill still to come. It is a view into buf.
 	rest, buf []int32
 	// heap is the entry's index in a priority queue.
 	heap int
-	// step is the last step that scheduled the entry.
-	step int64
 }
 
 // total returns every token of the sequence: the manager's, the pending

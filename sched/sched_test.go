@@ -74,7 +74,6 @@ func TestSubmitErrors(t *testing.T) {
 		{"negative n", []int32{1}, sched.Options{MaxTokens: 1, N: -1}, sched.ErrInvalid},
 		{"n above max running", []int32{1}, sched.Options{MaxTokens: 1, N: 5}, sched.ErrInvalid},
 		{"empty prompt", nil, sched.Options{MaxTokens: 1}, sched.ErrInvalid},
-		{"negative token", []int32{1, -2}, sched.Options{MaxTokens: 1}, sched.ErrInvalid},
 		{"longer than max model len", make([]int32, 10), sched.Options{MaxTokens: 5}, sched.ErrNever},
 		{"budget without chunking", make([]int32, 9), sched.Options{MaxTokens: 3}, sched.ErrNever},
 		{"bad seq options", []int32{1}, sched.Options{MaxTokens: 1, Seq: &paged.SeqOptions{Window: -1}}, sched.ErrInvalid},

@@ -128,7 +128,6 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	if n == 0 {
 		n = 1
 	}
-	mcfg := s.m.Config()
 	switch {
 	case opts.MaxTokens < 1:
 		return nil, fmt.Errorf("%w: MaxTokens %d must be at least 1", ErrInvalid, opts.MaxTokens)
@@ -137,17 +136,12 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	case len(prompt) == 0:
 		return nil, fmt.Errorf("%w: empty prompt", ErrInvalid)
 	}
-	for i, t := range prompt {
-		if t < 0 {
-			return nil, fmt.Errorf("%w: prompt token %d is negative (%d)", ErrInvalid, i, t)
-		}
-	}
 	// The longest a sample's KV gets is the prompt plus every output but
 	// the last (a sampled token gets its slot only when it is next run).
 	// It must fit alone, or a preempted sample could never come back.
 	kv := len(prompt) + opts.MaxTokens - 1
-	if len(prompt) > mcfg.MaxModelLen || opts.MaxTokens > mcfg.MaxModelLen-len(prompt) {
-		return nil, fmt.Errorf("%w: %d prompt + %d new tokens exceed MaxModelLen %d", ErrNever, len(prompt), opts.MaxTokens, mcfg.MaxModelLen)
+	if len(prompt) > s.maxLen || opts.MaxTokens > s.maxLen-len(prompt) {
+		return nil, fmt.Errorf("%w: %d prompt + %d new tokens exceed MaxModelLen %d", ErrNever, len(prompt), opts.MaxTokens, s.maxLen)
 	}
 	if s.m.CanAdmitTokens(kv) == paged.AdmitNever {
 		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
@@ -174,7 +168,10 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	if len(opts.StopTokens) > 0 {
 		r.stop = slices.Clone(opts.StopTokens)
 	}
-	e := &entry{req: r, seq: seq, length: len(prompt), heap: -1}
+	// A sample ends at MaxTokens outputs, or when prompt and outputs reach
+	// MaxModelLen (vLLM's stop rule).
+	e := &entry{req: r, seq: seq, length: len(prompt), heap: -1, stops: len(r.stop) > 0,
+		limit: min(opts.MaxTokens, s.maxLen-len(prompt))}
 	r.samples = append(make([]*entry, 0, n), e)
 	s.waiting.pushBack(e)
 	s.st.Submitted++

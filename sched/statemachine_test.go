@@ -193,6 +193,9 @@ func (mc *machine) step(t fataler) {
 		if err != nil || n != sc.Start+sc.NewTokens || sc.NewTokens < 1 {
 			t.Fatalf("step %d: request %d has %d tokens (%v), scheduled [%d, %d)", st.Number, key[0], n, err, sc.Start, sc.Start+sc.NewTokens)
 		}
+		if g := len(mc.reqs[key[0]-1].hist[sc.Sample]); sc.Outputs > 0 && sc.Generated != g {
+			t.Fatalf("step %d: request %d sample %d: Generated %d, was given %d", st.Number, key[0], key[1], sc.Generated, g)
+		}
 		for range sc.Outputs {
 			mc.next++
 			tokens = append(tokens, mc.next)

@@ -26,6 +26,10 @@ type Scheduled struct {
 	// prompt chunk that is not the last, N for the step that completes an
 	// N-sample prompt, 1 otherwise.
 	Outputs int
+	// Generated is how many tokens the sample had produced before this
+	// step (0 for every sample of a forking prompt): the step's output is
+	// its output number Generated, counting from 0.
+	Generated int
 	// Admitted says the sequence was admitted (or swapped in) this step;
 	// otherwise it was running already.
 	Admitted bool
@@ -156,7 +160,19 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 			if err = s.m.Append(e.seq, e.pending); err == nil {
 				e.hasPending, e.decoding = false, true
 				e.length++
-				s.decoded(e)
+				// A sampled token means the prompt is complete and
+				// forked: one output.
+				st := &s.step
+				sc := st.add()
+				sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, 1
+				sc.Cached, sc.Outputs, sc.Generated, sc.Admitted, sc.Prefill, sc.e, sc.recompute = 0, 1, e.outputs, false, false, e, false
+				e.step = step
+				st.Outputs++
+				st.Tokens++
+				s.st.DecodeTokens++
+				if s.cfg.Hooks.Scheduled != nil {
+					s.cfg.Hooks.Scheduled(sc)
+				}
 				budget--
 				i++
 				continue
@@ -244,7 +260,7 @@ func (s *Scheduler) schedule(e *entry, n, cached int, admitted, recompute bool) 
 	st := &s.step
 	sc := st.add()
 	sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, n
-	sc.Cached, sc.Outputs, sc.Admitted, sc.Prefill, sc.e = cached, out, admitted, prefill, e
+	sc.Cached, sc.Outputs, sc.Generated, sc.Admitted, sc.Prefill, sc.e = cached, out, e.outputs, admitted, prefill, e
 	sc.recompute = recompute
 	e.step = st.Number
 	st.Outputs += out
@@ -257,22 +273,6 @@ func (s *Scheduler) schedule(e *entry, n, cached int, admitted, recompute bool) 
 	} else {
 		s.st.DecodeTokens += int64(n)
 	}
-	if s.cfg.Hooks.Scheduled != nil {
-		s.cfg.Hooks.Scheduled(sc)
-	}
-}
-
-// decoded records a decode of one pending token: a sampled token means
-// the prompt is complete and forked, so it emits one output.
-func (s *Scheduler) decoded(e *entry) {
-	st := &s.step
-	sc := st.add()
-	sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, 1
-	sc.Cached, sc.Outputs, sc.Admitted, sc.Prefill, sc.e, sc.recompute = 0, 1, false, false, e, false
-	e.step = st.Number
-	st.Outputs++
-	st.Tokens++
-	s.st.DecodeTokens++
 	if s.cfg.Hooks.Scheduled != nil {
 		s.cfg.Hooks.Scheduled(sc)
 	}
@@ -556,23 +556,25 @@ func (s *Scheduler) Update(tokens []int32) error {
 		if len(out) == 0 {
 			continue
 		}
-		if !e.req.forked {
+		if sc.Prefill && !e.req.forked {
 			if err := s.fork(e); err != nil {
 				s.inStep = false
 				return err
 			}
 		}
-		if len(out) == 1 {
-			if err := s.emit(e, out[0]); err != nil {
-				s.inStep = false
-				return err
+		for j, tok := range out {
+			x := e
+			if len(out) > 1 { // the samples of a prompt that just forked
+				x = e.req.samples[e.idx+j]
 			}
-			continue
-		}
-		for j, t := range out {
-			if err := s.emit(e.req.samples[e.idx+j], t); err != nil {
-				s.inStep = false
-				return err
+			x.outputs++
+			x.pending, x.hasPending = tok, true
+			s.st.Outputs++
+			if x.outputs >= x.limit || (x.stops && x.req.stops(tok)) {
+				if err := s.finish(x); err != nil {
+					s.inStep = false
+					return err
+				}
 			}
 		}
 	}
@@ -598,7 +600,8 @@ func (s *Scheduler) fork(e *entry) error {
 		if err != nil {
 			return fmt.Errorf("sched: request %d: fork %v: %w", r.id, e.seq, err)
 		}
-		ce := &entry{req: r, idx: k, seq: c, where: inRunning, length: e.length, computed: e.computed, heap: -1}
+		ce := &entry{req: r, idx: k, seq: c, where: inRunning, length: e.length, computed: e.computed,
+			limit: e.limit, stops: e.stops, heap: -1}
 		r.samples = append(r.samples, ce)
 		s.running = append(s.running, ce)
 		s.st.Forks++
@@ -606,15 +609,9 @@ func (s *Scheduler) fork(e *entry) error {
 	return nil
 }
 
-// emit records e's next token and finishes e when it is its last.
-func (s *Scheduler) emit(e *entry, tok int32) error {
+// finish frees a sample that produced its last token.
+func (s *Scheduler) finish(e *entry) error {
 	r := e.req
-	e.outputs++
-	e.pending, e.hasPending = tok, true
-	s.st.Outputs++
-	if e.outputs < r.maxTokens && r.promptLen+e.outputs < s.maxLen && (len(r.stop) == 0 || !r.stops(tok)) {
-		return nil
-	}
 	if err := s.m.Free(e.seq); err != nil {
 		return fmt.Errorf("sched: request %d: free %v: %w", r.id, e.seq, err)
 	}
