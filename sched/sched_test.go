@@ -461,3 +461,28 @@ func TestNext(t *testing.T) {
 	assert.Equal(t, 1, n)
 	require.NoError(t, s.Update(make([]int32, st.Outputs)))
 }
+
+func TestRequestAccessors(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 32})
+	s, err := sched.New(m, sched.Config{Policy: sched.Priority})
+	require.NoError(t, err)
+	r, err := s.Submit([]int32{1, 2, 3, 4, 5, 6}, sched.Options{MaxTokens: 3, N: 2, Priority: 7})
+	require.NoError(t, err)
+	other, err := s.Submit([]int32{1, 2, 3, 4, 5, 9}, sched.Options{MaxTokens: 1, Priority: 9})
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, r.ID())
+	assert.Equal(t, 6, r.PromptLen())
+	assert.Equal(t, 3, r.MaxTokens())
+	assert.Equal(t, 2, r.N())
+	assert.Equal(t, 7, r.Priority())
+	assert.Equal(t, 1, r.Samples())
+	assert.Zero(t, r.Outputs(5), "no such sample")
+	assert.Zero(t, r.Seq(-1))
+	assert.Equal(t, sched.Waiting, r.State())
+	drain(t, s, 1)
+	assert.Equal(t, 2, r.Samples())
+	assert.Equal(t, 3, r.Outputs(1))
+	assert.Zero(t, r.Seq(0), "done")
+	assert.Equal(t, 4, other.Cached(), "admitted after request 1 in the same step, it hits the full block request 1 just committed")
+	assert.EqualValues(t, 2, s.Stats().Finished)
+}
