@@ -76,6 +76,7 @@ func (b *VLLMBatch) Decode(frame []byte) error {
 	b.TS, b.DataParallelRank, b.HasRank = 0, 0, false
 	b.Events, b.hashes, b.tokens, b.spans = b.Events[:0], b.hashes[:0], b.tokens[:0], b.spans[:0]
 	if err := b.decode(&msgReader{b: frame}); err != nil {
+		b.TS, b.DataParallelRank, b.HasRank = 0, 0, false
 		b.Events, b.hashes, b.tokens, b.spans = b.Events[:0], b.hashes[:0], b.tokens[:0], b.spans[:0]
 		return err
 	}
