@@ -3,6 +3,7 @@ package allocator
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -274,8 +275,19 @@ func TestHostileInput(t *testing.T) {
 			switch {
 			case tc.panics:
 				require.NotNil(t, recovered, "want a misuse panic, got error %v", err)
-				msg, ok := recovered.(string)
-				require.True(t, ok, "panic value %T %v is not the package's message", recovered, recovered)
+				// Misuse panics with a message; a read-only accessor with
+				// an error whose text is the message.
+				var msg string
+				switch v := recovered.(type) {
+				case string:
+					msg = v
+				case error:
+					_, isRuntime := v.(runtime.Error)
+					require.False(t, isRuntime, "a runtime panic: %v", v)
+					msg = v.Error()
+				default:
+					require.Failf(t, "panic value", "%T %v is not the package's message", v, v)
+				}
 				assert.True(t, strings.HasPrefix(msg, "allocator: "), "panic %q lacks the package prefix", msg)
 				assert.Regexp(t, fmt.Sprintf(`block %d(\D|$)`, tc.panicID), msg, "the panic does not name the block")
 			case recovered != nil:

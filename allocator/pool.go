@@ -146,29 +146,31 @@ func (p *Pool) Valid(id BlockID) bool { return int(id) >= p.reserved && int(id) 
 // RefCount returns the number of references to id (0 for free, cached and
 // reserved blocks). REQUIRES: id in [0, Total).
 func (p *Pool) RefCount(id BlockID) int32 {
-	// The read-only accessors sit on the manager's hot paths: one compare,
-	// which also spares the slice's own bounds check, keeps them inlined.
-	if uint(id) >= uint(len(p.refs)) {
-		p.unknown(id)
+	// The read-only accessors sit on the manager's hot paths and must
+	// inline: the range check replaces the slice's own bounds check, and
+	// panicking with a small value rather than calling a formatter keeps
+	// them cheap (the message is built only if the panic is printed).
+	if refs, i := p.refs, int(id); uint(i) < uint(len(refs)) {
+		return refs[i]
 	}
-	return p.refs[id]
+	panic(rangeError{id, len(p.refs)})
 }
 
 // IsFree reports whether id is on the free list. REQUIRES: id in [0, Total).
 func (p *Pool) IsFree(id BlockID) bool {
-	if uint(id) >= uint(len(p.state)) {
-		p.unknown(id)
+	if st, i := p.state, int(id); uint(i) < uint(len(st)) {
+		return st[i] == stateFree
 	}
-	return p.state[id] == stateFree
+	panic(rangeError{id, len(p.state)})
 }
 
 // IsCached reports whether id is unreferenced with its content kept.
 // REQUIRES: id in [0, Total).
 func (p *Pool) IsCached(id BlockID) bool {
-	if uint(id) >= uint(len(p.state)) {
-		p.unknown(id)
+	if st, i := p.state, int(id); uint(i) < uint(len(st)) {
+		return st[i] == stateCached
 	}
-	return p.state[id] == stateCached
+	panic(rangeError{id, len(p.state)})
 }
 
 // Alloc takes one block off the free list with one reference. It returns
@@ -326,12 +328,15 @@ func (p *Pool) outOfRange(id BlockID) {
 	panic(fmt.Sprintf("allocator: block %d out of range [%d, %d)", id, p.reserved, len(p.refs)))
 }
 
-// unknown is outOfRange for the read-only accessors, which take reserved
-// IDs too.
-//
-//go:noinline
-func (p *Pool) unknown(id BlockID) {
-	panic(fmt.Sprintf("allocator: block %d out of range [0, %d)", id, len(p.refs)))
+// rangeError is the panic value of a read-only accessor given an ID
+// outside [0, Total).
+type rangeError struct {
+	id    BlockID
+	total int
+}
+
+func (e rangeError) Error() string {
+	return fmt.Sprintf("allocator: block %d out of range [0, %d)", e.id, e.total)
 }
 
 func (p *Pool) take(id BlockID) {
