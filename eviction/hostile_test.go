@@ -313,3 +313,12 @@ func TestHostileCapacity(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileNames: names no policy has.
+func TestHostileNames(t *testing.T) {
+	for _, name := range []string{"", " ", "lru ", "l\x00ru", "ＬＲＵ", strings.Repeat("x", 1<<16)} {
+		f, err := ByName(name)
+		require.ErrorIs(t, err, ErrUnknownPolicy, "%.20q", name)
+		assert.Nil(t, f)
+	}
+}
