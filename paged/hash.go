@@ -18,7 +18,8 @@ type Hash [32]byte
 type Hasher interface {
 	// Sum returns the hash of a full block from its parent's hash, its
 	// tokens and its encoded extra keys (LoRA ID, cache salt, multimodal
-	// content hashes; empty when there are none).
+	// content hashes; empty when there are none). The manager never passes
+	// a nil parent; the package's hashers read nil as the all-zero hash.
 	Sum(parent *Hash, tokens []int32, extra []byte) Hash
 }
 
@@ -35,6 +36,9 @@ func NewSHA256Hasher() *SHA256Hasher { return &SHA256Hasher{buf: make([]byte, 0,
 
 // Sum implements Hasher.
 func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
+	if parent == nil {
+		parent = &zeroHash
+	}
 	b := append(h.buf[:0], parent[:]...)
 	for _, t := range tokens {
 		b = binary.LittleEndian.AppendUint32(b, uint32(t))
@@ -53,6 +57,9 @@ type FastHasher struct{}
 
 // Sum implements Hasher. Only the first 16 bytes of the result vary.
 func (FastHasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
+	if parent == nil {
+		parent = &zeroHash
+	}
 	a := binary.LittleEndian.Uint64(parent[0:8]) ^ 0x9e3779b97f4a7c15
 	b := binary.LittleEndian.Uint64(parent[8:16]) ^ 0xc2b2ae3d27d4eb4f
 	for i := 0; i+1 < len(tokens); i += 2 {
@@ -78,6 +85,9 @@ func mix(x, y uint64) uint64 {
 	return hi ^ lo
 }
 
+// zeroHash stands for a nil parent.
+var zeroHash Hash
+
 // rootHash is the parent of every chain's first block.
 func rootHash(seed []byte) Hash {
 	return sha256.Sum256(append([]byte("pagedkv root\x00"), seed...))
@@ -89,6 +99,9 @@ func rootHash(seed []byte) Hash {
 // servers by the prefix they hold without owning a manager. Only full
 // blocks are hashed.
 func (m *Manager) BlockHashes(dst []Hash, tokens []int32, opts *SeqOptions) ([]Hash, error) {
+	if err := checkTokens("BlockHashes", tokens); err != nil {
+		return dst, err
+	}
 	if err := m.checkOptions(opts, len(tokens)); err != nil {
 		return dst, err
 	}

@@ -134,7 +134,7 @@ func (t *hostTier) notePriority(id allocator.BlockID, s *sequence, now int64) {
 	if r := s.opts.Retention; r != nil {
 		t.prio[id] = int8(r.Priority)
 		if r.Ticks > 0 {
-			t.expires[id] = now + r.Ticks
+			t.expires[id] = expiry(now, r.Ticks)
 		}
 	}
 }
