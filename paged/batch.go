@@ -26,7 +26,10 @@ type Batch struct {
 	// first BuildBatch to fix it (kernels compiled for one width; a longer
 	// sequence is then an error); left zero, it is chosen automatically as
 	// a power of two of at least 16 that fits the longest scheduled
-	// sequence, and grows when needed.
+	// sequence, and grows when needed. Changing it between calls fixes the
+	// new width (or, set back to zero, makes it automatic again) and
+	// rewrites every row. At most MaxModelLen/BlockSize rounded up to a
+	// power of two (16 if that is smaller).
 	Stride int
 	// Seqs are the scheduled sequences, one table row each.
 	Seqs []SeqID

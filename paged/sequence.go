@@ -40,9 +40,12 @@ type SeqOptions struct {
 	// Retention asks the eviction policy to keep this sequence's cached
 	// blocks (policies that implement eviction.Hinter honour it).
 	Retention *Retention
-	// Window is the sliding attention window in tokens: blocks the window
-	// no longer reaches are released (see window.go). 0 means full
-	// attention; it must not exceed MaxModelLen.
+	// Window is the sliding attention window in tokens: the query at
+	// position p reads positions [p-Window+1, p], and blocks the window no
+	// longer reaches are released (see window.go). A windowed sequence may
+	// grow to Config.MaxModelLen, past what the pool holds; Truncate never
+	// rolls it back past released blocks. 0 means full attention; it must
+	// not exceed MaxModelLen.
 	Window int
 }
 
@@ -545,7 +548,8 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 
 // AppendSpeculative appends draft tokens that a verifier may still reject:
 // they get slots like any token but their blocks are never committed to the
-// prefix cache until AcceptSpeculative.
+// prefix cache until AcceptSpeculative, and they do not slide a sliding
+// window (it slides from the accepted length).
 func (m *Manager) AppendSpeculative(id SeqID, tokens ...int32) error {
 	return m.appendTokens(id, tokens, true)
 }
