@@ -84,7 +84,9 @@
 // vLLM's do. Bad input (unknown handles, out-of-range numbers, nil
 // batches, negative token IDs) returns an error wrapping ErrInvalid,
 // ErrUnknownSequence or ErrSequenceState and never panics; a panic means a
-// broken internal invariant and names the block.
+// broken internal invariant and names the block. (A method called on a nil
+// *Manager, *Placement or *SplitPlan panics like any nil dereference: the
+// receiver is the program's, not input.)
 //
 // # Limits
 //
