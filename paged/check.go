@@ -55,9 +55,6 @@ func (m *Manager) Check() error {
 			return err
 		}
 		for k, b := range s.blocks {
-			if (k < s.released) != (b == nullBlock) {
-				return fmt.Errorf("paged: sequence slot %d entry %d names block %d, window released %d", i, k, b, s.released)
-			}
 			if b == nullBlock {
 				continue
 			}
@@ -133,25 +130,23 @@ func (m *Manager) Check() error {
 // windowStart, so a wrong slide is caught.
 func (m *Manager) checkWindow(i int, s *sequence, table []allocator.BlockID, null allocator.BlockID) error {
 	w := s.opts.Window
-	if w == 0 {
-		if s.released != 0 {
-			return fmt.Errorf("paged: sequence slot %d has no window but %d released entries", i, s.released)
-		}
-		return nil
-	}
-	if s.released > len(table) {
-		return fmt.Errorf("paged: sequence slot %d: %d released entries in a table of %d", i, s.released, len(table))
+	if (w == 0 && s.released != 0) || s.released > len(table) {
+		return fmt.Errorf("paged: sequence slot %d (window %d): %d released entries in a table of %d", i, w, s.released, len(table))
 	}
 	for k, b := range table {
 		if (b == null) != (k < s.released) {
 			return fmt.Errorf("paged: sequence slot %d entry %d names block %d, but the released prefix is %d entries", i, k, b, s.released)
 		}
 	}
+	if w == 0 {
+		return nil
+	}
 	accepted := len(s.tokens) - s.spec
-	for p := max(0, accepted-w+1); p < len(s.tokens); p++ {
-		if table[p/m.bs] == null {
-			return fmt.Errorf("paged: sequence slot %d (window %d, %d tokens, %d unaccepted): position %d, which the query at %d reads, names the null block",
-				i, w, len(s.tokens), s.spec, p, accepted)
+	lo := max(0, accepted-w+1)
+	for k := lo / m.bs; k*m.bs < len(s.tokens); k++ {
+		if table[k] == null {
+			return fmt.Errorf("paged: sequence slot %d (window %d, %d tokens, %d unaccepted): entry %d is null, but the query at %d reads positions from %d",
+				i, w, len(s.tokens), s.spec, k, accepted, lo)
 		}
 	}
 	return nil

@@ -239,7 +239,7 @@ func (m *Manager) checkNew(op string, n int, opts *SeqOptions, waiting bool) err
 		return errorf(ErrNever, "%s: %d tokens exceed the %d a sequence may hold (MaxModelLen %d, pool %d tokens)", op, n, lim, m.cfg.MaxModelLen, m.cfg.poolTokens())
 	}
 	if waiting && m.nlive-m.nrunning >= m.cfg.MaxWaiting {
-		return errorf(ErrNoSpace, "%s: %d sequences are waiting, Config.MaxWaiting", op, m.nlive-m.nrunning)
+		return errorf(ErrNoSpace, "%s: %d sequences wait, as many as Config.MaxWaiting allows", op, m.nlive-m.nrunning)
 	}
 	return nil
 }
