@@ -203,7 +203,7 @@ func hostileManagerCases() []hostileCase {
 	}
 
 	// Every handle-taking method with every kind of bad handle.
-	probe := &hostile{full: paged.SeqID(1 << 32), freed: paged.SeqID(2 << 32)}
+	probe := &hostile{} // for the names of the bad handles only
 	for _, op := range slices.Sorted(maps.Keys(handleOps)) {
 		for _, hk := range slices.Sorted(maps.Keys(badHandles(probe))) {
 			f := handleOps[op]
