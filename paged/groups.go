@@ -30,6 +30,10 @@ import (
 // from the right; failing that, the run from block 0), and the full
 // attention hit cut to that length.
 //
+// A chunked group's hit needs the blocks of the hit point's chunk; a State
+// group's state is not cached, so, as in vLLM v1, a manager with one has no
+// prefix hits; a Shared group holds nothing and reads its target's table.
+//
 // Supported operations with more than one group: Add, AddHashed,
 // AddFromHashes, Admit, CanAdmit, Append, Preempt, Free, ResetCache,
 // BuildBatch, tables, statistics, events (each says its Group) and Check.
