@@ -32,18 +32,20 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("redis", os.Getenv("PAGEDKV_REDIS_ADDR"), "Redis address for the Redis-backed replays (default $PAGEDKV_REDIS_ADDR; empty skips them)")
 	tracePath := fs.String("trace", "", "Mooncake trace file (default: the embedded synthetic trace)")
 	limit := fs.Int("requests", 0, "replay only the first N requests (0: all)")
+	format := fs.String("format", "", "trace format")
+	shared := fs.Int("shared-prefix", 0, "shared blocks")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	reqs := bench.MooncakeSynthetic()
-	if *tracePath != "" {
-		var err error
-		if reqs, err = bench.ReadTraceFile(*tracePath, "mooncake"); err != nil {
-			return err
-		}
+	reqs, _, _, err := loadCacheTrace(*tracePath, format)
+	if err != nil {
+		return err
+	}
+	if reqs, err = bench.SharedPrefix(reqs, *shared, 512); err != nil {
+		return err
 	}
 	if cfg.Servers < 1 || cfg.Blocks < 2 || cfg.Slots < 1 {
 		return fmt.Errorf("-servers %d, -blocks %d and -slots %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.Slots)
