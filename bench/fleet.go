@@ -260,12 +260,14 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 	}
 	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), Decisions: make([]int, len(reqs))}
 	servers := make([]fleetServer, cfg.Servers)
+	byName := make(map[string]int, cfg.Servers)
 	for i := range servers {
 		m, err := paged.New(paged.Config{BlockSize: cfg.BlockSize, NumBlocks: cfg.Blocks, Events: 1 << 16})
 		if err != nil {
 			return res, err
 		}
 		servers[i] = fleetServer{name: fmt.Sprint("s", i), m: m}
+		byName[servers[i].name] = i
 		if _, err := cfg.Index.Register(servers[i].name); err != nil {
 			return res, err
 		}
@@ -375,8 +377,12 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 			if err != nil {
 				return res, err
 			}
+			// Scores come by the index's server IDs, which routers
+			// sharing the index may have assigned in another order.
 			for k := range scores {
-				cands[scores[k].Server].Score = scores[k]
+				if si, ok := byName[scores[k].Name]; ok {
+					cands[si].Score = scores[k]
+				}
 			}
 		}
 		si := r.Router.Route(cands)

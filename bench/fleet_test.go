@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/fleet/redisindex"
 )
 
 // fleetTrace is the first part of the Mooncake trace: enough requests for
@@ -60,8 +61,9 @@ func TestFleetRedisRoutesLikeMemory(t *testing.T) {
 	for _, i := range []int{3, 4} {
 		mem, err := RunFleet(reqs, FleetConfig{Speed: 2}, FleetRouters(1, 8)[i])
 		require.NoError(t, err)
-		back, err := fleet.NewRedis(c, fleet.RedisConfig{Prefix: "pagedkv-bench-test"})
+		back, err := redisindex.New(c, redisindex.Config{Prefix: "pagedkv-bench-test"})
 		require.NoError(t, err)
+		require.NoError(t, back.Delete("fleet-test"))
 		x, err := fleet.New(fleet.Config{Model: "fleet-test", MaxServers: 8, Backend: back})
 		require.NoError(t, err)
 		red, err := RunFleet(reqs, FleetConfig{Speed: 2, Index: x}, FleetRouters(1, 8)[i])

@@ -84,10 +84,8 @@ func memoryBackend(b *testing.B) Backend {
 
 func BenchmarkApply(b *testing.B) {
 	b.Run("memory", func(b *testing.B) { benchApply(b, memoryBackend(b)) })
-	b.Run("redis", func(b *testing.B) { benchApply(b, redisBackend(b, redisAddr(b))) })
 }
 
 func BenchmarkLookup64(b *testing.B) {
 	b.Run("memory", func(b *testing.B) { benchLookup(b, memoryBackend(b)) })
-	b.Run("redis", func(b *testing.B) { benchLookup(b, redisBackend(b, redisAddr(b))) })
 }

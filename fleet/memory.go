@@ -47,11 +47,18 @@ type Memory struct {
 	slotCopies []uint16
 	policy     eviction.Policy
 	access     eviction.Accessor
+	// The registry: one Index per Memory, so no one else writes it.
+	model    string
+	max      int
+	names    []string
+	byName   map[string]ServerID
+	states   []StreamState
+	attached bool
 }
 
 var _ Backend = (*Memory)(nil)
 
-// NewMemory returns a Memory backend; Init (called by New) sizes it.
+// NewMemory returns a Memory backend; Attach (called by New) sizes it.
 func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.Capacity == 0 {
 		cfg.Capacity = DefaultMemoryCapacity
@@ -65,10 +72,19 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	return &Memory{cfg: cfg}, nil
 }
 
-// Init implements Backend. It allocates the slot arrays up front.
-func (m *Memory) Init(model string, maxServers int) error {
+// Attach implements Backend. The first call allocates the slot arrays;
+// a Memory holds one model's index and serves one Index.
+func (m *Memory) Attach(model string, maxServers int) error {
+	if m.attached {
+		if model != m.model || maxServers != m.max {
+			return fmt.Errorf("%w: memory backend holds model %q for %d servers, not %q for %d", ErrInvalid, m.model, m.max, model, maxServers)
+		}
+		return nil
+	}
+	m.model, m.max, m.attached = model, maxServers, true
+	m.byName = make(map[string]ServerID)
 	c := m.cfg.Capacity
-	m.words = wordsFor(maxServers)
+	m.words = WordsFor(maxServers)
 	m.index = newTable(c)
 	m.n = 0
 	m.live = make([]bool, c)
@@ -88,8 +104,46 @@ func (m *Memory) Init(model string, maxServers int) error {
 // Len returns the number of block hashes held.
 func (m *Memory) Len() int { return m.n }
 
-// Apply implements Backend.
-func (m *Memory) Apply(server ServerID, events []paged.Event) error {
+// Register implements Backend.
+func (m *Memory) Register(name string, init StreamState) (ServerID, StreamState, error) {
+	if id, ok := m.byName[name]; ok {
+		return id, m.states[id], nil
+	}
+	if len(m.names) >= m.max {
+		return 0, StreamState{}, fmt.Errorf("%w: %q would be server %d of %d", ErrTooManyServers, name, len(m.names)+1, m.max)
+	}
+	id := ServerID(len(m.names))
+	m.names = append(m.names, name)
+	m.states = append(m.states, init)
+	m.byName[name] = id
+	return id, init, nil
+}
+
+// Servers implements Backend.
+func (m *Memory) Servers(dst []ServerRecord) ([]ServerRecord, error) {
+	for i, n := range m.names {
+		dst = append(dst, ServerRecord{Name: n, State: m.states[i]})
+	}
+	return dst, nil
+}
+
+// Update implements Backend.
+func (m *Memory) Update(server ServerID, old, next StreamState, clearFirst bool, events []paged.Event) (StreamState, error) {
+	if server < 0 || int(server) >= len(m.states) {
+		return StreamState{}, fmt.Errorf("%w: server %d is not registered", ErrInvalid, server)
+	}
+	if m.states[server] != old {
+		return m.states[server], ErrConflict
+	}
+	if clearFirst {
+		m.clear(server)
+	}
+	m.apply(server, events)
+	m.states[server] = next
+	return next, nil
+}
+
+func (m *Memory) apply(server ServerID, events []paged.Event) {
 	for i := range events {
 		ev := &events[i]
 		switch ev.Kind {
@@ -114,7 +168,6 @@ func (m *Memory) Apply(server ServerID, events []paged.Event) error {
 			m.clear(server)
 		}
 	}
-	return nil
 }
 
 // copyKey names the extra copies one server holds of one entry on one
@@ -240,13 +293,9 @@ func (m *Memory) drop(s int32, inPolicy bool) {
 	m.free = append(m.free, s)
 }
 
-// Clear implements Backend. It scans every slot: clearing is rare (lost
-// events, a cache reset, an expired server), lookups and events are not.
-func (m *Memory) Clear(server ServerID) error {
-	m.clear(server)
-	return nil
-}
-
+// clear drops every entry of server. It scans every slot: clearing is
+// rare (lost events, a cache reset, an expired server), lookups and
+// events are not.
 func (m *Memory) clear(server ServerID) {
 	w, bit := int(server)/64, uint64(1)<<(uint(server)%64)
 	for s := range int32(len(m.live)) {
@@ -264,10 +313,11 @@ func (m *Memory) clear(server ServerID) {
 }
 
 // Lookup implements Backend. A hit refreshes the entry in the policy.
-func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64) ([]uint64, error) {
+func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error) {
 	if words != m.words {
-		return dst, fmt.Errorf("%w: lookup with %d words, backend has %d", ErrInvalid, words, m.words)
+		return dst, states, fmt.Errorf("%w: lookup with %d words, backend has %d", ErrInvalid, words, m.words)
 	}
+	states = append(states, m.states...)
 	for i := range hashes {
 		s, ok := m.index.find(&hashes[i], m.hashes)
 		if !ok {
@@ -279,5 +329,5 @@ func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64) ([]uint64,
 		m.touch(s)
 		dst = append(dst, m.masks[int(s)*2*words:(int(s)+1)*2*words]...)
 	}
-	return dst, nil
+	return dst, states, nil
 }

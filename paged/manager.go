@@ -29,6 +29,7 @@ type Manager struct {
 
 	// Per block, indexed by BlockID.
 	hash     []Hash
+	parent   []Hash // the hash before hash[id] in its chain, root for a first block (Snapshot)
 	cached   []bool // the block's content is committed to the index
 	dupNext  []allocator.BlockID
 	dupPrev  []allocator.BlockID
@@ -77,6 +78,7 @@ func New(cfg Config) (*Manager, error) {
 		pool:    pool,
 		policy:  cfg.Policy(cfg.NumBlocks),
 		hash:    make([]Hash, cfg.NumBlocks),
+		parent:  make([]Hash, cfg.NumBlocks),
 		cached:  make([]bool, cfg.NumBlocks),
 		dupNext: make([]allocator.BlockID, cfg.NumBlocks),
 		dupPrev: make([]allocator.BlockID, cfg.NumBlocks),

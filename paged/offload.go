@@ -46,6 +46,7 @@ func (m *Manager) offload(id allocator.BlockID) bool {
 	}
 	hb := t.alloc(&m.events)
 	t.hash[hb] = *h
+	t.parent[hb] = m.parent[id]
 	t.index.set(h, hb)
 	t.pool.ReleaseToCache(hb)
 	t.policy.Insert(hb)

@@ -49,6 +49,10 @@ func (m *Manager) claim(id allocator.BlockID) {
 // commit records that block id holds the content named by h.
 func (m *Manager) commit(id allocator.BlockID, h Hash, depth int, parent allocator.BlockID, s *sequence) {
 	m.hash[id] = h
+	m.parent[id] = m.root
+	if depth > 0 {
+		m.parent[id] = s.hashes[depth-1]
+	}
 	m.cached[id] = true
 	if head, ok := m.index.get(&h); ok {
 		tail := m.dupPrev[head]

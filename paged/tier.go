@@ -25,8 +25,9 @@ type hostTier struct {
 	floor     int
 
 	// Per host block.
-	hash  []Hash
-	index hashIndex
+	hash   []Hash
+	parent []Hash // as Manager.parent
+	index  hashIndex
 	// hmark maps a host block to the device block it was swapped into
 	// during one SwapIn call, so shared host blocks come back shared.
 	hmark []allocator.BlockID
@@ -77,6 +78,7 @@ func newHostTier(cfg Config, nDevice int) (*hostTier, error) {
 		offload: !cfg.DisableOffload && !cfg.DisablePrefixCaching,
 		floor:   cfg.OffloadPriority,
 		hash:    make([]Hash, cfg.HostBlocks),
+		parent:  make([]Hash, cfg.HostBlocks),
 		hmark:   make([]allocator.BlockID, cfg.HostBlocks),
 		prio:    make([]int8, nDevice),
 		expires: make([]int64, nDevice),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/fleet/redisindex"
 )
 
 // runFleet replays the Mooncake trace over a fleet of managers behind each
@@ -85,8 +86,11 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		mem = append(mem, res)
 		redisCol, same := "-", "-"
 		if r.Prefix && rdb != nil {
-			back, err := fleet.NewRedis(rdb, fleet.RedisConfig{})
+			back, err := redisindex.New(rdb, redisindex.Config{})
 			if err != nil {
+				return err
+			}
+			if err := back.Delete("kvbench-fleet"); err != nil {
 				return err
 			}
 			x, err := fleet.New(fleet.Config{Model: "kvbench-fleet", MaxServers: cfg.Servers, Backend: back})
