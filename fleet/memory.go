@@ -24,7 +24,10 @@ type MemoryConfig struct {
 	// Policy orders the entries for eviction. Every store and every
 	// lookup hit of an entry re-inserts it (or calls Access when the
 	// policy is an eviction.Accessor), so eviction.NewLRU forgets the
-	// least recently reported or asked-for hash. Default eviction.NewLRU.
+	// least recently reported or asked-for hash; a lookup hit of an entry
+	// refreshed within the last Capacity/8 refreshes is not refreshed
+	// again (under LRU it cannot be the victim before then). Default
+	// eviction.NewLRU.
 	Policy eviction.Factory
 }
 
@@ -47,6 +50,16 @@ type Memory struct {
 	slotCopies []uint16
 	policy     eviction.Policy
 	access     eviction.Accessor
+	// clock counts policy refreshes and inserts; stamp[s] is the clock
+	// at slot s's last one. A lookup hit refreshes an entry only when
+	// more than window refreshes happened since its last: under LRU such
+	// an entry is still among the window most recent, far from being the
+	// victim, so skipping the refresh changes no eviction it could
+	// suffer soon, and a hot prefix looked up again and again costs no
+	// policy work.
+	clock  uint64
+	stamp  []uint64
+	window uint64
 	// The registry: one Index per Memory, so no one else writes it.
 	model    string
 	max      int
@@ -90,6 +103,8 @@ func (m *Memory) Attach(model string, maxServers int) error {
 	m.live = make([]bool, c)
 	m.copies = make(map[copyKey]uint32)
 	m.slotCopies = make([]uint16, c)
+	m.stamp = make([]uint64, c)
+	m.window = uint64(max(c/8, 1))
 	m.hashes = make([]paged.Hash, c)
 	m.masks = make([]uint64, c*2*m.words)
 	m.free = make([]int32, c)
@@ -257,10 +272,14 @@ func (m *Memory) slot(h *paged.Hash) int32 {
 	m.live[s] = true
 	m.n++
 	m.policy.Insert(allocator.BlockID(s))
+	m.clock++
+	m.stamp[s] = m.clock
 	return s
 }
 
 func (m *Memory) touch(s int32) {
+	m.clock++
+	m.stamp[s] = m.clock
 	if m.access != nil {
 		m.access.Access(allocator.BlockID(s))
 		return
@@ -312,7 +331,8 @@ func (m *Memory) clear(server ServerID) {
 	}
 }
 
-// Lookup implements Backend. A hit refreshes the entry in the policy.
+// Lookup implements Backend. A hit refreshes the entry in the policy
+// (see MemoryConfig.Policy).
 func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error) {
 	if words != m.words {
 		return dst, states, fmt.Errorf("%w: lookup with %d words, backend has %d", ErrInvalid, words, m.words)
@@ -326,7 +346,9 @@ func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64, states []S
 			}
 			continue
 		}
-		m.touch(s)
+		if m.clock-m.stamp[s] >= m.window {
+			m.touch(s)
+		}
 		dst = append(dst, m.masks[int(s)*2*words:(int(s)+1)*2*words]...)
 	}
 	return dst, states, nil

@@ -73,6 +73,10 @@ type Backend struct {
 	words  int
 	max    int
 	n      int // servers known registered
+	// raw and parsed cache the last state string read per server: most
+	// lookups find the same states.
+	raw    []string
+	parsed []fleet.StreamState
 	keys   []string
 	args   []any
 }
@@ -440,14 +444,26 @@ func (r *Backend) Lookup(hashes []paged.Hash, words int, dst []uint64, states []
 	if tok, _ := vals[0].(string); tok != r.token {
 		return dst, states, fmt.Errorf("redisindex: lookup: %w", fleet.ErrIndexLost)
 	}
-	for _, v := range vals[2 : 2+n] {
+	r.raw, r.parsed = r.raw[:min(len(r.raw), n)], r.parsed[:min(len(r.parsed), n)]
+	for i, v := range vals[2 : 2+n] {
+		s, _ := v.(string)
+		if i < len(r.raw) && r.raw[i] == s {
+			states = append(states, r.parsed[i])
+			continue
+		}
 		st, err := parseState(v)
 		if err != nil {
 			return dst, states, err
 		}
+		if i < len(r.raw) {
+			r.raw[i], r.parsed[i] = s, st
+		} else {
+			r.raw, r.parsed = append(r.raw, s), append(r.parsed, st)
+		}
 		states = append(states, st)
 	}
-	if c, _ := strconv.Atoi(fmt.Sprint(vals[1])); c > n {
+	count, _ := vals[1].(string)
+	if c, _ := strconv.Atoi(count); c > n {
 		// New servers: their states now, then the index reloads names.
 		more := make([]string, 0, c-n)
 		for i := n; i < c; i++ {
