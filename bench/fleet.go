@@ -187,6 +187,11 @@ type FleetResult struct {
 	ApplyTime time.Duration
 	// Decisions is the server chosen for each request, in trace order.
 	Decisions []int
+	// Index is the index's counters at the end of the replay (losses,
+	// gaps, conflicts), and PartialServers the servers it then marked
+	// partial: both zero unless the backend misbehaved.
+	Index          fleet.Stats
+	PartialServers int
 }
 
 // LookupsPerSecond is Lookups / LookupTime.
@@ -398,6 +403,16 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 	for len(done) > 0 {
 		if err := finish(heap.Pop(&done).(completion)); err != nil {
 			return res, err
+		}
+	}
+	res.Index = cfg.Index.Stats()
+	st, err := cfg.Index.Servers(nil)
+	if err != nil {
+		return res, err
+	}
+	for _, s := range st {
+		if s.Partial {
+			res.PartialServers++
 		}
 	}
 	for i := range servers {
