@@ -23,7 +23,9 @@ import (
 // landing on a busier server is worth it exactly when that server's
 // backlog is less than N tokens longer. When every server holds the same
 // prefix the cache terms are equal and the router balances by Work alone
-// (ties go to the lower Load, then the lower index).
+// (ties go to the lower Load, then to a server drawn with Rand when it is
+// set, else the lower index: a fixed order would send every exact tie to
+// the same server).
 //
 // The idea follows NVIDIA Dynamo's KV router, which weighs the blocks a
 // worker would have to prefill against its active blocks and samples a
@@ -48,7 +50,7 @@ type CostAware struct {
 	// Temperature of the softmax sampling; 0 picks the cheapest server.
 	Temperature float64
 	// Rand returns uniform numbers in [0, 1); required when Temperature
-	// is positive.
+	// is positive, and used to break exact ties when set.
 	Rand func() float64
 }
 
@@ -102,11 +104,19 @@ func (c CostAware) Route(cands []Candidate) int {
 	if c.Validate() != nil {
 		return LeastLoaded{}.Route(cands)
 	}
-	best, lo, hi := -1, 0.0, 0.0
+	best, lo, hi, ties := -1, 0.0, 0.0, 0
 	for i := range cands {
 		v := c.Cost(&cands[i])
-		if best < 0 || v < lo || (v == lo && cands[i].Load < cands[best].Load) {
-			best, lo = i, v
+		switch {
+		case best < 0 || v < lo || (v == lo && cands[i].Load < cands[best].Load):
+			best, lo, ties = i, v, 1
+		case v == lo && cands[i].Load == cands[best].Load:
+			// Reservoir sampling: each of the ties ends up chosen with
+			// probability 1/ties.
+			ties++
+			if c.Rand != nil && c.Rand()*float64(ties) < 1 {
+				best = i
+			}
 		}
 		if i == 0 || v > hi {
 			hi = v

@@ -69,3 +69,19 @@ func TestCostAwareValidate(t *testing.T) {
 	// An invalid router balances load rather than guessing.
 	assert.Equal(t, 1, CostAware{}.Route([]Candidate{{Score: Score{Blocks: 9}, Load: 2}, {Load: 1}}))
 }
+
+func TestCostAwareBreaksExactTiesWithRand(t *testing.T) {
+	u := 0.0
+	c := CostAware{BlockSize: 16, Rand: func() float64 { return u }}
+	cands := []Candidate{{Load: 1}, {Load: 1}, {Load: 1}, {Load: 2}}
+	picked := map[int]int{}
+	for i := range 300 {
+		u = float64(i%100)/100 + 0.005
+		picked[c.Route(cands)]++
+	}
+	assert.Zero(t, picked[3], "a higher Load never wins a cost tie")
+	for i := range 3 {
+		assert.Greater(t, picked[i], 50, "server %d", i)
+	}
+	assert.Equal(t, 0, CostAware{BlockSize: 16}.Route(cands), "without Rand: the lowest index")
+}
