@@ -153,7 +153,7 @@ func FleetRouters(seed uint64, loadCap float64) []FleetRouter {
 		{Name: "least-loaded", Router: fleet.LeastLoaded{}},
 		{Name: "prefix-aware", Router: fleet.PrefixAware{}, Prefix: true},
 		{Name: fmt.Sprintf("prefix-aware, load cap %g", loadCap), Router: fleet.PrefixAware{LoadCap: loadCap}, Prefix: true},
-		{Name: "cost-aware", Router: fleet.CostAware{BlockSize: MooncakeBlockSize, }, Prefix: true},
+		{Name: "cost-aware", Router: fleet.CostAware{BlockSize: MooncakeBlockSize}, Prefix: true},
 	}
 }
 
