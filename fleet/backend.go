@@ -130,7 +130,9 @@ type Backend interface {
 	Update(server ServerID, old, next StreamState, clear bool, events []paged.Event) (StreamState, error)
 	// Lookup appends the holder sets of each hash, in order, to dst:
 	// words uint64 of device holders (bit s for server s) then words
-	// uint64 of host holders, 2*words per hash. It also appends to states
+	// uint64 of host holders, 2*words per hash. It may stop after a hash
+	// no server holds (the hashes left out count as held by none), since
+	// every server's run of leading blocks ends there. It also appends to states
 	// the state of every registered server, by ID, as of the same moment.
 	Lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error)
 }

@@ -523,26 +523,12 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	// record where each bit dies. Device counts: bit-sliced counters (plane
 	// p holds bit p of every server's count), so each hash costs a few
 	// word operations whatever the number of servers.
-	n := len(hashes)
-	for i := range hashes {
-		dev, host := masks[2*w*i:2*w*i+w], masks[2*w*i+w:2*w*(i+1)]
-		any := false
-		for k := range w {
-			held := (dev[k] | host[k]) & x.alive[k]
-			for died := x.alive[k] &^ held; died != 0; died &= died - 1 {
-				out[k*64+bits.TrailingZeros64(died)].Blocks = i
-			}
-			x.alive[k] = held
-			carry := dev[k] & held
-			for p := k * countBits; carry != 0; p++ {
-				carry, x.planes[p] = x.planes[p]&carry, x.planes[p]^carry
-			}
-			any = any || held != 0
-		}
-		if !any {
-			n = i
-			break
-		}
+	// A backend may stop after a hash no server holds.
+	n := min(len(hashes), len(masks)/(2*w))
+	if w == 1 {
+		n = x.runsOneWord(masks, out, n)
+	} else {
+		n = x.runs(masks, out, n)
 	}
 	for k := range w {
 		for alive := x.alive[k]; alive != 0; alive &= alive - 1 {
@@ -559,6 +545,60 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	}
 	x.markPartial(out)
 	return dst, nil
+}
+
+// runs records where each server's run of leading blocks ends (in
+// out[s].Blocks, for the servers whose run ends before n) and counts
+// device blocks in x.planes; it returns the number of hashes some server
+// still holds at the end.
+func (x *Index) runs(masks []uint64, out []Score, n int) int {
+	w := x.words
+	for i := range n {
+		dev, host := masks[2*w*i:2*w*i+w], masks[2*w*i+w:2*w*(i+1)]
+		any := false
+		for k := range w {
+			held := (dev[k] | host[k]) & x.alive[k]
+			for died := x.alive[k] &^ held; died != 0; died &= died - 1 {
+				out[k*64+bits.TrailingZeros64(died)].Blocks = i
+			}
+			x.alive[k] = held
+			carry := dev[k] & held
+			for p := k * countBits; carry != 0; p++ {
+				carry, x.planes[p] = x.planes[p]&carry, x.planes[p]^carry
+			}
+			any = any || held != 0
+		}
+		if !any {
+			return i
+		}
+	}
+	return n
+}
+
+// runsOneWord is runs for up to 64 servers (the default), with the
+// holder sets and counters in registers and on the stack.
+func (x *Index) runsOneWord(masks []uint64, out []Score, n int) int {
+	alive := x.alive[0]
+	var planes [countBits]uint64
+	masks = masks[:2*n]
+	for i := range n {
+		dev := masks[2*i]
+		held := (dev | masks[2*i+1]) & alive
+		for died := alive &^ held; died != 0; died &= died - 1 {
+			out[bits.TrailingZeros64(died)].Blocks = i
+		}
+		alive = held
+		for p, carry := 0, dev&held; carry != 0 && p < countBits; p++ {
+			carry, planes[p] = planes[p]&carry, planes[p]^carry
+		}
+		if held == 0 {
+			n = i
+			break
+		}
+	}
+	x.alive[0] = alive
+	copy(x.planes, planes[:])
+	return n
 }
 
 // markPartial sets Partial from the servers' states. A dirty server

@@ -332,7 +332,7 @@ func (m *Memory) clear(server ServerID) {
 }
 
 // Lookup implements Backend. A hit refreshes the entry in the policy
-// (see MemoryConfig.Policy).
+// (see MemoryConfig.Policy). It stops at the first hash it does not hold.
 func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error) {
 	if words != m.words {
 		return dst, states, fmt.Errorf("%w: lookup with %d words, backend has %d", ErrInvalid, words, m.words)
@@ -341,10 +341,7 @@ func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64, states []S
 	for i := range hashes {
 		s, ok := m.index.find(&hashes[i], m.hashes)
 		if !ok {
-			for range 2 * words {
-				dst = append(dst, 0)
-			}
-			continue
+			break // no server holds it: every run ends here
 		}
 		if m.clock-m.stamp[s] >= m.window {
 			m.touch(s)
