@@ -5,6 +5,7 @@
 package fleettest
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -15,8 +16,12 @@ import (
 	"github.com/pagedkv/pagedkv/paged"
 )
 
-// H names test block i.
-func H(i int) paged.Hash { return fleet.HashFromVLLMInt(uint64(i) + 1000) }
+// H names test block i: i+1000 big-endian in the last 8 bytes.
+func H(i int) paged.Hash {
+	var h paged.Hash
+	binary.BigEndian.PutUint64(h[24:], uint64(i)+1000)
+	return h
+}
 
 // Hs names test blocks.
 func Hs(ids ...int) []paged.Hash {
