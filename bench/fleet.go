@@ -373,6 +373,7 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		}
 		for k := range cands {
 			cands[k].Work = cfg.PrefillRate * cfg.wait(&servers[k], reqs)
+			cands[k].Queue = float64(len(servers[k].queue)) / float64(cfg.Slots)
 		}
 		if r.Prefix {
 			t0 := time.Now()

@@ -8,20 +8,27 @@ import (
 // CostAware routes each request to the server where it costs the least
 // work, in tokens of prefill:
 //
-//	cost = uncached prompt tokens there + HostCost x prompt tokens to bring back from the host tier
+//	cost = (uncached prompt tokens there + HostCost x prompt tokens to bring back from the host tier)
+//	       x (1 + Candidate.Queue)
 //	     + LoadWeight x Candidate.Work
 //
-// The first terms come from the index: a server holding Score.Device
+// The prefill terms come from the index: a server holding Score.Device
 // leading blocks on the device and Score.Blocks on either tier computes
-// every prompt token past its run, and copies the host part back. The
-// last is the server's backlog. The request's own length is the same on
-// every server, so only the differences matter and it is left out: a
-// server that holds nothing costs 0 plus its backlog.
+// every prompt token past its run, and copies the host part back. That
+// prefill costs the request itself, and it holds one of the server's
+// slots, so it also delays each request queued there behind it: Queue
+// (waiting requests per slot) of them, a token each. Work is the
+// server's backlog, the delay before the request starts. The request's
+// own length is the same on every server, so only the differences matter
+// and the router measures prefill relative to the whole prompt: a server
+// that holds nothing costs 0 plus its backlog.
 //
 // With the default weights every term is a token of prefill, so no
-// weight is tuned to a trace: a request that saves N tokens of prefill by
-// landing on a busier server is worth it exactly when that server's
-// backlog is less than N tokens longer. When every server holds the same
+// weight is tuned to a trace: on an idle fleet a request that saves N
+// tokens of prefill by landing on a busier server is worth it exactly
+// when that server's backlog is less than N tokens longer; on a queued
+// one the saving counts for everyone waiting behind, so the cache weighs
+// more as queues grow. When every server holds the same
 // prefix the cache terms are equal and the router balances by Work alone
 // (ties go to the lower Load, then to a server drawn with Rand when it is
 // set, else the lower index: a fixed order would send every exact tie to
@@ -92,7 +99,7 @@ func (c CostAware) Cost(cand *Candidate) float64 {
 	// Relative to computing the whole prompt: every cached token saves its
 	// prefill, a host token gives back HostCost of it.
 	saved := float64(cand.Blocks)*bs - float64(cand.Blocks-cand.Device)*bs*host
-	return load*cand.Work - saved
+	return load*cand.Work - saved*(1+max(cand.Queue, 0))
 }
 
 // Route implements Router. A configuration Validate rejects routes to

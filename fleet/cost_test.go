@@ -85,3 +85,21 @@ func TestCostAwareBreaksExactTiesWithRand(t *testing.T) {
 	}
 	assert.Equal(t, 0, CostAware{BlockSize: 16}.Route(cands), "without Rand: the lowest index")
 }
+
+func TestCostAwareWeighsHitsMoreWhenRequestsQueue(t *testing.T) {
+	c := CostAware{BlockSize: 16}
+	// Saving 64 tokens on a server whose backlog is 100 tokens longer is
+	// not worth it for the request alone...
+	cands := []Candidate{
+		{Score: Score{Blocks: 4, Device: 4}, Work: 100},
+		{Work: 0},
+	}
+	assert.Equal(t, 1, c.Route(cands))
+	// ...but with one request per slot waiting there, the 64 tokens are
+	// also saved for each of them: 128 saved against 100.
+	cands[0].Queue = 1
+	assert.InDelta(t, 100-128, c.Cost(&cands[0]), 1e-9)
+	assert.Equal(t, 0, c.Route(cands))
+	cands[0].Queue = -3 // nonsense counts as none
+	assert.Equal(t, 1, c.Route(cands))
+}

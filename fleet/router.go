@@ -15,6 +15,12 @@ type Candidate struct {
 	// requests it runs at once. It is the delay, in prefill tokens, that
 	// the server's backlog adds to a new request. CostAware reads it.
 	Work float64
+	// Queue is the number of requests waiting to start on the server per
+	// request it runs at once (waiting requests / concurrent slots;
+	// negative counts as 0). Each
+	// token of prefill a request computes there delays about that many
+	// requests queued behind it by a token each; CostAware counts it.
+	Queue float64
 }
 
 // Router picks the server for one request. Route returns an index into
