@@ -16,8 +16,9 @@ import (
 // leading blocks on the device and Score.Blocks on either tier computes
 // every prompt token past its run, and copies the host part back. That
 // prefill costs the request itself, and it holds one of the server's
-// slots, so it also delays each request queued there behind it: Queue
-// (waiting requests per slot) of them, a token each. Work is the
+// slots, so it also delays the requests that will queue behind it, a
+// token each per slot: about Queue of them (waiting requests per slot),
+// taking as many to wait behind it as wait there now. Work is the
 // server's backlog, the delay before the request starts. The request's
 // own length is the same on every server, so only the differences matter
 // and the router measures prefill relative to the whole prompt: a server
