@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -270,4 +271,34 @@ func TestMemoryEvictionForgetsCopies(t *testing.T) {
 	assert.Empty(t, m.copies)
 	require.NoError(t, x.Apply("a", []paged.Event{stored(3, paged.Device, 1), removed(4, paged.Device, 1)}))
 	assert.Equal(t, 0, lookup(t, x, 1)[0].Blocks, "no stale copy count survived the eviction")
+}
+
+func TestConfigAndEventsRejectNonsense(t *testing.T) {
+	for _, cfg := range []Config{
+		{Backend: (*Memory)(nil)},
+		{Backend: &Memory{}},
+		{DeviceWeight: math.Inf(1)},
+		{MaxServers: 1 << 17},
+		{MaxServers: 1 << 16, Backend: mustMemory(t, MaxMemoryCapacity)}, // over MaxMemoryBytes
+	} {
+		_, err := New(cfg)
+		require.ErrorIs(t, err, ErrInvalid, "%+v", cfg)
+	}
+	_, err := NewMemory(MemoryConfig{Capacity: MaxMemoryCapacity + 1})
+	require.ErrorIs(t, err, ErrInvalid)
+	x, err := New(Config{})
+	require.NoError(t, err)
+	require.ErrorIs(t, x.Apply("a", []paged.Event{{Seq: 1, Kind: paged.BlockStored, Hashes: hs(1), Medium: 7}}), ErrInvalid)
+	require.ErrorIs(t, x.Apply("a", []paged.Event{{Seq: 1, Kind: paged.BlockMoved, Hashes: hs(1), From: 9}}), ErrInvalid)
+	sc := lookup(t, x, 1)
+	assert.Empty(t, sc, "nothing was registered")
+	m := mustMemory(t, 8)
+	_, _, err = m.Lookup(hs(1), 1, nil, nil)
+	require.ErrorIs(t, err, ErrInvalid, "a Memory used before Attach")
+}
+
+func mustMemory(t *testing.T, capacity int) *Memory {
+	m, err := NewMemory(MemoryConfig{Capacity: capacity})
+	require.NoError(t, err)
+	return m
 }

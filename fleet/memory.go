@@ -13,6 +13,29 @@ import (
 // a fleet of up to 64 servers.
 const DefaultMemoryCapacity = 1 << 18
 
+// MaxMemoryCapacity is the largest MemoryConfig.Capacity: 2^24 block
+// hashes.
+const MaxMemoryCapacity = 1 << 24
+
+// MaxMemoryBytes bounds what a Memory backend allocates up front, its
+// slot arrays, hash table and policy for Capacity entries with holder sets
+// for every server: 4 GiB. Attach (called by New) refuses a Capacity and
+// Config.MaxServers whose estimate exceeds it; about 120 bytes an entry
+// for up to 64 servers, plus 16 bytes an entry per further 64 servers.
+const MaxMemoryBytes = 4 << 30
+
+// memoryBytes estimates the up-front allocation of a Memory backend with
+// capacity entries and holder sets of words 64-bit words per tier.
+func memoryBytes(capacity, words int) int64 {
+	c := int64(capacity)
+	table := int64(16)
+	for table/16 < 2*c {
+		table <<= 1
+	}
+	// hash 32, live 1, slotCopies 2, free 4, stamp 8, policy at most 64.
+	return table + c*(32+1+2+4+8+64+16*int64(words))
+}
+
 // MemoryConfig configures a Memory backend. Zero values mean defaults.
 type MemoryConfig struct {
 	// Capacity bounds the number of block hashes held. When a new hash
@@ -76,8 +99,8 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.Capacity == 0 {
 		cfg.Capacity = DefaultMemoryCapacity
 	}
-	if cfg.Capacity < 1 || cfg.Capacity > 1<<30 {
-		return nil, fmt.Errorf("%w: MemoryConfig.Capacity %d must be in [1, 2^30]", ErrInvalid, cfg.Capacity)
+	if cfg.Capacity < 1 || cfg.Capacity > MaxMemoryCapacity {
+		return nil, fmt.Errorf("%w: MemoryConfig.Capacity %d must be in [1, MaxMemoryCapacity=%d]", ErrInvalid, cfg.Capacity, MaxMemoryCapacity)
 	}
 	if cfg.Policy == nil {
 		cfg.Policy = eviction.NewLRU
@@ -85,18 +108,33 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	return &Memory{cfg: cfg}, nil
 }
 
-// Attach implements Backend. The first call allocates the slot arrays;
-// a Memory holds one model's index and serves one Index.
+// Attach implements Backend. The first call allocates the slot arrays
+// (refusing with ErrInvalid a size whose estimate exceeds
+// MaxMemoryBytes); a Memory holds one model's index and serves one Index.
 func (m *Memory) Attach(model string, maxServers int) error {
+	if m == nil || m.cfg.Capacity == 0 {
+		return fmt.Errorf("%w: Memory not created with NewMemory", ErrInvalid)
+	}
 	if m.attached {
 		if model != m.model || maxServers != m.max {
 			return fmt.Errorf("%w: memory backend holds model %q for %d servers, not %q for %d", ErrInvalid, m.model, m.max, model, maxServers)
 		}
 		return nil
 	}
+	c := m.cfg.Capacity
+	if maxServers < 1 || maxServers > maxServersLimit {
+		return fmt.Errorf("%w: %d servers, must be in [1, %d]", ErrInvalid, maxServers, maxServersLimit)
+	}
+	if b := memoryBytes(c, WordsFor(maxServers)); b > MaxMemoryBytes {
+		return fmt.Errorf("%w: MemoryConfig.Capacity %d with Config.MaxServers %d needs about %d MiB up front, over MaxMemoryBytes (%d MiB)",
+			ErrInvalid, c, maxServers, b>>20, MaxMemoryBytes>>20)
+	}
+	policy := m.cfg.Policy(c)
+	if policy == nil {
+		return fmt.Errorf("%w: MemoryConfig.Policy returned a nil policy", ErrInvalid)
+	}
 	m.model, m.max, m.attached = model, maxServers, true
 	m.byName = make(map[string]ServerID)
-	c := m.cfg.Capacity
 	m.words = WordsFor(maxServers)
 	m.index = newTable(c)
 	m.n = 0
@@ -111,7 +149,7 @@ func (m *Memory) Attach(model string, maxServers int) error {
 	for i := range m.free {
 		m.free[i] = int32(c - 1 - i) // pop order 0, 1, 2, ...
 	}
-	m.policy = m.cfg.Policy(c)
+	m.policy = policy
 	m.access, _ = m.policy.(eviction.Accessor)
 	return nil
 }
@@ -121,6 +159,9 @@ func (m *Memory) Len() int { return m.n }
 
 // Register implements Backend.
 func (m *Memory) Register(name string, init StreamState) (ServerID, StreamState, error) {
+	if !m.attached {
+		return 0, StreamState{}, fmt.Errorf("%w: Memory used before Attach", ErrInvalid)
+	}
 	if id, ok := m.byName[name]; ok {
 		return id, m.states[id], nil
 	}
@@ -334,6 +375,9 @@ func (m *Memory) clear(server ServerID) {
 // Lookup implements Backend. A hit refreshes the entry in the policy
 // (see MemoryConfig.Policy). It stops at the first hash it does not hold.
 func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error) {
+	if !m.attached {
+		return dst, states, fmt.Errorf("%w: Memory used before Attach", ErrInvalid)
+	}
 	if words != m.words {
 		return dst, states, fmt.Errorf("%w: lookup with %d words, backend has %d", ErrInvalid, words, m.words)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -85,7 +86,7 @@ var _ fleet.Backend = (*Backend)(nil)
 
 // New returns a Backend using client c, which the caller owns and closes.
 func New(c redis.UniversalClient, cfg Config) (*Backend, error) {
-	if c == nil {
+	if v := reflect.ValueOf(c); c == nil || (v.Kind() == reflect.Pointer && v.IsNil()) {
 		return nil, fmt.Errorf("%w: nil redis client", fleet.ErrInvalid)
 	}
 	if cfg.Prefix == "" {
