@@ -74,6 +74,15 @@ type Backend struct {
 	words  int
 	max    int
 	n      int // servers known registered
+	// head holds the boxed MGET arguments before the block keys (the
+	// command, epoch, count and n state keys), rebuilt when n or the
+	// epoch changes; boxed caches boxed block keys of recent lookups, so
+	// a hot prefix costs no string building; mget is the argument scratch.
+	head      []any
+	headN     int
+	headToken string
+	boxed     map[paged.Hash]any
+	mget      []any
 	// raw and parsed cache the last state string read per server: most
 	// lookups find the same states.
 	raw    []string
@@ -346,6 +355,9 @@ func (r *Backend) Servers(dst []fleet.ServerRecord) ([]fleet.ServerRecord, error
 
 func (r *Backend) blockKey(h *paged.Hash) string { return r.prefix + "b:" + string(h[:]) }
 
+// boxedKeys bounds Backend.boxed: block keys of 1Ki 64-block requests.
+const boxedKeys = 1 << 16
+
 // fixedArgs is the number of script arguments before the ops.
 const fixedArgs = 6
 
@@ -431,14 +443,27 @@ func (r *Backend) Lookup(hashes []paged.Hash, words int, dst []uint64, states []
 	}
 	ctx := context.Background()
 	n := r.n
-	r.keys = append(r.keys[:0], r.epoch, r.prefix+"count")
-	for i := range n {
-		r.keys = append(r.keys, r.prefix+"st:"+strconv.Itoa(i))
+	if r.headN != n || r.headToken != r.token || r.head == nil {
+		r.head = append(r.head[:0], "mget", r.epoch, r.prefix+"count")
+		for i := range n {
+			r.head = append(r.head, r.prefix+"st:"+strconv.Itoa(i))
+		}
+		r.headN, r.headToken = n, r.token
+		r.boxed = make(map[paged.Hash]any)
 	}
+	r.mget = append(r.mget[:0], r.head...)
 	for i := range hashes {
-		r.keys = append(r.keys, r.blockKey(&hashes[i]))
+		k, ok := r.boxed[hashes[i]]
+		if !ok {
+			if len(r.boxed) >= boxedKeys {
+				clear(r.boxed)
+			}
+			k = r.blockKey(&hashes[i])
+			r.boxed[hashes[i]] = k
+		}
+		r.mget = append(r.mget, k)
 	}
-	vals, err := r.c.MGet(ctx, r.keys...).Result()
+	vals, err := r.c.Do(ctx, r.mget...).Slice()
 	if err != nil {
 		return dst, states, fmt.Errorf("redisindex: lookup: %w", err)
 	}
