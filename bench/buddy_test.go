@@ -83,54 +83,72 @@ func TestBuddyInvalid(t *testing.T) {
 // releasing everything merges the arena back to its starting blocks.
 func TestBuddyRandom(t *testing.T) {
 	for _, size := range []int{1, 7, 64, 100, 1000} {
-		rng := rand.New(rand.NewPCG(uint64(size), 42))
 		b, err := NewBuddy(size)
 		require.NoError(t, err)
 		largest0 := b.Largest()
-		owner := make([]int, size) // 0 free, else offset+1 of the owner
-		live := map[int]int{}
-		for i := range 3000 {
-			if len(live) > 0 && rng.IntN(3) == 0 {
-				for off, n := range live {
-					require.NoError(t, b.Release(off))
-					for s := off; s < off+n; s++ {
-						owner[s] = 0
-					}
-					delete(live, off)
-					break
-				}
+		randomArena(t, b, size, 42, ErrBuddyFull, func(owner []int, n, off int, placed bool) {
+			if placed {
+				require.Zero(t, off%(1<<ceilLog2(n)), "offset %d of a %d-slot allocation is misaligned", off, n)
 			} else {
-				n := 1 + rng.IntN(max(1, size/4))
-				fits := b.Fits(n)
-				off, err := b.Alloc(n)
-				if err != nil {
-					require.ErrorIs(t, err, ErrBuddyFull)
-					require.False(t, fits)
-					require.Less(t, b.Largest(), n, "a free block of %d would hold %d", b.Largest(), n)
-				} else {
-					require.True(t, fits)
-					require.Zero(t, off%(1<<ceilLog2(n)), "offset %d of a %d-slot allocation is misaligned", off, n)
-					for s := off; s < off+n; s++ {
-						require.Zero(t, owner[s], "step %d: slot %d allocated twice", i, s)
-						owner[s] = off + 1
-					}
-					live[off] = n
-				}
+				require.Less(t, b.Largest(), n, "a free block of %d would hold %d", b.Largest(), n)
 			}
-			require.NoError(t, b.Check(), "size %d step %d", size, i)
-			used := 0
-			for _, n := range live {
-				used += n
-			}
-			require.Equal(t, size-used, b.Free())
-		}
-		for off := range live {
-			require.NoError(t, b.Release(off))
-		}
-		require.NoError(t, b.Check())
-		require.Equal(t, size, b.Free())
+		})
 		require.Equal(t, largest0, b.Largest(), "size %d did not merge back", size)
 	}
+}
+
+// randomArena runs 3000 seeded random allocations and releases on a, an
+// empty arena of size slots, checking after each that a's invariants hold,
+// that Fits agreed with Alloc, that no slot is handed out twice and that
+// the free count matches a shadow of the owners; place checks where each
+// allocation went (or why it failed). It releases everything at the end.
+func randomArena(t *testing.T, a arena, size int, seed uint64, full error, place func(owner []int, n, off int, placed bool)) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(size), seed))
+	owner := make([]int, size) // 0 free, else offset+1 of the owner
+	live := map[int]int{}
+	for i := range 3000 {
+		if len(live) > 0 && rng.IntN(3) == 0 {
+			for off, n := range live {
+				require.NoError(t, a.Release(off))
+				for s := off; s < off+n; s++ {
+					owner[s] = 0
+				}
+				delete(live, off)
+				break
+			}
+		} else {
+			n := 1 + rng.IntN(max(1, size/4))
+			fits := a.Fits(n)
+			// place sees the owners before the allocation.
+			snapshot := append([]int(nil), owner...)
+			off, err := a.Alloc(n)
+			if err != nil {
+				require.ErrorIs(t, err, full)
+				require.False(t, fits)
+				place(snapshot, n, 0, false)
+			} else {
+				require.True(t, fits)
+				place(snapshot, n, off, true)
+				for s := off; s < off+n; s++ {
+					require.Zero(t, owner[s], "step %d: slot %d allocated twice", i, s)
+					owner[s] = off + 1
+				}
+				live[off] = n
+			}
+		}
+		require.NoError(t, a.Check(), "size %d step %d", size, i)
+		used := 0
+		for _, n := range live {
+			used += n
+		}
+		require.Equal(t, size-used, a.Free())
+	}
+	for off := range live {
+		require.NoError(t, a.Release(off))
+	}
+	require.NoError(t, a.Check())
+	require.Equal(t, size, a.Free())
 }
 
 func TestBuddyAllocatesNothing(t *testing.T) {

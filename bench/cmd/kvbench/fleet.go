@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,8 +17,7 @@ import (
 // router and prints hit rate, balance, waits and index speed, with the
 // prefix-aware routers replayed again on Redis when an address is given.
 func runFleet(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("fleet", stderr)
 	var cfg bench.FleetConfig
 	fs.IntVar(&cfg.Servers, "servers", 8, "number of servers")
 	fs.IntVar(&cfg.Blocks, "blocks", 2048, "blocks per server (512 tokens each), null block included")
@@ -34,9 +32,6 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	limit := fs.Int("requests", 0, "replay only the first N requests (0: all)")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	reqs := bench.MooncakeSynthetic()
 	if *tracePath != "" {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -18,8 +17,7 @@ import (
 const vllmDigest = "38a4b81b4e06ea94875657a5d3c9567875cd1f3e8c8ed2d2c4135beb0586dd97"
 
 func runOverhead(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("kvbench overhead", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("overhead", stderr)
 	var cfg bench.W1Config
 	fs.IntVar(&cfg.Requests, "requests", 2000, "number of leading trace requests to replay")
 	fs.IntVar(&cfg.Blocks, "blocks", 8192, "KV blocks in the pool, block 0 (the null block) included")
@@ -32,15 +30,8 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the JSON line only, without the summary")
 	trace := fs.String("trace", "", "Azure CSV trace (default: the embedded Azure conversation trace)")
 	policy := fs.String("policy", "lru", "eviction policy of cached blocks (eviction.Names); -compat vllm needs lru")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kvbench overhead [flags]\n\nReplays workload W1 (an Azure conversation trace through a vLLM-style scheduler)\nand reports the manager's counters and the time spent in its calls.\n\nflags:")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *repeat < 1 {
 		return fmt.Errorf("-repeat %d must be at least 1", *repeat)

@@ -55,8 +55,7 @@ type planReport struct {
 // 256K context: the weights take almost everything, and the row per KV
 // type shows how quantizing the cache buys context.
 func runPlan(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("plan", stderr)
 	model := fs.String("model", "Kimi-K2", "preset model `name` ("+modelNames()+")")
 	layers := fs.Int("layers", 0, "custom model: attention layers")
 	kvHeads := fs.Int("kv-heads", 0, "custom model: KV heads (GQA/MQA)")
@@ -81,9 +80,6 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	// Which flags were given decides between a preset and a custom shape,
 	// so a flag set to its zero value still counts.

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -15,10 +13,6 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 
 	"github.com/pagedkv/pagedkv/bench/attention"
 	"github.com/pagedkv/pagedkv/paged"
@@ -118,8 +112,7 @@ type quantResult struct {
 }
 
 func runQuant(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("kvbench quant", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("quant", stderr)
 	var cfg quantConfig
 	fs.IntVar(&cfg.shape.QueryHeads, "q-heads", 32, "query heads (Llama-3.1-8B: 32)")
 	fs.IntVar(&cfg.shape.KVHeads, "kv-heads", 8, "KV heads (Llama-3.1-8B: 8)")
@@ -135,12 +128,8 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.outliers, "outliers", "bias", `key outlier channels: "bias" (large fixed-sign magnitude) or "spread" (large variance)`)
 	types := fs.String("types", strings.Join(quantTypes, ","), "KV types (rows), comma-separated")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	plotPath := fs.String("plot", "", "write a memory-vs-error plot to this file (.png, .svg or .pdf)")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.seed = *seed
 	if cfg.outliers != "bias" && cfg.outliers != "spread" {
@@ -197,11 +186,6 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 		}
 		for i := range rows {
 			results[i].Errors = append(results[i].Errors, errs[i])
-		}
-	}
-	if *plotPath != "" {
-		if err := plotQuant(*plotPath, results); err != nil {
-			return err
 		}
 	}
 	if *asJSON {
@@ -448,52 +432,4 @@ func tokensLabel(n int) string {
 		return strconv.Itoa(n/1024) + "K"
 	}
 	return strconv.Itoa(n)
-}
-
-// plotQuant draws memory per token against the mean error at the longest
-// context, one labeled point per type, error on a log scale.
-func plotQuant(path string, results []quantResult) error {
-	p := plot.New()
-	last := len(results[0].Errors) - 1
-	p.Title.Text = fmt.Sprintf("KV quantization: memory vs attention error (%s context)", tokensLabel(results[0].Errors[last].Context))
-	p.X.Label.Text = "KV bytes per token (KiB, whole model)"
-	p.Y.Label.Text = "mean relative error of attention output"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	var xys plotter.XYs
-	var labels []string
-	for _, r := range results {
-		e := r.Errors[last].Mean
-		if e <= 0 {
-			continue // exact: nothing to show on a log scale
-		}
-		xys = append(xys, plotter.XY{X: float64(r.BytesPerToken) / 1024, Y: e})
-		labels = append(labels, r.Type)
-	}
-	if len(xys) == 0 {
-		return errors.New("-plot: no type with a nonzero error")
-	}
-	sc, err := plotter.NewScatter(xys)
-	if err != nil {
-		return err
-	}
-	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
-	if err != nil {
-		return err
-	}
-	for i := range lb.TextStyle {
-		lb.TextStyle[i].Font.Size = vg.Points(7)
-		lb.TextStyle[i].XAlign = -0.1 // just right of the point
-	}
-	// Room for the labels and the points at the edges of a log axis.
-	lo, hi := math.Inf(1), 0.0
-	for _, xy := range xys {
-		lo, hi = min(lo, xy.Y), max(hi, xy.Y)
-	}
-	p.Y.Min, p.Y.Max, p.X.Min = lo/2, hi*2, 0
-	p.X.Max = float64(slices.MaxFunc(results, func(a, b quantResult) int {
-		return cmp.Compare(a.BytesPerToken, b.BytesPerToken)
-	}).BytesPerToken) / 1024 * 1.15
-	p.Add(sc, lb, plotter.NewGrid())
-	return p.Save(8*vg.Inch, 5*vg.Inch, path)
 }
