@@ -29,6 +29,7 @@ type Attention struct {
 	vbuf    []float32
 	logits  []float64
 	sums    []float64
+	q64     []float64 // the queries widened once per work item
 }
 
 // New returns the attention of a store.
@@ -40,6 +41,7 @@ func New(store *Store) *Attention {
 		vbuf:   make([]float32, sh.BlockSize*sh.HeadDim),
 		logits: make([]float64, sh.BlockSize),
 		sums:   make([]float64, sh.QueryHeads),
+		q64:    make([]float64, sh.QueryHeads*sh.HeadDim),
 	}
 }
 
@@ -134,6 +136,9 @@ func (a *Attention) partial(i int, q []float32, table []int32, seqLen int, it pa
 	}
 	sums := a.sums
 	clear(sums)
+	for c, x := range q {
+		a.q64[c] = float64(x)
+	}
 	for j := it.First; j < it.End; j++ {
 		blk := int(table[j])
 		rows := min(sh.BlockSize, seqLen-int(j)*sh.BlockSize)
@@ -141,12 +146,12 @@ func (a *Attention) partial(i int, q []float32, table []int32, seqLen int, it pa
 			k := a.store.key.read(a.store, blk, kh, rows, a.kbuf)
 			v := a.store.value.read(a.store, blk, kh, rows, a.vbuf)
 			for qh := kh * group; qh < (kh+1)*group; qh++ {
-				qv := q[qh*d : (qh+1)*d]
+				qv := a.q64[qh*d : (qh+1)*d]
 				m := lse[qh]
 				for t := range rows {
 					var dot float64
 					for c, x := range k[t*d : (t+1)*d] {
-						dot += float64(qv[c]) * float64(x)
+						dot += qv[c] * float64(x)
 					}
 					a.logits[t] = dot * scale
 					m = max(m, a.logits[t])
