@@ -67,7 +67,9 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	// Wall time of the whole grid, to report next to the per-replay times
 	// (they overlap when workers > 1).
 	start := time.Now()
+	prog := startProgress(stderr, *asJSON, "cache", "replays", int64(len(pols)*len(caps)))
 	results, err := bench.RunCacheStudy(bench.CacheStudyConfig{
+		Progress:       func() { prog.Add(1) },
 		Trace:          trace,
 		Policies:       pols,
 		CapacityTokens: caps,
@@ -75,6 +77,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		HostFactor:     hostFactor,
 		Workers:        *workers,
 	})
+	prog.Stop()
 	if err != nil {
 		return err
 	}

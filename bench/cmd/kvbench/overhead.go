@@ -60,13 +60,17 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		cfg.Trace = reqs
 	}
 	runs := make([]bench.W1Result, 0, *repeat)
+	prog := startProgress(stderr, *asJSON, "overhead", "replays", int64(*repeat))
 	for range *repeat {
 		r, err := bench.RunW1(cfg)
+		prog.Add(1)
 		if err != nil {
+			prog.Stop()
 			return err
 		}
 		runs = append(runs, r)
 	}
+	prog.Stop()
 	slices.SortFunc(runs, func(a, b bench.W1Result) int { return int(a.ManagerNs - b.ManagerNs) })
 	r := runs[len(runs)/2]
 	line := overheadJSON(r)

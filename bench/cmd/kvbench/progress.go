@@ -19,10 +19,11 @@ import (
 type progress struct {
 	w           io.Writer
 	what, unit  string
+	phase       string // what part of the run, if it has parts
 	total       int64
 	done        atomic.Int64
 	start       time.Time
-	mu          sync.Mutex // guards what and writes to w
+	mu          sync.Mutex // guards phase and writes to w
 	quit, ended chan struct{}
 }
 
@@ -69,13 +70,13 @@ func (p *progress) Add(n int64) {
 	}
 }
 
-// SetWhat changes the description of what the run is doing.
-func (p *progress) SetWhat(what string) {
+// SetPhase names the part of the run under way.
+func (p *progress) SetPhase(phase string) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
-	p.what = what
+	p.phase = phase
 	p.mu.Unlock()
 }
 
@@ -107,5 +108,9 @@ func (p *progress) line(done int64, elapsed time.Duration) string {
 		left := time.Duration(float64(elapsed) * (1 - f) / f)
 		eta = "ETA " + left.Round(time.Second).String()
 	}
-	return fmt.Sprintf("%s: %d/%d %s (%.0f%%), %s elapsed, %s", p.what, done, p.total, p.unit, 100*f, elapsed.Round(time.Second), eta)
+	what := p.what
+	if p.phase != "" {
+		what += " (" + p.phase + ")"
+	}
+	return fmt.Sprintf("%s: %d/%d %s (%.0f%%), %s elapsed, %s", what, done, p.total, p.unit, 100*f, elapsed.Round(time.Second), eta)
 }

@@ -183,7 +183,7 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	prog := startProgress(stderr, *asJSON, "quant", "tokens", total)
 	defer prog.Stop()
 	for _, n := range cfg.lengths {
-		prog.SetWhat(fmt.Sprintf("quant: %s context", tokensLabel(n)))
+		prog.SetPhase(tokensLabel(n) + " context")
 		rel, err := measureQuant(cfg, n, rows, prog)
 		if err != nil {
 			return err
