@@ -343,13 +343,13 @@ func fragVerdict(results []bench.FragResult) []string {
 	}
 	var out []string
 	if paged != nil && best != nil {
-		verdict := "holds: paged beats every contiguous reservation run"
+		verdict := fmt.Sprintf("holds here, by %.1f points over the strongest", 100*(paged.TokenStates-best.TokenStates))
 		if paged.TokenStates <= best.TokenStates {
-			verdict = "does NOT hold here"
+			verdict = fmt.Sprintf("does NOT hold here: the strongest leads by %.1f points", 100*(best.TokenStates-paged.TokenStates))
 		}
 		out = append(out, fmt.Sprintf("Strongest contiguous reservation: %s, %s token states (%.2f running); %s: %s (%.2f running).",
 			best.Name(), pct(best.TokenStates), best.AvgRunning, paged.Name(), pct(paged.TokenStates), paged.AvgRunning),
-			fmt.Sprintf("The paper's claim that paged memory beats contiguous reservation %s (%+.1f points).", verdict, 100*(paged.TokenStates-best.TokenStates)))
+			"The paper's claim that paged memory beats every contiguous reservation "+verdict+".")
 	}
 	for _, a := range allocs {
 		rs := byAlloc[a]
