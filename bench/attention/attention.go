@@ -39,7 +39,7 @@ func New(store *Store) *Attention {
 		store:  store,
 		kbuf:   make([]float32, sh.BlockSize*sh.HeadDim),
 		vbuf:   make([]float32, sh.BlockSize*sh.HeadDim),
-		logits: make([]float64, sh.BlockSize),
+		logits: make([]float64, sh.QueryHeads/sh.KVHeads*sh.BlockSize),
 		sums:   make([]float64, sh.QueryHeads),
 		q64:    make([]float64, sh.QueryHeads*sh.HeadDim),
 	}
@@ -145,16 +145,12 @@ func (a *Attention) partial(i int, q []float32, table []int32, seqLen int, it pa
 		for kh := range sh.KVHeads {
 			k := a.store.key.read(a.store, blk, kh, rows, a.kbuf)
 			v := a.store.value.read(a.store, blk, kh, rows, a.vbuf)
+			a.blockLogits(k, kh*group, group, rows, d, scale)
 			for qh := kh * group; qh < (kh+1)*group; qh++ {
-				qv := a.q64[qh*d : (qh+1)*d]
+				logits := a.logits[(qh-kh*group)*sh.BlockSize:][:rows]
 				m := lse[qh]
-				for t := range rows {
-					var dot float64
-					for c, x := range k[t*d : (t+1)*d] {
-						dot += qv[c] * float64(x)
-					}
-					a.logits[t] = dot * scale
-					m = max(m, a.logits[t])
+				for _, l := range logits {
+					m = max(m, l)
 				}
 				acc := o[qh*d : (qh+1)*d]
 				if m > lse[qh] { // rescale what came before to the new maximum
@@ -166,7 +162,7 @@ func (a *Attention) partial(i int, q []float32, table []int32, seqLen int, it pa
 					lse[qh] = m
 				}
 				for t := range rows {
-					w := math.Exp(a.logits[t] - m)
+					w := math.Exp(logits[t] - m)
 					sums[qh] += w
 					for c, x := range v[t*d : (t+1)*d] {
 						acc[c] += w * float64(x)
@@ -181,6 +177,47 @@ func (a *Attention) partial(i int, q []float32, table []int32, seqLen int, it pa
 			acc[c] /= sums[qh]
 		}
 		lse[qh] += math.Log(sums[qh])
+	}
+}
+
+// blockLogits sets a.logits[g*BlockSize+t] to the scaled dot product of
+// query head first+g with key t of the block, for the group's query heads.
+// Four heads go through each key row together: each dot product still adds
+// its terms in channel order, so the result is the same to the bit, but
+// four independent sums keep the floating-point adder busy where one sum
+// waits on its previous addition.
+func (a *Attention) blockLogits(k []float32, first, group, rows, d int, scale float64) {
+	bs := a.store.shape.BlockSize
+	g := 0
+	for ; g+4 <= group; g += 4 {
+		q0 := a.q64[(first+g)*d:][:d]
+		q1 := a.q64[(first+g+1)*d:][:d]
+		q2 := a.q64[(first+g+2)*d:][:d]
+		q3 := a.q64[(first+g+3)*d:][:d]
+		for t := range rows {
+			var d0, d1, d2, d3 float64
+			for c, x := range k[t*d : (t+1)*d] {
+				y := float64(x)
+				d0 += q0[c] * y
+				d1 += q1[c] * y
+				d2 += q2[c] * y
+				d3 += q3[c] * y
+			}
+			a.logits[g*bs+t] = d0 * scale
+			a.logits[(g+1)*bs+t] = d1 * scale
+			a.logits[(g+2)*bs+t] = d2 * scale
+			a.logits[(g+3)*bs+t] = d3 * scale
+		}
+	}
+	for ; g < group; g++ {
+		qv := a.q64[(first+g)*d:][:d]
+		for t := range rows {
+			var dot float64
+			for c, x := range k[t*d : (t+1)*d] {
+				dot += qv[c] * float64(x)
+			}
+			a.logits[g*bs+t] = dot * scale
+		}
 	}
 }
 
