@@ -204,35 +204,44 @@ func FuzzBuddy(f *testing.F) {
 			return
 		}
 		require.NoError(t, err)
-		var live [][2]int // offset, length
-		owned := make([]bool, size)
-		for _, op := range ops {
-			if op&1 == 1 && len(live) > 0 {
-				// Odd: release the live allocation op/2 picks.
-				k := int(op/2) % len(live)
-				off, n := live[k][0], live[k][1]
-				require.NoError(t, b.Release(off))
-				live = append(live[:k], live[k+1:]...)
-				for i := off; i < off+n; i++ {
-					owned[i] = false
-				}
-				continue
-			}
-			// Even: allocate a size scaled from op.
-			n := 1 + int(op)*int(size)/512
-			off, err := b.Alloc(n)
-			if err != nil {
-				require.ErrorIs(t, err, ErrBuddyFull)
-				continue
-			}
+		fuzzArena(t, b, int(size), ops, ErrBuddyFull, func(_ []int, n, off int) {
 			require.Zero(t, off%(1<<ceilLog2(n)))
-			for i := off; i < off+n; i++ {
-				require.False(t, owned[i], "slot %d given twice", i)
-				owned[i] = true
-			}
-			live = append(live, [2]int{off, n})
-			require.NoError(t, b.Check())
-		}
-		require.NoError(t, b.Check())
+		})
 	})
+}
+
+// fuzzArena runs ops on a, an empty arena of size slots: an odd op
+// releases the live allocation op/2 picks, an even one allocates a size
+// scaled from op. It checks that no slot is given twice and a's invariants
+// after every allocation; placed checks where each allocation went, given
+// the owners before it.
+func fuzzArena(t *testing.T, a arena, size int, ops []byte, full error, placed func(owner []int, n, off int)) {
+	var live [][2]int // offset, length
+	owner := make([]int, size)
+	for _, op := range ops {
+		if op&1 == 1 && len(live) > 0 {
+			k := int(op/2) % len(live)
+			off, n := live[k][0], live[k][1]
+			require.NoError(t, a.Release(off))
+			live = append(live[:k], live[k+1:]...)
+			for i := off; i < off+n; i++ {
+				owner[i] = 0
+			}
+			continue
+		}
+		n := 1 + int(op)*size/512
+		off, err := a.Alloc(n)
+		if err != nil {
+			require.ErrorIs(t, err, full)
+			continue
+		}
+		placed(owner, n, off)
+		for i := off; i < off+n; i++ {
+			require.Zero(t, owner[i], "slot %d given twice", i)
+			owner[i] = off + 1
+		}
+		live = append(live, [2]int{off, n})
+		require.NoError(t, a.Check())
+	}
+	require.NoError(t, a.Check())
 }

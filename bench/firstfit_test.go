@@ -134,3 +134,19 @@ func TestFragFirstFitAndCompactByHand(t *testing.T) {
 	_, err = Frag(reqs, ModelOracle, 0, FragConfig{Allocator: Allocator(9)})
 	require.ErrorIs(t, err, ErrFragInvalid)
 }
+
+func FuzzFirstFit(f *testing.F) {
+	f.Add(uint16(100), []byte{3, 200, 7, 1, 129, 64, 2})
+	f.Add(uint16(15360), []byte{40, 80, 120, 3, 60, 5, 200})
+	f.Fuzz(func(t *testing.T, size uint16, ops []byte) {
+		ff, err := NewFirstFit(int(size))
+		if size == 0 {
+			require.ErrorIs(t, err, ErrFirstFitInvalid)
+			return
+		}
+		require.NoError(t, err)
+		fuzzArena(t, ff, int(size), ops, ErrFirstFitFull, func(owner []int, n, off int) {
+			require.Equal(t, firstRun(owner, n), off, "first fit of %d", n)
+		})
+	})
+}

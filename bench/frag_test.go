@@ -331,3 +331,22 @@ func TestFragStepAllocatesNothing(t *testing.T) {
 	assert.Equal(t, 1101, r.tokens, "1,000 runs and a warm-up")
 	assert.Positive(t, sink)
 }
+
+// Progress counts every request of a run once, preempted ones included.
+func TestFragProgressCountsEveryRequest(t *testing.T) {
+	reqs := AzureConv()[:500]
+	for _, run := range []FragRun{{Model: ModelPaged, BlockSize: 16}, {Model: ModelOracle, Allocator: AllocFirstFit}} {
+		n := 0
+		cfg := FragConfig{Allocator: run.Allocator, KVTokens: 4096, Progress: func(k int) { n += k }}
+		res, err := Frag(reqs, run.Model, run.BlockSize, cfg)
+		require.NoError(t, err)
+		require.Equal(t, len(reqs), n, run.Name())
+		if run.Model == ModelPaged {
+			require.Positive(t, res.Preemptions)
+		}
+	}
+	n := 0
+	_, err := Sharing(reqs[:50], SharingBeam, 2, 16, FragConfig{Progress: func(k int) { n += k }})
+	require.NoError(t, err)
+	require.Equal(t, 50, n)
+}

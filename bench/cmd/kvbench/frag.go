@@ -68,13 +68,15 @@ func runFrag(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	sharingReqs := min(len(reqs), o.sharingRequests)
-	sharingRuns := 0
+	total := int64(len(runs) * len(reqs))
 	if sharingReqs > 0 {
-		sharingRuns = 2 * len(o.widths)
+		for _, w := range o.widths {
+			total += int64(sharingReqs) * (sharingWeight(bench.SharingParallel, w) + sharingWeight(bench.SharingBeam, w))
+		}
 	}
-	// Progress counts finished requests over every run, the sharing runs'
-	// groups included.
-	prog := startProgress(stderr, o.json, "frag", "requests", int64(len(runs)*len(reqs)+sharingRuns*sharingReqs))
+	// Progress counts finished requests over every run, a sharing run's
+	// groups weighted by their cost.
+	prog := startProgress(stderr, o.json, "frag", "requests", total)
 	cfg := o.cfg
 	if prog != nil {
 		cfg.Progress = func(n int) { prog.Add(int64(n)) }
@@ -180,6 +182,17 @@ func parseInts(flagName, s string) ([]int, error) {
 // vLLM's default.
 const sharingBlockSize = 16
 
+// sharingWeight is the cost of one group of a sharing run in finished
+// requests of a frag run, for the progress estimate: measured on the Azure
+// trace, parallel sampling costs about width^2 and beam search, which
+// forks and copies every step, about 25 width.
+func sharingWeight(mode bench.SharingMode, width int) int64 {
+	if mode == bench.SharingBeam {
+		return int64(25 * width)
+	}
+	return int64(width * width)
+}
+
 // runSharing runs parallel sampling and beam search for every width on
 // reqs, two runs at a time.
 func runSharing(reqs []bench.Request, widths []int, cfg bench.FragConfig) ([]bench.SharingResult, error) {
@@ -203,7 +216,12 @@ func runSharing(reqs []bench.Request, widths []int, cfg bench.FragConfig) ([]ben
 	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
 		wg.Go(func() {
 			for i := range work {
-				out[i], errs[i] = bench.Sharing(reqs, jobs[i].mode, jobs[i].width, sharingBlockSize, cfg)
+				c := cfg
+				if cfg.Progress != nil {
+					weight := int(sharingWeight(jobs[i].mode, jobs[i].width))
+					c.Progress = func(n int) { cfg.Progress(n * weight) }
+				}
+				out[i], errs[i] = bench.Sharing(reqs, jobs[i].mode, jobs[i].width, sharingBlockSize, c)
 			}
 		})
 	}
