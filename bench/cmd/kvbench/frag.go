@@ -155,8 +155,10 @@ func parseFrag(args []string, stderr io.Writer) (fragOptions, error) {
 		return o, usageErrorf("-requests %d must not be negative", o.requests)
 	case o.sharingRequests < 0:
 		return o, usageErrorf("-sharing-requests %d must not be negative", o.sharingRequests)
-	case o.cfg.MaxLen < 1 || o.cfg.KVTokens < 1:
-		return o, usageErrorf("-max-len %d and -kv-tokens %d must be positive", o.cfg.MaxLen, o.cfg.KVTokens)
+	case o.cfg.MaxLen < 1 || o.cfg.KVTokens < o.cfg.MaxLen:
+		return o, usageErrorf("-max-len %d must be positive and -kv-tokens %d at least as large", o.cfg.MaxLen, o.cfg.KVTokens)
+	case slices.Max(o.blockSizes) > o.cfg.KVTokens:
+		return o, usageErrorf("-block-sizes: %d tokens exceeds -kv-tokens %d", slices.Max(o.blockSizes), o.cfg.KVTokens)
 	case o.cfg.StepTime <= 0:
 		return o, usageErrorf("-step %v must be positive", o.cfg.StepTime)
 	case o.format != "" && o.format != "azure" && o.format != "mooncake":

@@ -104,6 +104,9 @@ func TestFragBadFlags(t *testing.T) {
 			err = runFrag(args, &bytes.Buffer{}, &errb)
 		}
 		assert.Error(t, err, "%v", args)
+		if args[0] != "-trace" {
+			assert.Equal(t, 2, run(append([]string{"frag"}, args...), &bytes.Buffer{}, &bytes.Buffer{}), "%v", args)
+		}
 	}
 	err := runFrag([]string{"-h"}, &bytes.Buffer{}, &bytes.Buffer{})
 	assert.ErrorIs(t, err, flag.ErrHelp)

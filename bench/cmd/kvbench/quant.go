@@ -133,27 +133,27 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.seed = *seed
 	if cfg.outliers != "bias" && cfg.outliers != "spread" {
-		return fmt.Errorf("-outliers %q: want bias or spread", cfg.outliers)
+		return usageErrorf("-outliers %q: want bias or spread", cfg.outliers)
 	}
 	cfg.shape.BlockSize = *blockSize
 	for _, f := range strings.Split(*lengths, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 || n > 1<<20 {
-			return fmt.Errorf("-lengths: %q is not a length in [1, 2^20]", f)
+			return usageErrorf("-lengths: %q is not a length in [1, 2^20]", f)
 		}
 		cfg.lengths = append(cfg.lengths, n)
 	}
 	if cfg.seqs < 1 || cfg.queries < 1 || cfg.units < 1 || cfg.minChunkTokens < 1 || cfg.layers < 1 || *blockSize < 1 {
-		return errors.New("-seqs, -queries, -units, -min-chunk, -layers and -block-size must be positive")
+		return usageErrorf("-seqs, -queries, -units, -min-chunk, -layers and -block-size must be positive")
 	}
 	if cfg.shape.KVHeads < 1 || cfg.shape.HeadDim < 1 || cfg.shape.QueryHeads < 1 || cfg.shape.QueryHeads%cfg.shape.KVHeads != 0 {
-		return errors.New("-q-heads must be a positive multiple of -kv-heads, -head-dim positive")
+		return usageErrorf("-q-heads must be a positive multiple of -kv-heads, -head-dim positive")
 	}
 	var rows []quantRow
 	for _, name := range strings.Split(*types, ",") {
 		r, err := parseQuantRow(strings.TrimSpace(name), *blockSize)
 		if err != nil {
-			return err
+			return &usageError{err: err}
 		}
 		rows = append(rows, r)
 	}
@@ -165,7 +165,7 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	for i, r := range rows {
 		b, err := kvTokenBytes(cfg, r.keyType, r.valueType)
 		if err != nil {
-			return fmt.Errorf("type %s: %w", r.name, err)
+			return &usageError{err: fmt.Errorf("type %s: %w", r.name, err)}
 		}
 		values := 2 * cfg.layers * cfg.shape.KVHeads * cfg.shape.HeadDim
 		results[i] = quantResult{

@@ -71,5 +71,6 @@ func TestQuantBadFlags(t *testing.T) {
 		var out, errOut bytes.Buffer
 		err := runQuant(args, &out, &errOut)
 		require.Error(t, err, strings.Join(args, " "))
+		require.Equal(t, 2, run(append([]string{"quant"}, args...), &out, &errOut), "bad flags exit 2: %s", strings.Join(args, " "))
 	}
 }
