@@ -152,23 +152,23 @@ func (a *Attention) partial(i int, q []float32, table []int32, seqLen int, it pa
 				for _, l := range logits {
 					m = max(m, l)
 				}
-				acc := o[qh*d : (qh+1)*d]
 				if m > lse[qh] { // rescale what came before to the new maximum
 					f := math.Exp(lse[qh] - m)
 					sums[qh] *= f
+					acc := o[qh*d : (qh+1)*d]
 					for c := range acc {
 						acc[c] *= f
 					}
 					lse[qh] = m
 				}
-				for t := range rows {
-					w := math.Exp(logits[t] - m)
+				// The logits become the softmax weights of this block.
+				for t, l := range logits {
+					w := math.Exp(l - m)
 					sums[qh] += w
-					for c, x := range v[t*d : (t+1)*d] {
-						acc[c] += w * float64(x)
-					}
+					logits[t] = w
 				}
 			}
+			a.blockValues(o, v, kh*group, group, rows, d)
 		}
 	}
 	for qh := range lse {
@@ -217,6 +217,40 @@ func (a *Attention) blockLogits(k []float32, first, group, rows, d int, scale fl
 				dot += qv[c] * float64(x)
 			}
 			a.logits[g*bs+t] = dot * scale
+		}
+	}
+}
+
+// blockValues adds each value row of the block, weighted by a.logits (now
+// the softmax weights), to the outputs o of the group's query heads. Four
+// heads share each value row; each output channel still sums its terms in
+// token order, so the result is the same to the bit.
+func (a *Attention) blockValues(o []float64, v []float32, first, group, rows, d int) {
+	bs := a.store.shape.BlockSize
+	g := 0
+	for ; g+4 <= group; g += 4 {
+		o0 := o[(first+g)*d:][:d]
+		o1 := o[(first+g+1)*d:][:d]
+		o2 := o[(first+g+2)*d:][:d]
+		o3 := o[(first+g+3)*d:][:d]
+		for t := range rows {
+			w0, w1, w2, w3 := a.logits[g*bs+t], a.logits[(g+1)*bs+t], a.logits[(g+2)*bs+t], a.logits[(g+3)*bs+t]
+			for c, x := range v[t*d : (t+1)*d] {
+				y := float64(x)
+				o0[c] += w0 * y
+				o1[c] += w1 * y
+				o2[c] += w2 * y
+				o3[c] += w3 * y
+			}
+		}
+	}
+	for ; g < group; g++ {
+		acc := o[(first+g)*d:][:d]
+		for t := range rows {
+			w := a.logits[g*bs+t]
+			for c, x := range v[t*d : (t+1)*d] {
+				acc[c] += w * float64(x)
+			}
 		}
 	}
 }
