@@ -25,6 +25,7 @@ type progress struct {
 	start       time.Time
 	mu          sync.Mutex // guards phase and writes to w
 	quit, ended chan struct{}
+	stop        sync.Once
 }
 
 // progressInterval is how often the line is redrawn.
@@ -80,16 +81,20 @@ func (p *progress) SetPhase(phase string) {
 	p.mu.Unlock()
 }
 
-// Stop ends the line and leaves the total time in its place.
+// Stop ends the line and leaves the total time in its place; later calls
+// do nothing, so a command may both defer it and call it before printing
+// its results.
 func (p *progress) Stop() {
 	if p == nil {
 		return
 	}
-	close(p.quit)
-	<-p.ended
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "\r\x1b[K%s: done in %s\n", p.what, time.Since(p.start).Round(100*time.Millisecond))
+	p.stop.Do(func() {
+		close(p.quit)
+		<-p.ended
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		fmt.Fprintf(p.w, "\r\x1b[K%s: done in %s\n", p.what, time.Since(p.start).Round(100*time.Millisecond))
+	})
 }
 
 func (p *progress) draw() {

@@ -80,7 +80,7 @@ func TestProgressShown(t *testing.T) {
 		var errb lockedBuffer
 		require.Equal(t, 0, run(args, io.Discard, &errb), args)
 		s := errb.String()
-		assert.Contains(t, s, args[0]+": done in", args)
+		assert.Equal(t, 1, strings.Count(s, args[0]+": done in"), "%v: %q", args, s)
 		assert.True(t, strings.HasPrefix(s, "\r\x1b[K"), "%v: %q", args, s)
 		var json lockedBuffer
 		require.Equal(t, 0, run(append(args, "-json"), io.Discard, &json), args)

@@ -192,6 +192,7 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 			results[i].Errors = append(results[i].Errors, summarize(n, rel[i]))
 		}
 	}
+	prog.Stop() // before the results, so no progress line lands in them
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
