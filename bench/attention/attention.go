@@ -150,7 +150,9 @@ func (a *Attention) partial(i int, q []float32, table []int32, seqLen int, it pa
 				logits := a.logits[(qh-kh*group)*sh.BlockSize:][:rows]
 				m := lse[qh]
 				for _, l := range logits {
-					m = max(m, l)
+					if l > m { // not max: it also orders NaNs and signed zeros, slowly
+						m = l
+					}
 				}
 				if m > lse[qh] { // rescale what came before to the new maximum
 					f := math.Exp(lse[qh] - m)

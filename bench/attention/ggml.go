@@ -20,7 +20,9 @@ func (q80) Encode(codes []uint8, params []float32, src []float32, rows, dim int)
 			blk := src[r*dim+g : r*dim+min(g+ggmlBlock, dim)]
 			var amax float32
 			for _, x := range blk {
-				amax = max(amax, abs32(x))
+				if a := abs32(x); a > amax {
+					amax = a
+				}
 			}
 			d := amax / 127
 			var id float32
@@ -120,7 +122,9 @@ func (c nvfp4) Encode(codes []uint8, params []float32, src []float32, rows, dim 
 			blk := src[r*dim+g : r*dim+min(g+nvfp4Block, dim)]
 			var bmax float32
 			for _, x := range blk {
-				bmax = max(bmax, abs32(x))
+				if a := abs32(x); a > bmax {
+					bmax = a
+				}
 			}
 			// The block's largest magnitude maps onto E2M1's largest, 6.
 			s := fp8E4M3.round(bmax / 6)

@@ -17,7 +17,9 @@ func (int8Token) Encode(codes []uint8, params []float32, src []float32, rows, di
 		row := src[r*dim : (r+1)*dim]
 		var amax float32
 		for _, x := range row {
-			amax = max(amax, abs32(x))
+			if a := abs32(x); a > amax {
+				amax = a
+			}
 		}
 		scale := roundHalf(amax / 127)
 		params[r] = scale
@@ -112,8 +114,15 @@ func (c intGroup) Decode(dst []float32, codes []uint8, params []float32, rows, d
 func quantAsym(codes []uint8, src []float32, off, stride, count, bits int) (scale, zero float32) {
 	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
 	for k := range count {
+		// Plain comparisons: the builtin min and max also order NaNs and
+		// signed zeros, which costs more than the rest of this loop.
 		x := src[off+k*stride]
-		lo, hi = min(lo, x), max(hi, x)
+		if x < lo {
+			lo = x
+		}
+		if x > hi {
+			hi = x
+		}
 	}
 	levels := float64(int(1)<<bits - 1)
 	scale, zero = roundHalf(float32(float64(hi-lo)/levels)), roundHalf(lo)
