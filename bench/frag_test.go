@@ -279,19 +279,22 @@ func BenchmarkFragPaged(b *testing.B) {
 func BenchmarkFragContiguous(b *testing.B) {
 	reqs := AzureConv()[:2000]
 	for _, m := range []MemoryModel{ModelMax, ModelPow2, ModelOracle} {
-		b.Run(m.String(), func(b *testing.B) {
-			var res FragResult
-			b.ReportAllocs()
-			for b.Loop() {
-				var err error
-				res, err = Frag(reqs, m, 0, FragConfig{})
-				if err != nil {
-					b.Fatal(err)
+		for _, alloc := range []Allocator{AllocBuddy, AllocFirstFit, AllocCompact} {
+			run := FragRun{Model: m, Allocator: alloc}
+			b.Run(run.Name(), func(b *testing.B) {
+				var res FragResult
+				b.ReportAllocs()
+				for b.Loop() {
+					var err error
+					res, err = Frag(reqs, m, 0, FragConfig{Allocator: alloc})
+					if err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(100*res.TokenStates, "token-states-%")
-			b.ReportMetric(res.AvgRunning, "running")
-		})
+				b.ReportMetric(100*res.TokenStates, "token-states-%")
+				b.ReportMetric(res.AvgRunning, "running")
+			})
+		}
 	}
 }
 
@@ -303,11 +306,13 @@ func TestFragStepAllocatesNothing(t *testing.T) {
 	}
 	short := trace([2]int{100, 10}, [2]int{300, 10}, [2]int{50, 10}, [2]int{700, 10})
 	long := trace([2]int{100, 1000}, [2]int{300, 1000}, [2]int{50, 1000}, [2]int{700, 1000})
-	cfg := FragConfig{KVTokens: 4096}
-	for _, m := range []MemoryModel{ModelMax, ModelOracle} {
-		a := testing.AllocsPerRun(5, func() { _, _ = Frag(short, m, 0, cfg) })
-		b := testing.AllocsPerRun(5, func() { _, _ = Frag(long, m, 0, cfg) })
-		assert.Equal(t, a, b, "%v: allocations grow with steps", m)
+	for _, alloc := range []Allocator{AllocBuddy, AllocFirstFit, AllocCompact} {
+		cfg := FragConfig{KVTokens: 4096, Allocator: alloc}
+		for _, m := range []MemoryModel{ModelMax, ModelOracle} {
+			a := testing.AllocsPerRun(5, func() { _, _ = Frag(short, m, 0, cfg) })
+			b := testing.AllocsPerRun(5, func() { _, _ = Frag(long, m, 0, cfg) })
+			assert.Equal(t, a, b, "%v on %v: allocations grow with steps", m, alloc)
+		}
 	}
 	// Paged: one decode step of the engine, through the manager.
 	p, err := newPagedMemory(16, 4096, 2048)
