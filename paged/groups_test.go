@@ -118,7 +118,7 @@ func TestGroupsRefused(t *testing.T) {
 				_, err := mm.Add(seqOf(1, 4), &paged.SeqOptions{Window: 4})
 				return err
 			},
-			"group out of range":  func() error { _, err := mm.TableGroup(id, 2); return err },
+			"group out of range":   func() error { _, err := mm.TableGroup(id, 2); return err },
 			"truncate past window": func() error { return m.Truncate(id, 8) },
 			"truncate a state":     func() error { return st.Truncate(sid, 9) },
 			"draft on a state":     func() error { return st.AppendSpeculative(sid, 1) },
