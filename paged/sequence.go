@@ -645,6 +645,11 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if err := checkTokens("Append", tokens); err != nil {
 		return err
 	}
+	if spec {
+		if err := m.checkSpeculative(id); err != nil {
+			return err
+		}
+	}
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
 	if lim := m.seqLimit(s.opts.Window); t1 > lim {
@@ -662,11 +667,6 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		return nil
 	}
 	if m.hybrid() {
-		if spec {
-			if err := m.checkSpeculative(id); err != nil {
-				return err
-			}
-		}
 		return m.appendGroups(s, id, tokens, spec)
 	}
 	grow := (t1+m.bs-1)/m.bs - len(s.blocks)
@@ -845,10 +845,10 @@ func (m *Manager) Free(id SeqID) error {
 	if err != nil {
 		return err
 	}
-	m.releaseGroups(s)
 	if s.state == seqSwapped {
-		m.dropHost(s)
+		m.dropHost(s) // first: releaseGroups forgets the released counts
 	}
+	m.releaseGroups(s)
 	idx, _ := id.parts()
 	m.dropSeq(idx)
 	return nil
