@@ -169,12 +169,6 @@ func checkGroups(cfg *Config) error {
 // hybrid reports whether the manager keeps more than one group.
 func (m *Manager) hybrid() bool { return len(m.cfg.Groups) > 1 }
 
-// groupsUnsupported is the error of an operation not yet available with
-// several KV cache groups.
-func (m *Manager) groupsUnsupported(op string) error {
-	return errorf(ErrInvalid, "%s is not supported with %d KV cache groups yet", op, len(m.cfg.Groups))
-}
-
 // initGroups sets up the per-block group bytes and lookup scratch.
 func (m *Manager) initGroups() {
 	if !m.hybrid() {
