@@ -3,6 +3,7 @@ package paged_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -187,6 +188,43 @@ func TestGroupsSwapAllocationFree(t *testing.T) {
 	require.NoError(t, m.Check())
 }
 
+// TestGroupsForkAllocationFree: forking a hybrid sequence, writing into
+// the child (copies in every group, or of the state pages at the fork) and
+// freeing it allocates nothing once the buffers have grown.
+func TestGroupsForkAllocationFree(t *testing.T) {
+	for _, other := range []paged.Group{
+		{Kind: paged.SlidingWindow, Window: 64},
+		{Kind: paged.ChunkedLocal, Chunk: 64},
+		{Kind: paged.State, Pages: 3},
+	} {
+		m, err := paged.New(paged.Config{NumBlocks: 1024, Groups: []paged.Group{{}, other, {}}})
+		require.NoError(t, err)
+		parent, _, err := m.Create(seqOf(1, 1000), nil)
+		require.NoError(t, err)
+		var copies []paged.Copy
+		var errs [3]error
+		cycle := func() {
+			var child paged.SeqID
+			child, errs[0] = m.Fork(parent)
+			errs[1] = m.Append(child, 7)
+			copies = m.TakeCopies(copies[:0])
+			errs[2] = m.Free(child)
+		}
+		cycle()
+		allocs := testing.AllocsPerRun(50, cycle)
+		for _, err := range errs {
+			require.NoError(t, err, other.Kind)
+		}
+		assert.Zero(t, allocs, other.Kind)
+		want := 3 // the last block of each attention group
+		if other.Kind == paged.State {
+			want = 2 + 3 // two attention groups, and the state's pages at the fork
+		}
+		assert.Len(t, copies, want, other.Kind)
+		require.NoError(t, m.Check())
+	}
+}
+
 // ExampleGroup_fork: a forked sequence of a model with linear-attention
 // layers (a State group) shares the attention blocks but gets its own
 // state pages, copied from its parent's before the next step.
@@ -214,4 +252,61 @@ func ExampleGroup_fork() {
 	// full: [1 2] state: [3 4]
 	// full: [1 2] state: [5 6]
 	// copies: [{3 5} {4 6}]
+}
+
+// BenchmarkGroupsForkCopyOnWrite is BenchmarkForkCopyOnWrite with KV cache
+// groups: fork a 1,000-token sequence, write one token into the child (a
+// copy in every attention group; a state group's pages are copied at the
+// fork), free the child. x-one-group is the time over the single-group
+// cycle measured in the same sub-benchmark.
+func BenchmarkGroupsForkCopyOnWrite(b *testing.B) {
+	setup := func(groups []paged.Group) (*paged.Manager, paged.SeqID) {
+		m, err := paged.New(paged.Config{NumBlocks: 1024, Groups: groups})
+		if err != nil {
+			b.Fatal(err)
+		}
+		parent, _, err := m.Create(seqOf(1, 1000), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m, parent
+	}
+	var copies []paged.Copy
+	cycle := func(m *paged.Manager, parent paged.SeqID) {
+		child, err := m.Fork(parent)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Append(child, 7); err != nil {
+			b.Fatal(err)
+		}
+		copies = m.TakeCopies(copies[:0])
+		if err := m.Free(child); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		other paged.Group
+	}{
+		{"full+window", paged.Group{Kind: paged.SlidingWindow, Window: 128}},
+		{"full+state", paged.Group{Kind: paged.State, Pages: 4}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			one, oneParent := setup(nil)
+			const probeRuns = 20000
+			start := time.Now()
+			for range probeRuns {
+				cycle(one, oneParent)
+			}
+			single := float64(time.Since(start).Nanoseconds()) / probeRuns
+			m, parent := setup([]paged.Group{{}, tc.other})
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				cycle(m, parent)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/single, "x-one-group")
+		})
+	}
 }
