@@ -308,6 +308,13 @@ func (h *hyModel) newTokens(t *rapid.T, next *int32, max int) []int32 {
 // preemption. After every step Check passes and every running sequence
 // reads its own KV back through every group, the shadow KV having moved
 // only as the manager's Copy and Swap directives say.
+//
+// Mutations it catches (each tried, then reverted): copy-on-write skipped
+// in groups 1 and up, or done without its Copy directive; a fork sharing
+// the state pages, or copying them without directives; SwapOut directives
+// left out for groups 1 and up; SwapIn reclaiming under group 0's key;
+// Truncate past a window's released blocks accepted; drafts sliding the
+// window; the one-token fast path taken after a fork.
 func TestGroupsStateMachine(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
@@ -492,16 +499,35 @@ func TestGroupsStateMachine(t *testing.T) {
 			},
 			"swap in": func(t *rapid.T) {
 				seqs, ids := h.pickSome(t, hySwapped)
-				err := h.m.SwapIn(ids...)
-				if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
-					return
-				}
+				answer, _, err := h.m.CanSwapIn(ids...)
 				if err != nil {
-					t.Fatalf("SwapIn: %v", err)
+					t.Fatalf("CanSwapIn: %v", err)
+				}
+				err = h.m.SwapIn(ids...)
+				switch {
+				case answer == paged.AdmitLater && errors.Is(err, paged.ErrNoSpace),
+					answer == paged.AdmitNever && errors.Is(err, paged.ErrNever):
+					return
+				case answer != paged.AdmitOK || err != nil:
+					t.Fatalf("SwapIn after CanSwapIn answered %v: %v", answer, err)
 				}
 				h.transfer()
 				for _, s := range seqs {
 					s.state = hyRunning
+				}
+			},
+			"onboard": func(t *rapid.T) {
+				// Nothing is offloaded with groups: there is nothing to
+				// move ahead of admission.
+				n, err := h.m.Onboard(h.pick(t, hyWaiting).id)
+				if hostBlocks == 0 {
+					if !errors.Is(err, paged.ErrNoHostTier) {
+						t.Fatalf("Onboard without a host tier: %v", err)
+					}
+					return
+				}
+				if n != 0 || err != nil {
+					t.Fatalf("Onboard: %d, %v", n, err)
 				}
 			},
 			"preempt": func(t *rapid.T) {
