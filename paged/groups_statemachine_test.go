@@ -285,6 +285,28 @@ func (h *hyModel) truncatable(s *hySeq, n int) bool {
 	return true
 }
 
+// unchanged fails unless a refused call left the manager's statistics and
+// the tables of seqs as they were.
+func (h *hyModel) unchanged(t *rapid.T, op string, stats paged.Stats, seqs []*hySeq, tables [][][]allocator.BlockID) {
+	if after := h.m.Stats(); after != stats {
+		t.Fatalf("refused %s changed the statistics: %+v, then %+v", op, stats, after)
+	}
+	for i, s := range seqs {
+		if after := h.tables(s); !slices.EqualFunc(tables[i], after, slices.Equal) {
+			t.Fatalf("refused %s changed the tables of %v: %v, then %v", op, s.id, tables[i], after)
+		}
+	}
+}
+
+// snapshot returns the statistics and the tables of seqs.
+func (h *hyModel) snapshot(seqs ...*hySeq) (paged.Stats, [][][]allocator.BlockID) {
+	var tables [][][]allocator.BlockID
+	for _, s := range seqs {
+		tables = append(tables, h.tables(s))
+	}
+	return h.m.Stats(), tables
+}
+
 // cut drops the last c tokens of s in the model.
 func (s *hySeq) cut(c int) {
 	s.tokens = s.tokens[:len(s.tokens)-c]
@@ -445,7 +467,7 @@ func TestGroupsStateMachine(t *testing.T) {
 			"truncate": func(t *rapid.T) {
 				s := h.pick(t, rapid.SampledFrom([]hyState{hyRunning, hyWaiting, hySwapped}).Draw(t, "state"))
 				n := rapid.IntRange(1, len(s.tokens)).Draw(t, "keep")
-				before := h.tables(s)
+				stats, before := h.m.Stats(), h.tables(s)
 				err := h.m.Truncate(s.id, n)
 				switch {
 				case s.state == hySwapped:
@@ -456,9 +478,7 @@ func TestGroupsStateMachine(t *testing.T) {
 					if !errors.Is(err, paged.ErrInvalid) {
 						t.Fatalf("Truncate(%v, %d) of %d tokens: %v, want ErrInvalid", s.id, n, len(s.tokens), err)
 					}
-					if after := h.tables(s); !slices.EqualFunc(before, after, slices.Equal) {
-						t.Fatalf("refused Truncate changed the tables: %v, then %v", before, after)
-					}
+					h.unchanged(t, "Truncate", stats, []*hySeq{s}, [][][]allocator.BlockID{before})
 				case err != nil:
 					t.Fatalf("Truncate(%v, %d) of %d tokens: %v", s.id, n, len(s.tokens), err)
 				default:
@@ -467,8 +487,10 @@ func TestGroupsStateMachine(t *testing.T) {
 			},
 			"fork": func(t *rapid.T) {
 				p := h.pick(t, hyRunning)
+				stats, tables := h.snapshot(p)
 				id, err := h.m.Fork(p.id)
 				if errors.Is(err, paged.ErrNoSpace) && h.hasState() {
+					h.unchanged(t, "Fork", stats, []*hySeq{p}, tables)
 					return // no room for the child's state pages
 				}
 				if err != nil {
@@ -480,14 +502,17 @@ func TestGroupsStateMachine(t *testing.T) {
 			},
 			"swap out": func(t *rapid.T) {
 				seqs, ids := h.pickSome(t, hyRunning)
+				stats, tables := h.snapshot(seqs...)
 				err := h.m.SwapOut(ids...)
 				switch {
 				case hostBlocks == 0:
 					if !errors.Is(err, paged.ErrNoHostTier) {
 						t.Fatalf("SwapOut without a host tier: %v", err)
 					}
+					h.unchanged(t, "SwapOut", stats, seqs, tables)
 					return
 				case errors.Is(err, paged.ErrNoSpace):
+					h.unchanged(t, "SwapOut", stats, seqs, tables)
 					return
 				case err != nil:
 					t.Fatalf("SwapOut: %v", err)
@@ -503,10 +528,12 @@ func TestGroupsStateMachine(t *testing.T) {
 				if err != nil {
 					t.Fatalf("CanSwapIn: %v", err)
 				}
+				stats, tables := h.snapshot(seqs...)
 				err = h.m.SwapIn(ids...)
 				switch {
 				case answer == paged.AdmitLater && errors.Is(err, paged.ErrNoSpace),
 					answer == paged.AdmitNever && errors.Is(err, paged.ErrNever):
+					h.unchanged(t, "SwapIn", stats, seqs, tables)
 					return
 				case answer != paged.AdmitOK || err != nil:
 					t.Fatalf("SwapIn after CanSwapIn answered %v: %v", answer, err)
