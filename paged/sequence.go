@@ -845,10 +845,10 @@ func (m *Manager) Free(id SeqID) error {
 	if err != nil {
 		return err
 	}
-	if s.state == seqSwapped {
-		m.dropHost(s) // first: releaseGroups forgets the released counts
-	}
 	m.releaseGroups(s)
+	if s.state == seqSwapped {
+		m.dropHost(s)
+	}
 	idx, _ := id.parts()
 	m.dropSeq(idx)
 	return nil

@@ -392,11 +392,12 @@ func (m *Manager) dropHost(s *sequence) {
 }
 
 // dropHostTables releases every group's host table of s, group 0 first,
-// each tail first, and empties them.
+// each tail first, and empties them. Released entries are NoBlock, so it
+// does not depend on the released counts (Free resets those first).
 func (m *Manager) dropHostTables(s *sequence) {
 	for g := range m.ntables() {
-		_, released, _, host := s.tableAt(g)
-		for k := len(*host) - 1; k >= released; k-- {
+		_, _, _, host := s.tableAt(g)
+		for k := len(*host) - 1; k >= 0 && (*host)[k] != allocator.NoBlock; k-- {
 			m.tier.pool.Release((*host)[k])
 		}
 		*host = (*host)[:0]
