@@ -607,7 +607,17 @@ func (m *Manager) commitGroups(s *sequence) {
 		from := t.committed
 		for k := from; k < limit; k++ {
 			b := t.blocks[k]
-			if b == nullBlock || m.cached[b] {
+			if b == nullBlock {
+				continue
+			}
+			if m.cached[b] {
+				// A block shared with a fork that committed it first.
+				if m.hash[b] != s.hashes[k] {
+					panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g+1, b))
+				}
+				if k == from {
+					from++
+				}
 				continue
 			}
 			parent := allocator.NoBlock

@@ -310,3 +310,28 @@ func BenchmarkGroupsForkCopyOnWrite(b *testing.B) {
 		})
 	}
 }
+
+// TestGroupsForkDraftsStoredOnce: a block a fork shares while it holds
+// drafts is committed by whichever accepts first and reported once per
+// group; the other's acceptance finds it committed.
+func TestGroupsForkDraftsStoredOnce(t *testing.T) {
+	m, err := paged.New(windowSharedConfig(64, 0))
+	require.NoError(t, err)
+	p, _, err := m.Create(seqOf(1, 8), nil)
+	require.NoError(t, err)
+	require.NoError(t, m.AppendSpeculative(p, seqOf(50, 5)...)) // fills block 2 with drafts
+	c, err := m.Fork(p)
+	require.NoError(t, err)
+	m.DrainEvents(nil)
+	require.NoError(t, m.AcceptSpeculative(p, 5))
+	require.NoError(t, m.AcceptSpeculative(c, 5))
+	stored := map[int]int{}
+	for _, e := range m.DrainEvents(nil) {
+		if e.Kind == paged.BlockStored {
+			require.NotEmpty(t, e.Hashes, "no empty BlockStored event")
+			stored[e.Group] += len(e.Hashes)
+		}
+	}
+	assert.Equal(t, map[int]int{0: 1, 1: 1}, stored, "block 2 stored once in each group holding blocks")
+	require.NoError(t, m.Check())
+}

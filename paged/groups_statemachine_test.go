@@ -605,6 +605,9 @@ func TestGroupsStateMachine(t *testing.T) {
 					if e.Group < 0 || e.Group >= len(groups) {
 						t.Fatalf("event of group %d", e.Group)
 					}
+					if e.Kind == paged.BlockStored && len(e.Hashes) == 0 {
+						t.Fatalf("empty BlockStored event of group %d", e.Group)
+					}
 				}
 			},
 			"": h.check,
