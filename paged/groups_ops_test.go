@@ -188,6 +188,20 @@ func TestGroupsSwapAllocationFree(t *testing.T) {
 	require.NoError(t, m.Check())
 }
 
+// forkAndWrite forks parent, writes one token into the child, takes the
+// copies into copies and frees the child.
+func forkAndWrite(m *paged.Manager, parent paged.SeqID, copies []paged.Copy) ([]paged.Copy, error) {
+	child, err := m.Fork(parent)
+	if err != nil {
+		return copies, err
+	}
+	if err := m.Append(child, 7); err != nil {
+		return copies, err
+	}
+	copies = m.TakeCopies(copies[:0])
+	return copies, m.Free(child)
+}
+
 // TestGroupsForkAllocationFree: forking a hybrid sequence, writing into
 // the child (copies in every group, or of the state pages at the fork) and
 // freeing it allocates nothing once the buffers have grown.
@@ -202,19 +216,10 @@ func TestGroupsForkAllocationFree(t *testing.T) {
 		parent, _, err := m.Create(seqOf(1, 1000), nil)
 		require.NoError(t, err)
 		var copies []paged.Copy
-		var errs [3]error
-		cycle := func() {
-			var child paged.SeqID
-			child, errs[0] = m.Fork(parent)
-			errs[1] = m.Append(child, 7)
-			copies = m.TakeCopies(copies[:0])
-			errs[2] = m.Free(child)
-		}
+		cycle := func() { copies, err = forkAndWrite(m, parent, copies) }
 		cycle()
 		allocs := testing.AllocsPerRun(50, cycle)
-		for _, err := range errs {
-			require.NoError(t, err, other.Kind)
-		}
+		require.NoError(t, err, other.Kind)
 		assert.Zero(t, allocs, other.Kind)
 		want := 3 // the last block of each attention group
 		if other.Kind == paged.State {
@@ -273,15 +278,8 @@ func BenchmarkGroupsForkCopyOnWrite(b *testing.B) {
 	}
 	var copies []paged.Copy
 	cycle := func(m *paged.Manager, parent paged.SeqID) {
-		child, err := m.Fork(parent)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := m.Append(child, 7); err != nil {
-			b.Fatal(err)
-		}
-		copies = m.TakeCopies(copies[:0])
-		if err := m.Free(child); err != nil {
+		var err error
+		if copies, err = forkAndWrite(m, parent, copies); err != nil {
 			b.Fatal(err)
 		}
 	}
