@@ -333,3 +333,93 @@ func TestGroupsForkDraftsStoredOnce(t *testing.T) {
 	assert.Equal(t, map[int]int{0: 1, 1: 1}, stored, "block 2 stored once in each group holding blocks")
 	require.NoError(t, m.Check())
 }
+
+// TestGroupsHostile: bad calls of the operations groups gained return
+// their sentinel error and change nothing: statistics, every group's
+// tables, pending directives.
+func TestGroupsHostile(t *testing.T) {
+	type world struct {
+		m                 *paged.Manager
+		run, swapped, wai paged.SeqID
+	}
+	build := func(t *testing.T, blocks, host int) *world {
+		m, err := paged.New(windowSharedConfig(blocks, host))
+		require.NoError(t, err)
+		w := &world{m: m}
+		w.run, _, err = m.Create(seqOf(1, 14), nil)
+		require.NoError(t, err)
+		require.NoError(t, m.Append(w.run, 1, 2, 3, 4)) // window block 0 released
+		w.swapped, _, err = m.Create(seqOf(500, 6), nil)
+		require.NoError(t, err)
+		require.NoError(t, m.SwapOut(w.swapped))
+		w.wai, err = m.Add(seqOf(900, 5), nil)
+		require.NoError(t, err)
+		m.TakeSwaps(nil)
+		return w
+	}
+	observe := func(w *world) string {
+		out := fmt.Sprintf("%+v", w.m.Stats())
+		for _, id := range []paged.SeqID{w.run, w.swapped, w.wai} {
+			for g := range 3 {
+				tb, _ := w.m.TableGroup(id, g)
+				out += fmt.Sprint(tb)
+			}
+		}
+		return out + fmt.Sprint(w.m.TakeCopies(nil), w.m.TakeSwaps(nil))
+	}
+	for _, tc := range []struct {
+		name        string
+		blocks      int
+		host        int
+		want        error
+		call        func(w *world) error
+		stateLayout bool
+		fill        bool // exhaust the device pool first
+	}{
+		{"truncate to 0", 64, 32, paged.ErrInvalid, func(w *world) error { return w.m.Truncate(w.run, 0) }, false, false},
+		{"truncate past the end", 64, 32, paged.ErrInvalid, func(w *world) error { return w.m.Truncate(w.run, 19) }, false, false},
+		{"truncate past the window", 64, 32, paged.ErrInvalid, func(w *world) error { return w.m.Truncate(w.run, 10) }, false, false},
+		{"truncate swapped", 64, 32, paged.ErrSequenceState, func(w *world) error { return w.m.Truncate(w.swapped, 2) }, false, false},
+		{"accept without drafts", 64, 32, paged.ErrInvalid, func(w *world) error { return w.m.AcceptSpeculative(w.run, 1) }, false, false},
+		{"draft to waiting", 64, 32, paged.ErrSequenceState, func(w *world) error { return w.m.AppendSpeculative(w.wai, 1) }, false, false},
+		{"fork waiting", 64, 32, paged.ErrSequenceState, func(w *world) error { _, err := w.m.Fork(w.wai); return err }, false, false},
+		{"fork swapped", 64, 32, paged.ErrSequenceState, func(w *world) error { _, err := w.m.Fork(w.swapped); return err }, false, false},
+		{"swap out twice", 64, 32, paged.ErrInvalid, func(w *world) error { return w.m.SwapOut(w.run, w.run) }, false, false},
+		{"swap out swapped", 64, 32, paged.ErrSequenceState, func(w *world) error { return w.m.SwapOut(w.swapped) }, false, false},
+		{"swap in running", 64, 32, paged.ErrSequenceState, func(w *world) error { return w.m.SwapIn(w.run) }, false, false},
+		{"swap out, host full", 64, 4, paged.ErrNoSpace, func(w *world) error { return w.m.SwapOut(w.run) }, false, false},
+		{"swap in, device full", 16, 32, paged.ErrNoSpace, func(w *world) error { return w.m.SwapIn(w.swapped) }, false, true},
+		{"draft with a state", 64, 0, paged.ErrInvalid, func(w *world) error { return w.m.AppendSpeculative(w.run, 1) }, true, false},
+		{"truncate a state", 64, 0, paged.ErrInvalid, func(w *world) error { return w.m.Truncate(w.run, 17) }, true, false},
+		{"fork a state, pool full", 64, 0, paged.ErrNoSpace, func(w *world) error { _, err := w.m.Fork(w.run); return err }, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var w *world
+			if tc.stateLayout {
+				m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: tc.blocks,
+					Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}, {Kind: paged.Shared}}})
+				require.NoError(t, err)
+				w = &world{m: m}
+				w.run, _, err = m.Create(seqOf(1, 18), nil)
+				require.NoError(t, err)
+				m.TakeCopies(nil)
+			} else {
+				w = build(t, tc.blocks, tc.host)
+			}
+			if tc.fill {
+				// Fill the device: a sequence grows block by block until
+				// the pool is exhausted.
+				filler, _, err := w.m.Create(seqOf(2000, 1), nil)
+				require.NoError(t, err)
+				for err == nil {
+					err = w.m.Append(filler, 7, 7, 7, 7)
+				}
+				require.ErrorIs(t, err, paged.ErrNoSpace)
+			}
+			before := observe(w)
+			require.ErrorIs(t, tc.call(w), tc.want)
+			assert.Equal(t, before, observe(w), "a refused call changed the manager")
+			require.NoError(t, w.m.Check())
+		})
+	}
+}
