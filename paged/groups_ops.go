@@ -22,10 +22,11 @@ import (
 // from the accepted length), and a rollback whose next query would read a
 // block a window or chunk has released is refused with ErrInvalid,
 // changing nothing. A state has absorbed every token it saw and cannot be
-// rolled back (the manager keeps no checkpoints), so with a State group a
-// running sequence refuses Truncate below its length and AppendSpeculative
-// (drafts could not be rejected); Preempt, which recomputes the state from
-// the prompt, remains the way back.
+// rolled back (the manager keeps no per-step copy of a running sequence's
+// state), so with a State group a running sequence refuses Truncate below
+// its length, and AppendSpeculative is refused (drafts could not be
+// rejected); Preempt, after which admission computes the state anew,
+// remains the way back.
 //
 // SwapOut and SwapIn move every group's blocks, state pages included, to
 // host tables of their own and back; a block shared inside the swapped
