@@ -15,6 +15,10 @@ import (
 type Manager struct {
 	cfg Config
 	bs  int
+	// fullLen bounds a sequence without a window: MaxModelLen, at most
+	// what the pool holds. maxStride bounds Batch.Stride.
+	fullLen   int
+	maxStride int
 	// shift and mask replace division by bs when it is a power of two
 	// (shift < 0 otherwise).
 	shift  int
@@ -28,7 +32,12 @@ type Manager struct {
 	ticker    eviction.Ticker
 
 	// Per block, indexed by BlockID.
-	hash    []Hash
+	hash []Hash
+	// parent is the hash before hash[id] in its chain (root for a first
+	// block), for Snapshot; kept only with events on (Config.Events), the
+	// stream a snapshot resynchronises, so a manager without events does
+	// not pay 32 bytes per block for it.
+	parent  []Hash
 	cached  []bool // the block's content is committed to the index
 	dupNext []allocator.BlockID
 	dupPrev []allocator.BlockID
@@ -53,7 +62,10 @@ type Manager struct {
 
 	// KV cache groups (groups.go), set only with more than one group:
 	// blockGroup is the group whose content each block holds, ghits the
-	// lookup's hits of groups 1 and up, window the window groups' size.
+	// lookup's hits of groups 1 and up, window and chunk the window or
+	// chunked groups' size, other the kind besides full attention.
+	other      GroupKind
+	chunk      int
 	blockGroup []uint8
 	ghits      [][]allocator.BlockID
 	window     int
@@ -88,8 +100,16 @@ func New(cfg Config) (*Manager, error) {
 		dupPrev: make([]allocator.BlockID, cfg.NumBlocks),
 		chain:   chain{hasher: cfg.Hasher, root: rootHash(cfg.HashSeed), bs: cfg.BlockSize},
 		hashing: !cfg.DisablePrefixCaching,
+		fullLen: min(cfg.MaxModelLen, cfg.poolTokens()),
+	}
+	m.maxStride = 16
+	for m.maxStride < (cfg.MaxModelLen+cfg.BlockSize-1)/cfg.BlockSize {
+		m.maxStride *= 2
 	}
 	m.index = newHashIndex(cfg.NumBlocks, m.hash)
+	if cfg.Events > 0 {
+		m.parent = make([]Hash, cfg.NumBlocks)
+	}
 	if m.policy == nil {
 		return nil, fmt.Errorf("%w: Config.Policy returned a nil policy", ErrInvalid)
 	}

@@ -46,6 +46,9 @@ func (m *Manager) offload(id allocator.BlockID) bool {
 	}
 	hb := t.alloc(&m.events)
 	t.hash[hb] = *h
+	if m.parent != nil {
+		t.parent[hb] = m.parent[id]
+	}
 	t.index.set(h, hb)
 	t.pool.ReleaseToCache(hb)
 	t.policy.Insert(hb)
@@ -111,9 +114,6 @@ func (m *Manager) takeHits(s *sequence, onboard int) {
 // ErrSequenceState unless the sequence is waiting, ErrNoSpace when the
 // device cannot take the blocks without evicting the prefix itself.
 func (m *Manager) Onboard(id SeqID) (int, error) {
-	if m.hybrid() {
-		return 0, m.groupsUnsupported("Onboard")
-	}
 	s, err := m.seq(id)
 	if err != nil {
 		return 0, err

@@ -3,6 +3,7 @@ package paged
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
@@ -80,6 +81,12 @@ func (m *Manager) claim(id allocator.BlockID) {
 // group g.
 func (m *Manager) commit(id allocator.BlockID, h Hash, g, depth int, parent allocator.BlockID, s *sequence) {
 	m.hash[id] = h
+	if m.parent != nil {
+		m.parent[id] = m.chain.root
+		if depth > 0 {
+			m.parent[id] = s.hashes[depth-1]
+		}
+	}
 	m.cached[id] = true
 	if m.blockGroup != nil {
 		m.blockGroup[id] = uint8(g)
@@ -105,11 +112,20 @@ func (m *Manager) commit(id allocator.BlockID, h Hash, g, depth int, parent allo
 		if r := s.opts.Retention; r != nil {
 			hint.Priority = r.Priority
 			if r.Ticks > 0 {
-				hint.Expires = m.now + r.Ticks
+				hint.Expires = expiry(m.now, r.Ticks)
 			}
 		}
 		m.hinter.Hint(id, hint)
 	}
+}
+
+// expiry returns now+ticks, saturated: a priority meant to last very long
+// must not wrap around into the past.
+func expiry(now, ticks int64) int64 {
+	if ticks > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + ticks
 }
 
 // uncache removes block id's content from the index and reports it.
@@ -188,7 +204,7 @@ func (m *Manager) commitFull(s *sequence) {
 // storedEvent reports blocks [from, limit) of s, just committed in group
 // g, as one BlockStored event.
 func (m *Manager) storedEvent(s *sequence, from, limit, g int) {
-	if !m.events.on() {
+	if !m.events.on() || from >= limit { // a fork committed them all first
 		return
 	}
 	var parent *Hash

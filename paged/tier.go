@@ -25,8 +25,9 @@ type hostTier struct {
 	floor     int
 
 	// Per host block.
-	hash  []Hash
-	index hashIndex
+	hash   []Hash
+	parent []Hash // as Manager.parent
+	index  hashIndex
 	// hmark maps a host block to the device block it was swapped into
 	// during one SwapIn call, so shared host blocks come back shared.
 	hmark []allocator.BlockID
@@ -53,8 +54,8 @@ const markCounted allocator.BlockID = -2
 
 // withTierDefaults validates the tier fields of cfg.
 func (cfg Config) withTierDefaults() (Config, error) {
-	if cfg.HostBlocks < 0 || cfg.HostBlocks > 1<<31-1 {
-		return cfg, fmt.Errorf("%w: Config.HostBlocks %d must be in [0, 2^31)", ErrInvalid, cfg.HostBlocks)
+	if cfg.HostBlocks < 0 || cfg.HostBlocks > MaxBlocks {
+		return cfg, fmt.Errorf("%w: Config.HostBlocks %d must be in [0, MaxBlocks=%d]", ErrInvalid, cfg.HostBlocks, MaxBlocks)
 	}
 	if cfg.OffloadPriority < 0 || cfg.OffloadPriority > 100 {
 		return cfg, fmt.Errorf("%w: Config.OffloadPriority %d must be in [0, 100]", ErrInvalid, cfg.OffloadPriority)
@@ -81,6 +82,9 @@ func newHostTier(cfg Config, nDevice int) (*hostTier, error) {
 		prio:    make([]int8, nDevice),
 		expires: make([]int64, nDevice),
 		mark:    make([]allocator.BlockID, nDevice),
+	}
+	if cfg.Events > 0 {
+		t.parent = make([]Hash, cfg.HostBlocks) // see Manager.parent
 	}
 	t.index = newHashIndex(cfg.HostBlocks, t.hash)
 	if t.policy == nil {
@@ -134,7 +138,7 @@ func (t *hostTier) notePriority(id allocator.BlockID, s *sequence, now int64) {
 	if r := s.opts.Retention; r != nil {
 		t.prio[id] = int8(r.Priority)
 		if r.Ticks > 0 {
-			t.expires[id] = now + r.Ticks
+			t.expires[id] = expiry(now, r.Ticks)
 		}
 	}
 }
@@ -206,6 +210,9 @@ func (m *Manager) checkTier() error {
 		if want := (len(s.tokens) + m.bs - 1) / m.bs; len(s.host) != want {
 			return fmt.Errorf("paged: swapped-out sequence slot %d has %d tokens but %d host blocks", i, len(s.tokens), len(s.host))
 		}
+		if err := m.checkWindow(i, s, s.host, allocator.NoBlock); err != nil {
+			return err
+		}
 		for k, b := range s.host {
 			if k < s.released {
 				if b != allocator.NoBlock {
@@ -217,6 +224,11 @@ func (m *Manager) checkTier() error {
 				return fmt.Errorf("paged: swapped-out sequence slot %d entry %d names host block %d", i, k, b)
 			}
 			refs[b]++
+		}
+	}
+	for i := range m.seqs {
+		if err := m.checkHostGroups(i, &m.seqs[i], refs); err != nil {
+			return err
 		}
 	}
 	for id := allocator.BlockID(0); int(id) < total; id++ {

@@ -57,8 +57,7 @@ type planReport struct {
 // 256K context: the weights take almost everything, and the row per KV
 // type shows how quantizing the cache buys context.
 func runPlan(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("plan", stderr)
 	model := fs.String("model", "Kimi-K2", "preset model `name` ("+modelNames()+")")
 	layers := fs.Int("layers", 0, "custom model: attention layers, all full attention")
 	groups := fs.String("groups", "", "custom layer groups, `kind:layers[:arg],...`: full:10, window:52:1024 (window in tokens), chunked:36:8192, state:36:1097728[:heads] (bytes per layer), shared:4:0 (group index)")
@@ -84,9 +83,6 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	// Which flags were given decides between a preset and a custom shape,
 	// so a flag set to its zero value still counts.
