@@ -100,13 +100,13 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if cfg.Servers < 1 || cfg.Blocks < 2 || cfg.Slots < 1 {
-		return fmt.Errorf("-servers %d, -blocks %d and -slots %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.Slots)
+		return usageErrorf("-servers %d, -blocks %d and -slots %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.Slots)
 	}
 	if *limit < 0 {
-		return fmt.Errorf("-requests %d must not be negative", *limit)
+		return usageErrorf("-requests %d must not be negative", *limit)
 	}
 	if *shared < 0 {
-		return fmt.Errorf("-shared-prefix %d must not be negative", *shared)
+		return usageErrorf("-shared-prefix %d must not be negative", *shared)
 	}
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
