@@ -148,7 +148,17 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 
 	var rows []fleetRow
 	failed := 0
-	for _, r := range bench.FleetRouters(*seed, *loadCap) {
+	routers := bench.FleetRouters(*seed, *loadCap)
+	replays := int64(len(routers))
+	if rdb != nil {
+		for _, r := range routers {
+			if r.Prefix {
+				replays++
+			}
+		}
+	}
+	prog := startProgress(stderr, *asJSON, "fleet", "replays", replays)
+	for _, r := range routers {
 		c := cfg
 		x, err := fleet.New(fleet.Config{Model: "kvbench-fleet", MaxServers: cfg.Servers})
 		if err != nil {
@@ -157,6 +167,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		c.Index = x
 		res, err := bench.RunFleet(reqs, c, r)
 		if err != nil {
+			prog.Stop()
 			return fmt.Errorf("%s: %w", r.Name, err)
 		}
 		row := fleetRow{
@@ -164,14 +175,17 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 			HitRate: res.HitRate, Imbalance: res.Imbalance, MeanWait: res.MeanWait, P90Wait: res.P90Wait, Makespan: res.Makespan,
 			LookupsPerSec: res.LookupsPerSecond(), EventsPerSec: res.BlockEventsPerSecond(),
 		}
+		prog.Add(1)
 		if r.Prefix && rdb != nil {
 			row.Redis = redisReplay(reqs, c, r.Name, rdb, *seed, *loadCap, res)
 			if !row.Redis.Identical {
 				failed++
 			}
+			prog.Add(1)
 		}
 		rows = append(rows, row)
 	}
+	prog.Stop()
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
