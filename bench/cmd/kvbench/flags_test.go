@@ -44,3 +44,17 @@ func TestProfiles(t *testing.T) {
 	}
 	assert.Equal(t, 1, run([]string{"plan", "-cpuprofile", filepath.Join(dir, "no", "such", "dir")}, &bytes.Buffer{}, &bytes.Buffer{}))
 }
+
+// TestBadFlagValuesExit2: a flag value out of range is a usage error too.
+func TestBadFlagValuesExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"overhead", "-repeat", "0"},
+		{"overhead", "-window", "-1"},
+		{"overhead", "-hasher", "md5"},
+		{"plan", "-gpus", "0"},
+		{"fleet", "-servers", "0", "-redis", ""},
+		{"fleet", "-shared-prefix", "-1", "-redis", ""},
+	} {
+		assert.Equal(t, 2, run(args, &bytes.Buffer{}, &bytes.Buffer{}), "%v", args)
+	}
+}

@@ -100,13 +100,13 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if cfg.Servers < 1 || cfg.Blocks < 2 || cfg.Slots < 1 {
-		return fmt.Errorf("-servers %d, -blocks %d and -slots %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.Slots)
+		return usageErrorf("-servers %d, -blocks %d and -slots %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.Slots)
 	}
 	if *limit < 0 {
-		return fmt.Errorf("-requests %d must not be negative", *limit)
+		return usageErrorf("-requests %d must not be negative", *limit)
 	}
 	if *shared < 0 {
-		return fmt.Errorf("-shared-prefix %d must not be negative", *shared)
+		return usageErrorf("-shared-prefix %d must not be negative", *shared)
 	}
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
@@ -148,7 +148,17 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 
 	var rows []fleetRow
 	failed := 0
-	for _, r := range bench.FleetRouters(*seed, *loadCap) {
+	routers := bench.FleetRouters(*seed, *loadCap)
+	replays := int64(len(routers))
+	if rdb != nil {
+		for _, r := range routers {
+			if r.Prefix {
+				replays++
+			}
+		}
+	}
+	prog := startProgress(stderr, *asJSON, "fleet", "replays", replays)
+	for _, r := range routers {
 		c := cfg
 		x, err := fleet.New(fleet.Config{Model: "kvbench-fleet", MaxServers: cfg.Servers})
 		if err != nil {
@@ -157,6 +167,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		c.Index = x
 		res, err := bench.RunFleet(reqs, c, r)
 		if err != nil {
+			prog.Stop()
 			return fmt.Errorf("%s: %w", r.Name, err)
 		}
 		row := fleetRow{
@@ -164,14 +175,17 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 			HitRate: res.HitRate, Imbalance: res.Imbalance, MeanWait: res.MeanWait, P90Wait: res.P90Wait, Makespan: res.Makespan,
 			LookupsPerSec: res.LookupsPerSecond(), EventsPerSec: res.BlockEventsPerSecond(),
 		}
+		prog.Add(1)
 		if r.Prefix && rdb != nil {
 			row.Redis = redisReplay(reqs, c, r.Name, rdb, *seed, *loadCap, res)
 			if !row.Redis.Identical {
 				failed++
 			}
+			prog.Add(1)
 		}
 		rows = append(rows, row)
 	}
+	prog.Stop()
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -48,24 +48,24 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		val  int
 	}{{"window", cfg.Window}, {"chunk", cfg.Chunk}, {"state", cfg.StatePages}} {
 		if v.val < 0 {
-			return fmt.Errorf("-%s %d must not be negative", v.name, v.val)
+			return usageErrorf("-%s %d must not be negative", v.name, v.val)
 		}
 		if v.val > 0 {
 			extra++
 		}
 	}
 	if extra > 1 {
-		return fmt.Errorf("-window, -chunk and -state each add the second group: give one")
+		return usageErrorf("-window, -chunk and -state each add the second group: give one")
 	}
 	if *repeat < 1 {
-		return fmt.Errorf("-repeat %d must be at least 1", *repeat)
+		return usageErrorf("-repeat %d must be at least 1", *repeat)
 	}
 	for _, v := range []struct {
 		name string
 		val  int
 	}{{"requests", cfg.Requests}, {"blocks", cfg.Blocks}, {"block-size", cfg.BlockSize}, {"max-num-seqs", cfg.MaxNumSeqs}, {"max-model-len", cfg.MaxModelLen}} {
 		if v.val <= 0 {
-			return fmt.Errorf("-%s %d must be positive", v.name, v.val)
+			return usageErrorf("-%s %d must be positive", v.name, v.val)
 		}
 	}
 	f, err := eviction.ByName(*policy)
@@ -73,7 +73,7 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.Compat == "vllm" && *policy != "lru" {
-		return fmt.Errorf("-compat vllm reproduces vLLM's one LRU queue; -policy %s does not apply", *policy)
+		return usageErrorf("-compat vllm reproduces vLLM's one LRU queue; -policy %s does not apply", *policy)
 	}
 	cfg.Policy = f
 	switch *hasher {
@@ -81,7 +81,7 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	case "fast":
 		cfg.Hasher = paged.FastHasher{}
 	default:
-		return fmt.Errorf("-hasher %q: want sha256 or fast", *hasher)
+		return usageErrorf("-hasher %q: want sha256 or fast", *hasher)
 	}
 	if *trace != "" {
 		reqs, err := bench.ReadTraceFile(*trace, "azure")

@@ -95,39 +95,39 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	}
 	wt, err := kvmem.ParseType(*weights)
 	if err != nil {
-		return fmt.Errorf("-weights: %w", err)
+		return usageErrorf("-weights: %w", err)
 	}
 	kvTypes, err := parseKVList(*kv)
 	if err != nil {
-		return fmt.Errorf("-kv: %w", err)
+		return usageErrorf("-kv: %w", err)
 	}
 	mem, err := parseBytes(*gpuMem)
 	if err != nil {
-		return fmt.Errorf("-gpu-mem: %w", err)
+		return usageErrorf("-gpu-mem: %w", err)
 	}
 	d := kvmem.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize}
 	if d.Reserve, d.ReserveBytes, err = parseReserve(*reserve); err != nil {
-		return fmt.Errorf("-reserve: %w", err)
+		return usageErrorf("-reserve: %w", err)
 	}
 	// Planning at the model's own maximum is the question most users ask
 	// first; a custom shape has none, so it must be given.
 	ctx := m.ContextLen
 	if *context != "" {
 		if ctx, err = parseTokens(*context); err != nil {
-			return fmt.Errorf("-context: %w", err)
+			return usageErrorf("-context: %w", err)
 		}
 	}
 	switch {
 	case *gpus <= 0:
-		return fmt.Errorf("-gpus %d must be positive", *gpus)
+		return usageErrorf("-gpus %d must be positive", *gpus)
 	case *tp < 0:
-		return fmt.Errorf("-tp %d must be positive", *tp)
+		return usageErrorf("-tp %d must be positive", *tp)
 	case *cp <= 0:
-		return fmt.Errorf("-cp %d must be positive", *cp)
+		return usageErrorf("-cp %d must be positive", *cp)
 	case *blockSize <= 0:
-		return fmt.Errorf("-block-size %d must be positive", *blockSize)
+		return usageErrorf("-block-size %d must be positive", *blockSize)
 	case ctx <= 0:
-		return fmt.Errorf("-context is required for a custom model")
+		return usageErrorf("-context is required for a custom model")
 	}
 
 	rep, err := buildPlan(m, wt, kvTypes, d, ctx)
