@@ -457,7 +457,13 @@ func TestNext(t *testing.T) {
 	assert.Equal(t, b, r)
 	assert.Zero(t, sample)
 	n := 0
-	s.RunningSeqs(func(*sched.Request, int) { n++ })
+	s.RunningSeqs(func(r *sched.Request, i int, seq paged.SeqID, tokens int) {
+		n++
+		assert.Equal(t, r.Seq(i), seq)
+		l, err := m.Len(seq)
+		assert.NoError(t, err)
+		assert.Equal(t, l, tokens)
+	})
 	assert.Equal(t, 1, n)
 	require.NoError(t, s.Update(make([]int32, st.Outputs)))
 }

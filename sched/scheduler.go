@@ -113,10 +113,14 @@ func (s *Scheduler) Next() (r *Request, sample int, ok bool) {
 }
 
 // RunningSeqs calls f for every running sequence in admission order with
-// its request and sample index. f must not call the scheduler.
-func (s *Scheduler) RunningSeqs(f func(r *Request, sample int)) {
+// its request, sample index, manager handle and length in tokens (as the
+// manager holds it: after Schedule, the step's new tokens included). f must
+// not call the scheduler or change the manager.
+func (s *Scheduler) RunningSeqs(f func(r *Request, sample int, seq paged.SeqID, tokens int)) {
 	for _, e := range s.running {
-		f(e.req, e.idx)
+		if e.where == inRunning {
+			f(e.req, e.idx, e.seq, e.length)
+		}
 	}
 }
 
