@@ -3,6 +3,7 @@ package sched_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/pagedkv/pagedkv/paged"
 	"github.com/pagedkv/pagedkv/sched"
@@ -51,38 +52,48 @@ func BenchmarkDecodeStep(b *testing.B) {
 }
 
 func benchBare(b *testing.B, n int, caching bool) {
-	m := benchManager(b, n, caching)
+	step := bareLoop(b, n, caching)
+	b.ReportAllocs()
+	for b.Loop() {
+		step()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/token")
+}
+
+// bareLoop returns one step of the bare manager: n sequences append one
+// token each, and every decodeLen steps they are freed and new ones
+// created.
+func bareLoop(tb testing.TB, n int, caching bool) func() {
+	m := benchManager(tb, n, caching)
 	prompts := benchPrompts(n)
 	ids := make([]paged.SeqID, n)
 	admit := func() {
 		for i := range ids {
 			id, _, err := m.Create(prompts[i], &paged.SeqOptions{MaxTokens: 100 + decodeLen})
 			if err != nil {
-				b.Fatal(err)
+				tb.Fatal(err)
 			}
 			ids[i] = id
 		}
 	}
 	admit()
 	step := 0
-	b.ReportAllocs()
-	for b.Loop() {
+	return func() {
 		for _, id := range ids {
 			if err := m.Append(id, int32(step)); err != nil {
-				b.Fatal(err)
+				tb.Fatal(err)
 			}
 		}
 		step++
 		if step%decodeLen == 0 {
 			for _, id := range ids {
 				if err := m.Free(id); err != nil {
-					b.Fatal(err)
+					tb.Fatal(err)
 				}
 			}
 			admit()
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/token")
 }
 
 func benchSched(b *testing.B, n int, caching bool) {
@@ -121,7 +132,17 @@ func benchSched(b *testing.B, n int, caching bool) {
 			run()
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/token")
+	perToken := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(n)
+	b.ReportMetric(perToken, "ns/token")
+	// The bare manager's same work, measured now as a probe: the ratio is
+	// what the scheduler adds, whatever the machine's load.
+	bare := bareLoop(b, n, caching)
+	const probeSteps = 2048
+	t0 := time.Now()
+	for range probeSteps {
+		bare()
+	}
+	b.ReportMetric(perToken/(float64(time.Since(t0).Nanoseconds())/probeSteps/float64(n)), "x-bare")
 }
 
 // TestDecodeStepAllocs: a step that only decodes allocates nothing.
