@@ -51,6 +51,7 @@ type Manager struct {
 	stats  counters
 
 	tier *hostTier // nil without Config.HostBlocks
+	pins pinSet    // pin.go
 }
 
 // Copy is a copy-on-write directive: before the step's kernels run, the
@@ -132,6 +133,7 @@ func (m *Manager) Advance(now int64) {
 		return
 	}
 	m.now = now
+	m.expirePins(now)
 	if m.ticker != nil {
 		m.ticker.Advance(now)
 	}
