@@ -81,6 +81,9 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		if hostFixed > 0 || hostFactor > 0 {
 			return fmt.Errorf("-queue-load and -host-tokens cannot be combined")
 		}
+		if !(*pinShare > 0 && *pinShare <= 1) {
+			return fmt.Errorf("bad -pin-share %g: want a share of the pool in (0, 1]", *pinShare)
+		}
 		qm = &bench.QueueModel{Load: *queueLoad, PinShare: *pinShare}
 	}
 
