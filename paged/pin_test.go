@@ -3,6 +3,7 @@ package paged_test
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -174,4 +175,75 @@ func ExampleManager_Pin() {
 	// pinned tokens: 8 <nil>
 	// budget full: true
 	// pins after expiry: 0 true
+}
+
+// TestPinRandomOps drives pins, sequences and time at random and checks
+// every invariant after each step: counts equal table entries plus pins,
+// pinned blocks never leave the cache while pinned, the budget holds.
+func TestPinRandomOps(t *testing.T) {
+	var total paged.PinStats
+	for seed := range uint64(8) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 33})
+		require.NoError(t, err)
+		require.NoError(t, m.SetPinBudget(12))
+		var pins []paged.PinID
+		var seqs []paged.SeqID
+		now := int64(0)
+		for step := range 400 {
+			switch rng.IntN(6) {
+			case 0, 1: // a request over one of a few shared prefixes
+				p := prompt(1000*rng.IntN(5), 4*(1+rng.IntN(6))+rng.IntN(4))
+				id, _, err := m.Create(p, nil)
+				if err == nil {
+					seqs = append(seqs, id)
+				}
+			case 2:
+				if len(seqs) > 0 {
+					i := rng.IntN(len(seqs))
+					require.NoError(t, m.Free(seqs[i]))
+					seqs = append(seqs[:i], seqs[i+1:]...)
+				}
+			case 3:
+				p := prompt(1000*rng.IntN(5), 4*(1+rng.IntN(4)))
+				until := int64(0)
+				if rng.IntN(2) == 0 {
+					until = now + 1 + int64(rng.IntN(20))
+				}
+				id, _, err := m.Pin(p, nil, until)
+				if err != nil {
+					require.ErrorIs(t, err, paged.ErrPinBudget)
+					break
+				}
+				pins = append(pins, id)
+			case 4:
+				if len(pins) > 0 {
+					i := rng.IntN(len(pins))
+					err := m.Unpin(pins[i])
+					if err != nil {
+						require.ErrorIs(t, err, paged.ErrUnknownPin) // expired
+					}
+					pins = append(pins[:i], pins[i+1:]...)
+				}
+			case 5:
+				now += int64(rng.IntN(5))
+				m.Advance(now)
+			}
+			// Check verifies that every pinned block still holds its cached
+			// content and that counts are table entries plus pins.
+			require.NoError(t, m.Check(), "seed %d step %d", seed, step)
+			require.LessOrEqual(t, m.PinStats().PinnedBlocks, 12)
+		}
+		ps := m.PinStats()
+		total.Made += ps.Made
+		total.Expired += ps.Expired
+		total.Rejected += ps.Rejected
+		total.Unpinned += ps.Unpinned
+	}
+	// The walk reaches every path: pins made, expired, refused, unpinned.
+	t.Logf("%+v", total)
+	assert.NotZero(t, total.Made)
+	assert.NotZero(t, total.Expired)
+	assert.NotZero(t, total.Rejected)
+	assert.NotZero(t, total.Unpinned)
 }
