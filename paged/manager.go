@@ -59,6 +59,7 @@ type Manager struct {
 	stats  counters
 
 	tier *hostTier // nil without Config.HostBlocks
+	pins pinSet    // pin.go
 
 	// KV cache groups (groups.go), set only with more than one group:
 	// blockGroup is the group whose content each block holds, ghits the
@@ -159,6 +160,7 @@ func (m *Manager) Advance(now int64) {
 		return
 	}
 	m.now = now
+	m.expirePins(now)
 	if m.ticker != nil {
 		m.ticker.Advance(now)
 	}
