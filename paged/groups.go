@@ -515,8 +515,17 @@ func (m *Manager) mustSlide(s *sequence, c int) bool {
 		return false
 	}
 	for g := range s.ext {
-		if local(m.cfg.Groups[g+1].Kind) && m.deadBlocks(s, g+1, c) > s.ext[g].released {
-			return true
+		switch k := &m.cfg.Groups[g+1]; k.Kind {
+		case SlidingWindow:
+			// windowStart(W, c) > released, without the division: this
+			// runs for every decode token.
+			if c-k.Window+1 >= (s.ext[g].released+1)*m.bs {
+				return true
+			}
+		case ChunkedLocal:
+			if m.deadBlocks(s, g+1, c) > s.ext[g].released {
+				return true
+			}
 		}
 	}
 	return false
