@@ -65,8 +65,12 @@ type Manager struct {
 	// blockGroup is the group whose content each block holds, ghits the
 	// lookup's hits of groups 1 and up, window and chunk the window or
 	// chunked groups' size, other the kind besides full attention.
-	other      GroupKind
-	chunk      int
+	other GroupKind
+	chunk int
+	// oneLocal is the only window or chunked group (-1: several, 0:
+	// none), and wids the window lookup's scratch for it.
+	oneLocal   int
+	wids       []allocator.BlockID
 	blockGroup []uint8
 	ghits      [][]allocator.BlockID
 	window     int
