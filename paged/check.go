@@ -14,7 +14,7 @@ import (
 //   - a block is in the eviction policy iff it is unreferenced and holds
 //     cached content (with UnifiedFreeQueue: iff it is unreferenced);
 //   - a block's reference count equals the number of table entries naming
-//     it;
+//     it plus the pins holding it, and the pin counts match the live pins;
 //   - the prefix index maps a hash only to blocks holding that hash, and
 //     every block with cached content is reachable from the index;
 //   - every running sequence's table covers its tokens exactly, and its
@@ -77,6 +77,9 @@ func (m *Manager) Check() error {
 	}
 	if running != m.nrunning {
 		return fmt.Errorf("paged: %d running sequences, counter says %d", running, m.nrunning)
+	}
+	if err := m.checkPins(refs); err != nil {
+		return err
 	}
 	ncached := 0
 	for id := allocator.BlockID(1); int(id) < total; id++ {
