@@ -19,8 +19,18 @@
 //	go run ./examples/server -http :8080 -requests 0
 //
 // The default run replays 250 requests and prints a summary; with -http it
-// serves /metrics (Prometheus text), /stats (JSON), POST /requests and
-// POST /requests/{id}/cancel until interrupted.
+// serves /metrics (Prometheus text), /stats (JSON), POST /requests,
+// GET /requests/{id} and POST /requests/{id}/cancel until interrupted.
+//
+// # Holding up under abuse
+//
+// The HTTP API bounds what a client can make it hold: the admission queue
+// (-max-queue; 429 with Retry-After when full), submission bodies by size
+// (413), by time (408, the connection closed) and by number in flight
+// (429), and connections by the timeouts of NewHTTPServer. Request IDs
+// come from crypto/rand, and cancelling takes the cancel token that only
+// the submitter received. Every error is JSON with a stable code, and
+// every refused submission is counted by reason.
 //
 // # Concurrency
 //

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,8 +12,9 @@ import (
 )
 
 // FuzzSubmitBody posts arbitrary bodies: each is accepted (202) or refused
-// with 400, never anything else, and the manager stays consistent while a
-// request submitted first keeps running to its end.
+// with 400 or 413 and a JSON error, never anything else; every refusal is
+// counted; and the manager stays consistent while a request submitted
+// first keeps running to its end.
 func FuzzSubmitBody(f *testing.F) {
 	for _, seed := range []string{
 		`{"prompt_len": 40, "max_tokens": 20, "n": 4}`,
@@ -23,12 +25,17 @@ func FuzzSubmitBody(f *testing.F) {
 		`{"n": -3}`,
 		`[]`,
 		`{`,
+		`{"Max_Tokens": 3, "prompt_len": 4}`,
+		`{"n": 1, "n": 2, "max_tokens": 1, "prompt_len": 1}`,
+		`{"prompt_len": 5, "max_tokens": 4} {}`,
 	} {
 		f.Add(seed)
 	}
 	srv, err := NewServer(ServerConfig{
 		Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 128, MaxModelLen: 1024, Events: 64}, KeepFinished: 8},
 		Manual:    true,
+		// Small enough that long fuzzed bodies meet the limit.
+		HTTP: HTTPConfig{MaxBodyBytes: 512},
 	})
 	if err != nil {
 		f.Fatal(err)
@@ -42,9 +49,30 @@ func FuzzSubmitBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
+		before, err := srv.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("POST", "/requests", strings.NewReader(body)))
-		if rec.Code != http.StatusAccepted && rec.Code != http.StatusBadRequest {
+		after, err := srv.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch rec.Code {
+		case http.StatusAccepted:
+			if after.Requests.Submitted != before.Requests.Submitted+1 {
+				t.Fatalf("202 for %q but %d submitted before, %d after", body, before.Requests.Submitted, after.Requests.Submitted)
+			}
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+			var e apiError
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Code == "" || e.Message == "" {
+				t.Fatalf("status %d for %q without a JSON error: %s", rec.Code, body, rec.Body)
+			}
+			if after.Requests.Rejected != before.Requests.Rejected+1 || after.Requests.RejectedBy[e.Code] != before.Requests.RejectedBy[e.Code]+1 {
+				t.Fatalf("refusal %s of %q not counted: %v, then %v", e.Code, body, before.Requests.RejectedBy, after.Requests.RejectedBy)
+			}
+		default:
 			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
 		}
 		if err := srv.Step(ctx, 1); err != nil {
@@ -63,7 +91,7 @@ func FuzzSubmitBody(f *testing.F) {
 			return
 		}
 		if st.State == "cancelled" {
-			t.Fatalf("request %d was cancelled by %q", keep.ID, body)
+			t.Fatalf("request %s was cancelled by %q", keep.ID, body)
 		}
 	})
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -19,14 +21,25 @@ import (
 // call sends one HTTP request and returns the status code and body.
 func call(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
+	code, text, _ := callHeader(t, method, url, body, "")
+	return code, text
+}
+
+// callHeader sends one HTTP request, with a cancel token if token is not
+// empty, and returns the status code, body and headers.
+func callHeader(t *testing.T, method, url, body, token string) (int, string, http.Header) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
 }
 
 func decode[T any](t *testing.T, body string) T {
@@ -34,6 +47,15 @@ func decode[T any](t *testing.T, body string) T {
 	var v T
 	require.NoError(t, json.Unmarshal([]byte(body), &v), body)
 	return v
+}
+
+// decodeError checks that body is a JSON error with a code and a message.
+func decodeError(t *testing.T, body string) apiError {
+	t.Helper()
+	e := decode[apiError](t, body)
+	require.NotEmpty(t, e.Code, body)
+	require.NotEmpty(t, e.Message, body)
+	return e
 }
 
 func newHTTPTest(t *testing.T) (*Server, *httptest.Server) {
@@ -54,12 +76,15 @@ func TestHTTPSubmitStatusCancel(t *testing.T) {
 	code, body := call(t, "POST", hs.URL+"/requests", `{"prompt_len": 40, "max_tokens": 20}`)
 	require.Equal(t, http.StatusAccepted, code, body)
 	keep := decode[Status](t, body)
-	assert.Equal(t, Status{ID: 1, State: "waiting", PromptTokens: 40, MaxTokens: 20, N: 1, Generated: []int{0}}, keep)
+	assert.Len(t, keep.ID, 26)
+	assert.Len(t, keep.CancelToken, 26)
+	assert.Equal(t, Status{ID: keep.ID, CancelToken: keep.CancelToken, State: "waiting", PromptTokens: 40, MaxTokens: 20, N: 1, Generated: []int{0}}, keep)
 
 	code, body = call(t, "POST", hs.URL+"/requests", `{"prompt": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18], "max_tokens": 20, "n": 4}`)
 	require.Equal(t, http.StatusAccepted, code, body)
 	par := decode[Status](t, body)
-	assert.Equal(t, ReqID(2), par.ID)
+	assert.NotEqual(t, keep.ID, par.ID)
+	assert.NotEqual(t, keep.CancelToken, par.CancelToken)
 
 	require.NoError(t, srv.Step(ctx, 2))
 	code, body = call(t, "GET", hs.URL+"/stats", "")
@@ -70,51 +95,91 @@ func TestHTTPSubmitStatusCancel(t *testing.T) {
 	// three copies of the shared partial block.
 	assert.Equal(t, 3.0+2+3, blocks["used"])
 
-	code, body = call(t, "GET", hs.URL+"/requests/2", "")
+	code, body = call(t, "GET", hs.URL+"/requests/"+string(par.ID), "")
 	require.Equal(t, http.StatusOK, code)
-	assert.Equal(t, []int{2, 2, 2, 2}, decode[Status](t, body).Generated)
+	st := decode[Status](t, body)
+	assert.Equal(t, []int{2, 2, 2, 2}, st.Generated)
+	assert.Empty(t, st.CancelToken, "the token is handed out once, to the submitter")
 
-	code, body = call(t, "POST", hs.URL+"/requests/2/cancel", "")
+	// Knowing the ID is not enough to cancel: another request's token, or
+	// none, is refused and changes nothing.
+	code, body, hdr := callHeader(t, "POST", hs.URL+"/requests/"+string(par.ID)+"/cancel", "", "")
+	require.Equal(t, http.StatusUnauthorized, code, body)
+	assert.Equal(t, "missing_token", decodeError(t, body).Code)
+	assert.Contains(t, hdr.Get("WWW-Authenticate"), "Bearer")
+	code, body, _ = callHeader(t, "POST", hs.URL+"/requests/"+string(par.ID)+"/cancel", "", keep.CancelToken)
+	require.Equal(t, http.StatusForbidden, code, body)
+	assert.Equal(t, "wrong_token", decodeError(t, body).Code)
+	code, body, _ = callHeader(t, "POST", hs.URL+"/requests/"+string(par.ID)+"/cancel", "", "Basic "+par.CancelToken)
+	require.Equal(t, http.StatusForbidden, code, body)
+	sn, err := srv.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 8, sn.Blocks.Used, "refused cancels free nothing")
+
+	code, body, _ = callHeader(t, "POST", hs.URL+"/requests/"+string(par.ID)+"/cancel", "", par.CancelToken)
 	require.Equal(t, http.StatusOK, code, body)
 	assert.Equal(t, "cancelled", decode[Status](t, body).State)
-	sn, err := srv.Stats(ctx)
+	sn, err = srv.Stats(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 3, sn.Blocks.Used, "cancelling frees the request's blocks")
 
-	// Errors are clear and leave the other request alone.
+	// Errors are clear JSON and leave the other request alone.
+	unknown := "AAAAAAAAAAAAAAAAAAAAAAAAAA"
 	for _, tc := range []struct {
-		method, path, body string
-		code               int
-		msg                string
+		method, path, body, token string
+		code                      int
+		errCode, msg              string
 	}{
-		{"POST", "/requests/2/cancel", "", http.StatusConflict, "already finished"},
-		{"POST", "/requests/99/cancel", "", http.StatusNotFound, "unknown request: request 99"},
-		{"POST", "/requests/abc/cancel", "", http.StatusBadRequest, `request id "abc"`},
-		{"GET", "/requests/0", "", http.StatusBadRequest, "not a positive integer"},
-		{"GET", "/requests/99", "", http.StatusNotFound, "unknown request"},
-		{"POST", "/requests", `{"max_tokens": 4}`, http.StatusBadRequest, "empty prompt"},
-		{"POST", "/requests", `{"prompt": [], "max_tokens": 4}`, http.StatusBadRequest, "empty prompt"},
-		{"POST", "/requests", `{"prompt_len": 500, "max_tokens": 13}`, http.StatusBadRequest, "too long"},
-		{"POST", "/requests", `{"prompt_len": 5, "max_tokens": 4, "n": 99}`, http.StatusBadRequest, "n 99"},
-		{"POST", "/requests", `{"prompt_len": 5, "max_tokens": 4, "temperature": 1}`, http.StatusBadRequest, "unknown field"},
-		{"POST", "/requests", `{"prompt_len": "x"}`, http.StatusBadRequest, "invalid request: body"},
-		{"POST", "/requests", `{"prompt_len": 5, "max_tokens": 4} {}`, http.StatusBadRequest, "more than one"},
-		{"DELETE", "/requests/1", "", http.StatusMethodNotAllowed, ""},
+		{"POST", "/requests/" + string(par.ID) + "/cancel", "", par.CancelToken, http.StatusConflict, "already_finished", "already finished"},
+		{"POST", "/requests/" + unknown + "/cancel", "", par.CancelToken, http.StatusNotFound, "unknown_request", "unknown request: request " + unknown},
+		{"POST", "/requests/abc/cancel", "", par.CancelToken, http.StatusBadRequest, "invalid_request", `request id "abc"`},
+		{"GET", "/requests/1", "", "", http.StatusBadRequest, "invalid_request", "malformed"},
+		{"GET", "/requests/" + strings.ToLower(string(keep.ID)), "", "", http.StatusBadRequest, "invalid_request", "malformed"},
+		{"GET", "/requests/" + unknown, "", "", http.StatusNotFound, "unknown_request", "unknown request"},
+		{"POST", "/requests", `{"max_tokens": 4}`, "", http.StatusBadRequest, "invalid_request", "empty prompt"},
+		{"POST", "/requests", `{"prompt": [], "max_tokens": 4}`, "", http.StatusBadRequest, "invalid_request", "empty prompt"},
+		{"POST", "/requests", `{"prompt_len": 500, "max_tokens": 13}`, "", http.StatusBadRequest, "too_long", "too long"},
+		{"POST", "/requests", `{"prompt_len": 5, "max_tokens": 4, "n": 99}`, "", http.StatusBadRequest, "invalid_request", "n 99"},
+		{"POST", "/requests", `{"prompt_len": 5, "max_tokens": 4, "temperature": 1}`, "", http.StatusBadRequest, "invalid_request", `unknown field "temperature"`},
+		// Names match exactly: encoding/json alone would take these.
+		{"POST", "/requests", `{"prompt_len": 5, "Max_Tokens": 4}`, "", http.StatusBadRequest, "invalid_request", `unknown field "Max_Tokens"`},
+		{"POST", "/requests", `{"PROMPT_LEN": 5, "max_tokens": 4}`, "", http.StatusBadRequest, "invalid_request", `unknown field "PROMPT_LEN"`},
+		{"POST", "/requests", `{"prompt_len": 5, "max_tokens": 4, "max_tokens": 9}`, "", http.StatusBadRequest, "invalid_request", `"max_tokens" given twice`},
+		{"POST", "/requests", `{"prompt_len": "x"}`, "", http.StatusBadRequest, "invalid_request", `field "prompt_len"`},
+		{"POST", "/requests", `{"prompt": [1.5], "max_tokens": 1}`, "", http.StatusBadRequest, "invalid_request", `field "prompt"`},
+		{"POST", "/requests", `{"prompt": [4294967296], "max_tokens": 1}`, "", http.StatusBadRequest, "invalid_request", `field "prompt"`},
+		{"POST", "/requests", `{"prompt_len": 5, "max_tokens": 4} {}`, "", http.StatusBadRequest, "invalid_request", "more than one"},
+		{"POST", "/requests", `[1]`, "", http.StatusBadRequest, "invalid_request", "want a JSON object"},
+		{"POST", "/requests", `{"prompt_len": 5,`, "", http.StatusBadRequest, "invalid_request", "unexpected end"},
+		{"POST", "/requests", ``, "", http.StatusBadRequest, "invalid_request", "unexpected end"},
+		{"POST", "/requests", `{"prompt_len": 5, "max_tokens": 4, "n": 1, "prompt": [` + strings.Repeat("1,", 7000) + `1]}`, "", http.StatusRequestEntityTooLarge, "body_too_large", "more than"},
+		{"DELETE", "/requests/" + string(keep.ID), "", "", http.StatusMethodNotAllowed, "method_not_allowed", "DELETE"},
+		{"GET", "/nope", "", "", http.StatusNotFound, "not_found", "/nope"},
+		{"GET", "/", "", "", http.StatusNotFound, "not_found", "not found"},
 	} {
-		code, body := call(t, tc.method, hs.URL+tc.path, tc.body)
+		code, body, hdr := callHeader(t, tc.method, hs.URL+tc.path, tc.body, tc.token)
 		assert.Equal(t, tc.code, code, "%s %s %s: %s", tc.method, tc.path, tc.body, body)
-		if tc.msg != "" {
-			assert.Contains(t, decode[map[string]string](t, body)["error"], tc.msg)
+		assert.Equal(t, "application/json", hdr.Get("Content-Type"))
+		e := decodeError(t, body)
+		assert.Equal(t, tc.errCode, e.Code, body)
+		assert.Contains(t, e.Message, tc.msg)
+		if code == http.StatusMethodNotAllowed {
+			assert.Equal(t, "GET, HEAD", hdr.Get("Allow"))
 		}
 	}
-	st, err := srv.Status(ctx, keep.ID)
+	st, err = srv.Status(ctx, keep.ID)
 	require.NoError(t, err)
 	assert.Equal(t, "running", st.State)
 	assert.Equal(t, []int{2}, st.Generated)
 	sn, err = srv.Stats(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 3, sn.Blocks.Used)
-	assert.Equal(t, uint64(4), sn.Requests.Rejected, "body errors never reach the scheduler")
+	// Every refused submission is counted, those refused before the
+	// scheduler saw them too.
+	assert.Equal(t, uint64(16), sn.Requests.Rejected)
+	assert.Equal(t, uint64(14), sn.Requests.RejectedBy["invalid_request"])
+	assert.Equal(t, uint64(1), sn.Requests.RejectedBy["too_long"])
+	assert.Equal(t, uint64(1), sn.Requests.RejectedBy["body_too_large"])
 
 	require.NoError(t, srv.Step(ctx, 100))
 	st, err = srv.Status(ctx, keep.ID)
@@ -187,40 +252,70 @@ func TestHTTPMetrics(t *testing.T) {
 		assert.Equal(t, typ == "counter", strings.HasSuffix(name, "_total"), "%s is a %s", name, typ)
 	}
 	want := map[string]float64{
-		"pagedkv_kv_cache_usage":                      float64(sn.Blocks.Used) / 63,
-		"pagedkv_prefix_cache_hit_rate":               float64(sn.Prefix.HitTokens) / float64(sn.Prefix.QueryTokens),
-		`pagedkv_blocks{state="free"}`:                float64(sn.Blocks.Free),
-		`pagedkv_blocks{state="cached"}`:              float64(sn.Blocks.Cached),
-		`pagedkv_blocks{state="used"}`:                float64(sn.Blocks.Used),
-		"pagedkv_blocks_usable":                       63,
-		"pagedkv_block_size_tokens":                   16,
-		`pagedkv_requests{state="running"}`:           2,
-		`pagedkv_requests{state="waiting"}`:           0,
-		"pagedkv_requests_submitted_total":            2,
-		"pagedkv_requests_rejected_total":             1,
-		"pagedkv_prefix_cache_queries_total":          82,
-		"pagedkv_prefix_cache_hits_total":             32, // (41-1)/16 = 2 blocks
-		"pagedkv_prompt_tokens_total":                 41 + 9,
-		"pagedkv_generation_tokens_total":             3,
-		"pagedkv_steps_total":                         2,
-		"pagedkv_blocks_stored_total":                 float64(sn.Prefix.Stored),
-		`pagedkv_kv_events_total{kind="BlockStored"}`: float64(sn.Events.Stored),
+		"pagedkv_kv_cache_usage_ratio":                              float64(sn.Blocks.Used) / 63,
+		"pagedkv_prefix_cache_hit_ratio":                            float64(sn.Prefix.HitTokens) / float64(sn.Prefix.QueryTokens),
+		`pagedkv_kv_cache_blocks{state="free"}`:                     float64(sn.Blocks.Free),
+		`pagedkv_kv_cache_blocks{state="cached"}`:                   float64(sn.Blocks.Cached),
+		`pagedkv_kv_cache_blocks{state="used"}`:                     float64(sn.Blocks.Used),
+		"pagedkv_kv_cache_usable_blocks":                            63,
+		"pagedkv_block_size_tokens":                                 16,
+		`pagedkv_requests{state="running"}`:                         2,
+		`pagedkv_requests{state="waiting"}`:                         0,
+		"pagedkv_admission_queue_requests":                          0,
+		"pagedkv_admission_queue_capacity_requests":                 512,
+		"pagedkv_requests_submitted_total":                          2,
+		`pagedkv_requests_rejected_total{reason="invalid_request"}`: 1,
+		`pagedkv_requests_rejected_total{reason="queue_full"}`:      0,
+		`pagedkv_requests_rejected_total{reason="body_too_large"}`:  0,
+		"pagedkv_prefix_cache_query_tokens_total":                   82,
+		"pagedkv_prefix_cache_hit_tokens_total":                     32, // (41-1)/16 = 2 blocks
+		"pagedkv_prompt_tokens_total":                               41 + 9,
+		"pagedkv_generation_tokens_total":                           3,
+		"pagedkv_steps_total":                                       2,
+		"pagedkv_prefix_cache_stored_blocks_total":                  float64(sn.Prefix.Stored),
+		`pagedkv_kv_events_total{kind="BlockStored"}`:               float64(sn.Events.Stored),
 	}
 	for key, v := range want {
 		if assert.Contains(t, samples, key) {
 			assert.InDelta(t, v, samples[key], 1e-12, key)
 		}
 	}
-	assert.Equal(t, 63.0, samples[`pagedkv_blocks{state="free"}`]+samples[`pagedkv_blocks{state="cached"}`]+samples[`pagedkv_blocks{state="used"}`])
+	assert.Equal(t, 63.0, samples[`pagedkv_kv_cache_blocks{state="free"}`]+samples[`pagedkv_kv_cache_blocks{state="cached"}`]+samples[`pagedkv_kv_cache_blocks{state="used"}`])
+	// Names say their unit: counters end in _total, 0-to-1 gauges in
+	// _ratio, and every family names what it counts.
+	for name := range types {
+		assert.Regexp(t, `^pagedkv_[a-z_]+$`, name)
+		assert.Regexp(t, `_(total|ratio|blocks|tokens|requests|sequences)$`, name, "%s names no unit", name)
+	}
+	for key, v := range samples {
+		if strings.HasSuffix(key, "_ratio") {
+			assert.True(t, v >= 0 && v <= 1, "%s = %v", key, v)
+		}
+	}
 
 	code, body := call(t, "GET", hs.URL+"/stats", "")
 	require.Equal(t, http.StatusOK, code)
 	js := decode[map[string]any](t, body)
-	assert.InDelta(t, want["pagedkv_kv_cache_usage"], js["kv_cache_usage"], 1e-12)
-	assert.InDelta(t, want["pagedkv_prefix_cache_hit_rate"], js["prefix_cache_hit_rate"], 1e-12)
-	assert.Equal(t, map[string]any{"submitted": 2.0, "rejected": 1.0, "finished": 0.0, "cancelled": 0.0,
-		"parallel": 0.0, "waiting": 0.0, "running": 2.0}, js["requests"])
+	assert.InDelta(t, want["pagedkv_kv_cache_usage_ratio"], js["kv_cache_usage"], 1e-12)
+	assert.InDelta(t, want["pagedkv_prefix_cache_hit_ratio"], js["prefix_cache_hit_rate"], 1e-12)
+	reqs := js["requests"].(map[string]any)
+	assert.Equal(t, 1.0, reqs["rejected"])
+	assert.Equal(t, 1.0, reqs["rejected_by"].(map[string]any)["invalid_request"])
+	assert.Equal(t, 2.0, reqs["submitted"])
+	assert.Equal(t, 2.0, reqs["running"])
+	assert.Equal(t, 512.0, reqs["max_queued"])
 	assert.Equal(t, 82.0, js["prefix_cache"].(map[string]any)["query_tokens"])
+}
+
+func TestMetricsEscapeHelpAndLabels(t *testing.T) {
+	var buf bytes.Buffer
+	p := promWriter{w: bufio.NewWriter(&buf)}
+	p.family("x_total", "counter", "back\\slash and\nnewline \"quoted\"")
+	p.sample("x_total", "reason", "a\"b\\c\nd", math.Inf(1))
+	p.sample("x_total", "reason", "nan", math.NaN())
+	require.NoError(t, p.w.Flush())
+	assert.Equal(t, "# HELP x_total back\\\\slash and\\nnewline \"quoted\"\n# TYPE x_total counter\n"+
+		`x_total{reason="a\"b\\c\nd"} +Inf`+"\n"+`x_total{reason="nan"} NaN`+"\n", buf.String())
 }
 
 func TestListenAddrDefaultsToLoopback(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +53,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 type options struct {
 	requests, blocks, blockSize, maxNumSeqs, maxModelLen int
+	maxQueue                                             int
 	nParallel, speed, watermark                          float64
 	stepTime                                             time.Duration
 	httpAddr                                             string
@@ -67,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.blocks, "blocks", 2048, "KV blocks in the pool, the null block included")
 	fs.IntVar(&o.blockSize, "block-size", 16, "tokens per block")
 	fs.IntVar(&o.maxNumSeqs, "max-num-seqs", 128, "most sequences running at once")
+	fs.IntVar(&o.maxQueue, "max-queue", 512, "most requests waiting for admission; more are refused (HTTP 429)")
 	fs.IntVar(&o.maxModelLen, "max-model-len", 8192, "most tokens of one sequence (prompt + output); longer trace requests are clipped")
 	fs.Float64Var(&o.nParallel, "n-parallel", 0.1, "share of requests sampled n=4 ways (fork + copy-on-write)")
 	fs.Float64Var(&o.speed, "speed", 60, "compress the trace's arrival times by this factor")
@@ -93,6 +96,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-step-time %v is negative", o.stepTime)
 	case o.maxModelLen < 2:
 		return o, fmt.Errorf("-max-model-len %d must be at least 2", o.maxModelLen)
+	case o.maxQueue < 1:
+		return o, fmt.Errorf("-max-queue %d must be at least 1", o.maxQueue)
 	}
 	return o, nil
 }
@@ -117,6 +122,7 @@ func run(ctx context.Context, args []string, e env) error {
 				Events: 4096,
 			},
 			MaxNumSeqs: o.maxNumSeqs,
+			MaxQueued:  o.maxQueue,
 		},
 		StepTime: o.stepTime,
 		MaxSteps: o.steps,
@@ -144,19 +150,20 @@ func run(ctx context.Context, args []string, e env) error {
 		}
 		// Listen before serving so a taken port is an error here, not in
 		// a goroutine.
-		hs = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		hs = NewHTTPServer(srv.Handler())
 		go func() { _ = hs.Serve(ln) }()
 		fmt.Fprintf(out, "serving http://%s/metrics, /stats, POST /requests; Ctrl-C to stop\n", ln.Addr())
 	}
 
 	progCtx, stopProgress := context.WithCancel(ctx)
 	progDone := make(chan struct{})
+	var sent atomic.Int64 // replayed requests submitted or refused so far
 	go func() {
 		defer close(progDone)
-		showProgress(progCtx, srv, out, e.tty, o.requests)
+		showProgress(progCtx, srv, out, e.tty, func() int { return o.requests - int(sent.Load()) })
 	}()
 
-	err = replay(ctx, srv, o, e.sleep)
+	err = replay(ctx, srv, o, e.sleep, &sent)
 	if err == nil {
 		if hs != nil {
 			// Serve until interrupted (or the step limit is reached).
@@ -191,10 +198,12 @@ func run(ctx context.Context, args []string, e env) error {
 }
 
 // replay submits the first o.requests requests of the Azure conversation
-// trace at their arrival times divided by o.speed. Prompts start with one
-// of eight 256-token system prompts, so prefixes repeat as they do in
-// production; every n-parallel-th request asks for n=4 samples.
-func replay(ctx context.Context, srv *Server, o options, sleep func(context.Context, time.Duration) error) error {
+// trace at their arrival times divided by o.speed, counting them in sent.
+// Prompts start with one of eight 256-token system prompts, so prefixes
+// repeat as they do in production; every n-parallel-th request asks for
+// n=4 samples. When the admission queue is full the replay behaves as a
+// polite client: it waits and submits again (each refusal is counted).
+func replay(ctx context.Context, srv *Server, o options, sleep func(context.Context, time.Duration) error, sent *atomic.Int64) error {
 	trace := bench.AzureConv()[:o.requests]
 	prompt := make([]int32, 0, o.maxModelLen)
 	var prev time.Duration
@@ -225,6 +234,12 @@ func replay(ctx context.Context, srv *Server, o options, sleep func(context.Cont
 		// Submit copies the prompt (the manager keeps its own tokens), so
 		// the buffer is reused.
 		_, err := srv.Submit(ctx, Spec{Prompt: prompt, MaxTokens: out, N: n})
+		for errors.Is(err, ErrQueueFull) {
+			if err = sleep(ctx, queueFullBackoff); err == nil {
+				_, err = srv.Submit(ctx, Spec{Prompt: prompt, MaxTokens: out, N: n})
+			}
+		}
+		sent.Add(1)
 		switch {
 		case errors.Is(err, ErrInvalid), errors.Is(err, ErrTooLong):
 			// Counted as rejected; the replay goes on.
@@ -235,9 +250,13 @@ func replay(ctx context.Context, srv *Server, o options, sleep func(context.Cont
 	return nil
 }
 
+// queueFullBackoff is how long the replay waits before submitting again
+// to a full admission queue.
+const queueFullBackoff = 10 * time.Millisecond
+
 // showProgress redraws the live line on a terminal ten times a second, or
 // prints a plain line every second otherwise, until ctx is done.
-func showProgress(ctx context.Context, srv *Server, w io.Writer, tty bool, total int) {
+func showProgress(ctx context.Context, srv *Server, w io.Writer, tty bool, pending func() int) {
 	// A terminal redraws one line cheaply; a log file wants few lines.
 	every := time.Second
 	if tty {
@@ -258,7 +277,7 @@ func showProgress(ctx context.Context, srv *Server, w io.Writer, tty bool, total
 		if err != nil {
 			return
 		}
-		line := progressLine(sn, total)
+		line := progressLine(sn, pending())
 		switch {
 		case line == last:
 			// An idle server prints nothing new.

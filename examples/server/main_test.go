@@ -5,11 +5,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pagedkv/pagedkv/bench"
+	"github.com/pagedkv/pagedkv/paged"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -66,6 +69,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"-max-model-len", "1"},
 		{"-max-num-seqs", "2"},
 		{"-blocks", "1"},
+		{"-max-queue", "0"},
 		{"extra"},
 		{"-nope"},
 	} {
@@ -77,4 +81,46 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	err := run(context.Background(), []string{"-h"}, env{stdout: &out, stderr: &out, sleep: noSleep})
 	require.ErrorIs(t, err, flag.ErrHelp)
 	assert.Contains(t, out.String(), "-n-parallel")
+}
+
+func TestProgressLineCountsOnlyAcceptedRequestsAsDone(t *testing.T) {
+	sn := Snapshot{Requests: RequestCounts{Submitted: 10, Finished: 6, Cancelled: 1, Rejected: 5, Running: 2, Waiting: 1}}
+	// 10 accepted and 4 still to replay: 14 will be done; 7 are.
+	line := progressLine(sn, 4)
+	assert.Contains(t, line, "requests 7/14 done, 2 running, 1 waiting, 5 rejected")
+	sn.Requests.Finished, sn.Requests.Running, sn.Requests.Waiting = 9, 0, 0
+	assert.Contains(t, progressLine(sn, 0), "requests 10/10 done, 0 running, 0 waiting, 5 rejected")
+}
+
+func TestReplayBacksOffWhenTheQueueIsFull(t *testing.T) {
+	srv := startServer(t, ServerConfig{
+		Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 2048, MaxModelLen: 8192}, MaxQueued: 1},
+		Manual:    true,
+	})
+	ctx := context.Background()
+	// Time passes (the loop steps) only while the replay backs off, so
+	// every request after the first meets a full queue once.
+	backoffs := 0
+	sleep := func(ctx context.Context, d time.Duration) error {
+		if d != queueFullBackoff {
+			return ctx.Err()
+		}
+		backoffs++
+		return srv.Step(ctx, 1)
+	}
+	o, err := parseFlags([]string{"-requests", "12"}, io.Discard)
+	require.NoError(t, err)
+	var sent atomic.Int64
+	require.NoError(t, replay(ctx, srv, o, sleep, &sent))
+	assert.Equal(t, int64(12), sent.Load())
+	sn, err := srv.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(12), sn.Requests.Submitted, "every replayed request got in")
+	assert.Equal(t, uint64(11), sn.Requests.RejectedBy["queue_full"], "each refusal is counted")
+	assert.Equal(t, 11, backoffs)
+
+	var out bytes.Buffer
+	writeSummary(&out, sn, time.Second)
+	assert.Contains(t, out.String(), "11 rejected, ")
+	assert.Contains(t, out.String(), "rejected     11 queue_full\n")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,13 +31,16 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// progressLine is the one-line live display.
-func progressLine(sn Snapshot, total int) string {
-	done := sn.Requests.Finished + sn.Requests.Cancelled + sn.Requests.Rejected
+// progressLine is the one-line live display. pending counts the replay's
+// requests not submitted yet. Refused requests are never done: they are
+// shown apart, and the total counts only what was accepted or is still to
+// come.
+func progressLine(sn Snapshot, pending int) string {
+	done := sn.Requests.Finished + sn.Requests.Cancelled
 	// Requests posted over HTTP come on top of the replayed ones.
-	total = max(total, int(sn.Requests.Submitted+sn.Requests.Rejected))
-	return fmt.Sprintf("step %6d  requests %d/%d done, %d running, %d waiting  kv %5.1f%%  hit %5.1f%%  preempt %d  cow %d  tokens %d",
-		sn.Steps, done, total, sn.Requests.Running, sn.Requests.Waiting,
+	total := sn.Requests.Submitted + uint64(pending)
+	return fmt.Sprintf("step %6d  requests %d/%d done, %d running, %d waiting, %d rejected  kv %5.1f%%  hit %5.1f%%  preempt %d  cow %d  tokens %d",
+		sn.Steps, done, total, sn.Requests.Running, sn.Requests.Waiting, sn.Requests.Rejected,
 		100*sn.Usage, 100*sn.HitRate, sn.Preemptions, sn.Copies, sn.Tokens.Generated)
 }
 
@@ -51,6 +55,9 @@ func writeSummary(w io.Writer, sn Snapshot, wall time.Duration) {
 	}
 	fmt.Fprintf(w, "requests     %d submitted (%d with n>1), %d finished, %d cancelled, %d rejected, %d unfinished\n",
 		r.Submitted, r.Parallel, r.Finished, r.Cancelled, r.Rejected, r.Waiting+r.Running)
+	if r.Rejected > 0 {
+		fmt.Fprintf(w, "rejected     %s\n", rejectedLine(r.RejectedBy))
+	}
 	fmt.Fprintf(w, "tokens       %d prompt, %d generated; %d computed at admission, %d from the prefix cache\n",
 		t.Prompt, t.Generated, t.Prefill, t.Cached)
 	fmt.Fprintf(w, "steps        %d in %v (peak %d sequences running)\n",
@@ -67,6 +74,17 @@ func writeSummary(w io.Writer, sn Snapshot, wall time.Duration) {
 	fmt.Fprintf(w, "manager      %v per step (%v in %d steps)\n",
 		sn.ManagerPerStep(), sn.ManagerTime.Round(time.Microsecond), sn.Steps)
 	fmt.Fprintf(w, "blocks now   %d free, %d cached, %d used\n", sn.Blocks.Free, sn.Blocks.Cached, sn.Blocks.Used)
+}
+
+// rejectedLine lists the non-zero rejection counts by reason.
+func rejectedLine(by map[string]uint64) string {
+	var parts []string
+	for r := range numReasons {
+		if n := by[r.String()]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, r))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // eventPrinter returns an OnEvent hook printing one line per KV event.

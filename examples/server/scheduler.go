@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,8 +19,13 @@ var (
 	// ErrTooLong: the request can never run here (longer than the maximum
 	// model length, or more blocks than the pool has).
 	ErrTooLong = errors.New("server: request too long")
+	// ErrQueueFull: the admission queue holds SchedulerConfig.MaxQueued
+	// requests already; retry later.
+	ErrQueueFull = errors.New("server: admission queue full")
 	// ErrUnknownRequest: no request has this ID.
 	ErrUnknownRequest = errors.New("server: unknown request")
+	// ErrBadToken: the cancel token does not match the request's.
+	ErrBadToken = errors.New("server: wrong cancel token")
 	// ErrFinished: the request has already finished or been cancelled.
 	ErrFinished = errors.New("server: request already finished")
 	// ErrClosed: the server's step loop has stopped.
@@ -28,8 +35,18 @@ var (
 // MaxN bounds the parallel samples of one request.
 const MaxN = 16
 
-// ReqID names a submitted request; IDs count from 1.
-type ReqID uint64
+// ReqID names a submitted request: 26 characters of base32 drawn from
+// crypto/rand (130 bits), so knowing one request's ID tells nothing about
+// another's.
+type ReqID string
+
+// Ticket is what a submitter gets back: the request's ID, which lets
+// anyone holding it read the request's status, and the cancel token,
+// which alone lets its holder cancel the request.
+type Ticket struct {
+	ID          ReqID
+	CancelToken string
+}
 
 // Spec is a request as a client submits it: a prompt (tokens, or a length
 // for a made-up prompt), how many tokens to generate, and how many samples.
@@ -55,6 +72,11 @@ type SchedulerConfig struct {
 	// KeepFinished is how many finished or cancelled requests stay
 	// queryable by Status. Default 1024.
 	KeepFinished int
+	// MaxQueued bounds the requests waiting for their first admission;
+	// Submit refuses more with ErrQueueFull. Preempted requests go back
+	// to the queue regardless: they were admitted once. The bound also
+	// bounds memory: a queued request holds its prompt. Default 512.
+	MaxQueued int
 	// OnBatch, if set, is called with each step's batch after BuildBatch,
 	// where a real server runs the model's forward pass. It runs on the
 	// goroutine that owns the scheduler and may read m, not change it.
@@ -75,6 +97,8 @@ const (
 // request is a submitted request: one sample before the fork, n after.
 type request struct {
 	id        ReqID
+	seq       uint64 // submission order from 1, seeds the fake model
+	token     string
 	promptLen int
 	maxTokens int
 	n         int
@@ -119,7 +143,10 @@ type sample struct {
 
 // Status describes one request.
 type Status struct {
-	ID           ReqID  `json:"id"`
+	ID ReqID `json:"id"`
+	// CancelToken is set only in the answer to a submission: it is the
+	// secret that cancels the request.
+	CancelToken  string `json:"cancel_token,omitempty"`
 	State        string `json:"state"`
 	PromptTokens int    `json:"prompt_tokens"`
 	CachedTokens int    `json:"cached_tokens"`
@@ -139,7 +166,8 @@ type Scheduler struct {
 	cfg SchedulerConfig
 	m   *paged.Manager
 
-	nextID   ReqID
+	nextSeq  uint64
+	queued   int // live requests never admitted
 	live     map[ReqID]*request
 	finished map[ReqID]*request
 	finOrder []ReqID // oldest first, for KeepFinished
@@ -159,12 +187,13 @@ type Scheduler struct {
 
 // counters are the scheduler's own figures, next to the manager's Stats.
 type counters struct {
-	submitted, rejected, finished, cancelled, parallel uint64
-	promptTokens, prefillTokens, cachedTokens          uint64
-	generated, steps                                   uint64
-	peakUsed, peakRunning                              int
-	managerTime                                        time.Duration
-	events                                             EventCounts // Dropped unused
+	submitted, finished, cancelled, parallel  uint64
+	rejected                                  [numReasons]uint64
+	promptTokens, prefillTokens, cachedTokens uint64
+	generated, steps                          uint64
+	peakUsed, peakRunning                     int
+	managerTime                               time.Duration
+	events                                    EventCounts // Dropped unused
 }
 
 // NewScheduler returns a scheduler with a new manager for cfg.Manager.
@@ -180,6 +209,12 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	}
 	if cfg.KeepFinished < 0 {
 		return nil, fmt.Errorf("%w: KeepFinished %d is negative", ErrInvalid, cfg.KeepFinished)
+	}
+	if cfg.MaxQueued == 0 {
+		cfg.MaxQueued = 512
+	}
+	if cfg.MaxQueued < 0 {
+		return nil, fmt.Errorf("%w: MaxQueued %d is negative", ErrInvalid, cfg.MaxQueued)
 	}
 	m, err := paged.New(cfg.Manager)
 	if err != nil {
@@ -199,17 +234,18 @@ func (s *Scheduler) Manager() *paged.Manager { return s.m }
 // Busy reports whether any request is waiting or running.
 func (s *Scheduler) Busy() bool { return len(s.running) > 0 || len(s.waiting) > 0 }
 
-// Submit validates spec and queues it. A rejected request changes nothing
-// but the rejection counter.
-func (s *Scheduler) Submit(spec Spec) (ReqID, error) {
-	id, err := s.submit(spec)
+// Submit validates spec and queues it, returning the new request's ID and
+// cancel token. A rejected request changes nothing but the rejection
+// counter of its reason.
+func (s *Scheduler) Submit(spec Spec) (Ticket, error) {
+	t, err := s.submit(spec)
 	if err != nil {
-		s.c.rejected++
+		s.c.rejected[reasonOf(err)]++
 	}
-	return id, err
+	return t, err
 }
 
-func (s *Scheduler) submit(spec Spec) (ReqID, error) {
+func (s *Scheduler) submit(spec Spec) (Ticket, error) {
 	n := spec.N
 	if n == 0 {
 		n = 1
@@ -217,15 +253,15 @@ func (s *Scheduler) submit(spec Spec) (ReqID, error) {
 	mcfg := s.m.Config()
 	switch {
 	case n < 1 || n > MaxN:
-		return 0, fmt.Errorf("%w: n %d must be in [1, %d]", ErrInvalid, spec.N, MaxN)
+		return Ticket{}, fmt.Errorf("%w: n %d must be in [1, %d]", ErrInvalid, spec.N, MaxN)
 	case spec.MaxTokens < 1:
-		return 0, fmt.Errorf("%w: max_tokens %d must be at least 1", ErrInvalid, spec.MaxTokens)
+		return Ticket{}, fmt.Errorf("%w: max_tokens %d must be at least 1", ErrInvalid, spec.MaxTokens)
 	case len(spec.Prompt) > 0 && spec.PromptLen != 0:
-		return 0, fmt.Errorf("%w: give prompt or prompt_len, not both", ErrInvalid)
+		return Ticket{}, fmt.Errorf("%w: give prompt or prompt_len, not both", ErrInvalid)
 	case spec.PromptLen < 0:
-		return 0, fmt.Errorf("%w: prompt_len %d is negative", ErrInvalid, spec.PromptLen)
+		return Ticket{}, fmt.Errorf("%w: prompt_len %d is negative", ErrInvalid, spec.PromptLen)
 	case len(spec.Prompt) == 0 && spec.PromptLen == 0:
-		return 0, fmt.Errorf("%w: empty prompt", ErrInvalid)
+		return Ticket{}, fmt.Errorf("%w: empty prompt", ErrInvalid)
 	}
 	plen := max(len(spec.Prompt), spec.PromptLen)
 	// Checked before any token is looked at or made up, so a huge
@@ -234,18 +270,23 @@ func (s *Scheduler) submit(spec Spec) (ReqID, error) {
 	// never become unable to grow or to be readmitted after preemption.
 	if plen > mcfg.MaxModelLen || spec.MaxTokens > mcfg.MaxModelLen-plen ||
 		s.m.CanAdmitTokens(plen+spec.MaxTokens) == paged.AdmitNever {
-		return 0, fmt.Errorf("%w: %d prompt + %d new tokens exceed the maximum length %d or the pool (%d blocks of %d)",
+		return Ticket{}, fmt.Errorf("%w: %d prompt + %d new tokens exceed the maximum length %d or the pool (%d blocks of %d)",
 			ErrTooLong, plen, spec.MaxTokens, mcfg.MaxModelLen, s.m.Stats().UsableBlocks, s.m.BlockSize())
+	}
+	for i, t := range spec.Prompt {
+		if t < 0 {
+			return Ticket{}, fmt.Errorf("%w: prompt token %d is negative (%d)", ErrInvalid, i, t)
+		}
+	}
+	// Checked after validation, so a malformed request is told what is
+	// wrong with it rather than to come back later.
+	if s.queued >= s.cfg.MaxQueued {
+		return Ticket{}, fmt.Errorf("%w: %d requests wait for admission", ErrQueueFull, s.queued)
 	}
 	prompt := spec.Prompt
 	if len(prompt) == 0 {
-		prompt = madeUpPrompt(s.prompt[:0], uint64(s.nextID+1), plen)
+		prompt = madeUpPrompt(s.prompt[:0], s.nextSeq+1, plen)
 		s.prompt = prompt
-	}
-	for i, t := range prompt {
-		if t < 0 {
-			return 0, fmt.Errorf("%w: prompt token %d is negative (%d)", ErrInvalid, i, t)
-		}
 	}
 	// Add hashes the prompt's full blocks once, now, off the step's
 	// critical path; the sequence holds no blocks until admitted.
@@ -254,22 +295,24 @@ func (s *Scheduler) submit(spec Spec) (ReqID, error) {
 	s.c.managerTime += time.Since(t0)
 	if err != nil {
 		if errors.Is(err, paged.ErrNever) {
-			return 0, fmt.Errorf("%w: %w", ErrTooLong, err)
+			return Ticket{}, fmt.Errorf("%w: %w", ErrTooLong, err)
 		}
-		return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return Ticket{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	s.nextID++
-	r := &request{id: s.nextID, promptLen: plen, maxTokens: spec.MaxTokens, n: n}
+	s.nextSeq++
+	r := &request{id: ReqID(rand.Text()), seq: s.nextSeq, token: rand.Text(),
+		promptLen: plen, maxTokens: spec.MaxTokens, n: n}
 	q := &sample{req: r, id: seq}
 	r.samples = append(make([]*sample, 0, n), q)
 	s.live[r.id] = r
 	s.waiting = append(s.waiting, q)
+	s.queued++
 	s.c.submitted++
 	s.c.promptTokens += uint64(plen)
 	if n > 1 {
 		s.c.parallel++
 	}
-	return r.id, nil
+	return Ticket{ID: r.id, CancelToken: r.token}, nil
 }
 
 // madeUpPrompt appends n tokens that differ from request to request.
@@ -280,20 +323,27 @@ func madeUpPrompt(dst []int32, seed uint64, n int) []int32 {
 	return dst
 }
 
-// Cancel ends a waiting or running request and frees its blocks.
-func (s *Scheduler) Cancel(id ReqID) error {
+// Cancel ends a waiting or running request and frees its blocks. token
+// must be the request's cancel token (from its Ticket): the ID alone,
+// which status readers share, cannot cancel.
+func (s *Scheduler) Cancel(id ReqID, token string) error {
 	r, ok := s.live[id]
 	if !ok {
-		if _, ok := s.finished[id]; ok {
-			return fmt.Errorf("%w: request %d", ErrFinished, id)
-		}
-		return fmt.Errorf("%w: request %d", ErrUnknownRequest, id)
+		r, ok = s.finished[id]
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: request %s", ErrUnknownRequest, id)
+	case subtle.ConstantTimeCompare([]byte(token), []byte(r.token)) != 1:
+		return fmt.Errorf("%w: request %s", ErrBadToken, id)
+	case r.state != reqLive:
+		return fmt.Errorf("%w: request %s", ErrFinished, id)
 	}
 	t0 := time.Now()
 	for _, q := range r.samples {
 		if !q.done {
 			if err := s.m.Free(q.id); err != nil {
-				panic(fmt.Sprintf("server: cancel request %d: free %v: %v", id, q.id, err))
+				panic(fmt.Sprintf("server: cancel request %s: free %v: %v", id, q.id, err))
 			}
 			q.done = true
 		}
@@ -315,6 +365,9 @@ func (s *Scheduler) Cancel(id ReqID) error {
 func (s *Scheduler) retire(r *request, state reqState) {
 	r.state = state
 	delete(s.live, r.id)
+	if !r.admitted {
+		s.queued--
+	}
 	if s.cfg.KeepFinished == 0 {
 		return
 	}
@@ -331,7 +384,7 @@ func (s *Scheduler) Status(id ReqID) (Status, error) {
 	r, ok := s.live[id]
 	if !ok {
 		if r, ok = s.finished[id]; !ok {
-			return Status{}, fmt.Errorf("%w: request %d", ErrUnknownRequest, id)
+			return Status{}, fmt.Errorf("%w: request %s", ErrUnknownRequest, id)
 		}
 	}
 	st := Status{ID: id, State: r.stateName(), PromptTokens: r.promptLen, CachedTokens: r.cached,
@@ -344,8 +397,8 @@ func (s *Scheduler) Status(id ReqID) (Status, error) {
 
 // token is the fake model's output: deterministic, and different for each
 // sample of a request, so forked samples diverge and copy on write.
-func token(r ReqID, sampleIdx, pos int) int32 {
-	return int32((uint64(r)*2654435761+uint64(sampleIdx)*40503+uint64(pos)*97)%32000) + 1
+func token(seq uint64, sampleIdx, pos int) int32 {
+	return int32((seq*2654435761+uint64(sampleIdx)*40503+uint64(pos)*97)%32000) + 1
 }
 
 // Step runs one engine step and reports whether there was anything to do.
@@ -467,7 +520,7 @@ func (s *Scheduler) admit() {
 			return // first come, first served: nobody overtakes the head
 		case paged.AdmitNever:
 			// Submit checked the longest this sequence can grow to.
-			panic(fmt.Sprintf("server: %v of request %d can never be admitted", q.id, r.id))
+			panic(fmt.Sprintf("server: %v of request %s can never be admitted", q.id, r.id))
 		}
 		cached, err := s.m.Admit(q.id)
 		if err != nil {
@@ -484,6 +537,7 @@ func (s *Scheduler) admit() {
 		r.nrunning++
 		if !r.admitted {
 			r.admitted, r.cached = true, cached
+			s.queued--
 		}
 		s.c.cachedTokens += uint64(cached)
 		s.c.prefillTokens += uint64(n - cached)
@@ -529,7 +583,7 @@ func (s *Scheduler) sample() {
 // reports whether q finished.
 func (s *Scheduler) emit(q *sample) bool {
 	r := q.req
-	q.pending = token(r.id, q.idx, q.outputs)
+	q.pending = token(r.seq, q.idx, q.outputs)
 	q.outputs++
 	s.c.generated++
 	if q.outputs < r.maxTokens {

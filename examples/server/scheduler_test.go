@@ -162,7 +162,7 @@ func TestParallelSamplingCopiesOnWrite(t *testing.T) {
 				copies = append(copies, len(b.Copies))
 				inner(m, b)
 			}
-			id, err := s.Submit(Spec{PromptLen: tc.prompt, MaxTokens: 3, N: 4})
+			tk, err := s.Submit(Spec{PromptLen: tc.prompt, MaxTokens: 3, N: 4})
 			require.NoError(t, err)
 
 			require.True(t, stepChecked(t, s, kv))
@@ -179,7 +179,7 @@ func TestParallelSamplingCopiesOnWrite(t *testing.T) {
 			assert.Equal(t, tc.usedAfterCo, sn.Blocks.Used)
 
 			require.True(t, stepChecked(t, s, kv))
-			st, err := s.Status(id)
+			st, err := s.Status(tk.ID)
 			require.NoError(t, err)
 			assert.Equal(t, "finished", st.State)
 			assert.Equal(t, []int{3, 3, 3, 3}, st.Generated)
@@ -202,9 +202,9 @@ func TestPrefixHitSkipsCachedPrompt(t *testing.T) {
 	require.NoError(t, err)
 	stepChecked(t, s, kv)
 
-	sa, err := s.Status(a)
+	sa, err := s.Status(a.ID)
 	require.NoError(t, err)
-	sb, err := s.Status(b)
+	sb, err := s.Status(b.ID)
 	require.NoError(t, err)
 	assert.Zero(t, sa.CachedTokens)
 	// The last prompt token is always recomputed, so 3 of 4 blocks hit.
@@ -227,7 +227,7 @@ func TestPreemptionByRecomputeFinishesBoth(t *testing.T) {
 	}
 	// The newer request went back to the queue and stays there while the
 	// older one grows.
-	for id, want := range map[ReqID]string{a: "running", b: "preempted"} {
+	for id, want := range map[ReqID]string{a.ID: "running", b.ID: "preempted"} {
 		st, err := s.Status(id)
 		require.NoError(t, err)
 		assert.Equal(t, want, st.State)
@@ -243,7 +243,7 @@ func TestPreemptionByRecomputeFinishesBoth(t *testing.T) {
 	assert.Equal(t, uint64(2), sn.Requests.Finished)
 	assert.Equal(t, uint64(100), sn.Tokens.Generated)
 	assert.Greater(t, sn.Tokens.Prefill, uint64(80), "the preempted request was recomputed")
-	for _, id := range []ReqID{a, b} {
+	for _, id := range []ReqID{a.ID, b.ID} {
 		st, err := s.Status(id)
 		require.NoError(t, err)
 		assert.Equal(t, []int{50}, st.Generated)
@@ -257,7 +257,7 @@ func TestSubmitRejectsBadRequestsWithoutDisturbingOthers(t *testing.T) {
 	require.NoError(t, err)
 	stepChecked(t, s, kv)
 	before := s.Snapshot()
-	beforeStatus, err := s.Status(good)
+	beforeStatus, err := s.Status(good.ID)
 	require.NoError(t, err)
 
 	for _, tc := range []struct {
@@ -280,22 +280,24 @@ func TestSubmitRejectsBadRequestsWithoutDisturbingOthers(t *testing.T) {
 		{"huge max tokens", Spec{PromptLen: 3, MaxTokens: math.MaxInt}, ErrTooLong, "exceed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id, err := s.Submit(tc.spec)
+			tk, err := s.Submit(tc.spec)
 			require.ErrorIs(t, err, tc.want)
 			assert.Contains(t, err.Error(), tc.msg)
-			assert.Zero(t, id)
+			assert.Zero(t, tk)
 		})
 	}
 	after := s.Snapshot()
 	assert.Equal(t, before.Requests.Rejected+12, after.Requests.Rejected)
-	after.Requests.Rejected = before.Requests.Rejected
+	assert.Equal(t, map[string]uint64{"invalid_request": 8, "too_long": 4, "queue_full": 0, "overloaded": 0,
+		"body_too_large": 0, "body_timeout": 0, "unavailable": 0}, after.Requests.RejectedBy)
+	after.Requests.Rejected, after.Requests.RejectedBy = before.Requests.Rejected, before.Requests.RejectedBy
 	assert.Equal(t, before, after, "rejections change nothing else")
-	st, err := s.Status(good)
+	st, err := s.Status(good.ID)
 	require.NoError(t, err)
 	assert.Equal(t, beforeStatus, st)
 	for stepChecked(t, s, kv) {
 	}
-	st, err = s.Status(good)
+	st, err = s.Status(good.ID)
 	require.NoError(t, err)
 	assert.Equal(t, []int{8, 8}, st.Generated)
 }
@@ -320,10 +322,12 @@ func TestCancelFreesBlocks(t *testing.T) {
 	stepChecked(t, s, kv)
 	stepChecked(t, s, kv)
 	withBoth := s.Snapshot().Blocks.Used
-	keepStatus, err := s.Status(keep)
+	keepStatus, err := s.Status(keep.ID)
 	require.NoError(t, err)
 
-	require.NoError(t, s.Cancel(par))
+	require.ErrorIs(t, s.Cancel(par.ID, keep.CancelToken), ErrBadToken, "another request's token")
+	require.ErrorIs(t, s.Cancel(par.ID, ""), ErrBadToken)
+	require.NoError(t, s.Cancel(par.ID, par.CancelToken))
 	sn := s.Snapshot()
 	// keep's 41 tokens hold 3 blocks; the four samples' blocks are gone.
 	assert.Equal(t, 3, sn.Blocks.Used)
@@ -331,28 +335,29 @@ func TestCancelFreesBlocks(t *testing.T) {
 	assert.Equal(t, 1, sn.Sequences.Running)
 	assert.Equal(t, uint64(1), sn.Requests.Cancelled)
 	require.NoError(t, s.Manager().Check())
-	st, err := s.Status(par)
+	st, err := s.Status(par.ID)
 	require.NoError(t, err)
 	assert.Equal(t, "cancelled", st.State)
 
-	require.ErrorIs(t, s.Cancel(par), ErrFinished)
-	require.ErrorIs(t, s.Cancel(99), ErrUnknownRequest)
-	_, err = s.Status(99)
+	require.ErrorIs(t, s.Cancel(par.ID, par.CancelToken), ErrFinished)
+	require.ErrorIs(t, s.Cancel(par.ID, keep.CancelToken), ErrBadToken, "a finished request's state is no one else's business")
+	require.ErrorIs(t, s.Cancel("NOSUCHREQUEST", par.CancelToken), ErrUnknownRequest)
+	_, err = s.Status("NOSUCHREQUEST")
 	require.ErrorIs(t, err, ErrUnknownRequest)
-	st, err = s.Status(keep)
+	st, err = s.Status(keep.ID)
 	require.NoError(t, err)
 	assert.Equal(t, keepStatus, st, "cancelling others leaves keep alone")
 
 	// A waiting request is cancelled before it ever runs.
 	w, err := s.Submit(Spec{PromptLen: 10, MaxTokens: 5})
 	require.NoError(t, err)
-	require.NoError(t, s.Cancel(w))
+	require.NoError(t, s.Cancel(w.ID, w.CancelToken))
 	for stepChecked(t, s, kv) {
 	}
-	st, err = s.Status(w)
+	st, err = s.Status(w.ID)
 	require.NoError(t, err)
 	assert.Equal(t, []int{0}, st.Generated)
-	st, err = s.Status(keep)
+	st, err = s.Status(keep.ID)
 	require.NoError(t, err)
 	assert.Equal(t, "finished", st.State)
 	assert.Equal(t, []int{20}, st.Generated)
@@ -363,9 +368,9 @@ func TestKeepFinishedForgetsOldest(t *testing.T) {
 	s, kv := newTestScheduler(t, SchedulerConfig{Manager: paged.Config{NumBlocks: 64}, KeepFinished: 2})
 	var ids []ReqID
 	for range 3 {
-		id, err := s.Submit(Spec{PromptLen: 5, MaxTokens: 1})
+		tk, err := s.Submit(Spec{PromptLen: 5, MaxTokens: 1})
 		require.NoError(t, err)
-		ids = append(ids, id)
+		ids = append(ids, tk.ID)
 	}
 	stepChecked(t, s, kv)
 	_, err := s.Status(ids[0])
@@ -408,4 +413,43 @@ func TestNewSchedulerRejectsBadConfig(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalid)
 	_, err = NewScheduler(SchedulerConfig{Manager: paged.Config{NumBlocks: 1}})
 	require.ErrorIs(t, err, paged.ErrInvalid)
+}
+
+func TestMaxQueuedBoundsRequestsNeverAdmitted(t *testing.T) {
+	// 8 usable blocks: a 100-token request needs 7 at its end, so one
+	// runs at a time and the others wait.
+	s, kv := newTestScheduler(t, SchedulerConfig{Manager: paged.Config{NumBlocks: 9}, MaxQueued: 2})
+	a, err := s.Submit(Spec{PromptLen: 90, MaxTokens: 10})
+	require.NoError(t, err)
+	b, err := s.Submit(Spec{PromptLen: 90, MaxTokens: 10})
+	require.NoError(t, err)
+	before := s.Snapshot()
+	_, err = s.Submit(Spec{PromptLen: 90, MaxTokens: 10})
+	require.ErrorIs(t, err, ErrQueueFull)
+	after := s.Snapshot()
+	assert.Equal(t, before.Requests.Rejected+1, after.Requests.Rejected)
+	assert.Equal(t, uint64(1), after.Requests.RejectedBy["queue_full"])
+	assert.Equal(t, 2, after.Requests.Queued)
+
+	stepChecked(t, s, kv) // a is admitted, b waits for memory
+	assert.Equal(t, 1, s.Snapshot().Requests.Queued)
+	c, err := s.Submit(Spec{PromptLen: 90, MaxTokens: 10})
+	require.NoError(t, err)
+	_, err = s.Submit(Spec{PromptLen: 5, MaxTokens: 1})
+	require.ErrorIs(t, err, ErrQueueFull)
+	// Cancelling a queued request frees its place.
+	require.NoError(t, s.Cancel(c.ID, c.CancelToken))
+	assert.Equal(t, 1, s.Snapshot().Requests.Queued)
+	for stepChecked(t, s, kv) {
+	}
+	sn := s.Snapshot()
+	assert.Zero(t, sn.Requests.Queued)
+	assert.Equal(t, uint64(2), sn.Requests.Finished)
+	for _, id := range []ReqID{a.ID, b.ID} {
+		st, err := s.Status(id)
+		require.NoError(t, err)
+		assert.Equal(t, "finished", st.State)
+	}
+	_, err = NewScheduler(SchedulerConfig{Manager: paged.Config{NumBlocks: 9}, MaxQueued: -1})
+	require.ErrorIs(t, err, ErrInvalid)
 }

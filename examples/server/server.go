@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"maps"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,6 +18,8 @@ type ServerConfig struct {
 	// Manual turns the loop's own stepping off: steps run only through
 	// Step. Tests use it to stay deterministic.
 	Manual bool
+	// HTTP configures Handler.
+	HTTP HTTPConfig
 }
 
 // Server runs a Scheduler on one goroutine (Run) and lets any number of
@@ -29,6 +33,14 @@ type Server struct {
 	calls   chan func(*Scheduler)
 	stopped chan struct{}
 	final   Snapshot // written by Run before it closes stopped
+
+	// rejected counts the submissions refused before they reached the
+	// scheduler (by the HTTP layer, or because the loop had stopped);
+	// Stats adds them to the scheduler's own.
+	rejected [numReasons]atomic.Uint64
+	// bodies holds one token per submission body being read (see
+	// HTTPConfig.MaxConcurrentBodies).
+	bodies chan struct{}
 }
 
 // NewServer returns a server whose loop is not running yet; call Run.
@@ -37,7 +49,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, sched: sc, calls: make(chan func(*Scheduler)), stopped: make(chan struct{})}, nil
+	h, err := cfg.HTTP.withDefaults(sc.m.Config().MaxModelLen)
+	if err != nil {
+		return nil, err
+	}
+	cfg.HTTP = h
+	return &Server{cfg: cfg, sched: sc, calls: make(chan func(*Scheduler)), stopped: make(chan struct{}),
+		bodies: make(chan struct{}, h.MaxConcurrentBodies)}, nil
 }
 
 // Run is the step loop. It owns the scheduler until it returns, when ctx
@@ -122,24 +140,33 @@ func (s *Server) do(ctx context.Context, f func(*Scheduler)) error {
 	return nil
 }
 
-// Submit queues a request and returns its status as of the submission.
+// Submit queues a request and returns its status as of the submission,
+// with its cancel token: the only copy the server hands out.
 func (s *Server) Submit(ctx context.Context, spec Spec) (st Status, err error) {
 	e := s.do(ctx, func(sc *Scheduler) {
-		var id ReqID
-		if id, err = sc.Submit(spec); err == nil {
-			st, err = sc.Status(id)
+		var t Ticket
+		if t, err = sc.Submit(spec); err == nil {
+			st, err = sc.Status(t.ID)
+			st.CancelToken = t.CancelToken
 		}
 	})
+	if e == ErrClosed {
+		s.reject(ReasonClosed)
+	}
 	if e != nil {
 		return Status{}, e
 	}
 	return st, err
 }
 
-// Cancel ends a request, frees its blocks and returns its final status.
-func (s *Server) Cancel(ctx context.Context, id ReqID) (st Status, err error) {
+// reject counts a submission refused outside the scheduler.
+func (s *Server) reject(r Reason) { s.rejected[r].Add(1) }
+
+// Cancel ends a request, frees its blocks and returns its final status;
+// token must be the cancel token Submit returned.
+func (s *Server) Cancel(ctx context.Context, id ReqID, token string) (st Status, err error) {
 	e := s.do(ctx, func(sc *Scheduler) {
-		if err = sc.Cancel(id); err == nil {
+		if err = sc.Cancel(id, token); err == nil {
 			st, err = sc.Status(id)
 		}
 	})
@@ -158,14 +185,23 @@ func (s *Server) Status(ctx context.Context, id ReqID) (st Status, err error) {
 }
 
 // Stats returns the current statistics, or the final ones once Run has
-// returned.
+// returned; the rejections of the HTTP layer are included either way.
 func (s *Server) Stats(ctx context.Context) (Snapshot, error) {
 	var sn Snapshot
 	err := s.do(ctx, func(sc *Scheduler) { sn = sc.Snapshot() })
-	if err == ErrClosed {
-		return s.final, nil
+	switch err {
+	case ErrClosed:
+		sn = s.final
+		// The final snapshot is shared; the counts added below are not.
+		sn.Requests.RejectedBy = maps.Clone(sn.Requests.RejectedBy)
+	case nil:
+	default:
+		return Snapshot{}, err
 	}
-	return sn, err
+	for r := range s.rejected {
+		sn.Requests.addRejected(Reason(r), s.rejected[r].Load())
+	}
+	return sn, nil
 }
 
 // Step runs n steps now (or fewer if the scheduler runs dry), for servers

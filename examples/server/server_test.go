@@ -46,7 +46,7 @@ func TestServerConcurrentClients(t *testing.T) {
 				if i == 0 {
 					// Cancel whatever state the request has reached; the
 					// stepper may have finished it already.
-					switch _, err := srv.Cancel(ctx, id); {
+					switch _, err := srv.Cancel(ctx, id, st.CancelToken); {
 					case err == nil:
 						cancelled[c]++
 					default:
@@ -128,8 +128,11 @@ func TestServerStopsAtStepLimitAndKeepsFinalStats(t *testing.T) {
 	assert.Equal(t, uint64(5), sn.Tokens.Generated)
 	_, err = srv.Submit(ctx, Spec{PromptLen: 10, MaxTokens: 1})
 	require.ErrorIs(t, err, ErrClosed)
-	_, err = srv.Cancel(ctx, 1)
+	_, err = srv.Cancel(ctx, "NOSUCHREQUEST", "")
 	require.ErrorIs(t, err, ErrClosed)
+	sn, err = srv.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), sn.Requests.RejectedBy["unavailable"], "a submission to a stopped loop is a counted refusal")
 	require.ErrorIs(t, srv.Idle(ctx), ErrClosed)
 	require.ErrorIs(t, srv.Step(ctx, 1), ErrClosed)
 }

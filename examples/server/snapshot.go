@@ -55,14 +55,31 @@ type PrefixCounts struct {
 
 // RequestCounts counts requests by outcome and current state.
 type RequestCounts struct {
+	// Submitted counts the requests accepted.
 	Submitted uint64 `json:"submitted"`
-	Rejected  uint64 `json:"rejected"`
-	Finished  uint64 `json:"finished"`
-	Cancelled uint64 `json:"cancelled"`
+	// Rejected counts every refused submission, whichever layer refused
+	// it; RejectedBy splits it by reason (the API's error codes).
+	Rejected   uint64            `json:"rejected"`
+	RejectedBy map[string]uint64 `json:"rejected_by"`
+	Finished   uint64            `json:"finished"`
+	Cancelled  uint64            `json:"cancelled"`
 	// Parallel counts submitted requests with more than one sample.
 	Parallel uint64 `json:"parallel"`
-	Waiting  int    `json:"waiting"`
-	Running  int    `json:"running"`
+	// Waiting counts live requests holding no blocks (preempted ones
+	// included), Running those holding some.
+	Waiting int `json:"waiting"`
+	Running int `json:"running"`
+	// Queued counts the requests never admitted yet, which MaxQueued
+	// bounds.
+	Queued    int `json:"queued"`
+	MaxQueued int `json:"max_queued"`
+}
+
+// addRejected counts n more refusals for reason r. RejectedBy must be
+// the caller's own map.
+func (rc *RequestCounts) addRejected(r Reason, n uint64) {
+	rc.RejectedBy[r.String()] += n
+	rc.Rejected += n
 }
 
 // SequenceCounts are the manager's sequences (one per sample) by state.
@@ -120,8 +137,9 @@ func (s *Scheduler) Snapshot() Snapshot {
 		Usage:   st.Usage(),
 		HitRate: st.HitRate(),
 		Prefix:  PrefixCounts{QueryTokens: st.PrefixQueryTokens, HitTokens: st.PrefixHitTokens, Stored: st.BlocksStored},
-		Requests: RequestCounts{Submitted: c.submitted, Rejected: c.rejected, Finished: c.finished,
-			Cancelled: c.cancelled, Parallel: c.parallel, Waiting: waiting, Running: len(s.live) - waiting},
+		Requests: RequestCounts{Submitted: c.submitted, Finished: c.finished, Cancelled: c.cancelled,
+			Parallel: c.parallel, Waiting: waiting, Running: len(s.live) - waiting,
+			Queued: s.queued, MaxQueued: s.cfg.MaxQueued},
 		Sequences:   SequenceCounts{Running: st.Running, Waiting: st.Waiting, PeakRunning: c.peakRunning},
 		Tokens:      TokenCounts{Prompt: c.promptTokens, Prefill: c.prefillTokens, Cached: c.cachedTokens, Generated: c.generated},
 		Steps:       c.steps,
@@ -133,5 +151,10 @@ func (s *Scheduler) Snapshot() Snapshot {
 		ManagerTime: c.managerTime,
 	}
 	sn.Events.Dropped = st.EventsDropped
+	// Every reason is listed, zeros included, so a dashboard finds each.
+	sn.Requests.RejectedBy = make(map[string]uint64, numReasons)
+	for r, n := range c.rejected {
+		sn.Requests.addRejected(Reason(r), n)
+	}
 	return sn
 }
