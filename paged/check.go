@@ -45,6 +45,9 @@ func (m *Manager) Check() error {
 		if err := m.checkGroupsOf(i, s, refs); err != nil {
 			return err
 		}
+		if err := m.checkPins(i, s, refs); err != nil {
+			return err
+		}
 		running++
 		if want := (len(s.tokens) + m.bs - 1) / m.bs; len(s.blocks) != want {
 			return fmt.Errorf("paged: sequence slot %d has %d tokens but %d blocks", i, len(s.tokens), len(s.blocks))
@@ -78,7 +81,10 @@ func (m *Manager) Check() error {
 		}
 		unref := refs[id] == 0
 		wantInPolicy := unref && (m.cfg.UnifiedFreeQueue || m.cached[id])
-		if m.policy.Contains(id) != wantInPolicy {
+		if m.policy.Contains(id) && m.ret.shelfOf(id) != shelfPolicy {
+			return fmt.Errorf("paged: block %d is both in the policy and on shelf %d", id, m.ret.shelfOf(id))
+		}
+		if (m.policy.Contains(id) || m.ret.shelfOf(id) != shelfPolicy) != wantInPolicy {
 			return fmt.Errorf("paged: block %d in policy = %v, want %v (count %d, cached %v)", id, !wantInPolicy, wantInPolicy, refs[id], m.cached[id])
 		}
 		if unref && m.pool.IsFree(id) == wantInPolicy {
@@ -88,8 +94,11 @@ func (m *Manager) Check() error {
 			ncached++
 		}
 	}
-	if m.policy.Len() != m.pool.Cached() {
-		return fmt.Errorf("paged: policy holds %d blocks, pool has %d cached", m.policy.Len(), m.pool.Cached())
+	if m.policy.Len()+m.ret.shelved() != m.pool.Cached() {
+		return fmt.Errorf("paged: policy holds %d blocks and shelves %d, pool has %d cached", m.policy.Len(), m.ret.shelved(), m.pool.Cached())
+	}
+	if err := m.checkRetention(); err != nil {
+		return err
 	}
 	reach := 0
 	var broken error

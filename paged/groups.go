@@ -201,6 +201,7 @@ full:
 		prev = id
 		m.hits = append(m.hits, id)
 	}
+	m.ret.lastFull = full
 	hit := full
 	if m.window > 0 {
 		hit = m.lookupWindowGroups(s, full)
@@ -344,6 +345,7 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 	}
 	m.notePeak()
 	s.committed = p.hits
+	m.noteBranch(s)
 }
 
 // slideGroups releases, in every window group, the blocks the window of
@@ -368,7 +370,7 @@ func (m *Manager) slideGroups(s *sequence, c int) {
 			if t.blocks[k] == nullBlock {
 				break
 			}
-			m.release(t.blocks[k])
+			m.releaseSlid(s, k, t.blocks[k])
 			t.blocks[k] = nullBlock
 		}
 		t.released = to
@@ -404,7 +406,7 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 		}
 		t := &s.ext[g]
 		for k := t.released; k < to; k++ {
-			if b := t.blocks[k]; b != nullBlock && m.pool.RefCount(b) == 1 {
+			if b := t.blocks[k]; b != nullBlock && m.pool.RefCount(b) == 1 && !m.pinsAt(s, k) {
 				n++
 			}
 		}

@@ -118,6 +118,8 @@ type sequence struct {
 	host []allocator.BlockID
 	// ext are the tables of KV cache groups 1 and up (Config.Groups).
 	ext []groupTable
+	// keep is what hybrid retention knows of the sequence (retention.go).
+	keep seqRetention
 }
 
 // seq resolves a handle.
@@ -160,6 +162,7 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 	s.hashLimit, s.committed, s.spec, s.version = math.MaxInt, 0, 0, s.version+1
 	s.host, s.released = s.host[:0], 0
 	s.opts = SeqOptions{}
+	s.keep.reset()
 	m.resetGroups(s)
 	s.state = seqWaiting
 	m.nlive++
@@ -749,7 +752,7 @@ func (m *Manager) Preempt(id SeqID) error {
 		return err
 	}
 	m.truncate(s, len(s.tokens)-s.spec)
-	m.releaseGroups(s)
+	m.releaseSeq(s, true)
 	s.committed, s.released = 0, 0
 	s.state = seqWaiting
 	s.version++
@@ -765,7 +768,8 @@ func (m *Manager) Free(id SeqID) error {
 	if err != nil {
 		return err
 	}
-	m.releaseGroups(s)
+	m.unprotect(s)
+	m.releaseSeq(s, false)
 	if s.state == seqSwapped {
 		m.dropHost(s)
 	}
