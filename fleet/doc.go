@@ -37,19 +37,16 @@
 //
 // # vLLM events
 //
-// VLLMBatch decodes vLLM's msgpack KVEventBatch frames (BlockStored,
-// BlockRemoved, AllBlocksCleared) with a small reader of its own, and
-// VLLMStream numbers their events from vLLM's per-batch sequence numbers,
-// so one index serves a mixed fleet of vLLM pods and Go servers. vLLM
-// hashes may be integers or bytes; HashFromVLLMInt and HashFromVLLMBytes
-// say how they become paged.Hash values. A malformed frame is rejected
-// whole and counts as lost events.
+// The index takes paged.Event values from any source. Package
+// fleet/kvevents decodes vLLM's msgpack KV event frames into them (and
+// encodes a paged manager's events as vLLM does), and fleet/zmq carries
+// them over vLLM's ZMQ publisher protocol, so one index serves a mixed
+// fleet of vLLM pods and Go servers. Neither is linked by this package.
 //
 // # Concurrency
 //
 // Index is safe for concurrent use: one mutex serializes event application
 // and lookups, so the event streams of many servers may be applied from
 // their own goroutines. Backends are called under that mutex and need no
-// locking; one backend serves one Index. VLLMBatch and VLLMStream belong to
-// one goroutine each. Routers here are stateless values.
+// locking; one backend serves one Index. Routers here are stateless values.
 package fleet

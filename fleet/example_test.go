@@ -65,35 +65,3 @@ func Example() {
 	// gpu-b: 0 leading blocks
 	// route to gpu-a
 }
-
-// A vLLM engine's ZMQ messages carry a batch sequence number and a msgpack
-// KVEventBatch; VLLMStream turns them into events for the same index.
-func ExampleVLLMStream() {
-	// [ts, [["BlockStored", [1, 2], nil, [1, 2, 3, 4], 2, nil, "GPU"]], 0]
-	frame := []byte{0x93, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0x91, 0x97,
-		0xab, 'B', 'l', 'o', 'c', 'k', 'S', 't', 'o', 'r', 'e', 'd',
-		0x92, 0x01, 0x02, 0xc0, 0x94, 0x01, 0x02, 0x03, 0x04, 0x02, 0xc0,
-		0xa3, 'G', 'P', 'U', 0x00}
-	index, err := fleet.New(fleet.Config{})
-	if err != nil {
-		panic(err)
-	}
-	var stream fleet.VLLMStream
-	events, err := stream.Decode(0, frame)
-	if err != nil {
-		panic(err)
-	}
-	if err := index.Apply("vllm-pod-0", events); err != nil {
-		panic(err)
-	}
-	request := []paged.Hash{fleet.HashFromVLLMInt(1), fleet.HashFromVLLMInt(2)}
-	scores, err := index.Lookup(request, nil)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(events[0].Kind, len(events[0].Hashes), "blocks")
-	fmt.Println(scores[0].Name, scores[0].Blocks, "leading blocks, partial:", scores[0].Partial)
-	// Output:
-	// BlockStored 2 blocks
-	// vllm-pod-0 2 leading blocks, partial: false
-}

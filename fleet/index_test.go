@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -12,7 +13,11 @@ import (
 	"github.com/pagedkv/pagedkv/paged"
 )
 
-func h(i int) paged.Hash { return HashFromVLLMInt(uint64(i) + 1000) }
+func h(i int) paged.Hash {
+	var x paged.Hash
+	binary.BigEndian.PutUint64(x[24:], uint64(i)+1000)
+	return x
+}
 
 func hs(ids ...int) []paged.Hash {
 	out := make([]paged.Hash, len(ids))

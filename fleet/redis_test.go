@@ -86,35 +86,6 @@ func TestRedisSilentServerExpires(t *testing.T) {
 	assert.Zero(t, n)
 }
 
-func TestRedisMalformedVLLMFrameIsRejectedAndCountsAsLost(t *testing.T) {
-	x, err := New(Config{Backend: redisBackend(t, redisAddr(t)), Model: "vllm"})
-	require.NoError(t, err)
-	var s VLLMStream
-	frame := func(ids ...int64) []byte {
-		e := new(enc).arr(3).float(0).arr(1).arr(7).str("BlockStored").arr(len(ids))
-		for _, id := range ids {
-			e.int(id)
-		}
-		return e.nil().arr(0).int(16).nil().str("GPU").int(0).b
-	}
-	evs, err := s.Decode(0, frame(1, 2))
-	require.NoError(t, err)
-	require.NoError(t, x.Apply("pod", evs))
-	bad := frame(3)
-	bad[len(bad)-5] = 0xc1 // corrupt the medium
-	_, err = s.Decode(1, bad)
-	require.ErrorIs(t, err, ErrMalformed)
-	evs, err = s.Decode(2, frame(3))
-	require.NoError(t, err)
-	require.NoError(t, x.Apply("pod", evs))
-	sc, err := x.Lookup([]paged.Hash{HashFromVLLMInt(1)}, nil)
-	require.NoError(t, err)
-	assert.Equal(t, Score{Name: "pod", Partial: true}, sc[0])
-	sc, err = x.Lookup([]paged.Hash{HashFromVLLMInt(3)}, sc[:0])
-	require.NoError(t, err)
-	assert.Equal(t, 1, sc[0].Blocks)
-}
-
 // redisProcess is a redis-server of the test's own, so it can be
 // restarted.
 type redisProcess struct {

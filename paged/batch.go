@@ -50,9 +50,18 @@ type Batch struct {
 	// Swaps are the tier transfers (swap, offload, onboard) to run in
 	// order before Copies and the kernels; see Swap.
 	Swaps []Swap
+	// GroupTables and GroupSlots are, for KV cache groups 1 and up
+	// (Config.Groups; entry g-1 for group g), the block tables (rows in
+	// the order of Seqs, Stride wide, null-padded; entries a sliding window
+	// released are null) and the slots of the new tokens, laid out as
+	// Tables and Slots are for group 0. Empty for a single-group manager.
+	GroupTables [][]int32
+	GroupSlots  [][]int64
 
-	rows  []batchRow
-	fixed bool
+	rows        []batchRow
+	fixed       bool
+	groupRows   [][]groupRow
+	groupStride int
 }
 
 type batchRow struct {
@@ -81,6 +90,11 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 	if len(b.rows) == 0 && b.Stride > 0 {
 		b.fixed = true
 	}
+	if m.hybrid() {
+		if err := m.checkGroupsBatch(sched); err != nil {
+			return err
+		}
+	}
 	switch {
 	case b.Stride == 0:
 		b.relayout(16)
@@ -102,6 +116,9 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 			stride *= 2
 		}
 		b.relayout(stride)
+	}
+	if m.hybrid() {
+		m.fillGroups(b, sched)
 	}
 	if b.SplitUnits > 0 {
 		if err := b.Split.Build(b.BlocksPerSeq, b.SplitUnits, max(b.SplitMinChunk, 1)); err != nil {

@@ -480,13 +480,7 @@ func (m *Manager) commitGroups(s *sequence) {
 			m.commit(b, s.hashes[k], g+1, k, parent, s)
 		}
 		t.committed = limit
-		if m.events.on() {
-			var parent *Hash
-			if from > 0 {
-				parent = &s.hashes[from-1]
-			}
-			m.events.stored(s.hashes[from:limit], parent, s.tokens[from*m.bs:limit*m.bs], m.bs, s.opts.LoRA, Device, g+1)
-		}
+		m.storedEvent(s, from, limit, g+1)
 	}
 }
 

@@ -182,13 +182,20 @@ func (m *Manager) commitFull(s *sequence) {
 		m.commit(b, s.hashes[k], 0, k, parent, s)
 	}
 	s.committed = limit
-	if m.events.on() {
-		var parent *Hash
-		if from > 0 {
-			parent = &s.hashes[from-1]
-		}
-		m.events.stored(s.hashes[from:limit], parent, s.tokens[from*m.bs:limit*m.bs], m.bs, s.opts.LoRA, Device, 0)
+	m.storedEvent(s, from, limit, 0)
+}
+
+// storedEvent reports blocks [from, limit) of s, just committed in group
+// g, as one BlockStored event.
+func (m *Manager) storedEvent(s *sequence, from, limit, g int) {
+	if !m.events.on() {
+		return
 	}
+	var parent *Hash
+	if from > 0 {
+		parent = &s.hashes[from-1]
+	}
+	m.events.stored(s.hashes[from:limit], parent, s.tokens[from*m.bs:limit*m.bs], m.bs, s.opts.LoRA, Device, g)
 }
 
 // ResetCache drops every cached block, for example after a weight update

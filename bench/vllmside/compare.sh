@@ -4,7 +4,7 @@
 # interleaved rounds on this machine, checks that their counters agree, and
 # prints the manager time per processed token of each and their ratio
 # (median over the rounds).
-# Usage: bench/vllmside/compare.sh [ROUNDS] [--requests=N] [--blocks=B]
+# Usage: bench/vllmside/compare.sh [ROUNDS] [--requests=N] [--blocks=B] [--sliding-window=W]
 #   VLLM_DIR=... points at the vLLM sources (default: ../shared/reference/
 #   vllm-v1-f20c3b0 beside the checkout).
 set -euo pipefail
@@ -20,6 +20,7 @@ go_flags=()
 for a in "$@"; do
   case "$a" in
     --requests=*) go_flags+=("-requests" "${a#*=}") ;;
+    --sliding-window=*) go_flags+=("-window" "${a#*=}") ;;
     --blocks=*) go_flags+=("-blocks" "${a#*=}") ;;
   esac
 done
@@ -32,7 +33,8 @@ python3 - "$tmp" "$rounds" <<'PY'
 import json, statistics, sys
 tmp, rounds = sys.argv[1], int(sys.argv[2])
 keys = ["steps", "preemptions", "admissions", "tokens_processed", "prefix_hit_tokens",
-        "prefix_query_tokens", "admitted_hit_tokens", "peak_blocks_in_use", "peak_running"]
+        "prefix_query_tokens", "admitted_hit_tokens", "peak_blocks_in_use", "peak_running",
+        "readmitted_same_step"]
 v = [json.load(open(f"{tmp}/vllm.{r}.json")) for r in range(1, rounds + 1)]
 g = [json.load(open(f"{tmp}/go.{r}.json")) for r in range(1, rounds + 1)]
 for k in keys:

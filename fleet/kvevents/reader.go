@@ -1,4 +1,4 @@
-package fleet
+package kvevents
 
 import (
 	"encoding/binary"

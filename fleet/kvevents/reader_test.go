@@ -1,4 +1,4 @@
-package fleet
+package kvevents
 
 import (
 	"encoding/binary"
@@ -9,43 +9,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// enc builds msgpack frames by hand for tests, choosing the wide encodings
-// where asked so the reader's every branch is fed.
+// enc builds msgpack frames for tests from the writer's pieces, so a test
+// can shape a frame the Encoder would never write.
 type enc struct{ b []byte }
 
-func (e *enc) arr(n int) *enc {
-	switch {
-	case n < 16:
-		e.b = append(e.b, 0x90|byte(n))
-	case n < 1<<16:
-		e.b = binary.BigEndian.AppendUint16(append(e.b, 0xdc), uint16(n))
-	default:
-		e.b = binary.BigEndian.AppendUint32(append(e.b, 0xdd), uint32(n))
-	}
+func (e *enc) arr(n int) *enc    { e.b = appendArrayHeader(e.b, n); return e }
+func (e *enc) mapH(n int) *enc   { e.b = appendMapHeader(e.b, n); return e }
+func (e *enc) str(s string) *enc { e.b = appendStr(e.b, s); return e }
+func (e *enc) nil() *enc         { e.b = appendNil(e.b); return e }
+func (e *enc) float(f float64) *enc {
+	e.b = appendFloat(e.b, f)
 	return e
 }
 
-func (e *enc) mapH(n int) *enc {
-	if n < 16 {
-		e.b = append(e.b, 0x80|byte(n))
-	} else {
-		e.b = binary.BigEndian.AppendUint16(append(e.b, 0xde), uint16(n))
-	}
-	return e
-}
-
-func (e *enc) str(s string) *enc {
-	switch {
-	case len(s) < 32:
-		e.b = append(e.b, 0xa0|byte(len(s)))
-	case len(s) < 256:
-		e.b = append(e.b, 0xd9, byte(len(s)))
-	default:
-		e.b = binary.BigEndian.AppendUint16(append(e.b, 0xda), uint16(len(s)))
-	}
-	e.b = append(e.b, s...)
-	return e
-}
+// int writes v in the smallest encoding msgpack (and msgspec) would use.
+func (e *enc) int(v int64) *enc { e.b = appendInt(e.b, v); return e }
 
 func (e *enc) bin(b []byte) *enc {
 	e.b = append(e.b, 0xc4, byte(len(b)))
@@ -53,40 +31,8 @@ func (e *enc) bin(b []byte) *enc {
 	return e
 }
 
-func (e *enc) nil() *enc { e.b = append(e.b, 0xc0); return e }
-
-func (e *enc) float(f float64) *enc {
-	e.b = binary.BigEndian.AppendUint64(append(e.b, 0xcb), math.Float64bits(f))
-	return e
-}
-
-// int writes v in the smallest encoding msgpack (and msgspec) would use.
-func (e *enc) int(v int64) *enc {
-	switch {
-	case v >= 0 && v < 128:
-		e.b = append(e.b, byte(v))
-	case v < 0 && v >= -32:
-		e.b = append(e.b, byte(int8(v)))
-	case v >= 0 && v < 1<<8:
-		e.b = append(e.b, 0xcc, byte(v))
-	case v >= 0 && v < 1<<16:
-		e.b = binary.BigEndian.AppendUint16(append(e.b, 0xcd), uint16(v))
-	case v >= 0 && v < 1<<32:
-		e.b = binary.BigEndian.AppendUint32(append(e.b, 0xce), uint32(v))
-	case v >= 0:
-		e.b = binary.BigEndian.AppendUint64(append(e.b, 0xcf), uint64(v))
-	case v >= math.MinInt8:
-		e.b = append(e.b, 0xd0, byte(int8(v)))
-	case v >= math.MinInt16:
-		e.b = binary.BigEndian.AppendUint16(append(e.b, 0xd1), uint16(int16(v)))
-	case v >= math.MinInt32:
-		e.b = binary.BigEndian.AppendUint32(append(e.b, 0xd2), uint32(int32(v)))
-	default:
-		e.b = binary.BigEndian.AppendUint64(append(e.b, 0xd3), uint64(v))
-	}
-	return e
-}
-
+// uint64 writes v in the widest encoding, which msgspec never picks for
+// small values but a reader must accept.
 func (e *enc) uint64(v uint64) *enc {
 	e.b = binary.BigEndian.AppendUint64(append(e.b, 0xcf), v)
 	return e

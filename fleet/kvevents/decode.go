@@ -1,58 +1,39 @@
-package fleet
+package kvevents
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"math"
 
 	"github.com/pagedkv/pagedkv/paged"
 )
 
-// HashFromVLLMInt maps a vLLM block hash sent as a msgpack integer (older
-// vLLM, or a 64-bit hash function) to a paged.Hash: the value's 64-bit
-// two's-complement pattern, big-endian, in the last 8 bytes, the first 24
-// bytes zero. Signed and unsigned encodings of one bit pattern map alike.
-func HashFromVLLMInt(v uint64) paged.Hash {
-	var h paged.Hash
-	binary.BigEndian.PutUint64(h[24:], v)
-	return h
-}
-
-// HashFromVLLMBytes maps a vLLM block hash sent as msgpack bytes to a
-// paged.Hash. A 32-byte value (SHA-256, vLLM's default since v0.10.2) is
-// taken as is; any other length is hashed with SHA-256 under a fixed
-// domain prefix, so every length maps deterministically and cannot alias
-// an integer hash.
-func HashFromVLLMBytes(b []byte) paged.Hash {
-	if len(b) == len(paged.Hash{}) {
-		return paged.Hash(b)
-	}
-	d := sha256.New()
-	d.Write([]byte("pagedkv vllm hash\x00"))
-	d.Write(b)
-	var h paged.Hash
-	d.Sum(h[:0])
-	return h
-}
-
-// VLLMBatch is one decoded vLLM KVEventBatch. Decode reuses its storage:
+// Batch is one decoded vLLM KVEventBatch. Decode reuses its storage:
 // the events' Hashes and Tokens slices stay valid until the next Decode.
-type VLLMBatch struct {
+type Batch struct {
 	// TS is the batch's timestamp (seconds since the epoch at the engine).
 	TS float64
 	// DataParallelRank is the engine's data-parallel rank when HasRank.
 	DataParallelRank int
 	// HasRank reports whether the batch carried a data_parallel_rank.
 	HasRank bool
-	// Events are the batch's events in order. Seq is left 0; VLLMStream
+	// Events are the batch's events in order. Seq is left 0; Stream
 	// numbers them.
 	Events []paged.Event
+	// Meta holds what each event carries beyond paged.Event, index for
+	// index with Events.
+	Meta []Meta
 
 	hashes []paged.Hash
 	tokens []int32
 	spans  []span
+}
+
+// Meta is what a vLLM event carries that paged.Event has no field for.
+type Meta struct {
+	// Group is the event's KV cache group (group_idx) when HasGroup.
+	Group int
+	// HasGroup reports whether the event carried a group_idx.
+	HasGroup bool
 }
 
 // span records where an event's hashes and tokens sit in the arenas while
@@ -72,11 +53,11 @@ type span struct{ h0, h1, t0, t1 int }
 // A frame that breaks the schema is rejected whole with ErrMalformed and the
 // batch is left empty: nothing of a bad frame is applied, because a reader
 // cannot trust the events of a frame it could not fully read.
-func (b *VLLMBatch) Decode(frame []byte) error {
+func (b *Batch) Decode(frame []byte) error {
 	b.TS, b.DataParallelRank, b.HasRank = 0, 0, false
-	b.Events, b.hashes, b.tokens, b.spans = b.Events[:0], b.hashes[:0], b.tokens[:0], b.spans[:0]
+	b.reset()
 	if err := b.decode(&msgReader{b: frame}); err != nil {
-		b.Events, b.hashes, b.tokens, b.spans = b.Events[:0], b.hashes[:0], b.tokens[:0], b.spans[:0]
+		b.reset()
 		return err
 	}
 	for i, s := range b.spans {
@@ -86,7 +67,12 @@ func (b *VLLMBatch) Decode(frame []byte) error {
 	return nil
 }
 
-func (b *VLLMBatch) decode(r *msgReader) error {
+func (b *Batch) reset() {
+	b.Events, b.Meta = b.Events[:0], b.Meta[:0]
+	b.hashes, b.tokens, b.spans = b.hashes[:0], b.tokens[:0], b.spans[:0]
+}
+
+func (b *Batch) decode(r *msgReader) error {
 	// msgspec structs are arrays with array_like=True (vLLM's published
 	// KVEventBatch) and maps otherwise; accept both so a change of layout
 	// in vLLM does not silently stop the index.
@@ -158,13 +144,13 @@ func (r *msgReader) end() error {
 	return nil
 }
 
-func (b *VLLMBatch) decodeTS(r *msgReader) error {
+func (b *Batch) decodeTS(r *msgReader) error {
 	v, err := r.float()
 	b.TS = v
 	return err
 }
 
-func (b *VLLMBatch) decodeRank(r *msgReader) error {
+func (b *Batch) decodeRank(r *msgReader) error {
 	if null, err := r.isNil(); null || err != nil {
 		return err
 	}
@@ -179,7 +165,7 @@ func (b *VLLMBatch) decodeRank(r *msgReader) error {
 	return nil
 }
 
-func (b *VLLMBatch) decodeEvents(r *msgReader) error {
+func (b *Batch) decodeEvents(r *msgReader) error {
 	n, err := r.arrayLen()
 	if err != nil {
 		return err
@@ -192,71 +178,60 @@ func (b *VLLMBatch) decodeEvents(r *msgReader) error {
 	return nil
 }
 
-// Field positions of the array layout, after the tag.
+// fieldID names the event fields the decoder reads; every other field is
+// skipped.
+type fieldID uint8
+
+const (
+	fOther fieldID = iota
+	fBlockHashes
+	fParent
+	fTokens
+	fBlockSize
+	fLoRAID
+	fMedium
+	fGroup
+	numFields
+)
+
+var fieldNames = [numFields]string{"", "block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id", "medium", "group_idx"}
+
+// Field positions of the array layout, after the tag, as kv_events.py
+// declares them; positions past these (kv_cache_spec_kind, locality, ...)
+// are skipped.
 var (
-	storedFields  = []string{"block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id", "medium"}
-	removedFields = []string{"block_hashes", "medium"}
+	storedFields = [...]fieldID{fBlockHashes, fParent, fTokens, fBlockSize, fLoRAID,
+		fMedium, fOther /* lora_name */, fOther /* extra_keys */, fGroup}
+	removedFields = [...]fieldID{fBlockHashes, fMedium, fGroup}
 )
 
 // storedRequired is how many BlockStored fields every vLLM version sends
-// (v0.9 had no medium).
+// (early ones had no medium): storedFields[:storedRequired] must all be
+// present.
 const storedRequired = 5
 
-func (b *VLLMBatch) decodeEvent(r *msgReader) error {
-	ev := paged.Event{Medium: paged.Device}
-	s := span{h0: len(b.hashes), h1: len(b.hashes), t0: len(b.tokens), t1: len(b.tokens)}
+func fieldByName(k []byte) fieldID {
+	for id, name := range fieldNames[1:] {
+		if string(k) == name {
+			return fieldID(id + 1)
+		}
+	}
+	return fOther
+}
+
+// eventState is one event while it is read.
+type eventState struct {
+	ev   paged.Event
+	meta Meta
+	s    span
+	have [numFields]bool
+}
+
+func (b *Batch) decodeEvent(r *msgReader) error {
+	e := eventState{ev: paged.Event{Medium: paged.Device}}
+	e.s = span{h0: len(b.hashes), h1: len(b.hashes), t0: len(b.tokens), t1: len(b.tokens)}
 	c, err := r.peek()
 	if err != nil {
-		return err
-	}
-	// have records which storedFields were present, so a BlockStored
-	// missing a required field is rejected rather than half-applied.
-	var have [6]bool
-	// field decodes one named field into ev; both layouts end up here, the
-	// array layout naming fields by position.
-	field := func(name string) error {
-		switch name {
-		case "block_hashes":
-			err = b.decodeHashes(r)
-			s.h1 = len(b.hashes)
-		case "parent_block_hash":
-			ev.Parent, ev.HasParent, err = decodeHash(r, true)
-		case "token_ids":
-			err = b.decodeTokens(r)
-			s.t1 = len(b.tokens)
-		case "block_size":
-			var v uint64
-			if v, err = r.int(); err == nil && (int64(v) < 1 || v > 1<<20) {
-				err = r.fail("block_size out of range")
-			}
-			ev.BlockSize = int(v)
-		case "lora_id":
-			var null bool
-			if null, err = r.isNil(); !null && err == nil {
-				var v uint64
-				if v, err = r.int(); err == nil && (int64(v) < math.MinInt32 || int64(v) > math.MaxInt32) {
-					err = r.fail("lora_id out of range")
-				}
-				ev.LoRA = int32(int64(v))
-			}
-		case "medium":
-			// Only the GPU is the device tier; CPU and any connector's
-			// tier are slower to reach, so they score as host blocks.
-			var null bool
-			if null, err = r.isNil(); !null && err == nil {
-				var m []byte
-				if m, err = r.str(); err == nil && !bytes.Equal(m, []byte("GPU")) {
-					ev.Medium = paged.Host
-				}
-			}
-		default:
-			return r.skip(0)
-		}
-		for i, f := range storedFields {
-			if f == name {
-				have[i] = true
-			}
-		}
 		return err
 	}
 	if c&0xf0 == 0x80 || c == 0xde || c == 0xdf {
@@ -274,16 +249,16 @@ func (b *VLLMBatch) decodeEvent(r *msgReader) error {
 				if err != nil {
 					return err
 				}
-				if ev.Kind, err = eventKind(r, t); err != nil {
+				if e.ev.Kind, err = eventKind(r, t); err != nil {
 					return err
 				}
 				continue
 			}
-			if err := field(string(k)); err != nil {
+			if err := b.field(r, &e, fieldByName(k)); err != nil {
 				return err
 			}
 		}
-		if ev.Kind == 0 {
+		if e.ev.Kind == 0 {
 			return r.fail(`event map without "type" tag`)
 		}
 	} else {
@@ -298,41 +273,107 @@ func (b *VLLMBatch) decodeEvent(r *msgReader) error {
 		if err != nil {
 			return err
 		}
-		if ev.Kind, err = eventKind(r, t); err != nil {
+		if e.ev.Kind, err = eventKind(r, t); err != nil {
 			return err
 		}
-		names := storedFields
-		switch ev.Kind {
+		var fields []fieldID
+		switch e.ev.Kind {
+		case paged.BlockStored:
+			fields = storedFields[:]
 		case paged.BlockRemoved:
-			names = removedFields
-		case paged.AllBlocksCleared:
-			names = nil
+			fields = removedFields[:]
 		}
 		for i := 1; i < n; i++ {
-			name := ""
-			if i-1 < len(names) {
-				name = names[i-1]
+			id := fOther
+			if i-1 < len(fields) {
+				id = fields[i-1]
 			}
-			if err := field(name); err != nil {
+			if err := b.field(r, &e, id); err != nil {
 				return err
 			}
 		}
 	}
-	switch ev.Kind {
+	switch e.ev.Kind {
 	case paged.BlockStored:
-		for i := range storedRequired {
-			if !have[i] {
-				return r.fail("BlockStored without " + storedFields[i])
+		for _, id := range storedFields[:storedRequired] {
+			if !e.have[id] {
+				return r.fail("BlockStored without " + fieldNames[id])
 			}
 		}
 	case paged.BlockRemoved:
-		if !have[0] {
+		if !e.have[fBlockHashes] {
 			return r.fail("BlockRemoved without block_hashes")
 		}
 	}
-	b.Events = append(b.Events, ev)
-	b.spans = append(b.spans, s)
+	b.Events = append(b.Events, e.ev)
+	b.Meta = append(b.Meta, e.meta)
+	b.spans = append(b.spans, e.s)
 	return nil
+}
+
+// field decodes one field of an event; both layouts end up here, the
+// array layout naming fields by position.
+func (b *Batch) field(r *msgReader, e *eventState, id fieldID) error {
+	if id == fOther {
+		return r.skip(0)
+	}
+	if e.have[id] {
+		return r.fail("duplicate " + fieldNames[id])
+	}
+	e.have[id] = true
+	switch id {
+	case fBlockHashes:
+		err := b.decodeHashes(r)
+		e.s.h1 = len(b.hashes)
+		return err
+	case fParent:
+		var err error
+		e.ev.Parent, e.ev.HasParent, err = decodeHash(r, true)
+		return err
+	case fTokens:
+		err := b.decodeTokens(r)
+		e.s.t1 = len(b.tokens)
+		return err
+	case fBlockSize:
+		v, err := r.int()
+		if err == nil && (int64(v) < 1 || v > 1<<20) {
+			err = r.fail("block_size out of range")
+		}
+		e.ev.BlockSize = int(v)
+		return err
+	case fLoRAID:
+		if null, err := r.isNil(); null || err != nil {
+			return err
+		}
+		v, err := r.int()
+		if err == nil && (int64(v) < math.MinInt32 || int64(v) > math.MaxInt32) {
+			err = r.fail("lora_id out of range")
+		}
+		e.ev.LoRA = int32(int64(v))
+		return err
+	case fMedium:
+		// Only the GPU is the device tier; CPU and any connector's tier
+		// are slower to reach, so they score as host blocks.
+		if null, err := r.isNil(); null || err != nil {
+			return err
+		}
+		m, err := r.str()
+		if err == nil && string(m) != "GPU" {
+			e.ev.Medium = paged.Host
+		}
+		return err
+	case fGroup:
+		if null, err := r.isNil(); null || err != nil {
+			return err
+		}
+		v, err := r.int()
+		if err == nil && (int64(v) < 0 || v > math.MaxInt32) {
+			err = r.fail("group_idx out of range")
+		}
+		e.meta.Group, e.meta.HasGroup = int(v), true
+		return err
+	}
+	panic("kvevents: unknown field id")
 }
 
 func eventKind(r *msgReader, tag []byte) (paged.EventKind, error) {
@@ -356,7 +397,7 @@ func decodeHash(r *msgReader, nullable bool) (paged.Hash, bool, error) {
 	}
 	if r.isInt() {
 		v, err := r.int()
-		return HashFromVLLMInt(v), true, err
+		return HashFromInt(v), true, err
 	}
 	v, isStr, err := r.raw()
 	if err != nil {
@@ -365,10 +406,10 @@ func decodeHash(r *msgReader, nullable bool) (paged.Hash, bool, error) {
 	if isStr {
 		return paged.Hash{}, false, r.fail("block hash is a str, want int or bin")
 	}
-	return HashFromVLLMBytes(v), true, nil
+	return HashFromBytes(v), true, nil
 }
 
-func (b *VLLMBatch) decodeHashes(r *msgReader) error {
+func (b *Batch) decodeHashes(r *msgReader) error {
 	n, err := r.arrayLen()
 	if err != nil {
 		return err
@@ -383,7 +424,7 @@ func (b *VLLMBatch) decodeHashes(r *msgReader) error {
 	return nil
 }
 
-func (b *VLLMBatch) decodeTokens(r *msgReader) error {
+func (b *Batch) decodeTokens(r *msgReader) error {
 	n, err := r.arrayLen()
 	if err != nil {
 		return err
@@ -401,16 +442,16 @@ func (b *VLLMBatch) decodeTokens(r *msgReader) error {
 	return nil
 }
 
-// VLLMStream turns one vLLM engine's ZMQ stream into sequence-numbered
-// events for Index.Apply. vLLM numbers batches (from 0), not events;
+// Stream turns one vLLM engine's ZMQ stream into sequence-numbered
+// events, as fleet's Index.Apply takes them. vLLM numbers batches (from 0), not events;
 // the stream numbers events from 1 and lets a lost batch show as a gap in
 // the event numbers, so the index drops that server's entries and marks it
 // partial rather than answer from a state that missed events.
 //
-// One VLLMStream per engine (per data-parallel rank); not safe for
+// One Stream per engine (per data-parallel rank); not safe for
 // concurrent use.
-type VLLMStream struct {
-	batch     VLLMBatch
+type Stream struct {
+	batch     Batch
 	seq       uint64
 	lastBatch uint64
 	started   bool
@@ -422,7 +463,7 @@ type VLLMStream struct {
 // seen is a replay and yields no events. A malformed frame yields
 // ErrMalformed and counts as lost: the next batch's events start after a
 // gap.
-func (s *VLLMStream) Decode(batchSeq uint64, frame []byte) ([]paged.Event, error) {
+func (s *Stream) Decode(batchSeq uint64, frame []byte) ([]paged.Event, error) {
 	if s.started && batchSeq <= s.lastBatch {
 		return nil, nil
 	}
@@ -434,7 +475,7 @@ func (s *VLLMStream) Decode(batchSeq uint64, frame []byte) ([]paged.Event, error
 	s.started, s.lastBatch = true, batchSeq
 	if err := s.batch.Decode(frame); err != nil {
 		s.seq++
-		return nil, fmt.Errorf("fleet: vllm batch %d: %w", batchSeq, err)
+		return nil, fmt.Errorf("kvevents: batch %d: %w", batchSeq, err)
 	}
 	for i := range s.batch.Events {
 		s.seq++
@@ -442,3 +483,16 @@ func (s *VLLMStream) Decode(batchSeq uint64, frame []byte) ([]paged.Event, error
 	}
 	return s.batch.Events, nil
 }
+
+// Restart tells the stream its engine started over: batch numbers begin
+// again at 0 and the old cache is gone. Event numbers keep rising, after a
+// gap, so an index drops what it knew of the engine instead of taking the
+// new batches for replays.
+func (s *Stream) Restart() {
+	s.started = false
+	s.seq++
+}
+
+// Batch returns the batch the last successful Decode read (its timestamp,
+// rank and per-event Meta), valid until the next Decode.
+func (s *Stream) Batch() *Batch { return &s.batch }

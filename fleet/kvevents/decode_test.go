@@ -1,8 +1,9 @@
-package fleet
+package kvevents
 
 import (
 	"bytes"
 	"crypto/sha256"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -26,8 +27,8 @@ func arrayFrame() []byte {
 	return e.b
 }
 
-func TestVLLMDecodeArrayLayout(t *testing.T) {
-	var b VLLMBatch
+func TestDecodeArrayLayout(t *testing.T) {
+	var b Batch
 	require.NoError(t, b.Decode(arrayFrame()))
 	assert.Equal(t, 1700000000.25, b.TS)
 	assert.True(t, b.HasRank)
@@ -36,7 +37,7 @@ func TestVLLMDecodeArrayLayout(t *testing.T) {
 
 	st := b.Events[0]
 	assert.Equal(t, paged.BlockStored, st.Kind)
-	assert.Equal(t, []paged.Hash{HashFromVLLMInt(11), HashFromVLLMInt(1<<63 + 5)}, st.Hashes)
+	assert.Equal(t, []paged.Hash{HashFromInt(11), HashFromInt(1<<63 + 5)}, st.Hashes)
 	assert.False(t, st.HasParent)
 	assert.Equal(t, []int32{100, 101, 102, 70000}, st.Tokens)
 	assert.Equal(t, 2, st.BlockSize)
@@ -45,13 +46,28 @@ func TestVLLMDecodeArrayLayout(t *testing.T) {
 
 	rm := b.Events[1]
 	assert.Equal(t, paged.BlockRemoved, rm.Kind)
-	assert.Equal(t, []paged.Hash{HashFromVLLMInt(^uint64(6))}, rm.Hashes, "int64 -7 is the bit pattern ^6")
+	assert.Equal(t, []paged.Hash{HashFromInt(^uint64(6))}, rm.Hashes, "int64 -7 is the bit pattern ^6")
 	assert.Equal(t, paged.Host, rm.Medium)
 
 	assert.Equal(t, paged.AllBlocksCleared, b.Events[2].Kind)
+	assert.Equal(t, []Meta{{Group: 0, HasGroup: true}, {}, {}}, b.Meta, "group_idx 0 is sent, not omitted")
 }
 
-func TestVLLMDecodeMapLayout(t *testing.T) {
+// TestDecodeMixedLayout: a positional batch of map events, as TensorRT-LLM
+// publishes and newer vLLM may.
+func TestDecodeMixedLayout(t *testing.T) {
+	e := new(enc).arr(2).float(5).arr(1)
+	e.mapH(5).str("type").str("BlockRemoved").str("block_hashes").arr(1).int(3).str("medium").str("GPU").
+		str("group_idx").int(2).str("locality").str("LOCAL")
+	var b Batch
+	require.NoError(t, b.Decode(e.b))
+	require.Len(t, b.Events, 1)
+	assert.Equal(t, []paged.Hash{HashFromInt(3)}, b.Events[0].Hashes)
+	assert.Equal(t, Meta{Group: 2, HasGroup: true}, b.Meta[0])
+	assert.False(t, b.HasRank)
+}
+
+func TestDecodeMapLayout(t *testing.T) {
 	h1 := sha256.Sum256([]byte("block one"))
 	h0 := sha256.Sum256([]byte("parent"))
 	e := new(enc).mapH(3).str("ts").float(2.0).str("events").arr(2)
@@ -61,7 +77,7 @@ func TestVLLMDecodeMapLayout(t *testing.T) {
 		str("lora_name").str("adapter").str("extra_keys").arr(1).nil()
 	e.mapH(3).str("block_hashes").arr(1).bin([]byte{1, 2, 3}).str("medium").nil().str("type").str("BlockRemoved")
 	e.str("data_parallel_rank").nil()
-	var b VLLMBatch
+	var b Batch
 	require.NoError(t, b.Decode(e.b))
 	assert.False(t, b.HasRank)
 	require.Len(t, b.Events, 2)
@@ -75,33 +91,39 @@ func TestVLLMDecodeMapLayout(t *testing.T) {
 	assert.Equal(t, []int32{5, 6}, st.Tokens)
 	rm := b.Events[1]
 	assert.Equal(t, paged.BlockRemoved, rm.Kind, "the tag may come after the fields")
-	assert.Equal(t, []paged.Hash{HashFromVLLMBytes([]byte{1, 2, 3})}, rm.Hashes)
+	assert.Equal(t, []paged.Hash{HashFromBytes([]byte{1, 2, 3})}, rm.Hashes)
 	assert.Equal(t, paged.Device, rm.Medium, "nil medium is the GPU")
 }
 
-func TestVLLMLegacyBlockStoredWithoutMedium(t *testing.T) {
+func TestLegacyBlockStoredWithoutMedium(t *testing.T) {
 	// vLLM v0.9: BlockStored had five fields and the batch no rank.
 	e := new(enc).arr(2).float(0).arr(1)
 	e.arr(6).str("BlockStored").arr(1).int(42).int(41).arr(1).int(1).int(1).nil()
-	var b VLLMBatch
+	var b Batch
 	require.NoError(t, b.Decode(e.b))
 	require.Len(t, b.Events, 1)
 	assert.Equal(t, paged.Device, b.Events[0].Medium)
-	assert.Equal(t, HashFromVLLMInt(41), b.Events[0].Parent)
+	assert.Equal(t, HashFromInt(41), b.Events[0].Parent)
 }
 
-func TestVLLMHashMapping(t *testing.T) {
-	assert.Equal(t, HashFromVLLMInt(1), HashFromVLLMInt(1))
-	assert.NotEqual(t, HashFromVLLMInt(1), HashFromVLLMInt(2))
-	short := HashFromVLLMBytes([]byte{0, 0, 0, 0, 0, 0, 0, 1})
-	assert.NotEqual(t, HashFromVLLMInt(1), short, "an 8-byte bin does not alias the int with the same bytes")
-	assert.Equal(t, short, HashFromVLLMBytes([]byte{0, 0, 0, 0, 0, 0, 0, 1}))
+func TestHashMapping(t *testing.T) {
+	assert.Equal(t, HashFromInt(1), HashFromInt(1))
+	assert.NotEqual(t, HashFromInt(1), HashFromInt(2))
+	short := HashFromBytes([]byte{0, 0, 0, 0, 0, 0, 0, 1})
+	assert.NotEqual(t, HashFromInt(1), short, "an 8-byte bin does not alias the int with the same bytes")
+	assert.Equal(t, short, HashFromBytes([]byte{0, 0, 0, 0, 0, 0, 0, 1}))
 	var full paged.Hash
 	full[0] = 9
-	assert.Equal(t, full, HashFromVLLMBytes(full[:]))
+	assert.Equal(t, full, HashFromBytes(full[:]))
+	long := bytes.Repeat([]byte{7}, 100)
+	assert.Equal(t, paged.Hash(sha256.Sum256(append([]byte("pagedkv vllm hash\x00"), long...))), HashFromBytes(long),
+		"long and short byte hashes map the same way")
+	assert.Equal(t, paged.Hash(sha256.Sum256(append([]byte("pagedkv vllm hash\x00"), 1, 2))), HashFromBytes([]byte{1, 2}))
+	allocs := testing.AllocsPerRun(10, func() { _ = HashFromBytes([]byte{1, 2, 3, 4, 5, 6, 7, 8}) })
+	assert.Zero(t, allocs)
 }
 
-func TestVLLMRejectsMalformedFramesWhole(t *testing.T) {
+func TestRejectsMalformedFramesWhole(t *testing.T) {
 	good := func() *enc { return new(enc).arr(2).float(0).arr(1).arr(3).str("BlockRemoved").arr(1).int(1).nil() }
 	cases := map[string][]byte{
 		"unknown tag":        new(enc).arr(2).float(0).arr(1).arr(1).str("BlockExploded").b,
@@ -113,12 +135,14 @@ func TestVLLMRejectsMalformedFramesWhole(t *testing.T) {
 		"bad block size":     new(enc).arr(2).float(0).arr(1).arr(6).str("BlockStored").arr(0).nil().arr(0).int(0).nil().b,
 		"token out of range": new(enc).arr(2).float(0).arr(1).arr(6).str("BlockStored").arr(0).nil().arr(1).int(1 << 40).int(1).nil().b,
 		"map without events": new(enc).mapH(1).str("ts").float(1).b,
+		"duplicate field":    new(enc).arr(2).float(0).arr(1).mapH(3).str("type").str("BlockRemoved").str("block_hashes").arr(0).str("block_hashes").arr(0).b,
+		"negative group":     new(enc).arr(2).float(0).arr(1).arr(4).str("BlockRemoved").arr(0).nil().int(-1).b,
 	}
 	// "second event bad": a good first event, then garbage as a second one.
 	g := new(enc).arr(2).float(0).arr(2).arr(3).str("BlockRemoved").arr(1).int(1).nil().arr(2).str("BlockRemoved").str("x")
 	cases["second event bad"] = g.b
 	for name, frame := range cases {
-		var b VLLMBatch
+		var b Batch
 		err := b.Decode(frame)
 		require.ErrorIs(t, err, ErrMalformed, name)
 		assert.Empty(t, b.Events, "%s: nothing of a bad frame survives", name)
@@ -127,66 +151,66 @@ func TestVLLMRejectsMalformedFramesWhole(t *testing.T) {
 	// after one are rejected.
 	frame := arrayFrame()
 	for n := range len(frame) {
-		var b VLLMBatch
+		var b Batch
 		require.ErrorIs(t, b.Decode(frame[:n]), ErrMalformed, "prefix of %d bytes", n)
 	}
-	var b VLLMBatch
+	var b Batch
 	require.ErrorIs(t, b.Decode(append(bytes.Clone(frame), 0xc0)), ErrMalformed)
 	require.NoError(t, b.Decode(good().b))
 }
 
-func TestVLLMStreamNumbersEventsAndShowsLostBatches(t *testing.T) {
-	x, err := New(Config{})
-	require.NoError(t, err)
-	var s VLLMStream
-	stored := func(h int64) []byte {
-		return new(enc).arr(2).float(0).arr(1).arr(7).str("BlockStored").arr(1).int(h).nil().arr(1).int(1).int(1).nil().str("GPU").b
-	}
-	apply := func(batch uint64, frame []byte) error {
-		evs, err := s.Decode(batch, frame)
-		if err != nil {
-			return err
+func TestStreamNumbersEventsAndShowsLostBatches(t *testing.T) {
+	var s Stream
+	stored := func(hs ...int64) []byte {
+		e := new(enc).arr(2).float(0).arr(len(hs))
+		for _, h := range hs {
+			e.arr(7).str("BlockStored").arr(1).int(h).nil().arr(1).int(1).int(1).nil().str("GPU")
 		}
-		return x.Apply("vllm-0", evs)
+		return e.b
 	}
-	request := []paged.Hash{HashFromVLLMInt(1)}
-	require.NoError(t, apply(0, stored(1)))
-	sc, err := x.Lookup(request, nil)
+	seqs := func(evs []paged.Event) []uint64 {
+		var out []uint64
+		for _, ev := range evs {
+			out = append(out, ev.Seq)
+		}
+		return out
+	}
+	evs, err := s.Decode(0, stored(1, 2))
 	require.NoError(t, err)
-	assert.Equal(t, Score{Server: 0, Name: "vllm-0", Blocks: 1, Device: 1, Value: 1}, sc[0])
+	assert.Equal(t, []uint64{1, 2}, seqs(evs), "events are numbered from 1 without gaps")
 
-	evs, err := s.Decode(0, stored(99))
+	evs, err = s.Decode(0, stored(99))
 	require.NoError(t, err)
 	assert.Empty(t, evs, "a replayed batch yields nothing")
 
 	_, err = s.Decode(1, []byte{0x92, 0xc1})
 	require.ErrorIs(t, err, ErrMalformed)
-	require.NoError(t, apply(2, stored(2)))
-	sc, err = x.Lookup(request, sc[:0])
+	evs, err = s.Decode(2, stored(3))
 	require.NoError(t, err)
-	assert.True(t, sc[0].Partial, "the malformed batch's events are lost: the server is partial")
-	assert.Zero(t, sc[0].Blocks, "and its entries from before the loss are dropped")
-	sc, err = x.Lookup([]paged.Hash{HashFromVLLMInt(2)}, sc[:0])
-	require.NoError(t, err)
-	assert.Equal(t, 1, sc[0].Blocks, "events after the loss are applied")
+	assert.Equal(t, []uint64{4}, seqs(evs), "the malformed batch's events are lost: a gap")
 
-	// Skipping batch 3 is a gap too.
-	require.NoError(t, apply(4, stored(3)))
-	assert.Equal(t, uint64(2), x.Stats().Gaps)
-
-	cleared := new(enc).arr(2).float(0).arr(1).arr(1).str("AllBlocksCleared").b
-	require.NoError(t, apply(5, cleared))
-	sc, err = x.Lookup([]paged.Hash{HashFromVLLMInt(3)}, sc[:0])
+	evs, err = s.Decode(4, stored(4))
 	require.NoError(t, err)
-	assert.False(t, sc[0].Partial, "a cleared cache is known exactly")
-	assert.Zero(t, sc[0].Blocks)
+	assert.Equal(t, []uint64{6}, seqs(evs), "skipping batch 3 is a gap too")
+	evs, err = s.Decode(5, stored(5))
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{7}, seqs(evs))
+	assert.Equal(t, []paged.Hash{HashFromInt(5)}, s.Batch().Events[0].Hashes)
+
+	var late Stream
+	evs, err = late.Decode(3, stored(1))
+	require.NoError(t, err)
+	assert.Equal(t, []uint64{2}, seqs(evs), "a stream joined late starts after a gap")
 }
 
-func FuzzVLLMDecode(f *testing.F) {
+func FuzzBatchDecode(f *testing.F) {
 	f.Add(arrayFrame())
 	f.Add(new(enc).mapH(2).str("ts").float(1).str("events").arr(1).mapH(1).str("type").str("AllBlocksCleared").b)
+	e, _ := NewEncoder(EncoderConfig{Layout: MapLayout, Group: 2})
+	frame, _ := e.AppendBatch(nil, 3, randomEvents(rand.New(rand.NewPCG(5, 6)), false))
+	f.Add(frame)
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		var b VLLMBatch
+		var b Batch
 		if err := b.Decode(frame); err != nil {
 			if len(b.Events) != 0 {
 				t.Fatalf("failed decode left %d events", len(b.Events))
@@ -198,5 +222,15 @@ func FuzzVLLMDecode(f *testing.F) {
 				t.Fatalf("decoded kind %v", ev.Kind)
 			}
 		}
+		// What decodes and the encoder can write survives a second trip.
+		again, err := e.AppendBatch(nil, b.TS, b.Events)
+		if err != nil {
+			return
+		}
+		var b2 Batch
+		if err := b2.Decode(again); err != nil {
+			t.Fatalf("re-encoded frame does not decode: %v", err)
+		}
+		assertRoundTrip(t, EncoderConfig{Layout: MapLayout, Group: 2}, b.TS, b.Events, &b2)
 	})
 }

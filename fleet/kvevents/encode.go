@@ -1,0 +1,264 @@
+package kvevents
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// Layout selects how msgspec structs appear on the wire.
+type Layout uint8
+
+const (
+	// ArrayLayout writes the batch and every event as positional arrays,
+	// each event led by its tag: vLLM's structs with array_like=True
+	// (kv_events.py at vllm-project/vllm commit b4e69e0a, for one), the
+	// layout llm-d's vLLM adapter decodes.
+	ArrayLayout Layout = iota
+	// MapLayout writes the batch and every event as maps, each event with
+	// a "type" key first: msgspec's default, which newer vLLM uses (the
+	// kv_events.py this package was checked against, vllm-project/vllm
+	// commit 0181ea31, dropped array_like).
+	MapLayout
+)
+
+// HashEncoding selects how block hashes appear on the wire.
+type HashEncoding uint8
+
+const (
+	// HashBytes writes each paged.Hash as 32 bytes of msgpack bin, as vLLM
+	// sends SHA-256 block hashes (its default since v0.10.2).
+	HashBytes HashEncoding = iota
+	// HashInt writes the last 8 bytes of each hash as a big-endian unsigned
+	// integer, as vLLM sends 64-bit hashes and as llm-d derives an engine
+	// key from a SHA-256 digest. It is lossless for hashes made by
+	// HashFromInt (and llm-d keys, see package llmd); for other hashes it
+	// keeps 64 bits.
+	HashInt
+)
+
+// EncoderConfig configures an Encoder. The zero value writes vLLM's array
+// layout, 32-byte hashes, rank 0 and group 0.
+type EncoderConfig struct {
+	// Layout is the wire layout of structs.
+	Layout Layout
+	// Hashes is the encoding of block hashes.
+	Hashes HashEncoding
+	// Rank is the batch's data_parallel_rank; negative omits the field
+	// (vLLM before data parallelism).
+	Rank int
+	// Group is the group_idx of every BlockStored and BlockRemoved: the KV
+	// cache group the manager serves (a paged.Manager is one group).
+	// Negative omits the field (vLLM before hybrid KV cache groups).
+	Group int
+}
+
+// Encoder writes paged events as vLLM KVEventBatch frames: the msgpack
+// payload of vLLM's ZMQ messages, with exactly the fields
+// vllm/distributed/kv_events.py declares (vllm-project/vllm commit
+// 0181ea31): BlockStored {block_hashes, parent_block_hash, token_ids,
+// block_size, lora_id, medium, lora_name, extra_keys, group_idx, ...},
+// BlockRemoved {block_hashes, medium, group_idx}, AllBlocksCleared {}.
+// Fields with defaults are omitted when at their default, as msgspec's
+// omit_defaults does; lora_name is nil (paged knows adapters by ID) and
+// extra_keys is omitted.
+//
+// vLLM has no event for a block moving between tiers: a paged.BlockMoved
+// is written as a BlockRemoved on the tier the blocks left. A consumer then
+// under-reports the destination tier (it cannot learn the blocks' tokens,
+// which a BlockStored needs) but never reports a block where it is not.
+//
+// An Encoder holds no state between calls and is safe for concurrent use.
+type Encoder struct {
+	cfg EncoderConfig
+}
+
+// NewEncoder returns an Encoder, or ErrInvalid for an unknown layout or
+// hash encoding.
+func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
+	if cfg.Layout > MapLayout {
+		return nil, fmt.Errorf("%w: layout %d", ErrInvalid, cfg.Layout)
+	}
+	if cfg.Hashes > HashInt {
+		return nil, fmt.Errorf("%w: hash encoding %d", ErrInvalid, cfg.Hashes)
+	}
+	if cfg.Rank > math.MaxInt32 || cfg.Group > math.MaxInt32 {
+		return nil, fmt.Errorf("%w: rank %d or group %d out of range", ErrInvalid, cfg.Rank, cfg.Group)
+	}
+	return &Encoder{cfg: cfg}, nil
+}
+
+// AppendBatch appends to dst one KVEventBatch holding events, stamped ts
+// (seconds since the epoch), and returns the extended buffer. An event
+// that cannot be written (an unknown kind, a BlockStored whose tokens are
+// not BlockSize per hash) yields ErrInvalid and dst unextended. Events
+// naming no block (other than AllBlocksCleared) are left out, as vLLM
+// sends none. Appending to a reused buffer does not allocate.
+func (e *Encoder) AppendBatch(dst []byte, ts float64, events []paged.Event) ([]byte, error) {
+	for i := range events {
+		if err := check(&events[i]); err != nil {
+			return dst, fmt.Errorf("kvevents: event %d: %w", i, err)
+		}
+	}
+	n := 0 // events on the wire: a move is one removal
+	for i := range events {
+		if len(events[i].Hashes) > 0 || events[i].Kind == paged.AllBlocksCleared {
+			n++
+		}
+	}
+	rank := e.cfg.Rank >= 0
+	if e.cfg.Layout == MapLayout {
+		dst = appendMapHeader(dst, 2+b2i(rank))
+		dst = appendStr(dst, "ts")
+		dst = appendFloat(dst, ts)
+		dst = appendStr(dst, "events")
+	} else {
+		dst = appendArrayHeader(dst, 2+b2i(rank))
+		dst = appendFloat(dst, ts)
+	}
+	dst = appendArrayHeader(dst, n)
+	for i := range events {
+		if len(events[i].Hashes) > 0 || events[i].Kind == paged.AllBlocksCleared {
+			dst = e.appendEvent(dst, &events[i])
+		}
+	}
+	if rank {
+		if e.cfg.Layout == MapLayout {
+			dst = appendStr(dst, "data_parallel_rank")
+		}
+		dst = appendInt(dst, int64(e.cfg.Rank))
+	}
+	return dst, nil
+}
+
+// check reports whether ev can be written.
+func check(ev *paged.Event) error {
+	switch ev.Kind {
+	case paged.BlockStored:
+		if ev.BlockSize < 1 || len(ev.Tokens) != len(ev.Hashes)*ev.BlockSize {
+			return fmt.Errorf("%w: BlockStored with %d tokens for %d blocks of %d", ErrInvalid, len(ev.Tokens), len(ev.Hashes), ev.BlockSize)
+		}
+	case paged.BlockRemoved, paged.BlockMoved, paged.AllBlocksCleared:
+	default:
+		return fmt.Errorf("%w: event kind %d", ErrInvalid, ev.Kind)
+	}
+	if ev.Medium > paged.Host || ev.From > paged.Host {
+		return fmt.Errorf("%w: medium %d", ErrInvalid, ev.Medium)
+	}
+	return nil
+}
+
+func (e *Encoder) appendEvent(dst []byte, ev *paged.Event) []byte {
+	maps := e.cfg.Layout == MapLayout
+	group := e.cfg.Group >= 0
+	// key writes a field name in the map layout; the array layout names
+	// fields by position.
+	key := func(name string) {
+		if maps {
+			dst = appendStr(dst, name)
+		}
+	}
+	switch ev.Kind {
+	case paged.AllBlocksCleared:
+		if maps {
+			dst = appendMapHeader(dst, 1)
+			key("type")
+		} else {
+			dst = appendArrayHeader(dst, 1)
+		}
+		return appendStr(dst, "AllBlocksCleared")
+	case paged.BlockRemoved, paged.BlockMoved:
+		medium := ev.Medium
+		if ev.Kind == paged.BlockMoved {
+			medium = ev.From
+		}
+		if maps {
+			dst = appendMapHeader(dst, 3+b2i(group))
+			key("type")
+		} else {
+			dst = appendArrayHeader(dst, 3+b2i(group))
+		}
+		dst = appendStr(dst, "BlockRemoved")
+		key("block_hashes")
+		dst = e.appendHashes(dst, ev.Hashes)
+		key("medium")
+		dst = appendStr(dst, medium.String())
+		if group {
+			key("group_idx")
+			dst = appendInt(dst, int64(e.cfg.Group))
+		}
+		return dst
+	}
+	// BlockStored: tag and seven fields without defaults, then extra_keys
+	// (always nil here) and group_idx. The map layout omits a nil
+	// extra_keys; the array layout must hold its place before group_idx.
+	fields := 8
+	if group {
+		fields += 1 + b2i(!maps)
+	}
+	if maps {
+		dst = appendMapHeader(dst, fields)
+		key("type")
+	} else {
+		dst = appendArrayHeader(dst, fields)
+	}
+	dst = appendStr(dst, "BlockStored")
+	key("block_hashes")
+	dst = e.appendHashes(dst, ev.Hashes)
+	key("parent_block_hash")
+	if ev.HasParent {
+		dst = e.appendHash(dst, &ev.Parent)
+	} else {
+		dst = appendNil(dst)
+	}
+	key("token_ids")
+	dst = appendArrayHeader(dst, len(ev.Tokens))
+	for _, t := range ev.Tokens {
+		dst = appendInt(dst, int64(t))
+	}
+	key("block_size")
+	dst = appendInt(dst, int64(ev.BlockSize))
+	key("lora_id")
+	if ev.LoRA != 0 {
+		dst = appendInt(dst, int64(ev.LoRA))
+	} else {
+		dst = appendNil(dst)
+	}
+	key("medium")
+	dst = appendStr(dst, ev.Medium.String())
+	key("lora_name")
+	dst = appendNil(dst)
+	if group {
+		if !maps {
+			dst = appendNil(dst) // extra_keys
+		}
+		key("group_idx")
+		dst = appendInt(dst, int64(e.cfg.Group))
+	}
+	return dst
+}
+
+func (e *Encoder) appendHashes(dst []byte, hs []paged.Hash) []byte {
+	dst = appendArrayHeader(dst, len(hs))
+	for i := range hs {
+		dst = e.appendHash(dst, &hs[i])
+	}
+	return dst
+}
+
+func (e *Encoder) appendHash(dst []byte, h *paged.Hash) []byte {
+	if e.cfg.Hashes == HashInt {
+		return appendUint(dst, binary.BigEndian.Uint64(h[24:]))
+	}
+	dst = append(dst, 0xc4, byte(len(h)))
+	return append(dst, h[:]...)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

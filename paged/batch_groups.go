@@ -1,0 +1,94 @@
+package paged
+
+// The tables and slot mappings of KV cache groups 1 and up (Config.Groups)
+// in a Batch: one table and one slot mapping per group, rows in the order
+// of Batch.Seqs, of the same Stride as Batch.Tables. Rows persist from step
+// to step as group 0's do: a row is extended by the blocks its sequence
+// gained and has the entries its window released set to the null block,
+// so a step costs O(changed entries + scheduled sequences) per group.
+
+// groupRow is the persistent state of one row of a group's table.
+type groupRow struct {
+	id      SeqID
+	version uint32
+	// filled entries are written; released leading ones are null.
+	filled, released int
+}
+
+// checkGroupsBatch validates what fill does not: every new token of a
+// window group must lie in its window. It changes nothing.
+func (m *Manager) checkGroupsBatch(sched []Scheduled) error {
+	if m.window == 0 {
+		return nil
+	}
+	for _, sc := range sched {
+		s, err := m.running(sc.ID, "BuildBatch")
+		if err != nil {
+			return err
+		}
+		first := (len(s.tokens) - sc.NewTokens) / m.bs
+		for g := range s.ext {
+			if first < s.ext[g].released {
+				return errorf(ErrInvalid, "BuildBatch: %v: new tokens before the sliding window of group %d", sc.ID, g+1)
+			}
+		}
+	}
+	return nil
+}
+
+// fillGroups writes the rows and slots of groups 1 and up for sched, which
+// fill has validated and written for group 0.
+func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
+	G := len(m.cfg.Groups) - 1
+	n, stride := len(sched), b.Stride
+	if b.groupStride != stride || len(b.GroupTables) != G {
+		// First use, or a new width: every row is rewritten.
+		b.groupStride = stride
+		b.GroupTables, b.GroupSlots, b.groupRows = resize(b.GroupTables, G), resize(b.GroupSlots, G), resize(b.groupRows, G)
+		for g := range G {
+			clear(b.GroupTables[g][:cap(b.GroupTables[g])])
+			b.GroupTables[g] = b.GroupTables[g][:0]
+			b.groupRows[g] = b.groupRows[g][:0]
+		}
+	}
+	for g := range G {
+		tab := b.GroupTables[g]
+		if need := n * stride; cap(tab) < need {
+			t := make([]int32, need, need+need/2)
+			copy(t, tab[:cap(tab)])
+			tab = t
+		} else {
+			tab = tab[:need]
+		}
+		rows := b.groupRows[g]
+		for len(rows) < n {
+			rows = append(rows, groupRow{})
+		}
+		slots := b.GroupSlots[g][:0]
+		for i, sc := range sched {
+			idx, _ := sc.ID.parts()
+			s := &m.seqs[idx]
+			t := &s.ext[g]
+			nb := len(t.blocks)
+			row := tab[i*stride : (i+1)*stride]
+			r := &rows[i]
+			if r.id != sc.ID || r.version != s.version || r.filled > nb || r.released > t.released {
+				clear(row)
+				*r = groupRow{id: sc.ID, version: s.version}
+			}
+			for k := r.released; k < min(t.released, r.filled); k++ {
+				row[k] = int32(nullBlock)
+			}
+			for k := r.filled; k < nb; k++ {
+				row[k] = int32(t.blocks[k])
+			}
+			r.filled, r.released = nb, t.released
+			ntok := len(s.tokens)
+			for p := ntok - sc.NewTokens; p < ntok; p++ {
+				k, off := m.split(p)
+				slots = append(slots, int64(row[k])*int64(m.bs)+int64(off))
+			}
+		}
+		b.GroupTables[g], b.groupRows[g], b.GroupSlots[g] = tab, rows, slots
+	}
+}

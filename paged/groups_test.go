@@ -1,0 +1,197 @@
+package paged_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+func hybridConfig(bs, blocks, window int) paged.Config {
+	return paged.Config{BlockSize: bs, NumBlocks: blocks, Events: 64,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: window}}}
+}
+
+func TestGroupsConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		groups []paged.Group
+		host   int
+		ok     bool
+	}{
+		{"one full group", []paged.Group{{}}, 0, true},
+		{"full and window", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 128}}, 0, true},
+		{"two full, two windows", []paged.Group{{}, {}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.SlidingWindow, Window: 8}}, 0, true},
+		{"window first", []paged.Group{{Kind: paged.SlidingWindow, Window: 8}, {}}, 0, false},
+		{"window of zero", []paged.Group{{}, {Kind: paged.SlidingWindow}}, 0, false},
+		{"full with a window", []paged.Group{{}, {Window: 8}}, 0, false},
+		{"two window sizes", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.SlidingWindow, Window: 16}}, 0, false},
+		{"unknown kind", []paged.Group{{}, {Kind: 9}}, 0, false},
+		{"with a host tier", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}}, 16, false},
+		{"too many", make([]paged.Group, 256), 0, false},
+	} {
+		_, err := paged.New(paged.Config{NumBlocks: 64, Groups: tc.groups, HostBlocks: tc.host})
+		if tc.ok {
+			assert.NoError(t, err, tc.name)
+		} else {
+			assert.ErrorIs(t, err, paged.ErrInvalid, tc.name)
+		}
+	}
+}
+
+// TestGroupsHit: a hit needs the full-attention blocks of the whole prefix
+// but, in the window group, only the blocks the window of the hit point
+// reaches; the others are the null block.
+func TestGroupsHit(t *testing.T) {
+	m, err := paged.New(hybridConfig(4, 64, 8))
+	require.NoError(t, err)
+	prompt := seqOf(1, 21) // 5 full blocks and one token
+	a, cached, err := m.Create(prompt, nil)
+	require.NoError(t, err)
+	assert.Zero(t, cached)
+	for g := range 2 {
+		tb, err := m.TableGroup(a, g)
+		require.NoError(t, err)
+		assert.Len(t, tb, 6, "group %d: every group allocates the whole prompt at admission", g)
+		assert.NotContains(t, tb, allocator.BlockID(0))
+	}
+	require.NoError(t, m.Append(a, 99))
+	win, err := m.TableGroup(a, 1)
+	require.NoError(t, err)
+	// The next query, at position 22, reads [15, 22]: blocks 3 to 5.
+	assert.Equal(t, []allocator.BlockID{0, 0, 0}, win[:3], "blocks before the window are released")
+	require.NoError(t, m.Check())
+	require.NoError(t, m.Free(a))
+
+	b, cached, err := m.Create(prompt, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 20, cached, "the whole prefix but the last token hits")
+	win, err = m.TableGroup(b, 1)
+	require.NoError(t, err)
+	// A window of 8 needs ceil(7/4) = 2 blocks before the hit point (20):
+	// blocks 3 and 4; 0 to 2 stay null.
+	assert.Equal(t, allocator.BlockID(0), win[0])
+	assert.Equal(t, allocator.BlockID(0), win[2])
+	assert.NotEqual(t, allocator.BlockID(0), win[3])
+	assert.NotEqual(t, allocator.BlockID(0), win[4])
+	require.NoError(t, m.Check())
+
+	var groups []int
+	for _, e := range m.DrainEvents(nil) {
+		if e.Kind == paged.BlockStored {
+			groups = append(groups, e.Group)
+		}
+	}
+	assert.Contains(t, groups, 0)
+	assert.Contains(t, groups, 1, "window-group blocks are stored events of group 1")
+}
+
+// TestGroupsUnsupported: what groups do not support yet is refused with
+// ErrInvalid and changes nothing.
+func TestGroupsUnsupported(t *testing.T) {
+	m, err := paged.New(hybridConfig(4, 64, 8))
+	require.NoError(t, err)
+	id, _, err := m.Create(seqOf(1, 10), nil)
+	require.NoError(t, err)
+	before := m.Stats()
+	for name, call := range map[string]func() error{
+		"fork":     func() error { _, err := m.Fork(id); return err },
+		"truncate": func() error { return m.Truncate(id, 5) },
+		"draft":    func() error { return m.AppendSpeculative(id, 1, 2) },
+		"accept":   func() error { return m.AcceptSpeculative(id, 0) },
+		"swap out": func() error { return m.SwapOut(id) },
+		"swap in":  func() error { return m.SwapIn(id) },
+		"onboard":  func() error { _, err := m.Onboard(id); return err },
+		"window option": func() error {
+			_, err := m.Add(seqOf(1, 4), &paged.SeqOptions{Window: 4})
+			return err
+		},
+		"group out of range": func() error { _, err := m.TableGroup(id, 2); return err },
+	} {
+		assert.ErrorIs(t, call(), paged.ErrInvalid, name)
+		assert.Equal(t, before, m.Stats(), name)
+	}
+	require.NoError(t, m.Check())
+}
+
+// TestGroupsBatch: every group's row and slots in the batch, kept
+// incrementally across steps, equal a batch built from scratch, and a
+// steady decode step allocates nothing.
+func TestGroupsBatch(t *testing.T) {
+	m, err := paged.New(hybridConfig(4, 512, 10))
+	require.NoError(t, err)
+	var sched []paged.Scheduled
+	for i := range 8 {
+		id, _, err := m.Create(seqOf(100*i, 5+i), &paged.SeqOptions{MaxTokens: 200})
+		require.NoError(t, err)
+		sched = append(sched, paged.Scheduled{ID: id, NewTokens: 1})
+	}
+	var kept paged.Batch
+	for step := range 60 {
+		for _, sc := range sched {
+			require.NoError(t, m.Append(sc.ID, int32(step)))
+		}
+		require.NoError(t, m.BuildBatch(&kept, sched))
+		var fresh paged.Batch
+		require.NoError(t, m.BuildBatch(&fresh, sched))
+		require.Len(t, kept.GroupTables, 1)
+		assert.Equal(t, fresh.GroupTables, kept.GroupTables, "step %d", step)
+		assert.Equal(t, fresh.GroupSlots, kept.GroupSlots, "step %d", step)
+		for i, sc := range sched {
+			win, err := m.TableGroup(sc.ID, 1)
+			require.NoError(t, err)
+			n, _ := m.Len(sc.ID)
+			last := win[(n-1)/4]
+			assert.Equal(t, int64(last)*4+int64((n-1)%4), kept.GroupSlots[0][i], "slot of the new token")
+		}
+	}
+	require.NoError(t, m.Check())
+	step := int32(1000)
+	allocs := testing.AllocsPerRun(50, func() {
+		step++
+		for _, sc := range sched {
+			if err := m.Append(sc.ID, step); err != nil {
+				panic(err)
+			}
+		}
+		if err := m.BuildBatch(&kept, sched); err != nil {
+			panic(err)
+		}
+	})
+	assert.Zero(t, allocs)
+}
+
+// ExampleGroup: a model with full-attention and sliding-window layers
+// (Gemma 3, gpt-oss) keeps one table per group over one pool. The window
+// group releases what its window no longer reaches.
+func ExampleGroup() {
+	m, err := paged.New(paged.Config{
+		BlockSize: 4,
+		NumBlocks: 64,
+		Groups: []paged.Group{
+			{Kind: paged.FullAttention},
+			{Kind: paged.SlidingWindow, Window: 8},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	id, _, err := m.Create([]int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}, nil)
+	if err != nil {
+		panic(err)
+	}
+	if err := m.Append(id, 15); err != nil {
+		panic(err)
+	}
+	full, _ := m.TableGroup(id, 0)
+	window, _ := m.TableGroup(id, 1)
+	fmt.Println("full:  ", full)
+	fmt.Println("window:", window)
+	// Output:
+	// full:   [1 2 3 4]
+	// window: [0 6 7 8]
+}
