@@ -36,6 +36,7 @@ var commands = []command{
 	{"plan", "KV capacity planning for a model on a set of GPUs", runPlan},
 	{"quant", "KV quantization accuracy through a reference paged attention", runQuant},
 	{"fleet", "prefix-aware routing over a fleet of managers", runFleet},
+	{"hybrid", "prefix hits on a hybrid model (full + sliding window): vLLM vs default mode", runHybrid},
 }
 
 func main() {
