@@ -1,6 +1,7 @@
 package paged_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -254,4 +255,43 @@ func TestRetentionSteadyStateAllocs(t *testing.T) {
 	require.Positive(t, low+high)
 	assert.Zero(t, testing.AllocsPerRun(50, cycle))
 	require.NoError(t, m.Check())
+}
+
+// Example_hybridRetention: on a hybrid model, a preempted sequence's hit
+// needs its whole full-attention chain and the window before its end. In
+// the default mode the manager keeps those blocks until nothing
+// speculative is left to evict, so the sequence resumes from the cache even
+// though a later request needed room.
+func Example_hybridRetention() {
+	m, err := paged.New(paged.Config{
+		BlockSize: 4,
+		NumBlocks: 33, // 32 usable
+		Groups: []paged.Group{
+			{Kind: paged.FullAttention},
+			{Kind: paged.SlidingWindow, Window: 8},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	prompt := func(from, n int) []int32 {
+		p := make([]int32, n)
+		for i := range p {
+			p[i] = int32(from + i)
+		}
+		return p
+	}
+	a, _, _ := m.Create(prompt(1, 24), nil) // 6 blocks in each group
+	_ = m.Preempt(a)
+	_ = m.Append(a, 99) // its next token waits with it
+
+	done, _, _ := m.Create(prompt(100, 16), nil) // a short request that finishes
+	_ = m.Free(done)
+	busy, _, _ := m.Create(prompt(200, 40), nil) // needs 20 blocks: takes the finished one's
+	_ = m.Free(busy)
+
+	cached, _ := m.Admit(a)
+	fmt.Println("resumed with", cached, "of 25 tokens cached")
+	// Output:
+	// resumed with 24 of 25 tokens cached
 }
