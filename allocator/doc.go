@@ -16,6 +16,12 @@
 // Conservation holds at all times and Check verifies it: reserved + free +
 // cached + held == total.
 //
+// # Limits
+//
+// New refuses a Config.NumBlocks above MaxBlocks (2^24) with ErrInvalid,
+// since it allocates the metadata of every block up front. Every error
+// (ErrInvalid, ErrNoSpace) leaves the pool unchanged.
+//
 // # Costs
 //
 // Every operation is O(1) except AppendAlloc, which is O(n) in the blocks it
@@ -30,7 +36,13 @@
 //
 //   - REQUIRES: Release, ReleaseToCache and Ref take a held block;
 //   - REQUIRES: Claim and Evict take a cached block;
-//   - REQUIRES: every ID is in [Reserved, Total).
+//   - REQUIRES: Ref leaves fewer than 2^31 references on a block;
+//   - REQUIRES: every ID is in [Reserved, Total) (for RefCount, IsFree
+//     and IsCached, in [0, Total); these hot accessors panic with an error
+//     value, not a string, whose message reads the same way).
+//
+// The zero Pool behaves as a pool of no blocks: Alloc returns ErrNoSpace
+// and every ID is out of range.
 //
 // # Concurrency
 //

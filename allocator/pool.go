@@ -3,6 +3,7 @@ package allocator
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // BlockID names one physical block of a pool. IDs are dense: a pool of n
@@ -19,6 +20,13 @@ var ErrNoSpace = errors.New("allocator: no free block")
 // ErrInvalid is returned for a configuration or argument that is out of
 // range. Nothing has changed when it is returned.
 var ErrInvalid = errors.New("allocator: invalid argument")
+
+// MaxBlocks is the largest Config.NumBlocks New accepts: 2^24 blocks, about
+// 150 MiB of pool metadata (9 bytes per block, all allocated by New). It
+// is far above any real pool (an 80 GiB device holds a few hundred
+// thousand 16-token blocks even of a small model) and keeps a mistyped
+// size from exhausting memory. Use larger blocks for more tokens.
+const MaxBlocks = 1 << 24
 
 // Order says which free block is handed out next.
 type Order uint8
@@ -38,7 +46,7 @@ const (
 // means its documented default.
 type Config struct {
 	// NumBlocks is the number of physical blocks, reserved ones included.
-	// Required: at least Reserved+1.
+	// Required: at least Reserved+1 and at most MaxBlocks.
 	NumBlocks int
 	// Reserved is the number of leading block IDs that are never handed
 	// out. Default 0.
@@ -80,14 +88,14 @@ type Pool struct {
 // New returns a pool with every block but the reserved ones free. With FIFO
 // order blocks are first handed out in ascending ID order; with LIFO too.
 func New(cfg Config) (*Pool, error) {
-	if cfg.NumBlocks <= 0 || cfg.NumBlocks > 1<<31-1 {
-		return nil, fmt.Errorf("%w: NumBlocks %d must be in [1, 2^31)", ErrInvalid, cfg.NumBlocks)
+	if cfg.NumBlocks <= 0 || cfg.NumBlocks > MaxBlocks {
+		return nil, fmt.Errorf("%w: Config.NumBlocks %d must be in [1, MaxBlocks=%d]", ErrInvalid, cfg.NumBlocks, MaxBlocks)
 	}
 	if cfg.Reserved < 0 || cfg.Reserved >= cfg.NumBlocks {
-		return nil, fmt.Errorf("%w: Reserved %d must be in [0, NumBlocks=%d)", ErrInvalid, cfg.Reserved, cfg.NumBlocks)
+		return nil, fmt.Errorf("%w: Config.Reserved %d must be in [0, NumBlocks=%d)", ErrInvalid, cfg.Reserved, cfg.NumBlocks)
 	}
 	if cfg.Order != LIFO && cfg.Order != FIFO {
-		return nil, fmt.Errorf("%w: unknown Order %d", ErrInvalid, cfg.Order)
+		return nil, fmt.Errorf("%w: Config.Order %d is neither LIFO nor FIFO", ErrInvalid, cfg.Order)
 	}
 	n := cfg.NumBlocks
 	p := &Pool{
@@ -136,18 +144,34 @@ func (p *Pool) Held() int { return p.nheld }
 func (p *Pool) Valid(id BlockID) bool { return int(id) >= p.reserved && int(id) < len(p.refs) }
 
 // RefCount returns the number of references to id (0 for free, cached and
-// reserved blocks).
+// reserved blocks). REQUIRES: id in [0, Total).
 func (p *Pool) RefCount(id BlockID) int32 {
-	// Read-only accessors leave range checking to the slice index: they sit
-	// on the manager's hot paths and must inline.
-	return p.refs[id]
+	// The read-only accessors sit on the manager's hot paths and must
+	// inline: the range check replaces the slice's own bounds check, and
+	// panicking with a small value rather than calling a formatter keeps
+	// them cheap (the message is built only if the panic is printed).
+	if refs, i := p.refs, int(id); uint(i) < uint(len(refs)) {
+		return refs[i]
+	}
+	panic(rangeError{id, len(p.refs)})
 }
 
-// IsFree reports whether id is on the free list.
-func (p *Pool) IsFree(id BlockID) bool { return p.state[id] == stateFree }
+// IsFree reports whether id is on the free list. REQUIRES: id in [0, Total).
+func (p *Pool) IsFree(id BlockID) bool {
+	if st, i := p.state, int(id); uint(i) < uint(len(st)) {
+		return st[i] == stateFree
+	}
+	panic(rangeError{id, len(p.state)})
+}
 
 // IsCached reports whether id is unreferenced with its content kept.
-func (p *Pool) IsCached(id BlockID) bool { return p.state[id] == stateCached }
+// REQUIRES: id in [0, Total).
+func (p *Pool) IsCached(id BlockID) bool {
+	if st, i := p.state, int(id); uint(i) < uint(len(st)) {
+		return st[i] == stateCached
+	}
+	panic(rangeError{id, len(p.state)})
+}
 
 // Alloc takes one block off the free list with one reference. It returns
 // ErrNoSpace when the free list is empty.
@@ -183,6 +207,9 @@ func (p *Pool) Ref(id BlockID) {
 	p.mustValid(id)
 	if p.state[id] != stateHeld {
 		panic(fmt.Sprintf("allocator: Ref of block %d, which has no reference", id))
+	}
+	if p.refs[id] == math.MaxInt32 {
+		panic(fmt.Sprintf("allocator: Ref of block %d, which already has 2^31-1 references", id))
 	}
 	p.refs[id]++
 }
@@ -299,6 +326,17 @@ func (p *Pool) mustValid(id BlockID) {
 //go:noinline
 func (p *Pool) outOfRange(id BlockID) {
 	panic(fmt.Sprintf("allocator: block %d out of range [%d, %d)", id, p.reserved, len(p.refs)))
+}
+
+// rangeError is the panic value of a read-only accessor given an ID
+// outside [0, Total).
+type rangeError struct {
+	id    BlockID
+	total int
+}
+
+func (e rangeError) Error() string {
+	return fmt.Sprintf("allocator: block %d out of range [0, %d)", e.id, e.total)
 }
 
 func (p *Pool) take(id BlockID) {

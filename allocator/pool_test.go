@@ -121,78 +121,117 @@ func TestNoAllocations(t *testing.T) {
 	assert.Zero(t, allocs)
 }
 
+// fuzzMaxOps bounds the operations one input drives. The fuzzer grows
+// inputs to kilobytes; past a few hundred operations on a pool of at most
+// 16 blocks a longer input reaches no new state, only makes every
+// execution (and the minimizer, which runs thousands of them) slower.
+const fuzzMaxOps = 256
+
 // FuzzPool drives random operations against a simple model and checks
-// conservation after each.
+// conservation after each. The first byte picks the pool (size, reserved
+// blocks, order); each next byte is one operation.
 func FuzzPool(f *testing.F) {
-	f.Add([]byte{0, 1, 2, 3, 4, 5, 0, 0, 6, 1})
-	f.Fuzz(func(t *testing.T, ops []byte) {
-		p, err := allocator.New(allocator.Config{NumBlocks: 9, Reserved: 1, Order: allocator.Order(len(ops) % 2)})
-		require.NoError(t, err)
-		refs := map[allocator.BlockID]int{}
-		cached := map[allocator.BlockID]bool{}
+	f.Add([]byte{0x12, 0, 1, 2, 3, 4, 5, 0, 0, 6, 1})
+	f.Add([]byte{0xff, 6, 12, 18, 3, 9, 4, 5, 2, 2, 2})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 {
+			return
+		}
+		cfg, ops := in[0], in[1:]
+		if len(ops) > fuzzMaxOps {
+			ops = ops[:fuzzMaxOps]
+		}
+		reserved := int(cfg>>4) % 3
+		total := reserved + 1 + int(cfg&0x0f)
+		p, err := allocator.New(allocator.Config{NumBlocks: total, Reserved: reserved, Order: allocator.Order(cfg >> 7)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The model: reference counts and cached flags by block, plain
+		// arrays so each step costs nanoseconds.
+		var refs [32]int
+		var cached [32]bool
+		usable := total - reserved
 		pick := func(b byte, want func(allocator.BlockID) bool) (allocator.BlockID, bool) {
-			for i := range 8 {
-				id := allocator.BlockID(1 + (int(b)+i)%8)
+			for i := range usable {
+				id := allocator.BlockID(reserved + (int(b)+i)%usable)
 				if want(id) {
 					return id, true
 				}
 			}
-			return 0, false
+			return allocator.NoBlock, false
 		}
+		isHeld := func(id allocator.BlockID) bool { return refs[id] > 0 }
+		isCached := func(id allocator.BlockID) bool { return cached[id] }
+		held, ncached := 0, 0
 		for i, op := range ops {
 			switch op % 6 {
-			case 0:
-				n := int(op/6) % 4
-				before := p.Free()
+			case 0: // up to 2*usable blocks at once: often more than are free
+				n := int(op/6) % (2*usable + 1)
+				free := p.Free()
 				ids, err := p.AppendAlloc(nil, n)
-				if n > before {
-					require.ErrorIs(t, err, allocator.ErrNoSpace)
-					require.Equal(t, before, p.Free())
-				} else {
-					require.NoError(t, err)
-					for _, id := range ids {
-						require.Zero(t, refs[id])
-						require.False(t, cached[id])
-						refs[id] = 1
+				if n > free {
+					if !errors.Is(err, allocator.ErrNoSpace) || len(ids) != 0 || p.Free() != free {
+						t.Fatalf("op %d: AppendAlloc(%d) with %d free: %v %v", i, n, free, ids, err)
 					}
+					break
+				}
+				if err != nil || len(ids) != n {
+					t.Fatalf("op %d: AppendAlloc(%d) with %d free: %v %v", i, n, free, ids, err)
+				}
+				for _, id := range ids {
+					if !p.Valid(id) || refs[id] != 0 || cached[id] {
+						t.Fatalf("op %d: AppendAlloc handed out block %d, not free", i, id)
+					}
+					refs[id] = 1
+					held++
 				}
 			case 1:
-				if id, ok := pick(op, func(id allocator.BlockID) bool { return refs[id] > 0 }); ok {
+				if id, ok := pick(op, isHeld); ok {
 					p.Ref(id)
 					refs[id]++
 				}
-			case 2:
-				if id, ok := pick(op, func(id allocator.BlockID) bool { return refs[id] > 0 }); ok {
+			case 2, 3:
+				if id, ok := pick(op, isHeld); ok {
 					refs[id]--
-					require.Equal(t, refs[id] == 0, p.Release(id))
-				}
-			case 3:
-				if id, ok := pick(op, func(id allocator.BlockID) bool { return refs[id] > 0 }); ok {
-					refs[id]--
-					became := p.ReleaseToCache(id)
-					require.Equal(t, refs[id] == 0, became)
-					cached[id] = became
+					last := refs[id] == 0
+					var got bool
+					if op%6 == 2 {
+						got = p.Release(id)
+					} else {
+						got = p.ReleaseToCache(id)
+						cached[id] = last
+					}
+					if got != last {
+						t.Fatalf("op %d: release of block %d returned %v with %d references left", i, id, got, refs[id])
+					}
+					if last {
+						held--
+						if cached[id] {
+							ncached++
+						}
+					}
 				}
 			case 4:
-				if id, ok := pick(op, func(id allocator.BlockID) bool { return cached[id] }); ok {
+				if id, ok := pick(op, isCached); ok {
 					p.Claim(id)
-					cached[id] = false
-					refs[id] = 1
-				}
-			case 5:
-				if id, ok := pick(op, func(id allocator.BlockID) bool { return cached[id] }); ok {
-					p.Evict(id)
-					cached[id] = false
-				}
-			}
-			require.NoError(t, p.Check(), "after op %d", i)
-			held := 0
-			for _, r := range refs {
-				if r > 0 {
+					cached[id], refs[id] = false, 1
+					ncached--
 					held++
 				}
+			case 5:
+				if id, ok := pick(op, isCached); ok {
+					p.Evict(id)
+					cached[id] = false
+					ncached--
+				}
 			}
-			require.Equal(t, held, p.Held())
+			if err := p.Check(); err != nil {
+				t.Fatalf("after op %d: %v", i, err)
+			}
+			if p.Held() != held || p.Cached() != ncached || p.Free() != usable-held-ncached {
+				t.Fatalf("after op %d: pool %+v, model held %d cached %d", i, p.Stats(), held, ncached)
+			}
 		}
 	})
 }

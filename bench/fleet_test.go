@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"os"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -9,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/internal/redistest"
 )
 
 // fleetTrace is the first part of the Mooncake trace: enough requests for
@@ -50,10 +50,7 @@ func TestFleetPrefixAwareBeatsRoundRobin(t *testing.T) {
 }
 
 func TestFleetRedisRoutesLikeMemory(t *testing.T) {
-	addr := os.Getenv("PAGEDKV_REDIS_ADDR")
-	if addr == "" {
-		t.Skip("PAGEDKV_REDIS_ADDR unset: run under .ci/with-redis")
-	}
+	addr := redistest.Addr(t)
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	reqs := fleetTrace()[:400]

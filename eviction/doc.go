@@ -60,8 +60,13 @@
 //
 // Inserting a block that is already in the policy, removing one that is not,
 // hinting or forgetting a block in the policy, or naming an ID outside
-// [0, capacity) is a bug in the caller and panics with the block ID in the
-// message. A negative capacity is treated as 0.
+// [0, capacity) (in any method, Contains and Access included, or as a
+// Hint.Parent other than allocator.NoBlock where LeafLRU reads it) is a bug in the caller. It panics with a message that starts
+// "eviction: " and names the block, before anything has changed. So does a
+// Hint.Priority outside [0, MaxPriority] given to Priority. A negative
+// capacity is treated as 0; a capacity above MaxCapacity (2^24, the
+// largest pool package allocator creates) panics, since every policy
+// allocates its per-block state up front.
 //
 // # Concurrency
 //

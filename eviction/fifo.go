@@ -30,10 +30,11 @@ func NewFIFO(capacity int) Policy {
 // Insert makes id evictable. New content joins the back of the queue;
 // content that was already queued keeps its place.
 func (p *FIFO) Insert(id allocator.BlockID) {
+	linked := p.l.linked(id) // range check before any slice is indexed
 	if p.evictable[id] {
 		misuse("FIFO", "Insert", id, inPolicy)
 	}
-	if !p.l.linked(id) {
+	if !linked {
 		p.l.pushBack(id)
 	}
 	p.evictable[id] = true
@@ -42,7 +43,7 @@ func (p *FIFO) Insert(id allocator.BlockID) {
 
 // Remove marks id referenced; it keeps its place in the queue.
 func (p *FIFO) Remove(id allocator.BlockID) {
-	if !p.evictable[id] {
+	if !p.l.linked(id) || !p.evictable[id] {
 		misuse("FIFO", "Remove", id, notInPolicy)
 	}
 	p.evictable[id] = false
@@ -88,4 +89,4 @@ func (p *FIFO) Victim() (allocator.BlockID, bool) {
 func (p *FIFO) Len() int { return p.n }
 
 // Contains reports whether id is evictable.
-func (p *FIFO) Contains(id allocator.BlockID) bool { return p.evictable[id] }
+func (p *FIFO) Contains(id allocator.BlockID) bool { return p.l.linked(id) && p.evictable[id] }

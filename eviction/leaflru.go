@@ -85,12 +85,14 @@ func (p *LeafLRU) Hint(id allocator.BlockID, h Hint) {
 	if p.leaves.linked(id) {
 		misuse("LeafLRU", "Hint", id, inPolicy)
 	}
-	p.drop(id)
 	par := h.Parent
-	if par < 0 || par == id {
+	if par != allocator.NoBlock {
+		p.leaves.linked(par) // range check before any change
+	}
+	p.drop(id)
+	if par == allocator.NoBlock || par == id {
 		return
 	}
-	p.leaves.linked(par) // range check before any change
 	p.parent[id], p.parentGen[id] = par, p.gen[par]
 	p.children[par]++
 	if p.children[par] == 1 && p.leaves.linked(par) {

@@ -94,8 +94,9 @@ func (p *LFU) unlink(id allocator.BlockID) {
 // Access counts a hit on id's content. A block in the policy moves up to its
 // new bucket at once, as in the paper; the manager removes it right after.
 func (p *LFU) Access(id allocator.BlockID) {
+	in := p.in(id) // range check first
 	p.count[id]++
-	if p.in(id) {
+	if in {
 		p.unlink(id)
 		p.Insert(id)
 	}

@@ -18,7 +18,11 @@ type list struct {
 }
 
 // links allocates link arrays for capacity blocks plus sentinels sentinels.
+// Every constructor calls it first, so it also enforces MaxCapacity.
 func links(capacity, sentinels int) (prev, next []int32) {
+	if capacity > MaxCapacity {
+		panic(fmt.Sprintf("eviction: capacity %d exceeds MaxCapacity (%d)", capacity, MaxCapacity))
+	}
 	prev = make([]int32, capacity+sentinels)
 	next = make([]int32, capacity+sentinels)
 	for i := range prev {

@@ -24,8 +24,16 @@ type Policy interface {
 }
 
 // Factory builds a policy for block IDs in [0, capacity). The paged
-// manager calls it once with the size of its pool.
+// manager calls it once with the size of its pool. A negative capacity is
+// taken as 0; one above MaxCapacity panics (see MaxCapacity).
 type Factory func(capacity int) Policy
+
+// MaxCapacity is the largest capacity a policy constructor accepts: the
+// largest pool allocator.New creates (allocator.MaxBlocks). Policies
+// allocate their per-block state up front, up to about 50 bytes a block, so
+// a larger capacity could only come from a caller that skipped that
+// validation; the constructors panic on it rather than exhaust memory.
+const MaxCapacity = allocator.MaxBlocks
 
 // Accessor is implemented by policies that learn from use. The manager calls
 // Access on every prefix-cache hit of a block, whether the block sits in the

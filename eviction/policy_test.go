@@ -2,6 +2,7 @@ package eviction
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -263,17 +264,32 @@ func TestConformanceMisusePanics(t *testing.T) {
 		p.Insert(1)
 		assert.PanicsWithValue(t, panicText(p, "Insert", 1, inPolicy), func() { p.Insert(1) })
 		assert.PanicsWithValue(t, panicText(p, "Remove", 2, notInPolicy), func() { p.Remove(2) })
-		for _, bad := range []allocator.BlockID{-1, 4, 5} {
-			assert.Panics(t, func() { p.Insert(bad) }, "Insert(%d)", bad)
-			assert.Panics(t, func() { p.Remove(bad) }, "Remove(%d)", bad)
-			assert.Panics(t, func() { p.Contains(bad) }, "Contains(%d)", bad)
+		for _, bad := range []allocator.BlockID{-1, 4, 5, math.MinInt32, math.MaxInt32} {
+			want := rangeText(bad, 4)
+			assert.PanicsWithValue(t, want, func() { p.Insert(bad) }, "Insert(%d)", bad)
+			assert.PanicsWithValue(t, want, func() { p.Remove(bad) }, "Remove(%d)", bad)
+			assert.PanicsWithValue(t, want, func() { p.Contains(bad) }, "Contains(%d)", bad)
+			if a, ok := p.(Accessor); ok {
+				assert.PanicsWithValue(t, want, func() { a.Access(bad) }, "Access(%d)", bad)
+			}
+			if fg, ok := p.(Forgetter); ok {
+				assert.PanicsWithValue(t, want, func() { fg.Forget(bad) }, "Forget(%d)", bad)
+			}
+			if h, ok := p.(Hinter); ok {
+				assert.PanicsWithValue(t, want, func() { h.Hint(bad, Hint{Parent: allocator.NoBlock, Priority: DefaultPriority}) },
+					"Hint(%d)", bad)
+				if _, usesParent := p.(*LeafLRU); usesParent && bad != allocator.NoBlock {
+					assert.PanicsWithValue(t, want, func() { h.Hint(2, Hint{Parent: bad, Priority: DefaultPriority}) },
+						"Hint with parent %d", bad)
+				}
+			}
 		}
 		if fg, ok := p.(Forgetter); ok {
-			assert.Panics(t, func() { fg.Forget(1) }, "Forget of a block in the policy")
+			assert.PanicsWithValue(t, panicText(p, "Forget", 1, inPolicy), func() { fg.Forget(1) })
 		}
 		if h, ok := p.(Hinter); ok {
-			assert.Panics(t, func() { h.Hint(1, Hint{Parent: allocator.NoBlock, Priority: DefaultPriority}) },
-				"Hint of a block in the policy")
+			assert.PanicsWithValue(t, panicText(p, "Hint", 1, inPolicy),
+				func() { h.Hint(1, Hint{Parent: allocator.NoBlock, Priority: DefaultPriority}) })
 		}
 		// The panics changed nothing.
 		assert.Equal(t, 1, p.Len())
@@ -281,7 +297,15 @@ func TestConformanceMisusePanics(t *testing.T) {
 		id, ok := p.Victim()
 		assert.True(t, ok)
 		assert.Equal(t, allocator.BlockID(1), id)
+		// Too large a capacity is refused before anything is allocated.
+		assert.PanicsWithValue(t, fmt.Sprintf("eviction: capacity %d exceeds MaxCapacity (%d)", MaxCapacity+1, MaxCapacity),
+			func() { f(MaxCapacity + 1) })
 	})
+}
+
+// rangeText is the message of an ID outside [0, capacity).
+func rangeText(id allocator.BlockID, capacity int) string {
+	return fmt.Sprintf("eviction: block %d out of range [0, %d)", id, capacity)
 }
 
 // panicText is the message misuse gives for p.

@@ -3,7 +3,9 @@ package fleet
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
+	"reflect"
 	"sync"
 	"time"
 
@@ -17,6 +19,9 @@ const countBits = 32
 // DefaultMaxServers is the number of servers an Index has room for when
 // Config.MaxServers is 0.
 const DefaultMaxServers = 64
+
+// maxServersLimit is the largest Config.MaxServers.
+const maxServersLimit = 1 << 16
 
 // Config configures an Index. Zero values mean the documented defaults.
 type Config struct {
@@ -49,7 +54,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxServers == 0 {
 		cfg.MaxServers = DefaultMaxServers
 	}
-	if cfg.MaxServers < 1 || cfg.MaxServers > 1<<16 {
+	if cfg.MaxServers < 1 || cfg.MaxServers > maxServersLimit {
 		return cfg, fmt.Errorf("%w: Config.MaxServers %d must be in [1, 65536]", ErrInvalid, cfg.MaxServers)
 	}
 	if cfg.DeviceWeight == 0 {
@@ -58,14 +63,17 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.HostWeight == 0 {
 		cfg.HostWeight = 0.5
 	}
-	if !(cfg.DeviceWeight > 0) || !(cfg.HostWeight > 0) {
-		return cfg, fmt.Errorf("%w: Config.DeviceWeight %v and HostWeight %v must be positive", ErrInvalid, cfg.DeviceWeight, cfg.HostWeight)
+	if !(cfg.DeviceWeight > 0) || !(cfg.HostWeight > 0) || math.IsInf(cfg.DeviceWeight, 0) || math.IsInf(cfg.HostWeight, 0) {
+		return cfg, fmt.Errorf("%w: Config.DeviceWeight %v and HostWeight %v must be positive and finite", ErrInvalid, cfg.DeviceWeight, cfg.HostWeight)
 	}
 	if cfg.TTL < 0 {
 		return cfg, fmt.Errorf("%w: Config.TTL %v must not be negative", ErrInvalid, cfg.TTL)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if v := reflect.ValueOf(cfg.Backend); cfg.Backend != nil && v.Kind() == reflect.Pointer && v.IsNil() {
+		return cfg, fmt.Errorf("%w: Config.Backend is a nil %T", ErrInvalid, cfg.Backend)
 	}
 	if cfg.Backend == nil {
 		m, err := NewMemory(MemoryConfig{})
@@ -188,6 +196,9 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 	for i := range events {
 		if k := events[i].Kind; k < paged.BlockStored || k > paged.BlockMoved {
 			return fmt.Errorf("%w: event %d has unknown kind %d", ErrInvalid, events[i].Seq, k)
+		}
+		if m, f := events[i].Medium, events[i].From; m > paged.Host || f > paged.Host {
+			return fmt.Errorf("%w: event %d has unknown medium %d (from %d)", ErrInvalid, events[i].Seq, m, f)
 		}
 	}
 	x.mu.Lock()

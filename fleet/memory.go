@@ -13,13 +13,37 @@ import (
 // a fleet of up to 64 servers.
 const DefaultMemoryCapacity = 1 << 18
 
+// MaxMemoryCapacity is the largest MemoryConfig.Capacity: 2^24 block
+// hashes, the most an eviction policy orders (eviction.MaxCapacity).
+const MaxMemoryCapacity = eviction.MaxCapacity
+
+// MaxMemoryBytes bounds what a Memory backend allocates up front, its
+// slot arrays, hash table and policy for Capacity entries with holder sets
+// for every server: 4 GiB. Init (called by New) refuses a Capacity and
+// Config.MaxServers whose estimate exceeds it; about 110 bytes an entry
+// for up to 64 servers, plus 16 bytes an entry per further 64 servers.
+const MaxMemoryBytes = 4 << 30
+
+// memoryBytes estimates the up-front allocation of a Memory backend with
+// capacity entries and holder sets of words 64-bit words per tier.
+func memoryBytes(capacity, words int) int64 {
+	c := int64(capacity)
+	table := int64(16)
+	for table/16 < 2*c {
+		table <<= 1
+	}
+	// hash 32, live 1, slotCopies 2, free 4, policy at most 64.
+	return table + c*(32+1+2+4+64+16*int64(words))
+}
+
 // MemoryConfig configures a Memory backend. Zero values mean defaults.
 type MemoryConfig struct {
 	// Capacity bounds the number of block hashes held. When a new hash
 	// arrives at capacity, the policy's victim is forgotten for every
 	// server (the index then under-reports that block, which costs a
 	// routing opportunity, never a wrong answer). Default
-	// DefaultMemoryCapacity.
+	// DefaultMemoryCapacity; at most MaxMemoryCapacity, and together with
+	// Config.MaxServers within MaxMemoryBytes.
 	Capacity int
 	// Policy orders the entries for eviction. Every store and every
 	// lookup hit of an entry re-inserts it (or calls Access when the
@@ -32,14 +56,15 @@ type MemoryConfig struct {
 // whose holder sets live in one flat slice, bounded by an eviction policy.
 // Applying events and lookups allocate nothing once the map has grown.
 type Memory struct {
-	cfg    MemoryConfig
-	words  int // holder-set width per tier
-	index  table
-	n      int          // entries held
-	live   []bool       // by slot
-	hashes []paged.Hash // by slot
-	masks  []uint64     // by slot: words device, then words host
-	free   []int32
+	cfg     MemoryConfig
+	servers int // maxServers of the last Init; 0 before Init
+	words   int // holder-set width per tier
+	index   table
+	n       int          // entries held
+	live    []bool       // by slot
+	hashes  []paged.Hash // by slot
+	masks   []uint64     // by slot: words device, then words host
+	free    []int32
 	// copies counts extra copies (beyond the first, which is the bit);
 	// slotCopies[s] is the number of copies keys of slot s, so entries
 	// without extra copies never look at the map.
@@ -56,8 +81,8 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.Capacity == 0 {
 		cfg.Capacity = DefaultMemoryCapacity
 	}
-	if cfg.Capacity < 1 || cfg.Capacity > 1<<30 {
-		return nil, fmt.Errorf("%w: MemoryConfig.Capacity %d must be in [1, 2^30]", ErrInvalid, cfg.Capacity)
+	if cfg.Capacity < 1 || cfg.Capacity > MaxMemoryCapacity {
+		return nil, fmt.Errorf("%w: MemoryConfig.Capacity %d must be in [1, MaxMemoryCapacity=%d]", ErrInvalid, cfg.Capacity, MaxMemoryCapacity)
 	}
 	if cfg.Policy == nil {
 		cfg.Policy = eviction.NewLRU
@@ -65,9 +90,25 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	return &Memory{cfg: cfg}, nil
 }
 
-// Init implements Backend. It allocates the slot arrays up front.
+// Init implements Backend. It allocates the slot arrays up front, and
+// refuses with ErrInvalid a size whose estimate exceeds MaxMemoryBytes.
 func (m *Memory) Init(model string, maxServers int) error {
+	if m == nil || m.cfg.Capacity == 0 {
+		return fmt.Errorf("%w: Memory not created with NewMemory", ErrInvalid)
+	}
 	c := m.cfg.Capacity
+	if maxServers < 1 || maxServers > maxServersLimit {
+		return fmt.Errorf("%w: %d servers, must be in [1, %d]", ErrInvalid, maxServers, maxServersLimit)
+	}
+	if b := memoryBytes(c, wordsFor(maxServers)); b > MaxMemoryBytes {
+		return fmt.Errorf("%w: MemoryConfig.Capacity %d with Config.MaxServers %d needs about %d MiB up front, over MaxMemoryBytes (%d MiB)",
+			ErrInvalid, c, maxServers, b>>20, MaxMemoryBytes>>20)
+	}
+	policy := m.cfg.Policy(c)
+	if policy == nil {
+		return fmt.Errorf("%w: MemoryConfig.Policy returned a nil policy", ErrInvalid)
+	}
+	m.servers = maxServers
 	m.words = wordsFor(maxServers)
 	m.index = newTable(c)
 	m.n = 0
@@ -80,7 +121,7 @@ func (m *Memory) Init(model string, maxServers int) error {
 	for i := range m.free {
 		m.free[i] = int32(c - 1 - i) // pop order 0, 1, 2, ...
 	}
-	m.policy = m.cfg.Policy(c)
+	m.policy = policy
 	m.access, _ = m.policy.(eviction.Accessor)
 	return nil
 }
@@ -88,8 +129,22 @@ func (m *Memory) Init(model string, maxServers int) error {
 // Len returns the number of block hashes held.
 func (m *Memory) Len() int { return m.n }
 
+// usable checks that Init ran and server is one it made room for.
+func (m *Memory) usable(server ServerID) error {
+	if m.servers == 0 {
+		return fmt.Errorf("%w: Memory used before Init", ErrInvalid)
+	}
+	if server < 0 || int(server) >= m.servers {
+		return fmt.Errorf("%w: server %d out of range [0, %d)", ErrInvalid, server, m.servers)
+	}
+	return nil
+}
+
 // Apply implements Backend.
 func (m *Memory) Apply(server ServerID, events []paged.Event) error {
+	if err := m.usable(server); err != nil {
+		return err
+	}
 	for i := range events {
 		ev := &events[i]
 		switch ev.Kind {
@@ -243,6 +298,9 @@ func (m *Memory) drop(s int32, inPolicy bool) {
 // Clear implements Backend. It scans every slot: clearing is rare (lost
 // events, a cache reset, an expired server), lookups and events are not.
 func (m *Memory) Clear(server ServerID) error {
+	if err := m.usable(server); err != nil {
+		return err
+	}
 	m.clear(server)
 	return nil
 }
@@ -265,6 +323,9 @@ func (m *Memory) clear(server ServerID) {
 
 // Lookup implements Backend. A hit refreshes the entry in the policy.
 func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64) ([]uint64, error) {
+	if m.servers == 0 {
+		return dst, fmt.Errorf("%w: Memory used before Init", ErrInvalid)
+	}
 	if words != m.words {
 		return dst, fmt.Errorf("%w: lookup with %d words, backend has %d", ErrInvalid, words, m.words)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ var _ Backend = (*Redis)(nil)
 // NewRedis returns a Redis backend using client c, which the caller owns
 // and closes.
 func NewRedis(c redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
-	if c == nil {
+	if v := reflect.ValueOf(c); c == nil || (v.Kind() == reflect.Pointer && v.IsNil()) {
 		return nil, fmt.Errorf("%w: nil redis client", ErrInvalid)
 	}
 	if cfg.Prefix == "" {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,17 +15,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pagedkv/pagedkv/internal/redistest"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
 // redisAddr returns the test Redis (see .ci/with-redis) or skips.
-func redisAddr(t testing.TB) string {
-	addr := os.Getenv("PAGEDKV_REDIS_ADDR")
-	if addr == "" {
-		t.Skip("PAGEDKV_REDIS_ADDR unset: run under .ci/with-redis for the Redis tests")
-	}
-	return addr
-}
+func redisAddr(t testing.TB) string { return redistest.Addr(t) }
 
 func redisBackend(t testing.TB, addr string) *Redis {
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})

@@ -1,6 +1,10 @@
 package paged
 
-import "github.com/pagedkv/pagedkv/allocator"
+import (
+	"cmp"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
 
 // Scheduled names a running sequence in a step and how many of its last
 // tokens are new this step (their KV is computed and written this step).
@@ -22,7 +26,10 @@ type Batch struct {
 	// first BuildBatch to fix it (kernels compiled for one width; a longer
 	// sequence is then an error); left zero, it is chosen automatically as
 	// a power of two of at least 16 that fits the longest scheduled
-	// sequence, and grows when needed.
+	// sequence, and grows when needed. Changing it between calls fixes the
+	// new width (or, set back to zero, makes it automatic again) and
+	// rewrites every row. At most MaxModelLen/BlockSize rounded up to a
+	// power of two (16 if that is smaller).
 	Stride int
 	// Seqs are the scheduled sequences, one table row each.
 	Seqs []SeqID
@@ -58,7 +65,10 @@ type Batch struct {
 	GroupTables [][]int32
 	GroupSlots  [][]int64
 
-	rows        []batchRow
+	rows []batchRow
+	// stride is the width rows were laid out with (0: never), fixed
+	// whether the caller chose it.
+	stride      int
 	fixed       bool
 	groupRows   [][]groupRow
 	groupStride int
@@ -76,19 +86,22 @@ type batchRow struct {
 // BuildBatch fills b for the scheduled sequences of one step, takes the
 // pending copy and swap directives, and allocates nothing once b's buffers
 // have grown. On error (an unknown, waiting or repeated sequence, NewTokens
-// outside [1, length] or before the sliding window, a sequence wider than a
+// outside [1, length], a first new query whose sliding window reaches a
+// released position, a sequence wider than a
 // fixed Stride) the manager is unchanged, no directive is taken, and b holds
 // no usable batch; its persistent rows stay consistent, so the next call
-// builds correctly.
+// builds correctly. A nil b, a negative Stride or one wider than any table
+// can be (MaxModelLen/BlockSize rounded up to a power of two, at least 16),
+// or SplitUnits outside [0, 2^20] is ErrInvalid.
 func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
-	if b.Stride < 0 {
-		return errorf(ErrInvalid, "Batch.Stride %d must not be negative", b.Stride)
+	if b == nil {
+		return errorf(ErrInvalid, "BuildBatch: nil *Batch")
 	}
-	if b.SplitUnits < 0 || b.SplitMinChunk < 0 {
-		return errorf(ErrInvalid, "Batch.SplitUnits %d and SplitMinChunk %d must not be negative", b.SplitUnits, b.SplitMinChunk)
+	if b.Stride < 0 || b.Stride > m.maxStride {
+		return errorf(ErrInvalid, "Batch.Stride %d must be in [0, %d] (the longest table rounded up to a power of two)", b.Stride, m.maxStride)
 	}
-	if len(b.rows) == 0 && b.Stride > 0 {
-		b.fixed = true
+	if b.SplitUnits < 0 || b.SplitUnits > maxSplitUnits || b.SplitMinChunk < 0 {
+		return errorf(ErrInvalid, "Batch.SplitUnits %d must be in [0, %d] and SplitMinChunk %d not negative", b.SplitUnits, maxSplitUnits, b.SplitMinChunk)
 	}
 	if m.hybrid() {
 		if err := m.checkGroupsBatch(sched); err != nil {
@@ -96,10 +109,14 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		}
 	}
 	switch {
-	case b.Stride == 0:
-		b.relayout(16)
-	case len(b.rows) == 0:
-		b.relayout(b.Stride)
+	case b.stride == 0 || b.Stride != b.stride:
+		// The first call, or the caller changed Stride: a non-zero
+		// Stride fixes the width, zero makes it automatic.
+		b.fixed = b.Stride > 0
+		b.relayout(cmp.Or(b.Stride, 16))
+	case cap(b.Tables) < len(b.rows)*b.stride:
+		// The caller replaced Tables: its rows are gone.
+		b.relayout(b.stride)
 	}
 	for {
 		widest, err := m.fill(b, sched)
@@ -132,7 +149,7 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 
 // relayout empties b's rows for a new width.
 func (b *Batch) relayout(stride int) {
-	b.Stride = stride
+	b.Stride, b.stride = stride, stride
 	b.rows = b.rows[:0]
 	clear(b.Tables[:cap(b.Tables)])
 	b.Tables = b.Tables[:0]
@@ -177,7 +194,9 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 		}
 		s := &all[idx]
 		ntok, nb := len(s.tokens), len(s.blocks)
-		if sc.NewTokens < 1 || sc.NewTokens > ntok || ntok-sc.NewTokens < s.released*m.bs ||
+		// The first new query, at ntok-NewTokens, reads back to
+		// ntok-NewTokens-Window+1: none of it may be released.
+		if sc.NewTokens < 1 || sc.NewTokens > ntok || (s.released > 0 && ntok-sc.NewTokens-s.opts.Window+1 < s.released*m.bs) ||
 			s.mark == m.stamp || (nb > stride && b.fixed) {
 			return 0, m.batchError(b, sc, s)
 		}
@@ -238,8 +257,9 @@ func (m *Manager) batchError(b *Batch, sc Scheduled, s *sequence) error {
 	switch {
 	case sc.NewTokens < 1 || sc.NewTokens > ntok:
 		return errorf(ErrInvalid, "BuildBatch: %v has %d new tokens of %d", sc.ID, sc.NewTokens, ntok)
-	case ntok-sc.NewTokens < s.released*m.bs:
-		return errorf(ErrInvalid, "BuildBatch: %v: new tokens before its sliding window", sc.ID)
+	case s.released > 0 && ntok-sc.NewTokens-s.opts.Window+1 < s.released*m.bs:
+		return errorf(ErrInvalid, "BuildBatch: %v: the query at %d reads positions the sliding window released (the first %d); at most %d new tokens",
+			sc.ID, ntok-sc.NewTokens, s.released*m.bs, ntok-(s.released*m.bs+s.opts.Window-1))
 	case s.mark == m.stamp:
 		return errorf(ErrInvalid, "BuildBatch: %v scheduled twice", sc.ID)
 	}

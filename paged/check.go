@@ -18,7 +18,14 @@ import (
 //   - the prefix index maps a hash only to blocks holding that hash, and
 //     every block with cached content is reachable from the index;
 //   - every running sequence's table covers its tokens exactly, and its
-//     committed blocks hold the hashes it computed.
+//     committed blocks hold the hashes it computed;
+//   - the table of a sequence with a sliding window W names the null block
+//     exactly on a prefix (the released entries), and every position the
+//     next query may read is backed by a real block: with n tokens of
+//     which the last spec are unaccepted drafts, positions
+//     [n-spec-W+1, n), the window of the query at the accepted length
+//     n-spec (rejecting every draft must leave it readable). A sequence
+//     without a window has no released entries.
 func (m *Manager) Check() error {
 	if err := m.pool.Check(); err != nil {
 		return fmt.Errorf("paged: %w", err)
@@ -55,10 +62,10 @@ func (m *Manager) Check() error {
 		if s.committed > len(s.hashes) || s.committed > len(s.tokens)/m.bs || s.spec > len(s.tokens) {
 			return fmt.Errorf("paged: sequence slot %d: committed %d, hashes %d, tokens %d, spec %d", i, s.committed, len(s.hashes), len(s.tokens), s.spec)
 		}
+		if err := m.checkWindow(i, s, s.blocks, nullBlock); err != nil {
+			return err
+		}
 		for k, b := range s.blocks {
-			if (k < s.released) != (b == nullBlock) {
-				return fmt.Errorf("paged: sequence slot %d entry %d names block %d, window released %d", i, k, b, s.released)
-			}
 			if b == nullBlock {
 				continue
 			}
@@ -135,4 +142,34 @@ func (m *Manager) Check() error {
 		return fmt.Errorf("paged: %d blocks hold cached content but the index reaches %d", ncached, reach)
 	}
 	return m.checkTier()
+}
+
+// checkWindow verifies the sliding-window shape of table, the device or host
+// table of the sequence in slot i, whose released entries hold null: the
+// released entries are exactly a prefix, and none of them holds a position
+// that the query at the accepted length reads. It recomputes the positions
+// from the definition (the query at p reads [p-W+1, p]) rather than through
+// windowStart, so a wrong slide is caught.
+func (m *Manager) checkWindow(i int, s *sequence, table []allocator.BlockID, null allocator.BlockID) error {
+	w := s.opts.Window
+	if (w == 0 && s.released != 0) || s.released > len(table) {
+		return fmt.Errorf("paged: sequence slot %d (window %d): %d released entries in a table of %d", i, w, s.released, len(table))
+	}
+	for k, b := range table {
+		if (b == null) != (k < s.released) {
+			return fmt.Errorf("paged: sequence slot %d entry %d names block %d, but the released prefix is %d entries", i, k, b, s.released)
+		}
+	}
+	if w == 0 {
+		return nil
+	}
+	accepted := len(s.tokens) - s.spec
+	lo := max(0, accepted-w+1)
+	for k := lo / m.bs; k*m.bs < len(s.tokens); k++ {
+		if table[k] == null {
+			return fmt.Errorf("paged: sequence slot %d (window %d, %d tokens, %d unaccepted): entry %d is null, but the query at %d reads positions from %d",
+				i, w, len(s.tokens), s.spec, k, accepted, lo)
+		}
+	}
+	return nil
 }

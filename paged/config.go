@@ -12,6 +12,26 @@ import (
 // 16, the PagedAttention paper's best size on ShareGPT and vLLM's default.
 const DefaultBlockSize = 16
 
+// Limits on a configuration. A manager allocates its per-block metadata up
+// front (with the default LRU policy about 75 bytes per device block, and
+// 85 more per host block, see TestMetadataPerBlock), so New refuses pools
+// beyond MaxBlocks rather than let a typo take the process down with an
+// out-of-memory crash; everything else grows with use and is bounded by
+// what the caller gives.
+const (
+	// MaxBlocks bounds Config.NumBlocks and Config.HostBlocks: the
+	// allocator's bound, 2^24 blocks, 256M tokens at the default block
+	// size, about 1.25 GB of metadata for a device pool.
+	MaxBlocks = allocator.MaxBlocks
+	// MaxSeqLen bounds Config.MaxModelLen: 2^25 tokens (128 MB of token
+	// IDs for the longest sequence).
+	MaxSeqLen = 1 << 25
+	// MaxEvents bounds Config.Events, the KV event buffer.
+	MaxEvents = 1 << 20
+	// DefaultMaxWaiting is Config.MaxWaiting when it is 0.
+	DefaultMaxWaiting = 1 << 16
+)
+
 // Config configures a Manager. Zero values mean the documented defaults;
 // New validates the rest and returns an error naming the field.
 type Config struct {
@@ -20,7 +40,7 @@ type Config struct {
 	// NumBlocks is the number of physical blocks in the device pool,
 	// including block 0, which is reserved as the null block (padding and
 	// released sliding-window entries point at it), so NumBlocks-1 blocks
-	// are usable. Required, at least 2.
+	// are usable. Required, in [2, MaxBlocks].
 	NumBlocks int
 	// Watermark is the fraction of usable blocks that admitting a new
 	// sequence must leave available, so running sequences can still grow
@@ -45,12 +65,24 @@ type Config struct {
 	// on hashes (a fleet behind one prefix-aware router) use the same seed;
 	// a secret seed keeps hashes unguessable. Default: empty, a fixed root.
 	HashSeed []byte
-	// Events is the capacity of the KV event buffer. Events beyond it are
-	// dropped and counted, never blocking. Default 0: events off.
+	// Events is the capacity of the KV event buffer, at most MaxEvents.
+	// Events beyond it are dropped and counted, never blocking. The buffer
+	// grows with use up to it. Default 0: events off.
 	Events int
-	// MaxModelLen bounds the tokens of one sequence; longer prompts are
-	// refused with ErrNever. Default: everything the pool can hold.
+	// MaxModelLen bounds the tokens of one sequence, at most MaxSeqLen;
+	// longer prompts and appends are refused with ErrNever. A sequence
+	// without a sliding window is also never longer than the pool holds,
+	// (NumBlocks-1)*BlockSize tokens, whatever MaxModelLen says; a windowed
+	// one holds only its window, so a larger MaxModelLen lets it grow past
+	// the pool. Default: what the pool holds, at most MaxSeqLen.
 	MaxModelLen int
+	// MaxWaiting bounds the sequences that hold no device blocks (added and
+	// not admitted, preempted, or swapped out): Add and AddFromHashes
+	// refuse a new sequence with ErrNoSpace while that many wait, so a
+	// flood of requests meets back-pressure instead of exhausting memory.
+	// Create, Preempt and SwapOut are never refused for it. Default
+	// DefaultMaxWaiting.
+	MaxWaiting int
 
 	// HostBlocks is the number of blocks of the host tier, in host memory:
 	// SwapOut moves preempted sequences there, and evicted prefix-cache
@@ -83,11 +115,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.BlockSize < 0 || cfg.BlockSize > 1<<20 {
 		return cfg, fmt.Errorf("%w: Config.BlockSize %d must be in [1, 2^20]", ErrInvalid, cfg.BlockSize)
 	}
-	if cfg.NumBlocks < 2 || cfg.NumBlocks > 1<<31-1 {
-		return cfg, fmt.Errorf("%w: Config.NumBlocks %d must be in [2, 2^31) (block 0 is the null block)", ErrInvalid, cfg.NumBlocks)
-	}
-	if int64(cfg.NumBlocks)*int64(cfg.BlockSize) > 1<<62 {
-		return cfg, fmt.Errorf("%w: Config.NumBlocks*BlockSize overflows slot numbers", ErrInvalid)
+	if cfg.NumBlocks < 2 || cfg.NumBlocks > MaxBlocks {
+		return cfg, fmt.Errorf("%w: Config.NumBlocks %d must be in [2, MaxBlocks=%d] (block 0 is the null block)", ErrInvalid, cfg.NumBlocks, MaxBlocks)
 	}
 	if !(cfg.Watermark >= 0 && cfg.Watermark < 1) {
 		return cfg, fmt.Errorf("%w: Config.Watermark %v must be in [0, 1)", ErrInvalid, cfg.Watermark)
@@ -98,20 +127,31 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Hasher == nil {
 		cfg.Hasher = NewSHA256Hasher()
 	}
-	if cfg.Events < 0 {
-		return cfg, fmt.Errorf("%w: Config.Events %d must not be negative", ErrInvalid, cfg.Events)
+	if cfg.Events < 0 || cfg.Events > MaxEvents {
+		return cfg, fmt.Errorf("%w: Config.Events %d must be in [0, MaxEvents=%d]", ErrInvalid, cfg.Events, MaxEvents)
 	}
-	if cfg.MaxModelLen < 0 {
-		return cfg, fmt.Errorf("%w: Config.MaxModelLen %d must not be negative", ErrInvalid, cfg.MaxModelLen)
+	if cfg.MaxModelLen < 0 || cfg.MaxModelLen > MaxSeqLen {
+		return cfg, fmt.Errorf("%w: Config.MaxModelLen %d must be in [0, MaxSeqLen=%d]", ErrInvalid, cfg.MaxModelLen, MaxSeqLen)
 	}
 	if cfg.MaxModelLen == 0 {
-		cfg.MaxModelLen = (cfg.NumBlocks - 1) * cfg.BlockSize
+		cfg.MaxModelLen = min(cfg.poolTokens(), MaxSeqLen)
+	}
+	if cfg.MaxWaiting < 0 {
+		return cfg, fmt.Errorf("%w: Config.MaxWaiting %d must not be negative", ErrInvalid, cfg.MaxWaiting)
+	}
+	if cfg.MaxWaiting == 0 {
+		cfg.MaxWaiting = DefaultMaxWaiting
 	}
 	if err := checkGroups(&cfg); err != nil {
 		return cfg, err
 	}
 	cfg.Groups = slices.Clone(cfg.Groups)
 	return cfg.withTierDefaults()
+}
+
+// poolTokens is the number of tokens the usable blocks hold.
+func (cfg Config) poolTokens() int {
+	return (cfg.NumBlocks - 1) * cfg.BlockSize
 }
 
 // nullBlock is the reserved block every padded or released table entry names.

@@ -58,7 +58,9 @@
 // in the prefix index, and a later hit onboards it. Every transfer is a
 // Swap directive, drained in order into Batch.Swaps. SeqOptions.Window
 // releases the blocks that leave a sliding window and points their table
-// entries at the null block. Placement spreads one sequence over several
+// entries at the null block; a window is never rolled back past them
+// (Truncate refuses, speculative drafts do not slide it), and Check
+// verifies that every position the next query reads is a real block. Placement spreads one sequence over several
 // devices' managers (ring attention), in contiguous shards or round-robin.
 //
 // # Capacity planning
@@ -75,7 +77,20 @@
 // DrainEvents are views into the manager's buffers (see each method).
 // Errors are all-or-nothing: an operation that returns an error has changed
 // nothing, except that Admit's prefix statistics count failed attempts, as
-// vLLM's do.
+// vLLM's do. Bad input (unknown handles, out-of-range numbers, nil
+// batches, negative token IDs) returns an error wrapping ErrInvalid,
+// ErrUnknownSequence or ErrSequenceState and never panics; a panic means a
+// broken internal invariant and names the block. (A method called on a nil
+// *Manager, *Placement or *SplitPlan panics like any nil dereference: the
+// receiver is the program's, not input.)
+//
+// # Limits
+//
+// New refuses a pool of more than MaxBlocks blocks (its per-block metadata
+// is allocated up front), a MaxModelLen above MaxSeqLen and an event buffer
+// above MaxEvents. A sequence without a sliding window is never longer than
+// the pool holds; Add refuses a new sequence while Config.MaxWaiting
+// sequences wait (ErrNoSpace, back-pressure); token IDs are non-negative.
 //
 // # Concurrency
 //

@@ -17,7 +17,9 @@ type eventBuffer struct {
 func (b *eventBuffer) init(capacity int) {
 	b.cap = capacity
 	if capacity > 0 {
-		b.queue = make([]Event, 0, capacity)
+		// Grown with use: a large capacity costs nothing until events
+		// pile up undrained.
+		b.queue = make([]Event, 0, min(capacity, 1024))
 	}
 }
 

@@ -19,7 +19,8 @@ type Hash [32]byte
 type Hasher interface {
 	// Sum returns the hash of a full block from its parent's hash, its
 	// tokens and its encoded extra keys (LoRA ID, cache salt, multimodal
-	// content hashes; empty when there are none).
+	// content hashes; empty when there are none). The manager never passes
+	// a nil parent; the package's hashers read nil as the all-zero hash.
 	Sum(parent *Hash, tokens []int32, extra []byte) Hash
 }
 
@@ -44,6 +45,9 @@ var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // Sum implements Hasher.
 func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
+	if parent == nil {
+		parent = &zeroHash
+	}
 	if h.d == nil {
 		h.d = sha256.New()
 	}
@@ -74,6 +78,9 @@ type FastHasher struct{}
 
 // Sum implements Hasher. Only the first 16 bytes of the result vary.
 func (FastHasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
+	if parent == nil {
+		parent = &zeroHash
+	}
 	a := binary.LittleEndian.Uint64(parent[0:8]) ^ 0x9e3779b97f4a7c15
 	b := binary.LittleEndian.Uint64(parent[8:16]) ^ 0xc2b2ae3d27d4eb4f
 	for i := 0; i+1 < len(tokens); i += 2 {
@@ -98,6 +105,9 @@ func mix(x, y uint64) uint64 {
 	hi, lo := bits.Mul64(x^0xa0761d6478bd642f, y^0xe7037ed1a0b428db)
 	return hi ^ lo
 }
+
+// zeroHash stands for a nil parent.
+var zeroHash Hash
 
 // rootHash is the parent of every chain's first block.
 func rootHash(seed []byte) Hash {
@@ -158,6 +168,9 @@ func appendExtraKeys(b []byte, opts *SeqOptions, k, bs int) []byte {
 // blocks are hashed. It uses the manager's hasher, so it must be called on
 // the manager's goroutine; NewPromptHasher gives one for another goroutine.
 func (m *Manager) BlockHashes(dst []Hash, tokens []int32, opts *SeqOptions) ([]Hash, error) {
+	if err := checkTokens("BlockHashes", tokens); err != nil {
+		return dst, err
+	}
 	if err := m.checkOptions(opts, len(tokens)); err != nil {
 		return dst, err
 	}

@@ -15,6 +15,10 @@ import (
 type Manager struct {
 	cfg Config
 	bs  int
+	// fullLen bounds a sequence without a window: MaxModelLen, at most
+	// what the pool holds. maxStride bounds Batch.Stride.
+	fullLen   int
+	maxStride int
 	// shift and mask replace division by bs when it is a power of two
 	// (shift < 0 otherwise).
 	shift  int
@@ -90,6 +94,11 @@ func New(cfg Config) (*Manager, error) {
 		dupPrev: make([]allocator.BlockID, cfg.NumBlocks),
 		chain:   chain{hasher: cfg.Hasher, root: rootHash(cfg.HashSeed), bs: cfg.BlockSize},
 		hashing: !cfg.DisablePrefixCaching,
+		fullLen: min(cfg.MaxModelLen, cfg.poolTokens()),
+	}
+	m.maxStride = 16
+	for m.maxStride < (cfg.MaxModelLen+cfg.BlockSize-1)/cfg.BlockSize {
+		m.maxStride *= 2
 	}
 	m.index = newHashIndex(cfg.NumBlocks, m.hash)
 	if m.policy == nil {

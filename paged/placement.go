@@ -35,7 +35,8 @@ type PlacementConfig struct {
 	// watermark are turned off on them: a chain hash covers the whole
 	// sequence, so one shard alone can never hit.
 	Device Config
-	// Devices is the number of device pools. Required, at least 1.
+	// Devices is the number of device pools. Required, at least 1; the
+	// devices together hold at most MaxBlocks blocks.
 	Devices int
 	// Layout deals logical blocks to devices. Default Contiguous.
 	Layout Layout
@@ -63,6 +64,7 @@ type Placement struct {
 	nlive int
 	need  []int
 	order []int
+	stamp uint32
 }
 
 type placed struct {
@@ -72,6 +74,7 @@ type placed struct {
 	sub   []SeqID // the shard's sequence on its device, 0 before its first token
 	n     int     // tokens
 	shard int     // Contiguous: blocks per shard
+	mark  uint32  // BuildBatch's duplicate detection
 }
 
 // NewPlacement returns a placement of cfg.Devices managers.
@@ -82,8 +85,13 @@ func NewPlacement(cfg PlacementConfig) (*Placement, error) {
 	if cfg.Layout != Contiguous && cfg.Layout != RoundRobin {
 		return nil, errorf(ErrInvalid, "PlacementConfig.Layout %d is unknown", cfg.Layout)
 	}
-	if cfg.ShardBlocks < 0 || cfg.MaxModelLen < 0 {
-		return nil, errorf(ErrInvalid, "PlacementConfig.ShardBlocks %d and MaxModelLen %d must not be negative", cfg.ShardBlocks, cfg.MaxModelLen)
+	if cfg.ShardBlocks < 0 || cfg.ShardBlocks > MaxBlocks || cfg.MaxModelLen < 0 || cfg.MaxModelLen > MaxSeqLen {
+		return nil, errorf(ErrInvalid, "PlacementConfig.ShardBlocks %d must be in [0, MaxBlocks] and MaxModelLen %d in [0, MaxSeqLen]", cfg.ShardBlocks, cfg.MaxModelLen)
+	}
+	// Bound the metadata before building any device (NumBlocks itself is
+	// validated by New).
+	if nb := max(cfg.Device.NumBlocks, 2); cfg.Devices > MaxBlocks/nb {
+		return nil, errorf(ErrInvalid, "PlacementConfig.Devices %d of %d blocks each: more than MaxBlocks=%d blocks in all", cfg.Devices, nb, MaxBlocks)
 	}
 	dc := cfg.Device
 	dc.DisablePrefixCaching, dc.Watermark, dc.MaxModelLen = true, 0, 0
@@ -97,7 +105,7 @@ func NewPlacement(cfg PlacementConfig) (*Placement, error) {
 	}
 	p.bs = p.devs[0].bs
 	if p.cfg.MaxModelLen == 0 {
-		p.cfg.MaxModelLen = cfg.Devices * p.devs[0].cfg.MaxModelLen
+		p.cfg.MaxModelLen = min(cfg.Devices*p.devs[0].cfg.MaxModelLen, MaxSeqLen)
 	}
 	return p, nil
 }
@@ -144,6 +152,9 @@ func (p *Placement) Create(prompt []int32, ways int) (SeqID, error) {
 	}
 	if len(prompt) == 0 {
 		return 0, errorf(ErrInvalid, "empty prompt")
+	}
+	if err := checkTokens("Create", prompt); err != nil {
+		return 0, err
 	}
 	p.order = p.order[:0]
 	for d := range p.devs {
@@ -202,6 +213,9 @@ func (p *Placement) Append(id SeqID, tokens ...int32) error {
 	}
 	if len(tokens) == 0 {
 		return errorf(ErrInvalid, "Append to %v: no tokens", id)
+	}
+	if err := checkTokens("Append", tokens); err != nil {
+		return err
 	}
 	return p.grow(s, tokens)
 }
@@ -352,9 +366,22 @@ type ShardBatch struct {
 }
 
 // BuildBatch fills b for one step. NewTokens of each scheduled sequence
-// are its last tokens, as for Manager.BuildBatch. On error b is unchanged.
+// are its last tokens, as for Manager.BuildBatch. On error (a nil b
+// included) b is unchanged.
 func (p *Placement) BuildBatch(b *PlacementBatch, sched []Scheduled) error {
-	for i, sc := range sched {
+	if b == nil {
+		return errorf(ErrInvalid, "BuildBatch: nil *PlacementBatch")
+	}
+	// Marks find a repeated sequence in one pass.
+	p.stamp++
+	if p.stamp == 0 {
+		p.stamp = 1
+		for i := range p.seqs {
+			p.seqs[i].mark = 0
+		}
+	}
+	stamp := p.stamp
+	for _, sc := range sched {
 		s, err := p.get(sc.ID)
 		if err != nil {
 			return err
@@ -362,11 +389,10 @@ func (p *Placement) BuildBatch(b *PlacementBatch, sched []Scheduled) error {
 		if sc.NewTokens < 1 || sc.NewTokens > s.n {
 			return errorf(ErrInvalid, "BuildBatch: %v has %d new tokens of %d", sc.ID, sc.NewTokens, s.n)
 		}
-		for _, prev := range sched[:i] {
-			if prev.ID == sc.ID {
-				return errorf(ErrInvalid, "BuildBatch: %v scheduled twice", sc.ID)
-			}
+		if s.mark == stamp {
+			return errorf(ErrInvalid, "BuildBatch: %v scheduled twice", sc.ID)
 		}
+		s.mark = stamp
 	}
 	for len(b.Devices) < len(p.devs) {
 		b.Devices = append(b.Devices, ShardBatch{})

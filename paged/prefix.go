@@ -3,6 +3,7 @@ package paged
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
@@ -105,11 +106,20 @@ func (m *Manager) commit(id allocator.BlockID, h Hash, g, depth int, parent allo
 		if r := s.opts.Retention; r != nil {
 			hint.Priority = r.Priority
 			if r.Ticks > 0 {
-				hint.Expires = m.now + r.Ticks
+				hint.Expires = expiry(m.now, r.Ticks)
 			}
 		}
 		m.hinter.Hint(id, hint)
 	}
+}
+
+// expiry returns now+ticks, saturated: a priority meant to last very long
+// must not wrap around into the past.
+func expiry(now, ticks int64) int64 {
+	if ticks > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + ticks
 }
 
 // uncache removes block id's content from the index and reports it.

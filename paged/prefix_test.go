@@ -218,14 +218,12 @@ func TestLazyEvictionKeepsContentHittable(t *testing.T) {
 	assert.Equal(t, 2, st.CachedBlocks)
 	assert.Equal(t, 2, st.FreeBlocks, "the partial block and the untouched one")
 
-	// Admission counts a hit that sits in the policy as consuming capacity.
-	b, err := m.Add(seqOf(1, 9), nil) // 5 blocks: never fits in 4
-	require.NoError(t, err)
-	adm, err := m.CanAdmit(b)
-	require.NoError(t, err)
-	assert.Equal(t, paged.AdmitNever, adm)
-	require.NoError(t, m.Free(b))
+	// A sequence longer than the pool holds is refused when added.
+	_, err = m.Add(seqOf(1, 9), nil) // 5 blocks: never fits in 4
+	require.ErrorIs(t, err, paged.ErrNever)
+	assert.Equal(t, paged.AdmitNever, m.CanAdmitTokens(9))
 
+	// Admission counts a hit that sits in the policy as consuming capacity.
 	c, cached, err := m.Create(seqOf(1, 7), nil) // 4 blocks, 2 hits
 	require.NoError(t, err)
 	assert.Equal(t, 4, cached)

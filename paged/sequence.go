@@ -41,9 +41,12 @@ type SeqOptions struct {
 	// Retention asks the eviction policy to keep this sequence's cached
 	// blocks (policies that implement eviction.Hinter honour it).
 	Retention *Retention
-	// Window is the sliding attention window in tokens: blocks the window
-	// no longer reaches are released (see window.go). 0 means full
-	// attention; it must not exceed MaxModelLen.
+	// Window is the sliding attention window in tokens: the query at
+	// position p reads positions [p-Window+1, p], and blocks the window no
+	// longer reaches are released (see window.go). A windowed sequence may
+	// grow to Config.MaxModelLen, past what the pool holds; Truncate never
+	// rolls it back past released blocks. 0 means full attention; it must
+	// not exceed MaxModelLen.
 	Window int
 	// MaxTokens is a hint: the most tokens the sequence is expected to
 	// reach, prompt and output together (a request's prompt length plus
@@ -228,10 +231,56 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 	}
 }
 
+// checkTokens refuses negative token IDs: every tokenizer numbers tokens
+// from 0, so a negative one is a caller's bug (an unset or sentinel value)
+// that would otherwise be hashed and cached like any token.
+func checkTokens(op string, tokens []int32) error {
+	for i, t := range tokens {
+		if t < 0 {
+			return errorf(ErrInvalid, "%s: token %d at index %d is negative (token IDs start at 0)", op, t, i)
+		}
+	}
+	return nil
+}
+
+// seqLimit is the most tokens a sequence with window w may hold.
+func (m *Manager) seqLimit(w int) int {
+	if w > 0 {
+		return m.cfg.MaxModelLen
+	}
+	return m.fullLen
+}
+
+// checkNew validates a new sequence of n tokens: its options, its length
+// against MaxModelLen and the pool, and room in the waiting set.
+func (m *Manager) checkNew(op string, n int, opts *SeqOptions, waiting bool) error {
+	if err := m.checkOptions(opts, n); err != nil {
+		return err
+	}
+	w := 0
+	if opts != nil {
+		w = opts.Window
+	}
+	if lim := m.seqLimit(w); n > lim {
+		return errorf(ErrNever, "%s: %d tokens exceed the %d a sequence may hold (MaxModelLen %d, pool %d tokens)", op, n, lim, m.cfg.MaxModelLen, m.cfg.poolTokens())
+	}
+	if waiting && m.nlive-m.nrunning >= m.cfg.MaxWaiting {
+		return errorf(ErrNoSpace, "%s: %d sequences wait, as many as Config.MaxWaiting allows", op, m.nlive-m.nrunning)
+	}
+	return nil
+}
+
 // Add registers a waiting sequence for prompt and hashes its full blocks
-// once. It holds no blocks until Admit. Tokens are copied.
+// once. It holds no blocks until Admit. Tokens are copied. An empty prompt
+// or a negative token is ErrInvalid; a prompt longer than a sequence may
+// be (see Config.MaxModelLen) ErrNever; a full waiting set (see
+// Config.MaxWaiting) ErrNoSpace.
 func (m *Manager) Add(prompt []int32, opts *SeqOptions) (SeqID, error) {
-	if err := m.checkPrompt(prompt, opts); err != nil {
+	return m.add(prompt, opts, true)
+}
+
+func (m *Manager) add(prompt []int32, opts *SeqOptions, waiting bool) (SeqID, error) {
+	if err := m.checkPrompt("Add", prompt, opts, waiting); err != nil {
 		return 0, err
 	}
 	idx, s := m.newSeq()
@@ -242,14 +291,14 @@ func (m *Manager) Add(prompt []int32, opts *SeqOptions) (SeqID, error) {
 }
 
 // checkPrompt validates Add's arguments.
-func (m *Manager) checkPrompt(prompt []int32, opts *SeqOptions) error {
+func (m *Manager) checkPrompt(op string, prompt []int32, opts *SeqOptions, waiting bool) error {
 	if len(prompt) == 0 {
-		return errorf(ErrInvalid, "empty prompt")
+		return errorf(ErrInvalid, "%s: empty prompt", op)
 	}
-	if len(prompt) > m.cfg.MaxModelLen {
-		return errorf(ErrNever, "prompt of %d tokens exceeds MaxModelLen %d", len(prompt), m.cfg.MaxModelLen)
+	if err := checkTokens(op, prompt); err != nil {
+		return err
 	}
-	return m.checkOptions(opts, len(prompt))
+	return m.checkNew(op, len(prompt), opts, waiting)
 }
 
 // AddHashed is Add for a prompt whose block hashes were computed
@@ -260,7 +309,7 @@ func (m *Manager) checkPrompt(prompt []int32, opts *SeqOptions) error {
 // trusts AddFromHashes: hashes that do not match the tokens make the
 // sequence's blocks hit, and be hit by, content other than its own.
 func (m *Manager) AddHashed(prompt []int32, hashes []Hash, opts *SeqOptions) (SeqID, error) {
-	if err := m.checkPrompt(prompt, opts); err != nil {
+	if err := m.checkPrompt("AddHashed", prompt, opts, true); err != nil {
 		return 0, err
 	}
 	if len(hashes) != len(prompt)/m.bs {
@@ -279,18 +328,20 @@ func (m *Manager) AddHashed(prompt []int32, hashes []Hash, opts *SeqOptions) (Se
 // leading full blocks are named by precomputed hashes, for callers that hash
 // elsewhere and for traces that carry only hashes. The tokens themselves are
 // unknown: blocks past the given hashes are committed only if they are
-// filled entirely by tokens appended later.
+// filled entirely by tokens appended later. Errors are those of Add; the
+// placeholders are allocated only once the length is known to fit.
 func (m *Manager) AddFromHashes(hashes []Hash, numTokens int, opts *SeqOptions) (SeqID, error) {
+	return m.addFromHashes(hashes, numTokens, opts, true)
+}
+
+func (m *Manager) addFromHashes(hashes []Hash, numTokens int, opts *SeqOptions, waiting bool) (SeqID, error) {
 	if numTokens <= 0 {
-		return 0, errorf(ErrInvalid, "numTokens %d must be positive", numTokens)
+		return 0, errorf(ErrInvalid, "AddFromHashes: numTokens %d must be positive", numTokens)
 	}
-	if len(hashes)*m.bs > numTokens {
-		return 0, errorf(ErrInvalid, "%d hashes of %d-token blocks exceed numTokens %d", len(hashes), m.bs, numTokens)
+	if len(hashes) > numTokens/m.bs {
+		return 0, errorf(ErrInvalid, "AddFromHashes: %d hashes of %d-token blocks exceed numTokens %d", len(hashes), m.bs, numTokens)
 	}
-	if numTokens > m.cfg.MaxModelLen {
-		return 0, errorf(ErrNever, "sequence of %d tokens exceeds MaxModelLen %d", numTokens, m.cfg.MaxModelLen)
-	}
-	if err := m.checkOptions(opts, numTokens); err != nil {
+	if err := m.checkNew("AddFromHashes", numTokens, opts, waiting); err != nil {
 		return 0, err
 	}
 	idx, s := m.newSeq()
@@ -317,9 +368,10 @@ func growZero(s []int32, n int) []int32 {
 // Create adds a sequence for prompt and admits it at once: Add followed by
 // Admit, all-or-nothing. It returns the handle and the number of leading
 // prompt tokens already computed (prefix-cache hits), whose KV the server
-// must not recompute.
+// must not recompute. The sequence never waits, so Config.MaxWaiting does
+// not apply.
 func (m *Manager) Create(prompt []int32, opts *SeqOptions) (id SeqID, cached int, err error) {
-	id, err = m.Add(prompt, opts)
+	id, err = m.add(prompt, opts, false)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -328,7 +380,7 @@ func (m *Manager) Create(prompt []int32, opts *SeqOptions) (id SeqID, cached int
 
 // CreateFromHashes is AddFromHashes followed by Admit, all-or-nothing.
 func (m *Manager) CreateFromHashes(hashes []Hash, numTokens int, opts *SeqOptions) (id SeqID, cached int, err error) {
-	id, err = m.AddFromHashes(hashes, numTokens, opts)
+	id, err = m.addFromHashes(hashes, numTokens, opts, false)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -392,9 +444,11 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 		m.hits = m.lookup(m.hits[:0], s.hashes, maxHit)
 	}
 	p.hits = len(m.hits)
+	held := p.need // blocks the table will hold: null entries take none
 	for _, b := range m.hits {
 		switch {
 		case b == nullBlock: // before the window: no block needed
+			held--
 		case b < 0:
 			p.onboard++
 		case m.pool.IsCached(b):
@@ -404,7 +458,7 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 	p.alloc = p.need - p.hits + p.evictableHits + p.onboard
 	wm := m.watermarkBlocks()
 	switch {
-	case p.need > m.pool.Usable()-wm || n > m.cfg.MaxModelLen:
+	case held > m.pool.Usable()-wm || n > m.seqLimit(s.opts.Window):
 		return p, AdmitNever
 	case p.alloc > m.available()-wm:
 		return p, AdmitLater
@@ -437,7 +491,7 @@ func (m *Manager) CanAdmitTokens(n int) Admission {
 	need := (n + m.bs - 1) / m.bs * max(1, len(m.cfg.Groups))
 	wm := m.watermarkBlocks()
 	switch {
-	case n <= 0 || n > m.cfg.MaxModelLen || need > m.pool.Usable()-wm:
+	case n <= 0 || n > m.fullLen || need > m.pool.Usable()-wm:
 		return AdmitNever
 	case need > m.available()-wm:
 		return AdmitLater
@@ -519,7 +573,7 @@ func (m *Manager) Append(id SeqID, tokens ...int32) error {
 			s := &m.seqs[idx]
 			t0 := len(s.tokens)
 			if _, off := m.split(t0); s.own && s.ownVer == s.version && s.gen == gen && s.state == seqRunning &&
-				off != m.bs-1 && t0 < m.cfg.MaxModelLen {
+				off != m.bs-1 && t0 < m.fullLen && tokens[0] >= 0 {
 				s.tokens = append(s.tokens, tokens[0])
 				return nil
 			}
@@ -535,7 +589,7 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
 			s := &m.seqs[idx]
 			t0 := len(s.tokens)
-			if s.gen == gen && s.state == seqRunning && t0 < m.cfg.MaxModelLen {
+			if s.gen == gen && s.state == seqRunning && t0 < m.fullLen && tokens[0] >= 0 {
 				switch _, off := m.split(t0); {
 				case off != 0 && s.own && s.ownVer == s.version:
 					s.tokens = append(s.tokens, tokens[0])
@@ -572,7 +626,8 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 
 // AppendSpeculative appends draft tokens that a verifier may still reject:
 // they get slots like any token but their blocks are never committed to the
-// prefix cache until AcceptSpeculative.
+// prefix cache until AcceptSpeculative, and they do not slide a sliding
+// window (it slides from the accepted length).
 func (m *Manager) AppendSpeculative(id SeqID, tokens ...int32) error {
 	return m.appendTokens(id, tokens, true)
 }
@@ -585,10 +640,13 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if len(tokens) == 0 {
 		return errorf(ErrInvalid, "Append to %v: no tokens", id)
 	}
+	if err := checkTokens("Append", tokens); err != nil {
+		return err
+	}
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
-	if t1 > m.cfg.MaxModelLen {
-		return errorf(ErrNever, "Append to %v: %d tokens would exceed MaxModelLen %d", id, t1, m.cfg.MaxModelLen)
+	if lim := m.seqLimit(s.opts.Window); t1 > lim {
+		return errorf(ErrNever, "Append to %v: %d tokens would exceed the %d a sequence may hold (MaxModelLen %d, pool %d tokens)", id, t1, lim, m.cfg.MaxModelLen, m.cfg.poolTokens())
 	}
 	if s.state == seqSwapped {
 		return errorf(ErrSequenceState, "Append to %v: swapped out", id)
@@ -619,10 +677,10 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if cow {
 		need++
 	}
-	if need > m.available()+m.slidable(s, t0) {
+	if need > m.available()+m.slidable(s, slideFrom(s)) {
 		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 	}
-	m.slide(s, t0)
+	m.slide(s, slideFrom(s))
 	if cow {
 		dst := m.allocBlock()
 		m.copies = append(m.copies, Copy{Src: last, Dst: dst})
@@ -652,7 +710,9 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 
 // AcceptSpeculative keeps the first n speculative tokens of a running
 // sequence, drops the rest (releasing blocks past the new end) and commits
-// the blocks the accepted tokens filled.
+// the blocks the accepted tokens filled. Any n from 0 to the number of
+// drafts succeeds on a windowed sequence too: drafts do not slide its
+// window, so the accepted tokens' window is still held.
 func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 	if m.hybrid() {
 		return m.groupsUnsupported("AcceptSpeculative")
@@ -674,7 +734,11 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 // Truncate keeps the first n tokens of a sequence (rollback of rejected
 // speculative tokens, or beam pruning) and releases the blocks past the new
 // end, tail first. Cached content of a block cut in the middle stays in the
-// prefix cache until the sequence writes into it.
+// prefix cache until the sequence writes into it. A sliding window is never
+// rolled back past the blocks it released (as in vLLM): when the query at
+// position n would read a released position, or n falls inside the
+// released blocks, Truncate returns ErrInvalid, naming the shortest length
+// allowed, and changes nothing.
 func (m *Manager) Truncate(id SeqID, n int) error {
 	if m.hybrid() {
 		return m.groupsUnsupported("Truncate")
@@ -689,8 +753,9 @@ func (m *Manager) Truncate(id SeqID, n int) error {
 	if s.state == seqSwapped {
 		return errorf(ErrSequenceState, "Truncate %v: swapped out", id)
 	}
-	if n < s.released*m.bs {
-		return errorf(ErrInvalid, "Truncate %v to %d tokens: its first %d fell out of the window", id, n, s.released*m.bs)
+	if lo := m.minTruncate(s); n < lo {
+		return errorf(ErrInvalid, "Truncate %v to %d tokens: the sliding window released its first %d positions, which the query at %d would read; truncate to at least %d",
+			id, n, s.released*m.bs, n, lo)
 	}
 	m.truncate(s, n)
 	return nil

@@ -200,9 +200,18 @@ func (p *SplitPlan) Ideal() float64 {
 }
 
 // Partials returns the work items whose results merge into sequence s's
-// output, in block order. The slice aliases Items.
+// output, in block order. The slice aliases Items. A sequence outside the
+// plan (s negative or not below the number of sequences, any s of the zero
+// plan) has none: nil.
 func (p *SplitPlan) Partials(s int) []SplitItem {
-	return p.Items[p.Merge[s]:p.Merge[s+1]]
+	if s < 0 || s >= len(p.Merge)-1 {
+		return nil
+	}
+	lo, hi := p.Merge[s], p.Merge[s+1]
+	if lo < 0 || hi < lo || int(hi) > len(p.Items) {
+		return nil // a merge map the caller overwrote
+	}
+	return p.Items[lo:hi]
 }
 
 // Check verifies that the plan covers every block of every sequence in
@@ -213,6 +222,14 @@ func (p *SplitPlan) Partials(s int) []SplitItem {
 func (p *SplitPlan) Check(blocksPerSeq []int32) error {
 	if len(p.Merge) != len(blocksPerSeq)+1 || p.Merge[0] != 0 || int(p.Merge[len(blocksPerSeq)]) != len(p.Items) {
 		return fmt.Errorf("paged: split plan: merge map of %d entries for %d sequences and %d items", len(p.Merge), len(blocksPerSeq), len(p.Items))
+	}
+	for s := range blocksPerSeq {
+		if p.Merge[s+1] < p.Merge[s] {
+			return fmt.Errorf("paged: split plan: merge map decreases at sequence %d", s)
+		}
+	}
+	if p.Units < 1 || p.Units > maxSplitUnits {
+		return fmt.Errorf("paged: split plan: %d units", p.Units)
 	}
 	load := make([]int64, p.Units)
 	var total int64

@@ -64,19 +64,32 @@ func (s *shadowKV) apply(copies []paged.Copy) {
 	}
 }
 
-// readBack checks positions [0, upto) of a running sequence.
+// readBack checks positions [0, upto) of a running sequence, none of which
+// may be out of a sliding window.
 func (s *shadowKV) readBack(t fataler, m *paged.Manager, id paged.SeqID, lora int32, tokens []int32, upto int) {
+	s.readRange(t, m, id, lora, tokens, 0, upto)
+}
+
+// readRange checks positions [0, upto) of a running sequence: those from lo
+// on must map to a real block holding their own KV; those before lo may
+// name the null block (released by a sliding window), but a real block
+// there must still hold their KV.
+func (s *shadowKV) readRange(t fataler, m *paged.Manager, id paged.SeqID, lora int32, tokens []int32, lo, upto int) {
 	table, err := m.Table(id)
 	if err != nil {
 		t.Fatalf("Table(%v): %v", id, err)
 	}
 	for p := range upto {
-		if table[p/s.bs] == 0 {
-			continue // out of a sliding window; Check verifies which entries may be null
+		b := table[p/s.bs]
+		if b == 0 {
+			if p >= lo {
+				t.Fatalf("read-back of %v position %d: the null block, but positions from %d must be readable (table %v)", id, p, lo, table)
+			}
+			continue
 		}
-		sl := int64(table[p/s.bs])*int64(s.bs) + int64(p%s.bs)
+		sl := int64(b)*int64(s.bs) + int64(p%s.bs)
 		if got, want := s.slot[sl], kvOf(lora, tokens[:p+1]); got != want {
-			t.Fatalf("read-back of %v position %d (slot %d, block %d): KV of other content", id, p, sl, table[p/s.bs])
+			t.Fatalf("read-back of %v position %d (slot %d, block %d): KV of other content", id, p, sl, b)
 		}
 	}
 }
@@ -90,11 +103,30 @@ type modelSeq struct {
 	tokens  []int32
 	lora    int32
 	salt    string
+	window  int
 	running bool
 	spec    int
-	// tier: swapped out or windowed; only the tier actions (tier_test.go)
+	// tier: swapped out; only the tier actions (tier_statemachine_test.go)
 	// drive it.
 	tier bool
+}
+
+// readSeq reads back positions [0, upto) of a running sequence as the query
+// at position q sees them: under a sliding window W, every position from
+// q-W+1 on must be readable.
+func (s *machine) readSeq(t fataler, id paged.SeqID, ms *modelSeq, q, upto int) {
+	lo := 0
+	if ms.window > 0 {
+		lo = max(0, q-ms.window+1)
+	}
+	s.shadow.readRange(t, s.m, id, ms.lora, ms.tokens, lo, upto)
+}
+
+// compute writes the KV of positions [from, len) of a running sequence,
+// after reading back the window its first query attends to.
+func (s *machine) compute(t fataler, id paged.SeqID, ms *modelSeq, from int) {
+	s.readSeq(t, id, ms, from, from)
+	s.shadow.write(t, s.m, id, ms.lora, ms.tokens, from)
 }
 
 type machine struct {
@@ -106,6 +138,8 @@ type machine struct {
 	copies  []paged.Copy
 	prompts [][]int32
 	host    *hostShadow // nil without a host tier
+	// batchBuf is the persistent batch of the batch action.
+	batchBuf paged.Batch
 }
 
 func (s *machine) tokens(t *rapid.T, label string) []int32 {
@@ -198,8 +232,12 @@ func expectNoSpaceUnchanged(t *rapid.T, m *paged.Manager, before paged.Stats, er
 func (s *machine) create(t *rapid.T) {
 	prompt := s.tokens(t, "prompt")
 	ms := &modelSeq{tokens: prompt, lora: int32(rapid.IntRange(0, 1).Draw(t, "lora")), salt: rapid.SampledFrom([]string{"", "", "tenant-b"}).Draw(t, "salt")}
+	if rapid.IntRange(0, 2).Draw(t, "windowed") == 0 {
+		// Windows of a few blocks slide often in these small pools.
+		ms.window = rapid.IntRange(1, min(s.m.Config().MaxModelLen, 3*s.bs+1)).Draw(t, "window")
+	}
 	before := s.m.Stats()
-	id, cached, err := s.m.Create(prompt, &paged.SeqOptions{LoRA: ms.lora, Salt: ms.salt})
+	id, cached, err := s.m.Create(prompt, &paged.SeqOptions{LoRA: ms.lora, Salt: ms.salt, Window: ms.window})
 	if err != nil {
 		expectNoSpaceUnchanged(t, s.m, before, err)
 		return
@@ -210,8 +248,7 @@ func (s *machine) create(t *rapid.T) {
 	ms.running = true
 	s.add(id, ms)
 	s.flushCopies(t)
-	s.shadow.readBack(t, s.m, id, ms.lora, prompt, cached) // hits hold our KV
-	s.shadow.write(t, s.m, id, ms.lora, prompt, cached)
+	s.compute(t, id, ms, cached) // hits hold our KV
 }
 
 func (s *machine) appendTokens(t *rapid.T) {
@@ -238,7 +275,7 @@ func (s *machine) appendTokens(t *rapid.T) {
 	if spec {
 		ms.spec += len(toks)
 	}
-	s.shadow.write(t, s.m, id, ms.lora, ms.tokens, from)
+	s.compute(t, id, ms, from)
 }
 
 func (s *machine) accept(t *rapid.T) {
@@ -278,8 +315,33 @@ func (s *machine) truncate(t *rapid.T) {
 		return
 	}
 	n := rapid.IntRange(1, len(ms.tokens)).Draw(t, "n")
-	if err := s.m.Truncate(id, n); err != nil {
-		t.Fatalf("Truncate: %v", err)
+	// A sliding window is never rolled back past the blocks it released:
+	// the truncation must be refused, changing nothing, exactly when the
+	// query at n would read a released position or the cut falls inside
+	// the released entries (which only a window of 1 reads nothing of).
+	table, _ := s.m.Table(id)
+	refuse := false
+	if ms.window > 0 && ms.running {
+		released := 0
+		for released < len(table) && table[released] == 0 {
+			released++
+		}
+		refuse = n < released*s.bs
+		for p := max(0, n-ms.window+1); p < n; p++ {
+			refuse = refuse || table[p/s.bs] == 0
+		}
+	}
+	before, beforeTable := s.m.Stats(), slices.Clone(table)
+	err := s.m.Truncate(id, n)
+	if refuse {
+		after, _ := s.m.Table(id)
+		if !errors.Is(err, paged.ErrInvalid) || s.m.Stats() != before || !slices.Equal(after, beforeTable) {
+			t.Fatalf("Truncate(%d) into the released window: %v; table %v -> %v", n, err, beforeTable, after)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("Truncate(%d): %v (table %v)", n, err, table)
 	}
 	ms.spec = max(0, ms.spec-(len(ms.tokens)-n))
 	ms.tokens = ms.tokens[:n]
@@ -352,8 +414,70 @@ func (s *machine) admitChecked(t *rapid.T, id paged.SeqID, ms *modelSeq) {
 	}
 	ms.running = true
 	s.flushCopies(t)
-	s.shadow.readBack(t, s.m, id, ms.lora, ms.tokens, cached)
-	s.shadow.write(t, s.m, id, ms.lora, ms.tokens, cached)
+	s.compute(t, id, ms, cached)
+}
+
+// batch builds a step of distinct running sequences, each with a drawn
+// number of new tokens, and checks it against the tables: BuildBatch must
+// refuse a step whose first new query would read a position out of its
+// sliding window (and then change nothing), and otherwise give every
+// sequence its own table row and the slots Slot reports.
+func (s *machine) batch(t *rapid.T) {
+	var sched []paged.Scheduled
+	ok := true
+	for _, id := range s.ids {
+		ms := s.seqs[id]
+		if !ms.running || !rapid.Bool().Draw(t, "scheduled") {
+			continue
+		}
+		k := rapid.IntRange(1, len(ms.tokens)).Draw(t, "newTokens")
+		sched = append(sched, paged.Scheduled{ID: id, NewTokens: k})
+		table, _ := s.m.Table(id)
+		lo := 0
+		if ms.window > 0 {
+			lo = max(0, len(ms.tokens)-k-ms.window+1)
+		}
+		for p := lo; p < len(ms.tokens); p++ {
+			ok = ok && table[p/s.bs] != 0
+		}
+	}
+	before := s.m.Stats()
+	b := &s.batchBuf
+	err := s.m.BuildBatch(b, sched)
+	if !ok {
+		if !errors.Is(err, paged.ErrInvalid) || s.m.Stats() != before {
+			t.Fatalf("BuildBatch of a query out of its window: %v", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("BuildBatch: %v", err)
+	}
+	if s.host != nil {
+		for _, d := range b.Swaps {
+			s.applyOne(d)
+		}
+	}
+	s.shadow.apply(b.Copies)
+	for i, sc := range sched {
+		table, _ := s.m.Table(sc.ID)
+		row := b.Tables[i*b.Stride : (i+1)*b.Stride]
+		for k := range row {
+			want := int32(0)
+			if k < len(table) {
+				want = int32(table[k])
+			}
+			if row[k] != want {
+				t.Fatalf("batch row %d entry %d = %d, table %v", i, k, row[k], table)
+			}
+		}
+		n := len(s.seqs[sc.ID].tokens)
+		for j, sl := range b.Slots[b.QueryStart[i]:b.QueryStart[i+1]] {
+			if want, _ := s.m.Slot(sc.ID, n-sc.NewTokens+j); sl != want {
+				t.Fatalf("batch slot %d of %v = %d, Slot says %d", j, sc.ID, sl, want)
+			}
+		}
+	}
 }
 
 func (s *machine) reset(t *rapid.T) {
@@ -392,7 +516,9 @@ func (s *machine) check(t *rapid.T) {
 		}
 		if ms.running {
 			running++
-			s.shadow.readBack(t, s.m, id, ms.lora, ms.tokens, len(ms.tokens))
+			// The next query is at the accepted length: drafts may all
+			// be rejected.
+			s.readSeq(t, id, ms, len(ms.tokens)-ms.spec, len(ms.tokens))
 		}
 	}
 	if st.Sequences != len(s.seqs) || st.Running != running {
@@ -435,6 +561,7 @@ func (s *machine) actions() map[string]func(*rapid.T) {
 		"preempt":  s.preempt,
 		"admit":    s.admit,
 		"reset":    s.reset,
+		"batch":    s.batch,
 		"drain":    func(*rapid.T) { events = s.m.DrainEvents(events[:0]) },
 		"":         s.check,
 	}

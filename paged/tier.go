@@ -53,8 +53,8 @@ const markCounted allocator.BlockID = -2
 
 // withTierDefaults validates the tier fields of cfg.
 func (cfg Config) withTierDefaults() (Config, error) {
-	if cfg.HostBlocks < 0 || cfg.HostBlocks > 1<<31-1 {
-		return cfg, fmt.Errorf("%w: Config.HostBlocks %d must be in [0, 2^31)", ErrInvalid, cfg.HostBlocks)
+	if cfg.HostBlocks < 0 || cfg.HostBlocks > MaxBlocks {
+		return cfg, fmt.Errorf("%w: Config.HostBlocks %d must be in [0, MaxBlocks=%d]", ErrInvalid, cfg.HostBlocks, MaxBlocks)
 	}
 	if cfg.OffloadPriority < 0 || cfg.OffloadPriority > 100 {
 		return cfg, fmt.Errorf("%w: Config.OffloadPriority %d must be in [0, 100]", ErrInvalid, cfg.OffloadPriority)
@@ -134,7 +134,7 @@ func (t *hostTier) notePriority(id allocator.BlockID, s *sequence, now int64) {
 	if r := s.opts.Retention; r != nil {
 		t.prio[id] = int8(r.Priority)
 		if r.Ticks > 0 {
-			t.expires[id] = now + r.Ticks
+			t.expires[id] = expiry(now, r.Ticks)
 		}
 	}
 }
@@ -205,6 +205,9 @@ func (m *Manager) checkTier() error {
 		}
 		if want := (len(s.tokens) + m.bs - 1) / m.bs; len(s.host) != want {
 			return fmt.Errorf("paged: swapped-out sequence slot %d has %d tokens but %d host blocks", i, len(s.tokens), len(s.host))
+		}
+		if err := m.checkWindow(i, s, s.host, allocator.NoBlock); err != nil {
+			return err
 		}
 		for k, b := range s.host {
 			if k < s.released {

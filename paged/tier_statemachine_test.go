@@ -14,10 +14,9 @@ import (
 // move records between device and host slots, as the server's transfers
 // would move KV.
 type hostShadow struct {
-	slot     map[int64]uint64
-	swaps    []paged.Swap
-	windowed map[paged.SeqID]bool // sequences with a sliding window
-	swapped  map[paged.SeqID]bool
+	slot    map[int64]uint64
+	swaps   []paged.Swap
+	swapped map[paged.SeqID]bool
 }
 
 // flushSwaps runs the pending tier directives in order, before the copies
@@ -55,7 +54,7 @@ func (s *machine) applyOne(d paged.Swap) {
 }
 
 // tierPick draws up to max distinct sequences that are running (or
-// swapped out), windowed ones included.
+// swapped out).
 func (s *machine) tierPick(t *rapid.T, swapped bool, max int) []paged.SeqID {
 	var cands []paged.SeqID
 	for _, id := range s.ids {
@@ -132,10 +131,9 @@ func (s *machine) swapIn(t *rapid.T) {
 	s.flushCopies(t)
 	for _, id := range group {
 		ms := s.seqs[id]
-		ms.running = true
-		ms.tier = s.host.windowed[id]
+		ms.running, ms.tier = true, false
 		delete(s.host.swapped, id)
-		s.shadow.readBack(t, s.m, id, ms.lora, ms.tokens, len(ms.tokens))
+		s.readSeq(t, id, ms, len(ms.tokens)-ms.spec, len(ms.tokens))
 	}
 }
 
@@ -188,17 +186,17 @@ func (s *machine) mixedStep(t *rapid.T) {
 	in := s.tierPick(t, true, 2)
 	if len(in) > 0 && s.m.SwapIn(in...) == nil {
 		for _, o := range in {
-			s.seqs[o].running = true
-			s.seqs[o].tier = s.host.windowed[o]
+			s.seqs[o].running, s.seqs[o].tier = true, false
 			delete(s.host.swapped, o)
 		}
 	} else {
 		in = nil
 	}
 	s.flushCopies(t)
-	s.shadow.write(t, s.m, id, ms.lora, ms.tokens, from)
+	s.compute(t, id, ms, from)
 	for _, o := range in {
-		s.shadow.readBack(t, s.m, o, s.seqs[o].lora, s.seqs[o].tokens, len(s.seqs[o].tokens))
+		om := s.seqs[o]
+		s.readSeq(t, o, om, len(om.tokens)-om.spec, len(om.tokens))
 	}
 }
 
@@ -221,114 +219,6 @@ func (s *machine) onboard(t *rapid.T) {
 	s.flushCopies(t)
 }
 
-func (s *machine) createWindowed(t *rapid.T) {
-	prompt := s.tokens(t, "wprompt")
-	w := rapid.IntRange(1, s.m.Config().MaxModelLen).Draw(t, "window")
-	ms := &modelSeq{tokens: prompt, tier: true}
-	before := s.m.Stats()
-	id, cached, err := s.m.Create(prompt, &paged.SeqOptions{Window: w})
-	if err != nil {
-		expectNoSpaceUnchanged(t, s.m, before, err)
-		return
-	}
-	ms.running = true
-	s.add(id, ms)
-	s.host.windowed[id] = true
-	s.flushCopies(t)
-	s.shadow.readBack(t, s.m, id, 0, prompt, cached)
-	s.shadow.write(t, s.m, id, 0, prompt, cached)
-}
-
-// pickWindowed draws a windowed sequence that is running or waiting (not
-// swapped out).
-func (s *machine) pickWindowed(t *rapid.T, running bool) (paged.SeqID, *modelSeq, bool) {
-	var cands []paged.SeqID
-	for _, id := range s.ids {
-		if s.host.windowed[id] && !s.host.swapped[id] && s.seqs[id].running == running {
-			cands = append(cands, id)
-		}
-	}
-	if len(cands) == 0 {
-		return 0, nil, false
-	}
-	id := rapid.SampledFrom(cands).Draw(t, "wseq")
-	return id, s.seqs[id], true
-}
-
-func (s *machine) forkWindowed(t *rapid.T) {
-	id, ms, ok := s.pickWindowed(t, true)
-	if !ok {
-		return
-	}
-	child := s.forkSeq(t, id, ms)
-	s.host.windowed[child] = true
-}
-
-func (s *machine) preemptWindowed(t *rapid.T) {
-	id, ms, ok := s.pickWindowed(t, true)
-	if !ok {
-		return
-	}
-	if err := s.m.Preempt(id); err != nil {
-		t.Fatalf("Preempt: %v", err)
-	}
-	ms.running = false
-}
-
-func (s *machine) admitWindowed(t *rapid.T) {
-	id, ms, ok := s.pickWindowed(t, false)
-	if !ok {
-		return
-	}
-	s.admitChecked(t, id, ms)
-}
-
-func (s *machine) truncateWindowed(t *rapid.T) {
-	id, ms, ok := s.pickWindowed(t, true)
-	if !ok {
-		return
-	}
-	table, err := s.m.Table(id)
-	if err != nil {
-		t.Fatalf("Table: %v", err)
-	}
-	released := 0
-	for released < len(table) && table[released] == 0 {
-		released++
-	}
-	lo := max(1, released*s.bs)
-	if lo > len(ms.tokens) {
-		return
-	}
-	n := rapid.IntRange(lo, len(ms.tokens)).Draw(t, "wn")
-	if err := s.m.Truncate(id, n); err != nil {
-		t.Fatalf("Truncate(%d) with %d blocks released: %v", n, released, err)
-	}
-	if released > 0 && lo > 1 {
-		if err := s.m.Truncate(id, lo-1); err == nil {
-			t.Fatalf("Truncate into the released part succeeded")
-		}
-	}
-	ms.tokens = ms.tokens[:n]
-}
-
-func (s *machine) appendWindowed(t *rapid.T) {
-	id, ms, ok := s.pickWindowed(t, true)
-	if !ok {
-		return
-	}
-	toks := rapid.SliceOfN(rapid.Int32Range(1, 6), 1, 2*s.bs+1).Draw(t, "wtokens")
-	before := s.m.Stats()
-	if err := s.m.Append(id, toks...); err != nil {
-		expectNoSpaceUnchanged(t, s.m, before, err)
-		return
-	}
-	s.flushCopies(t)
-	from := len(ms.tokens)
-	ms.tokens = append(ms.tokens, toks...)
-	s.shadow.write(t, s.m, id, 0, ms.tokens, from)
-}
-
 func (s *machine) freeTier(t *rapid.T) {
 	var cands []paged.SeqID
 	for _, id := range s.ids {
@@ -343,7 +233,6 @@ func (s *machine) freeTier(t *rapid.T) {
 	if err := s.m.Free(id); err != nil {
 		t.Fatalf("Free: %v", err)
 	}
-	delete(s.host.windowed, id)
 	delete(s.host.swapped, id)
 	s.remove(id)
 }
@@ -366,8 +255,9 @@ func (s *machine) resetTier(t *rapid.T) {
 }
 
 // TestStateMachineTiers runs the model test with a host tier (swaps,
-// offload, onboard) and windowed sequences; Check and read-back of every
-// running sequence after each step.
+// offload, onboard) on top of the base actions, which draw windowed
+// sequences too; Check and read-back of every running sequence after each
+// step.
 func TestStateMachineTiers(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
@@ -387,21 +277,15 @@ func TestStateMachineTiers(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := newMachine(t, m, bs)
-		s.host = &hostShadow{slot: map[int64]uint64{}, windowed: map[paged.SeqID]bool{}, swapped: map[paged.SeqID]bool{}}
+		s.host = &hostShadow{slot: map[int64]uint64{}, swapped: map[paged.SeqID]bool{}}
 		acts := s.actions()
 		for name, act := range map[string]func(*rapid.T){
-			"reset":          s.resetTier,
-			"swapOut":        s.swapOut,
-			"swapIn":         s.swapIn,
-			"createWindowed": s.createWindowed,
-			"appendWindowed": s.appendWindowed,
-			"freeTier":       s.freeTier,
-			"onboard":        s.onboard,
-			"mixed":          s.mixedStep,
-			"forkW":          s.forkWindowed,
-			"preemptW":       s.preemptWindowed,
-			"admitW":         s.admitWindowed,
-			"truncateW":      s.truncateWindowed,
+			"reset":    s.resetTier,
+			"swapOut":  s.swapOut,
+			"swapIn":   s.swapIn,
+			"freeTier": s.freeTier,
+			"onboard":  s.onboard,
+			"mixed":    s.mixedStep,
 		} {
 			acts[name] = act
 		}

@@ -10,6 +10,14 @@ import "github.com/pagedkv/pagedkv/allocator"
 // block 0, so tables keep their length and kernels index them as before,
 // as in vLLM. A windowed sequence holds about W/BlockSize+1 blocks however
 // long it grows.
+//
+// Rolling back (Truncate, AcceptSpeculative) never reaches past released
+// blocks, as vLLM's sliding-window manager never does: the window slides
+// from the accepted length (speculative drafts do not count, so rejecting
+// every draft leaves their window readable), and Truncate to a length whose
+// next query would read a released position is refused with ErrInvalid,
+// changing nothing. Check verifies that the positions the query at the
+// accepted length reads are all backed by real blocks.
 
 // windowStart returns the first block still needed when the next position
 // to compute is c, under window w.
@@ -60,6 +68,20 @@ func (m *Manager) lookupWindow(dst []allocator.BlockID, hashes []Hash, max, w in
 		return dst
 	}
 	return dst
+}
+
+// slideFrom is the position the window of s slides from: its accepted
+// length. Unaccepted drafts do not move it, since AcceptSpeculative may
+// roll them back.
+func slideFrom(s *sequence) int { return len(s.tokens) - s.spec }
+
+// minTruncate returns the shortest length s may be truncated to: the query
+// at that position must read no released entry.
+func (m *Manager) minTruncate(s *sequence) int {
+	if s.released == 0 {
+		return 1
+	}
+	return s.released*m.bs + s.opts.Window - 1
 }
 
 // slidable counts the blocks that sliding s to next position c frees for

@@ -57,6 +57,7 @@ func (b *Batch) Decode(frame []byte) error {
 	b.TS, b.DataParallelRank, b.HasRank = 0, 0, false
 	b.reset()
 	if err := b.decode(&msgReader{b: frame}); err != nil {
+		b.TS, b.DataParallelRank, b.HasRank = 0, 0, false
 		b.reset()
 		return err
 	}

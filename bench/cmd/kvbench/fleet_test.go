@@ -2,24 +2,26 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/internal/redistest"
 )
 
 func TestRunFleetPrintsEveryRouter(t *testing.T) {
 	var out, errb bytes.Buffer
-	args := []string{"-requests", "300", "-redis", os.Getenv("PAGEDKV_REDIS_ADDR")}
+	addr := redistest.Optional()
+	args := []string{"-requests", "300", "-redis", addr}
 	require.NoError(t, runFleet(args, &out, &errb), errb.String())
 	s := out.String()
 	for _, r := range []string{"| random |", "| round-robin |", "| least-loaded |", "| prefix-aware |", "| prefix-aware, load cap 8 |"} {
 		assert.Contains(t, s, r)
 	}
 	assert.Contains(t, s, "prefix-aware hit rate")
-	if os.Getenv("PAGEDKV_REDIS_ADDR") != "" {
+	if addr != "" {
 		assert.Equal(t, 2, strings.Count(s, "| identical |"), s)
 	} else {
 		assert.Contains(t, s, "redis replays skipped")

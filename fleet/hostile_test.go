@@ -1,0 +1,337 @@
+package fleet
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// The hostile-input test: configurations out of range or large enough to
+// exhaust memory, index and backend calls with bad names, numbers, kinds
+// and media, malformed vLLM frames, and routers fed NaN and infinities.
+// Nothing may panic, every refusal is an error of this package, and a
+// refused call changes nothing (the index is compared with a twin that
+// never saw the call).
+
+func TestHostileConfig(t *testing.T) {
+	n := 0
+	defer func() { t.Logf("%d cases", n) }()
+	memory := func(c MemoryConfig) Backend {
+		m, err := NewMemory(c)
+		require.NoError(t, err)
+		return m
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		want  error
+		field string
+	}{
+		{"MaxServers -1", Config{MaxServers: -1}, ErrInvalid, "Config.MaxServers"},
+		{"MaxServers 2^16+1", Config{MaxServers: 1<<16 + 1}, ErrInvalid, "Config.MaxServers"},
+		{"MaxServers MaxInt", Config{MaxServers: math.MaxInt}, ErrInvalid, "Config.MaxServers"},
+		{"MaxServers MinInt", Config{MaxServers: math.MinInt}, ErrInvalid, "Config.MaxServers"},
+		{"DeviceWeight -1", Config{DeviceWeight: -1}, ErrInvalid, "Config.DeviceWeight"},
+		{"DeviceWeight NaN", Config{DeviceWeight: math.NaN()}, ErrInvalid, "Config.DeviceWeight"},
+		{"DeviceWeight +Inf", Config{DeviceWeight: math.Inf(1)}, ErrInvalid, "Config.DeviceWeight"},
+		{"DeviceWeight -Inf", Config{DeviceWeight: math.Inf(-1)}, ErrInvalid, "Config.DeviceWeight"},
+		{"HostWeight -0.5", Config{HostWeight: -0.5}, ErrInvalid, "HostWeight"},
+		{"HostWeight NaN", Config{HostWeight: math.NaN()}, ErrInvalid, "HostWeight"},
+		{"HostWeight +Inf", Config{HostWeight: math.Inf(1)}, ErrInvalid, "HostWeight"},
+		{"TTL -1ns", Config{TTL: -1}, ErrInvalid, "Config.TTL"},
+		{"TTL MinInt64", Config{TTL: math.MinInt64}, ErrInvalid, "Config.TTL"},
+		{"nil *Memory backend", Config{Backend: (*Memory)(nil)}, ErrInvalid, "Config.Backend"},
+		{"nil *Redis backend", Config{Backend: (*Redis)(nil)}, ErrInvalid, "Config.Backend"},
+		{"zero Memory backend", Config{Backend: &Memory{}}, ErrInvalid, "NewMemory"},
+		{"Memory policy returning nil", Config{Backend: memory(MemoryConfig{Capacity: 8, Policy: func(int) eviction.Policy { return nil }})},
+			ErrInvalid, "MemoryConfig.Policy"},
+		// Sizes whose metadata alone would take gigabytes are refused
+		// before anything is allocated.
+		{"default capacity for 2^16 servers", Config{MaxServers: 1 << 16}, ErrInvalid, "MemoryConfig.Capacity"},
+		{"largest capacity for 2^16 servers", Config{MaxServers: 1 << 16, Backend: memory(MemoryConfig{Capacity: MaxMemoryCapacity})},
+			ErrInvalid, "Config.MaxServers"},
+		{"largest capacity for 1024 servers", Config{MaxServers: 1024, Backend: memory(MemoryConfig{Capacity: MaxMemoryCapacity})},
+			ErrInvalid, "MaxMemoryBytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n++
+			x, err := New(tc.cfg)
+			require.ErrorIs(t, err, tc.want)
+			assert.Nil(t, x)
+			assert.True(t, strings.HasPrefix(err.Error(), "fleet: "), "%q lacks the package prefix", err)
+			assert.Contains(t, err.Error(), tc.field)
+		})
+	}
+	for _, c := range []int{-1, math.MinInt, MaxMemoryCapacity + 1, 1 << 30, math.MaxInt} {
+		n++
+		m, err := NewMemory(MemoryConfig{Capacity: c})
+		require.ErrorIs(t, err, ErrInvalid, "capacity %d", c)
+		assert.Nil(t, m)
+		assert.Contains(t, err.Error(), "MemoryConfig.Capacity")
+	}
+	var nilClient *redis.Client
+	for name, tc := range map[string]struct {
+		c   redis.UniversalClient
+		cfg RedisConfig
+	}{
+		"nil client":       {nil, RedisConfig{}},
+		"typed nil client": {nilClient, RedisConfig{}},
+		"negative KeyTTL":  {redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), RedisConfig{KeyTTL: -time.Second}},
+		"negative MaxOps":  {redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), RedisConfig{MaxOps: -1}},
+	} {
+		n++
+		r, err := NewRedis(tc.c, tc.cfg)
+		require.ErrorIs(t, err, ErrInvalid, name)
+		assert.Nil(t, r, name)
+		if tc.c != nil && tc.c != redis.UniversalClient(nilClient) {
+			tc.c.Close()
+		}
+	}
+}
+
+// hostileIndex is the index a case starts from: servers a and b of at
+// most two, a Memory of 16 entries, a fixed clock.
+func hostileIndex(t *testing.T) *Index {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	m, err := NewMemory(MemoryConfig{Capacity: 16})
+	require.NoError(t, err)
+	x, err := New(Config{MaxServers: 2, TTL: time.Hour, Now: clk.now, Backend: m})
+	require.NoError(t, err)
+	require.NoError(t, x.Apply("a", []paged.Event{stored(1, paged.Device, 1, 2, 3), stored(2, paged.Host, 4)}))
+	require.NoError(t, x.Apply("b", []paged.Event{stored(1, paged.Device, 1)}))
+	return x
+}
+
+// indexState reads everything an Index shows: servers, counters (before
+// the probe lookup) and the scores of a probe request.
+func indexState(t *testing.T, x *Index) string {
+	servers, stats := x.Servers(nil), x.Stats()
+	sc, err := x.Lookup(hs(1, 2, 3, 4, 5), nil)
+	require.NoError(t, err)
+	return fmt.Sprintf("%+v\n%+v\n%+v", servers, stats, sc)
+}
+
+func TestHostileIndex(t *testing.T) {
+	n := 0
+	defer func() { t.Logf("%d cases", n) }()
+	ev := func(seq uint64, kind paged.EventKind, m, from paged.Medium) paged.Event {
+		return paged.Event{Seq: seq, Kind: kind, Hashes: hs(9), Medium: m, From: from}
+	}
+	good := stored(3, paged.Device, 7)
+	for _, tc := range []struct {
+		name string
+		call func(x *Index) error
+		want error // nil: the call succeeds and may change the index
+		same bool  // a successful call that must change nothing
+	}{
+		{"Apply with an empty name", func(x *Index) error { return x.Apply("", []paged.Event{good}) }, ErrInvalid, false},
+		{"Apply from a third server", func(x *Index) error { return x.Apply("c", []paged.Event{stored(1, paged.Device, 5)}) }, ErrTooManyServers, false},
+		{"Apply with a repeated number", func(x *Index) error { return x.Apply("a", []paged.Event{good, good}) }, ErrInvalid, false},
+		{"Apply with decreasing numbers", func(x *Index) error {
+			return x.Apply("a", []paged.Event{stored(9, paged.Device, 7), stored(8, paged.Device, 8)})
+		}, ErrInvalid, false},
+		{"Apply numbered 0 after 1", func(x *Index) error {
+			return x.Apply("a", []paged.Event{stored(1, paged.Device, 7), stored(0, paged.Device, 8)})
+		}, ErrInvalid, false},
+		{"Apply with kind 0", func(x *Index) error { return x.Apply("a", []paged.Event{ev(3, 0, paged.Device, 0)}) }, ErrInvalid, false},
+		{"Apply with kind 99", func(x *Index) error { return x.Apply("a", []paged.Event{ev(3, 99, paged.Device, 0)}) }, ErrInvalid, false},
+		{"Apply with kind 255", func(x *Index) error { return x.Apply("a", []paged.Event{ev(3, 255, paged.Device, 0)}) }, ErrInvalid, false},
+		{"Apply with medium 2", func(x *Index) error {
+			return x.Apply("a", []paged.Event{ev(3, paged.BlockStored, 2, 0)})
+		}, ErrInvalid, false},
+		{"Apply with medium 255", func(x *Index) error {
+			return x.Apply("a", []paged.Event{ev(3, paged.BlockRemoved, 255, 0)})
+		}, ErrInvalid, false},
+		{"Apply a move from medium 7", func(x *Index) error {
+			return x.Apply("a", []paged.Event{ev(3, paged.BlockMoved, paged.Host, 7)})
+		}, ErrInvalid, false},
+		{"Apply a good event, then a bad kind", func(x *Index) error {
+			return x.Apply("a", []paged.Event{good, ev(4, 42, paged.Device, 0)})
+		}, ErrInvalid, false},
+		{"Apply of a bad kind from a new server", func(x *Index) error {
+			return x.Apply("new", []paged.Event{ev(1, 42, paged.Device, 0)})
+		}, ErrInvalid, false},
+		{"Register an empty name", func(x *Index) error { _, err := x.Register(""); return err }, ErrInvalid, false},
+		{"Register a third server", func(x *Index) error { _, err := x.Register("c"); return err }, ErrTooManyServers, false},
+		{"Heartbeat of an empty name", func(x *Index) error { return x.Heartbeat("") }, ErrInvalid, false},
+		{"Heartbeat of a third server", func(x *Index) error { return x.Heartbeat("c") }, ErrTooManyServers, false},
+		{"Resync of an empty name", func(x *Index) error { return x.Resync("") }, ErrInvalid, false},
+		{"Resync of a third server", func(x *Index) error { return x.Resync("c") }, ErrTooManyServers, false},
+		// Calls that succeed but carry nothing.
+		{"Apply of no events", func(x *Index) error { return x.Apply("a", nil) }, nil, true},
+		{"Apply of replays only", func(x *Index) error {
+			return x.Apply("a", []paged.Event{stored(1, paged.Device, 9), stored(2, paged.Device, 9)})
+		}, nil, false},
+		{"Register of a known server", func(x *Index) error { _, err := x.Register("a"); return err }, nil, true},
+		{"Servers into nil", func(x *Index) error { x.Servers(nil); return nil }, nil, true},
+		// Valid calls with extreme input.
+		{"Lookup of no hashes", func(x *Index) error { _, err := x.Lookup(nil, nil); return err }, nil, false},
+		{"Lookup of 100000 unknown hashes", func(x *Index) error {
+			req := make([]paged.Hash, 100000)
+			for i := range req {
+				req[i] = paged.Hash{byte(i), byte(i >> 8), byte(i >> 16), 1}
+			}
+			_, err := x.Lookup(req, nil)
+			return err
+		}, nil, false},
+		{"Apply of an event with no hashes", func(x *Index) error {
+			return x.Apply("a", []paged.Event{{Seq: 3, Kind: paged.BlockStored}})
+		}, nil, false},
+		{"Apply of more hashes than the memory holds", func(x *Index) error {
+			return x.Apply("a", []paged.Event{stored(3, paged.Device, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)})
+		}, nil, false},
+		{"Apply numbered MaxUint64", func(x *Index) error {
+			return x.Apply("b", []paged.Event{{Seq: math.MaxUint64, Kind: paged.AllBlocksCleared}})
+		}, nil, false},
+		{"Apply of removals of unknown hashes", func(x *Index) error {
+			return x.Apply("a", []paged.Event{removed(3, paged.Host, 40, 41), removed(4, paged.Device, 1, 1, 1)})
+		}, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n++
+			x, twin := hostileIndex(t), hostileIndex(t)
+			err := tc.call(x)
+			if tc.want == nil {
+				require.NoError(t, err)
+				if tc.same {
+					assert.Equal(t, indexState(t, twin), indexState(t, x))
+				}
+				return
+			}
+			require.ErrorIs(t, err, tc.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "fleet: "), "%q lacks the package prefix", err)
+			assert.Equal(t, indexState(t, twin), indexState(t, x), "a refused call changed the index")
+		})
+	}
+	// The zero Index has room for no server: every call is refused or
+	// answers empty, none panics.
+	t.Run("zero Index", func(t *testing.T) {
+		n++
+		var x Index
+		require.ErrorIs(t, x.Apply("a", []paged.Event{good}), ErrTooManyServers)
+		_, err := x.Register("a")
+		require.ErrorIs(t, err, ErrTooManyServers)
+		require.ErrorIs(t, x.Heartbeat("a"), ErrTooManyServers)
+		require.ErrorIs(t, x.Resync("a"), ErrTooManyServers)
+		sc, err := x.Lookup(hs(1, 2), nil)
+		require.NoError(t, err)
+		assert.Empty(t, sc)
+		assert.Empty(t, x.Servers(nil))
+		assert.Equal(t, Stats{Lookups: 1}, x.Stats())
+	})
+}
+
+func TestHostileMemory(t *testing.T) {
+	n := 0
+	defer func() { t.Logf("%d cases", n) }()
+	ready := func(t *testing.T) *Memory {
+		m, err := NewMemory(MemoryConfig{Capacity: 8})
+		require.NoError(t, err)
+		require.NoError(t, m.Init("m", 2))
+		require.NoError(t, m.Apply(0, []paged.Event{stored(1, paged.Device, 1, 2), stored(2, paged.Host, 2)}))
+		require.NoError(t, m.Apply(1, []paged.Event{stored(1, paged.Host, 1)}))
+		return m
+	}
+	fresh := func(t *testing.T) *Memory {
+		m, err := NewMemory(MemoryConfig{Capacity: 8})
+		require.NoError(t, err)
+		return m
+	}
+	state := func(t *testing.T, m *Memory) string {
+		if m.servers == 0 {
+			return fmt.Sprintf("uninitialized, %d entries", m.Len())
+		}
+		masks, err := m.Lookup(hs(1, 2, 3), 1, nil)
+		require.NoError(t, err)
+		return fmt.Sprintf("%d entries, %x", m.Len(), masks)
+	}
+	for _, tc := range []struct {
+		name string
+		mk   func(t *testing.T) *Memory
+		call func(m *Memory) error
+	}{
+		{"Apply before Init", fresh, func(m *Memory) error { return m.Apply(0, []paged.Event{stored(1, paged.Device, 1)}) }},
+		{"Clear before Init", fresh, func(m *Memory) error { return m.Clear(0) }},
+		{"Lookup before Init", fresh, func(m *Memory) error { _, err := m.Lookup(hs(1), 0, nil); return err }},
+		{"Init of a zero Memory", func(*testing.T) *Memory { return &Memory{} }, func(m *Memory) error { return m.Init("m", 1) }},
+		{"Init for 0 servers", fresh, func(m *Memory) error { return m.Init("m", 0) }},
+		{"Init for -1 servers", fresh, func(m *Memory) error { return m.Init("m", -1) }},
+		{"Init for 2^16+1 servers", fresh, func(m *Memory) error { return m.Init("m", 1<<16+1) }},
+		{"Apply from server -1", ready, func(m *Memory) error { return m.Apply(-1, []paged.Event{stored(3, paged.Device, 3)}) }},
+		{"Apply from server 2 of 2", ready, func(m *Memory) error { return m.Apply(2, []paged.Event{stored(3, paged.Device, 3)}) }},
+		{"Apply from server 64", ready, func(m *Memory) error { return m.Apply(64, []paged.Event{stored(3, paged.Device, 3)}) }},
+		{"Apply from server MaxInt32", ready, func(m *Memory) error {
+			return m.Apply(math.MaxInt32, []paged.Event{stored(3, paged.Device, 3)})
+		}},
+		{"Apply from server MinInt32", ready, func(m *Memory) error {
+			return m.Apply(math.MinInt32, []paged.Event{removed(3, paged.Device, 1)})
+		}},
+		{"Clear of server -1", ready, func(m *Memory) error { return m.Clear(-1) }},
+		{"Clear of server -64", ready, func(m *Memory) error { return m.Clear(-64) }},
+		{"Clear of server 2 of 2", ready, func(m *Memory) error { return m.Clear(2) }},
+		{"Lookup with 0 words", ready, func(m *Memory) error { _, err := m.Lookup(hs(1), 0, nil); return err }},
+		{"Lookup with 2 words", ready, func(m *Memory) error { _, err := m.Lookup(hs(1), 2, nil); return err }},
+		{"Lookup with -1 words", ready, func(m *Memory) error { _, err := m.Lookup(hs(1), -1, nil); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n++
+			m, twin := tc.mk(t), tc.mk(t)
+			err := tc.call(m)
+			require.ErrorIs(t, err, ErrInvalid)
+			assert.True(t, strings.HasPrefix(err.Error(), "fleet: "), "%q lacks the package prefix", err)
+			assert.Equal(t, state(t, twin), state(t, m), "a refused call changed the backend")
+		})
+	}
+}
+
+func TestHostileRouters(t *testing.T) {
+	n := 0
+	defer func() { t.Logf("%d cases", n) }()
+	nan, inf := math.NaN(), math.Inf(1)
+	cands := func(pairs ...float64) []Candidate {
+		var out []Candidate
+		for i := 0; i+1 < len(pairs); i += 2 {
+			out = append(out, Candidate{Score: Score{Value: pairs[i]}, Load: pairs[i+1]})
+		}
+		return out
+	}
+	routers := map[string]Router{
+		"prefix-aware":              PrefixAware{},
+		"prefix-aware, cap NaN":     PrefixAware{LoadCap: nan},
+		"prefix-aware, cap -1":      PrefixAware{LoadCap: -1},
+		"prefix-aware, cap +Inf":    PrefixAware{LoadCap: inf},
+		"prefix-aware, penalty NaN": PrefixAware{LoadPenalty: nan},
+		"prefix-aware, penalty Inf": PrefixAware{LoadPenalty: inf},
+		"least-loaded":              LeastLoaded{},
+	}
+	inputs := map[string][]Candidate{
+		"nil":                 nil,
+		"empty":               {},
+		"NaN values":          cands(nan, 0, nan, 1),
+		"NaN loads":           cands(1, nan, 2, nan),
+		"infinite values":     cands(inf, 0, -inf, 0, 1, 0),
+		"infinite loads":      cands(1, inf, 2, -inf),
+		"all NaN":             cands(nan, nan, nan, nan, nan, nan),
+		"negative everything": cands(-1, -5, -2, -1),
+	}
+	for rn, r := range routers {
+		for in, c := range inputs {
+			n++
+			got := r.Route(c)
+			if len(c) == 0 {
+				assert.Equal(t, -1, got, "%s on %s", rn, in)
+			} else {
+				assert.True(t, got >= 0 && got < len(c), "%s on %s routed to %d of %d", rn, in, got, len(c))
+			}
+		}
+	}
+}
