@@ -251,14 +251,24 @@ func (m *Manager) releaseRetained(s *sequence, preempt bool) {
 		full = shelfHigh
 	}
 	end := min(len(s.hashes), len(s.blocks))
-	for k := len(s.blocks) - 1; k >= 0; k-- {
-		m.releaseTo(s.blocks[k], full)
+	n := len(s.blocks)
+	for g := range s.ext {
+		n = max(n, len(s.ext[g].blocks))
+	}
+	// Tables may differ in length (a group that holds no blocks of its
+	// own, or a fixed number), so each is released where it has an entry.
+	for k := n - 1; k >= 0; k-- {
+		if k < len(s.blocks) {
+			m.releaseTo(s.blocks[k], full)
+		}
 		for g := range s.ext {
-			b := s.ext[g].blocks[k]
-			if m.cfg.Groups[g+1].Kind == SlidingWindow {
-				m.releaseTo(b, m.windowShelf(s, k, end, preempt))
-			} else {
-				m.releaseTo(b, full)
+			t := s.ext[g].blocks
+			switch {
+			case k >= len(t):
+			case m.cfg.Groups[g+1].Kind == SlidingWindow:
+				m.releaseTo(t[k], m.windowShelf(s, k, end, preempt))
+			default:
+				m.releaseTo(t[k], full)
 			}
 		}
 	}
