@@ -46,6 +46,12 @@ type W1Config struct {
 	// model gets a second KV cache group, a sliding window of Window
 	// tokens, beside the full-attention group.
 	Window int
+	// Chunk, when positive, gives the model a chunked local attention
+	// group of Chunk tokens instead (Llama 4's local layers).
+	Chunk int
+	// StatePages, when positive, gives the model a state group of that
+	// many blocks per sequence instead (Mamba, Gated DeltaNet layers).
+	StatePages int
 	// Digest computes the allocation digest (costs a little time).
 	Digest bool
 	// Trace events, when non-nil, receives every digest line as it happens.
@@ -161,8 +167,8 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		UnifiedFreeQueue: cfg.Compat == "vllm",
 		Hasher:           cfg.Hasher,
 	}
-	if cfg.Window > 0 {
-		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: cfg.Window}}
+	if g, ok := cfg.group(); ok {
+		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, g}
 	}
 	groups := max(1, len(mcfg.Groups))
 	switch cfg.Compat {
@@ -400,6 +406,19 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	return res, nil
 }
 
+// group returns the second KV cache group of a W1-H replay, if any.
+func (cfg W1Config) group() (paged.Group, bool) {
+	switch {
+	case cfg.Window > 0:
+		return paged.Group{Kind: paged.SlidingWindow, Window: cfg.Window}, true
+	case cfg.Chunk > 0:
+		return paged.Group{Kind: paged.ChunkedLocal, Chunk: cfg.Chunk}, true
+	case cfg.StatePages > 0:
+		return paged.Group{Kind: paged.State, Pages: cfg.StatePages}, true
+	}
+	return paged.Group{}, false
+}
+
 func (cfg W1Config) withDefaults() W1Config {
 	if cfg.Requests == 0 {
 		cfg.Requests = 2000
@@ -431,7 +450,7 @@ func appendIDs[T ~int32](dst []byte, ids []T) []byte {
 
 // timerOverhead estimates the cost of one time.Now/time.Since pair.
 func timerOverhead() float64 {
-	const n = 100000
+	const n = 20000
 	var sink int64
 	t := time.Now()
 	for range n {

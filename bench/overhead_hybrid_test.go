@@ -39,27 +39,43 @@ func TestW1HMatchesVLLM(t *testing.T) {
 
 // TestW1HOtherSizesMatchVLLM: W1-H at other windows (one that does not
 // divide the block size, one of a single token, one longer than most
-// prompts) and sizes. The reference figures are vLLM v1's own
-// KVCacheManager at f20c3b0 replaying the same workload, produced with
-// bench/vllmside/w1_vllm.py (the flags are in each case's name).
+// prompts), with a chunked local attention group instead of the window,
+// or a Mamba-style state group, and at other sizes. The reference figures
+// are vLLM v1's own KVCacheManager at f20c3b0 replaying the same
+// workload, produced with bench/vllmside/w1_vllm.py (the flags are in
+// each case's name; vLLM runs a Mamba group without the prefix cache,
+// which decides as a cache that never hits).
 func TestW1HOtherSizesMatchVLLM(t *testing.T) {
 	for _, tc := range []struct {
-		window, requests, blocks int
-		steps, preemptions       int
-		admittedHits, hits       int64
-		digest                   string
+		flag                   string
+		size, requests, blocks int
+		steps, preemptions     int
+		admittedHits, hits     int64
+		digest                 string
 	}{
-		{128, 2000, 8192, 5892, 111, 147744, 197504, "a9fc622f583af3c34a8f0ea7ed1604837417c8876b0e3768a215b17ecd02f146"},
-		{256, 500, 2048, 6226, 35, 27584, 149488, "af8cce105fe01d18a0d02b481eb493462916b93b30226c348abd8e008ff6655f"},
-		{33, 300, 1024, 6479, 15, 12400, 35248, "9731ebaea5f7c10c8b8213c97ff3768a7039951a8dabadc9d522362a0409e3e6"},
-		{4096, 1000, 4096, 7874, 253, 383488, 3243088, "f48010be482ca6227e6a0899d4e740b5c9d1bcf8fdf15f595bc3a49f503f9d01"},
-		{1, 200, 1024, 3905, 5, 4928, 15664, "bbd54f5e9dbbcdf52c928c2816de89102e1b63135b2eba64930de5658cbd1ac7"},
+		{"sliding-window", 128, 2000, 8192, 5892, 111, 147744, 197504, "a9fc622f583af3c34a8f0ea7ed1604837417c8876b0e3768a215b17ecd02f146"},
+		{"sliding-window", 256, 500, 2048, 6226, 35, 27584, 149488, "af8cce105fe01d18a0d02b481eb493462916b93b30226c348abd8e008ff6655f"},
+		{"sliding-window", 33, 300, 1024, 6479, 15, 12400, 35248, "9731ebaea5f7c10c8b8213c97ff3768a7039951a8dabadc9d522362a0409e3e6"},
+		{"sliding-window", 4096, 1000, 4096, 7874, 253, 383488, 3243088, "f48010be482ca6227e6a0899d4e740b5c9d1bcf8fdf15f595bc3a49f503f9d01"},
+		{"sliding-window", 1, 200, 1024, 3905, 5, 4928, 15664, "bbd54f5e9dbbcdf52c928c2816de89102e1b63135b2eba64930de5658cbd1ac7"},
+		{"chunked-local", 256, 500, 2048, 5092, 57, 134992, 1367984, "0cbe8adf75d250f9eea269cd8394668cae9b91757edc9ec5b5f270eafa3ae426"},
+		{"chunked-local", 1000, 1000, 4096, 5589, 197, 237264, 1117584, "e6b15b5ebeb9db15477fbed467ca09f6fa1968fcb33caf450c25fd81b195f1dd"},
+		{"mamba", 1, 500, 2048, 5061, 113, 0, 0, "32e17e2968feeb84cea976c29059a9ef9b74bfef7dc5d24ee4174a2e4d6fdadc"},
 	} {
-		t.Run(fmt.Sprintf("--sliding-window=%d --requests=%d --blocks=%d", tc.window, tc.requests, tc.blocks), func(t *testing.T) {
+		t.Run(fmt.Sprintf("--%s=%d --requests=%d --blocks=%d", tc.flag, tc.size, tc.requests, tc.blocks), func(t *testing.T) {
 			if testing.Short() && tc.requests > 500 {
 				t.Skip("long replay")
 			}
-			r, err := RunW1(W1Config{Compat: "vllm", Window: tc.window, Requests: tc.requests, Blocks: tc.blocks, Digest: true})
+			cfg := W1Config{Compat: "vllm", Requests: tc.requests, Blocks: tc.blocks, Digest: true}
+			switch tc.flag {
+			case "sliding-window":
+				cfg.Window = tc.size
+			case "chunked-local":
+				cfg.Chunk = tc.size
+			case "mamba":
+				cfg.StatePages = tc.size
+			}
+			r, err := RunW1(cfg)
 			require.NoError(t, err)
 			assert.Equal(t, tc.steps, r.Steps)
 			assert.Equal(t, tc.preemptions, r.Preemptions)

@@ -59,9 +59,12 @@ type Batch struct {
 	Swaps []Swap
 	// GroupTables and GroupSlots are, for KV cache groups 1 and up
 	// (Config.Groups; entry g-1 for group g), the block tables (rows in
-	// the order of Seqs, Stride wide, null-padded; entries a sliding window
-	// released are null) and the slots of the new tokens, laid out as
-	// Tables and Slots are for group 0. Empty for a single-group manager.
+	// the order of Seqs, Stride wide, null-padded; entries a window
+	// released are null; a Shared group's rows repeat its target's) and
+	// the slots of the new tokens, laid out as Tables and Slots are for
+	// group 0. A State group's rows are its Pages state blocks (Pages
+	// wide) and it has no slots: a state is read and updated whole. Empty
+	// for a single-group manager.
 	GroupTables [][]int32
 	GroupSlots  [][]int64
 

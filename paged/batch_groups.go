@@ -1,5 +1,7 @@
 package paged
 
+import "github.com/pagedkv/pagedkv/allocator"
+
 // The tables and slot mappings of KV cache groups 1 and up (Config.Groups)
 // in a Batch: one table and one slot mapping per group, rows in the order
 // of Batch.Seqs, of the same Stride as Batch.Tables. Rows persist from step
@@ -18,7 +20,7 @@ type groupRow struct {
 // checkGroupsBatch validates what fill does not: every new token of a
 // window group must lie in its window. It changes nothing.
 func (m *Manager) checkGroupsBatch(sched []Scheduled) error {
-	if m.window == 0 {
+	if !local(m.other) {
 		return nil
 	}
 	for _, sc := range sched {
@@ -29,11 +31,23 @@ func (m *Manager) checkGroupsBatch(sched []Scheduled) error {
 		first := (len(s.tokens) - sc.NewTokens) / m.bs
 		for g := range s.ext {
 			if first < s.ext[g].released {
-				return errorf(ErrInvalid, "BuildBatch: %v: new tokens before the sliding window of group %d", sc.ID, g+1)
+				return errorf(ErrInvalid, "BuildBatch: %v: new tokens before the window of group %d", sc.ID, g+1)
 			}
 		}
 	}
 	return nil
+}
+
+// groupView returns the entries of group g of s and how many leading ones
+// are released; a Shared group's are its target's.
+func (m *Manager) groupView(s *sequence, g int) ([]allocator.BlockID, int) {
+	if k := m.cfg.Groups[g]; k.Kind == Shared {
+		g = k.Target
+	}
+	if g == 0 {
+		return s.blocks, s.released
+	}
+	return s.ext[g-1].blocks, s.ext[g-1].released
 }
 
 // fillGroups writes the rows and slots of groups 1 and up for sched, which
@@ -52,8 +66,13 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 		}
 	}
 	for g := range G {
+		kind := m.cfg.Groups[g+1]
+		width := stride
+		if kind.Kind == State {
+			width = kind.Pages
+		}
 		tab := b.GroupTables[g]
-		if need := n * stride; cap(tab) < need {
+		if need := n * width; cap(tab) < need {
 			t := make([]int32, need, need+need/2)
 			copy(t, tab[:cap(tab)])
 			tab = t
@@ -68,21 +87,24 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 		for i, sc := range sched {
 			idx, _ := sc.ID.parts()
 			s := &m.seqs[idx]
-			t := &s.ext[g]
-			nb := len(t.blocks)
-			row := tab[i*stride : (i+1)*stride]
+			blocks, released := m.groupView(s, g+1)
+			nb := len(blocks)
+			row := tab[i*width : (i+1)*width]
 			r := &rows[i]
-			if r.id != sc.ID || r.version != s.version || r.filled > nb || r.released > t.released {
+			if r.id != sc.ID || r.version != s.version || r.filled > nb || r.released > released {
 				clear(row)
 				*r = groupRow{id: sc.ID, version: s.version}
 			}
-			for k := r.released; k < min(t.released, r.filled); k++ {
+			for k := r.released; k < min(released, r.filled); k++ {
 				row[k] = int32(nullBlock)
 			}
 			for k := r.filled; k < nb; k++ {
-				row[k] = int32(t.blocks[k])
+				row[k] = int32(blocks[k])
 			}
-			r.filled, r.released = nb, t.released
+			r.filled, r.released = nb, released
+			if kind.Kind == State {
+				continue // a state is read and updated whole: no slots
+			}
 			ntok := len(s.tokens)
 			for p := ntok - sc.NewTokens; p < ntok; p++ {
 				k, off := m.split(p)

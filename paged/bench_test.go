@@ -168,3 +168,71 @@ func benchPromptHashLookup(b *testing.B, prompt []int32, hasher paged.Hasher, pr
 	b.ReportMetric(perOp/float64(len(prompt)), "ns/token")
 	b.ReportMetric(perOp/(float64(blocks)*probe.SHA256()), "x-sha-floor")
 }
+
+// BenchmarkDecodeStepGroups: the decode step of 256 sequences (append one
+// token each, build the batch, prefix caching on) for a model of one group
+// and for hybrid models of two groups, the second a 128-token sliding
+// window (gpt-oss's) or full attention. Every 256 steps every sequence is
+// freed and a new 100-token one created, the same for every layout, so
+// x-one-group, the time over the one-group step measured in the same run,
+// compares like with like.
+func BenchmarkDecodeStepGroups(b *testing.B) {
+	var one float64
+	for _, layout := range []struct {
+		name   string
+		groups []paged.Group
+	}{
+		{"one", nil},
+		{"full+window128", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 128}}},
+		{"full+full", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}},
+	} {
+		b.Run("seqs=256/groups="+layout.name, func(b *testing.B) {
+			const n = 256
+			m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: n * 60, Groups: layout.groups})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sched := make([]paged.Scheduled, n)
+			next := int32(0)
+			renew := func() {
+				for i := range sched {
+					if sched[i].ID != 0 {
+						if err := m.Free(sched[i].ID); err != nil {
+							b.Fatal(err)
+						}
+					}
+					next += 1000
+					id, _, err := m.Create(seqOf(int(next), 100), &paged.SeqOptions{MaxTokens: 100 + 256})
+					if err != nil {
+						b.Fatal(err)
+					}
+					sched[i] = paged.Scheduled{ID: id, NewTokens: 1}
+				}
+			}
+			renew()
+			var batch paged.Batch
+			steps := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, sc := range sched {
+					if err := m.Append(sc.ID, int32(steps)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := m.BuildBatch(&batch, sched); err != nil {
+					b.Fatal(err)
+				}
+				steps++
+				if steps%256 == 0 {
+					renew()
+				}
+			}
+			perStep := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if layout.groups == nil {
+				one = perStep
+			} else if one > 0 {
+				b.ReportMetric(perStep/one, "x-one-group")
+			}
+		})
+	}
+}

@@ -30,6 +30,10 @@ import (
 // from the right; failing that, the run from block 0), and the full
 // attention hit cut to that length.
 //
+// A chunked group's hit needs the blocks of the hit point's chunk; a State
+// group's state is not cached, so, as in vLLM v1, a manager with one has no
+// prefix hits; a Shared group holds nothing and reads its target's table.
+//
 // Supported operations with more than one group: Add, AddHashed,
 // AddFromHashes, Admit, CanAdmit, Append, Preempt, Free, ResetCache,
 // BuildBatch, tables, statistics, events (each says its Group) and Check.
@@ -47,6 +51,18 @@ const (
 	// window no longer reaches are released and their entries name the
 	// null block.
 	SlidingWindow
+	// ChunkedLocal layers (Llama 4's local layers) read the tokens of the
+	// current Chunk only: position p reads [p - p%Chunk, p]. Blocks wholly
+	// before the current chunk are released.
+	ChunkedLocal
+	// State groups keep a fixed-size per-sequence state (Mamba, Gated
+	// DeltaNet, KDA layers) in Pages blocks, allocated at admission,
+	// however long the sequence grows. As in vLLM v1 (f20c3b0), a state
+	// is not cached: a manager with a State group has no prefix hits.
+	State
+	// Shared layers reuse the KV of group Target (cross-layer KV sharing,
+	// as Gemma 3n): they hold no blocks, and their table is Target's.
+	Shared
 )
 
 // String names the kind.
@@ -56,6 +72,12 @@ func (k GroupKind) String() string {
 		return "full"
 	case SlidingWindow:
 		return "window"
+	case ChunkedLocal:
+		return "chunked"
+	case State:
+		return "state"
+	case Shared:
+		return "shared"
 	}
 	return fmt.Sprintf("GroupKind(%d)", k)
 }
@@ -67,6 +89,14 @@ type Group struct {
 	// Window is the sliding window in tokens (SlidingWindow only): the
 	// query at position p reads positions [p-Window+1, p].
 	Window int
+	// Chunk is the attention chunk in tokens (ChunkedLocal only).
+	Chunk int
+	// Pages is the number of blocks a sequence's state takes (State only;
+	// kvmem.Spec.StateBlocks computes it from the model's state size).
+	Pages int
+	// Target is the group whose KV a Shared group reads: a full,
+	// sliding-window or chunked group.
+	Target int
 }
 
 // maxGroups bounds Config.Groups: a block's group is kept in one byte.
@@ -93,23 +123,38 @@ func checkGroups(cfg *Config) error {
 	if cfg.Groups[0].Kind != FullAttention {
 		return fmt.Errorf("%w: Config.Groups[0] is %v; group 0 must be full attention", ErrInvalid, cfg.Groups[0].Kind)
 	}
-	window := 0
-	for i, g := range cfg.Groups {
+	// Besides full attention (and shared groups, which hold nothing) one
+	// kind of group with one parameter is supported, as vLLM's hybrid
+	// coordinator takes one other kind of group.
+	var other *Group
+	for i := range cfg.Groups {
+		g := &cfg.Groups[i]
+		param := map[GroupKind]int{SlidingWindow: g.Window, ChunkedLocal: g.Chunk, State: g.Pages}
+		for k, v := range param {
+			if k != g.Kind && v != 0 {
+				return fmt.Errorf("%w: Config.Groups[%d] is %v but sets the parameter of %v", ErrInvalid, i, g.Kind, k)
+			}
+		}
+		if g.Kind != Shared && g.Target != 0 {
+			return fmt.Errorf("%w: Config.Groups[%d] is %v but sets Target", ErrInvalid, i, g.Kind)
+		}
 		switch g.Kind {
 		case FullAttention:
-			if g.Window != 0 {
-				return fmt.Errorf("%w: Config.Groups[%d] is full attention but has Window %d", ErrInvalid, i, g.Window)
+		case SlidingWindow, ChunkedLocal, State:
+			if param[g.Kind] < 1 {
+				return fmt.Errorf("%w: Config.Groups[%d] (%v) needs a positive Window, Chunk or Pages", ErrInvalid, i, g.Kind)
 			}
-		case SlidingWindow:
-			if g.Window < 1 {
-				return fmt.Errorf("%w: Config.Groups[%d].Window %d must be at least 1", ErrInvalid, i, g.Window)
+			if other != nil && *other != *g {
+				return fmt.Errorf("%w: Config.Groups[%d] (%v %d) differs from another group (%v); one kind besides full attention, of one size, is supported", ErrInvalid, i, g.Kind, param[g.Kind], other.Kind)
 			}
-			if window != 0 && g.Window != window {
-				// vLLM's hybrid coordinator likewise takes one kind of
-				// group besides full attention.
-				return fmt.Errorf("%w: Config.Groups[%d].Window %d differs from another group's %d; one window size is supported", ErrInvalid, i, g.Window, window)
+			other = g
+		case Shared:
+			if g.Target < 0 || g.Target >= len(cfg.Groups) || g.Target == i {
+				return fmt.Errorf("%w: Config.Groups[%d].Target %d must name another group", ErrInvalid, i, g.Target)
 			}
-			window = g.Window
+			if k := cfg.Groups[g.Target].Kind; k == Shared || k == State {
+				return fmt.Errorf("%w: Config.Groups[%d] shares group %d, which is %v; only attention KV is shared", ErrInvalid, i, g.Target, k)
+			}
 		default:
 			return fmt.Errorf("%w: Config.Groups[%d].Kind %v is not supported", ErrInvalid, i, g.Kind)
 		}
@@ -137,10 +182,62 @@ func (m *Manager) initGroups() {
 	m.blockGroup = make([]uint8, m.cfg.NumBlocks)
 	m.ghits = make([][]allocator.BlockID, len(m.cfg.Groups)-1)
 	for _, g := range m.cfg.Groups {
-		if g.Kind == SlidingWindow {
+		switch g.Kind {
+		case SlidingWindow:
 			m.window = g.Window
+			m.other = g.Kind
+		case ChunkedLocal:
+			m.chunk = g.Chunk
+			m.other = g.Kind
+		case State:
+			m.other = g.Kind
 		}
 	}
+}
+
+// groupNeed is the number of blocks group g holds for a running sequence
+// of n tokens (released entries included).
+func (m *Manager) groupNeed(g, n int) int {
+	switch k := m.cfg.Groups[g]; k.Kind {
+	case State:
+		return k.Pages
+	case Shared:
+		return 0
+	}
+	return (n + m.bs - 1) / m.bs
+}
+
+// local reports whether group kind k releases blocks as a sequence grows.
+func local(k GroupKind) bool { return k == SlidingWindow || k == ChunkedLocal }
+
+// deadBlocks is how many leading blocks of group g of s no query reads once
+// the next position to compute is c: vLLM's remove_skipped_blocks rule
+// for its kind.
+func (m *Manager) deadBlocks(s *sequence, g, c int) int {
+	switch k := m.cfg.Groups[g]; k.Kind {
+	case SlidingWindow:
+		return m.windowStart(k.Window, c)
+	case ChunkedLocal:
+		first := c / k.Chunk * k.Chunk / m.bs
+		if t := &s.ext[g-1]; t.committed > 0 {
+			// As vLLM, keep the last cached block.
+			first = min(first, t.committed-1)
+		}
+		return first
+	}
+	return 0
+}
+
+// liveStart is the first block of group g that the query at position n
+// reads (Check's window invariant).
+func (m *Manager) liveStart(g, n int) int {
+	switch k := m.cfg.Groups[g]; k.Kind {
+	case SlidingWindow:
+		return m.windowStart(k.Window, n)
+	case ChunkedLocal:
+		return n / k.Chunk * k.Chunk / m.bs
+	}
+	return 0
 }
 
 // resetGroups empties a sequence's tables of groups 1 and up.
@@ -158,7 +255,10 @@ func (m *Manager) resetGroups(s *sequence) {
 }
 
 // table returns group g's entries of s.
-func (s *sequence) table(g int) []allocator.BlockID {
+func (m *Manager) table(s *sequence, g int) []allocator.BlockID {
+	if k := m.cfg.Groups; len(k) > g && k[g].Kind == Shared {
+		g = k[g].Target
+	}
 	if g == 0 {
 		return s.blocks
 	}
@@ -203,8 +303,13 @@ full:
 	}
 	m.ret.lastFull = full
 	hit := full
-	if m.window > 0 {
+	switch m.other {
+	case SlidingWindow:
 		hit = m.lookupWindowGroups(s, full)
+	case ChunkedLocal:
+		hit = m.lookupChunkedGroups(s, full)
+	case State:
+		hit = 0 // a state is not cached (as vLLM's MambaManager)
 	}
 	m.hits = m.hits[:hit]
 	for g := 1; g < len(groups); g++ {
@@ -261,9 +366,39 @@ func (m *Manager) lookupWindowGroups(s *sequence, limit int) int {
 	return end
 }
 
-func (m *Manager) cachedInWindowGroups(h *Hash) bool {
+// lookupChunkedGroups finds the chunked groups' hit within the first limit
+// blocks: the blocks before the chunk of the hit point are not needed
+// (null), those of its chunk must be cached, left to right.
+func (m *Manager) lookupChunkedGroups(s *sequence, limit int) int {
+	start := limit * m.bs / m.chunk * m.chunk / m.bs
+	end := start
+	for end < limit && m.cachedInLocalGroups(&s.hashes[end]) {
+		end++
+	}
 	for g := 1; g < len(m.cfg.Groups); g++ {
-		if m.cfg.Groups[g].Kind == SlidingWindow {
+		if m.cfg.Groups[g].Kind != ChunkedLocal {
+			continue
+		}
+		row := m.ghits[g-1]
+		for range start {
+			row = append(row, nullBlock)
+		}
+		for k := start; k < end; k++ {
+			id, _ := m.index.getIn(&s.hashes[k], groupSalt(g))
+			row = append(row, id)
+		}
+		m.ghits[g-1] = row
+	}
+	return end
+}
+
+func (m *Manager) cachedInWindowGroups(h *Hash) bool { return m.cachedInLocalGroups(h) }
+
+// cachedInLocalGroups reports whether h is cached in every sliding-window
+// and chunked group.
+func (m *Manager) cachedInLocalGroups(h *Hash) bool {
+	for g := 1; g < len(m.cfg.Groups); g++ {
+		if local(m.cfg.Groups[g].Kind) {
 			if _, ok := m.index.getIn(h, groupSalt(g)); !ok {
 				return false
 			}
@@ -278,9 +413,11 @@ func (m *Manager) cachedInWindowGroups(h *Hash) bool {
 // next step on).
 func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	n := len(s.tokens)
-	need := (n + m.bs - 1) / m.bs
-	G := len(m.cfg.Groups)
-	p := plan{need: need}
+	p := plan{need: (n + m.bs - 1) / m.bs}
+	total := 0
+	for g := range m.cfg.Groups {
+		total += m.groupNeed(g, n)
+	}
 	maxHit := (n - 1) / m.bs
 	if s.opts.AllowFullHit {
 		maxHit = n / m.bs
@@ -299,10 +436,10 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		count(m.ghits[g])
 		held += len(m.ghits[g])
 	}
-	p.alloc = G*need - held + p.evictableHits
+	p.alloc = total - held + p.evictableHits
 	wm := m.watermarkBlocks()
 	switch {
-	case G*need > m.pool.Usable()-wm || n > m.cfg.MaxModelLen:
+	case total > m.pool.Usable()-wm || n > m.cfg.MaxModelLen:
 		return p, AdmitNever
 	case p.alloc > m.available()-wm:
 		return p, AdmitLater
@@ -339,7 +476,7 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 	}
 	for g := range s.ext {
 		t := &s.ext[g]
-		for len(t.blocks) < p.need {
+		for need := m.groupNeed(g+1, len(s.tokens)); len(t.blocks) < need; {
 			t.blocks = append(t.blocks, m.allocBlock())
 		}
 	}
@@ -354,14 +491,14 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 // does (remove_skipped_blocks), so the blocks enter the free queue in that
 // order.
 func (m *Manager) slideGroups(s *sequence, c int) {
-	if m.window == 0 {
+	if !local(m.other) {
 		return
 	}
-	to := m.windowStart(m.window, c)
 	for g := range s.ext {
-		if m.cfg.Groups[g+1].Kind != SlidingWindow {
+		if !local(m.cfg.Groups[g+1].Kind) {
 			continue
 		}
+		to := m.deadBlocks(s, g+1, c)
 		t := &s.ext[g]
 		if to <= t.released {
 			continue
@@ -381,12 +518,11 @@ func (m *Manager) slideGroups(s *sequence, c int) {
 // mustSlide reports whether appending at position c releases blocks of a
 // window group.
 func (m *Manager) mustSlide(s *sequence, c int) bool {
-	if m.window == 0 {
+	if !local(m.other) {
 		return false
 	}
-	to := m.windowStart(m.window, c)
 	for g := range s.ext {
-		if m.cfg.Groups[g+1].Kind == SlidingWindow && to > s.ext[g].released {
+		if local(m.cfg.Groups[g+1].Kind) && m.deadBlocks(s, g+1, c) > s.ext[g].released {
 			return true
 		}
 	}
@@ -395,15 +531,15 @@ func (m *Manager) mustSlide(s *sequence, c int) bool {
 
 // slidableGroups counts the blocks slideGroups(s, c) frees.
 func (m *Manager) slidableGroups(s *sequence, c int) int {
-	if m.window == 0 {
+	if !local(m.other) {
 		return 0
 	}
-	to := m.windowStart(m.window, c)
 	n := 0
 	for g := range s.ext {
-		if m.cfg.Groups[g+1].Kind != SlidingWindow {
+		if !local(m.cfg.Groups[g+1].Kind) {
 			continue
 		}
+		to := m.deadBlocks(s, g+1, c)
 		t := &s.ext[g]
 		for k := t.released; k < to; k++ {
 			if b := t.blocks[k]; b != nullBlock && m.pool.RefCount(b) == 1 && !m.pinsAt(s, k) {
@@ -423,9 +559,9 @@ func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32) error {
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
 	want := (t1 + m.bs - 1) / m.bs
-	need := 0
-	for g := range len(m.cfg.Groups) {
-		need += max(0, want-len(s.table(g)))
+	need := want - len(s.blocks)
+	for g := range s.ext {
+		need += max(0, m.groupNeed(g+1, t1)-len(s.ext[g].blocks))
 	}
 	if m.cfg.UnifiedFreeQueue {
 		m.slideGroups(s, t0)
@@ -443,7 +579,7 @@ func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32) error {
 	}
 	for g := range s.ext {
 		t := &s.ext[g]
-		for len(t.blocks) < want {
+		for need := m.groupNeed(g+1, t1); len(t.blocks) < need; {
 			t.blocks = append(t.blocks, m.allocBlock())
 		}
 	}
@@ -462,6 +598,9 @@ func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32) error {
 // each group's committed mark, group by group.
 func (m *Manager) commitGroups(s *sequence) {
 	for g := range s.ext {
+		if k := m.cfg.Groups[g+1].Kind; k == State || k == Shared {
+			continue // a state is not content of a block of tokens
+		}
 		t := &s.ext[g]
 		limit := min(len(s.hashes), len(t.blocks))
 		if t.committed >= limit {
@@ -507,26 +646,28 @@ func (m *Manager) TableGroup(id SeqID, g int) ([]allocator.BlockID, error) {
 	if g < 0 || g >= max(1, len(m.cfg.Groups)) {
 		return nil, errorf(ErrInvalid, "TableGroup %v: group %d of %d", id, g, max(1, len(m.cfg.Groups)))
 	}
-	return s.table(g), nil
+	return m.table(s, g), nil
 }
 
 // checkGroupsOf verifies the tables of groups 1 and up of running sequence
 // slot i, counting their references into refs.
 func (m *Manager) checkGroupsOf(i int, s *sequence, refs []int32) error {
-	want := (len(s.tokens) + m.bs - 1) / m.bs
 	for g := range s.ext {
 		t := &s.ext[g]
-		if len(t.blocks) != want {
-			return fmt.Errorf("paged: sequence slot %d group %d has %d blocks for %d tokens", i, g+1, len(t.blocks), len(s.tokens))
+		if want := m.groupNeed(g+1, len(s.tokens)); len(t.blocks) != want {
+			return fmt.Errorf("paged: sequence slot %d group %d (%v) has %d blocks for %d tokens, want %d", i, g+1, m.cfg.Groups[g+1].Kind, len(t.blocks), len(s.tokens), want)
 		}
-		kind := m.cfg.Groups[g+1]
-		if kind.Kind == SlidingWindow {
+		kind := m.cfg.Groups[g+1].Kind
+		if local(kind) {
 			// Every position the next query reads is backed.
-			if live := m.windowStart(kind.Window, len(s.tokens)); t.released > live {
-				return fmt.Errorf("paged: sequence slot %d group %d released %d blocks, its window needs blocks from %d", i, g+1, t.released, live)
+			if live := m.liveStart(g+1, len(s.tokens)); t.released > live {
+				return fmt.Errorf("paged: sequence slot %d group %d released %d blocks, its next query reads blocks from %d", i, g+1, t.released, live)
 			}
 		} else if t.released != 0 {
-			return fmt.Errorf("paged: sequence slot %d full-attention group %d has %d released entries", i, g+1, t.released)
+			return fmt.Errorf("paged: sequence slot %d %v group %d has %d released entries", i, kind, g+1, t.released)
+		}
+		if kind == State && (t.committed != 0) {
+			return fmt.Errorf("paged: sequence slot %d state group %d has committed pages", i, g+1)
 		}
 		for k, b := range t.blocks {
 			if (k < t.released) != (b == nullBlock) {

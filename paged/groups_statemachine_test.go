@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -44,14 +45,32 @@ type hyModel struct {
 // live is the first position group g must still hold for a sequence of n
 // tokens: the window of the next query, or 0.
 func (h *hyModel) live(g, n int) int {
-	if h.groups[g].Kind == paged.SlidingWindow {
-		return max(0, n-h.groups[g].Window+1)
+	switch k := h.groups[g]; k.Kind {
+	case paged.SlidingWindow:
+		return max(0, n-k.Window+1)
+	case paged.ChunkedLocal:
+		return n / k.Chunk * k.Chunk
 	}
 	return 0
 }
 
+// kvGroup is the group whose KV group g's table reads: a shared group
+// reads its target's. A state group has no positions (-1).
+func (h *hyModel) kvGroup(g int) int {
+	switch k := h.groups[g]; k.Kind {
+	case paged.Shared:
+		return k.Target
+	case paged.State:
+		return -1
+	}
+	return g
+}
+
 func (h *hyModel) write(t *rapid.T, s *hySeq, from int) {
 	for g := range h.groups {
+		if h.kvGroup(g) != g {
+			continue // no KV of its own
+		}
 		table, err := h.m.TableGroup(s.id, g)
 		if err != nil {
 			t.Fatalf("TableGroup(%v, %d): %v", s.id, g, err)
@@ -79,10 +98,17 @@ func (h *hyModel) readBack(t *rapid.T) {
 			if err != nil {
 				t.Fatalf("TableGroup(%v, %d): %v", s.id, g, err)
 			}
-			for p := h.live(g, len(s.tokens)); p < len(s.tokens); p++ {
+			kv := h.kvGroup(g)
+			if kv < 0 {
+				if len(table) != h.groups[g].Pages || slices.Contains(table, 0) {
+					t.Fatalf("state group %d of %v: pages %v", g, s.id, table)
+				}
+				continue
+			}
+			for p := h.live(kv, len(s.tokens)); p < len(s.tokens); p++ {
 				b := table[p/h.bs]
 				sl := int64(b)*int64(h.bs) + int64(p%h.bs)
-				if b == 0 || h.shadow[sl] != hyKV(g, s.tokens[:p+1]) {
+				if b == 0 || h.shadow[sl] != hyKV(kv, s.tokens[:p+1]) {
 					t.Fatalf("read-back of %v group %d position %d (block %d): not its own KV", s.id, g, p, b)
 				}
 			}
@@ -135,12 +161,24 @@ func TestGroupsStateMachine(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
 		groups := []paged.Group{{Kind: paged.FullAttention}}
-		window := rapid.IntRange(1, 6*bs).Draw(t, "window")
+		// One kind besides full attention, of one size, and shared groups.
+		other := rapid.SampledFrom([]paged.Group{
+			{Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 6*bs).Draw(t, "window")},
+			{Kind: paged.ChunkedLocal, Chunk: rapid.IntRange(1, 6*bs).Draw(t, "chunk")},
+			{Kind: paged.State, Pages: rapid.IntRange(1, 3).Draw(t, "pages")},
+		}).Draw(t, "other")
 		for range rapid.IntRange(1, 3).Draw(t, "extra") {
-			if rapid.Bool().Draw(t, "full") {
+			switch rapid.IntRange(0, 2).Draw(t, "kind") {
+			case 0:
 				groups = append(groups, paged.Group{Kind: paged.FullAttention})
-			} else {
-				groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: window})
+			case 1:
+				groups = append(groups, other)
+			case 2:
+				target := rapid.IntRange(0, len(groups)-1).Draw(t, "target")
+				if k := groups[target].Kind; k == paged.State || k == paged.Shared {
+					target = 0
+				}
+				groups = append(groups, paged.Group{Kind: paged.Shared, Target: target})
 			}
 		}
 		m, err := paged.New(paged.Config{
@@ -246,7 +284,11 @@ func TestGroupsStateMachine(t *testing.T) {
 				for g := 1; g < len(groups); g++ {
 					for i, sc := range sched {
 						table, _ := h.m.TableGroup(sc.ID, g)
-						row := b.GroupTables[g-1][i*b.Stride : i*b.Stride+len(table)]
+						width := b.Stride
+						if groups[g].Kind == paged.State {
+							width = groups[g].Pages
+						}
+						row := b.GroupTables[g-1][i*width : i*width+len(table)]
 						for k := range table {
 							if int32(table[k]) != row[k] {
 								t.Fatalf("group %d row of %v entry %d: batch %d, table %d", g, sc.ID, k, row[k], table[k])

@@ -57,7 +57,10 @@ type Manager struct {
 
 	// KV cache groups (groups.go), set only with more than one group:
 	// blockGroup is the group whose content each block holds, ghits the
-	// lookup's hits of groups 1 and up, window the window groups' size.
+	// lookup's hits of groups 1 and up, window and chunk the window or
+	// chunked groups' size, other the kind besides full attention.
+	other      GroupKind
+	chunk      int
 	blockGroup []uint8
 	ghits      [][]allocator.BlockID
 	window     int

@@ -178,6 +178,15 @@ def run(args, vllm):
         groups.append(iface.KVCacheGroupSpec(["window"], iface.SlidingWindowSpec(
             block_size=bs, num_kv_heads=1, head_size=1, dtype=torch.float16, use_mla=False,
             sliding_window=args.sliding_window)))
+    if args.chunked_local:
+        groups.append(iface.KVCacheGroupSpec(["chunked"], iface.ChunkedLocalAttentionSpec(
+            block_size=bs, num_kv_heads=1, head_size=1, dtype=torch.float16, use_mla=False,
+            attention_chunk_size=args.chunked_local)))
+    if args.mamba:
+        # vLLM gives a Mamba group one page per request: its block size is
+        # the longest a request can be.
+        groups.append(iface.KVCacheGroupSpec(["mamba"], iface.MambaSpec(
+            block_size=L, shapes=((1,),), dtypes=(torch.float16,))))
     config = iface.KVCacheConfig(num_blocks=args.blocks, kv_cache_tensors=[], kv_cache_groups=groups)
     hasher = utils.get_request_block_hasher(bs, _sha256)
     trace = read_trace(args.trace, args.requests)
@@ -195,7 +204,10 @@ def run(args, vllm):
 
     clock = time.perf_counter_ns
     wall0 = clock()
-    m = mgr_mod.KVCacheManager(config, max_model_len=L, enable_caching=True)
+    # vLLM at f20c3b0 caches no Mamba state and refuses prefix caching with
+    # a Mamba group's page size: such a model runs without the prefix
+    # cache, which takes the same decisions as a cache that never hits.
+    m = mgr_mod.KVCacheManager(config, max_model_len=L, enable_caching=not args.mamba)
     reqs = []
     for i, (ctx, gen) in enumerate(trace):
         gen = min(max(gen, 1), L - 1)
@@ -348,6 +360,8 @@ def main():
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--max-model-len", type=int, default=16384)
     p.add_argument("--sliding-window", type=int, default=0, help="W1-H: add a sliding-window group of W tokens")
+    p.add_argument("--chunked-local", type=int, default=0, help="add a chunked local attention group of C tokens instead")
+    p.add_argument("--mamba", action="store_true", help="add a Mamba (state) group of one page per request instead")
     p.add_argument("--digest", action="store_true", help="compute the allocation digest")
     p.add_argument("--lines", metavar="FILE", help="write the digest's lines to FILE (implies --digest), to find the first decision that differs")
     args = p.parse_args()

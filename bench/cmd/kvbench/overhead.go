@@ -38,6 +38,8 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	trace := fs.String("trace", "", "Azure CSV trace (default: the embedded Azure conversation trace)")
 	policy := fs.String("policy", "lru", "eviction policy of cached blocks (eviction.Names); -compat vllm needs lru")
 	fs.IntVar(&cfg.Window, "window", 0, "W1-H: add a KV cache group with a sliding window of this many tokens (0: W1, one full-attention group)")
+	fs.IntVar(&cfg.Chunk, "chunk", 0, "add a chunked local attention group of this many tokens instead of a window")
+	fs.IntVar(&cfg.StatePages, "state", 0, "add a state group (Mamba, Gated DeltaNet) of this many blocks per sequence instead of a window")
 	hasher := fs.String("hasher", "sha256", `block hasher: "sha256" (as vLLM) or "fast" (to measure the manager without hashing)`)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kvbench overhead [flags]\n\nReplays workload W1 (an Azure conversation trace through a vLLM-style scheduler)\nand reports the manager's counters and the time spent in its calls.\n\nflags:")
@@ -49,8 +51,20 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if cfg.Window < 0 {
-		return fmt.Errorf("-window %d must not be negative", cfg.Window)
+	extra := 0
+	for _, v := range []struct {
+		name string
+		val  int
+	}{{"window", cfg.Window}, {"chunk", cfg.Chunk}, {"state", cfg.StatePages}} {
+		if v.val < 0 {
+			return fmt.Errorf("-%s %d must not be negative", v.name, v.val)
+		}
+		if v.val > 0 {
+			extra++
+		}
+	}
+	if extra > 1 {
+		return fmt.Errorf("-window, -chunk and -state each add the second group: give one")
 	}
 	if *repeat < 1 {
 		return fmt.Errorf("-repeat %d must be at least 1", *repeat)
@@ -106,8 +120,13 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	}
 	tok := float64(r.TokensProcessed)
 	workload := "W1"
-	if cfg.Window > 0 {
+	switch {
+	case cfg.Window > 0:
 		workload = fmt.Sprintf("W1-H (a full-attention group and a %d-token sliding-window group)", cfg.Window)
+	case cfg.Chunk > 0:
+		workload = fmt.Sprintf("W1-H (a full-attention group and a %d-token chunked local attention group)", cfg.Chunk)
+	case cfg.StatePages > 0:
+		workload = fmt.Sprintf("W1-H (a full-attention group and a state group of %d blocks per sequence)", cfg.StatePages)
 	}
 	fmt.Fprintf(stdout, "workload %s: %d requests of the Azure conversation trace, %d blocks of %d tokens, compat %s, policy %s\n",
 		workload, cfg.Requests, cfg.Blocks, cfg.BlockSize, mode, *policy)
