@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/pagedkv/pagedkv/kvmem"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -27,6 +28,17 @@ var HybridTargets = []struct {
 	Share  float64
 }{{128, 0.70}, {1024, 0.95}}
 
+// HybridStateTarget is the default mode's target on W1 with the layout of
+// a model with state layers (3 state groups : 1 full-attention group,
+// Qwen3-Next-like): admitted hit tokens as a share of W1's single-group
+// figure with vLLM's decisions (issue 14; vLLM at f20c3b0 caches no state
+// and gets none).
+const HybridStateTarget = 0.60
+
+// DefaultHybridStateModels are the models whose full-attention and state
+// layout the hybrid study replays by default.
+var DefaultHybridStateModels = []string{"Qwen3-Next-80B-A3B"}
+
 // HybridConfig configures the hybrid prefix-hit study: W1-H (W1 with a
 // full-attention group and a sliding-window group, WORKLOADS.md section 8)
 // at several windows, each replayed twice: with vLLM v1's decisions (the
@@ -40,8 +52,24 @@ type HybridConfig struct {
 	// of the embedded Azure conversation trace over 8192 blocks.
 	Requests, Blocks int
 	Trace            []Request
+	// StateModels are kvmem presets with full-attention and state layers
+	// (Mamba, Gated DeltaNet) whose layout W1 is also replayed with; nil
+	// means DefaultHybridStateModels, empty none.
+	StateModels []string
 	// Workers bounds the replays run at once; default GOMAXPROCS.
 	Workers int
+}
+
+// HybridStateRow is W1 on a model's full-attention and state layout:
+// vLLM's decisions beside the default mode's.
+type HybridStateRow struct {
+	// Model is the kvmem preset; FullGroups and StateGroups count its KV
+	// cache groups at W1's 16-token blocks, each state taking Pages blocks
+	// (kvmem.Spec.StateBlocks at BF16).
+	Model                          string
+	FullGroups, StateGroups, Pages int
+	// VLLM is the compat mode, Default the default mode (checkpoints).
+	VLLM, Default HybridHits
 }
 
 // HybridHits are the prefix hits of one W1 or W1-H replay.
@@ -75,6 +103,50 @@ type HybridResult struct {
 	SingleVLLM, SingleDefault HybridHits
 	// Rows are the windows in the order asked.
 	Rows []HybridRow
+	// States are the state layouts in the order asked.
+	States []HybridStateRow
+}
+
+// stateLayout returns a kvmem preset's KV cache groups at W1's block size:
+// one group per slice of LayersPerBlock layers, full attention first.
+func stateLayout(model string, blockSize int) (HybridStateRow, []paged.Group, error) {
+	row := HybridStateRow{Model: model}
+	md, err := kvmem.LookupModel(model)
+	if err != nil {
+		return row, nil, fmt.Errorf("%w: %w", ErrHybridStudy, err)
+	}
+	spec := md.Spec(kvmem.BF16, kvmem.BF16)
+	lpb, err := spec.LayersPerBlock()
+	if err != nil {
+		return row, nil, fmt.Errorf("%w: %s: %w", ErrHybridStudy, model, err)
+	}
+	var state []paged.Group
+	for _, g := range spec.Groups {
+		switch g.Kind {
+		case kvmem.Full:
+			row.FullGroups += g.Layers / lpb
+		case kvmem.State:
+			pages, err := spec.StateBlocks(g, blockSize)
+			if err != nil {
+				return row, nil, fmt.Errorf("%w: %s: %w", ErrHybridStudy, model, err)
+			}
+			row.Pages = int(pages)
+			for range g.Layers / lpb {
+				state = append(state, paged.Group{Kind: paged.State, Pages: row.Pages})
+			}
+		default:
+			return row, nil, fmt.Errorf("%w: %s has %v layers; the state rows take full attention and state only", ErrHybridStudy, model, g.Kind)
+		}
+	}
+	row.StateGroups = len(state)
+	if row.FullGroups == 0 || row.StateGroups == 0 {
+		return row, nil, fmt.Errorf("%w: %s has no full-attention or no state layers", ErrHybridStudy, model)
+	}
+	groups := make([]paged.Group, row.FullGroups, row.FullGroups+len(state))
+	for i := range groups {
+		groups[i] = paged.Group{Kind: paged.FullAttention}
+	}
+	return row, append(groups, state...), nil
 }
 
 // Share returns hits as a fraction of base's admitted hit tokens.
@@ -92,8 +164,8 @@ func RunHybridStudy(cfg HybridConfig) (HybridResult, error) {
 	if cfg.Windows == nil {
 		cfg.Windows = DefaultHybridWindows
 	}
-	if len(cfg.Windows) == 0 {
-		return HybridResult{}, fmt.Errorf("%w: no windows", ErrHybridStudy)
+	if len(cfg.Windows) == 0 && len(cfg.StateModels) == 0 && cfg.StateModels != nil {
+		return HybridResult{}, fmt.Errorf("%w: no windows and no state models", ErrHybridStudy)
 	}
 	for _, w := range cfg.Windows {
 		if w < 1 {
@@ -112,13 +184,27 @@ func RunHybridStudy(cfg HybridConfig) (HybridResult, error) {
 
 	type job struct {
 		window int
+		groups []paged.Group
 		compat string
 		out    *HybridHits
 	}
-	jobs := []job{{0, "vllm", &res.SingleVLLM}, {0, "", &res.SingleDefault}}
+	jobs := []job{{0, nil, "vllm", &res.SingleVLLM}, {0, nil, "", &res.SingleDefault}}
 	for i, w := range cfg.Windows {
 		res.Rows[i].Window = w
-		jobs = append(jobs, job{w, "vllm", &res.Rows[i].VLLM}, job{w, "", &res.Rows[i].Default})
+		jobs = append(jobs, job{w, nil, "vllm", &res.Rows[i].VLLM}, job{w, nil, "", &res.Rows[i].Default})
+	}
+	models := cfg.StateModels
+	if models == nil {
+		models = DefaultHybridStateModels
+	}
+	res.States = make([]HybridStateRow, len(models))
+	for i, name := range models {
+		row, groups, err := stateLayout(name, base.BlockSize)
+		if err != nil {
+			return HybridResult{}, err
+		}
+		res.States[i] = row
+		jobs = append(jobs, job{0, groups, "vllm", &res.States[i].VLLM}, job{0, groups, "", &res.States[i].Default})
 	}
 	errs := make([]error, len(jobs))
 	next := make(chan int)
@@ -129,7 +215,7 @@ func RunHybridStudy(cfg HybridConfig) (HybridResult, error) {
 			defer wg.Done()
 			for i := range next {
 				c := base
-				c.Window, c.Compat = jobs[i].window, jobs[i].compat
+				c.Window, c.Groups, c.Compat = jobs[i].window, jobs[i].groups, jobs[i].compat
 				*jobs[i].out, errs[i] = hybridHits(c)
 			}
 		}()

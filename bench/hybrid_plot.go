@@ -111,6 +111,10 @@ func PlotHybrid(path string, r HybridResult) error {
 		p.Add(l)
 		p.Legend.Add(ref.label, l)
 	}
+	for _, st := range r.States {
+		p.Legend.Add(fmt.Sprintf("%s (%d state : %d full groups): vLLM %.0f%%, default mode %.0f%%",
+			st.Model, st.StateGroups, st.FullGroups, pct(st.VLLM), pct(st.Default)))
+	}
 	p.Legend.Top = false
 	p.Legend.Left = false
 	p.Legend.XOffs = -vg.Points(12)

@@ -10,9 +10,10 @@ import (
 
 // TestHybridStudyTargets: on W1-H at the size (2,000 requests, 8,192
 // blocks) the default mode keeps at least 95% of W1's single-group admitted
-// hits (vLLM's decisions) with a 1,024-token window and 70% with a
-// 128-token one, while the compat rows are vLLM's own figures
-// (WORKLOADS.md section 8).
+// hits (vLLM's decisions) with a 1,024-token window, 70% with a 128-token
+// one and 60% with Qwen3-Next's 3 state groups : 1 full-attention group,
+// while the compat rows are vLLM's own figures (WORKLOADS.md section 8; no
+// state hits at all).
 func TestHybridStudyTargets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("four full replays")
@@ -30,6 +31,11 @@ func TestHybridStudyTargets(t *testing.T) {
 			}
 		}
 	}
+	require.Len(t, r.States, 1)
+	st := r.States[0]
+	assert.Equal(t, HybridStateRow{Model: "Qwen3-Next-80B-A3B", FullGroups: 1, StateGroups: 3, Pages: 34, VLLM: st.VLLM, Default: st.Default}, st)
+	assert.Zero(t, st.VLLM.AdmittedHitTokens)
+	assert.GreaterOrEqual(t, st.Default.Share(r.SingleVLLM), HybridStateTarget)
 }
 
 // TestHybridStudySmall: the split of admitted hits into first admissions
@@ -41,7 +47,9 @@ func TestHybridStudySmall(t *testing.T) {
 	assert.Equal(t, 300, r.Requests)
 	assert.EqualValues(t, 12400, r.Rows[0].VLLM.AdmittedHitTokens)
 	assert.Equal(t, 15, r.Rows[0].VLLM.Preemptions)
-	for _, h := range []HybridHits{r.SingleVLLM, r.SingleDefault, r.Rows[0].VLLM, r.Rows[0].Default, r.Rows[1].Default} {
+	require.Len(t, r.States, 1)
+	assert.Positive(t, r.States[0].Default.AdmittedHitTokens)
+	for _, h := range []HybridHits{r.SingleVLLM, r.SingleDefault, r.Rows[0].VLLM, r.Rows[0].Default, r.Rows[1].Default, r.States[0].Default} {
 		assert.Equal(t, h.AdmittedHitTokens, h.FirstHitTokens+h.ResumeHitTokens)
 	}
 	assert.Greater(t, r.Rows[0].Default.AdmittedHitTokens, r.Rows[0].VLLM.AdmittedHitTokens)
@@ -52,7 +60,9 @@ func TestHybridStudySmall(t *testing.T) {
 
 func TestHybridStudyErrors(t *testing.T) {
 	for _, cfg := range []HybridConfig{
-		{Windows: []int{}},
+		{Windows: []int{}, StateModels: []string{}},
+		{Windows: []int{8}, StateModels: []string{"no such model"}},
+		{Windows: []int{8}, StateModels: []string{"gpt-oss-120b"}},
 		{Windows: []int{0}},
 		{Windows: []int{8}, Requests: -1},
 		{Windows: []int{8}, Requests: 1 << 20},

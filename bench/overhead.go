@@ -52,6 +52,9 @@ type W1Config struct {
 	// StatePages, when positive, gives the model a state group of that
 	// many blocks per sequence instead (Mamba, Gated DeltaNet layers).
 	StatePages int
+	// Groups, when set, are the model's KV cache groups, group 0 full
+	// attention; they replace Window, Chunk and StatePages.
+	Groups []paged.Group
 	// Digest computes the allocation digest (costs a little time).
 	Digest bool
 	// Trace events, when non-nil, receives every digest line as it happens.
@@ -167,7 +170,9 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		UnifiedFreeQueue: cfg.Compat == "vllm",
 		Hasher:           cfg.Hasher,
 	}
-	if g, ok := cfg.group(); ok {
+	if cfg.Groups != nil {
+		mcfg.Groups = cfg.Groups
+	} else if g, ok := cfg.group(); ok {
 		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, g}
 	}
 	groups := max(1, len(mcfg.Groups))
@@ -233,6 +238,8 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		decode bool
 	}
 	scheduled := make([]sched, 0, cfg.MaxNumSeqs)
+	var copies []paged.Copy
+	var ckpts []paged.Checkpoint
 
 	for waiting.len() > 0 || len(running) > 0 {
 		res.Steps++
@@ -344,10 +351,14 @@ func RunW1(cfg W1Config) (W1Result, error) {
 							line = append(line, ';')
 						}
 						tb, _ := m.TableGroup(r.id, g)
+						h := hits
+						if g < len(mcfg.Groups) && mcfg.Groups[g].Kind == paged.State {
+							h = 0 // a state hit is copied into new pages
+						}
 						if part == 0 {
-							line = appendIDs(line, tb[:hits])
+							line = appendIDs(line, tb[:h])
 						} else {
-							line = appendIDs(line, tb[hits:])
+							line = appendIDs(line, tb[h:])
 						}
 					}
 				}
@@ -356,6 +367,9 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			}
 			scheduled = append(scheduled, sched{r, n - cached, false})
 		}
+		// The step's directives, as a server takes them with its batch.
+		copies = m.TakeCopies(copies[:0])
+		ckpts = m.TakeCheckpoints(ckpts[:0])
 		tOutput := time.Now()
 		res.NsAdmit += int64(tOutput.Sub(tAdmit))
 		res.PeakRunning = max(res.PeakRunning, len(running))

@@ -55,6 +55,9 @@ func (m *Manager) Check() error {
 		if err := m.checkPins(i, s, refs); err != nil {
 			return err
 		}
+		if err := m.checkPending(i, s, refs); err != nil {
+			return err
+		}
 		running++
 		if want := (len(s.tokens) + m.bs - 1) / m.bs; len(s.blocks) != want {
 			return fmt.Errorf("paged: sequence slot %d has %d tokens but %d blocks", i, len(s.tokens), len(s.blocks))

@@ -309,7 +309,8 @@ full:
 	case ChunkedLocal:
 		hit = m.lookupChunkedGroups(s, full)
 	case State:
-		hit = 0 // a state is not cached (as vLLM's MambaManager)
+		// vLLM's MambaManager caches no state; checkpoints do (checkpoint.go).
+		hit = m.lookupState(s, full)
 	}
 	m.hits = m.hits[:hit]
 	for g := 1; g < len(groups); g++ {
@@ -436,7 +437,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		count(m.ghits[g])
 		held += len(m.ghits[g])
 	}
-	p.alloc = total - held + p.evictableHits
+	p.alloc = total - held + p.evictableHits + m.stateClaims()
 	wm := m.watermarkBlocks()
 	switch {
 	case total > m.pool.Usable()-wm || n > m.cfg.MaxModelLen:
@@ -461,6 +462,7 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 			}
 		}
 	}
+	m.claimState(s)
 	s.blocks = append(s.blocks[:0], m.hits...)
 	for g := range s.ext {
 		t := &s.ext[g]
@@ -482,7 +484,6 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 	}
 	m.notePeak()
 	s.committed = p.hits
-	m.noteBranch(s)
 }
 
 // slideGroups releases, in every window group, the blocks the window of

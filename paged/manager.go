@@ -182,7 +182,7 @@ func (m *Manager) allocBlock() allocator.BlockID {
 	}
 	if m.cached[id] {
 		if !m.offload(id) {
-			m.uncache(id, true)
+			m.uncache(id, !m.isCheckpoint(id))
 		}
 		m.stats.evictions++
 	}

@@ -71,17 +71,21 @@ type retainer struct {
 	prev     []allocator.BlockID
 	next     []allocator.BlockID
 	n        [3]int
+	checkpointer
 }
 
-// initRetention turns the shelves on for a manager with a window group and
-// its own free list (UnifiedFreeQueue keeps vLLM's decisions).
+// initRetention turns the shelves on for a manager with a window or state
+// group and its own free list (UnifiedFreeQueue keeps vLLM's decisions).
 func (m *Manager) initRetention() {
-	if !m.hybrid() || m.window == 0 || m.cfg.UnifiedFreeQueue || !m.hashing {
+	m.initCheckpoints()
+	if !m.hybrid() || (m.window == 0 && !m.ret.ckpt) || m.cfg.UnifiedFreeQueue || !m.hashing {
 		return
 	}
 	r := &m.ret
 	r.on = true
-	r.need = (m.window - 1 + m.bs - 1) / m.bs
+	if m.window > 0 {
+		r.need = (m.window - 1 + m.bs - 1) / m.bs
+	}
 	n := m.cfg.NumBlocks
 	r.where = make([]shelf, n)
 	r.prev = make([]allocator.BlockID, n+2)
@@ -194,12 +198,16 @@ type seqRetention struct {
 	// branch is the full-attention hit of the first admission, in blocks;
 	// -1 before it.
 	branch int32
-	// pins are window blocks before the branch point that left the window
-	// but stay referenced while the sequence runs.
+	// pins are window blocks before the branch point that left the window,
+	// and checkpoint pages, that stay referenced while the sequence runs.
 	pins []allocator.BlockID
+	// pending are the pages of a checkpoint after pendingAt blocks not yet
+	// handed out by TakeCheckpoints (checkpoint.go).
+	pending   []allocator.BlockID
+	pendingAt int
 }
 
-func (k *seqRetention) reset() { k.branch, k.pins = -1, k.pins[:0] }
+func (k *seqRetention) reset() { k.branch, k.pins, k.pending = -1, k.pins[:0], k.pending[:0] }
 
 // pinsAt reports whether window entry k of running sequence s stays
 // referenced (pinned) when the window leaves it: it is among the blocks
@@ -281,12 +289,15 @@ func (m *Manager) releaseRetained(s *sequence, preempt bool) {
 		m.releaseTo(s.keep.pins[i], shelfHigh)
 	}
 	s.keep.pins = s.keep.pins[:0]
+	m.dropPending(s)
 }
 
-// noteBranch records s's branch point at its first admission: the
+// noteAdmit finishes the admission of s (handle id) for retention: its
+// state checkpoints, then, at its first admission, its branch point: the
 // full-attention hit of the lookup just made, the end of the cached prefix
 // s shares with earlier sequences.
-func (m *Manager) noteBranch(s *sequence) {
+func (m *Manager) noteAdmit(s *sequence, id SeqID) {
+	m.admitState(s, id, m.ret.lastFull)
 	if s.keep.branch < 0 {
 		s.keep.branch = int32(m.ret.lastFull)
 	}

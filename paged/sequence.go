@@ -530,6 +530,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	}
 	if m.hybrid() {
 		m.admitGroups(s, p)
+		m.noteAdmit(s, id)
 		s.state = seqRunning
 		s.version++
 		m.nrunning++

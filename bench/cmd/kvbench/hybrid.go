@@ -23,7 +23,8 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Blocks, "blocks", 8192, "KV blocks in the pool, block 0 (the null block) included")
 	fs.IntVar(&cfg.Workers, "workers", runtime.GOMAXPROCS(0), "replays run in parallel")
 	trace := fs.String("trace", "", "Azure CSV `file` (default: the embedded Azure conversation trace)")
-	asJSON := fs.Bool("json", false, "print one JSON object per window instead of the table")
+	stateModels := fs.String("state-models", strings.Join(bench.DefaultHybridStateModels, ","), "comma-separated kvmem presets with full-attention and state layers to replay W1 with (empty: none)")
+	asJSON := fs.Bool("json", false, "print one JSON object per window and state model instead of the table")
 	plotPath := fs.String("plot", "", "write a plot of the hits against the window to `file` (.png, .svg or .pdf)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kvbench hybrid [flags]\n\nReplays W1-H (workload W1 on a model with a full-attention and a\nsliding-window KV cache group) at each window, once with vLLM v1's hybrid\ncoordinator's decisions (the bit-exact compat mode) and once in the default\nmode, and reports the admitted prefix-hit tokens of each against W1 with one\ngroup.\n\nflags:")
@@ -43,12 +44,22 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-%s %d must be positive", v.name, v.val)
 		}
 	}
+	cfg.Windows = []int{}
 	for _, f := range strings.Split(*windows, ",") {
+		if strings.TrimSpace(f) == "" && *windows == "" {
+			break
+		}
 		w, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || w < 1 {
 			return fmt.Errorf("-windows: %q is not a window of at least one token", f)
 		}
 		cfg.Windows = append(cfg.Windows, w)
+	}
+	cfg.StateModels = []string{}
+	for _, f := range strings.Split(*stateModels, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			cfg.StateModels = append(cfg.StateModels, f)
+		}
 	}
 	if *trace != "" {
 		reqs, err := bench.ReadTraceFile(*trace, "azure")
@@ -61,7 +72,7 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *plotPath != "" {
+	if *plotPath != "" && len(r.Rows) > 0 {
 		if err := bench.PlotHybrid(*plotPath, r); err != nil {
 			return err
 		}
@@ -69,7 +80,14 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		for _, row := range r.Rows {
-			if err := enc.Encode(hybridJSON(r, row)); err != nil {
+			if err := enc.Encode(hybridJSON(r, row.VLLM, row.Default, "window", row.Window)); err != nil {
+				return err
+			}
+		}
+		for _, row := range r.States {
+			out := hybridJSON(r, row.VLLM, row.Default, "state_model", row.Model)
+			out["full_groups"], out["state_groups"], out["state_pages"] = row.FullGroups, row.StateGroups, row.Pages
+			if err := enc.Encode(out); err != nil {
 				return err
 			}
 		}
@@ -90,19 +108,20 @@ func joinInts(v []int) string {
 	return strings.Join(s, ",")
 }
 
-// hybridJSON is one window's figures, flat, with both bases.
-func hybridJSON(r bench.HybridResult, row bench.HybridRow) map[string]any {
+// hybridJSON is one layout's figures, flat, with both bases; key and val
+// name the layout (its window or its state model).
+func hybridJSON(r bench.HybridResult, vllm, dflt bench.HybridHits, key string, val any) map[string]any {
 	out := map[string]any{
 		"requests":                       r.Requests,
 		"blocks":                         r.Blocks,
-		"window":                         row.Window,
+		key:                              val,
 		"w1_vllm_admitted_hit_tokens":    r.SingleVLLM.AdmittedHitTokens,
 		"w1_default_admitted_hit_tokens": r.SingleDefault.AdmittedHitTokens,
 	}
 	for _, m := range []struct {
 		prefix string
 		h      bench.HybridHits
-	}{{"vllm_", row.VLLM}, {"default_", row.Default}} {
+	}{{"vllm_", vllm}, {"default_", dflt}} {
 		out[m.prefix+"admitted_hit_tokens"] = m.h.AdmittedHitTokens
 		out[m.prefix+"first_hit_tokens"] = m.h.FirstHitTokens
 		out[m.prefix+"resume_hit_tokens"] = m.h.ResumeHitTokens
@@ -133,6 +152,15 @@ func printHybrid(w io.Writer, r bench.HybridResult) {
 			row.Window, commas(v.AdmittedHitTokens), 100*v.Share(r.SingleVLLM), v.Preemptions,
 			commas(d.AdmittedHitTokens), 100*d.Share(r.SingleVLLM), 100*d.Share(r.SingleDefault),
 			commas(d.FirstHitTokens)+" / "+commas(d.ResumeHitTokens), d.Preemptions)
+	}
+	for _, row := range r.States {
+		v, d := row.VLLM, row.Default
+		fmt.Fprintf(w, "%7s | %11s %6.1f%% %8d | %11s %6.1f%% %9.1f%% %19s %8d\n",
+			"state", commas(v.AdmittedHitTokens), 100*v.Share(r.SingleVLLM), v.Preemptions,
+			commas(d.AdmittedHitTokens), 100*d.Share(r.SingleVLLM), 100*d.Share(r.SingleDefault),
+			commas(d.FirstHitTokens)+" / "+commas(d.ResumeHitTokens), d.Preemptions)
+		fmt.Fprintf(w, "%7s   (%s: %d full-attention and %d state groups, a state of %d blocks; the default mode keeps state checkpoints)\n",
+			"", row.Model, row.FullGroups, row.StateGroups, row.Pages)
 	}
 	fmt.Fprintf(w, "\n\"of W1\" is against W1 with one group and vLLM's decisions (%s), \"of W1 dflt\" against the default mode's (%s).\n",
 		commas(r.SingleVLLM.AdmittedHitTokens), commas(r.SingleDefault.AdmittedHitTokens))

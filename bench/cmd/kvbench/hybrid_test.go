@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,7 +24,10 @@ func TestHybridJSONAndTable(t *testing.T) {
 		require.NoError(t, json.Unmarshal(sc.Bytes(), &row))
 		rows = append(rows, row)
 	}
-	require.Len(t, rows, 2)
+	require.Len(t, rows, 3)
+	assert.Equal(t, "Qwen3-Next-80B-A3B", rows[2]["state_model"])
+	assert.EqualValues(t, 0, rows[2]["vllm_admitted_hit_tokens"], "vLLM caches no state")
+	assert.EqualValues(t, 3, rows[2]["state_groups"])
 	// vLLM's own manager on W1-H, --sliding-window=1 --requests=200
 	// --blocks=1024 (bench/overhead_hybrid_test.go).
 	assert.EqualValues(t, 1, rows[0]["window"])
@@ -38,13 +42,17 @@ func TestHybridJSONAndTable(t *testing.T) {
 	require.NoError(t, runHybrid(append(args, "-plot", plot), &out, &errb))
 	assert.Contains(t, out.String(), "vLLM v1 (compat")
 	assert.Contains(t, out.String(), "    128 |")
+	assert.Contains(t, out.String(), "  state |")
+	out.Reset()
+	require.NoError(t, runHybrid([]string{"-requests", "50", "-windows", "", "-json"}, &out, &errb))
+	assert.Equal(t, 1, strings.Count(out.String(), "\n"), "the state row only")
 	assert.FileExists(t, plot)
 }
 
 func TestHybridFlagErrors(t *testing.T) {
 	var out, errb bytes.Buffer
 	for _, args := range [][]string{
-		{"-windows", "0"}, {"-windows", "a,8"}, {"-requests", "0"}, {"-blocks", "-1"}, {"-workers", "0"}, {"extra"},
+		{"-windows", "0"}, {"-windows", "a,8"}, {"-state-models", "nope"}, {"-windows", "", "-state-models", ""}, {"-requests", "0"}, {"-blocks", "-1"}, {"-workers", "0"}, {"extra"},
 	} {
 		assert.Error(t, runHybrid(args, &out, &errb), "%v", args)
 	}
