@@ -312,3 +312,62 @@ func TestCheckpointsOffInCompatMode(t *testing.T) {
 		assert.Empty(t, m.TakeCheckpoints(nil))
 	}
 }
+
+// TestCheckpointSteadyStateAllocs: admissions that hit a checkpoint (claims
+// and copies), the step's directives, decode, preemption, resumption and
+// finishing allocate nothing once buffers have grown.
+func TestCheckpointSteadyStateAllocs(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 512,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 3}, {Kind: paged.State, Pages: 3}}})
+	require.NoError(t, err)
+	prompt := append(seqOf(1, 16), 0, 0)
+	var copies []paged.Copy
+	var cks []paged.Checkpoint
+	next := int32(1000)
+	start := func() paged.SeqID {
+		next += 2
+		prompt[16], prompt[17] = next, next+1
+		id, err := m.Add(prompt, &paged.SeqOptions{MaxTokens: 64})
+		if err != nil {
+			panic(err)
+		}
+		if _, err := m.Admit(id); err != nil {
+			panic(err)
+		}
+		return id
+	}
+	hits := 0
+	cycle := func() {
+		a, b := start(), start()
+		copies = m.TakeCopies(copies[:0])
+		cks = m.TakeCheckpoints(cks[:0])
+		for range 6 {
+			next++
+			if err := m.Append(a, next); err != nil {
+				panic(err)
+			}
+		}
+		if err := m.Preempt(a); err != nil {
+			panic(err)
+		}
+		cached, err := m.Admit(a)
+		if err != nil {
+			panic(err)
+		}
+		hits += cached
+		if err := m.Free(a); err != nil {
+			panic(err)
+		}
+		if err := m.Free(b); err != nil {
+			panic(err)
+		}
+	}
+	for range 10 {
+		cycle()
+	}
+	require.NoError(t, m.Check())
+	require.Positive(t, hits, "resumptions hit the checkpoint")
+	require.NotEmpty(t, copies)
+	assert.Zero(t, testing.AllocsPerRun(50, cycle))
+	require.NoError(t, m.Check())
+}
