@@ -192,7 +192,7 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int) {
 	for range len(r.states) * r.pages {
 		s.keep.pending = append(s.keep.pending, m.allocBlock())
 	}
-	s.keep.pendingAt = full
+	s.keep.pendingAt, s.keep.pendingLen = full, len(s.tokens)
 	r.pend = append(r.pend, id)
 	m.notePeak()
 }
@@ -200,8 +200,8 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int) {
 // TakeCheckpoints appends to dst the state checkpoints to write in the
 // step being built (see Checkpoint) and commits them to the prefix index:
 // a server calls it once per step, with TakeCopies, and writes each while
-// computing the step. A checkpoint whose sequence was preempted or freed
-// before this call is dropped. Nil without State groups or in the
+// computing the step. A checkpoint whose sequence was preempted, freed or
+// appended to before this call is dropped. Nil without State groups or in the
 // vLLM-compatible mode (UnifiedFreeQueue), where states are not cached.
 func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 	r := &m.ret
@@ -209,6 +209,12 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 	for _, id := range r.pend {
 		s, err := m.seq(id)
 		if err != nil || s.state != seqRunning || len(s.keep.pending) == 0 {
+			continue
+		}
+		if len(s.tokens) != s.keep.pendingLen {
+			// Tokens were appended since the admission: the step that
+			// passed the checkpoint's position has run without it.
+			m.dropPending(s)
 			continue
 		}
 		L := s.keep.pendingAt

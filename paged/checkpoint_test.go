@@ -371,3 +371,25 @@ func TestCheckpointSteadyStateAllocs(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(50, cycle))
 	require.NoError(t, m.Check())
 }
+
+// TestCheckpointDroppedAfterAppend: a checkpoint not handed out before the
+// sequence moves on can no longer be written, so it is dropped, and its
+// pages are free again.
+func TestCheckpointDroppedAfterAppend(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	prompt := func(tail int32) []int32 { return append(seqOf(1, 12), tail) }
+	_, _, err = m.Create(prompt(100), nil)
+	require.NoError(t, err)
+	b, _, err := m.Create(prompt(200), nil)
+	require.NoError(t, err)
+	free := m.Stats().FreeBlocks
+	require.NoError(t, m.Append(b, 7))
+	assert.Empty(t, m.TakeCheckpoints(nil))
+	assert.Equal(t, free+2, m.Stats().FreeBlocks, "the two pages")
+	require.NoError(t, m.Check())
+	_, cached, err := m.Create(prompt(300), nil)
+	require.NoError(t, err)
+	assert.Zero(t, cached)
+}

@@ -205,6 +205,8 @@ type seqRetention struct {
 	// handed out by TakeCheckpoints (checkpoint.go).
 	pending   []allocator.BlockID
 	pendingAt int
+	// pendingLen is the sequence's length when the checkpoint was asked.
+	pendingLen int
 }
 
 func (k *seqRetention) reset() { k.branch, k.pins, k.pending = -1, k.pins[:0], k.pending[:0] }
