@@ -186,7 +186,7 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int) {
 		}
 		m.stats.copies += uint64(len(r.hitPages))
 	}
-	if s.keep.branch >= 0 || full <= r.hit || full == 0 || m.available() < len(r.states)*r.pages {
+	if s.keep.branch >= 0 || !r.lastMiss || full <= r.hit || full == 0 || m.available() < len(r.states)*r.pages || m.pendingAt(s, full) {
 		return
 	}
 	for range len(r.states) * r.pages {
@@ -195,6 +195,19 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int) {
 	s.keep.pendingAt, s.keep.pendingLen = full, len(s.tokens)
 	r.pend = append(r.pend, id)
 	m.notePeak()
+}
+
+// pendingAt reports whether a sequence admitted since the last
+// TakeCheckpoints already asks for the checkpoint after the same L blocks
+// of content as s: one is enough. O(sequences admitted in the step).
+func (m *Manager) pendingAt(s *sequence, L int) bool {
+	for _, id := range m.ret.pend {
+		o, err := m.seq(id)
+		if err == nil && len(o.keep.pending) > 0 && o.keep.pendingAt == L && o.hashes[L-1] == s.hashes[L-1] {
+			return true
+		}
+	}
+	return false
 }
 
 // TakeCheckpoints appends to dst the state checkpoints to write in the

@@ -272,7 +272,9 @@ func TestCheckpointHit(t *testing.T) {
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 2}}})
 	require.NoError(t, err)
 	prefix := seqOf(1, 12) // 3 blocks
-	with := func(tail int32) []int32 { return append(append([]int32(nil), prefix...), tail, tail+1) }
+	// A tail of a whole block and one token: the lookup of a sequence
+	// sharing the prefix stops at a block not cached.
+	with := func(tail int32) []int32 { return append(append([]int32(nil), prefix...), tail, tail+1, tail+2, tail+3, tail+4) }
 	_, cached, err := m.Create(with(100), nil)
 	require.NoError(t, err)
 	require.Zero(t, cached)
@@ -280,14 +282,12 @@ func TestCheckpointHit(t *testing.T) {
 	b, cached, err := m.Create(with(200), nil)
 	require.NoError(t, err)
 	require.Zero(t, cached, "the full-attention blocks are there, no state")
-	c, cached, err := m.Create(with(300), nil)
+	_, cached, err = m.Create(with(300), nil)
 	require.NoError(t, err)
 	assert.Zero(t, cached, "a checkpoint not handed out yet is not a hit")
 	cks := m.TakeCheckpoints(nil)
-	require.Len(t, cks, 2, "so the third asks for one too")
+	require.Len(t, cks, 1, "the third does not ask for the same checkpoint again")
 	assert.Equal(t, paged.Checkpoint{Seq: b, Group: 1, Tokens: 12, Pages: cks[0].Pages}, cks[0])
-	assert.Equal(t, c, cks[1].Seq)
-	assert.NotEqual(t, cks[0].Pages, cks[1].Pages)
 	require.Len(t, cks[0].Pages, 2)
 	m.TakeCopies(nil)
 	d, cached, err := m.Create(with(400), nil)
@@ -320,13 +320,15 @@ func TestCheckpointSteadyStateAllocs(t *testing.T) {
 	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 512,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 3}, {Kind: paged.State, Pages: 3}}})
 	require.NoError(t, err)
-	prompt := append(seqOf(1, 16), 0, 0)
+	prompt := append(seqOf(1, 16), 0, 0, 0, 0, 0)
 	var copies []paged.Copy
 	var cks []paged.Checkpoint
 	next := int32(1000)
 	start := func() paged.SeqID {
-		next += 2
-		prompt[16], prompt[17] = next, next+1
+		for i := 16; i < len(prompt); i++ {
+			next++
+			prompt[i] = next
+		}
 		id, err := m.Add(prompt, &paged.SeqOptions{MaxTokens: 64})
 		if err != nil {
 			panic(err)
@@ -379,7 +381,7 @@ func TestCheckpointDroppedAfterAppend(t *testing.T) {
 	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 2}}})
 	require.NoError(t, err)
-	prompt := func(tail int32) []int32 { return append(seqOf(1, 12), tail) }
+	prompt := func(tail int32) []int32 { return append(seqOf(1, 12), tail, tail+1, tail+2, tail+3, tail+4) }
 	_, _, err = m.Create(prompt(100), nil)
 	require.NoError(t, err)
 	b, _, err := m.Create(prompt(200), nil)

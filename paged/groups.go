@@ -301,7 +301,7 @@ full:
 		prev = id
 		m.hits = append(m.hits, id)
 	}
-	m.ret.lastFull = full
+	m.ret.lastFull, m.ret.lastMiss = full, full < max
 	hit := full
 	switch m.other {
 	case SlidingWindow:

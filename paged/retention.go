@@ -65,8 +65,11 @@ type retainer struct {
 	// need is the window blocks a hit needs before its end.
 	need int
 	// lastFull is the full-attention hit of the last lookup, in blocks,
-	// before the window groups cut it.
+	// before the window groups cut it; lastMiss says the lookup stopped
+	// there at a block not cached (the cached chain branches or ends
+	// there), not at the end of what the sequence may hit.
 	lastFull int
+	lastMiss bool
 	where    []shelf
 	prev     []allocator.BlockID
 	next     []allocator.BlockID
