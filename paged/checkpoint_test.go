@@ -274,7 +274,9 @@ func TestCheckpointHit(t *testing.T) {
 	prefix := seqOf(1, 12) // 3 blocks
 	// A tail of a whole block and one token: the lookup of a sequence
 	// sharing the prefix stops at a block not cached.
-	with := func(tail int32) []int32 { return append(append([]int32(nil), prefix...), tail, tail+1, tail+2, tail+3, tail+4) }
+	with := func(tail int32) []int32 {
+		return append(append([]int32(nil), prefix...), tail, tail+1, tail+2, tail+3, tail+4)
+	}
 	_, cached, err := m.Create(with(100), nil)
 	require.NoError(t, err)
 	require.Zero(t, cached)
