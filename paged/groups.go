@@ -31,8 +31,11 @@ import (
 // attention hit cut to that length.
 //
 // A chunked group's hit needs the blocks of the hit point's chunk; a State
-// group's state is not cached, so, as in vLLM v1, a manager with one has no
-// prefix hits; a Shared group holds nothing and reads its target's table.
+// group's hit needs a checkpoint of the state at exactly the hit point,
+// which only the default mode keeps (checkpoint.go: with UnifiedFreeQueue,
+// as in vLLM v1, a manager with a State group has no prefix hits); a
+// Shared group holds nothing and reads its target's table. Which cached
+// blocks the default mode keeps longest is retention.go's.
 //
 // Supported operations with more than one group: Add, AddHashed,
 // AddFromHashes, Admit, CanAdmit, Append, Preempt, Free, ResetCache,
@@ -57,8 +60,9 @@ const (
 	ChunkedLocal
 	// State groups keep a fixed-size per-sequence state (Mamba, Gated
 	// DeltaNet, KDA layers) in Pages blocks, allocated at admission,
-	// however long the sequence grows. As in vLLM v1 (f20c3b0), a state
-	// is not cached: a manager with a State group has no prefix hits.
+	// however long the sequence grows. As in vLLM v1 (f20c3b0), the
+	// vLLM-compatible mode caches no state, so it has no prefix hits; the
+	// default mode keeps checkpoints (see Checkpoint).
 	State
 	// Shared layers reuse the KV of group Target (cross-layer KV sharing,
 	// as Gemma 3n): they hold no blocks, and their table is Target's.
