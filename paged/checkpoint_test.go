@@ -2,6 +2,7 @@ package paged_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -396,4 +397,39 @@ func TestCheckpointDroppedAfterAppend(t *testing.T) {
 	_, cached, err := m.Create(prompt(300), nil)
 	require.NoError(t, err)
 	assert.Zero(t, cached)
+}
+
+// ExampleManager_TakeCheckpoints: a model with Gated DeltaNet layers keeps
+// a fixed-size state per sequence. The second request sharing a prompt
+// prefix makes the manager ask, with the step's directives, for a
+// checkpoint of the state at the prefix's end; later requests start from
+// a copy of it.
+func ExampleManager_TakeCheckpoints() {
+	m, err := paged.New(paged.Config{
+		BlockSize: 4,
+		NumBlocks: 64,
+		Groups: []paged.Group{
+			{Kind: paged.FullAttention},
+			{Kind: paged.State, Pages: 2}, // the state takes two blocks
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	system := []int32{1, 2, 3, 4, 5, 6, 7, 8} // a shared prefix of two blocks
+	prompt := func(user ...int32) []int32 { return append(append([]int32(nil), system...), user...) }
+
+	_, _, _ = m.Create(prompt(10, 11, 12, 13, 14), nil)
+	_, _, _ = m.Create(prompt(20, 21, 22, 23, 24), nil)
+	for _, c := range m.TakeCheckpoints(nil) {
+		fmt.Printf("write group %d's state after %d tokens of %v into blocks %v\n", c.Group, c.Tokens, c.Seq, c.Pages)
+	}
+	third, cached, _ := m.Create(prompt(30, 31, 32, 33, 34), nil)
+	own, _ := m.TableGroup(third, 1)
+	fmt.Println("third request:", cached, "tokens cached; its state blocks", own)
+	fmt.Println("copies:", m.TakeCopies(nil))
+	// Output:
+	// write group 1's state after 8 tokens of seq1.1 into blocks [13 14]
+	// third request: 8 tokens cached; its state blocks [17 18]
+	// copies: [{13 17} {14 18}]
 }
