@@ -18,8 +18,9 @@ import (
 // last window blocks is evicted, the hit falls back to the previous point
 // whose window is still cached, often the start.
 //
-// So without Config.UnifiedFreeQueue a manager with a window group sorts
-// the cached, unreferenced blocks onto three shelves, evicted in order:
+// So without Config.UnifiedFreeQueue a manager with a window (or state,
+// checkpoint.go) group sorts the cached, unreferenced blocks onto three
+// shelves, evicted in order:
 //
 //   - low: window blocks no known hit point can use (they slid out of the
 //     window far from any such point). They stay cached, so a hit that
@@ -36,10 +37,20 @@ import (
 //     window before its end), which Admit will claim back when the
 //     sequence resumes. They go only when the policy is empty.
 //
+// And a running sequence pins (keeps referenced) the window before its
+// branch point after its window has left it: it holds the prefix's
+// full-attention blocks anyway, and that window is what makes them a hit
+// for the next sequence sharing the prefix (pinsAt).
+//
 // The likely hit points are the ones the manager sees: where a sequence's
 // full-attention lookup stopped on its first admission (its branch point)
 // and where it ends when it is preempted or finishes. No constant is tuned:
 // the number of window blocks kept per point is the window's own need.
+//
+// A sequence's blocks are released tail first across groups (at each
+// position the full-attention block, then the others), so evictions from a
+// shelved hit shorten it a position at a time where the window reaches
+// back far enough, instead of leaving a window no hit can use.
 //
 // Shelved blocks are counted as available like the policy's: shelving
 // never makes an allocation fail, it only orders evictions. Every shelf
