@@ -214,8 +214,9 @@ func (m *Manager) pendingAt(s *sequence, L int) bool {
 // step being built (see Checkpoint) and commits them to the prefix index:
 // a server calls it once per step, with TakeCopies, and writes each while
 // computing the step. A checkpoint whose sequence was preempted, freed or
-// appended to before this call is dropped. Nil without State groups or in the
-// vLLM-compatible mode (UnifiedFreeQueue), where states are not cached.
+// appended to before this call is dropped. It appends nothing without State
+// groups or in the vLLM-compatible mode (UnifiedFreeQueue), where states
+// are not cached.
 func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 	r := &m.ret
 	r.out = r.out[:0]
