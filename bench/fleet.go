@@ -82,6 +82,29 @@ func (c FleetConfig) withDefaults() (FleetConfig, error) {
 	return c, nil
 }
 
+// estimate is the service time of q with nothing cached, the guess a
+// router makes for a request still queued.
+func (c FleetConfig) estimate(q Request) float64 {
+	return float64(q.InputTokens)/c.PrefillRate + float64(q.OutputTokens)*c.DecodeStep.Seconds()
+}
+
+// wait estimates when a request routed to s now would start: its slots
+// free as their running requests end (s.slots holds the remaining times)
+// and each queued request takes the first free slot for its estimated
+// service.
+func (c FleetConfig) wait(s *fleetServer, reqs []Request) float64 {
+	free := s.slots
+	for len(free) < c.Slots {
+		free = append(free, 0)
+	}
+	for _, i := range s.queue {
+		k := slices.Index(free, slices.Min(free))
+		free[k] += c.estimate(reqs[i])
+	}
+	s.slots = free
+	return slices.Min(free)
+}
+
 // FleetRouter names a routing policy for the study. Prefix says whether it
 // needs the index's scores (the others get zero scores and no lookup).
 type FleetRouter struct {
@@ -130,6 +153,7 @@ func FleetRouters(seed uint64, loadCap float64) []FleetRouter {
 		{Name: "least-loaded", Router: fleet.LeastLoaded{}},
 		{Name: "prefix-aware", Router: fleet.PrefixAware{}, Prefix: true},
 		{Name: fmt.Sprintf("prefix-aware, load cap %g", loadCap), Router: fleet.PrefixAware{LoadCap: loadCap}, Prefix: true},
+		{Name: "cost-aware", Router: fleet.CostAware{BlockSize: MooncakeBlockSize}, Prefix: true},
 	}
 }
 
@@ -163,6 +187,11 @@ type FleetResult struct {
 	ApplyTime time.Duration
 	// Decisions is the server chosen for each request, in trace order.
 	Decisions []int
+	// Index is the index's counters at the end of the replay (losses,
+	// gaps, conflicts), and PartialServers the servers it then marked
+	// partial: both zero unless the backend misbehaved.
+	Index          fleet.Stats
+	PartialServers int
 }
 
 // LookupsPerSecond is Lookups / LookupTime.
@@ -199,6 +228,8 @@ type fleetServer struct {
 	running int
 	served  int
 	events  []paged.Event
+	// slots is scratch for the wait estimate: when each slot frees.
+	slots []float64
 }
 
 // completion is a running request's end.
@@ -234,12 +265,14 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 	}
 	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), Decisions: make([]int, len(reqs))}
 	servers := make([]fleetServer, cfg.Servers)
+	byName := make(map[string]int, cfg.Servers)
 	for i := range servers {
 		m, err := paged.New(paged.Config{BlockSize: cfg.BlockSize, NumBlocks: cfg.Blocks, Events: 1 << 16})
 		if err != nil {
 			return res, err
 		}
 		servers[i] = fleetServer{name: fmt.Sprint("s", i), m: m}
+		byName[servers[i].name] = i
 		if _, err := cfg.Index.Register(servers[i].name); err != nil {
 			return res, err
 		}
@@ -331,6 +364,16 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		}
 		for k := range servers {
 			cands[k] = fleet.Candidate{Score: fleet.Score{Server: fleet.ServerID(k), Name: servers[k].name}, Load: float64(servers[k].running + len(servers[k].queue))}
+			servers[k].slots = servers[k].slots[:0]
+		}
+		// Work: the wait a new request would have at each server, in
+		// prefill tokens.
+		for _, c := range done {
+			servers[c.server].slots = append(servers[c.server].slots, c.at-now)
+		}
+		for k := range cands {
+			cands[k].Work = cfg.PrefillRate * cfg.wait(&servers[k], reqs)
+			cands[k].Queue = float64(len(servers[k].queue)) / float64(cfg.Slots)
 		}
 		if r.Prefix {
 			t0 := time.Now()
@@ -340,8 +383,12 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 			if err != nil {
 				return res, err
 			}
+			// Scores come by the index's server IDs, which routers
+			// sharing the index may have assigned in another order.
 			for k := range scores {
-				cands[scores[k].Server].Score = scores[k]
+				if si, ok := byName[scores[k].Name]; ok {
+					cands[si].Score = scores[k]
+				}
 			}
 		}
 		si := r.Router.Route(cands)
@@ -357,6 +404,16 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 	for len(done) > 0 {
 		if err := finish(heap.Pop(&done).(completion)); err != nil {
 			return res, err
+		}
+	}
+	res.Index = cfg.Index.Stats()
+	st, err := cfg.Index.Servers(nil)
+	if err != nil {
+		return res, err
+	}
+	for _, s := range st {
+		if s.Partial {
+			res.PartialServers++
 		}
 	}
 	for i := range servers {
@@ -403,4 +460,37 @@ func FleetHitBound(reqs []Request, blockSize int) float64 {
 		return 0
 	}
 	return float64(hit) / float64(in)
+}
+
+// SharedPrefix returns a copy of reqs in which every request begins with
+// the same n blocks of blockSize tokens (a common system prompt), its
+// prompt n*blockSize tokens longer. The shared blocks get hash IDs -1 ..
+// -n, which trace IDs (from 0) never use. A request without hash IDs (an
+// Azure trace has only lengths) gets unique IDs for its own full blocks,
+// so its prompt takes cache space without ever hitting. n = 0 only adds
+// those IDs.
+func SharedPrefix(reqs []Request, n, blockSize int) ([]Request, error) {
+	if n < 0 || blockSize < 1 {
+		return nil, fmt.Errorf("bench: shared prefix of %d blocks of %d tokens", n, blockSize)
+	}
+	out := make([]Request, len(reqs))
+	next := int64(-n - 1) // unique IDs for requests without any, downwards
+	for i, q := range reqs {
+		ids := make([]int64, 0, n+max(len(q.HashIDs), q.InputTokens/blockSize))
+		for k := range n {
+			ids = append(ids, int64(-1-k))
+		}
+		if len(q.HashIDs) > 0 {
+			ids = append(ids, q.HashIDs...)
+		} else {
+			for range q.InputTokens / blockSize {
+				ids = append(ids, next)
+				next--
+			}
+		}
+		q.HashIDs = ids
+		q.InputTokens += n * blockSize
+		out[i] = q
+	}
+	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/fleet/redisindex"
 	"github.com/pagedkv/pagedkv/internal/redistest"
 )
 
@@ -54,11 +55,12 @@ func TestFleetRedisRoutesLikeMemory(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	reqs := fleetTrace()[:400]
-	for _, i := range []int{3, 4} {
+	for _, i := range []int{3, 4, 5} {
 		mem, err := RunFleet(reqs, FleetConfig{Speed: 2}, FleetRouters(1, 8)[i])
 		require.NoError(t, err)
-		back, err := fleet.NewRedis(c, fleet.RedisConfig{Prefix: "pagedkv-bench-test"})
+		back, err := redisindex.New(c, redisindex.Config{Prefix: "pagedkv-bench-test"})
 		require.NoError(t, err)
+		require.NoError(t, back.Delete("fleet-test"))
 		x, err := fleet.New(fleet.Config{Model: "fleet-test", MaxServers: 8, Backend: back})
 		require.NoError(t, err)
 		red, err := RunFleet(reqs, FleetConfig{Speed: 2, Index: x}, FleetRouters(1, 8)[i])
@@ -80,4 +82,47 @@ func TestFleetHitBound(t *testing.T) {
 	res, err := RunFleet(fleetTrace(), FleetConfig{Speed: 2}, FleetRouters(1, 8)[3])
 	require.NoError(t, err)
 	assert.LessOrEqual(t, res.HitRate, FleetHitBound(fleetTrace(), MooncakeBlockSize))
+}
+
+func TestSharedPrefix(t *testing.T) {
+	reqs := []Request{
+		{InputTokens: 1024, HashIDs: []int64{1, 2}},
+		{InputTokens: 1100}, // no IDs (Azure): unique ones for its 2 full blocks
+		{InputTokens: 600},
+	}
+	out, err := SharedPrefix(reqs, 2, 512)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{-1, -2, 1, 2}, out[0].HashIDs)
+	assert.Equal(t, 1024+1024, out[0].InputTokens)
+	assert.Equal(t, []int64{-1, -2, -3, -4}, out[1].HashIDs)
+	assert.Equal(t, []int64{-1, -2, -5}, out[2].HashIDs)
+	assert.Equal(t, []int64{1, 2}, reqs[0].HashIDs, "the input is not modified")
+	_, err = SharedPrefix(reqs, -1, 512)
+	require.Error(t, err)
+}
+
+// TestFleetCostAwareBalancesASharedPrefix: when every request shares its
+// first block, prefix-aware routing sends everything to one server; the
+// cost-aware router keeps the balance of least-loaded and the hits.
+func TestFleetCostAwareBalancesASharedPrefix(t *testing.T) {
+	reqs, err := SharedPrefix(fleetTrace(), 1, MooncakeBlockSize)
+	require.NoError(t, err)
+	run := func(name string) FleetResult {
+		for _, r := range FleetRouters(1, 8) {
+			if r.Name == name {
+				res, err := RunFleet(reqs, FleetConfig{Speed: 2}, r)
+				require.NoError(t, err)
+				return res
+			}
+		}
+		t.Fatalf("no router %q", name)
+		return FleetResult{}
+	}
+	pa, ca, rr, ll := run("prefix-aware"), run("cost-aware"), run("round-robin"), run("least-loaded")
+	t.Logf("imbalance: prefix-aware %.2f, cost-aware %.2f, least-loaded %.2f; hit rate: cost-aware %.3f, round-robin %.3f",
+		pa.Imbalance, ca.Imbalance, ll.Imbalance, ca.HitRate, rr.HitRate)
+	assert.Greater(t, pa.Imbalance, 4.0, "prefix-aware hot-spots on the shared block")
+	assert.Less(t, ca.Imbalance, 1.25)
+	assert.Greater(t, ca.HitRate, 2*rr.HitRate)
+	assert.LessOrEqual(t, ca.Makespan, 1.05*ll.Makespan)
 }

@@ -1,36 +1,154 @@
 package fleet
 
-import "github.com/pagedkv/pagedkv/paged"
+import (
+	"fmt"
+	"strconv"
+	"strings"
 
-// ServerID is the dense number the Index gives a server the first time it
-// sees its name, from 0. It is the server's bit in the backends' holder
-// sets.
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// ServerID is the dense number a backend gives a server the first time its
+// name is registered, from 0. It is the server's bit in the holder sets.
+// Every Index attached to one backend (several routers on one Redis) sees
+// the same IDs.
 type ServerID int32
 
-// Backend stores the index's content: for each block hash, which servers
-// hold it on which tier. The Index orders, filters and checks events before
-// they reach a backend, and serializes all calls, so a backend needs no
-// locking of its own. Implementations: Memory (the default) and Redis.
-type Backend interface {
-	// Init prepares the backend for one model's index with room for
-	// maxServers servers and drops whatever it held before.
-	Init(model string, maxServers int) error
-	// Apply records one server's events, in order: BlockStored adds a copy
-	// of each hash on Medium, BlockRemoved takes one away, BlockMoved takes
-	// one from From and adds one on Medium, AllBlocksCleared drops every
-	// entry of the server. A server holds a hash on a tier while it has at
-	// least one copy there (a manager may hold one content in two blocks,
-	// each stored and removed by its own event). It returns ErrIndexLost
-	// when the backend's content vanished since Init.
-	Apply(server ServerID, events []paged.Event) error
-	// Clear drops every entry of one server.
-	Clear(server ServerID) error
-	// Lookup appends the holder sets of each hash, in order, to dst: words
-	// uint64 of device holders (bit s for server s) then words uint64 of
-	// host holders, 2*words per hash. It returns ErrIndexLost when the
-	// backend's content vanished since Init.
-	Lookup(hashes []paged.Hash, words int, dst []uint64) ([]uint64, error)
+// StreamState is what the index knows of one server's event stream. It
+// lives in the backend, next to the entries it describes, so that every
+// Index attached to the backend applies each server's events once, in
+// order, and agrees on which servers are partial.
+type StreamState struct {
+	// Gen increases with every change; backends compare whole states
+	// before writing (compare-and-set), so two routers applying the same
+	// stream cannot both apply an event.
+	Gen uint64
+	// Last is the sequence number of the last event taken.
+	Last uint64
+	// Started: an event was taken. AnyStart: the next event may carry any
+	// number (after a clear by resync without snapshot).
+	Started, AnyStart bool
+	// Partial: the entries may miss some of the server's blocks.
+	Partial bool
+	// Dirty: a write may have been half done; the entries must be cleared
+	// before the stream goes on.
+	Dirty bool
+	// Expired: the server was silent for longer than the index's TTL.
+	Expired bool
+	// Seen is when the server last sent events or a heartbeat, in Unix
+	// nanoseconds (0: never).
+	Seen int64
 }
 
-// wordsFor is the number of 64-bit words a holder set of n servers needs.
-func wordsFor(n int) int { return (n + 63) / 64 }
+// String encodes the state as backends store it: "gen last flags seen",
+// flags being letters (s started, a any start, p partial, d dirty, x
+// expired) or "-".
+func (st StreamState) String() string {
+	var f []byte
+	for _, b := range []struct {
+		on bool
+		c  byte
+	}{{st.Started, 's'}, {st.AnyStart, 'a'}, {st.Partial, 'p'}, {st.Dirty, 'd'}, {st.Expired, 'x'}} {
+		if b.on {
+			f = append(f, b.c)
+		}
+	}
+	if len(f) == 0 {
+		f = append(f, '-')
+	}
+	return strconv.FormatUint(st.Gen, 10) + " " + strconv.FormatUint(st.Last, 10) + " " + string(f) + " " + strconv.FormatInt(st.Seen, 10)
+}
+
+// ParseStreamState decodes String's encoding. Text after a fourth space
+// is ignored (backends may tag intermediate states).
+func ParseStreamState(s string) (StreamState, error) {
+	var st StreamState
+	p := strings.SplitN(s, " ", 5)
+	if len(p) < 4 {
+		return st, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
+	}
+	var err1, err2, err3 error
+	st.Gen, err1 = strconv.ParseUint(p[0], 10, 64)
+	st.Last, err2 = strconv.ParseUint(p[1], 10, 64)
+	st.Seen, err3 = strconv.ParseInt(p[3], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return st, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
+	}
+	for _, c := range []byte(p[2]) {
+		switch c {
+		case 's':
+			st.Started = true
+		case 'a':
+			st.AnyStart = true
+		case 'p':
+			st.Partial = true
+		case 'd':
+			st.Dirty = true
+		case 'x':
+			st.Expired = true
+		case '-':
+		default:
+			return st, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
+		}
+	}
+	return st, nil
+}
+
+// ServerRecord is one registered server as a backend holds it.
+type ServerRecord struct {
+	// Name is the name the server registered under.
+	Name string
+	// State is its stream state.
+	State StreamState
+}
+
+// Backend stores the index: the server registry with each server's stream
+// state, and for each block hash which servers hold it on which tier. The
+// Index decides what events mean (order, replays, gaps) and asks the
+// backend to apply them only if the server's state is still the one it
+// decided from, so several Index values may share one backend (routers on
+// one Redis). Calls from one Index are serialized; a backend shared by
+// several processes must make each call atomic. Implementations: Memory
+// (one process) and the Redis backend in package fleet/redisindex.
+type Backend interface {
+	// Attach joins the model's index, creating it when absent, with room
+	// for maxServers servers. It never deletes what other routers wrote.
+	Attach(model string, maxServers int) error
+	// Register returns the ID and state of the server called name, adding
+	// it when new with state init.
+	Register(name string, init StreamState) (ServerID, StreamState, error)
+	// Servers appends every registered server, by ID, to dst.
+	Servers(dst []ServerRecord) ([]ServerRecord, error)
+	// Update applies one server's events if its state is still old:
+	// first it drops every entry of the server when clear is set, then
+	// applies events in order (BlockStored adds a copy of each hash on
+	// Medium, BlockRemoved takes one away, BlockMoved takes one from From
+	// and adds one on Medium, AllBlocksCleared drops every entry of the
+	// server), then sets the state to next. A server holds a hash on a
+	// tier while it has at least one copy there. If the state is not old,
+	// it changes nothing and returns the current state with ErrConflict.
+	Update(server ServerID, old, next StreamState, clear bool, events []paged.Event) (StreamState, error)
+	// Lookup appends the holder sets of each hash, in order, to dst:
+	// words uint64 of device holders (bit s for server s) then words
+	// uint64 of host holders, 2*words per hash. It may stop after a hash
+	// no server holds (the hashes left out count as held by none), since
+	// every server's run of leading blocks ends there. It also appends to states
+	// the state of every registered server, by ID, as of the same moment.
+	Lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error)
+}
+
+// Backends return ErrIndexLost from any call when the index's content
+// vanished since Attach (a Redis restart without persistence, a flush);
+// the Index then attaches again and rebuilds.
+
+// WordsFor is the number of 64-bit words a holder set of n servers needs.
+func WordsFor(n int) int { return (n + 63) / 64 }
+
+// TierBit is 1 for the host tier and 0 for the device, the tier's bit in
+// the backends' per-server pairs.
+func TierBit(m paged.Medium) int {
+	if m == paged.Host {
+		return 1
+	}
+	return 0
+}

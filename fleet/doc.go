@@ -8,18 +8,25 @@
 // on which tier. For a request's block hashes (in chain order), Lookup
 // returns every server's Score: its run of consecutive leading blocks, the
 // device blocks weighted more than host blocks. A Router combines the
-// scores with load to pick a server; PrefixAware (optionally capped by
-// load) and LeastLoaded are provided. The design follows llm-d's KV cache
-// indexer: precise routing from engine events rather than from guesses.
+// scores with load to pick a server: CostAware weighs the prefill a
+// server's cache saves against the work queued there, both in tokens;
+// PrefixAware (optionally capped by load) and LeastLoaded are the
+// baselines. The design follows llm-d's KV cache indexer: precise routing
+// from engine events rather than from guesses.
 //
 // # Backends
 //
-// Memory (the default) is a bounded in-process map with its own eviction
-// policy from package eviction (LRU by default); a block it forgets is
-// under-reported, never wrong. Redis keeps the index in Redis through
-// go-redis: one Lua call applies a batch of events atomically, one MGET
-// answers a lookup, keys are namespaced by model. Both give the same
-// answers for the same events (as long as Memory does not evict).
+// A Backend holds the entries, the server registry and every server's
+// stream state (last sequence number, partial flag, last heartbeat).
+// Memory (the default) is a bounded in-process table with its own
+// eviction policy from package eviction (LRU by default); a block it
+// forgets is under-reported, never wrong. Package fleet/redisindex keeps
+// all of it in Redis, shared by every router attached to the same model:
+// each write is one atomic script that checks the server's state first
+// (compare-and-set), so several routers may even apply the same streams
+// and each event is applied once. Both give the same answers for the same
+// events (as long as Memory does not evict). This package itself links
+// only the standard library and pagedkv's own packages.
 //
 // # Order, gaps and staleness
 //
@@ -29,11 +36,11 @@
 // the events after the gap, which are true; a partial server can only be
 // under-reported. A server sending nothing for Config.TTL is expired the
 // same way. If the backend loses its content (a Redis restart without
-// persistence), every server becomes partial and the index rebuilds from
-// the events that follow. Score.Partial reports all of this to the
-// router: the index never serves a possibly stale answer silently. A
-// partial server becomes complete again with AllBlocksCleared (its cache
-// is empty, so the index is exact) or Index.Resync followed by a snapshot.
+// persistence), the index attaches again and every server comes back
+// partial. Score.Partial reports all of this to the router: the index
+// never serves a possibly stale answer silently. A partial server becomes
+// exact again with AllBlocksCleared (its cache is empty) or with
+// Index.Resync and the server's paged.Snapshot.
 //
 // # vLLM events
 //
@@ -47,6 +54,8 @@
 //
 // Index is safe for concurrent use: one mutex serializes event application
 // and lookups, so the event streams of many servers may be applied from
-// their own goroutines. Backends are called under that mutex and need no
-// locking; one backend serves one Index. Routers here are stateless values.
+// their own goroutines. Backends are called under that mutex; a Memory
+// serves one Index, a redisindex.Backend value serves one Index and any
+// number of them (in any processes) may share one Redis model. Routers
+// here are values; CostAware with a Rand is as safe as its Rand.
 package fleet

@@ -17,4 +17,9 @@ var (
 	// the Index handles it by starting over and marking every server
 	// partial, so callers of Index normally never see it.
 	ErrIndexLost = errors.New("fleet: index content lost")
+	// ErrConflict: a backend's Update found the server's stream state
+	// changed by another router since the caller read it. Backends return
+	// it; the Index retries from the new state, so callers of Index never
+	// see it.
+	ErrConflict = errors.New("fleet: stream state changed concurrently")
 )

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -50,7 +49,6 @@ func TestHostileConfig(t *testing.T) {
 		{"TTL -1ns", Config{TTL: -1}, ErrInvalid, "Config.TTL"},
 		{"TTL MinInt64", Config{TTL: math.MinInt64}, ErrInvalid, "Config.TTL"},
 		{"nil *Memory backend", Config{Backend: (*Memory)(nil)}, ErrInvalid, "Config.Backend"},
-		{"nil *Redis backend", Config{Backend: (*Redis)(nil)}, ErrInvalid, "Config.Backend"},
 		{"zero Memory backend", Config{Backend: &Memory{}}, ErrInvalid, "NewMemory"},
 		{"Memory policy returning nil", Config{Backend: memory(MemoryConfig{Capacity: 8, Policy: func(int) eviction.Policy { return nil }})},
 			ErrInvalid, "MemoryConfig.Policy"},
@@ -78,24 +76,6 @@ func TestHostileConfig(t *testing.T) {
 		assert.Nil(t, m)
 		assert.Contains(t, err.Error(), "MemoryConfig.Capacity")
 	}
-	var nilClient *redis.Client
-	for name, tc := range map[string]struct {
-		c   redis.UniversalClient
-		cfg RedisConfig
-	}{
-		"nil client":       {nil, RedisConfig{}},
-		"typed nil client": {nilClient, RedisConfig{}},
-		"negative KeyTTL":  {redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), RedisConfig{KeyTTL: -time.Second}},
-		"negative MaxOps":  {redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), RedisConfig{MaxOps: -1}},
-	} {
-		n++
-		r, err := NewRedis(tc.c, tc.cfg)
-		require.ErrorIs(t, err, ErrInvalid, name)
-		assert.Nil(t, r, name)
-		if tc.c != nil && tc.c != redis.UniversalClient(nilClient) {
-			tc.c.Close()
-		}
-	}
 }
 
 // hostileIndex is the index a case starts from: servers a and b of at
@@ -114,7 +94,9 @@ func hostileIndex(t *testing.T) *Index {
 // indexState reads everything an Index shows: servers, counters (before
 // the probe lookup) and the scores of a probe request.
 func indexState(t *testing.T, x *Index) string {
-	servers, stats := x.Servers(nil), x.Stats()
+	servers, err := x.Servers(nil)
+	require.NoError(t, err)
+	stats := x.Stats()
 	sc, err := x.Lookup(hs(1, 2, 3, 4, 5), nil)
 	require.NoError(t, err)
 	return fmt.Sprintf("%+v\n%+v\n%+v", servers, stats, sc)
@@ -164,15 +146,19 @@ func TestHostileIndex(t *testing.T) {
 		{"Register a third server", func(x *Index) error { _, err := x.Register("c"); return err }, ErrTooManyServers, false},
 		{"Heartbeat of an empty name", func(x *Index) error { return x.Heartbeat("") }, ErrInvalid, false},
 		{"Heartbeat of a third server", func(x *Index) error { return x.Heartbeat("c") }, ErrTooManyServers, false},
-		{"Resync of an empty name", func(x *Index) error { return x.Resync("") }, ErrInvalid, false},
-		{"Resync of a third server", func(x *Index) error { return x.Resync("c") }, ErrTooManyServers, false},
+		{"Resync of an empty name", func(x *Index) error { return x.Resync("", &paged.Snapshot{BlockSize: 16}) }, ErrInvalid, false},
+		{"Resync of a third server", func(x *Index) error { return x.Resync("c", &paged.Snapshot{BlockSize: 16}) }, ErrTooManyServers, false},
+		{"Resync with a block size of 0", func(x *Index) error { return x.Resync("a", &paged.Snapshot{}) }, ErrInvalid, false},
+		{"Resync with a block of medium 9", func(x *Index) error {
+			return x.Resync("a", &paged.Snapshot{BlockSize: 16, Blocks: []paged.CachedBlock{{Medium: 9}}})
+		}, ErrInvalid, false},
 		// Calls that succeed but carry nothing.
 		{"Apply of no events", func(x *Index) error { return x.Apply("a", nil) }, nil, true},
 		{"Apply of replays only", func(x *Index) error {
 			return x.Apply("a", []paged.Event{stored(1, paged.Device, 9), stored(2, paged.Device, 9)})
 		}, nil, false},
 		{"Register of a known server", func(x *Index) error { _, err := x.Register("a"); return err }, nil, true},
-		{"Servers into nil", func(x *Index) error { x.Servers(nil); return nil }, nil, true},
+		{"Servers into nil", func(x *Index) error { _, err := x.Servers(nil); return err }, nil, true},
 		// Valid calls with extreme input.
 		{"Lookup of no hashes", func(x *Index) error { _, err := x.Lookup(nil, nil); return err }, nil, false},
 		{"Lookup of 100000 unknown hashes", func(x *Index) error {
@@ -212,21 +198,19 @@ func TestHostileIndex(t *testing.T) {
 			assert.Equal(t, indexState(t, twin), indexState(t, x), "a refused call changed the index")
 		})
 	}
-	// The zero Index has room for no server: every call is refused or
-	// answers empty, none panics.
+	// The zero Index has no backend: every call is refused, none panics.
 	t.Run("zero Index", func(t *testing.T) {
 		n++
 		var x Index
-		require.ErrorIs(t, x.Apply("a", []paged.Event{good}), ErrTooManyServers)
+		require.ErrorIs(t, x.Apply("a", []paged.Event{good}), ErrInvalid)
 		_, err := x.Register("a")
-		require.ErrorIs(t, err, ErrTooManyServers)
-		require.ErrorIs(t, x.Heartbeat("a"), ErrTooManyServers)
-		require.ErrorIs(t, x.Resync("a"), ErrTooManyServers)
-		sc, err := x.Lookup(hs(1, 2), nil)
-		require.NoError(t, err)
-		assert.Empty(t, sc)
-		assert.Empty(t, x.Servers(nil))
-		assert.Equal(t, Stats{Lookups: 1}, x.Stats())
+		require.ErrorIs(t, err, ErrInvalid)
+		require.ErrorIs(t, x.Heartbeat("a"), ErrInvalid)
+		require.ErrorIs(t, x.Resync("a", &paged.Snapshot{BlockSize: 16}), ErrInvalid)
+		_, err = x.Lookup(hs(1, 2), nil)
+		require.ErrorIs(t, err, ErrInvalid)
+		_, err = x.Servers(nil)
+		require.ErrorIs(t, err, ErrInvalid)
 	})
 }
 
@@ -236,9 +220,15 @@ func TestHostileMemory(t *testing.T) {
 	ready := func(t *testing.T) *Memory {
 		m, err := NewMemory(MemoryConfig{Capacity: 8})
 		require.NoError(t, err)
-		require.NoError(t, m.Init("m", 2))
-		require.NoError(t, m.Apply(0, []paged.Event{stored(1, paged.Device, 1, 2), stored(2, paged.Host, 2)}))
-		require.NoError(t, m.Apply(1, []paged.Event{stored(1, paged.Host, 1)}))
+		require.NoError(t, m.Attach("m", 2))
+		a, st, err := m.Register("a", StreamState{})
+		require.NoError(t, err)
+		_, err = m.Update(a, st, StreamState{Gen: 1, Last: 2, Started: true}, false, []paged.Event{stored(1, paged.Device, 1, 2), stored(2, paged.Host, 2)})
+		require.NoError(t, err)
+		b, st, err := m.Register("b", StreamState{})
+		require.NoError(t, err)
+		_, err = m.Update(b, st, StreamState{Gen: 1, Last: 1, Started: true}, false, []paged.Event{stored(1, paged.Host, 1)})
+		require.NoError(t, err)
 		return m
 	}
 	fresh := func(t *testing.T) *Memory {
@@ -247,40 +237,43 @@ func TestHostileMemory(t *testing.T) {
 		return m
 	}
 	state := func(t *testing.T, m *Memory) string {
-		if m.servers == 0 {
-			return fmt.Sprintf("uninitialized, %d entries", m.Len())
+		if !m.attached {
+			return fmt.Sprintf("unattached, %d entries", m.Len())
 		}
-		masks, err := m.Lookup(hs(1, 2, 3), 1, nil)
+		masks, states, err := m.Lookup(hs(1, 2, 3), 1, nil, nil)
 		require.NoError(t, err)
-		return fmt.Sprintf("%d entries, %x", m.Len(), masks)
+		servers, err := m.Servers(nil)
+		require.NoError(t, err)
+		return fmt.Sprintf("%d entries, %x, %v, %v", m.Len(), masks, states, servers)
+	}
+	update := func(server ServerID) func(m *Memory) error {
+		return func(m *Memory) error {
+			_, err := m.Update(server, StreamState{}, StreamState{Gen: 9}, false, []paged.Event{stored(3, paged.Device, 3)})
+			return err
+		}
 	}
 	for _, tc := range []struct {
 		name string
 		mk   func(t *testing.T) *Memory
 		call func(m *Memory) error
 	}{
-		{"Apply before Init", fresh, func(m *Memory) error { return m.Apply(0, []paged.Event{stored(1, paged.Device, 1)}) }},
-		{"Clear before Init", fresh, func(m *Memory) error { return m.Clear(0) }},
-		{"Lookup before Init", fresh, func(m *Memory) error { _, err := m.Lookup(hs(1), 0, nil); return err }},
-		{"Init of a zero Memory", func(*testing.T) *Memory { return &Memory{} }, func(m *Memory) error { return m.Init("m", 1) }},
-		{"Init for 0 servers", fresh, func(m *Memory) error { return m.Init("m", 0) }},
-		{"Init for -1 servers", fresh, func(m *Memory) error { return m.Init("m", -1) }},
-		{"Init for 2^16+1 servers", fresh, func(m *Memory) error { return m.Init("m", 1<<16+1) }},
-		{"Apply from server -1", ready, func(m *Memory) error { return m.Apply(-1, []paged.Event{stored(3, paged.Device, 3)}) }},
-		{"Apply from server 2 of 2", ready, func(m *Memory) error { return m.Apply(2, []paged.Event{stored(3, paged.Device, 3)}) }},
-		{"Apply from server 64", ready, func(m *Memory) error { return m.Apply(64, []paged.Event{stored(3, paged.Device, 3)}) }},
-		{"Apply from server MaxInt32", ready, func(m *Memory) error {
-			return m.Apply(math.MaxInt32, []paged.Event{stored(3, paged.Device, 3)})
-		}},
-		{"Apply from server MinInt32", ready, func(m *Memory) error {
-			return m.Apply(math.MinInt32, []paged.Event{removed(3, paged.Device, 1)})
-		}},
-		{"Clear of server -1", ready, func(m *Memory) error { return m.Clear(-1) }},
-		{"Clear of server -64", ready, func(m *Memory) error { return m.Clear(-64) }},
-		{"Clear of server 2 of 2", ready, func(m *Memory) error { return m.Clear(2) }},
-		{"Lookup with 0 words", ready, func(m *Memory) error { _, err := m.Lookup(hs(1), 0, nil); return err }},
-		{"Lookup with 2 words", ready, func(m *Memory) error { _, err := m.Lookup(hs(1), 2, nil); return err }},
-		{"Lookup with -1 words", ready, func(m *Memory) error { _, err := m.Lookup(hs(1), -1, nil); return err }},
+		{"Update before Attach", fresh, update(0)},
+		{"Register before Attach", fresh, func(m *Memory) error { _, _, err := m.Register("a", StreamState{}); return err }},
+		{"Lookup before Attach", fresh, func(m *Memory) error { _, _, err := m.Lookup(hs(1), 1, nil, nil); return err }},
+		{"Attach of a zero Memory", func(*testing.T) *Memory { return &Memory{} }, func(m *Memory) error { return m.Attach("m", 1) }},
+		{"Attach for 0 servers", fresh, func(m *Memory) error { return m.Attach("m", 0) }},
+		{"Attach for -1 servers", fresh, func(m *Memory) error { return m.Attach("m", -1) }},
+		{"Attach for 2^16+1 servers", fresh, func(m *Memory) error { return m.Attach("m", 1<<16+1) }},
+		{"Attach again for another model", ready, func(m *Memory) error { return m.Attach("other", 2) }},
+		{"Attach again for more servers", ready, func(m *Memory) error { return m.Attach("m", 3) }},
+		{"Update from server -1", ready, update(-1)},
+		{"Update from server 2 of 2", ready, update(2)},
+		{"Update from server 64", ready, update(64)},
+		{"Update from server MaxInt32", ready, update(math.MaxInt32)},
+		{"Update from server MinInt32", ready, update(math.MinInt32)},
+		{"Lookup with 0 words", ready, func(m *Memory) error { _, _, err := m.Lookup(hs(1), 0, nil, nil); return err }},
+		{"Lookup with 2 words", ready, func(m *Memory) error { _, _, err := m.Lookup(hs(1), 2, nil, nil); return err }},
+		{"Lookup with -1 words", ready, func(m *Memory) error { _, _, err := m.Lookup(hs(1), -1, nil, nil); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n++
@@ -291,6 +284,12 @@ func TestHostileMemory(t *testing.T) {
 			assert.Equal(t, state(t, twin), state(t, m), "a refused call changed the backend")
 		})
 	}
+	// A stale state is a conflict, not a write: nothing changes.
+	n++
+	m, twin := ready(t), ready(t)
+	_, err := m.Update(0, StreamState{Gen: 7}, StreamState{Gen: 8}, true, []paged.Event{stored(3, paged.Device, 3)})
+	require.ErrorIs(t, err, ErrConflict)
+	assert.Equal(t, state(t, twin), state(t, m))
 }
 
 func TestHostileRouters(t *testing.T) {

@@ -87,31 +87,31 @@ func (cfg Config) withDefaults() (Config, error) {
 
 // Index is a fleet-wide prefix index: block hash -> the servers holding
 // it, per tier, fed by the servers' KV events and asked for each server's
-// run of leading blocks of a request. See the package documentation for
-// ordering, staleness and concurrency.
+// run of leading blocks of a request. The server registry and each
+// server's stream state live in the backend, so several Index values on
+// one backend (routers sharing a Redis) see the same servers and entries.
+// See the package documentation for ordering, staleness and concurrency.
 type Index struct {
-	mu       sync.Mutex
-	cfg      Config
-	words    int
-	servers  []server
-	byName   map[string]ServerID
-	needInit bool
-	masks    []uint64 // lookup scratch
-	alive    []uint64 // lookup scratch: servers whose run goes on
-	planes   []uint64 // lookup scratch: bit-sliced device counts, countBits per word
-	stats    Stats
+	mu         sync.Mutex
+	cfg        Config
+	words      int
+	servers    []server // by ServerID: this Index's cache of the registry
+	byName     map[string]ServerID
+	needAttach bool
+	masks      []uint64      // lookup scratch
+	states     []StreamState // lookup scratch
+	alive      []uint64      // lookup scratch: servers whose run goes on
+	planes     []uint64      // lookup scratch: bit-sliced device counts, countBits per word
+	stats      Stats
 }
 
-// server is the Index's view of one server's event stream.
+// server is this Index's view of one server.
 type server struct {
-	name     string
-	last     uint64 // sequence number of the last event taken
-	started  bool
-	anyStart bool // after Resync the next event may carry any number
-	partial  bool // entries may be missing (lost events, expiry, index loss)
-	dirty    bool // a backend write failed; entries must be cleared before use
-	expired  bool
-	lastSeen time.Time
+	name string
+	st   StreamState // as last read from or written to the backend
+	// unsure: a write of ours failed without telling whether it was
+	// applied; the entries are cleared before the next use.
+	unsure bool
 }
 
 // Stats counts what an Index has done.
@@ -119,7 +119,8 @@ type Stats struct {
 	// Events and Blocks count applied events and the block hashes in them.
 	Events, Blocks uint64
 	// Duplicates counts events skipped because their sequence number was
-	// already taken (replays after a reconnect).
+	// already taken (replays after a reconnect, or events another router
+	// applied first).
 	Duplicates uint64
 	// Gaps counts sequence gaps (lost events); each dropped a server's
 	// entries.
@@ -128,40 +129,107 @@ type Stats struct {
 	Expired uint64
 	// Losses counts times the backend lost its content (Redis restart).
 	Losses uint64
+	// Conflicts counts writes retried because another router changed the
+	// server's stream first.
+	Conflicts uint64
 	// Lookups counts Lookup calls.
 	Lookups uint64
 }
 
-// New returns an empty Index and initializes its backend (dropping what
-// the backend held for this model before).
+// New returns an Index attached to cfg.Backend: the model's index is
+// created when absent and joined when another router made it; nothing is
+// deleted.
 func New(cfg Config) (*Index, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	x := &Index{cfg: cfg, words: wordsFor(cfg.MaxServers), byName: make(map[string]ServerID)}
+	x := &Index{cfg: cfg, words: WordsFor(cfg.MaxServers), byName: make(map[string]ServerID)}
 	x.alive = make([]uint64, x.words)
 	x.planes = make([]uint64, x.words*countBits)
-	if err := cfg.Backend.Init(cfg.Model, cfg.MaxServers); err != nil {
-		return nil, fmt.Errorf("fleet: init backend: %w", err)
+	x.needAttach = true
+	if err := x.ready(); err != nil {
+		return nil, err
 	}
 	return x, nil
 }
 
-// register returns the server named name, adding it when new.
-func (x *Index) register(name string) (ServerID, *server, error) {
+// ready attaches to the backend (at start and after a loss) and loads the
+// registry.
+func (x *Index) ready() error {
+	if x.cfg.Backend == nil {
+		return fmt.Errorf("%w: Index not created with New", ErrInvalid)
+	}
+	if !x.needAttach {
+		return nil
+	}
+	if err := x.cfg.Backend.Attach(x.cfg.Model, x.cfg.MaxServers); err != nil {
+		return fmt.Errorf("fleet: attach backend: %w", err)
+	}
+	recs, err := x.cfg.Backend.Servers(nil)
+	if err != nil {
+		return fmt.Errorf("fleet: read server registry: %w", err)
+	}
+	old := x.servers
+	x.servers = x.servers[:0:0]
+	clear(x.byName)
+	for _, r := range recs {
+		x.byName[r.Name] = ServerID(len(x.servers))
+		x.servers = append(x.servers, server{name: r.Name, st: r.State})
+	}
+	x.needAttach = false
+	// After a loss, the servers this Index knew come back partial: the
+	// index knows nothing of their caches until they resync.
+	for _, s := range old {
+		if _, ok := x.byName[s.name]; !ok {
+			if _, _, err := x.register(s.name, true); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// refresh reloads the registry after a backend call named a server this
+// Index had not seen (another router registered it).
+func (x *Index) refresh() error {
+	recs, err := x.cfg.Backend.Servers(nil)
+	if err != nil {
+		return fmt.Errorf("fleet: read server registry: %w", err)
+	}
+	for i := len(x.servers); i < len(recs); i++ {
+		x.byName[recs[i].Name] = ServerID(i)
+		x.servers = append(x.servers, server{name: recs[i].Name, st: recs[i].State})
+	}
+	return nil
+}
+
+// register returns the server named name, registering it with the
+// backend when new to this Index. partial says a new server's cache is
+// unknown (a loss): its first event is taken as it comes.
+func (x *Index) register(name string, partial bool) (ServerID, *server, error) {
 	if id, ok := x.byName[name]; ok {
 		return id, &x.servers[id], nil
 	}
 	if name == "" {
 		return 0, nil, fmt.Errorf("%w: empty server name", ErrInvalid)
 	}
-	if len(x.servers) >= x.cfg.MaxServers {
-		return 0, nil, fmt.Errorf("%w: %q would be server %d of %d", ErrTooManyServers, name, len(x.servers)+1, x.cfg.MaxServers)
+	id, st, err := x.cfg.Backend.Register(name, StreamState{Partial: partial})
+	if err != nil {
+		if errors.Is(err, ErrIndexLost) {
+			x.lost()
+		}
+		return 0, nil, fmt.Errorf("fleet: register %q: %w", name, err)
 	}
-	id := ServerID(len(x.servers))
-	x.servers = append(x.servers, server{name: name})
-	x.byName[name] = id
+	if int(id) >= len(x.servers) {
+		if err := x.refresh(); err != nil {
+			return 0, nil, err
+		}
+	}
+	if int(id) >= len(x.servers) || x.servers[id].name != name {
+		return 0, nil, fmt.Errorf("fleet: backend registered %q as server %d, which the registry does not list", name, id)
+	}
+	x.servers[id].st = st
 	return id, &x.servers[id], nil
 }
 
@@ -170,9 +238,12 @@ func (x *Index) register(name string) (ServerID, *server, error) {
 func (x *Index) Register(name string) (ServerID, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	id, s, err := x.register(name)
-	if err == nil && s.lastSeen.IsZero() {
-		s.lastSeen = x.cfg.Now()
+	if err := x.ready(); err != nil {
+		return 0, err
+	}
+	id, s, err := x.register(name, false)
+	if err == nil && s.st.Seen == 0 {
+		err = x.touch(id, s)
 	}
 	return id, err
 }
@@ -184,9 +255,10 @@ func (x *Index) Register(name string) (ServerID, error) {
 // means lost events: the server's entries are dropped, it is marked
 // partial, and the events after the gap are applied (they are true; only
 // what was lost is missing). AllBlocksCleared leaves the server complete
-// again. If the backend fails, the server is marked partial and its
-// entries are cleared before the next lookup, so no lost write can make
-// the index claim a block the server gave up.
+// again. Several routers may apply the same stream to one backend: each
+// event is applied once. If the backend fails, the server is marked
+// partial and its entries are cleared before the next use, so no lost
+// write can make the index claim a block the server gave up.
 func (x *Index) Apply(name string, events []paged.Event) error {
 	for i := 1; i < len(events); i++ {
 		if events[i].Seq <= events[i-1].Seq {
@@ -203,105 +275,125 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	id, s, err := x.register(name)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		err := x.apply(name, events)
+		if attempt < 8 && (errors.Is(err, ErrConflict) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
+			continue
+		}
 		return err
 	}
-	// Any event, even a replay, proves the server alive.
-	s.lastSeen, s.expired = x.cfg.Now(), false
+}
+
+// apply is one attempt of Apply from the server's current state.
+func (x *Index) apply(name string, events []paged.Event) error {
 	if err := x.ready(); err != nil {
 		return err
 	}
-	// Replays come first in a call (a publisher resends from an older
-	// number after a reconnect); validation above guarantees the rest
-	// increase.
-	i := 0
-	for i < len(events) && s.started && events[i].Seq <= s.last {
-		i++
-	}
-	x.stats.Duplicates += uint64(i)
-	// Events go to the backend in gap-free runs: a gap flushes the run
-	// before it, then the server's entries are cleared ahead of the next.
-	seg := i
-	for j := i; j < len(events); j++ {
-		ev := &events[j]
-		if (!s.started && ev.Seq != 1 && !s.anyStart) || (s.started && ev.Seq != s.last+1) {
-			if err := x.flush(id, s, events[seg:j]); err != nil {
-				return err
-			}
-			seg = j
-			x.stats.Gaps++
-			s.partial, s.dirty = true, true // the clear happens in the next flush
-		}
-		s.started, s.anyStart, s.last = true, false, ev.Seq
-		if ev.Kind == paged.AllBlocksCleared {
-			s.partial = false
-		}
-	}
-	return x.flush(id, s, events[seg:])
-}
-
-// flush hands one gap-free run of events to the backend, clearing the
-// server first when it is dirty.
-func (x *Index) flush(id ServerID, s *server, events []paged.Event) error {
-	for attempt := 0; ; attempt++ {
-		err := x.clean(id, s)
-		if err == nil && len(events) > 0 {
-			err = x.cfg.Backend.Apply(id, events)
-		}
-		if err == nil {
-			x.stats.Events += uint64(len(events))
-			for i := range events {
-				x.stats.Blocks += uint64(len(events[i].Hashes))
-			}
-			return nil
-		}
-		if errors.Is(err, ErrIndexLost) && attempt == 0 {
-			// The content is gone for every server; start over and apply
-			// these events to the fresh index.
-			x.lost()
-			if err = x.ready(); err == nil {
-				continue
-			}
-		}
-		s.partial, s.dirty = true, true
-		return fmt.Errorf("fleet: apply events of %q: %w", s.name, err)
-	}
-}
-
-// clean clears a dirty server's entries.
-func (x *Index) clean(id ServerID, s *server) error {
-	if !s.dirty {
-		return nil
-	}
-	if err := x.cfg.Backend.Clear(id); err != nil {
+	id, s, err := x.register(name, false)
+	if err != nil {
 		return err
 	}
-	s.dirty = false
+	st := s.st
+	st.Seen, st.Expired = x.cfg.Now().UnixNano(), false // any event, even a replay, proves the server alive
+	// Replays come first in a call (a publisher resends from an older
+	// number after a reconnect); validation guarantees the rest increase.
+	i := 0
+	for i < len(events) && st.Started && events[i].Seq <= st.Last {
+		i++
+	}
+	dup := uint64(i)
+	// Events go to the backend in gap-free runs: a gap flushes the run
+	// before it, and the next run clears the server's entries first.
+	seg, gaps := i, uint64(0)
+	clearFirst := st.Dirty || s.unsure
+	if clearFirst {
+		st.Partial = true
+	}
+	for j := i; j < len(events); j++ {
+		ev := &events[j]
+		if (!st.Started && ev.Seq != 1 && !st.AnyStart) || (st.Started && ev.Seq != st.Last+1) {
+			if err := x.flush(id, s, st, clearFirst, events[seg:j]); err != nil {
+				return err
+			}
+			st = s.st
+			seg, clearFirst = j, true
+			gaps++
+			st.Partial = true
+		}
+		st.Started, st.AnyStart, st.Last, st.Dirty = true, false, ev.Seq, false
+		if ev.Kind == paged.AllBlocksCleared {
+			st.Partial = false
+		}
+	}
+	st.Dirty = false
+	if err := x.flush(id, s, st, clearFirst, events[seg:]); err != nil {
+		return err
+	}
+	x.stats.Duplicates += dup
+	x.stats.Gaps += gaps
 	return nil
 }
 
-// lost records that the backend's content vanished: every server is
-// partial until it resyncs, and the backend must be initialized anew.
+// flush writes one gap-free run of events and the state after it.
+func (x *Index) flush(id ServerID, s *server, next StreamState, clearFirst bool, events []paged.Event) error {
+	next.Gen = s.st.Gen + 1
+	cur, err := x.cfg.Backend.Update(id, s.st, next, clearFirst, events)
+	switch {
+	case err == nil:
+		s.st, s.unsure = next, false
+		x.stats.Events += uint64(len(events))
+		for i := range events {
+			x.stats.Blocks += uint64(len(events[i].Hashes))
+		}
+		return nil
+	case errors.Is(err, ErrConflict):
+		s.st = cur
+		x.stats.Conflicts++
+		return err
+	case errors.Is(err, ErrIndexLost):
+		x.lost()
+		return fmt.Errorf("fleet: apply events of %q: %w", s.name, err)
+	}
+	s.unsure = true
+	return fmt.Errorf("fleet: apply events of %q: %w", s.name, err)
+}
+
+// touch records that a server is alive.
+func (x *Index) touch(id ServerID, s *server) error {
+	for range 8 {
+		next := s.st
+		next.Seen = x.cfg.Now().UnixNano()
+		err := x.flush(id, s, next, false, nil)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("fleet: heartbeat of %q: %w", s.name, ErrConflict)
+}
+
+// cleanUnsure clears the entries of a server whose last write failed.
+func (x *Index) cleanUnsure(id ServerID, s *server) error {
+	for range 8 {
+		if !s.unsure && !s.st.Dirty {
+			return nil
+		}
+		next := s.st
+		next.Partial, next.Dirty = true, false
+		err := x.flush(id, s, next, true, nil)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		s.unsure = false // the state moved on: someone else wrote after us
+	}
+	return fmt.Errorf("fleet: clear %q: %w", s.name, ErrConflict)
+}
+
+// lost records that the backend's content vanished: the Index attaches
+// again before its next call, and every server is partial until it
+// resyncs.
 func (x *Index) lost() {
 	x.stats.Losses++
-	for i := range x.servers {
-		x.servers[i].partial = true
-		x.servers[i].dirty = false
-	}
-	x.needInit = true
-}
-
-// ready initializes the backend again after a loss.
-func (x *Index) ready() error {
-	if !x.needInit {
-		return nil
-	}
-	if err := x.cfg.Backend.Init(x.cfg.Model, x.cfg.MaxServers); err != nil {
-		return fmt.Errorf("fleet: reinit backend after loss: %w", err)
-	}
-	x.needInit = false
-	return nil
+	x.needAttach = true
 }
 
 // Heartbeat tells the index that a server is alive though it has no
@@ -309,33 +401,57 @@ func (x *Index) ready() error {
 func (x *Index) Heartbeat(name string) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	_, s, err := x.register(name)
-	if err == nil {
-		s.lastSeen = x.cfg.Now()
-	}
-	return err
-}
-
-// Resync drops a server's entries and forgets its sequence state, so its
-// next event may carry any number, and marks it complete: the caller
-// promises to follow with events describing the server's whole cache (a
-// snapshot as BlockStored events, or a fresh start).
-func (x *Index) Resync(name string) error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	id, s, err := x.register(name)
-	if err != nil {
-		return err
-	}
 	if err := x.ready(); err != nil {
 		return err
 	}
-	s.dirty = true
-	if err := x.clean(id, s); err != nil {
+	id, s, err := x.register(name, false)
+	if err != nil {
+		return err
+	}
+	return x.touch(id, s)
+}
+
+// Resync rebuilds a server's entries from a snapshot of its cache
+// (paged.Manager.Snapshot): its entries are dropped, the snapshot's
+// blocks stored, and its stream continues after snap.Seq, complete. The
+// events the manager numbered up to snap.Seq are then replays. This is
+// how a partial server becomes exact again, after lost events or after
+// the backend lost its content. A nil snap resyncs to an empty cache
+// whose next event may carry any number.
+func (x *Index) Resync(name string, snap *paged.Snapshot) error {
+	var events []paged.Event
+	if snap != nil {
+		if err := snap.Validate(); err != nil {
+			return fmt.Errorf("%w: resync %q: %v", ErrInvalid, name, err)
+		}
+		events = snap.Events(nil)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		err := x.resync(name, snap, events)
+		if attempt < 8 && (errors.Is(err, ErrConflict) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
+			continue
+		}
+		return err
+	}
+}
+
+func (x *Index) resync(name string, snap *paged.Snapshot, events []paged.Event) error {
+	if err := x.ready(); err != nil {
+		return err
+	}
+	id, s, err := x.register(name, false)
+	if err != nil {
+		return err
+	}
+	next := StreamState{AnyStart: true, Seen: x.cfg.Now().UnixNano()}
+	if snap != nil {
+		next = StreamState{Started: snap.Seq > 0, AnyStart: snap.Seq == 0, Last: snap.Seq, Seen: next.Seen}
+	}
+	if err := x.flush(id, s, next, true, events); err != nil {
 		return fmt.Errorf("fleet: resync %q: %w", name, err)
 	}
-	s.started, s.anyStart, s.last, s.partial, s.expired = false, true, 0, false, false
-	s.lastSeen = x.cfg.Now()
 	return nil
 }
 
@@ -367,15 +483,39 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	if err := x.ready(); err != nil {
 		return dst, err
 	}
-	x.expire()
 	for i := range x.servers {
-		if err := x.clean(ServerID(i), &x.servers[i]); err != nil {
+		if err := x.cleanUnsure(ServerID(i), &x.servers[i]); err != nil {
 			return dst, fmt.Errorf("fleet: clear %q before lookup: %w", x.servers[i].name, err)
 		}
 	}
+	masks, states, err := x.cfg.Backend.Lookup(hashes, x.words, x.masks[:0], x.states[:0])
+	x.masks, x.states = masks[:0], states[:0]
+	base := len(dst)
+	if errors.Is(err, ErrIndexLost) {
+		// Nothing is known now, and every server says so.
+		x.lost()
+		for i := range x.servers {
+			dst = append(dst, Score{Server: ServerID(i), Name: x.servers[i].name, Partial: true})
+		}
+		return dst, nil
+	}
+	if err != nil {
+		return dst, fmt.Errorf("fleet: lookup: %w", err)
+	}
+	if len(states) > len(x.servers) {
+		if err := x.refresh(); err != nil {
+			return dst, err
+		}
+	}
+	for i := range min(len(states), len(x.servers)) {
+		x.servers[i].st = states[i]
+	}
+	expired, err := x.expire()
+	if err != nil {
+		return dst, err
+	}
 	// Every registered server gets a score, zero included: routers need
 	// the whole fleet to weigh load.
-	base := len(dst)
 	for i := range x.servers {
 		dst = append(dst, Score{Server: ServerID(i), Name: x.servers[i].name})
 	}
@@ -383,47 +523,26 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 		x.markPartial(dst[base:])
 		return dst, nil
 	}
-	masks, err := x.cfg.Backend.Lookup(hashes, x.words, x.masks[:0])
-	x.masks = masks[:0]
-	if errors.Is(err, ErrIndexLost) {
-		x.lost()
-		x.markPartial(dst[base:])
-		return dst, nil // nothing is known now, and every server says so
-	}
-	if err != nil {
-		return dst[:base], fmt.Errorf("fleet: lookup: %w", err)
-	}
 	out := dst[base:]
 	w := x.words
 	clear(x.alive)
 	for i := range x.servers {
 		x.alive[i/64] |= 1 << (uint(i) % 64)
 	}
+	for k := range w {
+		x.alive[k] &^= expired[k] // cleared after the backend answered
+	}
 	clear(x.planes)
 	// Blocks: a server's run ends at the first hash it does not hold, so
 	// record where each bit dies. Device counts: bit-sliced counters (plane
 	// p holds bit p of every server's count), so each hash costs a few
 	// word operations whatever the number of servers.
-	n := len(hashes)
-	for i := range hashes {
-		dev, host := masks[2*w*i:2*w*i+w], masks[2*w*i+w:2*w*(i+1)]
-		any := false
-		for k := range w {
-			held := (dev[k] | host[k]) & x.alive[k]
-			for died := x.alive[k] &^ held; died != 0; died &= died - 1 {
-				out[k*64+bits.TrailingZeros64(died)].Blocks = i
-			}
-			x.alive[k] = held
-			carry := dev[k] & held
-			for p := k * countBits; carry != 0; p++ {
-				carry, x.planes[p] = x.planes[p]&carry, x.planes[p]^carry
-			}
-			any = any || held != 0
-		}
-		if !any {
-			n = i
-			break
-		}
+	// A backend may stop after a hash no server holds.
+	n := min(len(hashes), len(masks)/(2*w))
+	if w == 1 {
+		n = x.runsOneWord(masks, out, n)
+	} else {
+		n = x.runs(masks, out, n)
 	}
 	for k := range w {
 		for alive := x.alive[k]; alive != 0; alive &= alive - 1 {
@@ -442,25 +561,98 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	return dst, nil
 }
 
+// runs records where each server's run of leading blocks ends (in
+// out[s].Blocks, for the servers whose run ends before n) and counts
+// device blocks in x.planes; it returns the number of hashes some server
+// still holds at the end.
+func (x *Index) runs(masks []uint64, out []Score, n int) int {
+	w := x.words
+	for i := range n {
+		dev, host := masks[2*w*i:2*w*i+w], masks[2*w*i+w:2*w*(i+1)]
+		any := false
+		for k := range w {
+			held := (dev[k] | host[k]) & x.alive[k]
+			for died := x.alive[k] &^ held; died != 0; died &= died - 1 {
+				out[k*64+bits.TrailingZeros64(died)].Blocks = i
+			}
+			x.alive[k] = held
+			carry := dev[k] & held
+			for p := k * countBits; carry != 0; p++ {
+				carry, x.planes[p] = x.planes[p]&carry, x.planes[p]^carry
+			}
+			any = any || held != 0
+		}
+		if !any {
+			return i
+		}
+	}
+	return n
+}
+
+// runsOneWord is runs for up to 64 servers (the default), with the
+// holder sets and counters in registers and on the stack.
+func (x *Index) runsOneWord(masks []uint64, out []Score, n int) int {
+	alive := x.alive[0]
+	var planes [countBits]uint64
+	masks = masks[:2*n]
+	for i := range n {
+		dev := masks[2*i]
+		held := (dev | masks[2*i+1]) & alive
+		for died := alive &^ held; died != 0; died &= died - 1 {
+			out[bits.TrailingZeros64(died)].Blocks = i
+		}
+		alive = held
+		for p, carry := 0, dev&held; carry != 0 && p < countBits; p++ {
+			carry, planes[p] = planes[p]&carry, planes[p]^carry
+		}
+		if held == 0 {
+			n = i
+			break
+		}
+	}
+	x.alive[0] = alive
+	copy(x.planes, planes[:])
+	return n
+}
+
+// markPartial sets Partial from the servers' states. A dirty server
+// (another router's write failed half way) is partial too.
 func (x *Index) markPartial(out []Score) {
 	for i := range out {
-		out[i].Partial = x.servers[i].partial
+		st := &x.servers[i].st
+		out[i].Partial = st.Partial || st.Dirty || x.servers[i].unsure
 	}
 }
 
-// expire drops the entries of servers silent for longer than the TTL.
-func (x *Index) expire() {
+// expire drops the entries of servers silent for longer than the TTL and
+// returns their bits (scratch: valid until the next call).
+func (x *Index) expire() ([]uint64, error) {
+	clear(x.planes[:x.words])
+	expired := x.planes[:x.words]
 	if x.cfg.TTL == 0 {
-		return
+		return expired, nil
 	}
-	now := x.cfg.Now()
+	now := x.cfg.Now().UnixNano()
 	for i := range x.servers {
 		s := &x.servers[i]
-		if !s.expired && !s.lastSeen.IsZero() && now.Sub(s.lastSeen) > x.cfg.TTL {
-			s.expired, s.partial, s.dirty = true, true, true
-			x.stats.Expired++
+		for range 8 {
+			if s.st.Expired || s.st.Seen == 0 || now-s.st.Seen <= int64(x.cfg.TTL) {
+				break
+			}
+			next := s.st
+			next.Expired, next.Partial, next.Dirty = true, true, false
+			err := x.flush(ServerID(i), s, next, true, nil)
+			if err == nil {
+				x.stats.Expired++
+				expired[i/64] |= 1 << (uint(i) % 64)
+				break
+			}
+			if !errors.Is(err, ErrConflict) {
+				return expired, err
+			}
 		}
 	}
+	return expired, nil
 }
 
 // ServerStatus describes one server's stream as the index sees it.
@@ -479,15 +671,41 @@ type ServerStatus struct {
 	LastSeen time.Time
 }
 
-// Servers appends the status of every registered server, by ID, to dst.
-func (x *Index) Servers(dst []ServerStatus) []ServerStatus {
+// Servers appends the status of every registered server, by ID, to dst,
+// as the backend holds it now (other routers' servers included).
+func (x *Index) Servers(dst []ServerStatus) ([]ServerStatus, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.expire()
-	for i, s := range x.servers {
-		dst = append(dst, ServerStatus{ID: ServerID(i), Name: s.name, Seq: s.last, Partial: s.partial, Expired: s.expired, LastSeen: s.lastSeen})
+	if err := x.ready(); err != nil {
+		return dst, err
 	}
-	return dst
+	recs, err := x.cfg.Backend.Servers(nil)
+	if err != nil {
+		if errors.Is(err, ErrIndexLost) {
+			x.lost()
+		}
+		return dst, fmt.Errorf("fleet: servers: %w", err)
+	}
+	if len(recs) > len(x.servers) {
+		if err := x.refresh(); err != nil {
+			return dst, err
+		}
+	}
+	for i := range min(len(recs), len(x.servers)) {
+		x.servers[i].st = recs[i].State
+	}
+	if _, err := x.expire(); err != nil {
+		return dst, err
+	}
+	for i, s := range x.servers {
+		st := s.st
+		var seen time.Time
+		if st.Seen != 0 {
+			seen = time.Unix(0, st.Seen)
+		}
+		dst = append(dst, ServerStatus{ID: ServerID(i), Name: s.name, Seq: st.Last, Partial: st.Partial || st.Dirty || s.unsure, Expired: st.Expired, LastSeen: seen})
+	}
+	return dst, nil
 }
 
 // Stats returns the index's counters.

@@ -14,13 +14,13 @@ import (
 const DefaultMemoryCapacity = 1 << 18
 
 // MaxMemoryCapacity is the largest MemoryConfig.Capacity: 2^24 block
-// hashes, the most an eviction policy orders (eviction.MaxCapacity).
-const MaxMemoryCapacity = eviction.MaxCapacity
+// hashes.
+const MaxMemoryCapacity = 1 << 24
 
 // MaxMemoryBytes bounds what a Memory backend allocates up front, its
 // slot arrays, hash table and policy for Capacity entries with holder sets
-// for every server: 4 GiB. Init (called by New) refuses a Capacity and
-// Config.MaxServers whose estimate exceeds it; about 110 bytes an entry
+// for every server: 4 GiB. Attach (called by New) refuses a Capacity and
+// Config.MaxServers whose estimate exceeds it; about 120 bytes an entry
 // for up to 64 servers, plus 16 bytes an entry per further 64 servers.
 const MaxMemoryBytes = 4 << 30
 
@@ -32,8 +32,8 @@ func memoryBytes(capacity, words int) int64 {
 	for table/16 < 2*c {
 		table <<= 1
 	}
-	// hash 32, live 1, slotCopies 2, free 4, policy at most 64.
-	return table + c*(32+1+2+4+64+16*int64(words))
+	// hash 32, live 1, slotCopies 2, free 4, stamp 8, policy at most 64.
+	return table + c*(32+1+2+4+8+64+16*int64(words))
 }
 
 // MemoryConfig configures a Memory backend. Zero values mean defaults.
@@ -48,7 +48,10 @@ type MemoryConfig struct {
 	// Policy orders the entries for eviction. Every store and every
 	// lookup hit of an entry re-inserts it (or calls Access when the
 	// policy is an eviction.Accessor), so eviction.NewLRU forgets the
-	// least recently reported or asked-for hash. Default eviction.NewLRU.
+	// least recently reported or asked-for hash; a lookup hit of an entry
+	// refreshed within the last Capacity/8 refreshes is not refreshed
+	// again (under LRU it cannot be the victim before then). Default
+	// eviction.NewLRU.
 	Policy eviction.Factory
 }
 
@@ -72,11 +75,28 @@ type Memory struct {
 	slotCopies []uint16
 	policy     eviction.Policy
 	access     eviction.Accessor
+	// clock counts policy refreshes and inserts; stamp[s] is the clock
+	// at slot s's last one. A lookup hit refreshes an entry only when
+	// more than window refreshes happened since its last: under LRU such
+	// an entry is still among the window most recent, far from being the
+	// victim, so skipping the refresh changes no eviction it could
+	// suffer soon, and a hot prefix looked up again and again costs no
+	// policy work.
+	clock  uint64
+	stamp  []uint64
+	window uint64
+	// The registry: one Index per Memory, so no one else writes it.
+	model    string
+	max      int
+	names    []string
+	byName   map[string]ServerID
+	states   []StreamState
+	attached bool
 }
 
 var _ Backend = (*Memory)(nil)
 
-// NewMemory returns a Memory backend; Init (called by New) sizes it.
+// NewMemory returns a Memory backend; Attach (called by New) sizes it.
 func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	if cfg.Capacity == 0 {
 		cfg.Capacity = DefaultMemoryCapacity
@@ -90,17 +110,24 @@ func NewMemory(cfg MemoryConfig) (*Memory, error) {
 	return &Memory{cfg: cfg}, nil
 }
 
-// Init implements Backend. It allocates the slot arrays up front, and
-// refuses with ErrInvalid a size whose estimate exceeds MaxMemoryBytes.
-func (m *Memory) Init(model string, maxServers int) error {
+// Attach implements Backend. The first call allocates the slot arrays
+// (refusing with ErrInvalid a size whose estimate exceeds
+// MaxMemoryBytes); a Memory holds one model's index and serves one Index.
+func (m *Memory) Attach(model string, maxServers int) error {
 	if m == nil || m.cfg.Capacity == 0 {
 		return fmt.Errorf("%w: Memory not created with NewMemory", ErrInvalid)
+	}
+	if m.attached {
+		if model != m.model || maxServers != m.max {
+			return fmt.Errorf("%w: memory backend holds model %q for %d servers, not %q for %d", ErrInvalid, m.model, m.max, model, maxServers)
+		}
+		return nil
 	}
 	c := m.cfg.Capacity
 	if maxServers < 1 || maxServers > maxServersLimit {
 		return fmt.Errorf("%w: %d servers, must be in [1, %d]", ErrInvalid, maxServers, maxServersLimit)
 	}
-	if b := memoryBytes(c, wordsFor(maxServers)); b > MaxMemoryBytes {
+	if b := memoryBytes(c, WordsFor(maxServers)); b > MaxMemoryBytes {
 		return fmt.Errorf("%w: MemoryConfig.Capacity %d with Config.MaxServers %d needs about %d MiB up front, over MaxMemoryBytes (%d MiB)",
 			ErrInvalid, c, maxServers, b>>20, MaxMemoryBytes>>20)
 	}
@@ -108,13 +135,16 @@ func (m *Memory) Init(model string, maxServers int) error {
 	if policy == nil {
 		return fmt.Errorf("%w: MemoryConfig.Policy returned a nil policy", ErrInvalid)
 	}
-	m.servers = maxServers
-	m.words = wordsFor(maxServers)
+	m.model, m.max, m.attached = model, maxServers, true
+	m.byName = make(map[string]ServerID)
+	m.words = WordsFor(maxServers)
 	m.index = newTable(c)
 	m.n = 0
 	m.live = make([]bool, c)
 	m.copies = make(map[copyKey]uint32)
 	m.slotCopies = make([]uint16, c)
+	m.stamp = make([]uint64, c)
+	m.window = uint64(max(c/8, 1))
 	m.hashes = make([]paged.Hash, c)
 	m.masks = make([]uint64, c*2*m.words)
 	m.free = make([]int32, c)
@@ -129,22 +159,49 @@ func (m *Memory) Init(model string, maxServers int) error {
 // Len returns the number of block hashes held.
 func (m *Memory) Len() int { return m.n }
 
-// usable checks that Init ran and server is one it made room for.
-func (m *Memory) usable(server ServerID) error {
-	if m.servers == 0 {
-		return fmt.Errorf("%w: Memory used before Init", ErrInvalid)
+// Register implements Backend.
+func (m *Memory) Register(name string, init StreamState) (ServerID, StreamState, error) {
+	if !m.attached {
+		return 0, StreamState{}, fmt.Errorf("%w: Memory used before Attach", ErrInvalid)
 	}
-	if server < 0 || int(server) >= m.servers {
-		return fmt.Errorf("%w: server %d out of range [0, %d)", ErrInvalid, server, m.servers)
+	if id, ok := m.byName[name]; ok {
+		return id, m.states[id], nil
 	}
-	return nil
+	if len(m.names) >= m.max {
+		return 0, StreamState{}, fmt.Errorf("%w: %q would be server %d of %d", ErrTooManyServers, name, len(m.names)+1, m.max)
+	}
+	id := ServerID(len(m.names))
+	m.names = append(m.names, name)
+	m.states = append(m.states, init)
+	m.byName[name] = id
+	return id, init, nil
 }
 
-// Apply implements Backend.
-func (m *Memory) Apply(server ServerID, events []paged.Event) error {
-	if err := m.usable(server); err != nil {
-		return err
+// Servers implements Backend.
+func (m *Memory) Servers(dst []ServerRecord) ([]ServerRecord, error) {
+	for i, n := range m.names {
+		dst = append(dst, ServerRecord{Name: n, State: m.states[i]})
 	}
+	return dst, nil
+}
+
+// Update implements Backend.
+func (m *Memory) Update(server ServerID, old, next StreamState, clearFirst bool, events []paged.Event) (StreamState, error) {
+	if server < 0 || int(server) >= len(m.states) {
+		return StreamState{}, fmt.Errorf("%w: server %d is not registered", ErrInvalid, server)
+	}
+	if m.states[server] != old {
+		return m.states[server], ErrConflict
+	}
+	if clearFirst {
+		m.clear(server)
+	}
+	m.apply(server, events)
+	m.states[server] = next
+	return next, nil
+}
+
+func (m *Memory) apply(server ServerID, events []paged.Event) {
 	for i := range events {
 		ev := &events[i]
 		switch ev.Kind {
@@ -169,7 +226,6 @@ func (m *Memory) Apply(server ServerID, events []paged.Event) error {
 			m.clear(server)
 		}
 	}
-	return nil
 }
 
 // copyKey names the extra copies one server holds of one entry on one
@@ -259,10 +315,14 @@ func (m *Memory) slot(h *paged.Hash) int32 {
 	m.live[s] = true
 	m.n++
 	m.policy.Insert(allocator.BlockID(s))
+	m.clock++
+	m.stamp[s] = m.clock
 	return s
 }
 
 func (m *Memory) touch(s int32) {
+	m.clock++
+	m.stamp[s] = m.clock
 	if m.access != nil {
 		m.access.Access(allocator.BlockID(s))
 		return
@@ -295,16 +355,9 @@ func (m *Memory) drop(s int32, inPolicy bool) {
 	m.free = append(m.free, s)
 }
 
-// Clear implements Backend. It scans every slot: clearing is rare (lost
-// events, a cache reset, an expired server), lookups and events are not.
-func (m *Memory) Clear(server ServerID) error {
-	if err := m.usable(server); err != nil {
-		return err
-	}
-	m.clear(server)
-	return nil
-}
-
+// clear drops every entry of server. It scans every slot: clearing is
+// rare (lost events, a cache reset, an expired server), lookups and
+// events are not.
 func (m *Memory) clear(server ServerID) {
 	w, bit := int(server)/64, uint64(1)<<(uint(server)%64)
 	for s := range int32(len(m.live)) {
@@ -321,24 +374,25 @@ func (m *Memory) clear(server ServerID) {
 	}
 }
 
-// Lookup implements Backend. A hit refreshes the entry in the policy.
-func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64) ([]uint64, error) {
-	if m.servers == 0 {
-		return dst, fmt.Errorf("%w: Memory used before Init", ErrInvalid)
+// Lookup implements Backend. A hit refreshes the entry in the policy
+// (see MemoryConfig.Policy). It stops at the first hash it does not hold.
+func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error) {
+	if !m.attached {
+		return dst, states, fmt.Errorf("%w: Memory used before Attach", ErrInvalid)
 	}
 	if words != m.words {
-		return dst, fmt.Errorf("%w: lookup with %d words, backend has %d", ErrInvalid, words, m.words)
+		return dst, states, fmt.Errorf("%w: lookup with %d words, backend has %d", ErrInvalid, words, m.words)
 	}
+	states = append(states, m.states...)
 	for i := range hashes {
 		s, ok := m.index.find(&hashes[i], m.hashes)
 		if !ok {
-			for range 2 * words {
-				dst = append(dst, 0)
-			}
-			continue
+			break // no server holds it: every run ends here
 		}
-		m.touch(s)
+		if m.clock-m.stamp[s] >= m.window {
+			m.touch(s)
+		}
 		dst = append(dst, m.masks[int(s)*2*words:(int(s)+1)*2*words]...)
 	}
-	return dst, nil
+	return dst, states, nil
 }

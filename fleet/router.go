@@ -6,8 +6,21 @@ type Candidate struct {
 	Score
 	// Load is the server's load in whatever unit the caller uses
 	// consistently (running requests, queued tokens, utilization); routers
-	// only compare it.
+	// only compare it. PrefixAware and LeastLoaded read it.
 	Load float64
+	// Work is the server's outstanding work in tokens of prefill: the
+	// prompt tokens it has yet to compute for its running and queued
+	// requests, plus its decode work converted at the server's own rates
+	// (decode seconds x prefill tokens per second), divided by the
+	// requests it runs at once. It is the delay, in prefill tokens, that
+	// the server's backlog adds to a new request. CostAware reads it.
+	Work float64
+	// Queue is the number of requests waiting to start on the server per
+	// request it runs at once (waiting requests / concurrent slots;
+	// negative counts as 0). Each
+	// token of prefill a request computes there delays about that many
+	// requests queued behind it by a token each; CostAware counts it.
+	Queue float64
 }
 
 // Router picks the server for one request. Route returns an index into

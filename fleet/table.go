@@ -1,7 +1,9 @@
 package fleet
 
 import (
+	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 
 	"github.com/pagedkv/pagedkv/paged"
 )
@@ -11,11 +13,14 @@ import (
 // entry carrying its 64-bit seeded hash so a probe rarely touches the slot
 // arrays. The Go map it replaces spent most of a lookup hashing and
 // comparing 32-byte keys; this one compares 8 bytes, then the full hash
-// once. The random seed keeps chosen hash values from colliding on purpose.
+// once. The hash mixes all four words of a block hash with a random
+// per-table key (a multiply-fold, as wyhash does), so hashes that are not
+// uniform in any one word (trace IDs, vLLM's 64-bit hashes) spread, and
+// hash values chosen to collide in one table do not in another.
 type table struct {
-	seed maphash.Seed
-	e    []tableEntry
-	mask int
+	k0, k1 uint64
+	e      []tableEntry
+	mask   int
 }
 
 type tableEntry struct {
@@ -28,10 +33,30 @@ func newTable(capacity int) table {
 	for n < 2*capacity {
 		n <<= 1
 	}
-	return table{seed: maphash.MakeSeed(), e: make([]tableEntry, n), mask: n - 1}
+	seed := maphash.MakeSeed()
+	k0 := maphash.Comparable(seed, 0) | 1
+	k1 := maphash.Comparable(seed, 1) | 1
+	return table{k0: k0, k1: k1, e: make([]tableEntry, n), mask: n - 1}
 }
 
-func (t *table) sum(h *paged.Hash) uint64 { return maphash.Bytes(t.seed, h[:]) }
+func (t *table) sum(h *paged.Hash) uint64 {
+	a := binary.LittleEndian.Uint64(h[0:8])
+	b := binary.LittleEndian.Uint64(h[8:16])
+	c := binary.LittleEndian.Uint64(h[16:24])
+	d := binary.LittleEndian.Uint64(h[24:32])
+	hi1, lo1 := bits.Mul64(a^t.k0, b^t.k1)
+	hi2, lo2 := bits.Mul64(c^t.k1, d^t.k0^hi1)
+	return hi2 ^ lo2 ^ lo1
+}
+
+// same reports whether two hashes are equal, word by word (inlined, no
+// call to the runtime's memequal).
+func same(x, y *paged.Hash) bool {
+	return binary.LittleEndian.Uint64(x[0:8]) == binary.LittleEndian.Uint64(y[0:8]) &&
+		binary.LittleEndian.Uint64(x[8:16]) == binary.LittleEndian.Uint64(y[8:16]) &&
+		binary.LittleEndian.Uint64(x[16:24]) == binary.LittleEndian.Uint64(y[16:24]) &&
+		binary.LittleEndian.Uint64(x[24:32]) == binary.LittleEndian.Uint64(y[24:32])
+}
 
 // find returns the slot holding h; hashes is the slot -> hash array.
 func (t *table) find(h *paged.Hash, hashes []paged.Hash) (int32, bool) {
@@ -41,7 +66,7 @@ func (t *table) find(h *paged.Hash, hashes []paged.Hash) (int32, bool) {
 		if e.slot == 0 {
 			return 0, false
 		}
-		if e.h == x && hashes[e.slot-1] == *h {
+		if e.h == x && same(&hashes[e.slot-1], h) {
 			return e.slot - 1, true
 		}
 	}

@@ -32,7 +32,12 @@ type Manager struct {
 	ticker    eviction.Ticker
 
 	// Per block, indexed by BlockID.
-	hash    []Hash
+	hash []Hash
+	// parent is the hash before hash[id] in its chain (root for a first
+	// block), for Snapshot; kept only with events on (Config.Events), the
+	// stream a snapshot resynchronises, so a manager without events does
+	// not pay 32 bytes per block for it.
+	parent  []Hash
 	cached  []bool // the block's content is committed to the index
 	dupNext []allocator.BlockID
 	dupPrev []allocator.BlockID
@@ -104,6 +109,9 @@ func New(cfg Config) (*Manager, error) {
 		m.maxStride *= 2
 	}
 	m.index = newHashIndex(cfg.NumBlocks, m.hash)
+	if cfg.Events > 0 {
+		m.parent = make([]Hash, cfg.NumBlocks)
+	}
 	if m.policy == nil {
 		return nil, fmt.Errorf("%w: Config.Policy returned a nil policy", ErrInvalid)
 	}

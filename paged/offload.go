@@ -46,6 +46,9 @@ func (m *Manager) offload(id allocator.BlockID) bool {
 	}
 	hb := t.alloc(&m.events)
 	t.hash[hb] = *h
+	if m.parent != nil {
+		t.parent[hb] = m.parent[id]
+	}
 	t.index.set(h, hb)
 	t.pool.ReleaseToCache(hb)
 	t.policy.Insert(hb)

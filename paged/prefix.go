@@ -81,6 +81,12 @@ func (m *Manager) claim(id allocator.BlockID) {
 // group g.
 func (m *Manager) commit(id allocator.BlockID, h Hash, g, depth int, parent allocator.BlockID, s *sequence) {
 	m.hash[id] = h
+	if m.parent != nil {
+		m.parent[id] = m.chain.root
+		if depth > 0 {
+			m.parent[id] = s.hashes[depth-1]
+		}
+	}
 	m.cached[id] = true
 	if m.blockGroup != nil {
 		m.blockGroup[id] = uint8(g)

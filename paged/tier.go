@@ -25,8 +25,9 @@ type hostTier struct {
 	floor     int
 
 	// Per host block.
-	hash  []Hash
-	index hashIndex
+	hash   []Hash
+	parent []Hash // as Manager.parent
+	index  hashIndex
 	// hmark maps a host block to the device block it was swapped into
 	// during one SwapIn call, so shared host blocks come back shared.
 	hmark []allocator.BlockID
@@ -81,6 +82,9 @@ func newHostTier(cfg Config, nDevice int) (*hostTier, error) {
 		prio:    make([]int8, nDevice),
 		expires: make([]int64, nDevice),
 		mark:    make([]allocator.BlockID, nDevice),
+	}
+	if cfg.Events > 0 {
+		t.parent = make([]Hash, cfg.HostBlocks) // see Manager.parent
 	}
 	t.index = newHashIndex(cfg.HostBlocks, t.hash)
 	if t.policy == nil {

@@ -1,24 +1,69 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/fleet/redisindex"
 )
 
-// runFleet replays the Mooncake trace over a fleet of managers behind each
-// router and prints hit rate, balance, waits and index speed, with the
-// prefix-aware routers replayed again on Redis when an address is given.
+// fleetRow is one router's line of the fleet study (and its JSON object).
+type fleetRow struct {
+	Trace         string      `json:"trace"`
+	Router        string      `json:"router"`
+	Requests      int         `json:"requests"`
+	Rejected      int         `json:"rejected"`
+	HitRate       float64     `json:"hit_rate"`
+	Imbalance     float64     `json:"imbalance"`
+	MeanWait      float64     `json:"mean_wait_s"`
+	P90Wait       float64     `json:"p90_wait_s"`
+	Makespan      float64     `json:"makespan_s"`
+	LookupsPerSec float64     `json:"lookups_per_s,omitempty"`
+	EventsPerSec  float64     `json:"block_events_per_s,omitempty"`
+	Redis         *redisCheck `json:"redis,omitempty"`
+}
+
+// redisCheck is the same replay on the Redis backend: its speed, whether
+// it routed exactly like the in-memory index, and what the index saw go
+// wrong.
+type redisCheck struct {
+	LookupsPerSec  float64 `json:"lookups_per_s"`
+	EventsPerSec   float64 `json:"block_events_per_s"`
+	Identical      bool    `json:"identical"`
+	Differing      int     `json:"differing_decisions"`
+	Losses         uint64  `json:"index_losses"`
+	Gaps           uint64  `json:"gaps"`
+	PartialServers int     `json:"partial_servers"`
+	Error          string  `json:"error,omitempty"`
+}
+
+// status is the table cell for a Redis replay.
+func (c *redisCheck) status() string {
+	switch {
+	case c == nil:
+		return "-"
+	case c.Error != "":
+		return "**FAILED**: " + c.Error
+	case c.Identical:
+		return "identical"
+	}
+	return fmt.Sprintf("**DIFFERENT**: %d decisions; index losses %d, gaps %d, partial servers %d", c.Differing, c.Losses, c.Gaps, c.PartialServers)
+}
+
+// runFleet replays a trace over a fleet of managers behind each router
+// and prints hit rate, balance, waits and index speed, with the routers
+// that use the index replayed again on Redis when an address is given.
 func runFleet(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	fs := flag.NewFlagSet("kvbench fleet", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg bench.FleetConfig
 	fs.IntVar(&cfg.Servers, "servers", 8, "number of servers")
@@ -26,24 +71,24 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Slots, "slots", 8, "requests a server runs at once")
 	fs.Float64Var(&cfg.PrefillRate, "prefill", 10000, "uncached prompt tokens per second per request")
 	fs.DurationVar(&cfg.DecodeStep, "decode", 30*time.Millisecond, "time per output token")
-	fs.Float64Var(&cfg.Speed, "speed", 2, "arrival speed-up of the trace (2: twice its rate, about 70% busy)")
+	fs.Float64Var(&cfg.Speed, "speed", 2, "arrival speed-up of the trace (2: twice its rate)")
 	loadCap := fs.Float64("cap", 0, "load cap of the capped prefix-aware router (running+queued); 0 means -slots")
 	seed := fs.Uint64("seed", 1, "seed of the random router")
 	addr := fs.String("redis", os.Getenv("PAGEDKV_REDIS_ADDR"), "Redis address for the Redis-backed replays (default $PAGEDKV_REDIS_ADDR; empty skips them)")
-	tracePath := fs.String("trace", "", "Mooncake trace file (default: the embedded synthetic trace)")
+	tracePath := fs.String("trace", "", "trace `file`: Mooncake JSONL or Azure CSV (default: the embedded trace of -format, Mooncake synthetic unless -format azure)")
+	format := fs.String("format", "", "trace format, mooncake or azure (default: by the file's extension)")
+	shared := fs.Int("shared-prefix", 0, "prefix every request with `N` blocks common to all (a shared system prompt); a trace without hash IDs (Azure) gets unique blocks for the rest of each prompt")
 	limit := fs.Int("requests", 0, "replay only the first N requests (0: all)")
+	asJSON := fs.Bool("json", false, "print one JSON object per router instead of the table")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kvbench fleet [flags]\n\nReplays a trace over a fleet of block managers (512-token blocks) behind each\nrouter, the index fed by the managers' KV events, and reports hit rate,\nrequest imbalance, queueing waits and makespan per router. With -redis (or\nPAGEDKV_REDIS_ADDR) the routers that use the index run again on Redis; a\nRedis failure or a different decision marks the row and fails the command.\n\nflags:")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	reqs := bench.MooncakeSynthetic()
-	if *tracePath != "" {
-		var err error
-		if reqs, err = bench.ReadTraceFile(*tracePath, "mooncake"); err != nil {
-			return err
-		}
 	}
 	if cfg.Servers < 1 || cfg.Blocks < 2 || cfg.Slots < 1 {
 		return fmt.Errorf("-servers %d, -blocks %d and -slots %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.Slots)
@@ -51,8 +96,31 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	if *limit < 0 {
 		return fmt.Errorf("-requests %d must not be negative", *limit)
 	}
+	if *shared < 0 {
+		return fmt.Errorf("-shared-prefix %d must not be negative", *shared)
+	}
+	reqs, name, _, err := loadCacheTrace(*tracePath, format)
+	if err != nil {
+		return err
+	}
 	if *limit > 0 && *limit < len(reqs) {
 		reqs = reqs[:*limit]
+	}
+	hasIDs := false
+	for _, q := range reqs {
+		hasIDs = hasIDs || len(q.HashIDs) > 0
+	}
+	if *shared > 0 || !hasIDs {
+		if reqs, err = bench.SharedPrefix(reqs, *shared, bench.MooncakeBlockSize); err != nil {
+			return err
+		}
+	}
+	traceName := name
+	if *shared > 0 {
+		traceName += fmt.Sprintf(", every request prefixed with %d shared block(s)", *shared)
+	}
+	if !hasIDs {
+		traceName += "; no hash IDs in the trace: each prompt's own blocks are unique"
 	}
 	if *loadCap == 0 {
 		*loadCap = float64(cfg.Slots)
@@ -63,12 +131,8 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		defer rdb.Close()
 	}
 
-	fmt.Fprintf(stdout, "fleet study: %d requests of the Mooncake synthetic trace (%s)\n", len(reqs), bench.MooncakeAttribution)
-	fmt.Fprintf(stdout, "%d servers x %d blocks of 512 tokens, %d slots each, prefill %g tok/s, decode %v/token, speed x%g\n\n",
-		cfg.Servers, cfg.Blocks, cfg.Slots, cfg.PrefillRate, cfg.DecodeStep, cfg.Speed)
-	fmt.Fprintln(stdout, "| router | hit rate | imbalance (max/mean requests) | mean wait s | p90 wait s | makespan s | lookups/s memory | lookups/s redis | redis decisions |")
-	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|")
-	var mem, red []bench.FleetResult
+	var rows []fleetRow
+	failed := 0
 	for _, r := range bench.FleetRouters(*seed, *loadCap) {
 		c := cfg
 		x, err := fleet.New(fleet.Config{Model: "kvbench-fleet", MaxServers: cfg.Servers})
@@ -80,64 +144,128 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.Name, err)
 		}
-		mem = append(mem, res)
-		redisCol, same := "-", "-"
+		row := fleetRow{
+			Trace: traceName, Router: r.Name, Requests: res.Requests, Rejected: res.Rejected,
+			HitRate: res.HitRate, Imbalance: res.Imbalance, MeanWait: res.MeanWait, P90Wait: res.P90Wait, Makespan: res.Makespan,
+			LookupsPerSec: res.LookupsPerSecond(), EventsPerSec: res.BlockEventsPerSecond(),
+		}
 		if r.Prefix && rdb != nil {
-			back, err := fleet.NewRedis(rdb, fleet.RedisConfig{})
-			if err != nil {
+			row.Redis = redisReplay(reqs, c, r.Name, rdb, *seed, *loadCap, res)
+			if !row.Redis.Identical {
+				failed++
+			}
+		}
+		rows = append(rows, row)
+	}
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, row := range rows {
+			if err := enc.Encode(row); err != nil {
 				return err
 			}
-			x, err := fleet.New(fleet.Config{Model: "kvbench-fleet", MaxServers: cfg.Servers, Backend: back})
-			if err != nil {
-				return err
-			}
-			c.Index = x
-			// The router may keep state (round-robin, random): rebuild it.
-			rr := r
-			for _, fresh := range bench.FleetRouters(*seed, *loadCap) {
-				if fresh.Name == r.Name {
-					rr = fresh
-				}
-			}
-			rres, err := bench.RunFleet(reqs, c, rr)
-			if err != nil {
-				return fmt.Errorf("%s on redis: %w", r.Name, err)
-			}
-			red = append(red, rres)
-			redisCol = fmt.Sprintf("%.0f", rres.LookupsPerSecond())
-			same = "differ"
-			if slices.Equal(res.Decisions, rres.Decisions) && rres.HitTokens == res.HitTokens {
-				same = "identical"
-			}
 		}
-		lookups := "-"
-		if r.Prefix {
-			lookups = fmt.Sprintf("%.0f", res.LookupsPerSecond())
-		}
-		fmt.Fprintf(stdout, "| %s | %.1f%% | %.2f | %.2f | %.2f | %.0f | %s | %s | %s |\n",
-			r.Name, 100*res.HitRate, res.Imbalance, res.MeanWait, res.P90Wait, res.Makespan, lookups, redisCol, same)
+	} else {
+		writeFleetTable(stdout, rows, cfg, traceName, reqs, rdb != nil)
 	}
-	fmt.Fprintln(stdout)
-	for _, res := range mem {
-		if res.Rejected > 0 {
-			fmt.Fprintf(stdout, "%s: %d requests could never fit a server\n", res.Router, res.Rejected)
+	if failed > 0 {
+		return fmt.Errorf("%d redis replay(s) failed or routed differently from the in-memory index (see the marked rows)", failed)
+	}
+	return nil
+}
+
+// redisReplay runs one router again with the index on Redis and compares
+// its decisions with the in-memory replay mem.
+func redisReplay(reqs []bench.Request, c bench.FleetConfig, router string, rdb *redis.Client, seed uint64, loadCap float64, mem bench.FleetResult) *redisCheck {
+	out := &redisCheck{}
+	fail := func(err error) *redisCheck {
+		out.Error = err.Error()
+		return out
+	}
+	back, err := redisindex.New(rdb, redisindex.Config{})
+	if err != nil {
+		return fail(err)
+	}
+	if err := back.Delete("kvbench-fleet"); err != nil {
+		return fail(err)
+	}
+	x, err := fleet.New(fleet.Config{Model: "kvbench-fleet", MaxServers: c.Servers, Backend: back})
+	if err != nil {
+		return fail(err)
+	}
+	c.Index = x
+	// The router may keep state: take a fresh one.
+	var rr bench.FleetRouter
+	for _, fresh := range bench.FleetRouters(seed, loadCap) {
+		if fresh.Name == router {
+			rr = fresh
 		}
 	}
-	rrHit, paHit := mem[1].HitRate, mem[3].HitRate
-	fmt.Fprintf(stdout, "prefix-aware hit rate %.1f%% vs round-robin %.1f%% (x%.2f); bound for one unbounded cache %.1f%%\n",
-		100*paHit, 100*rrHit, paHit/rrHit, 100*bench.FleetHitBound(reqs, bench.MooncakeBlockSize))
-	for _, res := range mem {
-		if res.BlockEvents > 0 {
-			fmt.Fprintf(stdout, "index event application (memory, %s replay): %.0f block events/s\n", res.Router, res.BlockEventsPerSecond())
+	res, err := bench.RunFleet(reqs, c, rr)
+	out.Losses, out.Gaps, out.PartialServers = res.Index.Losses, res.Index.Gaps, res.PartialServers
+	if err != nil {
+		st := x.Stats()
+		out.Losses, out.Gaps = st.Losses, st.Gaps
+		if errors.Is(err, fleet.ErrIndexLost) {
+			return fail(fmt.Errorf("index lost: %w", err))
+		}
+		return fail(err)
+	}
+	out.LookupsPerSec, out.EventsPerSec = res.LookupsPerSecond(), res.BlockEventsPerSecond()
+	for i := range mem.Decisions {
+		if mem.Decisions[i] != res.Decisions[i] {
+			out.Differing++
+		}
+	}
+	out.Identical = out.Differing == 0 && res.HitTokens == mem.HitTokens && out.Losses == 0 && out.PartialServers == 0
+	return out
+}
+
+// writeFleetTable prints the study as a Markdown table with a header
+// naming the trace and the fleet, and a summary.
+func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceName string, reqs []bench.Request, withRedis bool) {
+	fmt.Fprintf(w, "fleet study: %d requests of %s\n", len(reqs), traceName)
+	fmt.Fprintf(w, "%d servers x %d blocks of %d tokens, %d slots each, prefill %g tok/s, decode %v/token, speed x%g\n\n",
+		cfg.Servers, cfg.Blocks, bench.MooncakeBlockSize, cfg.Slots, cfg.PrefillRate, cfg.DecodeStep, cfg.Speed)
+	fmt.Fprintln(w, "| router | hit rate | imbalance (max/mean requests) | mean wait s | p90 wait s | makespan s | lookups/s memory | lookups/s redis | redis |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		lookups, redisCol := "-", "-"
+		if r.LookupsPerSec > 0 {
+			lookups = fmt.Sprintf("%.0f", r.LookupsPerSec)
+		}
+		if r.Redis != nil && r.Redis.Error == "" {
+			redisCol = fmt.Sprintf("%.0f", r.Redis.LookupsPerSec)
+		}
+		fmt.Fprintf(w, "| %s | %.1f%% | %.2f | %.2f | %.2f | %.0f | %s | %s | %s |\n",
+			r.Router, 100*r.HitRate, r.Imbalance, r.MeanWait, r.P90Wait, r.Makespan, lookups, redisCol, r.Redis.status())
+	}
+	fmt.Fprintln(w)
+	for _, r := range rows {
+		if r.Rejected > 0 {
+			fmt.Fprintf(w, "%s: %d requests could never fit a server\n", r.Router, r.Rejected)
+		}
+	}
+	byName := map[string]fleetRow{}
+	for _, r := range rows {
+		byName[r.Router] = r
+	}
+	rr, ll, ca := byName["round-robin"], byName["least-loaded"], byName["cost-aware"]
+	fmt.Fprintf(w, "cost-aware: hit rate %.1f%% (x%.2f round-robin's), imbalance %.2f, makespan x%.3f and p90 wait %+.2f s vs least-loaded; bound for one unbounded cache %.1f%%\n",
+		100*ca.HitRate, ca.HitRate/rr.HitRate, ca.Imbalance, ca.Makespan/ll.Makespan, ca.P90Wait-ll.P90Wait, 100*bench.FleetHitBound(reqs, bench.MooncakeBlockSize))
+	for _, r := range rows {
+		if r.EventsPerSec > 0 {
+			fmt.Fprintf(w, "index event application (memory, %s replay): %.0f block events/s\n", r.Router, r.EventsPerSec)
 			break
 		}
 	}
-	for _, res := range red {
-		fmt.Fprintf(stdout, "index event application (redis, %s replay): %.0f block events/s\n", res.Router, res.BlockEventsPerSecond())
-		break
+	for _, r := range rows {
+		if r.Redis != nil && r.Redis.Error == "" {
+			fmt.Fprintf(w, "index event application (redis, %s replay): %.0f block events/s\n", r.Router, r.Redis.EventsPerSec)
+			break
+		}
 	}
-	if rdb == nil {
-		fmt.Fprintln(stdout, "redis replays skipped: no -redis address and PAGEDKV_REDIS_ADDR unset")
+	if !withRedis {
+		fmt.Fprintln(w, "redis replays skipped: no -redis address and PAGEDKV_REDIS_ADDR unset")
 	}
-	return nil
 }

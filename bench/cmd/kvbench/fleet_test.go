@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 
@@ -11,26 +14,66 @@ import (
 	"github.com/pagedkv/pagedkv/internal/redistest"
 )
 
+var fleetRouterRows = []string{"| random |", "| round-robin |", "| least-loaded |", "| prefix-aware |", "| prefix-aware, load cap 8 |", "| cost-aware |"}
+
 func TestRunFleetPrintsEveryRouter(t *testing.T) {
 	var out, errb bytes.Buffer
 	addr := redistest.Optional()
 	args := []string{"-requests", "300", "-redis", addr}
 	require.NoError(t, runFleet(args, &out, &errb), errb.String())
 	s := out.String()
-	for _, r := range []string{"| random |", "| round-robin |", "| least-loaded |", "| prefix-aware |", "| prefix-aware, load cap 8 |"} {
+	for _, r := range fleetRouterRows {
 		assert.Contains(t, s, r)
 	}
-	assert.Contains(t, s, "prefix-aware hit rate")
+	assert.Contains(t, s, "fleet study: 300 requests of mooncake_synthetic (embedded;")
+	assert.Contains(t, s, "cost-aware: hit rate")
 	if addr != "" {
-		assert.Equal(t, 2, strings.Count(s, "| identical |"), s)
+		assert.Equal(t, 3, strings.Count(s, "| identical |"), s)
 	} else {
 		assert.Contains(t, s, "redis replays skipped")
 	}
+}
+
+func TestRunFleetOnAzureWithSharedPrefixAsJSON(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"-format", "azure", "-shared-prefix", "1", "-requests", "400", "-redis", "", "-json"}
+	require.NoError(t, runFleet(args, &out, &errb), errb.String())
+	sc := bufio.NewScanner(&out)
+	var rows []fleetRow
+	for sc.Scan() {
+		var r fleetRow
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), sc.Text())
+		rows = append(rows, r)
+	}
+	require.Len(t, rows, len(fleetRouterRows))
+	for _, r := range rows {
+		assert.Contains(t, r.Trace, "azure_conv_2023")
+		assert.Contains(t, r.Trace, "prefixed with 1 shared block")
+		assert.Equal(t, 400, r.Requests+r.Rejected, r.Router)
+		// Only the shared block can hit: a prompt's own blocks are unique.
+		assert.Greater(t, r.HitRate, 0.0, r.Router)
+	}
+}
+
+// TestRunFleetFailsLoudlyWhenRedisIsUnreachable: a Redis that cannot be
+// reached marks the Redis rows as failed and fails the command.
+func TestRunFleetFailsLoudlyWhenRedisIsUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	var out, errb bytes.Buffer
+	err = runFleet([]string{"-requests", "50", "-redis", addr}, &out, &errb)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "3 redis replay(s) failed")
+	assert.Equal(t, 3, strings.Count(out.String(), "**FAILED**"), out.String())
 }
 
 func TestRunFleetRejectsBadFlags(t *testing.T) {
 	var out, errb bytes.Buffer
 	require.Error(t, runFleet([]string{"-requests", "-1"}, &out, &errb))
 	require.Error(t, runFleet([]string{"-servers", "0", "-requests", "10", "-redis", ""}, &out, &errb))
+	require.Error(t, runFleet([]string{"-shared-prefix", "-1", "-redis", ""}, &out, &errb))
+	require.Error(t, runFleet([]string{"-trace", "/nonexistent.jsonl", "-redis", ""}, &out, &errb))
 	require.Error(t, runFleet([]string{"extra"}, &out, &errb))
 }

@@ -1,0 +1,45 @@
+package fleet
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestStreamStateRoundTrip(t *testing.T) {
+	for _, st := range []StreamState{
+		{},
+		{Gen: 7, Last: 42, Started: true, Seen: 1700000000000000000},
+		{Gen: 1, AnyStart: true, Partial: true, Dirty: true, Expired: true, Seen: -5},
+	} {
+		got, err := ParseStreamState(st.String())
+		require.NoError(t, err)
+		assert.Equal(t, st, got)
+	}
+	got, err := ParseStreamState("3 4 sp 5 ~2") // a backend's intermediate tag
+	require.NoError(t, err)
+	assert.Equal(t, StreamState{Gen: 3, Last: 4, Started: true, Partial: true, Seen: 5}, got)
+	for _, bad := range []string{"", "1 2 s", "x 2 s 3", "1 2 q 3", "1 -2 s 3"} {
+		_, err := ParseStreamState(bad)
+		require.ErrorIs(t, err, ErrMalformed, "%q", bad)
+	}
+}
+
+// FuzzParseStreamState: whatever a backend holds, parsing never panics,
+// and a state that parses prints to a string that parses to it again.
+func FuzzParseStreamState(f *testing.F) {
+	f.Add("0 0 - 0")
+	f.Add("12 345 sapdx 1700000000000000000 ~3")
+	f.Add("1 2 s")
+	f.Fuzz(func(t *testing.T, s string) {
+		st, err := ParseStreamState(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseStreamState(st.String())
+		if err != nil || again != st {
+			t.Fatalf("%q parsed to %+v, which prints as %q and parses to %+v, %v", s, st, st.String(), again, err)
+		}
+	})
+}

@@ -1,0 +1,88 @@
+package fleet_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/fleet/fleettest"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+func memory(t *testing.T, capacity int) *fleet.Memory {
+	m, err := fleet.NewMemory(fleet.MemoryConfig{Capacity: capacity})
+	require.NoError(t, err)
+	return m
+}
+
+func TestMemoryMatchesModel(t *testing.T) {
+	for seed := range uint64(5) {
+		fleettest.CheckAgainstModel(t, memory(t, 64), seed, 2000)
+	}
+}
+
+func TestMemoryCountsCopies(t *testing.T) { fleettest.CheckCopies(t, memory(t, 8)) }
+
+// TestResyncFromSnapshotIsExact: a server whose events were lost is
+// partial until its manager's snapshot rebuilds it; then its scores are
+// those of an index that saw every event, and the events the manager
+// queued before the snapshot are skipped as replays.
+func TestResyncFromSnapshotIsExact(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16, HostBlocks: 4, Events: 256})
+	require.NoError(t, err)
+	lossy, err := fleet.New(fleet.Config{})
+	require.NoError(t, err)
+	ref, err := fleet.New(fleet.Config{})
+	require.NoError(t, err)
+	feed := func(drop bool) {
+		evs := m.DrainEvents(nil)
+		require.NoError(t, ref.Apply("gpu", evs))
+		if !drop {
+			require.NoError(t, lossy.Apply("gpu", evs))
+		}
+	}
+	run := func(first int32, n int) {
+		tokens := make([]int32, 4*n+1)
+		for i := range tokens {
+			tokens[i] = first + int32(i)
+		}
+		id, _, err := m.Create(tokens, nil) // admitted
+		require.NoError(t, err)
+		require.NoError(t, m.Free(id))
+	}
+	run(0, 3)
+	feed(false)
+	run(100, 3) // these events are lost on the way to lossy
+	feed(true)
+	run(0, 5)
+	feed(false)
+	prompt := func(first int32, n int) []paged.Hash {
+		tokens := make([]int32, 4*n)
+		for i := range tokens {
+			tokens[i] = first + int32(i)
+		}
+		hs, err := m.BlockHashes(nil, tokens, nil)
+		require.NoError(t, err)
+		return hs
+	}
+	sc, err := lossy.Lookup(prompt(100, 3), nil)
+	require.NoError(t, err)
+	assert.True(t, sc[0].Partial)
+	assert.Zero(t, sc[0].Blocks)
+
+	run(200, 6) // queued, not drained, when the snapshot is taken
+	var snap paged.Snapshot
+	m.Snapshot(&snap)
+	require.NoError(t, lossy.Resync("gpu", &snap))
+	feed(false) // replays for lossy
+	for _, p := range [][]paged.Hash{prompt(0, 5), prompt(100, 3), prompt(200, 6)} {
+		want, err := ref.Lookup(p, nil)
+		require.NoError(t, err)
+		got, err := lossy.Lookup(p, nil)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	require.ErrorIs(t, lossy.Resync("gpu", &paged.Snapshot{}), fleet.ErrInvalid, "a snapshot without a block size")
+}

@@ -1,0 +1,25 @@
+// Package redisindex is the Redis backend of a fleet.Index: the prefix
+// index, the server registry and every server's stream state in Redis (or
+// Valkey), through github.com/redis/go-redis/v9, so several routers in
+// several processes share one index and agree on which servers are
+// partial.
+//
+//	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+//	back, err := redisindex.New(client, redisindex.Config{})
+//	index, err := fleet.New(fleet.Config{Model: "llama-3-8b", Backend: back})
+//
+// Attaching never deletes: a router that starts joins the index other
+// routers built (Backend.Delete removes a model's keys on purpose). Every
+// write is one Lua script call that checks the index's epoch and the
+// server's stream state before it changes anything, so the streams may be
+// applied by one router or by all of them. When Redis loses its data
+// (restart without persistence, flush) the epoch is gone: the routers
+// make or join a new index under a new epoch, every server is partial,
+// and each server's paged.Snapshot given to fleet.Index.Resync rebuilds
+// it exactly.
+//
+// # Concurrency
+//
+// A Backend belongs to one fleet.Index (which serializes its calls); the
+// client may be shared.
+package redisindex

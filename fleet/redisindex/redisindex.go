@@ -1,0 +1,538 @@
+package redisindex
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// Config configures a Backend. Zero values mean defaults.
+type Config struct {
+	// Prefix starts every key. Default "pagedkv".
+	Prefix string
+	// KeyTTL, when positive, gives every block key and server set an
+	// expiry that each store refreshes: a safety net that lets Redis
+	// reclaim entries if every indexer dies for good. A block cached
+	// longer than KeyTTL without being stored again is then forgotten
+	// (the index under-reports it). Default 0: no expiry; the Index's own
+	// TTL drops silent servers' entries.
+	KeyTTL time.Duration
+	// MaxOps bounds the block operations sent in one script call, so a
+	// huge batch cannot block Redis for long. Default 4096.
+	MaxOps int
+}
+
+// Backend is a fleet.Backend on Redis (or Valkey) through go-redis: an
+// index shared by several routers, or larger than one process should
+// hold. Every router attached to the same Prefix and model sees the same
+// servers (IDs, names, stream states) and entries.
+//
+// Layout, all keys under Prefix:{model}: (the braces make the model a
+// cluster hash tag, so one model's keys share a slot and a script may
+// touch them together):
+//
+//	epoch              random token of the index's life, written by the first Attach
+//	max                the maxServers the index was made for
+//
+// and the index itself under Prefix:{model}:<epoch token>:, so an index
+// made anew after a loss never trusts keys left from an earlier life:
+//
+//	count              number of registered servers
+//	names              hash: server name -> ID
+//	ids                list: server names by ID
+//	st:<id>            server's stream state (fleet.StreamState.String)
+//	b:<32 hash bytes>  string: bit 2s is "server s holds the block on the device", bit 2s+1 "on the host" (SETBIT order)
+//	s:<id>             set of the block hashes server s holds, so its entries can be dropped
+//	c:<id>             hash: extra copies server s holds of a block (field: hash bytes + tier)
+//
+// Every write is one Lua script call (atomic) that first checks the epoch
+// and the server's stream state (compare-and-set), so two routers never
+// apply one event twice; a lookup is one MGET of the epoch, the count,
+// the servers' states and the request's block keys. A missing or
+// different epoch means Redis lost the index (restart without
+// persistence, flush): the backend returns fleet.ErrIndexLost and the
+// Index attaches again, which creates a fresh index or joins the one
+// another router created since.
+type Backend struct {
+	c      redis.UniversalClient
+	cfg    Config
+	base   string // Prefix:{model}:
+	prefix string // Prefix:{model}:<epoch token>: the keys of the index's current life
+	epoch  string // the epoch key
+	token  string
+	words  int
+	max    int
+	n      int // servers known registered
+	// head holds the boxed MGET arguments before the block keys (the
+	// command, epoch, count and n state keys), rebuilt when n or the
+	// epoch changes; boxed caches boxed block keys of recent lookups, so
+	// a hot prefix costs no string building; mget is the argument scratch.
+	head      []any
+	headN     int
+	headToken string
+	boxed     map[paged.Hash]any
+	mget      []any
+	// raw and parsed cache the last state string read per server: most
+	// lookups find the same states.
+	raw    []string
+	parsed []fleet.StreamState
+	keys   []string
+	args   []any
+}
+
+var _ fleet.Backend = (*Backend)(nil)
+
+// New returns a Backend using client c, which the caller owns and closes.
+func New(c redis.UniversalClient, cfg Config) (*Backend, error) {
+	if v := reflect.ValueOf(c); c == nil || (v.Kind() == reflect.Pointer && v.IsNil()) {
+		return nil, fmt.Errorf("%w: nil redis client", fleet.ErrInvalid)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "pagedkv"
+	}
+	if cfg.KeyTTL < 0 {
+		return nil, fmt.Errorf("%w: redisindex.Config.KeyTTL %v must not be negative", fleet.ErrInvalid, cfg.KeyTTL)
+	}
+	if cfg.MaxOps == 0 {
+		cfg.MaxOps = 4096
+	}
+	if cfg.MaxOps < 1 {
+		return nil, fmt.Errorf("%w: redisindex.Config.MaxOps %d must be positive", fleet.ErrInvalid, cfg.MaxOps)
+	}
+	return &Backend{c: c, cfg: cfg}, nil
+}
+
+// epochCheck starts every script: the index's epoch must be the caller's.
+const epochCheck = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('PAGEDKV_EPOCH index lost') end
+`
+
+// attachScript creates the index when absent. KEYS: epoch, max. ARGV:
+// new token, maxServers. Returns the token and max in force.
+var attachScript = redis.NewScript(`
+local tok = redis.call('GET', KEYS[1])
+if not tok then
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[2])
+  tok = ARGV[1]
+end
+return {tok, redis.call('GET', KEYS[2]) or ''}
+`)
+
+// registerScript returns a server's ID and state, adding it when new.
+// KEYS: epoch, count, names, ids. ARGV: token, name, initial state, max,
+// state key prefix.
+var registerScript = redis.NewScript(epochCheck + `
+local id = redis.call('HGET', KEYS[3], ARGV[2])
+if id then return {tonumber(id), redis.call('GET', ARGV[5] .. id) or ''} end
+local n = tonumber(redis.call('GET', KEYS[2]) or '0')
+if n >= tonumber(ARGV[4]) then return redis.error_reply('PAGEDKV_FULL ' .. n) end
+redis.call('HSET', KEYS[3], ARGV[2], n)
+redis.call('RPUSH', KEYS[4], ARGV[2])
+redis.call('SET', KEYS[2], n + 1)
+redis.call('SET', ARGV[5] .. n, ARGV[3])
+return {n, ARGV[3]}
+`)
+
+// applyScript applies a run of block operations for one server if its
+// state is still the expected one, then sets the new state. KEYS: epoch,
+// server set, server copy counts, server state, then one block key per
+// block operation. ARGV: epoch token, bit base 2s, block key prefix, key
+// TTL in ms (0 for none), expected state (” for none), new state, then
+// ops: "s<t>" store on tier t, "r<t>" remove from tier
+// t, "m<f><t>" move from tier f to t (each with a key), "c" clear the
+// server (no key). A store finding the bit already set counts an extra
+// copy in the copy-count hash (field: hash bytes + tier); a remove takes
+// a copy back before it clears the bit.
+var applyScript = redis.NewScript(epochCheck + `
+local cur = redis.call('GET', KEYS[4]) or ''
+if cur ~= ARGV[5] then return {0, cur} end
+local base = tonumber(ARGV[2])
+local plen = #ARGV[3]
+local ttl = tonumber(ARGV[4])
+local set, copies = KEYS[2], KEYS[3]
+local function store(key, member, t)
+  if redis.call('GETBIT', key, base + t) == 1 then
+    redis.call('HINCRBY', copies, member .. t, 1)
+  else
+    redis.call('SETBIT', key, base + t, 1)
+  end
+  redis.call('SADD', set, member)
+  if ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('PEXPIRE', set, ttl)
+    redis.call('PEXPIRE', copies, ttl)
+  end
+end
+local function remove(key, member, t)
+  local c = tonumber(redis.call('HGET', copies, member .. t) or '0')
+  if c > 1 then
+    redis.call('HINCRBY', copies, member .. t, -1)
+    return
+  elseif c == 1 then
+    redis.call('HDEL', copies, member .. t)
+    return
+  end
+  redis.call('SETBIT', key, base + t, 0)
+  if redis.call('GETBIT', key, base + 1 - t) == 0 then
+    redis.call('SREM', set, member)
+    if redis.call('BITCOUNT', key) == 0 then redis.call('DEL', key) end
+  end
+end
+local k = 5
+for i = 7, #ARGV do
+  local op = ARGV[i]
+  local kind = string.sub(op, 1, 1)
+  if kind == 'c' then
+    for _, m in ipairs(redis.call('SMEMBERS', set)) do
+      local key = ARGV[3] .. m
+      redis.call('SETBIT', key, base, 0)
+      redis.call('SETBIT', key, base + 1, 0)
+      if redis.call('BITCOUNT', key) == 0 then redis.call('DEL', key) end
+    end
+    redis.call('DEL', set, copies)
+  else
+    local key = KEYS[k]
+    k = k + 1
+    local member = string.sub(key, plen + 1)
+    local t = tonumber(string.sub(op, 2, 2))
+    if kind == 's' then
+      store(key, member, t)
+    elseif kind == 'r' then
+      remove(key, member, t)
+    else
+      remove(key, member, t)
+      store(key, member, tonumber(string.sub(op, 3, 3)))
+    end
+  end
+end
+redis.call('SET', KEYS[4], ARGV[6])
+return {1, ARGV[6]}
+`)
+
+// globEscaper quotes the characters SCAN MATCH treats specially.
+var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
+
+// Attach implements fleet.Backend: it joins the model's index, creating
+// it (a fresh epoch) when absent. It deletes nothing.
+func (r *Backend) Attach(model string, maxServers int) error {
+	r.base = r.cfg.Prefix + ":{" + model + "}:"
+	r.epoch = r.base + "epoch"
+	r.words, r.max, r.n = fleet.WordsFor(maxServers), maxServers, 0
+	var tok [16]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return fmt.Errorf("redisindex: epoch token: %w", err)
+	}
+	res, err := attachScript.Run(context.Background(), r.c, []string{r.epoch, r.base + "max"}, hex.EncodeToString(tok[:]), maxServers).StringSlice()
+	if err != nil {
+		return fmt.Errorf("redisindex: attach: %w", err)
+	}
+	if len(res) != 2 {
+		return fmt.Errorf("redisindex: attach: unexpected reply %q", res)
+	}
+	if res[1] != strconv.Itoa(maxServers) {
+		return fmt.Errorf("%w: model %q was made for %s servers, not %d", fleet.ErrInvalid, model, res[1], maxServers)
+	}
+	r.token = res[0]
+	r.prefix = r.base + r.token + ":"
+	return nil
+}
+
+// Delete removes every key of one model (the index of every router
+// attached to it), for tests and administration. Routers attached to it
+// see an index loss.
+func (r *Backend) Delete(model string) error {
+	ctx := context.Background()
+	iter := r.c.Scan(ctx, 0, globEscaper.Replace(r.cfg.Prefix+":{"+model+"}:")+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 1000 {
+			if err := r.c.Unlink(ctx, batch...).Err(); err != nil {
+				return fmt.Errorf("redisindex: delete: %w", err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("redisindex: delete: %w", err)
+	}
+	if len(batch) > 0 {
+		if err := r.c.Unlink(ctx, batch...).Err(); err != nil {
+			return fmt.Errorf("redisindex: delete: %w", err)
+		}
+	}
+	return nil
+}
+
+// scriptErr maps a script's error to the fleet sentinels.
+func scriptErr(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case strings.Contains(err.Error(), "PAGEDKV_EPOCH"):
+		return fmt.Errorf("redisindex: %s: %w", what, fleet.ErrIndexLost)
+	case strings.Contains(err.Error(), "PAGEDKV_FULL"):
+		return fmt.Errorf("redisindex: %s: %w", what, fleet.ErrTooManyServers)
+	}
+	return fmt.Errorf("redisindex: %s: %w", what, err)
+}
+
+// Register implements fleet.Backend.
+func (r *Backend) Register(name string, init fleet.StreamState) (fleet.ServerID, fleet.StreamState, error) {
+	res, err := registerScript.Run(context.Background(), r.c,
+		[]string{r.epoch, r.prefix + "count", r.prefix + "names", r.prefix + "ids"},
+		r.token, name, init.String(), r.max, r.prefix+"st:").Slice()
+	if err != nil {
+		return 0, fleet.StreamState{}, scriptErr("register "+strconv.Quote(name), err)
+	}
+	id, _ := res[0].(int64)
+	st, err := parseState(res[1])
+	if err != nil {
+		return 0, st, err
+	}
+	r.n = max(r.n, int(id)+1)
+	return fleet.ServerID(id), st, nil
+}
+
+// parseState decodes a stored state; a missing one is the zero state.
+func parseState(v any) (fleet.StreamState, error) {
+	s, _ := v.(string)
+	if s == "" {
+		return fleet.StreamState{}, nil
+	}
+	st, err := fleet.ParseStreamState(s)
+	if err != nil {
+		return st, fmt.Errorf("redisindex: %w", err)
+	}
+	return st, nil
+}
+
+// Servers implements fleet.Backend.
+func (r *Backend) Servers(dst []fleet.ServerRecord) ([]fleet.ServerRecord, error) {
+	ctx := context.Background()
+	pipe := r.c.Pipeline()
+	epoch := pipe.Get(ctx, r.epoch)
+	ids := pipe.LRange(ctx, r.prefix+"ids", 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return dst, fmt.Errorf("redisindex: servers: %w", err)
+	}
+	if epoch.Val() != r.token {
+		return dst, fmt.Errorf("redisindex: servers: %w", fleet.ErrIndexLost)
+	}
+	names := ids.Val()
+	if len(names) == 0 {
+		return dst, nil
+	}
+	keys := make([]string, len(names))
+	for i := range names {
+		keys[i] = r.prefix + "st:" + strconv.Itoa(i)
+	}
+	vals, err := r.c.MGet(ctx, keys...).Result()
+	if err != nil {
+		return dst, fmt.Errorf("redisindex: servers: %w", err)
+	}
+	for i, n := range names {
+		st, err := parseState(vals[i])
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, fleet.ServerRecord{Name: n, State: st})
+	}
+	r.n = max(r.n, len(names))
+	return dst, nil
+}
+
+func (r *Backend) blockKey(h *paged.Hash) string { return r.prefix + "b:" + string(h[:]) }
+
+// boxedKeys bounds Backend.boxed: block keys of 1Ki 64-block requests.
+const boxedKeys = 1 << 16
+
+// fixedArgs is the number of script arguments before the ops.
+const fixedArgs = 6
+
+// start resets the script call's keys and args for server s, expecting
+// state old.
+func (r *Backend) start(server fleet.ServerID, old string) {
+	id := strconv.Itoa(int(server))
+	r.keys = append(r.keys[:0], r.epoch, r.prefix+"s:"+id, r.prefix+"c:"+id, r.prefix+"st:"+id)
+	r.args = append(r.args[:0], r.token, 2*int(server), r.prefix+"b:", r.cfg.KeyTTL.Milliseconds(), old, "")
+}
+
+// Update implements fleet.Backend. A run longer than MaxOps goes in
+// several script calls; the states between them are marked partial and
+// dirty (tagged so each is unique), so a router that finds one left by a
+// writer that died half way clears the server before going on.
+func (r *Backend) Update(server fleet.ServerID, old, next fleet.StreamState, clearFirst bool, events []paged.Event) (fleet.StreamState, error) {
+	if server < 0 || int(server) >= r.max {
+		return fleet.StreamState{}, fmt.Errorf("%w: server %d out of range", fleet.ErrInvalid, server)
+	}
+	cur, chunk := old.String(), 0
+	mid := next
+	mid.Partial, mid.Dirty = true, true
+	// flush sends the pending ops, moving the state to an intermediate
+	// one (or to next when last).
+	flush := func(last bool) (fleet.StreamState, error) {
+		to := next.String()
+		if !last {
+			chunk++
+			to = mid.String() + " ~" + strconv.Itoa(chunk)
+		}
+		r.args[fixedArgs-1] = to
+		res, err := applyScript.Run(context.Background(), r.c, r.keys, r.args...).Slice()
+		if err != nil {
+			return fleet.StreamState{}, scriptErr("update", err)
+		}
+		if ok, _ := res[0].(int64); ok != 1 {
+			st, err := parseState(res[1])
+			if err != nil {
+				return st, err
+			}
+			return st, fmt.Errorf("redisindex: update server %d: %w", server, fleet.ErrConflict)
+		}
+		cur = to
+		return next, nil
+	}
+	r.start(server, cur)
+	if clearFirst {
+		r.args = append(r.args, "c")
+	}
+	for i := range events {
+		ev := &events[i]
+		var op string
+		switch ev.Kind {
+		case paged.BlockStored:
+			op = [2]string{"s0", "s1"}[fleet.TierBit(ev.Medium)]
+		case paged.BlockRemoved:
+			op = [2]string{"r0", "r1"}[fleet.TierBit(ev.Medium)]
+		case paged.BlockMoved:
+			op = "m" + strconv.Itoa(fleet.TierBit(ev.From)) + strconv.Itoa(fleet.TierBit(ev.Medium))
+		case paged.AllBlocksCleared:
+			r.args = append(r.args, "c")
+			continue
+		}
+		for j := range ev.Hashes {
+			if len(r.args)-fixedArgs >= r.cfg.MaxOps {
+				if st, err := flush(false); err != nil {
+					return st, err
+				}
+				r.start(server, cur)
+			}
+			r.keys = append(r.keys, r.blockKey(&ev.Hashes[j]))
+			r.args = append(r.args, op)
+		}
+	}
+	return flush(true)
+}
+
+// Lookup implements fleet.Backend: one MGET, one round trip (two when
+// another router registered servers since this one last looked).
+func (r *Backend) Lookup(hashes []paged.Hash, words int, dst []uint64, states []fleet.StreamState) ([]uint64, []fleet.StreamState, error) {
+	if words != r.words {
+		return dst, states, fmt.Errorf("%w: lookup with %d words, backend has %d", fleet.ErrInvalid, words, r.words)
+	}
+	ctx := context.Background()
+	n := r.n
+	if r.headN != n || r.headToken != r.token || r.head == nil {
+		r.head = append(r.head[:0], "mget", r.epoch, r.prefix+"count")
+		for i := range n {
+			r.head = append(r.head, r.prefix+"st:"+strconv.Itoa(i))
+		}
+		r.headN, r.headToken = n, r.token
+		r.boxed = make(map[paged.Hash]any)
+	}
+	r.mget = append(r.mget[:0], r.head...)
+	for i := range hashes {
+		k, ok := r.boxed[hashes[i]]
+		if !ok {
+			if len(r.boxed) >= boxedKeys {
+				clear(r.boxed)
+			}
+			k = r.blockKey(&hashes[i])
+			r.boxed[hashes[i]] = k
+		}
+		r.mget = append(r.mget, k)
+	}
+	vals, err := r.c.Do(ctx, r.mget...).Slice()
+	if err != nil {
+		return dst, states, fmt.Errorf("redisindex: lookup: %w", err)
+	}
+	if tok, _ := vals[0].(string); tok != r.token {
+		return dst, states, fmt.Errorf("redisindex: lookup: %w", fleet.ErrIndexLost)
+	}
+	r.raw, r.parsed = r.raw[:min(len(r.raw), n)], r.parsed[:min(len(r.parsed), n)]
+	for i, v := range vals[2 : 2+n] {
+		s, _ := v.(string)
+		if i < len(r.raw) && r.raw[i] == s {
+			states = append(states, r.parsed[i])
+			continue
+		}
+		st, err := parseState(v)
+		if err != nil {
+			return dst, states, err
+		}
+		if i < len(r.raw) {
+			r.raw[i], r.parsed[i] = s, st
+		} else {
+			r.raw, r.parsed = append(r.raw, s), append(r.parsed, st)
+		}
+		states = append(states, st)
+	}
+	count, _ := vals[1].(string)
+	if c, _ := strconv.Atoi(count); c > n {
+		// New servers: their states now, then the index reloads names.
+		more := make([]string, 0, c-n)
+		for i := n; i < c; i++ {
+			more = append(more, r.prefix+"st:"+strconv.Itoa(i))
+		}
+		mv, err := r.c.MGet(ctx, more...).Result()
+		if err != nil {
+			return dst, states, fmt.Errorf("redisindex: lookup: %w", err)
+		}
+		for _, v := range mv {
+			st, err := parseState(v)
+			if err != nil {
+				return dst, states, err
+			}
+			states = append(states, st)
+		}
+		r.n = c
+	}
+	for _, v := range vals[2+n:] {
+		base := len(dst)
+		for range 2 * words {
+			dst = append(dst, 0)
+		}
+		s, _ := v.(string)
+		for i := 0; i < len(s); i++ {
+			for b := s[i]; b != 0; b &= b - 1 {
+				// SETBIT numbers bits from the most significant of byte 0.
+				pos := 8*i + 7 - trailingZeros8(b)
+				srv, tier := pos/2, pos%2
+				if srv/64 < words {
+					dst[base+tier*words+srv/64] |= 1 << (uint(srv) % 64)
+				}
+			}
+		}
+	}
+	return dst, states, nil
+}
+
+func trailingZeros8(b byte) int {
+	n := 0
+	for b&1 == 0 {
+		b >>= 1
+		n++
+	}
+	return n
+}
