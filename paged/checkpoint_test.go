@@ -433,3 +433,28 @@ func ExampleManager_TakeCheckpoints() {
 	// third request: 8 tokens cached; its state blocks [17 18]
 	// copies: [{13 17} {14 18}]
 }
+
+// TestCheckpointsNotInSnapshot: checkpoint pages are no KV events, so a
+// snapshot of the cache, which stands for the events so far, leaves them
+// out.
+func TestCheckpointsNotInSnapshot(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64, Events: 64,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	for i := range int32(2) {
+		_, _, err := m.Create(append(seqOf(1, 12), 100*i, 100*i+1, 100*i+2, 100*i+3, 100*i+4), nil)
+		require.NoError(t, err)
+	}
+	require.Len(t, m.TakeCheckpoints(nil), 1)
+	var snap paged.Snapshot
+	m.Snapshot(&snap)
+	stored := 0
+	for _, e := range m.DrainEvents(nil) {
+		assert.Zero(t, e.Group, "only full-attention blocks are events")
+		stored += len(e.Hashes)
+	}
+	assert.Len(t, snap.Blocks, stored)
+	for _, b := range snap.Blocks {
+		assert.Zero(t, b.Group)
+	}
+}
