@@ -12,6 +12,7 @@
 //	plan      KV capacity planning for a model on a set of GPUs
 //	quant     KV quantization accuracy through a reference paged attention
 //	fleet     prefix-aware routing over a fleet of managers
+//	hybrid    prefix hits on hybrid models (sliding windows, state layers): vLLM vs default mode
 //
 // Run "kvbench <command> -h" for a command's flags.
 package main
@@ -36,7 +37,7 @@ var commands = []command{
 	{"plan", "KV capacity planning for a model on a set of GPUs", runPlan},
 	{"quant", "KV quantization accuracy through a reference paged attention", runQuant},
 	{"fleet", "prefix-aware routing over a fleet of managers", runFleet},
-	{"hybrid", "prefix hits on a hybrid model (full + sliding window): vLLM vs default mode", runHybrid},
+	{"hybrid", "prefix hits on hybrid models (sliding windows, state layers): vLLM vs default mode", runHybrid},
 }
 
 func main() {
