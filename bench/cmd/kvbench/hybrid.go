@@ -12,8 +12,9 @@ import (
 	"github.com/pagedkv/pagedkv/bench"
 )
 
-// runHybrid runs the hybrid prefix-hit study: W1-H at several windows with
-// vLLM's decisions (the compat mode) beside the default mode's.
+// runHybrid runs the hybrid prefix-hit study: W1-H at several windows, and
+// W1 on state layouts, with vLLM's decisions (the compat mode) beside the
+// default mode's.
 func runHybrid(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kvbench hybrid", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -27,7 +28,7 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print one JSON object per window and state model instead of the table")
 	plotPath := fs.String("plot", "", "write a plot of the hits against the window to `file` (.png, .svg or .pdf)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kvbench hybrid [flags]\n\nReplays W1-H (workload W1 on a model with a full-attention and a\nsliding-window KV cache group) at each window, once with vLLM v1's hybrid\ncoordinator's decisions (the bit-exact compat mode) and once in the default\nmode, and reports the admitted prefix-hit tokens of each against W1 with one\ngroup.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: kvbench hybrid [flags]\n\nReplays W1-H (workload W1 on a model with a full-attention and a\nsliding-window KV cache group) at each window, and W1 on the full-attention\nand state layout of each state model, once with vLLM v1's hybrid\ncoordinator's decisions (the bit-exact compat mode) and once in the default\nmode, and reports the admitted prefix-hit tokens of each against W1 with one\ngroup (docs/hybrid.md).\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
