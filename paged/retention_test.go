@@ -295,3 +295,85 @@ func Example_hybridRetention() {
 	// Output:
 	// resumed with 24 of 25 tokens cached
 }
+
+// FuzzHybridRetention drives a small hybrid manager in the default mode (a
+// full-attention group beside sliding-window or state groups, so the
+// shelves, pins and checkpoints are in play) with arbitrary operations on
+// prompts that share prefixes: no call may panic, every invariant holds
+// after each, and a call that fails leaves the occupancy as it was.
+func FuzzHybridRetention(f *testing.F) {
+	f.Add([]byte{0, 3, 0, 2, 0, 4, 3, 9, 0, 1, 4, 1, 2, 5, 0, 6, 7, 1, 0, 5, 2})
+	f.Add([]byte{1, 2, 0, 1, 0, 1, 4, 0, 3, 6, 5, 1, 0, 2, 0, 4, 2, 8, 3})
+	f.Add([]byte{2, 7, 0, 0, 0, 0, 0, 0, 4, 0, 4, 0, 4, 0, 5, 0, 1, 3, 0, 6, 8})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 512 {
+			return
+		}
+		a := &fuzzArgs{b: data}
+		bs := 1 + int(a.byte()%4)
+		groups := []paged.Group{{Kind: paged.FullAttention}}
+		switch layout := a.byte() % 3; layout {
+		case 0:
+			groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: 1 + int(a.byte()%(4*byte(bs)))})
+		case 1:
+			pages := 1 + int(a.byte()%3)
+			for range 1 + int(a.byte()%3) {
+				groups = append(groups, paged.Group{Kind: paged.State, Pages: pages})
+			}
+		case 2:
+			groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: 1 + int(a.byte()%8)},
+				paged.Group{Kind: paged.Shared, Target: 1}, paged.Group{Kind: paged.FullAttention})
+		}
+		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 8 + int(a.byte()%56), Groups: groups,
+			MaxModelLen: 24, Events: 8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefixes := [][]int32{seqOf(1, 3*bs), seqOf(100, 2*bs+1)}
+		var ids []paged.SeqID
+		var batch paged.Batch
+		handle := func() paged.SeqID {
+			if len(ids) == 0 {
+				return 0
+			}
+			return ids[int(a.byte())%len(ids)]
+		}
+		for len(a.b) > 0 {
+			before := m.Stats()
+			op := a.byte() % 9
+			var err error
+			switch op {
+			case 0:
+				p := append(append([]int32(nil), prefixes[a.byte()%2]...), a.tokens()...)
+				var id paged.SeqID
+				if id, _, err = m.Create(p, nil); err == nil {
+					ids = append(ids, id)
+				}
+			case 1:
+				_, err = m.Admit(handle())
+			case 2, 3:
+				err = m.Append(handle(), a.tokens()...)
+			case 4:
+				err = m.Preempt(handle())
+			case 5:
+				err = m.Free(handle())
+			case 6:
+				m.TakeCheckpoints(nil)
+				m.TakeCopies(nil)
+				m.DrainEvents(nil)
+			case 7:
+				err = m.BuildBatch(&batch, []paged.Scheduled{{ID: handle(), NewTokens: 1}})
+			case 8:
+				err = m.ResetCache()
+			}
+			if cerr := m.Check(); cerr != nil {
+				t.Fatalf("op %d: %v", op, cerr)
+			}
+			after := m.Stats()
+			if err != nil && (after.FreeBlocks != before.FreeBlocks || after.CachedBlocks != before.CachedBlocks ||
+				after.UsedBlocks != before.UsedBlocks || after.Running != before.Running) {
+				t.Fatalf("op %d failed with %v but changed the manager: %+v -> %+v", op, err, before, after)
+			}
+		}
+	})
+}
