@@ -83,54 +83,72 @@ func TestBuddyInvalid(t *testing.T) {
 // releasing everything merges the arena back to its starting blocks.
 func TestBuddyRandom(t *testing.T) {
 	for _, size := range []int{1, 7, 64, 100, 1000} {
-		rng := rand.New(rand.NewPCG(uint64(size), 42))
 		b, err := NewBuddy(size)
 		require.NoError(t, err)
 		largest0 := b.Largest()
-		owner := make([]int, size) // 0 free, else offset+1 of the owner
-		live := map[int]int{}
-		for i := range 3000 {
-			if len(live) > 0 && rng.IntN(3) == 0 {
-				for off, n := range live {
-					require.NoError(t, b.Release(off))
-					for s := off; s < off+n; s++ {
-						owner[s] = 0
-					}
-					delete(live, off)
-					break
-				}
+		randomArena(t, b, size, 42, ErrBuddyFull, func(owner []int, n, off int, placed bool) {
+			if placed {
+				require.Zero(t, off%(1<<ceilLog2(n)), "offset %d of a %d-slot allocation is misaligned", off, n)
 			} else {
-				n := 1 + rng.IntN(max(1, size/4))
-				fits := b.Fits(n)
-				off, err := b.Alloc(n)
-				if err != nil {
-					require.ErrorIs(t, err, ErrBuddyFull)
-					require.False(t, fits)
-					require.Less(t, b.Largest(), n, "a free block of %d would hold %d", b.Largest(), n)
-				} else {
-					require.True(t, fits)
-					require.Zero(t, off%(1<<ceilLog2(n)), "offset %d of a %d-slot allocation is misaligned", off, n)
-					for s := off; s < off+n; s++ {
-						require.Zero(t, owner[s], "step %d: slot %d allocated twice", i, s)
-						owner[s] = off + 1
-					}
-					live[off] = n
-				}
+				require.Less(t, b.Largest(), n, "a free block of %d would hold %d", b.Largest(), n)
 			}
-			require.NoError(t, b.Check(), "size %d step %d", size, i)
-			used := 0
-			for _, n := range live {
-				used += n
-			}
-			require.Equal(t, size-used, b.Free())
-		}
-		for off := range live {
-			require.NoError(t, b.Release(off))
-		}
-		require.NoError(t, b.Check())
-		require.Equal(t, size, b.Free())
+		})
 		require.Equal(t, largest0, b.Largest(), "size %d did not merge back", size)
 	}
+}
+
+// randomArena runs 3000 seeded random allocations and releases on a, an
+// empty arena of size slots, checking after each that a's invariants hold,
+// that Fits agreed with Alloc, that no slot is handed out twice and that
+// the free count matches a shadow of the owners; place checks where each
+// allocation went (or why it failed). It releases everything at the end.
+func randomArena(t *testing.T, a arena, size int, seed uint64, full error, place func(owner []int, n, off int, placed bool)) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(size), seed))
+	owner := make([]int, size) // 0 free, else offset+1 of the owner
+	live := map[int]int{}
+	for i := range 3000 {
+		if len(live) > 0 && rng.IntN(3) == 0 {
+			for off, n := range live {
+				require.NoError(t, a.Release(off))
+				for s := off; s < off+n; s++ {
+					owner[s] = 0
+				}
+				delete(live, off)
+				break
+			}
+		} else {
+			n := 1 + rng.IntN(max(1, size/4))
+			fits := a.Fits(n)
+			// place sees the owners before the allocation.
+			snapshot := append([]int(nil), owner...)
+			off, err := a.Alloc(n)
+			if err != nil {
+				require.ErrorIs(t, err, full)
+				require.False(t, fits)
+				place(snapshot, n, 0, false)
+			} else {
+				require.True(t, fits)
+				place(snapshot, n, off, true)
+				for s := off; s < off+n; s++ {
+					require.Zero(t, owner[s], "step %d: slot %d allocated twice", i, s)
+					owner[s] = off + 1
+				}
+				live[off] = n
+			}
+		}
+		require.NoError(t, a.Check(), "size %d step %d", size, i)
+		used := 0
+		for _, n := range live {
+			used += n
+		}
+		require.Equal(t, size-used, a.Free())
+	}
+	for off := range live {
+		require.NoError(t, a.Release(off))
+	}
+	require.NoError(t, a.Check())
+	require.Equal(t, size, a.Free())
 }
 
 func TestBuddyAllocatesNothing(t *testing.T) {
@@ -180,41 +198,56 @@ func FuzzBuddy(f *testing.F) {
 	f.Add(uint16(100), []byte{3, 200, 7, 1, 129, 64, 2})
 	f.Add(uint16(15360), []byte{255, 255, 128, 0, 17})
 	f.Fuzz(func(t *testing.T, size uint16, ops []byte) {
+		// Every op costs O(size): bounded, an execution stays fast enough
+		// for the fuzzer to make progress (unbounded it stalled at 0/s).
+		size %= 4096
 		b, err := NewBuddy(int(size))
 		if size == 0 {
 			require.ErrorIs(t, err, ErrBuddyInvalid)
 			return
 		}
 		require.NoError(t, err)
-		var live [][2]int // offset, length
-		owned := make([]bool, size)
-		for _, op := range ops {
-			if op&1 == 1 && len(live) > 0 {
-				// Odd: release the live allocation op/2 picks.
-				k := int(op/2) % len(live)
-				off, n := live[k][0], live[k][1]
-				require.NoError(t, b.Release(off))
-				live = append(live[:k], live[k+1:]...)
-				for i := off; i < off+n; i++ {
-					owned[i] = false
-				}
-				continue
-			}
-			// Even: allocate a size scaled from op.
-			n := 1 + int(op)*int(size)/512
-			off, err := b.Alloc(n)
-			if err != nil {
-				require.ErrorIs(t, err, ErrBuddyFull)
-				continue
-			}
+		fuzzArena(t, b, int(size), ops, ErrBuddyFull, func(_ []int, n, off int) {
 			require.Zero(t, off%(1<<ceilLog2(n)))
-			for i := off; i < off+n; i++ {
-				require.False(t, owned[i], "slot %d given twice", i)
-				owned[i] = true
-			}
-			live = append(live, [2]int{off, n})
-			require.NoError(t, b.Check())
-		}
-		require.NoError(t, b.Check())
+		})
 	})
+}
+
+// fuzzArena runs ops on a, an empty arena of size slots: an odd op
+// releases the live allocation op/2 picks, an even one allocates a size
+// scaled from op. It checks that no slot is given twice and a's invariants
+// after every allocation; placed checks where each allocation went, given
+// the owners before it.
+func fuzzArena(t *testing.T, a arena, size int, ops []byte, full error, placed func(owner []int, n, off int)) {
+	if len(ops) > 256 {
+		ops = ops[:256]
+	}
+	var live [][2]int // offset, length
+	owner := make([]int, size)
+	for _, op := range ops {
+		if op&1 == 1 && len(live) > 0 {
+			k := int(op/2) % len(live)
+			off, n := live[k][0], live[k][1]
+			require.NoError(t, a.Release(off))
+			live = append(live[:k], live[k+1:]...)
+			for i := off; i < off+n; i++ {
+				owner[i] = 0
+			}
+			continue
+		}
+		n := 1 + int(op)*size/512
+		off, err := a.Alloc(n)
+		if err != nil {
+			require.ErrorIs(t, err, full)
+			continue
+		}
+		placed(owner, n, off)
+		for i := off; i < off+n; i++ {
+			require.Zero(t, owner[i], "slot %d given twice", i)
+			owner[i] = off + 1
+		}
+		live = append(live, [2]int{off, n})
+		require.NoError(t, a.Check())
+	}
+	require.NoError(t, a.Check())
 }

@@ -36,6 +36,9 @@ type CacheStudyConfig struct {
 	// Workers is the number of replays run at once, each with its own
 	// manager. Default runtime.GOMAXPROCS(0).
 	Workers int
+	// Progress, if set, is called after each replay, from the replay's
+	// goroutine (so it must be safe for concurrent use): a progress meter.
+	Progress func()
 }
 
 // RunCacheStudy replays the trace once per (policy, capacity) pair and
@@ -86,6 +89,9 @@ func RunCacheStudy(cfg CacheStudyConfig) ([]CacheResult, error) {
 					r.HostTokens = host
 				}
 				results[i], errs[i] = r, err
+				if cfg.Progress != nil {
+					cfg.Progress()
+				}
 			}
 		})
 	}

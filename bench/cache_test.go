@@ -2,8 +2,6 @@ package bench_test
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -252,20 +250,6 @@ func TestCacheWinnersAndTable(t *testing.T) {
 1,000 tokens: best arc 0.250, +0.050 over lru (+25.0%), 50% of the maximum
 2,000 tokens: best lru 0.500 (tied with 1 more), +0.000 over lru (+0.0%), 100% of the maximum
 `, b.String())
-}
-
-func TestPlotCache(t *testing.T) {
-	tr := hashTrace(t, []int64{1, 2}, []int64{1, 2}, []int64{3}, []int64{1, 2})
-	pols, err := bench.CachePolicies([]string{"lru", "fifo", "belady"})
-	require.NoError(t, err)
-	results, err := bench.RunCacheStudy(bench.CacheStudyConfig{Trace: tr, Policies: pols, CapacityTokens: []int64{1024, 2048}})
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "cache.png")
-	require.NoError(t, bench.PlotCache(path, "test", results))
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	assert.Equal(t, "\x89PNG", string(b[:4]))
-	assert.ErrorIs(t, bench.PlotCache(path, "test", nil), bench.ErrCacheStudy)
 }
 
 // BenchmarkCacheReplay replays the embedded Mooncake trace at 3M tokens

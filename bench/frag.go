@@ -79,8 +79,16 @@ type FragConfig struct {
 	// StepTime is the duration of one engine step with Arrivals. Default
 	// DefaultFragStepTime.
 	StepTime time.Duration
+	// Allocator places the contiguous models' reservations (ignored by
+	// ModelPaged). Default AllocBuddy, as in the paper.
+	Allocator Allocator
 	// OnStep, if set, sees every step's classification (tests use it).
 	OnStep func(FragSlots)
+	// Progress, if set, is called at each step where requests finish,
+	// with how many finished since the last call: a progress meter. It is
+	// called from the run's goroutine, so it must be safe for concurrent
+	// use when runs go in parallel (FragStudy).
+	Progress func(finished int)
 }
 
 func (c FragConfig) withDefaults() (FragConfig, error) {
@@ -137,6 +145,9 @@ type FragResult struct {
 	Model MemoryModel
 	// BlockSize is the paged block size in tokens; 0 for contiguous models.
 	BlockSize int
+	// Allocator placed the reservations of a contiguous model; AllocBuddy
+	// (the zero value) for ModelPaged, where it plays no part.
+	Allocator Allocator
 	// TokenStates, Reserved, Internal, External and Free are the shares
 	// (fractions, not percent) of the FragSlots classes Tokens, Reserved,
 	// Internal, External and Free.
@@ -156,6 +167,10 @@ type FragResult struct {
 	// Elapsed is the wall time of the run.
 	Elapsed time.Duration
 }
+
+// Name names the run: "paged/16" for paged memory with 16-token blocks,
+// "oracle/first-fit" for a contiguous model on an allocator.
+func (r FragResult) Name() string { return FragRun{r.Model, r.BlockSize, r.Allocator}.Name() }
 
 // PaperShares are the PagedAttention paper's Figure 2 shares, in percent.
 type PaperShares struct {
@@ -215,10 +230,12 @@ type memory interface {
 	check() error
 }
 
-// truncate cuts a request to maxLen tokens, keeping the prompt first but
-// leaving at least one output token when the trace has one. An empty prompt
-// counts as one token (the start token).
-func truncate(in, out, maxLen int) (prompt, final int, cut bool) {
+// Truncate cuts a request of in prompt and out output tokens to maxLen
+// tokens as the study does: the prompt first, but leaving at least one
+// output token when the trace has one; an empty prompt counts as one token
+// (the start token). It returns the prompt and final lengths and whether
+// anything was cut.
+func Truncate(in, out, maxLen int) (prompt, final int, cut bool) {
 	in = max(in, 1)
 	if in+out <= maxLen {
 		return in, in + out, false
@@ -255,7 +272,7 @@ func Frag(reqs []Request, model MemoryModel, blockSize int, cfg FragConfig) (Fra
 		mem, err = newPagedMemory(blockSize, cfg.KVTokens, cfg.MaxLen)
 	case ModelMax, ModelPow2, ModelOracle:
 		blockSize = 0
-		mem, err = newContiguous(model, cfg.MaxLen, cfg.KVTokens)
+		mem, err = newContiguous(model, cfg.Allocator, cfg.MaxLen, cfg.KVTokens)
 	default:
 		err = fmt.Errorf("%w: memory model %d", ErrFragInvalid, model)
 	}
@@ -265,6 +282,9 @@ func Frag(reqs []Request, model MemoryModel, blockSize int, cfg FragConfig) (Fra
 	start := time.Now()
 	res, err := simulate(reqs, mem, cfg)
 	res.Model, res.BlockSize, res.Elapsed = model, blockSize, time.Since(start)
+	if model != ModelPaged {
+		res.Allocator = cfg.Allocator
+	}
 	return res, err
 }
 
@@ -276,7 +296,7 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 		if q.InputTokens < 0 || q.OutputTokens < 0 || q.Arrival < 0 {
 			return res, fmt.Errorf("%w: request %d has negative lengths or arrival", ErrFragInvalid, i)
 		}
-		p, f, cut := truncate(q.InputTokens, q.OutputTokens, cfg.MaxLen)
+		p, f, cut := Truncate(q.InputTokens, q.OutputTokens, cfg.MaxLen)
 		if cut {
 			res.Truncated++
 		}
@@ -418,19 +438,24 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 		res.Steps++
 
 		kept := running[:0]
+		done := 0
 		for _, r := range running {
 			r.fresh = false
 			if r.tokens >= r.final {
 				if err := mem.release(r); err != nil {
 					return res, err
 				}
-				finished++
+				done++
 				continue
 			}
 			kept = append(kept, r)
 		}
 		clear(running[len(kept):])
 		running = kept
+		finished += done
+		if done > 0 && cfg.Progress != nil {
+			cfg.Progress(done)
+		}
 	}
 	if err := mem.check(); err != nil {
 		return res, err
@@ -449,13 +474,24 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 }
 
 // FragRun names one run of a study: a memory model and, for ModelPaged, a
-// block size.
+// block size, or for the contiguous models an allocator.
 type FragRun struct {
 	// Model is the memory model to run.
 	Model MemoryModel
 	// BlockSize is the block size in tokens for ModelPaged; ignored by the
 	// contiguous models.
 	BlockSize int
+	// Allocator places the contiguous models' reservations; ignored by
+	// ModelPaged.
+	Allocator Allocator
+}
+
+// Name names the run as FragResult.Name does.
+func (r FragRun) Name() string {
+	if r.Model == ModelPaged {
+		return fmt.Sprintf("paged/%d", r.BlockSize)
+	}
+	return r.Model.String() + "/" + r.Allocator.String()
 }
 
 // FragStudy runs Frag for every run on the same trace and configuration,
@@ -471,7 +507,9 @@ func FragStudy(reqs []Request, runs []FragRun, cfg FragConfig, progress func(don
 	for range min(runtime.GOMAXPROCS(0), len(runs)) {
 		wg.Go(func() {
 			for i := range work {
-				out[i], errs[i] = Frag(reqs, runs[i].Model, runs[i].BlockSize, cfg)
+				c := cfg
+				c.Allocator = runs[i].Allocator
+				out[i], errs[i] = Frag(reqs, runs[i].Model, runs[i].BlockSize, c)
 				if progress != nil {
 					mu.Lock()
 					done++

@@ -57,3 +57,18 @@ func ExampleSharing() {
 	// Output:
 	// 4 samples: 60.7% of blocks saved, 17 steps
 }
+
+// First fit takes the lowest hole that holds a request, with no alignment:
+// after freeing the middle range, 2 slots fit at 2, and 3 fit only at the
+// end.
+func ExampleFirstFit() {
+	f, _ := bench.NewFirstFit(10)
+	x, _ := f.Alloc(2)
+	y, _ := f.Alloc(3)
+	z, _ := f.Alloc(2)
+	_ = f.Release(y)
+	a, _ := f.Alloc(2)
+	b, _ := f.Alloc(3)
+	fmt.Println(x, y, z, a, b, f.Free(), f.Largest())
+	// Output: 0 2 5 2 7 1 1
+}

@@ -89,7 +89,8 @@ type group struct {
 // last block if still shared). All beams end at the trace's output length.
 // A group that finds no block is preempted whole, latest admitted first:
 // its sequences are freed and it restarts from its prompt later. All
-// groups wait at step 0; cfg.Arrivals and cfg.OnStep are not used.
+// groups wait at step 0; cfg.Arrivals, cfg.Allocator and cfg.OnStep are not
+// used; cfg.Progress counts finished groups.
 func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragConfig) (SharingResult, error) {
 	start := time.Now()
 	res := SharingResult{Mode: mode, Width: width, BlockSize: blockSize, Requests: len(reqs)}
@@ -120,7 +121,7 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 		if q.InputTokens < 0 || q.OutputTokens < 0 {
 			return res, fmt.Errorf("%w: request %d has negative lengths", ErrFragInvalid, i)
 		}
-		p, f, _ := truncate(q.InputTokens, q.OutputTokens, cfg.MaxLen)
+		p, f, _ := Truncate(q.InputTokens, q.OutputTokens, cfg.MaxLen)
 		gs[i] = group{index: i, prompt: p, final: f}
 	}
 	// Token values do not matter with prefix caching off.
@@ -293,6 +294,9 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 					return res, err
 				}
 				finished++
+				if cfg.Progress != nil {
+					cfg.Progress(1)
+				}
 				continue
 			}
 			kept = append(kept, g)

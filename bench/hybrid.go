@@ -58,6 +58,9 @@ type HybridConfig struct {
 	StateModels []string
 	// Workers bounds the replays run at once; default GOMAXPROCS.
 	Workers int
+	// OnReplay, when set, is called after each replay, from the goroutine
+	// that ran it (progress reports).
+	OnReplay func()
 }
 
 // HybridStateRow is W1 on a model's full-attention and state layout:
@@ -217,6 +220,9 @@ func RunHybridStudy(cfg HybridConfig) (HybridResult, error) {
 				c := base
 				c.Window, c.Groups, c.Compat = jobs[i].window, jobs[i].groups, jobs[i].compat
 				*jobs[i].out, errs[i] = hybridHits(c)
+				if cfg.OnReplay != nil {
+					cfg.OnReplay()
+				}
 			}
 		}()
 	}

@@ -144,6 +144,9 @@ func (m *Manager) Check() error {
 	if reach != ncached {
 		return fmt.Errorf("paged: %d blocks hold cached content but the index reaches %d", ncached, reach)
 	}
+	if err := m.checkGroupOps(); err != nil {
+		return err
+	}
 	return m.checkTier()
 }
 

@@ -37,11 +37,10 @@ import (
 // Shared group holds nothing and reads its target's table. Which cached
 // blocks the default mode keeps longest is retention.go's.
 //
-// Supported operations with more than one group: Add, AddHashed,
-// AddFromHashes, Admit, CanAdmit, Append, Preempt, Free, ResetCache,
-// BuildBatch, tables, statistics, events (each says its Group) and Check.
-// Fork, Truncate, speculative tokens, swapping and the host tier refuse
-// with ErrInvalid for now.
+// Every operation works with several groups (Fork, Truncate, speculative
+// tokens and swapping as groups_ops.go describes), except offloading
+// evicted prefix blocks to the host tier: a hybrid manager's host tier
+// needs Config.DisableOffload.
 
 // GroupKind is the attention kind of a KV cache group.
 type GroupKind uint8
@@ -114,6 +113,8 @@ type groupTable struct {
 	released int
 	// committed: blocks[:committed] hold committed content (or are null).
 	committed int
+	// host is the group's host table while the sequence is swapped out.
+	host []allocator.BlockID
 }
 
 // checkGroups validates Config.Groups.
@@ -163,20 +164,14 @@ func checkGroups(cfg *Config) error {
 			return fmt.Errorf("%w: Config.Groups[%d].Kind %v is not supported", ErrInvalid, i, g.Kind)
 		}
 	}
-	if len(cfg.Groups) > 1 && cfg.HostBlocks > 0 {
-		return fmt.Errorf("%w: Config.HostBlocks with several KV cache groups is not supported yet", ErrInvalid)
+	if len(cfg.Groups) > 1 && cfg.HostBlocks > 0 && !cfg.DisableOffload && !cfg.DisablePrefixCaching {
+		return fmt.Errorf("%w: Config.HostBlocks with several KV cache groups needs DisableOffload: swapping works per group, offloading hybrid prefix blocks is not supported yet", ErrInvalid)
 	}
 	return nil
 }
 
 // hybrid reports whether the manager keeps more than one group.
 func (m *Manager) hybrid() bool { return len(m.cfg.Groups) > 1 }
-
-// groupsUnsupported is the error of an operation not yet available with
-// several KV cache groups.
-func (m *Manager) groupsUnsupported(op string) error {
-	return errorf(ErrInvalid, "%s is not supported with %d KV cache groups yet", op, len(m.cfg.Groups))
-}
 
 // initGroups sets up the per-block group bytes and lookup scratch.
 func (m *Manager) initGroups() {
@@ -560,25 +555,27 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 // the space check, as vLLM's allocate_slots does, so a call refused with
 // ErrNoSpace has still released blocks no window reaches any more (they
 // were dead either way); otherwise a refused call changes nothing.
-func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32) error {
+func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
+	c := slideFrom(s) // drafts do not slide (groups_ops.go)
 	want := (t1 + m.bs - 1) / m.bs
-	need := want - len(s.blocks)
+	need := want - len(s.blocks) + m.tailCopies(s, t0)
 	for g := range s.ext {
 		need += max(0, m.groupNeed(g+1, t1)-len(s.ext[g].blocks))
 	}
 	if m.cfg.UnifiedFreeQueue {
-		m.slideGroups(s, t0)
+		m.slideGroups(s, c)
 		if need > m.available() {
 			return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 		}
 	} else {
-		if need > m.available()+m.slidableGroups(s, t0) {
+		if need > m.available()+m.slidableGroups(s, c) {
 			return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 		}
-		m.slideGroups(s, t0)
+		m.slideGroups(s, c)
 	}
+	m.ownTails(s, t0)
 	for len(s.blocks) < want {
 		s.blocks = append(s.blocks, m.allocBlock())
 	}
@@ -589,13 +586,16 @@ func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32) error {
 		}
 	}
 	m.notePeak()
-	// A partly filled last block is always the sequence's own and
-	// uncommitted here: groups rule out forks and truncation, and hits are
-	// whole blocks.
+	// Every partly filled last block is now the sequence's own and
+	// uncommitted (ownTails; hits are whole blocks).
 	s.tokens = append(s.tokens, tokens...)
+	if spec {
+		s.spec += len(tokens)
+	}
 	m.hashFull(s)
 	m.commitFull(s)
 	m.commitGroups(s)
+	s.gslow = s.spec > 0
 	return nil
 }
 
@@ -614,7 +614,17 @@ func (m *Manager) commitGroups(s *sequence) {
 		from := t.committed
 		for k := from; k < limit; k++ {
 			b := t.blocks[k]
-			if b == nullBlock || m.cached[b] {
+			if b == nullBlock {
+				continue
+			}
+			if m.cached[b] {
+				// A block shared with a fork that committed it first.
+				if m.hash[b] != s.hashes[k] {
+					panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g+1, b))
+				}
+				if k == from {
+					from++
+				}
 				continue
 			}
 			parent := allocator.NoBlock
@@ -665,7 +675,7 @@ func (m *Manager) checkGroupsOf(i int, s *sequence, refs []int32) error {
 		kind := m.cfg.Groups[g+1].Kind
 		if local(kind) {
 			// Every position the next query reads is backed.
-			if live := m.liveStart(g+1, len(s.tokens)); t.released > live {
+			if live := m.liveStart(g+1, len(s.tokens)-s.spec); t.released > live {
 				return fmt.Errorf("paged: sequence slot %d group %d released %d blocks, its next query reads blocks from %d", i, g+1, t.released, live)
 			}
 		} else if t.released != 0 {

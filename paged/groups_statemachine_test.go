@@ -9,6 +9,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -20,26 +21,46 @@ func hyKV(g int, tokens []int32) uint64 {
 	return h.Sum64()
 }
 
+type hyState uint8
+
+const (
+	hyWaiting hyState = iota
+	hyRunning
+	hySwapped
+)
+
 type hySeq struct {
 	id     paged.SeqID
 	tokens []int32
-	run    bool
+	state  hyState
 	// fresh: trailing tokens whose KV this step computes (since the last
 	// batch), as a scheduler would schedule them.
 	fresh int
+	// spec: trailing tokens that are unaccepted drafts.
+	spec int
 }
 
 // hyModel drives a manager with KV cache groups and a shadow of every
-// group's KV, written through the tables as a server writes, and reads
-// every running sequence back through every group's table after each step.
+// group's KV (and of the host tier), written through the tables as a
+// server writes and moved by the Copy and Swap directives as a server
+// moves it, and reads every running sequence back through every group's
+// table after each step.
 type hyModel struct {
 	m      *paged.Manager
 	groups []paged.Group
 	bs     int
 	seqs   []*hySeq
 	shadow map[int64]uint64
+	host   map[int64]uint64
 	// prefixes are shared prompt beginnings, so prefix hits happen.
 	prefixes [][]int32
+	swaps    []paged.Swap
+	copies   []paged.Copy
+}
+
+// hasState reports whether the layout has a State group.
+func (h *hyModel) hasState() bool {
+	return slices.ContainsFunc(h.groups, func(g paged.Group) bool { return g.Kind == paged.State })
 }
 
 // live is the first position group g must still hold for a sequence of n
@@ -66,14 +87,55 @@ func (h *hyModel) kvGroup(g int) int {
 	return g
 }
 
+// move copies one block's slots between the device and host shadows.
+func (h *hyModel) move(src, dst map[int64]uint64, from, to int64) {
+	for off := range int64(h.bs) {
+		if v, ok := src[from*int64(h.bs)+off]; ok {
+			dst[to*int64(h.bs)+off] = v
+		} else {
+			delete(dst, to*int64(h.bs)+off)
+		}
+	}
+}
+
+// transfer runs the pending directives as a server does before the step's
+// kernels: the tier stream in order, then the copies.
+func (h *hyModel) transfer() {
+	h.swaps = h.m.TakeSwaps(h.swaps[:0])
+	for _, d := range h.swaps {
+		src, dst := h.shadow, h.shadow
+		if d.Kind.SrcMedium() == paged.Host {
+			src = h.host
+		}
+		if d.Kind.DstMedium() == paged.Host {
+			dst = h.host
+		}
+		h.move(src, dst, int64(d.Src), int64(d.Dst))
+	}
+	h.copies = h.m.TakeCopies(h.copies[:0])
+	for _, c := range h.copies {
+		h.move(h.shadow, h.shadow, int64(c.Src), int64(c.Dst))
+	}
+}
+
+// write runs the kernels of positions [from, len) of s: every attention
+// group's KV into its slots, and every state group's state, which depends
+// on all the tokens, into each of its pages.
 func (h *hyModel) write(t *rapid.T, s *hySeq, from int) {
+	h.transfer()
 	for g := range h.groups {
-		if h.kvGroup(g) != g {
+		if h.kvGroup(g) != g && h.groups[g].Kind != paged.State {
 			continue // no KV of its own
 		}
 		table, err := h.m.TableGroup(s.id, g)
 		if err != nil {
 			t.Fatalf("TableGroup(%v, %d): %v", s.id, g, err)
+		}
+		if h.groups[g].Kind == paged.State {
+			for _, b := range table {
+				h.shadow[int64(b)*int64(h.bs)] = hyKV(g, s.tokens)
+			}
+			continue
 		}
 		for p := from; p < len(s.tokens); p++ {
 			b := table[p/h.bs]
@@ -88,9 +150,13 @@ func (h *hyModel) write(t *rapid.T, s *hySeq, from int) {
 	}
 }
 
+// readBack reads every running sequence's KV through every group's table:
+// the positions the query at the accepted length reads (rejecting every
+// draft must leave them readable) and every position after, and each state
+// page's state.
 func (h *hyModel) readBack(t *rapid.T) {
 	for _, s := range h.seqs {
-		if !s.run {
+		if s.state != hyRunning {
 			continue
 		}
 		for g := range h.groups {
@@ -103,9 +169,14 @@ func (h *hyModel) readBack(t *rapid.T) {
 				if len(table) != h.groups[g].Pages || slices.Contains(table, 0) {
 					t.Fatalf("state group %d of %v: pages %v", g, s.id, table)
 				}
+				for _, b := range table {
+					if h.shadow[int64(b)*int64(h.bs)] != hyKV(g, s.tokens) {
+						t.Fatalf("read-back of %v state group %d page %d: not its own state", s.id, g, b)
+					}
+				}
 				continue
 			}
-			for p := h.live(kv, len(s.tokens)); p < len(s.tokens); p++ {
+			for p := h.live(kv, len(s.tokens)-s.spec); p < len(s.tokens); p++ {
 				b := table[p/h.bs]
 				sl := int64(b)*int64(h.bs) + int64(p%h.bs)
 				if b == 0 || h.shadow[sl] != hyKV(kv, s.tokens[:p+1]) {
@@ -123,17 +194,40 @@ func (h *hyModel) check(t *rapid.T) {
 	h.readBack(t)
 }
 
-func (h *hyModel) pick(t *rapid.T, run bool) *hySeq {
+// candidates returns the sequences in state st.
+func (h *hyModel) candidates(st hyState) []*hySeq {
 	var c []*hySeq
 	for _, s := range h.seqs {
-		if s.run == run {
+		if s.state == st {
 			c = append(c, s)
 		}
 	}
+	return c
+}
+
+func (h *hyModel) pick(t *rapid.T, st hyState) *hySeq {
+	c := h.candidates(st)
 	if len(c) == 0 {
 		t.Skip("no such sequence")
 	}
 	return rapid.SampledFrom(c).Draw(t, "seq")
+}
+
+// pickSome draws one to three distinct sequences in state st.
+func (h *hyModel) pickSome(t *rapid.T, st hyState) ([]*hySeq, []paged.SeqID) {
+	c := h.candidates(st)
+	if len(c) == 0 {
+		t.Skip("no such sequence")
+	}
+	n := rapid.IntRange(1, min(3, len(c))).Draw(t, "members")
+	var seqs []*hySeq
+	var ids []paged.SeqID
+	for range n {
+		i := rapid.IntRange(0, len(c)-1).Draw(t, "member")
+		seqs, ids = append(seqs, c[i]), append(ids, c[i].id)
+		c = slices.Delete(c, i, i+1)
+	}
+	return seqs, ids
 }
 
 func (h *hyModel) admit(t *rapid.T, s *hySeq) {
@@ -147,16 +241,102 @@ func (h *hyModel) admit(t *rapid.T, s *hySeq) {
 	if cached%h.bs != 0 || cached >= len(s.tokens) {
 		t.Fatalf("Admit: %d cached tokens of %d", cached, len(s.tokens))
 	}
-	s.run = true
+	s.state = hyRunning
 	s.fresh = len(s.tokens) - cached
 	// The hit's KV is already there: read it back before computing the rest.
 	h.write(t, s, cached)
 }
 
-// TestGroupsStateMachine: random hybrid layouts (full attention with zero
-// or more full and sliding-window groups), both free-queue modes, shared
-// prompt prefixes, under pool pressure; after every step Check passes and
-// every running sequence reads its own KV back through every group.
+// tables snapshots every group's table of s.
+func (h *hyModel) tables(s *hySeq) [][]allocator.BlockID {
+	var out [][]allocator.BlockID
+	for g := range h.groups {
+		table, _ := h.m.TableGroup(s.id, g)
+		out = append(out, slices.Clone(table))
+	}
+	return out
+}
+
+// released counts the leading null entries of group g's table of s.
+func (h *hyModel) released(s *hySeq, g int) int {
+	table, _ := h.m.TableGroup(s.id, g)
+	r := 0
+	for r < len(table) && table[r] == 0 {
+		r++
+	}
+	return r
+}
+
+// truncatable reports whether the manager must accept truncating s to n
+// tokens: no local group's next query at n reads a block it released,
+// and no state of a running sequence is rolled back.
+func (h *hyModel) truncatable(s *hySeq, n int) bool {
+	if s.state == hyRunning && n < len(s.tokens) && h.hasState() {
+		return false
+	}
+	for g, k := range h.groups {
+		if k.Kind != paged.SlidingWindow && k.Kind != paged.ChunkedLocal {
+			continue
+		}
+		if r := h.released(s, g); r > 0 && h.live(g, n)/h.bs < r {
+			return false
+		}
+	}
+	return true
+}
+
+// unchanged fails unless a refused call left the manager's statistics and
+// the tables of seqs as they were.
+func (h *hyModel) unchanged(t *rapid.T, op string, stats paged.Stats, seqs []*hySeq, tables [][][]allocator.BlockID) {
+	if after := h.m.Stats(); after != stats {
+		t.Fatalf("refused %s changed the statistics: %+v, then %+v", op, stats, after)
+	}
+	for i, s := range seqs {
+		if after := h.tables(s); !slices.EqualFunc(tables[i], after, slices.Equal) {
+			t.Fatalf("refused %s changed the tables of %v: %v, then %v", op, s.id, tables[i], after)
+		}
+	}
+}
+
+// snapshot returns the statistics and the tables of seqs.
+func (h *hyModel) snapshot(seqs ...*hySeq) (paged.Stats, [][][]allocator.BlockID) {
+	var tables [][][]allocator.BlockID
+	for _, s := range seqs {
+		tables = append(tables, h.tables(s))
+	}
+	return h.m.Stats(), tables
+}
+
+// cut drops the last c tokens of s in the model.
+func (s *hySeq) cut(c int) {
+	s.tokens = s.tokens[:len(s.tokens)-c]
+	s.spec = max(0, s.spec-c)
+	s.fresh = max(0, s.fresh-c)
+}
+
+func (h *hyModel) newTokens(t *rapid.T, next *int32, max int) []int32 {
+	toks := make([]int32, rapid.IntRange(1, max).Draw(t, "n"))
+	for k := range toks {
+		*next++
+		toks[k] = *next
+	}
+	return toks
+}
+
+// TestGroupsStateMachine: random hybrid layouts (full attention with one
+// other kind, sliding window, chunked local or state, and full and shared
+// groups), both free-queue modes, shared prompt prefixes, under pool
+// pressure, with a host tier or not; forks, truncation, drafts, swapping,
+// preemption. After every step Check passes and every running sequence
+// reads its own KV back through every group, the shadow KV having moved
+// only as the manager's Copy and Swap directives say.
+//
+// Mutations it catches (each tried, then reverted): copy-on-write skipped
+// in groups 1 and up, or done without its Copy directive; a fork sharing
+// the state pages, or copying them without directives; SwapOut directives
+// left out for groups 1 and up; SwapIn reclaiming under group 0's key;
+// Truncate past a window's released blocks accepted; drafts sliding the
+// window; the one-token fast path taken after a fork.
 func TestGroupsStateMachine(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
@@ -181,6 +361,7 @@ func TestGroupsStateMachine(t *testing.T) {
 				groups = append(groups, paged.Group{Kind: paged.Shared, Target: target})
 			}
 		}
+		hostBlocks := rapid.SampledFrom([]int{0, 4, 16, 64}).Draw(t, "host blocks")
 		m, err := paged.New(paged.Config{
 			BlockSize:        bs,
 			NumBlocks:        rapid.IntRange(2, 64).Draw(t, "blocks"),
@@ -188,11 +369,13 @@ func TestGroupsStateMachine(t *testing.T) {
 			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
 			MaxModelLen:      12 * bs,
 			Events:           64,
+			HostBlocks:       hostBlocks,
+			DisableOffload:   true,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := &hyModel{m: m, groups: groups, bs: bs, shadow: map[int64]uint64{}}
+		h := &hyModel{m: m, groups: groups, bs: bs, shadow: map[int64]uint64{}, host: map[int64]uint64{}}
 		for i := range 3 {
 			p := make([]int32, rapid.IntRange(1, 5*bs).Draw(t, "prefix"))
 			for k := range p {
@@ -221,20 +404,16 @@ func TestGroupsStateMachine(t *testing.T) {
 					h.admit(t, s)
 				}
 			},
-			"admit": func(t *rapid.T) { h.admit(t, h.pick(t, false)) },
+			"admit": func(t *rapid.T) { h.admit(t, h.pick(t, hyWaiting)) },
 			"append": func(t *rapid.T) {
-				s := h.pick(t, true)
-				if s.fresh > 0 {
+				s := h.pick(t, hyRunning)
+				if s.fresh > 0 || s.spec > 0 {
 					// Appending slides windows past the positions before
-					// it, so those must have been computed (batched).
-					t.Skip("fresh tokens not batched yet")
+					// it, so those must have been computed (batched) and
+					// accepted.
+					t.Skip("fresh tokens not batched yet, or drafts pending")
 				}
-				n := rapid.IntRange(1, 2*bs).Draw(t, "n")
-				toks := make([]int32, n)
-				for k := range toks {
-					next++
-					toks[k] = next
-				}
+				toks := h.newTokens(t, &next, 2*bs)
 				before := len(s.tokens)
 				err := h.m.Append(s.id, toks...)
 				if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
@@ -247,32 +426,156 @@ func TestGroupsStateMachine(t *testing.T) {
 					t.Fatalf("Append: %v", err)
 				}
 				s.tokens = append(s.tokens, toks...)
-				s.fresh += n
+				s.fresh += len(toks)
 				h.write(t, s, before)
 			},
+			"draft": func(t *rapid.T) {
+				s := h.pick(t, hyRunning)
+				if s.fresh > 0 {
+					t.Skip("fresh tokens not batched yet")
+				}
+				toks := h.newTokens(t, &next, 2*bs)
+				before := len(s.tokens)
+				err := h.m.AppendSpeculative(s.id, toks...)
+				if h.hasState() {
+					if !errors.Is(err, paged.ErrInvalid) {
+						t.Fatalf("AppendSpeculative with a state group: %v, want ErrInvalid", err)
+					}
+					return
+				}
+				if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+					s.fresh = 0
+					return
+				}
+				if err != nil {
+					t.Fatalf("AppendSpeculative: %v", err)
+				}
+				s.tokens = append(s.tokens, toks...)
+				s.fresh += len(toks)
+				s.spec += len(toks)
+				h.write(t, s, before)
+			},
+			"accept": func(t *rapid.T) {
+				s := h.pick(t, hyRunning)
+				n := rapid.IntRange(0, s.spec).Draw(t, "accepted")
+				if err := h.m.AcceptSpeculative(s.id, n); err != nil {
+					t.Fatalf("AcceptSpeculative(%d of %d): %v", n, s.spec, err)
+				}
+				s.cut(s.spec - n)
+				s.spec = 0
+			},
+			"truncate": func(t *rapid.T) {
+				s := h.pick(t, rapid.SampledFrom([]hyState{hyRunning, hyWaiting, hySwapped}).Draw(t, "state"))
+				n := rapid.IntRange(1, len(s.tokens)).Draw(t, "keep")
+				stats, before := h.m.Stats(), h.tables(s)
+				err := h.m.Truncate(s.id, n)
+				switch {
+				case s.state == hySwapped:
+					if !errors.Is(err, paged.ErrSequenceState) {
+						t.Fatalf("Truncate of a swapped-out sequence: %v", err)
+					}
+				case !h.truncatable(s, n):
+					if !errors.Is(err, paged.ErrInvalid) {
+						t.Fatalf("Truncate(%v, %d) of %d tokens: %v, want ErrInvalid", s.id, n, len(s.tokens), err)
+					}
+					h.unchanged(t, "Truncate", stats, []*hySeq{s}, [][][]allocator.BlockID{before})
+				case err != nil:
+					t.Fatalf("Truncate(%v, %d) of %d tokens: %v", s.id, n, len(s.tokens), err)
+				default:
+					s.cut(len(s.tokens) - n)
+				}
+			},
+			"fork": func(t *rapid.T) {
+				p := h.pick(t, hyRunning)
+				stats, tables := h.snapshot(p)
+				id, err := h.m.Fork(p.id)
+				if errors.Is(err, paged.ErrNoSpace) && h.hasState() {
+					h.unchanged(t, "Fork", stats, []*hySeq{p}, tables)
+					return // no room for the child's state pages
+				}
+				if err != nil {
+					t.Fatalf("Fork: %v", err)
+				}
+				c := &hySeq{id: id, tokens: slices.Clone(p.tokens), state: hyRunning, fresh: p.fresh, spec: p.spec}
+				h.seqs = append(h.seqs, c)
+				h.transfer() // the child's state pages are copies
+			},
+			"swap out": func(t *rapid.T) {
+				seqs, ids := h.pickSome(t, hyRunning)
+				stats, tables := h.snapshot(seqs...)
+				err := h.m.SwapOut(ids...)
+				switch {
+				case hostBlocks == 0:
+					if !errors.Is(err, paged.ErrNoHostTier) {
+						t.Fatalf("SwapOut without a host tier: %v", err)
+					}
+					h.unchanged(t, "SwapOut", stats, seqs, tables)
+					return
+				case errors.Is(err, paged.ErrNoSpace):
+					h.unchanged(t, "SwapOut", stats, seqs, tables)
+					return
+				case err != nil:
+					t.Fatalf("SwapOut: %v", err)
+				}
+				h.transfer()
+				for _, s := range seqs {
+					s.state = hySwapped
+				}
+			},
+			"swap in": func(t *rapid.T) {
+				seqs, ids := h.pickSome(t, hySwapped)
+				answer, _, err := h.m.CanSwapIn(ids...)
+				if err != nil {
+					t.Fatalf("CanSwapIn: %v", err)
+				}
+				stats, tables := h.snapshot(seqs...)
+				err = h.m.SwapIn(ids...)
+				switch {
+				case answer == paged.AdmitLater && errors.Is(err, paged.ErrNoSpace),
+					answer == paged.AdmitNever && errors.Is(err, paged.ErrNever):
+					h.unchanged(t, "SwapIn", stats, seqs, tables)
+					return
+				case answer != paged.AdmitOK || err != nil:
+					t.Fatalf("SwapIn after CanSwapIn answered %v: %v", answer, err)
+				}
+				h.transfer()
+				for _, s := range seqs {
+					s.state = hyRunning
+				}
+			},
+			"onboard": func(t *rapid.T) {
+				// Nothing is offloaded with groups: there is nothing to
+				// move ahead of admission.
+				n, err := h.m.Onboard(h.pick(t, hyWaiting).id)
+				if hostBlocks == 0 {
+					if !errors.Is(err, paged.ErrNoHostTier) {
+						t.Fatalf("Onboard without a host tier: %v", err)
+					}
+					return
+				}
+				if n != 0 || err != nil {
+					t.Fatalf("Onboard: %d, %v", n, err)
+				}
+			},
 			"preempt": func(t *rapid.T) {
-				s := h.pick(t, true)
+				s := h.pick(t, hyRunning)
 				if err := h.m.Preempt(s.id); err != nil {
 					t.Fatalf("Preempt: %v", err)
 				}
-				s.run, s.fresh = false, 0
+				s.cut(s.spec) // drafts are dropped
+				s.state, s.fresh = hyWaiting, 0
 			},
 			"free": func(t *rapid.T) {
-				s := h.pick(t, rapid.Bool().Draw(t, "running"))
+				s := h.pick(t, rapid.SampledFrom([]hyState{hyRunning, hyWaiting, hySwapped}).Draw(t, "state"))
 				if err := h.m.Free(s.id); err != nil {
 					t.Fatalf("Free: %v", err)
 				}
-				for i, x := range h.seqs {
-					if x == s {
-						h.seqs = append(h.seqs[:i], h.seqs[i+1:]...)
-						break
-					}
-				}
+				h.seqs = slices.DeleteFunc(h.seqs, func(x *hySeq) bool { return x == s })
 			},
 			"batch": func(t *rapid.T) {
 				var sched []paged.Scheduled
 				for _, s := range h.seqs {
-					if s.run && s.fresh > 0 {
+					if s.state == hyRunning && s.fresh > 0 {
 						sched = append(sched, paged.Scheduled{ID: s.id, NewTokens: s.fresh})
 						s.fresh = 0
 					}
@@ -301,6 +604,9 @@ func TestGroupsStateMachine(t *testing.T) {
 				for _, e := range h.m.DrainEvents(nil) {
 					if e.Group < 0 || e.Group >= len(groups) {
 						t.Fatalf("event of group %d", e.Group)
+					}
+					if e.Kind == paged.BlockStored && len(e.Hashes) == 0 {
+						t.Fatalf("empty BlockStored event of group %d", e.Group)
 					}
 				}
 			},

@@ -31,10 +31,15 @@ func TestGroupsConfig(t *testing.T) {
 		{"full with a window", []paged.Group{{}, {Window: 8}}, 0, false},
 		{"two window sizes", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.SlidingWindow, Window: 16}}, 0, false},
 		{"unknown kind", []paged.Group{{}, {Kind: 9}}, 0, false},
-		{"with a host tier", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}}, 16, false},
+		{"with a host tier that offloads", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}}, 16, false},
 		{"too many", make([]paged.Group, 256), 0, false},
 	} {
 		_, err := paged.New(paged.Config{NumBlocks: 64, Groups: tc.groups, HostBlocks: tc.host})
+		if tc.host > 0 {
+			// Swapping alone works with groups.
+			_, swapOnly := paged.New(paged.Config{NumBlocks: 64, Groups: tc.groups, HostBlocks: tc.host, DisableOffload: true})
+			assert.NoError(t, swapOnly, tc.name)
+		}
 		if tc.ok {
 			assert.NoError(t, err, tc.name)
 		} else {
@@ -90,31 +95,41 @@ func TestGroupsHit(t *testing.T) {
 	assert.Contains(t, groups, 1, "window-group blocks are stored events of group 1")
 }
 
-// TestGroupsUnsupported: what groups do not support yet is refused with
-// ErrInvalid and changes nothing.
-func TestGroupsUnsupported(t *testing.T) {
-	m, err := paged.New(hybridConfig(4, 64, 8))
+// TestGroupsRefused: what groups cannot do is refused with ErrInvalid and
+// changes nothing: a per-sequence window, a group out of range, a rollback
+// past a window's released blocks, and rolling back a state.
+func TestGroupsRefused(t *testing.T) {
+	m, err := paged.New(hybridConfig(4, 64, 6))
 	require.NoError(t, err)
 	id, _, err := m.Create(seqOf(1, 10), nil)
 	require.NoError(t, err)
-	before := m.Stats()
-	for name, call := range map[string]func() error{
-		"fork":     func() error { _, err := m.Fork(id); return err },
-		"truncate": func() error { return m.Truncate(id, 5) },
-		"draft":    func() error { return m.AppendSpeculative(id, 1, 2) },
-		"accept":   func() error { return m.AcceptSpeculative(id, 0) },
-		"swap out": func() error { return m.SwapOut(id) },
-		"swap in":  func() error { return m.SwapIn(id) },
-		"onboard":  func() error { _, err := m.Onboard(id); return err },
-		"window option": func() error {
-			_, err := m.Add(seqOf(1, 4), &paged.SeqOptions{Window: 4})
-			return err
-		},
-		"group out of range": func() error { _, err := m.TableGroup(id, 2); return err },
-	} {
-		assert.ErrorIs(t, call(), paged.ErrInvalid, name)
-		assert.Equal(t, before, m.Stats(), name)
+	require.NoError(t, m.Append(id, 1, 2, 3))
+	win, _ := m.TableGroup(id, 1)
+	require.Equal(t, allocator.BlockID(0), win[0], "the window of position 13 released block 0")
+	st, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64,
+		Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	sid, _, err := st.Create(seqOf(1, 10), nil)
+	require.NoError(t, err)
+	for _, mm := range []*paged.Manager{m, st} {
+		before := mm.Stats()
+		for name, call := range map[string]func() error{
+			"window option": func() error {
+				_, err := mm.Add(seqOf(1, 4), &paged.SeqOptions{Window: 4})
+				return err
+			},
+			"group out of range":   func() error { _, err := mm.TableGroup(id, 2); return err },
+			"truncate past window": func() error { return m.Truncate(id, 8) },
+			"truncate a state":     func() error { return st.Truncate(sid, 9) },
+			"draft on a state":     func() error { return st.AppendSpeculative(sid, 1) },
+		} {
+			assert.ErrorIs(t, call(), paged.ErrInvalid, name)
+			assert.Equal(t, before, mm.Stats(), name)
+		}
+		require.NoError(t, mm.Check())
 	}
+	// The shortest length the window allows: the query at 9 reads [4, 9].
+	require.NoError(t, m.Truncate(id, 9))
 	require.NoError(t, m.Check())
 }
 

@@ -114,9 +114,6 @@ func (m *Manager) takeHits(s *sequence, onboard int) {
 // ErrSequenceState unless the sequence is waiting, ErrNoSpace when the
 // device cannot take the blocks without evicting the prefix itself.
 func (m *Manager) Onboard(id SeqID) (int, error) {
-	if m.hybrid() {
-		return 0, m.groupsUnsupported("Onboard")
-	}
 	s, err := m.seq(id)
 	if err != nil {
 		return 0, err

@@ -204,7 +204,7 @@ func (m *Manager) commitFull(s *sequence) {
 // storedEvent reports blocks [from, limit) of s, just committed in group
 // g, as one BlockStored event.
 func (m *Manager) storedEvent(s *sequence, from, limit, g int) {
-	if !m.events.on() {
+	if !m.events.on() || from >= limit { // a fork committed them all first
 		return
 	}
 	var parent *Hash

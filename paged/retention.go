@@ -301,6 +301,13 @@ func (m *Manager) releaseRetained(s *sequence, preempt bool) {
 		t := &s.ext[g]
 		t.blocks, t.released, t.committed = t.blocks[:0], 0, 0
 	}
+	m.releaseKept(s)
+}
+
+// releaseKept releases what s holds beside its tables, when it stops
+// running (preempted, finished or swapped out): its pins go to the high
+// shelf, a checkpoint not handed out yet is dropped.
+func (m *Manager) releaseKept(s *sequence) {
 	for i := len(s.keep.pins) - 1; i >= 0; i-- {
 		m.releaseTo(s.keep.pins[i], shelfHigh)
 	}

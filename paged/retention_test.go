@@ -299,8 +299,9 @@ func Example_hybridRetention() {
 // FuzzHybridRetention drives a small hybrid manager in the default mode (a
 // full-attention group beside sliding-window or state groups, so the
 // shelves, pins and checkpoints are in play) with arbitrary operations on
-// prompts that share prefixes: no call may panic, every invariant holds
-// after each, and a call that fails leaves the occupancy as it was.
+// prompts that share prefixes, forks, rollbacks and swaps included: no
+// call may panic, every invariant holds after each, and a call that fails
+// leaves the occupancy as it was.
 func FuzzHybridRetention(f *testing.F) {
 	f.Add([]byte{0, 3, 0, 2, 0, 4, 3, 9, 0, 1, 4, 1, 2, 5, 0, 6, 7, 1, 0, 5, 2})
 	f.Add([]byte{1, 2, 0, 1, 0, 1, 4, 0, 3, 6, 5, 1, 0, 2, 0, 4, 2, 8, 3})
@@ -325,7 +326,7 @@ func FuzzHybridRetention(f *testing.F) {
 				paged.Group{Kind: paged.Shared, Target: 1}, paged.Group{Kind: paged.FullAttention})
 		}
 		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 8 + int(a.byte()%56), Groups: groups,
-			MaxModelLen: 24, Events: 8})
+			MaxModelLen: 24, Events: 8, HostBlocks: int(a.byte() % 24), DisableOffload: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,9 +341,24 @@ func FuzzHybridRetention(f *testing.F) {
 		}
 		for len(a.b) > 0 {
 			before := m.Stats()
-			op := a.byte() % 9
+			op := a.byte() % 15
 			var err error
 			switch op {
+			case 9:
+				var id paged.SeqID
+				if id, err = m.Fork(handle()); err == nil {
+					ids = append(ids, id)
+				}
+			case 10:
+				err = m.Truncate(handle(), a.int())
+			case 11:
+				err = m.SwapOut(handle())
+			case 12:
+				err = m.SwapIn(handle())
+			case 13:
+				err = m.AppendSpeculative(handle(), a.tokens()...)
+			case 14:
+				err = m.AcceptSpeculative(handle(), a.int())
 			case 0:
 				p := append(append([]int32(nil), prefixes[a.byte()%2]...), a.tokens()...)
 				var id paged.SeqID
@@ -376,4 +392,36 @@ func FuzzHybridRetention(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRetentionSwapOutReleasesPins: a swapped-out sequence holds no device
+// block, its pins and pending checkpoint included.
+func TestRetentionSwapOutReleasesPins(t *testing.T) {
+	for _, g := range []paged.Group{{Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.State, Pages: 2}} {
+		cfg := paged.Config{BlockSize: 4, NumBlocks: 64, HostBlocks: 64, DisableOffload: true,
+			Groups: []paged.Group{{Kind: paged.FullAttention}, g}}
+		m, err := paged.New(cfg)
+		require.NoError(t, err)
+		prompt := func(tail int32) []int32 { return append(seqOf(1, 16), tail, tail+1, tail+2, tail+3, tail+4) }
+		a, _, err := m.Create(prompt(100), nil)
+		require.NoError(t, err)
+		b, _, err := m.Create(prompt(200), nil)
+		require.NoError(t, err)
+		m.TakeCheckpoints(nil)
+		decode(t, m, b, 500, 20) // b's window leaves the shared prefix: pins
+		c, _, err := m.Create(prompt(300), nil)
+		require.NoError(t, err) // c may ask for a checkpoint
+		for _, id := range []paged.SeqID{b, c} {
+			require.NoError(t, m.SwapOut(id), "%v", g.Kind)
+			require.NoError(t, m.Check(), "%v", g.Kind)
+		}
+		require.NoError(t, m.Free(a))
+		for _, id := range []paged.SeqID{b, c} {
+			require.NoError(t, m.SwapIn(id))
+			require.NoError(t, m.Check())
+			require.NoError(t, m.Free(id))
+		}
+		require.NoError(t, m.Check())
+		assert.Zero(t, m.Stats().UsedBlocks, "%v", g.Kind)
+	}
 }

@@ -98,6 +98,10 @@ type sequence struct {
 	mark   uint32
 	state  seqState
 	own    bool
+	// gslow turns a hybrid manager's one-token fast path off: a group's
+	// partly filled last block may be shared (Fork, SwapIn) or cached
+	// (Truncate), or drafts are pending. The general path clears it.
+	gslow bool
 	// released: blocks[:released] fell out of the sliding window and name
 	// the null block.
 	released int
@@ -607,10 +611,10 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					m.commitFull(s)
 					s.own, s.ownVer = m.bs > 1, s.version
 					return nil
-				case off != 0 && m.hybrid() && !m.mustSlide(s, t0):
+				case off != 0 && m.hybrid() && !s.gslow && !m.mustSlide(s, t0):
 					// Every group's last block is partly filled, the
-					// sequence's own (groups rule out forks) and
-					// uncommitted, and no window moves past a block.
+					// sequence's own and uncommitted (gslow unset), and no
+					// window moves past a block.
 					s.tokens = append(s.tokens, tokens[0])
 					if off == m.bs-1 {
 						m.hashFull(s)
@@ -628,7 +632,8 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 // AppendSpeculative appends draft tokens that a verifier may still reject:
 // they get slots like any token but their blocks are never committed to the
 // prefix cache until AcceptSpeculative, and they do not slide a sliding
-// window (it slides from the accepted length).
+// window (it slides from the accepted length). A manager with a State
+// group refuses drafts with ErrInvalid: a state cannot roll them back.
 func (m *Manager) AppendSpeculative(id SeqID, tokens ...int32) error {
 	return m.appendTokens(id, tokens, true)
 }
@@ -643,6 +648,11 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	}
 	if err := checkTokens("Append", tokens); err != nil {
 		return err
+	}
+	if spec {
+		if err := m.checkSpeculative(id); err != nil {
+			return err
+		}
 	}
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
@@ -661,10 +671,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		return nil
 	}
 	if m.hybrid() {
-		if spec {
-			return m.groupsUnsupported("AppendSpeculative")
-		}
-		return m.appendGroups(s, id, tokens)
+		return m.appendGroups(s, id, tokens, spec)
 	}
 	grow := (t1+m.bs-1)/m.bs - len(s.blocks)
 	partial := t0%m.bs != 0
@@ -715,9 +722,6 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 // drafts succeeds on a windowed sequence too: drafts do not slide its
 // window, so the accepted tokens' window is still held.
 func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
-	if m.hybrid() {
-		return m.groupsUnsupported("AcceptSpeculative")
-	}
 	s, err := m.running(id, "AcceptSpeculative")
 	if err != nil {
 		return err
@@ -729,6 +733,7 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 	s.spec = 0
 	m.hashFull(s)
 	m.commitFull(s)
+	m.commitGroups(s)
 	return nil
 }
 
@@ -739,11 +744,11 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 // rolled back past the blocks it released (as in vLLM): when the query at
 // position n would read a released position, or n falls inside the
 // released blocks, Truncate returns ErrInvalid, naming the shortest length
-// allowed, and changes nothing.
+// allowed, and changes nothing. The same holds in every sliding-window and
+// chunked KV cache group (Config.Groups); a running sequence of a manager
+// with a State group cannot be truncated at all (ErrInvalid): its state has
+// absorbed the tokens.
 func (m *Manager) Truncate(id SeqID, n int) error {
-	if m.hybrid() {
-		return m.groupsUnsupported("Truncate")
-	}
 	s, err := m.seq(id)
 	if err != nil {
 		return err
@@ -758,6 +763,9 @@ func (m *Manager) Truncate(id SeqID, n int) error {
 		return errorf(ErrInvalid, "Truncate %v to %d tokens: the sliding window released its first %d positions, which the query at %d would read; truncate to at least %d",
 			id, n, s.released*m.bs, n, lo)
 	}
+	if err := m.checkTruncateGroups(s, id, n); err != nil {
+		return err
+	}
 	m.truncate(s, n)
 	return nil
 }
@@ -771,6 +779,9 @@ func (m *Manager) truncate(s *sequence, n int) {
 		keep := (n + m.bs - 1) / m.bs
 		m.releaseTail(s.blocks, keep)
 		s.blocks = s.blocks[:keep]
+		if m.hybrid() {
+			m.truncateGroups(s, n)
+		}
 		s.version++
 	}
 	s.tokens = s.tokens[:n]
@@ -781,13 +792,16 @@ func (m *Manager) truncate(s *sequence, n int) {
 
 // Fork creates a child of a running sequence that shares every block (for
 // parallel sampling and beam search). The first write of either into a
-// shared block copies it (see Copy).
+// shared block copies it (see Copy), in every KV cache group. The pages of
+// a State group are the exception: the child gets a copy of them at once
+// (Copy directives), since a state is rewritten by every step; Fork then
+// returns ErrNoSpace, changing nothing, when the pool cannot give them.
 func (m *Manager) Fork(id SeqID) (SeqID, error) {
-	if m.hybrid() {
-		return 0, m.groupsUnsupported("Fork")
-	}
 	if _, err := m.running(id, "Fork"); err != nil {
 		return 0, err
+	}
+	if need := m.forkPages(); need > m.available() {
+		return 0, &spaceError{op: "Fork", id: id, need: need, avail: m.available()}
 	}
 	pidx, _ := id.parts()
 	idx, c := m.newSeq()
@@ -801,6 +815,8 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.hashes = append(c.hashes, p.hashes...)
 	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
 	m.setOptions(c, &p.opts)
+	c.keep.branch = p.keep.branch // the child shares the parent's prefix
+	m.forkGroups(p, c)
 	c.state = seqRunning
 	p.own, c.own = false, false
 	m.nrunning++

@@ -142,10 +142,9 @@ func (st seqState) String() string {
 // in the device prefix cache until evicted, and SwapIn reclaims them
 // instead of copying when they are still there. All-or-nothing: ErrNoSpace
 // when the host tier cannot take the group, ErrNoHostTier without one.
+// With KV cache groups every group's table is swapped, state pages
+// included, group 0 first.
 func (m *Manager) SwapOut(ids ...SeqID) error {
-	if m.hybrid() {
-		return m.groupsUnsupported("SwapOut")
-	}
 	if err := m.swapGroup("SwapOut", ids, seqRunning); err != nil {
 		return err
 	}
@@ -153,10 +152,13 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 	need := 0
 	for _, id := range ids {
 		s := m.seqAt(id)
-		for k := s.released; k < len(s.blocks); k++ {
-			if b := s.blocks[k]; t.mark[b] == allocator.NoBlock {
-				t.mark[b] = markCounted
-				need++
+		for g := range m.ntables() {
+			blocks, released, _, _ := s.tableAt(g)
+			for _, b := range (*blocks)[released:] {
+				if t.mark[b] == allocator.NoBlock {
+					t.mark[b] = markCounted
+					need++
+				}
 			}
 		}
 	}
@@ -166,28 +168,35 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 	}
 	for _, id := range ids {
 		s := m.seqAt(id)
-		for k, b := range s.blocks {
-			if k < s.released {
-				s.host = append(s.host, allocator.NoBlock)
-				continue
+		for g := range m.ntables() {
+			blocks, released, _, host := s.tableAt(g)
+			for k, b := range *blocks {
+				if k < released {
+					*host = append(*host, allocator.NoBlock)
+					continue
+				}
+				hb := t.mark[b]
+				if hb == markCounted {
+					hb = t.alloc(&m.events)
+					t.mark[b] = hb
+					m.push(Swap{Src: b, Dst: hb, Kind: SwapOut})
+					t.swapOuts++
+				} else {
+					t.pool.Ref(hb)
+				}
+				*host = append(*host, hb)
 			}
-			hb := t.mark[b]
-			if hb == markCounted {
-				hb = t.alloc(&m.events)
-				t.mark[b] = hb
-				m.push(Swap{Src: b, Dst: hb, Kind: SwapOut})
-				t.swapOuts++
-			} else {
-				t.pool.Ref(hb)
-			}
-			s.host = append(s.host, hb)
 		}
 	}
 	m.clearMarks(ids)
 	for _, id := range ids {
 		s := m.seqAt(id)
-		m.releaseTail(s.blocks, s.released)
-		s.blocks = s.blocks[:0]
+		for g := range m.ntables() {
+			blocks, released, _, _ := s.tableAt(g)
+			m.releaseTail(*blocks, released)
+			*blocks = (*blocks)[:0]
+		}
+		m.releaseKept(s)
 		s.state = seqSwapped
 		s.version++
 		m.nrunning--
@@ -205,8 +214,11 @@ func (m *Manager) seqAt(id SeqID) *sequence {
 func (m *Manager) clearMarks(ids []SeqID) {
 	for _, id := range ids {
 		s := m.seqAt(id)
-		for k := s.released; k < len(s.blocks); k++ {
-			m.tier.mark[s.blocks[k]] = allocator.NoBlock
+		for g := range m.ntables() {
+			blocks, released, _, _ := s.tableAt(g)
+			for _, b := range (*blocks)[released:] {
+				m.tier.mark[b] = allocator.NoBlock
+			}
 		}
 	}
 }
@@ -231,19 +243,22 @@ func (m *Manager) planSwapIn(ids []SeqID) (int, Admission) {
 	need, full := 0, 0
 	for _, id := range ids {
 		s := m.seqAt(id)
-		for k := s.released; k < len(s.host); k++ {
-			hb := s.host[k]
-			if t.hmark[hb] != allocator.NoBlock {
-				continue
-			}
-			t.hmark[hb] = markCounted
-			full++
-			if k < s.committed {
-				if d, ok := m.index.get(&s.hashes[k]); ok && !m.pool.IsCached(d) {
+		for g := range m.ntables() {
+			_, released, committed, host := s.tableAt(g)
+			for k := released; k < len(*host); k++ {
+				hb := (*host)[k]
+				if t.hmark[hb] != allocator.NoBlock {
 					continue
 				}
+				t.hmark[hb] = markCounted
+				full++
+				if k < committed {
+					if d, ok := m.index.getIn(&s.hashes[k], groupSalt(g)); ok && !m.pool.IsCached(d) {
+						continue
+					}
+				}
+				need++
 			}
-			need++
 		}
 	}
 	m.clearHostMarks(ids)
@@ -260,8 +275,11 @@ func (m *Manager) planSwapIn(ids []SeqID) (int, Admission) {
 func (m *Manager) clearHostMarks(ids []SeqID) {
 	for _, id := range ids {
 		s := m.seqAt(id)
-		for k := s.released; k < len(s.host); k++ {
-			m.tier.hmark[s.host[k]] = allocator.NoBlock
+		for g := range m.ntables() {
+			_, released, _, host := s.tableAt(g)
+			for _, hb := range (*host)[released:] {
+				m.tier.hmark[hb] = allocator.NoBlock
+			}
 		}
 	}
 }
@@ -273,9 +291,6 @@ func (m *Manager) clearHostMarks(ids []SeqID) {
 // freed. All-or-nothing with the answer of CanSwapIn: ErrNoSpace (later)
 // or ErrNever.
 func (m *Manager) SwapIn(ids ...SeqID) error {
-	if m.hybrid() {
-		return m.groupsUnsupported("SwapIn")
-	}
 	if err := m.swapGroup("SwapIn", ids, seqSwapped); err != nil {
 		return err
 	}
@@ -291,54 +306,59 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 	// evicted by the allocations that follow.
 	for _, id := range ids {
 		s := m.seqAt(id)
-		s.blocks = s.blocks[:0]
-		for k, hb := range s.host {
-			d := nullBlock
-			switch {
-			case k < s.released:
-			case t.hmark[hb] >= 0:
-				d = t.hmark[hb]
-				m.pool.Ref(d)
-			case k < s.committed:
-				if hit, ok := m.index.get(&s.hashes[k]); ok {
-					m.claim(hit)
-					t.hmark[hb], d = hit, hit
+		for g := range m.ntables() {
+			blocks, released, committed, host := s.tableAt(g)
+			*blocks = (*blocks)[:0]
+			for k, hb := range *host {
+				d := nullBlock
+				switch {
+				case k < released:
+				case t.hmark[hb] >= 0:
+					d = t.hmark[hb]
+					m.pool.Ref(d)
+				case k < committed:
+					if hit, ok := m.index.getIn(&s.hashes[k], groupSalt(g)); ok {
+						m.claim(hit)
+						t.hmark[hb], d = hit, hit
+					}
 				}
+				*blocks = append(*blocks, d)
 			}
-			s.blocks = append(s.blocks, d)
 		}
 	}
 	for _, id := range ids {
 		s := m.seqAt(id)
-		for k, hb := range s.host {
-			if k < s.released || s.blocks[k] != nullBlock {
-				continue
-			}
-			d := t.hmark[hb]
-			if d >= 0 {
-				m.pool.Ref(d)
-			} else {
-				d = m.allocBlock()
-				t.hmark[hb] = d
-				m.push(Swap{Src: hb, Dst: d, Kind: SwapIn})
-				t.swapIns++
-			}
-			s.blocks[k] = d
-			// Sequences sharing a block may disagree on whether it is
-			// committed (a fork accepted speculative tokens the other
-			// has not): the first that counts it committed commits it.
-			if k < s.committed && !m.cached[d] {
-				m.recommit(s, k, d)
+		for g := range m.ntables() {
+			blocks, released, committed, host := s.tableAt(g)
+			for k, hb := range *host {
+				if k < released || (*blocks)[k] != nullBlock {
+					continue
+				}
+				d := t.hmark[hb]
+				if d >= 0 {
+					m.pool.Ref(d)
+				} else {
+					d = m.allocBlock()
+					t.hmark[hb] = d
+					m.push(Swap{Src: hb, Dst: d, Kind: SwapIn})
+					t.swapIns++
+				}
+				(*blocks)[k] = d
+				// Sequences sharing a block may disagree on whether it is
+				// committed (a fork accepted speculative tokens the other
+				// has not): the first that counts it committed commits it.
+				if k < committed && !m.cached[d] {
+					m.recommit(s, g, k, d)
+				}
 			}
 		}
 	}
 	m.clearHostMarks(ids)
 	for _, id := range ids {
 		s := m.seqAt(id)
-		for k := len(s.host) - 1; k >= s.released; k-- {
-			t.pool.Release(s.host[k])
-		}
-		s.host = s.host[:0]
+		m.dropHostTables(s)
+		// A block shared inside the group comes back shared.
+		s.gslow = m.hybrid()
 		s.state = seqRunning
 		s.version++
 		m.nrunning++
@@ -348,28 +368,39 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 	return nil
 }
 
-// recommit commits block k of s, just filled from another tier with the
-// content s.hashes[k], to the device index and reports it.
-func (m *Manager) recommit(s *sequence, k int, d allocator.BlockID) {
+// recommit commits block k of group g of s, just filled from another tier
+// with the content s.hashes[k], to the device index and reports it.
+func (m *Manager) recommit(s *sequence, g, k int, d allocator.BlockID) {
+	blocks, _, _, _ := s.tableAt(g)
 	parent := allocator.NoBlock
-	if k > 0 && s.blocks[k-1] != nullBlock {
-		parent = s.blocks[k-1]
+	if k > 0 && (*blocks)[k-1] != nullBlock {
+		parent = (*blocks)[k-1]
 	}
-	m.commit(d, s.hashes[k], 0, k, parent, s)
+	m.commit(d, s.hashes[k], g, k, parent, s)
 	if m.events.on() {
 		var ph *Hash
 		if k > 0 {
 			ph = &s.hashes[k-1]
 		}
-		m.events.stored(s.hashes[k:k+1], ph, s.tokens[k*m.bs:(k+1)*m.bs], m.bs, s.opts.LoRA, Device, 0)
+		m.events.stored(s.hashes[k:k+1], ph, s.tokens[k*m.bs:(k+1)*m.bs], m.bs, s.opts.LoRA, Device, g)
 	}
 }
 
-// dropHost releases the host table of a swapped-out sequence (Free).
+// dropHost releases the host tables of a swapped-out sequence (Free).
 func (m *Manager) dropHost(s *sequence) {
-	for k := len(s.host) - 1; k >= s.released; k-- {
-		m.tier.pool.Release(s.host[k])
-	}
-	s.host = s.host[:0]
+	m.dropHostTables(s)
 	m.tier.nswapped--
+}
+
+// dropHostTables releases every group's host table of s, group 0 first,
+// each tail first, and empties them. Released entries are NoBlock, so it
+// does not depend on the released counts (Free resets those first).
+func (m *Manager) dropHostTables(s *sequence) {
+	for g := range m.ntables() {
+		_, _, _, host := s.tableAt(g)
+		for k := len(*host) - 1; k >= 0 && (*host)[k] != allocator.NoBlock; k-- {
+			m.tier.pool.Release((*host)[k])
+		}
+		*host = (*host)[:0]
+	}
 }

@@ -226,6 +226,11 @@ func (m *Manager) checkTier() error {
 			refs[b]++
 		}
 	}
+	for i := range m.seqs {
+		if err := m.checkHostGroups(i, &m.seqs[i], refs); err != nil {
+			return err
+		}
+	}
 	for id := allocator.BlockID(0); int(id) < total; id++ {
 		if got := t.pool.RefCount(id); got != refs[id] {
 			return fmt.Errorf("paged: host block %d has count %d but %d host table entries", id, got, refs[id])

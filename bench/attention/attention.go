@@ -29,6 +29,7 @@ type Attention struct {
 	vbuf    []float32
 	logits  []float64
 	sums    []float64
+	q64     []float64 // the queries widened once per work item
 }
 
 // New returns the attention of a store.
@@ -38,8 +39,9 @@ func New(store *Store) *Attention {
 		store:  store,
 		kbuf:   make([]float32, sh.BlockSize*sh.HeadDim),
 		vbuf:   make([]float32, sh.BlockSize*sh.HeadDim),
-		logits: make([]float64, sh.BlockSize),
+		logits: make([]float64, sh.QueryHeads/sh.KVHeads*sh.BlockSize),
 		sums:   make([]float64, sh.QueryHeads),
+		q64:    make([]float64, sh.QueryHeads*sh.HeadDim),
 	}
 }
 
@@ -134,40 +136,41 @@ func (a *Attention) partial(i int, q []float32, table []int32, seqLen int, it pa
 	}
 	sums := a.sums
 	clear(sums)
+	for c, x := range q {
+		a.q64[c] = float64(x)
+	}
 	for j := it.First; j < it.End; j++ {
 		blk := int(table[j])
 		rows := min(sh.BlockSize, seqLen-int(j)*sh.BlockSize)
 		for kh := range sh.KVHeads {
 			k := a.store.key.read(a.store, blk, kh, rows, a.kbuf)
 			v := a.store.value.read(a.store, blk, kh, rows, a.vbuf)
+			a.blockLogits(k, kh*group, group, rows, d, scale)
 			for qh := kh * group; qh < (kh+1)*group; qh++ {
-				qv := q[qh*d : (qh+1)*d]
+				logits := a.logits[(qh-kh*group)*sh.BlockSize:][:rows]
 				m := lse[qh]
-				for t := range rows {
-					var dot float64
-					for c, x := range k[t*d : (t+1)*d] {
-						dot += float64(qv[c]) * float64(x)
+				for _, l := range logits {
+					if l > m { // not max: it also orders NaNs and signed zeros, slowly
+						m = l
 					}
-					a.logits[t] = dot * scale
-					m = max(m, a.logits[t])
 				}
-				acc := o[qh*d : (qh+1)*d]
 				if m > lse[qh] { // rescale what came before to the new maximum
 					f := math.Exp(lse[qh] - m)
 					sums[qh] *= f
+					acc := o[qh*d : (qh+1)*d]
 					for c := range acc {
 						acc[c] *= f
 					}
 					lse[qh] = m
 				}
-				for t := range rows {
-					w := math.Exp(a.logits[t] - m)
+				// The logits become the softmax weights of this block.
+				for t, l := range logits {
+					w := math.Exp(l - m)
 					sums[qh] += w
-					for c, x := range v[t*d : (t+1)*d] {
-						acc[c] += w * float64(x)
-					}
+					logits[t] = w
 				}
 			}
+			a.blockValues(o, v, kh*group, group, rows, d)
 		}
 	}
 	for qh := range lse {
@@ -176,6 +179,81 @@ func (a *Attention) partial(i int, q []float32, table []int32, seqLen int, it pa
 			acc[c] /= sums[qh]
 		}
 		lse[qh] += math.Log(sums[qh])
+	}
+}
+
+// blockLogits sets a.logits[g*BlockSize+t] to the scaled dot product of
+// query head first+g with key t of the block, for the group's query heads.
+// Four heads go through each key row together: each dot product still adds
+// its terms in channel order, so the result is the same to the bit, but
+// four independent sums keep the floating-point adder busy where one sum
+// waits on its previous addition.
+func (a *Attention) blockLogits(k []float32, first, group, rows, d int, scale float64) {
+	bs := a.store.shape.BlockSize
+	g := 0
+	for ; g+4 <= group; g += 4 {
+		q0 := a.q64[(first+g)*d:][:d]
+		q1 := a.q64[(first+g+1)*d:][:d]
+		q2 := a.q64[(first+g+2)*d:][:d]
+		q3 := a.q64[(first+g+3)*d:][:d]
+		for t := range rows {
+			var d0, d1, d2, d3 float64
+			for c, x := range k[t*d : (t+1)*d] {
+				y := float64(x)
+				d0 += q0[c] * y
+				d1 += q1[c] * y
+				d2 += q2[c] * y
+				d3 += q3[c] * y
+			}
+			a.logits[g*bs+t] = d0 * scale
+			a.logits[(g+1)*bs+t] = d1 * scale
+			a.logits[(g+2)*bs+t] = d2 * scale
+			a.logits[(g+3)*bs+t] = d3 * scale
+		}
+	}
+	for ; g < group; g++ {
+		qv := a.q64[(first+g)*d:][:d]
+		for t := range rows {
+			var dot float64
+			for c, x := range k[t*d : (t+1)*d] {
+				dot += qv[c] * float64(x)
+			}
+			a.logits[g*bs+t] = dot * scale
+		}
+	}
+}
+
+// blockValues adds each value row of the block, weighted by a.logits (now
+// the softmax weights), to the outputs o of the group's query heads. Four
+// heads share each value row; each output channel still sums its terms in
+// token order, so the result is the same to the bit.
+func (a *Attention) blockValues(o []float64, v []float32, first, group, rows, d int) {
+	bs := a.store.shape.BlockSize
+	g := 0
+	for ; g+4 <= group; g += 4 {
+		o0 := o[(first+g)*d:][:d]
+		o1 := o[(first+g+1)*d:][:d]
+		o2 := o[(first+g+2)*d:][:d]
+		o3 := o[(first+g+3)*d:][:d]
+		for t := range rows {
+			w0, w1, w2, w3 := a.logits[g*bs+t], a.logits[(g+1)*bs+t], a.logits[(g+2)*bs+t], a.logits[(g+3)*bs+t]
+			for c, x := range v[t*d : (t+1)*d] {
+				y := float64(x)
+				o0[c] += w0 * y
+				o1[c] += w1 * y
+				o2[c] += w2 * y
+				o3[c] += w3 * y
+			}
+		}
+	}
+	for ; g < group; g++ {
+		acc := o[(first+g)*d:][:d]
+		for t := range rows {
+			w := a.logits[g*bs+t]
+			for c, x := range v[t*d : (t+1)*d] {
+				acc[c] += w * float64(x)
+			}
+		}
 	}
 }
 

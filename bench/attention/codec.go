@@ -15,8 +15,9 @@ import (
 // Codes are kept one per byte whatever their width and parameters as
 // float32 rounded to the precision a real layout stores them in (FP16 for
 // scales and zero points, FP8 E4M3 for NVFP4's block scales), so the
-// numerics are exact while the host store stays simple. Bytes per token
-// come from the KV layout spec, not from this store.
+// numerics are exact while the host store stays simple. Storage says what
+// a real layout would keep; bytes per token come from the KV layout spec,
+// and the tests check that the two agree for every codec.
 //
 // A nil Codec means plain float32.
 type Codec interface {
@@ -34,6 +35,29 @@ type Codec interface {
 	Encode(codes []uint8, params []float32, src []float32, rows, dim int)
 	// Decode writes the rows*dim values of an encoded tile to dst.
 	Decode(dst []float32, codes []uint8, params []float32, rows, dim int)
+	// Storage returns the widths a real layout stores the codes and the
+	// parameters in.
+	Storage() Storage
+}
+
+// Storage is what a real layout stores of a codec's tile: every code in
+// CodeBits bits and every parameter in ParamBits bits of ParamFormat.
+type Storage struct {
+	// CodeBits is the width of one code; 0 when the values live in the
+	// parameters (the 16-bit formats).
+	CodeBits int
+	// ParamBits is the width of one parameter; 0 when there are none.
+	ParamBits int
+	// ParamFormat names the format parameters are rounded to: "fp16",
+	// "bf16" or "fp8_e4m3"; "" when there are none.
+	ParamFormat string
+}
+
+// Bits returns the bits a real layout stores for a rows x dim tile of c:
+// its codes and its parameters.
+func Bits(c Codec, rows, dim int) int64 {
+	st := c.Storage()
+	return int64(st.CodeBits)*int64(rows)*int64(dim) + int64(st.ParamBits)*int64(c.Params(rows, dim))
 }
 
 // ErrCodec is returned by ParseCodec for a name it does not know.
@@ -52,8 +76,8 @@ var ErrCodec = errors.New("attention: unknown KV codec")
 //	                         over a block's tokens (KIVI's key quantization;
 //	                         the group size is the block size)
 //	q8_0, q4_0               llama.cpp's formats: 32 values per FP16 scale
-//	nvfp4                    FP4 E2M1, an E4M3 scale per 16 values and an
-//	                         FP32 scale per token and head
+//	nvfp4                    FP4 E2M1 and an E4M3 scale per 16 values; the
+//	                         per-tensor FP32 scale is 1 (uncalibrated)
 func ParseCodec(name string) (Codec, error) {
 	switch name {
 	case "fp32", "f32":
@@ -124,6 +148,7 @@ func (h half) Encode(_ []uint8, params []float32, src []float32, rows, dim int) 
 func (half) Decode(dst []float32, _ []uint8, params []float32, rows, dim int) {
 	copy(dst[:rows*dim], params)
 }
+func (h half) Storage() Storage { return Storage{ParamBits: 16, ParamFormat: h.Name()} }
 
 // fp8 stores FP8 codes with no scale.
 type fp8 struct {
@@ -144,3 +169,4 @@ func (c fp8) Decode(dst []float32, codes []uint8, _ []float32, rows, dim int) {
 		dst[i] = c.f.decode(q)
 	}
 }
+func (fp8) Storage() Storage { return Storage{CodeBits: 8} }

@@ -11,6 +11,7 @@ type q80 struct{}
 
 func (q80) Name() string             { return "q8_0" }
 func (q80) PerToken() bool           { return true }
+func (q80) Storage() Storage         { return Storage{CodeBits: 8, ParamBits: 16, ParamFormat: "fp16"} }
 func (q80) Params(rows, dim int) int { return rows * ((dim + ggmlBlock - 1) / ggmlBlock) }
 func (q80) Encode(codes []uint8, params []float32, src []float32, rows, dim int) {
 	p := 0
@@ -19,7 +20,9 @@ func (q80) Encode(codes []uint8, params []float32, src []float32, rows, dim int)
 			blk := src[r*dim+g : r*dim+min(g+ggmlBlock, dim)]
 			var amax float32
 			for _, x := range blk {
-				amax = max(amax, abs32(x))
+				if a := abs32(x); a > amax {
+					amax = a
+				}
 			}
 			d := amax / 127
 			var id float32
@@ -55,6 +58,7 @@ type q40 struct{}
 
 func (q40) Name() string             { return "q4_0" }
 func (q40) PerToken() bool           { return true }
+func (q40) Storage() Storage         { return Storage{CodeBits: 4, ParamBits: 16, ParamFormat: "fp16"} }
 func (q40) Params(rows, dim int) int { return rows * ((dim + ggmlBlock - 1) / ggmlBlock) }
 func (q40) Encode(codes []uint8, params []float32, src []float32, rows, dim int) {
 	p := 0
@@ -96,43 +100,40 @@ func (q40) Decode(dst []float32, codes []uint8, params []float32, rows, dim int)
 // nvfp4Block is the number of values per E4M3 scale in NVFP4.
 const nvfp4Block = 16
 
-// nvfp4 is NVIDIA's FP4 format: E2M1 values, an FP8 E4M3 scale per 16
-// values and an FP32 second-level scale, here one per token and head (the
-// hardware format leaves its scope to the software; per tensor is common).
+// nvfp4 is NVIDIA's FP4 format: E2M1 values and an FP8 E4M3 scale per 16
+// values, 4.5 bits per value, with the format's second-level FP32 scale
+// per tensor. A per-tensor scale is calibrated offline and fixed, so it
+// costs no bytes per token; uncalibrated, it is 1, as vLLM's FP8 KV cache
+// uses scale 1 without calibration. Scale 1 puts the E4M3 block scale
+// (max|x|/6 of 16 values) in E4M3's normal range, at full precision, for
+// every block whose largest magnitude is between 0.094 and 2,688.
 type nvfp4 struct{}
 
 func (nvfp4) Name() string   { return "nvfp4" }
 func (nvfp4) PerToken() bool { return true }
 func (nvfp4) Params(rows, dim int) int {
-	return rows * (1 + (dim+nvfp4Block-1)/nvfp4Block)
+	return rows * ((dim + nvfp4Block - 1) / nvfp4Block)
 }
+func (nvfp4) Storage() Storage { return Storage{CodeBits: 4, ParamBits: 8, ParamFormat: "fp8_e4m3"} }
 func (c nvfp4) Encode(codes []uint8, params []float32, src []float32, rows, dim int) {
-	per := c.Params(1, dim)
+	p := 0
 	for r := range rows {
-		row, ps := src[r*dim:(r+1)*dim], params[r*per:(r+1)*per]
-		var amax float32
-		for _, x := range row {
-			amax = max(amax, abs32(x))
-		}
-		// The second-level scale maps the token's largest block scale onto
-		// E4M3's largest value.
-		global := amax / (448 * 6)
-		ps[0] = global
-		for b, g := 1, 0; g < dim; b, g = b+1, g+nvfp4Block {
-			blk := row[g:min(g+nvfp4Block, dim)]
+		for g := 0; g < dim; g += nvfp4Block {
+			blk := src[r*dim+g : r*dim+min(g+nvfp4Block, dim)]
 			var bmax float32
 			for _, x := range blk {
-				bmax = max(bmax, abs32(x))
+				if a := abs32(x); a > bmax {
+					bmax = a
+				}
 			}
-			var s float32
-			if global != 0 {
-				s = fp8E4M3.decode(fp8E4M3.encode(bmax / 6 / global))
-			}
-			ps[b] = s
+			// The block's largest magnitude maps onto E2M1's largest, 6.
+			s := fp8E4M3.round(bmax / 6)
+			params[p] = s
+			p++
 			for k, x := range blk {
 				var v float32
 				if s != 0 {
-					v = x / (s * global)
+					v = x / s
 				}
 				codes[r*dim+g+k] = fp4E2M1.encode(v)
 			}
@@ -140,11 +141,11 @@ func (c nvfp4) Encode(codes []uint8, params []float32, src []float32, rows, dim 
 	}
 }
 func (c nvfp4) Decode(dst []float32, codes []uint8, params []float32, rows, dim int) {
-	per := c.Params(1, dim)
+	p := 0
 	for r := range rows {
-		ps := params[r*per : (r+1)*per]
-		for b, g := 1, 0; g < dim; b, g = b+1, g+nvfp4Block {
-			s := ps[b] * ps[0]
+		for g := 0; g < dim; g += nvfp4Block {
+			s := params[p]
+			p++
 			for i := r*dim + g; i < r*dim+min(g+nvfp4Block, dim); i++ {
 				dst[i] = fp4E2M1.decode(codes[i]) * s
 			}

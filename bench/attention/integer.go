@@ -17,7 +17,9 @@ func (int8Token) Encode(codes []uint8, params []float32, src []float32, rows, di
 		row := src[r*dim : (r+1)*dim]
 		var amax float32
 		for _, x := range row {
-			amax = max(amax, abs32(x))
+			if a := abs32(x); a > amax {
+				amax = a
+			}
 		}
 		scale := roundHalf(amax / 127)
 		params[r] = scale
@@ -30,6 +32,7 @@ func (int8Token) Encode(codes []uint8, params []float32, src []float32, rows, di
 		}
 	}
 }
+func (int8Token) Storage() Storage { return Storage{CodeBits: 8, ParamBits: 16, ParamFormat: "fp16"} }
 func (int8Token) Decode(dst []float32, codes []uint8, params []float32, rows, dim int) {
 	for r := range rows {
 		for i := r * dim; i < (r+1)*dim; i++ {
@@ -57,6 +60,9 @@ func (c intGroup) Name() string {
 	return fmt.Sprintf("int%d-g%d", c.bits, c.group)
 }
 func (c intGroup) PerToken() bool { return !c.perChannel }
+func (c intGroup) Storage() Storage {
+	return Storage{CodeBits: c.bits, ParamBits: 16, ParamFormat: "fp16"}
+}
 func (c intGroup) Params(rows, dim int) int {
 	if c.perChannel {
 		return 2 * dim
@@ -108,8 +114,15 @@ func (c intGroup) Decode(dst []float32, codes []uint8, params []float32, rows, d
 func quantAsym(codes []uint8, src []float32, off, stride, count, bits int) (scale, zero float32) {
 	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
 	for k := range count {
+		// Plain comparisons: the builtin min and max also order NaNs and
+		// signed zeros, which costs more than the rest of this loop.
 		x := src[off+k*stride]
-		lo, hi = min(lo, x), max(hi, x)
+		if x < lo {
+			lo = x
+		}
+		if x > hi {
+			hi = x
+		}
 	}
 	levels := float64(int(1)<<bits - 1)
 	scale, zero = roundHalf(float32(float64(hi-lo)/levels)), roundHalf(lo)
@@ -117,7 +130,13 @@ func quantAsym(codes []uint8, src []float32, off, stride, count, bits int) (scal
 		i := off + k*stride
 		var q float64
 		if scale != 0 {
-			q = clamp(math.RoundToEven(float64(src[i]-zero)/float64(scale)), 0, levels)
+			// Explicit bounds: the builtin min and max also order NaNs
+			// and signed zeros, which costs a third of this loop.
+			if q = math.RoundToEven(float64(src[i]-zero) / float64(scale)); q < 0 {
+				q = 0
+			} else if q > levels {
+				q = levels
+			}
 		}
 		codes[i] = uint8(q)
 	}

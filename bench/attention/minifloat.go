@@ -8,6 +8,7 @@ import "math"
 // vLLM's and PyTorch's saturating FP8 casts do. Rounding is to nearest,
 // ties to even.
 type minifloat struct {
+	rnd    rounding
 	mbits  int
 	minExp int     // exponent of the smallest normal value
 	max    float64 // largest finite value
@@ -18,7 +19,7 @@ type minifloat struct {
 
 // newMinifloat builds the format and its decode table.
 func newMinifloat(ebits, mbits, bias int, max float64) *minifloat {
-	f := &minifloat{mbits: mbits, minExp: 1 - bias, max: max, sign: 1 << (ebits + mbits)}
+	f := &minifloat{rnd: newRounding(mbits, 1-bias, float32(max)), mbits: mbits, minExp: 1 - bias, max: max, sign: 1 << (ebits + mbits)}
 	for c := range 1 << (ebits + mbits) {
 		e, m := c>>mbits, c&(1<<mbits-1)
 		var v float64
@@ -47,61 +48,81 @@ var (
 )
 
 // round returns x rounded to the nearest value of the format.
-func (f *minifloat) round(x float64) float64 {
-	return roundFloat(x, f.mbits, f.minExp, f.max)
-}
+func (f *minifloat) round(x float32) float32 { return f.rnd.round(x) }
 
 // encode returns the code of x rounded to the format.
 func (f *minifloat) encode(x float32) uint8 {
 	var sign uint8
-	a := float64(x)
-	if math.Signbit(a) {
-		sign, a = f.sign, -a
+	if math.Signbit(float64(x)) {
+		sign, x = f.sign, -x
 	}
-	if math.IsNaN(a) {
-		a = 0
+	if x != x { // NaN
+		x = 0
 	}
-	r := f.round(a)
+	r := f.round(x)
 	if r == 0 {
 		return sign
 	}
-	e := math.Ilogb(r)
+	b := math.Float32bits(r)
+	e := int(b>>23) - 127
 	if e < f.minExp { // subnormal: exponent field 0
-		return sign | uint8(math.Ldexp(r, f.mbits-f.minExp))
+		return sign | uint8(float64(r)*f.rnd.subScale)
 	}
-	mant := uint8(math.Ldexp(r, f.mbits-e)) &^ (1 << f.mbits)
+	mant := uint8(b>>(23-f.mbits)) & (1<<f.mbits - 1)
 	return sign | uint8(e-f.minExp+1)<<f.mbits | mant
 }
 
 // decode returns the value of a code.
 func (f *minifloat) decode(c uint8) float32 { return f.table[c] }
 
-// roundFloat rounds x to a binary format with mbits stored mantissa bits,
-// smallest normal exponent minExp and largest finite value max, to nearest
-// with ties to even, saturating at ±max. It also serves the 16-bit formats
-// (FP16 and BF16) in which scales are kept.
-func roundFloat(x float64, mbits, minExp int, max float64) float64 {
-	if x == 0 || math.IsNaN(x) {
-		return x
-	}
-	a := math.Abs(x)
-	e := math.Ilogb(a)
-	if e < minExp {
-		e = minExp
-	}
-	q := math.Ldexp(1, e-mbits) // spacing of representable values near a
-	r := math.RoundToEven(a/q) * q
-	if r > max {
-		r = max
-	}
-	return math.Copysign(r, x)
+// rounding rounds float32 values to a binary format with mbits stored
+// mantissa bits, smallest normal exponent minExp and largest finite value
+// max: to nearest, ties to even, saturating at ±max. It works on the
+// float32 bits (adding half a unit of the target's last place, plus one if
+// the kept part is odd, then truncating), which is exact for every format
+// narrower than float32 and several times faster than a frexp/ldexp
+// formulation; the tests check it against one on millions of values.
+type rounding struct {
+	mbits, minExp int
+	max           float32
+	// subScale is 2^(mbits-minExp): a subnormal's multiple of the
+	// smallest step; subStep is its inverse.
+	subScale, subStep float64
 }
+
+func newRounding(mbits, minExp int, max float32) rounding {
+	return rounding{mbits: mbits, minExp: minExp, max: max,
+		subScale: math.Ldexp(1, mbits-minExp), subStep: math.Ldexp(1, minExp-mbits)}
+}
+
+func (r rounding) round(x float32) float32 {
+	b := math.Float32bits(x)
+	sign, a := b&(1<<31), b&^(1<<31)
+	switch {
+	case a == 0 || a > 0x7f800000: // zero or NaN
+		return x
+	case int(a>>23)-127 < r.minExp:
+		// Below the smallest normal: a fixed step, exact in float64.
+		v := float32(math.RoundToEven(float64(math.Float32frombits(a))*r.subScale) * r.subStep)
+		return math.Float32frombits(sign | math.Float32bits(min(v, r.max)))
+	}
+	shift := uint(23 - r.mbits)
+	a += 1<<(shift-1) - 1 + (a>>shift)&1
+	a &^= 1<<shift - 1
+	if v := math.Float32frombits(a); v > r.max || a >= 0x7f800000 {
+		a = math.Float32bits(r.max)
+	}
+	return math.Float32frombits(sign | a)
+}
+
+var (
+	fp16Rounding = newRounding(10, -14, 65504)
+	bf16Rounding = newRounding(7, -126, 0x1.fep127)
+)
 
 // roundHalf rounds x to IEEE half precision (FP16), in which quantization
 // scales and zero points are stored; it saturates at 65504.
-func roundHalf(x float32) float32 { return float32(roundFloat(float64(x), 10, -14, 65504)) }
+func roundHalf(x float32) float32 { return fp16Rounding.round(x) }
 
-// roundBF16 rounds x to bfloat16.
-func roundBF16(x float32) float32 {
-	return float32(roundFloat(float64(x), 7, -126, 0x1.fep127))
-}
+// roundBF16 rounds x to bfloat16, saturating at its largest finite value.
+func roundBF16(x float32) float32 { return bf16Rounding.round(x) }

@@ -78,3 +78,61 @@ func TestRoundHalf(t *testing.T) {
 	assert.Equal(t, float32(1), roundBF16(1+0x1p-8))
 	assert.Equal(t, float32(1+0x1p-7), roundBF16(1+0x1.8p-8))
 }
+
+// refRound is the plain formulation of rounding: frexp-style exponent,
+// the spacing of values there, round to even, saturate.
+func refRound(x float64, mbits, minExp int, largest float64) float64 {
+	if x == 0 || math.IsNaN(x) {
+		return x
+	}
+	a := math.Abs(x)
+	e := max(math.Ilogb(a), minExp)
+	q := math.Ldexp(1, e-mbits)
+	return math.Copysign(min(math.RoundToEven(a/q)*q, largest), x)
+}
+
+// TestRoundingMatchesReference checks the bit-level rounding of every
+// format against refRound on every float32 of a dense sweep of bit
+// patterns plus random values, and the codes against their decoded values.
+func TestRoundingMatchesReference(t *testing.T) {
+	formats := []struct {
+		name          string
+		round         func(float32) float32
+		mbits, minExp int
+		max           float64
+	}{
+		{"fp16", roundHalf, 10, -14, 65504},
+		{"bf16", roundBF16, 7, -126, 0x1.fep127},
+		{"e4m3", fp8E4M3.round, 3, -6, 448},
+		{"e5m2", fp8E5M2.round, 2, -14, 57344},
+		{"e2m1", fp4E2M1.round, 1, 0, 6},
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	check := func(x float32) {
+		for _, f := range formats {
+			want := float32(refRound(float64(x), f.mbits, f.minExp, f.max))
+			if got := f.round(x); got != want {
+				t.Fatalf("%s: round(%g [%#x]) = %g, want %g", f.name, x, math.Float32bits(x), got, want)
+			}
+		}
+		for _, f := range []*minifloat{fp8E4M3, fp8E5M2, fp4E2M1} {
+			if got, want := f.decode(f.encode(x)), f.round(x); got != want {
+				t.Fatalf("decode(encode(%g)) = %g, want %g", x, got, want)
+			}
+		}
+	}
+	// Every 1009th bit pattern below +Inf covers every exponent, and
+	// mantissas odd and even, near and at ties.
+	for b := uint32(0); b < 0x7f800000; b += 1009 {
+		x := math.Float32frombits(b)
+		check(x)
+		check(-x)
+	}
+	for range 200000 {
+		check(float32(r.NormFloat64() * math.Exp(r.NormFloat64()*6)))
+	}
+	// Ties at each format's spacing.
+	for _, x := range []float32{1 + 0x1p-11, 1 + 0x3p-11, 1 + 0x1p-8, 1 + 0x1p-4, 1.25, 0x1p-25, 0x3p-25, 5, 65520, 0x1.ffp127} {
+		check(x)
+	}
+}

@@ -37,9 +37,10 @@ func (sh Shape) validate() error {
 
 // Store is a host-side paged KV cache of one layer: numBlocks physical
 // blocks, each holding BlockSize tokens' keys and values for every KV head,
-// addressed by the manager's slots (block*BlockSize + offset). It keeps the
-// float32 values as written and, for each quantized codec, their encoding;
-// readers see only the decoded values, except where the format keeps a
+// addressed by the manager's slots (block*BlockSize + offset). It keeps,
+// for each quantized codec, the encoding of what was written (and the
+// float32 values too for a per-channel codec, or without a codec); readers
+// see only the decoded values, except where the format keeps a
 // full-precision residual (below).
 //
 // A per-channel codec (groups along tokens) cannot encode a block before
@@ -60,7 +61,7 @@ type Store struct {
 // part is the storage of keys or of values.
 type part struct {
 	codec  Codec
-	f      []float32 // [block][head][row][dim], as written
+	f      []float32 // [block][head][row][dim], as written; nil for a per-token codec
 	codes  []uint8   // same indexing
 	params []float32 // [block][head][per tile]
 	per    int       // params per tile
@@ -82,7 +83,12 @@ func NewStore(shape Shape, numBlocks int, key, value Codec) (*Store, error) {
 
 func (s *Store) newPart(c Codec) part {
 	n := s.numBlocks * s.tilesPerBlk * s.tile
-	p := part{codec: c, f: make([]float32, n)}
+	p := part{codec: c}
+	// A per-token codec encodes each token as it comes: the float32 values
+	// are never read again, so they are not kept.
+	if c == nil || !c.PerToken() {
+		p.f = make([]float32, n)
+	}
 	if c != nil {
 		p.codes = make([]uint8, n)
 		p.per = c.Params(s.shape.BlockSize, s.shape.HeadDim)
@@ -119,13 +125,13 @@ func (p *part) write(s *Store, blk, row int, x []float32) {
 	for h := range sh.KVHeads {
 		t := blk*s.tilesPerBlk + h
 		base := t * s.tile
-		copy(p.f[base+row*d:base+(row+1)*d], x[h*d:(h+1)*d])
-		switch {
-		case p.codec == nil:
-		case p.codec.PerToken():
+		if p.codec != nil && p.codec.PerToken() {
 			per := p.per / sh.BlockSize
-			p.codec.Encode(p.codes[base+row*d:], p.params[t*p.per+row*per:], p.f[base+row*d:base+(row+1)*d], 1, d)
-		case row == sh.BlockSize-1:
+			p.codec.Encode(p.codes[base+row*d:], p.params[t*p.per+row*per:], x[h*d:(h+1)*d], 1, d)
+			continue
+		}
+		copy(p.f[base+row*d:base+(row+1)*d], x[h*d:(h+1)*d])
+		if p.codec != nil && row == sh.BlockSize-1 {
 			p.codec.Encode(p.codes[base:], p.params[t*p.per:], p.f[base:base+s.tile], sh.BlockSize, d)
 		}
 	}
@@ -149,7 +155,9 @@ func (s *Store) Copy(copies []paged.Copy) error {
 
 func (p *part) copyBlock(s *Store, src, dst int) {
 	n := s.tilesPerBlk * s.tile
-	copy(p.f[dst*n:(dst+1)*n], p.f[src*n:(src+1)*n])
+	if p.f != nil {
+		copy(p.f[dst*n:(dst+1)*n], p.f[src*n:(src+1)*n])
+	}
 	if p.codec != nil {
 		copy(p.codes[dst*n:(dst+1)*n], p.codes[src*n:(src+1)*n])
 		m := s.tilesPerBlk * p.per

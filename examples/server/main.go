@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pagedkv/pagedkv/bench"
+	"github.com/pagedkv/pagedkv/bench/traces"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -86,8 +86,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	// Validate here so a bad flag is a usage error, not a failure deep in
 	// the manager.
-	case o.requests < 0 || o.requests > len(bench.AzureConv()):
-		return o, fmt.Errorf("-requests %d must be in [0, %d]", o.requests, len(bench.AzureConv()))
+	case o.requests < 0 || o.requests > len(traces.AzureConv()):
+		return o, fmt.Errorf("-requests %d must be in [0, %d]", o.requests, len(traces.AzureConv()))
 	case !(o.nParallel >= 0 && o.nParallel <= 1):
 		return o, fmt.Errorf("-n-parallel %v must be in [0, 1]", o.nParallel)
 	case !(o.speed > 0):
@@ -204,7 +204,7 @@ func run(ctx context.Context, args []string, e env) error {
 // n=4 samples. When the admission queue is full the replay behaves as a
 // polite client: it waits and submits again (each refusal is counted).
 func replay(ctx context.Context, srv *Server, o options, sleep func(context.Context, time.Duration) error, sent *atomic.Int64) error {
-	trace := bench.AzureConv()[:o.requests]
+	trace := traces.AzureConv()[:o.requests]
 	prompt := make([]int32, 0, o.maxModelLen)
 	var prev time.Duration
 	for i, t := range trace {

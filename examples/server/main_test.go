@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pagedkv/pagedkv/bench"
+	"github.com/pagedkv/pagedkv/bench/traces"
 	"github.com/pagedkv/pagedkv/paged"
 
 	"github.com/stretchr/testify/assert"
@@ -29,7 +29,7 @@ func TestRunPrintsSummary(t *testing.T) {
 	// The replay's tokens follow from the trace, whatever the interleaving
 	// of arrivals and steps.
 	var prompt, generated int
-	for i, r := range bench.AzureConv()[:40] {
+	for i, r := range traces.AzureConv()[:40] {
 		n := 1
 		if i%4 == 3 {
 			n = 4

@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/pagedkv/pagedkv/bench"
+	"github.com/pagedkv/pagedkv/bench/traces"
 	"github.com/pagedkv/pagedkv/paged"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -93,7 +93,7 @@ func TestSchedulerReplaysTraceUnderPressure(t *testing.T) {
 		Manager:    paged.Config{NumBlocks: blocks, BlockSize: bs, MaxModelLen: maxLen, Watermark: 0.01, Events: 64},
 		MaxNumSeqs: 32,
 	})
-	trace := bench.AzureConv()[:60]
+	trace := traces.AzureConv()[:60]
 	var wantGenerated, wantForks uint64
 	next := 0
 	for step := 0; next < len(trace) || s.Busy(); step++ {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -17,26 +16,17 @@ import (
 // runCache runs the prefix-cache study: a trace replayed through the paged
 // manager under each eviction policy and cache capacity.
 func runCache(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("kvbench cache", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("cache", stderr)
 	tracePath := fs.String("trace", "", "trace `file` (default: the embedded trace of -format, Mooncake synthetic unless -format azure)")
 	format := fs.String("format", "", "trace format, mooncake or azure (default: by the file's extension)")
 	blockSize := fs.Int("block-size", 0, "block size in tokens (default 512 for Mooncake traces, whose hash IDs name 512-token blocks; 16 for Azure)")
 	capacities := fs.String("capacity-tokens", "512000,3000000,5120000,25600000", "comma-separated cache capacities in tokens")
 	policies := fs.String("policies", "all", "comma-separated eviction policies (lru, fifo, ..., belady for the oracle, all)")
 	asJSON := fs.Bool("json", false, "print one JSON object per policy and capacity instead of the table")
-	plotPath := fs.String("plot", "", "write a plot of hit rate vs capacity to `file` (.png, .svg or .pdf)")
 	hostTokens := fs.String("host-tokens", "", "host tier offloading evicted device blocks: `N` tokens, or Kx for K times each device capacity (default: none)")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "replays run in parallel")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kvbench cache [flags]\n\nReplays a request trace through pagedkv's block manager under each eviction\npolicy and capacity and reports the prefix-cache hit rate (hit block\nreferences / all block references), the infinite-cache maximum and the Belady\noracle.\n\nflags:")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	caps, err := parseTokenList(*capacities)
 	if err != nil {
@@ -51,7 +41,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	reqs, name, short, err := loadCacheTrace(*tracePath, format)
+	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
 		return err
 	}
@@ -77,7 +67,9 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	// Wall time of the whole grid, to report next to the per-replay times
 	// (they overlap when workers > 1).
 	start := time.Now()
+	prog := startProgress(stderr, *asJSON, "cache", "replays", int64(len(pols)*len(caps)))
 	results, err := bench.RunCacheStudy(bench.CacheStudyConfig{
+		Progress:       func() { prog.Add(1) },
 		Trace:          trace,
 		Policies:       pols,
 		CapacityTokens: caps,
@@ -85,17 +77,12 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		HostFactor:     hostFactor,
 		Workers:        *workers,
 	})
+	prog.Stop()
 	if err != nil {
 		return err
 	}
 	wall := time.Since(start)
 
-	if *plotPath != "" {
-		title := fmt.Sprintf("Prefix-cache hit rate: %s, %d-token blocks", short, trace.BlockSize)
-		if err := bench.PlotCache(*plotPath, title, results); err != nil {
-			return err
-		}
-	}
 	// JSON lines for scripts: one object per (policy, capacity).
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -134,9 +121,6 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\n%d replays in %.2f s with %d workers: %.0f ms per replay on average, slowest %.0f ms\n",
 		len(results), wall.Seconds(), *workers, float64(total.Milliseconds())/float64(len(results)), float64(slowest.Milliseconds()))
-	if *plotPath != "" {
-		fmt.Fprintf(stdout, "plot: %s\n", *plotPath)
-	}
 	return nil
 }
 

@@ -3,18 +3,28 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/fleet"
-	"github.com/pagedkv/pagedkv/fleet/redisindex"
 )
+
+// redisIndex opens fleet backends on one Redis. It lives behind the
+// redis build tag (fleet_redis.go), so that go-redis stays out of the
+// kvbench most people build: the fragmentation study starts in half the
+// time on a fresh machine without it.
+type redisIndex interface {
+	// Fresh returns a backend for model, whose index it deletes first.
+	Fresh(model string) (fleet.Backend, error)
+	Close() error
+}
+
+// openRedis connects to Redis at addr; nil in a kvbench built without
+// -tags redis.
+var openRedis func(addr string) (redisIndex, error)
 
 // fleetRow is one router's line of the fleet study (and its JSON object).
 type fleetRow struct {
@@ -63,8 +73,7 @@ func (c *redisCheck) status() string {
 // and prints hit rate, balance, waits and index speed, with the routers
 // that use the index replayed again on Redis when an address is given.
 func runFleet(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("kvbench fleet", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("fleet", stderr)
 	var cfg bench.FleetConfig
 	fs.IntVar(&cfg.Servers, "servers", 8, "number of servers")
 	fs.IntVar(&cfg.Blocks, "blocks", 2048, "blocks per server (512 tokens each), null block included")
@@ -74,16 +83,16 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.Speed, "speed", 2, "arrival speed-up of the trace (2: twice its rate)")
 	loadCap := fs.Float64("cap", 0, "load cap of the capped prefix-aware router (running+queued); 0 means -slots")
 	seed := fs.Uint64("seed", 1, "seed of the random router")
-	addr := fs.String("redis", os.Getenv("PAGEDKV_REDIS_ADDR"), "Redis address for the Redis-backed replays (default $PAGEDKV_REDIS_ADDR; empty skips them)")
+	defaultAddr := ""
+	if openRedis != nil {
+		defaultAddr = os.Getenv("PAGEDKV_REDIS_ADDR")
+	}
+	addr := fs.String("redis", defaultAddr, "Redis address for the Redis-backed replays (default $PAGEDKV_REDIS_ADDR; empty skips them; needs a kvbench built with -tags redis)")
 	tracePath := fs.String("trace", "", "trace `file`: Mooncake JSONL or Azure CSV (default: the embedded trace of -format, Mooncake synthetic unless -format azure)")
 	format := fs.String("format", "", "trace format, mooncake or azure (default: by the file's extension)")
 	shared := fs.Int("shared-prefix", 0, "prefix every request with `N` blocks common to all (a shared system prompt); a trace without hash IDs (Azure) gets unique blocks for the rest of each prompt")
 	limit := fs.Int("requests", 0, "replay only the first N requests (0: all)")
 	asJSON := fs.Bool("json", false, "print one JSON object per router instead of the table")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kvbench fleet [flags]\n\nReplays a trace over a fleet of block managers (512-token blocks) behind each\nrouter, the index fed by the managers' KV events, and reports hit rate,\nrequest imbalance, queueing waits and makespan per router. With -redis (or\nPAGEDKV_REDIS_ADDR) the routers that use the index run again on Redis; a\nRedis failure or a different decision marks the row and fails the command.\n\nflags:")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,13 +100,13 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if cfg.Servers < 1 || cfg.Blocks < 2 || cfg.Slots < 1 {
-		return fmt.Errorf("-servers %d, -blocks %d and -slots %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.Slots)
+		return usageErrorf("-servers %d, -blocks %d and -slots %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.Slots)
 	}
 	if *limit < 0 {
-		return fmt.Errorf("-requests %d must not be negative", *limit)
+		return usageErrorf("-requests %d must not be negative", *limit)
 	}
 	if *shared < 0 {
-		return fmt.Errorf("-shared-prefix %d must not be negative", *shared)
+		return usageErrorf("-shared-prefix %d must not be negative", *shared)
 	}
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
@@ -125,15 +134,31 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	if *loadCap == 0 {
 		*loadCap = float64(cfg.Slots)
 	}
-	var rdb *redis.Client
+	var rdb redisIndex
 	if *addr != "" {
-		rdb = redis.NewClient(&redis.Options{Addr: *addr})
+		if openRedis == nil {
+			return usageErrorf("-redis: this kvbench is built without Redis, which keeps go-redis out of the other studies; run: go run -tags redis ./bench/cmd/kvbench fleet -redis %s", *addr)
+		}
+		var err error
+		if rdb, err = openRedis(*addr); err != nil {
+			return err
+		}
 		defer rdb.Close()
 	}
 
 	var rows []fleetRow
 	failed := 0
-	for _, r := range bench.FleetRouters(*seed, *loadCap) {
+	routers := bench.FleetRouters(*seed, *loadCap)
+	replays := int64(len(routers))
+	if rdb != nil {
+		for _, r := range routers {
+			if r.Prefix {
+				replays++
+			}
+		}
+	}
+	prog := startProgress(stderr, *asJSON, "fleet", "replays", replays)
+	for _, r := range routers {
 		c := cfg
 		x, err := fleet.New(fleet.Config{Model: "kvbench-fleet", MaxServers: cfg.Servers})
 		if err != nil {
@@ -142,6 +167,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		c.Index = x
 		res, err := bench.RunFleet(reqs, c, r)
 		if err != nil {
+			prog.Stop()
 			return fmt.Errorf("%s: %w", r.Name, err)
 		}
 		row := fleetRow{
@@ -149,14 +175,17 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 			HitRate: res.HitRate, Imbalance: res.Imbalance, MeanWait: res.MeanWait, P90Wait: res.P90Wait, Makespan: res.Makespan,
 			LookupsPerSec: res.LookupsPerSecond(), EventsPerSec: res.BlockEventsPerSecond(),
 		}
+		prog.Add(1)
 		if r.Prefix && rdb != nil {
 			row.Redis = redisReplay(reqs, c, r.Name, rdb, *seed, *loadCap, res)
 			if !row.Redis.Identical {
 				failed++
 			}
+			prog.Add(1)
 		}
 		rows = append(rows, row)
 	}
+	prog.Stop()
 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -176,17 +205,14 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 
 // redisReplay runs one router again with the index on Redis and compares
 // its decisions with the in-memory replay mem.
-func redisReplay(reqs []bench.Request, c bench.FleetConfig, router string, rdb *redis.Client, seed uint64, loadCap float64, mem bench.FleetResult) *redisCheck {
+func redisReplay(reqs []bench.Request, c bench.FleetConfig, router string, rdb redisIndex, seed uint64, loadCap float64, mem bench.FleetResult) *redisCheck {
 	out := &redisCheck{}
 	fail := func(err error) *redisCheck {
 		out.Error = err.Error()
 		return out
 	}
-	back, err := redisindex.New(rdb, redisindex.Config{})
+	back, err := rdb.Fresh("kvbench-fleet")
 	if err != nil {
-		return fail(err)
-	}
-	if err := back.Delete("kvbench-fleet"); err != nil {
 		return fail(err)
 	}
 	x, err := fleet.New(fleet.Config{Model: "kvbench-fleet", MaxServers: c.Servers, Backend: back})

@@ -16,20 +16,36 @@ import (
 
 func TestFragTable(t *testing.T) {
 	var out, errb bytes.Buffer
-	err := runFrag([]string{"-requests", "300", "-sharing-requests", "40", "-progress"}, &out, &errb)
+	err := runFrag([]string{"-requests", "300", "-sharing-requests", "40"}, &out, &errb)
 	require.NoError(t, err, errb.String())
 	s := out.String()
 	for _, want := range []string{"Azure LLM inference trace 2023", "300 requests", "KV budget 15360",
-		"max", "pow2", "oracle", "paged/1 ", "paged/16", "paged/256", "20.4%", "96.3%", "internal:", "Sharing", "parallel", "beam", "44.3-66.3%"} {
+		"max", "pow2", "oracle", "buddy", "first-fit", "compact", "paged/1 ", "paged/16", "paged/256", "20.4%", "96.3%",
+		"internal:", "Sharing", "parallel", "beam", "44.3-66.3%",
+		"Strongest contiguous reservation: ", "On buddy: ", "On first-fit: ", "On compact: "} {
 		assert.Contains(t, s, want)
 	}
-	assert.Contains(t, errb.String(), "frag: 12/12")
-	assert.Contains(t, errb.String(), "sharing beam n=6")
+	// The paper's figures sit beside the buddy rows only.
+	assert.Equal(t, [3]int{1, 1, 1}, [3]int{strings.Count(s, "20.4%"), strings.Count(s, "26.8%"), strings.Count(s, "38.2%")}, s)
+	// Not a terminal: no progress.
+	assert.Empty(t, errb.String())
+}
+
+// TestFragFooterFollowsTrace: the footer's lengths are the trace's own.
+func TestFragFooterFollowsTrace(t *testing.T) {
+	tr := filepath.Join(t.TempDir(), "t.csv")
+	require.NoError(t, os.WriteFile(tr, []byte("TIMESTAMP,ContextTokens,GeneratedTokens\n0,100,300\n1,300,100\n"), 0o644))
+	var out bytes.Buffer
+	require.NoError(t, runFrag([]string{"-trace", tr, "-sharing-requests", "0", "-block-sizes", "16"}, &out, &bytes.Buffer{}))
+	s := out.String()
+	assert.Contains(t, s, "This trace: mean prompt 200 tokens, mean output 200")
+	assert.Contains(t, s, "the prompt is 50% of a request's final length")
+	assert.NotContains(t, s, "1,155")
 }
 
 func TestFragJSON(t *testing.T) {
 	var out bytes.Buffer
-	err := runFrag([]string{"-requests", "200", "-models", "paged,oracle", "-block-sizes", "8,32", "-sharing-requests", "0", "-json"}, &out, os.Stderr)
+	err := runFrag([]string{"-requests", "200", "-models", "paged,oracle", "-allocators", "buddy", "-block-sizes", "8,32", "-sharing-requests", "0", "-json"}, &out, os.Stderr)
 	require.NoError(t, err)
 	var got []map[string]any
 	sc := bufio.NewScanner(&out)
@@ -55,26 +71,24 @@ func TestFragJSON(t *testing.T) {
 	}
 }
 
-func TestFragPlotAndTraceFile(t *testing.T) {
+func TestFragTraceFile(t *testing.T) {
 	dir := t.TempDir()
 	tr := filepath.Join(dir, "t.csv")
 	require.NoError(t, os.WriteFile(tr, []byte("TIMESTAMP,ContextTokens,GeneratedTokens\n"+
 		"2023-11-16 18:15:46.6805900,374,44\n2023-11-16 18:15:47.0000000,3000,10\n2023-11-16 18:15:48.0000000,900,300\n"), 0o644))
-	png := filepath.Join(dir, "frag.png")
 	var out bytes.Buffer
-	err := runFrag([]string{"-trace", tr, "-plot", png, "-arrivals", "-sharing-requests", "0"}, &out, os.Stderr)
+	err := runFrag([]string{"-trace", tr, "-arrivals", "-sharing-requests", "0"}, &out, os.Stderr)
 	require.NoError(t, err)
 	assert.Contains(t, out.String(), "3 requests")
 	assert.Contains(t, out.String(), "1 truncated to 2048")
 	assert.Contains(t, out.String(), "arriving by timestamp")
-	b, err := os.ReadFile(png)
-	require.NoError(t, err)
-	require.True(t, bytes.HasPrefix(b, []byte("\x89PNG")), "not a PNG")
 }
 
 func TestFragBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-models", "lru"},
+		{"-allocators", "best-fit"},
+		{"-format", "parquet"},
 		{"-block-sizes", "16,0"},
 		{"-block-sizes", "x"},
 		{"-requests", "-1"},
@@ -90,10 +104,15 @@ func TestFragBadFlags(t *testing.T) {
 			err = runFrag(args, &bytes.Buffer{}, &errb)
 		}
 		assert.Error(t, err, "%v", args)
+		if args[0] != "-trace" {
+			assert.Equal(t, 2, run(append([]string{"frag"}, args...), &bytes.Buffer{}, &bytes.Buffer{}), "%v", args)
+		}
 	}
 	err := runFrag([]string{"-h"}, &bytes.Buffer{}, &bytes.Buffer{})
 	assert.ErrorIs(t, err, flag.ErrHelp)
-	assert.Equal(t, 1, run([]string{"frag", "-models", "lru"}, &bytes.Buffer{}, &bytes.Buffer{}))
+	assert.Equal(t, 2, run([]string{"frag", "-models", "lru"}, &bytes.Buffer{}, &bytes.Buffer{}))
+	assert.Equal(t, 2, run([]string{"frag", "-no-such-flag"}, &bytes.Buffer{}, &bytes.Buffer{}))
+	assert.Equal(t, 1, run([]string{"frag", "-trace", "/nonexistent.csv"}, &bytes.Buffer{}, &bytes.Buffer{}))
 	var out bytes.Buffer
 	assert.Equal(t, 0, run([]string{"frag", "-requests", "100", "-sharing-requests", "0", "-models", "max"}, &out, &bytes.Buffer{}))
 	assert.True(t, strings.HasPrefix(out.String(), "Fragmentation study"))

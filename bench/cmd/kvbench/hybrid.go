@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -16,43 +15,34 @@ import (
 // W1 on state layouts, with vLLM's decisions (the compat mode) beside the
 // default mode's.
 func runHybrid(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("kvbench hybrid", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	windows := fs.String("windows", joinInts(bench.DefaultHybridWindows), "comma-separated sliding windows in tokens")
+	fs := newFlags("hybrid", stderr)
+	windows := fs.String("windows", joinInts(bench.DefaultHybridWindows), "comma-separated sliding windows in tokens (empty: none)")
 	var cfg bench.HybridConfig
 	fs.IntVar(&cfg.Requests, "requests", 2000, "number of leading trace requests to replay")
 	fs.IntVar(&cfg.Blocks, "blocks", 8192, "KV blocks in the pool, block 0 (the null block) included")
 	fs.IntVar(&cfg.Workers, "workers", runtime.GOMAXPROCS(0), "replays run in parallel")
 	trace := fs.String("trace", "", "Azure CSV `file` (default: the embedded Azure conversation trace)")
 	stateModels := fs.String("state-models", strings.Join(bench.DefaultHybridStateModels, ","), "comma-separated kvmem presets with full-attention and state layers to replay W1 with (empty: none)")
-	asJSON := fs.Bool("json", false, "print one JSON object per window and state model instead of the table")
-	plotPath := fs.String("plot", "", "write a plot of the hits against the window to `file` (.png, .svg or .pdf)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kvbench hybrid [flags]\n\nReplays W1-H (workload W1 on a model with a full-attention and a\nsliding-window KV cache group) at each window, and W1 on the full-attention\nand state layout of each state model, once with vLLM v1's hybrid\ncoordinator's decisions (the bit-exact compat mode) and once in the default\nmode, and reports the admitted prefix-hit tokens of each against W1 with one\ngroup (docs/hybrid.md).\n\nflags:")
-		fs.PrintDefaults()
-	}
+	asJSON := fs.Bool("json", false, "print one JSON object per window and state model instead of the table (kvplot hybrid draws them)")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	for _, v := range []struct {
 		name string
 		val  int
 	}{{"requests", cfg.Requests}, {"blocks", cfg.Blocks}, {"workers", cfg.Workers}} {
 		if v.val <= 0 {
-			return fmt.Errorf("-%s %d must be positive", v.name, v.val)
+			return usageErrorf("-%s %d must be positive", v.name, v.val)
 		}
 	}
 	cfg.Windows = []int{}
 	for _, f := range strings.Split(*windows, ",") {
-		if strings.TrimSpace(f) == "" && *windows == "" {
+		if strings.TrimSpace(*windows) == "" {
 			break
 		}
 		w, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || w < 1 {
-			return fmt.Errorf("-windows: %q is not a window of at least one token", f)
+			return usageErrorf("-windows: %q is not a window of at least one token", f)
 		}
 		cfg.Windows = append(cfg.Windows, w)
 	}
@@ -62,6 +52,9 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 			cfg.StateModels = append(cfg.StateModels, f)
 		}
 	}
+	if len(cfg.Windows) == 0 && len(cfg.StateModels) == 0 {
+		return usageErrorf("-windows and -state-models are both empty: nothing to replay")
+	}
 	if *trace != "" {
 		reqs, err := bench.ReadTraceFile(*trace, "azure")
 		if err != nil {
@@ -69,14 +62,12 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 		}
 		cfg.Trace = reqs
 	}
+	prog := startProgress(stderr, *asJSON, "hybrid", "replays", int64(2+2*len(cfg.Windows)+2*len(cfg.StateModels)))
+	cfg.OnReplay = func() { prog.Add(1) }
 	r, err := bench.RunHybridStudy(cfg)
+	prog.Stop()
 	if err != nil {
 		return err
-	}
-	if *plotPath != "" && len(r.Rows) > 0 {
-		if err := bench.PlotHybrid(*plotPath, r); err != nil {
-			return err
-		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -95,9 +86,6 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	printHybrid(stdout, r)
-	if *plotPath != "" {
-		fmt.Fprintf(stdout, "plot written to %s\n", *plotPath)
-	}
 	return nil
 }
 

@@ -2,7 +2,7 @@
 //
 // Usage:
 //
-//	kvbench <command> [flags]
+//	kvbench NAME [flags]
 //
 // Commands:
 //
@@ -11,10 +11,16 @@
 //	overhead  manager overhead on vLLM's workload W1
 //	plan      KV capacity planning for a model on a set of GPUs
 //	quant     KV quantization accuracy through a reference paged attention
-//	fleet     prefix-aware routing over a fleet of managers
+//	fleet     routing over a fleet of managers: hit rate, balance, waits and makespan per router
 //	hybrid    prefix hits on hybrid models (sliding windows, state layers): vLLM vs default mode
 //
-// Run "kvbench <command> -h" for a command's flags.
+// Every command takes -json (machine-readable output), -cpuprofile and
+// -memprofile, and prints its flags with -h. Long runs show their progress
+// on stderr when it is a terminal (never with -json). The exit code is 0
+// on success and for -h, 1 when the run fails, 2 for bad flags.
+//
+// Figures are drawn by a separate command, so kvbench links no plotting
+// code: "kvbench frag -json | go run ./bench/cmd/kvplot frag -o frag.png".
 package main
 
 import (
@@ -26,24 +32,30 @@ import (
 )
 
 type command struct {
-	name, summary string
-	run           func(args []string, stdout, stderr io.Writer) error
+	name, summary, example string
+	run                    func(args []string, stdout, stderr io.Writer) error
 }
 
-var commands = []command{
-	{"frag", "fragmentation study: memory waste of paged vs contiguous KV", runFrag},
-	{"cache", "prefix-cache study: eviction policies on real traces", runCache},
-	{"overhead", "manager overhead on vLLM's workload W1", runOverhead},
-	{"plan", "KV capacity planning for a model on a set of GPUs", runPlan},
-	{"quant", "KV quantization accuracy through a reference paged attention", runQuant},
-	{"fleet", "prefix-aware routing over a fleet of managers", runFleet},
-	{"hybrid", "prefix hits on hybrid models (sliding windows, state layers): vLLM vs default mode", runHybrid},
+// commands is set in init: their flag sets read it for the usage header.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"frag", "fragmentation study: memory waste of paged vs contiguous KV", "kvbench frag -trace AzureLLMInferenceTrace_code.csv", runFrag},
+		{"cache", "prefix-cache study: eviction policies on real traces", "kvbench cache -policies lru,arc -capacity-tokens 3000000", runCache},
+		{"overhead", "manager overhead on vLLM's workload W1", "kvbench overhead -compat vllm -digest", runOverhead},
+		{"plan", "KV capacity planning for a model on a set of GPUs", "kvbench plan -model Llama-3-70B -gpus 4 -gpu-mem 80GB", runPlan},
+		{"quant", "KV quantization accuracy through a reference paged attention", "kvbench quant -types q8_0,q4_0,nvfp4 -lengths 4096", runQuant},
+		{"fleet", "routing over a fleet of managers: hit rate, balance, waits and makespan per router", "kvbench fleet -shared-prefix 1 -json", runFleet},
+		{"hybrid", "prefix hits on hybrid models (sliding windows, state layers): vLLM vs default mode", "kvbench hybrid -windows 128,1024", runHybrid},
+	}
 }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs the command args name and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
@@ -53,17 +65,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	for _, c := range commands {
-		if c.name == args[0] {
-			err := c.run(args[1:], stdout, stderr)
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			if err != nil {
-				fmt.Fprintf(stderr, "kvbench %s: %v\n", c.name, err)
-				return 1
-			}
-			return 0
+		if c.name != args[0] {
+			continue
 		}
+		err := c.run(args[1:], stdout, stderr)
+		err = errors.Join(err, stopProfiles())
+		var ue *usageError
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.As(err, &ue):
+			if !ue.printed {
+				fmt.Fprintf(stderr, "kvbench %s: %v\nrun \"kvbench %s -h\" for the flags\n", c.name, ue.err, c.name)
+			}
+			return 2
+		case err != nil:
+			fmt.Fprintf(stderr, "kvbench %s: %v\n", c.name, err)
+			return 1
+		}
+		return 0
 	}
 	fmt.Fprintf(stderr, "kvbench: unknown command %q\n\n", args[0])
 	usage(stderr)
@@ -71,8 +91,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: kvbench <command> [flags]\n\ncommands:")
+	fmt.Fprintln(w, "usage: kvbench NAME [flags]\n\ncommands:")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintln(w, "\nRun \"kvbench NAME -h\" for a command's flags.")
 }

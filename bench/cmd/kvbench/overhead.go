@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -23,8 +22,7 @@ const vllmDigest = "38a4b81b4e06ea94875657a5d3c9567875cd1f3e8c8ed2d2c4135beb0586
 const vllmHybridDigest = "e6f08fd0401c0f3b70727540c4800b9f9f77dfc6f4be1f8d54a0ac98f4a8caee"
 
 func runOverhead(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("kvbench overhead", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("overhead", stderr)
 	var cfg bench.W1Config
 	fs.IntVar(&cfg.Requests, "requests", 2000, "number of leading trace requests to replay")
 	fs.IntVar(&cfg.Blocks, "blocks", 8192, "KV blocks in the pool, block 0 (the null block) included")
@@ -41,15 +39,8 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Chunk, "chunk", 0, "add a chunked local attention group of this many tokens instead of a window")
 	fs.IntVar(&cfg.StatePages, "state", 0, "add a state group (Mamba, Gated DeltaNet) of this many blocks per sequence instead of a window")
 	hasher := fs.String("hasher", "sha256", `block hasher: "sha256" (as vLLM) or "fast" (to measure the manager without hashing)`)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kvbench overhead [flags]\n\nReplays workload W1 (an Azure conversation trace through a vLLM-style scheduler)\nand reports the manager's counters and the time spent in its calls.\n\nflags:")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	extra := 0
 	for _, v := range []struct {
@@ -57,24 +48,24 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		val  int
 	}{{"window", cfg.Window}, {"chunk", cfg.Chunk}, {"state", cfg.StatePages}} {
 		if v.val < 0 {
-			return fmt.Errorf("-%s %d must not be negative", v.name, v.val)
+			return usageErrorf("-%s %d must not be negative", v.name, v.val)
 		}
 		if v.val > 0 {
 			extra++
 		}
 	}
 	if extra > 1 {
-		return fmt.Errorf("-window, -chunk and -state each add the second group: give one")
+		return usageErrorf("-window, -chunk and -state each add the second group: give one")
 	}
 	if *repeat < 1 {
-		return fmt.Errorf("-repeat %d must be at least 1", *repeat)
+		return usageErrorf("-repeat %d must be at least 1", *repeat)
 	}
 	for _, v := range []struct {
 		name string
 		val  int
 	}{{"requests", cfg.Requests}, {"blocks", cfg.Blocks}, {"block-size", cfg.BlockSize}, {"max-num-seqs", cfg.MaxNumSeqs}, {"max-model-len", cfg.MaxModelLen}} {
 		if v.val <= 0 {
-			return fmt.Errorf("-%s %d must be positive", v.name, v.val)
+			return usageErrorf("-%s %d must be positive", v.name, v.val)
 		}
 	}
 	f, err := eviction.ByName(*policy)
@@ -82,7 +73,7 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.Compat == "vllm" && *policy != "lru" {
-		return fmt.Errorf("-compat vllm reproduces vLLM's one LRU queue; -policy %s does not apply", *policy)
+		return usageErrorf("-compat vllm reproduces vLLM's one LRU queue; -policy %s does not apply", *policy)
 	}
 	cfg.Policy = f
 	switch *hasher {
@@ -90,7 +81,7 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	case "fast":
 		cfg.Hasher = paged.FastHasher{}
 	default:
-		return fmt.Errorf("-hasher %q: want sha256 or fast", *hasher)
+		return usageErrorf("-hasher %q: want sha256 or fast", *hasher)
 	}
 	if *trace != "" {
 		reqs, err := bench.ReadTraceFile(*trace, "azure")
@@ -100,13 +91,17 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		cfg.Trace = reqs
 	}
 	runs := make([]bench.W1Result, 0, *repeat)
+	prog := startProgress(stderr, *asJSON, "overhead", "replays", int64(*repeat))
 	for range *repeat {
 		r, err := bench.RunW1(cfg)
+		prog.Add(1)
 		if err != nil {
+			prog.Stop()
 			return err
 		}
 		runs = append(runs, r)
 	}
+	prog.Stop()
 	slices.SortFunc(runs, func(a, b bench.W1Result) int { return int(a.ManagerNs - b.ManagerNs) })
 	r := runs[len(runs)/2]
 	line := overheadJSON(r)

@@ -57,8 +57,7 @@ type planReport struct {
 // 256K context: the weights take almost everything, and the row per KV
 // type shows how quantizing the cache buys context.
 func runPlan(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("plan", stderr)
 	model := fs.String("model", "Kimi-K2", "preset model `name` ("+modelNames()+")")
 	layers := fs.Int("layers", 0, "custom model: attention layers, all full attention")
 	groups := fs.String("groups", "", "custom layer groups, `kind:layers[:arg],...`: full:10, window:52:1024 (window in tokens), chunked:36:8192, state:36:1097728[:heads] (bytes per layer), shared:4:0 (group index)")
@@ -85,9 +84,6 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
 	// Which flags were given decides between a preset and a custom shape,
 	// so a flag set to its zero value still counts.
 	set := map[string]bool{}
@@ -99,39 +95,39 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	}
 	wt, err := kvmem.ParseType(*weights)
 	if err != nil {
-		return fmt.Errorf("-weights: %w", err)
+		return usageErrorf("-weights: %w", err)
 	}
 	kvTypes, err := parseKVList(*kv)
 	if err != nil {
-		return fmt.Errorf("-kv: %w", err)
+		return usageErrorf("-kv: %w", err)
 	}
 	mem, err := parseBytes(*gpuMem)
 	if err != nil {
-		return fmt.Errorf("-gpu-mem: %w", err)
+		return usageErrorf("-gpu-mem: %w", err)
 	}
 	d := kvmem.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize}
 	if d.Reserve, d.ReserveBytes, err = parseReserve(*reserve); err != nil {
-		return fmt.Errorf("-reserve: %w", err)
+		return usageErrorf("-reserve: %w", err)
 	}
 	// Planning at the model's own maximum is the question most users ask
 	// first; a custom shape has none, so it must be given.
 	ctx := m.ContextLen
 	if *context != "" {
 		if ctx, err = parseTokens(*context); err != nil {
-			return fmt.Errorf("-context: %w", err)
+			return usageErrorf("-context: %w", err)
 		}
 	}
 	switch {
 	case *gpus <= 0:
-		return fmt.Errorf("-gpus %d must be positive", *gpus)
+		return usageErrorf("-gpus %d must be positive", *gpus)
 	case *tp < 0:
-		return fmt.Errorf("-tp %d must be positive", *tp)
+		return usageErrorf("-tp %d must be positive", *tp)
 	case *cp <= 0:
-		return fmt.Errorf("-cp %d must be positive", *cp)
+		return usageErrorf("-cp %d must be positive", *cp)
 	case *blockSize <= 0:
-		return fmt.Errorf("-block-size %d must be positive", *blockSize)
+		return usageErrorf("-block-size %d must be positive", *blockSize)
 	case ctx <= 0:
-		return fmt.Errorf("-context is required for a custom model")
+		return usageErrorf("-context is required for a custom model")
 	}
 
 	rep, err := buildPlan(m, wt, kvTypes, d, ctx)

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -15,10 +13,6 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 
 	"github.com/pagedkv/pagedkv/bench/attention"
 	"github.com/pagedkv/pagedkv/kvmem"
@@ -119,8 +113,7 @@ type quantResult struct {
 }
 
 func runQuant(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("kvbench quant", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("quant", stderr)
 	var cfg quantConfig
 	fs.IntVar(&cfg.shape.QueryHeads, "q-heads", 32, "query heads (Llama-3.1-8B: 32)")
 	fs.IntVar(&cfg.shape.KVHeads, "kv-heads", 8, "KV heads (Llama-3.1-8B: 8)")
@@ -136,36 +129,32 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.outliers, "outliers", "bias", `key outlier channels: "bias" (large fixed-sign magnitude) or "spread" (large variance)`)
 	types := fs.String("types", strings.Join(quantTypes, ","), "KV types (rows), comma-separated")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	plotPath := fs.String("plot", "", "write a memory-vs-error plot to this file (.png, .svg or .pdf)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
 	cfg.seed = *seed
 	if cfg.outliers != "bias" && cfg.outliers != "spread" {
-		return fmt.Errorf("-outliers %q: want bias or spread", cfg.outliers)
+		return usageErrorf("-outliers %q: want bias or spread", cfg.outliers)
 	}
 	cfg.shape.BlockSize = *blockSize
 	for _, f := range strings.Split(*lengths, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 || n > 1<<20 {
-			return fmt.Errorf("-lengths: %q is not a length in [1, 2^20]", f)
+			return usageErrorf("-lengths: %q is not a length in [1, 2^20]", f)
 		}
 		cfg.lengths = append(cfg.lengths, n)
 	}
 	if cfg.seqs < 1 || cfg.queries < 1 || cfg.units < 1 || cfg.minChunkTokens < 1 || cfg.layers < 1 || *blockSize < 1 {
-		return errors.New("-seqs, -queries, -units, -min-chunk, -layers and -block-size must be positive")
+		return usageErrorf("-seqs, -queries, -units, -min-chunk, -layers and -block-size must be positive")
 	}
 	if cfg.shape.KVHeads < 1 || cfg.shape.HeadDim < 1 || cfg.shape.QueryHeads < 1 || cfg.shape.QueryHeads%cfg.shape.KVHeads != 0 {
-		return errors.New("-q-heads must be a positive multiple of -kv-heads, -head-dim positive")
+		return usageErrorf("-q-heads must be a positive multiple of -kv-heads, -head-dim positive")
 	}
 	var rows []quantRow
 	for _, name := range strings.Split(*types, ",") {
 		r, err := parseQuantRow(strings.TrimSpace(name), *blockSize)
 		if err != nil {
-			return err
+			return &usageError{err: err}
 		}
 		rows = append(rows, r)
 	}
@@ -177,7 +166,7 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	for i, r := range rows {
 		b, err := kvTokenBytes(cfg, r.keyType, r.valueType)
 		if err != nil {
-			return fmt.Errorf("type %s: %w", r.name, err)
+			return &usageError{err: fmt.Errorf("type %s: %w", r.name, err)}
 		}
 		values := 2 * cfg.layers * cfg.shape.KVHeads * cfg.shape.HeadDim
 		results[i] = quantResult{
@@ -186,25 +175,25 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 			SavedVsFP16: 1 - float64(b)/float64(fp16Bytes),
 		}
 	}
+	// Work is counted in tokens stored and attended to: each (type,
+	// sequence, KV head) task at context n is n of them.
+	var total int64
 	for _, n := range cfg.lengths {
-		w := newQuantWorkload(cfg, n)
-		errs := make([]quantError, len(rows))
-		if err := parallel(len(rows), func(i int) error {
-			e, err := w.measure(rows[i])
-			errs[i] = e
-			return err
-		}); err != nil {
+		total += int64(n) * int64(cfg.seqs*cfg.shape.KVHeads*len(rows))
+	}
+	prog := startProgress(stderr, *asJSON, "quant", "tokens", total)
+	defer prog.Stop()
+	for _, n := range cfg.lengths {
+		prog.SetPhase(tokensLabel(n) + " context")
+		rel, err := measureQuant(cfg, n, rows, prog)
+		if err != nil {
 			return err
 		}
 		for i := range rows {
-			results[i].Errors = append(results[i].Errors, errs[i])
+			results[i].Errors = append(results[i].Errors, summarize(n, rel[i]))
 		}
 	}
-	if *plotPath != "" {
-		if err := plotQuant(*plotPath, results); err != nil {
-			return err
-		}
-	}
+	prog.Stop() // before the results, so no progress line lands in them
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -228,18 +217,8 @@ func kvTokenBytes(cfg quantConfig, key, value string) (int64, error) {
 	return spec.TokenBytes()
 }
 
-// quantWorkload is the synthetic K/V of one context length and the float32
-// reference outputs.
-type quantWorkload struct {
-	cfg  quantConfig
-	n    int
-	k, v [][]float32 // per sequence: n tokens of KVHeads*HeadDim
-	q    [][]float32 // per query: seqs*QueryHeads*HeadDim
-	ref  [][]float32 // reference outputs, as q
-}
-
-// newQuantWorkload draws the K/V. The distribution, per sequence and KV
-// head:
+// quantDraw draws the synthetic K/V of one context length, one sequence
+// at a time, and the queries. The distribution, per sequence and KV head:
 //
 //   - keys: channel c is Normal(mu_c, sigma_c^2), sigma_c log-normal
 //     (exp of Normal(0, 0.5^2)), mu_c = 0, except 4 outlier channels per
@@ -252,144 +231,246 @@ type quantWorkload struct {
 //     channel structure), and one token in 500 scaled by 10 (rare massive
 //     tokens);
 //   - queries: Normal(0, 1) per channel.
-func newQuantWorkload(cfg quantConfig, n int) *quantWorkload {
-	sh := cfg.shape
-	r := rand.New(rand.NewPCG(cfg.seed, uint64(n)))
-	w := &quantWorkload{cfg: cfg, n: n}
-	kv := sh.KVHeads * sh.HeadDim
-	for range cfg.seqs {
-		mu, sigma := make([]float64, kv), make([]float64, kv)
-		for h := range sh.KVHeads {
-			for c := range sh.HeadDim {
-				sigma[h*sh.HeadDim+c] = math.Exp(0.5 * r.NormFloat64())
-			}
-			for _, c := range r.Perm(sh.HeadDim)[:min(4, sh.HeadDim)] {
-				sign := float64(1 - 2*r.IntN(2))
-				if cfg.outliers == "spread" {
-					sigma[h*sh.HeadDim+c] *= 10
-					mu[h*sh.HeadDim+c] = 8 * sign
-				} else {
-					sigma[h*sh.HeadDim+c] *= 2
-					mu[h*sh.HeadDim+c] = 12 * sign
-				}
-			}
-		}
-		k, v := make([]float32, n*kv), make([]float32, n*kv)
-		for t := range n {
-			massive := 1.0
-			if r.IntN(500) == 0 {
-				massive = 10
-			}
-			for i := range kv {
-				k[t*kv+i] = float32(mu[i] + sigma[i]*r.NormFloat64())
-				var chi2 float64
-				for range 4 {
-					z := r.NormFloat64()
-					chi2 += z * z
-				}
-				v[t*kv+i] = float32(massive * r.NormFloat64() / math.Sqrt(chi2/4))
-			}
-		}
-		w.k, w.v = append(w.k, k), append(w.v, v)
-	}
-	width := sh.QueryHeads * sh.HeadDim
-	for range cfg.queries {
-		q, ref := make([]float32, cfg.seqs*width), make([]float32, cfg.seqs*width)
-		for i := range q {
-			q[i] = float32(r.NormFloat64())
-		}
-		w.q, w.ref = append(w.q, q), append(w.ref, ref)
-	}
-	// The float32 reference, dense: paged attention over float32 KV equals
-	// it (package attention's tests prove it), so any difference below is
-	// the quantization's.
-	var wg sync.WaitGroup
-	for qi := range w.q {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range cfg.seqs {
-				_ = attention.Dense(w.ref[qi][s*width:(s+1)*width], w.q[qi][s*width:(s+1)*width], w.k[s], w.v[s], n, sh)
-			}
-		}()
-	}
-	wg.Wait()
-	return w
+//
+// One random stream, seeded by the seed and the length, gives every
+// sequence's K/V in turn and then the queries. Only one sequence's K/V is
+// held at a time: the stream's state at each sequence is saved while
+// skipping ahead to the queries, and the sequences are drawn again from
+// there when their turn comes.
+type quantDraw struct {
+	cfg    quantConfig
+	n      int
+	rng    *rand.Rand
+	pcg    *rand.PCG
+	starts [][]byte    // the stream's state at the start of each sequence
+	q      [][]float32 // per query: seqs*QueryHeads*HeadDim
+	// k and v hold the current sequence head after head: n tokens of
+	// HeadDim values for KV head 0, then for head 1, ...
+	k, v []float32
+	last bool // k and v hold the last sequence, not drawn again
 }
 
-// measure stores the workload's K/V with row's codecs through a block
+func newQuantDraw(cfg quantConfig, n int) (*quantDraw, error) {
+	pcg := rand.NewPCG(cfg.seed, uint64(n))
+	kv := cfg.shape.KVHeads * cfg.shape.HeadDim
+	d := &quantDraw{cfg: cfg, n: n, pcg: pcg, rng: rand.New(pcg), k: make([]float32, n*kv), v: make([]float32, n*kv)}
+	for range cfg.seqs {
+		st, err := pcg.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		d.starts = append(d.starts, st)
+		d.drawSeq()
+	}
+	d.last = true
+	width := cfg.shape.QueryHeads * cfg.shape.HeadDim
+	for range cfg.queries {
+		q := make([]float32, cfg.seqs*width)
+		for i := range q {
+			q[i] = float32(d.rng.NormFloat64())
+		}
+		d.q = append(d.q, q)
+	}
+	return d, nil
+}
+
+// seq draws sequence s's K/V into d.k and d.v. The last sequence is
+// there already, drawn on the way to the queries.
+func (d *quantDraw) seq(s int) error {
+	if s == len(d.starts)-1 && d.last {
+		d.last = false
+		return nil
+	}
+	if err := d.pcg.UnmarshalBinary(d.starts[s]); err != nil {
+		return err
+	}
+	d.drawSeq()
+	return nil
+}
+
+func (d *quantDraw) drawSeq() {
+	sh, r := d.cfg.shape, d.rng
+	kv := sh.KVHeads * sh.HeadDim
+	mu, sigma := make([]float64, kv), make([]float64, kv)
+	for h := range sh.KVHeads {
+		for c := range sh.HeadDim {
+			sigma[h*sh.HeadDim+c] = math.Exp(0.5 * r.NormFloat64())
+		}
+		for _, c := range r.Perm(sh.HeadDim)[:min(4, sh.HeadDim)] {
+			sign := float64(1 - 2*r.IntN(2))
+			if d.cfg.outliers == "spread" {
+				sigma[h*sh.HeadDim+c] *= 10
+				mu[h*sh.HeadDim+c] = 8 * sign
+			} else {
+				sigma[h*sh.HeadDim+c] *= 2
+				mu[h*sh.HeadDim+c] = 12 * sign
+			}
+		}
+	}
+	dim := sh.HeadDim
+	for t := range d.n {
+		massive := 1.0
+		if r.IntN(500) == 0 {
+			massive = 10
+		}
+		// Drawn token by token, channel by channel, stored by head.
+		for i := range kv {
+			at := (i/dim*d.n+t)*dim + i%dim
+			d.k[at] = float32(mu[i] + sigma[i]*r.NormFloat64())
+			var chi2 float64
+			for range 4 {
+				z := r.NormFloat64()
+				chi2 += z * z
+			}
+			d.v[at] = float32(massive * r.NormFloat64() / math.Sqrt(chi2/4))
+		}
+	}
+}
+
+// headTask is the data of one sequence and one KV head: its keys and
+// values (n tokens of HeadDim), the queries of its query heads (per query:
+// group*HeadDim) and their float32 reference outputs.
+type headTask struct {
+	n      int
+	k, v   []float32
+	q, ref [][]float32
+}
+
+// measureQuant returns, for every row, the relative errors of every
+// (sequence, query, query head) at context n. Attention heads are
+// independent, so each (sequence, KV head) runs on its own one-head store,
+// and all (head, row) pairs of a sequence run in parallel: the memory held
+// is one sequence's K/V and a store per core.
+func measureQuant(cfg quantConfig, n int, rows []quantRow, prog *progress) ([][]float64, error) {
+	d, err := newQuantDraw(cfg, n)
+	if err != nil {
+		return nil, err
+	}
+	sh := cfg.shape
+	group, dim := sh.QueryHeads/sh.KVHeads, sh.HeadDim
+	width := sh.QueryHeads * dim
+	head := attention.Shape{BlockSize: sh.BlockSize, KVHeads: 1, QueryHeads: group, HeadDim: dim}
+	tasks := make([]headTask, sh.KVHeads)
+	for h := range tasks {
+		for range cfg.queries {
+			tasks[h].q = append(tasks[h].q, make([]float32, group*dim))
+			tasks[h].ref = append(tasks[h].ref, make([]float32, group*dim))
+		}
+	}
+	rel := make([][]float64, len(rows))
+	errs := make([][]float64, len(rows)*sh.KVHeads)
+	// The last sequence first: it is drawn already.
+	for s := cfg.seqs - 1; s >= 0; s-- {
+		if err := d.seq(s); err != nil {
+			return nil, err
+		}
+		// The float32 reference, dense: paged attention over float32 KV
+		// equals it (package attention's tests prove it), so any
+		// difference is the quantization's.
+		if err := parallel(len(tasks), func(h int) error {
+			t := &tasks[h]
+			t.n, t.k, t.v = n, d.k[h*n*dim:(h+1)*n*dim], d.v[h*n*dim:(h+1)*n*dim]
+			for qi, q := range d.q {
+				off := s*width + h*group*dim
+				copy(t.q[qi], q[off:off+group*dim])
+				if err := attention.Dense(t.ref[qi], t.q[qi], t.k, t.v, n, head); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		if err := parallel(len(errs), func(i int) error {
+			var err error
+			errs[i], err = tasks[i%sh.KVHeads].measure(cfg, rows[i/sh.KVHeads])
+			prog.Add(int64(n))
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		// Sequence, then head, then query: the order of the samples does
+		// not change their mean or percentiles.
+		for i, e := range errs {
+			rel[i/sh.KVHeads] = append(rel[i/sh.KVHeads], e...)
+		}
+	}
+	return rel, nil
+}
+
+// measure stores the task's K/V with row's codecs through a block
 // manager's slots, runs split-KV paged attention for every query, and
-// returns the error against the reference.
-func (w *quantWorkload) measure(row quantRow) (quantError, error) {
-	sh := w.cfg.shape
-	sh.BlockSize = row.blockSize
-	blocksPerSeq := (w.n + sh.BlockSize - 1) / sh.BlockSize
-	numBlocks := w.cfg.seqs*blocksPerSeq + 1
+// returns each query head's relative error against the reference.
+func (w *headTask) measure(cfg quantConfig, row quantRow) ([]float64, error) {
+	group := cfg.shape.QueryHeads / cfg.shape.KVHeads
+	sh := attention.Shape{BlockSize: row.blockSize, KVHeads: 1, QueryHeads: group, HeadDim: cfg.shape.HeadDim}
+	numBlocks := (w.n+sh.BlockSize-1)/sh.BlockSize + 1
 	m, err := paged.New(paged.Config{BlockSize: sh.BlockSize, NumBlocks: numBlocks, DisablePrefixCaching: true})
 	if err != nil {
-		return quantError{}, err
+		return nil, err
 	}
 	store, err := attention.NewStore(sh, numBlocks, row.key, row.value)
 	if err != nil {
-		return quantError{}, err
+		return nil, err
 	}
-	kv := sh.KVHeads * sh.HeadDim
-	prompt := make([]int32, w.n)
-	sched := make([]paged.Scheduled, w.cfg.seqs)
-	for s := range w.cfg.seqs {
-		id, _, err := m.Create(prompt, nil)
+	d := sh.HeadDim
+	id, _, err := m.Create(make([]int32, w.n), nil)
+	if err != nil {
+		return nil, err
+	}
+	for t := range w.n {
+		slot, err := m.Slot(id, t)
 		if err != nil {
-			return quantError{}, err
+			return nil, err
 		}
-		sched[s] = paged.Scheduled{ID: id, NewTokens: 1}
-		for t := range w.n {
-			slot, err := m.Slot(id, t)
-			if err != nil {
-				return quantError{}, err
-			}
-			if err := store.Write(slot, w.k[s][t*kv:(t+1)*kv], w.v[s][t*kv:(t+1)*kv]); err != nil {
-				return quantError{}, err
-			}
+		if err := store.Write(slot, w.k[t*d:(t+1)*d], w.v[t*d:(t+1)*d]); err != nil {
+			return nil, err
 		}
 	}
 	var b paged.Batch
-	if err := m.BuildBatch(&b, sched); err != nil {
-		return quantError{}, err
+	if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
+		return nil, err
 	}
 	var plan paged.SplitPlan
-	minChunk := (w.cfg.minChunkTokens + sh.BlockSize - 1) / sh.BlockSize
-	if err := plan.Build(b.BlocksPerSeq, w.cfg.units, minChunk); err != nil {
-		return quantError{}, err
+	minChunk := (cfg.minChunkTokens + sh.BlockSize - 1) / sh.BlockSize
+	if err := plan.Build(b.BlocksPerSeq, cfg.units, minChunk); err != nil {
+		return nil, err
 	}
 	att := attention.New(store)
-	out := make([]float32, len(w.q[0]))
+	out := make([]float32, group*d)
 	var rel []float64
 	for qi, q := range w.q {
 		if err := att.Decode(out, q, &b, &plan); err != nil {
-			return quantError{}, err
+			return nil, err
 		}
 		ref := w.ref[qi]
-		for h := 0; h < len(out); h += sh.HeadDim {
+		for h := 0; h < len(out); h += d {
 			var num, den float64
-			for c := h; c < h+sh.HeadDim; c++ {
-				d := float64(out[c] - ref[c])
-				num += d * d
+			for c := h; c < h+d; c++ {
+				e := float64(out[c] - ref[c])
+				num += e * e
 				den += float64(ref[c]) * float64(ref[c])
 			}
 			rel = append(rel, math.Sqrt(num/den))
 		}
 	}
+	return rel, nil
+}
+
+// summarize returns the mean, 99th percentile and maximum of the relative
+// errors at context n.
+func summarize(n int, rel []float64) quantError {
 	slices.Sort(rel)
 	var sum float64
 	for _, x := range rel {
 		sum += x
 	}
 	return quantError{
-		Context: w.n,
+		Context: n,
 		Mean:    sum / float64(len(rel)),
 		P99:     rel[min(len(rel)-1, int(math.Ceil(0.99*float64(len(rel))))-1)],
 		Max:     rel[len(rel)-1],
-	}, nil
+	}
 }
 
 // parallel runs f(0..n-1) on GOMAXPROCS goroutines and returns the first
@@ -449,52 +530,4 @@ func tokensLabel(n int) string {
 		return strconv.Itoa(n/1024) + "K"
 	}
 	return strconv.Itoa(n)
-}
-
-// plotQuant draws memory per token against the mean error at the longest
-// context, one labeled point per type, error on a log scale.
-func plotQuant(path string, results []quantResult) error {
-	p := plot.New()
-	last := len(results[0].Errors) - 1
-	p.Title.Text = fmt.Sprintf("KV quantization: memory vs attention error (%s context)", tokensLabel(results[0].Errors[last].Context))
-	p.X.Label.Text = "KV bytes per token (KiB, whole model)"
-	p.Y.Label.Text = "mean relative error of attention output"
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	var xys plotter.XYs
-	var labels []string
-	for _, r := range results {
-		e := r.Errors[last].Mean
-		if e <= 0 {
-			continue // exact: nothing to show on a log scale
-		}
-		xys = append(xys, plotter.XY{X: float64(r.BytesPerToken) / 1024, Y: e})
-		labels = append(labels, r.Type)
-	}
-	if len(xys) == 0 {
-		return errors.New("-plot: no type with a nonzero error")
-	}
-	sc, err := plotter.NewScatter(xys)
-	if err != nil {
-		return err
-	}
-	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
-	if err != nil {
-		return err
-	}
-	for i := range lb.TextStyle {
-		lb.TextStyle[i].Font.Size = vg.Points(7)
-		lb.TextStyle[i].XAlign = -0.1 // just right of the point
-	}
-	// Room for the labels and the points at the edges of a log axis.
-	lo, hi := math.Inf(1), 0.0
-	for _, xy := range xys {
-		lo, hi = min(lo, xy.Y), max(hi, xy.Y)
-	}
-	p.Y.Min, p.Y.Max, p.X.Min = lo/2, hi*2, 0
-	p.X.Max = float64(slices.MaxFunc(results, func(a, b quantResult) int {
-		return cmp.Compare(a.BytesPerToken, b.BytesPerToken)
-	}).BytesPerToken) / 1024 * 1.15
-	p.Add(sc, lb, plotter.NewGrid())
-	return p.Save(8*vg.Inch, 5*vg.Inch, path)
 }

@@ -1,4 +1,4 @@
-package bench
+package figure
 
 import (
 	"cmp"
@@ -11,15 +11,17 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/pagedkv/pagedkv/bench"
 )
 
-// PlotCache draws the hit rate against cache capacity (tokens, log scale),
+// Cache draws the hit rate against cache capacity (tokens, log scale),
 // one line per policy, with the infinite-cache maximum as a dashed
 // reference line, and saves it to path; the extension (.png, .svg, .pdf)
 // picks the format.
-func PlotCache(path, title string, results []CacheResult) error {
+func Cache(path, title string, results []bench.CacheResult) error {
 	if len(results) == 0 {
-		return fmt.Errorf("%w: nothing to plot", ErrCacheStudy)
+		return fmt.Errorf("%w: nothing to plot", bench.ErrCacheStudy)
 	}
 	p := plot.New()
 	p.Title.Text = title
@@ -70,13 +72,13 @@ func PlotCache(path, title string, results []CacheResult) error {
 		slices.SortFunc(pts, func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
 		line, points, err := plotter.NewLinePoints(pts)
 		if err != nil {
-			return fmt.Errorf("%w: plot %s: %w", ErrCacheStudy, name, err)
+			return fmt.Errorf("%w: plot %s: %w", bench.ErrCacheStudy, name, err)
 		}
 		points.Shape = plotutil.Shape(i)
 		line.Width = vg.Points(1.5)
 		label := name
 		var c color.Color = color.Black
-		if name == BeladyName {
+		if name == bench.BeladyName {
 			label = "belady (oracle)"
 			line.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
 		} else {
@@ -94,7 +96,7 @@ func PlotCache(path, title string, results []CacheResult) error {
 	// The maximum does not depend on capacity: one line across the axis.
 	ref, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: maxRate}, {X: p.X.Max, Y: maxRate}})
 	if err != nil {
-		return fmt.Errorf("%w: plot maximum: %w", ErrCacheStudy, err)
+		return fmt.Errorf("%w: plot maximum: %w", bench.ErrCacheStudy, err)
 	}
 	ref.Color = color.Gray{Y: 80}
 	ref.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
@@ -106,7 +108,7 @@ func PlotCache(path, title string, results []CacheResult) error {
 	p.Legend.YOffs = -vg.Points(4)
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
-		return fmt.Errorf("%w: %w", ErrCacheStudy, err)
+		return fmt.Errorf("%w: %w", bench.ErrCacheStudy, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package bench
+package figure
 
 import (
 	"fmt"
@@ -10,20 +10,22 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/pagedkv/pagedkv/bench"
 )
 
-// PlotHybrid draws the hybrid study: admitted prefix-hit tokens of W1-H
+// Hybrid draws the hybrid study: admitted prefix-hit tokens of W1-H
 // against the window (log scale), as a percentage of W1's single-group
 // figure with vLLM's decisions, one line for vLLM's hybrid coordinator
 // (the compat mode) and one for the default mode, with the single-group
 // figures as reference lines; it saves the figure to path, whose extension
 // (.png, .svg, .pdf) picks the format.
-func PlotHybrid(path string, r HybridResult) error {
+func Hybrid(path string, r bench.HybridResult) error {
 	if len(r.Rows) == 0 || r.SingleVLLM.AdmittedHitTokens == 0 {
-		return fmt.Errorf("%w: nothing to plot", ErrHybridStudy)
+		return ErrEmpty
 	}
 	rows := slices.Clone(r.Rows)
-	slices.SortFunc(rows, func(a, b HybridRow) int { return a.Window - b.Window })
+	slices.SortFunc(rows, func(a, b bench.HybridRow) int { return a.Window - b.Window })
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Hybrid prefix hits on W1-H (%d requests, %d blocks)", r.Requests, r.Blocks)
 	p.X.Label.Text = "sliding window (tokens)"
@@ -37,7 +39,7 @@ func PlotHybrid(path string, r HybridResult) error {
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.X.Min, p.X.Max = float64(rows[0].Window)/1.3, float64(rows[len(rows)-1].Window)*1.3
 
-	pct := func(h HybridHits) float64 { return 100 * h.Share(r.SingleVLLM) }
+	pct := func(h bench.HybridHits) float64 { return 100 * h.Share(r.SingleVLLM) }
 	top := 100.0
 	for _, row := range rows {
 		top = max(top, pct(row.VLLM), pct(row.Default))
@@ -52,12 +54,12 @@ func PlotHybrid(path string, r HybridResult) error {
 
 	series := []struct {
 		label string
-		pick  func(HybridRow) HybridHits
+		pick  func(bench.HybridRow) bench.HybridHits
 		c     color.Color
 		shape draw.GlyphDrawer
 	}{
-		{"vLLM v1's hybrid coordinator (compat mode)", func(x HybridRow) HybridHits { return x.VLLM }, palette[3], draw.BoxGlyph{}},
-		{"pagedkv default mode (hybrid retention)", func(x HybridRow) HybridHits { return x.Default }, palette[0], draw.CircleGlyph{}},
+		{"vLLM v1's hybrid coordinator (compat mode)", func(x bench.HybridRow) bench.HybridHits { return x.VLLM }, palette[3], draw.BoxGlyph{}},
+		{"pagedkv default mode (hybrid retention)", func(x bench.HybridRow) bench.HybridHits { return x.Default }, palette[0], draw.CircleGlyph{}},
 	}
 	for _, s := range series {
 		pts := make(plotter.XYs, len(rows))
@@ -66,7 +68,7 @@ func PlotHybrid(path string, r HybridResult) error {
 		}
 		line, points, err := plotter.NewLinePoints(pts)
 		if err != nil {
-			return fmt.Errorf("%w: plot: %w", ErrHybridStudy, err)
+			return fmt.Errorf("figure: hybrid: %w", err)
 		}
 		line.Color, points.Color = s.c, s.c
 		line.Width = vg.Points(1.5)
@@ -77,15 +79,15 @@ func PlotHybrid(path string, r HybridResult) error {
 	// Issue 14's targets for the default mode, where the study has their
 	// windows.
 	var goals plotter.XYs
-	for _, g := range HybridTargets {
-		if slices.ContainsFunc(rows, func(x HybridRow) bool { return x.Window == g.Window }) {
+	for _, g := range bench.HybridTargets {
+		if slices.ContainsFunc(rows, func(x bench.HybridRow) bool { return x.Window == g.Window }) {
 			goals = append(goals, plotter.XY{X: float64(g.Window), Y: 100 * g.Share})
 		}
 	}
 	if len(goals) > 0 {
 		sc, err := plotter.NewScatter(goals)
 		if err != nil {
-			return fmt.Errorf("%w: plot: %w", ErrHybridStudy, err)
+			return fmt.Errorf("figure: hybrid: %w", err)
 		}
 		sc.Shape = draw.CrossGlyph{}
 		sc.Color = color.Black
@@ -103,7 +105,7 @@ func PlotHybrid(path string, r HybridResult) error {
 	} {
 		l, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: ref.y}, {X: p.X.Max, Y: ref.y}})
 		if err != nil {
-			return fmt.Errorf("%w: plot: %w", ErrHybridStudy, err)
+			return fmt.Errorf("figure: hybrid: %w", err)
 		}
 		l.Color = color.Gray{Y: 80}
 		l.Dashes = ref.dashes
@@ -122,7 +124,7 @@ func PlotHybrid(path string, r HybridResult) error {
 	p.Legend.ThumbnailWidth = vg.Points(24)
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
-		return fmt.Errorf("%w: %w", ErrHybridStudy, err)
+		return fmt.Errorf("figure: hybrid: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,103 @@
+package traces
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// timeLayouts are the TIMESTAMP forms of the Azure releases: 2023 has
+// "2023-11-16 18:15:46.6805900", 2024 adds a zone offset.
+var timeLayouts = []string{
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999 Z07:00",
+	time.RFC3339Nano,
+}
+
+// ReadAzure reads an Azure LLM inference trace in CSV form: a header that
+// names TIMESTAMP, ContextTokens and GeneratedTokens (in any order and
+// case, other columns ignored), then one request a row. TIMESTAMP is a date
+// and time, with or without a zone, or a number of seconds. Arrivals are
+// measured from the earliest timestamp, so rows need not be sorted.
+func ReadAzure(r io.Reader) ([]Request, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%w: azure header: %w", ErrFormat, err)
+	}
+	col := map[string]int{"timestamp": -1, "contexttokens": -1, "generatedtokens": -1}
+	for i, h := range head {
+		name := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if j, ok := col[name]; ok && j < 0 {
+			col[name] = i
+		}
+	}
+	for name, i := range col {
+		if i < 0 {
+			return nil, fmt.Errorf("%w: azure header %q has no %s column (want TIMESTAMP,ContextTokens,GeneratedTokens)", ErrFormat, head, name)
+		}
+	}
+	ti, ci, gi := col["timestamp"], col["contexttokens"], col["generatedtokens"]
+	need := max(ti, ci, gi) + 1
+	var out []Request
+	var stamps []time.Duration // since an arbitrary origin
+	for line := 2; ; line++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: azure: %w", ErrFormat, err)
+		}
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue
+		}
+		if len(rec) < need {
+			return nil, fmt.Errorf("%w: azure line %d: %d fields, want at least %d", ErrFormat, line, len(rec), need)
+		}
+		ts, err := parseStamp(strings.TrimSpace(rec[ti]))
+		if err != nil {
+			return nil, fmt.Errorf("%w: azure line %d: timestamp %q", ErrFormat, line, rec[ti])
+		}
+		in, err1 := strconv.Atoi(strings.TrimSpace(rec[ci]))
+		outTok, err2 := strconv.Atoi(strings.TrimSpace(rec[gi]))
+		if err1 != nil || err2 != nil || in < 0 || outTok < 0 {
+			return nil, fmt.Errorf("%w: azure line %d: bad token counts %q, %q", ErrFormat, line, rec[ci], rec[gi])
+		}
+		stamps = append(stamps, ts)
+		out = append(out, Request{InputTokens: in, OutputTokens: outTok})
+	}
+	if len(stamps) > 0 {
+		t0 := stamps[0]
+		for _, s := range stamps {
+			t0 = min(t0, s)
+		}
+		for i, s := range stamps {
+			out[i].Arrival = s - t0
+		}
+	}
+	return out, nil
+}
+
+// parseStamp returns a timestamp as a duration since a fixed origin (the
+// Unix epoch for dates), which is all arrivals need.
+func parseStamp(s string) (time.Duration, error) {
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return time.Duration(t.UnixNano()), nil
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || math.IsNaN(f) || f > 1e9 {
+		return 0, fmt.Errorf("not a timestamp")
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}

@@ -1,0 +1,49 @@
+package traces
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ReadMooncake reads a Mooncake trace: one JSON object a line with
+// timestamp (ms), input_length, output_length and hash_ids.
+func ReadMooncake(r io.Reader) ([]Request, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	var out []Request
+	for line := 1; sc.Scan(); line++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var rec struct {
+			Timestamp    *int64  `json:"timestamp"`
+			InputLength  *int    `json:"input_length"`
+			OutputLength *int    `json:"output_length"`
+			HashIDs      []int64 `json:"hash_ids"`
+		}
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return nil, fmt.Errorf("%w: mooncake line %d: %w", ErrFormat, line, err)
+		}
+		if rec.Timestamp == nil || rec.InputLength == nil || rec.OutputLength == nil {
+			return nil, fmt.Errorf("%w: mooncake line %d: missing timestamp, input_length or output_length", ErrFormat, line)
+		}
+		if *rec.InputLength < 0 || *rec.OutputLength < 0 || *rec.Timestamp < 0 {
+			return nil, fmt.Errorf("%w: mooncake line %d: negative length or timestamp", ErrFormat, line)
+		}
+		out = append(out, Request{
+			Arrival:      time.Duration(*rec.Timestamp) * time.Millisecond,
+			InputTokens:  *rec.InputLength,
+			OutputTokens: *rec.OutputLength,
+			HashIDs:      rec.HashIDs,
+		})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: mooncake: %w", ErrFormat, err)
+	}
+	return out, nil
+}
