@@ -11,10 +11,12 @@ import (
 // every operation, not on a serving path.
 //
 //   - the pool's own conservation and free-list integrity;
-//   - a block is in the eviction policy iff it is unreferenced and holds
-//     cached content (with UnifiedFreeQueue: iff it is unreferenced);
+//   - a block is in the eviction policy, or on one of a hybrid manager's
+//     retention shelves (never both), iff it is unreferenced and holds
+//     cached content (with UnifiedFreeQueue: in the policy iff it is
+//     unreferenced), and the shelves are well-formed lists;
 //   - a block's reference count equals the number of table entries naming
-//     it;
+//     it, pins and pending state checkpoints included;
 //   - the prefix index maps a hash only to blocks holding that hash, and
 //     every block with cached content is reachable from the index;
 //   - every running sequence's table covers its tokens exactly, and its
