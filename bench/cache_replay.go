@@ -55,6 +55,8 @@ type CacheResult struct {
 	Evictions uint64 `json:"evictions"`
 	// HostEvictions counts offloaded blocks the host tier gave up.
 	HostEvictions uint64 `json:"host_evictions,omitempty"`
+	// Queue reports the waiting queue when the replay modelled one.
+	Queue *QueueResult `json:"queue,omitempty"`
 	// Elapsed is the replay's wall time (not deterministic).
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
@@ -83,6 +85,10 @@ func (t *CacheTrace) ReplayBelady(capacityBlocks int) (CacheResult, error) {
 // offloaded blocks by LRU whatever the device policy, so rows differ only
 // in the device policy.
 func (t *CacheTrace) ReplayPolicy(p CachePolicy, capacityBlocks, hostBlocks int) (CacheResult, error) {
+	return t.replay(p, capacityBlocks, hostBlocks, nil)
+}
+
+func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *QueueModel) (CacheResult, error) {
 	name, f := p.Name, p.Factory
 	var oracle *Belady
 	if f == nil {
@@ -121,6 +127,12 @@ func (t *CacheTrace) ReplayPolicy(p CachePolicy, capacityBlocks, hostBlocks int)
 		return res, fmt.Errorf("%w: %w", ErrCacheStudy, err)
 	}
 	opts := &paged.SeqOptions{AllowFullHit: true}
+	var q *queue
+	if qm != nil {
+		if q, err = newQueue(t, m, *qm, capacityBlocks); err != nil {
+			return res, err
+		}
+	}
 	var prompt []int32
 	var swaps []paged.Swap
 	var hostHits uint64
@@ -129,13 +141,24 @@ func (t *CacheTrace) ReplayPolicy(p CachePolicy, capacityBlocks, hostBlocks int)
 		if lo == hi {
 			continue
 		}
+		if q != nil {
+			q.arrive(r)
+		}
 		var id paged.SeqID
 		var cached int
-		if t.Source == "hashes" {
-			id, cached, err = m.CreateFromHashes(t.hashes[lo:hi], (hi-lo)*t.BlockSize, opts)
-		} else {
-			prompt = TokenModelPrompt(prompt[:0], r, t.reqs[r].InputTokens)
-			id, cached, err = m.Create(prompt, opts)
+		create := func() {
+			if t.Source == "hashes" {
+				id, cached, err = m.CreateFromHashes(t.hashes[lo:hi], (hi-lo)*t.BlockSize, opts)
+			} else {
+				prompt = TokenModelPrompt(prompt[:0], r, t.reqs[r].InputTokens)
+				id, cached, err = m.Create(prompt, opts)
+			}
+		}
+		create()
+		if q != nil && errors.Is(err, paged.ErrNoSpace) && q.unpinAll() {
+			// The queue's pins left too little room: the running request
+			// goes first.
+			create()
 		}
 		res.Requests++
 		if errors.Is(err, paged.ErrNever) {
@@ -147,6 +170,9 @@ func (t *CacheTrace) ReplayPolicy(p CachePolicy, capacityBlocks, hostBlocks int)
 			return res, fmt.Errorf("bench: cache replay of request %d under %s: %w", r, name, err)
 		}
 		res.Hits += int64(cached / t.BlockSize)
+		if q != nil {
+			q.served(r, hi-lo-cached/t.BlockSize)
+		}
 		if hostBlocks > 0 {
 			// Admit counts host hits on failed calls too; this one succeeded.
 			ts := m.Stats().Tiers
@@ -171,6 +197,9 @@ func (t *CacheTrace) ReplayPolicy(p CachePolicy, capacityBlocks, hostBlocks int)
 	}
 	st := m.Stats()
 	res.Evictions, res.HostEvictions = st.Evictions, st.Tiers.HostEvictions
+	if q != nil {
+		q.report(&res)
+	}
 	if res.References > 0 {
 		res.HitRate = float64(res.Hits) / float64(res.References)
 		res.HostHitRate = float64(res.HostHits) / float64(res.References)

@@ -33,6 +33,10 @@ type CacheStudyConfig struct {
 	// HostFactor, when positive, sizes the host tier instead as that
 	// multiple of each device capacity.
 	HostFactor float64
+	// Queue, when set, models the waiting queue (see QueueModel) and
+	// pins queued requests' cached prefixes; host tiers are not combined
+	// with it.
+	Queue *QueueModel
 	// Workers is the number of replays run at once, each with its own
 	// manager. Default runtime.GOMAXPROCS(0).
 	Workers int
@@ -83,7 +87,7 @@ func RunCacheStudy(cfg CacheStudyConfig) ([]CacheResult, error) {
 				if cfg.HostFactor > 0 {
 					host = int64(cfg.HostFactor * float64(tokens))
 				}
-				r, err := cfg.Trace.ReplayPolicy(p, int(tokens/bs), int(min(host/bs, 1<<31-2)))
+				r, err := cfg.Trace.replay(p, int(tokens/bs), int(min(host/bs, 1<<31-2)), cfg.Queue)
 				r.CapacityTokens = tokens
 				if host > 0 {
 					r.HostTokens = host

@@ -22,6 +22,7 @@
 //	slru      NewSLRU      probationary and protected LRU segments (Karedla, Love, Wherry 1994)
 //	priority  NewPriority  levels 0-100 with expiry, LRU within a level (TensorRT-LLM)
 //	leaflru   NewLeafLRU   LRU over the leaves of the prefix tree first (this package's design)
+//	chain     NewChain     the chain least likely to return first, learned per turn count (this package's design)
 //
 // # Optional interfaces
 //
@@ -43,7 +44,7 @@
 // to content: it restarts on Hint, on Forget and when the block leaves
 // through Victim. A policy never called with Hint treats every Insert after
 // a Victim as new content; ARC and S3-FIFO then have no ghost hits and
-// LeafLRU no children. Ghost entries are keyed by Hint.Key, never by block
+// LeafLRU no children; Chain is then LRU. Ghost entries are keyed by Hint.Key, never by block
 // ID, because the block has been reused by the time a ghost matters.
 //
 // # Costs

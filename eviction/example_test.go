@@ -26,7 +26,7 @@ func ExampleByName() {
 
 func ExampleNames() {
 	fmt.Println(eviction.Names())
-	// Output: [lru fifo lfu clock sieve s3fifo arc slru priority leaflru]
+	// Output: [lru fifo lfu clock sieve s3fifo arc slru priority leaflru chain]
 }
 
 func ExampleNewLFU() {

@@ -20,17 +20,29 @@ import "github.com/pagedkv/pagedkv/allocator"
 // while the parent still holds the content it had when the child was
 // hinted (a generation number per block checks this), so reuse of a block
 // never corrupts the counts. Without hints every block is a leaf and
-// LeafLRU is LRU. When a leaf's last child goes, it joins the leaves as the
-// most recently released: a block shared by many chains outlives its
-// children by one more round of the LRU.
+// LeafLRU is LRU. A block whose last child goes becomes a leaf with the
+// release time it had: it competes with the other leaves by that time, so
+// a dead chain is given up as a unit, tail first, as LRU gives it up. (An
+// earlier version made it the most recent leaf instead; a dead chain then
+// lost one block per round of the LRU, every chain was trimmed a little
+// instead of the oldest given up, and on the Mooncake conversation trace
+// LeafLRU hit 0.118 where LRU hits 0.138 at 5,859 blocks.)
 //
 // Every method is O(1).
 type LeafLRU struct {
 	leaves, inner list // evictable blocks without / with cached children
-	children      []int32
-	parent        []allocator.BlockID
-	parentGen     []uint32 // parent's generation when the child was hinted
-	gen           []uint32 // bumped whenever a block's content changes
+	// bare holds blocks that were inner when released and lost their last
+	// child since, in the order they did (which follows release order when
+	// chains go tail first); its oldest competes with the oldest leaf by
+	// release time.
+	bare      list
+	on        []uint8 // onLeaves, onInner or onBare, for each held block
+	stamp     []uint64
+	now       uint64
+	children  []int32
+	parent    []allocator.BlockID
+	parentGen []uint32 // parent's generation when the child was hinted
+	gen       []uint32 // bumped whenever a block's content changes
 }
 
 var (
@@ -42,10 +54,13 @@ var (
 // NewLeafLRU returns an empty leaf-first LRU for block IDs in [0, capacity).
 func NewLeafLRU(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, 2)
+	prev, next := links(capacity, 3)
 	p := &LeafLRU{
 		leaves:    newList(prev, next, capacity, capacity),
 		inner:     newList(prev, next, capacity, capacity+1),
+		bare:      newList(prev, next, capacity, capacity+2),
+		on:        make([]uint8, capacity),
+		stamp:     make([]uint64, capacity),
 		children:  make([]int32, capacity),
 		parent:    make([]allocator.BlockID, capacity),
 		parentGen: make([]uint32, capacity),
@@ -57,11 +72,26 @@ func NewLeafLRU(capacity int) Policy {
 	return p
 }
 
-func (p *LeafLRU) list(id allocator.BlockID) *list {
-	if p.children[id] > 0 {
+const (
+	onLeaves uint8 = iota
+	onInner
+	onBare
+)
+
+func (p *LeafLRU) list(on uint8) *list {
+	switch on {
+	case onInner:
 		return &p.inner
+	case onBare:
+		return &p.bare
 	}
 	return &p.leaves
+}
+
+// push puts id at the back of list on.
+func (p *LeafLRU) push(on uint8, id allocator.BlockID) {
+	p.list(on).pushBack(id)
+	p.on[id] = on
 }
 
 // Insert adds id as the most recently released block.
@@ -69,7 +99,13 @@ func (p *LeafLRU) Insert(id allocator.BlockID) {
 	if p.leaves.linked(id) {
 		misuse("LeafLRU", "Insert", id, inPolicy)
 	}
-	p.list(id).pushBack(id)
+	p.now++
+	p.stamp[id] = p.now
+	on := onLeaves
+	if p.children[id] > 0 {
+		on = onInner
+	}
+	p.push(on, id)
 }
 
 // Remove takes id out.
@@ -77,7 +113,7 @@ func (p *LeafLRU) Remove(id allocator.BlockID) {
 	if !p.leaves.linked(id) {
 		misuse("LeafLRU", "Remove", id, notInPolicy)
 	}
-	p.list(id).remove(id)
+	p.list(p.on[id]).remove(id)
 }
 
 // Hint records id's new content as a child of h.Parent.
@@ -96,8 +132,8 @@ func (p *LeafLRU) Hint(id allocator.BlockID, h Hint) {
 	p.parent[id], p.parentGen[id] = par, p.gen[par]
 	p.children[par]++
 	if p.children[par] == 1 && p.leaves.linked(par) {
-		p.leaves.remove(par)
-		p.inner.pushBack(par)
+		p.list(p.on[par]).remove(par)
+		p.push(onInner, par)
 	}
 }
 
@@ -114,8 +150,8 @@ func (p *LeafLRU) drop(id allocator.BlockID) {
 	if par := p.parent[id]; par >= 0 && p.gen[par] == p.parentGen[id] {
 		p.children[par]--
 		if p.children[par] == 0 && p.inner.linked(par) {
-			p.inner.remove(par)
-			p.leaves.pushBack(par)
+			p.list(p.on[par]).remove(par)
+			p.push(onBare, par)
 		}
 	}
 	p.parent[id] = allocator.NoBlock
@@ -127,7 +163,13 @@ func (p *LeafLRU) drop(id allocator.BlockID) {
 // released inner block when every evictable block has cached children
 // (possible only when those children are referenced).
 func (p *LeafLRU) Victim() (allocator.BlockID, bool) {
-	id, ok := p.leaves.popFront()
+	l := &p.leaves
+	if b, ok := p.bare.front(); ok {
+		if f, ok := l.front(); !ok || p.stamp[b] < p.stamp[f] {
+			l = &p.bare
+		}
+	}
+	id, ok := l.popFront()
 	if !ok {
 		id, ok = p.inner.popFront()
 	}
@@ -138,7 +180,7 @@ func (p *LeafLRU) Victim() (allocator.BlockID, bool) {
 }
 
 // Len returns the number of blocks held.
-func (p *LeafLRU) Len() int { return p.leaves.n + p.inner.n }
+func (p *LeafLRU) Len() int { return p.leaves.n + p.inner.n + p.bare.n }
 
 // Contains reports whether id is held.
 func (p *LeafLRU) Contains(id allocator.BlockID) bool { return p.leaves.linked(id) }

@@ -63,10 +63,12 @@ func TestLeafLRUIgnoresStaleParents(t *testing.T) {
 	assert.Equal(t, []allocator.BlockID{3, 0}, c.victims(2))
 }
 
-func TestLeafLRUParentOutlivesLastChild(t *testing.T) {
+func TestLeafLRUParentKeepsItsReleaseTime(t *testing.T) {
 	// A request's chain 0 <- 1 is released tail first, then two unrelated
-	// blocks. LRU gives up 1 and then its parent 0; LeafLRU gives 0 one
-	// more round, as the most recent leaf, once 1 is gone.
+	// blocks. Once 1 is gone, 0 is a leaf released before 2 and 3, so it
+	// goes next, as in LRU. (LeafLRU used to give it one more round as the
+	// most recent leaf: a dead chain then lost one block per round, and on
+	// the Mooncake conversation trace LeafLRU fell below LRU.)
 	c := newCache(t, NewLeafLRU, 4)
 	c.chain(0, 1)
 	c.commit(2, Hint{Parent: allocator.NoBlock, Priority: DefaultPriority})
@@ -74,5 +76,5 @@ func TestLeafLRUParentOutlivesLastChild(t *testing.T) {
 	for _, id := range []allocator.BlockID{1, 0, 2, 3} {
 		c.p.Insert(id)
 	}
-	assert.Equal(t, []allocator.BlockID{1, 2, 3, 0}, c.victims(4))
+	assert.Equal(t, []allocator.BlockID{1, 0, 2, 3}, c.victims(4))
 }

@@ -25,6 +25,7 @@ var registry = []struct {
 	{"slru", NewSLRU},
 	{"priority", NewPriority},
 	{"leaflru", NewLeafLRU},
+	{"chain", NewChain},
 }
 
 // Names returns the names of all policies, "lru" (the default) first. The

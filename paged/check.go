@@ -16,7 +16,9 @@ import (
 //     cached content (with UnifiedFreeQueue: in the policy iff it is
 //     unreferenced), and the shelves are well-formed lists;
 //   - a block's reference count equals the number of table entries naming
-//     it, pins and pending state checkpoints included;
+//     it plus the prefix pins holding it (and, in a hybrid manager, the
+//     retention pins and pending state checkpoints of its sequences), and
+//     the pin counts match the live pins;
 //   - the prefix index maps a hash only to blocks holding that hash, and
 //     every block with cached content is reachable from the index;
 //   - every running sequence's table covers its tokens exactly, and its
@@ -54,7 +56,7 @@ func (m *Manager) Check() error {
 		if err := m.checkGroupsOf(i, s, refs); err != nil {
 			return err
 		}
-		if err := m.checkPins(i, s, refs); err != nil {
+		if err := m.checkRetentionPins(i, s, refs); err != nil {
 			return err
 		}
 		if err := m.checkPending(i, s, refs); err != nil {
@@ -85,6 +87,9 @@ func (m *Manager) Check() error {
 	}
 	if running != m.nrunning {
 		return fmt.Errorf("paged: %d running sequences, counter says %d", running, m.nrunning)
+	}
+	if err := m.checkPins(refs); err != nil {
+		return err
 	}
 	ncached := 0
 	for id := allocator.BlockID(1); int(id) < total; id++ {

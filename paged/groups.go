@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -180,7 +181,14 @@ func (m *Manager) initGroups() {
 	}
 	m.blockGroup = make([]uint8, m.cfg.NumBlocks)
 	m.ghits = make([][]allocator.BlockID, len(m.cfg.Groups)-1)
-	for _, g := range m.cfg.Groups {
+	for i, g := range m.cfg.Groups {
+		if local(g.Kind) {
+			if m.oneLocal == 0 {
+				m.oneLocal = i
+			} else {
+				m.oneLocal = -1 // several
+			}
+		}
 		switch g.Kind {
 		case SlidingWindow:
 			m.window = g.Window
@@ -331,8 +339,25 @@ func (m *Manager) lookupWindowGroups(s *sequence, limit int) int {
 	need := (m.window - 1 + m.bs - 1) / m.bs
 	groups := m.cfg.Groups
 	run, end := 0, -1
+	// With one window group (the common layout) the scan keeps the blocks
+	// it finds and guesses each next one from the last (see predecessor).
+	one := m.oneLocal
+	if one > 0 {
+		m.wids = slices.Grow(m.wids[:0], limit)[:limit]
+	}
+	next := allocator.NoBlock
 	for i := limit - 1; i >= 0; i-- {
-		if !m.cachedInWindowGroups(&s.hashes[i]) {
+		if one > 0 {
+			id, ok := m.predecessor(next, &s.hashes[i], one)
+			if !ok {
+				id, ok = m.index.getIn(&s.hashes[i], groupSalt(one))
+			}
+			if !ok {
+				run, next = 0, allocator.NoBlock
+				continue
+			}
+			m.wids[i], next = id, id
+		} else if !m.cachedInWindowGroups(&s.hashes[i]) {
 			run = 0
 			continue
 		}
@@ -357,13 +382,32 @@ func (m *Manager) lookupWindowGroups(s *sequence, limit int) int {
 		for range start {
 			row = append(row, nullBlock)
 		}
-		for k := start; k < end; k++ {
-			id, _ := m.index.getIn(&s.hashes[k], groupSalt(g))
-			row = append(row, id)
+		if g == one {
+			row = append(row, m.wids[start:end]...)
+		} else {
+			for k := start; k < end; k++ {
+				id, _ := m.index.getIn(&s.hashes[k], groupSalt(g))
+				row = append(row, id)
+			}
 		}
 		m.ghits[g-1] = row
 	}
 	return end
+}
+
+// predecessor guesses, scanning a chain right to left in group g, that the
+// block before next's holds h: a run of blocks admitted together has
+// consecutive IDs. The guess stands only where the index would answer the
+// same: the block holds (h, g) and is the only block holding it.
+func (m *Manager) predecessor(next allocator.BlockID, h *Hash, g int) (allocator.BlockID, bool) {
+	prev := next - 1
+	if next == allocator.NoBlock || prev <= nullBlock {
+		return allocator.NoBlock, false
+	}
+	if !m.cached[prev] || m.dupNext[prev] != prev || m.hash[prev] != *h || m.groupOf(prev) != g {
+		return allocator.NoBlock, false
+	}
+	return prev, true
 }
 
 // lookupChunkedGroups finds the chunked groups' hit within the first limit
@@ -522,8 +566,17 @@ func (m *Manager) mustSlide(s *sequence, c int) bool {
 		return false
 	}
 	for g := range s.ext {
-		if local(m.cfg.Groups[g+1].Kind) && m.deadBlocks(s, g+1, c) > s.ext[g].released {
-			return true
+		switch k := &m.cfg.Groups[g+1]; k.Kind {
+		case SlidingWindow:
+			// windowStart(W, c) > released, without the division: this
+			// runs for every decode token.
+			if c-k.Window+1 >= (s.ext[g].released+1)*m.bs {
+				return true
+			}
+		case ChunkedLocal:
+			if m.deadBlocks(s, g+1, c) > s.ext[g].released {
+				return true
+			}
 		}
 	}
 	return false

@@ -59,13 +59,18 @@ type Manager struct {
 	stats  counters
 
 	tier *hostTier // nil without Config.HostBlocks
+	pins pinSet    // pin.go
 
 	// KV cache groups (groups.go), set only with more than one group:
 	// blockGroup is the group whose content each block holds, ghits the
 	// lookup's hits of groups 1 and up, window and chunk the window or
 	// chunked groups' size, other the kind besides full attention.
-	other      GroupKind
-	chunk      int
+	other GroupKind
+	chunk int
+	// oneLocal is the only window or chunked group (-1: several, 0:
+	// none), and wids the window lookup's scratch for it.
+	oneLocal   int
+	wids       []allocator.BlockID
 	blockGroup []uint8
 	ghits      [][]allocator.BlockID
 	window     int
@@ -162,6 +167,7 @@ func (m *Manager) Advance(now int64) {
 		return
 	}
 	m.now = now
+	m.expirePins(now)
 	if m.ticker != nil {
 		m.ticker.Advance(now)
 	}

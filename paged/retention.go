@@ -37,7 +37,8 @@ import (
 //     window before its end), which Admit will claim back when the
 //     sequence resumes. They go only when the policy is empty.
 //
-// And a running sequence pins (keeps referenced) the window before its
+// And a running sequence pins (keeps referenced: a retention pin, not a
+// prefix pin of Manager.Pin) the window before its
 // branch point after its window has left it: it holds the prefix's
 // full-attention blocks anyway, and that window is what makes them a hit
 // for the next sequence sharing the prefix (pinsAt).
@@ -254,8 +255,9 @@ func (m *Manager) releaseSlid(s *sequence, k int, b allocator.BlockID) {
 	}
 }
 
-// checkPins counts the pins of running sequence s into refs.
-func (m *Manager) checkPins(i int, s *sequence, refs []int32) error {
+// checkRetentionPins counts the retention pins of running sequence s into
+// refs.
+func (m *Manager) checkRetentionPins(i int, s *sequence, refs []int32) error {
 	for _, b := range s.keep.pins {
 		if !m.pool.Valid(b) || !m.cached[b] || m.groupOf(b) == 0 {
 			return fmt.Errorf("paged: sequence slot %d pins block %d, which is not a cached window block", i, b)

@@ -24,6 +24,8 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	policies := fs.String("policies", "all", "comma-separated eviction policies (lru, fifo, ..., belady for the oracle, all)")
 	asJSON := fs.Bool("json", false, "print one JSON object per policy and capacity instead of the table")
 	hostTokens := fs.String("host-tokens", "", "host tier offloading evicted device blocks: `N` tokens, or Kx for K times each device capacity (default: none)")
+	queueLoad := fs.Float64("queue-load", 0, "model the prefill queue at this `load` (utilization if nothing were cached) and pin queued requests' cached prefixes (0: no queue)")
+	pinShare := fs.Float64("pin-share", 0.5, "share of the pool the queue's pins may hold (with -queue-load)")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "replays run in parallel")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -64,6 +66,17 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	var qm *bench.QueueModel
+	if *queueLoad != 0 {
+		if hostFixed > 0 || hostFactor > 0 {
+			return fmt.Errorf("-queue-load and -host-tokens cannot be combined")
+		}
+		if !(*pinShare > 0 && *pinShare <= 1) {
+			return fmt.Errorf("bad -pin-share %g: want a share of the pool in (0, 1]", *pinShare)
+		}
+		qm = &bench.QueueModel{Load: *queueLoad, PinShare: *pinShare}
+	}
+
 	// Wall time of the whole grid, to report next to the per-replay times
 	// (they overlap when workers > 1).
 	start := time.Now()
@@ -75,6 +88,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		CapacityTokens: caps,
 		HostTokens:     hostFixed,
 		HostFactor:     hostFactor,
+		Queue:          qm,
 		Workers:        *workers,
 	})
 	prog.Stop()
@@ -102,6 +116,16 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	}
 	if hostFixed > 0 || hostFactor > 0 {
 		fmt.Fprintln(stdout, "host tier: evicted device blocks are offloaded to host memory (LRU there) and onboarded on a hit; cells: combined (device + host)")
+	}
+	if qm != nil && len(results) > 0 && results[0].Queue != nil {
+		fmt.Fprintf(stdout, "queue: one prefill server at %.0f tokens/s (load %g with no hits), FIFO; queued requests' cached prefixes pinned (up to %.0f%% of the pool) until they start\n",
+			results[0].Queue.PrefillRate, qm.Load, 100*qm.PinShare)
+		for _, r := range results {
+			if r.Policy == "lru" {
+				fmt.Fprintf(stdout, "  lru at %s tokens: mean wait %.1f s, mean queue %.1f, max %d requests\n",
+					bench.Thousands(r.CapacityTokens), r.Queue.MeanWait.Seconds(), r.Queue.MeanQueue, r.Queue.MaxQueue)
+			}
+		}
 	}
 	fmt.Fprintln(stdout)
 	if err := bench.WriteCacheTable(stdout, results); err != nil {

@@ -125,3 +125,34 @@ func TestCacheHostTokens(t *testing.T) {
 		assert.Error(t, runCache([]string{"-host-tokens", bad}, &out, &errb), bad)
 	}
 }
+
+func TestCacheQueueFlag(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runCache([]string{"-policies", "lru,chain", "-capacity-tokens", "512000", "-queue-load", "1"}, &out, &errb)
+	require.NoError(t, err, errb.String())
+	s := out.String()
+	assert.Contains(t, s, "queue: one prefill server at")
+	assert.Contains(t, s, "lru at 512,000 tokens: mean wait")
+	assert.Contains(t, s, "| chain | 0.")
+
+	out.Reset()
+	require.NoError(t, runCache([]string{"-policies", "lru", "-capacity-tokens", "512000", "-queue-load", "1", "-json"}, &out, &errb))
+	var row struct {
+		HitRate float64 `json:"hit_rate"`
+		Queue   *struct {
+			MeanQueue float64 `json:"mean_queue"`
+		} `json:"queue"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &row))
+	require.NotNil(t, row.Queue)
+	assert.Greater(t, row.Queue.MeanQueue, 0.0)
+	assert.Greater(t, row.HitRate, 0.084, "pins for the queue add hits to LRU's 0.084")
+
+	for _, args := range [][]string{
+		{"-queue-load", "-1"},
+		{"-queue-load", "1", "-pin-share", "0"},
+		{"-queue-load", "1", "-host-tokens", "2x"},
+	} {
+		assert.Error(t, runCache(append(args, "-policies", "lru", "-capacity-tokens", "512000"), &out, &errb), "%q", args)
+	}
+}
