@@ -51,6 +51,9 @@ type W1Config struct {
 	// StatePages, when positive, gives the model a state group of that
 	// many blocks per sequence instead (Mamba, Gated DeltaNet layers).
 	StatePages int
+	// Groups, when set, are the model's KV cache groups, group 0 full
+	// attention; they replace Window, Chunk and StatePages.
+	Groups []paged.Group
 	// Digest computes the allocation digest (costs a little time).
 	Digest bool
 	// Trace events, when non-nil, receives every digest line as it happens.
@@ -169,7 +172,9 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		UnifiedFreeQueue: cfg.Compat == "vllm",
 		Hasher:           cfg.Hasher,
 	}
-	if g, ok := cfg.group(); ok {
+	if cfg.Groups != nil {
+		mcfg.Groups = cfg.Groups
+	} else if g, ok := cfg.group(); ok {
 		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, g}
 	}
 	groups := max(1, len(mcfg.Groups))
@@ -214,8 +219,8 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			tAdmit = time.Now()
 			res.NsAllocDecode += int64(tAdmit.Sub(tDecode))
 		case sched.PhaseScheduled:
-			tScheduled = time.Now()
-			res.NsAdmit += int64(tScheduled.Sub(tAdmit))
+			// The admission phase ends once the step's directives are
+			// taken, below.
 		case sched.PhaseDone:
 			res.NsFree += int64(time.Since(tScheduled))
 		}
@@ -237,10 +242,14 @@ func RunW1(cfg W1Config) (W1Result, error) {
 							line = append(line, ';')
 						}
 						tb, _ := m.TableGroup(sc.Seq, g)
+						h := hits
+						if g < len(mcfg.Groups) && mcfg.Groups[g].Kind == paged.State {
+							h = 0 // a state hit is copied into new pages
+						}
 						if part == 0 {
-							line = appendIDs(line, tb[:hits])
+							line = appendIDs(line, tb[:h])
 						} else {
-							line = appendIDs(line, tb[hits:])
+							line = appendIDs(line, tb[h:])
 						}
 					}
 				}
@@ -309,6 +318,8 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		}
 		reqs[i] = w1Request{i: i, preempted: -1}
 	}
+	var copies []paged.Copy
+	var ckpts []paged.Checkpoint
 
 	var tokens []int32
 	for s.Busy() {
@@ -321,6 +332,11 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("bench: W1 step %d: %w", step, err)
 		}
+		// The step's directives, as a server takes them with its batch.
+		copies = m.TakeCopies(copies[:0])
+		ckpts = m.TakeCheckpoints(ckpts[:0])
+		tScheduled = time.Now()
+		res.NsAdmit += int64(tScheduled.Sub(tAdmit))
 		// The model: one made-up token per scheduled request.
 		tokens = tokens[:0]
 		for _, sc := range st.Scheduled {

@@ -59,15 +59,14 @@ type MemoryConfig struct {
 // whose holder sets live in one flat slice, bounded by an eviction policy.
 // Applying events and lookups allocate nothing once the map has grown.
 type Memory struct {
-	cfg     MemoryConfig
-	servers int // maxServers of the last Init; 0 before Init
-	words   int // holder-set width per tier
-	index   table
-	n       int          // entries held
-	live    []bool       // by slot
-	hashes  []paged.Hash // by slot
-	masks   []uint64     // by slot: words device, then words host
-	free    []int32
+	cfg    MemoryConfig
+	words  int // holder-set width per tier
+	index  table
+	n      int          // entries held
+	live   []bool       // by slot
+	hashes []paged.Hash // by slot
+	masks  []uint64     // by slot: words device, then words host
+	free   []int32
 	// copies counts extra copies (beyond the first, which is the bit);
 	// slotCopies[s] is the number of copies keys of slot s, so entries
 	// without extra copies never look at the map.

@@ -11,10 +11,14 @@ import (
 // every operation, not on a serving path.
 //
 //   - the pool's own conservation and free-list integrity;
-//   - a block is in the eviction policy iff it is unreferenced and holds
-//     cached content (with UnifiedFreeQueue: iff it is unreferenced);
+//   - a block is in the eviction policy, or on one of a hybrid manager's
+//     retention shelves (never both), iff it is unreferenced and holds
+//     cached content (with UnifiedFreeQueue: in the policy iff it is
+//     unreferenced), and the shelves are well-formed lists;
 //   - a block's reference count equals the number of table entries naming
-//     it plus the pins holding it, and the pin counts match the live pins;
+//     it plus the prefix pins holding it (and, in a hybrid manager, the
+//     retention pins and pending state checkpoints of its sequences), and
+//     the pin counts match the live pins;
 //   - the prefix index maps a hash only to blocks holding that hash, and
 //     every block with cached content is reachable from the index;
 //   - every running sequence's table covers its tokens exactly, and its
@@ -50,6 +54,12 @@ func (m *Manager) Check() error {
 			continue
 		}
 		if err := m.checkGroupsOf(i, s, refs); err != nil {
+			return err
+		}
+		if err := m.checkRetentionPins(i, s, refs); err != nil {
+			return err
+		}
+		if err := m.checkPending(i, s, refs); err != nil {
 			return err
 		}
 		running++
@@ -88,7 +98,10 @@ func (m *Manager) Check() error {
 		}
 		unref := refs[id] == 0
 		wantInPolicy := unref && (m.cfg.UnifiedFreeQueue || m.cached[id])
-		if m.policy.Contains(id) != wantInPolicy {
+		if m.policy.Contains(id) && m.ret.shelfOf(id) != shelfPolicy {
+			return fmt.Errorf("paged: block %d is both in the policy and on shelf %d", id, m.ret.shelfOf(id))
+		}
+		if (m.policy.Contains(id) || m.ret.shelfOf(id) != shelfPolicy) != wantInPolicy {
 			return fmt.Errorf("paged: block %d in policy = %v, want %v (count %d, cached %v)", id, !wantInPolicy, wantInPolicy, refs[id], m.cached[id])
 		}
 		if unref && m.pool.IsFree(id) == wantInPolicy {
@@ -98,8 +111,11 @@ func (m *Manager) Check() error {
 			ncached++
 		}
 	}
-	if m.policy.Len() != m.pool.Cached() {
-		return fmt.Errorf("paged: policy holds %d blocks, pool has %d cached", m.policy.Len(), m.pool.Cached())
+	if m.policy.Len()+m.ret.shelved() != m.pool.Cached() {
+		return fmt.Errorf("paged: policy holds %d blocks and shelves %d, pool has %d cached", m.policy.Len(), m.ret.shelved(), m.pool.Cached())
+	}
+	if err := m.checkRetention(); err != nil {
+		return err
 	}
 	reach := 0
 	var broken error

@@ -32,8 +32,11 @@ import (
 // attention hit cut to that length.
 //
 // A chunked group's hit needs the blocks of the hit point's chunk; a State
-// group's state is not cached, so, as in vLLM v1, a manager with one has no
-// prefix hits; a Shared group holds nothing and reads its target's table.
+// group's hit needs a checkpoint of the state at exactly the hit point,
+// which only the default mode keeps (checkpoint.go: with UnifiedFreeQueue,
+// as in vLLM v1, a manager with a State group has no prefix hits); a
+// Shared group holds nothing and reads its target's table. Which cached
+// blocks the default mode keeps longest is retention.go's.
 //
 // Every operation works with several groups (Fork, Truncate, speculative
 // tokens and swapping as groups_ops.go describes), except offloading
@@ -57,8 +60,9 @@ const (
 	ChunkedLocal
 	// State groups keep a fixed-size per-sequence state (Mamba, Gated
 	// DeltaNet, KDA layers) in Pages blocks, allocated at admission,
-	// however long the sequence grows. As in vLLM v1 (f20c3b0), a state
-	// is not cached: a manager with a State group has no prefix hits.
+	// however long the sequence grows. As in vLLM v1 (f20c3b0), the
+	// vLLM-compatible mode caches no state, so it has no prefix hits; the
+	// default mode keeps checkpoints (see Checkpoint).
 	State
 	// Shared layers reuse the KV of group Target (cross-layer KV sharing,
 	// as Gemma 3n): they hold no blocks, and their table is Target's.
@@ -304,6 +308,7 @@ full:
 		prev = id
 		m.hits = append(m.hits, id)
 	}
+	m.ret.lastFull, m.ret.lastMiss = full, full < max
 	hit := full
 	switch m.other {
 	case SlidingWindow:
@@ -311,7 +316,8 @@ full:
 	case ChunkedLocal:
 		hit = m.lookupChunkedGroups(s, full)
 	case State:
-		hit = 0 // a state is not cached (as vLLM's MambaManager)
+		// vLLM's MambaManager caches no state; checkpoints do (checkpoint.go).
+		hit = m.lookupState(s, full)
 	}
 	m.hits = m.hits[:hit]
 	for g := 1; g < len(groups); g++ {
@@ -474,7 +480,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		count(m.ghits[g])
 		held += len(m.ghits[g])
 	}
-	p.alloc = total - held + p.evictableHits
+	p.alloc = total - held + p.evictableHits + m.stateClaims()
 	wm := m.watermarkBlocks()
 	switch {
 	case total > m.pool.Usable()-wm || n > m.cfg.MaxModelLen:
@@ -499,6 +505,7 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 			}
 		}
 	}
+	m.claimState(s)
 	s.blocks = append(s.blocks[:0], m.hits...)
 	for g := range s.ext {
 		t := &s.ext[g]
@@ -544,7 +551,7 @@ func (m *Manager) slideGroups(s *sequence, c int) {
 			if t.blocks[k] == nullBlock {
 				break
 			}
-			m.release(t.blocks[k])
+			m.releaseSlid(s, k, t.blocks[k])
 			t.blocks[k] = nullBlock
 		}
 		t.released = to
@@ -588,7 +595,7 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 		to := m.deadBlocks(s, g+1, c)
 		t := &s.ext[g]
 		for k := t.released; k < to; k++ {
-			if b := t.blocks[k]; b != nullBlock && m.pool.RefCount(b) == 1 {
+			if b := t.blocks[k]; b != nullBlock && m.pool.RefCount(b) == 1 && !m.pinsAt(s, k) {
 				n++
 			}
 		}

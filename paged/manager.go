@@ -74,6 +74,8 @@ type Manager struct {
 	blockGroup []uint8
 	ghits      [][]allocator.BlockID
 	window     int
+	// ret shelves cached blocks of a hybrid manager (retention.go).
+	ret retainer
 }
 
 // Copy is a copy-on-write directive: before the step's kernels run, the
@@ -127,6 +129,7 @@ func New(cfg Config) (*Manager, error) {
 	m.ticker, _ = m.policy.(eviction.Ticker)
 	m.events.init(cfg.Events)
 	m.initGroups()
+	m.initRetention()
 	if cfg.HostBlocks > 0 {
 		if m.tier, err = newHostTier(cfg, cfg.NumBlocks); err != nil {
 			return nil, err
@@ -172,7 +175,7 @@ func (m *Manager) Advance(now int64) {
 
 // available returns the blocks an allocation may take: free ones plus
 // evictable ones.
-func (m *Manager) available() int { return m.pool.Free() + m.policy.Len() }
+func (m *Manager) available() int { return m.pool.Free() + m.policy.Len() + m.ret.shelved() }
 
 // watermarkBlocks is the headroom admission must leave.
 func (m *Manager) watermarkBlocks() int {
@@ -187,13 +190,13 @@ func (m *Manager) allocBlock() allocator.BlockID {
 		m.notePeak()
 		return id
 	}
-	id, ok := m.policy.Victim()
+	id, ok := m.victim()
 	if !ok {
 		panic("paged: allocation with no free or evictable block")
 	}
 	if m.cached[id] {
 		if !m.offload(id) {
-			m.uncache(id, true)
+			m.uncache(id, !m.isCheckpoint(id))
 		}
 		m.stats.evictions++
 	}

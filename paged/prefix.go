@@ -70,7 +70,7 @@ func (m *Manager) claim(id allocator.BlockID) {
 		m.accessor.Access(id)
 	}
 	if m.pool.IsCached(id) {
-		m.policy.Remove(id)
+		m.unshelve(id)
 		m.pool.Claim(id)
 		return
 	}
@@ -233,7 +233,7 @@ func (m *Manager) ResetCache() error {
 			// The block keeps its place in the one free queue, as in vLLM.
 			continue
 		}
-		m.policy.Remove(id)
+		m.unshelve(id)
 		if m.forgetter != nil {
 			m.forgetter.Forget(id)
 		}

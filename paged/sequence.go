@@ -125,6 +125,8 @@ type sequence struct {
 	host []allocator.BlockID
 	// ext are the tables of KV cache groups 1 and up (Config.Groups).
 	ext []groupTable
+	// keep is what hybrid retention knows of the sequence (retention.go).
+	keep seqRetention
 }
 
 // seq resolves a handle.
@@ -167,6 +169,7 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 	s.hashLimit, s.committed, s.spec, s.version = math.MaxInt, 0, 0, s.version+1
 	s.host, s.released = s.host[:0], 0
 	s.opts = SeqOptions{}
+	s.keep.reset()
 	m.resetGroups(s)
 	s.state = seqWaiting
 	m.nlive++
@@ -531,6 +534,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	}
 	if m.hybrid() {
 		m.admitGroups(s, p)
+		m.noteAdmit(s, id)
 		s.state = seqRunning
 		s.version++
 		m.nrunning++
@@ -811,6 +815,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.hashes = append(c.hashes, p.hashes...)
 	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
 	m.setOptions(c, &p.opts)
+	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)
 	c.state = seqRunning
 	p.own, c.own = false, false
@@ -829,7 +834,7 @@ func (m *Manager) Preempt(id SeqID) error {
 		return err
 	}
 	m.truncate(s, len(s.tokens)-s.spec)
-	m.releaseGroups(s)
+	m.releaseSeq(s, true)
 	s.committed, s.released = 0, 0
 	s.state = seqWaiting
 	s.version++
@@ -845,7 +850,8 @@ func (m *Manager) Free(id SeqID) error {
 	if err != nil {
 		return err
 	}
-	m.releaseGroups(s)
+	m.unprotect(s)
+	m.releaseSeq(s, false)
 	if s.state == seqSwapped {
 		m.dropHost(s)
 	}

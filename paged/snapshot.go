@@ -58,7 +58,7 @@ func (m *Manager) Snapshot(snap *Snapshot) {
 		blocks = append(blocks, b)
 	}
 	for id := allocator.BlockID(1); int(id) < len(m.cached); id++ {
-		if m.cached[id] {
+		if m.cached[id] && !m.isCheckpoint(id) { // checkpoints are not events
 			add(&m.hash[id], m.parent, id, Device, m.groupOf(id))
 		}
 	}

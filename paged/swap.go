@@ -196,6 +196,7 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 			m.releaseTail(*blocks, released)
 			*blocks = (*blocks)[:0]
 		}
+		m.releaseKept(s)
 		s.state = seqSwapped
 		s.version++
 		m.nrunning--

@@ -69,10 +69,10 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	var qm *bench.QueueModel
 	if *queueLoad != 0 {
 		if hostFixed > 0 || hostFactor > 0 {
-			return fmt.Errorf("-queue-load and -host-tokens cannot be combined")
+			return usageErrorf("-queue-load and -host-tokens cannot be combined")
 		}
 		if !(*pinShare > 0 && *pinShare <= 1) {
-			return fmt.Errorf("bad -pin-share %g: want a share of the pool in (0, 1]", *pinShare)
+			return usageErrorf("bad -pin-share %g: want a share of the pool in (0, 1]", *pinShare)
 		}
 		qm = &bench.QueueModel{Load: *queueLoad, PinShare: *pinShare}
 	}
@@ -160,7 +160,7 @@ func loadCacheTrace(path string, format *string) (reqs []bench.Request, name, sh
 		case "azure":
 			return bench.AzureConv(), "azure_conv_2023 (embedded; " + bench.AzureAttribution + ")", "azure_conv_2023", nil
 		}
-		return nil, "", "", fmt.Errorf("unknown trace format %q (want mooncake or azure)", *format)
+		return nil, "", "", usageErrorf("unknown trace format %q (want mooncake or azure)", *format)
 	}
 	if *format == "" {
 		switch {
@@ -186,13 +186,13 @@ func parseHost(s string) (tokens int64, factor float64, err error) {
 	case strings.HasSuffix(s, "x"):
 		factor, err = strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
 		if err != nil || !(factor > 0 && factor < 1e6) {
-			return 0, 0, fmt.Errorf("bad -host-tokens %q: want N tokens or Kx with K > 0", s)
+			return 0, 0, usageErrorf("bad -host-tokens %q: want N tokens or Kx with K > 0", s)
 		}
 		return 0, factor, nil
 	}
 	tokens, err = strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
 	if err != nil || tokens <= 0 {
-		return 0, 0, fmt.Errorf("bad -host-tokens %q: want N tokens or Kx with K > 0", s)
+		return 0, 0, usageErrorf("bad -host-tokens %q: want N tokens or Kx with K > 0", s)
 	}
 	return tokens, 0, nil
 }
@@ -207,12 +207,12 @@ func parseTokenList(s string) ([]int64, error) {
 		}
 		v, err := strconv.ParseInt(strings.ReplaceAll(f, "_", ""), 10, 64)
 		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("bad capacity %q: want a positive number of tokens", f)
+			return nil, usageErrorf("bad capacity %q: want a positive number of tokens", f)
 		}
 		out = append(out, v)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no capacity given")
+		return nil, usageErrorf("no capacity given")
 	}
 	return out, nil
 }

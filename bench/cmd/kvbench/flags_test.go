@@ -52,6 +52,8 @@ func TestBadFlagValuesExit2(t *testing.T) {
 		{"overhead", "-window", "-1"},
 		{"overhead", "-hasher", "md5"},
 		{"plan", "-gpus", "0"},
+		{"cache", "-capacity-tokens", "-5"},
+		{"cache", "-format", "csv"},
 		{"fleet", "-servers", "0", "-redis", ""},
 		{"fleet", "-shared-prefix", "-1", "-redis", ""},
 	} {

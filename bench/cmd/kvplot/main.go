@@ -4,10 +4,12 @@
 //	go run ./bench/cmd/kvbench frag -json | go run ./bench/cmd/kvplot frag -o frag.png
 //	go run ./bench/cmd/kvbench cache -json | go run ./bench/cmd/kvplot cache -o cache.png
 //	go run ./bench/cmd/kvbench quant -json | go run ./bench/cmd/kvplot quant -o quant.png
+//	go run ./bench/cmd/kvbench hybrid -json | go run ./bench/cmd/kvplot hybrid -o hybrid.png
 //
 // frag draws stacked bars of the KV budget by use (PNG); cache the hit rate
-// against capacity per policy and quant memory against attention error
-// (.png, .svg or .pdf by the extension). The exit code is 0 on success and
+// against capacity per policy, quant memory against attention error and
+// hybrid the prefix hits of hybrid models against the window (.png, .svg
+// or .pdf by the extension). The exit code is 0 on success and
 // for -h, 1 when drawing fails, 2 for bad flags or input.
 package main
 
@@ -49,7 +51,7 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 
 func plot(args []string, stdin io.Reader, stderr io.Writer) error {
 	usage := func() {
-		fmt.Fprintln(stderr, "usage: kvplot frag|cache|quant -o FILE < kvbench-json\n\ndraws a kvbench study's figure from its -json output\n\nexample:\n  kvbench frag -json | kvplot frag -o frag.png\n\nflags:")
+		fmt.Fprintln(stderr, "usage: kvplot frag|cache|quant|hybrid -o FILE < kvbench-json\n\ndraws a kvbench study's figure from its -json output\n\nexample:\n  kvbench frag -json | kvplot frag -o frag.png\n\nflags:")
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
 		usage()
@@ -102,8 +104,14 @@ func plot(args []string, stdin io.Reader, stderr io.Writer) error {
 			return err
 		}
 		return figure.Quant(*out, pts)
+	case "hybrid":
+		r, err := readHybrid(in)
+		if err != nil {
+			return err
+		}
+		return figure.Hybrid(*out, r)
 	}
-	return fmt.Errorf("%w: unknown kind %q (want frag, cache or quant)", errInput, kind)
+	return fmt.Errorf("%w: unknown kind %q (want frag, cache, quant or hybrid)", errInput, kind)
 }
 
 // jsonLines calls f for each non-empty line of b.

@@ -1,0 +1,274 @@
+package paged
+
+import (
+	"fmt"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
+
+// State checkpoints: prefix hits for State groups (Mamba, Gated DeltaNet,
+// KDA layers) in the default mode (docs/hybrid.md).
+//
+// A state group's state does not grow with the sequence and is rewritten
+// by every token, so unlike attention KV it cannot be shared block by
+// block: a prefix hit of L tokens needs a copy of the state as it was after
+// exactly L tokens, a checkpoint, in every state group, besides the
+// full-attention blocks of [0, L). vLLM v1 at f20c3b0 keeps none, so a
+// model with a state group never hits.
+//
+// A checkpoint of group g after L blocks is Pages cached blocks, page j
+// keyed in the prefix index by (the chain hash of block L-1 with j mixed
+// in, g): one index entry per page, like any cached block. The lookup takes
+// the longest L, at most the full-attention hit, at which every state
+// group has all the pages of a checkpoint; admission claims them and emits
+// Copy directives from them into the sequence's own state pages.
+//
+// Checkpoints are taken where hits are likely and the manager knows it: at
+// a sequence's branch point (the end of the cached prefix it shared at its
+// first admission; see retention.go), when the lookup found the
+// full-attention blocks there but no checkpoint. The state at a point
+// inside a prefill exists only while the kernel runs, so the manager asks
+// for it: TakeCheckpoints hands the server, once per step, the pages to
+// write each checkpoint into, and commits them to the index at that moment,
+// so no sequence can hit a checkpoint before the step that writes it.
+//
+// Budget: a sequence holds (pins) at most one checkpoint, its branch
+// point's, while it runs, and sequences sharing a prefix share it; pinned
+// checkpoints thus cost at most as much again as the running sequences'
+// own state, and in practice Pages per state group per distinct shared
+// prefix. Released checkpoints wait on the high shelf.
+
+// Checkpoint is a directive to save a state: while computing sequence
+// Seq, the server writes the state of KV cache group Group after the
+// sequence's first Tokens tokens into Pages, in order (the layout of the
+// sequence's own state pages). Tokens lies within the tokens the step
+// computes for Seq, or equals the tokens computed before the step (then
+// the state is copied before the step's kernels run).
+type Checkpoint struct {
+	// Seq is the sequence whose state is saved and Group its state group.
+	Seq   SeqID
+	Group int
+	// Tokens is the position of the state: after this many tokens.
+	Tokens int
+	// Pages are the blocks to write, a view valid until the next call
+	// that changes the manager.
+	Pages []allocator.BlockID
+}
+
+// checkpointer is the part of retainer that keeps state checkpoints.
+type checkpointer struct {
+	ckpt bool
+	// states are the State groups; pages the blocks of one state.
+	states []int
+	pages  int
+	// hit and hitPages are the last lookup's checkpoint: its length in
+	// blocks and its pages, state group by state group.
+	hit      int
+	hitPages []allocator.BlockID
+	// pend lists sequences with a checkpoint to hand out; out holds the
+	// views of the last TakeCheckpoints.
+	pend []SeqID
+	out  []allocator.BlockID
+}
+
+// initCheckpoints turns checkpoints on for a manager with State groups and
+// its own free list.
+func (m *Manager) initCheckpoints() {
+	r := &m.ret
+	if !m.hybrid() || m.other != State || m.cfg.UnifiedFreeQueue || !m.hashing {
+		return
+	}
+	r.ckpt = true
+	for g, k := range m.cfg.Groups {
+		if k.Kind == State {
+			r.states = append(r.states, g)
+			r.pages = k.Pages
+		}
+	}
+	r.hitPages = make([]allocator.BlockID, 0, len(r.states)*r.pages)
+}
+
+// ckptKey is the index key of page j of a checkpoint after the block whose
+// chain hash is h: h with j+1 mixed into its last word, so every page has
+// an entry of its own and none equals a block's chain hash.
+func ckptKey(h *Hash, j int) Hash {
+	k := *h
+	t := uint64(j+1) * 0x9e3779b97f4a7c15
+	for i := range 8 {
+		k[24+i] ^= byte(t >> (8 * i))
+	}
+	return k
+}
+
+// isCheckpoint reports whether block id holds a checkpoint page (it is in
+// a State group): those are not reported as KV events.
+func (m *Manager) isCheckpoint(id allocator.BlockID) bool {
+	return m.ret.ckpt && m.cfg.Groups[m.groupOf(id)].Kind == State
+}
+
+// lookupState finds the longest L <= full with a checkpoint after L blocks
+// in every state group, records its pages and returns L (0 when none, or
+// when checkpoints are off).
+func (m *Manager) lookupState(s *sequence, full int) int {
+	r := &m.ret
+	r.hit, r.hitPages = 0, r.hitPages[:0]
+	if !r.ckpt {
+		return 0
+	}
+	first := groupSalt(r.states[0])
+	for L := full; L > 0; L-- {
+		k := ckptKey(&s.hashes[L-1], 0)
+		if _, ok := m.index.getIn(&k, first); !ok {
+			continue
+		}
+		if m.checkpointAt(s, L) {
+			r.hit = L
+			return L
+		}
+		r.hitPages = r.hitPages[:0]
+	}
+	return 0
+}
+
+// checkpointAt collects into hitPages every page of the checkpoints after
+// L blocks of s, reporting whether all are cached.
+func (m *Manager) checkpointAt(s *sequence, L int) bool {
+	r := &m.ret
+	for _, g := range r.states {
+		for j := range r.pages {
+			k := ckptKey(&s.hashes[L-1], j)
+			id, ok := m.index.getIn(&k, groupSalt(g))
+			if !ok {
+				return false
+			}
+			r.hitPages = append(r.hitPages, id)
+		}
+	}
+	return true
+}
+
+// stateClaims counts the last lookup's checkpoint pages that claiming takes
+// out of the evictable blocks, for admission's block count.
+func (m *Manager) stateClaims() int {
+	n := 0
+	for _, b := range m.ret.hitPages {
+		if m.pool.IsCached(b) {
+			n++
+		}
+	}
+	return n
+}
+
+// claimState claims the checkpoint pages of the lookup just made for s,
+// which pins them while it runs, before its own pages are allocated.
+func (m *Manager) claimState(s *sequence) {
+	for _, b := range m.ret.hitPages {
+		m.claim(b)
+		s.keep.pins = append(s.keep.pins, b)
+	}
+}
+
+// admitState finishes the admission of s for its state groups: copies
+// from the checkpoint it hit into its own state pages, and, at its first
+// admission, a checkpoint at its branch point full when the hit stopped
+// short of it and the blocks are available.
+func (m *Manager) admitState(s *sequence, id SeqID, full int) {
+	r := &m.ret
+	if !r.ckpt {
+		return
+	}
+	if r.hit > 0 {
+		for i, g := range r.states {
+			own := s.ext[g-1].blocks
+			for j := range r.pages {
+				m.copies = append(m.copies, Copy{Src: r.hitPages[i*r.pages+j], Dst: own[j]})
+			}
+		}
+		m.stats.copies += uint64(len(r.hitPages))
+	}
+	if s.keep.branch >= 0 || !r.lastMiss || full <= r.hit || full == 0 || m.available() < len(r.states)*r.pages || m.pendingAt(s, full) {
+		return
+	}
+	for range len(r.states) * r.pages {
+		s.keep.pending = append(s.keep.pending, m.allocBlock())
+	}
+	s.keep.pendingAt, s.keep.pendingLen = full, len(s.tokens)
+	r.pend = append(r.pend, id)
+	m.notePeak()
+}
+
+// pendingAt reports whether a sequence admitted since the last
+// TakeCheckpoints already asks for the checkpoint after the same L blocks
+// of content as s: one is enough. O(sequences admitted in the step).
+func (m *Manager) pendingAt(s *sequence, L int) bool {
+	for _, id := range m.ret.pend {
+		o, err := m.seq(id)
+		if err == nil && len(o.keep.pending) > 0 && o.keep.pendingAt == L && o.hashes[L-1] == s.hashes[L-1] {
+			return true
+		}
+	}
+	return false
+}
+
+// TakeCheckpoints appends to dst the state checkpoints to write in the
+// step being built (see Checkpoint) and commits them to the prefix index:
+// a server calls it once per step, with TakeCopies, and writes each while
+// computing the step. A checkpoint whose sequence was preempted, freed or
+// appended to before this call is dropped. It appends nothing without State
+// groups or in the vLLM-compatible mode (UnifiedFreeQueue), where states
+// are not cached.
+func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
+	r := &m.ret
+	r.out = r.out[:0]
+	for _, id := range r.pend {
+		s, err := m.seq(id)
+		if err != nil || s.state != seqRunning || len(s.keep.pending) == 0 {
+			continue
+		}
+		if len(s.tokens) != s.keep.pendingLen {
+			// Tokens were appended since the admission: the step that
+			// passed the checkpoint's position has run without it.
+			m.dropPending(s)
+			continue
+		}
+		L := s.keep.pendingAt
+		for i, g := range r.states {
+			pages := s.keep.pending[i*r.pages : (i+1)*r.pages]
+			for j, b := range pages {
+				m.commit(b, ckptKey(&s.hashes[L-1], j), g, L-1, allocator.NoBlock, s)
+			}
+			r.out = append(r.out, pages...)
+			dst = append(dst, Checkpoint{Seq: id, Group: g, Tokens: L * m.bs})
+		}
+		s.keep.pins = append(s.keep.pins, s.keep.pending...)
+		s.keep.pending = s.keep.pending[:0]
+	}
+	r.pend = r.pend[:0]
+	// Views into out, taken once it no longer grows.
+	off := 0
+	for i := len(dst) - len(r.out)/max(1, r.pages); i < len(dst); i++ {
+		dst[i].Pages = r.out[off : off+r.pages : off+r.pages]
+		off += r.pages
+	}
+	return dst
+}
+
+// dropPending releases the pages of a checkpoint of s never handed out.
+func (m *Manager) dropPending(s *sequence) {
+	for i := len(s.keep.pending) - 1; i >= 0; i-- {
+		m.release(s.keep.pending[i])
+	}
+	s.keep.pending = s.keep.pending[:0]
+}
+
+// checkPending counts the pending checkpoint pages of running sequence s
+// into refs: held, uncached, of a state group.
+func (m *Manager) checkPending(i int, s *sequence, refs []int32) error {
+	for _, b := range s.keep.pending {
+		if !m.pool.Valid(b) || m.cached[b] {
+			return fmt.Errorf("paged: sequence slot %d has pending checkpoint page %d, which is cached or invalid", i, b)
+		}
+		refs[b]++
+	}
+	return nil
+}

@@ -1,0 +1,392 @@
+package paged
+
+import (
+	"fmt"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
+
+// Hybrid retention: which cached blocks a hybrid manager gives up first
+// (docs/hybrid.md has the reasoning and the figures).
+//
+// With a sliding-window group, a prefix hit of L tokens needs the
+// full-attention blocks of [0, L) and only the window blocks of the last
+// window before L: need = ceil((W-1)/BlockSize) blocks. A window block
+// therefore serves a hit only if a likely hit point lies less than a window
+// after it; every other window block is dead weight in the cache. And a hit
+// is all or nothing: once a chain's last full-attention block or one of its
+// last window blocks is evicted, the hit falls back to the previous point
+// whose window is still cached, often the start.
+//
+// So without Config.UnifiedFreeQueue a manager with a window (or state,
+// checkpoint.go) group sorts the cached, unreferenced blocks onto three
+// shelves, evicted in order:
+//
+//   - low: window blocks no known hit point can use (they slid out of the
+//     window far from any such point). They stay cached, so a hit that
+//     nobody foresaw can still use them, but any allocation takes them
+//     before anything else cached.
+//   - the eviction policy (Config.Policy, LRU by default): everything with
+//     a speculative future, as in a single-group manager: a finished
+//     sequence's full-attention chain and the window before its end (the
+//     hit point of a next turn).
+//   - high: blocks with a known future: the window before a sequence's
+//     branch point (the end of the cached prefix it shared at its first
+//     admission: every later sequence sharing that prefix hits there), and
+//     a preempted sequence's whole hit (its full-attention chain and the
+//     window before its end), which Admit will claim back when the
+//     sequence resumes. They go only when the policy is empty.
+//
+// And a running sequence pins (keeps referenced: a retention pin, not a
+// prefix pin of Manager.Pin) the window before its
+// branch point after its window has left it: it holds the prefix's
+// full-attention blocks anyway, and that window is what makes them a hit
+// for the next sequence sharing the prefix (pinsAt).
+//
+// The likely hit points are the ones the manager sees: where a sequence's
+// full-attention lookup stopped on its first admission (its branch point)
+// and where it ends when it is preempted or finishes. No constant is tuned:
+// the number of window blocks kept per point is the window's own need.
+//
+// A sequence's blocks are released tail first across groups (at each
+// position the full-attention block, then the others), so evictions from a
+// shelved hit shorten it a position at a time where the window reaches
+// back far enough, instead of leaving a window no hit can use.
+//
+// Shelved blocks are counted as available like the policy's: shelving
+// never makes an allocation fail, it only orders evictions. Every shelf
+// operation is O(1) on intrusive lists preallocated at New.
+
+// shelf is where a cached, unreferenced block of a hybrid manager waits.
+type shelf uint8
+
+const (
+	// shelfPolicy: in the eviction policy (or not on any shelf).
+	shelfPolicy shelf = iota
+	// shelfLow: given up before the policy's blocks.
+	shelfLow
+	// shelfHigh: given up after the policy's blocks.
+	shelfHigh
+)
+
+// retainer holds the low and high shelves: two FIFO lists threaded
+// through one pair of link arrays, with sentinels at NumBlocks (low) and
+// NumBlocks+1 (high).
+type retainer struct {
+	on bool
+	// need is the window blocks a hit needs before its end.
+	need int
+	// lastFull is the full-attention hit of the last lookup, in blocks,
+	// before the window groups cut it; lastMiss says the lookup stopped
+	// there at a block not cached (the cached chain branches or ends
+	// there), not at the end of what the sequence may hit.
+	lastFull int
+	lastMiss bool
+	where    []shelf
+	prev     []allocator.BlockID
+	next     []allocator.BlockID
+	n        [3]int
+	checkpointer
+}
+
+// initRetention turns the shelves on for a manager with a window or state
+// group and its own free list (UnifiedFreeQueue keeps vLLM's decisions).
+func (m *Manager) initRetention() {
+	m.initCheckpoints()
+	if !m.hybrid() || (m.window == 0 && !m.ret.ckpt) || m.cfg.UnifiedFreeQueue || !m.hashing {
+		return
+	}
+	r := &m.ret
+	r.on = true
+	if m.window > 0 {
+		r.need = (m.window - 1 + m.bs - 1) / m.bs
+	}
+	n := m.cfg.NumBlocks
+	r.where = make([]shelf, n)
+	r.prev = make([]allocator.BlockID, n+2)
+	r.next = make([]allocator.BlockID, n+2)
+	for _, s := range []shelf{shelfLow, shelfHigh} {
+		x := r.sentinel(s)
+		r.prev[x], r.next[x] = x, x
+	}
+}
+
+func (r *retainer) sentinel(s shelf) allocator.BlockID {
+	return allocator.BlockID(len(r.where)) + allocator.BlockID(s) - 1
+}
+
+func (r *retainer) push(id allocator.BlockID, s shelf) {
+	x := r.sentinel(s)
+	last := r.prev[x]
+	r.prev[id], r.next[id] = last, x
+	r.next[last], r.prev[x] = id, id
+	r.where[id] = s
+	r.n[s]++
+}
+
+func (r *retainer) unlink(id allocator.BlockID) {
+	p, n := r.prev[id], r.next[id]
+	r.next[p], r.prev[n] = n, p
+	r.n[r.where[id]]--
+	r.where[id] = shelfPolicy
+}
+
+// shelved returns the blocks on the low and high shelves.
+func (r *retainer) shelved() int { return r.n[shelfLow] + r.n[shelfHigh] }
+
+// shelfOf returns where block id waits (shelfPolicy when off).
+func (r *retainer) shelfOf(id allocator.BlockID) shelf {
+	if r.where == nil {
+		return shelfPolicy
+	}
+	return r.where[id]
+}
+
+// releaseTo drops one reference to id; if it was the last and the block
+// holds cached content, the block goes onto shelf s.
+func (m *Manager) releaseTo(id allocator.BlockID, s shelf) {
+	if id == nullBlock {
+		return
+	}
+	if s == shelfPolicy || !m.cached[id] {
+		m.release(id)
+		return
+	}
+	if m.pool.ReleaseToCache(id) {
+		m.ret.push(id, s)
+	}
+}
+
+// unshelve takes a cached, unreferenced block out of its shelf or the
+// policy, for a hit or a reset.
+func (m *Manager) unshelve(id allocator.BlockID) {
+	if m.ret.shelfOf(id) != shelfPolicy {
+		m.ret.unlink(id)
+		return
+	}
+	m.policy.Remove(id)
+}
+
+// victim picks the cached block to give up: the low shelf's oldest, else
+// the policy's victim, else the high shelf's oldest. A shelved victim is
+// not the policy's, so the policy forgets what it knew of the content.
+func (m *Manager) victim() (allocator.BlockID, bool) {
+	r := &m.ret
+	if r.n[shelfLow] == 0 {
+		if id, ok := m.policy.Victim(); ok || r.n[shelfHigh] == 0 {
+			return id, ok
+		}
+	}
+	s := shelfLow
+	if r.n[shelfLow] == 0 {
+		s = shelfHigh
+	}
+	id := r.next[r.sentinel(s)]
+	r.unlink(id)
+	if m.forgetter != nil {
+		m.forgetter.Forget(id)
+	}
+	return id, true
+}
+
+// windowShelf is the shelf of window block k of s when its last reference
+// goes: high if it is among the need blocks before s's branch point, or
+// before end when a preempted sequence releases its hit (end is its full
+// blocks; 0 while sliding); the policy if it is before end when s
+// finishes; low otherwise.
+func (m *Manager) windowShelf(s *sequence, k, end int, preempt bool) shelf {
+	need := m.ret.need
+	if b := int(s.keep.branch); k < b && k >= b-need {
+		return shelfHigh
+	}
+	if k < end && k >= end-need {
+		if preempt {
+			return shelfHigh
+		}
+		return shelfPolicy
+	}
+	return shelfLow
+}
+
+// seqRetention is what retention knows of a sequence.
+type seqRetention struct {
+	// branch is the full-attention hit of the first admission, in blocks;
+	// -1 before it.
+	branch int32
+	// pins are window blocks before the branch point that left the window,
+	// and checkpoint pages, that stay referenced while the sequence runs.
+	pins []allocator.BlockID
+	// pending are the pages of a checkpoint after pendingAt blocks not yet
+	// handed out by TakeCheckpoints (checkpoint.go).
+	pending   []allocator.BlockID
+	pendingAt int
+	// pendingLen is the sequence's length when the checkpoint was asked.
+	pendingLen int
+}
+
+func (k *seqRetention) reset() { k.branch, k.pins, k.pending = -1, k.pins[:0], k.pending[:0] }
+
+// pinsAt reports whether window entry k of running sequence s stays
+// referenced (pinned) when the window leaves it: it is among the blocks
+// the hit at s's branch point needs. The sequence shares the prefix that
+// ends there, and while it runs it holds the prefix's full-attention
+// blocks; the window before the prefix's end is what makes them a hit for
+// the next sequence sharing it, so it is held as long. Blocks of a shared
+// prefix are usually shared too, so this costs need blocks per distinct
+// branch point among running sequences, and at most need per sequence.
+func (m *Manager) pinsAt(s *sequence, k int) bool {
+	if !m.ret.on {
+		return false
+	}
+	b := int(s.keep.branch)
+	return k < b && k >= b-m.ret.need
+}
+
+// releaseSlid releases window block b at entry k of s, which the window no
+// longer reaches, or pins it (pinsAt).
+func (m *Manager) releaseSlid(s *sequence, k int, b allocator.BlockID) {
+	switch {
+	case !m.ret.on:
+		m.release(b)
+	case m.pinsAt(s, k):
+		s.keep.pins = append(s.keep.pins, b)
+	default:
+		m.releaseTo(b, m.windowShelf(s, k, 0, false))
+	}
+}
+
+// checkRetentionPins counts the retention pins of running sequence s into
+// refs.
+func (m *Manager) checkRetentionPins(i int, s *sequence, refs []int32) error {
+	for _, b := range s.keep.pins {
+		if !m.pool.Valid(b) || !m.cached[b] || m.groupOf(b) == 0 {
+			return fmt.Errorf("paged: sequence slot %d pins block %d, which is not a cached window block", i, b)
+		}
+		refs[b]++
+	}
+	return nil
+}
+
+// releaseRetained is releaseGroups with shelves: every table tail first,
+// group 0 first; full-attention blocks go onto the high shelf when s is
+// preempted (its resume will claim them), else to the policy; window
+// blocks onto windowShelf's.
+func (m *Manager) releaseRetained(s *sequence, preempt bool) {
+	full := shelfPolicy
+	if preempt {
+		full = shelfHigh
+	}
+	end := min(len(s.hashes), len(s.blocks))
+	n := len(s.blocks)
+	for g := range s.ext {
+		n = max(n, len(s.ext[g].blocks))
+	}
+	// Tables may differ in length (a group that holds no blocks of its
+	// own, or a fixed number), so each is released where it has an entry.
+	for k := n - 1; k >= 0; k-- {
+		if k < len(s.blocks) {
+			m.releaseTo(s.blocks[k], full)
+		}
+		for g := range s.ext {
+			t := s.ext[g].blocks
+			switch {
+			case k >= len(t):
+			case m.cfg.Groups[g+1].Kind == SlidingWindow:
+				m.releaseTo(t[k], m.windowShelf(s, k, end, preempt))
+			default:
+				m.releaseTo(t[k], full)
+			}
+		}
+	}
+	s.blocks = s.blocks[:0]
+	for g := range s.ext {
+		t := &s.ext[g]
+		t.blocks, t.released, t.committed = t.blocks[:0], 0, 0
+	}
+	m.releaseKept(s)
+}
+
+// releaseKept releases what s holds beside its tables, when it stops
+// running (preempted, finished or swapped out): its pins go to the high
+// shelf, a checkpoint not handed out yet is dropped.
+func (m *Manager) releaseKept(s *sequence) {
+	for i := len(s.keep.pins) - 1; i >= 0; i-- {
+		m.releaseTo(s.keep.pins[i], shelfHigh)
+	}
+	s.keep.pins = s.keep.pins[:0]
+	m.dropPending(s)
+}
+
+// noteAdmit finishes the admission of s (handle id) for retention: its
+// state checkpoints, then, at its first admission, its branch point: the
+// full-attention hit of the lookup just made, the end of the cached prefix
+// s shares with earlier sequences.
+func (m *Manager) noteAdmit(s *sequence, id SeqID) {
+	m.admitState(s, id, m.ret.lastFull)
+	if s.keep.branch < 0 {
+		s.keep.branch = int32(m.ret.lastFull)
+	}
+}
+
+// unprotect moves to the policy the high-shelf blocks that hold s's chain
+// past its branch point: s was preempted and is being dropped without
+// resuming, so nothing will claim them. O(blocks of s x duplicates).
+func (m *Manager) unprotect(s *sequence) {
+	if !m.ret.on || s.state != seqWaiting || s.keep.branch < 0 {
+		return
+	}
+	for k := len(s.hashes) - 1; k >= int(s.keep.branch); k-- {
+		for g := range len(m.cfg.Groups) {
+			head, ok := m.index.getIn(&s.hashes[k], groupSalt(g))
+			if !ok {
+				continue
+			}
+			for id := head; ; {
+				if m.ret.where[id] == shelfHigh {
+					m.ret.unlink(id)
+					m.policy.Insert(id)
+				}
+				if id = m.dupNext[id]; id == head {
+					break
+				}
+			}
+		}
+	}
+}
+
+// checkRetention verifies the shelves: each list is well linked, its
+// blocks are cached and unreferenced, marked with its shelf and counted.
+func (m *Manager) checkRetention() error {
+	r := &m.ret
+	if !r.on {
+		return nil
+	}
+	for _, s := range []shelf{shelfLow, shelfHigh} {
+		x := r.sentinel(s)
+		n := 0
+		for id := r.next[x]; id != x; id = r.next[id] {
+			if n++; n > len(r.where) || !m.pool.Valid(id) {
+				return fmt.Errorf("paged: shelf %d is broken at block %d", s, id)
+			}
+			if r.where[id] != s || r.next[r.prev[id]] != id {
+				return fmt.Errorf("paged: block %d on shelf %d is marked %d or badly linked", id, s, r.where[id])
+			}
+			if !m.cached[id] || !m.pool.IsCached(id) {
+				return fmt.Errorf("paged: block %d on shelf %d holds no cached content or is referenced", id, s)
+			}
+		}
+		if n != r.n[s] {
+			return fmt.Errorf("paged: shelf %d links %d blocks, counts %d", s, n, r.n[s])
+		}
+	}
+	return nil
+}
+
+// releaseSeq releases every table of s, which is preempted or finishes.
+func (m *Manager) releaseSeq(s *sequence, preempt bool) {
+	if m.ret.on {
+		m.releaseRetained(s, preempt)
+		return
+	}
+	m.releaseGroups(s)
+}

@@ -1,0 +1,7 @@
+package paged
+
+// Shelves returns the blocks on a hybrid manager's low and high shelves
+// (retention.go), for tests.
+func Shelves(m *Manager) (low, high int) {
+	return m.ret.n[shelfLow], m.ret.n[shelfHigh]
+}
