@@ -143,11 +143,9 @@ func (r W1Result) ManagerNsPerTokenExclTimer() float64 {
 }
 
 // w1Request is what W1's driver keeps beside the scheduler's request: the
-// trace index that makes its tokens, and for the digest the blocks its
-// table had after its last allocation and the step it was last preempted.
+// trace index that makes its tokens and the step it was last preempted.
 type w1Request struct {
 	i         int
-	blocks    [2]int // per KV cache group
 	preempted int64
 }
 
@@ -226,6 +224,9 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		}
 	}}
 	if tracking {
+		// had holds, per request and KV cache group, the blocks its table
+		// had after its last allocation: a decode's line lists the new ones.
+		had := make([]int, len(reqs)*groups)
 		hooks.Scheduled = func(sc *sched.Scheduled) {
 			w := &reqs[sc.Request.ID()-1]
 			// One id list per KV cache group, joined by ';' (WORKLOADS.md
@@ -260,14 +261,14 @@ func RunW1(cfg W1Config) (W1Result, error) {
 						line = append(line, ';')
 					}
 					tb, _ := m.TableGroup(sc.Seq, g)
-					line = appendIDs(line, tb[w.blocks[g]:])
+					line = appendIDs(line, tb[had[w.i*groups+g]:])
 				}
 			}
 			line = append(line, '\n')
 			emit()
 			for g := range groups {
 				tb, _ := m.TableGroup(sc.Seq, g)
-				w.blocks[g] = len(tb)
+				had[w.i*groups+g] = len(tb)
 			}
 		}
 		hooks.Preempted = func(r *sched.Request, _ int, _ bool) {

@@ -492,3 +492,24 @@ func TestRequestAccessors(t *testing.T) {
 	assert.Equal(t, 4, other.Cached(), "admitted after request 1 in the same step, it hits the full block request 1 just committed")
 	assert.EqualValues(t, 2, s.Stats().Finished)
 }
+
+// With KV cache groups Submit cannot tell the longest a sample gets; a
+// lone sequence that then cannot grow is reported, not retried forever.
+func TestLoneSequenceCannotGrow(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 7, MaxModelLen: 40,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}})
+	s, err := sched.New(m, sched.Config{})
+	require.NoError(t, err)
+	_, err = s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 10})
+	require.NoError(t, err, "3 prompt tokens fit: 2 blocks in each group")
+	for range 20 {
+		st, err := s.Schedule()
+		if err != nil {
+			assert.ErrorIs(t, err, sched.ErrNever)
+			assert.ErrorContains(t, err, "cannot grow")
+			return
+		}
+		require.NoError(t, s.Update(make([]int32, st.Outputs)))
+	}
+	t.Fatal("a sequence that cannot grow was retried for 20 steps")
+}

@@ -23,6 +23,7 @@ type Scheduler struct {
 	nextID   uint64
 
 	maxLen int // the manager's MaxModelLen
+	groups int // the manager's KV cache groups
 
 	step   Step
 	batch  []paged.Scheduled
@@ -75,7 +76,8 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 	if cfg.Preemption == Swap && m.Config().HostBlocks == 0 {
 		return nil, fmt.Errorf("%w: swap preemption needs a manager with a host tier (paged.Config.HostBlocks)", ErrInvalid)
 	}
-	s := &Scheduler{cfg: cfg, m: m, maxLen: m.Config().MaxModelLen}
+	mcfg := m.Config()
+	s := &Scheduler{cfg: cfg, m: m, maxLen: mcfg.MaxModelLen, groups: len(mcfg.Groups)}
 	s.waiting.prio = cfg.Policy == Priority
 	return s, nil
 }
@@ -147,7 +149,10 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	if len(prompt) > s.maxLen || opts.MaxTokens > s.maxLen-len(prompt) {
 		return nil, fmt.Errorf("%w: %d prompt + %d new tokens exceed MaxModelLen %d", ErrNever, len(prompt), opts.MaxTokens, s.maxLen)
 	}
-	if s.m.CanAdmitTokens(kv) == paged.AdmitNever {
+	// With KV cache groups the manager's answer is an upper bound (every
+	// group counted as full attention), so it cannot refuse; admission and
+	// Schedule's check of a lone sequence that cannot grow do it then.
+	if s.groups <= 1 && s.m.CanAdmitTokens(kv) == paged.AdmitNever {
 		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
 	}
 	if !s.cfg.ChunkedPrefill && kv > s.cfg.MaxBatchTokens {

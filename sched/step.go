@@ -201,6 +201,11 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 			return budget, err
 		}
 		if v == e {
+			if len(s.running) == 0 {
+				// Alone, with every block the scheduler could free, it
+				// still cannot grow: readmitting it would only repeat this.
+				return budget, fmt.Errorf("%w: request %d cannot grow past %d tokens in this pool", ErrNever, e.req.id, e.length)
+			}
 			break
 		}
 	}
