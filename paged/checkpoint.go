@@ -79,10 +79,10 @@ func (m *Manager) initCheckpoints() {
 		return
 	}
 	r.ckpt = true
-	for g, k := range m.cfg.Groups {
-		if k.Kind == State {
+	for g, k := range m.kinds {
+		if p := k.pages(); p > 0 {
 			r.states = append(r.states, g)
-			r.pages = k.Pages
+			r.pages = p
 		}
 	}
 	r.hitPages = make([]allocator.BlockID, 0, len(r.states)*r.pages)
@@ -103,7 +103,7 @@ func ckptKey(h *Hash, j int) Hash {
 // isCheckpoint reports whether block id holds a checkpoint page (it is in
 // a State group): those are not reported as KV events.
 func (m *Manager) isCheckpoint(id allocator.BlockID) bool {
-	return m.ret.ckpt && m.cfg.Groups[m.groupOf(id)].Kind == State
+	return m.ret.ckpt && m.kinds[m.groupOf(id)].pages() > 0
 }
 
 // lookupState finds the longest L <= full with a checkpoint after L blocks

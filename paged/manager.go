@@ -66,7 +66,10 @@ type Manager struct {
 	// lookup's hits of groups 1 and up, window and chunk the window or
 	// chunked groups' size, other the kind besides full attention.
 	other GroupKind
-	chunk int
+	// kinds is each group's kind (group_kinds.go), hitKind the other
+	// kind's, whose hit the lookup takes within the full-attention one.
+	kinds   []groupKind
+	hitKind groupKind
 	// oneLocal is the only window or chunked group (-1: several, 0:
 	// none), and wids the window lookup's scratch for it.
 	oneLocal   int

@@ -21,11 +21,15 @@ import "github.com/pagedkv/pagedkv/allocator"
 
 // windowStart returns the first block still needed when the next position
 // to compute is c, under window w.
-func (m *Manager) windowStart(w, c int) int {
+func (m *Manager) windowStart(w, c int) int { return windowStart(w, c, m.bs) }
+
+// windowStart is the first block of bs tokens that the window w of the
+// query at position c reaches.
+func windowStart(w, c, bs int) int {
 	if c-w+1 <= 0 {
 		return 0
 	}
-	return (c - w + 1) / m.bs
+	return (c - w + 1) / bs
 }
 
 // present finds content in the device index, else the host index.
