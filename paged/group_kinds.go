@@ -146,9 +146,9 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 	next := allocator.NoBlock
 	for i := limit - 1; i >= 0; i-- {
 		if one > 0 {
-			id, ok := m.predecessor(next, &s.hashes[i], one)
+			id, ok := m.bp.predecessor(next, &s.hashes[i], one)
 			if !ok {
-				id, ok = m.index.getIn(&s.hashes[i], groupSalt(one))
+				id, ok = m.bp.index.getIn(&s.hashes[i], groupSalt(one))
 			}
 			if !ok {
 				run, next = 0, allocator.NoBlock
@@ -192,7 +192,7 @@ func (m *Manager) hitRows(s *sequence, kind GroupKind, start, end, one int) {
 			row = append(row, m.wids[start:end]...)
 		} else {
 			for k := start; k < end; k++ {
-				id, _ := m.index.getIn(&s.hashes[k], groupSalt(g))
+				id, _ := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
 				row = append(row, id)
 			}
 		}

@@ -178,7 +178,7 @@ func (m *Manager) initGroups() {
 	if !m.hybrid() {
 		return
 	}
-	m.blockGroup = make([]uint8, m.cfg.NumBlocks)
+	m.bp.blockGroup = make([]uint8, m.cfg.NumBlocks)
 	m.ghits = make([][]allocator.BlockID, len(m.cfg.Groups)-1)
 	m.kinds = make([]groupKind, len(m.cfg.Groups))
 	m.hitKind = fullKind{}
@@ -266,15 +266,15 @@ func (m *Manager) lookupGroups(s *sequence, max int) int {
 full:
 	for ; full < max; full++ {
 		h := &s.hashes[full]
-		id, ok := m.successor(prev, h)
+		id, ok := m.bp.successor(prev, h)
 		if !ok {
-			if id, ok = m.index.get(h); !ok {
+			if id, ok = m.bp.index.get(h); !ok {
 				break
 			}
 		}
 		for g := 1; g < len(groups); g++ {
 			if groups[g].Kind == FullAttention {
-				if _, ok := m.index.getIn(h, groupSalt(g)); !ok {
+				if _, ok := m.bp.index.getIn(h, groupSalt(g)); !ok {
 					break full
 				}
 			}
@@ -291,26 +291,11 @@ full:
 			continue
 		}
 		for k := range hit {
-			id, _ := m.index.getIn(&s.hashes[k], groupSalt(g))
+			id, _ := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
 			m.ghits[g-1] = append(m.ghits[g-1], id)
 		}
 	}
 	return hit
-}
-
-// predecessor guesses, scanning a chain right to left in group g, that the
-// block before next's holds h: a run of blocks admitted together has
-// consecutive IDs. The guess stands only where the index would answer the
-// same: the block holds (h, g) and is the only block holding it.
-func (m *Manager) predecessor(next allocator.BlockID, h *Hash, g int) (allocator.BlockID, bool) {
-	prev := next - 1
-	if next == allocator.NoBlock || prev <= nullBlock {
-		return allocator.NoBlock, false
-	}
-	if !m.cached[prev] || m.dupNext[prev] != prev || m.hash[prev] != *h || m.groupOf(prev) != g {
-		return allocator.NoBlock, false
-	}
-	return prev, true
 }
 
 // cachedInLocalGroups reports whether h is cached in every sliding-window
@@ -318,7 +303,7 @@ func (m *Manager) predecessor(next allocator.BlockID, h *Hash, g int) (allocator
 func (m *Manager) cachedInLocalGroups(h *Hash) bool {
 	for g := 1; g < len(m.cfg.Groups); g++ {
 		if m.kinds[g].local() {
-			if _, ok := m.index.getIn(h, groupSalt(g)); !ok {
+			if _, ok := m.bp.index.getIn(h, groupSalt(g)); !ok {
 				return false
 			}
 		}
@@ -344,7 +329,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	p.hits = m.lookupGroups(s, maxHit)
 	count := func(row []allocator.BlockID) {
 		for _, b := range row {
-			if b != nullBlock && m.pool.IsCached(b) {
+			if b != nullBlock && m.bp.pool.IsCached(b) {
 				p.evictableHits++
 			}
 		}
@@ -358,7 +343,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	p.alloc = total - held + p.evictableHits + m.stateClaims()
 	wm := m.watermarkBlocks()
 	switch {
-	case total > m.pool.Usable()-wm || n > m.cfg.MaxModelLen:
+	case total > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
 		return p, AdmitNever
 	case p.alloc > m.available()-wm:
 		return p, AdmitLater
@@ -468,7 +453,7 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 		to := m.deadBlocks(s, g+1, c)
 		t := &s.ext[g]
 		for k := t.released; k < to; k++ {
-			if b := t.blocks[k]; b != nullBlock && m.pool.RefCount(b) == 1 && !m.pinsAt(s, k) {
+			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && !m.pinsAt(s, k) {
 				n++
 			}
 		}
@@ -543,9 +528,9 @@ func (m *Manager) commitGroups(s *sequence) {
 			if b == nullBlock {
 				continue
 			}
-			if m.cached[b] {
+			if m.bp.cached[b] {
 				// A block shared with a fork that committed it first.
-				if m.hash[b] != s.hashes[k] {
+				if m.bp.hash[b] != s.hashes[k] {
 					panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g+1, b))
 				}
 				if k == from {
@@ -566,11 +551,11 @@ func (m *Manager) commitGroups(s *sequence) {
 
 // releaseGroups releases every table of s, group 0 first, each tail first.
 func (m *Manager) releaseGroups(s *sequence) {
-	m.releaseTail(s.blocks, 0)
+	m.bp.releaseTail(s.blocks, 0)
 	s.blocks = s.blocks[:0]
 	for g := range s.ext {
 		t := &s.ext[g]
-		m.releaseTail(t.blocks, 0)
+		m.bp.releaseTail(t.blocks, 0)
 		t.blocks, t.released, t.committed = t.blocks[:0], 0, 0
 	}
 }
@@ -608,11 +593,11 @@ func (m *Manager) checkGroupsOf(i int, s *sequence, refs []int32) error {
 			if b == nullBlock {
 				continue
 			}
-			if !m.pool.Valid(b) {
+			if !m.bp.pool.Valid(b) {
 				return fmt.Errorf("paged: sequence slot %d group %d entry %d names block %d", i, g+1, k, b)
 			}
 			refs[b]++
-			if k < t.committed && k < len(s.hashes) && (!m.cached[b] || m.hash[b] != s.hashes[k] || m.groupOf(b) != g+1) {
+			if k < t.committed && k < len(s.hashes) && (!m.bp.cached[b] || m.bp.hash[b] != s.hashes[k] || m.bp.groupOf(b) != g+1) {
 				return fmt.Errorf("paged: sequence slot %d group %d entry %d: block %d does not hold the committed hash", i, g+1, k, b)
 			}
 		}

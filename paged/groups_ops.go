@@ -86,7 +86,7 @@ func (m *Manager) forkGroups(p, c *sequence) {
 		}
 		ct.blocks = append(ct.blocks, pt.blocks...)
 		for _, b := range ct.blocks[ct.released:] {
-			m.pool.Ref(b)
+			m.bp.pool.Ref(b)
 		}
 	}
 	m.notePeak()
@@ -103,7 +103,7 @@ func (m *Manager) tailCopies(s *sequence, t0 int) int {
 	n := 0
 	for g := range m.ntables() {
 		blocks, _, _, _ := s.tableAt(g)
-		if len(*blocks) > 0 && !m.isState(g) && m.pool.RefCount((*blocks)[len(*blocks)-1]) > 1 {
+		if len(*blocks) > 0 && !m.isState(g) && m.bp.pool.RefCount((*blocks)[len(*blocks)-1]) > 1 {
 			n++
 		}
 	}
@@ -127,15 +127,15 @@ func (m *Manager) ownTails(s *sequence, t0 int) {
 		k := len(*blocks) - 1
 		last := (*blocks)[k]
 		switch {
-		case m.pool.RefCount(last) > 1:
+		case m.bp.pool.RefCount(last) > 1:
 			d := m.allocBlock()
 			m.copies = append(m.copies, Copy{Src: last, Dst: d})
-			m.release(last)
+			m.bp.release(last)
 			(*blocks)[k] = d
 			s.version++
 			m.stats.copies++
-		case m.cached[last]:
-			m.forget(last)
+		case m.bp.cached[last]:
+			m.bp.forget(last)
 		}
 	}
 }
@@ -169,7 +169,7 @@ func (m *Manager) truncateGroups(s *sequence, n int) {
 			continue
 		}
 		t := &s.ext[g]
-		m.releaseTail(t.blocks, keep)
+		m.bp.releaseTail(t.blocks, keep)
 		t.blocks = t.blocks[:keep]
 		t.committed = min(t.committed, n/m.bs)
 	}
@@ -202,7 +202,7 @@ func (m *Manager) checkGroupOps() error {
 			blocks, _, _, _ := s.tableAt(g)
 			if m.isState(g) {
 				for _, b := range *blocks {
-					if c := m.pool.RefCount(b); c != 1 {
+					if c := m.bp.pool.RefCount(b); c != 1 {
 						return fmt.Errorf("paged: sequence slot %d state group %d page %d has %d references", i, g, b, c)
 					}
 				}
@@ -211,9 +211,9 @@ func (m *Manager) checkGroupOps() error {
 			if s.gslow || len(s.tokens)%m.bs == 0 || len(*blocks) == 0 {
 				continue
 			}
-			if last := (*blocks)[len(*blocks)-1]; m.pool.RefCount(last) != 1 || m.cached[last] {
+			if last := (*blocks)[len(*blocks)-1]; m.bp.pool.RefCount(last) != 1 || m.bp.cached[last] {
 				return fmt.Errorf("paged: sequence slot %d group %d: last block %d is shared (%d references) or cached (%v) but appends write it in place",
-					i, g, last, m.pool.RefCount(last), m.cached[last])
+					i, g, last, m.bp.pool.RefCount(last), m.bp.cached[last])
 			}
 		}
 	}

@@ -34,7 +34,7 @@ func windowStart(w, c, bs int) int {
 
 // present finds content in the device index, else the host index.
 func (m *Manager) present(h *Hash) (allocator.BlockID, bool) {
-	if id, ok := m.index.get(h); ok {
+	if id, ok := m.bp.index.get(h); ok {
 		return id, true
 	}
 	return m.hostHit(h)
@@ -96,7 +96,7 @@ func (m *Manager) slidable(s *sequence, c int) int {
 	}
 	n := 0
 	for k := s.released; k < m.windowStart(s.opts.Window, c); k++ {
-		if m.pool.RefCount(s.blocks[k]) == 1 {
+		if m.bp.pool.RefCount(s.blocks[k]) == 1 {
 			n++
 		}
 	}
@@ -113,7 +113,7 @@ func (m *Manager) slide(s *sequence, c int) {
 	if to <= s.released {
 		return
 	}
-	m.releaseTail(s.blocks[:to], s.released)
+	m.bp.releaseTail(s.blocks[:to], s.released)
 	for k := s.released; k < to; k++ {
 		s.blocks[k] = nullBlock
 	}
