@@ -39,11 +39,9 @@ func (m *Manager) checkGroupsBatch(sched []Scheduled) error {
 }
 
 // groupView returns the entries of group g of s and how many leading ones
-// are released; a Shared group's are its target's.
-func (m *Manager) groupView(s *sequence, g int) ([]allocator.BlockID, int) {
-	if k := m.cfg.Groups[g]; k.Kind == Shared {
-		g = k.Target
-	}
+// are released. g is a group that holds blocks: a Shared group's view is
+// its target's (groupKind.target).
+func groupView(s *sequence, g int) ([]allocator.BlockID, int) {
 	if g == 0 {
 		return s.blocks, s.released
 	}
@@ -66,10 +64,10 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 		}
 	}
 	for g := range G {
-		kind := m.cfg.Groups[g+1]
+		pages, src := m.kinds[g+1].pages(), m.kinds[g+1].target(g+1)
 		width := stride
-		if kind.Kind == State {
-			width = kind.Pages
+		if pages > 0 {
+			width = pages
 		}
 		tab := b.GroupTables[g]
 		if need := n * width; cap(tab) < need {
@@ -87,7 +85,7 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 		for i, sc := range sched {
 			idx, _ := sc.ID.parts()
 			s := &m.seqs[idx]
-			blocks, released := m.groupView(s, g+1)
+			blocks, released := groupView(s, src)
 			nb := len(blocks)
 			row := tab[i*width : (i+1)*width]
 			r := &rows[i]
@@ -102,7 +100,7 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 				row[k] = int32(blocks[k])
 			}
 			r.filled, r.released = nb, released
-			if kind.Kind == State {
+			if pages > 0 {
 				continue // a state is read and updated whole: no slots
 			}
 			ntok := len(s.tokens)

@@ -31,10 +31,10 @@ import (
 //     n-spec (rejecting every draft must leave it readable). A sequence
 //     without a window has no released entries.
 func (m *Manager) Check() error {
-	if err := m.pool.Check(); err != nil {
+	if err := m.bp.pool.Check(); err != nil {
 		return fmt.Errorf("paged: %w", err)
 	}
-	total := m.pool.Total()
+	total := m.bp.pool.Total()
 	refs := make([]int32, total)
 	running := 0
 	for i := range m.seqs {
@@ -76,11 +76,11 @@ func (m *Manager) Check() error {
 			if b == nullBlock {
 				continue
 			}
-			if !m.pool.Valid(b) {
+			if !m.bp.pool.Valid(b) {
 				return fmt.Errorf("paged: sequence slot %d entry %d names block %d", i, k, b)
 			}
 			refs[b]++
-			if k < s.committed && (!m.cached[b] || m.hash[b] != s.hashes[k]) {
+			if k < s.committed && (!m.bp.cached[b] || m.bp.hash[b] != s.hashes[k]) {
 				return fmt.Errorf("paged: sequence slot %d entry %d: block %d does not hold the committed hash", i, k, b)
 			}
 		}
@@ -93,50 +93,50 @@ func (m *Manager) Check() error {
 	}
 	ncached := 0
 	for id := allocator.BlockID(1); int(id) < total; id++ {
-		if got := m.pool.RefCount(id); got != refs[id] {
+		if got := m.bp.pool.RefCount(id); got != refs[id] {
 			return fmt.Errorf("paged: block %d has count %d but %d table entries", id, got, refs[id])
 		}
 		unref := refs[id] == 0
-		wantInPolicy := unref && (m.cfg.UnifiedFreeQueue || m.cached[id])
-		if m.policy.Contains(id) && m.ret.shelfOf(id) != shelfPolicy {
+		wantInPolicy := unref && (m.cfg.UnifiedFreeQueue || m.bp.cached[id])
+		if m.bp.policy.Contains(id) && m.ret.shelfOf(id) != shelfPolicy {
 			return fmt.Errorf("paged: block %d is both in the policy and on shelf %d", id, m.ret.shelfOf(id))
 		}
-		if (m.policy.Contains(id) || m.ret.shelfOf(id) != shelfPolicy) != wantInPolicy {
-			return fmt.Errorf("paged: block %d in policy = %v, want %v (count %d, cached %v)", id, !wantInPolicy, wantInPolicy, refs[id], m.cached[id])
+		if (m.bp.policy.Contains(id) || m.ret.shelfOf(id) != shelfPolicy) != wantInPolicy {
+			return fmt.Errorf("paged: block %d in policy = %v, want %v (count %d, cached %v)", id, !wantInPolicy, wantInPolicy, refs[id], m.bp.cached[id])
 		}
-		if unref && m.pool.IsFree(id) == wantInPolicy {
-			return fmt.Errorf("paged: block %d: free = %v but in policy = %v", id, m.pool.IsFree(id), wantInPolicy)
+		if unref && m.bp.pool.IsFree(id) == wantInPolicy {
+			return fmt.Errorf("paged: block %d: free = %v but in policy = %v", id, m.bp.pool.IsFree(id), wantInPolicy)
 		}
-		if m.cached[id] {
+		if m.bp.cached[id] {
 			ncached++
 		}
 	}
-	if m.policy.Len()+m.ret.shelved() != m.pool.Cached() {
-		return fmt.Errorf("paged: policy holds %d blocks and shelves %d, pool has %d cached", m.policy.Len(), m.ret.shelved(), m.pool.Cached())
+	if m.bp.policy.Len()+m.ret.shelved() != m.bp.pool.Cached() {
+		return fmt.Errorf("paged: policy holds %d blocks and shelves %d, pool has %d cached", m.bp.policy.Len(), m.ret.shelved(), m.bp.pool.Cached())
 	}
 	if err := m.checkRetention(); err != nil {
 		return err
 	}
 	reach := 0
 	var broken error
-	m.index.each(func(h *Hash, head allocator.BlockID) {
+	m.bp.index.each(func(h *Hash, head allocator.BlockID) {
 		if broken != nil {
 			return
 		}
 		id := head
-		g := m.groupOf(head)
-		if got, ok := m.index.getIn(h, groupSalt(g)); !ok || got != head {
+		g := m.bp.groupOf(head)
+		if got, ok := m.bp.index.getIn(h, groupSalt(g)); !ok || got != head {
 			broken = fmt.Errorf("paged: index entry %x of block %d is not keyed by its group %d", h[:6], head, g)
 			return
 		}
 		for {
-			if !m.cached[id] || m.hash[id] != *h || m.groupOf(id) != g {
+			if !m.bp.cached[id] || m.bp.hash[id] != *h || m.bp.groupOf(id) != g {
 				broken = fmt.Errorf("paged: index entry %x names block %d, which holds other content", h[:6], id)
 				return
 			}
 			reach++
-			id = m.dupNext[id]
-			if m.dupPrev[id] == allocator.NoBlock || reach > total {
+			id = m.bp.dupNext[id]
+			if m.bp.dupPrev[id] == allocator.NoBlock || reach > total {
 				broken = fmt.Errorf("paged: duplicate list of %x is broken at block %d", h[:6], id)
 				return
 			}

@@ -79,10 +79,10 @@ func (m *Manager) initCheckpoints() {
 		return
 	}
 	r.ckpt = true
-	for g, k := range m.cfg.Groups {
-		if k.Kind == State {
+	for g, k := range m.kinds {
+		if p := k.pages(); p > 0 {
 			r.states = append(r.states, g)
-			r.pages = k.Pages
+			r.pages = p
 		}
 	}
 	r.hitPages = make([]allocator.BlockID, 0, len(r.states)*r.pages)
@@ -103,7 +103,7 @@ func ckptKey(h *Hash, j int) Hash {
 // isCheckpoint reports whether block id holds a checkpoint page (it is in
 // a State group): those are not reported as KV events.
 func (m *Manager) isCheckpoint(id allocator.BlockID) bool {
-	return m.ret.ckpt && m.cfg.Groups[m.groupOf(id)].Kind == State
+	return m.ret.ckpt && m.kinds[m.bp.groupOf(id)].pages() > 0
 }
 
 // lookupState finds the longest L <= full with a checkpoint after L blocks
@@ -118,7 +118,7 @@ func (m *Manager) lookupState(s *sequence, full int) int {
 	first := groupSalt(r.states[0])
 	for L := full; L > 0; L-- {
 		k := ckptKey(&s.hashes[L-1], 0)
-		if _, ok := m.index.getIn(&k, first); !ok {
+		if _, ok := m.bp.index.getIn(&k, first); !ok {
 			continue
 		}
 		if m.checkpointAt(s, L) {
@@ -137,7 +137,7 @@ func (m *Manager) checkpointAt(s *sequence, L int) bool {
 	for _, g := range r.states {
 		for j := range r.pages {
 			k := ckptKey(&s.hashes[L-1], j)
-			id, ok := m.index.getIn(&k, groupSalt(g))
+			id, ok := m.bp.index.getIn(&k, groupSalt(g))
 			if !ok {
 				return false
 			}
@@ -152,7 +152,7 @@ func (m *Manager) checkpointAt(s *sequence, L int) bool {
 func (m *Manager) stateClaims() int {
 	n := 0
 	for _, b := range m.ret.hitPages {
-		if m.pool.IsCached(b) {
+		if m.bp.pool.IsCached(b) {
 			n++
 		}
 	}
@@ -256,7 +256,7 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 // dropPending releases the pages of a checkpoint of s never handed out.
 func (m *Manager) dropPending(s *sequence) {
 	for i := len(s.keep.pending) - 1; i >= 0; i-- {
-		m.release(s.keep.pending[i])
+		m.bp.release(s.keep.pending[i])
 	}
 	s.keep.pending = s.keep.pending[:0]
 }
@@ -265,7 +265,7 @@ func (m *Manager) dropPending(s *sequence) {
 // into refs: held, uncached, of a state group.
 func (m *Manager) checkPending(i int, s *sequence, refs []int32) error {
 	for _, b := range s.keep.pending {
-		if !m.pool.Valid(b) || m.cached[b] {
+		if !m.bp.pool.Valid(b) || m.bp.cached[b] {
 			return fmt.Errorf("paged: sequence slot %d has pending checkpoint page %d, which is cached or invalid", i, b)
 		}
 		refs[b]++

@@ -69,6 +69,24 @@
 // kvmem's question (KV types, layouts, presets, plans); this package does
 // not import it. A plan's BlockSize and NumBlocks are a Config's.
 //
+// # Internals
+//
+// The Manager is the coordinator: it owns the sequences and their block
+// tables and decides the order of lookups, allocations and releases (the
+// vLLM-compatible semantics live there). The device pool with its prefix
+// index is one unexported component (blockpool.go, vLLM's BlockPool): the
+// block allocator, the eviction policy, the per-block metadata (content
+// hash, group, duplicates), the hash index and the KV event buffer, with
+// the operations that change them together (release, commit, uncache,
+// forget, the chain guesses of a lookup). The Manager holds it by value
+// and drives it together with the retention shelves (retention.go) and the
+// host tier (tier.go, offload.go), which choose victims and offload
+// evicted blocks. Each KV cache group's attention
+// kind is one small unexported type behind one internal interface
+// (group_kinds.go: full, window, chunked, state, shared), which answers
+// how many blocks the group holds, which it may release, what a prefix hit
+// needs of it and what Check verifies.
+//
 // # Ownership
 //
 // Block IDs in tables, batches and directives belong to the manager; the

@@ -108,7 +108,7 @@ func (b *eventBuffer) cleared() {
 // Events that did not fit in Config.Events were dropped; their sequence
 // numbers are missing, and Stats().EventsDropped counts them.
 func (m *Manager) DrainEvents(dst []Event) []Event {
-	b := &m.events
+	b := &m.bp.events
 	dst = append(dst, b.queue...)
 	b.queue = b.queue[:0]
 	b.cur ^= 1

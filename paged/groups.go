@@ -2,7 +2,6 @@ package paged
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -179,40 +178,34 @@ func (m *Manager) initGroups() {
 	if !m.hybrid() {
 		return
 	}
-	m.blockGroup = make([]uint8, m.cfg.NumBlocks)
+	m.bp.blockGroup = make([]uint8, m.cfg.NumBlocks)
 	m.ghits = make([][]allocator.BlockID, len(m.cfg.Groups)-1)
+	m.kinds = make([]groupKind, len(m.cfg.Groups))
+	m.hitKind = fullKind{}
 	for i, g := range m.cfg.Groups {
-		if local(g.Kind) {
+		k := newGroupKind(g, m.bs)
+		m.kinds[i] = k
+		if k.local() {
 			if m.oneLocal == 0 {
 				m.oneLocal = i
 			} else {
 				m.oneLocal = -1 // several
 			}
 		}
-		switch g.Kind {
-		case SlidingWindow:
-			m.window = g.Window
-			m.other = g.Kind
-		case ChunkedLocal:
-			m.chunk = g.Chunk
-			m.other = g.Kind
-		case State:
-			m.other = g.Kind
+		if g.Kind == FullAttention || g.Kind == Shared {
+			continue
+		}
+		// The one kind besides full attention (checkGroups).
+		m.other, m.hitKind = g.Kind, k
+		if w, ok := k.(windowKind); ok {
+			m.window = w.w
 		}
 	}
 }
 
 // groupNeed is the number of blocks group g holds for a running sequence
 // of n tokens (released entries included).
-func (m *Manager) groupNeed(g, n int) int {
-	switch k := m.cfg.Groups[g]; k.Kind {
-	case State:
-		return k.Pages
-	case Shared:
-		return 0
-	}
-	return (n + m.bs - 1) / m.bs
-}
+func (m *Manager) groupNeed(g, n int) int { return m.kinds[g].need(n) }
 
 // local reports whether group kind k releases blocks as a sequence grows.
 func local(k GroupKind) bool { return k == SlidingWindow || k == ChunkedLocal }
@@ -221,31 +214,12 @@ func local(k GroupKind) bool { return k == SlidingWindow || k == ChunkedLocal }
 // the next position to compute is c: vLLM's remove_skipped_blocks rule
 // for its kind.
 func (m *Manager) deadBlocks(s *sequence, g, c int) int {
-	switch k := m.cfg.Groups[g]; k.Kind {
-	case SlidingWindow:
-		return m.windowStart(k.Window, c)
-	case ChunkedLocal:
-		first := c / k.Chunk * k.Chunk / m.bs
-		if t := &s.ext[g-1]; t.committed > 0 {
-			// As vLLM, keep the last cached block.
-			first = min(first, t.committed-1)
-		}
-		return first
-	}
-	return 0
+	return m.kinds[g].dead(c, s.ext[g-1].committed)
 }
 
 // liveStart is the first block of group g that the query at position n
 // reads (Check's window invariant).
-func (m *Manager) liveStart(g, n int) int {
-	switch k := m.cfg.Groups[g]; k.Kind {
-	case SlidingWindow:
-		return m.windowStart(k.Window, n)
-	case ChunkedLocal:
-		return n / k.Chunk * k.Chunk / m.bs
-	}
-	return 0
-}
+func (m *Manager) liveStart(g, n int) int { return m.kinds[g].live(n) }
 
 // resetGroups empties a sequence's tables of groups 1 and up.
 func (m *Manager) resetGroups(s *sequence) {
@@ -263,8 +237,8 @@ func (m *Manager) resetGroups(s *sequence) {
 
 // table returns group g's entries of s.
 func (m *Manager) table(s *sequence, g int) []allocator.BlockID {
-	if k := m.cfg.Groups; len(k) > g && k[g].Kind == Shared {
-		g = k[g].Target
+	if g < len(m.kinds) {
+		g = m.kinds[g].target(g)
 	}
 	if g == 0 {
 		return s.blocks
@@ -292,15 +266,15 @@ func (m *Manager) lookupGroups(s *sequence, max int) int {
 full:
 	for ; full < max; full++ {
 		h := &s.hashes[full]
-		id, ok := m.successor(prev, h)
+		id, ok := m.bp.successor(prev, h)
 		if !ok {
-			if id, ok = m.index.get(h); !ok {
+			if id, ok = m.bp.index.get(h); !ok {
 				break
 			}
 		}
 		for g := 1; g < len(groups); g++ {
 			if groups[g].Kind == FullAttention {
-				if _, ok := m.index.getIn(h, groupSalt(g)); !ok {
+				if _, ok := m.bp.index.getIn(h, groupSalt(g)); !ok {
 					break full
 				}
 			}
@@ -309,141 +283,27 @@ full:
 		m.hits = append(m.hits, id)
 	}
 	m.ret.lastFull, m.ret.lastMiss = full, full < max
-	hit := full
-	switch m.other {
-	case SlidingWindow:
-		hit = m.lookupWindowGroups(s, full)
-	case ChunkedLocal:
-		hit = m.lookupChunkedGroups(s, full)
-	case State:
-		// vLLM's MambaManager caches no state; checkpoints do (checkpoint.go).
-		hit = m.lookupState(s, full)
-	}
+	// The other kind's hit within the full-attention one (group_kinds.go).
+	hit := m.hitKind.hit(m, s, full)
 	m.hits = m.hits[:hit]
 	for g := 1; g < len(groups); g++ {
 		if groups[g].Kind != FullAttention {
 			continue
 		}
 		for k := range hit {
-			id, _ := m.index.getIn(&s.hashes[k], groupSalt(g))
+			id, _ := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
 			m.ghits[g-1] = append(m.ghits[g-1], id)
 		}
 	}
 	return hit
 }
 
-// lookupWindowGroups finds the window groups' hit within the first limit
-// blocks, right to left, fills their m.ghits rows (null before the run)
-// and returns its length in blocks.
-func (m *Manager) lookupWindowGroups(s *sequence, limit int) int {
-	need := (m.window - 1 + m.bs - 1) / m.bs
-	groups := m.cfg.Groups
-	run, end := 0, -1
-	// With one window group (the common layout) the scan keeps the blocks
-	// it finds and guesses each next one from the last (see predecessor).
-	one := m.oneLocal
-	if one > 0 {
-		m.wids = slices.Grow(m.wids[:0], limit)[:limit]
-	}
-	next := allocator.NoBlock
-	for i := limit - 1; i >= 0; i-- {
-		if one > 0 {
-			id, ok := m.predecessor(next, &s.hashes[i], one)
-			if !ok {
-				id, ok = m.index.getIn(&s.hashes[i], groupSalt(one))
-			}
-			if !ok {
-				run, next = 0, allocator.NoBlock
-				continue
-			}
-			m.wids[i], next = id, id
-		} else if !m.cachedInWindowGroups(&s.hashes[i]) {
-			run = 0
-			continue
-		}
-		run++
-		if run >= need {
-			end = i + run
-			break
-		}
-	}
-	start := 0
-	if end < 0 {
-		// No run long enough: the run from block 0 is the hit.
-		end = run
-	} else {
-		start = end - run
-	}
-	for g := 1; g < len(groups); g++ {
-		if groups[g].Kind != SlidingWindow {
-			continue
-		}
-		row := m.ghits[g-1]
-		for range start {
-			row = append(row, nullBlock)
-		}
-		if g == one {
-			row = append(row, m.wids[start:end]...)
-		} else {
-			for k := start; k < end; k++ {
-				id, _ := m.index.getIn(&s.hashes[k], groupSalt(g))
-				row = append(row, id)
-			}
-		}
-		m.ghits[g-1] = row
-	}
-	return end
-}
-
-// predecessor guesses, scanning a chain right to left in group g, that the
-// block before next's holds h: a run of blocks admitted together has
-// consecutive IDs. The guess stands only where the index would answer the
-// same: the block holds (h, g) and is the only block holding it.
-func (m *Manager) predecessor(next allocator.BlockID, h *Hash, g int) (allocator.BlockID, bool) {
-	prev := next - 1
-	if next == allocator.NoBlock || prev <= nullBlock {
-		return allocator.NoBlock, false
-	}
-	if !m.cached[prev] || m.dupNext[prev] != prev || m.hash[prev] != *h || m.groupOf(prev) != g {
-		return allocator.NoBlock, false
-	}
-	return prev, true
-}
-
-// lookupChunkedGroups finds the chunked groups' hit within the first limit
-// blocks: the blocks before the chunk of the hit point are not needed
-// (null), those of its chunk must be cached, left to right.
-func (m *Manager) lookupChunkedGroups(s *sequence, limit int) int {
-	start := limit * m.bs / m.chunk * m.chunk / m.bs
-	end := start
-	for end < limit && m.cachedInLocalGroups(&s.hashes[end]) {
-		end++
-	}
-	for g := 1; g < len(m.cfg.Groups); g++ {
-		if m.cfg.Groups[g].Kind != ChunkedLocal {
-			continue
-		}
-		row := m.ghits[g-1]
-		for range start {
-			row = append(row, nullBlock)
-		}
-		for k := start; k < end; k++ {
-			id, _ := m.index.getIn(&s.hashes[k], groupSalt(g))
-			row = append(row, id)
-		}
-		m.ghits[g-1] = row
-	}
-	return end
-}
-
-func (m *Manager) cachedInWindowGroups(h *Hash) bool { return m.cachedInLocalGroups(h) }
-
 // cachedInLocalGroups reports whether h is cached in every sliding-window
 // and chunked group.
 func (m *Manager) cachedInLocalGroups(h *Hash) bool {
 	for g := 1; g < len(m.cfg.Groups); g++ {
-		if local(m.cfg.Groups[g].Kind) {
-			if _, ok := m.index.getIn(h, groupSalt(g)); !ok {
+		if m.kinds[g].local() {
+			if _, ok := m.bp.index.getIn(h, groupSalt(g)); !ok {
 				return false
 			}
 		}
@@ -469,7 +329,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	p.hits = m.lookupGroups(s, maxHit)
 	count := func(row []allocator.BlockID) {
 		for _, b := range row {
-			if b != nullBlock && m.pool.IsCached(b) {
+			if b != nullBlock && m.bp.pool.IsCached(b) {
 				p.evictableHits++
 			}
 		}
@@ -483,7 +343,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	p.alloc = total - held + p.evictableHits + m.stateClaims()
 	wm := m.watermarkBlocks()
 	switch {
-	case total > m.pool.Usable()-wm || n > m.cfg.MaxModelLen:
+	case total > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
 		return p, AdmitNever
 	case p.alloc > m.available()-wm:
 		return p, AdmitLater
@@ -539,7 +399,7 @@ func (m *Manager) slideGroups(s *sequence, c int) {
 		return
 	}
 	for g := range s.ext {
-		if !local(m.cfg.Groups[g+1].Kind) {
+		if !m.kinds[g+1].local() {
 			continue
 		}
 		to := m.deadBlocks(s, g+1, c)
@@ -566,17 +426,15 @@ func (m *Manager) mustSlide(s *sequence, c int) bool {
 		return false
 	}
 	for g := range s.ext {
-		switch k := &m.cfg.Groups[g+1]; k.Kind {
-		case SlidingWindow:
-			// windowStart(W, c) > released, without the division: this
-			// runs for every decode token.
-			if c-k.Window+1 >= (s.ext[g].released+1)*m.bs {
+		t := &s.ext[g]
+		// The window kind's rule called directly, not through the
+		// interface: this runs for every decode token.
+		if w, ok := m.kinds[g+1].(windowKind); ok {
+			if w.slides(c, t.released, t.committed) {
 				return true
 			}
-		case ChunkedLocal:
-			if m.deadBlocks(s, g+1, c) > s.ext[g].released {
-				return true
-			}
+		} else if m.kinds[g+1].slides(c, t.released, t.committed) {
+			return true
 		}
 	}
 	return false
@@ -589,13 +447,13 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 	}
 	n := 0
 	for g := range s.ext {
-		if !local(m.cfg.Groups[g+1].Kind) {
+		if !m.kinds[g+1].local() {
 			continue
 		}
 		to := m.deadBlocks(s, g+1, c)
 		t := &s.ext[g]
 		for k := t.released; k < to; k++ {
-			if b := t.blocks[k]; b != nullBlock && m.pool.RefCount(b) == 1 && !m.pinsAt(s, k) {
+			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && !m.pinsAt(s, k) {
 				n++
 			}
 		}
@@ -656,7 +514,7 @@ func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool)
 // each group's committed mark, group by group.
 func (m *Manager) commitGroups(s *sequence) {
 	for g := range s.ext {
-		if k := m.cfg.Groups[g+1].Kind; k == State || k == Shared {
+		if !m.kinds[g+1].commits() {
 			continue // a state is not content of a block of tokens
 		}
 		t := &s.ext[g]
@@ -670,9 +528,9 @@ func (m *Manager) commitGroups(s *sequence) {
 			if b == nullBlock {
 				continue
 			}
-			if m.cached[b] {
+			if m.bp.cached[b] {
 				// A block shared with a fork that committed it first.
-				if m.hash[b] != s.hashes[k] {
+				if m.bp.hash[b] != s.hashes[k] {
 					panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g+1, b))
 				}
 				if k == from {
@@ -693,11 +551,11 @@ func (m *Manager) commitGroups(s *sequence) {
 
 // releaseGroups releases every table of s, group 0 first, each tail first.
 func (m *Manager) releaseGroups(s *sequence) {
-	m.releaseTail(s.blocks, 0)
+	m.bp.releaseTail(s.blocks, 0)
 	s.blocks = s.blocks[:0]
 	for g := range s.ext {
 		t := &s.ext[g]
-		m.releaseTail(t.blocks, 0)
+		m.bp.releaseTail(t.blocks, 0)
 		t.blocks, t.released, t.committed = t.blocks[:0], 0, 0
 	}
 }
@@ -725,17 +583,8 @@ func (m *Manager) checkGroupsOf(i int, s *sequence, refs []int32) error {
 		if want := m.groupNeed(g+1, len(s.tokens)); len(t.blocks) != want {
 			return fmt.Errorf("paged: sequence slot %d group %d (%v) has %d blocks for %d tokens, want %d", i, g+1, m.cfg.Groups[g+1].Kind, len(t.blocks), len(s.tokens), want)
 		}
-		kind := m.cfg.Groups[g+1].Kind
-		if local(kind) {
-			// Every position the next query reads is backed.
-			if live := m.liveStart(g+1, len(s.tokens)-s.spec); t.released > live {
-				return fmt.Errorf("paged: sequence slot %d group %d released %d blocks, its next query reads blocks from %d", i, g+1, t.released, live)
-			}
-		} else if t.released != 0 {
-			return fmt.Errorf("paged: sequence slot %d %v group %d has %d released entries", i, kind, g+1, t.released)
-		}
-		if kind == State && (t.committed != 0) {
-			return fmt.Errorf("paged: sequence slot %d state group %d has committed pages", i, g+1)
+		if err := m.kinds[g+1].check(i, g+1, t, len(s.tokens)-s.spec); err != nil {
+			return err
 		}
 		for k, b := range t.blocks {
 			if (k < t.released) != (b == nullBlock) {
@@ -744,11 +593,11 @@ func (m *Manager) checkGroupsOf(i int, s *sequence, refs []int32) error {
 			if b == nullBlock {
 				continue
 			}
-			if !m.pool.Valid(b) {
+			if !m.bp.pool.Valid(b) {
 				return fmt.Errorf("paged: sequence slot %d group %d entry %d names block %d", i, g+1, k, b)
 			}
 			refs[b]++
-			if k < t.committed && k < len(s.hashes) && (!m.cached[b] || m.hash[b] != s.hashes[k] || m.groupOf(b) != g+1) {
+			if k < t.committed && k < len(s.hashes) && (!m.bp.cached[b] || m.bp.hash[b] != s.hashes[k] || m.bp.groupOf(b) != g+1) {
 				return fmt.Errorf("paged: sequence slot %d group %d entry %d: block %d does not hold the committed hash", i, g+1, k, b)
 			}
 		}

@@ -52,7 +52,7 @@ func (m *Manager) ntables() int { return max(1, len(m.cfg.Groups)) }
 
 // isState reports whether group g is a State group.
 func (m *Manager) isState(g int) bool {
-	return g > 0 && m.cfg.Groups[g].Kind == State
+	return g > 0 && m.kinds[g].pages() > 0
 }
 
 // forkPages is the number of blocks a Fork allocates: the child's copy of
@@ -63,9 +63,7 @@ func (m *Manager) forkPages() int {
 	}
 	n := 0
 	for g := 1; g < len(m.cfg.Groups); g++ {
-		if m.isState(g) {
-			n += m.cfg.Groups[g].Pages
-		}
+		n += m.kinds[g].pages()
 	}
 	return n
 }
@@ -88,7 +86,7 @@ func (m *Manager) forkGroups(p, c *sequence) {
 		}
 		ct.blocks = append(ct.blocks, pt.blocks...)
 		for _, b := range ct.blocks[ct.released:] {
-			m.pool.Ref(b)
+			m.bp.pool.Ref(b)
 		}
 	}
 	m.notePeak()
@@ -105,7 +103,7 @@ func (m *Manager) tailCopies(s *sequence, t0 int) int {
 	n := 0
 	for g := range m.ntables() {
 		blocks, _, _, _ := s.tableAt(g)
-		if len(*blocks) > 0 && !m.isState(g) && m.pool.RefCount((*blocks)[len(*blocks)-1]) > 1 {
+		if len(*blocks) > 0 && !m.isState(g) && m.bp.pool.RefCount((*blocks)[len(*blocks)-1]) > 1 {
 			n++
 		}
 	}
@@ -129,15 +127,15 @@ func (m *Manager) ownTails(s *sequence, t0 int) {
 		k := len(*blocks) - 1
 		last := (*blocks)[k]
 		switch {
-		case m.pool.RefCount(last) > 1:
+		case m.bp.pool.RefCount(last) > 1:
 			d := m.allocBlock()
 			m.copies = append(m.copies, Copy{Src: last, Dst: d})
-			m.release(last)
+			m.bp.release(last)
 			(*blocks)[k] = d
 			s.version++
 			m.stats.copies++
-		case m.cached[last]:
-			m.forget(last)
+		case m.bp.cached[last]:
+			m.bp.forget(last)
 		}
 	}
 }
@@ -148,18 +146,14 @@ func (m *Manager) ownTails(s *sequence, t0 int) {
 // rolled back).
 func (m *Manager) checkTruncateGroups(s *sequence, id SeqID, n int) error {
 	for g := range s.ext {
-		k := m.cfg.Groups[g+1]
+		k := m.kinds[g+1]
 		r := s.ext[g].released
 		switch {
-		case k.Kind == State && s.state == seqRunning && n < len(s.tokens):
+		case k.pages() > 0 && s.state == seqRunning && n < len(s.tokens):
 			return errorf(ErrInvalid, "Truncate %v to %d tokens: state group %d has absorbed all %d tokens and cannot be rolled back (Preempt recomputes it)", id, n, g+1, len(s.tokens))
-		case local(k.Kind) && r > 0 && m.liveStart(g+1, n) < r:
-			lo := r*m.bs + k.Window - 1
-			if k.Kind == ChunkedLocal {
-				lo = (r*m.bs + k.Chunk - 1) / k.Chunk * k.Chunk
-			}
+		case k.local() && r > 0 && k.live(n) < r:
 			return errorf(ErrInvalid, "Truncate %v to %d tokens: %v group %d released its first %d positions, which the query at %d would read; truncate to at least %d",
-				id, n, k.Kind, g+1, r*m.bs, n, lo)
+				id, n, m.cfg.Groups[g+1].Kind, g+1, r*m.bs, n, k.readsFrom(r))
 		}
 	}
 	return nil
@@ -171,11 +165,11 @@ func (m *Manager) checkTruncateGroups(s *sequence, id SeqID, n int) error {
 func (m *Manager) truncateGroups(s *sequence, n int) {
 	keep := (n + m.bs - 1) / m.bs
 	for g := range s.ext {
-		if k := m.cfg.Groups[g+1].Kind; k == State || k == Shared {
+		if !m.kinds[g+1].commits() {
 			continue
 		}
 		t := &s.ext[g]
-		m.releaseTail(t.blocks, keep)
+		m.bp.releaseTail(t.blocks, keep)
 		t.blocks = t.blocks[:keep]
 		t.committed = min(t.committed, n/m.bs)
 	}
@@ -208,7 +202,7 @@ func (m *Manager) checkGroupOps() error {
 			blocks, _, _, _ := s.tableAt(g)
 			if m.isState(g) {
 				for _, b := range *blocks {
-					if c := m.pool.RefCount(b); c != 1 {
+					if c := m.bp.pool.RefCount(b); c != 1 {
 						return fmt.Errorf("paged: sequence slot %d state group %d page %d has %d references", i, g, b, c)
 					}
 				}
@@ -217,9 +211,9 @@ func (m *Manager) checkGroupOps() error {
 			if s.gslow || len(s.tokens)%m.bs == 0 || len(*blocks) == 0 {
 				continue
 			}
-			if last := (*blocks)[len(*blocks)-1]; m.pool.RefCount(last) != 1 || m.cached[last] {
+			if last := (*blocks)[len(*blocks)-1]; m.bp.pool.RefCount(last) != 1 || m.bp.cached[last] {
 				return fmt.Errorf("paged: sequence slot %d group %d: last block %d is shared (%d references) or cached (%v) but appends write it in place",
-					i, g, last, m.pool.RefCount(last), m.cached[last])
+					i, g, last, m.bp.pool.RefCount(last), m.bp.cached[last])
 			}
 		}
 	}
@@ -242,7 +236,7 @@ func (m *Manager) checkHostGroups(i int, s *sequence, refs []int32) error {
 		if want := m.groupNeed(g+1, len(s.tokens)); len(t.host) != want {
 			return fmt.Errorf("paged: swapped-out sequence slot %d group %d has %d host blocks for %d tokens, want %d", i, g+1, len(t.host), len(s.tokens), want)
 		}
-		if live := m.liveStart(g+1, len(s.tokens)-s.spec); local(m.cfg.Groups[g+1].Kind) && t.released > live {
+		if live := m.liveStart(g+1, len(s.tokens)-s.spec); m.kinds[g+1].local() && t.released > live {
 			return fmt.Errorf("paged: swapped-out sequence slot %d group %d released %d blocks, its next query reads blocks from %d", i, g+1, t.released, live)
 		}
 		for k, b := range t.host {

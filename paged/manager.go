@@ -6,7 +6,6 @@ import (
 	"math/bits"
 
 	"github.com/pagedkv/pagedkv/allocator"
-	"github.com/pagedkv/pagedkv/eviction"
 )
 
 // Manager is the block manager of one device pool: sequences, their block
@@ -21,27 +20,12 @@ type Manager struct {
 	maxStride int
 	// shift and mask replace division by bs when it is a power of two
 	// (shift < 0 otherwise).
-	shift  int
-	mask   int
-	pool   *allocator.Pool
-	policy eviction.Policy
+	shift int
+	mask  int
+	// bp is the pool, the eviction policy, the prefix index and the
+	// event buffer (blockpool.go).
+	bp blockPool
 
-	accessor  eviction.Accessor
-	forgetter eviction.Forgetter
-	hinter    eviction.Hinter
-	ticker    eviction.Ticker
-
-	// Per block, indexed by BlockID.
-	hash []Hash
-	// parent is the hash before hash[id] in its chain (root for a first
-	// block), for Snapshot; kept only with events on (Config.Events), the
-	// stream a snapshot resynchronises, so a manager without events does
-	// not pay 32 bytes per block for it.
-	parent  []Hash
-	cached  []bool // the block's content is committed to the index
-	dupNext []allocator.BlockID
-	dupPrev []allocator.BlockID
-	index   hashIndex // first-inserted block per hash
 	chain   chain
 	hashing bool
 
@@ -53,27 +37,28 @@ type Manager struct {
 	copies []Copy
 	hits   []allocator.BlockID
 
-	events eventBuffer
-	stamp  uint32
-	now    int64
-	stats  counters
+	stamp uint32
+	now   int64
+	stats counters
 
 	tier *hostTier // nil without Config.HostBlocks
 	pins pinSet    // pin.go
 
 	// KV cache groups (groups.go), set only with more than one group:
-	// blockGroup is the group whose content each block holds, ghits the
-	// lookup's hits of groups 1 and up, window and chunk the window or
-	// chunked groups' size, other the kind besides full attention.
+	// ghits is the lookup's hits of groups 1 and up, window the window
+	// groups' size, other the kind besides full attention (the per-block
+	// group is bp.blockGroup).
 	other GroupKind
-	chunk int
+	// kinds is each group's kind (group_kinds.go), hitKind the other
+	// kind's, whose hit the lookup takes within the full-attention one.
+	kinds   []groupKind
+	hitKind groupKind
 	// oneLocal is the only window or chunked group (-1: several, 0:
 	// none), and wids the window lookup's scratch for it.
-	oneLocal   int
-	wids       []allocator.BlockID
-	blockGroup []uint8
-	ghits      [][]allocator.BlockID
-	window     int
+	oneLocal int
+	wids     []allocator.BlockID
+	ghits    [][]allocator.BlockID
+	window   int
 	// ret shelves cached blocks of a hybrid manager (retention.go).
 	ret retainer
 }
@@ -91,7 +76,7 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := allocator.New(allocator.Config{NumBlocks: cfg.NumBlocks, Reserved: 1})
+	bp, err := newBlockPool(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("paged: %w", err)
 	}
@@ -99,12 +84,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg:     cfg,
 		bs:      cfg.BlockSize,
 		shift:   -1,
-		pool:    pool,
-		policy:  cfg.Policy(cfg.NumBlocks),
-		hash:    make([]Hash, cfg.NumBlocks),
-		cached:  make([]bool, cfg.NumBlocks),
-		dupNext: make([]allocator.BlockID, cfg.NumBlocks),
-		dupPrev: make([]allocator.BlockID, cfg.NumBlocks),
+		bp:      bp,
 		chain:   chain{hasher: cfg.Hasher, root: rootHash(cfg.HashSeed), bs: cfg.BlockSize},
 		hashing: !cfg.DisablePrefixCaching,
 		fullLen: min(cfg.MaxModelLen, cfg.poolTokens()),
@@ -113,21 +93,12 @@ func New(cfg Config) (*Manager, error) {
 	for m.maxStride < (cfg.MaxModelLen+cfg.BlockSize-1)/cfg.BlockSize {
 		m.maxStride *= 2
 	}
-	m.index = newHashIndex(cfg.NumBlocks, m.hash)
-	if cfg.Events > 0 {
-		m.parent = make([]Hash, cfg.NumBlocks)
-	}
-	if m.policy == nil {
+	if m.bp.policy == nil {
 		return nil, fmt.Errorf("%w: Config.Policy returned a nil policy", ErrInvalid)
 	}
 	if bits.OnesCount(uint(m.bs)) == 1 {
 		m.shift, m.mask = bits.TrailingZeros(uint(m.bs)), m.bs-1
 	}
-	m.accessor, _ = m.policy.(eviction.Accessor)
-	m.forgetter, _ = m.policy.(eviction.Forgetter)
-	m.hinter, _ = m.policy.(eviction.Hinter)
-	m.ticker, _ = m.policy.(eviction.Ticker)
-	m.events.init(cfg.Events)
 	m.initGroups()
 	m.initRetention()
 	if cfg.HostBlocks > 0 {
@@ -137,10 +108,10 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.UnifiedFreeQueue {
 		// Every unreferenced block lives in the policy, in ID order at start.
-		for range pool.Usable() {
-			id, _ := pool.Alloc()
-			pool.ReleaseToCache(id)
-			m.policy.Insert(id)
+		for range m.bp.pool.Usable() {
+			id, _ := m.bp.pool.Alloc()
+			m.bp.pool.ReleaseToCache(id)
+			m.bp.policy.Insert(id)
 		}
 	}
 	return m, nil
@@ -168,25 +139,25 @@ func (m *Manager) Advance(now int64) {
 	}
 	m.now = now
 	m.expirePins(now)
-	if m.ticker != nil {
-		m.ticker.Advance(now)
+	if m.bp.ticker != nil {
+		m.bp.ticker.Advance(now)
 	}
 }
 
 // available returns the blocks an allocation may take: free ones plus
-// evictable ones.
-func (m *Manager) available() int { return m.pool.Free() + m.policy.Len() + m.ret.shelved() }
+// evictable ones, the policy's and the retention shelves'.
+func (m *Manager) available() int { return m.bp.available() + m.ret.shelved() }
 
 // watermarkBlocks is the headroom admission must leave.
 func (m *Manager) watermarkBlocks() int {
-	return int(math.Ceil(m.cfg.Watermark * float64(m.pool.Usable())))
+	return int(math.Ceil(m.cfg.Watermark * float64(m.bp.pool.Usable())))
 }
 
 // allocBlock takes one block for new content: from the free list, else the
 // policy's victim, whose cached content is given up. REQUIRES: available()>0.
 func (m *Manager) allocBlock() allocator.BlockID {
-	if m.pool.Free() > 0 {
-		id, _ := m.pool.Alloc()
+	if m.bp.pool.Free() > 0 {
+		id, _ := m.bp.pool.Alloc()
 		m.notePeak()
 		return id
 	}
@@ -194,42 +165,19 @@ func (m *Manager) allocBlock() allocator.BlockID {
 	if !ok {
 		panic("paged: allocation with no free or evictable block")
 	}
-	if m.cached[id] {
+	if m.bp.cached[id] {
 		if !m.offload(id) {
-			m.uncache(id, !m.isCheckpoint(id))
+			m.bp.uncache(id, !m.isCheckpoint(id))
 		}
 		m.stats.evictions++
 	}
-	m.pool.Claim(id)
+	m.bp.pool.Claim(id)
 	m.notePeak()
 	return id
 }
 
 func (m *Manager) notePeak() {
-	if h := m.pool.Held(); h > m.stats.peakUsed {
+	if h := m.bp.pool.Held(); h > m.stats.peakUsed {
 		m.stats.peakUsed = h
-	}
-}
-
-// release drops one reference to id. A block whose last reference goes
-// becomes evictable if it holds cached content, else free.
-func (m *Manager) release(id allocator.BlockID) {
-	if id == nullBlock {
-		return // a released sliding-window entry
-	}
-	if m.cfg.UnifiedFreeQueue || m.cached[id] {
-		if m.pool.ReleaseToCache(id) {
-			m.policy.Insert(id)
-		}
-		return
-	}
-	m.pool.Release(id)
-}
-
-// releaseTail releases blocks[from:] tail first, so a chain's tail is
-// given up before its head.
-func (m *Manager) releaseTail(blocks []allocator.BlockID, from int) {
-	for i := len(blocks) - 1; i >= from; i-- {
-		m.release(blocks[i])
 	}
 }

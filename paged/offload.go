@@ -37,24 +37,24 @@ func (m *Manager) hostHit(h *Hash) (allocator.BlockID, bool) {
 // did, the content has left the device index (a BlockMoved event).
 func (m *Manager) offload(id allocator.BlockID) bool {
 	t := m.tier
-	if t == nil || !t.offload || m.dupNext[id] != id {
+	if t == nil || !t.offload || m.bp.dupNext[id] != id {
 		return false // no tier, or another device block still holds the content
 	}
-	h := &m.hash[id]
+	h := &m.bp.hash[id]
 	if _, ok := t.index.get(h); ok || t.available() == 0 || t.priority(id, m.now) < t.floor {
 		return false
 	}
-	hb := t.alloc(&m.events)
+	hb := t.alloc(&m.bp.events)
 	t.hash[hb] = *h
-	if m.parent != nil {
-		t.parent[hb] = m.parent[id]
+	if m.bp.parent != nil {
+		t.parent[hb] = m.bp.parent[id]
 	}
 	t.index.set(h, hb)
 	t.pool.ReleaseToCache(hb)
 	t.policy.Insert(hb)
 	m.push(Swap{Src: id, Dst: hb, Kind: Offload})
-	m.events.moved(h, Device, Host)
-	m.uncache(id, false)
+	m.bp.events.moved(h, Device, Host)
+	m.bp.uncache(id, false)
 	t.offloads++
 	return true
 }
@@ -89,7 +89,7 @@ func (m *Manager) takeHits(s *sequence, onboard int) {
 		d := m.allocBlock()
 		m.push(Swap{Src: hb, Dst: d, Kind: Onboard})
 		t.index.del(&t.hash[hb])
-		m.events.moved(&t.hash[hb], Host, Device)
+		m.bp.events.moved(&t.hash[hb], Host, Device)
 		t.hash[hb] = Hash{}
 		if t.forgetter != nil {
 			t.forgetter.Forget(hb)
@@ -140,7 +140,7 @@ func (m *Manager) Onboard(id SeqID) (int, error) {
 	}
 	s.blocks = append(s.blocks[:0], m.hits...)
 	m.takeHits(s, p.onboard)
-	m.releaseTail(s.blocks, 0)
+	m.bp.releaseTail(s.blocks, 0)
 	s.blocks, s.released = s.blocks[:0], 0
 	return p.onboard, nil
 }

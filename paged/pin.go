@@ -123,14 +123,14 @@ type pinSet struct {
 // when blocks is out of range or below the blocks pins hold now.
 func (m *Manager) SetPinBudget(blocks int) error {
 	ps := &m.pins
-	if blocks < 0 || blocks > m.pool.Usable() {
-		return errorf(ErrInvalid, "pin budget of %d blocks: want 0 to %d", blocks, m.pool.Usable())
+	if blocks < 0 || blocks > m.bp.pool.Usable() {
+		return errorf(ErrInvalid, "pin budget of %d blocks: want 0 to %d", blocks, m.bp.pool.Usable())
 	}
 	if blocks < ps.distinct {
 		return errorf(ErrInvalid, "pin budget of %d blocks is below the %d blocks pinned now", blocks, ps.distinct)
 	}
 	if ps.count == nil {
-		ps.count = make([]int32, m.pool.Total())
+		ps.count = make([]int32, m.bp.pool.Total())
 	}
 	ps.budget = blocks
 	return nil
@@ -160,7 +160,7 @@ func (m *Manager) PinHashes(hashes []Hash, until int64) (PinID, int, error) {
 	blocks := ps.scratch[:0]
 	if m.hashing {
 		for i := range hashes {
-			id, ok := m.index.get(&hashes[i])
+			id, ok := m.bp.index.get(&hashes[i])
 			if !ok {
 				break
 			}
@@ -272,7 +272,7 @@ func (m *Manager) dropPin(idx uint32) {
 		if ps.count[id] == 0 {
 			ps.distinct--
 		}
-		m.release(id)
+		m.bp.release(id)
 	}
 	p.blocks, p.live = p.blocks[:0], false
 	ps.free = append(ps.free, idx)
@@ -345,7 +345,7 @@ func (m *Manager) checkPins(refs []int32) error {
 		}
 		live++
 		for _, id := range p.blocks {
-			if !m.cached[id] {
+			if !m.bp.cached[id] {
 				return fmt.Errorf("paged: pin %d holds block %d, which holds no cached content", i, id)
 			}
 			want[id]++

@@ -127,7 +127,7 @@ func (p *Placement) locate(s *placed, k int) (shard, local int) {
 
 // capacity is the most tokens s can hold under its layout.
 func (p *Placement) capacity(s *placed) int {
-	perDevice := p.devs[0].pool.Usable()
+	perDevice := p.devs[0].bp.pool.Usable()
 	if p.cfg.Layout == Contiguous {
 		perDevice = s.shard
 	}
@@ -184,7 +184,7 @@ func (p *Placement) Create(prompt []int32, ways int) (SeqID, error) {
 	s.shard = p.cfg.ShardBlocks
 	if s.shard == 0 {
 		maxBlocks := (p.cfg.MaxModelLen + p.bs - 1) / p.bs
-		s.shard = min((maxBlocks+ways-1)/ways, p.devs[0].pool.Usable())
+		s.shard = min((maxBlocks+ways-1)/ways, p.devs[0].bp.pool.Usable())
 	}
 	if err := p.grow(s, prompt); err != nil {
 		if !reused {

@@ -148,11 +148,11 @@ func (m *Manager) releaseTo(id allocator.BlockID, s shelf) {
 	if id == nullBlock {
 		return
 	}
-	if s == shelfPolicy || !m.cached[id] {
-		m.release(id)
+	if s == shelfPolicy || !m.bp.cached[id] {
+		m.bp.release(id)
 		return
 	}
-	if m.pool.ReleaseToCache(id) {
+	if m.bp.pool.ReleaseToCache(id) {
 		m.ret.push(id, s)
 	}
 }
@@ -164,7 +164,7 @@ func (m *Manager) unshelve(id allocator.BlockID) {
 		m.ret.unlink(id)
 		return
 	}
-	m.policy.Remove(id)
+	m.bp.policy.Remove(id)
 }
 
 // victim picks the cached block to give up: the low shelf's oldest, else
@@ -173,7 +173,7 @@ func (m *Manager) unshelve(id allocator.BlockID) {
 func (m *Manager) victim() (allocator.BlockID, bool) {
 	r := &m.ret
 	if r.n[shelfLow] == 0 {
-		if id, ok := m.policy.Victim(); ok || r.n[shelfHigh] == 0 {
+		if id, ok := m.bp.policy.Victim(); ok || r.n[shelfHigh] == 0 {
 			return id, ok
 		}
 	}
@@ -183,8 +183,8 @@ func (m *Manager) victim() (allocator.BlockID, bool) {
 	}
 	id := r.next[r.sentinel(s)]
 	r.unlink(id)
-	if m.forgetter != nil {
-		m.forgetter.Forget(id)
+	if m.bp.forgetter != nil {
+		m.bp.forgetter.Forget(id)
 	}
 	return id, true
 }
@@ -247,7 +247,7 @@ func (m *Manager) pinsAt(s *sequence, k int) bool {
 func (m *Manager) releaseSlid(s *sequence, k int, b allocator.BlockID) {
 	switch {
 	case !m.ret.on:
-		m.release(b)
+		m.bp.release(b)
 	case m.pinsAt(s, k):
 		s.keep.pins = append(s.keep.pins, b)
 	default:
@@ -259,7 +259,7 @@ func (m *Manager) releaseSlid(s *sequence, k int, b allocator.BlockID) {
 // refs.
 func (m *Manager) checkRetentionPins(i int, s *sequence, refs []int32) error {
 	for _, b := range s.keep.pins {
-		if !m.pool.Valid(b) || !m.cached[b] || m.groupOf(b) == 0 {
+		if !m.bp.pool.Valid(b) || !m.bp.cached[b] || m.bp.groupOf(b) == 0 {
 			return fmt.Errorf("paged: sequence slot %d pins block %d, which is not a cached window block", i, b)
 		}
 		refs[b]++
@@ -337,16 +337,16 @@ func (m *Manager) unprotect(s *sequence) {
 	}
 	for k := len(s.hashes) - 1; k >= int(s.keep.branch); k-- {
 		for g := range len(m.cfg.Groups) {
-			head, ok := m.index.getIn(&s.hashes[k], groupSalt(g))
+			head, ok := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
 			if !ok {
 				continue
 			}
 			for id := head; ; {
 				if m.ret.where[id] == shelfHigh {
 					m.ret.unlink(id)
-					m.policy.Insert(id)
+					m.bp.policy.Insert(id)
 				}
-				if id = m.dupNext[id]; id == head {
+				if id = m.bp.dupNext[id]; id == head {
 					break
 				}
 			}
@@ -365,13 +365,13 @@ func (m *Manager) checkRetention() error {
 		x := r.sentinel(s)
 		n := 0
 		for id := r.next[x]; id != x; id = r.next[id] {
-			if n++; n > len(r.where) || !m.pool.Valid(id) {
+			if n++; n > len(r.where) || !m.bp.pool.Valid(id) {
 				return fmt.Errorf("paged: shelf %d is broken at block %d", s, id)
 			}
 			if r.where[id] != s || r.next[r.prev[id]] != id {
 				return fmt.Errorf("paged: block %d on shelf %d is marked %d or badly linked", id, s, r.where[id])
 			}
-			if !m.cached[id] || !m.pool.IsCached(id) {
+			if !m.bp.cached[id] || !m.bp.pool.IsCached(id) {
 				return fmt.Errorf("paged: block %d on shelf %d holds no cached content or is referenced", id, s)
 			}
 		}

@@ -455,14 +455,14 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 			held--
 		case b < 0:
 			p.onboard++
-		case m.pool.IsCached(b):
+		case m.bp.pool.IsCached(b):
 			p.evictableHits++
 		}
 	}
 	p.alloc = p.need - p.hits + p.evictableHits + p.onboard
 	wm := m.watermarkBlocks()
 	switch {
-	case held > m.pool.Usable()-wm || n > m.seqLimit(s.opts.Window):
+	case held > m.bp.pool.Usable()-wm || n > m.seqLimit(s.opts.Window):
 		return p, AdmitNever
 	case p.alloc > m.available()-wm:
 		return p, AdmitLater
@@ -495,7 +495,7 @@ func (m *Manager) CanAdmitTokens(n int) Admission {
 	need := (n + m.bs - 1) / m.bs * max(1, len(m.cfg.Groups))
 	wm := m.watermarkBlocks()
 	switch {
-	case n <= 0 || n > m.fullLen || need > m.pool.Usable()-wm:
+	case n <= 0 || n > m.fullLen || need > m.bp.pool.Usable()-wm:
 		return AdmitNever
 	case need > m.available()-wm:
 		return AdmitLater
@@ -528,7 +528,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	}
 	switch a {
 	case AdmitNever:
-		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.need, m.pool.Usable(), m.watermarkBlocks())
+		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.need, m.bp.pool.Usable(), m.watermarkBlocks())
 	case AdmitLater:
 		return 0, &spaceError{op: "Admit", id: id, need: p.alloc, avail: m.available(), watermark: m.watermarkBlocks()}
 	}
@@ -679,7 +679,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	cow := false
 	if partial {
 		last = s.blocks[len(s.blocks)-1]
-		cow = m.pool.RefCount(last) > 1
+		cow = m.bp.pool.RefCount(last) > 1
 	}
 	need := grow
 	if cow {
@@ -692,14 +692,14 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if cow {
 		dst := m.allocBlock()
 		m.copies = append(m.copies, Copy{Src: last, Dst: dst})
-		m.release(last)
+		m.bp.release(last)
 		s.blocks[len(s.blocks)-1] = dst
 		s.version++
 		m.stats.copies++
-	} else if partial && m.cached[last] {
+	} else if partial && m.bp.cached[last] {
 		// Our own block still holds committed content from before a
 		// truncation; writing changes it, so it leaves the index first.
-		m.forget(last)
+		m.bp.forget(last)
 	}
 	for range grow {
 		s.blocks = append(s.blocks, m.allocBlock())
@@ -777,7 +777,7 @@ func (m *Manager) truncate(s *sequence, n int) {
 	cut := len(s.tokens) - n
 	if s.state == seqRunning {
 		keep := (n + m.bs - 1) / m.bs
-		m.releaseTail(s.blocks, keep)
+		m.bp.releaseTail(s.blocks, keep)
 		s.blocks = s.blocks[:keep]
 		if m.hybrid() {
 			m.truncateGroups(s, n)
@@ -808,7 +808,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	p := &m.seqs[pidx] // newSeq may have moved the slice
 	c.blocks = append(c.blocks, p.blocks...)
 	for _, b := range c.blocks[p.released:] {
-		m.pool.Ref(b)
+		m.bp.pool.Ref(b)
 	}
 	c.released = p.released
 	c.tokens = append(c.tokens, p.tokens...)

@@ -46,7 +46,7 @@ type CachedBlock struct {
 // events on (Config.Events > 0), which keeps them per block; without
 // events every block is listed with HasParent false.
 func (m *Manager) Snapshot(snap *Snapshot) {
-	snap.Seq = m.events.seq
+	snap.Seq = m.bp.events.seq
 	snap.BlockSize = m.bs
 	blocks := snap.Blocks[:0]
 	add := func(h *Hash, parents []Hash, id allocator.BlockID, medium Medium, g int) {
@@ -57,14 +57,14 @@ func (m *Manager) Snapshot(snap *Snapshot) {
 		}
 		blocks = append(blocks, b)
 	}
-	for id := allocator.BlockID(1); int(id) < len(m.cached); id++ {
-		if m.cached[id] && !m.isCheckpoint(id) { // checkpoints are not events
-			add(&m.hash[id], m.parent, id, Device, m.groupOf(id))
+	for id := allocator.BlockID(1); int(id) < len(m.bp.cached); id++ {
+		if m.bp.cached[id] && !m.isCheckpoint(id) { // checkpoints are not events
+			add(&m.bp.hash[id], m.bp.parent, id, Device, m.bp.groupOf(id))
 		}
 	}
 	if t := m.tier; t != nil {
 		var parents []Hash
-		if m.parent != nil {
+		if m.bp.parent != nil {
 			parents = t.parent
 		}
 		t.index.each(func(h *Hash, id allocator.BlockID) { add(h, parents, id, Host, 0) })

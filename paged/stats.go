@@ -68,11 +68,11 @@ func (m *Manager) Stats() Stats {
 	c := &m.stats
 	st := Stats{
 		BlockSize:         m.bs,
-		TotalBlocks:       m.pool.Total(),
-		UsableBlocks:      m.pool.Usable(),
-		FreeBlocks:        m.pool.Free(),
-		CachedBlocks:      m.pool.Cached(),
-		UsedBlocks:        m.pool.Held(),
+		TotalBlocks:       m.bp.pool.Total(),
+		UsableBlocks:      m.bp.pool.Usable(),
+		FreeBlocks:        m.bp.pool.Free(),
+		CachedBlocks:      m.bp.pool.Cached(),
+		UsedBlocks:        m.bp.pool.Held(),
 		PeakUsedBlocks:    m.stats.peakUsed,
 		Sequences:         m.nlive,
 		Running:           m.nrunning,
@@ -88,7 +88,7 @@ func (m *Manager) Stats() Stats {
 		Copies:            c.copies,
 		Forks:             c.forks,
 		Preemptions:       c.preemptions,
-		EventsDropped:     m.events.dropped,
+		EventsDropped:     m.bp.events.dropped,
 	}
 	m.tierStats(&st.Tiers)
 	return st

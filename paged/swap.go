@@ -177,7 +177,7 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 				}
 				hb := t.mark[b]
 				if hb == markCounted {
-					hb = t.alloc(&m.events)
+					hb = t.alloc(&m.bp.events)
 					t.mark[b] = hb
 					m.push(Swap{Src: b, Dst: hb, Kind: SwapOut})
 					t.swapOuts++
@@ -193,7 +193,7 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 		s := m.seqAt(id)
 		for g := range m.ntables() {
 			blocks, released, _, _ := s.tableAt(g)
-			m.releaseTail(*blocks, released)
+			m.bp.releaseTail(*blocks, released)
 			*blocks = (*blocks)[:0]
 		}
 		m.releaseKept(s)
@@ -253,7 +253,7 @@ func (m *Manager) planSwapIn(ids []SeqID) (int, Admission) {
 				t.hmark[hb] = markCounted
 				full++
 				if k < committed {
-					if d, ok := m.index.getIn(&s.hashes[k], groupSalt(g)); ok && !m.pool.IsCached(d) {
+					if d, ok := m.bp.index.getIn(&s.hashes[k], groupSalt(g)); ok && !m.bp.pool.IsCached(d) {
 						continue
 					}
 				}
@@ -264,7 +264,7 @@ func (m *Manager) planSwapIn(ids []SeqID) (int, Admission) {
 	m.clearHostMarks(ids)
 	wm := m.watermarkBlocks()
 	switch {
-	case full > m.pool.Usable()-wm:
+	case full > m.bp.pool.Usable()-wm:
 		return need, AdmitNever
 	case need > m.available()-wm:
 		return need, AdmitLater
@@ -297,7 +297,7 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 	need, a := m.planSwapIn(ids)
 	switch a {
 	case AdmitNever:
-		return errorf(ErrNever, "SwapIn: the group needs more than the %d usable blocks (watermark %d)", m.pool.Usable(), m.watermarkBlocks())
+		return errorf(ErrNever, "SwapIn: the group needs more than the %d usable blocks (watermark %d)", m.bp.pool.Usable(), m.watermarkBlocks())
 	case AdmitLater:
 		return errorf(ErrNoSpace, "SwapIn: %d blocks needed, %d available (watermark %d)", need, m.available(), m.watermarkBlocks())
 	}
@@ -315,9 +315,9 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 				case k < released:
 				case t.hmark[hb] >= 0:
 					d = t.hmark[hb]
-					m.pool.Ref(d)
+					m.bp.pool.Ref(d)
 				case k < committed:
-					if hit, ok := m.index.getIn(&s.hashes[k], groupSalt(g)); ok {
+					if hit, ok := m.bp.index.getIn(&s.hashes[k], groupSalt(g)); ok {
 						m.claim(hit)
 						t.hmark[hb], d = hit, hit
 					}
@@ -336,7 +336,7 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 				}
 				d := t.hmark[hb]
 				if d >= 0 {
-					m.pool.Ref(d)
+					m.bp.pool.Ref(d)
 				} else {
 					d = m.allocBlock()
 					t.hmark[hb] = d
@@ -347,7 +347,7 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 				// Sequences sharing a block may disagree on whether it is
 				// committed (a fork accepted speculative tokens the other
 				// has not): the first that counts it committed commits it.
-				if k < committed && !m.cached[d] {
+				if k < committed && !m.bp.cached[d] {
 					m.recommit(s, g, k, d)
 				}
 			}
@@ -377,12 +377,12 @@ func (m *Manager) recommit(s *sequence, g, k int, d allocator.BlockID) {
 		parent = (*blocks)[k-1]
 	}
 	m.commit(d, s.hashes[k], g, k, parent, s)
-	if m.events.on() {
+	if m.bp.events.on() {
 		var ph *Hash
 		if k > 0 {
 			ph = &s.hashes[k-1]
 		}
-		m.events.stored(s.hashes[k:k+1], ph, s.tokens[k*m.bs:(k+1)*m.bs], m.bs, s.opts.LoRA, Device, g)
+		m.bp.events.stored(s.hashes[k:k+1], ph, s.tokens[k*m.bs:(k+1)*m.bs], m.bs, s.opts.LoRA, Device, g)
 	}
 }
 

@@ -21,16 +21,20 @@ import "github.com/pagedkv/pagedkv/allocator"
 
 // windowStart returns the first block still needed when the next position
 // to compute is c, under window w.
-func (m *Manager) windowStart(w, c int) int {
+func (m *Manager) windowStart(w, c int) int { return windowStart(w, c, m.bs) }
+
+// windowStart is the first block of bs tokens that the window w of the
+// query at position c reaches.
+func windowStart(w, c, bs int) int {
 	if c-w+1 <= 0 {
 		return 0
 	}
-	return (c - w + 1) / m.bs
+	return (c - w + 1) / bs
 }
 
 // present finds content in the device index, else the host index.
 func (m *Manager) present(h *Hash) (allocator.BlockID, bool) {
-	if id, ok := m.index.get(h); ok {
+	if id, ok := m.bp.index.get(h); ok {
 		return id, true
 	}
 	return m.hostHit(h)
@@ -92,7 +96,7 @@ func (m *Manager) slidable(s *sequence, c int) int {
 	}
 	n := 0
 	for k := s.released; k < m.windowStart(s.opts.Window, c); k++ {
-		if m.pool.RefCount(s.blocks[k]) == 1 {
+		if m.bp.pool.RefCount(s.blocks[k]) == 1 {
 			n++
 		}
 	}
@@ -109,7 +113,7 @@ func (m *Manager) slide(s *sequence, c int) {
 	if to <= s.released {
 		return
 	}
-	m.releaseTail(s.blocks[:to], s.released)
+	m.bp.releaseTail(s.blocks[:to], s.released)
 	for k := s.released; k < to; k++ {
 		s.blocks[k] = nullBlock
 	}

@@ -1,0 +1,186 @@
+package paged
+
+import (
+	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/eviction"
+)
+
+// blockPool is the device pool with its prefix index, vLLM's BlockPool:
+// the block allocator, the eviction policy (and the optional interfaces it
+// implements), the per-block metadata, the hash index over committed
+// content and the KV event buffer, which change together. The Manager
+// holds it by value (Manager.bp), so a hot path reaches a field at a fixed
+// offset of the Manager, as before the split, and coordinates it with the
+// sequences, the retention shelves and the host tier.
+type blockPool struct {
+	pool   *allocator.Pool
+	policy eviction.Policy
+
+	accessor  eviction.Accessor
+	forgetter eviction.Forgetter
+	hinter    eviction.Hinter
+	ticker    eviction.Ticker
+
+	// Per block, indexed by BlockID.
+	hash []Hash
+	// parent is the hash before hash[id] in its chain (root for a first
+	// block), for Snapshot; kept only with events on (Config.Events), the
+	// stream a snapshot resynchronises, so a manager without events does
+	// not pay 32 bytes per block for it.
+	parent  []Hash
+	cached  []bool // the block's content is committed to the index
+	dupNext []allocator.BlockID
+	dupPrev []allocator.BlockID
+	// blockGroup is the KV cache group whose content each block holds,
+	// set only with more than one group (initGroups).
+	blockGroup []uint8
+	index      hashIndex // first-inserted block per hash
+	events     eventBuffer
+	// unified: every unreferenced block lives in the policy
+	// (Config.UnifiedFreeQueue).
+	unified bool
+}
+
+// newBlockPool returns the pool of cfg, whose defaults are filled in.
+func newBlockPool(cfg *Config) (blockPool, error) {
+	pool, err := allocator.New(allocator.Config{NumBlocks: cfg.NumBlocks, Reserved: 1})
+	if err != nil {
+		return blockPool{}, err
+	}
+	p := blockPool{
+		pool:    pool,
+		policy:  cfg.Policy(cfg.NumBlocks),
+		hash:    make([]Hash, cfg.NumBlocks),
+		cached:  make([]bool, cfg.NumBlocks),
+		dupNext: make([]allocator.BlockID, cfg.NumBlocks),
+		dupPrev: make([]allocator.BlockID, cfg.NumBlocks),
+		unified: cfg.UnifiedFreeQueue,
+	}
+	p.index = newHashIndex(cfg.NumBlocks, p.hash)
+	if cfg.Events > 0 {
+		p.parent = make([]Hash, cfg.NumBlocks)
+	}
+	p.accessor, _ = p.policy.(eviction.Accessor)
+	p.forgetter, _ = p.policy.(eviction.Forgetter)
+	p.hinter, _ = p.policy.(eviction.Hinter)
+	p.ticker, _ = p.policy.(eviction.Ticker)
+	p.events.init(cfg.Events)
+	return p, nil
+}
+
+// available returns the free blocks plus those the policy may evict.
+func (p *blockPool) available() int { return p.pool.Free() + p.policy.Len() }
+
+// release drops one reference to id. A block whose last reference goes
+// becomes evictable if it holds cached content, else free.
+func (p *blockPool) release(id allocator.BlockID) {
+	if id == nullBlock {
+		return // a released sliding-window entry
+	}
+	if p.unified || p.cached[id] {
+		if p.pool.ReleaseToCache(id) {
+			p.policy.Insert(id)
+		}
+		return
+	}
+	p.pool.Release(id)
+}
+
+// releaseTail releases blocks[from:] tail first, so a chain's tail is
+// given up before its head.
+func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
+	for i := len(blocks) - 1; i >= from; i-- {
+		p.release(blocks[i])
+	}
+}
+
+// uncache removes block id's content from the index and reports it.
+func (p *blockPool) uncache(id allocator.BlockID, report bool) {
+	h := &p.hash[id]
+	g := p.groupOf(id)
+	salt := groupSalt(g)
+	next := p.dupNext[id]
+	if next == id {
+		p.index.replaceOrDel(h, salt, id, allocator.NoBlock)
+	} else {
+		prev := p.dupPrev[id]
+		p.dupNext[prev], p.dupPrev[next] = next, prev
+		// The entry moves to the next duplicate only if id headed the list.
+		p.index.replaceOrDel(h, salt, id, next)
+	}
+	p.cached[id] = false
+	if report {
+		p.events.removed(h, Device, g)
+	}
+	*h = Hash{}
+}
+
+// forget drops the cached content of a block that is not in the policy
+// (it is held, and about to be overwritten).
+func (p *blockPool) forget(id allocator.BlockID) {
+	p.uncache(id, true)
+	if p.forgetter != nil {
+		p.forgetter.Forget(id)
+	}
+}
+
+// groupOf returns the KV cache group whose content block id holds.
+func (p *blockPool) groupOf(id allocator.BlockID) int {
+	if p.blockGroup == nil {
+		return 0
+	}
+	return int(p.blockGroup[id])
+}
+
+// successor guesses that a chain's next block is the block after the
+// previous hit's: a chain is usually committed in one run of blocks
+// allocated in order, so a warm lookup walks the per-block arrays in order
+// instead of probing the index at random. The guess stands only where the
+// index would give the same answer: the block holds h and is the only
+// block holding it (with duplicates, the index names the first-inserted).
+func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockID, bool) {
+	next := prev + 1
+	if prev <= nullBlock || int(next) >= len(p.hash) {
+		return allocator.NoBlock, false
+	}
+	if !p.cached[next] || p.dupNext[next] != next || p.hash[next] != *h || p.groupOf(next) != 0 {
+		return allocator.NoBlock, false
+	}
+	return next, true
+}
+
+// predecessor guesses, scanning a chain right to left in group g, that the
+// block before next's holds h: a run of blocks admitted together has
+// consecutive IDs. The guess stands only where the index would answer the
+// same: the block holds (h, g) and is the only block holding it.
+func (p *blockPool) predecessor(next allocator.BlockID, h *Hash, g int) (allocator.BlockID, bool) {
+	prev := next - 1
+	if next == allocator.NoBlock || prev <= nullBlock {
+		return allocator.NoBlock, false
+	}
+	if !p.cached[prev] || p.dupNext[prev] != prev || p.hash[prev] != *h || p.groupOf(prev) != g {
+		return allocator.NoBlock, false
+	}
+	return prev, true
+}
+
+// commit records that block id holds the content named by h for KV cache
+// group g, whose chain hash before it is prev: in the per-block metadata
+// and the index, after the blocks already holding (h, g).
+func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
+	p.hash[id] = *h
+	if p.parent != nil {
+		p.parent[id] = *prev
+	}
+	p.cached[id] = true
+	if p.blockGroup != nil {
+		p.blockGroup[id] = uint8(g)
+	}
+	if head, dup := p.index.getOrInsert(&p.hash[id], groupSalt(g), id); dup {
+		tail := p.dupPrev[head]
+		p.dupNext[tail], p.dupPrev[id] = id, tail
+		p.dupNext[id], p.dupPrev[head] = head, id
+	} else {
+		p.dupNext[id], p.dupPrev[id] = id, id
+	}
+}

@@ -1,0 +1,283 @@
+package paged
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
+
+// groupKind is what the manager asks of a KV cache group's attention kind:
+// one small type per kind (fullKind, windowKind, chunkedKind, stateKind,
+// sharedKind) answers it, built once in initGroups (Manager.kinds). The
+// manager coordinates: lookup order, allocation order and vLLM-compatible
+// semantics stay in groups.go, the per-kind rules live here.
+type groupKind interface {
+	// need is the number of blocks the group holds for a running
+	// sequence of n tokens (released entries included).
+	need(n int) int
+	// local reports whether the group releases blocks as a sequence grows.
+	local() bool
+	// dead is how many leading blocks no query reads once the next
+	// position to compute is c, for a table whose first committed blocks
+	// are committed: vLLM's remove_skipped_blocks rule for the kind.
+	dead(c, committed int) int
+	// slides reports whether the next position c releases blocks of a
+	// table with released null entries: dead(c, committed) > released,
+	// cheaper where the kind allows (it runs for every decode token).
+	slides(c, released, committed int) bool
+	// live is the first block the query at position n reads.
+	live(n int) int
+	// readsFrom is the least position whose query reads none of the first
+	// r blocks (a local kind's truncation floor).
+	readsFrom(r int) int
+	// commits reports whether the group's blocks hold content of blocks
+	// of tokens, committed to the prefix index.
+	commits() bool
+	// pages is the fixed number of pages of a state (0: not a state).
+	pages() int
+	// target is the group whose table group g reads (g itself but for a
+	// Shared group).
+	target(g int) int
+	// hit finds the kind's prefix hit within the first limit blocks of s,
+	// which are cached in every full-attention group, fills the lookup
+	// rows of the groups of its kind and returns the hit in blocks.
+	hit(m *Manager, s *sequence, limit int) int
+	// check verifies the kind's rules on table t (group g of sequence
+	// slot i), whose next query is at position n.
+	check(i, g int, t *groupTable, n int) error
+}
+
+// newGroupKind returns the kind of group k for blocks of bs tokens.
+func newGroupKind(k Group, bs int) groupKind {
+	switch k.Kind {
+	case SlidingWindow:
+		return windowKind{attention{bs}, k.Window}
+	case ChunkedLocal:
+		return chunkedKind{attention{bs}, k.Chunk}
+	case State:
+		return stateKind{n: k.Pages}
+	case Shared:
+		return sharedKind{to: k.Target}
+	}
+	return fullKind{attention: attention{bs}}
+}
+
+// attention is the part of a kind that keeps a block per block of tokens
+// of bs tokens, committed to the prefix index.
+type attention struct{ bs int }
+
+func (a attention) need(n int) int { return (n + a.bs - 1) / a.bs }
+func (attention) commits() bool    { return true }
+func (attention) pages() int       { return 0 }
+func (attention) target(g int) int { return g }
+
+// notLocal is the part of a kind that never releases blocks.
+type notLocal struct{}
+
+func (notLocal) local() bool                     { return false }
+func (notLocal) dead(c, committed int) int       { return 0 }
+func (notLocal) slides(c, r, committed int) bool { return false }
+func (notLocal) live(n int) int                  { return 0 }
+func (notLocal) readsFrom(r int) int             { return 0 }
+
+// checkKept is a kind's check that never releases an entry.
+func checkKept(kind GroupKind, i, g int, t *groupTable) error {
+	if t.released != 0 {
+		return fmt.Errorf("paged: sequence slot %d %v group %d has %d released entries", i, kind, g, t.released)
+	}
+	return nil
+}
+
+// fullKind is a FullAttention group: a block per block of tokens, all kept.
+type fullKind struct {
+	attention
+	notLocal
+}
+
+func (fullKind) hit(m *Manager, s *sequence, limit int) int { return limit }
+
+func (fullKind) check(i, g int, t *groupTable, n int) error {
+	return checkKept(FullAttention, i, g, t)
+}
+
+// checkLocal is a local kind's check: every position the next query reads
+// is backed.
+func checkLocal(k groupKind, i, g int, t *groupTable, n int) error {
+	if live := k.live(n); t.released > live {
+		return fmt.Errorf("paged: sequence slot %d group %d released %d blocks, its next query reads blocks from %d", i, g, t.released, live)
+	}
+	return nil
+}
+
+// windowKind is a SlidingWindow group of window w.
+type windowKind struct {
+	attention
+	w int
+}
+
+func (windowKind) local() bool { return true }
+
+func (k windowKind) dead(c, committed int) int { return windowStart(k.w, c, k.bs) }
+func (k windowKind) live(n int) int            { return windowStart(k.w, n, k.bs) }
+
+// slides is start(c) > released without the division.
+func (k windowKind) slides(c, released, committed int) bool {
+	return c-k.w+1 >= (released+1)*k.bs
+}
+
+func (k windowKind) readsFrom(r int) int { return r*k.bs + k.w - 1 }
+
+func (k windowKind) check(i, g int, t *groupTable, n int) error { return checkLocal(k, i, g, t, n) }
+
+// hit finds the window groups' hit right to left (the first run of
+// ceil((W-1)/BlockSize) cached blocks from the right; failing that, the
+// run from block 0), fills their m.ghits rows (null before the run) and
+// returns its length in blocks.
+func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
+	need := (k.w - 1 + k.bs - 1) / k.bs
+	run, end := 0, -1
+	// With one window group (the common layout) the scan keeps the blocks
+	// it finds and guesses each next one from the last (see predecessor).
+	one := m.oneLocal
+	if one > 0 {
+		m.wids = slices.Grow(m.wids[:0], limit)[:limit]
+	}
+	next := allocator.NoBlock
+	for i := limit - 1; i >= 0; i-- {
+		if one > 0 {
+			id, ok := m.bp.predecessor(next, &s.hashes[i], one)
+			if !ok {
+				id, ok = m.bp.index.getIn(&s.hashes[i], groupSalt(one))
+			}
+			if !ok {
+				run, next = 0, allocator.NoBlock
+				continue
+			}
+			m.wids[i], next = id, id
+		} else if !m.cachedInLocalGroups(&s.hashes[i]) {
+			run = 0
+			continue
+		}
+		run++
+		if run >= need {
+			end = i + run
+			break
+		}
+	}
+	start := 0
+	if end < 0 {
+		// No run long enough: the run from block 0 is the hit.
+		end = run
+	} else {
+		start = end - run
+	}
+	m.hitRows(s, SlidingWindow, start, end, one)
+	return end
+}
+
+// hitRows fills the lookup rows of the groups of kind: null before start,
+// then the cached blocks of [start, end); group one's blocks are m.wids
+// (one <= 0: none).
+func (m *Manager) hitRows(s *sequence, kind GroupKind, start, end, one int) {
+	for g := 1; g < len(m.cfg.Groups); g++ {
+		if m.cfg.Groups[g].Kind != kind {
+			continue
+		}
+		row := m.ghits[g-1]
+		for range start {
+			row = append(row, nullBlock)
+		}
+		if g == one {
+			row = append(row, m.wids[start:end]...)
+		} else {
+			for k := start; k < end; k++ {
+				id, _ := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
+				row = append(row, id)
+			}
+		}
+		m.ghits[g-1] = row
+	}
+}
+
+// chunkedKind is a ChunkedLocal group of chunk c.
+type chunkedKind struct {
+	attention
+	c int
+}
+
+func (chunkedKind) local() bool { return true }
+
+// live is the first block of n's chunk.
+func (k chunkedKind) live(n int) int { return n / k.c * k.c / k.bs }
+
+func (k chunkedKind) dead(c, committed int) int {
+	first := k.live(c)
+	if committed > 0 {
+		// As vLLM, keep the last cached block.
+		first = min(first, committed-1)
+	}
+	return first
+}
+
+func (k chunkedKind) slides(c, released, committed int) bool {
+	return k.dead(c, committed) > released
+}
+
+func (k chunkedKind) readsFrom(r int) int { return (r*k.bs + k.c - 1) / k.c * k.c }
+
+func (k chunkedKind) check(i, g int, t *groupTable, n int) error { return checkLocal(k, i, g, t, n) }
+
+// hit needs the blocks of the hit point's chunk: those before it are not
+// needed (null), those of the chunk must be cached, left to right.
+func (k chunkedKind) hit(m *Manager, s *sequence, limit int) int {
+	start := limit * k.bs / k.c * k.c / k.bs
+	end := start
+	for end < limit && m.cachedInLocalGroups(&s.hashes[end]) {
+		end++
+	}
+	m.hitRows(s, ChunkedLocal, start, end, 0)
+	return end
+}
+
+// stateKind is a State group of n pages per sequence.
+type stateKind struct {
+	notLocal
+	n int
+}
+
+func (k stateKind) need(int) int   { return k.n }
+func (stateKind) commits() bool    { return false }
+func (k stateKind) pages() int     { return k.n }
+func (stateKind) target(g int) int { return g }
+
+// hit is the checkpoint lookup: vLLM's MambaManager caches no state;
+// checkpoints do (checkpoint.go).
+func (stateKind) hit(m *Manager, s *sequence, limit int) int { return m.lookupState(s, limit) }
+
+func (stateKind) check(i, g int, t *groupTable, n int) error {
+	if err := checkKept(State, i, g, t); err != nil {
+		return err
+	}
+	if t.committed != 0 {
+		return fmt.Errorf("paged: sequence slot %d state group %d has committed pages", i, g)
+	}
+	return nil
+}
+
+// sharedKind is a Shared group reading group to's table.
+type sharedKind struct {
+	notLocal
+	to int
+}
+
+func (sharedKind) need(int) int     { return 0 }
+func (sharedKind) commits() bool    { return false }
+func (sharedKind) pages() int       { return 0 }
+func (k sharedKind) target(int) int { return k.to }
+
+func (sharedKind) hit(m *Manager, s *sequence, limit int) int { return limit }
+
+func (sharedKind) check(i, g int, t *groupTable, n int) error {
+	return checkKept(Shared, i, g, t)
+}
