@@ -2,8 +2,10 @@
 // paged.Manager, small enough to copy into a real inference server.
 //
 // Requests arrive over time (replayed from the embedded Azure conversation
-// trace with its timestamps compressed, or posted over HTTP). A scheduler
-// in the manner of vLLM runs one engine step at a time: it gives every
+// trace with its timestamps compressed, or posted over HTTP). The step loop
+// is package sched's Scheduler in vLLM's configuration; this command adds
+// request IDs and cancel tokens, a bounded queue, the HTTP API, a fake
+// model and the statistics. Each engine step gives every
 // running sequence a slot for its newest token, preempting the newest
 // sequences by recompute when the pool runs out; admits waiting requests
 // first come first served after the manager's dry run (CanAdmit) says they

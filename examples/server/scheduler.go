@@ -5,10 +5,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
 )
 
 // Errors of the scheduler; every error it returns wraps one of them.
@@ -86,59 +86,15 @@ type SchedulerConfig struct {
 	OnEvent func(e paged.Event)
 }
 
-type reqState uint8
-
-const (
-	reqLive reqState = iota
-	reqFinished
-	reqCancelled
-)
-
-// request is a submitted request: one sample before the fork, n after.
+// request is a submitted request as the server sees it: its public ID and
+// cancel token beside the scheduler's request, which holds its samples.
 type request struct {
-	id        ReqID
-	seq       uint64 // submission order from 1, seeds the fake model
-	token     string
-	promptLen int
-	maxTokens int
-	n         int
-	state     reqState
-	samples   []*sample
-	forked    bool
-	done      int // samples finished
-	nrunning  int // samples holding blocks
-	cached    int // prompt tokens found in the prefix cache at first admission
-	admitted  bool
-}
-
-// stateName is what Status reports: waiting (never admitted), running
-// (some sample holds blocks), preempted (admitted once, none holds blocks
-// now), finished or cancelled.
-func (r *request) stateName() string {
-	switch {
-	case r.state == reqFinished:
-		return "finished"
-	case r.state == reqCancelled:
-		return "cancelled"
-	case r.nrunning > 0:
-		return "running"
-	case r.admitted:
-		return "preempted"
-	}
-	return "waiting"
-}
-
-// sample is one sequence of a request.
-type sample struct {
-	req     *request
-	idx     int
-	id      paged.SeqID
-	outputs int
-	running bool // holds blocks
-	// pending is the newest token: the model produced it last step and its
-	// KV is computed this step, so it gets a slot only now.
-	pending int32
-	done    bool
+	id    ReqID
+	token string
+	r     *sched.Request
+	// admitted is set at the first admission; until then the request
+	// counts against MaxQueued.
+	admitted bool
 }
 
 // Status describes one request.
@@ -156,28 +112,27 @@ type Status struct {
 	Generated []int `json:"generated"`
 }
 
-// Scheduler is a continuous-batching scheduler in the manner of vLLM: each
-// Step decodes every running sequence, admits waiting ones first come
-// first served while the dry run says they fit, builds the step's batch,
-// and runs a fake model that emits one token per sequence. It owns its
-// paged.Manager and, like it, is not safe for concurrent use: one
-// goroutine owns both (see Server).
+// Scheduler is the server's side of package sched: a sched.Scheduler in
+// vLLM's configuration (FCFS, decode first, no admission in a step that
+// preempted, recompute preemption, a dry run before every admission), plus
+// what an HTTP server adds: unguessable request IDs with cancel tokens, a
+// bounded admission queue, finished requests kept for Status, a fake model
+// that emits one token per sequence, KV events drained each step, and
+// counters. It owns its paged.Manager and, like it, is not safe for
+// concurrent use: one goroutine owns both (see Server).
 type Scheduler struct {
 	cfg SchedulerConfig
 	m   *paged.Manager
+	s   *sched.Scheduler
 
-	nextSeq  uint64
 	queued   int // live requests never admitted
 	live     map[ReqID]*request
+	byID     map[uint64]*request // live requests by the scheduler's ID
 	finished map[ReqID]*request
 	finOrder []ReqID // oldest first, for KeepFinished
 
-	waiting []*sample // FCFS; preempted samples go back to the front
-	running []*sample // admission order, kept stable for the persistent batch
-
-	sched  []paged.Scheduled
-	schedS []*sample
 	batch  paged.Batch
+	tokens []int32
 	events []paged.Event
 	prompt []int32
 
@@ -185,15 +140,15 @@ type Scheduler struct {
 	c    counters
 }
 
-// counters are the scheduler's own figures, next to the manager's Stats.
+// counters are the server's own figures, next to the scheduler's and the
+// manager's.
 type counters struct {
-	submitted, finished, cancelled, parallel  uint64
-	rejected                                  [numReasons]uint64
-	promptTokens, prefillTokens, cachedTokens uint64
-	generated, steps                          uint64
-	peakUsed, peakRunning                     int
-	managerTime                               time.Duration
-	events                                    EventCounts // Dropped unused
+	submitted, finished, cancelled, parallel uint64
+	rejected                                 [numReasons]uint64
+	promptTokens, steps                      uint64
+	peakUsed                                 int
+	managerTime                              time.Duration
+	events                                   EventCounts // Dropped unused
 }
 
 // NewScheduler returns a scheduler with a new manager for cfg.Manager.
@@ -220,19 +175,35 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	return &Scheduler{
+	s := &Scheduler{
 		cfg:      cfg,
 		m:        m,
 		live:     make(map[ReqID]*request),
+		byID:     make(map[uint64]*request),
 		finished: make(map[ReqID]*request),
-	}, nil
+	}
+	s.s, err = sched.New(m, sched.Config{
+		MaxRunning: cfg.MaxNumSeqs,
+		// The dry run changes nothing, not even the prefix statistics,
+		// which a refused Admit would update (as vLLM counts), so the
+		// hit rate reflects admissions only.
+		CheckBeforeAdmit: true,
+		Hooks: sched.Hooks{
+			Scheduled: s.scheduled,
+			Finished:  s.sampleFinished,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	return s, nil
 }
 
 // Manager returns the scheduler's block manager, for reading by the owner.
 func (s *Scheduler) Manager() *paged.Manager { return s.m }
 
 // Busy reports whether any request is waiting or running.
-func (s *Scheduler) Busy() bool { return len(s.running) > 0 || len(s.waiting) > 0 }
+func (s *Scheduler) Busy() bool { return s.s.Busy() }
 
 // Submit validates spec and queues it, returning the new request's ID and
 // cancel token. A rejected request changes nothing but the rejection
@@ -285,27 +256,23 @@ func (s *Scheduler) submit(spec Spec) (Ticket, error) {
 	}
 	prompt := spec.Prompt
 	if len(prompt) == 0 {
-		prompt = madeUpPrompt(s.prompt[:0], s.nextSeq+1, plen)
+		prompt = madeUpPrompt(s.prompt[:0], uint64(s.s.Stats().Submitted)+1, plen)
 		s.prompt = prompt
 	}
-	// Add hashes the prompt's full blocks once, now, off the step's
-	// critical path; the sequence holds no blocks until admitted.
+	// The scheduler hashes the prompt's full blocks once, now, off the
+	// step's critical path; the sequence holds no blocks until admitted.
 	t0 := time.Now()
-	seq, err := s.m.Add(prompt, nil)
+	sr, err := s.s.Submit(prompt, sched.Options{MaxTokens: spec.MaxTokens, N: n})
 	s.c.managerTime += time.Since(t0)
 	if err != nil {
-		if errors.Is(err, paged.ErrNever) {
+		if errors.Is(err, sched.ErrNever) {
 			return Ticket{}, fmt.Errorf("%w: %w", ErrTooLong, err)
 		}
 		return Ticket{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	s.nextSeq++
-	r := &request{id: ReqID(rand.Text()), seq: s.nextSeq, token: rand.Text(),
-		promptLen: plen, maxTokens: spec.MaxTokens, n: n}
-	q := &sample{req: r, id: seq}
-	r.samples = append(make([]*sample, 0, n), q)
+	r := &request{id: ReqID(rand.Text()), token: rand.Text(), r: sr}
 	s.live[r.id] = r
-	s.waiting = append(s.waiting, q)
+	s.byID[sr.ID()] = r
 	s.queued++
 	s.c.submitted++
 	s.c.promptTokens += uint64(plen)
@@ -336,25 +303,18 @@ func (s *Scheduler) Cancel(id ReqID, token string) error {
 		return fmt.Errorf("%w: request %s", ErrUnknownRequest, id)
 	case subtle.ConstantTimeCompare([]byte(token), []byte(r.token)) != 1:
 		return fmt.Errorf("%w: request %s", ErrBadToken, id)
-	case r.state != reqLive:
+	case r.r.State().Done():
 		return fmt.Errorf("%w: request %s", ErrFinished, id)
 	}
+	// Cancels arrive between steps, so no batch refers to these samples;
+	// the scheduler deletes them in place, which keeps the others' order,
+	// and with it the rows of the persistent batch.
 	t0 := time.Now()
-	for _, q := range r.samples {
-		if !q.done {
-			if err := s.m.Free(q.id); err != nil {
-				panic(fmt.Sprintf("server: cancel request %s: free %v: %v", id, q.id, err))
-			}
-			q.done = true
-		}
+	if err := s.s.Cancel(r.r); err != nil {
+		panic(fmt.Sprintf("server: cancel request %s: %v", id, err))
 	}
 	s.c.managerTime += time.Since(t0)
-	// Cancels arrive between steps, so no batch refers to these samples;
-	// deleting in place keeps the others' order, and with it the rows of
-	// the persistent batch.
-	s.running = slices.DeleteFunc(s.running, func(q *sample) bool { return q.req == r })
-	s.waiting = slices.DeleteFunc(s.waiting, func(q *sample) bool { return q.req == r })
-	s.retire(r, reqCancelled)
+	s.retire(r)
 	s.c.cancelled++
 	s.notifyIdle()
 	return nil
@@ -362,9 +322,9 @@ func (s *Scheduler) Cancel(id ReqID, token string) error {
 
 // retire moves a request to the finished set, forgetting the oldest ones
 // beyond KeepFinished.
-func (s *Scheduler) retire(r *request, state reqState) {
-	r.state = state
+func (s *Scheduler) retire(r *request) {
 	delete(s.live, r.id)
+	delete(s.byID, r.r.ID())
 	if !r.admitted {
 		s.queued--
 	}
@@ -379,7 +339,9 @@ func (s *Scheduler) retire(r *request, state reqState) {
 	s.finOrder = append(s.finOrder, r.id)
 }
 
-// Status describes a live or recently finished request.
+// Status describes a live or recently finished request: waiting (never
+// admitted), running (some sample holds blocks), preempted (admitted once,
+// none holds blocks now), finished or cancelled.
 func (s *Scheduler) Status(id ReqID) (Status, error) {
 	r, ok := s.live[id]
 	if !ok {
@@ -387,10 +349,11 @@ func (s *Scheduler) Status(id ReqID) (Status, error) {
 			return Status{}, fmt.Errorf("%w: request %s", ErrUnknownRequest, id)
 		}
 	}
-	st := Status{ID: id, State: r.stateName(), PromptTokens: r.promptLen, CachedTokens: r.cached,
-		MaxTokens: r.maxTokens, N: r.n, Generated: make([]int, len(r.samples))}
-	for i, q := range r.samples {
-		st.Generated[i] = q.outputs
+	sr := r.r
+	st := Status{ID: id, State: sr.State().String(), PromptTokens: sr.PromptLen(), CachedTokens: sr.Cached(),
+		MaxTokens: sr.MaxTokens(), N: sr.N(), Generated: make([]int, sr.Samples())}
+	for i := range st.Generated {
+		st.Generated[i] = sr.Outputs(i)
 	}
 	return st, nil
 }
@@ -407,29 +370,40 @@ func (s *Scheduler) Step() bool {
 		return false
 	}
 	s.c.steps++
-	s.sched, s.schedS = s.sched[:0], s.schedS[:0]
 	t0 := time.Now()
-	// Running sequences get memory before new ones: decode first.
-	preempted := s.decode()
-	if !preempted {
-		// As vLLM does, a step that had to preempt admits nobody: the
-		// memory is not there.
-		s.admit()
+	st, err := s.s.Schedule()
+	if err != nil {
+		panic(fmt.Sprintf("server: schedule: %v", err))
 	}
-	s.c.peakRunning = max(s.c.peakRunning, len(s.running))
 	// Only now, after every Append and Admit of the step, are the tables
 	// and copy directives final.
-	if err := s.m.BuildBatch(&s.batch, s.sched); err != nil {
+	if err := s.s.BuildBatch(&s.batch); err != nil {
 		panic(fmt.Sprintf("server: BuildBatch: %v", err))
 	}
 	s.c.managerTime += time.Since(t0)
 	if s.cfg.OnBatch != nil {
 		s.cfg.OnBatch(s.m, &s.batch)
 	}
-	s.sample()
+	// Blocks peak here: after every append and admission, before frees.
+	if u := s.m.Stats().UsedBlocks; u > s.c.peakUsed {
+		s.c.peakUsed = u
+	}
+	// The fake model: one token per output. A parallel-sampling request's
+	// prompt step draws its n samples' first tokens from the same logits;
+	// the scheduler forks them, and they share every block until each
+	// writes its own token.
+	s.tokens = s.tokens[:0]
+	for _, sc := range st.Scheduled {
+		for j := range sc.Outputs {
+			s.tokens = append(s.tokens, token(sc.Request.ID(), sc.Sample+j, sc.Generated))
+		}
+	}
+	t0 = time.Now()
+	if err := s.s.Update(s.tokens); err != nil {
+		panic(fmt.Sprintf("server: update: %v", err))
+	}
 	// Draining every step keeps the bounded event buffer from
 	// overflowing; a router would publish these.
-	t0 = time.Now()
 	s.events = s.m.DrainEvents(s.events[:0])
 	s.c.managerTime += time.Since(t0)
 	for _, e := range s.events {
@@ -452,156 +426,28 @@ func (s *Scheduler) Step() bool {
 	return true
 }
 
-// decode gives every running sequence a slot for its pending token,
-// preempting the newest running sequences (by recompute) when the pool is
-// exhausted. It reports whether it preempted.
-func (s *Scheduler) decode() bool {
-	preempted := false
-	for i := 0; i < len(s.running); {
-		q := s.running[i]
-		err := s.m.Append(q.id, q.pending)
-		if err == nil {
-			s.sched = append(s.sched, paged.Scheduled{ID: q.id, NewTokens: 1})
-			s.schedS = append(s.schedS, q)
-			i++
-			continue
-		}
-		if !errors.Is(err, paged.ErrNoSpace) {
-			panic(fmt.Sprintf("server: append to %v: %v", q.id, err))
-		}
-		// Preempt the newest running sequence, which may be q itself: it
-		// has the least work to redo (vLLM's choice). Recompute, not swap:
-		// the manager keeps its tokens, and its full blocks stay in the
-		// prefix cache, so readmission often finds most of them.
-		v := s.running[len(s.running)-1]
-		s.running = s.running[:len(s.running)-1]
-		if err := s.m.Preempt(v.id); err != nil {
-			panic(fmt.Sprintf("server: preempt %v: %v", v.id, err))
-		}
-		// A waiting sequence only records the token; it is computed
-		// with the rest when the sequence is admitted again.
-		if err := s.m.Append(v.id, v.pending); err != nil {
-			panic(fmt.Sprintf("server: keep pending token of %v: %v", v.id, err))
-		}
-		v.running = false
-		v.req.nrunning--
-		// Back to the head of the queue: it came before everyone waiting.
-		s.waiting = slices.Insert(s.waiting, 0, v)
-		preempted = true
-		if v == q {
-			break
-		}
+// scheduled is the scheduler's hook for every sequence given tokens: the
+// first admission of a request takes it out of the admission queue.
+func (s *Scheduler) scheduled(sc *sched.Scheduled) {
+	if !sc.Admitted {
+		return
 	}
-	return preempted
-}
-
-// admit admits waiting sequences in order while the dry run says they fit
-// and the sequence limit allows.
-func (s *Scheduler) admit() {
-	for len(s.waiting) > 0 {
-		q := s.waiting[0]
-		r := q.req
-		seqs := 1
-		if !r.forked {
-			seqs = r.n // its samples will run once it forks
-		}
-		if len(s.running)+seqs > s.cfg.MaxNumSeqs {
-			return
-		}
-		// The dry run changes nothing, not even the prefix statistics,
-		// which a refused Admit would update (as vLLM counts), so the hit
-		// rate reflects admissions only.
-		a, err := s.m.CanAdmit(q.id)
-		if err != nil {
-			panic(fmt.Sprintf("server: CanAdmit %v: %v", q.id, err))
-		}
-		switch a {
-		case paged.AdmitLater:
-			return // first come, first served: nobody overtakes the head
-		case paged.AdmitNever:
-			// Submit checked the longest this sequence can grow to.
-			panic(fmt.Sprintf("server: %v of request %s can never be admitted", q.id, r.id))
-		}
-		cached, err := s.m.Admit(q.id)
-		if err != nil {
-			panic(fmt.Sprintf("server: Admit %v after CanAdmit ok: %v", q.id, err))
-		}
-		n, _ := s.m.Len(q.id)
-		s.waiting = s.waiting[1:]
-		s.running = append(s.running, q)
-		// Cached tokens are not computed again; a resumed sequence's
-		// generated tokens are, with its prompt.
-		s.sched = append(s.sched, paged.Scheduled{ID: q.id, NewTokens: n - cached})
-		s.schedS = append(s.schedS, q)
-		q.running = true
-		r.nrunning++
-		if !r.admitted {
-			r.admitted, r.cached = true, cached
-			s.queued--
-		}
-		s.c.cachedTokens += uint64(cached)
-		s.c.prefillTokens += uint64(n - cached)
+	if r := s.byID[sc.Request.ID()]; r != nil && !r.admitted {
+		r.admitted = true
+		s.queued--
 	}
 }
 
-// sample is the fake model's output step: one new token per scheduled
-// sequence. A parallel-sampling request forks after its prompt's step:
-// the n samples draw different first tokens from the same logits, so they
-// share every block until each writes its own token.
-func (s *Scheduler) sample() {
-	// Blocks peak here: after every append and admission, before frees.
-	if u := s.m.Stats().UsedBlocks; u > s.c.peakUsed {
-		s.c.peakUsed = u
+// sampleFinished is the scheduler's hook for a sample's last token; the
+// request is retired once all its samples are done.
+func (s *Scheduler) sampleFinished(sr *sched.Request, _ int) {
+	if sr.State() != sched.Finished {
+		return
 	}
-	finished := false
-	for _, q := range s.schedS {
-		r := q.req
-		if !r.forked {
-			r.forked = true
-			for k := 1; k < r.n; k++ {
-				t0 := time.Now()
-				child, err := s.m.Fork(q.id)
-				s.c.managerTime += time.Since(t0)
-				if err != nil {
-					panic(fmt.Sprintf("server: fork %v: %v", q.id, err))
-				}
-				c := &sample{req: r, idx: k, id: child, running: true}
-				r.nrunning++
-				r.samples = append(r.samples, c)
-				s.running = append(s.running, c)
-				finished = s.emit(c) || finished
-			}
-		}
-		finished = s.emit(q) || finished
-	}
-	if finished {
-		s.running = slices.DeleteFunc(s.running, func(q *sample) bool { return q.done })
-	}
-}
-
-// emit gives q its next token and frees it once it has all of them. It
-// reports whether q finished.
-func (s *Scheduler) emit(q *sample) bool {
-	r := q.req
-	q.pending = token(r.seq, q.idx, q.outputs)
-	q.outputs++
-	s.c.generated++
-	if q.outputs < r.maxTokens {
-		return false
-	}
-	t0 := time.Now()
-	if err := s.m.Free(q.id); err != nil {
-		panic(fmt.Sprintf("server: free %v: %v", q.id, err))
-	}
-	s.c.managerTime += time.Since(t0)
-	q.done, q.running = true, false
-	r.nrunning--
-	r.done++
-	if r.done == r.n {
-		s.retire(r, reqFinished)
+	if r := s.byID[sr.ID()]; r != nil {
+		s.retire(r)
 		s.c.finished++
 	}
-	return true
 }
 
 // IdleChan returns a channel closed once no request is waiting or

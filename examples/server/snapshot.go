@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
 )
 
 // Snapshot is the server's statistics at one moment: the manager's Stats
@@ -122,10 +123,11 @@ func (sn Snapshot) ManagerPerStep() time.Duration {
 // Snapshot returns the current statistics.
 func (s *Scheduler) Snapshot() Snapshot {
 	st := s.m.Stats()
+	ss := s.s.Stats()
 	c := &s.c
 	waiting := 0
 	for _, r := range s.live {
-		if r.nrunning == 0 {
+		if r.r.State() != sched.Running {
 			waiting++ // preempted ones included: they hold no blocks
 		}
 	}
@@ -140,8 +142,9 @@ func (s *Scheduler) Snapshot() Snapshot {
 		Requests: RequestCounts{Submitted: c.submitted, Finished: c.finished, Cancelled: c.cancelled,
 			Parallel: c.parallel, Waiting: waiting, Running: len(s.live) - waiting,
 			Queued: s.queued, MaxQueued: s.cfg.MaxQueued},
-		Sequences:   SequenceCounts{Running: st.Running, Waiting: st.Waiting, PeakRunning: c.peakRunning},
-		Tokens:      TokenCounts{Prompt: c.promptTokens, Prefill: c.prefillTokens, Cached: c.cachedTokens, Generated: c.generated},
+		Sequences: SequenceCounts{Running: st.Running, Waiting: st.Waiting, PeakRunning: ss.PeakRunning},
+		Tokens: TokenCounts{Prompt: c.promptTokens, Prefill: uint64(ss.PrefillTokens), Cached: uint64(ss.CachedTokens),
+			Generated: uint64(ss.Outputs)},
 		Steps:       c.steps,
 		Preemptions: st.Preemptions,
 		Copies:      st.Copies,
