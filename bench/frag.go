@@ -203,9 +203,7 @@ type flight struct {
 	prompt, final int // after truncation
 	tokens        int // token states held, or to recompute while waiting
 	fresh         bool
-	off           int // contiguous: offset in the buddy arena
-	seq           uint64
-	added         bool // paged: known to the manager
+	off           int // contiguous: offset in the arena
 }
 
 // memory is a memory model under the engine.
@@ -266,21 +264,23 @@ func Frag(reqs []Request, model MemoryModel, blockSize int, cfg FragConfig) (Fra
 	if err != nil {
 		return FragResult{}, err
 	}
-	var mem memory
+	start := time.Now()
+	var res FragResult
 	switch model {
 	case ModelPaged:
-		mem, err = newPagedMemory(blockSize, cfg.KVTokens, cfg.MaxLen)
+		// The paged model runs through sched.Scheduler, the library's own
+		// step loop, configured as this engine (frag_paged.go).
+		res, err = simulatePaged(reqs, blockSize, cfg)
 	case ModelMax, ModelPow2, ModelOracle:
 		blockSize = 0
-		mem, err = newContiguous(model, cfg.Allocator, cfg.MaxLen, cfg.KVTokens)
+		var mem memory
+		if mem, err = newContiguous(model, cfg.Allocator, cfg.MaxLen, cfg.KVTokens); err != nil {
+			return FragResult{}, err
+		}
+		res, err = simulate(reqs, mem, cfg)
 	default:
-		err = fmt.Errorf("%w: memory model %d", ErrFragInvalid, model)
+		return FragResult{}, fmt.Errorf("%w: memory model %d", ErrFragInvalid, model)
 	}
-	if err != nil {
-		return FragResult{}, err
-	}
-	start := time.Now()
-	res, err := simulate(reqs, mem, cfg)
 	res.Model, res.BlockSize, res.Elapsed = model, blockSize, time.Since(start)
 	if model != ModelPaged {
 		res.Allocator = cfg.Allocator
@@ -290,59 +290,35 @@ func Frag(reqs []Request, model MemoryModel, blockSize int, cfg FragConfig) (Fra
 
 func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 	res := FragResult{Requests: len(reqs)}
-	fl := make([]flight, len(reqs))
-	order := make([]int, len(reqs))
-	for i, q := range reqs {
-		if q.InputTokens < 0 || q.OutputTokens < 0 || q.Arrival < 0 {
-			return res, fmt.Errorf("%w: request %d has negative lengths or arrival", ErrFragInvalid, i)
-		}
-		p, f, cut := Truncate(q.InputTokens, q.OutputTokens, cfg.MaxLen)
-		if cut {
-			res.Truncated++
-		}
-		fl[i] = flight{index: i, prompt: p, final: f, tokens: p}
-		if cfg.Arrivals {
-			fl[i].arrival = int(q.Arrival / cfg.StepTime)
-		}
-		order[i] = i
-	}
-	if cfg.Arrivals {
-		slices.SortStableFunc(order, func(a, b int) int { return fl[a].arrival - fl[b].arrival })
+	fl, order, err := flights(reqs, cfg, &res)
+	if err != nil {
+		return res, err
 	}
 
-	// The queue is the preempted stack (top first), then order[next:arrived].
-	var requeue, running []*flight
-	next, arrived := 0, len(fl)
+	running := []*flight(nil)
+	q := waitQueue[flight]{at: func(i int) *flight { return &fl[order[i]] }, arrived: len(fl)}
 	if cfg.Arrivals {
-		arrived = 0
+		q.arrived = 0
 	}
-	head := func() *flight {
-		if len(requeue) > 0 {
-			return requeue[len(requeue)-1]
+	head := q.head
+	release := func(r *flight) (bool, error) {
+		r.fresh = false
+		if r.tokens < r.final {
+			return false, nil
 		}
-		if next < arrived {
-			return &fl[order[next]]
-		}
-		return nil
-	}
-	pop := func() {
-		if len(requeue) > 0 {
-			requeue = requeue[:len(requeue)-1]
-		} else {
-			next++
-		}
+		return true, mem.release(r)
 	}
 
-	var sum struct{ tokens, reserved, internal, external, free, running, decoded int64 }
+	var sum fragSums
 	finished := 0
 	for step := 0; finished < len(fl); step++ {
 		if cfg.Arrivals {
-			for arrived < len(fl) && fl[order[arrived]].arrival <= step {
-				arrived++
+			for q.arrived < len(fl) && fl[order[q.arrived]].arrival <= step {
+				q.arrived++
 			}
 			if len(running) == 0 && head() == nil {
 				// Idle until the next arrival: skipped, not counted.
-				step = fl[order[arrived]].arrival - 1
+				step = fl[order[q.arrived]].arrival - 1
 				continue
 			}
 		}
@@ -356,7 +332,7 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 			if !ok {
 				break
 			}
-			pop()
+			q.pop()
 			h.fresh = true
 			running = append(running, h)
 		}
@@ -390,7 +366,7 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 					return res, err
 				}
 				v.fresh = false
-				requeue = append(requeue, v)
+				q.push(v)
 				res.Preemptions++
 				if v == r {
 					if len(running) == 0 {
@@ -408,69 +384,81 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 		for _, r := range running {
 			h := mem.held(r)
 			held += h
-			s.Tokens += r.tokens
-			extra, rest := h-r.tokens, r.final-r.tokens
-			res := min(extra, rest)
-			s.Reserved += res
-			s.Internal += extra - res
+			s.hold(h, r.tokens, r.final)
 		}
 		free := mem.free()
-		s.External = mem.unusable()
-		if held+free+s.External != cfg.KVTokens {
-			panic(fmt.Sprintf("bench: frag: step %d: %d held + %d free + %d unusable slots != budget %d", step, held, free, s.External, cfg.KVTokens))
-		}
-		// Free slots are external fragmentation only when the allocator,
-		// not the total, is what keeps the next request out.
-		if h := head(); h != nil && free >= mem.need(h) && !mem.fits(h) {
-			s.External += free
-		} else {
-			s.Free = free
-		}
+		h := head()
+		s.settle(held, free, mem.unusable(), h != nil && free >= mem.need(h) && !mem.fits(h))
 		if cfg.OnStep != nil {
 			cfg.OnStep(s)
 		}
-		sum.tokens += int64(s.Tokens)
-		sum.reserved += int64(s.Reserved)
-		sum.internal += int64(s.Internal)
-		sum.external += int64(s.External)
-		sum.free += int64(s.Free)
-		sum.running += int64(s.Running)
+		sum.add(s)
 		res.Steps++
 
-		kept := running[:0]
-		done := 0
-		for _, r := range running {
-			r.fresh = false
-			if r.tokens >= r.final {
-				if err := mem.release(r); err != nil {
-					return res, err
-				}
-				done++
-				continue
-			}
-			kept = append(kept, r)
+		var done int
+		if running, done, err = retire(running, release, cfg.Progress); err != nil {
+			return res, err
 		}
-		clear(running[len(kept):])
-		running = kept
 		finished += done
-		if done > 0 && cfg.Progress != nil {
-			cfg.Progress(done)
-		}
 	}
 	if err := mem.check(); err != nil {
 		return res, err
 	}
-	if res.Steps > 0 {
-		total := float64(res.Steps) * float64(cfg.KVTokens)
-		res.TokenStates = float64(sum.tokens) / total
-		res.Reserved = float64(sum.reserved) / total
-		res.Internal = float64(sum.internal) / total
-		res.External = float64(sum.external) / total
-		res.Free = float64(sum.free) / total
-		res.AvgRunning = float64(sum.running) / float64(res.Steps)
-		res.TokensPerStep = float64(sum.decoded) / float64(res.Steps)
-	}
+	sum.shares(&res, cfg.KVTokens)
 	return res, nil
+}
+
+// hold counts the slots of one running request that holds held slots for
+// tokens token states and will end at final tokens.
+func (s *FragSlots) hold(held, tokens, final int) {
+	s.Tokens += tokens
+	extra, rest := held-tokens, final-tokens
+	r := min(extra, rest)
+	s.Reserved += r
+	s.Internal += extra - r
+}
+
+// settle classifies the free slots once every running request is held:
+// free slots are external fragmentation only when the allocator, not the
+// total, keeps the next request out (blocked); the part of the budget no
+// allocation can use (unusable) always is.
+func (s *FragSlots) settle(held, free, unusable int, blocked bool) {
+	if held+free+unusable != s.Budget {
+		panic(fmt.Sprintf("bench: frag: step %d: %d held + %d free + %d unusable slots != budget %d", s.Step, held, free, unusable, s.Budget))
+	}
+	s.External = unusable
+	if blocked {
+		s.External += free
+	} else {
+		s.Free = free
+	}
+}
+
+// fragSums adds the classification of every step.
+type fragSums struct{ tokens, reserved, internal, external, free, running, decoded int64 }
+
+func (sum *fragSums) add(s FragSlots) {
+	sum.tokens += int64(s.Tokens)
+	sum.reserved += int64(s.Reserved)
+	sum.internal += int64(s.Internal)
+	sum.external += int64(s.External)
+	sum.free += int64(s.Free)
+	sum.running += int64(s.Running)
+}
+
+// shares sets res's averages over its Steps.
+func (sum *fragSums) shares(res *FragResult, budget int) {
+	if res.Steps == 0 {
+		return
+	}
+	total := float64(res.Steps) * float64(budget)
+	res.TokenStates = float64(sum.tokens) / total
+	res.Reserved = float64(sum.reserved) / total
+	res.Internal = float64(sum.internal) / total
+	res.External = float64(sum.external) / total
+	res.Free = float64(sum.free) / total
+	res.AvgRunning = float64(sum.running) / float64(res.Steps)
+	res.TokensPerStep = float64(sum.decoded) / float64(res.Steps)
 }
 
 // FragRun names one run of a study: a memory model and, for ModelPaged, a
@@ -525,4 +513,85 @@ func FragStudy(reqs []Request, runs []FragRun, cfg FragConfig, progress func(don
 	close(work)
 	wg.Wait()
 	return out, errors.Join(errs...)
+}
+
+// waitQueue is a study engine's waiting queue: preempted requests on a
+// stack, the latest first, ahead of the requests never admitted, at(next)
+// to at(arrived-1) in order.
+type waitQueue[T any] struct {
+	requeue       []*T
+	next, arrived int
+	at            func(i int) *T
+}
+
+// head returns the next request to admit, or nil.
+func (q *waitQueue[T]) head() *T {
+	if len(q.requeue) > 0 {
+		return q.requeue[len(q.requeue)-1]
+	}
+	if q.next < q.arrived {
+		return q.at(q.next)
+	}
+	return nil
+}
+
+// pop removes the head.
+func (q *waitQueue[T]) pop() {
+	if len(q.requeue) > 0 {
+		q.requeue = q.requeue[:len(q.requeue)-1]
+	} else {
+		q.next++
+	}
+}
+
+// push requeues a preempted request at the head.
+func (q *waitQueue[T]) push(r *T) { q.requeue = append(q.requeue, r) }
+
+// flights prepares the engine's view of reqs: lengths truncated to
+// cfg.MaxLen (counted in res.Truncated), arrival steps with cfg.Arrivals,
+// and the order requests join the queue in: the file's, or by arrival.
+func flights(reqs []Request, cfg FragConfig, res *FragResult) ([]flight, []int, error) {
+	fl := make([]flight, len(reqs))
+	order := make([]int, len(reqs))
+	for i, q := range reqs {
+		if q.InputTokens < 0 || q.OutputTokens < 0 || q.Arrival < 0 {
+			return nil, nil, fmt.Errorf("%w: request %d has negative lengths or arrival", ErrFragInvalid, i)
+		}
+		p, f, cut := Truncate(q.InputTokens, q.OutputTokens, cfg.MaxLen)
+		if cut {
+			res.Truncated++
+		}
+		fl[i] = flight{index: i, prompt: p, final: f, tokens: p}
+		if cfg.Arrivals {
+			fl[i].arrival = int(q.Arrival / cfg.StepTime)
+		}
+		order[i] = i
+	}
+	if cfg.Arrivals {
+		slices.SortStableFunc(order, func(a, b int) int { return fl[a].arrival - fl[b].arrival })
+	}
+	return fl, order, nil
+}
+
+// retire ends the running requests for which end reports true (end
+// releases them), keeps the others in order, tells progress (if set) how
+// many ended, and returns the rest and that count.
+func retire[T any](running []*T, end func(*T) (bool, error), progress func(int)) ([]*T, int, error) {
+	kept, n := running[:0], 0
+	for _, r := range running {
+		ended, err := end(r)
+		if err != nil {
+			return running, n, err
+		}
+		if ended {
+			n++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(running[len(kept):])
+	if n > 0 && progress != nil {
+		progress(n)
+	}
+	return kept, n, nil
 }

@@ -1,139 +1,180 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
 )
 
-// pagedMemory runs the paged model through the library's own manager,
-// prefix caching off (the study measures allocation, not reuse): the
-// budget is KVTokens/BlockSize usable blocks, blocks are taken on demand,
-// and a request that finds none for its next token is preempted by
-// recompute (Manager.Preempt keeps its tokens, Admit resumes it).
-type pagedMemory struct {
-	m      *paged.Manager
-	bs     int
-	rem    int     // budget slots short of a whole block
-	zeros  []int32 // token values are irrelevant without prefix caching
-	budget int
-}
-
-func newPagedMemory(blockSize, kvTokens, maxLen int) (*pagedMemory, error) {
-	if blockSize < 1 || blockSize > kvTokens {
-		return nil, fmt.Errorf("%w: block size %d must be in [1, KV tokens %d]", ErrFragInvalid, blockSize, kvTokens)
+// simulatePaged runs the paged model of the study through sched.Scheduler
+// over the library's own manager, prefix caching off (the study measures
+// allocation, not reuse): the budget is KVTokens/BlockSize usable blocks,
+// taken on demand. The scheduler is configured as the engine of simulate,
+// so every memory model sees the same loop: strict FCFS admission first
+// (AdmitFirst, with the manager's dry run), then one token for every
+// request admitted earlier, preempting the newest by recompute when no
+// block is left (the token it was about to write is sampled again after
+// the recompute, as simulate's requests keep only their KV length); then
+// the classification; then finished requests free their blocks.
+//
+// A trace request of p prompt tokens that ends at f tokens is a scheduler
+// request of MaxTokens f-p+1: its prompt step samples a token, each
+// decode writes one and samples the next, and the last one sampled never
+// gets a slot, so its KV ends at f tokens.
+func simulatePaged(reqs []Request, bs int, cfg FragConfig) (FragResult, error) {
+	res := FragResult{Requests: len(reqs)}
+	if bs < 1 || bs > cfg.KVTokens {
+		return res, fmt.Errorf("%w: block size %d must be in [1, KV tokens %d]", ErrFragInvalid, bs, cfg.KVTokens)
+	}
+	fl, order, err := flights(reqs, cfg, &res)
+	if err != nil {
+		return res, err
 	}
 	m, err := paged.New(paged.Config{
-		BlockSize:            blockSize,
-		NumBlocks:            kvTokens/blockSize + 1, // block 0 is the null block
+		BlockSize:            bs,
+		NumBlocks:            cfg.KVTokens/bs + 1, // block 0 is the null block
 		DisablePrefixCaching: true,
-		MaxModelLen:          maxLen,
+		// One above the longest request: MaxTokens counts the last
+		// sampled token, which never gets a slot.
+		MaxModelLen: cfg.MaxLen + 1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bench: frag: %w", err)
+		return res, fmt.Errorf("bench: frag: %w", err)
 	}
-	return &pagedMemory{m: m, bs: blockSize, rem: kvTokens % blockSize, zeros: make([]int32, maxLen), budget: kvTokens}, nil
-}
-
-// need counts whole blocks: admission takes ceil(tokens/b) of them, the
-// partial last one included.
-func (p *pagedMemory) need(r *flight) int { return (r.tokens + p.bs - 1) / p.bs * p.bs }
-
-// fits asks the manager's own dry run, so the external-fragmentation test
-// uses the admission rule the engine uses.
-func (p *pagedMemory) fits(r *flight) bool {
-	if r.added {
-		a, err := p.m.CanAdmit(paged.SeqID(r.seq))
-		return err == nil && a == paged.AdmitOK
+	// Requests enter the scheduler in queue order, only as many as one
+	// step could admit: each admission takes at least its tokens in free
+	// slots, so a queue holding more tokens than are free is never
+	// emptied by one step, and the rest need not exist yet (their prompts
+	// would be held by the manager). queued counts the tokens queued.
+	queued, done := 0, 0
+	s, err := sched.New(m, sched.Config{
+		MaxRunning:             cfg.KVTokens, // no limit: every running request holds a slot
+		AdmitFirst:             true,
+		ResampleAfterRecompute: true,
+		CheckBeforeAdmit:       true,
+		Hooks: sched.Hooks{
+			Scheduled: func(sc *sched.Scheduled) {
+				if sc.Admitted {
+					queued -= sc.Start + sc.NewTokens
+				}
+			},
+			Preempted: func(r *sched.Request, i int, _ bool) {
+				n, _ := m.Len(r.Seq(i))
+				queued += n
+			},
+			Finished: func(*sched.Request, int) { done++ },
+		},
+	})
+	if err != nil {
+		return res, fmt.Errorf("bench: frag: %w", err)
 	}
-	return p.m.CanAdmitTokens(r.tokens) == paged.AdmitOK
-}
-
-// admit creates a sequence for a request seen for the first time and
-// resumes a preempted one, which the manager still knows (recompute keeps
-// its tokens). Both ask the dry run first: a failed Create or Admit
-// returns a formatted error, and the head of the queue is refused at most
-// steps.
-func (p *pagedMemory) admit(r *flight) (bool, error) {
-	if r.added {
-		a, err := p.m.CanAdmit(paged.SeqID(r.seq))
+	zeros := make([]int32, cfg.MaxLen) // token values are irrelevant without prefix caching
+	finals := make([]int, 0, len(fl))  // by scheduler request ID - 1
+	next, arrived := 0, len(fl)
+	if cfg.Arrivals {
+		arrived = 0
+	}
+	freeSlots := func() int {
+		st := m.Stats()
+		return (st.FreeBlocks + st.CachedBlocks) * bs
+	}
+	submit := func() error {
+		free := freeSlots() // Submit takes no block
+		for next < arrived && queued <= free {
+			p := &fl[order[next]]
+			if _, err := s.Submit(zeros[:p.prompt], sched.Options{MaxTokens: p.final - p.prompt + 1}); err != nil {
+				if errors.Is(err, sched.ErrNever) {
+					return fmt.Errorf("%w: request %d of %d tokens in %d blocks of %d: %w", ErrNeverFits, p.index, p.final, cfg.KVTokens/bs, bs, err)
+				}
+				return err
+			}
+			finals = append(finals, p.final)
+			queued += p.prompt
+			next++
+		}
+		return nil
+	}
+	tokens := make([]int32, 0, 64)
+	var sum fragSums
+	unusable := cfg.KVTokens % bs
+	for step := 0; next < len(fl) || s.Busy(); step++ {
+		if cfg.Arrivals {
+			for arrived < len(fl) && fl[order[arrived]].arrival <= step {
+				arrived++
+			}
+			if !s.Busy() && next == arrived {
+				// Idle until the next arrival: skipped, not counted.
+				step = fl[order[arrived]].arrival - 1
+				continue
+			}
+		}
+		if err := submit(); err != nil {
+			return res, err
+		}
+		st, err := s.Schedule()
 		if err != nil {
-			return false, fmt.Errorf("bench: frag: readmit request %d: %w", r.index, err)
+			return res, fmt.Errorf("%w: %w", ErrNeverFits, err)
 		}
-		if a == paged.AdmitNever {
-			return false, fmt.Errorf("%w: preempted request %d of %d tokens", ErrNeverFits, r.index, r.tokens)
+
+		// Classify after decoding and before freeing: a finishing request
+		// is counted at its full length once. The manager's tables are
+		// what is held, not what the engine expects.
+		slots := FragSlots{Step: step, Running: s.Running(), Budget: cfg.KVTokens}
+		held := 0
+		var ferr error
+		s.RunningSeqs(func(r *sched.Request, _ int, seq paged.SeqID, n int) {
+			t, err := m.Table(seq)
+			if err != nil {
+				ferr = err
+				return
+			}
+			held += len(t) * bs
+			slots.hold(len(t)*bs, n, finals[r.ID()-1])
+		})
+		if ferr != nil {
+			return res, fmt.Errorf("bench: frag: %w", ferr)
 		}
-		if a == paged.AdmitLater {
-			return false, nil
+		free := freeSlots()
+		blocked := false
+		if r, i, ok := s.Next(); ok {
+			n, err := m.Len(r.Seq(i))
+			if err != nil {
+				return res, fmt.Errorf("bench: frag: %w", err)
+			}
+			a, err := m.CanAdmit(r.Seq(i))
+			if err != nil {
+				return res, fmt.Errorf("bench: frag: %w", err)
+			}
+			blocked = free >= (n+bs-1)/bs*bs && a != paged.AdmitOK
 		}
-		_, err = p.m.Admit(paged.SeqID(r.seq))
-		return err == nil, err
-	}
-	switch p.m.CanAdmitTokens(r.tokens) {
-	case paged.AdmitLater:
-		return false, nil
-	case paged.AdmitNever:
-		return false, fmt.Errorf("%w: request %d of %d tokens in %d blocks of %d", ErrNeverFits, r.index, r.tokens, p.budget/p.bs, p.bs)
-	}
-	id, _, err := p.m.Create(p.zeros[:r.tokens], nil)
-	if err != nil {
-		return false, err
-	}
-	r.seq, r.added = uint64(id), true
-	return true, nil
-}
+		slots.settle(held, free, unusable, blocked)
+		if cfg.OnStep != nil {
+			cfg.OnStep(slots)
+		}
+		sum.add(slots)
+		res.Steps++
 
-// grow appends one token. The manager's ErrNoSpace is foreseen rather than
-// caught, so a full pool costs no error allocation per step. Without forks
-// no block is shared, so only a full last block asks for a new one.
-func (p *pagedMemory) grow(r *flight) (bool, error) {
-	if r.tokens%p.bs == 0 {
-		if st := p.m.Stats(); st.FreeBlocks+st.CachedBlocks == 0 {
-			return false, nil
+		tokens = slices.Grow(tokens[:0], st.Outputs)[:st.Outputs]
+		done = 0
+		if err := s.Update(tokens); err != nil {
+			return res, fmt.Errorf("bench: frag: %w", err)
+		}
+		if done > 0 && cfg.Progress != nil {
+			cfg.Progress(done)
 		}
 	}
-	if err := p.m.Append(paged.SeqID(r.seq), 0); err != nil {
-		return false, err
+	if err := m.Check(); err != nil {
+		return res, err
 	}
-	return true, nil
-}
-
-func (p *pagedMemory) preempt(r *flight) error { return p.m.Preempt(paged.SeqID(r.seq)) }
-
-// release ends the request in the manager; a preempted request keeps its
-// sequence (waiting) until then.
-func (p *pagedMemory) release(r *flight) error {
-	r.added = false
-	return p.m.Free(paged.SeqID(r.seq))
-}
-
-// held reads the request's block table, so the classification counts
-// what the manager really allocated, not what the engine expects.
-func (p *pagedMemory) held(r *flight) int {
-	t, err := p.m.Table(paged.SeqID(r.seq))
-	if err != nil {
-		panic(fmt.Sprintf("bench: frag: request %d has no table: %v", r.index, err))
+	if st := m.Stats(); st.UsedBlocks != 0 || st.Sequences != 0 {
+		return res, fmt.Errorf("bench: frag: %d blocks and %d sequences left after the trace drained", st.UsedBlocks, st.Sequences)
 	}
-	return len(t) * p.bs
-}
-
-// free counts cached blocks too: with prefix caching off there are none,
-// and they would be reusable anyway.
-func (p *pagedMemory) free() int {
-	st := p.m.Stats()
-	return (st.FreeBlocks + st.CachedBlocks) * p.bs
-}
-
-func (p *pagedMemory) unusable() int { return p.rem }
-
-// check runs the manager's invariant check once the trace has drained:
-// every block back, no sequence left behind.
-func (p *pagedMemory) check() error {
-	if err := p.m.Check(); err != nil {
-		return err
-	}
-	if st := p.m.Stats(); st.UsedBlocks != 0 || st.Sequences != 0 {
-		return fmt.Errorf("bench: frag: %d blocks and %d sequences left after the trace drained", st.UsedBlocks, st.Sequences)
-	}
-	return nil
+	ss := s.Stats()
+	res.Preemptions = int(ss.Preemptions)
+	sum.decoded = ss.DecodeTokens
+	sum.shares(&res, cfg.KVTokens)
+	return res, nil
 }

@@ -128,26 +128,10 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 	zeros := make([]int32, cfg.MaxLen)
 	// Seeded per width: each run repeats, whatever else runs beside it.
 	rng := rand.New(rand.NewPCG(DefaultSharingSeed, uint64(width)))
-	// The queue is the preempted stack (top first), then gs[next:], as in
-	// Frag.
-	var requeue, running []*group
-	next := 0
-	head := func() *group {
-		if len(requeue) > 0 {
-			return requeue[len(requeue)-1]
-		}
-		if next < len(gs) {
-			return &gs[next]
-		}
-		return nil
-	}
-	pop := func() {
-		if len(requeue) > 0 {
-			requeue = requeue[:len(requeue)-1]
-		} else {
-			next++
-		}
-	}
+	// The queue as in Frag: preempted groups first, then gs in order.
+	var running []*group
+	q := waitQueue[group]{at: func(i int) *group { return &gs[i] }, arrived: len(gs)}
+	head := q.head
 	// drop frees every sequence of a group: at its end, or on preemption,
 	// after which it restarts from the prompt (a group's forks cannot be
 	// resumed one by one without losing their sharing).
@@ -159,6 +143,13 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 		}
 		g.seqs = g.seqs[:0]
 		return nil
+	}
+	end := func(g *group) (bool, error) {
+		g.fresh = false
+		if g.prompt+g.generated < g.final {
+			return false, nil
+		}
+		return true, drop(g)
 	}
 	var kids []int
 	var nextSeqs []paged.SeqID
@@ -190,7 +181,7 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 				h.seqs = append(h.seqs, c)
 			}
 			h.generated, h.fresh = 0, true
-			pop()
+			q.pop()
 			running = append(running, h)
 		}
 		if len(running) == 0 {
@@ -254,7 +245,7 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 					return res, err
 				}
 				v.fresh = false
-				requeue = append(requeue, v)
+				q.push(v)
 				res.Preemptions++
 				if v == g {
 					if len(running) == 0 {
@@ -286,23 +277,12 @@ func Sharing(reqs []Request, mode SharingMode, width, blockSize int, cfg FragCon
 		nrun += int64(len(running))
 		res.Steps++
 
-		kept := running[:0]
-		for _, g := range running {
-			g.fresh = false
-			if g.prompt+g.generated >= g.final {
-				if err := drop(g); err != nil {
-					return res, err
-				}
-				finished++
-				if cfg.Progress != nil {
-					cfg.Progress(1)
-				}
-				continue
-			}
-			kept = append(kept, g)
+		var done int
+		var err error
+		if running, done, err = retire(running, end, cfg.Progress); err != nil {
+			return res, err
 		}
-		clear(running[len(kept):])
-		running = kept
+		finished += done
 	}
 	if err := m.Check(); err != nil {
 		return res, err
