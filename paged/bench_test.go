@@ -29,31 +29,40 @@ func BenchmarkDecodeStep(b *testing.B) {
 	}
 }
 
+// decodeLoop runs the benchmark's decode steps: every sequence of sched
+// appends one token, then the batch is built; every 256 steps, every
+// calls the setup back to a short length so the pool never fills.
+func decodeLoop(b *testing.B, m *paged.Manager, sched []paged.Scheduled, every func()) {
+	var batch paged.Batch
+	steps := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, sc := range sched {
+			if err := m.Append(sc.ID, int32(steps)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := m.BuildBatch(&batch, sched); err != nil {
+			b.Fatal(err)
+		}
+		steps++
+		if steps%256 == 0 {
+			every()
+		}
+	}
+}
+
 func benchDecode(b *testing.B, n int, caching bool) {
 	{
 		{
 			m, sched := decodeSetup(b, n, 16, n*40, !caching)
-			var batch paged.Batch
-			steps := 0
-			b.ReportAllocs()
-			for b.Loop() {
+			decodeLoop(b, m, sched, func() {
 				for _, sc := range sched {
-					if err := m.Append(sc.ID, int32(steps)); err != nil {
+					if err := m.Truncate(sc.ID, 100); err != nil {
 						b.Fatal(err)
 					}
 				}
-				if err := m.BuildBatch(&batch, sched); err != nil {
-					b.Fatal(err)
-				}
-				steps++
-				if steps%256 == 0 {
-					for _, sc := range sched {
-						if err := m.Truncate(sc.ID, 100); err != nil {
-							b.Fatal(err)
-						}
-					}
-				}
-			}
+			})
 			perToken := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(n)
 			b.ReportMetric(perToken, "ns/token")
 			// Memory-bound: stated over one cache miss measured now.
@@ -210,23 +219,7 @@ func BenchmarkDecodeStepGroups(b *testing.B) {
 				}
 			}
 			renew()
-			var batch paged.Batch
-			steps := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				for _, sc := range sched {
-					if err := m.Append(sc.ID, int32(steps)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := m.BuildBatch(&batch, sched); err != nil {
-					b.Fatal(err)
-				}
-				steps++
-				if steps%256 == 0 {
-					renew()
-				}
-			}
+			decodeLoop(b, m, sched, renew)
 			perStep := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 			if layout.groups == nil {
 				one = perStep
