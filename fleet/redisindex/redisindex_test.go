@@ -411,64 +411,14 @@ func TestRedisSplitsLongRuns(t *testing.T) {
 	assert.Equal(t, fleet.Score{Name: "a", Blocks: 8, Device: 7, Value: 7.5}, sc[0])
 }
 
-// benchIndex is 8 servers, each holding a different-length prefix of a
-// 64-block request on the device (server s holds 8(s+1) blocks), as the
-// memory benchmark in package fleet.
-func benchIndex(b *testing.B) (*fleet.Index, []paged.Hash) {
-	x, err := fleet.New(fleet.Config{Backend: backend(b, redisAddr(b), "bench"), Model: "bench"})
-	require.NoError(b, err)
-	req := fleettest.Hs(make([]int, 64)...)
-	for i := range req {
-		req[i] = fleettest.H(i)
-	}
-	for s := range 8 {
-		ev := []paged.Event{{Seq: 1, Kind: paged.BlockStored, Hashes: req[:8*(s+1)]}}
-		require.NoError(b, x.Apply(fmt.Sprint("s", s), ev))
-	}
-	return x, req
-}
-
 // BenchmarkRedisLookup64 measures lookups of one 64-block request over 8
 // servers: one MGET of 74 keys.
 func BenchmarkRedisLookup64(b *testing.B) {
-	x, req := benchIndex(b)
-	var sc []fleet.Score
-	var err error
-	b.ReportAllocs()
-	for b.Loop() {
-		if sc, err = x.Lookup(req, sc[:0]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
-	if sc[7].Blocks != 64 {
-		b.Fatalf("server 7 scored %d blocks, want 64", sc[7].Blocks)
-	}
+	fleettest.BenchLookup(b, backend(b, redisAddr(b), "bench"))
 }
 
 // BenchmarkRedisApply measures block events: batches of 8 events of 16
 // blocks, alternately storing and removing the same 128 blocks.
 func BenchmarkRedisApply(b *testing.B) {
-	x, _ := benchIndex(b)
-	blocks := make([]paged.Hash, 128)
-	for i := range blocks {
-		blocks[i] = fleettest.H(1000 + i)
-	}
-	evs := make([]paged.Event, 8)
-	seq := uint64(0)
-	b.ReportAllocs()
-	for b.Loop() {
-		kind := paged.BlockStored
-		if seq/8%2 == 1 {
-			kind = paged.BlockRemoved
-		}
-		for i := range evs {
-			seq++
-			evs[i] = paged.Event{Seq: seq, Kind: kind, Hashes: blocks[16*i : 16*(i+1)]}
-		}
-		if err := x.Apply("writer", evs); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)*128/b.Elapsed().Seconds(), "blocks/s")
+	fleettest.BenchApply(b, backend(b, redisAddr(b), "bench"))
 }
