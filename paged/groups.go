@@ -134,10 +134,19 @@ func checkGroups(cfg *Config) error {
 	var other *Group
 	for i := range cfg.Groups {
 		g := &cfg.Groups[i]
-		param := map[GroupKind]int{SlidingWindow: g.Window, ChunkedLocal: g.Chunk, State: g.Pages}
-		for k, v := range param {
-			if k != g.Kind && v != 0 {
-				return fmt.Errorf("%w: Config.Groups[%d] is %v but sets the parameter of %v", ErrInvalid, i, g.Kind, k)
+		// Each kind's parameter, in a fixed order so the error is the same
+		// every time.
+		params := [...]struct {
+			kind  GroupKind
+			value int
+		}{{SlidingWindow, g.Window}, {ChunkedLocal, g.Chunk}, {State, g.Pages}}
+		param := 0
+		for _, p := range params {
+			switch {
+			case p.kind == g.Kind:
+				param = p.value
+			case p.value != 0:
+				return fmt.Errorf("%w: Config.Groups[%d] is %v but sets the parameter of %v", ErrInvalid, i, g.Kind, p.kind)
 			}
 		}
 		if g.Kind != Shared && g.Target != 0 {
@@ -146,11 +155,11 @@ func checkGroups(cfg *Config) error {
 		switch g.Kind {
 		case FullAttention:
 		case SlidingWindow, ChunkedLocal, State:
-			if param[g.Kind] < 1 {
+			if param < 1 {
 				return fmt.Errorf("%w: Config.Groups[%d] (%v) needs a positive Window, Chunk or Pages", ErrInvalid, i, g.Kind)
 			}
 			if other != nil && *other != *g {
-				return fmt.Errorf("%w: Config.Groups[%d] (%v %d) differs from another group (%v); one kind besides full attention, of one size, is supported", ErrInvalid, i, g.Kind, param[g.Kind], other.Kind)
+				return fmt.Errorf("%w: Config.Groups[%d] (%v %d) differs from another group (%v); one kind besides full attention, of one size, is supported", ErrInvalid, i, g.Kind, param, other.Kind)
 			}
 			other = g
 		case Shared:
