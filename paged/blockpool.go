@@ -139,14 +139,10 @@ func (p *blockPool) groupOf(id allocator.BlockID) int {
 // index would give the same answer: the block holds h and is the only
 // block holding it (with duplicates, the index names the first-inserted).
 func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockID, bool) {
-	next := prev + 1
-	if prev <= nullBlock || int(next) >= len(p.hash) {
+	if prev <= nullBlock {
 		return allocator.NoBlock, false
 	}
-	if !p.cached[next] || p.dupNext[next] != next || p.hash[next] != *h || p.groupOf(next) != 0 {
-		return allocator.NoBlock, false
-	}
-	return next, true
+	return p.guess(prev+1, h, 0)
 }
 
 // predecessor guesses, scanning a chain right to left in group g, that the
@@ -154,14 +150,23 @@ func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockI
 // consecutive IDs. The guess stands only where the index would answer the
 // same: the block holds (h, g) and is the only block holding it.
 func (p *blockPool) predecessor(next allocator.BlockID, h *Hash, g int) (allocator.BlockID, bool) {
-	prev := next - 1
-	if next == allocator.NoBlock || prev <= nullBlock {
+	if next == allocator.NoBlock {
 		return allocator.NoBlock, false
 	}
-	if !p.cached[prev] || p.dupNext[prev] != prev || p.hash[prev] != *h || p.groupOf(prev) != g {
+	return p.guess(next-1, h, g)
+}
+
+// guess reports whether block id answers a lookup of (h, g) as the index
+// would: it holds (h, g) and is the only block holding it (with
+// duplicates, the index names the first-inserted).
+func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.BlockID, bool) {
+	if id <= nullBlock || int(id) >= len(p.hash) {
 		return allocator.NoBlock, false
 	}
-	return prev, true
+	if !p.cached[id] || p.dupNext[id] != id || p.hash[id] != *h || p.groupOf(id) != g {
+		return allocator.NoBlock, false
+	}
+	return id, true
 }
 
 // commit records that block id holds the content named by h for KV cache
