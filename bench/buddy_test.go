@@ -200,7 +200,7 @@ func FuzzBuddy(f *testing.F) {
 	f.Fuzz(func(t *testing.T, size uint16, ops []byte) {
 		// Every op costs O(size): bounded, an execution stays fast enough
 		// for the fuzzer to make progress (unbounded it stalled at 0/s).
-		size %= 4096
+		size %= 1024
 		b, err := NewBuddy(int(size))
 		if size == 0 {
 			require.ErrorIs(t, err, ErrBuddyInvalid)
@@ -219,8 +219,8 @@ func FuzzBuddy(f *testing.F) {
 // after every allocation; placed checks where each allocation went, given
 // the owners before it.
 func fuzzArena(t *testing.T, a arena, size int, ops []byte, full error, placed func(owner []int, n, off int)) {
-	if len(ops) > 256 {
-		ops = ops[:256]
+	if len(ops) > 128 {
+		ops = ops[:128]
 	}
 	var live [][2]int // offset, length
 	owner := make([]int, size)

@@ -141,7 +141,7 @@ func FuzzFirstFit(f *testing.F) {
 	f.Fuzz(func(t *testing.T, size uint16, ops []byte) {
 		// Every op costs O(size): bounded, an execution stays fast enough
 		// for the fuzzer to make progress (unbounded it stalled at 0/s).
-		size %= 4096
+		size %= 1024
 		ff, err := NewFirstFit(int(size))
 		if size == 0 {
 			require.ErrorIs(t, err, ErrFirstFitInvalid)
