@@ -1,50 +1,152 @@
 package bench
 
 import (
-	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/pagedkv/pagedkv/fleet"
 	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
 )
 
-// FleetConfig configures a fleet replay: Servers block managers behind one
-// router, fed a Mooncake-style trace (512-token hash-ID blocks).
+// StepModel gives the duration of one engine step from what the step
+// computes, as a roofline: a step takes as long as the larger of its
+// arithmetic and its memory traffic, plus a fixed overhead.
 //
-// Time model: request i arrives at Arrival/Speed and goes to the server
-// the router picks, where it waits in a FIFO queue. A server runs at most
-// Slots requests at once; a running request holds its blocks (prompt
-// plus output tokens) for PrefillSeconds(uncached prompt tokens) + output
-// tokens x DecodeStep, then frees them, which leaves its full prompt
-// blocks cached (evictable, LRU). A request the pool cannot fit now waits
-// for a completion. Load, for routers, is a server's running plus queued
-// requests. Cache hits thus pay twice: less prefill time and fewer blocks.
+//	compute = tokens x Token + attention pairs x Pair
+//	memory  = Weights + context tokens read by decodes x KVRead
+//	step    = Overhead + max(compute, memory)
+//
+// Tokens are every token the step computes (prompt chunks and decodes);
+// attention pairs are, for a prompt chunk over positions [s, e), the
+// (query, key) pairs of causal attention, (e*e - s*s)/2; a decode of a
+// sequence of n tokens reads the KV of its n tokens.
+//
+// DefaultStepModel derives the four figures from public specifications,
+// not from any trace: docs/fleet.md shows the arithmetic.
+type StepModel struct {
+	// Overhead is paid by every step (scheduling, kernel launches).
+	Overhead time.Duration
+	// Weights is the time to read the model's weights once, the floor of
+	// any step.
+	Weights time.Duration
+	// Token is the time of the dense layers' arithmetic for one token.
+	Token time.Duration
+	// Pair is the attention arithmetic of one (query, key) pair, in
+	// nanoseconds (a fraction of one).
+	Pair float64
+	// KVRead is the time to read one token's KV from device memory, in
+	// nanoseconds.
+	KVRead float64
+}
+
+// DefaultStepModel is a Llama-3-70B-class dense model (70.6B parameters,
+// 80 layers, hidden size 8,192, 320 KiB of KV per token at 16 bits) served
+// with tensor parallelism on 8 H100 SXM GPUs (3.35 TB/s of HBM3 and 989
+// TFLOP/s of dense BF16 each): weights 141 GB / 26.8 TB/s = 5.27 ms; a
+// token's dense layers 2 x 70.6 GFLOP at half the 7.9 PFLOP/s peak = 35.7
+// us; an attention pair 4 x 80 x 8,192 FLOP at the same rate = 0.662 ns; a
+// token's KV 327,680 B / 26.8 TB/s = 12.2 ns. No overhead is charged: CUDA
+// graphs and an overlapped scheduler hide most of it.
+var DefaultStepModel = StepModel{
+	Weights: 5270 * time.Microsecond,
+	Token:   35700 * time.Nanosecond,
+	Pair:    0.662,
+	KVRead:  12.2,
+}
+
+// Validate reports a model that cannot time steps.
+func (m StepModel) Validate() error {
+	if m.Overhead < 0 || m.Weights < 0 || m.Token < 0 || !(m.Pair >= 0) || !(m.KVRead >= 0) ||
+		math.IsInf(m.Pair, 0) || math.IsInf(m.KVRead, 0) || m.Overhead+m.Weights+m.Token <= 0 {
+		return fmt.Errorf("bench: step model needs non-negative finite costs, not all zero: %+v", m)
+	}
+	return nil
+}
+
+// Duration returns the step's duration in seconds.
+func (m StepModel) Duration(st *sched.Step) float64 {
+	var tokens, pairs, reads float64
+	for i := range st.Scheduled {
+		sc := &st.Scheduled[i]
+		n, s := float64(sc.NewTokens), float64(sc.Start)
+		tokens += n
+		if sc.Prefill {
+			pairs += n * (2*s + n) / 2 // ((s+n)^2 - s^2) / 2
+		} else {
+			reads += s + n
+		}
+	}
+	compute := tokens*m.Token.Seconds() + pairs*m.Pair*1e-9
+	memory := m.Weights.Seconds() + reads*m.KVRead*1e-9
+	return m.Overhead.Seconds() + max(compute, memory)
+}
+
+// PrefillSeconds returns the time the model takes to compute n prompt
+// tokens after s cached ones in steps of budget tokens, none of them
+// shared with other work: what a request costs a server that does
+// nothing else.
+func (m StepModel) PrefillSeconds(s, n, budget int) float64 {
+	if budget < 1 {
+		budget = max(n, 1)
+	}
+	var st sched.Step
+	st.Scheduled = make([]sched.Scheduled, 1)
+	total := 0.0
+	for n > 0 {
+		k := min(n, budget)
+		st.Scheduled[0] = sched.Scheduled{Start: s, NewTokens: k, Prefill: true}
+		total += m.Duration(&st)
+		s, n = s+k, n-k
+	}
+	return total
+}
+
+// FleetConfig configures a fleet replay: Servers inference servers, each a
+// sched.Scheduler over its own paged.Manager, behind one router, fed a
+// Mooncake-style trace (512-token hash-ID blocks).
+//
+// The replay is a discrete-event simulation. Request i arrives at
+// Arrival/Speed and goes to the server the router picks, where it is
+// submitted to that server's scheduler. A server with work runs engine
+// steps back to back: each step is the scheduler's (FCFS, chunked prefill
+// within MaxBatchTokens, preemption by recompute), and lasts what Step
+// says for the tokens it computes; its sampled tokens are handed back at
+// its end. A request ends after its trace's output tokens. The managers'
+// KV events feed the index after every Schedule and every Update, so the
+// router sees each server's cache as its engine reports it, and each
+// scheduler's Load at the moment of the decision.
 type FleetConfig struct {
 	// Servers is the fleet size. Default 8.
 	Servers int
 	// Blocks is each server's pool in blocks of BlockSize tokens, the null
-	// block included. Default 2048 (1Mi tokens).
+	// block included. Default 2048 (1Mi tokens: 320 GiB of a 70B model's
+	// KV, what 8 80-GB GPUs hold beside its weights).
 	Blocks int
-	// BlockSize in tokens. Default MooncakeBlockSize (512).
+	// BlockSize in tokens, at least 4. Default MooncakeBlockSize (512).
 	BlockSize int
-	// Slots bounds the concurrently running requests of a server. Default 8.
-	Slots int
-	// PrefillRate is prompt tokens computed per second for one request.
-	// Default 10000.
-	PrefillRate float64
-	// DecodeStep is the time per output token. Default 30 ms.
-	DecodeStep time.Duration
+	// MaxRunning bounds each server's running sequences (vLLM's
+	// max_num_seqs). Default sched.DefaultMaxRunning (256).
+	MaxRunning int
+	// MaxBatchTokens is each step's token budget (vLLM's
+	// max_num_batched_tokens). Default 8192.
+	MaxBatchTokens int
+	// Step times the steps. Zero: DefaultStepModel.
+	Step StepModel
 	// Speed divides arrival times (2 replays the trace twice as fast).
 	// Default 1.
 	Speed float64
 	// Index receives every server's KV events; prefix-aware routers look
 	// requests up in it. Nil: a fresh in-memory index.
 	Index *fleet.Index
+	// Check calls every manager's Check after each of its steps (slow: for
+	// tests). Each manager is checked at the end in any case.
+	Check bool
 }
 
 func (c FleetConfig) withDefaults() (FleetConfig, error) {
@@ -57,20 +159,25 @@ func (c FleetConfig) withDefaults() (FleetConfig, error) {
 	if c.BlockSize == 0 {
 		c.BlockSize = MooncakeBlockSize
 	}
-	if c.Slots == 0 {
-		c.Slots = 8
+	if c.MaxRunning == 0 {
+		c.MaxRunning = sched.DefaultMaxRunning
 	}
-	if c.PrefillRate == 0 {
-		c.PrefillRate = 10000
+	if c.MaxBatchTokens == 0 {
+		c.MaxBatchTokens = 8192
 	}
-	if c.DecodeStep == 0 {
-		c.DecodeStep = 30 * time.Millisecond
+	if c.Step == (StepModel{}) {
+		c.Step = DefaultStepModel
 	}
 	if c.Speed == 0 {
 		c.Speed = 1
 	}
-	if c.Servers < 1 || c.Servers > 1<<12 || c.Blocks < 2 || c.BlockSize < 1 || c.Slots < 1 || !(c.PrefillRate > 0) || c.DecodeStep < 0 || !(c.Speed > 0) {
-		return c, fmt.Errorf("bench: fleet config out of range: %+v", c)
+	if c.Servers < 1 || c.Servers > 1<<12 || c.Blocks < 2 || c.BlockSize < 4 || c.MaxRunning < 1 || c.MaxBatchTokens < 1 ||
+		!(c.Speed > 0) || math.IsInf(c.Speed, 0) {
+		return c, fmt.Errorf("bench: fleet config out of range: servers %d, blocks %d, block size %d, max running %d, batch tokens %d, speed %g",
+			c.Servers, c.Blocks, c.BlockSize, c.MaxRunning, c.MaxBatchTokens, c.Speed)
+	}
+	if err := c.Step.Validate(); err != nil {
+		return c, err
 	}
 	if c.Index == nil {
 		x, err := fleet.New(fleet.Config{MaxServers: c.Servers})
@@ -80,29 +187,6 @@ func (c FleetConfig) withDefaults() (FleetConfig, error) {
 		c.Index = x
 	}
 	return c, nil
-}
-
-// estimate is the service time of q with nothing cached, the guess a
-// router makes for a request still queued.
-func (c FleetConfig) estimate(q Request) float64 {
-	return float64(q.InputTokens)/c.PrefillRate + float64(q.OutputTokens)*c.DecodeStep.Seconds()
-}
-
-// wait estimates when a request routed to s now would start: its slots
-// free as their running requests end (s.slots holds the remaining times)
-// and each queued request takes the first free slot for its estimated
-// service.
-func (c FleetConfig) wait(s *fleetServer, reqs []Request) float64 {
-	free := s.slots
-	for len(free) < c.Slots {
-		free = append(free, 0)
-	}
-	for _, i := range s.queue {
-		k := slices.Index(free, slices.Min(free))
-		free[k] += c.estimate(reqs[i])
-	}
-	s.slots = free
-	return slices.Min(free)
 }
 
 // FleetRouter names a routing policy for the study. Prefix says whether it
@@ -173,9 +257,15 @@ type FleetResult struct {
 	// Imbalance is the largest PerServer count over the mean (1 is perfect
 	// balance).
 	Imbalance float64
-	// MeanWait and P90Wait are simulated queueing delays before a request
-	// starts, in seconds; Makespan is when the last request finished.
-	MeanWait, P90Wait, Makespan float64
+	// MeanWait and P90Wait are the simulated delays from a request's
+	// arrival to the start of the step that first admits it, in seconds;
+	// MeanTTFT and P90TTFT run to the end of the step that samples its
+	// first token (time to first token); Makespan is when the last step
+	// ended.
+	MeanWait, P90Wait, MeanTTFT, P90TTFT, Makespan float64
+	// Steps counts the engine steps of all servers; Preemptions the
+	// sequences their schedulers preempted.
+	Steps, Preemptions int
 	// Lookups counts the index lookups (0 for routers without Prefix).
 	Lookups int
 	// LookupTime is the wall time spent in those lookups.
@@ -220,164 +310,211 @@ func MooncakeHash(id int64) paged.Hash {
 	return h
 }
 
-// fleetServer is one simulated server.
+// idMarker opens a prompt block that stands for a trace hash ID: the
+// block's next three tokens carry the ID, 31 bits each, and mooncakeHasher
+// names the block MooncakeHash(ID). It is far above any vocabulary, and the
+// replay's generated tokens are 0, so no other block starts with it.
+const idMarker = 0x6d6f6f6e
+
+// mooncakeHasher names a block that stands for a trace hash ID by that ID,
+// so that the managers' hashes, their KV events and the router's lookups
+// agree with MooncakeHash; a trace ID already names its whole prefix, so
+// the parent adds nothing. Other blocks (generated tokens) are hashed with
+// their parent by paged.FastHasher, whose hashes never look like
+// MooncakeHash's (their last 16 bytes are zero).
+type mooncakeHasher struct{ paged.FastHasher }
+
+func (h mooncakeHasher) Sum(parent *paged.Hash, tokens []int32, extra []byte) paged.Hash {
+	if len(tokens) >= 4 && tokens[0] == idMarker && len(extra) == 0 {
+		return MooncakeHash(int64(uint64(tokens[1]) | uint64(tokens[2])<<31 | uint64(tokens[3])<<62))
+	}
+	return h.FastHasher.Sum(parent, tokens, extra)
+}
+
+// promptOf writes the prompt of q into buf: each full block the trace
+// names by a hash ID carries the ID (see idMarker), the rest is zeros.
+func promptOf(buf []int32, q Request, bs int) []int32 {
+	buf = slices.Grow(buf[:0], q.InputTokens)[:q.InputTokens]
+	clear(buf)
+	for k := range min(len(q.HashIDs), q.InputTokens/bs) {
+		id := q.HashIDs[k]
+		u := uint64(id)
+		buf[k*bs], buf[k*bs+1], buf[k*bs+2], buf[k*bs+3] = idMarker, int32(u&(1<<31-1)), int32(u>>31&(1<<31-1)), int32(u>>62)
+	}
+	return buf
+}
+
+// fleetServer is one simulated inference server.
 type fleetServer struct {
-	name    string
-	m       *paged.Manager
-	queue   []int // request indices waiting, FIFO
-	running int
-	served  int
-	events  []paged.Event
-	// slots is scratch for the wait estimate: when each slot frees.
-	slots []float64
+	name string
+	m    *paged.Manager
+	s    *sched.Scheduler
+	// busy: a step runs until end.
+	busy   bool
+	end    float64
+	events []paged.Event
+	tokens []int32
+	step   *sched.Step
+	// reqs maps the scheduler's request IDs (from 1) to trace indices.
+	reqs []int
 }
 
-// completion is a running request's end.
-type completion struct {
-	at     float64
-	server int
-	seq    paged.SeqID
-	order  int // tie-break: start order
+// fleetRun is one replay in progress.
+type fleetRun struct {
+	cfg     FleetConfig
+	reqs    []Request
+	servers []fleetServer
+	res     *FleetResult
+	// Per trace index: the scheduler's request, when it was first
+	// admitted and when its first token came (NaN: not yet).
+	handles      []*sched.Request
+	start, first []float64
 }
 
-type completions []completion
-
-func (c completions) Len() int { return len(c) }
-func (c completions) Less(i, j int) bool {
-	return c[i].at < c[j].at || (c[i].at == c[j].at && c[i].order < c[j].order)
+// feed applies a server's pending KV events to the index.
+func (f *fleetRun) feed(s *fleetServer) error {
+	s.events = s.m.DrainEvents(s.events[:0])
+	if len(s.events) == 0 {
+		return nil
+	}
+	t0 := time.Now()
+	err := f.cfg.Index.Apply(s.name, s.events)
+	f.res.ApplyTime += time.Since(t0)
+	for i := range s.events {
+		f.res.BlockEvents += int64(len(s.events[i].Hashes))
+	}
+	return err
 }
-func (c completions) Swap(i, j int) { c[i], c[j] = c[j], c[i] }
-func (c *completions) Push(x any)   { *c = append(*c, x.(completion)) }
-func (c *completions) Pop() any {
-	old := *c
-	x := old[len(old)-1]
-	*c = old[:len(old)-1]
-	return x
+
+// begin starts server si's next step at now, if it has work.
+func (f *fleetRun) begin(si int, now float64) error {
+	s := &f.servers[si]
+	s.busy = false
+	if !s.s.Busy() {
+		return nil
+	}
+	st, err := s.s.Schedule()
+	if err != nil {
+		return fmt.Errorf("bench: server %s: %w", s.name, err)
+	}
+	if err := f.feed(s); err != nil {
+		return err
+	}
+	s.step = st
+	d := f.cfg.Step.Duration(st)
+	s.busy, s.end = true, now+d
+	f.res.Steps++
+	f.res.Preemptions += st.Preempted
+	for i := range st.Scheduled {
+		sc := &st.Scheduled[i]
+		q := s.reqs[sc.Request.ID()-1]
+		if sc.Admitted && math.IsNaN(f.start[q]) {
+			f.start[q] = now
+		}
+		if sc.Outputs > 0 && math.IsNaN(f.first[q]) {
+			f.first[q] = now + d
+		}
+	}
+	return nil
 }
 
-// RunFleet replays reqs through cfg.Servers managers behind router r and
+// finish ends server si's step at now and starts its next one.
+func (f *fleetRun) finish(si int, now float64) error {
+	s := &f.servers[si]
+	out := s.step.Outputs
+	s.tokens = slices.Grow(s.tokens[:0], out)[:out]
+	if err := s.s.Update(s.tokens); err != nil {
+		return fmt.Errorf("bench: server %s: %w", s.name, err)
+	}
+	if err := f.feed(s); err != nil {
+		return err
+	}
+	if f.cfg.Check {
+		if err := s.m.Check(); err != nil {
+			return fmt.Errorf("bench: server %s: %w", s.name, err)
+		}
+	}
+	f.res.Makespan = max(f.res.Makespan, now)
+	return f.begin(si, now)
+}
+
+// RunFleet replays reqs through cfg.Servers schedulers behind router r and
 // returns what it measured. The index in cfg is fed every event; it must
-// be fresh (or Resync'ed) for the servers "s0".."sN-1".
+// be fresh (or Resync'ed) for the servers "s0".."sN-1". The replay is
+// deterministic: the same trace, configuration and router give the same
+// decisions and figures.
 func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return FleetResult{}, err
 	}
 	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), Decisions: make([]int, len(reqs))}
-	servers := make([]fleetServer, cfg.Servers)
+	f := &fleetRun{cfg: cfg, reqs: reqs, servers: make([]fleetServer, cfg.Servers), res: &res,
+		handles: make([]*sched.Request, len(reqs)), start: make([]float64, len(reqs)), first: make([]float64, len(reqs))}
+	for i := range reqs {
+		f.start[i], f.first[i] = math.NaN(), math.NaN()
+	}
 	byName := make(map[string]int, cfg.Servers)
-	for i := range servers {
-		m, err := paged.New(paged.Config{BlockSize: cfg.BlockSize, NumBlocks: cfg.Blocks, Events: 1 << 16})
+	for i := range f.servers {
+		m, err := paged.New(paged.Config{BlockSize: cfg.BlockSize, NumBlocks: cfg.Blocks, Events: 1 << 16, Hasher: mooncakeHasher{}})
 		if err != nil {
 			return res, err
 		}
-		servers[i] = fleetServer{name: fmt.Sprint("s", i), m: m}
-		byName[servers[i].name] = i
-		if _, err := cfg.Index.Register(servers[i].name); err != nil {
+		s, err := sched.New(m, sched.Config{MaxRunning: cfg.MaxRunning, MaxBatchTokens: cfg.MaxBatchTokens, ChunkedPrefill: true})
+		if err != nil {
+			return res, err
+		}
+		f.servers[i] = fleetServer{name: fmt.Sprint("s", i), m: m, s: s}
+		byName[f.servers[i].name] = i
+		if _, err := cfg.Index.Register(f.servers[i].name); err != nil {
 			return res, err
 		}
 	}
-	feed := func(s *fleetServer) error {
-		s.events = s.m.DrainEvents(s.events[:0])
-		if len(s.events) == 0 {
-			return nil
-		}
-		t0 := time.Now()
-		err := cfg.Index.Apply(s.name, s.events)
-		res.ApplyTime += time.Since(t0)
-		for i := range s.events {
-			res.BlockEvents += int64(len(s.events[i].Hashes))
-		}
-		return err
-	}
 
-	hashes := make([][]paged.Hash, len(reqs))
-	for i, q := range reqs {
-		n := min(len(q.HashIDs), q.InputTokens/cfg.BlockSize)
-		hashes[i] = make([]paged.Hash, n)
-		for k := range n {
-			hashes[i][k] = MooncakeHash(q.HashIDs[k])
-		}
-	}
 	var (
-		done   completions
-		waits  []float64
-		order  int
 		scores []fleet.Score
+		hashes []paged.Hash
+		prompt []int32
 		cands  = make([]fleet.Candidate, cfg.Servers)
+		next   = 0
 	)
-	opts := &paged.SeqOptions{AllowFullHit: true}
-	start := func(si int, now float64) error {
-		s := &servers[si]
-		for s.running < cfg.Slots && len(s.queue) > 0 {
-			i := s.queue[0]
-			q := reqs[i]
-			id, cached, err := s.m.CreateFromHashes(hashes[i], q.InputTokens+max(q.OutputTokens, 1), opts)
-			if errors.Is(err, paged.ErrNoSpace) {
-				if s.running == 0 {
-					return fmt.Errorf("bench: request %d does not fit an idle server", i)
-				}
-				break // waits for a completion
+	for {
+		// The next event: the earliest step end (lowest server on a tie),
+		// unless an arrival comes first; a step ending at an arrival's
+		// instant ends first, so the router sees its outcome.
+		si, tc := -1, math.Inf(1)
+		for k := range f.servers {
+			if f.servers[k].busy && f.servers[k].end < tc {
+				si, tc = k, f.servers[k].end
 			}
-			s.queue = s.queue[1:]
-			if errors.Is(err, paged.ErrNever) {
-				res.Rejected++
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if err := feed(s); err != nil {
-				return err
-			}
-			res.Requests++
-			res.InputTokens += int64(q.InputTokens)
-			res.HitTokens += int64(cached)
-			s.running++
-			s.served++
-			waits = append(waits, now-reqs[i].Arrival.Seconds()/cfg.Speed)
-			service := float64(q.InputTokens-cached)/cfg.PrefillRate + float64(q.OutputTokens)*cfg.DecodeStep.Seconds()
-			heap.Push(&done, completion{at: now + service, server: si, seq: id, order: order})
-			order++
 		}
-		return nil
-	}
-	finish := func(c completion) error {
-		s := &servers[c.server]
-		if err := s.m.Free(c.seq); err != nil {
-			return err
+		ta := math.Inf(1)
+		if next < len(reqs) {
+			ta = reqs[next].Arrival.Seconds() / cfg.Speed
 		}
-		s.running--
-		res.Makespan = max(res.Makespan, c.at)
-		if err := feed(s); err != nil {
-			return err
+		if si < 0 && next == len(reqs) {
+			break
 		}
-		return start(c.server, c.at)
-	}
-
-	for i, q := range reqs {
-		now := q.Arrival.Seconds() / cfg.Speed
-		for len(done) > 0 && done[0].at <= now {
-			if err := finish(heap.Pop(&done).(completion)); err != nil {
+		if si >= 0 && tc <= ta {
+			if err := f.finish(si, tc); err != nil {
 				return res, err
 			}
+			continue
 		}
-		for k := range servers {
-			cands[k] = fleet.Candidate{Score: fleet.Score{Server: fleet.ServerID(k), Name: servers[k].name}, Load: float64(servers[k].running + len(servers[k].queue))}
-			servers[k].slots = servers[k].slots[:0]
+
+		i, q := next, reqs[next]
+		next++
+		n := min(len(q.HashIDs), q.InputTokens/cfg.BlockSize)
+		hashes = hashes[:0]
+		for k := range n {
+			hashes = append(hashes, MooncakeHash(q.HashIDs[k]))
 		}
-		// Work: the wait a new request would have at each server, in
-		// prefill tokens.
-		for _, c := range done {
-			servers[c.server].slots = append(servers[c.server].slots, c.at-now)
-		}
-		for k := range cands {
-			cands[k].Work = cfg.PrefillRate * cfg.wait(&servers[k], reqs)
-			cands[k].Queue = float64(len(servers[k].queue)) / float64(cfg.Slots)
+		for k := range f.servers {
+			cands[k] = fleetCandidate(&f.servers[k], k, cfg)
 		}
 		if r.Prefix {
 			t0 := time.Now()
-			scores, err = cfg.Index.Lookup(hashes[i], scores[:0])
+			scores, err = cfg.Index.Lookup(hashes, scores[:0])
 			res.LookupTime += time.Since(t0)
 			res.Lookups++
 			if err != nil {
@@ -386,56 +523,107 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 			// Scores come by the index's server IDs, which routers
 			// sharing the index may have assigned in another order.
 			for k := range scores {
-				if si, ok := byName[scores[k].Name]; ok {
-					cands[si].Score = scores[k]
+				if sk, ok := byName[scores[k].Name]; ok {
+					cands[sk].Score = scores[k]
 				}
 			}
 		}
-		si := r.Router.Route(cands)
-		if si < 0 || si >= len(servers) {
+		si = r.Router.Route(cands)
+		if si < 0 || si >= len(f.servers) {
 			return res, fmt.Errorf("bench: router %s returned %d", r.Name, si)
 		}
 		res.Decisions[i] = si
-		servers[si].queue = append(servers[si].queue, i)
-		if err := start(si, now); err != nil {
-			return res, err
+		s := &f.servers[si]
+		prompt = promptOf(prompt, q, cfg.BlockSize)
+		h, err := s.s.Submit(prompt, sched.Options{MaxTokens: max(q.OutputTokens, 1)})
+		if errors.Is(err, sched.ErrNever) {
+			res.Rejected++
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("bench: request %d: %w", i, err)
+		}
+		f.handles[i] = h
+		s.reqs = append(s.reqs, i)
+		res.PerServer[si]++
+		if !s.busy {
+			if err := f.begin(si, ta); err != nil {
+				return res, err
+			}
 		}
 	}
-	for len(done) > 0 {
-		if err := finish(heap.Pop(&done).(completion)); err != nil {
-			return res, err
-		}
+	return res, f.settle()
+}
+
+// fleetCandidate is server k as a router sees it: its scheduler's load,
+// no prefix score yet.
+func fleetCandidate(s *fleetServer, k int, cfg FleetConfig) fleet.Candidate {
+	l := s.s.Load()
+	return fleet.Candidate{
+		Score: fleet.Score{Server: fleet.ServerID(k), Name: s.name},
+		Load:  float64(l.Running + l.Waiting),
+		Work:  float64(l.PrefillTokens),
+		Queue: float64(l.Waiting),
 	}
-	res.Index = cfg.Index.Stats()
-	st, err := cfg.Index.Servers(nil)
+}
+
+// settle checks the servers after the replay and computes the figures.
+func (f *fleetRun) settle() error {
+	res := f.res
+	res.Index = f.cfg.Index.Stats()
+	st, err := f.cfg.Index.Servers(nil)
 	if err != nil {
-		return res, err
+		return err
 	}
 	for _, s := range st {
 		if s.Partial {
 			res.PartialServers++
 		}
 	}
-	for i := range servers {
-		if len(servers[i].queue) > 0 {
-			return res, fmt.Errorf("bench: server %d ends with %d queued requests", i, len(servers[i].queue))
+	for i := range f.servers {
+		s := &f.servers[i]
+		if err := s.m.Check(); err != nil {
+			return fmt.Errorf("bench: server %s: %w", s.name, err)
 		}
-		res.PerServer[i] = servers[i].served
+		ms, ss := s.m.Stats(), s.s.Stats()
+		if s.s.Busy() || ms.UsedBlocks != 0 || ms.Sequences != 0 || ss.Finished != int64(res.PerServer[i]) {
+			return fmt.Errorf("bench: server %s ends with %d blocks in use, %d sequences, %d of %d requests finished",
+				s.name, ms.UsedBlocks, ms.Sequences, ss.Finished, res.PerServer[i])
+		}
+	}
+	var waits, ttfts []float64
+	for i, h := range f.handles {
+		if h == nil {
+			continue
+		}
+		q := f.reqs[i]
+		arrival := q.Arrival.Seconds() / f.cfg.Speed
+		res.Requests++
+		res.InputTokens += int64(q.InputTokens)
+		res.HitTokens += int64(h.Cached())
+		waits = append(waits, f.start[i]-arrival)
+		ttfts = append(ttfts, f.first[i]-arrival)
 	}
 	if res.InputTokens > 0 {
 		res.HitRate = float64(res.HitTokens) / float64(res.InputTokens)
 	}
 	if res.Requests > 0 {
-		res.Imbalance = float64(slices.Max(res.PerServer)) * float64(cfg.Servers) / float64(res.Requests)
-		sum := 0.0
-		for _, w := range waits {
-			sum += w
-		}
-		res.MeanWait = sum / float64(len(waits))
-		slices.Sort(waits)
-		res.P90Wait = waits[(len(waits)*9)/10]
+		res.Imbalance = float64(slices.Max(res.PerServer)) * float64(len(f.servers)) / float64(res.Requests)
+		res.MeanWait, res.P90Wait = meanP90(waits)
+		res.MeanTTFT, res.P90TTFT = meanP90(ttfts)
 	}
-	return res, nil
+	return nil
+}
+
+// meanP90 returns the mean and the 90th percentile (nearest rank) of xs,
+// which it sorts.
+func meanP90(xs []float64) (mean, p90 float64) {
+	sum := 0.0
+	for _, x := range xs {
+		sum += x
+	}
+	slices.Sort(xs)
+	return sum / float64(len(xs)), xs[(len(xs)*9)/10]
 }
 
 // FleetHitBound is the hit rate of one server with an unbounded cache and

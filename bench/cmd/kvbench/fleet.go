@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/sched"
 )
 
 // redisIndex opens fleet backends on one Redis. It lives behind the
@@ -77,11 +77,10 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	var cfg bench.FleetConfig
 	fs.IntVar(&cfg.Servers, "servers", 8, "number of servers")
 	fs.IntVar(&cfg.Blocks, "blocks", 2048, "blocks per server (512 tokens each), null block included")
-	fs.IntVar(&cfg.Slots, "slots", 8, "requests a server runs at once")
-	fs.Float64Var(&cfg.PrefillRate, "prefill", 10000, "uncached prompt tokens per second per request")
-	fs.DurationVar(&cfg.DecodeStep, "decode", 30*time.Millisecond, "time per output token")
+	fs.IntVar(&cfg.MaxRunning, "max-running", sched.DefaultMaxRunning, "sequences a server runs at once (vLLM's max_num_seqs)")
+	fs.IntVar(&cfg.MaxBatchTokens, "batch-tokens", 8192, "tokens per engine step (vLLM's max_num_batched_tokens), prompts in chunks")
 	fs.Float64Var(&cfg.Speed, "speed", 2, "arrival speed-up of the trace (2: twice its rate)")
-	loadCap := fs.Float64("cap", 0, "load cap of the capped prefix-aware router (running+queued); 0 means -slots")
+	loadCap := fs.Float64("cap", 8, "load cap of the capped prefix-aware router (running + waiting requests)")
 	seed := fs.Uint64("seed", 1, "seed of the random router")
 	defaultAddr := ""
 	if openRedis != nil {
@@ -99,8 +98,11 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if cfg.Servers < 1 || cfg.Blocks < 2 || cfg.Slots < 1 {
-		return usageErrorf("-servers %d, -blocks %d and -slots %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.Slots)
+	if cfg.Servers < 1 || cfg.Blocks < 2 || cfg.MaxRunning < 1 || cfg.MaxBatchTokens < 1 {
+		return usageErrorf("-servers %d, -blocks %d, -max-running %d and -batch-tokens %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.MaxRunning, cfg.MaxBatchTokens)
+	}
+	if !(*loadCap > 0) {
+		return usageErrorf("-cap %g must be positive", *loadCap)
 	}
 	if *limit < 0 {
 		return usageErrorf("-requests %d must not be negative", *limit)
@@ -130,9 +132,6 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	}
 	if !hasIDs {
 		traceName += "; no hash IDs in the trace: each prompt's own blocks are unique"
-	}
-	if *loadCap == 0 {
-		*loadCap = float64(cfg.Slots)
 	}
 	var rdb redisIndex
 	if *addr != "" {
@@ -251,8 +250,11 @@ func redisReplay(reqs []bench.Request, c bench.FleetConfig, router string, rdb r
 // naming the trace and the fleet, and a summary.
 func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceName string, reqs []bench.Request, withRedis bool) {
 	fmt.Fprintf(w, "fleet study: %d requests of %s\n", len(reqs), traceName)
-	fmt.Fprintf(w, "%d servers x %d blocks of %d tokens, %d slots each, prefill %g tok/s, decode %v/token, speed x%g\n\n",
-		cfg.Servers, cfg.Blocks, bench.MooncakeBlockSize, cfg.Slots, cfg.PrefillRate, cfg.DecodeStep, cfg.Speed)
+	fmt.Fprintf(w, "%d servers x %d blocks of %d tokens, each a scheduler (FCFS, chunked prefill, %d tokens and %d sequences a step), speed x%g\n",
+		cfg.Servers, cfg.Blocks, bench.MooncakeBlockSize, cfg.MaxBatchTokens, cfg.MaxRunning, cfg.Speed)
+	m := bench.DefaultStepModel
+	fmt.Fprintf(w, "step time: max(tokens x %v + attention pairs x %gns, %v + KV tokens read x %gns), a 70B model on 8 H100 (docs/fleet.md)\n\n",
+		m.Token, m.Pair, m.Weights, m.KVRead)
 	fmt.Fprintln(w, "| router | hit rate | imbalance (max/mean requests) | mean wait s | p90 wait s | makespan s | lookups/s memory | lookups/s redis | redis |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {

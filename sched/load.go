@@ -1,0 +1,50 @@
+package sched
+
+// Load is a scheduler's outstanding work as a router in front of several
+// servers reads it (the signals NVIDIA Dynamo's KV router and llm-d's
+// scorers take from their engines: running and waiting requests, the
+// prefill still to compute, the decode still to run).
+type Load struct {
+	// Running and Waiting are Scheduler.Running and Scheduler.Waiting.
+	Running, Waiting int
+	// PrefillTokens are the prompt tokens not yet computed: every token of
+	// a waiting sequence (its prefix-cache hits are known only when it is
+	// admitted; a preempted one counts what it must recompute) and the
+	// chunks a running sequence has still to compute.
+	PrefillTokens int
+	// DecodeTokens bound the tokens still to decode: for each live sample
+	// its MaxTokens (or MaxModelLen limit) less the outputs it has, and for
+	// a prompt that has not forked yet, that many for each of its samples.
+	// A stop token can end a sample earlier.
+	DecodeTokens int
+}
+
+// Load returns the scheduler's outstanding work. It costs O(running +
+// waiting) and allocates nothing; like every method, it must be called
+// from the goroutine that owns the scheduler (between steps, or between
+// Schedule and Update, where the step's tokens count as computed).
+func (s *Scheduler) Load() Load {
+	l := Load{Running: len(s.running), Waiting: s.waiting.len()}
+	for _, e := range s.running {
+		if e.where != inRunning {
+			continue // done in this step, swept at its end
+		}
+		l.PrefillTokens += len(e.rest)
+		l.DecodeTokens += e.remaining()
+	}
+	for _, e := range s.waiting.buf[s.waiting.head:] {
+		l.PrefillTokens += e.total() - e.computed
+		l.DecodeTokens += e.remaining()
+	}
+	return l
+}
+
+// remaining returns the tokens e has still to decode, times the samples
+// its prompt will fork if it has not yet.
+func (e *entry) remaining() int {
+	n := max(e.limit-e.outputs, 0)
+	if !e.req.forked {
+		n *= e.req.n
+	}
+	return n
+}
