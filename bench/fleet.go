@@ -231,13 +231,14 @@ func (r *Random) Route(cands []fleet.Candidate) int {
 // least-loaded, prefix-aware, and prefix-aware excluding servers whose
 // load reaches loadCap.
 func FleetRouters(seed uint64, loadCap float64) []FleetRouter {
+	rng := rand.New(rand.NewPCG(seed, 0xc057))
 	return []FleetRouter{
 		{Name: "random", Router: NewRandom(seed)},
 		{Name: "round-robin", Router: &RoundRobin{}},
 		{Name: "least-loaded", Router: fleet.LeastLoaded{}},
 		{Name: "prefix-aware", Router: fleet.PrefixAware{}, Prefix: true},
 		{Name: fmt.Sprintf("prefix-aware, load cap %g", loadCap), Router: fleet.PrefixAware{LoadCap: loadCap}, Prefix: true},
-		{Name: "cost-aware", Router: fleet.CostAware{BlockSize: MooncakeBlockSize}, Prefix: true},
+		{Name: "cost-aware", Router: fleet.CostAware{BlockSize: MooncakeBlockSize, Rand: rng.Float64}, Prefix: true},
 	}
 }
 
@@ -510,7 +511,8 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 			hashes = append(hashes, MooncakeHash(q.HashIDs[k]))
 		}
 		for k := range f.servers {
-			cands[k] = fleetCandidate(&f.servers[k], k, cfg)
+			cands[k] = fleetCandidate(&f.servers[k], k, q.InputTokens)
+			cands[k].Routed = float64(res.PerServer[k])
 		}
 		if r.Prefix {
 			t0 := time.Now()
@@ -557,13 +559,13 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 
 // fleetCandidate is server k as a router sees it: its scheduler's load,
 // no prefix score yet.
-func fleetCandidate(s *fleetServer, k int, cfg FleetConfig) fleet.Candidate {
+func fleetCandidate(s *fleetServer, k, prompt int) fleet.Candidate {
 	l := s.s.Load()
 	return fleet.Candidate{
-		Score: fleet.Score{Server: fleet.ServerID(k), Name: s.name},
-		Load:  float64(l.Running + l.Waiting),
-		Work:  float64(l.PrefillTokens),
-		Queue: float64(l.Waiting),
+		Score:  fleet.Score{Server: fleet.ServerID(k), Name: s.name},
+		Load:   float64(l.Running + l.Waiting),
+		Work:   float64(l.PrefillTokens),
+		Prompt: prompt,
 	}
 }
 
@@ -597,6 +599,9 @@ func (f *fleetRun) settle() error {
 			continue
 		}
 		q := f.reqs[i]
+		if h.State() != sched.Finished || h.Outputs(0) != max(q.OutputTokens, 1) || math.IsNaN(f.first[i]) {
+			return fmt.Errorf("bench: request %d ends %v with %d of %d tokens", i, h.State(), h.Outputs(0), max(q.OutputTokens, 1))
+		}
 		arrival := q.Arrival.Seconds() / f.cfg.Speed
 		res.Requests++
 		res.InputTokens += int64(q.InputTokens)

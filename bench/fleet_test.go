@@ -3,6 +3,8 @@ package bench
 import (
 	"testing"
 
+	"time"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -10,6 +12,7 @@ import (
 	"github.com/pagedkv/pagedkv/fleet"
 	"github.com/pagedkv/pagedkv/fleet/redisindex"
 	"github.com/pagedkv/pagedkv/internal/redistest"
+	"github.com/pagedkv/pagedkv/sched"
 )
 
 // fleetTrace is the first part of the Mooncake trace: enough requests for
@@ -20,7 +23,7 @@ func TestFleetReplayConservesRequests(t *testing.T) {
 	reqs := fleetTrace()
 	for _, r := range FleetRouters(1, 8) {
 		res, err := RunFleet(reqs, FleetConfig{Speed: 2}, r)
-		require.NoError(t, err, r.Name)
+		require.NoError(t, err, r.Name) // every manager checked, every request finished with its output
 		assert.Equal(t, len(reqs), res.Requests+res.Rejected, r.Name)
 		sum := 0
 		for _, n := range res.PerServer {
@@ -29,11 +32,84 @@ func TestFleetReplayConservesRequests(t *testing.T) {
 		assert.Equal(t, res.Requests, sum, r.Name)
 		assert.GreaterOrEqual(t, res.Imbalance, 1.0, r.Name)
 		assert.LessOrEqual(t, res.HitTokens, res.InputTokens, r.Name)
+		assert.LessOrEqual(t, res.MeanWait, res.MeanTTFT, r.Name)
+		assert.Positive(t, res.Steps, r.Name)
 		if r.Prefix {
 			assert.Equal(t, len(reqs), res.Lookups, r.Name)
 		} else {
 			assert.Zero(t, res.Lookups, r.Name)
 		}
+	}
+}
+
+// TestFleetChecksEveryStep replays a small pool that must preempt, with
+// every manager checked after each of its steps.
+func TestFleetChecksEveryStep(t *testing.T) {
+	reqs := fleetTrace()[:150]
+	preempted := 0
+	for _, r := range FleetRouters(1, 8)[2:] {
+		res, err := RunFleet(reqs, FleetConfig{Servers: 3, Blocks: 120, Speed: 8, Check: true}, r)
+		require.NoError(t, err, r.Name)
+		assert.Equal(t, len(reqs), res.Requests+res.Rejected, r.Name)
+		t.Logf("%s: %d steps, %d preemptions, %d rejected", r.Name, res.Steps, res.Preemptions, res.Rejected)
+		preempted += res.Preemptions
+	}
+	assert.Positive(t, preempted, "the pool is small enough to preempt")
+}
+
+func TestFleetIsDeterministic(t *testing.T) {
+	reqs := fleetTrace()[:400]
+	run := func() FleetResult {
+		res, err := RunFleet(reqs, FleetConfig{Speed: 2}, FleetRouters(7, 8)[5])
+		require.NoError(t, err)
+		res.LookupTime, res.ApplyTime = 0, 0
+		return res
+	}
+	assert.Equal(t, run(), run())
+}
+
+func TestStepModel(t *testing.T) {
+	m := StepModel{Weights: 5 * time.Millisecond, Token: time.Millisecond, Pair: 1e3, KVRead: 1e4}
+	st := &sched.Step{Scheduled: []sched.Scheduled{
+		{Start: 0, NewTokens: 4, Prefill: true},  // 4 tokens, 8 pairs
+		{Start: 10, NewTokens: 2, Prefill: true}, // 2 tokens, 22 pairs
+		{Start: 99, NewTokens: 1},                // a decode reading 100 tokens
+	}}
+	// compute 7 ms + 30 us; memory 5 ms + 1 ms.
+	assert.InDelta(t, 0.00703, m.Duration(st), 1e-12)
+	st.Scheduled = st.Scheduled[2:]
+	assert.InDelta(t, 0.006, m.Duration(st), 1e-12)
+	m.Overhead = time.Millisecond
+	assert.InDelta(t, 0.007, m.Duration(st), 1e-12)
+	// 10 tokens in steps of 4: 4 + 4 + 2 tokens, pairs 8 + 24 + 18, each
+	// step compute-bound at 3 ms a token.
+	m.Token = 3 * time.Millisecond
+	assert.InDelta(t, 3*0.001+0.030+50e-6, m.PrefillSeconds(0, 10, 4), 1e-12)
+	require.NoError(t, DefaultStepModel.Validate())
+	require.Error(t, StepModel{}.Validate())
+	require.Error(t, StepModel{Token: 1, Pair: -1}.Validate())
+}
+
+func TestMooncakeHasherNamesTraceBlocks(t *testing.T) {
+	for _, id := range []int64{0, 1, 1<<31 - 1, 1 << 31, 1<<62 + 5, -1, -1 << 40} {
+		buf := promptOf(nil, Request{InputTokens: 9, HashIDs: []int64{id, 3}}, 4)
+		var h mooncakeHasher
+		assert.Equal(t, MooncakeHash(id), h.Sum(nil, buf[:4], nil), "id %d", id)
+		assert.Equal(t, MooncakeHash(3), h.Sum(nil, buf[4:8], nil))
+		for _, tok := range buf {
+			assert.GreaterOrEqual(t, tok, int32(0))
+		}
+	}
+	// A block without an ID is hashed with its parent.
+	var h mooncakeHasher
+	p := MooncakeHash(1)
+	assert.NotEqual(t, h.Sum(&p, []int32{0, 0, 0, 0}, nil), h.Sum(nil, []int32{0, 0, 0, 0}, nil))
+}
+
+func TestFleetRejectsBadConfig(t *testing.T) {
+	for _, c := range []FleetConfig{{Servers: -1}, {BlockSize: 3}, {Speed: -1}, {MaxBatchTokens: -2}, {Step: StepModel{Token: -1}}} {
+		_, err := RunFleet(fleetTrace()[:2], c, FleetRouters(1, 8)[0])
+		require.Error(t, err, "%+v", c)
 	}
 }
 
@@ -119,10 +195,14 @@ func TestFleetCostAwareBalancesASharedPrefix(t *testing.T) {
 		return FleetResult{}
 	}
 	pa, ca, rr, ll := run("prefix-aware"), run("cost-aware"), run("round-robin"), run("least-loaded")
-	t.Logf("imbalance: prefix-aware %.2f, cost-aware %.2f, least-loaded %.2f; hit rate: cost-aware %.3f, round-robin %.3f",
-		pa.Imbalance, ca.Imbalance, ll.Imbalance, ca.HitRate, rr.HitRate)
-	assert.Greater(t, pa.Imbalance, 4.0, "prefix-aware hot-spots on the shared block")
+	t.Logf("imbalance: prefix-aware %.2f, cost-aware %.2f, least-loaded %.2f; hit rate: cost-aware %.3f, round-robin %.3f; p90 wait: cost-aware %.2f, least-loaded %.2f",
+		pa.Imbalance, ca.Imbalance, ll.Imbalance, ca.HitRate, rr.HitRate, ca.P90Wait, ll.P90Wait)
+	// Every request scores the shared block on the first server that
+	// cached it, and prefix-aware routing follows the score alone.
+	assert.InDelta(t, 8.0, pa.Imbalance, 1e-9, "prefix-aware sends everything to one server")
+	// The cost router sees the queue that builds there: loose bounds, a
+	// property and not the study's targets.
 	assert.Less(t, ca.Imbalance, 1.25)
 	assert.Greater(t, ca.HitRate, 2*rr.HitRate)
-	assert.LessOrEqual(t, ca.Makespan, 1.05*ll.Makespan)
+	assert.Less(t, ca.P90Wait, pa.P90Wait/10)
 }

@@ -5,40 +5,37 @@ import (
 	"math"
 )
 
-// CostAware routes each request to the server where it costs the least
-// work, in tokens of prefill:
+// CostAware routes each request to the server where it adds the least
+// prefill time to the fleet: the wait it has there, its own prefill, and
+// the stall that prefill causes the sequences already there, in units of
+// one prompt token's computation:
 //
-//	cost = (uncached prompt tokens there + HostCost x prompt tokens to bring back from the host tier)
-//	       x (1 + Candidate.Queue)
-//	     + LoadWeight x Candidate.Work
+//	cost = LoadWeight x Work + prefill x (1 + Load)
+//	prefill = Prompt - cached tokens + HostCost x cached tokens on the host tier
 //
-// The prefill terms come from the index: a server holding Score.Device
-// leading blocks on the device and Score.Blocks on either tier computes
-// every prompt token past its run, and copies the host part back. That
-// prefill costs the request itself, and it holds one of the server's
-// slots, so it also delays the requests that will queue behind it, a
-// token each per slot: about Queue of them (waiting requests per slot),
-// taking as many to wait behind it as wait there now. Work is the
-// server's backlog, the delay before the request starts. The request's
-// own length is the same on every server, so only the differences matter
-// and the router measures prefill relative to the whole prompt: a server
-// that holds nothing costs 0 plus its backlog.
+// The terms are those of a continuous-batching engine with chunked
+// prefill (docs/fleet.md): it computes queued prompt tokens first come
+// first served, so a request waits for the Work tokens queued before it,
+// then computes its own uncached ones (copying host-tier hits back at a
+// fraction of the cost); the steps that carry its prompt's chunks carry
+// every resident sequence (Load, running and waiting) too, and each of
+// them waits for those chunks. Summed, this is the increase of the fleet's
+// total completion time the request causes, the quantity list scheduling
+// minimizes greedily: a cached prefix is worth more on a busy server, and
+// a busy server costs more for every request. No weight is fitted to a
+// trace: every term is a token of prefill, LoadWeight is 1.
 //
-// With the default weights every term is a token of prefill, so no
-// weight is tuned to a trace: on an idle fleet a request that saves N
-// tokens of prefill by landing on a busier server is worth it exactly
-// when that server's backlog is less than N tokens longer; on a queued
-// one the saving counts for everyone waiting behind, so the cache weighs
-// more as queues grow. When every server holds the same
-// prefix the cache terms are equal and the router balances by Work alone
-// (ties go to the lower Load, then to a server drawn with Rand when it is
-// set, else the lower index: a fixed order would send every exact tie to
-// the same server).
+// When every server holds the same prefix the cache terms differ only by
+// Load, and the router balances Work and Load: it degrades to load
+// balancing. Exact ties go to the server with fewer Routed requests (a
+// request that hits nowhere starts a prefix whose later requests will
+// follow it there), then the lower Load, then one drawn with Rand when it
+// is set, else the lower index.
 //
 // The idea follows NVIDIA Dynamo's KV router, which weighs the blocks a
 // worker would have to prefill against its active blocks and samples a
 // softmax of that cost, and llm-d's scheduler, which adds weighted
-// prefix-cache and load scorers; this is our own formulation in tokens.
+// prefix-cache and load scorers; this is our own formulation in time.
 //
 // Temperature > 0 samples a server with probability proportional to
 // exp(-(cost - min cost) / (Temperature x (max cost - min cost))), so
@@ -52,8 +49,7 @@ type CostAware struct {
 	// KV is about an order of magnitude cheaper than its prefill
 	// (LMCache's and vLLM's CPU offloading report such ratios).
 	HostCost float64
-	// LoadWeight scales Work. Default 1: Work is already in tokens of
-	// prefill.
+	// LoadWeight scales Work. Default 1: Work is already in prompt tokens.
 	LoadWeight float64
 	// Temperature of the softmax sampling; 0 picks the cheapest server.
 	Temperature float64
@@ -64,19 +60,16 @@ type CostAware struct {
 
 // Validate reports a configuration CostAware cannot route with.
 func (c CostAware) Validate() error {
-	if c.BlockSize < 1 {
+	switch {
+	case c.BlockSize < 1:
 		return fmt.Errorf("%w: CostAware.BlockSize %d must be positive", ErrInvalid, c.BlockSize)
-	}
-	if c.HostCost < 0 || c.HostCost > 1 || math.IsNaN(c.HostCost) {
+	case c.HostCost < 0 || c.HostCost > 1 || math.IsNaN(c.HostCost):
 		return fmt.Errorf("%w: CostAware.HostCost %v must be in [0, 1]", ErrInvalid, c.HostCost)
-	}
-	if c.LoadWeight < 0 || math.IsNaN(c.LoadWeight) || math.IsInf(c.LoadWeight, 0) {
+	case c.LoadWeight < 0 || math.IsNaN(c.LoadWeight) || math.IsInf(c.LoadWeight, 0):
 		return fmt.Errorf("%w: CostAware.LoadWeight %v must be finite and not negative", ErrInvalid, c.LoadWeight)
-	}
-	if c.Temperature < 0 || math.IsNaN(c.Temperature) || math.IsInf(c.Temperature, 0) {
+	case c.Temperature < 0 || math.IsNaN(c.Temperature) || math.IsInf(c.Temperature, 0):
 		return fmt.Errorf("%w: CostAware.Temperature %v must be finite and not negative", ErrInvalid, c.Temperature)
-	}
-	if c.Temperature > 0 && c.Rand == nil {
+	case c.Temperature > 0 && c.Rand == nil:
 		return fmt.Errorf("%w: CostAware.Temperature %v needs Rand", ErrInvalid, c.Temperature)
 	}
 	return nil
@@ -93,14 +86,22 @@ func (c CostAware) weights() (host, load float64) {
 	return host, load
 }
 
-// Cost returns the cost of the request on one server, as Route weighs it.
+// Cost returns the cost of the request on one server, as Route weighs it,
+// in prompt tokens. Without Prompt (0: unknown) the prefill is counted
+// relative to the whole prompt, which is the same on every server: the
+// ranking by cache is kept, the prompt's stall of the resident sequences
+// is undercounted.
 func (c CostAware) Cost(cand *Candidate) float64 {
 	host, load := c.weights()
 	bs := float64(max(c.BlockSize, 1))
-	// Relative to computing the whole prompt: every cached token saves its
-	// prefill, a host token gives back HostCost of it.
-	saved := float64(cand.Blocks)*bs - float64(cand.Blocks-cand.Device)*bs*host
-	return load*cand.Work - saved*(1+max(cand.Queue, 0))
+	cached := float64(cand.Blocks) * bs
+	prefill := float64(cand.Blocks-cand.Device) * bs * host
+	if cand.Prompt > 0 {
+		prefill += max(float64(cand.Prompt)-cached, 0)
+	} else {
+		prefill -= cached
+	}
+	return load*max(cand.Work, 0) + prefill*(1+max(cand.Load, 0))
 }
 
 // Route implements Router. A configuration Validate rejects routes to
@@ -116,9 +117,9 @@ func (c CostAware) Route(cands []Candidate) int {
 	for i := range cands {
 		v := c.Cost(&cands[i])
 		switch {
-		case best < 0 || v < lo || (v == lo && cands[i].Load < cands[best].Load):
+		case best < 0 || v < lo || (v == lo && tieLess(&cands[i], &cands[best])):
 			best, lo, ties = i, v, 1
-		case v == lo && cands[i].Load == cands[best].Load:
+		case v == lo && !tieLess(&cands[best], &cands[i]):
 			// Reservoir sampling: each of the ties ends up chosen with
 			// probability 1/ties.
 			ties++
@@ -126,7 +127,7 @@ func (c CostAware) Route(cands []Candidate) int {
 				best = i
 			}
 		}
-		if i == 0 || v > hi {
+		if v > hi || hi == lo {
 			hi = v
 		}
 	}
@@ -146,4 +147,12 @@ func (c CostAware) Route(cands []Candidate) int {
 		}
 	}
 	return best
+}
+
+// tieLess orders servers of equal cost: fewer Routed, then lower Load.
+func tieLess(a, b *Candidate) bool {
+	if a.Routed != b.Routed {
+		return a.Routed < b.Routed
+	}
+	return a.Load < b.Load
 }

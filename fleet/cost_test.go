@@ -10,32 +10,59 @@ import (
 func TestCostAwareWeighsHitsAgainstBacklog(t *testing.T) {
 	c := CostAware{BlockSize: 16}
 	cands := []Candidate{
-		{Score: Score{Blocks: 4, Device: 4}, Load: 3, Work: 100}, // saves 64 tokens, 100 queued
-		{Score: Score{}, Load: 1, Work: 0},                       // saves nothing, idle
-		{Score: Score{Blocks: 4, Device: 0}, Load: 0, Work: 0},   // 4 host blocks: saves 64 - 6.4
+		{Score: Score{Blocks: 4, Device: 4}, Load: 0, Work: 100, Prompt: 80}, // computes 16, 100 queued
+		{Score: Score{}, Load: 0, Work: 0, Prompt: 80},                       // computes 80, idle
+		{Score: Score{Blocks: 4, Device: 0}, Load: 0, Work: 0, Prompt: 80},   // 4 host blocks: 16 + 6.4
 	}
-	assert.InDelta(t, 100-64, c.Cost(&cands[0]), 1e-9)
-	assert.InDelta(t, -64+6.4, c.Cost(&cands[2]), 1e-9)
+	assert.InDelta(t, 100+16, c.Cost(&cands[0]), 1e-9)
+	assert.InDelta(t, 80, c.Cost(&cands[1]), 1e-9)
+	assert.InDelta(t, 16+6.4, c.Cost(&cands[2]), 1e-9)
 	assert.Equal(t, 2, c.Route(cands))
-	cands[2].Work = 60 // now 2.6 worse than the idle server
+	cands[2].Work = 60 // now 2.4 worse than the idle server
 	assert.Equal(t, 1, c.Route(cands))
 	cands[0].Work = 10 // 10 queued for 64 saved
 	assert.Equal(t, 0, c.Route(cands))
 }
 
+func TestCostAwareCountsTheStallOfResidentSequences(t *testing.T) {
+	c := CostAware{BlockSize: 16}
+	// Saving 64 tokens on a server with 100 more tokens queued is not
+	// worth it for the request alone...
+	cands := []Candidate{
+		{Score: Score{Blocks: 4, Device: 4}, Work: 100, Prompt: 64},
+		{Work: 0, Prompt: 64},
+	}
+	assert.Equal(t, 1, c.Route(cands))
+	// ...but with two sequences resident on each server, the idle one's
+	// 64-token prefill stalls them too: 3 x 64 against 100.
+	cands[0].Load, cands[1].Load = 2, 2
+	assert.InDelta(t, 192, c.Cost(&cands[1]), 1e-9)
+	assert.Equal(t, 0, c.Route(cands))
+	cands[1].Load = -3 // nonsense counts as none
+	assert.Equal(t, 1, c.Route(cands))
+}
+
+func TestCostAwareWithoutPromptRanksByCache(t *testing.T) {
+	c := CostAware{BlockSize: 16}
+	cands := []Candidate{{Score: Score{Blocks: 4, Device: 4}, Work: 50}, {Work: 0}}
+	assert.InDelta(t, 50-64, c.Cost(&cands[0]), 1e-9)
+	assert.Equal(t, 0, c.Route(cands))
+	cands[0].Work = 70
+	assert.Equal(t, 1, c.Route(cands))
+}
+
 func TestCostAwareDegradesToLoadBalancing(t *testing.T) {
-	// Every server holds the same prefix: the backlog decides, then Load.
+	// Every server holds the same prefix: Work and Load decide.
 	c := CostAware{BlockSize: 16}
 	cands := []Candidate{
-		{Score: Score{Blocks: 2, Device: 2}, Load: 2, Work: 30},
-		{Score: Score{Blocks: 2, Device: 2}, Load: 5, Work: 10},
-		{Score: Score{Blocks: 2, Device: 2}, Load: 1, Work: 10},
+		{Score: Score{Blocks: 2, Device: 2}, Load: 2, Work: 30, Prompt: 40},
+		{Score: Score{Blocks: 2, Device: 2}, Load: 5, Work: 10, Prompt: 40},
+		{Score: Score{Blocks: 2, Device: 2}, Load: 1, Work: 10, Prompt: 40},
 	}
 	assert.Equal(t, 2, c.Route(cands))
-	for i := range cands {
-		cands[i].Work = 0
-	}
-	assert.Equal(t, 2, c.Route(cands), "ties go to the lower Load")
+	cands[1].Load = 1
+	cands[1].Routed, cands[2].Routed = 3, 4
+	assert.Equal(t, 1, c.Route(cands), "exact ties go to the server with fewer routed requests")
 }
 
 func TestCostAwareSoftmaxSpreadsNearTies(t *testing.T) {
@@ -73,33 +100,15 @@ func TestCostAwareValidate(t *testing.T) {
 func TestCostAwareBreaksExactTiesWithRand(t *testing.T) {
 	u := 0.0
 	c := CostAware{BlockSize: 16, Rand: func() float64 { return u }}
-	cands := []Candidate{{Load: 1}, {Load: 1}, {Load: 1}, {Load: 2}}
+	cands := []Candidate{{Routed: 1}, {Routed: 1}, {Routed: 1}, {Routed: 2}}
 	picked := map[int]int{}
 	for i := range 300 {
 		u = float64(i%100)/100 + 0.005
 		picked[c.Route(cands)]++
 	}
-	assert.Zero(t, picked[3], "a higher Load never wins a cost tie")
+	assert.Zero(t, picked[3], "more routed requests never win a cost tie")
 	for i := range 3 {
 		assert.Greater(t, picked[i], 50, "server %d", i)
 	}
 	assert.Equal(t, 0, CostAware{BlockSize: 16}.Route(cands), "without Rand: the lowest index")
-}
-
-func TestCostAwareWeighsHitsMoreWhenRequestsQueue(t *testing.T) {
-	c := CostAware{BlockSize: 16}
-	// Saving 64 tokens on a server whose backlog is 100 tokens longer is
-	// not worth it for the request alone...
-	cands := []Candidate{
-		{Score: Score{Blocks: 4, Device: 4}, Work: 100},
-		{Work: 0},
-	}
-	assert.Equal(t, 1, c.Route(cands))
-	// ...but with one request per slot waiting there, the 64 tokens are
-	// also saved for each of them: 128 saved against 100.
-	cands[0].Queue = 1
-	assert.InDelta(t, 100-128, c.Cost(&cands[0]), 1e-9)
-	assert.Equal(t, 0, c.Route(cands))
-	cands[0].Queue = -3 // nonsense counts as none
-	assert.Equal(t, 1, c.Route(cands))
 }

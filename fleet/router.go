@@ -1,26 +1,24 @@
 package fleet
 
 // Candidate is a server as a Router sees it: its prefix score for the
-// request and its current load.
+// request and its current load, as its engine reports it (sched.Load for a
+// server built on package sched).
 type Candidate struct {
 	Score
 	// Load is the server's load in whatever unit the caller uses
-	// consistently (running requests, queued tokens, utilization); routers
-	// only compare it. PrefixAware and LeastLoaded read it.
+	// consistently; PrefixAware and LeastLoaded only compare it. CostAware
+	// reads it as the sequences resident there, running and waiting.
 	Load float64
-	// Work is the server's outstanding work in tokens of prefill: the
-	// prompt tokens it has yet to compute for its running and queued
-	// requests, plus its decode work converted at the server's own rates
-	// (decode seconds x prefill tokens per second), divided by the
-	// requests it runs at once. It is the delay, in prefill tokens, that
-	// the server's backlog adds to a new request. CostAware reads it.
+	// Work is the prompt tokens the server has yet to compute for its
+	// running and waiting requests: the wait, in tokens of prefill, that
+	// its queue puts before a new request's prefill. CostAware reads it.
 	Work float64
-	// Queue is the number of requests waiting to start on the server per
-	// request it runs at once (waiting requests / concurrent slots;
-	// negative counts as 0). Each
-	// token of prefill a request computes there delays about that many
-	// requests queued behind it by a token each; CostAware counts it.
-	Queue float64
+	// Routed counts the requests routed to the server so far (or over a
+	// recent window). CostAware breaks exact ties of cost with it.
+	Routed float64
+	// Prompt is the request's length in tokens, the same in every
+	// candidate; 0 when unknown. CostAware reads it.
+	Prompt int
 }
 
 // Router picks the server for one request. Route returns an index into

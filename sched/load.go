@@ -17,6 +17,10 @@ type Load struct {
 	// a prompt that has not forked yet, that many for each of its samples.
 	// A stop token can end a sample earlier.
 	DecodeTokens int
+	// KVTokens are the tokens whose KV the running sequences hold now and
+	// the waiting ones will hold on admission (a sample not yet forked
+	// counts once): what each decode step of the server reads.
+	KVTokens int
 }
 
 // Load returns the scheduler's outstanding work. It costs O(running +
@@ -31,10 +35,12 @@ func (s *Scheduler) Load() Load {
 		}
 		l.PrefillTokens += len(e.rest)
 		l.DecodeTokens += e.remaining()
+		l.KVTokens += e.total()
 	}
 	for _, e := range s.waiting.buf[s.waiting.head:] {
 		l.PrefillTokens += e.total() - e.computed
 		l.DecodeTokens += e.remaining()
+		l.KVTokens += e.total()
 	}
 	return l
 }
