@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/fleet"
@@ -36,6 +37,10 @@ type fleetRow struct {
 	Imbalance     float64     `json:"imbalance"`
 	MeanWait      float64     `json:"mean_wait_s"`
 	P90Wait       float64     `json:"p90_wait_s"`
+	MeanTTFT      float64     `json:"mean_ttft_s"`
+	P90TTFT       float64     `json:"p90_ttft_s"`
+	Steps         int         `json:"steps"`
+	Preemptions   int         `json:"preemptions"`
 	Makespan      float64     `json:"makespan_s"`
 	LookupsPerSec float64     `json:"lookups_per_s,omitempty"`
 	EventsPerSec  float64     `json:"block_events_per_s,omitempty"`
@@ -90,7 +95,8 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	tracePath := fs.String("trace", "", "trace `file`: Mooncake JSONL or Azure CSV (default: the embedded trace of -format, Mooncake synthetic unless -format azure)")
 	format := fs.String("format", "", "trace format, mooncake or azure (default: by the file's extension)")
 	shared := fs.Int("shared-prefix", 0, "prefix every request with `N` blocks common to all (a shared system prompt); a trace without hash IDs (Azure) gets unique blocks for the rest of each prompt")
-	limit := fs.Int("requests", 0, "replay only the first N requests (0: all)")
+	limit := fs.Int("requests", 0, "replay only the first N requests (0: all), after -skip")
+	skip := fs.Int("skip", 0, "skip the first N requests of the trace; the rest arrive as the trace says, from time 0 (-skip 1996 is the second half of the Mooncake synthetic trace)")
 	asJSON := fs.Bool("json", false, "print one JSON object per router instead of the table")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -104,8 +110,8 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	if !(*loadCap > 0) {
 		return usageErrorf("-cap %g must be positive", *loadCap)
 	}
-	if *limit < 0 {
-		return usageErrorf("-requests %d must not be negative", *limit)
+	if *limit < 0 || *skip < 0 {
+		return usageErrorf("-requests %d and -skip %d must not be negative", *limit, *skip)
 	}
 	if *shared < 0 {
 		return usageErrorf("-shared-prefix %d must not be negative", *shared)
@@ -113,6 +119,17 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
 		return err
+	}
+	total := len(reqs)
+	if *skip >= len(reqs) {
+		return usageErrorf("-skip %d leaves none of the trace's %d requests", *skip, len(reqs))
+	}
+	if *skip > 0 {
+		reqs = slices.Clone(reqs[*skip:])
+		t0 := reqs[0].Arrival
+		for i := range reqs {
+			reqs[i].Arrival -= t0
+		}
 	}
 	if *limit > 0 && *limit < len(reqs) {
 		reqs = reqs[:*limit]
@@ -127,6 +144,9 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	traceName := name
+	if len(reqs) < total {
+		traceName += fmt.Sprintf(", requests %d to %d of %d", *skip+1, *skip+len(reqs), total)
+	}
 	if *shared > 0 {
 		traceName += fmt.Sprintf(", every request prefixed with %d shared block(s)", *shared)
 	}
@@ -172,6 +192,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		row := fleetRow{
 			Trace: traceName, Router: r.Name, Requests: res.Requests, Rejected: res.Rejected,
 			HitRate: res.HitRate, Imbalance: res.Imbalance, MeanWait: res.MeanWait, P90Wait: res.P90Wait, Makespan: res.Makespan,
+			MeanTTFT: res.MeanTTFT, P90TTFT: res.P90TTFT, Steps: res.Steps, Preemptions: res.Preemptions,
 			LookupsPerSec: res.LookupsPerSecond(), EventsPerSec: res.BlockEventsPerSecond(),
 		}
 		prog.Add(1)
@@ -255,8 +276,8 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 	m := bench.DefaultStepModel
 	fmt.Fprintf(w, "step time: max(tokens x %v + attention pairs x %gns, %v + KV tokens read x %gns), a 70B model on 8 H100 (docs/fleet.md)\n\n",
 		m.Token, m.Pair, m.Weights, m.KVRead)
-	fmt.Fprintln(w, "| router | hit rate | imbalance (max/mean requests) | mean wait s | p90 wait s | makespan s | lookups/s memory | lookups/s redis | redis |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| router | hit rate | imbalance (max/mean requests) | mean wait s | p90 wait s | p90 TTFT s | makespan s | lookups/s memory | lookups/s redis | redis |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		lookups, redisCol := "-", "-"
 		if r.LookupsPerSec > 0 {
@@ -265,22 +286,25 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 		if r.Redis != nil && r.Redis.Error == "" {
 			redisCol = fmt.Sprintf("%.0f", r.Redis.LookupsPerSec)
 		}
-		fmt.Fprintf(w, "| %s | %.1f%% | %.2f | %.2f | %.2f | %.0f | %s | %s | %s |\n",
-			r.Router, 100*r.HitRate, r.Imbalance, r.MeanWait, r.P90Wait, r.Makespan, lookups, redisCol, r.Redis.status())
+		fmt.Fprintf(w, "| %s | %.1f%% | %.3f | %.2f | %.2f | %.2f | %.0f | %s | %s | %s |\n",
+			r.Router, 100*r.HitRate, r.Imbalance, r.MeanWait, r.P90Wait, r.P90TTFT, r.Makespan, lookups, redisCol, r.Redis.status())
 	}
 	fmt.Fprintln(w)
 	for _, r := range rows {
 		if r.Rejected > 0 {
 			fmt.Fprintf(w, "%s: %d requests could never fit a server\n", r.Router, r.Rejected)
 		}
+		if r.Preemptions > 0 {
+			fmt.Fprintf(w, "%s: %d preemptions\n", r.Router, r.Preemptions)
+		}
 	}
 	byName := map[string]fleetRow{}
 	for _, r := range rows {
 		byName[r.Router] = r
 	}
-	rr, ll, ca := byName["round-robin"], byName["least-loaded"], byName["cost-aware"]
-	fmt.Fprintf(w, "cost-aware: hit rate %.1f%% (x%.2f round-robin's), imbalance %.2f, makespan x%.3f and p90 wait %+.2f s vs least-loaded; bound for one unbounded cache %.1f%%\n",
-		100*ca.HitRate, ca.HitRate/rr.HitRate, ca.Imbalance, ca.Makespan/ll.Makespan, ca.P90Wait-ll.P90Wait, 100*bench.FleetHitBound(reqs, bench.MooncakeBlockSize))
+	rr, ll, pa, ca := byName["round-robin"], byName["least-loaded"], byName["prefix-aware"], byName["cost-aware"]
+	fmt.Fprintf(w, "cost-aware: hit rate %.1f%% (x%.3f prefix-aware's, x%.2f round-robin's), imbalance %.3f, makespan x%.3f and p90 wait %+.2f s vs least-loaded; bound for one unbounded cache %.1f%%\n",
+		100*ca.HitRate, ca.HitRate/pa.HitRate, ca.HitRate/rr.HitRate, ca.Imbalance, ca.Makespan/ll.Makespan, ca.P90Wait-ll.P90Wait, 100*bench.FleetHitBound(reqs, bench.MooncakeBlockSize))
 	for _, r := range rows {
 		if r.EventsPerSec > 0 {
 			fmt.Fprintf(w, "index event application (memory, %s replay): %.0f block events/s\n", r.Router, r.EventsPerSec)
