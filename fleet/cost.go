@@ -27,10 +27,10 @@ import (
 //
 // When every server holds the same prefix the cache terms differ only by
 // Load, and the router balances Work and Load: it degrades to load
-// balancing. Exact ties go to the server with fewer Routed requests (a
-// request that hits nowhere starts a prefix whose later requests will
-// follow it there), then the lower Load, then one drawn with Rand when it
-// is set, else the lower index.
+// balancing. Exact ties go to the lower Load, then to the server with
+// fewer Routed requests (a request that hits nowhere starts a prefix whose
+// later requests will follow it there), then to one drawn with Rand when
+// it is set, else the lower index.
 //
 // The idea follows NVIDIA Dynamo's KV router, which weighs the blocks a
 // worker would have to prefill against its active blocks and samples a
@@ -149,10 +149,10 @@ func (c CostAware) Route(cands []Candidate) int {
 	return best
 }
 
-// tieLess orders servers of equal cost: fewer Routed, then lower Load.
+// tieLess orders servers of equal cost: lower Load, then fewer Routed.
 func tieLess(a, b *Candidate) bool {
-	if a.Routed != b.Routed {
-		return a.Routed < b.Routed
+	if a.Load != b.Load {
+		return a.Load < b.Load
 	}
-	return a.Load < b.Load
+	return a.Routed < b.Routed
 }

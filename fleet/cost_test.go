@@ -100,13 +100,13 @@ func TestCostAwareValidate(t *testing.T) {
 func TestCostAwareBreaksExactTiesWithRand(t *testing.T) {
 	u := 0.0
 	c := CostAware{BlockSize: 16, Rand: func() float64 { return u }}
-	cands := []Candidate{{Routed: 1}, {Routed: 1}, {Routed: 1}, {Routed: 2}}
+	cands := []Candidate{{Routed: 1}, {Routed: 1}, {Routed: 1}, {Routed: 0, Load: 1}}
 	picked := map[int]int{}
 	for i := range 300 {
 		u = float64(i%100)/100 + 0.005
 		picked[c.Route(cands)]++
 	}
-	assert.Zero(t, picked[3], "more routed requests never win a cost tie")
+	assert.Zero(t, picked[3], "a higher Load never wins a cost tie")
 	for i := range 3 {
 		assert.Greater(t, picked[i], 50, "server %d", i)
 	}

@@ -9,7 +9,8 @@
 // returns every server's Score: its run of consecutive leading blocks, the
 // device blocks weighted more than host blocks. A Router combines the
 // scores with load to pick a server: CostAware weighs the prefill a
-// server's cache saves against the work queued there, both in tokens;
+// server's cache saves against the prompt tokens queued there and the
+// sequences its prefill would stall, all in tokens of prefill;
 // PrefixAware (optionally capped by load) and LeastLoaded are the
 // baselines. The design follows llm-d's KV cache indexer: precise routing
 // from engine events rather than from guesses.

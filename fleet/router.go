@@ -14,7 +14,7 @@ type Candidate struct {
 	// its queue puts before a new request's prefill. CostAware reads it.
 	Work float64
 	// Routed counts the requests routed to the server so far (or over a
-	// recent window). CostAware breaks exact ties of cost with it.
+	// recent window). CostAware breaks exact ties of cost and Load with it.
 	Routed float64
 	// Prompt is the request's length in tokens, the same in every
 	// candidate; 0 when unknown. CostAware reads it.
