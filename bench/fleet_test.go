@@ -206,3 +206,27 @@ func TestFleetCostAwareBalancesASharedPrefix(t *testing.T) {
 	assert.Greater(t, ca.HitRate, 2*rr.HitRate)
 	assert.Less(t, ca.P90Wait, pa.P90Wait/10)
 }
+
+// BenchmarkFleet replays the first 1,000 requests of the Mooncake trace
+// behind each router and reports the study's figures with the replay's
+// speed.
+func BenchmarkFleet(b *testing.B) {
+	reqs := fleetTrace()
+	for _, i := range []int{2, 3, 5} {
+		name := FleetRouters(1, 8)[i].Name
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			var res FleetResult
+			for b.Loop() {
+				var err error
+				if res, err = RunFleet(reqs, FleetConfig{Speed: 2}, FleetRouters(1, 8)[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(100*res.HitRate, "hit%")
+			b.ReportMetric(res.Imbalance, "imbalance")
+			b.ReportMetric(res.P90Wait, "p90-wait-s")
+			b.ReportMetric(float64(res.Steps), "steps")
+		})
+	}
+}

@@ -49,3 +49,21 @@ func TestLoadFollowsTheWork(t *testing.T) {
 	}
 	assert.Equal(t, sched.Load{}, s.Load())
 }
+
+func TestLoadAllocatesNothing(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64})
+	require.NoError(t, err)
+	s, err := sched.New(m, sched.Config{MaxBatchTokens: 6, ChunkedPrefill: true})
+	require.NoError(t, err)
+	for i := range 4 {
+		_, err := s.Submit([]int32{int32(i), 1, 2, 3, 4, 5, 6, 7, 8}, sched.Options{MaxTokens: 4})
+		require.NoError(t, err)
+	}
+	_, err = s.Schedule()
+	require.NoError(t, err)
+	var l sched.Load
+	if n := testing.AllocsPerRun(100, func() { l = s.Load() }); n != 0 {
+		t.Fatalf("Load allocates %v times", n)
+	}
+	assert.Equal(t, 4, l.Running+l.Waiting)
+}
