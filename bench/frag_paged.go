@@ -178,3 +178,40 @@ func simulatePaged(reqs []Request, bs int, cfg FragConfig) (FragResult, error) {
 	sum.shares(&res, cfg.KVTokens)
 	return res, nil
 }
+
+// studyFeed submits a study's requests to its scheduler in queue order,
+// only as many as one step could admit: each admission takes at least its
+// tokens in free slots, so a queue holding more tokens than are free is
+// never emptied by one step, and the rest need not exist yet (their
+// prompts would be held by the manager). The study's hooks keep queued,
+// the tokens the queued sequences hold, up to date as the scheduler admits
+// and preempts.
+type studyFeed struct {
+	m      *paged.Manager
+	bs     int
+	queued int
+	// next is the next request to submit; arrived bounds them.
+	next, arrived int
+}
+
+// free returns the token slots of the free blocks.
+func (f *studyFeed) free() int {
+	st := f.m.Stats()
+	return (st.FreeBlocks + st.CachedBlocks) * f.bs
+}
+
+// fill submits requests next to arrived-1 while the queue holds no more
+// tokens than are free; submit(i) submits request i and returns the
+// tokens it queues.
+func (f *studyFeed) fill(submit func(i int) (int, error)) error {
+	free := f.free() // Submit takes no block
+	for f.next < f.arrived && f.queued <= free {
+		n, err := submit(f.next)
+		if err != nil {
+			return err
+		}
+		f.queued += n
+		f.next++
+	}
+	return nil
+}

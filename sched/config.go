@@ -175,4 +175,14 @@ type Hooks struct {
 	// Finished is called when a sequence produced its last token, after
 	// the manager freed it.
 	Finished func(r *Request, sample int)
+	// Restarted is called when a beam search is preempted by recompute:
+	// its beams were freed (Preempted is not called for them) and it waits
+	// to compute its prompt again, so the caller drops what it kept of
+	// them (scores, tokens).
+	Restarted func(r *Request)
+	// Aborted is called when a beam search is ended because its beams
+	// cannot grow even with every block the scheduler could free: alone it
+	// would only restart and come back to the same point. Its blocks are
+	// freed and it is in state Aborted; err says why.
+	Aborted func(r *Request, err error)
 }
