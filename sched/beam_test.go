@@ -1,7 +1,9 @@
 package sched_test
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -358,4 +360,103 @@ func TestBeamStepAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, step)
 	assert.Zero(t, allocs)
 	require.NoError(t, m.Check())
+}
+
+// BenchmarkBeamStep measures a decode step of beam searches whose beams
+// re-parent every step (UpdateBeams: beam 0 is chosen twice, the last beam
+// never, so every step forks one beam and frees one per group), per
+// decoded token, and as a ratio to a plain decode step of as many
+// independent sequences measured in the same run (x-decode).
+func BenchmarkBeamStep(b *testing.B) {
+	for _, width := range []int{2, 4, 8} {
+		b.Run(fmt.Sprintf("groups=16/width=%d", width), func(b *testing.B) {
+			const groups = 16
+			n := groups * width
+			m := benchManager(b, n, false)
+			s, err := sched.New(m, sched.Config{MaxRunning: n})
+			if err != nil {
+				b.Fatal(err)
+			}
+			prompts := benchPrompts(groups)
+			submit := func() {
+				for _, p := range prompts {
+					if _, err := s.Submit(p, sched.Options{MaxTokens: decodeLen + 1, BeamWidth: width}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			tokens := make([]int32, n)
+			parents := make([]int, 0, n)
+			run := func() {
+				st, err := s.Schedule()
+				if err != nil {
+					b.Fatal(err)
+				}
+				parents = parents[:0]
+				for _, sc := range st.Scheduled {
+					for j := range sc.Outputs {
+						p := sc.Sample + j
+						if sc.Outputs == 1 && sc.Sample > 0 {
+							p = sc.Sample - 1
+						}
+						parents = append(parents, p)
+					}
+				}
+				if err := s.UpdateBeams(tokens[:st.Outputs], parents); err != nil {
+					b.Fatal(err)
+				}
+			}
+			submit()
+			run()
+			b.ReportAllocs()
+			for b.Loop() {
+				run()
+				if !s.Busy() {
+					submit()
+					run()
+				}
+			}
+			perToken := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(n)
+			b.ReportMetric(perToken, "ns/token")
+			probe := plainDecode(b, n)
+			probe() // the prompts
+			const probeSteps = 2048
+			t0 := time.Now()
+			for range probeSteps {
+				probe()
+			}
+			b.ReportMetric(perToken/(float64(time.Since(t0).Nanoseconds())/probeSteps/float64(n)), "x-decode")
+		})
+	}
+}
+
+// plainDecode returns one step of n independent sequences through a
+// scheduler, renewed every decodeLen steps.
+func plainDecode(tb testing.TB, n int) func() {
+	m := benchManager(tb, n, false)
+	s, err := sched.New(m, sched.Config{MaxRunning: n})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	prompts := benchPrompts(n)
+	tokens := make([]int32, n)
+	run := func() {
+		st, err := s.Schedule()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := s.Update(tokens[:st.Outputs]); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return func() {
+		if !s.Busy() {
+			for _, p := range prompts {
+				if _, err := s.Submit(p, sched.Options{MaxTokens: decodeLen + 1}); err != nil {
+					tb.Fatal(err)
+				}
+			}
+		}
+		run()
+	}
 }
