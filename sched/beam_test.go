@@ -406,28 +406,36 @@ func BenchmarkBeamStep(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			submit()
-			run()
-			b.ReportAllocs()
-			for b.Loop() {
-				run()
-				if !s.Busy() {
-					submit()
-					run()
-				}
-			}
-			perToken := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(n)
-			b.ReportMetric(perToken, "ns/token")
-			probe := plainDecode(b, n)
-			probe() // the prompts
-			const probeSteps = 2048
-			t0 := time.Now()
-			for range probeSteps {
-				probe()
-			}
-			b.ReportMetric(perToken/(float64(time.Since(t0).Nanoseconds())/probeSteps/float64(n)), "x-decode")
+			benchSteps(b, s, n, submit, run, plainDecode(b, n), "x-decode")
 		})
 	}
+}
+
+// benchSteps runs a scheduler benchmark over n sequences: submit, the
+// prompts' step, then steps (run) in b.Loop, submitting again whenever
+// everything finished. It reports ns per decoded token, and its ratio to
+// probe, a step of the same n tokens done some other way, measured right
+// after as a probe of the machine's speed.
+func benchSteps(b *testing.B, s *sched.Scheduler, n int, submit, run, probe func(), ratio string) {
+	submit()
+	run()
+	b.ReportAllocs()
+	for b.Loop() {
+		run()
+		if !s.Busy() {
+			submit()
+			run()
+		}
+	}
+	perToken := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(n)
+	b.ReportMetric(perToken, "ns/token")
+	probe() // its first step may admit
+	const probeSteps = 2048
+	t0 := time.Now()
+	for range probeSteps {
+		probe()
+	}
+	b.ReportMetric(perToken/(float64(time.Since(t0).Nanoseconds())/probeSteps/float64(n)), ratio)
 }
 
 // plainDecode returns one step of n independent sequences through a
