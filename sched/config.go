@@ -170,7 +170,9 @@ type Hooks struct {
 	// earlier in the step may still be preempted (Preempted follows).
 	Scheduled func(sc *Scheduled)
 	// Preempted is called when a running sequence is preempted, after the
-	// manager released or swapped out its blocks.
+	// manager released or swapped out its blocks; for a beam search, once
+	// per beam when its beams are swapped out, and not at all when it
+	// restarts (Restarted).
 	Preempted func(r *Request, sample int, swapped bool)
 	// Finished is called when a sequence produced its last token, after
 	// the manager freed it.

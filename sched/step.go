@@ -56,7 +56,8 @@ type Step struct {
 	// Tokens is the number of tokens computed, at most
 	// Config.MaxBatchTokens.
 	Tokens int
-	// Preempted counts the sequences preempted in this step.
+	// Preempted counts the sequences preempted in this step (the beams of
+	// an aborted beam search included).
 	Preempted int
 }
 
