@@ -221,6 +221,31 @@ func (mc *machine) step(t *rapid.T) {
 		}
 		outs += sc.Outputs
 	}
+	// A beam search's beams run together: side by side in beam order,
+	// every beam still going or none.
+	for i := 0; i < len(st.Scheduled); {
+		r := st.Scheduled[i].Request
+		if r.BeamWidth() == 0 {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(st.Scheduled) && st.Scheduled[j].Request == r {
+			if st.Scheduled[j].Sample <= st.Scheduled[j-1].Sample {
+				t.Fatalf("step %d: request %d's samples out of order", st.Number, r.ID())
+			}
+			j++
+		}
+		if r.Beams() > 0 && j-i != r.Beams() {
+			t.Fatalf("step %d runs %d of the %d beams of request %d", st.Number, j-i, r.Beams(), r.ID())
+		}
+		for _, o := range st.Scheduled[j:] {
+			if o.Request == r {
+				t.Fatalf("step %d: the beams of request %d are not side by side", st.Number, r.ID())
+			}
+		}
+		i = j
+	}
 	if outs != st.Outputs || len(batch.Slots) != st.Tokens {
 		t.Fatalf("step %d: outputs %d of %d, slots %d of %d tokens", st.Number, outs, st.Outputs, len(batch.Slots), st.Tokens)
 	}
