@@ -593,7 +593,7 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 		if len(out) == 0 {
 			continue
 		}
-		if parents != nil && e.req.beam && e.req.forked && !sc.Prefill && (i == 0 || s.step.Scheduled[i-1].e.req != e.req) {
+		if parents != nil && e.req.beam && e.req.forked && (i == 0 || s.step.Scheduled[i-1].e.req != e.req) {
 			// The first scheduled beam of a group re-parents them all;
 			// the group's beams follow it in the step.
 			if err := s.reparent(i, parents[k-1:]); err != nil {
