@@ -28,7 +28,9 @@ import (
 // (they share its blocks and copy on write), a beam chosen by none is
 // freed. Every other output must name its own sample (Scheduled.Sample +
 // j for the j-th output of an entry), as Update implies. On ErrInvalid (a
-// wrong count, a parent out of place) nothing changed.
+// wrong count, a parent out of place) nothing changed. The step's
+// Scheduled.Seq handles name the sequences as they ran; Request.Seq names
+// each beam's sequence after the call.
 func (s *Scheduler) UpdateBeams(tokens []int32, parents []int) error {
 	if parents == nil {
 		return fmt.Errorf("%w: UpdateBeams with nil parents (Update takes none)", ErrInvalid)

@@ -23,8 +23,8 @@ type Scheduled struct {
 	// step by Admit (0 otherwise).
 	Cached int
 	// Outputs is how many tokens Update expects for this entry: 0 for a
-	// prompt chunk that is not the last, N for the step that completes an
-	// N-sample prompt, 1 otherwise.
+	// prompt chunk that is not the last, N (or BeamWidth) for the step
+	// that completes an N-sample (or beam search) prompt, 1 otherwise.
 	Outputs int
 	// Generated is how many tokens the sample had produced before this
 	// step (0 for every sample of a forking prompt): the step's output is
