@@ -124,3 +124,17 @@ func TestSharingGroupMustFitAlone(t *testing.T) {
 	require.ErrorIs(t, err, ErrNeverFits)
 	assert.Contains(t, err.Error(), "beam search of width 2: request 0 (16 prompt + 32 output tokens) cannot reach its end even alone in the 3 blocks of 16 tokens")
 }
+
+// A beam search of width 1 is one sequence per prompt that always extends
+// itself: the same run as parallel sampling with one sample.
+func TestSharingWidthOne(t *testing.T) {
+	reqs := AzureConv()[:200]
+	cfg := FragConfig{KVTokens: 4096}
+	p, err := Sharing(reqs, SharingParallel, 1, 16, cfg)
+	require.NoError(t, err)
+	b, err := Sharing(reqs, SharingBeam, 1, 16, cfg)
+	require.NoError(t, err)
+	require.Positive(t, p.Preemptions, "a budget small enough to preempt")
+	p.Mode, p.Elapsed, b.Elapsed = SharingBeam, 0, 0
+	assert.Equal(t, p, b)
+}
