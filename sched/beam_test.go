@@ -468,3 +468,36 @@ func plainDecode(tb testing.TB, n int) func() {
 		run()
 	}
 }
+
+// A swapped-out beam search waits while the pool cannot take all its beams
+// back; when the host tier cannot take them at all, it restarts instead.
+func TestBeamSwapWaitsAndFallsBack(t *testing.T) {
+	for _, host := range []int{16, 1} {
+		m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 10, HostBlocks: host, DisablePrefixCaching: true})
+		s, err := sched.New(m, sched.Config{Preemption: sched.Swap})
+		require.NoError(t, err)
+		a, err := s.Submit([]int32{1, 2}, sched.Options{MaxTokens: 10})
+		require.NoError(t, err)
+		b, err := s.Submit([]int32{5, 6, 7, 8}, sched.Options{MaxTokens: 6, BeamWidth: 2})
+		require.NoError(t, err)
+		waited := 0
+		for s.Busy() {
+			st := beamStep(t, s)
+			if b.State() == sched.Preempted && a.State() == sched.Running {
+				waited++
+			}
+			require.NoError(t, s.Update(make([]int32, st.Outputs)))
+			require.NoError(t, m.Check())
+		}
+		assert.Equal(t, sched.Finished, b.State())
+		st := s.Stats()
+		if host == 1 {
+			assert.Positive(t, st.Restarts, "the host tier cannot take the beams")
+			assert.Zero(t, st.SwappedOut)
+			continue
+		}
+		assert.Zero(t, st.Restarts)
+		assert.Equal(t, int64(2), st.SwappedOut)
+		assert.Greater(t, waited, 1, "the beams waited for the pool")
+	}
+}
