@@ -296,7 +296,7 @@ func simulate(reqs []Request, mem memory, cfg FragConfig) (FragResult, error) {
 	}
 
 	running := []*flight(nil)
-	q := waitQueue[flight]{at: func(i int) *flight { return &fl[order[i]] }, arrived: len(fl)}
+	q := waitQueue{at: func(i int) *flight { return &fl[order[i]] }, arrived: len(fl)}
 	if cfg.Arrivals {
 		q.arrived = 0
 	}
@@ -515,17 +515,17 @@ func FragStudy(reqs []Request, runs []FragRun, cfg FragConfig, progress func(don
 	return out, errors.Join(errs...)
 }
 
-// waitQueue is a study engine's waiting queue: preempted requests on a
+// waitQueue is the contiguous engine's waiting queue: preempted requests on a
 // stack, the latest first, ahead of the requests never admitted, at(next)
 // to at(arrived-1) in order.
-type waitQueue[T any] struct {
-	requeue       []*T
+type waitQueue struct {
+	requeue       []*flight
 	next, arrived int
-	at            func(i int) *T
+	at            func(i int) *flight
 }
 
 // head returns the next request to admit, or nil.
-func (q *waitQueue[T]) head() *T {
+func (q *waitQueue) head() *flight {
 	if len(q.requeue) > 0 {
 		return q.requeue[len(q.requeue)-1]
 	}
@@ -536,7 +536,7 @@ func (q *waitQueue[T]) head() *T {
 }
 
 // pop removes the head.
-func (q *waitQueue[T]) pop() {
+func (q *waitQueue) pop() {
 	if len(q.requeue) > 0 {
 		q.requeue = q.requeue[:len(q.requeue)-1]
 	} else {
@@ -545,7 +545,7 @@ func (q *waitQueue[T]) pop() {
 }
 
 // push requeues a preempted request at the head.
-func (q *waitQueue[T]) push(r *T) { q.requeue = append(q.requeue, r) }
+func (q *waitQueue) push(r *flight) { q.requeue = append(q.requeue, r) }
 
 // flights prepares the engine's view of reqs: lengths truncated to
 // cfg.MaxLen (counted in res.Truncated), arrival steps with cfg.Arrivals,
@@ -576,7 +576,7 @@ func flights(reqs []Request, cfg FragConfig, res *FragResult) ([]flight, []int, 
 // retire ends the running requests for which end reports true (end
 // releases them), keeps the others in order, tells progress (if set) how
 // many ended, and returns the rest and that count.
-func retire[T any](running []*T, end func(*T) (bool, error), progress func(int)) ([]*T, int, error) {
+func retire(running []*flight, end func(*flight) (bool, error), progress func(int)) ([]*flight, int, error) {
 	kept, n := running[:0], 0
 	for _, r := range running {
 		ended, err := end(r)

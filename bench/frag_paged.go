@@ -45,11 +45,12 @@ func simulatePaged(reqs []Request, bs int, cfg FragConfig) (FragResult, error) {
 		return res, fmt.Errorf("bench: frag: %w", err)
 	}
 	// Requests enter the scheduler in queue order, only as many as one
-	// step could admit: each admission takes at least its tokens in free
-	// slots, so a queue holding more tokens than are free is never
-	// emptied by one step, and the rest need not exist yet (their prompts
-	// would be held by the manager). queued counts the tokens queued.
-	queued, done := 0, 0
+	// step could admit (studyFeed).
+	feed := studyFeed{m: m, bs: bs, arrived: len(fl)}
+	if cfg.Arrivals {
+		feed.arrived = 0
+	}
+	done := 0
 	s, err := sched.New(m, sched.Config{
 		MaxRunning:             cfg.KVTokens, // no limit: every running request holds a slot
 		AdmitFirst:             true,
@@ -58,12 +59,12 @@ func simulatePaged(reqs []Request, bs int, cfg FragConfig) (FragResult, error) {
 		Hooks: sched.Hooks{
 			Scheduled: func(sc *sched.Scheduled) {
 				if sc.Admitted {
-					queued -= sc.Start + sc.NewTokens
+					feed.queued -= sc.Start + sc.NewTokens
 				}
 			},
 			Preempted: func(r *sched.Request, i int, _ bool) {
 				n, _ := m.Len(r.Seq(i))
-				queued += n
+				feed.queued += n
 			},
 			Finished: func(*sched.Request, int) { done++ },
 		},
@@ -73,45 +74,32 @@ func simulatePaged(reqs []Request, bs int, cfg FragConfig) (FragResult, error) {
 	}
 	zeros := make([]int32, cfg.MaxLen) // token values are irrelevant without prefix caching
 	finals := make([]int, 0, len(fl))  // by scheduler request ID - 1
-	next, arrived := 0, len(fl)
-	if cfg.Arrivals {
-		arrived = 0
-	}
-	freeSlots := func() int {
-		st := m.Stats()
-		return (st.FreeBlocks + st.CachedBlocks) * bs
-	}
-	submit := func() error {
-		free := freeSlots() // Submit takes no block
-		for next < arrived && queued <= free {
-			p := &fl[order[next]]
-			if _, err := s.Submit(zeros[:p.prompt], sched.Options{MaxTokens: p.final - p.prompt + 1}); err != nil {
-				if errors.Is(err, sched.ErrNever) {
-					return fmt.Errorf("%w: request %d of %d tokens in %d blocks of %d: %w", ErrNeverFits, p.index, p.final, cfg.KVTokens/bs, bs, err)
-				}
-				return err
+	submit := func(i int) (int, error) {
+		p := &fl[order[i]]
+		if _, err := s.Submit(zeros[:p.prompt], sched.Options{MaxTokens: p.final - p.prompt + 1}); err != nil {
+			if errors.Is(err, sched.ErrNever) {
+				return 0, fmt.Errorf("%w: request %d of %d tokens in %d blocks of %d: %w", ErrNeverFits, p.index, p.final, cfg.KVTokens/bs, bs, err)
 			}
-			finals = append(finals, p.final)
-			queued += p.prompt
-			next++
+			return 0, err
 		}
-		return nil
+		finals = append(finals, p.final)
+		return p.prompt, nil
 	}
 	tokens := make([]int32, 0, 64)
 	var sum fragSums
 	unusable := cfg.KVTokens % bs
-	for step := 0; next < len(fl) || s.Busy(); step++ {
+	for step := 0; feed.next < len(fl) || s.Busy(); step++ {
 		if cfg.Arrivals {
-			for arrived < len(fl) && fl[order[arrived]].arrival <= step {
-				arrived++
+			for feed.arrived < len(fl) && fl[order[feed.arrived]].arrival <= step {
+				feed.arrived++
 			}
-			if !s.Busy() && next == arrived {
+			if !s.Busy() && feed.next == feed.arrived {
 				// Idle until the next arrival: skipped, not counted.
-				step = fl[order[arrived]].arrival - 1
+				step = fl[order[feed.arrived]].arrival - 1
 				continue
 			}
 		}
-		if err := submit(); err != nil {
+		if err := feed.fill(submit); err != nil {
 			return res, err
 		}
 		st, err := s.Schedule()
@@ -137,7 +125,7 @@ func simulatePaged(reqs []Request, bs int, cfg FragConfig) (FragResult, error) {
 		if ferr != nil {
 			return res, fmt.Errorf("bench: frag: %w", ferr)
 		}
-		free := freeSlots()
+		free := feed.free()
 		blocked := false
 		if r, i, ok := s.Next(); ok {
 			n, err := m.Len(r.Seq(i))
@@ -177,4 +165,41 @@ func simulatePaged(reqs []Request, bs int, cfg FragConfig) (FragResult, error) {
 	sum.decoded = ss.DecodeTokens
 	sum.shares(&res, cfg.KVTokens)
 	return res, nil
+}
+
+// studyFeed submits a study's requests to its scheduler in queue order,
+// only as many as one step could admit: each admission takes at least its
+// tokens in free slots, so a queue holding more tokens than are free is
+// never emptied by one step, and the rest need not exist yet (their
+// prompts would be held by the manager). The study's hooks keep queued,
+// the tokens the queued sequences hold, up to date as the scheduler admits
+// and preempts.
+type studyFeed struct {
+	m      *paged.Manager
+	bs     int
+	queued int
+	// next is the next request to submit; arrived bounds them.
+	next, arrived int
+}
+
+// free returns the token slots of the free blocks.
+func (f *studyFeed) free() int {
+	st := f.m.Stats()
+	return (st.FreeBlocks + st.CachedBlocks) * f.bs
+}
+
+// fill submits requests next to arrived-1 while the queue holds no more
+// tokens than are free; submit(i) submits request i and returns the
+// tokens it queues.
+func (f *studyFeed) fill(submit func(i int) (int, error)) error {
+	free := f.free() // Submit takes no block
+	for f.next < f.arrived && f.queued <= free {
+		n, err := submit(f.next)
+		if err != nil {
+			return err
+		}
+		f.queued += n
+		f.next++
+	}
+	return nil
 }

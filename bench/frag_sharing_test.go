@@ -96,3 +96,45 @@ func BenchmarkSharing(b *testing.B) {
 		})
 	}
 }
+
+// A parallel-sampling group is preempted and restarted whole, so it must
+// fit the pool alone at its end: its prompt's full blocks, shared, and
+// each sample's own. The study refuses a group that cannot, before
+// running, and the bound is exact: a pool of exactly that many blocks
+// runs it. (This is why `kvbench frag -kv-tokens 4096 -requests 3000`
+// stops: Azure request 143, 1,035 prompt and 520 output tokens, needs 268
+// blocks of 16 at width 6, and 4,096 slots hold 256.)
+func TestSharingGroupMustFitAlone(t *testing.T) {
+	reqs := trace([2]int{1035, 520})
+	_, err := Sharing(reqs, SharingParallel, 6, 16, FragConfig{KVTokens: 4096})
+	require.ErrorIs(t, err, ErrNeverFits)
+	assert.Contains(t, err.Error(), "parallel sampling of width 6: request 0 (1035 prompt + 520 output tokens) needs 268 blocks of 16 tokens")
+	assert.Contains(t, err.Error(), "more than the 256 of a 4096-token budget")
+	res, err := Sharing(reqs, SharingParallel, 6, 16, FragConfig{KVTokens: 268 * 16})
+	require.NoError(t, err)
+	assert.Zero(t, res.Preemptions)
+	_, err = Sharing(reqs, SharingParallel, 5, 16, FragConfig{KVTokens: 4096})
+	require.NoError(t, err, "5 samples need 234 blocks")
+
+	// Beams may merge, so no bound is known before the run: beams that
+	// cannot grow even alone end the run with the same error. Two beams
+	// of 16 + 32 tokens in 3 blocks of 16: from token 33 on, the shared
+	// 2 blocks and a last block each.
+	_, err = Sharing(trace([2]int{16, 40}), SharingBeam, 2, 16, FragConfig{MaxLen: 48, KVTokens: 48})
+	require.ErrorIs(t, err, ErrNeverFits)
+	assert.Contains(t, err.Error(), "beam search of width 2: request 0 (16 prompt + 32 output tokens) cannot reach its end even alone in the 3 blocks of 16 tokens")
+}
+
+// A beam search of width 1 is one sequence per prompt that always extends
+// itself: the same run as parallel sampling with one sample.
+func TestSharingWidthOne(t *testing.T) {
+	reqs := AzureConv()[:200]
+	cfg := FragConfig{KVTokens: 4096}
+	p, err := Sharing(reqs, SharingParallel, 1, 16, cfg)
+	require.NoError(t, err)
+	b, err := Sharing(reqs, SharingBeam, 1, 16, cfg)
+	require.NoError(t, err)
+	require.Positive(t, p.Preemptions, "a budget small enough to preempt")
+	p.Mode, p.Elapsed, b.Elapsed = SharingBeam, 0, 0
+	assert.Equal(t, p, b)
+}

@@ -3,7 +3,6 @@ package sched_test
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/pagedkv/pagedkv/paged"
 	"github.com/pagedkv/pagedkv/sched"
@@ -122,27 +121,9 @@ func benchSched(b *testing.B, n int, caching bool) {
 			b.Fatal(err)
 		}
 	}
-	submit()
-	run() // the prompts' step
-	b.ReportAllocs()
-	for b.Loop() {
-		run()
-		if !s.Busy() {
-			submit()
-			run()
-		}
-	}
-	perToken := float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(n)
-	b.ReportMetric(perToken, "ns/token")
-	// The bare manager's same work, measured now as a probe: the ratio is
-	// what the scheduler adds, whatever the machine's load.
-	bare := bareLoop(b, n, caching)
-	const probeSteps = 2048
-	t0 := time.Now()
-	for range probeSteps {
-		bare()
-	}
-	b.ReportMetric(perToken/(float64(time.Since(t0).Nanoseconds())/probeSteps/float64(n)), "x-bare")
+	// The bare manager's same work is the probe: the ratio is what the
+	// scheduler adds, whatever the machine's load.
+	benchSteps(b, s, n, submit, run, bareLoop(b, n, caching), "x-bare")
 }
 
 // TestDecodeStepAllocs: a step that only decodes allocates nothing.

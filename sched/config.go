@@ -170,9 +170,21 @@ type Hooks struct {
 	// earlier in the step may still be preempted (Preempted follows).
 	Scheduled func(sc *Scheduled)
 	// Preempted is called when a running sequence is preempted, after the
-	// manager released or swapped out its blocks.
+	// manager released or swapped out its blocks; for a beam search, once
+	// per beam when its beams are swapped out, and not at all when it
+	// restarts (Restarted).
 	Preempted func(r *Request, sample int, swapped bool)
 	// Finished is called when a sequence produced its last token, after
 	// the manager freed it.
 	Finished func(r *Request, sample int)
+	// Restarted is called when a beam search is preempted by recompute:
+	// its beams were freed (Preempted is not called for them) and it waits
+	// to compute its prompt again, so the caller drops what it kept of
+	// them (scores, tokens).
+	Restarted func(r *Request)
+	// Aborted is called when a beam search is ended because its beams
+	// cannot grow even with every block the scheduler could free: alone it
+	// would only restart and come back to the same point. Its blocks are
+	// freed and it is in state Aborted; err says why.
+	Aborted func(r *Request, err error)
 }

@@ -36,6 +36,15 @@
 //     forks its samples when its prompt completes (paged.Manager.Fork):
 //     they share the prompt's blocks and copy on write.
 //
+// A request with Options.BeamWidth is a beam search: its beams are forked
+// like samples, then after each step UpdateBeams (Update with a parent for
+// every output) says which beam each new beam extends, and the scheduler
+// forks the parents chosen twice and frees the beams no one chose. The
+// beams are kept together: side by side in a step, decoded all or none,
+// preempted as one group (swapped out together, or restarted from the
+// prompt, Hooks.Restarted), and aborted (Hooks.Aborted) when they cannot
+// grow even alone in the pool.
+//
 // Config.AdmitFirst swaps the first two phases, as the PagedAttention
 // paper's fragmentation study (bench.Frag) and Orca-style simulations do:
 // a step admits first, then decodes the sequences that ran before it.

@@ -2,6 +2,7 @@ package sched_test
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/paged"
 	"github.com/pagedkv/pagedkv/sched"
@@ -127,4 +128,47 @@ func Example_priority() {
 	// step 3: request 1
 	// step 4: request 1
 	// finished finished cancelled 0
+}
+
+// Beam search: after each step the caller scores the candidates and
+// tells UpdateBeams which beam each new beam extends; the scheduler forks
+// a parent chosen twice and frees a beam no one chose, so the beams share
+// every block of their common history. The caller keeps the beams' text.
+func ExampleScheduler_UpdateBeams() {
+	m, _ := paged.New(paged.Config{BlockSize: 4, NumBlocks: 32})
+	s, _ := sched.New(m, sched.Config{})
+	_, _ = s.Submit([]int32{1, 2, 3, 4, 5}, sched.Options{MaxTokens: 3, BeamWidth: 2})
+	// The choices a model's scores would make: the prompt's two best
+	// tokens, then both beams from beam 1, then each from its own.
+	choices := []struct {
+		parents []int
+		tokens  []int32
+	}{
+		{[]int{0, 1}, []int32{7, 8}},
+		{[]int{1, 1}, []int32{3, 4}},
+		{[]int{0, 1}, []int32{5, 6}},
+	}
+	beams := [][]int32{nil, nil}
+	for step := 0; s.Busy(); step++ {
+		st, _ := s.Schedule()
+		c := choices[step]
+		if err := s.UpdateBeams(c.tokens, c.parents); err != nil {
+			fmt.Println(err)
+			return
+		}
+		beams = [][]int32{
+			append(slices.Clone(beams[c.parents[0]]), c.tokens[0]),
+			append(slices.Clone(beams[c.parents[1]]), c.tokens[1]),
+		}
+		fmt.Println("step", st.Number, "beams", beams, "blocks in use", m.Stats().UsedBlocks)
+	}
+	// Step 2 wrote 7 and 8 into the prompt's shared last block (a copy
+	// for one of them), then dropped the beam of 7: two blocks again, both
+	// shared by the two beams of 8. The last step finished them.
+	fmt.Println("forks", s.Stats().Forks)
+	// Output:
+	// step 1 beams [[7] [8]] blocks in use 2
+	// step 2 beams [[8 3] [8 4]] blocks in use 2
+	// step 3 beams [[8 3 5] [8 4 6]] blocks in use 0
+	// forks 2
 }

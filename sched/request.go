@@ -22,9 +22,12 @@ const (
 	Finished
 	// Cancelled: ended by Cancel.
 	Cancelled
+	// Aborted: a beam search whose beams could not grow even with the
+	// whole pool to themselves (Hooks.Aborted); its blocks were freed.
+	Aborted
 )
 
-var stateNames = [...]string{"waiting", "running", "preempted", "finished", "cancelled"}
+var stateNames = [...]string{"waiting", "running", "preempted", "finished", "cancelled", "aborted"}
 
 // String names the state.
 func (s State) String() string {
@@ -50,6 +53,19 @@ type Options struct {
 	// Priority orders the waiting queue under the Priority policy: lower
 	// values first, as in vLLM. Ignored under FCFS.
 	Priority int
+	// BeamWidth makes the request a beam search of that many beams (0:
+	// none; at most MaxSamples and Config.MaxRunning; not with N > 1). The
+	// prompt is computed once and forked into BeamWidth beams, as for N;
+	// from then on the caller says, with each step's UpdateBeams, which
+	// beam every new beam extends, and the scheduler forks the chosen
+	// parents and frees the beams no one extends. The beams are a group:
+	// scheduled in the same step, side by side in the batch, and
+	// preempted together. Preempted by recompute (or by swap when the host
+	// tier is full), the request restarts from its prompt
+	// (Hooks.Restarted); by swap, its beams go to the host tier together
+	// and come back together. A beam that produces a stop token is
+	// finished; the others go on.
+	BeamWidth int
 	// StopTokens end a sample early when it produces one of them.
 	StopTokens []int32
 	// Seq are the manager's per-sequence options (LoRA, salt, multimodal
@@ -74,7 +90,10 @@ type Request struct {
 	forked    bool
 	cached    int
 	done      int // samples finished
-	samples   []*entry
+	// beam: a beam search (Options.BeamWidth), whose samples are beams
+	// kept side by side in the running list.
+	beam    bool
+	samples []*entry
 }
 
 // ID returns the request's number: 1 for the first submitted, then in
@@ -93,8 +112,28 @@ func (r *Request) MaxTokens() int { return r.maxTokens }
 // Priority returns Options.Priority.
 func (r *Request) Priority() int { return r.prio }
 
-// N returns the number of samples asked for.
+// N returns the number of samples asked for (the beam width for a beam
+// search).
 func (r *Request) N() int { return r.n }
+
+// BeamWidth returns Options.BeamWidth: 0 unless the request is a beam
+// search.
+func (r *Request) BeamWidth() int {
+	if !r.beam {
+		return 0
+	}
+	return r.n
+}
+
+// Beams returns the beams of a beam search that are still going: 0 before
+// its prompt forks them (and after a restart), then BeamWidth less the
+// beams finished.
+func (r *Request) Beams() int {
+	if !r.beam || !r.forked {
+		return 0
+	}
+	return r.n - r.done
+}
 
 // Samples returns the number of samples that exist now: 1 until the
 // prompt's step forks the others.
@@ -145,6 +184,9 @@ const (
 	inSwapped              // waiting queue, the sequence in the host tier
 	inRunning
 	inDone
+	// inGroup: in the host tier with its beam search's other beams,
+	// queued through the first of them (inSwapped).
+	inGroup
 )
 
 // entry is one sequence of a request: a sample, or the prompt before the

@@ -30,6 +30,18 @@ type Scheduler struct {
 	inStep bool
 	dirty  bool // some running entry finished or was cancelled
 
+	// beams counts the beam searches not done: while it is 0 the decode
+	// loop never looks for beam groups.
+	beams int
+	// Scratch of the beam-group operations, indexed by beam.
+	beamOld  [MaxSamples]paged.SeqID
+	beamNew  [MaxSamples]paged.SeqID
+	beamUsed [MaxSamples]bool
+	beamBuf  []*entry
+	beamIDs  []paged.SeqID
+	// grouped counts the swapped-out beams queued through another beam.
+	grouped int
+
 	st Stats
 }
 
@@ -51,8 +63,14 @@ type Stats struct {
 	// Preemptions counts sequences preempted, SwappedOut those of them
 	// that went to the host tier.
 	Preemptions, SwappedOut int64
-	// Forks counts the sample sequences forked from prompts.
+	// Forks counts the sample sequences forked from prompts, and the
+	// beams forked from the parents UpdateBeams chose.
 	Forks int64
+	// Restarts counts beam searches preempted by recompute, which start
+	// again from their prompt (each of their beams also counts in
+	// Preemptions); Aborted the beam searches ended because their beams
+	// could not grow even alone in the pool.
+	Restarts, Aborted int64
 	// PrefillTokens are the prompt (or resumed) tokens computed, prefix
 	// hits excluded; ResumedTokens the part of them recomputed after a
 	// preemption; DecodeTokens one per decoding sequence per step;
@@ -101,7 +119,7 @@ func (s *Scheduler) Running() int { return len(s.running) }
 
 // Waiting returns the number of waiting sequences (preempted ones
 // included).
-func (s *Scheduler) Waiting() int { return s.waiting.len() }
+func (s *Scheduler) Waiting() int { return s.waiting.len() + s.grouped }
 
 // Next returns the sequence at the head of the waiting queue, the next to
 // be admitted: its request and sample index; ok is false when nothing
@@ -134,6 +152,16 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	if n == 0 {
 		n = 1
 	}
+	beam := opts.BeamWidth != 0
+	if beam {
+		if opts.N > 1 {
+			return nil, fmt.Errorf("%w: BeamWidth %d with N %d: a request is a beam search or has parallel samples", ErrInvalid, opts.BeamWidth, opts.N)
+		}
+		if opts.BeamWidth < 0 || opts.BeamWidth > MaxSamples || opts.BeamWidth > s.cfg.MaxRunning {
+			return nil, fmt.Errorf("%w: BeamWidth %d must be in [1, %d] and at most MaxRunning %d", ErrInvalid, opts.BeamWidth, MaxSamples, s.cfg.MaxRunning)
+		}
+		n = opts.BeamWidth
+	}
 	switch {
 	case opts.MaxTokens < 1:
 		return nil, fmt.Errorf("%w: MaxTokens %d must be at least 1", ErrInvalid, opts.MaxTokens)
@@ -155,8 +183,18 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	if s.groups <= 1 && s.m.CanAdmitTokens(kv) == paged.AdmitNever {
 		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
 	}
-	if !s.cfg.ChunkedPrefill && kv > s.cfg.MaxBatchTokens {
+	if !s.cfg.ChunkedPrefill && kv > s.cfg.MaxBatchTokens && !beam {
 		return nil, fmt.Errorf("%w: a recompute of %d tokens exceeds MaxBatchTokens %d without chunked prefill", ErrNever, kv, s.cfg.MaxBatchTokens)
+	}
+	if beam {
+		// A beam search recomputes only its prompt (it restarts), and
+		// decodes all its beams in one step.
+		if !s.cfg.ChunkedPrefill && len(prompt) > s.cfg.MaxBatchTokens {
+			return nil, fmt.Errorf("%w: a prompt of %d tokens exceeds MaxBatchTokens %d without chunked prefill", ErrNever, len(prompt), s.cfg.MaxBatchTokens)
+		}
+		if n > s.cfg.MaxBatchTokens {
+			return nil, fmt.Errorf("%w: %d beams decode in one step, more than MaxBatchTokens %d", ErrNever, n, s.cfg.MaxBatchTokens)
+		}
 	}
 	var so paged.SeqOptions
 	if opts.Seq != nil {
@@ -173,7 +211,10 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	s.nextID++
-	r := &Request{s: s, id: s.nextID, prio: opts.Priority, promptLen: len(prompt), maxTokens: opts.MaxTokens, n: n}
+	r := &Request{s: s, id: s.nextID, prio: opts.Priority, promptLen: len(prompt), maxTokens: opts.MaxTokens, n: n, beam: beam}
+	if beam {
+		s.beams++
+	}
 	if len(opts.StopTokens) > 0 {
 		r.stop = slices.Clone(opts.StopTokens)
 	}
@@ -201,14 +242,14 @@ func (s *Scheduler) Cancel(r *Request) error {
 	if r.state.Done() {
 		return fmt.Errorf("%w: request %d is %v", ErrDone, r.id, r.state)
 	}
-	s.end(r)
+	s.end(r, Cancelled)
 	s.st.Cancelled++
 	return nil
 }
 
 // end frees every live sample of r, takes it out of the queues and marks
-// it cancelled.
-func (s *Scheduler) end(r *Request) {
+// it with the final state.
+func (s *Scheduler) end(r *Request, state State) {
 	for _, e := range r.samples {
 		switch e.where {
 		case inDone:
@@ -218,6 +259,8 @@ func (s *Scheduler) end(r *Request) {
 			if !r.forked {
 				s.reserved -= r.n - 1
 			}
+		case inGroup:
+			s.grouped--
 		default:
 			s.waiting.remove(e)
 		}
@@ -226,7 +269,10 @@ func (s *Scheduler) end(r *Request) {
 		}
 		e.where = inDone
 	}
-	r.state = Cancelled
+	r.state = state
+	if r.beam {
+		s.beams--
+	}
 	if s.dirty && !s.inStep {
 		s.sweep()
 	}

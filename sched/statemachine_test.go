@@ -22,6 +22,8 @@ type machine struct {
 	reqs []*modelReq
 	// next sampled token: distinct values make misplaced tokens visible.
 	next int32
+	// restarted are the beam searches restarted since the last step.
+	restarted []*sched.Request
 }
 
 // fataler is what the checks need of *testing.T and *rapid.T.
@@ -72,11 +74,14 @@ func newMachine(t *rapid.T) *machine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mc := &machine{m: m, next: 1000}
+	cfg.Hooks.Restarted = func(r *sched.Request) { mc.restarted = append(mc.restarted, r) }
 	s, err := sched.New(m, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &machine{s: s, m: m, cfg: s.Config(), next: 1000}
+	mc.s, mc.cfg = s, s.Config()
+	return mc
 }
 
 func (mc *machine) Submit(t *rapid.T) {
@@ -90,6 +95,9 @@ func (mc *machine) Submit(t *rapid.T) {
 		MaxTokens: rapid.IntRange(1, 10).Draw(t, "maxTokens"),
 		N:         rapid.IntRange(0, 3).Draw(t, "n"),
 		Priority:  rapid.IntRange(0, 3).Draw(t, "priority"),
+	}
+	if opts.N <= 1 && rapid.Bool().Draw(t, "beam") {
+		opts.BeamWidth = rapid.IntRange(1, 3).Draw(t, "beamWidth")
 	}
 	if rapid.Bool().Draw(t, "stop") {
 		opts.StopTokens = []int32{mc.next + int32(rapid.IntRange(1, 30).Draw(t, "stopAt"))}
@@ -106,7 +114,8 @@ func (mc *machine) Submit(t *rapid.T) {
 	}
 	kept := slices.Clone(prompt)
 	prompt[0] = -1 // the scheduler copied it
-	mc.reqs = append(mc.reqs, &modelReq{r: r, prompt: kept, opts: opts, hist: make([][]int32, max(opts.N, 1)), given: make([]bool, max(opts.N, 1))})
+	ns := max(opts.N, opts.BeamWidth, 1)
+	mc.reqs = append(mc.reqs, &modelReq{r: r, prompt: kept, opts: opts, hist: make([][]int32, ns), given: make([]bool, ns)})
 }
 
 // submitOne submits a one-token request, which always fits.
@@ -153,11 +162,21 @@ func (mc *machine) Step(t *rapid.T) {
 	mc.step(t)
 }
 
-func (mc *machine) step(t fataler) {
+func (mc *machine) step(t *rapid.T) {
 	st, err := mc.s.Schedule()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A restarted beam search starts again from its prompt.
+	for _, r := range mc.restarted {
+		q := mc.reqs[r.ID()-1]
+		if r.Samples() != 1 || r.Outputs(0) != 0 || r.Beams() != 0 {
+			t.Fatalf("restarted request %d has %d samples, %d outputs, %d beams", r.ID(), r.Samples(), r.Outputs(0), r.Beams())
+		}
+		clear(q.hist)
+		clear(q.given)
+	}
+	mc.restarted = mc.restarted[:0]
 	if st.Tokens > mc.cfg.MaxBatchTokens {
 		t.Fatalf("step %d computes %d tokens, budget %d", st.Number, st.Tokens, mc.cfg.MaxBatchTokens)
 	}
@@ -202,21 +221,82 @@ func (mc *machine) step(t fataler) {
 		}
 		outs += sc.Outputs
 	}
+	// A beam search's beams run together: side by side in beam order,
+	// every beam still going or none.
+	for i := 0; i < len(st.Scheduled); {
+		r := st.Scheduled[i].Request
+		if r.BeamWidth() == 0 {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(st.Scheduled) && st.Scheduled[j].Request == r {
+			if st.Scheduled[j].Sample <= st.Scheduled[j-1].Sample {
+				t.Fatalf("step %d: request %d's samples out of order", st.Number, r.ID())
+			}
+			j++
+		}
+		if r.Beams() > 0 && j-i != r.Beams() {
+			t.Fatalf("step %d runs %d of the %d beams of request %d", st.Number, j-i, r.Beams(), r.ID())
+		}
+		for _, o := range st.Scheduled[j:] {
+			if o.Request == r {
+				t.Fatalf("step %d: the beams of request %d are not side by side", st.Number, r.ID())
+			}
+		}
+		i = j
+	}
 	if outs != st.Outputs || len(batch.Slots) != st.Tokens {
 		t.Fatalf("step %d: outputs %d of %d, slots %d of %d tokens", st.Number, outs, st.Outputs, len(batch.Slots), st.Tokens)
 	}
 	if mc.s.Running() > mc.cfg.MaxRunning {
 		t.Fatalf("%d running, limit %d", mc.s.Running(), mc.cfg.MaxRunning)
 	}
-	if err := mc.s.Update(tokens); err != nil {
-		t.Fatal(err)
+	// Each beam of a beam search picks a parent among the request's beams
+	// in this step; every other output extends its own sample.
+	parents := make([]int, 0, len(tokens))
+	for i, sc := range st.Scheduled {
+		for j := range sc.Outputs {
+			p := sc.Sample + j
+			if sc.Request.BeamWidth() > 0 && sc.Request.Beams() > 0 {
+				var beams []int
+				for _, o := range st.Scheduled[max(0, i-sched.MaxSamples):min(len(st.Scheduled), i+sched.MaxSamples)] {
+					if o.Request == sc.Request {
+						beams = append(beams, o.Sample)
+					}
+				}
+				p = rapid.SampledFrom(beams).Draw(t, "parent")
+			}
+			parents = append(parents, p)
+		}
+	}
+	var uerr error
+	if rapid.Bool().Draw(t, "update") {
+		// Update: every output extends its own sample.
+		parents = parents[:0]
+		for _, sc := range st.Scheduled {
+			for j := range sc.Outputs {
+				parents = append(parents, sc.Sample+j)
+			}
+		}
+		uerr = mc.s.Update(tokens)
+	} else {
+		uerr = mc.s.UpdateBeams(tokens, parents)
+	}
+	if uerr != nil {
+		t.Fatal(uerr)
 	}
 	k := 0
+	old := map[*modelReq][][]int32{}
 	for _, sc := range st.Scheduled {
 		q := mc.reqs[sc.Request.ID()-1]
+		if _, ok := old[q]; !ok {
+			old[q] = slices.Clone(q.hist)
+		}
 		for j := range sc.Outputs {
-			q.hist[sc.Sample+j] = append(q.hist[sc.Sample+j], tokens[k])
-			q.given[sc.Sample+j] = true
+			x := sc.Sample + j
+			q.hist[x] = append(slices.Clone(old[q][parents[k]]), tokens[k])
+			q.given[x] = true
 			k++
 		}
 	}
@@ -272,7 +352,7 @@ func (mc *machine) check(t fataler) {
 
 // finish drains the scheduler and checks that every request ended as the
 // model says: nothing lost, nothing left in the manager.
-func (mc *machine) finish(t fataler) {
+func (mc *machine) finish(t *rapid.T) {
 	for steps := 0; mc.s.Busy(); steps++ {
 		if steps > 10000 {
 			t.Fatal("no progress after 10000 steps")
@@ -283,13 +363,13 @@ func (mc *machine) finish(t fataler) {
 	for _, q := range mc.reqs {
 		r := q.r
 		switch r.State() {
-		case sched.Cancelled:
+		case sched.Cancelled, sched.Aborted:
 			continue
 		case sched.Finished:
 		default:
 			t.Fatalf("request %d is %v after the drain", r.ID(), r.State())
 		}
-		if r.Samples() != max(q.opts.N, 1) {
+		if r.Samples() != max(q.opts.N, q.opts.BeamWidth, 1) {
 			t.Fatalf("request %d has %d samples, asked %d", r.ID(), r.Samples(), q.opts.N)
 		}
 		for i, h := range q.hist {

@@ -23,8 +23,8 @@ type Scheduled struct {
 	// step by Admit (0 otherwise).
 	Cached int
 	// Outputs is how many tokens Update expects for this entry: 0 for a
-	// prompt chunk that is not the last, N for the step that completes an
-	// N-sample prompt, 1 otherwise.
+	// prompt chunk that is not the last, N (or BeamWidth) for the step
+	// that completes an N-sample (or beam search) prompt, 1 otherwise.
 	Outputs int
 	// Generated is how many tokens the sample had produced before this
 	// step (0 for every sample of a forking prompt): the step's output is
@@ -56,7 +56,8 @@ type Step struct {
 	// Tokens is the number of tokens computed, at most
 	// Config.MaxBatchTokens.
 	Tokens int
-	// Preempted counts the sequences preempted in this step.
+	// Preempted counts the sequences preempted in this step (the beams of
+	// an aborted beam search included).
 	Preempted int
 }
 
@@ -152,6 +153,9 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 			i++
 			continue
 		}
+		if s.beams > 0 && s.groupOverBudget(i, budget) {
+			break
+		}
 		var err error
 		if e.hasPending && e.length == e.computed {
 			// The common case, a decode, without the general path's
@@ -191,6 +195,17 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		vi := s.victim()
 		v := s.running[vi]
+		if v.req.beam && v.req.forked {
+			// A beam search gives up all its beams at once.
+			var self bool
+			if i, budget, self, err = s.preemptGroup(v.req, i, budget, e); err != nil {
+				return budget, err
+			}
+			if self {
+				break
+			}
+			continue
+		}
 		if v.step == step { // scheduled earlier in this step: take it back
 			budget += s.unschedule(v)
 			if vi < i {
@@ -418,13 +433,19 @@ func (s *Scheduler) fold(v *entry) error {
 func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	r := e.req
 	seqs := 1
-	if !r.forked {
+	switch {
+	case !r.forked:
 		seqs = r.n
+	case r.beam:
+		seqs = r.n - r.done
 	}
 	if len(s.running)+s.reserved+seqs > s.cfg.MaxRunning {
 		return 0, false, nil
 	}
 	if e.where == inSwapped {
+		if r.beam && r.forked {
+			return s.swapInGroup(e, budget)
+		}
 		return s.swapIn(e, budget)
 	}
 	if !s.cfg.ChunkedPrefill && e.length > budget {
@@ -540,12 +561,23 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 // reaches MaxTokens, the manager's MaxModelLen or a stop token is
 // finished and its blocks freed (tail first, so its cached prefix stays).
 // On ErrInvalid (a wrong token count, no step) nothing changed.
-func (s *Scheduler) Update(tokens []int32) error {
+//
+// For a beam search, each beam extends itself (UpdateBeams chooses other
+// parents).
+func (s *Scheduler) Update(tokens []int32) error { return s.update(tokens, nil) }
+
+// update is Update, and UpdateBeams when parents is not nil.
+func (s *Scheduler) update(tokens []int32, parents []int) error {
 	if !s.inStep {
 		return fmt.Errorf("%w: Update without a scheduled step", ErrInvalid)
 	}
 	if len(tokens) != s.step.Outputs {
 		return fmt.Errorf("%w: Update got %d tokens for a step of %d outputs", ErrInvalid, len(tokens), s.step.Outputs)
+	}
+	if parents != nil {
+		if err := s.checkParents(parents); err != nil {
+			return err
+		}
 	}
 	s.phase(PhaseOutput)
 	k := 0
@@ -560,6 +592,14 @@ func (s *Scheduler) Update(tokens []int32) error {
 		e.computed, e.decoding = sc.Start+sc.NewTokens, false
 		if len(out) == 0 {
 			continue
+		}
+		if parents != nil && e.req.beam && e.req.forked && (i == 0 || s.step.Scheduled[i-1].e.req != e.req) {
+			// The first scheduled beam of a group re-parents them all;
+			// the group's beams follow it in the step.
+			if err := s.reparent(i, parents[k-1:]); err != nil {
+				s.inStep = false
+				return err
+			}
 		}
 		if sc.Prefill && !e.req.forked {
 			if err := s.fork(e); err != nil {
@@ -611,6 +651,9 @@ func (s *Scheduler) fork(e *entry) error {
 		s.running = append(s.running, ce)
 		s.st.Forks++
 	}
+	if r.beam {
+		s.gather(e)
+	}
 	return nil
 }
 
@@ -626,6 +669,9 @@ func (s *Scheduler) finish(e *entry) error {
 	if r.done == r.n {
 		r.state = Finished
 		s.st.Finished++
+		if r.beam {
+			s.beams--
+		}
 	}
 	if s.cfg.Hooks.Finished != nil {
 		s.cfg.Hooks.Finished(r, e.idx)

@@ -97,7 +97,7 @@ func runFrag(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if sharingErr != nil {
-		return sharingErr
+		return fmt.Errorf("the sharing study (raise -kv-tokens, lower -widths, or skip it with -sharing-requests 0): %w", sharingErr)
 	}
 	if o.json {
 		return writeFragJSON(stdout, results, sharing)

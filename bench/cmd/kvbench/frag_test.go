@@ -117,3 +117,14 @@ func TestFragBadFlags(t *testing.T) {
 	assert.Equal(t, 0, run([]string{"frag", "-requests", "100", "-sharing-requests", "0", "-models", "max"}, &out, &bytes.Buffer{}))
 	assert.True(t, strings.HasPrefix(out.String(), "Fragmentation study"))
 }
+
+// A budget too small for a sharing group says which study and what to do.
+func TestFragSharingTooSmall(t *testing.T) {
+	err := runFrag([]string{"-requests", "200", "-models", "paged", "-block-sizes", "16", "-kv-tokens", "4096", "-widths", "6"}, &bytes.Buffer{}, &bytes.Buffer{})
+	require.Error(t, err)
+	for _, want := range []string{"sharing study", "-sharing-requests 0", "-kv-tokens", "parallel sampling of width 6: request 143", "needs 268 blocks"} {
+		assert.Contains(t, err.Error(), want)
+	}
+	// Without the sharing study the same budget runs.
+	require.NoError(t, runFrag([]string{"-requests", "200", "-models", "paged", "-block-sizes", "16", "-kv-tokens", "4096", "-sharing-requests", "0"}, &bytes.Buffer{}, &bytes.Buffer{}))
+}
