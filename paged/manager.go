@@ -105,6 +105,9 @@ func New(cfg Config) (*Manager, error) {
 		if m.tier, err = newHostTier(cfg, cfg.NumBlocks); err != nil {
 			return nil, err
 		}
+		for g := range m.tier.quiet {
+			m.tier.quiet[g] = m.hybrid() && m.ckptGroup(g)
+		}
 	}
 	if cfg.UnifiedFreeQueue {
 		// Every unreferenced block lives in the policy, in ID order at start.

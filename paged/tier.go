@@ -15,8 +15,9 @@ var ErrNoHostTier = errors.New("paged: no host tier")
 // hostTier is the second memory pool of a manager, in host memory. Its
 // blocks hold either the tables of swapped-out sequences (referenced, in
 // no index) or offloaded prefix-cache content (unreferenced, in the host
-// policy and the host index, at most one host block per hash). Host block
-// IDs are a namespace of their own: block 0 is a real host block.
+// policy and the host index, at most one host block per (hash, group), the
+// key of the device index). Host block IDs are a namespace of their own:
+// block 0 is a real host block.
 type hostTier struct {
 	pool      *allocator.Pool
 	policy    eviction.Policy
@@ -27,7 +28,10 @@ type hostTier struct {
 	// Per host block.
 	hash   []Hash
 	parent []Hash // as Manager.parent
-	index  hashIndex
+	// group is the KV cache group of each host block's offloaded content,
+	// kept only with several groups (as blockPool.blockGroup).
+	group []uint8
+	index hashIndex
 	// hmark maps a host block to the device block it was swapped into
 	// during one SwapIn call, so shared host blocks come back shared.
 	hmark []allocator.BlockID
@@ -46,6 +50,12 @@ type hostTier struct {
 	hostHitBlocks                                        uint64
 	swapOutCalls, swapInCalls                            uint64
 	nswapped                                             int
+
+	// groups are the per-group figures (TierStatsGroup), one per KV cache
+	// group; quiet marks the groups whose cached blocks are state
+	// checkpoint pages, which are not reported as KV events.
+	groups []GroupTierStats
+	quiet  []bool
 }
 
 // markCounted is a placeholder in hostTier.mark while a dry run counts
@@ -97,7 +107,53 @@ func newHostTier(cfg Config, nDevice int) (*hostTier, error) {
 	for i := range t.mark {
 		t.mark[i] = allocator.NoBlock
 	}
+	t.groups = make([]GroupTierStats, max(1, len(cfg.Groups)))
+	t.quiet = make([]bool, len(t.groups))
+	if len(cfg.Groups) > 1 {
+		t.group = make([]uint8, cfg.HostBlocks)
+	}
 	return t, nil
+}
+
+// groupOf returns the KV cache group of host block id's content.
+func (t *hostTier) groupOf(id allocator.BlockID) int {
+	if t.group == nil {
+		return 0
+	}
+	return int(t.group[id])
+}
+
+// get looks (h, g) up in the host index.
+func (t *hostTier) get(h *Hash, g int) (allocator.BlockID, bool) {
+	return t.index.getIn(h, groupSalt(g))
+}
+
+// put makes unreferenced host block id hold the offloaded content (h, g),
+// whose chain hash before it is parent (nil without events), and indexes
+// it. REQUIRES: (h, g) is not in the host index.
+func (t *hostTier) put(id allocator.BlockID, h *Hash, g int, parent *Hash) {
+	t.hash[id] = *h
+	if t.parent != nil {
+		t.parent[id] = *parent
+	}
+	if t.group != nil {
+		t.group[id] = uint8(g)
+	}
+	t.index.getOrInsert(&t.hash[id], groupSalt(g), id)
+	t.pool.ReleaseToCache(id)
+	t.policy.Insert(id)
+	t.groups[g].HostCached++
+}
+
+// unindex removes host block id's content from the host index.
+func (t *hostTier) unindex(id allocator.BlockID) {
+	g := t.groupOf(id)
+	h := &t.hash[id]
+	if cur, _ := t.get(h, g); cur != id {
+		panic(fmt.Sprintf("paged: host block %d is not the index entry of its hash", id))
+	}
+	t.index.replaceOrDel(h, groupSalt(g), id, allocator.NoBlock)
+	t.groups[g].HostCached--
 }
 
 // available returns the host blocks an allocation may take.
@@ -114,21 +170,32 @@ func (t *hostTier) alloc(ev *eventBuffer) allocator.BlockID {
 	if !ok {
 		panic("paged: host allocation with no free or evictable host block")
 	}
+	g := t.groupOf(id)
 	t.drop(id, ev)
 	t.pool.Claim(id)
 	t.hostEvictions++
+	t.groups[g].HostEvictions++
 	return id
 }
 
 // drop removes host block id's content from the host index and reports it.
 func (t *hostTier) drop(id allocator.BlockID, ev *eventBuffer) {
-	h := &t.hash[id]
-	if cur, _ := t.index.get(h); cur != id {
-		panic(fmt.Sprintf("paged: host block %d is not the index entry of its hash", id))
+	g := t.groupOf(id)
+	t.unindex(id)
+	if !t.quiet[g] {
+		ev.removed(&t.hash[id], Host, g)
 	}
-	t.index.del(h)
-	ev.removed(h, Host, 0)
-	*h = Hash{}
+	t.hash[id] = Hash{}
+}
+
+// eachReported calls fn for every offloaded block reported as a KV event
+// (state checkpoint pages are not), with its group.
+func (t *hostTier) eachReported(fn func(h *Hash, id allocator.BlockID, g int)) {
+	t.index.each(func(h *Hash, id allocator.BlockID) {
+		if g := t.groupOf(id); !t.quiet[g] {
+			fn(h, id, g)
+		}
+	})
 }
 
 // notePriority records the retention of the content committed to device
@@ -176,6 +243,9 @@ func (t *hostTier) reset() {
 	})
 	t.index.each(func(h *Hash, _ allocator.BlockID) { *h = Hash{} })
 	t.index.clear()
+	for g := range t.groups {
+		t.groups[g].HostCached = 0
+	}
 }
 
 // checkTier verifies the host tier: pool conservation, host reference
@@ -231,6 +301,7 @@ func (m *Manager) checkTier() error {
 			return err
 		}
 	}
+	cached := make([]int, len(t.groups))
 	for id := allocator.BlockID(0); int(id) < total; id++ {
 		if got := t.pool.RefCount(id); got != refs[id] {
 			return fmt.Errorf("paged: host block %d has count %d but %d host table entries", id, got, refs[id])
@@ -239,11 +310,23 @@ func (m *Manager) checkTier() error {
 		if t.policy.Contains(id) != indexed {
 			return fmt.Errorf("paged: host block %d in host policy = %v, cached = %v", id, !indexed, indexed)
 		}
-		if cur, _ := t.index.get(&t.hash[id]); indexed && cur != id {
-			return fmt.Errorf("paged: host block %d holds %x but the host index does not name it", id, t.hash[id][:6])
+		if indexed {
+			g := t.groupOf(id)
+			if err := m.checkHostGroup(id, g); err != nil {
+				return err
+			}
+			if cur, _ := t.get(&t.hash[id], g); cur != id {
+				return fmt.Errorf("paged: host block %d holds %x of group %d but the host index does not name it", id, t.hash[id][:6], g)
+			}
+			cached[g]++
 		}
 		if t.hmark[id] != allocator.NoBlock {
 			return fmt.Errorf("paged: host block %d has a stale swap mark", id)
+		}
+	}
+	for g, n := range cached {
+		if n != t.groups[g].HostCached {
+			return fmt.Errorf("paged: host tier holds %d blocks of group %d, counts %d", n, g, t.groups[g].HostCached)
 		}
 	}
 	if t.index.len() != t.pool.Cached() || t.policy.Len() != t.pool.Cached() {
@@ -253,6 +336,28 @@ func (m *Manager) checkTier() error {
 		if b != allocator.NoBlock {
 			return fmt.Errorf("paged: device block %d has a stale swap mark", id)
 		}
+	}
+	return nil
+}
+
+// checkHostGroup verifies that offloaded host block id holds content of
+// group g that the prefix cache keeps: a group with a table of its own
+// whose blocks hold blocks of tokens, or a State group's checkpoint page,
+// not reported as an event.
+func (m *Manager) checkHostGroup(id allocator.BlockID, g int) error {
+	t := m.tier
+	if g >= len(t.groups) {
+		return fmt.Errorf("paged: host block %d holds content of group %d of %d", id, g, len(t.groups))
+	}
+	if !m.hybrid() {
+		return nil
+	}
+	ckpt := m.ret.ckpt && m.kinds[g].pages() > 0
+	if !m.kinds[g].commits() && !ckpt {
+		return fmt.Errorf("paged: host block %d holds content of group %d (%v), which caches none", id, g, m.cfg.Groups[g].Kind)
+	}
+	if t.quiet[g] != ckpt {
+		return fmt.Errorf("paged: host tier reports events of group %d = %v, but it is a checkpoint group = %v", g, !t.quiet[g], ckpt)
 	}
 	return nil
 }
@@ -292,4 +397,33 @@ func (m *Manager) tierStats(ts *TierStats) {
 		Offloads: t.offloads, Onboards: t.onboards, HostEvictions: t.hostEvictions,
 		HostHitBlocks: t.hostHitBlocks,
 	}
+}
+
+// GroupTierStats are the host tier's figures of one KV cache group
+// (TierStatsGroup).
+type GroupTierStats struct {
+	// HostCached counts host blocks holding the group's offloaded content.
+	HostCached int
+	// SwapOutBlocks and SwapInBlocks count the group's blocks copied by
+	// SwapOut and SwapIn.
+	SwapOutBlocks, SwapInBlocks uint64
+	// Offloads, Onboards and HostEvictions are TierStats' counters for the
+	// group's blocks: Onboards counts host blocks moved back for a prefix
+	// hit (or by Onboard), the hits the host tier saved in the group.
+	Offloads, Onboards, HostEvictions uint64
+}
+
+// TierStatsGroup returns the host tier's figures of KV cache group g
+// (Config.Groups; 0 for a model of one kind). With a State group in the
+// default mode its offloaded blocks are state checkpoint pages. It returns
+// ErrNoHostTier without a host tier and ErrInvalid for a group out of
+// range; a Shared group holds nothing and its figures stay zero.
+func (m *Manager) TierStatsGroup(g int) (GroupTierStats, error) {
+	if m.tier == nil {
+		return GroupTierStats{}, errorf(ErrNoHostTier, "TierStatsGroup: Config.HostBlocks is 0")
+	}
+	if g < 0 || g >= len(m.tier.groups) {
+		return GroupTierStats{}, errorf(ErrInvalid, "TierStatsGroup: group %d of %d", g, len(m.tier.groups))
+	}
+	return m.tier.groups[g], nil
 }

@@ -20,9 +20,9 @@ func ExampleManager_SwapOut() {
 	table, _ := m.Table(id)
 	fmt.Println("table:", table)
 	// Output:
-	// out: [{1 0 swap-out} {2 1 swap-out}]
+	// out: [{1 0 swap-out 0} {2 1 swap-out 0}]
 	// swap-in: ok 2 blocks
-	// in: [{0 1 swap-in} {1 2 swap-in}]
+	// in: [{0 1 swap-in 0} {1 2 swap-in 0}]
 	// table: [1 2]
 }
 
