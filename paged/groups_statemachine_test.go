@@ -448,7 +448,7 @@ func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
 			h.prefixes = append(h.prefixes, p)
 		}
 		next := int32(1 << 20)
-		t.Repeat(map[string]func(*rapid.T){
+		actions := map[string]func(*rapid.T){
 			"add": func(t *rapid.T) {
 				prompt := append([]int32(nil), rapid.SampledFrom(h.prefixes).Draw(t, "prefix")...)
 				for range rapid.IntRange(0, 3*bs).Draw(t, "tail") {
@@ -469,15 +469,21 @@ func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
 				}
 			},
 			"again": func(t *rapid.T) {
-				// A later turn or a retry: another sequence's tokens again,
-				// so whatever of them is cached (on the device or the host)
-				// is hit.
+				// A retry, or a later turn: another sequence's tokens
+				// again, and maybe more, so whatever of them is cached (on
+				// the device or the host) is hit.
 				if len(h.seqs) == 0 {
 					t.Skip("no sequence")
 				}
 				o := rapid.SampledFrom(h.seqs).Draw(t, "of")
 				prompt := slices.Clone(o.tokens[:len(o.tokens)-o.spec])
+				if rapid.Bool().Draw(t, "next turn") {
+					prompt = append(prompt, h.newTokens(t, &next, 2*bs)...)
+				}
 				id, err := h.m.Add(prompt, nil)
+				if errors.Is(err, paged.ErrNever) {
+					return // longer than a sequence may grow
+				}
 				if err != nil {
 					t.Fatalf("Add: %v", err)
 				}
@@ -731,6 +737,15 @@ func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
 				}
 			},
 			"": h.check,
-		})
+		}
+		// Content goes to the host and comes back for a hit only after
+		// many steps: the offloading machine runs longer.
+		rounds := 1
+		if offloading {
+			rounds = 4
+		}
+		for range rounds {
+			t.Repeat(actions)
+		}
 	}
 }
