@@ -279,3 +279,88 @@ func TestGroupsOffloadKeepsHitsOnAReplay(t *testing.T) {
 	assert.Positive(t, onboards)
 	assert.Greater(t, with, without, "offloading must keep hits the device evicted")
 }
+
+// TestGroupsOffloadSteadyStateAllocs: a hybrid admission whose hit comes
+// back from the host tier (the lookup on both tiers, the onboarding, the
+// offloads its allocations cause) allocates nothing once buffers have
+// grown.
+func TestGroupsOffloadSteadyStateAllocs(t *testing.T) {
+	for _, other := range []paged.Group{{Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.State, Pages: 2}} {
+		m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 49, HostBlocks: 256,
+			Groups: []paged.Group{{}, other}})
+		require.NoError(t, err)
+		prompt := make([]int32, 0, 64)
+		fresh := make([]int32, 1)
+		swaps := make([]paged.Swap, 0, 256)
+		copies := make([]paged.Copy, 0, 64)
+		cks := make([]paged.Checkpoint, 0, 8)
+		held := make([]paged.SeqID, 0, 64)
+		next := int32(1 << 20)
+		create := func(p []int32) paged.SeqID {
+			id, err := m.Add(p, nil)
+			if err != nil {
+				panic(err)
+			}
+			if _, err := m.Admit(id); err != nil {
+				panic(err)
+			}
+			return id
+		}
+		round := int32(0)
+		cycle := func() {
+			round++
+			// Two sequences branch after a prefix (a state checkpoint is
+			// taken there), end, and are flushed to the host by traffic
+			// holding the pool; a third shares the prefix.
+			prefix := func() {
+				prompt = prompt[:0]
+				for k := range int32(16) {
+					prompt = append(prompt, round*100+k)
+				}
+			}
+			var ab [2]paged.SeqID
+			for i := range ab {
+				prefix()
+				prompt = append(prompt, int32(i), int32(i), int32(i), int32(i), int32(i))
+				ab[i] = create(prompt)
+			}
+			cks = m.TakeCheckpoints(cks[:0])
+			for _, id := range ab {
+				_ = m.Free(id)
+			}
+			held = held[:0]
+			for {
+				next++
+				fresh[0] = next
+				id, err := m.Add(fresh, nil)
+				if err != nil {
+					panic(err)
+				}
+				if a, _ := m.CanAdmit(id); a != paged.AdmitOK { // an error would allocate
+					_ = m.Free(id)
+					break
+				}
+				if _, err := m.Admit(id); err != nil {
+					panic(err)
+				}
+				held = append(held, id)
+			}
+			for _, id := range held {
+				_ = m.Free(id)
+			}
+			prefix()
+			id := create(append(prompt, 7))
+			swaps = m.TakeSwaps(swaps[:0])
+			copies = m.TakeCopies(copies[:0])
+			cks = m.TakeCheckpoints(cks[:0])
+			_ = m.Free(id)
+		}
+		for range 4 {
+			cycle()
+		}
+		before := m.Stats().Tiers.Onboards
+		assert.Zero(t, testing.AllocsPerRun(20, cycle), "%v", other.Kind)
+		assert.Greater(t, m.Stats().Tiers.Onboards, before, "the cycles must onboard")
+		require.NoError(t, m.Check())
+	}
+}
