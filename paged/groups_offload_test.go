@@ -163,6 +163,49 @@ func TestGroupsOffloadPerGroupKey(t *testing.T) {
 	assert.Equal(t, 2, g1.HostCached, "group 1's, the same hashes")
 	assert.EqualValues(t, g0.Offloads+g1.Offloads, st.Offloads)
 	require.NoError(t, m.Check())
+	// A snapshot lists each host copy under its group.
+	var snap paged.Snapshot
+	m.Snapshot(&snap)
+	host := map[int]int{}
+	for _, b := range snap.Blocks {
+		if b.Medium == paged.Host {
+			host[b.Group]++
+		}
+	}
+	assert.Equal(t, map[int]int{0: 2, 1: 2}, host)
+}
+
+// TestGroupsOffloadCheckpointNotInSnapshot: offloaded checkpoint pages are
+// not KV events, so neither their moves nor a snapshot of the host tier
+// show them.
+func TestGroupsOffloadCheckpointNotInSnapshot(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 49, HostBlocks: 64, Events: 4096,
+		Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	var ids []paged.SeqID
+	for _, tail := range []int32{1000, 2000} {
+		id, _, err := m.Create(append(seqOf(1, 16), tail, tail, tail, tail, tail), nil)
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	require.Len(t, m.TakeCheckpoints(nil), 1)
+	for _, id := range ids {
+		require.NoError(t, m.Free(id))
+	}
+	next := int32(1 << 20)
+	flushDevice(t, m, &next)
+	st, err := m.TierStatsGroup(1)
+	require.NoError(t, err)
+	assert.Equal(t, 2, st.HostCached, "the checkpoint's pages are on the host")
+	for _, e := range m.DrainEvents(nil) {
+		assert.Zero(t, e.Group, "event %v of the state group", e.Kind)
+	}
+	var snap paged.Snapshot
+	m.Snapshot(&snap)
+	for _, b := range snap.Blocks {
+		assert.Zero(t, b.Group, "snapshot block of the state group")
+	}
+	require.NoError(t, m.Check())
 }
 
 // TestGroupsOffloadHostileTierStatsGroup: TierStatsGroup refuses a group

@@ -380,7 +380,9 @@ type TierStats struct {
 	Offloads, Onboards, HostEvictions uint64
 	// HostHitBlocks is the part of Stats.PrefixHitBlocks found in the host
 	// tier (counted at every Admit call, as PrefixHitBlocks is); device
-	// hits are PrefixHitBlocks - HostHitBlocks.
+	// hits are PrefixHitBlocks - HostHitBlocks. With KV cache groups both
+	// count group 0's blocks; TierStatsGroup has every group's onboards.
+	// The other counters sum every group.
 	HostHitBlocks uint64
 }
 
