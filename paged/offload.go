@@ -112,7 +112,7 @@ func (m *Manager) onboardRef(ref allocator.BlockID, h Hash, g, depth int, parent
 	d := m.allocBlock()
 	m.push(Swap{Src: hb, Dst: d, Kind: Onboard, Group: g})
 	t.unindex(hb)
-	m.moved(&t.hash[hb], g, Host, Device)
+	m.moved(&h, g, Host, Device)
 	t.hash[hb] = Hash{}
 	if t.forgetter != nil {
 		t.forgetter.Forget(hb)

@@ -25,7 +25,8 @@ type hostTier struct {
 	offload   bool
 	floor     int
 
-	// Per host block.
+	// Per host block: hash holds the host index key of the content
+	// (hostKey: the chain hash with the group mixed in).
 	hash   []Hash
 	parent []Hash // as Manager.parent
 	// group is the KV cache group of each host block's offloaded content,
@@ -123,23 +124,46 @@ func (t *hostTier) groupOf(id allocator.BlockID) int {
 	return int(t.group[id])
 }
 
+// hostKey is the host index key of content h of group g, and, applied to
+// a key, gives the content back: the hash with g mixed into its third word
+// (as ckptKey mixes a page number into the fourth), so the host index needs
+// only one key per entry, as it did with one group; group 0's key is the
+// hash itself. The device index salts its tags with the group instead.
+func hostKey(h *Hash, g int) Hash {
+	k := *h
+	if g != 0 {
+		x := uint64(g) * 0xc2b2ae3d27d4eb4f
+		for i := range 8 {
+			k[16+i] ^= byte(x >> (8 * i))
+		}
+	}
+	return k
+}
+
+// content returns the chain hash of host block id's content.
+func (t *hostTier) content(id allocator.BlockID) Hash { return hostKey(&t.hash[id], t.groupOf(id)) }
+
 // get looks (h, g) up in the host index.
 func (t *hostTier) get(h *Hash, g int) (allocator.BlockID, bool) {
-	return t.index.getIn(h, groupSalt(g))
+	if g == 0 {
+		return t.index.get(h)
+	}
+	k := hostKey(h, g)
+	return t.index.get(&k)
 }
 
 // put makes unreferenced host block id hold the offloaded content (h, g),
 // whose chain hash before it is parent (nil without events), and indexes
 // it. REQUIRES: (h, g) is not in the host index.
 func (t *hostTier) put(id allocator.BlockID, h *Hash, g int, parent *Hash) {
-	t.hash[id] = *h
+	t.hash[id] = hostKey(h, g)
 	if t.parent != nil {
 		t.parent[id] = *parent
 	}
 	if t.group != nil {
 		t.group[id] = uint8(g)
 	}
-	t.index.getOrInsert(&t.hash[id], groupSalt(g), id)
+	t.index.set(&t.hash[id], id)
 	t.pool.ReleaseToCache(id)
 	t.policy.Insert(id)
 	t.groups[g].HostCached++
@@ -147,13 +171,12 @@ func (t *hostTier) put(id allocator.BlockID, h *Hash, g int, parent *Hash) {
 
 // unindex removes host block id's content from the host index.
 func (t *hostTier) unindex(id allocator.BlockID) {
-	g := t.groupOf(id)
-	h := &t.hash[id]
-	if cur, _ := t.get(h, g); cur != id {
+	k := &t.hash[id]
+	if cur, _ := t.index.get(k); cur != id {
 		panic(fmt.Sprintf("paged: host block %d is not the index entry of its hash", id))
 	}
-	t.index.replaceOrDel(h, groupSalt(g), id, allocator.NoBlock)
-	t.groups[g].HostCached--
+	t.index.del(k)
+	t.groups[t.groupOf(id)].HostCached--
 }
 
 // available returns the host blocks an allocation may take.
@@ -183,7 +206,8 @@ func (t *hostTier) drop(id allocator.BlockID, ev *eventBuffer) {
 	g := t.groupOf(id)
 	t.unindex(id)
 	if !t.quiet[g] {
-		ev.removed(&t.hash[id], Host, g)
+		h := t.content(id)
+		ev.removed(&h, Host, g)
 	}
 	t.hash[id] = Hash{}
 }
@@ -191,9 +215,10 @@ func (t *hostTier) drop(id allocator.BlockID, ev *eventBuffer) {
 // eachReported calls fn for every offloaded block reported as a KV event
 // (state checkpoint pages are not), with its group.
 func (t *hostTier) eachReported(fn func(h *Hash, id allocator.BlockID, g int)) {
-	t.index.each(func(h *Hash, id allocator.BlockID) {
+	t.index.each(func(_ *Hash, id allocator.BlockID) {
 		if g := t.groupOf(id); !t.quiet[g] {
-			fn(h, id, g)
+			h := t.content(id)
+			fn(&h, id, g)
 		}
 	})
 }
@@ -315,8 +340,9 @@ func (m *Manager) checkTier() error {
 			if err := m.checkHostGroup(id, g); err != nil {
 				return err
 			}
-			if cur, _ := t.get(&t.hash[id], g); cur != id {
-				return fmt.Errorf("paged: host block %d holds %x of group %d but the host index does not name it", id, t.hash[id][:6], g)
+			h := t.content(id)
+			if cur, _ := t.get(&h, g); cur != id {
+				return fmt.Errorf("paged: host block %d holds %x of group %d but the host index does not name it", id, h[:6], g)
 			}
 			cached[g]++
 		}
