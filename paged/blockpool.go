@@ -39,6 +39,8 @@ type blockPool struct {
 	// unified: every unreferenced block lives in the policy
 	// (Config.UnifiedFreeQueue).
 	unified bool
+	// shelves order evictions beside the policy (shelves.go).
+	shelves shelves
 }
 
 // newBlockPool returns the pool of cfg, whose defaults are filled in.

@@ -149,7 +149,7 @@ func (m *Manager) Advance(now int64) {
 
 // available returns the blocks an allocation may take: free ones plus
 // evictable ones, the policy's and the retention shelves'.
-func (m *Manager) available() int { return m.bp.available() + m.ret.shelved() }
+func (m *Manager) available() int { return m.bp.available() + m.bp.shelves.shelved() }
 
 // watermarkBlocks is the headroom admission must leave.
 func (m *Manager) watermarkBlocks() int {
@@ -164,7 +164,7 @@ func (m *Manager) allocBlock() allocator.BlockID {
 		m.notePeak()
 		return id
 	}
-	id, ok := m.victim()
+	id, ok := m.bp.victim()
 	if !ok {
 		panic("paged: allocation with no free or evictable block")
 	}

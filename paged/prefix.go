@@ -45,7 +45,7 @@ func (m *Manager) claim(id allocator.BlockID) {
 		m.bp.accessor.Access(id)
 	}
 	if m.bp.pool.IsCached(id) {
-		m.unshelve(id)
+		m.bp.unshelve(id)
 		m.bp.pool.Claim(id)
 		return
 	}
@@ -166,7 +166,7 @@ func (m *Manager) ResetCache() error {
 			// The block keeps its place in the one free queue, as in vLLM.
 			continue
 		}
-		m.unshelve(id)
+		m.bp.unshelve(id)
 		if m.bp.forgetter != nil {
 			m.bp.forgetter.Forget(id)
 		}
