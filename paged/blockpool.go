@@ -88,6 +88,20 @@ func (p *blockPool) release(id allocator.BlockID) {
 	p.pool.Release(id)
 }
 
+// claim takes a reference to a block found by a lookup: an evictable
+// block leaves the policy or its shelf, a held one gains a reference.
+func (p *blockPool) claim(id allocator.BlockID) {
+	if p.accessor != nil {
+		p.accessor.Access(id)
+	}
+	if p.pool.IsCached(id) {
+		p.unshelve(id)
+		p.pool.Claim(id)
+		return
+	}
+	p.pool.Ref(id)
+}
+
 // releaseTail releases blocks[from:] tail first, so a chain's tail is
 // given up before its head.
 func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
