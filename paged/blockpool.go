@@ -41,6 +41,11 @@ type blockPool struct {
 	unified bool
 	// shelves order evictions beside the policy (shelves.go).
 	shelves shelves
+	// host is the host tier evicted content is offloaded to (offload.go;
+	// nil without one), quiet the groups whose cached blocks are state
+	// checkpoint pages, which are not reported as KV events.
+	host  *hostTier
+	quiet []bool
 }
 
 // newBlockPool returns the pool of cfg, whose defaults are filled in.
@@ -100,6 +105,27 @@ func (p *blockPool) claim(id allocator.BlockID) {
 		return
 	}
 	p.pool.Ref(id)
+}
+
+// alloc takes one block for new content: from the free list, else the
+// victim of the eviction order, whose cached content moves to the host
+// tier or is given up; it reports whether it evicted cached content.
+// REQUIRES: a free or evictable block.
+func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
+	if p.pool.Free() > 0 {
+		id, _ := p.pool.Alloc()
+		return id, false
+	}
+	id, ok := p.victim()
+	if !ok {
+		panic("paged: allocation with no free or evictable block")
+	}
+	evicted := p.cached[id]
+	if evicted && !p.offload(id, now) {
+		p.uncache(id, !p.quiet[p.groupOf(id)])
+	}
+	p.pool.Claim(id)
+	return id, evicted
 }
 
 // releaseTail releases blocks[from:] tail first, so a chain's tail is

@@ -122,7 +122,7 @@ func (m *Manager) lookupState(s *sequence, full int) int {
 	}
 	for L := full; L > 0; L-- {
 		k := ckptKey(&s.hashes[L-1], 0)
-		if _, ok := m.findIn(&k, r.states[0]); !ok {
+		if _, ok := m.bp.findIn(&k, r.states[0]); !ok {
 			continue
 		}
 		if m.checkpointAt(s, L) {
@@ -142,7 +142,7 @@ func (m *Manager) checkpointAt(s *sequence, L int) bool {
 	for _, g := range r.states {
 		for j := range r.pages {
 			k := ckptKey(&s.hashes[L-1], j)
-			id, ok := m.findIn(&k, g)
+			id, ok := m.bp.findIn(&k, g)
 			if !ok {
 				return false
 			}

@@ -276,14 +276,14 @@ full:
 		id, ok := m.bp.successor(prev, h)
 		if !ok {
 			if id, ok = m.bp.index.get(h); !ok {
-				if id, ok = m.hostHitIn(h, 0); !ok {
+				if id, ok = m.bp.hostHitIn(h, 0); !ok {
 					break
 				}
 			}
 		}
 		for g := 1; g < len(groups); g++ {
 			if groups[g].Kind == FullAttention {
-				if _, ok := m.findIn(h, g); !ok {
+				if _, ok := m.bp.findIn(h, g); !ok {
 					break full
 				}
 			}
@@ -300,7 +300,7 @@ full:
 			continue
 		}
 		for k := range hit {
-			id, _ := m.findIn(&s.hashes[k], g)
+			id, _ := m.bp.findIn(&s.hashes[k], g)
 			m.ghits[g-1] = append(m.ghits[g-1], id)
 		}
 	}
@@ -312,7 +312,7 @@ full:
 func (m *Manager) cachedInLocalGroups(h *Hash) bool {
 	for g := 1; g < len(m.cfg.Groups); g++ {
 		if m.kinds[g].local() {
-			if _, ok := m.findIn(h, g); !ok {
+			if _, ok := m.bp.findIn(h, g); !ok {
 				return false
 			}
 		}

@@ -33,16 +33,15 @@ func hostRef(hb allocator.BlockID) allocator.BlockID { return -2 - hb }
 // hostOf decodes hostRef.
 func hostOf(ref allocator.BlockID) allocator.BlockID { return -2 - ref }
 
-// hostHit looks h up in group 0 of the host index and returns it as a
-// hostRef.
-func (m *Manager) hostHit(h *Hash) (allocator.BlockID, bool) { return m.hostHitIn(h, 0) }
+// hostHit looks h up in group 0 of the host index (blockPool.hostHitIn).
+func (m *Manager) hostHit(h *Hash) (allocator.BlockID, bool) { return m.bp.hostHitIn(h, 0) }
 
 // hostHitIn looks (h, g) up in the host index and returns it as a hostRef.
-func (m *Manager) hostHitIn(h *Hash, g int) (allocator.BlockID, bool) {
-	if m.tier == nil {
+func (p *blockPool) hostHitIn(h *Hash, g int) (allocator.BlockID, bool) {
+	if p.host == nil {
 		return 0, false
 	}
-	hb, ok := m.tier.get(h, g)
+	hb, ok := p.host.get(h, g)
 	if !ok {
 		return 0, false
 	}
@@ -51,45 +50,46 @@ func (m *Manager) hostHitIn(h *Hash, g int) (allocator.BlockID, bool) {
 
 // findIn looks (h, g) up in the device index, else the host index (a
 // hostRef): the hybrid lookup treats offloaded content as present.
-func (m *Manager) findIn(h *Hash, g int) (allocator.BlockID, bool) {
-	if id, ok := m.bp.index.getIn(h, groupSalt(g)); ok {
+func (p *blockPool) findIn(h *Hash, g int) (allocator.BlockID, bool) {
+	if id, ok := p.index.getIn(h, groupSalt(g)); ok {
 		return id, true
 	}
-	return m.hostHitIn(h, g)
+	return p.hostHitIn(h, g)
 }
 
 // moved reports content (h, g) moving between tiers; state checkpoint
 // pages are not KV events (checkpoint.go).
-func (m *Manager) moved(h *Hash, g int, from, to Medium) {
-	if !m.tier.quiet[g] {
-		m.bp.events.moved(h, from, to, g)
+func (p *blockPool) moved(h *Hash, g int, from, to Medium) {
+	if !p.quiet[g] {
+		p.events.moved(h, from, to, g)
 	}
 }
 
 // offload moves the cached content of device block id, just taken from the
-// policy as a victim, to the host tier, and reports whether it did; when it
-// did, the content has left the device index (a BlockMoved event). With
-// several groups the content keeps its group: the host index is keyed by
-// (hash, group) as the device index is.
-func (m *Manager) offload(id allocator.BlockID) bool {
-	t := m.tier
-	if t == nil || !t.offload || m.bp.dupNext[id] != id {
+// eviction order as a victim, to the host tier, and reports whether it
+// did; when it did, the content has left the device index (a BlockMoved
+// event). now is the time the content's retention priority is read at.
+// With several groups the content keeps its group: the host index is keyed
+// by (hash, group) as the device index is.
+func (p *blockPool) offload(id allocator.BlockID, now int64) bool {
+	t := p.host
+	if t == nil || !t.offload || p.dupNext[id] != id {
 		return false // no tier, or another device block still holds the content
 	}
-	h := &m.bp.hash[id]
-	g := m.bp.groupOf(id)
-	if _, ok := t.get(h, g); ok || t.available() == 0 || t.priority(id, m.now) < t.floor {
+	h := &p.hash[id]
+	g := p.groupOf(id)
+	if _, ok := t.get(h, g); ok || t.available() == 0 || t.priority(id, now) < t.floor {
 		return false
 	}
-	hb := t.alloc(&m.bp.events)
+	hb := t.alloc(&p.events)
 	var parent *Hash
-	if m.bp.parent != nil {
-		parent = &m.bp.parent[id]
+	if p.parent != nil {
+		parent = &p.parent[id]
 	}
 	t.put(hb, h, g, parent)
-	m.push(Swap{Src: id, Dst: hb, Kind: Offload, Group: g})
-	m.moved(h, g, Device, Host)
-	m.bp.uncache(id, false)
+	t.push(Swap{Src: id, Dst: hb, Kind: Offload, Group: g})
+	p.moved(h, g, Device, Host)
+	p.uncache(id, false)
 	t.offloads++
 	t.groups[g].Offloads++
 	return true
@@ -110,9 +110,9 @@ func (m *Manager) onboardRef(ref allocator.BlockID, h Hash, g, depth int, parent
 	t := m.tier
 	hb := hostOf(ref)
 	d := m.allocBlock()
-	m.push(Swap{Src: hb, Dst: d, Kind: Onboard, Group: g})
+	t.push(Swap{Src: hb, Dst: d, Kind: Onboard, Group: g})
 	t.unindex(hb)
-	m.moved(&h, g, Host, Device)
+	m.bp.moved(&h, g, Host, Device)
 	t.hash[hb] = Hash{}
 	if t.forgetter != nil {
 		t.forgetter.Forget(hb)

@@ -183,7 +183,7 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 				if hb == markCounted {
 					hb = t.alloc(&m.bp.events)
 					t.mark[b] = hb
-					m.push(Swap{Src: b, Dst: hb, Kind: SwapOut, Group: g})
+					m.tier.push(Swap{Src: b, Dst: hb, Kind: SwapOut, Group: g})
 					t.swapOuts++
 					t.groups[g].SwapOutBlocks++
 				} else {
@@ -345,7 +345,7 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 				} else {
 					d = m.allocBlock()
 					t.hmark[hb] = d
-					m.push(Swap{Src: hb, Dst: d, Kind: SwapIn, Group: g})
+					m.tier.push(Swap{Src: hb, Dst: d, Kind: SwapIn, Group: g})
 					t.swapIns++
 					t.groups[g].SwapInBlocks++
 				}

@@ -44,8 +44,10 @@ type hostTier struct {
 	mark    []allocator.BlockID
 
 	// moves is the ordered stream of pending tier directives (and the
-	// copy-on-write copies that preceded them).
-	moves []Swap
+	// copy-on-write copies that preceded them); copies are the manager's
+	// pending copy-on-write copies (Manager.copies).
+	moves  []Swap
+	copies *[]Copy
 
 	swapOuts, swapIns, offloads, onboards, hostEvictions uint64
 	hostHitBlocks                                        uint64
@@ -54,7 +56,8 @@ type hostTier struct {
 
 	// groups are the per-group figures (TierStatsGroup), one per KV cache
 	// group; quiet marks the groups whose cached blocks are state
-	// checkpoint pages, which are not reported as KV events.
+	// checkpoint pages, which are not reported as KV events (the pool's
+	// blockPool.quiet).
 	groups []GroupTierStats
 	quiet  []bool
 }
@@ -109,7 +112,6 @@ func newHostTier(cfg Config, nDevice int) (*hostTier, error) {
 		t.mark[i] = allocator.NoBlock
 	}
 	t.groups = make([]GroupTierStats, max(1, len(cfg.Groups)))
-	t.quiet = make([]bool, len(t.groups))
 	if len(cfg.Groups) > 1 {
 		t.group = make([]uint8, cfg.HostBlocks)
 	}
@@ -246,13 +248,12 @@ func (t *hostTier) priority(id allocator.BlockID, now int64) int {
 // push appends a tier directive. Copy-on-write copies issued before it are
 // folded into the stream first, so the server, running the stream in order
 // and then Batch.Copies, sees every transfer in the order it was decided.
-func (m *Manager) push(d Swap) {
-	t := m.tier
-	if len(m.copies) > 0 {
-		for _, c := range m.copies {
+func (t *hostTier) push(d Swap) {
+	if copies := *t.copies; len(copies) > 0 {
+		for _, c := range copies {
 			t.moves = append(t.moves, Swap{Src: c.Src, Dst: c.Dst, Kind: DeviceCopy})
 		}
-		m.copies = m.copies[:0]
+		*t.copies = copies[:0]
 	}
 	t.moves = append(t.moves, d)
 }
