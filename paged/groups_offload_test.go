@@ -407,3 +407,48 @@ func TestGroupsOffloadSteadyStateAllocs(t *testing.T) {
 		require.NoError(t, m.Check())
 	}
 }
+
+// BenchmarkGroupsOffloadChurn is BenchmarkOffloadChurn with a sliding
+// window group: prompts of 33 tokens (2 full blocks of 16 and one token)
+// take turns on a device that holds one of them, so every Create finds its
+// prefix on the host in both groups (2 full-attention blocks, the window's
+// 1), onboards it and offloads the previous prompt's blocks. The
+// one-group figure is measured beside it (x-one-group).
+func BenchmarkGroupsOffloadChurn(b *testing.B) {
+	var one float64
+	for _, layout := range []struct {
+		name   string
+		groups []paged.Group
+		blocks int
+	}{
+		{"one", nil, 4},
+		{"full+window16", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 16}}, 7},
+	} {
+		b.Run(layout.name, func(b *testing.B) {
+			m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: layout.blocks, HostBlocks: 64, Groups: layout.groups})
+			require.NoError(b, err)
+			prompts := make([][]int32, 8)
+			for i := range prompts {
+				prompts[i] = seqTokens(33, int32(100*i))
+			}
+			buf := make([]paged.Swap, 0, 64)
+			i, hits := 0, 0
+			b.ReportAllocs()
+			for b.Loop() {
+				id, cached, _ := m.Create(prompts[i%len(prompts)], nil)
+				_ = m.Free(id)
+				buf = m.TakeSwaps(buf[:0])
+				i, hits = i+1, hits+cached
+			}
+			st := m.Stats().Tiers
+			b.ReportMetric(float64(st.Onboards)/float64(b.N), "onboards/op")
+			b.ReportMetric(float64(hits)/float64(b.N), "hit-tokens/op")
+			perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if layout.groups == nil {
+				one = perOp
+			} else if one > 0 {
+				b.ReportMetric(perOp/one, "x-one-group")
+			}
+		})
+	}
+}
