@@ -39,6 +39,13 @@ type blockPool struct {
 	// unified: every unreferenced block lives in the policy
 	// (Config.UnifiedFreeQueue).
 	unified bool
+	// shelves order evictions beside the policy (shelves.go).
+	shelves shelves
+	// host is the host tier evicted content is offloaded to (offload.go;
+	// nil without one), quiet the groups whose cached blocks are state
+	// checkpoint pages, which are not reported as KV events.
+	host  *hostTier
+	quiet []bool
 }
 
 // newBlockPool returns the pool of cfg, whose defaults are filled in.
@@ -84,6 +91,41 @@ func (p *blockPool) release(id allocator.BlockID) {
 		return
 	}
 	p.pool.Release(id)
+}
+
+// claim takes a reference to a block found by a lookup: an evictable
+// block leaves the policy or its shelf, a held one gains a reference.
+func (p *blockPool) claim(id allocator.BlockID) {
+	if p.accessor != nil {
+		p.accessor.Access(id)
+	}
+	if p.pool.IsCached(id) {
+		p.unshelve(id)
+		p.pool.Claim(id)
+		return
+	}
+	p.pool.Ref(id)
+}
+
+// alloc takes one block for new content: from the free list, else the
+// victim of the eviction order, whose cached content moves to the host
+// tier or is given up; it reports whether it evicted cached content.
+// REQUIRES: a free or evictable block.
+func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
+	if p.pool.Free() > 0 {
+		id, _ := p.pool.Alloc()
+		return id, false
+	}
+	id, ok := p.victim()
+	if !ok {
+		panic("paged: allocation with no free or evictable block")
+	}
+	evicted := p.cached[id]
+	if evicted && !p.offload(id, now) {
+		p.uncache(id, !p.quiet[p.groupOf(id)])
+	}
+	p.pool.Claim(id)
+	return id, evicted
 }
 
 // releaseTail releases blocks[from:] tail first, so a chain's tail is

@@ -98,10 +98,10 @@ func (m *Manager) Check() error {
 		}
 		unref := refs[id] == 0
 		wantInPolicy := unref && (m.cfg.UnifiedFreeQueue || m.bp.cached[id])
-		if m.bp.policy.Contains(id) && m.ret.shelfOf(id) != shelfPolicy {
-			return fmt.Errorf("paged: block %d is both in the policy and on shelf %d", id, m.ret.shelfOf(id))
+		if m.bp.policy.Contains(id) && m.bp.shelves.shelfOf(id) != shelfPolicy {
+			return fmt.Errorf("paged: block %d is both in the policy and on shelf %d", id, m.bp.shelves.shelfOf(id))
 		}
-		if (m.bp.policy.Contains(id) || m.ret.shelfOf(id) != shelfPolicy) != wantInPolicy {
+		if (m.bp.policy.Contains(id) || m.bp.shelves.shelfOf(id) != shelfPolicy) != wantInPolicy {
 			return fmt.Errorf("paged: block %d in policy = %v, want %v (count %d, cached %v)", id, !wantInPolicy, wantInPolicy, refs[id], m.bp.cached[id])
 		}
 		if unref && m.bp.pool.IsFree(id) == wantInPolicy {
@@ -111,10 +111,10 @@ func (m *Manager) Check() error {
 			ncached++
 		}
 	}
-	if m.bp.policy.Len()+m.ret.shelved() != m.bp.pool.Cached() {
-		return fmt.Errorf("paged: policy holds %d blocks and shelves %d, pool has %d cached", m.bp.policy.Len(), m.ret.shelved(), m.bp.pool.Cached())
+	if m.bp.policy.Len()+m.bp.shelves.shelved() != m.bp.pool.Cached() {
+		return fmt.Errorf("paged: policy holds %d blocks and shelves %d, pool has %d cached", m.bp.policy.Len(), m.bp.shelves.shelved(), m.bp.pool.Cached())
 	}
-	if err := m.checkRetention(); err != nil {
+	if err := m.bp.checkShelves(); err != nil {
 		return err
 	}
 	reach := 0

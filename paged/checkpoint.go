@@ -103,7 +103,12 @@ func ckptKey(h *Hash, j int) Hash {
 // isCheckpoint reports whether block id holds a checkpoint page (it is in
 // a State group): those are not reported as KV events.
 func (m *Manager) isCheckpoint(id allocator.BlockID) bool {
-	return m.ret.ckpt && m.kinds[m.bp.groupOf(id)].pages() > 0
+	return m.ckptGroup(m.bp.groupOf(id))
+}
+
+// ckptGroup reports whether group g's cached blocks are checkpoint pages.
+func (m *Manager) ckptGroup(g int) bool {
+	return m.ret.ckpt && m.kinds[g].pages() > 0
 }
 
 // lookupState finds the longest L <= full with a checkpoint after L blocks
@@ -115,10 +120,9 @@ func (m *Manager) lookupState(s *sequence, full int) int {
 	if !r.ckpt {
 		return 0
 	}
-	first := groupSalt(r.states[0])
 	for L := full; L > 0; L-- {
 		k := ckptKey(&s.hashes[L-1], 0)
-		if _, ok := m.bp.index.getIn(&k, first); !ok {
+		if _, ok := m.bp.findIn(&k, r.states[0]); !ok {
 			continue
 		}
 		if m.checkpointAt(s, L) {
@@ -131,13 +135,14 @@ func (m *Manager) lookupState(s *sequence, full int) int {
 }
 
 // checkpointAt collects into hitPages every page of the checkpoints after
-// L blocks of s, reporting whether all are cached.
+// L blocks of s, reporting whether all are cached (on the device, or the
+// host: a hostRef).
 func (m *Manager) checkpointAt(s *sequence, L int) bool {
 	r := &m.ret
 	for _, g := range r.states {
 		for j := range r.pages {
 			k := ckptKey(&s.hashes[L-1], j)
-			id, ok := m.bp.index.getIn(&k, groupSalt(g))
+			id, ok := m.bp.findIn(&k, g)
 			if !ok {
 				return false
 			}
@@ -152,20 +157,27 @@ func (m *Manager) checkpointAt(s *sequence, L int) bool {
 func (m *Manager) stateClaims() int {
 	n := 0
 	for _, b := range m.ret.hitPages {
-		if m.bp.pool.IsCached(b) {
+		if b > nullBlock && m.bp.pool.IsCached(b) {
 			n++
 		}
 	}
 	return n
 }
 
-// claimState claims the checkpoint pages of the lookup just made for s,
-// which pins them while it runs, before its own pages are allocated.
+// claimState claims the device checkpoint pages of the lookup just made
+// for s, before its own pages are allocated (host ones are onboarded).
 func (m *Manager) claimState(s *sequence) {
 	for _, b := range m.ret.hitPages {
-		m.claim(b)
-		s.keep.pins = append(s.keep.pins, b)
+		if b > nullBlock {
+			m.claim(b)
+		}
 	}
+}
+
+// pinState pins the checkpoint pages s hit, all on the device now, while
+// it runs.
+func (m *Manager) pinState(s *sequence) {
+	s.keep.pins = append(s.keep.pins, m.ret.hitPages...)
 }
 
 // admitState finishes the admission of s for its state groups: copies

@@ -40,6 +40,40 @@ type ckModel struct {
 	page   map[allocator.BlockID]uint64 // state pages
 	kv     map[int64]uint64             // full-attention slots
 	hits   int
+	// hostPage and hostKV are the host tier's copies; ckptOnboards counts
+	// checkpoint pages moved back from it.
+	hostPage     map[allocator.BlockID]uint64
+	hostKV       map[int64]uint64
+	ckptOnboards int
+}
+
+// transfer runs the tier directives as a server does: each block's state
+// page value and KV slots move between the device and the host, and the
+// source of an offload or onboard is poisoned (it is handed out again).
+func (c *ckModel) transfer(t *rapid.T) {
+	for _, d := range c.m.TakeSwaps(nil) {
+		if d.Kind == paged.DeviceCopy {
+			// A state copy (step's Copy) decided before a later directive
+			// of the stream.
+			c.page[d.Dst] = c.page[d.Src]
+			continue
+		}
+		if d.Kind != paged.Offload && d.Kind != paged.Onboard {
+			t.Fatalf("unexpected directive %+v", d)
+		}
+		srcP, dstP, srcK, dstK := c.page, c.hostPage, c.kv, c.hostKV
+		if d.Kind == paged.Onboard {
+			srcP, dstP, srcK, dstK = dstP, srcP, dstK, srcK
+			if c.groups[d.Group].Kind == paged.State {
+				c.ckptOnboards++
+			}
+		}
+		dstP[d.Dst], srcP[d.Src] = srcP[d.Src], 0
+		for off := range int64(c.bs) {
+			dstK[int64(d.Dst)*int64(c.bs)+off] = srcK[int64(d.Src)*int64(c.bs)+off]
+			srcK[int64(d.Src)*int64(c.bs)+off] = 0
+		}
+	}
 }
 
 func (c *ckModel) tables(t *rapid.T, s *ckSeq, g int) []allocator.BlockID {
@@ -51,6 +85,7 @@ func (c *ckModel) tables(t *rapid.T, s *ckSeq, g int) []allocator.BlockID {
 }
 
 func (c *ckModel) step(t *rapid.T) {
+	c.transfer(t)
 	for _, cp := range c.m.TakeCopies(nil) {
 		c.page[cp.Dst] = c.page[cp.Src]
 	}
@@ -105,6 +140,7 @@ func (c *ckModel) step(t *rapid.T) {
 
 // writeKV records the attention KV of positions [from, len) of s.
 func (c *ckModel) writeKV(t *rapid.T, s *ckSeq, from int) {
+	c.transfer(t)
 	for g := range c.groups {
 		if c.groups[g].Kind == paged.State {
 			continue
@@ -145,11 +181,13 @@ func (c *ckModel) check(t *rapid.T) {
 
 // TestCheckpointStateMachine: full attention with one to three state
 // groups in the default mode, shared prompt prefixes, preemption and pool
-// pressure; after every operation Check passes and every computed
-// sequence reads back its own KV and state, and every state hit copies in
-// the state after exactly the tokens it skips.
+// pressure, with a host tier that offloads evicted blocks (checkpoint
+// pages included) or not; after every operation Check passes and every
+// computed sequence reads back its own KV and state, and every state hit
+// copies in the state after exactly the tokens it skips, also when the
+// checkpoint came back from the host.
 func TestCheckpointStateMachine(t *testing.T) {
-	hits := 0
+	hits, ckptOnboards := 0, 0
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
 		pages := rapid.IntRange(1, 3).Draw(t, "pages")
@@ -161,11 +199,12 @@ func TestCheckpointStateMachine(t *testing.T) {
 			groups = append(groups, paged.Group{Kind: paged.FullAttention})
 		}
 		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: rapid.IntRange(8, 96).Draw(t, "blocks"),
-			Groups: groups, MaxModelLen: 16 * bs})
+			Groups: groups, MaxModelLen: 16 * bs, HostBlocks: rapid.SampledFrom([]int{0, 8, 8, 64}).Draw(t, "host blocks")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &ckModel{m: m, groups: groups, bs: bs, page: map[allocator.BlockID]uint64{}, kv: map[int64]uint64{}}
+		c := &ckModel{m: m, groups: groups, bs: bs, page: map[allocator.BlockID]uint64{}, kv: map[int64]uint64{},
+			hostPage: map[allocator.BlockID]uint64{}, hostKV: map[int64]uint64{}}
 		var prefixes [][]int32
 		for i := range 2 {
 			p := make([]int32, rapid.IntRange(bs, 6*bs).Draw(t, "prefix"))
@@ -223,7 +262,27 @@ func TestCheckpointStateMachine(t *testing.T) {
 				admit(t, s)
 			},
 			"admit": func(t *rapid.T) { admit(t, pick(t, false)) },
-			"step":  c.step,
+			"flush": func(t *rapid.T) {
+				// Pool pressure: a request of fresh tokens runs and ends,
+				// evicting cached blocks, checkpoints too (to the host
+				// tier, when there is one).
+				prompt := make([]int32, rapid.IntRange(1, 16*bs).Draw(t, "fresh"))
+				for k := range prompt {
+					next++
+					prompt[k] = next
+				}
+				id, _, err := c.m.Create(prompt, nil)
+				if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+					return
+				}
+				if err != nil {
+					t.Fatalf("Create: %v", err)
+				}
+				if err := c.m.Free(id); err != nil {
+					t.Fatalf("Free: %v", err)
+				}
+			},
+			"step": c.step,
 			"append": func(t *rapid.T) {
 				s := pick(t, true)
 				if s.fresh > 0 {
@@ -261,8 +320,12 @@ func TestCheckpointStateMachine(t *testing.T) {
 			"": c.check,
 		})
 		hits += c.hits
+		ckptOnboards += c.ckptOnboards
 	})
 	assert.Positive(t, hits, "no run hit a checkpoint")
+	// Checkpoint pages come back from the host in a few runs only (they
+	// wait on the high shelf); TestOffloadCheckpointHit makes it happen.
+	t.Logf("%d checkpoint pages onboarded", ckptOnboards)
 }
 
 // TestCheckpointHit: the second sequence sharing a prefix asks for a

@@ -75,13 +75,16 @@
 // tables and decides the order of lookups, allocations and releases (the
 // vLLM-compatible semantics live there). The device pool with its prefix
 // index is one unexported component (blockpool.go, vLLM's BlockPool): the
-// block allocator, the eviction policy, the per-block metadata (content
-// hash, group, duplicates), the hash index and the KV event buffer, with
-// the operations that change them together (release, commit, uncache,
-// forget, the chain guesses of a lookup). The Manager holds it by value
-// and drives it together with the retention shelves (retention.go) and the
-// host tier (tier.go, offload.go), which choose victims and offload
-// evicted blocks. Each KV cache group's attention
+// block allocator, the eviction policy and the retention shelves beside
+// it (shelves.go), the per-block metadata (content hash, group,
+// duplicates), the hash index and the KV event buffer, with the
+// operations that change them together: allocation with victim choice,
+// offloading the victim's content to the host tier (offload.go), claim,
+// release, commit, uncache, forget, and the lookups of a block on the
+// device or the host (the chain guesses, findIn). The Manager holds it by
+// value; retention.go decides which shelf a released block goes to, and
+// the host tier (tier.go) also keeps swapped-out tables, which the Manager
+// drives. Each KV cache group's attention
 // kind is one small unexported type behind one internal interface
 // (group_kinds.go: full, window, chunked, state, shared), which answers
 // how many blocks the group holds, which it may release, what a prefix hit

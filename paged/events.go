@@ -69,8 +69,8 @@ func (b *eventBuffer) removed(h *Hash, medium Medium, group int) {
 	b.simple(BlockRemoved, h, medium, medium, group)
 }
 
-func (b *eventBuffer) moved(h *Hash, from, to Medium) {
-	b.simple(BlockMoved, h, to, from, 0)
+func (b *eventBuffer) moved(h *Hash, from, to Medium, group int) {
+	b.simple(BlockMoved, h, to, from, group)
 }
 
 func (b *eventBuffer) simple(kind EventKind, h *Hash, medium, from Medium, group int) {

@@ -148,7 +148,7 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 		if one > 0 {
 			id, ok := m.bp.predecessor(next, &s.hashes[i], one)
 			if !ok {
-				id, ok = m.bp.index.getIn(&s.hashes[i], groupSalt(one))
+				id, ok = m.bp.findIn(&s.hashes[i], one)
 			}
 			if !ok {
 				run, next = 0, allocator.NoBlock
@@ -192,7 +192,7 @@ func (m *Manager) hitRows(s *sequence, kind GroupKind, start, end, one int) {
 			row = append(row, m.wids[start:end]...)
 		} else {
 			for k := start; k < end; k++ {
-				id, _ := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
+				id, _ := m.bp.findIn(&s.hashes[k], g)
 				row = append(row, id)
 			}
 		}

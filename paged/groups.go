@@ -38,9 +38,10 @@ import (
 // blocks the default mode keeps longest is retention.go's.
 //
 // Every operation works with several groups (Fork, Truncate, speculative
-// tokens and swapping as groups_ops.go describes), except offloading
-// evicted prefix blocks to the host tier: a hybrid manager's host tier
-// needs Config.DisableOffload.
+// tokens and swapping as groups_ops.go describes). Offloading keeps each
+// evicted block's group: the host index is keyed by (hash, group) as the
+// device index is, and the lookup takes a block of any group found on the
+// host as present, onboarding it at admission (offload.go).
 
 // GroupKind is the attention kind of a KV cache group.
 type GroupKind uint8
@@ -173,9 +174,6 @@ func checkGroups(cfg *Config) error {
 			return fmt.Errorf("%w: Config.Groups[%d].Kind %v is not supported", ErrInvalid, i, g.Kind)
 		}
 	}
-	if len(cfg.Groups) > 1 && cfg.HostBlocks > 0 && !cfg.DisableOffload && !cfg.DisablePrefixCaching {
-		return fmt.Errorf("%w: Config.HostBlocks with several KV cache groups needs DisableOffload: swapping works per group, offloading hybrid prefix blocks is not supported yet", ErrInvalid)
-	}
 	return nil
 }
 
@@ -278,12 +276,14 @@ full:
 		id, ok := m.bp.successor(prev, h)
 		if !ok {
 			if id, ok = m.bp.index.get(h); !ok {
-				break
+				if id, ok = m.bp.hostHitIn(h, 0); !ok {
+					break
+				}
 			}
 		}
 		for g := 1; g < len(groups); g++ {
 			if groups[g].Kind == FullAttention {
-				if _, ok := m.bp.index.getIn(h, groupSalt(g)); !ok {
+				if _, ok := m.bp.findIn(h, g); !ok {
 					break full
 				}
 			}
@@ -300,19 +300,19 @@ full:
 			continue
 		}
 		for k := range hit {
-			id, _ := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
+			id, _ := m.bp.findIn(&s.hashes[k], g)
 			m.ghits[g-1] = append(m.ghits[g-1], id)
 		}
 	}
 	return hit
 }
 
-// cachedInLocalGroups reports whether h is cached in every sliding-window
-// and chunked group.
+// cachedInLocalGroups reports whether h is cached, on the device or the
+// host, in every sliding-window and chunked group.
 func (m *Manager) cachedInLocalGroups(h *Hash) bool {
 	for g := 1; g < len(m.cfg.Groups); g++ {
 		if m.kinds[g].local() {
-			if _, ok := m.bp.index.getIn(h, groupSalt(g)); !ok {
+			if _, ok := m.bp.findIn(h, g); !ok {
 				return false
 			}
 		}
@@ -336,20 +336,32 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		maxHit = n / m.bs
 	}
 	p.hits = m.lookupGroups(s, maxHit)
+	// A host hit takes a new device block to onboard it into. p.onboard
+	// counts group 0's only, the host part of PrefixHitBlocks.
+	host := 0
 	count := func(row []allocator.BlockID) {
 		for _, b := range row {
-			if b != nullBlock && m.bp.pool.IsCached(b) {
+			switch {
+			case b < 0:
+				host++
+			case b != nullBlock && m.bp.pool.IsCached(b):
 				p.evictableHits++
 			}
 		}
 	}
 	count(m.hits)
+	p.onboard = host
 	held := len(m.hits)
 	for g := range m.ghits {
 		count(m.ghits[g])
 		held += len(m.ghits[g])
 	}
-	p.alloc = total - held + p.evictableHits + m.stateClaims()
+	for _, b := range m.ret.hitPages {
+		if b < 0 {
+			host++
+		}
+	}
+	p.alloc = total - held + p.evictableHits + m.stateClaims() + host
 	wm := m.watermarkBlocks()
 	switch {
 	case total > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
@@ -360,21 +372,13 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	return p, AdmitOK
 }
 
-// admitGroups commits a successful plan: hits are claimed group by group,
-// then each group's new blocks are allocated, group 0 first, and each
-// group's full blocks are committed.
+// admitGroups commits a successful plan: device hits are claimed group by
+// group, host hits onboarded, then each group's new blocks are allocated,
+// group 0 first, and each group's full blocks are committed.
 func (m *Manager) admitGroups(s *sequence, p plan) {
-	for _, b := range m.hits {
-		m.claim(b)
-	}
-	for g := range m.ghits {
-		for _, b := range m.ghits[g] {
-			if b != nullBlock {
-				m.claim(b)
-			}
-		}
-	}
-	m.claimState(s)
+	m.claimHits(s)
+	m.onboardGroups(s)
+	m.pinState(s)
 	s.blocks = append(s.blocks[:0], m.hits...)
 	for g := range s.ext {
 		t := &s.ext[g]
@@ -396,6 +400,25 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 	}
 	m.notePeak()
 	s.committed = p.hits
+}
+
+// claimHits claims the device hits of the last hybrid lookup for s, in
+// every group's row and the checkpoint pages; host hits are left to
+// onboardGroups.
+func (m *Manager) claimHits(s *sequence) {
+	for _, b := range m.hits {
+		if b > nullBlock {
+			m.claim(b)
+		}
+	}
+	for g := range m.ghits {
+		for _, b := range m.ghits[g] {
+			if b > nullBlock {
+				m.claim(b)
+			}
+		}
+	}
+	m.claimState(s)
 }
 
 // slideGroups releases, in every window group, the blocks the window of

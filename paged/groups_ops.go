@@ -31,10 +31,8 @@ import (
 // SwapOut and SwapIn move every group's blocks, state pages included, to
 // host tables of their own and back; a block shared inside the swapped
 // set stays shared in its group, and SwapIn reclaims committed blocks the
-// device index still holds under their (hash, group) key. Offloading
-// evicted prefix blocks to the host tier is not supported with several
-// groups (the hybrid lookup does not search the host index), so a hybrid
-// manager's host tier needs Config.DisableOffload.
+// device index still holds under their (hash, group) key. Each directive
+// names its group (Swap.Group), and TierStatsGroup counts per group.
 
 // tableAt returns group g's device table of s, how many of its leading
 // entries are released, its committed mark and its host table. A Shared

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"pgregory.net/rapid"
 
 	"github.com/pagedkv/pagedkv/allocator"
@@ -56,6 +57,10 @@ type hyModel struct {
 	prefixes [][]int32
 	swaps    []paged.Swap
 	copies   []paged.Copy
+	// offload: evicted cached blocks may move to the host tier; onboards
+	// counts the host blocks moved back for hits.
+	offload  bool
+	onboards [2]int // group 0's, the other groups'
 }
 
 // hasState reports whether the layout has a State group.
@@ -100,9 +105,31 @@ func (h *hyModel) move(src, dst map[int64]uint64, from, to int64) {
 
 // transfer runs the pending directives as a server does before the step's
 // kernels: the tier stream in order, then the copies.
-func (h *hyModel) transfer() {
+func (h *hyModel) transfer(t *rapid.T) {
 	h.swaps = h.m.TakeSwaps(h.swaps[:0])
-	for _, d := range h.swaps {
+	h.run(t, h.swaps)
+	h.copies = h.m.TakeCopies(h.copies[:0])
+	for _, c := range h.copies {
+		h.move(h.shadow, h.shadow, int64(c.Src), int64(c.Dst))
+	}
+}
+
+// run moves the shadow KV as the tier directives say, in order, and checks
+// each names a group that holds such blocks.
+func (h *hyModel) run(t *rapid.T, swaps []paged.Swap) {
+	for _, d := range swaps {
+		if d.Group < 0 || d.Group >= len(h.groups) || h.groups[d.Group].Kind == paged.Shared {
+			t.Fatalf("directive %+v names group %d", d, d.Group)
+		}
+		switch d.Kind {
+		case paged.Offload, paged.Onboard:
+			if !h.offload {
+				t.Fatalf("directive %+v with offloading off", d)
+			}
+			if d.Kind == paged.Onboard {
+				h.onboards[min(d.Group, 1)]++
+			}
+		}
 		src, dst := h.shadow, h.shadow
 		if d.Kind.SrcMedium() == paged.Host {
 			src = h.host
@@ -111,10 +138,19 @@ func (h *hyModel) transfer() {
 			dst = h.host
 		}
 		h.move(src, dst, int64(d.Src), int64(d.Dst))
+		if d.Kind == paged.Offload || d.Kind == paged.Onboard {
+			// The source block is given up: the manager hands it out
+			// again, so whatever it held must not be read back.
+			h.poison(src, int64(d.Src))
+		}
 	}
-	h.copies = h.m.TakeCopies(h.copies[:0])
-	for _, c := range h.copies {
-		h.move(h.shadow, h.shadow, int64(c.Src), int64(c.Dst))
+}
+
+// poison overwrites the slots of block b in one shadow with a value no KV
+// has.
+func (h *hyModel) poison(kv map[int64]uint64, b int64) {
+	for off := range int64(h.bs) {
+		kv[b*int64(h.bs)+off] = 0
 	}
 }
 
@@ -122,7 +158,7 @@ func (h *hyModel) transfer() {
 // group's KV into its slots, and every state group's state, which depends
 // on all the tokens, into each of its pages.
 func (h *hyModel) write(t *rapid.T, s *hySeq, from int) {
-	h.transfer()
+	h.transfer(t)
 	for g := range h.groups {
 		if h.kvGroup(g) != g && h.groups[g].Kind != paged.State {
 			continue // no KV of its own
@@ -326,10 +362,12 @@ func (h *hyModel) newTokens(t *rapid.T, next *int32, max int) []int32 {
 // TestGroupsStateMachine: random hybrid layouts (full attention with one
 // other kind, sliding window, chunked local or state, and full and shared
 // groups), both free-queue modes, shared prompt prefixes, under pool
-// pressure, with a host tier or not; forks, truncation, drafts, swapping,
-// preemption. After every step Check passes and every running sequence
-// reads its own KV back through every group, the shadow KV having moved
-// only as the manager's Copy and Swap directives say.
+// pressure, with a host tier or not, offloading evicted cached blocks to
+// it or not; forks, truncation, drafts, swapping, onboarding, preemption.
+// After every step Check passes and every running sequence reads its own
+// KV back through every group, the shadow KV having moved only as the
+// manager's Copy and Swap directives say: a hit on offloaded content reads
+// the KV that went to the host and came back (some run must onboard).
 //
 // Mutations it catches (each tried, then reverted): copy-on-write skipped
 // in groups 1 and up, or done without its Copy directive; a fork sharing
@@ -338,7 +376,26 @@ func (h *hyModel) newTokens(t *rapid.T, next *int32, max int) []int32 {
 // Truncate past a window's released blocks accepted; drafts sliding the
 // window; the one-token fast path taken after a fork.
 func TestGroupsStateMachine(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
+	var onboards [2]int
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, false, &onboards) })
+}
+
+// TestGroupsOffloadStateMachine is TestGroupsStateMachine with a host tier
+// that offloads, always, and pools small enough that cached blocks of
+// every group are evicted to it and hit there: every operation, and some
+// runs must onboard blocks of groups 1 and up.
+func TestGroupsOffloadStateMachine(t *testing.T) {
+	var onboards [2]int
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, true, &onboards) })
+	assert.Positive(t, onboards[0], "no run onboarded group 0's content")
+	assert.Positive(t, onboards[1], "no run onboarded content of another group")
+}
+
+// runGroupsMachine is one run of the hybrid state machine, adding the
+// blocks it saw onboarded, group 0's and the others', to onboards;
+// offloading forces a host tier that offloads.
+func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
+	{
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
 		groups := []paged.Group{{Kind: paged.FullAttention}}
 		// One kind besides full attention, of one size, and shared groups.
@@ -362,20 +419,27 @@ func TestGroupsStateMachine(t *testing.T) {
 			}
 		}
 		hostBlocks := rapid.SampledFrom([]int{0, 4, 16, 64}).Draw(t, "host blocks")
+		offload := hostBlocks > 0 && rapid.Bool().Draw(t, "offload")
+		blocks := rapid.IntRange(2, 64).Draw(t, "blocks")
+		if offloading {
+			hostBlocks = rapid.SampledFrom([]int{8, 16, 64}).Draw(t, "host blocks")
+			offload, blocks = true, rapid.IntRange(8, 32).Draw(t, "blocks")
+		}
 		m, err := paged.New(paged.Config{
 			BlockSize:        bs,
-			NumBlocks:        rapid.IntRange(2, 64).Draw(t, "blocks"),
+			NumBlocks:        blocks,
 			Groups:           groups,
 			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
 			MaxModelLen:      12 * bs,
 			Events:           64,
 			HostBlocks:       hostBlocks,
-			DisableOffload:   true,
+			DisableOffload:   !offload,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := &hyModel{m: m, groups: groups, bs: bs, shadow: map[int64]uint64{}, host: map[int64]uint64{}}
+		h := &hyModel{m: m, groups: groups, bs: bs, shadow: map[int64]uint64{}, host: map[int64]uint64{}, offload: offload}
+		defer func() { onboards[0], onboards[1] = onboards[0]+h.onboards[0], onboards[1]+h.onboards[1] }()
 		for i := range 3 {
 			p := make([]int32, rapid.IntRange(1, 5*bs).Draw(t, "prefix"))
 			for k := range p {
@@ -384,7 +448,7 @@ func TestGroupsStateMachine(t *testing.T) {
 			h.prefixes = append(h.prefixes, p)
 		}
 		next := int32(1 << 20)
-		t.Repeat(map[string]func(*rapid.T){
+		actions := map[string]func(*rapid.T){
 			"add": func(t *rapid.T) {
 				prompt := append([]int32(nil), rapid.SampledFrom(h.prefixes).Draw(t, "prefix")...)
 				for range rapid.IntRange(0, 3*bs).Draw(t, "tail") {
@@ -403,6 +467,48 @@ func TestGroupsStateMachine(t *testing.T) {
 				if rapid.Bool().Draw(t, "admit now") {
 					h.admit(t, s)
 				}
+			},
+			"again": func(t *rapid.T) {
+				// A retry, or a later turn: another sequence's tokens
+				// again, and maybe more, so whatever of them is cached (on
+				// the device or the host) is hit.
+				if len(h.seqs) == 0 {
+					t.Skip("no sequence")
+				}
+				o := rapid.SampledFrom(h.seqs).Draw(t, "of")
+				prompt := slices.Clone(o.tokens[:len(o.tokens)-o.spec])
+				if rapid.Bool().Draw(t, "next turn") {
+					prompt = append(prompt, h.newTokens(t, &next, 2*bs)...)
+				}
+				id, err := h.m.Add(prompt, nil)
+				if errors.Is(err, paged.ErrNever) {
+					return // longer than a sequence may grow
+				}
+				if err != nil {
+					t.Fatalf("Add: %v", err)
+				}
+				s := &hySeq{id: id, tokens: prompt}
+				h.seqs = append(h.seqs, s)
+				h.admit(t, s)
+			},
+			"flush": func(t *rapid.T) {
+				// Pool pressure: a request of fresh tokens runs and ends,
+				// evicting cached blocks (to the host tier, when on).
+				prompt := h.newTokens(t, &next, 12*bs)
+				id, cached, err := h.m.Create(prompt, nil)
+				if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+					return
+				}
+				if err != nil || cached != 0 {
+					t.Fatalf("Create of fresh tokens: %d cached, %v", cached, err)
+				}
+				s := &hySeq{id: id, tokens: prompt, state: hyRunning}
+				h.seqs = append(h.seqs, s)
+				h.write(t, s, 0)
+				if err := h.m.Free(id); err != nil {
+					t.Fatalf("Free: %v", err)
+				}
+				h.seqs = h.seqs[:len(h.seqs)-1]
 			},
 			"admit": func(t *rapid.T) { h.admit(t, h.pick(t, hyWaiting)) },
 			"append": func(t *rapid.T) {
@@ -498,7 +604,7 @@ func TestGroupsStateMachine(t *testing.T) {
 				}
 				c := &hySeq{id: id, tokens: slices.Clone(p.tokens), state: hyRunning, fresh: p.fresh, spec: p.spec}
 				h.seqs = append(h.seqs, c)
-				h.transfer() // the child's state pages are copies
+				h.transfer(t) // the child's state pages are copies
 			},
 			"swap out": func(t *rapid.T) {
 				seqs, ids := h.pickSome(t, hyRunning)
@@ -517,7 +623,7 @@ func TestGroupsStateMachine(t *testing.T) {
 				case err != nil:
 					t.Fatalf("SwapOut: %v", err)
 				}
-				h.transfer()
+				h.transfer(t)
 				for _, s := range seqs {
 					s.state = hySwapped
 				}
@@ -538,23 +644,39 @@ func TestGroupsStateMachine(t *testing.T) {
 				case answer != paged.AdmitOK || err != nil:
 					t.Fatalf("SwapIn after CanSwapIn answered %v: %v", answer, err)
 				}
-				h.transfer()
+				h.transfer(t)
 				for _, s := range seqs {
 					s.state = hyRunning
 				}
 			},
 			"onboard": func(t *rapid.T) {
-				// Nothing is offloaded with groups: there is nothing to
-				// move ahead of admission.
-				n, err := h.m.Onboard(h.pick(t, hyWaiting).id)
-				if hostBlocks == 0 {
+				s := h.pick(t, hyWaiting)
+				stats := h.m.Stats()
+				n, err := h.m.Onboard(s.id)
+				switch {
+				case hostBlocks == 0:
 					if !errors.Is(err, paged.ErrNoHostTier) {
 						t.Fatalf("Onboard without a host tier: %v", err)
 					}
 					return
+				case errors.Is(err, paged.ErrNoSpace):
+					h.unchanged(t, "Onboard", stats, nil, nil)
+					return
+				case err != nil:
+					t.Fatalf("Onboard: %v", err)
+				case n > 0 && !offload:
+					t.Fatalf("Onboard moved %d blocks with offloading off", n)
 				}
-				if n != 0 || err != nil {
-					t.Fatalf("Onboard: %d, %v", n, err)
+				if got := h.m.Stats().Tiers.Onboards - stats.Tiers.Onboards; got != uint64(n) {
+					t.Fatalf("Onboard returned %d, the statistics count %d", n, got)
+				}
+				h.transfer(t)
+				if n > 0 {
+					// Onboarded content is on the device now: a second call
+					// finds nothing left on the host for it.
+					if again, err := h.m.Onboard(s.id); err != nil || again != 0 {
+						t.Fatalf("second Onboard: %d, %v", again, err)
+					}
 				}
 			},
 			"preempt": func(t *rapid.T) {
@@ -573,6 +695,7 @@ func TestGroupsStateMachine(t *testing.T) {
 				h.seqs = slices.DeleteFunc(h.seqs, func(x *hySeq) bool { return x == s })
 			},
 			"batch": func(t *rapid.T) {
+				h.transfer(t)
 				var sched []paged.Scheduled
 				for _, s := range h.seqs {
 					if s.state == hyRunning && s.fresh > 0 {
@@ -583,6 +706,9 @@ func TestGroupsStateMachine(t *testing.T) {
 				var b paged.Batch
 				if err := h.m.BuildBatch(&b, sched); err != nil {
 					t.Fatalf("BuildBatch: %v", err)
+				}
+				if len(b.Swaps)+len(b.Copies) > 0 {
+					t.Fatalf("BuildBatch drained %d swaps and %d copies after a transfer", len(b.Swaps), len(b.Copies))
 				}
 				for g := 1; g < len(groups); g++ {
 					for i, sc := range sched {
@@ -611,6 +737,15 @@ func TestGroupsStateMachine(t *testing.T) {
 				}
 			},
 			"": h.check,
-		})
-	})
+		}
+		// Content goes to the host and comes back for a hit only after
+		// many steps: the offloading machine runs longer.
+		rounds := 1
+		if offloading {
+			rounds = 4
+		}
+		for range rounds {
+			t.Repeat(actions)
+		}
+	}
 }

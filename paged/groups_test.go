@@ -31,12 +31,13 @@ func TestGroupsConfig(t *testing.T) {
 		{"full with a window", []paged.Group{{}, {Window: 8}}, 0, false},
 		{"two window sizes", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.SlidingWindow, Window: 16}}, 0, false},
 		{"unknown kind", []paged.Group{{}, {Kind: 9}}, 0, false},
-		{"with a host tier that offloads", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}}, 16, false},
+		{"with a host tier that offloads", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}}, 16, true},
+		{"state groups with a host tier", []paged.Group{{}, {Kind: paged.State, Pages: 2}, {Kind: paged.State, Pages: 2}}, 16, true},
 		{"too many", make([]paged.Group, 256), 0, false},
 	} {
 		_, err := paged.New(paged.Config{NumBlocks: 64, Groups: tc.groups, HostBlocks: tc.host})
 		if tc.host > 0 {
-			// Swapping alone works with groups.
+			// Swapping alone works with groups, as offloading does.
 			_, swapOnly := paged.New(paged.Config{NumBlocks: 64, Groups: tc.groups, HostBlocks: tc.host, DisableOffload: true})
 			assert.NoError(t, swapOnly, tc.name)
 		}

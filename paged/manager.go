@@ -101,10 +101,16 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.initGroups()
 	m.initRetention()
+	m.bp.quiet = make([]bool, max(1, len(cfg.Groups)))
+	for g := range m.bp.quiet {
+		m.bp.quiet[g] = m.hybrid() && m.ckptGroup(g)
+	}
 	if cfg.HostBlocks > 0 {
 		if m.tier, err = newHostTier(cfg, cfg.NumBlocks); err != nil {
 			return nil, err
 		}
+		m.tier.copies, m.tier.quiet = &m.copies, m.bp.quiet
+		m.bp.host = m.tier
 	}
 	if cfg.UnifiedFreeQueue {
 		// Every unreferenced block lives in the policy, in ID order at start.
@@ -146,32 +152,20 @@ func (m *Manager) Advance(now int64) {
 
 // available returns the blocks an allocation may take: free ones plus
 // evictable ones, the policy's and the retention shelves'.
-func (m *Manager) available() int { return m.bp.available() + m.ret.shelved() }
+func (m *Manager) available() int { return m.bp.available() + m.bp.shelves.shelved() }
 
 // watermarkBlocks is the headroom admission must leave.
 func (m *Manager) watermarkBlocks() int {
 	return int(math.Ceil(m.cfg.Watermark * float64(m.bp.pool.Usable())))
 }
 
-// allocBlock takes one block for new content: from the free list, else the
-// policy's victim, whose cached content is given up. REQUIRES: available()>0.
+// allocBlock takes one block for new content (blockPool.alloc), counting
+// evictions and the peak. REQUIRES: available()>0.
 func (m *Manager) allocBlock() allocator.BlockID {
-	if m.bp.pool.Free() > 0 {
-		id, _ := m.bp.pool.Alloc()
-		m.notePeak()
-		return id
-	}
-	id, ok := m.victim()
-	if !ok {
-		panic("paged: allocation with no free or evictable block")
-	}
-	if m.bp.cached[id] {
-		if !m.offload(id) {
-			m.bp.uncache(id, !m.isCheckpoint(id))
-		}
+	id, evicted := m.bp.alloc(m.now)
+	if evicted {
 		m.stats.evictions++
 	}
-	m.bp.pool.Claim(id)
 	m.notePeak()
 	return id
 }

@@ -38,19 +38,8 @@ func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allo
 	return dst
 }
 
-// claim takes a reference to a block found by lookup: an evictable block
-// leaves the policy, a held one gains a reference.
-func (m *Manager) claim(id allocator.BlockID) {
-	if m.bp.accessor != nil {
-		m.bp.accessor.Access(id)
-	}
-	if m.bp.pool.IsCached(id) {
-		m.unshelve(id)
-		m.bp.pool.Claim(id)
-		return
-	}
-	m.bp.pool.Ref(id)
-}
+// claim takes a reference to a block found by lookup (blockPool.claim).
+func (m *Manager) claim(id allocator.BlockID) { m.bp.claim(id) }
 
 // commit records that block id holds the content named by h for KV cache
 // group g, at depth in s's chain after block parent: in the pool, then
@@ -166,7 +155,7 @@ func (m *Manager) ResetCache() error {
 			// The block keeps its place in the one free queue, as in vLLM.
 			continue
 		}
-		m.unshelve(id)
+		m.bp.unshelve(id)
 		if m.bp.forgetter != nil {
 			m.bp.forgetter.Forget(id)
 		}

@@ -57,21 +57,9 @@ import (
 // never makes an allocation fail, it only orders evictions. Every shelf
 // operation is O(1) on intrusive lists preallocated at New.
 
-// shelf is where a cached, unreferenced block of a hybrid manager waits.
-type shelf uint8
-
-const (
-	// shelfPolicy: in the eviction policy (or not on any shelf).
-	shelfPolicy shelf = iota
-	// shelfLow: given up before the policy's blocks.
-	shelfLow
-	// shelfHigh: given up after the policy's blocks.
-	shelfHigh
-)
-
-// retainer holds the low and high shelves: two FIFO lists threaded
-// through one pair of link arrays, with sentinels at NumBlocks (low) and
-// NumBlocks+1 (high).
+// retainer is the retention policy of a hybrid manager: which shelf a
+// released block goes to (the shelves are the pool's, shelves.go), and the
+// state checkpoints.
 type retainer struct {
 	on bool
 	// need is the window blocks a hit needs before its end.
@@ -82,10 +70,6 @@ type retainer struct {
 	// there), not at the end of what the sequence may hit.
 	lastFull int
 	lastMiss bool
-	where    []shelf
-	prev     []allocator.BlockID
-	next     []allocator.BlockID
-	n        [3]int
 	checkpointer
 }
 
@@ -101,92 +85,7 @@ func (m *Manager) initRetention() {
 	if m.window > 0 {
 		r.need = (m.window - 1 + m.bs - 1) / m.bs
 	}
-	n := m.cfg.NumBlocks
-	r.where = make([]shelf, n)
-	r.prev = make([]allocator.BlockID, n+2)
-	r.next = make([]allocator.BlockID, n+2)
-	for _, s := range []shelf{shelfLow, shelfHigh} {
-		x := r.sentinel(s)
-		r.prev[x], r.next[x] = x, x
-	}
-}
-
-func (r *retainer) sentinel(s shelf) allocator.BlockID {
-	return allocator.BlockID(len(r.where)) + allocator.BlockID(s) - 1
-}
-
-func (r *retainer) push(id allocator.BlockID, s shelf) {
-	x := r.sentinel(s)
-	last := r.prev[x]
-	r.prev[id], r.next[id] = last, x
-	r.next[last], r.prev[x] = id, id
-	r.where[id] = s
-	r.n[s]++
-}
-
-func (r *retainer) unlink(id allocator.BlockID) {
-	p, n := r.prev[id], r.next[id]
-	r.next[p], r.prev[n] = n, p
-	r.n[r.where[id]]--
-	r.where[id] = shelfPolicy
-}
-
-// shelved returns the blocks on the low and high shelves.
-func (r *retainer) shelved() int { return r.n[shelfLow] + r.n[shelfHigh] }
-
-// shelfOf returns where block id waits (shelfPolicy when off).
-func (r *retainer) shelfOf(id allocator.BlockID) shelf {
-	if r.where == nil {
-		return shelfPolicy
-	}
-	return r.where[id]
-}
-
-// releaseTo drops one reference to id; if it was the last and the block
-// holds cached content, the block goes onto shelf s.
-func (m *Manager) releaseTo(id allocator.BlockID, s shelf) {
-	if id == nullBlock {
-		return
-	}
-	if s == shelfPolicy || !m.bp.cached[id] {
-		m.bp.release(id)
-		return
-	}
-	if m.bp.pool.ReleaseToCache(id) {
-		m.ret.push(id, s)
-	}
-}
-
-// unshelve takes a cached, unreferenced block out of its shelf or the
-// policy, for a hit or a reset.
-func (m *Manager) unshelve(id allocator.BlockID) {
-	if m.ret.shelfOf(id) != shelfPolicy {
-		m.ret.unlink(id)
-		return
-	}
-	m.bp.policy.Remove(id)
-}
-
-// victim picks the cached block to give up: the low shelf's oldest, else
-// the policy's victim, else the high shelf's oldest. A shelved victim is
-// not the policy's, so the policy forgets what it knew of the content.
-func (m *Manager) victim() (allocator.BlockID, bool) {
-	r := &m.ret
-	if r.n[shelfLow] == 0 {
-		if id, ok := m.bp.policy.Victim(); ok || r.n[shelfHigh] == 0 {
-			return id, ok
-		}
-	}
-	s := shelfLow
-	if r.n[shelfLow] == 0 {
-		s = shelfHigh
-	}
-	id := r.next[r.sentinel(s)]
-	r.unlink(id)
-	if m.bp.forgetter != nil {
-		m.bp.forgetter.Forget(id)
-	}
-	return id, true
+	m.bp.shelves.init(m.cfg.NumBlocks)
 }
 
 // windowShelf is the shelf of window block k of s when its last reference
@@ -251,7 +150,7 @@ func (m *Manager) releaseSlid(s *sequence, k int, b allocator.BlockID) {
 	case m.pinsAt(s, k):
 		s.keep.pins = append(s.keep.pins, b)
 	default:
-		m.releaseTo(b, m.windowShelf(s, k, 0, false))
+		m.bp.releaseTo(b, m.windowShelf(s, k, 0, false))
 	}
 }
 
@@ -285,16 +184,16 @@ func (m *Manager) releaseRetained(s *sequence, preempt bool) {
 	// own, or a fixed number), so each is released where it has an entry.
 	for k := n - 1; k >= 0; k-- {
 		if k < len(s.blocks) {
-			m.releaseTo(s.blocks[k], full)
+			m.bp.releaseTo(s.blocks[k], full)
 		}
 		for g := range s.ext {
 			t := s.ext[g].blocks
 			switch {
 			case k >= len(t):
 			case m.cfg.Groups[g+1].Kind == SlidingWindow:
-				m.releaseTo(t[k], m.windowShelf(s, k, end, preempt))
+				m.bp.releaseTo(t[k], m.windowShelf(s, k, end, preempt))
 			default:
-				m.releaseTo(t[k], full)
+				m.bp.releaseTo(t[k], full)
 			}
 		}
 	}
@@ -311,7 +210,7 @@ func (m *Manager) releaseRetained(s *sequence, preempt bool) {
 // shelf, a checkpoint not handed out yet is dropped.
 func (m *Manager) releaseKept(s *sequence) {
 	for i := len(s.keep.pins) - 1; i >= 0; i-- {
-		m.releaseTo(s.keep.pins[i], shelfHigh)
+		m.bp.releaseTo(s.keep.pins[i], shelfHigh)
 	}
 	s.keep.pins = s.keep.pins[:0]
 	m.dropPending(s)
@@ -342,8 +241,8 @@ func (m *Manager) unprotect(s *sequence) {
 				continue
 			}
 			for id := head; ; {
-				if m.ret.where[id] == shelfHigh {
-					m.ret.unlink(id)
+				if m.bp.shelves.shelfOf(id) == shelfHigh {
+					m.bp.shelves.unlink(id)
 					m.bp.policy.Insert(id)
 				}
 				if id = m.bp.dupNext[id]; id == head {
@@ -352,34 +251,6 @@ func (m *Manager) unprotect(s *sequence) {
 			}
 		}
 	}
-}
-
-// checkRetention verifies the shelves: each list is well linked, its
-// blocks are cached and unreferenced, marked with its shelf and counted.
-func (m *Manager) checkRetention() error {
-	r := &m.ret
-	if !r.on {
-		return nil
-	}
-	for _, s := range []shelf{shelfLow, shelfHigh} {
-		x := r.sentinel(s)
-		n := 0
-		for id := r.next[x]; id != x; id = r.next[id] {
-			if n++; n > len(r.where) || !m.bp.pool.Valid(id) {
-				return fmt.Errorf("paged: shelf %d is broken at block %d", s, id)
-			}
-			if r.where[id] != s || r.next[r.prev[id]] != id {
-				return fmt.Errorf("paged: block %d on shelf %d is marked %d or badly linked", id, s, r.where[id])
-			}
-			if !m.bp.cached[id] || !m.bp.pool.IsCached(id) {
-				return fmt.Errorf("paged: block %d on shelf %d holds no cached content or is referenced", id, s)
-			}
-		}
-		if n != r.n[s] {
-			return fmt.Errorf("paged: shelf %d links %d blocks, counts %d", s, n, r.n[s])
-		}
-	}
-	return nil
 }
 
 // releaseSeq releases every table of s, which is preempted or finishes.

@@ -301,7 +301,8 @@ func Example_hybridRetention() {
 // shelves, pins and checkpoints are in play) with arbitrary operations on
 // prompts that share prefixes, forks, rollbacks and swaps included: no
 // call may panic, every invariant holds after each, and a call that fails
-// leaves the occupancy as it was.
+// leaves the occupancy as it was. The host tier, when drawn, offloads
+// evicted blocks of every group or only swaps.
 func FuzzHybridRetention(f *testing.F) {
 	f.Add([]byte{0, 3, 0, 2, 0, 4, 3, 9, 0, 1, 4, 1, 2, 5, 0, 6, 7, 1, 0, 5, 2})
 	f.Add([]byte{1, 2, 0, 1, 0, 1, 4, 0, 3, 6, 5, 1, 0, 2, 0, 4, 2, 8, 3})
@@ -326,7 +327,7 @@ func FuzzHybridRetention(f *testing.F) {
 				paged.Group{Kind: paged.Shared, Target: 1}, paged.Group{Kind: paged.FullAttention})
 		}
 		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 8 + int(a.byte()%56), Groups: groups,
-			MaxModelLen: 24, Events: 8, HostBlocks: int(a.byte() % 24), DisableOffload: true})
+			MaxModelLen: 24, Events: 8, HostBlocks: int(a.byte() % 24), DisableOffload: a.byte()%2 == 0})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,9 +342,15 @@ func FuzzHybridRetention(f *testing.F) {
 		}
 		for len(a.b) > 0 {
 			before := m.Stats()
-			op := a.byte() % 15
+			op := a.byte() % 17
 			var err error
 			switch op {
+			case 15:
+				_, err = m.Onboard(handle())
+			case 16:
+				if _, serr := m.TierStatsGroup(int(int8(a.byte()))); serr == nil && m.Config().HostBlocks == 0 {
+					t.Fatal("TierStatsGroup without a host tier")
+				}
 			case 9:
 				var id paged.SeqID
 				if id, err = m.Fork(handle()); err == nil {

@@ -67,7 +67,7 @@ func (m *Manager) Snapshot(snap *Snapshot) {
 		if m.bp.parent != nil {
 			parents = t.parent
 		}
-		t.index.each(func(h *Hash, id allocator.BlockID) { add(h, parents, id, Host, 0) })
+		t.eachReported(func(h *Hash, id allocator.BlockID, g int) { add(h, parents, id, Host, g) })
 	}
 	snap.Blocks = chainOrder(blocks)
 }

@@ -68,6 +68,10 @@ type Swap struct {
 	Src, Dst allocator.BlockID
 	// Kind is the transfer kind; its SrcMedium and DstMedium name the pools.
 	Kind SwapKind
+	// Group is the KV cache group whose content the block holds
+	// (Config.Groups; 0 for a model of one kind, and for DeviceCopy), so
+	// a server whose groups keep their layers apart copies those layers.
+	Group int
 }
 
 // TakeSwaps appends the pending tier directives to dst in order and clears
@@ -179,8 +183,9 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 				if hb == markCounted {
 					hb = t.alloc(&m.bp.events)
 					t.mark[b] = hb
-					m.push(Swap{Src: b, Dst: hb, Kind: SwapOut})
+					m.tier.push(Swap{Src: b, Dst: hb, Kind: SwapOut, Group: g})
 					t.swapOuts++
+					t.groups[g].SwapOutBlocks++
 				} else {
 					t.pool.Ref(hb)
 				}
@@ -340,8 +345,9 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 				} else {
 					d = m.allocBlock()
 					t.hmark[hb] = d
-					m.push(Swap{Src: hb, Dst: d, Kind: SwapIn})
+					m.tier.push(Swap{Src: hb, Dst: d, Kind: SwapIn, Group: g})
 					t.swapIns++
+					t.groups[g].SwapInBlocks++
 				}
 				(*blocks)[k] = d
 				// Sequences sharing a block may disagree on whether it is

@@ -15,8 +15,9 @@ var ErrNoHostTier = errors.New("paged: no host tier")
 // hostTier is the second memory pool of a manager, in host memory. Its
 // blocks hold either the tables of swapped-out sequences (referenced, in
 // no index) or offloaded prefix-cache content (unreferenced, in the host
-// policy and the host index, at most one host block per hash). Host block
-// IDs are a namespace of their own: block 0 is a real host block.
+// policy and the host index, at most one host block per (hash, group), the
+// key of the device index). Host block IDs are a namespace of their own:
+// block 0 is a real host block.
 type hostTier struct {
 	pool      *allocator.Pool
 	policy    eviction.Policy
@@ -24,10 +25,14 @@ type hostTier struct {
 	offload   bool
 	floor     int
 
-	// Per host block.
+	// Per host block: hash holds the host index key of the content
+	// (hostKey: the chain hash with the group mixed in).
 	hash   []Hash
 	parent []Hash // as Manager.parent
-	index  hashIndex
+	// group is the KV cache group of each host block's offloaded content,
+	// kept only with several groups (as blockPool.blockGroup).
+	group []uint8
+	index hashIndex
 	// hmark maps a host block to the device block it was swapped into
 	// during one SwapIn call, so shared host blocks come back shared.
 	hmark []allocator.BlockID
@@ -39,13 +44,22 @@ type hostTier struct {
 	mark    []allocator.BlockID
 
 	// moves is the ordered stream of pending tier directives (and the
-	// copy-on-write copies that preceded them).
-	moves []Swap
+	// copy-on-write copies that preceded them); copies are the manager's
+	// pending copy-on-write copies (Manager.copies).
+	moves  []Swap
+	copies *[]Copy
 
 	swapOuts, swapIns, offloads, onboards, hostEvictions uint64
 	hostHitBlocks                                        uint64
 	swapOutCalls, swapInCalls                            uint64
 	nswapped                                             int
+
+	// groups are the per-group figures (TierStatsGroup), one per KV cache
+	// group; quiet marks the groups whose cached blocks are state
+	// checkpoint pages, which are not reported as KV events (the pool's
+	// blockPool.quiet).
+	groups []GroupTierStats
+	quiet  []bool
 }
 
 // markCounted is a placeholder in hostTier.mark while a dry run counts
@@ -97,7 +111,74 @@ func newHostTier(cfg Config, nDevice int) (*hostTier, error) {
 	for i := range t.mark {
 		t.mark[i] = allocator.NoBlock
 	}
+	t.groups = make([]GroupTierStats, max(1, len(cfg.Groups)))
+	if len(cfg.Groups) > 1 {
+		t.group = make([]uint8, cfg.HostBlocks)
+	}
 	return t, nil
+}
+
+// groupOf returns the KV cache group of host block id's content.
+func (t *hostTier) groupOf(id allocator.BlockID) int {
+	if t.group == nil {
+		return 0
+	}
+	return int(t.group[id])
+}
+
+// hostKey is the host index key of content h of group g, and, applied to
+// a key, gives the content back: the hash with g mixed into its third word
+// (as ckptKey mixes a page number into the fourth), so the host index needs
+// only one key per entry, as it did with one group; group 0's key is the
+// hash itself. The device index salts its tags with the group instead.
+func hostKey(h *Hash, g int) Hash {
+	k := *h
+	if g != 0 {
+		x := uint64(g) * 0xc2b2ae3d27d4eb4f
+		for i := range 8 {
+			k[16+i] ^= byte(x >> (8 * i))
+		}
+	}
+	return k
+}
+
+// content returns the chain hash of host block id's content.
+func (t *hostTier) content(id allocator.BlockID) Hash { return hostKey(&t.hash[id], t.groupOf(id)) }
+
+// get looks (h, g) up in the host index.
+func (t *hostTier) get(h *Hash, g int) (allocator.BlockID, bool) {
+	if g == 0 {
+		return t.index.get(h)
+	}
+	k := hostKey(h, g)
+	return t.index.get(&k)
+}
+
+// put makes unreferenced host block id hold the offloaded content (h, g),
+// whose chain hash before it is parent (nil without events), and indexes
+// it. REQUIRES: (h, g) is not in the host index.
+func (t *hostTier) put(id allocator.BlockID, h *Hash, g int, parent *Hash) {
+	t.hash[id] = hostKey(h, g)
+	if t.parent != nil {
+		t.parent[id] = *parent
+	}
+	if t.group != nil {
+		t.group[id] = uint8(g)
+	}
+	t.index.set(&t.hash[id], id)
+	t.pool.ReleaseToCache(id)
+	t.policy.Insert(id)
+	t.groups[g].HostCached++
+}
+
+// unindex removes host block id's content from the host index.
+func (t *hostTier) unindex(id allocator.BlockID) {
+	k := &t.hash[id]
+	if cur, _ := t.index.get(k); cur != id {
+		panic(fmt.Sprintf("paged: host block %d is not the index entry of its hash", id))
+	}
+	t.index.del(k)
+	t.groups[t.groupOf(id)].HostCached--
 }
 
 // available returns the host blocks an allocation may take.
@@ -114,21 +195,34 @@ func (t *hostTier) alloc(ev *eventBuffer) allocator.BlockID {
 	if !ok {
 		panic("paged: host allocation with no free or evictable host block")
 	}
+	g := t.groupOf(id)
 	t.drop(id, ev)
 	t.pool.Claim(id)
 	t.hostEvictions++
+	t.groups[g].HostEvictions++
 	return id
 }
 
 // drop removes host block id's content from the host index and reports it.
 func (t *hostTier) drop(id allocator.BlockID, ev *eventBuffer) {
-	h := &t.hash[id]
-	if cur, _ := t.index.get(h); cur != id {
-		panic(fmt.Sprintf("paged: host block %d is not the index entry of its hash", id))
+	g := t.groupOf(id)
+	t.unindex(id)
+	if !t.quiet[g] {
+		h := t.content(id)
+		ev.removed(&h, Host, g)
 	}
-	t.index.del(h)
-	ev.removed(h, Host, 0)
-	*h = Hash{}
+	t.hash[id] = Hash{}
+}
+
+// eachReported calls fn for every offloaded block reported as a KV event
+// (state checkpoint pages are not), with its group.
+func (t *hostTier) eachReported(fn func(h *Hash, id allocator.BlockID, g int)) {
+	t.index.each(func(_ *Hash, id allocator.BlockID) {
+		if g := t.groupOf(id); !t.quiet[g] {
+			h := t.content(id)
+			fn(&h, id, g)
+		}
+	})
 }
 
 // notePriority records the retention of the content committed to device
@@ -154,13 +248,12 @@ func (t *hostTier) priority(id allocator.BlockID, now int64) int {
 // push appends a tier directive. Copy-on-write copies issued before it are
 // folded into the stream first, so the server, running the stream in order
 // and then Batch.Copies, sees every transfer in the order it was decided.
-func (m *Manager) push(d Swap) {
-	t := m.tier
-	if len(m.copies) > 0 {
-		for _, c := range m.copies {
+func (t *hostTier) push(d Swap) {
+	if copies := *t.copies; len(copies) > 0 {
+		for _, c := range copies {
 			t.moves = append(t.moves, Swap{Src: c.Src, Dst: c.Dst, Kind: DeviceCopy})
 		}
-		m.copies = m.copies[:0]
+		*t.copies = copies[:0]
 	}
 	t.moves = append(t.moves, d)
 }
@@ -176,6 +269,9 @@ func (t *hostTier) reset() {
 	})
 	t.index.each(func(h *Hash, _ allocator.BlockID) { *h = Hash{} })
 	t.index.clear()
+	for g := range t.groups {
+		t.groups[g].HostCached = 0
+	}
 }
 
 // checkTier verifies the host tier: pool conservation, host reference
@@ -231,6 +327,7 @@ func (m *Manager) checkTier() error {
 			return err
 		}
 	}
+	cached := make([]int, len(t.groups))
 	for id := allocator.BlockID(0); int(id) < total; id++ {
 		if got := t.pool.RefCount(id); got != refs[id] {
 			return fmt.Errorf("paged: host block %d has count %d but %d host table entries", id, got, refs[id])
@@ -239,11 +336,24 @@ func (m *Manager) checkTier() error {
 		if t.policy.Contains(id) != indexed {
 			return fmt.Errorf("paged: host block %d in host policy = %v, cached = %v", id, !indexed, indexed)
 		}
-		if cur, _ := t.index.get(&t.hash[id]); indexed && cur != id {
-			return fmt.Errorf("paged: host block %d holds %x but the host index does not name it", id, t.hash[id][:6])
+		if indexed {
+			g := t.groupOf(id)
+			if err := m.checkHostGroup(id, g); err != nil {
+				return err
+			}
+			h := t.content(id)
+			if cur, _ := t.get(&h, g); cur != id {
+				return fmt.Errorf("paged: host block %d holds %x of group %d but the host index does not name it", id, h[:6], g)
+			}
+			cached[g]++
 		}
 		if t.hmark[id] != allocator.NoBlock {
 			return fmt.Errorf("paged: host block %d has a stale swap mark", id)
+		}
+	}
+	for g, n := range cached {
+		if n != t.groups[g].HostCached {
+			return fmt.Errorf("paged: host tier holds %d blocks of group %d, counts %d", n, g, t.groups[g].HostCached)
 		}
 	}
 	if t.index.len() != t.pool.Cached() || t.policy.Len() != t.pool.Cached() {
@@ -253,6 +363,28 @@ func (m *Manager) checkTier() error {
 		if b != allocator.NoBlock {
 			return fmt.Errorf("paged: device block %d has a stale swap mark", id)
 		}
+	}
+	return nil
+}
+
+// checkHostGroup verifies that offloaded host block id holds content of
+// group g that the prefix cache keeps: a group with a table of its own
+// whose blocks hold blocks of tokens, or a State group's checkpoint page,
+// not reported as an event.
+func (m *Manager) checkHostGroup(id allocator.BlockID, g int) error {
+	t := m.tier
+	if g >= len(t.groups) {
+		return fmt.Errorf("paged: host block %d holds content of group %d of %d", id, g, len(t.groups))
+	}
+	if !m.hybrid() {
+		return nil
+	}
+	ckpt := m.ret.ckpt && m.kinds[g].pages() > 0
+	if !m.kinds[g].commits() && !ckpt {
+		return fmt.Errorf("paged: host block %d holds content of group %d (%v), which caches none", id, g, m.cfg.Groups[g].Kind)
+	}
+	if t.quiet[g] != ckpt {
+		return fmt.Errorf("paged: host tier reports events of group %d = %v, but it is a checkpoint group = %v", g, !t.quiet[g], ckpt)
 	}
 	return nil
 }
@@ -275,7 +407,9 @@ type TierStats struct {
 	Offloads, Onboards, HostEvictions uint64
 	// HostHitBlocks is the part of Stats.PrefixHitBlocks found in the host
 	// tier (counted at every Admit call, as PrefixHitBlocks is); device
-	// hits are PrefixHitBlocks - HostHitBlocks.
+	// hits are PrefixHitBlocks - HostHitBlocks. With KV cache groups both
+	// count group 0's blocks; TierStatsGroup has every group's onboards.
+	// The other counters sum every group.
 	HostHitBlocks uint64
 }
 
@@ -292,4 +426,33 @@ func (m *Manager) tierStats(ts *TierStats) {
 		Offloads: t.offloads, Onboards: t.onboards, HostEvictions: t.hostEvictions,
 		HostHitBlocks: t.hostHitBlocks,
 	}
+}
+
+// GroupTierStats are the host tier's figures of one KV cache group
+// (TierStatsGroup).
+type GroupTierStats struct {
+	// HostCached counts host blocks holding the group's offloaded content.
+	HostCached int
+	// SwapOutBlocks and SwapInBlocks count the group's blocks copied by
+	// SwapOut and SwapIn.
+	SwapOutBlocks, SwapInBlocks uint64
+	// Offloads, Onboards and HostEvictions are TierStats' counters for the
+	// group's blocks: Onboards counts host blocks moved back for a prefix
+	// hit (or by Onboard), the hits the host tier saved in the group.
+	Offloads, Onboards, HostEvictions uint64
+}
+
+// TierStatsGroup returns the host tier's figures of KV cache group g
+// (Config.Groups; 0 for a model of one kind). With a State group in the
+// default mode its offloaded blocks are state checkpoint pages. It returns
+// ErrNoHostTier without a host tier and ErrInvalid for a group out of
+// range; a Shared group holds nothing and its figures stay zero.
+func (m *Manager) TierStatsGroup(g int) (GroupTierStats, error) {
+	if m.tier == nil {
+		return GroupTierStats{}, errorf(ErrNoHostTier, "TierStatsGroup: Config.HostBlocks is 0")
+	}
+	if g < 0 || g >= len(m.tier.groups) {
+		return GroupTierStats{}, errorf(ErrInvalid, "TierStatsGroup: group %d of %d", g, len(m.tier.groups))
+	}
+	return m.tier.groups[g], nil
 }

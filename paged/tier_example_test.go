@@ -20,9 +20,9 @@ func ExampleManager_SwapOut() {
 	table, _ := m.Table(id)
 	fmt.Println("table:", table)
 	// Output:
-	// out: [{1 0 swap-out} {2 1 swap-out}]
+	// out: [{1 0 swap-out 0} {2 1 swap-out 0}]
 	// swap-in: ok 2 blocks
-	// in: [{0 1 swap-in} {1 2 swap-in}]
+	// in: [{0 1 swap-in 0} {1 2 swap-in 0}]
 	// table: [1 2]
 }
 
@@ -59,4 +59,51 @@ func ExamplePlacement() {
 	// device 1 holds 32 tokens; new-token slots []
 	// device 2 holds 32 tokens; new-token slots []
 	// device 3 holds 32 tokens; new-token slots [35]
+}
+
+// ExampleManager_TierStatsGroup: a model with sliding-window layers keeps
+// its prefix cache beyond the device. A conversation's blocks, evicted by
+// other traffic, move to the host tier group by group and come back for
+// the next turn: all four full-attention blocks of the 16 tokens hit, and
+// the window group's last two, which is all a window of 8 tokens reads.
+// The window blocks of the other request no hit can use were given up
+// first (retention.go) and wait on the host too.
+func ExampleManager_TierStatsGroup() {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 25, HostBlocks: 64,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 8}}})
+	if err != nil {
+		panic(err)
+	}
+	tokens := func(from, n int) []int32 {
+		out := make([]int32, n)
+		for i := range out {
+			out[i] = int32(from + i)
+		}
+		return out
+	}
+	turn, _, _ := m.Create(tokens(1, 17), nil)
+	_ = m.Free(turn)
+	other, _, _ := m.Create(tokens(1000, 48), nil) // the whole pool
+	_ = m.Free(other)
+	next, cached, _ := m.Create(append(tokens(1, 17), 99), nil)
+	fmt.Println("cached tokens:", cached)
+	onboards := map[int]int{}
+	for _, s := range m.TakeSwaps(nil) {
+		if s.Kind == paged.Onboard {
+			onboards[s.Group]++
+		}
+	}
+	fmt.Println("onboard directives per group:", onboards)
+	for g := range 2 {
+		st, _ := m.TierStatsGroup(g)
+		fmt.Printf("group %d: %d offloaded, %d onboarded, %d still on the host\n", g, st.Offloads, st.Onboards, st.HostCached)
+	}
+	table, _ := m.TableGroup(next, 1)
+	fmt.Println("window table:", table)
+	// Output:
+	// cached tokens: 16
+	// onboard directives per group: map[0:4 1:2]
+	// group 0: 4 offloaded, 4 onboarded, 0 still on the host
+	// group 1: 12 offloaded, 2 onboarded, 10 still on the host
+	// window table: [0 0 6 7 23]
 }
