@@ -12,7 +12,14 @@ const (
 	// and 16 or more turns. Classes double in width because the chains
 	// that reach many turns get fewer; each class keeps enough samples to
 	// learn from.
-	chainClasses = 6
+	chainTurns = 6
+	// chainRuns is the number of turn-size classes: a turn that added r
+	// blocks to its chain is in class bits.Len(r), capped, so 0, 1, 2-3,
+	// 4-7, ..., 64 or more blocks.
+	chainRuns = 8
+	// chainClasses counts every class: turn class x turn-size class x
+	// whether the block was its request's last (released first).
+	chainClasses = chainTurns * chainRuns * 2
 	// chainBuckets is the number of age buckets: quarter octaves of the age
 	// in sixteenths of a pool turnover, which spans ages from a sixteenth
 	// of a turnover to thousands of turnovers.
@@ -82,12 +89,15 @@ type Chain struct {
 	lists []list // one per class, oldest release first
 	cls   []uint8
 	ctrn  []uint16 // turn of the chain each held block was released with
+	crun  []uint16 // size of that turn
 	stamp []int64  // release time of each held block
 	now   int64    // releases so far
 	last  allocator.BlockID
 
 	// Content state, from Hint until the content goes.
 	turn   []uint16
+	run    []uint16 // blocks from its turn's first block to this one
+	depth  []int32
 	hit    []bool // hit since committed
 	key    []uint64
 	keyed  []bool
@@ -95,18 +105,23 @@ type Chain struct {
 	pgen   []uint32 // parent's generation when hinted
 	gen    []uint32 // bumped whenever a block's content changes
 
-	ghost  ghost
-	gcls   []uint8 // per ghost slot
-	gturn  []uint16
-	gstamp []int64
+	// Release records: one for the last block of each released request and
+	// one for the block above it, standing for the rest of the request,
+	// keyed by content and kept for window releases whether or not the
+	// blocks stay cached.
+	recs    ghost
+	rcls    []uint8 // per record slot
+	rturn   []uint16
+	rweight []float64
+	rstamp  []int64
+	window  int64
 
 	reuse [chainClasses][chainBuckets]float64
 	never [chainClasses]float64
 	score [chainClasses][chainBuckets]float64
-	// outcomes counts outcomes since the last halving, fresh since the
-	// last table rebuild.
-	outcomes, fresh int
-	halfLife        int
+	// outcomes counts block outcomes since the last halving, fresh since
+	// the last table rebuild.
+	outcomes, fresh float64
 	capacity        int64
 }
 
@@ -117,6 +132,9 @@ var (
 	_ Hinter    = (*Chain)(nil)
 )
 
+// chainWindow is the reach of Chain's records in pool turnovers.
+const chainWindow = 4
+
 // NewChain returns an empty Chain policy for block IDs in [0, capacity).
 func NewChain(capacity int) Policy {
 	capacity = max(capacity, 0)
@@ -125,53 +143,74 @@ func NewChain(capacity int) Policy {
 		lists:    make([]list, chainClasses),
 		cls:      make([]uint8, capacity),
 		ctrn:     make([]uint16, capacity),
+		crun:     make([]uint16, capacity),
 		stamp:    make([]int64, capacity),
 		last:     allocator.NoBlock,
 		turn:     make([]uint16, capacity),
+		run:      make([]uint16, capacity),
+		depth:    make([]int32, capacity),
 		hit:      make([]bool, capacity),
 		key:      make([]uint64, capacity),
 		keyed:    make([]bool, capacity),
 		parent:   make([]allocator.BlockID, capacity),
 		pgen:     make([]uint32, capacity),
 		gen:      make([]uint32, capacity),
-		ghost:    newGhost(capacity, 1),
-		halfLife: max(capacity, 1),
+		recs:     newGhost(capacity, 1),
 		capacity: int64(max(capacity, 1)),
 	}
+	p.window = int64(chainWindow) * p.capacity
 	for c := range p.lists {
 		p.lists[c] = newList(prev, next, capacity, capacity+c)
 	}
 	for i := range p.parent {
 		p.parent[i] = allocator.NoBlock
 	}
-	slots := len(p.ghost.keys)
-	p.gcls = make([]uint8, slots)
-	p.gturn = make([]uint16, slots)
-	p.gstamp = make([]int64, slots)
+	slots := len(p.recs.keys)
+	p.rcls = make([]uint8, slots)
+	p.rturn = make([]uint16, slots)
+	p.rweight = make([]float64, slots)
+	p.rstamp = make([]int64, slots)
 	return p
 }
 
 func (p *Chain) in(id allocator.BlockID) bool { return p.lists[0].linked(id) }
 
-// classOf maps a turn count to its class.
-func classOf(turn uint16) uint8 {
-	return uint8(min(bits.Len16(turn), chainClasses-1))
+// classOf maps a turn count, the size of that turn and whether the block
+// was its request's last to a class.
+func classOf(turn, run uint16, tail bool) uint8 {
+	c := min(bits.Len16(turn), chainTurns-1)*chainRuns + min(bits.Len16(run), chainRuns-1)
+	c *= 2
+	if tail {
+		c++
+	}
+	return uint8(c)
 }
 
 // Insert releases id. A block released right after its child joins the
 // child's class: the request is being released tail first, and its whole
-// chain belongs to the request's turn.
+// chain belongs to the request's turn. The first two blocks of such a
+// release leave records.
 func (p *Chain) Insert(id allocator.BlockID) {
 	if p.in(id) {
 		misuse("Chain", "Insert", id, inPolicy)
 	}
-	t := p.turn[id]
-	if l := p.last; l >= 0 && p.parent[l] == id && p.pgen[l] == p.gen[id] {
-		t = p.ctrn[l]
+	t, r, tail := p.turn[id], p.run[id], true
+	l := p.last
+	if l >= 0 && p.parent[l] == id && p.pgen[l] == p.gen[id] {
+		t, r, tail = p.ctrn[l], p.crun[l], false
 	}
 	p.now++
-	p.ctrn[id], p.cls[id], p.stamp[id] = t, classOf(t), p.now
-	p.lists[p.cls[id]].pushBack(id)
+	p.expire()
+	c := classOf(t, r, tail)
+	p.ctrn[id], p.crun[id], p.cls[id], p.stamp[id] = t, r, c, p.now
+	p.lists[c].pushBack(id)
+	if p.keyed[id] && (tail || l >= 0 && p.cls[l]&1 == 1) {
+		w := 1.0
+		if !tail {
+			w = float64(p.depth[id]) + 1
+		}
+		p.record(p.key[id], c, t, w)
+	}
 	p.last = id
 }
 
@@ -184,18 +223,20 @@ func (p *Chain) Remove(id allocator.BlockID) {
 	p.last = allocator.NoBlock
 }
 
-// Access records a prefix hit on id's content: a reuse at its age when
-// the block is evictable, and in any case a mark that a block committed
-// after it starts a new turn.
+// Access records a prefix hit on id's content: a reuse if the content has
+// a record, and in any case a mark that a block committed after it starts
+// a new turn.
 func (p *Chain) Access(id allocator.BlockID) {
-	if p.in(id) {
-		p.observe(p.cls[id], p.now-p.stamp[id])
+	p.in(id) // range check
+	if p.keyed[id] {
+		p.reused(p.key[id])
 	}
 	p.hit[id] = true
 }
 
-// Hint records id's new content: its turn from its parent's, its place
-// among its parent's children, and a reuse if its key is in the ghost.
+// Hint records id's new content: its turn from its parent's (or from its
+// record's, if the content is back after an eviction) and how many blocks
+// its turn has added so far.
 func (p *Chain) Hint(id allocator.BlockID, h Hint) {
 	if p.in(id) {
 		misuse("Chain", "Hint", id, inPolicy)
@@ -205,23 +246,25 @@ func (p *Chain) Hint(id allocator.BlockID, h Hint) {
 		p.in(par) // range check before any change
 	}
 	p.drop(id)
-	p.key[id], p.keyed[id] = h.Key, true
+	p.key[id], p.keyed[id], p.depth[id] = h.Key, true, h.Depth
 	var t uint16
+	r := uint16(1)
 	if par >= 0 && par != id {
 		p.parent[id], p.pgen[id] = par, p.gen[par]
 		t = p.turn[par]
 		if p.hit[par] {
 			t = inc(t)
+		} else {
+			r = inc(p.run[par])
 		}
 	}
-	if _, s := p.ghost.find(h.Key); s >= 0 {
-		// The content is back: its chain was released at turn gturn and a
-		// new turn recomputes it.
-		p.observe(p.gcls[s], p.now-p.gstamp[s])
-		t = max(t, inc(p.gturn[s]))
-		p.ghost.remove(s)
+	if rt, ok := p.reused(h.Key); ok {
+		// The content is back, recomputed after an eviction: its chain was
+		// released at turn rt, and this is the next turn, which has added
+		// nothing yet.
+		t, r = max(t, inc(rt)), 0
 	}
-	p.turn[id] = t
+	p.turn[id], p.run[id] = t, r
 }
 
 // inc adds one turn, saturating.
@@ -243,7 +286,7 @@ func (p *Chain) Forget(id allocator.BlockID) {
 // drop forgets what id knew of its content.
 func (p *Chain) drop(id allocator.BlockID) {
 	p.parent[id] = allocator.NoBlock
-	p.turn[id], p.hit[id], p.keyed[id] = 0, false, false
+	p.turn[id], p.run[id], p.hit[id], p.keyed[id] = 0, 0, false, false
 	p.gen[id]++
 	if p.last == id {
 		p.last = allocator.NoBlock
@@ -251,8 +294,7 @@ func (p *Chain) drop(id allocator.BlockID) {
 }
 
 // Victim gives up the oldest block of the class whose oldest block has the
-// lowest hit density; ties go to the oldest release. The content's key
-// joins the ghost.
+// lowest hit density; ties go to the oldest release.
 func (p *Chain) Victim() (allocator.BlockID, bool) {
 	best, bestScore := allocator.NoBlock, 0.0
 	for c := range p.lists {
@@ -269,40 +311,66 @@ func (p *Chain) Victim() (allocator.BlockID, bool) {
 		return allocator.NoBlock, false
 	}
 	p.lists[p.cls[best]].remove(best)
-	if p.keyed[best] {
-		p.remember(p.key[best], p.cls[best], p.ctrn[best], p.stamp[best])
-	}
 	p.drop(best)
 	return best, true
 }
 
-// remember adds an evicted content key to the ghost; a key pushed out
-// unreused counts as never reused.
-func (p *Chain) remember(key uint64, c uint8, turn uint16, stamp int64) {
-	if _, s := p.ghost.find(key); s >= 0 {
-		p.ghost.remove(s)
+// record opens a release record for content key: weight blocks of class c
+// released now at turn turn. A record the key already had is closed first,
+// unreused.
+func (p *Chain) record(key uint64, c uint8, turn uint16, w float64) {
+	if _, s := p.recs.find(key); s >= 0 {
+		p.close(s, false)
 	}
-	if p.ghost.full() {
-		s, _ := p.ghost.lists[0].front()
-		p.never[p.gcls[s]]++
-		p.recorded()
+	if p.recs.full() {
+		s, _ := p.recs.lists[0].front()
+		p.close(int32(s), false)
 	}
-	p.ghost.add(0, key)
-	_, s := p.ghost.find(key)
-	p.gcls[s], p.gturn[s], p.gstamp[s] = c, turn, stamp
+	p.recs.add(0, key)
+	_, s := p.recs.find(key)
+	p.rcls[s], p.rturn[s], p.rweight[s], p.rstamp[s] = c, turn, w, p.now
 }
 
-// observe records a reuse of class c content at age age.
-func (p *Chain) observe(c uint8, age int64) {
-	p.reuse[c][p.bucket(age)]++
-	p.recorded()
+// reused closes key's record, if any, as a reuse at its age, and returns
+// the turn it was released with.
+func (p *Chain) reused(key uint64) (uint16, bool) {
+	_, s := p.recs.find(key)
+	if s < 0 {
+		return 0, false
+	}
+	t := p.rturn[s]
+	p.close(s, true)
+	return t, true
 }
 
-// recorded counts one outcome: it halves the statistics once per
-// half-life and rebuilds the score table once every table's worth.
-func (p *Chain) recorded() {
-	p.outcomes++
-	if p.outcomes >= p.halfLife {
+// expire closes the records older than the window as never reused.
+func (p *Chain) expire() {
+	for {
+		s, ok := p.recs.lists[0].front()
+		if !ok || p.now-p.rstamp[s] <= p.window {
+			return
+		}
+		p.close(int32(s), false)
+	}
+}
+
+// close records the outcome of record slot s and frees it.
+func (p *Chain) close(s int32, reused bool) {
+	c, w := p.rcls[s], p.rweight[s]
+	if reused {
+		p.reuse[c][p.bucket(p.now-p.rstamp[s])] += w
+	} else {
+		p.never[c] += w
+	}
+	p.recs.remove(s)
+	p.recorded(w)
+}
+
+// recorded counts w block outcomes: it halves the statistics once per
+// window's worth and rebuilds the score table once every table's worth.
+func (p *Chain) recorded(w float64) {
+	p.outcomes += w
+	if p.outcomes >= float64(p.window) {
 		p.outcomes = 0
 		for c := range p.reuse {
 			for b := range p.reuse[c] {
@@ -311,8 +379,8 @@ func (p *Chain) recorded() {
 			p.never[c] /= 2
 		}
 	}
-	p.fresh++
-	if p.fresh >= chainClasses*chainBuckets || p.fresh >= p.halfLife {
+	p.fresh += w
+	if p.fresh >= chainClasses*chainBuckets || p.fresh >= float64(p.window) {
 		p.fresh = 0
 		p.rebuild()
 	}
@@ -332,23 +400,35 @@ func bucketOfU(u uint64) int {
 	return min(4*(l-2)+int(u>>(l-3)&3), chainBuckets-1)
 }
 
-// rebuild recomputes every class's table: for each age bucket, the share
-// of the content still unused at that age that was reused later (within
-// the ghost's reach) rather than never.
+// bucketWidth is the width of age bucket b in sixteenths of the pool.
+func bucketWidth(b int) float64 {
+	if b < 4 {
+		return 1
+	}
+	return float64(uint64(1) << (b/4 - 1))
+}
+
+// rebuild recomputes every class's table: for each age bucket, the hit
+// density of content of that class still unused at that age, the best
+// over every horizon of reuses expected per unit of cache space held
+// until then (LHD's ranking).
 func (p *Chain) rebuild() {
 	for c := range p.reuse {
-		n := 0.0 // reuses at this age or later
+		var surv [chainBuckets + 1]float64 // content unused at the start of each bucket
+		surv[chainBuckets] = p.never[c]
 		for b := chainBuckets - 1; b >= 0; b-- {
-			n += p.reuse[c][b]
-			p.score[c][b] = 0
-			if n > 0 {
-				p.score[c][b] = n / (n + p.never[c])
-			}
+			surv[b] = surv[b+1] + p.reuse[c][b]
 		}
-		if c > 0 && n+p.never[c] == 0 {
-			// No outcome yet: a class first reached borrows the table of
-			// the class below rather than looking worthless.
-			p.score[c] = p.score[c-1]
+		for b := range chainBuckets {
+			p.score[c][b] = 0
+			hits, space := 0.0, 0.0
+			for e := b; e < chainBuckets && surv[b] > 0; e++ {
+				hits += p.reuse[c][e]
+				space += (surv[e] - p.reuse[c][e]/2) * bucketWidth(e)
+				if space > 0 && hits/space > p.score[c][b] {
+					p.score[c][b] = hits / space
+				}
+			}
 		}
 	}
 }
