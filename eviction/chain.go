@@ -12,7 +12,7 @@ const (
 	// and 16 or more turns. Classes double in width because the chains
 	// that reach many turns get fewer; each class keeps enough samples to
 	// learn from.
-	chainTurns = 6
+	chainTurns = 3
 	// chainRuns is the number of turn-size classes: a turn that added r
 	// blocks to its chain is in class bits.Len(r), capped, so 0, 1, 2-3,
 	// 4-7, ..., 64 or more blocks.
@@ -86,13 +86,14 @@ const (
 // cell. Every operation is O(1), amortized for the table and expected for
 // the ghost's hash index; nothing allocates after construction.
 type Chain struct {
-	lists []list // one per class, oldest release first
-	cls   []uint8
-	ctrn  []uint16 // turn of the chain each held block was released with
-	crun  []uint16 // size of that turn
-	stamp []int64  // release time of each held block
-	now   int64    // releases so far
-	last  allocator.BlockID
+	lists   []list // one per class, oldest release first
+	cls     []uint8
+	ctrn    []uint16 // turn of the chain each held block was released with
+	crun    []uint16 // size of that turn
+	stamp   []int64  // release time of each held block
+	now     int64    // releases so far
+	started bool     // the release under way has recorded its turn's start
+	last    allocator.BlockID
 
 	// Content state, from Hint until the content goes.
 	turn   []uint16
@@ -114,10 +115,10 @@ type Chain struct {
 	rturn   []uint16
 	rweight []float64
 	rstamp  []int64
-	window  int64
 
-	reuse [chainClasses][chainBuckets]float64
-	never [chainClasses]float64
+	reuse [chainClasses][chainBuckets]float64 // closed by a reuse, by age
+	cens  [chainClasses][chainBuckets]float64 // closed unreused, by age
+	open  [chainClasses][chainBuckets]float64 // scratch for rebuild
 	score [chainClasses][chainBuckets]float64
 	// outcomes counts block outcomes since the last halving, fresh since
 	// the last table rebuild.
@@ -131,9 +132,6 @@ var (
 	_ Forgetter = (*Chain)(nil)
 	_ Hinter    = (*Chain)(nil)
 )
-
-// chainWindow is the reach of Chain's records in pool turnovers.
-const chainWindow = 4
 
 // NewChain returns an empty Chain policy for block IDs in [0, capacity).
 func NewChain(capacity int) Policy {
@@ -158,7 +156,6 @@ func NewChain(capacity int) Policy {
 		recs:     newGhost(capacity, 1),
 		capacity: int64(max(capacity, 1)),
 	}
-	p.window = int64(chainWindow) * p.capacity
 	for c := range p.lists {
 		p.lists[c] = newList(prev, next, capacity, capacity+c)
 	}
@@ -200,7 +197,6 @@ func (p *Chain) Insert(id allocator.BlockID) {
 		t, r, tail = p.ctrn[l], p.crun[l], false
 	}
 	p.now++
-	p.expire()
 	c := classOf(t, r, tail)
 	p.ctrn[id], p.crun[id], p.cls[id], p.stamp[id] = t, r, c, p.now
 	p.lists[c].pushBack(id)
@@ -210,6 +206,17 @@ func (p *Chain) Insert(id allocator.BlockID) {
 			w = float64(p.depth[id]) + 1
 		}
 		p.record(p.key[id], c, t, w)
+	}
+	if tail {
+		p.started = false
+	}
+	if p.keyed[id] && !p.started && p.run[id] <= 1 {
+		// The first block of the request's own turn: a record that only
+		// tells a later turn recomputing it which turn this was.
+		p.started = true
+		if _, s := p.recs.find(p.key[id]); s < 0 {
+			p.record(p.key[id], c, t, 0)
+		}
 	}
 	p.last = id
 }
@@ -343,24 +350,13 @@ func (p *Chain) reused(key uint64) (uint16, bool) {
 	return t, true
 }
 
-// expire closes the records older than the window as never reused.
-func (p *Chain) expire() {
-	for {
-		s, ok := p.recs.lists[0].front()
-		if !ok || p.now-p.rstamp[s] <= p.window {
-			return
-		}
-		p.close(int32(s), false)
-	}
-}
-
 // close records the outcome of record slot s and frees it.
 func (p *Chain) close(s int32, reused bool) {
 	c, w := p.rcls[s], p.rweight[s]
-	if reused {
-		p.reuse[c][p.bucket(p.now-p.rstamp[s])] += w
+	if b := p.bucket(p.now - p.rstamp[s]); reused {
+		p.reuse[c][b] += w
 	} else {
-		p.never[c] += w
+		p.cens[c][b] += w
 	}
 	p.recs.remove(s)
 	p.recorded(w)
@@ -370,17 +366,17 @@ func (p *Chain) close(s int32, reused bool) {
 // window's worth and rebuilds the score table once every table's worth.
 func (p *Chain) recorded(w float64) {
 	p.outcomes += w
-	if p.outcomes >= float64(p.window) {
+	if p.outcomes >= float64(p.capacity) {
 		p.outcomes = 0
 		for c := range p.reuse {
 			for b := range p.reuse[c] {
 				p.reuse[c][b] /= 2
+				p.cens[c][b] /= 2
 			}
-			p.never[c] /= 2
 		}
 	}
 	p.fresh += w
-	if p.fresh >= chainClasses*chainBuckets || p.fresh >= float64(p.window) {
+	if p.fresh >= float64(max(chainClasses*chainBuckets, p.recs.len(0))) {
 		p.fresh = 0
 		p.rebuild()
 	}
@@ -411,22 +407,45 @@ func bucketWidth(b int) float64 {
 // rebuild recomputes every class's table: for each age bucket, the hit
 // density of content of that class still unused at that age, the best
 // over every horizon of reuses expected per unit of cache space held
-// until then (LHD's ranking).
+// until then (LHD's ranking). The chance of reuse in each bucket is
+// estimated as Kaplan and Meier do, so records still open or closed
+// unreused count as at risk up to their age and no further: nothing is
+// assumed about content older than any record has been watched.
 func (p *Chain) rebuild() {
+	p.open = [chainClasses][chainBuckets]float64{}
+	q := &p.recs.lists[0]
+	for s := q.next[q.sentinel]; s != q.sentinel; s = q.next[s] {
+		p.open[p.rcls[s]][p.bucket(p.now-p.rstamp[s])] += p.rweight[s]
+	}
 	for c := range p.reuse {
-		var surv [chainBuckets + 1]float64 // content unused at the start of each bucket
-		surv[chainBuckets] = p.never[c]
+		var mass, space [chainBuckets]float64
+		last := -1
+		risk := 0.0
 		for b := chainBuckets - 1; b >= 0; b-- {
-			surv[b] = surv[b+1] + p.reuse[c][b]
+			risk += p.reuse[c][b] + p.cens[c][b] + p.open[c][b]
+			mass[b] = risk - (p.cens[c][b]+p.open[c][b])/2 // at risk in b
+			if last < 0 && p.reuse[c][b] > 0 {
+				last = b
+			}
+		}
+		surv := 1.0
+		for b := range chainBuckets {
+			h := 0.0
+			if mass[b] > 0 {
+				h = p.reuse[c][b] / mass[b]
+			}
+			mass[b] = surv * h
+			space[b] = (surv - mass[b]/2) * bucketWidth(b)
+			surv -= mass[b]
 		}
 		for b := range chainBuckets {
 			p.score[c][b] = 0
-			hits, space := 0.0, 0.0
-			for e := b; e < chainBuckets && surv[b] > 0; e++ {
-				hits += p.reuse[c][e]
-				space += (surv[e] - p.reuse[c][e]/2) * bucketWidth(e)
-				if space > 0 && hits/space > p.score[c][b] {
-					p.score[c][b] = hits / space
+			hits, room := 0.0, 0.0
+			for e := b; e <= last; e++ {
+				hits += mass[e]
+				room += space[e]
+				if room > 0 && hits/room > p.score[c][b] {
+					p.score[c][b] = hits / room
 				}
 			}
 		}
