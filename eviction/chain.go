@@ -122,7 +122,7 @@ type Chain struct {
 	score [chainClasses][chainBuckets]float64
 	// outcomes counts block outcomes since the last halving, fresh since
 	// the last table rebuild.
-	outcomes, fresh float64
+	outcomes, fresh, total float64
 	capacity        int64
 }
 
@@ -366,8 +366,10 @@ func (p *Chain) close(s int32, reused bool) {
 // window's worth and rebuilds the score table once every table's worth.
 func (p *Chain) recorded(w float64) {
 	p.outcomes += w
+	p.total += w
 	if p.outcomes >= float64(p.capacity) {
 		p.outcomes = 0
+		p.total /= 2
 		for c := range p.reuse {
 			for b := range p.reuse[c] {
 				p.reuse[c][b] /= 2
@@ -376,7 +378,7 @@ func (p *Chain) recorded(w float64) {
 		}
 	}
 	p.fresh += w
-	if p.fresh >= float64(max(chainClasses*chainBuckets, p.recs.len(0))) {
+	if p.fresh > 0 && p.fresh >= p.total/2 {
 		p.fresh = 0
 		p.rebuild()
 	}
