@@ -123,7 +123,7 @@ type Chain struct {
 	// outcomes counts block outcomes since the last halving, fresh since
 	// the last table rebuild.
 	outcomes, fresh, total float64
-	capacity        int64
+	capacity               int64
 }
 
 var (
