@@ -93,6 +93,7 @@ type Chain struct {
 	stamp   []int64  // release time of each held block
 	now     int64    // releases so far
 	started bool     // the release under way has recorded its turn's start
+	mid     int32    // the depth of its middle block
 	last    allocator.BlockID
 
 	// Content state, from Hint until the content goes.
@@ -115,6 +116,10 @@ type Chain struct {
 	rturn   []uint16
 	rweight []float64
 	rstamp  []int64
+	rseq    []uint32 // bumped each time the slot opens a record
+	// Each held block's record: the slot and its sequence number then.
+	brec []int32
+	bseq []uint32
 
 	reuse [chainClasses][chainBuckets]float64 // closed by a reuse, by age
 	cens  [chainClasses][chainBuckets]float64 // closed unreused, by age
@@ -167,6 +172,12 @@ func NewChain(capacity int) Policy {
 	p.rturn = make([]uint16, slots)
 	p.rweight = make([]float64, slots)
 	p.rstamp = make([]int64, slots)
+	p.rseq = make([]uint32, slots)
+	p.brec = make([]int32, capacity)
+	p.bseq = make([]uint32, capacity)
+	for i := range p.brec {
+		p.brec[i] = -1
+	}
 	return p
 }
 
@@ -200,12 +211,31 @@ func (p *Chain) Insert(id allocator.BlockID) {
 	c := classOf(t, r, tail)
 	p.ctrn[id], p.crun[id], p.cls[id], p.stamp[id] = t, r, c, p.now
 	p.lists[c].pushBack(id)
-	if p.keyed[id] && (tail || l >= 0 && p.cls[l]&1 == 1) {
-		w := 1.0
-		if !tail {
-			w = float64(p.depth[id]) + 1
+	p.brec[id] = -1
+	if tail {
+		p.mid = p.depth[id] / 2
+	}
+	switch {
+	case p.keyed[id] && tail:
+		p.brec[id] = p.record(p.key[id], c, t, 1)
+	case p.keyed[id] && l >= 0 && p.cls[l]&1 == 1:
+		// The block above the tail stands for the blocks down to the
+		// middle of the request (all of them in a short one).
+		w := float64(p.depth[id]) + 1
+		if p.depth[id] > p.mid {
+			w = float64(p.depth[id] - p.mid)
 		}
-		p.record(p.key[id], c, t, w)
+		p.brec[id] = p.record(p.key[id], c, t, w)
+	case p.keyed[id] && l >= 0 && p.depth[id] == p.mid && p.brec[l] >= 0 && p.depth[l] == p.mid+1:
+		// The middle block stands for the first half: a later request
+		// that asks for at least half of this one reaches it.
+		p.brec[id] = p.record(p.key[id], c, t, float64(p.mid)+1)
+	case l >= 0:
+		// The rest of the request: its record is the one above the tail.
+		p.brec[id] = p.brec[l]
+	}
+	if s := p.brec[id]; s >= 0 {
+		p.bseq[id] = p.rseq[s]
 	}
 	if tail {
 		p.started = false
@@ -235,6 +265,14 @@ func (p *Chain) Remove(id allocator.BlockID) {
 // a new turn.
 func (p *Chain) Access(id allocator.BlockID) {
 	p.in(id) // range check
+	if s := p.brec[id]; s >= 0 && p.bseq[id] == p.rseq[s] && p.recs.which[s] >= 0 && p.rweight[s] >= 1 {
+		// One block of a release is asked for again: its share of the
+		// record is a reuse now, whatever becomes of the rest.
+		p.rweight[s]--
+		p.reuse[p.rcls[s]][p.bucket(p.now-p.rstamp[s])]++
+		p.recorded(1)
+	}
+	p.brec[id] = -1
 	if p.keyed[id] {
 		p.reused(p.key[id])
 	}
@@ -325,7 +363,7 @@ func (p *Chain) Victim() (allocator.BlockID, bool) {
 // record opens a release record for content key: weight blocks of class c
 // released now at turn turn. A record the key already had is closed first,
 // unreused.
-func (p *Chain) record(key uint64, c uint8, turn uint16, w float64) {
+func (p *Chain) record(key uint64, c uint8, turn uint16, w float64) int32 {
 	if _, s := p.recs.find(key); s >= 0 {
 		p.close(s, false)
 	}
@@ -336,6 +374,8 @@ func (p *Chain) record(key uint64, c uint8, turn uint16, w float64) {
 	p.recs.add(0, key)
 	_, s := p.recs.find(key)
 	p.rcls[s], p.rturn[s], p.rweight[s], p.rstamp[s] = c, turn, w, p.now
+	p.rseq[s]++
+	return s
 }
 
 // reused closes key's record, if any, as a reuse at its age, and returns
