@@ -93,7 +93,7 @@ type Chain struct {
 	stamp   []int64  // release time of each held block
 	now     int64    // releases so far
 	started bool     // the release under way has recorded its turn's start
-	mid     int32    // the depth of its middle block
+	cut     [3]int32 // depths of its record blocks below the last
 	last    allocator.BlockID
 
 	// Content state, from Hint until the content goes.
@@ -213,25 +213,32 @@ func (p *Chain) Insert(id allocator.BlockID) {
 	p.lists[c].pushBack(id)
 	p.brec[id] = -1
 	if tail {
-		p.mid = p.depth[id] / 2
-	}
-	switch {
-	case p.keyed[id] && tail:
-		p.brec[id] = p.record(p.key[id], c, t, 1)
-	case p.keyed[id] && l >= 0 && p.cls[l]&1 == 1:
-		// The block above the tail stands for the blocks down to the
-		// middle of the request (all of them in a short one).
-		w := float64(p.depth[id]) + 1
-		if p.depth[id] > p.mid {
-			w = float64(p.depth[id] - p.mid)
+		// Where later requests are likely to leave this one: below its
+		// last block, where its own turn began, and halfway.
+		d := p.depth[id]
+		p.cut = [3]int32{d - 1, -1, d / 2}
+		if r >= 1 {
+			p.cut[1] = d - int32(r)
 		}
-		p.brec[id] = p.record(p.key[id], c, t, w)
-	case p.keyed[id] && l >= 0 && p.depth[id] == p.mid && p.brec[l] >= 0 && p.depth[l] == p.mid+1:
-		// The middle block stands for the first half: a later request
-		// that asks for at least half of this one reaches it.
-		p.brec[id] = p.record(p.key[id], c, t, float64(p.mid)+1)
-	case l >= 0:
-		// The rest of the request: its record is the one above the tail.
+	}
+	d := p.depth[id]
+	switch {
+	case tail:
+		if p.keyed[id] {
+			p.brec[id] = p.record(p.key[id], c, t, 1)
+		}
+	case p.keyed[id] && (d == p.cut[0] || d == p.cut[1] || d == p.cut[2]):
+		// A cut block stands for itself and the blocks above it down to
+		// the next cut: a later request that leaves this one at a cut
+		// or below reaches it.
+		lower := int32(-1)
+		for _, x := range p.cut {
+			if x < d && x > lower {
+				lower = x
+			}
+		}
+		p.brec[id] = p.record(p.key[id], c, t, float64(d-lower))
+	default:
 		p.brec[id] = p.brec[l]
 	}
 	if s := p.brec[id]; s >= 0 {
