@@ -7,15 +7,17 @@ import (
 )
 
 const (
-	// chainClasses is the number of turn classes: a chain extended t times
-	// is in class bits.Len(t), capped, so classes are 0, 1, 2-3, 4-7, 8-15
-	// and 16 or more turns. Classes double in width because the chains
-	// that reach many turns get fewer; each class keeps enough samples to
-	// learn from.
+	// chainTurns is the number of turn classes: content of a chain that
+	// has been extended after a hit t times is in class bits.Len(t),
+	// capped: never, once, more. The largest step in the chance of a
+	// return is between chains that have never returned and those that
+	// have; finer turn classes split the outcomes more thinly without
+	// separating chains better.
 	chainTurns = 3
 	// chainRuns is the number of turn-size classes: a turn that added r
 	// blocks to its chain is in class bits.Len(r), capped, so 0, 1, 2-3,
-	// 4-7, ..., 64 or more blocks.
+	// 4-7, ..., 64 or more blocks. Octaves, because turn sizes spread over
+	// two orders of magnitude.
 	chainRuns = 8
 	// chainClasses counts every class: turn class x turn-size class x
 	// whether the block was its request's last (released first).
@@ -26,65 +28,89 @@ const (
 	chainBuckets = 64
 )
 
-// Chain is a conversation-aware policy: it learns, online, how likely the
-// content of a prefix chain is to be asked for again given how many turns
-// the chain has had and how long it has sat unused, and gives up first the
-// chain least likely to return.
+// Chain is a conversation-aware policy: it learns, online, how much each
+// kind of released content is worth keeping, by how often and how soon
+// such content has been asked for again, and gives up first the content
+// that promises the fewest hits per block held.
 //
 // # The idea
 //
 // In a multi-turn conversation each turn's prompt extends the previous
-// one, so a chain that has been extended before is more likely to be
-// extended again (on the Mooncake conversation trace 30% of first turns
-// get a second, and about half of the third turns a fourth), and a chain
-// that has sat unused past the usual gap between turns is less likely to.
-// LRU uses only the second signal. Chain counts a chain's turns from what
-// the manager reports: a block committed right after a block that had been
-// hit starts a new turn (one more than that block's); a block committed
-// after a block of its own request continues its parent's turn; content
-// committed again while its key is still in the ghost (below) resumes the
-// turn its chain had when it was evicted, plus one. When a request is
-// released tail first, the blocks of its prefix take the turn of the
-// request's last block, so a chain keeps one class up to its head and is
-// still given up tail first within it.
+// one, and a returning turn asks for its whole chain again. Which chains
+// return is not random: on the Mooncake conversation trace 30% of first
+// turns get a second turn and about half of the later turns another; a
+// turn that added one or two blocks (a short follow-up) returns more often
+// than one that added a long document; and the last block of a request
+// (a partial block, in practice) is almost never asked for again, since
+// the next turn rewrites it. LRU knows none of this. Chain sorts every
+// released block into a class by three things the manager's hints
+// reveal:
 //
-// A block's score is the probability that content of its turn class,
-// still unused at its age, is reused at all: learned from a histogram per
-// class of the ages at which content was reused and a count of content
-// never reused, in the manner of LHD's per-class age histograms (Beckmann,
-// Chen and Cidon, "LHD: Improving Cache Hit Rate by Maximizing Hit
-// Density", NSDI 2018). A cache sees only reuses of what it kept, so a
-// class evicted young would look useless and keep being evicted young;
-// Chain closes that loop with a ghost of evicted content keys, as ARC
-// does (Megiddo and Modha, FAST 2003): content committed again while its
-// key is in the ghost counts as reused at its true age, and a key pushed
-// out of the ghost unreused counts as never reused. Where TinyLFU
+//   - the chain's turn: a block committed right after a block that had
+//     been hit starts a new turn, one more than that block's; a block
+//     committed after a block of its own request continues its parent's
+//     turn; content recomputed after an eviction resumes the turn its
+//     release record (below) remembers, plus one;
+//   - the size of that turn, in blocks (how many the request added);
+//   - whether the block was its request's last.
+//
+// When a request is released tail first, every block of it takes the
+// class of the request (its turn and size), and its last block the
+// last-block class, so a chain is given up tail first within a class.
+//
+// For each class Chain estimates, by age, the chance that content still
+// unused at that age is asked for in the next age bucket (a hazard), and
+// from it the hit density of LHD (Beckmann, Chen and Cidon, "LHD:
+// Improving Cache Hit Rate by Maximizing Hit Density", NSDI 2018): the
+// most hits per block and unit of time that keeping the content for some
+// horizon can earn. Victim gives up the lowest. This is Belady's rule made
+// statistical: content expected to be used far in the future, or never,
+// costs space for nothing.
+//
+// A cache sees only the reuses of what it kept, so a class evicted young
+// would look useless and stay evicted young. Chain watches outcomes
+// whether or not the content stays: each released request leaves release
+// records, keyed by the content of a few of its blocks, that outlive the
+// blocks: one for its last block, and one at each place a later request
+// is likely to leave it (the block above the last, the block before its
+// own turn began, and the middle block), each standing for the blocks
+// down to the next. A hit on a held block counts at once for its record;
+// a record whose key is hit, or recomputed after an eviction, counts its
+// remaining blocks as reused at their age. Records still open, or pushed
+// out unreused, count as not reused up to their age and no further, as
+// Kaplan and Meier estimate survival with censored observations: nothing
+// is assumed about content older than any record has been watched. Where
+// ARC's ghost (Megiddo and Modha, FAST 2003) keeps one key per evicted
+// block and so sees about one pool turnover past eviction, a few records
+// per request see many turnovers for the same memory. Where TinyLFU
 // (Einziger, Friedman and Manes, 2017) estimates how often a key recurs,
-// Chain estimates whether a chain recurs: in a prefix cache a returning
-// turn asks for its whole chain, so the question is which chains return,
-// not which blocks are popular.
+// Chain estimates whether and when a chain recurs.
 //
 // # Constants
 //
-// Nothing is tuned to a trace. The ghost holds as many keys as the pool
-// has blocks (ARC's bound). Ages are measured in releases (Insert calls)
-// in sixteenths of the pool, bucketed by quarter octaves, so statistics
-// mean the same at any pool size. They are halved each time as many
-// outcomes as the pool has blocks have been recorded (LHD likewise ages
-// its counts once per reconfiguration). Turn classes are 0, 1, 2-3, 4-7,
-// 8-15 and 16 or more: the counts thin out as turns grow, so classes double
-// in width. Until the first reuse is recorded every score is zero and ties
-// go to the oldest release, so Chain starts as LRU; without hints every
-// block is in one class and Chain stays LRU.
+// Nothing is tuned to a trace. The records share a ring of as many slots
+// as the pool has blocks (ARC's bound on history), oldest pushed out
+// first. Ages are measured in releases (Insert calls) in sixteenths of the
+// pool, bucketed by quarter octaves, so statistics mean the same at any
+// pool size. They are halved each time as many block outcomes as the pool
+// has blocks have been recorded (LHD likewise ages its counts), and the
+// tables are rebuilt whenever the outcomes since the last rebuild match
+// those before it: often while Chain learns, about once per pool's worth
+// later. The class boundaries are octaves and a cap, each explained where
+// it is declared. Until the first reuse is recorded every score is zero
+// and ties go to the oldest release, so Chain starts as LRU; without hints
+// every block is in one class and Chain stays LRU.
 //
 // # Cost
 //
 // Each class keeps its blocks in an LRU list; Victim compares the oldest
-// block of each of the six classes by a score read from a table, which is
-// rebuilt after every chainClasses*chainBuckets recorded outcomes (or
-// one pool's worth, if fewer), so each outcome pays for at most one table
-// cell. Every operation is O(1), amortized for the table and expected for
-// the ghost's hash index; nothing allocates after construction.
+// block of each of the 48 classes by a score read from a table. A rebuild
+// costs one pass over the open records and chainClasses x chainBuckets^2
+// steps, paid for by the outcomes since the last one once Chain has
+// learned (amortized O(1) per operation for pools of a few thousand
+// blocks and more), and the records' index is a hash table (O(1)
+// expected). Nothing allocates after construction; Chain keeps about 110
+// bytes per block.
 type Chain struct {
 	lists   []list // one per class, oldest release first
 	cls     []uint8
@@ -107,10 +133,8 @@ type Chain struct {
 	pgen   []uint32 // parent's generation when hinted
 	gen    []uint32 // bumped whenever a block's content changes
 
-	// Release records: one for the last block of each released request and
-	// one for the block above it, standing for the rest of the request,
-	// keyed by content and kept for window releases whether or not the
-	// blocks stay cached.
+	// Release records, keyed by content, kept until reused or pushed out
+	// of the ring whether or not their blocks stay cached.
 	recs    ghost
 	rcls    []uint8 // per record slot
 	rturn   []uint16
@@ -196,8 +220,10 @@ func classOf(turn, run uint16, tail bool) uint8 {
 
 // Insert releases id. A block released right after its child joins the
 // child's class: the request is being released tail first, and its whole
-// chain belongs to the request's turn. The first two blocks of such a
-// release leave records.
+// chain belongs to the request's turn. The release's last block and its
+// cut blocks (see Chain) open records, and the first block of the
+// request's own turn one that only tells a later turn recomputing it
+// which turn this was.
 func (p *Chain) Insert(id allocator.BlockID) {
 	if p.in(id) {
 		misuse("Chain", "Insert", id, inPolicy)
@@ -267,9 +293,10 @@ func (p *Chain) Remove(id allocator.BlockID) {
 	p.last = allocator.NoBlock
 }
 
-// Access records a prefix hit on id's content: a reuse if the content has
-// a record, and in any case a mark that a block committed after it starts
-// a new turn.
+// Access records a prefix hit on id's content: a reuse of one block of
+// the release that last held it, a reuse of the rest if the content keys
+// a record, and in any case a mark that a block committed after it
+// starts a new turn.
 func (p *Chain) Access(id allocator.BlockID) {
 	p.in(id) // range check
 	if s := p.brec[id]; s >= 0 && p.bseq[id] == p.rseq[s] && p.recs.which[s] >= 0 && p.rweight[s] >= 1 {
@@ -339,6 +366,7 @@ func (p *Chain) Forget(id allocator.BlockID) {
 func (p *Chain) drop(id allocator.BlockID) {
 	p.parent[id] = allocator.NoBlock
 	p.turn[id], p.run[id], p.hit[id], p.keyed[id] = 0, 0, false, false
+	p.brec[id] = -1
 	p.gen[id]++
 	if p.last == id {
 		p.last = allocator.NoBlock
@@ -410,7 +438,8 @@ func (p *Chain) close(s int32, reused bool) {
 }
 
 // recorded counts w block outcomes: it halves the statistics once per
-// window's worth and rebuilds the score table once every table's worth.
+// pool's worth and rebuilds the score tables whenever the outcomes since
+// the last rebuild weigh as much as those before it.
 func (p *Chain) recorded(w float64) {
 	p.outcomes += w
 	p.total += w
