@@ -21,7 +21,7 @@ const (
 	chainRuns = 8
 	// chainClasses counts every class: turn class x turn-size class x
 	// whether the block was its request's last (released first).
-	chainClasses = chainTurns * chainRuns * 2
+	chainClasses = chainTurns * chainRuns * 2 // at most 64: a bit each in Chain.held
 	// chainBuckets is the number of age buckets: quarter octaves of the age
 	// in sixteenths of a pool turnover, which spans ages from a sixteenth
 	// of a turnover to thousands of turnovers.
@@ -113,6 +113,7 @@ const (
 // bytes per block.
 type Chain struct {
 	lists   []list // one per class, oldest release first
+	held    uint64 // bit c set when class c holds a block
 	cls     []uint8
 	ctrn    []uint16 // turn of the chain each held block was released with
 	crun    []uint16 // size of that turn
@@ -153,6 +154,7 @@ type Chain struct {
 	// the last table rebuild.
 	outcomes, fresh, total float64
 	capacity               int64
+	perU                   float64 // 16 / capacity
 }
 
 var (
@@ -184,6 +186,7 @@ func NewChain(capacity int) Policy {
 		gen:      make([]uint32, capacity),
 		recs:     newGhost(capacity, 1),
 		capacity: int64(max(capacity, 1)),
+		perU:     16 / float64(max(capacity, 1)),
 	}
 	for c := range p.lists {
 		p.lists[c] = newList(prev, next, capacity, capacity+c)
@@ -237,6 +240,7 @@ func (p *Chain) Insert(id allocator.BlockID) {
 	c := classOf(t, r, tail)
 	p.ctrn[id], p.crun[id], p.cls[id], p.stamp[id] = t, r, c, p.now
 	p.lists[c].pushBack(id)
+	p.held |= 1 << c
 	p.brec[id] = -1
 	if tail {
 		// Where later requests are likely to leave this one: below its
@@ -289,7 +293,7 @@ func (p *Chain) Remove(id allocator.BlockID) {
 	if !p.in(id) {
 		misuse("Chain", "Remove", id, notInPolicy)
 	}
-	p.lists[p.cls[id]].remove(id)
+	p.unlink(id)
 	p.last = allocator.NoBlock
 }
 
@@ -377,11 +381,9 @@ func (p *Chain) drop(id allocator.BlockID) {
 // lowest hit density; ties go to the oldest release.
 func (p *Chain) Victim() (allocator.BlockID, bool) {
 	best, bestScore := allocator.NoBlock, 0.0
-	for c := range p.lists {
-		f, ok := p.lists[c].front()
-		if !ok {
-			continue
-		}
+	for m := p.held; m != 0; m &= m - 1 {
+		c := bits.TrailingZeros64(m)
+		f, _ := p.lists[c].front()
 		s := p.score[c][p.bucket(p.now-p.stamp[f])]
 		if best < 0 || s < bestScore || (s == bestScore && p.stamp[f] < p.stamp[best]) {
 			best, bestScore = f, s
@@ -390,9 +392,18 @@ func (p *Chain) Victim() (allocator.BlockID, bool) {
 	if best < 0 {
 		return allocator.NoBlock, false
 	}
-	p.lists[p.cls[best]].remove(best)
+	p.unlink(best)
 	p.drop(best)
 	return best, true
+}
+
+// unlink takes id off its class's list.
+func (p *Chain) unlink(id allocator.BlockID) {
+	c := p.cls[id]
+	p.lists[c].remove(id)
+	if p.lists[c].n == 0 {
+		p.held &^= 1 << c
+	}
 }
 
 // record opens a release record for content key: weight blocks of class c
@@ -463,7 +474,7 @@ func (p *Chain) recorded(w float64) {
 // bucket maps an age in releases to its bucket: u = 16*age/capacity, then
 // u itself below 4 and quarter octaves above.
 func (p *Chain) bucket(age int64) int {
-	return bucketOfU(uint64(max(age, 0)) * 16 / uint64(p.capacity))
+	return bucketOfU(uint64(float64(max(age, 0)) * p.perU))
 }
 
 func bucketOfU(u uint64) int {
