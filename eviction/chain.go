@@ -157,6 +157,9 @@ type Chain struct {
 	perU                   float64 // 16 / capacity
 }
 
+// Chain.held has a bit per class.
+var _ [64 - chainClasses]struct{}
+
 var (
 	_ Policy    = (*Chain)(nil)
 	_ Accessor  = (*Chain)(nil)
