@@ -104,11 +104,12 @@ const (
 // # Cost
 //
 // Each class keeps its blocks in an LRU list; Victim compares the oldest
-// block of each of the 48 classes by a score read from a table. A rebuild
-// costs one pass over the open records and chainClasses x chainBuckets^2
-// steps, paid for by the outcomes since the last one once Chain has
-// learned (amortized O(1) per operation for pools of a few thousand
-// blocks and more), and the records' index is a hash table (O(1)
+// block of each of the (at most 48) classes holding blocks by a score read
+// from a table. A rebuild costs one pass over the open records and at most
+// chainClasses x chainBuckets^2 steps, paid for by the outcomes since the
+// last one (about a pool's worth once Chain has learned), so every
+// operation is O(1) amortized, with a constant that is small for pools of
+// a few thousand blocks and more; the records' index is a hash table (O(1)
 // expected). Nothing allocates after construction; Chain keeps about 110
 // bytes per block.
 type Chain struct {
