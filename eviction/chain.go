@@ -7,87 +7,127 @@ import (
 )
 
 const (
-	// chainClasses is the number of turn classes: a chain extended t times
-	// is in class bits.Len(t), capped, so classes are 0, 1, 2-3, 4-7, 8-15
-	// and 16 or more turns. Classes double in width because the chains
-	// that reach many turns get fewer; each class keeps enough samples to
-	// learn from.
-	chainClasses = 6
+	// chainTurns is the number of turn classes: content of a chain that
+	// has been extended after a hit t times is in class bits.Len(t),
+	// capped: never, once, more. The largest step in the chance of a
+	// return is between chains that have never returned and those that
+	// have; finer turn classes split the outcomes more thinly without
+	// separating chains better.
+	chainTurns = 3
+	// chainRuns is the number of turn-size classes: a turn that added r
+	// blocks to its chain is in class bits.Len(r), capped, so 0, 1, 2-3,
+	// 4-7, ..., 64 or more blocks. Octaves, because turn sizes spread over
+	// two orders of magnitude.
+	chainRuns = 8
+	// chainClasses counts every class: turn class x turn-size class x
+	// whether the block was its request's last (released first).
+	chainClasses = chainTurns * chainRuns * 2 // at most 64: a bit each in Chain.held
 	// chainBuckets is the number of age buckets: quarter octaves of the age
 	// in sixteenths of a pool turnover, which spans ages from a sixteenth
 	// of a turnover to thousands of turnovers.
 	chainBuckets = 64
 )
 
-// Chain is a conversation-aware policy: it learns, online, how likely the
-// content of a prefix chain is to be asked for again given how many turns
-// the chain has had and how long it has sat unused, and gives up first the
-// chain least likely to return.
+// Chain is a conversation-aware policy: it learns, online, how much each
+// kind of released content is worth keeping, by how often and how soon
+// such content has been asked for again, and gives up first the content
+// that promises the fewest hits per block held.
 //
 // # The idea
 //
 // In a multi-turn conversation each turn's prompt extends the previous
-// one, so a chain that has been extended before is more likely to be
-// extended again (on the Mooncake conversation trace 30% of first turns
-// get a second, and about half of the third turns a fourth), and a chain
-// that has sat unused past the usual gap between turns is less likely to.
-// LRU uses only the second signal. Chain counts a chain's turns from what
-// the manager reports: a block committed right after a block that had been
-// hit starts a new turn (one more than that block's); a block committed
-// after a block of its own request continues its parent's turn; content
-// committed again while its key is still in the ghost (below) resumes the
-// turn its chain had when it was evicted, plus one. When a request is
-// released tail first, the blocks of its prefix take the turn of the
-// request's last block, so a chain keeps one class up to its head and is
-// still given up tail first within it.
+// one, and a returning turn asks for its whole chain again. Which chains
+// return is not random: on the Mooncake conversation trace 30% of first
+// turns get a second turn and about half of the later turns another; a
+// turn that added one or two blocks (a short follow-up) returns more often
+// than one that added a long document; and the last block of a request
+// (a partial block, in practice) is almost never asked for again, since
+// the next turn rewrites it. LRU knows none of this. Chain sorts every
+// released block into a class by three things the manager's hints
+// reveal:
 //
-// A block's score is the probability that content of its turn class,
-// still unused at its age, is reused at all: learned from a histogram per
-// class of the ages at which content was reused and a count of content
-// never reused, in the manner of LHD's per-class age histograms (Beckmann,
-// Chen and Cidon, "LHD: Improving Cache Hit Rate by Maximizing Hit
-// Density", NSDI 2018). A cache sees only reuses of what it kept, so a
-// class evicted young would look useless and keep being evicted young;
-// Chain closes that loop with a ghost of evicted content keys, as ARC
-// does (Megiddo and Modha, FAST 2003): content committed again while its
-// key is in the ghost counts as reused at its true age, and a key pushed
-// out of the ghost unreused counts as never reused. Where TinyLFU
+//   - the chain's turn: a block committed right after a block that had
+//     been hit starts a new turn, one more than that block's; a block
+//     committed after a block of its own request continues its parent's
+//     turn; content recomputed after an eviction resumes the turn its
+//     release record (below) remembers, plus one;
+//   - the size of that turn, in blocks (how many the request added);
+//   - whether the block was its request's last.
+//
+// When a request is released tail first, every block of it takes the
+// class of the request (its turn and size), and its last block the
+// last-block class, so a chain is given up tail first within a class.
+//
+// For each class Chain estimates, by age, the chance that content still
+// unused at that age is asked for in the next age bucket (a hazard), and
+// from it the hit density of LHD (Beckmann, Chen and Cidon, "LHD:
+// Improving Cache Hit Rate by Maximizing Hit Density", NSDI 2018): the
+// most hits per block and unit of time that keeping the content for some
+// horizon can earn. Victim gives up the lowest. This is Belady's rule made
+// statistical: content expected to be used far in the future, or never,
+// costs space for nothing.
+//
+// A cache sees only the reuses of what it kept, so a class evicted young
+// would look useless and stay evicted young. Chain watches outcomes
+// whether or not the content stays: each released request leaves release
+// records, keyed by the content of a few of its blocks, that outlive the
+// blocks: one for its last block, and one at each place a later request
+// is likely to leave it (the block above the last, the block before its
+// own turn began, and the middle block), each standing for the blocks
+// down to the next. A hit on a held block counts at once for its record;
+// a record whose key is hit, or recomputed after an eviction, counts its
+// remaining blocks as reused at their age. Records still open, or pushed
+// out unreused, count as not reused up to their age and no further, as
+// Kaplan and Meier estimate survival with censored observations: nothing
+// is assumed about content older than any record has been watched. Where
+// ARC's ghost (Megiddo and Modha, FAST 2003) keeps one key per evicted
+// block and so sees about one pool turnover past eviction, a few records
+// per request see many turnovers for the same memory. Where TinyLFU
 // (Einziger, Friedman and Manes, 2017) estimates how often a key recurs,
-// Chain estimates whether a chain recurs: in a prefix cache a returning
-// turn asks for its whole chain, so the question is which chains return,
-// not which blocks are popular.
+// Chain estimates whether and when a chain recurs.
 //
 // # Constants
 //
-// Nothing is tuned to a trace. The ghost holds as many keys as the pool
-// has blocks (ARC's bound). Ages are measured in releases (Insert calls)
-// in sixteenths of the pool, bucketed by quarter octaves, so statistics
-// mean the same at any pool size. They are halved each time as many
-// outcomes as the pool has blocks have been recorded (LHD likewise ages
-// its counts once per reconfiguration). Turn classes are 0, 1, 2-3, 4-7,
-// 8-15 and 16 or more: the counts thin out as turns grow, so classes double
-// in width. Until the first reuse is recorded every score is zero and ties
-// go to the oldest release, so Chain starts as LRU; without hints every
-// block is in one class and Chain stays LRU.
+// Nothing is tuned to a trace. The records share a ring of as many slots
+// as the pool has blocks (ARC's bound on history), oldest pushed out
+// first. Ages are measured in releases (Insert calls) in sixteenths of the
+// pool, bucketed by quarter octaves, so statistics mean the same at any
+// pool size. They are halved each time as many block outcomes as the pool
+// has blocks have been recorded (LHD likewise ages its counts), and the
+// tables are rebuilt whenever the outcomes since the last rebuild match
+// those before it: often while Chain learns, about once per pool's worth
+// later. The class boundaries are octaves and a cap, each explained where
+// it is declared. Until the first reuse is recorded every score is zero
+// and ties go to the oldest release, so Chain starts as LRU; without hints
+// every block is in one class and Chain stays LRU.
 //
 // # Cost
 //
 // Each class keeps its blocks in an LRU list; Victim compares the oldest
-// block of each of the six classes by a score read from a table, which is
-// rebuilt after every chainClasses*chainBuckets recorded outcomes (or
-// one pool's worth, if fewer), so each outcome pays for at most one table
-// cell. Every operation is O(1), amortized for the table and expected for
-// the ghost's hash index; nothing allocates after construction.
+// block of each of the (at most 48) classes holding blocks by a score read
+// from a table. A rebuild costs one pass over the open records and at most
+// chainClasses x chainBuckets^2 steps, paid for by the outcomes since the
+// last one (about a pool's worth once Chain has learned), so every
+// operation is O(1) amortized, with a constant that is small for pools of
+// a few thousand blocks and more; the records' index is a hash table (O(1)
+// expected). Nothing allocates after construction; Chain keeps about 110
+// bytes per block.
 type Chain struct {
-	lists []list // one per class, oldest release first
-	cls   []uint8
-	ctrn  []uint16 // turn of the chain each held block was released with
-	stamp []int64  // release time of each held block
-	now   int64    // releases so far
-	last  allocator.BlockID
+	lists   []list // one per class, oldest release first
+	held    uint64 // bit c set when class c holds a block
+	cls     []uint8
+	ctrn    []uint16 // turn of the chain each held block was released with
+	crun    []uint16 // size of that turn
+	stamp   []int64  // release time of each held block
+	now     int64    // releases so far
+	started bool     // the release under way has recorded its turn's start
+	cut     [3]int32 // depths of its record blocks below the last
+	last    allocator.BlockID
 
 	// Content state, from Hint until the content goes.
 	turn   []uint16
+	run    []uint16 // blocks from its turn's first block to this one
+	depth  []int32
 	hit    []bool // hit since committed
 	key    []uint64
 	keyed  []bool
@@ -95,20 +135,31 @@ type Chain struct {
 	pgen   []uint32 // parent's generation when hinted
 	gen    []uint32 // bumped whenever a block's content changes
 
-	ghost  ghost
-	gcls   []uint8 // per ghost slot
-	gturn  []uint16
-	gstamp []int64
+	// Release records, keyed by content, kept until reused or pushed out
+	// of the ring whether or not their blocks stay cached.
+	recs    ghost
+	rcls    []uint8 // per record slot
+	rturn   []uint16
+	rweight []float64
+	rstamp  []int64
+	rseq    []uint32 // bumped each time the slot opens a record
+	// Each held block's record: the slot and its sequence number then.
+	brec []int32
+	bseq []uint32
 
-	reuse [chainClasses][chainBuckets]float64
-	never [chainClasses]float64
+	reuse [chainClasses][chainBuckets]float64 // closed by a reuse, by age
+	cens  [chainClasses][chainBuckets]float64 // closed unreused, by age
+	open  [chainClasses][chainBuckets]float64 // scratch for rebuild
 	score [chainClasses][chainBuckets]float64
-	// outcomes counts outcomes since the last halving, fresh since the
-	// last table rebuild.
-	outcomes, fresh int
-	halfLife        int
-	capacity        int64
+	// outcomes counts block outcomes since the last halving, fresh since
+	// the last table rebuild.
+	outcomes, fresh, total float64
+	capacity               int64
+	perU                   float64 // 16 / capacity
 }
+
+// Chain.held has a bit per class.
+var _ [64 - chainClasses]struct{}
 
 var (
 	_ Policy    = (*Chain)(nil)
@@ -125,18 +176,21 @@ func NewChain(capacity int) Policy {
 		lists:    make([]list, chainClasses),
 		cls:      make([]uint8, capacity),
 		ctrn:     make([]uint16, capacity),
+		crun:     make([]uint16, capacity),
 		stamp:    make([]int64, capacity),
 		last:     allocator.NoBlock,
 		turn:     make([]uint16, capacity),
+		run:      make([]uint16, capacity),
+		depth:    make([]int32, capacity),
 		hit:      make([]bool, capacity),
 		key:      make([]uint64, capacity),
 		keyed:    make([]bool, capacity),
 		parent:   make([]allocator.BlockID, capacity),
 		pgen:     make([]uint32, capacity),
 		gen:      make([]uint32, capacity),
-		ghost:    newGhost(capacity, 1),
-		halfLife: max(capacity, 1),
+		recs:     newGhost(capacity, 1),
 		capacity: int64(max(capacity, 1)),
+		perU:     16 / float64(max(capacity, 1)),
 	}
 	for c := range p.lists {
 		p.lists[c] = newList(prev, next, capacity, capacity+c)
@@ -144,34 +198,97 @@ func NewChain(capacity int) Policy {
 	for i := range p.parent {
 		p.parent[i] = allocator.NoBlock
 	}
-	slots := len(p.ghost.keys)
-	p.gcls = make([]uint8, slots)
-	p.gturn = make([]uint16, slots)
-	p.gstamp = make([]int64, slots)
+	slots := len(p.recs.keys)
+	p.rcls = make([]uint8, slots)
+	p.rturn = make([]uint16, slots)
+	p.rweight = make([]float64, slots)
+	p.rstamp = make([]int64, slots)
+	p.rseq = make([]uint32, slots)
+	p.brec = make([]int32, capacity)
+	p.bseq = make([]uint32, capacity)
+	for i := range p.brec {
+		p.brec[i] = -1
+	}
 	return p
 }
 
 func (p *Chain) in(id allocator.BlockID) bool { return p.lists[0].linked(id) }
 
-// classOf maps a turn count to its class.
-func classOf(turn uint16) uint8 {
-	return uint8(min(bits.Len16(turn), chainClasses-1))
+// classOf maps a turn count, the size of that turn and whether the block
+// was its request's last to a class.
+func classOf(turn, run uint16, tail bool) uint8 {
+	c := min(bits.Len16(turn), chainTurns-1)*chainRuns + min(bits.Len16(run), chainRuns-1)
+	c *= 2
+	if tail {
+		c++
+	}
+	return uint8(c)
 }
 
 // Insert releases id. A block released right after its child joins the
 // child's class: the request is being released tail first, and its whole
-// chain belongs to the request's turn.
+// chain belongs to the request's turn. The release's last block and its
+// cut blocks (see Chain) open records, and the first block of the
+// request's own turn one that only tells a later turn recomputing it
+// which turn this was.
 func (p *Chain) Insert(id allocator.BlockID) {
 	if p.in(id) {
 		misuse("Chain", "Insert", id, inPolicy)
 	}
-	t := p.turn[id]
-	if l := p.last; l >= 0 && p.parent[l] == id && p.pgen[l] == p.gen[id] {
-		t = p.ctrn[l]
+	t, r, tail := p.turn[id], p.run[id], true
+	l := p.last
+	if l >= 0 && p.parent[l] == id && p.pgen[l] == p.gen[id] {
+		t, r, tail = p.ctrn[l], p.crun[l], false
 	}
 	p.now++
-	p.ctrn[id], p.cls[id], p.stamp[id] = t, classOf(t), p.now
-	p.lists[p.cls[id]].pushBack(id)
+	c := classOf(t, r, tail)
+	p.ctrn[id], p.crun[id], p.cls[id], p.stamp[id] = t, r, c, p.now
+	p.lists[c].pushBack(id)
+	p.held |= 1 << c
+	p.brec[id] = -1
+	if tail {
+		// Where later requests are likely to leave this one: below its
+		// last block, where its own turn began, and halfway.
+		d := p.depth[id]
+		p.cut = [3]int32{d - 1, -1, d / 2}
+		if r >= 1 {
+			p.cut[1] = d - int32(r)
+		}
+	}
+	d := p.depth[id]
+	switch {
+	case tail:
+		if p.keyed[id] {
+			p.brec[id] = p.record(p.key[id], c, t, 1)
+		}
+	case p.keyed[id] && (d == p.cut[0] || d == p.cut[1] || d == p.cut[2]):
+		// A cut block stands for itself and the blocks above it down to
+		// the next cut: a later request that leaves this one at a cut
+		// or below reaches it.
+		lower := int32(-1)
+		for _, x := range p.cut {
+			if x < d && x > lower {
+				lower = x
+			}
+		}
+		p.brec[id] = p.record(p.key[id], c, t, float64(d-lower))
+	default:
+		p.brec[id] = p.brec[l]
+	}
+	if s := p.brec[id]; s >= 0 {
+		p.bseq[id] = p.rseq[s]
+	}
+	if tail {
+		p.started = false
+	}
+	if p.keyed[id] && !p.started && p.run[id] <= 1 {
+		// The first block of the request's own turn: a record that only
+		// tells a later turn recomputing it which turn this was.
+		p.started = true
+		if _, s := p.recs.find(p.key[id]); s < 0 {
+			p.record(p.key[id], c, t, 0)
+		}
+	}
 	p.last = id
 }
 
@@ -180,22 +297,33 @@ func (p *Chain) Remove(id allocator.BlockID) {
 	if !p.in(id) {
 		misuse("Chain", "Remove", id, notInPolicy)
 	}
-	p.lists[p.cls[id]].remove(id)
+	p.unlink(id)
 	p.last = allocator.NoBlock
 }
 
-// Access records a prefix hit on id's content: a reuse at its age when
-// the block is evictable, and in any case a mark that a block committed
-// after it starts a new turn.
+// Access records a prefix hit on id's content: a reuse of one block of
+// the release that last held it, a reuse of the rest if the content keys
+// a record, and in any case a mark that a block committed after it
+// starts a new turn.
 func (p *Chain) Access(id allocator.BlockID) {
-	if p.in(id) {
-		p.observe(p.cls[id], p.now-p.stamp[id])
+	p.in(id) // range check
+	if s := p.brec[id]; s >= 0 && p.bseq[id] == p.rseq[s] && p.recs.which[s] >= 0 && p.rweight[s] >= 1 {
+		// One block of a release is asked for again: its share of the
+		// record is a reuse now, whatever becomes of the rest.
+		p.rweight[s]--
+		p.reuse[p.rcls[s]][p.bucket(p.now-p.rstamp[s])]++
+		p.recorded(1)
+	}
+	p.brec[id] = -1
+	if p.keyed[id] {
+		p.reused(p.key[id])
 	}
 	p.hit[id] = true
 }
 
-// Hint records id's new content: its turn from its parent's, its place
-// among its parent's children, and a reuse if its key is in the ghost.
+// Hint records id's new content: its turn from its parent's (or from its
+// record's, if the content is back after an eviction) and how many blocks
+// its turn has added so far.
 func (p *Chain) Hint(id allocator.BlockID, h Hint) {
 	if p.in(id) {
 		misuse("Chain", "Hint", id, inPolicy)
@@ -205,23 +333,25 @@ func (p *Chain) Hint(id allocator.BlockID, h Hint) {
 		p.in(par) // range check before any change
 	}
 	p.drop(id)
-	p.key[id], p.keyed[id] = h.Key, true
+	p.key[id], p.keyed[id], p.depth[id] = h.Key, true, h.Depth
 	var t uint16
+	r := uint16(1)
 	if par >= 0 && par != id {
 		p.parent[id], p.pgen[id] = par, p.gen[par]
 		t = p.turn[par]
 		if p.hit[par] {
 			t = inc(t)
+		} else {
+			r = inc(p.run[par])
 		}
 	}
-	if _, s := p.ghost.find(h.Key); s >= 0 {
-		// The content is back: its chain was released at turn gturn and a
-		// new turn recomputes it.
-		p.observe(p.gcls[s], p.now-p.gstamp[s])
-		t = max(t, inc(p.gturn[s]))
-		p.ghost.remove(s)
+	if rt, ok := p.reused(h.Key); ok {
+		// The content is back, recomputed after an eviction: its chain was
+		// released at turn rt, and this is the next turn, which has added
+		// nothing yet.
+		t, r = max(t, inc(rt)), 0
 	}
-	p.turn[id] = t
+	p.turn[id], p.run[id] = t, r
 }
 
 // inc adds one turn, saturating.
@@ -243,7 +373,8 @@ func (p *Chain) Forget(id allocator.BlockID) {
 // drop forgets what id knew of its content.
 func (p *Chain) drop(id allocator.BlockID) {
 	p.parent[id] = allocator.NoBlock
-	p.turn[id], p.hit[id], p.keyed[id] = 0, false, false
+	p.turn[id], p.run[id], p.hit[id], p.keyed[id] = 0, 0, false, false
+	p.brec[id] = -1
 	p.gen[id]++
 	if p.last == id {
 		p.last = allocator.NoBlock
@@ -251,15 +382,12 @@ func (p *Chain) drop(id allocator.BlockID) {
 }
 
 // Victim gives up the oldest block of the class whose oldest block has the
-// lowest hit density; ties go to the oldest release. The content's key
-// joins the ghost.
+// lowest hit density; ties go to the oldest release.
 func (p *Chain) Victim() (allocator.BlockID, bool) {
 	best, bestScore := allocator.NoBlock, 0.0
-	for c := range p.lists {
-		f, ok := p.lists[c].front()
-		if !ok {
-			continue
-		}
+	for m := p.held; m != 0; m &= m - 1 {
+		c := bits.TrailingZeros64(m)
+		f, _ := p.lists[c].front()
 		s := p.score[c][p.bucket(p.now-p.stamp[f])]
 		if best < 0 || s < bestScore || (s == bestScore && p.stamp[f] < p.stamp[best]) {
 			best, bestScore = f, s
@@ -268,51 +396,80 @@ func (p *Chain) Victim() (allocator.BlockID, bool) {
 	if best < 0 {
 		return allocator.NoBlock, false
 	}
-	p.lists[p.cls[best]].remove(best)
-	if p.keyed[best] {
-		p.remember(p.key[best], p.cls[best], p.ctrn[best], p.stamp[best])
-	}
+	p.unlink(best)
 	p.drop(best)
 	return best, true
 }
 
-// remember adds an evicted content key to the ghost; a key pushed out
-// unreused counts as never reused.
-func (p *Chain) remember(key uint64, c uint8, turn uint16, stamp int64) {
-	if _, s := p.ghost.find(key); s >= 0 {
-		p.ghost.remove(s)
+// unlink takes id off its class's list.
+func (p *Chain) unlink(id allocator.BlockID) {
+	c := p.cls[id]
+	p.lists[c].remove(id)
+	if p.lists[c].n == 0 {
+		p.held &^= 1 << c
 	}
-	if p.ghost.full() {
-		s, _ := p.ghost.lists[0].front()
-		p.never[p.gcls[s]]++
-		p.recorded()
-	}
-	p.ghost.add(0, key)
-	_, s := p.ghost.find(key)
-	p.gcls[s], p.gturn[s], p.gstamp[s] = c, turn, stamp
 }
 
-// observe records a reuse of class c content at age age.
-func (p *Chain) observe(c uint8, age int64) {
-	p.reuse[c][p.bucket(age)]++
-	p.recorded()
+// record opens a release record for content key: weight blocks of class c
+// released now at turn turn. A record the key already had is closed first,
+// unreused.
+func (p *Chain) record(key uint64, c uint8, turn uint16, w float64) int32 {
+	if _, s := p.recs.find(key); s >= 0 {
+		p.close(s, false)
+	}
+	if p.recs.full() {
+		s, _ := p.recs.lists[0].front()
+		p.close(int32(s), false)
+	}
+	p.recs.add(0, key)
+	_, s := p.recs.find(key)
+	p.rcls[s], p.rturn[s], p.rweight[s], p.rstamp[s] = c, turn, w, p.now
+	p.rseq[s]++
+	return s
 }
 
-// recorded counts one outcome: it halves the statistics once per
-// half-life and rebuilds the score table once every table's worth.
-func (p *Chain) recorded() {
-	p.outcomes++
-	if p.outcomes >= p.halfLife {
+// reused closes key's record, if any, as a reuse at its age, and returns
+// the turn it was released with.
+func (p *Chain) reused(key uint64) (uint16, bool) {
+	_, s := p.recs.find(key)
+	if s < 0 {
+		return 0, false
+	}
+	t := p.rturn[s]
+	p.close(s, true)
+	return t, true
+}
+
+// close records the outcome of record slot s and frees it.
+func (p *Chain) close(s int32, reused bool) {
+	c, w := p.rcls[s], p.rweight[s]
+	if b := p.bucket(p.now - p.rstamp[s]); reused {
+		p.reuse[c][b] += w
+	} else {
+		p.cens[c][b] += w
+	}
+	p.recs.remove(s)
+	p.recorded(w)
+}
+
+// recorded counts w block outcomes: it halves the statistics once per
+// pool's worth and rebuilds the score tables whenever the outcomes since
+// the last rebuild weigh as much as those before it.
+func (p *Chain) recorded(w float64) {
+	p.outcomes += w
+	p.total += w
+	if p.outcomes >= float64(p.capacity) {
 		p.outcomes = 0
+		p.total /= 2
 		for c := range p.reuse {
 			for b := range p.reuse[c] {
 				p.reuse[c][b] /= 2
+				p.cens[c][b] /= 2
 			}
-			p.never[c] /= 2
 		}
 	}
-	p.fresh++
-	if p.fresh >= chainClasses*chainBuckets || p.fresh >= p.halfLife {
+	p.fresh += w
+	if p.fresh > 0 && p.fresh >= p.total/2 {
 		p.fresh = 0
 		p.rebuild()
 	}
@@ -321,7 +478,7 @@ func (p *Chain) recorded() {
 // bucket maps an age in releases to its bucket: u = 16*age/capacity, then
 // u itself below 4 and quarter octaves above.
 func (p *Chain) bucket(age int64) int {
-	return bucketOfU(uint64(max(age, 0)) * 16 / uint64(p.capacity))
+	return bucketOfU(uint64(float64(max(age, 0)) * p.perU))
 }
 
 func bucketOfU(u uint64) int {
@@ -332,23 +489,58 @@ func bucketOfU(u uint64) int {
 	return min(4*(l-2)+int(u>>(l-3)&3), chainBuckets-1)
 }
 
-// rebuild recomputes every class's table: for each age bucket, the share
-// of the content still unused at that age that was reused later (within
-// the ghost's reach) rather than never.
+// bucketWidth is the width of age bucket b in sixteenths of the pool.
+func bucketWidth(b int) float64 {
+	if b < 4 {
+		return 1
+	}
+	return float64(uint64(1) << (b/4 - 1))
+}
+
+// rebuild recomputes every class's table: for each age bucket, the hit
+// density of content of that class still unused at that age, the best
+// over every horizon of reuses expected per unit of cache space held
+// until then (LHD's ranking). The chance of reuse in each bucket is
+// estimated as Kaplan and Meier do, so records still open or closed
+// unreused count as at risk up to their age and no further: nothing is
+// assumed about content older than any record has been watched.
 func (p *Chain) rebuild() {
+	p.open = [chainClasses][chainBuckets]float64{}
+	q := &p.recs.lists[0]
+	for s := q.next[q.sentinel]; s != q.sentinel; s = q.next[s] {
+		p.open[p.rcls[s]][p.bucket(p.now-p.rstamp[s])] += p.rweight[s]
+	}
 	for c := range p.reuse {
-		n := 0.0 // reuses at this age or later
+		var mass, space [chainBuckets]float64
+		last := -1
+		risk := 0.0
 		for b := chainBuckets - 1; b >= 0; b-- {
-			n += p.reuse[c][b]
-			p.score[c][b] = 0
-			if n > 0 {
-				p.score[c][b] = n / (n + p.never[c])
+			risk += p.reuse[c][b] + p.cens[c][b] + p.open[c][b]
+			mass[b] = risk - (p.cens[c][b]+p.open[c][b])/2 // at risk in b
+			if last < 0 && p.reuse[c][b] > 0 {
+				last = b
 			}
 		}
-		if c > 0 && n+p.never[c] == 0 {
-			// No outcome yet: a class first reached borrows the table of
-			// the class below rather than looking worthless.
-			p.score[c] = p.score[c-1]
+		surv := 1.0
+		for b := range chainBuckets {
+			h := 0.0
+			if mass[b] > 0 {
+				h = p.reuse[c][b] / mass[b]
+			}
+			mass[b] = surv * h
+			space[b] = (surv - mass[b]/2) * bucketWidth(b)
+			surv -= mass[b]
+		}
+		for b := range chainBuckets {
+			p.score[c][b] = 0
+			hits, room := 0.0, 0.0
+			for e := b; e <= last; e++ {
+				hits += mass[e]
+				room += space[e]
+				if room > 0 && hits/room > p.score[c][b] {
+					p.score[c][b] = hits / room
+				}
+			}
 		}
 	}
 }

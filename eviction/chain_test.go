@@ -75,6 +75,76 @@ func TestChainKeepsReturningConversations(t *testing.T) {
 	assert.Greater(t, chain, 0.5)
 }
 
+// rewrittenTails is like conversations, except that each returning turn
+// drops its previous request's last block (a partial block that the next
+// turn rewrites, as chat turns do) before adding three, and the one-shot
+// prompts come in a second kind too: prompts that share a 4-block document
+// with the previous one-shot, so not everything extended is a
+// conversation. The conversations' last blocks are never asked for again,
+// so a policy must tell them from the rest of the chain.
+func rewrittenTails(t *testing.T, f eviction.Factory, capacity, rounds int) float64 {
+	t.Helper()
+	m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: capacity + 1, Policy: f})
+	require.NoError(t, err)
+	hash := func(x uint64) paged.Hash {
+		var h paged.Hash
+		binary.LittleEndian.PutUint64(h[:], x)
+		return h
+	}
+	run := func(hs []paged.Hash) int {
+		id, cached, err := m.CreateFromHashes(hs, len(hs)*16, &paged.SeqOptions{AllowFullHit: true})
+		require.NoError(t, err)
+		require.NoError(t, m.Free(id))
+		return cached / 16
+	}
+	chains := make([][]paged.Hash, 8)
+	next := uint64(1)
+	var hits, refs int
+	for r := range rounds {
+		c := r % 8
+		if n := len(chains[c]); n > 0 {
+			chains[c] = chains[c][:n-1]
+		}
+		for range 3 {
+			chains[c] = append(chains[c], hash(next))
+			next++
+		}
+		got := run(chains[c])
+		if r >= 8 {
+			hits += got
+			refs += len(chains[c]) - 2 // what a hit can cover
+		}
+		doc := []paged.Hash{hash(next), hash(next + 1), hash(next + 2), hash(next + 3)}
+		next += 4
+		for k := range 8 {
+			one := make([]paged.Hash, 8)
+			for i := range one {
+				one[i] = hash(next)
+				next++
+			}
+			if k%2 == 1 {
+				copy(one, doc)
+			}
+			run(one)
+		}
+		require.NoError(t, m.Check())
+	}
+	return float64(hits) / float64(refs)
+}
+
+// TestChainKeepsConversationsThatRewriteTheirTails: Chain learns from its
+// release records that a conversation's chain returns without its last
+// block, and keeps the chains through the flood that pushes them out of
+// LRU, though no request ever asks for a block the previous one ended
+// with. With the records broken, Chain would see no return and be LRU.
+func TestChainKeepsConversationsThatRewriteTheirTails(t *testing.T) {
+	lru := rewrittenTails(t, eviction.NewLRU, 400, 160)
+	chain := rewrittenTails(t, eviction.NewChain, 400, 160)
+	t.Logf("conversation hit rate: lru %.3f, chain %.3f", lru, chain)
+	assert.Less(t, lru, 0.1)
+	assert.Greater(t, chain, 0.5)
+}
+
 // TestChainWithoutHintsIsLRU: with no hints every block is in one class,
 // so victims come in release order.
 func TestChainWithoutHintsIsLRU(t *testing.T) {

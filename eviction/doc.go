@@ -22,7 +22,7 @@
 //	slru      NewSLRU      probationary and protected LRU segments (Karedla, Love, Wherry 1994)
 //	priority  NewPriority  levels 0-100 with expiry, LRU within a level (TensorRT-LLM)
 //	leaflru   NewLeafLRU   LRU over the leaves of the prefix tree first (this package's design)
-//	chain     NewChain     the chain least likely to return first, learned per turn count (this package's design)
+//	chain     NewChain     lowest learned hit density first, by turn, turn size and last block (this package's design)
 //
 // # Optional interfaces
 //
