@@ -167,7 +167,9 @@ type Hooks struct {
 	// Scheduled is called when a sequence is given its tokens for the step:
 	// in the decode phase after its Append, in the admission phase after
 	// its Admit or SwapIn. Under the Priority policy a sequence scheduled
-	// earlier in the step may still be preempted (Preempted follows).
+	// earlier in the step may still be preempted (Preempted follows), and
+	// one whose request is aborted later in the step is taken out of it
+	// (Aborted follows).
 	Scheduled func(sc *Scheduled)
 	// Preempted is called when a running sequence is preempted, after the
 	// manager released or swapped out its blocks; for a beam search, once
