@@ -121,6 +121,22 @@ func TestAbortNever(t *testing.T) {
 			msg:    "paged: request can never fit",
 		},
 		{
+			// One sample, preempted, has grown past what an admission
+			// may take (5 usable blocks, 2 kept by the watermark) while
+			// the other runs and was scheduled in the step: both go, and
+			// the step keeps neither.
+			name: "never readmitted, a sample running",
+			mcfg: func() paged.Config {
+				c := twoGroups(2, 6)
+				c.Watermark = 0.4
+				return c
+			}(),
+			before: 1,
+			bad:    submit{1, sched.Options{MaxTokens: 5, N: 2}},
+			others: []submit{{1, sched.Options{MaxTokens: 3}}},
+			msg:    "paged: request can never fit",
+		},
+		{
 			// A running sequence grows into the blocks the watermark keeps
 			// from admissions, so once swapped out (the older request
 			// grows) it holds more than a swap-in may ever take.
@@ -177,6 +193,9 @@ func TestAbortNever(t *testing.T) {
 					bad = sub(tc.bad)
 				}
 				others = append(others, sub(o))
+			}
+			if bad == nil && !tc.badLast {
+				bad = sub(tc.bad)
 			}
 			if tc.badLast {
 				// Submitted once the others run.
