@@ -14,7 +14,7 @@ import (
 // Errors of the scheduler; every error it returns wraps one of them.
 var (
 	// ErrInvalid: the submitted request is malformed (empty prompt, bad n,
-	// no max tokens, negative token IDs: the scheduler's refusals).
+	// no max tokens; negative token IDs, which the scheduler refuses).
 	ErrInvalid = errors.New("server: invalid request")
 	// ErrTooLong: the request can never run here (longer than the maximum
 	// model length, or more blocks than the pool has). A request the
