@@ -51,6 +51,7 @@ func simulatePaged(reqs []Request, bs int, cfg FragConfig) (FragResult, error) {
 		feed.arrived = 0
 	}
 	done := 0
+	var aborted error
 	s, err := sched.New(m, sched.Config{
 		MaxRunning:             cfg.KVTokens, // no limit: every running request holds a slot
 		AdmitFirst:             true,
@@ -67,6 +68,9 @@ func simulatePaged(reqs []Request, bs int, cfg FragConfig) (FragResult, error) {
 				feed.queued += n
 			},
 			Finished: func(*sched.Request, int) { done++ },
+			// A request that can never finish ends the study, as Submit's
+			// refusal does: the figures are of every request.
+			Aborted: func(_ *sched.Request, err error) { aborted = err },
 		},
 	})
 	if err != nil {
@@ -104,7 +108,10 @@ func simulatePaged(reqs []Request, bs int, cfg FragConfig) (FragResult, error) {
 		}
 		st, err := s.Schedule()
 		if err != nil {
-			return res, fmt.Errorf("%w: %w", ErrNeverFits, err)
+			return res, fmt.Errorf("bench: frag: %w", err)
+		}
+		if aborted != nil {
+			return res, fmt.Errorf("%w: %w", ErrNeverFits, aborted)
 		}
 
 		// Classify after decoding and before freeing: a finishing request

@@ -284,6 +284,11 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	} else {
 		hooks.Preempted = func(r *sched.Request, _ int, _ bool) { reqs[r.ID()-1].preempted = step }
 	}
+	// W1 cannot go on without a request: one that can never run here
+	// ends the replay, as it did before the scheduler aborted such
+	// requests and went on.
+	var aborted error
+	hooks.Aborted = func(_ *sched.Request, err error) { aborted = err }
 	s, err := sched.New(m, sched.Config{
 		MaxRunning:           cfg.MaxNumSeqs,
 		AdmitAfterPreemption: true,
@@ -338,6 +343,9 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		ckpts = m.TakeCheckpoints(ckpts[:0])
 		tScheduled = time.Now()
 		res.NsAdmit += int64(tScheduled.Sub(tAdmit))
+		if aborted != nil {
+			return res, fmt.Errorf("bench: W1 step %d: %w", step, aborted)
+		}
 		// The model: one made-up token per scheduled request.
 		tokens = tokens[:0]
 		for _, sc := range st.Scheduled {

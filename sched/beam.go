@@ -180,12 +180,7 @@ func (s *Scheduler) preemptGroup(r *Request, i, budget int, cur *entry) (int, in
 	if self && len(s.running) == 0 {
 		// Alone in the pool, the beams still cannot grow: a restart
 		// would only come back here.
-		err := fmt.Errorf("%w: request %d: %d beams cannot grow past %d tokens in this pool", ErrNever, r.id, len(beams), cur.length)
-		s.end(r, Aborted)
-		s.st.Aborted++
-		if s.cfg.Hooks.Aborted != nil {
-			s.cfg.Hooks.Aborted(r, err)
-		}
+		s.aborted(r, fmt.Errorf("%w: request %d: %d beams cannot grow past %d tokens in this pool", ErrNever, r.id, len(beams), cur.length))
 		return i, budget, true, nil
 	}
 	if s.cfg.Preemption == Swap {

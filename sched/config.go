@@ -167,7 +167,9 @@ type Hooks struct {
 	// Scheduled is called when a sequence is given its tokens for the step:
 	// in the decode phase after its Append, in the admission phase after
 	// its Admit or SwapIn. Under the Priority policy a sequence scheduled
-	// earlier in the step may still be preempted (Preempted follows).
+	// earlier in the step may still be preempted (Preempted follows), and
+	// one whose request is aborted later in the step is taken out of it
+	// (Aborted follows).
 	Scheduled func(sc *Scheduled)
 	// Preempted is called when a running sequence is preempted, after the
 	// manager released or swapped out its blocks; for a beam search, once
@@ -182,9 +184,13 @@ type Hooks struct {
 	// to compute its prompt again, so the caller drops what it kept of
 	// them (scores, tokens).
 	Restarted func(r *Request)
-	// Aborted is called when a beam search is ended because its beams
-	// cannot grow even with every block the scheduler could free: alone it
-	// would only restart and come back to the same point. Its blocks are
-	// freed and it is in state Aborted; err says why.
+	// Aborted is called when a request is ended because it can never
+	// proceed in this pool: one of its sequences (or a beam search's
+	// beams) cannot grow even with every block the scheduler could free,
+	// does not fit the pool even alone, or can never be admitted or
+	// swapped in. Preempting or readmitting it would only come back to the
+	// same point. The whole request ends, every sample of it: its blocks
+	// are freed, it is in state Aborted, and err (also Request.Err) wraps
+	// ErrNever and says why. The other requests go on.
 	Aborted func(r *Request, err error)
 }

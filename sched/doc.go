@@ -45,6 +45,17 @@
 // prompt, Hooks.Restarted), and aborted (Hooks.Aborted) when they cannot
 // grow even alone in the pool.
 //
+// A request that can never proceed in this pool is aborted, not reported
+// as an error of Schedule: a sequence that cannot grow even alone in the
+// pool, a head of the queue that does not fit the pool even when the
+// scheduler holds nothing of it, or one the manager says can never be
+// admitted or swapped in. The whole request ends (every sample, and a beam
+// search's beams), its blocks are freed, Request.Err and Hooks.Aborted say
+// why (an error wrapping ErrNever), and the step goes on with the other
+// requests; one bad request never stops the loop. Submit refuses up front
+// what it can tell will never fit; with several KV cache groups, or beams,
+// only running tells.
+//
 // Config.AdmitFirst swaps the first two phases, as the PagedAttention
 // paper's fragmentation study (bench.Frag) and Orca-style simulations do:
 // a step admits first, then decodes the sequences that ran before it.
@@ -72,8 +83,9 @@
 //
 // Config.Hooks are called as the step happens: Phase at each phase
 // boundary (a study times phases with it), Scheduled for each sequence
-// given tokens, Preempted, Finished. Stats counts admissions, preemptions,
-// tokens and manager calls. RunningSeqs walks the running sequences.
+// given tokens, Preempted, Finished, Restarted and Aborted. Stats counts
+// admissions, preemptions, aborts, tokens and manager calls. RunningSeqs
+// walks the running sequences.
 //
 // # Costs
 //

@@ -172,3 +172,34 @@ func ExampleScheduler_UpdateBeams() {
 	// step 3 beams [[8 3 5] [8 4 6]] blocks in use 0
 	// forks 2
 }
+
+// A request that can never run in the pool is aborted; the loop goes on
+// with the others. With two KV cache groups (here two full-attention
+// ones) every token takes a slot in each, which Submit cannot weigh: the
+// first request is accepted, and alone in the 6 usable blocks it cannot
+// grow past 6 tokens.
+func ExampleRequest_Err() {
+	m, _ := paged.New(paged.Config{BlockSize: 2, NumBlocks: 7, MaxModelLen: 64,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}})
+	s, _ := sched.New(m, sched.Config{Hooks: sched.Hooks{
+		Aborted: func(r *sched.Request, err error) { fmt.Println("aborted:", r.ID()) },
+	}})
+	long, _ := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 20})
+	short, _ := s.Submit([]int32{4}, sched.Options{MaxTokens: 2})
+	for s.Busy() {
+		st, err := s.Schedule() // no error: aborting a request is not one
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		_ = s.Update(make([]int32, st.Outputs))
+	}
+	fmt.Println(long.State(), long.Err())
+	fmt.Println(short.State(), short.Outputs(0), short.Err())
+	fmt.Println("aborted", s.Stats().Aborted, "blocks in use", m.Stats().UsedBlocks)
+	// Output:
+	// aborted: 1
+	// aborted sched: request can never run: request 1 cannot grow past 6 tokens in this pool
+	// finished 2 <nil>
+	// aborted 1 blocks in use 0
+}

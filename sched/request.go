@@ -22,8 +22,9 @@ const (
 	Finished
 	// Cancelled: ended by Cancel.
 	Cancelled
-	// Aborted: a beam search whose beams could not grow even with the
-	// whole pool to themselves (Hooks.Aborted); its blocks were freed.
+	// Aborted: ended by the scheduler because it can never proceed in
+	// this pool (Request.Err says why, Hooks.Aborted was called); every
+	// block of its samples was freed.
 	Aborted
 )
 
@@ -90,6 +91,7 @@ type Request struct {
 	forked    bool
 	cached    int
 	done      int // samples finished
+	err       error
 	// beam: a beam search (Options.BeamWidth), whose samples are beams
 	// kept side by side in the running list.
 	beam    bool
@@ -102,6 +104,10 @@ func (r *Request) ID() uint64 { return r.id }
 
 // State returns where the request is.
 func (r *Request) State() State { return r.state }
+
+// Err returns why the request was aborted, an error wrapping ErrNever,
+// and nil in every other state.
+func (r *Request) Err() error { return r.err }
 
 // PromptLen returns the prompt's length in tokens.
 func (r *Request) PromptLen() int { return r.promptLen }

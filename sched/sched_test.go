@@ -122,6 +122,7 @@ func TestCallErrors(t *testing.T) {
 	_, err = s.Schedule()
 	assert.ErrorIs(t, err, sched.ErrInvalid, "Schedule twice")
 	assert.ErrorIs(t, s.Update([]int32{1, 2}), sched.ErrInvalid, "two tokens for one output")
+	assert.ErrorIs(t, s.Update([]int32{-1}), sched.ErrInvalid, "a negative token")
 	require.NoError(t, s.Update([]int32{7}), "a refused Update changed nothing")
 	assert.Equal(t, 1, r.Outputs(0))
 	drain(t, s, 1)
@@ -491,25 +492,4 @@ func TestRequestAccessors(t *testing.T) {
 	assert.Zero(t, r.Seq(0), "done")
 	assert.Equal(t, 4, other.Cached(), "admitted after request 1 in the same step, it hits the full block request 1 just committed")
 	assert.EqualValues(t, 2, s.Stats().Finished)
-}
-
-// With KV cache groups Submit cannot tell the longest a sample gets; a
-// lone sequence that then cannot grow is reported, not retried forever.
-func TestLoneSequenceCannotGrow(t *testing.T) {
-	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 7, MaxModelLen: 40,
-		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}})
-	s, err := sched.New(m, sched.Config{})
-	require.NoError(t, err)
-	_, err = s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 10})
-	require.NoError(t, err, "3 prompt tokens fit: 2 blocks in each group")
-	for range 20 {
-		st, err := s.Schedule()
-		if err != nil {
-			assert.ErrorIs(t, err, sched.ErrNever)
-			assert.ErrorContains(t, err, "cannot grow")
-			return
-		}
-		require.NoError(t, s.Update(make([]int32, st.Outputs)))
-	}
-	t.Fatal("a sequence that cannot grow was retried for 20 steps")
 }

@@ -68,8 +68,10 @@ type Stats struct {
 	Forks int64
 	// Restarts counts beam searches preempted by recompute, which start
 	// again from their prompt (each of their beams also counts in
-	// Preemptions); Aborted the beam searches ended because their beams
-	// could not grow even alone in the pool.
+	// Preemptions); Aborted the requests ended because they can never
+	// proceed in this pool (Hooks.Aborted). A sequence aborted because it
+	// cannot grow even alone also counts in Preemptions, as every beam of
+	// an aborted beam search does.
 	Restarts, Aborted int64
 	// PrefillTokens are the prompt (or resumed) tokens computed, prefix
 	// hits excluded; ResumedTokens the part of them recomputed after a

@@ -1,6 +1,8 @@
 package sched_test
 
 import (
+	"errors"
+	"math"
 	"slices"
 	"testing"
 
@@ -24,6 +26,12 @@ type machine struct {
 	next int32
 	// restarted are the beam searches restarted since the last step.
 	restarted []*sched.Request
+	// aborted are the requests aborted since the last step.
+	aborted []*sched.Request
+	// groups are the manager's KV cache groups, and floor the blocks a
+	// sequence can always be admitted or swapped in with: the usable
+	// blocks less the watermark's.
+	groups, floor int
 }
 
 // fataler is what the checks need of *testing.T and *rapid.T.
@@ -54,6 +62,16 @@ func newMachine(t *rapid.T) *machine {
 		UnifiedFreeQueue:     rapid.Bool().Draw(t, "unified"),
 		DisablePrefixCaching: rapid.Bool().Draw(t, "noCache"),
 	}
+	// Two KV cache groups and a watermark let through Submit requests
+	// that can never run (Submit cannot tell the need of several groups,
+	// and a running sequence grows into the watermark's blocks), which
+	// the scheduler must abort while it serves the others.
+	groups := rapid.IntRange(1, 2).Draw(t, "groups")
+	if groups == 2 {
+		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}
+		mcfg.DisableOffload = true // swapping with several groups needs it
+	}
+	mcfg.Watermark = rapid.SampledFrom([]float64{0, 0, 0.2, 0.4}).Draw(t, "watermark")
 	cfg := sched.Config{
 		MaxRunning:             rapid.IntRange(1, 6).Draw(t, "maxRunning"),
 		Policy:                 sched.Policy(rapid.IntRange(0, 1).Draw(t, "policy")),
@@ -74,8 +92,15 @@ func newMachine(t *rapid.T) *machine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc := &machine{m: m, next: 1000}
+	usable := m.Stats().UsableBlocks
+	mc := &machine{m: m, next: 1000, groups: groups, floor: usable - int(math.Ceil(mcfg.Watermark*float64(usable)))}
 	cfg.Hooks.Restarted = func(r *sched.Request) { mc.restarted = append(mc.restarted, r) }
+	cfg.Hooks.Aborted = func(r *sched.Request, err error) {
+		if r.State() != sched.Aborted || r.Err() != err || !errors.Is(err, sched.ErrNever) {
+			t.Fatalf("request %d aborted: state %v, Err %v, hook's error %v", r.ID(), r.State(), r.Err(), err)
+		}
+		mc.aborted = append(mc.aborted, r)
+	}
 	s, err := sched.New(m, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +202,25 @@ func (mc *machine) step(t *rapid.T) {
 		clear(q.given)
 	}
 	mc.restarted = mc.restarted[:0]
+	// An aborted request holds nothing, and only one that can never run
+	// is aborted: a lone sequence of it, at its longest, needs more
+	// blocks than a sequence can always have. (Beams may need more than
+	// one sequence: they are not checked.)
+	for _, r := range mc.aborted {
+		for i := range r.Samples() {
+			if r.Seq(i) != 0 {
+				t.Fatalf("aborted request %d sample %d still has %v", r.ID(), i, r.Seq(i))
+			}
+		}
+		q := mc.reqs[r.ID()-1]
+		bs := mc.m.BlockSize()
+		kv := len(q.prompt) + q.opts.MaxTokens - 1
+		if r.BeamWidth() == 0 && mc.groups*((kv+bs-1)/bs) <= mc.floor {
+			t.Fatalf("request %d aborted (%v), though its %d tokens of KV need %d blocks in %d groups, and %d can always be had",
+				r.ID(), r.Err(), kv, (kv+bs-1)/bs, mc.groups, mc.floor)
+		}
+	}
+	mc.aborted = mc.aborted[:0]
 	if st.Tokens > mc.cfg.MaxBatchTokens {
 		t.Fatalf("step %d computes %d tokens, budget %d", st.Number, st.Tokens, mc.cfg.MaxBatchTokens)
 	}
@@ -362,6 +406,9 @@ func (mc *machine) finish(t *rapid.T) {
 	}
 	for _, q := range mc.reqs {
 		r := q.r
+		if (r.State() == sched.Aborted) != (r.Err() != nil) {
+			t.Fatalf("request %d is %v with Err %v", r.ID(), r.State(), r.Err())
+		}
 		switch r.State() {
 		case sched.Cancelled, sched.Aborted:
 			continue

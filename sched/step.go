@@ -56,8 +56,9 @@ type Step struct {
 	// Tokens is the number of tokens computed, at most
 	// Config.MaxBatchTokens.
 	Tokens int
-	// Preempted counts the sequences preempted in this step (the beams of
-	// an aborted beam search included).
+	// Preempted counts the sequences preempted in this step, those that
+	// gave up their blocks because they could not grow even alone (and
+	// were aborted) included.
 	Preempted int
 }
 
@@ -88,9 +89,14 @@ func (s *Scheduler) phase(p Phase) {
 // step is valid until the next Schedule; Update must follow, with the
 // tokens sampled. With nothing to do it returns an empty step.
 //
-// An error other than ErrInvalid (a Schedule without Update) means the
-// manager broke its contract or nothing can ever run; the scheduler is
-// then unusable.
+// A request that can never proceed in this pool (a sequence that does not
+// fit the pool even alone, that cannot grow even alone in it, or that the
+// manager says can never be admitted or swapped in) is not an error of
+// Schedule: the request is aborted (state Aborted, Request.Err,
+// Hooks.Aborted, Stats.Aborted), its blocks are freed, and the step goes
+// on with the others. An error other than ErrInvalid (a Schedule without
+// Update) means the manager broke its contract; the scheduler is then
+// unusable.
 func (s *Scheduler) Schedule() (*Step, error) {
 	if s.inStep {
 		return nil, fmt.Errorf("%w: Schedule called twice without Update", ErrInvalid)
@@ -126,11 +132,16 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			}
 		}
 	}
-	s.st.PeakRunning = max(s.st.PeakRunning, len(s.running))
-	if len(st.Scheduled) == 0 && st.Preempted == 0 && len(s.running) == 0 && s.waiting.len() > 0 {
+	for len(st.Scheduled) == 0 && st.Preempted == 0 && len(s.running) == 0 && s.waiting.len() > 0 {
+		// The head of the queue does not fit a pool the scheduler holds
+		// nothing of: it never will, and it blocks everyone behind it.
 		h := s.waiting.peek()
-		return nil, s.fail(fmt.Errorf("%w: request %d (%d tokens) does not fit an empty pool", ErrNever, h.req.id, h.total()))
+		s.abort(h.req, fmt.Errorf("%w: request %d (%d tokens) does not fit an empty pool", ErrNever, h.req.id, h.total()))
+		if _, err = s.admitAll(s.cfg.MaxBatchTokens); err != nil {
+			return nil, s.fail(err)
+		}
 	}
+	s.st.PeakRunning = max(s.st.PeakRunning, len(s.running))
 	s.phase(PhaseScheduled)
 	return st, nil
 }
@@ -140,6 +151,38 @@ func (s *Scheduler) Schedule() (*Step, error) {
 func (s *Scheduler) fail(err error) error {
 	s.inStep = false
 	return err
+}
+
+// abort ends r, which can never proceed in this pool, in the middle of
+// Schedule: its samples scheduled in this step are taken back, every
+// sample's blocks are freed and the running list is swept (nothing else in
+// it is done during Schedule). It returns the tokens given back to the
+// step's budget.
+func (s *Scheduler) abort(r *Request, err error) int {
+	n := 0
+	for i := 0; i < len(s.step.Scheduled); {
+		if e := s.step.Scheduled[i].e; e.req == r {
+			n += s.unschedule(e)
+			continue
+		}
+		i++
+	}
+	s.aborted(r, err)
+	if s.dirty {
+		s.sweep()
+	}
+	return n
+}
+
+// aborted marks r aborted for err, frees what its samples hold, counts it
+// and calls the hook.
+func (s *Scheduler) aborted(r *Request, err error) {
+	r.err = err
+	s.end(r, Aborted)
+	s.st.Aborted++
+	if s.cfg.Hooks.Aborted != nil {
+		s.cfg.Hooks.Aborted(r, err)
+	}
 }
 
 // decodeAll gives every running sequence not yet scheduled in this step
@@ -195,6 +238,15 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		vi := s.victim()
 		v := s.running[vi]
+		if v == e && len(s.running) == 1 && !(v.req.beam && v.req.forked) {
+			// Alone, with every block the scheduler could free, it still
+			// cannot grow: a preemption would only bring it back here. It
+			// gives up its blocks as a victim would, for good.
+			s.step.Preempted++
+			s.st.Preemptions++
+			s.abort(e.req, fmt.Errorf("%w: request %d cannot grow past %d tokens in this pool", ErrNever, e.req.id, e.length))
+			break
+		}
 		if v.req.beam && v.req.forked {
 			// A beam search gives up all its beams at once.
 			var self bool
@@ -216,11 +268,6 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 			return budget, err
 		}
 		if v == e {
-			if len(s.running) == 0 {
-				// Alone, with every block the scheduler could free, it
-				// still cannot grow: readmitting it would only repeat this.
-				return budget, fmt.Errorf("%w: request %d cannot grow past %d tokens in this pool", ErrNever, e.req.id, e.length)
-			}
 			break
 		}
 	}
@@ -228,12 +275,21 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 }
 
 // admitAll admits waiting sequences in queue order while they fit, and
-// returns the budget left.
+// returns the budget left. A head that can never be admitted is aborted
+// and the next one tried.
 func (s *Scheduler) admitAll(budget int) (int, error) {
 	for s.waiting.len() > 0 && budget > 0 {
-		n, ok, err := s.admit(s.waiting.peek(), budget)
-		if err != nil || !ok {
-			return budget, err
+		e := s.waiting.peek()
+		n, ok, err := s.admit(e, budget)
+		if err != nil {
+			if !errors.Is(err, ErrNever) {
+				return budget, err
+			}
+			budget += s.abort(e.req, err)
+			continue
+		}
+		if !ok {
+			break
 		}
 		budget -= n
 	}
@@ -460,7 +516,8 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		case paged.AdmitLater:
 			return 0, false, nil
 		case paged.AdmitNever:
-			// Submit checked the longest the sequence can get.
+			// Submit checked the longest a sequence of one KV cache group
+			// can get, not with several.
 			return 0, false, fmt.Errorf("%w: request %d: %v can never be admitted", ErrNever, r.id, e.seq)
 		}
 	}
@@ -469,6 +526,8 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	switch {
 	case errors.Is(err, paged.ErrNoSpace):
 		return 0, false, nil
+	case errors.Is(err, paged.ErrNever):
+		return 0, false, fmt.Errorf("%w: request %d: %w", ErrNever, r.id, err)
 	case err != nil:
 		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
 	}
@@ -542,9 +601,16 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 		if !errors.Is(err, paged.ErrNoSpace) {
 			return 0, false, fmt.Errorf("sched: request %d: append to %v: %w", r.id, e.seq, err)
 		}
-		// Swapped in but no block for its next token: recompute later.
+		// Swapped in but no block for its next token: recompute later,
+		// or, when it is alone on the device, never.
 		s.st.Admissions--
 		s.st.Resumed--
+		if len(s.running) == 1 {
+			s.step.Preempted++
+			s.st.Preemptions++
+			s.abort(r, fmt.Errorf("%w: request %d cannot grow past %d tokens in this pool", ErrNever, r.id, e.length))
+			return 0, false, nil
+		}
 		if err := s.preempt(len(s.running) - 1); err != nil {
 			return 0, false, err
 		}
@@ -560,7 +626,8 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 // order, and for a forking prompt its N samples in order. A sample that
 // reaches MaxTokens, the manager's MaxModelLen or a stop token is
 // finished and its blocks freed (tail first, so its cached prefix stays).
-// On ErrInvalid (a wrong token count, no step) nothing changed.
+// On ErrInvalid (a wrong token count, a negative token, no step) nothing
+// changed.
 //
 // For a beam search, each beam extends itself (UpdateBeams chooses other
 // parents).
@@ -573,6 +640,13 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 	}
 	if len(tokens) != s.step.Outputs {
 		return fmt.Errorf("%w: Update got %d tokens for a step of %d outputs", ErrInvalid, len(tokens), s.step.Outputs)
+	}
+	for i, tok := range tokens {
+		// The manager would refuse it at the next step's Append, too late
+		// to say whose it is.
+		if tok < 0 {
+			return fmt.Errorf("%w: Update got a negative token %d at index %d", ErrInvalid, tok, i)
+		}
 	}
 	if parents != nil {
 		if err := s.checkParents(parents); err != nil {

@@ -147,6 +147,8 @@ func TestHTTPSubmitStatusCancel(t *testing.T) {
 		{"POST", "/requests", `{"prompt_len": 5, "max_tokens": 4, "max_tokens": 9}`, "", http.StatusBadRequest, "invalid_request", `"max_tokens" given twice`},
 		{"POST", "/requests", `{"prompt_len": "x"}`, "", http.StatusBadRequest, "invalid_request", `field "prompt_len"`},
 		{"POST", "/requests", `{"prompt": [1.5], "max_tokens": 1}`, "", http.StatusBadRequest, "invalid_request", `field "prompt"`},
+		// Token IDs are the scheduler's to check (through the manager).
+		{"POST", "/requests", `{"prompt": [5, -1], "max_tokens": 1}`, "", http.StatusBadRequest, "invalid_request", "token -1 at index 1 is negative"},
 		{"POST", "/requests", `{"prompt": [4294967296], "max_tokens": 1}`, "", http.StatusBadRequest, "invalid_request", `field "prompt"`},
 		{"POST", "/requests", `{"prompt_len": 5, "max_tokens": 4} {}`, "", http.StatusBadRequest, "invalid_request", "more than one"},
 		{"POST", "/requests", `[1]`, "", http.StatusBadRequest, "invalid_request", "want a JSON object"},
@@ -176,8 +178,8 @@ func TestHTTPSubmitStatusCancel(t *testing.T) {
 	assert.Equal(t, 3, sn.Blocks.Used)
 	// Every refused submission is counted, those refused before the
 	// scheduler saw them too.
-	assert.Equal(t, uint64(16), sn.Requests.Rejected)
-	assert.Equal(t, uint64(14), sn.Requests.RejectedBy["invalid_request"])
+	assert.Equal(t, uint64(17), sn.Requests.Rejected)
+	assert.Equal(t, uint64(15), sn.Requests.RejectedBy["invalid_request"])
 	assert.Equal(t, uint64(1), sn.Requests.RejectedBy["too_long"])
 	assert.Equal(t, uint64(1), sn.Requests.RejectedBy["body_too_large"])
 
@@ -186,6 +188,62 @@ func TestHTTPSubmitStatusCancel(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "finished", st.State)
 	assert.Equal(t, []int{20}, st.Generated)
+}
+
+// A request the pool can never hold that only running shows (two KV
+// cache groups: neither the server nor the scheduler can tell at
+// submission) fails alone: its client reads state "aborted" with an error
+// code and message, its blocks are freed, and the other request runs to
+// its end.
+func TestHTTPAbortedRequest(t *testing.T) {
+	srv := startServer(t, ServerConfig{
+		Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 9, MaxModelLen: 512,
+			Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}}},
+		Manual: true,
+	})
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	ctx := context.Background()
+
+	// 8 usable blocks of 16, a token in each group: 64 tokens at most.
+	code, body := call(t, "POST", hs.URL+"/requests", `{"prompt_len": 20, "max_tokens": 100}`)
+	require.Equal(t, http.StatusAccepted, code, body)
+	bad := decode[Status](t, body)
+	code, body = call(t, "POST", hs.URL+"/requests", `{"prompt_len": 5, "max_tokens": 30}`)
+	require.Equal(t, http.StatusAccepted, code, body)
+	good := decode[Status](t, body)
+	require.NoError(t, srv.Step(ctx, 1000))
+
+	code, body = call(t, "GET", hs.URL+"/requests/"+string(bad.ID), "")
+	require.Equal(t, http.StatusOK, code, body)
+	st := decode[Status](t, body)
+	assert.Equal(t, "aborted", st.State)
+	assert.Equal(t, "too_long", st.Error)
+	assert.Contains(t, st.Message, "server: request too long: sched: request can never run")
+	assert.Contains(t, st.Message, "cannot grow past 64 tokens")
+	assert.Equal(t, []int{45}, st.Generated, "44 outputs hold KV; the 45th found no slot")
+	code, body = call(t, "GET", hs.URL+"/requests/"+string(good.ID), "")
+	require.Equal(t, http.StatusOK, code, body)
+	st = decode[Status](t, body)
+	assert.Equal(t, "finished", st.State)
+	assert.Equal(t, []int{30}, st.Generated)
+	assert.Empty(t, st.Error)
+	assert.NotContains(t, body, "message", "no error fields on a request that did not fail")
+
+	code, body, _ = callHeader(t, "POST", hs.URL+"/requests/"+string(bad.ID)+"/cancel", "", bad.CancelToken)
+	assert.Equal(t, http.StatusConflict, code, body)
+	assert.Equal(t, "already_finished", decodeError(t, body).Code)
+
+	sn, err := srv.Stats(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), sn.Requests.Aborted)
+	assert.Equal(t, uint64(1), sn.Requests.Finished)
+	assert.Zero(t, sn.Requests.Running+sn.Requests.Waiting)
+	assert.Zero(t, sn.Blocks.Used)
+	code, body = call(t, "GET", hs.URL+"/metrics", "")
+	require.Equal(t, http.StatusOK, code)
+	_, samples := parseMetrics(t, body)
+	assert.Equal(t, 1.0, samples["pagedkv_requests_aborted_total"])
 }
 
 // parseMetrics reads the Prometheus text format strictly enough to catch

@@ -41,6 +41,7 @@ func WriteMetrics(w io.Writer, sn Snapshot) error {
 	}
 	p.counter("pagedkv_requests_finished_total", "Requests that generated all their tokens.", sn.Requests.Finished)
 	p.counter("pagedkv_requests_cancelled_total", "Requests cancelled by clients.", sn.Requests.Cancelled)
+	p.counter("pagedkv_requests_aborted_total", "Requests accepted that can never run in this pool.", sn.Requests.Aborted)
 	p.counter("pagedkv_prefix_cache_query_tokens_total", "Prompt tokens looked up in the prefix cache.", sn.Prefix.QueryTokens)
 	p.counter("pagedkv_prefix_cache_hit_tokens_total", "Prompt tokens found in the prefix cache.", sn.Prefix.HitTokens)
 	p.counter("pagedkv_prefix_cache_stored_blocks_total", "Blocks committed to the prefix cache.", sn.Prefix.Stored)

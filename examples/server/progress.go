@@ -36,7 +36,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // shown apart, and the total counts only what was accepted or is still to
 // come.
 func progressLine(sn Snapshot, pending int) string {
-	done := sn.Requests.Finished + sn.Requests.Cancelled
+	done := sn.Requests.Finished + sn.Requests.Cancelled + sn.Requests.Aborted
 	// Requests posted over HTTP come on top of the replayed ones.
 	total := sn.Requests.Submitted + uint64(pending)
 	return fmt.Sprintf("step %6d  requests %d/%d done, %d running, %d waiting, %d rejected  kv %5.1f%%  hit %5.1f%%  preempt %d  cow %d  tokens %d",
@@ -57,6 +57,9 @@ func writeSummary(w io.Writer, sn Snapshot, wall time.Duration) {
 		r.Submitted, r.Parallel, r.Finished, r.Cancelled, r.Rejected, r.Waiting+r.Running)
 	if r.Rejected > 0 {
 		fmt.Fprintf(w, "rejected     %s\n", rejectedLine(r.RejectedBy))
+	}
+	if r.Aborted > 0 {
+		fmt.Fprintf(w, "aborted      %d accepted that can never run in this pool\n", r.Aborted)
 	}
 	fmt.Fprintf(w, "tokens       %d prompt, %d generated; %d computed at admission, %d from the prefix cache\n",
 		t.Prompt, t.Generated, t.Prefill, t.Cached)

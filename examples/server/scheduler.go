@@ -14,10 +14,12 @@ import (
 // Errors of the scheduler; every error it returns wraps one of them.
 var (
 	// ErrInvalid: the submitted request is malformed (empty prompt, bad n,
-	// no max tokens, negative token IDs).
+	// no max tokens; negative token IDs, which the scheduler refuses).
 	ErrInvalid = errors.New("server: invalid request")
 	// ErrTooLong: the request can never run here (longer than the maximum
-	// model length, or more blocks than the pool has).
+	// model length, or more blocks than the pool has). A request the
+	// scheduler finds out about only once it runs is aborted instead: its
+	// Status carries this error's code.
 	ErrTooLong = errors.New("server: request too long")
 	// ErrQueueFull: the admission queue holds SchedulerConfig.MaxQueued
 	// requests already; retry later.
@@ -110,6 +112,11 @@ type Status struct {
 	N            int    `json:"n"`
 	// Generated counts the tokens of each sample so far.
 	Generated []int `json:"generated"`
+	// Error and Message are set when the request failed (state
+	// "aborted": it can never run in this pool, which only running it
+	// showed): the stable code and the text an error answer would carry.
+	Error   string `json:"error,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // Scheduler is the server's side of package sched: a sched.Scheduler in
@@ -144,6 +151,7 @@ type Scheduler struct {
 // manager's.
 type counters struct {
 	submitted, finished, cancelled, parallel uint64
+	aborted                                  uint64
 	rejected                                 [numReasons]uint64
 	promptTokens, steps                      uint64
 	peakUsed                                 int
@@ -191,6 +199,7 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 		Hooks: sched.Hooks{
 			Scheduled: s.scheduled,
 			Finished:  s.sampleFinished,
+			Aborted:   s.aborted,
 		},
 	})
 	if err != nil {
@@ -235,22 +244,16 @@ func (s *Scheduler) submit(spec Spec) (Ticket, error) {
 		return Ticket{}, fmt.Errorf("%w: empty prompt", ErrInvalid)
 	}
 	plen := max(len(spec.Prompt), spec.PromptLen)
-	// Checked before any token is looked at or made up, so a huge
-	// prompt_len costs nothing, and without overflowing the sum. The
-	// longest a sample gets is what must fit: a request admitted now must
-	// never become unable to grow or to be readmitted after preemption.
-	if plen > mcfg.MaxModelLen || spec.MaxTokens > mcfg.MaxModelLen-plen ||
-		s.m.CanAdmitTokens(plen+spec.MaxTokens) == paged.AdmitNever {
-		return Ticket{}, fmt.Errorf("%w: %d prompt + %d new tokens exceed the maximum length %d or the pool (%d blocks of %d)",
-			ErrTooLong, plen, spec.MaxTokens, mcfg.MaxModelLen, s.m.Stats().UsableBlocks, s.m.BlockSize())
+	// Checked before a prompt is made up, so a huge prompt_len costs
+	// nothing, and without overflowing the sum. What the pool can hold,
+	// and the token IDs, the scheduler checks (sched.Submit).
+	if plen > mcfg.MaxModelLen || spec.MaxTokens > mcfg.MaxModelLen-plen {
+		return Ticket{}, fmt.Errorf("%w: %d prompt + %d new tokens exceed the maximum length %d",
+			ErrTooLong, plen, spec.MaxTokens, mcfg.MaxModelLen)
 	}
-	for i, t := range spec.Prompt {
-		if t < 0 {
-			return Ticket{}, fmt.Errorf("%w: prompt token %d is negative (%d)", ErrInvalid, i, t)
-		}
-	}
-	// Checked after validation, so a malformed request is told what is
-	// wrong with it rather than to come back later.
+	// Checked after the fields, so a malformed request is told what is
+	// wrong with it rather than to come back later (but for its token
+	// IDs, which only the scheduler reads).
 	if s.queued >= s.cfg.MaxQueued {
 		return Ticket{}, fmt.Errorf("%w: %d requests wait for admission", ErrQueueFull, s.queued)
 	}
@@ -263,13 +266,15 @@ func (s *Scheduler) submit(spec Spec) (Ticket, error) {
 	// step's critical path; the sequence holds no blocks until admitted.
 	t0 := time.Now()
 	sr, err := s.s.Submit(prompt, sched.Options{MaxTokens: spec.MaxTokens, N: n})
-	s.c.managerTime += time.Since(t0)
 	if err != nil {
 		if errors.Is(err, sched.ErrNever) {
 			return Ticket{}, fmt.Errorf("%w: %w", ErrTooLong, err)
 		}
 		return Ticket{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	// Counted for accepted requests only: a refusal changes no figure
+	// but its reason's count.
+	s.c.managerTime += time.Since(t0)
 	r := &request{id: ReqID(rand.Text()), token: rand.Text(), r: sr}
 	s.live[r.id] = r
 	s.byID[sr.ID()] = r
@@ -341,7 +346,8 @@ func (s *Scheduler) retire(r *request) {
 
 // Status describes a live or recently finished request: waiting (never
 // admitted), running (some sample holds blocks), preempted (admitted once,
-// none holds blocks now), finished or cancelled.
+// none holds blocks now), finished, cancelled, or aborted (it can never
+// run in this pool; Error and Message say why).
 func (s *Scheduler) Status(id ReqID) (Status, error) {
 	r, ok := s.live[id]
 	if !ok {
@@ -354,6 +360,9 @@ func (s *Scheduler) Status(id ReqID) (Status, error) {
 		MaxTokens: sr.MaxTokens(), N: sr.N(), Generated: make([]int, sr.Samples())}
 	for i := range st.Generated {
 		st.Generated[i] = sr.Outputs(i)
+	}
+	if err := sr.Err(); err != nil {
+		st.Error, st.Message = ReasonTooLong.String(), fmt.Errorf("%w: %w", ErrTooLong, err).Error()
 	}
 	return st, nil
 }
@@ -447,6 +456,16 @@ func (s *Scheduler) sampleFinished(sr *sched.Request, _ int) {
 	if r := s.byID[sr.ID()]; r != nil {
 		s.retire(r)
 		s.c.finished++
+	}
+}
+
+// aborted is the scheduler's hook for a request that can never run in
+// this pool (sched.Hooks.Aborted): its blocks are freed; it is retired
+// with its error, which its Status shows.
+func (s *Scheduler) aborted(sr *sched.Request, _ error) {
+	if r := s.byID[sr.ID()]; r != nil {
+		s.retire(r)
+		s.c.aborted++
 	}
 }
 

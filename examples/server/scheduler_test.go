@@ -270,7 +270,7 @@ func TestSubmitRejectsBadRequestsWithoutDisturbingOthers(t *testing.T) {
 		{"empty prompt slice", Spec{Prompt: []int32{}, MaxTokens: 4}, ErrInvalid, "empty prompt"},
 		{"prompt and length", Spec{Prompt: []int32{1}, PromptLen: 3, MaxTokens: 4}, ErrInvalid, "not both"},
 		{"negative length", Spec{PromptLen: -3, MaxTokens: 4}, ErrInvalid, "negative"},
-		{"negative token", Spec{Prompt: []int32{5, -1}, MaxTokens: 4}, ErrInvalid, "token 1 is negative"},
+		{"negative token", Spec{Prompt: []int32{5, -1}, MaxTokens: 4}, ErrInvalid, "token -1 at index 1 is negative"},
 		{"no max tokens", Spec{PromptLen: 3}, ErrInvalid, "max_tokens 0"},
 		{"n too large", Spec{PromptLen: 3, MaxTokens: 1, N: MaxN + 1}, ErrInvalid, "n 17"},
 		{"n negative", Spec{PromptLen: 3, MaxTokens: 1, N: -1}, ErrInvalid, "n -1"},
@@ -304,12 +304,13 @@ func TestSubmitRejectsBadRequestsWithoutDisturbingOthers(t *testing.T) {
 
 func TestSubmitRejectsWhatThePoolCanNeverHold(t *testing.T) {
 	// 8 usable blocks, 3 kept free by the watermark: 5 blocks, 80 tokens,
-	// is the longest a sequence may grow.
+	// is the longest a sequence may grow. The last of its max_tokens
+	// never gets a slot, so 70 + 11 fit.
 	s, _ := newTestScheduler(t, SchedulerConfig{Manager: paged.Config{NumBlocks: 9, MaxModelLen: 1000, Watermark: 0.3}})
-	_, err := s.Submit(Spec{PromptLen: 70, MaxTokens: 11})
+	_, err := s.Submit(Spec{PromptLen: 70, MaxTokens: 12})
 	require.ErrorIs(t, err, ErrTooLong)
-	assert.Contains(t, err.Error(), "the pool (8 blocks of 16)")
-	_, err = s.Submit(Spec{PromptLen: 70, MaxTokens: 10})
+	assert.Contains(t, err.Error(), "81 tokens of KV need more than the pool's 8 blocks of 16")
+	_, err = s.Submit(Spec{PromptLen: 70, MaxTokens: 11})
 	require.NoError(t, err)
 }
 

@@ -64,6 +64,9 @@ type RequestCounts struct {
 	RejectedBy map[string]uint64 `json:"rejected_by"`
 	Finished   uint64            `json:"finished"`
 	Cancelled  uint64            `json:"cancelled"`
+	// Aborted counts the requests accepted that turned out never to fit
+	// the pool (state "aborted").
+	Aborted uint64 `json:"aborted"`
 	// Parallel counts submitted requests with more than one sample.
 	Parallel uint64 `json:"parallel"`
 	// Waiting counts live requests holding no blocks (preempted ones
@@ -139,7 +142,7 @@ func (s *Scheduler) Snapshot() Snapshot {
 		Usage:   st.Usage(),
 		HitRate: st.HitRate(),
 		Prefix:  PrefixCounts{QueryTokens: st.PrefixQueryTokens, HitTokens: st.PrefixHitTokens, Stored: st.BlocksStored},
-		Requests: RequestCounts{Submitted: c.submitted, Finished: c.finished, Cancelled: c.cancelled,
+		Requests: RequestCounts{Submitted: c.submitted, Finished: c.finished, Cancelled: c.cancelled, Aborted: c.aborted,
 			Parallel: c.parallel, Waiting: waiting, Running: len(s.live) - waiting,
 			Queued: s.queued, MaxQueued: s.cfg.MaxQueued},
 		Sequences: SequenceCounts{Running: st.Running, Waiting: st.Waiting, PeakRunning: ss.PeakRunning},

@@ -1,0 +1,243 @@
+package sched_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
+)
+
+// twoGroups is a manager config with two full-attention KV cache groups:
+// a token takes a slot in each, so Submit's pool check (which cannot tell
+// the need of several groups) lets through requests that never fit.
+func twoGroups(bs, blocks int) paged.Config {
+	return paged.Config{BlockSize: bs, NumBlocks: blocks, MaxModelLen: 64,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}}
+}
+
+// A request that can never proceed is aborted whole, with an error its
+// owner reads; the scheduler goes on and serves the others, and nothing
+// is lost or left behind. One case per place where the scheduler finds
+// out.
+func TestAbortNever(t *testing.T) {
+	type submit struct {
+		prompt int
+		opts   sched.Options
+	}
+	for _, tc := range []struct {
+		name string
+		mcfg paged.Config
+		cfg  sched.Config
+		// external tokens held in the pool by a sequence the scheduler
+		// does not own.
+		external int
+		// bad is submitted after the first before others, or after a
+		// step when badLast.
+		bad     submit
+		before  int
+		badLast bool
+		others  []submit
+		msg     string
+	}{
+		{
+			name: "does not fit an empty pool", mcfg: paged.Config{BlockSize: 2, NumBlocks: 9},
+			external: 8, // 4 of the 8 usable blocks
+			bad:      submit{10, sched.Options{MaxTokens: 1}},
+			others:   []submit{{2, sched.Options{MaxTokens: 3}}},
+			msg:      "does not fit an empty pool",
+		},
+		{
+			name: "does not fit an empty pool, dry run", mcfg: paged.Config{BlockSize: 2, NumBlocks: 9},
+			cfg:      sched.Config{CheckBeforeAdmit: true},
+			external: 8,
+			bad:      submit{10, sched.Options{MaxTokens: 1}},
+			others:   []submit{{2, sched.Options{MaxTokens: 3}}},
+			msg:      "does not fit an empty pool",
+		},
+		{
+			// 3 prompt tokens take 2 blocks in each group; alone in 6
+			// blocks the sequence reaches 6 tokens, never 7.
+			name: "cannot grow", mcfg: twoGroups(2, 7),
+			bad:    submit{3, sched.Options{MaxTokens: 10}},
+			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
+			msg:    "cannot grow past 6 tokens",
+		},
+		{
+			name: "cannot grow, newest", mcfg: twoGroups(2, 7),
+			bad: submit{3, sched.Options{MaxTokens: 10}}, badLast: true,
+			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
+			msg:    "cannot grow past 6 tokens",
+		},
+		{
+			name: "cannot grow, admit first, resample", mcfg: twoGroups(2, 7),
+			cfg:    sched.Config{AdmitFirst: true, ResampleAfterRecompute: true, CheckBeforeAdmit: true},
+			bad:    submit{3, sched.Options{MaxTokens: 10}},
+			others: []submit{{1, sched.Options{MaxTokens: 2}}},
+			msg:    "cannot grow past 6 tokens",
+		},
+		{
+			name: "cannot grow, chunked prefill", mcfg: twoGroups(2, 7),
+			cfg:    sched.Config{MaxBatchTokens: 2, ChunkedPrefill: true, Policy: sched.Priority},
+			bad:    submit{5, sched.Options{MaxTokens: 10}},
+			others: []submit{{1, sched.Options{MaxTokens: 2, Priority: 1}}},
+			msg:    "cannot grow past 6 tokens",
+		},
+		{
+			// Parallel samples share the request's fate: every sample
+			// is freed.
+			name: "cannot grow, parallel samples", mcfg: twoGroups(2, 7),
+			bad:    submit{3, sched.Options{MaxTokens: 10, N: 2}},
+			others: []submit{{1, sched.Options{MaxTokens: 2}}},
+			msg:    "cannot grow past",
+		},
+		{
+			name: "cannot grow, swap", mcfg: func() paged.Config { c := twoGroups(2, 7); c.HostBlocks, c.DisableOffload = 16, true; return c }(),
+			cfg:    sched.Config{Preemption: sched.Swap},
+			bad:    submit{3, sched.Options{MaxTokens: 10}},
+			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
+			msg:    "cannot grow past 6 tokens",
+		},
+		{
+			// 8 prompt tokens take 4 blocks in each group: 8 of 6.
+			name: "never admitted", mcfg: twoGroups(2, 7),
+			bad:    submit{8, sched.Options{MaxTokens: 1}},
+			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
+			msg:    "paged: request can never fit",
+		},
+		{
+			name: "never admitted, dry run", mcfg: twoGroups(2, 7),
+			cfg:    sched.Config{CheckBeforeAdmit: true},
+			bad:    submit{8, sched.Options{MaxTokens: 1, N: 3}},
+			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
+			msg:    "can never be admitted",
+		},
+		{
+			name: "never admitted, behind running requests", mcfg: twoGroups(2, 7),
+			bad: submit{8, sched.Options{MaxTokens: 1}}, badLast: true,
+			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
+			msg:    "paged: request can never fit",
+		},
+		{
+			// One sample, preempted, has grown past what an admission
+			// may take (5 usable blocks, 2 kept by the watermark) while
+			// the other runs and was scheduled in the step: both go, and
+			// the step keeps neither.
+			name: "never readmitted, a sample running",
+			mcfg: func() paged.Config {
+				c := twoGroups(2, 6)
+				c.Watermark = 0.4
+				return c
+			}(),
+			before: 1,
+			bad:    submit{1, sched.Options{MaxTokens: 5, N: 2}},
+			others: []submit{{1, sched.Options{MaxTokens: 3}}},
+			msg:    "paged: request can never fit",
+		},
+		{
+			// A running sequence grows into the blocks the watermark keeps
+			// from admissions, so once swapped out (the older request
+			// grows) it holds more than a swap-in may ever take.
+			name: "never swapped in",
+			mcfg: func() paged.Config {
+				c := twoGroups(2, 13)
+				c.Watermark, c.HostBlocks, c.DisableOffload = 0.4, 64, true
+				return c
+			}(),
+			cfg:    sched.Config{Preemption: sched.Swap},
+			before: 1,
+			bad:    submit{4, sched.Options{MaxTokens: 30}},
+			others: []submit{{1, sched.Options{MaxTokens: 5}}, {2, sched.Options{MaxTokens: 4}}},
+			msg:    "can never be swapped in",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newManager(t, tc.mcfg)
+			var ext paged.SeqID
+			if tc.external > 0 {
+				var err error
+				ext, err = m.Add(make([]int32, tc.external), nil)
+				require.NoError(t, err)
+				_, err = m.Admit(ext)
+				require.NoError(t, err)
+			}
+			used := m.Stats().UsedBlocks
+			var hooked []*sched.Request
+			var hookErr error
+			cfg := tc.cfg
+			cfg.Hooks.Aborted = func(r *sched.Request, err error) {
+				hooked = append(hooked, r)
+				hookErr = err
+				assert.Equal(t, sched.Aborted, r.State(), "the hook sees the request ended")
+				for i := range r.Samples() {
+					assert.Zero(t, r.Seq(i), "sample %d freed before the hook", i)
+				}
+			}
+			s, err := sched.New(m, cfg)
+			require.NoError(t, err)
+			sub := func(x submit) *sched.Request {
+				prompt := make([]int32, x.prompt)
+				for i := range prompt {
+					prompt[i] = int32(len(prompt)*100 + i)
+				}
+				r, err := s.Submit(prompt, x.opts)
+				require.NoError(t, err, "Submit cannot tell this request never fits")
+				return r
+			}
+			var bad *sched.Request
+			var others []*sched.Request
+			for i, o := range tc.others {
+				if i == tc.before && !tc.badLast {
+					bad = sub(tc.bad)
+				}
+				others = append(others, sub(o))
+			}
+			if bad == nil && !tc.badLast {
+				bad = sub(tc.bad)
+			}
+			if tc.badLast {
+				// Submitted once the others run.
+				st, err := s.Schedule()
+				require.NoError(t, err)
+				require.NoError(t, s.Update(make([]int32, st.Outputs)))
+				bad = sub(tc.bad)
+			}
+			drain(t, s, 5)
+
+			assert.Equal(t, sched.Aborted, bad.State())
+			require.ErrorIs(t, bad.Err(), sched.ErrNever)
+			assert.ErrorContains(t, bad.Err(), tc.msg)
+			assert.Equal(t, []*sched.Request{bad}, hooked, "the hook is called once, for the bad request")
+			assert.Equal(t, bad.Err(), hookErr)
+			for i := range bad.Samples() {
+				assert.Zero(t, bad.Seq(i))
+			}
+			require.ErrorIs(t, s.Cancel(bad), sched.ErrDone)
+			for i, o := range others {
+				assert.Equal(t, sched.Finished, o.State(), "request %d", i)
+				assert.NoError(t, o.Err())
+				assert.Equal(t, tc.others[i].opts.MaxTokens, o.Outputs(0), "request %d", i)
+			}
+			st := s.Stats()
+			assert.EqualValues(t, 1, st.Aborted)
+			assert.EqualValues(t, len(others), st.Finished)
+			assert.False(t, s.Busy())
+			assert.Zero(t, s.Running()+s.Waiting())
+			ms := m.Stats()
+			assert.Equal(t, used, ms.UsedBlocks, "only the external sequence holds blocks")
+			assert.Zero(t, ms.Tiers.HostUsed)
+			if ext != 0 {
+				require.NoError(t, m.Free(ext))
+			}
+			assert.Zero(t, m.Stats().Sequences)
+			require.NoError(t, m.Check())
+
+			// The scheduler is still usable: a new request runs.
+			r := sub(submit{2, sched.Options{MaxTokens: 2}})
+			drain(t, s, 1)
+			assert.Equal(t, sched.Finished, r.State())
+		})
+	}
+}
