@@ -57,6 +57,9 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 		unified: cfg.UnifiedFreeQueue,
 	}
 	p.index = newHashIndex(cfg.NumBlocks, p.hash)
+	// With a host tier, offloading reads a victim's duplicate list
+	// directly, so the index applies its updates at once.
+	p.index.track(p.dupNext, p.dupPrev, cfg.HostBlocks == 0)
 	if cfg.Events > 0 {
 		p.parent = make([]Hash, cfg.NumBlocks)
 	}
@@ -94,25 +97,16 @@ func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
 	}
 }
 
-// uncache removes block id's content from the index and reports it.
+// uncache removes block id's content from the index and reports it. The
+// index may defer the removal (and the zeroing of the block's hash) to its
+// next read; cached[id] changes at once.
 func (p *blockPool) uncache(id allocator.BlockID, report bool) {
-	h := &p.hash[id]
 	g := p.groupOf(id)
-	salt := groupSalt(g)
-	next := p.dupNext[id]
-	if next == id {
-		p.index.replaceOrDel(h, salt, id, allocator.NoBlock)
-	} else {
-		prev := p.dupPrev[id]
-		p.dupNext[prev], p.dupPrev[next] = next, prev
-		// The entry moves to the next duplicate only if id headed the list.
-		p.index.replaceOrDel(h, salt, id, next)
-	}
 	p.cached[id] = false
 	if report {
-		p.events.removed(h, Device, g)
+		p.events.removed(&p.hash[id], Device, g)
 	}
-	*h = Hash{}
+	p.index.remove(id, groupSalt(g))
 }
 
 // forget drops the cached content of a block that is not in the policy
@@ -163,6 +157,7 @@ func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.Block
 	if id <= nullBlock || int(id) >= len(p.hash) {
 		return allocator.NoBlock, false
 	}
+	p.index.settle() // the duplicate lists are current
 	if !p.cached[id] || p.dupNext[id] != id || p.hash[id] != *h || p.groupOf(id) != g {
 		return allocator.NoBlock, false
 	}
@@ -173,6 +168,9 @@ func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.Block
 // group g, whose chain hash before it is prev: in the per-block metadata
 // and the index, after the blocks already holding (h, g).
 func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
+	if p.index.dels > 0 {
+		p.index.flush() // a deferred removal may still need hash[id]
+	}
 	p.hash[id] = *h
 	if p.parent != nil {
 		p.parent[id] = *prev
@@ -181,11 +179,5 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
 	if p.blockGroup != nil {
 		p.blockGroup[id] = uint8(g)
 	}
-	if head, dup := p.index.getOrInsert(&p.hash[id], groupSalt(g), id); dup {
-		tail := p.dupPrev[head]
-		p.dupNext[tail], p.dupPrev[id] = id, tail
-		p.dupNext[id], p.dupPrev[head] = head, id
-	} else {
-		p.dupNext[id], p.dupPrev[id] = id, id
-	}
+	p.index.insert(id, groupSalt(g))
 }

@@ -2,6 +2,7 @@ package paged
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/pagedkv/pagedkv/allocator"
@@ -43,14 +44,7 @@ func TestHashIndexAgainstMap(t *testing.T) {
 				delete(owner, old)
 			}
 			hashes[id] = h
-			if old, taken := model[h]; !taken && r.IntN(2) == 0 {
-				if got, dup := x.getOrInsert(&h, 0, id); dup || got != id {
-					t.Fatalf("step %d: getOrInsert of a new hash = %d, %v", step, got, dup)
-				}
-			} else if taken && r.IntN(2) == 0 {
-				if got, dup := x.getOrInsert(&h, 0, id); !dup || got != old {
-					t.Fatalf("step %d: getOrInsert of a present hash = %d, %v; want %d", step, got, dup, old)
-				}
+			if old, taken := model[h]; taken && r.IntN(2) == 0 {
 				x.replaceOrDel(&h, 0, old, id)
 			} else {
 				x.set(&h, id)
@@ -71,5 +65,75 @@ func TestHashIndexAgainstMap(t *testing.T) {
 	missing[0] = 1
 	if _, ok := x.get(&missing); ok {
 		t.Fatal("found a hash never inserted")
+	}
+}
+
+// TestHashIndexDeferred drives an index that applies its updates at once
+// and one that defers them with the same random commits and removals of
+// blocks (few distinct hashes, two salts, so duplicate lists grow and
+// shrink), reading both at random moments, and checks that the deferring
+// one always answers the same and, once settled, is the same: the same
+// slots, duplicate lists and hashes.
+func TestHashIndexDeferred(t *testing.T) {
+	const blocks = 300 // more than maxDeferred, so the log also fills
+	type side struct {
+		x          hashIndex
+		hashes     []Hash
+		next, prev []allocator.BlockID
+	}
+	mk := func(deferred bool) *side {
+		s := &side{hashes: make([]Hash, blocks), next: make([]allocator.BlockID, blocks), prev: make([]allocator.BlockID, blocks)}
+		s.x = newHashIndex(blocks, s.hashes)
+		s.x.track(s.next, s.prev, deferred)
+		return s
+	}
+	now, later := mk(false), mk(true)
+	cached := make([]bool, blocks)
+	salt := make([]uint32, blocks)
+	r := rand.New(rand.NewPCG(3, 4))
+	deferredSome := false
+	for step := range 50000 {
+		id := allocator.BlockID(r.IntN(blocks))
+		if cached[id] {
+			now.x.remove(id, salt[id])
+			later.x.remove(id, salt[id])
+			cached[id] = false
+		} else {
+			var h Hash
+			h[0] = byte(r.IntN(40))
+			salt[id] = groupSalt(r.IntN(2))
+			if later.x.dels > 0 {
+				later.x.flush() // as blockPool.commit does
+			}
+			now.hashes[id], later.hashes[id] = h, h
+			now.x.insert(id, salt[id])
+			later.x.insert(id, salt[id])
+			cached[id] = true
+		}
+		deferredSome = deferredSome || len(later.x.log) > 1
+		switch r.IntN(20) {
+		case 0:
+			var h Hash
+			h[0] = byte(r.IntN(40))
+			g := groupSalt(r.IntN(2))
+			a, aok := now.x.getIn(&h, g)
+			b, bok := later.x.getIn(&h, g)
+			if a != b || aok != bok {
+				t.Fatalf("step %d: getIn = %d, %v deferred, %d, %v at once", step, b, bok, a, aok)
+			}
+		case 1:
+			later.x.settle()
+			if !slices.Equal(now.x.slots, later.x.slots) || now.x.n != later.x.n || !slices.Equal(now.hashes, later.hashes) {
+				t.Fatalf("step %d: the settled index differs from the one updated at once", step)
+			}
+			for b := range blocks {
+				if cached[b] && (now.next[b] != later.next[b] || now.prev[b] != later.prev[b]) {
+					t.Fatalf("step %d: block %d's duplicate links differ", step, b)
+				}
+			}
+		}
+	}
+	if !deferredSome {
+		t.Fatal("no update was ever deferred")
 	}
 }
