@@ -139,6 +139,30 @@ func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockI
 	return p.guess(prev+1, h, 0)
 }
 
+// run returns how many of hashes, in group 0, the blocks from first on
+// answer as the index would (see successor): the longest k such that
+// block first+j holds hashes[j] and is its only holder, for every j < k.
+// It is successor over a whole run, in one pass over the per-block arrays.
+func (p *blockPool) run(first allocator.BlockID, hashes []Hash) int {
+	if first <= nullBlock || int(first) >= len(p.hash) {
+		return 0
+	}
+	p.index.settle() // the duplicate lists are current
+	n := min(len(hashes), len(p.hash)-int(first))
+	hashes = hashes[:n]
+	held, cached, next := p.hash[first:][:n], p.cached[first:][:n], p.dupNext[first:][:n]
+	var group []uint8
+	if p.blockGroup != nil {
+		group = p.blockGroup[first:][:n]
+	}
+	for k := range hashes {
+		if !cached[k] || next[k] != first+allocator.BlockID(k) || !equal(&held[k], &hashes[k]) || (group != nil && group[k] != 0) {
+			return k
+		}
+	}
+	return n
+}
+
 // predecessor guesses, scanning a chain right to left in group g, that the
 // block before next's holds h: a run of blocks admitted together has
 // consecutive IDs. The guess stands only where the index would answer the
@@ -158,7 +182,7 @@ func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.Block
 		return allocator.NoBlock, false
 	}
 	p.index.settle() // the duplicate lists are current
-	if !p.cached[id] || p.dupNext[id] != id || p.hash[id] != *h || p.groupOf(id) != g {
+	if !p.cached[id] || p.dupNext[id] != id || !equal(&p.hash[id], h) || p.groupOf(id) != g {
 		return allocator.NoBlock, false
 	}
 	return id, true
