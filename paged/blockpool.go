@@ -106,7 +106,7 @@ func (p *blockPool) uncache(id allocator.BlockID, report bool) {
 	if report {
 		p.events.removed(&p.hash[id], Device, g)
 	}
-	p.index.remove(id, groupSalt(g))
+	p.index.remove(id)
 }
 
 // forget drops the cached content of a block that is not in the policy

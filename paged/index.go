@@ -39,9 +39,13 @@ type hashIndex struct {
 	// method that reads them flushes first, and code outside reads the
 	// lists only after such a method (or after settle).
 	dupNext, dupPrev []allocator.BlockID
-	log              []indexOp // nil: updates are applied at once
-	dels             int       // removals in log
-	sink             uint64    // keeps flush's touching loads alive
+	// tags is the tag each block was inserted with, so a removal finds
+	// the block's slot (the one holding exactly its ID and tag) without
+	// reading its 32-byte hash at a random address.
+	tags []uint32
+	log  []indexOp // nil: updates are applied at once
+	dels int       // removals in log
+	sink uint64    // keeps flush's touching loads alive
 }
 
 // indexOp is a deferred update: block id was committed (inserted) or gave
@@ -122,6 +126,7 @@ func (x *hashIndex) findTag(h *Hash, tag uint32) (i uint64, ok bool) {
 // with deferred, defer its updates to the next read (see flush).
 func (x *hashIndex) track(dupNext, dupPrev []allocator.BlockID, deferred bool) {
 	x.dupNext, x.dupPrev = dupNext, dupPrev
+	x.tags = make([]uint32, len(dupNext))
 	if deferred {
 		x.log = make([]indexOp, 0, maxDeferred)
 	}
@@ -178,26 +183,6 @@ func (x *hashIndex) delAt(i uint64) {
 	x.slots[i] = 0
 }
 
-// replaceOrDel makes h, which maps to old, map to next instead, or
-// removes it when next is NoBlock; an entry naming another block than old
-// is left alone.
-func (x *hashIndex) replaceOrDel(h *Hash, salt uint32, old, next allocator.BlockID) {
-	x.settle()
-	x.replaceOrDelTag(h, home(h)^salt, old, next)
-}
-
-func (x *hashIndex) replaceOrDelTag(h *Hash, tag uint32, old, next allocator.BlockID) {
-	i, ok := x.findTag(h, tag)
-	if !ok || slotID(x.slots[i]) != old {
-		return
-	}
-	if next == allocator.NoBlock {
-		x.delAt(i)
-		return
-	}
-	x.slots[i] = uint64(uint32(next)+1)<<32 | uint64(tag)
-}
-
 // insert records that block id, whose hashes[id] is set, holds its key
 // under salt: the index's entry if the key is new, else the last of the
 // key's duplicates. Deferred when x defers.
@@ -214,13 +199,13 @@ func (x *hashIndex) insert(id allocator.BlockID, salt uint32) {
 // headed the list. Deferred when x defers; until then hashes[id] must not
 // change, so a deferring index is flushed before a block's hash is
 // rewritten (blockPool.commit).
-func (x *hashIndex) remove(id allocator.BlockID, salt uint32) {
+func (x *hashIndex) remove(id allocator.BlockID) {
 	if x.log == nil {
-		x.unlink(id, home(&x.hashes[id])^salt)
+		x.unlink(id)
 		return
 	}
 	x.dels++
-	x.push(indexOp{id: id, salt: salt, del: true})
+	x.push(indexOp{id: id, del: true})
 }
 
 func (x *hashIndex) push(op indexOp) {
@@ -236,9 +221,10 @@ func (x *hashIndex) push(op indexOp) {
 // together (every sequence filling a block, or evicting one), and each
 // touches lines at random addresses of a large table: applying them one
 // by one, each probe waits for its own cache miss. flush first touches
-// every update's key and links, then every update's home slot, chunk by
-// chunk, loads that do not depend on each other, so the misses overlap;
-// the updates themselves then find their lines in the cache.
+// every update's links and key (an insert's hash, just written; a
+// removal's tag), then every update's home slot, chunk by chunk, loads
+// that do not depend on each other, so the misses overlap; the updates
+// themselves then find their lines in the cache.
 func (x *hashIndex) flush() {
 	log := x.log
 	for len(log) > 0 {
@@ -247,17 +233,25 @@ func (x *hashIndex) flush() {
 		var sink uint64
 		for i := range c {
 			id := c[i].id
-			sink += uint64(x.hashes[id][0]) + uint64(x.dupNext[id])
+			sink += uint64(x.dupNext[id])
+			if c[i].del {
+				sink += uint64(x.tags[id])
+			} else {
+				sink += uint64(x.hashes[id][0])
+			}
 		}
 		for i := range c {
-			t := home(&x.hashes[c[i].id]) ^ c[i].salt
+			t := x.tags[c[i].id]
+			if !c[i].del {
+				t = home(&x.hashes[c[i].id]) ^ c[i].salt
+			}
 			c[i].tag = t
 			sink += x.slots[uint64(t)&x.mask]
 		}
 		x.sink += sink
 		for i := range c {
 			if c[i].del {
-				x.unlink(c[i].id, c[i].tag)
+				x.unlink(c[i].id)
 			} else {
 				x.link(c[i].id, c[i].tag)
 			}
@@ -269,6 +263,7 @@ func (x *hashIndex) flush() {
 // link inserts block id with tag: a new entry, or the tail of the
 // duplicates of the block the key maps to.
 func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
+	x.tags[id] = tag
 	i, ok := x.findTag(&x.hashes[id], tag)
 	if !ok {
 		x.slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
@@ -282,19 +277,32 @@ func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
 	x.dupNext[id], x.dupPrev[head] = head, id
 }
 
-// unlink removes block id, keyed with tag, and zeroes its hash.
-func (x *hashIndex) unlink(id allocator.BlockID, tag uint32) {
-	h := &x.hashes[id]
+// unlink removes block id and zeroes its hash. If id heads its key's
+// duplicates, the key's slot holds exactly id and its tag (no other key's
+// slot names id), and passes to the next duplicate or is emptied;
+// otherwise no slot names id and only the list changes.
+func (x *hashIndex) unlink(id allocator.BlockID) {
+	tag := x.tags[id]
 	next := x.dupNext[id]
 	if next == id {
-		x.replaceOrDelTag(h, tag, id, allocator.NoBlock)
+		next = allocator.NoBlock
 	} else {
 		prev := x.dupPrev[id]
 		x.dupNext[prev], x.dupPrev[next] = next, prev
-		// The entry moves to the next duplicate only if id headed the list.
-		x.replaceOrDelTag(h, tag, id, next)
 	}
-	*h = Hash{}
+	want := uint64(uint32(id)+1)<<32 | uint64(tag)
+	for i := uint64(tag) & x.mask; x.slots[i] != 0; i = (i + 1) & x.mask {
+		if x.slots[i] != want {
+			continue
+		}
+		if next == allocator.NoBlock {
+			x.delAt(i)
+		} else {
+			x.slots[i] = uint64(uint32(next)+1)<<32 | uint64(tag)
+		}
+		break
+	}
+	x.hashes[id] = Hash{}
 }
 
 func (x *hashIndex) len() int {

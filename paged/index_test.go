@@ -22,16 +22,8 @@ func TestHashIndexAgainstMap(t *testing.T) {
 		id := allocator.BlockID(r.IntN(blocks))
 		if h, ok := owner[id]; ok {
 			if model[h] == id {
-				if r.IntN(2) == 0 {
-					x.del(&h)
-				} else {
-					x.replaceOrDel(&h, 0, id, allocator.NoBlock)
-				}
+				x.del(&h)
 				delete(model, h)
-			} else {
-				// Not the entry of its hash: a conditional delete must
-				// leave the entry alone.
-				x.replaceOrDel(&h, 0, id, allocator.NoBlock)
 			}
 			delete(owner, id)
 		} else {
@@ -44,11 +36,7 @@ func TestHashIndexAgainstMap(t *testing.T) {
 				delete(owner, old)
 			}
 			hashes[id] = h
-			if old, taken := model[h]; taken && r.IntN(2) == 0 {
-				x.replaceOrDel(&h, 0, old, id)
-			} else {
-				x.set(&h, id)
-			}
+			x.set(&h, id)
 			model[h] = id
 			owner[id] = h
 		}
@@ -71,9 +59,10 @@ func TestHashIndexAgainstMap(t *testing.T) {
 // TestHashIndexDeferred drives an index that applies its updates at once
 // and one that defers them with the same random commits and removals of
 // blocks (few distinct hashes, two salts, so duplicate lists grow and
-// shrink), reading both at random moments, and checks that the deferring
-// one always answers the same and, once settled, is the same: the same
-// slots, duplicate lists and hashes.
+// shrink), reading both at random moments, and checks both against a
+// model (each key's blocks in insertion order, the first one answering)
+// and that the deferring one, once settled, is the same: the same slots,
+// duplicate lists and hashes.
 func TestHashIndexDeferred(t *testing.T) {
 	const blocks = 300 // more than maxDeferred, so the log also fills
 	type side struct {
@@ -90,13 +79,20 @@ func TestHashIndexDeferred(t *testing.T) {
 	now, later := mk(false), mk(true)
 	cached := make([]bool, blocks)
 	salt := make([]uint32, blocks)
+	type key struct {
+		h    Hash
+		salt uint32
+	}
+	model := map[key][]allocator.BlockID{}
 	r := rand.New(rand.NewPCG(3, 4))
 	deferredSome := false
 	for step := range 50000 {
 		id := allocator.BlockID(r.IntN(blocks))
 		if cached[id] {
-			now.x.remove(id, salt[id])
-			later.x.remove(id, salt[id])
+			k := key{now.hashes[id], salt[id]}
+			now.x.remove(id)
+			later.x.remove(id)
+			model[k] = slices.DeleteFunc(model[k], func(b allocator.BlockID) bool { return b == id })
 			cached[id] = false
 		} else {
 			var h Hash
@@ -108,6 +104,7 @@ func TestHashIndexDeferred(t *testing.T) {
 			now.hashes[id], later.hashes[id] = h, h
 			now.x.insert(id, salt[id])
 			later.x.insert(id, salt[id])
+			model[key{h, salt[id]}] = append(model[key{h, salt[id]}], id)
 			cached[id] = true
 		}
 		deferredSome = deferredSome || len(later.x.log) > 1
@@ -118,8 +115,9 @@ func TestHashIndexDeferred(t *testing.T) {
 			g := groupSalt(r.IntN(2))
 			a, aok := now.x.getIn(&h, g)
 			b, bok := later.x.getIn(&h, g)
-			if a != b || aok != bok {
-				t.Fatalf("step %d: getIn = %d, %v deferred, %d, %v at once", step, b, bok, a, aok)
+			want := model[key{h, g}]
+			if a != b || aok != bok || aok != (len(want) > 0) || (aok && a != want[0]) {
+				t.Fatalf("step %d: getIn = %d, %v deferred, %d, %v at once; model %v", step, b, bok, a, aok, want)
 			}
 		case 1:
 			later.x.settle()
@@ -130,6 +128,26 @@ func TestHashIndexDeferred(t *testing.T) {
 				if cached[b] && (now.next[b] != later.next[b] || now.prev[b] != later.prev[b]) {
 					t.Fatalf("step %d: block %d's duplicate links differ", step, b)
 				}
+			}
+			n := 0
+			for k, ids := range model {
+				if len(ids) == 0 {
+					continue
+				}
+				n++
+				b := ids[0]
+				for j := range ids {
+					if b != ids[j] {
+						t.Fatalf("step %d: duplicate %d of %v is block %d, want %d", step, j, ids, b, ids[j])
+					}
+					b = now.next[b]
+				}
+				if got, ok := now.x.getIn(&k.h, k.salt); !ok || got != ids[0] || b != ids[0] {
+					t.Fatalf("step %d: key of %v answers %d, %v, or its list does not close", step, ids, got, ok)
+				}
+			}
+			if n != now.x.len() {
+				t.Fatalf("step %d: index has %d entries, model %d", step, now.x.len(), n)
 			}
 		}
 	}
