@@ -233,9 +233,8 @@ func (x *hashIndex) flush() {
 		var sink uint64
 		for i := range c {
 			id := c[i].id
-			sink += uint64(x.dupNext[id])
 			if c[i].del {
-				sink += uint64(x.tags[id])
+				sink += uint64(x.tags[id]) + uint64(x.dupNext[id])
 			} else {
 				sink += uint64(x.hashes[id][0])
 			}
