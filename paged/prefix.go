@@ -22,7 +22,12 @@ func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allo
 	if !m.hashing {
 		return dst
 	}
-	hashes = hashes[:min(max, len(hashes))]
+	if max < len(hashes) {
+		hashes = hashes[:0]
+		if max > 0 {
+			hashes = hashes[:max]
+		}
+	}
 	prev := allocator.NoBlock
 	for i := 0; i < len(hashes); i++ {
 		// The blocks after the previous hit's, as far as they hold the
@@ -33,10 +38,10 @@ func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allo
 			for j := range allocator.BlockID(k) {
 				dst[n+int(j)] = prev + 1 + j
 			}
-			i, prev = i+k, prev+allocator.BlockID(k)
-			if i == len(hashes) {
+			if i += k; i == len(hashes) {
 				break
 			}
+			prev += allocator.BlockID(k)
 		}
 		id, ok := m.bp.index.get(&hashes[i])
 		if !ok {
