@@ -155,3 +155,70 @@ func TestHashIndexDeferred(t *testing.T) {
 		t.Fatal("no update was ever deferred")
 	}
 }
+
+// TestLookupRunsMatchIndex checks that lookup, which walks runs of
+// consecutive blocks instead of probing the index for each hash, answers
+// exactly as one probe per hash would, on a pool where sequences of a few
+// shared prefixes are created, extended (filling duplicate blocks), freed
+// and evicted at random.
+func TestLookupRunsMatchIndex(t *testing.T) {
+	m, err := New(Config{BlockSize: 4, NumBlocks: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	prompt := func() []int32 {
+		p := make([]int32, 4*(1+r.IntN(12))+r.IntN(4))
+		base := int32(r.IntN(3)) * 1000 // three families sharing prefixes
+		for i := range p {
+			p[i] = base + int32(i)
+			if r.IntN(40) == 0 {
+				base += 7 // a branch
+			}
+		}
+		return p
+	}
+	var live []SeqID
+	var hashes []Hash
+	checked := 0
+	for step := range 3000 {
+		switch {
+		case len(live) > 0 && r.IntN(3) == 0:
+			k := r.IntN(len(live))
+			if err := m.Free(live[k]); err != nil {
+				t.Fatal(err)
+			}
+			live = slices.Delete(live, k, k+1)
+		case len(live) > 0 && r.IntN(2) == 0:
+			// The same tokens in two sequences fill duplicate blocks.
+			id := live[r.IntN(len(live))]
+			for range 1 + r.IntN(6) {
+				if m.Append(id, int32(r.IntN(3))) != nil {
+					break
+				}
+			}
+		default:
+			if id, _, err := m.Create(prompt(), nil); err == nil {
+				live = append(live, id)
+			}
+		}
+		hashes, _ = m.BlockHashes(hashes[:0], prompt(), nil)
+		max := r.IntN(len(hashes) + 2)
+		got := m.lookup(nil, hashes, max)
+		var want []allocator.BlockID
+		for i := 0; i < max && i < len(hashes); i++ {
+			id, ok := m.bp.index.get(&hashes[i])
+			if !ok {
+				break
+			}
+			want = append(want, id)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: lookup = %v, the index answers %v", step, got, want)
+		}
+		checked += len(want)
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d hits checked", checked)
+	}
+}
