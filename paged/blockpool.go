@@ -28,7 +28,10 @@ type blockPool struct {
 	// stream a snapshot resynchronises, so a manager without events does
 	// not pay 32 bytes per block for it.
 	parent  []Hash
-	cached  []bool // the block's content is committed to the index
+	cached []bool // the block's content is committed to the index
+	// dupNext and dupPrev thread each hash's duplicate list; the index
+	// keeps them and may defer its updates (see hashIndex.flush), so they
+	// are read only after a read of the index or p.index.settle().
 	dupNext []allocator.BlockID
 	dupPrev []allocator.BlockID
 	// blockGroup is the KV cache group whose content each block holds,
