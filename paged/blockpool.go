@@ -27,7 +27,7 @@ type blockPool struct {
 	// block), for Snapshot; kept only with events on (Config.Events), the
 	// stream a snapshot resynchronises, so a manager without events does
 	// not pay 32 bytes per block for it.
-	parent  []Hash
+	parent []Hash
 	cached []bool // the block's content is committed to the index
 	// dupNext and dupPrev thread each hash's duplicate list; the index
 	// keeps them and may defer its updates (see hashIndex.flush), so they
