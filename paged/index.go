@@ -48,12 +48,13 @@ type hashIndex struct {
 	sink uint64    // keeps flush's touching loads alive
 }
 
-// indexOp is a deferred update: block id was committed (inserted) or gave
-// up its content (removed), keyed with salt.
+// indexOp is a deferred update: block id was committed (inserted, its key
+// salted with salt) or gave up its content (removed, found by its stored
+// tag).
 type indexOp struct {
 	id   allocator.BlockID
 	salt uint32
-	tag  uint32 // the key's tag, filled in by flush
+	tag  uint32 // the slot's tag, filled in by flush
 	del  bool
 }
 
