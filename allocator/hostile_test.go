@@ -45,7 +45,7 @@ const (
 // clone copies every field of p, slices deeply.
 func clone(p *Pool) *Pool {
 	c := *p
-	c.refs, c.state, c.ring = slices.Clone(p.refs), slices.Clone(p.state), slices.Clone(p.ring)
+	c.blocks, c.ring = slices.Clone(p.blocks), slices.Clone(p.ring)
 	return &c
 }
 
@@ -170,7 +170,7 @@ func hostileCases() []hostileCase {
 		name: "Ref past 2^31-1 references",
 		pool: func(t *testing.T) *Pool {
 			p := fixture(t)
-			p.refs[fxHeld] = math.MaxInt32
+			p.blocks[fxHeld].refs = math.MaxInt32
 			return p
 		},
 		call:   func(p *Pool) error { p.Ref(fxHeld); return nil },

@@ -57,6 +57,12 @@ type Config struct {
 
 type state uint8
 
+// block is one block's bookkeeping.
+type block struct {
+	refs  int32
+	state state
+}
+
 const (
 	stateFree state = iota
 	stateCached
@@ -67,8 +73,10 @@ const (
 // Pool is one memory pool of fixed-size blocks. The zero value is not
 // usable; create pools with New.
 type Pool struct {
-	refs  []int32
-	state []state
+	// blocks holds each block's reference count next to its state, so
+	// the hot paths that check one and change the other touch one cache
+	// line per block, not two.
+	blocks []block
 
 	// The free list is a ring over ring[head : head+nfree] (mod len).
 	// LIFO pops the tail, FIFO pops the head; both push at the tail.
@@ -99,14 +107,13 @@ func New(cfg Config) (*Pool, error) {
 	}
 	n := cfg.NumBlocks
 	p := &Pool{
-		refs:     make([]int32, n),
-		state:    make([]state, n),
+		blocks:   make([]block, n),
 		ring:     make([]BlockID, n),
 		reserved: cfg.Reserved,
 		order:    cfg.Order,
 	}
 	for i := range cfg.Reserved {
-		p.state[i] = stateReserved
+		p.blocks[i].state = stateReserved
 	}
 	free := n - cfg.Reserved
 	for i := range free {
@@ -122,13 +129,13 @@ func New(cfg Config) (*Pool, error) {
 }
 
 // Total returns the number of blocks, reserved ones included.
-func (p *Pool) Total() int { return len(p.refs) }
+func (p *Pool) Total() int { return len(p.blocks) }
 
 // Reserved returns the number of reserved blocks.
 func (p *Pool) Reserved() int { return p.reserved }
 
 // Usable returns the number of blocks that can ever be handed out.
-func (p *Pool) Usable() int { return len(p.refs) - p.reserved }
+func (p *Pool) Usable() int { return len(p.blocks) - p.reserved }
 
 // Free returns the number of blocks on the free list.
 func (p *Pool) Free() int { return p.nfree }
@@ -141,7 +148,7 @@ func (p *Pool) Cached() int { return p.ncached }
 func (p *Pool) Held() int { return p.nheld }
 
 // Valid reports whether id names a block that can be handed out.
-func (p *Pool) Valid(id BlockID) bool { return int(id) >= p.reserved && int(id) < len(p.refs) }
+func (p *Pool) Valid(id BlockID) bool { return int(id) >= p.reserved && int(id) < len(p.blocks) }
 
 // RefCount returns the number of references to id (0 for free, cached and
 // reserved blocks). REQUIRES: id in [0, Total).
@@ -150,27 +157,27 @@ func (p *Pool) RefCount(id BlockID) int32 {
 	// inline: the range check replaces the slice's own bounds check, and
 	// panicking with a small value rather than calling a formatter keeps
 	// them cheap (the message is built only if the panic is printed).
-	if refs, i := p.refs, int(id); uint(i) < uint(len(refs)) {
-		return refs[i]
+	if bs, i := p.blocks, int(id); uint(i) < uint(len(bs)) {
+		return bs[i].refs
 	}
-	panic(rangeError{id, len(p.refs)})
+	panic(rangeError{id, len(p.blocks)})
 }
 
 // IsFree reports whether id is on the free list. REQUIRES: id in [0, Total).
 func (p *Pool) IsFree(id BlockID) bool {
-	if st, i := p.state, int(id); uint(i) < uint(len(st)) {
-		return st[i] == stateFree
+	if bs, i := p.blocks, int(id); uint(i) < uint(len(bs)) {
+		return bs[i].state == stateFree
 	}
-	panic(rangeError{id, len(p.state)})
+	panic(rangeError{id, len(p.blocks)})
 }
 
 // IsCached reports whether id is unreferenced with its content kept.
 // REQUIRES: id in [0, Total).
 func (p *Pool) IsCached(id BlockID) bool {
-	if st, i := p.state, int(id); uint(i) < uint(len(st)) {
-		return st[i] == stateCached
+	if bs, i := p.blocks, int(id); uint(i) < uint(len(bs)) {
+		return bs[i].state == stateCached
 	}
-	panic(rangeError{id, len(p.state)})
+	panic(rangeError{id, len(p.blocks)})
 }
 
 // Alloc takes one block off the free list with one reference. It returns
@@ -205,13 +212,13 @@ func (p *Pool) AppendAlloc(dst []BlockID, n int) ([]BlockID, error) {
 // Ref adds a reference to a held block.
 func (p *Pool) Ref(id BlockID) {
 	p.mustValid(id)
-	if p.state[id] != stateHeld {
+	if p.blocks[id].state != stateHeld {
 		panic(fmt.Sprintf("allocator: Ref of block %d, which has no reference", id))
 	}
-	if p.refs[id] == math.MaxInt32 {
+	if p.blocks[id].refs == math.MaxInt32 {
 		panic(fmt.Sprintf("allocator: Ref of block %d, which already has 2^31-1 references", id))
 	}
-	p.refs[id]++
+	p.blocks[id].refs++
 }
 
 // Release drops one reference to a held block. When it was the last one the
@@ -220,7 +227,7 @@ func (p *Pool) Release(id BlockID) bool {
 	if !p.drop(id) {
 		return false
 	}
-	p.state[id] = stateFree
+	p.blocks[id].state = stateFree
 	p.push(id)
 	return true
 }
@@ -232,7 +239,7 @@ func (p *Pool) ReleaseToCache(id BlockID) bool {
 	if !p.drop(id) {
 		return false
 	}
-	p.state[id] = stateCached
+	p.blocks[id].state = stateCached
 	p.ncached++
 	return true
 }
@@ -241,7 +248,7 @@ func (p *Pool) ReleaseToCache(id BlockID) bool {
 // or its reuse for new content after its old content was given up.
 func (p *Pool) Claim(id BlockID) {
 	p.mustValid(id)
-	if p.state[id] != stateCached {
+	if p.blocks[id].state != stateCached {
 		panic(fmt.Sprintf("allocator: Claim of block %d, which is not cached", id))
 	}
 	p.ncached--
@@ -251,11 +258,11 @@ func (p *Pool) Claim(id BlockID) {
 // Evict moves a cached block to the free list, giving up its content.
 func (p *Pool) Evict(id BlockID) {
 	p.mustValid(id)
-	if p.state[id] != stateCached {
+	if p.blocks[id].state != stateCached {
 		panic(fmt.Sprintf("allocator: Evict of block %d, which is not cached", id))
 	}
 	p.ncached--
-	p.state[id] = stateFree
+	p.blocks[id].state = stateFree
 	p.push(id)
 }
 
@@ -273,7 +280,7 @@ type Stats struct {
 // Stats returns a snapshot of the pool's counters.
 func (p *Pool) Stats() Stats {
 	return Stats{
-		Total: len(p.refs), Reserved: p.reserved, Free: p.nfree, Cached: p.ncached, Held: p.nheld,
+		Total: len(p.blocks), Reserved: p.reserved, Free: p.nfree, Cached: p.ncached, Held: p.nheld,
 		Allocs: p.allocs, Releases: p.releases,
 	}
 }
@@ -282,7 +289,8 @@ func (p *Pool) Stats() Stats {
 // O(total) and meant for tests and debugging.
 func (p *Pool) Check() error {
 	var free, cached, held, reserved int
-	for i, s := range p.state {
+	for i := range p.blocks {
+		s, refs := p.blocks[i].state, p.blocks[i].refs
 		switch s {
 		case stateFree:
 			free++
@@ -293,21 +301,21 @@ func (p *Pool) Check() error {
 		case stateReserved:
 			reserved++
 		}
-		if (s == stateHeld) != (p.refs[i] > 0) || p.refs[i] < 0 {
-			return fmt.Errorf("allocator: block %d in state %d has count %d", i, s, p.refs[i])
+		if (s == stateHeld) != (refs > 0) || refs < 0 {
+			return fmt.Errorf("allocator: block %d in state %d has count %d", i, s, refs)
 		}
 	}
 	if reserved != p.reserved || free != p.nfree || cached != p.ncached || held != p.nheld {
 		return fmt.Errorf("allocator: counters free=%d cached=%d held=%d reserved=%d, states say %d %d %d %d",
 			p.nfree, p.ncached, p.nheld, p.reserved, free, cached, held, reserved)
 	}
-	if free+cached+held+reserved != len(p.refs) {
-		return fmt.Errorf("allocator: conservation broken: %d+%d+%d+%d != %d", free, cached, held, reserved, len(p.refs))
+	if free+cached+held+reserved != len(p.blocks) {
+		return fmt.Errorf("allocator: conservation broken: %d+%d+%d+%d != %d", free, cached, held, reserved, len(p.blocks))
 	}
-	seen := make([]bool, len(p.refs))
+	seen := make([]bool, len(p.blocks))
 	for i := range p.nfree {
 		id := p.ring[(p.head+i)%len(p.ring)]
-		if !p.Valid(id) || p.state[id] != stateFree || seen[id] {
+		if !p.Valid(id) || p.blocks[id].state != stateFree || seen[id] {
 			return fmt.Errorf("allocator: free list entry %d is block %d, not free or listed twice", i, id)
 		}
 		seen[id] = true
@@ -316,7 +324,7 @@ func (p *Pool) Check() error {
 }
 
 func (p *Pool) mustValid(id BlockID) {
-	if uint(int(id)-p.reserved) >= uint(len(p.refs)-p.reserved) {
+	if uint(int(id)-p.reserved) >= uint(len(p.blocks)-p.reserved) {
 		p.outOfRange(id)
 	}
 }
@@ -325,7 +333,7 @@ func (p *Pool) mustValid(id BlockID) {
 //
 //go:noinline
 func (p *Pool) outOfRange(id BlockID) {
-	panic(fmt.Sprintf("allocator: block %d out of range [%d, %d)", id, p.reserved, len(p.refs)))
+	panic(fmt.Sprintf("allocator: block %d out of range [%d, %d)", id, p.reserved, len(p.blocks)))
 }
 
 // rangeError is the panic value of a read-only accessor given an ID
@@ -340,8 +348,7 @@ func (e rangeError) Error() string {
 }
 
 func (p *Pool) take(id BlockID) {
-	p.state[id] = stateHeld
-	p.refs[id] = 1
+	p.blocks[id] = block{refs: 1, state: stateHeld}
 	p.nheld++
 	p.allocs++
 }
@@ -349,11 +356,12 @@ func (p *Pool) take(id BlockID) {
 // drop removes one reference and reports whether it was the last.
 func (p *Pool) drop(id BlockID) bool {
 	p.mustValid(id)
-	if p.state[id] != stateHeld {
+	b := &p.blocks[id]
+	if b.state != stateHeld {
 		panic(fmt.Sprintf("allocator: release of block %d, which has no reference (double release)", id))
 	}
-	p.refs[id]--
-	if p.refs[id] > 0 {
+	b.refs--
+	if b.refs > 0 {
 		return false
 	}
 	p.nheld--

@@ -49,10 +49,10 @@ var (
 // NewARC returns an empty ARC for block IDs in [0, capacity).
 func NewARC(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, 2)
+	ln := links(capacity, 2)
 	return &ARC{
-		t1:    newList(prev, next, capacity, capacity),
-		t2:    newList(prev, next, capacity, capacity+1),
+		t1:    newList(ln, capacity, capacity),
+		t2:    newList(ln, capacity, capacity+1),
 		tag:   make([]uint8, capacity),
 		key:   make([]uint64, capacity),
 		keyed: make([]bool, capacity),

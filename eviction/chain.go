@@ -171,7 +171,7 @@ var (
 // NewChain returns an empty Chain policy for block IDs in [0, capacity).
 func NewChain(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, chainClasses)
+	ln := links(capacity, chainClasses)
 	p := &Chain{
 		lists:    make([]list, chainClasses),
 		cls:      make([]uint8, capacity),
@@ -193,7 +193,7 @@ func NewChain(capacity int) Policy {
 		perU:     16 / float64(max(capacity, 1)),
 	}
 	for c := range p.lists {
-		p.lists[c] = newList(prev, next, capacity, capacity+c)
+		p.lists[c] = newList(ln, capacity, capacity+c)
 	}
 	for i := range p.parent {
 		p.parent[i] = allocator.NoBlock

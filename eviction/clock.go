@@ -31,9 +31,9 @@ var (
 // NewCLOCK returns an empty CLOCK for block IDs in [0, capacity).
 func NewCLOCK(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, 1)
+	ln := links(capacity, 1)
 	return &CLOCK{
-		l:         newList(prev, next, capacity, capacity),
+		l:         newList(ln, capacity, capacity),
 		ref:       make([]bool, capacity),
 		evictable: make([]bool, capacity),
 	}

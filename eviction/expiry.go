@@ -23,10 +23,10 @@ type expiry struct {
 }
 
 func newExpiry(capacity int) expiry {
-	prev, next := links(capacity, 64)
+	ln := links(capacity, 64)
 	e := expiry{at: make([]int64, capacity), bucket: make([]int8, capacity)}
 	for b := range e.buckets {
-		e.buckets[b] = newList(prev, next, capacity, capacity+b)
+		e.buckets[b] = newList(ln, capacity, capacity+b)
 	}
 	for i := range e.bucket {
 		e.bucket[i] = -1

@@ -23,8 +23,8 @@ var (
 // NewFIFO returns an empty FIFO for block IDs in [0, capacity).
 func NewFIFO(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, 1)
-	return &FIFO{l: newList(prev, next, capacity, capacity), evictable: make([]bool, capacity)}
+	ln := links(capacity, 1)
+	return &FIFO{l: newList(ln, capacity, capacity), evictable: make([]bool, capacity)}
 }
 
 // Insert makes id evictable. New content joins the back of the queue;

@@ -26,7 +26,7 @@ type ghost struct {
 
 func newGhost(slots, lists int) ghost {
 	slots = max(slots, 1)
-	prev, next := links(slots, lists)
+	ln := links(slots, lists)
 	g := ghost{
 		keys:  make([]uint64, slots),
 		lists: make([]list, lists),
@@ -34,7 +34,7 @@ func newGhost(slots, lists int) ghost {
 		free:  make([]int32, 0, slots),
 	}
 	for i := range g.lists {
-		g.lists[i] = newList(prev, next, slots, slots+i)
+		g.lists[i] = newList(ln, slots, slots+i)
 	}
 	for s := slots - 1; s >= 0; s-- {
 		g.which[s] = -1

@@ -54,11 +54,11 @@ var (
 // NewLeafLRU returns an empty leaf-first LRU for block IDs in [0, capacity).
 func NewLeafLRU(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, 3)
+	ln := links(capacity, 3)
 	p := &LeafLRU{
-		leaves:    newList(prev, next, capacity, capacity),
-		inner:     newList(prev, next, capacity, capacity+1),
-		bare:      newList(prev, next, capacity, capacity+2),
+		leaves:    newList(ln, capacity, capacity),
+		inner:     newList(ln, capacity, capacity+1),
+		bare:      newList(ln, capacity, capacity+2),
 		on:        make([]uint8, capacity),
 		stamp:     make([]uint64, capacity),
 		children:  make([]int32, capacity),

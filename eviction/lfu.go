@@ -44,14 +44,14 @@ var (
 // NewLFU returns an empty LFU for block IDs in [0, capacity).
 func NewLFU(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, lfuBuckets)
+	ln := links(capacity, lfuBuckets)
 	p := &LFU{
 		buckets: make([]list, lfuBuckets),
 		count:   make([]uint32, capacity),
 		bucket:  make([]uint16, capacity),
 	}
 	for b := range p.buckets {
-		p.buckets[b] = newList(prev, next, capacity, capacity+b)
+		p.buckets[b] = newList(ln, capacity, capacity+b)
 	}
 	return p
 }

@@ -16,8 +16,8 @@ var _ Policy = (*LRU)(nil)
 // NewLRU returns an empty LRU for block IDs in [0, capacity).
 func NewLRU(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, 1)
-	return &LRU{l: newList(prev, next, capacity, capacity)}
+	ln := links(capacity, 1)
+	return &LRU{l: newList(ln, capacity, capacity)}
 }
 
 // Insert makes id the most recently released block.

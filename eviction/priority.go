@@ -46,10 +46,10 @@ var (
 // NewPriority returns an empty priority LRU for block IDs in [0, capacity).
 func NewPriority(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, MaxPriority+1)
+	ln := links(capacity, MaxPriority+1)
 	p := &Priority{level: make([]uint8, capacity), exp: newExpiry(capacity)}
 	for l := range p.levels {
-		p.levels[l] = newList(prev, next, capacity, capacity+l)
+		p.levels[l] = newList(ln, capacity, capacity+l)
 	}
 	for i := range p.level {
 		p.level[i] = DefaultPriority

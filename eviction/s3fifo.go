@@ -60,11 +60,11 @@ var (
 // NewS3FIFO returns an empty S3-FIFO for block IDs in [0, capacity).
 func NewS3FIFO(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, 2)
+	ln := links(capacity, 2)
 	smallMax := max(capacity*s3SmallPercent/100, 1)
 	return &S3FIFO{
-		small:     newList(prev, next, capacity, capacity),
-		main:      newList(prev, next, capacity, capacity+1),
+		small:     newList(ln, capacity, capacity),
+		main:      newList(ln, capacity, capacity+1),
 		queue:     make([]uint8, capacity),
 		freq:      make([]uint8, capacity),
 		evictable: make([]bool, capacity),

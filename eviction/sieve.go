@@ -37,9 +37,9 @@ var (
 // NewSIEVE returns an empty SIEVE for block IDs in [0, capacity).
 func NewSIEVE(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, 1)
+	ln := links(capacity, 1)
 	return &SIEVE{
-		l:         newList(prev, next, capacity, capacity),
+		l:         newList(ln, capacity, capacity),
 		hand:      -1,
 		visited:   make([]bool, capacity),
 		evictable: make([]bool, capacity),
@@ -104,7 +104,7 @@ func (p *SIEVE) unlink(id allocator.BlockID) {
 // after is the block the hand visits after id: the next newer one, or the
 // tail again once it has passed the head.
 func (p *SIEVE) after(id allocator.BlockID) int32 {
-	if nx := p.l.next[id]; nx != p.l.sentinel {
+	if nx := p.l.links[id].next; nx != p.l.sentinel {
 		return nx
 	}
 	return -1

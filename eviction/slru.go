@@ -34,10 +34,10 @@ var (
 // NewSLRU returns an empty SLRU for block IDs in [0, capacity).
 func NewSLRU(capacity int) Policy {
 	capacity = max(capacity, 0)
-	prev, next := links(capacity, 2)
+	ln := links(capacity, 2)
 	return &SLRU{
-		prob:    newList(prev, next, capacity, capacity),
-		prot:    newList(prev, next, capacity, capacity+1),
+		prob:    newList(ln, capacity, capacity),
+		prot:    newList(ln, capacity, capacity+1),
 		tag:     make([]uint8, capacity),
 		protMax: max(capacity*slruProtectedPercent/100, 1),
 	}

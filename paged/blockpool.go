@@ -27,8 +27,11 @@ type blockPool struct {
 	// block), for Snapshot; kept only with events on (Config.Events), the
 	// stream a snapshot resynchronises, so a manager without events does
 	// not pay 32 bytes per block for it.
-	parent  []Hash
-	cached  []bool // the block's content is committed to the index
+	parent []Hash
+	cached []bool // the block's content is committed to the index
+	// dupNext and dupPrev thread each hash's duplicate list; the index
+	// keeps them and may defer its updates (see hashIndex.flush), so they
+	// are read only after a read of the index or p.index.settle().
 	dupNext []allocator.BlockID
 	dupPrev []allocator.BlockID
 	// blockGroup is the KV cache group whose content each block holds,
@@ -64,6 +67,9 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 		unified: cfg.UnifiedFreeQueue,
 	}
 	p.index = newHashIndex(cfg.NumBlocks, p.hash)
+	// With a host tier, offloading reads a victim's duplicate list
+	// directly, so the index applies its updates at once.
+	p.index.track(p.dupNext, p.dupPrev, cfg.HostBlocks == 0)
 	if cfg.Events > 0 {
 		p.parent = make([]Hash, cfg.NumBlocks)
 	}
@@ -136,25 +142,16 @@ func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
 	}
 }
 
-// uncache removes block id's content from the index and reports it.
+// uncache removes block id's content from the index and reports it. The
+// index may defer the removal (and the zeroing of the block's hash) to its
+// next read; cached[id] changes at once.
 func (p *blockPool) uncache(id allocator.BlockID, report bool) {
-	h := &p.hash[id]
 	g := p.groupOf(id)
-	salt := groupSalt(g)
-	next := p.dupNext[id]
-	if next == id {
-		p.index.replaceOrDel(h, salt, id, allocator.NoBlock)
-	} else {
-		prev := p.dupPrev[id]
-		p.dupNext[prev], p.dupPrev[next] = next, prev
-		// The entry moves to the next duplicate only if id headed the list.
-		p.index.replaceOrDel(h, salt, id, next)
-	}
 	p.cached[id] = false
 	if report {
-		p.events.removed(h, Device, g)
+		p.events.removed(&p.hash[id], Device, g)
 	}
-	*h = Hash{}
+	p.index.remove(id)
 }
 
 // forget drops the cached content of a block that is not in the policy
@@ -187,6 +184,30 @@ func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockI
 	return p.guess(prev+1, h, 0)
 }
 
+// run returns how many of hashes, in group 0, the blocks from first on
+// answer as the index would (see successor): the longest k such that
+// block first+j holds hashes[j] and is its only holder, for every j < k.
+// It is successor over a whole run, in one pass over the per-block arrays.
+func (p *blockPool) run(first allocator.BlockID, hashes []Hash) int {
+	if first <= nullBlock || int(first) >= len(p.hash) {
+		return 0
+	}
+	p.index.settle() // the duplicate lists are current
+	n := min(len(hashes), len(p.hash)-int(first))
+	hashes = hashes[:n]
+	held, cached, next := p.hash[first:][:n], p.cached[first:][:n], p.dupNext[first:][:n]
+	var group []uint8
+	if p.blockGroup != nil {
+		group = p.blockGroup[first:][:n]
+	}
+	for k := range hashes {
+		if !cached[k] || next[k] != first+allocator.BlockID(k) || !equal(&held[k], &hashes[k]) || (group != nil && group[k] != 0) {
+			return k
+		}
+	}
+	return n
+}
+
 // predecessor guesses, scanning a chain right to left in group g, that the
 // block before next's holds h: a run of blocks admitted together has
 // consecutive IDs. The guess stands only where the index would answer the
@@ -205,7 +226,8 @@ func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.Block
 	if id <= nullBlock || int(id) >= len(p.hash) {
 		return allocator.NoBlock, false
 	}
-	if !p.cached[id] || p.dupNext[id] != id || p.hash[id] != *h || p.groupOf(id) != g {
+	p.index.settle() // the duplicate lists are current
+	if !p.cached[id] || p.dupNext[id] != id || !equal(&p.hash[id], h) || p.groupOf(id) != g {
 		return allocator.NoBlock, false
 	}
 	return id, true
@@ -215,6 +237,9 @@ func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.Block
 // group g, whose chain hash before it is prev: in the per-block metadata
 // and the index, after the blocks already holding (h, g).
 func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
+	if p.index.dels > 0 {
+		p.index.flush() // a deferred removal may still need hash[id]
+	}
 	p.hash[id] = *h
 	if p.parent != nil {
 		p.parent[id] = *prev
@@ -223,11 +248,5 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
 	if p.blockGroup != nil {
 		p.blockGroup[id] = uint8(g)
 	}
-	if head, dup := p.index.getOrInsert(&p.hash[id], groupSalt(g), id); dup {
-		tail := p.dupPrev[head]
-		p.dupNext[tail], p.dupPrev[id] = id, tail
-		p.dupNext[id], p.dupPrev[head] = head, id
-	} else {
-		p.dupNext[id], p.dupPrev[id] = id, id
-	}
+	p.index.insert(id, groupSalt(g))
 }

@@ -31,7 +31,40 @@ type hashIndex struct {
 	mask   uint64
 	n      int
 	hashes []Hash
+
+	// The device index (blockPool's) also keeps the duplicate lists, each
+	// hash's circular list of the blocks holding it in insertion order,
+	// and may defer its updates: see insert and flush. REQUIRES: nothing
+	// reads the slots or the duplicate lists while log is not empty; every
+	// method that reads them flushes first, and code outside reads the
+	// lists only after such a method (or after settle).
+	dupNext, dupPrev []allocator.BlockID
+	// tags is the tag each block was inserted with, so a removal finds
+	// the block's slot (the one holding exactly its ID and tag) without
+	// reading its 32-byte hash at a random address.
+	tags []uint32
+	log  []indexOp // nil: updates are applied at once
+	dels int       // removals in log
+	sink uint64    // keeps flush's touching loads alive
 }
+
+// indexOp is a deferred update: block id was committed (inserted, its key
+// salted with salt) or gave up its content (removed, found by its stored
+// tag).
+type indexOp struct {
+	id   allocator.BlockID
+	salt uint32
+	tag  uint32 // the slot's tag, filled in by flush
+	del  bool
+}
+
+// maxDeferred bounds the log: enough updates for their cache misses to
+// overlap (a core keeps a few dozen in flight), few enough to stay in the
+// L1 cache while flush makes three passes over them.
+const maxDeferred = 256
+
+// flushChunk is how many updates flush touches before applying them.
+const flushChunk = 32
 
 func newHashIndex(blocks int, hashes []Hash) hashIndex {
 	size := 16
@@ -53,6 +86,16 @@ func home(h *Hash) uint32 {
 	return uint32(k ^ k>>32)
 }
 
+// equal reports whether a and b are the same hash, in four word loads
+// rather than a call to the runtime's memory comparison.
+func equal(a, b *Hash) bool {
+	x := binary.LittleEndian.Uint64(a[0:8]) ^ binary.LittleEndian.Uint64(b[0:8])
+	x |= binary.LittleEndian.Uint64(a[8:16]) ^ binary.LittleEndian.Uint64(b[8:16])
+	x |= binary.LittleEndian.Uint64(a[16:24]) ^ binary.LittleEndian.Uint64(b[16:24])
+	x |= binary.LittleEndian.Uint64(a[24:32]) ^ binary.LittleEndian.Uint64(b[24:32])
+	return x == 0
+}
+
 func slotID(s uint64) allocator.BlockID { return allocator.BlockID(s>>32) - 1 }
 
 // groupSalt is the tag salt of group g's keys: an odd multiplier makes it
@@ -63,20 +106,44 @@ func groupSalt(g int) uint32 { return uint32(g) * 0x9e3779b1 }
 // would go, and the tag to store there.
 func (x *hashIndex) find(h *Hash, salt uint32) (i uint64, tag uint32, ok bool) {
 	tag = home(h) ^ salt
+	i, ok = x.findTag(h, tag)
+	return i, tag, ok
+}
+
+// findTag is find with the tag computed.
+func (x *hashIndex) findTag(h *Hash, tag uint32) (i uint64, ok bool) {
 	for i = uint64(tag) & x.mask; ; i = (i + 1) & x.mask {
 		s := x.slots[i]
 		if s == 0 {
-			return i, tag, false
+			return i, false
 		}
-		if uint32(s) == tag && x.hashes[slotID(s)] == *h {
-			return i, tag, true
+		if uint32(s) == tag && equal(&x.hashes[slotID(s)], h) {
+			return i, true
 		}
+	}
+}
+
+// track makes x keep the duplicate lists in dupNext and dupPrev, and,
+// with deferred, defer its updates to the next read (see flush).
+func (x *hashIndex) track(dupNext, dupPrev []allocator.BlockID, deferred bool) {
+	x.dupNext, x.dupPrev = dupNext, dupPrev
+	x.tags = make([]uint32, len(dupNext))
+	if deferred {
+		x.log = make([]indexOp, 0, maxDeferred)
+	}
+}
+
+// settle applies the deferred updates, if any.
+func (x *hashIndex) settle() {
+	if len(x.log) > 0 {
+		x.flush()
 	}
 }
 
 func (x *hashIndex) get(h *Hash) (allocator.BlockID, bool) { return x.getIn(h, 0) }
 
 func (x *hashIndex) getIn(h *Hash, salt uint32) (allocator.BlockID, bool) {
+	x.settle()
 	i, _, ok := x.find(h, salt)
 	if !ok {
 		return allocator.NoBlock, false
@@ -84,20 +151,9 @@ func (x *hashIndex) getIn(h *Hash, salt uint32) (allocator.BlockID, bool) {
 	return slotID(x.slots[i]), true
 }
 
-// getOrInsert returns the block h maps to, or maps h to id and reports
-// false: one probe where a get and a set would take two.
-func (x *hashIndex) getOrInsert(h *Hash, salt uint32, id allocator.BlockID) (allocator.BlockID, bool) {
-	i, tag, ok := x.find(h, salt)
-	if ok {
-		return slotID(x.slots[i]), true
-	}
-	x.slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
-	x.n++
-	return id, false
-}
-
 // set maps h to id, replacing any entry for h.
 func (x *hashIndex) set(h *Hash, id allocator.BlockID) {
+	x.settle()
 	i, tag, ok := x.find(h, 0)
 	if !ok {
 		x.n++
@@ -107,6 +163,7 @@ func (x *hashIndex) set(h *Hash, id allocator.BlockID) {
 
 // del removes the entry for h, if any.
 func (x *hashIndex) del(h *Hash) {
+	x.settle()
 	i, _, ok := x.find(h, 0)
 	if ok {
 		x.delAt(i)
@@ -127,25 +184,135 @@ func (x *hashIndex) delAt(i uint64) {
 	x.slots[i] = 0
 }
 
-// replaceOrDel makes h, which maps to old, map to next instead, or
-// removes it when next is NoBlock; an entry naming another block than old
-// is left alone.
-func (x *hashIndex) replaceOrDel(h *Hash, salt uint32, old, next allocator.BlockID) {
-	i, tag, ok := x.find(h, salt)
-	if !ok || slotID(x.slots[i]) != old {
+// insert records that block id, whose hashes[id] is set, holds its key
+// under salt: the index's entry if the key is new, else the last of the
+// key's duplicates. Deferred when x defers.
+func (x *hashIndex) insert(id allocator.BlockID, salt uint32) {
+	if x.log == nil {
+		x.link(id, home(&x.hashes[id])^salt)
 		return
 	}
-	if next == allocator.NoBlock {
-		x.delAt(i)
-		return
-	}
-	x.slots[i] = uint64(uint32(next)+1)<<32 | uint64(tag)
+	x.push(indexOp{id: id, salt: salt})
 }
 
-func (x *hashIndex) len() int { return x.n }
+// remove takes block id out of the index and its duplicate list and then
+// zeroes hashes[id]: the index entry passes to the next duplicate if id
+// headed the list. Deferred when x defers; until then hashes[id] must not
+// change, so a deferring index is flushed before a block's hash is
+// rewritten (blockPool.commit).
+func (x *hashIndex) remove(id allocator.BlockID) {
+	if x.log == nil {
+		x.unlink(id)
+		return
+	}
+	x.dels++
+	x.push(indexOp{id: id, del: true})
+}
+
+func (x *hashIndex) push(op indexOp) {
+	x.log = append(x.log, op)
+	if len(x.log) == cap(x.log) {
+		x.flush()
+	}
+}
+
+// flush applies the deferred updates in the order they were made, so the
+// index ends exactly as if each had been applied at once (the same slots,
+// the same duplicate order). The updates of one engine step come
+// together (every sequence filling a block, or evicting one), and each
+// touches lines at random addresses of a large table: applying them one
+// by one, each probe waits for its own cache miss. flush first touches
+// every update's links and key (an insert's hash, just written; a
+// removal's tag), then every update's home slot, chunk by chunk, loads
+// that do not depend on each other, so the misses overlap; the updates
+// themselves then find their lines in the cache.
+func (x *hashIndex) flush() {
+	log := x.log
+	for len(log) > 0 {
+		c := log[:min(flushChunk, len(log))]
+		log = log[len(c):]
+		var sink uint64
+		for i := range c {
+			id := c[i].id
+			if c[i].del {
+				sink += uint64(x.tags[id]) + uint64(x.dupNext[id])
+			} else {
+				sink += uint64(x.hashes[id][0])
+			}
+		}
+		for i := range c {
+			t := x.tags[c[i].id]
+			if !c[i].del {
+				t = home(&x.hashes[c[i].id]) ^ c[i].salt
+			}
+			c[i].tag = t
+			sink += x.slots[uint64(t)&x.mask]
+		}
+		x.sink += sink
+		for i := range c {
+			if c[i].del {
+				x.unlink(c[i].id)
+			} else {
+				x.link(c[i].id, c[i].tag)
+			}
+		}
+	}
+	x.log, x.dels = x.log[:0], 0
+}
+
+// link inserts block id with tag: a new entry, or the tail of the
+// duplicates of the block the key maps to.
+func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
+	x.tags[id] = tag
+	i, ok := x.findTag(&x.hashes[id], tag)
+	if !ok {
+		x.slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
+		x.n++
+		x.dupNext[id], x.dupPrev[id] = id, id
+		return
+	}
+	head := slotID(x.slots[i])
+	tail := x.dupPrev[head]
+	x.dupNext[tail], x.dupPrev[id] = id, tail
+	x.dupNext[id], x.dupPrev[head] = head, id
+}
+
+// unlink removes block id and zeroes its hash. If id heads its key's
+// duplicates, the key's slot holds exactly id and its tag (no other key's
+// slot names id), and passes to the next duplicate or is emptied;
+// otherwise no slot names id and only the list changes.
+func (x *hashIndex) unlink(id allocator.BlockID) {
+	tag := x.tags[id]
+	next := x.dupNext[id]
+	if next == id {
+		next = allocator.NoBlock
+	} else {
+		prev := x.dupPrev[id]
+		x.dupNext[prev], x.dupPrev[next] = next, prev
+	}
+	want := uint64(uint32(id)+1)<<32 | uint64(tag)
+	for i := uint64(tag) & x.mask; x.slots[i] != 0; i = (i + 1) & x.mask {
+		if x.slots[i] != want {
+			continue
+		}
+		if next == allocator.NoBlock {
+			x.delAt(i)
+		} else {
+			x.slots[i] = uint64(uint32(next)+1)<<32 | uint64(tag)
+		}
+		break
+	}
+	x.hashes[id] = Hash{}
+}
+
+func (x *hashIndex) len() int {
+	x.settle()
+	return x.n
+}
 
 // each calls fn for every entry; fn must not change the index.
 func (x *hashIndex) each(fn func(h *Hash, id allocator.BlockID)) {
+	x.settle()
 	for _, s := range x.slots {
 		if s != 0 {
 			id := slotID(s)
@@ -156,6 +323,7 @@ func (x *hashIndex) each(fn func(h *Hash, id allocator.BlockID)) {
 
 // clear empties the index.
 func (x *hashIndex) clear() {
+	x.settle()
 	clear(x.slots)
 	x.n = 0
 }

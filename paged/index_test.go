@@ -2,6 +2,7 @@ package paged
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/pagedkv/pagedkv/allocator"
@@ -21,16 +22,8 @@ func TestHashIndexAgainstMap(t *testing.T) {
 		id := allocator.BlockID(r.IntN(blocks))
 		if h, ok := owner[id]; ok {
 			if model[h] == id {
-				if r.IntN(2) == 0 {
-					x.del(&h)
-				} else {
-					x.replaceOrDel(&h, 0, id, allocator.NoBlock)
-				}
+				x.del(&h)
 				delete(model, h)
-			} else {
-				// Not the entry of its hash: a conditional delete must
-				// leave the entry alone.
-				x.replaceOrDel(&h, 0, id, allocator.NoBlock)
 			}
 			delete(owner, id)
 		} else {
@@ -43,18 +36,7 @@ func TestHashIndexAgainstMap(t *testing.T) {
 				delete(owner, old)
 			}
 			hashes[id] = h
-			if old, taken := model[h]; !taken && r.IntN(2) == 0 {
-				if got, dup := x.getOrInsert(&h, 0, id); dup || got != id {
-					t.Fatalf("step %d: getOrInsert of a new hash = %d, %v", step, got, dup)
-				}
-			} else if taken && r.IntN(2) == 0 {
-				if got, dup := x.getOrInsert(&h, 0, id); !dup || got != old {
-					t.Fatalf("step %d: getOrInsert of a present hash = %d, %v; want %d", step, got, dup, old)
-				}
-				x.replaceOrDel(&h, 0, old, id)
-			} else {
-				x.set(&h, id)
-			}
+			x.set(&h, id)
 			model[h] = id
 			owner[id] = h
 		}
@@ -71,5 +53,172 @@ func TestHashIndexAgainstMap(t *testing.T) {
 	missing[0] = 1
 	if _, ok := x.get(&missing); ok {
 		t.Fatal("found a hash never inserted")
+	}
+}
+
+// TestHashIndexDeferred drives an index that applies its updates at once
+// and one that defers them with the same random commits and removals of
+// blocks (few distinct hashes, two salts, so duplicate lists grow and
+// shrink), reading both at random moments, and checks both against a
+// model (each key's blocks in insertion order, the first one answering)
+// and that the deferring one, once settled, is the same: the same slots,
+// duplicate lists and hashes.
+func TestHashIndexDeferred(t *testing.T) {
+	const blocks = 300 // more than maxDeferred, so the log also fills
+	type side struct {
+		x          hashIndex
+		hashes     []Hash
+		next, prev []allocator.BlockID
+	}
+	mk := func(deferred bool) *side {
+		s := &side{hashes: make([]Hash, blocks), next: make([]allocator.BlockID, blocks), prev: make([]allocator.BlockID, blocks)}
+		s.x = newHashIndex(blocks, s.hashes)
+		s.x.track(s.next, s.prev, deferred)
+		return s
+	}
+	now, later := mk(false), mk(true)
+	cached := make([]bool, blocks)
+	salt := make([]uint32, blocks)
+	type key struct {
+		h    Hash
+		salt uint32
+	}
+	model := map[key][]allocator.BlockID{}
+	r := rand.New(rand.NewPCG(3, 4))
+	deferredSome := false
+	for step := range 50000 {
+		id := allocator.BlockID(r.IntN(blocks))
+		if cached[id] {
+			k := key{now.hashes[id], salt[id]}
+			now.x.remove(id)
+			later.x.remove(id)
+			model[k] = slices.DeleteFunc(model[k], func(b allocator.BlockID) bool { return b == id })
+			cached[id] = false
+		} else {
+			var h Hash
+			h[0] = byte(r.IntN(40))
+			salt[id] = groupSalt(r.IntN(2))
+			if later.x.dels > 0 {
+				later.x.flush() // as blockPool.commit does
+			}
+			now.hashes[id], later.hashes[id] = h, h
+			now.x.insert(id, salt[id])
+			later.x.insert(id, salt[id])
+			model[key{h, salt[id]}] = append(model[key{h, salt[id]}], id)
+			cached[id] = true
+		}
+		deferredSome = deferredSome || len(later.x.log) > 1
+		switch r.IntN(20) {
+		case 0:
+			var h Hash
+			h[0] = byte(r.IntN(40))
+			g := groupSalt(r.IntN(2))
+			a, aok := now.x.getIn(&h, g)
+			b, bok := later.x.getIn(&h, g)
+			want := model[key{h, g}]
+			if a != b || aok != bok || aok != (len(want) > 0) || (aok && a != want[0]) {
+				t.Fatalf("step %d: getIn = %d, %v deferred, %d, %v at once; model %v", step, b, bok, a, aok, want)
+			}
+		case 1:
+			later.x.settle()
+			if !slices.Equal(now.x.slots, later.x.slots) || now.x.n != later.x.n || !slices.Equal(now.hashes, later.hashes) {
+				t.Fatalf("step %d: the settled index differs from the one updated at once", step)
+			}
+			for b := range blocks {
+				if cached[b] && (now.next[b] != later.next[b] || now.prev[b] != later.prev[b]) {
+					t.Fatalf("step %d: block %d's duplicate links differ", step, b)
+				}
+			}
+			n := 0
+			for k, ids := range model {
+				if len(ids) == 0 {
+					continue
+				}
+				n++
+				b := ids[0]
+				for j := range ids {
+					if b != ids[j] {
+						t.Fatalf("step %d: duplicate %d of %v is block %d, want %d", step, j, ids, b, ids[j])
+					}
+					b = now.next[b]
+				}
+				if got, ok := now.x.getIn(&k.h, k.salt); !ok || got != ids[0] || b != ids[0] {
+					t.Fatalf("step %d: key of %v answers %d, %v, or its list does not close", step, ids, got, ok)
+				}
+			}
+			if n != now.x.len() {
+				t.Fatalf("step %d: index has %d entries, model %d", step, now.x.len(), n)
+			}
+		}
+	}
+	if !deferredSome {
+		t.Fatal("no update was ever deferred")
+	}
+}
+
+// TestLookupRunsMatchIndex checks that lookup, which walks runs of
+// consecutive blocks instead of probing the index for each hash, answers
+// exactly as one probe per hash would, on a pool where sequences of a few
+// shared prefixes are created, extended (filling duplicate blocks), freed
+// and evicted at random.
+func TestLookupRunsMatchIndex(t *testing.T) {
+	m, err := New(Config{BlockSize: 4, NumBlocks: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	prompt := func() []int32 {
+		p := make([]int32, 4*(1+r.IntN(12))+r.IntN(4))
+		base := int32(r.IntN(3)) * 1000 // three families sharing prefixes
+		for i := range p {
+			p[i] = base + int32(i)
+			if r.IntN(40) == 0 {
+				base += 7 // a branch
+			}
+		}
+		return p
+	}
+	var live []SeqID
+	var hashes []Hash
+	checked := 0
+	for step := range 3000 {
+		switch {
+		case len(live) > 0 && r.IntN(3) == 0:
+			k := r.IntN(len(live))
+			if err := m.Free(live[k]); err != nil {
+				t.Fatal(err)
+			}
+			live = slices.Delete(live, k, k+1)
+		case len(live) > 0 && r.IntN(2) == 0:
+			// The same tokens in two sequences fill duplicate blocks.
+			id := live[r.IntN(len(live))]
+			for range 1 + r.IntN(6) {
+				if m.Append(id, int32(r.IntN(3))) != nil {
+					break
+				}
+			}
+		default:
+			if id, _, err := m.Create(prompt(), nil); err == nil {
+				live = append(live, id)
+			}
+		}
+		hashes, _ = m.BlockHashes(hashes[:0], prompt(), nil)
+		max := r.IntN(len(hashes) + 2)
+		got := m.lookup(nil, hashes, max)
+		var want []allocator.BlockID
+		for i := 0; i < max && i < len(hashes); i++ {
+			id, ok := m.bp.index.get(&hashes[i])
+			if !ok {
+				break
+			}
+			want = append(want, id)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: lookup = %v, the index answers %v", step, got, want)
+		}
+		checked += len(want)
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d hits checked", checked)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
@@ -21,12 +22,28 @@ func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allo
 	if !m.hashing {
 		return dst
 	}
-	prev := allocator.NoBlock
-	for i := 0; i < max && i < len(hashes); i++ {
-		id, ok := m.bp.successor(prev, &hashes[i])
-		if !ok {
-			id, ok = m.bp.index.get(&hashes[i])
+	if max < len(hashes) {
+		hashes = hashes[:0]
+		if max > 0 {
+			hashes = hashes[:max]
 		}
+	}
+	prev := allocator.NoBlock
+	for i := 0; i < len(hashes); i++ {
+		// The blocks after the previous hit's, as far as they hold the
+		// chain (see blockPool.successor), then one probe of the index.
+		if k := m.bp.run(prev+1, hashes[i:]); k > 0 {
+			n := len(dst)
+			dst = slices.Grow(dst, k)[:n+k]
+			for j := range allocator.BlockID(k) {
+				dst[n+int(j)] = prev + 1 + j
+			}
+			if i += k; i == len(hashes) {
+				break
+			}
+			prev += allocator.BlockID(k)
+		}
+		id, ok := m.bp.index.get(&hashes[i])
 		if !ok {
 			if id, ok = m.hostHit(&hashes[i]); !ok {
 				break
