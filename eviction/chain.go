@@ -507,7 +507,7 @@ func bucketWidth(b int) float64 {
 func (p *Chain) rebuild() {
 	p.open = [chainClasses][chainBuckets]float64{}
 	q := &p.recs.lists[0]
-	for s := q.next[q.sentinel]; s != q.sentinel; s = q.next[s] {
+	for s := q.links[q.sentinel].next; s != q.sentinel; s = q.links[s].next {
 		p.open[p.rcls[s]][p.bucket(p.now-p.rstamp[s])] += p.rweight[s]
 	}
 	for c := range p.reuse {
