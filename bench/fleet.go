@@ -198,6 +198,10 @@ type FleetRouter struct {
 	Router fleet.Router
 	// Prefix is true when the router needs the index's prefix scores.
 	Prefix bool
+	// Pending completes the index's scores with a fleet.Pending record of
+	// the prompts this router sent each server that its events have not
+	// reported yet (with Prefix).
+	Pending bool
 }
 
 // RoundRobin routes to the servers in turn, the cache-blind baseline.
@@ -228,10 +232,12 @@ func (r *Random) Route(cands []fleet.Candidate) int {
 }
 
 // FleetRouters returns the study's routers: random, round-robin,
-// least-loaded, prefix-aware, and prefix-aware excluding servers whose
-// load reaches loadCap.
+// least-loaded, prefix-aware, prefix-aware excluding servers whose load
+// reaches loadCap, cost-aware, and prefix-aware and cost-aware with a
+// fleet.Pending record.
 func FleetRouters(seed uint64, loadCap float64) []FleetRouter {
 	rng := rand.New(rand.NewPCG(seed, 0xc057))
+	rng2 := rand.New(rand.NewPCG(seed, 0xc057)) // the same draws as cost-aware's
 	return []FleetRouter{
 		{Name: "random", Router: NewRandom(seed)},
 		{Name: "round-robin", Router: &RoundRobin{}},
@@ -239,6 +245,8 @@ func FleetRouters(seed uint64, loadCap float64) []FleetRouter {
 		{Name: "prefix-aware", Router: fleet.PrefixAware{}, Prefix: true},
 		{Name: fmt.Sprintf("prefix-aware, load cap %g", loadCap), Router: fleet.PrefixAware{LoadCap: loadCap}, Prefix: true},
 		{Name: "cost-aware", Router: fleet.CostAware{BlockSize: MooncakeBlockSize, Rand: rng.Float64}, Prefix: true},
+		{Name: "prefix-aware, pending", Router: fleet.PrefixAware{}, Prefix: true, Pending: true},
+		{Name: "cost-aware, pending", Router: fleet.CostAware{BlockSize: MooncakeBlockSize, Rand: rng2.Float64}, Prefix: true, Pending: true},
 	}
 }
 
@@ -348,6 +356,7 @@ func promptOf(buf []int32, q Request, bs int) []int32 {
 // fleetServer is one simulated inference server.
 type fleetServer struct {
 	name string
+	id   fleet.ServerID // in the index
 	m    *paged.Manager
 	s    *sched.Scheduler
 	// busy: a step runs until end.
@@ -366,6 +375,8 @@ type fleetRun struct {
 	reqs    []Request
 	servers []fleetServer
 	res     *FleetResult
+	pending *fleet.Pending // nil unless the router uses one
+	now     float64        // the simulated clock, in seconds
 	// Per trace index: the scheduler's request, when it was first
 	// admitted and when its first token came (NaN: not yet).
 	handles      []*sched.Request
@@ -381,6 +392,9 @@ func (f *fleetRun) feed(s *fleetServer) error {
 	t0 := time.Now()
 	err := f.cfg.Index.Apply(s.name, s.events)
 	f.res.ApplyTime += time.Since(t0)
+	if err == nil && f.pending != nil {
+		err = f.pending.Observe(s.id, s.events)
+	}
 	for i := range s.events {
 		f.res.BlockEvents += int64(len(s.events[i].Hashes))
 	}
@@ -421,6 +435,7 @@ func (f *fleetRun) begin(si int, now float64) error {
 
 // finish ends server si's step at now and starts its next one.
 func (f *fleetRun) finish(si int, now float64) error {
+	f.now = now
 	s := &f.servers[si]
 	out := s.step.Outputs
 	s.tokens = slices.Grow(s.tokens[:0], out)[:out]
@@ -467,7 +482,20 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		}
 		f.servers[i] = fleetServer{name: fmt.Sprint("s", i), m: m, s: s}
 		byName[f.servers[i].name] = i
-		if _, err := cfg.Index.Register(f.servers[i].name); err != nil {
+		if f.servers[i].id, err = cfg.Index.Register(f.servers[i].name); err != nil {
+			return res, err
+		}
+	}
+	if r.Pending {
+		maxID := 0
+		for i := range f.servers {
+			maxID = max(maxID, int(f.servers[i].id))
+		}
+		// The record's clock is the simulation's; its TTL and capacity
+		// are the defaults: claims end with the servers' events.
+		f.pending, err = fleet.NewPending(fleet.PendingConfig{MaxServers: maxID + 1,
+			Now: func() time.Time { return time.Unix(0, int64(f.now*1e9)) }})
+		if err != nil {
 			return res, err
 		}
 	}
@@ -505,6 +533,7 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 
 		i, q := next, reqs[next]
 		next++
+		f.now = ta
 		n := min(len(q.HashIDs), q.InputTokens/cfg.BlockSize)
 		hashes = hashes[:0]
 		for k := range n {
@@ -517,6 +546,9 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		if r.Prefix {
 			t0 := time.Now()
 			scores, err = cfg.Index.Lookup(hashes, scores[:0])
+			if err == nil && f.pending != nil {
+				f.pending.Extend(hashes, scores)
+			}
 			res.LookupTime += time.Since(t0)
 			res.Lookups++
 			if err != nil {
@@ -544,6 +576,13 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		}
 		if err != nil {
 			return res, fmt.Errorf("bench: request %d: %w", i, err)
+		}
+		if f.pending != nil {
+			// The blocks after the server's indexed run are its to compute.
+			c := &cands[si]
+			if err := f.pending.Add(s.id, hashes[min(max(c.Blocks-c.Pending, 0), len(hashes)):]); err != nil {
+				return res, err
+			}
 		}
 		f.handles[i] = h
 		s.reqs = append(s.reqs, i)
