@@ -266,3 +266,27 @@ func TestFleetPendingFollowsABurst(t *testing.T) {
 	assert.Zero(t, hits[false])
 	assert.Equal(t, int64(4*512), hits[true])
 }
+
+// TestFleetPendingBridgesTheEventDelay: idle servers, but the router sees
+// their events 50 ms late; the second request of a burst arrives before
+// the first one's blocks are reported.
+func TestFleetPendingBridgesTheEventDelay(t *testing.T) {
+	shared := []int64{900, 901, 902, 903}
+	reqs := []Request{
+		{Arrival: 0, InputTokens: 4*512 + 100, OutputTokens: 4, HashIDs: shared},
+		{Arrival: 10 * time.Millisecond, InputTokens: 4*512 + 100, OutputTokens: 4, HashIDs: shared},
+		{Arrival: time.Second, InputTokens: 4*512 + 100, OutputTokens: 4, HashIDs: shared},
+	}
+	for _, pending := range []bool{false, true} {
+		r := FleetRouter{Name: "cost-aware", Router: fleet.CostAware{BlockSize: 512}, Prefix: true, Pending: pending}
+		res, err := RunFleet(reqs, FleetConfig{Servers: 2, Speed: 1, EventDelay: 50 * time.Millisecond}, r)
+		require.NoError(t, err)
+		want := int64(4 * 512) // the third request, once the events are in
+		if pending {
+			want *= 2
+		}
+		assert.Equal(t, want, res.HitTokens, "pending %v: decisions %v", pending, res.Decisions)
+	}
+	_, err := RunFleet(reqs, FleetConfig{EventDelay: -1}, FleetRouters(1, 8)[0])
+	assert.Error(t, err)
+}
