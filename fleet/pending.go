@@ -81,15 +81,19 @@ type PendingConfig struct {
 // Pending is safe for concurrent use; Extend allocates nothing once its
 // scratch has grown to the longest request.
 type Pending struct {
-	mu      sync.Mutex
-	cfg     PendingConfig
-	words   int
-	index   table
-	n       int
-	live    []bool
-	hashes  []paged.Hash
-	masks   []uint64 // by slot: words of server bits
-	latest  []uint64 // by slot: number of its latest ring record
+	mu     sync.Mutex
+	cfg    PendingConfig
+	words  int
+	index  table
+	n      int
+	live   []bool
+	hashes []paged.Hash
+	masks  []uint64 // by slot: words of server bits
+	latest []uint64 // by slot: number of its latest ring record
+	// next is, by slot, the slot+1 of the hash that followed it in the
+	// latest Add: Extend follows it and checks the hash instead of
+	// looking each one up (a hint; 0 or a stale slot means look up).
+	next    []int32
 	free    []int32
 	ring    []pendingRecord
 	head    uint64   // number of the oldest ring record
@@ -135,7 +139,7 @@ func NewPending(cfg PendingConfig) (*Pending, error) {
 	c := cfg.Capacity
 	p := &Pending{
 		cfg: cfg, words: w, index: newTable(c),
-		live: make([]bool, c), hashes: make([]paged.Hash, c), masks: make([]uint64, c*w), latest: make([]uint64, c),
+		live: make([]bool, c), hashes: make([]paged.Hash, c), masks: make([]uint64, c*w), latest: make([]uint64, c), next: make([]int32, c),
 		free: make([]int32, c), ring: make([]pendingRecord, c), servers: make([]uint64, w),
 	}
 	for i := range p.free {
@@ -165,6 +169,7 @@ func (p *Pending) Add(s ServerID, hashes []paged.Hash) error {
 	p.expire(now)
 	deadline := now + int64(p.cfg.TTL)
 	w, bit := int(s)/64, uint64(1)<<(uint(s)%64)
+	prev := int32(-1)
 	for i := range hashes {
 		h := &hashes[i]
 		slot, ok := p.index.find(h, p.hashes)
@@ -174,7 +179,7 @@ func (p *Pending) Add(s ServerID, hashes []paged.Hash) error {
 			}
 			slot = p.free[len(p.free)-1]
 			p.free = p.free[:len(p.free)-1]
-			p.live[slot], p.hashes[slot], p.latest[slot] = true, *h, ^uint64(0)
+			p.live[slot], p.hashes[slot], p.latest[slot], p.next[slot] = true, *h, ^uint64(0), 0
 			clear(p.masks[int(slot)*p.words : int(slot+1)*p.words])
 			p.index.insert(h, slot)
 			p.n++
@@ -187,6 +192,10 @@ func (p *Pending) Add(s ServerID, hashes []paged.Hash) error {
 			}
 		}
 		p.masks[int(slot)*p.words+w] |= bit
+		if prev >= 0 && p.live[prev] {
+			p.next[prev] = slot + 1
+		}
+		prev = slot
 		p.ring[p.tail%uint64(len(p.ring))] = pendingRecord{slot: slot, deadline: deadline}
 		p.latest[slot] = p.tail
 		p.tail++
@@ -319,17 +328,22 @@ func (p *Pending) Extend(hashes []paged.Hash, scores []Score) {
 			continue
 		}
 		w, bit := int(s)/64, uint64(1)<<(uint(s)%64)
-		i := sc.Blocks
+		i, prev := sc.Blocks, int32(-1)
 		for ; i < len(hashes); i++ {
 			if memo[i] == 0 {
 				memo[i] = -1
-				if slot, ok := p.index.find(&hashes[i], p.hashes); ok {
+				// The hash after the previous one in the latest Add is
+				// usually this one: check it before looking up.
+				if n := p.nextOf(prev); n >= 0 && same(&p.hashes[n], &hashes[i]) {
+					memo[i] = n + 1
+				} else if slot, ok := p.index.find(&hashes[i], p.hashes); ok {
 					memo[i] = slot + 1
 				}
 			}
 			if memo[i] < 0 || p.masks[int(memo[i]-1)*p.words+w]&bit == 0 {
 				break
 			}
+			prev = memo[i] - 1
 		}
 		n := i - sc.Blocks
 		if n <= 0 {
@@ -340,4 +354,16 @@ func (p *Pending) Extend(hashes []paged.Hash, scores []Score) {
 		sc.Pending += n
 		sc.Value += float64(n) * p.cfg.DeviceWeight
 	}
+}
+
+// nextOf returns the live slot the latest Add put after slot, or -1.
+func (p *Pending) nextOf(slot int32) int32 {
+	if slot < 0 {
+		return -1
+	}
+	n := p.next[slot] - 1
+	if n < 0 || !p.live[n] {
+		return -1
+	}
+	return n
 }
