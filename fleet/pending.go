@@ -170,7 +170,7 @@ func (p *Pending) Add(s ServerID, hashes []paged.Hash) error {
 	deadline := now + int64(p.cfg.TTL)
 	w, bit := int(s)/64, uint64(1)<<(uint(s)%64)
 	prev := int32(-1)
-	for i := range hashes {
+	for i := 0; i < len(hashes); i++ {
 		h := &hashes[i]
 		slot, ok := p.index.find(h, p.hashes)
 		if !ok {
@@ -186,7 +186,7 @@ func (p *Pending) Add(s ServerID, hashes []paged.Hash) error {
 		}
 		if p.tail-p.head == uint64(len(p.ring)) {
 			p.pop()
-			if !p.live[slot] { // the oldest record was this hash's own
+			if !p.live[slot] { // the oldest record was this hash's own: again
 				i--
 				continue
 			}

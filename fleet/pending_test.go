@@ -224,3 +224,17 @@ func TestPendingAllocatesNothing(t *testing.T) {
 	assert.Zero(t, allocs)
 	assert.Equal(t, 64, sc[3].Blocks)
 }
+
+// TestPendingFullRingKeepsTheHash: when the ring is full and its oldest
+// record is the very hash being added again, the hash is dropped and
+// added anew, not lost.
+func TestPendingFullRingKeepsTheHash(t *testing.T) {
+	p, err := NewPending(PendingConfig{Capacity: 2, MaxServers: 1})
+	require.NoError(t, err)
+	req := pendingHashes(0, 2)
+	require.NoError(t, p.Add(0, req)) // ring: h0, h1 (full)
+	require.NoError(t, p.Add(0, req)) // h0's record is the oldest
+	blocks, _ := extendRuns(p, req, []int{0})
+	assert.Equal(t, []int{2}, blocks)
+	assert.Equal(t, 2, p.Len())
+}
