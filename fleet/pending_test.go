@@ -238,3 +238,33 @@ func TestPendingFullRingKeepsTheHash(t *testing.T) {
 	assert.Equal(t, []int{2}, blocks)
 	assert.Equal(t, 2, p.Len())
 }
+
+// TestPendingConcurrent runs Add, Observe, Extend and Forget from several
+// goroutines (run with -race).
+func TestPendingConcurrent(t *testing.T) {
+	p, err := NewPending(PendingConfig{Capacity: 64, MaxServers: 4})
+	require.NoError(t, err)
+	req := pendingHashes(0, 32)
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			s := ServerID(g)
+			sc := make([]Score, 4)
+			for i := range 300 {
+				a := i % 16
+				_ = p.Add(s, req[a:a+16])
+				for k := range sc {
+					sc[k] = Score{Server: ServerID(k)}
+				}
+				p.Extend(req, sc)
+				_ = p.Observe(s, []paged.Event{{Kind: paged.BlockStored, Hashes: req[a : a+4]}})
+				_ = p.Forget(s, req[a+8:a+10])
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	assert.LessOrEqual(t, p.Len(), 64)
+}
