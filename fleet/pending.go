@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -108,7 +109,15 @@ type pendingRecord struct {
 	deadline int64
 }
 
-// NewPending returns an empty Pending record.
+// pendingBytes estimates what NewPending allocates for capacity hashes
+// and server sets of words 64-bit words.
+func pendingBytes(capacity, words int) int64 {
+	// hash 32, live 1, latest 8, next 4, free 4, ring 16, table 2x16.
+	return int64(capacity) * (32 + 1 + 8 + 4 + 4 + 16 + 32 + 8*int64(words))
+}
+
+// NewPending returns an empty Pending record. It refuses (ErrInvalid) a
+// Capacity and MaxServers whose arrays would exceed MaxMemoryBytes.
 func NewPending(cfg PendingConfig) (*Pending, error) {
 	if cfg.Capacity == 0 {
 		cfg.Capacity = DefaultPendingCapacity
@@ -132,11 +141,15 @@ func NewPending(cfg PendingConfig) (*Pending, error) {
 		return nil, fmt.Errorf("%w: PendingConfig.MaxServers %d must be in [1, %d]", ErrInvalid, cfg.MaxServers, maxServersLimit)
 	case cfg.TTL < 0:
 		return nil, fmt.Errorf("%w: PendingConfig.TTL %v must not be negative", ErrInvalid, cfg.TTL)
-	case !(cfg.DeviceWeight > 0) || cfg.DeviceWeight > 1e300:
+	case !(cfg.DeviceWeight > 0) || math.IsInf(cfg.DeviceWeight, 0):
 		return nil, fmt.Errorf("%w: PendingConfig.DeviceWeight %v must be positive and finite", ErrInvalid, cfg.DeviceWeight)
 	}
 	w := WordsFor(cfg.MaxServers)
 	c := cfg.Capacity
+	if b := pendingBytes(c, w); b > MaxMemoryBytes {
+		return nil, fmt.Errorf("%w: PendingConfig.Capacity %d with MaxServers %d needs about %d MiB, over MaxMemoryBytes (%d MiB)",
+			ErrInvalid, c, cfg.MaxServers, b>>20, MaxMemoryBytes>>20)
+	}
 	p := &Pending{
 		cfg: cfg, words: w, index: newTable(c),
 		live: make([]bool, c), hashes: make([]paged.Hash, c), masks: make([]uint64, c*w), latest: make([]uint64, c), next: make([]int32, c),

@@ -130,7 +130,7 @@ func TestPendingCapacity(t *testing.T) {
 func TestPendingRejectsBadInput(t *testing.T) {
 	for _, cfg := range []PendingConfig{
 		{Capacity: -1}, {Capacity: MaxPendingCapacity + 1}, {MaxServers: -1}, {MaxServers: maxServersLimit + 1},
-		{TTL: -time.Second}, {DeviceWeight: -1}, {DeviceWeight: math.Inf(1)}, {DeviceWeight: math.NaN()},
+		{TTL: -time.Second}, {DeviceWeight: -1}, {Capacity: MaxPendingCapacity, MaxServers: maxServersLimit}, {DeviceWeight: math.Inf(1)}, {DeviceWeight: math.NaN()},
 	} {
 		_, err := NewPending(cfg)
 		assert.ErrorIs(t, err, ErrInvalid, "%+v", cfg)
