@@ -153,12 +153,13 @@ func TestPendingRejectsBadInput(t *testing.T) {
 	require.NoError(t, p.Add(0, nil))
 }
 
-// TestPendingModel checks Pending against a map of claims over random
-// operations with a small capacity: Extend never reports a claim the
-// model does not have.
-func TestPendingModel(t *testing.T) {
+// checkPendingModel drives Pending with the operations next draws and
+// compares it with a map of claims: Extend never reports a claim the
+// model does not have, and without capacity pressure it reports every
+// live claim that continues the run.
+func checkPendingModel(t *testing.T, capacity, steps int, next func(n int) int) {
 	clk := &fakeClock{t: time.Unix(0, 0)}
-	const servers, capacity = 3, 16
+	const servers = 3
 	p, err := NewPending(PendingConfig{Capacity: capacity, MaxServers: servers, TTL: 5 * time.Second, Now: clk.now})
 	require.NoError(t, err)
 	type claim struct {
@@ -168,43 +169,107 @@ func TestPendingModel(t *testing.T) {
 	model := map[claim]bool{}
 	deadline := map[paged.Hash]time.Time{} // TTL after the hash's last Add
 	hs := pendingHashes(0, 24)
-	state := uint64(1)
-	rnd := func(n int) int {
-		state = state*6364136223846793005 + 1442695040888963407
-		return int(state>>33) % n
-	}
-	for step := range 4000 {
-		s := ServerID(rnd(servers))
-		a, b := rnd(len(hs)), rnd(len(hs))
+	evicted := false // capacity pressure: claims may be missing
+	var records []time.Time
+	for step := range steps {
+		// An expired hash loses every server's claim: a later Add does
+		// not revive them.
+		for h, d := range deadline {
+			if !clk.t.Before(d) {
+				delete(deadline, h)
+				for s := range ServerID(servers) {
+					delete(model, claim{s, h})
+				}
+			}
+		}
+		s := ServerID(next(servers))
+		a, b := next(len(hs)), next(len(hs))
 		a, b = min(a, b), max(a, b)
-		switch rnd(5) {
+		switch next(6) {
 		case 0, 1:
 			require.NoError(t, p.Add(s, hs[a:b]))
 			for _, h := range hs[a:b] {
 				model[claim{s, h}] = true
 				deadline[h] = clk.t.Add(5 * time.Second)
 			}
+			// The record keeps Capacity Adds of a hash, expired ones
+			// aside; past that, claims may be missing.
+			kept := records[:0]
+			for _, d := range records {
+				if clk.t.Before(d) {
+					kept = append(kept, d)
+				}
+			}
+			records = kept
+			for range b - a {
+				records = append(records, clk.t.Add(5*time.Second))
+			}
+			evicted = evicted || len(records) > capacity
 		case 2:
 			require.NoError(t, p.Observe(s, []paged.Event{{Kind: paged.BlockStored, Hashes: hs[a:b]}}))
 			for _, h := range hs[a:b] {
 				delete(model, claim{s, h})
 			}
 		case 3:
-			clk.t = clk.t.Add(time.Duration(rnd(1500)) * time.Millisecond)
+			require.NoError(t, p.Forget(s, hs[a:b]))
+			for _, h := range hs[a:b] {
+				delete(model, claim{s, h})
+			}
 		case 4:
+			clk.t = clk.t.Add(time.Duration(next(1500)) * time.Millisecond)
+		case 5:
 			sc := make([]Score, servers)
 			for i := range sc {
 				sc[i] = Score{Server: ServerID(i), Blocks: a}
 			}
 			p.Extend(hs, sc)
 			for i := range sc {
-				for k := a; k < sc[i].Blocks; k++ {
-					require.True(t, model[claim{ServerID(i), hs[k]}] && clk.t.Before(deadline[hs[k]]), "step %d: server %d block %d claimed without a live claim", step, i, k)
+				k := a
+				for ; k < sc[i].Blocks; k++ {
+					require.True(t, model[claim{ServerID(i), hs[k]}] && clk.t.Before(deadline[hs[k]]),
+						"step %d: server %d block %d claimed without a live claim", step, i, k)
+				}
+				if !evicted && k < len(hs) {
+					require.False(t, model[claim{ServerID(i), hs[k]}] && clk.t.Before(deadline[hs[k]]),
+						"capacity %d step %d: server %d stops at block %d though it has a live claim (run from %d)", capacity, step, i, k, a)
 				}
 			}
 		}
 		require.LessOrEqual(t, p.Len(), capacity)
 	}
+}
+
+// TestPendingModel runs the model check with a small capacity (claims
+// are evicted) and a large one (every claim is kept).
+func TestPendingModel(t *testing.T) {
+	for _, capacity := range []int{16, 1024} {
+		state := uint64(capacity)
+		checkPendingModel(t, capacity, 4000, func(n int) int {
+			state = state*6364136223846793005 + 1442695040888963407
+			return int(state>>33) % n
+		})
+	}
+}
+
+// FuzzPendingModel runs the model check on operations read from the
+// fuzzer's bytes.
+func FuzzPendingModel(f *testing.F) {
+	f.Add([]byte{0, 1, 3, 10, 5, 0, 0, 20, 2, 1, 2, 6, 5, 1, 0, 24, 4, 200, 5})
+	f.Add([]byte{1, 0, 0, 23, 1, 2, 5, 9, 3, 0, 0, 23, 5, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		i := 0
+		next := func(n int) int {
+			if i >= len(data) {
+				return 0
+			}
+			i++
+			return int(data[i-1]) % n
+		}
+		for _, capacity := range []int{4, 64} {
+			i = 0
+			checkPendingModel(t, capacity, len(data)/2, next)
+		}
+	})
 }
 
 func TestPendingAllocatesNothing(t *testing.T) {
