@@ -147,6 +147,13 @@ type FleetConfig struct {
 	// Check calls every manager's Check after each of its steps (slow: for
 	// tests). Each manager is checked at the end in any case.
 	Check bool
+	// EventDelay is the time from a server's Schedule or Update to the
+	// router seeing the events they made: the index (and a Pending record)
+	// receive them that much later. 0, the default, feeds them at once,
+	// the best case; a real router also waits for the engine's
+	// publication and the network (vLLM publishes a step's events after
+	// Schedule or after the step, depending on its version).
+	EventDelay time.Duration
 }
 
 func (c FleetConfig) withDefaults() (FleetConfig, error) {
@@ -170,6 +177,9 @@ func (c FleetConfig) withDefaults() (FleetConfig, error) {
 	}
 	if c.Speed == 0 {
 		c.Speed = 1
+	}
+	if c.EventDelay < 0 {
+		return c, fmt.Errorf("bench: fleet event delay %v is negative", c.EventDelay)
 	}
 	if c.Servers < 1 || c.Servers > 1<<12 || c.Blocks < 2 || c.BlockSize < 4 || c.MaxRunning < 1 || c.MaxBatchTokens < 1 ||
 		!(c.Speed > 0) || math.IsInf(c.Speed, 0) {
@@ -198,6 +208,10 @@ type FleetRouter struct {
 	Router fleet.Router
 	// Prefix is true when the router needs the index's prefix scores.
 	Prefix bool
+	// Pending completes the index's scores with a fleet.Pending record of
+	// the prompts this router sent each server that its events have not
+	// reported yet (with Prefix).
+	Pending bool
 }
 
 // RoundRobin routes to the servers in turn, the cache-blind baseline.
@@ -228,10 +242,12 @@ func (r *Random) Route(cands []fleet.Candidate) int {
 }
 
 // FleetRouters returns the study's routers: random, round-robin,
-// least-loaded, prefix-aware, and prefix-aware excluding servers whose
-// load reaches loadCap.
+// least-loaded, prefix-aware, prefix-aware excluding servers whose load
+// reaches loadCap, cost-aware, and prefix-aware and cost-aware with a
+// fleet.Pending record.
 func FleetRouters(seed uint64, loadCap float64) []FleetRouter {
 	rng := rand.New(rand.NewPCG(seed, 0xc057))
+	rng2 := rand.New(rand.NewPCG(seed, 0xc057)) // the same draws as cost-aware's
 	return []FleetRouter{
 		{Name: "random", Router: NewRandom(seed)},
 		{Name: "round-robin", Router: &RoundRobin{}},
@@ -239,6 +255,8 @@ func FleetRouters(seed uint64, loadCap float64) []FleetRouter {
 		{Name: "prefix-aware", Router: fleet.PrefixAware{}, Prefix: true},
 		{Name: fmt.Sprintf("prefix-aware, load cap %g", loadCap), Router: fleet.PrefixAware{LoadCap: loadCap}, Prefix: true},
 		{Name: "cost-aware", Router: fleet.CostAware{BlockSize: MooncakeBlockSize, Rand: rng.Float64}, Prefix: true},
+		{Name: "prefix-aware, pending", Router: fleet.PrefixAware{}, Prefix: true, Pending: true},
+		{Name: "cost-aware, pending", Router: fleet.CostAware{BlockSize: MooncakeBlockSize, Rand: rng2.Float64}, Prefix: true, Pending: true},
 	}
 }
 
@@ -258,6 +276,11 @@ type FleetResult struct {
 	// Imbalance is the largest PerServer count over the mean (1 is perfect
 	// balance).
 	Imbalance float64
+	// PerServerBusy is the time each server spent in steps, in seconds,
+	// and BusyImbalance the largest over the mean: the balance of the
+	// work itself, where requests that hit a server's cache cost it less.
+	PerServerBusy []float64
+	BusyImbalance float64
 	// MeanWait and P90Wait are the simulated delays from a request's
 	// arrival to the start of the step that first admits it, in seconds;
 	// MeanTTFT and P90TTFT run to the end of the step that samples its
@@ -348,6 +371,7 @@ func promptOf(buf []int32, q Request, bs int) []int32 {
 // fleetServer is one simulated inference server.
 type fleetServer struct {
 	name string
+	id   fleet.ServerID // in the index
 	m    *paged.Manager
 	s    *sched.Scheduler
 	// busy: a step runs until end.
@@ -366,29 +390,60 @@ type fleetRun struct {
 	reqs    []Request
 	servers []fleetServer
 	res     *FleetResult
+	pending *fleet.Pending // nil unless the router uses one
+	now     float64        // the simulated clock, in seconds
+	// inbox holds events on their way to the router (EventDelay > 0), in
+	// the order they are due.
+	inbox []delivery
 	// Per trace index: the scheduler's request, when it was first
 	// admitted and when its first token came (NaN: not yet).
 	handles      []*sched.Request
 	start, first []float64
 }
 
-// feed applies a server's pending KV events to the index.
+// delivery is a batch of one server's events due at the router.
+type delivery struct {
+	due    float64
+	server *fleetServer
+	events []paged.Event
+}
+
+// feed sends a server's queued KV events to the router: at once, or
+// after EventDelay (the events are copied: DrainEvents reuses them).
 func (f *fleetRun) feed(s *fleetServer) error {
 	s.events = s.m.DrainEvents(s.events[:0])
 	if len(s.events) == 0 {
 		return nil
 	}
+	if f.cfg.EventDelay == 0 {
+		return f.deliver(s, s.events)
+	}
+	evs := slices.Clone(s.events)
+	for i := range evs {
+		evs[i].Hashes = slices.Clone(evs[i].Hashes)
+	}
+	f.inbox = append(f.inbox, delivery{due: f.now + f.cfg.EventDelay.Seconds(), server: s, events: evs})
+	return nil
+}
+
+// deliver applies one server's events to the index and the router's
+// Pending record.
+func (f *fleetRun) deliver(s *fleetServer, events []paged.Event) error {
 	t0 := time.Now()
-	err := f.cfg.Index.Apply(s.name, s.events)
+	err := f.cfg.Index.Apply(s.name, events)
 	f.res.ApplyTime += time.Since(t0)
-	for i := range s.events {
-		f.res.BlockEvents += int64(len(s.events[i].Hashes))
+	if err == nil && f.pending != nil {
+		err = f.pending.Observe(s.id, events)
+	}
+	for i := range events {
+		f.res.BlockEvents += int64(len(events[i].Hashes))
 	}
 	return err
 }
 
 // begin starts server si's next step at now, if it has work.
 func (f *fleetRun) begin(si int, now float64) error {
+	f.now = now
 	s := &f.servers[si]
 	s.busy = false
 	if !s.s.Busy() {
@@ -404,6 +459,7 @@ func (f *fleetRun) begin(si int, now float64) error {
 	s.step = st
 	d := f.cfg.Step.Duration(st)
 	s.busy, s.end = true, now+d
+	f.res.PerServerBusy[si] += d
 	f.res.Steps++
 	f.res.Preemptions += st.Preempted
 	for i := range st.Scheduled {
@@ -421,6 +477,7 @@ func (f *fleetRun) begin(si int, now float64) error {
 
 // finish ends server si's step at now and starts its next one.
 func (f *fleetRun) finish(si int, now float64) error {
+	f.now = now
 	s := &f.servers[si]
 	out := s.step.Outputs
 	s.tokens = slices.Grow(s.tokens[:0], out)[:out]
@@ -449,7 +506,7 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 	if err != nil {
 		return FleetResult{}, err
 	}
-	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), Decisions: make([]int, len(reqs))}
+	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), PerServerBusy: make([]float64, cfg.Servers), Decisions: make([]int, len(reqs))}
 	f := &fleetRun{cfg: cfg, reqs: reqs, servers: make([]fleetServer, cfg.Servers), res: &res,
 		handles: make([]*sched.Request, len(reqs)), start: make([]float64, len(reqs)), first: make([]float64, len(reqs))}
 	for i := range reqs {
@@ -467,7 +524,20 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		}
 		f.servers[i] = fleetServer{name: fmt.Sprint("s", i), m: m, s: s}
 		byName[f.servers[i].name] = i
-		if _, err := cfg.Index.Register(f.servers[i].name); err != nil {
+		if f.servers[i].id, err = cfg.Index.Register(f.servers[i].name); err != nil {
+			return res, err
+		}
+	}
+	if r.Pending {
+		maxID := 0
+		for i := range f.servers {
+			maxID = max(maxID, int(f.servers[i].id))
+		}
+		// The record's clock is the simulation's; its TTL and capacity
+		// are the defaults: claims end with the servers' events.
+		f.pending, err = fleet.NewPending(fleet.PendingConfig{MaxServers: maxID + 1,
+			Now: func() time.Time { return time.Unix(0, int64(f.now*1e9)) }})
+		if err != nil {
 			return res, err
 		}
 	}
@@ -493,6 +563,17 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		if next < len(reqs) {
 			ta = reqs[next].Arrival.Seconds() / cfg.Speed
 		}
+		if len(f.inbox) > 0 && f.inbox[0].due <= min(tc, ta) {
+			// Events due now reach the router before anything else
+			// happens at that instant.
+			d := f.inbox[0]
+			f.inbox = f.inbox[1:]
+			f.now = d.due
+			if err := f.deliver(d.server, d.events); err != nil {
+				return res, err
+			}
+			continue
+		}
 		if si < 0 && next == len(reqs) {
 			break
 		}
@@ -505,6 +586,7 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 
 		i, q := next, reqs[next]
 		next++
+		f.now = ta
 		n := min(len(q.HashIDs), q.InputTokens/cfg.BlockSize)
 		hashes = hashes[:0]
 		for k := range n {
@@ -517,6 +599,9 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		if r.Prefix {
 			t0 := time.Now()
 			scores, err = cfg.Index.Lookup(hashes, scores[:0])
+			if err == nil && f.pending != nil {
+				f.pending.Extend(hashes, scores)
+			}
 			res.LookupTime += time.Since(t0)
 			res.Lookups++
 			if err != nil {
@@ -544,6 +629,13 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		}
 		if err != nil {
 			return res, fmt.Errorf("bench: request %d: %w", i, err)
+		}
+		if f.pending != nil {
+			// The blocks after the server's indexed run are its to compute.
+			c := &cands[si]
+			if err := f.pending.Add(s.id, hashes[min(max(c.Blocks-c.Pending, 0), len(hashes)):]); err != nil {
+				return res, err
+			}
 		}
 		f.handles[i] = h
 		s.reqs = append(s.reqs, i)
@@ -614,6 +706,13 @@ func (f *fleetRun) settle() error {
 	}
 	if res.Requests > 0 {
 		res.Imbalance = float64(slices.Max(res.PerServer)) * float64(len(f.servers)) / float64(res.Requests)
+		busy := 0.0
+		for _, b := range res.PerServerBusy {
+			busy += b
+		}
+		if busy > 0 {
+			res.BusyImbalance = slices.Max(res.PerServerBusy) * float64(len(f.servers)) / busy
+		}
 		res.MeanWait, res.P90Wait = meanP90(waits)
 		res.MeanTTFT, res.P90TTFT = meanP90(ttfts)
 	}

@@ -131,7 +131,7 @@ func TestFleetRedisRoutesLikeMemory(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	reqs := fleetTrace()[:400]
-	for _, i := range []int{3, 4, 5} {
+	for _, i := range []int{3, 4, 5, 6, 7} {
 		mem, err := RunFleet(reqs, FleetConfig{Speed: 2}, FleetRouters(1, 8)[i])
 		require.NoError(t, err)
 		back, err := redisindex.New(c, redisindex.Config{Prefix: "pagedkv-bench-test"})
@@ -229,4 +229,64 @@ func BenchmarkFleet(b *testing.B) {
 			b.ReportMetric(float64(res.Steps), "steps")
 		})
 	}
+}
+
+// TestFleetPendingFollowsABurst: two servers are busy with a step when a
+// request with a new prefix arrives, then a second with the same prefix.
+// The index knows nothing of the prefix yet, so prefix-aware routing sends
+// the second to the less loaded server, where it misses; with a Pending
+// record it follows the first and finds the prefix cached when admitted.
+func TestFleetPendingFollowsABurst(t *testing.T) {
+	long := func(id int64) []int64 {
+		ids := make([]int64, 32)
+		for i := range ids {
+			ids[i] = id*1000 + int64(i)
+		}
+		return ids
+	}
+	shared := []int64{900, 901, 902, 903}
+	reqs := []Request{
+		{Arrival: 0, InputTokens: 32 * 512, OutputTokens: 4, HashIDs: long(1)},
+		{Arrival: time.Millisecond, InputTokens: 32 * 512, OutputTokens: 4, HashIDs: long(2)},
+		{Arrival: 10 * time.Millisecond, InputTokens: 4*512 + 100, OutputTokens: 4, HashIDs: shared},
+		{Arrival: 20 * time.Millisecond, InputTokens: 4*512 + 100, OutputTokens: 4, HashIDs: shared},
+	}
+	hits := map[bool]int64{}
+	for _, pending := range []bool{false, true} {
+		r := FleetRouter{Name: "prefix-aware", Router: fleet.PrefixAware{}, Prefix: true, Pending: pending}
+		res, err := RunFleet(reqs, FleetConfig{Servers: 2, Speed: 1}, r)
+		require.NoError(t, err)
+		hits[pending] = res.HitTokens
+		if pending {
+			assert.Equal(t, res.Decisions[2], res.Decisions[3], "the second request follows the first")
+		} else {
+			assert.NotEqual(t, res.Decisions[2], res.Decisions[3], "without the record the index knows nothing yet")
+		}
+	}
+	assert.Zero(t, hits[false])
+	assert.Equal(t, int64(4*512), hits[true])
+}
+
+// TestFleetPendingBridgesTheEventDelay: idle servers, but the router sees
+// their events 50 ms late; the second request of a burst arrives before
+// the first one's blocks are reported.
+func TestFleetPendingBridgesTheEventDelay(t *testing.T) {
+	shared := []int64{900, 901, 902, 903}
+	reqs := []Request{
+		{Arrival: 0, InputTokens: 4*512 + 100, OutputTokens: 4, HashIDs: shared},
+		{Arrival: 10 * time.Millisecond, InputTokens: 4*512 + 100, OutputTokens: 4, HashIDs: shared},
+		{Arrival: time.Second, InputTokens: 4*512 + 100, OutputTokens: 4, HashIDs: shared},
+	}
+	for _, pending := range []bool{false, true} {
+		r := FleetRouter{Name: "cost-aware", Router: fleet.CostAware{BlockSize: 512}, Prefix: true, Pending: pending}
+		res, err := RunFleet(reqs, FleetConfig{Servers: 2, Speed: 1, EventDelay: 50 * time.Millisecond}, r)
+		require.NoError(t, err)
+		want := int64(4 * 512) // the third request, once the events are in
+		if pending {
+			want *= 2
+		}
+		assert.Equal(t, want, res.HitTokens, "pending %v: decisions %v", pending, res.Decisions)
+	}
+	_, err := RunFleet(reqs, FleetConfig{EventDelay: -1}, FleetRouters(1, 8)[0])
+	assert.Error(t, err)
 }

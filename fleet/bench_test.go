@@ -22,6 +22,40 @@ func BenchmarkApply(b *testing.B) {
 
 func BenchmarkLookup64(b *testing.B) {
 	b.Run("memory", func(b *testing.B) { fleettest.BenchLookup(b, memoryBackend(b)) })
+	// memory+pending: the same lookup completed by a Pending record in
+	// which server 0 (8 blocks indexed) has a claim on the other 56 and
+	// servers 1-3 on a further 8 each: Extend walks 56+3x8 claims.
+	b.Run("memory+pending", func(b *testing.B) {
+		x, req := fleettest.BenchFleet(b, memoryBackend(b))
+		p, err := fleet.NewPending(fleet.PendingConfig{Capacity: 1 << 12})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var sc []fleet.Score
+		if sc, err = x.Lookup(req, sc[:0]); err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range sc[:4] {
+			end := min(s.Blocks+8, 64)
+			if s.Server == sc[0].Server {
+				end = 64
+			}
+			if err := p.Add(s.Server, req[s.Blocks:end]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if sc, err = x.Lookup(req, sc[:0]); err != nil {
+				b.Fatal(err)
+			}
+			p.Extend(req, sc)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+		if sc[0].Blocks != 64 || sc[0].Pending != 56 || sc[3].Blocks != 40 {
+			b.Fatalf("scores %+v", sc[:4])
+		}
+	})
 	// probe: the 64 holder-set reads alone from a Go map keyed by hash,
 	// the least any index must do; a ratio to it is steadier than
 	// lookups/s on a shared machine.

@@ -13,7 +13,10 @@
 // sequences its prefill would stall, all in tokens of prefill;
 // PrefixAware (optionally capped by load) and LeastLoaded are the
 // baselines. The design follows llm-d's KV cache indexer: precise routing
-// from engine events rather than from guesses.
+// from engine events rather than from guesses. A Pending record adds the
+// router's own knowledge, the prompts it sent that the events have not
+// reported yet, so that a burst sharing a new prefix follows its first
+// request; it lives in the router's memory, not in the backend.
 //
 // # Backends
 //
@@ -58,5 +61,6 @@
 // their own goroutines. Backends are called under that mutex; a Memory
 // serves one Index, a redisindex.Backend value serves one Index and any
 // number of them (in any processes) may share one Redis model. Routers
-// here are values; CostAware with a Rand is as safe as its Rand.
+// here are values; CostAware with a Rand is as safe as its Rand. Pending
+// has its own mutex.
 package fleet

@@ -465,6 +465,10 @@ type Score struct {
 	// holds, on either tier, without a hole; Device of them are on the
 	// device.
 	Blocks, Device int
+	// Pending of the Blocks are not in the index but claimed by a Pending
+	// record (requests routed there, their blocks not yet reported); 0
+	// from Lookup. They are counted in Device.
+	Pending int
 	// Value is Device*DeviceWeight + (Blocks-Device)*HostWeight.
 	Value float64
 	// Partial says the index may be missing some of this server's blocks

@@ -35,6 +35,7 @@ type fleetRow struct {
 	Rejected      int         `json:"rejected"`
 	HitRate       float64     `json:"hit_rate"`
 	Imbalance     float64     `json:"imbalance"`
+	BusyImbalance float64     `json:"busy_imbalance"`
 	MeanWait      float64     `json:"mean_wait_s"`
 	P90Wait       float64     `json:"p90_wait_s"`
 	MeanTTFT      float64     `json:"mean_ttft_s"`
@@ -85,6 +86,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxRunning, "max-running", sched.DefaultMaxRunning, "sequences a server runs at once (vLLM's max_num_seqs)")
 	fs.IntVar(&cfg.MaxBatchTokens, "batch-tokens", 8192, "tokens per engine step (vLLM's max_num_batched_tokens), prompts in chunks")
 	fs.Float64Var(&cfg.Speed, "speed", 2, "arrival speed-up of the trace (2: twice its rate)")
+	fs.DurationVar(&cfg.EventDelay, "event-delay", 0, "delay from a server's step to the router seeing its KV events (0: at once)")
 	loadCap := fs.Float64("cap", 8, "load cap of the capped prefix-aware router (running + waiting requests)")
 	seed := fs.Uint64("seed", 1, "seed of the random router")
 	defaultAddr := ""
@@ -106,6 +108,9 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Servers < 1 || cfg.Blocks < 2 || cfg.MaxRunning < 1 || cfg.MaxBatchTokens < 1 {
 		return usageErrorf("-servers %d, -blocks %d, -max-running %d and -batch-tokens %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.MaxRunning, cfg.MaxBatchTokens)
+	}
+	if cfg.EventDelay < 0 {
+		return usageErrorf("-event-delay %v must not be negative", cfg.EventDelay)
 	}
 	if !(*loadCap > 0) {
 		return usageErrorf("-cap %g must be positive", *loadCap)
@@ -191,7 +196,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		}
 		row := fleetRow{
 			Trace: traceName, Router: r.Name, Requests: res.Requests, Rejected: res.Rejected,
-			HitRate: res.HitRate, Imbalance: res.Imbalance, MeanWait: res.MeanWait, P90Wait: res.P90Wait, Makespan: res.Makespan,
+			HitRate: res.HitRate, Imbalance: res.Imbalance, BusyImbalance: res.BusyImbalance, MeanWait: res.MeanWait, P90Wait: res.P90Wait, Makespan: res.Makespan,
 			MeanTTFT: res.MeanTTFT, P90TTFT: res.P90TTFT, Steps: res.Steps, Preemptions: res.Preemptions,
 			LookupsPerSec: res.LookupsPerSecond(), EventsPerSec: res.BlockEventsPerSecond(),
 		}
@@ -273,11 +278,14 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 	fmt.Fprintf(w, "fleet study: %d requests of %s\n", len(reqs), traceName)
 	fmt.Fprintf(w, "%d servers x %d blocks of %d tokens, each a scheduler (FCFS, chunked prefill, %d tokens and %d sequences a step), speed x%g\n",
 		cfg.Servers, cfg.Blocks, bench.MooncakeBlockSize, cfg.MaxBatchTokens, cfg.MaxRunning, cfg.Speed)
+	if cfg.EventDelay > 0 {
+		fmt.Fprintf(w, "KV events reach the router %v after the step that made them\n", cfg.EventDelay)
+	}
 	m := bench.DefaultStepModel
 	fmt.Fprintf(w, "step time: max(tokens x %v + attention pairs x %gns, %v + KV tokens read x %gns), a 70B model on 8 H100 (docs/fleet.md)\n\n",
 		m.Token, m.Pair, m.Weights, m.KVRead)
-	fmt.Fprintln(w, "| router | hit rate | imbalance (max/mean requests) | mean wait s | p90 wait s | p90 TTFT s | makespan s | lookups/s memory | lookups/s redis | redis |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| router | hit rate | imbalance (max/mean requests) | busy imbalance (max/mean step time) | mean wait s | p90 wait s | p90 TTFT s | makespan s | lookups/s memory | lookups/s redis | redis |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		lookups, redisCol := "-", "-"
 		if r.LookupsPerSec > 0 {
@@ -286,8 +294,8 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 		if r.Redis != nil && r.Redis.Error == "" {
 			redisCol = fmt.Sprintf("%.0f", r.Redis.LookupsPerSec)
 		}
-		fmt.Fprintf(w, "| %s | %.1f%% | %.3f | %.2f | %.2f | %.2f | %.0f | %s | %s | %s |\n",
-			r.Router, 100*r.HitRate, r.Imbalance, r.MeanWait, r.P90Wait, r.P90TTFT, r.Makespan, lookups, redisCol, r.Redis.status())
+		fmt.Fprintf(w, "| %s | %.1f%% | %.3f | %.3f | %.2f | %.2f | %.2f | %.0f | %s | %s | %s |\n",
+			r.Router, 100*r.HitRate, r.Imbalance, r.BusyImbalance, r.MeanWait, r.P90Wait, r.P90TTFT, r.Makespan, lookups, redisCol, r.Redis.status())
 	}
 	fmt.Fprintln(w)
 	for _, r := range rows {

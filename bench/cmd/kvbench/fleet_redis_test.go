@@ -22,6 +22,6 @@ func TestRunFleetFailsLoudlyWhenRedisIsUnreachable(t *testing.T) {
 	var out, errb bytes.Buffer
 	err = runFleet([]string{"-requests", "50", "-redis", addr}, &out, &errb)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "3 redis replay(s) failed")
-	assert.Equal(t, 3, strings.Count(out.String(), "**FAILED**"), out.String())
+	assert.Contains(t, err.Error(), "5 redis replay(s) failed")
+	assert.Equal(t, 5, strings.Count(out.String(), "**FAILED**"), out.String())
 }

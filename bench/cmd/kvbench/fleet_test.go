@@ -13,7 +13,7 @@ import (
 	"github.com/pagedkv/pagedkv/internal/redistest"
 )
 
-var fleetRouterRows = []string{"| random |", "| round-robin |", "| least-loaded |", "| prefix-aware |", "| prefix-aware, load cap 8 |", "| cost-aware |"}
+var fleetRouterRows = []string{"| random |", "| round-robin |", "| least-loaded |", "| prefix-aware |", "| prefix-aware, load cap 8 |", "| cost-aware |", "| prefix-aware, pending |", "| cost-aware, pending |"}
 
 func TestRunFleetPrintsEveryRouter(t *testing.T) {
 	var out, errb bytes.Buffer
@@ -30,7 +30,7 @@ func TestRunFleetPrintsEveryRouter(t *testing.T) {
 	assert.Contains(t, s, "fleet study: 300 requests of mooncake_synthetic (embedded;")
 	assert.Contains(t, s, "cost-aware: hit rate")
 	if addr != "" {
-		assert.Equal(t, 3, strings.Count(s, "| identical |"), s)
+		assert.Equal(t, 5, strings.Count(s, "| identical |"), s)
 	} else {
 		assert.Contains(t, s, "redis replays skipped")
 	}
