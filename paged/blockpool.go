@@ -1,6 +1,8 @@
 package paged
 
 import (
+	"slices"
+
 	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
 )
@@ -249,4 +251,41 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
 		p.blockGroup[id] = uint8(g)
 	}
 	p.index.insert(id, groupSalt(g))
+}
+
+// lookup appends to dst the blocks of the longest run of leading hashes
+// present in the device index, or else in the host index (a hostRef),
+// at most max of them: group 0's prefix lookup.
+func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allocator.BlockID {
+	if max < len(hashes) {
+		hashes = hashes[:0]
+		if max > 0 {
+			hashes = hashes[:max]
+		}
+	}
+	prev := allocator.NoBlock
+	for i := 0; i < len(hashes); i++ {
+		// The blocks after the previous hit's, as far as they hold the
+		// chain (see blockPool.successor), then one probe of the index.
+		if k := p.run(prev+1, hashes[i:]); k > 0 {
+			n := len(dst)
+			dst = slices.Grow(dst, k)[:n+k]
+			for j := range allocator.BlockID(k) {
+				dst[n+int(j)] = prev + 1 + j
+			}
+			if i += k; i == len(hashes) {
+				break
+			}
+			prev += allocator.BlockID(k)
+		}
+		id, ok := p.index.get(&hashes[i])
+		if !ok {
+			if id, ok = p.hostHitIn(&hashes[i], 0); !ok {
+				break
+			}
+		}
+		dst = append(dst, id)
+		prev = id
+	}
+	return dst
 }

@@ -80,8 +80,9 @@
 // duplicates), the hash index and the KV event buffer, with the
 // operations that change them together: allocation with victim choice,
 // offloading the victim's content to the host tier (offload.go), claim,
-// release, commit, uncache, forget, and the lookups of a block on the
-// device or the host (the chain guesses, findIn). The Manager holds it by
+// release, commit, uncache, forget, the prefix lookup of a chain of
+// hashes (lookup, walking runs of consecutive blocks) and the lookups of
+// a block on the device or the host (the chain guesses, findIn). The Manager holds it by
 // value; retention.go decides which shelf a released block goes to, and
 // the host tier (tier.go) also keeps swapped-out tables, which the Manager
 // drives. Each KV cache group's attention

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
@@ -17,42 +16,13 @@ import (
 // lookup takes the first-inserted block, as vLLM does.
 
 // lookup appends to dst the blocks of the longest run of leading hashes
-// present in the index, at most max of them.
+// present in the index (or the host tier), at most max of them
+// (blockPool.lookup); nothing without prefix caching.
 func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allocator.BlockID {
 	if !m.hashing {
 		return dst
 	}
-	if max < len(hashes) {
-		hashes = hashes[:0]
-		if max > 0 {
-			hashes = hashes[:max]
-		}
-	}
-	prev := allocator.NoBlock
-	for i := 0; i < len(hashes); i++ {
-		// The blocks after the previous hit's, as far as they hold the
-		// chain (see blockPool.successor), then one probe of the index.
-		if k := m.bp.run(prev+1, hashes[i:]); k > 0 {
-			n := len(dst)
-			dst = slices.Grow(dst, k)[:n+k]
-			for j := range allocator.BlockID(k) {
-				dst[n+int(j)] = prev + 1 + j
-			}
-			if i += k; i == len(hashes) {
-				break
-			}
-			prev += allocator.BlockID(k)
-		}
-		id, ok := m.bp.index.get(&hashes[i])
-		if !ok {
-			if id, ok = m.hostHit(&hashes[i]); !ok {
-				break
-			}
-		}
-		dst = append(dst, id)
-		prev = id
-	}
-	return dst
+	return m.bp.lookup(dst, hashes, max)
 }
 
 // claim takes a reference to a block found by lookup (blockPool.claim).
