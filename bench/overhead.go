@@ -95,14 +95,15 @@ type W1Result struct {
 	Digest string
 	// NsAdmit, NsAllocDecode, NsFree and NsInit are the nanoseconds spent
 	// in the admission phase of each step, its decode phase (appends, and
-	// the preemptions they force), its output phase (frees of finished
-	// requests) and in Add calls (prompt hashing included). Phases are
-	// timed as a whole, not call by call, so the timer costs a few hundred
-	// nanoseconds per step instead of tens of nanoseconds per call; a
-	// phase includes the driver's own bookkeeping between calls (a few
-	// nanoseconds per call) and, with Digest, the digest's. NsAppendOutput
-	// is always 0: appending an output token costs the manager nothing
-	// beyond the decode Append.
+	// the preemptions they force), its output phase (sched.Scheduler's
+	// Update: frees of finished requests) and in Submit calls (Add, with
+	// its prompt hashing). Phases are timed as a whole, not call by call,
+	// so the timer costs a few hundred nanoseconds per step instead of
+	// tens of nanoseconds per call; a phase includes the scheduler's
+	// bookkeeping between manager calls (a few nanoseconds per call) and,
+	// with Digest, the digest's, but not the driver's work between phases
+	// (making the model's tokens). NsAppendOutput is always 0: appending
+	// an output token costs the manager nothing beyond the decode Append.
 	NsAdmit, NsAllocDecode, NsFree, NsInit, NsAppendOutput int64
 	// ManagerNs is the nanoseconds spent in all timed manager calls,
 	// ManagerNsExclPromptHash the same without NsInit, and TotalWallNs the
@@ -204,10 +205,12 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	reqs := make([]w1Request, cfg.Requests)
 
 	// The phases are timed as wholes from the scheduler's phase hook: the
-	// decode phase (appends and the preemptions they force), admission,
-	// and the output phase with the driver's token making (as before the
-	// scheduler existed, when the loop was written out here).
-	var tDecode, tAdmit, tScheduled time.Time
+	// decode phase (appends and the preemptions they force), admission
+	// (with the step's directives taken), and the output phase (Update:
+	// the frees of finished requests). The driver's own work between them
+	// (the model's made-up tokens, the digest's lines when asked for) is
+	// left out, as the reference replay leaves out its driver.
+	var tDecode, tAdmit, tOutput time.Time
 	var step int64
 	hooks := sched.Hooks{Phase: func(p sched.Phase) {
 		switch p {
@@ -219,8 +222,10 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		case sched.PhaseScheduled:
 			// The admission phase ends once the step's directives are
 			// taken, below.
+		case sched.PhaseOutput:
+			tOutput = time.Now()
 		case sched.PhaseDone:
-			res.NsFree += int64(time.Since(tScheduled))
+			res.NsFree += int64(time.Since(tOutput))
 		}
 	}}
 	if tracking {
@@ -336,8 +341,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		// The step's directives, as a server takes them with its batch.
 		copies = m.TakeCopies(copies[:0])
 		ckpts = m.TakeCheckpoints(ckpts[:0])
-		tScheduled = time.Now()
-		res.NsAdmit += int64(tScheduled.Sub(tAdmit))
+		res.NsAdmit += int64(time.Since(tAdmit))
 		// The model: one made-up token per scheduled request.
 		tokens = tokens[:0]
 		for _, sc := range st.Scheduled {
