@@ -125,7 +125,9 @@ func BenchmarkW1(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(r.ManagerNs)/float64(r.TokensProcessed), "manager-ns/token")
+			b.ReportMetric(r.ManagerNsPerTokenExclTimer(), "manager-ns/token")
+			b.ReportMetric(r.ManagerNsPerTokenExclTimer()/r.SHAFloorNsPerToken(), "x-sha-floor")
+			b.ReportMetric(float64(r.SchedulerNs)/float64(r.TokensProcessed), "sched-ns/token")
 		})
 	}
 }
