@@ -64,12 +64,13 @@ type w1Recorder struct {
 	err  error
 }
 
-// pending is the token request i was given last, and appends next: the
-// driver makes output k of request i as (i*31+k)%32000+1.
-func (r *w1Recorder) pending(i int32) int32 {
-	k := r.reqs[i].Outputs(0)
-	return int32((int(i)*31+k-1)%32000 + 1)
-}
+// pending is the token request i was given last, and appends next, when
+// it has k outputs: the driver makes output k of request i as
+// (i*31+k)%32000+1.
+func pending(i int32, k int) int32 { return int32((int(i)*31+k-1)%32000 + 1) }
+
+// pendingOf is pending for request i as the scheduler has it now.
+func (r *w1Recorder) pendingOf(i int32) int32 { return pending(i, r.reqs[i].Outputs(0)) }
 
 func (r *w1Recorder) add(kind w1OpKind, req, arg int32) {
 	r.ops = append(r.ops, w1Op{kind: kind, req: req, arg: arg})
@@ -101,7 +102,7 @@ func (r *w1Recorder) scheduled(sc *sched.Scheduled) {
 		r.fail("request %d decoded out of admission order", i)
 		return
 	}
-	r.add(opAppend, i, r.pending(i))
+	r.add(opAppend, i, pending(i, sc.Generated))
 	r.next++
 }
 
@@ -113,9 +114,9 @@ func (r *w1Recorder) preempted(i int32) {
 		return
 	}
 	cur := r.run[r.next]
-	r.add(opAppendFull, cur, r.pending(cur))
+	r.add(opAppendFull, cur, r.pendingOf(cur))
 	r.add(opPreempt, i, 0)
-	r.add(opAppendWait, i, r.pending(i))
+	r.add(opAppendWait, i, r.pendingOf(i))
 	r.run = r.run[:len(r.run)-1]
 }
 
