@@ -58,6 +58,10 @@ type W1Config struct {
 	Digest bool
 	// Trace events, when non-nil, receives every digest line as it happens.
 	OnEvent func(line string)
+	// CountersOnly skips the manager-alone replay: the counters and the
+	// digest are unchanged, the manager's timings (NsAdmit to ManagerNs)
+	// are 0. For studies that read only the decisions.
+	CountersOnly bool
 }
 
 // W1Result holds the counters and timings of one replay. JSON keys follow
@@ -222,12 +226,15 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	var tDecode, tAdmit, tOutput time.Time
 	var step int64
 	var s *sched.Scheduler
-	rec := &w1Recorder{reqs: make([]*sched.Request, cfg.Requests)}
-	ops := 16 * cfg.Requests
-	for _, t := range trace[:cfg.Requests] {
-		ops += 2 * max(t.OutputTokens, 1)
+	var rec *w1Recorder
+	if !cfg.CountersOnly {
+		rec = &w1Recorder{reqs: make([]*sched.Request, cfg.Requests)}
+		ops := 16 * cfg.Requests
+		for _, t := range trace[:cfg.Requests] {
+			ops += 2 * max(t.OutputTokens, 1)
+		}
+		rec.ops = make([]w1Op, 0, ops)
 	}
-	rec.ops = make([]w1Op, 0, ops)
 	hooks := sched.Hooks{Phase: func(p sched.Phase) {
 		rec.phase(p)
 		switch p {
@@ -339,7 +346,9 @@ func RunW1(cfg W1Config) (W1Result, error) {
 			return res, fmt.Errorf("bench: W1 request %d: %w", i, err)
 		}
 		reqs[i] = w1Request{i: i, preempted: -1}
-		rec.reqs[i] = r
+		if rec != nil {
+			rec.reqs[i] = r
+		}
 	}
 	var copies []paged.Copy
 	var ckpts []paged.Checkpoint
@@ -395,8 +404,10 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	res.TimedCalls = res.CallsInit + 3*int64(res.Steps)
 	res.TimerOverheadNsPerCall = timerOverhead()
 	res.BlocksHashed = st.BlocksHashed
-	if err := replayW1(mcfg, cfg, trace, rec, st, ss, &res); err != nil {
-		return res, err
+	if !cfg.CountersOnly {
+		if err := replayW1(mcfg, cfg, trace, rec, st, ss, &res); err != nil {
+			return res, err
+		}
 	}
 	res.ManagerNsExclPromptHash = res.NsAdmit + res.NsAllocDecode + res.NsFree + res.NsAppendOutput
 	res.ManagerNs = res.ManagerNsExclPromptHash + res.NsInit

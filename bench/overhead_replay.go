@@ -52,7 +52,7 @@ type w1Op struct {
 // head of the waiting queue is admitted while the running limit allows,
 // until an Admit fails; Update frees the finished requests. The replay
 // checks every answer, so a step that differs from this fails loudly
-// instead of timing other calls.
+// instead of timing other calls. A nil recorder records nothing.
 type w1Recorder struct {
 	ops  []w1Op
 	reqs []*sched.Request
@@ -73,10 +73,16 @@ func pending(i int32, k int) int32 { return int32((int(i)*31+k-1)%32000 + 1) }
 func (r *w1Recorder) pendingOf(i int32) int32 { return pending(i, r.reqs[i].Outputs(0)) }
 
 func (r *w1Recorder) add(kind w1OpKind, req, arg int32) {
+	if r == nil {
+		return
+	}
 	r.ops = append(r.ops, w1Op{kind: kind, req: req, arg: arg})
 }
 
 func (r *w1Recorder) phase(p sched.Phase) {
+	if r == nil {
+		return
+	}
 	switch p {
 	case sched.PhaseDecode:
 		r.next = 0
@@ -92,6 +98,9 @@ func (r *w1Recorder) phase(p sched.Phase) {
 
 // scheduled records the Append or Admit that scheduled request i.
 func (r *w1Recorder) scheduled(sc *sched.Scheduled) {
+	if r == nil {
+		return
+	}
 	i := int32(sc.Request.ID() - 1)
 	if sc.Admitted {
 		r.add(opAdmit, i, int32(sc.Cached))
@@ -109,6 +118,9 @@ func (r *w1Recorder) scheduled(sc *sched.Scheduled) {
 // preempted records the failed Append that forced the preemption of
 // request i, the preemption and the pending token kept.
 func (r *w1Recorder) preempted(i int32) {
+	if r == nil {
+		return
+	}
 	if r.next >= len(r.run) || r.run[len(r.run)-1] != i {
 		r.fail("request %d preempted while not the newest running", i)
 		return
@@ -123,12 +135,18 @@ func (r *w1Recorder) preempted(i int32) {
 // scheduledEnd records the Admit that ended admission, if one did: the
 // head still waits and the running limit did not stop it.
 func (r *w1Recorder) scheduledEnd(s *sched.Scheduler, maxRunning int) {
+	if r == nil {
+		return
+	}
 	if h, _, ok := s.Next(); ok && s.Running() < maxRunning {
 		r.add(opAdmitFull, int32(h.ID()-1), 0)
 	}
 }
 
 func (r *w1Recorder) finished(i int32) {
+	if r == nil {
+		return
+	}
 	r.add(opFree, i, 0)
 	for k, j := range r.run {
 		if j == i {

@@ -103,6 +103,21 @@ func TestW1ReplayChecksEveryCall(t *testing.T) {
 	}
 }
 
+// TestW1CountersOnly: skipping the timed replay changes no counter.
+func TestW1CountersOnly(t *testing.T) {
+	cfg := W1Config{Requests: 300, Blocks: 1024, Compat: "vllm", Digest: true}
+	full, err := RunW1(cfg)
+	require.NoError(t, err)
+	cfg.CountersOnly = true
+	quick, err := RunW1(cfg)
+	require.NoError(t, err)
+	assert.Positive(t, full.ManagerNs)
+	assert.Zero(t, quick.ManagerNs)
+	assert.Equal(t, full.Digest, quick.Digest)
+	assert.Equal(t, full.TokensProcessed, quick.TokensProcessed)
+	assert.Equal(t, full.PrefixHitTokens, quick.PrefixHitTokens)
+}
+
 func TestW1BadConfig(t *testing.T) {
 	_, err := RunW1(W1Config{Compat: "sglang"})
 	assert.ErrorContains(t, err, "compat")
