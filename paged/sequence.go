@@ -167,6 +167,12 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 		idx = m.freeSeqs[n-1]
 		m.freeSeqs = m.freeSeqs[:n-1]
 	} else {
+		if len(m.seqs) == cap(m.seqs) {
+			// Double: append grows a large slice by a quarter, and every
+			// growth copies each slot (with write barriers while the GC
+			// marks), which W1's 2,000 waiting sequences pay for.
+			m.seqs = slices.Grow(m.seqs, max(len(m.seqs), 16))
+		}
 		m.seqs = append(m.seqs, sequence{})
 		idx = uint32(len(m.seqs) - 1)
 	}
