@@ -295,8 +295,8 @@ func (m *Manager) setPromptHashes(s *sequence, want int) {
 // from 0, so a negative one is a caller's bug (an unset or sentinel value)
 // that would otherwise be hashed and cached like any token.
 func checkTokens(op string, tokens []int32) error {
-	// OR the tokens four at a time without a branch: a sign bit set
-	// anywhere is the rare case, searched for only then.
+	// OR the tokens eight at a time, into two words, without a branch: a
+	// sign bit set anywhere is the rare case, searched for only then.
 	var or0, or1 int32
 	i := 0
 	for ; i+8 <= len(tokens); i += 8 {
@@ -442,8 +442,8 @@ func (m *Manager) addFromHashes(hashes []Hash, numTokens int, opts *SeqOptions, 
 // growZero returns n zero tokens in s's buffer, or a new one with room
 // for want.
 func growZero(s []int32, n, want int) []int32 {
-	if cap(s) < n {
-		return make([]int32, n, max(n, want))
+	if c := max(n, want); cap(s) < c {
+		return make([]int32, n, c)
 	}
 	s = s[:n]
 	clear(s)
