@@ -245,6 +245,7 @@ func hybridHits(c W1Config) (HybridHits, error) {
 	var h HybridHits
 	seen := make(map[int]bool)
 	var bad error
+	c.CountersOnly = true
 	c.OnEvent = func(line string) {
 		if len(line) == 0 || line[0] != 'A' || bad != nil {
 			return

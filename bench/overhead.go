@@ -58,6 +58,10 @@ type W1Config struct {
 	Digest bool
 	// Trace events, when non-nil, receives every digest line as it happens.
 	OnEvent func(line string)
+	// CountersOnly skips the manager-alone replay: the counters and the
+	// digest are unchanged, the manager's timings (NsAdmit to ManagerNs)
+	// are 0. For studies that read only the decisions.
+	CountersOnly bool
 }
 
 // W1Result holds the counters and timings of one replay. JSON keys follow
@@ -93,17 +97,25 @@ type W1Result struct {
 	// Digest is the hex SHA-256 of the allocation event lines, "" unless
 	// W1Config.Digest.
 	Digest string
-	// NsAdmit, NsAllocDecode, NsFree and NsInit are the nanoseconds spent
-	// in the admission phase of each step, its decode phase (appends, and
-	// the preemptions they force), its output phase (frees of finished
-	// requests) and in Add calls (prompt hashing included). Phases are
+	// NsAdmit, NsAllocDecode, NsFree and NsInit are the nanoseconds the
+	// manager spends in the admission phase of each step, its decode phase
+	// (appends, and the preemptions they force), its output phase (frees
+	// of finished requests) and in the Submit calls' Add (prompt hashing
+	// included). They are measured on the manager alone: the calls the
+	// scheduler made are recorded and given, in order, to a second manager
+	// by a loop that does nothing else (see replayW1), as the reference
+	// replay times vLLM's manager calls and not its driver. Phases are
 	// timed as a whole, not call by call, so the timer costs a few hundred
-	// nanoseconds per step instead of tens of nanoseconds per call; a
-	// phase includes the driver's own bookkeeping between calls (a few
-	// nanoseconds per call) and, with Digest, the digest's. NsAppendOutput
-	// is always 0: appending an output token costs the manager nothing
-	// beyond the decode Append.
+	// nanoseconds per step instead of tens of nanoseconds per call.
+	// NsAppendOutput is always 0: appending an output token costs the
+	// manager nothing beyond the decode Append.
 	NsAdmit, NsAllocDecode, NsFree, NsInit, NsAppendOutput int64
+	// SchedNsAdmit, SchedNsAllocDecode, SchedNsFree and SchedNsInit are
+	// the same phases timed in the replay through sched.Scheduler (Submit
+	// for Add): the manager's calls and the scheduler's bookkeeping
+	// between them (and, with Digest, the digest's), without the driver's
+	// work between phases. SchedulerNs is their sum.
+	SchedNsAdmit, SchedNsAllocDecode, SchedNsFree, SchedNsInit, SchedulerNs int64
 	// ManagerNs is the nanoseconds spent in all timed manager calls,
 	// ManagerNsExclPromptHash the same without NsInit, and TotalWallNs the
 	// wall time of the whole replay in nanoseconds.
@@ -204,30 +216,55 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	reqs := make([]w1Request, cfg.Requests)
 
 	// The phases are timed as wholes from the scheduler's phase hook: the
-	// decode phase (appends and the preemptions they force), admission,
-	// and the output phase with the driver's token making (as before the
-	// scheduler existed, when the loop was written out here).
-	var tDecode, tAdmit, tScheduled time.Time
+	// decode phase (appends and the preemptions they force), admission
+	// (with the step's directives taken), and the output phase (Update:
+	// the frees of finished requests). The driver's own work between them
+	// (the model's made-up tokens, the digest's lines when asked for) is
+	// left out, as the reference replay leaves out its driver. These
+	// times include the scheduler's bookkeeping; the manager's own come
+	// from replaying the calls recorded here (replayW1).
+	var tDecode, tAdmit, tOutput time.Time
 	var step int64
+	var s *sched.Scheduler
+	var rec *w1Recorder
+	if !cfg.CountersOnly {
+		rec = &w1Recorder{reqs: make([]*sched.Request, cfg.Requests)}
+		ops := 16 * cfg.Requests
+		for _, t := range trace[:cfg.Requests] {
+			ops += 2 * max(t.OutputTokens, 1)
+		}
+		rec.ops = make([]w1Op, 0, ops)
+	}
 	hooks := sched.Hooks{Phase: func(p sched.Phase) {
+		rec.phase(p)
 		switch p {
 		case sched.PhaseDecode:
 			tDecode = time.Now()
 		case sched.PhaseAdmit:
 			tAdmit = time.Now()
-			res.NsAllocDecode += int64(tAdmit.Sub(tDecode))
+			res.SchedNsAllocDecode += int64(tAdmit.Sub(tDecode))
 		case sched.PhaseScheduled:
 			// The admission phase ends once the step's directives are
 			// taken, below.
+			rec.scheduledEnd(s, cfg.MaxNumSeqs)
+		case sched.PhaseOutput:
+			tOutput = time.Now()
 		case sched.PhaseDone:
-			res.NsFree += int64(time.Since(tScheduled))
+			res.SchedNsFree += int64(time.Since(tOutput))
 		}
 	}}
+	hooks.Scheduled = rec.scheduled
+	hooks.Preempted = func(r *sched.Request, _ int, _ bool) {
+		reqs[r.ID()-1].preempted = step
+		rec.preempted(int32(r.ID() - 1))
+	}
+	hooks.Finished = func(r *sched.Request, _ int) { rec.finished(int32(r.ID() - 1)) }
 	if tracking {
 		// had holds, per request and KV cache group, the blocks its table
 		// had after its last allocation: a decode's line lists the new ones.
 		had := make([]int, len(reqs)*groups)
 		hooks.Scheduled = func(sc *sched.Scheduled) {
+			rec.scheduled(sc)
 			w := &reqs[sc.Request.ID()-1]
 			// One id list per KV cache group, joined by ';' (WORKLOADS.md
 			// section 8); with one group this is W1's line.
@@ -274,22 +311,22 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		hooks.Preempted = func(r *sched.Request, _ int, _ bool) {
 			w := &reqs[r.ID()-1]
 			w.preempted = step
+			rec.preempted(int32(r.ID() - 1))
 			line = append(strconv.AppendInt(append(line[:0], 'P'), int64(w.i), 10), '\n')
 			emit()
 		}
 		hooks.Finished = func(r *sched.Request, _ int) {
+			rec.finished(int32(r.ID() - 1))
 			line = append(strconv.AppendInt(append(line[:0], 'F'), int64(r.ID()-1), 10), '\n')
 			emit()
 		}
-	} else {
-		hooks.Preempted = func(r *sched.Request, _ int, _ bool) { reqs[r.ID()-1].preempted = step }
 	}
 	// W1 cannot go on without a request: one that can never run here
 	// ends the replay, as it did before the scheduler aborted such
 	// requests and went on.
 	var aborted error
 	hooks.Aborted = func(_ *sched.Request, err error) { aborted = err }
-	s, err := sched.New(m, sched.Config{
+	s, err = sched.New(m, sched.Config{
 		MaxRunning:           cfg.MaxNumSeqs,
 		AdmitAfterPreemption: true,
 		Hooks:                hooks,
@@ -301,28 +338,22 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	wallStart := time.Now()
 	prompt := make([]int32, 0, 1024)
 	for i := range reqs {
-		t := trace[i]
-		gen := min(max(t.OutputTokens, 1), L-1)
-		ctx := min(max(t.InputTokens, 1), L-gen)
-		prompt = prompt[:0]
-		for j := range ctx {
-			if j < min(ctx, 256) {
-				prompt = append(prompt, int32((i%8)*1000+j+1))
-			} else {
-				prompt = append(prompt, int32((i*7919+j*104729)%32000+1))
-			}
-		}
+		var gen int
+		prompt, gen = w1Prompt(prompt[:0], trace, i, L)
 		// The scheduler's MaxTokens hint sizes the request's buffers for
 		// its whole life (prompt plus outputs), as a server that knows
 		// max_tokens would.
 		t0 := time.Now()
-		_, err := s.Submit(prompt, sched.Options{MaxTokens: gen})
-		res.NsInit += int64(time.Since(t0))
+		r, err := s.Submit(prompt, sched.Options{MaxTokens: gen})
+		res.SchedNsInit += int64(time.Since(t0))
 		res.CallsInit++
 		if err != nil {
 			return res, fmt.Errorf("bench: W1 request %d: %w", i, err)
 		}
 		reqs[i] = w1Request{i: i, preempted: -1}
+		if rec != nil {
+			rec.reqs[i] = r
+		}
 	}
 	var copies []paged.Copy
 	var ckpts []paged.Checkpoint
@@ -341,8 +372,8 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		// The step's directives, as a server takes them with its batch.
 		copies = m.TakeCopies(copies[:0])
 		ckpts = m.TakeCheckpoints(ckpts[:0])
-		tScheduled = time.Now()
-		res.NsAdmit += int64(tScheduled.Sub(tAdmit))
+		res.SchedNsAdmit += int64(time.Since(tAdmit))
+		rec.add(opTake, 0, 0)
 		if aborted != nil {
 			return res, fmt.Errorf("bench: W1 step %d: %w", step, aborted)
 		}
@@ -360,6 +391,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		}
 	}
 	res.TotalWallNs = int64(time.Since(wallStart))
+	res.SchedulerNs = res.SchedNsAdmit + res.SchedNsAllocDecode + res.SchedNsFree + res.SchedNsInit
 	ss := s.Stats()
 	res.Steps = int(ss.Steps)
 	res.Preemptions = int(ss.Preemptions)
@@ -377,16 +409,38 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	res.PrefixQueryTokens, res.PrefixHitTokens, res.PrefixLookups = st.PrefixQueryTokens, st.PrefixHitTokens, st.PrefixQueries
 	res.PeakBlocksInUse = st.PeakUsedBlocks
 	res.TokensProcessed = res.PrefillTokens + res.Decode
-	res.ManagerNsExclPromptHash = res.NsAdmit + res.NsAllocDecode + res.NsFree + res.NsAppendOutput
-	res.ManagerNs = res.ManagerNsExclPromptHash + res.NsInit
 	res.TimedCalls = res.CallsInit + 3*int64(res.Steps)
 	res.TimerOverheadNsPerCall = timerOverhead()
 	res.BlocksHashed = st.BlocksHashed
+	if !cfg.CountersOnly {
+		if err := replayW1(mcfg, cfg, trace, rec, st, ss, &res); err != nil {
+			return res, err
+		}
+	}
+	res.ManagerNsExclPromptHash = res.NsAdmit + res.NsAllocDecode + res.NsFree + res.NsAppendOutput
+	res.ManagerNs = res.ManagerNsExclPromptHash + res.NsInit
 	res.SHA256Ns = probe.SHA256()
 	if dig != nil {
 		res.Digest = hex.EncodeToString(dig.Sum(nil))
 	}
 	return res, nil
+}
+
+// w1Prompt appends request i's prompt to dst (WORKLOADS.md section 4: the
+// first 256 tokens shared by every eighth request, the rest its own) and
+// returns it with the request's output tokens, both capped by L.
+func w1Prompt(dst []int32, trace []Request, i, L int) ([]int32, int) {
+	t := trace[i]
+	gen := min(max(t.OutputTokens, 1), L-1)
+	ctx := min(max(t.InputTokens, 1), L-gen)
+	for j := range ctx {
+		if j < min(ctx, 256) {
+			dst = append(dst, int32((i%8)*1000+j+1))
+		} else {
+			dst = append(dst, int32((i*7919+j*104729)%32000+1))
+		}
+	}
+	return dst, gen
 }
 
 // group returns the second KV cache group of a W1-H replay, if any.

@@ -59,6 +59,65 @@ func TestW1TraceLines(t *testing.T) {
 	assert.True(t, strings.HasPrefix(lines[1], "A0:|1,2,"), "request 0 is admitted first with no hits: %q", lines[1])
 }
 
+// TestW1ReplayChecksEveryCall: the manager-alone replay fails when a
+// recorded call answers otherwise, and when the recording does not add up
+// to the scheduler's calls.
+func TestW1ReplayChecksEveryCall(t *testing.T) {
+	defer func() { w1Tamper = nil }()
+	cfg := W1Config{Requests: 300, Blocks: 1024, Compat: "vllm"}
+	r, err := RunW1(cfg)
+	require.NoError(t, err)
+	require.Positive(t, r.Preemptions, "the test needs preemptions")
+	for _, c := range []struct {
+		name, want string
+		tamper     func(ops []w1Op)
+	}{
+		{"append refused", "answered otherwise", func(ops []w1Op) {
+			for k := range ops {
+				if ops[k].kind == opAppend {
+					ops[k].kind = opAppendFull
+					return
+				}
+			}
+		}},
+		{"other hits", "answered otherwise", func(ops []w1Op) {
+			for k := range ops {
+				if ops[k].kind == opAdmit && ops[k].arg > 0 {
+					ops[k].arg--
+					return
+				}
+			}
+		}},
+		{"admit dropped", "recorded", func(ops []w1Op) {
+			for k := range ops {
+				if ops[k].kind == opAdmitFull {
+					ops[k].kind = opTake
+					return
+				}
+			}
+		}},
+	} {
+		w1Tamper = c.tamper
+		_, err := RunW1(cfg)
+		assert.ErrorContains(t, err, c.want, c.name)
+	}
+}
+
+// TestW1CountersOnly: skipping the timed replay changes no counter.
+func TestW1CountersOnly(t *testing.T) {
+	cfg := W1Config{Requests: 300, Blocks: 1024, Compat: "vllm", Digest: true}
+	full, err := RunW1(cfg)
+	require.NoError(t, err)
+	cfg.CountersOnly = true
+	quick, err := RunW1(cfg)
+	require.NoError(t, err)
+	assert.Positive(t, full.ManagerNs)
+	assert.Zero(t, quick.ManagerNs)
+	assert.Equal(t, full.Digest, quick.Digest)
+	assert.Equal(t, full.TokensProcessed, quick.TokensProcessed)
+	assert.Equal(t, full.PrefixHitTokens, quick.PrefixHitTokens)
+}
+
 func TestW1BadConfig(t *testing.T) {
 	_, err := RunW1(W1Config{Compat: "sglang"})
 	assert.ErrorContains(t, err, "compat")
@@ -81,7 +140,9 @@ func BenchmarkW1(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(r.ManagerNs)/float64(r.TokensProcessed), "manager-ns/token")
+			b.ReportMetric(r.ManagerNsPerTokenExclTimer(), "manager-ns/token")
+			b.ReportMetric(r.ManagerNsPerTokenExclTimer()/r.SHAFloorNsPerToken(), "x-sha-floor")
+			b.ReportMetric(float64(r.SchedulerNs)/float64(r.TokensProcessed), "sched-ns/token")
 		})
 	}
 }

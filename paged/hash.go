@@ -64,7 +64,9 @@ func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
 		h.buf = b
 		d.Write(b)
 	}
-	d.Write(extra)
+	if len(extra) > 0 {
+		d.Write(extra)
+	}
 	d.Sum(h.out[:0])
 	return h.out
 }
@@ -126,13 +128,19 @@ type chain struct {
 // extend appends to dst the hashes of blocks [from, to) of tokens; when
 // from > 0, dst must end with the hash of block from-1.
 func (c *chain) extend(dst []Hash, tokens []int32, opts *SeqOptions, from, to int) []Hash {
+	// Most sequences have no extra keys: skip building them per block.
+	plain := opts.LoRA == 0 && opts.Salt == "" && len(opts.MM) == 0
 	for k := from; k < to; k++ {
 		parent := &c.root
 		if k > 0 {
 			parent = &dst[len(dst)-1]
 		}
-		c.extra = appendExtraKeys(c.extra[:0], opts, k, c.bs)
-		dst = append(dst, c.hasher.Sum(parent, tokens[k*c.bs:(k+1)*c.bs], c.extra))
+		var extra []byte
+		if !plain {
+			c.extra = appendExtraKeys(c.extra[:0], opts, k, c.bs)
+			extra = c.extra
+		}
+		dst = append(dst, c.hasher.Sum(parent, tokens[k*c.bs:(k+1)*c.bs], extra))
 	}
 	return dst
 }

@@ -130,3 +130,37 @@ func TestMaxTokensHintAllocatesNothing(t *testing.T) {
 	assert.Zero(t, allocs)
 	require.NoError(t, m.Check())
 }
+
+// TestAddCopiesPromptWithRoom: Add and AddHashed size the buffers for the
+// hint but never keep the caller's slice, whatever its capacity.
+func TestAddCopiesPromptWithRoom(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: 64})
+	require.NoError(t, err)
+	ph, err := m.NewPromptHasher(nil)
+	require.NoError(t, err)
+	for _, hashed := range []bool{false, true} {
+		for _, hint := range []int{0, 40, 100 + 400} {
+			prompt := make([]int32, 100, 600)
+			copy(prompt, seqOf(1, 100))
+			opts := &paged.SeqOptions{MaxTokens: hint}
+			var id paged.SeqID
+			if hashed {
+				id, err = m.AddHashed(prompt, ph.Hashes(nil, prompt, opts), opts)
+			} else {
+				id, err = m.Add(prompt, opts)
+			}
+			require.NoError(t, err)
+			_, err = m.Admit(id)
+			require.NoError(t, err)
+			for i := range 20 {
+				require.NoError(t, m.Append(id, int32(5000+i)))
+			}
+			clear(prompt[:cap(prompt)])
+			got, err := m.Tokens(id)
+			require.NoError(t, err)
+			assert.Equal(t, append(seqOf(1, 100), seqOf(5000, 20)...), got, "hashed %v, hint %d", hashed, hint)
+			require.NoError(t, m.Check())
+			require.NoError(t, m.Free(id))
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -85,9 +86,18 @@ const (
 	seqRunning
 )
 
+// sequence is a slot of Manager.seqs: its fields, padded to whole cache
+// lines so that every slot starts a line and the decode fast path, which
+// reads the first 56 bytes, touches one line instead of two for every
+// other slot.
 type sequence struct {
+	seqFields
+	_ [(64 - unsafe.Sizeof(seqFields{})%64) % 64]byte
+}
+
+type seqFields struct {
 	// Hot fields first: the decode fast path and BuildBatch touch only
-	// these, so they share the struct's first cache lines.
+	// these, so they share the struct's first cache line.
 	gen     uint32
 	version uint32
 	// own says the last block is partly filled, referenced by this
@@ -157,6 +167,12 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 		idx = m.freeSeqs[n-1]
 		m.freeSeqs = m.freeSeqs[:n-1]
 	} else {
+		if len(m.seqs) == cap(m.seqs) {
+			// Double: append grows a large slice by a quarter, and every
+			// growth copies each slot (with write barriers while the GC
+			// marks), which W1's 2,000 waiting sequences pay for.
+			m.seqs = slices.Grow(m.seqs, max(len(m.seqs), 16))
+		}
 		m.seqs = append(m.seqs, sequence{})
 		idx = uint32(len(m.seqs) - 1)
 	}
@@ -220,12 +236,9 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 		return
 	}
 	s.opts = *opts
-	if n := min(opts.MaxTokens, m.cfg.MaxModelLen); n > 0 {
-		s.tokens = slices.Grow(s.tokens, n)
+	if n := m.reserve(opts); n > 0 {
+		// The tokens' buffer is sized by setTokens, which copies them.
 		s.blocks = slices.Grow(s.blocks, (n+m.bs-1)/m.bs)
-		if m.hashing {
-			s.hashes = slices.Grow(s.hashes, n/m.bs)
-		}
 	}
 	s.mm = append(s.mm, opts.MM...)
 	s.opts.MM = s.mm
@@ -235,16 +248,74 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 	}
 }
 
+// reserve is the tokens a sequence's buffers are sized for: its MaxTokens
+// hint, at most MaxModelLen (0: no hint).
+func (m *Manager) reserve(opts *SeqOptions) int {
+	if opts == nil {
+		return 0
+	}
+	return min(opts.MaxTokens, m.cfg.MaxModelLen)
+}
+
+// setTokens makes s's tokens a copy of src, in a buffer with room for
+// want tokens. A new buffer is made by appending the reserve to a
+// full-capacity view of src: the runtime then copies src and clears only
+// the reserve, where making the whole buffer first would clear it all and
+// then copy over most of it (W1 adds 2.4M prompt tokens before its first
+// step). src itself is never kept: its view has no room, so append must
+// allocate.
+func setTokens(s *sequence, src []int32, want int) {
+	n := len(src)
+	if want <= n || cap(s.tokens) >= want {
+		s.tokens = append(s.tokens[:0], src...)
+		return
+	}
+	s.tokens = append(src[:n:n], make([]int32, want-n)...)[:n]
+}
+
+// setPromptHashes hashes the full blocks of a new sequence's tokens into
+// s.hashes, sized for want tokens, with the same trick as setTokens: the
+// hashes go to a scratch buffer first and a new buffer is made by
+// appending the reserve to them, so only the reserve is cleared.
+func (m *Manager) setPromptHashes(s *sequence, want int) {
+	if !m.hashing {
+		return
+	}
+	k, w := min(len(s.tokens)/m.bs, s.hashLimit), want/m.bs
+	if w <= k || cap(s.hashes) >= w {
+		m.hashFull(s)
+		return
+	}
+	m.stats.hashed += uint64(k)
+	m.hbuf = m.chain.extend(m.hbuf[:0], s.tokens, &s.opts, 0, k)
+	s.hashes = append(m.hbuf[:k:k], make([]Hash, w-k)...)[:k]
+}
+
 // checkTokens refuses negative token IDs: every tokenizer numbers tokens
 // from 0, so a negative one is a caller's bug (an unset or sentinel value)
 // that would otherwise be hashed and cached like any token.
 func checkTokens(op string, tokens []int32) error {
+	// OR the tokens eight at a time, into two words, without a branch: a
+	// sign bit set anywhere is the rare case, searched for only then.
+	var or0, or1 int32
+	i := 0
+	for ; i+8 <= len(tokens); i += 8 {
+		t := tokens[i : i+8 : i+8]
+		or0 |= t[0] | t[1] | t[2] | t[3]
+		or1 |= t[4] | t[5] | t[6] | t[7]
+	}
+	for _, t := range tokens[i:] {
+		or0 |= t
+	}
+	if or0|or1 >= 0 {
+		return nil
+	}
 	for i, t := range tokens {
 		if t < 0 {
 			return errorf(ErrInvalid, "%s: token %d at index %d is negative (token IDs start at 0)", op, t, i)
 		}
 	}
-	return nil
+	panic("paged: checkTokens lost a negative token")
 }
 
 // seqLimit is the most tokens a sequence with window w may hold.
@@ -289,8 +360,9 @@ func (m *Manager) add(prompt []int32, opts *SeqOptions, waiting bool) (SeqID, er
 	}
 	idx, s := m.newSeq()
 	m.setOptions(s, opts)
-	s.tokens = append(s.tokens, prompt...)
-	m.hashFull(s)
+	want := m.reserve(opts)
+	setTokens(s, prompt, want)
+	m.setPromptHashes(s, want)
 	return makeSeqID(idx, s.gen), nil
 }
 
@@ -321,9 +393,14 @@ func (m *Manager) AddHashed(prompt []int32, hashes []Hash, opts *SeqOptions) (Se
 	}
 	idx, s := m.newSeq()
 	m.setOptions(s, opts)
-	s.tokens = append(s.tokens, prompt...)
+	want := m.reserve(opts)
+	setTokens(s, prompt, want)
 	if m.hashing {
-		s.hashes = append(s.hashes, hashes...)
+		if w := want / m.bs; cap(s.hashes) < w && w > len(hashes) {
+			s.hashes = append(hashes[:len(hashes):len(hashes)], make([]Hash, w-len(hashes))...)[:len(hashes)]
+		} else {
+			s.hashes = append(s.hashes, hashes...)
+		}
 	}
 	return makeSeqID(idx, s.gen), nil
 }
@@ -350,8 +427,10 @@ func (m *Manager) addFromHashes(hashes []Hash, numTokens int, opts *SeqOptions, 
 	}
 	idx, s := m.newSeq()
 	m.setOptions(s, opts)
-	s.tokens = growZero(s.tokens, numTokens)
+	want := m.reserve(opts)
+	s.tokens = growZero(s.tokens, numTokens, want)
 	if m.hashing {
+		s.hashes = slices.Grow(s.hashes, want/m.bs)
 		s.hashes = append(s.hashes, hashes...)
 	}
 	if numTokens%m.bs != 0 || len(hashes) < numTokens/m.bs {
@@ -360,9 +439,11 @@ func (m *Manager) addFromHashes(hashes []Hash, numTokens int, opts *SeqOptions, 
 	return makeSeqID(idx, s.gen), nil
 }
 
-func growZero(s []int32, n int) []int32 {
-	if cap(s) < n {
-		return make([]int32, n)
+// growZero returns n zero tokens in s's buffer, or a new one with room
+// for want.
+func growZero(s []int32, n, want int) []int32 {
+	if c := max(n, want); cap(s) < c {
+		return make([]int32, n, c)
 	}
 	s = s[:n]
 	clear(s)
@@ -811,10 +892,11 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 		m.bp.pool.Ref(b)
 	}
 	c.released = p.released
-	c.tokens = append(c.tokens, p.tokens...)
-	c.hashes = append(c.hashes, p.hashes...)
-	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
 	m.setOptions(c, &p.opts)
+	want := m.reserve(&p.opts)
+	setTokens(c, p.tokens, want)
+	c.hashes = append(slices.Grow(c.hashes, want/m.bs), p.hashes...)
+	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)
 	c.state = seqRunning

@@ -280,8 +280,21 @@ func (s *Scheduler) end(r *Request, state State) {
 	}
 }
 
-// sweep drops done entries from the running list, keeping the order.
+// sweep drops done entries from the running list, keeping the order. It
+// runs after most steps, so it is written out rather than a
+// slices.DeleteFunc, whose predicate is an indirect call per entry.
 func (s *Scheduler) sweep() {
-	s.running = slices.DeleteFunc(s.running, func(e *entry) bool { return e.where == inDone })
+	k := 0
+	for k < len(s.running) && s.running[k].where != inDone {
+		k++
+	}
+	for _, e := range s.running[k:] {
+		if e.where != inDone {
+			s.running[k] = e
+			k++
+		}
+	}
+	clear(s.running[k:])
+	s.running = s.running[:k]
 	s.dirty = false
 }
