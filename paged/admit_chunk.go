@@ -1,10 +1,6 @@
 package paged
 
-import (
-	"math"
-
-	"github.com/pagedkv/pagedkv/allocator"
-)
+import "github.com/pagedkv/pagedkv/allocator"
 
 // AdmitChunk admits a waiting sequence for chunked prefill: at most maxNew
 // of its uncached tokens are computed now. It looks up the longest cached
@@ -23,9 +19,9 @@ import (
 // back unchanged. The prefix statistics count the whole sequence once, as
 // Admit's do. maxNew below 1 is ErrInvalid; a sequence that is not
 // waiting, ErrSequenceState; a sequence whose whole length could never be
-// admitted, ErrNever; one created from hashes (AddFromHashes) whose cut
-// would drop blocks known only by their hash, ErrInvalid (the tokens past
-// the cut are placeholders that Append cannot rehash). ErrNoSpace means
+// admitted, ErrNever; one created from hashes (AddFromHashes) that would
+// be cut, ErrInvalid (its tokens are placeholders, which rest could not
+// give back). ErrNoSpace means
 // the chunk does not fit now. On any error nothing changes but the prefix
 // statistics, as with Admit. Hybrid managers (Config.Groups) cut every
 // group the same way.
@@ -48,11 +44,11 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	}
 	keep := full.hits*m.bs + maxNew
 	if a == AdmitNever {
-		m.countQuery(s, full)
+		m.countQuery(n, full)
 		return 0, rest, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, full.need, m.bp.pool.Usable(), m.watermarkBlocks())
 	}
-	if s.hashLimit != math.MaxInt && keep/m.bs < s.hashLimit {
-		return 0, rest, errorf(ErrInvalid, "AdmitChunk %v: the cut at %d tokens would drop blocks known only by their hash", id, keep)
+	if s.unknown {
+		return 0, rest, errorf(ErrInvalid, "AdmitChunk %v: created from hashes, its tokens past a cut at %d are unknown", id, keep)
 	}
 	// The cut sequence's lookup finds the same hits: the lookups return
 	// the longest hittable prefix up to a limit, and the cut still reaches
@@ -66,7 +62,7 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 		}
 		keep = p.hits*m.bs + maxNew
 	}
-	m.countQuery(s, full)
+	m.countQuery(n, full)
 	cached, err = m.admitUncounted(id)
 	if err != nil {
 		// Admit failed before changing anything: the buffers still hold
@@ -98,8 +94,8 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 		return a, nil
 	}
 	keep := full.hits*m.bs + maxNew
-	if s.hashLimit != math.MaxInt && keep/m.bs < s.hashLimit {
-		return AdmitNever, errorf(ErrInvalid, "CanAdmitChunk %v: the cut at %d tokens would drop blocks known only by their hash", id, keep)
+	if s.unknown {
+		return AdmitNever, errorf(ErrInvalid, "CanAdmitChunk %v: created from hashes, its tokens past a cut at %d are unknown", id, keep)
 	}
 	s.tokens, s.hashes = s.tokens[:keep], s.hashes[:min(nh, keep/m.bs)]
 	_, a = m.planAdmit(s)
@@ -107,10 +103,11 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	return a, nil
 }
 
-// countQuery adds a lookup over the whole of s to the prefix statistics.
-func (m *Manager) countQuery(s *sequence, p plan) {
+// countQuery adds a lookup over n tokens, planned as p, to the prefix
+// statistics.
+func (m *Manager) countQuery(n int, p plan) {
 	m.stats.queries++
-	m.stats.queryTokens += uint64(len(s.tokens))
+	m.stats.queryTokens += uint64(n)
 	m.stats.hitTokens += uint64(p.hits * m.bs)
 	m.stats.queryBlocks += uint64(p.need)
 	m.stats.hitBlocks += uint64(p.hits)

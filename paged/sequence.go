@@ -114,6 +114,9 @@ type sequence struct {
 	// hashLimit: blocks at this index and beyond cannot be hashed (their
 	// tokens are unknown placeholders).
 	hashLimit int
+	// unknown: the tokens are placeholders (AddFromHashes); AdmitChunk
+	// cannot hand them back.
+	unknown bool
 	// committed: blocks[:committed] hold committed content equal to
 	// hashes[:committed].
 	committed int
@@ -167,6 +170,7 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 	}
 	s.blocks, s.tokens, s.hashes, s.mm = s.blocks[:0], s.tokens[:0], s.hashes[:0], s.mm[:0]
 	s.hashLimit, s.committed, s.spec, s.version = math.MaxInt, 0, 0, s.version+1
+	s.unknown = false
 	s.host, s.released = s.host[:0], 0
 	s.opts = SeqOptions{}
 	s.keep.reset()
@@ -351,6 +355,7 @@ func (m *Manager) addFromHashes(hashes []Hash, numTokens int, opts *SeqOptions, 
 	idx, s := m.newSeq()
 	m.setOptions(s, opts)
 	s.tokens = growZero(s.tokens, numTokens)
+	s.unknown = true
 	if m.hashing {
 		s.hashes = append(s.hashes, hashes...)
 	}
@@ -814,6 +819,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.tokens = append(c.tokens, p.tokens...)
 	c.hashes = append(c.hashes, p.hashes...)
 	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
+	c.unknown = p.unknown
 	m.setOptions(c, &p.opts)
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)
