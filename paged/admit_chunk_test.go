@@ -271,3 +271,57 @@ func TestUncompute(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmitChunkAllocs: chunked admission, the chunks that follow, and a
+// dropped step allocate nothing once the buffers have grown.
+func TestAdmitChunkAllocs(t *testing.T) {
+	const bs = 4
+	m, err := New(Config{BlockSize: bs, NumBlocks: 65})
+	mustOK(t, err)
+	prompt := chunkPrompt(1, 30*bs+1)
+	other := chunkPrompt(5000, 30*bs+1)
+	buf := make([]int32, 0, len(prompt))
+	var fail error
+	cycle := func() {
+		prompt[0]++ // a miss: the chunk is cut from the prompt
+		for _, p := range [][]int32{prompt, other} {
+			id, err := m.Add(p, nil)
+			if err != nil {
+				fail = err
+				return
+			}
+			_, rest, err := m.AdmitChunk(id, 9, buf[:0])
+			if err == nil && p[0] == prompt[0] && len(rest) != len(p)-9 {
+				err = errors.New("the chunk was not cut")
+			}
+			for err == nil && len(rest) > 0 {
+				k := min(9, len(rest))
+				err = m.Append(id, rest[:k]...)
+				rest = rest[k:]
+			}
+			if err == nil {
+				err = m.Append(id, 7)
+			}
+			if err == nil {
+				err = m.Uncompute(id, len(p))
+			}
+			if err == nil {
+				err = m.Preempt(id)
+			}
+			if err == nil {
+				_, err = m.Admit(id)
+			}
+			if err == nil {
+				err = m.Free(id)
+			}
+			if err != nil {
+				fail = err
+				return
+			}
+		}
+	}
+	cycle()
+	if a := testing.AllocsPerRun(50, cycle); a != 0 || fail != nil {
+		t.Fatalf("%v allocations a cycle (%v)", a, fail)
+	}
+}
