@@ -35,11 +35,12 @@ type machine struct {
 	groups, floor int
 	// kv is the shadow KV cache of group 0: for each device slot a step
 	// computed, the tokens up to and including its position (its KV
-	// depends on all of them). Copies move it. A prefix-cache hit must
-	// find in each slot it covers the KV of its own tokens: a slot whose
-	// KV no step computed, or computed for other tokens, is garbage. Nil
-	// with a host tier, whose transfers it does not follow.
-	kv map[int64]string
+	// depends on all of them). Copies and tier transfers move it. A
+	// prefix-cache hit must find in each slot it covers the KV of its own
+	// tokens: a slot whose KV no step computed, or computed for other
+	// tokens, is garbage. hostKV is the host tier's. Nil without prefix
+	// caching.
+	kv, hostKV map[int64]string
 }
 
 // fataler is what the checks need of *testing.T and *rapid.T.
@@ -114,8 +115,8 @@ func newMachine(t *rapid.T) *machine {
 		t.Fatal(err)
 	}
 	mc.s, mc.cfg = s, s.Config()
-	if mcfg.HostBlocks == 0 && !mcfg.DisablePrefixCaching {
-		mc.kv = map[int64]string{}
+	if !mcfg.DisablePrefixCaching {
+		mc.kv, mc.hostKV = map[int64]string{}, map[int64]string{}
 	}
 	return mc
 }
@@ -368,14 +369,28 @@ func (mc *machine) shadowKV(t *rapid.T, st *sched.Step, b *paged.Batch) {
 		return
 	}
 	bs := int64(mc.m.BlockSize())
-	for _, c := range b.Copies {
+	move := func(src, dst map[int64]string, from, to int64) {
 		for i := range bs {
-			if v, ok := mc.kv[int64(c.Src)*bs+i]; ok {
-				mc.kv[int64(c.Dst)*bs+i] = v
+			if v, ok := src[from*bs+i]; ok {
+				dst[to*bs+i] = v
 			} else {
-				delete(mc.kv, int64(c.Dst)*bs+i)
+				delete(dst, to*bs+i)
 			}
 		}
+	}
+	tier := func(m paged.Medium) map[int64]string {
+		if m == paged.Host {
+			return mc.hostKV
+		}
+		return mc.kv
+	}
+	for _, w := range b.Swaps {
+		if w.Group == 0 {
+			move(tier(w.Kind.SrcMedium()), tier(w.Kind.DstMedium()), int64(w.Src), int64(w.Dst))
+		}
+	}
+	for _, c := range b.Copies {
+		move(mc.kv, mc.kv, int64(c.Src), int64(c.Dst))
 	}
 	key := func(toks []int32) string { return fmt.Sprint(toks) }
 	slot := func(sc *sched.Scheduled, pos int) int64 {
