@@ -81,3 +81,53 @@ func TestChunkedAdmissionCachesOnlyTheChunk(t *testing.T) {
 	require.NoError(t, m.Free(probe))
 	require.NoError(t, m.Check())
 }
+
+// TestPreemptedNewcomerLeavesNoUncomputedBlock: with AdmitFirst, a
+// newcomer admitted in a step and preempted in the same step by an older
+// sequence's growth never had its prompt computed: none of its blocks may
+// stay in the prefix cache. (They were announced at admission; the
+// preemption must withdraw every one the grower did not evict.)
+func TestPreemptedNewcomerLeavesNoUncomputedBlock(t *testing.T) {
+	for _, resample := range []bool{false, true} {
+		m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 6, Events: 64})
+		s, err := sched.New(m, sched.Config{AdmitFirst: true, ResampleAfterRecompute: resample})
+		require.NoError(t, err)
+		_, err = s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 4})
+		require.NoError(t, err)
+		step := func(outputs ...int32) {
+			st, err := s.Schedule()
+			require.NoError(t, err)
+			require.Len(t, outputs, st.Outputs)
+			require.NoError(t, s.Update(outputs))
+		}
+		step(4) // A's prompt
+		step(5) // A's token 4 completes its second block
+		n, err := s.Submit([]int32{10, 11, 12, 13, 14, 15}, sched.Options{MaxTokens: 2})
+		require.NoError(t, err)
+		m.DrainEvents(nil)
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		// N took the last 3 blocks; A's token 5 needed one, and N, the
+		// newest, was preempted for it.
+		require.Equal(t, 1, st.Preempted, "resample %v", resample)
+		require.False(t, n.State().Done())
+		stored := map[paged.Hash]int{}
+		for _, e := range m.DrainEvents(nil) {
+			for _, h := range e.Hashes {
+				switch e.Kind {
+				case paged.BlockStored:
+					stored[h]++
+				case paged.BlockRemoved:
+					stored[h]--
+				}
+			}
+		}
+		assert.Len(t, stored, 3, "N's prompt blocks were announced")
+		for h, k := range stored {
+			assert.LessOrEqual(t, k, 0, "resample %v: block %v of a prompt never computed stays cached", resample, h)
+		}
+		require.NoError(t, m.Check())
+		require.NoError(t, s.Update(make([]int32, st.Outputs)))
+		drain(t, s, 7)
+	}
+}
