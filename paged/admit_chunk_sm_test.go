@@ -82,6 +82,9 @@ func (s *machine) dropStep(t *rapid.T) {
 	if err := s.m.Uncompute(id, from); err != nil {
 		t.Fatalf("Uncompute: %v", err)
 	}
+	if err := s.m.Check(); err != nil {
+		t.Fatalf("after Uncompute: %v", err)
+	}
 	if rapid.Bool().Draw(t, "free") {
 		if err := s.m.Free(id); err != nil {
 			t.Fatal(err)

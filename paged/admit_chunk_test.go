@@ -242,6 +242,7 @@ func TestUncompute(t *testing.T) {
 				t.Fatalf("past the end: %v", err)
 			}
 			mustOK(t, m.Uncompute(id, 2*bs-1))
+			mustOK(t, m.Check())
 			evs := m.DrainEvents(nil)
 			if len(evs) != 1 || evs[0].Kind != BlockRemoved {
 				t.Fatalf("events %v, want one BlockRemoved", evs)
