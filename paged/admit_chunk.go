@@ -21,10 +21,9 @@ import "github.com/pagedkv/pagedkv/allocator"
 // waiting, ErrSequenceState; a sequence whose whole length could never be
 // admitted, ErrNever; one created from hashes (AddFromHashes) that would
 // be cut, ErrInvalid (its tokens are placeholders, which rest could not
-// give back). ErrNoSpace means
-// the chunk does not fit now. On any error nothing changes but the prefix
-// statistics, as with Admit. Hybrid managers (Config.Groups) cut every
-// group the same way.
+// give back). ErrNoSpace means the chunk does not fit now. On any error
+// nothing changes but the prefix statistics, as with Admit. Hybrid
+// managers (Config.Groups) cut every group the same way.
 func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, restOut []int32, err error) {
 	s, err := m.seq(id)
 	if err != nil {
