@@ -16,6 +16,9 @@
 //     changing anything; Admit claims the longest cached prefix and
 //     allocates the rest, all-or-nothing, and returns how many prompt
 //     tokens are already computed. Create does Add and Admit in one call.
+//     AdmitChunk (dry run CanAdmitChunk) admits only the cached prefix
+//     and the next chunk of a long prompt, for chunked prefill, and hands
+//     back the tokens past it to append later.
 //  2. Write. The server computes KV for the uncached tokens and writes it
 //     at the slots BuildBatch (or Slot) reports.
 //  3. Decode. Append adds each step's tokens; a full last block gets a new
@@ -27,6 +30,9 @@
 //  5. Run out. Allocation takes the free list first, then the policy's
 //     victim, whose hash leaves the index then (lazy eviction). Preempt
 //     frees a sequence for recompute and keeps its tokens; Admit resumes it.
+//     A step dropped before it ran (its sequence preempted or freed) calls
+//     Uncompute first: blocks its uncomputed tokens filled leave the
+//     prefix cache.
 //
 // # Prefix caching
 //

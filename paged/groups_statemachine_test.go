@@ -267,7 +267,24 @@ func (h *hyModel) pickSome(t *rapid.T, st hyState) ([]*hySeq, []paged.SeqID) {
 }
 
 func (h *hyModel) admit(t *rapid.T, s *hySeq) {
-	cached, err := h.m.Admit(s.id)
+	var cached int
+	var err error
+	if rapid.Bool().Draw(t, "chunked") {
+		// Chunked prefill: the tokens past the chunk leave the sequence
+		// (a scheduler would append them later).
+		var rest []int32
+		maxNew := rapid.IntRange(1, 3*h.bs).Draw(t, "maxNew")
+		cached, rest, err = h.m.AdmitChunk(s.id, maxNew, nil)
+		if err == nil {
+			n := len(s.tokens) - len(rest)
+			if n-cached > maxNew || !slices.Equal(rest, s.tokens[n:]) {
+				t.Fatalf("AdmitChunk(%d) of %d tokens: cached %d, rest %v", maxNew, len(s.tokens), cached, rest)
+			}
+			s.tokens = s.tokens[:n]
+		}
+	} else {
+		cached, err = h.m.Admit(s.id)
+	}
 	if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
 		return
 	}

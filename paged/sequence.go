@@ -124,6 +124,9 @@ type seqFields struct {
 	// hashLimit: blocks at this index and beyond cannot be hashed (their
 	// tokens are unknown placeholders).
 	hashLimit int
+	// unknown: the tokens are placeholders (AddFromHashes); AdmitChunk
+	// cannot hand them back.
+	unknown bool
 	// committed: blocks[:committed] hold committed content equal to
 	// hashes[:committed].
 	committed int
@@ -183,6 +186,7 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 	}
 	s.blocks, s.tokens, s.hashes, s.mm = s.blocks[:0], s.tokens[:0], s.hashes[:0], s.mm[:0]
 	s.hashLimit, s.committed, s.spec, s.version = math.MaxInt, 0, 0, s.version+1
+	s.unknown = false
 	s.host, s.released = s.host[:0], 0
 	s.opts = SeqOptions{}
 	s.keep.reset()
@@ -429,6 +433,7 @@ func (m *Manager) addFromHashes(hashes []Hash, numTokens int, opts *SeqOptions, 
 	m.setOptions(s, opts)
 	want := m.reserve(opts)
 	s.tokens = growZero(s.tokens, numTokens, want)
+	s.unknown = true
 	if m.hashing {
 		s.hashes = slices.Grow(s.hashes, want/m.bs)
 		s.hashes = append(s.hashes, hashes...)
@@ -897,6 +902,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	setTokens(c, p.tokens, want)
 	c.hashes = append(slices.Grow(c.hashes, want/m.bs), p.hashes...)
 	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
+	c.unknown = p.unknown
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)
 	c.state = seqRunning

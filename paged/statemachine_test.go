@@ -560,6 +560,8 @@ func (s *machine) actions() map[string]func(*rapid.T) {
 		"free":     s.free,
 		"preempt":  s.preempt,
 		"admit":    s.admit,
+		"chunk":    s.admitChunk,
+		"dropStep": s.dropStep,
 		"reset":    s.reset,
 		"batch":    s.batch,
 		"drain":    func(*rapid.T) { events = s.m.DrainEvents(events[:0]) },

@@ -75,8 +75,10 @@ type Config struct {
 	// tokens they compute. Default 0: no budget.
 	MaxBatchTokens int
 	// ChunkedPrefill lets a prompt larger than what is left of the budget
-	// be computed over several steps, a chunk per step. Without it a prompt
-	// is admitted only when the remaining budget covers it whole.
+	// be computed over several steps, a chunk per step. The manager holds
+	// and caches only the blocks of the chunks scheduled so far
+	// (paged.Manager.AdmitChunk). Without it a prompt is admitted only when
+	// the remaining budget covers it whole.
 	ChunkedPrefill bool
 	// Policy orders the waiting queue and picks preemption victims.
 	// Default FCFS.

@@ -266,6 +266,12 @@ func (s *Scheduler) end(r *Request, state State) {
 		default:
 			s.waiting.remove(e)
 		}
+		if e.where == inRunning && e.computed < e.length {
+			// Its tokens of this step may never be computed.
+			if err := s.m.Uncompute(e.seq, e.computed); err != nil {
+				panic(fmt.Sprintf("sched: request %d: uncompute %v: %v", r.id, e.seq, err))
+			}
+		}
 		if err := s.m.Free(e.seq); err != nil {
 			panic(fmt.Sprintf("sched: request %d: free %v: %v", r.id, e.seq, err))
 		}

@@ -2,6 +2,7 @@ package sched_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -32,6 +33,14 @@ type machine struct {
 	// sequence can always be admitted or swapped in with: the usable
 	// blocks less the watermark's.
 	groups, floor int
+	// kv is the shadow KV cache of group 0: for each device slot a step
+	// computed, the tokens up to and including its position (its KV
+	// depends on all of them). Copies and tier transfers move it. A
+	// prefix-cache hit must find in each slot it covers the KV of its own
+	// tokens: a slot whose KV no step computed, or computed for other
+	// tokens, is garbage. hostKV is the host tier's. Nil without prefix
+	// caching.
+	kv, hostKV map[int64]string
 }
 
 // fataler is what the checks need of *testing.T and *rapid.T.
@@ -106,6 +115,9 @@ func newMachine(t *rapid.T) *machine {
 		t.Fatal(err)
 	}
 	mc.s, mc.cfg = s, s.Config()
+	if !mcfg.DisablePrefixCaching {
+		mc.kv, mc.hostKV = map[int64]string{}, map[int64]string{}
+	}
 	return mc
 }
 
@@ -240,6 +252,7 @@ func (mc *machine) step(t *rapid.T) {
 	if err := mc.s.BuildBatch(&batch); err != nil {
 		t.Fatalf("step %d: %v", st.Number, err)
 	}
+	mc.shadowKV(t, st, &batch)
 	seen := map[[2]uint64]bool{}
 	tokens := make([]int32, 0, st.Outputs)
 	outs := 0
@@ -342,6 +355,72 @@ func (mc *machine) step(t *rapid.T) {
 			q.hist[x] = append(slices.Clone(old[q][parents[k]]), tokens[k])
 			q.given[x] = true
 			k++
+		}
+	}
+}
+
+// shadowKV runs the step on the shadow KV cache: the copies first, then
+// the KV of every scheduled token; then each admission's prefix hits must
+// cover only slots holding the KV of the admitted sequence's own tokens.
+// A hit on a block another sequence of the same step fills is right: the
+// step computes it before attention reads it, as in vLLM.
+func (mc *machine) shadowKV(t *rapid.T, st *sched.Step, b *paged.Batch) {
+	if mc.kv == nil {
+		return
+	}
+	bs := int64(mc.m.BlockSize())
+	move := func(src, dst map[int64]string, from, to int64) {
+		for i := range bs {
+			if v, ok := src[from*bs+i]; ok {
+				dst[to*bs+i] = v
+			} else {
+				delete(dst, to*bs+i)
+			}
+		}
+	}
+	tier := func(m paged.Medium) map[int64]string {
+		if m == paged.Host {
+			return mc.hostKV
+		}
+		return mc.kv
+	}
+	for _, w := range b.Swaps {
+		if w.Group == 0 {
+			move(tier(w.Kind.SrcMedium()), tier(w.Kind.DstMedium()), int64(w.Src), int64(w.Dst))
+		}
+	}
+	for _, c := range b.Copies {
+		move(mc.kv, mc.kv, int64(c.Src), int64(c.Dst))
+	}
+	key := func(toks []int32) string { return fmt.Sprint(toks) }
+	slot := func(sc *sched.Scheduled, pos int) int64 {
+		x, err := mc.m.Slot(sc.Seq, pos)
+		if err != nil {
+			t.Fatalf("step %d: slot %d of %v: %v", st.Number, pos, sc.Seq, err)
+		}
+		return x
+	}
+	for i := range st.Scheduled {
+		sc := &st.Scheduled[i]
+		toks, err := mc.m.Tokens(sc.Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for pos := sc.Start; pos < sc.Start+sc.NewTokens; pos++ {
+			mc.kv[slot(sc, pos)] = key(toks[:pos+1])
+		}
+	}
+	for i := range st.Scheduled {
+		sc := &st.Scheduled[i]
+		if !sc.Admitted {
+			continue
+		}
+		toks, _ := mc.m.Tokens(sc.Seq)
+		for pos := range sc.Cached {
+			if got, want := mc.kv[slot(sc, pos)], key(toks[:pos+1]); got != want {
+				t.Fatalf("step %d: request %d sample %d hit %d cached tokens, but position %d's slot holds the KV of %q, not of %v",
+					st.Number, sc.Request.ID(), sc.Sample, sc.Cached, pos, got, want)
+			}
 		}
 	}
 }

@@ -405,6 +405,13 @@ func (s *Scheduler) preempt(vi int) error {
 	if !r.forked {
 		s.reserved -= r.n - 1
 	}
+	if v.computed < v.length {
+		// Scheduled in this step, which now drops it: the blocks its
+		// uncomputed tokens filled must not stay in the prefix cache.
+		if err := s.m.Uncompute(v.seq, v.computed); err != nil {
+			return fmt.Errorf("sched: request %d: uncompute %v: %w", r.id, v.seq, err)
+		}
+	}
 	swapped := false
 	if s.cfg.Preemption == Swap {
 		err := s.m.SwapOut(v.seq)
@@ -508,7 +515,13 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		return 0, false, nil
 	}
 	if s.cfg.CheckBeforeAdmit {
-		a, err := s.m.CanAdmit(e.seq)
+		var a paged.Admission
+		var err error
+		if s.cfg.ChunkedPrefill {
+			a, err = s.m.CanAdmitChunk(e.seq, budget)
+		} else {
+			a, err = s.m.CanAdmit(e.seq)
+		}
 		if err != nil {
 			return 0, false, fmt.Errorf("sched: request %d: CanAdmit %v: %w", r.id, e.seq, err)
 		}
@@ -522,7 +535,21 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		}
 	}
 	s.st.AdmitCalls++
-	cached, err := s.m.Admit(e.seq)
+	var cached int
+	var err error
+	if s.cfg.ChunkedPrefill {
+		// Chunked prefill: the manager takes, commits and announces only
+		// the blocks of the tokens this step computes; the rest of the
+		// prompt comes back chunk by chunk (grow).
+		var rest []int32
+		cached, rest, err = s.m.AdmitChunk(e.seq, budget, e.buf[:0])
+		if err == nil && len(rest) > 0 {
+			e.buf, e.rest = rest, rest
+			e.length -= len(rest)
+		}
+	} else {
+		cached, err = s.m.Admit(e.seq)
+	}
 	switch {
 	case errors.Is(err, paged.ErrNoSpace):
 		return 0, false, nil
@@ -532,22 +559,6 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
 	}
 	e.computed = cached
-	if n := e.length - cached; n > budget {
-		// Chunked prefill: the manager keeps what this step computes;
-		// the rest comes back chunk by chunk. Admit sized the pool check
-		// for the whole sequence; the blocks past the chunk go back now.
-		keep := cached + budget
-		toks, err := s.m.Tokens(e.seq)
-		if err != nil {
-			return 0, false, fmt.Errorf("sched: request %d: tokens of %v: %w", r.id, e.seq, err)
-		}
-		e.buf = append(e.buf[:0], toks[keep:]...)
-		e.rest = e.buf
-		if err := s.m.Truncate(e.seq, keep); err != nil {
-			return 0, false, fmt.Errorf("sched: request %d: truncate %v: %w", r.id, e.seq, err)
-		}
-		e.length = keep
-	}
 	s.waiting.pop()
 	s.start(e)
 	s.st.CachedTokens += int64(cached)

@@ -1,0 +1,175 @@
+package paged
+
+import "github.com/pagedkv/pagedkv/allocator"
+
+// AdmitChunk admits a waiting sequence for chunked prefill: at most maxNew
+// of its uncached tokens are computed now. It looks up the longest cached
+// prefix over the whole sequence, as Admit does, then cuts the sequence to
+// that prefix plus maxNew tokens and admits the cut sequence: only the
+// blocks of those tokens are claimed, allocated, committed to the prefix
+// cache and announced (BlockStored), and the pool check counts only them.
+// The tokens past the cut are appended to rest, which is returned; the
+// caller gives them back chunk by chunk with Append once the KV before
+// them is computed. (Admitting the whole sequence and truncating it would
+// evict cached blocks for nothing and leave blocks whose KV was never
+// computed in the prefix cache.) This is how vLLM schedules a long prompt:
+// allocate_slots for the step's tokens only.
+//
+// When the uncached tokens are at most maxNew it is Admit, and rest comes
+// back unchanged. The prefix statistics count the whole sequence once, as
+// Admit's do. maxNew below 1 is ErrInvalid; a sequence that is not
+// waiting, ErrSequenceState; a sequence whose whole length could never be
+// admitted, ErrNever; one created from hashes (AddFromHashes) that would
+// be cut, ErrInvalid (its tokens are placeholders, which rest could not
+// give back). ErrNoSpace means the chunk does not fit now. On any error
+// nothing changes but the prefix statistics, as with Admit. Hybrid
+// managers (Config.Groups) cut every group the same way.
+func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, restOut []int32, err error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return 0, rest, err
+	}
+	if maxNew < 1 {
+		return 0, rest, errorf(ErrInvalid, "AdmitChunk %v: %d new tokens, want at least 1", id, maxNew)
+	}
+	if s.state != seqWaiting {
+		return 0, rest, errorf(ErrSequenceState, "AdmitChunk: %v is %s", id, s.state)
+	}
+	n := len(s.tokens)
+	full, a := m.planAdmit(s)
+	if maxNew >= n-full.hits*m.bs {
+		cached, err := m.Admit(id)
+		return cached, rest, err
+	}
+	keep := full.hits*m.bs + maxNew
+	if a == AdmitNever {
+		m.countQuery(n, full)
+		return 0, rest, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, full.need, m.bp.pool.Usable(), m.watermarkBlocks())
+	}
+	if s.unknown {
+		return 0, rest, errorf(ErrInvalid, "AdmitChunk %v: created from hashes, its tokens past a cut at %d are unknown", id, keep)
+	}
+	// The cut sequence's lookup finds the same hits: the lookups return
+	// the longest hittable prefix up to a limit, and the cut still reaches
+	// past every hit. Should a hybrid lookup find fewer, cut again.
+	nh := len(s.hashes)
+	for {
+		m.truncate(s, keep) // a waiting sequence: tokens and hashes only
+		p, _ := m.planAdmit(s)
+		if p.hits*m.bs+maxNew >= keep {
+			break
+		}
+		keep = p.hits*m.bs + maxNew
+	}
+	m.countQuery(n, full)
+	cached, err = m.admitUncounted(id)
+	if err != nil {
+		// Admit failed before changing anything: the buffers still hold
+		// the cut tokens and hashes.
+		s.tokens = s.tokens[:n]
+		s.hashes = s.hashes[:nh]
+		return 0, rest, err
+	}
+	return cached, append(rest, s.tokens[keep:n]...), nil
+}
+
+// CanAdmitChunk answers, without changing anything, whether AdmitChunk
+// with maxNew would succeed now: the pool check counts the blocks of the
+// cached prefix and the chunk only. Its errors are AdmitChunk's.
+func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return AdmitNever, err
+	}
+	if maxNew < 1 {
+		return AdmitNever, errorf(ErrInvalid, "CanAdmitChunk %v: %d new tokens, want at least 1", id, maxNew)
+	}
+	if s.state != seqWaiting {
+		return AdmitNever, errorf(ErrSequenceState, "CanAdmitChunk: %v is %s", id, s.state)
+	}
+	n, nh := len(s.tokens), len(s.hashes)
+	full, a := m.planAdmit(s)
+	if maxNew >= n-full.hits*m.bs || a == AdmitNever {
+		return a, nil
+	}
+	keep := full.hits*m.bs + maxNew
+	if s.unknown {
+		return AdmitNever, errorf(ErrInvalid, "CanAdmitChunk %v: created from hashes, its tokens past a cut at %d are unknown", id, keep)
+	}
+	s.tokens, s.hashes = s.tokens[:keep], s.hashes[:min(nh, keep/m.bs)]
+	_, a = m.planAdmit(s)
+	s.tokens, s.hashes = s.tokens[:n], s.hashes[:nh]
+	return a, nil
+}
+
+// countQuery adds a lookup over n tokens, planned as p, to the prefix
+// statistics.
+func (m *Manager) countQuery(n int, p plan) {
+	m.stats.queries++
+	m.stats.queryTokens += uint64(n)
+	m.stats.hitTokens += uint64(p.hits * m.bs)
+	m.stats.queryBlocks += uint64(p.need)
+	m.stats.hitBlocks += uint64(p.hits)
+	if m.tier != nil {
+		m.tier.hostHitBlocks += uint64(p.onboard)
+	}
+}
+
+// admitUncounted is Admit leaving the prefix statistics as they were.
+func (m *Manager) admitUncounted(id SeqID) (int, error) {
+	saved := m.stats
+	var host uint64
+	if m.tier != nil {
+		host = m.tier.hostHitBlocks
+	}
+	cached, err := m.Admit(id)
+	m.stats.queries, m.stats.queryTokens, m.stats.hitTokens = saved.queries, saved.queryTokens, saved.hitTokens
+	m.stats.queryBlocks, m.stats.hitBlocks = saved.queryBlocks, saved.hitBlocks
+	if m.tier != nil {
+		m.tier.hostHitBlocks = host
+	}
+	return cached, err
+}
+
+// Uncompute tells the manager that the KV of a running sequence from
+// position computed on was never computed: its tokens were given to the
+// manager (Append, AdmitChunk) for a step that then dropped the sequence,
+// by preemption (Preempt, SwapOut) or otherwise. Blocks holding such a
+// position were committed to the prefix cache when their last token came;
+// every one of them that this sequence alone references leaves the cache
+// now (BlockRemoved), so that no later lookup hits a slot that holds no KV,
+// and the sequence counts them uncommitted: the next call that commits its
+// blocks (Append, AcceptSpeculative, or Admit after Preempt) commits them
+// again, which the caller makes when their tokens are scheduled again.
+// Blocks shared with another sequence keep their content. computed equal
+// to the sequence's length changes nothing; computed outside 0 to the
+// length is ErrInvalid, a sequence that is not running ErrSequenceState,
+// and nothing changes.
+func (m *Manager) Uncompute(id SeqID, computed int) error {
+	s, err := m.running(id, "Uncompute")
+	if err != nil {
+		return err
+	}
+	if computed < 0 || computed > len(s.tokens) {
+		return errorf(ErrInvalid, "Uncompute %v: %d computed tokens, want 0 to %d", id, computed, len(s.tokens))
+	}
+	from := computed / m.bs // the first block holding an uncomputed slot
+	m.forgetFrom(s.blocks, from)
+	s.committed = min(s.committed, from)
+	for g := range s.ext {
+		t := &s.ext[g]
+		m.forgetFrom(t.blocks, from)
+		t.committed = min(t.committed, from)
+	}
+	return nil
+}
+
+// forgetFrom drops the cached content of blocks[from:] where the table's
+// owner alone references it.
+func (m *Manager) forgetFrom(blocks []allocator.BlockID, from int) {
+	for _, b := range blocks[min(from, len(blocks)):] {
+		if b > nullBlock && m.bp.cached[b] && m.bp.pool.RefCount(b) == 1 {
+			m.bp.forget(b)
+		}
+	}
+}
