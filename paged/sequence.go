@@ -826,7 +826,9 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 // Truncate keeps the first n tokens of a sequence (rollback of rejected
 // speculative tokens, or beam pruning) and releases the blocks past the new
 // end, tail first. Cached content of a block cut in the middle stays in the
-// prefix cache until the sequence writes into it. A sliding window is never
+// prefix cache until the sequence writes into it: Truncate is for tokens
+// whose KV was computed; for tokens scheduled but never computed, call
+// Uncompute first, so their blocks leave the prefix cache. A sliding window is never
 // rolled back past the blocks it released (as in vLLM): when the query at
 // position n would read a released position, or n falls inside the
 // released blocks, Truncate returns ErrInvalid, naming the shortest length
