@@ -130,13 +130,13 @@ func (c nvfp4) Encode(codes []uint8, params []float32, src []float32, rows, dim 
 			s := fp8E4M3.round(bmax / 6)
 			params[p] = s
 			p++
-			for k, x := range blk {
-				var v float32
-				if s != 0 {
-					v = x / s
+			var v [nvfp4Block]float32
+			if s != 0 {
+				for k, x := range blk {
+					v[k] = x / s
 				}
-				codes[r*dim+g+k] = fp4E2M1.encode(v)
 			}
+			fp4E2M1.encodeAll(codes[r*dim+g:], v[:len(blk)])
 		}
 	}
 }

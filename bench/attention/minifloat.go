@@ -56,22 +56,39 @@ func (f *minifloat) round(x float32) float32 { return f.rnd.round(x) }
 // is also the code of the smallest normal when it rounds up to it. NaN
 // encodes as a zero of its sign.
 func (f *minifloat) encode(x float32) uint8 {
-	b := math.Float32bits(x)
-	var sign uint8
-	if b>>31 != 0 {
-		sign = f.sign
-	}
+	var c [1]uint8
+	f.encodeAll(c[:], []float32{x})
+	return c[0]
+}
+
+// encodeAll sets codes[i] to the code of src[i], for every i of src, with
+// the common case (a normal result) in the loop and the rest out of line.
+func (f *minifloat) encodeAll(codes []uint8, src []float32) {
+	codes = codes[:len(src)]
 	r := &f.rnd
-	a := b &^ (1 << 31)
-	if a-r.minNormal < 0x7f800000-r.minNormal { // normal, finite
-		k := (a + r.half + (a>>r.shift)&1) >> r.shift
-		return sign | uint8(min(k, r.maxKept)-r.codeBias)
-	}
-	if a >= 0x7f800000 {
-		if a > 0x7f800000 { // NaN
-			return sign
+	for i, x := range src {
+		b := math.Float32bits(x)
+		if a := b &^ (1 << 31); a-r.minNormal < 0x7f800000-r.minNormal {
+			k := (a + r.half + (a>>r.shift)&1) >> r.shift
+			codes[i] = uint8(b>>31)*f.sign | uint8(min(k, r.maxKept)-r.codeBias)
+		} else {
+			codes[i] = f.encodeSlow(x)
 		}
-		return sign | uint8(r.maxKept-r.codeBias) // infinity saturates
+	}
+}
+
+// encodeSlow encodes zeros, subnormal results, infinities and NaNs; kept
+// out of line so that encode inlines.
+//
+//go:noinline
+func (f *minifloat) encodeSlow(x float32) uint8 {
+	b := math.Float32bits(x)
+	sign, a, r := uint8(b>>31)*f.sign, b&^(1<<31), &f.rnd
+	switch {
+	case a > 0x7f800000: // NaN
+		return sign
+	case a == 0x7f800000: // infinity saturates
+		return sign | uint8(r.maxKept-r.codeBias)
 	}
 	return sign | uint8(math.RoundToEven(float64(math.Float32frombits(a))*r.subScale))
 }
