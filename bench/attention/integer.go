@@ -112,18 +112,7 @@ func (c intGroup) Decode(dst []float32, codes []uint8, params []float32, rows, d
 // zero point. Codes are computed against the rounded parameters, as a
 // kernel that stores FP16 parameters must.
 func quantAsym(codes []uint8, src []float32, off, stride, count, bits int) (scale, zero float32) {
-	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
-	for k := range count {
-		// Plain comparisons: the builtin min and max also order NaNs and
-		// signed zeros, which costs more than the rest of this loop.
-		x := src[off+k*stride]
-		if x < lo {
-			lo = x
-		}
-		if x > hi {
-			hi = x
-		}
-	}
+	lo, hi := minMax(src, off, stride, count)
 	levels := int(1)<<bits - 1
 	scale, zero = roundHalf(float32(float64(hi-lo)/float64(levels))), roundHalf(lo)
 	if scale == 0 {
@@ -157,6 +146,43 @@ func quantAsym(codes []uint8, src []float32, off, stride, count, bits int) (scal
 		codes[i] = uint8(q)
 	}
 	return scale, zero
+}
+
+// minMax returns the least and the greatest of the count values src[off],
+// src[off+stride], ..., as comparing each with x < lo and x > hi from
+// lo = +Inf and hi = -Inf does: NaNs never taken, the first of equal
+// values kept. It compares them as integers that order like them (the
+// bits, with the magnitude bits of negative values flipped), which the
+// compiler does without branches: the record-breaking comparisons of the
+// plain loop are branches the processor mispredicts, which costs about
+// as much as the rest of a group's quantization. NaNs, which those
+// integers would order, and zeros, whose first sign the plain loop keeps,
+// go to the plain loop.
+func minMax(src []float32, off, stride, count int) (lo, hi float32) {
+	kmin, kmax := int32(math.MaxInt32), int32(math.MinInt32)
+	for k := range count {
+		b := int32(math.Float32bits(src[off+k*stride]))
+		v := b ^ (b >> 31 & 0x7fffffff)
+		kmin, kmax = min(kmin, v), max(kmax, v)
+	}
+	const posInf, negInf = 0x7f800000, -0x7f800001 // their integers
+	if negInf <= kmin && kmin <= kmax && kmax <= posInf && kmin != 0 && kmin != -1 && kmax != 0 && kmax != -1 {
+		return math.Float32frombits(uint32(kmin ^ (kmin >> 31 & 0x7fffffff))),
+			math.Float32frombits(uint32(kmax ^ (kmax >> 31 & 0x7fffffff)))
+	}
+	lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
+	for k := range count {
+		// Plain comparisons: the builtin min and max also order NaNs and
+		// signed zeros.
+		x := src[off+k*stride]
+		if x < lo {
+			lo = x
+		}
+		if x > hi {
+			hi = x
+		}
+	}
+	return lo, hi
 }
 
 func clamp(x, lo, hi float64) float64 { return min(max(x, lo), hi) }

@@ -70,3 +70,42 @@ func TestQuantAsymMatchesDivision(t *testing.T) {
 		}
 	}
 }
+
+// TestMinMaxMatchesComparisons: minMax returns, to the bit, what the plain
+// comparison loop returns, on groups that mix signs, signed zeros,
+// infinities and NaNs.
+func TestMinMaxMatchesComparisons(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	specials := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)),
+		float32(math.NaN()), -float32(math.NaN()), math.MaxFloat32, -math.SmallestNonzeroFloat32}
+	src := make([]float32, 48)
+	for iter := range 20000 {
+		for i := range src {
+			src[i] = float32(r.NormFloat64() * math.Exp(r.NormFloat64()*10))
+			if iter%3 == 1 { // zeros are then the least values
+				src[i] = float32(math.Abs(float64(src[i])))
+			}
+			if r.IntN(8) == 0 {
+				src[i] = specials[r.IntN(len(specials))]
+			}
+		}
+		off, stride := r.IntN(3), 1+r.IntN(3)
+		count := (len(src) - off + stride - 1) / stride
+		if iter%5 == 0 {
+			count = 0
+		}
+		wantLo, wantHi := float32(math.Inf(1)), float32(math.Inf(-1))
+		for k := range count {
+			if x := src[off+k*stride]; x < wantLo {
+				wantLo = x
+			}
+			if x := src[off+k*stride]; x > wantHi {
+				wantHi = x
+			}
+		}
+		lo, hi := minMax(src, off, stride, count)
+		if math.Float32bits(lo) != math.Float32bits(wantLo) || math.Float32bits(hi) != math.Float32bits(wantHi) {
+			t.Fatalf("iteration %d: %g, %g; want %g, %g", iter, lo, hi, wantLo, wantHi)
+		}
+	}
+}
