@@ -15,12 +15,7 @@ func (int8Token) Params(rows, _ int) int { return rows }
 func (int8Token) Encode(codes []uint8, params []float32, src []float32, rows, dim int) {
 	for r := range rows {
 		row := src[r*dim : (r+1)*dim]
-		var amax float32
-		for _, x := range row {
-			if a := abs32(x); a > amax {
-				amax = a
-			}
-		}
+		amax := absMax(row)
 		scale := roundHalf(amax / 127)
 		params[r] = scale
 		for i, x := range row {
@@ -183,6 +178,26 @@ func minMax(src []float32, off, stride, count int) (lo, hi float32) {
 		}
 	}
 	return lo, hi
+}
+
+// absMax returns the greatest magnitude of src, as comparing each with
+// a > amax from amax = 0 does (NaNs never taken), by the same branch-free
+// integer comparison as minMax: the bits of a magnitude order like it.
+func absMax(src []float32) float32 {
+	var m uint32
+	for _, x := range src {
+		m = max(m, math.Float32bits(x)&^(1<<31))
+	}
+	if m <= 0x7f800000 {
+		return math.Float32frombits(m)
+	}
+	var amax float32 // a NaN, which the integers order: the plain loop
+	for _, x := range src {
+		if a := abs32(x); a > amax {
+			amax = a
+		}
+	}
+	return amax
 }
 
 func clamp(x, lo, hi float64) float64 { return min(max(x, lo), hi) }

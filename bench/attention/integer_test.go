@@ -71,8 +71,8 @@ func TestQuantAsymMatchesDivision(t *testing.T) {
 	}
 }
 
-// TestMinMaxMatchesComparisons: minMax returns, to the bit, what the plain
-// comparison loop returns, on groups that mix signs, signed zeros,
+// TestMinMaxMatchesComparisons: minMax and absMax return, to the bit, what
+// the plain comparison loops return, on groups that mix signs, signed zeros,
 // infinities and NaNs.
 func TestMinMaxMatchesComparisons(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
@@ -102,6 +102,15 @@ func TestMinMaxMatchesComparisons(t *testing.T) {
 			if x := src[off+k*stride]; x > wantHi {
 				wantHi = x
 			}
+		}
+		var wantAmax float32
+		for _, x := range src[off:] {
+			if a := float32(math.Abs(float64(x))); a > wantAmax {
+				wantAmax = a
+			}
+		}
+		if got := absMax(src[off:]); math.Float32bits(got) != math.Float32bits(wantAmax) {
+			t.Fatalf("iteration %d: absMax %g, want %g", iter, got, wantAmax)
 		}
 		lo, hi := minMax(src, off, stride, count)
 		if math.Float32bits(lo) != math.Float32bits(wantLo) || math.Float32bits(hi) != math.Float32bits(wantHi) {
