@@ -184,9 +184,33 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	}
 	prog := startProgress(stderr, *asJSON, "quant", "tokens", total)
 	defer prog.Stop()
-	for _, n := range cfg.lengths {
+	// Each length's K/V is drawn while the one before is measured: the
+	// draw is one random stream, so it runs on one core, and the workers
+	// leave it a core only now and then. Only the next length's draw is
+	// held besides the current one.
+	type drawn struct {
+		d   *quantDraw
+		err error
+	}
+	draw := func(n int) <-chan drawn {
+		c := make(chan drawn, 1)
+		go func() {
+			d, err := newQuantDraw(cfg, n)
+			c <- drawn{d, err}
+		}()
+		return c
+	}
+	next := draw(cfg.lengths[0])
+	for i, n := range cfg.lengths {
 		prog.SetPhase(tokensLabel(n) + " context")
-		rel, err := measureQuant(cfg, n, rows, prog)
+		cur := <-next
+		if cur.err != nil {
+			return cur.err
+		}
+		if i+1 < len(cfg.lengths) {
+			next = draw(cfg.lengths[i+1])
+		}
+		rel, err := measureQuant(cfg, cur.d, rows, prog)
 		if err != nil {
 			return err
 		}
@@ -356,16 +380,14 @@ type quantCell struct {
 }
 
 // measureQuant returns, for every row, the relative errors of every
-// (sequence, query, query head) at context n. Attention heads are
+// (sequence, query, query head) at the context length of draw d. Attention heads are
 // independent, so each (sequence, KV head) runs on its own one-head store,
 // and all (row, head) pairs of a sequence run in parallel, a row's heads
 // in turn so that each worker reuses its store: the memory held is one
-// sequence's K/V and a store per worker.
-func measureQuant(cfg quantConfig, n int, rows []quantRow, prog *progress) ([][]float64, error) {
-	d, err := newQuantDraw(cfg, n)
-	if err != nil {
-		return nil, err
-	}
+// sequence's K/V and a store per worker (and, in runQuant, the next
+// length's draw).
+func measureQuant(cfg quantConfig, d *quantDraw, rows []quantRow, prog *progress) ([][]float64, error) {
+	n := d.n
 	sh := cfg.shape
 	group, dim := sh.QueryHeads/sh.KVHeads, sh.HeadDim
 	width := sh.QueryHeads * dim
