@@ -81,22 +81,51 @@ func (c intGroup) Encode(codes []uint8, params []float32, src []float32, rows, d
 	}
 }
 func (c intGroup) Decode(dst []float32, codes []uint8, params []float32, rows, dim int) {
+	// A group of more values than codes decodes through a table of its
+	// codes' values, computed as the loop would.
+	levels := 1 << c.bits
 	if c.perChannel {
+		var table [4096]float32
+		if rows <= levels || dim*levels > len(table) {
+			for r := range rows {
+				for ch := range dim {
+					i := r*dim + ch
+					dst[i] = float32(codes[i])*params[2*ch] + params[2*ch+1]
+				}
+			}
+			return
+		}
+		for ch := range dim {
+			for q := range levels {
+				table[ch*levels+q] = float32(q)*params[2*ch] + params[2*ch+1]
+			}
+		}
 		for r := range rows {
-			for ch := range dim {
-				i := r*dim + ch
-				dst[i] = float32(codes[i])*params[2*ch] + params[2*ch+1]
+			src, out := codes[r*dim:(r+1)*dim], dst[r*dim:(r+1)*dim]
+			for ch, q := range src {
+				out[ch] = table[ch*levels+int(q)]
 			}
 		}
 		return
 	}
+	var table [256]float32
 	p := 0
 	for r := range rows {
 		for g := 0; g < dim; g += c.group {
 			scale, zero := params[p], params[p+1]
 			p += 2
-			for i := r*dim + g; i < r*dim+min(g+c.group, dim); i++ {
-				dst[i] = float32(codes[i])*scale + zero
+			src, out := codes[r*dim+g:r*dim+min(g+c.group, dim)], dst[r*dim+g:r*dim+min(g+c.group, dim)]
+			if len(src) <= levels {
+				for i, q := range src {
+					out[i] = float32(q)*scale + zero
+				}
+				continue
+			}
+			for q := range levels {
+				table[q] = float32(q)*scale + zero
+			}
+			for i, q := range src {
+				out[i] = table[q]
 			}
 		}
 	}
