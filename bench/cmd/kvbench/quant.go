@@ -339,15 +339,18 @@ func (d *quantDraw) drawSeq() {
 			massive = 10
 		}
 		// Drawn token by token, channel by channel, stored by head.
-		for i := range kv {
-			at := (i/dim*d.n+t)*dim + i%dim
-			d.k[at] = float32(mu[i] + sigma[i]*r.NormFloat64())
-			var chi2 float64
-			for range 4 {
-				z := r.NormFloat64()
-				chi2 += z * z
+		for h := range sh.KVHeads {
+			k, v := d.k[(h*d.n+t)*dim:][:dim], d.v[(h*d.n+t)*dim:][:dim]
+			mu, sigma := mu[h*dim:][:dim], sigma[h*dim:][:dim]
+			for c := range dim {
+				k[c] = float32(mu[c] + sigma[c]*r.NormFloat64())
+				var chi2 float64
+				for range 4 {
+					z := r.NormFloat64()
+					chi2 += z * z
+				}
+				v[c] = float32(massive * r.NormFloat64() / math.Sqrt(chi2/4))
 			}
-			d.v[at] = float32(massive * r.NormFloat64() / math.Sqrt(chi2/4))
 		}
 	}
 }
