@@ -146,10 +146,11 @@ func quantAsym(codes []uint8, src []float32, off, stride, count, bits int) (scal
 		return scale, zero
 	}
 	// The code is RoundToEven(a/s), a = x-zero and s = scale, clamped.
-	// a*(1/s) is within 2^-44 of a/s (both below 2^8, relative error
-	// 2^-52), so where it is further than that from a tie it rounds the
-	// same way as the quotient: only within a hair of a tie (or for a NaN
-	// or infinity) does the slower division decide, as it always did.
+	// Where it is not clamped, a/s is below 2^8 and a*(1/s) within 2^-44
+	// of it (relative error 2^-52), so where the product is further than
+	// that from a tie it rounds the same way as the quotient (beyond the
+	// codes' range both clamp alike): only within a hair of a tie, or for
+	// a NaN or an infinity, does the division decide, as it always did.
 	s := float64(scale)
 	inv := 1 / s
 	for k := range count {
