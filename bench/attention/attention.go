@@ -303,14 +303,17 @@ func Dense(out, q, k, v []float32, n int, sh Shape) error {
 	scale := 1 / math.Sqrt(float64(d))
 	logits := make([]float64, n)
 	acc := make([]float64, d)
+	qv := make([]float64, d)
 	for qh := range sh.QueryHeads {
 		kh := qh / group
-		qv := q[qh*d : (qh+1)*d]
+		for c, x := range q[qh*d : (qh+1)*d] {
+			qv[c] = float64(x)
+		}
 		m := math.Inf(-1)
 		for t := range n {
 			var dot float64
-			for c := range d {
-				dot += float64(qv[c]) * float64(k[t*kv+kh*d+c])
+			for c, x := range k[t*kv+kh*d:][:d] {
+				dot += qv[c] * float64(x)
 			}
 			logits[t] = dot * scale
 			m = max(m, logits[t])
@@ -320,8 +323,8 @@ func Dense(out, q, k, v []float32, n int, sh Shape) error {
 		for t := range n {
 			w := math.Exp(logits[t] - m)
 			sum += w
-			for c := range d {
-				acc[c] += w * float64(v[t*kv+kh*d+c])
+			for c, x := range v[t*kv+kh*d:][:d] {
+				acc[c] += w * float64(x)
 			}
 		}
 		for c := range d {

@@ -80,3 +80,40 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCodec: encoding and decoding one block tile (16 tokens of 128
+// channels, or 32 for the per-channel codecs) of normal values with an
+// outlier channel, the work the quant study does per token and read.
+func BenchmarkCodec(b *testing.B) {
+	for _, name := range []string{"fp16", "bf16", "fp8_e4m3", "int8", "int4-g32", "int2-g128", "int4-ch", "q8_0", "q4_0", "nvfp4"} {
+		c, err := attention.ParseCodec(name)
+		require.NoError(b, err)
+		rows, dim := 16, 128
+		if !c.PerToken() {
+			rows = 32
+		}
+		r := rand.New(rand.NewPCG(1, 2))
+		src := make([]float32, rows*dim)
+		for i := range src {
+			src[i] = float32(r.NormFloat64())
+			if i%dim == 5 {
+				src[i] += 12
+			}
+		}
+		codes, params, dst := make([]uint8, rows*dim), make([]float32, c.Params(rows, dim)), make([]float32, rows*dim)
+		b.Run(name+"/encode", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Encode(codes, params, src, rows, dim)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows*dim), "ns/value")
+		})
+		b.Run(name+"/decode", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Decode(dst, codes, params, rows, dim)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows*dim), "ns/value")
+		})
+	}
+}

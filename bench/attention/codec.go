@@ -160,9 +160,7 @@ func (c fp8) Name() string      { return c.name }
 func (fp8) PerToken() bool      { return true }
 func (fp8) Params(_, _ int) int { return 0 }
 func (c fp8) Encode(codes []uint8, _ []float32, src []float32, rows, dim int) {
-	for i, x := range src[:rows*dim] {
-		codes[i] = c.f.encode(x)
-	}
+	c.f.encodeAll(codes, src[:rows*dim])
 }
 func (c fp8) Decode(dst []float32, codes []uint8, _ []float32, rows, dim int) {
 	for i, q := range codes[:rows*dim] {

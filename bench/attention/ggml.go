@@ -18,13 +18,7 @@ func (q80) Encode(codes []uint8, params []float32, src []float32, rows, dim int)
 	for r := range rows {
 		for g := 0; g < dim; g += ggmlBlock {
 			blk := src[r*dim+g : r*dim+min(g+ggmlBlock, dim)]
-			var amax float32
-			for _, x := range blk {
-				if a := abs32(x); a > amax {
-					amax = a
-				}
-			}
-			d := amax / 127
+			d := absMax(blk) / 127
 			var id float32
 			if d != 0 {
 				id = 1 / d
@@ -65,10 +59,15 @@ func (q40) Encode(codes []uint8, params []float32, src []float32, rows, dim int)
 	for r := range rows {
 		for g := 0; g < dim; g += ggmlBlock {
 			blk := src[r*dim+g : r*dim+min(g+ggmlBlock, dim)]
-			var amax, m float32
-			for _, x := range blk {
-				if abs32(x) > amax {
-					amax, m = abs32(x), x
+			// m is the first value of the greatest magnitude, 0 if all
+			// are zeros.
+			var m float32
+			if amax := absMax(blk); amax != 0 {
+				for _, x := range blk {
+					if abs32(x) == amax {
+						m = x
+						break
+					}
 				}
 			}
 			d := m / -8
@@ -120,23 +119,18 @@ func (c nvfp4) Encode(codes []uint8, params []float32, src []float32, rows, dim 
 	for r := range rows {
 		for g := 0; g < dim; g += nvfp4Block {
 			blk := src[r*dim+g : r*dim+min(g+nvfp4Block, dim)]
-			var bmax float32
-			for _, x := range blk {
-				if a := abs32(x); a > bmax {
-					bmax = a
-				}
-			}
+			bmax := absMax(blk)
 			// The block's largest magnitude maps onto E2M1's largest, 6.
 			s := fp8E4M3.round(bmax / 6)
 			params[p] = s
 			p++
-			for k, x := range blk {
-				var v float32
-				if s != 0 {
-					v = x / s
+			var v [nvfp4Block]float32
+			if s != 0 {
+				for k, x := range blk {
+					v[k] = x / s
 				}
-				codes[r*dim+g+k] = fp4E2M1.encode(v)
 			}
+			fp4E2M1.encodeAll(codes[r*dim+g:], v[:len(blk)])
 		}
 	}
 }

@@ -9,7 +9,6 @@ import "math"
 // ties to even.
 type minifloat struct {
 	rnd    rounding
-	mbits  int
 	minExp int     // exponent of the smallest normal value
 	max    float64 // largest finite value
 	codes  int     // number of non-negative codes that hold finite values
@@ -19,7 +18,7 @@ type minifloat struct {
 
 // newMinifloat builds the format and its decode table.
 func newMinifloat(ebits, mbits, bias int, max float64) *minifloat {
-	f := &minifloat{rnd: newRounding(mbits, 1-bias, float32(max)), mbits: mbits, minExp: 1 - bias, max: max, sign: 1 << (ebits + mbits)}
+	f := &minifloat{rnd: newRounding(mbits, 1-bias, float32(max)), minExp: 1 - bias, max: max, sign: 1 << (ebits + mbits)}
 	for c := range 1 << (ebits + mbits) {
 		e, m := c>>mbits, c&(1<<mbits-1)
 		var v float64
@@ -50,26 +49,48 @@ var (
 // round returns x rounded to the nearest value of the format.
 func (f *minifloat) round(x float32) float32 { return f.rnd.round(x) }
 
-// encode returns the code of x rounded to the format.
+// encode returns the code of x rounded to the format: the same rounding
+// as round, but producing the code from the float32 bits directly. A
+// normal result's code is its float32 exponent and top mantissa bits,
+// rebiased; a subnormal one's is its multiple of the smallest step, which
+// is also the code of the smallest normal when it rounds up to it. NaN
+// encodes as a zero of its sign.
 func (f *minifloat) encode(x float32) uint8 {
-	var sign uint8
-	if math.Signbit(float64(x)) {
-		sign, x = f.sign, -x
+	var c [1]uint8
+	f.encodeAll(c[:], []float32{x})
+	return c[0]
+}
+
+// encodeAll sets codes[i] to the code of src[i], for every i of src, with
+// the common case (a normal result) in the loop and the rest out of line.
+func (f *minifloat) encodeAll(codes []uint8, src []float32) {
+	codes = codes[:len(src)]
+	r := &f.rnd
+	for i, x := range src {
+		b := math.Float32bits(x)
+		if a := b &^ (1 << 31); a-r.minNormal < 0x7f800000-r.minNormal {
+			k := (a + r.half + (a>>r.shift)&1) >> r.shift
+			codes[i] = uint8(b>>31)*f.sign | uint8(min(k, r.maxKept)-r.codeBias)
+		} else {
+			codes[i] = f.encodeSlow(x)
+		}
 	}
-	if x != x { // NaN
-		x = 0
-	}
-	r := f.round(x)
-	if r == 0 {
+}
+
+// encodeSlow encodes zeros, subnormal results, infinities and NaNs; kept
+// out of line so that encode inlines.
+//
+//go:noinline
+func (f *minifloat) encodeSlow(x float32) uint8 {
+	b := math.Float32bits(x)
+	sign, a, r := uint8(b>>31)*f.sign, b&^(1<<31), &f.rnd
+	switch {
+	case a > 0x7f800000: // NaN
 		return sign
+	case a == 0x7f800000: // infinity saturates
+		return sign | uint8(r.maxKept-r.codeBias)
 	}
-	b := math.Float32bits(r)
-	e := int(b>>23) - 127
-	if e < f.minExp { // subnormal: exponent field 0
-		return sign | uint8(float64(r)*f.rnd.subScale)
-	}
-	mant := uint8(b>>(23-f.mbits)) & (1<<f.mbits - 1)
-	return sign | uint8(e-f.minExp+1)<<f.mbits | mant
+	return sign | uint8(math.RoundToEven(float64(math.Float32frombits(a))*r.subScale))
 }
 
 // decode returns the value of a code.
@@ -83,36 +104,58 @@ func (f *minifloat) decode(c uint8) float32 { return f.table[c] }
 // narrower than float32 and several times faster than a frexp/ldexp
 // formulation; the tests check it against one on millions of values.
 type rounding struct {
-	mbits, minExp int
-	max           float32
+	max float32
 	// subScale is 2^(mbits-minExp): a subnormal's multiple of the
 	// smallest step; subStep is its inverse.
 	subScale, subStep float64
+	// The bit-level constants: the float32 mantissa bits dropped (shift),
+	// half a unit of the last kept place less one (half), the bits of the
+	// smallest normal value (minNormal) and of max, max's bits shifted
+	// right by shift (maxKept), and the float32 exponent bias less the
+	// format's, shifted into place (codeBias), so that a normal value's
+	// kept bits less codeBias are its code.
+	shift                    uint32
+	half, minNormal, maxBits uint32
+	maxKept, codeBias        uint32
 }
 
 func newRounding(mbits, minExp int, max float32) rounding {
-	return rounding{mbits: mbits, minExp: minExp, max: max,
-		subScale: math.Ldexp(1, mbits-minExp), subStep: math.Ldexp(1, minExp-mbits)}
+	shift := uint32(23 - mbits)
+	return rounding{max: max,
+		subScale: math.Ldexp(1, mbits-minExp), subStep: math.Ldexp(1, minExp-mbits),
+		shift: shift, half: 1<<(shift-1) - 1, minNormal: uint32(minExp+127) << 23,
+		maxBits: math.Float32bits(max), maxKept: math.Float32bits(max) >> shift,
+		codeBias: uint32(minExp+126) << mbits}
 }
 
-func (r rounding) round(x float32) float32 {
+// round is small enough to inline: normal values, by far the most
+// common, take the fast path, the rest the slow one.
+func (r *rounding) round(x float32) float32 {
+	b := math.Float32bits(x)
+	a := b &^ (1 << 31)
+	if a-r.minNormal < 0x7f800000-r.minNormal {
+		a = (a + r.half + (a>>r.shift)&1) &^ (1<<r.shift - 1)
+		if a <= r.maxBits {
+			return math.Float32frombits(b&(1<<31) | a)
+		}
+		return math.Float32frombits(b&(1<<31) | r.maxBits)
+	}
+	return r.roundSlow(x)
+}
+
+// roundSlow rounds zeros, NaNs, infinities and subnormal results.
+func (r *rounding) roundSlow(x float32) float32 {
 	b := math.Float32bits(x)
 	sign, a := b&(1<<31), b&^(1<<31)
 	switch {
 	case a == 0 || a > 0x7f800000: // zero or NaN
 		return x
-	case int(a>>23)-127 < r.minExp:
-		// Below the smallest normal: a fixed step, exact in float64.
-		v := float32(math.RoundToEven(float64(math.Float32frombits(a))*r.subScale) * r.subStep)
-		return math.Float32frombits(sign | math.Float32bits(min(v, r.max)))
+	case a == 0x7f800000:
+		return math.Float32frombits(sign | r.maxBits)
 	}
-	shift := uint(23 - r.mbits)
-	a += 1<<(shift-1) - 1 + (a>>shift)&1
-	a &^= 1<<shift - 1
-	if v := math.Float32frombits(a); v > r.max || a >= 0x7f800000 {
-		a = math.Float32bits(r.max)
-	}
-	return math.Float32frombits(sign | a)
+	// Below the smallest normal: a fixed step, exact in float64.
+	v := float32(math.RoundToEven(float64(math.Float32frombits(a))*r.subScale) * r.subStep)
+	return math.Float32frombits(sign | math.Float32bits(min(v, r.max)))
 }
 
 var (

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 
 	"github.com/pagedkv/pagedkv/bench/attention"
@@ -183,9 +184,33 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	}
 	prog := startProgress(stderr, *asJSON, "quant", "tokens", total)
 	defer prog.Stop()
-	for _, n := range cfg.lengths {
+	// Each length's K/V is drawn while the one before is measured: the
+	// draw is one random stream, so it runs on one core, and the workers
+	// leave it a core only now and then. Only the next length's draw is
+	// held besides the current one.
+	type drawn struct {
+		d   *quantDraw
+		err error
+	}
+	draw := func(n int) <-chan drawn {
+		c := make(chan drawn, 1)
+		go func() {
+			d, err := newQuantDraw(cfg, n)
+			c <- drawn{d, err}
+		}()
+		return c
+	}
+	next := draw(cfg.lengths[0])
+	for i, n := range cfg.lengths {
 		prog.SetPhase(tokensLabel(n) + " context")
-		rel, err := measureQuant(cfg, n, rows, prog)
+		cur := <-next
+		if cur.err != nil {
+			return cur.err
+		}
+		if i+1 < len(cfg.lengths) {
+			next = draw(cfg.lengths[i+1])
+		}
+		rel, err := measureQuant(cfg, cur.d, rows, prog)
 		if err != nil {
 			return err
 		}
@@ -314,48 +339,70 @@ func (d *quantDraw) drawSeq() {
 			massive = 10
 		}
 		// Drawn token by token, channel by channel, stored by head.
-		for i := range kv {
-			at := (i/dim*d.n+t)*dim + i%dim
-			d.k[at] = float32(mu[i] + sigma[i]*r.NormFloat64())
-			var chi2 float64
-			for range 4 {
-				z := r.NormFloat64()
-				chi2 += z * z
+		for h := range sh.KVHeads {
+			k, v := d.k[(h*d.n+t)*dim:][:dim], d.v[(h*d.n+t)*dim:][:dim]
+			mu, sigma := mu[h*dim:][:dim], sigma[h*dim:][:dim]
+			for c := range dim {
+				k[c] = float32(mu[c] + sigma[c]*r.NormFloat64())
+				var chi2 float64
+				for range 4 {
+					z := r.NormFloat64()
+					chi2 += z * z
+				}
+				v[c] = float32(massive * r.NormFloat64() / math.Sqrt(chi2/4))
 			}
-			d.v[at] = float32(massive * r.NormFloat64() / math.Sqrt(chi2/4))
 		}
 	}
 }
 
 // headTask is the data of one sequence and one KV head: its keys and
-// values (n tokens of HeadDim), the queries of its query heads (per query:
-// group*HeadDim) and their float32 reference outputs.
+// values (n tokens of HeadDim), and the queries of its query heads with
+// their float32 reference outputs, query after query (per query,
+// group*HeadDim values).
 type headTask struct {
 	n      int
 	k, v   []float32
-	q, ref [][]float32
+	q, ref []float32
+}
+
+// quantCell is a worker's store for one row at one context length, kept
+// from one KV head to the next: every head writes all n tokens, which
+// leaves the store, and so the attention, as a fresh one would be. The
+// queries of a sequence are the query heads of one store: attention
+// computes each query head on its own, so one decode of every query gives
+// each the same bits as one decode per query, reading and decoding the
+// KV once.
+type quantCell struct {
+	row, n int
+	store  *attention.Store
+	att    *attention.Attention
+	batch  paged.Batch
+	plan   paged.SplitPlan
+	slots  []int64
+	out    []float32
 }
 
 // measureQuant returns, for every row, the relative errors of every
-// (sequence, query, query head) at context n. Attention heads are
+// (sequence, query, query head) at the context length of draw d. Attention heads are
 // independent, so each (sequence, KV head) runs on its own one-head store,
-// and all (head, row) pairs of a sequence run in parallel: the memory held
-// is one sequence's K/V and a store per core.
-func measureQuant(cfg quantConfig, n int, rows []quantRow, prog *progress) ([][]float64, error) {
-	d, err := newQuantDraw(cfg, n)
-	if err != nil {
-		return nil, err
-	}
+// and all (row, head) pairs of a sequence run in parallel, a row's heads
+// in turn so that each worker reuses its store: the memory held is one
+// sequence's K/V and a store per worker (and, in runQuant, the next
+// length's draw).
+func measureQuant(cfg quantConfig, d *quantDraw, rows []quantRow, prog *progress) ([][]float64, error) {
+	n := d.n
 	sh := cfg.shape
 	group, dim := sh.QueryHeads/sh.KVHeads, sh.HeadDim
 	width := sh.QueryHeads * dim
-	head := attention.Shape{BlockSize: sh.BlockSize, KVHeads: 1, QueryHeads: group, HeadDim: dim}
+	head := attention.Shape{BlockSize: sh.BlockSize, KVHeads: 1, QueryHeads: cfg.queries * group, HeadDim: dim}
 	tasks := make([]headTask, sh.KVHeads)
 	for h := range tasks {
-		for range cfg.queries {
-			tasks[h].q = append(tasks[h].q, make([]float32, group*dim))
-			tasks[h].ref = append(tasks[h].ref, make([]float32, group*dim))
-		}
+		tasks[h].q = make([]float32, cfg.queries*group*dim)
+		tasks[h].ref = make([]float32, cfg.queries*group*dim)
+	}
+	cells := make([]quantCell, workers())
+	for w := range cells {
+		cells[w].row = -1
 	}
 	rel := make([][]float64, len(rows))
 	errs := make([][]float64, len(rows)*sh.KVHeads)
@@ -367,23 +414,21 @@ func measureQuant(cfg quantConfig, n int, rows []quantRow, prog *progress) ([][]
 		// The float32 reference, dense: paged attention over float32 KV
 		// equals it (package attention's tests prove it), so any
 		// difference is the quantization's.
-		if err := parallel(len(tasks), func(h int) error {
+		if err := parallel(len(tasks), func(_, h int) error {
 			t := &tasks[h]
 			t.n, t.k, t.v = n, d.k[h*n*dim:(h+1)*n*dim], d.v[h*n*dim:(h+1)*n*dim]
 			for qi, q := range d.q {
 				off := s*width + h*group*dim
-				copy(t.q[qi], q[off:off+group*dim])
-				if err := attention.Dense(t.ref[qi], t.q[qi], t.k, t.v, n, head); err != nil {
-					return err
-				}
+				copy(t.q[qi*group*dim:], q[off:off+group*dim])
 			}
-			return nil
+			return attention.Dense(t.ref, t.q, t.k, t.v, n, head)
 		}); err != nil {
 			return nil, err
 		}
-		if err := parallel(len(errs), func(i int) error {
+		if err := parallel(len(errs), func(w, i int) error {
+			r, h := i/sh.KVHeads, i%sh.KVHeads
 			var err error
-			errs[i], err = tasks[i%sh.KVHeads].measure(cfg, rows[i/sh.KVHeads])
+			errs[i], err = cells[w].measure(cfg, r, rows[r], &tasks[h], errs[i][:0])
 			prog.Add(int64(n))
 			return err
 		}); err != nil {
@@ -398,61 +443,75 @@ func measureQuant(cfg quantConfig, n int, rows []quantRow, prog *progress) ([][]
 	return rel, nil
 }
 
-// measure stores the task's K/V with row's codecs through a block
-// manager's slots, runs split-KV paged attention for every query, and
-// returns each query head's relative error against the reference.
-func (w *headTask) measure(cfg quantConfig, row quantRow) ([]float64, error) {
+// prepare readies the cell for row r (stored as row) at the task's context
+// length: a block manager holding one sequence of n tokens, its batch and
+// split plan, and a store and attention of that shape.
+func (c *quantCell) prepare(cfg quantConfig, r int, row quantRow, n int) error {
+	if c.row == r && c.n == n {
+		return nil
+	}
+	c.row = -1 // until the cell is whole
 	group := cfg.shape.QueryHeads / cfg.shape.KVHeads
-	sh := attention.Shape{BlockSize: row.blockSize, KVHeads: 1, QueryHeads: group, HeadDim: cfg.shape.HeadDim}
-	numBlocks := (w.n+sh.BlockSize-1)/sh.BlockSize + 1
+	sh := attention.Shape{BlockSize: row.blockSize, KVHeads: 1, QueryHeads: cfg.queries * group, HeadDim: cfg.shape.HeadDim}
+	numBlocks := (n+sh.BlockSize-1)/sh.BlockSize + 1
 	m, err := paged.New(paged.Config{BlockSize: sh.BlockSize, NumBlocks: numBlocks, DisablePrefixCaching: true})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	store, err := attention.NewStore(sh, numBlocks, row.key, row.value)
+	c.store = nil // let the old one go before the new one is made
+	if c.store, err = attention.NewStore(sh, numBlocks, row.key, row.value); err != nil {
+		return err
+	}
+	id, _, err := m.Create(make([]int32, n), nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	d := sh.HeadDim
-	id, _, err := m.Create(make([]int32, w.n), nil)
-	if err != nil {
-		return nil, err
-	}
-	for t := range w.n {
+	c.slots = c.slots[:0]
+	for t := range n {
 		slot, err := m.Slot(id, t)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := store.Write(slot, w.k[t*d:(t+1)*d], w.v[t*d:(t+1)*d]); err != nil {
-			return nil, err
-		}
+		c.slots = append(c.slots, slot)
 	}
-	var b paged.Batch
-	if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
-		return nil, err
+	c.batch = paged.Batch{} // a width of its own, not the last row's
+	if err := m.BuildBatch(&c.batch, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
+		return err
 	}
-	var plan paged.SplitPlan
 	minChunk := (cfg.minChunkTokens + sh.BlockSize - 1) / sh.BlockSize
-	if err := plan.Build(b.BlocksPerSeq, cfg.units, minChunk); err != nil {
-		return nil, err
+	if err := c.plan.Build(c.batch.BlocksPerSeq, cfg.units, minChunk); err != nil {
+		return err
 	}
-	att := attention.New(store)
-	out := make([]float32, group*d)
-	var rel []float64
-	for qi, q := range w.q {
-		if err := att.Decode(out, q, &b, &plan); err != nil {
-			return nil, err
+	c.att = attention.New(c.store)
+	c.out = slices.Grow(c.out[:0], sh.QueryHeads*sh.HeadDim)[:sh.QueryHeads*sh.HeadDim]
+	c.row, c.n = r, n
+	return nil
+}
+
+// measure stores the task's K/V with row r's codecs through the block
+// manager's slots, runs split-KV paged attention for every query, and
+// appends to rel each query head's relative error against the reference.
+func (c *quantCell) measure(cfg quantConfig, r int, row quantRow, w *headTask, rel []float64) ([]float64, error) {
+	if err := c.prepare(cfg, r, row, w.n); err != nil {
+		return rel, err
+	}
+	d := cfg.shape.HeadDim
+	for t, slot := range c.slots {
+		if err := c.store.Write(slot, w.k[t*d:(t+1)*d], w.v[t*d:(t+1)*d]); err != nil {
+			return rel, err
 		}
-		ref := w.ref[qi]
-		for h := 0; h < len(out); h += d {
-			var num, den float64
-			for c := h; c < h+d; c++ {
-				e := float64(out[c] - ref[c])
-				num += e * e
-				den += float64(ref[c]) * float64(ref[c])
-			}
-			rel = append(rel, math.Sqrt(num/den))
+	}
+	if err := c.att.Decode(c.out, w.q, &c.batch, &c.plan); err != nil {
+		return rel, err
+	}
+	for h := 0; h < len(c.out); h += d {
+		var num, den float64
+		for i := h; i < h+d; i++ {
+			e := float64(c.out[i] - w.ref[i])
+			num += e * e
+			den += float64(w.ref[i]) * float64(w.ref[i])
 		}
+		rel = append(rel, math.Sqrt(num/den))
 	}
 	return rel, nil
 }
@@ -473,28 +532,28 @@ func summarize(n int, rel []float64) quantError {
 	}
 }
 
-// parallel runs f(0..n-1) on GOMAXPROCS goroutines and returns the first
-// error.
-func parallel(n int, f func(i int) error) error {
+// workers is the number of goroutines parallel runs: GOMAXPROCS.
+func workers() int { return runtime.GOMAXPROCS(0) }
+
+// parallel runs f(w, i) for i in 0..n-1, in order of i, on workers()
+// goroutines, w being the goroutine's number, and returns the errors
+// joined.
+func parallel(n int, f func(w, i int) error) error {
 	var (
 		wg   sync.WaitGroup
-		mu   sync.Mutex
-		next int
+		next atomic.Int64
 		errs = make([]error, n)
 	)
-	for range min(n, runtime.GOMAXPROCS(0)) {
+	for w := range min(n, workers()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
+				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
 				}
-				errs[i] = f(i)
+				errs[i] = f(w, i)
 			}
 		}()
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -72,5 +75,39 @@ func TestQuantBadFlags(t *testing.T) {
 		err := runQuant(args, &out, &errOut)
 		require.Error(t, err, strings.Join(args, " "))
 		require.Equal(t, 2, run(append([]string{"quant"}, args...), &out, &errOut), "bad flags exit 2: %s", strings.Join(args, " "))
+	}
+}
+
+var updateGolden = flag.Bool("update-quant", false, "rewrite the quant golden files in testdata")
+
+// TestQuantGolden pins every figure of the quant study, at a small shape
+// with every default type, to the bit: the JSON carries each float in full,
+// the table is what users read. Speed work on the codecs, the attention or
+// the study's scheduling must leave both unchanged; a deliberate change of
+// the numerics regenerates them with -update-quant and says why in its commit.
+func TestQuantGolden(t *testing.T) {
+	// A group of 5 query heads takes both paths of the attention's
+	// four-head kernels; 200 tokens end in a partial block.
+	small := []string{"-q-heads", "10", "-kv-heads", "2", "-head-dim", "128", "-layers", "2",
+		"-lengths", "64,200", "-seqs", "2", "-queries", "2", "-units", "8", "-min-chunk", "32"}
+	for _, tc := range []struct {
+		file string
+		args []string
+	}{
+		{"quant_small.txt", nil},
+		{"quant_small.json", []string{"-json"}},
+		{"quant_small_spread.json", []string{"-json", "-outliers", "spread", "-seqs", "3", "-queries", "1"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			require.NoError(t, runQuant(append(append([]string(nil), small...), tc.args...), &out, &errOut), errOut.String())
+			path := filepath.Join("testdata", tc.file)
+			if *updateGolden {
+				require.NoError(t, os.WriteFile(path, out.Bytes(), 0o644))
+			}
+			want, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.Equal(t, string(want), out.String())
+		})
 	}
 }
