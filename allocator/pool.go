@@ -22,7 +22,8 @@ var ErrNoSpace = errors.New("allocator: no free block")
 var ErrInvalid = errors.New("allocator: invalid argument")
 
 // MaxBlocks is the largest Config.NumBlocks New accepts: 2^24 blocks, about
-// 150 MiB of pool metadata (9 bytes per block, all allocated by New). It
+// 200 MB of pool metadata (12 bytes per block: the count and state, padded
+// to 8, and a free-list entry; all allocated by New). It
 // is far above any real pool (an 80 GiB device holds a few hundred
 // thousand 16-token blocks even of a small model) and keeps a mistyped
 // size from exhausting memory. Use larger blocks for more tokens.

@@ -171,7 +171,6 @@ func WriteCacheTable(w io.Writer, results []CacheResult) error {
 	return err
 }
 
-// thousands formats n with thousands separators.
 // Thousands formats n with comma thousands separators, as the study tables
 // print counts (1,234,567).
 func Thousands(n int64) string {

@@ -244,7 +244,8 @@ func (r *Random) Route(cands []fleet.Candidate) int {
 // FleetRouters returns the study's routers: random, round-robin,
 // least-loaded, prefix-aware, prefix-aware excluding servers whose load
 // reaches loadCap, cost-aware, and prefix-aware and cost-aware with a
-// fleet.Pending record.
+// fleet.Pending record. seed draws the random router's choices and the
+// cost-aware routers' exact ties (both cost-aware routers the same draws).
 func FleetRouters(seed uint64, loadCap float64) []FleetRouter {
 	rng := rand.New(rand.NewPCG(seed, 0xc057))
 	rng2 := rand.New(rand.NewPCG(seed, 0xc057)) // the same draws as cost-aware's

@@ -44,3 +44,24 @@ func ExampleManager_Uncompute() {
 	// Output:
 	// cached blocks 1
 }
+
+// The dry run of a chunked admission: a 40-token prompt does not fit
+// beside a running sequence, but its first 8-token chunk does.
+func ExampleManager_CanAdmitChunk() {
+	m, _ := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16})
+	running, _, _ := m.Create(make([]int32, 40), nil) // holds 10 blocks
+	prompt := make([]int32, 40)
+	for i := range prompt {
+		prompt[i] = int32(i + 1)
+	}
+	id, _ := m.Add(prompt, nil)
+	whole, _ := m.CanAdmit(id)
+	chunk, _ := m.CanAdmitChunk(id, 8)
+	fmt.Println("whole prompt", whole, "first chunk", chunk)
+	_ = m.Free(running)
+	whole, _ = m.CanAdmit(id)
+	fmt.Println("whole prompt after the other ends", whole)
+	// Output:
+	// whole prompt later first chunk ok
+	// whole prompt after the other ends ok
+}

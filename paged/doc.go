@@ -61,7 +61,9 @@
 // SwapIn move whole groups of sequences (a block shared inside the group
 // moves once and stays shared); an evicted cached block whose content is
 // the last device copy is offloaded to the host instead of dropped, stays
-// in the prefix index, and a later hit onboards it. Every transfer is a
+// in the prefix index, and a later hit onboards it. With several KV cache
+// groups this works group by group: Swap.Group says which group a transfer
+// belongs to and TierStatsGroup counts each group's. Every transfer is a
 // Swap directive, drained in order into Batch.Swaps. SeqOptions.Window
 // releases the blocks that leave a sliding window and points their table
 // entries at the null block; a window is never rolled back past them

@@ -68,12 +68,16 @@
 // again). Swap copies their blocks to the manager's host
 // tier and SwapIn brings them back.
 //
-// Chunked prefill differs from vLLM in one respect: the admission check
-// (paged.Manager.Admit) is made for the whole prompt, all-or-nothing, and
-// the blocks past the first chunk are given back at once; each later chunk
-// allocates its blocks as a decode does, so a long prompt can still be
-// preempted between chunks. A chunk is always the sequence's last tokens,
-// so paged.Manager.BuildBatch describes it exactly.
+// Chunked prefill admits a prompt by paged.Manager.AdmitChunk, as vLLM
+// allocates only the tokens a step schedules: the prefix lookup covers the
+// whole prompt, but only the cached prefix and the first chunk are
+// allocated and cached, and the rest stays with the scheduler; each later
+// chunk allocates its blocks as a decode does, so a long prompt can be
+// preempted between chunks. A sequence preempted in the step that scheduled
+// its tokens first withdraws them from the prefix cache
+// (paged.Manager.Uncompute), so no hit returns KV that was never computed.
+// A chunk is always the sequence's last tokens, so paged.Manager.BuildBatch
+// describes it exactly.
 //
 // Workload W1 (bench.RunW1) is this loop with FCFS, no budget, whole
 // prompts, recompute and AdmitAfterPreemption; it reproduces vLLM v1's
@@ -85,7 +89,9 @@
 // boundary (a study times phases with it), Scheduled for each sequence
 // given tokens, Preempted, Finished, Restarted and Aborted. Stats counts
 // admissions, preemptions, aborts, tokens and manager calls. RunningSeqs
-// walks the running sequences.
+// walks the running sequences. Load sums the outstanding work (running and
+// waiting requests, prompt and decode tokens still to compute, KV tokens
+// held), what a router in front of several servers reads.
 //
 // # Costs
 //
