@@ -88,7 +88,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.Speed, "speed", 2, "arrival speed-up of the trace (2: twice its rate)")
 	fs.DurationVar(&cfg.EventDelay, "event-delay", 0, "delay from a server's step to the router seeing its KV events (0: at once)")
 	loadCap := fs.Float64("cap", 8, "load cap of the capped prefix-aware router (running + waiting requests)")
-	seed := fs.Uint64("seed", 1, "seed of the random router")
+	seed := fs.Uint64("seed", 1, "seed of the random router and of the cost-aware routers' exact ties")
 	defaultAddr := ""
 	if openRedis != nil {
 		defaultAddr = os.Getenv("PAGEDKV_REDIS_ADDR")
