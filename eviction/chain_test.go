@@ -21,19 +21,7 @@ import (
 // in 160 rounds) fit.
 func conversations(t *testing.T, f eviction.Factory, capacity, rounds int) float64 {
 	t.Helper()
-	m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: capacity + 1, Policy: f})
-	require.NoError(t, err)
-	hash := func(x uint64) paged.Hash {
-		var h paged.Hash
-		binary.LittleEndian.PutUint64(h[:], x)
-		return h
-	}
-	run := func(hs []paged.Hash) int {
-		id, cached, err := m.CreateFromHashes(hs, len(hs)*16, &paged.SeqOptions{AllowFullHit: true})
-		require.NoError(t, err)
-		require.NoError(t, m.Free(id))
-		return cached / 16
-	}
+	m, hash, run := chainReplayer(t, f, capacity)
 	chains := make([][]paged.Hash, 8)
 	next := uint64(1)
 	var hits, refs int
@@ -84,19 +72,7 @@ func TestChainKeepsReturningConversations(t *testing.T) {
 // so a policy must tell them from the rest of the chain.
 func rewrittenTails(t *testing.T, f eviction.Factory, capacity, rounds int) float64 {
 	t.Helper()
-	m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: capacity + 1, Policy: f})
-	require.NoError(t, err)
-	hash := func(x uint64) paged.Hash {
-		var h paged.Hash
-		binary.LittleEndian.PutUint64(h[:], x)
-		return h
-	}
-	run := func(hs []paged.Hash) int {
-		id, cached, err := m.CreateFromHashes(hs, len(hs)*16, &paged.SeqOptions{AllowFullHit: true})
-		require.NoError(t, err)
-		require.NoError(t, m.Free(id))
-		return cached / 16
-	}
+	m, hash, run := chainReplayer(t, f, capacity)
 	chains := make([][]paged.Hash, 8)
 	next := uint64(1)
 	var hits, refs int
@@ -203,4 +179,26 @@ func TestChainNoAllocs(t *testing.T) {
 		step()
 	}
 	assert.Zero(t, testing.AllocsPerRun(1000, step))
+}
+
+// chainReplayer returns a manager of capacity blocks of 16 tokens under
+// policy f, a block hash made from a number, and a function that runs one
+// request of the given block hashes on the manager (create, then free)
+// and returns how many of its blocks were hits.
+func chainReplayer(t *testing.T, f eviction.Factory, capacity int) (*paged.Manager, func(uint64) paged.Hash, func([]paged.Hash) int) {
+	t.Helper()
+	m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: capacity + 1, Policy: f})
+	require.NoError(t, err)
+	hash := func(x uint64) paged.Hash {
+		var h paged.Hash
+		binary.LittleEndian.PutUint64(h[:], x)
+		return h
+	}
+	run := func(hs []paged.Hash) int {
+		id, cached, err := m.CreateFromHashes(hs, len(hs)*16, &paged.SeqOptions{AllowFullHit: true})
+		require.NoError(t, err)
+		require.NoError(t, m.Free(id))
+		return cached / 16
+	}
+	return m, hash, run
 }
