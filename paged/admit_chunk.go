@@ -10,7 +10,13 @@ import "github.com/pagedkv/pagedkv/allocator"
 // cache and announced (BlockStored), and the pool check counts only them.
 // The tokens past the cut are appended to rest, which is returned; the
 // caller gives them back chunk by chunk with Append once the KV before
-// them is computed. (Admitting the whole sequence and truncating it would
+// them is computed. The hashes of the cut-off full blocks, computed when
+// the sequence was added, are kept with their tokens: when Append gives
+// back the same tokens, each block that fills takes its kept hash instead
+// of being hashed again (so a prompt hashed on the request's goroutine,
+// AddHashed or NewPromptHasher, is not hashed again on the scheduler's);
+// from the first block whose tokens differ, and after Truncate, Preempt or
+// Fork, blocks are hashed as usual. (Admitting the whole sequence and truncating it would
 // evict cached blocks for nothing and leave blocks whose KV was never
 // computed in the prefix cache.) This is how vLLM schedules a long prompt:
 // allocate_slots for the step's tokens only.
@@ -62,10 +68,12 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 		keep = p.hits*m.bs + maxNew
 	}
 	m.countQuery(n, full)
+	m.keepPending(s, n, nh)
 	cached, err = m.admitUncounted(id)
 	if err != nil {
 		// Admit failed before changing anything: the buffers still hold
 		// the cut tokens and hashes.
+		dropPending(s)
 		s.tokens = s.tokens[:n]
 		s.hashes = s.hashes[:nh]
 		return 0, rest, err
@@ -100,6 +108,29 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	_, a = m.planAdmit(s)
 	s.tokens, s.hashes = s.tokens[:n], s.hashes[:nh]
 	return a, nil
+}
+
+// keepPending keeps, in s.pend, the hashes of the full
+// blocks a cut removed from s, which had n tokens and nh hashes before it
+// (the buffers still hold them past their lengths), with the tokens they
+// were computed over, so that hashing them again when Append gives them
+// back is skipped (reusePending).
+func (m *Manager) keepPending(s *sequence, n, nh int) {
+	from := len(s.hashes)
+	nh = min(nh, n/m.bs)
+	if !m.hashing || nh <= from {
+		return
+	}
+	if s.pend == nil {
+		s.pend = new(pending)
+	}
+	p := s.pend
+	p.from, p.parent = from, Hash{}
+	if from > 0 {
+		p.parent = s.hashes[from-1]
+	}
+	p.hashes = append(p.hashes[:0], s.hashes[from:nh]...)
+	p.tokens = append(p.tokens[:0], s.tokens[from*m.bs:nh*m.bs]...)
 }
 
 // countQuery adds a lookup over n tokens, planned as p, to the prefix

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
@@ -74,10 +75,50 @@ func (m *Manager) hashFull(s *sequence) {
 		return
 	}
 	limit := min((len(s.tokens)-s.spec)/m.bs, s.hashLimit)
+	if s.pend != nil && len(s.pend.hashes) > 0 {
+		m.reusePending(s, limit)
+	}
 	if k := len(s.hashes); k < limit {
 		m.stats.hashed += uint64(limit - k)
 	}
 	s.hashes = m.chain.extend(s.hashes, s.tokens, &s.opts, len(s.hashes), limit)
+}
+
+// reusePending extends s.hashes, up to limit blocks, with the hashes
+// AdmitChunk kept for the tokens it cut off (sequence.pend), as long as
+// each block's tokens are those its kept hash was computed over and the
+// hash before it in s.hashes is the parent the kept hash was chained to:
+// then the kept hash is the one hashing would give (the extra keys, fixed
+// for a sequence's life, are the same too). The first block that differs
+// drops what is left, and so does reaching the end of it or finding
+// s.hashes short of its start.
+func (m *Manager) reusePending(s *sequence, limit int) {
+	p, bs := s.pend, m.bs
+	for k := len(s.hashes); k < limit; k++ {
+		j := k - p.from
+		if j < 0 || j >= len(p.hashes) {
+			break
+		}
+		parent := &p.parent
+		if j > 0 {
+			parent = &p.hashes[j-1]
+		}
+		if (k > 0 && !equal(&s.hashes[k-1], parent)) || !slices.Equal(s.tokens[k*bs:(k+1)*bs], p.tokens[j*bs:(j+1)*bs]) {
+			dropPending(s)
+			return
+		}
+		s.hashes = append(s.hashes, p.hashes[j])
+	}
+	if len(s.hashes) >= p.from+len(p.hashes) || len(s.hashes) < p.from {
+		dropPending(s)
+	}
+}
+
+// dropPending forgets the hashes AdmitChunk kept, keeping the buffers.
+func dropPending(s *sequence) {
+	if p := s.pend; p != nil {
+		p.hashes, p.tokens = p.hashes[:0], p.tokens[:0]
+	}
 }
 
 // commitFull commits every hashed block of s past s.committed and reports

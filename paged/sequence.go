@@ -140,6 +140,22 @@ type seqFields struct {
 	ext []groupTable
 	// keep is what hybrid retention knows of the sequence (retention.go).
 	keep seqRetention
+	// pend, once made, holds what AdmitChunk kept of the blocks it cut
+	// off (behind a pointer: few sequences need it, and every slot's size
+	// counts when BuildBatch walks them).
+	pend *pending
+}
+
+// pending is what AdmitChunk keeps of the full blocks it cut off a
+// sequence, for hashFull to reuse when their tokens come back
+// (reusePending): hashes[j] names block from+j, was computed over
+// tokens[j*bs:(j+1)*bs] and chained to parent (j == 0) or hashes[j-1].
+// hashes is empty when nothing is kept; the buffers are reused.
+type pending struct {
+	from   int
+	parent Hash
+	hashes []Hash
+	tokens []int32
 }
 
 // seq resolves a handle.
@@ -187,6 +203,7 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 	s.blocks, s.tokens, s.hashes, s.mm = s.blocks[:0], s.tokens[:0], s.hashes[:0], s.mm[:0]
 	s.hashLimit, s.committed, s.spec, s.version = math.MaxInt, 0, 0, s.version+1
 	s.unknown = false
+	dropPending(s)
 	s.host, s.released = s.host[:0], 0
 	s.opts = SeqOptions{}
 	s.keep.reset()
@@ -859,6 +876,7 @@ func (m *Manager) Truncate(id SeqID, n int) error {
 }
 
 func (m *Manager) truncate(s *sequence, n int) {
+	dropPending(s)
 	if n == len(s.tokens) {
 		return
 	}
@@ -909,6 +927,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	m.forkGroups(p, c)
 	c.state = seqRunning
 	p.own, c.own = false, false
+	dropPending(p)
 	m.nrunning++
 	m.stats.forks++
 	return makeSeqID(idx, c.gen), nil
