@@ -3,6 +3,8 @@ package paged
 import (
 	"slices"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // chunkHashOpts are the sequence options the kept-hash tests run under:
@@ -163,4 +165,76 @@ func TestAdmitChunkHashesDropped(t *testing.T) {
 		}
 		mustOK(t, m.Check())
 	}
+}
+
+// TestAdmitChunkHashesRapid: after a chunked admission, whatever mix of
+// appends (the cut tokens, or others), truncations and preemptions
+// follows, a sequence's hashes are those of its tokens hashed whole.
+func TestAdmitChunkHashesRapid(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.IntRange(1, 4).Draw(t, "bs")
+		m, err := New(Config{BlockSize: bs, NumBlocks: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prompt := rapid.SliceOfN(rapid.Int32Range(0, 3), 2, 60).Draw(t, "prompt")
+		var opts *SeqOptions
+		if rapid.Bool().Draw(t, "extraKeys") {
+			opts = &SeqOptions{LoRA: 3, Salt: "s", MM: []MMRange{{Start: len(prompt) / 2, End: len(prompt), Hash: "img"}}}
+		}
+		id, err := m.Add(prompt, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, err := m.AdmitChunk(id, rapid.IntRange(1, len(prompt)).Draw(t, "maxNew"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		running := true
+		for range rapid.IntRange(0, 12).Draw(t, "ops") {
+			s, _ := m.seq(id)
+			switch op := rapid.IntRange(0, 4).Draw(t, "op"); {
+			case op <= 1 && len(rest) > 0: // the cut tokens, maybe one changed
+				k := rapid.IntRange(1, len(rest)).Draw(t, "k")
+				toks := slices.Clone(rest[:k])
+				if op == 1 {
+					toks[rapid.IntRange(0, k-1).Draw(t, "at")]++
+				}
+				rest = rest[k:]
+				if err := m.Append(id, toks...); err != nil {
+					t.Fatal(err)
+				}
+			case op == 2:
+				toks := rapid.SliceOfN(rapid.Int32Range(0, 3), 1, 8).Draw(t, "toks")
+				if err := m.Append(id, toks...); err != nil {
+					t.Fatal(err)
+				}
+			case op == 3 && len(s.tokens) > 1:
+				n := rapid.IntRange(1, len(s.tokens)-1).Draw(t, "n")
+				if err := m.Truncate(id, n); err != nil {
+					t.Fatal(err)
+				}
+			case op == 4:
+				if running {
+					err = m.Preempt(id)
+				} else {
+					_, err = m.Admit(id)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				running = !running
+			}
+			s, _ = m.seq(id)
+			// The hashes of the tokens, hashed whole (BlockHashes would
+			// refuse a multimodal range past a truncation).
+			want := m.chain.extend(nil, s.tokens, &s.opts, 0, len(s.tokens)/bs)
+			if !slices.Equal(s.hashes, want) {
+				t.Fatalf("%d hashes differ from the %d tokens' %d hashed whole", len(s.hashes), len(s.tokens), len(want))
+			}
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }
