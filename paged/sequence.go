@@ -127,6 +127,11 @@ type seqFields struct {
 	// unknown: the tokens are placeholders (AddFromHashes); AdmitChunk
 	// cannot hand them back.
 	unknown bool
+	// pend, once made, holds what AdmitChunk kept of the blocks it cut
+	// off: behind a pointer, since few sequences need it and every slot's
+	// size counts when BuildBatch walks them, and next to the fields
+	// hashFull reads, so that checking it touches no other cache line.
+	pend *pending
 	// committed: blocks[:committed] hold committed content equal to
 	// hashes[:committed].
 	committed int
@@ -140,10 +145,6 @@ type seqFields struct {
 	ext []groupTable
 	// keep is what hybrid retention knows of the sequence (retention.go).
 	keep seqRetention
-	// pend, once made, holds what AdmitChunk kept of the blocks it cut
-	// off (behind a pointer: few sequences need it, and every slot's size
-	// counts when BuildBatch walks them).
-	pend *pending
 }
 
 // pending is what AdmitChunk keeps of the full blocks it cut off a
