@@ -69,9 +69,7 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 		unified: cfg.UnifiedFreeQueue,
 	}
 	p.index = newHashIndex(cfg.NumBlocks, p.hash)
-	// With a host tier, offloading reads a victim's duplicate list
-	// directly, so the index applies its updates at once.
-	p.index.track(p.dupNext, p.dupPrev, cfg.HostBlocks == 0)
+	p.index.track(p.dupNext, p.dupPrev, true)
 	if cfg.Events > 0 {
 		p.parent = make([]Hash, cfg.NumBlocks)
 	}

@@ -73,8 +73,12 @@ func (p *blockPool) moved(h *Hash, g int, from, to Medium) {
 // by (hash, group) as the device index is.
 func (p *blockPool) offload(id allocator.BlockID, now int64) bool {
 	t := p.host
-	if t == nil || !t.offload || p.dupNext[id] != id {
-		return false // no tier, or another device block still holds the content
+	if t == nil || !t.offload {
+		return false
+	}
+	p.index.settle() // the duplicate lists are current
+	if p.dupNext[id] != id {
+		return false // another device block still holds the content
 	}
 	h := &p.hash[id]
 	g := p.groupOf(id)
