@@ -38,12 +38,7 @@ func conversations(t *testing.T, f eviction.Factory, capacity, rounds int) float
 			run(chains[c])
 		}
 		for range 8 {
-			one := make([]paged.Hash, 8)
-			for i := range one {
-				one[i] = hash(next)
-				next++
-			}
-			run(one)
+			run(oneShot(hash, &next, nil))
 		}
 		require.NoError(t, m.Check())
 	}
@@ -93,15 +88,11 @@ func rewrittenTails(t *testing.T, f eviction.Factory, capacity, rounds int) floa
 		doc := []paged.Hash{hash(next), hash(next + 1), hash(next + 2), hash(next + 3)}
 		next += 4
 		for k := range 8 {
-			one := make([]paged.Hash, 8)
-			for i := range one {
-				one[i] = hash(next)
-				next++
-			}
+			var shared []paged.Hash
 			if k%2 == 1 {
-				copy(one, doc)
+				shared = doc
 			}
-			run(one)
+			run(oneShot(hash, &next, shared))
 		}
 		require.NoError(t, m.Check())
 	}
@@ -201,4 +192,17 @@ func chainReplayer(t *testing.T, f eviction.Factory, capacity int) (*paged.Manag
 		return cached / 16
 	}
 	return m, hash, run
+}
+
+// oneShot returns the eight block hashes of a one-shot prompt: fresh
+// content numbered from *next (which it advances), its first blocks
+// replaced by shared (a document it shares with other prompts), if any.
+func oneShot(hash func(uint64) paged.Hash, next *uint64, shared []paged.Hash) []paged.Hash {
+	one := make([]paged.Hash, 8)
+	for i := range one {
+		one[i] = hash(*next)
+		*next++
+	}
+	copy(one, shared)
+	return one
 }
