@@ -55,17 +55,21 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	if s.unknown {
 		return 0, rest, errorf(ErrInvalid, "AdmitChunk %v: created from hashes, its tokens past a cut at %d are unknown", id, keep)
 	}
-	// The cut sequence's lookup finds the same hits: the lookups return
+	// The cut sequence's lookup finds the same hits: the lookup returns
 	// the longest hittable prefix up to a limit, and the cut still reaches
-	// past every hit. Should a hybrid lookup find fewer, cut again.
+	// past every hit, so a full-attention sequence needs no second lookup
+	// here. A lookup with windows (Config.Groups or SeqOptions.Window),
+	// chunks or state checkpoints may find fewer over the cut: then cut
+	// again.
 	nh := len(s.hashes)
-	for {
-		m.truncate(s, keep) // a waiting sequence: tokens and hashes only
+	m.truncate(s, keep) // a waiting sequence: tokens and hashes only
+	for m.hybrid() || s.opts.Window > 0 {
 		p, _ := m.planAdmit(s)
 		if p.hits*m.bs+maxNew >= keep {
 			break
 		}
 		keep = p.hits*m.bs + maxNew
+		m.truncate(s, keep)
 	}
 	m.countQuery(n, full)
 	m.keepPending(s, n, nh)
