@@ -110,6 +110,32 @@ func TestGoldenKeys(t *testing.T) {
 	assert.Equal(t, []uint64{0x30f0c8c2952de9aa}, q.AppendKeys(nil, 0, tokens(16)))
 }
 
+// TestKeysMatchAnLLMDRun reproduces request keys that llm-d's own code
+// computed in a run someone published: a benchmark write-up titled "Step 2
+// — does llm-d match vLLM's CPU offload cache when chunking is on?" drives
+// llm-d-kv-cache's kvevents.Pool and kvblock token processor (default
+// configuration: cbor-fnv, block size 16, empty hash seed) and logs the
+// six request keys of one prefix ("LLMDPROBE block N reqKey=...", matched
+// by llm-d's own "kvblock.InMemoryIndex.Evict ... requestKey" log lines).
+// The write-up does not print its tokens or model name and its harness is
+// not stored with it; tokens 1..96 and model "test-model" are the inputs
+// whose keys equal all six logged values (the search library holds the
+// write-up without naming its repository; see docs/fleet.md). Six 64-bit
+// values cannot agree by accident, so this pins the whole chain: the root
+// over the seed and model name, and the canonical CBOR of each block.
+func TestKeysMatchAnLLMDRun(t *testing.T) {
+	logged := []uint64{
+		9540012594951042066, 16921089685996993662, 1342399872045281493,
+		14412806440506676804, 12157956504292006694, 1040321297494662211,
+	}
+	p, err := New(Config{BlockSize: 16, Model: "test-model"})
+	require.NoError(t, err)
+	assert.Equal(t, logged, p.AppendKeys(nil, 0, tokens(96)))
+	// The same keys continue from any logged parent, as llm-d's
+	// TokensToKVBlockKeys does when an event names its parent block.
+	assert.Equal(t, logged[3:], p.AppendKeys(nil, logged[2], tokens(96)[48:]))
+}
+
 func TestSumWithExtraMatchesLLMD(t *testing.T) {
 	p, err := New(Config{BlockSize: 4, Model: "m"})
 	require.NoError(t, err)
