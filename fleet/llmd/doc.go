@@ -10,7 +10,15 @@
 // extra], chaining from a root derived from the hash seed and the model
 // name. Processor reproduces it; the encoding of parent and tokens is
 // written by hand so keys cost no allocation, and tests check it against
-// fxamacker/cbor byte for byte.
+// fxamacker/cbor byte for byte and against six request keys a published
+// run of llm-d's code logged.
+//
+// SHA256CBOR computes llm-d's other algorithm, "sha256_cbor", which is
+// vLLM's own sha256_cbor prefix-cache hash: SHA-256 over the canonical CBOR
+// of [parent digest, token IDs, extra], chained from vLLM's NONE_HASH, each
+// key the digest's last 8 bytes, as vLLM publishes integer block hashes.
+// Its tests reproduce golden values generated with vLLM's formula for
+// llm-d's token processor.
 //
 // # Sharing keys with llm-d
 //
@@ -24,6 +32,13 @@
 // keys (LoRA adapters, cache salts, multimodal content) get keys of their
 // own that never alias text-only ones, but llm-d cannot compute them from
 // paged's extra-key bytes.
+//
+// A vLLM engine started with prefix_caching_hash_algo "sha256_cbor" and
+// PYTHONHASHSEED equal to the hash seed names its text-only blocks by the
+// digests SHA256CBOR.AppendDigests returns; when its KV events carry
+// integer block hashes they are the keys AppendKeys returns
+// (kvevents.HashFromInt of a key is its HashOf value). A router computes
+// them from the prompt alone.
 //
 // Keys are 64 bits and FNV is not collision resistant: fine for routing
 // (a collision misroutes a request), not for sharing KV between tenants

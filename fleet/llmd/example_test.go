@@ -31,3 +31,20 @@ func Example() {
 	// 0 true
 	// 1 true
 }
+
+// The keys a vLLM engine with prefix_caching_hash_algo sha256_cbor and
+// PYTHONHASHSEED=0 publishes for a prompt, as llm-d's sha256_cbor token
+// processor computes them.
+func ExampleSHA256CBOR() {
+	s, err := llmd.NewSHA256CBOR(llmd.Config{BlockSize: 16, HashSeed: "0"})
+	if err != nil {
+		panic(err)
+	}
+	prompt := make([]int32, 20)
+	for i := range prompt {
+		prompt[i] = int32(i + 1)
+	}
+	fmt.Println(s.AppendKeys(nil, prompt)) // one full block; 4 tokens left over
+	// Output:
+	// [3236607068019569386]
+}

@@ -52,12 +52,9 @@ type Processor struct {
 
 // New returns a Processor, or ErrInvalid for a block size below 1.
 func New(cfg Config) (*Processor, error) {
-	if cfg.BlockSize < 1 {
-		return nil, fmt.Errorf("%w: BlockSize %d must be at least 1", ErrInvalid, cfg.BlockSize)
-	}
-	enc, err := cbor.CanonicalEncOptions().EncMode()
+	enc, err := checkConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("llmd: cbor: %w", err)
+		return nil, err
 	}
 	p := &Processor{cfg: cfg, enc: enc}
 	seed := fnv.New64a()
@@ -66,6 +63,19 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// checkConfig validates cfg and returns the canonical CBOR encoder both
+// algorithms encode extra values with, as llm-d does.
+func checkConfig(cfg Config) (cbor.EncMode, error) {
+	if cfg.BlockSize < 1 {
+		return nil, fmt.Errorf("%w: BlockSize %d must be at least 1", ErrInvalid, cfg.BlockSize)
+	}
+	enc, err := cbor.CanonicalEncOptions().EncMode()
+	if err != nil {
+		return nil, fmt.Errorf("llmd: cbor: %w", err)
+	}
+	return enc, nil
 }
 
 // Root returns the parent key of every chain's first block.
@@ -112,6 +122,13 @@ func (p *Processor) Sum(parent uint64, tokens []int32, extra any) (uint64, error
 func appendPayload(dst []byte, parent uint64, tokens []int32, extra []byte) []byte {
 	dst = append(dst, 0x83)
 	dst = appendHead(dst, 0, parent)
+	return appendTail(dst, tokens, extra)
+}
+
+// appendTail writes the last two elements of a payload: the tokens as an
+// array of unsigned integers (null for nil) and extra's encoding (null
+// when empty).
+func appendTail(dst []byte, tokens []int32, extra []byte) []byte {
 	if tokens == nil {
 		dst = append(dst, 0xf6)
 	} else {

@@ -1,6 +1,8 @@
 package llmd
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"hash/fnv"
 	"math/rand/v2"
 	"testing"
@@ -188,8 +190,9 @@ func TestKeysDoNotAllocate(t *testing.T) {
 	assert.Zero(t, allocs)
 }
 
-// FuzzPayloadMatchesCBOR: the hand-written canonical CBOR is the bytes
-// fxamacker/cbor writes for the same values.
+// FuzzPayloadMatchesCBOR: the hand-written canonical CBOR of both
+// algorithms' payloads is the bytes fxamacker/cbor writes for the same
+// values.
 func FuzzPayloadMatchesCBOR(f *testing.F) {
 	f.Add(uint64(0), []byte{1, 2, 3, 4}, false)
 	f.Add(uint64(1)<<40, []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 1, 0}, true)
@@ -215,6 +218,14 @@ func FuzzPayloadMatchesCBOR(f *testing.F) {
 		}
 		if got := appendPayload(nil, parent, ts, nil); string(got) != string(want) {
 			t.Fatalf("payload %x, cbor %x", got, want)
+		}
+		// The sha256_cbor payload: the parent as a 32-byte string.
+		d := paged.Hash(sha256.Sum256(binary.BigEndian.AppendUint64(nil, parent)))
+		if want, err = enc.Marshal([]any{d[:], us, nil}); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendDigestPayload(nil, &d, ts, nil); string(got) != string(want) {
+			t.Fatalf("digest payload %x, cbor %x", got, want)
 		}
 	})
 }
