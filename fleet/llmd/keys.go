@@ -102,7 +102,10 @@ func (p *Processor) AppendKeys(dst []uint64, parent uint64, tokens []int32) []ui
 // (nil is CBOR null, as llm-d hashes the root) and an extra value, which
 // llm-d sets for multimodal blocks (its per-block MMHashes); extra is
 // encoded with canonical CBOR as llm-d does, so it must be a value llm-d
-// would pass.
+// would pass. At commit 026424fd an MMHash is a struct of Hash string and
+// Offset int64 without CBOR tags, which encodes as a map with those two
+// keys: pass a slice of such structs, or of map[string]any with the same
+// keys and value types.
 func (p *Processor) Sum(parent uint64, tokens []int32, extra any) (uint64, error) {
 	var ext []byte
 	if extra != nil {

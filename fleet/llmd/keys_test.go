@@ -115,14 +115,15 @@ func TestGoldenKeys(t *testing.T) {
 // TestKeysMatchAnLLMDRun reproduces request keys that llm-d's own code
 // computed in a run someone published: a benchmark write-up titled "Step 2
 // — does llm-d match vLLM's CPU offload cache when chunking is on?" drives
-// llm-d-kv-cache's kvevents.Pool and kvblock token processor (default
-// configuration: cbor-fnv, block size 16, empty hash seed) and logs the
-// six request keys of one prefix ("LLMDPROBE block N reqKey=...", matched
-// by llm-d's own "kvblock.InMemoryIndex.Evict ... requestKey" log lines).
-// The write-up does not print its tokens or model name and its harness is
-// not stored with it; tokens 1..96 and model "test-model" are the inputs
-// whose keys equal all six logged values (the search library holds the
-// write-up without naming its repository; see docs/fleet.md). Six 64-bit
+// llm-d's kvevents.Pool and kvblock token processor (cbor-fnv; a clone of
+// llm-d-kv-cache-manager, by its account) and logs the six request keys of
+// one prefix ("LLMDPROBE block N reqKey=...", matched by llm-d's own
+// "kvblock.InMemoryIndex.Evict ... requestKey" log lines).
+// The write-up does not print its tokens, seed or model name and its
+// harness is not stored with it; block size 16, an empty seed, tokens
+// 1..96 and model "test-model" are the inputs whose keys equal all six
+// logged values (the search library holds the write-up without naming its
+// repository; see docs/fleet.md). Six 64-bit
 // values cannot agree by accident, so this pins the whole chain: the root
 // over the seed and model name, and the canonical CBOR of each block.
 func TestKeysMatchAnLLMDRun(t *testing.T) {
@@ -145,6 +146,19 @@ func TestSumWithExtraMatchesLLMD(t *testing.T) {
 	got, err := p.Sum(9, []int32{1, 2, 3, 4}, extra)
 	require.NoError(t, err)
 	assert.Equal(t, reference(t, 9, []uint32{1, 2, 3, 4}, extra), got)
+	// llm-d's MMHash (026424fd: Hash string, Offset int64, no tags) and
+	// the map a caller without llm-d's types writes encode alike.
+	type mmHash struct {
+		Hash   string
+		Offset int64
+	}
+	asStruct, err := p.Sum(9, []int32{1, 2, 3, 4}, []mmHash{{"img", -3}, {"img2", 2}})
+	require.NoError(t, err)
+	asMap, err := p.Sum(9, []int32{1, 2, 3, 4}, []map[string]any{
+		{"Hash": "img", "Offset": int64(-3)}, {"Offset": int64(2), "Hash": "img2"}})
+	require.NoError(t, err)
+	assert.Equal(t, asStruct, asMap)
+	assert.Equal(t, reference(t, 9, []uint32{1, 2, 3, 4}, []mmHash{{"img", -3}, {"img2", 2}}), asStruct)
 	_, err = p.Sum(9, nil, make(chan int))
 	require.ErrorIs(t, err, ErrInvalid)
 	_, err = New(Config{})
