@@ -30,7 +30,8 @@ type Config struct {
 	// PYTHONHASHSEED; every router and server sharing keys must agree.
 	HashSeed string
 	// Model is the model name, hashed into the root of every chain as
-	// llm-d does, so two models never share keys.
+	// llm-d does, so two models never share keys. SHA256CBOR ignores it,
+	// as vLLM's chain does not hash it.
 	Model string
 }
 

@@ -23,8 +23,7 @@ import (
 //
 // The chain carries 32-byte digests, so a 64-bit key cannot continue it:
 // AppendKeys always starts at NONE_HASH, and a chain is continued from a
-// digest with AppendDigests. An SHA256CBOR is immutable and safe for
-// concurrent use.
+// digest with AppendDigests. It is immutable and safe for concurrent use.
 type SHA256CBOR struct {
 	bs   int
 	none paged.Hash
