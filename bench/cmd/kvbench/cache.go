@@ -118,7 +118,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "host tier: evicted device blocks are offloaded to host memory (LRU there) and onboarded on a hit; cells: combined (device + host)")
 	}
 	if qm != nil && len(results) > 0 && results[0].Queue != nil {
-		fmt.Fprintf(stdout, "queue: one prefill server at %.0f tokens/s (load %g with no hits), FIFO; queued requests' cached prefixes pinned (up to %.0f%% of the pool) until they start\n",
+		fmt.Fprintf(stdout, "queue: one prefill server at %.0f tokens/s (load %g with no hits), FIFO; queued requests' cached prefixes pinned (up to %.0f%% of the pool) until they hold them\n",
 			results[0].Queue.PrefillRate, qm.Load, 100*qm.PinShare)
 		for _, r := range results {
 			if r.Policy == "lru" {
