@@ -19,7 +19,9 @@ import (
 // of requests, and so an unprotected cache's hit rate, is the same as in
 // the plain replay; what the queue adds is knowledge: when a request
 // arrives, the server pins (paged.Manager.PinHashes) the blocks of its
-// prefix that are cached at that moment, and unpins them when it starts,
+// prefix that are cached at that moment, and unpins them once it has
+// started and holds them itself (as a scheduler hands a queued request's
+// prefix over to the request, with no moment in which it is evictable),
 // so they cannot be evicted by the requests served before it ("queue-
 // informed" eviction, as asked of vLLM). Pins draw on a budget of
 // PinShare of the pool; a pin the budget cannot take is skipped, and if
@@ -82,8 +84,8 @@ func newQueue(t *CacheTrace, m *paged.Manager, qm QueueModel, capacityBlocks int
 func (q *queue) arrival(r int) float64 { return q.t.reqs[r].Arrival.Seconds() }
 
 // arrive moves time to the start of request r: every request that has
-// arrived by then joins the queue and pins its cached prefix; r's own pin
-// goes, since r runs now.
+// arrived by then joins the queue and pins its cached prefix. r's own pin
+// stays until r holds its blocks (started).
 func (q *queue) arrive(r int) {
 	start := max(q.clock, q.arrival(r))
 	n := q.t.Requests()
@@ -103,15 +105,22 @@ func (q *queue) arrive(r int) {
 			q.protected += int64(tokens / q.t.BlockSize)
 		}
 	}
-	if q.pins[r] != 0 {
-		_ = q.m.Unpin(q.pins[r])
-		q.pins[r] = 0
-	}
 	waiting := q.arrived - r - 1
 	q.queueSum += float64(waiting)
 	q.maxQueue = max(q.maxQueue, waiting)
 	q.waitSum += start - q.arrival(r)
 	q.clock = start
+}
+
+// started drops r's pin once r holds its cached prefix itself: had the
+// pin gone before, the blocks would have been released to the policy and
+// claimed again at once, which a policy learning from releases would take
+// for a release and a reuse.
+func (q *queue) started(r int) {
+	if q.pins[r] != 0 {
+		_ = q.m.Unpin(q.pins[r])
+		q.pins[r] = 0
+	}
 }
 
 // served advances the clock by the service time of a request that

@@ -162,6 +162,9 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 		}
 		res.Requests++
 		if errors.Is(err, paged.ErrNever) {
+			if q != nil {
+				q.started(r) // it never runs: its pin goes too
+			}
 			res.Oversize++
 			hostHits = m.Stats().Tiers.HostHitBlocks
 			continue
@@ -171,6 +174,7 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 		}
 		res.Hits += int64(cached / t.BlockSize)
 		if q != nil {
+			q.started(r)
 			q.served(r, hi-lo-cached/t.BlockSize)
 		}
 		if hostBlocks > 0 {

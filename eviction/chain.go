@@ -59,8 +59,14 @@ const (
 // last-block class, so a chain is given up tail first within a class.
 //
 // For each class Chain estimates, by age, the chance that content still
-// unused at that age is asked for in the next age bucket (a hazard), and
-// from it the hit density of LHD (Beckmann, Chen and Cidon, "LHD:
+// unused at that age is asked for in the next age bucket (a hazard), as
+// a proportional-hazards model does (Cox 1972): one baseline hazard by age
+// learned from every class's outcomes, times a factor per class, its
+// reuses over those the baseline predicts for it. How soon a user comes
+// back is a matter of human pace, much the same for every class; whether
+// one comes back is what the classes tell apart, and a factor needs far
+// fewer outcomes than a hazard at every age. From the hazard Chain
+// computes the hit density of LHD (Beckmann, Chen and Cidon, "LHD:
 // Improving Cache Hit Rate by Maximizing Hit Density", NSDI 2018): the
 // most hits per block and unit of time that keeping the content for some
 // horizon can earn. Victim gives up the lowest. This is Belady's rule made
@@ -150,6 +156,7 @@ type Chain struct {
 	reuse [chainClasses][chainBuckets]float64 // closed by a reuse, by age
 	cens  [chainClasses][chainBuckets]float64 // closed unreused, by age
 	open  [chainClasses][chainBuckets]float64 // scratch for rebuild
+	risk  [chainClasses][chainBuckets]float64 // scratch for rebuild
 	score [chainClasses][chainBuckets]float64
 	// outcomes counts block outcomes since the last halving, fresh since
 	// the last table rebuild.
@@ -500,34 +507,66 @@ func bucketWidth(b int) float64 {
 // rebuild recomputes every class's table: for each age bucket, the hit
 // density of content of that class still unused at that age, the best
 // over every horizon of reuses expected per unit of cache space held
-// until then (LHD's ranking). The chance of reuse in each bucket is
-// estimated as Kaplan and Meier do, so records still open or closed
-// unreused count as at risk up to their age and no further: nothing is
-// assumed about content older than any record has been watched.
+// until then (LHD's ranking).
+//
+// The chance of reuse by age (the hazard) follows a proportional-hazards
+// model (Cox, "Regression models and life-tables", 1972): every class
+// shares one baseline hazard, estimated from the outcomes of all classes
+// pooled, and a class differs from it by one factor, the reuses its
+// records saw over those the baseline predicts for them (the standardized
+// ratio O/E, which is the factor's maximum-likelihood estimate given the
+// baseline). When a user comes back is a matter of human pace, much the
+// same for every kind of content; whether one comes back at all is what
+// the classes tell apart. So the shape by age is learned from every
+// outcome, and each class needs only enough outcomes to fix its level: a
+// class seen young, or rarely, is not taken for worthless at ages its own
+// records have not reached. At-risk counts follow Kaplan and Meier: records
+// still open or closed unreused count as at risk up to their age and no
+// further, so nothing is assumed about content older than any record has
+// been watched.
 func (p *Chain) rebuild() {
 	p.open = [chainClasses][chainBuckets]float64{}
 	q := &p.recs.lists[0]
 	for s := q.links[q.sentinel].next; s != q.sentinel; s = q.links[s].next {
 		p.open[p.rcls[s]][p.bucket(p.now-p.rstamp[s])] += p.rweight[s]
 	}
+	// The outcomes at risk in each class and bucket (a censored outcome
+	// counts half in its own bucket), and the baseline hazard of every
+	// class pooled.
+	var atRisk, reused [chainBuckets]float64
 	for c := range p.reuse {
-		var mass, space [chainBuckets]float64
-		last := -1
 		risk := 0.0
 		for b := chainBuckets - 1; b >= 0; b-- {
 			risk += p.reuse[c][b] + p.cens[c][b] + p.open[c][b]
-			mass[b] = risk - (p.cens[c][b]+p.open[c][b])/2 // at risk in b
-			if last < 0 && p.reuse[c][b] > 0 {
-				last = b
-			}
+			p.risk[c][b] = risk - (p.cens[c][b]+p.open[c][b])/2
+			atRisk[b] += p.risk[c][b]
+			reused[b] += p.reuse[c][b]
 		}
+	}
+	var base [chainBuckets]float64
+	last := -1 // the oldest bucket in which anything was reused
+	for b := range chainBuckets {
+		if atRisk[b] > 0 {
+			base[b] = reused[b] / atRisk[b]
+		}
+		if reused[b] > 0 {
+			last = b
+		}
+	}
+	for c := range p.reuse {
+		obs, exp := 0.0, 0.0
+		for b := range chainBuckets {
+			obs += p.reuse[c][b]
+			exp += p.risk[c][b] * base[b]
+		}
+		ratio := 0.0
+		if exp > 0 {
+			ratio = obs / exp
+		}
+		var mass, space [chainBuckets]float64
 		surv := 1.0
 		for b := range chainBuckets {
-			h := 0.0
-			if mass[b] > 0 {
-				h = p.reuse[c][b] / mass[b]
-			}
-			mass[b] = surv * h
+			mass[b] = surv * min(base[b]*ratio, 1)
 			space[b] = (surv - mass[b]/2) * bucketWidth(b)
 			surv -= mass[b]
 		}

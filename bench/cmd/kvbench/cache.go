@@ -26,6 +26,8 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	hostTokens := fs.String("host-tokens", "", "host tier offloading evicted device blocks: `N` tokens, or Kx for K times each device capacity (default: none)")
 	queueLoad := fs.Float64("queue-load", 0, "model the prefill queue at this `load` (utilization if nothing were cached) and pin queued requests' cached prefixes (0: no queue)")
 	pinShare := fs.Float64("pin-share", 0.5, "share of the pool the queue's pins may hold (with -queue-load)")
+	skip := fs.Int("skip", 0, "leave out the trace's first `N` requests (a replay that starts mid-trace with an empty cache)")
+	limit := fs.Int("limit", 0, "replay at most `N` requests, after -skip (0: all)")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "replays run in parallel")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -43,9 +45,22 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	if *skip < 0 || *limit < 0 {
+		return usageErrorf("bad -skip %d or -limit %d: want counts of requests, 0 or more", *skip, *limit)
+	}
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
 		return err
+	}
+	if *skip > 0 || *limit > 0 {
+		if *skip >= len(reqs) {
+			return usageErrorf("-skip %d leaves nothing of the trace's %d requests", *skip, len(reqs))
+		}
+		reqs = reqs[*skip:]
+		if *limit > 0 && *limit < len(reqs) {
+			reqs = reqs[:*limit]
+		}
+		name = fmt.Sprintf("%s, requests %d-%d", name, *skip+1, *skip+len(reqs))
 	}
 	// Mooncake traces name blocks by hash IDs; Azure traces have only
 	// lengths, so prompts come from the W1 token model.
@@ -118,7 +133,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "host tier: evicted device blocks are offloaded to host memory (LRU there) and onboarded on a hit; cells: combined (device + host)")
 	}
 	if qm != nil && len(results) > 0 && results[0].Queue != nil {
-		fmt.Fprintf(stdout, "queue: one prefill server at %.0f tokens/s (load %g with no hits), FIFO; queued requests' cached prefixes pinned (up to %.0f%% of the pool) until they start\n",
+		fmt.Fprintf(stdout, "queue: one prefill server at %.0f tokens/s (load %g with no hits), FIFO; queued requests' cached prefixes pinned (up to %.0f%% of the pool) until they hold them\n",
 			results[0].Queue.PrefillRate, qm.Load, 100*qm.PinShare)
 		for _, r := range results {
 			if r.Policy == "lru" {

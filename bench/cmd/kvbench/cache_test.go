@@ -156,3 +156,42 @@ func TestCacheQueueFlag(t *testing.T) {
 		assert.Error(t, runCache(append(args, "-policies", "lru", "-capacity-tokens", "512000"), &out, &errb), "%q", args)
 	}
 }
+
+// TestCacheSkipLimit: -skip and -limit replay a slice of the trace from an
+// empty cache, as a file holding only those requests would; bad counts
+// are usage errors.
+func TestCacheSkipLimit(t *testing.T) {
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.jsonl")
+	part := filepath.Join(dir, "part.jsonl")
+	lines := []string{
+		`{"timestamp": 0, "input_length": 1024, "output_length": 5, "hash_ids": [1, 2]}`,
+		`{"timestamp": 5, "input_length": 1024, "output_length": 5, "hash_ids": [1, 2]}`,
+		`{"timestamp": 9, "input_length": 1536, "output_length": 5, "hash_ids": [1, 2, 3]}`,
+		`{"timestamp": 12, "input_length": 1536, "output_length": 5, "hash_ids": [1, 2, 3]}`,
+	}
+	require.NoError(t, os.WriteFile(full, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(part, []byte(strings.Join(lines[1:3], "\n")+"\n"), 0o644))
+	run := func(args ...string) map[string]any {
+		t.Helper()
+		var out, errb bytes.Buffer
+		require.NoError(t, runCache(append([]string{"-policies", "lru", "-capacity-tokens", "51200", "-json"}, args...), &out, &errb), errb.String())
+		var row map[string]any
+		require.NoError(t, json.Unmarshal(out.Bytes(), &row))
+		return row
+	}
+	whole, sliced, file := run("-trace", full), run("-trace", full, "-skip", "1", "-limit", "2"), run("-trace", part)
+	assert.Equal(t, 4.0, whole["requests"])
+	assert.Equal(t, 2.0, sliced["requests"])
+	// The slice starts cold: its first request misses what the whole
+	// trace's second request hits.
+	assert.Equal(t, file["hits"], sliced["hits"])
+	assert.Equal(t, 2.0, sliced["hits"])
+	assert.Equal(t, 7.0, whole["hits"])
+	for _, bad := range [][]string{{"-skip", "-1"}, {"-limit", "-2"}, {"-skip", "4"}} {
+		var out, errb bytes.Buffer
+		err := runCache(append([]string{"-trace", full, "-policies", "lru", "-capacity-tokens", "51200"}, bad...), &out, &errb)
+		var ue *usageError
+		assert.True(t, errors.As(err, &ue), "%v: %v", bad, err)
+	}
+}
