@@ -59,6 +59,22 @@ type variantRouter struct {
 	// current is the decision's candidates, for terms that compare
 	// servers; scratch their copies with the term added.
 	current, scratch []fleet.Candidate
+	// decisions, when not nil, records every decision (TestFleetExplain).
+	decisions *[]decision
+}
+
+// decision is one routing decision as the router saw it.
+type decision struct {
+	cands []fleet.Candidate // with the term in Work
+	costs []float64
+	best  int
+}
+
+func newVariantRouter(base fleet.CostAware, term func(v *variantRouter, i int, c *fleet.Candidate) float64, reqs []Request, speed float64) *variantRouter {
+	const n = 8 // FleetConfig's default fleet
+	return &variantRouter{base: base, term: term, reqs: reqs, speed: speed,
+		srvLoad: make([]float64, n), srvWork: make([]float64, n),
+		kv: make([]float64, n), finished: make([]int64, n), output: make([]int64, n)}
 }
 
 func (v *variantRouter) probe(k int, l sched.Load, st sched.Stats) {
@@ -94,6 +110,13 @@ func (v *variantRouter) Route(cands []fleet.Candidate) int {
 		v.scratch[i].Work = max(cands[i].Work, 0) + v.term(v, i, &cands[i])
 	}
 	best := v.base.Route(v.scratch)
+	if v.decisions != nil {
+		d := decision{cands: slices.Clone(v.scratch), costs: make([]float64, len(cands)), best: best}
+		for i := range d.cands {
+			d.costs[i] = v.base.Cost(&d.cands[i])
+		}
+		*v.decisions = append(*v.decisions, d)
+	}
 	mx, mn := cands[0].Blocks, cands[0].Blocks
 	for i := range cands {
 		mx, mn = max(mx, cands[i].Blocks), min(mn, cands[i].Blocks)
@@ -343,9 +366,7 @@ func TestFleetVariants(t *testing.T) {
 				var router fleet.Router = base
 				c := cfg
 				if cv.term != nil {
-					v := &variantRouter{base: base, term: cv.term, reqs: tc.reqs, speed: cfg.Speed,
-						srvLoad: make([]float64, 8), srvWork: make([]float64, 8),
-						kv: make([]float64, 8), finished: make([]int64, 8), output: make([]int64, 8)}
+					v := newVariantRouter(base, cv.term, tc.reqs, cfg.Speed)
 					router = v
 					c.probe = v.probe
 				}
@@ -374,5 +395,155 @@ func TestFleetVariants(t *testing.T) {
 			t.Logf("| %s | %s | %.3f-%.3f (%d) | %.3f-%.3f (%d) | %d | %.3f-%.3f |", tc.name, cv.name,
 				slices.Min(imb), slices.Max(imb), okImb, slices.Min(hit), slices.Max(hit), okHit, okLL, slices.Min(wait), slices.Max(wait))
 		}
+	}
+}
+
+// TestFleetExplain replays one configuration and seed
+// (PAGEDKV_FLEET_EXPLAIN=half:7, the configuration's name from the table
+// and a seed; PAGEDKV_FLEET_VARIANTS=name for a variant other than the
+// router as is) and tells how the busiest server won its requests: the
+// figures of docs/fleet.md's diagnosis of the second half.
+func TestFleetExplain(t *testing.T) {
+	spec := os.Getenv("PAGEDKV_FLEET_EXPLAIN")
+	name, seedS, ok := strings.Cut(spec, ":")
+	seed, err := strconv.Atoi(seedS)
+	if !ok || err != nil || seed < 1 {
+		t.Skip("set PAGEDKV_FLEET_EXPLAIN=config:seed, e.g. half:7")
+	}
+	var tc variantConfig
+	for _, c := range variantConfigs(t) {
+		if c.name == name {
+			tc = c
+		}
+	}
+	if tc.reqs == nil {
+		t.Fatalf("no configuration %q", name)
+	}
+	cv := costVariants[0]
+	for _, c := range costVariants {
+		if c.name == os.Getenv("PAGEDKV_FLEET_VARIANTS") && c.term != nil {
+			cv = c
+		}
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0xc057))
+	v := newVariantRouter(fleet.CostAware{BlockSize: MooncakeBlockSize, Rand: rng.Float64}, cv.term, tc.reqs, 2)
+	var log []decision
+	v.decisions = &log
+	res, err := RunFleet(tc.reqs, FleetConfig{Speed: 2, probe: v.probe}, FleetRouter{Name: cv.name, Router: v, Prefix: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(res.PerServer)
+	hot := 0
+	for k := range res.PerServer {
+		if res.PerServer[k] > res.PerServer[hot] {
+			hot = k
+		}
+	}
+	t.Logf("%s, seed %d, %s: imbalance %.3f, requests per server %v", tc.name, seed, cv.name, res.Imbalance, res.PerServer)
+	// A conversation is named by its first block of its own (after the
+	// shared ones, whose IDs are negative).
+	conv := func(q Request) int64 {
+		for _, id := range q.HashIDs {
+			if id >= 0 {
+				return id
+			}
+		}
+		return -1
+	}
+	shared := 0 // blocks every request shares
+	for _, id := range tc.reqs[0].HashIDs {
+		if id < 0 {
+			shared++
+		}
+	}
+	kinds := []string{"no hit anywhere", "longest prefix, alone", "longest prefix, tied", "shorter prefix"}
+	won := make([][]int, len(kinds))
+	for i := range won {
+		won[i] = make([]int, n)
+	}
+	started := make([]int, n)
+	seen := map[int64]bool{}
+	turns := map[int64][]int{} // conversation -> servers, in order
+	var work, load, cached, uncached, lead []float64
+	loads := map[int]int{}
+	for i, d := range log {
+		b := make([]int, n)
+		for k := range d.cands {
+			b[k] = max(d.cands[k].Blocks-shared, 0)
+		}
+		mx := slices.Max(b)
+		kind := 3
+		switch tied := 0; {
+		case mx == 0:
+			kind = 0
+		case b[d.best] == mx:
+			for k := range b {
+				if b[k] == mx {
+					tied++
+				}
+			}
+			kind = 1
+			if tied > 1 {
+				kind = 2
+			}
+		}
+		won[kind][d.best]++
+		c := conv(tc.reqs[i])
+		if !seen[c] {
+			seen[c] = true
+			started[d.best]++
+		}
+		turns[c] = append(turns[c], d.best)
+		if d.best != hot {
+			continue
+		}
+		h := &d.cands[hot]
+		work = append(work, h.Work)
+		load = append(load, h.Load)
+		loads[int(h.Load)]++
+		cached = append(cached, float64(h.Blocks*MooncakeBlockSize))
+		uncached = append(uncached, prefill(h))
+		costs := slices.Clone(d.costs)
+		slices.Sort(costs)
+		lead = append(lead, costs[1]-costs[0])
+	}
+	for i, k := range kinds {
+		t.Logf("won with %s: %v", k, won[i])
+	}
+	t.Logf("conversations started per server: %v", started)
+	mean := func(xs []float64) float64 {
+		s := 0.0
+		for _, x := range xs {
+			s += x
+		}
+		return s / float64(len(xs))
+	}
+	slices.Sort(lead)
+	t.Logf("server %d when it won: Load histogram %v, mean Load %.2f, Work %.0f, cached %.0f, to compute %.0f tokens; median lead over the next server %.0f tokens",
+		hot, loads, mean(load), mean(work), mean(cached), mean(uncached), lead[len(lead)/2])
+	type convTurns struct {
+		id       int64
+		all, hot int
+	}
+	var big []convTurns
+	for id, ss := range turns {
+		h := 0
+		for _, s := range ss {
+			if s == hot {
+				h++
+			}
+		}
+		big = append(big, convTurns{id, len(ss), h})
+	}
+	slices.SortFunc(big, func(a, b convTurns) int {
+		if a.hot != b.hot {
+			return b.hot - a.hot
+		}
+		return b.all - a.all
+	})
+	t.Logf("%d conversations; those with the most turns on server %d (turns there, of all):", len(big), hot)
+	for _, c := range big[:min(8, len(big))] {
+		t.Logf("  %d: %d of %d", c.id, c.hot, c.all)
 	}
 }
