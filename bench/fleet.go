@@ -154,6 +154,12 @@ type FleetConfig struct {
 	// publication and the network (vLLM publishes a step's events after
 	// Schedule or after the step, depending on its version).
 	EventDelay time.Duration
+
+	// probe, when set, sees every server's scheduler load and counters
+	// before each routing decision: the seam through which the cost-term
+	// experiments (fleet_variants_test.go) read what a real router would
+	// learn from its servers' metrics but Candidate does not carry.
+	probe func(server int, l sched.Load, st sched.Stats)
 }
 
 func (c FleetConfig) withDefaults() (FleetConfig, error) {
@@ -596,6 +602,9 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		for k := range f.servers {
 			cands[k] = fleetCandidate(&f.servers[k], k, q.InputTokens)
 			cands[k].Routed = float64(res.PerServer[k])
+			if cfg.probe != nil {
+				cfg.probe(k, f.servers[k].s.Load(), f.servers[k].s.Stats())
+			}
 		}
 		if r.Prefix {
 			t0 := time.Now()

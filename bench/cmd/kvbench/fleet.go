@@ -43,6 +43,8 @@ type fleetRow struct {
 	Steps         int         `json:"steps"`
 	Preemptions   int         `json:"preemptions"`
 	Makespan      float64     `json:"makespan_s"`
+	PerServer     []int       `json:"per_server"`
+	PerServerBusy []float64   `json:"per_server_busy_s"`
 	LookupsPerSec float64     `json:"lookups_per_s,omitempty"`
 	EventsPerSec  float64     `json:"block_events_per_s,omitempty"`
 	Redis         *redisCheck `json:"redis,omitempty"`
@@ -198,6 +200,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 			Trace: traceName, Router: r.Name, Requests: res.Requests, Rejected: res.Rejected,
 			HitRate: res.HitRate, Imbalance: res.Imbalance, BusyImbalance: res.BusyImbalance, MeanWait: res.MeanWait, P90Wait: res.P90Wait, Makespan: res.Makespan,
 			MeanTTFT: res.MeanTTFT, P90TTFT: res.P90TTFT, Steps: res.Steps, Preemptions: res.Preemptions,
+			PerServer: res.PerServer, PerServerBusy: res.PerServerBusy,
 			LookupsPerSec: res.LookupsPerSecond(), EventsPerSec: res.BlockEventsPerSecond(),
 		}
 		prog.Add(1)

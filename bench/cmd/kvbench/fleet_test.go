@@ -52,6 +52,13 @@ func TestRunFleetOnAzureWithSharedPrefixAsJSON(t *testing.T) {
 		assert.Contains(t, r.Trace, "azure_conv_2023")
 		assert.Contains(t, r.Trace, "prefixed with 1 shared block")
 		assert.Equal(t, 400, r.Requests+r.Rejected, r.Router)
+		// The per-server counts behind the imbalance: every request once.
+		sum := 0
+		for _, n := range r.PerServer {
+			sum += n
+		}
+		assert.Equal(t, r.Requests, sum, r.Router)
+		assert.Len(t, r.PerServerBusy, 8, r.Router)
 		// Only the shared block can hit: a prompt's own blocks are unique.
 		assert.Greater(t, r.HitRate, 0.0, r.Router)
 	}
