@@ -296,9 +296,9 @@ func setTokens(s *sequence, src []int32, want int) {
 }
 
 // setPromptHashes hashes the full blocks of a new sequence's tokens into
-// s.hashes, sized for want tokens, with the same trick as setTokens: the
-// hashes go to a scratch buffer first and a new buffer is made by
-// appending the reserve to them, so only the reserve is cleared.
+// s.hashes, sized for want tokens. A new buffer is hashed into directly:
+// hashing into a scratch buffer and appending the reserve to it, as
+// setTokens does, writes every hash twice.
 func (m *Manager) setPromptHashes(s *sequence, want int) {
 	if !m.hashing {
 		return
@@ -309,8 +309,7 @@ func (m *Manager) setPromptHashes(s *sequence, want int) {
 		return
 	}
 	m.stats.hashed += uint64(k)
-	m.hbuf = m.chain.extend(m.hbuf[:0], s.tokens, &s.opts, 0, k)
-	s.hashes = append(m.hbuf[:k:k], make([]Hash, w-k)...)[:k]
+	s.hashes = m.chain.extend(make([]Hash, 0, w), s.tokens, &s.opts, 0, k)
 }
 
 // checkTokens refuses negative token IDs: every tokenizer numbers tokens
