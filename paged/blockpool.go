@@ -143,8 +143,9 @@ func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
 }
 
 // uncache removes block id's content from the index and reports it. The
-// index may defer the removal (and the zeroing of the block's hash) to its
-// next read; cached[id] changes at once.
+// index may defer the removal to its next read; cached[id] changes at
+// once, and from then on nothing reads hash[id] until the block is
+// committed again.
 func (p *blockPool) uncache(id allocator.BlockID, report bool) {
 	g := p.groupOf(id)
 	p.cached[id] = false
