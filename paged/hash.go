@@ -96,12 +96,10 @@ func (x *sha96) sum() (Hash, bool) {
 	x.d.Reset()
 	x.d.Write(x.msg[:])
 	st, err := x.app.AppendBinary(x.st[:0])
-	var h Hash
-	if err != nil || len(st) < len(sha96Magic)+len(h) || string(st[:len(sha96Magic)]) != sha96Magic {
-		return h, false
+	if err != nil || len(st) < len(sha96Magic)+len(Hash{}) || string(st[:len(sha96Magic)]) != sha96Magic {
+		return Hash{}, false
 	}
-	copy(h[:], st[len(sha96Magic):])
-	return h, true
+	return Hash(st[len(sha96Magic):]), true
 }
 
 // littleEndian: int32 tokens in memory are already their little-endian
@@ -118,8 +116,9 @@ func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
 			h.one96 = newSHA96()
 		}
 		if x := h.one96; x.ok {
-			copy(x.msg[:32], parent[:])
-			copy(x.msg[32:96], unsafe.Slice((*byte)(unsafe.Pointer(&tokens[0])), 64))
+			// Array assignments: fixed-size moves, not memmove calls.
+			*(*Hash)(x.msg[:32]) = *parent
+			*(*[64]byte)(x.msg[32:96]) = *(*[64]byte)(unsafe.Pointer(&tokens[0]))
 			if out, ok := x.sum(); ok {
 				return out
 			}
