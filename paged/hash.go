@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"hash"
 	"math/bits"
+	"slices"
 	"unsafe"
 )
 
@@ -111,19 +112,8 @@ func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
 	if parent == nil {
 		parent = &zeroHash
 	}
-	if littleEndian && len(tokens) == 16 && len(extra) == 0 {
-		if h.one96 == nil {
-			h.one96 = newSHA96()
-		}
-		if x := h.one96; x.ok {
-			// Array assignments: fixed-size moves, not memmove calls.
-			*(*Hash)(x.msg[:32]) = *parent
-			*(*[64]byte)(x.msg[32:96]) = *(*[64]byte)(unsafe.Pointer(&tokens[0]))
-			if out, ok := x.sum(); ok {
-				return out
-			}
-			x.ok = false // the encoding changed under us: never again
-		}
+	if len(tokens) == 16 && len(extra) == 0 && h.sum96(parent, (*[16]int32)(tokens), &h.out) {
+		return h.out
 	}
 	if h.d == nil {
 		h.d = sha256.New()
@@ -146,6 +136,50 @@ func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
 	}
 	d.Sum(h.out[:0])
 	return h.out
+}
+
+// sum96 sets *out to the hash of a parent and sixteen tokens with no
+// extra keys, through sha96, and reports whether it could (see sha96).
+func (h *SHA256Hasher) sum96(parent *Hash, tokens *[16]int32, out *Hash) bool {
+	if !littleEndian {
+		return false
+	}
+	if h.one96 == nil {
+		h.one96 = newSHA96()
+	}
+	x := h.one96
+	if !x.ok {
+		return false
+	}
+	// Array assignments: fixed-size moves, not memmove calls.
+	*(*Hash)(x.msg[:32]) = *parent
+	*(*[64]byte)(x.msg[32:96]) = *(*[64]byte)(unsafe.Pointer(tokens))
+	sum, ok := x.sum()
+	if !ok {
+		x.ok = false // the encoding changed under us: never again
+		return false
+	}
+	*out = sum
+	return true
+}
+
+// extend96 is chain.extend for a SHA256Hasher, 16-token blocks and no
+// extra keys: each hash goes straight into dst, with no call through the
+// Hasher interface and no copies of the result. It stops early, leaving
+// the rest to the general loop, only if sha96 cannot be used.
+func (h *SHA256Hasher) extend96(dst []Hash, tokens []int32, root *Hash, from, to int) ([]Hash, int) {
+	n := len(dst)
+	dst = slices.Grow(dst, to-from)[:n+to-from]
+	for k := from; k < to; k++ {
+		parent := root
+		if k > 0 {
+			parent = &dst[n+k-from-1]
+		}
+		if !h.sum96(parent, (*[16]int32)(tokens[k*16:]), &dst[n+k-from]) {
+			return dst[:n+k-from], k
+		}
+	}
+	return dst, to
 }
 
 // FastHasher is a 64-bit multiply-mix hash, several times faster than
@@ -207,6 +241,9 @@ type chain struct {
 func (c *chain) extend(dst []Hash, tokens []int32, opts *SeqOptions, from, to int) []Hash {
 	// Most sequences have no extra keys: skip building them per block.
 	plain := opts.LoRA == 0 && opts.Salt == "" && len(opts.MM) == 0
+	if sh, ok := c.hasher.(*SHA256Hasher); ok && plain && c.bs == 16 {
+		dst, from = sh.extend96(dst, tokens, &c.root, from, to)
+	}
 	for k := from; k < to; k++ {
 		parent := &c.root
 		if k > 0 {
