@@ -545,23 +545,24 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 	if s.opts.AllowFullHit {
 		maxHit = n / m.bs
 	}
+	held := p.need // blocks the table will hold: null entries take none
 	if s.opts.Window > 0 {
 		m.hits = m.lookupWindow(m.hits[:0], s.hashes, maxHit, s.opts.Window)
+		for _, b := range m.hits {
+			switch {
+			case b == nullBlock: // before the window: no block needed
+				held--
+			case b < 0:
+				p.onboard++
+			case m.bp.pool.IsCached(b):
+				p.evictableHits++
+			}
+		}
 	} else {
-		m.hits = m.lookup(m.hits[:0], s.hashes, maxHit)
+		// No null entries; the lookup counts the rest as it goes.
+		m.hits, p.evictableHits, p.onboard = m.lookup(m.hits[:0], s.hashes, maxHit)
 	}
 	p.hits = len(m.hits)
-	held := p.need // blocks the table will hold: null entries take none
-	for _, b := range m.hits {
-		switch {
-		case b == nullBlock: // before the window: no block needed
-			held--
-		case b < 0:
-			p.onboard++
-		case m.bp.pool.IsCached(b):
-			p.evictableHits++
-		}
-	}
 	p.alloc = p.need - p.hits + p.evictableHits + p.onboard
 	wm := m.watermarkBlocks()
 	switch {
