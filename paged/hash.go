@@ -73,7 +73,8 @@ func newSHA96() *sha96 {
 	d := sha256.New()
 	x := &sha96{d: d}
 	x.app, x.ok = d.(encoding.BinaryAppender)
-	if !x.ok {
+	if !x.ok || sha96Off {
+		x.ok = false
 		return x
 	}
 	x.msg[96] = 0x80
