@@ -169,6 +169,9 @@ func (h *SHA256Hasher) sum96(parent *Hash, tokens *[16]int32, out *Hash) bool {
 // Hasher interface and no copies of the result. It stops early, leaving
 // the rest to the general loop, only if sha96 cannot be used.
 func (h *SHA256Hasher) extend96(dst []Hash, tokens []int32, root *Hash, from, to int) ([]Hash, int) {
+	if to <= from {
+		return dst, from
+	}
 	n := len(dst)
 	dst = slices.Grow(dst, to-from)[:n+to-from]
 	for k := from; k < to; k++ {

@@ -55,6 +55,10 @@ func TestChainExtendIsSHA256Chain(t *testing.T) {
 				t.Fatalf("bs %d: extended chain differs at block %d", bs, k)
 			}
 		}
+		// Nothing to extend: the chain comes back as it was.
+		if got := c.extend(part[:5:5], tokens, &SeqOptions{}, 5, 3); len(got) != 5 || got[4] != w[4] {
+			t.Fatalf("bs %d: an empty extension changed the chain", bs)
+		}
 	}
 	c := chain{hasher: NewSHA256Hasher(), root: rootHash(nil), bs: 16}
 	opts := &SeqOptions{LoRA: 3}
