@@ -143,8 +143,9 @@ func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
 }
 
 // uncache removes block id's content from the index and reports it. The
-// index may defer the removal (and the zeroing of the block's hash) to its
-// next read; cached[id] changes at once.
+// index may defer the removal to its next read; cached[id] changes at
+// once, and from then on nothing reads hash[id] until the block is
+// committed again.
 func (p *blockPool) uncache(id allocator.BlockID, report bool) {
 	g := p.groupOf(id)
 	p.cached[id] = false
@@ -187,10 +188,12 @@ func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockI
 // run returns how many of hashes, in group 0, the blocks from first on
 // answer as the index would (see successor): the longest k such that
 // block first+j holds hashes[j] and is its only holder, for every j < k.
-// It is successor over a whole run, in one pass over the per-block arrays.
-func (p *blockPool) run(first allocator.BlockID, hashes []Hash) int {
+// It is successor over a whole run, in one pass over the per-block arrays,
+// which also counts the run's evictable blocks (cached, no reference: a
+// hit on one consumes a block an allocation could have had).
+func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable int) {
 	if first <= nullBlock || int(first) >= len(p.hash) {
-		return 0
+		return 0, 0
 	}
 	p.index.settle() // the duplicate lists are current
 	n := min(len(hashes), len(p.hash)-int(first))
@@ -200,12 +203,17 @@ func (p *blockPool) run(first allocator.BlockID, hashes []Hash) int {
 	if p.blockGroup != nil {
 		group = p.blockGroup[first:][:n]
 	}
+	pool := p.pool
 	for k := range hashes {
-		if !cached[k] || next[k] != first+allocator.BlockID(k) || !equal(&held[k], &hashes[k]) || (group != nil && group[k] != 0) {
-			return k
+		id := first + allocator.BlockID(k)
+		if !cached[k] || next[k] != id || !equal(&held[k], &hashes[k]) || (group != nil && group[k] != 0) {
+			return k, evictable
+		}
+		if pool.IsCached(id) {
+			evictable++
 		}
 	}
-	return n
+	return n, evictable
 }
 
 // predecessor guesses, scanning a chain right to left in group g, that the
@@ -253,8 +261,11 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
 
 // lookup appends to dst the blocks of the longest run of leading hashes
 // present in the device index, or else in the host index (a hostRef),
-// at most max of them: group 0's prefix lookup.
-func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allocator.BlockID {
+// at most max of them: group 0's prefix lookup. It also returns how many
+// of the device hits are evictable (see run) and how many hits are on
+// the host, which an admission counts anyway: counting them here saves a
+// second pass over the hits.
+func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hits []allocator.BlockID, evictable, host int) {
 	if max < len(hashes) {
 		hashes = hashes[:0]
 		if max > 0 {
@@ -265,7 +276,8 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) []al
 	for i := 0; i < len(hashes); i++ {
 		// The blocks after the previous hit's, as far as they hold the
 		// chain (see blockPool.successor), then one probe of the index.
-		if k := p.run(prev+1, hashes[i:]); k > 0 {
+		if k, ev := p.run(prev+1, hashes[i:]); k > 0 {
+			evictable += ev
 			n := len(dst)
 			dst = slices.Grow(dst, k)[:n+k]
 			for j := range allocator.BlockID(k) {
@@ -277,13 +289,17 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) []al
 			prev += allocator.BlockID(k)
 		}
 		id, ok := p.index.get(&hashes[i])
-		if !ok {
+		switch {
+		case ok && p.pool.IsCached(id):
+			evictable++
+		case !ok:
 			if id, ok = p.hostHitIn(&hashes[i], 0); !ok {
-				break
+				return dst, evictable, host
 			}
+			host++
 		}
 		dst = append(dst, id)
 		prev = id
 	}
-	return dst
+	return dst, evictable, host
 }

@@ -2,9 +2,11 @@ package paged
 
 import (
 	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"hash"
 	"math/bits"
+	"slices"
 	"unsafe"
 )
 
@@ -34,10 +36,73 @@ type SHA256Hasher struct {
 	d   hash.Hash
 	buf []byte
 	out Hash // Sum's destination: a local would escape through hash.Hash
+	// one96 hashes the commonest input, 96 bytes (a parent and sixteen
+	// tokens, no extra keys), without the digest's buffering; nil until
+	// the first Sum, and off (one96.ok false) where it cannot be used.
+	one96 *sha96
 }
 
 // NewSHA256Hasher returns a SHA-256 hasher.
 func NewSHA256Hasher() *SHA256Hasher { return &SHA256Hasher{d: sha256.New()} }
+
+// sha96 computes SHA-256 of a 96-byte message with the standard library's
+// digest, but without its per-call buffering: SHA-256 pads a 96-byte
+// message to exactly two 64-byte blocks (the message, a 0x80 byte, zeros,
+// and the length in bits, 768, in the last 8 bytes), so msg holds that
+// padding once and each hash writes its 96 bytes in front of it and gives
+// the digest the two whole blocks in one Write; the digest's chaining
+// value after them is the hash. It is read from the digest's binary state
+// (encoding.BinaryAppender: a 4-byte magic, then the eight state words
+// big-endian, which is the digest's byte order), and the construction is
+// checked against sha256.Sum256 once, so a standard library whose state
+// encoding differs turns it off instead of hashing wrongly. Compared with
+// Write, Write, Sum it skips the copies into the digest's block buffer,
+// the copy of the digest that Sum makes, and the padding's Write.
+type sha96 struct {
+	d   hash.Hash
+	app encoding.BinaryAppender
+	msg [128]byte
+	st  []byte // the digest's state, appended into a reused buffer
+	ok  bool
+}
+
+// sha96Magic is the prefix of a SHA-256 digest's binary state.
+const sha96Magic = "sha\x03"
+
+func newSHA96() *sha96 {
+	d := sha256.New()
+	x := &sha96{d: d}
+	x.app, x.ok = d.(encoding.BinaryAppender)
+	if !x.ok || sha96Off {
+		x.ok = false
+		return x
+	}
+	x.msg[96] = 0x80
+	binary.BigEndian.PutUint64(x.msg[120:], 96*8)
+	x.st = make([]byte, 0, 128)
+	// Known answer: the construction must agree with sha256.Sum256.
+	var in [96]byte
+	for i := range in {
+		in[i] = byte(i*7 + 1)
+	}
+	want := sha256.Sum256(in[:])
+	copy(x.msg[:96], in[:])
+	got, ok := x.sum()
+	x.ok = ok && got == want
+	return x
+}
+
+// sum returns the hash of msg[:96], and false if the digest's state does
+// not have the expected encoding.
+func (x *sha96) sum() (Hash, bool) {
+	x.d.Reset()
+	x.d.Write(x.msg[:])
+	st, err := x.app.AppendBinary(x.st[:0])
+	if err != nil || len(st) < len(sha96Magic)+len(Hash{}) || string(st[:len(sha96Magic)]) != sha96Magic {
+		return Hash{}, false
+	}
+	return Hash(st[len(sha96Magic):]), true
+}
 
 // littleEndian: int32 tokens in memory are already their little-endian
 // encoding, so they are hashed in place rather than copied out.
@@ -47,6 +112,9 @@ var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
 	if parent == nil {
 		parent = &zeroHash
+	}
+	if len(tokens) == 16 && len(extra) == 0 && h.sum96(parent, (*[16]int32)(tokens), &h.out) {
+		return h.out
 	}
 	if h.d == nil {
 		h.d = sha256.New()
@@ -69,6 +137,53 @@ func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
 	}
 	d.Sum(h.out[:0])
 	return h.out
+}
+
+// sum96 sets *out to the hash of a parent and sixteen tokens with no
+// extra keys, through sha96, and reports whether it could (see sha96).
+func (h *SHA256Hasher) sum96(parent *Hash, tokens *[16]int32, out *Hash) bool {
+	if !littleEndian {
+		return false
+	}
+	if h.one96 == nil {
+		h.one96 = newSHA96()
+	}
+	x := h.one96
+	if !x.ok {
+		return false
+	}
+	// Array assignments: fixed-size moves, not memmove calls.
+	*(*Hash)(x.msg[:32]) = *parent
+	*(*[64]byte)(x.msg[32:96]) = *(*[64]byte)(unsafe.Pointer(tokens))
+	sum, ok := x.sum()
+	if !ok {
+		x.ok = false // the encoding changed under us: never again
+		return false
+	}
+	*out = sum
+	return true
+}
+
+// extend96 is chain.extend for a SHA256Hasher, 16-token blocks and no
+// extra keys: each hash goes straight into dst, with no call through the
+// Hasher interface and no copies of the result. It stops early, leaving
+// the rest to the general loop, only if sha96 cannot be used.
+func (h *SHA256Hasher) extend96(dst []Hash, tokens []int32, root *Hash, from, to int) ([]Hash, int) {
+	if to <= from {
+		return dst, from
+	}
+	n := len(dst)
+	dst = slices.Grow(dst, to-from)[:n+to-from]
+	for k := from; k < to; k++ {
+		parent := root
+		if k > 0 {
+			parent = &dst[n+k-from-1]
+		}
+		if !h.sum96(parent, (*[16]int32)(tokens[k*16:]), &dst[n+k-from]) {
+			return dst[:n+k-from], k
+		}
+	}
+	return dst, to
 }
 
 // FastHasher is a 64-bit multiply-mix hash, several times faster than
@@ -130,6 +245,9 @@ type chain struct {
 func (c *chain) extend(dst []Hash, tokens []int32, opts *SeqOptions, from, to int) []Hash {
 	// Most sequences have no extra keys: skip building them per block.
 	plain := opts.LoRA == 0 && opts.Salt == "" && len(opts.MM) == 0
+	if sh, ok := c.hasher.(*SHA256Hasher); ok && plain && c.bs == 16 {
+		dst, from = sh.extend96(dst, tokens, &c.root, from, to)
+	}
 	for k := from; k < to; k++ {
 		parent := &c.root
 		if k > 0 {

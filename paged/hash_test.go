@@ -1,8 +1,11 @@
 package paged_test
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 
@@ -163,4 +166,46 @@ func TestAddCopiesPromptWithRoom(t *testing.T) {
 			require.NoError(t, m.Free(id))
 		}
 	}
+}
+
+// TestSHA256HasherIsSHA256: Sum is SHA-256 of the parent, the tokens as
+// little-endian int32 and the extra keys, for the 96-byte input it hashes
+// through its own path (a parent and sixteen tokens, no extra keys) and
+// every other shape, mixed in one hasher, from a zero value or New.
+func TestSHA256HasherIsSHA256(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	for _, h := range []*paged.SHA256Hasher{paged.NewSHA256Hasher(), {}} {
+		for i := range 2000 {
+			var parent paged.Hash
+			for j := range parent {
+				parent[j] = byte(rng.Uint32())
+			}
+			n := []int{16, 16, 16, 0, 1, 15, 17, 32}[i%8]
+			tokens := make([]int32, n)
+			for j := range tokens {
+				tokens[j] = int32(rng.Uint32() >> 1)
+			}
+			var extra []byte
+			if i%5 == 4 {
+				extra = []byte{'L', byte(i), 0, 0, 0}
+			}
+			msg := append([]byte(nil), parent[:]...)
+			for _, tok := range tokens {
+				msg = binary.LittleEndian.AppendUint32(msg, uint32(tok))
+			}
+			msg = append(msg, extra...)
+			want := paged.Hash(sha256.Sum256(msg))
+			p := &parent
+			if i%7 == 6 && parent == (paged.Hash{}) {
+				p = nil
+			}
+			require.Equal(t, want, h.Sum(p, tokens, extra), "input %d: %d tokens, %d extra bytes", i, n, len(extra))
+		}
+	}
+	var zero paged.Hash
+	want := sha256.Sum256(make([]byte, 96))
+	assert.Equal(t, paged.Hash(want), paged.NewSHA256Hasher().Sum(nil, make([]int32, 16), nil), "a nil parent is the zero hash")
+	assert.Equal(t, paged.Hash(want), paged.NewSHA256Hasher().Sum(&zero, make([]int32, 16), nil))
+	h, tokens := paged.NewSHA256Hasher(), make([]int32, 16)
+	assert.Zero(t, testing.AllocsPerRun(100, func() { zero = h.Sum(&zero, tokens, nil) }), "Sum allocates nothing once warm")
 }

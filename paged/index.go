@@ -195,10 +195,12 @@ func (x *hashIndex) insert(id allocator.BlockID, salt uint32) {
 	x.push(indexOp{id: id, salt: salt})
 }
 
-// remove takes block id out of the index and its duplicate list and then
-// zeroes hashes[id]: the index entry passes to the next duplicate if id
-// headed the list. Deferred when x defers; until then hashes[id] must not
-// change, so a deferring index is flushed before a block's hash is
+// remove takes block id out of the index and its duplicate list: the
+// index entry passes to the next duplicate if id headed the list.
+// hashes[id] is left as it is (nothing reads the hash of a block out of
+// the index). Deferred when x defers; until then hashes[id] must not
+// change, since the deferred updates before the removal may compare keys
+// with it, so a deferring index is flushed before a block's hash is
 // rewritten (blockPool.commit).
 func (x *hashIndex) remove(id allocator.BlockID) {
 	if x.log == nil {
@@ -277,7 +279,7 @@ func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
 	x.dupNext[id], x.dupPrev[head] = head, id
 }
 
-// unlink removes block id and zeroes its hash. If id heads its key's
+// unlink removes block id; its hash stays. If id heads its key's
 // duplicates, the key's slot holds exactly id and its tag (no other key's
 // slot names id), and passes to the next duplicate or is emptied;
 // otherwise no slot names id and only the list changes.
@@ -302,7 +304,6 @@ func (x *hashIndex) unlink(id allocator.BlockID) {
 		}
 		break
 	}
-	x.hashes[id] = Hash{}
 }
 
 func (x *hashIndex) len() int {

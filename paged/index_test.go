@@ -158,7 +158,8 @@ func TestHashIndexDeferred(t *testing.T) {
 
 // TestLookupRunsMatchIndex checks that lookup, which walks runs of
 // consecutive blocks instead of probing the index for each hash, answers
-// exactly as one probe per hash would, on a pool where sequences of a few
+// exactly as one probe per hash would, and counts the evictable hits as
+// the allocator's states do, on a pool where sequences of a few
 // shared prefixes are created, extended (filling duplicate blocks), freed
 // and evicted at random.
 func TestLookupRunsMatchIndex(t *testing.T) {
@@ -204,17 +205,24 @@ func TestLookupRunsMatchIndex(t *testing.T) {
 		}
 		hashes, _ = m.BlockHashes(hashes[:0], prompt(), nil)
 		max := r.IntN(len(hashes) + 2)
-		got := m.lookup(nil, hashes, max)
+		got, evictable, host := m.lookup(nil, hashes, max)
 		var want []allocator.BlockID
+		wantEvictable := 0
 		for i := 0; i < max && i < len(hashes); i++ {
 			id, ok := m.bp.index.get(&hashes[i])
 			if !ok {
 				break
 			}
 			want = append(want, id)
+			if m.bp.pool.IsCached(id) {
+				wantEvictable++
+			}
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("step %d: lookup = %v, the index answers %v", step, got, want)
+		}
+		if evictable != wantEvictable || host != 0 {
+			t.Fatalf("step %d: lookup counts %d evictable and %d host hits, want %d and 0", step, evictable, host, wantEvictable)
 		}
 		checked += len(want)
 	}

@@ -36,8 +36,6 @@ type Manager struct {
 
 	copies []Copy
 	hits   []allocator.BlockID
-	// hbuf is Add's scratch for a new prompt's hashes (setPromptHashes).
-	hbuf []Hash
 
 	stamp uint32
 	now   int64

@@ -17,11 +17,12 @@ import (
 // lookup takes the first-inserted block, as vLLM does.
 
 // lookup appends to dst the blocks of the longest run of leading hashes
-// present in the index (or the host tier), at most max of them
-// (blockPool.lookup); nothing without prefix caching.
-func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) []allocator.BlockID {
+// present in the index (or the host tier), at most max of them, and
+// counts the evictable and the host hits (blockPool.lookup); nothing
+// without prefix caching.
+func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hits []allocator.BlockID, evictable, host int) {
 	if !m.hashing {
-		return dst
+		return dst, 0, 0
 	}
 	return m.bp.lookup(dst, hashes, max)
 }

@@ -296,9 +296,9 @@ func setTokens(s *sequence, src []int32, want int) {
 }
 
 // setPromptHashes hashes the full blocks of a new sequence's tokens into
-// s.hashes, sized for want tokens, with the same trick as setTokens: the
-// hashes go to a scratch buffer first and a new buffer is made by
-// appending the reserve to them, so only the reserve is cleared.
+// s.hashes, sized for want tokens. A new buffer is hashed into directly:
+// hashing into a scratch buffer and appending the reserve to it, as
+// setTokens does, writes every hash twice.
 func (m *Manager) setPromptHashes(s *sequence, want int) {
 	if !m.hashing {
 		return
@@ -309,8 +309,7 @@ func (m *Manager) setPromptHashes(s *sequence, want int) {
 		return
 	}
 	m.stats.hashed += uint64(k)
-	m.hbuf = m.chain.extend(m.hbuf[:0], s.tokens, &s.opts, 0, k)
-	s.hashes = append(m.hbuf[:k:k], make([]Hash, w-k)...)[:k]
+	s.hashes = m.chain.extend(make([]Hash, 0, w), s.tokens, &s.opts, 0, k)
 }
 
 // checkTokens refuses negative token IDs: every tokenizer numbers tokens
@@ -546,23 +545,24 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 	if s.opts.AllowFullHit {
 		maxHit = n / m.bs
 	}
+	held := p.need // blocks the table will hold: null entries take none
 	if s.opts.Window > 0 {
 		m.hits = m.lookupWindow(m.hits[:0], s.hashes, maxHit, s.opts.Window)
+		for _, b := range m.hits {
+			switch {
+			case b == nullBlock: // before the window: no block needed
+				held--
+			case b < 0:
+				p.onboard++
+			case m.bp.pool.IsCached(b):
+				p.evictableHits++
+			}
+		}
 	} else {
-		m.hits = m.lookup(m.hits[:0], s.hashes, maxHit)
+		// No null entries; the lookup counts the rest as it goes.
+		m.hits, p.evictableHits, p.onboard = m.lookup(m.hits[:0], s.hashes, maxHit)
 	}
 	p.hits = len(m.hits)
-	held := p.need // blocks the table will hold: null entries take none
-	for _, b := range m.hits {
-		switch {
-		case b == nullBlock: // before the window: no block needed
-			held--
-		case b < 0:
-			p.onboard++
-		case m.bp.pool.IsCached(b):
-			p.evictableHits++
-		}
-	}
 	p.alloc = p.need - p.hits + p.evictableHits + p.onboard
 	wm := m.watermarkBlocks()
 	switch {
