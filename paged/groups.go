@@ -454,6 +454,10 @@ func (m *Manager) slideGroups(s *sequence, c int) {
 // mustSlide reports whether appending at position c releases blocks of a
 // window group.
 func (m *Manager) mustSlide(s *sequence, c int) bool {
+	if m.window > 0 && m.oneLocal > 0 {
+		// One window group, the common layout: windowKind.slides inline.
+		return c-m.window+1 >= (s.ext[m.oneLocal-1].released+1)*m.bs
+	}
 	if !local(m.other) {
 		return false
 	}
@@ -499,6 +503,17 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 // ErrNoSpace has still released blocks no window reaches any more (they
 // were dead either way); otherwise a refused call changes nothing.
 func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
+	s.own = false // appendOne sets it again where it holds
+	if need, ok := m.growGroups(s, tokens, spec); !ok {
+		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
+	}
+	return nil
+}
+
+// growGroups is appendGroups' work: it appends tokens to running s,
+// sliding, allocating and committing in every group, and reports true, or
+// reports false with the blocks it needs when there is no space for them.
+func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool) {
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
 	c := slideFrom(s) // drafts do not slide (groups_ops.go)
@@ -510,11 +525,11 @@ func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool)
 	if m.cfg.UnifiedFreeQueue {
 		m.slideGroups(s, c)
 		if need > m.available() {
-			return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
+			return need, false
 		}
 	} else {
 		if need > m.available()+m.slidableGroups(s, c) {
-			return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
+			return need, false
 		}
 		m.slideGroups(s, c)
 	}
@@ -539,7 +554,60 @@ func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool)
 	m.commitFull(s)
 	m.commitGroups(s)
 	s.gslow = s.spec > 0
-	return nil
+	return 0, true
+}
+
+// appendOne is Append of the one token tokens[0] at position t0 (offset
+// off in its block) to running s, which Append has checked, for a hybrid
+// manager whose every group's last block is the sequence's own and
+// uncommitted (gslow unset, hence no drafts). A token that starts a block
+// or moves a window past one takes growGroups' steps, in the general
+// path's order; any other only fills its slot, committing the blocks it
+// fills. It reports false, with nothing changed that the general path
+// would not change the same way, where that path must decide: gslow set,
+// or no space for the new blocks. Afterwards it marks s own (see
+// sequence.own) when the next tokens of its last block need nothing but
+// their slots, so Append takes them inline.
+func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
+	if s.gslow {
+		return false
+	}
+	if off == 0 || m.mustSlide(s, t0) {
+		if _, ok := m.growGroups(s, tokens, false); !ok {
+			return false
+		}
+	} else {
+		s.tokens = append(s.tokens, tokens[0])
+		if off == m.bs-1 {
+			m.hashFull(s)
+			m.commitFull(s)
+			m.commitGroups(s)
+		}
+	}
+	s.own, s.ownVer = m.ownsNext(s), s.version
+	return true
+}
+
+// ownsNext reports whether Append may write the next tokens of the partly
+// filled last block of s in place up to its last slot (Append's inline
+// path stops before the token that fills a block): gslow unset, and no
+// window moves past a block on the way. With several local groups, or a
+// chunked one, it answers false.
+func (m *Manager) ownsNext(s *sequence) bool {
+	n := len(s.tokens)
+	if s.gslow || n%m.bs == 0 {
+		return false
+	}
+	if !local(m.other) {
+		return true
+	}
+	if m.window == 0 || m.oneLocal <= 0 {
+		return false
+	}
+	// The first position whose window passes a block (windowKind.slides)
+	// must lie at or after the block's last one.
+	slideAt := (s.ext[m.oneLocal-1].released+1)*m.bs + m.window - 1
+	return slideAt >= (n/m.bs+1)*m.bs-1
 }
 
 // commitGroups commits the full, hashed blocks of groups 1 and up past
