@@ -427,28 +427,35 @@ func (m *Manager) claimHits(s *sequence) {
 // does (remove_skipped_blocks), so the blocks enter the free queue in that
 // order.
 func (m *Manager) slideGroups(s *sequence, c int) {
+	if m.window > 0 && m.oneLocal > 0 {
+		// One window group, the common layout: windowKind.dead inline.
+		m.slideTable(s, &s.ext[m.oneLocal-1], windowStart(m.window, c, m.bs))
+		return
+	}
 	if !local(m.other) {
 		return
 	}
 	for g := range s.ext {
-		if !m.kinds[g+1].local() {
-			continue
+		if m.kinds[g+1].local() {
+			m.slideTable(s, &s.ext[g], m.deadBlocks(s, g+1, c))
 		}
-		to := m.deadBlocks(s, g+1, c)
-		t := &s.ext[g]
-		if to <= t.released {
-			continue
-		}
-		for k := to - 1; k >= t.released; k-- {
-			if t.blocks[k] == nullBlock {
-				break
-			}
-			m.releaseSlid(s, k, t.blocks[k])
-			t.blocks[k] = nullBlock
-		}
-		t.released = to
-		t.committed = max(t.committed, min(to, len(s.hashes)))
 	}
+}
+
+// slideTable releases the entries of t before to (slideGroups).
+func (m *Manager) slideTable(s *sequence, t *groupTable, to int) {
+	if to <= t.released {
+		return
+	}
+	for k := to - 1; k >= t.released; k-- {
+		if t.blocks[k] == nullBlock {
+			break
+		}
+		m.releaseSlid(s, k, t.blocks[k])
+		t.blocks[k] = nullBlock
+	}
+	t.released = to
+	t.committed = max(t.committed, min(to, len(s.hashes)))
 }
 
 // mustSlide reports whether appending at position c releases blocks of a
@@ -649,13 +656,15 @@ func (m *Manager) commitGroups(s *sequence) {
 	}
 }
 
-// releaseGroups releases every table of s, group 0 first, each tail first.
+// releaseGroups releases every table of s, group 0 first, each tail first
+// down to its released entries (the null block: a long sequence's window
+// table is mostly those).
 func (m *Manager) releaseGroups(s *sequence) {
 	m.bp.releaseTail(s.blocks, 0)
 	s.blocks = s.blocks[:0]
 	for g := range s.ext {
 		t := &s.ext[g]
-		m.bp.releaseTail(t.blocks, 0)
+		m.bp.releaseTail(t.blocks, t.released)
 		t.blocks, t.released, t.committed = t.blocks[:0], 0, 0
 	}
 }
