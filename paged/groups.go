@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -380,9 +381,12 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 	m.onboardGroups(s)
 	m.pinState(s)
 	s.blocks = append(s.blocks[:0], m.hits...)
+	// Every table sized once for the sequence's reserve, as Add sizes
+	// group 0's, rather than grown by appends at admission and decode.
+	life := max(len(s.tokens), m.reserve(&s.opts))
 	for g := range s.ext {
 		t := &s.ext[g]
-		t.blocks = append(t.blocks[:0], m.ghits[g]...)
+		t.blocks = append(slices.Grow(t.blocks[:0], m.groupNeed(g+1, life)), m.ghits[g]...)
 		t.released = 0
 		for t.released < len(t.blocks) && t.blocks[t.released] == nullBlock {
 			t.released++
