@@ -644,7 +644,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		m.nrunning++
 		m.commitFull(s)
 		m.commitGroups(s)
-		s.own = false // every append goes through appendGroups
+		s.own = false // appendOne (groups.go) sets it where it holds
 		return p.hits * m.bs, nil
 	}
 	for _, b := range m.hits {
