@@ -255,3 +255,33 @@ func TestGroupsWindowSlidesOnEveryPath(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupsDecodeAllocsUnified: decode appends of a hybrid manager with
+// vLLM's decisions (UnifiedFreeQueue), through every path (inline, block
+// start, window slide), allocate nothing once the tables are sized.
+func TestGroupsDecodeAllocsUnified(t *testing.T) {
+	cfg := hybridConfig(4, 512, 16)
+	cfg.UnifiedFreeQueue = true
+	m, err := paged.New(cfg)
+	require.NoError(t, err)
+	var ids []paged.SeqID
+	for i := range 8 {
+		id, _, err := m.Create(seqOf(100*i, 5+i), &paged.SeqOptions{MaxTokens: 300})
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	step := int32(0)
+	decode := func() {
+		step++
+		for _, id := range ids {
+			if err := m.Append(id, step); err != nil {
+				panic(err)
+			}
+		}
+	}
+	for range 40 {
+		decode()
+	}
+	assert.Zero(t, testing.AllocsPerRun(100, decode))
+	require.NoError(t, m.Check())
+}
