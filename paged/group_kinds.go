@@ -143,6 +143,14 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 	if one > 0 {
 		m.wids = slices.Grow(m.wids[:0], limit)[:limit]
 	}
+	if limit < need {
+		// No run of need blocks fits, so the right-to-left scan would end
+		// with the run from block 0: find it left to right, stopping at
+		// the first miss instead of probing every block of the limit.
+		end = k.leading(m, s, limit, one)
+		m.hitRows(s, SlidingWindow, 0, end, one)
+		return end
+	}
 	next := allocator.NoBlock
 	for i := limit - 1; i >= 0; i-- {
 		if one > 0 {
@@ -174,6 +182,34 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 	}
 	m.hitRows(s, SlidingWindow, start, end, one)
 	return end
+}
+
+// leading is the number of leading blocks of the first limit of s cached
+// in every local group, each block of group one (one > 0) kept in m.wids,
+// guessed from the one before (see blockPool.guess) before the index is
+// probed.
+func (windowKind) leading(m *Manager, s *sequence, limit, one int) int {
+	prev := allocator.NoBlock
+	for i := range limit {
+		h := &s.hashes[i]
+		if one <= 0 {
+			if !m.cachedInLocalGroups(h) {
+				return i
+			}
+			continue
+		}
+		id, ok := allocator.NoBlock, false
+		if prev > nullBlock {
+			id, ok = m.bp.guess(prev+1, h, one)
+		}
+		if !ok {
+			if id, ok = m.bp.findIn(h, one); !ok {
+				return i
+			}
+		}
+		m.wids[i], prev = id, id
+	}
+	return limit
 }
 
 // hitRows fills the lookup rows of the groups of kind: null before start,

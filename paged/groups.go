@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -380,9 +381,12 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 	m.onboardGroups(s)
 	m.pinState(s)
 	s.blocks = append(s.blocks[:0], m.hits...)
+	// Every table sized once for the sequence's reserve, as Add sizes
+	// group 0's, rather than grown by appends at admission and decode.
+	life := max(len(s.tokens), m.reserve(&s.opts))
 	for g := range s.ext {
 		t := &s.ext[g]
-		t.blocks = append(t.blocks[:0], m.ghits[g]...)
+		t.blocks = append(slices.Grow(t.blocks[:0], m.groupNeed(g+1, life)), m.ghits[g]...)
 		t.released = 0
 		for t.released < len(t.blocks) && t.blocks[t.released] == nullBlock {
 			t.released++
@@ -427,33 +431,44 @@ func (m *Manager) claimHits(s *sequence) {
 // does (remove_skipped_blocks), so the blocks enter the free queue in that
 // order.
 func (m *Manager) slideGroups(s *sequence, c int) {
+	if m.window > 0 && m.oneLocal > 0 {
+		// One window group, the common layout: windowKind.dead inline.
+		m.slideTable(s, &s.ext[m.oneLocal-1], windowStart(m.window, c, m.bs))
+		return
+	}
 	if !local(m.other) {
 		return
 	}
 	for g := range s.ext {
-		if !m.kinds[g+1].local() {
-			continue
+		if m.kinds[g+1].local() {
+			m.slideTable(s, &s.ext[g], m.deadBlocks(s, g+1, c))
 		}
-		to := m.deadBlocks(s, g+1, c)
-		t := &s.ext[g]
-		if to <= t.released {
-			continue
-		}
-		for k := to - 1; k >= t.released; k-- {
-			if t.blocks[k] == nullBlock {
-				break
-			}
-			m.releaseSlid(s, k, t.blocks[k])
-			t.blocks[k] = nullBlock
-		}
-		t.released = to
-		t.committed = max(t.committed, min(to, len(s.hashes)))
 	}
+}
+
+// slideTable releases the entries of t before to (slideGroups).
+func (m *Manager) slideTable(s *sequence, t *groupTable, to int) {
+	if to <= t.released {
+		return
+	}
+	for k := to - 1; k >= t.released; k-- {
+		if t.blocks[k] == nullBlock {
+			break
+		}
+		m.releaseSlid(s, k, t.blocks[k])
+		t.blocks[k] = nullBlock
+	}
+	t.released = to
+	t.committed = max(t.committed, min(to, len(s.hashes)))
 }
 
 // mustSlide reports whether appending at position c releases blocks of a
 // window group.
 func (m *Manager) mustSlide(s *sequence, c int) bool {
+	if m.window > 0 && m.oneLocal > 0 {
+		// One window group, the common layout: windowKind.slides inline.
+		return c-m.window+1 >= (s.ext[m.oneLocal-1].released+1)*m.bs
+	}
 	if !local(m.other) {
 		return false
 	}
@@ -499,6 +514,17 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 // ErrNoSpace has still released blocks no window reaches any more (they
 // were dead either way); otherwise a refused call changes nothing.
 func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
+	s.own = false // appendOne sets it again where it holds
+	if need, ok := m.growGroups(s, tokens, spec); !ok {
+		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
+	}
+	return nil
+}
+
+// growGroups is appendGroups' work: it appends tokens to running s,
+// sliding, allocating and committing in every group, and reports true, or
+// reports false with the blocks it needs when there is no space for them.
+func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool) {
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
 	c := slideFrom(s) // drafts do not slide (groups_ops.go)
@@ -510,11 +536,11 @@ func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool)
 	if m.cfg.UnifiedFreeQueue {
 		m.slideGroups(s, c)
 		if need > m.available() {
-			return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
+			return need, false
 		}
 	} else {
 		if need > m.available()+m.slidableGroups(s, c) {
-			return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
+			return need, false
 		}
 		m.slideGroups(s, c)
 	}
@@ -539,7 +565,60 @@ func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool)
 	m.commitFull(s)
 	m.commitGroups(s)
 	s.gslow = s.spec > 0
-	return nil
+	return 0, true
+}
+
+// appendOne is Append of the one token tokens[0] at position t0 (offset
+// off in its block) to running s, which Append has checked, for a hybrid
+// manager whose every group's last block is the sequence's own and
+// uncommitted (gslow unset, hence no drafts). A token that starts a block
+// or moves a window past one takes growGroups' steps, in the general
+// path's order; any other only fills its slot, committing the blocks it
+// fills. It reports false, with nothing changed that the general path
+// would not change the same way, where that path must decide: gslow set,
+// or no space for the new blocks. Afterwards it marks s own (see
+// sequence.own) when the next tokens of its last block need nothing but
+// their slots, so Append takes them inline.
+func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
+	if s.gslow {
+		return false
+	}
+	if off == 0 || m.mustSlide(s, t0) {
+		if _, ok := m.growGroups(s, tokens, false); !ok {
+			return false
+		}
+	} else {
+		s.tokens = append(s.tokens, tokens[0])
+		if off == m.bs-1 {
+			m.hashFull(s)
+			m.commitFull(s)
+			m.commitGroups(s)
+		}
+	}
+	s.own, s.ownVer = m.ownsNext(s), s.version
+	return true
+}
+
+// ownsNext reports whether Append may write the next tokens of the partly
+// filled last block of s in place up to its last slot (Append's inline
+// path stops before the token that fills a block): gslow unset, and no
+// window moves past a block on the way. With several local groups, or a
+// chunked one, it answers false.
+func (m *Manager) ownsNext(s *sequence) bool {
+	n := len(s.tokens)
+	if s.gslow || n%m.bs == 0 {
+		return false
+	}
+	if !local(m.other) {
+		return true
+	}
+	if m.window == 0 || m.oneLocal <= 0 {
+		return false
+	}
+	// The first position whose window passes a block (windowKind.slides)
+	// must lie at or after the block's last one.
+	slideAt := (s.ext[m.oneLocal-1].released+1)*m.bs + m.window - 1
+	return slideAt >= (n/m.bs+1)*m.bs-1
 }
 
 // commitGroups commits the full, hashed blocks of groups 1 and up past
@@ -581,13 +660,15 @@ func (m *Manager) commitGroups(s *sequence) {
 	}
 }
 
-// releaseGroups releases every table of s, group 0 first, each tail first.
+// releaseGroups releases every table of s, group 0 first, each tail first
+// down to its released entries (the null block: a long sequence's window
+// table is mostly those).
 func (m *Manager) releaseGroups(s *sequence) {
 	m.bp.releaseTail(s.blocks, 0)
 	s.blocks = s.blocks[:0]
 	for g := range s.ext {
 		t := &s.ext[g]
-		m.bp.releaseTail(t.blocks, 0)
+		m.bp.releaseTail(t.blocks, t.released)
 		t.blocks, t.released, t.committed = t.blocks[:0], 0, 0
 	}
 }

@@ -211,3 +211,77 @@ func ExampleGroup() {
 	// full:   [1 2 3 4]
 	// window: [0 6 7 8]
 }
+
+// TestGroupsWindowSlidesOnEveryPath appends one token at a time (the
+// inline, one-token and general paths of Append) under every window up to
+// four blocks, block sizes 1 to 16, with and without UnifiedFreeQueue, and
+// checks after each that the window group has released exactly the
+// blocks the window of the last appended position no longer reaches, and
+// that group 0 holds a block for every token.
+func TestGroupsWindowSlidesOnEveryPath(t *testing.T) {
+	for _, bs := range []int{1, 2, 4, 16} {
+		for w := 1; w <= 4*bs+1; w++ {
+			for _, unified := range []bool{false, true} {
+				cfg := hybridConfig(bs, 64, w)
+				cfg.UnifiedFreeQueue = unified
+				m, err := paged.New(cfg)
+				require.NoError(t, err)
+				prompt := seqOf(w*7+bs, 1+w%(2*bs)+bs)
+				id, err := m.Add(prompt, nil)
+				require.NoError(t, err)
+				_, err = m.Admit(id)
+				require.NoError(t, err)
+				for i := range 6*bs + w {
+					require.NoError(t, m.Append(id, int32(1000+i)))
+					n, _ := m.Len(id)
+					tab, err := m.TableGroup(id, 1)
+					require.NoError(t, err)
+					released := 0
+					for released < len(tab) && tab[released] == 0 {
+						released++
+					}
+					// The window slides from the position appended at.
+					want := 0
+					if c := n - 1; c-w+1 > 0 {
+						want = (c - w + 1) / bs
+					}
+					require.Equal(t, want, released, "bs %d window %d unified %v: %d tokens", bs, w, unified, n)
+					require.Len(t, tab, (n+bs-1)/bs)
+					full, _ := m.Table(id)
+					require.Len(t, full, (n+bs-1)/bs)
+					require.NoError(t, m.Check())
+				}
+			}
+		}
+	}
+}
+
+// TestGroupsDecodeAllocsUnified: decode appends of a hybrid manager with
+// vLLM's decisions (UnifiedFreeQueue), through every path (inline, block
+// start, window slide), allocate nothing once the tables are sized.
+func TestGroupsDecodeAllocsUnified(t *testing.T) {
+	cfg := hybridConfig(4, 512, 16)
+	cfg.UnifiedFreeQueue = true
+	m, err := paged.New(cfg)
+	require.NoError(t, err)
+	var ids []paged.SeqID
+	for i := range 8 {
+		id, _, err := m.Create(seqOf(100*i, 5+i), &paged.SeqOptions{MaxTokens: 300})
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	step := int32(0)
+	decode := func() {
+		step++
+		for _, id := range ids {
+			if err := m.Append(id, step); err != nil {
+				panic(err)
+			}
+		}
+	}
+	for range 40 {
+		decode()
+	}
+	assert.Zero(t, testing.AllocsPerRun(100, decode))
+	require.NoError(t, m.Check())
+}

@@ -644,7 +644,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		m.nrunning++
 		m.commitFull(s)
 		m.commitGroups(s)
-		s.own = false // every append goes through appendGroups
+		s.own = false // appendOne (groups.go) sets it where it holds
 		return p.hits * m.bs, nil
 	}
 	for _, b := range m.hits {
@@ -700,6 +700,10 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 			t0 := len(s.tokens)
 			if s.gen == gen && s.state == seqRunning && t0 < m.fullLen && tokens[0] >= 0 {
 				switch _, off := m.split(t0); {
+				case m.hybrid():
+					if m.appendOne(s, t0, off, tokens) { // groups.go
+						return nil
+					}
 				case off != 0 && s.own && s.ownVer == s.version:
 					s.tokens = append(s.tokens, tokens[0])
 					if off == m.bs-1 {
@@ -714,17 +718,6 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					m.hashFull(s)
 					m.commitFull(s)
 					s.own, s.ownVer = m.bs > 1, s.version
-					return nil
-				case off != 0 && m.hybrid() && !s.gslow && !m.mustSlide(s, t0):
-					// Every group's last block is partly filled, the
-					// sequence's own and uncommitted (gslow unset), and no
-					// window moves past a block.
-					s.tokens = append(s.tokens, tokens[0])
-					if off == m.bs-1 {
-						m.hashFull(s)
-						m.commitFull(s)
-						m.commitGroups(s)
-					}
 					return nil
 				}
 			}
