@@ -162,8 +162,8 @@ func NewPending(cfg PendingConfig) (*Pending, error) {
 }
 
 func (p *Pending) checkServer(s ServerID) error {
-	if int(s) >= p.cfg.MaxServers {
-		return fmt.Errorf("%w: server %d outside PendingConfig.MaxServers %d", ErrInvalid, s, p.cfg.MaxServers)
+	if s < 0 || int(s) >= p.cfg.MaxServers {
+		return fmt.Errorf("%w: server %d outside [0, PendingConfig.MaxServers %d)", ErrInvalid, s, p.cfg.MaxServers)
 	}
 	return nil
 }
@@ -337,7 +337,7 @@ func (p *Pending) Extend(hashes []paged.Hash, scores []Score) {
 	for k := range scores {
 		sc := &scores[k]
 		s := sc.Server
-		if sc.Blocks < 0 || int(s) >= p.cfg.MaxServers || p.servers[int(s)/64]&(1<<(uint(s)%64)) == 0 {
+		if sc.Blocks < 0 || s < 0 || int(s) >= p.cfg.MaxServers || p.servers[int(s)/64]&(1<<(uint(s)%64)) == 0 {
 			continue
 		}
 		w, bit := int(s)/64, uint64(1)<<(uint(s)%64)
