@@ -39,3 +39,24 @@ func TestHostileNew(t *testing.T) {
 	_, err = fleet.New(fleet.Config{Backend: b})
 	require.Error(t, err)
 }
+
+// TestBadInputAttach: Attach refuses, with fleet.ErrInvalid and before
+// anything reaches Redis, a server bound outside fleet.Config.MaxServers'
+// range and a Backend not made by New. It used to create the model's
+// index for 0 or -1 servers, which every later Attach with a valid bound
+// then refused, and to panic on the zero Backend.
+func TestBadInputAttach(t *testing.T) {
+	// An unreachable Redis: a call that got as far as sending would fail
+	// with a network error, not ErrInvalid.
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	defer c.Close()
+	r, err := New(c, Config{})
+	require.NoError(t, err)
+	for _, n := range []int{0, -1, 1<<16 + 1, 1 << 40} {
+		require.ErrorIs(t, r.Attach("m", n), fleet.ErrInvalid, "maxServers %d", n)
+	}
+	var zero Backend
+	require.ErrorIs(t, zero.Attach("m", 4), fleet.ErrInvalid)
+	var nilBackend *Backend
+	require.ErrorIs(t, nilBackend.Attach("m", 4), fleet.ErrInvalid)
+}

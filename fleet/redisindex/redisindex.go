@@ -223,9 +223,21 @@ return {1, ARGV[6]}
 // globEscaper quotes the characters SCAN MATCH treats specially.
 var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
 
+// maxServersLimit is the largest server bound, fleet.Config.MaxServers'
+// limit.
+const maxServersLimit = 1 << 16
+
 // Attach implements fleet.Backend: it joins the model's index, creating
-// it (a fresh epoch) when absent. It deletes nothing.
+// it (a fresh epoch) when absent. It deletes nothing. A Backend not made
+// by New, or maxServers outside [1, 65536], is refused with
+// fleet.ErrInvalid before anything is sent.
 func (r *Backend) Attach(model string, maxServers int) error {
+	if r == nil || r.c == nil {
+		return fmt.Errorf("%w: redisindex.Backend not created with New", fleet.ErrInvalid)
+	}
+	if maxServers < 1 || maxServers > maxServersLimit {
+		return fmt.Errorf("%w: %d servers, must be in [1, %d]", fleet.ErrInvalid, maxServers, maxServersLimit)
+	}
 	r.base = r.cfg.Prefix + ":{" + model + "}:"
 	r.epoch = r.base + "epoch"
 	r.words, r.max, r.n = fleet.WordsFor(maxServers), maxServers, 0
