@@ -313,6 +313,9 @@ func (p *Pending) Forget(s ServerID, hashes []paged.Hash) error {
 func (p *Pending) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.n == 0 { // nothing to expire; the zero Pending has no clock
+		return 0
+	}
 	p.expire(p.cfg.Now().UnixNano())
 	return p.n
 }
@@ -325,6 +328,9 @@ func (p *Pending) Len() int {
 func (p *Pending) Extend(hashes []paged.Hash, scores []Score) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.n == 0 { // nothing to extend with; the zero Pending has no clock
+		return
+	}
 	p.expire(p.cfg.Now().UnixNano())
 	if p.n == 0 {
 		return

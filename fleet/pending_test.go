@@ -354,3 +354,18 @@ func TestBadInputPendingNegativeServer(t *testing.T) {
 			"Extend credits no server for a negative ID")
 	}
 }
+// TestBadInputPendingZeroValue: the zero Pending holds nothing: Len is 0,
+// Extend leaves scores alone, and Add, Observe and Forget are refused
+// with ErrInvalid (no server is in range). Len and Extend used to call its
+// nil clock.
+func TestBadInputPendingZeroValue(t *testing.T) {
+	var p Pending
+	hs := pendingHashes(0, 2)
+	assert.ErrorIs(t, p.Add(0, hs), ErrInvalid)
+	assert.ErrorIs(t, p.Observe(0, nil), ErrInvalid)
+	assert.ErrorIs(t, p.Forget(0, hs), ErrInvalid)
+	assert.Zero(t, p.Len())
+	sc := []Score{{Server: 0, Blocks: 1}}
+	p.Extend(hs, sc)
+	assert.Equal(t, []Score{{Server: 0, Blocks: 1}}, sc)
+}
