@@ -354,6 +354,7 @@ func TestBadInputPendingNegativeServer(t *testing.T) {
 			"Extend credits no server for a negative ID")
 	}
 }
+
 // TestBadInputPendingZeroValue: the zero Pending holds nothing: Len is 0,
 // Extend leaves scores alone, and Add, Observe and Forget are refused
 // with ErrInvalid (no server is in range). Len and Extend used to call its
