@@ -389,6 +389,9 @@ func (r *Backend) Update(server fleet.ServerID, old, next fleet.StreamState, cle
 	if server < 0 || int(server) >= r.max {
 		return fleet.StreamState{}, fmt.Errorf("%w: server %d out of range", fleet.ErrInvalid, server)
 	}
+	if err := fleet.CheckEvents(events); err != nil {
+		return fleet.StreamState{}, err
+	}
 	cur, chunk := old.String(), 0
 	mid := next
 	mid.Partial, mid.Dirty = true, true
