@@ -87,3 +87,20 @@ func TestBadInputBelady(t *testing.T) {
 	_, ok := p.Victim()
 	assert.False(t, ok)
 }
+
+// TestBadInputCacheTraceSizes: a request whose prompt or references could
+// not fit memory is refused with ErrCacheStudy before anything is made
+// for it; the prompt (2^40 tokens) or the references (2^31) used to be
+// built first, and the process ran out of memory. A negative prompt
+// length is refused too (it was taken as empty).
+func TestBadInputCacheTraceSizes(t *testing.T) {
+	for _, n := range []int{-1, MaxTraceTokens + 1, 1 << 40, math.MaxInt} {
+		_, err := CacheTraceFromTokens([]Request{{InputTokens: 10}, {InputTokens: n}}, 16)
+		assert.ErrorIs(t, err, ErrCacheStudy, "InputTokens %d", n)
+	}
+	_, err := CacheTraceFromTokens([]Request{{InputTokens: 0}, {InputTokens: 40}}, 16)
+	require.NoError(t, err)
+	// 2^22 hash IDs split into 512 one-token blocks each: 2^31 references.
+	_, err = CacheTraceFromHashes([]Request{{HashIDs: []int64{1}}, {HashIDs: make([]int64, 1<<22)}}, 1)
+	assert.ErrorIs(t, err, ErrCacheStudy)
+}
