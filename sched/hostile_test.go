@@ -53,6 +53,9 @@ func TestBadInputSubmit(t *testing.T) {
 		{"beam and N", one, sched.Options{MaxTokens: 1, BeamWidth: 2, N: 2}, sched.ErrInvalid},
 		{"negative token", []int32{1, -2, 3}, sched.Options{MaxTokens: 1}, sched.ErrInvalid},
 		{"bad seq options", one, sched.Options{MaxTokens: 1, Seq: &paged.SeqOptions{Window: -1}}, sched.ErrInvalid},
+		// A full hit would schedule the prompt with no token to compute
+		// and expect samples from it; BuildBatch then refused the step.
+		{"full hit allowed", []int32{1, 2, 3, 4}, sched.Options{MaxTokens: 1, Seq: &paged.SeqOptions{AllowFullHit: true}}, sched.ErrInvalid},
 		{"longer than MaxModelLen", make([]int32, 25), sched.Options{MaxTokens: 1}, sched.ErrNever},
 		{"prompt plus outputs past MaxModelLen", make([]int32, 20), sched.Options{MaxTokens: 5}, sched.ErrNever},
 		{"more KV than the pool", make([]int32, 20), sched.Options{MaxTokens: 4}, sched.ErrNever},
