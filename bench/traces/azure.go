@@ -24,8 +24,8 @@ var timeLayouts = []string{
 // names TIMESTAMP, ContextTokens and GeneratedTokens (in any order and
 // case, other columns ignored), then one request a row. TIMESTAMP is a date
 // and time from 1970 to 2261, with or without a zone, or a number of
-// seconds. Arrivals are
-// measured from the earliest timestamp, so rows need not be sorted.
+// seconds. Arrivals are measured from the earliest timestamp, so rows need
+// not be sorted.
 func ReadAzure(r io.Reader) ([]Request, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
