@@ -48,6 +48,9 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	if *skip < 0 || *limit < 0 {
 		return usageErrorf("bad -skip %d or -limit %d: want counts of requests, 0 or more", *skip, *limit)
 	}
+	if *blockSize < 0 {
+		return usageErrorf("bad -block-size %d: want a positive number of tokens, or 0 for the trace's default", *blockSize)
+	}
 	if *workers < 1 {
 		return usageErrorf("bad -workers %d: want at least 1", *workers)
 	}
