@@ -32,7 +32,9 @@ type Belady struct {
 var _ eviction.Policy = (*Belady)(nil)
 
 // NewBelady returns an empty Belady policy for block IDs in [0, capacity).
+// A negative capacity is taken as 0, as eviction.Factory documents.
 func NewBelady(capacity int) *Belady {
+	capacity = max(capacity, 0)
 	p := &Belady{
 		next:  make([]int32, capacity),
 		depth: make([]int32, capacity),

@@ -64,7 +64,12 @@ func CacheTraceFromHashes(reqs []Request, blockSize int) (*CacheTrace, error) {
 		sub int32
 	}
 	dense := make(map[subKey]int32)
-	for _, r := range reqs {
+	for i, r := range reqs {
+		// Checked before appending: one request's references alone may
+		// not fit memory.
+		if int64(len(t.key))+int64(len(r.HashIDs))*int64(split) > math.MaxInt32 {
+			return nil, fmt.Errorf("%w: more than 2^31 block references by request %d", ErrCacheStudy, i)
+		}
 		for _, x := range r.HashIDs {
 			for s := range split {
 				k := subKey{x, int32(s)}
@@ -80,15 +85,16 @@ func CacheTraceFromHashes(reqs []Request, blockSize int) (*CacheTrace, error) {
 				t.hashes = append(t.hashes, h)
 			}
 		}
-		if len(t.key) > math.MaxInt32 {
-			return nil, fmt.Errorf("%w: more than 2^31 block references", ErrCacheStudy)
-		}
 		t.start = append(t.start, int32(len(t.key)))
 	}
 	t.distinct = len(dense)
 	t.finish()
 	return t, nil
 }
+
+// MaxTraceTokens bounds a request's prompt in CacheTraceFromTokens: the
+// prompt is made up in full (TokenModelPrompt), 4 bytes a token.
+const MaxTraceTokens = 1 << 24
 
 // TokenModelPrompt appends to dst the prompt of request i with n tokens
 // under the synthetic token model of workload W1 (WORKLOADS.md, section 3):
@@ -110,7 +116,8 @@ func TokenModelPrompt(dst []int32, i, n int) []int32 {
 // manager during replays. Here the full blocks are named by a chained
 // 128-bit hash of their tokens, only to find the infinite-cache maximum and
 // next uses; the partial last block counts as a reference that never hits,
-// since the manager caches full blocks only.
+// since the manager caches full blocks only. A request with a negative
+// InputTokens or more than MaxTraceTokens is refused (ErrCacheStudy).
 func CacheTraceFromTokens(reqs []Request, blockSize int) (*CacheTrace, error) {
 	if blockSize <= 0 || blockSize > 1<<20 {
 		return nil, fmt.Errorf("%w: block size %d must be in [1, 2^20]", ErrCacheStudy, blockSize)
@@ -121,6 +128,14 @@ func CacheTraceFromTokens(reqs []Request, blockSize int) (*CacheTrace, error) {
 	var prompt []int32
 	var hasher paged.FastHasher
 	for i, r := range reqs {
+		if r.InputTokens < 0 || r.InputTokens > MaxTraceTokens {
+			return nil, fmt.Errorf("%w: request %d has %d prompt tokens, want [0, MaxTraceTokens=%d]", ErrCacheStudy, i, r.InputTokens, MaxTraceTokens)
+		}
+		// Checked before the prompt is made: the references of one
+		// request alone may not fit.
+		if int64(len(t.key))+int64((r.InputTokens+blockSize-1)/blockSize) > math.MaxInt32 {
+			return nil, fmt.Errorf("%w: more than 2^31 block references by request %d", ErrCacheStudy, i)
+		}
 		prompt = TokenModelPrompt(prompt[:0], i, r.InputTokens)
 		var parent paged.Hash
 		full := len(prompt) / blockSize
@@ -136,9 +151,6 @@ func CacheTraceFromTokens(reqs []Request, blockSize int) (*CacheTrace, error) {
 		}
 		if len(prompt)%blockSize != 0 {
 			t.key = append(t.key, -1)
-		}
-		if len(t.key) > math.MaxInt32 {
-			return nil, fmt.Errorf("%w: more than 2^31 block references", ErrCacheStudy)
 		}
 		t.start = append(t.start, int32(len(t.key)))
 	}

@@ -62,8 +62,15 @@ func RunCacheStudy(cfg CacheStudyConfig) ([]CacheResult, error) {
 			return nil, fmt.Errorf("%w: capacity of %d tokens must hold at least one %d-token block and fewer than 2^31", ErrCacheStudy, c, bs)
 		}
 	}
-	if cfg.HostTokens < 0 || cfg.HostFactor < 0 || cfg.HostTokens/bs >= 1<<31-1 {
+	if cfg.HostTokens < 0 || !(cfg.HostFactor >= 0) || cfg.HostTokens/bs >= 1<<31-1 {
 		return nil, fmt.Errorf("%w: host tier of %d tokens or %gx the device", ErrCacheStudy, cfg.HostTokens, cfg.HostFactor)
+	}
+	for _, c := range cfg.CapacityTokens {
+		// Checked in floating point: the product may not fit an int64
+		// (or be +Inf), and converting it would wrap.
+		if h := cfg.HostFactor * float64(c); h/float64(bs) >= 1<<31-1 {
+			return nil, fmt.Errorf("%w: host tier of %gx the device's %d tokens holds 2^31 blocks or more", ErrCacheStudy, cfg.HostFactor, c)
+		}
 	}
 	for _, p := range cfg.Policies {
 		if p.Factory == nil && p.Name != BeladyName {

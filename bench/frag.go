@@ -230,15 +230,17 @@ type memory interface {
 
 // Truncate cuts a request of in prompt and out output tokens to maxLen
 // tokens as the study does: the prompt first, but leaving at least one
-// output token when the trace has one; an empty prompt counts as one token
-// (the start token). It returns the prompt and final lengths and whether
-// anything was cut.
+// output token when the trace has one and maxLen has room for it; an
+// empty prompt counts as one token (the start token), a negative output
+// as none, and a maxLen below 1 as 1. It returns the prompt and final
+// lengths and whether anything was cut: 1 <= prompt <= final <= maxLen
+// whatever the input, huge lengths included.
 func Truncate(in, out, maxLen int) (prompt, final int, cut bool) {
-	in = max(in, 1)
-	if in+out <= maxLen {
+	in, out, maxLen = max(in, 1), max(out, 0), max(maxLen, 1)
+	if in <= maxLen && out <= maxLen-in { // in + out <= maxLen, without overflow
 		return in, in + out, false
 	}
-	if out > 0 {
+	if out > 0 && maxLen > 1 {
 		in = min(in, maxLen-1)
 	} else {
 		in = min(in, maxLen)

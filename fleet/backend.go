@@ -141,6 +141,22 @@ type Backend interface {
 // vanished since Attach (a Redis restart without persistence, a flush);
 // the Index then attaches again and rebuilds.
 
+// CheckEvents returns an error wrapping ErrInvalid for the first event no
+// backend can apply: an unknown kind, or a Medium (or From) other than
+// paged.Device and paged.Host. Index.Apply refuses such events before any
+// change; backends refuse them in Update the same way.
+func CheckEvents(events []paged.Event) error {
+	for i := range events {
+		if k := events[i].Kind; k < paged.BlockStored || k > paged.BlockMoved {
+			return fmt.Errorf("%w: event %d has unknown kind %d", ErrInvalid, events[i].Seq, k)
+		}
+		if m, f := events[i].Medium, events[i].From; m > paged.Host || f > paged.Host {
+			return fmt.Errorf("%w: event %d has unknown medium %d (from %d)", ErrInvalid, events[i].Seq, m, f)
+		}
+	}
+	return nil
+}
+
 // WordsFor is the number of 64-bit words a holder set of n servers needs.
 func WordsFor(n int) int { return (n + 63) / 64 }
 

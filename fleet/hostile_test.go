@@ -252,6 +252,16 @@ func TestHostileMemory(t *testing.T) {
 			return err
 		}
 	}
+	// updateEv updates server a from its current state with events, which
+	// Update must refuse before any change (it used to store a block of
+	// an unknown medium on the device and skip unknown kinds, then move
+	// the state on).
+	updateEv := func(events ...paged.Event) func(m *Memory) error {
+		return func(m *Memory) error {
+			_, err := m.Update(0, StreamState{Gen: 1, Last: 2, Started: true}, StreamState{Gen: 2, Last: 4, Started: true}, false, events)
+			return err
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		mk   func(t *testing.T) *Memory
@@ -271,6 +281,11 @@ func TestHostileMemory(t *testing.T) {
 		{"Update from server 64", ready, update(64)},
 		{"Update from server MaxInt32", ready, update(math.MaxInt32)},
 		{"Update from server MinInt32", ready, update(math.MinInt32)},
+		{"Update with medium 9", ready, updateEv(paged.Event{Seq: 3, Kind: paged.BlockStored, Medium: 9, Hashes: hs(3)})},
+		{"Update with kind 99", ready, updateEv(paged.Event{Seq: 3, Kind: 99, Hashes: hs(3)})},
+		{"Update with kind 0", ready, updateEv(paged.Event{Seq: 3, Hashes: hs(1)})},
+		{"Update of a move from medium 7", ready, updateEv(paged.Event{Seq: 3, Kind: paged.BlockMoved, Medium: paged.Host, From: 7, Hashes: hs(1)})},
+		{"Update of a good event, then a bad one", ready, updateEv(stored(3, paged.Device, 3), paged.Event{Seq: 4, Kind: paged.BlockRemoved, Medium: 200, Hashes: hs(1)})},
 		{"Lookup with 0 words", ready, func(m *Memory) error { _, _, err := m.Lookup(hs(1), 0, nil, nil); return err }},
 		{"Lookup with 2 words", ready, func(m *Memory) error { _, _, err := m.Lookup(hs(1), 2, nil, nil); return err }},
 		{"Lookup with -1 words", ready, func(m *Memory) error { _, _, err := m.Lookup(hs(1), -1, nil, nil); return err }},

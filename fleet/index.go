@@ -265,13 +265,8 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 			return fmt.Errorf("%w: event sequence numbers %d then %d do not increase", ErrInvalid, events[i-1].Seq, events[i].Seq)
 		}
 	}
-	for i := range events {
-		if k := events[i].Kind; k < paged.BlockStored || k > paged.BlockMoved {
-			return fmt.Errorf("%w: event %d has unknown kind %d", ErrInvalid, events[i].Seq, k)
-		}
-		if m, f := events[i].Medium, events[i].From; m > paged.Host || f > paged.Host {
-			return fmt.Errorf("%w: event %d has unknown medium %d (from %d)", ErrInvalid, events[i].Seq, m, f)
-		}
+	if err := CheckEvents(events); err != nil {
+		return err
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()

@@ -189,6 +189,9 @@ func (m *Memory) Update(server ServerID, old, next StreamState, clearFirst bool,
 	if server < 0 || int(server) >= len(m.states) {
 		return StreamState{}, fmt.Errorf("%w: server %d is not registered", ErrInvalid, server)
 	}
+	if err := CheckEvents(events); err != nil {
+		return StreamState{}, err
+	}
 	if m.states[server] != old {
 		return m.states[server], ErrConflict
 	}

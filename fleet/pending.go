@@ -162,8 +162,8 @@ func NewPending(cfg PendingConfig) (*Pending, error) {
 }
 
 func (p *Pending) checkServer(s ServerID) error {
-	if int(s) >= p.cfg.MaxServers {
-		return fmt.Errorf("%w: server %d outside PendingConfig.MaxServers %d", ErrInvalid, s, p.cfg.MaxServers)
+	if s < 0 || int(s) >= p.cfg.MaxServers {
+		return fmt.Errorf("%w: server %d outside [0, PendingConfig.MaxServers %d)", ErrInvalid, s, p.cfg.MaxServers)
 	}
 	return nil
 }
@@ -313,6 +313,9 @@ func (p *Pending) Forget(s ServerID, hashes []paged.Hash) error {
 func (p *Pending) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.n == 0 { // nothing to expire; the zero Pending has no clock
+		return 0
+	}
 	p.expire(p.cfg.Now().UnixNano())
 	return p.n
 }
@@ -325,6 +328,9 @@ func (p *Pending) Len() int {
 func (p *Pending) Extend(hashes []paged.Hash, scores []Score) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.n == 0 { // nothing to extend with; the zero Pending has no clock
+		return
+	}
 	p.expire(p.cfg.Now().UnixNano())
 	if p.n == 0 {
 		return
@@ -337,7 +343,7 @@ func (p *Pending) Extend(hashes []paged.Hash, scores []Score) {
 	for k := range scores {
 		sc := &scores[k]
 		s := sc.Server
-		if sc.Blocks < 0 || int(s) >= p.cfg.MaxServers || p.servers[int(s)/64]&(1<<(uint(s)%64)) == 0 {
+		if sc.Blocks < 0 || s < 0 || int(s) >= p.cfg.MaxServers || p.servers[int(s)/64]&(1<<(uint(s)%64)) == 0 {
 			continue
 		}
 		w, bit := int(s)/64, uint64(1)<<(uint(s)%64)

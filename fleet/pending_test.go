@@ -333,3 +333,40 @@ func TestPendingConcurrent(t *testing.T) {
 	}
 	assert.LessOrEqual(t, p.Len(), 64)
 }
+
+// TestBadInputPendingNegativeServer: a negative ServerID is refused by
+// Add, Observe and Forget (it used to pass the bound check and set
+// another server's bit, or index before the arrays), and Extend skips a
+// score naming one, as it skips a server out of range.
+func TestBadInputPendingNegativeServer(t *testing.T) {
+	p, err := NewPending(PendingConfig{MaxServers: 128})
+	require.NoError(t, err)
+	req := pendingHashes(0, 3)
+	require.NoError(t, p.Add(1, req[:2]))
+	for _, s := range []ServerID{-1, -63, -64, -65, -200, math.MinInt32} {
+		assert.ErrorIs(t, p.Add(s, req), ErrInvalid, "Add(%d)", s)
+		assert.ErrorIs(t, p.Observe(s, []paged.Event{{Kind: paged.AllBlocksCleared}}), ErrInvalid, "Observe(%d)", s)
+		assert.ErrorIs(t, p.Forget(s, req), ErrInvalid, "Forget(%d)", s)
+		assert.Equal(t, 2, p.Len(), "a refused call changes nothing")
+		sc := []Score{{Server: s}, {Server: 1}, {Server: 63}, {Server: 127}}
+		assert.NotPanics(t, func() { p.Extend(req, sc) })
+		assert.Equal(t, []int{0, 2, 0, 0}, []int{sc[0].Blocks, sc[1].Blocks, sc[2].Blocks, sc[3].Blocks},
+			"Extend credits no server for a negative ID")
+	}
+}
+
+// TestBadInputPendingZeroValue: the zero Pending holds nothing: Len is 0,
+// Extend leaves scores alone, and Add, Observe and Forget are refused
+// with ErrInvalid (no server is in range). Len and Extend used to call its
+// nil clock.
+func TestBadInputPendingZeroValue(t *testing.T) {
+	var p Pending
+	hs := pendingHashes(0, 2)
+	assert.ErrorIs(t, p.Add(0, hs), ErrInvalid)
+	assert.ErrorIs(t, p.Observe(0, nil), ErrInvalid)
+	assert.ErrorIs(t, p.Forget(0, hs), ErrInvalid)
+	assert.Zero(t, p.Len())
+	sc := []Score{{Server: 0, Blocks: 1}}
+	p.Extend(hs, sc)
+	assert.Equal(t, []Score{{Server: 0, Blocks: 1}}, sc)
+}

@@ -27,6 +27,20 @@ func beamStep(t *testing.T, s *sched.Scheduler) *sched.Step {
 	return st
 }
 
+// ownParents fills tokens and parents (reused) for an UpdateBeams in
+// which every output extends its own sample, output i of an entry the
+// token 100 + its sample index.
+func ownParents(st *sched.Step, tokens []int32, parents []int) ([]int32, []int) {
+	tokens, parents = tokens[:0], parents[:0]
+	for _, sc := range st.Scheduled {
+		for j := range sc.Outputs {
+			tokens = append(tokens, int32(100+sc.Sample+j))
+			parents = append(parents, sc.Sample+j)
+		}
+	}
+	return tokens, parents
+}
+
 func tokensOf(t *testing.T, m *paged.Manager, r *sched.Request, i int) []int32 {
 	t.Helper()
 	toks, err := m.Tokens(r.Seq(i))
@@ -204,13 +218,7 @@ func TestBeamSwap(t *testing.T) {
 			sawSwapped = true
 			assert.Equal(t, 2, s.Waiting(), "both beams wait")
 		}
-		tokens, parents = tokens[:0], parents[:0]
-		for _, sc := range st.Scheduled {
-			for j := range sc.Outputs {
-				tokens = append(tokens, int32(100+sc.Sample+j))
-				parents = append(parents, sc.Sample+j)
-			}
-		}
+		tokens, parents = ownParents(st, tokens, parents)
 		require.NoError(t, s.UpdateBeams(tokens, parents))
 		require.NoError(t, m.Check())
 	}

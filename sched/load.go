@@ -24,11 +24,12 @@ type Load struct {
 }
 
 // Load returns the scheduler's outstanding work. It costs O(running +
-// waiting) and allocates nothing; like every method, it must be called
+// waiting), the beams of swapped-out beam searches included, and
+// allocates nothing; like every method, it must be called
 // from the goroutine that owns the scheduler (between steps, or between
 // Schedule and Update, where the step's tokens count as computed).
 func (s *Scheduler) Load() Load {
-	l := Load{Running: len(s.running), Waiting: s.waiting.len()}
+	l := Load{Running: len(s.running), Waiting: s.Waiting()}
 	for _, e := range s.running {
 		if e.where != inRunning {
 			continue // done in this step, swept at its end
@@ -38,11 +39,25 @@ func (s *Scheduler) Load() Load {
 		l.KVTokens += e.total()
 	}
 	for _, e := range s.waiting.buf[s.waiting.head:] {
-		l.PrefillTokens += e.total() - e.computed
-		l.DecodeTokens += e.remaining()
-		l.KVTokens += e.total()
+		l.addWaiting(e)
+		if s.grouped > 0 && e.req.beam && e.where == inSwapped {
+			// The other beams of a swapped-out group wait through this
+			// one, outside the queue.
+			for _, b := range e.req.samples {
+				if b.where == inGroup {
+					l.addWaiting(b)
+				}
+			}
+		}
 	}
 	return l
+}
+
+// addWaiting adds the work of a waiting sequence.
+func (l *Load) addWaiting(e *entry) {
+	l.PrefillTokens += e.total() - e.computed
+	l.DecodeTokens += e.remaining()
+	l.KVTokens += e.total()
 }
 
 // remaining returns the tokens e has still to decode, times the samples

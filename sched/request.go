@@ -71,7 +71,9 @@ type Options struct {
 	StopTokens []int32
 	// Seq are the manager's per-sequence options (LoRA, salt, multimodal
 	// ranges, window, retention). Its MaxTokens hint defaults to the
-	// prompt length plus MaxTokens. Nil means none.
+	// prompt length plus MaxTokens. AllowFullHit is refused: the step
+	// that completes a prompt samples from its last token's logits, so
+	// that token is always computed. Nil means none.
 	Seq *paged.SeqOptions
 }
 

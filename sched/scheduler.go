@@ -202,6 +202,11 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	if opts.Seq != nil {
 		so = *opts.Seq
 	}
+	if so.AllowFullHit {
+		// A step samples from the logits of its last computed token; a
+		// prompt found whole in the cache would compute none.
+		return nil, fmt.Errorf("%w: Seq.AllowFullHit: a request samples from its last prompt token, which must be computed", ErrInvalid)
+	}
 	if so.MaxTokens == 0 {
 		so.MaxTokens = len(prompt) + opts.MaxTokens
 	}

@@ -766,10 +766,15 @@ func (s *Scheduler) finish(e *entry) error {
 
 // BuildBatch fills b with the kernel metadata of the scheduled step
 // (paged.Manager.BuildBatch over Step.Scheduled, in order): call it after
-// Schedule and before Update.
+// Schedule and before Update. A nil b, or one the manager refuses (its
+// Stride or split settings out of range), yields ErrInvalid, wrapping the
+// manager's error, and leaves the step as it was.
 func (s *Scheduler) BuildBatch(b *paged.Batch) error {
 	if !s.inStep {
 		return fmt.Errorf("%w: BuildBatch without a scheduled step", ErrInvalid)
+	}
+	if b == nil {
+		return fmt.Errorf("%w: BuildBatch with a nil *paged.Batch", ErrInvalid)
 	}
 	s.batch = s.batch[:0]
 	for i := range s.step.Scheduled {
@@ -778,5 +783,11 @@ func (s *Scheduler) BuildBatch(b *paged.Batch) error {
 			s.batch = append(s.batch, paged.Scheduled{ID: sc.Seq, NewTokens: sc.NewTokens})
 		}
 	}
-	return s.m.BuildBatch(b, s.batch)
+	if err := s.m.BuildBatch(b, s.batch); err != nil {
+		if errors.Is(err, paged.ErrInvalid) {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return err
+	}
+	return nil
 }

@@ -23,8 +23,9 @@ var timeLayouts = []string{
 // ReadAzure reads an Azure LLM inference trace in CSV form: a header that
 // names TIMESTAMP, ContextTokens and GeneratedTokens (in any order and
 // case, other columns ignored), then one request a row. TIMESTAMP is a date
-// and time, with or without a zone, or a number of seconds. Arrivals are
-// measured from the earliest timestamp, so rows need not be sorted.
+// and time from 1970 to 2261, with or without a zone, or a number of
+// seconds. Arrivals are measured from the earliest timestamp, so rows need
+// not be sorted.
 func ReadAzure(r io.Reader) ([]Request, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
@@ -88,10 +89,15 @@ func ReadAzure(r io.Reader) ([]Request, error) {
 }
 
 // parseStamp returns a timestamp as a duration since a fixed origin (the
-// Unix epoch for dates), which is all arrivals need.
+// Unix epoch for dates), which is all arrivals need. Dates must fall in
+// 1970 to 2261: their nanoseconds since the epoch then fit an int64, and
+// so does the difference of any two timestamps.
 func parseStamp(s string) (time.Duration, error) {
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, s); err == nil {
+			if y := t.UTC().Year(); y < 1970 || y > 2261 {
+				return 0, fmt.Errorf("date outside 1970-2261")
+			}
 			return time.Duration(t.UnixNano()), nil
 		}
 	}

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"time"
 )
 
 // ReadMooncake reads a Mooncake trace: one JSON object a line with
-// timestamp (ms), input_length, output_length and hash_ids.
+// timestamp (ms, at most 2^63 ns), input_length, output_length and
+// hash_ids.
 func ReadMooncake(r io.Reader) ([]Request, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
@@ -34,6 +36,9 @@ func ReadMooncake(r io.Reader) ([]Request, error) {
 		}
 		if *rec.InputLength < 0 || *rec.OutputLength < 0 || *rec.Timestamp < 0 {
 			return nil, fmt.Errorf("%w: mooncake line %d: negative length or timestamp", ErrFormat, line)
+		}
+		if *rec.Timestamp > math.MaxInt64/int64(time.Millisecond) {
+			return nil, fmt.Errorf("%w: mooncake line %d: timestamp %d ms does not fit a time.Duration", ErrFormat, line, *rec.Timestamp)
 		}
 		out = append(out, Request{
 			Arrival:      time.Duration(*rec.Timestamp) * time.Millisecond,

@@ -87,3 +87,37 @@ func TestReadFile(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// TestBadInputTimestamps: timestamps whose arrival cannot be represented
+// in a time.Duration are refused with ErrFormat; they used to wrap around
+// (Mooncake milliseconds past 2^63 ns) or make arrivals from undefined
+// UnixNano values (Azure dates outside 1970-2261), silently.
+func TestBadInputTimestamps(t *testing.T) {
+	for name, in := range map[string]string{
+		"year 1":    "TIMESTAMP,ContextTokens,GeneratedTokens\n0001-01-01 00:00:00.0,1,1\n2023-11-16 18:15:46.0,1,1\n",
+		"year 9999": "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.0,1,1\n9999-12-31 23:59:59.0,1,1\n",
+		"year 1969": "TIMESTAMP,ContextTokens,GeneratedTokens\n1969-12-31 23:59:59.0,1,1\n",
+	} {
+		if reqs, err := traces.ReadAzure(strings.NewReader(in)); !errors.Is(err, traces.ErrFormat) {
+			t.Errorf("%s: err %v (requests %+v), want ErrFormat", name, err, reqs)
+		}
+	}
+	for name, in := range map[string]string{
+		"past 2^63 ns":      `{"timestamp": 9223372036855, "input_length": 2, "output_length": 1}`,
+		"max int64":         `{"timestamp": 9223372036854775807, "input_length": 2, "output_length": 1}`,
+		"after a good line": "{\"timestamp\": 1, \"input_length\": 2, \"output_length\": 1}\n{\"timestamp\": 10000000000000, \"input_length\": 2, \"output_length\": 1}",
+	} {
+		if reqs, err := traces.ReadMooncake(strings.NewReader(in)); !errors.Is(err, traces.ErrFormat) {
+			t.Errorf("%s: err %v (requests %+v), want ErrFormat", name, err, reqs)
+		}
+	}
+	// The largest representable ones are read exactly.
+	reqs, err := traces.ReadMooncake(strings.NewReader(`{"timestamp": 9223372036854, "input_length": 2, "output_length": 1}`))
+	if err != nil || reqs[0].Arrival != 9223372036854*time.Millisecond {
+		t.Errorf("largest Mooncake timestamp: %v %+v", err, reqs)
+	}
+	reqs, err = traces.ReadAzure(strings.NewReader("TIMESTAMP,ContextTokens,GeneratedTokens\n1970-01-01 00:00:00.0,1,1\n2261-12-31 23:59:59.0,1,1\n"))
+	if err != nil || reqs[1].Arrival <= 0 {
+		t.Errorf("Azure 1970 to 2261: %v %+v", err, reqs)
+	}
+}

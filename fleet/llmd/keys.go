@@ -92,6 +92,7 @@ func (p *Processor) AppendKeys(dst []uint64, parent uint64, tokens []int32) []ui
 	}
 	var scratch [4096]byte // blocks up to 800 tokens hash without allocating
 	bs := p.cfg.BlockSize
+	mustBlockSize(bs, "Processor")
 	for k := 0; (k+1)*bs <= len(tokens); k++ {
 		parent = fnv64a(appendPayload(scratch[:0], parent, tokens[k*bs:(k+1)*bs], nil))
 		dst = append(dst, parent)
@@ -162,6 +163,15 @@ func appendHead(dst []byte, major byte, v uint64) []byte {
 		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(v))
 	}
 	return binary.BigEndian.AppendUint64(append(dst, m|27), v)
+}
+
+// mustBlockSize panics on the zero value of a key computer, whose block
+// size of 0 would make the block loops run forever: a value not made by
+// its constructor is a bug in the caller.
+func mustBlockSize(bs int, what string) {
+	if bs < 1 {
+		panic("llmd: " + what + " not created with its constructor (block size 0)")
+	}
 }
 
 func fnv64a(b []byte) uint64 {

@@ -243,3 +243,23 @@ func FuzzPayloadMatchesCBOR(f *testing.F) {
 		}
 	})
 }
+
+// TestBadInputZeroValue: the zero Processor and SHA256CBOR have no block
+// size; their block loops used to run forever, appending until memory ran
+// out. They now panic at once with a message naming the misuse.
+func TestBadInputZeroValue(t *testing.T) {
+	tokens := []int32{1, 2, 3}
+	var p Processor
+	assert.PanicsWithValue(t, "llmd: Processor not created with its constructor (block size 0)", func() { p.AppendKeys(nil, 0, tokens) })
+	var s SHA256CBOR
+	assert.PanicsWithValue(t, "llmd: SHA256CBOR not created with its constructor (block size 0)", func() { s.AppendKeys(nil, tokens) })
+	assert.PanicsWithValue(t, "llmd: SHA256CBOR not created with its constructor (block size 0)", func() { s.AppendDigests(nil, nil, tokens) })
+	// Made by the constructors, short and empty inputs give no keys.
+	np, err := New(Config{BlockSize: 4})
+	require.NoError(t, err)
+	assert.Empty(t, np.AppendKeys(nil, 0, tokens))
+	ns, err := NewSHA256CBOR(Config{BlockSize: 4})
+	require.NoError(t, err)
+	assert.Empty(t, ns.AppendKeys(nil, nil))
+	assert.Empty(t, ns.AppendDigests(nil, nil, tokens))
+}

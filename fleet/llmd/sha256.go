@@ -58,6 +58,7 @@ func DigestKey(digest *paged.Hash) uint64 { return binary.BigEndian.Uint64(diges
 // allocate beyond growing dst.
 func (s *SHA256CBOR) AppendKeys(dst []uint64, tokens []int32) []uint64 {
 	var scratch [4096]byte // blocks up to 800 tokens hash without allocating
+	mustBlockSize(s.bs, "SHA256CBOR")
 	d := s.none
 	for k := 0; (k+1)*s.bs <= len(tokens); k++ {
 		d = sha256.Sum256(appendDigestPayload(scratch[:0], &d, tokens[k*s.bs:(k+1)*s.bs], nil))
@@ -75,6 +76,7 @@ func (s *SHA256CBOR) AppendDigests(dst []paged.Hash, parent *paged.Hash, tokens 
 	if parent != nil {
 		d = *parent
 	}
+	mustBlockSize(s.bs, "SHA256CBOR")
 	for k := 0; (k+1)*s.bs <= len(tokens); k++ {
 		d = sha256.Sum256(appendDigestPayload(scratch[:0], &d, tokens[k*s.bs:(k+1)*s.bs], nil))
 		dst = append(dst, d)

@@ -223,9 +223,21 @@ return {1, ARGV[6]}
 // globEscaper quotes the characters SCAN MATCH treats specially.
 var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
 
+// maxServersLimit is the largest server bound, fleet.Config.MaxServers'
+// limit.
+const maxServersLimit = 1 << 16
+
 // Attach implements fleet.Backend: it joins the model's index, creating
-// it (a fresh epoch) when absent. It deletes nothing.
+// it (a fresh epoch) when absent. It deletes nothing. A Backend not made
+// by New, or maxServers outside [1, 65536], is refused with
+// fleet.ErrInvalid before anything is sent.
 func (r *Backend) Attach(model string, maxServers int) error {
+	if r == nil || r.c == nil {
+		return fmt.Errorf("%w: redisindex.Backend not created with New", fleet.ErrInvalid)
+	}
+	if maxServers < 1 || maxServers > maxServersLimit {
+		return fmt.Errorf("%w: %d servers, must be in [1, %d]", fleet.ErrInvalid, maxServers, maxServersLimit)
+	}
 	r.base = r.cfg.Prefix + ":{" + model + "}:"
 	r.epoch = r.base + "epoch"
 	r.words, r.max, r.n = fleet.WordsFor(maxServers), maxServers, 0
@@ -376,6 +388,9 @@ func (r *Backend) start(server fleet.ServerID, old string) {
 func (r *Backend) Update(server fleet.ServerID, old, next fleet.StreamState, clearFirst bool, events []paged.Event) (fleet.StreamState, error) {
 	if server < 0 || int(server) >= r.max {
 		return fleet.StreamState{}, fmt.Errorf("%w: server %d out of range", fleet.ErrInvalid, server)
+	}
+	if err := fleet.CheckEvents(events); err != nil {
+		return fleet.StreamState{}, err
 	}
 	cur, chunk := old.String(), 0
 	mid := next

@@ -71,7 +71,8 @@ type Publisher struct {
 	mu        sync.Mutex
 	seq       uint64
 	lastEvent uint64
-	ring      []entry // the last Buffer batches, oldest at head
+	buffer    int     // PublisherConfig.Buffer: the ring's bound
+	ring      []entry // the last buffer batches, oldest at head
 	head      int
 	closed    bool
 	drop      func(seq uint64) bool // test hook: record but do not send
@@ -103,7 +104,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zmq: %w", err)
 	}
-	p := &Publisher{enc: enc, topic: []byte(cfg.Topic), ring: make([]entry, 0, cfg.Buffer), done: make(chan struct{})}
+	// The ring grows as batches come, up to Buffer: a large Buffer costs
+	// nothing until the batches exist.
+	p := &Publisher{enc: enc, topic: []byte(cfg.Topic), buffer: cfg.Buffer, done: make(chan struct{})}
 	p.pub = zmq4.NewPub(context.Background())
 	if err := p.pub.SetOption(zmq4.OptionHWM, cfg.HWM); err != nil {
 		p.pub.Close()
@@ -140,9 +143,10 @@ func (p *Publisher) ReplayEndpoint() string {
 }
 
 // AwaitSubscriber waits until at least one subscriber's subscription has
-// reached the PUB socket, or ctx ends. Messages published before then are
-// lost to that subscriber (ZeroMQ's slow joiner), so a publisher whose
-// first batches matter waits here, or its subscribers use CatchUp.
+// reached the PUB socket, or ctx ends, or the publisher is closed
+// (ErrClosed). Messages published before then are lost to that subscriber
+// (ZeroMQ's slow joiner), so a publisher whose first batches matter waits
+// here, or its subscribers use CatchUp.
 func (p *Publisher) AwaitSubscriber(ctx context.Context) error {
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
@@ -150,6 +154,8 @@ func (p *Publisher) AwaitSubscriber(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-p.done:
+			return ErrClosed
 		case <-tick.C:
 		}
 	}
@@ -189,7 +195,7 @@ func (p *Publisher) PublishAt(ts float64, events []paged.Event) (uint64, error) 
 	seq := p.seq
 	p.seq++
 	e := entry{seq: seq, payload: payload}
-	if len(p.ring) < cap(p.ring) {
+	if len(p.ring) < p.buffer {
 		p.ring = append(p.ring, e)
 	} else {
 		p.ring[p.head] = e

@@ -313,8 +313,11 @@ func (s *Subscriber) Close() error {
 // engine held. Malformed messages and
 // frames count as lost events (the stream leaves a gap) and do not stop
 // it; an error from apply does, as does ctx (Follow then returns
-// ctx.Err()).
+// ctx.Err()). A nil sub or apply is refused with ErrInvalid.
 func Follow(ctx context.Context, sub *Subscriber, apply func([]paged.Event) error) error {
+	if sub == nil || apply == nil {
+		return fmt.Errorf("%w: Follow needs a subscriber and an apply function", ErrInvalid)
+	}
 	var stream kvevents.Stream
 	for {
 		m, err := sub.Next(ctx)

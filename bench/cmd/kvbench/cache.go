@@ -48,6 +48,15 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	if *skip < 0 || *limit < 0 {
 		return usageErrorf("bad -skip %d or -limit %d: want counts of requests, 0 or more", *skip, *limit)
 	}
+	if *blockSize < 0 {
+		return usageErrorf("bad -block-size %d: want a positive number of tokens, or 0 for the trace's default", *blockSize)
+	}
+	if *workers < 1 {
+		return usageErrorf("bad -workers %d: want at least 1", *workers)
+	}
+	if *queueLoad != 0 && !(*queueLoad > 0 && *queueLoad < 1e6) {
+		return usageErrorf("bad -queue-load %g: want a load above 0 (and below 1e6), or 0 for no queue", *queueLoad)
+	}
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
 		return err

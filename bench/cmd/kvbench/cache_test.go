@@ -195,3 +195,18 @@ func TestCacheSkipLimit(t *testing.T) {
 		assert.True(t, errors.As(err, &ue), "%v: %v", bad, err)
 	}
 }
+
+// TestBadInputCacheFlags: a negative -block-size, -workers below 1 and a
+// -queue-load that is no load are usage errors (exit code 2) before the
+// trace is read; a negative -workers used to be taken as the default, and
+// a negative -block-size or a negative or NaN -queue-load reached the
+// study as a runtime error.
+func TestBadInputCacheFlags(t *testing.T) {
+	for _, bad := range [][]string{{"-block-size", "-5"}, {"-workers", "0"}, {"-workers", "-3"}, {"-queue-load", "-1"}, {"-queue-load", "NaN"}, {"-queue-load", "+Inf"}} {
+		var out, errb bytes.Buffer
+		err := runCache(append([]string{"-trace", "/nonexistent/x.jsonl", "-policies", "lru", "-capacity-tokens", "51200"}, bad...), &out, &errb)
+		var ue *usageError
+		assert.True(t, errors.As(err, &ue), "%v: %v", bad, err)
+		assert.Empty(t, out.String(), "%v", bad)
+	}
+}

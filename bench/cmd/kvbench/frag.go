@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/pagedkv/pagedkv/bench"
+	"github.com/pagedkv/pagedkv/sched"
 )
 
 // fragOptions are the parsed flags of kvbench frag.
@@ -132,9 +133,14 @@ func parseFrag(args []string, stderr io.Writer) (fragOptions, error) {
 	if o.blockSizes, err = parseInts("-block-sizes", *blocks); err != nil {
 		return o, &usageError{err: err}
 	}
-	// Bad widths matter only when the sharing study runs.
+	// Bad widths matter only when the sharing study runs. One above the
+	// samples a request may have is refused here, not after the frag
+	// runs that go beside the sharing study.
 	if o.widths, err = parseInts("-widths", *widths); err != nil && o.sharingRequests > 0 {
 		return o, &usageError{err: err}
+	}
+	if w := slices.Max(append([]int{0}, o.widths...)); w > sched.MaxSamples && o.sharingRequests > 0 {
+		return o, usageErrorf("-widths: %d is above %d, the most samples or beams a request may have", w, sched.MaxSamples)
 	}
 	for _, s := range strings.Split(*models, ",") {
 		m, err := bench.ParseMemoryModel(strings.TrimSpace(s))

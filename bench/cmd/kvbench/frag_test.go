@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -127,4 +128,18 @@ func TestFragSharingTooSmall(t *testing.T) {
 	}
 	// Without the sharing study the same budget runs.
 	require.NoError(t, runFrag([]string{"-requests", "200", "-models", "paged", "-block-sizes", "16", "-kv-tokens", "4096", "-sharing-requests", "0"}, &bytes.Buffer{}, &bytes.Buffer{}))
+}
+
+// TestBadInputFragWidths: a -widths above sched.MaxSamples is a usage
+// error before any run; it used to be found by the sharing study only
+// after the whole fragmentation study ran.
+func TestBadInputFragWidths(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runFrag([]string{"-trace", "/nonexistent.csv", "-widths", "2,65"}, &out, &errb)
+	var ue *usageError
+	require.True(t, errors.As(err, &ue), "%v", err)
+	assert.Contains(t, err.Error(), "65")
+	// Without the sharing study the widths do not matter.
+	err = runFrag([]string{"-trace", "/nonexistent.csv", "-widths", "65", "-sharing-requests", "0"}, &out, &errb)
+	assert.False(t, errors.As(err, &ue), "%v", err)
 }

@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/eviction"
+)
+
+// The bad-input tests of the study API: lengths that overflow, absurd
+// configuration values and degenerate sizes get an error wrapping the
+// study's sentinel (or, for the functions without an error, a result
+// inside the documented bounds), never a panic or figures computed from
+// a wrapped-around length.
+
+// TestBadInputTruncate: the documented bounds hold for any input: prompt
+// in [1, maxLen], final in [prompt, maxLen], and final - prompt never
+// negative. in + out used to overflow for huge lengths and be taken as
+// fitting, and maxLen 1 with outputs left an empty prompt.
+func TestBadInputTruncate(t *testing.T) {
+	for _, tt := range []struct {
+		in, out, maxLen int
+		prompt, final   int
+		cut             bool
+	}{
+		{math.MaxInt, 1, 2048, 2047, 2048, true},
+		{1, math.MaxInt, 2048, 1, 2048, true},
+		{math.MaxInt, math.MaxInt, 2048, 2047, 2048, true},
+		{math.MaxInt - 10, 20, math.MaxInt, math.MaxInt - 10, math.MaxInt, true},
+		{5, -5, 2048, 5, 5, false},
+		{-5, -5, 2048, 1, 1, false},
+		{5, 3, 1, 1, 1, true},
+		{5, 0, 1, 1, 1, true},
+	} {
+		p, f, cut := Truncate(tt.in, tt.out, tt.maxLen)
+		assert.Equal(t, [3]any{tt.prompt, tt.final, tt.cut}, [3]any{p, f, cut}, "Truncate(%d, %d, %d)", tt.in, tt.out, tt.maxLen)
+	}
+}
+
+// TestBadInputFragLengths: a request whose lengths overflow a sum is
+// truncated like any long one, by every memory model and the sharing
+// study; it used to panic (paged, sharing) or need a negative number of
+// slots.
+func TestBadInputFragLengths(t *testing.T) {
+	huge := []Request{{InputTokens: math.MaxInt, OutputTokens: 1}, {InputTokens: 3, OutputTokens: math.MaxInt}}
+	cfg := FragConfig{MaxLen: 64, KVTokens: 256}
+	for _, m := range []MemoryModel{ModelPaged, ModelMax, ModelPow2, ModelOracle} {
+		res, err := Frag(huge, m, 16, cfg)
+		require.NoError(t, err, "%v", m)
+		assert.Equal(t, 2, res.Truncated, "%v", m)
+	}
+	for _, mode := range []SharingMode{SharingParallel, SharingBeam} {
+		_, err := Sharing(huge, mode, 2, 16, cfg)
+		assert.NoError(t, err, "%v", mode)
+	}
+}
+
+// TestBadInputCacheStudyHostFactor: a host factor that is not a finite
+// non-negative number, or that makes a host tier past 2^31 blocks, is
+// refused with ErrCacheStudy before any replay; NaN used to be taken as 0
+// and +Inf to reach the replay as a negative host tier.
+func TestBadInputCacheStudyHostFactor(t *testing.T) {
+	tr, err := CacheTraceFromTokens(AzureConv()[:5], 16)
+	require.NoError(t, err)
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), -0.5, 1e300} {
+		replays := 0
+		_, err := RunCacheStudy(CacheStudyConfig{Trace: tr, Policies: []CachePolicy{{Name: "lru", Factory: eviction.NewLRU}},
+			CapacityTokens: []int64{160}, HostFactor: f, Progress: func() { replays++ }})
+		assert.ErrorIs(t, err, ErrCacheStudy, "HostFactor %g", f)
+		assert.Zero(t, replays, "HostFactor %g: refused before any replay", f)
+	}
+	res, err := RunCacheStudy(CacheStudyConfig{Trace: tr, Policies: []CachePolicy{{Name: "lru", Factory: eviction.NewLRU}},
+		CapacityTokens: []int64{160}, HostFactor: 2})
+	require.NoError(t, err)
+	assert.Equal(t, 20, res[0].HostBlocks)
+}
+
+// TestBadInputBelady: as eviction.Factory documents, a negative capacity
+// is taken as 0 (it used to panic in make).
+func TestBadInputBelady(t *testing.T) {
+	var p *Belady
+	require.NotPanics(t, func() { p = NewBelady(-1) })
+	assert.Zero(t, p.Len())
+	_, ok := p.Victim()
+	assert.False(t, ok)
+}
+
+// TestBadInputCacheTraceSizes: a request whose prompt or references could
+// not fit memory is refused with ErrCacheStudy before anything is made
+// for it; the prompt (2^40 tokens) or the references (2^31) used to be
+// built first, and the process ran out of memory. A negative prompt
+// length is refused too (it was taken as empty).
+func TestBadInputCacheTraceSizes(t *testing.T) {
+	for _, n := range []int{-1, MaxTraceTokens + 1, 1 << 40, math.MaxInt} {
+		_, err := CacheTraceFromTokens([]Request{{InputTokens: 10}, {InputTokens: n}}, 16)
+		assert.ErrorIs(t, err, ErrCacheStudy, "InputTokens %d", n)
+	}
+	_, err := CacheTraceFromTokens([]Request{{InputTokens: 0}, {InputTokens: 40}}, 16)
+	require.NoError(t, err)
+	// 2^22 hash IDs split into 512 one-token blocks each: 2^31 references.
+	_, err = CacheTraceFromHashes([]Request{{HashIDs: []int64{1}}, {HashIDs: make([]int64, 1<<22)}}, 1)
+	assert.ErrorIs(t, err, ErrCacheStudy)
+}
