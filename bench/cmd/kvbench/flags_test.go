@@ -56,6 +56,12 @@ func TestBadFlagValuesExit2(t *testing.T) {
 		{"cache", "-format", "csv"},
 		{"fleet", "-servers", "0", "-redis", ""},
 		{"fleet", "-shared-prefix", "-1", "-redis", ""},
+		{"fleet", "-speed", "0", "-redis", ""},
+		{"fleet", "-speed", "-1", "-redis", ""},
+		{"fleet", "-speed", "NaN", "-redis", ""},
+		{"fleet", "-speed", "+Inf", "-redis", ""},
+		{"overhead", "-blocks", "1"},
+		{"overhead", "-policy", "zz"},
 	} {
 		assert.Equal(t, 2, run(args, &bytes.Buffer{}, &bytes.Buffer{}), "%v", args)
 	}

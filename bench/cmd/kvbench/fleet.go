@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 
@@ -110,6 +111,9 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Servers < 1 || cfg.Blocks < 2 || cfg.MaxRunning < 1 || cfg.MaxBatchTokens < 1 {
 		return usageErrorf("-servers %d, -blocks %d, -max-running %d and -batch-tokens %d must be positive (blocks at least 2)", cfg.Servers, cfg.Blocks, cfg.MaxRunning, cfg.MaxBatchTokens)
+	}
+	if !(cfg.Speed > 0) || math.IsInf(cfg.Speed, 0) {
+		return usageErrorf("-speed %g must be positive and finite", cfg.Speed)
 	}
 	if cfg.EventDelay < 0 {
 		return usageErrorf("-event-delay %v must not be negative", cfg.EventDelay)

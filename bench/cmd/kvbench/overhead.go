@@ -68,9 +68,12 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 			return usageErrorf("-%s %d must be positive", v.name, v.val)
 		}
 	}
+	if cfg.Blocks < 2 {
+		return usageErrorf("-blocks %d must be at least 2 (block 0 is the null block)", cfg.Blocks)
+	}
 	f, err := eviction.ByName(*policy)
 	if err != nil {
-		return err
+		return &usageError{err: err}
 	}
 	if cfg.Compat == "vllm" && *policy != "lru" {
 		return usageErrorf("-compat vllm reproduces vLLM's one LRU queue; -policy %s does not apply", *policy)
