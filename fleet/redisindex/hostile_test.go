@@ -83,3 +83,24 @@ func TestBadInputUpdateEvents(t *testing.T) {
 		require.ErrorIs(t, err, fleet.ErrInvalid, name)
 	}
 }
+
+// TestBadInputBeforeAttach: every call but Attach on a Backend that has
+// not joined an index is refused with fleet.ErrInvalid, as Memory refuses
+// it, before anything is sent (the client here reaches no server).
+func TestBadInputBeforeAttach(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	defer c.Close()
+	b, err := New(c, Config{})
+	require.NoError(t, err)
+	var zero Backend
+	for _, r := range []*Backend{b, &zero, nil} {
+		_, _, err = r.Register("a", fleet.StreamState{})
+		assert.ErrorIs(t, err, fleet.ErrInvalid, "Register")
+		_, err = r.Servers(nil)
+		assert.ErrorIs(t, err, fleet.ErrInvalid, "Servers")
+		_, err = r.Update(0, fleet.StreamState{}, fleet.StreamState{}, false, nil)
+		assert.ErrorIs(t, err, fleet.ErrInvalid, "Update")
+		_, _, err = r.Lookup(make([]paged.Hash, 1), 1, nil, nil)
+		assert.ErrorIs(t, err, fleet.ErrInvalid, "Lookup")
+	}
+}

@@ -260,6 +260,14 @@ func (r *Backend) Attach(model string, maxServers int) error {
 	return nil
 }
 
+// attached refuses a call on a Backend that has not joined an index.
+func (r *Backend) attached() error {
+	if r == nil || r.c == nil || r.token == "" {
+		return fmt.Errorf("%w: redisindex.Backend used before Attach", fleet.ErrInvalid)
+	}
+	return nil
+}
+
 // Delete removes every key of one model (the index of every router
 // attached to it), for tests and administration. Routers attached to it
 // see an index loss.
@@ -302,6 +310,9 @@ func scriptErr(what string, err error) error {
 
 // Register implements fleet.Backend.
 func (r *Backend) Register(name string, init fleet.StreamState) (fleet.ServerID, fleet.StreamState, error) {
+	if err := r.attached(); err != nil {
+		return 0, fleet.StreamState{}, err
+	}
 	res, err := registerScript.Run(context.Background(), r.c,
 		[]string{r.epoch, r.prefix + "count", r.prefix + "names", r.prefix + "ids"},
 		r.token, name, init.String(), r.max, r.prefix+"st:").Slice()
@@ -332,6 +343,9 @@ func parseState(v any) (fleet.StreamState, error) {
 
 // Servers implements fleet.Backend.
 func (r *Backend) Servers(dst []fleet.ServerRecord) ([]fleet.ServerRecord, error) {
+	if err := r.attached(); err != nil {
+		return dst, err
+	}
 	ctx := context.Background()
 	pipe := r.c.Pipeline()
 	epoch := pipe.Get(ctx, r.epoch)
@@ -386,6 +400,9 @@ func (r *Backend) start(server fleet.ServerID, old string) {
 // dirty (tagged so each is unique), so a router that finds one left by a
 // writer that died half way clears the server before going on.
 func (r *Backend) Update(server fleet.ServerID, old, next fleet.StreamState, clearFirst bool, events []paged.Event) (fleet.StreamState, error) {
+	if err := r.attached(); err != nil {
+		return fleet.StreamState{}, err
+	}
 	if server < 0 || int(server) >= r.max {
 		return fleet.StreamState{}, fmt.Errorf("%w: server %d out of range", fleet.ErrInvalid, server)
 	}
@@ -453,6 +470,9 @@ func (r *Backend) Update(server fleet.ServerID, old, next fleet.StreamState, cle
 // Lookup implements fleet.Backend: one MGET, one round trip (two when
 // another router registered servers since this one last looked).
 func (r *Backend) Lookup(hashes []paged.Hash, words int, dst []uint64, states []fleet.StreamState) ([]uint64, []fleet.StreamState, error) {
+	if err := r.attached(); err != nil {
+		return dst, states, err
+	}
 	if words != r.words {
 		return dst, states, fmt.Errorf("%w: lookup with %d words, backend has %d", fleet.ErrInvalid, words, r.words)
 	}
