@@ -48,14 +48,13 @@ type hashIndex struct {
 	sink uint64    // keeps flush's touching loads alive
 }
 
-// indexOp is a deferred update: block id was committed (inserted, its key
-// salted with salt) or gave up its content (removed, found by its stored
-// tag).
+// indexOp is a deferred update: block id was committed (inserted with
+// tag, its salted key's, computed while the hash just written is in the
+// cache) or gave up its content (removed, found by its stored tag).
 type indexOp struct {
-	id   allocator.BlockID
-	salt uint32
-	tag  uint32 // the slot's tag, filled in by flush
-	del  bool
+	id  allocator.BlockID
+	tag uint32 // an insert's tag
+	del bool
 }
 
 // maxDeferred bounds the log: enough updates for their cache misses to
@@ -192,7 +191,7 @@ func (x *hashIndex) insert(id allocator.BlockID, salt uint32) {
 		x.link(id, home(&x.hashes[id])^salt)
 		return
 	}
-	x.push(indexOp{id: id, salt: salt})
+	x.push(indexOp{id: id, tag: home(&x.hashes[id]) ^ salt})
 }
 
 // remove takes block id out of the index and its duplicate list: the
@@ -224,10 +223,10 @@ func (x *hashIndex) push(op indexOp) {
 // together (every sequence filling a block, or evicting one), and each
 // touches lines at random addresses of a large table: applying them one
 // by one, each probe waits for its own cache miss. flush first touches
-// every update's links and key (an insert's hash, just written; a
-// removal's tag), then every update's home slot, chunk by chunk, loads
-// that do not depend on each other, so the misses overlap; the updates
-// themselves then find their lines in the cache.
+// every update's home slot (and a removal's tag and links), chunk by
+// chunk, loads that do not depend on each other, so the misses overlap;
+// the updates themselves then find their lines in the cache. An insert's
+// tag was computed by insert, while its hash was in the cache.
 func (x *hashIndex) flush() {
 	log := x.log
 	for len(log) > 0 {
@@ -235,19 +234,11 @@ func (x *hashIndex) flush() {
 		log = log[len(c):]
 		var sink uint64
 		for i := range c {
-			id := c[i].id
-			if c[i].del {
-				sink += uint64(x.tags[id]) + uint64(x.dupNext[id])
-			} else {
-				sink += uint64(x.hashes[id][0])
+			t := c[i].tag
+			if id := c[i].id; c[i].del {
+				t = x.tags[id] // for the touch only: unlink reads it again
+				sink += uint64(x.dupNext[id])
 			}
-		}
-		for i := range c {
-			t := x.tags[c[i].id]
-			if !c[i].del {
-				t = home(&x.hashes[c[i].id]) ^ c[i].salt
-			}
-			c[i].tag = t
 			sink += x.slots[uint64(t)&x.mask]
 		}
 		x.sink += sink
