@@ -176,8 +176,8 @@ func (p *blockPool) groupOf(id allocator.BlockID) int {
 // previous hit's: a chain is usually committed in one run of blocks
 // allocated in order, so a warm lookup walks the per-block arrays in order
 // instead of probing the index at random. The guess stands only where the
-// index would give the same answer: the block holds h and is the only
-// block holding it (with duplicates, the index names the first-inserted).
+// index would give the same answer: the block holds h and heads its
+// duplicates (the index names the first-inserted of the blocks holding h).
 func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockID, bool) {
 	if prev <= nullBlock {
 		return allocator.NoBlock, false
@@ -187,7 +187,7 @@ func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockI
 
 // run returns how many of hashes, in group 0, the blocks from first on
 // answer as the index would (see successor): the longest k such that
-// block first+j holds hashes[j] and is its only holder, for every j < k.
+// block first+j holds hashes[j] and heads its holders, for every j < k.
 // It is successor over a whole run, in one pass over the per-block arrays,
 // which also counts the run's evictable blocks (cached, no reference: a
 // hit on one consumes a block an allocation could have had).
@@ -195,10 +195,10 @@ func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable in
 	if first <= nullBlock || int(first) >= len(p.hash) {
 		return 0, 0
 	}
-	p.index.settle() // the duplicate lists are current
+	p.index.settle() // the heads are current
 	n := min(len(hashes), len(p.hash)-int(first))
 	hashes = hashes[:n]
-	held, cached, next := p.hash[first:][:n], p.cached[first:][:n], p.dupNext[first:][:n]
+	held, cached, head := p.hash[first:][:n], p.cached[first:][:n], p.index.head[first:][:n]
 	var group []uint8
 	if p.blockGroup != nil {
 		group = p.blockGroup[first:][:n]
@@ -206,7 +206,7 @@ func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable in
 	pool := p.pool
 	for k := range hashes {
 		id := first + allocator.BlockID(k)
-		if !cached[k] || next[k] != id || !equal(&held[k], &hashes[k]) || (group != nil && group[k] != 0) {
+		if !cached[k] || !head[k] || !equal(&held[k], &hashes[k]) || (group != nil && group[k] != 0) {
 			return k, evictable
 		}
 		if pool.IsCached(id) {
@@ -219,7 +219,7 @@ func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable in
 // predecessor guesses, scanning a chain right to left in group g, that the
 // block before next's holds h: a run of blocks admitted together has
 // consecutive IDs. The guess stands only where the index would answer the
-// same: the block holds (h, g) and is the only block holding it.
+// same: the block holds (h, g) and heads the blocks holding it.
 func (p *blockPool) predecessor(next allocator.BlockID, h *Hash, g int) (allocator.BlockID, bool) {
 	if next == allocator.NoBlock {
 		return allocator.NoBlock, false
@@ -228,14 +228,15 @@ func (p *blockPool) predecessor(next allocator.BlockID, h *Hash, g int) (allocat
 }
 
 // guess reports whether block id answers a lookup of (h, g) as the index
-// would: it holds (h, g) and is the only block holding it (with
-// duplicates, the index names the first-inserted).
+// would: it holds (h, g) and heads the blocks holding it, the
+// first-inserted, which the index names (a block that duplicates it
+// does not stand, whichever of the two a chain runs through).
 func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.BlockID, bool) {
 	if id <= nullBlock || int(id) >= len(p.hash) {
 		return allocator.NoBlock, false
 	}
-	p.index.settle() // the duplicate lists are current
-	if !p.cached[id] || p.dupNext[id] != id || !equal(&p.hash[id], h) || p.groupOf(id) != g {
+	p.index.settle() // the heads are current
+	if !p.cached[id] || !p.index.head[id] || !equal(&p.hash[id], h) || p.groupOf(id) != g {
 		return allocator.NoBlock, false
 	}
 	return id, true

@@ -43,6 +43,11 @@ type hashIndex struct {
 	// the block's slot (the one holding exactly its ID and tag) without
 	// reading its 32-byte hash at a random address.
 	tags []uint32
+	// head[id] reports whether block id heads its key's duplicates, the
+	// block the key's slot names and a lookup answers: a shortcut that
+	// guesses a block (blockPool.guess) checks it without probing, and a
+	// removal of a block that is not a head changes only the list.
+	head []bool
 	log  []indexOp // nil: updates are applied at once
 	dels int       // removals in log
 	sink uint64    // keeps flush's touching loads alive
@@ -127,6 +132,7 @@ func (x *hashIndex) findTag(h *Hash, tag uint32) (i uint64, ok bool) {
 func (x *hashIndex) track(dupNext, dupPrev []allocator.BlockID, deferred bool) {
 	x.dupNext, x.dupPrev = dupNext, dupPrev
 	x.tags = make([]uint32, len(dupNext))
+	x.head = make([]bool, len(dupNext))
 	if deferred {
 		x.log = make([]indexOp, 0, maxDeferred)
 	}
@@ -262,8 +268,10 @@ func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
 		x.slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
 		x.n++
 		x.dupNext[id], x.dupPrev[id] = id, id
+		x.head[id] = true
 		return
 	}
+	x.head[id] = false
 	head := slotID(x.slots[i])
 	tail := x.dupPrev[head]
 	x.dupNext[tail], x.dupPrev[id] = id, tail
@@ -282,6 +290,13 @@ func (x *hashIndex) unlink(id allocator.BlockID) {
 	} else {
 		prev := x.dupPrev[id]
 		x.dupNext[prev], x.dupPrev[next] = next, prev
+	}
+	if !x.head[id] {
+		return
+	}
+	x.head[id] = false
+	if next != allocator.NoBlock {
+		x.head[next] = true
 	}
 	want := uint64(uint32(id)+1)<<32 | uint64(tag)
 	for i := uint64(tag) & x.mask; x.slots[i] != 0; i = (i + 1) & x.mask {

@@ -128,6 +128,9 @@ func TestHashIndexDeferred(t *testing.T) {
 				if cached[b] && (now.next[b] != later.next[b] || now.prev[b] != later.prev[b]) {
 					t.Fatalf("step %d: block %d's duplicate links differ", step, b)
 				}
+				if now.x.head[b] != later.x.head[b] || (now.x.head[b] && !cached[b]) {
+					t.Fatalf("step %d: block %d heads its duplicates %v deferred, %v at once (cached %v)", step, b, later.x.head[b], now.x.head[b], cached[b])
+				}
 			}
 			n := 0
 			for k, ids := range model {
@@ -139,6 +142,9 @@ func TestHashIndexDeferred(t *testing.T) {
 				for j := range ids {
 					if b != ids[j] {
 						t.Fatalf("step %d: duplicate %d of %v is block %d, want %d", step, j, ids, b, ids[j])
+					}
+					if now.x.head[b] != (j == 0) {
+						t.Fatalf("step %d: duplicate %d of %v: head is %v", step, j, ids, now.x.head[b])
 					}
 					b = now.next[b]
 				}
