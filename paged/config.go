@@ -13,15 +13,15 @@ import (
 const DefaultBlockSize = 16
 
 // Limits on a configuration. A manager allocates its per-block metadata up
-// front (with the default LRU policy about 81 bytes per device block, and
-// 85 more per host block, see TestMetadataPerBlock), so New refuses pools
+// front (with the default LRU policy about 90 bytes per device block, and
+// 93 more per host block, see TestMetadataPerBlock), so New refuses pools
 // beyond MaxBlocks rather than let a typo take the process down with an
 // out-of-memory crash; everything else grows with use and is bounded by
 // what the caller gives.
 const (
 	// MaxBlocks bounds Config.NumBlocks and Config.HostBlocks: the
 	// allocator's bound, 2^24 blocks, 256M tokens at the default block
-	// size, about 1.36 GB of metadata for a device pool.
+	// size, about 1.5 GB of metadata for a device pool.
 	MaxBlocks = allocator.MaxBlocks
 	// MaxSeqLen bounds Config.MaxModelLen: 2^25 tokens (128 MB of token
 	// IDs for the longest sequence).
