@@ -60,19 +60,20 @@ func (st StreamState) String() string {
 }
 
 // ParseStreamState decodes String's encoding. Text after a fourth space
-// is ignored (backends may tag intermediate states).
+// is ignored (backends may tag intermediate states). A malformed text is
+// ErrMalformed with the zero state.
 func ParseStreamState(s string) (StreamState, error) {
 	var st StreamState
 	p := strings.SplitN(s, " ", 5)
 	if len(p) < 4 {
-		return st, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
+		return StreamState{}, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
 	}
 	var err1, err2, err3 error
 	st.Gen, err1 = strconv.ParseUint(p[0], 10, 64)
 	st.Last, err2 = strconv.ParseUint(p[1], 10, 64)
 	st.Seen, err3 = strconv.ParseInt(p[3], 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil {
-		return st, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
+		return StreamState{}, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
 	}
 	for _, c := range []byte(p[2]) {
 		switch c {
@@ -88,7 +89,7 @@ func ParseStreamState(s string) (StreamState, error) {
 			st.Expired = true
 		case '-':
 		default:
-			return st, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
+			return StreamState{}, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
 		}
 	}
 	return st, nil

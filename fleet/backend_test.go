@@ -20,9 +20,10 @@ func TestStreamStateRoundTrip(t *testing.T) {
 	got, err := ParseStreamState("3 4 sp 5 ~2") // a backend's intermediate tag
 	require.NoError(t, err)
 	assert.Equal(t, StreamState{Gen: 3, Last: 4, Started: true, Partial: true, Seen: 5}, got)
-	for _, bad := range []string{"", "1 2 s", "x 2 s 3", "1 2 q 3", "1 -2 s 3"} {
-		_, err := ParseStreamState(bad)
+	for _, bad := range []string{"", "1 2 s", "x 2 s 3", "1 2 q 3", "1 -2 s 3", "1 2 sq 3", "7 8 s x"} {
+		got, err := ParseStreamState(bad)
 		require.ErrorIs(t, err, ErrMalformed, "%q", bad)
+		assert.Zero(t, got, "a malformed %q gives the zero state, not a partly parsed one", bad)
 	}
 }
 

@@ -113,6 +113,8 @@ func (m *Model) Partial(s string) bool { return m.partial[s] }
 // Stream generates random events: chains of stores, removals, tier
 // moves, clears, lost and replayed events.
 type Stream struct {
+	// Rng draws every choice of the stream (seeded by NewStream); a test
+	// may draw from it too, to keep one reproducible sequence.
 	Rng     *rand.Rand
 	servers []string
 	seq     map[string]uint64
