@@ -100,7 +100,14 @@ func Reservation(model MemoryModel, final, maxLen int) int {
 	case ModelMax:
 		return maxLen
 	case ModelPow2:
-		return min(1<<bits.Len(uint(final-1)), maxLen)
+		if final <= 1 {
+			return min(max(final, 0), maxLen)
+		}
+		n := bits.Len(uint(final - 1))
+		if n >= bits.UintSize-1 {
+			return maxLen // the next power of two does not fit an int
+		}
+		return min(1<<n, maxLen)
 	case ModelOracle:
 		return final
 	}
