@@ -432,8 +432,9 @@ func (m *Manager) claimHits(s *sequence) {
 // order.
 func (m *Manager) slideGroups(s *sequence, c int) {
 	if m.window > 0 && m.oneLocal > 0 {
-		// One window group, the common layout: windowKind.dead inline.
-		m.slideTable(s, &s.ext[m.oneLocal-1], windowStart(m.window, c, m.bs))
+		// One window group, the common layout: its kind called directly,
+		// not through the interface.
+		m.slideTable(s, &s.ext[m.oneLocal-1], m.windowKind().dead(c, 0))
 		return
 	}
 	if !local(m.other) {
@@ -466,8 +467,8 @@ func (m *Manager) slideTable(s *sequence, t *groupTable, to int) {
 // window group.
 func (m *Manager) mustSlide(s *sequence, c int) bool {
 	if m.window > 0 && m.oneLocal > 0 {
-		// One window group, the common layout: windowKind.slides inline.
-		return c-m.window+1 >= (s.ext[m.oneLocal-1].released+1)*m.bs
+		// One window group, the common layout: its kind called directly.
+		return m.windowKind().slides(c, s.ext[m.oneLocal-1].released, 0)
 	}
 	if !local(m.other) {
 		return false
@@ -615,11 +616,16 @@ func (m *Manager) ownsNext(s *sequence) bool {
 	if m.window == 0 || m.oneLocal <= 0 {
 		return false
 	}
-	// The first position whose window passes a block (windowKind.slides)
-	// must lie at or after the block's last one.
-	slideAt := (s.ext[m.oneLocal-1].released+1)*m.bs + m.window - 1
+	// The first position whose window passes a block (the first that
+	// reads from the block after the released ones) must lie at or after
+	// the last block's last position.
+	slideAt := m.windowKind().readsFrom(s.ext[m.oneLocal-1].released + 1)
 	return slideAt >= (n/m.bs+1)*m.bs-1
 }
+
+// windowKind is the kind of the one window group (m.window > 0): a value,
+// so that its methods are called, and inlined, without the interface.
+func (m *Manager) windowKind() windowKind { return windowKind{attention{m.bs}, m.window} }
 
 // commitGroups commits the full, hashed blocks of groups 1 and up past
 // each group's committed mark, group by group.
