@@ -23,8 +23,9 @@ import (
 // low 32 bits of the key's mixed hash in the low half. The low half is both
 // a tag that rejects almost every mismatch without touching the key and,
 // scaled to the table (pos), the slot's home position, so a probe reads
-// one array and a backward-shift delete never re-reads a key. The key itself is the hash the block holds,
-// read from the owner's per-block hash array. REQUIRES: while id is in the
+// one array and a backward-shift delete never re-reads a key. The key
+// itself is the hash the block holds, read from the owner's per-block
+// hash array. REQUIRES: while id is in the
 // index, hashes[id] holds the key it was inserted under.
 //
 // Keys carry a salt, the KV cache group (see Group): the same content
