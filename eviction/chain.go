@@ -82,7 +82,13 @@ const (
 // own turn began, and the middle block), each standing for the blocks
 // down to the next. A hit on a held block counts at once for its record;
 // a record whose key is hit, or recomputed after an eviction, counts its
-// remaining blocks as reused at their age. Records still open, or pushed
+// remaining blocks as reused at their age. The unit of outcome is the
+// release, not the block: a returning turn asks for its whole chain, so
+// the blocks of one release come back together or not at all, and
+// counting each as an outcome of its own would let one long chain weigh
+// as much as a hundred short ones (the design effect of cluster samples,
+// Kish, "Survey Sampling", 1965). Each block of a release of n blocks
+// counts 1/n. Records still open, or pushed
 // out unreused, count as not reused up to their age and no further, as
 // Kaplan and Meier estimate survival with censored observations: nothing
 // is assumed about content older than any record has been watched. Where
@@ -146,7 +152,9 @@ type Chain struct {
 	recs    ghost
 	rcls    []uint8 // per record slot
 	rturn   []uint16
-	rweight []float64
+	rweight []float64 // blocks the record still stands for
+	runit   []float64 // outcome weight of one of them: 1 / the release's blocks
+	unit    float64   // runit of the release under way
 	rstamp  []int64
 	rseq    []uint32 // bumped each time the slot opens a record
 	// Each held block's record: the slot and its sequence number then.
@@ -209,6 +217,7 @@ func NewChain(capacity int) Policy {
 	p.rcls = make([]uint8, slots)
 	p.rturn = make([]uint16, slots)
 	p.rweight = make([]float64, slots)
+	p.runit = make([]float64, slots)
 	p.rstamp = make([]int64, slots)
 	p.rseq = make([]uint32, slots)
 	p.brec = make([]int32, capacity)
@@ -257,6 +266,8 @@ func (p *Chain) Insert(id allocator.BlockID) {
 		// Where later requests are likely to leave this one: below its
 		// last block, where its own turn began, and halfway.
 		d := p.depth[id]
+		// The release hands over its chain, depth 0 to d, tail first.
+		p.unit = 1 / float64(max(d, 0)+1)
 		p.cut = [3]int32{d - 1, -1, d / 2}
 		if r >= 1 {
 			p.cut[1] = d - int32(r)
@@ -318,7 +329,7 @@ func (p *Chain) Access(id allocator.BlockID) {
 		// One block of a release is asked for again: its share of the
 		// record is a reuse now, whatever becomes of the rest.
 		p.rweight[s]--
-		p.reuse[p.rcls[s]][p.bucket(p.now-p.rstamp[s])]++
+		p.reuse[p.rcls[s]][p.bucket(p.now-p.rstamp[s])] += p.runit[s]
 		p.recorded(1)
 	}
 	p.brec[id] = -1
@@ -431,6 +442,7 @@ func (p *Chain) record(key uint64, c uint8, turn uint16, w float64) int32 {
 	p.recs.add(0, key)
 	_, s := p.recs.find(key)
 	p.rcls[s], p.rturn[s], p.rweight[s], p.rstamp[s] = c, turn, w, p.now
+	p.runit[s] = p.unit
 	p.rseq[s]++
 	return s
 }
@@ -451,9 +463,9 @@ func (p *Chain) reused(key uint64) (uint16, bool) {
 func (p *Chain) close(s int32, reused bool) {
 	c, w := p.rcls[s], p.rweight[s]
 	if b := p.bucket(p.now - p.rstamp[s]); reused {
-		p.reuse[c][b] += w
+		p.reuse[c][b] += w * p.runit[s]
 	} else {
-		p.cens[c][b] += w
+		p.cens[c][b] += w * p.runit[s]
 	}
 	p.recs.remove(s)
 	p.recorded(w)
@@ -528,7 +540,7 @@ func (p *Chain) rebuild() {
 	p.open = [chainClasses][chainBuckets]float64{}
 	q := &p.recs.lists[0]
 	for s := q.links[q.sentinel].next; s != q.sentinel; s = q.links[s].next {
-		p.open[p.rcls[s]][p.bucket(p.now-p.rstamp[s])] += p.rweight[s]
+		p.open[p.rcls[s]][p.bucket(p.now-p.rstamp[s])] += p.rweight[s] * p.runit[s]
 	}
 	// The outcomes at risk in each class and bucket (a censored outcome
 	// counts half in its own bucket), and the baseline hazard of every
