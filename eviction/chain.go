@@ -125,12 +125,20 @@ const (
 // expected). Nothing allocates after construction; Chain keeps about 110
 // bytes per block.
 type Chain struct {
-	lists   []list // one per class, oldest release first
-	held    uint64 // bit c set when class c holds a block
-	cls     []uint8
-	ctrn    []uint16 // turn of the chain each held block was released with
-	crun    []uint16 // size of that turn
-	stamp   []int64  // release time of each held block
+	lists []list // one per class, oldest release first
+	held  uint64 // bit c set when class c holds a block
+	cls   []uint8
+	ctrn  []uint16 // turn of the chain each held block was released with
+	crun  []uint16 // size of that turn
+	stamp []int64  // release time of each held block
+	// A release's blocks in one class form a segment of its list: seg
+	// numbers the release, first and final link each segment's ends
+	// (first[x] is valid where x ends its segment, final[x] where x
+	// starts it).
+	seg     []uint64
+	first   []allocator.BlockID
+	final   []allocator.BlockID
+	nrel    uint64
 	now     int64    // releases so far
 	started bool     // the release under way has recorded its turn's start
 	cut     [3]int32 // depths of its record blocks below the last
@@ -193,6 +201,9 @@ func NewChain(capacity int) Policy {
 		ctrn:     make([]uint16, capacity),
 		crun:     make([]uint16, capacity),
 		stamp:    make([]int64, capacity),
+		seg:      make([]uint64, capacity),
+		first:    make([]allocator.BlockID, capacity),
+		final:    make([]allocator.BlockID, capacity),
 		last:     allocator.NoBlock,
 		turn:     make([]uint16, capacity),
 		run:      make([]uint16, capacity),
@@ -259,7 +270,19 @@ func (p *Chain) Insert(id allocator.BlockID) {
 	p.now++
 	c := classOf(t, r, tail)
 	p.ctrn[id], p.crun[id], p.cls[id], p.stamp[id] = t, r, c, p.now
-	p.lists[c].pushBack(id)
+	if tail {
+		p.nrel++
+	}
+	p.seg[id] = p.nrel
+	q := &p.lists[c]
+	if b := q.links[q.sentinel].prev; b != q.sentinel && p.seg[b] == p.nrel {
+		// The release continues its segment.
+		f := p.first[b]
+		p.first[id], p.final[f] = f, id
+	} else {
+		p.first[id], p.final[id] = id, id
+	}
+	q.pushBack(id)
 	p.held |= 1 << c
 	p.brec[id] = -1
 	if tail {
@@ -399,16 +422,33 @@ func (p *Chain) drop(id allocator.BlockID) {
 	}
 }
 
-// Victim gives up the oldest block of the class whose oldest block has the
-// lowest hit density; ties go to the oldest release.
+// Victim gives up the block of lowest hit density among two candidates
+// per class: its oldest block, and the deepest block of its youngest
+// release (the first of that release's segment, released first: its
+// chain's tail end, so no block of the release is orphaned). Ties go to
+// the oldest release.
+//
+// Two candidates, because a class's hit density need not fall with age: a
+// returning user comes back after a pause, so content just released may
+// wait longer for its next hit than content released a minute ago, and
+// the density rises with age over the pause before it falls. A density
+// that rises and then falls is lowest, over any range of ages, at one of
+// the range's ends: the oldest block or the youngest release.
 func (p *Chain) Victim() (allocator.BlockID, bool) {
 	best, bestScore := allocator.NoBlock, 0.0
+	consider := func(c int, id allocator.BlockID) {
+		s := p.score[c][p.bucket(p.now-p.stamp[id])]
+		if best < 0 || s < bestScore || (s == bestScore && p.stamp[id] < p.stamp[best]) {
+			best, bestScore = id, s
+		}
+	}
 	for m := p.held; m != 0; m &= m - 1 {
 		c := bits.TrailingZeros64(m)
-		f, _ := p.lists[c].front()
-		s := p.score[c][p.bucket(p.now-p.stamp[f])]
-		if best < 0 || s < bestScore || (s == bestScore && p.stamp[f] < p.stamp[best]) {
-			best, bestScore = f, s
+		q := &p.lists[c]
+		f, _ := q.front()
+		consider(c, f)
+		if y := p.first[q.links[q.sentinel].prev]; y != f {
+			consider(c, y)
 		}
 	}
 	if best < 0 {
@@ -422,7 +462,19 @@ func (p *Chain) Victim() (allocator.BlockID, bool) {
 // unlink takes id off its class's list.
 func (p *Chain) unlink(id allocator.BlockID) {
 	c := p.cls[id]
-	p.lists[c].remove(id)
+	q := &p.lists[c]
+	pv, nx := q.links[id].prev, q.links[id].next
+	starts := pv == q.sentinel || p.seg[pv] != p.seg[id]
+	ends := nx == q.sentinel || p.seg[nx] != p.seg[id]
+	switch {
+	case starts && !ends: // the next block starts the segment
+		e := p.final[id]
+		p.final[nx], p.first[e] = e, allocator.BlockID(nx)
+	case ends && !starts: // the previous block ends it
+		f := p.first[id]
+		p.first[pv], p.final[f] = f, allocator.BlockID(pv)
+	}
+	q.remove(id)
 	if p.lists[c].n == 0 {
 		p.held &^= 1 << c
 	}
