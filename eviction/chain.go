@@ -67,36 +67,36 @@ const (
 // one comes back is what the classes tell apart, and a factor needs far
 // fewer outcomes than a hazard at every age. From the hazard Chain
 // computes the hit density of LHD (Beckmann, Chen and Cidon, "LHD:
-// Improving Cache Hit Rate by Maximizing Hit Density", NSDI 2018): the
-// most hits per block and unit of time that keeping the content for some
-// horizon can earn. Victim gives up the lowest. This is Belady's rule made
+// Improving Cache Hit Rate by Maximizing Hit Density", NSDI 2018): the most
+// hits per block and unit of time that keeping the content for some horizon
+// can earn. Victim gives up the lowest, weighing in each class its oldest
+// block and its youngest release (see Victim). This is Belady's rule made
 // statistical: content expected to be used far in the future, or never,
 // costs space for nothing.
 //
 // A cache sees only the reuses of what it kept, so a class evicted young
-// would look useless and stay evicted young. Chain watches outcomes
-// whether or not the content stays: each released request leaves release
-// records, keyed by the content of a few of its blocks, that outlive the
-// blocks: one for its last block, and one at each place a later request
-// is likely to leave it (the block above the last, the block before its
-// own turn began, and the middle block), each standing for the blocks
-// down to the next. A hit on a held block counts at once for its record;
-// a record whose key is hit, or recomputed after an eviction, counts its
-// remaining blocks as reused at their age. The unit of outcome is the
-// release, not the block: a returning turn asks for its whole chain, so
-// the blocks of one release come back together or not at all, and
-// counting each as an outcome of its own would let one long chain weigh
-// as much as a hundred short ones (the design effect of cluster samples,
-// Kish, "Survey Sampling", 1965). Each block of a release of n blocks
-// counts 1/n. Records still open, or pushed
+// would look useless and stay evicted young. Chain watches outcomes whether
+// or not the content stays: each released request leaves release records,
+// keyed by the content of a few of its blocks, that outlive the blocks: one
+// for its last block, and one at each place a later request is likely to
+// leave it (the block above the last, the block before its own turn began,
+// and the middle block), each standing for the blocks down to the next. A
+// hit on a held block counts at once for its record; a record whose key is
+// hit, or recomputed after an eviction, counts its remaining blocks as
+// reused at their age. The unit of outcome is the release, not the block: a
+// returning turn asks for its whole chain, so the blocks of one release
+// come back together or not at all, and counting each as an outcome of its
+// own would let one long chain weigh as much as dozens of short ones (the
+// design effect of cluster samples, Kish, "Survey Sampling", 1965). Each
+// block of a release of n blocks counts 1/n. Records still open, or pushed
 // out unreused, count as not reused up to their age and no further, as
-// Kaplan and Meier estimate survival with censored observations: nothing
-// is assumed about content older than any record has been watched. Where
-// ARC's ghost (Megiddo and Modha, FAST 2003) keeps one key per evicted
-// block and so sees about one pool turnover past eviction, a few records
-// per request see many turnovers for the same memory. Where TinyLFU
-// (Einziger, Friedman and Manes, 2017) estimates how often a key recurs,
-// Chain estimates whether and when a chain recurs.
+// Kaplan and Meier estimate survival with censored observations: nothing is
+// assumed about content older than any record has been watched. Where ARC's
+// ghost (Megiddo and Modha, FAST 2003) keeps one key per evicted block and
+// so sees about one pool turnover past eviction, a few records per request
+// see many turnovers for the same memory. Where TinyLFU (Einziger, Friedman
+// and Manes, 2017) estimates how often a key recurs, Chain estimates
+// whether and when a chain recurs.
 //
 // # Constants
 //
@@ -115,14 +115,16 @@ const (
 //
 // # Cost
 //
-// Each class keeps its blocks in an LRU list; Victim compares the oldest
-// block of each of the (at most 48) classes holding blocks by a score read
-// from a table. A rebuild costs one pass over the open records and at most
+// Each class keeps its blocks in an LRU list, cut into its releases'
+// segments (each end linked to the other, kept up to date in O(1) as blocks
+// come and go); Victim compares two blocks of each of the (at most 48)
+// classes holding blocks, its oldest and its youngest release's deepest,
+// by a score read from a table. A rebuild costs one pass over the open records and at most
 // chainClasses x chainBuckets^2 steps, paid for by the outcomes since the
 // last one (about a pool's worth once Chain has learned), so every
 // operation is O(1) amortized, with a constant that is small for pools of
 // a few thousand blocks and more; the records' index is a hash table (O(1)
-// expected). Nothing allocates after construction; Chain keeps about 110
+// expected). Nothing allocates after construction; Chain keeps about 130
 // bytes per block.
 type Chain struct {
 	lists []list // one per class, oldest release first
@@ -436,19 +438,21 @@ func (p *Chain) drop(id allocator.BlockID) {
 // the range's ends: the oldest block or the youngest release.
 func (p *Chain) Victim() (allocator.BlockID, bool) {
 	best, bestScore := allocator.NoBlock, 0.0
-	consider := func(c int, id allocator.BlockID) {
-		s := p.score[c][p.bucket(p.now-p.stamp[id])]
-		if best < 0 || s < bestScore || (s == bestScore && p.stamp[id] < p.stamp[best]) {
-			best, bestScore = id, s
-		}
-	}
 	for m := p.held; m != 0; m &= m - 1 {
 		c := bits.TrailingZeros64(m)
 		q := &p.lists[c]
-		f, _ := q.front()
-		consider(c, f)
-		if y := p.first[q.links[q.sentinel].prev]; y != f {
-			consider(c, y)
+		f := allocator.BlockID(q.links[q.sentinel].next)
+		bf := p.bucket(p.now - p.stamp[f])
+		if s := p.score[c][bf]; best < 0 || s < bestScore || (s == bestScore && p.stamp[f] < p.stamp[best]) {
+			best, bestScore = f, s
+		}
+		// The youngest release's deepest block; in the oldest block's
+		// bucket it scores the same and loses the tie.
+		y := p.first[q.links[q.sentinel].prev]
+		if by := p.bucket(p.now - p.stamp[y]); by != bf {
+			if s := p.score[c][by]; s < bestScore || (s == bestScore && p.stamp[y] < p.stamp[best]) {
+				best, bestScore = y, s
+			}
 		}
 	}
 	if best < 0 {
