@@ -14,24 +14,25 @@ import "github.com/pagedkv/pagedkv/allocator"
 // load of it would wait for the store (measured: at no lag the walk cost
 // more than the separate one). The hashes are still computed for every
 // block; the walk stops at the first miss, as the lookup does, and gives
-// exactly its answer (the same hits, evictable and host counts): it takes
-// the block after the previous hit where blockPool.guess would, else
-// probes the index, else the host tier.
+// exactly its answer (the same hits and evictable count): it takes the
+// block after the previous hit where blockPool.guess would, else probes
+// the index.
 //
 // The answer is kept for the sequence's next admission plan (CanAdmit,
 // Admit), which takes it instead of walking again only if nothing it
-// depends on changed since: the same sequence with the same tokens and
-// hashes (and no hashing of any sequence since), no device index change
-// (blockPool.gen: every commit and uncache), no allocator transition
-// between held and cached (its Allocs and Releases counters), and the
-// same hit limit. Anything else, and the plan looks up as before. So the
+// depends on changed since: the same sequence, no hashing of any sequence
+// since (chain.calls: a waiting sequence's hashes change only by
+// extending them), the same hit limit (which a truncation changes), no
+// device index change (blockPool.gen: every commit and uncache), and no
+// allocator transition between held and cached (its Allocs and Releases
+// counters). Anything else, and the plan looks up as before. So the
 // walk saves its cost when a prompt is admitted in the same scheduling
 // pass it is added in (Create, or Add then CanAdmit or Admit); between
 // engine steps blocks are committed and the plan walks again.
 //
 // Not walked (the plan looks up as before): managers with several KV cache
-// groups or a host tier, windowed sequences, and managers without prefix
-// caching.
+// groups or a host tier (whose index changes are not all counted),
+// windowed sequences, and managers without prefix caching.
 
 // promptWalk is the walk in progress and then its kept answer.
 type promptWalk struct {
@@ -41,17 +42,18 @@ type promptWalk struct {
 	max int
 	// next is the block after the previous device hit, the guess for the
 	// next one (<= nullBlock: no guess, as after a host hit).
-	next            allocator.BlockID
-	hits            []allocator.BlockID
-	evictable, host int
+	next      allocator.BlockID
+	hits      []allocator.BlockID
+	evictable int
 
 	// What the answer holds for (see answers).
-	valid       bool
-	idx, gen    uint32
-	ntok, nhash int
-	hashed      uint64 // chain.calls
-	index       uint64 // blockPool.gen
-	pool        uint64 // the allocator's Allocs + Releases
+	valid    bool
+	idx, gen uint32
+	hashed   uint64 // chain.calls
+	index    uint64 // blockPool.gen
+	pool     uint64 // the allocator's Allocs + Releases
+
+	off bool // tests: never walk, so the plan always looks up
 }
 
 // start begins a walk of at most max blocks over bp.
@@ -60,7 +62,7 @@ func (w *promptWalk) start(bp *blockPool, max int) {
 	w.on, w.max = max > 0, max
 	w.next = nullBlock // no guess for the first block
 	w.hits = w.hits[:0]
-	w.evictable, w.host = 0, 0
+	w.evictable = 0
 }
 
 // catchUp looks up blocks len(w.hits) to n-1, whose hashes are in hashes,
@@ -73,27 +75,19 @@ func (w *promptWalk) catchUp(hashes []Hash, n int) {
 
 // probe looks up the next block, whose hash is h, as blockPool.lookup
 // does: the block after the previous hit if it answers as the index
-// would (blockPool.guess), else the index, else the host tier; a miss
-// ends the walk.
+// would (blockPool.guess), else the index; a miss ends the walk. (There
+// is no host tier to look in: see walks.)
 func (w *promptWalk) probe(h *Hash) {
 	p := w.bp
 	id, ok := p.guess(w.next, h, 0)
-	switch {
-	case ok:
-		if p.pool.IsCached(id) {
-			w.evictable++
-		}
-	default:
-		if id, ok = p.index.get(h); ok {
-			if p.pool.IsCached(id) {
-				w.evictable++
-			}
-		} else if id, ok = p.hostHitIn(h, 0); ok {
-			w.host++
-		} else {
+	if !ok {
+		if id, ok = p.index.get(h); !ok {
 			w.on = false
 			return
 		}
+	}
+	if p.pool.IsCached(id) {
+		w.evictable++
 	}
 	w.hits = append(w.hits, id)
 	w.next = id + 1
@@ -105,7 +99,6 @@ func (w *promptWalk) probe(h *Hash) {
 func (w *promptWalk) stamp(m *Manager, idx uint32, s *sequence) {
 	w.valid = true
 	w.idx, w.gen = idx, s.gen
-	w.ntok, w.nhash = len(s.tokens), len(s.hashes)
 	w.hashed = m.chain.calls
 	w.index = m.bp.gen
 	w.pool = poolStamp(m.bp.pool)
@@ -119,11 +112,11 @@ func poolStamp(p *allocator.Pool) uint64 {
 	return st.Allocs + st.Releases
 }
 
-// answers reports whether the kept answer is the lookup of s's first max
-// blocks now.
+// answers reports whether the kept answer is the lookup of the first max
+// blocks of s, a waiting sequence, now. The slot's generation tells a
+// sequence that took the slot since (AddHashed, which hashes nothing).
 func (w *promptWalk) answers(m *Manager, s *sequence, max int) bool {
 	return w.valid && int(w.idx) < len(m.seqs) && &m.seqs[w.idx] == s && s.gen == w.gen &&
-		s.state == seqWaiting && len(s.tokens) == w.ntok && len(s.hashes) == w.nhash &&
 		max == w.max && m.chain.calls == w.hashed && m.bp.gen == w.index &&
 		poolStamp(m.bp.pool) == w.pool
 }
@@ -131,7 +124,7 @@ func (w *promptWalk) answers(m *Manager, s *sequence, max int) bool {
 // walks reports whether the prompt of s is walked while it is hashed
 // (see the comment at the top of the file).
 func (m *Manager) walks(s *sequence) bool {
-	return m.hashing && !m.hybrid() && m.bp.host == nil && m.bp.blockGroup == nil && s.opts.Window == 0
+	return !m.walk.off && m.hashing && !m.hybrid() && m.bp.host == nil && m.bp.blockGroup == nil && s.opts.Window == 0
 }
 
 // hashPrompt sets the hashes of new sequence s (slot idx) to those of its
@@ -161,7 +154,7 @@ func (m *Manager) hashPrompt(idx uint32, s *sequence, dst []Hash, k int) {
 // still holds, else a lookup.
 func (m *Manager) lookupPrompt(s *sequence, max int) (hits []allocator.BlockID, evictable, host int) {
 	if w := &m.walk; w.answers(m, s, max) {
-		return append(m.hits[:0], w.hits...), w.evictable, w.host
+		return append(m.hits[:0], w.hits...), w.evictable, 0
 	}
 	return m.lookup(m.hits[:0], s.hashes, max)
 }
