@@ -168,18 +168,20 @@ func (h *SHA256Hasher) sum96(parent *Hash, tokens *[16]int32, out *Hash) bool {
 // extra keys: each hash goes straight into dst, with no call through the
 // Hasher interface and no copies of the result. It stops early, leaving
 // the rest to the general loop, only if sha96 cannot be used. With a walk
-// (w not nil; then dst holds block k's hash at index k), it looks up each
-// block one block behind the hashing, and leaves the last to the caller.
+// (w not nil; then dst holds block k's hash at index k), it looks up the
+// blocks one behind the hashing while the walk goes on (extend96Walk) and
+// leaves the last to the caller.
 func (h *SHA256Hasher) extend96(dst []Hash, tokens []int32, root *Hash, from, to int, w *promptWalk) ([]Hash, int) {
 	if to <= from {
 		return dst, from
 	}
 	n := len(dst)
 	dst = slices.Grow(dst, to-from)[:n+to-from]
-	if w != nil {
-		return h.extend96Walk(dst, tokens, root, from, to, w)
+	k := from
+	if w != nil && w.on {
+		k = h.extend96Walk(dst, tokens, root, from, to, w)
 	}
-	for k := from; k < to; k++ {
+	for ; k < to; k++ {
 		parent := root
 		if k > 0 {
 			parent = &dst[n+k-from-1]
@@ -191,27 +193,29 @@ func (h *SHA256Hasher) extend96(dst []Hash, tokens []int32, root *Hash, from, to
 	return dst, to
 }
 
-// extend96Walk is extend96's loop with a walk, whose common step (the
-// block after the previous hit holds the hash and heads its duplicates,
-// blockPool.guess's test) is inlined with its state in locals: its loads
-// then overlap the next block's SHA-256 rounds. Anything else goes
-// through promptWalk.probe. dst holds block k's hash at index k.
-func (h *SHA256Hasher) extend96Walk(dst []Hash, tokens []int32, root *Hash, from, to int, w *promptWalk) ([]Hash, int) {
+// extend96Walk is extend96's loop while a walk goes on: it hashes blocks
+// from on into dst (block k's hash at index k) and returns how many it
+// hashed, stopping once the walk is over (or sha96 cannot be used). The
+// walk's common step (the block after the previous hit holds the hash and
+// heads its duplicates, blockPool.guess's test) is inlined with its state
+// in locals, so that its loads overlap the next block's SHA-256 rounds;
+// anything else goes through promptWalk.probe.
+func (h *SHA256Hasher) extend96Walk(dst []Hash, tokens []int32, root *Hash, from, to int, w *promptWalk) int {
 	p := w.bp
 	held, cached, head, pool := p.hash, p.cached, p.index.head, p.pool
-	on, next, hits, evictable, max := w.on, w.next, w.hits, w.evictable, w.max
-	for k := from; k < to; k++ {
+	next, hits, evictable, max := w.next, w.hits, w.evictable, w.max
+	k := from
+	for ; k < to; k++ {
 		parent := root
 		if k > 0 {
 			parent = &dst[k-1]
 		}
 		if !h.sum96(parent, (*[16]int32)(tokens[k*16:]), &dst[k]) {
-			w.on, w.next, w.hits, w.evictable = on, next, hits, evictable
-			return dst[:k], k
+			break
 		}
 		j := len(hits) // the next block to look up
-		if !on || j >= k {
-			continue // the walk is over, or block k-1 was looked up
+		if j >= k {
+			continue // block k-1 was looked up
 		}
 		// Block j = k-1, whose hash went to memory an iteration ago.
 		if next > nullBlock && int(next) < len(held) && cached[next] && head[next] && equal(&held[next], &dst[j]) {
@@ -220,15 +224,22 @@ func (h *SHA256Hasher) extend96Walk(dst []Hash, tokens []int32, root *Hash, from
 			}
 			hits = append(hits, next)
 			next++
-			on = len(hits) < max
-			continue
+			if len(hits) < max {
+				continue
+			}
+			w.on = false
+		} else {
+			w.next, w.hits, w.evictable = next, hits, evictable
+			w.probe(&dst[j])
+			next, hits, evictable = w.next, w.hits, w.evictable
 		}
-		w.on, w.next, w.hits, w.evictable = on, next, hits, evictable
-		w.probe(&dst[j])
-		on, next, hits, evictable = w.on, w.next, w.hits, w.evictable
+		if !w.on {
+			k++
+			break
+		}
 	}
-	w.on, w.next, w.hits, w.evictable = on, next, hits, evictable
-	return dst, to
+	w.next, w.hits, w.evictable = next, hits, evictable
+	return k
 }
 
 // FastHasher is a 64-bit multiply-mix hash, several times faster than
