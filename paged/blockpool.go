@@ -51,9 +51,6 @@ type blockPool struct {
 	// checkpoint pages, which are not reported as KV events.
 	host  *hostTier
 	quiet []bool
-	// gen counts changes of the index's content (commit, uncache), so a
-	// lookup's answer can be kept while it stands (promptWalk).
-	gen uint64
 }
 
 // newBlockPool returns the pool of cfg, whose defaults are filled in.
@@ -151,7 +148,6 @@ func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
 // committed again.
 func (p *blockPool) uncache(id allocator.BlockID, report bool) {
 	g := p.groupOf(id)
-	p.gen++
 	p.cached[id] = false
 	if report {
 		p.events.removed(&p.hash[id], Device, g)
@@ -253,7 +249,6 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
 	if p.index.dels > 0 {
 		p.index.flush() // a deferred removal may still need hash[id]
 	}
-	p.gen++
 	p.hash[id] = *h
 	if p.parent != nil {
 		p.parent[id] = *prev

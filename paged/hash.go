@@ -167,21 +167,14 @@ func (h *SHA256Hasher) sum96(parent *Hash, tokens *[16]int32, out *Hash) bool {
 // extend96 is chain.extend for a SHA256Hasher, 16-token blocks and no
 // extra keys: each hash goes straight into dst, with no call through the
 // Hasher interface and no copies of the result. It stops early, leaving
-// the rest to the general loop, only if sha96 cannot be used. With a walk
-// (w not nil; then dst holds block k's hash at index k), it looks up the
-// blocks one behind the hashing while the walk goes on (extend96Walk) and
-// leaves the last to the caller.
-func (h *SHA256Hasher) extend96(dst []Hash, tokens []int32, root *Hash, from, to int, w *promptWalk) ([]Hash, int) {
+// the rest to the general loop, only if sha96 cannot be used.
+func (h *SHA256Hasher) extend96(dst []Hash, tokens []int32, root *Hash, from, to int) ([]Hash, int) {
 	if to <= from {
 		return dst, from
 	}
 	n := len(dst)
 	dst = slices.Grow(dst, to-from)[:n+to-from]
-	k := from
-	if w != nil && w.on {
-		k = h.extend96Walk(dst, tokens, root, from, to, w)
-	}
-	for ; k < to; k++ {
+	for k := from; k < to; k++ {
 		parent := root
 		if k > 0 {
 			parent = &dst[n+k-from-1]
@@ -191,55 +184,6 @@ func (h *SHA256Hasher) extend96(dst []Hash, tokens []int32, root *Hash, from, to
 		}
 	}
 	return dst, to
-}
-
-// extend96Walk is extend96's loop while a walk goes on: it hashes blocks
-// from on into dst (block k's hash at index k) and returns how many it
-// hashed, stopping once the walk is over (or sha96 cannot be used). The
-// walk's common step (the block after the previous hit holds the hash and
-// heads its duplicates, blockPool.guess's test) is inlined with its state
-// in locals, so that its loads overlap the next block's SHA-256 rounds;
-// anything else goes through promptWalk.probe.
-func (h *SHA256Hasher) extend96Walk(dst []Hash, tokens []int32, root *Hash, from, to int, w *promptWalk) int {
-	p := w.bp
-	held, cached, head, pool := p.hash, p.cached, p.index.head, p.pool
-	next, hits, evictable, max := w.next, w.hits, w.evictable, w.max
-	k := from
-	for ; k < to; k++ {
-		parent := root
-		if k > 0 {
-			parent = &dst[k-1]
-		}
-		if !h.sum96(parent, (*[16]int32)(tokens[k*16:]), &dst[k]) {
-			break
-		}
-		j := len(hits) // the next block to look up
-		if j >= k {
-			continue // block k-1 was looked up
-		}
-		// Block j = k-1, whose hash went to memory an iteration ago.
-		if next > nullBlock && int(next) < len(held) && cached[next] && head[next] && equal(&held[next], &dst[j]) {
-			if pool.IsCached(next) {
-				evictable++
-			}
-			hits = append(hits, next)
-			next++
-			if len(hits) < max {
-				continue
-			}
-			w.on = false
-		} else {
-			w.next, w.hits, w.evictable = next, hits, evictable
-			w.probe(&dst[j])
-			next, hits, evictable = w.next, w.hits, w.evictable
-		}
-		if !w.on {
-			k++
-			break
-		}
-	}
-	w.next, w.hits, w.evictable = next, hits, evictable
-	return k
 }
 
 // FastHasher is a 64-bit multiply-mix hash, several times faster than
@@ -294,27 +238,15 @@ type chain struct {
 	root   Hash
 	bs     int
 	extra  []byte // scratch for the extra keys of one block
-	// calls counts extend and extendWalk calls: a kept walk's answer
-	// (promptWalk) stands only while no sequence's hashes were extended,
-	// which covers a waiting sequence truncated and extended again.
-	calls uint64
 }
 
 // extend appends to dst the hashes of blocks [from, to) of tokens; when
 // from > 0, dst must end with the hash of block from-1.
 func (c *chain) extend(dst []Hash, tokens []int32, opts *SeqOptions, from, to int) []Hash {
-	return c.extendWalk(dst, tokens, opts, from, to, nil)
-}
-
-// extendWalk is extend, walking the cached prefix meanwhile when w is not
-// nil (see promptWalk): then dst must hold block k's hash at index k, and
-// the walk has looked up every block it could when extendWalk returns.
-func (c *chain) extendWalk(dst []Hash, tokens []int32, opts *SeqOptions, from, to int, w *promptWalk) []Hash {
-	c.calls++
 	// Most sequences have no extra keys: skip building them per block.
 	plain := opts.LoRA == 0 && opts.Salt == "" && len(opts.MM) == 0
 	if sh, ok := c.hasher.(*SHA256Hasher); ok && plain && c.bs == 16 {
-		dst, from = sh.extend96(dst, tokens, &c.root, from, to, w)
+		dst, from = sh.extend96(dst, tokens, &c.root, from, to)
 	}
 	for k := from; k < to; k++ {
 		parent := &c.root
@@ -327,12 +259,6 @@ func (c *chain) extendWalk(dst []Hash, tokens []int32, opts *SeqOptions, from, t
 			extra = c.extra
 		}
 		dst = append(dst, c.hasher.Sum(parent, tokens[k*c.bs:(k+1)*c.bs], extra))
-		if w != nil {
-			w.catchUp(dst, k) // one block behind, as in extend96Walk
-		}
-	}
-	if w != nil {
-		w.catchUp(dst, len(dst))
 	}
 	return dst
 }

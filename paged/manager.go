@@ -36,7 +36,6 @@ type Manager struct {
 
 	copies []Copy
 	hits   []allocator.BlockID
-	walk   promptWalk // a new prompt's lookup, kept (prompt_walk.go)
 
 	stamp uint32
 	now   int64

@@ -299,16 +299,17 @@ func setTokens(s *sequence, src []int32, want int) {
 // s.hashes, sized for want tokens. A new buffer is hashed into directly:
 // hashing into a scratch buffer and appending the reserve to it, as
 // setTokens does, writes every hash twice.
-func (m *Manager) setPromptHashes(idx uint32, s *sequence, want int) {
+func (m *Manager) setPromptHashes(s *sequence, want int) {
 	if !m.hashing {
 		return
 	}
 	k, w := min(len(s.tokens)/m.bs, s.hashLimit), want/m.bs
-	dst := s.hashes[:0]
-	if w > k && cap(s.hashes) < w {
-		dst = make([]Hash, 0, w)
+	if w <= k || cap(s.hashes) >= w {
+		m.hashFull(s)
+		return
 	}
-	m.hashPrompt(idx, s, dst, k) // prompt_walk.go
+	m.stats.hashed += uint64(k)
+	s.hashes = m.chain.extend(make([]Hash, 0, w), s.tokens, &s.opts, 0, k)
 }
 
 // checkTokens refuses negative token IDs: every tokenizer numbers tokens
@@ -382,7 +383,7 @@ func (m *Manager) add(prompt []int32, opts *SeqOptions, waiting bool) (SeqID, er
 	m.setOptions(s, opts)
 	want := m.reserve(opts)
 	setTokens(s, prompt, want)
-	m.setPromptHashes(idx, s, want)
+	m.setPromptHashes(s, want)
 	return makeSeqID(idx, s.gen), nil
 }
 
@@ -559,7 +560,7 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 		}
 	} else {
 		// No null entries; the lookup counts the rest as it goes.
-		m.hits, p.evictableHits, p.onboard = m.lookupPrompt(s, maxHit) // prompt_walk.go
+		m.hits, p.evictableHits, p.onboard = m.lookup(m.hits[:0], s.hashes, maxHit)
 	}
 	p.hits = len(m.hits)
 	p.alloc = p.need - p.hits + p.evictableHits + p.onboard
