@@ -169,6 +169,10 @@ func (r *w1Recorder) fail(format string, args ...any) {
 // w1Tamper, set by tests, changes the recording before the replay.
 var w1Tamper func(ops []w1Op)
 
+// w1Replays, set by benchmarks, is given a function that replays the
+// recording on a new manager, for timing the manager alone.
+var w1Replays func(replay func() (W1Result, error))
+
 // replayW1 gives a new manager of mcfg the recorded calls and fills res's
 // manager timings. want is the first manager's final statistics; st the
 // scheduler's, whose call counts the recording must match.

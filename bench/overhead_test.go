@@ -163,3 +163,35 @@ func BenchmarkW1H(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkW1Replay times the manager alone on W1 and W1-H: the calls the
+// scheduler made, recorded once, given to a new manager each iteration
+// (replayW1), without the replay through the scheduler around them.
+func BenchmarkW1Replay(b *testing.B) {
+	for _, window := range []int{0, 1024} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
+			defer func() { w1Replays = nil }()
+			w1Replays = func(replay func() (W1Result, error)) {
+				var r W1Result
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					var err error
+					if r, err = replay(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				ns := r.NsInit + r.NsAdmit + r.NsAllocDecode + r.NsFree
+				b.ReportMetric(float64(ns)/float64(r.TokensProcessed), "manager-ns/token")
+				b.ReportMetric(float64(r.NsInit)/1e6, "init-ms")
+				b.ReportMetric(float64(r.NsAdmit)/1e6, "admit-ms")
+				b.ReportMetric(float64(r.NsAllocDecode)/1e6, "decode-ms")
+				b.ReportMetric(float64(r.NsFree)/1e6, "free-ms")
+			}
+			if _, err := RunW1(W1Config{Compat: "vllm", Window: window}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
