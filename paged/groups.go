@@ -393,14 +393,9 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 		}
 		t.committed = len(t.blocks)
 	}
-	for len(s.blocks) < p.need {
-		s.blocks = append(s.blocks, m.allocBlock())
-	}
+	m.allocBlocks(&s.blocks, p.need)
 	for g := range s.ext {
-		t := &s.ext[g]
-		for need := m.groupNeed(g+1, len(s.tokens)); len(t.blocks) < need; {
-			t.blocks = append(t.blocks, m.allocBlock())
-		}
+		m.allocBlocks(&s.ext[g].blocks, m.groupNeed(g+1, len(s.tokens)))
 	}
 	m.notePeak()
 	s.committed = p.hits
@@ -546,14 +541,9 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 		m.slideGroups(s, c)
 	}
 	m.ownTails(s, t0)
-	for len(s.blocks) < want {
-		s.blocks = append(s.blocks, m.allocBlock())
-	}
+	m.allocBlocks(&s.blocks, want)
 	for g := range s.ext {
-		t := &s.ext[g]
-		for need := m.groupNeed(g+1, t1); len(t.blocks) < need; {
-			t.blocks = append(t.blocks, m.allocBlock())
-		}
+		m.allocBlocks(&s.ext[g].blocks, m.groupNeed(g+1, t1))
 	}
 	m.notePeak()
 	// Every partly filled last block is now the sequence's own and
@@ -630,6 +620,7 @@ func (m *Manager) windowKind() windowKind { return windowKind{attention{m.bs}, m
 // commitGroups commits the full, hashed blocks of groups 1 and up past
 // each group's committed mark, group by group.
 func (m *Manager) commitGroups(s *sequence) {
+	lean := m.tier == nil && m.bp.hinter == nil // see commitFull
 	for g := range s.ext {
 		if !m.kinds[g+1].commits() {
 			continue // a state is not content of a block of tokens
@@ -653,6 +644,15 @@ func (m *Manager) commitGroups(s *sequence) {
 				if k == from {
 					from++
 				}
+				continue
+			}
+			if lean {
+				prev := &m.chain.root
+				if k > 0 {
+					prev = &s.hashes[k-1]
+				}
+				m.bp.commit(b, &s.hashes[k], g+1, prev)
+				m.stats.stored++
 				continue
 			}
 			parent := allocator.NoBlock

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -168,6 +169,26 @@ func (m *Manager) allocBlock() allocator.BlockID {
 	}
 	m.notePeak()
 	return id
+}
+
+// allocBlocks appends new blocks to *blocks (allocBlock) until it holds
+// n, growing it once; the caller notes the peak. REQUIRES: enough free or
+// evictable blocks.
+func (m *Manager) allocBlocks(blocks *[]allocator.BlockID, n int) {
+	b := *blocks
+	if k := len(b); k < n {
+		b = slices.Grow(b, n-k)[:n]
+		evicted := 0
+		for i := k; i < n; i++ {
+			id, ev := m.bp.alloc(m.now)
+			if ev {
+				evicted++
+			}
+			b[i] = id
+		}
+		m.stats.evictions += uint64(evicted)
+		*blocks = b
+	}
 }
 
 func (m *Manager) notePeak() {

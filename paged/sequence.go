@@ -654,9 +654,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	}
 	s.blocks = append(s.blocks[:0], m.hits...)
 	m.takeHits(s, p.onboard)
-	for len(s.blocks) < p.need {
-		s.blocks = append(s.blocks, m.allocBlock())
-	}
+	m.allocBlocks(&s.blocks, p.need)
 	m.notePeak()
 	s.committed = p.hits
 	s.state = seqRunning
