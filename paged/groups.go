@@ -200,6 +200,9 @@ func (m *Manager) initGroups() {
 				m.oneLocal = -1 // several
 			}
 		}
+		if g.Kind == FullAttention && i > 0 {
+			m.manyFull = true
+		}
 		if g.Kind == FullAttention || g.Kind == Shared {
 			continue
 		}
@@ -270,9 +273,15 @@ func (m *Manager) lookupGroups(s *sequence, max int) int {
 	// Full attention: the longest run of leading blocks cached in every
 	// full-attention group.
 	full := 0
+	if !m.manyFull {
+		// Group 0 alone: its lookup, which walks runs of consecutive
+		// blocks in one pass (blockPool.lookup).
+		m.hits, _, _ = m.bp.lookup(m.hits, s.hashes, max)
+		full = len(m.hits)
+	}
 	prev := allocator.NoBlock
 full:
-	for ; full < max; full++ {
+	for ; m.manyFull && full < max; full++ {
 		h := &s.hashes[full]
 		id, ok := m.bp.successor(prev, h)
 		if !ok {

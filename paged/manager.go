@@ -57,6 +57,9 @@ type Manager struct {
 	// oneLocal is the only window or chunked group (-1: several, 0:
 	// none), and wids the window lookup's scratch for it.
 	oneLocal int
+	// manyFull: a group besides group 0 is full attention, so the
+	// full-attention hit is looked up in each.
+	manyFull bool
 	wids     []allocator.BlockID
 	ghits    [][]allocator.BlockID
 	window   int
