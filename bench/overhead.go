@@ -171,6 +171,9 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	if trace == nil {
 		trace = AzureConv()
 	}
+	if cfg.Requests > w1MaxRequests {
+		return W1Result{}, fmt.Errorf("bench: W1 wants %d requests, at most %d", cfg.Requests, w1MaxRequests)
+	}
 	if cfg.Requests > len(trace) {
 		return W1Result{}, fmt.Errorf("bench: W1 wants %d requests, the trace has %d", cfg.Requests, len(trace))
 	}
