@@ -519,7 +519,7 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 // ErrNoSpace has still released blocks no window reaches any more (they
 // were dead either way); otherwise a refused call changes nothing.
 func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
-	s.own = false // appendOne sets it again where it holds
+	m.setOwn(s, false) // appendOne sets it again where it holds
 	if need, ok := m.growGroups(s, tokens, spec); !ok {
 		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 	}
@@ -577,7 +577,7 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 // fills. It reports false, with nothing changed that the general path
 // would not change the same way, where that path must decide: gslow set,
 // or no space for the new blocks. Afterwards it marks s own (see
-// sequence.own) when the next tokens of its last block need nothing but
+// seqFields.ownEnd) when the next tokens of its last block need nothing but
 // their slots, so Append takes them inline.
 func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 	if s.gslow {
@@ -595,7 +595,7 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 			m.commitGroups(s)
 		}
 	}
-	s.own, s.ownVer = m.ownsNext(s), s.version
+	m.setOwn(s, m.ownsNext(s))
 	return true
 }
 

@@ -100,14 +100,16 @@ type seqFields struct {
 	// these, so they share the struct's first cache line.
 	gen     uint32
 	version uint32
-	// own says the last block is partly filled, referenced by this
-	// sequence alone and holds no cached content, so the next token can be
-	// written in place; it is valid only while ownVer == version (every
-	// change of the table bumps version) and Fork clears it.
+	// ownEnd, when not 0, says the last block is partly filled,
+	// referenced by this sequence alone and holds no cached content, so
+	// the tokens at positions below ownEnd (the block's last slot, or
+	// the sequence's limit) can be written in place, Append's inline
+	// path; it is valid only while ownVer == version (every change of the
+	// table bumps version) and Fork clears it (setOwn).
 	ownVer uint32
+	ownEnd uint32
 	mark   uint32
 	state  seqState
-	own    bool
 	// gslow turns a hybrid manager's one-token fast path off: a group's
 	// partly filled last block may be shared (Fork, SwapIn) or cached
 	// (Truncate), or drafts are pending. The general path clears it.
@@ -644,7 +646,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		m.nrunning++
 		m.commitFull(s)
 		m.commitGroups(s)
-		s.own = false // appendOne (groups.go) sets it where it holds
+		m.setOwn(s, false) // appendOne (groups.go) sets it where it holds
 		return p.hits * m.bs, nil
 	}
 	for _, b := range m.hits {
@@ -662,7 +664,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	m.nrunning++
 	m.commitFull(s)
 	// A partly filled last block was freshly allocated: hits are full.
-	s.own, s.ownVer = len(s.tokens)%m.bs != 0, s.version
+	m.setOwn(s, len(s.tokens)%m.bs != 0)
 	return p.hits * m.bs, nil
 }
 
@@ -678,15 +680,29 @@ func (m *Manager) Append(id SeqID, tokens ...int32) error {
 	if len(tokens) == 1 {
 		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
 			s := &m.seqs[idx]
-			t0 := len(s.tokens)
-			if _, off := m.split(t0); s.own && s.ownVer == s.version && s.gen == gen && s.state == seqRunning &&
-				off != m.bs-1 && t0 < m.fullLen && tokens[0] >= 0 {
+			if uint(len(s.tokens)) < uint(s.ownEnd) && s.ownVer == s.version && s.gen == gen &&
+				s.state == seqRunning && tokens[0] >= 0 {
 				s.tokens = append(s.tokens, tokens[0])
 				return nil
 			}
 		}
 	}
 	return m.appendMore(id, tokens)
+}
+
+// setOwn marks s own (see seqFields.ownEnd) for the current version, or
+// not: the tokens after the last may then be written in place up to,
+// not including, the last slot of their block, within the sequence's
+// limit.
+func (m *Manager) setOwn(s *sequence, own bool) {
+	s.ownEnd, s.ownVer = 0, s.version
+	if n := len(s.tokens); own && n < m.fullLen {
+		if _, off := m.split(n); off != 0 {
+			// A limit past 32 bits wraps to a smaller one, which only
+			// sends tokens to the general path.
+			s.ownEnd = uint32(min(n-off+m.bs-1, m.fullLen))
+		}
+	}
 }
 
 // appendMore is Append's other fast paths (a token that fills the last
@@ -702,10 +718,10 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					if m.appendOne(s, t0, off, tokens) { // groups.go
 						return nil
 					}
-				case off != 0 && s.own && s.ownVer == s.version:
+				case off != 0 && s.ownEnd != 0 && s.ownVer == s.version:
 					s.tokens = append(s.tokens, tokens[0])
 					if off == m.bs-1 {
-						s.own = false
+						s.ownEnd = 0
 						m.hashFull(s)
 						m.commitFull(s)
 					}
@@ -715,7 +731,7 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					s.tokens = append(s.tokens, tokens[0])
 					m.hashFull(s)
 					m.commitFull(s)
-					s.own, s.ownVer = m.bs > 1, s.version
+					m.setOwn(s, m.bs > 1)
 					return nil
 				}
 			}
@@ -807,7 +823,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	m.commitFull(s)
 	// The last block is now fresh, copied, or ours alone and uncached.
 	// Windowed sequences always take this path, which slides the window.
-	s.own, s.ownVer = len(s.tokens)%m.bs != 0 && s.opts.Window == 0, s.version
+	m.setOwn(s, len(s.tokens)%m.bs != 0 && s.opts.Window == 0)
 	return nil
 }
 
@@ -918,7 +934,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)
 	c.state = seqRunning
-	p.own, c.own = false, false
+	p.ownEnd, c.ownEnd = 0, 0
 	dropPending(p)
 	m.nrunning++
 	m.stats.forks++
