@@ -533,7 +533,7 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
 	c := slideFrom(s) // drafts do not slide (groups_ops.go)
-	want := (t1 + m.bs - 1) / m.bs
+	want := m.ceilBlocks(t1)
 	need := want - len(s.blocks) + m.tailCopies(s, t0)
 	for g := range s.ext {
 		need += max(0, m.groupNeed(g+1, t1)-len(s.ext[g].blocks))
@@ -624,7 +624,9 @@ func (m *Manager) ownsNext(s *sequence) bool {
 
 // windowKind is the kind of the one window group (m.window > 0): a value,
 // so that its methods are called, and inlined, without the interface.
-func (m *Manager) windowKind() windowKind { return windowKind{attention{m.bs}, m.window} }
+func (m *Manager) windowKind() windowKind {
+	return windowKind{attention{m.bs, m.shift}, m.window}
+}
 
 // commitGroups commits the full, hashed blocks of groups 1 and up past
 // each group's committed mark, group by group.
@@ -640,14 +642,15 @@ func (m *Manager) commitGroups(s *sequence) {
 			continue
 		}
 		from := t.committed
+		blocks, hashes, cached := t.blocks[:limit], s.hashes[:limit], m.bp.cached
 		for k := from; k < limit; k++ {
-			b := t.blocks[k]
+			b := blocks[k]
 			if b == nullBlock {
 				continue
 			}
-			if m.bp.cached[b] {
+			if cached[b] {
 				// A block shared with a fork that committed it first.
-				if m.bp.hash[b] != s.hashes[k] {
+				if m.bp.hash[b] != hashes[k] {
 					panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g+1, b))
 				}
 				if k == from {
@@ -658,17 +661,17 @@ func (m *Manager) commitGroups(s *sequence) {
 			if lean {
 				prev := &m.chain.root
 				if k > 0 {
-					prev = &s.hashes[k-1]
+					prev = &hashes[k-1]
 				}
-				m.bp.commit(b, &s.hashes[k], g+1, prev)
+				m.bp.commit(b, &hashes[k], g+1, prev)
 				m.stats.stored++
 				continue
 			}
 			parent := allocator.NoBlock
-			if k > 0 && t.blocks[k-1] != nullBlock {
-				parent = t.blocks[k-1]
+			if k > 0 && blocks[k-1] != nullBlock {
+				parent = blocks[k-1]
 			}
-			m.commit(b, s.hashes[k], g+1, k, parent, s)
+			m.commit(b, hashes[k], g+1, k, parent, s)
 		}
 		t.committed = limit
 		m.storedEvent(s, from, limit, g+1)

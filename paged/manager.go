@@ -135,6 +135,14 @@ func (m *Manager) split(pos int) (int, int) {
 	return pos / m.bs, pos % m.bs
 }
 
+// ceilBlocks is the number of blocks n tokens fill, wholly or partly.
+func (m *Manager) ceilBlocks(n int) int {
+	if m.shift >= 0 {
+		return (n + m.mask) >> m.shift
+	}
+	return (n + m.bs - 1) / m.bs
+}
+
 // BlockSize returns the number of token slots per block.
 func (m *Manager) BlockSize() int { return m.bs }
 

@@ -133,10 +133,10 @@ func (m *Manager) commitFull(s *sequence) {
 	// Without a host tier or a hinting policy a commit is the pool's
 	// alone: the loop calls it directly, with the hash in place.
 	lean := m.tier == nil && m.bp.hinter == nil
-	blocks, hashes := s.blocks[:limit], s.hashes[:limit]
+	blocks, hashes, cached := s.blocks[:limit], s.hashes[:limit], m.bp.cached
 	for k := from; k < limit; k++ {
 		b := blocks[k]
-		if m.bp.cached[b] {
+		if cached[b] {
 			// A block shared with a fork that committed it first.
 			if m.bp.hash[b] != hashes[k] {
 				panic(fmt.Sprintf("paged: block %d holds committed content other than the sequence's tokens", b))
