@@ -336,14 +336,14 @@ func (m *Manager) cachedInLocalGroups(h *Hash) bool {
 // next step on).
 func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	n := len(s.tokens)
-	p := plan{need: (n + m.bs - 1) / m.bs}
+	p := plan{need: m.ceilBlocks(n)}
 	total := 0
 	for g := range m.cfg.Groups {
 		total += m.groupNeed(g, n)
 	}
-	maxHit := (n - 1) / m.bs
+	maxHit := m.fullBlocks(n - 1)
 	if s.opts.AllowFullHit {
-		maxHit = n / m.bs
+		maxHit = m.fullBlocks(n)
 	}
 	p.hits = m.lookupGroups(s, maxHit)
 	// A host hit takes a new device block to onboard it into. p.onboard
@@ -606,7 +606,8 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 // chunked one, it answers false.
 func (m *Manager) ownsNext(s *sequence) bool {
 	n := len(s.tokens)
-	if s.gslow || n%m.bs == 0 {
+	q, off := m.split(n)
+	if s.gslow || off == 0 {
 		return false
 	}
 	if !local(m.other) {
@@ -619,7 +620,7 @@ func (m *Manager) ownsNext(s *sequence) bool {
 	// reads from the block after the released ones) must lie at or after
 	// the last block's last position.
 	slideAt := m.windowKind().readsFrom(s.ext[m.oneLocal-1].released + 1)
-	return slideAt >= (n/m.bs+1)*m.bs-1
+	return slideAt >= (q+1)*m.bs-1
 }
 
 // windowKind is the kind of the one window group (m.window > 0): a value,

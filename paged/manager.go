@@ -135,6 +135,14 @@ func (m *Manager) split(pos int) (int, int) {
 	return pos / m.bs, pos % m.bs
 }
 
+// fullBlocks is the number of blocks n tokens fill wholly (n >= 0).
+func (m *Manager) fullBlocks(n int) int {
+	if m.shift >= 0 {
+		return n >> m.shift
+	}
+	return n / m.bs
+}
+
 // ceilBlocks is the number of blocks n tokens fill, wholly or partly.
 func (m *Manager) ceilBlocks(n int) int {
 	if m.shift >= 0 {

@@ -75,7 +75,7 @@ func (m *Manager) hashFull(s *sequence) {
 	if !m.hashing {
 		return
 	}
-	limit := min((len(s.tokens)-s.spec)/m.bs, s.hashLimit)
+	limit := min(m.fullBlocks(len(s.tokens)-s.spec), s.hashLimit)
 	if s.pend != nil && len(s.pend.hashes) > 0 {
 		m.reusePending(s, limit)
 	}

@@ -305,7 +305,7 @@ func (m *Manager) setPromptHashes(s *sequence, want int) {
 	if !m.hashing {
 		return
 	}
-	k, w := min(len(s.tokens)/m.bs, s.hashLimit), want/m.bs
+	k, w := min(m.fullBlocks(len(s.tokens)), s.hashLimit), m.fullBlocks(want)
 	if w <= k || cap(s.hashes) >= w {
 		m.hashFull(s)
 		return
@@ -542,10 +542,10 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 		return m.planGroups(s)
 	}
 	n := len(s.tokens)
-	p := plan{need: (n + m.bs - 1) / m.bs}
-	maxHit := (n - 1) / m.bs
+	p := plan{need: m.ceilBlocks(n)}
+	maxHit := m.fullBlocks(n - 1)
 	if s.opts.AllowFullHit {
-		maxHit = n / m.bs
+		maxHit = m.fullBlocks(n)
 	}
 	held := p.need // blocks the table will hold: null entries take none
 	if s.opts.Window > 0 {
@@ -663,8 +663,9 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	s.version++
 	m.nrunning++
 	m.commitFull(s)
-	// A partly filled last block was freshly allocated: hits are full.
-	m.setOwn(s, len(s.tokens)%m.bs != 0)
+	// A partly filled last block was freshly allocated: hits are full
+	// (setOwn leaves a sequence that ends a block not own).
+	m.setOwn(s, true)
 	return p.hits * m.bs, nil
 }
 
@@ -693,7 +694,7 @@ func (m *Manager) Append(id SeqID, tokens ...int32) error {
 // setOwn marks s own (see seqFields.ownEnd) for the current version, or
 // not: the tokens after the last may then be written in place up to,
 // not including, the last slot of their block, within the sequence's
-// limit.
+// limit. A sequence that ends a block, or its limit, is never own.
 func (m *Manager) setOwn(s *sequence, own bool) {
 	s.ownEnd, s.ownVer = 0, s.version
 	if n := len(s.tokens); own && n < m.fullLen {
@@ -784,8 +785,9 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if m.hybrid() {
 		return m.appendGroups(s, id, tokens, spec)
 	}
-	grow := (t1+m.bs-1)/m.bs - len(s.blocks)
-	partial := t0%m.bs != 0
+	grow := m.ceilBlocks(t1) - len(s.blocks)
+	_, off := m.split(t0)
+	partial := off != 0
 	var last allocator.BlockID
 	cow := false
 	if partial {
@@ -823,7 +825,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	m.commitFull(s)
 	// The last block is now fresh, copied, or ours alone and uncached.
 	// Windowed sequences always take this path, which slides the window.
-	m.setOwn(s, len(s.tokens)%m.bs != 0 && s.opts.Window == 0)
+	m.setOwn(s, s.opts.Window == 0)
 	return nil
 }
 
