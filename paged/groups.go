@@ -550,9 +550,14 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 		m.slideGroups(s, c)
 	}
 	m.ownTails(s, t0)
-	m.allocBlocks(&s.blocks, want)
+	for len(s.blocks) < want {
+		s.blocks = append(s.blocks, m.allocBlock())
+	}
 	for g := range s.ext {
-		m.allocBlocks(&s.ext[g].blocks, m.groupNeed(g+1, t1))
+		t := &s.ext[g]
+		for need := m.groupNeed(g+1, t1); len(t.blocks) < need; {
+			t.blocks = append(t.blocks, m.allocBlock())
+		}
 	}
 	m.notePeak()
 	// Every partly filled last block is now the sequence's own and
