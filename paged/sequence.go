@@ -100,14 +100,16 @@ type seqFields struct {
 	// these, so they share the struct's first cache line.
 	gen     uint32
 	version uint32
-	// own says the last block is partly filled, referenced by this
-	// sequence alone and holds no cached content, so the next token can be
-	// written in place; it is valid only while ownVer == version (every
-	// change of the table bumps version) and Fork clears it.
+	// ownEnd, when not 0, says the last block is partly filled,
+	// referenced by this sequence alone and holds no cached content, so
+	// the tokens at positions below ownEnd (the block's last slot, or
+	// the sequence's limit) can be written in place, Append's inline
+	// path; it is valid only while ownVer == version (every change of the
+	// table bumps version) and Fork clears it (setOwn).
 	ownVer uint32
+	ownEnd uint32
 	mark   uint32
 	state  seqState
-	own    bool
 	// gslow turns a hybrid manager's one-token fast path off: a group's
 	// partly filled last block may be shared (Fork, SwapIn) or cached
 	// (Truncate), or drafts are pending. The general path clears it.
@@ -303,7 +305,7 @@ func (m *Manager) setPromptHashes(s *sequence, want int) {
 	if !m.hashing {
 		return
 	}
-	k, w := min(len(s.tokens)/m.bs, s.hashLimit), want/m.bs
+	k, w := min(m.fullBlocks(len(s.tokens)), s.hashLimit), m.fullBlocks(want)
 	if w <= k || cap(s.hashes) >= w {
 		m.hashFull(s)
 		return
@@ -540,10 +542,10 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 		return m.planGroups(s)
 	}
 	n := len(s.tokens)
-	p := plan{need: (n + m.bs - 1) / m.bs}
-	maxHit := (n - 1) / m.bs
+	p := plan{need: m.ceilBlocks(n)}
+	maxHit := m.fullBlocks(n - 1)
 	if s.opts.AllowFullHit {
-		maxHit = n / m.bs
+		maxHit = m.fullBlocks(n)
 	}
 	held := p.need // blocks the table will hold: null entries take none
 	if s.opts.Window > 0 {
@@ -644,7 +646,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		m.nrunning++
 		m.commitFull(s)
 		m.commitGroups(s)
-		s.own = false // appendOne (groups.go) sets it where it holds
+		m.setOwn(s, false) // appendOne (groups.go) sets it where it holds
 		return p.hits * m.bs, nil
 	}
 	for _, b := range m.hits {
@@ -654,17 +656,16 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	}
 	s.blocks = append(s.blocks[:0], m.hits...)
 	m.takeHits(s, p.onboard)
-	for len(s.blocks) < p.need {
-		s.blocks = append(s.blocks, m.allocBlock())
-	}
+	m.allocBlocks(&s.blocks, p.need)
 	m.notePeak()
 	s.committed = p.hits
 	s.state = seqRunning
 	s.version++
 	m.nrunning++
 	m.commitFull(s)
-	// A partly filled last block was freshly allocated: hits are full.
-	s.own, s.ownVer = len(s.tokens)%m.bs != 0, s.version
+	// A partly filled last block was freshly allocated: hits are full
+	// (setOwn leaves a sequence that ends a block not own).
+	m.setOwn(s, true)
 	return p.hits * m.bs, nil
 }
 
@@ -680,15 +681,29 @@ func (m *Manager) Append(id SeqID, tokens ...int32) error {
 	if len(tokens) == 1 {
 		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
 			s := &m.seqs[idx]
-			t0 := len(s.tokens)
-			if _, off := m.split(t0); s.own && s.ownVer == s.version && s.gen == gen && s.state == seqRunning &&
-				off != m.bs-1 && t0 < m.fullLen && tokens[0] >= 0 {
+			if uint(len(s.tokens)) < uint(s.ownEnd) && s.ownVer == s.version && s.gen == gen &&
+				s.state == seqRunning && tokens[0] >= 0 {
 				s.tokens = append(s.tokens, tokens[0])
 				return nil
 			}
 		}
 	}
 	return m.appendMore(id, tokens)
+}
+
+// setOwn marks s own (see seqFields.ownEnd) for the current version, or
+// not: the tokens after the last may then be written in place up to,
+// not including, the last slot of their block, within the sequence's
+// limit. A sequence that ends a block, or its limit, is never own.
+func (m *Manager) setOwn(s *sequence, own bool) {
+	s.ownEnd, s.ownVer = 0, s.version
+	if n := len(s.tokens); own && n < m.fullLen {
+		if _, off := m.split(n); off != 0 {
+			// A limit past 32 bits wraps to a smaller one, which only
+			// sends tokens to the general path.
+			s.ownEnd = uint32(min(n-off+m.bs-1, m.fullLen))
+		}
+	}
 }
 
 // appendMore is Append's other fast paths (a token that fills the last
@@ -704,10 +719,10 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					if m.appendOne(s, t0, off, tokens) { // groups.go
 						return nil
 					}
-				case off != 0 && s.own && s.ownVer == s.version:
+				case off != 0 && s.ownEnd != 0 && s.ownVer == s.version:
 					s.tokens = append(s.tokens, tokens[0])
 					if off == m.bs-1 {
-						s.own = false
+						s.ownEnd = 0
 						m.hashFull(s)
 						m.commitFull(s)
 					}
@@ -717,7 +732,7 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					s.tokens = append(s.tokens, tokens[0])
 					m.hashFull(s)
 					m.commitFull(s)
-					s.own, s.ownVer = m.bs > 1, s.version
+					m.setOwn(s, m.bs > 1)
 					return nil
 				}
 			}
@@ -770,8 +785,9 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if m.hybrid() {
 		return m.appendGroups(s, id, tokens, spec)
 	}
-	grow := (t1+m.bs-1)/m.bs - len(s.blocks)
-	partial := t0%m.bs != 0
+	grow := m.ceilBlocks(t1) - len(s.blocks)
+	_, off := m.split(t0)
+	partial := off != 0
 	var last allocator.BlockID
 	cow := false
 	if partial {
@@ -809,7 +825,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	m.commitFull(s)
 	// The last block is now fresh, copied, or ours alone and uncached.
 	// Windowed sequences always take this path, which slides the window.
-	s.own, s.ownVer = len(s.tokens)%m.bs != 0 && s.opts.Window == 0, s.version
+	m.setOwn(s, s.opts.Window == 0)
 	return nil
 }
 
@@ -920,7 +936,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)
 	c.state = seqRunning
-	p.own, c.own = false, false
+	p.ownEnd, c.ownEnd = 0, 0
 	dropPending(p)
 	m.nrunning++
 	m.stats.forks++
