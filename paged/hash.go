@@ -35,7 +35,9 @@ type Hasher interface {
 type SHA256Hasher struct {
 	d   hash.Hash
 	buf []byte
-	out Hash // Sum's destination: a local would escape through hash.Hash
+	// out is Sum's destination (a local would escape through hash.Hash),
+	// an array of one so that sha96.chain can write it as a slice.
+	out [1]Hash
 	// one96 hashes the commonest input, 96 bytes (a parent and sixteen
 	// tokens, no extra keys), without the digest's buffering; nil until
 	// the first Sum, and off (one96.ok false) where it cannot be used.
@@ -45,63 +47,102 @@ type SHA256Hasher struct {
 // NewSHA256Hasher returns a SHA-256 hasher.
 func NewSHA256Hasher() *SHA256Hasher { return &SHA256Hasher{d: sha256.New()} }
 
-// sha96 computes SHA-256 of a 96-byte message with the standard library's
+// sha96 computes SHA-256 of 96-byte messages with the standard library's
 // digest, but without its per-call buffering: SHA-256 pads a 96-byte
 // message to exactly two 64-byte blocks (the message, a 0x80 byte, zeros,
-// and the length in bits, 768, in the last 8 bytes), so msg holds that
-// padding once and each hash writes its 96 bytes in front of it and gives
-// the digest the two whole blocks in one Write; the digest's chaining
-// value after them is the hash. It is read from the digest's binary state
-// (encoding.BinaryAppender: a 4-byte magic, then the eight state words
-// big-endian, which is the digest's byte order), and the construction is
-// checked against sha256.Sum256 once, so a standard library whose state
-// encoding differs turns it off instead of hashing wrongly. Compared with
-// Write, Write, Sum it skips the copies into the digest's block buffer,
-// the copy of the digest that Sum makes, and the padding's Write.
+// and the length in bits, 768, in the last 8 bytes), so each hash writes
+// its 96 bytes in front of that padding and gives the digest the two whole
+// blocks in one Write; the digest's chaining value after them is the hash.
+// It is read from the digest's binary state (encoding.BinaryAppender: a
+// 4-byte magic, then the eight state words big-endian, which is the
+// digest's byte order), appended in place at the start of buf, so that the
+// hash lands on the message's first 32 bytes: the parent of the next block
+// of a chain, with no copy. Compared with Write, Write, Sum it skips the
+// copies into the digest's block buffer, the copy of the digest that Sum
+// makes and the padding's Write. The construction is checked against
+// sha256.Sum256 once (newSHA96), and each state read checks the magic and
+// that the state was appended in place, so a standard library whose state
+// encoding differs turns it off instead of hashing wrongly.
 type sha96 struct {
 	d   hash.Hash
 	app encoding.BinaryAppender
-	msg [128]byte
-	st  []byte // the digest's state, appended into a reused buffer
+	// buf is the magic's room (buf[:4]), then the message (buf[4:]): the
+	// parent, the sixteen tokens as little-endian int32 and the padding.
+	// The state append overwrites the message from buf[36] on (the
+	// digest's empty block buffer and its length), so every hash writes
+	// the tokens and the padding again.
+	buf [len(sha96Magic) + 128]byte
 	ok  bool
 }
 
 // sha96Magic is the prefix of a SHA-256 digest's binary state.
 const sha96Magic = "sha\x03"
 
+// sha96Pad is the last 32 bytes of a padded 96-byte message: 0x80, zeros,
+// and the message length in bits (768) as a big-endian uint64.
+var sha96Pad = [32]byte{0: 0x80, 30: 768 >> 8, 31: 768 & 0xff}
+
 func newSHA96() *sha96 {
 	d := sha256.New()
 	x := &sha96{d: d}
 	x.app, x.ok = d.(encoding.BinaryAppender)
-	if !x.ok || sha96Off {
+	if !x.ok || sha96Off || !littleEndian {
 		x.ok = false
 		return x
 	}
-	x.msg[96] = 0x80
-	binary.BigEndian.PutUint64(x.msg[120:], 96*8)
-	x.st = make([]byte, 0, 128)
-	// Known answer: the construction must agree with sha256.Sum256.
-	var in [96]byte
-	for i := range in {
-		in[i] = byte(i*7 + 1)
+	// Known answer: the construction must agree with sha256.Sum256 on
+	// a two-block chain.
+	var parent Hash
+	var tokens [32]int32
+	for i := range tokens {
+		tokens[i] = int32(i*0x01030507 + 1)
 	}
-	want := sha256.Sum256(in[:])
-	copy(x.msg[:96], in[:])
-	got, ok := x.sum()
-	x.ok = ok && got == want
+	var want [2]Hash
+	msg := make([]byte, 0, 96)
+	for k := range want {
+		msg = append(msg[:0], parent[:]...)
+		if k > 0 {
+			msg = append(msg[:0], want[k-1][:]...)
+		}
+		for _, t := range tokens[16*k : 16*k+16] {
+			msg = binary.LittleEndian.AppendUint32(msg, uint32(t))
+		}
+		want[k] = sha256.Sum256(msg)
+	}
+	var got [2]Hash
+	x.ok = x.chain(got[:], &parent, tokens[:]) == len(got) && got == want
 	return x
 }
 
-// sum returns the hash of msg[:96], and false if the digest's state does
-// not have the expected encoding.
-func (x *sha96) sum() (Hash, bool) {
-	x.d.Reset()
-	x.d.Write(x.msg[:])
-	st, err := x.app.AppendBinary(x.st[:0])
-	if err != nil || len(st) < len(sha96Magic)+len(Hash{}) || string(st[:len(sha96Magic)]) != sha96Magic {
-		return Hash{}, false
+// chain sets dst[k] to the SHA-256 of its parent and block k of tokens
+// (sixteen tokens each, len(tokens) >= 16*len(dst)), where block 0's
+// parent is *parent and block k's is dst[k-1]. It returns how many blocks
+// it hashed: all of them unless the digest's state is not encoded as
+// expected, which turns x off. parent may point into dst before dst[0].
+//
+// Every 96-byte message of the package's hashes goes through here; the
+// copies are fixed-size moves through locals (a move between two
+// pointers that might overlap would be a memmove call).
+func (x *sha96) chain(dst []Hash, parent *Hash, tokens []int32) int {
+	m := (*[128]byte)(x.buf[len(sha96Magic):])
+	p := *parent
+	*(*Hash)(m[:32]) = p
+	for k := range dst {
+		t := *(*[64]byte)(unsafe.Pointer((*[16]int32)(tokens)))
+		tokens = tokens[16:]
+		*(*[64]byte)(m[32:96]) = t
+		*(*[32]byte)(m[96:]) = sha96Pad
+		x.d.Reset()
+		x.d.Write(m[:])
+		st, err := x.app.AppendBinary(x.buf[:0])
+		if err != nil || len(st) < len(sha96Magic)+len(Hash{}) || &st[0] != &x.buf[0] || string(st[:len(sha96Magic)]) != sha96Magic {
+			x.ok = false // the encoding changed under us: never again
+			return k
+		}
+		h := *(*Hash)(m[:32])
+		dst[k] = h
 	}
-	return Hash(st[len(sha96Magic):]), true
+	return len(dst)
 }
 
 // littleEndian: int32 tokens in memory are already their little-endian
@@ -113,8 +154,10 @@ func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
 	if parent == nil {
 		parent = &zeroHash
 	}
-	if len(tokens) == 16 && len(extra) == 0 && h.sum96(parent, (*[16]int32)(tokens), &h.out) {
-		return h.out
+	if len(tokens) == 16 && len(extra) == 0 {
+		if x := h.sha96(); x != nil && x.chain(h.out[:], parent, tokens) == 1 {
+			return h.out[0]
+		}
 	}
 	if h.d == nil {
 		h.d = sha256.New()
@@ -135,55 +178,20 @@ func (h *SHA256Hasher) Sum(parent *Hash, tokens []int32, extra []byte) Hash {
 	if len(extra) > 0 {
 		d.Write(extra)
 	}
-	d.Sum(h.out[:0])
-	return h.out
+	d.Sum(h.out[0][:0])
+	return h.out[0]
 }
 
-// sum96 sets *out to the hash of a parent and sixteen tokens with no
-// extra keys, through sha96, and reports whether it could (see sha96).
-func (h *SHA256Hasher) sum96(parent *Hash, tokens *[16]int32, out *Hash) bool {
-	if !littleEndian {
-		return false
-	}
+// sha96 returns h's sha96, made on first use, or nil where it cannot be
+// used (see sha96).
+func (h *SHA256Hasher) sha96() *sha96 {
 	if h.one96 == nil {
 		h.one96 = newSHA96()
 	}
-	x := h.one96
-	if !x.ok {
-		return false
+	if !h.one96.ok {
+		return nil
 	}
-	// Array assignments: fixed-size moves, not memmove calls.
-	*(*Hash)(x.msg[:32]) = *parent
-	*(*[64]byte)(x.msg[32:96]) = *(*[64]byte)(unsafe.Pointer(tokens))
-	sum, ok := x.sum()
-	if !ok {
-		x.ok = false // the encoding changed under us: never again
-		return false
-	}
-	*out = sum
-	return true
-}
-
-// extend96 is chain.extend for a SHA256Hasher, 16-token blocks and no
-// extra keys: each hash goes straight into dst, with no call through the
-// Hasher interface and no copies of the result. It stops early, leaving
-// the rest to the general loop, only if sha96 cannot be used.
-func (h *SHA256Hasher) extend96(dst []Hash, tokens []int32, root *Hash, from, to int) ([]Hash, int) {
-	if to <= from {
-		return dst, from
-	}
-	n := len(dst)
-	dst = slices.Grow(dst, to-from)[:n+to-from]
-	for k := from; k < to; k++ {
-		parent := root
-		if k > 0 {
-			parent = &dst[n+k-from-1]
-		}
-		if !h.sum96(parent, (*[16]int32)(tokens[k*16:]), &dst[n+k-from]) {
-			return dst[:n+k-from], k
-		}
-	}
-	return dst, to
+	return h.one96
 }
 
 // FastHasher is a 64-bit multiply-mix hash, several times faster than
@@ -241,12 +249,36 @@ type chain struct {
 }
 
 // extend appends to dst the hashes of blocks [from, to) of tokens; when
-// from > 0, dst must end with the hash of block from-1.
+// from > 0, dst must end with the hash of block from-1. It inlines into
+// its callers, so the many calls with nothing to hash (a decode step's
+// check for a newly full block) cost a comparison.
 func (c *chain) extend(dst []Hash, tokens []int32, opts *SeqOptions, from, to int) []Hash {
+	if to <= from {
+		return dst
+	}
+	return c.extendMore(dst, tokens, opts, from, to)
+}
+
+// extendMore is extend with at least one block to hash. A SHA256Hasher's
+// 16-token blocks without extra keys go straight into dst through sha96,
+// with no call through the Hasher interface and no copies of the result;
+// the general loop takes the rest (all of it where sha96 cannot be used).
+func (c *chain) extendMore(dst []Hash, tokens []int32, opts *SeqOptions, from, to int) []Hash {
 	// Most sequences have no extra keys: skip building them per block.
 	plain := opts.LoRA == 0 && opts.Salt == "" && len(opts.MM) == 0
-	if sh, ok := c.hasher.(*SHA256Hasher); ok && plain && c.bs == 16 {
-		dst, from = sh.extend96(dst, tokens, &c.root, from, to)
+	if plain && c.bs == 16 {
+		if sh, ok := c.hasher.(*SHA256Hasher); ok {
+			if x := sh.sha96(); x != nil {
+				n := len(dst)
+				dst = slices.Grow(dst, to-from)[:n+to-from]
+				parent := &c.root
+				if from > 0 {
+					parent = &dst[n-1]
+				}
+				k := x.chain(dst[n:], parent, tokens[from*16:to*16])
+				dst, from = dst[:n+k], from+k
+			}
+		}
 	}
 	for k := from; k < to; k++ {
 		parent := &c.root
