@@ -85,11 +85,13 @@ type Pool struct {
 	head  int
 	nfree int
 
-	ncached  int
-	nheld    int
 	reserved int
 	order    Order
 
+	// allocs counts the blocks that became held, releases those that
+	// stopped being held, so the held blocks number allocs-releases and
+	// the cached ones what the free, held and reserved blocks leave: each
+	// state change updates one counter (see Held and Cached).
 	allocs   uint64
 	releases uint64
 }
@@ -143,10 +145,10 @@ func (p *Pool) Free() int { return p.nfree }
 
 // Cached returns the number of blocks with no reference whose content is
 // kept (see ReleaseToCache).
-func (p *Pool) Cached() int { return p.ncached }
+func (p *Pool) Cached() int { return len(p.blocks) - p.reserved - p.nfree - p.Held() }
 
 // Held returns the number of blocks with at least one reference.
-func (p *Pool) Held() int { return p.nheld }
+func (p *Pool) Held() int { return int(p.allocs - p.releases) }
 
 // Valid reports whether id names a block that can be handed out.
 func (p *Pool) Valid(id BlockID) bool { return int(id) >= p.reserved && int(id) < len(p.blocks) }
@@ -212,14 +214,11 @@ func (p *Pool) AppendAlloc(dst []BlockID, n int) ([]BlockID, error) {
 
 // Ref adds a reference to a held block.
 func (p *Pool) Ref(id BlockID) {
-	p.mustValid(id)
-	if p.blocks[id].state != stateHeld {
-		panic(fmt.Sprintf("allocator: Ref of block %d, which has no reference", id))
+	bs := p.blocks
+	if uint(id) >= uint(len(bs)) || bs[id].state != stateHeld || bs[id].refs == math.MaxInt32 {
+		panic(p.misuse(opRef, id))
 	}
-	if p.blocks[id].refs == math.MaxInt32 {
-		panic(fmt.Sprintf("allocator: Ref of block %d, which already has 2^31-1 references", id))
-	}
-	p.blocks[id].refs++
+	bs[id].refs++
 }
 
 // Release drops one reference to a held block. When it was the last one the
@@ -241,29 +240,27 @@ func (p *Pool) ReleaseToCache(id BlockID) bool {
 		return false
 	}
 	p.blocks[id].state = stateCached
-	p.ncached++
 	return true
 }
 
 // Claim gives a cached block one reference again: a prefix-cache hit on it,
 // or its reuse for new content after its old content was given up.
 func (p *Pool) Claim(id BlockID) {
-	p.mustValid(id)
-	if p.blocks[id].state != stateCached {
-		panic(fmt.Sprintf("allocator: Claim of block %d, which is not cached", id))
+	bs := p.blocks
+	if uint(id) >= uint(len(bs)) || bs[id].state != stateCached {
+		panic(p.misuse(opClaim, id))
 	}
-	p.ncached--
-	p.take(id)
+	bs[id] = block{refs: 1, state: stateHeld}
+	p.allocs++
 }
 
 // Evict moves a cached block to the free list, giving up its content.
 func (p *Pool) Evict(id BlockID) {
-	p.mustValid(id)
-	if p.blocks[id].state != stateCached {
-		panic(fmt.Sprintf("allocator: Evict of block %d, which is not cached", id))
+	bs := p.blocks
+	if uint(id) >= uint(len(bs)) || bs[id].state != stateCached {
+		panic(p.misuse(opEvict, id))
 	}
-	p.ncached--
-	p.blocks[id].state = stateFree
+	bs[id].state = stateFree
 	p.push(id)
 }
 
@@ -281,7 +278,7 @@ type Stats struct {
 // Stats returns a snapshot of the pool's counters.
 func (p *Pool) Stats() Stats {
 	return Stats{
-		Total: len(p.blocks), Reserved: p.reserved, Free: p.nfree, Cached: p.ncached, Held: p.nheld,
+		Total: len(p.blocks), Reserved: p.reserved, Free: p.nfree, Cached: p.Cached(), Held: p.Held(),
 		Allocs: p.allocs, Releases: p.releases,
 	}
 }
@@ -306,9 +303,9 @@ func (p *Pool) Check() error {
 			return fmt.Errorf("allocator: block %d in state %d has count %d", i, s, refs)
 		}
 	}
-	if reserved != p.reserved || free != p.nfree || cached != p.ncached || held != p.nheld {
-		return fmt.Errorf("allocator: counters free=%d cached=%d held=%d reserved=%d, states say %d %d %d %d",
-			p.nfree, p.ncached, p.nheld, p.reserved, free, cached, held, reserved)
+	if reserved != p.reserved || free != p.nfree || cached != p.Cached() || held != p.Held() || p.releases > p.allocs {
+		return fmt.Errorf("allocator: counters free=%d cached=%d held=%d reserved=%d (allocs %d, releases %d), states say %d %d %d %d",
+			p.nfree, p.Cached(), p.Held(), p.reserved, p.allocs, p.releases, free, cached, held, reserved)
 	}
 	if free+cached+held+reserved != len(p.blocks) {
 		return fmt.Errorf("allocator: conservation broken: %d+%d+%d+%d != %d", free, cached, held, reserved, len(p.blocks))
@@ -324,17 +321,40 @@ func (p *Pool) Check() error {
 	return nil
 }
 
-func (p *Pool) mustValid(id BlockID) {
-	if uint(int(id)-p.reserved) >= uint(len(p.blocks)-p.reserved) {
-		p.outOfRange(id)
-	}
-}
+// op names a state-changing operation for misuse.
+type op uint8
 
-// outOfRange is kept out of line so mustValid inlines.
+const (
+	opRef op = iota
+	opRelease
+	opClaim
+	opEvict
+)
+
+// misuse returns the panic value for op on block id, which is out of
+// range or not in the state op requires. The state-changing operations
+// test both at once, in one comparison per condition (a reserved block is
+// never held or cached, so the state test also rejects it), and call this
+// only to panic: it is kept out of line so that they inline.
 //
 //go:noinline
-func (p *Pool) outOfRange(id BlockID) {
-	panic(fmt.Sprintf("allocator: block %d out of range [%d, %d)", id, p.reserved, len(p.blocks)))
+func (p *Pool) misuse(o op, id BlockID) string {
+	if !p.Valid(id) {
+		return fmt.Sprintf("allocator: block %d out of range [%d, %d)", id, p.reserved, len(p.blocks))
+	}
+	switch o {
+	case opRef:
+		if p.blocks[id].state != stateHeld {
+			return fmt.Sprintf("allocator: Ref of block %d, which has no reference", id)
+		}
+		return fmt.Sprintf("allocator: Ref of block %d, which already has 2^31-1 references", id)
+	case opRelease:
+		return fmt.Sprintf("allocator: release of block %d, which has no reference (double release)", id)
+	case opClaim:
+		return fmt.Sprintf("allocator: Claim of block %d, which is not cached", id)
+	default:
+		return fmt.Sprintf("allocator: Evict of block %d, which is not cached", id)
+	}
 }
 
 // rangeError is the panic value of a read-only accessor given an ID
@@ -350,22 +370,20 @@ func (e rangeError) Error() string {
 
 func (p *Pool) take(id BlockID) {
 	p.blocks[id] = block{refs: 1, state: stateHeld}
-	p.nheld++
 	p.allocs++
 }
 
 // drop removes one reference and reports whether it was the last.
 func (p *Pool) drop(id BlockID) bool {
-	p.mustValid(id)
-	b := &p.blocks[id]
-	if b.state != stateHeld {
-		panic(fmt.Sprintf("allocator: release of block %d, which has no reference (double release)", id))
+	bs := p.blocks
+	if uint(id) >= uint(len(bs)) || bs[id].state != stateHeld {
+		panic(p.misuse(opRelease, id))
 	}
+	b := &bs[id]
 	b.refs--
 	if b.refs > 0 {
 		return false
 	}
-	p.nheld--
 	p.releases++
 	return true
 }

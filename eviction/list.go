@@ -42,27 +42,41 @@ func newList(ln []link, capacity, sentinel int) list {
 
 // linked reports whether id is on a list sharing l's links. It is the first
 // thing every policy method asks, so it also rejects IDs out of range: one
-// naming a sentinel would otherwise corrupt the lists.
+// naming a sentinel would otherwise corrupt the lists. It inlines; the
+// panic is formatted out of line.
 func (l *list) linked(id allocator.BlockID) bool {
 	if uint32(id) >= uint32(l.capacity) {
-		panic(fmt.Sprintf("eviction: block %d out of range [0, %d)", id, l.capacity))
+		l.outOfRange(id)
 	}
 	return l.links[id].next >= 0
 }
 
+// outOfRange panics for an ID outside [0, capacity).
+//
+//go:noinline
+func (l *list) outOfRange(id allocator.BlockID) {
+	panic(fmt.Sprintf("eviction: block %d out of range [0, %d)", id, l.capacity))
+}
+
+// The list operations read the links slice into a local once: a store
+// through it could alias l's own fields as far as the compiler knows, so
+// reading l.links at each use would load it again after every store.
+
 func (l *list) pushBack(id allocator.BlockID) {
-	s := l.sentinel
-	last := l.links[s].prev
-	l.links[id] = link{last, s}
-	l.links[last].next = int32(id)
-	l.links[s].prev = int32(id)
+	ln, s := l.links, l.sentinel
+	last := ln[s].prev
+	ln[id] = link{last, s}
+	ln[last].next = int32(id)
+	ln[s].prev = int32(id)
 	l.n++
 }
 
 func (l *list) remove(id allocator.BlockID) {
-	ln := l.links[id]
-	l.links[ln.prev].next, l.links[ln.next].prev = ln.next, ln.prev
-	l.links[id] = link{-1, -1}
+	ln := l.links
+	x := ln[id]
+	ln[x.prev].next = x.next
+	ln[x.next].prev = x.prev
+	ln[id] = link{-1, -1}
 	l.n--
 }
 
@@ -77,9 +91,15 @@ func (l *list) front() (allocator.BlockID, bool) {
 
 // popFront removes and returns the oldest block.
 func (l *list) popFront() (allocator.BlockID, bool) {
-	id, ok := l.front()
-	if ok {
-		l.remove(id)
+	ln, s := l.links, l.sentinel
+	f := ln[s].next
+	if f == s {
+		return allocator.NoBlock, false
 	}
-	return id, ok
+	next := ln[f].next
+	ln[s].next = next
+	ln[next].prev = s
+	ln[f] = link{-1, -1}
+	l.n--
+	return allocator.BlockID(f), true
 }
