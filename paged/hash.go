@@ -124,12 +124,17 @@ func newSHA96() *sha96 {
 // copies are fixed-size moves through locals (a move between two
 // pointers that might overlap would be a memmove call).
 func (x *sha96) chain(dst []Hash, parent *Hash, tokens []int32) int {
+	if len(dst) == 0 {
+		return 0
+	}
 	m := (*[128]byte)(x.buf[len(sha96Magic):])
 	p := *parent
 	*(*Hash)(m[:32]) = p
-	for k := range dst {
-		t := *(*[64]byte)(unsafe.Pointer((*[16]int32)(tokens)))
-		tokens = tokens[16:]
+	// The blocks of tokens as arrays (one length check for all of them),
+	// so that the loop indexes them like dst.
+	blocks := unsafe.Slice((*[16]int32)(tokens[:16*len(dst)]), len(dst))
+	for k := range blocks {
+		t := *(*[64]byte)(unsafe.Pointer(&blocks[k]))
 		*(*[64]byte)(m[32:96]) = t
 		*(*[32]byte)(m[96:]) = sha96Pad
 		x.d.Reset()
@@ -260,26 +265,33 @@ func (c *chain) extend(dst []Hash, tokens []int32, opts *SeqOptions, from, to in
 }
 
 // extendMore is extend with at least one block to hash. A SHA256Hasher's
-// 16-token blocks without extra keys go straight into dst through sha96,
-// with no call through the Hasher interface and no copies of the result;
-// the general loop takes the rest (all of it where sha96 cannot be used).
+// 16-token blocks without extra keys go straight into dst through its
+// sha96, with no call through the Hasher interface and no copies of the
+// result; extendEach takes the rest (all of it until the hasher's first
+// Sum has made its sha96, or where sha96 cannot be used).
 func (c *chain) extendMore(dst []Hash, tokens []int32, opts *SeqOptions, from, to int) []Hash {
-	// Most sequences have no extra keys: skip building them per block.
-	plain := opts.LoRA == 0 && opts.Salt == "" && len(opts.MM) == 0
-	if plain && c.bs == 16 {
-		if sh, ok := c.hasher.(*SHA256Hasher); ok {
-			if x := sh.sha96(); x != nil {
-				n := len(dst)
-				dst = slices.Grow(dst, to-from)[:n+to-from]
-				parent := &c.root
-				if from > 0 {
-					parent = &dst[n-1]
-				}
-				k := x.chain(dst[n:], parent, tokens[from*16:to*16])
-				dst, from = dst[:n+k], from+k
+	if c.bs == 16 && opts.LoRA == 0 && opts.Salt == "" && len(opts.MM) == 0 {
+		if sh, ok := c.hasher.(*SHA256Hasher); ok && sh.one96 != nil && sh.one96.ok {
+			n, add := len(dst), to-from
+			dst = slices.Grow(dst, add)[:n+add]
+			parent := &c.root
+			if from > 0 {
+				parent = &dst[n-1]
 			}
+			k := sh.one96.chain(dst[n:], parent, tokens[from*16:to*16])
+			if k == add {
+				return dst
+			}
+			dst, from = dst[:n+k], from+k
 		}
 	}
+	return c.extendEach(dst, tokens, opts, from, to)
+}
+
+// extendEach is extend through the Hasher, one block at a time.
+func (c *chain) extendEach(dst []Hash, tokens []int32, opts *SeqOptions, from, to int) []Hash {
+	// Most sequences have no extra keys: skip building them per block.
+	plain := opts.LoRA == 0 && opts.Salt == "" && len(opts.MM) == 0
 	for k := from; k < to; k++ {
 		parent := &c.root
 		if k > 0 {
