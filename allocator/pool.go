@@ -214,11 +214,11 @@ func (p *Pool) AppendAlloc(dst []BlockID, n int) ([]BlockID, error) {
 
 // Ref adds a reference to a held block.
 func (p *Pool) Ref(id BlockID) {
-	bs := p.blocks
-	if uint(id) >= uint(len(bs)) || bs[id].state != stateHeld || bs[id].refs == math.MaxInt32 {
+	bs, i := p.blocks, int(id)
+	if uint(i) >= uint(len(bs)) || bs[i].state != stateHeld || bs[i].refs == math.MaxInt32 {
 		panic(p.misuse(opRef, id))
 	}
-	bs[id].refs++
+	bs[i].refs++
 }
 
 // Release drops one reference to a held block. When it was the last one the
@@ -246,21 +246,21 @@ func (p *Pool) ReleaseToCache(id BlockID) bool {
 // Claim gives a cached block one reference again: a prefix-cache hit on it,
 // or its reuse for new content after its old content was given up.
 func (p *Pool) Claim(id BlockID) {
-	bs := p.blocks
-	if uint(id) >= uint(len(bs)) || bs[id].state != stateCached {
+	bs, i := p.blocks, int(id)
+	if uint(i) >= uint(len(bs)) || bs[i].state != stateCached {
 		panic(p.misuse(opClaim, id))
 	}
-	bs[id] = block{refs: 1, state: stateHeld}
+	bs[i] = block{refs: 1, state: stateHeld}
 	p.allocs++
 }
 
 // Evict moves a cached block to the free list, giving up its content.
 func (p *Pool) Evict(id BlockID) {
-	bs := p.blocks
-	if uint(id) >= uint(len(bs)) || bs[id].state != stateCached {
+	bs, i := p.blocks, int(id)
+	if uint(i) >= uint(len(bs)) || bs[i].state != stateCached {
 		panic(p.misuse(opEvict, id))
 	}
-	bs[id].state = stateFree
+	bs[i].state = stateFree
 	p.push(id)
 }
 
@@ -375,11 +375,11 @@ func (p *Pool) take(id BlockID) {
 
 // drop removes one reference and reports whether it was the last.
 func (p *Pool) drop(id BlockID) bool {
-	bs := p.blocks
-	if uint(id) >= uint(len(bs)) || bs[id].state != stateHeld {
+	bs, i := p.blocks, int(id)
+	if uint(i) >= uint(len(bs)) || bs[i].state != stateHeld {
 		panic(p.misuse(opRelease, id))
 	}
-	b := &bs[id]
+	b := &bs[i]
 	b.refs--
 	if b.refs > 0 {
 		return false
