@@ -66,14 +66,13 @@ func TestHashIndexAgainstMap(t *testing.T) {
 func TestHashIndexDeferred(t *testing.T) {
 	const blocks = 300 // more than maxDeferred, so the log also fills
 	type side struct {
-		x          hashIndex
-		hashes     []Hash
-		next, prev []allocator.BlockID
+		x      hashIndex
+		hashes []Hash
 	}
 	mk := func(deferred bool) *side {
-		s := &side{hashes: make([]Hash, blocks), next: make([]allocator.BlockID, blocks), prev: make([]allocator.BlockID, blocks)}
+		s := &side{hashes: make([]Hash, blocks)}
 		s.x = newHashIndex(blocks, s.hashes)
-		s.x.track(s.next, s.prev, deferred)
+		s.x.track(blocks, deferred)
 		return s
 	}
 	now, later := mk(false), mk(true)
@@ -102,8 +101,8 @@ func TestHashIndexDeferred(t *testing.T) {
 				later.x.flush() // as blockPool.commit does
 			}
 			now.hashes[id], later.hashes[id] = h, h
-			now.x.insert(id, salt[id])
-			later.x.insert(id, salt[id])
+			now.x.insert(id, home(&h)^salt[id])
+			later.x.insert(id, home(&h)^salt[id])
 			model[key{h, salt[id]}] = append(model[key{h, salt[id]}], id)
 			cached[id] = true
 		}
@@ -125,11 +124,11 @@ func TestHashIndexDeferred(t *testing.T) {
 				t.Fatalf("step %d: the settled index differs from the one updated at once", step)
 			}
 			for b := range blocks {
-				if cached[b] && (now.next[b] != later.next[b] || now.prev[b] != later.prev[b]) {
+				if cached[b] && (now.x.dupNext(allocator.BlockID(b)) != later.x.dupNext(allocator.BlockID(b)) || now.x.dupPrev(allocator.BlockID(b)) != later.x.dupPrev(allocator.BlockID(b))) {
 					t.Fatalf("step %d: block %d's duplicate links differ", step, b)
 				}
-				if now.x.head[b] != later.x.head[b] || (now.x.head[b] && !cached[b]) {
-					t.Fatalf("step %d: block %d heads its duplicates %v deferred, %v at once (cached %v)", step, b, later.x.head[b], now.x.head[b], cached[b])
+				if now.x.meta[b].head != later.x.meta[b].head || (now.x.meta[b].head && !cached[b]) {
+					t.Fatalf("step %d: block %d heads its duplicates %v deferred, %v at once (cached %v)", step, b, later.x.meta[b].head, now.x.meta[b].head, cached[b])
 				}
 			}
 			n := 0
@@ -143,10 +142,10 @@ func TestHashIndexDeferred(t *testing.T) {
 					if b != ids[j] {
 						t.Fatalf("step %d: duplicate %d of %v is block %d, want %d", step, j, ids, b, ids[j])
 					}
-					if now.x.head[b] != (j == 0) {
-						t.Fatalf("step %d: duplicate %d of %v: head is %v", step, j, ids, now.x.head[b])
+					if now.x.meta[b].head != (j == 0) {
+						t.Fatalf("step %d: duplicate %d of %v: head is %v", step, j, ids, now.x.meta[b].head)
 					}
-					b = now.next[b]
+					b = now.x.dupNext(b)
 				}
 				if got, ok := now.x.getIn(&k.h, k.salt); !ok || got != ids[0] || b != ids[0] {
 					t.Fatalf("step %d: key of %v answers %d, %v, or its list does not close", step, ids, got, ok)
