@@ -271,14 +271,14 @@ func (x *hashIndex) flush() {
 	for len(log) > 0 {
 		c := log[:min(flushChunk, len(log))]
 		log = log[len(c):]
-		if x.dels > 0 {
-			for i := range c {
-				if c[i].del {
-					c[i].tag = x.meta[c[i].id].tag
-				}
-			}
-		}
 		var sink uint64
+		for i := range c {
+			t := x.meta[c[i].id].tag
+			if c[i].del {
+				c[i].tag = t
+			}
+			sink += uint64(t)
+		}
 		for i := range c {
 			sink += x.slots[x.pos(c[i].tag)]
 		}
