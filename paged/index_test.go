@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -235,6 +236,15 @@ func TestLookupRunsMatchIndex(t *testing.T) {
 	}
 	if checked < 1000 {
 		t.Fatalf("only %d hits checked", checked)
+	}
+}
+
+// TestBlockLinksFourToALine: a block's entry in the index's meta is 16
+// bytes, so entries never straddle a cache line and a commit or removal
+// touches one line of meta (see blockLinks).
+func TestBlockLinksFourToALine(t *testing.T) {
+	if n := unsafe.Sizeof(blockLinks{}); n != 16 {
+		t.Fatalf("blockLinks is %d bytes, want 16", n)
 	}
 }
 
