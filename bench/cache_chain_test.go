@@ -10,8 +10,8 @@ import (
 )
 
 // TestCacheChainConversation pins the study's figures for the Chain
-// policy: on the conversation trace's first half it is at least 1.2x LRU
-// at the 5,859 blocks (it measures 1.25x; the target of
+// policy: on the conversation trace's first half it is at least 1.25x LRU
+// at the 5,859 blocks (it measures 1.28x; the target of
 // 1.3x is not reached, see docs/cache.md), and on the synthetic trace it
 // stays within 0.005 of LRU at the four default capacities. LFU, SIEVE and SLRU hit exactly
 // the same references there (see docs/cache.md), and LeafLRU equals LRU
@@ -27,7 +27,7 @@ func TestCacheChainConversation(t *testing.T) {
 	require.NoError(t, err)
 	lru, chain := res[0], res[1]
 	assert.InDelta(t, 0.1379, lru.HitRate, 0.0005, "the reference LRU figure")
-	assert.GreaterOrEqual(t, chain.HitRate, 1.2*lru.HitRate)
+	assert.GreaterOrEqual(t, chain.HitRate, 1.25*lru.HitRate)
 	for _, r := range res[3:5] {
 		assert.Equal(t, res[2].Hits, r.Hits, r.Policy)
 	}

@@ -67,30 +67,36 @@ const (
 // one comes back is what the classes tell apart, and a factor needs far
 // fewer outcomes than a hazard at every age. From the hazard Chain
 // computes the hit density of LHD (Beckmann, Chen and Cidon, "LHD:
-// Improving Cache Hit Rate by Maximizing Hit Density", NSDI 2018): the
-// most hits per block and unit of time that keeping the content for some
-// horizon can earn. Victim gives up the lowest. This is Belady's rule made
+// Improving Cache Hit Rate by Maximizing Hit Density", NSDI 2018): the most
+// hits per block and unit of time that keeping the content for some horizon
+// can earn. Victim gives up the lowest, weighing in each class its oldest
+// block and its youngest release (see Victim). This is Belady's rule made
 // statistical: content expected to be used far in the future, or never,
 // costs space for nothing.
 //
 // A cache sees only the reuses of what it kept, so a class evicted young
-// would look useless and stay evicted young. Chain watches outcomes
-// whether or not the content stays: each released request leaves release
-// records, keyed by the content of a few of its blocks, that outlive the
-// blocks: one for its last block, and one at each place a later request
-// is likely to leave it (the block above the last, the block before its
-// own turn began, and the middle block), each standing for the blocks
-// down to the next. A hit on a held block counts at once for its record;
-// a record whose key is hit, or recomputed after an eviction, counts its
-// remaining blocks as reused at their age. Records still open, or pushed
+// would look useless and stay evicted young. Chain watches outcomes whether
+// or not the content stays: each released request leaves release records,
+// keyed by the content of a few of its blocks, that outlive the blocks: one
+// for its last block, and one at each place a later request is likely to
+// leave it (the block above the last, the block before its own turn began,
+// and the middle block), each standing for the blocks down to the next. A
+// hit on a held block counts at once for its record; a record whose key is
+// hit, or recomputed after an eviction, counts its remaining blocks as
+// reused at their age. The unit of outcome is the release, not the block: a
+// returning turn asks for its whole chain, so the blocks of one release
+// come back together or not at all, and counting each as an outcome of its
+// own would let one long chain weigh as much as dozens of short ones (the
+// design effect of cluster samples, Kish, "Survey Sampling", 1965). Each
+// block of a release of n blocks counts 1/n. Records still open, or pushed
 // out unreused, count as not reused up to their age and no further, as
-// Kaplan and Meier estimate survival with censored observations: nothing
-// is assumed about content older than any record has been watched. Where
-// ARC's ghost (Megiddo and Modha, FAST 2003) keeps one key per evicted
-// block and so sees about one pool turnover past eviction, a few records
-// per request see many turnovers for the same memory. Where TinyLFU
-// (Einziger, Friedman and Manes, 2017) estimates how often a key recurs,
-// Chain estimates whether and when a chain recurs.
+// Kaplan and Meier estimate survival with censored observations: nothing is
+// assumed about content older than any record has been watched. Where ARC's
+// ghost (Megiddo and Modha, FAST 2003) keeps one key per evicted block and
+// so sees about one pool turnover past eviction, a few records per request
+// see many turnovers for the same memory. Where TinyLFU (Einziger, Friedman
+// and Manes, 2017) estimates how often a key recurs, Chain estimates
+// whether and when a chain recurs.
 //
 // # Constants
 //
@@ -109,22 +115,32 @@ const (
 //
 // # Cost
 //
-// Each class keeps its blocks in an LRU list; Victim compares the oldest
-// block of each of the (at most 48) classes holding blocks by a score read
-// from a table. A rebuild costs one pass over the open records and at most
+// Each class keeps its blocks in an LRU list, cut into its releases'
+// segments (each end linked to the other, kept up to date in O(1) as blocks
+// come and go); Victim compares two blocks of each of the (at most 48)
+// classes holding blocks, its oldest and its youngest release's deepest,
+// by a score read from a table. A rebuild costs one pass over the open records and at most
 // chainClasses x chainBuckets^2 steps, paid for by the outcomes since the
 // last one (about a pool's worth once Chain has learned), so every
 // operation is O(1) amortized, with a constant that is small for pools of
 // a few thousand blocks and more; the records' index is a hash table (O(1)
-// expected). Nothing allocates after construction; Chain keeps about 110
+// expected). Nothing allocates after construction; Chain keeps about 130
 // bytes per block.
 type Chain struct {
-	lists   []list // one per class, oldest release first
-	held    uint64 // bit c set when class c holds a block
-	cls     []uint8
-	ctrn    []uint16 // turn of the chain each held block was released with
-	crun    []uint16 // size of that turn
-	stamp   []int64  // release time of each held block
+	lists []list // one per class, oldest release first
+	held  uint64 // bit c set when class c holds a block
+	cls   []uint8
+	ctrn  []uint16 // turn of the chain each held block was released with
+	crun  []uint16 // size of that turn
+	stamp []int64  // release time of each held block
+	// A release's blocks in one class form a segment of its list: seg
+	// numbers the release, first and final link each segment's ends
+	// (first[x] is valid where x ends its segment, final[x] where x
+	// starts it).
+	seg     []uint64
+	first   []allocator.BlockID
+	final   []allocator.BlockID
+	nrel    uint64
 	now     int64    // releases so far
 	started bool     // the release under way has recorded its turn's start
 	cut     [3]int32 // depths of its record blocks below the last
@@ -146,7 +162,9 @@ type Chain struct {
 	recs    ghost
 	rcls    []uint8 // per record slot
 	rturn   []uint16
-	rweight []float64
+	rweight []float64 // blocks the record still stands for
+	runit   []float64 // outcome weight of one of them: 1 / the release's blocks
+	unit    float64   // runit of the release under way
 	rstamp  []int64
 	rseq    []uint32 // bumped each time the slot opens a record
 	// Each held block's record: the slot and its sequence number then.
@@ -185,6 +203,9 @@ func NewChain(capacity int) Policy {
 		ctrn:     make([]uint16, capacity),
 		crun:     make([]uint16, capacity),
 		stamp:    make([]int64, capacity),
+		seg:      make([]uint64, capacity),
+		first:    make([]allocator.BlockID, capacity),
+		final:    make([]allocator.BlockID, capacity),
 		last:     allocator.NoBlock,
 		turn:     make([]uint16, capacity),
 		run:      make([]uint16, capacity),
@@ -209,6 +230,7 @@ func NewChain(capacity int) Policy {
 	p.rcls = make([]uint8, slots)
 	p.rturn = make([]uint16, slots)
 	p.rweight = make([]float64, slots)
+	p.runit = make([]float64, slots)
 	p.rstamp = make([]int64, slots)
 	p.rseq = make([]uint32, slots)
 	p.brec = make([]int32, capacity)
@@ -250,13 +272,27 @@ func (p *Chain) Insert(id allocator.BlockID) {
 	p.now++
 	c := classOf(t, r, tail)
 	p.ctrn[id], p.crun[id], p.cls[id], p.stamp[id] = t, r, c, p.now
-	p.lists[c].pushBack(id)
+	if tail {
+		p.nrel++
+	}
+	p.seg[id] = p.nrel
+	q := &p.lists[c]
+	if b := q.links[q.sentinel].prev; b != q.sentinel && p.seg[b] == p.nrel {
+		// The release continues its segment.
+		f := p.first[b]
+		p.first[id], p.final[f] = f, id
+	} else {
+		p.first[id], p.final[id] = id, id
+	}
+	q.pushBack(id)
 	p.held |= 1 << c
 	p.brec[id] = -1
 	if tail {
 		// Where later requests are likely to leave this one: below its
 		// last block, where its own turn began, and halfway.
 		d := p.depth[id]
+		// The release hands over its chain, depth 0 to d, tail first.
+		p.unit = 1 / float64(max(d, 0)+1)
 		p.cut = [3]int32{d - 1, -1, d / 2}
 		if r >= 1 {
 			p.cut[1] = d - int32(r)
@@ -318,7 +354,7 @@ func (p *Chain) Access(id allocator.BlockID) {
 		// One block of a release is asked for again: its share of the
 		// record is a reuse now, whatever becomes of the rest.
 		p.rweight[s]--
-		p.reuse[p.rcls[s]][p.bucket(p.now-p.rstamp[s])]++
+		p.reuse[p.rcls[s]][p.bucket(p.now-p.rstamp[s])] += p.runit[s]
 		p.recorded(1)
 	}
 	p.brec[id] = -1
@@ -388,16 +424,35 @@ func (p *Chain) drop(id allocator.BlockID) {
 	}
 }
 
-// Victim gives up the oldest block of the class whose oldest block has the
-// lowest hit density; ties go to the oldest release.
+// Victim gives up the block of lowest hit density among two candidates
+// per class: its oldest block, and the deepest block of its youngest
+// release (the first of that release's segment, released first: its
+// chain's tail end, so no block of the release is orphaned). Ties go to
+// the oldest release.
+//
+// Two candidates, because a class's hit density need not fall with age: a
+// returning user comes back after a pause, so content just released may
+// wait longer for its next hit than content released a minute ago, and
+// the density rises with age over the pause before it falls. A density
+// that rises and then falls is lowest, over any range of ages, at one of
+// the range's ends: the oldest block or the youngest release.
 func (p *Chain) Victim() (allocator.BlockID, bool) {
 	best, bestScore := allocator.NoBlock, 0.0
 	for m := p.held; m != 0; m &= m - 1 {
 		c := bits.TrailingZeros64(m)
-		f, _ := p.lists[c].front()
-		s := p.score[c][p.bucket(p.now-p.stamp[f])]
-		if best < 0 || s < bestScore || (s == bestScore && p.stamp[f] < p.stamp[best]) {
+		q := &p.lists[c]
+		f := allocator.BlockID(q.links[q.sentinel].next)
+		bf := p.bucket(p.now - p.stamp[f])
+		if s := p.score[c][bf]; best < 0 || s < bestScore || (s == bestScore && p.stamp[f] < p.stamp[best]) {
 			best, bestScore = f, s
+		}
+		// The youngest release's deepest block; in the oldest block's
+		// bucket it scores the same and loses the tie.
+		y := p.first[q.links[q.sentinel].prev]
+		if by := p.bucket(p.now - p.stamp[y]); by != bf {
+			if s := p.score[c][by]; s < bestScore || (s == bestScore && p.stamp[y] < p.stamp[best]) {
+				best, bestScore = y, s
+			}
 		}
 	}
 	if best < 0 {
@@ -411,7 +466,19 @@ func (p *Chain) Victim() (allocator.BlockID, bool) {
 // unlink takes id off its class's list.
 func (p *Chain) unlink(id allocator.BlockID) {
 	c := p.cls[id]
-	p.lists[c].remove(id)
+	q := &p.lists[c]
+	pv, nx := q.links[id].prev, q.links[id].next
+	starts := pv == q.sentinel || p.seg[pv] != p.seg[id]
+	ends := nx == q.sentinel || p.seg[nx] != p.seg[id]
+	switch {
+	case starts && !ends: // the next block starts the segment
+		e := p.final[id]
+		p.final[nx], p.first[e] = e, allocator.BlockID(nx)
+	case ends && !starts: // the previous block ends it
+		f := p.first[id]
+		p.first[pv], p.final[f] = f, allocator.BlockID(pv)
+	}
+	q.remove(id)
 	if p.lists[c].n == 0 {
 		p.held &^= 1 << c
 	}
@@ -431,6 +498,7 @@ func (p *Chain) record(key uint64, c uint8, turn uint16, w float64) int32 {
 	p.recs.add(0, key)
 	_, s := p.recs.find(key)
 	p.rcls[s], p.rturn[s], p.rweight[s], p.rstamp[s] = c, turn, w, p.now
+	p.runit[s] = p.unit
 	p.rseq[s]++
 	return s
 }
@@ -451,9 +519,9 @@ func (p *Chain) reused(key uint64) (uint16, bool) {
 func (p *Chain) close(s int32, reused bool) {
 	c, w := p.rcls[s], p.rweight[s]
 	if b := p.bucket(p.now - p.rstamp[s]); reused {
-		p.reuse[c][b] += w
+		p.reuse[c][b] += w * p.runit[s]
 	} else {
-		p.cens[c][b] += w
+		p.cens[c][b] += w * p.runit[s]
 	}
 	p.recs.remove(s)
 	p.recorded(w)
@@ -528,7 +596,7 @@ func (p *Chain) rebuild() {
 	p.open = [chainClasses][chainBuckets]float64{}
 	q := &p.recs.lists[0]
 	for s := q.links[q.sentinel].next; s != q.sentinel; s = q.links[s].next {
-		p.open[p.rcls[s]][p.bucket(p.now-p.rstamp[s])] += p.rweight[s]
+		p.open[p.rcls[s]][p.bucket(p.now-p.rstamp[s])] += p.rweight[s] * p.runit[s]
 	}
 	// The outcomes at risk in each class and bucket (a censored outcome
 	// counts half in its own bucket), and the baseline hazard of every

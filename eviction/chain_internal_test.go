@@ -1,9 +1,13 @@
 package eviction
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/allocator"
 )
 
 // TestChainHazardsShareOneBaseline: Chain's tables follow a proportional-
@@ -39,4 +43,188 @@ func TestChainHazardsShareOneBaseline(t *testing.T) {
 	for b := range chainBuckets {
 		assert.InDelta(t, p.score[often][b], p.score[young][b], 1e-12*(1+p.score[often][b]), "bucket %d", b)
 	}
+}
+
+// TestChainCountsReleasesNotBlocks: a release's blocks come back together
+// or not at all, so Chain's statistics count each release once, its blocks
+// 1/n each. Of four releases of one class, one of 100 blocks returns and
+// three of 64 do not: the class returned once in four, not 99 blocks in
+// 288 as a count by blocks would say.
+func TestChainCountsReleasesNotBlocks(t *testing.T) {
+	p := NewChain(400).(*Chain)
+	next := allocator.BlockID(0)
+	key := uint64(1)
+	release := func(n int) []allocator.BlockID {
+		ids := make([]allocator.BlockID, n)
+		for i := range ids {
+			par := allocator.NoBlock
+			if i > 0 {
+				par = ids[i-1]
+			}
+			ids[i] = next
+			p.Hint(next, Hint{Key: key, Depth: int32(i), Parent: par, Priority: DefaultPriority})
+			next++
+			key++
+		}
+		for i := n - 1; i >= 0; i-- {
+			p.Insert(ids[i])
+		}
+		return ids
+	}
+	back := release(100)
+	for range 3 {
+		release(64)
+	}
+	for _, id := range back {
+		p.Access(id)
+	}
+	p.rebuild()
+	c := classOf(0, 100, false)
+	require.Equal(t, c, classOf(0, 64, false), "one class")
+	var reused, all float64
+	for b := range chainBuckets {
+		reused += p.reuse[c][b]
+		all += p.reuse[c][b] + p.cens[c][b] + p.open[c][b]
+	}
+	assert.InDelta(t, 99.0/100, reused, 1e-9)
+	assert.InDelta(t, 99.0/100+3*63.0/64, all, 1e-9)
+}
+
+// checkSegments verifies that every class list is cut into its releases'
+// segments with both ends linked: Victim's second candidate per class is
+// read from them.
+func (p *Chain) checkSegments(t *testing.T) {
+	t.Helper()
+	for c := range p.lists {
+		q := &p.lists[c]
+		start := allocator.NoBlock
+		for x := q.links[q.sentinel].next; x != q.sentinel; x = q.links[x].next {
+			id := allocator.BlockID(x)
+			if start < 0 {
+				start = id
+			}
+			if nx := q.links[x].next; nx == q.sentinel || p.seg[nx] != p.seg[id] {
+				require.Equal(t, start, p.first[id], "class %d: segment ending at %d", c, id)
+				require.Equal(t, id, p.final[start], "class %d: segment starting at %d", c, start)
+				start = allocator.NoBlock
+			}
+		}
+	}
+}
+
+// TestChainSegmentsStayLinked drives Chain as a manager does (requests
+// that hit some evictable blocks, add new ones after them, and release
+// the whole chain tail first; evictions to make room) and checks the
+// release segments after every step.
+func TestChainSegmentsStayLinked(t *testing.T) {
+	const capacity = 64
+	p := NewChain(capacity).(*Chain)
+	rng := rand.New(rand.NewPCG(7, 7))
+	free := make([]allocator.BlockID, 0, capacity)
+	for id := range allocator.BlockID(capacity) {
+		free = append(free, id)
+	}
+	key := uint64(0)
+	for step := range 4000 {
+		var chain []allocator.BlockID
+		// Hit a few evictable blocks (claimed out of the policy).
+		for range rng.IntN(4) {
+			id := allocator.BlockID(rng.IntN(capacity))
+			if p.Contains(id) {
+				p.Access(id)
+				p.Remove(id)
+				chain = append(chain, id)
+			}
+		}
+		// Add new blocks after them, evicting when nothing is free.
+		for range 1 + rng.IntN(6) {
+			var id allocator.BlockID
+			if n := len(free); n > 0 {
+				id, free = free[n-1], free[:n-1]
+			} else {
+				v, ok := p.Victim()
+				if !ok {
+					break
+				}
+				id = v
+			}
+			par := allocator.NoBlock
+			if n := len(chain); n > 0 {
+				par = chain[n-1]
+			}
+			key++
+			p.Hint(id, Hint{Key: key, Depth: int32(len(chain)), Parent: par, Priority: DefaultPriority})
+			chain = append(chain, id)
+		}
+		for i := len(chain) - 1; i >= 0; i-- {
+			p.Insert(chain[i])
+		}
+		if step%7 == 0 && len(chain) > 0 {
+			// Forget a block's content now and then, as the manager does
+			// when it frees uncached blocks.
+			id := chain[rng.IntN(len(chain))]
+			p.Remove(id)
+			p.Forget(id)
+			free = append(free, id)
+		}
+		p.checkSegments(t)
+	}
+}
+
+// TestChainVictimTriesBothEnds: within a class, the victim is the oldest
+// block where the hit density falls with age, and the youngest release's
+// deepest block where content just released is worth less (a returning
+// user pauses first); never a block whose deeper block of the same
+// release is still held.
+func TestChainVictimTriesBothEnds(t *testing.T) {
+	release := func(p *Chain, ids ...allocator.BlockID) {
+		for i, id := range ids {
+			par := allocator.NoBlock
+			if i > 0 {
+				par = ids[i-1]
+			}
+			p.Hint(id, Hint{Key: uint64(100 + id), Depth: int32(i), Parent: par, Priority: DefaultPriority})
+		}
+		for i := len(ids) - 1; i >= 0; i-- {
+			p.Insert(ids[i])
+		}
+	}
+	for _, young := range []bool{false, true} {
+		p := NewChain(100).(*Chain)
+		release(p, 0, 1, 2, 3) // old: 3 is its last block, 2 the deepest of the rest
+		p.now += 100
+		release(p, 4, 5, 6, 7) // young
+		c := p.cls[5]
+		require.Equal(t, c, p.cls[1], "one class")
+		for k := range p.score {
+			for b := range p.score[k] {
+				p.score[k][b] = 1
+			}
+		}
+		youngBucket := p.bucket(p.now - p.stamp[6])
+		oldBucket := p.bucket(p.now - p.stamp[2])
+		require.NotEqual(t, youngBucket, oldBucket)
+		if young {
+			p.score[c][youngBucket] = 0.5
+		} else {
+			p.score[c][oldBucket] = 0.5
+		}
+		want := []allocator.BlockID{2, 1, 0}
+		if young {
+			want = []allocator.BlockID{6, 5, 4}
+		}
+		assert.Equal(t, want, victims(t, p, 3), "young %v", young)
+		p.checkSegments(t)
+	}
+}
+
+func victims(t *testing.T, p Policy, n int) []allocator.BlockID {
+	t.Helper()
+	var out []allocator.BlockID
+	for range n {
+		id, ok := p.Victim()
+		require.True(t, ok)
+		out = append(out, id)
+	}
+	return out
 }
