@@ -171,6 +171,9 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	if trace == nil {
 		trace = AzureConv()
 	}
+	if cfg.Requests > w1MaxRequests {
+		return W1Result{}, fmt.Errorf("bench: W1 wants %d requests, at most %d", cfg.Requests, w1MaxRequests)
+	}
 	if cfg.Requests > len(trace) {
 		return W1Result{}, fmt.Errorf("bench: W1 wants %d requests, the trace has %d", cfg.Requests, len(trace))
 	}
@@ -413,6 +416,15 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	res.TimerOverheadNsPerCall = timerOverhead()
 	res.BlocksHashed = st.BlocksHashed
 	if !cfg.CountersOnly {
+		if w1Replays != nil {
+			// A benchmark of the manager alone: it replays the recording
+			// as often as it likes, each time into a fresh result.
+			w1Replays(func() (W1Result, error) {
+				r := res
+				err := replayW1(mcfg, cfg, trace, rec, st, ss, &r)
+				return r, err
+			})
+		}
 		if err := replayW1(mcfg, cfg, trace, rec, st, ss, &res); err != nil {
 			return res, err
 		}

@@ -199,7 +199,7 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 		ntok, nb := len(s.tokens), len(s.blocks)
 		// The first new query, at ntok-NewTokens, reads back to
 		// ntok-NewTokens-Window+1: none of it may be released.
-		if sc.NewTokens < 1 || sc.NewTokens > ntok || (s.released > 0 && ntok-sc.NewTokens-s.opts.Window+1 < int(s.released)*m.bs) ||
+		if sc.NewTokens < 1 || sc.NewTokens > ntok || (s.windowed && s.released > 0 && ntok-sc.NewTokens-s.opts.Window+1 < s.released*m.bs) ||
 			s.mark == m.stamp || (nb > stride && b.fixed) {
 			return 0, m.batchError(b, sc, s)
 		}
@@ -260,9 +260,9 @@ func (m *Manager) batchError(b *Batch, sc Scheduled, s *sequence) error {
 	switch {
 	case sc.NewTokens < 1 || sc.NewTokens > ntok:
 		return errorf(ErrInvalid, "BuildBatch: %v has %d new tokens of %d", sc.ID, sc.NewTokens, ntok)
-	case s.released > 0 && ntok-sc.NewTokens-s.opts.Window+1 < int(s.released)*m.bs:
+	case s.released > 0 && ntok-sc.NewTokens-s.opts.Window+1 < s.released*m.bs:
 		return errorf(ErrInvalid, "BuildBatch: %v: the query at %d reads positions the sliding window released (the first %d); at most %d new tokens",
-			sc.ID, ntok-sc.NewTokens, int(s.released)*m.bs, ntok-(int(s.released)*m.bs+s.opts.Window-1))
+			sc.ID, ntok-sc.NewTokens, s.released*m.bs, ntok-(s.released*m.bs+s.opts.Window-1))
 	case s.mark == m.stamp:
 		return errorf(ErrInvalid, "BuildBatch: %v scheduled twice", sc.ID)
 	}

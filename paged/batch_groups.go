@@ -43,7 +43,7 @@ func (m *Manager) checkGroupsBatch(sched []Scheduled) error {
 // its target's (groupKind.target).
 func groupView(s *sequence, g int) ([]allocator.BlockID, int) {
 	if g == 0 {
-		return s.blocks, int(s.released)
+		return s.blocks, s.released
 	}
 	return s.ext[g-1].blocks, s.ext[g-1].released
 }

@@ -165,11 +165,11 @@ func (m *Manager) Check() error {
 // windowStart, so a wrong slide is caught.
 func (m *Manager) checkWindow(i int, s *sequence, table []allocator.BlockID, null allocator.BlockID) error {
 	w := s.opts.Window
-	if (w == 0 && s.released != 0) || int(s.released) > len(table) {
+	if (w == 0 && s.released != 0) || s.released > len(table) {
 		return fmt.Errorf("paged: sequence slot %d (window %d): %d released entries in a table of %d", i, w, s.released, len(table))
 	}
 	for k, b := range table {
-		if (b == null) != (k < int(s.released)) {
+		if (b == null) != (k < s.released) {
 			return fmt.Errorf("paged: sequence slot %d entry %d names block %d, but the released prefix is %d entries", i, k, b, s.released)
 		}
 	}

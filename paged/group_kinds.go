@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
@@ -52,22 +53,41 @@ type groupKind interface {
 func newGroupKind(k Group, bs int) groupKind {
 	switch k.Kind {
 	case SlidingWindow:
-		return windowKind{attention{bs}, k.Window}
+		return windowKind{newAttention(bs), k.Window}
 	case ChunkedLocal:
-		return chunkedKind{attention{bs}, k.Chunk}
+		return chunkedKind{newAttention(bs), k.Chunk}
 	case State:
 		return stateKind{n: k.Pages}
 	case Shared:
 		return sharedKind{to: k.Target}
 	}
-	return fullKind{attention: attention{bs}}
+	return fullKind{attention: newAttention(bs)}
 }
 
 // attention is the part of a kind that keeps a block per block of tokens
-// of bs tokens, committed to the prefix index.
-type attention struct{ bs int }
+// of bs tokens, committed to the prefix index. shift is log2(bs) when bs
+// is a power of two, else -1: a decode step that starts a block asks a
+// window group's need and dead blocks, and a shift is cheaper than a
+// division by a variable.
+type attention struct{ bs, shift int }
 
-func (a attention) need(n int) int { return (n + a.bs - 1) / a.bs }
+func newAttention(bs int) attention {
+	a := attention{bs: bs, shift: -1}
+	if bits.OnesCount(uint(bs)) == 1 {
+		a.shift = bits.TrailingZeros(uint(bs))
+	}
+	return a
+}
+
+// div is n/bs for n >= 0.
+func (a attention) div(n int) int {
+	if a.shift >= 0 {
+		return n >> a.shift
+	}
+	return n / a.bs
+}
+
+func (a attention) need(n int) int { return a.div(n + a.bs - 1) }
 func (attention) commits() bool    { return true }
 func (attention) pages() int       { return 0 }
 func (attention) target(g int) int { return g }
@@ -118,8 +138,17 @@ type windowKind struct {
 
 func (windowKind) local() bool { return true }
 
-func (k windowKind) dead(c, committed int) int { return windowStart(k.w, c, k.bs) }
-func (k windowKind) live(n int) int            { return windowStart(k.w, n, k.bs) }
+func (k windowKind) dead(c, committed int) int { return k.start(c) }
+func (k windowKind) live(n int) int            { return k.start(n) }
+
+// start is windowStart(k.w, c, k.bs), the first block the query at c
+// reads, with a shift for the division where the block size allows.
+func (k windowKind) start(c int) int {
+	if c-k.w+1 <= 0 {
+		return 0
+	}
+	return k.div(c - k.w + 1)
+}
 
 // slides is start(c) > released without the division.
 func (k windowKind) slides(c, released, committed int) bool {

@@ -200,6 +200,9 @@ func (m *Manager) initGroups() {
 				m.oneLocal = -1 // several
 			}
 		}
+		if g.Kind == FullAttention && i > 0 {
+			m.manyFull = true
+		}
 		if g.Kind == FullAttention || g.Kind == Shared {
 			continue
 		}
@@ -270,9 +273,15 @@ func (m *Manager) lookupGroups(s *sequence, max int) int {
 	// Full attention: the longest run of leading blocks cached in every
 	// full-attention group.
 	full := 0
+	if !m.manyFull {
+		// Group 0 alone: its lookup, which walks runs of consecutive
+		// blocks in one pass (blockPool.lookup).
+		m.hits, _, _ = m.bp.lookup(m.hits, s.hashes, max)
+		full = len(m.hits)
+	}
 	prev := allocator.NoBlock
 full:
-	for ; full < max; full++ {
+	for ; m.manyFull && full < max; full++ {
 		h := &s.hashes[full]
 		id, ok := m.bp.successor(prev, h)
 		if !ok {
@@ -327,14 +336,14 @@ func (m *Manager) cachedInLocalGroups(h *Hash) bool {
 // next step on).
 func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	n := len(s.tokens)
-	p := plan{need: (n + m.bs - 1) / m.bs}
+	p := plan{need: m.ceilBlocks(n)}
 	total := 0
 	for g := range m.cfg.Groups {
 		total += m.groupNeed(g, n)
 	}
-	maxHit := (n - 1) / m.bs
+	maxHit := m.fullBlocks(n - 1)
 	if s.opts.AllowFullHit {
-		maxHit = n / m.bs
+		maxHit = m.fullBlocks(n)
 	}
 	p.hits = m.lookupGroups(s, maxHit)
 	// A host hit takes a new device block to onboard it into. p.onboard
@@ -393,14 +402,9 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 		}
 		t.committed = len(t.blocks)
 	}
-	for len(s.blocks) < p.need {
-		s.blocks = append(s.blocks, m.allocBlock())
-	}
+	m.allocBlocks(&s.blocks, p.need)
 	for g := range s.ext {
-		t := &s.ext[g]
-		for need := m.groupNeed(g+1, len(s.tokens)); len(t.blocks) < need; {
-			t.blocks = append(t.blocks, m.allocBlock())
-		}
+		m.allocBlocks(&s.ext[g].blocks, m.groupNeed(g+1, len(s.tokens)))
 	}
 	m.notePeak()
 	s.committed = p.hits
@@ -515,7 +519,7 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 // ErrNoSpace has still released blocks no window reaches any more (they
 // were dead either way); otherwise a refused call changes nothing.
 func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
-	s.own = false // appendOne sets it again where it holds
+	m.setOwn(s, false) // appendOne sets it again where it holds
 	if need, ok := m.growGroups(s, tokens, spec); !ok {
 		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 	}
@@ -529,7 +533,7 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
 	c := slideFrom(s) // drafts do not slide (groups_ops.go)
-	want := (t1 + m.bs - 1) / m.bs
+	want := m.ceilBlocks(t1)
 	need := want - len(s.blocks) + m.tailCopies(s, t0)
 	for g := range s.ext {
 		need += max(0, m.groupNeed(g+1, t1)-len(s.ext[g].blocks))
@@ -578,7 +582,7 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 // fills. It reports false, with nothing changed that the general path
 // would not change the same way, where that path must decide: gslow set,
 // or no space for the new blocks. Afterwards it marks s own (see
-// sequence.own) when the next tokens of its last block need nothing but
+// seqFields.ownEnd) when the next tokens of its last block need nothing but
 // their slots, so Append takes them inline.
 func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 	if s.gslow {
@@ -596,7 +600,7 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 			m.commitGroups(s)
 		}
 	}
-	s.own, s.ownVer = m.ownsNext(s), s.version
+	m.setOwn(s, m.ownsNext(s))
 	return true
 }
 
@@ -607,7 +611,8 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 // chunked one, it answers false.
 func (m *Manager) ownsNext(s *sequence) bool {
 	n := len(s.tokens)
-	if s.gslow || n%m.bs == 0 {
+	q, off := m.split(n)
+	if s.gslow || off == 0 {
 		return false
 	}
 	if !local(m.other) {
@@ -620,16 +625,19 @@ func (m *Manager) ownsNext(s *sequence) bool {
 	// reads from the block after the released ones) must lie at or after
 	// the last block's last position.
 	slideAt := m.windowKind().readsFrom(s.ext[m.oneLocal-1].released + 1)
-	return slideAt >= (n/m.bs+1)*m.bs-1
+	return slideAt >= (q+1)*m.bs-1
 }
 
 // windowKind is the kind of the one window group (m.window > 0): a value,
 // so that its methods are called, and inlined, without the interface.
-func (m *Manager) windowKind() windowKind { return windowKind{attention{m.bs}, m.window} }
+func (m *Manager) windowKind() windowKind {
+	return windowKind{attention{m.bs, m.shift}, m.window}
+}
 
 // commitGroups commits the full, hashed blocks of groups 1 and up past
 // each group's committed mark, group by group.
 func (m *Manager) commitGroups(s *sequence) {
+	lean := m.tier == nil && m.bp.hinter == nil // see commitFull
 	for g := range s.ext {
 		if !m.kinds[g+1].commits() {
 			continue // a state is not content of a block of tokens
@@ -640,14 +648,15 @@ func (m *Manager) commitGroups(s *sequence) {
 			continue
 		}
 		from := t.committed
+		blocks, hashes, cached := t.blocks[:limit], s.hashes[:limit], m.bp.cached
 		for k := from; k < limit; k++ {
-			b := t.blocks[k]
+			b := blocks[k]
 			if b == nullBlock {
 				continue
 			}
-			if m.bp.cached[b] {
+			if cached[b] {
 				// A block shared with a fork that committed it first.
-				if m.bp.hash[b] != s.hashes[k] {
+				if m.bp.hash[b] != hashes[k] {
 					panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g+1, b))
 				}
 				if k == from {
@@ -655,11 +664,20 @@ func (m *Manager) commitGroups(s *sequence) {
 				}
 				continue
 			}
-			parent := allocator.NoBlock
-			if k > 0 && t.blocks[k-1] != nullBlock {
-				parent = t.blocks[k-1]
+			if lean {
+				prev := &m.chain.root
+				if k > 0 {
+					prev = &hashes[k-1]
+				}
+				m.bp.commit(b, &hashes[k], g+1, prev)
+				m.stats.stored++
+				continue
 			}
-			m.commit(b, s.hashes[k], g+1, k, parent, s)
+			parent := allocator.NoBlock
+			if k > 0 && blocks[k-1] != nullBlock {
+				parent = blocks[k-1]
+			}
+			m.commit(b, hashes[k], g+1, k, parent, s)
 		}
 		t.committed = limit
 		m.storedEvent(s, from, limit, g+1)

@@ -39,7 +39,7 @@ import (
 // group's tables are empty: its target holds the blocks.
 func (s *sequence) tableAt(g int) (blocks *[]allocator.BlockID, released, committed int, host *[]allocator.BlockID) {
 	if g == 0 {
-		return &s.blocks, int(s.released), s.committed, &s.host
+		return &s.blocks, s.released, s.committed, &s.host
 	}
 	t := &s.ext[g-1]
 	return &t.blocks, t.released, t.committed, &t.host

@@ -6,9 +6,9 @@ import (
 )
 
 // TestSequenceHotLine: what the one-token Append and BuildBatch read of
-// every sequence every step (generation, version, state, the own flag,
-// the released count, the tokens' header and the blocks' length) lies in
-// the record's first 64 bytes, and the record is a whole number of cache
+// every sequence every step (generation, version, state, the own limit
+// and its version, the mark, the windowed flag, the tokens' header and
+// the blocks' length) lies in the record's first 64 bytes, and the record is a whole number of cache
 // lines, so a decode step over many sequences touches one line of each.
 func TestSequenceHotLine(t *testing.T) {
 	var f seqFields
@@ -18,8 +18,8 @@ func TestSequenceHotLine(t *testing.T) {
 	}
 	for name, off := range map[string]uintptr{
 		"gen": unsafe.Offsetof(f.gen), "version": unsafe.Offsetof(f.version), "ownVer": unsafe.Offsetof(f.ownVer),
-		"mark": unsafe.Offsetof(f.mark), "released": unsafe.Offsetof(f.released), "state": unsafe.Offsetof(f.state),
-		"own": unsafe.Offsetof(f.own), "tokens": unsafe.Offsetof(f.tokens) + unsafe.Sizeof(f.tokens) - 1,
+		"ownEnd": unsafe.Offsetof(f.ownEnd), "mark": unsafe.Offsetof(f.mark), "state": unsafe.Offsetof(f.state),
+		"windowed": unsafe.Offsetof(f.windowed), "tokens": unsafe.Offsetof(f.tokens) + unsafe.Sizeof(f.tokens) - 1,
 	} {
 		if off >= 64 {
 			t.Errorf("%s ends past the sequence record's first cache line (byte %d)", name, off)

@@ -131,3 +131,30 @@ func TestNegativeTokensRefused(t *testing.T) {
 	require.ErrorIs(t, err, paged.ErrInvalid)
 	require.NoError(t, m.Check())
 }
+
+// TestAppendOneByOneStopsAtMaxModelLen: one-token appends, which take
+// Append's inline path inside a block, fill a sequence exactly to a
+// MaxModelLen that ends inside a block, then fail with ErrNever and change
+// nothing; every block they filled is committed, the one they stopped in
+// is not.
+func TestAppendOneByOneStopsAtMaxModelLen(t *testing.T) {
+	const bs, maxLen = 16, 3*16 + 5
+	m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 16, MaxModelLen: maxLen})
+	require.NoError(t, err)
+	id, _, err := m.Create(seqTokens(7, 1), nil)
+	require.NoError(t, err)
+	for n := 7; n < maxLen; n++ {
+		require.NoError(t, m.Append(id, int32(100+n)), "token %d", n)
+		require.NoError(t, m.Check(), "after token %d", n)
+	}
+	require.ErrorIs(t, m.Append(id, 1), paged.ErrNever)
+	got, err := m.Len(id)
+	require.NoError(t, err)
+	assert.Equal(t, maxLen, got)
+	toks, err := m.Tokens(id)
+	require.NoError(t, err)
+	assert.Equal(t, int32(100+maxLen-1), toks[maxLen-1])
+	assert.EqualValues(t, 3, m.Stats().BlocksStored, "the three full blocks are committed")
+	assert.Equal(t, 4, m.Stats().UsedBlocks)
+	require.NoError(t, m.Check())
+}

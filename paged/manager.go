@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -56,6 +57,9 @@ type Manager struct {
 	// oneLocal is the only window or chunked group (-1: several, 0:
 	// none), and wids the window lookup's scratch for it.
 	oneLocal int
+	// manyFull: a group besides group 0 is full attention, so the
+	// full-attention hit is looked up in each.
+	manyFull bool
 	wids     []allocator.BlockID
 	ghits    [][]allocator.BlockID
 	window   int
@@ -131,6 +135,22 @@ func (m *Manager) split(pos int) (int, int) {
 	return pos / m.bs, pos % m.bs
 }
 
+// fullBlocks is the number of blocks n tokens fill wholly (n >= 0).
+func (m *Manager) fullBlocks(n int) int {
+	if m.shift >= 0 {
+		return n >> m.shift
+	}
+	return n / m.bs
+}
+
+// ceilBlocks is the number of blocks n tokens fill, wholly or partly.
+func (m *Manager) ceilBlocks(n int) int {
+	if m.shift >= 0 {
+		return (n + m.mask) >> m.shift
+	}
+	return (n + m.bs - 1) / m.bs
+}
+
 // BlockSize returns the number of token slots per block.
 func (m *Manager) BlockSize() int { return m.bs }
 
@@ -168,6 +188,26 @@ func (m *Manager) allocBlock() allocator.BlockID {
 	}
 	m.notePeak()
 	return id
+}
+
+// allocBlocks appends new blocks to *blocks (allocBlock) until it holds
+// n, growing it once; the caller notes the peak. REQUIRES: enough free or
+// evictable blocks.
+func (m *Manager) allocBlocks(blocks *[]allocator.BlockID, n int) {
+	b := *blocks
+	if k := len(b); k < n {
+		b = slices.Grow(b, n-k)[:n]
+		evicted := 0
+		for i := k; i < n; i++ {
+			id, ev := m.bp.alloc(m.now)
+			if ev {
+				evicted++
+			}
+			b[i] = id
+		}
+		m.stats.evictions += uint64(evicted)
+		*blocks = b
+	}
 }
 
 func (m *Manager) notePeak() {

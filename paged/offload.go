@@ -134,7 +134,7 @@ func (m *Manager) onboardRef(ref allocator.BlockID, h Hash, g, depth int, parent
 // number of host hits.
 func (m *Manager) takeHits(s *sequence, onboard int) {
 	s.released = 0
-	for int(s.released) < len(s.blocks) && s.blocks[s.released] == nullBlock {
+	for s.released < len(s.blocks) && s.blocks[s.released] == nullBlock {
 		s.released++
 	}
 	if onboard == 0 {

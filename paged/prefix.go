@@ -75,7 +75,7 @@ func (m *Manager) hashFull(s *sequence) {
 	if !m.hashing {
 		return
 	}
-	limit := min((len(s.tokens)-s.spec)/m.bs, s.hashLimit)
+	limit := min(m.fullBlocks(len(s.tokens)-s.spec), s.hashLimit)
 	if s.pend != nil && len(s.pend.hashes) > 0 {
 		m.reusePending(s, limit)
 	}
@@ -130,11 +130,15 @@ func (m *Manager) commitFull(s *sequence) {
 		return
 	}
 	from := s.committed
+	// Without a host tier or a hinting policy a commit is the pool's
+	// alone: the loop calls it directly, with the hash in place.
+	lean := m.tier == nil && m.bp.hinter == nil
+	blocks, hashes, cached := s.blocks[:limit], s.hashes[:limit], m.bp.cached
 	for k := from; k < limit; k++ {
-		b := s.blocks[k]
-		if m.bp.cached[b] {
+		b := blocks[k]
+		if cached[b] {
 			// A block shared with a fork that committed it first.
-			if m.bp.hash[b] != s.hashes[k] {
+			if m.bp.hash[b] != hashes[k] {
 				panic(fmt.Sprintf("paged: block %d holds committed content other than the sequence's tokens", b))
 			}
 			if k == from {
@@ -142,11 +146,20 @@ func (m *Manager) commitFull(s *sequence) {
 			}
 			continue
 		}
-		parent := allocator.NoBlock
-		if k > 0 && s.blocks[k-1] != nullBlock { // null: out of a sliding window
-			parent = s.blocks[k-1]
+		if lean {
+			prev := &m.chain.root
+			if k > 0 {
+				prev = &hashes[k-1]
+			}
+			m.bp.commit(b, &hashes[k], 0, prev)
+			m.stats.stored++
+			continue
 		}
-		m.commit(b, s.hashes[k], 0, k, parent, s)
+		parent := allocator.NoBlock
+		if k > 0 && blocks[k-1] != nullBlock { // null: out of a sliding window
+			parent = blocks[k-1]
+		}
+		m.commit(b, hashes[k], 0, k, parent, s)
 	}
 	s.committed = limit
 	m.storedEvent(s, from, limit, 0)

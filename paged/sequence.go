@@ -98,31 +98,35 @@ type sequence struct {
 type seqFields struct {
 	// Hot fields first: the decode fast path and BuildBatch touch only
 	// these, so they share the struct's first cache line, up to and
-	// including the length of blocks (offset 56): at 4,096 sequences a
-	// second line per sequence and step measured 8% of the step without
-	// caching (BenchmarkDecodeStep).
+	// including the length of blocks (bytes 56-63; TestSequenceHotLine):
+	// at 4,096 sequences a second line per sequence and step measured 8%
+	// of the step without caching (BenchmarkDecodeStep).
 	gen     uint32
 	version uint32
-	// own says the last block is partly filled, referenced by this
-	// sequence alone and holds no cached content, so the next token can be
-	// written in place; it is valid only while ownVer == version (every
-	// change of the table bumps version) and Fork clears it.
+	// ownEnd, when not 0, says the last block is partly filled,
+	// referenced by this sequence alone and holds no cached content, so
+	// the tokens at positions below ownEnd (the block's last slot, or
+	// the sequence's limit) can be written in place, Append's inline
+	// path; it is valid only while ownVer == version (every change of the
+	// table bumps version) and Fork clears it (setOwn).
 	ownVer uint32
+	ownEnd uint32
 	mark   uint32
-	// released: blocks[:released] fell out of the sliding window and name
-	// the null block. An int32, to keep blocks' length in the first line:
-	// at most MaxSeqLen (2^25) blocks.
-	released int32
-	state    seqState
-	own      bool
-	// gslow turns a hybrid manager's one-token fast path off: a group's
-	// partly filled last block may be shared (Fork, SwapIn) or cached
-	// (Truncate), or drafts are pending. The general path clears it.
-	gslow bool
+	state  seqState
+	// windowed is opts.Window > 0, here so that BuildBatch reads released
+	// (never above 0 without a window) only for sliding-window sequences.
+	windowed bool
 	// tokens holds every token of the sequence; for sequences created from
 	// hashes, the tokens the caller did not give are zero placeholders.
 	tokens []int32
 	blocks []allocator.BlockID
+	// released: blocks[:released] fell out of the sliding window and name
+	// the null block.
+	released int
+	// gslow turns a hybrid manager's one-token fast path off: a group's
+	// partly filled last block may be shared (Fork, SwapIn) or cached
+	// (Truncate), or drafts are pending. The general path clears it.
+	gslow bool
 
 	hashes []Hash
 	// hashLimit: blocks at this index and beyond cannot be hashed (their
@@ -210,7 +214,7 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 	s.unknown = false
 	dropPending(s)
 	s.host, s.released = s.host[:0], 0
-	s.opts = SeqOptions{}
+	s.opts, s.windowed = SeqOptions{}, false
 	s.keep.reset()
 	m.resetGroups(s)
 	s.state = seqWaiting
@@ -261,7 +265,7 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 	if opts == nil {
 		return
 	}
-	s.opts = *opts
+	s.opts, s.windowed = *opts, opts.Window > 0
 	if n := m.reserve(opts); n > 0 {
 		// The tokens' buffer is sized by setTokens, which copies them.
 		s.blocks = slices.Grow(s.blocks, (n+m.bs-1)/m.bs)
@@ -307,7 +311,7 @@ func (m *Manager) setPromptHashes(s *sequence, want int) {
 	if !m.hashing {
 		return
 	}
-	k, w := min(len(s.tokens)/m.bs, s.hashLimit), want/m.bs
+	k, w := min(m.fullBlocks(len(s.tokens)), s.hashLimit), m.fullBlocks(want)
 	if w <= k || cap(s.hashes) >= w {
 		m.hashFull(s)
 		return
@@ -544,10 +548,10 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 		return m.planGroups(s)
 	}
 	n := len(s.tokens)
-	p := plan{need: (n + m.bs - 1) / m.bs}
-	maxHit := (n - 1) / m.bs
+	p := plan{need: m.ceilBlocks(n)}
+	maxHit := m.fullBlocks(n - 1)
 	if s.opts.AllowFullHit {
-		maxHit = n / m.bs
+		maxHit = m.fullBlocks(n)
 	}
 	held := p.need // blocks the table will hold: null entries take none
 	if s.opts.Window > 0 {
@@ -648,7 +652,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		m.nrunning++
 		m.commitFull(s)
 		m.commitGroups(s)
-		s.own = false // appendOne (groups.go) sets it where it holds
+		m.setOwn(s, false) // appendOne (groups.go) sets it where it holds
 		return p.hits * m.bs, nil
 	}
 	for _, b := range m.hits {
@@ -658,17 +662,16 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	}
 	s.blocks = append(s.blocks[:0], m.hits...)
 	m.takeHits(s, p.onboard)
-	for len(s.blocks) < p.need {
-		s.blocks = append(s.blocks, m.allocBlock())
-	}
+	m.allocBlocks(&s.blocks, p.need)
 	m.notePeak()
 	s.committed = p.hits
 	s.state = seqRunning
 	s.version++
 	m.nrunning++
 	m.commitFull(s)
-	// A partly filled last block was freshly allocated: hits are full.
-	s.own, s.ownVer = len(s.tokens)%m.bs != 0, s.version
+	// A partly filled last block was freshly allocated: hits are full
+	// (setOwn leaves a sequence that ends a block not own).
+	m.setOwn(s, true)
 	return p.hits * m.bs, nil
 }
 
@@ -684,15 +687,29 @@ func (m *Manager) Append(id SeqID, tokens ...int32) error {
 	if len(tokens) == 1 {
 		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
 			s := &m.seqs[idx]
-			t0 := len(s.tokens)
-			if _, off := m.split(t0); s.own && s.ownVer == s.version && s.gen == gen && s.state == seqRunning &&
-				off != m.bs-1 && t0 < m.fullLen && tokens[0] >= 0 {
+			if uint(len(s.tokens)) < uint(s.ownEnd) && s.ownVer == s.version && s.gen == gen &&
+				s.state == seqRunning && tokens[0] >= 0 {
 				s.tokens = append(s.tokens, tokens[0])
 				return nil
 			}
 		}
 	}
 	return m.appendMore(id, tokens)
+}
+
+// setOwn marks s own (see seqFields.ownEnd) for the current version, or
+// not: the tokens after the last may then be written in place up to,
+// not including, the last slot of their block, within the sequence's
+// limit. A sequence that ends a block, or its limit, is never own.
+func (m *Manager) setOwn(s *sequence, own bool) {
+	s.ownEnd, s.ownVer = 0, s.version
+	if n := len(s.tokens); own && n < m.fullLen {
+		if _, off := m.split(n); off != 0 {
+			// A limit past 32 bits wraps to a smaller one, which only
+			// sends tokens to the general path.
+			s.ownEnd = uint32(min(n-off+m.bs-1, m.fullLen))
+		}
+	}
 }
 
 // appendMore is Append's other fast paths (a token that fills the last
@@ -708,10 +725,10 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					if m.appendOne(s, t0, off, tokens) { // groups.go
 						return nil
 					}
-				case off != 0 && s.own && s.ownVer == s.version:
+				case off != 0 && s.ownEnd != 0 && s.ownVer == s.version:
 					s.tokens = append(s.tokens, tokens[0])
 					if off == m.bs-1 {
-						s.own = false
+						s.ownEnd = 0
 						m.hashFull(s)
 						m.commitFull(s)
 					}
@@ -721,7 +738,7 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					s.tokens = append(s.tokens, tokens[0])
 					m.hashFull(s)
 					m.commitFull(s)
-					s.own, s.ownVer = m.bs > 1, s.version
+					m.setOwn(s, m.bs > 1)
 					return nil
 				}
 			}
@@ -774,8 +791,9 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if m.hybrid() {
 		return m.appendGroups(s, id, tokens, spec)
 	}
-	grow := (t1+m.bs-1)/m.bs - len(s.blocks)
-	partial := t0%m.bs != 0
+	grow := m.ceilBlocks(t1) - len(s.blocks)
+	_, off := m.split(t0)
+	partial := off != 0
 	var last allocator.BlockID
 	cow := false
 	if partial {
@@ -813,7 +831,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	m.commitFull(s)
 	// The last block is now fresh, copied, or ours alone and uncached.
 	// Windowed sequences always take this path, which slides the window.
-	s.own, s.ownVer = len(s.tokens)%m.bs != 0 && s.opts.Window == 0, s.version
+	m.setOwn(s, s.opts.Window == 0)
 	return nil
 }
 
@@ -864,7 +882,7 @@ func (m *Manager) Truncate(id SeqID, n int) error {
 	}
 	if lo := m.minTruncate(s); n < lo {
 		return errorf(ErrInvalid, "Truncate %v to %d tokens: the sliding window released its first %d positions, which the query at %d would read; truncate to at least %d",
-			id, n, int(s.released)*m.bs, n, lo)
+			id, n, s.released*m.bs, n, lo)
 	}
 	if err := m.checkTruncateGroups(s, id, n); err != nil {
 		return err
@@ -924,7 +942,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)
 	c.state = seqRunning
-	p.own, c.own = false, false
+	p.ownEnd, c.ownEnd = 0, 0
 	dropPending(p)
 	m.nrunning++
 	m.stats.forks++
@@ -1018,7 +1036,7 @@ func (m *Manager) Slot(id SeqID, pos int) (int64, error) {
 	if pos < 0 || pos >= len(s.tokens) {
 		return 0, errorf(ErrInvalid, "Slot of %v: position %d outside [0, %d)", id, pos, len(s.tokens))
 	}
-	if pos < int(s.released)*m.bs {
+	if pos < s.released*m.bs {
 		return 0, errorf(ErrInvalid, "Slot of %v: position %d fell out of the sliding window", id, pos)
 	}
 	return int64(s.blocks[pos/m.bs])*int64(m.bs) + int64(pos%m.bs), nil

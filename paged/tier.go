@@ -310,7 +310,7 @@ func (m *Manager) checkTier() error {
 			return err
 		}
 		for k, b := range s.host {
-			if k < int(s.released) {
+			if k < s.released {
 				if b != allocator.NoBlock {
 					return fmt.Errorf("paged: swapped-out sequence slot %d entry %d is outside its window but names host block %d", i, k, b)
 				}

@@ -85,7 +85,7 @@ func (m *Manager) minTruncate(s *sequence) int {
 	if s.released == 0 {
 		return 1
 	}
-	return int(s.released)*m.bs + s.opts.Window - 1
+	return s.released*m.bs + s.opts.Window - 1
 }
 
 // slidable counts the blocks that sliding s to next position c frees for
@@ -95,7 +95,7 @@ func (m *Manager) slidable(s *sequence, c int) int {
 		return 0
 	}
 	n := 0
-	for k := int(s.released); k < m.windowStart(s.opts.Window, c); k++ {
+	for k := s.released; k < m.windowStart(s.opts.Window, c); k++ {
 		if m.bp.pool.RefCount(s.blocks[k]) == 1 {
 			n++
 		}
@@ -110,14 +110,14 @@ func (m *Manager) slide(s *sequence, c int) {
 		return
 	}
 	to := m.windowStart(s.opts.Window, c)
-	if to <= int(s.released) {
+	if to <= s.released {
 		return
 	}
-	m.bp.releaseTail(s.blocks[:to], int(s.released))
-	for k := int(s.released); k < to; k++ {
+	m.bp.releaseTail(s.blocks[:to], s.released)
+	for k := s.released; k < to; k++ {
 		s.blocks[k] = nullBlock
 	}
-	s.released = int32(to)
+	s.released = to
 	// Released blocks were full and hashed, hence committed; a sequence
 	// whose hashes stop early (AddFromHashes) counts them as done too.
 	s.committed = max(s.committed, min(to, len(s.hashes)))
