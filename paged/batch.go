@@ -199,7 +199,7 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 		ntok, nb := len(s.tokens), len(s.blocks)
 		// The first new query, at ntok-NewTokens, reads back to
 		// ntok-NewTokens-Window+1: none of it may be released.
-		if sc.NewTokens < 1 || sc.NewTokens > ntok || (s.released > 0 && ntok-sc.NewTokens-s.opts.Window+1 < s.released*m.bs) ||
+		if sc.NewTokens < 1 || sc.NewTokens > ntok || (s.windowed && s.released > 0 && ntok-sc.NewTokens-s.opts.Window+1 < s.released*m.bs) ||
 			s.mark == m.stamp || (nb > stride && b.fixed) {
 			return 0, m.batchError(b, sc, s)
 		}

@@ -31,11 +31,6 @@ type blockPool struct {
 	// not pay 32 bytes per block for it.
 	parent []Hash
 	cached []bool // the block's content is committed to the index
-	// dupNext and dupPrev thread each hash's duplicate list; the index
-	// keeps them and may defer its updates (see hashIndex.flush), so they
-	// are read only after a read of the index or p.index.settle().
-	dupNext []allocator.BlockID
-	dupPrev []allocator.BlockID
 	// blockGroup is the KV cache group whose content each block holds,
 	// set only with more than one group (initGroups).
 	blockGroup []uint8
@@ -64,12 +59,10 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 		policy:  cfg.Policy(cfg.NumBlocks),
 		hash:    make([]Hash, cfg.NumBlocks),
 		cached:  make([]bool, cfg.NumBlocks),
-		dupNext: make([]allocator.BlockID, cfg.NumBlocks),
-		dupPrev: make([]allocator.BlockID, cfg.NumBlocks),
 		unified: cfg.UnifiedFreeQueue,
 	}
 	p.index = newHashIndex(cfg.NumBlocks, p.hash)
-	p.index.track(p.dupNext, p.dupPrev, true)
+	p.index.track(cfg.NumBlocks, true)
 	if cfg.Events > 0 {
 		p.parent = make([]Hash, cfg.NumBlocks)
 	}
@@ -198,7 +191,7 @@ func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable in
 	p.index.settle() // the heads are current
 	n := min(len(hashes), len(p.hash)-int(first))
 	hashes = hashes[:n]
-	held, cached, head := p.hash[first:][:n], p.cached[first:][:n], p.index.head[first:][:n]
+	held, cached, meta := p.hash[first:][:n], p.cached[first:][:n], p.index.meta[first:][:n]
 	var group []uint8
 	if p.blockGroup != nil {
 		group = p.blockGroup[first:][:n]
@@ -206,7 +199,7 @@ func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable in
 	pool := p.pool
 	for k := range hashes {
 		id := first + allocator.BlockID(k)
-		if !cached[k] || !head[k] || !equal(&held[k], &hashes[k]) || (group != nil && group[k] != 0) {
+		if !cached[k] || !meta[k].head || !equal(&held[k], &hashes[k]) || (group != nil && group[k] != 0) {
 			return k, evictable
 		}
 		if pool.IsCached(id) {
@@ -236,7 +229,7 @@ func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.Block
 		return allocator.NoBlock, false
 	}
 	p.index.settle() // the heads are current
-	if !p.cached[id] || !p.index.head[id] || !equal(&p.hash[id], h) || p.groupOf(id) != g {
+	if !p.cached[id] || !p.index.meta[id].head || !equal(&p.hash[id], h) || p.groupOf(id) != g {
 		return allocator.NoBlock, false
 	}
 	return id, true
@@ -249,6 +242,10 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
 	if p.index.dels > 0 {
 		p.index.flush() // a deferred removal may still need hash[id]
 	}
+	// The tag is mixed from the caller's copy of h, not from hash[id]
+	// after the store: at a random block of a large pool that line is
+	// not in the cache, and reading it back would wait for it.
+	tag := home(h) ^ groupSalt(g)
 	p.hash[id] = *h
 	if p.parent != nil {
 		p.parent[id] = *prev
@@ -257,7 +254,7 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
 	if p.blockGroup != nil {
 		p.blockGroup[id] = uint8(g)
 	}
-	p.index.insert(id, groupSalt(g))
+	p.index.insert(id, tag)
 }
 
 // lookup appends to dst the blocks of the longest run of leading hashes

@@ -135,8 +135,8 @@ func (m *Manager) Check() error {
 				return
 			}
 			reach++
-			id = m.bp.dupNext[id]
-			if m.bp.dupPrev[id] == allocator.NoBlock || reach > total {
+			id = m.bp.index.dupNext(id)
+			if m.bp.index.dupPrev(id) == allocator.NoBlock || reach > total {
 				broken = fmt.Errorf("paged: duplicate list of %x is broken at block %d", h[:6], id)
 				return
 			}

@@ -39,25 +39,32 @@ type hashIndex struct {
 	n      int
 	hashes []Hash
 
-	// The device index (blockPool's) also keeps the duplicate lists, each
-	// hash's circular list of the blocks holding it in insertion order,
-	// and may defer its updates: see insert and flush. REQUIRES: nothing
-	// reads the slots or the duplicate lists while log is not empty; every
-	// method that reads them flushes first, and code outside reads the
-	// lists only after such a method (or after settle).
-	dupNext, dupPrev []allocator.BlockID
-	// tags is the tag each block was inserted with, so a removal finds
-	// the block's slot (the one holding exactly its ID and tag) without
-	// reading its 32-byte hash at a random address.
-	tags []uint32
-	// head[id] reports whether block id heads its key's duplicates, the
-	// block the key's slot names and a lookup answers: a shortcut that
-	// guesses a block (blockPool.guess) checks it without probing, and a
-	// removal of a block that is not a head changes only the list.
-	head []bool
+	// The device index (blockPool's) also keeps, per block, the duplicate
+	// lists, each hash's circular list of the blocks holding it in
+	// insertion order, and may defer its updates: see insert and flush.
+	// REQUIRES: nothing reads the slots or meta while log is not empty;
+	// every method that reads them flushes first, and code outside reads
+	// meta only after such a method (or after settle).
+	meta []blockLinks
 	log  []indexOp // nil: updates are applied at once
 	dels int       // removals in log
 	sink uint64    // keeps flush's touching loads alive
+}
+
+// blockLinks is what the device index keeps of one block, in one 16-byte
+// entry (four to a cache line) rather than four arrays, so that
+// committing or removing a block at a random address of a large pool
+// touches one line of it, not four: its duplicate links (next, prev), the
+// tag it was inserted with (so a removal finds the block's slot, the one
+// holding exactly its ID and tag, without reading its 32-byte hash), and
+// whether it heads its key's duplicates, the block the key's slot names
+// and a lookup answers (a shortcut that guesses a block, blockPool.guess,
+// checks it without probing, and a removal of a block that is not a head
+// changes only the list).
+type blockLinks struct {
+	next, prev allocator.BlockID
+	tag        uint32
+	head       bool
 }
 
 // indexOp is a deferred update: block id was committed (inserted with
@@ -152,12 +159,10 @@ func (x *hashIndex) findTag(h *Hash, tag uint32) (i uint64, ok bool) {
 	}
 }
 
-// track makes x keep the duplicate lists in dupNext and dupPrev, and,
+// track makes x keep the duplicate lists of blocks [0, blocks) and,
 // with deferred, defer its updates to the next read (see flush).
-func (x *hashIndex) track(dupNext, dupPrev []allocator.BlockID, deferred bool) {
-	x.dupNext, x.dupPrev = dupNext, dupPrev
-	x.tags = make([]uint32, len(dupNext))
-	x.head = make([]bool, len(dupNext))
+func (x *hashIndex) track(blocks int, deferred bool) {
+	x.meta = make([]blockLinks, blocks)
 	if deferred {
 		x.log = make([]indexOp, 0, maxDeferred)
 	}
@@ -213,15 +218,15 @@ func (x *hashIndex) delAt(i uint64) {
 	x.slots[i] = 0
 }
 
-// insert records that block id, whose hashes[id] is set, holds its key
-// under salt: the index's entry if the key is new, else the last of the
-// key's duplicates. Deferred when x defers.
-func (x *hashIndex) insert(id allocator.BlockID, salt uint32) {
+// insert records that block id, whose hashes[id] is set, holds its key,
+// whose tag (home of the hash, salted) is tag: the index's entry if the key
+// is new, else the last of the key's duplicates. Deferred when x defers.
+func (x *hashIndex) insert(id allocator.BlockID, tag uint32) {
 	if x.log == nil {
-		x.link(id, home(&x.hashes[id])^salt)
+		x.link(id, tag)
 		return
 	}
-	x.push(indexOp{id: id, tag: home(&x.hashes[id]) ^ salt})
+	x.push(indexOp{id: id, tag: tag})
 }
 
 // remove takes block id out of the index and its duplicate list: the
@@ -252,11 +257,15 @@ func (x *hashIndex) push(op indexOp) {
 // the same duplicate order). The updates of one engine step come
 // together (every sequence filling a block, or evicting one), and each
 // touches lines at random addresses of a large table: applying them one
-// by one, each probe waits for its own cache miss. flush first touches
-// every update's home slot (and a removal's tag and links), chunk by
-// chunk, loads that do not depend on each other, so the misses overlap;
-// the updates themselves then find their lines in the cache. An insert's
-// tag was computed by insert, while its hash was in the cache.
+// by one, each probe waits for its own cache miss. flush first touches,
+// chunk by chunk, every removal's entry in meta, then every update's home
+// slot: two short loops of loads that do not depend on each other, so
+// their misses overlap (a loop of a chunk's updates fits the core's
+// reorder window, one that also applied them would not). The updates
+// themselves then find their lines in the cache. An insert's tag was
+// computed by insert; a removal's tag read for the touch is a guess (an
+// insert of the same block earlier in the chunk changes it), so unlink
+// reads it again.
 func (x *hashIndex) flush() {
 	log := x.log
 	for len(log) > 0 {
@@ -264,12 +273,14 @@ func (x *hashIndex) flush() {
 		log = log[len(c):]
 		var sink uint64
 		for i := range c {
-			t := c[i].tag
-			if id := c[i].id; c[i].del {
-				t = x.tags[id] // for the touch only: unlink reads it again
-				sink += uint64(x.dupNext[id])
+			t := x.meta[c[i].id].tag
+			if c[i].del {
+				c[i].tag = t
 			}
-			sink += x.slots[x.pos(t)]
+			sink += uint64(t)
+		}
+		for i := range c {
+			sink += x.slots[x.pos(c[i].tag)]
 		}
 		x.sink += sink
 		for i := range c {
@@ -286,20 +297,18 @@ func (x *hashIndex) flush() {
 // link inserts block id with tag: a new entry, or the tail of the
 // duplicates of the block the key maps to.
 func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
-	x.tags[id] = tag
+	b := &x.meta[id]
 	i, ok := x.findTag(&x.hashes[id], tag)
 	if !ok {
 		x.slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
 		x.n++
-		x.dupNext[id], x.dupPrev[id] = id, id
-		x.head[id] = true
+		*b = blockLinks{next: id, prev: id, tag: tag, head: true}
 		return
 	}
-	x.head[id] = false
 	head := slotID(x.slots[i])
-	tail := x.dupPrev[head]
-	x.dupNext[tail], x.dupPrev[id] = id, tail
-	x.dupNext[id], x.dupPrev[head] = head, id
+	tail := x.meta[head].prev
+	*b = blockLinks{next: head, prev: tail, tag: tag}
+	x.meta[tail].next, x.meta[head].prev = id, id
 }
 
 // unlink removes block id; its hash stays. If id heads its key's
@@ -307,20 +316,20 @@ func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
 // slot names id), and passes to the next duplicate or is emptied;
 // otherwise no slot names id and only the list changes.
 func (x *hashIndex) unlink(id allocator.BlockID) {
-	tag := x.tags[id]
-	next := x.dupNext[id]
+	b := &x.meta[id]
+	tag, next, wasHead := b.tag, b.next, b.head
+	b.head = false
 	if next == id {
 		next = allocator.NoBlock
 	} else {
-		prev := x.dupPrev[id]
-		x.dupNext[prev], x.dupPrev[next] = next, prev
+		prev := b.prev
+		x.meta[prev].next, x.meta[next].prev = next, prev
 	}
-	if !x.head[id] {
+	if !wasHead {
 		return
 	}
-	x.head[id] = false
 	if next != allocator.NoBlock {
-		x.head[next] = true
+		x.meta[next].head = true
 	}
 	want := uint64(uint32(id)+1)<<32 | uint64(tag)
 	for i := x.pos(tag); x.slots[i] != 0; i = x.next(i) {
@@ -335,6 +344,13 @@ func (x *hashIndex) unlink(id allocator.BlockID) {
 		break
 	}
 }
+
+// dupNext and dupPrev are block id's neighbours in its key's duplicate
+// list (id itself when it is the only block holding the key).
+// REQUIRES: the index is settled (see meta).
+func (x *hashIndex) dupNext(id allocator.BlockID) allocator.BlockID { return x.meta[id].next }
+
+func (x *hashIndex) dupPrev(id allocator.BlockID) allocator.BlockID { return x.meta[id].prev }
 
 func (x *hashIndex) len() int {
 	x.settle()

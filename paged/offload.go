@@ -77,7 +77,7 @@ func (p *blockPool) offload(id allocator.BlockID, now int64) bool {
 		return false
 	}
 	p.index.settle() // the duplicate lists are current
-	if p.dupNext[id] != id {
+	if p.index.dupNext(id) != id {
 		return false // another device block still holds the content
 	}
 	h := &p.hash[id]

@@ -13,8 +13,8 @@ import (
 // The prefix index maps a chain hash to the blocks holding that content.
 // Duplicates are allowed (two sequences may fill blocks with the same
 // content independently, and tables are append-only), so each hash heads a
-// circular list threaded through dupNext/dupPrev in insertion order, and a
-// lookup takes the first-inserted block, as vLLM does.
+// circular list threaded through the index's blockLinks in insertion order,
+// and a lookup takes the first-inserted block, as vLLM does.
 
 // lookup appends to dst the blocks of the longest run of leading hashes
 // present in the index (or the host tier), at most max of them, and

@@ -245,7 +245,7 @@ func (m *Manager) unprotect(s *sequence) {
 					m.bp.shelves.unlink(id)
 					m.bp.policy.Insert(id)
 				}
-				if id = m.bp.dupNext[id]; id == head {
+				if id = m.bp.index.dupNext(id); id == head {
 					break
 				}
 			}
