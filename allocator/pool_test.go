@@ -2,6 +2,7 @@ package allocator_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -100,6 +101,39 @@ func TestMisusePanicsWithID(t *testing.T) {
 	assert.Panics(t, func() { p.Release(0) }, "reserved block")
 	assert.Panics(t, func() { p.Release(3) }, "out of range")
 	require.NoError(t, p.Check(), "a panic changed nothing")
+}
+
+// TestMisuseMessages: each state-changing call names the operation and
+// the block, or the range for a block outside it; a reserved block is
+// outside the range the pool hands out.
+func TestMisuseMessages(t *testing.T) {
+	p, err := allocator.New(allocator.Config{NumBlocks: 4, Reserved: 1})
+	require.NoError(t, err)
+	ids, err := p.AppendAlloc(nil, 3)
+	require.NoError(t, err)
+	free, cached, held := ids[0], ids[1], ids[2]
+	p.Release(free)
+	p.ReleaseToCache(cached)
+	for _, tc := range []struct {
+		call func()
+		want string
+	}{
+		{func() { p.Ref(free) }, fmt.Sprintf("allocator: Ref of block %d, which has no reference", free)},
+		{func() { p.Ref(cached) }, fmt.Sprintf("allocator: Ref of block %d, which has no reference", cached)},
+		{func() { p.Release(cached) }, fmt.Sprintf("allocator: release of block %d, which has no reference (double release)", cached)},
+		{func() { p.ReleaseToCache(free) }, fmt.Sprintf("allocator: release of block %d, which has no reference (double release)", free)},
+		{func() { p.Claim(held) }, fmt.Sprintf("allocator: Claim of block %d, which is not cached", held)},
+		{func() { p.Claim(free) }, fmt.Sprintf("allocator: Claim of block %d, which is not cached", free)},
+		{func() { p.Evict(held) }, fmt.Sprintf("allocator: Evict of block %d, which is not cached", held)},
+		{func() { p.Release(0) }, "allocator: block 0 out of range [1, 4)"},
+		{func() { p.Claim(0) }, "allocator: block 0 out of range [1, 4)"},
+		{func() { p.Ref(4) }, "allocator: block 4 out of range [1, 4)"},
+		{func() { p.Evict(-1) }, "allocator: block -1 out of range [1, 4)"},
+	} {
+		assert.PanicsWithValue(t, tc.want, tc.call)
+	}
+	require.NoError(t, p.Check(), "a panic changed nothing")
+	assert.Equal(t, allocator.Stats{Total: 4, Reserved: 1, Free: 1, Cached: 1, Held: 1, Allocs: 3, Releases: 2}, p.Stats())
 }
 
 func TestNoAllocations(t *testing.T) {
