@@ -134,8 +134,9 @@ func (x *sha96) chain(dst []Hash, parent *Hash, tokens []int32) int {
 	// so that the loop indexes them like dst.
 	blocks := unsafe.Slice((*[16]int32)(tokens[:16*len(dst)]), len(dst))
 	for k := range blocks {
-		t := *(*[64]byte)(unsafe.Pointer(&blocks[k]))
-		*(*[64]byte)(m[32:96]) = t
+		t := (*[64]byte)(unsafe.Pointer(&blocks[k]))
+		copy32((*[32]byte)(m[32:64]), (*[32]byte)(t[:32]))
+		copy32((*[32]byte)(m[64:96]), (*[32]byte)(t[32:]))
 		*(*[32]byte)(m[96:]) = sha96Pad
 		x.d.Reset()
 		x.d.Write(m[:])
@@ -144,10 +145,22 @@ func (x *sha96) chain(dst []Hash, parent *Hash, tokens []int32) int {
 			x.ok = false // the encoding changed under us: never again
 			return k
 		}
-		h := *(*Hash)(m[:32])
-		dst[k] = h
+		copy32((*[32]byte)(&dst[k]), (*[32]byte)(m[:32]))
 	}
 	return len(dst)
+}
+
+// copy32 copies 32 bytes a word at a time: an array assignment between
+// two pointers the compiler cannot tell apart is a memmove call, and
+// through a local it is two copies. The words go out in the byte order
+// they came in, so this is a plain copy on any machine.
+func copy32(dst, src *[32]byte) {
+	ne := binary.NativeEndian
+	a, b, c, d := ne.Uint64(src[0:]), ne.Uint64(src[8:]), ne.Uint64(src[16:]), ne.Uint64(src[24:])
+	ne.PutUint64(dst[0:], a)
+	ne.PutUint64(dst[8:], b)
+	ne.PutUint64(dst[16:], c)
+	ne.PutUint64(dst[24:], d)
 }
 
 // littleEndian: int32 tokens in memory are already their little-endian
