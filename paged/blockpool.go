@@ -120,7 +120,7 @@ func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
 		panic("paged: allocation with no free or evictable block")
 	}
 	evicted := p.cached[id]
-	if evicted && !p.offload(id, now) {
+	if evicted && (p.host == nil || !p.offload(id, now)) { // no call without a host tier
 		p.uncache(id, !p.quiet[p.groupOf(id)])
 	}
 	p.pool.Claim(id)

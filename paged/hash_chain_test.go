@@ -8,7 +8,7 @@ import (
 )
 
 // TestChainExtendIsSHA256Chain: a SHA256Hasher's chain, which hashes
-// 16-token blocks without extra keys through its own loop (extend96), is
+// 16-token blocks without extra keys through its own loop (extendMore), is
 // h[k] = SHA-256(h[k-1] || tokens of block k as little-endian int32) from
 // the root, computed here with crypto/sha256 alone, whether it starts at
 // block 0 or extends a chain already begun; blocks with extra keys and
