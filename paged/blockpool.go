@@ -17,6 +17,9 @@ import (
 type blockPool struct {
 	pool   *allocator.Pool
 	policy eviction.Policy
+	// lru is policy when it is the default LRU, else nil: available
+	// (every admission's check) reads its Len directly, which inlines.
+	lru *eviction.LRU
 
 	accessor  eviction.Accessor
 	forgetter eviction.Forgetter
@@ -66,6 +69,7 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 	if cfg.Events > 0 {
 		p.parent = make([]Hash, cfg.NumBlocks)
 	}
+	p.lru, _ = p.policy.(*eviction.LRU)
 	p.accessor, _ = p.policy.(eviction.Accessor)
 	p.forgetter, _ = p.policy.(eviction.Forgetter)
 	p.hinter, _ = p.policy.(eviction.Hinter)
@@ -75,7 +79,12 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 }
 
 // available returns the free blocks plus those the policy may evict.
-func (p *blockPool) available() int { return p.pool.Free() + p.policy.Len() }
+func (p *blockPool) available() int {
+	if p.lru != nil {
+		return p.pool.Free() + p.lru.Len()
+	}
+	return p.pool.Free() + p.policy.Len()
+}
 
 // release drops one reference to id. A block whose last reference goes
 // becomes evictable if it holds cached content, else free.
