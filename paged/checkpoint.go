@@ -247,7 +247,8 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 		for i, g := range r.states {
 			pages := s.keep.pending[i*r.pages : (i+1)*r.pages]
 			for j, b := range pages {
-				m.commit(b, ckptKey(&s.hashes[L-1], j), g, L-1, allocator.NoBlock, s)
+				key := ckptKey(&s.hashes[L-1], j)
+				m.commit(b, &key, g, L-1, allocator.NoBlock, s)
 			}
 			r.out = append(r.out, pages...)
 			dst = append(dst, Checkpoint{Seq: id, Group: g, Tokens: L * m.bs})

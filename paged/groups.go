@@ -637,7 +637,6 @@ func (m *Manager) windowKind() windowKind {
 // commitGroups commits the full, hashed blocks of groups 1 and up past
 // each group's committed mark, group by group.
 func (m *Manager) commitGroups(s *sequence) {
-	lean := m.tier == nil && m.bp.hinter == nil // see commitFull
 	for g := range s.ext {
 		if !m.kinds[g+1].commits() {
 			continue // a state is not content of a block of tokens
@@ -664,20 +663,11 @@ func (m *Manager) commitGroups(s *sequence) {
 				}
 				continue
 			}
-			if lean {
-				prev := &m.chain.root
-				if k > 0 {
-					prev = &hashes[k-1]
-				}
-				m.bp.commit(b, &hashes[k], g+1, prev)
-				m.stats.stored++
-				continue
-			}
 			parent := allocator.NoBlock
 			if k > 0 && blocks[k-1] != nullBlock {
 				parent = blocks[k-1]
 			}
-			m.commit(b, hashes[k], g+1, k, parent, s)
+			m.commit(b, &hashes[k], g+1, k, parent, s)
 		}
 		t.committed = limit
 		m.storedEvent(s, from, limit, g+1)

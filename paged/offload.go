@@ -122,7 +122,7 @@ func (m *Manager) onboardRef(ref allocator.BlockID, h Hash, g, depth int, parent
 		t.forgetter.Forget(hb)
 	}
 	t.pool.Release(hb)
-	m.commit(d, h, g, depth, parent, s)
+	m.commit(d, &h, g, depth, parent, s)
 	t.onboards++
 	t.groups[g].Onboards++
 	return d

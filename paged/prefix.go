@@ -30,16 +30,26 @@ func (m *Manager) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hits 
 // claim takes a reference to a block found by lookup (blockPool.claim).
 func (m *Manager) claim(id allocator.BlockID) { m.bp.claim(id) }
 
-// commit records that block id holds the content named by h for KV cache
-// group g, at depth in s's chain after block parent: in the pool, then
-// for the host tier's priorities and the policy's hints.
-func (m *Manager) commit(id allocator.BlockID, h Hash, g, depth int, parent allocator.BlockID, s *sequence) {
+// commit records that block id holds the content named by *h for KV
+// cache group g, at depth in s's chain after block parent: in the pool,
+// then, where there is a host tier or a hinting policy, for the tier's
+// priorities and the policy's hints (noteCommit). The hash is passed by
+// pointer and the rare part kept out of line, so that the common commit,
+// the pool's alone, copies nothing and tests two fields.
+func (m *Manager) commit(id allocator.BlockID, h *Hash, g, depth int, parent allocator.BlockID, s *sequence) {
 	prev := &m.chain.root
 	if depth > 0 {
 		prev = &s.hashes[depth-1]
 	}
-	m.bp.commit(id, &h, g, prev)
+	m.bp.commit(id, h, g, prev)
 	m.stats.stored++
+	if m.tier != nil || m.bp.hinter != nil {
+		m.noteCommit(id, h, g, depth, parent, s)
+	}
+}
+
+// noteCommit is commit's part for the host tier and a hinting policy.
+func (m *Manager) noteCommit(id allocator.BlockID, h *Hash, g, depth int, parent allocator.BlockID, s *sequence) {
 	if m.tier != nil {
 		m.tier.notePriority(id, s, m.now)
 	}
@@ -130,9 +140,6 @@ func (m *Manager) commitFull(s *sequence) {
 		return
 	}
 	from := s.committed
-	// Without a host tier or a hinting policy a commit is the pool's
-	// alone: the loop calls it directly, with the hash in place.
-	lean := m.tier == nil && m.bp.hinter == nil
 	blocks, hashes, cached := s.blocks[:limit], s.hashes[:limit], m.bp.cached
 	for k := from; k < limit; k++ {
 		b := blocks[k]
@@ -146,20 +153,11 @@ func (m *Manager) commitFull(s *sequence) {
 			}
 			continue
 		}
-		if lean {
-			prev := &m.chain.root
-			if k > 0 {
-				prev = &hashes[k-1]
-			}
-			m.bp.commit(b, &hashes[k], 0, prev)
-			m.stats.stored++
-			continue
-		}
 		parent := allocator.NoBlock
 		if k > 0 && blocks[k-1] != nullBlock { // null: out of a sliding window
 			parent = blocks[k-1]
 		}
-		m.commit(b, hashes[k], 0, k, parent, s)
+		m.commit(b, &hashes[k], 0, k, parent, s)
 	}
 	s.committed = limit
 	m.storedEvent(s, from, limit, 0)

@@ -382,7 +382,7 @@ func (m *Manager) recommit(s *sequence, g, k int, d allocator.BlockID) {
 	if k > 0 && (*blocks)[k-1] != nullBlock {
 		parent = (*blocks)[k-1]
 	}
-	m.commit(d, s.hashes[k], g, k, parent, s)
+	m.commit(d, &s.hashes[k], g, k, parent, s)
 	if m.bp.events.on() {
 		var ph *Hash
 		if k > 0 {
