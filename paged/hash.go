@@ -99,15 +99,14 @@ func newSHA96() *sha96 {
 	}
 	var want [2]Hash
 	msg := make([]byte, 0, 96)
+	prev := parent
 	for k := range want {
-		msg = append(msg[:0], parent[:]...)
-		if k > 0 {
-			msg = append(msg[:0], want[k-1][:]...)
-		}
+		msg = append(msg[:0], prev[:]...)
 		for _, t := range tokens[16*k : 16*k+16] {
 			msg = binary.LittleEndian.AppendUint32(msg, uint32(t))
 		}
 		want[k] = sha256.Sum256(msg)
+		prev = want[k]
 	}
 	var got [2]Hash
 	x.ok = x.chain(got[:], &parent, tokens[:]) == len(got) && got == want
@@ -280,11 +279,11 @@ func (c *chain) extend(dst []Hash, tokens []int32, opts *SeqOptions, from, to in
 // extendMore is extend with at least one block to hash. A SHA256Hasher's
 // 16-token blocks without extra keys go straight into dst through its
 // sha96, with no call through the Hasher interface and no copies of the
-// result; extendEach takes the rest (all of it until the hasher's first
-// Sum has made its sha96, or where sha96 cannot be used).
+// result; extendEach takes the rest (all of it where sha96 cannot be
+// used).
 func (c *chain) extendMore(dst []Hash, tokens []int32, opts *SeqOptions, from, to int) []Hash {
 	if c.bs == 16 && opts.LoRA == 0 && opts.Salt == "" && len(opts.MM) == 0 {
-		if sh, ok := c.hasher.(*SHA256Hasher); ok && sh.one96 != nil && sh.one96.ok {
+		if sh, ok := c.hasher.(*SHA256Hasher); ok && sh.sha96() != nil {
 			n, add := len(dst), to-from
 			dst = slices.Grow(dst, add)[:n+add]
 			parent := &c.root
