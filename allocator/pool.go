@@ -250,8 +250,7 @@ func (p *Pool) Claim(id BlockID) {
 	if uint(i) >= uint(len(bs)) || bs[i].state != stateCached {
 		panic(p.misuse(opClaim, id))
 	}
-	bs[i] = block{refs: 1, state: stateHeld}
-	p.allocs++
+	p.take(id)
 }
 
 // Evict moves a cached block to the free list, giving up its content.
