@@ -136,20 +136,10 @@ func (m *Manager) split(pos int) (int, int) {
 }
 
 // fullBlocks is the number of blocks n tokens fill wholly (n >= 0).
-func (m *Manager) fullBlocks(n int) int {
-	if m.shift >= 0 {
-		return n >> m.shift
-	}
-	return n / m.bs
-}
+func (m *Manager) fullBlocks(n int) int { return attention{m.bs, m.shift}.div(n) }
 
 // ceilBlocks is the number of blocks n tokens fill, wholly or partly.
-func (m *Manager) ceilBlocks(n int) int {
-	if m.shift >= 0 {
-		return (n + m.mask) >> m.shift
-	}
-	return (n + m.bs - 1) / m.bs
-}
+func (m *Manager) ceilBlocks(n int) int { return attention{m.bs, m.shift}.need(n) }
 
 // BlockSize returns the number of token slots per block.
 func (m *Manager) BlockSize() int { return m.bs }
