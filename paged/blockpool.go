@@ -154,7 +154,9 @@ func (p *blockPool) uncache(id allocator.BlockID, report bool) {
 	if report {
 		p.events.removed(&p.hash[id], Device, g)
 	}
-	p.index.remove(id)
+	if p.index.remove(id) {
+		p.index.flush()
+	}
 }
 
 // forget drops the cached content of a block that is not in the policy
@@ -263,7 +265,9 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
 	if p.blockGroup != nil {
 		p.blockGroup[id] = uint8(g)
 	}
-	p.index.insert(id, tag)
+	if p.index.insert(id, tag) {
+		p.index.flush()
+	}
 }
 
 // lookup appends to dst the blocks of the longest run of leading hashes

@@ -46,8 +46,12 @@ type hashIndex struct {
 	// every method that reads them flushes first, and code outside reads
 	// meta only after such a method (or after settle).
 	meta []blockLinks
-	log  []indexOp // nil: updates are applied at once
-	dels int       // removals in log
+	// log[:nlog] are the deferred updates; the last slot (log[lim]) filled
+	// fills the log (lim 0: updates are applied at once).
+	log  []indexOp
+	nlog int
+	lim  int
+	dels int    // removals in log
 	sink uint64    // keeps flush's touching loads alive
 }
 
@@ -69,11 +73,12 @@ type blockLinks struct {
 
 // indexOp is a deferred update: block id was committed (inserted with
 // tag, its salted key's, computed while the hash just written is in the
-// cache) or gave up its content (removed, found by its stored tag).
+// cache) or, stored as ^id (negative), gave up its content (removed, found
+// by its stored tag, which flush fills in). Eight bytes, so logging one is
+// one store.
 type indexOp struct {
 	id  allocator.BlockID
-	tag uint32 // an insert's tag
-	del bool
+	tag uint32
 }
 
 // maxDeferred bounds the log: enough updates for their cache misses to
@@ -160,17 +165,20 @@ func (x *hashIndex) findTag(h *Hash, tag uint32) (i uint64, ok bool) {
 }
 
 // track makes x keep the duplicate lists of blocks [0, blocks) and,
-// with deferred, defer its updates to the next read (see flush).
+// with deferred, defer its updates to the next read (see flush); without,
+// each update is flushed as it is made.
 func (x *hashIndex) track(blocks int, deferred bool) {
 	x.meta = make([]blockLinks, blocks)
+	x.log = make([]indexOp, 1)
 	if deferred {
-		x.log = make([]indexOp, 0, maxDeferred)
+		x.log = make([]indexOp, maxDeferred)
 	}
+	x.lim = len(x.log) - 1
 }
 
 // settle applies the deferred updates, if any.
 func (x *hashIndex) settle() {
-	if len(x.log) > 0 {
+	if x.nlog > 0 {
 		x.flush()
 	}
 }
@@ -209,47 +217,51 @@ func (x *hashIndex) del(h *Hash) {
 // into the hole unless their home lies cyclically after the hole.
 func (x *hashIndex) delAt(i uint64) {
 	x.n--
-	for j := x.next(i); x.slots[j] != 0; j = x.next(j) {
-		if x.dist(x.pos(uint32(x.slots[j])), j) >= x.dist(i, j) {
-			x.slots[i] = x.slots[j]
+	slots, size := x.slots, x.size
+	for j := x.next(i); ; {
+		s := slots[j]
+		if s == 0 {
+			break
+		}
+		if x.dist(x.pos(uint32(s)), j) >= x.dist(i, j) {
+			slots[i] = s
 			i = j
 		}
+		if j++; j == size {
+			j = 0
+		}
 	}
-	x.slots[i] = 0
+	slots[i] = 0
 }
 
 // insert records that block id, whose hashes[id] is set, holds its key,
 // whose tag (home of the hash, salted) is tag: the index's entry if the key
-// is new, else the last of the key's duplicates. Deferred when x defers.
-func (x *hashIndex) insert(id allocator.BlockID, tag uint32) {
-	if x.log == nil {
-		x.link(id, tag)
-		return
-	}
-	x.push(indexOp{id: id, tag: tag})
+// is new, else the last of the key's duplicates. The update is deferred,
+// and insert reports whether it filled the log, which the caller then
+// applies (flush; an index that does not defer is full at every update).
+// Leaving the call to the caller keeps insert within the compiler's
+// inlining budget; an update logged past a full log panics (index out of
+// range).
+func (x *hashIndex) insert(id allocator.BlockID, tag uint32) (full bool) {
+	n := x.nlog
+	x.log[n] = indexOp{id, tag}
+	x.nlog = n + 1
+	return n == x.lim
 }
 
 // remove takes block id out of the index and its duplicate list: the
 // index entry passes to the next duplicate if id headed the list.
 // hashes[id] is left as it is (nothing reads the hash of a block out of
-// the index). Deferred when x defers; until then hashes[id] must not
-// change, since the deferred updates before the removal may compare keys
-// with it, so a deferring index is flushed before a block's hash is
-// rewritten (blockPool.commit).
-func (x *hashIndex) remove(id allocator.BlockID) {
-	if x.log == nil {
-		x.unlink(id)
-		return
-	}
+// the index). Deferred and reported as insert is; until it is applied
+// hashes[id] must not change, since the deferred updates before the
+// removal may compare keys with it, so a deferring index is flushed
+// before a block's hash is rewritten (blockPool.commit).
+func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
+	n := x.nlog
+	x.log[n] = indexOp{id: ^id}
+	x.nlog = n + 1
 	x.dels++
-	x.push(indexOp{id: id, del: true})
-}
-
-func (x *hashIndex) push(op indexOp) {
-	x.log = append(x.log, op)
-	if len(x.log) == cap(x.log) {
-		x.flush()
-	}
+	return n == x.lim
 }
 
 // flush applies the deferred updates in the order they were made, so the
@@ -258,40 +270,72 @@ func (x *hashIndex) push(op indexOp) {
 // together (every sequence filling a block, or evicting one), and each
 // touches lines at random addresses of a large table: applying them one
 // by one, each probe waits for its own cache miss. flush first touches,
-// chunk by chunk, every removal's entry in meta, then every update's home
-// slot: two short loops of loads that do not depend on each other, so
-// their misses overlap (a loop of a chunk's updates fits the core's
-// reorder window, one that also applied them would not). The updates
-// themselves then find their lines in the cache. An insert's tag was
-// computed by insert; a removal's tag read for the touch is a guess (an
-// insert of the same block earlier in the chunk changes it), so unlink
-// reads it again.
+// chunk by chunk, every removal's entry in meta (its tag comes from it),
+// then every update's home slot: two short loops of loads that do not
+// depend on each other, so their misses overlap (a loop of a chunk's
+// updates fits the core's reorder window, one that also applied them would
+// not). The updates themselves then find their lines in the cache (an
+// insert only stores to its entry in meta, which waits for no miss). A
+// removal's tag read for the touch is a guess (an insert of the same block
+// earlier in the chunk changes it), so the removal reads it again.
+//
+// The common updates are applied in the loop itself: an insert whose home
+// slot is empty, and a removal of a block alone with its key whose slot is
+// at its home with an empty slot after it (at the table's load of at most
+// a third, most of them). The others call link or unlink. A call in the
+// loop makes the compiler save and reload every value the loop keeps in a
+// register, about as many instructions as the common cases take; so do
+// the slices and the table's size read from x, which a store through one
+// of them might change as far as the compiler knows, hence the locals.
 func (x *hashIndex) flush() {
-	log := x.log
+	log, meta, slots := x.log[:x.nlog], x.meta, x.slots
+	size := uint64(len(slots))
 	for len(log) > 0 {
 		c := log[:min(flushChunk, len(log))]
 		log = log[len(c):]
 		var sink uint64
 		for i := range c {
-			t := x.meta[c[i].id].tag
-			if c[i].del {
+			if id := c[i].id; id < 0 {
+				t := meta[^id].tag
 				c[i].tag = t
+				sink += uint64(t)
 			}
-			sink += uint64(t)
 		}
 		for i := range c {
-			sink += x.slots[x.pos(c[i].tag)]
+			sink += slots[uint64(c[i].tag)*size>>32]
 		}
 		x.sink += sink
-		for i := range c {
-			if c[i].del {
-				x.unlink(c[i].id)
-			} else {
-				x.link(c[i].id, c[i].tag)
+		for _, op := range c {
+			id := op.id
+			if id >= 0 {
+				i := uint64(op.tag) * size >> 32
+				if slots[i] != 0 {
+					x.link(id, op.tag)
+					continue
+				}
+				slots[i] = uint64(uint32(id)+1)<<32 | uint64(op.tag)
+				x.n++
+				meta[id] = blockLinks{next: id, prev: id, tag: op.tag, head: true}
+				continue
 			}
+			id = ^id
+			b := &meta[id]
+			tag := b.tag
+			i := uint64(tag) * size >> 32
+			j := i + 1
+			if j == size {
+				j = 0
+			}
+			if !b.head || b.next != id || slots[i] != uint64(uint32(id)+1)<<32|uint64(tag) || slots[j] != 0 {
+				x.unlink(id)
+				continue
+			}
+			b.head = false
+			slots[i] = 0
+			x.n--
 		}
 	}
-	x.log, x.dels = x.log[:0], 0
+	x.nlog, x.dels = 0, 0
 }
 
 // link inserts block id with tag: a new entry, or the tail of the
@@ -316,30 +360,35 @@ func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
 // slot names id), and passes to the next duplicate or is emptied;
 // otherwise no slot names id and only the list changes.
 func (x *hashIndex) unlink(id allocator.BlockID) {
-	b := &x.meta[id]
+	meta := x.meta
+	b := &meta[id]
 	tag, next, wasHead := b.tag, b.next, b.head
 	b.head = false
 	if next == id {
 		next = allocator.NoBlock
 	} else {
 		prev := b.prev
-		x.meta[prev].next, x.meta[next].prev = next, prev
+		meta[prev].next, meta[next].prev = next, prev
 	}
 	if !wasHead {
 		return
 	}
 	if next != allocator.NoBlock {
-		x.meta[next].head = true
+		meta[next].head = true
 	}
+	slots, size := x.slots, x.size
 	want := uint64(uint32(id)+1)<<32 | uint64(tag)
-	for i := x.pos(tag); x.slots[i] != 0; i = x.next(i) {
-		if x.slots[i] != want {
+	for i := x.pos(tag); slots[i] != 0; {
+		if slots[i] != want {
+			if i++; i == size {
+				i = 0
+			}
 			continue
 		}
 		if next == allocator.NoBlock {
 			x.delAt(i)
 		} else {
-			x.slots[i] = uint64(uint32(next)+1)<<32 | uint64(tag)
+			slots[i] = uint64(uint32(next)+1)<<32 | uint64(tag)
 		}
 		break
 	}

@@ -59,6 +59,14 @@ func TestHashIndexAgainstMap(t *testing.T) {
 	}
 }
 
+// apply flushes x when the update just logged filled its log, as the
+// block pool does.
+func (x *hashIndex) apply(full bool) {
+	if full {
+		x.flush()
+	}
+}
+
 // TestHashIndexDeferred drives an index that applies its updates at once
 // and one that defers them with the same random commits and removals of
 // blocks (few distinct hashes, two salts, so duplicate lists grow and
@@ -92,8 +100,8 @@ func TestHashIndexDeferred(t *testing.T) {
 		id := allocator.BlockID(r.IntN(blocks))
 		if cached[id] {
 			k := key{now.hashes[id], salt[id]}
-			now.x.remove(id)
-			later.x.remove(id)
+			now.x.apply(now.x.remove(id))
+			later.x.apply(later.x.remove(id))
 			model[k] = slices.DeleteFunc(model[k], func(b allocator.BlockID) bool { return b == id })
 			cached[id] = false
 		} else {
@@ -104,12 +112,12 @@ func TestHashIndexDeferred(t *testing.T) {
 				later.x.flush() // as blockPool.commit does
 			}
 			now.hashes[id], later.hashes[id] = h, h
-			now.x.insert(id, home(&h)^salt[id])
-			later.x.insert(id, home(&h)^salt[id])
+			now.x.apply(now.x.insert(id, home(&h)^salt[id]))
+			later.x.apply(later.x.insert(id, home(&h)^salt[id]))
 			model[key{h, salt[id]}] = append(model[key{h, salt[id]}], id)
 			cached[id] = true
 		}
-		deferredSome = deferredSome || len(later.x.log) > 1
+		deferredSome = deferredSome || later.x.nlog > 1
 		switch r.IntN(20) {
 		case 0:
 			var h Hash
@@ -275,18 +283,18 @@ func BenchmarkHashIndexChurn(b *testing.B) {
 			const lag = 2 * maxDeferred
 			order := r.Perm(blocks)
 			for _, id := range order[lag:] {
-				x.insert(allocator.BlockID(id), fresh(allocator.BlockID(id)))
+				x.apply(x.insert(allocator.BlockID(id), fresh(allocator.BlockID(id))))
 			}
 			x.settle()
 			i := lag
 			b.ReportAllocs()
 			for b.Loop() {
-				x.remove(allocator.BlockID(order[i]))
+				x.apply(x.remove(allocator.BlockID(order[i])))
 				old := i - lag
 				if old < 0 {
 					old += blocks
 				}
-				x.insert(allocator.BlockID(order[old]), fresh(allocator.BlockID(order[old])))
+				x.apply(x.insert(allocator.BlockID(order[old]), fresh(allocator.BlockID(order[old]))))
 				if i++; i == blocks {
 					i = 0
 				}
