@@ -52,7 +52,7 @@ type hashIndex struct {
 	nlog int
 	lim  int
 	dels int    // removals in log
-	sink uint64    // keeps flush's touching loads alive
+	sink uint64 // keeps flush's touching loads alive
 }
 
 // blockLinks is what the device index keeps of one block, in one 16-byte
