@@ -51,6 +51,11 @@ func (l *list) linked(id allocator.BlockID) bool {
 	return l.links[id].next >= 0
 }
 
+// holds is linked without the panic: false for an ID out of range too.
+func (l *list) holds(id allocator.BlockID) bool {
+	return uint32(id) < uint32(l.capacity) && l.links[id].next >= 0
+}
+
 // outOfRange panics for an ID outside [0, capacity).
 //
 //go:noinline

@@ -22,18 +22,46 @@ func NewLRU(capacity int) Policy {
 
 // Insert makes id the most recently released block.
 func (p *LRU) Insert(id allocator.BlockID) {
-	if p.l.linked(id) {
+	if !p.TryInsert(id) {
+		p.l.linked(id) // panics if out of range
 		misuse("LRU", "Insert", id, inPolicy)
 	}
+}
+
+// TryInsert is Insert for a caller that keeps its own protocol checks off
+// the hot path: it reports false, changing nothing, where Insert would
+// panic (id out of range or already held). Without the panic's call it
+// fits the compiler's inlining budget, so a caller holding a *LRU pays a
+// few instructions, not a call, for the commonest policy operation:
+//
+//	if !lru.TryInsert(id) {
+//		lru.Insert(id) // panics with the reason
+//	}
+func (p *LRU) TryInsert(id allocator.BlockID) bool {
+	if uint32(id) >= uint32(p.l.capacity) || p.l.links[id].next >= 0 {
+		return false
+	}
 	p.l.pushBack(id)
+	return true
 }
 
 // Remove takes id out.
 func (p *LRU) Remove(id allocator.BlockID) {
-	if !p.l.linked(id) {
+	if !p.TryRemove(id) {
+		p.l.linked(id) // panics if out of range
 		misuse("LRU", "Remove", id, notInPolicy)
 	}
+}
+
+// TryRemove is Remove as TryInsert is Insert: it reports false, changing
+// nothing, where Remove would panic (id out of range or not held), and
+// inlines.
+func (p *LRU) TryRemove(id allocator.BlockID) bool {
+	if !p.l.holds(id) {
+		return false
+	}
 	p.l.remove(id)
+	return true
 }
 
 // Victim pops the least recently released block.

@@ -93,8 +93,8 @@ func (p *blockPool) release(id allocator.BlockID) {
 		return // a released sliding-window entry
 	}
 	if p.unified || p.cached[id] {
-		if p.pool.ReleaseToCache(id) {
-			p.policy.Insert(id)
+		if p.pool.ReleaseToCache(id) && (p.lru == nil || !p.lru.TryInsert(id)) {
+			p.policy.Insert(id) // not the LRU, or misuse: Insert panics
 		}
 		return
 	}
@@ -108,7 +108,9 @@ func (p *blockPool) claim(id allocator.BlockID) {
 		p.accessor.Access(id)
 	}
 	if p.pool.IsCached(id) {
-		p.unshelve(id)
+		if p.lru == nil || p.shelves.shelfOf(id) != shelfPolicy || !p.lru.TryRemove(id) {
+			p.unshelve(id)
+		}
 		p.pool.Claim(id)
 		return
 	}
@@ -124,13 +126,30 @@ func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
 		id, _ := p.pool.Alloc()
 		return id, false
 	}
-	id, ok := p.victim()
+	// The default LRU's victim, when no low-priority shelf goes first,
+	// inlines (see blockPool.victim for the general order).
+	var id allocator.BlockID
+	ok := false
+	if p.lru != nil && p.shelves.n[shelfLow] == 0 {
+		id, ok = p.lru.Victim()
+	}
 	if !ok {
-		panic("paged: allocation with no free or evictable block")
+		if id, ok = p.victim(); !ok {
+			panic("paged: allocation with no free or evictable block")
+		}
 	}
 	evicted := p.cached[id]
-	if evicted && (p.host == nil || !p.offload(id, now)) { // no call without a host tier
-		p.uncache(id, !p.quiet[p.groupOf(id)])
+	if evicted {
+		switch {
+		case p.host == nil && !p.events.on():
+			// uncache without the event, inline
+			p.cached[id] = false
+			if p.index.remove(id) {
+				p.index.flush()
+			}
+		case p.host == nil || !p.offload(id, now):
+			p.uncache(id, !p.quiet[p.groupOf(id)])
+		}
 	}
 	p.pool.Claim(id)
 	return id, evicted
