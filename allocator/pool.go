@@ -236,21 +236,55 @@ func (p *Pool) Release(id BlockID) bool {
 // one the block becomes cached: unreferenced, not free, its content kept
 // until Claim or Evict. It returns true in that case.
 func (p *Pool) ReleaseToCache(id BlockID) bool {
-	if !p.drop(id) {
-		return false
+	last, ok := p.TryReleaseToCache(id)
+	if !ok {
+		panic(p.misuse(opRelease, id))
 	}
-	p.blocks[id].state = stateCached
-	return true
+	return last
+}
+
+// TryReleaseToCache is ReleaseToCache for a caller that keeps its own
+// protocol checks off the hot path: ok is false, and nothing changes,
+// where ReleaseToCache would panic (id out of range or not held), and last
+// is ReleaseToCache's result. Without the panic's call it fits the
+// compiler's inlining budget, so the caller pays no call:
+//
+//	last, ok := pool.TryReleaseToCache(id)
+//	if !ok {
+//		pool.ReleaseToCache(id) // panics with the reason
+//	}
+func (p *Pool) TryReleaseToCache(id BlockID) (last, ok bool) {
+	bs, i := p.blocks, int(id)
+	if uint(i) >= uint(len(bs)) || bs[i].state != stateHeld {
+		return false, false
+	}
+	b := &bs[i]
+	if b.refs--; b.refs > 0 {
+		return false, true
+	}
+	b.state = stateCached
+	p.releases++
+	return true, true
 }
 
 // Claim gives a cached block one reference again: a prefix-cache hit on it,
 // or its reuse for new content after its old content was given up.
 func (p *Pool) Claim(id BlockID) {
-	bs, i := p.blocks, int(id)
-	if uint(i) >= uint(len(bs)) || bs[i].state != stateCached {
+	if !p.TryClaim(id) {
 		panic(p.misuse(opClaim, id))
 	}
+}
+
+// TryClaim is Claim as TryReleaseToCache is ReleaseToCache: it reports
+// false, changing nothing, where Claim would panic (id out of range or not
+// cached), and inlines.
+func (p *Pool) TryClaim(id BlockID) bool {
+	bs, i := p.blocks, int(id)
+	if uint(i) >= uint(len(bs)) || bs[i].state != stateCached {
+		return false
+	}
 	p.take(id)
+	return true
 }
 
 // Evict moves a cached block to the free list, giving up its content.

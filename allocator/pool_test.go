@@ -136,6 +136,51 @@ func TestMisuseMessages(t *testing.T) {
 	assert.Equal(t, allocator.Stats{Total: 4, Reserved: 1, Free: 1, Cached: 1, Held: 1, Allocs: 3, Releases: 2}, p.Stats())
 }
 
+// TestTryFormsChangeNothingOnMisuse: TryReleaseToCache and TryClaim
+// report misuse (every ID in and around the pool, in every state) where
+// the checked calls panic, change nothing then, and otherwise act as the
+// checked calls do on a twin pool.
+func TestTryFormsChangeNothingOnMisuse(t *testing.T) {
+	mk := func() *allocator.Pool {
+		p, err := allocator.New(allocator.Config{NumBlocks: 5, Reserved: 1})
+		require.NoError(t, err)
+		ids, err := p.AppendAlloc(nil, 3)
+		require.NoError(t, err)
+		p.Ref(ids[2])                 // held twice
+		p.ReleaseToCache(ids[1])      // cached
+		require.NoError(t, p.Check()) // ids[0] held once, block 4 free
+		return p
+	}
+	for id := allocator.BlockID(-1); id <= 6; id++ {
+		for _, claim := range []bool{false, true} {
+			fast, checked := mk(), mk()
+			var ok, last, wantLast bool
+			if claim {
+				ok = fast.TryClaim(id)
+			} else {
+				last, ok = fast.TryReleaseToCache(id)
+			}
+			panicked := func() (p bool) {
+				defer func() { p = recover() != nil }()
+				if claim {
+					checked.Claim(id)
+				} else {
+					wantLast = checked.ReleaseToCache(id)
+				}
+				return false
+			}()
+			assert.Equal(t, !panicked, ok, "block %d, claim %v", id, claim)
+			assert.Equal(t, wantLast, last, "block %d, claim %v", id, claim)
+			assert.Equal(t, checked.Stats(), fast.Stats(), "block %d, claim %v", id, claim)
+			require.NoError(t, fast.Check())
+			for b := range allocator.BlockID(5) {
+				assert.Equal(t, checked.RefCount(b), fast.RefCount(b))
+				assert.Equal(t, checked.IsCached(b), fast.IsCached(b))
+			}
+		}
+	}
+}
+
 func TestNoAllocations(t *testing.T) {
 	p, err := allocator.New(allocator.Config{NumBlocks: 64})
 	require.NoError(t, err)

@@ -93,8 +93,13 @@ func (p *blockPool) release(id allocator.BlockID) {
 		return // a released sliding-window entry
 	}
 	if p.unified || p.cached[id] {
-		if p.pool.ReleaseToCache(id) && (p.lru == nil || !p.lru.TryInsert(id)) {
-			p.policy.Insert(id) // not the LRU, or misuse: Insert panics
+		// The Try forms inline; on misuse the checked calls panic.
+		last, ok := p.pool.TryReleaseToCache(id)
+		if !ok {
+			p.pool.ReleaseToCache(id)
+		}
+		if last && (p.lru == nil || !p.lru.TryInsert(id)) {
+			p.policy.Insert(id)
 		}
 		return
 	}
@@ -111,7 +116,9 @@ func (p *blockPool) claim(id allocator.BlockID) {
 		if p.lru == nil || p.shelves.shelfOf(id) != shelfPolicy || !p.lru.TryRemove(id) {
 			p.unshelve(id)
 		}
-		p.pool.Claim(id)
+		if !p.pool.TryClaim(id) {
+			p.pool.Claim(id)
+		}
 		return
 	}
 	p.pool.Ref(id)
@@ -151,7 +158,9 @@ func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
 			p.uncache(id, !p.quiet[p.groupOf(id)])
 		}
 	}
-	p.pool.Claim(id)
+	if !p.pool.TryClaim(id) {
+		p.pool.Claim(id)
+	}
 	return id, evicted
 }
 
