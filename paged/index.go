@@ -107,14 +107,6 @@ func (x *hashIndex) next(i uint64) uint64 {
 	return i
 }
 
-// dist is how many slots j lies after i, wrapping around.
-func (x *hashIndex) dist(i, j uint64) uint64 {
-	if j < i {
-		return j + x.size - i
-	}
-	return j - i
-}
-
 // home mixes all 32 bytes of h: hashes that callers precompute (trace IDs,
 // another engine's 64-bit hashes) need not be uniform in any one word.
 func home(h *Hash) uint32 {
@@ -223,7 +215,15 @@ func (x *hashIndex) delAt(i uint64) {
 		if s == 0 {
 			break
 		}
-		if x.dist(x.pos(uint32(s)), j) >= x.dist(i, j) {
+		// dist(home, j) >= dist(i, j), with size read once
+		home, dh, di := uint64(uint32(s))*size>>32, j, j
+		if j < home {
+			dh += size
+		}
+		if j < i {
+			di += size
+		}
+		if dh-home >= di-i {
 			slots[i] = s
 			i = j
 		}
@@ -280,9 +280,10 @@ func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
 // earlier in the chunk changes it), so the removal reads it again.
 //
 // The common updates are applied in the loop itself: an insert whose home
-// slot is empty, and a removal of a block alone with its key whose slot is
-// at its home with an empty slot after it (at the table's load of at most
-// a third, most of them). The others call link or unlink. A call in the
+// slot is empty, and a removal of a block alone with its key, whose slot
+// is emptied in place when the slot after it is empty (at the table's load
+// of at most a third, most of them). The others call link, unlink or
+// delAt. A call in the
 // loop makes the compiler save and reload every value the loop keeps in a
 // register, about as many instructions as the common cases take; so do
 // the slices and the table's size read from x, which a store through one
@@ -320,17 +321,32 @@ func (x *hashIndex) flush() {
 			}
 			id = ^id
 			b := &meta[id]
+			if !b.head || b.next != id {
+				x.unlink(id) // a duplicate list changes
+				continue
+			}
+			// The head of no duplicates: its slot holds exactly its ID
+			// and tag, at or after its home.
+			b.head = false
 			tag := b.tag
+			want := uint64(uint32(id)+1)<<32 | uint64(tag)
 			i := uint64(tag) * size >> 32
+			for s := slots[i]; s != want; s = slots[i] {
+				if s == 0 {
+					panic("paged: index entry of a block heading its key is missing")
+				}
+				if i++; i == size {
+					i = 0
+				}
+			}
 			j := i + 1
 			if j == size {
 				j = 0
 			}
-			if !b.head || b.next != id || slots[i] != uint64(uint32(id)+1)<<32|uint64(tag) || slots[j] != 0 {
-				x.unlink(id)
+			if slots[j] != 0 {
+				x.delAt(i) // later entries may shift back
 				continue
 			}
-			b.head = false
 			slots[i] = 0
 			x.n--
 		}
