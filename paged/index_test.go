@@ -74,7 +74,15 @@ func (x *hashIndex) apply(full bool) {
 // model (each key's blocks in insertion order, the first one answering)
 // and that the deferring one, once settled, is the same: the same slots,
 // duplicate lists and hashes.
+// Both ways of flushing run: touching the lines ahead (as a large pool's
+// index does) and not.
 func TestHashIndexDeferred(t *testing.T) {
+	for _, touch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("touch=%v", touch), func(t *testing.T) { testHashIndexDeferred(t, touch) })
+	}
+}
+
+func testHashIndexDeferred(t *testing.T, touch bool) {
 	const blocks = 300 // more than maxDeferred, so the log also fills
 	type side struct {
 		x      hashIndex
@@ -84,6 +92,7 @@ func TestHashIndexDeferred(t *testing.T) {
 		s := &side{hashes: make([]Hash, blocks)}
 		s.x = newHashIndex(blocks, s.hashes)
 		s.x.track(blocks, deferred)
+		s.x.touch = touch
 		return s
 	}
 	now, later := mk(false), mk(true)
