@@ -275,9 +275,10 @@ func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.Block
 }
 
 // commit records that block id holds the content named by h for KV cache
-// group g, whose chain hash before it is prev: in the per-block metadata
-// and the index, after the blocks already holding (h, g).
-func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
+// group g: in the per-block metadata and the index, after the blocks
+// already holding (h, g). The chain hash before it (parent, kept with
+// events) is the caller's to record (Manager.noteCommit).
+func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 	if p.index.dels > 0 {
 		p.index.flush() // a deferred removal may still need hash[id]
 	}
@@ -286,9 +287,6 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int, prev *Hash) {
 	// not in the cache, and reading it back would wait for it.
 	tag := home(h) ^ groupSalt(g)
 	p.hash[id] = *h
-	if p.parent != nil {
-		p.parent[id] = *prev
-	}
 	p.cached[id] = true
 	if p.blockGroup != nil {
 		p.blockGroup[id] = uint8(g)

@@ -32,24 +32,29 @@ func (m *Manager) claim(id allocator.BlockID) { m.bp.claim(id) }
 
 // commit records that block id holds the content named by *h for KV
 // cache group g, at depth in s's chain after block parent: in the pool,
-// then, where there is a host tier or a hinting policy, for the tier's
-// priorities and the policy's hints (noteCommit). The hash is passed by
-// pointer and the rare part kept out of line, so that the common commit,
-// the pool's alone, copies nothing and tests two fields.
+// then, where there are events, a host tier or a hinting policy, the
+// chain hash before it for snapshots, the tier's priorities and the
+// policy's hints (noteCommit). The hash is passed by pointer and the rare
+// part kept out of line, so that the common commit, the pool's alone,
+// copies nothing and tests three fields.
 func (m *Manager) commit(id allocator.BlockID, h *Hash, g, depth int, parent allocator.BlockID, s *sequence) {
-	prev := &m.chain.root
-	if depth > 0 {
-		prev = &s.hashes[depth-1]
-	}
-	m.bp.commit(id, h, g, prev)
+	m.bp.commit(id, h, g)
 	m.stats.stored++
-	if m.tier != nil || m.bp.hinter != nil {
+	if m.bp.parent != nil || m.tier != nil || m.bp.hinter != nil {
 		m.noteCommit(id, h, g, depth, parent, s)
 	}
 }
 
-// noteCommit is commit's part for the host tier and a hinting policy.
+// noteCommit is commit's part for events, the host tier and a hinting
+// policy.
 func (m *Manager) noteCommit(id allocator.BlockID, h *Hash, g, depth int, parent allocator.BlockID, s *sequence) {
+	if m.bp.parent != nil {
+		prev := &m.chain.root
+		if depth > 0 {
+			prev = &s.hashes[depth-1]
+		}
+		m.bp.parent[id] = *prev
+	}
 	if m.tier != nil {
 		m.tier.notePriority(id, s, m.now)
 	}
