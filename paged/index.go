@@ -289,11 +289,11 @@ func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
 // removal's tag read for the touch is a guess (an insert of the same block
 // earlier in the chunk changes it), so the removal reads it again.
 //
-// The common updates are applied in the loop itself: an insert whose home
-// slot is empty, and a removal of a block alone with its key, whose slot
-// is emptied in place when the slot after it is empty (at the table's load
-// of at most a third, most of them). The others call link, unlink or
-// delAt. A call in the
+// The common updates are applied in the loop itself: an insert of a key
+// whose tag no slot of its run holds, and a removal of a block alone with
+// its key, whose slot is emptied in place when the slot after it is empty
+// (at the table's load of at most a third, most of them). The others call
+// link, unlink or delAt. A call in the
 // loop makes the compiler save and reload every value the loop keeps in a
 // register, about as many instructions as the common cases take; so do
 // the slices and the table's size read from x, which a store through one
@@ -318,17 +318,26 @@ func (x *hashIndex) flush() {
 			}
 			x.sink += sink
 		}
+	apply:
 		for _, op := range c {
 			id := op.id
 			if id >= 0 {
-				i := uint64(op.tag) * size >> 32
-				if slots[i] != 0 {
-					x.link(id, op.tag)
-					continue
+				// A new key goes to the first empty slot of its run; a
+				// slot with the same tag may hold the same key (link).
+				tag := op.tag
+				i := uint64(tag) * size >> 32
+				for s := slots[i]; s != 0; s = slots[i] {
+					if uint32(s) == tag {
+						x.link(id, tag)
+						continue apply
+					}
+					if i++; i == size {
+						i = 0
+					}
 				}
-				slots[i] = uint64(uint32(id)+1)<<32 | uint64(op.tag)
+				slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
 				x.n++
-				meta[id] = blockLinks{next: id, prev: id, tag: op.tag, head: true}
+				meta[id] = blockLinks{next: id, prev: id, tag: tag, head: true}
 				continue
 			}
 			id = ^id
