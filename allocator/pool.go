@@ -214,11 +214,21 @@ func (p *Pool) AppendAlloc(dst []BlockID, n int) ([]BlockID, error) {
 
 // Ref adds a reference to a held block.
 func (p *Pool) Ref(id BlockID) {
-	bs, i := p.blocks, int(id)
-	if uint(i) >= uint(len(bs)) || bs[i].state != stateHeld || bs[i].refs == math.MaxInt32 {
+	if !p.TryRef(id) {
 		panic(p.misuse(opRef, id))
 	}
+}
+
+// TryRef is Ref as TryClaim is Claim: it reports false, changing nothing,
+// where Ref would panic (id out of range, not held, or at 2^31-1
+// references), and inlines.
+func (p *Pool) TryRef(id BlockID) bool {
+	bs, i := p.blocks, int(id)
+	if uint(i) >= uint(len(bs)) || bs[i].state != stateHeld || bs[i].refs == math.MaxInt32 {
+		return false
+	}
 	bs[i].refs++
+	return true
 }
 
 // Release drops one reference to a held block. When it was the last one the

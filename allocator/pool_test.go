@@ -136,10 +136,10 @@ func TestMisuseMessages(t *testing.T) {
 	assert.Equal(t, allocator.Stats{Total: 4, Reserved: 1, Free: 1, Cached: 1, Held: 1, Allocs: 3, Releases: 2}, p.Stats())
 }
 
-// TestTryFormsChangeNothingOnMisuse: TryReleaseToCache and TryClaim
-// report misuse (every ID in and around the pool, in every state) where
-// the checked calls panic, change nothing then, and otherwise act as the
-// checked calls do on a twin pool.
+// TestTryFormsChangeNothingOnMisuse: TryReleaseToCache, TryClaim and
+// TryRef report misuse (every ID in and around the pool, in every state)
+// where the checked calls panic, change nothing then, and otherwise act as
+// the checked calls do on a twin pool.
 func TestTryFormsChangeNothingOnMisuse(t *testing.T) {
 	mk := func() *allocator.Pool {
 		p, err := allocator.New(allocator.Config{NumBlocks: 5, Reserved: 1})
@@ -152,26 +152,32 @@ func TestTryFormsChangeNothingOnMisuse(t *testing.T) {
 		return p
 	}
 	for id := allocator.BlockID(-1); id <= 6; id++ {
-		for _, claim := range []bool{false, true} {
+		for _, op := range []string{"release", "claim", "ref"} {
 			fast, checked := mk(), mk()
 			var ok, last, wantLast bool
-			if claim {
+			switch op {
+			case "claim":
 				ok = fast.TryClaim(id)
-			} else {
+			case "ref":
+				ok = fast.TryRef(id)
+			default:
 				last, ok = fast.TryReleaseToCache(id)
 			}
 			panicked := func() (p bool) {
 				defer func() { p = recover() != nil }()
-				if claim {
+				switch op {
+				case "claim":
 					checked.Claim(id)
-				} else {
+				case "ref":
+					checked.Ref(id)
+				default:
 					wantLast = checked.ReleaseToCache(id)
 				}
 				return false
 			}()
-			assert.Equal(t, !panicked, ok, "block %d, claim %v", id, claim)
-			assert.Equal(t, wantLast, last, "block %d, claim %v", id, claim)
-			assert.Equal(t, checked.Stats(), fast.Stats(), "block %d, claim %v", id, claim)
+			assert.Equal(t, !panicked, ok, "block %d, %s", id, op)
+			assert.Equal(t, wantLast, last, "block %d, %s", id, op)
+			assert.Equal(t, checked.Stats(), fast.Stats(), "block %d, %s", id, op)
 			require.NoError(t, fast.Check())
 			for b := range allocator.BlockID(5) {
 				assert.Equal(t, checked.RefCount(b), fast.RefCount(b))

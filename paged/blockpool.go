@@ -121,7 +121,9 @@ func (p *blockPool) claim(id allocator.BlockID) {
 		}
 		return
 	}
-	p.pool.Ref(id)
+	if !p.pool.TryRef(id) {
+		p.pool.Ref(id)
+	}
 }
 
 // alloc takes one block for new content: from the free list, else the
