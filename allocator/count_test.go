@@ -1,6 +1,7 @@
 package allocator_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -8,15 +9,21 @@ import (
 )
 
 // TestCountCached: CountCached agrees with IsCached over every range of a
-// pool whose blocks are free, held, shared, cached and reserved, and
-// panics, as IsCached does, on a range outside the pool.
+// pool whose blocks are free, held, shared, cached and reserved (none, one
+// or three), and panics, as IsCached does, on a range outside the pool.
 func TestCountCached(t *testing.T) {
+	for _, reserved := range []int{0, 1, 3} {
+		t.Run(fmt.Sprintf("reserved=%d", reserved), func(t *testing.T) { checkCountCached(t, reserved) })
+	}
+}
+
+func checkCountCached(t *testing.T, reserved int) {
 	const total = 41
-	p, err := allocator.New(allocator.Config{NumBlocks: total, Reserved: 1})
+	p, err := allocator.New(allocator.Config{NumBlocks: total, Reserved: reserved})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(1, 2))
+	r := rand.New(rand.NewPCG(1, uint64(reserved)))
 	var held []allocator.BlockID
 	for range 30 {
 		id, err := p.Alloc()
