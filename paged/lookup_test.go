@@ -157,3 +157,45 @@ func TestRunMatchesGuess(t *testing.T) {
 		t.Fatalf("only %d hits checked", checked)
 	}
 }
+
+// TestWarmLookupAllocatesNothing: adding a prompt whose blocks are all
+// cached, asking whether it can be admitted (the lookup walks its 255
+// hits) and freeing it allocates nothing once the buffers have grown.
+func TestWarmLookupAllocatesNothing(t *testing.T) {
+	prompt := make([]int32, 16*256)
+	for i := range prompt {
+		prompt[i] = int32(i + 1)
+	}
+	m, err := New(Config{NumBlocks: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := m.Create(prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Free(id); err != nil {
+		t.Fatal(err)
+	}
+	hits := 0
+	cycle := func() {
+		id, err := m.Add(prompt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, err := m.CanAdmit(id); err != nil || a != AdmitOK {
+			t.Fatalf("CanAdmit = %v, %v", a, err)
+		}
+		hits = len(m.hits)
+		if err := m.Free(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cycle()
+	if allocs := testing.AllocsPerRun(50, cycle); allocs != 0 {
+		t.Fatalf("%v allocations a warm Add + CanAdmit + Free", allocs)
+	}
+	if hits != 255 {
+		t.Fatalf("the lookup found %d hits, want 255", hits)
+	}
+}
