@@ -192,17 +192,48 @@ func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockI
 // block first+j holds hashes[j] and heads its holders, for every j < k.
 // It is successor over a whole run, which also counts the run's
 // evictable blocks (cached, no reference: a hit on one consumes a block
-// an allocation could have had). The hashes are compared first, a
-// kilobyte at a time (samePrefix), then the flags of the blocks that
-// hold them, each in a loop of its own, so that no loop keeps more than
-// a few values live.
+// an allocation could have had). The first runShort blocks are checked
+// one at a time, which is cheapest for the short runs of a mixed
+// workload; past them, the rest of a long run (a warm long prompt's)
+// is checked a stage at a time (runLong).
 func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable int) {
 	if first <= nullBlock || int(first) >= len(p.hash) {
 		return 0, 0
 	}
 	p.index.settle() // the heads are current
 	n := min(len(hashes), len(p.hash)-int(first))
-	n = samePrefix(p.hash[first:][:n], hashes[:n])
+	short := min(n, runShort)
+	held, meta := p.hash[first:][:short], p.index.meta[first:][:short]
+	for k := range held {
+		id := first + allocator.BlockID(k)
+		// A head is cached: uncache takes a block out of the index,
+		// which is settled.
+		if !meta[k].head || !equal(&held[k], &hashes[k]) || p.groupOf(id) != 0 {
+			return k, evictable
+		}
+		if p.pool.IsCached(id) {
+			evictable++
+		}
+	}
+	if n == short {
+		return n, evictable
+	}
+	k, ev := p.runLong(first+runShort, hashes[runShort:n])
+	return runShort + k, evictable + ev
+}
+
+// runShort is how many blocks run checks one at a time before it
+// checks the rest of a run a stage at a time.
+const runShort = 16
+
+// runLong is run over a long run, one stage at a time: the hashes first,
+// a kilobyte at a time (samePrefix), then the head flags of the blocks
+// that hold them, then their groups, then the evictable count, each a
+// loop of its own that keeps few values live. Checking block by block
+// costs three times as much on a run of thousands.
+// REQUIRES: the index is settled and len(hashes) <= len(p.hash)-first.
+func (p *blockPool) runLong(first allocator.BlockID, hashes []Hash) (k, evictable int) {
+	n := samePrefix(p.hash[first:][:len(hashes)], hashes)
 	n = p.heads(first, n)
 	if p.blockGroup != nil {
 		for k, g := range p.blockGroup[first:][:n] {
@@ -216,10 +247,8 @@ func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable in
 }
 
 // heads returns how many of the n blocks from first on head their
-// holders, eight at a time while it can: a loop that tests one block an
-// iteration costs about three times as much on a run of thousands. A
-// head is cached: uncache takes a block out of the index, which run has
-// settled.
+// holders, eight at a time while it can. A head is cached: uncache takes
+// a block out of the index, which run has settled.
 func (p *blockPool) heads(first allocator.BlockID, n int) int {
 	meta := p.index.meta[first:][:n]
 	for ; len(meta) >= 8; meta = meta[8:] {
