@@ -128,8 +128,8 @@ type seqFields struct {
 
 	// The second line (after the blocks' capacity): what hashing and
 	// committing the block a token filled read (hashFull, commitFull),
-	// so that the block a decode step fills costs the
-	// sequence's first two lines, not four (TestSequenceHashLine).
+	// so that such a block costs the sequence's first two lines, not
+	// four (TestSequenceHashLine).
 	hashes []Hash
 	// hashLimit: blocks at this index and beyond cannot be hashed (their
 	// tokens are unknown placeholders).
