@@ -92,7 +92,7 @@ func (m *Manager) hashFull(s *sequence) {
 	if k := len(s.hashes); k < limit {
 		m.stats.hashed += uint64(limit - k)
 	}
-	s.hashes = m.chain.extend(s.hashes, s.tokens, &s.opts, len(s.hashes), limit)
+	s.hashes = m.chain.extend(s.hashes, s.tokens, s.keys(), len(s.hashes), limit)
 }
 
 // reusePending extends s.hashes, up to limit blocks, with the hashes
