@@ -42,6 +42,12 @@
 //     these hot accessors panic with an error value, not a string, whose
 //     message reads the same way).
 //
+// TryReleaseToCache, TryClaim and TryRef report such misuse (false,
+// nothing changed) instead of panicking: without the panic's call they
+// inline, for a caller whose own invariants make misuse a broken
+// invariant it checks off the hot path (the paged manager calls the
+// checked form when one reports false, and that panics).
+//
 // The zero Pool behaves as a pool of no blocks: Alloc returns ErrNoSpace
 // and every ID is out of range.
 //

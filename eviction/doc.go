@@ -67,7 +67,9 @@
 // Hint.Priority outside [0, MaxPriority] given to Priority. A negative
 // capacity is treated as 0; a capacity above MaxCapacity (2^24, the
 // largest pool package allocator creates) panics, since every policy
-// allocates its per-block state up front.
+// allocates its per-block state up front. LRU.TryInsert and TryRemove
+// report the misuse of Insert and Remove (false, nothing changed) instead
+// of panicking, so that they inline into a caller holding a *LRU.
 //
 // # Concurrency
 //
