@@ -167,7 +167,8 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 	need := (k.w - 1 + k.bs - 1) / k.bs
 	run, end := 0, -1
 	// With one window group (the common layout) the scan keeps the blocks
-	// it finds and guesses each next one from the last (see predecessor).
+	// it finds and guesses each (see sibling), then from the last one
+	// found (see predecessor), before it probes the index.
 	one := m.oneLocal
 	if one > 0 {
 		m.wids = slices.Grow(m.wids[:0], limit)[:limit]
@@ -183,9 +184,13 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 	next := allocator.NoBlock
 	for i := limit - 1; i >= 0; i-- {
 		if one > 0 {
-			id, ok := m.bp.predecessor(next, &s.hashes[i], one)
+			h := &s.hashes[i]
+			id, ok := m.sibling(i, h, one)
 			if !ok {
-				id, ok = m.bp.findIn(&s.hashes[i], one)
+				id, ok = m.bp.predecessor(next, h, one)
+			}
+			if !ok {
+				id, ok = m.findWindow(i, h, one)
 			}
 			if !ok {
 				run, next = 0, allocator.NoBlock
@@ -215,8 +220,8 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 
 // leading is the number of leading blocks of the first limit of s cached
 // in every local group, each block of group one (one > 0) kept in m.wids,
-// guessed from the one before (see blockPool.guess) before the index is
-// probed.
+// guessed (see sibling), then guessed from the one before (see
+// blockPool.guess), before the index is probed.
 func (windowKind) leading(m *Manager, s *sequence, limit, one int) int {
 	prev := allocator.NoBlock
 	for i := range limit {
@@ -227,18 +232,43 @@ func (windowKind) leading(m *Manager, s *sequence, limit, one int) int {
 			}
 			continue
 		}
-		id, ok := allocator.NoBlock, false
-		if prev > nullBlock {
+		id, ok := m.sibling(i, h, one)
+		if !ok && prev > nullBlock {
 			id, ok = m.bp.guess(prev+1, h, one)
 		}
 		if !ok {
-			if id, ok = m.bp.findIn(h, one); !ok {
+			if id, ok = m.findWindow(i, h, one); !ok {
 				return i
 			}
 		}
 		m.wids[i], prev = id, id
 	}
 	return limit
+}
+
+// sibling guesses block i of a chain, hash h, in the one window group
+// one: the block findWindow last found there for group 0's hit m.hits[i]
+// (m.sib). A chain's window blocks are scattered, since a window releases
+// them one at a time as it slides, so guessing each from the one before
+// mostly fails; but the same prefixes are looked up again and again (a
+// waiting request's at every step), and the guess saves the second probe
+// of the index each such block costs. It stands only where the index
+// would name the block (see blockPool.guess).
+func (m *Manager) sibling(i int, h *Hash, one int) (allocator.BlockID, bool) {
+	if f := m.hits[i]; f > nullBlock {
+		return m.bp.guess(m.sib[f], h, one)
+	}
+	return allocator.NoBlock, false
+}
+
+// findWindow looks block i of a chain, hash h, up in group one, and keeps
+// what it finds for sibling.
+func (m *Manager) findWindow(i int, h *Hash, one int) (allocator.BlockID, bool) {
+	id, ok := m.bp.findIn(h, one)
+	if f := m.hits[i]; ok && f > nullBlock {
+		m.sib[f] = id
+	}
+	return id, ok
 }
 
 // hitRows fills the lookup rows of the groups of kind: null before start,

@@ -212,6 +212,9 @@ func (m *Manager) initGroups() {
 			m.window = w.w
 		}
 	}
+	if m.window > 0 && m.oneLocal > 0 {
+		m.sib = make([]allocator.BlockID, m.cfg.NumBlocks)
+	}
 }
 
 // groupNeed is the number of blocks group g holds for a running sequence
