@@ -184,13 +184,16 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 	next := allocator.NoBlock
 	for i := limit - 1; i >= 0; i-- {
 		if one > 0 {
-			h := &s.hashes[i]
-			id, ok := m.sibling(i, h, one)
+			h, f := &s.hashes[i], m.hits[i]
+			id, ok := allocator.NoBlock, false
+			if f > nullBlock {
+				id, ok = m.sibling(f, h, one)
+			}
 			if !ok {
 				id, ok = m.bp.predecessor(next, h, one)
 			}
 			if !ok {
-				id, ok = m.findWindow(i, h, one)
+				id, ok = m.findWindow(f, h, one)
 			}
 			if !ok {
 				run, next = 0, allocator.NoBlock
@@ -223,49 +226,53 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 // guessed (see sibling), then guessed from the one before (see
 // blockPool.guess), before the index is probed.
 func (windowKind) leading(m *Manager, s *sequence, limit, one int) int {
-	prev := allocator.NoBlock
-	for i := range limit {
-		h := &s.hashes[i]
-		if one <= 0 {
-			if !m.cachedInLocalGroups(h) {
+	if one <= 0 {
+		for i := range limit {
+			if !m.cachedInLocalGroups(&s.hashes[i]) {
 				return i
 			}
-			continue
 		}
-		id, ok := m.sibling(i, h, one)
+		return limit
+	}
+	hits, hashes, wids := m.hits[:limit], s.hashes[:limit], m.wids[:limit]
+	prev := allocator.NoBlock
+	for i, f := range hits {
+		h := &hashes[i]
+		id, ok := allocator.NoBlock, false
+		if f > nullBlock {
+			id, ok = m.sibling(f, h, one)
+		}
 		if !ok && prev > nullBlock {
 			id, ok = m.bp.guess(prev+1, h, one)
 		}
 		if !ok {
-			if id, ok = m.findWindow(i, h, one); !ok {
+			if id, ok = m.findWindow(f, h, one); !ok {
 				return i
 			}
 		}
-		m.wids[i], prev = id, id
+		wids[i], prev = id, id
 	}
 	return limit
 }
 
-// sibling guesses block i of a chain, hash h, in the one window group
-// one: the block findWindow last found there for group 0's hit m.hits[i]
-// (m.sib). A chain's window blocks are scattered, since a window releases
-// them one at a time as it slides, so guessing each from the one before
-// mostly fails; but the same prefixes are looked up again and again (a
-// waiting request's at every step), and the guess saves the second probe
-// of the index each such block costs. It stands only where the index
-// would name the block (see blockPool.guess).
-func (m *Manager) sibling(i int, h *Hash, one int) (allocator.BlockID, bool) {
-	if f := m.hits[i]; f > nullBlock {
-		return m.bp.guess(m.sib[f], h, one)
-	}
-	return allocator.NoBlock, false
+// sibling guesses the block of the one window group one holding content
+// h, whose group-0 block (a hit of the lookup) is f: the block findWindow
+// last found there for f (m.sib). A chain's window blocks are scattered,
+// since a window releases them one at a time as it slides, so guessing
+// each from the one before mostly fails; but the same prefixes are looked
+// up again and again (a waiting request's at every step), and the guess
+// saves the second probe of the index each such block costs. It stands
+// only where the index would name the block (see blockPool.guess).
+// REQUIRES: f is a device block (f > nullBlock).
+func (m *Manager) sibling(f allocator.BlockID, h *Hash, one int) (allocator.BlockID, bool) {
+	return m.bp.guess(m.sib[f], h, one)
 }
 
-// findWindow looks block i of a chain, hash h, up in group one, and keeps
-// what it finds for sibling.
-func (m *Manager) findWindow(i int, h *Hash, one int) (allocator.BlockID, bool) {
+// findWindow looks content h up in group one and keeps what it finds for
+// sibling's guesses from group-0 block f.
+func (m *Manager) findWindow(f allocator.BlockID, h *Hash, one int) (allocator.BlockID, bool) {
 	id, ok := m.bp.findIn(h, one)
-	if f := m.hits[i]; ok && f > nullBlock {
+	if ok && f > nullBlock {
 		m.sib[f] = id
 	}
 	return id, ok
