@@ -602,9 +602,15 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 			return false
 		}
 	} else {
-		if m.mustSlide(s, t0) {
-			// growGroups would find it needs no block, hence space
-			// either way, and slide before writing the token.
+		// growGroups would find it needs no block, hence space either
+		// way, and slide before writing the token.
+		if m.window > 0 && len(s.ext) == 1 {
+			// A full + window pair: the window's rule called directly.
+			t, k := &s.ext[0], m.windowKind()
+			if k.slides(t0, t.released, 0) {
+				m.slideTable(s, t, k.dead(t0, 0))
+			}
+		} else if m.mustSlide(s, t0) {
 			m.slideGroups(s, t0)
 		}
 		s.tokens = append(s.tokens, tokens[0])
