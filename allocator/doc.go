@@ -38,8 +38,9 @@
 //   - REQUIRES: Claim and Evict take a cached block;
 //   - REQUIRES: Ref leaves fewer than 2^31 references on a block;
 //   - REQUIRES: every ID is in [Reserved, Total) (for RefCount, IsFree
-//     and IsCached, in [0, Total); these hot accessors panic with an error
-//     value, not a string, whose message reads the same way).
+//     and IsCached, and every block of CountCached's range, in [0, Total);
+//     these hot accessors panic with an error value, not a string, whose
+//     message reads the same way).
 //
 // The zero Pool behaves as a pool of no blocks: Alloc returns ErrNoSpace
 // and every ID is out of range.

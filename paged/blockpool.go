@@ -190,32 +190,98 @@ func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockI
 // run returns how many of hashes, in group 0, the blocks from first on
 // answer as the index would (see successor): the longest k such that
 // block first+j holds hashes[j] and heads its holders, for every j < k.
-// It is successor over a whole run, in one pass over the per-block arrays,
-// which also counts the run's evictable blocks (cached, no reference: a
-// hit on one consumes a block an allocation could have had).
+// It is successor over a whole run, which also counts the run's
+// evictable blocks (cached, no reference: a hit on one consumes a block
+// an allocation could have had). The first runShort blocks are checked
+// one at a time, which is cheapest for the short runs of a mixed
+// workload; past them, the rest of a long run (a warm long prompt's)
+// is checked a stage at a time (runLong).
 func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable int) {
 	if first <= nullBlock || int(first) >= len(p.hash) {
 		return 0, 0
 	}
 	p.index.settle() // the heads are current
 	n := min(len(hashes), len(p.hash)-int(first))
-	hashes = hashes[:n]
-	held, cached, meta := p.hash[first:][:n], p.cached[first:][:n], p.index.meta[first:][:n]
-	var group []uint8
-	if p.blockGroup != nil {
-		group = p.blockGroup[first:][:n]
-	}
-	pool := p.pool
-	for k := range hashes {
+	short := min(n, runShort)
+	held, meta := p.hash[first:][:short], p.index.meta[first:][:short]
+	for k := range held {
 		id := first + allocator.BlockID(k)
-		if !cached[k] || !meta[k].head || !equal(&held[k], &hashes[k]) || (group != nil && group[k] != 0) {
+		// A head is cached: uncache takes a block out of the index,
+		// which is settled.
+		if !meta[k].head || !equal(&held[k], &hashes[k]) || p.groupOf(id) != 0 {
 			return k, evictable
 		}
-		if pool.IsCached(id) {
+		if p.pool.IsCached(id) {
 			evictable++
 		}
 	}
-	return n, evictable
+	if n == short {
+		return n, evictable
+	}
+	k, ev := p.runLong(first+runShort, hashes[runShort:n])
+	return runShort + k, evictable + ev
+}
+
+// runShort is how many blocks run checks one at a time before it
+// checks the rest of a run a stage at a time.
+const runShort = 16
+
+// runLong is run over a long run, one stage at a time: the hashes first,
+// a kilobyte at a time (samePrefix), then the head flags of the blocks
+// that hold them, then their groups, then the evictable count, each a
+// loop of its own that keeps few values live. Checking block by block
+// costs three times as much on a run of thousands.
+// REQUIRES: the index is settled and len(hashes) <= len(p.hash)-first.
+func (p *blockPool) runLong(first allocator.BlockID, hashes []Hash) (k, evictable int) {
+	n := samePrefix(p.hash[first:][:len(hashes)], hashes)
+	n = p.heads(first, n)
+	if p.blockGroup != nil {
+		for k, g := range p.blockGroup[first:][:n] {
+			if g != 0 {
+				n = k
+				break
+			}
+		}
+	}
+	return n, p.pool.CountCached(first, n)
+}
+
+// heads returns how many of the n blocks from first on head their
+// holders, eight at a time while it can. A head is cached: uncache takes
+// a block out of the index, which run has settled.
+func (p *blockPool) heads(first allocator.BlockID, n int) int {
+	meta := p.index.meta[first:][:n]
+	for ; len(meta) >= 8; meta = meta[8:] {
+		m := (*[8]blockLinks)(meta)
+		if b2u(m[0].head)&b2u(m[1].head)&b2u(m[2].head)&b2u(m[3].head)&
+			b2u(m[4].head)&b2u(m[5].head)&b2u(m[6].head)&b2u(m[7].head) == 0 {
+			break
+		}
+	}
+	for len(meta) > 0 && meta[0].head {
+		meta = meta[1:]
+	}
+	return n - len(meta)
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// fillRun sets dst to first, first+1, ..., eight at a time while it can.
+func fillRun(dst []allocator.BlockID, first allocator.BlockID) {
+	id := first
+	for len(dst) >= 8 {
+		d := (*[8]allocator.BlockID)(dst)
+		d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = id, id+1, id+2, id+3, id+4, id+5, id+6, id+7
+		dst, id = dst[8:], id+8
+	}
+	for j := range dst {
+		dst[j] = id + allocator.BlockID(j)
+	}
 }
 
 // predecessor guesses, scanning a chain right to left in group g, that the
@@ -287,9 +353,7 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 			evictable += ev
 			n := len(dst)
 			dst = slices.Grow(dst, k)[:n+k]
-			for j := range allocator.BlockID(k) {
-				dst[n+int(j)] = prev + 1 + j
-			}
+			fillRun(dst[n:], prev+1)
 			if i += k; i == len(hashes) {
 				break
 			}

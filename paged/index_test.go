@@ -169,15 +169,21 @@ func TestHashIndexDeferred(t *testing.T) {
 // exactly as one probe per hash would, and counts the evictable hits as
 // the allocator's states do, on a pool where sequences of a few
 // shared prefixes are created, extended (filling duplicate blocks), freed
-// and evicted at random.
+// and evicted at random: with prompts of up to 12 blocks, and of up to 120
+// (runs long enough for the walk's eight- and 32-block steps).
 func TestLookupRunsMatchIndex(t *testing.T) {
-	m, err := New(Config{BlockSize: 4, NumBlocks: 200})
+	t.Run("short", func(t *testing.T) { checkLookupRuns(t, 200, 12, 1000) })
+	t.Run("long", func(t *testing.T) { checkLookupRuns(t, 1200, 120, 10000) })
+}
+
+func checkLookupRuns(t *testing.T, numBlocks, maxPromptBlocks, minChecked int) {
+	m, err := New(Config{BlockSize: 4, NumBlocks: numBlocks})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(5, 6))
 	prompt := func() []int32 {
-		p := make([]int32, 4*(1+r.IntN(12))+r.IntN(4))
+		p := make([]int32, 4*(1+r.IntN(maxPromptBlocks))+r.IntN(4))
 		base := int32(r.IntN(3)) * 1000 // three families sharing prefixes
 		for i := range p {
 			p[i] = base + int32(i)
@@ -234,7 +240,7 @@ func TestLookupRunsMatchIndex(t *testing.T) {
 		}
 		checked += len(want)
 	}
-	if checked < 1000 {
+	if checked < minChecked {
 		t.Fatalf("only %d hits checked", checked)
 	}
 }

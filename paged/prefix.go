@@ -92,7 +92,7 @@ func (m *Manager) hashFull(s *sequence) {
 	if k := len(s.hashes); k < limit {
 		m.stats.hashed += uint64(limit - k)
 	}
-	s.hashes = m.chain.extend(s.hashes, s.tokens, &s.opts, len(s.hashes), limit)
+	s.hashes = m.chain.extend(s.hashes, s.tokens, s.keys(), len(s.hashes), limit)
 }
 
 // reusePending extends s.hashes, up to limit blocks, with the hashes
@@ -206,4 +206,28 @@ func (m *Manager) ResetCache() error {
 	}
 	m.bp.events.cleared()
 	return nil
+}
+
+// samePrefixChunk is how many hashes samePrefix compares at a time: 1 KB,
+// long enough for the runtime's vector comparison to run at full speed,
+// short enough that finding the first difference in a chunk that has one
+// costs little.
+const samePrefixChunk = 32
+
+// samePrefix returns how many leading hashes a and b have in common
+// (len(a) == len(b)), comparing them samePrefixChunk at a time as one
+// array (a call to the runtime's memory comparison, vectorised) before
+// narrowing a difference down hash by hash: a warm prompt's lookup
+// compares every hash it hits, several thousand in a row.
+func samePrefix(a, b []Hash) int {
+	b = b[:len(a)]
+	k := 0
+	for ; k+samePrefixChunk <= len(a); k += samePrefixChunk {
+		if *(*[samePrefixChunk]Hash)(a[k:]) != *(*[samePrefixChunk]Hash)(b[k:]) {
+			break
+		}
+	}
+	for ; k < len(a) && equal(&a[k], &b[k]); k++ {
+	}
+	return k
 }

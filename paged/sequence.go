@@ -116,37 +116,47 @@ type seqFields struct {
 	// windowed is opts.Window > 0, here so that BuildBatch reads released
 	// (never above 0 without a window) only for sliding-window sequences.
 	windowed bool
+	// plain: the sequence's blocks hash without extra keys (no LoRA, salt
+	// or multimodal input), so hashFull hashes them through noKeys, in
+	// the cache already, instead of reading opts from the record's third
+	// line.
+	plain bool
 	// tokens holds every token of the sequence; for sequences created from
 	// hashes, the tokens the caller did not give are zero placeholders.
 	tokens []int32
 	blocks []allocator.BlockID
-	// released: blocks[:released] fell out of the sliding window and name
-	// the null block.
-	released int
-	// gslow turns a hybrid manager's one-token fast path off: a group's
-	// partly filled last block may be shared (Fork, SwapIn) or cached
-	// (Truncate), or drafts are pending. The general path clears it.
-	gslow bool
 
+	// The second line (after the blocks' capacity): what hashing and
+	// committing the block a token filled read (hashFull, commitFull),
+	// so that such a block costs the sequence's first two lines, not
+	// four (TestSequenceHashLine).
 	hashes []Hash
 	// hashLimit: blocks at this index and beyond cannot be hashed (their
 	// tokens are unknown placeholders).
 	hashLimit int
-	// unknown: the tokens are placeholders (AddFromHashes); AdmitChunk
-	// cannot hand them back.
-	unknown bool
-	// pend, once made, holds what AdmitChunk kept of the blocks it cut
-	// off: behind a pointer, since few sequences need it and every slot's
-	// size counts when BuildBatch walks them, and next to the fields
-	// hashFull reads, so that checking it touches no other cache line.
-	pend *pending
 	// committed: blocks[:committed] hold committed content equal to
 	// hashes[:committed].
 	committed int
 	// spec: trailing speculative tokens, never committed.
 	spec int
-	opts SeqOptions
-	mm   []MMRange
+	// pend, once made, holds what AdmitChunk kept of the blocks it cut
+	// off: behind a pointer, since few sequences need it and every slot's
+	// size counts when BuildBatch walks them, and next to the fields
+	// hashFull reads, so that checking it touches no other cache line.
+	pend *pending
+
+	// gslow turns a hybrid manager's one-token fast path off: a group's
+	// partly filled last block may be shared (Fork, SwapIn) or cached
+	// (Truncate), or drafts are pending. The general path clears it.
+	gslow bool
+	// unknown: the tokens are placeholders (AddFromHashes); AdmitChunk
+	// cannot hand them back.
+	unknown bool
+	// released: blocks[:released] fell out of the sliding window and name
+	// the null block.
+	released int
+	opts     SeqOptions
+	mm       []MMRange
 	// host is the host table of a swapped-out sequence.
 	host []allocator.BlockID
 	// ext are the tables of KV cache groups 1 and up (Config.Groups).
@@ -214,7 +224,7 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 	s.unknown = false
 	dropPending(s)
 	s.host, s.released = s.host[:0], 0
-	s.opts, s.windowed = SeqOptions{}, false
+	s.opts, s.windowed, s.plain = SeqOptions{}, false, true
 	s.keep.reset()
 	m.resetGroups(s)
 	s.state = seqWaiting
@@ -272,10 +282,24 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 	}
 	s.mm = append(s.mm, opts.MM...)
 	s.opts.MM = s.mm
+	s.plain = opts.LoRA == 0 && opts.Salt == "" && len(opts.MM) == 0
 	if opts.Retention != nil {
 		r := *opts.Retention
 		s.opts.Retention = &r
 	}
+}
+
+// noKeys are the options of a sequence whose blocks have no extra hash
+// keys (seqFields.plain).
+var noKeys SeqOptions
+
+// keys returns the options s's block hashes are computed under: s.opts,
+// or noKeys when they add no extra key (the same hashes).
+func (s *sequence) keys() *SeqOptions {
+	if s.plain {
+		return &noKeys
+	}
+	return &s.opts
 }
 
 // reserve is the tokens a sequence's buffers are sized for: its MaxTokens
@@ -733,7 +757,7 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 						m.commitFull(s)
 					}
 					return nil
-				case off == 0 && s.opts.Window == 0 && m.available() > 0 && !m.hybrid():
+				case off == 0 && !s.windowed && m.available() > 0 && !m.hybrid():
 					s.blocks = append(s.blocks, m.allocBlock())
 					s.tokens = append(s.tokens, tokens[0])
 					m.hashFull(s)
