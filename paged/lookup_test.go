@@ -43,17 +43,7 @@ func BenchmarkLookupWarm(b *testing.B) {
 	for i := range prompt {
 		prompt[i] = int32(i + 1)
 	}
-	m, err := New(Config{NumBlocks: 2*tokens/16 + 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	id, _, err := m.Create(prompt, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := m.Free(id); err != nil {
-		b.Fatal(err)
-	}
+	m := cachedPrompt(b, Config{NumBlocks: 2*tokens/16 + 1}, prompt)
 	hashes, err := m.BlockHashes(nil, prompt, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -90,17 +80,7 @@ func TestRunMatchesGuess(t *testing.T) {
 	checked := 0
 	for _, brk := range breaks {
 		for at := range blocks - 1 {
-			m, err := New(Config{BlockSize: bs, NumBlocks: 3 * blocks})
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, _, err := m.Create(prompt, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Free(id); err != nil {
-				t.Fatal(err)
-			}
+			m := cachedPrompt(t, Config{BlockSize: bs, NumBlocks: 3 * blocks}, prompt)
 			// A sequence holding the first blocks keeps them from being
 			// evictable.
 			if _, _, err := m.Create(prompt[:bs*(at%23)+1], nil); err != nil {
@@ -198,4 +178,22 @@ func TestWarmLookupAllocatesNothing(t *testing.T) {
 	if hits != 255 {
 		t.Fatalf("the lookup found %d hits, want 255", hits)
 	}
+}
+
+// cachedPrompt returns a manager made with cfg whose cache holds prompt's
+// full blocks, unreferenced: the prompt was admitted and freed.
+func cachedPrompt(tb testing.TB, cfg Config, prompt []int32) *Manager {
+	tb.Helper()
+	m, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	id, _, err := m.Create(prompt, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.Free(id); err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }
