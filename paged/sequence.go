@@ -711,8 +711,9 @@ func (m *Manager) Append(id SeqID, tokens ...int32) error {
 	if len(tokens) == 1 {
 		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
 			s := &m.seqs[idx]
-			if uint(len(s.tokens)) < uint(s.ownEnd) && s.ownVer == s.version && s.gen == gen &&
-				s.state == seqRunning && tokens[0] >= 0 {
+			// ownVer == version also says s is running: every change of
+			// state bumps version but dropSeq's, which bumps gen.
+			if uint(len(s.tokens)) < uint(s.ownEnd) && s.ownVer == s.version && s.gen == gen && tokens[0] >= 0 {
 				s.tokens = append(s.tokens, tokens[0])
 				return nil
 			}
