@@ -761,8 +761,14 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 				case off == 0 && !s.windowed && m.available() > 0 && !m.hybrid():
 					s.blocks = append(s.blocks, m.allocBlock())
 					s.tokens = append(s.tokens, tokens[0])
-					m.hashFull(s)
-					m.commitFull(s)
+					// One token in a fresh block fills nothing (bs > 1): with
+					// every block before it committed (drafts would leave
+					// the last one not) and no hashes AdmitChunk kept,
+					// hashing and committing would find nothing to do.
+					if m.bs == 1 || s.committed != len(s.blocks)-1 || (s.pend != nil && len(s.pend.hashes) > 0) {
+						m.hashFull(s)
+						m.commitFull(s)
+					}
 					m.setOwn(s, m.bs > 1)
 					return nil
 				}
