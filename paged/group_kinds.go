@@ -167,7 +167,8 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 	need := (k.w - 1 + k.bs - 1) / k.bs
 	run, end := 0, -1
 	// With one window group (the common layout) the scan keeps the blocks
-	// it finds and guesses each next one from the last (see predecessor).
+	// it finds and guesses each (see sibling), then from the last one
+	// found (see predecessor), before it probes the index.
 	one := m.oneLocal
 	if one > 0 {
 		m.wids = slices.Grow(m.wids[:0], limit)[:limit]
@@ -183,9 +184,16 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 	next := allocator.NoBlock
 	for i := limit - 1; i >= 0; i-- {
 		if one > 0 {
-			id, ok := m.bp.predecessor(next, &s.hashes[i], one)
+			h, f := &s.hashes[i], m.hits[i]
+			id, ok := allocator.NoBlock, false
+			if f > nullBlock {
+				id, ok = m.sibling(f, h, one)
+			}
 			if !ok {
-				id, ok = m.bp.findIn(&s.hashes[i], one)
+				id, ok = m.bp.predecessor(next, h, one)
+			}
+			if !ok {
+				id, ok = m.findWindow(f, h, one)
 			}
 			if !ok {
 				run, next = 0, allocator.NoBlock
@@ -215,30 +223,59 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 
 // leading is the number of leading blocks of the first limit of s cached
 // in every local group, each block of group one (one > 0) kept in m.wids,
-// guessed from the one before (see blockPool.guess) before the index is
-// probed.
+// guessed (see sibling), then guessed from the one before (see
+// blockPool.guess), before the index is probed.
 func (windowKind) leading(m *Manager, s *sequence, limit, one int) int {
-	prev := allocator.NoBlock
-	for i := range limit {
-		h := &s.hashes[i]
-		if one <= 0 {
-			if !m.cachedInLocalGroups(h) {
+	if one <= 0 {
+		for i := range limit {
+			if !m.cachedInLocalGroups(&s.hashes[i]) {
 				return i
 			}
-			continue
 		}
+		return limit
+	}
+	hits, hashes, wids := m.hits[:limit], s.hashes[:limit], m.wids[:limit]
+	prev := allocator.NoBlock
+	for i, f := range hits {
+		h := &hashes[i]
 		id, ok := allocator.NoBlock, false
-		if prev > nullBlock {
+		if f > nullBlock {
+			id, ok = m.sibling(f, h, one)
+		}
+		if !ok && prev > nullBlock {
 			id, ok = m.bp.guess(prev+1, h, one)
 		}
 		if !ok {
-			if id, ok = m.bp.findIn(h, one); !ok {
+			if id, ok = m.findWindow(f, h, one); !ok {
 				return i
 			}
 		}
-		m.wids[i], prev = id, id
+		wids[i], prev = id, id
 	}
 	return limit
+}
+
+// sibling guesses the block of the one window group one holding content
+// h, whose group-0 block (a hit of the lookup) is f: the block findWindow
+// last found there for f (m.sib). A chain's window blocks are scattered,
+// since a window releases them one at a time as it slides, so guessing
+// each from the one before mostly fails; but the same prefixes are looked
+// up again and again (a waiting request's at every step), and the guess
+// saves the second probe of the index each such block costs. It stands
+// only where the index would name the block (see blockPool.guess).
+// REQUIRES: f is a device block (f > nullBlock).
+func (m *Manager) sibling(f allocator.BlockID, h *Hash, one int) (allocator.BlockID, bool) {
+	return m.bp.guess(m.sib[f], h, one)
+}
+
+// findWindow looks content h up in group one and keeps what it finds for
+// sibling's guesses from group-0 block f.
+func (m *Manager) findWindow(f allocator.BlockID, h *Hash, one int) (allocator.BlockID, bool) {
+	id, ok := m.bp.findIn(h, one)
+	if ok && f > nullBlock {
+		m.sib[f] = id
+	}
+	return id, ok
 }
 
 // hitRows fills the lookup rows of the groups of kind: null before start,

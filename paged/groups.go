@@ -212,6 +212,9 @@ func (m *Manager) initGroups() {
 			m.window = w.w
 		}
 	}
+	if m.window > 0 && m.oneLocal > 0 {
+		m.sib = make([]allocator.BlockID, m.cfg.NumBlocks)
+	}
 }
 
 // groupNeed is the number of blocks group g holds for a running sequence
@@ -577,22 +580,39 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 // off in its block) to running s, which Append has checked, for a hybrid
 // manager whose every group's last block is the sequence's own and
 // uncommitted (gslow unset, hence no drafts). A token that starts a block
-// or moves a window past one takes growGroups' steps, in the general
-// path's order; any other only fills its slot, committing the blocks it
-// fills. It reports false, with nothing changed that the general path
-// would not change the same way, where that path must decide: gslow set,
-// or no space for the new blocks. Afterwards it marks s own (see
-// seqFields.ownEnd) when the next tokens of its last block need nothing but
-// their slots, so Append takes them inline.
+// takes growGroups' steps; any other needs no new block (every table
+// holds a block per started block of tokens, and no tail is shared), so
+// it takes growGroups' steps that remain: the windows slide, then the
+// token fills its slot, committing the blocks it fills. It reports false,
+// with nothing changed that the general path would not change the same
+// way, where that path must decide: gslow set, or no space for the new
+// blocks. Afterwards it marks s own (see seqFields.ownEnd) when the next
+// tokens of its last block need nothing but their slots, so Append takes
+// them inline.
 func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 	if s.gslow {
 		return false
 	}
-	if off == 0 || m.mustSlide(s, t0) {
-		if _, ok := m.growGroups(s, tokens, false); !ok {
+	if off == 0 {
+		if m.window > 0 && len(s.ext) == 1 {
+			if !m.startPair(s, t0, tokens[0]) {
+				return false
+			}
+		} else if _, ok := m.growGroups(s, tokens, false); !ok {
 			return false
 		}
 	} else {
+		// growGroups would find it needs no block, hence space either
+		// way, and slide before writing the token.
+		if m.window > 0 && len(s.ext) == 1 {
+			// A full + window pair: the window's rule called directly.
+			t, k := &s.ext[0], m.windowKind()
+			if k.slides(t0, t.released, 0) {
+				m.slideTable(s, t, k.dead(t0, 0))
+			}
+		} else if m.mustSlide(s, t0) {
+			m.slideGroups(s, t0)
+		}
 		s.tokens = append(s.tokens, tokens[0])
 		if off == m.bs-1 {
 			m.hashFull(s)
@@ -601,6 +621,53 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 		}
 	}
 	m.setOwn(s, m.ownsNext(s))
+	return true
+}
+
+// startPair is growGroups for the token tok at position t0, which starts
+// a block, of running s on a manager of two groups, the second a window
+// group, where gslow is unset: each table gains a block, in the general
+// path's order (slide, space check, group 0's block, then the window
+// group's), and the token fills its block only when a block holds one.
+// It reports false, having changed nothing the general path would not
+// change the same way, when the free blocks do not suffice: with
+// UnifiedFreeQueue having slid, as that path does before its space
+// check; otherwise having done nothing, leaving the count of what sliding
+// would free to that path.
+func (m *Manager) startPair(s *sequence, t0 int, tok int32) bool {
+	t := &s.ext[0]
+	want := m.ceilBlocks(t0 + 1) // a window group needs as many (attention.need)
+	need := want - len(s.blocks) + want - len(t.blocks)
+	k := m.windowKind()
+	slides := k.slides(t0, t.released, 0)
+	if m.cfg.UnifiedFreeQueue {
+		if slides {
+			m.slideTable(s, t, k.dead(t0, 0))
+		}
+		if need > m.available() {
+			return false
+		}
+	} else {
+		if need > m.available() {
+			return false // the general path counts what sliding frees
+		}
+		if slides {
+			m.slideTable(s, t, k.dead(t0, 0))
+		}
+	}
+	for len(s.blocks) < want {
+		s.blocks = append(s.blocks, m.allocBlock())
+	}
+	for len(t.blocks) < want {
+		t.blocks = append(t.blocks, m.allocBlock())
+	}
+	m.notePeak()
+	s.tokens = append(s.tokens, tok)
+	if m.bs == 1 {
+		m.hashFull(s)
+		m.commitFull(s)
+		m.commitGroups(s)
+	}
 	return true
 }
 

@@ -61,6 +61,7 @@ type Manager struct {
 	// full-attention hit is looked up in each.
 	manyFull bool
 	wids     []allocator.BlockID
+	sib      []allocator.BlockID // the window lookup's guesses (group_kinds.go)
 	ghits    [][]allocator.BlockID
 	window   int
 	// ret shelves cached blocks of a hybrid manager (retention.go).
