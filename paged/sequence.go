@@ -711,8 +711,9 @@ func (m *Manager) Append(id SeqID, tokens ...int32) error {
 	if len(tokens) == 1 {
 		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
 			s := &m.seqs[idx]
-			if uint(len(s.tokens)) < uint(s.ownEnd) && s.ownVer == s.version && s.gen == gen &&
-				s.state == seqRunning && tokens[0] >= 0 {
+			// ownVer == version also says s is running: every change of
+			// state bumps version but dropSeq's, which bumps gen.
+			if uint(len(s.tokens)) < uint(s.ownEnd) && s.ownVer == s.version && s.gen == gen && tokens[0] >= 0 {
 				s.tokens = append(s.tokens, tokens[0])
 				return nil
 			}
@@ -760,8 +761,14 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 				case off == 0 && !s.windowed && m.available() > 0 && !m.hybrid():
 					s.blocks = append(s.blocks, m.allocBlock())
 					s.tokens = append(s.tokens, tokens[0])
-					m.hashFull(s)
-					m.commitFull(s)
+					// One token in a fresh block fills nothing (bs > 1): with
+					// every block before it committed (drafts would leave
+					// the last one not) and no hashes AdmitChunk kept,
+					// hashing and committing would find nothing to do.
+					if m.bs == 1 || s.committed != len(s.blocks)-1 || (s.pend != nil && len(s.pend.hashes) > 0) {
+						m.hashFull(s)
+						m.commitFull(s)
+					}
 					m.setOwn(s, m.bs > 1)
 					return nil
 				}
