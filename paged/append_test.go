@@ -45,8 +45,8 @@ func TestAppendOneTokenAfterStateChange(t *testing.T) {
 
 // One token that starts a fresh block skips hashing and committing only
 // when there is nothing to do: it commits what the general path (two
-// tokens at once) commits, after drafts that end the block before it and
-// with one-token blocks, where every token fills its block.
+// tokens at once) commits, after an accepted draft that ends the block
+// before it and with one-token blocks, where every token fills its block.
 func TestAppendOneTokenFreshBlock(t *testing.T) {
 	for _, bs := range []int{1, 2} {
 		var stored [2][]uint64
@@ -66,18 +66,30 @@ func TestAppendOneTokenFreshBlock(t *testing.T) {
 				stored[i] = append(stored[i], m.Stats().BlocksStored)
 			}
 			require.NoError(t, m.AppendSpeculative(a, 4)) // a draft ends block [3 4]
+			// A token after a pending draft is refused on every path and
+			// changes nothing: it would make the draft look accepted.
+			before := m.Stats()
+			require.ErrorIs(t, m.Append(a, 5), paged.ErrSequenceState)
+			require.ErrorIs(t, m.Append(a, 5, 6), paged.ErrSequenceState)
+			assert.Equal(t, before, m.Stats())
+			n, _ := m.Len(a)
+			assert.Equal(t, 4, n)
+			require.NoError(t, m.AcceptSpeculative(a, 1)) // [3 4] commits
 			if split {
-				// 5 starts a fresh block; 4 is no longer trailing, so
-				// [3 4] commits now, as the general path commits it.
+				// 5 starts a fresh block after committed ones: nothing to
+				// commit but itself when it fills its block (size 1).
 				before := m.Stats().BlocksStored
 				require.NoError(t, m.Append(a, 5))
-				assert.Equal(t, before+1, m.Stats().BlocksStored, "block size %d", bs)
+				filled := uint64(0)
+				if bs == 1 {
+					filled = 1
+				}
+				assert.Equal(t, before+filled, m.Stats().BlocksStored, "block size %d", bs)
 				require.NoError(t, m.Append(a, 6))
 				stored[i] = append(stored[i], m.Stats().BlocksStored)
 			} else {
 				step(5, 6)
 			}
-			require.NoError(t, m.AcceptSpeculative(a, 0))
 			step(7, 8)
 			step(9, 10)
 			require.NoError(t, m.Check())

@@ -224,6 +224,8 @@ func hostileManagerCases() []hostileCase {
 		{"AppendSpeculative/waiting", paged.ErrSequenceState, func(h *hostile) error { return h.m.AppendSpeculative(h.waiting, 1) }},
 		{"AppendSpeculative/swapped", paged.ErrSequenceState, func(h *hostile) error { return h.m.AppendSpeculative(h.swapped, 1) }},
 		{"Append/swapped", paged.ErrSequenceState, func(h *hostile) error { return h.m.Append(h.swapped, 1) }},
+		{"Append/drafts-pending", paged.ErrSequenceState, func(h *hostile) error { return h.m.Append(h.drafted, 1) }},
+		{"Append/drafts-pending-many", paged.ErrSequenceState, func(h *hostile) error { return h.m.Append(h.drafted, 1, 2, 3) }},
 		{"AcceptSpeculative/waiting", paged.ErrSequenceState, func(h *hostile) error { return h.m.AcceptSpeculative(h.waiting, 0) }},
 		{"AcceptSpeculative/swapped", paged.ErrSequenceState, func(h *hostile) error { return h.m.AcceptSpeculative(h.swapped, 0) }},
 		{"Truncate/swapped", paged.ErrSequenceState, func(h *hostile) error { return h.m.Truncate(h.swapped, 1) }},

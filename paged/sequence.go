@@ -703,7 +703,9 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 // their slots (copy-on-write first if the last block is shared) and
 // commits every block they fill; all-or-nothing, ErrNoSpace when the pool
 // is exhausted (the caller preempts and retries). For a waiting sequence it
-// only extends the tokens to compute at admission.
+// only extends the tokens to compute at admission. A sequence with
+// speculative tokens pending (AppendSpeculative) takes no other tokens
+// until AcceptSpeculative or Truncate has settled them: ErrSequenceState.
 func (m *Manager) Append(id SeqID, tokens ...int32) error {
 	// The commonest decode step, one token into a partly filled last block
 	// that the sequence owns alone and that it does not fill, stays in this
@@ -758,7 +760,7 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 						m.commitFull(s)
 					}
 					return nil
-				case off == 0 && !s.windowed && m.available() > 0 && !m.hybrid():
+				case off == 0 && !s.windowed && s.spec == 0 && m.available() > 0 && !m.hybrid():
 					s.blocks = append(s.blocks, m.allocBlock())
 					s.tokens = append(s.tokens, tokens[0])
 					// One token in a fresh block fills nothing (bs > 1): with
@@ -783,6 +785,7 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 // prefix cache until AcceptSpeculative, and they do not slide a sliding
 // window (it slides from the accepted length). A manager with a State
 // group refuses drafts with ErrInvalid: a state cannot roll them back.
+// More drafts may follow drafts; Append waits for the verdict (see Append).
 func (m *Manager) AppendSpeculative(id SeqID, tokens ...int32) error {
 	return m.appendTokens(id, tokens, true)
 }
@@ -802,6 +805,11 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		if err := m.checkSpeculative(id); err != nil {
 			return err
 		}
+	} else if s.spec > 0 {
+		// Drafts are the sequence's trailing tokens: a token after them
+		// would make them look accepted (their blocks would commit) and a
+		// later AcceptSpeculative would cut it instead of them.
+		return errorf(ErrSequenceState, "Append to %v: %d speculative tokens pending (AcceptSpeculative or Truncate them first)", id, s.spec)
 	}
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
@@ -862,7 +870,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	m.commitFull(s)
 	// The last block is now fresh, copied, or ours alone and uncached.
 	// Windowed sequences always take this path, which slides the window.
-	m.setOwn(s, s.opts.Window == 0)
+	m.setOwn(s, s.opts.Window == 0 && s.spec == 0) // drafts send Append to its check
 	return nil
 }
 

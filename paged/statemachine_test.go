@@ -265,6 +265,16 @@ func (s *machine) appendTokens(t *rapid.T) {
 	} else {
 		err = s.m.Append(id, toks...)
 	}
+	if !spec && ms.spec > 0 {
+		// Drafts pending: a token after them is refused, nothing changed.
+		if !errors.Is(err, paged.ErrSequenceState) {
+			t.Fatalf("Append with %d drafts pending: %v, want ErrSequenceState", ms.spec, err)
+		}
+		if after := s.m.Stats(); after != before {
+			t.Fatalf("a refused Append changed the stats: %+v, then %+v", before, after)
+		}
+		return
+	}
 	if err != nil {
 		expectNoSpaceUnchanged(t, s.m, before, err)
 		return
