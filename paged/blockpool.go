@@ -151,9 +151,7 @@ func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
 	if evicted {
 		switch {
 		case p.host == nil && !p.events.on():
-			// uncache without the event, inline
-			p.cached[id] = false
-			if p.index.remove(id) {
+			if p.drop(id) {
 				p.index.flush()
 			}
 		case p.host == nil || !p.offload(id, now):
@@ -179,14 +177,20 @@ func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
 // once, and from then on nothing reads hash[id] until the block is
 // committed again.
 func (p *blockPool) uncache(id allocator.BlockID, report bool) {
-	g := p.groupOf(id)
-	p.cached[id] = false
 	if report {
-		p.events.removed(&p.hash[id], Device, g)
+		p.events.removed(&p.hash[id], Device, p.groupOf(id))
 	}
-	if p.index.remove(id) {
+	if p.drop(id) {
 		p.index.flush()
 	}
+}
+
+// drop is uncache without the event, and like the index's remove leaves
+// applying a full log to the caller (it reports whether the log is full),
+// so it inlines on the allocation path of a pool that reports nothing.
+func (p *blockPool) drop(id allocator.BlockID) (full bool) {
+	p.cached[id] = false
+	return p.index.remove(id)
 }
 
 // forget drops the cached content of a block that is not in the policy
