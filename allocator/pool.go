@@ -302,17 +302,10 @@ func (p *Pool) ReleaseToCache(id BlockID) bool {
 //		pool.ReleaseToCache(id) // panics with the reason
 //	}
 func (p *Pool) TryReleaseToCache(id BlockID) (last, ok bool) {
-	bs, i := p.blocks, int(id)
-	if uint(i) >= uint(len(bs)) || bs[i].state != stateHeld {
-		return false, false
+	if last, ok = p.tryDrop(id); last {
+		p.blocks[id].state = stateCached
 	}
-	b := &bs[i]
-	if b.refs--; b.refs > 0 {
-		return false, true
-	}
-	b.state = stateCached
-	p.releases++
-	return true, true
+	return last, ok
 }
 
 // Claim gives a cached block one reference again: a prefix-cache hit on it,
@@ -456,17 +449,26 @@ func (p *Pool) take(id BlockID) {
 
 // drop removes one reference and reports whether it was the last.
 func (p *Pool) drop(id BlockID) bool {
-	bs, i := p.blocks, int(id)
-	if uint(i) >= uint(len(bs)) || bs[i].state != stateHeld {
+	last, ok := p.tryDrop(id)
+	if !ok {
 		panic(p.misuse(opRelease, id))
 	}
+	return last
+}
+
+// tryDrop is drop reporting misuse (id out of range or not held) as ok
+// false, with nothing changed, instead of panicking.
+func (p *Pool) tryDrop(id BlockID) (last, ok bool) {
+	bs, i := p.blocks, int(id)
+	if uint(i) >= uint(len(bs)) || bs[i].state != stateHeld {
+		return false, false
+	}
 	b := &bs[i]
-	b.refs--
-	if b.refs > 0 {
-		return false
+	if b.refs--; b.refs > 0 {
+		return false, true
 	}
 	p.releases++
-	return true
+	return true, true
 }
 
 func (p *Pool) push(id BlockID) {

@@ -764,9 +764,9 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					s.blocks = append(s.blocks, m.allocBlock())
 					s.tokens = append(s.tokens, tokens[0])
 					// One token in a fresh block fills nothing (bs > 1): with
-					// every block before it committed (drafts would leave
-					// the last one not) and no hashes AdmitChunk kept,
-					// hashing and committing would find nothing to do.
+					// every block before it committed and no hashes
+					// AdmitChunk kept, hashing and committing would find
+					// nothing to do.
 					if m.bs == 1 || s.committed != len(s.blocks)-1 || (s.pend != nil && len(s.pend.hashes) > 0) {
 						m.hashFull(s)
 						m.commitFull(s)
