@@ -302,10 +302,20 @@ func (p *Pool) ReleaseToCache(id BlockID) bool {
 //		pool.ReleaseToCache(id) // panics with the reason
 //	}
 func (p *Pool) TryReleaseToCache(id BlockID) (last, ok bool) {
-	if last, ok = p.tryDrop(id); last {
-		p.blocks[id].state = stateCached
+	// drop's check and decrement, restated: sharing them through an
+	// inlined helper measured 2.3M more instructions per W1 replay (the
+	// state is then stored through a second bounds-checked index).
+	bs, i := p.blocks, int(id)
+	if uint(i) >= uint(len(bs)) || bs[i].state != stateHeld {
+		return false, false
 	}
-	return last, ok
+	b := &bs[i]
+	if b.refs--; b.refs > 0 {
+		return false, true
+	}
+	b.state = stateCached
+	p.releases++
+	return true, true
 }
 
 // Claim gives a cached block one reference again: a prefix-cache hit on it,
@@ -449,26 +459,17 @@ func (p *Pool) take(id BlockID) {
 
 // drop removes one reference and reports whether it was the last.
 func (p *Pool) drop(id BlockID) bool {
-	last, ok := p.tryDrop(id)
-	if !ok {
-		panic(p.misuse(opRelease, id))
-	}
-	return last
-}
-
-// tryDrop is drop reporting misuse (id out of range or not held) as ok
-// false, with nothing changed, instead of panicking.
-func (p *Pool) tryDrop(id BlockID) (last, ok bool) {
 	bs, i := p.blocks, int(id)
 	if uint(i) >= uint(len(bs)) || bs[i].state != stateHeld {
-		return false, false
+		panic(p.misuse(opRelease, id))
 	}
 	b := &bs[i]
-	if b.refs--; b.refs > 0 {
-		return false, true
+	b.refs--
+	if b.refs > 0 {
+		return false
 	}
 	p.releases++
-	return true, true
+	return true
 }
 
 func (p *Pool) push(id BlockID) {
