@@ -694,8 +694,9 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	m.nrunning++
 	m.commitFull(s)
 	// A partly filled last block was freshly allocated: hits are full
-	// (setOwn leaves a sequence that ends a block not own).
-	m.setOwn(s, true)
+	// (setOwn leaves a sequence that ends a block not own). A windowed
+	// sequence is never own: its next token slides the window (appendTokens).
+	m.setOwn(s, !s.windowed)
 	return p.hits * m.bs, nil
 }
 
