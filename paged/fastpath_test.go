@@ -1,8 +1,12 @@
 package paged
 
 import (
+	"fmt"
+	"reflect"
 	"slices"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // TestAppendWindowedAfterAdmitSlides: the first decode token of a
@@ -62,4 +66,364 @@ func TestAppendWindowedAfterAdmitSlides(t *testing.T) {
 	if general.table[0] != int32(nullBlock) {
 		t.Fatalf("the general path did not slide: %v", general.table)
 	}
+}
+
+// fastPair is two managers of one configuration driven with the same
+// calls, except that fast takes Append's one-token fast paths (the inline
+// write, appendMore's fill and fresh-block cases, a hybrid manager's
+// appendOne and startPair) and slow the general path (appendTokens) for
+// the same tokens. Everything observable must agree after every step.
+type fastPair struct {
+	fast, slow *Manager
+	groups     int
+	ids        []SeqID   // live handles
+	dead       []SeqID   // freed handles, whose slots may be reused
+	rest       [][]int32 // per ids[i]: tokens AdmitChunk cut off
+	next       int32     // the next fresh decode token
+	// batch is fast's persistent Batch (rows reused while their
+	// sequence's version holds); slow builds each step's into a new one.
+	batch Batch
+}
+
+func newFastPair(t *rapid.T, cfg Config) *fastPair {
+	var twins [2]*Manager
+	for i := range twins {
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		twins[i] = m
+	}
+	return &fastPair{fast: twins[0], slow: twins[1], groups: max(1, len(cfg.Groups)), next: 1 << 20}
+}
+
+// both runs fn on each manager and requires the same error.
+func (p *fastPair) both(t *rapid.T, what string, fn func(m *Manager) error) error {
+	ef, es := fn(p.fast), fn(p.slow)
+	if (ef == nil) != (es == nil) || (ef != nil && ef.Error() != es.Error()) {
+		t.Fatalf("%s: fast path %v, general path %v", what, ef, es)
+	}
+	return ef
+}
+
+// appendOne appends tok to id one token at a time: through Append on
+// fast, through appendTokens on slow.
+func (p *fastPair) appendOne(t *rapid.T, id SeqID, tok int32) error {
+	ef := p.fast.Append(id, tok)
+	es := p.slow.appendTokens(id, []int32{tok}, false)
+	if (ef == nil) != (es == nil) || (ef != nil && ef.Error() != es.Error()) {
+		t.Fatalf("Append(%v, %d): fast path %v, general path %v", id, tok, ef, es)
+	}
+	return ef
+}
+
+func (p *fastPair) prompt(t *rapid.T, bs int) []int32 {
+	n := rapid.IntRange(1, 6*bs).Draw(t, "promptLen")
+	base := int32(rapid.IntRange(0, 2).Draw(t, "prefix")) * 1000
+	branch := rapid.IntRange(0, n).Draw(t, "branch")
+	pr := make([]int32, n)
+	for i := range pr {
+		pr[i] = base + int32(i)
+		if i >= branch {
+			pr[i] += 500
+		}
+	}
+	return pr
+}
+
+func (p *fastPair) pick(t *rapid.T, label string) (int, SeqID) {
+	i := rapid.IntRange(0, len(p.ids)-1).Draw(t, label)
+	return i, p.ids[i]
+}
+
+func (p *fastPair) remove(i int) {
+	p.dead = append(p.dead, p.ids[i])
+	p.ids = slices.Delete(p.ids, i, i+1)
+	p.rest = slices.Delete(p.rest, i, i+1)
+}
+
+// compareBatch builds the batch of sched on fast into its persistent
+// Batch and on slow into a new one, and requires the same batch: the
+// persistent rows (kept while a sequence's version holds) must read
+// every table change the fast paths made.
+func (p *fastPair) compareBatch(t *rapid.T, what string, sched []Scheduled) {
+	var fresh Batch
+	ef, es := p.fast.BuildBatch(&p.batch, sched), p.slow.BuildBatch(&fresh, sched)
+	if (ef == nil) != (es == nil) || (ef != nil && ef.Error() != es.Error()) {
+		t.Fatalf("%s: persistent batch %v, new batch %v", what, ef, es)
+	}
+	if ef != nil {
+		return
+	}
+	f, s := &p.batch, &fresh
+	if !slices.Equal(f.Seqs, s.Seqs) || !slices.Equal(f.SeqLens, s.SeqLens) || !slices.Equal(f.QueryLens, s.QueryLens) ||
+		!slices.Equal(f.QueryStart, s.QueryStart) || !slices.Equal(f.Slots, s.Slots) || !slices.Equal(f.BlocksPerSeq, s.BlocksPerSeq) ||
+		!slices.Equal(f.Copies, s.Copies) || !slices.Equal(f.Swaps, s.Swaps) || len(f.GroupSlots) != len(s.GroupSlots) {
+		t.Fatalf("%s: persistent batch %+v\nnew batch %+v", what, f, s)
+	}
+	for g := range f.GroupSlots {
+		if !slices.Equal(f.GroupSlots[g], s.GroupSlots[g]) {
+			t.Fatalf("%s: group %d slots %v, new batch %v", what, g+1, f.GroupSlots[g], s.GroupSlots[g])
+		}
+	}
+	rows := func(what string, ft, st []int32, fw, sw int, lens func(i int) int) {
+		for i := range f.Seqs {
+			nb := lens(i)
+			fr, sr := ft[i*fw:(i+1)*fw], st[i*sw:(i+1)*sw]
+			if !slices.Equal(fr[:nb], sr[:nb]) || slices.ContainsFunc(fr[nb:], func(b int32) bool { return b != 0 }) {
+				t.Fatalf("%s: row %d (%v) %v, new batch %v", what, i, f.Seqs[i], fr, sr)
+			}
+		}
+	}
+	rows(what, f.Tables, s.Tables, f.stride, s.stride, func(i int) int { return int(f.BlocksPerSeq[i]) })
+	for g := range f.GroupTables {
+		rows(fmt.Sprintf("%s group %d", what, g+1), f.GroupTables[g], s.GroupTables[g], f.groupStride, s.groupStride, func(i int) int {
+			sq, _ := p.fast.seq(f.Seqs[i])
+			return len(sq.ext[g].blocks)
+		})
+	}
+}
+
+// compare requires the two managers to agree on everything a caller can
+// observe, and on the block pool's metadata and index (the fast paths
+// must commit the same blocks in the same order).
+func (p *fastPair) compare(t *rapid.T, step int, what string) {
+	f, s := p.fast, p.slow
+	if f.Stats() != s.Stats() {
+		t.Fatalf("step %d %s: stats differ:\nfast    %+v\ngeneral %+v", step, what, f.Stats(), s.Stats())
+	}
+	if f.available() != s.available() {
+		t.Fatalf("step %d %s: %d blocks available, general path %d", step, what, f.available(), s.available())
+	}
+	for _, id := range slices.Concat(p.ids, p.dead) {
+		sf, e1 := f.seq(id)
+		ss, e2 := s.seq(id)
+		if (e1 == nil) != (e2 == nil) {
+			t.Fatalf("step %d %s: %v: %v, general path %v", step, what, id, e1, e2)
+		}
+		if e1 != nil {
+			continue
+		}
+		if !slices.Equal(sf.tokens, ss.tokens) || sf.state != ss.state || sf.committed != ss.committed ||
+			sf.spec != ss.spec || sf.released != ss.released || !slices.Equal(sf.hashes, ss.hashes) {
+			t.Fatalf("step %d %s: %v: %d tokens, state %v, committed %d, spec %d, released %d, %d hashes; general path %d, %v, %d, %d, %d, %d",
+				step, what, id, len(sf.tokens), sf.state, sf.committed, sf.spec, sf.released, len(sf.hashes),
+				len(ss.tokens), ss.state, ss.committed, ss.spec, ss.released, len(ss.hashes))
+		}
+		for g := range p.groups {
+			if tf, ts := f.table(sf, g), s.table(ss, g); !slices.Equal(tf, ts) {
+				t.Fatalf("step %d %s: %v group %d: table %v, general path %v", step, what, id, g, tf, ts)
+			}
+		}
+	}
+	if ef, es := f.DrainEvents(nil), s.DrainEvents(nil); !reflect.DeepEqual(ef, es) {
+		t.Fatalf("step %d %s: events differ:\nfast    %+v\ngeneral %+v", step, what, ef, es)
+	}
+	if cf, cs := f.TakeCopies(nil), s.TakeCopies(nil); !slices.Equal(cf, cs) {
+		t.Fatalf("step %d %s: copies %v, general path %v", step, what, cf, cs)
+	}
+	f.bp.index.settle()
+	s.bp.index.settle()
+	if !slices.Equal(f.bp.cached, s.bp.cached) || !slices.Equal(f.bp.index.slots, s.bp.index.slots) {
+		t.Fatalf("step %d %s: the prefix index differs from the general path's", step, what)
+	}
+	for id, c := range f.bp.cached {
+		if c && (f.bp.hash[id] != s.bp.hash[id] || f.bp.index.meta[id] != s.bp.index.meta[id]) {
+			t.Fatalf("step %d %s: block %d holds other content or links than the general path's", step, what, id)
+		}
+	}
+	if err := f.Check(); err != nil {
+		t.Fatalf("step %d %s: fast: %v", step, what, err)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatalf("step %d %s: general: %v", step, what, err)
+	}
+}
+
+// TestAppendFastPathsMatchGeneral drives a fastPair (see fastPair)
+// through every operation that leaves a sequence in a state Append's fast
+// paths must read right: Admit and AdmitChunk (and giving the cut tokens
+// back one at a time), drafts (refused Append while pending, then
+// AcceptSpeculative of any count), Truncate to any length (cached
+// content in the last block), Fork (shared last blocks, copy-on-write at
+// and inside block boundaries), Preempt and re-Admit, Free and stale
+// handles whose slots were reused, sequences created from hashes, sliding
+// windows (SeqOptions.Window) and LoRA/salt keys, on plain and hybrid
+// managers (a full + window pair, full + chunked, two pairs), with events
+// on and off, SHA-256 and FastHasher, both free-queue modes, in pools
+// small enough to evict at every step.
+func TestAppendFastPathsMatchGeneral(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
+		cfg := Config{
+			BlockSize:        bs,
+			NumBlocks:        rapid.IntRange(8, 48).Draw(t, "blocks"),
+			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
+		}
+		if rapid.Bool().Draw(t, "events") {
+			cfg.Events = 1 << 12
+		}
+		if rapid.Bool().Draw(t, "fastHasher") {
+			cfg.Hasher = FastHasher{}
+		}
+		switch rapid.IntRange(0, 5).Draw(t, "layout") {
+		case 3:
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 6*bs).Draw(t, "gwindow")}}
+		case 4:
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: rapid.IntRange(1, 6*bs).Draw(t, "chunk")}}
+		case 5:
+			w := rapid.IntRange(1, 6*bs).Draw(t, "gwindow")
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: w}, {Kind: FullAttention}, {Kind: SlidingWindow, Window: w}}
+		}
+		hybrid := len(cfg.Groups) > 0
+		p := newFastPair(t, cfg)
+		for step := range rapid.IntRange(1, 80).Draw(t, "steps") {
+			op := rapid.IntRange(0, 15).Draw(t, "op")
+			if len(p.ids) == 0 && op != 13 {
+				op = 0
+			}
+			what := ""
+			switch op {
+			case 0: // Add, then Admit or AdmitChunk
+				pr := p.prompt(t, bs)
+				var opts SeqOptions
+				if !hybrid && rapid.IntRange(0, 2).Draw(t, "windowed") == 0 {
+					opts.Window = rapid.IntRange(1, 4*bs).Draw(t, "window")
+				}
+				switch rapid.IntRange(0, 5).Draw(t, "keys") {
+				case 0:
+					opts.LoRA = 7
+				case 1:
+					opts.Salt = "tenant"
+				}
+				what = fmt.Sprintf("Add(%d tokens, %+v)", len(pr), opts)
+				var id SeqID
+				if p.both(t, what, func(m *Manager) (err error) { id, err = m.Add(pr, &opts); return }) != nil {
+					continue
+				}
+				p.ids, p.rest = append(p.ids, id), append(p.rest, nil)
+				if rapid.Bool().Draw(t, "chunked") {
+					maxNew := rapid.IntRange(1, 3*bs).Draw(t, "maxNew")
+					var rest []int32
+					p.both(t, what+" AdmitChunk", func(m *Manager) (err error) { _, rest, err = m.AdmitChunk(id, maxNew, nil); return })
+					p.rest[len(p.rest)-1] = rest
+				} else {
+					p.both(t, what+" Admit", func(m *Manager) (err error) { _, err = m.Admit(id); return })
+				}
+			case 1, 2, 3, 4: // decode tokens, one at a time
+				i, id := p.pick(t, "append")
+				what = fmt.Sprintf("Append to %v", id)
+				for range rapid.IntRange(1, 2*bs+1).Draw(t, "tokens") {
+					var tok int32
+					if len(p.rest[i]) > 0 { // AdmitChunk's cut, given back
+						tok, p.rest[i] = p.rest[i][0], p.rest[i][1:]
+					} else {
+						tok, p.next = p.next, p.next+1
+					}
+					if p.appendOne(t, id, tok) != nil {
+						break
+					}
+				}
+			case 5: // several tokens in one call (the general path on both)
+				i, id := p.pick(t, "appendMany")
+				toks := make([]int32, rapid.IntRange(2, 2*bs+2).Draw(t, "many"))
+				for k := range toks {
+					toks[k], p.next = p.next, p.next+1
+				}
+				if len(p.rest[i]) > 0 {
+					toks = p.rest[i][:min(len(toks), len(p.rest[i]))]
+				}
+				what = fmt.Sprintf("Append(%v, %d tokens)", id, len(toks))
+				if p.both(t, what, func(m *Manager) error { return m.Append(id, toks...) }) == nil && len(p.rest[i]) > 0 {
+					p.rest[i] = p.rest[i][len(toks):]
+				}
+			case 6: // drafts
+				_, id := p.pick(t, "spec")
+				toks := make([]int32, rapid.IntRange(1, 2*bs+1).Draw(t, "drafts"))
+				for k := range toks {
+					toks[k], p.next = p.next, p.next+1
+				}
+				what = fmt.Sprintf("AppendSpeculative(%v, %d tokens)", id, len(toks))
+				p.both(t, what, func(m *Manager) error { return m.AppendSpeculative(id, toks...) })
+			case 7: // the verdict on drafts
+				_, id := p.pick(t, "accept")
+				spec := 0
+				if s, err := p.fast.seq(id); err == nil {
+					spec = s.spec
+				}
+				n := rapid.IntRange(0, spec+1).Draw(t, "accepted")
+				what = fmt.Sprintf("AcceptSpeculative(%v, %d of %d)", id, n, spec)
+				p.both(t, what, func(m *Manager) error { return m.AcceptSpeculative(id, n) })
+			case 8: // Truncate to any length, block boundaries included
+				i, id := p.pick(t, "truncate")
+				n, _ := p.fast.Len(id)
+				k := rapid.IntRange(0, n+1).Draw(t, "keep")
+				what = fmt.Sprintf("Truncate(%v, %d of %d)", id, k, n)
+				if p.both(t, what, func(m *Manager) error { return m.Truncate(id, k) }) == nil {
+					p.rest[i] = nil // the cut tokens are not given back after a Truncate
+				}
+			case 9:
+				_, id := p.pick(t, "fork")
+				what = fmt.Sprintf("Fork(%v)", id)
+				var c SeqID
+				if p.both(t, what, func(m *Manager) (err error) { c, err = m.Fork(id); return }) == nil {
+					p.ids, p.rest = append(p.ids, c), append(p.rest, nil)
+				}
+			case 10:
+				i, id := p.pick(t, "preempt")
+				what = fmt.Sprintf("Preempt(%v)", id)
+				if p.both(t, what, func(m *Manager) error { return m.Preempt(id) }) == nil {
+					p.rest[i] = nil
+				}
+			case 11:
+				_, id := p.pick(t, "admit")
+				what = fmt.Sprintf("Admit(%v)", id)
+				p.both(t, what, func(m *Manager) (err error) { _, err = m.Admit(id); return })
+			case 12:
+				i, id := p.pick(t, "free")
+				what = fmt.Sprintf("Free(%v)", id)
+				p.both(t, what, func(m *Manager) error { return m.Free(id) })
+				p.remove(i)
+			case 13: // a sequence created from hashes, its tail unknown
+				pr := p.prompt(t, bs)
+				hs, err := p.fast.BlockHashes(nil, pr, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hs = hs[:rapid.IntRange(0, len(hs)).Draw(t, "knownBlocks")]
+				n := len(pr) + rapid.IntRange(0, 2*bs).Draw(t, "unknownTokens")
+				what = fmt.Sprintf("CreateFromHashes(%d hashes, %d tokens)", len(hs), n)
+				var id SeqID
+				if p.both(t, what, func(m *Manager) (err error) { id, _, err = m.CreateFromHashes(hs, n, nil); return }) == nil {
+					p.ids, p.rest = append(p.ids, id), append(p.rest, nil)
+				}
+			case 14: // a stale handle: its slot may hold another sequence
+				if len(p.dead) == 0 {
+					continue
+				}
+				id := p.dead[rapid.IntRange(0, len(p.dead)-1).Draw(t, "stale")]
+				what = fmt.Sprintf("Append to stale %v", id)
+				tok := p.next
+				p.next++
+				if p.appendOne(t, id, tok) == nil {
+					t.Fatalf("%s: accepted", what)
+				}
+			case 15: // a step's batch over some sequences, in a stable order
+				var sched []Scheduled
+				for _, id := range p.ids {
+					if rapid.IntRange(0, 3).Draw(t, "skip") == 0 {
+						continue
+					}
+					n := 1
+					if rapid.IntRange(0, 4).Draw(t, "prefill") == 0 {
+						n = rapid.IntRange(1, 3*bs).Draw(t, "newTokens")
+					}
+					sched = append(sched, Scheduled{ID: id, NewTokens: n})
+				}
+				what = fmt.Sprintf("BuildBatch(%v)", sched)
+				p.compareBatch(t, what, sched)
+			}
+			p.compare(t, step, what)
+		}
+	})
 }
