@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/allocator"
 )
 
 // TestAppendWindowedAfterAdmitSlides: the first decode token of a
@@ -426,4 +428,123 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 			p.compare(t, step, what)
 		}
 	})
+}
+
+// TestHybridLookupHitsAreIndexAnswers: every block a hybrid manager's
+// admission hands out as a hit, in every group, is the block the index
+// names for its content in that group (the first-inserted holder), though
+// the lookup mostly finds it by guessing (blockPool.successor and run in
+// group 0; in the window group Manager.sibling from what it found for the
+// same group-0 block before, then blockPool.predecessor or guess from the
+// neighbouring hit). Before each admission the sibling guesses are
+// scrambled: set to random blocks, some holding the same content as a
+// duplicate, some another group's; a guess that is not the index's answer
+// must be rejected. Decode tokens come from a small alphabet so that
+// sequences fill duplicate blocks of one content.
+func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
+		w := rapid.IntRange(1, 6*bs).Draw(t, "window")
+		cfg := Config{
+			BlockSize:        bs,
+			NumBlocks:        rapid.IntRange(12, 64).Draw(t, "blocks"),
+			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
+			Groups:           []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: w}},
+		}
+		switch rapid.IntRange(0, 3).Draw(t, "layout") {
+		case 1: // two full groups: the lookup's group-by-group form
+			cfg.Groups = append(cfg.Groups, Group{Kind: FullAttention})
+		case 2:
+			cfg.HostBlocks = rapid.IntRange(4, 32).Draw(t, "hostBlocks")
+		}
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []SeqID
+		for step := range rapid.IntRange(1, 60).Draw(t, "steps") {
+			switch op := rapid.IntRange(0, 5).Draw(t, "op"); {
+			case op <= 1 || len(ids) == 0:
+				n := rapid.IntRange(1, 8*bs).Draw(t, "promptLen")
+				pr := make([]int32, n)
+				for i := range pr {
+					pr[i] = int32(rapid.IntRange(0, 1).Draw(t, "tok"))
+				}
+				id, err := m.Add(pr, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+				scrambleSiblings(t, m)
+				cached, err := m.Admit(id)
+				if err != nil {
+					continue
+				}
+				s, _ := m.seq(id)
+				for g := range len(cfg.Groups) {
+					table := m.table(s, g)
+					for k := range cached / bs {
+						b := table[k]
+						if b == nullBlock {
+							continue
+						}
+						want, ok := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
+						if !ok || want != b {
+							t.Fatalf("step %d: %v group %d hit %d is block %d; the index names %d (%v)", step, id, g, k, b, want, ok)
+						}
+					}
+				}
+			case op == 2:
+				id := ids[rapid.IntRange(0, len(ids)-1).Draw(t, "append")]
+				for range rapid.IntRange(1, 3*bs).Draw(t, "tokens") {
+					if m.Append(id, int32(rapid.IntRange(0, 1).Draw(t, "tok"))) != nil {
+						break
+					}
+				}
+			case op == 3:
+				i := rapid.IntRange(0, len(ids)-1).Draw(t, "free")
+				if err := m.Free(ids[i]); err != nil {
+					t.Fatal(err)
+				}
+				ids = slices.Delete(ids, i, i+1)
+			case op == 4:
+				if c, err := m.Fork(ids[rapid.IntRange(0, len(ids)-1).Draw(t, "fork")]); err == nil {
+					ids = append(ids, c)
+				}
+			case op == 5:
+				_ = m.Preempt(ids[rapid.IntRange(0, len(ids)-1).Draw(t, "preempt")])
+			}
+			if err := m.Check(); err != nil {
+				t.Fatalf("step %d: %v", step, err)
+			}
+		}
+	})
+}
+
+// scrambleSiblings points some of the window lookup's sibling guesses
+// (Manager.sib) at other blocks: any block, or one holding cached
+// content of the same hash as the right one (a duplicate, or the same
+// content in another group).
+func scrambleSiblings(t *rapid.T, m *Manager) {
+	if m.sib == nil || !rapid.Bool().Draw(t, "scramble") {
+		return
+	}
+	m.bp.index.settle()
+	n := len(m.sib)
+	for f := range m.sib {
+		switch rapid.IntRange(0, 3).Draw(t, "guess") {
+		case 0:
+			m.sib[f] = allocator.BlockID(rapid.IntRange(0, n-1).Draw(t, "any"))
+		case 1:
+			// A block holding the content the guess held, if it held any.
+			if g := m.sib[f]; g > nullBlock && m.bp.cached[g] {
+				for b := range allocator.BlockID(n) {
+					if b != g && m.bp.cached[b] && m.bp.hash[b] == m.bp.hash[g] {
+						m.sib[f] = b
+						break
+					}
+				}
+			}
+		}
+	}
 }
