@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -546,5 +547,127 @@ func scrambleSiblings(t *rapid.T, m *Manager) {
 				}
 			}
 		}
+	}
+}
+
+// TestTouchingFlushMatchesPlain: a manager whose pool is large enough
+// for the index's flush to touch lines ahead (touchBlocks) ends every
+// step exactly as a twin whose flush does not (the same tables, counters,
+// events, index slots and duplicate links), under churn that evicts at
+// every allocation (a long sequence holds all but a few hundred blocks),
+// commits duplicates, and fills the deferred log, with events on (each
+// eviction reported, uncache) and off (blockPool.drop).
+func TestTouchingFlushMatchesPlain(t *testing.T) {
+	steps := 5000
+	if testing.Short() {
+		steps = 1000
+	}
+	for _, events := range []int{0, 1 << 14} {
+		t.Run(fmt.Sprintf("events=%d", events), func(t *testing.T) { checkTouchingFlush(t, events, steps) })
+	}
+}
+
+func checkTouchingFlush(t *testing.T, events, steps int) {
+	const bs, spare = 4, 300
+	cfg := Config{BlockSize: bs, NumBlocks: touchBlocks, Events: events, Hasher: FastHasher{}}
+	var twins [2]*Manager
+	hog := make([]int32, (touchBlocks-spare)*bs)
+	for i := range hog {
+		hog[i] = int32(1_000_000 + i)
+	}
+	for i := range twins {
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := m.Create(hog, nil); err != nil {
+			t.Fatal(err)
+		}
+		twins[i] = m
+	}
+	touch, plain := twins[0], twins[1]
+	plain.bp.index.touch = false
+	if !touch.bp.index.touch {
+		t.Fatalf("a pool of %d blocks does not touch ahead", touchBlocks)
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	var ids []SeqID
+	evictions := 0
+	for step := range steps {
+		var e [2]error
+		switch op := r.IntN(10); {
+		case op < 4 || len(ids) == 0:
+			p := make([]int32, bs*(1+r.IntN(40))+r.IntN(bs))
+			base := int32(r.IntN(4)) * 1000
+			for i := range p {
+				p[i] = base + int32(i)
+				if r.IntN(60) == 0 {
+					base += 7 // a branch
+				}
+			}
+			var id [2]SeqID
+			for i, m := range twins {
+				id[i], _, e[i] = m.Create(p, nil)
+			}
+			if e[0] == nil && id[0] == id[1] {
+				ids = append(ids, id[0])
+			}
+		case op < 7:
+			id := ids[r.IntN(len(ids))]
+			toks := make([]int32, 1+r.IntN(2*bs))
+			for i := range toks {
+				toks[i] = int32(r.IntN(3)) // duplicates of one content
+			}
+			for i, m := range twins {
+				e[i] = m.Append(id, toks...)
+			}
+		case op < 9:
+			k := r.IntN(len(ids))
+			for i, m := range twins {
+				e[i] = m.Free(ids[k])
+			}
+			ids = slices.Delete(ids, k, k+1)
+		default:
+			parent := ids[r.IntN(len(ids))]
+			var c [2]SeqID
+			for i, m := range twins {
+				c[i], e[i] = m.Fork(parent)
+			}
+			if e[0] == nil && c[0] == c[1] {
+				ids = append(ids, c[0])
+			}
+		}
+		if (e[0] == nil) != (e[1] == nil) {
+			t.Fatalf("step %d: touching flush %v, plain %v", step, e[0], e[1])
+		}
+		if touch.Stats() != plain.Stats() {
+			t.Fatalf("step %d: stats differ:\ntouching %+v\nplain    %+v", step, touch.Stats(), plain.Stats())
+		}
+		for _, id := range ids {
+			a, _ := touch.Table(id)
+			b, _ := plain.Table(id)
+			if !slices.Equal(a, b) {
+				t.Fatalf("step %d: %v: table %v, plain %v", step, id, a, b)
+			}
+		}
+		if ea, eb := touch.DrainEvents(nil), plain.DrainEvents(nil); !reflect.DeepEqual(ea, eb) {
+			t.Fatalf("step %d: events differ", step)
+		}
+		if step%100 == 99 || step == steps-1 {
+			touch.bp.index.settle()
+			plain.bp.index.settle()
+			if !slices.Equal(touch.bp.index.slots, plain.bp.index.slots) || !slices.Equal(touch.bp.index.meta, plain.bp.index.meta) {
+				t.Fatalf("step %d: the index differs from the plain flush's", step)
+			}
+			for _, m := range twins {
+				if err := m.Check(); err != nil {
+					t.Fatalf("step %d: %v", step, err)
+				}
+			}
+		}
+		evictions = int(touch.Stats().Evictions)
+	}
+	if evictions < steps/2 {
+		t.Fatalf("only %d evictions in %d steps", evictions, steps)
 	}
 }
