@@ -1,6 +1,7 @@
 package paged
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -669,5 +670,43 @@ func checkTouchingFlush(t *testing.T, events, steps int) {
 	}
 	if evictions < steps/2 {
 		t.Fatalf("only %d evictions in %d steps", evictions, steps)
+	}
+}
+
+// TestAppendRefusesHandleOfFreedSlot: a handle naming a freed slot is
+// refused by Append's inline path as by every other call, whatever
+// generation it carries: the one Free moved the slot to (no live handle
+// has it until the slot is reused, but a caller can construct it) too.
+// Before the fix the inline path, which reads the slot's ownership
+// instead of its state, appended the token to the dead slot and
+// returned nil.
+func TestAppendRefusesHandleOfFreedSlot(t *testing.T) {
+	m, err := New(Config{BlockSize: 16, NumBlocks: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := m.Create([]int32{1, 2, 3}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Append(id, 4); err != nil { // the inline path holds
+		t.Fatal(err)
+	}
+	if err := m.Free(id); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []SeqID{id, id + 1<<32, id + 2<<32, id - 1<<32} {
+		if err := m.Append(h, 5); !errors.Is(err, ErrUnknownSequence) {
+			t.Errorf("Append(%v) after Free of %v: %v, want ErrUnknownSequence", h, id, err)
+		}
+		if _, err := m.Len(h); !errors.Is(err, ErrUnknownSequence) {
+			t.Errorf("Len(%v) after Free of %v: %v, want ErrUnknownSequence", h, id, err)
+		}
+	}
+	if len(m.seqs[0].tokens) != 4 {
+		t.Errorf("the freed slot holds %d tokens, had 4", len(m.seqs[0].tokens))
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
