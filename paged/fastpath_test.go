@@ -251,7 +251,8 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 // AcceptSpeculative of any count), Truncate to any length (cached
 // content in the last block), Fork (shared last blocks, copy-on-write at
 // and inside block boundaries), Preempt and re-Admit, Free and stale
-// handles whose slots were reused, sequences created from hashes, sliding
+// handles (of the freed generation and the next) whose slots may have
+// been reused, sequences created from hashes, sliding
 // windows (SeqOptions.Window) and LoRA/salt keys, on plain and hybrid
 // managers (a full + window pair, full + chunked, two pairs), with events
 // on and off, SHA-256 and FastHasher, both free-queue modes, in pools
@@ -406,6 +407,9 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 					continue
 				}
 				id := p.dead[rapid.IntRange(0, len(p.dead)-1).Draw(t, "stale")]
+				if rapid.Bool().Draw(t, "nextGen") {
+					id += 1 << 32 // the generation Free moved the slot to
+				}
 				what = fmt.Sprintf("Append to stale %v", id)
 				tok := p.next
 				p.next++

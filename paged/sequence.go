@@ -240,6 +240,10 @@ func (m *Manager) dropSeq(idx uint32) {
 	}
 	s.state = seqUnused
 	s.gen++
+	// Append's inline path reads ownEnd, not the state: a handle of the
+	// new generation, which no live handle has but a caller can make,
+	// must not find the slot own.
+	s.ownEnd = 0
 	m.freeSeqs = append(m.freeSeqs, idx)
 	m.nlive--
 }
