@@ -226,6 +226,9 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 	if cf, cs := f.TakeCopies(nil), s.TakeCopies(nil); !slices.Equal(cf, cs) {
 		t.Fatalf("step %d %s: copies %v, general path %v", step, what, cf, cs)
 	}
+	if wf, ws := f.TakeSwaps(nil), s.TakeSwaps(nil); !slices.Equal(wf, ws) {
+		t.Fatalf("step %d %s: swaps %v, general path %v", step, what, wf, ws)
+	}
 	f.bp.index.settle()
 	s.bp.index.settle()
 	if !slices.Equal(f.bp.cached, s.bp.cached) || !slices.Equal(f.bp.index.slots, s.bp.index.slots) {
@@ -254,9 +257,10 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 // handles (of the freed generation and the next) whose slots may have
 // been reused, sequences created from hashes, sliding
 // windows (SeqOptions.Window) and LoRA/salt keys, on plain and hybrid
-// managers (a full + window pair, full + chunked, two pairs), with events
-// on and off, SHA-256 and FastHasher, both free-queue modes, in pools
-// small enough to evict at every step.
+// managers (a full + window pair, full + chunked, two pairs), swapping to
+// and from a host tier (which evictions also offload to), with events on
+// and off, SHA-256 and FastHasher, both free-queue modes, in pools small
+// enough to evict at every step.
 func TestAppendFastPathsMatchGeneral(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
@@ -271,6 +275,9 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 		if rapid.Bool().Draw(t, "fastHasher") {
 			cfg.Hasher = FastHasher{}
 		}
+		if rapid.IntRange(0, 2).Draw(t, "host") == 0 {
+			cfg.HostBlocks = rapid.IntRange(4, 48).Draw(t, "hostBlocks")
+		}
 		switch rapid.IntRange(0, 5).Draw(t, "layout") {
 		case 3:
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 6*bs).Draw(t, "gwindow")}}
@@ -283,7 +290,7 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 		hybrid := len(cfg.Groups) > 0
 		p := newFastPair(t, cfg)
 		for step := range rapid.IntRange(1, 80).Draw(t, "steps") {
-			op := rapid.IntRange(0, 15).Draw(t, "op")
+			op := rapid.IntRange(0, 17).Draw(t, "op")
 			if len(p.ids) == 0 && op != 13 {
 				op = 0
 			}
@@ -415,6 +422,20 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 				p.next++
 				if p.appendOne(t, id, tok) == nil {
 					t.Fatalf("%s: accepted", what)
+				}
+			case 16, 17: // the host tier: swap sequences out, or back in, together
+				var some []SeqID
+				for _, id := range p.ids {
+					if rapid.Bool().Draw(t, "swapThis") {
+						some = append(some, id)
+					}
+				}
+				if op == 16 {
+					what = fmt.Sprintf("SwapOut(%v)", some)
+					p.both(t, what, func(m *Manager) error { return m.SwapOut(some...) })
+				} else {
+					what = fmt.Sprintf("SwapIn(%v)", some)
+					p.both(t, what, func(m *Manager) error { return m.SwapIn(some...) })
 				}
 			case 15: // a step's batch over some sequences, in a stable order
 				var sched []Scheduled
