@@ -193,6 +193,9 @@ func (p *fastPair) compareBatch(t *rapid.T, what string, sched []Scheduled) {
 // must commit the same blocks in the same order).
 func (p *fastPair) compare(t *rapid.T, step int, what string) {
 	f, s := p.fast, p.slow
+	if st := f.Stats(); st.PeakUsedBlocks < st.UsedBlocks {
+		t.Fatalf("step %d %s: PeakUsedBlocks %d < UsedBlocks %d", step, what, st.PeakUsedBlocks, st.UsedBlocks)
+	}
 	if f.Stats() != s.Stats() {
 		t.Fatalf("step %d %s: stats differ:\nfast    %+v\ngeneral %+v", step, what, f.Stats(), s.Stats())
 	}

@@ -198,6 +198,7 @@ func (m *Manager) PinHashes(hashes []Hash, until int64) (PinID, int, error) {
 		}
 		ps.count[id]++
 	}
+	m.notePeak() // claims of cached blocks reference more blocks
 	ps.live++
 	ps.stats.Made++
 	ps.stats.PeakPinnedBlocks = max(ps.stats.PeakPinnedBlocks, ps.distinct)

@@ -359,6 +359,7 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 			}
 		}
 	}
+	m.notePeak() // the claims alone may have raised it: no allocation noted it
 	m.clearHostMarks(ids)
 	for _, id := range ids {
 		s := m.seqAt(id)
