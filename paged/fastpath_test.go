@@ -11,6 +11,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/eviction"
 )
 
 // TestAppendWindowedAfterAdmitSlides: the first decode token of a
@@ -76,7 +77,10 @@ func TestAppendWindowedAfterAdmitSlides(t *testing.T) {
 // calls, except that fast takes Append's one-token fast paths (the inline
 // write, appendMore's fill and fresh-block cases, a hybrid manager's
 // appendOne and startPair) and slow the general path (appendTokens) for
-// the same tokens. Everything observable must agree after every step.
+// the same tokens, and that with the default LRU slow's block pool sees
+// it as a Policy only (opaqueLRU), so it releases, claims and evicts
+// through the interface, not the inlined Try forms. Everything observable
+// must agree after every step.
 type fastPair struct {
 	fast, slow *Manager
 	groups     int
@@ -89,9 +93,17 @@ type fastPair struct {
 	batch Batch
 }
 
+// opaqueLRU is the default LRU behind the Policy interface alone, so
+// that the block pool takes its general policy calls, not its inlined
+// *eviction.LRU forms (blockPool.lru nil).
+type opaqueLRU struct{ eviction.Policy }
+
 func newFastPair(t *rapid.T, cfg Config) *fastPair {
 	var twins [2]*Manager
 	for i := range twins {
+		if i == 1 && cfg.Policy == nil {
+			cfg.Policy = func(n int) eviction.Policy { return opaqueLRU{eviction.NewLRU(n)} }
+		}
 		m, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -282,6 +294,13 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 		if rapid.Bool().Draw(t, "fastHasher") {
 			cfg.Hasher = FastHasher{}
 		}
+		switch rapid.IntRange(0, 5).Draw(t, "policy") {
+		case 0:
+			cfg.Policy = eviction.NewARC // an Accessor and a Forgetter
+		case 1:
+			cfg.Policy = eviction.NewS3FIFO
+		}
+		cfg.DisablePrefixCaching = rapid.IntRange(0, 7).Draw(t, "noCaching") == 0
 		if rapid.IntRange(0, 2).Draw(t, "host") == 0 {
 			cfg.HostBlocks = rapid.IntRange(4, 48).Draw(t, "hostBlocks")
 		}
