@@ -193,9 +193,14 @@ func (p *fastPair) compareBatch(t *rapid.T, what string, sched []Scheduled) {
 	}
 	rows(what, f.Tables, s.Tables, f.stride, s.stride, func(i int) int { return int(f.BlocksPerSeq[i]) })
 	for g := range f.GroupTables {
-		rows(fmt.Sprintf("%s group %d", what, g+1), f.GroupTables[g], s.GroupTables[g], f.groupStride, s.groupStride, func(i int) int {
+		fw, sw := f.groupStride, s.groupStride
+		if pages := p.fast.kinds[g+1].pages(); pages > 0 { // a state's rows are its pages
+			fw, sw = pages, pages
+		}
+		rows(fmt.Sprintf("%s group %d", what, g+1), f.GroupTables[g], s.GroupTables[g], fw, sw, func(i int) int {
 			sq, _ := p.fast.seq(f.Seqs[i])
-			return len(sq.ext[g].blocks)
+			blocks, _ := groupView(sq, p.fast.kinds[g+1].target(g+1)) // a Shared group's are its target's
+			return len(blocks)
 		})
 	}
 }
@@ -276,7 +281,8 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 // handles (of the freed generation and the next) whose slots may have
 // been reused, sequences created from hashes, sliding
 // windows (SeqOptions.Window) and LoRA/salt keys, on plain and hybrid
-// managers (a full + window pair, full + chunked, two pairs), swapping to
+// managers (a full + window pair, full + chunked, two pairs, a state
+// group, a window group shared by another), swapping to
 // and from a host tier (which evictions also offload to), with events on
 // and off, SHA-256 and FastHasher, both free-queue modes, in pools small
 // enough to evict at every step.
@@ -304,7 +310,11 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 		if rapid.IntRange(0, 2).Draw(t, "host") == 0 {
 			cfg.HostBlocks = rapid.IntRange(4, 48).Draw(t, "hostBlocks")
 		}
-		switch rapid.IntRange(0, 5).Draw(t, "layout") {
+		switch rapid.IntRange(0, 7).Draw(t, "layout") {
+		case 6: // a state group (drafts and truncation refused)
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: State, Pages: rapid.IntRange(1, 2).Draw(t, "pages")}}
+		case 7: // a window group and one sharing its blocks
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 6*bs).Draw(t, "gwindow")}, {Kind: Shared, Target: 1}}
 		case 3:
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 6*bs).Draw(t, "gwindow")}}
 		case 4:
