@@ -276,7 +276,7 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 // paths must read right: Admit and AdmitChunk (and giving the cut tokens
 // back one at a time), drafts (refused Append while pending, then
 // AcceptSpeculative of any count), Truncate to any length (cached
-// content in the last block), Fork (shared last blocks, copy-on-write at
+// content in the last block), Uncompute (blocks to commit again), Fork (shared last blocks, copy-on-write at
 // and inside block boundaries), Preempt and re-Admit, Free and stale
 // handles (of the freed generation and the next) whose slots may have
 // been reused, sequences created from hashes, sliding
@@ -326,7 +326,7 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 		hybrid := len(cfg.Groups) > 0
 		p := newFastPair(t, cfg)
 		for step := range rapid.IntRange(1, 80).Draw(t, "steps") {
-			op := rapid.IntRange(0, 17).Draw(t, "op")
+			op := rapid.IntRange(0, 18).Draw(t, "op")
 			if len(p.ids) == 0 && op != 13 {
 				op = 0
 			}
@@ -461,6 +461,12 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 				if p.appendOne(t, id, tok) == nil {
 					t.Fatalf("%s: accepted", what)
 				}
+			case 18: // a step dropped: its tokens' KV never computed
+				_, id := p.pick(t, "uncompute")
+				n, _ := p.fast.Len(id)
+				k := rapid.IntRange(max(0, n-3*bs), n).Draw(t, "computed")
+				what = fmt.Sprintf("Uncompute(%v, %d of %d)", id, k, n)
+				p.both(t, what, func(m *Manager) error { return m.Uncompute(id, k) })
 			case 16, 17: // the host tier: swap sequences out, or back in, together
 				var some []SeqID
 				for _, id := range p.ids {
@@ -836,4 +842,65 @@ func TestPeakCountsClaims(t *testing.T) {
 		}
 		check(t, m, "Pin")
 	})
+}
+
+// TestAppendAfterUncomputeCommitsAgain: after Uncompute took a
+// sequence's blocks out of the prefix cache, the next Append commits
+// them again (as Uncompute documents and the general path does),
+// whichever of Append's fast paths the token would take: the inline write
+// into the last block, a hybrid manager's appendOne inside a block, or
+// startPair at a block start. Before the fix those paths, which commit
+// only the block a token fills, left the blocks out of the cache until
+// the sequence filled its next block.
+func TestAppendAfterUncomputeCommitsAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		groups []Group
+		prompt int // tokens; the token appended lands at offset prompt%4
+	}{
+		{"inline", nil, 5},
+		{"pair inside a block", []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 16}}, 5},
+		{"pair at a block start", []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 16}}, 8},
+		{"chunked inside a block", []Group{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: 16}}, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stored [2]uint64
+			for i, general := range []bool{false, true} {
+				m, err := New(Config{BlockSize: 4, NumBlocks: 32, Groups: tc.groups})
+				if err != nil {
+					t.Fatal(err)
+				}
+				prompt := make([]int32, tc.prompt)
+				for k := range prompt {
+					prompt[k] = int32(k + 1)
+				}
+				id, _, err := m.Create(prompt, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Uncompute(id, 0); err != nil {
+					t.Fatal(err)
+				}
+				if general {
+					err = m.appendTokens(id, []int32{99}, false)
+				} else {
+					err = m.Append(id, 99)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Check(); err != nil {
+					t.Fatal(err)
+				}
+				s, _ := m.seq(id)
+				if s.committed != tc.prompt/4 {
+					t.Errorf("general path %v: %d blocks committed after Append, want %d", general, s.committed, tc.prompt/4)
+				}
+				stored[i] = m.Stats().BlocksStored
+			}
+			if stored[0] != stored[1] {
+				t.Errorf("Append stored %d blocks in all, the general path %d", stored[0], stored[1])
+			}
+		})
+	}
 }
