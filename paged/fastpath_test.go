@@ -904,3 +904,56 @@ func TestAppendAfterUncomputeCommitsAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestUncomputeInsideReleasedWindow: Uncompute to a position inside the
+// blocks a sliding window released (SeqOptions.Window) leaves those
+// entries released and done, so the Appends that follow commit the
+// sequence's blocks again but never the null block its released entries
+// name. Before the fix the sequence counted them uncommitted and the next
+// Append committed block 0 under the first hash, then panicked on the
+// second ("holds committed content other than the sequence's tokens").
+func TestUncomputeInsideReleasedWindow(t *testing.T) {
+	m, err := New(Config{BlockSize: 4, NumBlocks: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := make([]int32, 17)
+	for i := range prompt {
+		prompt[i] = int32(i + 1)
+	}
+	id, _, err := m.Create(prompt, &SeqOptions{Window: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range int32(4) {
+		if err := m.Append(id, 100+k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, _ := m.seq(id); s.released == 0 {
+		t.Fatal("the window released nothing")
+	}
+	for _, computed := range []int{19, 0} {
+		if err := m.Uncompute(id, computed); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Check(); err != nil {
+			t.Fatal(err)
+		}
+		for k := range int32(5) {
+			if err := m.Append(id, 200+k); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if m.bp.cached[nullBlock] {
+		t.Fatal("the null block holds cached content")
+	}
+	s, _ := m.seq(id)
+	if want := len(s.tokens) / 4; s.committed != want {
+		t.Fatalf("%d blocks committed, want %d", s.committed, want)
+	}
+}
