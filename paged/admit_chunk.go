@@ -189,12 +189,14 @@ func (m *Manager) Uncompute(id SeqID, computed int) error {
 		return errorf(ErrInvalid, "Uncompute %v: %d computed tokens, want 0 to %d", id, computed, len(s.tokens))
 	}
 	from := computed / m.bs // the first block holding an uncomputed slot
+	// Entries a window released stay done (see Manager.slide): they name
+	// the null block, which must never be committed.
 	m.forgetFrom(s.blocks, from)
-	s.committed = min(s.committed, from)
+	s.committed = min(s.committed, max(from, s.released))
 	for g := range s.ext {
 		t := &s.ext[g]
 		m.forgetFrom(t.blocks, from)
-		t.committed = min(t.committed, from)
+		t.committed = min(t.committed, max(from, t.released))
 	}
 	return nil
 }
