@@ -198,6 +198,10 @@ func (m *Manager) Uncompute(id SeqID, computed int) error {
 		m.forgetFrom(t.blocks, from)
 		t.committed = min(t.committed, max(from, t.released))
 	}
+	// Append's fast paths commit only the block a token fills: the next
+	// token takes the general path, which commits the blocks again.
+	m.setOwn(s, false)
+	s.gslow = m.hybrid()
 	return nil
 }
 
