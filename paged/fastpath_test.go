@@ -957,3 +957,43 @@ func TestUncomputeInsideReleasedWindow(t *testing.T) {
 		t.Fatalf("%d blocks committed, want %d", s.committed, want)
 	}
 }
+
+// TestUncomputeThenSlideKeepsPinsCached: a window block that a hybrid
+// sequence's retention would pin when its window leaves it (one the hit
+// at its branch point needs) but whose content Uncompute took out of the
+// cache is released, not pinned: a retention pin holds a cached window
+// block (Check). Before the fix the slide pinned the uncached block and
+// Check failed after the Append.
+func TestUncomputeThenSlideKeepsPinsCached(t *testing.T) {
+	m, err := New(Config{BlockSize: 2, NumBlocks: 16, Groups: []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := m.Create([]int32{1, 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := m.Create([]int32{1, 2, 3}, nil) // hits a's first block; branch point 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []int32{7, 8} { // a's window leaves its first block: b alone holds it
+		if err := m.Append(a, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Uncompute(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []int32{9, 10, 11} { // b's window leaves the block
+		if err := m.Append(b, tok); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Check(); err != nil {
+			t.Fatalf("after Append(%d): %v", tok, err)
+		}
+	}
+}
