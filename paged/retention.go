@@ -125,20 +125,21 @@ type seqRetention struct {
 
 func (k *seqRetention) reset() { k.branch, k.pins, k.pending = -1, k.pins[:0], k.pending[:0] }
 
-// pinsAt reports whether window entry k of running sequence s stays
-// referenced (pinned) when the window leaves it: it is among the blocks
-// the hit at s's branch point needs. The sequence shares the prefix that
+// pinsAt reports whether window block b at entry k of running sequence s
+// stays referenced (pinned) when the window leaves it: it is among the
+// blocks the hit at s's branch point needs, and still cached (Uncompute
+// may have dropped its content, which no hit can then use). The sequence shares the prefix that
 // ends there, and while it runs it holds the prefix's full-attention
 // blocks; the window before the prefix's end is what makes them a hit for
 // the next sequence sharing it, so it is held as long. Blocks of a shared
 // prefix are usually shared too, so this costs need blocks per distinct
 // branch point among running sequences, and at most need per sequence.
-func (m *Manager) pinsAt(s *sequence, k int) bool {
+func (m *Manager) pinsAt(s *sequence, k int, b allocator.BlockID) bool {
 	if !m.ret.on {
 		return false
 	}
-	b := int(s.keep.branch)
-	return k < b && k >= b-m.ret.need
+	br := int(s.keep.branch)
+	return k < br && k >= br-m.ret.need && m.bp.cached[b]
 }
 
 // releaseSlid releases window block b at entry k of s, which the window no
@@ -147,7 +148,7 @@ func (m *Manager) releaseSlid(s *sequence, k int, b allocator.BlockID) {
 	switch {
 	case !m.ret.on:
 		m.bp.release(b)
-	case m.pinsAt(s, k):
+	case m.pinsAt(s, k, b):
 		s.keep.pins = append(s.keep.pins, b)
 	default:
 		m.bp.releaseTo(b, m.windowShelf(s, k, 0, false))
