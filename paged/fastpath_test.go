@@ -274,18 +274,21 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 // TestAppendFastPathsMatchGeneral drives a fastPair (see fastPair)
 // through every operation that leaves a sequence in a state Append's fast
 // paths must read right: Admit and AdmitChunk (and giving the cut tokens
-// back one at a time), drafts (refused Append while pending, then
-// AcceptSpeculative of any count), Truncate to any length (cached
-// content in the last block), Uncompute (blocks to commit again), Fork (shared last blocks, copy-on-write at
-// and inside block boundaries), Preempt and re-Admit, Free and stale
-// handles (of the freed generation and the next) whose slots may have
-// been reused, sequences created from hashes, sliding
-// windows (SeqOptions.Window) and LoRA/salt keys, on plain and hybrid
+// back one at a time, or other tokens), drafts (refused Append while
+// pending, then AcceptSpeculative of any count), Truncate to any length
+// (cached content in the last block), Uncompute (blocks to commit
+// again), Fork (shared last blocks, copy-on-write at and inside block
+// boundaries), Preempt and re-Admit, Free and stale handles (of the freed
+// generation and the next) whose slots may have been reused, sequences
+// created from hashes, sliding windows (SeqOptions.Window) and LoRA/salt
+// keys, batches built into a persistent Batch, on plain and hybrid
 // managers (a full + window pair, full + chunked, two pairs, a state
-// group, a window group shared by another), swapping to
-// and from a host tier (which evictions also offload to), with events on
-// and off, SHA-256 and FastHasher, both free-queue modes, in pools small
-// enough to evict at every step.
+// group, a window group shared by another), swapping to and from a host
+// tier (which evictions also offload to), with events on and off,
+// SHA-256 and FastHasher, LRU, ARC and S3-FIFO, both free-queue modes, in
+// pools small enough to evict at every step. Besides agreeing, both
+// managers pass Check, keep hashes that match their tokens and a peak
+// no lower than their use. CI runs it at -rapid.checks=20000.
 func TestAppendFastPathsMatchGeneral(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
