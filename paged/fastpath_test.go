@@ -1000,3 +1000,86 @@ func TestUncomputeThenSlideKeepsPinsCached(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupWithHostMatchesProbes: the device lookup, which walks runs of
+// consecutive blocks (blockPool.run) and after a host hit probes again,
+// answers as one probe per hash does (the device index, else the host
+// index), with the same evictable and host counts, on a manager that
+// offloads evicted content to a host tier, so chains alternate between
+// device runs, host hits and device runs again; prompts reach past 16
+// blocks (run's staged part) and sequences fill duplicates of one content.
+func TestLookupWithHostMatchesProbes(t *testing.T) {
+	m, err := New(Config{BlockSize: 4, NumBlocks: 160, HostBlocks: 200, Hasher: FastHasher{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	prompt := func() []int32 {
+		p := make([]int32, 4*(1+r.IntN(60))+r.IntN(4))
+		base := int32(r.IntN(3)) * 1000
+		for i := range p {
+			p[i] = base + int32(i)
+			if r.IntN(80) == 0 {
+				base += 7
+			}
+		}
+		return p
+	}
+	var live []SeqID
+	var hashes []Hash
+	checked, mixed := 0, 0
+	for step := range 4000 {
+		switch {
+		case len(live) > 0 && r.IntN(3) == 0:
+			k := r.IntN(len(live))
+			if err := m.Free(live[k]); err != nil {
+				t.Fatal(err)
+			}
+			live = slices.Delete(live, k, k+1)
+		case len(live) > 0 && r.IntN(2) == 0:
+			id := live[r.IntN(len(live))]
+			for range 1 + r.IntN(6) {
+				if m.Append(id, int32(r.IntN(3))) != nil {
+					break
+				}
+			}
+		default:
+			if id, _, err := m.Create(prompt(), nil); err == nil {
+				live = append(live, id)
+			}
+		}
+		hashes, _ = m.BlockHashes(hashes[:0], prompt(), nil)
+		max := r.IntN(len(hashes) + 2)
+		got, evictable, host := m.lookup(nil, hashes, max)
+		var want []allocator.BlockID
+		wantEv, wantHost := 0, 0
+		for i := 0; i < max && i < len(hashes); i++ {
+			id, ok := m.bp.index.get(&hashes[i])
+			if ok {
+				if m.bp.pool.IsCached(id) {
+					wantEv++
+				}
+			} else if id, ok = m.bp.hostHitIn(&hashes[i], 0); ok {
+				wantHost++
+			} else {
+				break
+			}
+			want = append(want, id)
+		}
+		if !slices.Equal(got, want) || evictable != wantEv || host != wantHost {
+			t.Fatalf("step %d: lookup = %v (%d evictable, %d host); probes give %v (%d, %d)", step, got, evictable, host, want, wantEv, wantHost)
+		}
+		checked += len(want)
+		if wantHost > 0 && wantHost < len(want) {
+			mixed++
+		}
+		if step%500 == 0 {
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if checked < 20000 || mixed < 100 {
+		t.Fatalf("only %d hits checked, %d lookups mixing device and host hits", checked, mixed)
+	}
+}
