@@ -188,13 +188,24 @@ func testHashIndexDeferred(t *testing.T, touch bool) {
 // shared prefixes are created, extended (filling duplicate blocks), freed
 // and evicted at random: with prompts of up to 12 blocks, and of up to 120
 // (runs long enough for the walk's eight- and 32-block steps).
+//
+// With a host tier that evicted content is offloaded to ("host"), chains
+// alternate device runs and host hits, and the lookup, which probes again
+// after a host hit, must answer as one probe per hash of the device
+// index, else the host index, with the same host count.
 func TestLookupRunsMatchIndex(t *testing.T) {
-	t.Run("short", func(t *testing.T) { checkLookupRuns(t, 200, 12, 1000) })
-	t.Run("long", func(t *testing.T) { checkLookupRuns(t, 1200, 120, 10000) })
+	t.Run("short", func(t *testing.T) { checkLookupRuns(t, Config{NumBlocks: 200}, 12, 1000, 0) })
+	t.Run("long", func(t *testing.T) { checkLookupRuns(t, Config{NumBlocks: 1200}, 120, 10000, 0) })
+	t.Run("host", func(t *testing.T) {
+		checkLookupRuns(t, Config{NumBlocks: 160, HostBlocks: 200, Hasher: FastHasher{}}, 60, 10000, 100)
+	})
 }
 
-func checkLookupRuns(t *testing.T, numBlocks, maxPromptBlocks, minChecked int) {
-	m, err := New(Config{BlockSize: 4, NumBlocks: numBlocks})
+// checkLookupRuns requires at least minChecked hits and minMixed lookups
+// whose hits are partly on the host.
+func checkLookupRuns(t *testing.T, cfg Config, maxPromptBlocks, minChecked, minMixed int) {
+	cfg.BlockSize = 4
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +223,7 @@ func checkLookupRuns(t *testing.T, numBlocks, maxPromptBlocks, minChecked int) {
 	}
 	var live []SeqID
 	var hashes []Hash
-	checked := 0
+	checked, mixed := 0, 0
 	for step := range 3000 {
 		switch {
 		case len(live) > 0 && r.IntN(3) == 0:
@@ -238,27 +249,33 @@ func checkLookupRuns(t *testing.T, numBlocks, maxPromptBlocks, minChecked int) {
 		max := r.IntN(len(hashes) + 2)
 		got, evictable, host := m.lookup(nil, hashes, max)
 		var want []allocator.BlockID
-		wantEvictable := 0
+		wantEvictable, wantHost := 0, 0
 		for i := 0; i < max && i < len(hashes); i++ {
 			id, ok := m.bp.index.get(&hashes[i])
-			if !ok {
+			if ok {
+				if m.bp.pool.IsCached(id) {
+					wantEvictable++
+				}
+			} else if id, ok = m.bp.hostHitIn(&hashes[i], 0); ok {
+				wantHost++
+			} else {
 				break
 			}
 			want = append(want, id)
-			if m.bp.pool.IsCached(id) {
-				wantEvictable++
-			}
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("step %d: lookup = %v, the index answers %v", step, got, want)
 		}
-		if evictable != wantEvictable || host != 0 {
-			t.Fatalf("step %d: lookup counts %d evictable and %d host hits, want %d and 0", step, evictable, host, wantEvictable)
+		if evictable != wantEvictable || host != wantHost {
+			t.Fatalf("step %d: lookup counts %d evictable and %d host hits, want %d and %d", step, evictable, host, wantEvictable, wantHost)
 		}
 		checked += len(want)
+		if wantHost > 0 && wantHost < len(want) {
+			mixed++
+		}
 	}
-	if checked < minChecked {
-		t.Fatalf("only %d hits checked", checked)
+	if checked < minChecked || mixed < minMixed {
+		t.Fatalf("only %d hits checked, %d lookups with device and host hits", checked, mixed)
 	}
 }
 
