@@ -628,8 +628,9 @@ func scrambleSiblings(t *rapid.T, m *Manager) {
 // step exactly as a twin whose flush does not (the same tables, counters,
 // events, index slots and duplicate links), under churn that evicts at
 // every allocation (a long sequence holds all but a few hundred blocks),
-// commits duplicates, and fills the deferred log, with events on (each
-// eviction reported, uncache) and off (blockPool.drop).
+// commits duplicates, and fills the deferred log (an admission of more
+// blocks than it holds evicts as many before it commits), with events on
+// (each eviction reported, uncache) and off (blockPool.drop).
 func TestTouchingFlushMatchesPlain(t *testing.T) {
 	steps := 5000
 	if testing.Short() {
@@ -670,7 +671,11 @@ func checkTouchingFlush(t *testing.T, events, steps int) {
 		var e [2]error
 		switch op := r.IntN(10); {
 		case op < 4 || len(ids) == 0:
-			p := make([]int32, bs*(1+r.IntN(40))+r.IntN(bs))
+			n := 1 + r.IntN(40)
+			if r.IntN(40) == 0 {
+				n = maxDeferred + 20 // its admission evicts enough to fill the log
+			}
+			p := make([]int32, bs*n+r.IntN(bs))
 			base := int32(r.IntN(4)) * 1000
 			for i := range p {
 				p[i] = base + int32(i)
