@@ -147,9 +147,11 @@ func BenchmarkForkCopyOnWrite(b *testing.B) {
 // once; "warm": the whole prompt is cached and the lookup walks every
 // block it may hit. hash=prehashed is the scheduler's side when the
 // request's goroutine hashed the prompt with a PromptHasher: AddHashed and
-// the lookup, no hashing. x-sha-floor is the time per prompt over the time
-// of as many 96-byte SHA-256 sums, measured in the same sub-benchmark
-// (1.0: nothing but the hashing itself).
+// the lookup, no hashing. hash=memo is hash=sha256 with Config.HashMemo:
+// a warm prompt's hashes come from the blocks that hold them (cold, it
+// hashes as sha256 does, plus one index probe). x-sha-floor is the time
+// per prompt over the time of as many 96-byte SHA-256 sums, measured in
+// the same sub-benchmark (1.0: nothing but the hashing itself).
 func BenchmarkPromptHashLookup(b *testing.B) {
 	for _, tokens := range []int{8192, 131072, 1 << 20} {
 		if tokens != 131072 && testing.Short() {
@@ -162,20 +164,22 @@ func BenchmarkPromptHashLookup(b *testing.B) {
 				hasher func() paged.Hasher
 			}{
 				{"sha256", func() paged.Hasher { return paged.NewSHA256Hasher() }},
+				{"memo", func() paged.Hasher { return paged.NewSHA256Hasher() }},
 				{"fast", func() paged.Hasher { return paged.FastHasher{} }},
 				{"prehashed", func() paged.Hasher { return paged.NewSHA256Hasher() }},
 			} {
 				b.Run(fmt.Sprintf("tokens=%d/hash=%s/warm=%v", tokens, h.name, warm), func(b *testing.B) {
-					benchPromptHashLookup(b, prompt, h.hasher(), h.name == "prehashed", warm)
+					cfg := paged.Config{NumBlocks: len(prompt)/8 + 1, Hasher: h.hasher(), HashMemo: h.name == "memo"}
+					benchPromptHashLookup(b, prompt, cfg, h.name == "prehashed", warm)
 				})
 			}
 		}
 	}
 }
 
-func benchPromptHashLookup(b *testing.B, prompt []int32, hasher paged.Hasher, prehashed, warm bool) {
+func benchPromptHashLookup(b *testing.B, prompt []int32, cfg paged.Config, prehashed, warm bool) {
 	blocks := len(prompt) / 16
-	m, err := paged.New(paged.Config{NumBlocks: 2*blocks + 1, Hasher: hasher})
+	m, err := paged.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

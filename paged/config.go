@@ -61,6 +61,24 @@ type Config struct {
 	UnifiedFreeQueue bool
 	// Hasher computes block hashes. Default SHA256Hasher.
 	Hasher Hasher
+	// HashMemo keeps, for every device block, the input and output of its
+	// SHA-256 chain hash (its tokens, the hash before it and its own), so
+	// that Add, Create and BlockHashes take the hashes of a prompt's
+	// leading blocks from the blocks that hold them instead of hashing
+	// them again: a block costs a comparison of its tokens and parent
+	// hash instead of a SHA-256. Turn it on where prompts repeat long
+	// cached prefixes whose blocks are still in the pool, typically
+	// multi-turn chat at long contexts, where every turn resends the
+	// whole conversation (a warm 131,072-token prompt's hashes cost a
+	// tenth of hashing it; docs/performance.md, "Warm prompts without
+	// re-hashing"). It costs 4*BlockSize+69 bytes per device block (133
+	// at block size 16, more than the rest of a block's metadata) and
+	// about 40 instructions per committed block, so leave it off where
+	// prompts rarely repeat. Hashes are bit-for-bit those of SHA-256
+	// (entries are compared on their whole input, never a fingerprint).
+	// Only the SHA-256 hasher uses it; it is ignored for any other and
+	// without prefix caching. Default false.
+	HashMemo bool
 	// HashSeed seeds the root of every hash chain. Managers that must agree
 	// on hashes (a fleet behind one prefix-aware router) use the same seed;
 	// a secret seed keeps hashes unguessable. Default: empty, a fixed root.

@@ -360,7 +360,9 @@ func (m *Manager) BlockHashes(dst []Hash, tokens []int32, opts *SeqOptions) ([]H
 	if opts != nil {
 		o = *opts
 	}
-	return m.chain.extend(dst, tokens, &o, 0, len(tokens)/m.bs), nil
+	plain := o.LoRA == 0 && o.Salt == "" && len(o.MM) == 0
+	dst, _ = m.promptHashes(dst, tokens, &o, plain, 0, len(tokens)/m.bs)
+	return dst, nil
 }
 
 // PromptHasher computes the block hashes a manager would compute for a

@@ -164,6 +164,9 @@ func (m *Manager) commitFull(s *sequence) {
 		}
 		m.commit(b, &hashes[k], 0, k, parent, s)
 	}
+	if m.bp.memo != nil {
+		m.remember(s, s.committed, limit)
+	}
 	s.committed = limit
 	m.storedEvent(s, from, limit, 0)
 }

@@ -3,7 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions           uint64
-	hashed                                                  uint64
+	hashed, recalled                                        uint64
 	peakUsed                                                int
 }
 
@@ -37,6 +37,10 @@ type Stats struct {
 	// block hashes the manager computed (each a Hasher.Sum call), the
 	// floor of what prefix caching costs.
 	Evictions, BlocksStored, BlocksHashed uint64
+	// HashesRecalled counts block hashes of prompts taken from the hash
+	// memo instead of computed (see the package documentation's section
+	// on prefix caching): with BlocksHashed, every prompt block hashed.
+	HashesRecalled uint64
 	// Copies counts copy-on-write directives; Forks and Preemptions count
 	// those calls.
 	Copies, Forks, Preemptions uint64
@@ -85,6 +89,7 @@ func (m *Manager) Stats() Stats {
 		Evictions:         c.evictions,
 		BlocksStored:      c.stored,
 		BlocksHashed:      c.hashed,
+		HashesRecalled:    c.recalled,
 		Copies:            c.copies,
 		Forks:             c.forks,
 		Preemptions:       c.preemptions,
