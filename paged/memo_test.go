@@ -213,7 +213,7 @@ func TestHashMemoReusedBlock(t *testing.T) {
 	must(t, err)
 	ta, _ := m.Table(a)
 	ta = slices.Clone(ta) // the table's buffer goes to the next sequence
-	must(t, m.Free(a)) // T's block goes first into the LRU, then Y's
+	must(t, m.Free(a))    // T's block goes first into the LRU, then Y's
 	b, err := m.AddHashed([]int32{5, 5, 5, 5, 6, 6, 6, 6}, []Hash{{1}, {2}}, nil)
 	must(t, err)
 	_, err = m.Admit(b) // the free block and T's, evicted
