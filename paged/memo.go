@@ -76,16 +76,11 @@ func newHashMemo(n, bs int) *hashMemo {
 // becomes. REQUIRES: *h is the SHA-256 of *parent and tokens.
 func (x *hashMemo) record(id, after allocator.BlockID, parent, h *Hash, tokens []int32) {
 	e := &x.io[id]
-	copy32((*[32]byte)(&e.parent), (*[32]byte)(parent))
-	copy32((*[32]byte)(&e.hash), (*[32]byte)(h))
-	dst := x.tokens[int(id)*x.bs:][:x.bs]
-	if len(dst) == 16 && len(tokens) == 16 {
-		// A block of the default size as two 32-byte word copies: copy
-		// would call memmove.
-		copy32((*[32]byte)(unsafe.Pointer(&dst[0])), (*[32]byte)(unsafe.Pointer(&tokens[0])))
-		copy32((*[32]byte)(unsafe.Pointer(&dst[8])), (*[32]byte)(unsafe.Pointer(&tokens[8])))
+	e.parent, e.hash = *parent, *h
+	if x.bs == 16 {
+		*(*[16]int32)(x.tokens[int(id)*16:]) = [16]int32(tokens)
 	} else {
-		copy(dst, tokens)
+		copy(x.tokens[int(id)*x.bs:][:x.bs], tokens)
 	}
 	if after > nullBlock {
 		x.child[after] = id
@@ -98,7 +93,14 @@ func (x *hashMemo) holds(id allocator.BlockID, parent *Hash, tokens []int32) boo
 	if uint(id) >= uint(len(x.ok)) || !x.ok[id] || !equal(&x.io[id].parent, parent) {
 		return false
 	}
-	return slices.Equal(x.tokens[int(id)*x.bs:][:x.bs], tokens)
+	held := x.tokens[int(id)*x.bs:][:x.bs]
+	if len(held) == 16 && len(tokens) == 16 {
+		// Sixteen tokens as two 32-byte words compares (equal), without
+		// a loop or a call.
+		return equal((*Hash)(unsafe.Pointer(&held[0])), (*Hash)(unsafe.Pointer(&tokens[0]))) &&
+			equal((*Hash)(unsafe.Pointer(&held[8])), (*Hash)(unsafe.Pointer(&tokens[8])))
+	}
+	return slices.Equal(held, tokens)
 }
 
 // newMemo returns the hash memo cfg asks for, nil without: only the
