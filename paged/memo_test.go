@@ -84,9 +84,9 @@ func memoHashes(t memoTB, m *Manager, id SeqID) []Hash {
 	return slices.Clone(s.hashes)
 }
 
-func newMemoManager(t memoTB, bs, blocks int) *Manager {
+func newMemoManager(t memoTB, bs, blocks int, groups ...Group) *Manager {
 	t.Helper()
-	m, err := New(Config{BlockSize: bs, NumBlocks: blocks, HashMemo: true})
+	m, err := New(Config{BlockSize: bs, NumBlocks: blocks, HashMemo: true, Groups: groups})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,8 @@ func newMemoManager(t memoTB, bs, blocks int) *Manager {
 
 // TestHashMemoWarmPrompt: a prompt that repeats a cached conversation
 // and its reply (the next turn of a chat) takes every hash but the first
-// from the memo, and they are SHA-256's.
+// from the memo, and they are SHA-256's; so does a chunk of it appended
+// to a sequence.
 func TestHashMemoWarmPrompt(t *testing.T) {
 	for _, bs := range []int{16, 4} {
 		m := newMemoManager(t, bs, 200)
@@ -124,6 +125,21 @@ func TestHashMemoWarmPrompt(t *testing.T) {
 		}
 		if got, want := st.BlocksHashed-before.BlocksHashed, uint64(len(next)/bs-(cachedBlocks-1)); got != want {
 			t.Errorf("bs %d: %d blocks hashed, want %d", bs, got, want)
+		}
+		must(t, m.Free(id))
+
+		// The same conversation admitted from its first tokens, the rest
+		// appended in one chunk: the chunk's blocks come from the memo
+		// too, all but the first of them.
+		id, _, err = m.Create(next[:bs+1], nil)
+		must(t, err)
+		before = m.Stats()
+		must(t, m.Append(id, next[bs+1:]...))
+		if got, want := memoHashes(t, m, id), refChain(m.chain.root, next, bs); !slices.Equal(got, want) {
+			t.Fatalf("bs %d: the appended chunk's hashes differ from SHA-256's", bs)
+		}
+		if got := m.Stats().HashesRecalled - before.HashesRecalled; got != uint64(cachedBlocks-2) {
+			t.Errorf("bs %d: %d hashes of the chunk recalled, want %d", bs, got, cachedBlocks-2)
 		}
 		checkMemo(t, m)
 		must(t, m.Check())
@@ -287,13 +303,17 @@ func TestHashMemoRapid(t *testing.T) {
 	var recalled uint64
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{2, 3, 16}).Draw(t, "bs")
-		m := newMemoManager(t, bs, rapid.IntRange(6, 48).Draw(t, "blocks"))
+		var groups []Group
+		if rapid.Bool().Draw(t, "hybrid") {
+			groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 2 * bs}}
+		}
+		m := newMemoManager(t, bs, rapid.IntRange(6, 48).Draw(t, "blocks"), groups...)
 		var live []SeqID
 		history := [][]int32{nil}
 		tokens := func(label string) []int32 {
 			base := rapid.SampledFrom(history).Draw(t, label+"base")
 			n := len(base) - rapid.IntRange(0, len(base)).Draw(t, label+"cut")
-			out := append(slices.Clone(base[:n]), rapid.SliceOfN(rapid.Int32Range(0, 2), 0, 4*bs).Draw(t, label+"more")...)
+			out := append(slices.Clone(base[:n]), rapid.SliceOfN(rapid.Int32Range(0, 2), 0, 8*bs).Draw(t, label+"more")...)
 			if len(out) > 0 && rapid.IntRange(0, 4).Draw(t, label+"vary") == 0 {
 				out[rapid.IntRange(0, len(out)-1).Draw(t, label+"at")]++
 			}
@@ -360,15 +380,28 @@ func TestHashMemoRapid(t *testing.T) {
 				}
 				must(t, err)
 				admit(id)
-			case op == 4 && len(live) > 0: // decode
+			case op == 4 && len(live) > 0: // decode, or a chunk of known tokens
 				_, id := pick()
-				for _, tok := range rapid.SliceOfN(rapid.Int32Range(0, 2), 1, 2*bs).Draw(t, "decode") {
-					if err := m.Append(id, tok); err != nil {
+				var toks []int32
+				if rapid.Bool().Draw(t, "chunk") {
+					s, _ := m.seq(id)
+					toks = tokens("chunk")
+					toks = toks[min(len(s.tokens), len(toks)):]
+				} else {
+					toks = rapid.SliceOfN(rapid.Int32Range(0, 2), 1, 2*bs).Draw(t, "decode")
+				}
+				for len(toks) > 0 {
+					n := 1
+					if rapid.Bool().Draw(t, "together") {
+						n = len(toks)
+					}
+					if err := m.Append(id, toks[:n]...); err != nil {
 						if !errors.Is(err, ErrNoSpace) && !errors.Is(err, ErrNever) {
 							t.Fatal(err)
 						}
 						break
 					}
+					toks = toks[n:]
 				}
 				if s, _ := m.seq(id); !s.unknown {
 					history = append(history, slices.Clone(s.tokens))
@@ -388,11 +421,24 @@ func TestHashMemoRapid(t *testing.T) {
 			case op == 7 && len(live) > 0:
 				_, id := pick()
 				if n, _ := m.Len(id); n > 1 {
-					must(t, m.Truncate(id, rapid.IntRange(1, n-1).Draw(t, "truncate")))
+					// A hybrid sequence cannot go back past its window's
+					// released blocks (ErrInvalid, which changes nothing).
+					if err := m.Truncate(id, rapid.IntRange(1, n-1).Draw(t, "truncate")); err != nil && !errors.Is(err, ErrInvalid) {
+						t.Fatal(err)
+					}
 				}
 			}
 			checkMemo(t, m)
 			must(t, m.Check())
+			for i := range m.seqs {
+				s := &m.seqs[i]
+				if s.state == seqUnused || !s.plain || !s.ownHashes {
+					continue
+				}
+				if want := refChain(m.chain.root, s.tokens, bs); !slices.Equal(s.hashes, want[:len(s.hashes)]) {
+					t.Fatalf("a sequence's %d hashes differ from SHA-256's", len(s.hashes))
+				}
+			}
 		}
 		recalled += m.Stats().HashesRecalled
 	})
