@@ -447,3 +447,36 @@ func TestHashMemoRapid(t *testing.T) {
 		t.Error("no run recalled a hash: the property never exercised the memo")
 	}
 }
+
+// TestHashMemoFollowsChildren: two conversations decoded in turns hold
+// interleaved blocks, so a chain's next block is not the next ID; the
+// memo follows each block's recorded child instead, and hashes every
+// block but the first of neither.
+func TestHashMemoFollowsChildren(t *testing.T) {
+	const bs = 4
+	m := newMemoManager(t, bs, 100)
+	a, _, err := m.Create(memoSeq(1, 3), nil)
+	must(t, err)
+	b, _, err := m.Create(memoSeq(100, 3), nil)
+	must(t, err)
+	for i := range 40 {
+		must(t, m.Append(a, int32(1000+i)))
+		must(t, m.Append(b, int32(2000+i)))
+	}
+	ta, _ := m.Table(a)
+	if ta[2] == ta[1]+1 {
+		t.Fatalf("setup: table %v is a run", ta)
+	}
+	ka, _ := m.Tokens(a)
+	prompt := append(slices.Clone(ka), 7, 7, 7, 7, 7)
+	must(t, m.Free(a))
+	must(t, m.Free(b))
+	id, err := m.Add(prompt, nil)
+	must(t, err)
+	if got, want := memoHashes(t, m, id), refChain(m.chain.root, prompt, bs); !slices.Equal(got, want) {
+		t.Fatal("the memo's hashes differ from SHA-256's")
+	}
+	if got, want := m.Stats().HashesRecalled, uint64(len(ka)/bs-1); got != want {
+		t.Errorf("%d hashes recalled, want %d", got, want)
+	}
+}
