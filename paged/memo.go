@@ -55,10 +55,6 @@ type memoIO struct {
 	parent, hash Hash
 }
 
-// memoBytes is what the memo costs per device block beside its tokens
-// (4*BlockSize bytes): the entry's hashes, the child link and the flag.
-const memoBytes = 64 + 4 + 1
-
 // newHashMemo returns the memo of a pool of n blocks of bs tokens.
 func newHashMemo(n, bs int) *hashMemo {
 	return &hashMemo{

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -478,5 +479,23 @@ func TestHashMemoFollowsChildren(t *testing.T) {
 	}
 	if got, want := m.Stats().HashesRecalled, uint64(len(ka)/bs-1); got != want {
 		t.Errorf("%d hashes recalled, want %d", got, want)
+	}
+}
+
+// TestHashMemoBytesPerBlock: the memo costs what Config.HashMemo's doc
+// says, 4*BlockSize+69 bytes per device block (133 at block size 16).
+func TestHashMemoBytesPerBlock(t *testing.T) {
+	const n = 1 << 16
+	for _, bs := range []int{16, 32} {
+		var a, b runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&a)
+		x := newHashMemo(n, bs)
+		runtime.ReadMemStats(&b)
+		runtime.KeepAlive(x)
+		per := float64(b.TotalAlloc-a.TotalAlloc) / n
+		if want := float64(4*bs + 69); per < want-2 || per > want+1 {
+			t.Errorf("block size %d: %.1f bytes per block, want %.0f", bs, per, want)
+		}
 	}
 }
