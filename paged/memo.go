@@ -1,6 +1,7 @@
 package paged
 
 import (
+	"fmt"
 	"slices"
 	"unsafe"
 
@@ -176,6 +177,10 @@ func (m *Manager) remember(s *sequence, from, limit int) {
 		return
 	}
 	x, bs := m.bp.memo, m.bs
+	if limit*bs > len(s.tokens) {
+		// Slicing within the capacity would record stale tokens.
+		panic(fmt.Sprintf("paged: %d hashed blocks of %d tokens but %d tokens", limit, bs, len(s.tokens)))
+	}
 	blocks, hashes, tokens := s.blocks[:limit], s.hashes[:limit], s.tokens[:limit*bs]
 	if bs == 16 {
 		m.remember16(blocks, hashes, tokens, from)
