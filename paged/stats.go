@@ -37,9 +37,9 @@ type Stats struct {
 	// block hashes the manager computed (each a Hasher.Sum call), the
 	// floor of what prefix caching costs.
 	Evictions, BlocksStored, BlocksHashed uint64
-	// HashesRecalled counts block hashes of prompts taken from the hash
-	// memo instead of computed (see the package documentation's section
-	// on prefix caching): with BlocksHashed, every prompt block hashed.
+	// HashesRecalled counts block hashes taken from the hash memo
+	// (Config.HashMemo) instead of computed; BlocksHashed +
+	// HashesRecalled is every block hash the manager produced.
 	HashesRecalled uint64
 	// Copies counts copy-on-write directives; Forks and Preemptions count
 	// those calls.
