@@ -212,24 +212,7 @@ func benchPromptHashLookup(b *testing.B, prompt []int32, cfg paged.Config, preha
 		}
 		hashes = ph.Hashes(nil, prompt, nil)
 	}
-	op := func() {
-		var id paged.SeqID
-		var err error
-		if prehashed {
-			id, err = m.AddHashed(prompt, hashes, nil)
-		} else {
-			id, err = m.Add(prompt, nil)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := m.CanAdmit(id); err != nil {
-			b.Fatal(err)
-		}
-		if err := m.Free(id); err != nil {
-			b.Fatal(err)
-		}
-	}
+	op := func() { addLookupFree(b, m, prompt, hashes) }
 	// Once before timing, so that the lookup's buffer of hits (32 KB at
 	// 128K tokens) is grown before the loop too: the setup's Create found
 	// no hits, and the warm case's first timed lookup allocated it.
@@ -243,6 +226,29 @@ func benchPromptHashLookup(b *testing.B, prompt []int32, cfg paged.Config, preha
 	perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	b.ReportMetric(perOp/float64(len(prompt)), "ns/token")
 	b.ReportMetric(perOp/(float64(blocks)*probe.SHA256()), "x-sha-floor")
+}
+
+// addLookupFree adds prompt (with AddHashed when hashes is not nil),
+// checks its admission, which looks its prefix up, and frees it: a long
+// prompt's admission as BenchmarkPromptHashLookup and BenchmarkChatTurn
+// time it.
+func addLookupFree(b *testing.B, m *paged.Manager, prompt []int32, hashes []paged.Hash) {
+	var id paged.SeqID
+	var err error
+	if hashes != nil {
+		id, err = m.AddHashed(prompt, hashes, nil)
+	} else {
+		id, err = m.Add(prompt, nil)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.CanAdmit(id); err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Free(id); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkDecodeStepGroups: the decode step of 256 sequences (append one
