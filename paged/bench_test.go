@@ -147,9 +147,11 @@ func BenchmarkForkCopyOnWrite(b *testing.B) {
 // once; "warm": the whole prompt is cached and the lookup walks every
 // block it may hit. hash=prehashed is the scheduler's side when the
 // request's goroutine hashed the prompt with a PromptHasher: AddHashed and
-// the lookup, no hashing. x-sha-floor is the time per prompt over the time
-// of as many 96-byte SHA-256 sums, measured in the same sub-benchmark
-// (1.0: nothing but the hashing itself).
+// the lookup, no hashing. hash=memo is hash=sha256 with Config.HashMemo:
+// a warm prompt's hashes come from the blocks that hold them (cold, it
+// hashes as sha256 does, plus one index probe). x-sha-floor is the time
+// per prompt over the time of as many 96-byte SHA-256 sums, measured in
+// the same sub-benchmark (1.0: nothing but the hashing itself).
 func BenchmarkPromptHashLookup(b *testing.B) {
 	for _, tokens := range []int{8192, 131072, 1 << 20} {
 		if tokens != 131072 && testing.Short() {
@@ -162,20 +164,22 @@ func BenchmarkPromptHashLookup(b *testing.B) {
 				hasher func() paged.Hasher
 			}{
 				{"sha256", func() paged.Hasher { return paged.NewSHA256Hasher() }},
+				{"memo", func() paged.Hasher { return paged.NewSHA256Hasher() }},
 				{"fast", func() paged.Hasher { return paged.FastHasher{} }},
 				{"prehashed", func() paged.Hasher { return paged.NewSHA256Hasher() }},
 			} {
 				b.Run(fmt.Sprintf("tokens=%d/hash=%s/warm=%v", tokens, h.name, warm), func(b *testing.B) {
-					benchPromptHashLookup(b, prompt, h.hasher(), h.name == "prehashed", warm)
+					cfg := paged.Config{NumBlocks: len(prompt)/8 + 1, Hasher: h.hasher(), HashMemo: h.name == "memo"}
+					benchPromptHashLookup(b, prompt, cfg, h.name == "prehashed", warm)
 				})
 			}
 		}
 	}
 }
 
-func benchPromptHashLookup(b *testing.B, prompt []int32, hasher paged.Hasher, prehashed, warm bool) {
+func benchPromptHashLookup(b *testing.B, prompt []int32, cfg paged.Config, prehashed, warm bool) {
 	blocks := len(prompt) / 16
-	m, err := paged.New(paged.Config{NumBlocks: 2*blocks + 1, Hasher: hasher})
+	m, err := paged.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -208,24 +212,7 @@ func benchPromptHashLookup(b *testing.B, prompt []int32, hasher paged.Hasher, pr
 		}
 		hashes = ph.Hashes(nil, prompt, nil)
 	}
-	op := func() {
-		var id paged.SeqID
-		var err error
-		if prehashed {
-			id, err = m.AddHashed(prompt, hashes, nil)
-		} else {
-			id, err = m.Add(prompt, nil)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := m.CanAdmit(id); err != nil {
-			b.Fatal(err)
-		}
-		if err := m.Free(id); err != nil {
-			b.Fatal(err)
-		}
-	}
+	op := func() { addLookupFree(b, m, prompt, hashes) }
 	// Once before timing, so that the lookup's buffer of hits (32 KB at
 	// 128K tokens) is grown before the loop too: the setup's Create found
 	// no hits, and the warm case's first timed lookup allocated it.
@@ -239,6 +226,29 @@ func benchPromptHashLookup(b *testing.B, prompt []int32, hasher paged.Hasher, pr
 	perOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	b.ReportMetric(perOp/float64(len(prompt)), "ns/token")
 	b.ReportMetric(perOp/(float64(blocks)*probe.SHA256()), "x-sha-floor")
+}
+
+// addLookupFree adds prompt (with AddHashed when hashes is not nil),
+// checks its admission, which looks its prefix up, and frees it: a long
+// prompt's admission as BenchmarkPromptHashLookup and BenchmarkChatTurn
+// time it.
+func addLookupFree(b *testing.B, m *paged.Manager, prompt []int32, hashes []paged.Hash) {
+	var id paged.SeqID
+	var err error
+	if hashes != nil {
+		id, err = m.AddHashed(prompt, hashes, nil)
+	} else {
+		id, err = m.Add(prompt, nil)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.CanAdmit(id); err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Free(id); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkDecodeStepGroups: the decode step of 256 sequences (append one

@@ -49,6 +49,9 @@ type blockPool struct {
 	// checkpoint pages, which are not reported as KV events.
 	host  *hostTier
 	quiet []bool
+	// memo is the hash memo (memo.go), nil without Config.HashMemo: last,
+	// so that the hot fields above keep their offsets.
+	memo *hashMemo
 }
 
 // newBlockPool returns the pool of cfg, whose defaults are filled in.
@@ -69,6 +72,7 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 	if cfg.Events > 0 {
 		p.parent = make([]Hash, cfg.NumBlocks)
 	}
+	p.memo = newMemo(cfg)
 	p.lru, _ = p.policy.(*eviction.LRU)
 	p.accessor, _ = p.policy.(eviction.Accessor)
 	p.forgetter, _ = p.policy.(eviction.Forgetter)

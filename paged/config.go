@@ -61,6 +61,27 @@ type Config struct {
 	UnifiedFreeQueue bool
 	// Hasher computes block hashes. Default SHA256Hasher.
 	Hasher Hasher
+	// HashMemo keeps, for every device block, the input and output of its
+	// SHA-256 chain hash (its tokens, the hash before it and its own), so
+	// that Add, Create and BlockHashes take the hashes of a prompt's
+	// leading blocks from the blocks that hold them instead of hashing
+	// them again: a block costs a comparison of its tokens and parent
+	// hash instead of a SHA-256. Turn it on where prompts repeat long
+	// cached prefixes whose blocks are still in the pool, typically
+	// multi-turn chat at long contexts, where every turn resends the
+	// whole conversation (adding and looking up a warm 131,072-token
+	// prompt then costs 0.14x what a cold one does; docs/performance.md,
+	// "Warm prompts without re-hashing"). It costs 4*BlockSize+69 bytes
+	// per device block (133 at block size 16, more than the rest of a
+	// block's metadata) and a record of them at every committed block
+	// (about 8 ns; 10% more manager instructions on a replay of W1,
+	// where no prompt repeats a cached one when it is added), so leave
+	// it off where prompts rarely repeat. Hashes are bit-for-bit those
+	// of SHA-256: an entry is compared on its whole input, never a
+	// fingerprint, and only hashes the manager computed without extra
+	// keys are recorded. Only the SHA-256 hasher uses it; it is ignored
+	// for any other and without prefix caching. Default false.
+	HashMemo bool
 	// HashSeed seeds the root of every hash chain. Managers that must agree
 	// on hashes (a fleet behind one prefix-aware router) use the same seed;
 	// a secret seed keeps hashes unguessable. Default: empty, a fixed root.

@@ -42,8 +42,12 @@
 // are cached; a lookup stops at the first miss and leaves at least the last
 // prompt token to recompute; duplicates are kept, so tables stay
 // append-only. The default hash is SHA-256; FastHasher is for single-tenant
-// use and simulations only. KV events (BlockStored, BlockRemoved,
-// AllBlocksCleared) are queued in a bounded buffer for DrainEvents.
+// use and simulations only. With Config.HashMemo a prompt that repeats a
+// chain still held in the pool (the next turn of a long conversation)
+// takes its hashes from the blocks holding it, each checked against the
+// block's recorded SHA-256 input, instead of hashing them again. KV events
+// (BlockStored, BlockRemoved, AllBlocksCleared) are queued in a bounded
+// buffer for DrainEvents.
 //
 // # Batches
 //

@@ -347,8 +347,9 @@ func appendExtraKeys(b []byte, opts *SeqOptions, k, bs int) []byte {
 // tokens, exactly as a manager with this configuration computes them
 // (same hasher, seed, block size and extra keys). A router uses it to score
 // servers by the prefix they hold without owning a manager. Only full
-// blocks are hashed. It uses the manager's hasher, so it must be called on
-// the manager's goroutine; NewPromptHasher gives one for another goroutine.
+// blocks are hashed. It uses the manager's hasher, and its hash memo
+// (Config.HashMemo), so it must be called on the manager's goroutine;
+// NewPromptHasher gives one for another goroutine.
 func (m *Manager) BlockHashes(dst []Hash, tokens []int32, opts *SeqOptions) ([]Hash, error) {
 	if err := checkTokens("BlockHashes", tokens); err != nil {
 		return dst, err
@@ -360,7 +361,9 @@ func (m *Manager) BlockHashes(dst []Hash, tokens []int32, opts *SeqOptions) ([]H
 	if opts != nil {
 		o = *opts
 	}
-	return m.chain.extend(dst, tokens, &o, 0, len(tokens)/m.bs), nil
+	plain := o.LoRA == 0 && o.Salt == "" && len(o.MM) == 0
+	dst, _ = m.promptHashes(dst, tokens, &o, plain, 0, len(tokens)/m.bs)
+	return dst, nil
 }
 
 // PromptHasher computes the block hashes a manager would compute for a
@@ -368,7 +371,9 @@ func (m *Manager) BlockHashes(dst []Hash, tokens []int32, opts *SeqOptions) ([]H
 // microsecond per block (SHA-256), so a server hashes on the request's
 // goroutine and hands the hashes to AddHashed, leaving the scheduler
 // goroutine only the lookup. A PromptHasher is not safe for concurrent
-// use; give each goroutine its own (they are small).
+// use; give each goroutine its own (they are small). It always hashes:
+// the manager's hash memo (Config.HashMemo) changes with every commit on
+// the manager's goroutine, so another goroutine cannot read it.
 type PromptHasher struct {
 	c chain
 }

@@ -85,7 +85,10 @@ func expiry(now, ticks int64) int64 {
 }
 
 // hashFull extends s.hashes over every full, non-speculative block whose
-// tokens are known.
+// tokens are known. More than one block at a time (tokens appended in a
+// chunk, or again after a truncation) goes through the hash memo, if
+// there is one; a decode step's block is new content, which the memo
+// cannot know.
 func (m *Manager) hashFull(s *sequence) {
 	if !m.hashing {
 		return
@@ -95,6 +98,13 @@ func (m *Manager) hashFull(s *sequence) {
 		m.reusePending(s, limit)
 	}
 	if k := len(s.hashes); k < limit {
+		if m.bp.memo != nil && limit-k > 1 {
+			var recalled int
+			s.hashes, recalled = m.promptHashes(s.hashes, s.tokens, s.keys(), s.plain, k, limit)
+			m.stats.hashed += uint64(limit - k - recalled)
+			m.stats.recalled += uint64(recalled)
+			return
+		}
 		m.stats.hashed += uint64(limit - k)
 	}
 	s.hashes = m.chain.extend(s.hashes, s.tokens, s.keys(), len(s.hashes), limit)
@@ -163,6 +173,9 @@ func (m *Manager) commitFull(s *sequence) {
 			parent = blocks[k-1]
 		}
 		m.commit(b, &hashes[k], 0, k, parent, s)
+	}
+	if m.bp.memo != nil {
+		m.remember(s, s.committed, limit)
 	}
 	s.committed = limit
 	m.storedEvent(s, from, limit, 0)

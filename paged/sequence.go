@@ -121,6 +121,10 @@ type seqFields struct {
 	// the cache already, instead of reading opts from the record's third
 	// line.
 	plain bool
+	// ownHashes: every hash of the sequence was computed by the manager
+	// (none was given, AddHashed and AddFromHashes), so the hash memo may
+	// record its blocks (memo.go).
+	ownHashes bool
 	// tokens holds every token of the sequence; for sequences created from
 	// hashes, the tokens the caller did not give are zero placeholders.
 	tokens []int32
@@ -224,7 +228,7 @@ func (m *Manager) newSeq() (uint32, *sequence) {
 	s.unknown = false
 	dropPending(s)
 	s.host, s.released = s.host[:0], 0
-	s.opts, s.windowed, s.plain = SeqOptions{}, false, true
+	s.opts, s.windowed, s.plain, s.ownHashes = SeqOptions{}, false, true, true
 	s.keep.reset()
 	m.resetGroups(s)
 	s.state = seqWaiting
@@ -340,12 +344,14 @@ func (m *Manager) setPromptHashes(s *sequence, want int) {
 		return
 	}
 	k, w := min(m.fullBlocks(len(s.tokens)), s.hashLimit), m.fullBlocks(want)
-	if w <= k || cap(s.hashes) >= w {
-		m.hashFull(s)
-		return
+	dst := s.hashes[:0]
+	if w > k && cap(dst) < w {
+		dst = make([]Hash, 0, w)
 	}
-	m.stats.hashed += uint64(k)
-	s.hashes = m.chain.extend(make([]Hash, 0, w), s.tokens, &s.opts, 0, k)
+	var recalled int
+	s.hashes, recalled = m.promptHashes(dst, s.tokens, s.keys(), s.plain, 0, k)
+	m.stats.hashed += uint64(k - recalled)
+	m.stats.recalled += uint64(recalled)
 }
 
 // checkTokens refuses negative token IDs: every tokenizer numbers tokens
@@ -449,6 +455,7 @@ func (m *Manager) AddHashed(prompt []int32, hashes []Hash, opts *SeqOptions) (Se
 		return 0, errorf(ErrInvalid, "AddHashed: %d hashes for a prompt of %d full blocks", len(hashes), len(prompt)/m.bs)
 	}
 	idx, s := m.newSeq()
+	s.ownHashes = false
 	m.setOptions(s, opts)
 	want := m.reserve(opts)
 	setTokens(s, prompt, want)
@@ -486,7 +493,7 @@ func (m *Manager) addFromHashes(hashes []Hash, numTokens int, opts *SeqOptions, 
 	m.setOptions(s, opts)
 	want := m.reserve(opts)
 	s.tokens = growZero(s.tokens, numTokens, want)
-	s.unknown = true
+	s.unknown, s.ownHashes = true, false
 	if m.hashing {
 		s.hashes = slices.Grow(s.hashes, want/m.bs)
 		s.hashes = append(s.hashes, hashes...)
@@ -982,7 +989,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	setTokens(c, p.tokens, want)
 	c.hashes = append(slices.Grow(c.hashes, want/m.bs), p.hashes...)
 	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
-	c.unknown = p.unknown
+	c.unknown, c.ownHashes = p.unknown, p.ownHashes
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)
 	c.state = seqRunning

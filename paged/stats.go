@@ -3,7 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions           uint64
-	hashed                                                  uint64
+	hashed, recalled                                        uint64
 	peakUsed                                                int
 }
 
@@ -37,6 +37,10 @@ type Stats struct {
 	// block hashes the manager computed (each a Hasher.Sum call), the
 	// floor of what prefix caching costs.
 	Evictions, BlocksStored, BlocksHashed uint64
+	// HashesRecalled counts block hashes taken from the hash memo
+	// (Config.HashMemo) instead of computed; BlocksHashed +
+	// HashesRecalled is every block hash the manager produced.
+	HashesRecalled uint64
 	// Copies counts copy-on-write directives; Forks and Preemptions count
 	// those calls.
 	Copies, Forks, Preemptions uint64
@@ -85,6 +89,7 @@ func (m *Manager) Stats() Stats {
 		Evictions:         c.evictions,
 		BlocksStored:      c.stored,
 		BlocksHashed:      c.hashed,
+		HashesRecalled:    c.recalled,
 		Copies:            c.copies,
 		Forks:             c.forks,
 		Preemptions:       c.preemptions,
