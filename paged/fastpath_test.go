@@ -285,10 +285,11 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 // managers (a full + window pair, full + chunked, two pairs, a state
 // group, a window group shared by another), swapping to and from a host
 // tier (which evictions also offload to), with events on and off,
-// SHA-256 and FastHasher, LRU, ARC and S3-FIFO, both free-queue modes, in
-// pools small enough to evict at every step. Besides agreeing, both
-// managers pass Check, keep hashes that match their tokens and a peak
-// no lower than their use. CI runs it at -rapid.checks=20000.
+// SHA-256 and FastHasher, with and without the hash memo, LRU, ARC and
+// S3-FIFO, both free-queue modes, in pools small enough to evict at
+// every step. Besides agreeing, both managers pass Check, keep hashes
+// that match their tokens and a peak no lower than their use. CI runs it
+// at -rapid.checks=20000.
 func TestAppendFastPathsMatchGeneral(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
@@ -310,6 +311,7 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 			cfg.Policy = eviction.NewS3FIFO
 		}
 		cfg.DisablePrefixCaching = rapid.IntRange(0, 7).Draw(t, "noCaching") == 0
+		cfg.HashMemo = rapid.Bool().Draw(t, "hashMemo")
 		if rapid.IntRange(0, 2).Draw(t, "host") == 0 {
 			cfg.HostBlocks = rapid.IntRange(4, 48).Draw(t, "hostBlocks")
 		}
