@@ -13,9 +13,9 @@ import (
 // the scheduler preempts a sequence and finishes the step.
 func ExampleManager_DecodeStep() {
 	m, _ := paged.New(paged.Config{BlockSize: 2, NumBlocks: 7}) // 6 usable blocks
-	a, _, _ := m.Create([]int32{1, 2, 3}, nil)                 // 2 blocks each,
-	b, _, _ := m.Create([]int32{4, 5, 6}, nil)                 // the last half full
-	c, _, _ := m.Create([]int32{7}, nil)                       // 1 block
+	a, _, _ := m.Create([]int32{1, 2, 3}, nil)                  // 2 blocks each,
+	b, _, _ := m.Create([]int32{4, 5, 6}, nil)                  // the last half full
+	c, _, _ := m.Create([]int32{7}, nil)                        // 1 block
 	sched := []paged.Scheduled{{ID: a, NewTokens: 1}, {ID: b, NewTokens: 1}, {ID: c, NewTokens: 1}}
 	var batch paged.Batch // reuse one Batch every step
 	n, err := m.DecodeStep(&batch, sched, []int32{10, 20, 30})
