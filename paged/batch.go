@@ -97,7 +97,7 @@ type batchRow struct {
 // can be (MaxModelLen/BlockSize rounded up to a power of two, at least 16),
 // or SplitUnits outside [0, 2^20] is ErrInvalid.
 func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
-	if err := m.checkBatch(b); err != nil {
+	if err := m.checkBatch("BuildBatch", b); err != nil {
 		return err
 	}
 	if m.hybrid() {
@@ -120,10 +120,10 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 	return nil
 }
 
-// checkBatch refuses what BuildBatch refuses of b itself.
-func (m *Manager) checkBatch(b *Batch) error {
+// checkBatch refuses what BuildBatch (or op) refuses of b itself.
+func (m *Manager) checkBatch(op string, b *Batch) error {
 	if b == nil {
-		return errorf(ErrInvalid, "BuildBatch: nil *Batch")
+		return errorf(ErrInvalid, "%s: nil *Batch", op)
 	}
 	if b.Stride < 0 || b.Stride > m.maxStride {
 		return errorf(ErrInvalid, "Batch.Stride %d must be in [0, %d] (the longest table rounded up to a power of two)", b.Stride, m.maxStride)
