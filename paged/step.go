@@ -27,10 +27,10 @@ func (m *Manager) AppendStep(sched []Scheduled, tokens []int32) (int, error) {
 	all := m.seqs
 	for i, sc := range sched {
 		idx, gen := sc.ID.parts()
-		if !all[idx].inPlace(gen, tokens[i]) { // checkStep checked idx
-			if err := m.appendMore(sc.ID, tokens[i:i+1]); err != nil {
-				return i, err
-			}
+		if s := &all[idx]; s.inPlace(gen, tokens[i]) { // checkStep checked idx
+			s.tokens = append(s.tokens, tokens[i])
+		} else if err := m.appendMore(sc.ID, tokens[i:i+1]); err != nil {
+			return i, err
 		}
 	}
 	return len(sched), nil
@@ -86,10 +86,10 @@ func (m *Manager) decode(b *Batch, sched []Scheduled, tokens []int32) (int, erro
 	for i, sc := range sched {
 		idx, gen := sc.ID.parts()
 		s := &all[idx] // checkStep checked idx
-		if !s.inPlace(gen, tokens[i]) {
-			if err := m.appendMore(sc.ID, tokens[i:i+1]); err != nil {
-				return i, err
-			}
+		if s.inPlace(gen, tokens[i]) {
+			s.tokens = append(s.tokens, tokens[i])
+		} else if err := m.appendMore(sc.ID, tokens[i:i+1]); err != nil {
+			return i, err
 		}
 		ntok, nb := len(s.tokens), len(s.blocks)
 		r := &rows[i]
