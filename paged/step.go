@@ -45,8 +45,9 @@ func (m *Manager) AppendStep(sched []Scheduled, tokens []int32) (int, error) {
 // its sequence's one new token of the step, so every entry's NewTokens
 // must be 1.
 //
-// Everything AppendStep or BuildBatch would refuse is refused before
-// anything changes: besides AppendStep's errors, a nil b or one BuildBatch
+// Everything AppendStep or BuildBatch would refuse is refused before the
+// manager changes (b's layout may, as with BuildBatch): besides
+// AppendStep's errors, a nil b or one BuildBatch
 // refuses, a NewTokens other than 1, a waiting sequence
 // (ErrSequenceState), or a table that would outgrow a fixed Stride
 // (ErrInvalid). When the pool runs out at entry n (ErrNoSpace), the
