@@ -77,37 +77,76 @@ func (m *Manager) DecodeStep(b *Batch, sched []Scheduled, tokens []int32) (int, 
 }
 
 // decode is DecodeStep's pass: each entry's token, then its row. It
-// returns how many entries took their token before an error.
+// returns how many entries took their token before an error. The common
+// entries (the token written in place, the row unchanged but for its
+// lengths and slot) are taken by decodeRun, in a loop that calls
+// nothing; decode takes the others one at a time (Append's other paths,
+// syncRow) and hands the entry back to decodeRun for its row.
 func (m *Manager) decode(b *Batch, sched []Scheduled, tokens []int32) (int, error) {
 	n := len(sched)
 	b.size(n)
-	seqs, lens, qlens, nblocks := b.Seqs[:n], b.SeqLens[:n], b.QueryLens[:n], b.BlocksPerSeq[:n]
-	qstart, rows, all, slots := b.QueryStart[1:n+1], b.rows[:n], m.seqs, b.Slots[:0]
-	tokens = tokens[:n]
-	for i, sc := range sched {
-		idx, gen := sc.ID.parts()
-		s := &all[idx] // checkStep checked idx
-		if s.inPlace(gen, tokens[i]) {
-			s.tokens = append(s.tokens, tokens[i])
-		} else if err := m.appendMore(sc.ID, tokens[i:i+1]); err != nil {
-			return i, err
+	b.Slots = resize(b.Slots, n) // one slot per entry, the new token's
+	done := -1                   // an entry whose token is in, its row not written
+	for i := 0; ; {
+		in := false
+		if i, in = m.decodeRun(b, sched, tokens, i, done); i == n {
+			return n, nil
 		}
-		ntok, nb := len(s.tokens), len(s.blocks)
-		r := &rows[i]
-		if r.id != sc.ID || r.version != s.version || r.filled != nb {
-			if nb > b.Stride {
+		sc := sched[i]
+		if !in {
+			if err := m.appendMore(sc.ID, tokens[i:i+1]); err != nil {
+				return i, err
+			}
+		}
+		s := &m.seqs[uint32(sc.ID)]
+		if r := &b.rows[i]; r.id != sc.ID || r.version != s.version || r.filled != len(s.blocks) {
+			if len(s.blocks) > b.Stride {
 				panic("paged: DecodeStep: a table outgrew the width checkStep made room for")
 			}
 			b.syncRow(i, sc.ID, s)
 		}
+		done = i
+	}
+}
+
+// decodeRun appends each entry's token from i on and writes its row, as
+// long as the token goes in place (sequence.inPlace, in the buffer's
+// capacity) and the row needs no more than its lengths and slot; entry
+// done has its token already. It returns the first entry it stopped at,
+// changing nothing of it (len(sched) if none), or, with true, having
+// appended its token: its row needs syncRow first.
+func (m *Manager) decodeRun(b *Batch, sched []Scheduled, tokens []int32, i, done int) (int, bool) {
+	n := len(sched)
+	seqs, lens, qlens, nblocks := b.Seqs[:n], b.SeqLens[:n], b.QueryLens[:n], b.BlocksPerSeq[:n]
+	qstart, rows, slots, all := b.QueryStart[1:n+1], b.rows[:n], b.Slots[:n], m.seqs
+	tokens = tokens[:n]
+	for ; i < n; i++ {
+		sc := &sched[i]
+		idx, gen := sc.ID.parts()
+		s := &all[idx] // checkStep checked idx
+		ntok := len(s.tokens)
+		if i != done {
+			// Written through a reslice: append would call the runtime
+			// when the buffer is full, and a call in the loop costs
+			// every entry.
+			if !s.inPlace(gen, tokens[i]) || ntok == cap(s.tokens) {
+				return i, false
+			}
+			s.tokens = s.tokens[:ntok+1]
+			s.tokens[ntok] = tokens[i]
+			ntok++
+		}
+		nb := len(s.blocks)
+		r := &rows[i]
+		if r.id != sc.ID || r.version != s.version || r.filled != nb {
+			return i, true
+		}
 		seqs[i], lens[i], qlens[i], nblocks[i] = sc.ID, int32(ntok), 1, int32(nb)
 		// The new token is the last: its slot is in the row's last block.
 		_, off := m.split(ntok - 1)
-		slots = append(slots, int64(r.last)*int64(m.bs)+int64(off))
-		qstart[i] = int32(len(slots))
+		slots[i], qstart[i] = int64(r.last)*int64(m.bs)+int64(off), int32(i+1)
 	}
-	b.Slots = slots
-	return n, nil
+	return n, false
 }
 
 // checkStep is the validation of AppendStep (b nil) and DecodeStep: each
@@ -120,33 +159,27 @@ func (m *Manager) checkStep(op string, sched []Scheduled, tokens []int32, b *Bat
 		return 0, errorf(ErrInvalid, "%s: %d tokens for %d sequences", op, len(tokens), len(sched))
 	}
 	m.newStamp()
-	all, stamp := m.seqs, m.stamp
-	for i, sc := range sched {
-		idx, gen := sc.ID.parts()
-		if int(idx) < len(all) {
-			// The common entries, checked from the record's first line:
-			// a running sequence that may take a token without a
-			// window's limit, own (see seqFields.ownEnd: running, no
-			// drafts) or without drafts.
-			s := &all[idx]
-			n := len(s.tokens)
-			if s.gen == gen && s.mark != stamp && tokens[i] >= 0 && n < m.fullLen && (b == nil || sc.NewTokens == 1) &&
-				((s.ownVer == s.version && s.ownEnd != 0) || (s.state == seqRunning && !s.windowed && s.spec == 0)) {
-				s.mark = stamp
-				widest = max(widest, m.ceilBlocks(n+1))
-				continue
-			}
+	longest := 0 // the most tokens an entry has before its token
+	for i := 0; i < len(sched); i++ {
+		// The common entries in a loop of their own, which calls
+		// nothing (a call in the loop would make the compiler save and
+		// reload its values on every entry); the others one by one.
+		var n int
+		if i, n = m.checkRun(sched, tokens, i, b == nil); i == len(sched) {
+			longest = max(longest, n)
+			break
 		}
-		w, err := m.checkEntry(op, sc, tokens[i:i+1], b)
-		if err != nil {
+		longest = max(longest, n)
+		if err := m.checkEntry(op, sched[i], tokens[i:i+1], b); err != nil {
 			return 0, fmt.Errorf("%w (%s entry %d)", err, op, i)
 		}
-		widest = max(widest, w)
+		longest = max(longest, len(m.seqs[uint32(sched[i].ID)].tokens))
 	}
+	widest = m.ceilBlocks(longest + 1)
 	if b != nil && b.fixed && widest > b.Stride {
 		// The entry is found again, for the message.
 		for i, sc := range sched {
-			if s := &all[uint32(sc.ID)]; m.ceilBlocks(len(s.tokens)+1) > b.Stride {
+			if s := &m.seqs[uint32(sc.ID)]; m.ceilBlocks(len(s.tokens)+1) > b.Stride {
 				return 0, errorf(ErrInvalid, "%s: %v would have %d blocks, wider than Batch.Stride %d (%s entry %d)",
 					op, sc.ID, m.ceilBlocks(len(s.tokens)+1), b.Stride, op, i)
 			}
@@ -155,30 +188,57 @@ func (m *Manager) checkStep(op string, sched []Scheduled, tokens []int32, b *Bat
 	return widest, nil
 }
 
+// checkRun checks and marks sched's entries from i on as long as they are
+// the common ones: a running sequence that may take a token without a
+// window's limit, own (see seqFields.ownEnd: running, no drafts) or
+// without drafts, named once, with a token that is not negative and,
+// unless any (AppendStep), one new token. It returns the first entry it
+// did not pass (len(sched) if none) and the most tokens a passed entry
+// has.
+func (m *Manager) checkRun(sched []Scheduled, tokens []int32, i int, any bool) (int, int) {
+	all, stamp, limit, longest := m.seqs, m.stamp, m.fullLen, 0
+	tokens = tokens[:len(sched)]
+	for ; i < len(sched); i++ {
+		sc := &sched[i]
+		idx, gen := sc.ID.parts()
+		if int(idx) >= len(all) {
+			break
+		}
+		s := &all[idx]
+		n := len(s.tokens)
+		if s.gen != gen || s.mark == stamp || tokens[i] < 0 || n >= limit || !(any || sc.NewTokens == 1) ||
+			!((s.ownVer == s.version && s.ownEnd != 0) || (s.state == seqRunning && !s.windowed && s.spec == 0)) {
+			break
+		}
+		s.mark = stamp
+		longest = max(longest, n)
+	}
+	return i, longest
+}
+
 // checkEntry checks one entry of a step (see checkStep) that the common
-// case did not let through, marks its sequence and returns how many
-// blocks its table will have.
-func (m *Manager) checkEntry(op string, sc Scheduled, tok []int32, b *Batch) (int, error) {
+// case did not let through and marks its sequence.
+func (m *Manager) checkEntry(op string, sc Scheduled, tok []int32, b *Batch) error {
 	s, err := m.seq(sc.ID)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if err := m.checkAppend(s, sc.ID, tok, false); err != nil {
-		return 0, err
+		return err
 	}
 	if b != nil {
 		if s.state != seqRunning {
-			return 0, errorf(ErrSequenceState, "%s: %v is waiting (preempted or not admitted), not running", op, sc.ID)
+			return errorf(ErrSequenceState, "%s: %v is waiting (preempted or not admitted), not running", op, sc.ID)
 		}
 		if sc.NewTokens != 1 {
-			return 0, errorf(ErrInvalid, "%s: %v has %d new tokens; a decode step's entry has 1, the token it appends", op, sc.ID, sc.NewTokens)
+			return errorf(ErrInvalid, "%s: %v has %d new tokens; a decode step's entry has 1, the token it appends", op, sc.ID, sc.NewTokens)
 		}
 	}
 	if s.mark == m.stamp {
-		return 0, errorf(ErrInvalid, "%s: %v scheduled twice", op, sc.ID)
+		return errorf(ErrInvalid, "%s: %v scheduled twice", op, sc.ID)
 	}
 	s.mark = m.stamp
-	return m.ceilBlocks(len(s.tokens) + 1), nil
+	return nil
 }
 
 // newStamp starts a new round of marks (sequence.mark): a mark equal to
