@@ -26,7 +26,7 @@ import (
 func BenchmarkDecodeStep(b *testing.B) { benchDecodeSizes(b, false) }
 
 // BenchmarkDecodeStepBatched is BenchmarkDecodeStep with each step made
-// by one DecodeStep call (the appends and the batch in one pass) instead
+// by one DecodeStep call (each row written as its token is appended) instead
 // of an Append call per sequence and BuildBatch.
 func BenchmarkDecodeStepBatched(b *testing.B) { benchDecodeSizes(b, true) }
 
