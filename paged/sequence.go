@@ -770,29 +770,23 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					}
 					return nil
 				case off == 0 && !s.windowed && s.spec == 0 && m.available() > 0 && !m.hybrid():
-					m.startBlock(s, m.allocBlock(), tokens[0])
+					s.blocks = append(s.blocks, m.allocBlock())
+					s.tokens = append(s.tokens, tokens[0])
+					// One token in a fresh block fills nothing (bs > 1): with
+					// every block before it committed and no hashes
+					// AdmitChunk kept, hashing and committing would find
+					// nothing to do.
+					if m.bs == 1 || s.committed != len(s.blocks)-1 || (s.pend != nil && len(s.pend.hashes) > 0) {
+						m.hashFull(s)
+						m.commitFull(s)
+					}
+					m.setOwn(s, m.bs > 1)
 					return nil
 				}
 			}
 		}
 	}
 	return m.appendTokens(id, tokens, false)
-}
-
-// startBlock appends tok to running s, whose tokens end a block, in b,
-// a block just allocated for it: the one-token path of a sequence without
-// a window or drafts on a manager of one KV cache group.
-func (m *Manager) startBlock(s *sequence, b allocator.BlockID, tok int32) {
-	s.blocks = append(s.blocks, b)
-	s.tokens = append(s.tokens, tok)
-	// One token in a fresh block fills nothing (bs > 1): with every block
-	// before it committed and no hashes AdmitChunk kept, hashing and
-	// committing would find nothing to do.
-	if m.bs == 1 || s.committed != len(s.blocks)-1 || (s.pend != nil && len(s.pend.hashes) > 0) {
-		m.hashFull(s)
-		m.commitFull(s)
-	}
-	m.setOwn(s, m.bs > 1)
 }
 
 // AppendSpeculative appends draft tokens that a verifier may still reject:
