@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -103,4 +104,36 @@ func TestBadInputCacheTraceSizes(t *testing.T) {
 	// 2^22 hash IDs split into 512 one-token blocks each: 2^31 references.
 	_, err = CacheTraceFromHashes([]Request{{HashIDs: []int64{1}}, {HashIDs: make([]int64, 1<<22)}}, 1)
 	assert.ErrorIs(t, err, ErrCacheStudy)
+}
+
+// TestBadInputSharedPrefix: a prefix or prompt that cannot be represented
+// is refused with ErrFleetInvalid and the requests are left as they were.
+// A huge n or prompt used to panic sizing the ID lists ("makeslice: cap
+// out of range"; kvbench fleet -shared-prefix 9223372036854775807 crashed),
+// a negative prompt passed through, and the error had no sentinel.
+func TestBadInputSharedPrefix(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		in        int
+		n, blockN int
+	}{
+		{"negative prompt", -1024, 0, 512},
+		{"prompt past MaxTraceTokens", math.MaxInt, 0, 512},
+		{"prefix past MaxTraceTokens", 10, MaxTraceTokens/512 + 1, 512},
+		{"prefix of MaxInt blocks", 10, math.MaxInt, 512},
+		{"prefix and prompt past MaxTraceTokens", MaxTraceTokens - 511, 1, 512},
+		{"block past MaxTraceTokens", 10, 1, MaxTraceTokens + 1},
+		{"block of MaxInt tokens", 10, 2, math.MaxInt},
+	} {
+		reqs := []Request{{InputTokens: 600}, {InputTokens: c.in}}
+		before := fmt.Sprintf("%+v", reqs)
+		var err error
+		require.NotPanics(t, func() { _, err = SharedPrefix(reqs, c.n, c.blockN) }, c.name)
+		require.ErrorIs(t, err, ErrFleetInvalid, c.name)
+		require.Equal(t, before, fmt.Sprintf("%+v", reqs), c.name)
+	}
+	// The largest prompt that fits is taken.
+	out, err := SharedPrefix([]Request{{InputTokens: MaxTraceTokens - 512}}, 1, 512)
+	require.NoError(t, err)
+	require.Equal(t, MaxTraceTokens, out[0].InputTokens)
 }

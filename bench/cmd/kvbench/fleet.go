@@ -124,8 +124,9 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	if *limit < 0 || *skip < 0 {
 		return usageErrorf("-requests %d and -skip %d must not be negative", *limit, *skip)
 	}
-	if *shared < 0 {
-		return usageErrorf("-shared-prefix %d must not be negative", *shared)
+	if *shared < 0 || *shared > bench.MaxTraceTokens/bench.MooncakeBlockSize {
+		return usageErrorf("-shared-prefix %d must be in [0, %d] (blocks of %d tokens, a prompt at most %d tokens)",
+			*shared, bench.MaxTraceTokens/bench.MooncakeBlockSize, bench.MooncakeBlockSize, bench.MaxTraceTokens)
 	}
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
