@@ -273,10 +273,10 @@ func (c Capacity) Tokens() int64 {
 }
 
 // PoolBlocks returns NumBlocks as paged.Config's NumBlocks, failing if the
-// pool exceeds the 2^31-1 blocks a Manager can address.
+// pool exceeds the MaxBlocks blocks a Manager takes.
 func (c Capacity) PoolBlocks() (int, error) {
-	if c.NumBlocks < 2 || c.NumBlocks > 1<<31-1 {
-		return 0, fmt.Errorf("%w: Capacity.NumBlocks %d must be in [2, 2^31); use larger blocks", ErrInvalid, c.NumBlocks)
+	if c.NumBlocks < 2 || c.NumBlocks > MaxBlocks {
+		return 0, fmt.Errorf("%w: Capacity.NumBlocks %d must be in [2, MaxBlocks=%d]; use larger blocks", ErrInvalid, c.NumBlocks, MaxBlocks)
 	}
 	return int(c.NumBlocks), nil
 }

@@ -296,3 +296,29 @@ func TestPlanManagerRoundTrip(t *testing.T) {
 func TestDefaultBlockSize(t *testing.T) {
 	assert.Equal(t, paged.DefaultBlockSize, kvmem.DefaultBlockSize)
 }
+
+// TestPoolBlocksFitAManager: Capacity.PoolBlocks and Spec.PoolBlocks
+// succeed exactly for the pools paged.New builds. They used to accept up
+// to 2^31-1 blocks, while a Manager takes at most paged.MaxBlocks (2^24):
+// a plan of 2^24+1 blocks passed them and then failed paged.New.
+func TestPoolBlocksFitAManager(t *testing.T) {
+	assert.Equal(t, paged.MaxBlocks, kvmem.MaxBlocks)
+	spec := kvmem.Spec{Layers: 1, KVHeads: 1, HeadDim: 16, Key: kvmem.FP8E4M3} // 32 bytes a block of 1 token
+	for _, blocks := range []int64{2, 1 << 20, kvmem.MaxBlocks, kvmem.MaxBlocks + 1, 1 << 30} {
+		c, err := kvmem.Plan(spec, 0, kvmem.Deployment{GPUMemory: blocks * 32, BlockSize: 1})
+		require.NoError(t, err)
+		require.Equal(t, blocks, c.NumBlocks)
+		n, err := c.PoolBlocks()
+		n2, err2 := spec.PoolBlocks(blocks*32, 1)
+		if blocks > kvmem.MaxBlocks {
+			require.ErrorIs(t, err, kvmem.ErrInvalid, "%d blocks", blocks)
+			require.ErrorIs(t, err2, kvmem.ErrInvalid, "Spec.PoolBlocks: %d blocks", blocks)
+			continue
+		}
+		require.NoError(t, err, "%d blocks", blocks)
+		require.NoError(t, err2, "Spec.PoolBlocks: %d blocks", blocks)
+		require.Equal(t, n, n2)
+		_, err = paged.New(paged.Config{BlockSize: c.Deployment.BlockSize, NumBlocks: n})
+		require.NoError(t, err, "%d blocks", blocks)
+	}
+}
