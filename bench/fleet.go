@@ -511,11 +511,19 @@ func (f *fleetRun) finish(si int, now float64) error {
 // returns what it measured. The index in cfg is fed every event; it must
 // be fresh (or Resync'ed) for the servers "s0".."sN-1". The replay is
 // deterministic: the same trace, configuration and router give the same
-// decisions and figures.
+// decisions and figures. A request with a negative length or a prompt
+// above MaxTraceTokens is refused with an error wrapping ErrFleetInvalid,
+// before any server registers with the index.
 func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return FleetResult{}, err
+	}
+	for i, q := range reqs {
+		if q.InputTokens < 0 || q.InputTokens > MaxTraceTokens || q.OutputTokens < 0 {
+			return FleetResult{}, fmt.Errorf("%w: request %d has %d prompt and %d output tokens, want a prompt in [0, MaxTraceTokens=%d] and no negative output",
+				ErrFleetInvalid, i, q.InputTokens, q.OutputTokens, MaxTraceTokens)
+		}
 	}
 	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), PerServerBusy: make([]float64, cfg.Servers), Decisions: make([]int, len(reqs))}
 	f := &fleetRun{cfg: cfg, reqs: reqs, servers: make([]fleetServer, cfg.Servers), res: &res,
@@ -746,8 +754,16 @@ func meanP90(xs []float64) (mean, p90 float64) {
 
 // FleetHitBound is the hit rate of one server with an unbounded cache and
 // no concurrency: each request hits the leading blocks of its prompt that
-// any earlier request had, which no fleet or router can beat.
-func FleetHitBound(reqs []Request, blockSize int) float64 {
+// any earlier request had, which no fleet or router can beat. A block
+// size below 1 or a negative prompt is refused with an error wrapping
+// ErrFleetInvalid.
+func FleetHitBound(reqs []Request, blockSize int) (float64, error) {
+	if blockSize < 1 {
+		return 0, fmt.Errorf("%w: hit bound with blocks of %d tokens", ErrFleetInvalid, blockSize)
+	}
+	if i := slices.IndexFunc(reqs, func(q Request) bool { return q.InputTokens < 0 }); i >= 0 {
+		return 0, fmt.Errorf("%w: request %d has %d prompt tokens", ErrFleetInvalid, i, reqs[i].InputTokens)
+	}
 	seen := make(map[int64]bool)
 	var in, hit int64
 	for _, q := range reqs {
@@ -763,9 +779,9 @@ func FleetHitBound(reqs []Request, blockSize int) float64 {
 		hit += int64(k * blockSize)
 	}
 	if in == 0 {
-		return 0
+		return 0, nil
 	}
-	return float64(hit) / float64(in)
+	return float64(hit) / float64(in), nil
 }
 
 // SharedPrefix returns a copy of reqs in which every request begins with

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/fleet"
 )
 
 // The bad-input tests of the study API: lengths that overflow, absurd
@@ -136,4 +137,43 @@ func TestBadInputSharedPrefix(t *testing.T) {
 	out, err := SharedPrefix([]Request{{InputTokens: MaxTraceTokens - 512}}, 1, 512)
 	require.NoError(t, err)
 	require.Equal(t, MaxTraceTokens, out[0].InputTokens)
+}
+
+// TestBadInputRunFleet: a request whose lengths the fleet cannot replay is
+// refused with ErrFleetInvalid before any server registers with the index.
+// A negative prompt used to panic in slices.Grow ("cannot be negative"), a
+// prompt of MaxInt tokens with "growslice: len out of range", and a
+// negative output length was taken as 1.
+func TestBadInputRunFleet(t *testing.T) {
+	good := Request{InputTokens: 600, OutputTokens: 2, HashIDs: []int64{1, 2}}
+	for name, q := range map[string]Request{
+		"negative prompt":        {InputTokens: -5, OutputTokens: 3},
+		"prompt of MaxInt":       {InputTokens: math.MaxInt, OutputTokens: 3, HashIDs: []int64{1}},
+		"prompt past MaxTrace":   {InputTokens: MaxTraceTokens + 1, OutputTokens: 3},
+		"negative output length": {InputTokens: 600, OutputTokens: -1, HashIDs: []int64{1, 2}},
+	} {
+		idx, err := fleet.New(fleet.Config{})
+		require.NoError(t, err)
+		require.NotPanics(t, func() {
+			_, err = RunFleet([]Request{good, q}, FleetConfig{Servers: 2, Blocks: 64, Index: idx}, FleetRouters(1, 8)[0])
+		}, name)
+		require.ErrorIs(t, err, ErrFleetInvalid, name)
+		servers, err := idx.Servers(nil)
+		require.NoError(t, err)
+		require.Empty(t, servers, "%s: the refused replay registered servers", name)
+	}
+}
+
+// TestBadInputFleetHitBound: a block size below 1 or a negative prompt is
+// refused with ErrFleetInvalid; a block size of 0 used to divide by zero.
+func TestBadInputFleetHitBound(t *testing.T) {
+	reqs := []Request{{InputTokens: 1024, HashIDs: []int64{1, 2}}}
+	for _, bs := range []int{0, -1, math.MinInt} {
+		var err error
+		require.NotPanics(t, func() { _, err = FleetHitBound(reqs, bs) }, "block size %d", bs)
+		require.ErrorIs(t, err, ErrFleetInvalid, "block size %d", bs)
+	}
+	var err error
+	require.NotPanics(t, func() { _, err = FleetHitBound([]Request{{InputTokens: -1024, HashIDs: []int64{1}}}, 512) })
+	require.ErrorIs(t, err, ErrFleetInvalid)
 }
