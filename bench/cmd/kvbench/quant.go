@@ -478,7 +478,9 @@ func (c *quantCell) prepare(cfg quantConfig, r int, row quantRow, n int) error {
 	if err := m.BuildBatch(&c.batch, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
 		return err
 	}
-	minChunk := (cfg.minChunkTokens + sh.BlockSize - 1) / sh.BlockSize
+	// Rounded up to blocks without adding first: a -min-chunk near MaxInt
+	// would wrap around.
+	minChunk := cfg.minChunkTokens/sh.BlockSize + min(cfg.minChunkTokens%sh.BlockSize, 1)
 	if err := c.plan.Build(c.batch.BlocksPerSeq, cfg.units, minChunk); err != nil {
 		return err
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -110,4 +112,16 @@ func TestQuantGolden(t *testing.T) {
 			require.Equal(t, string(want), out.String())
 		})
 	}
+}
+
+// TestQuantHugeMinChunk: a -min-chunk longer than any context means one
+// chunk, whatever its size. Rounding it up to blocks used to overflow for
+// values near MaxInt, and the study failed with "minChunkBlocks
+// -576460752303423487 must be at least 1".
+func TestQuantHugeMinChunk(t *testing.T) {
+	args := []string{"-lengths", "1024", "-seqs", "1", "-queries", "1", "-types", "q8_0", "-json", "-min-chunk"}
+	var want, got, errOut bytes.Buffer
+	require.NoError(t, runQuant(append(args, "100000000"), &want, &errOut))
+	require.NoError(t, runQuant(append(args, strconv.Itoa(math.MaxInt)), &got, &errOut))
+	require.Equal(t, want.String(), got.String())
 }
