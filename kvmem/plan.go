@@ -48,10 +48,11 @@ func (d Deployment) withDefaults() (Deployment, error) {
 		return d, fmt.Errorf("%w: Deployment.GPUs %d must be in [1, 2^20]", ErrInvalid, d.GPUs)
 	case d.GPUMemory <= 0 || d.GPUMemory > 1<<60:
 		return d, fmt.Errorf("%w: Deployment.GPUMemory %d must be in [1, 2^60]", ErrInvalid, d.GPUMemory)
-	case d.CP < 0:
-		return d, fmt.Errorf("%w: Deployment.CP %d must be positive", ErrInvalid, d.CP)
-	case d.TP < 0:
-		return d, fmt.Errorf("%w: Deployment.TP %d must be positive", ErrInvalid, d.TP)
+	case d.CP < 0 || d.CP > d.GPUs:
+		return d, fmt.Errorf("%w: Deployment.CP %d must be in [1, GPUs=%d]", ErrInvalid, d.CP, d.GPUs)
+	case d.TP < 0 || d.TP > d.GPUs:
+		// Bounded by GPUs (at most 2^20), TP x CP cannot overflow.
+		return d, fmt.Errorf("%w: Deployment.TP %d must be in [1, GPUs=%d]", ErrInvalid, d.TP, d.GPUs)
 	case !(d.Reserve >= 0 && d.Reserve < 1):
 		return d, fmt.Errorf("%w: Deployment.Reserve %v must be a fraction in [0, 1)", ErrInvalid, d.Reserve)
 	case d.ReserveBytes < 0:

@@ -1,6 +1,7 @@
 package kvmem_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -320,5 +321,28 @@ func TestPoolBlocksFitAManager(t *testing.T) {
 		require.Equal(t, n, n2)
 		_, err = paged.New(paged.Config{BlockSize: c.Deployment.BlockSize, NumBlocks: n})
 		require.NoError(t, err, "%d blocks", blocks)
+	}
+}
+
+// TestBadInputParallelDegrees: TP and CP whose product overflows are
+// refused with ErrInvalid. TP x CP used to wrap around: to 0 (a division
+// by zero panic in Plan and KVBudget) or to a small divisor of GPUs (a
+// plan of nonsense replicas).
+func TestBadInputParallelDegrees(t *testing.T) {
+	spec := kvmem.Spec{Layers: 32, KVHeads: 8, HeadDim: 128, Key: kvmem.BF16}
+	for _, d := range []kvmem.Deployment{
+		{GPUs: 8, TP: 1 << 62, CP: 4},
+		{GPUs: 8, TP: 1<<62 + 1, CP: 4}, // wraps to 4, which divides 8
+		{GPUs: 8, TP: 4, CP: 1<<62 + 1},
+		{GPUs: 8, TP: math.MaxInt, CP: math.MaxInt},
+		{GPUs: 8, TP: 16},
+		{GPUs: 8, CP: 16},
+	} {
+		d.GPUMemory = 80e9
+		var err1, err2 error
+		require.NotPanics(t, func() { _, err1 = kvmem.Plan(spec, 16e9, d) }, "%+v", d)
+		require.NotPanics(t, func() { _, err2 = d.KVBudget(16e9) }, "%+v", d)
+		require.ErrorIs(t, err1, kvmem.ErrInvalid, "%+v", d)
+		require.ErrorIs(t, err2, kvmem.ErrInvalid, "%+v", d)
 	}
 }
