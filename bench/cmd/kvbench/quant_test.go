@@ -125,3 +125,22 @@ func TestQuantHugeMinChunk(t *testing.T) {
 	require.NoError(t, runQuant(append(args, strconv.Itoa(math.MaxInt)), &got, &errOut))
 	require.Equal(t, want.String(), got.String())
 }
+
+// TestQuantHugeShapesAreUsageErrors: -q-heads, -seqs and -queries so large
+// that the study's buffer sizes overflow are usage errors. -q-heads 2^62
+// used to wrap queries x group x head dim to 0 and panic in
+// attention.Dense ("slice bounds out of range").
+func TestQuantHugeShapesAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"-q-heads", "4611686018427387904", "-kv-heads", "8"},
+		{"-q-heads", "131072", "-kv-heads", "8"},
+		{"-queries", "4611686018427387904"},
+		{"-seqs", "4611686018427387904"},
+	} {
+		var errb bytes.Buffer
+		args = append([]string{"quant", "-lengths", "64", "-types", "q8_0"}, args...)
+		assert.NotPanics(t, func() {
+			assert.Equal(t, 2, run(args, &bytes.Buffer{}, &errb), "%v: %s", args, errb.String())
+		}, "%v", args)
+	}
+}
