@@ -3,8 +3,10 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
 	"github.com/pagedkv/pagedkv/paged"
 )
@@ -90,14 +92,14 @@ func (t *CacheTrace) ReplayPolicy(p CachePolicy, capacityBlocks, hostBlocks int)
 
 func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *QueueModel) (CacheResult, error) {
 	name, f := p.Name, p.Factory
-	var oracle *Belady
+	var oracle *oracleFeed
 	if f == nil {
 		if name != BeladyName {
 			return CacheResult{}, fmt.Errorf("%w: policy %q has no factory", ErrCacheStudy, name)
 		}
 		f = func(n int) eviction.Policy {
-			oracle = NewBelady(n)
-			return oracle
+			oracle = newOracleFeed(t, n)
+			return oracle.p
 		}
 	}
 	res := CacheResult{
@@ -165,6 +167,9 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 			if q != nil {
 				q.started(r) // it never runs: its pin goes too
 			}
+			if oracle != nil {
+				oracle.passed(lo, hi, nil)
+			}
 			res.Oversize++
 			hostHits = m.Stats().Tiers.HostHitBlocks
 			continue
@@ -191,9 +196,7 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 			if err != nil {
 				return res, err
 			}
-			for j, b := range table {
-				oracle.SetNext(b, t.next[lo+j], int32(j))
-			}
+			oracle.passed(lo, hi, table)
 		}
 		if err := m.Free(id); err != nil {
 			return res, err
@@ -211,4 +214,56 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// oracleFeed tells the Belady oracle of a replay the next use of every
+// cached block. A request's own blocks get theirs before it frees them;
+// a cached copy of content the request references but does not hold
+// (the request missed before it, or never ran) gets the content's
+// following reference, else its next use would stay at a request already
+// past and the oracle would keep it as if it were needed next.
+type oracleFeed struct {
+	p      *Belady
+	t      *CacheTrace
+	keyOf  []int32               // per block: the content it holds, -1 none
+	copies [][]allocator.BlockID // per content: the blocks holding it
+}
+
+func newOracleFeed(t *CacheTrace, blocks int) *oracleFeed {
+	o := &oracleFeed{p: NewBelady(blocks), t: t, keyOf: make([]int32, max(blocks, 0)), copies: make([][]allocator.BlockID, t.distinct)}
+	for i := range o.keyOf {
+		o.keyOf[i] = -1
+	}
+	return o
+}
+
+// passed records request [lo, hi) of references, which held table
+// (nil when it never ran).
+func (o *oracleFeed) passed(lo, hi int, table []allocator.BlockID) {
+	for j, b := range table {
+		if k := o.t.key[lo+j]; o.keyOf[b] != k {
+			if old := o.keyOf[b]; old >= 0 {
+				o.copies[old] = slices.DeleteFunc(o.copies[old], func(c allocator.BlockID) bool { return c == b })
+			}
+			o.keyOf[b] = k
+			if k >= 0 {
+				o.copies[k] = append(o.copies[k], b)
+			}
+		}
+	}
+	for j := lo; j < hi; j++ {
+		k := o.t.key[j]
+		if k < 0 {
+			continue
+		}
+		for _, b := range o.copies[k] {
+			if j-lo < len(table) && table[j-lo] == b {
+				continue
+			}
+			o.p.renew(b, o.t.next[j])
+		}
+	}
+	for j, b := range table {
+		o.p.SetNext(b, o.t.next[lo+j], int32(j))
+	}
 }
