@@ -98,7 +98,7 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 			return CacheResult{}, fmt.Errorf("%w: policy %q has no factory", ErrCacheStudy, name)
 		}
 		f = func(n int) eviction.Policy {
-			oracle = newOracleFeed(t, n)
+			oracle = newOracleFeed(t, n, capacityBlocks)
 			return oracle.p
 		}
 	}
@@ -225,12 +225,13 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 type oracleFeed struct {
 	p      *Belady
 	t      *CacheTrace
+	next   []int32               // per reference: CacheTrace.nextUses
 	keyOf  []int32               // per block: the content it holds, -1 none
 	copies [][]allocator.BlockID // per content: the blocks holding it
 }
 
-func newOracleFeed(t *CacheTrace, blocks int) *oracleFeed {
-	o := &oracleFeed{p: NewBelady(blocks), t: t, keyOf: make([]int32, max(blocks, 0)), copies: make([][]allocator.BlockID, t.distinct)}
+func newOracleFeed(t *CacheTrace, blocks, capacity int) *oracleFeed {
+	o := &oracleFeed{p: NewBelady(blocks), t: t, next: t.nextUses(capacity), keyOf: make([]int32, max(blocks, 0)), copies: make([][]allocator.BlockID, t.distinct)}
 	for i := range o.keyOf {
 		o.keyOf[i] = -1
 	}
@@ -260,10 +261,10 @@ func (o *oracleFeed) passed(lo, hi int, table []allocator.BlockID) {
 			if j-lo < len(table) && table[j-lo] == b {
 				continue
 			}
-			o.p.renew(b, o.t.next[j])
+			o.p.renew(b, o.next[j])
 		}
 	}
 	for j, b := range table {
-		o.p.SetNext(b, o.t.next[lo+j], int32(j))
+		o.p.SetNext(b, o.next[lo+j], int32(j))
 	}
 }
