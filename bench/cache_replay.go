@@ -3,7 +3,6 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/pagedkv/pagedkv/allocator"
@@ -220,20 +219,25 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 // cached block. A request's own blocks get theirs before it frees them;
 // a cached copy of content the request references but does not hold
 // (the request missed before it, or never ran) gets the content's
-// following reference, else its next use would stay at a request already
-// past and the oracle would keep it as if it were needed next.
+// following use, else its next use would stay at a request already past
+// and the oracle would keep it as if it were needed next.
 type oracleFeed struct {
-	p      *Belady
-	t      *CacheTrace
-	next   []int32               // per reference: CacheTrace.nextUses
-	keyOf  []int32               // per block: the content it holds, -1 none
-	copies [][]allocator.BlockID // per content: the blocks holding it
+	p     *Belady
+	t     *CacheTrace
+	next  []int32 // per reference: CacheTrace.nextUses
+	keyOf []int32 // per block: the content it holds, -1 none
+	// The blocks holding each content form a list: head per content,
+	// link per block (-1 ends it). Duplicates are rare: lists are short.
+	head, link []int32
 }
 
 func newOracleFeed(t *CacheTrace, blocks, capacity int) *oracleFeed {
-	o := &oracleFeed{p: NewBelady(blocks), t: t, next: t.nextUses(capacity), keyOf: make([]int32, max(blocks, 0)), copies: make([][]allocator.BlockID, t.distinct)}
-	for i := range o.keyOf {
-		o.keyOf[i] = -1
+	blocks = max(blocks, 0)
+	o := &oracleFeed{p: NewBelady(blocks), t: t, next: t.nextUses(capacity), keyOf: make([]int32, blocks), head: make([]int32, t.distinct), link: make([]int32, blocks)}
+	for _, l := range [][]int32{o.keyOf, o.head, o.link} {
+		for i := range l {
+			l[i] = -1
+		}
 	}
 	return o
 }
@@ -242,14 +246,20 @@ func newOracleFeed(t *CacheTrace, blocks, capacity int) *oracleFeed {
 // (nil when it never ran).
 func (o *oracleFeed) passed(lo, hi int, table []allocator.BlockID) {
 	for j, b := range table {
-		if k := o.t.key[lo+j]; o.keyOf[b] != k {
-			if old := o.keyOf[b]; old >= 0 {
-				o.copies[old] = slices.DeleteFunc(o.copies[old], func(c allocator.BlockID) bool { return c == b })
+		k := o.t.key[lo+j]
+		if o.keyOf[b] == k {
+			continue
+		}
+		if old := o.keyOf[b]; old >= 0 {
+			p := &o.head[old]
+			for *p != int32(b) {
+				p = &o.link[*p]
 			}
-			o.keyOf[b] = k
-			if k >= 0 {
-				o.copies[k] = append(o.copies[k], b)
-			}
+			*p = o.link[b]
+		}
+		o.keyOf[b], o.link[b] = k, -1
+		if k >= 0 {
+			o.link[b], o.head[k] = o.head[k], int32(b)
 		}
 	}
 	for j := lo; j < hi; j++ {
@@ -257,11 +267,9 @@ func (o *oracleFeed) passed(lo, hi int, table []allocator.BlockID) {
 		if k < 0 {
 			continue
 		}
-		for _, b := range o.copies[k] {
-			if j-lo < len(table) && table[j-lo] == b {
-				continue
-			}
-			o.p.renew(b, o.next[j])
+		// The request's own copy is renewed too, and then set below.
+		for b := o.head[k]; b >= 0; b = o.link[b] {
+			o.p.renew(allocator.BlockID(b), o.next[j])
 		}
 	}
 	for j, b := range table {
