@@ -60,7 +60,9 @@ func TestFleetHitBoundHolds(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, res.Rejected)
 		require.LessOrEqual(t, res.HitTokens, bound)
-		require.InDelta(t, float64(bound)/float64(res.InputTokens), FleetHitBound(reqs, MooncakeBlockSize), 1e-12)
+		hb, err := FleetHitBound(reqs, MooncakeBlockSize)
+		require.NoError(t, err)
+		require.InDelta(t, float64(bound)/float64(res.InputTokens), hb, 1e-12)
 
 		one, err := RunFleet(reqs, FleetConfig{Servers: 1, Blocks: 64}, FleetRouters(1, 8)[1])
 		require.NoError(t, err)
