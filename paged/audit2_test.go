@@ -1,0 +1,566 @@
+package paged
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/eviction"
+)
+
+// replayKey is one cached block as an event consumer knows it.
+type replayKey struct {
+	h      Hash
+	medium Medium
+	group  int
+}
+
+// replay is an event consumer: a multiset of the blocks the events say
+// are cached, which must end equal to the manager's Snapshot.
+type replay struct {
+	blocks map[replayKey]int
+	seq    uint64
+}
+
+func (r *replay) apply(t *rapid.T, evs []Event) {
+	for _, e := range evs {
+		if e.Seq != r.seq+1 {
+			t.Fatalf("event %+v after seq %d: a gap without a full buffer", e, r.seq)
+		}
+		r.seq = e.Seq
+		switch e.Kind {
+		case BlockStored:
+			if len(e.Tokens) != len(e.Hashes)*e.BlockSize {
+				t.Fatalf("stored event %+v: %d tokens for %d blocks", e, len(e.Tokens), len(e.Hashes))
+			}
+			for _, h := range e.Hashes {
+				r.blocks[replayKey{h, e.Medium, e.Group}]++
+			}
+		case BlockRemoved:
+			for _, h := range e.Hashes {
+				k := replayKey{h, e.Medium, e.Group}
+				if r.blocks[k] == 0 {
+					t.Fatalf("removed event %+v names %v, which no event stored", e, k)
+				}
+				r.blocks[k]--
+			}
+		case BlockMoved:
+			for _, h := range e.Hashes {
+				k := replayKey{h, e.From, e.Group}
+				if r.blocks[k] == 0 {
+					t.Fatalf("moved event %+v names %v, which no event stored", e, k)
+				}
+				r.blocks[k]--
+				r.blocks[replayKey{h, e.Medium, e.Group}]++
+			}
+		case AllBlocksCleared:
+			clear(r.blocks)
+		default:
+			t.Fatalf("event of kind %v", e.Kind)
+		}
+	}
+}
+
+// check requires the replayed content to be the snapshot's.
+func (r *replay) check(t *rapid.T, m *Manager, what string) {
+	var snap Snapshot
+	m.Snapshot(&snap)
+	if snap.Seq != r.seq {
+		t.Fatalf("%s: snapshot at seq %d, events up to %d", what, snap.Seq, r.seq)
+	}
+	want := map[replayKey]int{}
+	for _, b := range snap.Blocks {
+		want[replayKey{b.Hash, b.Medium, b.Group}]++
+	}
+	for k, n := range r.blocks {
+		if n != want[k] {
+			t.Fatalf("%s: events leave %d copies of %x (%v, group %d), the snapshot has %d", what, n, k.h[:4], k.medium, k.group, want[k])
+		}
+		delete(want, k)
+	}
+	for k, n := range want {
+		if n != 0 {
+			t.Fatalf("%s: the snapshot has %d copies of %x (%v, group %d) no event stored", what, n, k.h[:4], k.medium, k.group)
+		}
+	}
+}
+
+// observed is what a caller (and the block pool) can see of a manager:
+// a refused call must leave it as it was.
+type observed struct {
+	Stats      Stats
+	Pins       PinStats
+	PinEvents  []PinEvent
+	Now        int64
+	EventSeq   uint64
+	Events     []Event
+	Snapshot   []CachedBlock
+	Moves      []Swap
+	Copies     []Copy
+	Pend       int
+	Available  int
+	Seqs       []observedSeq
+	GroupTiers []GroupTierStats
+	Cached     []bool
+	Hashes     []Hash
+}
+
+type observedSeq struct {
+	ID                  SeqID
+	State               seqState
+	Tokens              []int32
+	Hashes              []Hash
+	Committed, Released int
+	Spec                int
+	Tables              [][]allocator.BlockID
+	Hosts               [][]allocator.BlockID
+}
+
+func observe(m *Manager, ids []SeqID) observed {
+	o := observed{
+		Stats: m.Stats(), Pins: m.PinStats(), PinEvents: slices.Clone(m.pins.events), Now: m.now,
+		EventSeq: m.bp.events.seq, Copies: slices.Clone(m.copies), Pend: len(m.ret.pend), Available: m.available(),
+		Cached: slices.Clone(m.bp.cached), Hashes: slices.Clone(m.bp.hash),
+	}
+	for _, e := range m.bp.events.queue {
+		e.Hashes, e.Tokens = slices.Clone(e.Hashes), slices.Clone(e.Tokens)
+		o.Events = append(o.Events, e)
+	}
+	var snap Snapshot
+	m.Snapshot(&snap)
+	o.Snapshot = snap.Blocks
+	if m.tier != nil {
+		o.Moves = slices.Clone(m.tier.moves)
+		for g := range m.ntables() {
+			gs, _ := m.TierStatsGroup(g)
+			o.GroupTiers = append(o.GroupTiers, gs)
+		}
+	}
+	for _, id := range ids {
+		s, err := m.seq(id)
+		if err != nil {
+			continue
+		}
+		os := observedSeq{ID: id, State: s.state, Tokens: slices.Clone(s.tokens), Hashes: slices.Clone(s.hashes),
+			Committed: s.committed, Released: s.released, Spec: s.spec}
+		for g := range m.ntables() {
+			blocks, _, _, host := s.tableAt(g)
+			os.Tables = append(os.Tables, slices.Clone(*blocks))
+			os.Hosts = append(os.Hosts, slices.Clone(*host))
+		}
+		o.Seqs = append(o.Seqs, os)
+	}
+	return o
+}
+
+// diffObserved names the fields of o that differ, with both values.
+func diffObserved(before, after observed) string {
+	var out string
+	b, c := reflect.ValueOf(before), reflect.ValueOf(after)
+	for i := range b.NumField() {
+		if x, y := b.Field(i).Interface(), c.Field(i).Interface(); !reflect.DeepEqual(x, y) {
+			out += fmt.Sprintf("\n%s before %+v\n%s after  %+v", b.Type().Field(i).Name, x, b.Type().Field(i).Name, y)
+		}
+	}
+	return out
+}
+
+// auditRig drives one manager and checks, after every call, Check, the
+// event replay against the snapshot, and that a refused call changed
+// nothing (but the counters its docs say a refusal counts).
+type auditRig struct {
+	m    *Manager
+	ids  []SeqID
+	dead []SeqID
+	pins []PinID
+	gone []PinID // unpinned or maybe expired
+	r    replay
+	next int32
+	step int
+}
+
+func (a *auditRig) all() []SeqID { return slices.Concat(a.ids, a.dead) }
+
+// call runs fn and, when it fails, requires the manager unchanged. The
+// prefix statistics (and TierStats.HostHitBlocks) may count a refused
+// admission (Admit, AdmitChunk);
+// a pin refused for the budget counts itself (PinStats.Rejected and a
+// PinRejected event).
+func (a *auditRig) call(t *rapid.T, what string, fn func() error) error {
+	a.step++
+	before := observe(a.m, a.all())
+	err := fn()
+	if err != nil {
+		after := observe(a.m, a.all())
+		if errors.Is(err, ErrPinBudget) {
+			after.Pins.Rejected = before.Pins.Rejected
+			if n := len(after.PinEvents); n > 0 && after.PinEvents[n-1].Kind == PinRejected {
+				after.PinEvents = slices.Clip(after.PinEvents[:n-1])
+				if n == 1 {
+					after.PinEvents = nil
+				}
+			}
+		}
+		for _, p := range []*observed{&before, &after} {
+			p.Stats.PrefixQueries, p.Stats.PrefixQueryTokens, p.Stats.PrefixHitTokens = 0, 0, 0
+			p.Stats.PrefixQueryBlocks, p.Stats.PrefixHitBlocks, p.Stats.Tiers.HostHitBlocks = 0, 0, 0
+		}
+		// Documented (appendGroups): with UnifiedFreeQueue a hybrid
+		// manager's window groups slide before Append's space check, as
+		// vLLM's allocate_slots does.
+		slid := errors.Is(err, ErrNoSpace) && a.m.cfg.UnifiedFreeQueue && a.m.hybrid()
+		if !slid && !reflect.DeepEqual(before, after) {
+			t.Fatalf("step %d %s refused (%v) but changed the manager:%s", a.step, what, err, diffObserved(before, after))
+		}
+		if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrNoSpace) && !errors.Is(err, ErrNever) && !errors.Is(err, ErrUnknownSequence) &&
+			!errors.Is(err, ErrSequenceState) && !errors.Is(err, ErrCacheInUse) && !errors.Is(err, ErrNoHostTier) &&
+			!errors.Is(err, ErrPinBudget) && !errors.Is(err, ErrUnknownPin) {
+			t.Fatalf("step %d %s: error %v wraps no sentinel", a.step, what, err)
+		}
+	}
+	a.after(t, what)
+	return err
+}
+
+// after checks the manager after a call (refused or not).
+func (a *auditRig) after(t *rapid.T, what string) {
+	what = fmt.Sprintf("step %d %s", a.step, what)
+	if err := a.m.Check(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	st := a.m.Stats()
+	if st.FreeBlocks+st.CachedBlocks+st.UsedBlocks != st.UsableBlocks || st.PeakUsedBlocks < st.UsedBlocks ||
+		st.Running+st.Waiting != st.Sequences || st.PrefixHitTokens > st.PrefixQueryTokens ||
+		st.PrefixHitBlocks > st.PrefixQueryBlocks {
+		t.Fatalf("%s: inconsistent stats %+v (%d live handles)", what, st, len(a.ids))
+	}
+	if tr := st.Tiers; a.m.tier != nil {
+		if tr.HostFree+tr.HostCached+tr.HostUsed != tr.HostBlocks {
+			t.Fatalf("%s: host tier %+v does not add up", what, tr)
+		}
+		cached := 0
+		for g := range a.m.ntables() {
+			gs, _ := a.m.TierStatsGroup(g)
+			cached += gs.HostCached
+		}
+		if cached != tr.HostCached {
+			t.Fatalf("%s: the groups' host cached blocks add up to %d, the tier's %d", what, cached, tr.HostCached)
+		}
+	}
+	if ps := a.m.PinStats(); ps.PinnedBlocks > ps.Budget || ps.PeakPinnedBlocks < ps.PinnedBlocks || ps.PinnedBlocks > st.UsedBlocks {
+		t.Fatalf("%s: pin stats %+v with %d used blocks", what, ps, st.UsedBlocks)
+	}
+	if a.m.bp.events.on() {
+		a.r.apply(t, a.m.DrainEvents(nil))
+		a.r.check(t, a.m, what)
+	}
+}
+
+func (a *auditRig) prompt(t *rapid.T, bs int) []int32 {
+	n := rapid.IntRange(1, 5*bs).Draw(t, "promptLen")
+	base := int32(rapid.IntRange(0, 2).Draw(t, "prefix")) * 1000
+	branch := rapid.IntRange(0, n).Draw(t, "branch")
+	pr := make([]int32, n)
+	for i := range pr {
+		pr[i] = base + int32(i)
+		if i >= branch {
+			pr[i] += 500
+		}
+	}
+	return pr
+}
+
+// badSeq returns a handle no live sequence has: a freed one, one of the
+// next generation of a live slot, one past the slots, or zero.
+func (a *auditRig) badSeq(t *rapid.T) SeqID {
+	switch rapid.IntRange(0, 3).Draw(t, "badSeq") {
+	case 0:
+		if len(a.dead) > 0 {
+			id := rapid.SampledFrom(a.dead).Draw(t, "dead")
+			if _, err := a.m.seq(id); err != nil {
+				return id
+			}
+		}
+	case 1:
+		if len(a.ids) > 0 {
+			idx, gen := rapid.SampledFrom(a.ids).Draw(t, "live").parts()
+			return makeSeqID(idx, gen+1)
+		}
+	case 2:
+		return makeSeqID(uint32(len(a.m.seqs)+3), 1)
+	}
+	return 0
+}
+
+// TestRefusedCallsChangeNothing drives a manager with a host tier, pins,
+// retention, checkpoints and hybrid layouts through the operations of the
+// less-travelled paths (swap, onboard, pins and their expiry, AdmitChunk,
+// ResetCache, Uncompute, Truncate, Fork, Preempt) and through bad calls to
+// every public method, and requires after each call: Check passes, the
+// stats agree with each other, an event consumer that replays every event
+// holds exactly the snapshot's blocks, and a refused call changed nothing
+// (stats, pins, events, tier directives, tables, the index) but the
+// counters its docs say a refusal counts. CI runs it at -rapid.checks=5000.
+func TestRefusedCallsChangeNothing(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
+		cfg := Config{
+			BlockSize:        bs,
+			NumBlocks:        rapid.IntRange(6, 40).Draw(t, "blocks"),
+			UnifiedFreeQueue: rapid.IntRange(0, 3).Draw(t, "unified") == 0,
+			Events:           rapid.SampledFrom([]int{0, 1 << 14}).Draw(t, "events"),
+			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
+		}
+		if rapid.IntRange(0, 3).Draw(t, "host") > 0 {
+			cfg.HostBlocks = rapid.IntRange(2, 40).Draw(t, "hostBlocks")
+			cfg.DisableOffload = rapid.IntRange(0, 4).Draw(t, "noOffload") == 0
+			cfg.OffloadPriority = rapid.SampledFrom([]int{0, 0, 50}).Draw(t, "offloadPriority")
+		}
+		switch rapid.IntRange(0, 5).Draw(t, "policy") {
+		case 0:
+			cfg.Policy = eviction.NewARC
+		case 1:
+			cfg.Policy = eviction.NewS3FIFO
+		case 2:
+			cfg.Policy = eviction.NewPriority
+		}
+		switch rapid.IntRange(0, 6).Draw(t, "layout") {
+		case 3:
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 4*bs).Draw(t, "gwindow")}}
+		case 4:
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: State, Pages: rapid.IntRange(1, 2).Draw(t, "pages")}}
+		case 5:
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: rapid.IntRange(1, 4*bs).Draw(t, "chunk")}}
+		case 6:
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 4*bs).Draw(t, "gwindow")}, {Kind: Shared, Target: 1}}
+		}
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &auditRig{m: m, r: replay{blocks: map[replayKey]int{}}, next: 1 << 20}
+		_ = m.SetPinBudget(rapid.IntRange(0, cfg.NumBlocks-1).Draw(t, "pinBudget"))
+		a.after(t, "New")
+		hybrid := len(cfg.Groups) > 0
+		pick := func(label string) (int, SeqID) {
+			i := rapid.IntRange(0, len(a.ids)-1).Draw(t, label)
+			return i, a.ids[i]
+		}
+		subset := func(label string) []SeqID {
+			var ids []SeqID
+			for _, id := range a.ids {
+				if rapid.Bool().Draw(t, label) {
+					ids = append(ids, id)
+				}
+			}
+			return ids
+		}
+		for range rapid.IntRange(1, 60).Draw(t, "steps") {
+			op := rapid.IntRange(0, 22).Draw(t, "op")
+			if len(a.ids) == 0 && op > 2 {
+				op = rapid.IntRange(0, 2).Draw(t, "emptyOp")
+			}
+			switch op {
+			case 0, 1: // Add, then Admit, AdmitChunk, or wait
+				pr := a.prompt(t, bs)
+				var opts SeqOptions
+				if !hybrid && rapid.IntRange(0, 3).Draw(t, "windowed") == 0 {
+					opts.Window = rapid.IntRange(1, 4*bs).Draw(t, "window")
+				}
+				if rapid.IntRange(0, 2).Draw(t, "retain") == 0 {
+					opts.Retention = &Retention{Priority: rapid.IntRange(0, 100).Draw(t, "priority"), Ticks: int64(rapid.IntRange(0, 5).Draw(t, "ticks"))}
+				}
+				if rapid.IntRange(0, 4).Draw(t, "lora") == 0 {
+					opts.LoRA = 3
+				}
+				var id SeqID
+				if a.call(t, "Add", func() (err error) { id, err = m.Add(pr, &opts); return }) != nil {
+					continue
+				}
+				a.ids = append(a.ids, id)
+				switch rapid.IntRange(0, 3).Draw(t, "admit") {
+				case 0, 1:
+					a.call(t, fmt.Sprintf("Admit(%v)", id), func() error { _, err := m.Admit(id); return err })
+				case 2:
+					maxNew := rapid.IntRange(1, 3*bs).Draw(t, "maxNew")
+					a.call(t, fmt.Sprintf("AdmitChunk(%v, %d)", id, maxNew), func() error { _, _, err := m.AdmitChunk(id, maxNew, nil); return err })
+				}
+			case 2: // Pin a prompt's cached prefix
+				pr := a.prompt(t, bs)
+				until := int64(0)
+				if rapid.Bool().Draw(t, "expires") {
+					until = m.now + int64(rapid.IntRange(1, 5).Draw(t, "pinFor"))
+				}
+				var id PinID
+				if a.call(t, "Pin", func() (err error) { id, _, err = m.Pin(pr, nil, until); return }) == nil {
+					a.pins = append(a.pins, id)
+				}
+			case 3, 4: // Append tokens
+				_, id := pick("append")
+				toks := make([]int32, rapid.IntRange(1, 2*bs+1).Draw(t, "toks"))
+				for k := range toks {
+					toks[k], a.next = a.next, a.next+1
+				}
+				a.call(t, fmt.Sprintf("Append(%v, %d)", id, len(toks)), func() error { return m.Append(id, toks...) })
+			case 5: // Free
+				i, id := pick("free")
+				if a.call(t, fmt.Sprintf("Free(%v)", id), func() error { return m.Free(id) }) == nil {
+					a.dead = append(a.dead, id)
+					a.ids = slices.Delete(a.ids, i, i+1)
+				}
+			case 6: // Preempt
+				_, id := pick("preempt")
+				a.call(t, fmt.Sprintf("Preempt(%v)", id), func() error { return m.Preempt(id) })
+			case 7: // Admit a waiting sequence again
+				_, id := pick("readmit")
+				a.call(t, fmt.Sprintf("Admit(%v)", id), func() error { _, err := m.Admit(id); return err })
+			case 8: // SwapOut a group of sequences
+				ids := subset("swapOut")
+				a.call(t, fmt.Sprintf("SwapOut(%v)", ids), func() error { return m.SwapOut(ids...) })
+			case 9: // SwapIn (CanSwapIn first: it changes nothing)
+				ids := subset("swapIn")
+				a.call(t, fmt.Sprintf("CanSwapIn(%v)", ids), func() error { _, _, err := m.CanSwapIn(ids...); return err })
+				a.call(t, fmt.Sprintf("SwapIn(%v)", ids), func() error { return m.SwapIn(ids...) })
+			case 10: // Onboard
+				_, id := pick("onboard")
+				a.call(t, fmt.Sprintf("Onboard(%v)", id), func() error { _, err := m.Onboard(id); return err })
+			case 11: // Fork
+				_, id := pick("fork")
+				var child SeqID
+				if a.call(t, fmt.Sprintf("Fork(%v)", id), func() (err error) { child, err = m.Fork(id); return }) == nil {
+					a.ids = append(a.ids, child)
+				}
+			case 12: // Truncate
+				_, id := pick("truncate")
+				n, _ := m.Len(id)
+				k := rapid.IntRange(-1, n+1).Draw(t, "keep")
+				a.call(t, fmt.Sprintf("Truncate(%v, %d of %d)", id, k, n), func() error { return m.Truncate(id, k) })
+			case 13: // Uncompute
+				_, id := pick("uncompute")
+				n, _ := m.Len(id)
+				k := rapid.IntRange(-1, n+1).Draw(t, "computed")
+				a.call(t, fmt.Sprintf("Uncompute(%v, %d of %d)", id, k, n), func() error { return m.Uncompute(id, k) })
+			case 14: // Unpin or ExtendPin, of a live or gone pin
+				ids := slices.Concat(a.pins, a.gone, []PinID{0, 1 << 40})
+				id := rapid.SampledFrom(ids).Draw(t, "pin")
+				if rapid.Bool().Draw(t, "unpin") {
+					if a.call(t, fmt.Sprintf("Unpin(%#x)", id), func() error { return m.Unpin(id) }) == nil {
+						a.gone = append(a.gone, id)
+					}
+				} else {
+					until := m.now + int64(rapid.IntRange(-1, 5).Draw(t, "extend"))
+					a.call(t, fmt.Sprintf("ExtendPin(%#x, %d)", id, until), func() error { return m.ExtendPin(id, until) })
+				}
+			case 15: // time passes: pins expire, retention priorities revert
+				now := m.now + int64(rapid.IntRange(-1, 4).Draw(t, "advance"))
+				a.call(t, fmt.Sprintf("Advance(%d)", now), func() error { m.Advance(now); return nil })
+			case 16: // ResetCache (refused while blocks are held)
+				a.call(t, "ResetCache", m.ResetCache)
+			case 17: // the step's directives
+				m.TakeSwaps(nil)
+				m.TakeCopies(nil)
+				m.TakeCheckpoints(nil)
+				a.after(t, "Take")
+			case 18: // PinHashes of a live sequence's hashes
+				_, id := pick("pinHashes")
+				s, _ := m.seq(id)
+				hs := slices.Clone(s.hashes)
+				until := m.now + int64(rapid.IntRange(-1, 5).Draw(t, "pinUntil"))
+				var pid PinID
+				if a.call(t, "PinHashes", func() (err error) { pid, _, err = m.PinHashes(hs, until); return }) == nil {
+					a.pins = append(a.pins, pid)
+				}
+			case 19: // SetPinBudget, in range or not
+				b := rapid.IntRange(-1, cfg.NumBlocks).Draw(t, "budget")
+				a.call(t, fmt.Sprintf("SetPinBudget(%d)", b), func() error { return m.SetPinBudget(b) })
+			case 20: // speculative tokens and their verdict
+				_, id := pick("spec")
+				toks := make([]int32, rapid.IntRange(1, 2*bs).Draw(t, "drafts"))
+				for k := range toks {
+					toks[k], a.next = a.next, a.next+1
+				}
+				a.call(t, "AppendSpeculative", func() error { return m.AppendSpeculative(id, toks...) })
+				n := rapid.IntRange(-1, len(toks)+1).Draw(t, "accept")
+				a.call(t, fmt.Sprintf("AcceptSpeculative(%d)", n), func() error { return m.AcceptSpeculative(id, n) })
+			case 21, 22: // a bad call to any method
+				a.badCall(t, cfg, pick)
+			}
+			if n := m.Stats().Sequences; n != len(a.ids) {
+				t.Fatalf("step %d: %d sequences, %d live handles", a.step, n, len(a.ids))
+			}
+		}
+	})
+}
+
+// badCall makes a call every manager must refuse, with a clear error.
+func (a *auditRig) badCall(t *rapid.T, cfg Config, pick func(string) (int, SeqID)) {
+	m := a.m
+	bad := a.badSeq(t)
+	_, live := pick("live")
+	type call struct {
+		what string
+		fn   func() error
+	}
+	calls := []call{
+		{"Admit(bad)", func() error { _, err := m.Admit(bad); return err }},
+		{"CanAdmit(bad)", func() error { _, err := m.CanAdmit(bad); return err }},
+		{"AdmitChunk(bad)", func() error { _, _, err := m.AdmitChunk(bad, 1, nil); return err }},
+		{"AdmitChunk(live, 0)", func() error { _, _, err := m.AdmitChunk(live, 0, nil); return err }},
+		{"CanAdmitChunk(live, -1)", func() error { _, err := m.CanAdmitChunk(live, -1); return err }},
+		{"Append(bad)", func() error { return m.Append(bad, 1) }},
+		{"AppendSpeculative(bad)", func() error { return m.AppendSpeculative(bad, 1) }},
+		{"AcceptSpeculative(live, -1)", func() error { return m.AcceptSpeculative(live, -1) }},
+		{"Truncate(live, -1)", func() error { return m.Truncate(live, -1) }},
+		{"Truncate(bad)", func() error { return m.Truncate(bad, 0) }},
+		{"Uncompute(live, -1)", func() error { return m.Uncompute(live, -1) }},
+		{"Fork(bad)", func() error { _, err := m.Fork(bad); return err }},
+		{"Preempt(bad)", func() error { return m.Preempt(bad) }},
+		{"Free(bad)", func() error { return m.Free(bad) }},
+		{"Slot(live, -1)", func() error { _, err := m.Slot(live, -1); return err }},
+		{"TableGroup(live, groups)", func() error { _, err := m.TableGroup(live, m.ntables()); return err }},
+		{"SwapOut(live, live)", func() error { return m.SwapOut(live, live) }},
+		{"SwapOut()", func() error { return m.SwapOut() }},
+		{"SwapOut(live, bad)", func() error { return m.SwapOut(live, bad) }},
+		{"SwapIn(live, live)", func() error { return m.SwapIn(live, live) }},
+		{"SwapIn(live, bad)", func() error { return m.SwapIn(live, bad) }},
+		{"CanSwapIn(bad)", func() error { _, _, err := m.CanSwapIn(bad); return err }},
+		{"Onboard(bad)", func() error { _, err := m.Onboard(bad); return err }},
+		{"TierStatsGroup(-1)", func() error { _, err := m.TierStatsGroup(-1); return err }},
+		{"PinHashes(past)", func() error {
+			past := m.now // until 0 means no expiry
+			if past == 0 {
+				past = -1
+			}
+			_, _, err := m.PinHashes(nil, past)
+			return err
+		}},
+		{"Pin(bad MM)", func() error {
+			_, _, err := m.Pin([]int32{1, 2, 3}, &SeqOptions{MM: []MMRange{{Start: 2, End: 1, Hash: "x"}}}, 0)
+			return err
+		}},
+		{"SetPinBudget(too many)", func() error { return m.SetPinBudget(cfg.NumBlocks) }},
+		{"Add(empty)", func() error { _, err := m.Add(nil, nil); return err }},
+		{"Add(window too long)", func() error { _, err := m.Add([]int32{1}, &SeqOptions{Window: -1}); return err }},
+		{"Add(retention 101)", func() error { _, err := m.Add([]int32{1}, &SeqOptions{Retention: &Retention{Priority: 101}}); return err }},
+		{"Add(too long)", func() error { _, err := m.Add(make([]int32, m.cfg.MaxModelLen+1), nil); return err }},
+		{"AddFromHashes(too many hashes)", func() error {
+			_, err := m.AddFromHashes([]Hash{{}, {}}, m.bs, nil)
+			return err
+		}},
+		{"Create(empty)", func() error { _, _, err := m.Create(nil, nil); return err }},
+		{"BlockHashes(bad MM)", func() error {
+			_, err := m.BlockHashes(nil, []int32{1}, &SeqOptions{MM: []MMRange{{Start: -1, End: 1}}})
+			return err
+		}},
+		{"BuildBatch(bad)", func() error { var b Batch; return m.BuildBatch(&b, []Scheduled{{ID: bad, NewTokens: 1}}) }},
+	}
+	c := rapid.SampledFrom(calls).Draw(t, "badCall")
+	if err := a.call(t, c.what, c.fn); err == nil {
+		t.Fatalf("%s (live %v, bad %v) succeeded", c.what, live, bad)
+	}
+}
