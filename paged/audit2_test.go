@@ -546,7 +546,10 @@ func (a *auditRig) badCall(t *rapid.T, cfg Config, pick func(string) (int, SeqID
 		{"SetPinBudget(too many)", func() error { return m.SetPinBudget(cfg.NumBlocks) }},
 		{"Add(empty)", func() error { _, err := m.Add(nil, nil); return err }},
 		{"Add(window too long)", func() error { _, err := m.Add([]int32{1}, &SeqOptions{Window: -1}); return err }},
-		{"Add(retention 101)", func() error { _, err := m.Add([]int32{1}, &SeqOptions{Retention: &Retention{Priority: 101}}); return err }},
+		{"Add(retention 101)", func() error {
+			_, err := m.Add([]int32{1}, &SeqOptions{Retention: &Retention{Priority: 101}})
+			return err
+		}},
 		{"Add(too long)", func() error { _, err := m.Add(make([]int32, m.cfg.MaxModelLen+1), nil); return err }},
 		{"AddFromHashes(too many hashes)", func() error {
 			_, err := m.AddFromHashes([]Hash{{}, {}}, m.bs, nil)
