@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -209,6 +210,8 @@ func (a *auditRig) call(t *rapid.T, what string, fn func() error) error {
 		for _, p := range []*observed{&before, &after} {
 			p.Stats.PrefixQueries, p.Stats.PrefixQueryTokens, p.Stats.PrefixHitTokens = 0, 0, 0
 			p.Stats.PrefixQueryBlocks, p.Stats.PrefixHitBlocks, p.Stats.Tiers.HostHitBlocks = 0, 0, 0
+			// Work counters: a refused Create has hashed its prompt.
+			p.Stats.BlocksHashed, p.Stats.HashesRecalled = 0, 0
 		}
 		// Documented (appendGroups): with UnifiedFreeQueue a hybrid
 		// manager's window groups slide before Append's space check, as
@@ -361,8 +364,8 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			return ids
 		}
 		for range rapid.IntRange(1, 60).Draw(t, "steps") {
-			op := rapid.IntRange(0, 22).Draw(t, "op")
-			if len(a.ids) == 0 && op > 2 {
+			op := rapid.IntRange(0, 24).Draw(t, "op")
+			if len(a.ids) == 0 && op > 2 && op != 23 {
 				op = rapid.IntRange(0, 2).Draw(t, "emptyOp")
 			}
 			switch op {
@@ -385,10 +388,9 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				a.ids = append(a.ids, id)
 				switch rapid.IntRange(0, 3).Draw(t, "admit") {
 				case 0, 1:
-					a.call(t, fmt.Sprintf("Admit(%v)", id), func() error { _, err := m.Admit(id); return err })
+					a.admit(t, id)
 				case 2:
-					maxNew := rapid.IntRange(1, 3*bs).Draw(t, "maxNew")
-					a.call(t, fmt.Sprintf("AdmitChunk(%v, %d)", id, maxNew), func() error { _, _, err := m.AdmitChunk(id, maxNew, nil); return err })
+					a.admitChunk(t, id, rapid.IntRange(1, 3*bs).Draw(t, "maxNew"))
 				}
 			case 2: // Pin a prompt's cached prefix
 				pr := a.prompt(t, bs)
@@ -418,14 +420,31 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				a.call(t, fmt.Sprintf("Preempt(%v)", id), func() error { return m.Preempt(id) })
 			case 7: // Admit a waiting sequence again
 				_, id := pick("readmit")
-				a.call(t, fmt.Sprintf("Admit(%v)", id), func() error { _, err := m.Admit(id); return err })
+				if rapid.Bool().Draw(t, "readmitChunk") {
+					a.admitChunk(t, id, rapid.IntRange(1, 3*bs).Draw(t, "maxNew"))
+				} else {
+					a.admit(t, id)
+				}
 			case 8: // SwapOut a group of sequences
 				ids := subset("swapOut")
 				a.call(t, fmt.Sprintf("SwapOut(%v)", ids), func() error { return m.SwapOut(ids...) })
 			case 9: // SwapIn (CanSwapIn first: it changes nothing)
 				ids := subset("swapIn")
-				a.call(t, fmt.Sprintf("CanSwapIn(%v)", ids), func() error { _, _, err := m.CanSwapIn(ids...); return err })
-				a.call(t, fmt.Sprintf("SwapIn(%v)", ids), func() error { return m.SwapIn(ids...) })
+				var can Admission
+				var need int
+				cerr := a.call(t, fmt.Sprintf("CanSwapIn(%v)", ids), func() (err error) { can, need, err = m.CanSwapIn(ids...); return })
+				used := m.Stats().UsedBlocks
+				err := a.call(t, fmt.Sprintf("SwapIn(%v)", ids), func() error { return m.SwapIn(ids...) })
+				if cerr != nil {
+					if err == nil || err.Error() != strings.Replace(cerr.Error(), "CanSwapIn", "SwapIn", 1) {
+						t.Fatalf("step %d SwapIn(%v): %v, CanSwapIn %v", a.step, ids, err, cerr)
+					}
+				} else {
+					a.agree(t, fmt.Sprintf("SwapIn(%v)", ids), can, err)
+				}
+				if err == nil && m.Stats().UsedBlocks-used > need {
+					t.Fatalf("step %d SwapIn(%v) took %d blocks, CanSwapIn said %d", a.step, ids, m.Stats().UsedBlocks-used, need)
+				}
 			case 10: // Onboard
 				_, id := pick("onboard")
 				a.call(t, fmt.Sprintf("Onboard(%v)", id), func() error { _, err := m.Onboard(id); return err })
@@ -487,6 +506,40 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				a.call(t, "AppendSpeculative", func() error { return m.AppendSpeculative(id, toks...) })
 				n := rapid.IntRange(-1, len(toks)+1).Draw(t, "accept")
 				a.call(t, fmt.Sprintf("AcceptSpeculative(%d)", n), func() error { return m.AcceptSpeculative(id, n) })
+			case 23: // Create, which CanAdmitTokens foretells for a prompt without hits
+				pr := a.prompt(t, bs)
+				for k := range pr {
+					pr[k] += 1 << 24 // no prompt of a.prompt shares its blocks
+				}
+				can := m.CanAdmitTokens(len(pr))
+				var id SeqID
+				err := a.call(t, fmt.Sprintf("Create(%d tokens)", len(pr)), func() (err error) { id, _, err = m.Create(pr, nil); return })
+				if err == nil {
+					a.ids = append(a.ids, id)
+				} else if can == AdmitOK {
+					t.Fatalf("step %d Create(%d tokens): %v, CanAdmitTokens %v", a.step, len(pr), err, can)
+				}
+			case 24: // sequences from hashes: a live sequence's, or a prefix of them
+				_, src := pick("fromHashes")
+				sq, _ := m.seq(src)
+				hs := slices.Clone(sq.hashes[:rapid.IntRange(0, len(sq.hashes)).Draw(t, "nHashes")])
+				n := len(hs)*bs + rapid.IntRange(0, 2*bs).Draw(t, "extra")
+				var id SeqID
+				what := fmt.Sprintf("AddFromHashes(%d hashes, %d tokens)", len(hs), n)
+				create := rapid.Bool().Draw(t, "createFromHashes")
+				if create {
+					what = "Create" + what[3:]
+				}
+				if a.call(t, what, func() (err error) {
+					if create {
+						id, _, err = m.CreateFromHashes(hs, n, nil)
+					} else {
+						id, err = m.AddFromHashes(hs, n, nil)
+					}
+					return
+				}) == nil {
+					a.ids = append(a.ids, id)
+				}
 			case 21, 22: // a bad call to any method
 				a.badCall(t, cfg, pick)
 			}
@@ -495,6 +548,47 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			}
 		}
 	})
+}
+
+// admit admits id (Admit) and requires CanAdmit's answer.
+func (a *auditRig) admit(t *rapid.T, id SeqID) {
+	can, cerr := a.m.CanAdmit(id)
+	swapped := a.m.seqAt(id).state == seqSwapped // CanAdmit answers for SwapIn
+	err := a.call(t, fmt.Sprintf("Admit(%v)", id), func() error { _, err := a.m.Admit(id); return err })
+	if swapped {
+		if !errors.Is(err, ErrSequenceState) {
+			t.Fatalf("step %d Admit(%v) of a swapped-out sequence: %v", a.step, id, err)
+		}
+		return
+	}
+	if cerr != nil {
+		if err == nil || err.Error() != strings.Replace(cerr.Error(), "CanAdmit", "Admit", 1) {
+			t.Fatalf("step %d Admit(%v): %v, CanAdmit %v", a.step, id, err, cerr)
+		}
+		return
+	}
+	a.agree(t, fmt.Sprintf("Admit(%v)", id), can, err)
+}
+
+// admitChunk admits id (AdmitChunk) and requires CanAdmitChunk's answer.
+func (a *auditRig) admitChunk(t *rapid.T, id SeqID, maxNew int) {
+	can, cerr := a.m.CanAdmitChunk(id, maxNew)
+	err := a.call(t, fmt.Sprintf("AdmitChunk(%v, %d)", id, maxNew), func() error { _, _, err := a.m.AdmitChunk(id, maxNew, nil); return err })
+	if cerr != nil {
+		if err == nil || err.Error() != strings.Replace(cerr.Error(), "CanAdmitChunk", "AdmitChunk", 1) {
+			t.Fatalf("step %d AdmitChunk(%v, %d): %v, CanAdmitChunk %v", a.step, id, maxNew, err, cerr)
+		}
+		return
+	}
+	a.agree(t, fmt.Sprintf("AdmitChunk(%v, %d)", id, maxNew), can, err)
+}
+
+// agree requires a call's outcome to be the one a Can* method foretold.
+func (a *auditRig) agree(t *rapid.T, what string, can Admission, err error) {
+	if ok := (can == AdmitOK && err == nil) || (can == AdmitLater && errors.Is(err, ErrNoSpace)) ||
+		(can == AdmitNever && errors.Is(err, ErrNever)); !ok {
+		t.Fatalf("step %d %s: %v, its Can* answer %v", a.step, what, err, can)
+	}
 }
 
 // badCall makes a call every manager must refuse, with a clear error.
@@ -565,5 +659,40 @@ func (a *auditRig) badCall(t *rapid.T, cfg Config, pick func(string) (int, SeqID
 	c := rapid.SampledFrom(calls).Draw(t, "badCall")
 	if err := a.call(t, c.what, c.fn); err == nil {
 		t.Fatalf("%s (live %v, bad %v) succeeded", c.what, live, bad)
+	}
+}
+
+// TestCanAdmitTokensCountsEveryGroup: CanAdmitTokens counts the blocks a
+// new sequence takes in each group as admission does, a State group's
+// pages (not a block per block of tokens) and a Shared group's none (it
+// reads its target's table), so its answer is Create's for a prompt
+// without hits.
+func TestCanAdmitTokensCountsEveryGroup(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		groups []Group
+		blocks int // usable
+		tokens int
+	}{
+		// 1 block of tokens + 2 state pages: 3 blocks, not 2.
+		{"state pages", []Group{{Kind: FullAttention}, {Kind: State, Pages: 2}}, 2, 1},
+		{"state pages fit", []Group{{Kind: FullAttention}, {Kind: State, Pages: 2}}, 3, 1},
+		// 2 blocks of tokens in the full and the window group, none of
+		// its own in the shared one: 4 blocks, not 6.
+		{"shared group", []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 4}, {Kind: Shared, Target: 1}}, 4, 8},
+		{"shared group short", []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 4}, {Kind: Shared, Target: 1}}, 3, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := New(Config{BlockSize: 4, NumBlocks: tc.blocks + 1, Groups: tc.groups})
+			if err != nil {
+				t.Fatal(err)
+			}
+			can := m.CanAdmitTokens(tc.tokens)
+			_, _, err = m.Create(make([]int32, tc.tokens), nil)
+			if ok := (can == AdmitOK && err == nil) || (can == AdmitLater && errors.Is(err, ErrNoSpace)) ||
+				(can == AdmitNever && errors.Is(err, ErrNever)); !ok {
+				t.Fatalf("CanAdmitTokens(%d) = %v, Create: %v", tc.tokens, can, err)
+			}
+		})
 	}
 }
