@@ -639,10 +639,21 @@ func (m *Manager) CanAdmit(id SeqID) (Admission, error) {
 // CanAdmitTokens answers whether a new sequence of n tokens with no prefix
 // hits would fit now.
 func (m *Manager) CanAdmitTokens(n int) Admission {
-	need := (n + m.bs - 1) / m.bs * max(1, len(m.cfg.Groups))
+	if n <= 0 || n > m.fullLen {
+		return AdmitNever
+	}
+	need := m.ceilBlocks(n)
+	if m.hybrid() {
+		// Each group's blocks at admission, as planGroups counts them: a
+		// State group's pages, none for a Shared group.
+		need = 0
+		for g := range m.cfg.Groups {
+			need += m.groupNeed(g, n)
+		}
+	}
 	wm := m.watermarkBlocks()
 	switch {
-	case n <= 0 || n > m.fullLen || need > m.bp.pool.Usable()-wm:
+	case need > m.bp.pool.Usable()-wm:
 		return AdmitNever
 	case need > m.available()-wm:
 		return AdmitLater
