@@ -25,13 +25,21 @@ type replayKey struct {
 // are cached, which must end equal to the manager's Snapshot.
 type replay struct {
 	blocks map[replayKey]int
-	seq    uint64
+	// parents holds each stored block's parent (nil: starts its chain).
+	parents map[replayKey]*Hash
+	seq     uint64
+	// lost counts the gaps found (events dropped by a full buffer),
+	// after which the consumer resynced from a Snapshot.
+	lost int
 }
 
 func (r *replay) apply(t *rapid.T, evs []Event) {
 	for _, e := range evs {
+		if e.Seq <= r.seq {
+			continue // in the snapshot the consumer resynced from
+		}
 		if e.Seq != r.seq+1 {
-			t.Fatalf("event %+v after seq %d: a gap without a full buffer", e, r.seq)
+			t.Fatalf("event %+v after seq %d: a gap the consumer did not resync", e, r.seq)
 		}
 		r.seq = e.Seq
 		switch e.Kind {
@@ -39,8 +47,17 @@ func (r *replay) apply(t *rapid.T, evs []Event) {
 			if len(e.Tokens) != len(e.Hashes)*e.BlockSize {
 				t.Fatalf("stored event %+v: %d tokens for %d blocks", e, len(e.Tokens), len(e.Hashes))
 			}
-			for _, h := range e.Hashes {
-				r.blocks[replayKey{h, e.Medium, e.Group}]++
+			for i, h := range e.Hashes {
+				k := replayKey{h, e.Medium, e.Group}
+				r.blocks[k]++
+				var parent *Hash
+				switch {
+				case i > 0:
+					parent = &e.Hashes[i-1]
+				case e.HasParent:
+					parent = &e.Parent
+				}
+				r.setParent(t, k, parent)
 			}
 		case BlockRemoved:
 			for _, h := range e.Hashes {
@@ -57,14 +74,63 @@ func (r *replay) apply(t *rapid.T, evs []Event) {
 					t.Fatalf("moved event %+v names %v, which no event stored", e, k)
 				}
 				r.blocks[k]--
-				r.blocks[replayKey{h, e.Medium, e.Group}]++
+				to := replayKey{h, e.Medium, e.Group}
+				r.blocks[to]++
+				r.setParent(t, to, r.parents[k])
 			}
 		case AllBlocksCleared:
 			clear(r.blocks)
+			clear(r.parents)
 		default:
 			t.Fatalf("event of kind %v", e.Kind)
 		}
 	}
+}
+
+// setParent records k's parent, which must be the one recorded for
+// another copy of the same content.
+func (r *replay) setParent(t *rapid.T, k replayKey, parent *Hash) {
+	if parent != nil {
+		p := *parent
+		parent = &p
+	}
+	old, ok := r.parents[k]
+	same := (old == nil) == (parent == nil) && (old == nil || *old == *parent)
+	if ok && r.blocks[k] > 1 && !same {
+		t.Fatalf("block %x stored with parent %v, another copy with %v", k.h[:4], parent, old)
+	}
+	r.parents[k] = parent
+}
+
+// drain applies the manager's pending events and, after a gap (events
+// dropped by a full buffer), resyncs from a Snapshot as a consumer must.
+func (r *replay) drain(t *rapid.T, m *Manager) {
+	evs := m.DrainEvents(nil)
+	if len(evs) > 0 && evs[0].Seq == r.seq+1 && evs[len(evs)-1].Seq == m.bp.events.seq && uint64(len(evs)) == m.bp.events.seq-r.seq {
+		r.apply(t, evs)
+		return
+	}
+	if len(evs) == 0 && m.bp.events.seq == r.seq {
+		return
+	}
+	// A gap: start again from a snapshot, then the events after it
+	// (none: the snapshot is taken after the drain).
+	r.lost++
+	var snap Snapshot
+	m.Snapshot(&snap)
+	clear(r.blocks)
+	clear(r.parents)
+	for _, b := range snap.Blocks {
+		k := replayKey{b.Hash, b.Medium, b.Group}
+		r.blocks[k]++
+		if b.HasParent {
+			r.setParent(t, k, &b.Parent)
+		} else {
+			r.setParent(t, k, nil)
+		}
+	}
+	r.seq = snap.Seq
+	r.apply(t, evs)
 }
 
 // check requires the replayed content to be the snapshot's.
@@ -76,7 +142,11 @@ func (r *replay) check(t *rapid.T, m *Manager, what string) {
 	}
 	want := map[replayKey]int{}
 	for _, b := range snap.Blocks {
-		want[replayKey{b.Hash, b.Medium, b.Group}]++
+		k := replayKey{b.Hash, b.Medium, b.Group}
+		want[k]++
+		if p := r.parents[k]; (p != nil) != b.HasParent || p != nil && *p != b.Parent {
+			t.Fatalf("%s: the snapshot gives %x (%v, group %d) parent %x (%v), the events %v", what, k.h[:4], k.medium, k.group, b.Parent[:4], b.HasParent, p)
+		}
 	}
 	for k, n := range r.blocks {
 		if n != want[k] {
@@ -258,8 +328,13 @@ func (a *auditRig) after(t *rapid.T, what string) {
 	if ps := a.m.PinStats(); ps.PinnedBlocks > ps.Budget || ps.PeakPinnedBlocks < ps.PinnedBlocks || ps.PinnedBlocks > st.UsedBlocks {
 		t.Fatalf("%s: pin stats %+v with %d used blocks", what, ps, st.UsedBlocks)
 	}
+	for i := range a.m.pins.pins {
+		if p := &a.m.pins.pins[i]; p.live && p.until != 0 && p.until <= a.m.now {
+			t.Fatalf("%s: pin %d expired at %d, still live at %d", what, i, p.until, a.m.now)
+		}
+	}
 	if a.m.bp.events.on() {
-		a.r.apply(t, a.m.DrainEvents(nil))
+		a.r.drain(t, a.m)
 		a.r.check(t, a.m, what)
 	}
 }
@@ -316,7 +391,8 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			BlockSize:        bs,
 			NumBlocks:        rapid.IntRange(6, 40).Draw(t, "blocks"),
 			UnifiedFreeQueue: rapid.IntRange(0, 3).Draw(t, "unified") == 0,
-			Events:           rapid.SampledFrom([]int{0, 1 << 14}).Draw(t, "events"),
+			Events:           rapid.SampledFrom([]int{0, 1 << 14, 1 << 14, 2}).Draw(t, "events"),
+			MaxWaiting:       rapid.SampledFrom([]int{0, 0, 2}).Draw(t, "maxWaiting"),
 			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
 		}
 		if rapid.IntRange(0, 3).Draw(t, "host") > 0 {
@@ -346,7 +422,7 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := &auditRig{m: m, r: replay{blocks: map[replayKey]int{}}, next: 1 << 20}
+		a := &auditRig{m: m, r: replay{blocks: map[replayKey]int{}, parents: map[replayKey]*Hash{}}, next: 1 << 20}
 		_ = m.SetPinBudget(rapid.IntRange(0, cfg.NumBlocks-1).Draw(t, "pinBudget"))
 		a.after(t, "New")
 		hybrid := len(cfg.Groups) > 0
