@@ -772,3 +772,49 @@ func TestCanAdmitTokensCountsEveryGroup(t *testing.T) {
 		})
 	}
 }
+
+// TestPlacementHybridDevice: a placement whose device config names KV
+// cache groups either refuses it at NewPlacement or places sequences
+// without panicking (its dry run counted one block per logical block,
+// and a device with a window group takes two).
+func TestPlacementHybridDevice(t *testing.T) {
+	p, err := NewPlacement(PlacementConfig{Devices: 1, Device: Config{BlockSize: 1, NumBlocks: 3,
+		Groups: []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 1}}}})
+	if err != nil {
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("NewPlacement: %v, want ErrInvalid", err)
+		}
+		return
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("Create of 2 tokens on a device of 2 blocks with a window group: panic %v", r)
+			}
+		}()
+		_, err = p.Create([]int32{1, 2}, 1)
+	}()
+	if err := p.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPlacementNeverPastTheLayout: under Contiguous a shard longer than a
+// device's pool caps a sequence at the pool (the first shard fills it
+// before the next takes a block), so a longer prompt on an empty
+// placement can never fit: ErrNever, not ErrNoSpace ("later").
+func TestPlacementNeverPastTheLayout(t *testing.T) {
+	p, err := NewPlacement(PlacementConfig{Devices: 2, Device: Config{BlockSize: 1, NumBlocks: 5}, ShardBlocks: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Create(make([]int32, 5), 2); !errors.Is(err, ErrNever) {
+		t.Fatalf("Create of 5 tokens, the first shard of 10 blocks on a device of 4: %v, want ErrNever", err)
+	}
+	if _, err := p.Create(make([]int32, 4), 2); err != nil {
+		t.Fatalf("Create of 4 tokens: %v", err)
+	}
+	if err := p.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
