@@ -141,7 +141,15 @@ func (r *replay) check(t *rapid.T, m *Manager, what string) {
 		t.Fatalf("%s: snapshot at seq %d, events up to %d", what, snap.Seq, r.seq)
 	}
 	want := map[replayKey]int{}
+	listed, seen := map[Hash]bool{}, map[Hash]bool{}
 	for _, b := range snap.Blocks {
+		listed[b.Hash] = true
+	}
+	for i, b := range snap.Blocks {
+		if b.HasParent && listed[b.Parent] && !seen[b.Parent] {
+			t.Fatalf("%s: snapshot block %d (%x) comes before its parent %x", what, i, b.Hash[:4], b.Parent[:4])
+		}
+		seen[b.Hash] = true
 		k := replayKey{b.Hash, b.Medium, b.Group}
 		want[k]++
 		if p := r.parents[k]; (p != nil) != b.HasParent || p != nil && *p != b.Parent {
@@ -251,6 +259,10 @@ type auditRig struct {
 	pins []PinID
 	gone []PinID // unpinned or maybe expired
 	r    replay
+	// Directives taken so far: copies (Batch.Copies and DeviceCopy
+	// swaps) and swaps by group and kind, against the stats' counters.
+	copies int
+	swaps  map[[2]int]uint64
 	next int32
 	step int
 }
@@ -328,6 +340,7 @@ func (a *auditRig) after(t *rapid.T, what string) {
 	if ps := a.m.PinStats(); ps.PinnedBlocks > ps.Budget || ps.PeakPinnedBlocks < ps.PinnedBlocks || ps.PinnedBlocks > st.UsedBlocks {
 		t.Fatalf("%s: pin stats %+v with %d used blocks", what, ps, st.UsedBlocks)
 	}
+	a.directives(t, what)
 	for i := range a.m.pins.pins {
 		if p := &a.m.pins.pins[i]; p.live && p.until != 0 && p.until <= a.m.now {
 			t.Fatalf("%s: pin %d expired at %d, still live at %d", what, i, p.until, a.m.now)
@@ -336,6 +349,44 @@ func (a *auditRig) after(t *rapid.T, what string) {
 	if a.m.bp.events.on() {
 		a.r.drain(t, a.m)
 		a.r.check(t, a.m, what)
+	}
+}
+
+// directives takes the pending directives and requires the stats'
+// counters of copies, swaps, offloads and onboards to count them.
+func (a *auditRig) directives(t *rapid.T, what string) {
+	m := a.m
+	a.copies += len(m.TakeCopies(nil))
+	if a.swaps == nil {
+		a.swaps = map[[2]int]uint64{}
+	}
+	for _, w := range m.TakeSwaps(nil) {
+		if w.Kind == DeviceCopy {
+			a.copies++
+			continue
+		}
+		a.swaps[[2]int{w.Group, int(w.Kind)}]++
+	}
+	st := m.Stats()
+	if uint64(a.copies) != st.Copies {
+		t.Fatalf("%s: %d copy directives, Stats.Copies %d", what, a.copies, st.Copies)
+	}
+	if m.tier == nil {
+		return
+	}
+	var all [DeviceCopy]uint64
+	for g := range m.ntables() {
+		gs, _ := m.TierStatsGroup(g)
+		for k, n := range map[SwapKind]uint64{SwapOut: gs.SwapOutBlocks, SwapIn: gs.SwapInBlocks, Offload: gs.Offloads, Onboard: gs.Onboards} {
+			if got := a.swaps[[2]int{g, int(k)}]; got != n {
+				t.Fatalf("%s: group %d: %d %v directives, its stats count %d", what, g, got, k, n)
+			}
+			all[k] += n
+		}
+	}
+	tr := st.Tiers
+	if all[SwapOut] != tr.SwapOutBlocks || all[SwapIn] != tr.SwapInBlocks || all[Offload] != tr.Offloads || all[Onboard] != tr.Onboards {
+		t.Fatalf("%s: the groups count %v directives (by kind), the tier %+v", what, all, tr)
 	}
 }
 
