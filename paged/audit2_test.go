@@ -263,8 +263,8 @@ type auditRig struct {
 	// swaps) and swaps by group and kind, against the stats' counters.
 	copies int
 	swaps  map[[2]int]uint64
-	next int32
-	step int
+	next   int32
+	step   int
 }
 
 func (a *auditRig) all() []SeqID { return slices.Concat(a.ids, a.dead) }
