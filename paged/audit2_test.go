@@ -258,7 +258,10 @@ type auditRig struct {
 	dead []SeqID
 	pins []PinID
 	gone []PinID // unpinned or maybe expired
-	r    replay
+	// promised holds each pin's hashes, cut to the tokens it pinned:
+	// while it lives they are a device hit.
+	promised map[PinID][]Hash
+	r        replay
 	// Directives taken so far: copies (Batch.Copies and DeviceCopy
 	// swaps) and swaps by group and kind, against the stats' counters.
 	copies int
@@ -341,6 +344,15 @@ func (a *auditRig) after(t *rapid.T, what string) {
 		t.Fatalf("%s: pin stats %+v with %d used blocks", what, ps, st.UsedBlocks)
 	}
 	a.directives(t, what)
+	for id, hs := range a.promised {
+		if _, err := a.m.lookupPin(id); err != nil {
+			delete(a.promised, id) // unpinned or expired
+			continue
+		}
+		if hit := a.deviceHit(hs); hit != len(hs) {
+			t.Fatalf("%s: pin %#x holds %d blocks of a prefix that hits %d", what, uint64(id), len(hs), hit)
+		}
+	}
 	for i := range a.m.pins.pins {
 		if p := &a.m.pins.pins[i]; p.live && p.until != 0 && p.until <= a.m.now {
 			t.Fatalf("%s: pin %d expired at %d, still live at %d", what, i, p.until, a.m.now)
@@ -350,6 +362,44 @@ func (a *auditRig) after(t *rapid.T, what string) {
 		a.r.drain(t, a.m)
 		a.r.check(t, a.m, what)
 	}
+}
+
+func (a *auditRig) promise(id PinID, hs []Hash) {
+	if a.promised == nil {
+		a.promised = map[PinID][]Hash{}
+	}
+	a.promised[id] = hs
+}
+
+// deviceHit returns the blocks of hs a lookup finds on the device, in
+// every group (the hit of a sequence whose hashes are hs and which may
+// hit its last token).
+func (a *auditRig) deviceHit(hs []Hash) int {
+	m := a.m
+	if !m.hybrid() {
+		k := 0
+		for ; k < len(hs); k++ {
+			if _, ok := m.bp.index.get(&hs[k]); !ok {
+				break
+			}
+		}
+		return k
+	}
+	var probe sequence
+	probe.hashes = hs
+	for limit := len(hs); limit > 0; {
+		hit := m.lookupGroups(&probe, limit)
+		onHost := slices.ContainsFunc(m.hits[:hit], func(b allocator.BlockID) bool { return b < 0 }) ||
+			slices.ContainsFunc(m.ret.hitPages, func(b allocator.BlockID) bool { return b < 0 })
+		for _, row := range m.ghits {
+			onHost = onHost || slices.ContainsFunc(row, func(b allocator.BlockID) bool { return b < 0 })
+		}
+		if !onHost {
+			return hit
+		}
+		limit = hit - 1
+	}
+	return 0
 }
 
 // directives takes the pending directives and requires the stats'
@@ -526,8 +576,11 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 					until = m.now + int64(rapid.IntRange(1, 5).Draw(t, "pinFor"))
 				}
 				var id PinID
-				if a.call(t, "Pin", func() (err error) { id, _, err = m.Pin(pr, nil, until); return }) == nil {
+				var n int
+				if a.call(t, "Pin", func() (err error) { id, n, err = m.Pin(pr, nil, until); return }) == nil {
 					a.pins = append(a.pins, id)
+					hs, _ := m.BlockHashes(nil, pr, nil)
+					a.promise(id, hs[:n/bs])
 				}
 			case 3, 4: // Append tokens
 				_, id := pick("append")
@@ -618,8 +671,10 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				hs := slices.Clone(s.hashes)
 				until := m.now + int64(rapid.IntRange(-1, 5).Draw(t, "pinUntil"))
 				var pid PinID
-				if a.call(t, "PinHashes", func() (err error) { pid, _, err = m.PinHashes(hs, until); return }) == nil {
+				var n int
+				if a.call(t, "PinHashes", func() (err error) { pid, n, err = m.PinHashes(hs, until); return }) == nil {
 					a.pins = append(a.pins, pid)
+					a.promise(pid, hs[:n/bs])
 				}
 			case 19: // SetPinBudget, in range or not
 				b := rapid.IntRange(-1, cfg.NumBlocks).Draw(t, "budget")
@@ -867,5 +922,61 @@ func TestPlacementNeverPastTheLayout(t *testing.T) {
 	}
 	if err := p.Check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPinKeepsHybridHit: a pin keeps its prefix a hit on a hybrid manager
+// too: the window blocks a hit needs are pinned with the full-attention
+// blocks (a pin of the full-attention blocks alone kept them resident,
+// while evictions took the window before the prefix's end and with it
+// the hit).
+func TestPinKeepsHybridHit(t *testing.T) {
+	for _, groups := range [][]Group{
+		nil,
+		{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 4}},
+		{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 6}, {Kind: Shared, Target: 1}},
+		{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: 8}},
+	} {
+		m, err := New(Config{BlockSize: 4, NumBlocks: 41, Groups: groups})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetPinBudget(20); err != nil {
+			t.Fatal(err)
+		}
+		pr := make([]int32, 33)
+		for i := range pr {
+			pr[i] = int32(i)
+		}
+		id, _, err := m.Create(pr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Free(id); err != nil {
+			t.Fatal(err)
+		}
+		_, pinned, err := m.Pin(pr, nil, 0)
+		if err != nil || pinned != 32 {
+			t.Fatalf("%v: Pin: %d tokens, %v", groups, pinned, err)
+		}
+		for k := range 20 { // evict everything the pin does not hold
+			other := make([]int32, 30)
+			for i := range other {
+				other[i] = int32(1000*(k+1) + i)
+			}
+			id, _, err := m.Create(other, nil)
+			if err != nil {
+				t.Fatalf("%v: Create: %v", groups, err)
+			}
+			if err := m.Free(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, hit, err := m.Create(pr, nil); err != nil || hit != pinned {
+			t.Fatalf("%v: the pinned prompt hits %d tokens (%v), the pin holds %d", groups, hit, err, pinned)
+		}
+		if err := m.Check(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
