@@ -926,53 +926,69 @@ func TestPlacementNeverPastTheLayout(t *testing.T) {
 }
 
 // TestPinKeepsHybridHit: a pin keeps its prefix a hit on a hybrid manager
-// too: the window blocks a hit needs are pinned with the full-attention
-// blocks (a pin of the full-attention blocks alone kept them resident,
-// while evictions took the window before the prefix's end and with it
-// the hit).
+// too: the window or chunk blocks and the state checkpoint a hit needs are
+// pinned with the full-attention blocks (a pin of the full-attention
+// blocks alone kept them resident, while evictions took the window before
+// the prefix's end, or the checkpoint, and with it the hit).
 func TestPinKeepsHybridHit(t *testing.T) {
 	for _, groups := range [][]Group{
 		nil,
 		{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 4}},
 		{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 6}, {Kind: Shared, Target: 1}},
 		{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: 8}},
+		{{Kind: FullAttention}, {Kind: State, Pages: 2}},
 	} {
-		m, err := New(Config{BlockSize: 4, NumBlocks: 41, Groups: groups})
+		m, err := New(Config{BlockSize: 4, NumBlocks: 61, Groups: groups})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := m.SetPinBudget(20); err != nil {
 			t.Fatal(err)
 		}
-		pr := make([]int32, 33)
-		for i := range pr {
-			pr[i] = int32(i)
-		}
-		id, _, err := m.Create(pr, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Free(id); err != nil {
-			t.Fatal(err)
-		}
-		_, pinned, err := m.Pin(pr, nil, 0)
-		if err != nil || pinned != 32 {
-			t.Fatalf("%v: Pin: %d tokens, %v", groups, pinned, err)
-		}
-		for k := range 20 { // evict everything the pin does not hold
-			other := make([]int32, 30)
-			for i := range other {
-				other[i] = int32(1000*(k+1) + i)
+		// The prefix of 8 blocks, then tails: the second sequence
+		// branches there, where a State group takes a checkpoint.
+		prompt := func(tail int32) []int32 {
+			pr := make([]int32, 44)
+			for i := range pr {
+				pr[i] = int32(i)
+				if i >= 32 {
+					pr[i] += 100 * tail
+				}
 			}
-			id, _, err := m.Create(other, nil)
+			return pr
+		}
+		for tail := range int32(2) {
+			id, _, err := m.Create(prompt(tail+1), nil)
 			if err != nil {
-				t.Fatalf("%v: Create: %v", groups, err)
+				t.Fatal(err)
 			}
+			m.TakeCheckpoints(nil)
 			if err := m.Free(id); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, hit, err := m.Create(pr, nil); err != nil || hit != pinned {
+		_, pinned, err := m.Pin(prompt(0)[:32], &SeqOptions{AllowFullHit: true}, 0)
+		if err != nil || pinned != 32 {
+			t.Fatalf("%v: Pin: %d tokens, %v", groups, pinned, err)
+		}
+		// Evict everything the pin does not hold: hold every other block
+		// (shelved ones too), then let them go.
+		var held []SeqID
+		for k := int32(0); ; k++ {
+			id, _, err := m.Create([]int32{1000 + k, 1, 2, 3}, nil)
+			if errors.Is(err, ErrNoSpace) {
+				break
+			} else if err != nil {
+				t.Fatalf("%v: Create: %v", groups, err)
+			}
+			held = append(held, id)
+		}
+		for _, id := range held {
+			if err := m.Free(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, hit, err := m.Create(prompt(3), nil); err != nil || hit != pinned {
 			t.Fatalf("%v: the pinned prompt hits %d tokens (%v), the pin holds %d", groups, hit, err, pinned)
 		}
 		if err := m.Check(); err != nil {
