@@ -343,6 +343,11 @@ func (a *auditRig) after(t *rapid.T, what string) {
 	if ps := a.m.PinStats(); ps.PinnedBlocks > ps.Budget || ps.PeakPinnedBlocks < ps.PinnedBlocks || ps.PinnedBlocks > st.UsedBlocks {
 		t.Fatalf("%s: pin stats %+v with %d used blocks", what, ps, st.UsedBlocks)
 	}
+	if a.m.ret.ckpt && rapid.Bool().Draw(t, "takeCheckpoints") {
+		// A server takes them once a step; sometimes a step passes
+		// (the checkpoint of a sequence appended to is dropped).
+		a.m.TakeCheckpoints(nil)
+	}
 	a.directives(t, what)
 	for id, hs := range a.promised {
 		if _, err := a.m.lookupPin(id); err != nil {
@@ -443,7 +448,9 @@ func (a *auditRig) directives(t *rapid.T, what string) {
 func (a *auditRig) prompt(t *rapid.T, bs int) []int32 {
 	n := rapid.IntRange(1, 5*bs).Draw(t, "promptLen")
 	base := int32(rapid.IntRange(0, 2).Draw(t, "prefix")) * 1000
-	branch := rapid.IntRange(0, n).Draw(t, "branch")
+	// rapid draws small values most: count the branch from the end, so
+	// most prompts share long prefixes (hits, branch points, checkpoints).
+	branch := n - rapid.IntRange(0, n).Draw(t, "branch")
 	pr := make([]int32, n)
 	for i := range pr {
 		pr[i] = base + int32(i)
@@ -531,14 +538,31 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			i := rapid.IntRange(0, len(a.ids)-1).Draw(t, label)
 			return i, a.ids[i]
 		}
-		subset := func(label string) []SeqID {
+		// subset draws sequences in state want (mostly: sometimes any,
+		// for the refusals).
+		subset := func(label string, want seqState) []SeqID {
+			any := rapid.IntRange(0, 3).Draw(t, label+"Any") == 0
 			var ids []SeqID
 			for _, id := range a.ids {
-				if rapid.Bool().Draw(t, label) {
+				if (any || m.seqAt(id).state == want) && rapid.Bool().Draw(t, label) {
 					ids = append(ids, id)
 				}
 			}
 			return ids
+		}
+		// pickIn picks a sequence in state want if there is one.
+		pickIn := func(label string, want seqState) SeqID {
+			var ids []SeqID
+			for _, id := range a.ids {
+				if m.seqAt(id).state == want {
+					ids = append(ids, id)
+				}
+			}
+			if len(ids) == 0 || rapid.IntRange(0, 3).Draw(t, label+"Any") == 0 {
+				_, id := pick(label)
+				return id
+			}
+			return rapid.SampledFrom(ids).Draw(t, label)
 		}
 		for range rapid.IntRange(1, 60).Draw(t, "steps") {
 			op := rapid.IntRange(0, 24).Draw(t, "op")
@@ -599,17 +623,17 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				_, id := pick("preempt")
 				a.call(t, fmt.Sprintf("Preempt(%v)", id), func() error { return m.Preempt(id) })
 			case 7: // Admit a waiting sequence again
-				_, id := pick("readmit")
+				id := pickIn("readmit", seqWaiting)
 				if rapid.Bool().Draw(t, "readmitChunk") {
 					a.admitChunk(t, id, rapid.IntRange(1, 3*bs).Draw(t, "maxNew"))
 				} else {
 					a.admit(t, id)
 				}
 			case 8: // SwapOut a group of sequences
-				ids := subset("swapOut")
+				ids := subset("swapOut", seqRunning)
 				a.call(t, fmt.Sprintf("SwapOut(%v)", ids), func() error { return m.SwapOut(ids...) })
 			case 9: // SwapIn (CanSwapIn first: it changes nothing)
-				ids := subset("swapIn")
+				ids := subset("swapIn", seqSwapped)
 				var can Admission
 				var need int
 				cerr := a.call(t, fmt.Sprintf("CanSwapIn(%v)", ids), func() (err error) { can, need, err = m.CanSwapIn(ids...); return })
@@ -626,7 +650,7 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 					t.Fatalf("step %d SwapIn(%v) took %d blocks, CanSwapIn said %d", a.step, ids, m.Stats().UsedBlocks-used, need)
 				}
 			case 10: // Onboard
-				_, id := pick("onboard")
+				id := pickIn("onboard", seqWaiting)
 				a.call(t, fmt.Sprintf("Onboard(%v)", id), func() error { _, err := m.Onboard(id); return err })
 			case 11: // Fork
 				_, id := pick("fork")
