@@ -14,6 +14,12 @@ import (
 	"github.com/pagedkv/pagedkv/eviction"
 )
 
+// fataler is what the replay reports failures through (*testing.T or
+// *rapid.T).
+type fataler interface {
+	Fatalf(format string, args ...any)
+}
+
 // replayKey is one cached block as an event consumer knows it.
 type replayKey struct {
 	h      Hash
@@ -33,7 +39,7 @@ type replay struct {
 	lost int
 }
 
-func (r *replay) apply(t *rapid.T, evs []Event) {
+func (r *replay) apply(t fataler, evs []Event) {
 	for _, e := range evs {
 		if e.Seq <= r.seq {
 			continue // in the snapshot the consumer resynced from
@@ -89,7 +95,7 @@ func (r *replay) apply(t *rapid.T, evs []Event) {
 
 // setParent records k's parent, which must be the one recorded for
 // another copy of the same content.
-func (r *replay) setParent(t *rapid.T, k replayKey, parent *Hash) {
+func (r *replay) setParent(t fataler, k replayKey, parent *Hash) {
 	if parent != nil {
 		p := *parent
 		parent = &p
@@ -134,7 +140,7 @@ func (r *replay) drain(t *rapid.T, m *Manager) {
 }
 
 // check requires the replayed content to be the snapshot's.
-func (r *replay) check(t *rapid.T, m *Manager, what string) {
+func (r *replay) check(t fataler, m *Manager, what string) {
 	var snap Snapshot
 	m.Snapshot(&snap)
 	if snap.Seq != r.seq {
@@ -407,6 +413,59 @@ func (a *auditRig) deviceHit(hs []Hash) int {
 	return 0
 }
 
+// writes builds the batch of the n tokens just appended to running id
+// (with a split-KV plan, sometimes) and requires every slot they are
+// written to to lie in a block no one else holds: a shared block is never
+// written in place.
+func (a *auditRig) writes(t *rapid.T, id SeqID, n int) {
+	m := a.m
+	if s, _ := m.seq(id); s.state != seqRunning {
+		return
+	}
+	var b Batch
+	if rapid.Bool().Draw(t, "split") {
+		b.SplitUnits = rapid.IntRange(1, 5).Draw(t, "units")
+	}
+	sched := []Scheduled{{ID: id, NewTokens: n}}
+	if err := m.BuildBatch(&b, sched); err != nil {
+		t.Fatalf("step %d BuildBatch(%v, %d new tokens): %v", a.step, id, n, err)
+	}
+	a.copies += len(b.Copies)
+	for _, w := range b.Swaps {
+		a.swapTaken(w)
+	}
+	if b.SplitUnits > 0 {
+		if err := b.Split.Check(b.BlocksPerSeq); err != nil {
+			t.Fatalf("step %d: split plan: %v", a.step, err)
+		}
+	}
+	check := func(g int, slots []int64) {
+		for _, sl := range slots {
+			blk := allocator.BlockID(sl / int64(m.bs))
+			if blk == nullBlock || m.bp.pool.RefCount(blk) != 1 {
+				t.Fatalf("step %d: %v's new token goes to slot %d of group %d's block %d, held %d times", a.step, id, sl, g, blk, m.bp.pool.RefCount(blk))
+			}
+		}
+	}
+	check(0, b.Slots)
+	for g, slots := range b.GroupSlots {
+		if m.cfg.Groups[g+1].Kind != Shared {
+			check(g+1, slots)
+		}
+	}
+}
+
+func (a *auditRig) swapTaken(w Swap) {
+	if w.Kind == DeviceCopy {
+		a.copies++
+		return
+	}
+	if a.swaps == nil {
+		a.swaps = map[[2]int]uint64{}
+	}
+	a.swaps[[2]int{w.Group, int(w.Kind)}]++
+}
+
 // directives takes the pending directives and requires the stats'
 // counters of copies, swaps, offloads and onboards to count them.
 func (a *auditRig) directives(t *rapid.T, what string) {
@@ -416,11 +475,7 @@ func (a *auditRig) directives(t *rapid.T, what string) {
 		a.swaps = map[[2]int]uint64{}
 	}
 	for _, w := range m.TakeSwaps(nil) {
-		if w.Kind == DeviceCopy {
-			a.copies++
-			continue
-		}
-		a.swaps[[2]int{w.Group, int(w.Kind)}]++
+		a.swapTaken(w)
 	}
 	st := m.Stats()
 	if uint64(a.copies) != st.Copies {
@@ -612,7 +667,9 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				for k := range toks {
 					toks[k], a.next = a.next, a.next+1
 				}
-				a.call(t, fmt.Sprintf("Append(%v, %d)", id, len(toks)), func() error { return m.Append(id, toks...) })
+				if a.call(t, fmt.Sprintf("Append(%v, %d)", id, len(toks)), func() error { return m.Append(id, toks...) }) == nil {
+					a.writes(t, id, len(toks))
+				}
 			case 5: // Free
 				i, id := pick("free")
 				if a.call(t, fmt.Sprintf("Free(%v)", id), func() error { return m.Free(id) }) == nil {
@@ -709,7 +766,9 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				for k := range toks {
 					toks[k], a.next = a.next, a.next+1
 				}
-				a.call(t, "AppendSpeculative", func() error { return m.AppendSpeculative(id, toks...) })
+				if a.call(t, "AppendSpeculative", func() error { return m.AppendSpeculative(id, toks...) }) == nil {
+					a.writes(t, id, len(toks))
+				}
 				n := rapid.IntRange(-1, len(toks)+1).Draw(t, "accept")
 				a.call(t, fmt.Sprintf("AcceptSpeculative(%d)", n), func() error { return m.AcceptSpeculative(id, n) })
 			case 23: // Create, which CanAdmitTokens foretells for a prompt without hits
@@ -1019,4 +1078,40 @@ func TestPinKeepsHybridHit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestStoredEventsNameNewBlocksOnly: a commit that passes blocks still
+// cached (shared with a fork that kept them) reports only the blocks it
+// stored. Here a fork's chunk moved on and left the parent alone on its
+// block 1 of the chunked group, Uncompute dropped that block's content and
+// kept the shared block 2's, and the next commit stored block 1 again:
+// its event named block 2 too, stored a second time for a consumer that
+// counts copies, which the snapshot lists once.
+func TestStoredEventsNameNewBlocksOnly(t *testing.T) {
+	m, err := New(Config{BlockSize: 1, NumBlocks: 8, Events: 100, Groups: []Group{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := replay{blocks: map[replayKey]int{}, parents: map[replayKey]*Hash{}}
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		r.apply(t, m.DrainEvents(nil))
+		r.check(t, m, what)
+		if err := m.Check(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	id, _, err := m.Create([]int32{0}, nil)
+	step("Create", err)
+	step("Append", m.Append(id, 1))
+	step("Append", m.Append(id, 2))
+	c, err := m.Fork(id)
+	step("Fork", err)
+	step("AppendSpeculative to the fork", m.AppendSpeculative(c, 3)) // its chunk leaves block 1
+	step("AcceptSpeculative", m.AcceptSpeculative(c, 0))
+	step("Uncompute", m.Uncompute(id, 0))
+	step("AppendSpeculative", m.AppendSpeculative(id, 4)) // commits block 1 again
 }
