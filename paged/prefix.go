@@ -154,18 +154,18 @@ func (m *Manager) commitFull(s *sequence) {
 	if s.committed >= limit {
 		return
 	}
-	from := s.committed
+	from := s.committed // the run of blocks stored here that the next event reports
 	blocks, hashes, cached := s.blocks[:limit], s.hashes[:limit], m.bp.cached
 	for k := from; k < limit; k++ {
 		b := blocks[k]
 		if cached[b] {
-			// A block shared with a fork that committed it first.
+			// A block shared with a fork that committed it first: it
+			// was reported then.
 			if m.bp.hash[b] != hashes[k] {
 				panic(fmt.Sprintf("paged: block %d holds committed content other than the sequence's tokens", b))
 			}
-			if k == from {
-				from++
-			}
+			m.storedEvent(s, from, k, 0)
+			from = k + 1
 			continue
 		}
 		parent := allocator.NoBlock
