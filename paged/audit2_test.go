@@ -1115,3 +1115,28 @@ func TestStoredEventsNameNewBlocksOnly(t *testing.T) {
 	step("Uncompute", m.Uncompute(id, 0))
 	step("AppendSpeculative", m.AppendSpeculative(id, 4)) // commits block 1 again
 }
+
+// TestNeverSaysWhatItNeeds: ErrNever from a hybrid admission names the
+// blocks of every group it needs (it named group 0's: "needs 1 blocks,
+// the pool has 2 usable", which fits), for Create, Admit and AdmitChunk.
+func TestNeverSaysWhatItNeeds(t *testing.T) {
+	m, err := New(Config{BlockSize: 4, NumBlocks: 3, Groups: []Group{{Kind: FullAttention}, {Kind: State, Pages: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "needs 3 blocks, the pool has 2 usable"
+	_, _, err = m.Create([]int32{1}, nil)
+	if !errors.Is(err, ErrNever) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Create: %v, want ErrNever saying %q", err, want)
+	}
+	id, err := m.Add([]int32{1, 2, 3}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Admit(id); !errors.Is(err, ErrNever) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Admit: %v, want ErrNever saying %q", err, want)
+	}
+	if _, _, err := m.AdmitChunk(id, 1, nil); !errors.Is(err, ErrNever) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("AdmitChunk: %v, want ErrNever saying %q", err, want)
+	}
+}
