@@ -375,6 +375,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		}
 	}
 	p.alloc = total - held + p.evictableHits + m.stateClaims() + host
+	p.held = total
 	wm := m.watermarkBlocks()
 	switch {
 	case total > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
