@@ -1140,3 +1140,57 @@ func TestNeverSaysWhatItNeeds(t *testing.T) {
 		t.Fatalf("AdmitChunk: %v, want ErrNever saying %q", err, want)
 	}
 }
+
+// TestChunkedHitReadsItsChunk: a prefix hit on a ChunkedLocal group whose
+// chunk is not a multiple of the block size covers the chunk of the first
+// token computed after it: the blocks its query reads before it are
+// cached and reused, never null. The lookup took vLLM's rule, which
+// assumes aligned chunks: cut at the block where the chunk of the lookup's
+// limit starts (block 2, position 8), it claimed a hit there whose chunk
+// [5, 10) starts in block 1, which it left null.
+func TestChunkedHitReadsItsChunk(t *testing.T) {
+	const bs, chunk = 4, 5
+	m, err := New(Config{BlockSize: bs, NumBlocks: 13, Groups: []Group{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: chunk}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err = m.Create([]int32{0}, nil)
+	must(err)
+	_, _, err = m.Create([]int32{1}, nil)
+	must(err)
+	pr := make([]int32, 17)
+	for i := range pr {
+		pr[i] = 1000 + int32(i)
+	}
+	// 17 tokens: the chunk moved on past blocks 0 to 2 of the chunked
+	// group, whose blocks 1 and 2 the allocations took back.
+	id, _, err := m.Create(pr[:16], nil)
+	must(err)
+	must(m.Append(id, pr[16]))
+	must(m.Preempt(id))
+	for _, g := range []int{0, 1} {
+		for k, want := range []bool{true, g == 0, g == 0} {
+			if _, ok := m.bp.findIn(&m.seqs[2].hashes[k], g); ok != want {
+				t.Fatalf("setup: block %d of group %d cached %v", k, g, ok)
+			}
+		}
+	}
+	probe := slices.Clone(pr[:13])
+	probe[12] = 1 << 20 // the lookup's limit is 3 blocks
+	got, hit, err := m.Create(probe, nil)
+	must(err)
+	table, err := m.TableGroup(got, 1)
+	must(err)
+	for k := hit / chunk * chunk / bs; k < hit/bs; k++ {
+		if table[k] == nullBlock {
+			t.Fatalf("a hit of %d tokens: the query at %d reads chunk [%d, %d], but block %d of the chunked group is null (table %v)", hit, hit, hit/chunk*chunk, hit, k, table)
+		}
+	}
+	must(m.Check())
+}
