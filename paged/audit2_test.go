@@ -1194,3 +1194,33 @@ func TestChunkedHitReadsItsChunk(t *testing.T) {
 	}
 	must(m.Check())
 }
+
+// TestResetCacheNamesPins: ResetCache refused because pins hold blocks
+// says so (it said "held by 0 running sequences"), and changes nothing.
+func TestResetCacheNamesPins(t *testing.T) {
+	m, err := New(Config{BlockSize: 2, NumBlocks: 8, Events: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetPinBudget(2); err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := m.Create([]int32{1, 2, 3, 4, 5}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Free(id); err != nil {
+		t.Fatal(err)
+	}
+	if _, n, err := m.Pin([]int32{1, 2, 3, 4}, nil, 0); err != nil || n != 4 {
+		t.Fatalf("Pin: %d tokens, %v", n, err)
+	}
+	before := observe(m, nil)
+	err = m.ResetCache()
+	if !errors.Is(err, ErrCacheInUse) || !strings.Contains(err.Error(), "1 pin") {
+		t.Fatalf("ResetCache with a pin: %v, want ErrCacheInUse naming the pin", err)
+	}
+	if after := observe(m, nil); !reflect.DeepEqual(before, after) {
+		t.Fatalf("refused ResetCache changed the manager:%s", diffObserved(before, after))
+	}
+}
