@@ -195,14 +195,14 @@ func (m *Manager) storedEvent(s *sequence, from, limit, g int) {
 }
 
 // ResetCache drops every cached block, for example after a weight update
-// made all KV stale. It succeeds only when no sequence holds blocks;
+// made all KV stale. It succeeds only when no sequence or pin holds blocks;
 // otherwise it returns ErrCacheInUse and changes nothing.
 func (m *Manager) ResetCache() error {
 	if m.bp.pool.Held() > 0 {
-		return errorf(ErrCacheInUse, "%d blocks are held by %d running sequences", m.bp.pool.Held(), m.nrunning)
+		return errorf(ErrCacheInUse, "ResetCache: %d blocks are held by %d running sequences and %d pins", m.bp.pool.Held(), m.nrunning, m.pins.live)
 	}
 	if m.tier != nil && m.tier.pool.Held() > 0 {
-		return errorf(ErrCacheInUse, "%d host blocks are held by swapped-out sequences", m.tier.pool.Held())
+		return errorf(ErrCacheInUse, "ResetCache: %d host blocks are held by %d swapped-out sequences", m.tier.pool.Held(), m.tier.nswapped)
 	}
 	for id := allocator.BlockID(1); int(id) < m.bp.pool.Total(); id++ {
 		if !m.bp.cached[id] {
