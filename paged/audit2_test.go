@@ -14,6 +14,13 @@ import (
 	"github.com/pagedkv/pagedkv/eviction"
 )
 
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // fataler is what the replay reports failures through (*testing.T or
 // *rapid.T).
 type fataler interface {
@@ -808,8 +815,13 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			case 21, 22: // a bad call to any method
 				a.badCall(t, cfg, pick)
 			}
-			if n := m.Stats().Sequences; n != len(a.ids) {
-				t.Fatalf("step %d: %d sequences, %d live handles", a.step, n, len(a.ids))
+			var running, swapped int
+			for _, id := range a.ids {
+				running += b2i(m.seqAt(id).state == seqRunning)
+				swapped += b2i(m.seqAt(id).state == seqSwapped)
+			}
+			if st := m.Stats(); st.Sequences != len(a.ids) || st.Running != running || st.Tiers.Swapped != swapped {
+				t.Fatalf("step %d: %d sequences (%d run, %d swapped out), the stats say %d (%d, %d)", a.step, len(a.ids), running, swapped, st.Sequences, st.Running, st.Tiers.Swapped)
 			}
 		}
 	})
