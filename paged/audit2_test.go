@@ -1236,3 +1236,78 @@ func TestResetCacheNamesPins(t *testing.T) {
 		t.Fatalf("refused ResetCache changed the manager:%s", diffObserved(before, after))
 	}
 }
+
+// TestRetentionLapses: a retention priority with a duration (Ticks) holds
+// until Manager.Advance reaches it, then the content is evicted as
+// DefaultPriority content, and offloaded only while its priority clears
+// Config.OffloadPriority.
+func TestRetentionLapses(t *testing.T) {
+	cached := func(m *Manager, prompt []int32) int {
+		hs, err := m.BlockHashes(nil, prompt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for i := range hs {
+			if _, ok := m.bp.index.get(&hs[i]); ok {
+				n++
+			}
+		}
+		return n
+	}
+	a, b := []int32{1, 2}, []int32{3, 4}
+	for _, lapse := range []bool{false, true} {
+		// Low priority for 5 ticks: evicted before default content, until
+		// it lapses; then default content released earlier goes first.
+		m, err := New(Config{BlockSize: 1, NumBlocks: 5, Policy: eviction.NewPriority})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Advance(10)
+		for _, p := range []struct {
+			prompt []int32
+			opts   *SeqOptions
+		}{{a, &SeqOptions{Retention: &Retention{Priority: 10, Ticks: 5}}}, {b, nil}} {
+			id, _, err := m.Create(p.prompt, p.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Free(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if lapse {
+			m.Advance(15)
+		}
+		if _, _, err := m.Create([]int32{9}, nil); err != nil { // evicts one block
+			t.Fatal(err)
+		}
+		if ca, cb := cached(m, a), cached(m, b); lapse && (ca != 2 || cb != 1) || !lapse && (ca != 1 || cb != 2) {
+			t.Fatalf("lapsed %v: %d blocks of the low-priority prompt cached, %d of the other", lapse, ca, cb)
+		}
+	}
+	for _, lapse := range []bool{false, true} {
+		// High priority for 5 ticks, above the offload floor: offloaded
+		// when evicted before it lapses, given up after.
+		m, err := New(Config{BlockSize: 1, NumBlocks: 3, HostBlocks: 4, OffloadPriority: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _, err := m.Create(a, &SeqOptions{Retention: &Retention{Priority: 90, Ticks: 5}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Free(id); err != nil {
+			t.Fatal(err)
+		}
+		if lapse {
+			m.Advance(5)
+		}
+		if _, _, err := m.Create(b, nil); err != nil { // evicts both
+			t.Fatal(err)
+		}
+		if off := m.Stats().Tiers.Offloads; lapse && off != 0 || !lapse && off != 2 {
+			t.Fatalf("lapsed %v: %d blocks offloaded", lapse, off)
+		}
+	}
+}
