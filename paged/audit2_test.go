@@ -1311,3 +1311,55 @@ func TestRetentionLapses(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotEventsKeepGroups: Snapshot.Events, replayed as BlockStored
+// events, give back exactly the snapshot's blocks with their groups and
+// parents. A hybrid snapshot lists a block of each group per content,
+// parent before child across groups, and Events merged a group-1 block
+// and the group-0 child after it into one event of group 1.
+func TestSnapshotEventsKeepGroups(t *testing.T) {
+	for _, groups := range [][]Group{nil, {{Kind: FullAttention}, {Kind: SlidingWindow, Window: 8}}, {{Kind: FullAttention}, {Kind: FullAttention}}} {
+		m, err := New(Config{BlockSize: 1, NumBlocks: 20, Events: 100, HostBlocks: 4, Groups: groups})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pr := range [][]int32{{1, 2, 3, 4}, {1, 2, 5}, {7, 8, 9, 10, 11, 12, 13}} {
+			id, _, err := m.Create(pr, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Free(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var snap Snapshot
+		m.Snapshot(&snap)
+		type key struct {
+			h, parent Hash
+			hasParent bool
+			medium    Medium
+			group     int
+		}
+		want := map[key]int{}
+		for _, b := range snap.Blocks {
+			want[key{b.Hash, b.Parent, b.HasParent, b.Medium, b.Group}]++
+		}
+		for _, e := range snap.Events(nil) {
+			for i, h := range e.Hashes {
+				k := key{h, e.Parent, e.HasParent, e.Medium, e.Group}
+				if i > 0 {
+					k.parent, k.hasParent = e.Hashes[i-1], true
+				}
+				if want[k] == 0 {
+					t.Fatalf("%v: Snapshot.Events stores %x (%v, group %d, parent %x), which the snapshot does not list", groups, h[:4], e.Medium, e.Group, k.parent[:4])
+				}
+				want[k]--
+			}
+		}
+		for k, n := range want {
+			if n != 0 {
+				t.Fatalf("%v: Snapshot.Events leaves out %x (group %d)", groups, k.h[:4], k.group)
+			}
+		}
+	}
+}
