@@ -831,7 +831,11 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 func (a *auditRig) admit(t *rapid.T, id SeqID) {
 	can, cerr := a.m.CanAdmit(id)
 	swapped := a.m.seqAt(id).state == seqSwapped // CanAdmit answers for SwapIn
-	err := a.call(t, fmt.Sprintf("Admit(%v)", id), func() error { _, err := a.m.Admit(id); return err })
+	var cached int
+	err := a.call(t, fmt.Sprintf("Admit(%v)", id), func() (err error) { cached, err = a.m.Admit(id); return })
+	if err == nil {
+		a.hitReads(t, id, cached)
+	}
 	if swapped {
 		if !errors.Is(err, ErrSequenceState) {
 			t.Fatalf("step %d Admit(%v) of a swapped-out sequence: %v", a.step, id, err)
@@ -850,7 +854,11 @@ func (a *auditRig) admit(t *rapid.T, id SeqID) {
 // admitChunk admits id (AdmitChunk) and requires CanAdmitChunk's answer.
 func (a *auditRig) admitChunk(t *rapid.T, id SeqID, maxNew int) {
 	can, cerr := a.m.CanAdmitChunk(id, maxNew)
-	err := a.call(t, fmt.Sprintf("AdmitChunk(%v, %d)", id, maxNew), func() error { _, _, err := a.m.AdmitChunk(id, maxNew, nil); return err })
+	var cached int
+	err := a.call(t, fmt.Sprintf("AdmitChunk(%v, %d)", id, maxNew), func() (err error) { cached, _, err = a.m.AdmitChunk(id, maxNew, nil); return })
+	if err == nil {
+		a.hitReads(t, id, cached)
+	}
 	if cerr != nil {
 		if err == nil || err.Error() != strings.Replace(cerr.Error(), "CanAdmitChunk", "AdmitChunk", 1) {
 			t.Fatalf("step %d AdmitChunk(%v, %d): %v, CanAdmitChunk %v", a.step, id, maxNew, err, cerr)
@@ -858,6 +866,35 @@ func (a *auditRig) admitChunk(t *rapid.T, id SeqID, maxNew int) {
 		return
 	}
 	a.agree(t, fmt.Sprintf("AdmitChunk(%v, %d)", id, maxNew), can, err)
+}
+
+// hitReads requires an admission that reused cached tokens of id to have
+// reused, in every sliding-window and chunked group, the blocks the query
+// of the first token it computes reads: none of them is null.
+func (a *auditRig) hitReads(t *rapid.T, id SeqID, cached int) {
+	m := a.m
+	s, _ := m.seq(id)
+	if cached == 0 || !m.hybrid() {
+		if cached > 0 && s.opts.Window > 0 {
+			for k := max(0, cached-s.opts.Window+1) / m.bs; k < len(s.blocks); k++ {
+				if s.blocks[k] == nullBlock {
+					t.Fatalf("step %d: %v hit %d tokens, its window of %d reads block %d, null (table %v)", a.step, id, cached, s.opts.Window, k, s.blocks)
+				}
+			}
+		}
+		return
+	}
+	for g := 1; g < len(m.cfg.Groups); g++ {
+		if !m.kinds[g].local() {
+			continue
+		}
+		table := s.ext[g-1].blocks
+		for k := m.kinds[g].live(cached); k < len(table); k++ {
+			if table[k] == nullBlock {
+				t.Fatalf("step %d: %v hit %d tokens, the query at %d reads block %d of group %d, null (table %v)", a.step, id, cached, cached, k, g, table)
+			}
+		}
+	}
 }
 
 // agree requires a call's outcome to be the one a Can* method foretold.
