@@ -969,6 +969,40 @@ func (a *auditRig) badCall(t *rapid.T, cfg Config, pick func(string) (int, SeqID
 			return err
 		}},
 		{"BuildBatch(bad)", func() error { var b Batch; return m.BuildBatch(&b, []Scheduled{{ID: bad, NewTokens: 1}}) }},
+		{"BuildBatch(live twice)", func() error {
+			var b Batch
+			return m.BuildBatch(&b, []Scheduled{{ID: live, NewTokens: 1}, {ID: live, NewTokens: 1}})
+		}},
+		{"BuildBatch(live, 0 new)", func() error { var b Batch; return m.BuildBatch(&b, []Scheduled{{ID: live, NewTokens: 0}}) }},
+		{"BuildBatch(nil)", func() error { return m.BuildBatch(nil, nil) }},
+		{"AddHashed(short)", func() error {
+			_, err := m.AddHashed(make([]int32, 2*m.bs), []Hash{{}}, nil)
+			return err
+		}},
+		{"Slot(live, len)", func() error { n, _ := m.Len(live); _, err := m.Slot(live, n); return err }},
+		{"AcceptSpeculative(live, spec+1)", func() error { return m.AcceptSpeculative(live, m.seqAt(live).spec+1) }},
+		{"TableGroup(live, -1)", func() error { _, err := m.TableGroup(live, -1); return err }},
+		{"Append(live, -1)", func() error { return m.Append(live, -1) }},
+		{"Append(live)", func() error { return m.Append(live) }},
+		{"Add(negative token)", func() error { _, err := m.Add([]int32{1, -5}, nil); return err }},
+		{"ExtendPin(live pin, past)", func() error {
+			for _, id := range a.pins {
+				if _, err := m.lookupPin(id); err == nil {
+					past := m.now
+					if past == 0 {
+						past = -1
+					}
+					return m.ExtendPin(id, past)
+				}
+			}
+			return m.ExtendPin(0, 1)
+		}},
+		{"SetPinBudget(below pinned)", func() error {
+			if m.pins.distinct == 0 {
+				return m.SetPinBudget(-1)
+			}
+			return m.SetPinBudget(m.pins.distinct - 1)
+		}},
 	}
 	c := rapid.SampledFrom(calls).Draw(t, "badCall")
 	if err := a.call(t, c.what, c.fn); err == nil {
