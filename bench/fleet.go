@@ -14,6 +14,10 @@ import (
 	"github.com/pagedkv/pagedkv/sched"
 )
 
+// ErrFleetInvalid is returned (wrapped, with the value at fault) for a
+// fleet study configuration, step model or shared prefix out of range.
+var ErrFleetInvalid = errors.New("bench: fleet: invalid argument")
+
 // StepModel gives the duration of one engine step from what the step
 // computes, as a roofline: a step takes as long as the larger of its
 // arithmetic and its memory traffic, plus a fixed overhead.
@@ -64,7 +68,7 @@ var DefaultStepModel = StepModel{
 func (m StepModel) Validate() error {
 	if m.Overhead < 0 || m.Weights < 0 || m.Token < 0 || !(m.Pair >= 0) || !(m.KVRead >= 0) ||
 		math.IsInf(m.Pair, 0) || math.IsInf(m.KVRead, 0) || m.Overhead+m.Weights+m.Token <= 0 {
-		return fmt.Errorf("bench: step model needs non-negative finite costs, not all zero: %+v", m)
+		return fmt.Errorf("%w: step model needs non-negative finite costs, not all zero: %+v", ErrFleetInvalid, m)
 	}
 	return nil
 }
@@ -185,12 +189,12 @@ func (c FleetConfig) withDefaults() (FleetConfig, error) {
 		c.Speed = 1
 	}
 	if c.EventDelay < 0 {
-		return c, fmt.Errorf("bench: fleet event delay %v is negative", c.EventDelay)
+		return c, fmt.Errorf("%w: event delay %v is negative", ErrFleetInvalid, c.EventDelay)
 	}
 	if c.Servers < 1 || c.Servers > 1<<12 || c.Blocks < 2 || c.BlockSize < 4 || c.MaxRunning < 1 || c.MaxBatchTokens < 1 ||
 		!(c.Speed > 0) || math.IsInf(c.Speed, 0) {
-		return c, fmt.Errorf("bench: fleet config out of range: servers %d, blocks %d, block size %d, max running %d, batch tokens %d, speed %g",
-			c.Servers, c.Blocks, c.BlockSize, c.MaxRunning, c.MaxBatchTokens, c.Speed)
+		return c, fmt.Errorf("%w: config out of range: servers %d, blocks %d, block size %d, max running %d, batch tokens %d, speed %g",
+			ErrFleetInvalid, c.Servers, c.Blocks, c.BlockSize, c.MaxRunning, c.MaxBatchTokens, c.Speed)
 	}
 	if err := c.Step.Validate(); err != nil {
 		return c, err
@@ -507,11 +511,19 @@ func (f *fleetRun) finish(si int, now float64) error {
 // returns what it measured. The index in cfg is fed every event; it must
 // be fresh (or Resync'ed) for the servers "s0".."sN-1". The replay is
 // deterministic: the same trace, configuration and router give the same
-// decisions and figures.
+// decisions and figures. A request with a negative length or a prompt
+// above MaxTraceTokens is refused with an error wrapping ErrFleetInvalid,
+// before any server registers with the index.
 func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return FleetResult{}, err
+	}
+	for i, q := range reqs {
+		if q.InputTokens < 0 || q.InputTokens > MaxTraceTokens || q.OutputTokens < 0 {
+			return FleetResult{}, fmt.Errorf("%w: request %d has %d prompt and %d output tokens, want a prompt in [0, MaxTraceTokens=%d] and no negative output",
+				ErrFleetInvalid, i, q.InputTokens, q.OutputTokens, MaxTraceTokens)
+		}
 	}
 	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), PerServerBusy: make([]float64, cfg.Servers), Decisions: make([]int, len(reqs))}
 	f := &fleetRun{cfg: cfg, reqs: reqs, servers: make([]fleetServer, cfg.Servers), res: &res,
@@ -742,8 +754,16 @@ func meanP90(xs []float64) (mean, p90 float64) {
 
 // FleetHitBound is the hit rate of one server with an unbounded cache and
 // no concurrency: each request hits the leading blocks of its prompt that
-// any earlier request had, which no fleet or router can beat.
-func FleetHitBound(reqs []Request, blockSize int) float64 {
+// any earlier request had, which no fleet or router can beat. A block
+// size below 1 or a negative prompt is refused with an error wrapping
+// ErrFleetInvalid.
+func FleetHitBound(reqs []Request, blockSize int) (float64, error) {
+	if blockSize < 1 {
+		return 0, fmt.Errorf("%w: hit bound with blocks of %d tokens", ErrFleetInvalid, blockSize)
+	}
+	if i := slices.IndexFunc(reqs, func(q Request) bool { return q.InputTokens < 0 }); i >= 0 {
+		return 0, fmt.Errorf("%w: request %d has %d prompt tokens", ErrFleetInvalid, i, reqs[i].InputTokens)
+	}
 	seen := make(map[int64]bool)
 	var in, hit int64
 	for _, q := range reqs {
@@ -759,9 +779,9 @@ func FleetHitBound(reqs []Request, blockSize int) float64 {
 		hit += int64(k * blockSize)
 	}
 	if in == 0 {
-		return 0
+		return 0, nil
 	}
-	return float64(hit) / float64(in)
+	return float64(hit) / float64(in), nil
 }
 
 // SharedPrefix returns a copy of reqs in which every request begins with
@@ -770,10 +790,17 @@ func FleetHitBound(reqs []Request, blockSize int) float64 {
 // -n, which trace IDs (from 0) never use. A request without hash IDs (an
 // Azure trace has only lengths) gets unique IDs for its own full blocks,
 // so its prompt takes cache space without ever hitting. n = 0 only adds
-// those IDs.
+// those IDs. Every prompt, prefix included, must fit MaxTraceTokens; a
+// negative n or prompt length, or one beyond that, is refused with an
+// error wrapping ErrFleetInvalid.
 func SharedPrefix(reqs []Request, n, blockSize int) ([]Request, error) {
-	if n < 0 || blockSize < 1 {
-		return nil, fmt.Errorf("bench: shared prefix of %d blocks of %d tokens", n, blockSize)
+	if n < 0 || blockSize < 1 || blockSize > MaxTraceTokens || n > MaxTraceTokens/blockSize {
+		return nil, fmt.Errorf("%w: shared prefix of %d blocks of %d tokens (want at most MaxTraceTokens=%d tokens)", ErrFleetInvalid, n, blockSize, MaxTraceTokens)
+	}
+	for i, q := range reqs {
+		if q.InputTokens < 0 || q.InputTokens > MaxTraceTokens-n*blockSize {
+			return nil, fmt.Errorf("%w: request %d has %d prompt tokens; with a shared prefix of %d tokens want [0, MaxTraceTokens=%d] in all", ErrFleetInvalid, i, q.InputTokens, n*blockSize, MaxTraceTokens)
+		}
 	}
 	out := make([]Request, len(reqs))
 	next := int64(-n - 1) // unique IDs for requests without any, downwards

@@ -154,10 +154,14 @@ func TestFleetHitBound(t *testing.T) {
 		{InputTokens: 512, HashIDs: []int64{9}},
 	}
 	// Hits: 0, 2 blocks, 1 block (2 was seen, but after a miss), 0.
-	assert.InDelta(t, float64(3*512)/float64(1024+1536+1600+512), FleetHitBound(reqs, 512), 1e-12)
+	bound, err := FleetHitBound(reqs, 512)
+	require.NoError(t, err)
+	assert.InDelta(t, float64(3*512)/float64(1024+1536+1600+512), bound, 1e-12)
 	res, err := RunFleet(fleetTrace(), FleetConfig{Speed: 2}, FleetRouters(1, 8)[3])
 	require.NoError(t, err)
-	assert.LessOrEqual(t, res.HitRate, FleetHitBound(fleetTrace(), MooncakeBlockSize))
+	bound, err = FleetHitBound(fleetTrace(), MooncakeBlockSize)
+	require.NoError(t, err)
+	assert.LessOrEqual(t, res.HitRate, bound)
 }
 
 func TestSharedPrefix(t *testing.T) {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/eviction"
+	"github.com/pagedkv/pagedkv/fleet"
 )
 
 // The bad-input tests of the study API: lengths that overflow, absurd
@@ -103,4 +105,75 @@ func TestBadInputCacheTraceSizes(t *testing.T) {
 	// 2^22 hash IDs split into 512 one-token blocks each: 2^31 references.
 	_, err = CacheTraceFromHashes([]Request{{HashIDs: []int64{1}}, {HashIDs: make([]int64, 1<<22)}}, 1)
 	assert.ErrorIs(t, err, ErrCacheStudy)
+}
+
+// TestBadInputSharedPrefix: a prefix or prompt that cannot be represented
+// is refused with ErrFleetInvalid and the requests are left as they were.
+// A huge n or prompt used to panic sizing the ID lists ("makeslice: cap
+// out of range"; kvbench fleet -shared-prefix 9223372036854775807 crashed),
+// a negative prompt passed through, and the error had no sentinel.
+func TestBadInputSharedPrefix(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		in        int
+		n, blockN int
+	}{
+		{"negative prompt", -1024, 0, 512},
+		{"prompt past MaxTraceTokens", math.MaxInt, 0, 512},
+		{"prefix past MaxTraceTokens", 10, MaxTraceTokens/512 + 1, 512},
+		{"prefix of MaxInt blocks", 10, math.MaxInt, 512},
+		{"prefix and prompt past MaxTraceTokens", MaxTraceTokens - 511, 1, 512},
+		{"block past MaxTraceTokens", 10, 1, MaxTraceTokens + 1},
+		{"block of MaxInt tokens", 10, 2, math.MaxInt},
+	} {
+		reqs := []Request{{InputTokens: 600}, {InputTokens: c.in}}
+		before := fmt.Sprintf("%+v", reqs)
+		var err error
+		require.NotPanics(t, func() { _, err = SharedPrefix(reqs, c.n, c.blockN) }, c.name)
+		require.ErrorIs(t, err, ErrFleetInvalid, c.name)
+		require.Equal(t, before, fmt.Sprintf("%+v", reqs), c.name)
+	}
+	// The largest prompt that fits is taken.
+	out, err := SharedPrefix([]Request{{InputTokens: MaxTraceTokens - 512}}, 1, 512)
+	require.NoError(t, err)
+	require.Equal(t, MaxTraceTokens, out[0].InputTokens)
+}
+
+// TestBadInputRunFleet: a request whose lengths the fleet cannot replay is
+// refused with ErrFleetInvalid before any server registers with the index.
+// A negative prompt used to panic in slices.Grow ("cannot be negative"), a
+// prompt of MaxInt tokens with "growslice: len out of range", and a
+// negative output length was taken as 1.
+func TestBadInputRunFleet(t *testing.T) {
+	good := Request{InputTokens: 600, OutputTokens: 2, HashIDs: []int64{1, 2}}
+	for name, q := range map[string]Request{
+		"negative prompt":        {InputTokens: -5, OutputTokens: 3},
+		"prompt of MaxInt":       {InputTokens: math.MaxInt, OutputTokens: 3, HashIDs: []int64{1}},
+		"prompt past MaxTrace":   {InputTokens: MaxTraceTokens + 1, OutputTokens: 3},
+		"negative output length": {InputTokens: 600, OutputTokens: -1, HashIDs: []int64{1, 2}},
+	} {
+		idx, err := fleet.New(fleet.Config{})
+		require.NoError(t, err)
+		require.NotPanics(t, func() {
+			_, err = RunFleet([]Request{good, q}, FleetConfig{Servers: 2, Blocks: 64, Index: idx}, FleetRouters(1, 8)[0])
+		}, name)
+		require.ErrorIs(t, err, ErrFleetInvalid, name)
+		servers, err := idx.Servers(nil)
+		require.NoError(t, err)
+		require.Empty(t, servers, "%s: the refused replay registered servers", name)
+	}
+}
+
+// TestBadInputFleetHitBound: a block size below 1 or a negative prompt is
+// refused with ErrFleetInvalid; a block size of 0 used to divide by zero.
+func TestBadInputFleetHitBound(t *testing.T) {
+	reqs := []Request{{InputTokens: 1024, HashIDs: []int64{1, 2}}}
+	for _, bs := range []int{0, -1, math.MinInt} {
+		var err error
+		require.NotPanics(t, func() { _, err = FleetHitBound(reqs, bs) }, "block size %d", bs)
+		require.ErrorIs(t, err, ErrFleetInvalid, "block size %d", bs)
+	}
+	var err error
+	require.NotPanics(t, func() { _, err = FleetHitBound([]Request{{InputTokens: -1024, HashIDs: []int64{1}}}, 512) })
+	require.ErrorIs(t, err, ErrFleetInvalid)
 }

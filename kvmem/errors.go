@@ -14,3 +14,8 @@ var ErrTooSmall = errors.New("kvmem: memory too small")
 // PoolBlocks leaves it 0: the same as paged.DefaultBlockSize and vLLM's
 // default on GPUs.
 const DefaultBlockSize = 16
+
+// MaxBlocks is the largest pool a paged.Manager takes (paged.MaxBlocks,
+// 2^24 blocks; kvmem does not import paged, so this is a copy a test keeps
+// equal): Capacity.PoolBlocks refuses a plan with more.
+const MaxBlocks = 1 << 24

@@ -48,10 +48,11 @@ func (d Deployment) withDefaults() (Deployment, error) {
 		return d, fmt.Errorf("%w: Deployment.GPUs %d must be in [1, 2^20]", ErrInvalid, d.GPUs)
 	case d.GPUMemory <= 0 || d.GPUMemory > 1<<60:
 		return d, fmt.Errorf("%w: Deployment.GPUMemory %d must be in [1, 2^60]", ErrInvalid, d.GPUMemory)
-	case d.CP < 0:
-		return d, fmt.Errorf("%w: Deployment.CP %d must be positive", ErrInvalid, d.CP)
-	case d.TP < 0:
-		return d, fmt.Errorf("%w: Deployment.TP %d must be positive", ErrInvalid, d.TP)
+	case d.CP < 0 || d.CP > d.GPUs:
+		return d, fmt.Errorf("%w: Deployment.CP %d must be in [1, GPUs=%d]", ErrInvalid, d.CP, d.GPUs)
+	case d.TP < 0 || d.TP > d.GPUs:
+		// Bounded by GPUs (at most 2^20), TP x CP cannot overflow.
+		return d, fmt.Errorf("%w: Deployment.TP %d must be in [1, GPUs=%d]", ErrInvalid, d.TP, d.GPUs)
 	case !(d.Reserve >= 0 && d.Reserve < 1):
 		return d, fmt.Errorf("%w: Deployment.Reserve %v must be a fraction in [0, 1)", ErrInvalid, d.Reserve)
 	case d.ReserveBytes < 0:
@@ -273,10 +274,10 @@ func (c Capacity) Tokens() int64 {
 }
 
 // PoolBlocks returns NumBlocks as paged.Config's NumBlocks, failing if the
-// pool exceeds the 2^31-1 blocks a Manager can address.
+// pool exceeds the MaxBlocks blocks a Manager takes.
 func (c Capacity) PoolBlocks() (int, error) {
-	if c.NumBlocks < 2 || c.NumBlocks > 1<<31-1 {
-		return 0, fmt.Errorf("%w: Capacity.NumBlocks %d must be in [2, 2^31); use larger blocks", ErrInvalid, c.NumBlocks)
+	if c.NumBlocks < 2 || c.NumBlocks > MaxBlocks {
+		return 0, fmt.Errorf("%w: Capacity.NumBlocks %d must be in [2, MaxBlocks=%d]; use larger blocks", ErrInvalid, c.NumBlocks, MaxBlocks)
 	}
 	return int(c.NumBlocks), nil
 }

@@ -1,6 +1,7 @@
 package kvmem_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -295,4 +296,53 @@ func TestPlanManagerRoundTrip(t *testing.T) {
 // copy that must not drift.
 func TestDefaultBlockSize(t *testing.T) {
 	assert.Equal(t, paged.DefaultBlockSize, kvmem.DefaultBlockSize)
+}
+
+// TestPoolBlocksFitAManager: Capacity.PoolBlocks and Spec.PoolBlocks
+// succeed exactly for the pools paged.New builds. They used to accept up
+// to 2^31-1 blocks, while a Manager takes at most paged.MaxBlocks (2^24):
+// a plan of 2^24+1 blocks passed them and then failed paged.New.
+func TestPoolBlocksFitAManager(t *testing.T) {
+	assert.Equal(t, paged.MaxBlocks, kvmem.MaxBlocks)
+	spec := kvmem.Spec{Layers: 1, KVHeads: 1, HeadDim: 16, Key: kvmem.FP8E4M3} // 32 bytes a block of 1 token
+	for _, blocks := range []int64{2, 1 << 20, kvmem.MaxBlocks, kvmem.MaxBlocks + 1, 1 << 30} {
+		c, err := kvmem.Plan(spec, 0, kvmem.Deployment{GPUMemory: blocks * 32, BlockSize: 1})
+		require.NoError(t, err)
+		require.Equal(t, blocks, c.NumBlocks)
+		n, err := c.PoolBlocks()
+		n2, err2 := spec.PoolBlocks(blocks*32, 1)
+		if blocks > kvmem.MaxBlocks {
+			require.ErrorIs(t, err, kvmem.ErrInvalid, "%d blocks", blocks)
+			require.ErrorIs(t, err2, kvmem.ErrInvalid, "Spec.PoolBlocks: %d blocks", blocks)
+			continue
+		}
+		require.NoError(t, err, "%d blocks", blocks)
+		require.NoError(t, err2, "Spec.PoolBlocks: %d blocks", blocks)
+		require.Equal(t, n, n2)
+		_, err = paged.New(paged.Config{BlockSize: c.Deployment.BlockSize, NumBlocks: n})
+		require.NoError(t, err, "%d blocks", blocks)
+	}
+}
+
+// TestBadInputParallelDegrees: TP and CP whose product overflows are
+// refused with ErrInvalid. TP x CP used to wrap around: to 0 (a division
+// by zero panic in Plan and KVBudget) or to a small divisor of GPUs (a
+// plan of nonsense replicas).
+func TestBadInputParallelDegrees(t *testing.T) {
+	spec := kvmem.Spec{Layers: 32, KVHeads: 8, HeadDim: 128, Key: kvmem.BF16}
+	for _, d := range []kvmem.Deployment{
+		{GPUs: 8, TP: 1 << 62, CP: 4},
+		{GPUs: 8, TP: 1<<62 + 1, CP: 4}, // wraps to 4, which divides 8
+		{GPUs: 8, TP: 4, CP: 1<<62 + 1},
+		{GPUs: 8, TP: math.MaxInt, CP: math.MaxInt},
+		{GPUs: 8, TP: 16},
+		{GPUs: 8, CP: 16},
+	} {
+		d.GPUMemory = 80e9
+		var err1, err2 error
+		require.NotPanics(t, func() { _, err1 = kvmem.Plan(spec, 16e9, d) }, "%+v", d)
+		require.NotPanics(t, func() { _, err2 = d.KVBudget(16e9) }, "%+v", d)
+		require.ErrorIs(t, err1, kvmem.ErrInvalid, "%+v", d)
+		require.ErrorIs(t, err2, kvmem.ErrInvalid, "%+v", d)
+	}
 }

@@ -403,8 +403,8 @@ func (s Spec) PoolBlocks(budget int64, blockSize int) (int, error) {
 	if n < 2 {
 		return 0, fmt.Errorf("%w: KV budget of %d bytes holds %d blocks of %d bytes; a pool needs 2 (block 0 is the null block)", ErrTooSmall, budget, max(n, 0), b)
 	}
-	if n > 1<<31-1 {
-		return 0, fmt.Errorf("%w: KV budget of %d bytes holds %d blocks, more than a pool's 2^31-1; use larger blocks", ErrInvalid, budget, n)
+	if n > MaxBlocks {
+		return 0, fmt.Errorf("%w: KV budget of %d bytes holds %d blocks, more than a pool's MaxBlocks=%d; use larger blocks", ErrInvalid, budget, n, MaxBlocks)
 	}
 	return int(n), nil
 }

@@ -97,30 +97,15 @@ type batchRow struct {
 // can be (MaxModelLen/BlockSize rounded up to a power of two, at least 16),
 // or SplitUnits outside [0, 2^20] is ErrInvalid.
 func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
-	if b == nil {
-		return errorf(ErrInvalid, "BuildBatch: nil *Batch")
-	}
-	if b.Stride < 0 || b.Stride > m.maxStride {
-		return errorf(ErrInvalid, "Batch.Stride %d must be in [0, %d] (the longest table rounded up to a power of two)", b.Stride, m.maxStride)
-	}
-	if b.SplitUnits < 0 || b.SplitUnits > maxSplitUnits || b.SplitMinChunk < 0 {
-		return errorf(ErrInvalid, "Batch.SplitUnits %d must be in [0, %d] and SplitMinChunk %d not negative", b.SplitUnits, maxSplitUnits, b.SplitMinChunk)
+	if err := m.checkBatch("BuildBatch", b); err != nil {
+		return err
 	}
 	if m.hybrid() {
 		if err := m.checkGroupsBatch(sched); err != nil {
 			return err
 		}
 	}
-	switch {
-	case b.stride == 0 || b.Stride != b.stride:
-		// The first call, or the caller changed Stride: a non-zero
-		// Stride fixes the width, zero makes it automatic.
-		b.fixed = b.Stride > 0
-		b.relayout(cmp.Or(b.Stride, 16))
-	case cap(b.Tables) < len(b.rows)*b.stride:
-		// The caller replaced Tables: its rows are gone.
-		b.relayout(b.stride)
-	}
+	b.layout()
 	for {
 		widest, err := m.fill(b, sched)
 		if err != nil {
@@ -129,25 +114,63 @@ func (m *Manager) BuildBatch(b *Batch, sched []Scheduled) error {
 		if widest == 0 {
 			break
 		}
-		// Automatic width: a power of two that fits the widest sequence;
-		// every row is rewritten once.
-		stride := b.Stride
-		for stride < widest {
-			stride *= 2
-		}
-		b.relayout(stride)
+		b.widen(widest)
 	}
+	m.finishBatch(b, sched)
+	return nil
+}
+
+// checkBatch refuses what BuildBatch (or op) refuses of b itself.
+func (m *Manager) checkBatch(op string, b *Batch) error {
+	if b == nil {
+		return errorf(ErrInvalid, "%s: nil *Batch", op)
+	}
+	if b.Stride < 0 || b.Stride > m.maxStride {
+		return errorf(ErrInvalid, "Batch.Stride %d must be in [0, %d] (the longest table rounded up to a power of two)", b.Stride, m.maxStride)
+	}
+	if b.SplitUnits < 0 || b.SplitUnits > maxSplitUnits || b.SplitMinChunk < 0 {
+		return errorf(ErrInvalid, "Batch.SplitUnits %d must be in [0, %d] and SplitMinChunk %d not negative", b.SplitUnits, maxSplitUnits, b.SplitMinChunk)
+	}
+	return nil
+}
+
+// layout takes the caller's Stride: on the first call, or when the caller
+// changed Stride, a non-zero Stride fixes the width and zero makes it
+// automatic; rows are dropped too when the caller replaced Tables.
+func (b *Batch) layout() {
+	switch {
+	case b.stride == 0 || b.Stride != b.stride:
+		b.fixed = b.Stride > 0
+		b.relayout(cmp.Or(b.Stride, 16))
+	case cap(b.Tables) < len(b.rows)*b.stride:
+		b.relayout(b.stride)
+	}
+}
+
+// widen makes an automatic width a power of two that fits widest blocks;
+// every row is rewritten once.
+func (b *Batch) widen(widest int) {
+	stride := b.Stride
+	for stride < widest {
+		stride *= 2
+	}
+	b.relayout(stride)
+}
+
+// finishBatch completes b once its rows are filled: the other groups'
+// tables, the split plan (its arguments checked by checkBatch, so it
+// cannot fail) and the pending directives.
+func (m *Manager) finishBatch(b *Batch, sched []Scheduled) {
 	if m.hybrid() {
 		m.fillGroups(b, sched)
 	}
 	if b.SplitUnits > 0 {
 		if err := b.Split.Build(b.BlocksPerSeq, b.SplitUnits, max(b.SplitMinChunk, 1)); err != nil {
-			return err
+			panic("paged: a checked split plan failed: " + err.Error())
 		}
 	}
 	b.Swaps = m.TakeSwaps(b.Swaps[:0])
 	b.Copies = m.TakeCopies(b.Copies[:0])
-	return nil
 }
 
 // relayout empties b's rows for a new width.
@@ -162,28 +185,9 @@ func (b *Batch) relayout(stride int) {
 // needed when a sequence is wider than an automatic stride (the caller
 // relayouts and fills again), or an error.
 func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
-	m.stamp++
-	if m.stamp == 0 {
-		m.stamp = 1
-		for i := range m.seqs {
-			m.seqs[i].mark = 0
-		}
-	}
+	m.newStamp()
 	n, stride := len(sched), b.Stride
-	for len(b.rows) < n {
-		b.rows = append(b.rows, batchRow{})
-	}
-	if need := n * stride; cap(b.Tables) < need {
-		t := make([]int32, need, need+need/2)
-		copy(t, b.Tables[:cap(b.Tables)])
-		b.Tables = t
-	} else {
-		b.Tables = b.Tables[:need]
-	}
-	b.Seqs, b.SeqLens, b.QueryLens = resize(b.Seqs, n), resize(b.SeqLens, n), resize(b.QueryLens, n)
-	b.BlocksPerSeq, b.QueryStart = resize(b.BlocksPerSeq, n), resize(b.QueryStart, n+1)
-	b.QueryStart[0] = 0
-	b.Slots = b.Slots[:0]
+	b.size(n)
 	// Local slices of length n let the compiler drop bounds checks.
 	seqs, lens, qlens, nblocks := b.Seqs[:n], b.SeqLens[:n], b.QueryLens[:n], b.BlocksPerSeq[:n]
 	qstart, rows, all := b.QueryStart[1:n+1], b.rows[:n], m.seqs
@@ -211,18 +215,8 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 			continue // only validating now; the rows are rewritten anyway
 		}
 		r := &rows[i]
-		if r.id != sc.ID || r.version != s.version || r.filled > nb {
-			// A different sequence, or this one replaced or dropped
-			// entries: rewrite the row.
-			clear(b.Tables[i*stride+nb : i*stride+min(max(r.filled, nb), stride)])
-			*r = batchRow{id: sc.ID, version: s.version}
-		}
-		if r.filled < nb { // the sequence gained blocks
-			row := b.Tables[i*stride : i*stride+nb]
-			for k := r.filled; k < nb; k++ {
-				row[k] = int32(s.blocks[k])
-			}
-			r.filled, r.last = nb, row[nb-1]
+		if r.id != sc.ID || r.version != s.version || r.filled != nb {
+			b.syncRow(i, sc.ID, s)
 		}
 		seqs[i], lens[i], qlens[i], nblocks[i] = sc.ID, int32(ntok), int32(sc.NewTokens), int32(nb)
 		// A decode token's slot needs only the row's last entry, cached in
@@ -247,6 +241,47 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 	}
 	b.Slots = slots
 	return widen, nil
+}
+
+// size makes b's rows, tables and per-sequence arrays n entries long (the
+// tables n rows of b.Stride), reusing their arrays, and empties Slots.
+func (b *Batch) size(n int) {
+	for len(b.rows) < n {
+		b.rows = append(b.rows, batchRow{})
+	}
+	if need := n * b.Stride; cap(b.Tables) < need {
+		t := make([]int32, need, need+need/2)
+		copy(t, b.Tables[:cap(b.Tables)])
+		b.Tables = t
+	} else {
+		b.Tables = b.Tables[:need]
+	}
+	b.Seqs, b.SeqLens, b.QueryLens = resize(b.Seqs, n), resize(b.SeqLens, n), resize(b.QueryLens, n)
+	b.BlocksPerSeq, b.QueryStart = resize(b.BlocksPerSeq, n), resize(b.QueryStart, n+1)
+	b.QueryStart[0] = 0
+	b.Slots = b.Slots[:0]
+}
+
+// syncRow brings row i of b, whose Tables are b.Stride wide, up to date
+// with s, scheduled there as id, whose table fits the stride: its entries,
+// and the row's record (batchRow), which the fill loops compare with s to
+// skip this call when nothing changed. A row of a different sequence, or
+// of this one after it replaced or dropped entries, is rewritten; one
+// whose sequence only gained blocks is extended by them.
+func (b *Batch) syncRow(i int, id SeqID, s *sequence) {
+	stride, nb := b.Stride, len(s.blocks)
+	r := &b.rows[i]
+	if r.id != id || r.version != s.version || r.filled > nb {
+		clear(b.Tables[i*stride+nb : i*stride+min(max(r.filled, nb), stride)])
+		*r = batchRow{id: id, version: s.version}
+	}
+	if r.filled < nb {
+		row := b.Tables[i*stride : i*stride+nb]
+		for k := r.filled; k < nb; k++ {
+			row[k] = int32(s.blocks[k])
+		}
+		r.filled, r.last = nb, row[nb-1]
+	}
 }
 
 // batchError says what is wrong with one scheduled entry; kept out of

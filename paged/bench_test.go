@@ -23,14 +23,21 @@ import (
 // PAGEDKV_BENCH_HUGEPAGES set (Linux 6.1 and later), the process's heap
 // is moved to 2 MiB pages after the warm-up (hugePages), which shows the
 // share of TLB misses; huge-pages is how many it got.
-func BenchmarkDecodeStep(b *testing.B) {
+func BenchmarkDecodeStep(b *testing.B) { benchDecodeSizes(b, false) }
+
+// BenchmarkDecodeStepBatched is BenchmarkDecodeStep with each step made
+// by one DecodeStep call (each row written as its token is appended) instead
+// of an Append call per sequence and BuildBatch.
+func BenchmarkDecodeStepBatched(b *testing.B) { benchDecodeSizes(b, true) }
+
+func benchDecodeSizes(b *testing.B, batched bool) {
 	for _, n := range []int{64, 256, 1024, 4096} {
 		for _, caching := range []bool{false, true} {
 			if n != 256 && testing.Short() {
 				continue
 			}
 			b.Run(fmt.Sprintf("seqs=%d/caching=%v", n, caching), func(b *testing.B) {
-				benchDecode(b, n, caching)
+				benchDecode(b, n, caching, batched)
 			})
 		}
 	}
@@ -45,16 +52,29 @@ type decoder struct {
 	every func()
 	batch paged.Batch
 	steps int
+	// batched: a step is one DecodeStep call, with the tokens in tokens,
+	// rather than an Append call per sequence and BuildBatch.
+	batched bool
+	tokens  []int32
 }
 
 func (d *decoder) step(b *testing.B) {
-	for _, sc := range d.sched {
-		if err := d.m.Append(sc.ID, int32(d.steps)); err != nil {
+	if d.batched {
+		for i := range d.tokens {
+			d.tokens[i] = int32(d.steps)
+		}
+		if _, err := d.m.DecodeStep(&d.batch, d.sched, d.tokens); err != nil {
 			b.Fatal(err)
 		}
-	}
-	if err := d.m.BuildBatch(&d.batch, d.sched); err != nil {
-		b.Fatal(err)
+	} else {
+		for _, sc := range d.sched {
+			if err := d.m.Append(sc.ID, int32(d.steps)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := d.m.BuildBatch(&d.batch, d.sched); err != nil {
+			b.Fatal(err)
+		}
 	}
 	d.steps++
 	if d.steps%256 == 0 {
@@ -82,9 +102,9 @@ func reportCPU(b *testing.B, cpu0 int64, units int) {
 	}
 }
 
-func benchDecode(b *testing.B, n int, caching bool) {
+func benchDecode(b *testing.B, n int, caching, batched bool) {
 	m, sched := decodeSetup(b, n, 16, n*40, !caching)
-	d := &decoder{m: m, sched: sched, every: func() {
+	d := &decoder{m: m, sched: sched, batched: batched, tokens: make([]int32, n), every: func() {
 		for _, sc := range sched {
 			if err := m.Truncate(sc.ID, 100); err != nil {
 				b.Fatal(err)

@@ -160,6 +160,12 @@ func checkGroups(cfg *Config) error {
 			if param < 1 {
 				return fmt.Errorf("%w: Config.Groups[%d] (%v) needs a positive Window, Chunk or Pages", ErrInvalid, i, g.Kind)
 			}
+			if g.Kind == State && param > cfg.NumBlocks-1 {
+				// No sequence could ever hold such a state. (A pool
+				// that fits the states but not a sequence's tokens
+				// besides them is refused at admission, ErrNever.)
+				return fmt.Errorf("%w: Config.Groups[%d] (%v) takes %d pages per sequence, more than the pool's %d usable blocks", ErrInvalid, i, g.Kind, param, cfg.NumBlocks-1)
+			}
 			if other != nil && *other != *g {
 				return fmt.Errorf("%w: Config.Groups[%d] (%v %d) differs from another group (%v); one kind besides full attention, of one size, is supported", ErrInvalid, i, g.Kind, param, other.Kind)
 			}

@@ -438,6 +438,9 @@ func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
 		hostBlocks := rapid.SampledFrom([]int{0, 4, 16, 64}).Draw(t, "host blocks")
 		offload := hostBlocks > 0 && rapid.Bool().Draw(t, "offload")
 		blocks := rapid.IntRange(2, 64).Draw(t, "blocks")
+		// A state of more pages than the pool's usable blocks is a
+		// configuration New refuses.
+		blocks = max(blocks, other.Pages+1)
 		if offloading {
 			hostBlocks = rapid.SampledFrom([]int{8, 16, 64}).Draw(t, "host blocks")
 			offload, blocks = true, rapid.IntRange(8, 32).Draw(t, "blocks")

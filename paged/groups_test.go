@@ -2,6 +2,7 @@ package paged_test
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,6 +35,13 @@ func TestGroupsConfig(t *testing.T) {
 		{"with a host tier that offloads", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}}, 16, true},
 		{"state groups with a host tier", []paged.Group{{}, {Kind: paged.State, Pages: 2}, {Kind: paged.State, Pages: 2}}, 16, true},
 		{"too many", make([]paged.Group, 256), 0, false},
+		// 64 blocks: 63 usable, so a state of 63 pages is the largest a
+		// sequence could hold (with no room for its tokens besides:
+		// admission says ErrNever).
+		{"state as large as the pool", []paged.Group{{}, {Kind: paged.State, Pages: 63}}, 0, true},
+		{"state larger than the pool", []paged.Group{{}, {Kind: paged.State, Pages: 64}}, 0, false},
+		{"state of 2^40 pages", []paged.Group{{}, {Kind: paged.State, Pages: 1 << 40}}, 0, false},
+		{"state of MaxInt pages", []paged.Group{{}, {Kind: paged.State, Pages: math.MaxInt}}, 0, false},
 	} {
 		_, err := paged.New(paged.Config{NumBlocks: 64, Groups: tc.groups, HostBlocks: tc.host})
 		if tc.host > 0 {

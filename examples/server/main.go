@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -210,7 +211,14 @@ func replay(ctx context.Context, srv *Server, o options, sleep func(context.Cont
 	for i, t := range trace {
 		// Sleeping the gap between arrivals drifts by the timer's slack;
 		// an example can live with that.
-		if err := sleep(ctx, time.Duration(float64(t.Arrival-prev)/o.speed)); err != nil {
+		// A tiny -speed can stretch a gap past what a Duration holds:
+		// wait as long as one can rather than let the conversion wrap.
+		// (float64(MaxInt64) is 2^63, itself one past the range.)
+		gap := time.Duration(math.MaxInt64)
+		if g := float64(t.Arrival-prev) / o.speed; g < math.MaxInt64 {
+			gap = time.Duration(g)
+		}
+		if err := sleep(ctx, gap); err != nil {
 			return err
 		}
 		prev = t.Arrival

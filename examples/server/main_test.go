@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -123,4 +124,28 @@ func TestReplayBacksOffWhenTheQueueIsFull(t *testing.T) {
 	writeSummary(&out, sn, time.Second)
 	assert.Contains(t, out.String(), "11 rejected, ")
 	assert.Contains(t, out.String(), "rejected     11 queue_full\n")
+}
+
+// TestReplayGapsDoNotWrap: a tiny -speed stretches the trace's gaps past
+// what a time.Duration holds; the replay must then wait as long as it can,
+// not convert the overflowing float to a negative duration and submit at
+// once.
+func TestReplayGapsDoNotWrap(t *testing.T) {
+	gaps := traces.AzureConv()[1].Arrival - traces.AzureConv()[0].Arrival
+	require.Positive(t, gaps, "the test needs a gap between the first two arrivals")
+	for _, speed := range []string{"1e-300", "1e-12", "5e-324"} {
+		var seen []time.Duration
+		rec := func(ctx context.Context, d time.Duration) error {
+			seen = append(seen, d)
+			if len(seen) == 2 {
+				return context.Canceled // the first gap is all the test needs
+			}
+			return ctx.Err()
+		}
+		var out bytes.Buffer
+		_ = run(context.Background(), []string{"-requests", "3", "-blocks", "512", "-step-time", "0", "-speed", speed},
+			env{stdout: &out, stderr: &out, sleep: rec})
+		require.Len(t, seen, 2, "speed %s", speed)
+		assert.Equal(t, time.Duration(math.MaxInt64), seen[1], "speed %s: the first gap", speed)
+	}
 }

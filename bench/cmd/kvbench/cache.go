@@ -57,6 +57,9 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	if *queueLoad != 0 && !(*queueLoad > 0 && *queueLoad < 1e6) {
 		return usageErrorf("bad -queue-load %g: want a load above 0 (and below 1e6), or 0 for no queue", *queueLoad)
 	}
+	if !(*pinShare > 0 && *pinShare <= 1) {
+		return usageErrorf("bad -pin-share %g: want a share of the pool in (0, 1]", *pinShare)
+	}
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
 		return err
@@ -94,9 +97,6 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	if *queueLoad != 0 {
 		if hostFixed > 0 || hostFactor > 0 {
 			return usageErrorf("-queue-load and -host-tokens cannot be combined")
-		}
-		if !(*pinShare > 0 && *pinShare <= 1) {
-			return usageErrorf("bad -pin-share %g: want a share of the pool in (0, 1]", *pinShare)
 		}
 		qm = &bench.QueueModel{Load: *queueLoad, PinShare: *pinShare}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,5 +209,23 @@ func TestBadInputCacheFlags(t *testing.T) {
 		var ue *usageError
 		assert.True(t, errors.As(err, &ue), "%v: %v", bad, err)
 		assert.Empty(t, out.String(), "%v", bad)
+	}
+}
+
+// TestBadInputCachePinShare: a -pin-share outside (0, 1] is a usage error
+// before the trace is read, with or without -queue-load. Without a queue
+// it used to be ignored silently, and with one it was checked only after
+// the trace was read and prepared.
+func TestBadInputCachePinShare(t *testing.T) {
+	for _, share := range []string{"-1", "0", "1.5", "NaN", "+Inf", "-Inf"} {
+		for _, queue := range [][]string{nil, {"-queue-load", "0.5"}} {
+			args := append([]string{"-trace", "/nonexistent/x.jsonl", "-policies", "lru", "-capacity-tokens", "51200", "-pin-share", share}, queue...)
+			var out, errb bytes.Buffer
+			err := runCache(args, &out, &errb)
+			var ue *usageError
+			assert.True(t, errors.As(err, &ue), "%v: %v", args, err)
+			assert.Contains(t, fmt.Sprint(err), "-pin-share", "%v", args)
+			assert.Empty(t, out.String(), "%v", args)
+		}
 	}
 }

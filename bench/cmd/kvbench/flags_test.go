@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/bench"
 )
 
 // TestCommandsShareOneStyle: every command prints the same usage header
@@ -64,5 +68,24 @@ func TestBadFlagValuesExit2(t *testing.T) {
 		{"overhead", "-policy", "zz"},
 	} {
 		assert.Equal(t, 2, run(args, &bytes.Buffer{}, &bytes.Buffer{}), "%v", args)
+	}
+}
+
+// TestHugeFlagValuesDoNotPanic: flag values too large for what they size
+// (a preallocation, a shared prefix, a state group) are usage errors; they
+// used to crash kvbench with "makeslice: cap out of range".
+func TestHugeFlagValuesDoNotPanic(t *testing.T) {
+	huge := strconv.Itoa(math.MaxInt)
+	for _, args := range [][]string{
+		{"fleet", "-redis", "", "-requests", "2", "-shared-prefix", huge},
+		{"fleet", "-redis", "", "-requests", "2", "-shared-prefix", strconv.Itoa(bench.MaxTraceTokens/bench.MooncakeBlockSize + 1)},
+		{"overhead", "-requests", "2", "-repeat", huge},
+		{"overhead", "-requests", "2", "-state", huge},
+		{"overhead", "-requests", "2", "-blocks", "64", "-state", "64"},
+	} {
+		var stderr bytes.Buffer
+		assert.NotPanics(t, func() {
+			assert.Equal(t, 2, run(args, &bytes.Buffer{}, &stderr), "%v: %s", args, stderr.String())
+		}, "%v", args)
 	}
 }

@@ -124,8 +124,9 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	if *limit < 0 || *skip < 0 {
 		return usageErrorf("-requests %d and -skip %d must not be negative", *limit, *skip)
 	}
-	if *shared < 0 {
-		return usageErrorf("-shared-prefix %d must not be negative", *shared)
+	if *shared < 0 || *shared > bench.MaxTraceTokens/bench.MooncakeBlockSize {
+		return usageErrorf("-shared-prefix %d must be in [0, %d] (blocks of %d tokens, a prompt at most %d tokens)",
+			*shared, bench.MaxTraceTokens/bench.MooncakeBlockSize, bench.MooncakeBlockSize, bench.MaxTraceTokens)
 	}
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
@@ -318,8 +319,13 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 		byName[r.Router] = r
 	}
 	rr, ll, pa, ca := byName["round-robin"], byName["least-loaded"], byName["prefix-aware"], byName["cost-aware"]
-	fmt.Fprintf(w, "cost-aware: hit rate %.1f%% (x%.3f prefix-aware's, x%.2f round-robin's), imbalance %.3f, makespan x%.3f and p90 wait %+.2f s vs least-loaded; bound for one unbounded cache %.1f%%\n",
-		100*ca.HitRate, ca.HitRate/pa.HitRate, ca.HitRate/rr.HitRate, ca.Imbalance, ca.Makespan/ll.Makespan, ca.P90Wait-ll.P90Wait, 100*bench.FleetHitBound(reqs, bench.MooncakeBlockSize))
+	// The replays took reqs, so the bound does too; "?" should it not.
+	bound := "?"
+	if b, err := bench.FleetHitBound(reqs, bench.MooncakeBlockSize); err == nil {
+		bound = fmt.Sprintf("%.1f%%", 100*b)
+	}
+	fmt.Fprintf(w, "cost-aware: hit rate %.1f%% (x%.3f prefix-aware's, x%.2f round-robin's), imbalance %.3f, makespan x%.3f and p90 wait %+.2f s vs least-loaded; bound for one unbounded cache %s\n",
+		100*ca.HitRate, ca.HitRate/pa.HitRate, ca.HitRate/rr.HitRate, ca.Imbalance, ca.Makespan/ll.Makespan, ca.P90Wait-ll.P90Wait, bound)
 	for _, r := range rows {
 		if r.EventsPerSec > 0 {
 			fmt.Fprintf(w, "index event application (memory, %s replay): %.0f block events/s\n", r.Router, r.EventsPerSec)

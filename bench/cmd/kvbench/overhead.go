@@ -21,6 +21,10 @@ const vllmDigest = "38a4b81b4e06ea94875657a5d3c9567875cd1f3e8c8ed2d2c4135beb0586
 // default settings (WORKLOADS.md, section 8).
 const vllmHybridDigest = "e6f08fd0401c0f3b70727540c4800b9f9f77dfc6f4be1f8d54a0ac98f4a8caee"
 
+// maxRepeat bounds -repeat: the replays' results are kept to take their
+// median, and a thousand replays of W1 already take hours.
+const maxRepeat = 1000
+
 func runOverhead(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("overhead", stderr)
 	var cfg bench.W1Config
@@ -31,7 +35,7 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxModelLen, "max-model-len", 16384, "most tokens of one request")
 	fs.StringVar(&cfg.Compat, "compat", "", `"vllm": one LRU queue over all free blocks, as vLLM v1; empty: the library's default`)
 	fs.BoolVar(&cfg.Digest, "digest", false, "compute the allocation digest")
-	repeat := fs.Int("repeat", 1, "replay R times and report the run with the median manager time")
+	repeat := fs.Int("repeat", 1, "replay R times (at most 1000) and report the run with the median manager time")
 	asJSON := fs.Bool("json", false, "print the JSON line only, without the summary")
 	trace := fs.String("trace", "", "Azure CSV trace (default: the embedded Azure conversation trace)")
 	policy := fs.String("policy", "lru", "eviction policy of cached blocks (eviction.Names); -compat vllm needs lru")
@@ -57,8 +61,8 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	if extra > 1 {
 		return usageErrorf("-window, -chunk and -state each add the second group: give one")
 	}
-	if *repeat < 1 {
-		return usageErrorf("-repeat %d must be at least 1", *repeat)
+	if *repeat < 1 || *repeat > maxRepeat {
+		return usageErrorf("-repeat %d must be in [1, %d]", *repeat, maxRepeat)
 	}
 	for _, v := range []struct {
 		name string
@@ -70,6 +74,9 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Blocks < 2 {
 		return usageErrorf("-blocks %d must be at least 2 (block 0 is the null block)", cfg.Blocks)
+	}
+	if cfg.StatePages >= cfg.Blocks {
+		return usageErrorf("-state %d must be below -blocks %d (block 0 is the null block)", cfg.StatePages, cfg.Blocks)
 	}
 	f, err := eviction.ByName(*policy)
 	if err != nil {

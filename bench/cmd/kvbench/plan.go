@@ -91,7 +91,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 
 	m, err := planModel(*model, set, *layers, *groups, *kvHeads, *headDim, *mlaLatent, *mlaRope, *params)
 	if err != nil {
-		return err
+		return &usageError{err: err} // every error of planModel names a flag's value
 	}
 	wt, err := kvmem.ParseType(*weights)
 	if err != nil {

@@ -358,3 +358,23 @@ func TestParseGroups(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "-layers and -groups")
 }
+
+// TestPlanModelFlagsExit2: a bad model flag is a usage error (exit code
+// 2) like any other bad flag value; the model's flags used to exit 1
+// while -gpus 0 or -block-size 0 exited 2.
+func TestPlanModelFlagsExit2(t *testing.T) {
+	for _, args := range [][]string{
+		{"-model", "gpt-5"},
+		{"-layers", "-1"},
+		{"-layers", "8", "-groups", "full:8"},
+		{"-groups", "bogus:1"},
+		{"-layers", "32", "-kv-heads", "0", "-head-dim", "128", "-params", "8B"},
+		{"-mla-latent", "-1", "-layers", "4", "-params", "8B"},
+		{"-mla-latent", "512", "-mla-rope", "-1", "-layers", "4", "-params", "8B"},
+		{"-layers", "32", "-kv-heads", "8", "-head-dim", "128"},
+		{"-params", "0"},
+	} {
+		var errb bytes.Buffer
+		assert.Equal(t, 2, run(append([]string{"plan"}, args...), &bytes.Buffer{}, &errb), "%v: %s", args, errb.String())
+	}
+}

@@ -113,6 +113,9 @@ type quantResult struct {
 	Errors        []quantError `json:"errors"`
 }
 
+// maxQuantCount bounds -q-heads, -seqs and -queries.
+const maxQuantCount = 1 << 16
+
 func runQuant(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("quant", stderr)
 	var cfg quantConfig
@@ -150,6 +153,12 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.shape.KVHeads < 1 || cfg.shape.HeadDim < 1 || cfg.shape.QueryHeads < 1 || cfg.shape.QueryHeads%cfg.shape.KVHeads != 0 {
 		return usageErrorf("-q-heads must be a positive multiple of -kv-heads, -head-dim positive")
+	}
+	// kvmem bounds -kv-heads by 2^16 and -head-dim by 2^20; these bounds
+	// keep the study's buffer sizes (queries x heads x head dim, and the
+	// like) from overflowing an int.
+	if cfg.shape.QueryHeads > maxQuantCount || cfg.seqs > maxQuantCount || cfg.queries > maxQuantCount {
+		return usageErrorf("-q-heads %d, -seqs %d and -queries %d must be at most %d", cfg.shape.QueryHeads, cfg.seqs, cfg.queries, maxQuantCount)
 	}
 	var rows []quantRow
 	for _, name := range strings.Split(*types, ",") {
@@ -478,7 +487,9 @@ func (c *quantCell) prepare(cfg quantConfig, r int, row quantRow, n int) error {
 	if err := m.BuildBatch(&c.batch, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
 		return err
 	}
-	minChunk := (cfg.minChunkTokens + sh.BlockSize - 1) / sh.BlockSize
+	// Rounded up to blocks without adding first: a -min-chunk near MaxInt
+	// would wrap around.
+	minChunk := cfg.minChunkTokens/sh.BlockSize + min(cfg.minChunkTokens%sh.BlockSize, 1)
 	if err := c.plan.Build(c.batch.BlocksPerSeq, cfg.units, minChunk); err != nil {
 		return err
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -109,5 +111,36 @@ func TestQuantGolden(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, string(want), out.String())
 		})
+	}
+}
+
+// TestQuantHugeMinChunk: a -min-chunk longer than any context means one
+// chunk, whatever its size. Rounding it up to blocks used to overflow for
+// values near MaxInt, and the study failed with "minChunkBlocks
+// -576460752303423487 must be at least 1".
+func TestQuantHugeMinChunk(t *testing.T) {
+	args := []string{"-lengths", "1024", "-seqs", "1", "-queries", "1", "-types", "q8_0", "-json", "-min-chunk"}
+	var want, got, errOut bytes.Buffer
+	require.NoError(t, runQuant(append(args, "100000000"), &want, &errOut))
+	require.NoError(t, runQuant(append(args, strconv.Itoa(math.MaxInt)), &got, &errOut))
+	require.Equal(t, want.String(), got.String())
+}
+
+// TestQuantHugeShapesAreUsageErrors: -q-heads, -seqs and -queries so large
+// that the study's buffer sizes overflow are usage errors. -q-heads 2^62
+// used to wrap queries x group x head dim to 0 and panic in
+// attention.Dense ("slice bounds out of range").
+func TestQuantHugeShapesAreUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"-q-heads", "4611686018427387904", "-kv-heads", "8"},
+		{"-q-heads", "131072", "-kv-heads", "8"},
+		{"-queries", "4611686018427387904"},
+		{"-seqs", "4611686018427387904"},
+	} {
+		var errb bytes.Buffer
+		args = append([]string{"quant", "-lengths", "64", "-types", "q8_0"}, args...)
+		assert.NotPanics(t, func() {
+			assert.Equal(t, 2, run(args, &bytes.Buffer{}, &errb), "%v: %s", args, errb.String())
+		}, "%v", args)
 	}
 }
