@@ -281,6 +281,9 @@ type auditRig struct {
 	swaps  map[[2]int]uint64
 	next   int32
 	step   int
+	// partial is the entries a step call (AppendStep, DecodeStep)
+	// reported done before it ran out of space.
+	partial int
 }
 
 func (a *auditRig) all() []SeqID { return slices.Concat(a.ids, a.dead) }
@@ -315,6 +318,9 @@ func (a *auditRig) call(t *rapid.T, what string, fn func() error) error {
 		// manager's window groups slide before Append's space check, as
 		// vLLM's allocate_slots does.
 		slid := errors.Is(err, ErrNoSpace) && a.m.cfg.UnifiedFreeQueue && a.m.hybrid()
+		// AppendStep and DecodeStep keep the entries before the one that
+		// ran out of space (documented).
+		slid = slid || errors.Is(err, ErrNoSpace) && a.partial > 0
 		if !slid && !reflect.DeepEqual(before, after) {
 			t.Fatalf("step %d %s refused (%v) but changed the manager:%s", a.step, what, err, diffObserved(before, after))
 		}
@@ -627,7 +633,7 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			return rapid.SampledFrom(ids).Draw(t, label)
 		}
 		for range rapid.IntRange(1, 60).Draw(t, "steps") {
-			op := rapid.IntRange(0, 24).Draw(t, "op")
+			op := rapid.IntRange(0, 25).Draw(t, "op")
 			if len(a.ids) == 0 && op > 2 && op != 23 {
 				op = rapid.IntRange(0, 2).Draw(t, "emptyOp")
 			}
@@ -812,6 +818,34 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				}) == nil {
 					a.ids = append(a.ids, id)
 				}
+			case 25: // a decode step: AppendStep, or DecodeStep into a batch
+				ids := subset("step", seqRunning)
+				sched := make([]Scheduled, len(ids))
+				toks := make([]int32, len(ids))
+				for i, id := range ids {
+					sched[i] = Scheduled{ID: id, NewTokens: 1}
+					toks[i], a.next = a.next, a.next+1
+				}
+				decode := rapid.Bool().Draw(t, "decodeStep")
+				var b Batch
+				err := a.call(t, fmt.Sprintf("step(%v, decode %v)", ids, decode), func() (err error) {
+					if decode {
+						a.partial, err = m.DecodeStep(&b, sched, toks)
+						if err == nil { // the directives the batch took
+							a.copies += len(b.Copies)
+							for _, w := range b.Swaps {
+								a.swapTaken(w)
+							}
+						}
+					} else {
+						a.partial, err = m.AppendStep(sched, toks)
+					}
+					return
+				})
+				if err == nil && a.partial != len(sched) {
+					t.Fatalf("step %d: a step of %d entries returned %d", a.step, len(sched), a.partial)
+				}
+				a.partial = 0
 			case 21, 22: // a bad call to any method
 				a.badCall(t, cfg, pick)
 			}
@@ -975,6 +1009,21 @@ func (a *auditRig) badCall(t *rapid.T, cfg Config, pick func(string) (int, SeqID
 		}},
 		{"BuildBatch(live, 0 new)", func() error { var b Batch; return m.BuildBatch(&b, []Scheduled{{ID: live, NewTokens: 0}}) }},
 		{"BuildBatch(nil)", func() error { return m.BuildBatch(nil, nil) }},
+		{"AppendStep(live twice)", func() error {
+			_, err := m.AppendStep([]Scheduled{{ID: live, NewTokens: 1}, {ID: live, NewTokens: 1}}, []int32{1, 2})
+			return err
+		}},
+		{"AppendStep(2 entries, 1 token)", func() error {
+			_, err := m.AppendStep([]Scheduled{{ID: live, NewTokens: 1}, {ID: bad, NewTokens: 1}}, []int32{1})
+			return err
+		}},
+		{"AppendStep(bad)", func() error { _, err := m.AppendStep([]Scheduled{{ID: bad, NewTokens: 1}}, []int32{1}); return err }},
+		{"DecodeStep(live, 2 new)", func() error {
+			var b Batch
+			_, err := m.DecodeStep(&b, []Scheduled{{ID: live, NewTokens: 2}}, []int32{1})
+			return err
+		}},
+		{"DecodeStep(nil)", func() error { _, err := m.DecodeStep(nil, nil, nil); return err }},
 		{"AddHashed(short)", func() error {
 			_, err := m.AddHashed(make([]int32, 2*m.bs), []Hash{{}}, nil)
 			return err
