@@ -742,8 +742,12 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				ids := slices.Concat(a.pins, a.gone, []PinID{0, 1 << 40})
 				id := rapid.SampledFrom(ids).Draw(t, "pin")
 				if rapid.Bool().Draw(t, "unpin") {
+					pins := m.PinStats().Pins
 					if a.call(t, fmt.Sprintf("Unpin(%#x)", id), func() error { return m.Unpin(id) }) == nil {
 						a.gone = append(a.gone, id)
+						if _, err := m.lookupPin(id); err == nil || m.PinStats().Pins != pins-1 {
+							t.Fatalf("step %d: Unpin(%#x) left it live (%v), %d pins of %d", a.step, uint64(id), err, m.PinStats().Pins, pins)
+						}
 					}
 				} else {
 					until := m.now + int64(rapid.IntRange(-1, 5).Draw(t, "extend"))
@@ -753,7 +757,24 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				now := m.now + int64(rapid.IntRange(-1, 4).Draw(t, "advance"))
 				a.call(t, fmt.Sprintf("Advance(%d)", now), func() error { m.Advance(now); return nil })
 			case 16: // ResetCache (refused while blocks are held)
-				a.call(t, "ResetCache", m.ResetCache)
+				if rapid.Bool().Draw(t, "quiesce") {
+					// Every sequence and pin gone first, so that it runs.
+					for _, id := range a.ids {
+						a.call(t, fmt.Sprintf("Free(%v)", id), func() error { return m.Free(id) })
+					}
+					a.dead, a.ids = append(a.dead, a.ids...), a.ids[:0]
+					for _, id := range a.pins {
+						if _, err := m.lookupPin(id); err == nil {
+							a.call(t, fmt.Sprintf("Unpin(%#x)", id), func() error { return m.Unpin(id) })
+						}
+					}
+					a.gone, a.pins = append(a.gone, a.pins...), nil
+				}
+				if a.call(t, "ResetCache", m.ResetCache) == nil {
+					if st := m.Stats(); st.CachedBlocks != 0 && !m.cfg.UnifiedFreeQueue || st.Tiers.HostCached != 0 {
+						t.Fatalf("step %d: ResetCache left %d device and %d host blocks cached", a.step, st.CachedBlocks, st.Tiers.HostCached)
+					}
+				}
 			case 17: // the step's directives
 				m.TakeSwaps(nil)
 				m.TakeCopies(nil)
