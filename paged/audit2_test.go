@@ -219,6 +219,9 @@ func observe(m *Manager, ids []SeqID) observed {
 		EventSeq: m.bp.events.seq, Copies: slices.Clone(m.copies), Pend: len(m.ret.pend), Available: m.available(),
 		Cached: slices.Clone(m.bp.cached), Hashes: slices.Clone(m.bp.hash),
 	}
+	if len(o.PinEvents) == 0 {
+		o.PinEvents = nil // drained or never queued: the same
+	}
 	for _, e := range m.bp.events.queue {
 		e.Hashes, e.Tokens = slices.Clone(e.Hashes), slices.Clone(e.Tokens)
 		o.Events = append(o.Events, e)
@@ -281,6 +284,8 @@ type auditRig struct {
 	swaps  map[[2]int]uint64
 	next   int32
 	step   int
+	// pinEvents counts the pin events taken, by kind.
+	pinEvents [PinRejected + 1]uint64
 	// partial is the entries a step call (AppendStep, DecodeStep)
 	// reported done before it ran out of space.
 	partial int
@@ -368,6 +373,16 @@ func (a *auditRig) after(t *rapid.T, what string) {
 		a.m.TakeCheckpoints(nil)
 	}
 	a.directives(t, what)
+	for _, e := range a.m.TakePinEvents(nil) {
+		a.pinEvents[e.Kind]++
+		if e.Now != a.m.now && e.Kind != PinExpired || e.Kind == PinExpired && e.Now > a.m.now {
+			t.Fatalf("%s: pin event %+v at time %d", what, e, a.m.now)
+		}
+	}
+	if ps := a.m.PinStats(); ps.Made != a.pinEvents[Pinned] || ps.Unpinned != a.pinEvents[Unpinned] ||
+		ps.Expired != a.pinEvents[PinExpired] || ps.Rejected != a.pinEvents[PinRejected] {
+		t.Fatalf("%s: pin stats %+v, pin events by kind %v", what, ps, a.pinEvents)
+	}
 	for id, hs := range a.promised {
 		if _, err := a.m.lookupPin(id); err != nil {
 			delete(a.promised, id) // unpinned or expired
