@@ -58,6 +58,17 @@ func (p *Belady) SetNext(id allocator.BlockID, next, depth int32) {
 	p.next[id], p.depth[id] = next, depth
 }
 
+// renew moves block id's next use to next, evictable or not: the driver
+// calls it when a request that was id's next use passes without touching
+// it (the request missed before it, or was too long for the cache).
+func (p *Belady) renew(id allocator.BlockID, next int32) {
+	p.next[id] = next
+	if i := p.pos[id]; i >= 0 {
+		p.down(int(i))
+		p.up(int(p.pos[id]))
+	}
+}
+
 // Insert makes id evictable.
 func (p *Belady) Insert(id allocator.BlockID) {
 	if p.pos[id] >= 0 {

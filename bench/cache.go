@@ -15,7 +15,7 @@ var ErrCacheStudy = errors.New("bench: cache study")
 
 // CacheTrace is a request trace prepared for the prefix-cache study: each
 // request's block references in order, each named by its content, with the
-// infinite-cache maximum and every reference's next use precomputed. One
+// infinite-cache maximum precomputed (next uses are per capacity). One
 // CacheTrace is read-only once built, so concurrent replays may share it.
 //
 // A block reference is one block of one request's prompt, the last partial
@@ -33,10 +33,7 @@ type CacheTrace struct {
 	start []int32 // references of request r are [start[r], start[r+1])
 	// key is the dense content ID of each reference, or -1 for a
 	// reference that can never hit (a partial last block of a token prompt).
-	key []int32
-	// next is the index of the next request that references the same
-	// content, or noNext.
-	next     []int32
+	key      []int32
 	hashes   []paged.Hash // per reference, Source "hashes" only
 	distinct int
 	maxHits  int64
@@ -159,31 +156,10 @@ func CacheTraceFromTokens(reqs []Request, blockSize int) (*CacheTrace, error) {
 	return t, nil
 }
 
-// finish computes next uses (walking the requests backwards) and the
-// infinite-cache hits (walking them forwards, hits stopping at the first
-// miss of each request).
+// finish computes the infinite-cache hits (walking the requests forwards,
+// hits stopping at the first miss of each request).
 func (t *CacheTrace) finish() {
 	n := len(t.start) - 1
-	t.next = make([]int32, len(t.key))
-	later := make([]int32, t.distinct)
-	for i := range later {
-		later[i] = noNext
-	}
-	for r := n - 1; r >= 0; r-- {
-		refs := t.key[t.start[r]:t.start[r+1]]
-		for j, k := range refs {
-			if k < 0 {
-				t.next[int(t.start[r])+j] = noNext
-				continue
-			}
-			t.next[int(t.start[r])+j] = later[k]
-		}
-		for _, k := range refs {
-			if k >= 0 {
-				later[k] = int32(r)
-			}
-		}
-	}
 	seen := make([]bool, t.distinct)
 	for r := range n {
 		refs := t.key[t.start[r]:t.start[r+1]]
@@ -217,6 +193,36 @@ func (t *CacheTrace) MaxHitRate() float64 {
 		return 0
 	}
 	return float64(t.maxHits) / float64(len(t.key))
+}
+
+// nextUses returns, per reference, the index of the next request of at
+// most capacity blocks that references the same content, or noNext: the
+// Belady oracle's knowledge. A longer request never runs (ErrNever), so
+// its references are no uses.
+func (t *CacheTrace) nextUses(capacity int) []int32 {
+	next := make([]int32, len(t.key))
+	later := make([]int32, t.distinct)
+	for i := range later {
+		later[i] = noNext
+	}
+	for r := t.Requests() - 1; r >= 0; r-- {
+		lo, hi := t.refs(r)
+		for j := lo; j < hi; j++ {
+			next[j] = noNext
+			if k := t.key[j]; k >= 0 {
+				next[j] = later[k]
+			}
+		}
+		if hi-lo > capacity {
+			continue
+		}
+		for _, k := range t.key[lo:hi] {
+			if k >= 0 {
+				later[k] = int32(r)
+			}
+		}
+	}
+	return next
 }
 
 // refs returns the reference range of request r.

@@ -48,7 +48,7 @@ type queue struct {
 	waitSum   float64
 	queueSum  float64
 	maxQueue  int
-	nserved   int
+	nstarted  int // requests that reached the head of the queue
 	protected int64
 }
 
@@ -109,6 +109,7 @@ func (q *queue) arrive(r int) {
 	q.queueSum += float64(waiting)
 	q.maxQueue = max(q.maxQueue, waiting)
 	q.waitSum += start - q.arrival(r)
+	q.nstarted++
 	q.clock = start
 }
 
@@ -127,7 +128,6 @@ func (q *queue) started(r int) {
 // computed uncached blocks.
 func (q *queue) served(_ int, uncached int) {
 	q.clock += float64(uncached*q.t.BlockSize) / q.rate
-	q.nserved++
 }
 
 // unpinAll drops every pin; it reports whether there was one.
@@ -144,7 +144,9 @@ func (q *queue) unpinAll() bool {
 }
 
 func (q *queue) report(res *CacheResult) {
-	n := float64(max(q.nserved, 1))
+	// The sums count every request that reached the head of the queue,
+	// those too long to run included, and so does the mean.
+	n := float64(max(q.nstarted, 1))
 	res.Queue = &QueueResult{
 		PrefillRate:     math.Round(q.rate),
 		MeanWait:        time.Duration(q.waitSum / n * float64(time.Second)),
@@ -160,7 +162,8 @@ func (q *queue) report(res *CacheResult) {
 type QueueResult struct {
 	// PrefillRate is the modelled prefill throughput, tokens per second.
 	PrefillRate float64 `json:"prefill_rate"`
-	// MeanWait is the mean time a request waited before it started.
+	// MeanWait is the mean time a request waited before it started (or,
+	// too long for the cache, was refused).
 	MeanWait time.Duration `json:"mean_wait_ns"`
 	// MeanQueue and MaxQueue are the mean and largest number of requests
 	// waiting when a request started.

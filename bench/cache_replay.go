@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
 	"github.com/pagedkv/pagedkv/paged"
 )
@@ -90,14 +91,14 @@ func (t *CacheTrace) ReplayPolicy(p CachePolicy, capacityBlocks, hostBlocks int)
 
 func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *QueueModel) (CacheResult, error) {
 	name, f := p.Name, p.Factory
-	var oracle *Belady
+	var oracle *oracleFeed
 	if f == nil {
 		if name != BeladyName {
 			return CacheResult{}, fmt.Errorf("%w: policy %q has no factory", ErrCacheStudy, name)
 		}
 		f = func(n int) eviction.Policy {
-			oracle = NewBelady(n)
-			return oracle
+			oracle = newOracleFeed(t, n, capacityBlocks)
+			return oracle.p
 		}
 	}
 	res := CacheResult{
@@ -165,6 +166,9 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 			if q != nil {
 				q.started(r) // it never runs: its pin goes too
 			}
+			if oracle != nil {
+				oracle.passed(lo, hi, nil)
+			}
 			res.Oversize++
 			hostHits = m.Stats().Tiers.HostHitBlocks
 			continue
@@ -191,9 +195,7 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 			if err != nil {
 				return res, err
 			}
-			for j, b := range table {
-				oracle.SetNext(b, t.next[lo+j], int32(j))
-			}
+			oracle.passed(lo, hi, table)
 		}
 		if err := m.Free(id); err != nil {
 			return res, err
@@ -211,4 +213,66 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// oracleFeed tells the Belady oracle of a replay the next use of every
+// cached block. A request's own blocks get theirs before it frees them;
+// a cached copy of content the request references but does not hold
+// (the request missed before it, or never ran) gets the content's
+// following use, else its next use would stay at a request already past
+// and the oracle would keep it as if it were needed next.
+type oracleFeed struct {
+	p     *Belady
+	t     *CacheTrace
+	next  []int32 // per reference: CacheTrace.nextUses
+	keyOf []int32 // per block: the content it holds, -1 none
+	// The blocks holding each content form a list: head per content,
+	// link per block (-1 ends it). Duplicates are rare: lists are short.
+	head, link []int32
+}
+
+func newOracleFeed(t *CacheTrace, blocks, capacity int) *oracleFeed {
+	blocks = max(blocks, 0)
+	o := &oracleFeed{p: NewBelady(blocks), t: t, next: t.nextUses(capacity), keyOf: make([]int32, blocks), head: make([]int32, t.distinct), link: make([]int32, blocks)}
+	for _, l := range [][]int32{o.keyOf, o.head, o.link} {
+		for i := range l {
+			l[i] = -1
+		}
+	}
+	return o
+}
+
+// passed records request [lo, hi) of references, which held table
+// (nil when it never ran).
+func (o *oracleFeed) passed(lo, hi int, table []allocator.BlockID) {
+	for j, b := range table {
+		k := o.t.key[lo+j]
+		if o.keyOf[b] == k {
+			continue
+		}
+		if old := o.keyOf[b]; old >= 0 {
+			p := &o.head[old]
+			for *p != int32(b) {
+				p = &o.link[*p]
+			}
+			*p = o.link[b]
+		}
+		o.keyOf[b], o.link[b] = k, -1
+		if k >= 0 {
+			o.link[b], o.head[k] = o.head[k], int32(b)
+		}
+	}
+	for j := lo; j < hi; j++ {
+		k := o.t.key[j]
+		if k < 0 {
+			continue
+		}
+		// The request's own copy is renewed too, and then set below.
+		for b := o.head[k]; b >= 0; b = o.link[b] {
+			o.p.renew(allocator.BlockID(b), o.next[j])
+		}
+	}
+	for j, b := range table {
+		o.p.SetNext(b, o.next[lo+j], int32(j))
+	}
 }

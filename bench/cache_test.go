@@ -13,7 +13,10 @@ import (
 )
 
 // hashTrace builds a Mooncake-style trace from lists of hash IDs.
-func hashTrace(t *testing.T, ids ...[]int64) *bench.CacheTrace {
+func hashTrace(t interface {
+	require.TestingT
+	Helper()
+}, ids ...[]int64) *bench.CacheTrace {
 	t.Helper()
 	reqs := make([]bench.Request, len(ids))
 	for i, l := range ids {
