@@ -467,11 +467,18 @@ func (a *auditRig) writes(t *rapid.T, id SeqID, n int) {
 			t.Fatalf("step %d: split plan: %v", a.step, err)
 		}
 	}
+	a.slotsOwned(t, &b)
+}
+
+// slotsOwned requires every slot of b's new tokens to lie in a block that
+// only its sequence holds: a shared block is never written in place.
+func (a *auditRig) slotsOwned(t *rapid.T, b *Batch) {
+	m := a.m
 	check := func(g int, slots []int64) {
 		for _, sl := range slots {
 			blk := allocator.BlockID(sl / int64(m.bs))
 			if blk == nullBlock || m.bp.pool.RefCount(blk) != 1 {
-				t.Fatalf("step %d: %v's new token goes to slot %d of group %d's block %d, held %d times", a.step, id, sl, g, blk, m.bp.pool.RefCount(blk))
+				t.Fatalf("step %d: a new token of %v goes to slot %d of group %d's block %d, held %d times", a.step, b.Seqs, sl, g, blk, m.bp.pool.RefCount(blk))
 			}
 		}
 	}
@@ -882,6 +889,9 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 					t.Fatalf("step %d: a step of %d entries returned %d", a.step, len(sched), a.partial)
 				}
 				a.partial = 0
+				if decode && err == nil {
+					a.slotsOwned(t, &b)
+				}
 			case 21, 22: // a bad call to any method
 				a.badCall(t, cfg, pick)
 			}
