@@ -50,7 +50,7 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	keep := full.hits*m.bs + maxNew
 	if a == AdmitNever {
 		m.countQuery(n, full)
-		return 0, rest, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, full.need, m.bp.pool.Usable(), m.watermarkBlocks())
+		return 0, rest, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, full.held, m.bp.pool.Usable(), m.watermarkBlocks())
 	}
 	if s.unknown {
 		return 0, rest, errorf(ErrInvalid, "AdmitChunk %v: created from hashes, its tokens past a cut at %d are unknown", id, keep)

@@ -331,15 +331,24 @@ func (k chunkedKind) readsFrom(r int) int { return (r*k.bs + k.c - 1) / k.c * k.
 func (k chunkedKind) check(i, g int, t *groupTable, n int) error { return checkLocal(k, i, g, t, n) }
 
 // hit needs the blocks of the hit point's chunk: those before it are not
-// needed (null), those of the chunk must be cached, left to right.
+// needed (null), those of the chunk must be cached, left to right. As
+// vLLM's rule it takes the chunk of limit and the cached run from its
+// first block; a run that stops short is a hit only if its end's own chunk
+// starts in that block, which a chunk that is not a multiple of the block
+// size breaks, so the end is checked as a limit in turn (L decreases).
 func (k chunkedKind) hit(m *Manager, s *sequence, limit int) int {
-	start := limit * k.bs / k.c * k.c / k.bs
-	end := start
-	for end < limit && m.cachedInLocalGroups(&s.hashes[end]) {
-		end++
+	for L := limit; ; {
+		start := k.live(L * k.bs)
+		end := start
+		for end < L && m.cachedInLocalGroups(&s.hashes[end]) {
+			end++
+		}
+		if end == L {
+			m.hitRows(s, ChunkedLocal, start, end, 0)
+			return end
+		}
+		L = end
 	}
-	m.hitRows(s, ChunkedLocal, start, end, 0)
-	return end
 }
 
 // stateKind is a State group of n pages per sequence.

@@ -381,6 +381,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		}
 	}
 	p.alloc = total - held + p.evictableHits + m.stateClaims() + host
+	p.held = total
 	wm := m.watermarkBlocks()
 	switch {
 	case total > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
@@ -719,21 +720,23 @@ func (m *Manager) commitGroups(s *sequence) {
 		if t.committed >= limit {
 			continue
 		}
-		from := t.committed
+		from := t.committed // the run of blocks stored here that the next event reports
 		blocks, hashes, cached := t.blocks[:limit], s.hashes[:limit], m.bp.cached
 		for k := from; k < limit; k++ {
 			b := blocks[k]
 			if b == nullBlock {
+				m.storedEvent(s, from, k, g+1)
+				from = k + 1
 				continue
 			}
 			if cached[b] {
-				// A block shared with a fork that committed it first.
+				// A block shared with a fork that committed it first: it
+				// was reported then.
 				if m.bp.hash[b] != hashes[k] {
 					panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g+1, b))
 				}
-				if k == from {
-					from++
-				}
+				m.storedEvent(s, from, k, g+1)
+				from = k + 1
 				continue
 			}
 			parent := allocator.NoBlock

@@ -17,7 +17,12 @@ import (
 // (Manager.Advance), never a wall clock. The blocks pins hold at once are
 // bounded by a budget (SetPinBudget, 0 until set), so pins cannot starve
 // admission; a pin that would exceed it fails with ErrPinBudget and changes
-// nothing. Blocks shared by several pins count once.
+// nothing. Blocks shared by several pins count once. On a hybrid manager
+// (Config.Groups) a pin holds every block a hit on its prefix needs, in
+// every group (the window or chunk blocks before the prefix's end, a
+// state checkpoint's pages), and pins the longest prefix that is such a
+// hit on the device: the full-attention blocks alone would stay resident
+// without being a hit.
 
 // ErrPinBudget is returned (wrapped) when a pin would hold more blocks than
 // the pin budget allows.
@@ -116,6 +121,9 @@ type pinSet struct {
 	events   []PinEvent
 	scratch  []allocator.BlockID
 	hashes   []Hash
+	// probe is the sequence a hybrid manager's pin looks its prefix up
+	// with (pinGroups); it holds only the hashes, during the lookup.
+	probe sequence
 }
 
 // SetPinBudget sets the most blocks pins may hold at once, between 0 (no
@@ -157,8 +165,12 @@ func (m *Manager) PinHashes(hashes []Hash, until int64) (PinID, int, error) {
 	if until != 0 && until <= m.now {
 		return 0, 0, errorf(ErrInvalid, "pin expiry %d is not after now (%d)", until, m.now)
 	}
-	blocks := ps.scratch[:0]
-	if m.hashing {
+	blocks, hit := ps.scratch[:0], 0
+	switch {
+	case !m.hashing:
+	case m.hybrid():
+		blocks, hit = m.pinGroups(blocks, hashes)
+	default:
 		for i := range hashes {
 			id, ok := m.bp.index.get(&hashes[i])
 			if !ok {
@@ -166,6 +178,7 @@ func (m *Manager) PinHashes(hashes []Hash, until int64) (PinID, int, error) {
 			}
 			blocks = append(blocks, id)
 		}
+		hit = len(blocks)
 	}
 	ps.scratch = blocks[:0]
 	fresh := 0
@@ -207,7 +220,44 @@ func (m *Manager) PinHashes(hashes []Hash, until int64) (PinID, int, error) {
 	}
 	id := PinID(uint64(p.gen)<<32 | uint64(idx+1))
 	ps.event(PinEvent{Kind: Pinned, Pin: id, Blocks: len(p.blocks), Until: until, Now: m.now})
-	return id, len(p.blocks) * m.bs, nil
+	return id, hit * m.bs, nil
+}
+
+// pinGroups appends to dst the device blocks that a hit on the prefix
+// hashes needs in every KV cache group of a hybrid manager, as admission
+// claims them (the full-attention blocks, the window or chunk blocks
+// before the hit's end, the state checkpoint's pages), for the longest
+// prefix whose every such block is on the device, and returns them with
+// that prefix's length in blocks. Pinning the full-attention blocks alone
+// would leave the rest evictable, and with them the hit.
+func (m *Manager) pinGroups(dst []allocator.BlockID, hashes []Hash) ([]allocator.BlockID, int) {
+	probe := &m.pins.probe
+	probe.hashes = hashes
+	defer func() { probe.hashes = nil }()
+	for limit := len(hashes); limit > 0; {
+		hit := m.lookupGroups(probe, limit)
+		out, onHost := dst, false
+		add := func(row []allocator.BlockID) {
+			for _, b := range row {
+				switch {
+				case b < 0:
+					onHost = true
+				case b > nullBlock:
+					out = append(out, b)
+				}
+			}
+		}
+		add(m.hits[:hit])
+		for _, row := range m.ghits {
+			add(row)
+		}
+		add(m.ret.hitPages)
+		if !onHost {
+			return out, hit
+		}
+		limit = hit - 1 // a shorter prefix may be on the device
+	}
+	return dst, 0
 }
 
 func containsBlock(s []allocator.BlockID, id allocator.BlockID) bool {

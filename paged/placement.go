@@ -33,7 +33,9 @@ func (l Layout) String() string {
 type PlacementConfig struct {
 	// Device configures every device's Manager. Prefix caching and the
 	// watermark are turned off on them: a chain hash covers the whole
-	// sequence, so one shard alone can never hit.
+	// sequence, so one shard alone can never hit. Device.Groups may name
+	// one full-attention group at most (ErrInvalid otherwise): a shard is
+	// one block table.
 	Device Config
 	// Devices is the number of device pools. Required, at least 1; the
 	// devices together hold at most MaxBlocks blocks.
@@ -93,6 +95,11 @@ func NewPlacement(cfg PlacementConfig) (*Placement, error) {
 	if nb := max(cfg.Device.NumBlocks, 2); cfg.Devices > MaxBlocks/nb {
 		return nil, errorf(ErrInvalid, "PlacementConfig.Devices %d of %d blocks each: more than MaxBlocks=%d blocks in all", cfg.Devices, nb, MaxBlocks)
 	}
+	if len(cfg.Device.Groups) > 1 {
+		// Each device keeps one full-attention table per shard: the dry
+		// run counts a block per logical block, BuildBatch gives group 0.
+		return nil, errorf(ErrInvalid, "PlacementConfig.Device.Groups: a placement spreads one full-attention group, not %d groups", len(cfg.Device.Groups))
+	}
 	dc := cfg.Device
 	dc.DisablePrefixCaching, dc.Watermark, dc.MaxModelLen = true, 0, 0
 	p := &Placement{cfg: cfg, need: make([]int, cfg.Devices)}
@@ -127,11 +134,17 @@ func (p *Placement) locate(s *placed, k int) (shard, local int) {
 
 // capacity is the most tokens s can hold under its layout.
 func (p *Placement) capacity(s *placed) int {
-	perDevice := p.devs[0].bp.pool.Usable()
+	usable := p.devs[0].bp.pool.Usable()
+	blocks := len(s.devs) * usable
 	if p.cfg.Layout == Contiguous {
-		perDevice = s.shard
+		blocks = len(s.devs) * s.shard
+		if s.shard > usable {
+			// The first shard fills its device before the next shard
+			// takes a block.
+			blocks = usable
+		}
 	}
-	return min(p.cfg.MaxModelLen, len(s.devs)*perDevice*p.bs)
+	return min(p.cfg.MaxModelLen, blocks*p.bs)
 }
 
 func (p *Placement) get(id SeqID) (*placed, error) {

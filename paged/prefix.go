@@ -154,18 +154,18 @@ func (m *Manager) commitFull(s *sequence) {
 	if s.committed >= limit {
 		return
 	}
-	from := s.committed
+	from := s.committed // the run of blocks stored here that the next event reports
 	blocks, hashes, cached := s.blocks[:limit], s.hashes[:limit], m.bp.cached
 	for k := from; k < limit; k++ {
 		b := blocks[k]
 		if cached[b] {
-			// A block shared with a fork that committed it first.
+			// A block shared with a fork that committed it first: it
+			// was reported then.
 			if m.bp.hash[b] != hashes[k] {
 				panic(fmt.Sprintf("paged: block %d holds committed content other than the sequence's tokens", b))
 			}
-			if k == from {
-				from++
-			}
+			m.storedEvent(s, from, k, 0)
+			from = k + 1
 			continue
 		}
 		parent := allocator.NoBlock
@@ -195,14 +195,14 @@ func (m *Manager) storedEvent(s *sequence, from, limit, g int) {
 }
 
 // ResetCache drops every cached block, for example after a weight update
-// made all KV stale. It succeeds only when no sequence holds blocks;
+// made all KV stale. It succeeds only when no sequence or pin holds blocks;
 // otherwise it returns ErrCacheInUse and changes nothing.
 func (m *Manager) ResetCache() error {
 	if m.bp.pool.Held() > 0 {
-		return errorf(ErrCacheInUse, "%d blocks are held by %d running sequences", m.bp.pool.Held(), m.nrunning)
+		return errorf(ErrCacheInUse, "ResetCache: %d blocks are held by %d running sequences and %d pins", m.bp.pool.Held(), m.nrunning, m.pins.live)
 	}
 	if m.tier != nil && m.tier.pool.Held() > 0 {
-		return errorf(ErrCacheInUse, "%d host blocks are held by swapped-out sequences", m.tier.pool.Held())
+		return errorf(ErrCacheInUse, "ResetCache: %d host blocks are held by %d swapped-out sequences", m.tier.pool.Held(), m.tier.nswapped)
 	}
 	for id := allocator.BlockID(1); int(id) < m.bp.pool.Total(); id++ {
 		if !m.bp.cached[id] {

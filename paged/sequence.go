@@ -576,6 +576,10 @@ type plan struct {
 	// onboard counts hits on offloaded content, each a device block to
 	// fill from the host tier.
 	onboard int
+	// held is the blocks the sequence's tables hold once admitted, in
+	// every group (need counts group 0's, released entries included):
+	// what the pool must be able to hold (AdmitNever).
+	held int
 }
 
 func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
@@ -607,6 +611,7 @@ func (m *Manager) planAdmit(s *sequence) (plan, Admission) {
 	}
 	p.hits = len(m.hits)
 	p.alloc = p.need - p.hits + p.evictableHits + p.onboard
+	p.held = held
 	wm := m.watermarkBlocks()
 	switch {
 	case held > m.bp.pool.Usable()-wm || n > m.seqLimit(s.opts.Window):
@@ -639,10 +644,21 @@ func (m *Manager) CanAdmit(id SeqID) (Admission, error) {
 // CanAdmitTokens answers whether a new sequence of n tokens with no prefix
 // hits would fit now.
 func (m *Manager) CanAdmitTokens(n int) Admission {
-	need := (n + m.bs - 1) / m.bs * max(1, len(m.cfg.Groups))
+	if n <= 0 || n > m.fullLen {
+		return AdmitNever
+	}
+	need := m.ceilBlocks(n)
+	if m.hybrid() {
+		// Each group's blocks at admission, as planGroups counts them: a
+		// State group's pages, none for a Shared group.
+		need = 0
+		for g := range m.cfg.Groups {
+			need += m.groupNeed(g, n)
+		}
+	}
 	wm := m.watermarkBlocks()
 	switch {
-	case n <= 0 || n > m.fullLen || need > m.bp.pool.Usable()-wm:
+	case need > m.bp.pool.Usable()-wm:
 		return AdmitNever
 	case need > m.available()-wm:
 		return AdmitLater
@@ -675,7 +691,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	}
 	switch a {
 	case AdmitNever:
-		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.need, m.bp.pool.Usable(), m.watermarkBlocks())
+		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.held, m.bp.pool.Usable(), m.watermarkBlocks())
 	case AdmitLater:
 		return 0, &spaceError{op: "Admit", id: id, need: p.alloc, avail: m.available(), watermark: m.watermarkBlocks()}
 	}

@@ -137,7 +137,8 @@ func (s *Snapshot) Validate() error {
 }
 
 // Events appends the snapshot as BlockStored events to dst: one event per
-// run of blocks in which each is the parent of the next, on one medium.
+// run of blocks in which each is the parent of the next, on one medium, of
+// one group.
 // Their Seq is 0 (they are not part of the stream; Snapshot.Seq places
 // them in it) and they carry no tokens. The events' hashes share one new
 // slice.
@@ -149,7 +150,7 @@ func (s *Snapshot) Events(dst []Event) []Event {
 		if n := len(dst); n > 0 && i > 0 {
 			last := &dst[n-1]
 			prev := &s.Blocks[i-1]
-			if last.Kind == BlockStored && b.HasParent && b.Parent == prev.Hash && b.Medium == prev.Medium &&
+			if last.Kind == BlockStored && b.HasParent && b.Parent == prev.Hash && b.Medium == prev.Medium && b.Group == prev.Group &&
 				&last.Hashes[len(last.Hashes)-1] == &hashes[i-1] {
 				last.Hashes = hashes[i-len(last.Hashes) : i+1]
 				continue
