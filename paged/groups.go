@@ -97,7 +97,9 @@ type Group struct {
 	// Chunk is the attention chunk in tokens (ChunkedLocal only).
 	Chunk int
 	// Pages is the number of blocks a sequence's state takes (State only;
-	// kvmem.Spec.StateBlocks computes it from the model's state size).
+	// kvmem.Spec.StateBlocks computes it from the model's state size), at
+	// most the pool's usable blocks, NumBlocks-1 (New refuses more with
+	// ErrInvalid).
 	Pages int
 	// Target is the group whose KV a Shared group reads: a full,
 	// sliding-window or chunked group.
