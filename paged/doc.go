@@ -24,6 +24,8 @@
 //  3. Decode. Append adds each step's tokens; a full last block gets a new
 //     block; a shared last block is copied first (a Copy directive). A
 //     block that becomes full is committed to the prefix index at once.
+//     AppendStep appends a decode step's tokens, one per sequence, in one
+//     call, and DecodeStep also builds the step's batch as it appends.
 //  4. Finish. Free releases a sequence's blocks tail first. A block whose
 //     count reaches zero stays in the prefix cache (in the eviction policy)
 //     if it holds committed content, else it goes to the free list.
@@ -45,9 +47,11 @@
 // use and simulations only. With Config.HashMemo a prompt that repeats a
 // chain still held in the pool (the next turn of a long conversation)
 // takes its hashes from the blocks holding it, each checked against the
-// block's recorded SHA-256 input, instead of hashing them again. KV events
-// (BlockStored, BlockRemoved, AllBlocksCleared) are queued in a bounded
-// buffer for DrainEvents.
+// block's recorded SHA-256 input, instead of hashing them again
+// (Stats.HashesRecalled counts them). KV events (BlockStored, one per run
+// of newly stored blocks; BlockRemoved; AllBlocksCleared) are queued in a
+// bounded buffer for DrainEvents. Pin keeps a cached prefix resident for
+// a promised time, within a budget (SetPinBudget).
 //
 // # Batches
 //

@@ -147,8 +147,10 @@ func (m *Manager) SetPinBudget(blocks int) error {
 // Pin pins the cached device prefix of prompt (hashed as Create would with
 // opts) until logical time until (0: until Unpin). It returns the pin and
 // the number of prompt tokens it holds: the leading full blocks found in
-// the cache, possibly none. Only content cached now is pinned: compute
-// the prompt once (Create, Free) and pin it afterwards.
+// the cache, possibly none (on a hybrid manager, the longest prefix whose
+// every block a hit needs, in every group, is on the device). Only content
+// cached now is pinned: compute the prompt once (Create, Free) and pin it
+// afterwards.
 func (m *Manager) Pin(prompt []int32, opts *SeqOptions, until int64) (PinID, int, error) {
 	hs, err := m.BlockHashes(m.pins.hashes[:0], prompt, opts)
 	m.pins.hashes = hs[:0]
