@@ -642,7 +642,8 @@ func (m *Manager) CanAdmit(id SeqID) (Admission, error) {
 }
 
 // CanAdmitTokens answers whether a new sequence of n tokens with no prefix
-// hits would fit now.
+// hits would fit now, counting the blocks every KV cache group takes at
+// admission (a State group's pages, none for a Shared group).
 func (m *Manager) CanAdmitTokens(n int) Admission {
 	if n <= 0 || n > m.fullLen {
 		return AdmitNever
