@@ -6,8 +6,7 @@
 // buddy, first-fit and compacting allocators, a Belady oracle, the fleet's
 // hit bound FleetHitBound). Bad study configurations are refused with
 // errors (ErrFragInvalid, ErrCacheStudy, ErrHybridStudy, ErrFleetInvalid,
-// ...). The kvbench command under
-// bench/cmd/kvbench prints their tables.
+// ...). The kvbench command under bench/cmd/kvbench prints their tables.
 //
 // Two public traces are embedded with their attribution (see
 // bench/traces/README.md): the Azure LLM conversation trace of 2023
