@@ -14,13 +14,14 @@ import (
 // parallelism is not modelled separately: an MoE's experts are sharded like
 // the other weights, and all of them are resident, not only the active ones.
 type Deployment struct {
-	// GPUs is the number of devices. Default 1.
+	// GPUs is the number of devices, at most 2^20. Default 1.
 	GPUs int
 	// GPUMemory is the memory of one device in bytes. Required.
 	GPUMemory int64
-	// TP is the tensor parallel degree. Default GPUs/CP.
+	// TP is the tensor parallel degree, at most GPUs. Default GPUs/CP.
 	TP int
-	// CP is the context parallel degree. Default 1.
+	// CP is the context parallel degree, at most GPUs. Default 1. TP x CP
+	// must divide GPUs (ErrInvalid otherwise).
 	CP int
 	// Reserve is the fraction of each device's memory kept for
 	// activations, CUDA graphs, communication buffers and the runtime, in
