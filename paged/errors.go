@@ -23,7 +23,8 @@ var (
 	// allows the operation (for example appending to a preempted sequence's
 	// blocks, or admitting a running one).
 	ErrSequenceState = errors.New("paged: sequence in wrong state")
-	// ErrCacheInUse: the cache cannot be reset while sequences hold blocks.
+	// ErrCacheInUse: the cache cannot be reset while sequences or pins hold
+	// blocks.
 	ErrCacheInUse = errors.New("paged: cache in use")
 )
 
