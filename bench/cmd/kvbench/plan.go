@@ -131,6 +131,12 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	}
 
 	rep, err := buildPlan(m, wt, kvTypes, d, ctx)
+	if errors.Is(err, kvmem.ErrInvalid) {
+		// A combination of flags the planner refuses (-tp or -cp above
+		// -gpus, a pool past kvmem.MaxBlocks): a usage error, as a bad
+		// value of one flag is.
+		return &usageError{err: err}
+	}
 	if err != nil {
 		return err
 	}

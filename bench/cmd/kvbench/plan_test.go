@@ -373,6 +373,8 @@ func TestPlanModelFlagsExit2(t *testing.T) {
 		{"-mla-latent", "512", "-mla-rope", "-1", "-layers", "4", "-params", "8B"},
 		{"-layers", "32", "-kv-heads", "8", "-head-dim", "128"},
 		{"-params", "0"},
+		{"-gpus", "8", "-tp", "16"},
+		{"-gpus", "8", "-cp", "16"},
 	} {
 		var errb bytes.Buffer
 		assert.Equal(t, 2, run(append([]string{"plan"}, args...), &bytes.Buffer{}, &errb), "%v: %s", args, errb.String())
