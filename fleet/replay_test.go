@@ -46,7 +46,7 @@ func (r *replay) pick(t *rapid.T) (int, bool) {
 }
 
 func ignore(t *rapid.T, err error) {
-	if err != nil && !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) && !errors.Is(err, paged.ErrInvalid) && !errors.Is(err, paged.ErrCacheInUse) {
+	if err != nil && !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) && !errors.Is(err, paged.ErrInvalid) && !errors.Is(err, paged.ErrCacheInUse) && !errors.Is(err, paged.ErrSequenceState) {
 		t.Fatal(err)
 	}
 }
@@ -105,6 +105,29 @@ func (r *replay) SwapIn(t *rapid.T) {
 		if err == nil {
 			delete(r.swapped, r.seqs[i])
 		}
+	}
+}
+
+func (r *replay) Preempt(t *rapid.T) {
+	if i, ok := r.pick(t); ok && !r.swapped[r.seqs[i]] {
+		ignore(t, r.m.Preempt(r.seqs[i]))
+	}
+}
+
+func (r *replay) Admit(t *rapid.T) {
+	if i, ok := r.pick(t); ok && !r.swapped[r.seqs[i]] {
+		_, err := r.m.Admit(r.seqs[i])
+		ignore(t, err)
+	}
+}
+
+func (r *replay) Truncate(t *rapid.T) {
+	if i, ok := r.pick(t); ok && !r.swapped[r.seqs[i]] {
+		n, err := r.m.Len(r.seqs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ignore(t, r.m.Truncate(r.seqs[i], rapid.IntRange(0, n).Draw(t, "keep")))
 	}
 }
 
@@ -202,6 +225,14 @@ func TestIndexFollowsManager(t *testing.T) {
 			Events:     rapid.SampledFrom([]int{4, 16, 1024}).Draw(t, "events"),
 		}
 		cfg.DisableOffload = rapid.Bool().Draw(t, "noOffload")
+		switch rapid.IntRange(0, 2).Draw(t, "groups") {
+		case 1:
+			cfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 3}}
+			cfg.DisableOffload = true // swapping with several groups needs it
+		case 2:
+			cfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}
+			cfg.DisableOffload = true
+		}
 		m, err := paged.New(cfg)
 		if err != nil {
 			t.Fatal(err)
