@@ -120,7 +120,20 @@ func (s *Scheduler) Stats() Stats { return s.st }
 func (s *Scheduler) Busy() bool { return len(s.running) > 0 || s.waiting.len() > 0 }
 
 // Running returns the number of running sequences.
-func (s *Scheduler) Running() int { return len(s.running) }
+//
+// A request cancelled between Schedule and Update stops counting at once,
+// though its entries leave the list only at the Update.
+func (s *Scheduler) Running() int {
+	n := len(s.running)
+	if s.dirty {
+		for _, e := range s.running {
+			if e.where == inDone {
+				n--
+			}
+		}
+	}
+	return n
+}
 
 // Waiting returns the number of waiting sequences (preempted ones
 // included).
