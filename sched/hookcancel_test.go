@@ -115,28 +115,3 @@ func TestCancelFromFinishedHook(t *testing.T) {
 		assert.Zero(t, m.Stats().UsedBlocks)
 	}
 }
-
-// A request cancelled between Schedule and Update no longer runs: Running
-// and Load say so at once (its entry is swept from the list only at the
-// Update). Before, both still counted it until the Update, so a router
-// reading Load then saw a phantom sequence.
-func TestRunningExcludesCancelledDuringStep(t *testing.T) {
-	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 16})
-	s, err := sched.New(m, sched.Config{})
-	require.NoError(t, err)
-	a, err := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 4})
-	require.NoError(t, err)
-	_, err = s.Submit([]int32{4, 5, 6}, sched.Options{MaxTokens: 4})
-	require.NoError(t, err)
-	st, err := s.Schedule()
-	require.NoError(t, err)
-	require.Equal(t, 2, s.Running())
-	require.NoError(t, s.Cancel(a))
-	assert.Equal(t, 1, s.Running())
-	assert.Equal(t, 1, s.Load().Running)
-	assert.Equal(t, 3, s.Load().KVTokens, "the cancelled prompt's tokens are gone")
-	require.NoError(t, s.Update(make([]int32, st.Outputs)))
-	assert.Equal(t, 1, s.Running())
-	drain(t, s, 1)
-	assert.Zero(t, s.Running())
-}
