@@ -86,3 +86,34 @@ func TestResyncFromSnapshotIsExact(t *testing.T) {
 	}
 	require.ErrorIs(t, lossy.Resync("gpu", &paged.Snapshot{}), fleet.ErrInvalid, "a snapshot without a block size")
 }
+
+// A snapshot of a manager that has emitted no event yet (Seq 0) resyncs a
+// server whose stream starts at 1: a first event numbered later means the
+// events before it were lost, and the server is partial. Before, the
+// index took any number after such a snapshot and claimed to be exact
+// while missing the lost events' blocks (or keeping blocks they removed).
+func TestResyncAtSeqZeroDetectsLostFirstEvents(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: 8, Events: 64})
+	require.NoError(t, err)
+	x, err := fleet.New(fleet.Config{})
+	require.NoError(t, err)
+	var snap paged.Snapshot
+	m.Snapshot(&snap)
+	require.Zero(t, snap.Seq)
+	require.NoError(t, x.Resync("gpu", &snap))
+	lost, _, err := m.Create([]int32{1, 2, 3, 4, 5}, nil)
+	require.NoError(t, err)
+	require.NotEmpty(t, m.DrainEvents(nil)) // lost on the way
+	seen, _, err := m.Create([]int32{7, 8, 9}, nil)
+	require.NoError(t, err)
+	require.NoError(t, x.Apply("gpu", m.DrainEvents(nil)))
+	hs, err := m.BlockHashes(nil, []int32{1, 2, 3, 4}, nil)
+	require.NoError(t, err)
+	sc, err := x.Lookup(hs, nil)
+	require.NoError(t, err)
+	require.Len(t, sc, 1)
+	assert.True(t, sc[0].Partial, "events 1.. were lost: %+v", sc[0])
+	assert.Equal(t, uint64(1), x.Stats().Gaps)
+	require.NoError(t, m.Free(lost))
+	require.NoError(t, m.Free(seen))
+}

@@ -89,18 +89,20 @@ func (c CostAware) weights() (host, load float64) {
 // Cost returns the cost of the request on one server, as Route weighs it,
 // in prompt tokens. Without Prompt (0: unknown) the prefill is counted
 // relative to the whole prompt, which is the same on every server: the
-// ranking by cache is kept, the prompt's stall of the resident sequences
-// is undercounted.
+// ranking by cache is kept, and the prompt's stall of the resident
+// sequences is not counted (Load then only breaks ties).
 func (c CostAware) Cost(cand *Candidate) float64 {
 	host, load := c.weights()
 	bs := float64(max(c.BlockSize, 1))
 	cached := float64(cand.Blocks) * bs
 	prefill := float64(cand.Blocks-cand.Device) * bs * host
-	if cand.Prompt > 0 {
-		prefill += max(float64(cand.Prompt)-cached, 0)
-	} else {
-		prefill -= cached
+	if cand.Prompt <= 0 {
+		// Relative to the whole prompt, the prefill is negative: scaled
+		// by the resident sequences it would make a busier server look
+		// cheaper. Its stall is left out.
+		return load*max(cand.Work, 0) + prefill - cached
 	}
+	prefill += max(float64(cand.Prompt)-cached, 0)
 	return load*max(cand.Work, 0) + prefill*(1+max(cand.Load, 0))
 }
 
@@ -127,7 +129,7 @@ func (c CostAware) Route(cands []Candidate) int {
 				best = i
 			}
 		}
-		if v > hi || hi == lo {
+		if i == 0 || v > hi {
 			hi = v
 		}
 	}

@@ -112,3 +112,35 @@ func TestCostAwareBreaksExactTiesWithRand(t *testing.T) {
 	}
 	assert.Equal(t, 0, CostAware{BlockSize: 16}.Route(cands), "without Rand: the lowest index")
 }
+
+// Without Prompt the prefill is relative (cached tokens count negative),
+// so it must not be multiplied by the resident sequences: that made a
+// busier server holding the same prefix look cheaper (-64 x 9 against
+// -64), and CostAware sent the request to the loaded server.
+func TestCostAwareWithoutPromptDoesNotPreferLoad(t *testing.T) {
+	c := CostAware{BlockSize: 16}
+	cands := []Candidate{
+		{Score: Score{Blocks: 4, Device: 4}, Load: 8},
+		{Score: Score{Blocks: 4, Device: 4}, Load: 0},
+	}
+	assert.LessOrEqual(t, c.Cost(&cands[1]), c.Cost(&cands[0]), "the idle server costs no more")
+	assert.Equal(t, 1, c.Route(cands))
+	// More cache still wins at equal load.
+	cands[0].Load, cands[0].Blocks, cands[0].Device = 0, 5, 5
+	assert.Equal(t, 0, c.Route(cands))
+}
+
+// The softmax spreads over the range of costs, max minus min, negative
+// costs (no Prompt) included: exact ties keep the deterministic tie
+// break. Before, the maximum started at 0, so with every cost negative
+// the range was wrong and equal costs were sampled as if they differed.
+func TestCostAwareTemperatureWithNegativeCosts(t *testing.T) {
+	c := CostAware{BlockSize: 16, Temperature: 1, Rand: func() float64 { return 0.99 }}
+	cands := []Candidate{
+		{Score: Score{Blocks: 4, Device: 4}, Load: 1},
+		{Score: Score{Blocks: 4, Device: 4}, Load: 3},
+	}
+	require.Equal(t, c.Cost(&cands[0]), c.Cost(&cands[1]))
+	require.Negative(t, c.Cost(&cands[0]))
+	assert.Equal(t, 0, c.Route(cands), "equal costs: the lower Load wins, as at Temperature 0")
+}

@@ -442,7 +442,7 @@ func (x *Index) resync(name string, snap *paged.Snapshot, events []paged.Event) 
 	}
 	next := StreamState{AnyStart: true, Seen: x.cfg.Now().UnixNano()}
 	if snap != nil {
-		next = StreamState{Started: snap.Seq > 0, AnyStart: snap.Seq == 0, Last: snap.Seq, Seen: next.Seen}
+		next = StreamState{Started: snap.Seq > 0, Last: snap.Seq, Seen: next.Seen}
 	}
 	if err := x.flush(id, s, next, true, events); err != nil {
 		return fmt.Errorf("fleet: resync %q: %w", name, err)

@@ -162,7 +162,11 @@ func (p Phase) String() string {
 // Hooks let a study or a server observe a step as it happens, on the
 // goroutine that calls Schedule and Update. A hook may read the manager and
 // the request it is given; it must not call the scheduler or change the
-// manager.
+// manager. The one exception is Cancel from a hook called by Update
+// (Finished, say to end the other samples once one is done): the request
+// ends as between steps. From a hook called inside Schedule (Scheduled,
+// Preempted, Restarted, Aborted, Phase before PhaseScheduled), Cancel and
+// Update are refused with ErrInvalid and change nothing.
 type Hooks struct {
 	// Phase is called at each phase boundary of a step, for timing.
 	Phase func(p Phase)

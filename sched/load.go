@@ -29,7 +29,7 @@ type Load struct {
 // from the goroutine that owns the scheduler (between steps, or between
 // Schedule and Update, where the step's tokens count as computed).
 func (s *Scheduler) Load() Load {
-	l := Load{Running: len(s.running), Waiting: s.Waiting()}
+	l := Load{Running: s.Running(), Waiting: s.Waiting()}
 	for _, e := range s.running {
 		if e.where != inRunning {
 			continue // done in this step, swept at its end

@@ -323,6 +323,11 @@ func TestCancelDuringStep(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, st.Outputs)
 	require.NoError(t, s.Cancel(a))
+	// It no longer runs, though its entry leaves the list at the Update
+	// (Running and Load counted it until then).
+	assert.Equal(t, 1, s.Running())
+	assert.Equal(t, 1, s.Load().Running)
+	assert.Equal(t, 3, s.Load().KVTokens, "the cancelled prompt's tokens are gone")
 	require.NoError(t, s.Update([]int32{8, 9}))
 	assert.Zero(t, a.Outputs(0))
 	assert.Equal(t, 1, b.Outputs(0))

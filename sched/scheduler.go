@@ -28,7 +28,10 @@ type Scheduler struct {
 	step   Step
 	batch  []paged.Scheduled
 	inStep bool
-	dirty  bool // some running entry finished or was cancelled
+	// scheduling: Schedule is running (a hook called from it is on the
+	// stack), when Cancel and Update are refused.
+	scheduling bool
+	dirty      bool // some running entry finished or was cancelled
 
 	// beams counts the beam searches not done: while it is 0 the decode
 	// loop never looks for beam groups.
@@ -117,7 +120,20 @@ func (s *Scheduler) Stats() Stats { return s.st }
 func (s *Scheduler) Busy() bool { return len(s.running) > 0 || s.waiting.len() > 0 }
 
 // Running returns the number of running sequences.
-func (s *Scheduler) Running() int { return len(s.running) }
+//
+// A request cancelled between Schedule and Update stops counting at once,
+// though its entries leave the list only at the Update.
+func (s *Scheduler) Running() int {
+	n := len(s.running)
+	if s.dirty {
+		for _, e := range s.running {
+			if e.where == inDone {
+				n--
+			}
+		}
+	}
+	return n
+}
 
 // Waiting returns the number of waiting sequences (preempted ones
 // included).
@@ -238,7 +254,9 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 // Cancel ends a request and frees every block its samples hold, wherever
 // they are. Called between Schedule and Update, it drops the request's
 // tokens from the step (Update skips them); a batch built for the step
-// still names its freed sequences, so cancel after the model ran.
+// still names its freed sequences, so cancel after the model ran. A hook
+// called by Update (Finished) may cancel; one called inside Schedule may
+// not (ErrInvalid, nothing changed).
 func (s *Scheduler) Cancel(r *Request) error {
 	if r == nil {
 		return fmt.Errorf("%w: nil request", ErrInvalid)
@@ -248,6 +266,12 @@ func (s *Scheduler) Cancel(r *Request) error {
 	}
 	if r.state.Done() {
 		return fmt.Errorf("%w: request %d is %v", ErrDone, r.id, r.state)
+	}
+	if s.scheduling {
+		// The step loop holds indices into the running list and the step:
+		// a request ended under it would be appended to or preempted
+		// after its sequences were freed.
+		return fmt.Errorf("%w: Cancel of request %d from a hook inside Schedule: cancel after Schedule returns", ErrInvalid, r.id)
 	}
 	s.end(r, Cancelled)
 	s.st.Cancelled++

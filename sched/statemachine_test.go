@@ -104,6 +104,24 @@ func newMachine(t *rapid.T) *machine {
 	usable := m.Stats().UsableBlocks
 	mc := &machine{m: m, next: 1000, groups: groups, floor: usable - int(math.Ceil(mcfg.Watermark*float64(usable)))}
 	cfg.Hooks.Restarted = func(r *sched.Request) { mc.restarted = append(mc.restarted, r) }
+	if rapid.Bool().Draw(t, "hookCancel") {
+		// A hook inside Schedule may not cancel: refused, nothing changed.
+		cfg.Hooks.Scheduled = func(sc *sched.Scheduled) {
+			before := sc.Request.State()
+			if err := mc.s.Cancel(sc.Request); !errors.Is(err, sched.ErrInvalid) || sc.Request.State() != before {
+				t.Fatalf("Cancel of request %d from the Scheduled hook: %v, state %v then %v", sc.Request.ID(), err, before, sc.Request.State())
+			}
+		}
+		// Finished may: "the first answer wins" ends the other samples.
+		cfg.Hooks.Finished = func(r *sched.Request, sample int) {
+			if r.State().Done() || !rapid.Bool().Draw(t, "cancelRest") {
+				return
+			}
+			if err := mc.s.Cancel(r); err != nil {
+				t.Fatalf("Cancel of request %d from the Finished hook: %v", r.ID(), err)
+			}
+		}
+	}
 	cfg.Hooks.Aborted = func(r *sched.Request, err error) {
 		if r.State() != sched.Aborted || r.Err() != err || !errors.Is(err, sched.ErrNever) {
 			t.Fatalf("request %d aborted: state %v, Err %v, hook's error %v", r.ID(), r.State(), r.Err(), err)
@@ -238,6 +256,9 @@ func (mc *machine) step(t *rapid.T) {
 	}
 	// A resampling preemption takes back the newest output of a sample.
 	for _, q := range mc.reqs {
+		if q.r.State() == sched.Cancelled {
+			continue // a Finished hook may have cancelled it amid an Update
+		}
 		for i := range q.r.Samples() {
 			switch got, had := q.r.Outputs(i), len(q.hist[i]); {
 			case got == had:
@@ -347,6 +368,10 @@ func (mc *machine) step(t *rapid.T) {
 	old := map[*modelReq][][]int32{}
 	for _, sc := range st.Scheduled {
 		q := mc.reqs[sc.Request.ID()-1]
+		if q.r.State() == sched.Cancelled { // by a Finished hook in the Update
+			k += sc.Outputs
+			continue
+		}
 		if _, ok := old[q]; !ok {
 			old[q] = slices.Clone(q.hist)
 		}

@@ -106,7 +106,7 @@ func (s *Scheduler) Schedule() (*Step, error) {
 	if !s.Busy() {
 		return st, nil
 	}
-	s.inStep = true
+	s.inStep, s.scheduling = true, true
 	s.st.Steps++
 	st.Number = s.st.Steps
 	budget := s.cfg.MaxBatchTokens
@@ -142,6 +142,7 @@ func (s *Scheduler) Schedule() (*Step, error) {
 		}
 	}
 	s.st.PeakRunning = max(s.st.PeakRunning, len(s.running))
+	s.scheduling = false
 	s.phase(PhaseScheduled)
 	return st, nil
 }
@@ -149,7 +150,7 @@ func (s *Scheduler) Schedule() (*Step, error) {
 // fail ends the step after an error, so the caller sees the error and
 // not a second one from the next call.
 func (s *Scheduler) fail(err error) error {
-	s.inStep = false
+	s.inStep, s.scheduling = false, false
 	return err
 }
 
@@ -649,6 +650,9 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 	if !s.inStep {
 		return fmt.Errorf("%w: Update without a scheduled step", ErrInvalid)
 	}
+	if s.scheduling {
+		return fmt.Errorf("%w: Update from a hook inside Schedule", ErrInvalid)
+	}
 	if len(tokens) != s.step.Outputs {
 		return fmt.Errorf("%w: Update got %d tokens for a step of %d outputs", ErrInvalid, len(tokens), s.step.Outputs)
 	}
@@ -696,6 +700,11 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 			x := e
 			if len(out) > 1 { // the samples of a prompt that just forked
 				x = e.req.samples[e.idx+j]
+			}
+			if x.where == inDone {
+				// A Finished hook of an earlier sample cancelled the
+				// request: its other samples are freed already.
+				continue
 			}
 			x.outputs++
 			x.pending, x.hasPending = tok, true

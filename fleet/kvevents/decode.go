@@ -30,7 +30,8 @@ type Batch struct {
 
 // Meta is what a vLLM event carries that paged.Event has no field for.
 type Meta struct {
-	// Group is the event's KV cache group (group_idx) when HasGroup.
+	// Group is the event's KV cache group (group_idx) when HasGroup; the
+	// event's paged.Event.Group holds it too (0 without group_idx).
 	Group int
 	// HasGroup reports whether the event carried a group_idx.
 	HasGroup bool
@@ -372,6 +373,7 @@ func (b *Batch) field(r *msgReader, e *eventState, id fieldID) error {
 			err = r.fail("group_idx out of range")
 		}
 		e.meta.Group, e.meta.HasGroup = int(v), true
+		e.ev.Group = int(v)
 		return err
 	}
 	panic("kvevents: unknown field id")

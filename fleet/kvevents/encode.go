@@ -49,9 +49,11 @@ type EncoderConfig struct {
 	// Rank is the batch's data_parallel_rank; negative omits the field
 	// (vLLM before data parallelism).
 	Rank int
-	// Group is the group_idx of every BlockStored and BlockRemoved: the KV
-	// cache group the manager serves (a paged.Manager is one group).
-	// Negative omits the field (vLLM before hybrid KV cache groups).
+	// Group is added to each event's own paged.Event.Group to give the
+	// group_idx of every BlockStored and BlockRemoved: 0 for a manager
+	// whose events name their groups (a hybrid model's Config.Groups), or
+	// the group a manager of one group serves in a larger model. Negative
+	// omits the field (vLLM before hybrid KV cache groups).
 	Group int
 }
 
@@ -98,7 +100,7 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 // sends none. Appending to a reused buffer does not allocate.
 func (e *Encoder) AppendBatch(dst []byte, ts float64, events []paged.Event) ([]byte, error) {
 	for i := range events {
-		if err := check(&events[i]); err != nil {
+		if err := check(&events[i], e.cfg.Group); err != nil {
 			return dst, fmt.Errorf("kvevents: event %d: %w", i, err)
 		}
 	}
@@ -133,8 +135,8 @@ func (e *Encoder) AppendBatch(dst []byte, ts float64, events []paged.Event) ([]b
 	return dst, nil
 }
 
-// check reports whether ev can be written.
-func check(ev *paged.Event) error {
+// check reports whether ev can be written with the encoder's group.
+func check(ev *paged.Event, group int) error {
 	switch ev.Kind {
 	case paged.BlockStored:
 		if ev.BlockSize < 1 || len(ev.Tokens) != len(ev.Hashes)*ev.BlockSize {
@@ -146,6 +148,9 @@ func check(ev *paged.Event) error {
 	}
 	if ev.Medium > paged.Host || ev.From > paged.Host {
 		return fmt.Errorf("%w: medium %d", ErrInvalid, ev.Medium)
+	}
+	if ev.Group < 0 || ev.Group > math.MaxInt32-max(group, 0) {
+		return fmt.Errorf("%w: group %d (encoder group %d)", ErrInvalid, ev.Group, group)
 	}
 	return nil
 }
@@ -187,7 +192,7 @@ func (e *Encoder) appendEvent(dst []byte, ev *paged.Event) []byte {
 		dst = appendStr(dst, medium.String())
 		if group {
 			key("group_idx")
-			dst = appendInt(dst, int64(e.cfg.Group))
+			dst = appendInt(dst, int64(e.cfg.Group+ev.Group))
 		}
 		return dst
 	}
@@ -235,7 +240,7 @@ func (e *Encoder) appendEvent(dst []byte, ev *paged.Event) []byte {
 			dst = appendNil(dst) // extra_keys
 		}
 		key("group_idx")
-		dst = appendInt(dst, int64(e.cfg.Group))
+		dst = appendInt(dst, int64(e.cfg.Group+ev.Group))
 	}
 	return dst
 }

@@ -75,6 +75,9 @@ func randomEvents(r *rand.Rand, ints bool) []paged.Event {
 		if ev.Kind == paged.BlockMoved {
 			ev.From = 1 - ev.Medium
 		}
+		if ev.Kind != paged.AllBlocksCleared {
+			ev.Group = r.IntN(3) // a hybrid manager's groups
+		}
 		evs = append(evs, ev)
 	}
 	return evs
@@ -124,7 +127,13 @@ func assertRoundTrip(t *testing.T, cfg EncoderConfig, ts float64, events []paged
 	var want []paged.Event
 	for _, ev := range events {
 		if len(ev.Hashes) > 0 || ev.Kind == paged.AllBlocksCleared {
-			want = append(want, wire(ev))
+			w := wire(ev)
+			// group_idx is the encoder's Group plus the event's own.
+			w.Group = 0
+			if cfg.Group >= 0 && ev.Kind != paged.AllBlocksCleared {
+				w.Group = cfg.Group + ev.Group
+			}
+			want = append(want, w)
 		}
 	}
 	var got []paged.Event
@@ -141,7 +150,7 @@ func assertRoundTrip(t *testing.T, cfg EncoderConfig, ts float64, events []paged
 	}
 	for i, m := range dec.Meta {
 		hasGroup := cfg.Group >= 0 && dec.Events[i].Kind != paged.AllBlocksCleared
-		assert.Equal(t, Meta{Group: max(cfg.Group, 0) * b2i(hasGroup), HasGroup: hasGroup}, m)
+		assert.Equal(t, Meta{Group: dec.Events[i].Group, HasGroup: hasGroup}, m)
 	}
 }
 
@@ -158,6 +167,7 @@ func TestEncoderRejectsWhatVLLMCannotSay(t *testing.T) {
 		"tokens per block": {Kind: paged.BlockStored, Hashes: make([]paged.Hash, 2), Tokens: make([]int32, 3), BlockSize: 2},
 		"no block size":    {Kind: paged.BlockStored, Hashes: make([]paged.Hash, 1)},
 		"unknown medium":   {Kind: paged.BlockRemoved, Hashes: make([]paged.Hash, 1), Medium: 5},
+		"negative group":   {Kind: paged.BlockRemoved, Hashes: make([]paged.Hash, 1), Group: -1},
 	} {
 		out, err := e.AppendBatch(prefix, 0, []paged.Event{{Kind: paged.AllBlocksCleared}, ev})
 		require.ErrorIs(t, err, ErrInvalid, name)
@@ -225,4 +235,34 @@ func hasMoves(evs []paged.Event) bool {
 		}
 	}
 	return false
+}
+
+// A hybrid manager's events name their KV cache group; the frames carry
+// it as group_idx and decode back to it. Before, every event was written
+// with the encoder's one Group (0), so a consumer took a sliding-window
+// group's removals for the full-attention group's.
+func TestEncoderKeepsEventGroups(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: 32, Events: 256,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 2}}})
+	require.NoError(t, err)
+	id, _, err := m.Create([]int32{1, 2, 3, 4, 5, 6, 7, 8, 9}, nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Free(id))
+	events := m.DrainEvents(nil)
+	groups := map[int]int{}
+	for _, ev := range events {
+		groups[ev.Group]++
+	}
+	require.Positive(t, groups[1], "the manager reports events of group 1: %v", groups)
+	e, err := NewEncoder(EncoderConfig{})
+	require.NoError(t, err)
+	buf, err := e.AppendBatch(nil, 1, events)
+	require.NoError(t, err)
+	var dec Batch
+	require.NoError(t, dec.Decode(buf))
+	require.Len(t, dec.Events, len(events))
+	for i, ev := range events {
+		assert.Equal(t, ev.Group, dec.Events[i].Group, "event %d (%v)", i, ev.Kind)
+		assert.Equal(t, Meta{Group: ev.Group, HasGroup: ev.Kind != paged.AllBlocksCleared}, dec.Meta[i], "event %d", i)
+	}
 }
