@@ -130,9 +130,10 @@ func TestBuildBatchRefusesReadsOfReleasedBlocks(t *testing.T) {
 			var b Batch
 			for q := 1; q <= n; q++ {
 				sched := []Scheduled{{ID: id, NewTokens: q}}
+				backed := tableReads(m, sched[0])
 				if err := m.BuildBatch(&b, sched); err != nil {
-					if !errors.Is(err, ErrInvalid) {
-						t.Fatalf("%d new tokens: %v", q, err)
+					if !errors.Is(err, ErrInvalid) || backed == nil {
+						t.Fatalf("%d new tokens, every read backed (%v): %v", q, backed, err)
 					}
 					continue
 				}
@@ -145,4 +146,33 @@ func TestBuildBatchRefusesReadsOfReleasedBlocks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tableReads reports an error when a position the queries of sc's new
+// tokens read lies in a null entry of its sequence's tables.
+func tableReads(m *Manager, sc Scheduled) error {
+	s, err := m.running(sc.ID, "test")
+	if err != nil {
+		return err
+	}
+	n := len(s.tokens)
+	for g, grp := range m.cfg.Groups {
+		if grp.Kind == State {
+			continue
+		}
+		tab, _ := m.TableGroup(sc.ID, g)
+		kind := grp
+		if grp.Kind == Shared {
+			kind = m.cfg.Groups[grp.Target]
+		}
+		for q := n - sc.NewTokens; q < n; q++ {
+			lo, hi := reads(kind, q)
+			for p := lo; p <= hi; p++ {
+				if tab[p/m.bs] == nullBlock {
+					return fmt.Errorf("group %d: the query at %d reads %d, released", g, q, p)
+				}
+			}
+		}
+	}
+	return nil
 }
