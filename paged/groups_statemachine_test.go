@@ -22,6 +22,10 @@ func hyKV(g int, tokens []int32) uint64 {
 	return h.Sum64()
 }
 
+// hyStateKV is page j of the state of group g after tokens: each page of a
+// state holds its own part.
+func hyStateKV(g, j int, tokens []int32) uint64 { return hyKV(g, tokens) + uint64(j) }
+
 type hyState uint8
 
 const (
@@ -56,6 +60,8 @@ type hyModel struct {
 	// prefixes are shared prompt beginnings, so prefix hits happen.
 	prefixes [][]int32
 	swaps    []paged.Swap
+	// checkpoints counts the state checkpoints written.
+	checkpoints int
 	// batch is the batch write builds, kept from call to call.
 	batch  paged.Batch
 	copies []paged.Copy
@@ -176,14 +182,31 @@ func (h *hyModel) write(t *rapid.T, s *hySeq, from int) {
 	if len(b.Swaps)+len(b.Copies) > 0 {
 		t.Fatalf("BuildBatch took %d swaps and %d copies after a transfer", len(b.Swaps), len(b.Copies))
 	}
+	// The step's state checkpoints: the state after their first Tokens
+	// tokens, which this step computes.
+	for _, c := range h.m.TakeCheckpoints(nil) {
+		if c.Seq != s.id || c.Tokens < from || c.Tokens > len(s.tokens) || h.groups[c.Group].Kind != paged.State || len(c.Pages) != h.groups[c.Group].Pages {
+			t.Fatalf("computing [%d, %d) of %v: checkpoint %+v", from, len(s.tokens), s.id, c)
+		}
+		h.checkpoints++
+		for j, p := range c.Pages {
+			h.shadow[int64(p)*int64(h.bs)] = hyStateKV(c.Group, j, s.tokens[:c.Tokens])
+		}
+	}
 	for g := range h.groups {
 		if h.kvGroup(g) != g && h.groups[g].Kind != paged.State {
 			continue // no KV of its own
 		}
 		if h.groups[g].Kind == paged.State {
+			// The kernel reads the state after the first from tokens
+			// (restored from a checkpoint at a hit, copied at a fork,
+			// moved by a swap) and updates it with the new tokens.
 			pages := h.groups[g].Pages
-			for _, b := range b.GroupTables[g-1][:pages] {
-				h.shadow[int64(b)*int64(h.bs)] = hyKV(g, s.tokens)
+			for j, b := range b.GroupTables[g-1][:pages] {
+				if from > 0 && h.shadow[int64(b)*int64(h.bs)] != hyStateKV(g, j, s.tokens[:from]) {
+					t.Fatalf("state group %d of %v page %d (%d): not the state after its first %d tokens", g, s.id, j, b, from)
+				}
+				h.shadow[int64(b)*int64(h.bs)] = hyStateKV(g, j, s.tokens)
 			}
 			continue
 		}
@@ -223,8 +246,8 @@ func (h *hyModel) readBack(t *rapid.T) {
 				if len(table) != h.groups[g].Pages || slices.Contains(table, 0) {
 					t.Fatalf("state group %d of %v: pages %v", g, s.id, table)
 				}
-				for _, b := range table {
-					if h.shadow[int64(b)*int64(h.bs)] != hyKV(g, s.tokens) {
+				for j, b := range table {
+					if h.shadow[int64(b)*int64(h.bs)] != hyStateKV(g, j, s.tokens) {
 						t.Fatalf("read-back of %v state group %d page %d: not its own state", s.id, g, b)
 					}
 				}
