@@ -176,3 +176,79 @@ func tableReads(m *Manager, sc Scheduled) error {
 	}
 	return nil
 }
+
+// TestCheckCatchesGroupCorruption corrupts a hybrid manager's state
+// through its unexported fields, one way per case, each keeping every
+// reference count consistent, and requires Check to report it.
+func TestCheckCatchesGroupCorruption(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		group   Group
+		corrupt func(m *Manager, s *sequence)
+	}{
+		// Group 1's tail entry names group 0's tail block: two groups
+		// would write their KV into one block.
+		{"block in two groups", Group{Kind: FullAttention}, func(m *Manager, s *sequence) {
+			t1 := &s.ext[0]
+			k := len(t1.blocks) - 1
+			m.bp.release(t1.blocks[k])
+			m.bp.pool.Ref(s.blocks[k])
+			t1.blocks[k] = s.blocks[k]
+		}},
+		// After a fork, whose tails are shared (copy-on-write): the
+		// child's group 1 tail names group 0's.
+		{"forked tail in two groups", Group{Kind: FullAttention}, func(m *Manager, s *sequence) {
+			id, err := m.Fork(makeSeqID(0, s.gen))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _ := m.seq(id)
+			t1 := &c.ext[0]
+			k := len(t1.blocks) - 1
+			m.bp.release(t1.blocks[k])
+			m.bp.pool.Ref(c.blocks[k])
+			t1.blocks[k] = c.blocks[k]
+		}},
+		{"state page in group 0", Group{Kind: State, Pages: 2}, func(m *Manager, s *sequence) {
+			t1 := &s.ext[0]
+			m.bp.release(t1.blocks[0])
+			last := s.blocks[len(s.blocks)-1]
+			m.bp.pool.Ref(last)
+			t1.blocks[0] = last
+		}},
+		{"window entry released but named", Group{Kind: SlidingWindow, Window: 4}, func(m *Manager, s *sequence) {
+			s.ext[0].released++
+		}},
+		{"window group misses a block", Group{Kind: SlidingWindow, Window: 4}, func(m *Manager, s *sequence) {
+			t1 := &s.ext[0]
+			k := len(t1.blocks) - 1
+			m.bp.release(t1.blocks[k])
+			t1.blocks = t1.blocks[:k]
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := New(Config{BlockSize: 4, NumBlocks: 32, Groups: []Group{{Kind: FullAttention}, tc.group}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr := make([]int32, 10)
+			for i := range pr {
+				pr[i] = int32(i)
+			}
+			id, _, err := m.Create(pr, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+			s, _ := m.seq(id)
+			tc.corrupt(m, s)
+			if err := m.Check(); err == nil {
+				t.Fatalf("Check passes a manager whose %s", tc.name)
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+}
