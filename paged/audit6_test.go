@@ -38,6 +38,11 @@ func checkBatchReads(m *Manager, b *Batch, sched []Scheduled) error {
 			return fmt.Errorf("entry %d: seq %v qlen %d qstart %d", i, b.Seqs[i], b.QueryLens[i], b.QueryStart[i])
 		}
 		n := int(b.SeqLens[i])
+		groups := groups
+		if sq, _ := m.seq(sc.ID); sq.opts.Window > 0 {
+			// A windowed sequence of a single-group manager.
+			groups = []Group{{Kind: SlidingWindow, Window: sq.opts.Window}}
+		}
 		for g, grp := range groups {
 			tab, err := m.TableGroup(sc.ID, g)
 			if err != nil {
@@ -156,14 +161,18 @@ func tableReads(m *Manager, sc Scheduled) error {
 		return err
 	}
 	n := len(s.tokens)
-	for g, grp := range m.cfg.Groups {
+	groups := m.cfg.Groups
+	if s.opts.Window > 0 {
+		groups = []Group{{Kind: SlidingWindow, Window: s.opts.Window}}
+	}
+	for g, grp := range groups {
 		if grp.Kind == State {
 			continue
 		}
 		tab, _ := m.TableGroup(sc.ID, g)
 		kind := grp
 		if grp.Kind == Shared {
-			kind = m.cfg.Groups[grp.Target]
+			kind = groups[grp.Target]
 		}
 		for q := n - sc.NewTokens; q < n; q++ {
 			lo, hi := reads(kind, q)
