@@ -112,9 +112,15 @@ func TestBuildBatchRefusesReadsOfReleasedBlocks(t *testing.T) {
 		// bs 4, chunk 6: at 21 tokens blocks 0 to 3 are released; the
 		// query at 17 reads [12, 17].
 		{"chunked", Group{Kind: ChunkedLocal, Chunk: 6}, 9, 12},
+		// A single-group manager's windowed sequence (SeqOptions.Window).
+		{"windowed sequence", Group{}, 9, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := New(Config{BlockSize: 4, NumBlocks: 32, Groups: []Group{{Kind: FullAttention}, tc.group}})
+			cfg, opts := Config{BlockSize: 4, NumBlocks: 32, Groups: []Group{{Kind: FullAttention}, tc.group}}, (*SeqOptions)(nil)
+			if tc.group == (Group{}) {
+				cfg.Groups, opts = nil, &SeqOptions{Window: 4}
+			}
+			m, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +128,7 @@ func TestBuildBatchRefusesReadsOfReleasedBlocks(t *testing.T) {
 			for i := range pr {
 				pr[i] = int32(i)
 			}
-			id, _, err := m.Create(pr, nil)
+			id, _, err := m.Create(pr, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -133,6 +139,7 @@ func TestBuildBatchRefusesReadsOfReleasedBlocks(t *testing.T) {
 			}
 			n := tc.prompt + tc.appends
 			var b Batch
+			refused := 0
 			for q := 1; q <= n; q++ {
 				sched := []Scheduled{{ID: id, NewTokens: q}}
 				backed := tableReads(m, sched[0])
@@ -140,11 +147,15 @@ func TestBuildBatchRefusesReadsOfReleasedBlocks(t *testing.T) {
 					if !errors.Is(err, ErrInvalid) || backed == nil {
 						t.Fatalf("%d new tokens, every read backed (%v): %v", q, backed, err)
 					}
+					refused++
 					continue
 				}
 				if err := checkBatchReads(m, &b, sched); err != nil {
 					t.Fatalf("%d new tokens of %d: %v", q, n, err)
 				}
+			}
+			if refused == 0 {
+				t.Fatalf("setup: no number of new tokens reads a released position")
 			}
 			if err := m.Check(); err != nil {
 				t.Fatal(err)
