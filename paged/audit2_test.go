@@ -468,6 +468,9 @@ func (a *auditRig) writes(t *rapid.T, id SeqID, n int) {
 		}
 	}
 	a.slotsOwned(t, &b)
+	if err := checkBatchReads(m, &b, sched); err != nil {
+		t.Fatalf("step %d: BuildBatch(%v, %d new tokens): %v", a.step, id, n, err)
+	}
 }
 
 // slotsOwned requires every slot of b's new tokens to lie in a block that
@@ -891,6 +894,9 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 				a.partial = 0
 				if decode && err == nil {
 					a.slotsOwned(t, &b)
+					if err := checkBatchReads(m, &b, sched); err != nil {
+						t.Fatalf("step %d: DecodeStep: %v", a.step, err)
+					}
 				}
 			case 21, 22: // a bad call to any method
 				a.badCall(t, cfg, pick)

@@ -89,8 +89,8 @@ type batchRow struct {
 // BuildBatch fills b for the scheduled sequences of one step, takes the
 // pending copy and swap directives, and allocates nothing once b's buffers
 // have grown. On error (an unknown, waiting or repeated sequence, NewTokens
-// outside [1, length], a first new query whose sliding window reaches a
-// released position, a sequence wider than a
+// outside [1, length], a first new query whose sliding window or chunk
+// reaches a released position, in any group, a sequence wider than a
 // fixed Stride) the manager is unchanged, no directive is taken, and b holds
 // no usable batch; its persistent rows stay consistent, so the next call
 // builds correctly. A nil b, a negative Stride or one wider than any table

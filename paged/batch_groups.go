@@ -17,8 +17,10 @@ type groupRow struct {
 	filled, released int
 }
 
-// checkGroupsBatch validates what fill does not: every new token of a
-// window group must lie in its window. It changes nothing.
+// checkGroupsBatch validates what fill does not: in every window or
+// chunked group, the query of the first new token (the one that reads
+// furthest back) must read no released block: the window W-1 positions
+// before it, the chunk from its start. It changes nothing.
 func (m *Manager) checkGroupsBatch(sched []Scheduled) error {
 	if !local(m.other) {
 		return nil
@@ -28,10 +30,14 @@ func (m *Manager) checkGroupsBatch(sched []Scheduled) error {
 		if err != nil {
 			return err
 		}
-		first := (len(s.tokens) - sc.NewTokens) / m.bs
+		first := len(s.tokens) - sc.NewTokens
+		if first < 0 {
+			continue // fill refuses the entry
+		}
 		for g := range s.ext {
-			if first < s.ext[g].released {
-				return errorf(ErrInvalid, "BuildBatch: %v: new tokens before the window of group %d", sc.ID, g+1)
+			if k := m.kinds[g+1]; k.local() && k.live(first) < s.ext[g].released {
+				return errorf(ErrInvalid, "BuildBatch: %v: the query at %d reads positions group %d (%v) released (its first %d blocks)",
+					sc.ID, first, g+1, m.cfg.Groups[g+1].Kind, s.ext[g].released)
 			}
 		}
 	}

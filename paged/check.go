@@ -22,7 +22,8 @@ import (
 //   - the prefix index maps a hash only to blocks holding that hash, and
 //     every block with cached content is reachable from the index;
 //   - every running sequence's table covers its tokens exactly, and its
-//     committed blocks hold the hashes it computed;
+//     committed blocks hold the hashes it computed; a block is named by
+//     the tables of one KV cache group only;
 //   - the table of a sequence with a sliding window W names the null block
 //     exactly on a prefix (the released entries), and every position the
 //     next query may read is backed by a real block: with n tokens of
@@ -36,6 +37,10 @@ func (m *Manager) Check() error {
 	}
 	total := m.bp.pool.Total()
 	refs := make([]int32, total)
+	var owners []uint8
+	if m.hybrid() {
+		owners = make([]uint8, total)
+	}
 	running := 0
 	for i := range m.seqs {
 		s := &m.seqs[i]
@@ -54,6 +59,9 @@ func (m *Manager) Check() error {
 			continue
 		}
 		if err := m.checkGroupsOf(i, s, refs); err != nil {
+			return err
+		}
+		if err := m.checkOwners(i, s, owners); err != nil {
 			return err
 		}
 		if err := m.checkRetentionPins(i, s, refs); err != nil {
@@ -155,6 +163,29 @@ func (m *Manager) Check() error {
 		return err
 	}
 	return m.checkTier()
+}
+
+// checkOwners records in owners the group (plus one) of every block the
+// tables of running sequence slot i name, and reports a block that tables
+// of two groups name: each group's kernels write their own KV into it.
+// owners is nil for a single-group manager.
+func (m *Manager) checkOwners(i int, s *sequence, owners []uint8) error {
+	if owners == nil {
+		return nil
+	}
+	for g := range m.ntables() {
+		blocks, _, _, _ := s.tableAt(g)
+		for k, b := range *blocks {
+			if b == nullBlock || !m.bp.pool.Valid(b) {
+				continue
+			}
+			if o := owners[b]; o != 0 && int(o) != g+1 {
+				return fmt.Errorf("paged: sequence slot %d group %d entry %d names block %d, which a table of group %d names", i, g, k, b, o-1)
+			}
+			owners[b] = uint8(g + 1)
+		}
+	}
+	return nil
 }
 
 // checkWindow verifies the sliding-window shape of table, the device or host

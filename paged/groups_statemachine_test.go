@@ -22,6 +22,10 @@ func hyKV(g int, tokens []int32) uint64 {
 	return h.Sum64()
 }
 
+// hyStateKV is page j of the state of group g after tokens: each page of a
+// state holds its own part.
+func hyStateKV(g, j int, tokens []int32) uint64 { return hyKV(g, tokens) + uint64(j) }
+
 type hyState uint8
 
 const (
@@ -56,7 +60,11 @@ type hyModel struct {
 	// prefixes are shared prompt beginnings, so prefix hits happen.
 	prefixes [][]int32
 	swaps    []paged.Swap
-	copies   []paged.Copy
+	// checkpoints counts the state checkpoints written.
+	checkpoints int
+	// batch is the batch write builds, kept from call to call.
+	batch  paged.Batch
+	copies []paged.Copy
 	// offload: evicted cached blocks may move to the host tier; onboards
 	// counts the host blocks moved back for hits.
 	offload  bool
@@ -154,34 +162,67 @@ func (h *hyModel) poison(kv map[int64]uint64, b int64) {
 	}
 }
 
-// write runs the kernels of positions [from, len) of s: every attention
-// group's KV into its slots, and every state group's state, which depends
-// on all the tokens, into each of its pages.
+// write runs the kernels of positions [from, len) of s as a server does:
+// it builds the step's batch for s (a Batch kept from call to call, so its
+// persistent rows are exercised) and writes every attention group's KV
+// into the batch's slots of the new tokens, and every state group's
+// state, which depends on all the tokens, into each page its row names.
+// The read-back through the tables then proves the batch's slots and
+// rows name the blocks the sequence reads.
 func (h *hyModel) write(t *rapid.T, s *hySeq, from int) {
 	h.transfer(t)
+	if from == len(s.tokens) {
+		return // nothing to compute (BuildBatch takes at least one token)
+	}
+	b := &h.batch
+	sched := []paged.Scheduled{{ID: s.id, NewTokens: len(s.tokens) - from}}
+	if err := h.m.BuildBatch(b, sched); err != nil {
+		t.Fatalf("BuildBatch(%v, %d new tokens of %d): %v", s.id, len(s.tokens)-from, len(s.tokens), err)
+	}
+	if len(b.Swaps)+len(b.Copies) > 0 {
+		t.Fatalf("BuildBatch took %d swaps and %d copies after a transfer", len(b.Swaps), len(b.Copies))
+	}
+	// The step's state checkpoints: the state after their first Tokens
+	// tokens, which this step computes.
+	for _, c := range h.m.TakeCheckpoints(nil) {
+		if c.Seq != s.id || c.Tokens < from || c.Tokens > len(s.tokens) || h.groups[c.Group].Kind != paged.State || len(c.Pages) != h.groups[c.Group].Pages {
+			t.Fatalf("computing [%d, %d) of %v: checkpoint %+v", from, len(s.tokens), s.id, c)
+		}
+		h.checkpoints++
+		for j, p := range c.Pages {
+			h.shadow[int64(p)*int64(h.bs)] = hyStateKV(c.Group, j, s.tokens[:c.Tokens])
+		}
+	}
 	for g := range h.groups {
 		if h.kvGroup(g) != g && h.groups[g].Kind != paged.State {
 			continue // no KV of its own
 		}
-		table, err := h.m.TableGroup(s.id, g)
-		if err != nil {
-			t.Fatalf("TableGroup(%v, %d): %v", s.id, g, err)
-		}
 		if h.groups[g].Kind == paged.State {
-			for _, b := range table {
-				h.shadow[int64(b)*int64(h.bs)] = hyKV(g, s.tokens)
+			// The kernel reads the state after the first from tokens
+			// (restored from a checkpoint at a hit, copied at a fork,
+			// moved by a swap) and updates it with the new tokens.
+			pages := h.groups[g].Pages
+			for j, b := range b.GroupTables[g-1][:pages] {
+				if from > 0 && h.shadow[int64(b)*int64(h.bs)] != hyStateKV(g, j, s.tokens[:from]) {
+					t.Fatalf("state group %d of %v page %d (%d): not the state after its first %d tokens", g, s.id, j, b, from)
+				}
+				h.shadow[int64(b)*int64(h.bs)] = hyStateKV(g, j, s.tokens)
 			}
 			continue
 		}
-		for p := from; p < len(s.tokens); p++ {
-			b := table[p/h.bs]
-			if b == 0 {
-				if p >= h.live(g, len(s.tokens)) {
-					t.Fatalf("group %d of %v: position %d (in the window) maps to the null block", g, s.id, p)
-				}
-				continue // a window group's KV before its window is not kept
+		slots := b.Slots
+		if g > 0 {
+			slots = b.GroupSlots[g-1]
+		}
+		if len(slots) != len(s.tokens)-from {
+			t.Fatalf("group %d of %v: %d slots for %d new tokens", g, s.id, len(slots), len(s.tokens)-from)
+		}
+		for i, sl := range slots {
+			p := from + i
+			if sl/int64(h.bs) == 0 || sl%int64(h.bs) != int64(p%h.bs) {
+				t.Fatalf("group %d of %v: position %d goes to slot %d", g, s.id, p, sl)
 			}
-			h.shadow[int64(b)*int64(h.bs)+int64(p%h.bs)] = hyKV(g, s.tokens[:p+1])
+			h.shadow[sl] = hyKV(g, s.tokens[:p+1])
 		}
 	}
 }
@@ -205,8 +246,8 @@ func (h *hyModel) readBack(t *rapid.T) {
 				if len(table) != h.groups[g].Pages || slices.Contains(table, 0) {
 					t.Fatalf("state group %d of %v: pages %v", g, s.id, table)
 				}
-				for _, b := range table {
-					if h.shadow[int64(b)*int64(h.bs)] != hyKV(g, s.tokens) {
+				for j, b := range table {
+					if h.shadow[int64(b)*int64(h.bs)] != hyStateKV(g, j, s.tokens) {
 						t.Fatalf("read-back of %v state group %d page %d: not its own state", s.id, g, b)
 					}
 				}
@@ -723,24 +764,43 @@ func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
 						s.fresh = 0
 					}
 				}
-				var b paged.Batch
-				if err := h.m.BuildBatch(&b, sched); err != nil {
+				// The persistent batch write builds: its rows must follow
+				// every change to the tables since.
+				b := &h.batch
+				if err := h.m.BuildBatch(b, sched); err != nil {
 					t.Fatalf("BuildBatch: %v", err)
 				}
 				if len(b.Swaps)+len(b.Copies) > 0 {
 					t.Fatalf("BuildBatch drained %d swaps and %d copies after a transfer", len(b.Swaps), len(b.Copies))
 				}
-				for g := 1; g < len(groups); g++ {
+				for g := range groups {
+					width, tab, slots := b.Stride, b.Tables, b.Slots
+					if g > 0 {
+						tab, slots = b.GroupTables[g-1], b.GroupSlots[g-1]
+					}
+					if groups[g].Kind == paged.State {
+						width = groups[g].Pages
+					}
+					q := 0
 					for i, sc := range sched {
 						table, _ := h.m.TableGroup(sc.ID, g)
-						width := b.Stride
-						if groups[g].Kind == paged.State {
-							width = groups[g].Pages
+						row := tab[i*width : (i+1)*width]
+						for k := range row {
+							want := int32(0) // padding
+							if k < len(table) {
+								want = int32(table[k])
+							}
+							if row[k] != want {
+								t.Fatalf("group %d row of %v entry %d: batch %d, table %v", g, sc.ID, k, row[k], table)
+							}
 						}
-						row := b.GroupTables[g-1][i*width : i*width+len(table)]
-						for k := range table {
-							if int32(table[k]) != row[k] {
-								t.Fatalf("group %d row of %v entry %d: batch %d, table %d", g, sc.ID, k, row[k], table[k])
+						if groups[g].Kind == paged.State {
+							continue
+						}
+						n := int(b.SeqLens[i])
+						for p := n - sc.NewTokens; p < n; p, q = p+1, q+1 {
+							if want := int64(table[p/h.bs])*int64(h.bs) + int64(p%h.bs); slots[q] != want {
+								t.Fatalf("group %d slot of %v position %d: batch %d, table %v", g, sc.ID, p, slots[q], table)
 							}
 						}
 					}
