@@ -21,8 +21,9 @@ type Stats struct {
 	FreeBlocks, CachedBlocks, UsedBlocks int
 	// PeakUsedBlocks is the most blocks referenced at once so far.
 	PeakUsedBlocks int
-	// Sequences are live handles; Running of them hold blocks, Waiting
-	// don't (not yet admitted, or preempted).
+	// Sequences are live handles; Running of them hold device blocks,
+	// Waiting don't: not yet admitted, preempted, or swapped out (whose
+	// blocks are on the host; they count against Config.MaxWaiting too).
 	Sequences, Running, Waiting int
 	// PrefixQueries counts admissions attempted (every Admit call, failed
 	// ones included, as vLLM counts).
