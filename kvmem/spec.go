@@ -298,19 +298,20 @@ func (s Spec) SequenceBlocks(tokens, blockSize int) (int64, error) {
 	if err := s.Validate(); err != nil {
 		return 0, err
 	}
-	return s.sequenceBlocks(tokens, blockSize)
+	return s.sequenceBlocks(tokens, blockSize, 1)
 }
 
-// sequenceBlocks is SequenceBlocks for valid arguments; it fails only on
-// overflow.
-func (s Spec) sequenceBlocks(tokens, blockSize int) (int64, error) {
+// sequenceBlocks is SequenceBlocks for valid arguments, the sequence
+// growing step tokens at a time (see Deployment.PrefillChunk); it fails
+// only on overflow.
+func (s Spec) sequenceBlocks(tokens, blockSize, step int) (int64, error) {
 	if tokens == 0 {
 		return 0, nil
 	}
 	p := s.layersPerBlock()
 	var total int64
 	for _, g := range s.groups() {
-		per := g.blocks(tokens, blockSize) + s.stateBlocks(g, blockSize)
+		per := g.blocks(tokens, blockSize, step) + s.stateBlocks(g, blockSize)
 		n, err := mulBytes(int64(g.Layers/p), per)
 		if err != nil {
 			return 0, err
