@@ -219,7 +219,10 @@ func (c Capacity) SequenceBytes(contextLen int) int64 {
 // replicas. For a spec that is all full attention that is the manager's
 // own arithmetic, usable blocks / ceil(tokens/BlockSize). With context
 // parallelism each CP rank holds ceil(contextLen/CP) tokens of every
-// sequence. It returns 0 for contextLen <= 0.
+// sequence. Each sequence is charged its peak while it grows
+// Deployment.PrefillChunk tokens a step (the decode peak by default), so
+// the count holds however the prompts' steps overlap. It returns 0 for
+// contextLen <= 0.
 func (c Capacity) MaxSequences(contextLen int) int64 {
 	if contextLen <= 0 || c.NumBlocks < 2 {
 		return 0

@@ -287,7 +287,10 @@ func (s Spec) stateBlocks(g Group, blockSize int) int64 {
 // can span), at most the blocks one chunk spans for Chunked, StateBlocks
 // for State (whatever the length), and none for Shared. In bytes: full
 // layers x T + window layers x min(T, W) + chunked layers x min(T, C) +
-// state bytes, each rounded up to the blocks actually allocated.
+// state bytes, each rounded up to the blocks actually allocated. This is
+// the peak of a sequence that grows a token at a time (decoding); a
+// prompt computed in larger steps holds more window and chunk blocks
+// while a step is computed (see Deployment.PrefillChunk).
 func (s Spec) SequenceBlocks(tokens, blockSize int) (int64, error) {
 	if tokens < 0 {
 		return 0, fmt.Errorf("%w: sequence of %d tokens must not be negative", ErrInvalid, tokens)
