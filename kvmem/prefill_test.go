@@ -46,58 +46,64 @@ func pagedGroups(t *testing.T, s kvmem.Spec, bs int) []paged.Group {
 // The planner used to count a window group at its token-by-token peak
 // only, while admitting a prompt holds every block of its chunk in every
 // window group until the chunk is computed: Gemma 3's planned sequences
-// did not fit when their prompts were admitted whole.
+// did not fit when their prompts were admitted whole. With prefix caching
+// on, a released block stays cached but is evictable, so the same count
+// fits.
 func TestPlannedSequencesFitAdmitted(t *testing.T) {
 	const bs = 16
 	gemmaLike := kvmem.Spec{KVHeads: 1, HeadDim: 8, Key: kvmem.FP16, Groups: []kvmem.Group{
 		{Kind: kvmem.Full, Layers: 1}, {Kind: kvmem.Window, Layers: 5, Window: 128}}}
 	scoutLike := kvmem.Spec{KVHeads: 1, HeadDim: 8, Key: kvmem.FP16, Groups: []kvmem.Group{
 		{Kind: kvmem.Full, Layers: 1}, {Kind: kvmem.Chunked, Layers: 3, Chunk: 200}}}
-	for _, s := range []kvmem.Spec{gemmaLike, scoutLike} {
-		block, err := s.BlockBytes(bs)
-		require.NoError(t, err)
-		for _, T := range []int{1000, 1601} {
-			for _, chunk := range []int{0, 1, 17, 256, T} {
-				d := kvmem.Deployment{GPUs: 1, GPUMemory: 6000 * block, BlockSize: bs, PrefillChunk: chunk}
-				c, err := kvmem.Plan(s, 0, d)
-				require.NoError(t, err)
-				n := c.MaxSequences(T)
-				require.Positive(t, n)
-				m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: int(c.NumBlocks), Groups: pagedGroups(t, s, bs), DisablePrefixCaching: true})
-				require.NoError(t, err)
-				step := chunk
-				if step <= 0 {
-					step = 1
-				}
-				for i := range n {
-					p := make([]int32, T)
-					for k := range p {
-						p[k] = int32(int(i)*T + k)
-					}
-					id, err := m.Add(p[:min(step, T)], nil)
+	stateLike := kvmem.Spec{KVHeads: 1, HeadDim: 8, Key: kvmem.FP16, Groups: []kvmem.Group{
+		{Kind: kvmem.Full, Layers: 1}, {Kind: kvmem.State, Layers: 3, StateBytes: 5000}}}
+	for _, caching := range []bool{false, true} {
+		for _, s := range []kvmem.Spec{gemmaLike, scoutLike, stateLike} {
+			block, err := s.BlockBytes(bs)
+			require.NoError(t, err)
+			for _, T := range []int{1000, 1601} {
+				for _, chunk := range []int{0, 1, 17, 256, T} {
+					d := kvmem.Deployment{GPUs: 1, GPUMemory: 6000 * block, BlockSize: bs, PrefillChunk: chunk}
+					c, err := kvmem.Plan(s, 0, d)
 					require.NoError(t, err)
-					_, err = m.Admit(id)
-					require.NoError(t, err, "chunk %d, T %d: sequence %d of the %d planned", chunk, T, i+1, n)
-					peak := m.Stats().UsedBlocks
-					for k := step; k < T; k += step {
-						require.NoError(t, m.Append(id, p[k:min(k+step, T)]...), "chunk %d, T %d: sequence %d of the %d planned, at %d tokens", chunk, T, i+1, n, k)
-						peak = max(peak, m.Stats().UsedBlocks)
+					n := c.MaxSequences(T)
+					require.Positive(t, n)
+					m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: int(c.NumBlocks), Groups: pagedGroups(t, s, bs), DisablePrefixCaching: !caching})
+					require.NoError(t, err)
+					step := chunk
+					if step <= 0 {
+						step = 1
 					}
-					if i == 0 {
-						// The first sequence alone: its peak is the
-						// planned figure, exactly for windows grown a
-						// token at a time or admitted whole; an upper
-						// bound for chunks, and for steps that here
-						// start at block-aligned offsets only.
-						want := c.SequenceBytes(T) / block
-						if s.Groups[1].Kind == kvmem.Window && (step == 1 || step == T) {
-							require.Equal(t, want, int64(peak), "chunk %d, T %d", chunk, T)
-						} else {
-							require.LessOrEqual(t, int64(peak), want, "chunk %d, T %d", chunk, T)
+					for i := range n {
+						p := make([]int32, T)
+						for k := range p {
+							p[k] = int32(int(i)*T + k)
+						}
+						id, err := m.Add(p[:min(step, T)], nil)
+						require.NoError(t, err)
+						_, err = m.Admit(id)
+						require.NoError(t, err, "chunk %d, T %d: sequence %d of the %d planned", chunk, T, i+1, n)
+						peak := m.Stats().UsedBlocks
+						for k := step; k < T; k += step {
+							require.NoError(t, m.Append(id, p[k:min(k+step, T)]...), "chunk %d, T %d: sequence %d of the %d planned, at %d tokens", chunk, T, i+1, n, k)
+							peak = max(peak, m.Stats().UsedBlocks)
+						}
+						if i == 0 {
+							// The first sequence alone: its peak is the
+							// planned figure, exactly for windows grown a
+							// token at a time or admitted whole; an upper
+							// bound for chunks, and for steps that here
+							// start at block-aligned offsets only.
+							want := c.SequenceBytes(T) / block
+							if s.Groups[1].Kind == kvmem.Window && (step == 1 || step == T) {
+								require.Equal(t, want, int64(peak), "chunk %d, T %d", chunk, T)
+							} else {
+								require.LessOrEqual(t, int64(peak), want, "chunk %d, T %d", chunk, T)
+							}
 						}
 					}
+					require.NoError(t, m.Check())
 				}
-				require.NoError(t, m.Check())
 			}
 		}
 	}
