@@ -47,7 +47,11 @@
 // divides W), and a manager that gives back each block once no later query
 // can read it (paged's window release, vLLM's sliding-window manager) holds
 // exactly that many at its peak. The figures are peaks over the sequence's
-// growth to T, so a sequence never holds more on its way there.
+// growth to T a token at a time, so a decoding sequence never holds more
+// on its way there. A step that computes c tokens at once (a prompt's
+// prefill chunk; the whole prompt when it is admitted whole) holds the
+// blocks of W+c-1 positions in a window group, and of C+c-1 in a chunked
+// one, until it is computed: Deployment.PrefillChunk plans with that peak.
 //
 // # One pool for every group
 //

@@ -105,3 +105,31 @@ func ExampleLookupModel() {
 	// Llama-4-Scout         6 x 128K, 3.83 GB each
 	// Qwen3-Next-80B-A3B   32 x 128K, 1.65 GB each
 }
+
+// ExampleDeployment_prefillChunk plans Gemma 3 27B at a 128K context on
+// one 141 GB GPU for prompts prefilled a token at a time (the decode
+// peak), in 8,192-token chunks, and whole: each step's tokens and the
+// window before them stay in every window layer until the step is
+// computed, so larger chunks fit fewer sequences.
+func ExampleDeployment_prefillChunk() {
+	model, err := kvmem.LookupModel("Gemma-3-27B")
+	if err != nil {
+		panic(err)
+	}
+	weights, err := model.WeightBytes(kvmem.BF16)
+	if err != nil {
+		panic(err)
+	}
+	for _, chunk := range []int{1, 8192, 131072} {
+		d := kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05, PrefillChunk: chunk}
+		c, err := kvmem.Plan(model.Spec(kvmem.BF16, kvmem.Type{}), weights, d)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("chunk %6d: %.1f GB a sequence, %d sequences\n", chunk, float64(c.SequenceBytes(131072))/1e9, c.MaxSequences(131072))
+	}
+	// Output:
+	// chunk      1: 11.2 GB a sequence, 7 sequences
+	// chunk   8192: 14.7 GB a sequence, 5 sequences
+	// chunk 131072: 66.6 GB a sequence, 1 sequences
+}

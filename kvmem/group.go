@@ -140,31 +140,40 @@ func (g Group) validate(i int, groups []Group) error {
 
 // blocks returns the most blocks of blockSize tokens that one layer slice
 // of an attention group holds for a sequence while it grows to tokens
-// tokens, under a manager that gives back every block no later query can
+// tokens, step tokens at a time (1 while decoding; a prompt's prefill
+// chunk), under a manager that gives back every block no later query can
 // read (as paged's window release and vLLM's sliding-window and
-// chunked-local managers do). For State and Shared groups it returns 0.
-func (g Group) blocks(tokens, blockSize int) int64 {
+// chunked-local managers do) once a step is computed. For State and Shared
+// groups it returns 0.
+func (g Group) blocks(tokens, blockSize, step int) int64 {
 	all := int64(ceilDiv(tokens, blockSize))
 	switch g.Kind {
 	case Full:
 		return all
 	case Window:
-		// The query at p reads W positions [p-W+1, p]; W consecutive
-		// positions starting r tokens into a block span
-		// floor((r+W-1)/bs)+1 blocks, the most at r = bs-1:
-		// ceil((W-1)/bs)+1, which is ceil(W/bs)+1 when bs divides W. A
-		// window start slides by one token, so every r occurs once the
+		// A step appends tokens [q, q+step-1]; the first of them reads
+		// back to q-W+1, so W+step-1 consecutive positions are held.
+		// n consecutive positions starting r tokens into a block span
+		// floor((r+n-1)/bs)+1 blocks, the most at r = bs-1:
+		// ceil((n-1)/bs)+1, which for one token at a time is
+		// ceil((W-1)/bs)+1 (ceil(W/bs)+1 when bs divides W). A window
+		// start slides by one token, so every r occurs once the
 		// sequence is bs-1 tokens past W; before that the sequence holds
 		// all its blocks, which are fewer.
-		return min(all, int64(ceilDiv(g.Window-1, blockSize))+1)
+		n := int64(g.Window) + int64(step) - 1
+		return min(all, (n-2+int64(blockSize))/int64(blockSize)+1)
 	case Chunked:
-		// A chunk starts at a multiple of C, so its offset r in a block
-		// is a multiple of gcd(C, bs), at most bs - gcd(C, bs): the
-		// chunk spans at most floor((r+C-1)/bs)+1 blocks. Exact when bs
-		// divides C (C/bs); otherwise an upper bound, since the chunk
-		// with the worst offset may lie past the context.
-		r := blockSize - gcd(g.Chunk, blockSize)
-		return min(all, int64((r+g.Chunk-1)/blockSize)+1)
+		// A step's first token reads back to its chunk's start, so the
+		// chunk's first C-1 positions and the step's are held: C+step-1
+		// positions from the start. A chunk starts at a multiple of C,
+		// so its offset r in a block is a multiple of gcd(C, bs), at
+		// most bs - gcd(C, bs): they span at most
+		// floor((r+C+step-2)/bs)+1 blocks. Exact when bs divides C and
+		// the step is one token (C/bs); otherwise an upper bound, since
+		// the chunk with the worst offset may lie past the context.
+		r := int64(blockSize - gcd(g.Chunk, blockSize))
+		n := int64(g.Chunk) + int64(step) - 1
+		return min(all, (r+n-1)/int64(blockSize)+1)
 	}
 	return 0
 }

@@ -31,6 +31,16 @@ type Deployment struct {
 	ReserveBytes int64
 	// BlockSize is the block size in tokens. Default DefaultBlockSize.
 	BlockSize int
+	// PrefillChunk is the most tokens of one sequence computed in one
+	// step: the chunk a long prompt is admitted in (paged's AdmitChunk
+	// maxNew, vLLM's long_prefill_token_threshold), or the context length
+	// when prompts are admitted whole. A window or chunked group holds the
+	// blocks of a whole step's tokens plus the window before it until the
+	// step is computed, so its peak grows with the chunk (see
+	// Spec.SequenceBlocks). Default 1: sequences grow a token at a time,
+	// the decode peak, which no prompt admitted in larger chunks keeps to.
+	// At most 2^30.
+	PrefillChunk int
 }
 
 // withDefaults fills defaults and validates d, naming the bad field.
@@ -60,6 +70,11 @@ func (d Deployment) withDefaults() (Deployment, error) {
 		return d, fmt.Errorf("%w: Deployment.ReserveBytes %d must not be negative", ErrInvalid, d.ReserveBytes)
 	case d.BlockSize < 0 || d.BlockSize > 1<<20:
 		return d, fmt.Errorf("%w: Deployment.BlockSize %d must be in [1, 2^20]", ErrInvalid, d.BlockSize)
+	case d.PrefillChunk < 0 || d.PrefillChunk > maxSpan:
+		return d, fmt.Errorf("%w: Deployment.PrefillChunk %d must be in [1, 2^30]", ErrInvalid, d.PrefillChunk)
+	}
+	if d.PrefillChunk == 0 {
+		d.PrefillChunk = 1
 	}
 	if d.TP == 0 {
 		d.TP = max(d.GPUs/d.CP, 1)
@@ -175,7 +190,7 @@ func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
 // upper bound, since which ranks hold the last window depends on how the
 // tokens are placed. ok is false when the count overflows.
 func (c Capacity) seqBlocks(contextLen int) (int64, bool) {
-	n, err := c.Shard.sequenceBlocks(ceilDiv(contextLen, c.Deployment.CP), c.Deployment.BlockSize)
+	n, err := c.Shard.sequenceBlocks(ceilDiv(contextLen, c.Deployment.CP), c.Deployment.BlockSize, max(c.Deployment.PrefillChunk, 1))
 	return n, err == nil
 }
 
@@ -204,7 +219,10 @@ func (c Capacity) SequenceBytes(contextLen int) int64 {
 // replicas. For a spec that is all full attention that is the manager's
 // own arithmetic, usable blocks / ceil(tokens/BlockSize). With context
 // parallelism each CP rank holds ceil(contextLen/CP) tokens of every
-// sequence. It returns 0 for contextLen <= 0.
+// sequence. Each sequence is charged its peak while it grows
+// Deployment.PrefillChunk tokens a step (the decode peak by default), so
+// the count holds however the prompts' steps overlap. It returns 0 for
+// contextLen <= 0.
 func (c Capacity) MaxSequences(contextLen int) int64 {
 	if contextLen <= 0 || c.NumBlocks < 2 {
 		return 0

@@ -287,7 +287,10 @@ func (s Spec) stateBlocks(g Group, blockSize int) int64 {
 // can span), at most the blocks one chunk spans for Chunked, StateBlocks
 // for State (whatever the length), and none for Shared. In bytes: full
 // layers x T + window layers x min(T, W) + chunked layers x min(T, C) +
-// state bytes, each rounded up to the blocks actually allocated.
+// state bytes, each rounded up to the blocks actually allocated. This is
+// the peak of a sequence that grows a token at a time (decoding); a
+// prompt computed in larger steps holds more window and chunk blocks
+// while a step is computed (see Deployment.PrefillChunk).
 func (s Spec) SequenceBlocks(tokens, blockSize int) (int64, error) {
 	if tokens < 0 {
 		return 0, fmt.Errorf("%w: sequence of %d tokens must not be negative", ErrInvalid, tokens)
@@ -298,19 +301,20 @@ func (s Spec) SequenceBlocks(tokens, blockSize int) (int64, error) {
 	if err := s.Validate(); err != nil {
 		return 0, err
 	}
-	return s.sequenceBlocks(tokens, blockSize)
+	return s.sequenceBlocks(tokens, blockSize, 1)
 }
 
-// sequenceBlocks is SequenceBlocks for valid arguments; it fails only on
-// overflow.
-func (s Spec) sequenceBlocks(tokens, blockSize int) (int64, error) {
+// sequenceBlocks is SequenceBlocks for valid arguments, the sequence
+// growing step tokens at a time (see Deployment.PrefillChunk); it fails
+// only on overflow.
+func (s Spec) sequenceBlocks(tokens, blockSize, step int) (int64, error) {
 	if tokens == 0 {
 		return 0, nil
 	}
 	p := s.layersPerBlock()
 	var total int64
 	for _, g := range s.groups() {
-		per := g.blocks(tokens, blockSize) + s.stateBlocks(g, blockSize)
+		per := g.blocks(tokens, blockSize, step) + s.stateBlocks(g, blockSize)
 		n, err := mulBytes(int64(g.Layers/p), per)
 		if err != nil {
 			return 0, err

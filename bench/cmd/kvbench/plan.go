@@ -46,6 +46,7 @@ type planReport struct {
 	Context        int       `json:"context"`
 	ModelContext   int       `json:"model_context,omitempty"`
 	BlockSize      int       `json:"block_size"`
+	PrefillChunk   int       `json:"prefill_chunk"`
 	LayersPerBlock int       `json:"layers_per_block"`
 	WeightsFit     bool      `json:"weights_fit"`
 	WeightsMessage string    `json:"weights_message,omitempty"`
@@ -80,6 +81,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	cp := fs.Int("cp", 1, "context parallel degree (ring attention)")
 	context := fs.String("context", "", "context length in tokens (262144, 256K, 128k; default the model's)")
 	blockSize := fs.Int("block-size", kvmem.DefaultBlockSize, "block size in tokens")
+	prefillChunk := fs.String("prefill-chunk", "1", "most tokens of one sequence computed in one step (a prompt's prefill chunk, 8192, 8K); window and chunked layers hold a whole step's blocks; 1 counts the decode peak only")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -106,6 +108,9 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 		return usageErrorf("-gpu-mem: %w", err)
 	}
 	d := kvmem.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize}
+	if d.PrefillChunk, err = parseTokens(*prefillChunk); err != nil {
+		return usageErrorf("-prefill-chunk: %w", err)
+	}
 	if d.Reserve, d.ReserveBytes, err = parseReserve(*reserve); err != nil {
 		return usageErrorf("-reserve: %w", err)
 	}
@@ -166,7 +171,7 @@ func buildPlan(m kvmem.Model, wt kvmem.Type, kvTypes []kvPair, d kvmem.Deploymen
 	}
 	rep := planReport{
 		Model: m.Name, Params: m.Params, ActiveParams: m.ActiveParams, Weights: wt.String(), WeightBytes: w,
-		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, ModelContext: m.ContextLen, BlockSize: d.BlockSize,
+		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, ModelContext: m.ContextLen, BlockSize: d.BlockSize, PrefillChunk: d.PrefillChunk,
 		Rows: []planRow{},
 	}
 	// Every type must pack the model's rows, even when the weights do not
@@ -260,6 +265,9 @@ func printPlan(w io.Writer, m kvmem.Model, r planReport) {
 	layers := ""
 	if m.KV.Hybrid() {
 		layers = fmt.Sprintf(" tokens x %d layers", r.LayersPerBlock)
+	}
+	if r.PrefillChunk > 1 {
+		layers += fmt.Sprintf(", prefill chunk %s", bench.Thousands(int64(r.PrefillChunk)))
 	}
 	fmt.Fprintf(w, "KV       %s per device; context %s tokens, block size %d%s\n\n", humanBytes(r.KVBudget), bench.Thousands(int64(r.Context)), r.BlockSize, layers)
 

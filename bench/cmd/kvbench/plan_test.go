@@ -380,3 +380,45 @@ func TestPlanModelFlagsExit2(t *testing.T) {
 		assert.Equal(t, 2, run(append([]string{"plan"}, args...), &bytes.Buffer{}, &errb), "%v: %s", args, errb.String())
 	}
 }
+
+// TestPlanPrefillChunkCLI checks -prefill-chunk: the figures are the
+// library's with Deployment.PrefillChunk, a larger chunk never fits more,
+// a whole-prompt chunk counts every window block, and bad values are
+// usage errors.
+func TestPlanPrefillChunkCLI(t *testing.T) {
+	one := []string{"-model", "gemma-3-27b", "-weights", "bf16", "-gpus", "1", "-kv", "bf16", "-context", "128k"}
+	m, err := kvmem.LookupModel("gemma-3-27b")
+	require.NoError(t, err)
+	w, err := m.WeightBytes(kvmem.BF16)
+	require.NoError(t, err)
+	prev := int64(1 << 62)
+	for _, chunk := range []string{"1", "2048", "8K", "128k"} {
+		rep := runPlanJSON(t, append(one, "-prefill-chunk", chunk)...)
+		c, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w, kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05, PrefillChunk: rep.PrefillChunk})
+		require.NoError(t, err)
+		assert.Equal(t, c.MaxSequences(131072), rep.Rows[0].MaxSequences, chunk)
+		assert.Equal(t, c.SequenceBytes(131072), rep.Rows[0].SequenceBytes, chunk)
+		assert.LessOrEqual(t, rep.Rows[0].MaxSequences, prev, chunk)
+		prev = rep.Rows[0].MaxSequences
+	}
+	// A prompt admitted whole holds all of its window blocks: 62 layers x
+	// 128K tokens x 8,192 bytes, as if every layer were full attention.
+	whole := runPlanJSON(t, append(one, "-prefill-chunk", "128k")...)
+	assert.Equal(t, 131072, whole.PrefillChunk)
+	assert.Equal(t, int64(62*131072)*8192, whole.Rows[0].SequenceBytes)
+	assert.Equal(t, int64(1), whole.Rows[0].MaxSequences)
+	// 8,192 tokens a step: 52 window layers x ceil((1024+8192-2)/16)+1 =
+	// 577 blocks.
+	c8k := runPlanJSON(t, append(one, "-prefill-chunk", "8192")...)
+	assert.Equal(t, int64(10*131072+52*577*16)*8192, c8k.Rows[0].SequenceBytes)
+	assert.Equal(t, int64(5), c8k.Rows[0].MaxSequences)
+	out, _, err := runPlanOut(t, append(one, "-prefill-chunk", "8192")...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "prefill chunk 8,192")
+
+	for _, bad := range []string{"0", "-5", "x", "2048M"} {
+		_, _, err := runPlanOut(t, append(one, "-prefill-chunk", bad)...)
+		var ue *usageError
+		assert.ErrorAs(t, err, &ue, bad)
+	}
+}
