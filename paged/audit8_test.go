@@ -1,0 +1,331 @@
+package paged
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/pagedkv/pagedkv/allocator"
+
+	"pgregory.net/rapid"
+)
+
+// Content audit: an independent model of every sequence's tokens and of
+// which prefixes' KV was ever really computed, against which the manager's
+// Tokens, Len and every prefix hit are judged.
+
+// contentSeq is the model of one sequence: its tokens (the last spec of
+// them drafts), whether it runs, is swapped out, and the tokens an
+// AdmitChunk cut off that the caller still owes.
+type contentSeq struct {
+	tokens  []int32
+	spec    int
+	state   seqState
+	pending []int32
+}
+
+// contentModel holds the live sequences and the set of block-aligned
+// prefixes whose KV some running sequence computed (accepted tokens only):
+// a prefix hit may serve only such prefixes.
+type contentModel struct {
+	bs    int
+	seqs  map[SeqID]*contentSeq
+	ids   []SeqID
+	legit map[string]bool
+}
+
+func prefixKey(toks []int32) string { return fmt.Sprint(toks) }
+
+// learn adds the full-block prefixes of every running sequence's accepted
+// tokens to the computed set.
+func (cm *contentModel) learn() {
+	for _, s := range cm.seqs {
+		if s.state != seqRunning {
+			continue
+		}
+		acc := len(s.tokens) - s.spec
+		for e := cm.bs; e <= acc; e += cm.bs {
+			cm.legit[prefixKey(s.tokens[:e])] = true
+		}
+	}
+}
+
+// maxHit is the longest prefix of toks, in tokens, whose every block's
+// content was computed.
+func (cm *contentModel) maxHit(toks []int32) int {
+	h := 0
+	for e := cm.bs; e <= len(toks); e += cm.bs {
+		if !cm.legit[prefixKey(toks[:e])] {
+			break
+		}
+		h = e
+	}
+	return h
+}
+
+// TestContentModel drives a manager through chunked prefill, speculative
+// decoding, truncation, forks, preemption, swapping and Uncompute, and
+// checks after every operation that each sequence's tokens are the
+// model's, and at every admission that the prefix hit covers only content
+// whose KV was computed (never rejected drafts nor uncomputed tokens).
+func TestContentModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.IntRange(1, 3).Draw(t, "bs")
+		cfg := Config{BlockSize: bs, NumBlocks: rapid.IntRange(4, 16).Draw(t, "blocks"), HostBlocks: rapid.IntRange(0, 8).Draw(t, "host")}
+		switch rapid.IntRange(0, 2).Draw(t, "groups") {
+		case 1:
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 6).Draw(t, "window")}}
+		case 2:
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: bs * rapid.IntRange(1, 2).Draw(t, "chunk")}}
+		}
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm := &contentModel{bs: bs, seqs: map[SeqID]*contentSeq{}, legit: map[string]bool{}}
+		tok := rapid.Int32Range(0, 2)
+		toks := func(label string, lo, hi int) []int32 {
+			return rapid.SliceOfN(tok, lo, hi).Draw(t, label)
+		}
+		pick := func(want func(*contentSeq) bool) (SeqID, *contentSeq) {
+			var c []SeqID
+			for _, id := range cm.ids {
+				if want(cm.seqs[id]) {
+					c = append(c, id)
+				}
+			}
+			if len(c) == 0 {
+				t.Skip("no sequence")
+			}
+			id := rapid.SampledFrom(c).Draw(t, "id")
+			return id, cm.seqs[id]
+		}
+		running := func(s *contentSeq) bool { return s.state == seqRunning }
+		checkHit := func(op string, id SeqID, cached int) {
+			s := cm.seqs[id]
+			if h := cm.maxHit(s.tokens); cached > h {
+				t.Fatalf("%s %v: hit of %d tokens, but only %d of %v were ever computed", op, id, cached, h, s.tokens)
+			}
+		}
+		// phys is what each block's slots hold (the token whose KV was
+		// written there, -1 none, -2 never computed), kept only without a
+		// host tier (whose moves are not modelled).
+		track := cfg.HostBlocks == 0
+		phys := map[allocator.BlockID][]int32{}
+		slot := func(b allocator.BlockID) []int32 {
+			if phys[b] == nil {
+				phys[b] = slices.Repeat([]int32{-1}, bs)
+			}
+			return phys[b]
+		}
+		// write records that the KV of id's tokens from position from on
+		// was written (val < -1: written as never computed), after the
+		// copies the manager asked for.
+		write := func(id SeqID, from int, val int32) {
+			if !track || cm.seqs[id].state != seqRunning {
+				return
+			}
+			for _, c := range m.TakeCopies(nil) {
+				copy(slot(c.Dst), slot(c.Src))
+			}
+			tab, err := m.Table(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := cm.seqs[id]
+			for p := from; p < len(s.tokens); p++ {
+				v := s.tokens[p]
+				if val < -1 {
+					v = val
+				}
+				slot(tab[p/bs])[p%bs] = v
+			}
+		}
+		// served checks that the first cached positions of id's table hold
+		// its tokens' KV, then records the rest as written.
+		served := func(op string, id SeqID, cached int) {
+			checkHit(op, id, cached)
+			if !track {
+				return
+			}
+			tab, _ := m.Table(id)
+			s := cm.seqs[id]
+			for p := range cached {
+				if got := slot(tab[p/bs])[p%bs]; got != s.tokens[p] {
+					t.Fatalf("%s %v: hit of %d tokens serves block %d, whose slot %d holds %d, not token %d of %v", op, id, cached, tab[p/bs], p%bs, got, p, s.tokens)
+				}
+			}
+			write(id, cached, 0)
+		}
+		drop := func(id SeqID) {
+			delete(cm.seqs, id)
+			cm.ids = slices.DeleteFunc(cm.ids, func(x SeqID) bool { return x == id })
+		}
+		prompt := func() []int32 {
+			// Share a prefix with a live sequence to meet its content.
+			var p []int32
+			if len(cm.ids) > 0 && rapid.Bool().Draw(t, "share") {
+				o := cm.seqs[rapid.SampledFrom(cm.ids).Draw(t, "from")]
+				p = append(p, o.tokens[:rapid.IntRange(0, len(o.tokens)).Draw(t, "shared")]...)
+			}
+			return append(p, toks("tail", 1, 2*bs+1)...)
+		}
+		t.Repeat(map[string]func(*rapid.T){
+			"admit": func(t *rapid.T) {
+				p := prompt()
+				id, err := m.Add(p, nil)
+				if err != nil {
+					return
+				}
+				cm.seqs[id] = &contentSeq{tokens: slices.Clone(p), state: seqWaiting}
+				cm.ids = append(cm.ids, id)
+				if rapid.Bool().Draw(t, "chunked") {
+					cached, rest, err := m.AdmitChunk(id, rapid.IntRange(1, 2*bs+1).Draw(t, "maxNew"), nil)
+					if err != nil {
+						return
+					}
+					s := cm.seqs[id]
+					s.state = seqRunning
+					s.tokens = s.tokens[:len(s.tokens)-len(rest)]
+					s.pending = rest
+					if !slices.Equal(append(slices.Clone(s.tokens), rest...), p) {
+						t.Fatalf("AdmitChunk %v: kept %v and cut %v of %v", id, s.tokens, rest, p)
+					}
+					served("AdmitChunk", id, cached)
+					return
+				}
+				if cached, err := m.Admit(id); err == nil {
+					cm.seqs[id].state = seqRunning
+					served("Admit", id, cached)
+				}
+			},
+			"readmit": func(t *rapid.T) {
+				id, s := pick(func(s *contentSeq) bool { return s.state == seqWaiting })
+				if cached, err := m.Admit(id); err == nil {
+					s.state = seqRunning
+					served("Admit", id, cached)
+				}
+			},
+			"append": func(t *rapid.T) {
+				id, s := pick(func(s *contentSeq) bool { return s.state != seqSwapped && s.spec == 0 })
+				var add []int32
+				if len(s.pending) > 0 && rapid.Bool().Draw(t, "giveBack") {
+					add = s.pending[:rapid.IntRange(1, len(s.pending)).Draw(t, "chunk")]
+				} else {
+					add = toks("append", 1, bs+2)
+				}
+				if err := m.Append(id, add...); err == nil {
+					if len(s.pending) > 0 && len(add) <= len(s.pending) && slices.Equal(add, s.pending[:len(add)]) {
+						s.pending = s.pending[len(add):]
+					} else {
+						s.pending = nil
+					}
+					old := len(s.tokens)
+					s.tokens = append(s.tokens, add...)
+					write(id, old, 0)
+				}
+			},
+			"draft": func(t *rapid.T) {
+				id, s := pick(running)
+				d := toks("drafts", 1, 2*bs+1)
+				if err := m.AppendSpeculative(id, d...); err == nil {
+					old := len(s.tokens)
+					s.tokens = append(s.tokens, d...)
+					write(id, old, 0)
+					s.spec += len(d)
+					s.pending = nil
+				}
+			},
+			"accept": func(t *rapid.T) {
+				id, s := pick(func(s *contentSeq) bool { return running(s) && s.spec > 0 })
+				n := rapid.IntRange(0, s.spec).Draw(t, "accepted")
+				if err := m.AcceptSpeculative(id, n); err != nil {
+					t.Fatalf("AcceptSpeculative(%v, %d) of %d: %v", id, n, s.spec, err)
+				}
+				s.tokens = s.tokens[:len(s.tokens)-(s.spec-n)]
+				s.spec = 0
+			},
+			"truncate": func(t *rapid.T) {
+				id, s := pick(func(s *contentSeq) bool { return s.state != seqSwapped })
+				n := rapid.IntRange(1, len(s.tokens)).Draw(t, "n")
+				if err := m.Truncate(id, n); err == nil {
+					s.spec = max(0, s.spec-(len(s.tokens)-n))
+					s.tokens = s.tokens[:n]
+					s.pending = nil
+				}
+			},
+			"fork": func(t *rapid.T) {
+				id, s := pick(running)
+				c, err := m.Fork(id)
+				if err != nil {
+					return
+				}
+				cm.seqs[c] = &contentSeq{tokens: slices.Clone(s.tokens), spec: s.spec, state: seqRunning}
+				cm.ids = append(cm.ids, c)
+			},
+			"preempt": func(t *rapid.T) {
+				id, s := pick(running)
+				if err := m.Preempt(id); err != nil {
+					t.Fatalf("Preempt %v: %v", id, err)
+				}
+				s.tokens = s.tokens[:len(s.tokens)-s.spec]
+				s.spec = 0
+				s.state = seqWaiting
+			},
+			"dropStep": func(t *rapid.T) {
+				// A step appended tokens and then dropped the sequence:
+				// their KV was never computed.
+				id, s := pick(func(s *contentSeq) bool { return running(s) && s.spec == 0 })
+				old := len(s.tokens)
+				add := toks("dropped", 1, 2*bs+1)
+				if err := m.Append(id, add...); err != nil {
+					return
+				}
+				s.tokens = append(s.tokens, add...)
+				s.pending = nil
+				write(id, old, -2)
+				if err := m.Uncompute(id, old); err != nil {
+					t.Fatalf("Uncompute(%v, %d) of %d: %v", id, old, len(s.tokens), err)
+				}
+				if err := m.Preempt(id); err != nil {
+					t.Fatalf("Preempt %v: %v", id, err)
+				}
+				s.state = seqWaiting
+			},
+			"swap": func(t *rapid.T) {
+				id, s := pick(func(s *contentSeq) bool { return s.state != seqWaiting })
+				if s.state == seqRunning {
+					if err := m.SwapOut(id); err == nil {
+						s.state = seqSwapped
+					}
+				} else if err := m.SwapIn(id); err == nil {
+					s.state = seqRunning
+				}
+			},
+			"free": func(t *rapid.T) {
+				id, _ := pick(func(*contentSeq) bool { return true })
+				if err := m.Free(id); err != nil {
+					t.Fatalf("Free %v: %v", id, err)
+				}
+				drop(id)
+			},
+			"": func(t *rapid.T) {
+				for _, id := range cm.ids {
+					s := cm.seqs[id]
+					got, err := m.Tokens(id)
+					if err != nil || !slices.Equal(got, s.tokens) {
+						t.Fatalf("Tokens(%v) = %v, %v; model %v (spec %d)", id, got, err, s.tokens, s.spec)
+					}
+					if n, err := m.Len(id); err != nil || n != len(s.tokens) {
+						t.Fatalf("Len(%v) = %d, %v; model %d", id, n, err, len(s.tokens))
+					}
+				}
+				if err := m.Check(); err != nil {
+					t.Fatal(err)
+				}
+				cm.learn()
+			},
+		})
+	})
+}
+
