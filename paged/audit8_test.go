@@ -328,4 +328,3 @@ func TestContentModel(t *testing.T) {
 		})
 	})
 }
-
