@@ -111,6 +111,7 @@ func TestContentModel(t *testing.T) {
 		// written there, -1 none, -2 never computed), kept only without a
 		// host tier (whose moves are not modelled).
 		track := cfg.HostBlocks == 0
+		ngroups := max(1, len(cfg.Groups))
 		phys := map[allocator.BlockID][]int32{}
 		slot := func(b allocator.BlockID) []int32 {
 			if phys[b] == nil {
@@ -128,17 +129,21 @@ func TestContentModel(t *testing.T) {
 			for _, c := range m.TakeCopies(nil) {
 				copy(slot(c.Dst), slot(c.Src))
 			}
-			tab, err := m.Table(id)
-			if err != nil {
-				t.Fatal(err)
-			}
 			s := cm.seqs[id]
-			for p := from; p < len(s.tokens); p++ {
-				v := s.tokens[p]
-				if val < -1 {
-					v = val
+			for g := range ngroups {
+				tab, err := m.TableGroup(id, g)
+				if err != nil {
+					t.Fatal(err)
 				}
-				slot(tab[p/bs])[p%bs] = v
+				for p := from; p < len(s.tokens); p++ {
+					v := s.tokens[p]
+					if val < -1 {
+						v = val
+					}
+					if tab[p/bs] != nullBlock {
+						slot(tab[p/bs])[p%bs] = v
+					}
+				}
 			}
 		}
 		// served checks that the first cached positions of id's table hold
@@ -148,11 +153,26 @@ func TestContentModel(t *testing.T) {
 			if !track {
 				return
 			}
-			tab, _ := m.Table(id)
 			s := cm.seqs[id]
-			for p := range cached {
-				if got := slot(tab[p/bs])[p%bs]; got != s.tokens[p] {
-					t.Fatalf("%s %v: hit of %d tokens serves block %d, whose slot %d holds %d, not token %d of %v", op, id, cached, tab[p/bs], p%bs, got, p, s.tokens)
+			for g := range ngroups {
+				tab, _ := m.TableGroup(id, g)
+				if g > 0 && cached < len(s.tokens) {
+					// The first computed query reads its window or chunk
+					// before it: the hit must hold it.
+					lo, _ := reads(cfg.Groups[g], cached)
+					for p := lo; p < cached; p++ {
+						if tab[p/bs] == nullBlock {
+							t.Fatalf("%s %v: hit of %d tokens leaves position %d, which the query at %d reads in group %d, unbacked", op, id, cached, p, cached, g)
+						}
+					}
+				}
+				for p := range cached {
+					if tab[p/bs] == nullBlock {
+						continue // a window's or chunk's hit needs only its tail
+					}
+					if got := slot(tab[p/bs])[p%bs]; got != s.tokens[p] {
+						t.Fatalf("%s %v: hit of %d tokens serves group %d block %d, whose slot %d holds %d, not token %d of %v", op, id, cached, g, tab[p/bs], p%bs, got, p, s.tokens)
+					}
 				}
 			}
 			write(id, cached, 0)
