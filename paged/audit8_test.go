@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/eviction"
 
 	"pgregory.net/rapid"
 )
@@ -344,6 +345,122 @@ func TestContentModel(t *testing.T) {
 					t.Fatal(err)
 				}
 				cm.learn()
+			},
+		})
+	})
+}
+
+// TestRetentionOrder checks the priority policy's promise through the
+// manager (SeqOptions.Retention): every block a request commits carries
+// its request's priority until its ticks lapse (Advance), DefaultPriority
+// after; no cached block is evicted while an unreferenced cached block of
+// a lower effective priority stays. The model learns what is cached from
+// the events, and priorities from its own requests.
+func TestRetentionOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		// Prompts end inside a block, so a whole hit never recomputes a
+		// full block and no hash is stored twice.
+		bs := rapid.IntRange(2, 3).Draw(t, "bs")
+		m, err := New(Config{BlockSize: bs, NumBlocks: rapid.IntRange(3, 10).Draw(t, "blocks"), Events: 1 << 14, Policy: eviction.NewPriority})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type entry struct {
+			hash    Hash
+			prio    int
+			expires int64
+		}
+		// cached is the model's cached content, by block: a chain whose
+		// parent went may leave a child behind, which a later request
+		// stores again in another block, so a hash may be in two blocks.
+		cached := map[allocator.BlockID]entry{}
+		var now int64
+		eff := func(e entry) int {
+			if e.expires != 0 && now >= e.expires {
+				return eviction.DefaultPriority
+			}
+			return e.prio
+		}
+		t.Repeat(map[string]func(*rapid.T){
+			"request": func(t *rapid.T) {
+				p := rapid.SliceOfN(rapid.Int32Range(0, 1), 1, 4*bs).Draw(t, "prompt")
+				if len(p)%bs == 0 {
+					p = append(p, 0)
+				}
+				r := &Retention{Priority: rapid.SampledFrom([]int{0, 20, 35, 60, 100}).Draw(t, "priority"), Ticks: int64(rapid.IntRange(0, 4).Draw(t, "ticks"))}
+				opts := &SeqOptions{Retention: r}
+				id, err := m.Add(p, opts)
+				if err != nil {
+					return // longer than the pool
+				}
+				hs, err := m.BlockHashes(nil, p, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hit, err := m.Admit(id)
+				if err != nil {
+					if err := m.Free(id); err != nil {
+						t.Fatal(err)
+					}
+					m.DrainEvents(nil)
+					return // refused: nothing evicted
+				}
+				tab, err := m.Table(id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The blocks the request hit were referenced throughout; the
+				// others it took from the free list or the policy.
+				mine := map[allocator.BlockID]bool{}
+				for _, b := range tab[:hit/bs] {
+					mine[b] = true
+				}
+				for _, ev := range m.DrainEvents(nil) {
+					switch ev.Kind {
+					case BlockStored:
+						for _, h := range ev.Hashes {
+							k := slices.Index(hs, h)
+							if k < 0 {
+								t.Fatalf("stored %v, not a block of %v", h, p)
+							}
+							e := entry{hash: h, prio: r.Priority}
+							if r.Ticks > 0 {
+								e.expires = now + r.Ticks
+							}
+							cached[tab[k]] = e
+						}
+					case BlockRemoved:
+						// An eviction makes room for the request's new
+						// blocks, so the victim is among them.
+						gone := 0
+						for _, h := range ev.Hashes {
+							victim, lowest := allocator.NoBlock, 0
+							for _, b := range tab[hit/bs:] {
+								if e, ok := cached[b]; ok && e.hash == h {
+									victim, lowest = b, eff(e)
+									break
+								}
+							}
+							if victim == allocator.NoBlock {
+								t.Fatalf("removed %v, which no block the request took held", h)
+							}
+							gone = max(gone, lowest)
+							delete(cached, victim)
+						}
+						for b, e := range cached {
+							if !mine[b] && eff(e) < gone {
+								t.Fatalf("evicted %v (effective priority up to %d) while block %d of priority %d stayed cached and unreferenced (now %d, expires %d)", ev.Hashes, gone, b, eff(e), now, e.expires)
+							}
+						}
+					}
+				}
+				if err := m.Free(id); err != nil {
+					t.Fatal(err)
+				}
+			},
+			"advance": func(t *rapid.T) {
+				now += int64(rapid.IntRange(1, 3).Draw(t, "dt"))
+				m.Advance(now)
 			},
 		})
 	})
