@@ -23,6 +23,7 @@ type contentSeq struct {
 	spec    int
 	state   seqState
 	pending []int32
+	opts    *SeqOptions
 }
 
 // contentModel holds the live sequences and the set of block-aligned
@@ -35,7 +36,17 @@ type contentModel struct {
 	legit map[string]bool
 }
 
-func prefixKey(toks []int32) string { return fmt.Sprint(toks) }
+// prefixKey names a prefix's content: its tokens and every option that
+// enters its hashes.
+func prefixKey(o *SeqOptions, toks []int32) string {
+	mm := ""
+	for _, r := range o.MM {
+		if r.Start < len(toks) {
+			mm += fmt.Sprint(r)
+		}
+	}
+	return fmt.Sprint(o.LoRA, o.Salt, mm, toks)
+}
 
 // learn adds the full-block prefixes of every running sequence's accepted
 // tokens to the computed set.
@@ -46,17 +57,17 @@ func (cm *contentModel) learn() {
 		}
 		acc := len(s.tokens) - s.spec
 		for e := cm.bs; e <= acc; e += cm.bs {
-			cm.legit[prefixKey(s.tokens[:e])] = true
+			cm.legit[prefixKey(s.opts, s.tokens[:e])] = true
 		}
 	}
 }
 
 // maxHit is the longest prefix of toks, in tokens, whose every block's
 // content was computed.
-func (cm *contentModel) maxHit(toks []int32) int {
+func (cm *contentModel) maxHit(o *SeqOptions, toks []int32) int {
 	h := 0
 	for e := cm.bs; e <= len(toks); e += cm.bs {
-		if !cm.legit[prefixKey(toks[:e])] {
+		if !cm.legit[prefixKey(o, toks[:e])] {
 			break
 		}
 		h = e
@@ -72,7 +83,7 @@ func (cm *contentModel) maxHit(toks []int32) int {
 func TestContentModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.IntRange(1, 3).Draw(t, "bs")
-		cfg := Config{BlockSize: bs, NumBlocks: rapid.IntRange(4, 16).Draw(t, "blocks"), HostBlocks: rapid.IntRange(0, 8).Draw(t, "host")}
+		cfg := Config{BlockSize: bs, NumBlocks: rapid.IntRange(4, 16).Draw(t, "blocks"), HostBlocks: rapid.IntRange(0, 8).Draw(t, "host"), HashMemo: rapid.Bool().Draw(t, "memo")}
 		switch rapid.IntRange(0, 2).Draw(t, "groups") {
 		case 1:
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 6).Draw(t, "window")}}
@@ -104,7 +115,7 @@ func TestContentModel(t *testing.T) {
 		running := func(s *contentSeq) bool { return s.state == seqRunning }
 		checkHit := func(op string, id SeqID, cached int) {
 			s := cm.seqs[id]
-			if h := cm.maxHit(s.tokens); cached > h {
+			if h := cm.maxHit(s.opts, s.tokens); cached > h {
 				t.Fatalf("%s %v: hit of %d tokens, but only %d of %v were ever computed", op, id, cached, h, s.tokens)
 			}
 		}
@@ -157,10 +168,16 @@ func TestContentModel(t *testing.T) {
 			s := cm.seqs[id]
 			for g := range ngroups {
 				tab, _ := m.TableGroup(id, g)
-				if g > 0 && cached < len(s.tokens) {
+				kind := Group{Kind: FullAttention}
+				if g > 0 {
+					kind = cfg.Groups[g]
+				} else if s.opts.Window > 0 {
+					kind = Group{Kind: SlidingWindow, Window: s.opts.Window}
+				}
+				if cached < len(s.tokens) {
 					// The first computed query reads its window or chunk
 					// before it: the hit must hold it.
-					lo, _ := reads(cfg.Groups[g], cached)
+					lo, _ := reads(kind, cached)
 					for p := lo; p < cached; p++ {
 						if tab[p/bs] == nullBlock {
 							t.Fatalf("%s %v: hit of %d tokens leaves position %d, which the query at %d reads in group %d, unbacked", op, id, cached, p, cached, g)
@@ -194,11 +211,22 @@ func TestContentModel(t *testing.T) {
 		t.Repeat(map[string]func(*rapid.T){
 			"admit": func(t *rapid.T) {
 				p := prompt()
-				id, err := m.Add(p, nil)
+				o := &SeqOptions{
+					LoRA:         rapid.Int32Range(0, 1).Draw(t, "lora"),
+					Salt:         rapid.SampledFrom([]string{"", "a"}).Draw(t, "salt"),
+					AllowFullHit: rapid.Bool().Draw(t, "fullHit"),
+				}
+				if rapid.Bool().Draw(t, "mm") {
+					o.MM = []MMRange{{Start: 0, End: 1, Hash: rapid.SampledFrom([]string{"x", "y"}).Draw(t, "image")}}
+				}
+				if len(cfg.Groups) == 0 && rapid.Bool().Draw(t, "windowed") {
+					o.Window = rapid.IntRange(1, 5).Draw(t, "seqWindow")
+				}
+				id, err := m.Add(p, o)
 				if err != nil {
 					return
 				}
-				cm.seqs[id] = &contentSeq{tokens: slices.Clone(p), state: seqWaiting}
+				cm.seqs[id] = &contentSeq{tokens: slices.Clone(p), state: seqWaiting, opts: o}
 				cm.ids = append(cm.ids, id)
 				if rapid.Bool().Draw(t, "chunked") {
 					cached, rest, err := m.AdmitChunk(id, rapid.IntRange(1, 2*bs+1).Draw(t, "maxNew"), nil)
@@ -281,7 +309,7 @@ func TestContentModel(t *testing.T) {
 				if err != nil {
 					return
 				}
-				cm.seqs[c] = &contentSeq{tokens: slices.Clone(s.tokens), spec: s.spec, state: seqRunning}
+				cm.seqs[c] = &contentSeq{tokens: slices.Clone(s.tokens), spec: s.spec, state: seqRunning, opts: s.opts}
 				cm.ids = append(cm.ids, c)
 			},
 			"preempt": func(t *rapid.T) {
