@@ -195,6 +195,42 @@ func TestContentModel(t *testing.T) {
 			}
 			write(id, cached, 0)
 		}
+		// holds checks that every running sequence's tables hold its
+		// tokens' KV wherever they name a block, and every position the
+		// next query reads.
+		holds := func() {
+			for _, c := range m.TakeCopies(nil) {
+				copy(slot(c.Dst), slot(c.Src))
+			}
+			for _, id := range cm.ids {
+				s := cm.seqs[id]
+				if s.state != seqRunning {
+					continue
+				}
+				n := len(s.tokens)
+				for g := range ngroups {
+					kind := Group{Kind: FullAttention}
+					if g > 0 {
+						kind = cfg.Groups[g]
+					} else if s.opts.Window > 0 {
+						kind = Group{Kind: SlidingWindow, Window: s.opts.Window}
+					}
+					tab, _ := m.TableGroup(id, g)
+					lo, _ := reads(kind, n)
+					for p := range n {
+						if tab[p/bs] == nullBlock {
+							if p >= lo {
+								t.Fatalf("%v group %d: position %d, which the next query (at %d) reads, names no block: %v", id, g, p, n, tab)
+							}
+							continue
+						}
+						if got := slot(tab[p/bs])[p%bs]; got != s.tokens[p] {
+							t.Fatalf("%v group %d: block %d slot %d holds %d, not token %d of %v (spec %d)", id, g, tab[p/bs], p%bs, got, p, s.tokens, s.spec)
+						}
+					}
+				}
+			}
+		}
 		drop := func(id SeqID) {
 			delete(cm.seqs, id)
 			cm.ids = slices.DeleteFunc(cm.ids, func(x SeqID) bool { return x == id })
@@ -371,6 +407,9 @@ func TestContentModel(t *testing.T) {
 				}
 				if err := m.Check(); err != nil {
 					t.Fatal(err)
+				}
+				if track {
+					holds()
 				}
 				cm.learn()
 			},
