@@ -120,27 +120,39 @@ func TestContentModel(t *testing.T) {
 			}
 		}
 		// phys is what each block's slots hold (the token whose KV was
-		// written there, -1 none, -2 never computed), kept only without a
-		// host tier (whose moves are not modelled).
-		track := cfg.HostBlocks == 0
+		// written there, -1 none, -2 never computed), on the device and
+		// on the host; the manager's swap and copy directives move it.
 		ngroups := max(1, len(cfg.Groups))
-		phys := map[allocator.BlockID][]int32{}
-		slot := func(b allocator.BlockID) []int32 {
-			if phys[b] == nil {
-				phys[b] = slices.Repeat([]int32{-1}, bs)
+		type place struct {
+			medium Medium
+			block  allocator.BlockID
+		}
+		phys := map[place][]int32{}
+		at := func(md Medium, b allocator.BlockID) []int32 {
+			k := place{md, b}
+			if phys[k] == nil {
+				phys[k] = slices.Repeat([]int32{-1}, bs)
 			}
-			return phys[b]
+			return phys[k]
+		}
+		slot := func(b allocator.BlockID) []int32 { return at(Device, b) }
+		// moves runs the pending directives: swaps, then copies.
+		moves := func() {
+			for _, w := range m.TakeSwaps(nil) {
+				copy(at(w.Kind.DstMedium(), w.Dst), at(w.Kind.SrcMedium(), w.Src))
+			}
+			for _, c := range m.TakeCopies(nil) {
+				copy(slot(c.Dst), slot(c.Src))
+			}
 		}
 		// write records that the KV of id's tokens from position from on
 		// was written (val < -1: written as never computed), after the
 		// copies the manager asked for.
 		write := func(id SeqID, from int, val int32) {
-			if !track || cm.seqs[id].state != seqRunning {
+			if cm.seqs[id].state != seqRunning {
 				return
 			}
-			for _, c := range m.TakeCopies(nil) {
-				copy(slot(c.Dst), slot(c.Src))
-			}
+			moves()
 			s := cm.seqs[id]
 			for g := range ngroups {
 				tab, err := m.TableGroup(id, g)
@@ -162,9 +174,7 @@ func TestContentModel(t *testing.T) {
 		// its tokens' KV, then records the rest as written.
 		served := func(op string, id SeqID, cached int) {
 			checkHit(op, id, cached)
-			if !track {
-				return
-			}
+			moves()
 			s := cm.seqs[id]
 			for g := range ngroups {
 				tab, _ := m.TableGroup(id, g)
@@ -199,9 +209,7 @@ func TestContentModel(t *testing.T) {
 		// tokens' KV wherever they name a block, and every position the
 		// next query reads.
 		holds := func() {
-			for _, c := range m.TakeCopies(nil) {
-				copy(slot(c.Dst), slot(c.Src))
-			}
+			moves()
 			for _, id := range cm.ids {
 				s := cm.seqs[id]
 				if s.state != seqRunning {
@@ -283,6 +291,10 @@ func TestContentModel(t *testing.T) {
 					cm.seqs[id].state = seqRunning
 					served("Admit", id, cached)
 				}
+			},
+			"onboard": func(t *rapid.T) {
+				id, _ := pick(func(s *contentSeq) bool { return s.state == seqWaiting })
+				_, _ = m.Onboard(id) // its directives run at the next check
 			},
 			"readmit": func(t *rapid.T) {
 				id, s := pick(func(s *contentSeq) bool { return s.state == seqWaiting })
@@ -408,9 +420,7 @@ func TestContentModel(t *testing.T) {
 				if err := m.Check(); err != nil {
 					t.Fatal(err)
 				}
-				if track {
-					holds()
-				}
+				holds()
 				cm.learn()
 			},
 		})
