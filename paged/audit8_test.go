@@ -90,6 +90,8 @@ func TestContentModel(t *testing.T) {
 		case 2:
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: bs * rapid.IntRange(1, 2).Draw(t, "chunk")}}
 		}
+		cfg.UnifiedFreeQueue = rapid.Bool().Draw(t, "unified")
+		cfg.Policy = rapid.SampledFrom([]eviction.Factory{nil, eviction.NewARC, eviction.NewS3FIFO, eviction.NewChain, eviction.NewPriority, eviction.NewSIEVE}).Draw(t, "policy")
 		m, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
