@@ -1,6 +1,7 @@
 package paged
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -139,14 +140,15 @@ func TestContentModel(t *testing.T) {
 		}
 		slot := func(b allocator.BlockID) []int32 { return at(Device, b) }
 		// moves runs the pending directives: swaps, then copies.
-		moves := func() {
-			for _, w := range m.TakeSwaps(nil) {
+		run := func(swaps []Swap, copies []Copy) {
+			for _, w := range swaps {
 				copy(at(w.Kind.DstMedium(), w.Dst), at(w.Kind.SrcMedium(), w.Src))
 			}
-			for _, c := range m.TakeCopies(nil) {
+			for _, c := range copies {
 				copy(slot(c.Dst), slot(c.Src))
 			}
 		}
+		moves := func() { run(m.TakeSwaps(nil), m.TakeCopies(nil)) }
 		// write records that the KV of id's tokens from position from on
 		// was written (val < -1: written as never computed), after the
 		// copies the manager asked for.
@@ -322,6 +324,47 @@ func TestContentModel(t *testing.T) {
 					old := len(s.tokens)
 					s.tokens = append(s.tokens, add...)
 					write(id, old, 0)
+				}
+			},
+			"step": func(t *rapid.T) {
+				// A decode step over the running sequences without drafts
+				// (AppendStep or DecodeStep): one token each, in order;
+				// on ErrNoSpace at entry n, entries before n have theirs.
+				var sched []Scheduled
+				for _, id := range cm.ids {
+					if s := cm.seqs[id]; running(s) && s.spec == 0 && rapid.Bool().Draw(t, "in") {
+						sched = append(sched, Scheduled{ID: id, NewTokens: 1})
+					}
+				}
+				if len(sched) == 0 {
+					t.Skip("no sequence")
+				}
+				next := toks("step", len(sched), len(sched))
+				var n int
+				var err error
+				if rapid.Bool().Draw(t, "decode") {
+					var b Batch
+					n, err = m.DecodeStep(&b, sched, next)
+					if err == nil {
+						run(b.Swaps, b.Copies) // the batch took them
+						if err := checkBatchReads(m, &b, sched); err != nil {
+							t.Fatal(err)
+						}
+					}
+				} else {
+					n, err = m.AppendStep(sched, next)
+				}
+				if errors.Is(err, ErrNever) && n == 0 {
+					return // a sequence at its limit: nothing changed
+				}
+				if err != nil && !errors.Is(err, ErrNoSpace) {
+					t.Fatalf("step: %v", err)
+				}
+				for i, sc := range sched[:n] {
+					s := cm.seqs[sc.ID]
+					s.tokens = append(s.tokens, next[i])
+					s.pending = nil
+					write(sc.ID, len(s.tokens)-1, 0)
 				}
 			},
 			"draft": func(t *rapid.T) {
