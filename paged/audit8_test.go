@@ -85,7 +85,9 @@ func TestContentModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.IntRange(1, 3).Draw(t, "bs")
 		cfg := Config{BlockSize: bs, NumBlocks: rapid.IntRange(4, 16).Draw(t, "blocks"), HostBlocks: rapid.IntRange(0, 8).Draw(t, "host"), HashMemo: rapid.Bool().Draw(t, "memo")}
-		switch rapid.IntRange(0, 2).Draw(t, "groups") {
+		switch rapid.IntRange(0, 3).Draw(t, "groups") {
+		case 3:
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: State, Pages: rapid.IntRange(1, 2).Draw(t, "pages")}}
 		case 1:
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 6).Draw(t, "window")}}
 		case 2:
@@ -159,6 +161,9 @@ func TestContentModel(t *testing.T) {
 			moves()
 			s := cm.seqs[id]
 			for g := range ngroups {
+				if g > 0 && cfg.Groups[g].Kind == State {
+					continue // pages, not positions
+				}
 				tab, err := m.TableGroup(id, g)
 				if err != nil {
 					t.Fatal(err)
@@ -181,6 +186,9 @@ func TestContentModel(t *testing.T) {
 			moves()
 			s := cm.seqs[id]
 			for g := range ngroups {
+				if g > 0 && cfg.Groups[g].Kind == State {
+					continue // pages, not positions
+				}
 				tab, _ := m.TableGroup(id, g)
 				kind := Group{Kind: FullAttention}
 				if g > 0 {
@@ -221,6 +229,9 @@ func TestContentModel(t *testing.T) {
 				}
 				n := len(s.tokens)
 				for g := range ngroups {
+					if g > 0 && cfg.Groups[g].Kind == State {
+						continue // pages, not positions
+					}
 					kind := Group{Kind: FullAttention}
 					if g > 0 {
 						kind = cfg.Groups[g]
