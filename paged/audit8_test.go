@@ -142,15 +142,28 @@ func TestContentModel(t *testing.T) {
 		}
 		slot := func(b allocator.BlockID) []int32 { return at(Device, b) }
 		// moves runs the pending directives: swaps, then copies.
+		// state is what a state page holds: the state after the prefix
+		// named (prefixKey).
+		state := map[place]string{}
 		run := func(swaps []Swap, copies []Copy) {
 			for _, w := range swaps {
 				copy(at(w.Kind.DstMedium(), w.Dst), at(w.Kind.SrcMedium(), w.Src))
+				state[place{w.Kind.DstMedium(), w.Dst}] = state[place{w.Kind.SrcMedium(), w.Src}]
 			}
 			for _, c := range copies {
 				copy(slot(c.Dst), slot(c.Src))
+				state[place{Device, c.Dst}] = state[place{Device, c.Src}]
 			}
 		}
-		moves := func() { run(m.TakeSwaps(nil), m.TakeCopies(nil)) }
+		moves := func() {
+			run(m.TakeSwaps(nil), m.TakeCopies(nil))
+			for _, c := range m.TakeCheckpoints(nil) {
+				s := cm.seqs[c.Seq]
+				for _, b := range c.Pages {
+					state[place{Device, b}] = prefixKey(s.opts, s.tokens[:c.Tokens])
+				}
+			}
+		}
 		// write records that the KV of id's tokens from position from on
 		// was written (val < -1: written as never computed), after the
 		// copies the manager asked for.
@@ -162,7 +175,12 @@ func TestContentModel(t *testing.T) {
 			s := cm.seqs[id]
 			for g := range ngroups {
 				if g > 0 && cfg.Groups[g].Kind == State {
-					continue // pages, not positions
+					// The step leaves the state after every token.
+					tab, _ := m.TableGroup(id, g)
+					for _, b := range tab {
+						state[place{Device, b}] = prefixKey(s.opts, s.tokens)
+					}
+					continue
 				}
 				tab, err := m.TableGroup(id, g)
 				if err != nil {
@@ -187,7 +205,12 @@ func TestContentModel(t *testing.T) {
 			s := cm.seqs[id]
 			for g := range ngroups {
 				if g > 0 && cfg.Groups[g].Kind == State {
-					continue // pages, not positions
+					// The step leaves the state after every token.
+					tab, _ := m.TableGroup(id, g)
+					for _, b := range tab {
+						state[place{Device, b}] = prefixKey(s.opts, s.tokens)
+					}
+					continue
 				}
 				tab, _ := m.TableGroup(id, g)
 				kind := Group{Kind: FullAttention}
@@ -263,7 +286,11 @@ func TestContentModel(t *testing.T) {
 			var p []int32
 			if len(cm.ids) > 0 && rapid.Bool().Draw(t, "share") {
 				o := cm.seqs[rapid.SampledFrom(cm.ids).Draw(t, "from")]
-				p = append(p, o.tokens[:rapid.IntRange(0, len(o.tokens)).Draw(t, "shared")]...)
+				k := rapid.IntRange(0, len(o.tokens)).Draw(t, "shared")
+				if rapid.Bool().Draw(t, "aligned") {
+					k -= k % bs // where hits and checkpoints are
+				}
+				p = append(p, o.tokens[:k]...)
 			}
 			return append(p, toks("tail", 1, 2*bs+1)...)
 		}
