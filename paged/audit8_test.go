@@ -205,10 +205,13 @@ func TestContentModel(t *testing.T) {
 			s := cm.seqs[id]
 			for g := range ngroups {
 				if g > 0 && cfg.Groups[g].Kind == State {
-					// The step leaves the state after every token.
+					// A hit starts from the state after it.
 					tab, _ := m.TableGroup(id, g)
-					for _, b := range tab {
-						state[place{Device, b}] = prefixKey(s.opts, s.tokens)
+					want := prefixKey(s.opts, s.tokens[:cached])
+					for k, b := range tab {
+						if got := state[place{Device, b}]; cached > 0 && got != want {
+							t.Fatalf("%s %v: hit of %d tokens starts from state page %d (block %d) holding %q, want %q", op, id, cached, k, b, got, want)
+						}
 					}
 					continue
 				}
@@ -337,6 +340,32 @@ func TestContentModel(t *testing.T) {
 			"onboard": func(t *rapid.T) {
 				id, _ := pick(func(s *contentSeq) bool { return s.state == seqWaiting })
 				_, _ = m.Onboard(id) // its directives run at the next check
+			},
+			"family": func(t *rapid.T) {
+				// Siblings under one prefix, each with a whole block of
+				// its own: the second's branch point asks for a checkpoint
+				// (state groups) that the later ones hit.
+				prefix := toks("prefix", bs, 3*bs)
+				prefix = prefix[:len(prefix)-len(prefix)%bs]
+				for i := range int32(rapid.IntRange(2, 4).Draw(t, "siblings")) {
+					p := slices.Clone(prefix)
+					for range bs + 1 {
+						p = append(p, 10+i)
+					}
+					id, err := m.Add(p, nil)
+					if err != nil {
+						return
+					}
+					cm.seqs[id] = &contentSeq{tokens: p, state: seqWaiting, opts: &SeqOptions{}}
+					cm.ids = append(cm.ids, id)
+					cached, err := m.Admit(id)
+					if err != nil {
+						return
+					}
+					cm.seqs[id].state = seqRunning
+					served("Admit", id, cached)
+					cm.learn()
+				}
 			},
 			"readmit": func(t *rapid.T) {
 				id, s := pick(func(s *contentSeq) bool { return s.state == seqWaiting })
