@@ -40,7 +40,11 @@ type SeqOptions struct {
 	// logits, as in vLLM; simulations that count block references set it.
 	AllowFullHit bool
 	// Retention asks the eviction policy to keep this sequence's cached
-	// blocks (policies that implement eviction.Hinter honour it).
+	// blocks (policies that implement eviction.Hinter honour it). A block
+	// takes the level of the sequence that commits it; a later sequence
+	// that only hits the block does not change its level, so a prefix
+	// another request cached at a lower level keeps that level (pin it,
+	// Manager.Pin, to keep it whatever its level).
 	Retention *Retention
 	// Window is the sliding attention window in tokens: the query at
 	// position p reads positions [p-Window+1, p], and blocks the window no
