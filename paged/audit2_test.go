@@ -539,19 +539,9 @@ func (a *auditRig) directives(t *rapid.T, what string) {
 }
 
 func (a *auditRig) prompt(t *rapid.T, bs int) []int32 {
-	n := rapid.IntRange(1, 5*bs).Draw(t, "promptLen")
-	base := int32(rapid.IntRange(0, 2).Draw(t, "prefix")) * 1000
 	// rapid draws small values most: count the branch from the end, so
 	// most prompts share long prefixes (hits, branch points, checkpoints).
-	branch := n - rapid.IntRange(0, n).Draw(t, "branch")
-	pr := make([]int32, n)
-	for i := range pr {
-		pr[i] = base + int32(i)
-		if i >= branch {
-			pr[i] += 500
-		}
-	}
-	return pr
+	return drawBranchingPrompt(t, 5*bs, true)
 }
 
 // badSeq returns a handle no live sequence has: a freed one, one of the

@@ -134,9 +134,22 @@ func (p *fastPair) appendOne(t *rapid.T, id SeqID, tok int32) error {
 }
 
 func (p *fastPair) prompt(t *rapid.T, bs int) []int32 {
-	n := rapid.IntRange(1, 6*bs).Draw(t, "promptLen")
+	return drawBranchingPrompt(t, 6*bs, false)
+}
+
+// drawBranchingPrompt draws a prompt of 1 to maxLen tokens from one of
+// three families (0, 1000, 2000, ... counting up), whose tokens from a
+// drawn branch point on are moved by 500: prompts of a family share the
+// prefix before their branch points. The branch is counted from the end
+// if fromEnd, so that rapid's preference for small values makes long
+// shared prefixes common.
+func drawBranchingPrompt(t *rapid.T, maxLen int, fromEnd bool) []int32 {
+	n := rapid.IntRange(1, maxLen).Draw(t, "promptLen")
 	base := int32(rapid.IntRange(0, 2).Draw(t, "prefix")) * 1000
 	branch := rapid.IntRange(0, n).Draw(t, "branch")
+	if fromEnd {
+		branch = n - branch
+	}
 	pr := make([]int32, n)
 	for i := range pr {
 		pr[i] = base + int32(i)
