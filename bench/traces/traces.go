@@ -14,7 +14,9 @@ import (
 
 // Request is one request of a trace.
 type Request struct {
-	// Arrival is the time since the trace's earliest request.
+	// Arrival is when the request arrives: for Azure traces, the time
+	// since the trace's earliest request; for Mooncake traces, the
+	// record's own timestamp, which the published traces count from 0.
 	Arrival time.Duration
 	// InputTokens and OutputTokens are the prompt and generated lengths.
 	InputTokens, OutputTokens int
