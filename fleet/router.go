@@ -1,13 +1,17 @@
 package fleet
 
+import "math"
+
 // Candidate is a server as a Router sees it: its prefix score for the
 // request and its current load, as its engine reports it (sched.Load for a
 // server built on package sched).
 type Candidate struct {
 	Score
 	// Load is the server's load in whatever unit the caller uses
-	// consistently; PrefixAware and LeastLoaded only compare it. CostAware
-	// reads it as the sequences resident there, running and waiting.
+	// consistently; PrefixAware and LeastLoaded only compare it, and take
+	// a NaN (a server that reported no usable load) as the highest load.
+	// CostAware reads it as the sequences resident there, running and
+	// waiting.
 	Load float64
 	// Work is the prompt tokens the server has yet to compute for its
 	// running and waiting requests: the wait, in tokens of prefill, that
@@ -52,18 +56,31 @@ func (p PrefixAware) Route(cands []Candidate) int {
 }
 
 func (p PrefixAware) pick(cands []Candidate, capped bool) int {
-	best, bestV := -1, 0.0
+	best, bestV, bestL := -1, 0.0, 0.0
 	for i := range cands {
 		c := &cands[i]
-		if capped && p.LoadCap > 0 && c.Load >= p.LoadCap {
+		l := loadOf(c)
+		if capped && p.LoadCap > 0 && l >= p.LoadCap {
 			continue
 		}
-		v := c.Value - p.LoadPenalty*c.Load
-		if best < 0 || v > bestV || (v == bestV && c.Load < cands[best].Load) {
-			best, bestV = i, v
+		v := c.Value
+		if p.LoadPenalty > 0 {
+			v -= p.LoadPenalty * l
+		}
+		if best < 0 || v > bestV || (v == bestV && l < bestL) {
+			best, bestV, bestL = i, v, l
 		}
 	}
 	return best
+}
+
+// loadOf is c's load for comparisons: a NaN load compares as the highest
+// (where it would otherwise win or lose depending on its place in cands).
+func loadOf(c *Candidate) float64 {
+	if c.Load != c.Load {
+		return math.Inf(1)
+	}
+	return c.Load
 }
 
 // LeastLoaded routes to the server with the lowest load, ignoring the
@@ -72,10 +89,10 @@ type LeastLoaded struct{}
 
 // Route implements Router.
 func (LeastLoaded) Route(cands []Candidate) int {
-	best := -1
+	best, bestL := -1, 0.0
 	for i := range cands {
-		if best < 0 || cands[i].Load < cands[best].Load {
-			best = i
+		if l := loadOf(&cands[i]); best < 0 || l < bestL {
+			best, bestL = i, l
 		}
 	}
 	return best
