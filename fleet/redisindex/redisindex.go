@@ -25,8 +25,10 @@ type Config struct {
 	// expiry that each store refreshes: a safety net that lets Redis
 	// reclaim entries if every indexer dies for good. A block cached
 	// longer than KeyTTL without being stored again is then forgotten
-	// (the index under-reports it). Default 0: no expiry; the Index's own
-	// TTL drops silent servers' entries.
+	// (the index under-reports it). A store of a block also refreshes the
+	// sets of every server holding it, so a set never expires before a
+	// block key naming its server (a clear would miss that block). Default
+	// 0: no expiry; the Index's own TTL drops silent servers' entries.
 	KeyTTL time.Duration
 	// MaxOps bounds the block operations sent in one script call, so a
 	// huge batch cannot block Redis for long. Default 4096.
@@ -161,6 +163,27 @@ local base = tonumber(ARGV[2])
 local plen = #ARGV[3]
 local ttl = tonumber(ARGV[4])
 local set, copies = KEYS[2], KEYS[3]
+local sprefix = string.sub(ARGV[3], 1, plen - 2)
+-- refresh gives the block key, and the set and copy counts of every
+-- server holding it, a new expiry: a server set must outlive each block
+-- key holding its server's bits, or a clear (which finds the server's
+-- blocks through its set) would leave bits behind.
+local function refresh(key)
+  redis.call('PEXPIRE', key, ttl)
+  local v = redis.call('GET', key) or ''
+  for i = 1, #v do
+    local b = string.byte(v, i)
+    if b ~= 0 then
+      for k = 0, 3 do
+        if bit.band(b, bit.rshift(192, 2 * k)) ~= 0 then
+          local id = (i - 1) * 4 + k
+          redis.call('PEXPIRE', sprefix .. 's:' .. id, ttl)
+          redis.call('PEXPIRE', sprefix .. 'c:' .. id, ttl)
+        end
+      end
+    end
+  end
+end
 local function store(key, member, t)
   if redis.call('GETBIT', key, base + t) == 1 then
     redis.call('HINCRBY', copies, member .. t, 1)
@@ -169,9 +192,7 @@ local function store(key, member, t)
   end
   redis.call('SADD', set, member)
   if ttl > 0 then
-    redis.call('PEXPIRE', key, ttl)
-    redis.call('PEXPIRE', set, ttl)
-    redis.call('PEXPIRE', copies, ttl)
+    refresh(key)
   end
 end
 local function remove(key, member, t)
