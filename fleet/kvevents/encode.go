@@ -53,7 +53,9 @@ type EncoderConfig struct {
 	// group_idx of every BlockStored and BlockRemoved: 0 for a manager
 	// whose events name their groups (a hybrid model's Config.Groups), or
 	// the group a manager of one group serves in a larger model. Negative
-	// omits the field (vLLM before hybrid KV cache groups).
+	// omits the field (vLLM before hybrid KV cache groups); an event of a
+	// group other than 0 then yields ErrInvalid, since a consumer would
+	// take it for group 0.
 	Group int
 }
 
@@ -151,6 +153,10 @@ func check(ev *paged.Event, group int) error {
 	}
 	if ev.Group < 0 || ev.Group > math.MaxInt32-max(group, 0) {
 		return fmt.Errorf("%w: group %d (encoder group %d)", ErrInvalid, ev.Group, group)
+	}
+	// Without group_idx a consumer takes every event for group 0.
+	if group < 0 && ev.Group != 0 && ev.Kind != paged.AllBlocksCleared {
+		return fmt.Errorf("%w: event of group %d on an encoder that omits group_idx", ErrInvalid, ev.Group)
 	}
 	return nil
 }

@@ -110,7 +110,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 				e, err := NewEncoder(cfg)
 				require.NoError(t, err)
 				for range 200 {
-					events := randomEvents(r, hashes == HashInt)
+					events := ungrouped(t, e, cfg, randomEvents(r, hashes == HashInt))
 					ts := r.Float64() * 2e9
 					buf, err = e.AppendBatch(buf[:0], ts, events)
 					require.NoError(t, err)
@@ -212,7 +212,7 @@ func FuzzEncoderRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		events := randomEvents(r, cfg.Hashes == HashInt)
+		events := ungrouped(t, e, cfg, randomEvents(r, cfg.Hashes == HashInt))
 		buf, err := e.AppendBatch(nil, float64(s1), events)
 		if err != nil {
 			t.Fatal(err)
@@ -226,6 +226,24 @@ func FuzzEncoderRoundTrip(f *testing.F) {
 			t.Fatalf("%+v: re-encoding decoded events changed the frame", cfg)
 		}
 	})
+}
+
+// ungrouped returns events as an encoder of cfg can write them: an
+// encoder that omits group_idx refuses events of a group other than 0
+// (checked here), so their groups are set to 0.
+func ungrouped(t *testing.T, e *Encoder, cfg EncoderConfig, events []paged.Event) []paged.Event {
+	t.Helper()
+	if cfg.Group >= 0 {
+		return events
+	}
+	for i := range events {
+		if events[i].Group != 0 {
+			_, err := e.AppendBatch(nil, 0, events[i:i+1])
+			require.ErrorIs(t, err, ErrInvalid, "event of group %d without group_idx", events[i].Group)
+			events[i].Group = 0
+		}
+	}
+	return events
 }
 
 func hasMoves(evs []paged.Event) bool {
