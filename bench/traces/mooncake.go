@@ -10,14 +10,17 @@ import (
 	"time"
 )
 
-// ReadMooncake reads a Mooncake trace: one JSON object a line with
-// timestamp (ms, at most 2^63 ns), input_length, output_length and
-// hash_ids.
+// ReadMooncake reads a Mooncake trace: one JSON object a line (blank
+// lines skipped, at most 64 MiB a line) with timestamp (ms, at most 2^63
+// ns), input_length, output_length and hash_ids. Requests keep the file's
+// order and their own timestamps, sorted or not. A trace without a
+// request, or a line that does not parse, is an ErrFormat naming the line.
 func ReadMooncake(r io.Reader) ([]Request, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
 	var out []Request
-	for line := 1; sc.Scan(); line++ {
+	line := 1
+	for ; sc.Scan(); line++ {
 		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 {
 			continue
@@ -48,7 +51,10 @@ func ReadMooncake(r io.Reader) ([]Request, error) {
 		})
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: mooncake: %w", ErrFormat, err)
+		return nil, fmt.Errorf("%w: mooncake line %d: %w", ErrFormat, line, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: mooncake: no requests", ErrFormat)
 	}
 	return out, nil
 }
