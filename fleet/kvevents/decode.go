@@ -51,8 +51,9 @@ type span struct{ h0, h1, t0, t1 int }
 // is paged.Device; any other medium ("CPU", a connector's tier) is
 // paged.Host.
 //
-// A frame that breaks the schema is rejected whole with ErrMalformed and the
-// batch is left empty: nothing of a bad frame is applied, because a reader
+// A frame that breaks the schema (a required field missing, a field or tag
+// given twice, a value of the wrong type) is rejected whole with
+// ErrMalformed and the batch is left empty: nothing of a bad frame is applied, because a reader
 // cannot trust the events of a frame it could not fully read.
 func (b *Batch) Decode(frame []byte) error {
 	b.TS, b.DataParallelRank, b.HasRank = 0, 0, false
@@ -87,18 +88,33 @@ func (b *Batch) decode(r *msgReader) error {
 		if err != nil {
 			return err
 		}
-		seen := false
+		// ts and events are required (kv_events.py gives them no
+		// default), and no field may come twice: two events lists would
+		// be read as the events of both.
+		var seen [3]bool
 		for range n {
 			k, err := r.str()
 			if err != nil {
 				return err
 			}
+			f := -1
 			switch string(k) {
 			case "ts":
-				err = b.decodeTS(r)
+				f = 0
 			case "events":
-				err, seen = b.decodeEvents(r), true
+				f = 1
 			case "data_parallel_rank":
+				f = 2
+			}
+			if f >= 0 && seen[f] {
+				return r.fail("duplicate batch field " + string(k))
+			}
+			switch f {
+			case 0:
+				err = b.decodeTS(r)
+			case 1:
+				err = b.decodeEvents(r)
+			case 2:
 				err = b.decodeRank(r)
 			default:
 				err = r.skip(0)
@@ -106,9 +122,12 @@ func (b *Batch) decode(r *msgReader) error {
 			if err != nil {
 				return err
 			}
+			if f >= 0 {
+				seen[f] = true
+			}
 		}
-		if !seen {
-			return r.fail("batch without events")
+		if !seen[0] || !seen[1] {
+			return r.fail("batch without ts or events")
 		}
 		return r.end()
 	}
@@ -247,6 +266,9 @@ func (b *Batch) decodeEvent(r *msgReader) error {
 				return err
 			}
 			if string(k) == "type" {
+				if e.ev.Kind != 0 {
+					return r.fail(`duplicate "type" tag`)
+				}
 				t, err := r.str()
 				if err != nil {
 					return err
