@@ -1,6 +1,7 @@
 package redisindex_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -50,4 +51,47 @@ func TestAudit11KeyTTLClearForgetsSharedBlocks(t *testing.T) {
 			require.Zero(t, s.Blocks, "a cleared its cache, the index still reports %+v", s)
 		}
 	}
+}
+
+// TestAudit11AttachRefusesAnotherKeyLayout: the keys of a model's index
+// are read as this version lays them out (block bits 2s and 2s+1, states
+// as fleet.StreamState.String). An index whose layout marker names
+// another layout, as a router of another version would write it, is
+// refused with fleet.ErrInvalid rather than joined and misread. An index
+// without a marker, as versions before the marker made it, has this
+// layout and is joined.
+func TestAudit11AttachRefusesAnotherKeyLayout(t *testing.T) {
+	addr := redisAddr(t)
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	ctx := context.Background()
+	base := testPrefix + ":{audit11-layout}:"
+	back, err := redisindex.New(c, redisindex.Config{Prefix: testPrefix})
+	require.NoError(t, err)
+
+	require.NoError(t, back.Delete("audit11-layout"))
+	require.NoError(t, c.MSet(ctx, base+"epoch", "feedface", base+"max", "64", base+"layout", "pagedkv-redisindex/99").Err())
+	err = back.Attach("audit11-layout", 64)
+	require.ErrorIs(t, err, fleet.ErrInvalid)
+	require.Contains(t, err.Error(), "pagedkv-redisindex/99")
+
+	// No marker: an index of this layout made before the marker existed.
+	require.NoError(t, back.Delete("audit11-layout"))
+	require.NoError(t, c.MSet(ctx, base+"epoch", "feedface", base+"max", "64").Err())
+	require.NoError(t, back.Attach("audit11-layout", 64))
+
+	// A new index carries the marker, and a second router joins it.
+	require.NoError(t, back.Delete("audit11-layout"))
+	x, err := fleet.New(fleet.Config{Backend: back, Model: "audit11-layout"})
+	require.NoError(t, err)
+	require.NoError(t, x.Apply("a", []paged.Event{fleettest.Stored(1, paged.Device, 1)}))
+	marker, err := c.Get(ctx, base+"layout").Result()
+	require.NoError(t, err)
+	require.NotEmpty(t, marker)
+	y, err := fleet.New(fleet.Config{Backend: attach(t, addr), Model: "audit11-layout"})
+	require.NoError(t, err)
+	sc, err := y.Lookup(fleettest.Hs(1), nil)
+	require.NoError(t, err)
+	require.Len(t, sc, 1)
+	require.Equal(t, 1, sc[0].Blocks)
 }

@@ -18,6 +18,10 @@
 // and each server's paged.Snapshot given to fleet.Index.Resync rebuilds
 // it exactly.
 //
+// The index's keys follow one layout, named by the constant Layout and
+// stored with the index: a router whose version lays keys out differently
+// refuses to join (fleet.ErrInvalid) instead of misreading the entries.
+//
 // # Concurrency
 //
 // A Backend belongs to one fleet.Index (which serializes its calls); the

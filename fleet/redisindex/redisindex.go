@@ -46,6 +46,7 @@ type Config struct {
 //
 //	epoch              random token of the index's life, written by the first Attach
 //	max                the maxServers the index was made for
+//	layout             the key layout, the constant Layout (absent in indexes made before it)
 //
 // and the index itself under Prefix:{model}:<epoch token>:, so an index
 // made anew after a loss never trusts keys left from an earlier life:
@@ -119,16 +120,25 @@ func New(c redis.UniversalClient, cfg Config) (*Backend, error) {
 const epochCheck = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('PAGEDKV_EPOCH index lost') end
 `
 
-// attachScript creates the index when absent. KEYS: epoch, max. ARGV:
-// new token, maxServers. Returns the token and max in force.
+// Layout names the key layout this package reads and writes (the one
+// Backend's doc describes). Attach writes it with a new index and refuses
+// to join an index marked with another, so routers of versions that lay
+// keys out differently never misread each other's entries. An index
+// without a marker was made before the marker existed, in this layout.
+const Layout = "pagedkv-redisindex/1"
+
+// attachScript creates the index when absent. KEYS: epoch, max, layout.
+// ARGV: new token, maxServers, layout. Returns the token, max and layout
+// in force.
 var attachScript = redis.NewScript(`
 local tok = redis.call('GET', KEYS[1])
 if not tok then
   redis.call('SET', KEYS[1], ARGV[1])
   redis.call('SET', KEYS[2], ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[3])
   tok = ARGV[1]
 end
-return {tok, redis.call('GET', KEYS[2]) or ''}
+return {tok, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or ''}
 `)
 
 // registerScript returns a server's ID and state, adding it when new.
@@ -266,12 +276,17 @@ func (r *Backend) Attach(model string, maxServers int) error {
 	if _, err := rand.Read(tok[:]); err != nil {
 		return fmt.Errorf("redisindex: epoch token: %w", err)
 	}
-	res, err := attachScript.Run(context.Background(), r.c, []string{r.epoch, r.base + "max"}, hex.EncodeToString(tok[:]), maxServers).StringSlice()
+	res, err := attachScript.Run(context.Background(), r.c, []string{r.epoch, r.base + "max", r.base + "layout"},
+		hex.EncodeToString(tok[:]), maxServers, Layout).StringSlice()
 	if err != nil {
 		return fmt.Errorf("redisindex: attach: %w", err)
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return fmt.Errorf("redisindex: attach: unexpected reply %q", res)
+	}
+	if res[2] != "" && res[2] != Layout {
+		return fmt.Errorf("%w: model %q's index is in key layout %q, this version reads %q: delete it (Backend.Delete) or use another Config.Prefix",
+			fleet.ErrInvalid, model, res[2], Layout)
 	}
 	if res[1] != strconv.Itoa(maxServers) {
 		return fmt.Errorf("%w: model %q was made for %s servers, not %d", fleet.ErrInvalid, model, res[1], maxServers)
