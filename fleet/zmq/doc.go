@@ -30,7 +30,14 @@
 //
 // The transport is github.com/go-zeromq/zmq4, pure Go. Its PUB socket
 // (v0.17.0) leaves one idle goroutine behind when closed; nothing else
-// outlives Close.
+// outlives Close. Left alone, that library allocates whatever size a
+// peer's frame header announces and handshakes new connections in its
+// accept loop without a deadline; this package's tcp:// and ipc://
+// sockets go through a guard that drops a peer announcing a message over
+// MaxMessage (DefaultMaxMessage) before anything is allocated, and one
+// that has not greeted within HandshakeTimeout, so a stray or hostile
+// client of a Publisher's ports cannot exhaust its memory or keep other
+// subscribers out.
 //
 // # Concurrency
 //

@@ -48,6 +48,11 @@ type PublisherConfig struct {
 	HWM int
 	// Encoder configures how events become frames.
 	Encoder kvevents.EncoderConfig
+	// MaxMessage bounds the bytes of one message a peer may send to the
+	// PUB or replay socket (subscriptions and replay requests are a few
+	// bytes); a peer that announces more is disconnected before anything
+	// is allocated. 0 means DefaultMaxMessage; otherwise at least 1 KiB.
+	MaxMessage int64
 }
 
 // Publisher publishes a paged manager's events the way vLLM's
@@ -100,6 +105,20 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Buffer == 0 {
 		cfg.Buffer = DefaultBuffer
 	}
+	limit, err := maxMessage(cfg.MaxMessage, "PublisherConfig")
+	if err != nil {
+		return nil, err
+	}
+	endpoint, err := guard(cfg.Endpoint, limit)
+	if err != nil {
+		return nil, err
+	}
+	replayEndpoint := cfg.ReplayEndpoint
+	if replayEndpoint != "" {
+		if replayEndpoint, err = guard(replayEndpoint, limit); err != nil {
+			return nil, err
+		}
+	}
 	enc, err := kvevents.NewEncoder(cfg.Encoder)
 	if err != nil {
 		return nil, fmt.Errorf("zmq: %w", err)
@@ -112,13 +131,13 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		p.pub.Close()
 		return nil, fmt.Errorf("zmq: publisher: %w", err)
 	}
-	if err := p.pub.Listen(cfg.Endpoint); err != nil {
+	if err := p.pub.Listen(endpoint); err != nil {
 		p.pub.Close()
 		return nil, fmt.Errorf("zmq: publisher: %w", err)
 	}
 	if cfg.ReplayEndpoint != "" {
 		p.replay = zmq4.NewRouter(context.Background())
-		if err := p.replay.Listen(cfg.ReplayEndpoint); err != nil {
+		if err := p.replay.Listen(replayEndpoint); err != nil {
 			p.replay.Close()
 			p.pub.Close()
 			return nil, fmt.Errorf("zmq: replay: %w", err)

@@ -39,6 +39,12 @@ type SubscriberConfig struct {
 	// ReplayTimeout bounds each replay request; 0 means
 	// DefaultReplayTimeout.
 	ReplayTimeout time.Duration
+	// MaxMessage bounds the bytes of one message the publisher may send
+	// (a batch, with its topic and sequence frames); a publisher that
+	// announces more is disconnected before anything is allocated, and the
+	// batch counts as lost. 0 means DefaultMaxMessage; otherwise at least
+	// 1 KiB.
+	MaxMessage int64
 }
 
 // Message is one batch as it came over the wire.
@@ -111,11 +117,25 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if cfg.ReplayTimeout == 0 {
 		cfg.ReplayTimeout = DefaultReplayTimeout
 	}
+	limit, err := maxMessage(cfg.MaxMessage, "SubscriberConfig")
+	if err != nil {
+		return nil, err
+	}
+	endpoint, err := guard(cfg.Endpoint, limit)
+	if err != nil {
+		return nil, err
+	}
+	replayEndpoint := cfg.ReplayEndpoint
+	if replayEndpoint != "" {
+		if replayEndpoint, err = guard(replayEndpoint, limit); err != nil {
+			return nil, err
+		}
+	}
 	s := &Subscriber{cfg: cfg, live: make(chan zmq4.Msg, 64), replay: make(chan zmq4.Msg, 64), done: make(chan struct{})}
 	// Both sockets redial a publisher that went away (zmq4 resends the
 	// subscription), so a follower outlives an engine restart.
 	s.sub = zmq4.NewSub(context.Background(), zmq4.WithAutomaticReconnect(true))
-	if err := s.sub.Dial(cfg.Endpoint); err != nil {
+	if err := s.sub.Dial(endpoint); err != nil {
 		s.sub.Close()
 		return nil, fmt.Errorf("zmq: subscriber: %w", err)
 	}
@@ -125,7 +145,7 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	}
 	if cfg.ReplayEndpoint != "" {
 		s.dealer = zmq4.NewDealer(context.Background(), zmq4.WithAutomaticReconnect(true))
-		if err := s.dealer.Dial(cfg.ReplayEndpoint); err != nil {
+		if err := s.dealer.Dial(replayEndpoint); err != nil {
 			s.dealer.Close()
 			s.sub.Close()
 			return nil, fmt.Errorf("zmq: replay: %w", err)

@@ -1,0 +1,177 @@
+package zmq
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// hostileGreeting is a ZMTP 3.0 greeting with the NULL mechanism.
+func hostileGreeting() []byte {
+	g := make([]byte, greetingLen)
+	g[0], g[9], g[10] = 0xff, 0x7f, 3
+	copy(g[12:], "NULL")
+	return g
+}
+
+// hugeFrame is a frame header announcing 2^45 bytes (a long command
+// frame), with no body.
+func hugeFrame() []byte {
+	return binary.BigEndian.AppendUint64([]byte{0x06}, 1<<45)
+}
+
+// TestAudit11HostilePeersDoNotStopThePublisher runs the hostile peers of
+// TestAudit11HostileChild in a child process: before the guard, 73 bytes
+// to the replay or PUB port killed the process (the transport allocated
+// the 32 TiB a frame header announced: "fatal error: runtime: out of
+// memory", which no recover catches), and one idle connection kept every
+// later subscriber from connecting.
+func TestAudit11HostilePeersDoNotStopThePublisher(t *testing.T) {
+	if os.Getenv("PAGEDKV_AUDIT11_CHILD") != "" {
+		t.Skip("in the child")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestAudit11HostileChild$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PAGEDKV_AUDIT11_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestAudit11HostileChild") {
+		lines := strings.Split(string(out), "\n")
+		t.Fatalf("child: %v\n%s", err, strings.Join(lines[:min(len(lines), 12)], "\n"))
+	}
+}
+
+// TestAudit11HostileChild is the child's part (skipped unless run by
+// TestAudit11HostilePeersDoNotStopThePublisher).
+func TestAudit11HostileChild(t *testing.T) {
+	if os.Getenv("PAGEDKV_AUDIT11_CHILD") == "" {
+		t.Skip("runs as the child of TestAudit11HostilePeersDoNotStopThePublisher")
+	}
+	p, err := NewPublisher(PublisherConfig{Endpoint: loopback, ReplayEndpoint: loopback})
+	require.NoError(t, err)
+	defer p.Close()
+	dial := func(endpoint string) net.Conn {
+		c, err := net.Dial("tcp", strings.TrimPrefix(endpoint, "tcp://"))
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// A frame announcing 32 TiB, to the replay port and to the PUB port.
+	for _, ep := range []string{p.ReplayEndpoint(), p.Endpoint()} {
+		c := dial(ep)
+		_, err := c.Write(append(hostileGreeting(), hugeFrame()...))
+		require.NoError(t, err)
+	}
+	// A connection that never greets.
+	dial(p.Endpoint())
+	time.Sleep(200 * time.Millisecond)
+
+	// A subscriber still connects and gets a batch.
+	s, err := NewSubscriber(SubscriberConfig{Endpoint: p.Endpoint(), ReplayEndpoint: p.ReplayEndpoint(), CatchUp: true})
+	require.NoError(t, err)
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*HandshakeTimeout)
+	defer cancel()
+	require.NoError(t, p.AwaitSubscriber(ctx))
+	_, err = p.Publish([]paged.Event{{Seq: 1, Kind: paged.AllBlocksCleared}})
+	require.NoError(t, err)
+	m, err := s.Next(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(0), m.Seq)
+
+	// A publisher that sends the same frame to a subscriber dialing it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write(append(hostileGreeting(), hugeFrame()...))
+			defer c.Close()
+		}
+	}()
+	s2, err := NewSubscriber(SubscriberConfig{Endpoint: "tcp://" + l.Addr().String()})
+	if err == nil { // the dial may fail or the socket redial: either way, no crash
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err = s2.Next(ctx)
+		require.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
+		require.NoError(t, s2.Close())
+	}
+}
+
+// TestAudit11GuardBoundsMessages: the guard passes frames up to the
+// message bound, counting a multi-frame message whole, and ends the
+// connection at the header of the frame that would go over, before the
+// library reads its size.
+func TestAudit11GuardBoundsMessages(t *testing.T) {
+	frame := func(flags byte, n int) []byte {
+		if n < 256 && flags&0x02 == 0 {
+			return append([]byte{flags, byte(n)}, make([]byte, n)...)
+		}
+		return append(binary.BigEndian.AppendUint64([]byte{flags | 0x02}, uint64(n)), make([]byte, n)...)
+	}
+	const limit = 2048
+	ok := [][]byte{
+		frame(0x04, 40),                     // a command
+		frame(0x01, 1000), frame(0x00, 900), // one message of two frames
+		frame(0x00, limit-frameCost),                // one frame at the bound
+		frame(0x01, 0), frame(0x01, 0), frame(0, 0), // empty frames
+	}
+	var in []byte
+	in = append(in, hostileGreeting()...)
+	for _, f := range ok {
+		in = append(in, f...)
+	}
+	good := len(in)
+	in = append(in, frame(0x01, 1000)...)
+	in = append(in, frame(0x00, 1000)...)        // the message goes over here
+	for _, chunk := range []int{1, 7, 1 << 20} { // reads of any size
+		server, client := net.Pipe()
+		g := newGuardConn(server, limit)
+		go func() {
+			for i := 0; i < len(in); i += chunk {
+				if _, err := client.Write(in[i:min(i+chunk, len(in))]); err != nil {
+					return
+				}
+			}
+		}()
+		var got []byte
+		buf := make([]byte, 4096)
+		var err error
+		for err == nil {
+			var n int
+			n, err = g.Read(buf)
+			got = append(got, buf[:n]...)
+		}
+		client.Close()
+		require.ErrorIs(t, err, ErrMalformed, "chunk %d", chunk)
+		require.Equal(t, in[:len(got)], got, "chunk %d: passed bytes are the peer's", chunk)
+		require.Greater(t, len(got), good+1000, "chunk %d: the frames within the bound pass", chunk)
+		require.Less(t, len(got), good+1000+frameCost+9, "chunk %d: the frame over the bound does not", chunk)
+	}
+}
+
+// TestAudit11MaxMessageOutOfRange: MaxMessage below 1 KiB (the handshake
+// would not fit), above 2^50 or negative is refused with ErrInvalid.
+func TestAudit11MaxMessageOutOfRange(t *testing.T) {
+	for _, v := range []int64{-1, 1, 1023, 1<<50 + 1} {
+		_, err := NewPublisher(PublisherConfig{Endpoint: loopback, MaxMessage: v})
+		require.ErrorIs(t, err, ErrInvalid, "publisher %d", v)
+		_, err = NewSubscriber(SubscriberConfig{Endpoint: loopback, MaxMessage: v})
+		require.ErrorIs(t, err, ErrInvalid, "subscriber %d", v)
+	}
+}
