@@ -82,6 +82,24 @@ const (
 	maxMessageLimit = 1 << 50
 )
 
+// guardEndpoints checks a config's MaxMessage (named what) and guards
+// its endpoint and replay endpoint (when not empty).
+func guardEndpoints(maxMsg int64, what, endpoint, replay string) (string, string, error) {
+	limit, err := maxMessage(maxMsg, what)
+	if err != nil {
+		return "", "", err
+	}
+	if endpoint, err = guard(endpoint, limit); err != nil {
+		return "", "", err
+	}
+	if replay != "" {
+		if replay, err = guard(replay, limit); err != nil {
+			return "", "", err
+		}
+	}
+	return endpoint, replay, nil
+}
+
 // maxMessage returns the bound a config's MaxMessage asks for.
 func maxMessage(v int64, what string) (int64, error) {
 	switch {

@@ -105,19 +105,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Buffer == 0 {
 		cfg.Buffer = DefaultBuffer
 	}
-	limit, err := maxMessage(cfg.MaxMessage, "PublisherConfig")
+	endpoint, replayEndpoint, err := guardEndpoints(cfg.MaxMessage, "PublisherConfig", cfg.Endpoint, cfg.ReplayEndpoint)
 	if err != nil {
 		return nil, err
-	}
-	endpoint, err := guard(cfg.Endpoint, limit)
-	if err != nil {
-		return nil, err
-	}
-	replayEndpoint := cfg.ReplayEndpoint
-	if replayEndpoint != "" {
-		if replayEndpoint, err = guard(replayEndpoint, limit); err != nil {
-			return nil, err
-		}
 	}
 	enc, err := kvevents.NewEncoder(cfg.Encoder)
 	if err != nil {

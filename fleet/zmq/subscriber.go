@@ -117,19 +117,9 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if cfg.ReplayTimeout == 0 {
 		cfg.ReplayTimeout = DefaultReplayTimeout
 	}
-	limit, err := maxMessage(cfg.MaxMessage, "SubscriberConfig")
+	endpoint, replayEndpoint, err := guardEndpoints(cfg.MaxMessage, "SubscriberConfig", cfg.Endpoint, cfg.ReplayEndpoint)
 	if err != nil {
 		return nil, err
-	}
-	endpoint, err := guard(cfg.Endpoint, limit)
-	if err != nil {
-		return nil, err
-	}
-	replayEndpoint := cfg.ReplayEndpoint
-	if replayEndpoint != "" {
-		if replayEndpoint, err = guard(replayEndpoint, limit); err != nil {
-			return nil, err
-		}
 	}
 	s := &Subscriber{cfg: cfg, live: make(chan zmq4.Msg, 64), replay: make(chan zmq4.Msg, 64), done: make(chan struct{})}
 	// Both sockets redial a publisher that went away (zmq4 resends the
