@@ -18,6 +18,12 @@
 // and each server's paged.Snapshot given to fleet.Index.Resync rebuilds
 // it exactly.
 //
+// Redis must keep every key until the index deletes it or its KeyTTL
+// expires: run it with maxmemory-policy noeviction (the default). A policy
+// that evicts keys under memory pressure (allkeys-*, or volatile-* with
+// KeyTTL set) may drop a server's state or block set while its block keys
+// stay, and the index may then report blocks a server no longer holds.
+//
 // The index's keys follow one layout, named by the constant Layout and
 // stored with the index: a router whose version lays keys out differently
 // refuses to join (fleet.ErrInvalid) instead of misreading the entries.
