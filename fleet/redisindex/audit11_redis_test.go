@@ -2,6 +2,7 @@ package redisindex_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -25,12 +26,22 @@ func TestAudit11KeyTTLClearForgetsSharedBlocks(t *testing.T) {
 	addr := redisAddr(t)
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
+	// Servers registered first put a and b past the key's first byte.
+	for _, pad := range []int{0, 5} {
+		t.Run(fmt.Sprint(pad, " servers first"), func(t *testing.T) { keyTTLClear(t, c, pad) })
+	}
+}
+
+func keyTTLClear(t *testing.T, c *redis.Client, pad int) {
 	const ttl = 400 * time.Millisecond
 	back, err := redisindex.New(c, redisindex.Config{Prefix: testPrefix, KeyTTL: ttl})
 	require.NoError(t, err)
 	require.NoError(t, back.Delete("audit11-ttl"))
 	x, err := fleet.New(fleet.Config{Backend: back, Model: "audit11-ttl"})
 	require.NoError(t, err)
+	for i := range pad {
+		require.NoError(t, x.Heartbeat(fmt.Sprint("pad", i)))
+	}
 	require.NoError(t, x.Apply("a", []paged.Event{fleettest.Stored(1, paged.Device, 1)}))
 	// b keeps block 1's key alive, storing and removing it, for longer
 	// than KeyTTL; a stays silent.

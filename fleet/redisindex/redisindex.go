@@ -181,17 +181,19 @@ local sprefix = string.sub(ARGV[3], 1, plen - 2)
 local function refresh(key)
   redis.call('PEXPIRE', key, ttl)
   local v = redis.call('GET', key) or ''
-  for i = 1, #v do
+  -- Only the bytes holding bits are visited (a pattern search skips the
+  -- zero bytes of servers that do not hold the block).
+  local i = string.find(v, '[^%z]')
+  while i do
     local b = string.byte(v, i)
-    if b ~= 0 then
-      for k = 0, 3 do
-        if bit.band(b, bit.rshift(192, 2 * k)) ~= 0 then
-          local id = (i - 1) * 4 + k
-          redis.call('PEXPIRE', sprefix .. 's:' .. id, ttl)
-          redis.call('PEXPIRE', sprefix .. 'c:' .. id, ttl)
-        end
+    for k = 0, 3 do
+      if bit.band(b, bit.rshift(192, 2 * k)) ~= 0 then
+        local id = (i - 1) * 4 + k
+        redis.call('PEXPIRE', sprefix .. 's:' .. id, ttl)
+        redis.call('PEXPIRE', sprefix .. 'c:' .. id, ttl)
       end
     end
+    i = string.find(v, '[^%z]', i + 1)
   end
 end
 local function store(key, member, t)
