@@ -175,3 +175,92 @@ func TestAudit11MaxMessageOutOfRange(t *testing.T) {
 		require.ErrorIs(t, err, ErrInvalid, "subscriber %d", v)
 	}
 }
+
+// refFrames parses a peer's bytes whole (greeting, then frames) and
+// returns the offset of the last size byte of the first frame that takes
+// its message over limit, or -1 if none does (counting as guardConn's doc
+// says: a multi-frame message whole, frameCost a frame, a command alone).
+func refFrames(b []byte, limit int64) int {
+	i := greetingLen
+	var msg uint64
+	for i < len(b) {
+		flags := b[i]
+		n := 1
+		if flags&0x02 != 0 {
+			n = 8
+		}
+		if i+1+n > len(b) {
+			return -1 // the header is cut: nothing announced yet
+		}
+		var size uint64
+		for _, c := range b[i+1 : i+1+n] {
+			size = size<<8 | uint64(c)
+		}
+		base := msg
+		if flags&0x04 != 0 {
+			base = 0
+		}
+		if size > uint64(limit) || base+size+frameCost > uint64(limit) {
+			return i + n
+		}
+		if flags&0x04 == 0 {
+			if flags&0x01 != 0 {
+				msg += size + frameCost
+			} else {
+				msg = 0
+			}
+		}
+		if size > uint64(len(b)) {
+			return -1
+		}
+		i += 1 + n + int(size)
+	}
+	return -1
+}
+
+// FuzzGuard: whatever a peer sends, in reads of any size, the guard passes
+// exactly the bytes before the size byte that completes the first header
+// over the bound (all of them when there is none), then fails with
+// ErrMalformed, and never panics.
+func FuzzGuard(f *testing.F) {
+	f.Add([]byte{0x01, 0x05, 1, 2, 3, 4, 5, 0x00, 0x02, 9, 9}, uint16(1024), uint8(3))
+	f.Add(append([]byte{0x04, 0x10}, make([]byte, 16)...), uint16(1100), uint8(1))
+	f.Add(hugeFrame(), uint16(4096), uint8(0))
+	f.Add([]byte{0x03, 0, 0, 0, 0, 0, 0, 0x03, 0xf0, 0x00, 0x00}, uint16(1024), uint8(5))
+	// Messages near the bound: two of 600 bytes (each fits), a message of
+	// two 480-byte frames then one of 600 (both fit), one of 500 then 500 (does not), a
+	// command beside a message.
+	long := func(flags byte, n int) []byte {
+		return append(binary.BigEndian.AppendUint64([]byte{flags | 0x02}, uint64(n)), make([]byte, n)...)
+	}
+	f.Add(append(long(0, 600), long(0, 600)...), uint16(1024), uint8(200))
+	f.Add(append(append(long(1, 480), long(0, 480)...), long(0, 600)...), uint16(1100), uint8(255))
+	f.Add(append(long(1, 500), long(0, 500)...), uint16(1100), uint8(9))
+	f.Add(append(long(1, 500), append(long(4, 900), long(0, 400)...)...), uint16(1100), uint8(64))
+	f.Fuzz(func(t *testing.T, frames []byte, limit16 uint16, chunk uint8) {
+		limit := int64(limit16)
+		in := append(hostileGreeting(), frames...)
+		want := refFrames(in, limit)
+		g := &guardConn{limit: limit, greet: greetingLen, shaken: true}
+		step := int(chunk) + 1
+		var passed int
+		var err error
+		for i := 0; i < len(in) && err == nil; i += step {
+			b := in[i:min(i+step, len(in))]
+			k := g.scan(b)
+			passed += k
+			if k < len(b) {
+				err = g.err
+			}
+		}
+		if want < 0 {
+			if err != nil || passed != len(in) {
+				t.Fatalf("no frame over %d: passed %d of %d, err %v", limit, passed, len(in), err)
+			}
+			return
+		}
+		if !errors.Is(err, ErrMalformed) || passed != want {
+			t.Fatalf("frame over %d at %d: passed %d, err %v", limit, want, passed, err)
+		}
+	})
+}
