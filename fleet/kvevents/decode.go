@@ -7,6 +7,18 @@ import (
 	"github.com/pagedkv/pagedkv/paged"
 )
 
+// MaxFrameHashes and MaxFrameTokens bound the block hashes
+// (block_hashes) and token IDs one frame may list, over all its events;
+// a frame over either is ErrMalformed. A hash
+// takes 32 bytes decoded but may take one on the wire, so without a bound
+// a frame could cost 32 times its size (kept by the Batch for reuse). The
+// bounds hold 32 MiB of hashes and 64 MiB of tokens, far beyond one engine
+// step of vLLM (a step of 8,192 new tokens stores 512 16-token blocks).
+const (
+	MaxFrameHashes = 1 << 20
+	MaxFrameTokens = 1 << 24
+)
+
 // Batch is one decoded vLLM KVEventBatch. Decode reuses its storage:
 // the events' Hashes and Tokens slices stay valid until the next Decode.
 type Batch struct {
@@ -439,6 +451,9 @@ func (b *Batch) decodeHashes(r *msgReader) error {
 	if err != nil {
 		return err
 	}
+	if len(b.hashes)+n > MaxFrameHashes {
+		return r.fail(fmt.Sprintf("frame lists more than MaxFrameHashes=%d block hashes", MaxFrameHashes))
+	}
 	for range n {
 		h, _, err := decodeHash(r, false)
 		if err != nil {
@@ -453,6 +468,9 @@ func (b *Batch) decodeTokens(r *msgReader) error {
 	n, err := r.arrayLen()
 	if err != nil {
 		return err
+	}
+	if len(b.tokens)+n > MaxFrameTokens {
+		return r.fail(fmt.Sprintf("frame lists more than MaxFrameTokens=%d token IDs", MaxFrameTokens))
 	}
 	for range n {
 		v, err := r.int()

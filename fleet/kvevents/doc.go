@@ -24,7 +24,9 @@
 // # Errors
 //
 // A frame that breaks the schema is rejected whole with ErrMalformed:
-// nothing of a frame the reader could not fully read is returned. Events
+// nothing of a frame the reader could not fully read is returned. So is a
+// frame listing more than MaxFrameHashes hashes or MaxFrameTokens tokens,
+// which bounds what decoding holds whatever the frame's size. Events
 // vLLM cannot express yield ErrInvalid from the Encoder.
 //
 // # Costs and concurrency
