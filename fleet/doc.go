@@ -54,6 +54,16 @@
 // them over vLLM's ZMQ publisher protocol, so one index serves a mixed
 // fleet of vLLM pods and Go servers. Neither is linked by this package.
 //
+// The index keys blocks by hash alone, not by KV cache group
+// (paged.Event.Group, vLLM's group_idx): a block counts as held when any
+// group of the server holds it. For a model of one attention kind that is
+// exact. For a hybrid model (sliding-window or state groups beside full
+// attention) the server can only reuse a prefix that every group still
+// holds as its own rules require, so Score.Blocks may then exceed the hit
+// the server gives: a paged manager with a full-attention and a 4-token
+// sliding-window group, after some evictions, was scored 3 leading blocks
+// of a prompt it hit 0 tokens of.
+//
 // # Concurrency
 //
 // Index is safe for concurrent use: one mutex serializes event application
