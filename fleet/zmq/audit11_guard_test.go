@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -72,9 +73,20 @@ func TestAudit11HostileChild(t *testing.T) {
 		_, err := c.Write(append(hostileGreeting(), hugeFrame()...))
 		require.NoError(t, err)
 	}
-	// A connection that never greets.
-	dial(p.Endpoint())
-	time.Sleep(200 * time.Millisecond)
+	// A connection that never greets, and one whose greeting the library
+	// refuses: both are closed after HandshakeTimeout (the library closed
+	// neither, and handshook in its accept loop: the silent one kept every
+	// later subscriber out).
+	silent, garbage := dial(p.Endpoint()), dial(p.Endpoint())
+	_, err = garbage.Write(make([]byte, greetingLen))
+	require.NoError(t, err)
+	// (The library handshakes one connection at a time: the second is
+	// closed a HandshakeTimeout after the first.)
+	for _, c := range []net.Conn{silent, garbage} {
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(4*HandshakeTimeout)))
+		_, err := io.ReadAll(c)
+		require.NoError(t, err, "the publisher closes the connection")
+	}
 
 	// A subscriber still connects and gets a batch.
 	s, err := NewSubscriber(SubscriberConfig{Endpoint: p.Endpoint(), ReplayEndpoint: p.ReplayEndpoint(), CatchUp: true})
@@ -241,7 +253,8 @@ func FuzzGuard(f *testing.F) {
 		limit := int64(limit16)
 		in := append(hostileGreeting(), frames...)
 		want := refFrames(in, limit)
-		g := &guardConn{limit: limit, greet: greetingLen, shaken: true}
+		g := &guardConn{limit: limit, greet: greetingLen}
+		g.shaken.Store(true)
 		step := int(chunk) + 1
 		var passed int
 		var err error

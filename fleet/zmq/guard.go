@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -19,7 +20,9 @@ import (
 const DefaultMaxMessage = 64 << 20
 
 // HandshakeTimeout bounds the ZeroMQ handshake of every connection: a
-// peer that connects and does not greet within it is dropped.
+// connection whose handshake is not through within it is closed (a peer
+// that does not greet, or whose greeting the library refused: the library
+// leaves such connections open).
 const HandshakeTimeout = 5 * time.Second
 
 // frameCost is what each frame of a message counts against the message
@@ -151,29 +154,47 @@ func (l guardListener) Accept() (net.Conn, error) {
 // greeting, then frames of a flags byte, a 1- or 8-byte size and a body.
 // A size that would take the current message (its frames so far, each
 // counted with frameCost) over limit ends the connection before the size
-// reaches the library. The read deadline set at the start is lifted once
-// the greeting and the first frame (the handshake's READY command) are
-// through.
+// reaches the library. A timer closes the connection unless the greeting
+// and the first frame (the handshake's READY command) are through within
+// HandshakeTimeout.
 type guardConn struct {
 	net.Conn
 	limit int64
+	timer *time.Timer
 
-	greet     int    // greeting bytes still to pass
-	framed    bool   // a frame header after the greeting was read
-	shaken    bool   // the handshake is through: deadline lifted
-	flags     byte   // the current frame's flags, while its header is read
-	have      int    // header bytes read of the current frame (0: none)
-	need      int    // header bytes of the current frame: 1 + size bytes
-	size      uint64 // the size read so far
-	body      uint64 // body bytes of the current frame still to pass
-	msg       int64  // what the current message's earlier frames count
-	err       error  // the error every later read returns
+	greet     int         // greeting bytes still to pass
+	framed    bool        // a frame header after the greeting was read
+	shaken    atomic.Bool // the handshake is through: the timer stopped
+	flags     byte        // the current frame's flags, while its header is read
+	have      int         // header bytes read of the current frame (0: none)
+	need      int         // header bytes of the current frame: 1 + size bytes
+	size      uint64      // the size read so far
+	body      uint64      // body bytes of the current frame still to pass
+	msg       int64       // what the current message's earlier frames count
+	err       error       // the error every later read returns
 	closeOnce sync.Once
 }
 
 func newGuardConn(c net.Conn, limit int64) *guardConn {
-	_ = c.SetReadDeadline(time.Now().Add(HandshakeTimeout))
-	return &guardConn{Conn: c, limit: limit, greet: greetingLen}
+	g := &guardConn{Conn: c, limit: limit, greet: greetingLen}
+	g.timer = time.AfterFunc(HandshakeTimeout, func() {
+		if !g.shaken.Load() {
+			g.close()
+		}
+	})
+	return g
+}
+
+func (c *guardConn) close() { c.closeOnce.Do(func() { c.Conn.Close() }) }
+
+// Close closes the connection and stops the handshake timer.
+func (c *guardConn) Close() error {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	var err error
+	c.closeOnce.Do(func() { err = c.Conn.Close() })
+	return err
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
@@ -182,8 +203,11 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	if k := c.scan(p[:n]); k < n {
-		c.closeOnce.Do(func() { c.Conn.Close() })
+		c.close()
 		return k, nil // the error comes with the next read
+	}
+	if err != nil && !c.shaken.Load() {
+		c.close() // the library does not close a connection whose handshake failed
 	}
 	return n, err
 }
@@ -234,10 +258,12 @@ func (c *guardConn) scan(b []byte) int {
 			}
 			i++
 		}
-		if !c.shaken && c.framed && c.have == 0 && c.body == 0 {
+		if c.framed && c.have == 0 && c.body == 0 && !c.shaken.Load() {
 			// The greeting and a whole frame are through.
-			_ = c.Conn.SetReadDeadline(time.Time{})
-			c.shaken = true
+			c.shaken.Store(true)
+			if c.timer != nil {
+				c.timer.Stop()
+			}
 		}
 	}
 	return len(b)
