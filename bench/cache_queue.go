@@ -70,6 +70,10 @@ func newQueue(t *CacheTrace, m *paged.Manager, qm QueueModel, capacityBlocks int
 	}
 	var tokens float64
 	for r := range n {
+		if r > 0 && t.reqs[r].Arrival < t.reqs[r-1].Arrival {
+			return nil, fmt.Errorf("%w: queue model: request %d arrives at %v, before request %d (%v); requests must be in arrival order",
+				ErrCacheStudy, r, t.reqs[r].Arrival, r-1, t.reqs[r-1].Arrival)
+		}
 		tokens += float64(t.reqs[r].InputTokens)
 	}
 	span := (t.reqs[n-1].Arrival - t.reqs[0].Arrival).Seconds()

@@ -159,8 +159,12 @@ func WriteCacheTable(w io.Writer, results []CacheResult) error {
 		if win.Tied > 0 {
 			fmt.Fprintf(&b, " (tied with %d more)", win.Tied)
 		}
-		if !math.IsNaN(win.LRU) {
+		switch {
+		case math.IsNaN(win.LRU):
+		case win.LRU > 0:
 			fmt.Fprintf(&b, ", %+.3f over lru (%+.1f%%)", win.HitRate-win.LRU, 100*(win.HitRate-win.LRU)/win.LRU)
+		default: // no relative gain over a hit rate of 0
+			fmt.Fprintf(&b, ", %+.3f over lru", win.HitRate-win.LRU)
 		}
 		if m := maxRate[win.CapacityTokens]; m > 0 {
 			fmt.Fprintf(&b, ", %.0f%% of the maximum", 100*win.HitRate/m)

@@ -253,6 +253,16 @@ func TestCacheWinnersAndTable(t *testing.T) {
 1,000 tokens: best arc 0.250, +0.050 over lru (+25.0%), 50% of the maximum
 2,000 tokens: best lru 0.500 (tied with 1 more), +0.000 over lru (+0.0%), 100% of the maximum
 `, b.String())
+
+	// Every hit rate 0 (a trace nothing in it repeats): no relative
+	// margin, which used to print "+NaN%".
+	b.Reset()
+	require.NoError(t, bench.WriteCacheTable(&b, []bench.CacheResult{
+		{Policy: "lru", CapacityTokens: 1000, CapacityBlocks: 2},
+		{Policy: "arc", CapacityTokens: 1000, CapacityBlocks: 2},
+	}))
+	assert.NotContains(t, b.String(), "NaN")
+	assert.Contains(t, b.String(), "1,000 tokens: best lru 0.000 (tied with 1 more), +0.000 over lru\n")
 }
 
 // BenchmarkCacheReplay replays the embedded Mooncake trace at 3M tokens

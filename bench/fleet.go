@@ -524,6 +524,10 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 			return FleetResult{}, fmt.Errorf("%w: request %d has %d prompt and %d output tokens, want a prompt in [0, MaxTraceTokens=%d] and no negative output",
 				ErrFleetInvalid, i, q.InputTokens, q.OutputTokens, MaxTraceTokens)
 		}
+		if i > 0 && q.Arrival < reqs[i-1].Arrival {
+			return FleetResult{}, fmt.Errorf("%w: request %d arrives at %v, before request %d (%v); requests must be in arrival order",
+				ErrFleetInvalid, i, q.Arrival, i-1, reqs[i-1].Arrival)
+		}
 	}
 	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), PerServerBusy: make([]float64, cfg.Servers), Decisions: make([]int, len(reqs))}
 	f := &fleetRun{cfg: cfg, reqs: reqs, servers: make([]fleetServer, cfg.Servers), res: &res,

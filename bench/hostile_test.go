@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -151,6 +152,9 @@ func TestBadInputRunFleet(t *testing.T) {
 		"prompt of MaxInt":       {InputTokens: math.MaxInt, OutputTokens: 3, HashIDs: []int64{1}},
 		"prompt past MaxTrace":   {InputTokens: MaxTraceTokens + 1, OutputTokens: 3},
 		"negative output length": {InputTokens: 600, OutputTokens: -1, HashIDs: []int64{1, 2}},
+		// Before the good request: out of arrival order (a reversed
+		// trace replayed with a mean wait of 46.8 s against 0 in order).
+		"arrives before the previous request": {InputTokens: 600, OutputTokens: 3, HashIDs: []int64{1, 2}, Arrival: -time.Second},
 	} {
 		idx, err := fleet.New(fleet.Config{})
 		require.NoError(t, err)
