@@ -49,8 +49,10 @@
 //
 // # Costs
 //
-// Every operation of every policy is O(1) or amortized O(1); the doc
-// comment of each type says which. State lives in flat slices indexed by
+// Every operation of every policy is O(1) or amortized O(1), the doc
+// comment of each type says which, but for LeafLRU's handling of a block
+// that gains its first child or loses its last out of release order
+// (O(log n), a heap). State lives in flat slices indexed by
 // block ID (intrusive index lists, bitmaps, a fixed-size open-addressing
 // table for ghost keys), sized once by the Factory; nothing allocates
 // after construction. The shared conformance test (policy_test.go) checks
