@@ -26,7 +26,7 @@ const lfuBuckets = 64 * 64
 // A hit is an Access call. Counts belong to content: they restart at zero
 // on Hint (new content), Forget, and when the block leaves through Victim.
 type LFU struct {
-	buckets []list // sentinel of bucket b at capacity+b
+	buckets []list   // sentinel of bucket b at capacity+b
 	count   []uint32 // hits, saturating at lfuBuckets-1
 	bucket  []uint16 // bucket of each block in the policy
 	occ     [64]uint64
