@@ -372,8 +372,8 @@ func (p *Chain) Hint(id allocator.BlockID, h Hint) {
 		misuse("Chain", "Hint", id, inPolicy)
 	}
 	par := h.Parent
-	if par >= 0 && par != id {
-		p.in(par) // range check before any change
+	if par != allocator.NoBlock {
+		p.in(par) // range check before any change, as LeafLRU's
 	}
 	p.drop(id)
 	p.key[id], p.keyed[id], p.depth[id] = h.Key, true, h.Depth

@@ -64,7 +64,7 @@
 // Inserting a block that is already in the policy, removing one that is not,
 // hinting or forgetting a block in the policy, or naming an ID outside
 // [0, capacity) (in any method, Contains and Access included, or as a
-// Hint.Parent other than allocator.NoBlock where LeafLRU reads it) is a bug in the caller. It panics with a message that starts
+// Hint.Parent other than allocator.NoBlock where LeafLRU or Chain reads it) is a bug in the caller. It panics with a message that starts
 // "eviction: " and names the block, before anything has changed. So does a
 // Hint.Priority outside [0, MaxPriority] given to Priority. A negative
 // capacity is treated as 0; a capacity above MaxCapacity (2^24, the
