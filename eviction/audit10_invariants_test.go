@@ -24,7 +24,7 @@ func TestAudit10Invariants(t *testing.T) {
 		f, _ := ByName(name)
 		t.Run(name, func(t *testing.T) {
 			rapid.Check(t, func(t *rapid.T) {
-				n := rapid.IntRange(1, 12).Draw(t, "capacity")
+				n := rapid.IntRange(0, 12).Draw(t, "capacity")
 				p := f(n)
 				in := make([]bool, n)
 				inRange := func(id allocator.BlockID) bool { return id >= 0 && int(id) < n }
@@ -122,6 +122,9 @@ func TestAudit10Invariants(t *testing.T) {
 						t.Fatalf("step %d: %s panicked with %v; misuse=%v", i, what, got, !ok)
 					}
 					compare(t, i, what, p, n, member)
+					if err := audit10Check(p); err != nil {
+						t.Fatalf("step %d, after %s: %v", i, what, err)
+					}
 				}
 				// Draining gives every block once.
 				for {
