@@ -102,9 +102,12 @@ func (m *lruModel) victim() (allocator.BlockID, bool) {
 	m.order = m.order[1:]
 	return id, true
 }
-func (m *lruModel) access(allocator.BlockID)          {}
-func (m *lruModel) hint(allocator.BlockID, Hint) bool { return true }
-func (m *lruModel) forget(allocator.BlockID) bool     { return true }
+func (m *lruModel) access(allocator.BlockID) {}
+
+// hint and forget are misuse on a block in the policy: for a policy that
+// is LRU without hints (LRU has neither method).
+func (m *lruModel) hint(id allocator.BlockID, _ Hint) bool { return !m.in(id) }
+func (m *lruModel) forget(id allocator.BlockID) bool       { return !m.in(id) }
 
 // queueModel is FIFO, CLOCK (bits) and SIEVE (bits, sieve): a queue of
 // content in creation order, oldest first, with an evictable flag and a
@@ -411,83 +414,97 @@ func TestAudit10AgainstModels(t *testing.T) {
 		}
 		f, _ := ByName(name)
 		t.Run(name, func(t *testing.T) {
-			rapid.Check(t, func(t *rapid.T) {
-				n := rapid.IntRange(1, 16).Draw(t, "capacity")
-				p, m := f(n), newModel(name, n)
-				inRange := func(id allocator.BlockID) bool { return id >= 0 && int(id) < n }
-				steps := rapid.IntRange(1, 120).Draw(t, "steps")
-				for i := range steps {
-					var what string
-					var got any
-					ok := true
-					switch op := rapid.IntRange(0, 6).Draw(t, "op"); op {
-					case 0, 1:
-						id := drawID(t, n, func(b allocator.BlockID) bool { return !m.in(b) })
-						what = fmt.Sprintf("Insert(%d)", id)
-						got = call(func() { p.Insert(id) })
-						ok = inRange(id) && m.insert(id)
-					case 2:
-						id := drawID(t, n, m.in)
-						what = fmt.Sprintf("Remove(%d)", id)
-						got = call(func() { p.Remove(id) })
-						ok = inRange(id) && m.remove(id)
-					case 3:
-						id, vok := p.Victim()
-						wid, wok := m.victim()
-						what = fmt.Sprintf("Victim = %d, %v", id, vok)
-						if id != wid || vok != wok {
-							t.Fatalf("step %d: %s, model %d, %v", i, what, wid, wok)
-						}
-					case 4:
-						a, is := p.(Accessor)
-						if !is {
-							continue
-						}
-						id := drawID(t, n, func(allocator.BlockID) bool { return true })
-						what = fmt.Sprintf("Access(%d)", id)
-						got = call(func() { a.Access(id) })
-						if ok = inRange(id); ok {
-							m.access(id)
-						}
-					case 5:
-						hn, is := p.(Hinter)
-						if !is {
-							continue
-						}
-						id := drawID(t, n, func(b allocator.BlockID) bool { return !m.in(b) })
-						h := drawHint(t, n, 0)
-						what = fmt.Sprintf("Hint(%d, %+v)", id, h)
-						got = call(func() { hn.Hint(id, h) })
-						ok = inRange(id) && m.hint(id, h)
-					case 6:
-						fg, is := p.(Forgetter)
-						if !is {
-							continue
-						}
-						id := drawID(t, n, func(b allocator.BlockID) bool { return !m.in(b) })
-						what = fmt.Sprintf("Forget(%d)", id)
-						got = call(func() { fg.Forget(id) })
-						ok = inRange(id) && m.forget(id)
-					}
-					if (got == nil) != ok {
-						t.Fatalf("step %d: %s panicked with %v; model says misuse=%v", i, what, got, !ok)
-					}
-					compare(t, i, what, p, n, m.in)
-				}
-				// Draining gives the model's order to the end.
-				for {
-					id, vok := p.Victim()
-					wid, wok := m.victim()
-					if id != wid || vok != wok {
-						t.Fatalf("drain: Victim = %d, %v, model %d, %v", id, vok, wid, wok)
-					}
-					if !vok {
-						break
-					}
-				}
-			})
+			againstModel(t, f, func(n int) refModel { return newModel(name, n) }, true)
 		})
 	}
+	// Without hints, Chain and LeafLRU are documented to be LRU, whatever
+	// Access and Forget calls they get.
+	for _, name := range []string{"chain", "leaflru"} {
+		f, _ := ByName(name)
+		t.Run(name+" without hints", func(t *testing.T) {
+			againstModel(t, f, func(int) refModel { return &lruModel{} }, false)
+		})
+	}
+}
+
+// againstModel drives a policy of f and its model newM through random
+// calls, Hint among them only if hints.
+func againstModel(t *testing.T, f Factory, newM func(int) refModel, hints bool) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(1, 16).Draw(t, "capacity")
+		p, m := f(n), newM(n)
+		inRange := func(id allocator.BlockID) bool { return id >= 0 && int(id) < n }
+		steps := rapid.IntRange(1, 120).Draw(t, "steps")
+		for i := range steps {
+			var what string
+			var got any
+			ok := true
+			switch op := rapid.IntRange(0, 6).Draw(t, "op"); op {
+			case 0, 1:
+				id := drawID(t, n, func(b allocator.BlockID) bool { return !m.in(b) })
+				what = fmt.Sprintf("Insert(%d)", id)
+				got = call(func() { p.Insert(id) })
+				ok = inRange(id) && m.insert(id)
+			case 2:
+				id := drawID(t, n, m.in)
+				what = fmt.Sprintf("Remove(%d)", id)
+				got = call(func() { p.Remove(id) })
+				ok = inRange(id) && m.remove(id)
+			case 3:
+				id, vok := p.Victim()
+				wid, wok := m.victim()
+				what = fmt.Sprintf("Victim = %d, %v", id, vok)
+				if id != wid || vok != wok {
+					t.Fatalf("step %d: %s, model %d, %v", i, what, wid, wok)
+				}
+			case 4:
+				a, is := p.(Accessor)
+				if !is {
+					continue
+				}
+				id := drawID(t, n, func(allocator.BlockID) bool { return true })
+				what = fmt.Sprintf("Access(%d)", id)
+				got = call(func() { a.Access(id) })
+				if ok = inRange(id); ok {
+					m.access(id)
+				}
+			case 5:
+				hn, is := p.(Hinter)
+				if !is || !hints {
+					continue
+				}
+				id := drawID(t, n, func(b allocator.BlockID) bool { return !m.in(b) })
+				h := drawHint(t, n, 0)
+				what = fmt.Sprintf("Hint(%d, %+v)", id, h)
+				got = call(func() { hn.Hint(id, h) })
+				ok = inRange(id) && m.hint(id, h)
+			case 6:
+				fg, is := p.(Forgetter)
+				if !is {
+					continue
+				}
+				id := drawID(t, n, func(b allocator.BlockID) bool { return !m.in(b) })
+				what = fmt.Sprintf("Forget(%d)", id)
+				got = call(func() { fg.Forget(id) })
+				ok = inRange(id) && m.forget(id)
+			}
+			if (got == nil) != ok {
+				t.Fatalf("step %d: %s panicked with %v; model says misuse=%v", i, what, got, !ok)
+			}
+			compare(t, i, what, p, n, m.in)
+		}
+		// Draining gives the model's order to the end.
+		for {
+			id, vok := p.Victim()
+			wid, wok := m.victim()
+			if id != wid || vok != wok {
+				t.Fatalf("drain: Victim = %d, %v, model %d, %v", id, vok, wid, wok)
+			}
+			if !vok {
+				break
+			}
+		}
+	})
 }
 
 // compare checks Len and Contains of every block against in.
