@@ -57,9 +57,9 @@
 // open-addressing table for ghost keys), sized once by the Factory;
 // nothing allocates after construction. The shared conformance test
 // (policy_test.go) checks every policy against a model of the manager's
-// protocol, its misuse panics, and zero allocations in steady state; the
-// audit10 tests check each policy's order against a slice model of its
-// documentation (Chain's and Priority's invariants only).
+// protocol, its misuse panics, and zero allocations in steady state;
+// audit10_model_test.go checks each policy's order against a slice model
+// of its documentation (Chain and Priority: their invariants only).
 //
 // # Misuse
 //
