@@ -125,6 +125,9 @@ func TestAudit10Invariants(t *testing.T) {
 					if err := audit10Check(p); err != nil {
 						t.Fatalf("step %d, after %s: %v", i, what, err)
 					}
+					if c, ok := p.(*Chain); ok {
+						c.checkSegments(t)
+					}
 				}
 				// Draining gives every block once.
 				for {
