@@ -24,8 +24,10 @@
 //
 // # Costs
 //
-// Every operation is O(1) except AppendAlloc, which is O(n) in the blocks it
-// hands out, and Check, which is O(total). Nothing allocates after New.
+// Every operation is O(1) except AppendAlloc and CountCached, which are
+// O(n) in the blocks they hand out or count, and Check, which is
+// O(total). Nothing allocates after New but Check and the errors of
+// AppendAlloc (a refusal wraps its sentinel with the counts).
 //
 // # Ownership
 //

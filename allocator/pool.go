@@ -163,7 +163,7 @@ func (p *Pool) RefCount(id BlockID) int32 {
 	if bs, i := p.blocks, int(id); uint(i) < uint(len(bs)) {
 		return bs[i].refs
 	}
-	panic(rangeError{id, len(p.blocks)})
+	panic(rangeError{int(id), len(p.blocks)})
 }
 
 // IsFree reports whether id is on the free list. REQUIRES: id in [0, Total).
@@ -171,7 +171,7 @@ func (p *Pool) IsFree(id BlockID) bool {
 	if bs, i := p.blocks, int(id); uint(i) < uint(len(bs)) {
 		return bs[i].state == stateFree
 	}
-	panic(rangeError{id, len(p.blocks)})
+	panic(rangeError{int(id), len(p.blocks)})
 }
 
 // IsCached reports whether id is unreferenced with its content kept.
@@ -180,7 +180,7 @@ func (p *Pool) IsCached(id BlockID) bool {
 	if bs, i := p.blocks, int(id); uint(i) < uint(len(bs)) {
 		return bs[i].state == stateCached
 	}
-	panic(rangeError{id, len(p.blocks)})
+	panic(rangeError{int(id), len(p.blocks)})
 }
 
 // CountCached returns how many of the n blocks from id on are cached
@@ -191,9 +191,11 @@ func (p *Pool) IsCached(id BlockID) bool {
 func (p *Pool) CountCached(id BlockID, n int) int {
 	if i := int(id); i < 0 || n < 0 || i > len(p.blocks)-n {
 		if i >= 0 && n > 0 {
-			id += BlockID(n - 1) // the range's last block, outside the pool
+			// The range's last block, outside the pool; in int, where
+			// a BlockID would wrap to one inside it, and saturating.
+			i += min(n-1, math.MaxInt-i)
 		}
-		panic(rangeError{id, len(p.blocks)})
+		panic(rangeError{i, len(p.blocks)})
 	}
 	bs := p.blocks[id:][:n]
 	// Past the reserved blocks (the leading IDs), bit 0 of a state is set
@@ -444,7 +446,7 @@ func (p *Pool) misuse(o op, id BlockID) string {
 // rangeError is the panic value of a read-only accessor given an ID
 // outside [0, Total).
 type rangeError struct {
-	id    BlockID
+	id    int
 	total int
 }
 

@@ -290,9 +290,10 @@ func (p *Chain) Insert(id allocator.BlockID) {
 	if tail {
 		// Where later requests are likely to leave this one: below its
 		// last block, where its own turn began, and halfway.
-		d := p.depth[id]
-		// The release hands over its chain, depth 0 to d, tail first.
-		p.unit = 1 / float64(max(d, 0)+1)
+		d := max(p.depth[id], 0)
+		// The release hands over its chain, depth 0 to d, tail first
+		// (counted in float64: d+1 overflows int32 at the largest depth).
+		p.unit = 1 / (float64(d) + 1)
 		p.cut = [3]int32{d - 1, -1, d / 2}
 		if r >= 1 {
 			p.cut[1] = d - int32(r)
@@ -372,8 +373,8 @@ func (p *Chain) Hint(id allocator.BlockID, h Hint) {
 		misuse("Chain", "Hint", id, inPolicy)
 	}
 	par := h.Parent
-	if par >= 0 && par != id {
-		p.in(par) // range check before any change
+	if par != allocator.NoBlock {
+		p.in(par) // range check before any change, as LeafLRU's
 	}
 	p.drop(id)
 	p.key[id], p.keyed[id], p.depth[id] = h.Key, true, h.Depth

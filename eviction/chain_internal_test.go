@@ -93,8 +93,10 @@ func TestChainCountsReleasesNotBlocks(t *testing.T) {
 // checkSegments verifies that every class list is cut into its releases'
 // segments with both ends linked: Victim's second candidate per class is
 // read from them.
-func (p *Chain) checkSegments(t *testing.T) {
-	t.Helper()
+func (p *Chain) checkSegments(t require.TestingT) {
+	if h, ok := t.(interface{ Helper() }); ok {
+		h.Helper()
+	}
 	for c := range p.lists {
 		q := &p.lists[c]
 		start := allocator.NoBlock

@@ -49,20 +49,25 @@
 //
 // # Costs
 //
-// Every operation of every policy is O(1) or amortized O(1); the doc
-// comment of each type says which. State lives in flat slices indexed by
-// block ID (intrusive index lists, bitmaps, a fixed-size open-addressing
-// table for ghost keys), sized once by the Factory; nothing allocates
-// after construction. The shared conformance test (policy_test.go) checks
-// every policy against a model of the manager's protocol, its misuse
-// panics, and zero allocations in steady state.
+// Every operation of every policy is O(1) or amortized O(1), the doc
+// comment of each type says which, but for LeafLRU's handling of a block
+// that gains its first child or loses its last out of release order
+// (O(log n), a heap). State lives in flat slices indexed by block ID
+// (intrusive index lists, bitmaps, binary heaps, a fixed-size
+// open-addressing table for ghost keys), sized once by the Factory;
+// nothing allocates after construction. The shared conformance test
+// (policy_test.go) checks every policy against a model of the manager's
+// protocol, its misuse panics, and zero allocations in steady state;
+// audit10_model_test.go checks each policy's order against a slice model
+// of its documentation (Chain and Priority: their invariants only).
 //
 // # Misuse
 //
 // Inserting a block that is already in the policy, removing one that is not,
 // hinting or forgetting a block in the policy, or naming an ID outside
 // [0, capacity) (in any method, Contains and Access included, or as a
-// Hint.Parent other than allocator.NoBlock where LeafLRU reads it) is a bug in the caller. It panics with a message that starts
+// Hint.Parent other than allocator.NoBlock where LeafLRU or Chain reads
+// it) is a bug in the caller. It panics with a message that starts
 // "eviction: " and names the block, before anything has changed. So does a
 // Hint.Priority outside [0, MaxPriority] given to Priority. A negative
 // capacity is treated as 0; a capacity above MaxCapacity (2^24, the

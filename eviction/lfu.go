@@ -26,8 +26,8 @@ const lfuBuckets = 64 * 64
 // A hit is an Access call. Counts belong to content: they restart at zero
 // on Hint (new content), Forget, and when the block leaves through Victim.
 type LFU struct {
-	buckets []list // sentinel of bucket b at capacity+b
-	count   []uint32
+	buckets []list   // sentinel of bucket b at capacity+b
+	count   []uint32 // hits, saturating at lfuBuckets-1
 	bucket  []uint16 // bucket of each block in the policy
 	occ     [64]uint64
 	summary uint64 // bit w set when occ[w] != 0
@@ -95,7 +95,10 @@ func (p *LFU) unlink(id allocator.BlockID) {
 // new bucket at once, as in the paper; the manager removes it right after.
 func (p *LFU) Access(id allocator.BlockID) {
 	in := p.in(id) // range check first
-	p.count[id]++
+	// Saturate where the buckets do: a count that wrapped past 2^32 (a
+	// system prompt's block, hit by every request for weeks) would
+	// make the hottest block the first victim.
+	p.count[id] = min(p.count[id]+1, lfuBuckets-1)
 	if in {
 		p.unlink(id)
 		p.Insert(id)
