@@ -10,7 +10,10 @@ import (
 )
 
 // SeqID is a handle to a sequence. The zero SeqID names no sequence; a
-// handle of a freed sequence stays invalid even after its slot is reused.
+// handle of a freed sequence stays invalid even after its slot is reused:
+// a handle is a slot and a 32-bit generation, and a slot whose generations
+// are spent (after 2^31 sequences) is retired rather than reused, so no
+// handle is ever issued twice.
 type SeqID uint64
 
 func makeSeqID(idx, gen uint32) SeqID { return SeqID(uint64(gen)<<32 | uint64(idx)) }
@@ -252,8 +255,14 @@ func (m *Manager) dropSeq(idx uint32) {
 	// new generation, which no live handle has but a caller can make,
 	// must not find the slot own.
 	s.ownEnd = 0
-	m.freeSeqs = append(m.freeSeqs, idx)
 	m.nlive--
+	if s.gen == 0 {
+		// The generations are spent: reusing the slot would issue its
+		// first handle again. Retire it: only the emptied slot stays.
+		*s = sequence{}
+		return
+	}
+	m.freeSeqs = append(m.freeSeqs, idx)
 }
 
 func (m *Manager) checkOptions(opts *SeqOptions, n int) error {
