@@ -262,7 +262,26 @@ func (m *Manager) dropSeq(idx uint32) {
 		*s = sequence{}
 		return
 	}
+	if cap(s.tokens) > keepTokens {
+		dropBuffers(s)
+	}
 	m.freeSeqs = append(m.freeSeqs, idx)
+}
+
+// keepTokens bounds the sequences whose buffers a freed slot keeps for the
+// next: 2^16 tokens, about 400 KB of tokens, hashes and table. The buffers
+// of a longer one go back to the garbage collector, or every slot that
+// ever held a long sequence would keep its buffers for the short ones
+// after it, and memory would grow with the run, not with what is live.
+// Allocating them again costs little beside a long prompt's prefill.
+const keepTokens = 1 << 16
+
+// dropBuffers lets the buffers of a free slot go.
+func dropBuffers(s *sequence) {
+	s.tokens, s.blocks, s.hashes, s.host, s.mm, s.pend = nil, nil, nil, nil, nil, nil
+	for g := range s.ext {
+		s.ext[g].blocks, s.ext[g].host = nil, nil
+	}
 }
 
 func (m *Manager) checkOptions(opts *SeqOptions, n int) error {

@@ -1,0 +1,66 @@
+package paged_test
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// heapInuse returns the heap in use after a collection.
+func heapInuse() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// TestLongSequenceBuffersNotKept: a slot reuses its sequence's buffers,
+// but a slot that once held a long sequence must not keep its long
+// buffers for the short ones after it. Otherwise, over a long run in which
+// each of k slots hosts one long sequence at a different time (never more
+// than one at once), the manager ends up holding k long sequences' worth of
+// tokens, hashes and tables: memory that grows with the run, not with the
+// pool or what is live.
+func TestLongSequenceBuffersNotKept(t *testing.T) {
+	const bs, long, k = 16, 1 << 17, 16
+	m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: long/bs + 4*k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	longPrompt := seqTokens(long, 1)
+	short := make([]paged.SeqID, k)
+	for i := range short {
+		if short[i], _, err = m.Create(seqTokens(8, int32(10*i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := heapInuse()
+	for i := range short {
+		if err := m.Free(short[i]); err != nil {
+			t.Fatal(err)
+		}
+		id, _, err := m.Create(longPrompt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Free(id); err != nil {
+			t.Fatal(err)
+		}
+		if short[i], _, err = m.Create(seqTokens(8, int32(10*i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grown := heapInuse() - before
+	// One long sequence's buffers: 4 bytes a token, a 32-byte hash and a
+	// 4-byte table entry a block.
+	one := uint64(long * (4 + (32+4)/bs))
+	t.Logf("heap grew %d KiB; one long sequence's buffers are %d KiB", grown>>10, one>>10)
+	if grown > 3*one {
+		t.Fatalf("heap grew %d bytes, %.1f long sequences' buffers, after %d long sequences one at a time", grown, float64(grown)/float64(one), k)
+	}
+	runtime.KeepAlive(longPrompt)
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
