@@ -7,13 +7,6 @@ import (
 	"github.com/pagedkv/pagedkv/paged"
 )
 
-// heapInuse returns the heap in use after a collection.
-func heapInuse() uint64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
-}
 
 // TestLongSequenceBuffersNotKept: a slot reuses its sequence's buffers,
 // but a slot that once held a long sequence must not keep its long
@@ -51,10 +44,10 @@ func TestLongSequenceBuffersNotKept(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	grown := heapInuse() - before
+	grown := int64(heapInuse()) - int64(before)
 	// One long sequence's buffers: 4 bytes a token, a 32-byte hash and a
 	// 4-byte table entry a block.
-	one := uint64(long * (4 + (32+4)/bs))
+	one := int64(long * (4 + (32+4)/bs))
 	t.Logf("heap grew %d KiB; one long sequence's buffers are %d KiB", grown>>10, one>>10)
 	if grown > 3*one {
 		t.Fatalf("heap grew %d bytes, %.1f long sequences' buffers, after %d long sequences one at a time", grown, float64(grown)/float64(one), k)
@@ -63,4 +56,12 @@ func TestLongSequenceBuffersNotKept(t *testing.T) {
 	if err := m.Check(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// heapInuse returns the heap in use after a collection.
+func heapInuse() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
 }
