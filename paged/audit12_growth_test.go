@@ -1,12 +1,9 @@
-package paged_test
+package paged
 
 import (
 	"runtime"
 	"testing"
-
-	"github.com/pagedkv/pagedkv/paged"
 )
-
 
 // TestLongSequenceBuffersNotKept: a slot reuses its sequence's buffers,
 // but a slot that once held a long sequence must not keep its long
@@ -17,14 +14,14 @@ import (
 // pool or what is live.
 func TestLongSequenceBuffersNotKept(t *testing.T) {
 	const bs, long, k = 16, 1 << 17, 16
-	m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: long/bs + 4*k})
+	m, err := New(Config{BlockSize: bs, NumBlocks: long/bs + 4*k})
 	if err != nil {
 		t.Fatal(err)
 	}
-	longPrompt := seqTokens(long, 1)
-	short := make([]paged.SeqID, k)
+	longPrompt := memoSeq(1, long)
+	short := make([]SeqID, k)
 	for i := range short {
-		if short[i], _, err = m.Create(seqTokens(8, int32(10*i)), nil); err != nil {
+		if short[i], _, err = m.Create(memoSeq(10*i, 8), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -40,7 +37,7 @@ func TestLongSequenceBuffersNotKept(t *testing.T) {
 		if err := m.Free(id); err != nil {
 			t.Fatal(err)
 		}
-		if short[i], _, err = m.Create(seqTokens(8, int32(10*i)), nil); err != nil {
+		if short[i], _, err = m.Create(memoSeq(10*i, 8), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -56,12 +53,4 @@ func TestLongSequenceBuffersNotKept(t *testing.T) {
 	if err := m.Check(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// heapInuse returns the heap in use after a collection.
-func heapInuse() uint64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
 }
