@@ -95,7 +95,9 @@ func (p *LFU) unlink(id allocator.BlockID) {
 // new bucket at once, as in the paper; the manager removes it right after.
 func (p *LFU) Access(id allocator.BlockID) {
 	in := p.in(id) // range check first
-	p.count[id]++
+	if p.count[id] < lfuBuckets-1 { // saturate: never wrap back to cold
+		p.count[id]++
+	}
 	if in {
 		p.unlink(id)
 		p.Insert(id)
