@@ -95,7 +95,8 @@ func (p *LFU) unlink(id allocator.BlockID) {
 // new bucket at once, as in the paper; the manager removes it right after.
 func (p *LFU) Access(id allocator.BlockID) {
 	in := p.in(id) // range check first
-	if p.count[id] < lfuBuckets-1 { // saturate: never wrap back to cold
+	// Saturate: after 2^32 hits a wrapping count would make the block cold.
+	if p.count[id] < lfuBuckets-1 {
 		p.count[id]++
 	}
 	if in {
