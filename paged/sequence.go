@@ -208,13 +208,23 @@ func (m *Manager) running(id SeqID, op string) (*sequence, error) {
 	return s, nil
 }
 
-// newSeq takes a sequence slot. Slots and their buffers are reused, so a
-// steady stream of sequences allocates nothing once the buffers have grown.
-func (m *Manager) newSeq() (uint32, *sequence) {
+// newSeq takes a sequence slot for a sequence that needs want tokens now
+// (its length or reserve, the larger). Slots and their buffers are reused,
+// so a steady stream of sequences allocates nothing once the buffers have
+// grown; but buffers past keepTokens that want would not half fill are
+// given up.
+func (m *Manager) newSeq(want int) (uint32, *sequence) {
 	var idx uint32
 	if n := len(m.freeSeqs); n > 0 {
 		idx = m.freeSeqs[n-1]
 		m.freeSeqs = m.freeSeqs[:n-1]
+		s := &m.seqs[idx]
+		if c := cap(s.tokens); c > keepTokens {
+			m.spare -= c
+			if c > 2*want {
+				dropBuffers(s)
+			}
+		}
 	} else {
 		if len(m.seqs) == cap(m.seqs) {
 			// Double: append grows a large slice by a quarter, and every
@@ -262,17 +272,24 @@ func (m *Manager) dropSeq(idx uint32) {
 		*s = sequence{}
 		return
 	}
-	if cap(s.tokens) > keepTokens {
-		dropBuffers(s)
+	if c := cap(s.tokens); c > keepTokens {
+		if m.spare+c > 2*m.cfg.MaxModelLen {
+			dropBuffers(s)
+		} else {
+			m.spare += c
+		}
 	}
 	m.freeSeqs = append(m.freeSeqs, idx)
 }
 
-// keepTokens bounds the sequences whose buffers a freed slot keeps for the
-// next: 2^16 tokens, about 400 KB of tokens, hashes and table. The buffers
-// of a longer one go back to the garbage collector, or every slot that
-// ever held a long sequence would keep its buffers for the short ones
-// after it, and memory would grow with the run, not with what is live.
+// keepTokens is the buffer size, in tokens, that a slot always keeps for
+// the next sequence: 2^16 tokens, about 400 KB of tokens, hashes and
+// table. Larger buffers are kept only while they fit what they serve.
+// Otherwise every slot that ever held a long sequence would keep its
+// buffers for the short ones after it, and memory would grow with the run,
+// not with what is live. The free slots keep larger buffers for at most
+// twice MaxModelLen tokens in all (Manager.spare), and a slot taken by a
+// sequence that needs less than half its buffers gives them up (newSeq).
 // Allocating them again costs little beside a long prompt's prefill.
 const keepTokens = 1 << 16
 
@@ -453,9 +470,9 @@ func (m *Manager) add(prompt []int32, opts *SeqOptions, waiting bool) (SeqID, er
 	if err := m.checkPrompt("Add", prompt, opts, waiting); err != nil {
 		return 0, err
 	}
-	idx, s := m.newSeq()
-	m.setOptions(s, opts)
 	want := m.reserve(opts)
+	idx, s := m.newSeq(max(want, len(prompt)))
+	m.setOptions(s, opts)
 	setTokens(s, prompt, want)
 	m.setPromptHashes(s, want)
 	return makeSeqID(idx, s.gen), nil
@@ -486,10 +503,10 @@ func (m *Manager) AddHashed(prompt []int32, hashes []Hash, opts *SeqOptions) (Se
 	if len(hashes) != len(prompt)/m.bs {
 		return 0, errorf(ErrInvalid, "AddHashed: %d hashes for a prompt of %d full blocks", len(hashes), len(prompt)/m.bs)
 	}
-	idx, s := m.newSeq()
+	want := m.reserve(opts)
+	idx, s := m.newSeq(max(want, len(prompt)))
 	s.ownHashes = false
 	m.setOptions(s, opts)
-	want := m.reserve(opts)
 	setTokens(s, prompt, want)
 	if m.hashing {
 		if w := want / m.bs; cap(s.hashes) < w && w > len(hashes) {
@@ -521,9 +538,9 @@ func (m *Manager) addFromHashes(hashes []Hash, numTokens int, opts *SeqOptions, 
 	if err := m.checkNew("AddFromHashes", numTokens, opts, waiting); err != nil {
 		return 0, err
 	}
-	idx, s := m.newSeq()
-	m.setOptions(s, opts)
 	want := m.reserve(opts)
+	idx, s := m.newSeq(max(want, numTokens))
+	m.setOptions(s, opts)
 	s.tokens = growZero(s.tokens, numTokens, want)
 	s.unknown, s.ownHashes = true, false
 	if m.hashing {
@@ -1045,8 +1062,9 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 		return 0, &spaceError{op: "Fork", id: id, need: need, avail: m.available()}
 	}
 	pidx, _ := id.parts()
-	idx, c := m.newSeq()
-	p := &m.seqs[pidx] // newSeq may have moved the slice
+	p := &m.seqs[pidx]
+	idx, c := m.newSeq(max(m.reserve(&p.opts), len(p.tokens)))
+	p = &m.seqs[pidx] // newSeq may have moved the slice
 	c.blocks = append(c.blocks, p.blocks...)
 	for _, b := range c.blocks[p.released:] {
 		m.bp.pool.Ref(b)
