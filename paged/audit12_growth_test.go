@@ -85,7 +85,9 @@ func TestLongSequenceBuffersShrinkAfterBurst(t *testing.T) {
 	if grown > 3*one {
 		t.Fatalf("heap grew %.1f long sequences' buffers after %d were freed", float64(grown)/float64(one), k)
 	}
-	runtime.KeepAlive(m)
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestLongHintReusesBuffers: sequences that all ask for long buffers
@@ -111,5 +113,8 @@ func TestLongHintReusesBuffers(t *testing.T) {
 	cycle()
 	if n := testing.AllocsPerRun(100, cycle); n != 0 {
 		t.Fatalf("Add and Free with a %d-token hint allocate %v times a cycle", long, n)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
