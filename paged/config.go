@@ -95,7 +95,8 @@ type Config struct {
 	// without a sliding window is also never longer than the pool holds,
 	// (NumBlocks-1)*BlockSize tokens, whatever MaxModelLen says; a windowed
 	// one holds only its window, so a larger MaxModelLen lets it grow past
-	// the pool. Default: what the pool holds, at most MaxSeqLen.
+	// the pool if the pool holds its window (SeqOptions.Window). Default:
+	// what the pool holds, at most MaxSeqLen.
 	MaxModelLen int
 	// MaxWaiting bounds the sequences that hold no device blocks (added and
 	// not admitted, preempted, or swapped out): Add and AddFromHashes

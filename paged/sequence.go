@@ -52,7 +52,10 @@ type SeqOptions struct {
 	// Window is the sliding attention window in tokens: the query at
 	// position p reads positions [p-Window+1, p], and blocks the window no
 	// longer reaches are released (see window.go). A windowed sequence may
-	// grow to Config.MaxModelLen, past what the pool holds; Truncate never
+	// grow to Config.MaxModelLen, past what the pool holds, if the pool
+	// holds the ceil((Window-1)/BlockSize)+1 blocks a window can span
+	// (else, like a sequence without a window, no further than the pool:
+	// past it, appends fail with ErrNever); Truncate never
 	// rolls it back past released blocks. 0 means full attention; it must
 	// not exceed MaxModelLen.
 	Window int
@@ -430,9 +433,12 @@ func checkTokens(op string, tokens []int32) error {
 	panic("paged: checkTokens lost a negative token")
 }
 
-// seqLimit is the most tokens a sequence with window w may hold.
+// seqLimit is the most tokens a sequence with window w may hold. A window
+// spans at most ceilBlocks(w-1)+1 blocks; if the pool holds that many, the
+// sequence may grow to MaxModelLen, else no further than the pool (the
+// next token would make its window span more blocks than there are).
 func (m *Manager) seqLimit(w int) int {
-	if w > 0 {
+	if w > 0 && m.ceilBlocks(w-1)+1 <= m.bp.pool.Usable() {
 		return m.cfg.MaxModelLen
 	}
 	return m.fullLen
