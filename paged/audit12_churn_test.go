@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/pagedkv/pagedkv/eviction"
 )
 
 // TestChurnStaysBounded: 10^5 sequences of varied sizes come and go, with
@@ -12,8 +14,34 @@ import (
 // the heap must stay the size of the pool and of the peak of live
 // sequences, not grow with the number of operations.
 func TestChurnStaysBounded(t *testing.T) {
+	if raceOn {
+		churn(t, nil, 2_000, 4_000)
+		return
+	}
+	churn(t, nil, 20_000, 80_000)
+}
+
+// TestChurnStaysBoundedEveryPolicy: the same, shorter, under each eviction
+// policy (ghost lists, frequency counts, chain records).
+func TestChurnStaysBoundedEveryPolicy(t *testing.T) {
+	if raceOn {
+		t.Skip("the race build runs TestChurnStaysBounded only")
+	}
+	for _, name := range eviction.Names() {
+		t.Run(name, func(t *testing.T) {
+			f, err := eviction.ByName(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			churn(t, f, 3_000, 6_000)
+		})
+	}
+}
+
+// churn runs warm cycles, then measures the heap over the next cycles.
+func churn(t *testing.T, policy eviction.Factory, warm, cycles int) {
 	const bs, live = 16, 64
-	m, err := New(Config{BlockSize: bs, NumBlocks: 1024, HostBlocks: 1024, Events: 256, HashMemo: true})
+	m, err := New(Config{BlockSize: bs, NumBlocks: 1024, HostBlocks: 1024, Events: 256, HashMemo: true, Policy: policy, HostPolicy: policy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,18 +103,18 @@ func TestChurnStaysBounded(t *testing.T) {
 		m.TakeSwaps(nil)
 		m.TakePinEvents(nil)
 	}
-	for range 20_000 {
+	for range warm {
 		cycle()
 	}
 	before := heapInuse()
-	for range 80_000 {
+	for range cycles {
 		cycle()
 	}
 	grown := int64(heapInuse()) - int64(before)
-	t.Logf("heap grew %d KiB over 80,000 cycles; %d sequences made, %d slots, %d free, %d events queued, %d dropped; %+v",
-		grown>>10, made, len(m.seqs), len(m.freeSeqs), len(m.bp.events.queue), m.bp.events.dropped, m.PinStats())
+	t.Logf("heap grew %d KiB over %d cycles; %d sequences made, %d slots, %d free, %d events queued, %d dropped; %+v",
+		grown>>10, cycles, made, len(m.seqs), len(m.freeSeqs), len(m.bp.events.queue), m.bp.events.dropped, m.PinStats())
 	if grown > 256<<10 {
-		t.Errorf("heap grew %d KiB over 80,000 cycles", grown>>10)
+		t.Errorf("heap grew %d KiB over %d cycles", grown>>10, cycles)
 	}
 	if len(m.seqs) > live {
 		t.Errorf("%d sequence slots for at most %d live sequences", len(m.seqs), live)
