@@ -32,7 +32,8 @@ type PendingConfig struct {
 	// Index whose scores Extend completes. Default DefaultMaxServers.
 	MaxServers int
 	// TTL ends a claim this long after the last Add of its hash, if no
-	// event ended it before. Default DefaultPendingTTL.
+	// event ended it before; a TTL reaching past the clock's range never
+	// ends it. Default DefaultPendingTTL.
 	TTL time.Duration
 	// DeviceWeight is what one pending block adds to Score.Value: the
 	// Index's Config.DeviceWeight (a pending block is computed on the
@@ -181,6 +182,9 @@ func (p *Pending) Add(s ServerID, hashes []paged.Hash) error {
 	now := p.cfg.Now().UnixNano()
 	p.expire(now)
 	deadline := now + int64(p.cfg.TTL)
+	if deadline < now { // overflow: a TTL longer than the clock counts
+		deadline = math.MaxInt64
+	}
 	w, bit := int(s)/64, uint64(1)<<(uint(s)%64)
 	prev := int32(-1)
 	for i := 0; i < len(hashes); i++ {

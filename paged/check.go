@@ -96,6 +96,9 @@ func (m *Manager) Check() error {
 	if running != m.nrunning {
 		return fmt.Errorf("paged: %d running sequences, counter says %d", running, m.nrunning)
 	}
+	if err := m.checkFreeSlots(); err != nil {
+		return err
+	}
 	if err := m.checkPins(refs); err != nil {
 		return err
 	}
@@ -214,6 +217,25 @@ func (m *Manager) checkWindow(i int, s *sequence, table []allocator.BlockID, nul
 			return fmt.Errorf("paged: sequence slot %d (window %d, %d tokens, %d unaccepted): entry %d is null, but the query at %d reads positions from %d",
 				i, w, len(s.tokens), s.spec, k, accepted, lo)
 		}
+	}
+	return nil
+}
+
+// checkFreeSlots checks the free list (unused slots only, each once) and
+// spare, the large buffers the free slots keep.
+func (m *Manager) checkFreeSlots() error {
+	spare, seen := 0, make(map[uint32]bool, len(m.freeSeqs))
+	for _, idx := range m.freeSeqs {
+		if int(idx) >= len(m.seqs) || seen[idx] || m.seqs[idx].state != seqUnused || m.seqs[idx].gen == 0 {
+			return fmt.Errorf("paged: free list names slot %d, not a free slot or named twice", idx)
+		}
+		seen[idx] = true
+		if c := cap(m.seqs[idx].tokens); c > keepTokens {
+			spare += c
+		}
+	}
+	if spare != m.spare || spare > 2*m.cfg.MaxModelLen {
+		return fmt.Errorf("paged: free slots keep %d tokens of large buffers, counter says %d, at most %d", spare, m.spare, 2*m.cfg.MaxModelLen)
 	}
 	return nil
 }

@@ -95,7 +95,8 @@ type Config struct {
 	// without a sliding window is also never longer than the pool holds,
 	// (NumBlocks-1)*BlockSize tokens, whatever MaxModelLen says; a windowed
 	// one holds only its window, so a larger MaxModelLen lets it grow past
-	// the pool. Default: what the pool holds, at most MaxSeqLen.
+	// the pool if the pool holds its window (SeqOptions.Window). Default:
+	// what the pool holds, at most MaxSeqLen.
 	MaxModelLen int
 	// MaxWaiting bounds the sequences that hold no device blocks (added and
 	// not admitted, preempted, or swapped out): Add and AddFromHashes
@@ -122,8 +123,9 @@ type Config struct {
 
 	// Groups are the KV cache groups of a hybrid model (see Group): every
 	// group of a sequence has its own block table, drawn from the one
-	// pool. Group 0 must be full attention. Empty means one
-	// full-attention group, all a model of one attention kind needs.
+	// pool. Group 0 must be full attention; a Window or Chunk is at most
+	// MaxSeqLen. Empty means one full-attention group, all a model of one
+	// attention kind needs.
 	Groups []Group
 }
 
@@ -165,6 +167,14 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if err := checkGroups(&cfg); err != nil {
 		return cfg, err
+	}
+	for i, g := range cfg.Groups {
+		// No sequence is longer than MaxSeqLen, so a longer window or
+		// chunk means nothing more, and near math.MaxInt the blocks
+		// arithmetic on it would overflow.
+		if g.Window > MaxSeqLen || g.Chunk > MaxSeqLen {
+			return cfg, fmt.Errorf("%w: Config.Groups[%d] (%v) window or chunk %d exceeds MaxSeqLen=%d", ErrInvalid, i, g.Kind, max(g.Window, g.Chunk), MaxSeqLen)
+		}
 	}
 	cfg.Groups = slices.Clone(cfg.Groups)
 	return cfg.withTierDefaults()

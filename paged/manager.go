@@ -32,6 +32,8 @@ type Manager struct {
 
 	seqs     []sequence
 	freeSeqs []uint32
+	// spare sums the token buffers above keepTokens that free slots keep.
+	spare    int
 	nlive    int
 	nrunning int
 

@@ -286,9 +286,14 @@ func (p *Placement) Free(id SeqID) error {
 	}
 	s.live = false
 	s.gen++
+	p.nlive--
+	if s.gen == 0 {
+		// Spent generations: retire the slot (SeqID).
+		*s = placed{}
+		return nil
+	}
 	idx, _ := id.parts()
 	p.free = append(p.free, idx)
-	p.nlive--
 	return nil
 }
 

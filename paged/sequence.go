@@ -10,7 +10,10 @@ import (
 )
 
 // SeqID is a handle to a sequence. The zero SeqID names no sequence; a
-// handle of a freed sequence stays invalid even after its slot is reused.
+// handle of a freed sequence stays invalid even after its slot is reused:
+// a handle is a slot and a 32-bit generation, and a slot whose generations
+// are spent (after 2^31 sequences) is retired rather than reused, so no
+// handle is ever issued twice.
 type SeqID uint64
 
 func makeSeqID(idx, gen uint32) SeqID { return SeqID(uint64(gen)<<32 | uint64(idx)) }
@@ -49,7 +52,10 @@ type SeqOptions struct {
 	// Window is the sliding attention window in tokens: the query at
 	// position p reads positions [p-Window+1, p], and blocks the window no
 	// longer reaches are released (see window.go). A windowed sequence may
-	// grow to Config.MaxModelLen, past what the pool holds; Truncate never
+	// grow to Config.MaxModelLen, past what the pool holds, if the pool
+	// holds the ceil((Window-1)/BlockSize)+1 blocks a window can span
+	// (else, like a sequence without a window, no further than the pool:
+	// past it, appends fail with ErrNever); Truncate never
 	// rolls it back past released blocks. 0 means full attention; it must
 	// not exceed MaxModelLen.
 	Window int
@@ -205,13 +211,23 @@ func (m *Manager) running(id SeqID, op string) (*sequence, error) {
 	return s, nil
 }
 
-// newSeq takes a sequence slot. Slots and their buffers are reused, so a
-// steady stream of sequences allocates nothing once the buffers have grown.
-func (m *Manager) newSeq() (uint32, *sequence) {
+// newSeq takes a sequence slot for a sequence that needs want tokens now
+// (its length or reserve, the larger). Slots and their buffers are reused,
+// so a steady stream of sequences allocates nothing once the buffers have
+// grown; but buffers past keepTokens that want would not half fill are
+// given up.
+func (m *Manager) newSeq(want int) (uint32, *sequence) {
 	var idx uint32
 	if n := len(m.freeSeqs); n > 0 {
 		idx = m.freeSeqs[n-1]
 		m.freeSeqs = m.freeSeqs[:n-1]
+		s := &m.seqs[idx]
+		if c := cap(s.tokens); c > keepTokens {
+			m.spare -= c
+			if c > 2*want {
+				dropBuffers(s)
+			}
+		}
 	} else {
 		if len(m.seqs) == cap(m.seqs) {
 			// Double: append grows a large slice by a quarter, and every
@@ -252,8 +268,40 @@ func (m *Manager) dropSeq(idx uint32) {
 	// new generation, which no live handle has but a caller can make,
 	// must not find the slot own.
 	s.ownEnd = 0
-	m.freeSeqs = append(m.freeSeqs, idx)
 	m.nlive--
+	if s.gen == 0 {
+		// The generations are spent: reusing the slot would issue its
+		// first handle again. Retire it: only the emptied slot stays.
+		*s = sequence{}
+		return
+	}
+	if c := cap(s.tokens); c > keepTokens {
+		if m.spare+c > 2*m.cfg.MaxModelLen {
+			dropBuffers(s)
+		} else {
+			m.spare += c
+		}
+	}
+	m.freeSeqs = append(m.freeSeqs, idx)
+}
+
+// keepTokens is the buffer size, in tokens, that a slot always keeps for
+// the next sequence: 2^16 tokens, about 400 KB of tokens, hashes and
+// table. Larger buffers are kept only while they fit what they serve.
+// Otherwise every slot that ever held a long sequence would keep its
+// buffers for the short ones after it, and memory would grow with the run,
+// not with what is live. The free slots keep larger buffers for at most
+// twice MaxModelLen tokens in all (Manager.spare), and a slot taken by a
+// sequence that needs less than half its buffers gives them up (newSeq).
+// Allocating them again costs little beside a long prompt's prefill.
+const keepTokens = 1 << 16
+
+// dropBuffers lets the buffers of a free slot go.
+func dropBuffers(s *sequence) {
+	s.tokens, s.blocks, s.hashes, s.host, s.mm, s.pend = nil, nil, nil, nil, nil, nil
+	for g := range s.ext {
+		s.ext[g].blocks, s.ext[g].host = nil, nil
+	}
 }
 
 func (m *Manager) checkOptions(opts *SeqOptions, n int) error {
@@ -385,9 +433,12 @@ func checkTokens(op string, tokens []int32) error {
 	panic("paged: checkTokens lost a negative token")
 }
 
-// seqLimit is the most tokens a sequence with window w may hold.
+// seqLimit is the most tokens a sequence with window w may hold. A window
+// spans at most ceilBlocks(w-1)+1 blocks; if the pool holds that many, the
+// sequence may grow to MaxModelLen, else no further than the pool (the
+// next token would make its window span more blocks than there are).
 func (m *Manager) seqLimit(w int) int {
-	if w > 0 {
+	if w > 0 && m.ceilBlocks(w-1)+1 <= m.bp.pool.Usable() {
 		return m.cfg.MaxModelLen
 	}
 	return m.fullLen
@@ -425,9 +476,9 @@ func (m *Manager) add(prompt []int32, opts *SeqOptions, waiting bool) (SeqID, er
 	if err := m.checkPrompt("Add", prompt, opts, waiting); err != nil {
 		return 0, err
 	}
-	idx, s := m.newSeq()
-	m.setOptions(s, opts)
 	want := m.reserve(opts)
+	idx, s := m.newSeq(max(want, len(prompt)))
+	m.setOptions(s, opts)
 	setTokens(s, prompt, want)
 	m.setPromptHashes(s, want)
 	return makeSeqID(idx, s.gen), nil
@@ -458,10 +509,10 @@ func (m *Manager) AddHashed(prompt []int32, hashes []Hash, opts *SeqOptions) (Se
 	if len(hashes) != len(prompt)/m.bs {
 		return 0, errorf(ErrInvalid, "AddHashed: %d hashes for a prompt of %d full blocks", len(hashes), len(prompt)/m.bs)
 	}
-	idx, s := m.newSeq()
+	want := m.reserve(opts)
+	idx, s := m.newSeq(max(want, len(prompt)))
 	s.ownHashes = false
 	m.setOptions(s, opts)
-	want := m.reserve(opts)
 	setTokens(s, prompt, want)
 	if m.hashing {
 		if w := want / m.bs; cap(s.hashes) < w && w > len(hashes) {
@@ -493,9 +544,9 @@ func (m *Manager) addFromHashes(hashes []Hash, numTokens int, opts *SeqOptions, 
 	if err := m.checkNew("AddFromHashes", numTokens, opts, waiting); err != nil {
 		return 0, err
 	}
-	idx, s := m.newSeq()
-	m.setOptions(s, opts)
 	want := m.reserve(opts)
+	idx, s := m.newSeq(max(want, numTokens))
+	m.setOptions(s, opts)
 	s.tokens = growZero(s.tokens, numTokens, want)
 	s.unknown, s.ownHashes = true, false
 	if m.hashing {
@@ -1017,8 +1068,9 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 		return 0, &spaceError{op: "Fork", id: id, need: need, avail: m.available()}
 	}
 	pidx, _ := id.parts()
-	idx, c := m.newSeq()
-	p := &m.seqs[pidx] // newSeq may have moved the slice
+	p := &m.seqs[pidx]
+	idx, c := m.newSeq(max(m.reserve(&p.opts), len(p.tokens)))
+	p = &m.seqs[pidx] // newSeq may have moved the slice
 	c.blocks = append(c.blocks, p.blocks...)
 	for _, b := range c.blocks[p.released:] {
 		m.bp.pool.Ref(b)

@@ -26,6 +26,15 @@ func (q *queue) pushBack(e *entry) {
 		q.buf = make([]*entry, front, front+64)
 		q.head = front
 	}
+	if len(q.buf) == cap(q.buf) && q.head-front >= q.len() {
+		// Full, and at least half of it popped slots: slide the queue
+		// back to the room in front rather than grow. Under sustained
+		// load the queue never empties (pop starts over only then), and
+		// the popped slots would pile up, a word per request ever queued.
+		n := copy(q.buf[front:], q.buf[q.head:])
+		clear(q.buf[front+n:])
+		q.buf, q.head = q.buf[:front+n], front
+	}
 	q.buf = append(q.buf, e)
 }
 
