@@ -75,6 +75,40 @@ func (m *Manager) noteCommit(id allocator.BlockID, h *Hash, g, depth int, parent
 	}
 }
 
+// retainHits passes s's retention promise (SeqOptions.Retention), if it
+// made one, to a policy that keeps promises (eviction.Retainer) for every
+// device block s's admission just claimed through a hit, in every group:
+// a reused block keeps the highest level that a request in force asked
+// for. Without a promise it costs one test, so the common admission is
+// not slowed.
+func (m *Manager) retainHits(s *sequence) {
+	r := s.opts.Retention
+	if r == nil {
+		return
+	}
+	rt, ok := m.bp.policy.(eviction.Retainer)
+	if !ok {
+		return
+	}
+	var until int64
+	if r.Ticks > 0 {
+		until = expiry(m.now, r.Ticks)
+	}
+	retainRow(rt, m.hits, r.Priority, until)
+	for _, row := range m.ghits {
+		retainRow(rt, row, r.Priority, until)
+	}
+	retainRow(rt, m.ret.hitPages, r.Priority, until)
+}
+
+func retainRow(rt eviction.Retainer, row []allocator.BlockID, priority int, until int64) {
+	for _, b := range row {
+		if b > nullBlock { // not a window's null entry or a host hit
+			rt.Retain(b, priority, until)
+		}
+	}
+}
+
 // expiry returns now+ticks, saturated: a priority meant to last very long
 // must not wrap around into the past.
 func expiry(now, ticks int64) int64 {
