@@ -3,6 +3,7 @@ package paged
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -646,4 +647,72 @@ func TestRetentionOrder(t *testing.T) {
 			},
 		})
 	})
+}
+
+// TestOrphansByPolicy counts, for every policy, the cached blocks left
+// unreachable (their chain's previous block not cached) on a conversation
+// workload: prompts that extend earlier ones, released tail first, some
+// running while others come. Priority leaves none by rule (a chain goes leaf
+// first); tail-first release makes recency and hit counts no higher for a
+// child than its parent, so LRU, LFU, SLRU and LeafLRU leave none either.
+// The others order by insertion or by queues a hit does not refresh and
+// may; the counts are logged.
+func TestOrphansByPolicy(t *testing.T) {
+	none := map[string]bool{"priority": true, "lru": true, "lfu": true, "slru": true, "leaflru": true}
+	for _, name := range eviction.Names() {
+		f, err := eviction.ByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := New(Config{BlockSize: 2, NumBlocks: 24, Events: 1 << 12, Policy: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(7, 8))
+		var prompts [][]int32
+		var running []SeqID
+		orphans, samples := 0, 0
+		for step := range 3000 {
+			var p []int32
+			if len(prompts) > 0 && rng.IntN(4) > 0 {
+				p = slices.Clone(prompts[rng.IntN(len(prompts))])
+			}
+			for range 1 + rng.IntN(6) {
+				p = append(p, int32(rng.IntN(3)))
+			}
+			opts := &SeqOptions{}
+			if name == "priority" && rng.IntN(2) == 0 {
+				opts.Retention = &Retention{Priority: rng.IntN(101), Ticks: int64(rng.IntN(5))}
+			}
+			if id, _, err := m.Create(p, opts); err == nil {
+				prompts = append(prompts, p)
+				running = append(running, id)
+			}
+			for len(running) > 2 || len(running) > 0 && rng.IntN(2) == 0 {
+				i := rng.IntN(len(running))
+				if err := m.Free(running[i]); err != nil {
+					t.Fatal(err)
+				}
+				running = slices.Delete(running, i, i+1)
+			}
+			m.Advance(int64(step))
+			m.DrainEvents(nil)
+			for b := allocator.BlockID(1); int(b) < m.bp.pool.Total(); b++ {
+				if !m.bp.cached[b] {
+					continue
+				}
+				samples++
+				if m.bp.parent[b] == m.chain.root {
+					continue
+				}
+				if _, ok := m.bp.index.get(&m.bp.parent[b]); !ok {
+					orphans++
+				}
+			}
+		}
+		t.Logf("%-8s %5d orphan block-steps of %d cached", name, orphans, samples)
+		if none[name] && orphans > 0 {
+			t.Errorf("%s left %d orphan block-steps", name, orphans)
+		}
+	}
 }
