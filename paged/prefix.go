@@ -94,19 +94,21 @@ func (m *Manager) retainHits(s *sequence) {
 	if r.Ticks > 0 {
 		until = expiry(m.now, r.Ticks)
 	}
-	retainRow(rt, m.hits, r.Priority, until)
+	n := retainRow(rt, m.hits, r.Priority, until)
 	for _, row := range m.ghits {
-		retainRow(rt, row, r.Priority, until)
+		n += retainRow(rt, row, r.Priority, until)
 	}
-	retainRow(rt, m.ret.hitPages, r.Priority, until)
+	m.stats.retained += n + retainRow(rt, m.ret.hitPages, r.Priority, until)
 }
 
-func retainRow(rt eviction.Retainer, row []allocator.BlockID, priority int, until int64) {
+func retainRow(rt eviction.Retainer, row []allocator.BlockID, priority int, until int64) (n uint64) {
 	for _, b := range row {
 		if b > nullBlock { // not a window's null entry or a host hit
 			rt.Retain(b, priority, until)
+			n++
 		}
 	}
+	return n
 }
 
 // expiry returns now+ticks, saturated: a priority meant to last very long

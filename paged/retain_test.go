@@ -77,8 +77,8 @@ func TestRetentionFollowsHits(t *testing.T) {
 		sys := []int32{1, 2, 3, 4}  // two blocks
 		run(t, m, append(slices.Clone(sys), 9), retain(0, 0))
 		run(t, m, append(slices.Clone(sys), 8), retain(90, 10))
-		if got := m.Stats().PrefixHitBlocks; got != 2 {
-			t.Fatalf("the second request hit %d blocks, want 2", got)
+		if st := m.Stats(); st.PrefixHitBlocks != 2 || st.RetainedHits != 2 {
+			t.Fatalf("the second request hit %d blocks, retained %d, want 2 and 2", st.PrefixHitBlocks, st.RetainedHits)
 		}
 		if lapse {
 			m.Advance(10)
@@ -101,6 +101,9 @@ func TestRetentionLowHitKeepsLevel(t *testing.T) {
 	run(t, m, append(slices.Clone(sys), 9), retain(90, 0))
 	run(t, m, append(slices.Clone(sys), 8), retain(0, 5))
 	run(t, m, append(slices.Clone(sys), 7), nil)
+	if got := m.Stats().RetainedHits; got != 2 {
+		t.Fatalf("%d retained hits, want 2 (a reuse without retention promises nothing)", got)
+	}
 	run(t, m, []int32{5, 6, 7, 8, 0}, nil)
 	run(t, m, []int32{7, 7, 7, 7, 0}, nil)
 	if !isCached(t, m, sys) {
