@@ -80,12 +80,16 @@ func (m *Manager) noteCommit(id allocator.BlockID, h *Hash, g, depth int, parent
 // device block s's admission just claimed through a hit, in every group:
 // a reused block keeps the highest level that a request in force asked
 // for. Without a promise it costs one test, so the common admission is
-// not slowed.
+// not slowed (it inlines; the rest is out of line).
 func (m *Manager) retainHits(s *sequence) {
-	r := s.opts.Retention
-	if r == nil {
-		return
+	if s.opts.Retention != nil {
+		m.promiseHits(s)
 	}
+}
+
+// promiseHits is retainHits for a sequence with a Retention.
+func (m *Manager) promiseHits(s *sequence) {
+	r := s.opts.Retention
 	rt, ok := m.bp.policy.(eviction.Retainer)
 	if !ok {
 		return
