@@ -87,32 +87,57 @@ func (m *Manager) retainHits(s *sequence) {
 	}
 }
 
-// promiseHits is retainHits for a sequence with a Retention.
+// promiseHits is retainHits for a sequence with a Retention. The host
+// tier's offload floor (Config.OffloadPriority) reads a retention too, so
+// a reuse raises what the tier knows as well (raiseOffload).
 func (m *Manager) promiseHits(s *sequence) {
-	r := s.opts.Retention
-	rt, ok := m.bp.policy.(eviction.Retainer)
-	if !ok {
+	rt, _ := m.bp.policy.(eviction.Retainer)
+	if rt == nil && m.tier == nil {
 		return
 	}
+	n := m.promiseRow(rt, m.hits, s.opts.Retention)
+	for _, row := range m.ghits {
+		n += m.promiseRow(rt, row, s.opts.Retention)
+	}
+	m.stats.retained += n + m.promiseRow(rt, m.ret.hitPages, s.opts.Retention)
+}
+
+// promiseRow passes r to rt (if not nil) and the host tier (if any) for
+// the device blocks of row, and returns how many it passed to rt.
+func (m *Manager) promiseRow(rt eviction.Retainer, row []allocator.BlockID, r *Retention) (n uint64) {
 	var until int64
 	if r.Ticks > 0 {
 		until = expiry(m.now, r.Ticks)
 	}
-	n := retainRow(rt, m.hits, r.Priority, until)
-	for _, row := range m.ghits {
-		n += retainRow(rt, row, r.Priority, until)
-	}
-	m.stats.retained += n + retainRow(rt, m.ret.hitPages, r.Priority, until)
-}
-
-func retainRow(rt eviction.Retainer, row []allocator.BlockID, priority int, until int64) (n uint64) {
 	for _, b := range row {
-		if b > nullBlock { // not a window's null entry or a host hit
-			rt.Retain(b, priority, until)
+		if b <= nullBlock { // a window's null entry or a host hit
+			continue
+		}
+		if rt != nil {
+			rt.Retain(b, r.Priority, until)
 			n++
+		}
+		if m.tier != nil {
+			raiseOffload(m.tier, b, r.Priority, until, m.now)
 		}
 	}
 	return n
+}
+
+// raiseOffload lifts the retention the host tier keeps for device block b
+// (hostTier.notePriority, one level until a tick, then the default) to a
+// reuse's promise when that is higher and the block would not fall below
+// what the tier knew before it lapses: the tier never offloads less for a
+// reuse.
+func raiseOffload(t *hostTier, b allocator.BlockID, priority int, until, now int64) {
+	cur := t.priority(b, now)
+	if priority <= cur {
+		return
+	}
+	if cur > eviction.DefaultPriority && (t.expires[b] == 0 || until != 0 && until < t.expires[b]) {
+		return // the recorded promise outlasts this one
+	}
+	t.prio[b], t.expires[b] = int8(priority), until
 }
 
 // expiry returns now+ticks, saturated: a priority meant to last very long

@@ -93,6 +93,37 @@ func TestRetentionFollowsHits(t *testing.T) {
 	}
 }
 
+// TestRetentionHitRaisesOffload: the host tier offloads an evicted block
+// whose retention clears Config.OffloadPriority, and a reuse's promise
+// counts there too: content cached at 10 and reused at 90 is offloaded
+// (1 block without the reuse's raise), until the reuse's ticks lapse.
+func TestRetentionHitRaisesOffload(t *testing.T) {
+	for _, tc := range []struct {
+		reuse *SeqOptions
+		lapse bool
+		want  uint64
+	}{
+		{nil, false, 0},
+		{retain(90, 5), false, 3}, // the two reused blocks and the one it added
+		{retain(90, 5), true, 0},
+		{retain(40, 0), false, 0}, // below the floor
+	} {
+		m, err := New(Config{BlockSize: 1, NumBlocks: 4, HostBlocks: 4, OffloadPriority: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, m, []int32{1, 2, 0}, retain(10, 0))
+		run(t, m, []int32{1, 2, 3}, tc.reuse)
+		if tc.lapse {
+			m.Advance(5)
+		}
+		run(t, m, []int32{7, 8, 9}, nil) // evicts the three cached blocks, [1], [2], [3]
+		if got := m.Stats().Tiers.Offloads; got != tc.want {
+			t.Errorf("reuse %+v, lapsed %v: %d blocks offloaded, want %d", tc.reuse, tc.lapse, got, tc.want)
+		}
+	}
+}
+
 // TestRetentionLowHitKeepsLevel: a reuse by a request at a lower level, or
 // by one with no retention, does not lower a block.
 func TestRetentionLowHitKeepsLevel(t *testing.T) {
