@@ -702,33 +702,10 @@ func TestOrphansByPolicy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rng := rand.New(rand.NewPCG(7, 8))
-		var prompts [][]int32
-		var running []SeqID
+		c := newConversation(7, 2, name == "priority")
 		orphans, samples := 0, 0
 		for step := range 3000 {
-			var p []int32
-			if len(prompts) > 0 && rng.IntN(4) > 0 {
-				p = slices.Clone(prompts[rng.IntN(len(prompts))])
-			}
-			for range 1 + rng.IntN(6) {
-				p = append(p, int32(rng.IntN(3)))
-			}
-			opts := &SeqOptions{}
-			if name == "priority" && rng.IntN(2) == 0 {
-				opts.Retention = &Retention{Priority: rng.IntN(101), Ticks: int64(rng.IntN(5))}
-			}
-			if id, _, err := m.Create(p, opts); err == nil {
-				prompts = append(prompts, p)
-				running = append(running, id)
-			}
-			for len(running) > 2 || len(running) > 0 && rng.IntN(2) == 0 {
-				i := rng.IntN(len(running))
-				if err := m.Free(running[i]); err != nil {
-					t.Fatal(err)
-				}
-				running = slices.Delete(running, i, i+1)
-			}
+			c.step(t, m)
 			m.Advance(int64(step))
 			m.DrainEvents(nil)
 			for b := allocator.BlockID(1); int(b) < m.bp.pool.Total(); b++ {
@@ -748,5 +725,79 @@ func TestOrphansByPolicy(t *testing.T) {
 		if none[name] && orphans > 0 {
 			t.Errorf("%s left %d orphan block-steps", name, orphans)
 		}
+	}
+}
+
+// TestRetentionHybrid: requests with retention on hybrid managers (a
+// window or a state group beside full attention, with the retention
+// shelves or vLLM's unified free queue) pass their promises for the hits of
+// every group, and the manager stays consistent.
+func TestRetentionHybrid(t *testing.T) {
+	for _, groups := range [][]Group{
+		{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 5}},
+		{{Kind: FullAttention}, {Kind: State, Pages: 1}},
+	} {
+		for _, unified := range []bool{false, true} {
+			m, err := New(Config{BlockSize: 2, NumBlocks: 40, Groups: groups, UnifiedFreeQueue: unified, Events: 1 << 12, Policy: eviction.NewPriority})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newConversation(3, 3, true)
+			for step := range 1500 {
+				c.step(t, m)
+				m.Advance(int64(step / 3))
+				m.DrainEvents(nil)
+				if err := m.Check(); err != nil {
+					t.Fatalf("%v unified %v step %d: %v", groups, unified, step, err)
+				}
+			}
+			if st := m.Stats(); st.PrefixHitBlocks > 0 && st.RetainedHits == 0 {
+				t.Errorf("%v unified %v: %d hits, no promise passed", groups, unified, st.PrefixHitBlocks)
+			}
+		}
+	}
+}
+
+// conversation drives a manager with requests that extend earlier prompts
+// (three in four) by a few tokens, at random retention levels if asked,
+// and keeps up to running of them running, finishing them at random.
+type conversation struct {
+	rng       *rand.Rand
+	prompts   [][]int32
+	running   []SeqID
+	max       int
+	retention bool
+}
+
+func newConversation(seed uint64, running int, retention bool) *conversation {
+	return &conversation{rng: rand.New(rand.NewPCG(seed, seed+1)), max: running, retention: retention}
+}
+
+// step creates one request (refused ones are dropped) and finishes some.
+func (c *conversation) step(t *testing.T, m *Manager) {
+	rng := c.rng
+	var p []int32
+	if len(c.prompts) > 0 && rng.IntN(4) > 0 {
+		p = slices.Clone(c.prompts[rng.IntN(len(c.prompts))])
+	}
+	for range 1 + rng.IntN(6) {
+		p = append(p, int32(rng.IntN(3)))
+	}
+	opts := &SeqOptions{}
+	if c.retention && rng.IntN(3) > 0 {
+		opts.Retention = &Retention{Priority: rng.IntN(101), Ticks: int64(rng.IntN(5))}
+	}
+	if id, _, err := m.Create(p, opts); err == nil {
+		c.prompts = append(c.prompts, p)
+		c.running = append(c.running, id)
+	} else if !errors.Is(err, ErrNoSpace) && !errors.Is(err, ErrNever) {
+		t.Fatal(err)
+	}
+	for len(c.running) > c.max || len(c.running) > 0 && rng.IntN(2) == 0 {
+		i := rng.IntN(len(c.running))
+		if err := m.Free(c.running[i]); err != nil {
+			t.Fatal(err)
+		}
+		c.running = slices.Delete(c.running, i, i+1)
 	}
 }
