@@ -78,25 +78,28 @@ type Priority struct {
 	// inner are blocks with a child in the policy, never victims.
 	orphans, inner list
 	occ            [2]uint64
-	level          []uint8
-	// lower is the promise step after the current one lapses: its level
-	// (noStep for none) and when it lapses in turn (never: math.MaxInt64).
-	lower   []uint8
-	lowerAt []int64
-	// The chain tree: parent (noBlock for a root), the first child and the
-	// siblings of each block, and how many of its children are in the
-	// policy. live says the block holds hinted content.
-	parent  []int32
-	child   []int32
-	sib     []link
-	kidsIn  []int32
-	orphan  []bool
-	live    []bool
-	exp     expiry
-	lapse   func(allocator.BlockID) // p.revert, bound once so Advance does not allocate
-	now     int64
-	n       int
-	retains uint64
+	node           []pnode
+	exp            expiry
+	lapse          func(allocator.BlockID) // p.revert, bound once so Advance does not allocate
+	now            int64
+	n              int
+	retains        uint64
+}
+
+// pnode is a block's state, in one 32-byte record so that the operations
+// on a block touch one cache line: its level; the promise step after the
+// current one lapses (lower: its level, noStep for none; lowerAt: when it
+// lapses in turn, never for no end); its place in the chain tree (parent,
+// noBlock for a root, its first child and its siblings), how many of its
+// children are in the policy, whether its chain lost an ancestor, and
+// whether it holds hinted content.
+type pnode struct {
+	lowerAt       int64
+	parent, child int32
+	sib           link
+	kidsIn        int32
+	level, lower  uint8
+	orphan, live  bool
 }
 
 const (
@@ -126,26 +129,14 @@ type Retainer interface {
 func NewPriority(capacity int) Policy {
 	capacity = max(capacity, 0)
 	ln := links(capacity, MaxPriority+3)
-	p := &Priority{
-		level:   make([]uint8, capacity),
-		lower:   make([]uint8, capacity),
-		lowerAt: make([]int64, capacity),
-		parent:  make([]int32, capacity),
-		child:   make([]int32, capacity),
-		sib:     make([]link, capacity),
-		kidsIn:  make([]int32, capacity),
-		orphan:  make([]bool, capacity),
-		live:    make([]bool, capacity),
-		exp:     newExpiry(capacity),
-	}
+	p := &Priority{node: make([]pnode, capacity), exp: newExpiry(capacity)}
 	for l := range p.levels {
 		p.levels[l] = newList(ln, capacity, capacity+l)
 	}
 	p.orphans = newList(ln, capacity, capacity+MaxPriority+1)
 	p.inner = newList(ln, capacity, capacity+MaxPriority+2)
-	for i := range p.level {
-		p.level[i], p.lower[i] = DefaultPriority, noStep
-		p.parent[i], p.child[i], p.sib[i] = noBlock, noBlock, link{noBlock, noBlock}
+	for i := range p.node {
+		p.node[i] = pnode{parent: noBlock, child: noBlock, sib: link{noBlock, noBlock}, level: DefaultPriority, lower: noStep}
 	}
 	p.lapse = p.revert
 	return p
@@ -154,12 +145,12 @@ func NewPriority(capacity int) Policy {
 // home is the list id belongs on while it is in the policy.
 func (p *Priority) home(id allocator.BlockID) *list {
 	switch {
-	case p.kidsIn[id] > 0:
+	case p.node[id].kidsIn > 0:
 		return &p.inner
-	case p.orphan[id]:
+	case p.node[id].orphan:
 		return &p.orphans
 	}
-	return &p.levels[p.level[id]]
+	return &p.levels[p.node[id].level]
 }
 
 // push adds id to its home list, at the back (most recently released) or
@@ -171,8 +162,8 @@ func (p *Priority) push(id allocator.BlockID, front bool) {
 	} else {
 		l.pushBack(id)
 	}
-	if l == &p.levels[p.level[id]] {
-		lv := p.level[id]
+	if l == &p.levels[p.node[id].level] {
+		lv := p.node[id].level
 		p.occ[lv/64] |= 1 << (lv % 64)
 	}
 	p.n++
@@ -183,7 +174,7 @@ func (p *Priority) push(id allocator.BlockID, front bool) {
 func (p *Priority) unlink(id allocator.BlockID) {
 	l := p.home(id)
 	l.remove(id)
-	if lv := p.level[id]; l == &p.levels[lv] && l.n == 0 {
+	if lv := p.node[id].level; l == &p.levels[lv] && l.n == 0 {
 		p.occ[lv/64] &^= 1 << (lv % 64)
 	}
 	p.n--
@@ -195,12 +186,12 @@ func (p *Priority) Insert(id allocator.BlockID) {
 	if p.levels[0].linked(id) {
 		misuse("Priority", "Insert", id, inPolicy)
 	}
-	if par := p.parent[id]; par != noBlock {
+	if par := p.node[id].parent; par != noBlock {
 		in := p.levels[0].linked(allocator.BlockID(par))
 		if in {
 			p.unlink(allocator.BlockID(par))
 		}
-		p.kidsIn[par]++
+		p.node[par].kidsIn++
 		if in {
 			p.push(allocator.BlockID(par), false)
 		}
@@ -221,17 +212,17 @@ func (p *Priority) Remove(id allocator.BlockID) {
 // parent's children in the policy; a parent left with none becomes a
 // candidate at the front of its list, where the child was.
 func (p *Priority) leaveParent(id allocator.BlockID) {
-	par := p.parent[id]
+	par := p.node[id].parent
 	if par == noBlock {
 		return
 	}
-	if p.kidsIn[par] == 1 && p.levels[0].linked(allocator.BlockID(par)) {
+	if p.node[par].kidsIn == 1 && p.levels[0].linked(allocator.BlockID(par)) {
 		p.unlink(allocator.BlockID(par))
-		p.kidsIn[par] = 0
+		p.node[par].kidsIn = 0
 		p.push(allocator.BlockID(par), true)
 		return
 	}
-	p.kidsIn[par]--
+	p.node[par].kidsIn--
 }
 
 // Hint sets the level of id's new content and, when h.Expires is set, when
@@ -246,15 +237,15 @@ func (p *Priority) Hint(id allocator.BlockID, h Hint) {
 		panic(fmt.Sprintf("eviction: Priority.Hint of block %d: priority %d outside [0, %d]", id, h.Priority, MaxPriority))
 	}
 	p.drop(id)
-	p.live[id] = true
+	p.node[id].live = true
 	if par := h.Parent; p.validLive(par, id) {
 		p.attach(id, par)
-		p.orphan[id] = p.orphan[par]
+		p.node[id].orphan = p.node[par].orphan
 	}
 	if h.Expires > 0 && h.Expires <= p.now {
 		return
 	}
-	p.level[id] = uint8(h.Priority)
+	p.node[id].level = uint8(h.Priority)
 	if h.Expires > 0 && h.Priority != DefaultPriority {
 		p.exp.push(id, h.Expires)
 	}
@@ -263,7 +254,7 @@ func (p *Priority) Hint(id allocator.BlockID, h Hint) {
 // validLive reports whether par, a Hint's parent for id, is a block of the
 // policy's range, other than id, that holds content.
 func (p *Priority) validLive(par, id allocator.BlockID) bool {
-	return par != id && par >= 0 && int(par) < len(p.live) && p.live[par]
+	return par != id && par >= 0 && int(par) < len(p.node) && p.node[par].live
 }
 
 // Retain records a promise made by a request that reuses id (Retainer):
@@ -281,7 +272,7 @@ func (p *Priority) Retain(id allocator.BlockID, priority int, expires int64) {
 	// with nothing pending (no promise), the lower step, the new one.
 	var s [3]step
 	n := 0
-	cur := step{int(p.level[id]), never}
+	cur := step{int(p.node[id].level), never}
 	if p.exp.queued(id) {
 		cur.until = p.exp.at[id]
 	}
@@ -289,8 +280,8 @@ func (p *Priority) Retain(id allocator.BlockID, priority int, expires int64) {
 		s[n] = cur
 		n++
 	}
-	if p.lower[id] != noStep {
-		s[n] = step{int(p.lower[id]), p.lowerAt[id]}
+	if p.node[id].lower != noStep {
+		s[n] = step{int(p.node[id].lower), p.node[id].lowerAt}
 		n++
 	}
 	if priority <= DefaultPriority {
@@ -318,12 +309,12 @@ func (p *Priority) Retain(id allocator.BlockID, priority int, expires int64) {
 	if p.exp.queued(id) {
 		p.exp.remove(id)
 	}
-	p.level[id], p.lower[id] = uint8(hi.level), noStep
+	p.node[id].level, p.node[id].lower = uint8(hi.level), noStep
 	if hi.until != never {
 		p.exp.push(id, hi.until)
 	}
 	if two {
-		p.lower[id], p.lowerAt[id] = uint8(lo.level), lo.until
+		p.node[id].lower, p.node[id].lowerAt = uint8(lo.level), lo.until
 	}
 	if in {
 		p.push(id, false)
@@ -377,47 +368,47 @@ func (p *Priority) Forget(id allocator.BlockID) {
 // drop ends id's content, which is not in the policy: its children's
 // subtrees become orphans, it leaves its parent, and its level reverts.
 func (p *Priority) drop(id allocator.BlockID) {
-	for c := p.child[id]; c != noBlock; c = p.child[id] {
+	for c := p.node[id].child; c != noBlock; c = p.node[id].child {
 		p.detach(allocator.BlockID(c))
 		p.orphanTree(allocator.BlockID(c))
 	}
-	p.kidsIn[id] = 0
-	if p.parent[id] != noBlock {
+	p.node[id].kidsIn = 0
+	if p.node[id].parent != noBlock {
 		p.detach(id)
 	}
 	p.reset(id)
-	p.orphan[id], p.live[id] = false, false
+	p.node[id].orphan, p.node[id].live = false, false
 }
 
 // attach links id as a child of par; id is not in the policy.
 func (p *Priority) attach(id, par allocator.BlockID) {
-	first := p.child[par]
-	p.sib[id] = link{noBlock, first}
+	first := p.node[par].child
+	p.node[id].sib = link{noBlock, first}
 	if first != noBlock {
-		p.sib[first].prev = int32(id)
+		p.node[first].sib.prev = int32(id)
 	}
-	p.child[par] = int32(id)
-	p.parent[id] = int32(par)
+	p.node[par].child = int32(id)
+	p.node[id].parent = int32(par)
 }
 
 // detach unlinks id from its parent, counting it out of the parent's
 // children in the policy if it is there.
 func (p *Priority) detach(id allocator.BlockID) {
-	par := p.parent[id]
+	par := p.node[id].parent
 	if p.levels[0].linked(id) {
 		p.leaveParent(id)
 	}
-	s := p.sib[id]
+	s := p.node[id].sib
 	if s.prev != noBlock {
-		p.sib[s.prev].next = s.next
+		p.node[s.prev].sib.next = s.next
 	} else {
-		p.child[par] = s.next
+		p.node[par].child = s.next
 	}
 	if s.next != noBlock {
-		p.sib[s.next].prev = s.prev
+		p.node[s.next].sib.prev = s.prev
 	}
-	p.sib[id] = link{noBlock, noBlock}
-	p.parent[id] = noBlock
+	p.node[id].sib = link{noBlock, noBlock}
+	p.node[id].parent = noBlock
 }
 
 // orphanTree marks root and every block below it orphans, moving those
@@ -425,27 +416,27 @@ func (p *Priority) detach(id allocator.BlockID) {
 // links, without a stack.
 func (p *Priority) orphanTree(root allocator.BlockID) {
 	for x := root; ; {
-		if !p.orphan[x] {
+		if !p.node[x].orphan {
 			in := p.levels[0].linked(x)
 			if in {
 				p.unlink(x)
 			}
-			p.orphan[x] = true
+			p.node[x].orphan = true
 			if in {
 				p.push(x, false)
 			}
 		}
-		if c := p.child[x]; c != noBlock {
+		if c := p.node[x].child; c != noBlock {
 			x = allocator.BlockID(c)
 			continue
 		}
-		for x != root && p.sib[x].next == noBlock {
-			x = allocator.BlockID(p.parent[x])
+		for x != root && p.node[x].sib.next == noBlock {
+			x = allocator.BlockID(p.node[x].parent)
 		}
 		if x == root {
 			return
 		}
-		x = allocator.BlockID(p.sib[x].next)
+		x = allocator.BlockID(p.node[x].sib.next)
 	}
 }
 
@@ -453,7 +444,7 @@ func (p *Priority) reset(id allocator.BlockID) {
 	if p.exp.queued(id) {
 		p.exp.remove(id)
 	}
-	p.level[id], p.lower[id] = DefaultPriority, noStep
+	p.node[id].level, p.node[id].lower = DefaultPriority, noStep
 }
 
 // Advance sets the logical time; levels that lapse at or before now
@@ -472,11 +463,11 @@ func (p *Priority) revert(id allocator.BlockID) {
 	if in {
 		p.unlink(id)
 	}
-	p.level[id] = DefaultPriority
-	if lv := p.lower[id]; lv != noStep {
-		p.lower[id] = noStep
-		if at := p.lowerAt[id]; at > p.now {
-			p.level[id] = lv
+	p.node[id].level = DefaultPriority
+	if lv := p.node[id].lower; lv != noStep {
+		p.node[id].lower = noStep
+		if at := p.node[id].lowerAt; at > p.now {
+			p.node[id].level = lv
 			if at != never {
 				p.exp.push(id, at)
 			}
