@@ -20,9 +20,10 @@ const MaxPriority = 100
 // A Hint may give the level an expiry tick: when the caller's Advance
 // reaches it, the content falls back to DefaultPriority; an evictable
 // block then joins its new level as the most recently released.
-// TensorRT-LLM counts the duration from the block's first release; here
-// the manager computes the absolute tick and the policy only compares it
-// with the logical time it is given.
+// TensorRT-LLM counts the duration from the block's release
+// (evictionPolicy.cpp, LRUEvictionPolicy::releaseBlock); here the manager
+// computes the absolute tick from the commit or the hit, and the policy
+// only compares it with the logical time it is given.
 //
 // # Promises follow hits
 //
@@ -34,10 +35,10 @@ const MaxPriority = 100
 // never lowers a level, and a reuse at a higher level raises the block
 // until that promise lapses, then the block falls back to what the
 // earlier promises still say. A block keeps two steps of this staircase
-// (a level until a tick, then a lower one until a later tick); a third
-// promise that would need a third step merges the two lower ones into the
-// higher level until the later tick, which keeps more than promised, never
-// less. TensorRT-LLM instead lets the last claimer's level replace the
+// (a level until a tick, then a lower one until a later tick); a promise
+// that would need a third step merges the two lower steps into one, at the
+// higher of their levels until the later of their ticks, which keeps more
+// than promised, never less. TensorRT-LLM instead lets the last claimer's level replace the
 // block's (evictionPolicy.cpp, LRUEvictionPolicy::claimBlock, called from
 // WindowBlockManager::loadOrAllocateBlocks with the reusing request's
 // per-block retention), so a later low-priority request can revoke an

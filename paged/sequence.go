@@ -77,22 +77,22 @@ type MMRange struct {
 //
 // It is a promise to the request that makes it, and with the priority
 // policy (eviction.Priority) every promise in force is kept: a block's
-// level is the highest level that the requests which committed or reused
-// it asked for and whose ticks have not run out, and
-// eviction.DefaultPriority once none is left. So a hit raises a reused
-// block for the reusing request's ticks and never lowers it: a prefix a
-// request cached at 0 and another hit at 90 stays at 90 for the second
-// request's ticks, then falls back to 0 while the first request's ticks
-// last. (TensorRT-LLM instead gives the block the last claimer's level,
-// which lets a later low-priority request void an earlier promise.)
-// The policy keeps two steps of this per block (a level until a tick,
-// then a lower one); more promises merge upwards, keeping a block longer
-// than promised, never shorter. Blocks of a chain are kept together: a
-// parent is not evicted while its evictable child is cached, and a block
-// whose parent's content is gone goes first, whatever its level (it can no
-// longer be hit). A pin (Manager.Pin) keeps a prefix whatever its level;
-// when the pin ends its blocks are back at the level their promises give
-// them then.
+// level is the highest of its own level (the committing request's,
+// eviction.DefaultPriority once its ticks run out or without a Retention)
+// and the levels of the requests that reused it through a hit and whose
+// ticks have not run out. So a hit raises a reused block for the reusing
+// request's ticks and never lowers it: a prefix one request cached at 0 and
+// another hit at 90 stays at 90 for the second request's ticks, then falls
+// back to 0 while the first request's ticks last. (TensorRT-LLM instead
+// gives the block the last claimer's level, which lets a later
+// low-priority request void an earlier promise.) The policy keeps two
+// steps of this per block (a level until a tick, then a lower one); more
+// promises merge upwards, keeping a block longer than promised, never
+// shorter. Blocks of a chain are kept together: a parent is not evicted
+// while its evictable child is cached, and a block whose parent's content
+// is gone goes first, whatever its level (it can no longer be hit). A pin
+// (Manager.Pin) keeps a prefix whatever its level; when the pin ends its
+// blocks are back at the level their promises give them then.
 type Retention struct {
 	// Priority is the retention level, 0 (give up first) to 100.
 	Priority int
