@@ -414,10 +414,13 @@ func (p *Priority) detach(id allocator.BlockID) {
 
 // orphanTree marks root and every block below it orphans, moving those
 // that are candidates to the orphans' list. It walks the tree by its
-// links, without a stack.
+// links, without a stack, and skips subtrees already orphaned.
 func (p *Priority) orphanTree(root allocator.BlockID) {
 	for x := root; ; {
-		if !p.node[x].orphan {
+		// Below an orphan every block is one already: each block is
+		// visited once per content.
+		descend := !p.node[x].orphan
+		if descend {
 			in := p.levels[0].linked(x)
 			if in {
 				p.unlink(x)
@@ -427,7 +430,7 @@ func (p *Priority) orphanTree(root allocator.BlockID) {
 				p.push(x, false)
 			}
 		}
-		if c := p.node[x].child; c != noBlock {
+		if c := p.node[x].child; descend && c != noBlock {
 			x = allocator.BlockID(c)
 			continue
 		}
