@@ -188,16 +188,23 @@ func (p *Priority) Insert(id allocator.BlockID) {
 		misuse("Priority", "Insert", id, inPolicy)
 	}
 	if par := p.node[id].parent; par != noBlock {
-		in := p.levels[0].linked(allocator.BlockID(par))
-		if in {
+		// A candidate parent becomes inner; one already inner stays.
+		move := p.node[par].kidsIn == 0 && p.levels[0].linked(allocator.BlockID(par))
+		if move {
 			p.unlink(allocator.BlockID(par))
 		}
 		p.node[par].kidsIn++
-		if in {
+		if move {
 			p.push(allocator.BlockID(par), false)
 		}
 	}
 	p.push(id, false)
+}
+
+// leveled reports whether id is in the policy on a level's list, the one
+// its level decides (not inner, not an orphan).
+func (p *Priority) leveled(id allocator.BlockID) bool {
+	return p.levels[0].linked(id) && p.node[id].kidsIn == 0 && !p.node[id].orphan
 }
 
 // Remove takes id out; its level stays with its content.
@@ -262,7 +269,7 @@ func (p *Priority) validLive(par, id allocator.BlockID) bool {
 // id keeps the highest level of the promises in force. A level outside
 // [0, 100] is a bug in the caller.
 func (p *Priority) Retain(id allocator.BlockID, priority int, expires int64) {
-	in := p.levels[0].linked(id)
+	in := p.leveled(id)
 	if priority < 0 || priority > MaxPriority {
 		panic(fmt.Sprintf("eviction: Priority.Retain of block %d: priority %d outside [0, %d]", id, priority, MaxPriority))
 	}
@@ -463,7 +470,7 @@ func (p *Priority) Advance(now int64) {
 }
 
 func (p *Priority) revert(id allocator.BlockID) {
-	in := p.levels[0].linked(id)
+	in := p.leveled(id)
 	if in {
 		p.unlink(id)
 	}
