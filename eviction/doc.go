@@ -20,7 +20,7 @@
 //	s3fifo    NewS3FIFO    small, main and ghost FIFO queues (Yang et al., SOSP 2023)
 //	arc       NewARC       self-tuning recency/frequency split with ghosts (Megiddo, Modha, FAST 2003)
 //	slru      NewSLRU      probationary and protected LRU segments (Karedla, Love, Wherry 1994)
-//	priority  NewPriority  levels 0-100 with expiry, LRU within a level (TensorRT-LLM)
+//	priority  NewPriority  levels 0-100 with expiry, LRU within a level, chains leaf first (TensorRT-LLM)
 //	leaflru   NewLeafLRU   LRU over the leaves of the prefix tree first (this package's design)
 //	chain     NewChain     lowest learned hit density first, by turn, turn size and last block (this package's design)
 //
@@ -39,6 +39,8 @@
 //   - Forgetter: Forget is called when a block's content is dropped while
 //     the block is not in the policy (Remove comes first otherwise).
 //   - Ticker: Advance forwards the caller's logical time (priority expiry).
+//   - Retainer: Retain is called for each block a request with a retention
+//     reuses through a prefix hit, with the request's level and expiry.
 //
 // Per-block history (hit counts, reference bits, queue membership) belongs
 // to content: it restarts on Hint, on Forget and when the block leaves

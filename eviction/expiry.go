@@ -15,15 +15,21 @@ import (
 // at most 64 times over its stay: push and remove are O(1), and expire is
 // amortized O(1) per block plus O(1) per call.
 type expiry struct {
-	buckets [64]list
+	// buckets[due] holds the blocks found due by expire, waiting for their
+	// lapse call: lapse may queue a block again, which must not happen
+	// while the buckets are being sorted.
+	buckets [due + 1]list
 	occ     uint64 // bit b set when bucket b is not empty
 	at      []int64
 	bucket  []int8 // -1 when the block is not queued
 	last    int64
 }
 
+// due is the index of the bucket of blocks found due.
+const due = 64
+
 func newExpiry(capacity int) expiry {
-	ln := links(capacity, 64)
+	ln := links(capacity, due+1)
 	e := expiry{at: make([]int64, capacity), bucket: make([]int8, capacity)}
 	for b := range e.buckets {
 		e.buckets[b] = newList(ln, capacity, capacity+b)
@@ -48,7 +54,7 @@ func (e *expiry) push(id allocator.BlockID, t int64) {
 func (e *expiry) remove(id allocator.BlockID) {
 	b := e.bucket[id]
 	e.buckets[b].remove(id)
-	if e.buckets[b].n == 0 {
+	if b < due && e.buckets[b].n == 0 {
 		e.occ &^= 1 << b
 	}
 	e.bucket[id] = -1
@@ -56,7 +62,7 @@ func (e *expiry) remove(id allocator.BlockID) {
 
 // expire advances to tick now (ignored unless later than the last one) and
 // calls lapse for every block whose tick is now or earlier, after taking it
-// off the queue.
+// off the queue; lapse may queue the block again for a later tick.
 func (e *expiry) expire(now int64, lapse func(allocator.BlockID)) {
 	if now <= e.last {
 		return
@@ -70,16 +76,24 @@ func (e *expiry) expire(now int64, lapse func(allocator.BlockID)) {
 	h := 63 - bits.LeadingZeros64(uint64(now^e.last))
 	e.last = now
 	for e.occ&(1<<h-1) != 0 {
-		e.drain(bits.TrailingZeros64(e.occ), lapse)
+		e.drain(bits.TrailingZeros64(e.occ))
 	}
 	if e.occ&(1<<h) != 0 {
-		e.drain(h, lapse)
+		e.drain(h)
+	}
+	for {
+		id, ok := e.buckets[due].front()
+		if !ok {
+			return
+		}
+		e.remove(id)
+		lapse(id)
 	}
 }
 
-// drain empties bucket b: blocks due by e.last lapse, the others are
-// queued again relative to e.last, in a lower bucket than b.
-func (e *expiry) drain(b int, lapse func(allocator.BlockID)) {
+// drain empties bucket b: blocks due by e.last move to the due bucket,
+// the others are queued again relative to e.last, in a lower bucket than b.
+func (e *expiry) drain(b int) {
 	l := &e.buckets[b]
 	for {
 		id, ok := l.front()
@@ -88,7 +102,8 @@ func (e *expiry) drain(b int, lapse func(allocator.BlockID)) {
 		}
 		e.remove(id)
 		if e.at[id] <= e.last {
-			lapse(id)
+			e.bucket[id] = due
+			e.buckets[due].pushBack(id)
 		} else {
 			e.push(id, e.at[id])
 		}

@@ -76,6 +76,16 @@ func (l *list) pushBack(id allocator.BlockID) {
 	l.n++
 }
 
+// pushFront adds id as the oldest block.
+func (l *list) pushFront(id allocator.BlockID) {
+	ln, s := l.links, l.sentinel
+	first := ln[s].next
+	ln[id] = link{s, first}
+	ln[first].prev = int32(id)
+	ln[s].next = int32(id)
+	l.n++
+}
+
 func (l *list) remove(id allocator.BlockID) {
 	ln := l.links
 	x := ln[id]

@@ -2,6 +2,7 @@ package eviction
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 
 	"github.com/pagedkv/pagedkv/allocator"
@@ -19,67 +20,191 @@ const MaxPriority = 100
 // A Hint may give the level an expiry tick: when the caller's Advance
 // reaches it, the content falls back to DefaultPriority; an evictable
 // block then joins its new level as the most recently released.
-// TensorRT-LLM counts the duration from the block's first release; here
-// the manager computes the absolute tick and the policy only compares it
-// with the logical time it is given.
+// TensorRT-LLM counts the duration from the block's release
+// (evictionPolicy.cpp, LRUEvictionPolicy::releaseBlock); here the manager
+// computes the absolute tick from the commit or the hit, and the policy
+// only compares it with the logical time it is given.
 //
-// Insert, Remove, Hint and Forget are O(1); Victim is O(1) through a
-// two-word occupancy bitmap over the levels; Advance is amortized O(1) per
-// block that lapses or is pending (see expiry).
+// # Promises follow hits
+//
+// A level is a promise made to the request that cached the block, and a
+// request that reuses the block makes its own (Retain). The block keeps
+// the strongest promise in force at each tick: its level is the highest
+// of its content's own level (the Hint's, DefaultPriority once that
+// lapses) and the levels of the reuse promises not yet lapsed. So a reuse
+// never lowers a level, and a reuse at a higher level raises the block
+// until that promise lapses, then the block falls back to what the
+// earlier promises still say. A block keeps two steps of this staircase
+// (a level until a tick, then a lower one until a later tick); a promise
+// that would need a third step merges the two lower steps into one, at the
+// higher of their levels until the later of their ticks, which keeps more
+// than promised, never less. TensorRT-LLM instead lets the last claimer's level replace the
+// block's (evictionPolicy.cpp, LRUEvictionPolicy::claimBlock, called from
+// WindowBlockManager::loadOrAllocateBlocks with the reusing request's
+// per-block retention), so a later low-priority request can revoke an
+// earlier request's promise.
+//
+// # Chains
+//
+// Hint's Parent links a block to the block holding the previous block of
+// its chain. A prefix lookup stops at the first miss, so a block is worth
+// nothing once its parent's content is gone. Two rules keep the cache
+// prefix-closed:
+//
+//   - a block with a child in the policy is never the victim: the subtree
+//     goes leaf first, so a parent's effective level is the highest of its
+//     own and its evictable descendants'. A parent whose last evictable
+//     child is evicted takes that child's place, the front of its level
+//     (it was released with or after the child, tail first).
+//   - a block whose parent content was given up (its parent was the victim
+//     while the child was referenced, or was forgotten) is an orphan, as
+//     is every block below it: orphans go before any level.
+//
+// TensorRT-LLM frees a reclaimed block's descendants from its radix tree
+// (kvCacheManager.cpp, WindowBlockManager::getFreeBlock and freeChildren),
+// whatever their priority; here the low-priority parent of a high-priority
+// child stays, so the child's promise holds and it stays reachable. A
+// block whose parent is a duplicate of other cached content (two blocks
+// with one hash) may be taken for an orphan while the duplicate keeps it
+// reachable: it is then given up early, never wrongly kept.
+//
+// Insert, Remove, Hint, Retain and Victim are O(1), apart from the
+// orphaning of a subtree, which visits each block once per content
+// (amortized O(1)); Victim finds the lowest level through a two-word
+// occupancy bitmap; Advance is amortized O(1) per block that lapses or is
+// pending (see expiry). Nothing allocates after NewPriority.
 type Priority struct {
 	levels [MaxPriority + 1]list
-	occ    [2]uint64
-	level  []uint8
-	exp    expiry
-	lapse  func(allocator.BlockID) // p.revert, bound once so Advance does not allocate
-	now    int64
-	n      int
+	// orphans are candidates whose chain lost an ancestor, evicted first;
+	// inner are blocks with a child in the policy, never victims.
+	orphans, inner list
+	occ            [2]uint64
+	node           []pnode
+	exp            expiry
+	lapse          func(allocator.BlockID) // p.revert, bound once so Advance does not allocate
+	now            int64
+	n              int
+	retains        uint64
 }
+
+// pnode is a block's state, in one 32-byte record so that the operations
+// on a block touch one cache line: its level; the promise step after the
+// current one lapses (lower: its level, noStep for none; lowerAt: when it
+// lapses in turn, never for no end); its place in the chain tree (parent,
+// noBlock for a root, its first child and its siblings), how many of its
+// children are in the policy, whether its chain lost an ancestor, and
+// whether it holds hinted content.
+type pnode struct {
+	lowerAt       int64
+	parent, child int32
+	sib           link
+	kidsIn        int32
+	level, lower  uint8
+	orphan, live  bool
+}
+
+const (
+	noStep  = math.MaxUint8
+	noBlock = -1
+	never   = math.MaxInt64
+)
 
 var (
 	_ Policy    = (*Priority)(nil)
 	_ Forgetter = (*Priority)(nil)
 	_ Hinter    = (*Priority)(nil)
 	_ Ticker    = (*Priority)(nil)
+	_ Retainer  = (*Priority)(nil)
 )
+
+// Retainer is implemented by policies that keep a block for the requests
+// that reuse it (Priority). The manager calls Retain when a request that
+// asked for retention claims a cached block through a prefix hit, after
+// claiming it: priority is the request's level in [0, MaxPriority] and
+// expires the tick its promise lapses (0: never).
+type Retainer interface {
+	Retain(id allocator.BlockID, priority int, expires int64)
+}
 
 // NewPriority returns an empty priority LRU for block IDs in [0, capacity).
 func NewPriority(capacity int) Policy {
 	capacity = max(capacity, 0)
-	ln := links(capacity, MaxPriority+1)
-	p := &Priority{level: make([]uint8, capacity), exp: newExpiry(capacity)}
+	ln := links(capacity, MaxPriority+3)
+	p := &Priority{node: make([]pnode, capacity), exp: newExpiry(capacity)}
 	for l := range p.levels {
 		p.levels[l] = newList(ln, capacity, capacity+l)
 	}
-	for i := range p.level {
-		p.level[i] = DefaultPriority
+	p.orphans = newList(ln, capacity, capacity+MaxPriority+1)
+	p.inner = newList(ln, capacity, capacity+MaxPriority+2)
+	for i := range p.node {
+		p.node[i] = pnode{parent: noBlock, child: noBlock, sib: link{noBlock, noBlock}, level: DefaultPriority, lower: noStep}
 	}
 	p.lapse = p.revert
 	return p
 }
 
-func (p *Priority) push(id allocator.BlockID) {
-	l := p.level[id]
-	p.levels[l].pushBack(id)
-	p.occ[l/64] |= 1 << (l % 64)
+// home is the list id belongs on while it is in the policy.
+func (p *Priority) home(id allocator.BlockID) *list {
+	switch {
+	case p.node[id].kidsIn > 0:
+		return &p.inner
+	case p.node[id].orphan:
+		return &p.orphans
+	}
+	return &p.levels[p.node[id].level]
+}
+
+// push adds id to its home list, at the back (most recently released) or
+// the front.
+func (p *Priority) push(id allocator.BlockID, front bool) {
+	l := p.home(id)
+	if front {
+		l.pushFront(id)
+	} else {
+		l.pushBack(id)
+	}
+	if l == &p.levels[p.node[id].level] {
+		lv := p.node[id].level
+		p.occ[lv/64] |= 1 << (lv % 64)
+	}
 	p.n++
 }
 
+// unlink takes id off its home list; the state home reads must not have
+// changed since push.
 func (p *Priority) unlink(id allocator.BlockID) {
-	l := p.level[id]
-	p.levels[l].remove(id)
-	if p.levels[l].n == 0 {
-		p.occ[l/64] &^= 1 << (l % 64)
+	l := p.home(id)
+	l.remove(id)
+	if lv := p.node[id].level; l == &p.levels[lv] && l.n == 0 {
+		p.occ[lv/64] &^= 1 << (lv % 64)
 	}
 	p.n--
 }
 
-// Insert adds id as the most recently released block of its level.
+// Insert adds id as the most recently released block of its level; its
+// parent, if it is in the policy, stops being a candidate.
 func (p *Priority) Insert(id allocator.BlockID) {
 	if p.levels[0].linked(id) {
 		misuse("Priority", "Insert", id, inPolicy)
 	}
-	p.push(id)
+	if par := p.node[id].parent; par != noBlock {
+		// A candidate parent becomes inner; one already inner stays.
+		move := p.node[par].kidsIn == 0 && p.levels[0].linked(allocator.BlockID(par))
+		if move {
+			p.unlink(allocator.BlockID(par))
+		}
+		p.node[par].kidsIn++
+		if move {
+			p.push(allocator.BlockID(par), false)
+		}
+	}
+	p.push(id, false)
+}
+
+// leveled reports whether id is in the policy on a level's list, the one
+// its level decides (not inner, not an orphan).
+func (p *Priority) leveled(id allocator.BlockID) bool {
+	return p.levels[0].linked(id) && p.node[id].kidsIn == 0 && !p.node[id].orphan
 }
 
 // Remove takes id out; its level stays with its content.
@@ -88,12 +213,30 @@ func (p *Priority) Remove(id allocator.BlockID) {
 		misuse("Priority", "Remove", id, notInPolicy)
 	}
 	p.unlink(id)
+	p.leaveParent(id)
 }
 
-// Hint sets the level of id's new content and, when h.Expires is set
-// and the level is not the default, when it lapses. An expiry at or before
-// the current tick applies at once. A level outside [0, 100] is a bug in
-// the caller, which validates user input.
+// leaveParent counts id, just taken out of the policy, out of its
+// parent's children in the policy; a parent left with none becomes a
+// candidate at the front of its list, where the child was.
+func (p *Priority) leaveParent(id allocator.BlockID) {
+	par := p.node[id].parent
+	if par == noBlock {
+		return
+	}
+	if p.node[par].kidsIn == 1 && p.levels[0].linked(allocator.BlockID(par)) {
+		p.unlink(allocator.BlockID(par))
+		p.node[par].kidsIn = 0
+		p.push(allocator.BlockID(par), true)
+		return
+	}
+	p.node[par].kidsIn--
+}
+
+// Hint sets the level of id's new content and, when h.Expires is set, when
+// it lapses (an expiry at or before the current tick applies at once), and
+// links id under h.Parent when that block holds content. A level outside
+// [0, 100] is a bug in the caller, which validates user input.
 func (p *Priority) Hint(id allocator.BlockID, h Hint) {
 	if p.levels[0].linked(id) {
 		misuse("Priority", "Hint", id, inPolicy)
@@ -101,34 +244,223 @@ func (p *Priority) Hint(id allocator.BlockID, h Hint) {
 	if h.Priority < 0 || h.Priority > MaxPriority {
 		panic(fmt.Sprintf("eviction: Priority.Hint of block %d: priority %d outside [0, %d]", id, h.Priority, MaxPriority))
 	}
-	p.reset(id)
+	p.drop(id)
+	p.node[id].live = true
+	if par := h.Parent; p.validLive(par, id) {
+		p.attach(id, par)
+		p.node[id].orphan = p.node[par].orphan
+	}
 	if h.Expires > 0 && h.Expires <= p.now {
 		return
 	}
-	p.level[id] = uint8(h.Priority)
+	p.node[id].level = uint8(h.Priority)
 	if h.Expires > 0 && h.Priority != DefaultPriority {
 		p.exp.push(id, h.Expires)
 	}
 }
 
-// Forget drops id's level: its content is gone.
+// validLive reports whether par, a Hint's parent for id, is a block of the
+// policy's range, other than id, that holds content.
+func (p *Priority) validLive(par, id allocator.BlockID) bool {
+	return par != id && par >= 0 && int(par) < len(p.node) && p.node[par].live
+}
+
+// Retain records a promise made by a request that reuses id (Retainer):
+// id keeps the highest level of the promises in force. A level outside
+// [0, 100] is a bug in the caller.
+func (p *Priority) Retain(id allocator.BlockID, priority int, expires int64) {
+	in := p.leveled(id)
+	if priority < 0 || priority > MaxPriority {
+		panic(fmt.Sprintf("eviction: Priority.Retain of block %d: priority %d outside [0, %d]", id, priority, MaxPriority))
+	}
+	if expires == 0 {
+		expires = never
+	}
+	// The promises in force: the current step, unless it is the default
+	// with nothing pending (no promise), the lower step, the new one.
+	var s [3]step
+	n := 0
+	cur := step{int(p.node[id].level), never}
+	if p.exp.queued(id) {
+		cur.until = p.exp.at[id]
+	}
+	if cur.level != DefaultPriority || cur.until != never {
+		s[n] = cur
+		n++
+	}
+	if p.node[id].lower != noStep {
+		s[n] = step{int(p.node[id].lower), p.node[id].lowerAt}
+		n++
+	}
+	if priority <= DefaultPriority {
+		// The default is the floor once the content's own level below
+		// it (the committing request's) lapses: a promise at or below
+		// the default counts only while that lasts.
+		var low int64
+		for _, x := range s[:n] {
+			if x.level < DefaultPriority {
+				low = max(low, x.until)
+			}
+		}
+		expires = min(expires, low)
+	}
+	if expires <= p.now {
+		return
+	}
+	p.retains++
+	s[n] = step{priority, expires}
+	n++
+	hi, lo, two := staircase(s[:n])
+	if in {
+		p.unlink(id)
+	}
+	if p.exp.queued(id) {
+		p.exp.remove(id)
+	}
+	p.node[id].level, p.node[id].lower = uint8(hi.level), noStep
+	if hi.until != never {
+		p.exp.push(id, hi.until)
+	}
+	if two {
+		p.node[id].lower, p.node[id].lowerAt = uint8(lo.level), lo.until
+	}
+	if in {
+		p.push(id, false)
+	}
+}
+
+// step is a promise: a level until a tick (never: no end).
+type step struct {
+	level int
+	until int64
+}
+
+// staircase reduces promises (at most three) to the steps of their
+// maximum over time: hi until hi.until, then lo until lo.until when two.
+// Dominated promises (no higher and no longer than another) drop out; of
+// three steps left, the two lower merge into the middle level until the
+// latest tick, which over-keeps rather than under-keeps.
+func staircase(s []step) (hi, lo step, two bool) {
+	// Insertion sort by level, highest first, then latest first.
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && (s[j].level > s[j-1].level || s[j].level == s[j-1].level && s[j].until > s[j-1].until); j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	// Keep the steps that outlast every higher one.
+	k := 1
+	for _, x := range s[1:] {
+		if x.until > s[k-1].until {
+			s[k] = x
+			k++
+		}
+	}
+	switch k {
+	case 1:
+		return s[0], step{}, false
+	case 2:
+		return s[0], s[1], true
+	}
+	return s[0], step{s[1].level, s[2].until}, true
+}
+
+// Forget drops id's level and its place in the chains: its content is
+// gone, and with it the reach of every block below it.
 func (p *Priority) Forget(id allocator.BlockID) {
 	if p.levels[0].linked(id) {
 		misuse("Priority", "Forget", id, inPolicy)
 	}
+	p.drop(id)
+}
+
+// drop ends id's content, which is not in the policy: its children's
+// subtrees become orphans, it leaves its parent, and its level reverts.
+func (p *Priority) drop(id allocator.BlockID) {
+	for c := p.node[id].child; c != noBlock; c = p.node[id].child {
+		p.detach(allocator.BlockID(c))
+		p.orphanTree(allocator.BlockID(c))
+	}
+	p.node[id].kidsIn = 0
+	if p.node[id].parent != noBlock {
+		p.detach(id)
+	}
 	p.reset(id)
+	p.node[id].orphan, p.node[id].live = false, false
+}
+
+// attach links id as a child of par; id is not in the policy.
+func (p *Priority) attach(id, par allocator.BlockID) {
+	first := p.node[par].child
+	p.node[id].sib = link{noBlock, first}
+	if first != noBlock {
+		p.node[first].sib.prev = int32(id)
+	}
+	p.node[par].child = int32(id)
+	p.node[id].parent = int32(par)
+}
+
+// detach unlinks id from its parent, counting it out of the parent's
+// children in the policy if it is there.
+func (p *Priority) detach(id allocator.BlockID) {
+	par := p.node[id].parent
+	if p.levels[0].linked(id) {
+		p.leaveParent(id)
+	}
+	s := p.node[id].sib
+	if s.prev != noBlock {
+		p.node[s.prev].sib.next = s.next
+	} else {
+		p.node[par].child = s.next
+	}
+	if s.next != noBlock {
+		p.node[s.next].sib.prev = s.prev
+	}
+	p.node[id].sib = link{noBlock, noBlock}
+	p.node[id].parent = noBlock
+}
+
+// orphanTree marks root and every block below it orphans, moving those
+// that are candidates to the orphans' list. It walks the tree by its
+// links, without a stack, and skips subtrees already orphaned.
+func (p *Priority) orphanTree(root allocator.BlockID) {
+	for x := root; ; {
+		// Below an orphan every block is one already: each block is
+		// visited once per content.
+		descend := !p.node[x].orphan
+		if descend {
+			in := p.levels[0].linked(x)
+			if in {
+				p.unlink(x)
+			}
+			p.node[x].orphan = true
+			if in {
+				p.push(x, false)
+			}
+		}
+		if c := p.node[x].child; descend && c != noBlock {
+			x = allocator.BlockID(c)
+			continue
+		}
+		for x != root && p.node[x].sib.next == noBlock {
+			x = allocator.BlockID(p.node[x].parent)
+		}
+		if x == root {
+			return
+		}
+		x = allocator.BlockID(p.node[x].sib.next)
+	}
 }
 
 func (p *Priority) reset(id allocator.BlockID) {
 	if p.exp.queued(id) {
 		p.exp.remove(id)
 	}
-	p.level[id] = DefaultPriority
+	p.node[id].level, p.node[id].lower = DefaultPriority, noStep
 }
 
 // Advance sets the logical time; levels that lapse at or before now
-// revert to DefaultPriority. Time never goes back: an earlier now is
-// ignored.
+// revert to the lower promise still in force, else DefaultPriority. Time
+// never goes back: an earlier now is ignored.
 func (p *Priority) Advance(now int64) {
 	if now <= p.now {
 		return
@@ -138,29 +470,45 @@ func (p *Priority) Advance(now int64) {
 }
 
 func (p *Priority) revert(id allocator.BlockID) {
-	if !p.levels[0].linked(id) {
-		p.level[id] = DefaultPriority
-		return
+	in := p.leveled(id)
+	if in {
+		p.unlink(id)
 	}
-	p.unlink(id)
-	p.level[id] = DefaultPriority
-	p.push(id)
+	p.node[id].level = DefaultPriority
+	if lv := p.node[id].lower; lv != noStep {
+		p.node[id].lower = noStep
+		if at := p.node[id].lowerAt; at > p.now {
+			p.node[id].level = lv
+			if at != never {
+				p.exp.push(id, at)
+			}
+		}
+	}
+	if in {
+		p.push(id, false)
+	}
 }
 
-// Victim pops the least recently released block of the lowest level.
+// Victim pops the first orphan, else the least recently released
+// candidate of the lowest level. Its children, all referenced, become
+// orphans.
 func (p *Priority) Victim() (allocator.BlockID, bool) {
-	var l int
-	switch {
-	case p.occ[0] != 0:
-		l = bits.TrailingZeros64(p.occ[0])
-	case p.occ[1] != 0:
-		l = 64 + bits.TrailingZeros64(p.occ[1])
-	default:
-		return allocator.NoBlock, false
+	id, ok := p.orphans.front()
+	if !ok {
+		var l int
+		switch {
+		case p.occ[0] != 0:
+			l = bits.TrailingZeros64(p.occ[0])
+		case p.occ[1] != 0:
+			l = 64 + bits.TrailingZeros64(p.occ[1])
+		default:
+			return allocator.NoBlock, false
+		}
+		id, _ = p.levels[l].front()
 	}
-	id, _ := p.levels[l].front()
 	p.unlink(id)
-	p.reset(id)
+	p.leaveParent(id)
+	p.drop(id)
 	return id, true
 }
 
@@ -169,3 +517,6 @@ func (p *Priority) Len() int { return p.n }
 
 // Contains reports whether id is held.
 func (p *Priority) Contains(id allocator.BlockID) bool { return p.levels[0].linked(id) }
+
+// Retains returns how many promises Retain has recorded.
+func (p *Priority) Retains() uint64 { return p.retains }

@@ -75,6 +75,71 @@ func (m *Manager) noteCommit(id allocator.BlockID, h *Hash, g, depth int, parent
 	}
 }
 
+// retainHits passes s's retention promise (SeqOptions.Retention), if it
+// made one, to a policy that keeps promises (eviction.Retainer) for every
+// device block s's admission just claimed through a hit, in every group:
+// a reused block keeps the highest level that a request in force asked
+// for. Without a promise it costs one test, so the common admission is
+// not slowed (it inlines; the rest is out of line).
+func (m *Manager) retainHits(s *sequence) {
+	if s.opts.Retention != nil {
+		m.promiseHits(s)
+	}
+}
+
+// promiseHits is retainHits for a sequence with a Retention. The host
+// tier's offload floor (Config.OffloadPriority) reads a retention too, so
+// a reuse raises what the tier knows as well (raiseOffload).
+func (m *Manager) promiseHits(s *sequence) {
+	rt, _ := m.bp.policy.(eviction.Retainer)
+	if rt == nil && m.tier == nil {
+		return
+	}
+	n := m.promiseRow(rt, m.hits, s.opts.Retention)
+	for _, row := range m.ghits {
+		n += m.promiseRow(rt, row, s.opts.Retention)
+	}
+	m.stats.retained += n + m.promiseRow(rt, m.ret.hitPages, s.opts.Retention)
+}
+
+// promiseRow passes r to rt (if not nil) and the host tier (if any) for
+// the device blocks of row, and returns how many it passed to rt.
+func (m *Manager) promiseRow(rt eviction.Retainer, row []allocator.BlockID, r *Retention) (n uint64) {
+	var until int64
+	if r.Ticks > 0 {
+		until = expiry(m.now, r.Ticks)
+	}
+	for _, b := range row {
+		if b <= nullBlock { // a window's null entry or a host hit
+			continue
+		}
+		if rt != nil {
+			rt.Retain(b, r.Priority, until)
+			n++
+		}
+		if m.tier != nil {
+			raiseOffload(m.tier, b, r.Priority, until, m.now)
+		}
+	}
+	return n
+}
+
+// raiseOffload lifts the retention the host tier keeps for device block b
+// (hostTier.notePriority, one level until a tick, then the default) to a
+// reuse's promise when that is higher and the block would not fall below
+// what the tier knew before it lapses: the tier never offloads less for a
+// reuse.
+func raiseOffload(t *hostTier, b allocator.BlockID, priority int, until, now int64) {
+	cur := t.priority(b, now)
+	if priority <= cur {
+		return
+	}
+	if cur > eviction.DefaultPriority && (t.expires[b] == 0 || until != 0 && until < t.expires[b]) {
+		return // the recorded promise outlasts this one
+	}
+	t.prio[b], t.expires[b] = int8(priority), until
+}
+
 // expiry returns now+ticks, saturated: a priority meant to last very long
 // must not wrap around into the past.
 func expiry(now, ticks int64) int64 {

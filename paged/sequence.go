@@ -43,11 +43,10 @@ type SeqOptions struct {
 	// logits, as in vLLM; simulations that count block references set it.
 	AllowFullHit bool
 	// Retention asks the eviction policy to keep this sequence's cached
-	// blocks (policies that implement eviction.Hinter honour it). A block
-	// takes the level of the sequence that commits it; a later sequence
-	// that only hits the block does not change its level, so a prefix
-	// another request cached at a lower level keeps that level (pin it,
-	// Manager.Pin, to keep it whatever its level).
+	// blocks: the blocks it commits and the cached blocks it reuses
+	// through a prefix hit at admission (the priority policy honours it;
+	// see Retention for the rules). nil makes no promise and changes no
+	// block's level.
 	Retention *Retention
 	// Window is the sliding attention window in tokens: the query at
 	// position p reads positions [p-Window+1, p], and blocks the window no
@@ -78,8 +77,28 @@ type MMRange struct {
 }
 
 // Retention is a priority for cached blocks, in the manner of
-// TensorRT-LLM: levels 0 (give up first) to 100, reverting to
-// eviction.DefaultPriority after Ticks of logical time (0: never).
+// TensorRT-LLM's KvCacheRetentionConfig: levels 0 (give up first) to 100,
+// for Ticks of logical time (0: for good), counted from the commit or the
+// hit (Manager.Advance moves time).
+//
+// It is a promise to the request that makes it, and with the priority
+// policy (eviction.Priority) every promise in force is kept: a block's
+// level is the highest of its own level (the committing request's,
+// eviction.DefaultPriority once its ticks run out or without a Retention)
+// and the levels of the requests that reused it through a hit and whose
+// ticks have not run out. So a hit raises a reused block for the reusing
+// request's ticks and never lowers it: a prefix one request cached at 0 and
+// another hit at 90 stays at 90 for the second request's ticks, then falls
+// back to 0 while the first request's ticks last. (TensorRT-LLM instead
+// gives the block the last claimer's level, which lets a later
+// low-priority request void an earlier promise.) The policy keeps two
+// steps of this per block (a level until a tick, then a lower one); more
+// promises merge upwards, keeping a block longer than promised, never
+// shorter. Blocks of a chain are kept together: a parent is not evicted
+// while its evictable child is cached, and a block whose parent's content
+// is gone goes first, whatever its level (it can no longer be hit). A pin
+// (Manager.Pin) keeps a prefix whatever its level; when the pin ends its
+// blocks are back at the level their promises give them then.
 type Retention struct {
 	// Priority is the retention level, 0 (give up first) to 100.
 	Priority int
@@ -753,6 +772,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	}
 	if m.hybrid() {
 		m.admitGroups(s, p)
+		m.retainHits(s)
 		m.noteAdmit(s, id)
 		s.state = seqRunning
 		s.version++
@@ -767,6 +787,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 			m.claim(b)
 		}
 	}
+	m.retainHits(s)
 	s.blocks = append(s.blocks[:0], m.hits...)
 	m.takeHits(s, p.onboard)
 	m.allocBlocks(&s.blocks, p.need)

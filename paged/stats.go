@@ -3,7 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions           uint64
-	hashed, recalled                                        uint64
+	hashed, recalled, retained                              uint64
 	peakUsed                                                int
 }
 
@@ -47,6 +47,11 @@ type Stats struct {
 	Copies, Forks, Preemptions uint64
 	// EventsDropped counts KV events lost to a full buffer.
 	EventsDropped uint64
+	// RetainedHits counts the cached blocks that admissions with a
+	// retention (SeqOptions.Retention) reused and passed their promise
+	// for to a policy that keeps promises (the priority policy), whether
+	// or not the promise changed the block's level.
+	RetainedHits uint64
 	// Tiers holds the host tier's figures (zero without one).
 	Tiers TierStats
 }
@@ -95,6 +100,7 @@ func (m *Manager) Stats() Stats {
 		Forks:             c.forks,
 		Preemptions:       c.preemptions,
 		EventsDropped:     m.bp.events.dropped,
+		RetainedHits:      c.retained,
 	}
 	m.tierStats(&st.Tiers)
 	return st
