@@ -76,3 +76,57 @@ func TestPlacementIDGenerationNeverRepeats(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPinIDGenerationNeverRepeats: a pin slot's generation is 32 bits,
+// bumped by every Pin, so after 2^32 pins in one slot it would come back
+// and a PinID released long ago would name (and Unpin) a new pin. The
+// slot is retired instead. Before the fix the stale ID unpinned the pin
+// made after the wrap.
+func TestPinIDGenerationNeverRepeats(t *testing.T) {
+	m, err := New(Config{BlockSize: 4, NumBlocks: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetPinBudget(4); err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int32{1, 2, 3, 4, 5}
+	id, err := m.Add(prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Admit(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Free(id); err != nil {
+		t.Fatal(err)
+	}
+	first, _, err := m.Pin(prompt, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unpin(first); err != nil {
+		t.Fatal(err)
+	}
+	m.pins.pins[uint32(first)-1].gen = math.MaxUint32 - 1 // as though 2^32-3 more pins had used the slot
+	issued := map[PinID]bool{first: true}
+	for i := range 4 {
+		p, _, err := m.Pin(prompt, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if issued[p] {
+			t.Fatalf("cycle %d: pin %#x issued twice", i, uint64(p))
+		}
+		issued[p] = true
+		if err := m.Unpin(first); !errors.Is(err, ErrUnknownPin) {
+			t.Fatalf("cycle %d: the stale pin %#x released the live pin %#x: %v", i, uint64(first), uint64(p), err)
+		}
+		if err := m.Unpin(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -3,6 +3,7 @@ package paged
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -32,7 +33,8 @@ var ErrPinBudget = errors.New("paged: pin budget exhausted")
 // was unpinned, or has expired.
 var ErrUnknownPin = errors.New("paged: unknown or expired pin")
 
-// PinID names a pin. The zero PinID is never issued.
+// PinID names a pin. The zero PinID is never issued, and no PinID is
+// issued twice: a pin slot whose 2^32 generations are spent is retired.
 type PinID uint64
 
 // PinEventKind says what a PinEvent reports.
@@ -328,7 +330,9 @@ func (m *Manager) dropPin(idx uint32) {
 		m.bp.release(id)
 	}
 	p.blocks, p.live = p.blocks[:0], false
-	ps.free = append(ps.free, idx)
+	if p.gen != math.MaxUint32 {
+		ps.free = append(ps.free, idx)
+	} // else the slot's generations are spent: retired, so no PinID repeats
 	ps.live--
 }
 
