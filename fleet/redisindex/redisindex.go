@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -156,6 +155,56 @@ redis.call('SET', ARGV[5] .. n, ARGV[3])
 return {n, ARGV[3]}
 `)
 
+// clearServer defines the Lua function clearServer(set, copies, prefix,
+// base): it drops every entry of the server whose block set, copy counts,
+// block key prefix and bit base 2s are given (a block key no server holds
+// any more is deleted).
+const clearServer = `
+local function clearServer(set, copies, prefix, base)
+  for _, m in ipairs(redis.call('SMEMBERS', set)) do
+    local key = prefix .. m
+    redis.call('SETBIT', key, base, 0)
+    redis.call('SETBIT', key, base + 1, 0)
+    if redis.call('BITCOUNT', key) == 0 then redis.call('DEL', key) end
+  end
+  redis.call('DEL', set, copies)
+end
+`
+
+// renameScript gives a server's ID to another name (or frees it) if its
+// state is still the expected one: it drops the server's entries, moves
+// the ID from its old name to the new one in names and ids, and sets the
+// new state, all in one atomic call. KEYS: epoch, names, ids, state,
+// server set, server copy counts. ARGV: token, id, expected state, new
+// name ("" frees the ID), new state, block key prefix, bit base 2s.
+// Returns {1, new state}, or {0, current state} when the state differs,
+// or {2, current state} when the new name is registered already.
+var renameScript = redis.NewScript(epochCheck + clearServer + `
+local id = tonumber(ARGV[2])
+local old = redis.call('LINDEX', KEYS[3], id)
+if not old then return redis.error_reply('PAGEDKV_NOSERVER ' .. id) end
+local cur = redis.call('GET', KEYS[4]) or ''
+if cur ~= ARGV[3] then return {0, cur} end
+if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then return {2, cur} end
+clearServer(KEYS[5], KEYS[6], ARGV[6], tonumber(ARGV[7]))
+if old ~= '' and redis.call('HGET', KEYS[2], old) == ARGV[2] then redis.call('HDEL', KEYS[2], old) end
+redis.call('LSET', KEYS[3], id, ARGV[4])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[2]) end
+redis.call('SET', KEYS[4], ARGV[5])
+return {1, ARGV[5]}
+`)
+
+// serversScript reads the registry at one moment: the names by ID, each
+// followed by its state. KEYS: epoch, ids. ARGV: token, state key prefix.
+var serversScript = redis.NewScript(epochCheck + `
+local out = {}
+for i, name in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  out[#out + 1] = name
+  out[#out + 1] = redis.call('GET', ARGV[2] .. (i - 1)) or ''
+end
+return out
+`)
+
 // applyScript applies a run of block operations for one server if its
 // state is still the expected one, then sets the new state. KEYS: epoch,
 // server set, server copy counts, server state, then one block key per
@@ -166,7 +215,7 @@ return {n, ARGV[3]}
 // server (no key). A store finding the bit already set counts an extra
 // copy in the copy-count hash (field: hash bytes + tier); a remove takes
 // a copy back before it clears the bit.
-var applyScript = redis.NewScript(epochCheck + `
+var applyScript = redis.NewScript(epochCheck + clearServer + `
 local cur = redis.call('GET', KEYS[4]) or ''
 if cur ~= ARGV[5] then return {0, cur} end
 local base = tonumber(ARGV[2])
@@ -227,13 +276,7 @@ for i = 7, #ARGV do
   local op = ARGV[i]
   local kind = string.sub(op, 1, 1)
   if kind == 'c' then
-    for _, m in ipairs(redis.call('SMEMBERS', set)) do
-      local key = ARGV[3] .. m
-      redis.call('SETBIT', key, base, 0)
-      redis.call('SETBIT', key, base + 1, 0)
-      if redis.call('BITCOUNT', key) == 0 then redis.call('DEL', key) end
-    end
-    redis.call('DEL', set, copies)
+    clearServer(set, copies, ARGV[3], base)
   else
     local key = KEYS[k]
     k = k + 1
@@ -342,6 +385,8 @@ func scriptErr(what string, err error) error {
 		return fmt.Errorf("redisindex: %s: %w", what, fleet.ErrIndexLost)
 	case strings.Contains(err.Error(), "PAGEDKV_FULL"):
 		return fmt.Errorf("redisindex: %s: %w", what, fleet.ErrTooManyServers)
+	case strings.Contains(err.Error(), "PAGEDKV_NOSERVER"):
+		return fmt.Errorf("redisindex: %s: %w: server not registered", what, fleet.ErrInvalid)
 	}
 	return fmt.Errorf("redisindex: %s: %w", what, err)
 }
@@ -379,42 +424,60 @@ func parseState(v any) (fleet.StreamState, error) {
 	return st, nil
 }
 
-// Servers implements fleet.Backend.
+// Servers implements fleet.Backend: one script call reads the names and
+// states at one moment.
 func (r *Backend) Servers(dst []fleet.ServerRecord) ([]fleet.ServerRecord, error) {
 	if err := r.attached(); err != nil {
 		return dst, err
 	}
-	ctx := context.Background()
-	pipe := r.c.Pipeline()
-	epoch := pipe.Get(ctx, r.epoch)
-	ids := pipe.LRange(ctx, r.prefix+"ids", 0, -1)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return dst, fmt.Errorf("redisindex: servers: %w", err)
-	}
-	if epoch.Val() != r.token {
-		return dst, fmt.Errorf("redisindex: servers: %w", fleet.ErrIndexLost)
-	}
-	names := ids.Val()
-	if len(names) == 0 {
-		return dst, nil
-	}
-	keys := make([]string, len(names))
-	for i := range names {
-		keys[i] = r.prefix + "st:" + strconv.Itoa(i)
-	}
-	vals, err := r.c.MGet(ctx, keys...).Result()
+	res, err := serversScript.Run(context.Background(), r.c, []string{r.epoch, r.prefix + "ids"}, r.token, r.prefix+"st:").StringSlice()
 	if err != nil {
-		return dst, fmt.Errorf("redisindex: servers: %w", err)
+		return dst, scriptErr("servers", err)
 	}
-	for i, n := range names {
-		st, err := parseState(vals[i])
+	for i := 0; i+1 < len(res); i += 2 {
+		st, err := parseState(res[i+1])
 		if err != nil {
 			return dst, err
 		}
-		dst = append(dst, fleet.ServerRecord{Name: n, State: st})
+		dst = append(dst, fleet.ServerRecord{Name: res[i], State: st})
 	}
-	r.n = max(r.n, len(names))
+	r.n = max(r.n, len(res)/2)
 	return dst, nil
+}
+
+// Rename implements fleet.Backend: one script call.
+func (r *Backend) Rename(server fleet.ServerID, old fleet.StreamState, name string, next fleet.StreamState) (fleet.StreamState, error) {
+	if err := r.attached(); err != nil {
+		return fleet.StreamState{}, err
+	}
+	if server < 0 || int(server) >= r.max {
+		return fleet.StreamState{}, fmt.Errorf("%w: server %d out of range", fleet.ErrInvalid, server)
+	}
+	if next.Life <= old.Life {
+		return fleet.StreamState{}, fmt.Errorf("%w: rename of server %d to life %d, not after %d", fleet.ErrInvalid, server, next.Life, old.Life)
+	}
+	id := strconv.Itoa(int(server))
+	res, err := renameScript.Run(context.Background(), r.c,
+		[]string{r.epoch, r.prefix + "names", r.prefix + "ids", r.prefix + "st:" + id, r.prefix + "s:" + id, r.prefix + "c:" + id},
+		r.token, id, old.String(), name, next.String(), r.prefix+"b:", 2*int(server)).Slice()
+	if err != nil {
+		return fleet.StreamState{}, scriptErr("rename server "+id, err)
+	}
+	switch ok, _ := res[0].(int64); ok {
+	case 1:
+		return next, nil
+	case 2:
+		st, err := parseState(res[1])
+		if err != nil {
+			return st, err
+		}
+		return st, fmt.Errorf("redisindex: rename server %d: %q is registered already: %w", server, name, fleet.ErrConflict)
+	}
+	st, err := parseState(res[1])
+	if err != nil {
+		return st, err
+	}
+	return st, fmt.Errorf("redisindex: rename server %d: %w", server, fleet.ErrConflict)
 }
 
 func (r *Backend) blockKey(h *paged.Hash) string { return r.prefix + "b:" + string(h[:]) }
