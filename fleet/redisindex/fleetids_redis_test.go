@@ -1,8 +1,15 @@
 package redisindex_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/fleet/redisindex"
 
 	"github.com/pagedkv/pagedkv/fleet/fleettest"
 )
@@ -35,4 +42,31 @@ func TestRedisConcurrentChurn(t *testing.T) {
 // TestRedisRenameRefusals: the backend call behind reclamation.
 func TestRedisRenameRefusals(t *testing.T) {
 	fleettest.CheckRename(t, backend(t, redisAddr(t), "rename"), "rename")
+}
+
+// TestRedisAttachUpgradesLayout1: an index of layout 1 (or unmarked) is
+// joined and marked with Layout, so routers of layout 1, which know no
+// freed IDs or lives, refuse to attach from then on; a refused attach
+// (another server bound) leaves the marker alone.
+func TestRedisAttachUpgradesLayout1(t *testing.T) {
+	addr := redisAddr(t)
+	back := backend(t, addr, "upgrade")
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	base := testPrefix + ":{upgrade}:"
+	for _, marker := range []string{"pagedkv-redisindex/1", ""} {
+		require.NoError(t, back.Delete("upgrade"))
+		require.NoError(t, c.MSet(ctx, base+"epoch", "feedface", base+"max", "64").Err())
+		if marker != "" {
+			require.NoError(t, c.Set(ctx, base+"layout", marker, 0).Err())
+		}
+		require.ErrorIs(t, back.Attach("upgrade", 32), fleet.ErrInvalid)
+		got, _ := c.Get(ctx, base+"layout").Result()
+		require.Equal(t, marker, got, "a refused attach changes nothing")
+		require.NoError(t, back.Attach("upgrade", 64))
+		got, err := c.Get(ctx, base+"layout").Result()
+		require.NoError(t, err)
+		require.Equal(t, redisindex.Layout, got)
+	}
 }

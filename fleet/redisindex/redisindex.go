@@ -50,10 +50,10 @@ type Config struct {
 // and the index itself under Prefix:{model}:<epoch token>:, so an index
 // made anew after a loss never trusts keys left from an earlier life:
 //
-//	count              number of registered servers
+//	count              number of server IDs in use
 //	names              hash: server name -> ID
-//	ids                list: server names by ID
-//	st:<id>            server's stream state (fleet.StreamState.String)
+//	ids                list: server names by ID ("" for an ID freed by Unregister)
+//	st:<id>            server's stream state (fleet.StreamState.String, with the ID's Life)
 //	b:<32 hash bytes>  string: bit 2s is "server s holds the block on the device", bit 2s+1 "on the host" (SETBIT order)
 //	s:<id>             set of the block hashes server s holds, so its entries can be dropped
 //	c:<id>             hash: extra copies server s holds of a block (field: hash bytes + tier)
@@ -122,13 +122,24 @@ const epochCheck = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.e
 // Layout names the key layout this package reads and writes (the one
 // Backend's doc describes). Attach writes it with a new index and refuses
 // to join an index marked with another, so routers of versions that lay
-// keys out differently never misread each other's entries. An index
-// without a marker was made before the marker existed, in this layout.
-const Layout = "pagedkv-redisindex/1"
+// keys out differently never misread each other's entries.
+//
+// Layout 2 added ID reclamation: freed IDs ("" in ids) and the Life in
+// the states. An index of layout 1 (or without a marker, made before the
+// marker existed) is readable as layout 2: Attach joins it and marks it
+// 2, so routers of layout 1 refuse to attach from then on. Routers of
+// layout 1 already attached do not look again: stop them before the first
+// router of layout 2 attaches (or give the new routers another
+// Config.Prefix).
+const Layout = "pagedkv-redisindex/2"
 
-// attachScript creates the index when absent. KEYS: epoch, max, layout.
-// ARGV: new token, maxServers, layout. Returns the token, max and layout
-// in force.
+// upgradableLayout is the layout Attach upgrades to Layout.
+const upgradableLayout = "pagedkv-redisindex/1"
+
+// attachScript creates the index when absent, and marks an index of the
+// upgradable layout (or of none) with the current one. KEYS: epoch, max,
+// layout. ARGV: new token, maxServers, layout, upgradable layout. Returns
+// the token, max and layout in force.
 var attachScript = redis.NewScript(`
 local tok = redis.call('GET', KEYS[1])
 if not tok then
@@ -136,6 +147,10 @@ if not tok then
   redis.call('SET', KEYS[2], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[3])
   tok = ARGV[1]
+end
+local layout = redis.call('GET', KEYS[3])
+if (not layout or layout == ARGV[4]) and redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('SET', KEYS[3], ARGV[3])
 end
 return {tok, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or ''}
 `)
@@ -322,7 +337,7 @@ func (r *Backend) Attach(model string, maxServers int) error {
 		return fmt.Errorf("redisindex: epoch token: %w", err)
 	}
 	res, err := attachScript.Run(context.Background(), r.c, []string{r.epoch, r.base + "max", r.base + "layout"},
-		hex.EncodeToString(tok[:]), maxServers, Layout).StringSlice()
+		hex.EncodeToString(tok[:]), maxServers, Layout, upgradableLayout).StringSlice()
 	if err != nil {
 		return fmt.Errorf("redisindex: attach: %w", err)
 	}
