@@ -697,7 +697,8 @@ func (x *Index) resync(name string, snap *paged.Snapshot, events []paged.Event) 
 type Score struct {
 	// Server is the server's ID in the index.
 	Server ServerID
-	// Name is the name the server registered under.
+	// Name is the name the server registered under; "" for an ID freed by
+	// Unregister and not yet reused, which routers skip.
 	Name string
 	// Blocks is the number of leading blocks of the request the server
 	// holds, on either tier, without a hole; Device of them are on the
@@ -722,7 +723,9 @@ type Score struct {
 func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.clock()
+	if x.cfg.TTL > 0 { // the clock is read for expiry only (a write here keeps Seen)
+		x.clock()
+	}
 	x.stats.Lookups++
 	if err := x.ready(); err != nil {
 		return dst, err
