@@ -228,6 +228,7 @@ func (x *Index) ready() error {
 	if err := x.cfg.Backend.Attach(x.cfg.Model, x.cfg.MaxServers); err != nil {
 		return fmt.Errorf("fleet: attach backend: %w", err)
 	}
+	x.clock() // Lookup reads the clock only with a TTL; re-registration stamps Seen
 	old := x.servers
 	x.servers = nil
 	if err := x.reload(); err != nil {
@@ -278,8 +279,10 @@ func (x *Index) reload() error {
 
 // register returns the server named name, registering it with the
 // backend when new to this Index. partial says a new server's cache is
-// unknown (a loss): its first event is taken as it comes. When every ID
-// is in use, the ID of an unregistered or expired server is reclaimed.
+// unknown (a loss): its first event is taken as it comes, and it is
+// stamped seen now, so that the TTL expires it if it never speaks again.
+// When every ID is in use, the ID of an unregistered or expired server is
+// reclaimed.
 func (x *Index) register(name string, partial bool) (ServerID, *server, error) {
 	if id, ok := x.byName[name]; ok {
 		return id, &x.servers[id], nil
@@ -287,9 +290,13 @@ func (x *Index) register(name string, partial bool) (ServerID, *server, error) {
 	if name == "" {
 		return 0, nil, fmt.Errorf("%w: empty server name", ErrInvalid)
 	}
-	id, st, err := x.cfg.Backend.Register(name, StreamState{Partial: partial})
+	init := StreamState{Partial: partial}
+	if partial {
+		init.Seen = x.nowWall
+	}
+	id, st, err := x.cfg.Backend.Register(name, init)
 	if errors.Is(err, ErrTooManyServers) {
-		return x.reclaim(name, StreamState{Partial: partial})
+		return x.reclaim(name, init)
 	}
 	if err != nil {
 		if errors.Is(err, ErrIndexLost) {
@@ -305,8 +312,12 @@ func (x *Index) register(name string, partial bool) (ServerID, *server, error) {
 	if int(id) >= len(x.servers) || x.servers[id].name != name {
 		return 0, nil, fmt.Errorf("fleet: backend registered %q as server %d, which the registry does not list", name, id)
 	}
-	x.servers[id].st = st
-	return id, &x.servers[id], nil
+	s := &x.servers[id]
+	s.st = st
+	if st.Seen != 0 && st.Seen == x.nowWall {
+		s.seenAt, s.seenWall = x.now, st.Seen
+	}
+	return id, s, nil
 }
 
 // reclaimable reports whether a server's ID may go to a new name: it is
@@ -941,7 +952,8 @@ func (x *Index) expire() ([]uint64, error) {
 
 // ServerStatus describes one server's stream as the index sees it.
 type ServerStatus struct {
-	// ID is the server's ID in the index, in registration order from 0.
+	// ID is the server's ID in the index: handed out from 0 in
+	// registration order, then reused (see Index.Register).
 	ID ServerID
 	// Name is the name the server registered under; "" for an ID freed by
 	// Unregister and not yet given to a new name.

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/fleet"
 	"github.com/pagedkv/pagedkv/fleet/redisindex"
+	"github.com/pagedkv/pagedkv/paged"
 
 	"github.com/pagedkv/pagedkv/fleet/fleettest"
 )
@@ -69,4 +71,36 @@ func TestRedisAttachUpgradesLayout1(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, redisindex.Layout, got)
 	}
+}
+
+// TestRedisServersKnownBeforeALossExpire: after Redis lost the index, the
+// router registers the servers it knew again (partial); those that never
+// speak again expire with the TTL and give their IDs to new names.
+func TestRedisServersKnownBeforeALossExpire(t *testing.T) {
+	addr := redisAddr(t)
+	clk := fleettest.NewClock()
+	x, err := fleet.New(fleet.Config{Backend: backend(t, addr, "lossttl"), Model: "lossttl", MaxServers: 2, TTL: time.Minute, Now: clk.Now})
+	require.NoError(t, err)
+	require.NoError(t, x.Apply("a", []paged.Event{fleettest.Stored(1, paged.Device, 1)}))
+	require.NoError(t, x.Apply("b", []paged.Event{fleettest.Stored(1, paged.Device, 2)}))
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.Del(context.Background(), testPrefix+":{lossttl}:epoch").Err())
+	clk.Advance(30 * time.Second)
+	sc, err := x.Lookup(fleettest.Hs(1), nil)
+	require.NoError(t, err)
+	require.Len(t, sc, 2)
+	st, err := x.Servers(nil)
+	require.NoError(t, err)
+	require.Len(t, st, 2)
+	for _, s := range st {
+		require.True(t, s.Partial, "%s after the loss", s.Name)
+		require.Equal(t, clk.Now(), s.LastSeen, "%s is stamped when registered again", s.Name)
+	}
+	_, err = x.Register("c")
+	require.ErrorIs(t, err, fleet.ErrTooManyServers, "a and b may still be alive")
+	clk.Advance(2 * time.Minute)
+	id, err := x.Register("c")
+	require.NoError(t, err, "a and b never spoke again")
+	require.Equal(t, fleet.ServerID(0), id)
 }
