@@ -11,7 +11,9 @@ import (
 // ServerID is the dense number a backend gives a server the first time its
 // name is registered, from 0. It is the server's bit in the holder sets.
 // Every Index attached to one backend (several routers on one Redis) sees
-// the same IDs.
+// the same IDs. An ID outlives its name: Index.Unregister frees it and a
+// new name may take over the ID of an expired or unregistered server
+// (Backend.Rename), each time with a larger StreamState.Life.
 type ServerID int32
 
 // StreamState is what the index knows of one server's event stream. It
@@ -36,13 +38,20 @@ type StreamState struct {
 	// Expired: the server was silent for longer than the index's TTL.
 	Expired bool
 	// Seen is when the server last sent events or a heartbeat, in Unix
-	// nanoseconds (0: never).
+	// nanoseconds (0: never). It is wall-clock time because every router
+	// sharing a backend reads it (see Config.TTL).
 	Seen int64
+	// Life counts the times the server's ID was given to another name
+	// (or freed): 0 for the ID's first name. Since backends compare whole
+	// states, a write from an Index that still holds a state of an
+	// earlier life of the ID fails with ErrConflict, and the Index learns
+	// from the current state's Life that the ID changed hands.
+	Life uint64
 }
 
 // String encodes the state as backends store it: "gen last flags seen",
 // flags being letters (s started, a any start, p partial, d dirty, x
-// expired) or "-".
+// expired) or "-", then " L<life>" when Life is not 0.
 func (st StreamState) String() string {
 	var f []byte
 	for _, b := range []struct {
@@ -56,12 +65,17 @@ func (st StreamState) String() string {
 	if len(f) == 0 {
 		f = append(f, '-')
 	}
-	return strconv.FormatUint(st.Gen, 10) + " " + strconv.FormatUint(st.Last, 10) + " " + string(f) + " " + strconv.FormatInt(st.Seen, 10)
+	out := strconv.FormatUint(st.Gen, 10) + " " + strconv.FormatUint(st.Last, 10) + " " + string(f) + " " + strconv.FormatInt(st.Seen, 10)
+	if st.Life != 0 {
+		out += " L" + strconv.FormatUint(st.Life, 10)
+	}
+	return out
 }
 
-// ParseStreamState decodes String's encoding. Text after a fourth space
-// is ignored (backends may tag intermediate states). A malformed text is
-// ErrMalformed with the zero state.
+// ParseStreamState decodes String's encoding. After the fourth field, a
+// field "L<life>" is the Life and other fields are ignored (backends may
+// tag intermediate states). A malformed text is ErrMalformed with the
+// zero state.
 func ParseStreamState(s string) (StreamState, error) {
 	var st StreamState
 	p := strings.SplitN(s, " ", 5)
@@ -74,6 +88,18 @@ func ParseStreamState(s string) (StreamState, error) {
 	st.Seen, err3 = strconv.ParseInt(p[3], 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil {
 		return StreamState{}, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
+	}
+	if len(p) == 5 {
+		for _, f := range strings.Fields(p[4]) {
+			if f[0] != 'L' {
+				continue
+			}
+			life, err := strconv.ParseUint(f[1:], 10, 64)
+			if err != nil {
+				return StreamState{}, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
+			}
+			st.Life = life
+		}
 	}
 	for _, c := range []byte(p[2]) {
 		switch c {
@@ -116,10 +142,23 @@ type Backend interface {
 	// for maxServers servers. It never deletes what other routers wrote.
 	Attach(model string, maxServers int) error
 	// Register returns the ID and state of the server called name, adding
-	// it when new with state init.
+	// it when new with state init under the next unused ID. When every ID
+	// is in use it returns ErrTooManyServers (IDs are reused only through
+	// Rename).
 	Register(name string, init StreamState) (ServerID, StreamState, error)
-	// Servers appends every registered server, by ID, to dst.
+	// Servers appends every ID in use, by ID, to dst: its name ("" for a
+	// freed ID) and state, all read at one moment.
 	Servers(dst []ServerRecord) ([]ServerRecord, error)
+	// Rename gives server's ID to name if its state is still old: in one
+	// atomic step it drops every entry of the server (and its copy
+	// counts), registers the ID under name instead of its former name (""
+	// frees the ID: Register never returns it, Servers lists it with an
+	// empty name) and sets the state to next. next.Life must exceed
+	// old.Life (else ErrInvalid), so no writer holding a state of the old
+	// name can change the new one. If the state is not old, or name is
+	// already registered, it changes nothing and returns the current state
+	// with ErrConflict.
+	Rename(server ServerID, old StreamState, name string, next StreamState) (StreamState, error)
 	// Update applies one server's events if its state is still old:
 	// first it drops every entry of the server when clear is set, then
 	// applies events in order (BlockStored adds a copy of each hash on

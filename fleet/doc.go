@@ -46,6 +46,35 @@
 // exact again with AllBlocksCleared (its cache is empty) or with
 // Index.Resync and the server's paged.Snapshot.
 //
+// # Server lifecycle
+//
+// A server is registered under its name the first time the index hears
+// of it (Register, Apply, Heartbeat, Resync) and gets a ServerID, its bit
+// in the holder sets; there are Config.MaxServers IDs. Names change in a
+// real fleet (a Kubernetes pod gets a new name on every restart), so IDs
+// are reclaimed: Unregister frees a server's ID at once (for an operator
+// or a pod-deletion hook), and a new name that finds every ID in use
+// takes a free one, or else the ID of the server silent longest past
+// Config.TTL. ErrTooManyServers means every ID belongs to a live server.
+// The backend drops the old server's entries and gives the ID to the new
+// name in one atomic step (Backend.Rename), so no lookup, by this router
+// or another on the same Redis, ever scores the old server's blocks under
+// the new name. Each hand-over raises the ID's StreamState.Life; a write
+// prepared for the old name (its late events, racing with the hand-over
+// on another router) fails on the backend's compare-and-set and is never
+// applied to the new owner: the old name is registered again as a new
+// server, under another ID if one is free, and partial unless its events
+// start at number 1. A router that routed to the old name a moment ago
+// may still do so until its next Lookup, which reloads the names; a
+// Pending record's claims on the ID (by ServerID) end with their
+// PendingConfig.TTL.
+//
+// Silence is measured on the monotonic clock when this Index wrote the
+// server's last stamp, so a step of the wall clock neither expires a
+// server early nor keeps it late; a stamp written by another router can
+// only be compared in wall-clock time, so routers sharing a Redis need
+// clocks that agree (NTP) to well within the TTL.
+//
 // # vLLM events
 //
 // The index takes paged.Event values from any source. Package

@@ -40,10 +40,20 @@ type Config struct {
 	// 0.5; both must be positive.
 	DeviceWeight, HostWeight float64
 	// TTL expires a server that has sent no events for this long: its
-	// entries are dropped and it is partial until it resyncs. A server
-	// with an idle cache should send Heartbeat. Default 0: never.
+	// entries are dropped and it is partial until it resyncs, and its ID
+	// may be given to a new name when every ID is in use (see
+	// Index.Register). A server with an idle cache should send Heartbeat.
+	// Default 0: never (then only Index.Unregister frees an ID).
+	//
+	// Silence is measured on the monotonic clock (time.Time.Sub) since
+	// the last event or heartbeat this Index wrote itself, so a step of
+	// the wall clock neither expires a server early nor keeps it late.
+	// When another router wrote the server's last stamp (a shared Redis)
+	// only wall-clock time can be compared across processes, so the
+	// routers' clocks must agree (NTP) to well within the TTL.
 	TTL time.Duration
-	// Now is the clock for TTL. Default time.Now; tests pass a fake.
+	// Now is the clock for TTL. Default time.Now, whose readings carry
+	// the monotonic clock; tests pass a fake.
 	Now func() time.Time
 }
 
@@ -98,11 +108,18 @@ type Index struct {
 	servers    []server // by ServerID: this Index's cache of the registry
 	byName     map[string]ServerID
 	needAttach bool
-	masks      []uint64      // lookup scratch
-	states     []StreamState // lookup scratch
-	alive      []uint64      // lookup scratch: servers whose run goes on
-	planes     []uint64      // lookup scratch: bit-sliced device counts, countBits per word
-	stats      Stats
+	// reloadNames: a backend state showed that an ID changed hands
+	// (another Life) since the registry was read; the names are reloaded
+	// before the next use.
+	reloadNames bool
+	// now and nowWall are the clock reading of the current call.
+	now     time.Time
+	nowWall int64
+	masks   []uint64      // lookup scratch
+	states  []StreamState // lookup scratch
+	alive   []uint64      // lookup scratch: servers whose run goes on
+	planes  []uint64      // lookup scratch: bit-sliced device counts, countBits per word
+	stats   Stats
 }
 
 // server is this Index's view of one server.
@@ -112,6 +129,11 @@ type server struct {
 	// unsure: a write of ours failed without telling whether it was
 	// applied; the entries are cleared before the next use.
 	unsure bool
+	// seenAt is the clock reading (monotonic when the clock gives one)
+	// at which this Index wrote the stamp seenWall into st.Seen: while
+	// st.Seen is still that stamp, silence is measured from seenAt.
+	seenAt   time.Time
+	seenWall int64
 }
 
 // Stats counts what an Index has done.
@@ -127,6 +149,11 @@ type Stats struct {
 	Gaps uint64
 	// Expired counts servers dropped for silence longer than the TTL.
 	Expired uint64
+	// Reclaimed counts server IDs this Index gave to a new name after
+	// their server expired or was unregistered.
+	Reclaimed uint64
+	// Unregistered counts servers this Index unregistered.
+	Unregistered uint64
 	// Losses counts times the backend lost its content (Redis restart).
 	Losses uint64
 	// Conflicts counts writes retried because another router changed the
@@ -154,34 +181,65 @@ func New(cfg Config) (*Index, error) {
 	return x, nil
 }
 
+// errOwnerChanged: a backend refused a write because the server's ID now
+// belongs to another name (its state has another Life). The Index
+// reloads the registry and retries; the write is never applied to the
+// new owner.
+var errOwnerChanged = errors.New("fleet: server id given to another name")
+
+// ErrUnknownServer: Index.Unregister was given a name no server is
+// registered under (never registered, unregistered already, or its ID
+// given to another name after it expired).
+var ErrUnknownServer = errors.New("fleet: unknown server")
+
+// clock reads the clock once for the current call.
+func (x *Index) clock() {
+	if x.cfg.Now == nil { // a zero Index: ready refuses it
+		return
+	}
+	x.now = x.cfg.Now()
+	x.nowWall = x.now.UnixNano()
+}
+
+// retry runs one attempt of a call again while it failed on a conflict
+// with another router (or once after a loss of the backend's content).
+func (x *Index) retry(f func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := f()
+		if attempt < 8 && (errors.Is(err, ErrConflict) || errors.Is(err, errOwnerChanged) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
+			continue
+		}
+		return err
+	}
+}
+
 // ready attaches to the backend (at start and after a loss) and loads the
-// registry.
+// registry, and reloads the names when an ID changed hands.
 func (x *Index) ready() error {
 	if x.cfg.Backend == nil {
 		return fmt.Errorf("%w: Index not created with New", ErrInvalid)
 	}
 	if !x.needAttach {
+		if x.reloadNames {
+			return x.reload()
+		}
 		return nil
 	}
 	if err := x.cfg.Backend.Attach(x.cfg.Model, x.cfg.MaxServers); err != nil {
 		return fmt.Errorf("fleet: attach backend: %w", err)
 	}
-	recs, err := x.cfg.Backend.Servers(nil)
-	if err != nil {
-		return fmt.Errorf("fleet: read server registry: %w", err)
-	}
+	x.clock() // Lookup reads the clock only with a TTL; re-registration stamps Seen
 	old := x.servers
-	x.servers = x.servers[:0:0]
-	clear(x.byName)
-	for _, r := range recs {
-		x.byName[r.Name] = ServerID(len(x.servers))
-		x.servers = append(x.servers, server{name: r.Name, st: r.State})
+	x.servers = nil
+	if err := x.reload(); err != nil {
+		x.servers = old
+		return err
 	}
 	x.needAttach = false
 	// After a loss, the servers this Index knew come back partial: the
 	// index knows nothing of their caches until they resync.
 	for _, s := range old {
-		if _, ok := x.byName[s.name]; !ok {
+		if _, ok := x.byName[s.name]; !ok && s.name != "" {
 			if _, _, err := x.register(s.name, true); err != nil {
 				return err
 			}
@@ -190,23 +248,41 @@ func (x *Index) ready() error {
 	return nil
 }
 
-// refresh reloads the registry after a backend call named a server this
-// Index had not seen (another router registered it).
-func (x *Index) refresh() error {
+// reload reads the whole registry again (names and states of one
+// moment). A server keeps what only this Index knows of it (an unsure
+// write, its monotonic stamp) when its ID still has the same name and
+// Life.
+func (x *Index) reload() error {
 	recs, err := x.cfg.Backend.Servers(nil)
 	if err != nil {
+		if errors.Is(err, ErrIndexLost) {
+			x.lost()
+		}
 		return fmt.Errorf("fleet: read server registry: %w", err)
 	}
-	for i := len(x.servers); i < len(recs); i++ {
-		x.byName[recs[i].Name] = ServerID(i)
-		x.servers = append(x.servers, server{name: recs[i].Name, st: recs[i].State})
+	old := x.servers
+	x.servers = make([]server, len(recs))
+	clear(x.byName)
+	for i, r := range recs {
+		s := server{name: r.Name, st: r.State}
+		if i < len(old) && old[i].name == r.Name && old[i].st.Life == r.State.Life {
+			s.unsure, s.seenAt, s.seenWall = old[i].unsure, old[i].seenAt, old[i].seenWall
+		}
+		x.servers[i] = s
+		if r.Name != "" {
+			x.byName[r.Name] = ServerID(i)
+		}
 	}
+	x.reloadNames = false
 	return nil
 }
 
 // register returns the server named name, registering it with the
 // backend when new to this Index. partial says a new server's cache is
-// unknown (a loss): its first event is taken as it comes.
+// unknown (a loss): its first event is taken as it comes, and it is
+// stamped seen now, so that the TTL expires it if it never speaks again.
+// When every ID is in use, the ID of an unregistered or expired server is
+// reclaimed.
 func (x *Index) register(name string, partial bool) (ServerID, *server, error) {
 	if id, ok := x.byName[name]; ok {
 		return id, &x.servers[id], nil
@@ -214,38 +290,202 @@ func (x *Index) register(name string, partial bool) (ServerID, *server, error) {
 	if name == "" {
 		return 0, nil, fmt.Errorf("%w: empty server name", ErrInvalid)
 	}
-	id, st, err := x.cfg.Backend.Register(name, StreamState{Partial: partial})
+	init := StreamState{Partial: partial}
+	if partial {
+		init.Seen = x.nowWall
+	}
+	id, st, err := x.cfg.Backend.Register(name, init)
+	if errors.Is(err, ErrTooManyServers) {
+		return x.reclaim(name, init)
+	}
 	if err != nil {
 		if errors.Is(err, ErrIndexLost) {
 			x.lost()
 		}
 		return 0, nil, fmt.Errorf("fleet: register %q: %w", name, err)
 	}
-	if int(id) >= len(x.servers) {
-		if err := x.refresh(); err != nil {
+	if int(id) >= len(x.servers) || x.servers[id].name != name {
+		if err := x.reload(); err != nil {
 			return 0, nil, err
 		}
 	}
 	if int(id) >= len(x.servers) || x.servers[id].name != name {
 		return 0, nil, fmt.Errorf("fleet: backend registered %q as server %d, which the registry does not list", name, id)
 	}
-	x.servers[id].st = st
-	return id, &x.servers[id], nil
+	s := &x.servers[id]
+	s.st = st
+	if st.Seen != 0 && st.Seen == x.nowWall {
+		s.seenAt, s.seenWall = x.now, st.Seen
+	}
+	return id, s, nil
+}
+
+// reclaimable reports whether a server's ID may go to a new name: it is
+// free (unregistered) or its server expired, or is silent for longer
+// than the TTL (Lookup would expire it).
+func (x *Index) reclaimable(s *server) bool {
+	return s.name == "" || s.st.Expired || x.silent(s)
+}
+
+// silent reports whether a server has been silent for longer than the
+// TTL and is not yet marked expired.
+func (x *Index) silent(s *server) bool {
+	if x.cfg.TTL == 0 || s.st.Expired || s.st.Seen == 0 {
+		return false
+	}
+	var d time.Duration
+	if s.st.Seen == s.seenWall && !s.seenAt.IsZero() {
+		d = x.now.Sub(s.seenAt) // our own stamp: the monotonic clock
+	} else {
+		d = time.Duration(x.nowWall - s.st.Seen) // another router's: wall time
+	}
+	return d > x.cfg.TTL
+}
+
+// reclaim gives name the ID of a free or expired server: a free ID
+// first (the lowest), else the one silent longest (lowest ID on ties).
+// Backend.Rename drops the old server's entries in the same atomic step,
+// so no reader ever sees them under the new name, and the new Life makes
+// every write prepared for the old name fail.
+func (x *Index) reclaim(name string, init StreamState) (ServerID, *server, error) {
+	for range 8 {
+		if err := x.reload(); err != nil {
+			return 0, nil, err
+		}
+		if id, ok := x.byName[name]; ok { // another router registered it
+			return id, &x.servers[id], nil
+		}
+		victim := -1
+		for i := range x.servers {
+			s := &x.servers[i]
+			if s.name == "" {
+				victim = i
+				break
+			}
+			if x.reclaimable(s) && (victim < 0 || s.st.Seen < x.servers[victim].st.Seen) {
+				victim = i
+			}
+		}
+		if victim < 0 {
+			return 0, nil, fmt.Errorf("fleet: register %q: %w: all %d server ids belong to live servers (none expired or unregistered)", name, ErrTooManyServers, len(x.servers))
+		}
+		s := &x.servers[victim]
+		next := init
+		next.Gen, next.Life, next.Seen = s.st.Gen+1, s.st.Life+1, x.nowWall
+		_, err := x.cfg.Backend.Rename(ServerID(victim), s.st, name, next)
+		switch {
+		case err == nil:
+			if s.name != "" {
+				delete(x.byName, s.name)
+			}
+			*s = server{name: name, st: next, seenAt: x.now, seenWall: next.Seen}
+			x.byName[name] = ServerID(victim)
+			x.stats.Reclaimed++
+			return ServerID(victim), s, nil
+		case errors.Is(err, ErrConflict):
+			x.stats.Conflicts++ // reload and choose again
+		case errors.Is(err, ErrIndexLost):
+			x.lost()
+			return 0, nil, fmt.Errorf("fleet: register %q: %w", name, err)
+		default:
+			x.reloadNames = true
+			return 0, nil, fmt.Errorf("fleet: register %q in place of %q: %w", name, s.name, err)
+		}
+	}
+	return 0, nil, fmt.Errorf("fleet: register %q: %w", name, ErrConflict)
 }
 
 // Register adds a server without events, so it is scored (at zero) and
-// subject to the TTL from now on. Apply registers servers by itself.
+// subject to the TTL from now on. Apply, Heartbeat and Resync register
+// servers by themselves, the same way. A new name takes the next unused
+// ID; when all Config.MaxServers IDs are in use it takes the ID of an
+// unregistered server or else of an expired one (silent for longer than
+// the TTL; the longest silent first), whose entries are dropped in the
+// same atomic step. ErrTooManyServers means every ID belongs to a live
+// server.
 func (x *Index) Register(name string) (ServerID, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if err := x.ready(); err != nil {
-		return 0, err
-	}
-	id, s, err := x.register(name, false)
-	if err == nil && s.st.Seen == 0 {
-		err = x.touch(id, s)
-	}
+	x.clock()
+	var id ServerID
+	err := x.retry(func() error {
+		if err := x.ready(); err != nil {
+			return err
+		}
+		var s *server
+		var err error
+		id, s, err = x.register(name, false)
+		if err == nil && s.st.Seen == 0 {
+			err = x.touch(id, s)
+		}
+		return err
+	})
 	return id, err
+}
+
+// Unregister removes the server called name from the index: its entries
+// are dropped and its ID freed for the next new name, in one atomic step
+// of the backend. Call it when a server leaves for good (a pod deleted);
+// a server that merely went silent is expired by the TTL instead. Events
+// of the name that arrive later register it again as a new server (under
+// whatever ID is free then), partial unless they start at sequence number
+// 1: they never reach the server that takes over its ID. A router that
+// keeps a Pending record should stop counting the ID's claims too. A name
+// not registered is ErrUnknownServer.
+func (x *Index) Unregister(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty server name", ErrInvalid)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.clock()
+	return x.retry(func() error { return x.unregister(name) })
+}
+
+func (x *Index) unregister(name string) error {
+	if err := x.ready(); err != nil {
+		return err
+	}
+	id, ok := x.byName[name]
+	if !ok {
+		if err := x.reload(); err != nil { // another router may have registered it
+			return err
+		}
+		if id, ok = x.byName[name]; !ok {
+			return fmt.Errorf("fleet: unregister %q: %w", name, ErrUnknownServer)
+		}
+	}
+	s := &x.servers[id]
+	next := StreamState{Gen: s.st.Gen + 1, Life: s.st.Life + 1, Partial: true, Expired: true}
+	cur, err := x.cfg.Backend.Rename(id, s.st, "", next)
+	switch {
+	case err == nil:
+		delete(x.byName, name)
+		*s = server{st: next}
+		x.stats.Unregistered++
+		return nil
+	case errors.Is(err, ErrConflict):
+		return x.conflicted(s, cur)
+	case errors.Is(err, ErrIndexLost):
+		x.lost()
+	default:
+		x.reloadNames = true
+	}
+	return fmt.Errorf("fleet: unregister %q: %w", name, err)
+}
+
+// conflicted takes the current state a backend returned with ErrConflict:
+// the server's own new state (ErrConflict: the caller retries from it),
+// or the state of the name its ID went to (errOwnerChanged: the registry
+// is reloaded before anything else is written).
+func (x *Index) conflicted(s *server, cur StreamState) error {
+	x.stats.Conflicts++
+	if cur.Life != s.st.Life {
+		x.reloadNames = true
+		return fmt.Errorf("fleet: %q: %w", s.name, errOwnerChanged)
+	}
+	s.st = cur
+	return ErrConflict
 }
 
 // Apply takes one server's events in its order. Sequence numbers must
@@ -270,13 +510,8 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		err := x.apply(name, events)
-		if attempt < 8 && (errors.Is(err, ErrConflict) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
-			continue
-		}
-		return err
-	}
+	x.clock()
+	return x.retry(func() error { return x.apply(name, events) })
 }
 
 // apply is one attempt of Apply from the server's current state.
@@ -288,8 +523,11 @@ func (x *Index) apply(name string, events []paged.Event) error {
 	if err != nil {
 		return err
 	}
+	// A server silent for longer than the TTL is expired by whichever call
+	// notices first: here its entries are dropped before its events go on.
+	expire := x.silent(s)
 	st := s.st
-	st.Seen, st.Expired = x.cfg.Now().UnixNano(), false // any event, even a replay, proves the server alive
+	st.Seen, st.Expired = x.nowWall, false // any event, even a replay, proves the server alive
 	// Replays come first in a call (a publisher resends from an older
 	// number after a reconnect); validation guarantees the rest increase.
 	i := 0
@@ -300,7 +538,7 @@ func (x *Index) apply(name string, events []paged.Event) error {
 	// Events go to the backend in gap-free runs: a gap flushes the run
 	// before it, and the next run clears the server's entries first.
 	seg, gaps := i, uint64(0)
-	clearFirst := st.Dirty || s.unsure
+	clearFirst := st.Dirty || s.unsure || expire
 	if clearFirst {
 		st.Partial = true
 	}
@@ -326,6 +564,9 @@ func (x *Index) apply(name string, events []paged.Event) error {
 	}
 	x.stats.Duplicates += dup
 	x.stats.Gaps += gaps
+	if expire {
+		x.stats.Expired++
+	}
 	return nil
 }
 
@@ -335,6 +576,9 @@ func (x *Index) flush(id ServerID, s *server, next StreamState, clearFirst bool,
 	cur, err := x.cfg.Backend.Update(id, s.st, next, clearFirst, events)
 	switch {
 	case err == nil:
+		if next.Seen != s.st.Seen && next.Seen == x.nowWall {
+			s.seenAt, s.seenWall = x.now, next.Seen
+		}
 		s.st, s.unsure = next, false
 		x.stats.Events += uint64(len(events))
 		for i := range events {
@@ -342,9 +586,7 @@ func (x *Index) flush(id ServerID, s *server, next StreamState, clearFirst bool,
 		}
 		return nil
 	case errors.Is(err, ErrConflict):
-		s.st = cur
-		x.stats.Conflicts++
-		return err
+		return x.conflicted(s, cur)
 	case errors.Is(err, ErrIndexLost):
 		x.lost()
 		return fmt.Errorf("fleet: apply events of %q: %w", s.name, err)
@@ -353,12 +595,21 @@ func (x *Index) flush(id ServerID, s *server, next StreamState, clearFirst bool,
 	return fmt.Errorf("fleet: apply events of %q: %w", s.name, err)
 }
 
-// touch records that a server is alive.
+// touch records that a server is alive (an expired one is no longer
+// expired, and stays partial; one silent for longer than the TTL is
+// expired first).
 func (x *Index) touch(id ServerID, s *server) error {
 	for range 8 {
+		expire := x.silent(s)
 		next := s.st
-		next.Seen = x.cfg.Now().UnixNano()
-		err := x.flush(id, s, next, false, nil)
+		next.Seen, next.Expired = x.nowWall, false
+		if expire {
+			next.Partial, next.Dirty = true, false
+		}
+		err := x.flush(id, s, next, expire, nil)
+		if err == nil && expire {
+			x.stats.Expired++
+		}
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
@@ -375,6 +626,11 @@ func (x *Index) cleanUnsure(id ServerID, s *server) error {
 		next := s.st
 		next.Partial, next.Dirty = true, false
 		err := x.flush(id, s, next, true, nil)
+		if errors.Is(err, errOwnerChanged) {
+			// Rename dropped the entries of the write we are unsure of.
+			s.unsure = false
+			return nil
+		}
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
@@ -396,14 +652,17 @@ func (x *Index) lost() {
 func (x *Index) Heartbeat(name string) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if err := x.ready(); err != nil {
-		return err
-	}
-	id, s, err := x.register(name, false)
-	if err != nil {
-		return err
-	}
-	return x.touch(id, s)
+	x.clock()
+	return x.retry(func() error {
+		if err := x.ready(); err != nil {
+			return err
+		}
+		id, s, err := x.register(name, false)
+		if err != nil {
+			return err
+		}
+		return x.touch(id, s)
+	})
 }
 
 // Resync rebuilds a server's entries from a snapshot of its cache
@@ -423,13 +682,8 @@ func (x *Index) Resync(name string, snap *paged.Snapshot) error {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		err := x.resync(name, snap, events)
-		if attempt < 8 && (errors.Is(err, ErrConflict) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
-			continue
-		}
-		return err
-	}
+	x.clock()
+	return x.retry(func() error { return x.resync(name, snap, events) })
 }
 
 func (x *Index) resync(name string, snap *paged.Snapshot, events []paged.Event) error {
@@ -440,9 +694,9 @@ func (x *Index) resync(name string, snap *paged.Snapshot, events []paged.Event) 
 	if err != nil {
 		return err
 	}
-	next := StreamState{AnyStart: true, Seen: x.cfg.Now().UnixNano()}
+	next := StreamState{AnyStart: true, Seen: x.nowWall, Life: s.st.Life}
 	if snap != nil {
-		next = StreamState{Started: snap.Seq > 0, Last: snap.Seq, Seen: next.Seen}
+		next = StreamState{Started: snap.Seq > 0, Last: snap.Seq, Seen: next.Seen, Life: s.st.Life}
 	}
 	if err := x.flush(id, s, next, true, events); err != nil {
 		return fmt.Errorf("fleet: resync %q: %w", name, err)
@@ -454,7 +708,8 @@ func (x *Index) resync(name string, snap *paged.Snapshot, events []paged.Event) 
 type Score struct {
 	// Server is the server's ID in the index.
 	Server ServerID
-	// Name is the name the server registered under.
+	// Name is the name the server registered under; "" for an ID freed by
+	// Unregister and not yet reused, which routers skip.
 	Name string
 	// Blocks is the number of leading blocks of the request the server
 	// holds, on either tier, without a hole; Device of them are on the
@@ -473,11 +728,15 @@ type Score struct {
 
 // Lookup scores every registered server for a request whose block hashes
 // are hashes (in chain order) and appends one Score per server, by
-// ServerID, to dst. It costs one backend lookup (one round trip for Redis)
+// ServerID, to dst. An ID freed by Unregister and not yet reused is
+// scored zero with an empty Name (and Partial): routers skip it. It costs one backend lookup (one round trip for Redis)
 // and allocates nothing once dst and the index's scratch have grown.
 func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.cfg.TTL > 0 { // the clock is read for expiry only (a write here keeps Seen)
+		x.clock()
+	}
 	x.stats.Lookups++
 	if err := x.ready(); err != nil {
 		return dst, err
@@ -501,17 +760,40 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	if err != nil {
 		return dst, fmt.Errorf("fleet: lookup: %w", err)
 	}
-	if len(states) > len(x.servers) {
-		if err := x.refresh(); err != nil {
+	// An ID whose Life moved on was given to another name (by another
+	// router): reload the names. The holder sets and the states are of
+	// one moment, so the bits of an ID belong to the Life its state
+	// shows; an ID whose name changed again since counts as holding
+	// nothing (stale below).
+	reload := x.reloadNames || len(states) > len(x.servers)
+	for i := range min(len(states), len(x.servers)) {
+		reload = reload || states[i].Life != x.servers[i].st.Life
+	}
+	if reload {
+		if err := x.reload(); err != nil {
 			return dst, err
 		}
 	}
 	for i := range min(len(states), len(x.servers)) {
-		x.servers[i].st = states[i]
+		if states[i].Life == x.servers[i].st.Life {
+			x.servers[i].st = states[i]
+		}
 	}
 	expired, err := x.expire()
 	if err != nil {
 		return dst, err
+	}
+	if x.reloadNames {
+		if err := x.reload(); err != nil {
+			return dst, err
+		}
+	}
+	stale := false
+	for i := range min(len(states), len(x.servers)) {
+		if states[i].Life != x.servers[i].st.Life {
+			expired[i/64] |= 1 << (uint(i) % 64)
+			stale = true
+		}
 	}
 	// Every registered server gets a score, zero included: routers need
 	// the whole fleet to weigh load.
@@ -520,6 +802,11 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	}
 	if len(x.servers) == 0 || len(hashes) == 0 {
 		x.markPartial(dst[base:])
+		for i := range min(len(states), len(x.servers)) {
+			if states[i].Life != x.servers[i].st.Life {
+				dst[base+i].Partial = true
+			}
+		}
 		return dst, nil
 	}
 	out := dst[base:]
@@ -557,6 +844,13 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 		out[i].Value = float64(out[i].Device)*x.cfg.DeviceWeight + float64(out[i].Blocks-out[i].Device)*x.cfg.HostWeight
 	}
 	x.markPartial(out)
+	if stale {
+		for i := range min(len(states), len(out)) {
+			if states[i].Life != x.servers[i].st.Life {
+				out[i].Partial = true
+			}
+		}
+	}
 	return dst, nil
 }
 
@@ -631,11 +925,10 @@ func (x *Index) expire() ([]uint64, error) {
 	if x.cfg.TTL == 0 {
 		return expired, nil
 	}
-	now := x.cfg.Now().UnixNano()
 	for i := range x.servers {
 		s := &x.servers[i]
 		for range 8 {
-			if s.st.Expired || s.st.Seen == 0 || now-s.st.Seen <= int64(x.cfg.TTL) {
+			if !x.silent(s) {
 				break
 			}
 			next := s.st
@@ -645,6 +938,9 @@ func (x *Index) expire() ([]uint64, error) {
 				x.stats.Expired++
 				expired[i/64] |= 1 << (uint(i) % 64)
 				break
+			}
+			if errors.Is(err, errOwnerChanged) {
+				break // the caller reloads the names
 			}
 			if !errors.Is(err, ErrConflict) {
 				return expired, err
@@ -656,9 +952,11 @@ func (x *Index) expire() ([]uint64, error) {
 
 // ServerStatus describes one server's stream as the index sees it.
 type ServerStatus struct {
-	// ID is the server's ID in the index, in registration order from 0.
+	// ID is the server's ID in the index: handed out from 0 in
+	// registration order, then reused (see Index.Register).
 	ID ServerID
-	// Name is the name the server registered under.
+	// Name is the name the server registered under; "" for an ID freed by
+	// Unregister and not yet given to a new name.
 	Name string
 	// Seq is the sequence number of the last event taken.
 	Seq uint64
@@ -670,31 +968,26 @@ type ServerStatus struct {
 	LastSeen time.Time
 }
 
-// Servers appends the status of every registered server, by ID, to dst,
-// as the backend holds it now (other routers' servers included).
+// Servers appends the status of every ID in use, by ID, to dst, as the
+// backend holds it now (other routers' servers included; a freed ID with
+// an empty Name).
 func (x *Index) Servers(dst []ServerStatus) ([]ServerStatus, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.clock()
 	if err := x.ready(); err != nil {
 		return dst, err
 	}
-	recs, err := x.cfg.Backend.Servers(nil)
-	if err != nil {
-		if errors.Is(err, ErrIndexLost) {
-			x.lost()
-		}
+	if err := x.reload(); err != nil {
 		return dst, fmt.Errorf("fleet: servers: %w", err)
-	}
-	if len(recs) > len(x.servers) {
-		if err := x.refresh(); err != nil {
-			return dst, err
-		}
-	}
-	for i := range min(len(recs), len(x.servers)) {
-		x.servers[i].st = recs[i].State
 	}
 	if _, err := x.expire(); err != nil {
 		return dst, err
+	}
+	if x.reloadNames {
+		if err := x.reload(); err != nil {
+			return dst, fmt.Errorf("fleet: servers: %w", err)
+		}
 	}
 	for i, s := range x.servers {
 		st := s.st

@@ -176,6 +176,32 @@ func (m *Memory) Register(name string, init StreamState) (ServerID, StreamState,
 	return id, init, nil
 }
 
+// Rename implements Backend.
+func (m *Memory) Rename(server ServerID, old StreamState, name string, next StreamState) (StreamState, error) {
+	if server < 0 || int(server) >= len(m.states) {
+		return StreamState{}, fmt.Errorf("%w: server %d is not registered", ErrInvalid, server)
+	}
+	if next.Life <= old.Life {
+		return StreamState{}, fmt.Errorf("%w: rename of server %d to life %d, not after %d", ErrInvalid, server, next.Life, old.Life)
+	}
+	if m.states[server] != old {
+		return m.states[server], ErrConflict
+	}
+	if _, taken := m.byName[name]; taken && name != "" {
+		return m.states[server], fmt.Errorf("%w: %q is registered already", ErrConflict, name)
+	}
+	m.clear(server)
+	if prev := m.names[server]; prev != "" {
+		delete(m.byName, prev)
+	}
+	m.names[server] = name
+	if name != "" {
+		m.byName[name] = server
+	}
+	m.states[server] = next
+	return next, nil
+}
+
 // Servers implements Backend.
 func (m *Memory) Servers(dst []ServerRecord) ([]ServerRecord, error) {
 	for i, n := range m.names {

@@ -110,6 +110,22 @@ func (m *Model) Score(s string, req []paged.Hash) (blocks, device int) {
 // Partial reports whether the model marks a server partial.
 func (m *Model) Partial(s string) bool { return m.partial[s] }
 
+// Expire drops a server's entries and marks it partial, as the index does
+// to a server silent for longer than its TTL; its stream goes on.
+func (m *Model) Expire(s string) {
+	m.clear(s)
+	m.partial[s] = true
+}
+
+// Forget drops a server altogether, as the index does when it
+// unregisters the server or gives its ID to another name: events of the
+// name after that start a new stream.
+func (m *Model) Forget(s string) {
+	m.clear(s)
+	delete(m.last, s)
+	delete(m.partial, s)
+}
+
 // Stream generates random events: chains of stores, removals, tier
 // moves, clears, lost and replayed events.
 type Stream struct {

@@ -28,6 +28,14 @@
 // stored with the index: a router whose version lays keys out differently
 // refuses to join (fleet.ErrInvalid) instead of misreading the entries.
 //
+// Server IDs are reclaimed (fleet.Index.Unregister, reuse of expired
+// servers' IDs; see package fleet): one script drops the old server's
+// block bits, moves the ID to the new name and sets its state, if the
+// state is still the one the router decided from, so every router sees
+// the hand-over at once and a write for the old name racing with it
+// fails. Silence is compared in wall-clock time across routers: keep
+// their clocks in agreement.
+//
 // # Concurrency
 //
 // A Backend belongs to one fleet.Index (which serializes its calls); the

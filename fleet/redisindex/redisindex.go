@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -51,10 +50,10 @@ type Config struct {
 // and the index itself under Prefix:{model}:<epoch token>:, so an index
 // made anew after a loss never trusts keys left from an earlier life:
 //
-//	count              number of registered servers
+//	count              number of server IDs in use
 //	names              hash: server name -> ID
-//	ids                list: server names by ID
-//	st:<id>            server's stream state (fleet.StreamState.String)
+//	ids                list: server names by ID ("" for an ID freed by Unregister)
+//	st:<id>            server's stream state (fleet.StreamState.String, with the ID's Life)
 //	b:<32 hash bytes>  string: bit 2s is "server s holds the block on the device", bit 2s+1 "on the host" (SETBIT order)
 //	s:<id>             set of the block hashes server s holds, so its entries can be dropped
 //	c:<id>             hash: extra copies server s holds of a block (field: hash bytes + tier)
@@ -123,13 +122,24 @@ const epochCheck = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.e
 // Layout names the key layout this package reads and writes (the one
 // Backend's doc describes). Attach writes it with a new index and refuses
 // to join an index marked with another, so routers of versions that lay
-// keys out differently never misread each other's entries. An index
-// without a marker was made before the marker existed, in this layout.
-const Layout = "pagedkv-redisindex/1"
+// keys out differently never misread each other's entries.
+//
+// Layout 2 added ID reclamation: freed IDs ("" in ids) and the Life in
+// the states. An index of layout 1 (or without a marker, made before the
+// marker existed) is readable as layout 2: Attach joins it and marks it
+// 2, so routers of layout 1 refuse to attach from then on. Routers of
+// layout 1 already attached do not look again: stop them before the first
+// router of layout 2 attaches (or give the new routers another
+// Config.Prefix).
+const Layout = "pagedkv-redisindex/2"
 
-// attachScript creates the index when absent. KEYS: epoch, max, layout.
-// ARGV: new token, maxServers, layout. Returns the token, max and layout
-// in force.
+// upgradableLayout is the layout Attach upgrades to Layout.
+const upgradableLayout = "pagedkv-redisindex/1"
+
+// attachScript creates the index when absent, and marks an index of the
+// upgradable layout (or of none) with the current one. KEYS: epoch, max,
+// layout. ARGV: new token, maxServers, layout, upgradable layout. Returns
+// the token, max and layout in force.
 var attachScript = redis.NewScript(`
 local tok = redis.call('GET', KEYS[1])
 if not tok then
@@ -137,6 +147,10 @@ if not tok then
   redis.call('SET', KEYS[2], ARGV[2])
   redis.call('SET', KEYS[3], ARGV[3])
   tok = ARGV[1]
+end
+local layout = redis.call('GET', KEYS[3])
+if (not layout or layout == ARGV[4]) and redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('SET', KEYS[3], ARGV[3])
 end
 return {tok, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or ''}
 `)
@@ -156,6 +170,56 @@ redis.call('SET', ARGV[5] .. n, ARGV[3])
 return {n, ARGV[3]}
 `)
 
+// clearServer defines the Lua function clearServer(set, copies, prefix,
+// base): it drops every entry of the server whose block set, copy counts,
+// block key prefix and bit base 2s are given (a block key no server holds
+// any more is deleted).
+const clearServer = `
+local function clearServer(set, copies, prefix, base)
+  for _, m in ipairs(redis.call('SMEMBERS', set)) do
+    local key = prefix .. m
+    redis.call('SETBIT', key, base, 0)
+    redis.call('SETBIT', key, base + 1, 0)
+    if redis.call('BITCOUNT', key) == 0 then redis.call('DEL', key) end
+  end
+  redis.call('DEL', set, copies)
+end
+`
+
+// renameScript gives a server's ID to another name (or frees it) if its
+// state is still the expected one: it drops the server's entries, moves
+// the ID from its old name to the new one in names and ids, and sets the
+// new state, all in one atomic call. KEYS: epoch, names, ids, state,
+// server set, server copy counts. ARGV: token, id, expected state, new
+// name ("" frees the ID), new state, block key prefix, bit base 2s.
+// Returns {1, new state}, or {0, current state} when the state differs,
+// or {2, current state} when the new name is registered already.
+var renameScript = redis.NewScript(epochCheck + clearServer + `
+local id = tonumber(ARGV[2])
+local old = redis.call('LINDEX', KEYS[3], id)
+if not old then return redis.error_reply('PAGEDKV_NOSERVER ' .. id) end
+local cur = redis.call('GET', KEYS[4]) or ''
+if cur ~= ARGV[3] then return {0, cur} end
+if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then return {2, cur} end
+clearServer(KEYS[5], KEYS[6], ARGV[6], tonumber(ARGV[7]))
+if old ~= '' and redis.call('HGET', KEYS[2], old) == ARGV[2] then redis.call('HDEL', KEYS[2], old) end
+redis.call('LSET', KEYS[3], id, ARGV[4])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[2]) end
+redis.call('SET', KEYS[4], ARGV[5])
+return {1, ARGV[5]}
+`)
+
+// serversScript reads the registry at one moment: the names by ID, each
+// followed by its state. KEYS: epoch, ids. ARGV: token, state key prefix.
+var serversScript = redis.NewScript(epochCheck + `
+local out = {}
+for i, name in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  out[#out + 1] = name
+  out[#out + 1] = redis.call('GET', ARGV[2] .. (i - 1)) or ''
+end
+return out
+`)
+
 // applyScript applies a run of block operations for one server if its
 // state is still the expected one, then sets the new state. KEYS: epoch,
 // server set, server copy counts, server state, then one block key per
@@ -166,7 +230,7 @@ return {n, ARGV[3]}
 // server (no key). A store finding the bit already set counts an extra
 // copy in the copy-count hash (field: hash bytes + tier); a remove takes
 // a copy back before it clears the bit.
-var applyScript = redis.NewScript(epochCheck + `
+var applyScript = redis.NewScript(epochCheck + clearServer + `
 local cur = redis.call('GET', KEYS[4]) or ''
 if cur ~= ARGV[5] then return {0, cur} end
 local base = tonumber(ARGV[2])
@@ -227,13 +291,7 @@ for i = 7, #ARGV do
   local op = ARGV[i]
   local kind = string.sub(op, 1, 1)
   if kind == 'c' then
-    for _, m in ipairs(redis.call('SMEMBERS', set)) do
-      local key = ARGV[3] .. m
-      redis.call('SETBIT', key, base, 0)
-      redis.call('SETBIT', key, base + 1, 0)
-      if redis.call('BITCOUNT', key) == 0 then redis.call('DEL', key) end
-    end
-    redis.call('DEL', set, copies)
+    clearServer(set, copies, ARGV[3], base)
   else
     local key = KEYS[k]
     k = k + 1
@@ -279,7 +337,7 @@ func (r *Backend) Attach(model string, maxServers int) error {
 		return fmt.Errorf("redisindex: epoch token: %w", err)
 	}
 	res, err := attachScript.Run(context.Background(), r.c, []string{r.epoch, r.base + "max", r.base + "layout"},
-		hex.EncodeToString(tok[:]), maxServers, Layout).StringSlice()
+		hex.EncodeToString(tok[:]), maxServers, Layout, upgradableLayout).StringSlice()
 	if err != nil {
 		return fmt.Errorf("redisindex: attach: %w", err)
 	}
@@ -342,6 +400,8 @@ func scriptErr(what string, err error) error {
 		return fmt.Errorf("redisindex: %s: %w", what, fleet.ErrIndexLost)
 	case strings.Contains(err.Error(), "PAGEDKV_FULL"):
 		return fmt.Errorf("redisindex: %s: %w", what, fleet.ErrTooManyServers)
+	case strings.Contains(err.Error(), "PAGEDKV_NOSERVER"):
+		return fmt.Errorf("redisindex: %s: %w: server not registered", what, fleet.ErrInvalid)
 	}
 	return fmt.Errorf("redisindex: %s: %w", what, err)
 }
@@ -379,42 +439,60 @@ func parseState(v any) (fleet.StreamState, error) {
 	return st, nil
 }
 
-// Servers implements fleet.Backend.
+// Servers implements fleet.Backend: one script call reads the names and
+// states at one moment.
 func (r *Backend) Servers(dst []fleet.ServerRecord) ([]fleet.ServerRecord, error) {
 	if err := r.attached(); err != nil {
 		return dst, err
 	}
-	ctx := context.Background()
-	pipe := r.c.Pipeline()
-	epoch := pipe.Get(ctx, r.epoch)
-	ids := pipe.LRange(ctx, r.prefix+"ids", 0, -1)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return dst, fmt.Errorf("redisindex: servers: %w", err)
-	}
-	if epoch.Val() != r.token {
-		return dst, fmt.Errorf("redisindex: servers: %w", fleet.ErrIndexLost)
-	}
-	names := ids.Val()
-	if len(names) == 0 {
-		return dst, nil
-	}
-	keys := make([]string, len(names))
-	for i := range names {
-		keys[i] = r.prefix + "st:" + strconv.Itoa(i)
-	}
-	vals, err := r.c.MGet(ctx, keys...).Result()
+	res, err := serversScript.Run(context.Background(), r.c, []string{r.epoch, r.prefix + "ids"}, r.token, r.prefix+"st:").StringSlice()
 	if err != nil {
-		return dst, fmt.Errorf("redisindex: servers: %w", err)
+		return dst, scriptErr("servers", err)
 	}
-	for i, n := range names {
-		st, err := parseState(vals[i])
+	for i := 0; i+1 < len(res); i += 2 {
+		st, err := parseState(res[i+1])
 		if err != nil {
 			return dst, err
 		}
-		dst = append(dst, fleet.ServerRecord{Name: n, State: st})
+		dst = append(dst, fleet.ServerRecord{Name: res[i], State: st})
 	}
-	r.n = max(r.n, len(names))
+	r.n = max(r.n, len(res)/2)
 	return dst, nil
+}
+
+// Rename implements fleet.Backend: one script call.
+func (r *Backend) Rename(server fleet.ServerID, old fleet.StreamState, name string, next fleet.StreamState) (fleet.StreamState, error) {
+	if err := r.attached(); err != nil {
+		return fleet.StreamState{}, err
+	}
+	if server < 0 || int(server) >= r.max {
+		return fleet.StreamState{}, fmt.Errorf("%w: server %d out of range", fleet.ErrInvalid, server)
+	}
+	if next.Life <= old.Life {
+		return fleet.StreamState{}, fmt.Errorf("%w: rename of server %d to life %d, not after %d", fleet.ErrInvalid, server, next.Life, old.Life)
+	}
+	id := strconv.Itoa(int(server))
+	res, err := renameScript.Run(context.Background(), r.c,
+		[]string{r.epoch, r.prefix + "names", r.prefix + "ids", r.prefix + "st:" + id, r.prefix + "s:" + id, r.prefix + "c:" + id},
+		r.token, id, old.String(), name, next.String(), r.prefix+"b:", 2*int(server)).Slice()
+	if err != nil {
+		return fleet.StreamState{}, scriptErr("rename server "+id, err)
+	}
+	switch ok, _ := res[0].(int64); ok {
+	case 1:
+		return next, nil
+	case 2:
+		st, err := parseState(res[1])
+		if err != nil {
+			return st, err
+		}
+		return st, fmt.Errorf("redisindex: rename server %d: %q is registered already: %w", server, name, fleet.ErrConflict)
+	}
+	st, err := parseState(res[1])
+	if err != nil {
+		return st, err
+	}
+	return st, fmt.Errorf("redisindex: rename server %d: %w", server, fleet.ErrConflict)
 }
 
 func (r *Backend) blockKey(h *paged.Hash) string { return r.prefix + "b:" + string(h[:]) }
