@@ -10,8 +10,14 @@ var (
 	// ErrMalformed: a vLLM KV event frame does not follow the published
 	// schema. The whole frame is rejected; nothing of it is applied.
 	ErrMalformed = errors.New("fleet: malformed kv event frame")
-	// ErrTooManyServers: a new server name would exceed Config.MaxServers.
+	// ErrTooManyServers: a new server name would exceed Config.MaxServers
+	// while every server ID belongs to a live server (one neither
+	// unregistered nor silent past the TTL).
 	ErrTooManyServers = errors.New("fleet: too many servers")
+	// ErrUnknownServer: Index.Unregister was given a name no server is
+	// registered under (never registered, unregistered already, or its ID
+	// given to another name after it expired).
+	ErrUnknownServer = errors.New("fleet: unknown server")
 	// ErrIndexLost: the backend lost its content behind the index's back
 	// (a Redis restart without persistence, a flush). Backends return it;
 	// the Index handles it by starting over and marking every server

@@ -187,10 +187,6 @@ func New(cfg Config) (*Index, error) {
 // new owner.
 var errOwnerChanged = errors.New("fleet: server id given to another name")
 
-// ErrUnknownServer: Index.Unregister was given a name no server is
-// registered under (never registered, unregistered already, or its ID
-// given to another name after it expired).
-var ErrUnknownServer = errors.New("fleet: unknown server")
 
 // clock reads the clock once for the current call.
 func (x *Index) clock() {
