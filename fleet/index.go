@@ -187,7 +187,6 @@ func New(cfg Config) (*Index, error) {
 // new owner.
 var errOwnerChanged = errors.New("fleet: server id given to another name")
 
-
 // clock reads the clock once for the current call.
 func (x *Index) clock() {
 	if x.cfg.Now == nil { // a zero Index: ready refuses it
