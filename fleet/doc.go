@@ -65,9 +65,10 @@
 // applied to the new owner: the old name is registered again as a new
 // server, under another ID if one is free, and partial unless its events
 // start at number 1. A router that routed to the old name a moment ago
-// may still do so until its next Lookup, which reloads the names; a
-// Pending record's claims on the ID (by ServerID) end with their
-// PendingConfig.TTL.
+// may still do so until its next Lookup, which reloads the names. A
+// Pending record keys claims by ServerID: call Pending.ForgetServer when
+// an ID changes hands, or the old server's claims count for the new owner
+// until their PendingConfig.TTL.
 //
 // Silence is measured on the monotonic clock when this Index wrote the
 // server's last stamp, so a step of the wall clock neither expires a

@@ -425,7 +425,7 @@ func (x *Index) Register(name string) (ServerID, error) {
 // of the name that arrive later register it again as a new server (under
 // whatever ID is free then), partial unless they start at sequence number
 // 1: they never reach the server that takes over its ID. A router that
-// keeps a Pending record should stop counting the ID's claims too. A name
+// keeps a Pending record calls Pending.ForgetServer with the ID. A name
 // not registered is ErrUnknownServer.
 func (x *Index) Unregister(name string) error {
 	if name == "" {

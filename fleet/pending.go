@@ -285,11 +285,7 @@ func (p *Pending) Observe(s ServerID, events []paged.Event) error {
 	for i := range events {
 		ev := &events[i]
 		if ev.Kind == paged.AllBlocksCleared {
-			for slot := range p.live {
-				if p.live[slot] {
-					p.end(s, &p.hashes[slot])
-				}
-			}
+			p.endAll(s)
 			continue
 		}
 		for k := range ev.Hashes {
@@ -311,6 +307,34 @@ func (p *Pending) Forget(s ServerID, hashes []paged.Hash) error {
 		p.end(s, &hashes[i])
 	}
 	return nil
+}
+
+// ForgetServer ends every claim of server s, as an AllBlocksCleared
+// event does. Call it when the server's ID stops naming the server the
+// claims were made for: after Index.Unregister, or when Index.Servers
+// lists the ID under another name (the Index gave an expired server's ID
+// to a new one). Otherwise the new owner would inherit the claims until
+// their TTL. It scans the record.
+func (p *Pending) ForgetServer(s ServerID) error {
+	if err := p.checkServer(s); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.endAll(s)
+	return nil
+}
+
+// endAll ends every claim of server s.
+func (p *Pending) endAll(s ServerID) {
+	if p.servers[int(s)/64]&(1<<(uint(s)%64)) == 0 {
+		return
+	}
+	for slot := range p.live {
+		if p.live[slot] {
+			p.end(s, &p.hashes[slot])
+		}
+	}
 }
 
 // Len returns the number of hashes some server has a claim on.

@@ -370,3 +370,24 @@ func TestBadInputPendingZeroValue(t *testing.T) {
 	p.Extend(hs, sc)
 	assert.Equal(t, []Score{{Server: 0, Blocks: 1}}, sc)
 }
+
+// TestPendingForgetServer: ForgetServer ends one server's claims and no
+// other's, and refuses a server outside the record. Without it, a server
+// ID the Index gives to a new name kept the old server's claims until
+// their TTL.
+func TestPendingForgetServer(t *testing.T) {
+	p, err := NewPending(PendingConfig{MaxServers: 2})
+	require.NoError(t, err)
+	req := pendingHashes(0, 4)
+	require.NoError(t, p.Add(0, req))
+	require.NoError(t, p.Add(1, req[:2]))
+	require.NoError(t, p.ForgetServer(0))
+	_, pending := extendRuns(p, req, []int{0, 0})
+	assert.Equal(t, []int{0, 2}, pending)
+	assert.Equal(t, 2, p.Len())
+	require.NoError(t, p.ForgetServer(0)) // nothing left: no change
+	require.NoError(t, p.ForgetServer(1))
+	assert.Zero(t, p.Len())
+	require.ErrorIs(t, p.ForgetServer(2), ErrInvalid)
+	require.ErrorIs(t, p.ForgetServer(-1), ErrInvalid)
+}
