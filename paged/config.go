@@ -166,7 +166,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if err := checkGroups(&cfg); err != nil {
 		return cfg, err
 	}
-	cfg.Groups = slices.Clone(cfg.Groups)
+	// The manager keeps its own copies: a caller reusing its buffers after
+	// New changes nothing.
+	cfg.Groups, cfg.HashSeed = slices.Clone(cfg.Groups), slices.Clone(cfg.HashSeed)
 	return cfg.withTierDefaults()
 }
 
