@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -117,9 +118,10 @@ func NewPlacement(cfg PlacementConfig) (*Placement, error) {
 	return p, nil
 }
 
-// Devices returns the device managers, for their statistics and checks.
-// Change sequences only through the Placement.
-func (p *Placement) Devices() []*Manager { return p.devs }
+// Devices returns the device managers, for their statistics and checks,
+// in a new slice the caller may change. Change sequences only through the
+// Placement.
+func (p *Placement) Devices() []*Manager { return slices.Clone(p.devs) }
 
 // BlockSize returns the number of token slots per block.
 func (p *Placement) BlockSize() int { return p.bs }
