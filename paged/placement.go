@@ -316,7 +316,8 @@ func (p *Placement) Shards(id SeqID) ([]int, error) {
 // Table returns the block table of one shard of a placed sequence, in its
 // device's block IDs; local block l of shard j holds logical block
 // j*ShardBlocks+l (Contiguous) or l*D+j (RoundRobin). Empty for a shard
-// that holds no token yet. The slice is a view valid until the next change.
+// that holds no token yet. The slice is a view valid until the next
+// change; do not modify it.
 func (p *Placement) Table(id SeqID, shard int) ([]allocator.BlockID, error) {
 	s, err := p.get(id)
 	if err != nil {
