@@ -271,7 +271,7 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for attempt := 0; ; attempt++ {
-		err := x.apply(name, events)
+		err := x.apply(name, events, attempt > 0)
 		if attempt < 8 && (errors.Is(err, ErrConflict) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
 			continue
 		}
@@ -279,8 +279,9 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 	}
 }
 
-// apply is one attempt of Apply from the server's current state.
-func (x *Index) apply(name string, events []paged.Event) error {
+// apply is one attempt of Apply from the server's current state; retry
+// says an earlier attempt found the state changed by another router.
+func (x *Index) apply(name string, events []paged.Event, retry bool) error {
 	if err := x.ready(); err != nil {
 		return err
 	}
@@ -297,6 +298,15 @@ func (x *Index) apply(name string, events []paged.Event) error {
 		i++
 	}
 	dup := uint64(i)
+	if retry && i == len(events) && !s.st.Expired && !s.st.Dirty && !s.unsure && (x.cfg.TTL == 0 || st.Seen-s.st.Seen < int64(x.cfg.TTL)/2) {
+		// Another router applied every one of these events since this
+		// one read the state, and its write saw the server alive lately:
+		// nothing is left to write. (Writing Seen alone would change the
+		// state again under the routers still applying, and routers that
+		// follow one stream would keep failing each other's writes.)
+		x.stats.Duplicates += dup
+		return nil
+	}
 	// Events go to the backend in gap-free runs: a gap flushes the run
 	// before it, and the next run clears the server's entries first.
 	seg, gaps := i, uint64(0)
@@ -307,10 +317,16 @@ func (x *Index) apply(name string, events []paged.Event) error {
 	for j := i; j < len(events); j++ {
 		ev := &events[j]
 		if (!st.Started && ev.Seq != 1 && !st.AnyStart) || (st.Started && ev.Seq != st.Last+1) {
-			if err := x.flush(id, s, st, clearFirst, events[seg:j]); err != nil {
-				return err
+			// A run before the gap is written first; an empty one is not:
+			// the write after the gap carries the state and clears the
+			// entries. (Routers applying one stream would each write it,
+			// failing each other's write after the gap every time.)
+			if j > seg {
+				if err := x.flush(id, s, st, clearFirst, events[seg:j]); err != nil {
+					return err
+				}
+				st = s.st
 			}
-			st = s.st
 			seg, clearFirst = j, true
 			gaps++
 			st.Partial = true
