@@ -298,7 +298,7 @@ func (x *Index) apply(name string, events []paged.Event, retry bool) error {
 		i++
 	}
 	dup := uint64(i)
-	if retry && i == len(events) && !s.st.Expired && !s.st.Dirty && !s.unsure && (x.cfg.TTL == 0 || st.Seen-s.st.Seen < int64(x.cfg.TTL)/2) {
+	if retry && i == len(events) && !s.st.Expired && !s.st.Dirty && !s.unsure && x.seenLately(s.st, st.Seen) {
 		// Another router applied every one of these events since this
 		// one read the state, and its write saw the server alive lately:
 		// nothing is left to write. (Writing Seen alone would change the
@@ -378,8 +378,21 @@ func (x *Index) touch(id ServerID, s *server) error {
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
+		if x.seenLately(s.st, next.Seen) {
+			// Another router's write (its own heartbeat, say) has just
+			// recorded the server alive: writing again would only fail
+			// that router's next write.
+			return nil
+		}
 	}
 	return fmt.Errorf("fleet: heartbeat of %q: %w", s.name, ErrConflict)
+}
+
+// seenLately reports whether state st records its server alive recently
+// enough, as of now, that writing a newer Seen changes nothing the TTL
+// decides before the next event or heartbeat: within half the TTL.
+func (x *Index) seenLately(st StreamState, now int64) bool {
+	return x.cfg.TTL == 0 || now-st.Seen < int64(x.cfg.TTL)/2
 }
 
 // cleanUnsure clears the entries of a server whose last write failed.

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -82,4 +83,38 @@ func TestAudit9RoutersFollowOneStreamConcurrently(t *testing.T) {
 		dups += x.Stats().Duplicates
 	}
 	t.Logf("duplicates skipped: %d", dups)
+}
+
+// TestAudit9RoutersHeartbeatConcurrently has four routers on one Redis
+// model send heartbeats for the same idle servers at once, as redundant
+// routers of one fleet do: no heartbeat may fail for a conflict.
+func TestAudit9RoutersHeartbeatConcurrently(t *testing.T) {
+	addr := redisAddr(t)
+	var routers []*fleet.Index
+	for i := range 4 {
+		b := attach(t, addr)
+		if i == 0 {
+			b = backend(t, addr, "audit9-heartbeat")
+		}
+		x, err := fleet.New(fleet.Config{Backend: b, Model: "audit9-heartbeat", TTL: time.Hour})
+		require.NoError(t, err)
+		require.NoError(t, x.Apply("s0", []paged.Event{fleettest.Stored(1, paged.Device, 1, 2)}))
+		routers = append(routers, x)
+	}
+	var wg sync.WaitGroup
+	for i, x := range routers {
+		wg.Go(func() {
+			for k := range 300 {
+				if !assert.NoError(t, x.Heartbeat("s0"), "router %d heartbeat %d", i, k) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, x := range routers {
+		sc, err := x.Lookup(fleettest.Hs(1, 2), nil)
+		require.NoError(t, err)
+		require.Equal(t, 2, sc[0].Blocks)
+	}
 }
