@@ -69,3 +69,32 @@ func TestAudit9StopUnderLoad(t *testing.T) {
 	}
 	require.LessOrEqual(t, runtime.NumGoroutine(), before, "goroutines outlive the server")
 }
+
+// TestAudit9RunTwice: a second Run, while the first runs or after it has
+// stopped, returns at once and leaves the server as it was (it used to
+// run a second loop on the same scheduler, and close Done twice: a
+// panic).
+func TestAudit9RunTwice(t *testing.T) {
+	srv, err := NewServer(ServerConfig{Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 64}, MaxNumSeqs: 16}, Manual: true})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	go srv.Run(ctx)
+	require.NoError(t, srv.Step(ctx, 1))
+	second := make(chan struct{})
+	go func() {
+		defer close(second)
+		srv.Run(ctx)
+	}()
+	select {
+	case <-second:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second Run runs a second loop")
+	}
+	_, err = srv.Submit(ctx, Spec{PromptLen: 8, MaxTokens: 2})
+	require.NoError(t, err, "the first loop still serves")
+	cancel()
+	<-srv.Done()
+	require.NotPanics(t, func() { srv.Run(context.Background()) }, "Run after the loop stopped")
+	_, err = srv.Submit(context.Background(), Spec{PromptLen: 8, MaxTokens: 2})
+	require.ErrorIs(t, err, ErrClosed)
+}
