@@ -63,3 +63,52 @@ func TestAudit9PlacementDevicesIsACopy(t *testing.T) {
 	require.Same(t, d0, p.Devices()[0], "Devices returned the placement's own slice")
 	require.Equal(t, []int{2, 2}, []int{d0.Stats().UsedBlocks, d1.Stats().UsedBlocks}, "each shard keeps its blocks on its own device")
 }
+
+// TestAudit9PlacementBatchRowsAreRewritten checks that a caller may
+// overwrite every row of a PlacementBatch between steps (its doc makes
+// none persistent): the next BuildBatch gives what a fresh batch gets.
+func TestAudit9PlacementBatchRowsAreRewritten(t *testing.T) {
+	for _, layout := range []Layout{Contiguous, RoundRobin} {
+		p, err := NewPlacement(PlacementConfig{Devices: 3, Device: Config{BlockSize: 2, NumBlocks: 40}, ShardBlocks: 8, Layout: layout})
+		require.NoError(t, err)
+		var ids []SeqID
+		for k := range 3 {
+			id, err := p.Create(slices.Repeat([]int32{int32(k + 1)}, 5+3*k), 3)
+			require.NoError(t, err)
+			ids = append(ids, id)
+		}
+		var reused PlacementBatch
+		for step := range 6 {
+			sc := []Scheduled{{ID: ids[step%3], NewTokens: 1}, {ID: ids[(step+1)%3], NewTokens: 1}}
+			for _, s := range sc {
+				require.NoError(t, p.Append(s.ID, int32(step)))
+			}
+			var fresh PlacementBatch
+			require.NoError(t, p.BuildBatch(&fresh, sc))
+			require.NoError(t, p.BuildBatch(&reused, sc))
+			require.Equal(t, placementRows(&fresh), placementRows(&reused), "%v step %d", layout, step)
+			for i := range reused.Devices {
+				d := &reused.Devices[i]
+				scribble32(d.Tables)
+				scribble32(d.SeqLens)
+				scribble32(d.Positions)
+				for j := range d.Slots {
+					d.Slots[j] = -1
+				}
+			}
+			scribble32(reused.SeqLens)
+			scribble32(reused.QueryLens)
+			scribble32(reused.QueryStart)
+		}
+		require.NoError(t, p.Check())
+	}
+}
+
+// placementRows copies b's rows, nil for empty.
+func placementRows(b *PlacementBatch) []any {
+	out := []any{cl(b.Seqs), cl(b.SeqLens), cl(b.QueryLens), cl(b.QueryStart)}
+	for _, d := range b.Devices {
+		out = append(out, d.Stride, cl(d.Tables), cl(d.SeqLens), cl(d.Slots), cl(d.Positions))
+	}
+	return out
+}
