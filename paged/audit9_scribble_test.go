@@ -1,6 +1,7 @@
 package paged
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -452,6 +453,10 @@ func (b *Batch) exported() []any {
 		cl(b.BlocksPerSeq), cl(b.Copies), cl(b.Swaps), gt, gs}
 }
 
+// scribbleSeeds is how many random runs of 200 operations the rig makes
+// per configuration; CI's deeper run raises it.
+var scribbleSeeds = flag.Int("scribble.seeds", 3, "runs per configuration of TestAudit9ScribbledCallerMemory")
+
 func TestAudit9ScribbledCallerMemory(t *testing.T) {
 	const bs = 4
 	configs := map[string]Config{
@@ -463,14 +468,14 @@ func TestAudit9ScribbledCallerMemory(t *testing.T) {
 	}
 	for name, cfg := range configs {
 		t.Run(name, func(t *testing.T) {
-			for seed := range uint64(12) {
+			for seed := range uint64(*scribbleSeeds) {
 				ma, err := New(cfg)
 				require.NoError(t, err)
 				mb, err := New(cfg)
 				require.NoError(t, err)
 				g := &scribbleRig{t: t, r: rand.New(rand.NewPCG(seed, 9)), a: &scribbleTwin{m: ma}, b: &scribbleTwin{m: mb},
 					groups: max(1, len(cfg.Groups))}
-				for g.step = 0; g.step < 300; g.step++ {
+				for g.step = 0; g.step < 200; g.step++ {
 					g.op()
 					g.compare()
 				}
