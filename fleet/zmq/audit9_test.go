@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -128,4 +129,39 @@ func TestAudit9SubscriberCloseFromOtherGoroutines(t *testing.T) {
 	require.ErrorIs(t, <-done, ErrClosed)
 	_, err = s.Next(ctxFor(t))
 	require.ErrorIs(t, err, ErrClosed)
+}
+
+// TestAudit9ClosedSubscriberYieldsErrClosed: once Close has returned,
+// Next yields ErrClosed, as its doc says, even with batches still
+// buffered from before the Close (Next used to deliver them, or to fail
+// with a send error when one of them showed a gap and it asked the closed
+// socket for a replay).
+func TestAudit9ClosedSubscriberYieldsErrClosed(t *testing.T) {
+	noLeaks(t)
+	for _, gap := range []bool{false, true} {
+		p, s := pair(t, PublisherConfig{}, SubscriberConfig{})
+		if gap {
+			p.mu.Lock()
+			p.drop = func(seq uint64) bool { return seq == 0 }
+			p.mu.Unlock()
+		}
+		for i := range 4 {
+			_, err := p.Publish(stored(uint64(1+i), 10*i, 1))
+			require.NoError(t, err)
+		}
+		want := 4
+		if gap {
+			want = 3
+		}
+		ctx := ctxFor(t)
+		for len(s.live) < want {
+			require.NoError(t, ctx.Err(), "the batches reach the subscriber")
+			time.Sleep(time.Millisecond)
+		}
+		require.NoError(t, s.Close())
+		for range 4 {
+			_, err := s.Next(ctx)
+			require.ErrorIs(t, err, ErrClosed, "gap %v", gap)
+		}
+	}
 }
