@@ -38,6 +38,12 @@ type StreamState struct {
 	// Seen is when the server last sent events or a heartbeat, in Unix
 	// nanoseconds (0: never).
 	Seen int64
+
+	// tag is a backend's mark of an intermediate state (the text after
+	// String's fourth field), kept so that a compare-and-set against a
+	// state read back matches it: a router takes over a half-done write
+	// only through it.
+	tag string
 }
 
 // String encodes the state as backends store it: "gen last flags seen",
@@ -56,12 +62,18 @@ func (st StreamState) String() string {
 	if len(f) == 0 {
 		f = append(f, '-')
 	}
-	return strconv.FormatUint(st.Gen, 10) + " " + strconv.FormatUint(st.Last, 10) + " " + string(f) + " " + strconv.FormatInt(st.Seen, 10)
+	out := strconv.FormatUint(st.Gen, 10) + " " + strconv.FormatUint(st.Last, 10) + " " + string(f) + " " + strconv.FormatInt(st.Seen, 10)
+	if st.tag != "" {
+		out += " " + st.tag
+	}
+	return out
 }
 
 // ParseStreamState decodes String's encoding. Text after a fourth space
-// is ignored (backends may tag intermediate states). A malformed text is
-// ErrMalformed with the zero state.
+// (a backend's tag of an intermediate state) is kept, and String gives it
+// back, so a state read back compares equal to the one stored; the Index
+// writes its states untagged. A malformed text is ErrMalformed with the
+// zero state.
 func ParseStreamState(s string) (StreamState, error) {
 	var st StreamState
 	p := strings.SplitN(s, " ", 5)
@@ -91,6 +103,9 @@ func ParseStreamState(s string) (StreamState, error) {
 		default:
 			return StreamState{}, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
 		}
+	}
+	if len(p) == 5 {
+		st.tag = p[4]
 	}
 	return st, nil
 }

@@ -19,7 +19,8 @@ func TestStreamStateRoundTrip(t *testing.T) {
 	}
 	got, err := ParseStreamState("3 4 sp 5 ~2") // a backend's intermediate tag
 	require.NoError(t, err)
-	assert.Equal(t, StreamState{Gen: 3, Last: 4, Started: true, Partial: true, Seen: 5}, got)
+	assert.Equal(t, StreamState{Gen: 3, Last: 4, Started: true, Partial: true, Seen: 5, tag: "~2"}, got)
+	assert.Equal(t, "3 4 sp 5 ~2", got.String(), "the tag is given back, so a compare-and-set matches the stored state")
 	for _, bad := range []string{"", "1 2 s", "x 2 s 3", "1 2 q 3", "1 -2 s 3", "1 2 sq 3", "7 8 s x"} {
 		got, err := ParseStreamState(bad)
 		require.ErrorIs(t, err, ErrMalformed, "%q", bad)

@@ -272,12 +272,17 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 	defer x.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		err := x.apply(name, events, attempt > 0)
-		if attempt < 8 && (errors.Is(err, ErrConflict) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
+		if attempt < maxAttempts-1 && (errors.Is(err, ErrConflict) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
 			continue
 		}
 		return err
 	}
 }
+
+// maxAttempts bounds the writes of one call that find a server's state
+// changed by another router (ErrConflict): each such failure is another
+// router's progress, and the call decides again from the new state.
+const maxAttempts = 32
 
 // apply is one attempt of Apply from the server's current state; retry
 // says an earlier attempt found the state changed by another router.
@@ -298,12 +303,15 @@ func (x *Index) apply(name string, events []paged.Event, retry bool) error {
 		i++
 	}
 	dup := uint64(i)
-	if retry && i == len(events) && !s.st.Expired && !s.st.Dirty && !s.unsure && x.seenLately(s.st, st.Seen) {
+	if retry && i == len(events) && !s.st.Expired && (!s.st.Dirty || s.st.tag != "") && !s.unsure && x.seenLately(s.st, st.Seen) {
 		// Another router applied every one of these events since this
-		// one read the state, and its write saw the server alive lately:
-		// nothing is left to write. (Writing Seen alone would change the
-		// state again under the routers still applying, and routers that
-		// follow one stream would keep failing each other's writes.)
+		// one read the state, or is applying them (a tagged state: its
+		// run is split, half written), and its write saw the server alive
+		// lately: nothing is left to write. (Writing Seen alone would
+		// change the state again under the routers still applying, and
+		// routers that follow one stream would keep failing each other's
+		// writes; taking over a half-written run would clear the server.
+		// If that router died, the next write or lookup clears it.)
 		x.stats.Duplicates += dup
 		return nil
 	}
@@ -347,7 +355,9 @@ func (x *Index) apply(name string, events []paged.Event, retry bool) error {
 
 // flush writes one gap-free run of events and the state after it.
 func (x *Index) flush(id ServerID, s *server, next StreamState, clearFirst bool, events []paged.Event) error {
-	next.Gen = s.st.Gen + 1
+	// s.st may be a backend's half-done state, tagged: the write names it
+	// whole, and writes its own state untagged.
+	next.Gen, next.tag = s.st.Gen+1, ""
 	cur, err := x.cfg.Backend.Update(id, s.st, next, clearFirst, events)
 	switch {
 	case err == nil:
@@ -371,7 +381,7 @@ func (x *Index) flush(id ServerID, s *server, next StreamState, clearFirst bool,
 
 // touch records that a server is alive.
 func (x *Index) touch(id ServerID, s *server) error {
-	for range 8 {
+	for range maxAttempts {
 		next := s.st
 		next.Seen = x.cfg.Now().UnixNano()
 		err := x.flush(id, s, next, false, nil)
@@ -397,7 +407,7 @@ func (x *Index) seenLately(st StreamState, now int64) bool {
 
 // cleanUnsure clears the entries of a server whose last write failed.
 func (x *Index) cleanUnsure(id ServerID, s *server) error {
-	for range 8 {
+	for range maxAttempts {
 		if !s.unsure && !s.st.Dirty {
 			return nil
 		}
@@ -454,7 +464,7 @@ func (x *Index) Resync(name string, snap *paged.Snapshot) error {
 	defer x.mu.Unlock()
 	for attempt := 0; ; attempt++ {
 		err := x.resync(name, snap, events)
-		if attempt < 8 && (errors.Is(err, ErrConflict) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
+		if attempt < maxAttempts-1 && (errors.Is(err, ErrConflict) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
 			continue
 		}
 		return err
@@ -512,7 +522,10 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 		return dst, err
 	}
 	for i := range x.servers {
-		if err := x.cleanUnsure(ServerID(i), &x.servers[i]); err != nil {
+		// ErrConflict here means other routers keep writing the server's
+		// state: the lookup goes on, and leaves the server's entries out
+		// while its state is half written (below).
+		if err := x.cleanUnsure(ServerID(i), &x.servers[i]); err != nil && !errors.Is(err, ErrConflict) {
 			return dst, fmt.Errorf("fleet: clear %q before lookup: %w", x.servers[i].name, err)
 		}
 	}
@@ -583,6 +596,12 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 		}
 	}
 	for i := range out {
+		if x.servers[i].st.Dirty {
+			// Half written as of this lookup (another router's split run
+			// in progress, or left by a router that died): its entries
+			// may hold stores whose removals are not written yet.
+			out[i].Blocks, out[i].Device = 0, 0
+		}
 		out[i].Value = float64(out[i].Device)*x.cfg.DeviceWeight + float64(out[i].Blocks-out[i].Device)*x.cfg.HostWeight
 	}
 	x.markPartial(out)
@@ -663,7 +682,7 @@ func (x *Index) expire() ([]uint64, error) {
 	now := x.cfg.Now().UnixNano()
 	for i := range x.servers {
 		s := &x.servers[i]
-		for range 8 {
+		for range maxAttempts {
 			if s.st.Expired || s.st.Seen == 0 || now-s.st.Seen <= int64(x.cfg.TTL) {
 				break
 			}
