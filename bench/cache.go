@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/paged"
 )
@@ -17,6 +18,7 @@ var ErrCacheStudy = errors.New("bench: cache study")
 // request's block references in order, each named by its content, with the
 // infinite-cache maximum precomputed (next uses are per capacity). One
 // CacheTrace is read-only once built, so concurrent replays may share it.
+// It keeps its own copy of the requests, so the caller may reuse its slice.
 //
 // A block reference is one block of one request's prompt, the last partial
 // block included, as in the Mooncake paper's analysis; the hit rate of a
@@ -54,7 +56,7 @@ func CacheTraceFromHashes(reqs []Request, blockSize int) (*CacheTrace, error) {
 		return nil, fmt.Errorf("%w: block size %d must divide the trace's %d-token hash blocks", ErrCacheStudy, blockSize, MooncakeBlockSize)
 	}
 	split := MooncakeBlockSize / blockSize
-	t := &CacheTrace{BlockSize: blockSize, Source: "hashes", reqs: reqs}
+	t := &CacheTrace{BlockSize: blockSize, Source: "hashes", reqs: slices.Clone(reqs)}
 	t.start = make([]int32, 1, len(reqs)+1)
 	type subKey struct {
 		id  int64
@@ -119,7 +121,7 @@ func CacheTraceFromTokens(reqs []Request, blockSize int) (*CacheTrace, error) {
 	if blockSize <= 0 || blockSize > 1<<20 {
 		return nil, fmt.Errorf("%w: block size %d must be in [1, 2^20]", ErrCacheStudy, blockSize)
 	}
-	t := &CacheTrace{BlockSize: blockSize, Source: "tokens", reqs: reqs}
+	t := &CacheTrace{BlockSize: blockSize, Source: "tokens", reqs: slices.Clone(reqs)}
 	t.start = make([]int32, 1, len(reqs)+1)
 	dense := make(map[paged.Hash]int32)
 	var prompt []int32

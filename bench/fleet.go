@@ -225,6 +225,8 @@ type FleetRouter struct {
 }
 
 // RoundRobin routes to the servers in turn, the cache-blind baseline.
+// Unlike fleet's routers it keeps state: it is not safe for concurrent
+// use.
 type RoundRobin struct{ next int }
 
 // Route implements fleet.Router.
@@ -237,7 +239,8 @@ func (r *RoundRobin) Route(cands []fleet.Candidate) int {
 	return i
 }
 
-// Random routes uniformly at random from a seeded generator.
+// Random routes uniformly at random from a seeded generator, which it
+// advances: it is not safe for concurrent use.
 type Random struct{ rng *rand.Rand }
 
 // NewRandom returns a Random router with a fixed seed.

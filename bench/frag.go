@@ -83,6 +83,8 @@ type FragConfig struct {
 	// ModelPaged). Default AllocBuddy, as in the paper.
 	Allocator Allocator
 	// OnStep, if set, sees every step's classification (tests use it).
+	// Like Progress, it is called from the run's goroutine, so it must be
+	// safe for concurrent use when runs go in parallel (FragStudy).
 	OnStep func(FragSlots)
 	// Progress, if set, is called at each step where requests finish,
 	// with how many finished since the last call: a progress meter. It is

@@ -59,7 +59,8 @@ type HybridConfig struct {
 	// Workers bounds the replays run at once; default GOMAXPROCS.
 	Workers int
 	// OnReplay, when set, is called after each replay, from the goroutine
-	// that ran it (progress reports).
+	// that ran it (progress reports), so with Workers above 1 it must be
+	// safe for concurrent use.
 	OnReplay func()
 }
 

@@ -40,6 +40,7 @@ type W1Config struct {
 	Policy eviction.Factory
 	// Hasher overrides the block hasher (default SHA-256, as vLLM). The
 	// hashes do not change any decision as long as they do not collide.
+	// A Hasher may keep scratch state: runs at once need their own.
 	Hasher paged.Hasher
 	// Window, when positive, replays W1-H (WORKLOADS.md section 8): the
 	// model gets a second KV cache group, a sliding window of Window

@@ -47,6 +47,12 @@ type StreamState struct {
 	// earlier life of the ID fails with ErrConflict, and the Index learns
 	// from the current state's Life that the ID changed hands.
 	Life uint64
+
+	// tag is a backend's mark of an intermediate state (the text after
+	// String's fourth field and its Life), kept so that a compare-and-set
+	// against a state read back matches it: a router takes over a
+	// half-done write only through it.
+	tag string
 }
 
 // String encodes the state as backends store it: "gen last flags seen",
@@ -69,12 +75,17 @@ func (st StreamState) String() string {
 	if st.Life != 0 {
 		out += " L" + strconv.FormatUint(st.Life, 10)
 	}
+	if st.tag != "" {
+		out += " " + st.tag
+	}
 	return out
 }
 
 // ParseStreamState decodes String's encoding. After the fourth field, a
-// field "L<life>" is the Life and other fields are ignored (backends may
-// tag intermediate states). A malformed text is ErrMalformed with the
+// field "L<life>" is the Life; the text after it (a backend's tag of an
+// intermediate state) is kept, and String gives it back, so a state read
+// back compares equal to the one stored; the Index writes its states
+// untagged. A malformed text is ErrMalformed with the
 // zero state.
 func ParseStreamState(s string) (StreamState, error) {
 	var st StreamState
@@ -90,15 +101,14 @@ func ParseStreamState(s string) (StreamState, error) {
 		return StreamState{}, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
 	}
 	if len(p) == 5 {
-		for _, f := range strings.Fields(p[4]) {
-			if f[0] != 'L' {
-				continue
-			}
+		st.tag = p[4]
+		if strings.HasPrefix(st.tag, "L") {
+			f, rest, _ := strings.Cut(st.tag, " ")
 			life, err := strconv.ParseUint(f[1:], 10, 64)
 			if err != nil {
 				return StreamState{}, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
 			}
-			st.Life = life
+			st.Life, st.tag = life, rest
 		}
 	}
 	for _, c := range []byte(p[2]) {

@@ -19,8 +19,18 @@ func TestStreamStateRoundTrip(t *testing.T) {
 	}
 	got, err := ParseStreamState("3 4 sp 5 ~2") // a backend's intermediate tag
 	require.NoError(t, err)
-	assert.Equal(t, StreamState{Gen: 3, Last: 4, Started: true, Partial: true, Seen: 5}, got)
-	for _, bad := range []string{"", "1 2 s", "x 2 s 3", "1 2 q 3", "1 -2 s 3", "1 2 sq 3", "7 8 s x"} {
+	assert.Equal(t, StreamState{Gen: 3, Last: 4, Started: true, Partial: true, Seen: 5, tag: "~2"}, got)
+	assert.Equal(t, "3 4 sp 5 ~2", got.String(), "the tag is given back, so a compare-and-set matches the stored state")
+	// A tagged state of a later life of the ID (fleetids' Life and
+	// audit9's tag, merged): both survive the round trip.
+	got, err = ParseStreamState("3 4 sp 5 L6 ~2")
+	require.NoError(t, err)
+	assert.Equal(t, StreamState{Gen: 3, Last: 4, Started: true, Partial: true, Seen: 5, Life: 6, tag: "~2"}, got)
+	assert.Equal(t, "3 4 sp 5 L6 ~2", got.String())
+	got, err = ParseStreamState("3 4 sp 5 L6")
+	require.NoError(t, err)
+	assert.Equal(t, StreamState{Gen: 3, Last: 4, Started: true, Partial: true, Seen: 5, Life: 6}, got)
+	for _, bad := range []string{"", "1 2 s", "x 2 s 3", "1 2 q 3", "1 -2 s 3", "1 2 sq 3", "7 8 s x", "1 2 s 3 Lx"} {
 		got, err := ParseStreamState(bad)
 		require.ErrorIs(t, err, ErrMalformed, "%q", bad)
 		assert.Zero(t, got, "a malformed %q gives the zero state, not a partly parsed one", bad)

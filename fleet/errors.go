@@ -25,7 +25,8 @@ var (
 	ErrIndexLost = errors.New("fleet: index content lost")
 	// ErrConflict: a backend's Update found the server's stream state
 	// changed by another router since the caller read it. Backends return
-	// it; the Index retries from the new state, so callers of Index never
-	// see it.
+	// it; the Index decides again from the new state, so callers of Index
+	// see it only when the state changed under each of 32 attempts in a
+	// row; it may be made again (events already taken are then replays).
 	ErrConflict = errors.New("fleet: stream state changed concurrently")
 )

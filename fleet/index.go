@@ -198,10 +198,10 @@ func (x *Index) clock() {
 
 // retry runs one attempt of a call again while it failed on a conflict
 // with another router (or once after a loss of the backend's content).
-func (x *Index) retry(f func() error) error {
+func (x *Index) retry(f func(again bool) error) error {
 	for attempt := 0; ; attempt++ {
-		err := f()
-		if attempt < 8 && (errors.Is(err, ErrConflict) || errors.Is(err, errOwnerChanged) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
+		err := f(attempt > 0)
+		if attempt < maxAttempts-1 && (errors.Is(err, ErrConflict) || errors.Is(err, errOwnerChanged) || (errors.Is(err, ErrIndexLost) && attempt == 0)) {
 			continue
 		}
 		return err
@@ -403,7 +403,7 @@ func (x *Index) Register(name string) (ServerID, error) {
 	defer x.mu.Unlock()
 	x.clock()
 	var id ServerID
-	err := x.retry(func() error {
+	err := x.retry(func(bool) error {
 		if err := x.ready(); err != nil {
 			return err
 		}
@@ -434,7 +434,7 @@ func (x *Index) Unregister(name string) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.clock()
-	return x.retry(func() error { return x.unregister(name) })
+	return x.retry(func(bool) error { return x.unregister(name) })
 }
 
 func (x *Index) unregister(name string) error {
@@ -506,11 +506,17 @@ func (x *Index) Apply(name string, events []paged.Event) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.clock()
-	return x.retry(func() error { return x.apply(name, events) })
+	return x.retry(func(again bool) error { return x.apply(name, events, again) })
 }
 
-// apply is one attempt of Apply from the server's current state.
-func (x *Index) apply(name string, events []paged.Event) error {
+// maxAttempts bounds the writes of one call that find a server's state
+// changed by another router (ErrConflict): each such failure is another
+// router's progress, and the call decides again from the new state.
+const maxAttempts = 32
+
+// apply is one attempt of Apply from the server's current state; retry
+// says an earlier attempt found the state changed by another router.
+func (x *Index) apply(name string, events []paged.Event, retry bool) error {
 	if err := x.ready(); err != nil {
 		return err
 	}
@@ -530,6 +536,18 @@ func (x *Index) apply(name string, events []paged.Event) error {
 		i++
 	}
 	dup := uint64(i)
+	if retry && i == len(events) && !s.st.Expired && (!s.st.Dirty || s.st.tag != "") && !s.unsure && x.seenLately(s.st, st.Seen) {
+		// Another router applied every one of these events since this
+		// one read the state, or is applying them (a tagged state: its
+		// run is split, half written), and its write saw the server alive
+		// lately: nothing is left to write. (Writing Seen alone would
+		// change the state again under the routers still applying, and
+		// routers that follow one stream would keep failing each other's
+		// writes; taking over a half-written run would clear the server.
+		// If that router died, the next write or lookup clears it.)
+		x.stats.Duplicates += dup
+		return nil
+	}
 	// Events go to the backend in gap-free runs: a gap flushes the run
 	// before it, and the next run clears the server's entries first.
 	seg, gaps := i, uint64(0)
@@ -540,10 +558,16 @@ func (x *Index) apply(name string, events []paged.Event) error {
 	for j := i; j < len(events); j++ {
 		ev := &events[j]
 		if (!st.Started && ev.Seq != 1 && !st.AnyStart) || (st.Started && ev.Seq != st.Last+1) {
-			if err := x.flush(id, s, st, clearFirst, events[seg:j]); err != nil {
-				return err
+			// A run before the gap is written first; an empty one is not:
+			// the write after the gap carries the state and clears the
+			// entries. (Routers applying one stream would each write it,
+			// failing each other's write after the gap every time.)
+			if j > seg {
+				if err := x.flush(id, s, st, clearFirst, events[seg:j]); err != nil {
+					return err
+				}
+				st = s.st
 			}
-			st = s.st
 			seg, clearFirst = j, true
 			gaps++
 			st.Partial = true
@@ -567,7 +591,9 @@ func (x *Index) apply(name string, events []paged.Event) error {
 
 // flush writes one gap-free run of events and the state after it.
 func (x *Index) flush(id ServerID, s *server, next StreamState, clearFirst bool, events []paged.Event) error {
-	next.Gen = s.st.Gen + 1
+	// s.st may be a backend's half-done state, tagged: the write names it
+	// whole, and writes its own state untagged.
+	next.Gen, next.tag = s.st.Gen+1, ""
 	cur, err := x.cfg.Backend.Update(id, s.st, next, clearFirst, events)
 	switch {
 	case err == nil:
@@ -594,7 +620,7 @@ func (x *Index) flush(id ServerID, s *server, next StreamState, clearFirst bool,
 // expired, and stays partial; one silent for longer than the TTL is
 // expired first).
 func (x *Index) touch(id ServerID, s *server) error {
-	for range 8 {
+	for range maxAttempts {
 		expire := x.silent(s)
 		next := s.st
 		next.Seen, next.Expired = x.nowWall, false
@@ -608,13 +634,26 @@ func (x *Index) touch(id ServerID, s *server) error {
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
+		if x.seenLately(s.st, next.Seen) {
+			// Another router's write (its own heartbeat, say) has just
+			// recorded the server alive: writing again would only fail
+			// that router's next write.
+			return nil
+		}
 	}
 	return fmt.Errorf("fleet: heartbeat of %q: %w", s.name, ErrConflict)
 }
 
+// seenLately reports whether state st records its server alive recently
+// enough, as of now, that writing a newer Seen changes nothing the TTL
+// decides before the next event or heartbeat: within half the TTL.
+func (x *Index) seenLately(st StreamState, now int64) bool {
+	return x.cfg.TTL == 0 || now-st.Seen < int64(x.cfg.TTL)/2
+}
+
 // cleanUnsure clears the entries of a server whose last write failed.
 func (x *Index) cleanUnsure(id ServerID, s *server) error {
-	for range 8 {
+	for range maxAttempts {
 		if !s.unsure && !s.st.Dirty {
 			return nil
 		}
@@ -648,7 +687,7 @@ func (x *Index) Heartbeat(name string) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.clock()
-	return x.retry(func() error {
+	return x.retry(func(bool) error {
 		if err := x.ready(); err != nil {
 			return err
 		}
@@ -678,7 +717,7 @@ func (x *Index) Resync(name string, snap *paged.Snapshot) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.clock()
-	return x.retry(func() error { return x.resync(name, snap, events) })
+	return x.retry(func(bool) error { return x.resync(name, snap, events) })
 }
 
 func (x *Index) resync(name string, snap *paged.Snapshot, events []paged.Event) error {
@@ -737,7 +776,10 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 		return dst, err
 	}
 	for i := range x.servers {
-		if err := x.cleanUnsure(ServerID(i), &x.servers[i]); err != nil {
+		// ErrConflict here means other routers keep writing the server's
+		// state: the lookup goes on, and leaves the server's entries out
+		// while its state is half written (below).
+		if err := x.cleanUnsure(ServerID(i), &x.servers[i]); err != nil && !errors.Is(err, ErrConflict) {
 			return dst, fmt.Errorf("fleet: clear %q before lookup: %w", x.servers[i].name, err)
 		}
 	}
@@ -836,6 +878,12 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 		}
 	}
 	for i := range out {
+		if x.servers[i].st.Dirty {
+			// Half written as of this lookup (another router's split run
+			// in progress, or left by a router that died): its entries
+			// may hold stores whose removals are not written yet.
+			out[i].Blocks, out[i].Device = 0, 0
+		}
 		out[i].Value = float64(out[i].Device)*x.cfg.DeviceWeight + float64(out[i].Blocks-out[i].Device)*x.cfg.HostWeight
 	}
 	x.markPartial(out)
@@ -922,7 +970,7 @@ func (x *Index) expire() ([]uint64, error) {
 	}
 	for i := range x.servers {
 		s := &x.servers[i]
-		for range 8 {
+		for range maxAttempts {
 			if !x.silent(s) {
 				break
 			}

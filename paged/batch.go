@@ -21,6 +21,10 @@ type Scheduled struct {
 // as in the previous step is only extended by the blocks it gained. A
 // scheduler that keeps its running list in a stable order (as vLLM's
 // persistent batch does) pays O(changed entries + sequences) per step.
+// So Tables and GroupTables are the Batch's between calls: read them, do
+// not modify them (a changed entry would stay in later steps' rows). Each
+// call rewrites the other rows and the directives whole; the caller may
+// modify those.
 type Batch struct {
 	// Stride is the width of a table row in blocks. Set it before the
 	// first BuildBatch to fix it (kernels compiled for one width; a longer

@@ -59,7 +59,8 @@ type Config struct {
 	// free blocks are reused (LIFO) before any cached block is evicted,
 	// which keeps more of the cache.
 	UnifiedFreeQueue bool
-	// Hasher computes block hashes. Default SHA256Hasher.
+	// Hasher computes block hashes. Default SHA256Hasher. A Hasher may keep
+	// scratch state: managers used on different goroutines need their own.
 	Hasher Hasher
 	// HashMemo keeps, for every device block, the input and output of its
 	// SHA-256 chain hash (its tokens, the hash before it and its own), so
@@ -176,7 +177,9 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, fmt.Errorf("%w: Config.Groups[%d] (%v) window or chunk %d exceeds MaxSeqLen=%d", ErrInvalid, i, g.Kind, max(g.Window, g.Chunk), MaxSeqLen)
 		}
 	}
-	cfg.Groups = slices.Clone(cfg.Groups)
+	// The manager keeps its own copies: a caller reusing its buffers after
+	// New changes nothing.
+	cfg.Groups, cfg.HashSeed = slices.Clone(cfg.Groups), slices.Clone(cfg.HashSeed)
 	return cfg.withTierDefaults()
 }
 

@@ -768,7 +768,8 @@ func (m *Manager) releaseGroups(s *sequence) {
 // TableGroup returns the block table of a sequence in KV cache group g
 // (Config.Groups); group 0's is Table's. Entries a sliding window no longer
 // reaches, or that a window hit did not need, name the null block. The
-// slice is a view, valid until the next call that changes the manager.
+// slice is a view, valid until the next call that changes the manager;
+// do not modify it.
 func (m *Manager) TableGroup(id SeqID, g int) ([]allocator.BlockID, error) {
 	s, err := m.seq(id)
 	if err != nil {

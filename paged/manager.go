@@ -148,7 +148,14 @@ func (m *Manager) ceilBlocks(n int) int { return attention{m.bs, m.shift}.need(n
 func (m *Manager) BlockSize() int { return m.bs }
 
 // Config returns the manager's configuration with defaults filled in.
-func (m *Manager) Config() Config { return m.cfg }
+// Its Groups and HashSeed are copies the caller may change. Its Hasher is
+// the manager's own (a Hasher belongs to one manager): set it to nil, or
+// to a new hasher, before passing the Config to New for another manager.
+func (m *Manager) Config() Config {
+	c := m.cfg
+	c.Groups, c.HashSeed = slices.Clone(c.Groups), slices.Clone(c.HashSeed)
+	return c
+}
 
 // Advance sets the logical time used for priority expiry. Time never goes
 // backwards; a smaller value is ignored.

@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -117,9 +118,10 @@ func NewPlacement(cfg PlacementConfig) (*Placement, error) {
 	return p, nil
 }
 
-// Devices returns the device managers, for their statistics and checks.
-// Change sequences only through the Placement.
-func (p *Placement) Devices() []*Manager { return p.devs }
+// Devices returns the device managers, for their statistics and checks,
+// in a new slice the caller may change. Change sequences only through the
+// Placement.
+func (p *Placement) Devices() []*Manager { return slices.Clone(p.devs) }
 
 // BlockSize returns the number of token slots per block.
 func (p *Placement) BlockSize() int { return p.bs }
@@ -319,7 +321,8 @@ func (p *Placement) Shards(id SeqID) ([]int, error) {
 // Table returns the block table of one shard of a placed sequence, in its
 // device's block IDs; local block l of shard j holds logical block
 // j*ShardBlocks+l (Contiguous) or l*D+j (RoundRobin). Empty for a shard
-// that holds no token yet. The slice is a view valid until the next change.
+// that holds no token yet. The slice is a view valid until the next
+// change; do not modify it.
 func (p *Placement) Table(id SeqID, shard int) ([]allocator.BlockID, error) {
 	s, err := p.get(id)
 	if err != nil {

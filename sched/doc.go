@@ -106,8 +106,9 @@
 //
 // The scheduler owns the sequences it creates in its manager; the caller
 // may read the manager (Stats, Table, DrainEvents, BuildBatch) but must not
-// change those sequences. A Step is valid until the next Schedule. A
-// Request stays readable after it is done.
+// change those sequences. A Step is valid until the next Schedule, and
+// read-only: the scheduler reads it back. A Request stays readable after
+// it is done.
 //
 // # Concurrency
 //

@@ -43,7 +43,9 @@ type Scheduled struct {
 	recompute bool
 }
 
-// Step is the work of one step, valid until the next Schedule.
+// Step is the work of one step, valid until the next Schedule. It is the
+// scheduler's own record of the step, which Update, UpdateBeams, Cancel
+// and BuildBatch read back: read it, do not modify it.
 type Step struct {
 	// Number counts the steps from 1.
 	Number int64

@@ -29,6 +29,7 @@ type ServerConfig struct {
 // no lock; a caller waits at most one step.
 type Server struct {
 	cfg     ServerConfig
+	ran     atomic.Bool // set by the first Run
 	sched   *Scheduler
 	calls   chan func(*Scheduler)
 	stopped chan struct{}
@@ -60,8 +61,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 // Run is the step loop. It owns the scheduler until it returns, when ctx
 // is done or after MaxSteps steps; later calls fail with ErrClosed, except
-// Stats, which then returns the final statistics.
+// Stats, which then returns the final statistics. A server runs one loop
+// once: a second Run, during the first or after it, returns at once.
 func (s *Server) Run(ctx context.Context) {
+	if !s.ran.CompareAndSwap(false, true) {
+		return
+	}
 	sc := s.sched
 	defer func() {
 		s.final = sc.Snapshot()

@@ -148,6 +148,16 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	return s, nil
 }
 
+// closed reports whether Close has been called.
+func (s *Subscriber) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // pump moves messages from a socket to a channel until the subscriber
 // closes, so Next can wait on a context too. zmq4 reports a connection the
 // peer dropped as a receive error; the socket redials and receiving goes
@@ -189,6 +199,10 @@ func pause(done <-chan struct{}) bool {
 // subscriber yields ErrClosed.
 func (s *Subscriber) Next(ctx context.Context) (Message, error) {
 	for {
+		// Batches buffered before a Close are not delivered after it.
+		if s.closed() {
+			return Message{}, ErrClosed
+		}
 		for len(s.pending) > 0 {
 			m := s.pending[0]
 			s.pending = s.pending[1:]
@@ -245,6 +259,9 @@ func (s *Subscriber) fill(ctx context.Context, start, end uint64) error {
 	}
 	req := binary.BigEndian.AppendUint64(make([]byte, 0, 8), start)
 	if err := s.dealer.Send(zmq4.NewMsgFrom(nil, req)); err != nil {
+		if s.closed() {
+			return ErrClosed // Close closed the socket under the request
+		}
 		return fmt.Errorf("zmq: replay request: %w", err)
 	}
 	timer := time.NewTimer(s.cfg.ReplayTimeout)
