@@ -124,8 +124,10 @@ const (
 // last one (about a pool's worth once Chain has learned), so every
 // operation is O(1) amortized, with a constant that is small for pools of
 // a few thousand blocks and more; the records' index is a hash table (O(1)
-// expected). Nothing allocates after construction; Chain keeps about 130
-// bytes per block.
+// expected). The chain tree (sibling links, and a count of each block's
+// children held) is kept in O(1) per operation, and marking a subtree as
+// orphans visits each block once per content. Nothing allocates after
+// construction; Chain keeps about 150 bytes per block.
 type Chain struct {
 	lists []list // one per class, oldest release first
 	held  uint64 // bit c set when class c holds a block
@@ -171,6 +173,18 @@ type Chain struct {
 	brec []int32
 	bseq []uint32
 
+	// The chain tree (see Victim): each block with content linked under
+	// the block that held its parent when it was hinted, while both keep
+	// that content. orphansFirst moves held orphans to
+	// lists[chainClasses], given up before any class; leavesFirst prefers,
+	// among Victim's candidates, those with no child held (kidsHeld). Both
+	// are on; tests turn them off to see the rest of Victim's rule.
+	up, kid, sibPrev, sibNext []allocator.BlockID
+	orphan                    []bool
+	orphans                   int // held blocks that are orphans
+	kidsHeld                  []int32
+	orphansFirst, leavesFirst bool
+
 	reuse [chainClasses][chainBuckets]float64 // closed by a reuse, by age
 	cens  [chainClasses][chainBuckets]float64 // closed unreused, by age
 	open  [chainClasses][chainBuckets]float64 // scratch for rebuild
@@ -196,35 +210,45 @@ var (
 // NewChain returns an empty Chain policy for block IDs in [0, capacity).
 func NewChain(capacity int) Policy {
 	capacity = max(capacity, 0)
-	ln := links(capacity, chainClasses)
+	ln := links(capacity, chainClasses+1)
 	p := &Chain{
-		lists:    make([]list, chainClasses),
-		cls:      make([]uint8, capacity),
-		ctrn:     make([]uint16, capacity),
-		crun:     make([]uint16, capacity),
-		stamp:    make([]int64, capacity),
-		seg:      make([]uint64, capacity),
-		first:    make([]allocator.BlockID, capacity),
-		final:    make([]allocator.BlockID, capacity),
-		last:     allocator.NoBlock,
-		turn:     make([]uint16, capacity),
-		run:      make([]uint16, capacity),
-		depth:    make([]int32, capacity),
-		hit:      make([]bool, capacity),
-		key:      make([]uint64, capacity),
-		keyed:    make([]bool, capacity),
-		parent:   make([]allocator.BlockID, capacity),
-		pgen:     make([]uint32, capacity),
-		gen:      make([]uint32, capacity),
-		recs:     newGhost(capacity, 1),
-		capacity: int64(max(capacity, 1)),
-		perU:     16 / float64(max(capacity, 1)),
+		lists:        make([]list, chainClasses+1),
+		cls:          make([]uint8, capacity),
+		ctrn:         make([]uint16, capacity),
+		crun:         make([]uint16, capacity),
+		stamp:        make([]int64, capacity),
+		seg:          make([]uint64, capacity),
+		first:        make([]allocator.BlockID, capacity),
+		final:        make([]allocator.BlockID, capacity),
+		last:         allocator.NoBlock,
+		turn:         make([]uint16, capacity),
+		run:          make([]uint16, capacity),
+		depth:        make([]int32, capacity),
+		hit:          make([]bool, capacity),
+		key:          make([]uint64, capacity),
+		keyed:        make([]bool, capacity),
+		parent:       make([]allocator.BlockID, capacity),
+		pgen:         make([]uint32, capacity),
+		gen:          make([]uint32, capacity),
+		recs:         newGhost(capacity, 1),
+		up:           make([]allocator.BlockID, capacity),
+		kid:          make([]allocator.BlockID, capacity),
+		sibPrev:      make([]allocator.BlockID, capacity),
+		sibNext:      make([]allocator.BlockID, capacity),
+		orphan:       make([]bool, capacity),
+		kidsHeld:     make([]int32, capacity),
+		orphansFirst: true,
+		leavesFirst:  true,
+		capacity:     int64(max(capacity, 1)),
+		perU:         16 / float64(max(capacity, 1)),
 	}
 	for c := range p.lists {
 		p.lists[c] = newList(ln, capacity, capacity+c)
 	}
 	for i := range p.parent {
 		p.parent[i] = allocator.NoBlock
+		p.up[i], p.kid[i] = allocator.NoBlock, allocator.NoBlock
+		p.sibPrev[i], p.sibNext[i] = allocator.NoBlock, allocator.NoBlock
 	}
 	slots := len(p.recs.keys)
 	p.rcls = make([]uint8, slots)
@@ -334,6 +358,15 @@ func (p *Chain) Insert(id allocator.BlockID) {
 		}
 	}
 	p.last = id
+	if u := p.up[id]; u != allocator.NoBlock {
+		p.kidsHeld[u]++
+	}
+	if p.orphan[id] {
+		// Released after its chain lost an ancestor (one forgotten while
+		// this block was in use).
+		p.orphans++
+		p.toOrphans(id)
+	}
 }
 
 // Remove takes id out; its content keeps its turn count.
@@ -381,6 +414,10 @@ func (p *Chain) Hint(id allocator.BlockID, h Hint) {
 	var t uint16
 	r := uint16(1)
 	if par >= 0 && par != id {
+		if p.keyed[par] {
+			p.attach(id, par)
+			p.orphan[id] = p.orphan[par]
+		}
 		p.parent[id], p.pgen[id] = par, p.gen[par]
 		t = p.turn[par]
 		if p.hit[par] {
@@ -414,8 +451,17 @@ func (p *Chain) Forget(id allocator.BlockID) {
 	p.drop(id)
 }
 
-// drop forgets what id knew of its content.
+// drop forgets what id knew of its content, which is not held: the
+// blocks below it become orphans, and it leaves its parent.
 func (p *Chain) drop(id allocator.BlockID) {
+	for k := p.kid[id]; k != allocator.NoBlock; k = p.kid[id] {
+		p.detach(k)
+		p.orphanTree(k)
+	}
+	if p.up[id] != allocator.NoBlock {
+		p.detach(id)
+	}
+	p.orphan[id] = false
 	p.parent[id] = allocator.NoBlock
 	p.turn[id], p.run[id], p.hit[id], p.keyed[id] = 0, 0, false, false
 	p.brec[id] = -1
@@ -425,11 +471,21 @@ func (p *Chain) drop(id allocator.BlockID) {
 	}
 }
 
-// Victim gives up the block of lowest hit density among two candidates
-// per class: its oldest block, and the deepest block of its youngest
-// release (the first of that release's segment, released first: its
-// chain's tail end, so no block of the release is orphaned). Ties go to
-// the oldest release.
+// Victim gives up an orphan if Chain holds one, else the block of lowest
+// hit density among two candidates per class that has no child held,
+// else the lowest of the candidates: each class's oldest block, and the
+// deepest block of its youngest release (the first of that release's
+// segment, released first: its chain's tail end). Ties go to the oldest
+// release.
+//
+// An orphan is a block whose parent's content went (evicted, overwritten
+// or forgotten), or one below such a block: a prefix lookup stops at the
+// first miss, so it cannot be hit until a request recomputes the whole
+// prefix above it, and holding it is worth nothing until then. Giving up
+// a block with a child held would make orphans of the child and the
+// blocks below it, so a leaf goes first whatever the scores: the rule of
+// the Priority policy (and of vLLM, which frees a request's blocks tail
+// first), here among Victim's candidates, so that Victim stays O(classes).
 //
 // Two candidates, because a class's hit density need not fall with age: a
 // returning user comes back after a pause, so content just released may
@@ -438,24 +494,49 @@ func (p *Chain) drop(id allocator.BlockID) {
 // that rises and then falls is lowest, over any range of ages, at one of
 // the range's ends: the oldest block or the youngest release.
 func (p *Chain) Victim() (allocator.BlockID, bool) {
-	best, bestScore := allocator.NoBlock, 0.0
+	if o, ok := p.lists[chainClasses].front(); ok {
+		return p.evict(o)
+	}
+	var best, leaf candidate
+	best.id, leaf.id = allocator.NoBlock, allocator.NoBlock
 	for m := p.held; m != 0; m &= m - 1 {
 		c := bits.TrailingZeros64(m)
 		q := &p.lists[c]
 		f := allocator.BlockID(q.links[q.sentinel].next)
 		bf := p.bucket(p.now - p.stamp[f])
-		if s := p.score[c][bf]; best < 0 || s < bestScore || (s == bestScore && p.stamp[f] < p.stamp[best]) {
-			best, bestScore = f, s
-		}
+		p.consider(&best, &leaf, f, p.score[c][bf])
 		// The youngest release's deepest block; in the oldest block's
 		// bucket it scores the same and loses the tie.
 		y := p.first[q.links[q.sentinel].prev]
 		if by := p.bucket(p.now - p.stamp[y]); by != bf {
-			if s := p.score[c][by]; s < bestScore || (s == bestScore && p.stamp[y] < p.stamp[best]) {
-				best, bestScore = y, s
-			}
+			p.consider(&best, &leaf, y, p.score[c][by])
 		}
 	}
+	if p.leavesFirst && leaf.id >= 0 {
+		best = leaf
+	}
+	return p.evict(best.id)
+}
+
+// candidate is a block Victim weighs and its score.
+type candidate struct {
+	id    allocator.BlockID
+	score float64
+}
+
+// consider weighs x, of score s, against the best candidate so far and,
+// when x has no child in the policy, the best such.
+func (p *Chain) consider(best, leaf *candidate, x allocator.BlockID, s float64) {
+	if best.id < 0 || s < best.score || (s == best.score && p.stamp[x] < p.stamp[best.id]) {
+		*best = candidate{x, s}
+	}
+	if p.kidsHeld[x] == 0 && (leaf.id < 0 || s < leaf.score || (s == leaf.score && p.stamp[x] < p.stamp[leaf.id])) {
+		*leaf = candidate{x, s}
+	}
+}
+
+// evict gives up best, if any.
+func (p *Chain) evict(best allocator.BlockID) (allocator.BlockID, bool) {
 	if best < 0 {
 		return allocator.NoBlock, false
 	}
@@ -464,9 +545,24 @@ func (p *Chain) Victim() (allocator.BlockID, bool) {
 	return best, true
 }
 
-// unlink takes id off its class's list.
+// unlink takes id out of the policy.
 func (p *Chain) unlink(id allocator.BlockID) {
+	if p.orphan[id] {
+		p.orphans--
+	}
+	if u := p.up[id]; u != allocator.NoBlock {
+		p.kidsHeld[u]--
+	}
+	p.unlist(id)
+}
+
+// unlist takes id off its class's list, or the orphans'.
+func (p *Chain) unlist(id allocator.BlockID) {
 	c := p.cls[id]
+	if c == chainClasses {
+		p.lists[c].remove(id)
+		return
+	}
 	q := &p.lists[c]
 	pv, nx := q.links[id].prev, q.links[id].next
 	starts := pv == q.sentinel || p.seg[pv] != p.seg[id]
@@ -483,6 +579,73 @@ func (p *Chain) unlink(id allocator.BlockID) {
 	if p.lists[c].n == 0 {
 		p.held &^= 1 << c
 	}
+}
+
+// attach links id, which is not held, under par in the chain tree.
+func (p *Chain) attach(id, par allocator.BlockID) {
+	first := p.kid[par]
+	p.sibPrev[id], p.sibNext[id] = allocator.NoBlock, first
+	if first != allocator.NoBlock {
+		p.sibPrev[first] = id
+	}
+	p.kid[par], p.up[id] = id, par
+}
+
+// detach unlinks id from its parent in the chain tree.
+func (p *Chain) detach(id allocator.BlockID) {
+	if p.in(id) {
+		p.kidsHeld[p.up[id]]--
+	}
+	pv, nx := p.sibPrev[id], p.sibNext[id]
+	if pv != allocator.NoBlock {
+		p.sibNext[pv] = nx
+	} else {
+		p.kid[p.up[id]] = nx
+	}
+	if nx != allocator.NoBlock {
+		p.sibPrev[nx] = pv
+	}
+	p.up[id], p.sibPrev[id], p.sibNext[id] = allocator.NoBlock, allocator.NoBlock, allocator.NoBlock
+}
+
+// orphanTree marks root, just detached from its parent, and every block
+// below it orphans, moving the held ones to the orphans' list. It walks
+// the tree by its links, without a stack, and skips subtrees orphaned
+// already (below an orphan every block is one), so each block is visited
+// once per content: O(1) amortized.
+func (p *Chain) orphanTree(root allocator.BlockID) {
+	for x := root; ; {
+		descend := !p.orphan[x]
+		if descend {
+			p.orphan[x] = true
+			if p.in(x) {
+				p.orphans++
+				p.toOrphans(x)
+			}
+			if k := p.kid[x]; k != allocator.NoBlock {
+				x = k
+				continue
+			}
+		}
+		for x != root && p.sibNext[x] == allocator.NoBlock {
+			x = p.up[x]
+		}
+		if x == root {
+			return
+		}
+		x = p.sibNext[x]
+	}
+}
+
+// toOrphans moves held orphan id from its class's list to the orphans',
+// when orphans go first.
+func (p *Chain) toOrphans(id allocator.BlockID) {
+	if !p.orphansFirst || p.cls[id] == chainClasses {
+		return
+	}
+	p.unlist(id)
+	p.cls[id] = chainClasses
+	p.lists[chainClasses].pushBack(id)
 }
 
 // record opens a release record for content key: weight blocks of class c

@@ -97,7 +97,7 @@ func (p *Chain) checkSegments(t require.TestingT) {
 	if h, ok := t.(interface{ Helper() }); ok {
 		h.Helper()
 	}
-	for c := range p.lists {
+	for c := range p.lists[:chainClasses] {
 		q := &p.lists[c]
 		start := allocator.NoBlock
 		for x := q.links[q.sentinel].next; x != q.sentinel; x = q.links[x].next {
@@ -112,6 +112,47 @@ func (p *Chain) checkSegments(t require.TestingT) {
 			}
 		}
 	}
+	p.checkTree(t)
+}
+
+// checkTree verifies the chain tree against a recount: every child links
+// back to its parent, each block's count of children held, every block
+// below an orphan an orphan, the count of orphans held, and (with
+// orphansFirst) exactly the held orphans on the orphans' list.
+func (p *Chain) checkTree(t require.TestingT) {
+	orphans := 0
+	for x := range allocator.BlockID(len(p.up)) {
+		held := int32(0)
+		prev := allocator.NoBlock
+		for k := p.kid[x]; k != allocator.NoBlock; k = p.sibNext[k] {
+			require.Equal(t, x, p.up[k], "child %d of %d", k, x)
+			require.Equal(t, prev, p.sibPrev[k], "child %d of %d", k, x)
+			require.True(t, p.keyed[k], "child %d of %d has content", k, x)
+			if p.orphan[x] {
+				require.True(t, p.orphan[k], "child %d of orphan %d", k, x)
+			}
+			if p.in(k) {
+				held++
+			}
+			prev = k
+		}
+		require.Equal(t, held, p.kidsHeld[x], "children of %d held", x)
+		if p.in(x) && p.orphan[x] {
+			orphans++
+		}
+		if p.in(x) {
+			require.Equal(t, p.orphansFirst && p.orphan[x], p.cls[x] == chainClasses, "block %d on the orphans' list", x)
+		}
+	}
+	require.Equal(t, orphans, p.orphans, "orphans held")
+	require.Equal(t, orphans*b2i(p.orphansFirst), p.lists[chainClasses].n, "orphans listed")
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // TestChainSegmentsStayLinked drives Chain as a manager does (requests
@@ -179,20 +220,13 @@ func TestChainSegmentsStayLinked(t *testing.T) {
 // user pauses first); never a block whose deeper block of the same
 // release is still held.
 func TestChainVictimTriesBothEnds(t *testing.T) {
-	release := func(p *Chain, ids ...allocator.BlockID) {
-		for i, id := range ids {
-			par := allocator.NoBlock
-			if i > 0 {
-				par = ids[i-1]
-			}
-			p.Hint(id, Hint{Key: uint64(100 + id), Depth: int32(i), Parent: par, Priority: DefaultPriority})
-		}
-		for i := len(ids) - 1; i >= 0; i-- {
-			p.Insert(ids[i])
-		}
-	}
+	release := releaseChain
 	for _, young := range []bool{false, true} {
 		p := NewChain(100).(*Chain)
+		// The candidates by score alone: evicting 2 or 6 would otherwise
+		// wait for their leaves (3, 7), and orphan-first order is
+		// TestChainOrphansFirst's.
+		p.orphansFirst, p.leavesFirst = false, false
 		release(p, 0, 1, 2, 3) // old: 3 is its last block, 2 the deepest of the rest
 		p.now += 100
 		release(p, 4, 5, 6, 7) // young
@@ -218,6 +252,104 @@ func TestChainVictimTriesBothEnds(t *testing.T) {
 		assert.Equal(t, want, victims(t, p, 3), "young %v", young)
 		p.checkSegments(t)
 	}
+}
+
+// releaseChain hints ids as one chain and releases it tail first, as a
+// manager releases a request.
+func releaseChain(p *Chain, ids ...allocator.BlockID) {
+	for i, id := range ids {
+		par := allocator.NoBlock
+		if i > 0 {
+			par = ids[i-1]
+		}
+		p.Hint(id, Hint{Key: uint64(100 + id), Depth: int32(i), Parent: par, Priority: DefaultPriority})
+	}
+	for i := len(ids) - 1; i >= 0; i-- {
+		p.Insert(ids[i])
+	}
+}
+
+// twoReleases builds TestChainVictimTriesBothEnds's young case: releases
+// 0-3 and, later, 4-7, each with its last block in the tail class and the
+// rest in one class whose youngest bucket scores lowest, so that by score
+// alone Victim gives up 6, 5, 4, the inner blocks of the young release.
+func twoReleases(t *testing.T, orphansFirst, leavesFirst bool) *Chain {
+	p := NewChain(100).(*Chain)
+	p.orphansFirst, p.leavesFirst = orphansFirst, leavesFirst
+	releaseChain(p, 0, 1, 2, 3)
+	p.now += 100
+	releaseChain(p, 4, 5, 6, 7)
+	for k := range p.score {
+		for b := range p.score[k] {
+			p.score[k][b] = 1
+		}
+	}
+	p.score[p.cls[5]][p.bucket(p.now-p.stamp[6])] = 0.5
+	p.checkSegments(t)
+	return p
+}
+
+// TestChainOrphansFirst: giving up 6 orphans 7 (its child, the release's
+// last block, held in another class): with orphansFirst 7 goes next,
+// ahead of every score; with leavesFirst no candidate with a child held
+// goes while a leaf candidate is left, so nothing is orphaned, and the
+// leaves go oldest first at equal scores (3, then 2, whose child 3 is
+// gone).
+func TestChainOrphansFirst(t *testing.T) {
+	for _, c := range []struct {
+		orphans, leaves bool
+		want            []allocator.BlockID
+		orphaned        int // orphans held after the first victim
+	}{
+		{false, false, []allocator.BlockID{6, 5, 4}, 1},
+		{true, false, []allocator.BlockID{6, 7, 5}, 1},
+		{false, true, []allocator.BlockID{3, 2, 1}, 0},
+		{true, true, []allocator.BlockID{3, 2, 1}, 0},
+	} {
+		p := twoReleases(t, c.orphans, c.leaves)
+		got := victims(t, p, 1)
+		require.Equal(t, c.orphaned, p.orphans, "orphans %v leaves %v", c.orphans, c.leaves)
+		got = append(got, victims(t, p, 2)...)
+		assert.Equal(t, c.want, got, "orphans %v leaves %v", c.orphans, c.leaves)
+		p.checkSegments(t)
+	}
+}
+
+// TestChainOrphansOfForgottenBlocks: content forgotten while in use (its
+// block overwritten or dropped) orphans the held blocks below it, and
+// they go before any other, whole subtree, the root first; a block
+// released below a forgotten one is an orphan from its release.
+func TestChainOrphansOfForgottenBlocks(t *testing.T) {
+	p := NewChain(32).(*Chain)
+	hint := func(id, par allocator.BlockID, depth int32) {
+		p.Hint(id, Hint{Key: uint64(1000 + id), Depth: depth, Parent: par, Priority: DefaultPriority})
+	}
+	// An older chain 0-1, released, then 10 (in use) with 11 and 12
+	// below it, and 13 below 12 still in use.
+	hint(0, allocator.NoBlock, 0)
+	hint(1, 0, 1)
+	p.Insert(1)
+	p.Insert(0)
+	hint(10, allocator.NoBlock, 0)
+	hint(11, 10, 1)
+	hint(12, 11, 2)
+	hint(13, 12, 3)
+	p.Insert(12)
+	p.Insert(11)
+	p.checkSegments(t)
+	require.Zero(t, p.orphans)
+	p.Forget(10)
+	require.Equal(t, 2, p.orphans)
+	p.Insert(13) // below an orphan: one too
+	require.Equal(t, 3, p.orphans)
+	p.checkSegments(t)
+	assert.Equal(t, []allocator.BlockID{11, 12, 13, 1, 0}, victims(t, p, 5))
+	p.checkSegments(t)
+	// A reused block's new content is no orphan.
+	hint(11, allocator.NoBlock, 0)
+	p.Insert(11)
+	require.Zero(t, p.orphans)
+	p.checkSegments(t)
 }
 
 func victims(t *testing.T, p Policy, n int) []allocator.BlockID {
