@@ -688,8 +688,8 @@ func TestRetentionOrder(t *testing.T) {
 // workload: prompts that extend earlier ones, released tail first, some
 // running while others come. Priority leaves none by rule (a chain goes leaf
 // first); tail-first release makes recency and hit counts no higher for a
-// child than its parent, so LRU, LFU, SLRU and LeafLRU leave none either; Chain gives orphans up
-// first and prefers leaves (session 8), and leaves none.
+// child than its parent, so LRU, LFU, SLRU and LeafLRU leave none either;
+// Chain gives orphans up first and prefers leaves (session 8): none.
 // The others order by insertion or by queues a hit does not refresh and
 // may; the counts are logged.
 func TestOrphansByPolicy(t *testing.T) {
