@@ -10,6 +10,7 @@
 //	go run ./internal/mutation                      # every mutation
 //	go run ./internal/mutation -only M07,M12        # some of them
 //	go run ./internal/mutation -full=false          # skip the full-suite stage
+//	go run ./internal/mutation -only M03 -kill Audit13  # does a test kill it?
 //
 // Each mutation goes through up to three stages, stopping at the first
 // that fails: the property tests CI runs (-rapid.checks per target, see
@@ -20,7 +21,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -28,6 +28,7 @@ import (
 	"os/signal"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -49,10 +50,11 @@ type stage struct {
 func main() {
 	list := flag.String("list", "internal/mutation/mutations.txt", "the mutations")
 	only := flag.String("only", "", "comma-separated mutation IDs to run (default all)")
-	checks := flag.Int("checks", 300, "rapid checks per property test")
+	checks := flag.Int("checks", 100, "rapid checks per property test")
 	full := flag.Bool("full", true, "run the whole paged package on a mutation the property and W1 tests miss")
+	kill := flag.String("kill", "", "run only the paged tests matching this pattern (to show that a new test kills a mutation)")
 	dry := flag.Bool("dry", false, "only check that every mutation applies, and print where")
-	timeout := flag.Duration("timeout", 4*time.Minute, "time limit of one stage")
+	timeout := flag.Duration("timeout", 5*time.Minute, "time limit of one stage")
 	flag.Parse()
 
 	muts, err := parse(*list)
@@ -72,7 +74,9 @@ func main() {
 			"StateMachine|Refused|FastPath|Check|Hybrid|HashMemoRapid|StepMatchesLoop|ContentModel|RetentionOrder", rc}},
 		{"W1", []string{"test", "./bench", "-count=1", "-run", "W1"}},
 	}
-	if *full {
+	if *kill != "" {
+		stages = []stage{{"kill", []string{"test", "./paged", "-count=1", "-run", *kill, rc}}}
+	} else if *full {
 		stages = append(stages, stage{"full", []string{"test", "./paged", "-count=1", rc}})
 	}
 
@@ -212,16 +216,33 @@ func apply(src []byte, mu mutation) ([]byte, int, error) {
 	return nil, 0, fmt.Errorf("%s: occurrence %d of %q not found (%d found)", mu.file, mu.occurrence, mu.old, n)
 }
 
-// run runs the go command with a time limit and returns its output.
+// run runs the go command with a time limit and returns its output. The
+// command runs in its own process group, which the limit kills whole: a
+// test binary a mutation sent into an endless loop is go test's child and
+// would outlive go test.
 func run(limit time.Duration, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", args...)
-	out, err := cmd.CombinedOutput()
-	if ctx.Err() != nil {
-		return string(out) + "\n(time limit)", ctx.Err()
+	if args[0] == "test" {
+		// The test binary's own limit, a little shorter, names the test
+		// that hangs.
+		args = append(args, "-timeout", (limit - limit/8).String())
 	}
-	return string(out), err
+	var out bytes.Buffer
+	cmd := exec.Command("go", args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.String(), err
+	case <-time.After(limit):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return out.String() + "\n(time limit)", fmt.Errorf("time limit %v", limit)
+	}
 }
 
 var failRE = regexp.MustCompile(`--- FAIL: (\S+)`)
