@@ -57,9 +57,9 @@ func (e *eventModel) apply(t *rapid.T, evs []paged.Event) {
 // held by as many device blocks, each stored under the parent the
 // snapshot names. A commit the stream does not report, a reset without
 // AllBlocksCleared, or content reported (or snapshotted) under the wrong
-// parent shows: mutations M25, M26 and M28 of internal/mutation. No other
-// paged test replays the stream; the fleet package's index does, against
-// its own model.
+// parent shows (mutations M25, M26 and M28 of internal/mutation, which
+// TestRefusedCallsChangeNothing also catches, only through a refused
+// call's before-and-after comparison).
 func TestAudit13EventsReplayToSnapshot(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
