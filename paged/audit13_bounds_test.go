@@ -67,3 +67,32 @@ func TestAudit13WatermarkRoundsUp(t *testing.T) {
 		t.Fatalf("Create of 9 tokens = %v, want ErrNever", err)
 	}
 }
+
+// TestAudit13CanAdmitTokensAgreesWithCreate compares the dry run with the
+// admission it predicts, on a fresh pool, for every prompt length up to
+// one past the longest a sequence may be: a prompt that fills the pool
+// exactly is admitted, so CanAdmitTokens must say ok. (Mutation M34 said
+// never for it.)
+func TestAudit13CanAdmitTokensAgreesWithCreate(t *testing.T) {
+	for _, cfg := range []paged.Config{
+		{BlockSize: 4, NumBlocks: 5},
+		{BlockSize: 4, NumBlocks: 9, MaxModelLen: 21},
+		{BlockSize: 3, NumBlocks: 6, Watermark: 0.2},
+	} {
+		limit := cfg.MaxModelLen
+		if limit == 0 {
+			limit = (cfg.NumBlocks - 1) * cfg.BlockSize
+		}
+		for n := 1; n <= limit+1; n++ {
+			m, err := paged.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := m.CanAdmitTokens(n)
+			_, _, err = m.Create(make([]int32, n), nil)
+			if (a == paged.AdmitOK) != (err == nil) || (a == paged.AdmitNever) != errors.Is(err, paged.ErrNever) {
+				t.Fatalf("%+v, %d tokens: CanAdmitTokens = %v, Create = %v", cfg, n, a, err)
+			}
+		}
+	}
+}
