@@ -2,6 +2,7 @@ package paged_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/pagedkv/pagedkv/paged"
@@ -94,5 +95,23 @@ func TestAudit13CanAdmitTokensAgreesWithCreate(t *testing.T) {
 				t.Fatalf("%+v, %d tokens: CanAdmitTokens = %v, Create = %v", cfg, n, a, err)
 			}
 		}
+	}
+}
+
+// TestAudit13SplitPlanEndsUnitsAtCeiling pins where Build ends each unit's
+// stretch when the blocks do not divide evenly: at ceil((u+1)*total/units),
+// as SplitPlan's doc and FlashMLA's scheduler say; 10 blocks on 4 units end
+// at 3, 5, 8 and 10. Rounding down (2, 5, 7, 10) balances as well (the
+// busiest unit carries 3 either way), so
+// only the places tell. (Mutation M93; the other split tests use even
+// shares or check balance alone.)
+func TestAudit13SplitPlanEndsUnitsAtCeiling(t *testing.T) {
+	var p paged.SplitPlan
+	if err := p.Build([]int32{10}, 4, 1); err != nil {
+		t.Fatal(err)
+	}
+	want := []paged.SplitItem{{Seq: 0, First: 0, End: 3, Unit: 0}, {First: 3, End: 5, Unit: 1}, {First: 5, End: 8, Unit: 2}, {First: 8, End: 10, Unit: 3}}
+	if !slices.Equal(p.Items, want) || p.MaxUnitBlocks != 3 {
+		t.Fatalf("items %+v (busiest unit %d), want %+v (3)", p.Items, p.MaxUnitBlocks, want)
 	}
 }
