@@ -12,9 +12,8 @@ import (
 // (one block), blocks stored, prefix queries and hits, preemptions,
 // forks, copies (none for a block no longer shared), and the
 // running/waiting split. (Of the counters' mutations, M53, the
-// preemption count, survived every other test; M12, M13, M35 and M79 were
-// caught only by tests that compare two runs or a refused call's before
-// and after, which this test now pins to worked-out values.)
+// preemption count, survived every other test; M12, M13, M35 and M79 are
+// caught elsewhere too, each by a test about something else.)
 func TestAudit13StatsCounters(t *testing.T) {
 	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 5}) // 4 usable
 	if err != nil {
