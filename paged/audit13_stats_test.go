@@ -11,9 +11,9 @@ import (
 // evictions by an admission (several blocks at once) and by a decode step
 // (one block), blocks stored, prefix queries and hits, preemptions,
 // forks, copies (none for a block no longer shared), and the
-// running/waiting split. (Of the counters' mutations, M53, the
-// preemption count, survived every other test; M12, M13, M35 and M79 are
-// caught elsewhere too, each by a test about something else.)
+// running/waiting split. (Of the counters' mutations, M53 and M106, the
+// preemption and fork counts, survived every other test; M12, M13, M35
+// and M79 are caught elsewhere too, each by a test about something else.)
 func TestAudit13StatsCounters(t *testing.T) {
 	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 5}) // 4 usable
 	if err != nil {
