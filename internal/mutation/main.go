@@ -1,0 +1,285 @@
+// Command mutation runs the mutation testing of paged's core: for each
+// mutation listed in a file (internal/mutation/mutations.txt), it rewrites
+// one line of a source file, runs a test set and restores the file, and
+// reports whether the tests caught the change (the tests that failed) or
+// whether it survived. It never leaves a mutation behind: the original
+// bytes are written back after each run, and on an interrupt.
+//
+// Run it from the repository root:
+//
+//	go run ./internal/mutation                      # every mutation
+//	go run ./internal/mutation -only M07,M12        # some of them
+//	go run ./internal/mutation -full=false          # skip the full-suite stage
+//	go run ./internal/mutation -only M03 -kill Audit13  # does a test kill it?
+//
+// Each mutation goes through up to three stages, stopping at the first
+// that fails: the property tests CI runs (-rapid.checks per target, see
+// -checks), the W1 digest tests of bench against vLLM's counters, and,
+// for a mutation both survive, the whole paged test package.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// mutation is one line's change: the occurrence'th (from 1) line of file
+// holding old has old replaced by new.
+type mutation struct {
+	id, file, desc string
+	occurrence     int
+	explicit       bool // the occurrence was named
+	old, new       string
+}
+
+// stage is one test command.
+type stage struct {
+	name string
+	args []string
+}
+
+func main() {
+	list := flag.String("list", "internal/mutation/mutations.txt", "the mutations")
+	only := flag.String("only", "", "comma-separated mutation IDs to run (default all)")
+	checks := flag.Int("checks", 100, "rapid checks per property test")
+	full := flag.Bool("full", true, "run the whole paged package on a mutation the property and W1 tests miss")
+	kill := flag.String("kill", "", "run only the paged tests matching this pattern (to show that a new test kills a mutation)")
+	dry := flag.Bool("dry", false, "only check that every mutation applies, and print where")
+	timeout := flag.Duration("timeout", 5*time.Minute, "time limit of one stage")
+	flag.Parse()
+
+	muts, err := parse(*list)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mutation:", err)
+		os.Exit(2)
+	}
+	want := map[string]bool{}
+	for _, id := range strings.Split(*only, ",") {
+		if id != "" {
+			want[id] = true
+		}
+	}
+	rc := fmt.Sprintf("-rapid.checks=%d", *checks)
+	stages := []stage{
+		{"property", []string{"test", "./paged", "-count=1", "-run",
+			"StateMachine|Refused|FastPath|Check|Hybrid|HashMemoRapid|StepMatchesLoop|ContentModel|RetentionOrder", rc}},
+		{"W1", []string{"test", "./bench", "-count=1", "-run", "W1"}},
+	}
+	if *kill != "" {
+		stages = []stage{{"kill", []string{"test", "./paged", "-count=1", "-run", *kill, rc}}}
+	} else if *full {
+		stages = append(stages, stage{"full", []string{"test", "./paged", "-count=1", rc}})
+	}
+
+	// Restore the file being mutated on an interrupt.
+	var restore func()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt)
+	go func() {
+		<-sig
+		if restore != nil {
+			restore()
+		}
+		os.Exit(130)
+	}()
+
+	fmt.Println("| ID | mutation | where | result |")
+	fmt.Println("|---|---|---|---|")
+	caught, survived := 0, 0
+	for _, mu := range muts {
+		if len(want) > 0 && !want[mu.id] {
+			continue
+		}
+		orig, err := os.ReadFile(mu.file)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mutation:", err)
+			os.Exit(2)
+		}
+		mutated, line, err := apply(orig, mu)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "mutation %s: %v\n", mu.id, err)
+			os.Exit(2)
+		}
+		if *dry {
+			fmt.Printf("| %s | %s | %s:%d | not run |\n", mu.id, mu.desc, strings.TrimPrefix(mu.file, "paged/"), line)
+			continue
+		}
+		restore = func() { os.WriteFile(mu.file, orig, 0o644) }
+		if err := os.WriteFile(mu.file, mutated, 0o644); err != nil {
+			restore()
+			fmt.Fprintln(os.Stderr, "mutation:", err)
+			os.Exit(2)
+		}
+		result := "survived"
+		if out, err := run(*timeout, "build", "./paged"); err != nil {
+			result = "does not build: " + firstLine(out)
+		} else {
+			for _, st := range stages {
+				out, err := run(*timeout, st.args...)
+				if err != nil {
+					result = fmt.Sprintf("caught (%s): %s", st.name, failures(out))
+					break
+				}
+			}
+		}
+		restore()
+		restore = nil
+		if strings.HasPrefix(result, "caught") {
+			caught++
+		} else if result == "survived" {
+			survived++
+		}
+		fmt.Printf("| %s | %s | %s:%d | %s |\n", mu.id, mu.desc, strings.TrimPrefix(mu.file, "paged/"), line, result)
+	}
+	fmt.Printf("\n%d caught, %d survived\n", caught, survived)
+}
+
+// parse reads the mutations file: blank lines and lines starting with #
+// are skipped; a mutation is three lines,
+//
+//	ID file[@occurrence] description
+//	- the text replaced (leading "- " removed, the rest exact)
+//	+ the text put in its place
+func parse(name string) ([]mutation, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := sc.Text(); strings.TrimSpace(l) != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(lines)%3 != 0 {
+		return nil, fmt.Errorf("%s: %d lines, not a multiple of 3", name, len(lines))
+	}
+	var muts []mutation
+	seen := map[string]bool{}
+	for i := 0; i < len(lines); i += 3 {
+		head := strings.SplitN(lines[i], " ", 3)
+		if len(head) < 3 || !strings.HasPrefix(lines[i+1], "- ") || !(strings.HasPrefix(lines[i+2], "+ ") || lines[i+2] == "+") {
+			return nil, fmt.Errorf("%s: bad mutation at %q", name, lines[i])
+		}
+		mu := mutation{id: head[0], file: head[1], desc: head[2], occurrence: 1,
+			old: lines[i+1][2:], new: strings.TrimPrefix(strings.TrimPrefix(lines[i+2], "+"), " ")}
+		if at := strings.LastIndex(mu.file, "@"); at >= 0 {
+			if _, err := fmt.Sscan(mu.file[at+1:], &mu.occurrence); err != nil {
+				return nil, fmt.Errorf("%s: bad occurrence in %q", name, lines[i])
+			}
+			mu.file, mu.explicit = mu.file[:at], true
+		}
+		if seen[mu.id] {
+			return nil, fmt.Errorf("%s: mutation %s given twice", name, mu.id)
+		}
+		seen[mu.id] = true
+		muts = append(muts, mu)
+	}
+	return muts, nil
+}
+
+// apply returns src with mu applied and the line it changed (from 1).
+func apply(src []byte, mu mutation) ([]byte, int, error) {
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	if !mu.explicit {
+		if c := bytes.Count(src, []byte(mu.old)); c != 1 {
+			return nil, 0, fmt.Errorf("%s: %q occurs %d times; name the occurrence (file@N)", mu.file, mu.old, c)
+		}
+	}
+	n := 0
+	for i, l := range lines {
+		if !bytes.Contains(l, []byte(mu.old)) {
+			continue
+		}
+		if n++; n == mu.occurrence {
+			if bytes.Count(l, []byte(mu.old)) != 1 {
+				return nil, 0, fmt.Errorf("%q occurs more than once on line %d", mu.old, i+1)
+			}
+			lines[i] = bytes.Replace(l, []byte(mu.old), []byte(mu.new), 1)
+			return bytes.Join(lines, nil), i + 1, nil
+		}
+	}
+	return nil, 0, fmt.Errorf("%s: occurrence %d of %q not found (%d found)", mu.file, mu.occurrence, mu.old, n)
+}
+
+// run runs the go command with a time limit and returns its output. The
+// command runs in its own process group, which the limit kills whole: a
+// test binary a mutation sent into an endless loop is go test's child and
+// would outlive go test.
+func run(limit time.Duration, args ...string) (string, error) {
+	if args[0] == "test" {
+		// The test binary's own limit, a little shorter, names the test
+		// that hangs.
+		args = append(args, "-timeout", (limit - limit/8).String())
+	}
+	var out bytes.Buffer
+	cmd := exec.Command("go", args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.String(), err
+	case <-time.After(limit):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return out.String() + "\n(time limit)", fmt.Errorf("time limit %v", limit)
+	}
+}
+
+var failRE = regexp.MustCompile(`--- FAIL: (\S+)`)
+
+// failures names the top-level tests that failed in out, or the first
+// line that says why the run failed.
+func failures(out string) string {
+	var names []string
+	seen := map[string]bool{}
+	for _, m := range failRE.FindAllStringSubmatch(out, -1) {
+		name := m[1]
+		if i := strings.IndexByte(name, '/'); i >= 0 {
+			name = name[:i]
+		}
+		if !seen[name] {
+			seen[name] = true
+			names = append(names, name)
+		}
+	}
+	if len(names) > 0 {
+		if len(names) > 4 {
+			names = append(names[:4], fmt.Sprintf("and %d more", len(names)-4))
+		}
+		return strings.Join(names, ", ")
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "panic:") || strings.Contains(l, "time limit") || strings.HasPrefix(l, "FAIL") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return firstLine(out)
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
