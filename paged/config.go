@@ -44,7 +44,9 @@ type Config struct {
 	NumBlocks int
 	// Watermark is the fraction of usable blocks that admitting a new
 	// sequence must leave available, so running sequences can still grow
-	// (vLLM v0 used 0.01). Appends ignore it. Default 0: no headroom.
+	// (vLLM v0 used 0.01), in blocks rounded up: 0.15 of 10 usable blocks
+	// leaves 2 (vLLM v0 truncates). Appends ignore it. Default 0: no
+	// headroom.
 	Watermark float64
 	// Policy builds the eviction policy for cached blocks. Default
 	// eviction.NewLRU.
