@@ -46,14 +46,17 @@ type Manager struct {
 	pins pinSet    // pin.go
 
 	// KV cache groups (groups.go), set only with more than one group:
-	// ghits is the lookup's hits of groups 1 and up, window the window
-	// groups' size, other the kind besides full attention (the per-block
-	// group is bp.blockGroup).
-	other GroupKind
-	// kinds is each group's kind (group_kinds.go), hitKind the other
-	// kind's, whose hit the lookup takes within the full-attention one.
+	// ghits is the lookup's hits of groups 1 and up, window the window of
+	// the only local group when it is a window group (the per-block group
+	// is bp.blockGroup).
+	// kinds is each group's kind (group_kinds.go); classes are the groups
+	// besides full attention whose hits cut the full-attention one, one
+	// class per kind and size (groups.go).
 	kinds   []groupKind
-	hitKind groupKind
+	classes []hitClass
+	// anyLocal: a group is a window or chunked group; anyState: a group
+	// is a State group.
+	anyLocal, anyState bool
 	// oneLocal is the only window or chunked group (-1: several, 0:
 	// none), and wids the window lookup's scratch for it.
 	oneLocal int

@@ -62,8 +62,6 @@ import (
 // state checkpoints.
 type retainer struct {
 	on bool
-	// need is the window blocks a hit needs before its end.
-	need int
 	// lastFull is the full-attention hit of the last lookup, in blocks,
 	// before the window groups cut it; lastMiss says the lookup stopped
 	// there at a block not cached (the cached chain branches or ends
@@ -77,28 +75,28 @@ type retainer struct {
 // group and its own free list (UnifiedFreeQueue keeps vLLM's decisions).
 func (m *Manager) initRetention() {
 	m.initCheckpoints()
-	if !m.hybrid() || (m.window == 0 && !m.ret.ckpt) || m.cfg.UnifiedFreeQueue || !m.hashing {
+	if !m.hybrid() || !m.anyLocal && !m.ret.ckpt || m.cfg.UnifiedFreeQueue || !m.hashing {
 		return
 	}
-	r := &m.ret
-	r.on = true
-	if m.window > 0 {
-		r.need = (m.window - 1 + m.bs - 1) / m.bs
-	}
+	m.ret.on = true
 	m.bp.shelves.init(m.cfg.NumBlocks)
 }
 
-// windowShelf is the shelf of window block k of s when its last reference
-// goes: high if it is among the need blocks before s's branch point, or
-// before end when a preempted sequence releases its hit (end is its full
-// blocks; 0 while sliding); the policy if it is before end when s
-// finishes; low otherwise.
-func (m *Manager) windowShelf(s *sequence, k, end int, preempt bool) shelf {
-	need := m.ret.need
-	if b := int(s.keep.branch); k < b && k >= b-need {
+// hitFrom is the first block of local group g that a hit of L blocks
+// needs: the first the query at position L*BlockSize reads (the window
+// before it, ceil((W-1)/BlockSize) blocks, or its chunk).
+func (m *Manager) hitFrom(g, L int) int { return m.kinds[g].live(L * m.bs) }
+
+// windowShelf is the shelf of block k of local group g of s when its last
+// reference goes: high if a hit at s's branch point needs it, or a hit at
+// end when a preempted sequence releases its hit (end is its full blocks;
+// 0 while sliding); the policy if a hit at end needs it when s finishes;
+// low otherwise.
+func (m *Manager) windowShelf(s *sequence, g, k, end int, preempt bool) shelf {
+	if b := int(s.keep.branch); k < b && k >= m.hitFrom(g, b) {
 		return shelfHigh
 	}
-	if k < end && k >= end-need {
+	if k < end && k >= m.hitFrom(g, end) {
 		if preempt {
 			return shelfHigh
 		}
@@ -134,24 +132,24 @@ func (k *seqRetention) reset() { k.branch, k.pins, k.pending = -1, k.pins[:0], k
 // the next sequence sharing it, so it is held as long. Blocks of a shared
 // prefix are usually shared too, so this costs need blocks per distinct
 // branch point among running sequences, and at most need per sequence.
-func (m *Manager) pinsAt(s *sequence, k int, b allocator.BlockID) bool {
+func (m *Manager) pinsAt(s *sequence, g, k int, b allocator.BlockID) bool {
 	if !m.ret.on {
 		return false
 	}
 	br := int(s.keep.branch)
-	return k < br && k >= br-m.ret.need && m.bp.cached[b]
+	return k < br && k >= m.hitFrom(g, br) && m.bp.cached[b]
 }
 
-// releaseSlid releases window block b at entry k of s, which the window no
-// longer reaches, or pins it (pinsAt).
-func (m *Manager) releaseSlid(s *sequence, k int, b allocator.BlockID) {
+// releaseSlid releases block b at entry k of local group g of s, which the
+// window or chunk no longer reaches, or pins it (pinsAt).
+func (m *Manager) releaseSlid(s *sequence, g, k int, b allocator.BlockID) {
 	switch {
 	case !m.ret.on:
 		m.bp.release(b)
-	case m.pinsAt(s, k, b):
+	case m.pinsAt(s, g, k, b):
 		s.keep.pins = append(s.keep.pins, b)
 	default:
-		m.bp.releaseTo(b, m.windowShelf(s, k, 0, false))
+		m.bp.releaseTo(b, m.windowShelf(s, g, k, 0, false))
 	}
 }
 
@@ -191,8 +189,8 @@ func (m *Manager) releaseRetained(s *sequence, preempt bool) {
 			t := s.ext[g].blocks
 			switch {
 			case k >= len(t):
-			case m.cfg.Groups[g+1].Kind == SlidingWindow:
-				m.bp.releaseTo(t[k], m.windowShelf(s, k, end, preempt))
+			case m.kinds[g+1].local():
+				m.bp.releaseTo(t[k], m.windowShelf(s, g+1, k, end, preempt))
 			default:
 				m.bp.releaseTo(t[k], full)
 			}
