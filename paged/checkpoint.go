@@ -153,7 +153,17 @@ func (m *Manager) lookupState(s *sequence, full int) int {
 // checkpointAt collects into hitPages every page of the checkpoints after
 // L blocks of s, reporting whether all are cached (on the device, or the
 // host: a hostRef).
-func (m *Manager) checkpointAt(s *sequence, L int) bool {
+func (m *Manager) checkpointAt(s *sequence, L int) bool { return m.findCheckpoint(s, L, true) }
+
+// checkpointed reports whether a whole checkpoint after L blocks of s is
+// cached, on either tier: with groups of another kind besides the State
+// groups, the hit may stop short of a checkpoint that exists (a window
+// cut it), and one is enough.
+func (m *Manager) checkpointed(s *sequence, L int) bool { return m.findCheckpoint(s, L, false) }
+
+// findCheckpoint reports whether every page of the checkpoints after L
+// blocks of s is cached, appending each to hitPages when keep is set.
+func (m *Manager) findCheckpoint(s *sequence, L int, keep bool) bool {
 	r := &m.ret
 	for i, g := range r.states {
 		for j := range r.off[i+1] - r.off[i] {
@@ -162,7 +172,9 @@ func (m *Manager) checkpointAt(s *sequence, L int) bool {
 			if !ok {
 				return false
 			}
-			r.hitPages = append(r.hitPages, id)
+			if keep {
+				r.hitPages = append(r.hitPages, id)
+			}
 		}
 	}
 	return true
@@ -214,7 +226,7 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int) {
 		}
 		m.stats.copies += uint64(len(r.hitPages))
 	}
-	if s.keep.branch >= 0 || !r.lastMiss || full <= r.hit || full == 0 || m.available() < r.size() || m.pendingAt(s, full) {
+	if s.keep.branch >= 0 || !r.lastMiss || full <= r.hit || full == 0 || m.available() < r.size() || m.pendingAt(s, full) || m.checkpointed(s, full) {
 		return
 	}
 	for range r.size() {

@@ -84,8 +84,16 @@ func (m *Manager) initRetention() {
 
 // hitFrom is the first block of local group g that a hit of L blocks
 // needs: the first the query at position L*BlockSize reads (the window
-// before it, ceil((W-1)/BlockSize) blocks, or its chunk).
-func (m *Manager) hitFrom(g, L int) int { return m.kinds[g].live(L * m.bs) }
+// before it, ceil((W-1)/BlockSize) blocks, or its chunk); a window of one
+// token needs the block before L all the same, where its lookup's scan
+// ends (as vLLM's).
+func (m *Manager) hitFrom(g, L int) int {
+	k := m.kinds[g]
+	if _, ok := k.(windowKind); ok && L > 0 {
+		return min(k.live(L*m.bs), L-1)
+	}
+	return k.live(L * m.bs)
+}
 
 // windowShelf is the shelf of block k of local group g of s when its last
 // reference goes: high if a hit at s's branch point needs it, or a hit at
