@@ -430,6 +430,21 @@ func (s *hySeq) cut(c int) {
 	s.fresh = max(0, s.fresh-c)
 }
 
+// add adds a waiting sequence of prompt, or returns nil when it is longer
+// than a sequence may grow (ErrNever).
+func (h *hyModel) add(t *rapid.T, prompt []int32) *hySeq {
+	id, err := h.m.Add(prompt, nil)
+	if errors.Is(err, paged.ErrNever) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	s := &hySeq{id: id, tokens: prompt}
+	h.seqs = append(h.seqs, s)
+	return s
+}
+
 func (h *hyModel) newTokens(t *rapid.T, next *int32, max int) []int32 {
 	toks := make([]int32, rapid.IntRange(1, max).Draw(t, "n"))
 	for k := range toks {
@@ -615,16 +630,7 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 					next++
 					prompt = append(prompt, next)
 				}
-				id, err := h.m.Add(prompt, nil)
-				if errors.Is(err, paged.ErrNever) {
-					return
-				}
-				if err != nil {
-					t.Fatalf("Add: %v", err)
-				}
-				s := &hySeq{id: id, tokens: prompt}
-				h.seqs = append(h.seqs, s)
-				if rapid.Bool().Draw(t, "admit now") {
+				if s := h.add(t, prompt); s != nil && rapid.Bool().Draw(t, "admit now") {
 					h.admit(t, s)
 				}
 			},
@@ -635,15 +641,10 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				p := rapid.SampledFrom(h.prefixes).Draw(t, "prefix")
 				for range rapid.IntRange(2, 3).Draw(t, "fan") {
 					prompt := append(slices.Clone(p), h.newTokens(t, &next, 2*bs)...)
-					id, err := h.m.Add(prompt, nil)
-					if errors.Is(err, paged.ErrNever) {
+					s := h.add(t, prompt)
+					if s == nil {
 						return
 					}
-					if err != nil {
-						t.Fatalf("Add: %v", err)
-					}
-					s := &hySeq{id: id, tokens: prompt}
-					h.seqs = append(h.seqs, s)
 					h.admit(t, s)
 				}
 			},
@@ -659,15 +660,10 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				if rapid.Bool().Draw(t, "next turn") {
 					prompt = append(prompt, h.newTokens(t, &next, 2*bs)...)
 				}
-				id, err := h.m.Add(prompt, nil)
-				if errors.Is(err, paged.ErrNever) {
+				s := h.add(t, prompt)
+				if s == nil {
 					return // longer than a sequence may grow
 				}
-				if err != nil {
-					t.Fatalf("Add: %v", err)
-				}
-				s := &hySeq{id: id, tokens: prompt}
-				h.seqs = append(h.seqs, s)
 				h.admit(t, s)
 			},
 			"flush": func(t *rapid.T) {
