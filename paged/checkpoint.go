@@ -35,8 +35,11 @@ import (
 // Budget: a sequence holds (pins) at most one checkpoint, its branch
 // point's, while it runs, and sequences sharing a prefix share it; pinned
 // checkpoints thus cost at most as much again as the running sequences'
-// own state, and in practice Pages per state group per distinct shared
-// prefix. Released checkpoints wait on the high shelf.
+// own state, and in practice each state group's Pages per distinct shared
+// prefix (State groups of different sizes each take their own). Released
+// checkpoints wait on the high shelf. With groups of other kinds beside
+// (a window), the checkpoint serves a hit only with their blocks before
+// the same point, which retention keeps for the same branch point.
 
 // Checkpoint is a directive to save a state: while computing sequence
 // Seq, the server writes the state of KV cache group Group after the

@@ -38,6 +38,17 @@ import (
 // Shared group holds nothing and reads its target's table. Which cached
 // blocks the default mode keeps longest is retention.go's.
 //
+// Groups of several kinds and sizes (Hymba's state, window and full
+// layers; two windows; a chunk beside a window) form classes, one per kind
+// and size, all State groups one class (cutHit). The hit is then the
+// fixed point of the classes' cuts: from the full-attention hit, each
+// class in turn cuts the length to its own longest hit within it, until
+// none cuts further, which is the longest prefix that is a hit in every
+// group. vLLM v1 at f20c3b0 takes one kind besides full attention, so the
+// vLLM-compatible mode (UnifiedFreeQueue, with prefix caching) refuses
+// more with ErrInvalid, and its decisions on the layouts vLLM takes are
+// unchanged (one class: one cut, as vLLM's coordinator).
+//
 // Every operation works with several groups (Fork, Truncate, speculative
 // tokens and swapping as groups_ops.go describes). Offloading keeps each
 // evicted block's group: the host index is keyed by (hash, group) as the

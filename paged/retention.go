@@ -18,8 +18,8 @@ import (
 // last window blocks is evicted, the hit falls back to the previous point
 // whose window is still cached, often the start.
 //
-// So without Config.UnifiedFreeQueue a manager with a window (or state,
-// checkpoint.go) group sorts the cached, unreferenced blocks onto three
+// So without Config.UnifiedFreeQueue a manager with a window or chunked
+// (or state, checkpoint.go) group sorts the cached, unreferenced blocks onto three
 // shelves, evicted in order:
 //
 //   - low: window blocks no known hit point can use (they slid out of the
@@ -42,6 +42,12 @@ import (
 // branch point after its window has left it: it holds the prefix's
 // full-attention blocks anyway, and that window is what makes them a hit
 // for the next sequence sharing the prefix (pinsAt).
+//
+// Every local group is shelved by its own rule (hitFrom): with two windows
+// each keeps the blocks its own window before a hit point needs, a
+// chunked group those of the hit point's chunk; State groups are kept by
+// their checkpoints (checkpoint.go). So a layout of several kinds keeps,
+// per hit point, what each of its groups needs there, and no more.
 //
 // The likely hit points are the ones the manager sees: where a sequence's
 // full-attention lookup stopped on its first admission (its branch point)
