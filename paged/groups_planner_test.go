@@ -24,6 +24,19 @@ var multiKindSpecs = []struct {
 	// full-attention layer whose KV later layers read.
 	{"sambay-like", kvmem.Spec{KVHeads: 1, HeadDim: 8, Key: kvmem.FP16, Groups: []kvmem.Group{
 		{Kind: kvmem.State, Layers: 2, StateBytes: 3000}, {Kind: kvmem.Window, Layers: 2, Window: 64}, {Kind: kvmem.Full, Layers: 1}, {Kind: kvmem.Shared, Layers: 2, Of: 2}}}},
+	// Phi-4-mini-flash-reasoning's own layout, from its config.json and
+	// modeling_phi4flash.py (SambaYCache; a copy in the public repository
+	// franciskamande-ai/cloned_models): 32 layers, of which layers 0-17
+	// keep caches: the full-attention layer 17 (num_key_value_heads 20,
+	// head dim hidden 2560 / 40 heads = 64), the odd layers 1-15 with a
+	// 512-token sliding window, and the even layers 0-16 Mamba (d_inner
+	// 2 x 2560, d_state 16, d_conv 4: a state of 5,120 x (16 + 3) values in
+	// BF16, counting the convolution state as kvmem does, kernel - 1 wide);
+	// the 7 odd layers 19-31 read layer 17's KV, and the even ones (gated
+	// memory units) keep none.
+	{"phi-4-mini-flash", kvmem.Spec{KVHeads: 20, HeadDim: 64, Key: kvmem.BF16, Groups: []kvmem.Group{
+		{Kind: kvmem.State, Layers: 9, StateBytes: 5120 * (16 + 3) * 2}, {Kind: kvmem.Window, Layers: 8, Window: 512},
+		{Kind: kvmem.Full, Layers: 1}, {Kind: kvmem.Shared, Layers: 7, Of: 2}}}},
 	{"two windows", kvmem.Spec{KVHeads: 1, HeadDim: 8, Key: kvmem.FP16, Groups: []kvmem.Group{
 		{Kind: kvmem.Full, Layers: 1}, {Kind: kvmem.Window, Layers: 2, Window: 128}, {Kind: kvmem.Window, Layers: 1, Window: 40}}}},
 	{"chunk, window and state", kvmem.Spec{KVHeads: 1, HeadDim: 8, Key: kvmem.FP16, Groups: []kvmem.Group{
