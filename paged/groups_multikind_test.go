@@ -1,6 +1,7 @@
 package paged_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -54,4 +55,35 @@ func TestMultiKindHit(t *testing.T) {
 		require.NoError(t, m.Free(id))
 	}
 	assert.Equal(t, [3]int{0, 0, 24}, cached, "the second branches, the third hits")
+}
+
+// A model with state, sliding-window and full-attention layers (Hymba's
+// layout): requests sharing a system prompt hit it once a checkpoint of
+// the state is cached at its end, with the window before it.
+func ExampleGroup_severalKinds() {
+	m, _ := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64, Groups: []paged.Group{
+		{Kind: paged.FullAttention},
+		{Kind: paged.State, Pages: 2},
+		{Kind: paged.SlidingWindow, Window: 8},
+	}})
+	system := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	for turn := range 3 {
+		prompt := append([]int32(nil), system...)
+		for k := range int32(5) { // the request's own tokens
+			prompt = append(prompt, int32(100*turn)+k)
+		}
+		id, cached, _ := m.Create(prompt, nil)
+		// The server writes the checkpoints the manager asks for while
+		// computing the step, and applies the copies before it.
+		for _, c := range m.TakeCheckpoints(nil) {
+			fmt.Printf("request %d: write group %d's state after %d tokens\n", turn, c.Group, c.Tokens)
+		}
+		fmt.Printf("request %d: %d tokens cached, %d state pages copied\n", turn, cached, len(m.TakeCopies(nil)))
+		_ = m.Free(id)
+	}
+	// Output:
+	// request 0: 0 tokens cached, 0 state pages copied
+	// request 1: write group 1's state after 12 tokens
+	// request 1: 0 tokens cached, 0 state pages copied
+	// request 2: 12 tokens cached, 2 state pages copied
 }
