@@ -2,6 +2,7 @@ package paged_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -86,4 +87,42 @@ func ExampleGroup_severalKinds() {
 	// request 1: write group 1's state after 12 tokens
 	// request 1: 0 tokens cached, 0 state pages copied
 	// request 2: 12 tokens cached, 2 state pages copied
+}
+
+// TestMultiKindUnifiedWithoutCaching: without prefix caching vLLM v1 takes
+// any groups (its coordinator without a prefix cache), and so does the
+// vLLM-compatible mode: every group grows, slides and is released by its
+// own rule, with no hits.
+func TestMultiKindUnifiedWithoutCaching(t *testing.T) {
+	groups := []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 6}, {Kind: paged.ChunkedLocal, Chunk: 12}, {Kind: paged.State, Pages: 2}, {Kind: paged.SlidingWindow, Window: 17}}
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 200, Groups: groups, UnifiedFreeQueue: true, DisablePrefixCaching: true})
+	require.NoError(t, err)
+	var ids []paged.SeqID
+	for i := range 4 {
+		id, cached, err := m.Create(seqOf(1, 30), nil) // one prompt: no hit all the same
+		require.NoError(t, err)
+		assert.Zero(t, cached)
+		for k := range 3 + 7*i {
+			require.NoError(t, m.Append(id, int32(100+k)))
+		}
+		ids = append(ids, id)
+		require.NoError(t, m.Check())
+	}
+	n := 30 + 3 + 7*3
+	win, err := m.TableGroup(ids[3], 1)
+	require.NoError(t, err)
+	// The next query, at n, reads [n-5, n]: blocks before (n-5)/4 are null.
+	released := slices.IndexFunc(win, func(b allocator.BlockID) bool { return b != 0 })
+	assert.Equal(t, (n-5)/4, released)
+	c, err := m.Fork(ids[3])
+	require.NoError(t, err)
+	assert.Len(t, m.TakeCopies(nil), 2, "the child's own state pages")
+	require.NoError(t, m.Preempt(ids[0]))
+	require.NoError(t, m.Free(c))
+	require.NoError(t, m.Check())
+	for _, id := range ids {
+		require.NoError(t, m.Free(id))
+	}
+	require.NoError(t, m.Check())
+	assert.Zero(t, m.Stats().UsedBlocks)
 }
