@@ -256,11 +256,14 @@ func (m *Manager) initGroups() {
 		}
 		m.classes[c].groups = append(m.classes[c].groups, i)
 	}
-	if w, ok := m.kinds[max(0, m.oneLocal)].(windowKind); ok && m.oneLocal > 0 {
-		// One local group, a window group: the common layouts (gpt-oss,
-		// Gemma 3, with or without state groups) take its fast paths.
-		m.window = w.w
-		m.sib = make([]allocator.BlockID, m.cfg.NumBlocks)
+	if m.oneLocal > 0 {
+		if w, ok := m.kinds[m.oneLocal].(windowKind); ok {
+			// One local group, a window group: the common layouts
+			// (gpt-oss, Gemma 3, Hymba with its state groups) take its
+			// fast paths.
+			m.window = w.w
+			m.sib = make([]allocator.BlockID, m.cfg.NumBlocks)
+		}
 	}
 }
 
