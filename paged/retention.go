@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -18,8 +19,8 @@ import (
 // last window blocks is evicted, the hit falls back to the previous point
 // whose window is still cached, often the start.
 //
-// So without Config.UnifiedFreeQueue a manager with a window or chunked
-// (or state, checkpoint.go) group sorts the cached, unreferenced blocks onto three
+// So without Config.UnifiedFreeQueue a manager with a window (or state,
+// checkpoint.go) group sorts the cached, unreferenced blocks onto three
 // shelves, evicted in order:
 //
 //   - low: window blocks no known hit point can use (they slid out of the
@@ -47,7 +48,11 @@ import (
 // each keeps the blocks its own window before a hit point needs, a
 // chunked group those of the hit point's chunk; State groups are kept by
 // their checkpoints (checkpoint.go). So a layout of several kinds keeps,
-// per hit point, what each of its groups needs there, and no more.
+// per hit point, what each of its groups needs there, and no more. Only
+// window blocks are pinned (a chunk's can be a whole chunk's worth: they
+// wait on the high shelf instead), and the shelves are on only with a
+// window or State group: a layout of full and chunked groups alone
+// releases blocks to the free list and the policy, as before.
 //
 // The likely hit points are the ones the manager sees: where a sequence's
 // full-attention lookup stopped on its first admission (its branch point)
@@ -81,7 +86,8 @@ type retainer struct {
 // group and its own free list (UnifiedFreeQueue keeps vLLM's decisions).
 func (m *Manager) initRetention() {
 	m.initCheckpoints()
-	if !m.hybrid() || !m.anyLocal && !m.ret.ckpt || m.cfg.UnifiedFreeQueue || !m.hashing {
+	window := slices.ContainsFunc(m.kinds, func(k groupKind) bool { _, ok := k.(windowKind); return ok })
+	if !m.hybrid() || !window && !m.ret.ckpt || m.cfg.UnifiedFreeQueue || !m.hashing {
 		return
 	}
 	m.ret.on = true
@@ -149,6 +155,9 @@ func (k *seqRetention) reset() { k.branch, k.pins, k.pending = -1, k.pins[:0], k
 func (m *Manager) pinsAt(s *sequence, g, k int, b allocator.BlockID) bool {
 	if !m.ret.on {
 		return false
+	}
+	if _, ok := m.kinds[g].(windowKind); !ok {
+		return false // a chunk's blocks before the point go to the high shelf
 	}
 	br := int(s.keep.branch)
 	return k < br && k >= m.hitFrom(g, br) && m.bp.cached[b]
