@@ -750,8 +750,7 @@ func (m *Manager) startPair(s *sequence, t0 int, tok int32) bool {
 // ownsNext reports whether Append may write the next tokens of the partly
 // filled last block of s in place up to its last slot (Append's inline
 // path stops before the token that fills a block): gslow unset, and no
-// window moves past a block on the way. With several local groups, or a
-// chunked one, it answers false.
+// window or chunk moves past a block on the way.
 func (m *Manager) ownsNext(s *sequence) bool {
 	n := len(s.tokens)
 	q, off := m.split(n)
@@ -761,14 +760,21 @@ func (m *Manager) ownsNext(s *sequence) bool {
 	if !m.anyLocal {
 		return true
 	}
-	if m.window == 0 || m.oneLocal <= 0 {
-		return false
+	// In every local group, the first position whose query reads none of
+	// the block after the released ones (where the group could release
+	// it: a chunk may keep it longer) must lie at or after the last
+	// block's last position.
+	last := (q+1)*m.bs - 1
+	if m.window > 0 {
+		// One local group, a window group: its kind called directly.
+		return m.windowKind().readsFrom(s.ext[m.oneLocal-1].released+1) >= last
 	}
-	// The first position whose window passes a block (the first that
-	// reads from the block after the released ones) must lie at or after
-	// the last block's last position.
-	slideAt := m.windowKind().readsFrom(s.ext[m.oneLocal-1].released + 1)
-	return slideAt >= (q+1)*m.bs-1
+	for g := range s.ext {
+		if k := m.kinds[g+1]; k.local() && k.readsFrom(s.ext[g].released+1) < last {
+			return false
+		}
+	}
+	return true
 }
 
 // windowKind is the kind of the one window group (m.window > 0): a value,
