@@ -263,6 +263,13 @@ func (m *Manager) initGroups() {
 			// fast paths.
 			m.window = w.w
 			m.sib = make([]allocator.BlockID, m.cfg.NumBlocks)
+			// pair: the other groups never gain a block as a sequence
+			// grows (State, Shared), so a token that starts a block
+			// takes startPair.
+			m.pair = true
+			for i, g := range m.cfg.Groups[1:] {
+				m.pair = m.pair && (i+1 == m.oneLocal || g.Kind == State || g.Kind == Shared)
+			}
 		}
 	}
 }
@@ -670,7 +677,7 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 		return false
 	}
 	if off == 0 {
-		if m.window > 0 && len(s.ext) == 1 {
+		if m.pair {
 			if !m.startPair(s, t0, tokens[0]) {
 				return false
 			}
@@ -680,11 +687,11 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 	} else {
 		// growGroups would find it needs no block, hence space either
 		// way, and slide before writing the token.
-		if m.window > 0 && len(s.ext) == 1 {
+		if m.pair {
 			// A full + window pair: the window's rule called directly.
-			t, k := &s.ext[0], m.windowKind()
+			t, k := &s.ext[m.oneLocal-1], m.windowKind()
 			if k.slides(t0, t.released, 0) {
-				m.slideTable(s, 1, t, k.dead(t0, 0))
+				m.slideTable(s, m.oneLocal, t, k.dead(t0, 0))
 			}
 		} else if m.mustSlide(s, t0) {
 			m.slideGroups(s, t0)
@@ -701,24 +708,27 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 }
 
 // startPair is growGroups for the token tok at position t0, which starts
-// a block, of running s on a manager of two groups, the second a window
-// group, where gslow is unset: each table gains a block, in the general
-// path's order (slide, space check, group 0's block, then the window
-// group's), and the token fills its block only when a block holds one.
+// a block, of running s on a manager of a full-attention group 0 and one
+// window group (m.pair: any other groups are State or Shared groups, which
+// never gain a block), where gslow is unset: each of the two tables gains
+// a block, in the general path's order (slide, space check, group 0's
+// block, then the window group's), and the token fills its block only
+// when a block holds one.
 // It reports false, having changed nothing the general path would not
 // change the same way, when the free blocks do not suffice: with
 // UnifiedFreeQueue having slid, as that path does before its space
 // check; otherwise having done nothing, leaving the count of what sliding
 // would free to that path.
 func (m *Manager) startPair(s *sequence, t0 int, tok int32) bool {
-	t := &s.ext[0]
+	g := m.oneLocal
+	t := &s.ext[g-1]
 	want := m.ceilBlocks(t0 + 1) // a window group needs as many (attention.need)
 	need := want - len(s.blocks) + want - len(t.blocks)
 	k := m.windowKind()
 	slides := k.slides(t0, t.released, 0)
 	if m.cfg.UnifiedFreeQueue {
 		if slides {
-			m.slideTable(s, 1, t, k.dead(t0, 0))
+			m.slideTable(s, g, t, k.dead(t0, 0))
 		}
 		if need > m.available() {
 			return false
@@ -728,7 +738,7 @@ func (m *Manager) startPair(s *sequence, t0 int, tok int32) bool {
 			return false // the general path counts what sliding frees
 		}
 		if slides {
-			m.slideTable(s, 1, t, k.dead(t0, 0))
+			m.slideTable(s, g, t, k.dead(t0, 0))
 		}
 	}
 	for len(s.blocks) < want {

@@ -61,8 +61,9 @@ type Manager struct {
 	// none), and wids the window lookup's scratch for it.
 	oneLocal int
 	// manyFull: a group besides group 0 is full attention, so the
-	// full-attention hit is looked up in each.
-	manyFull bool
+	// full-attention hit is looked up in each; pair: group 0 and one
+	// window group are the only groups that grow (startPair).
+	manyFull, pair bool
 	wids     []allocator.BlockID
 	sib      []allocator.BlockID // the window lookup's guesses (group_kinds.go)
 	ghits    [][]allocator.BlockID
