@@ -64,10 +64,10 @@ type Manager struct {
 	// full-attention hit is looked up in each; pair: group 0 and one
 	// window group are the only groups that grow (startPair).
 	manyFull, pair bool
-	wids     []allocator.BlockID
-	sib      []allocator.BlockID // the window lookup's guesses (group_kinds.go)
-	ghits    [][]allocator.BlockID
-	window   int
+	wids           []allocator.BlockID
+	sib            []allocator.BlockID // the window lookup's guesses (group_kinds.go)
+	ghits          [][]allocator.BlockID
+	window         int
 	// ret shelves cached blocks of a hybrid manager (retention.go).
 	ret retainer
 }
