@@ -100,11 +100,23 @@ func (m *Manager) initRetention() {
 // token needs the block before L all the same, where its lookup's scan
 // ends (as vLLM's).
 func (m *Manager) hitFrom(g, L int) int {
-	k := m.kinds[g]
-	if _, ok := k.(windowKind); ok && L > 0 {
-		return min(k.live(L*m.bs), L-1)
+	if g == m.oneLocal && m.window > 0 {
+		// The one window group (the common layouts): its rule called
+		// directly, as every block its window leaves asks.
+		return windowFrom(m.windowKind(), L)
 	}
-	return k.live(L * m.bs)
+	if k, ok := m.kinds[g].(windowKind); ok {
+		return windowFrom(k, L)
+	}
+	return m.kinds[g].live(L * m.bs)
+}
+
+// windowFrom is hitFrom for window kind k.
+func windowFrom(k windowKind, L int) int {
+	if L == 0 {
+		return 0
+	}
+	return min(k.start(L*k.bs), L-1)
 }
 
 // windowShelf is the shelf of block k of local group g of s when its last
@@ -156,8 +168,10 @@ func (m *Manager) pinsAt(s *sequence, g, k int, b allocator.BlockID) bool {
 	if !m.ret.on {
 		return false
 	}
-	if _, ok := m.kinds[g].(windowKind); !ok {
-		return false // a chunk's blocks before the point go to the high shelf
+	if g != m.oneLocal || m.window == 0 {
+		if _, ok := m.kinds[g].(windowKind); !ok {
+			return false // a chunk's blocks before the point go to the high shelf
+		}
 	}
 	br := int(s.keep.branch)
 	return k < br && k >= m.hitFrom(g, br) && m.bp.cached[b]
