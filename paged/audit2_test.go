@@ -599,7 +599,7 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 		case 2:
 			cfg.Policy = eviction.NewPriority
 		}
-		switch rapid.IntRange(0, 6).Draw(t, "layout") {
+		switch rapid.IntRange(0, 9).Draw(t, "layout") {
 		case 3:
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 4*bs).Draw(t, "gwindow")}}
 		case 4:
@@ -608,6 +608,16 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: rapid.IntRange(1, 4*bs).Draw(t, "chunk")}}
 		case 6:
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 4*bs).Draw(t, "gwindow")}, {Kind: Shared, Target: 1}}
+		case 7: // several kinds (the default mode only): Hymba, SambaY
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: State, Pages: 1}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 4*bs).Draw(t, "gwindow")}, {Kind: Shared}}
+			cfg.UnifiedFreeQueue = false
+		case 8: // two windows
+			w := rapid.IntRange(1, 4*bs).Draw(t, "gwindow")
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: w}, {Kind: SlidingWindow, Window: w + rapid.IntRange(1, 4*bs).Draw(t, "gwindow2")}}
+			cfg.UnifiedFreeQueue = false
+		case 9: // a chunk, a window and a state
+			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: ChunkedLocal, Chunk: rapid.IntRange(1, 4*bs).Draw(t, "chunk")}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 4*bs).Draw(t, "gwindow")}, {Kind: State, Pages: 1}}
+			cfg.UnifiedFreeQueue = false
 		}
 		m, err := New(cfg)
 		if err != nil {

@@ -22,7 +22,7 @@ type groupRow struct {
 // furthest back) must read no released block: the window W-1 positions
 // before it, the chunk from its start. It changes nothing.
 func (m *Manager) checkGroupsBatch(sched []Scheduled) error {
-	if !local(m.other) {
+	if !m.anyLocal {
 		return nil
 	}
 	for _, sc := range sched {

@@ -287,6 +287,9 @@ func BenchmarkDecodeStepGroups(b *testing.B) {
 		{"one", nil},
 		{"full+window128", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 128}}},
 		{"full+full", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}},
+		// Several kinds (Hymba's: a window beside a state) and two windows.
+		{"full+window128+state", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 128}, {Kind: paged.State, Pages: 8}}},
+		{"full+window128+window1024", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 128}, {Kind: paged.SlidingWindow, Window: 1024}}},
 	} {
 		b.Run("seqs=256/groups="+layout.name, func(b *testing.B) {
 			const n = 256

@@ -35,8 +35,11 @@ import (
 // Budget: a sequence holds (pins) at most one checkpoint, its branch
 // point's, while it runs, and sequences sharing a prefix share it; pinned
 // checkpoints thus cost at most as much again as the running sequences'
-// own state, and in practice Pages per state group per distinct shared
-// prefix. Released checkpoints wait on the high shelf.
+// own state, and in practice each state group's Pages per distinct shared
+// prefix (State groups of different sizes each take their own). Released
+// checkpoints wait on the high shelf. With groups of other kinds beside
+// (a window), the checkpoint serves a hit only with their blocks before
+// the same point, which retention keeps for the same branch point.
 
 // Checkpoint is a directive to save a state: while computing sequence
 // Seq, the server writes the state of KV cache group Group after the
@@ -58,9 +61,11 @@ type Checkpoint struct {
 // checkpointer is the part of retainer that keeps state checkpoints.
 type checkpointer struct {
 	ckpt bool
-	// states are the State groups; pages the blocks of one state.
+	// states are the State groups; off[i] is where state group i's pages
+	// start in a checkpoint's pages (hitPages, a sequence's pending), all
+	// the groups' pages in order, off[len(states)] their number.
 	states []int
-	pages  int
+	off    []int
 	// hit and hitPages are the last lookup's checkpoint: its length in
 	// blocks and its pages, state group by state group.
 	hit      int
@@ -75,17 +80,31 @@ type checkpointer struct {
 // its own free list.
 func (m *Manager) initCheckpoints() {
 	r := &m.ret
-	if !m.hybrid() || m.other != State || m.cfg.UnifiedFreeQueue || !m.hashing {
+	if !m.hybrid() || !m.anyState || m.cfg.UnifiedFreeQueue || !m.hashing {
 		return
 	}
 	r.ckpt = true
+	r.off = append(r.off, 0)
 	for g, k := range m.kinds {
 		if p := k.pages(); p > 0 {
 			r.states = append(r.states, g)
-			r.pages = p
+			r.off = append(r.off, r.off[len(r.off)-1]+p)
 		}
 	}
-	r.hitPages = make([]allocator.BlockID, 0, len(r.states)*r.pages)
+	r.hitPages = make([]allocator.BlockID, 0, r.size())
+}
+
+// size is the number of pages of a checkpoint, every state group's.
+func (r *checkpointer) size() int { return r.off[len(r.off)-1] }
+
+// pageAt names page i of a checkpoint's pages: its state group and its
+// index in that group's state.
+func (r *checkpointer) pageAt(i int) (g, j int) {
+	k := 0
+	for r.off[k+1] <= i {
+		k++
+	}
+	return r.states[k], i - r.off[k]
 }
 
 // ckptKey is the index key of page j of a checkpoint after the block whose
@@ -137,16 +156,28 @@ func (m *Manager) lookupState(s *sequence, full int) int {
 // checkpointAt collects into hitPages every page of the checkpoints after
 // L blocks of s, reporting whether all are cached (on the device, or the
 // host: a hostRef).
-func (m *Manager) checkpointAt(s *sequence, L int) bool {
+func (m *Manager) checkpointAt(s *sequence, L int) bool { return m.findCheckpoint(s, L, true) }
+
+// checkpointed reports whether a whole checkpoint after L blocks of s is
+// cached, on either tier: with groups of another kind besides the State
+// groups, the hit may stop short of a checkpoint that exists (a window
+// cut it), and one is enough.
+func (m *Manager) checkpointed(s *sequence, L int) bool { return m.findCheckpoint(s, L, false) }
+
+// findCheckpoint reports whether every page of the checkpoints after L
+// blocks of s is cached, appending each to hitPages when keep is set.
+func (m *Manager) findCheckpoint(s *sequence, L int, keep bool) bool {
 	r := &m.ret
-	for _, g := range r.states {
-		for j := range r.pages {
+	for i, g := range r.states {
+		for j := range r.off[i+1] - r.off[i] {
 			k := ckptKey(&s.hashes[L-1], j)
 			id, ok := m.bp.findIn(&k, g)
 			if !ok {
 				return false
 			}
-			r.hitPages = append(r.hitPages, id)
+			if keep {
+				r.hitPages = append(r.hitPages, id)
+			}
 		}
 	}
 	return true
@@ -192,16 +223,16 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int) {
 	if r.hit > 0 {
 		for i, g := range r.states {
 			own := s.ext[g-1].blocks
-			for j := range r.pages {
-				m.copies = append(m.copies, Copy{Src: r.hitPages[i*r.pages+j], Dst: own[j]})
+			for j, src := range r.hitPages[r.off[i]:r.off[i+1]] {
+				m.copies = append(m.copies, Copy{Src: src, Dst: own[j]})
 			}
 		}
 		m.stats.copies += uint64(len(r.hitPages))
 	}
-	if s.keep.branch >= 0 || !r.lastMiss || full <= r.hit || full == 0 || m.available() < len(r.states)*r.pages || m.pendingAt(s, full) {
+	if s.keep.branch >= 0 || !r.lastMiss || full <= r.hit || full == 0 || m.available() < r.size() || m.pendingAt(s, full) || m.checkpointed(s, full) {
 		return
 	}
-	for range len(r.states) * r.pages {
+	for range r.size() {
 		s.keep.pending = append(s.keep.pending, m.allocBlock())
 	}
 	s.keep.pendingAt, s.keep.pendingLen = full, len(s.tokens)
@@ -232,6 +263,7 @@ func (m *Manager) pendingAt(s *sequence, L int) bool {
 func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 	r := &m.ret
 	r.out = r.out[:0]
+	first := len(dst)
 	for _, id := range r.pend {
 		s, err := m.seq(id)
 		if err != nil || s.state != seqRunning || len(s.keep.pending) == 0 {
@@ -245,7 +277,7 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 		}
 		L := s.keep.pendingAt
 		for i, g := range r.states {
-			pages := s.keep.pending[i*r.pages : (i+1)*r.pages]
+			pages := s.keep.pending[r.off[i]:r.off[i+1]]
 			for j, b := range pages {
 				key := ckptKey(&s.hashes[L-1], j)
 				m.commit(b, &key, g, L-1, allocator.NoBlock, s)
@@ -257,11 +289,13 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 		s.keep.pending = s.keep.pending[:0]
 	}
 	r.pend = r.pend[:0]
-	// Views into out, taken once it no longer grows.
+	// Views into out, taken once it no longer grows: each checkpoint's
+	// pages, its state group's number.
 	off := 0
-	for i := len(dst) - len(r.out)/max(1, r.pages); i < len(dst); i++ {
-		dst[i].Pages = r.out[off : off+r.pages : off+r.pages]
-		off += r.pages
+	for i := first; i < len(dst); i++ {
+		n := m.kinds[dst[i].Group].pages()
+		dst[i].Pages = r.out[off : off+n : off+n]
+		off += n
 	}
 	return dst
 }

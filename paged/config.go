@@ -126,9 +126,13 @@ type Config struct {
 
 	// Groups are the KV cache groups of a hybrid model (see Group): every
 	// group of a sequence has its own block table, drawn from the one
-	// pool. Group 0 must be full attention; a Window or Chunk is at most
-	// MaxSeqLen. Empty means one full-attention group, all a model of one
-	// attention kind needs.
+	// pool. Group 0 must be full attention; the others may be of any
+	// kinds and sizes (windows of several sizes, chunked, state and
+	// shared groups together: docs/hybrid.md, "Several kinds"), but with
+	// UnifiedFreeQueue and prefix caching, as vLLM v1's hybrid
+	// coordinator, one kind besides full attention, of one size. A Window
+	// or Chunk is at most MaxSeqLen. At most 255 groups. Empty means one
+	// full-attention group, all a model of one attention kind needs.
 	Groups []Group
 }
 

@@ -519,8 +519,10 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 	})
 }
 
-// TestHybridLookupHitsAreIndexAnswers: every block a hybrid manager's
-// admission hands out as a hit, in every group, is the block the index
+// TestHybridLookupHitsAreIndexAnswers: a hybrid manager's hit is the
+// longest prefix that is a hit in every group (hybridHitOracle: for
+// layouts of several kinds, the fixed point of every kind's cut), and
+// every block its admission hands out as a hit, in every group, is the block the index
 // names for its content in that group (the first-inserted holder), though
 // the lookup mostly finds it by guessing (blockPool.successor and run in
 // group 0; in the window group Manager.sibling from what it found for the
@@ -540,11 +542,24 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
 			Groups:           []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: w}},
 		}
-		switch rapid.IntRange(0, 3).Draw(t, "layout") {
+		switch rapid.IntRange(0, 7).Draw(t, "layout") {
 		case 1: // two full groups: the lookup's group-by-group form
 			cfg.Groups = append(cfg.Groups, Group{Kind: FullAttention})
 		case 2:
 			cfg.HostBlocks = rapid.IntRange(4, 32).Draw(t, "hostBlocks")
+		case 3: // several kinds (the default mode only): two windows
+			cfg.Groups = append(cfg.Groups, Group{Kind: SlidingWindow, Window: w + rapid.IntRange(1, 4*bs).Draw(t, "window2")})
+			cfg.UnifiedFreeQueue = false
+		case 4: // a window and a state (Hymba): the window's fast lookup
+			cfg.Groups = append(cfg.Groups, Group{Kind: State, Pages: rapid.IntRange(1, 2).Draw(t, "pages")})
+			cfg.UnifiedFreeQueue = false
+		case 5: // a window, a chunk, a state of another size, on two tiers
+			cfg.Groups = append(cfg.Groups, Group{Kind: ChunkedLocal, Chunk: rapid.IntRange(1, 6*bs).Draw(t, "chunk")}, Group{Kind: State, Pages: 1}, Group{Kind: State, Pages: 2})
+			cfg.HostBlocks = rapid.IntRange(0, 32).Draw(t, "hostBlocks")
+			cfg.UnifiedFreeQueue = false
+		case 6: // a chunk and a shared group
+			cfg.Groups = append(cfg.Groups, Group{Kind: ChunkedLocal, Chunk: rapid.IntRange(1, 6*bs).Draw(t, "chunk")}, Group{Kind: Shared, Target: 1})
+			cfg.UnifiedFreeQueue = false
 		}
 		m, err := New(cfg)
 		if err != nil {
@@ -565,19 +580,30 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 				}
 				ids = append(ids, id)
 				scrambleSiblings(t, m)
+				s, _ := m.seq(id)
+				want := hybridHitOracle(m, s, (len(s.tokens)-1)/bs)
+				before := m.Stats().PrefixHitTokens
 				cached, err := m.Admit(id)
+				// Admit counts the hit it found, admitted or not.
+				if got := int(m.Stats().PrefixHitTokens - before); got != want*bs {
+					t.Fatalf("step %d: %v hit %d tokens; the longest prefix cached in every group as its kind needs is %d blocks", step, id, got, want)
+				}
+				m.TakeCheckpoints(nil) // written in the step: now hits
 				if err != nil {
 					continue
 				}
-				s, _ := m.seq(id)
 				for g := range len(cfg.Groups) {
+					if cfg.Groups[g].Kind == State {
+						continue // its own pages, copies of the checkpoint
+					}
 					table := m.table(s, g)
 					for k := range cached / bs {
 						b := table[k]
 						if b == nullBlock {
 							continue
 						}
-						want, ok := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
+						// A shared group's entries are its target's.
+						want, ok := m.bp.index.getIn(&s.hashes[k], groupSalt(m.kinds[g].target(g)))
 						if !ok || want != b {
 							t.Fatalf("step %d: %v group %d hit %d is block %d; the index names %d (%v)", step, id, g, k, b, want, ok)
 						}
@@ -608,6 +634,56 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// hybridHitOracle is the longest prefix of s, at most limit blocks, that
+// is a hit in every group of a hybrid manager, found by brute force from
+// each kind's rule (docs/hybrid.md) on the index of each tier: every full
+// group holds [0, L), a window group of W the blocks of [L*bs-W+1, L*bs)
+// (at least the last),
+// a chunked group of C those of [L*bs/C*C, L*bs), and every State group a
+// checkpoint at exactly L (with checkpoints on; otherwise only L = 0).
+func hybridHitOracle(m *Manager, s *sequence, limit int) int {
+	bs := m.bs
+	cached := func(k, g int) bool {
+		_, ok := m.bp.findIn(&s.hashes[k], g)
+		return ok
+	}
+	for L := min(limit, len(s.hashes)); L > 0; L-- {
+		ok := true
+		for g, gr := range m.cfg.Groups {
+			first := -1 // blocks [first, L) must be cached in g
+			switch gr.Kind {
+			case FullAttention:
+				first = 0
+			case SlidingWindow:
+				// A window of one token reads no block before L, but
+				// the scan ends at a cached block (as vLLM's): the one
+				// before L.
+				first = min(max(0, L*bs-gr.Window+1)/bs, L-1)
+			case ChunkedLocal:
+				first = L * bs / gr.Chunk * gr.Chunk / bs
+			case State:
+				if !m.ret.ckpt {
+					ok = false
+				}
+				for j := 0; ok && j < gr.Pages; j++ {
+					key := ckptKey(&s.hashes[L-1], j)
+					_, ok = m.bp.findIn(&key, g)
+				}
+			}
+			for k := max(first, 0); ok && first >= 0 && k < L; k++ {
+				ok = cached(k, g)
+			}
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			return L
+		}
+	}
+	return 0
 }
 
 // scrambleSiblings points some of the window lookup's sibling guesses

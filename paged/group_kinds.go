@@ -40,10 +40,13 @@ type groupKind interface {
 	// target is the group whose table group g reads (g itself but for a
 	// Shared group).
 	target(g int) int
-	// hit finds the kind's prefix hit within the first limit blocks of s,
-	// which are cached in every full-attention group, fills the lookup
-	// rows of the groups of its kind and returns the hit in blocks.
-	hit(m *Manager, s *sequence, limit int) int
+	// hit finds the longest prefix hit of groups (the groups of one
+	// class, all of this kind and size) within the first limit blocks of
+	// s, which are cached in every full-attention group, fills their
+	// lookup rows and returns the hit in blocks. Every prefix of at most
+	// limit blocks that is a hit of the groups is at most the answer
+	// (Manager.cutHit relies on it).
+	hit(m *Manager, s *sequence, limit int, groups []int) int
 	// check verifies the kind's rules on table t (group g of sequence
 	// slot i), whose next query is at position n.
 	check(i, g int, t *groupTable, n int) error
@@ -115,7 +118,7 @@ type fullKind struct {
 	notLocal
 }
 
-func (fullKind) hit(m *Manager, s *sequence, limit int) int { return limit }
+func (fullKind) hit(m *Manager, s *sequence, limit int, groups []int) int { return limit }
 
 func (fullKind) check(i, g int, t *groupTable, n int) error {
 	return checkKept(FullAttention, i, g, t)
@@ -163,13 +166,16 @@ func (k windowKind) check(i, g int, t *groupTable, n int) error { return checkLo
 // ceil((W-1)/BlockSize) cached blocks from the right; failing that, the
 // run from block 0), fills their m.ghits rows (null before the run) and
 // returns its length in blocks.
-func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
+func (k windowKind) hit(m *Manager, s *sequence, limit int, groups []int) int {
 	need := (k.w - 1 + k.bs - 1) / k.bs
 	run, end := 0, -1
 	// With one window group (the common layout) the scan keeps the blocks
 	// it finds and guesses each (see sibling), then from the last one
 	// found (see predecessor), before it probes the index.
-	one := m.oneLocal
+	one := 0
+	if m.sib != nil {
+		one = m.oneLocal // then groups is {one}
+	}
 	if one > 0 {
 		m.wids = slices.Grow(m.wids[:0], limit)[:limit]
 	}
@@ -177,8 +183,8 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 		// No run of need blocks fits, so the right-to-left scan would end
 		// with the run from block 0: find it left to right, stopping at
 		// the first miss instead of probing every block of the limit.
-		end = k.leading(m, s, limit, one)
-		m.hitRows(s, SlidingWindow, 0, end, one)
+		end = k.leading(m, s, limit, one, groups)
+		m.hitRows(s, groups, 0, end, one)
 		return end
 	}
 	next := allocator.NoBlock
@@ -200,7 +206,7 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 				continue
 			}
 			m.wids[i], next = id, id
-		} else if !m.cachedInLocalGroups(&s.hashes[i]) {
+		} else if !m.cachedIn(&s.hashes[i], groups) {
 			run = 0
 			continue
 		}
@@ -217,18 +223,18 @@ func (k windowKind) hit(m *Manager, s *sequence, limit int) int {
 	} else {
 		start = end - run
 	}
-	m.hitRows(s, SlidingWindow, start, end, one)
+	m.hitRows(s, groups, start, end, one)
 	return end
 }
 
 // leading is the number of leading blocks of the first limit of s cached
-// in every local group, each block of group one (one > 0) kept in m.wids,
+// in every group of groups, each block of group one (one > 0) kept in m.wids,
 // guessed (see sibling), then guessed from the one before (see
 // blockPool.guess), before the index is probed.
-func (windowKind) leading(m *Manager, s *sequence, limit, one int) int {
+func (windowKind) leading(m *Manager, s *sequence, limit, one int, groups []int) int {
 	if one <= 0 {
 		for i := range limit {
-			if !m.cachedInLocalGroups(&s.hashes[i]) {
+			if !m.cachedIn(&s.hashes[i], groups) {
 				return i
 			}
 		}
@@ -278,15 +284,12 @@ func (m *Manager) findWindow(f allocator.BlockID, h *Hash, one int) (allocator.B
 	return id, ok
 }
 
-// hitRows fills the lookup rows of the groups of kind: null before start,
-// then the cached blocks of [start, end); group one's blocks are m.wids
+// hitRows fills the lookup rows of groups anew: null before start, then
+// the cached blocks of [start, end); group one's blocks are m.wids
 // (one <= 0: none).
-func (m *Manager) hitRows(s *sequence, kind GroupKind, start, end, one int) {
-	for g := 1; g < len(m.cfg.Groups); g++ {
-		if m.cfg.Groups[g].Kind != kind {
-			continue
-		}
-		row := m.ghits[g-1]
+func (m *Manager) hitRows(s *sequence, groups []int, start, end, one int) {
+	for _, g := range groups {
+		row := m.ghits[g-1][:0]
 		for range start {
 			row = append(row, nullBlock)
 		}
@@ -336,15 +339,15 @@ func (k chunkedKind) check(i, g int, t *groupTable, n int) error { return checkL
 // first block; a run that stops short is a hit only if its end's own chunk
 // starts in that block, which a chunk that is not a multiple of the block
 // size breaks, so the end is checked as a limit in turn (L decreases).
-func (k chunkedKind) hit(m *Manager, s *sequence, limit int) int {
+func (k chunkedKind) hit(m *Manager, s *sequence, limit int, groups []int) int {
 	for L := limit; ; {
 		start := k.live(L * k.bs)
 		end := start
-		for end < L && m.cachedInLocalGroups(&s.hashes[end]) {
+		for end < L && m.cachedIn(&s.hashes[end], groups) {
 			end++
 		}
 		if end == L {
-			m.hitRows(s, ChunkedLocal, start, end, 0)
+			m.hitRows(s, groups, start, end, 0)
 			return end
 		}
 		L = end
@@ -364,7 +367,9 @@ func (stateKind) target(g int) int { return g }
 
 // hit is the checkpoint lookup: vLLM's MambaManager caches no state;
 // checkpoints do (checkpoint.go).
-func (stateKind) hit(m *Manager, s *sequence, limit int) int { return m.lookupState(s, limit) }
+func (stateKind) hit(m *Manager, s *sequence, limit int, groups []int) int {
+	return m.lookupState(s, limit)
+}
 
 func (stateKind) check(i, g int, t *groupTable, n int) error {
 	if err := checkKept(State, i, g, t); err != nil {
@@ -387,7 +392,7 @@ func (sharedKind) commits() bool    { return false }
 func (sharedKind) pages() int       { return 0 }
 func (k sharedKind) target(int) int { return k.to }
 
-func (sharedKind) hit(m *Manager, s *sequence, limit int) int { return limit }
+func (sharedKind) hit(m *Manager, s *sequence, limit int, groups []int) int { return limit }
 
 func (sharedKind) check(i, g int, t *groupTable, n int) error {
 	return checkKept(Shared, i, g, t)

@@ -38,6 +38,17 @@ import (
 // Shared group holds nothing and reads its target's table. Which cached
 // blocks the default mode keeps longest is retention.go's.
 //
+// Groups of several kinds and sizes (Hymba's state, window and full
+// layers; two windows; a chunk beside a window) form classes, one per kind
+// and size, all State groups one class (cutHit). The hit is then the
+// fixed point of the classes' cuts: from the full-attention hit, each
+// class in turn cuts the length to its own longest hit within it, until
+// none cuts further, which is the longest prefix that is a hit in every
+// group. vLLM v1 at f20c3b0 takes one kind besides full attention, so the
+// vLLM-compatible mode (UnifiedFreeQueue, with prefix caching) refuses
+// more with ErrInvalid, and its decisions on the layouts vLLM takes are
+// unchanged (one class: one cut, as vLLM's coordinator).
+//
 // Every operation works with several groups (Fork, Truncate, speculative
 // tokens and swapping as groups_ops.go describes). Offloading keeps each
 // evicted block's group: the host index is keyed by (hash, group) as the
@@ -132,9 +143,12 @@ func checkGroups(cfg *Config) error {
 	if cfg.Groups[0].Kind != FullAttention {
 		return fmt.Errorf("%w: Config.Groups[0] is %v; group 0 must be full attention", ErrInvalid, cfg.Groups[0].Kind)
 	}
-	// Besides full attention (and shared groups, which hold nothing) one
-	// kind of group with one parameter is supported, as vLLM's hybrid
-	// coordinator takes one other kind of group.
+	// The vLLM-compatible mode with prefix caching takes one kind besides
+	// full attention (and shared groups, which hold nothing) of one size,
+	// as vLLM v1's hybrid coordinator does (kv_cache_coordinator.py at
+	// f20c3b0); without prefix caching vLLM takes any groups, and so does
+	// the default mode, whose lookup is the fixed point of every kind's.
+	oneOther := cfg.UnifiedFreeQueue && !cfg.DisablePrefixCaching
 	var other *Group
 	for i := range cfg.Groups {
 		g := &cfg.Groups[i]
@@ -168,8 +182,8 @@ func checkGroups(cfg *Config) error {
 				// besides them is refused at admission, ErrNever.)
 				return fmt.Errorf("%w: Config.Groups[%d] (%v) takes %d pages per sequence, more than the pool's %d usable blocks", ErrInvalid, i, g.Kind, param, cfg.NumBlocks-1)
 			}
-			if other != nil && *other != *g {
-				return fmt.Errorf("%w: Config.Groups[%d] (%v %d) differs from another group (%v); one kind besides full attention, of one size, is supported", ErrInvalid, i, g.Kind, param, other.Kind)
+			if oneOther && other != nil && *other != *g {
+				return fmt.Errorf("%w: Config.Groups[%d] (%v %d) differs from another group (%v): with UnifiedFreeQueue and prefix caching (vLLM v1's hybrid coordinator) one kind besides full attention, of one size, is supported; the default mode takes any", ErrInvalid, i, g.Kind, param, other.Kind)
 			}
 			other = g
 		case Shared:
@@ -189,7 +203,16 @@ func checkGroups(cfg *Config) error {
 // hybrid reports whether the manager keeps more than one group.
 func (m *Manager) hybrid() bool { return len(m.cfg.Groups) > 1 }
 
-// initGroups sets up the per-block group bytes and lookup scratch.
+// hitClass is a set of groups of one kind and size besides full attention
+// (every window group of one window, every chunked group of one chunk,
+// every State group): its kind's hit rule, applied to all of them at once.
+type hitClass struct {
+	kind   groupKind
+	groups []int
+}
+
+// initGroups sets up the per-block group bytes, the lookup's classes and
+// scratch.
 func (m *Manager) initGroups() {
 	if !m.hybrid() {
 		return
@@ -197,40 +220,63 @@ func (m *Manager) initGroups() {
 	m.bp.blockGroup = make([]uint8, m.cfg.NumBlocks)
 	m.ghits = make([][]allocator.BlockID, len(m.cfg.Groups)-1)
 	m.kinds = make([]groupKind, len(m.cfg.Groups))
-	m.hitKind = fullKind{}
+	state := -1 // the class of the State groups
 	for i, g := range m.cfg.Groups {
 		k := newGroupKind(g, m.bs)
 		m.kinds[i] = k
 		if k.local() {
+			m.anyLocal = true
 			if m.oneLocal == 0 {
 				m.oneLocal = i
 			} else {
 				m.oneLocal = -1 // several
 			}
 		}
-		if g.Kind == FullAttention && i > 0 {
-			m.manyFull = true
-		}
-		if g.Kind == FullAttention || g.Kind == Shared {
+		switch g.Kind {
+		case FullAttention:
+			m.manyFull = m.manyFull || i > 0
+			continue
+		case Shared:
+			continue
+		case State:
+			// One class: a checkpoint is taken and hit in every State
+			// group at once (checkpoint.go), whatever their sizes.
+			m.anyState = true
+			if state < 0 {
+				state = len(m.classes)
+				m.classes = append(m.classes, hitClass{kind: k})
+			}
+			m.classes[state].groups = append(m.classes[state].groups, i)
 			continue
 		}
-		// The one kind besides full attention (checkGroups).
-		m.other, m.hitKind = g.Kind, k
-		if w, ok := k.(windowKind); ok {
-			m.window = w.w
+		c := slices.IndexFunc(m.classes, func(c hitClass) bool { return m.cfg.Groups[c.groups[0]] == g })
+		if c < 0 {
+			c = len(m.classes)
+			m.classes = append(m.classes, hitClass{kind: k})
 		}
+		m.classes[c].groups = append(m.classes[c].groups, i)
 	}
-	if m.window > 0 && m.oneLocal > 0 {
-		m.sib = make([]allocator.BlockID, m.cfg.NumBlocks)
+	if m.oneLocal > 0 {
+		if w, ok := m.kinds[m.oneLocal].(windowKind); ok {
+			// One local group, a window group: the common layouts
+			// (gpt-oss, Gemma 3, Hymba with its state groups) take its
+			// fast paths.
+			m.window = w.w
+			m.sib = make([]allocator.BlockID, m.cfg.NumBlocks)
+			// pair: the other groups never gain a block as a sequence
+			// grows (State, Shared), so a token that starts a block
+			// takes startPair.
+			m.pair = true
+			for i, g := range m.cfg.Groups[1:] {
+				m.pair = m.pair && (i+1 == m.oneLocal || g.Kind == State || g.Kind == Shared)
+			}
+		}
 	}
 }
 
 // groupNeed is the number of blocks group g holds for a running sequence
 // of n tokens (released entries included).
 func (m *Manager) groupNeed(g, n int) int { return m.kinds[g].need(n) }
-
-// local reports whether group kind k releases blocks as a sequence grows.
-func local(k GroupKind) bool { return k == SlidingWindow || k == ChunkedLocal }
 
 // deadBlocks is how many leading blocks of group g of s no query reads once
 // the next position to compute is c: vLLM's remove_skipped_blocks rule
@@ -313,8 +359,7 @@ full:
 		m.hits = append(m.hits, id)
 	}
 	m.ret.lastFull, m.ret.lastMiss = full, full < max
-	// The other kind's hit within the full-attention one (group_kinds.go).
-	hit := m.hitKind.hit(m, s, full)
+	hit := m.cutHit(s, full)
 	m.hits = m.hits[:hit]
 	for g := 1; g < len(groups); g++ {
 		if groups[g].Kind != FullAttention {
@@ -328,14 +373,42 @@ full:
 	return hit
 }
 
-// cachedInLocalGroups reports whether h is cached, on the device or the
-// host, in every sliding-window and chunked group.
-func (m *Manager) cachedInLocalGroups(h *Hash) bool {
-	for g := 1; g < len(m.cfg.Groups); g++ {
-		if m.kinds[g].local() {
-			if _, ok := m.bp.findIn(h, g); !ok {
-				return false
-			}
+// cutHit cuts the full-attention hit of s, full blocks, to the longest
+// prefix that is a hit in every class of groups besides full attention,
+// filling their lookup rows, and returns it. Each class's rule
+// (groupKind.hit) answers the longest hit of its groups at most a limit;
+// starting from the full-attention hit, the classes cut the limit in turn
+// until none cuts it further: a fixed point, reached in a few rounds,
+// which is the longest prefix that is a hit for every class, since a hit
+// of every class at most the limit stays at most each answer. A class
+// answers anew at each limit it is given, so its rows are those of the
+// last limit, the answer.
+func (m *Manager) cutHit(s *sequence, full int) int {
+	L := full
+	if len(m.classes) == 1 {
+		// One kind besides full attention (vLLM's hybrid coordinator):
+		// its hit within the full-attention one.
+		c := &m.classes[0]
+		return c.kind.hit(m, s, L, c.groups)
+	}
+	// stable counts the classes in a row that answered L itself.
+	for i, stable := 0, 0; stable < len(m.classes); i = (i + 1) % len(m.classes) {
+		c := &m.classes[i]
+		if h := c.kind.hit(m, s, L, c.groups); h < L {
+			L, stable = h, 1
+		} else {
+			stable++
+		}
+	}
+	return L
+}
+
+// cachedIn reports whether h is cached, on the device or the host, in every
+// group of groups.
+func (m *Manager) cachedIn(h *Hash, groups []int) bool {
+	for _, g := range groups {
+		if _, ok := m.bp.findIn(h, g); !ok {
+			return false
 		}
 	}
 	return true
@@ -450,21 +523,22 @@ func (m *Manager) slideGroups(s *sequence, c int) {
 	if m.window > 0 && m.oneLocal > 0 {
 		// One window group, the common layout: its kind called directly,
 		// not through the interface.
-		m.slideTable(s, &s.ext[m.oneLocal-1], m.windowKind().dead(c, 0))
+		m.slideTable(s, m.oneLocal, &s.ext[m.oneLocal-1], m.windowKind().dead(c, 0))
 		return
 	}
-	if !local(m.other) {
+	if !m.anyLocal {
 		return
 	}
 	for g := range s.ext {
 		if m.kinds[g+1].local() {
-			m.slideTable(s, &s.ext[g], m.deadBlocks(s, g+1, c))
+			m.slideTable(s, g+1, &s.ext[g], m.deadBlocks(s, g+1, c))
 		}
 	}
 }
 
-// slideTable releases the entries of t before to (slideGroups).
-func (m *Manager) slideTable(s *sequence, t *groupTable, to int) {
+// slideTable releases the entries of t, group g's table, before to
+// (slideGroups).
+func (m *Manager) slideTable(s *sequence, g int, t *groupTable, to int) {
 	if to <= t.released {
 		return
 	}
@@ -472,7 +546,7 @@ func (m *Manager) slideTable(s *sequence, t *groupTable, to int) {
 		if t.blocks[k] == nullBlock {
 			break
 		}
-		m.releaseSlid(s, k, t.blocks[k])
+		m.releaseSlid(s, g, k, t.blocks[k])
 		t.blocks[k] = nullBlock
 	}
 	t.released = to
@@ -486,7 +560,7 @@ func (m *Manager) mustSlide(s *sequence, c int) bool {
 		// One window group, the common layout: its kind called directly.
 		return m.windowKind().slides(c, s.ext[m.oneLocal-1].released, 0)
 	}
-	if !local(m.other) {
+	if !m.anyLocal {
 		return false
 	}
 	for g := range s.ext {
@@ -506,7 +580,7 @@ func (m *Manager) mustSlide(s *sequence, c int) bool {
 
 // slidableGroups counts the blocks slideGroups(s, c) frees.
 func (m *Manager) slidableGroups(s *sequence, c int) int {
-	if !local(m.other) {
+	if !m.anyLocal {
 		return 0
 	}
 	n := 0
@@ -517,7 +591,7 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 		to := m.deadBlocks(s, g+1, c)
 		t := &s.ext[g]
 		for k := t.released; k < to; k++ {
-			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && !m.pinsAt(s, k, b) {
+			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && !m.pinsAt(s, g+1, k, b) {
 				n++
 			}
 		}
@@ -603,7 +677,7 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 		return false
 	}
 	if off == 0 {
-		if m.window > 0 && len(s.ext) == 1 {
+		if m.pair {
 			if !m.startPair(s, t0, tokens[0]) {
 				return false
 			}
@@ -613,11 +687,11 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 	} else {
 		// growGroups would find it needs no block, hence space either
 		// way, and slide before writing the token.
-		if m.window > 0 && len(s.ext) == 1 {
+		if m.pair {
 			// A full + window pair: the window's rule called directly.
-			t, k := &s.ext[0], m.windowKind()
+			t, k := &s.ext[m.oneLocal-1], m.windowKind()
 			if k.slides(t0, t.released, 0) {
-				m.slideTable(s, t, k.dead(t0, 0))
+				m.slideTable(s, m.oneLocal, t, k.dead(t0, 0))
 			}
 		} else if m.mustSlide(s, t0) {
 			m.slideGroups(s, t0)
@@ -634,24 +708,27 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 }
 
 // startPair is growGroups for the token tok at position t0, which starts
-// a block, of running s on a manager of two groups, the second a window
-// group, where gslow is unset: each table gains a block, in the general
-// path's order (slide, space check, group 0's block, then the window
-// group's), and the token fills its block only when a block holds one.
+// a block, of running s on a manager of a full-attention group 0 and one
+// window group (m.pair: any other groups are State or Shared groups, which
+// never gain a block), where gslow is unset: each of the two tables gains
+// a block, in the general path's order (slide, space check, group 0's
+// block, then the window group's), and the token fills its block only
+// when a block holds one.
 // It reports false, having changed nothing the general path would not
 // change the same way, when the free blocks do not suffice: with
 // UnifiedFreeQueue having slid, as that path does before its space
 // check; otherwise having done nothing, leaving the count of what sliding
 // would free to that path.
 func (m *Manager) startPair(s *sequence, t0 int, tok int32) bool {
-	t := &s.ext[0]
+	g := m.oneLocal
+	t := &s.ext[g-1]
 	want := m.ceilBlocks(t0 + 1) // a window group needs as many (attention.need)
 	need := want - len(s.blocks) + want - len(t.blocks)
 	k := m.windowKind()
 	slides := k.slides(t0, t.released, 0)
 	if m.cfg.UnifiedFreeQueue {
 		if slides {
-			m.slideTable(s, t, k.dead(t0, 0))
+			m.slideTable(s, g, t, k.dead(t0, 0))
 		}
 		if need > m.available() {
 			return false
@@ -661,7 +738,7 @@ func (m *Manager) startPair(s *sequence, t0 int, tok int32) bool {
 			return false // the general path counts what sliding frees
 		}
 		if slides {
-			m.slideTable(s, t, k.dead(t0, 0))
+			m.slideTable(s, g, t, k.dead(t0, 0))
 		}
 	}
 	for len(s.blocks) < want {
@@ -683,25 +760,31 @@ func (m *Manager) startPair(s *sequence, t0 int, tok int32) bool {
 // ownsNext reports whether Append may write the next tokens of the partly
 // filled last block of s in place up to its last slot (Append's inline
 // path stops before the token that fills a block): gslow unset, and no
-// window moves past a block on the way. With several local groups, or a
-// chunked one, it answers false.
+// window or chunk moves past a block on the way.
 func (m *Manager) ownsNext(s *sequence) bool {
 	n := len(s.tokens)
 	q, off := m.split(n)
 	if s.gslow || off == 0 {
 		return false
 	}
-	if !local(m.other) {
+	if !m.anyLocal {
 		return true
 	}
-	if m.window == 0 || m.oneLocal <= 0 {
-		return false
+	// In every local group, the first position whose query reads none of
+	// the block after the released ones (where the group could release
+	// it: a chunk may keep it longer) must lie at or after the last
+	// block's last position.
+	last := (q+1)*m.bs - 1
+	if m.window > 0 {
+		// One local group, a window group: its kind called directly.
+		return m.windowKind().readsFrom(s.ext[m.oneLocal-1].released+1) >= last
 	}
-	// The first position whose window passes a block (the first that
-	// reads from the block after the released ones) must lie at or after
-	// the last block's last position.
-	slideAt := m.windowKind().readsFrom(s.ext[m.oneLocal-1].released + 1)
-	return slideAt >= (q+1)*m.bs-1
+	for g := range s.ext {
+		if k := m.kinds[g+1]; k.local() && k.readsFrom(s.ext[g].released+1) < last {
+			return false
+		}
+	}
+	return true
 }
 
 // windowKind is the kind of the one window group (m.window > 0): a value,

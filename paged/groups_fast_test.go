@@ -20,7 +20,12 @@ func TestGroupsAppendFastPathMatchesGeneral(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
 		groups := []Group{{Kind: FullAttention}}
-		switch rapid.IntRange(0, 3).Draw(t, "layout") {
+		unified := rapid.Bool().Draw(t, "unified")
+		layout := rapid.IntRange(0, 5).Draw(t, "layout")
+		if unified {
+			layout %= 4 // the vLLM-compatible mode takes one other kind
+		}
+		switch layout {
 		case 0, 1: // the common pair
 			groups = append(groups, Group{Kind: SlidingWindow, Window: rapid.IntRange(1, 6*bs).Draw(t, "window")})
 		case 2:
@@ -28,11 +33,17 @@ func TestGroupsAppendFastPathMatchesGeneral(t *testing.T) {
 		case 3:
 			w := rapid.IntRange(1, 6*bs).Draw(t, "window")
 			groups = append(groups, Group{Kind: SlidingWindow, Window: w}, Group{Kind: FullAttention}, Group{Kind: SlidingWindow, Window: w})
+		case 4: // one window beside a state (Hymba): the window's fast paths
+			groups = append(groups, Group{Kind: State, Pages: 1}, Group{Kind: SlidingWindow, Window: rapid.IntRange(1, 6*bs).Draw(t, "window")})
+		case 5: // two windows and a chunk: the general paths only
+			w := rapid.IntRange(1, 6*bs).Draw(t, "window")
+			groups = append(groups, Group{Kind: SlidingWindow, Window: w}, Group{Kind: ChunkedLocal, Chunk: rapid.IntRange(1, 6*bs).Draw(t, "chunk")},
+				Group{Kind: SlidingWindow, Window: w + rapid.IntRange(1, 4*bs).Draw(t, "window2")})
 		}
 		cfg := Config{
 			BlockSize:        bs,
 			NumBlocks:        rapid.IntRange(6, 40).Draw(t, "blocks"),
-			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
+			UnifiedFreeQueue: unified,
 			Groups:           groups,
 		}
 		fast, err := New(cfg)

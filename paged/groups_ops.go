@@ -56,7 +56,7 @@ func (m *Manager) isState(g int) bool {
 // forkPages is the number of blocks a Fork allocates: the child's copy of
 // every State group's pages.
 func (m *Manager) forkPages() int {
-	if m.other != State {
+	if !m.anyState {
 		return 0
 	}
 	n := 0
@@ -177,7 +177,7 @@ func (m *Manager) truncateGroups(s *sequence, n int) {
 // checkSpeculative refuses drafts on a manager whose State group could not
 // roll them back.
 func (m *Manager) checkSpeculative(id SeqID) error {
-	if m.other == State {
+	if m.anyState {
 		return errorf(ErrInvalid, "AppendSpeculative to %v: a state group cannot roll drafts back", id)
 	}
 	return nil

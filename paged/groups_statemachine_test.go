@@ -69,6 +69,25 @@ type hyModel struct {
 	// counts the host blocks moved back for hits.
 	offload  bool
 	onboards [2]int // group 0's, the other groups'
+	// multiHits counts admissions with a prefix hit on a layout of more
+	// than one kind or size besides full attention.
+	multiHits int
+}
+
+// multiKind reports whether the layout has groups of more than one kind
+// or size besides full attention (and shared groups).
+func (h *hyModel) multiKind() bool {
+	var other *paged.Group
+	for i, g := range h.groups {
+		if g.Kind == paged.FullAttention || g.Kind == paged.Shared {
+			continue
+		}
+		if other != nil && *other != g {
+			return true
+		}
+		other = &h.groups[i]
+	}
+	return false
 }
 
 // hasState reports whether the layout has a State group.
@@ -337,6 +356,9 @@ func (h *hyModel) admit(t *rapid.T, s *hySeq) {
 	}
 	s.state = hyRunning
 	s.fresh = len(s.tokens) - cached
+	if cached > 0 && h.multiKind() {
+		h.multiHits++
+	}
 	// The hit's KV is already there: read it back before computing the rest.
 	h.write(t, s, cached)
 }
@@ -408,6 +430,21 @@ func (s *hySeq) cut(c int) {
 	s.fresh = max(0, s.fresh-c)
 }
 
+// add adds a waiting sequence of prompt, or returns nil when it is longer
+// than a sequence may grow (ErrNever).
+func (h *hyModel) add(t *rapid.T, prompt []int32) *hySeq {
+	id, err := h.m.Add(prompt, nil)
+	if errors.Is(err, paged.ErrNever) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	s := &hySeq{id: id, tokens: prompt}
+	h.seqs = append(h.seqs, s)
+	return s
+}
+
 func (h *hyModel) newTokens(t *rapid.T, next *int32, max int) []int32 {
 	toks := make([]int32, rapid.IntRange(1, max).Draw(t, "n"))
 	for k := range toks {
@@ -417,9 +454,65 @@ func (h *hyModel) newTokens(t *rapid.T, next *int32, max int) []int32 {
 	return toks
 }
 
-// TestGroupsStateMachine: random hybrid layouts (full attention with one
-// other kind, sliding window, chunked local or state, and full and shared
-// groups), both free-queue modes, shared prompt prefixes, under pool
+// drawHybridLayout draws a hybrid model's groups for blocks of bs tokens:
+// full attention first, then full, shared and other groups in any order.
+// With multi, groups of every kind and several sizes (two windows, a
+// window and a chunk, state groups of two sizes beside them: Hymba,
+// SambaY, Jet-Nemotron-like layouts), which the default mode takes;
+// without, one kind besides full attention, of one size, as the
+// vLLM-compatible mode takes.
+func drawHybridLayout(t *rapid.T, bs int, multi bool) []paged.Group {
+	w, pages := rapid.IntRange(1, 6*bs).Draw(t, "window"), rapid.IntRange(1, 3).Draw(t, "pages")
+	kinds := []paged.Group{
+		{Kind: paged.SlidingWindow, Window: w},
+		{Kind: paged.ChunkedLocal, Chunk: rapid.IntRange(1, 6*bs).Draw(t, "chunk")},
+		{Kind: paged.State, Pages: pages},
+	}
+	if multi {
+		// A second window and a second state size, each different.
+		kinds = append(kinds,
+			paged.Group{Kind: paged.SlidingWindow, Window: w + rapid.IntRange(1, 4*bs).Draw(t, "window2")},
+			paged.Group{Kind: paged.State, Pages: pages%3 + 1})
+	}
+	others := []paged.Group{rapid.SampledFrom(kinds).Draw(t, "other")}
+	// pending are groups to place, each once, among the extra ones.
+	var pending []paged.Group
+	if multi {
+		// Two or three kinds or sizes, each in a group of its own at
+		// least.
+		others = nil
+		for _, i := range rapid.Permutation([]int{0, 1, 2, 3, 4}).Draw(t, "kinds")[:rapid.IntRange(2, 3).Draw(t, "n kinds")] {
+			others = append(others, kinds[i])
+		}
+		pending = others
+	}
+	groups := []paged.Group{{Kind: paged.FullAttention}}
+	for extra := rapid.IntRange(1, 3).Draw(t, "extra"); extra > 0 || len(pending) > 0; {
+		if len(pending) > 0 && (extra == 0 || rapid.Bool().Draw(t, "place")) {
+			groups, pending = append(groups, pending[0]), pending[1:]
+			continue
+		}
+		extra--
+		switch rapid.IntRange(0, 2).Draw(t, "kind") {
+		case 0:
+			groups = append(groups, paged.Group{Kind: paged.FullAttention})
+		case 1:
+			groups = append(groups, rapid.SampledFrom(others).Draw(t, "of"))
+		case 2:
+			target := rapid.IntRange(0, len(groups)-1).Draw(t, "target")
+			if k := groups[target].Kind; k == paged.State || k == paged.Shared {
+				target = 0
+			}
+			groups = append(groups, paged.Group{Kind: paged.Shared, Target: target})
+		}
+	}
+	return groups
+}
+
+// TestGroupsStateMachine: random hybrid layouts (drawHybridLayout: in
+// the default mode any kinds, windows and states of several sizes, a chunk,
+// full and shared groups; in the vLLM-compatible mode one kind besides
+// full attention), both free-queue modes, shared prompt prefixes, under pool
 // pressure, with a host tier or not, offloading evicted cached blocks to
 // it or not; forks, truncation, drafts, swapping, onboarding, preemption.
 // After every step Check passes and every running sequence reads its own
@@ -434,8 +527,29 @@ func (h *hyModel) newTokens(t *rapid.T, next *int32, max int) []int32 {
 // Truncate past a window's released blocks accepted; drafts sliding the
 // window; the one-token fast path taken after a fork.
 func TestGroupsStateMachine(t *testing.T) {
-	var onboards [2]int
-	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, false, &onboards) })
+	var tally hyTally
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, false, &tally) })
+	tally.check(t)
+}
+
+// hyTally adds up what the runs of a hybrid state machine saw.
+type hyTally struct {
+	// onboards counts blocks onboarded, group 0's and the other groups'.
+	onboards [2]int
+	// multiHits counts hits on layouts of several kinds (hyModel), over
+	// multiRuns runs on such layouts.
+	multiHits, multiRuns int
+}
+
+// check requires of a tally of enough runs that some hit a prefix on a
+// layout of several kinds: about one such run in ten does (a hit there
+// needs every class's blocks, a state's checkpoint included), so a
+// hundred runs (go test's default) may see none, CI's thousands do.
+func (y *hyTally) check(t *testing.T) {
+	t.Logf("%d runs on layouts of several kinds, %d admissions with a hit there", y.multiRuns, y.multiHits)
+	if y.multiRuns >= 200 {
+		assert.Positive(t, y.multiHits, "no run hit a prefix on a layout of several kinds")
+	}
 }
 
 // TestGroupsOffloadStateMachine is TestGroupsStateMachine with a host tier
@@ -443,45 +557,35 @@ func TestGroupsStateMachine(t *testing.T) {
 // every group are evicted to it and hit there: every operation, and some
 // runs must onboard blocks of groups 1 and up.
 func TestGroupsOffloadStateMachine(t *testing.T) {
-	var onboards [2]int
-	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, true, &onboards) })
-	assert.Positive(t, onboards[0], "no run onboarded group 0's content")
-	assert.Positive(t, onboards[1], "no run onboarded content of another group")
+	var tally hyTally
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, true, &tally) })
+	assert.Positive(t, tally.onboards[0], "no run onboarded group 0's content")
+	assert.Positive(t, tally.onboards[1], "no run onboarded content of another group")
+	tally.check(t)
 }
 
-// runGroupsMachine is one run of the hybrid state machine, adding the
-// blocks it saw onboarded, group 0's and the others', to onboards;
-// offloading forces a host tier that offloads.
-func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
+// runGroupsMachine is one run of the hybrid state machine, adding what it
+// saw to tally; offloading forces a host tier that offloads.
+func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 	{
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
-		groups := []paged.Group{{Kind: paged.FullAttention}}
-		// One kind besides full attention, of one size, and shared groups.
-		other := rapid.SampledFrom([]paged.Group{
-			{Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 6*bs).Draw(t, "window")},
-			{Kind: paged.ChunkedLocal, Chunk: rapid.IntRange(1, 6*bs).Draw(t, "chunk")},
-			{Kind: paged.State, Pages: rapid.IntRange(1, 3).Draw(t, "pages")},
-		}).Draw(t, "other")
-		for range rapid.IntRange(1, 3).Draw(t, "extra") {
-			switch rapid.IntRange(0, 2).Draw(t, "kind") {
-			case 0:
-				groups = append(groups, paged.Group{Kind: paged.FullAttention})
-			case 1:
-				groups = append(groups, other)
-			case 2:
-				target := rapid.IntRange(0, len(groups)-1).Draw(t, "target")
-				if k := groups[target].Kind; k == paged.State || k == paged.Shared {
-					target = 0
-				}
-				groups = append(groups, paged.Group{Kind: paged.Shared, Target: target})
-			}
+		unified := rapid.Bool().Draw(t, "unified")
+		groups := drawHybridLayout(t, bs, !unified && rapid.IntRange(0, 3).Draw(t, "multi") > 0)
+		pages := 0
+		for _, g := range groups {
+			pages = max(pages, g.Pages)
 		}
 		hostBlocks := rapid.SampledFrom([]int{0, 4, 16, 64}).Draw(t, "host blocks")
 		offload := hostBlocks > 0 && rapid.Bool().Draw(t, "offload")
 		blocks := rapid.IntRange(2, 64).Draw(t, "blocks")
 		// A state of more pages than the pool's usable blocks is a
 		// configuration New refuses.
-		blocks = max(blocks, other.Pages+1)
+		blocks = max(blocks, pages+1)
+		if rapid.Bool().Draw(t, "roomy") {
+			// Room for a few sequences in every group, so that requests
+			// sharing a prefix run together and hit.
+			blocks += 8 * len(groups)
+		}
 		if offloading {
 			hostBlocks = rapid.SampledFrom([]int{8, 16, 64}).Draw(t, "host blocks")
 			offload, blocks = true, rapid.IntRange(8, 32).Draw(t, "blocks")
@@ -490,7 +594,7 @@ func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
 			BlockSize:        bs,
 			NumBlocks:        blocks,
 			Groups:           groups,
-			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
+			UnifiedFreeQueue: unified,
 			MaxModelLen:      12 * bs,
 			Events:           64,
 			HostBlocks:       hostBlocks,
@@ -500,9 +604,19 @@ func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
 			t.Fatal(err)
 		}
 		h := &hyModel{m: m, groups: groups, bs: bs, shadow: map[int64]uint64{}, host: map[int64]uint64{}, offload: offload}
-		defer func() { onboards[0], onboards[1] = onboards[0]+h.onboards[0], onboards[1]+h.onboards[1] }()
+		defer func() {
+			tally.onboards[0] += h.onboards[0]
+			tally.onboards[1] += h.onboards[1]
+			tally.multiHits += h.multiHits
+			if h.multiKind() {
+				tally.multiRuns++
+			}
+		}()
 		for i := range 3 {
-			p := make([]int32, rapid.IntRange(1, 5*bs).Draw(t, "prefix"))
+			// The first may be shorter than a block; the others span
+			// a few, so that their hits need several blocks of every
+			// window.
+			p := make([]int32, rapid.IntRange(1+min(i, 1)*2*bs, 5*bs).Draw(t, "prefix"))
 			for k := range p {
 				p[k] = int32(100*i + k)
 			}
@@ -516,16 +630,21 @@ func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
 					next++
 					prompt = append(prompt, next)
 				}
-				id, err := h.m.Add(prompt, nil)
-				if errors.Is(err, paged.ErrNever) {
-					return
+				if s := h.add(t, prompt); s != nil && rapid.Bool().Draw(t, "admit now") {
+					h.admit(t, s)
 				}
-				if err != nil {
-					t.Fatalf("Add: %v", err)
-				}
-				s := &hySeq{id: id, tokens: prompt}
-				h.seqs = append(h.seqs, s)
-				if rapid.Bool().Draw(t, "admit now") {
+			},
+			"fan out": func(t *rapid.T) {
+				// Requests sharing a system prompt, one after another: the
+				// second branches from the first's prefix (a state
+				// checkpoint is taken there) and the third hits it.
+				p := rapid.SampledFrom(h.prefixes).Draw(t, "prefix")
+				for range rapid.IntRange(2, 3).Draw(t, "fan") {
+					prompt := append(slices.Clone(p), h.newTokens(t, &next, 2*bs)...)
+					s := h.add(t, prompt)
+					if s == nil {
+						return
+					}
 					h.admit(t, s)
 				}
 			},
@@ -541,15 +660,10 @@ func runGroupsMachine(t *rapid.T, offloading bool, onboards *[2]int) {
 				if rapid.Bool().Draw(t, "next turn") {
 					prompt = append(prompt, h.newTokens(t, &next, 2*bs)...)
 				}
-				id, err := h.m.Add(prompt, nil)
-				if errors.Is(err, paged.ErrNever) {
+				s := h.add(t, prompt)
+				if s == nil {
 					return // longer than a sequence may grow
 				}
-				if err != nil {
-					t.Fatalf("Add: %v", err)
-				}
-				s := &hySeq{id: id, tokens: prompt}
-				h.seqs = append(h.seqs, s)
 				h.admit(t, s)
 			},
 			"flush": func(t *rapid.T) {

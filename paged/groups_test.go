@@ -23,25 +23,38 @@ func TestGroupsConfig(t *testing.T) {
 		groups []paged.Group
 		host   int
 		ok     bool
+		// compat: the vLLM-compatible mode (UnifiedFreeQueue, prefix
+		// caching on) takes the layout too; only one kind besides full
+		// attention, of one size, as vLLM v1's hybrid coordinator.
+		compat bool
 	}{
-		{"one full group", []paged.Group{{}}, 0, true},
-		{"full and window", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 128}}, 0, true},
-		{"two full, two windows", []paged.Group{{}, {}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.SlidingWindow, Window: 8}}, 0, true},
-		{"window first", []paged.Group{{Kind: paged.SlidingWindow, Window: 8}, {}}, 0, false},
-		{"window of zero", []paged.Group{{}, {Kind: paged.SlidingWindow}}, 0, false},
-		{"full with a window", []paged.Group{{}, {Window: 8}}, 0, false},
-		{"two window sizes", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.SlidingWindow, Window: 16}}, 0, false},
-		{"unknown kind", []paged.Group{{}, {Kind: 9}}, 0, false},
-		{"with a host tier that offloads", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}}, 16, true},
-		{"state groups with a host tier", []paged.Group{{}, {Kind: paged.State, Pages: 2}, {Kind: paged.State, Pages: 2}}, 16, true},
-		{"too many", make([]paged.Group, 256), 0, false},
+		{"one full group", []paged.Group{{}}, 0, true, true},
+		{"full and window", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 128}}, 0, true, true},
+		{"two full, two windows", []paged.Group{{}, {}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.SlidingWindow, Window: 8}}, 0, true, true},
+		{"window first", []paged.Group{{Kind: paged.SlidingWindow, Window: 8}, {}}, 0, false, false},
+		{"window of zero", []paged.Group{{}, {Kind: paged.SlidingWindow}}, 0, false, false},
+		{"full with a window", []paged.Group{{}, {Window: 8}}, 0, false, false},
+		{"two window sizes", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.SlidingWindow, Window: 16}}, 0, true, false},
+		// Hymba: state heads, sliding-window and full-attention layers.
+		{"state, window and full", []paged.Group{{}, {Kind: paged.State, Pages: 3}, {Kind: paged.SlidingWindow, Window: 1024}}, 0, true, false},
+		// Phi-4-mini-flash (SambaY): as Hymba, and later layers reading
+		// the full-attention layer's KV.
+		{"state, window, full and shared", []paged.Group{{}, {Kind: paged.State, Pages: 3}, {Kind: paged.SlidingWindow, Window: 512}, {Kind: paged.Shared}}, 0, true, false},
+		{"chunked, window and state", []paged.Group{{}, {Kind: paged.ChunkedLocal, Chunk: 64}, {Kind: paged.SlidingWindow, Window: 16}, {Kind: paged.State, Pages: 1}}, 16, true, false},
+		{"two state sizes", []paged.Group{{}, {Kind: paged.State, Pages: 1}, {Kind: paged.State, Pages: 2}}, 0, true, false},
+		{"a multi-kind state too large", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.State, Pages: 64}}, 0, false, false},
+		{"a multi-kind window of zero", []paged.Group{{}, {Kind: paged.State, Pages: 1}, {Kind: paged.SlidingWindow}}, 0, false, false},
+		{"unknown kind", []paged.Group{{}, {Kind: 9}}, 0, false, false},
+		{"with a host tier that offloads", []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 8}}, 16, true, true},
+		{"state groups with a host tier", []paged.Group{{}, {Kind: paged.State, Pages: 2}, {Kind: paged.State, Pages: 2}}, 16, true, true},
+		{"too many", make([]paged.Group, 256), 0, false, false},
 		// 64 blocks: 63 usable, so a state of 63 pages is the largest a
 		// sequence could hold (with no room for its tokens besides:
 		// admission says ErrNever).
-		{"state as large as the pool", []paged.Group{{}, {Kind: paged.State, Pages: 63}}, 0, true},
-		{"state larger than the pool", []paged.Group{{}, {Kind: paged.State, Pages: 64}}, 0, false},
-		{"state of 2^40 pages", []paged.Group{{}, {Kind: paged.State, Pages: 1 << 40}}, 0, false},
-		{"state of MaxInt pages", []paged.Group{{}, {Kind: paged.State, Pages: math.MaxInt}}, 0, false},
+		{"state as large as the pool", []paged.Group{{}, {Kind: paged.State, Pages: 63}}, 0, true, true},
+		{"state larger than the pool", []paged.Group{{}, {Kind: paged.State, Pages: 64}}, 0, false, false},
+		{"state of 2^40 pages", []paged.Group{{}, {Kind: paged.State, Pages: 1 << 40}}, 0, false, false},
+		{"state of MaxInt pages", []paged.Group{{}, {Kind: paged.State, Pages: math.MaxInt}}, 0, false, false},
 	} {
 		_, err := paged.New(paged.Config{NumBlocks: 64, Groups: tc.groups, HostBlocks: tc.host})
 		if tc.host > 0 {
@@ -54,6 +67,16 @@ func TestGroupsConfig(t *testing.T) {
 		} else {
 			assert.ErrorIs(t, err, paged.ErrInvalid, tc.name)
 		}
+		_, err = paged.New(paged.Config{NumBlocks: 64, Groups: tc.groups, HostBlocks: tc.host, UnifiedFreeQueue: true})
+		if tc.compat {
+			assert.NoError(t, err, "%s, vLLM-compatible", tc.name)
+		} else {
+			assert.ErrorIs(t, err, paged.ErrInvalid, "%s, vLLM-compatible", tc.name)
+		}
+		// Without prefix caching vLLM v1 takes any groups, and so does
+		// the vLLM-compatible mode.
+		_, err = paged.New(paged.Config{NumBlocks: 64, Groups: tc.groups, HostBlocks: tc.host, UnifiedFreeQueue: true, DisablePrefixCaching: true})
+		assert.Equal(t, tc.ok, err == nil, "%s, vLLM-compatible without prefix caching: %v", tc.name, err)
 	}
 }
 

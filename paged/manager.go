@@ -48,24 +48,28 @@ type Manager struct {
 	pins pinSet    // pin.go
 
 	// KV cache groups (groups.go), set only with more than one group:
-	// ghits is the lookup's hits of groups 1 and up, window the window
-	// groups' size, other the kind besides full attention (the per-block
-	// group is bp.blockGroup).
-	other GroupKind
-	// kinds is each group's kind (group_kinds.go), hitKind the other
-	// kind's, whose hit the lookup takes within the full-attention one.
+	// ghits is the lookup's hits of groups 1 and up, window the window of
+	// the only local group when it is a window group (the per-block group
+	// is bp.blockGroup).
+	// kinds is each group's kind (group_kinds.go); classes are the groups
+	// besides full attention whose hits cut the full-attention one, one
+	// class per kind and size (groups.go).
 	kinds   []groupKind
-	hitKind groupKind
+	classes []hitClass
+	// anyLocal: a group is a window or chunked group; anyState: a group
+	// is a State group.
+	anyLocal, anyState bool
 	// oneLocal is the only window or chunked group (-1: several, 0:
 	// none), and wids the window lookup's scratch for it.
 	oneLocal int
 	// manyFull: a group besides group 0 is full attention, so the
-	// full-attention hit is looked up in each.
-	manyFull bool
-	wids     []allocator.BlockID
-	sib      []allocator.BlockID // the window lookup's guesses (group_kinds.go)
-	ghits    [][]allocator.BlockID
-	window   int
+	// full-attention hit is looked up in each; pair: group 0 and one
+	// window group are the only groups that grow (startPair).
+	manyFull, pair bool
+	wids           []allocator.BlockID
+	sib            []allocator.BlockID // the window lookup's guesses (group_kinds.go)
+	ghits          [][]allocator.BlockID
+	window         int
 	// ret shelves cached blocks of a hybrid manager (retention.go).
 	ret retainer
 }

@@ -217,7 +217,7 @@ func (m *Manager) onboardGroups(s *sequence) {
 	r := &m.ret
 	for i, b := range r.hitPages {
 		if b < 0 {
-			g, j := r.states[i/r.pages], i%r.pages
+			g, j := r.pageAt(i)
 			r.hitPages[i] = m.onboardRef(b, ckptKey(&s.hashes[r.hit-1], j), g, r.hit-1, allocator.NoBlock, s)
 		}
 	}

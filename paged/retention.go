@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -43,6 +44,16 @@ import (
 // full-attention blocks anyway, and that window is what makes them a hit
 // for the next sequence sharing the prefix (pinsAt).
 //
+// Every local group is shelved by its own rule (hitFrom): with two windows
+// each keeps the blocks its own window before a hit point needs, a
+// chunked group those of the hit point's chunk; State groups are kept by
+// their checkpoints (checkpoint.go). So a layout of several kinds keeps,
+// per hit point, what each of its groups needs there, and no more. Only
+// window blocks are pinned (a chunk's can be a whole chunk's worth: they
+// wait on the high shelf instead), and the shelves are on only with a
+// window or State group: a layout of full and chunked groups alone
+// releases blocks to the free list and the policy, as before.
+//
 // The likely hit points are the ones the manager sees: where a sequence's
 // full-attention lookup stopped on its first admission (its branch point)
 // and where it ends when it is preempted or finishes. No constant is tuned:
@@ -62,8 +73,6 @@ import (
 // state checkpoints.
 type retainer struct {
 	on bool
-	// need is the window blocks a hit needs before its end.
-	need int
 	// lastFull is the full-attention hit of the last lookup, in blocks,
 	// before the window groups cut it; lastMiss says the lookup stopped
 	// there at a block not cached (the cached chain branches or ends
@@ -77,28 +86,49 @@ type retainer struct {
 // group and its own free list (UnifiedFreeQueue keeps vLLM's decisions).
 func (m *Manager) initRetention() {
 	m.initCheckpoints()
-	if !m.hybrid() || (m.window == 0 && !m.ret.ckpt) || m.cfg.UnifiedFreeQueue || !m.hashing {
+	window := slices.ContainsFunc(m.kinds, func(k groupKind) bool { _, ok := k.(windowKind); return ok })
+	if !m.hybrid() || !window && !m.ret.ckpt || m.cfg.UnifiedFreeQueue || !m.hashing {
 		return
 	}
-	r := &m.ret
-	r.on = true
-	if m.window > 0 {
-		r.need = (m.window - 1 + m.bs - 1) / m.bs
-	}
+	m.ret.on = true
 	m.bp.shelves.init(m.cfg.NumBlocks)
 }
 
-// windowShelf is the shelf of window block k of s when its last reference
-// goes: high if it is among the need blocks before s's branch point, or
-// before end when a preempted sequence releases its hit (end is its full
-// blocks; 0 while sliding); the policy if it is before end when s
-// finishes; low otherwise.
-func (m *Manager) windowShelf(s *sequence, k, end int, preempt bool) shelf {
-	need := m.ret.need
-	if b := int(s.keep.branch); k < b && k >= b-need {
+// hitFrom is the first block of local group g that a hit of L blocks
+// needs: the first the query at position L*BlockSize reads (the window
+// before it, ceil((W-1)/BlockSize) blocks, or its chunk); a window of one
+// token needs the block before L all the same, where its lookup's scan
+// ends (as vLLM's).
+func (m *Manager) hitFrom(g, L int) int {
+	if g == m.oneLocal && m.window > 0 {
+		// The one window group (the common layouts): its rule called
+		// directly, as every block its window leaves asks.
+		return windowFrom(m.windowKind(), L)
+	}
+	if k, ok := m.kinds[g].(windowKind); ok {
+		return windowFrom(k, L)
+	}
+	return m.kinds[g].live(L * m.bs)
+}
+
+// windowFrom is hitFrom for window kind k.
+func windowFrom(k windowKind, L int) int {
+	if L == 0 {
+		return 0
+	}
+	return min(k.start(L*k.bs), L-1)
+}
+
+// windowShelf is the shelf of block k of local group g of s when its last
+// reference goes: high if a hit at s's branch point needs it, or a hit at
+// end when a preempted sequence releases its hit (end is its full blocks;
+// 0 while sliding); the policy if a hit at end needs it when s finishes;
+// low otherwise.
+func (m *Manager) windowShelf(s *sequence, g, k, end int, preempt bool) shelf {
+	if b := int(s.keep.branch); k < b && k >= m.hitFrom(g, b) {
 		return shelfHigh
 	}
-	if k < end && k >= end-need {
+	if k < end && k >= m.hitFrom(g, end) {
 		if preempt {
 			return shelfHigh
 		}
@@ -134,24 +164,29 @@ func (k *seqRetention) reset() { k.branch, k.pins, k.pending = -1, k.pins[:0], k
 // the next sequence sharing it, so it is held as long. Blocks of a shared
 // prefix are usually shared too, so this costs need blocks per distinct
 // branch point among running sequences, and at most need per sequence.
-func (m *Manager) pinsAt(s *sequence, k int, b allocator.BlockID) bool {
+func (m *Manager) pinsAt(s *sequence, g, k int, b allocator.BlockID) bool {
 	if !m.ret.on {
 		return false
 	}
+	if g != m.oneLocal || m.window == 0 {
+		if _, ok := m.kinds[g].(windowKind); !ok {
+			return false // a chunk's blocks before the point go to the high shelf
+		}
+	}
 	br := int(s.keep.branch)
-	return k < br && k >= br-m.ret.need && m.bp.cached[b]
+	return k < br && k >= m.hitFrom(g, br) && m.bp.cached[b]
 }
 
-// releaseSlid releases window block b at entry k of s, which the window no
-// longer reaches, or pins it (pinsAt).
-func (m *Manager) releaseSlid(s *sequence, k int, b allocator.BlockID) {
+// releaseSlid releases block b at entry k of local group g of s, which the
+// window or chunk no longer reaches, or pins it (pinsAt).
+func (m *Manager) releaseSlid(s *sequence, g, k int, b allocator.BlockID) {
 	switch {
 	case !m.ret.on:
 		m.bp.release(b)
-	case m.pinsAt(s, k, b):
+	case m.pinsAt(s, g, k, b):
 		s.keep.pins = append(s.keep.pins, b)
 	default:
-		m.bp.releaseTo(b, m.windowShelf(s, k, 0, false))
+		m.bp.releaseTo(b, m.windowShelf(s, g, k, 0, false))
 	}
 }
 
@@ -191,8 +226,8 @@ func (m *Manager) releaseRetained(s *sequence, preempt bool) {
 			t := s.ext[g].blocks
 			switch {
 			case k >= len(t):
-			case m.cfg.Groups[g+1].Kind == SlidingWindow:
-				m.bp.releaseTo(t[k], m.windowShelf(s, k, end, preempt))
+			case m.kinds[g+1].local():
+				m.bp.releaseTo(t[k], m.windowShelf(s, g+1, k, end, preempt))
 			default:
 				m.bp.releaseTo(t[k], full)
 			}

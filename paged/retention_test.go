@@ -297,16 +297,19 @@ func Example_hybridRetention() {
 }
 
 // FuzzHybridRetention drives a small hybrid manager in the default mode (a
-// full-attention group beside sliding-window or state groups, so the
+// full-attention group beside sliding-window or state groups, or groups of
+// several kinds, so the
 // shelves, pins and checkpoints are in play) with arbitrary operations on
 // prompts that share prefixes, forks, rollbacks and swaps included: no
 // call may panic, every invariant holds after each, and a call that fails
 // leaves the occupancy as it was. The host tier, when drawn, offloads
 // evicted blocks of every group or only swaps.
 func FuzzHybridRetention(f *testing.F) {
-	f.Add([]byte{0, 3, 0, 2, 0, 4, 3, 9, 0, 1, 4, 1, 2, 5, 0, 6, 7, 1, 0, 5, 2})
+	f.Add([]byte{0, 0, 0, 2, 0, 4, 3, 9, 0, 1, 4, 1, 2, 5, 0, 6, 7, 1, 0, 5, 2})
 	f.Add([]byte{1, 2, 0, 1, 0, 1, 4, 0, 3, 6, 5, 1, 0, 2, 0, 4, 2, 8, 3})
-	f.Add([]byte{2, 7, 0, 0, 0, 0, 0, 0, 4, 0, 4, 0, 4, 0, 5, 0, 1, 3, 0, 6, 8})
+	f.Add([]byte{2, 1, 0, 0, 0, 0, 0, 0, 4, 0, 4, 0, 4, 0, 5, 0, 1, 3, 0, 6, 8})
+	f.Add([]byte{1, 3, 5, 1, 40, 3, 0, 0, 0, 0, 0, 4, 0, 4, 0, 5, 0, 1, 3, 0, 6, 8})
+	f.Add([]byte{3, 4, 5, 9, 7, 40, 3, 1, 0, 2, 0, 4, 3, 9, 0, 1, 4, 1, 2, 5, 0, 6})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 512 {
 			return
@@ -314,7 +317,7 @@ func FuzzHybridRetention(f *testing.F) {
 		a := &fuzzArgs{b: data}
 		bs := 1 + int(a.byte()%4)
 		groups := []paged.Group{{Kind: paged.FullAttention}}
-		switch layout := a.byte() % 3; layout {
+		switch layout := a.byte() % 5; layout {
 		case 0:
 			groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: 1 + int(a.byte()%(4*byte(bs)))})
 		case 1:
@@ -325,6 +328,13 @@ func FuzzHybridRetention(f *testing.F) {
 		case 2:
 			groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: 1 + int(a.byte()%8)},
 				paged.Group{Kind: paged.Shared, Target: 1}, paged.Group{Kind: paged.FullAttention})
+		case 3: // several kinds: a window and states of two sizes (Hymba)
+			groups = append(groups, paged.Group{Kind: paged.State, Pages: 1}, paged.Group{Kind: paged.SlidingWindow, Window: 1 + int(a.byte()%8)},
+				paged.Group{Kind: paged.State, Pages: 1 + int(a.byte()%2)})
+		case 4: // two windows and a chunk
+			w := 1 + int(a.byte()%8)
+			groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: w}, paged.Group{Kind: paged.ChunkedLocal, Chunk: 1 + int(a.byte()%12)},
+				paged.Group{Kind: paged.SlidingWindow, Window: w + 1 + int(a.byte()%8)})
 		}
 		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 8 + int(a.byte()%56), Groups: groups,
 			MaxModelLen: 24, Events: 8, HostBlocks: int(a.byte() % 24), DisableOffload: a.byte()%2 == 0})
