@@ -9,31 +9,43 @@ import (
 	"github.com/pagedkv/pagedkv/paged"
 )
 
-// pagedGroups returns the paged.Config.Groups of s: one table per slice
-// of LayersPerBlock layers of each group, as kvmem sizes a block.
+// pagedGroups returns the paged.Config.Groups of s at block size bs: one
+// group per slice of LayersPerBlock layers, full attention first (a
+// Manager's group 0 is), a Shared group reading the first slice of the
+// group its layers read.
 func pagedGroups(t *testing.T, s kvmem.Spec, bs int) []paged.Group {
 	t.Helper()
 	p, err := s.LayersPerBlock()
 	require.NoError(t, err)
 	var out []paged.Group
-	for _, g := range s.Groups {
-		var pg paged.Group
-		switch g.Kind {
-		case kvmem.Full:
-			pg = paged.Group{Kind: paged.FullAttention}
-		case kvmem.Window:
-			pg = paged.Group{Kind: paged.SlidingWindow, Window: g.Window}
-		case kvmem.Chunked:
-			pg = paged.Group{Kind: paged.ChunkedLocal, Chunk: g.Chunk}
-		case kvmem.State:
-			n, err := s.StateBlocks(g, bs)
-			require.NoError(t, err)
-			pg = paged.Group{Kind: paged.State, Pages: int(n)}
-		default:
-			t.Fatalf("kind %v", g.Kind)
+	first := make([]int, len(s.Groups)) // each spec group's first slice
+	for _, full := range []bool{true, false} {
+		for i, g := range s.Groups {
+			if (g.Kind == kvmem.Full) != full || g.Kind == kvmem.Shared {
+				continue
+			}
+			pg := paged.Group{Kind: paged.FullAttention}
+			switch g.Kind {
+			case kvmem.Window:
+				pg = paged.Group{Kind: paged.SlidingWindow, Window: g.Window}
+			case kvmem.Chunked:
+				pg = paged.Group{Kind: paged.ChunkedLocal, Chunk: g.Chunk}
+			case kvmem.State:
+				n, err := s.StateBlocks(g, bs)
+				require.NoError(t, err)
+				pg = paged.Group{Kind: paged.State, Pages: int(n)}
+			}
+			first[i] = len(out)
+			for range g.Layers / p {
+				out = append(out, pg)
+			}
 		}
-		for range g.Layers / p {
-			out = append(out, pg)
+	}
+	for _, g := range s.Groups {
+		if g.Kind == kvmem.Shared {
+			for range g.Layers / p {
+				out = append(out, paged.Group{Kind: paged.Shared, Target: first[g.Of]})
+			}
 		}
 	}
 	return out
