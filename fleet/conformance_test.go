@@ -117,3 +117,44 @@ func TestResyncAtSeqZeroDetectsLostFirstEvents(t *testing.T) {
 	require.NoError(t, m.Free(lost))
 	require.NoError(t, m.Free(seen))
 }
+
+// TestResyncRefusesStaleSnapshot: a router that resyncs from a snapshot
+// older than the events already applied (a lagging router, while another
+// applied the newer events to the shared index) would roll the server
+// back to blocks those events removed, and lookups would claim them, not
+// marked partial, until the next event showed a gap. It is refused and
+// changes nothing; a current snapshot still resyncs.
+func TestResyncRefusesStaleSnapshot(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: 8, Events: 64})
+	require.NoError(t, err)
+	x, err := fleet.New(fleet.Config{})
+	require.NoError(t, err)
+	tokens := []int32{1, 2, 3, 4, 5}
+	hs, err := m.BlockHashes(nil, tokens[:4], nil)
+	require.NoError(t, err)
+	id, _, err := m.Create(tokens, nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Free(id))
+	var stale paged.Snapshot
+	m.Snapshot(&stale) // holds the prompt's two blocks
+	require.NoError(t, x.Apply("gpu", m.DrainEvents(nil)))
+	require.NoError(t, m.ResetCache()) // removes them
+	require.NoError(t, x.Apply("gpu", m.DrainEvents(nil)))
+	before, err := x.Lookup(hs, nil)
+	require.NoError(t, err)
+	require.Zero(t, before[0].Blocks)
+
+	err = x.Resync("gpu", &stale)
+	require.ErrorIs(t, err, fleet.ErrInvalid)
+	after, err := x.Lookup(hs, nil)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "a refused resync changes nothing")
+
+	var current paged.Snapshot
+	m.Snapshot(&current)
+	require.NoError(t, x.Resync("gpu", &current))
+	sc, err := x.Lookup(hs, nil)
+	require.NoError(t, err)
+	assert.Zero(t, sc[0].Blocks)
+	assert.False(t, sc[0].Partial)
+}

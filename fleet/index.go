@@ -705,7 +705,10 @@ func (x *Index) Heartbeat(name string) error {
 // events the manager numbered up to snap.Seq are then replays. This is
 // how a partial server becomes exact again, after lost events or after
 // the backend lost its content. A nil snap resyncs to an empty cache
-// whose next event may carry any number.
+// whose next event may carry any number. A snapshot older than the
+// server's last applied event (another router applied newer events since
+// it was taken) is refused with ErrInvalid and changes nothing: the
+// events after it may have removed blocks it lists.
 func (x *Index) Resync(name string, snap *paged.Snapshot) error {
 	var events []paged.Event
 	if snap != nil {
@@ -730,6 +733,14 @@ func (x *Index) resync(name string, snap *paged.Snapshot, events []paged.Event) 
 	}
 	next := StreamState{AnyStart: true, Seen: x.nowWall, Life: s.st.Life}
 	if snap != nil {
+		if s.st.Started && !s.st.AnyStart && snap.Seq < s.st.Last {
+			// The events after the snapshot up to Last were applied, and
+			// may have removed blocks the snapshot lists: rebuilding from
+			// it would claim them (and the stream's next event would
+			// look like a gap only after lookups had used them).
+			return fmt.Errorf("%w: resync %q: the snapshot is at event %d but event %d was applied already (a stale snapshot: take a newer one; a restarted server: Unregister it or Resync with nil first)",
+				ErrInvalid, name, snap.Seq, s.st.Last)
+		}
 		next = StreamState{Started: snap.Seq > 0, Last: snap.Seq, Seen: next.Seen, Life: s.st.Life}
 	}
 	if err := x.flush(id, s, next, true, events); err != nil {
