@@ -53,7 +53,8 @@ func (m *Manager) AppendStep(sched []Scheduled, tokens []int32) (int, error) {
 // (ErrSequenceState), or a table that would outgrow a fixed Stride
 // (ErrInvalid). When the pool runs out at entry n (ErrNoSpace), the
 // entries before n have their tokens, the others do not, b holds no
-// usable batch (its rows stay consistent for the next call), and it
+// usable batch (its rows stay consistent for the next call, and an
+// automatic Stride keeps the width it had before the call), and it
 // returns n: the caller preempts a sequence, appends to the entries from
 // n on (AppendStep) and builds the batch of the sequences left
 // (BuildBatch). On success it returns len(sched). It allocates nothing
@@ -67,10 +68,17 @@ func (m *Manager) DecodeStep(b *Batch, sched []Scheduled, tokens []int32) (int, 
 	if err != nil {
 		return 0, err
 	}
+	old := b.Stride
 	if widest > b.Stride {
 		b.widen(widest)
 	}
 	if n, err := m.decode(b, sched, tokens); err != nil {
+		if b.Stride != old {
+			// The width was for tokens some entries did not get: back to
+			// the width the loop of Append calls, which stops before its
+			// BuildBatch, leaves (the rows are rebuilt by the next call).
+			b.relayout(old)
+		}
 		return n, err
 	}
 	m.finishBatch(b, sched)

@@ -435,3 +435,54 @@ func TestStepAPIAllocatesNothing(t *testing.T) {
 		require.NoError(t, m.Check())
 	}
 }
+
+// TestDecodeStepNoSpaceKeepsWidth: a DecodeStep that runs out of blocks
+// at an entry before the sequence whose new token would outgrow the
+// batch's automatic width leaves the width as it was, as the loop of
+// Append calls (which stops before its BuildBatch) does. It used to widen
+// first, so the next batches differed from the loop's in Stride
+// (TestStepMatchesLoop found it, seed 2447925960254469175).
+func TestDecodeStepNoSpaceKeepsWidth(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 1, NumBlocks: 18})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := make([]int32, 16)
+	for i := range long {
+		long[i] = int32(100 + i)
+	}
+	a, _, err := m.Create(long, nil) // 16 blocks
+	if err != nil {
+		t.Fatal(err)
+	}
+	bID, _, err := m.Create([]int32{7}, nil) // 1 block: the pool is full
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched := []paged.Scheduled{{ID: bID, NewTokens: 1}, {ID: a, NewTokens: 1}}
+	var b paged.Batch
+	if err := m.BuildBatch(&b, sched); err != nil {
+		t.Fatal(err)
+	}
+	if b.Stride != 16 {
+		t.Fatalf("stride %d, want 16", b.Stride)
+	}
+	n, err := m.DecodeStep(&b, sched, []int32{1, 2})
+	if n != 0 || !errors.Is(err, paged.ErrNoSpace) {
+		t.Fatalf("DecodeStep = %d, %v; want 0 and ErrNoSpace", n, err)
+	}
+	if b.Stride != 16 {
+		t.Fatalf("after the refused step the stride is %d, want 16 as before", b.Stride)
+	}
+	// The caller preempts and goes on: the next step widens, as
+	// BuildBatch would.
+	if err := m.Preempt(bID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.DecodeStep(&b, sched[1:], []int32{2}); err != nil {
+		t.Fatal(err)
+	}
+	if b.Stride != 32 || b.BlocksPerSeq[0] != 17 {
+		t.Fatalf("stride %d, blocks %v; want 32 and 17", b.Stride, b.BlocksPerSeq)
+	}
+}
