@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,11 @@ type HybridConfig struct {
 	// (Mamba, Gated DeltaNet) whose layout W1 is also replayed with; nil
 	// means DefaultHybridStateModels, empty none.
 	StateModels []string
+	// Layouts are layouts of several kinds W1 is also replayed with (the
+	// default mode takes any combination, vLLM v1 at f20c3b0 one kind
+	// besides full attention); nil means DefaultHybridLayouts at W1's
+	// 16-token blocks, empty none.
+	Layouts []HybridLayout
 	// Workers bounds the replays run at once; default GOMAXPROCS.
 	Workers int
 	// OnReplay, when set, is called after each replay, from the goroutine
@@ -74,6 +80,77 @@ type HybridStateRow struct {
 	FullGroups, StateGroups, Pages int
 	// VLLM is the compat mode, Default the default mode (checkpoints).
 	VLLM, Default HybridHits
+}
+
+// HybridLayout is a layout of KV cache groups of several kinds that the
+// hybrid study replays W1 with.
+type HybridLayout struct {
+	// Name describes the layout; empty means LayoutName(Groups).
+	Name string
+	// Groups are the KV cache groups, group 0 full attention.
+	Groups []paged.Group
+}
+
+// HybridVLLMRefused is HybridLayoutRow.VLLMRefused when the compat mode
+// refuses a layout: vLLM v1's hybrid coordinator at f20c3b0 takes one kind
+// besides full attention, of one size.
+const HybridVLLMRefused = "n/a: one kind besides full attention"
+
+// HybridLayoutRow is W1 on a layout of several kinds: the default mode's
+// hits and, where vLLM v1 takes the layout, vLLM's decisions.
+type HybridLayoutRow struct {
+	HybridLayout
+	// VLLMRefused is HybridVLLMRefused when the compat mode refused the
+	// layout (VLLM is then zero: vLLM cannot run it, it did not score 0),
+	// empty when VLLM holds its replay.
+	VLLMRefused string
+	// VLLM is the compat mode, Default the default mode.
+	VLLM, Default HybridHits
+}
+
+// DefaultHybridLayouts returns the layouts of several kinds the study
+// replays by default, at blockSize-token blocks: full attention beside a
+// 128-token window (gpt-oss's) and a state sized as the planner sizes one
+// of Qwen3-Next-80B-A3B's Gated DeltaNet slices (kvmem.Spec.StateBlocks at
+// BF16: 34 blocks of 16 tokens), and full attention beside two windows,
+// 128 and 1,024 tokens (gpt-oss's and Gemma 3's). vLLM v1 at f20c3b0
+// refuses both (docs/hybrid.md, "Several kinds").
+func DefaultHybridLayouts(blockSize int) ([]HybridLayout, error) {
+	qwen, _, err := stateLayout("Qwen3-Next-80B-A3B", blockSize)
+	if err != nil {
+		return nil, err
+	}
+	full := paged.Group{Kind: paged.FullAttention}
+	window := func(w int) paged.Group { return paged.Group{Kind: paged.SlidingWindow, Window: w} }
+	layouts := []HybridLayout{
+		{Groups: []paged.Group{full, window(128), {Kind: paged.State, Pages: qwen.Pages}}},
+		{Groups: []paged.Group{full, window(128), window(1024)}},
+	}
+	for i := range layouts {
+		layouts[i].Name = LayoutName(layouts[i].Groups)
+	}
+	return layouts, nil
+}
+
+// LayoutName names a layout of KV cache groups by its kinds and sizes,
+// "full + window 128 + state 34".
+func LayoutName(groups []paged.Group) string {
+	parts := make([]string, len(groups))
+	for i, g := range groups {
+		switch g.Kind {
+		case paged.SlidingWindow:
+			parts[i] = fmt.Sprintf("%v %d", g.Kind, g.Window)
+		case paged.ChunkedLocal:
+			parts[i] = fmt.Sprintf("%v %d", g.Kind, g.Chunk)
+		case paged.State:
+			parts[i] = fmt.Sprintf("%v %d", g.Kind, g.Pages)
+		case paged.Shared:
+			parts[i] = fmt.Sprintf("%v of %d", g.Kind, g.Target)
+		default:
+			parts[i] = g.Kind.String()
+		}
+	}
+	return strings.Join(parts, " + ")
 }
 
 // HybridHits are the prefix hits of one W1 or W1-H replay.
@@ -109,6 +186,8 @@ type HybridResult struct {
 	Rows []HybridRow
 	// States are the state layouts in the order asked.
 	States []HybridStateRow
+	// Layouts are the layouts of several kinds in the order asked.
+	Layouts []HybridLayoutRow
 }
 
 // stateLayout returns a kvmem preset's KV cache groups at W1's block size:
@@ -168,8 +247,8 @@ func RunHybridStudy(cfg HybridConfig) (HybridResult, error) {
 	if cfg.Windows == nil {
 		cfg.Windows = DefaultHybridWindows
 	}
-	if len(cfg.Windows) == 0 && len(cfg.StateModels) == 0 && cfg.StateModels != nil {
-		return HybridResult{}, fmt.Errorf("%w: no windows and no state models", ErrHybridStudy)
+	if len(cfg.Windows) == 0 && len(cfg.StateModels) == 0 && cfg.StateModels != nil && len(cfg.Layouts) == 0 && cfg.Layouts != nil {
+		return HybridResult{}, fmt.Errorf("%w: no windows, no state models and no layouts", ErrHybridStudy)
 	}
 	for _, w := range cfg.Windows {
 		if w < 1 {
@@ -191,11 +270,14 @@ func RunHybridStudy(cfg HybridConfig) (HybridResult, error) {
 		groups []paged.Group
 		compat string
 		out    *HybridHits
+		// refused, when set, takes HybridVLLMRefused if the compat
+		// mode refuses the layout, instead of an error.
+		refused *string
 	}
-	jobs := []job{{0, nil, "vllm", &res.SingleVLLM}, {0, nil, "", &res.SingleDefault}}
+	jobs := []job{{0, nil, "vllm", &res.SingleVLLM, nil}, {0, nil, "", &res.SingleDefault, nil}}
 	for i, w := range cfg.Windows {
 		res.Rows[i].Window = w
-		jobs = append(jobs, job{w, nil, "vllm", &res.Rows[i].VLLM}, job{w, nil, "", &res.Rows[i].Default})
+		jobs = append(jobs, job{w, nil, "vllm", &res.Rows[i].VLLM, nil}, job{w, nil, "", &res.Rows[i].Default, nil})
 	}
 	models := cfg.StateModels
 	if models == nil {
@@ -208,7 +290,26 @@ func RunHybridStudy(cfg HybridConfig) (HybridResult, error) {
 			return HybridResult{}, err
 		}
 		res.States[i] = row
-		jobs = append(jobs, job{0, groups, "vllm", &res.States[i].VLLM}, job{0, groups, "", &res.States[i].Default})
+		jobs = append(jobs, job{0, groups, "vllm", &res.States[i].VLLM, nil}, job{0, groups, "", &res.States[i].Default, nil})
+	}
+	layouts := cfg.Layouts
+	if layouts == nil {
+		var err error
+		if layouts, err = DefaultHybridLayouts(base.BlockSize); err != nil {
+			return HybridResult{}, err
+		}
+	}
+	res.Layouts = make([]HybridLayoutRow, len(layouts))
+	for i, l := range layouts {
+		if len(l.Groups) == 0 {
+			return HybridResult{}, fmt.Errorf("%w: layout %d %q has no groups", ErrHybridStudy, i, l.Name)
+		}
+		if l.Name == "" {
+			l.Name = LayoutName(l.Groups)
+		}
+		row := &res.Layouts[i]
+		row.HybridLayout = HybridLayout{Name: l.Name, Groups: slices.Clone(l.Groups)}
+		jobs = append(jobs, job{0, row.Groups, "vllm", &row.VLLM, &row.VLLMRefused}, job{0, row.Groups, "", &row.Default, nil})
 	}
 	errs := make([]error, len(jobs))
 	next := make(chan int)
@@ -221,6 +322,12 @@ func RunHybridStudy(cfg HybridConfig) (HybridResult, error) {
 				c := base
 				c.Window, c.Groups, c.Compat = jobs[i].window, jobs[i].groups, jobs[i].compat
 				*jobs[i].out, errs[i] = hybridHits(c)
+				if jobs[i].refused != nil && errors.Is(errs[i], paged.ErrInvalid) {
+					// vLLM's coordinator cannot run the layout: say so
+					// rather than report a figure. The default-mode job
+					// of the same groups reports any other fault.
+					*jobs[i].out, *jobs[i].refused, errs[i] = HybridHits{}, HybridVLLMRefused, nil
+				}
 				if cfg.OnReplay != nil {
 					cfg.OnReplay()
 				}

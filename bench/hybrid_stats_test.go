@@ -20,8 +20,8 @@ func managerAdmittedHits(t *testing.T, c W1Config) (hits, steps, preemptions int
 	t.Helper()
 	c = c.withDefaults()
 	mcfg := paged.Config{BlockSize: c.BlockSize, NumBlocks: c.Blocks, MaxModelLen: c.MaxModelLen, UnifiedFreeQueue: c.Compat == "vllm", Hasher: paged.FastHasher{}, Groups: c.Groups}
-	if g, ok := c.group(); ok && c.Groups == nil {
-		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, g}
+	if gs := c.groups(); len(gs) > 1 && c.Groups == nil {
+		mcfg.Groups = gs
 	}
 	m, err := paged.New(mcfg)
 	require.NoError(t, err)

@@ -47,10 +47,16 @@ type W1Config struct {
 	// tokens, beside the full-attention group.
 	Window int
 	// Chunk, when positive, gives the model a chunked local attention
-	// group of Chunk tokens instead (Llama 4's local layers).
+	// group of Chunk tokens (Llama 4's local layers).
 	Chunk int
 	// StatePages, when positive, gives the model a state group of that
-	// many blocks per sequence instead (Mamba, Gated DeltaNet layers).
+	// many blocks per sequence (Mamba, Gated DeltaNet layers).
+	//
+	// Window, Chunk and StatePages combine: each positive one adds its
+	// group after the full-attention group, in this order. The default
+	// mode takes any combination; the vLLM-compatible mode (Compat
+	// "vllm") one of them, as vLLM v1 at f20c3b0, and RunW1 returns
+	// paged.ErrInvalid for more.
 	StatePages int
 	// Groups, when set, are the model's KV cache groups, group 0 full
 	// attention; they replace Window, Chunk and StatePages.
@@ -188,8 +194,8 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	}
 	if cfg.Groups != nil {
 		mcfg.Groups = cfg.Groups
-	} else if g, ok := cfg.group(); ok {
-		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, g}
+	} else if gs := cfg.groups(); len(gs) > 1 {
+		mcfg.Groups = gs
 	}
 	groups := max(1, len(mcfg.Groups))
 	switch cfg.Compat {
@@ -456,17 +462,21 @@ func w1Prompt(dst []int32, trace []Request, i, L int) ([]int32, int) {
 	return dst, gen
 }
 
-// group returns the second KV cache group of a W1-H replay, if any.
-func (cfg W1Config) group() (paged.Group, bool) {
-	switch {
-	case cfg.Window > 0:
-		return paged.Group{Kind: paged.SlidingWindow, Window: cfg.Window}, true
-	case cfg.Chunk > 0:
-		return paged.Group{Kind: paged.ChunkedLocal, Chunk: cfg.Chunk}, true
-	case cfg.StatePages > 0:
-		return paged.Group{Kind: paged.State, Pages: cfg.StatePages}, true
+// groups returns the KV cache groups Window, Chunk and StatePages make:
+// the full-attention group and one group per positive field. With none it
+// is the full-attention group alone (W1).
+func (cfg W1Config) groups() []paged.Group {
+	gs := []paged.Group{{Kind: paged.FullAttention}}
+	if cfg.Window > 0 {
+		gs = append(gs, paged.Group{Kind: paged.SlidingWindow, Window: cfg.Window})
 	}
-	return paged.Group{}, false
+	if cfg.Chunk > 0 {
+		gs = append(gs, paged.Group{Kind: paged.ChunkedLocal, Chunk: cfg.Chunk})
+	}
+	if cfg.StatePages > 0 {
+		gs = append(gs, paged.Group{Kind: paged.State, Pages: cfg.StatePages})
+	}
+	return gs
 }
 
 func (cfg W1Config) withDefaults() W1Config {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
 )
 
 // TestW1HMatchesVLLM replays W1-H (WORKLOADS.md section 8: a full-attention
@@ -83,5 +85,32 @@ func TestW1HOtherSizesMatchVLLM(t *testing.T) {
 			assert.EqualValues(t, tc.hits, r.PrefixHitTokens)
 			assert.Equal(t, tc.digest, r.Digest)
 		})
+	}
+}
+
+// TestW1CombinedKinds: Window, Chunk and StatePages combine into one
+// layout of several kinds in the default mode, the same replay as those
+// groups given in Groups, and the vLLM-compatible mode refuses the
+// combination as vLLM v1 at f20c3b0 does.
+func TestW1CombinedKinds(t *testing.T) {
+	cfg := W1Config{Requests: 300, Blocks: 1024, Window: 128, Chunk: 512, StatePages: 34, CountersOnly: true, Digest: true}
+	assert.Equal(t, []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 128},
+		{Kind: paged.ChunkedLocal, Chunk: 512}, {Kind: paged.State, Pages: 34}}, cfg.groups())
+	got, err := RunW1(cfg)
+	require.NoError(t, err)
+	want, err := RunW1(W1Config{Requests: 300, Blocks: 1024, Groups: cfg.groups(), CountersOnly: true, Digest: true})
+	require.NoError(t, err)
+	assert.Equal(t, want.Digest, got.Digest, "the same decisions")
+	assert.Equal(t, [3]int64{int64(want.Steps), int64(want.Preemptions), want.AdmittedHitTokens},
+		[3]int64{int64(got.Steps), int64(got.Preemptions), got.AdmittedHitTokens})
+	assert.Positive(t, got.AdmittedHitTokens)
+	for _, c := range []W1Config{
+		{Window: 128, StatePages: 34},
+		{Window: 128, Chunk: 512},
+		{Chunk: 512, StatePages: 34},
+	} {
+		c.Requests, c.Blocks, c.Compat = 50, 1024, "vllm"
+		_, err := RunW1(c)
+		assert.ErrorIs(t, err, paged.ErrInvalid, "%+v", c)
 	}
 }

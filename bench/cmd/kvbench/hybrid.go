@@ -23,7 +23,8 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Workers, "workers", runtime.GOMAXPROCS(0), "replays run in parallel")
 	trace := fs.String("trace", "", "Azure CSV `file` (default: the embedded Azure conversation trace)")
 	stateModels := fs.String("state-models", strings.Join(bench.DefaultHybridStateModels, ","), "comma-separated kvmem presets with full-attention and state layers to replay W1 with (empty: none)")
-	asJSON := fs.Bool("json", false, "print one JSON object per window and state model instead of the table (kvplot hybrid draws them)")
+	multiKind := fs.Bool("multikind", true, "replay W1 on the layouts of several kinds too (bench.DefaultHybridLayouts: full + window 128 + Qwen3-Next's state, full + windows 128 and 1,024), which vLLM v1 refuses")
+	asJSON := fs.Bool("json", false, "print one JSON object per window, state model and layout of several kinds instead of the table (kvplot hybrid draws the windows)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,8 +53,11 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 			cfg.StateModels = append(cfg.StateModels, f)
 		}
 	}
-	if len(cfg.Windows) == 0 && len(cfg.StateModels) == 0 {
-		return usageErrorf("-windows and -state-models are both empty: nothing to replay")
+	if !*multiKind {
+		cfg.Layouts = []bench.HybridLayout{}
+	}
+	if len(cfg.Windows) == 0 && len(cfg.StateModels) == 0 && !*multiKind {
+		return usageErrorf("-windows and -state-models are both empty and -multikind=false: nothing to replay")
 	}
 	if *trace != "" {
 		reqs, err := bench.ReadTraceFile(*trace, "azure")
@@ -62,7 +66,15 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 		}
 		cfg.Trace = reqs
 	}
-	prog := startProgress(stderr, *asJSON, "hybrid", "replays", int64(2+2*len(cfg.Windows)+2*len(cfg.StateModels)))
+	layouts := 0
+	if *multiKind {
+		l, err := bench.DefaultHybridLayouts(16)
+		if err != nil {
+			return err
+		}
+		cfg.Layouts, layouts = l, len(l)
+	}
+	prog := startProgress(stderr, *asJSON, "hybrid", "replays", int64(2+2*len(cfg.Windows)+2*len(cfg.StateModels)+2*layouts))
 	cfg.OnReplay = func() { prog.Add(1) }
 	r, err := bench.RunHybridStudy(cfg)
 	prog.Stop()
@@ -79,6 +91,21 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 		for _, row := range r.States {
 			out := hybridJSON(r, row.VLLM, row.Default, "state_model", row.Model)
 			out["full_groups"], out["state_groups"], out["state_pages"] = row.FullGroups, row.StateGroups, row.Pages
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+		}
+		for _, row := range r.Layouts {
+			out := hybridJSON(r, row.VLLM, row.Default, "layout", row.Name)
+			if row.VLLMRefused != "" {
+				// No vLLM figure: it cannot run the layout.
+				for k := range out {
+					if strings.HasPrefix(k, "vllm_") {
+						delete(out, k)
+					}
+				}
+				out["vllm_refused"] = row.VLLMRefused
+			}
 			if err := enc.Encode(out); err != nil {
 				return err
 			}
@@ -150,6 +177,22 @@ func printHybrid(w io.Writer, r bench.HybridResult) {
 			commas(d.FirstHitTokens)+" / "+commas(d.ResumeHitTokens), d.Preemptions)
 		fmt.Fprintf(w, "%7s   (%s: %d full-attention and %d state groups, a state of %d blocks; the default mode keeps state checkpoints)\n",
 			"", row.Model, row.FullGroups, row.StateGroups, row.Pages)
+	}
+	for _, row := range r.Layouts {
+		v, d := row.VLLM, row.Default
+		vllm := fmt.Sprintf("%11s %6.1f%% %8d", commas(v.AdmittedHitTokens), 100*v.Share(r.SingleVLLM), v.Preemptions)
+		if row.VLLMRefused != "" {
+			vllm = fmt.Sprintf("%28s", "n/a (below)")
+		}
+		fmt.Fprintf(w, "%7s | %s | %11s %6.1f%% %9.1f%% %19s %8d\n",
+			"layout", vllm,
+			commas(d.AdmittedHitTokens), 100*d.Share(r.SingleVLLM), 100*d.Share(r.SingleDefault),
+			commas(d.FirstHitTokens)+" / "+commas(d.ResumeHitTokens), d.Preemptions)
+		note := ""
+		if row.VLLMRefused != "" {
+			note = "; vLLM v1 at f20c3b0: " + row.VLLMRefused
+		}
+		fmt.Fprintf(w, "%7s   (%s%s)\n", "", row.Name, note)
 	}
 	fmt.Fprintf(w, "\n\"of W1\" is against W1 with one group and vLLM's decisions (%s), \"of W1 dflt\" against the default mode's (%s).\n",
 		commas(r.SingleVLLM.AdmittedHitTokens), commas(r.SingleDefault.AdmittedHitTokens))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/eviction"
@@ -39,9 +40,9 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the JSON line only, without the summary")
 	trace := fs.String("trace", "", "Azure CSV trace (default: the embedded Azure conversation trace)")
 	policy := fs.String("policy", "lru", "eviction policy of cached blocks (eviction.Names); -compat vllm needs lru")
-	fs.IntVar(&cfg.Window, "window", 0, "W1-H: add a KV cache group with a sliding window of this many tokens (0: W1, one full-attention group)")
-	fs.IntVar(&cfg.Chunk, "chunk", 0, "add a chunked local attention group of this many tokens instead of a window")
-	fs.IntVar(&cfg.StatePages, "state", 0, "add a state group (Mamba, Gated DeltaNet) of this many blocks per sequence instead of a window")
+	fs.IntVar(&cfg.Window, "window", 0, "W1-H: add a KV cache group with a sliding window of this many tokens (0: none; with no -window, -chunk or -state: W1, one full-attention group)")
+	fs.IntVar(&cfg.Chunk, "chunk", 0, "add a chunked local attention group of this many tokens (0: none)")
+	fs.IntVar(&cfg.StatePages, "state", 0, "add a state group (Mamba, Gated DeltaNet) of this many blocks per sequence (0: none); -window, -chunk and -state combine in the default mode, -compat vllm takes one")
 	hasher := fs.String("hasher", "sha256", `block hasher: "sha256" (as vLLM) or "fast" (to measure the manager without hashing)`)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,8 +59,8 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 			extra++
 		}
 	}
-	if extra > 1 {
-		return usageErrorf("-window, -chunk and -state each add the second group: give one")
+	if extra > 1 && cfg.Compat == "vllm" {
+		return usageErrorf("-compat vllm replays vLLM v1's hybrid coordinator, which takes one kind besides full attention (f20c3b0): give one of -window, -chunk and -state, or drop -compat to combine them")
 	}
 	if *repeat < 1 || *repeat > maxRepeat {
 		return usageErrorf("-repeat %d must be in [1, %d]", *repeat, maxRepeat)
@@ -125,13 +126,18 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	}
 	tok := float64(r.TokensProcessed)
 	workload := "W1"
-	switch {
-	case cfg.Window > 0:
-		workload = fmt.Sprintf("W1-H (a full-attention group and a %d-token sliding-window group)", cfg.Window)
-	case cfg.Chunk > 0:
-		workload = fmt.Sprintf("W1-H (a full-attention group and a %d-token chunked local attention group)", cfg.Chunk)
-	case cfg.StatePages > 0:
-		workload = fmt.Sprintf("W1-H (a full-attention group and a state group of %d blocks per sequence)", cfg.StatePages)
+	if extra > 0 {
+		var groups []string
+		if cfg.Window > 0 {
+			groups = append(groups, fmt.Sprintf("a %d-token sliding-window group", cfg.Window))
+		}
+		if cfg.Chunk > 0 {
+			groups = append(groups, fmt.Sprintf("a %d-token chunked local attention group", cfg.Chunk))
+		}
+		if cfg.StatePages > 0 {
+			groups = append(groups, fmt.Sprintf("a state group of %d blocks per sequence", cfg.StatePages))
+		}
+		workload = fmt.Sprintf("W1-H (a full-attention group, %s)", strings.Join(groups, ", "))
 	}
 	fmt.Fprintf(stdout, "workload %s: %d requests of the Azure conversation trace, %d blocks of %d tokens, compat %s, policy %s\n",
 		workload, cfg.Requests, cfg.Blocks, cfg.BlockSize, mode, *policy)
@@ -143,7 +149,7 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		r.PrefixHitTokens, r.PrefixQueryTokens, float64(r.PrefixHitTokens)/float64(r.PrefixQueryTokens), r.PrefixLookups)
 	if r.Digest != "" {
 		same := "differs from vLLM's at the default settings"
-		if (cfg.Window == 0 && r.Digest == vllmDigest) || (cfg.Window == 1024 && r.Digest == vllmHybridDigest) {
+		if (extra == 0 && r.Digest == vllmDigest) || (extra == 1 && cfg.Window == 1024 && r.Digest == vllmHybridDigest) {
 			same = "equals vLLM's"
 		}
 		fmt.Fprintf(stdout, "  allocation digest %s (%s)\n", r.Digest, same)

@@ -52,3 +52,46 @@ func TestOverheadSummaryAndErrors(t *testing.T) {
 	assert.Contains(t, out.String(), "policy leaflru")
 	assert.ErrorIs(t, runOverhead([]string{"-h"}, &out, &errb), flag.ErrHelp)
 }
+
+// TestOverheadCombinedKinds: -window, -chunk and -state combine in the
+// default mode, with the same JSON keys as W1; -compat vllm refuses a
+// combination with a usage error (exit code 2), as vLLM v1 at f20c3b0
+// takes one kind besides full attention, and still runs one.
+func TestOverheadCombinedKinds(t *testing.T) {
+	var out, errb bytes.Buffer
+	base := []string{"overhead", "-requests", "100", "-blocks", "1024"}
+	require.Equal(t, 0, run(append(base, "-json"), &out, &errb), errb.String())
+	var w1 map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &w1))
+	for _, combo := range [][]string{
+		{"-window", "128", "-state", "34"},
+		{"-window", "128", "-chunk", "512"},
+		{"-chunk", "512", "-state", "34"},
+		{"-window", "128", "-chunk", "512", "-state", "34"},
+	} {
+		out.Reset()
+		errb.Reset()
+		require.Equal(t, 0, run(append(append(base, combo...), "-json"), &out, &errb), "%v: %s", combo, errb.String())
+		var got map[string]any
+		require.NoError(t, json.Unmarshal(out.Bytes(), &got), "%v", combo)
+		assert.Len(t, got, len(w1), "%v: W1's keys", combo)
+		for k := range w1 {
+			assert.Contains(t, got, k, "%v", combo)
+		}
+		assert.EqualValues(t, 100, got["finished"], "%v", combo)
+
+		errb.Reset()
+		assert.Equal(t, 2, run(append(append(base, "-compat", "vllm"), combo...), &out, &errb), "%v with -compat vllm", combo)
+		assert.Contains(t, errb.String(), "one kind besides full attention", "%v", combo)
+	}
+	out.Reset()
+	require.Equal(t, 0, run(append(base, "-window", "128", "-state", "34"), &out, &errb), errb.String())
+	assert.Contains(t, out.String(), "W1-H (a full-attention group, a 128-token sliding-window group, a state group of 34 blocks per sequence)")
+	for _, one := range [][]string{{"-window", "128"}, {"-chunk", "512"}, {"-state", "34"}} {
+		out.Reset()
+		assert.Equal(t, 0, run(append(append(base, "-compat", "vllm", "-json"), one...), &out, &errb), "%v with -compat vllm", one)
+	}
+	for _, bad := range [][]string{{"-window", "-1", "-state", "34"}, {"-state", "1024"}, {"-chunk", "-5"}} {
+		assert.Equal(t, 2, run(append(base, bad...), &out, &errb), "%v", bad)
+	}
+}

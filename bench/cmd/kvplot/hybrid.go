@@ -7,13 +7,16 @@ import (
 	"github.com/pagedkv/pagedkv/bench"
 )
 
-// hybridLine is one line of kvbench hybrid -json: a window or a state
-// model, with vLLM's figures, the default mode's and the W1 bases.
+// hybridLine is one line of kvbench hybrid -json: a window, a state
+// model or a layout of several kinds, with vLLM's figures (or why it
+// cannot run the layout), the default mode's and the W1 bases.
 type hybridLine struct {
 	Requests      int    `json:"requests"`
 	Blocks        int    `json:"blocks"`
 	Window        int    `json:"window"`
 	StateModel    string `json:"state_model"`
+	Layout        string `json:"layout"`
+	VLLMRefused   string `json:"vllm_refused"`
 	FullGroups    int    `json:"full_groups"`
 	StateGroups   int    `json:"state_groups"`
 	StatePages    int    `json:"state_pages"`
@@ -37,16 +40,28 @@ func readHybrid(in []byte) (bench.HybridResult, error) {
 		if err := json.Unmarshal(b, &l); err != nil {
 			return err
 		}
-		if l.W1VLLM == 0 || (l.Window == 0) == (l.StateModel == "") {
-			return fmt.Errorf("not a kvbench hybrid line (want a window or a state model, and the W1 figures)")
+		kinds := 0
+		for _, set := range []bool{l.Window != 0, l.StateModel != "", l.Layout != ""} {
+			if set {
+				kinds++
+			}
+		}
+		if l.W1VLLM == 0 || kinds != 1 {
+			return fmt.Errorf("not a kvbench hybrid line (want one of a window, a state model or a layout, and the W1 figures)")
 		}
 		r.Requests, r.Blocks = l.Requests, l.Blocks
 		r.SingleVLLM.AdmittedHitTokens, r.SingleDefault.AdmittedHitTokens = l.W1VLLM, l.W1Default
 		vllm := bench.HybridHits{AdmittedHitTokens: l.VLLMHits, FirstHitTokens: l.VLLMFirst, ResumeHitTokens: l.VLLMResume, Preemptions: l.VLLMPreempt}
 		dflt := bench.HybridHits{AdmittedHitTokens: l.DefaultHits, FirstHitTokens: l.DefaultFirst, ResumeHitTokens: l.DefaultResume, Preemptions: l.DefaultPreemp}
-		if l.Window > 0 {
+		switch {
+		case l.Layout != "":
+			// The figure draws the windows; the layouts are kept as read
+			// (their groups are not in the line, only their name).
+			r.Layouts = append(r.Layouts, bench.HybridLayoutRow{HybridLayout: bench.HybridLayout{Name: l.Layout},
+				VLLMRefused: l.VLLMRefused, VLLM: vllm, Default: dflt})
+		case l.Window > 0:
 			r.Rows = append(r.Rows, bench.HybridRow{Window: l.Window, VLLM: vllm, Default: dflt})
-		} else {
+		default:
 			r.States = append(r.States, bench.HybridStateRow{Model: l.StateModel, FullGroups: l.FullGroups,
 				StateGroups: l.StateGroups, Pages: l.StatePages, VLLM: vllm, Default: dflt})
 		}
