@@ -12,7 +12,7 @@
 //	plan      KV capacity planning for a model on a set of GPUs
 //	quant     KV quantization accuracy through a reference paged attention
 //	fleet     routing over a fleet of managers: hit rate, balance, waits and makespan per router
-//	hybrid    prefix hits on hybrid models (sliding windows, state layers): vLLM vs default mode
+//	hybrid    prefix hits on hybrid models (windows, state layers, layouts of several kinds): vLLM vs default mode
 //
 // Every command takes -json (machine-readable output), -cpuprofile and
 // -memprofile, and prints its flags with -h. Long runs show their progress

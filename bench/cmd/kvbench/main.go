@@ -24,7 +24,7 @@ func init() {
 		{"plan", "KV capacity planning for a model on a set of GPUs", "kvbench plan -model Llama-3-70B -gpus 4 -gpu-mem 80GB", runPlan},
 		{"quant", "KV quantization accuracy through a reference paged attention", "kvbench quant -types q8_0,q4_0,nvfp4 -lengths 4096", runQuant},
 		{"fleet", "routing over a fleet of managers: hit rate, balance, waits and makespan per router", "kvbench fleet -shared-prefix 1 -json", runFleet},
-		{"hybrid", "prefix hits on hybrid models (sliding windows, state layers): vLLM vs default mode", "kvbench hybrid -windows 128,1024", runHybrid},
+		{"hybrid", "prefix hits on hybrid models (windows, state layers, layouts of several kinds): vLLM vs default mode", "kvbench hybrid -windows 128,1024", runHybrid},
 	}
 }
 
