@@ -285,8 +285,6 @@ func TestAudit14MultiKindFastPathsLookupAndReads(t *testing.T) {
 	})
 }
 
-
-
 // sameRows compares the block tables of every group of two batches of
 // one entry, which may be of different widths: the wider is null-padded.
 func sameRows(a, b *Batch) error {
