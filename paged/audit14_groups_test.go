@@ -156,7 +156,7 @@ func TestAudit14MultiKindFastPathsLookupAndReads(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 3, 4, 16}).Draw(t, "bs")
 		groups := drawAdversarialLayout(t, bs)
-		cfg := Config{BlockSize: bs, NumBlocks: rapid.IntRange(8, 48).Draw(t, "blocks"), Groups: groups}
+		cfg := Config{BlockSize: bs, NumBlocks: rapid.IntRange(8, 48).Draw(t, "blocks"), Groups: groups, Events: 1 << 12}
 		if rapid.IntRange(0, 2).Draw(t, "host") == 0 {
 			cfg.HostBlocks = rapid.IntRange(4, 32).Draw(t, "hostBlocks")
 		}
@@ -170,6 +170,9 @@ func TestAudit14MultiKindFastPathsLookupAndReads(t *testing.T) {
 		}
 		var ids []SeqID
 		var b, db Batch
+		var evs []Event
+		var snap Snapshot
+		held := map[groupContent]int{}
 		next := int32(0)
 		for step := range rapid.IntRange(1, 100).Draw(t, "steps") {
 			op := rapid.IntRange(0, 9).Draw(t, "op")
@@ -262,6 +265,10 @@ func TestAudit14MultiKindFastPathsLookupAndReads(t *testing.T) {
 					t.Fatalf("step %d: %v", step, err)
 				}
 			}
+			evs = fast.DrainEvents(evs[:0])
+			if err := replayGroups(held, evs, fast, &snap); err != nil {
+				t.Fatalf("step %d op %d: %v: %v", step, op, groups, err)
+			}
 			var sched []Scheduled
 			for _, id := range ids {
 				if s, err := fast.seq(id); err == nil && s.state == seqRunning && len(s.tokens) > 0 {
@@ -315,4 +322,70 @@ func fmtRow(r []int32) string {
 		out += itoa(int(v))
 	}
 	return out + "]"
+}
+
+// groupContent is a content as a router's index keys it with groups.
+type groupContent struct {
+	h      Hash
+	group  int
+	medium Medium
+}
+
+// replayGroups folds evs into held, a consumer's count of the blocks
+// holding each (content, group, tier), and compares it with m's Snapshot.
+func replayGroups(held map[groupContent]int, evs []Event, m *Manager, snap *Snapshot) error {
+	for _, ev := range evs {
+		switch ev.Kind {
+		case BlockStored:
+			for _, h := range ev.Hashes {
+				held[groupContent{h, ev.Group, ev.Medium}]++
+			}
+		case BlockRemoved:
+			for _, h := range ev.Hashes {
+				k := groupContent{h, ev.Group, ev.Medium}
+				if held[k] == 0 {
+					return errors.New("event removes content group " + itoa(ev.Group) + " it never stored")
+				}
+				if held[k]--; held[k] == 0 {
+					delete(held, k)
+				}
+			}
+		case BlockMoved:
+			for _, h := range ev.Hashes {
+				k := groupContent{h, ev.Group, ev.From}
+				if held[k] == 0 {
+					return errors.New("event moves content of group " + itoa(ev.Group) + " not held")
+				}
+				if held[k]--; held[k] == 0 {
+					delete(held, k)
+				}
+				held[groupContent{h, ev.Group, ev.Medium}]++
+			}
+		case AllBlocksCleared:
+			for k := range held {
+				if k.medium == ev.Medium {
+					delete(held, k)
+				}
+			}
+		default:
+			return errors.New("event kind " + ev.Kind.String())
+		}
+	}
+	if d := m.Stats().EventsDropped; d != 0 {
+		return errors.New("events dropped")
+	}
+	m.Snapshot(snap)
+	count := map[groupContent]int{}
+	for _, b := range snap.Blocks {
+		count[groupContent{b.Hash, b.Group, b.Medium}]++
+	}
+	if len(count) != len(held) {
+		return errors.New("snapshot holds " + itoa(len(count)) + " contents, the event stream " + itoa(len(held)))
+	}
+	for k, n := range count {
+		if held[k] != n {
+			return errors.New("group " + itoa(k.group) + " medium " + k.medium.String() + ": snapshot " + itoa(n) + " blocks, events " + itoa(held[k]))
+		}
+	}
+	return nil
 }
