@@ -157,6 +157,11 @@ func TestAudit14MultiKindFastPathsLookupAndReads(t *testing.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 3, 4, 16}).Draw(t, "bs")
 		groups := drawAdversarialLayout(t, bs)
 		cfg := Config{BlockSize: bs, NumBlocks: rapid.IntRange(8, 48).Draw(t, "blocks"), Groups: groups, Events: 1 << 12}
+		if rapid.IntRange(0, 3).Draw(t, "compat") == 0 {
+			// The vLLM-compatible mode takes any layout without prefix
+			// caching (its windows slide before the space check).
+			cfg.UnifiedFreeQueue, cfg.DisablePrefixCaching = true, true
+		}
 		if rapid.IntRange(0, 2).Draw(t, "host") == 0 {
 			cfg.HostBlocks = rapid.IntRange(4, 32).Draw(t, "hostBlocks")
 		}
@@ -242,6 +247,13 @@ func TestAudit14MultiKindFastPathsLookupAndReads(t *testing.T) {
 					es = slow.appendTokens(ids[i], []int32{next}, false)
 					if (ef == nil) != (es == nil) || ef != nil {
 						break
+					}
+				}
+				if cfg.UnifiedFreeQueue && errors.Is(ef, ErrNoSpace) && errors.Is(es, ErrNoSpace) {
+					// vLLM's order slid the windows past the last token
+					// before refusing (appendGroups): a server preempts.
+					if e1, e2 := fast.Preempt(ids[i]), slow.Preempt(ids[i]); e1 != nil || e2 != nil {
+						t.Fatalf("step %d: Preempt after a refused Append: %v %v", step, e1, e2)
 					}
 				}
 			}
