@@ -174,7 +174,8 @@ func (p *fastPair) remove(i int) {
 // compareBatch builds the batch of sched on fast into its persistent
 // Batch and on slow into a new one, and requires the same batch: the
 // persistent rows (kept while a sequence's version holds) must read
-// every table change the fast paths made.
+// every table change the fast paths made, and every read it names is
+// backed (checkBatchReads).
 func (p *fastPair) compareBatch(t *rapid.T, what string, sched []Scheduled) {
 	var fresh Batch
 	ef, es := p.fast.BuildBatch(&p.batch, sched), p.slow.BuildBatch(&fresh, sched)
@@ -183,6 +184,9 @@ func (p *fastPair) compareBatch(t *rapid.T, what string, sched []Scheduled) {
 	}
 	if ef != nil {
 		return
+	}
+	if err := checkBatchReads(p.fast, &p.batch, sched); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 	f, s := &p.batch, &fresh
 	if !slices.Equal(f.Seqs, s.Seqs) || !slices.Equal(f.SeqLens, s.SeqLens) || !slices.Equal(f.QueryLens, s.QueryLens) ||
