@@ -37,10 +37,10 @@ import (
 // sequence sharing that prefix) and the one it took at its branch point,
 // at most two, one when the hit is at the branch point; sequences sharing
 // a prefix share them. Pinned checkpoints thus cost at most twice the
-// running sequences' own state (a hit short of the branch point, which a
-// later checkpoint there ends for the next sequences), and in practice
-// each state group's Pages per distinct shared prefix (State groups of
-// different sizes each take their own). Released
+// running sequences' own state (as much again when every hit is at its
+// sequence's branch point), and in practice each state group's Pages per
+// distinct shared prefix (State groups of different sizes each take their
+// own). Released
 // checkpoints wait on the high shelf. With groups of other kinds beside
 // (a window), the checkpoint serves a hit only with their blocks before
 // the same point, which retention keeps for the same branch point.
