@@ -32,11 +32,15 @@ import (
 // write each checkpoint into, and commits them to the index at that moment,
 // so no sequence can hit a checkpoint before the step that writes it.
 //
-// Budget: a sequence holds (pins) at most one checkpoint, its branch
-// point's, while it runs, and sequences sharing a prefix share it; pinned
-// checkpoints thus cost at most as much again as the running sequences'
-// own state, and in practice each state group's Pages per distinct shared
-// prefix (State groups of different sizes each take their own). Released
+// Budget: a sequence holds (pins) while it runs the checkpoint it hit
+// (pinState: the source of its Copy directives, and the hit of the next
+// sequence sharing that prefix) and the one it took at its branch point,
+// at most two, one when the hit is at the branch point; sequences sharing
+// a prefix share them. Pinned checkpoints thus cost at most twice the
+// running sequences' own state (as much again when every hit is at its
+// sequence's branch point), and in practice each state group's Pages per
+// distinct shared prefix (State groups of different sizes each take their
+// own). Released
 // checkpoints wait on the high shelf. With groups of other kinds beside
 // (a window), the checkpoint serves a hit only with their blocks before
 // the same point, which retention keeps for the same branch point.

@@ -174,7 +174,8 @@ func (p *fastPair) remove(i int) {
 // compareBatch builds the batch of sched on fast into its persistent
 // Batch and on slow into a new one, and requires the same batch: the
 // persistent rows (kept while a sequence's version holds) must read
-// every table change the fast paths made.
+// every table change the fast paths made, and every read it names is
+// backed (checkBatchReads).
 func (p *fastPair) compareBatch(t *rapid.T, what string, sched []Scheduled) {
 	var fresh Batch
 	ef, es := p.fast.BuildBatch(&p.batch, sched), p.slow.BuildBatch(&fresh, sched)
@@ -183,6 +184,9 @@ func (p *fastPair) compareBatch(t *rapid.T, what string, sched []Scheduled) {
 	}
 	if ef != nil {
 		return
+	}
+	if err := checkBatchReads(p.fast, &p.batch, sched); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 	f, s := &p.batch, &fresh
 	if !slices.Equal(f.Seqs, s.Seqs) || !slices.Equal(f.SeqLens, s.SeqLens) || !slices.Equal(f.QueryLens, s.QueryLens) ||
@@ -296,7 +300,8 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 // created from hashes, sliding windows (SeqOptions.Window) and LoRA/salt
 // keys, batches built into a persistent Batch, on plain and hybrid
 // managers (a full + window pair, full + chunked, two pairs, a state
-// group, a window group shared by another), swapping to and from a host
+// group, a window group shared by another, several kinds and sizes as
+// drawAdversarialLayout draws them), swapping to and from a host
 // tier (which evictions also offload to), with events on and off,
 // SHA-256 and FastHasher, with and without the hash memo, LRU, ARC and
 // S3-FIFO, both free-queue modes, in pools small enough to evict at
@@ -328,7 +333,10 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 		if rapid.IntRange(0, 2).Draw(t, "host") == 0 {
 			cfg.HostBlocks = rapid.IntRange(4, 48).Draw(t, "hostBlocks")
 		}
-		switch rapid.IntRange(0, 7).Draw(t, "layout") {
+		switch rapid.IntRange(0, 8).Draw(t, "layout") {
+		case 8: // several kinds and sizes (audit14): the default mode, or the compatible one without caching
+			cfg.Groups = drawAdversarialLayout(t, bs)
+			cfg.DisablePrefixCaching = cfg.DisablePrefixCaching || cfg.UnifiedFreeQueue
 		case 6: // a state group (drafts and truncation refused)
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: State, Pages: rapid.IntRange(1, 2).Draw(t, "pages")}}
 		case 7: // a window group and one sharing its blocks
