@@ -138,62 +138,12 @@ func TestMultiKindSteadyStateAllocs(t *testing.T) {
 		{Kind: paged.SlidingWindow, Window: 19}, {Kind: paged.State, Pages: 1},
 	}})
 	require.NoError(t, err)
-	prefix := seqOf(1, 16)
-	prompt := make([]int32, 0, 32)
-	ids := make([]paged.SeqID, 8)
-	cks := make([]paged.Checkpoint, 0, 16)
-	copies := make([]paged.Copy, 0, 64)
-	next := int32(1000)
-	hits := 0
-	start := func(i int) {
-		prompt = append(append(prompt[:0], prefix...), next, next+1, next+2, next+3, next+4)
-		next += 5
-		id, err := m.Add(prompt, &paged.SeqOptions{MaxTokens: 64})
-		if err != nil {
-			panic(err)
-		}
-		cached, err := m.Admit(id)
-		if err != nil {
-			panic(err)
-		}
-		hits += cached
-		cks = m.TakeCheckpoints(cks[:0])
-		copies = m.TakeCopies(copies[:0])
-		ids[i] = id
-	}
-	for i := range ids {
-		start(i)
-	}
-	round := 0
-	cycle := func() {
-		round++
-		for range 8 {
-			for _, id := range ids {
-				next++
-				if err := m.Append(id, next); err != nil {
-					panic(err)
-				}
-			}
-		}
-		i := round % len(ids)
-		if err := m.Preempt(ids[i]); err != nil {
-			panic(err)
-		}
-		if _, err := m.Admit(ids[i]); err != nil {
-			panic(err)
-		}
-		copies = m.TakeCopies(copies[:0])
-		j := (round + 3) % len(ids)
-		if err := m.Free(ids[j]); err != nil {
-			panic(err)
-		}
-		start(j)
-	}
+	cycle, hits := steadyChurn(m, seqOf(1, 16), 5, 8)
 	for range 20 {
 		cycle()
 	}
 	require.NoError(t, m.Check())
-	require.Positive(t, hits, "the shared prefix is hit through its checkpoint")
+	require.Positive(t, *hits, "the shared prefix is hit through its checkpoint")
 	assert.Zero(t, testing.AllocsPerRun(50, cycle))
 	require.NoError(t, m.Check())
 }

@@ -198,33 +198,42 @@ func TestRetentionCompatUntouched(t *testing.T) {
 	assert.Zero(t, low+high)
 }
 
-// TestRetentionSteadyStateAllocs: decode steps that slide windows and pin
-// branch windows, preemption and resumption, and finishing and adding
-// sequences allocate nothing once buffers have grown.
-func TestRetentionSteadyStateAllocs(t *testing.T) {
-	m, err := paged.New(hybridConfig(4, 512, 8))
-	require.NoError(t, err)
-	prefix := seqOf(1, 16)
-	prompt := make([]int32, 0, 32)
-	ids := make([]paged.SeqID, 8)
+// steadyChurn starts n sequences on m, each the prefix and tail new
+// tokens, and returns one cycle of a steady workload (8 decode steps of
+// every sequence, one sequence preempted and resumed, one finished and
+// replaced by a new one) and the hit tokens the new sequences' admissions
+// found. Checkpoints and copies are drained as a server drains them.
+func steadyChurn(m *paged.Manager, prefix []int32, tail, n int) (cycle func(), hits *int) {
+	prompt := make([]int32, 0, len(prefix)+tail)
+	ids := make([]paged.SeqID, n)
+	cks := make([]paged.Checkpoint, 0, 16)
+	copies := make([]paged.Copy, 0, 64)
 	next := int32(1000)
+	hits = new(int)
 	start := func(i int) {
-		prompt = append(append(prompt[:0], prefix...), next, next+1)
-		next += 2
+		prompt = append(prompt[:0], prefix...)
+		for range tail {
+			prompt = append(prompt, next)
+			next++
+		}
 		id, err := m.Add(prompt, &paged.SeqOptions{MaxTokens: 64})
 		if err != nil {
 			panic(err)
 		}
-		if _, err := m.Admit(id); err != nil {
+		cached, err := m.Admit(id)
+		if err != nil {
 			panic(err)
 		}
+		*hits += cached
+		cks = m.TakeCheckpoints(cks[:0])
+		copies = m.TakeCopies(copies[:0])
 		ids[i] = id
 	}
 	for i := range ids {
 		start(i)
 	}
 	round := 0
-	cycle := func() {
+	cycle = func() {
 		round++
 		for range 8 {
 			for _, id := range ids {
@@ -241,12 +250,23 @@ func TestRetentionSteadyStateAllocs(t *testing.T) {
 		if _, err := m.Admit(ids[i]); err != nil {
 			panic(err)
 		}
+		copies = m.TakeCopies(copies[:0])
 		j := (round + 3) % len(ids)
 		if err := m.Free(ids[j]); err != nil {
 			panic(err)
 		}
 		start(j)
 	}
+	return cycle, hits
+}
+
+// TestRetentionSteadyStateAllocs: decode steps that slide windows and pin
+// branch windows, preemption and resumption, and finishing and adding
+// sequences allocate nothing once buffers have grown.
+func TestRetentionSteadyStateAllocs(t *testing.T) {
+	m, err := paged.New(hybridConfig(4, 512, 8))
+	require.NoError(t, err)
+	cycle, _ := steadyChurn(m, seqOf(1, 16), 2, 8)
 	for range 20 {
 		cycle()
 	}
