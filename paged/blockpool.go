@@ -49,6 +49,10 @@ type blockPool struct {
 	// checkpoint pages, which are not reported as KV events.
 	host  *hostTier
 	quiet []bool
+	// gone, when set (events on, state checkpoints kept), is told of a
+	// quiet group's content k of group g, whose parent is h, leaving the
+	// device index (Manager.checkpointGone).
+	gone func(k, h *Hash, g int)
 	// memo is the hash memo (memo.go), nil without Config.HashMemo: last,
 	// so that the hot fields above keep their offsets.
 	memo *hashMemo
@@ -186,6 +190,11 @@ func (p *blockPool) uncache(id allocator.BlockID, report bool) {
 	}
 	if p.drop(id) {
 		p.index.flush()
+	}
+	if p.gone != nil && !report {
+		if g := p.groupOf(id); p.quiet[g] {
+			p.gone(&p.hash[id], &p.parent[id], g)
+		}
 	}
 }
 

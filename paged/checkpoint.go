@@ -51,6 +51,11 @@ import (
 // sequence's own state pages). Tokens lies within the tokens the step
 // computes for Seq, or equals the tokens computed before the step (then
 // the state is copied before the step's kernels run).
+//
+// With events on, a checkpoint is reported as one block of group Group:
+// BlockStored of the chain hash of the block ending at Tokens when it is
+// handed out (unless an earlier copy is whole), BlockRemoved of that hash
+// when one of its pages leaves the cache with no copy left.
 type Checkpoint struct {
 	// Seq is the sequence whose state is saved and Group its state group.
 	Seq   SeqID
@@ -123,8 +128,108 @@ func ckptKey(h *Hash, j int) Hash {
 	return k
 }
 
+// Checkpoint events. A checkpoint's pages are not KV events one by one:
+// a consumer (a fleet index) needs to know where a state hit is possible,
+// which is where every page of a checkpoint is cached. So with events on
+// a checkpoint of state group g after L blocks is reported as one block
+// of group g: BlockStored of the chain hash of block L-1 (with its parent
+// and tokens, as group 0 reported it) when the checkpoint becomes whole
+// (TakeCheckpoints commits its pages and they were not all cached
+// already), BlockRemoved of that hash, on the device, when it stops being
+// whole: a page's content leaves the device and the host and no other
+// copy holds it (checkpointGone; a checkpoint page's parent, kept with
+// events on, is the checkpoint's hash). Moves between tiers keep a checkpoint
+// whole and are not reported; its events are always on the device. A
+// checkpoint is thus reported held exactly while lookupState would find
+// it.
+
+// initCheckpointEvents turns checkpoint events on: with events and
+// checkpoints.
+func (m *Manager) initCheckpointEvents() {
+	if !m.ret.ckpt || !m.bp.events.on() {
+		return
+	}
+	m.bp.gone = m.checkpointGone
+	if m.tier != nil {
+		m.tier.gone = m.checkpointGone
+	}
+}
+
+// checkpointWhole reports whether every page of the checkpoint of state
+// group g after the block whose chain hash is h is cached, on either tier.
+func (m *Manager) checkpointWhole(h *Hash, g int) bool {
+	for j := range m.kinds[g].pages() {
+		k := ckptKey(h, j)
+		if _, ok := m.bp.findIn(&k, g); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// notePage records, with events on, that device block id holds a page of
+// the checkpoint after the block whose chain hash is h: its parent, which
+// for a checkpoint page names the checkpoint (and goes with the page to
+// the host), so checkpointGone knows which checkpoint a page leaving
+// belongs to.
+func (m *Manager) notePage(id allocator.BlockID, h *Hash) {
+	if m.bp.parent != nil {
+		m.bp.parent[id] = *h
+	}
+}
+
+// checkpointGone is told that page k of checkpoint group g, of the
+// checkpoint after the block whose chain hash is h, left an index (device
+// or host). When no copy of it is left and the checkpoint was whole
+// without it, the checkpoint is reported removed. O(Pages) probes.
+func (m *Manager) checkpointGone(k, h *Hash, g int) {
+	if _, ok := m.bp.findIn(k, g); ok {
+		return // another copy, or it moved to the host
+	}
+	for j := range m.kinds[g].pages() {
+		p := ckptKey(h, j)
+		if p == *k {
+			continue
+		}
+		if _, ok := m.bp.findIn(&p, g); !ok {
+			return // not whole before: reported already, or never
+		}
+	}
+	m.bp.events.removed(h, Device, g)
+}
+
+// eachCheckpoint calls fn for the hash of every whole checkpoint of
+// every state group, once each (for Snapshot): at the index entry of its
+// page 0.
+func (m *Manager) eachCheckpoint(fn func(h *Hash, g int)) {
+	if m.bp.gone == nil {
+		return
+	}
+	first := func(k, h *Hash, g int, ref allocator.BlockID) {
+		if *k != ckptKey(h, 0) {
+			return
+		}
+		if id, ok := m.bp.findIn(k, g); ok && id == ref && m.checkpointWhole(h, g) {
+			fn(h, g)
+		}
+	}
+	for id := allocator.BlockID(1); int(id) < len(m.bp.cached); id++ {
+		if m.bp.cached[id] && m.isCheckpoint(id) {
+			first(&m.bp.hash[id], &m.bp.parent[id], m.bp.groupOf(id), id)
+		}
+	}
+	if t := m.tier; t != nil {
+		t.index.each(func(_ *Hash, id allocator.BlockID) {
+			if g := t.groupOf(id); t.quiet[g] {
+				k := t.content(id)
+				first(&k, &t.parent[id], g, hostRef(id))
+			}
+		})
+	}
+}
+
 // isCheckpoint reports whether block id holds a checkpoint page (it is in
-// a State group): those are not reported as KV events.
+// a State group): those are not reported as KV events page by page.
 func (m *Manager) isCheckpoint(id allocator.BlockID) bool {
 	return m.ckptGroup(m.bp.groupOf(id))
 }
@@ -282,9 +387,14 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 		L := s.keep.pendingAt
 		for i, g := range r.states {
 			pages := s.keep.pending[r.off[i]:r.off[i+1]]
+			report := m.bp.gone != nil && !m.checkpointWhole(&s.hashes[L-1], g)
 			for j, b := range pages {
 				key := ckptKey(&s.hashes[L-1], j)
 				m.commit(b, &key, g, L-1, allocator.NoBlock, s)
+				m.notePage(b, &s.hashes[L-1])
+			}
+			if report {
+				m.storedEvent(s, L-1, L, g)
 			}
 			r.out = append(r.out, pages...)
 			dst = append(dst, Checkpoint{Seq: id, Group: g, Tokens: L * m.bs})

@@ -497,10 +497,10 @@ func ExampleManager_TakeCheckpoints() {
 	// copies: [{13 17} {14 18}]
 }
 
-// TestCheckpointsNotInSnapshot: checkpoint pages are no KV events, so a
-// snapshot of the cache, which stands for the events so far, leaves them
-// out.
-func TestCheckpointsNotInSnapshot(t *testing.T) {
+// TestCheckpointEventsAndSnapshot: a checkpoint is one KV event of its
+// state group, the chain hash of the block it follows, not one per page,
+// and a snapshot lists it once, as the events do.
+func TestCheckpointEventsAndSnapshot(t *testing.T) {
 	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64, Events: 64,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 2}}})
 	require.NoError(t, err)
@@ -509,15 +509,29 @@ func TestCheckpointsNotInSnapshot(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Len(t, m.TakeCheckpoints(nil), 1)
+	hashes, err := m.BlockHashes(nil, seqOf(1, 12), nil)
+	require.NoError(t, err)
 	var snap paged.Snapshot
 	m.Snapshot(&snap)
-	stored := 0
+	stored, state := 0, 0
 	for _, e := range m.DrainEvents(nil) {
-		assert.Zero(t, e.Group, "only full-attention blocks are events")
 		stored += len(e.Hashes)
+		if e.Group == 1 {
+			state++
+			assert.Equal(t, paged.BlockStored, e.Kind)
+			assert.Equal(t, []paged.Hash{hashes[2]}, e.Hashes, "the checkpoint after 3 blocks is block 2's hash")
+			assert.Equal(t, hashes[1], e.Parent)
+			assert.Equal(t, seqOf(9, 4), e.Tokens)
+		}
 	}
+	assert.Equal(t, 1, state, "one event for the checkpoint's two pages")
 	assert.Len(t, snap.Blocks, stored)
+	inSnap := 0
 	for _, b := range snap.Blocks {
-		assert.Zero(t, b.Group)
+		if b.Group == 1 {
+			inSnap++
+			assert.Equal(t, hashes[2], b.Hash)
+		}
 	}
+	assert.Equal(t, 1, inSnap)
 }

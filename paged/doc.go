@@ -50,7 +50,9 @@
 // block's recorded SHA-256 input, instead of hashing them again
 // (Stats.HashesRecalled counts them). KV events (BlockStored, one per run
 // of newly stored blocks; BlockRemoved; AllBlocksCleared) are queued in a
-// bounded buffer for DrainEvents. Pin keeps a cached prefix resident for
+// bounded buffer for DrainEvents; a whole state checkpoint is one block of
+// its state group, named by the hash of the block it follows (see
+// Checkpoint). Pin keeps a cached prefix resident for
 // a promised time, within a budget (SetPinBudget).
 //
 // # Batches

@@ -175,10 +175,11 @@ func TestGroupsOffloadPerGroupKey(t *testing.T) {
 	assert.Equal(t, map[int]int{0: 2, 1: 2}, host)
 }
 
-// TestGroupsOffloadCheckpointNotInSnapshot: offloaded checkpoint pages are
-// not KV events, so neither their moves nor a snapshot of the host tier
-// show them.
-func TestGroupsOffloadCheckpointNotInSnapshot(t *testing.T) {
+// TestGroupsOffloadCheckpointEvents: a checkpoint is one KV event of its
+// state group; offloading its pages keeps it whole, so no event reports
+// the move, and a snapshot still lists it once (removals are checked
+// against snapshots by TestAudit14MultiKindFastPathsLookupAndReads).
+func TestGroupsOffloadCheckpointEvents(t *testing.T) {
 	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 49, HostBlocks: 64, Events: 4096,
 		Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
 	require.NoError(t, err)
@@ -197,14 +198,25 @@ func TestGroupsOffloadCheckpointNotInSnapshot(t *testing.T) {
 	st, err := m.TierStatsGroup(1)
 	require.NoError(t, err)
 	assert.Equal(t, 2, st.HostCached, "the checkpoint's pages are on the host")
+	state := 0
 	for _, e := range m.DrainEvents(nil) {
-		assert.Zero(t, e.Group, "event %v of the state group", e.Kind)
+		if e.Group == 1 {
+			state++
+			assert.Equal(t, paged.BlockStored, e.Kind, "a move of a checkpoint page is no event")
+			assert.Len(t, e.Hashes, 1)
+		}
 	}
+	assert.Equal(t, 1, state)
 	var snap paged.Snapshot
 	m.Snapshot(&snap)
+	state = 0
 	for _, b := range snap.Blocks {
-		assert.Zero(t, b.Group, "snapshot block of the state group")
+		if b.Group == 1 {
+			state++
+			assert.Equal(t, paged.Device, b.Medium, "checkpoint events are on the device")
+		}
 	}
+	assert.Equal(t, 1, state, "the offloaded checkpoint, once")
 	require.NoError(t, m.Check())
 }
 

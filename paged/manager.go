@@ -123,6 +123,7 @@ func New(cfg Config) (*Manager, error) {
 		m.tier.copies, m.tier.quiet = &m.copies, m.bp.quiet
 		m.bp.host = m.tier
 	}
+	m.initCheckpointEvents()
 	if cfg.UnifiedFreeQueue {
 		// Every unreferenced block lives in the policy, in ID order at start.
 		for range m.bp.pool.Usable() {

@@ -219,6 +219,7 @@ func (m *Manager) onboardGroups(s *sequence) {
 		if b < 0 {
 			g, j := r.pageAt(i)
 			r.hitPages[i] = m.onboardRef(b, ckptKey(&s.hashes[r.hit-1], j), g, r.hit-1, allocator.NoBlock, s)
+			m.notePage(r.hitPages[i], &s.hashes[r.hit-1])
 		}
 	}
 }

@@ -58,7 +58,7 @@ func (m *Manager) Snapshot(snap *Snapshot) {
 		blocks = append(blocks, b)
 	}
 	for id := allocator.BlockID(1); int(id) < len(m.bp.cached); id++ {
-		if m.bp.cached[id] && !m.isCheckpoint(id) { // checkpoints are not events
+		if m.bp.cached[id] && !m.isCheckpoint(id) { // checkpoint pages are not events (see eachCheckpoint)
 			add(&m.bp.hash[id], m.bp.parent, id, Device, m.bp.groupOf(id))
 		}
 	}
@@ -69,6 +69,8 @@ func (m *Manager) Snapshot(snap *Snapshot) {
 		}
 		t.eachReported(func(h *Hash, id allocator.BlockID, g int) { add(h, parents, id, Host, g) })
 	}
+	// A whole state checkpoint is one block of its group (checkpoint.go).
+	m.eachCheckpoint(func(h *Hash, g int) { blocks = append(blocks, CachedBlock{Hash: *h, Medium: Device, Group: g}) })
 	snap.Blocks = chainOrder(blocks)
 }
 

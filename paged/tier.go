@@ -60,6 +60,8 @@ type hostTier struct {
 	// blockPool.quiet).
 	groups []GroupTierStats
 	quiet  []bool
+	// gone is blockPool.gone, for content leaving the host index.
+	gone func(k, h *Hash, g int)
 }
 
 // markCounted is a placeholder in hostTier.mark while a dry run counts
@@ -210,6 +212,9 @@ func (t *hostTier) drop(id allocator.BlockID, ev *eventBuffer) {
 	if !t.quiet[g] {
 		h := t.content(id)
 		ev.removed(&h, Host, g)
+	} else if t.gone != nil {
+		h := t.content(id)
+		t.gone(&h, &t.parent[id], g)
 	}
 	t.hash[id] = Hash{}
 }
