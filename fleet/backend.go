@@ -37,6 +37,9 @@ type StreamState struct {
 	Dirty bool
 	// Expired: the server was silent for longer than the index's TTL.
 	Expired bool
+	// HasLayout: a Layout is recorded for the server (Backend.SetLayout),
+	// so an Index that holds none for it reads the registry again.
+	HasLayout bool
 	// Seen is when the server last sent events or a heartbeat, in Unix
 	// nanoseconds (0: never). It is wall-clock time because every router
 	// sharing a backend reads it (see Config.TTL).
@@ -57,13 +60,13 @@ type StreamState struct {
 
 // String encodes the state as backends store it: "gen last flags seen",
 // flags being letters (s started, a any start, p partial, d dirty, x
-// expired) or "-", then " L<life>" when Life is not 0.
+// expired, y has a layout) or "-", then " L<life>" when Life is not 0.
 func (st StreamState) String() string {
 	var f []byte
 	for _, b := range []struct {
 		on bool
 		c  byte
-	}{{st.Started, 's'}, {st.AnyStart, 'a'}, {st.Partial, 'p'}, {st.Dirty, 'd'}, {st.Expired, 'x'}} {
+	}{{st.Started, 's'}, {st.AnyStart, 'a'}, {st.Partial, 'p'}, {st.Dirty, 'd'}, {st.Expired, 'x'}, {st.HasLayout, 'y'}} {
 		if b.on {
 			f = append(f, b.c)
 		}
@@ -123,6 +126,8 @@ func ParseStreamState(s string) (StreamState, error) {
 			st.Dirty = true
 		case 'x':
 			st.Expired = true
+		case 'y':
+			st.HasLayout = true
 		case '-':
 		default:
 			return StreamState{}, fmt.Errorf("%w: stream state %q", ErrMalformed, s)
@@ -137,6 +142,8 @@ type ServerRecord struct {
 	Name string
 	// State is its stream state.
 	State StreamState
+	// Layout is the server's Layout.String, "" for none.
+	Layout string
 }
 
 // Backend stores the index: the server registry with each server's stream
@@ -157,13 +164,13 @@ type Backend interface {
 	// Rename).
 	Register(name string, init StreamState) (ServerID, StreamState, error)
 	// Servers appends every ID in use, by ID, to dst: its name ("" for a
-	// freed ID) and state, all read at one moment.
+	// freed ID), state and layout, all read at one moment.
 	Servers(dst []ServerRecord) ([]ServerRecord, error)
 	// Rename gives server's ID to name if its state is still old: in one
 	// atomic step it drops every entry of the server (and its copy
-	// counts), registers the ID under name instead of its former name (""
-	// frees the ID: Register never returns it, Servers lists it with an
-	// empty name) and sets the state to next. next.Life must exceed
+	// counts) and its layout, registers the ID under name instead of its
+	// former name ("" frees the ID: Register never returns it, Servers
+	// lists it with an empty name) and sets the state to next. next.Life must exceed
 	// old.Life (else ErrInvalid), so no writer holding a state of the old
 	// name can change the new one. If the state is not old, or name is
 	// already registered, it changes nothing and returns the current state
@@ -185,6 +192,15 @@ type Backend interface {
 	// every server's run of leading blocks ends there. It also appends to states
 	// the state of every registered server, by ID, as of the same moment.
 	Lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error)
+	// LookupAll is Lookup without stopping: it appends the holder sets of
+	// every hash (the Index scores servers with a Layout from entries of
+	// several groups, whose runs have holes).
+	LookupAll(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error)
+	// SetLayout records layout (Layout.String) for server if its state is
+	// still old, and sets the state to next (with HasLayout). If the
+	// state is not old, it changes nothing and returns the current state
+	// with ErrConflict. The Index decides whether a layout may be set.
+	SetLayout(server ServerID, old StreamState, layout string, next StreamState) (StreamState, error)
 }
 
 // Backends return ErrIndexLost from any call when the index's content
@@ -192,8 +208,8 @@ type Backend interface {
 // the Index then attaches again and rebuilds.
 
 // CheckEvents returns an error wrapping ErrInvalid for the first event no
-// backend can apply: an unknown kind, or a Medium (or From) other than
-// paged.Device and paged.Host. Index.Apply refuses such events before any
+// backend can apply: an unknown kind, a Medium (or From) other than
+// paged.Device and paged.Host, a negative group. Index.Apply refuses such events before any
 // change; backends refuse them in Update the same way.
 func CheckEvents(events []paged.Event) error {
 	for i := range events {
@@ -202,6 +218,9 @@ func CheckEvents(events []paged.Event) error {
 		}
 		if m, f := events[i].Medium, events[i].From; m > paged.Host || f > paged.Host {
 			return fmt.Errorf("%w: event %d has unknown medium %d (from %d)", ErrInvalid, events[i].Seq, m, f)
+		}
+		if events[i].Group < 0 {
+			return fmt.Errorf("%w: event %d has group %d", ErrInvalid, events[i].Seq, events[i].Group)
 		}
 	}
 	return nil

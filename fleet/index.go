@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"reflect"
+	"strconv"
 	"sync"
 	"time"
 
@@ -119,6 +120,15 @@ type Index struct {
 	states  []StreamState // lookup scratch
 	alive   []uint64      // lookup scratch: servers whose run goes on
 	planes  []uint64      // lookup scratch: bit-sliced device counts, countBits per word
+	// layouts counts the servers with a layout; keys, rows and evs are
+	// scratch for their lookups and for events keyed by group.
+	layouts int
+	keys    []paged.Hash
+	rows    []int // groups looked up, row r+1 is group rows[r]
+	rowOf   []int // by group: its row, or -1
+	skip    []uint64
+	evs     []paged.Event
+	evHash  []paged.Hash
 	stats   Stats
 }
 
@@ -134,6 +144,8 @@ type server struct {
 	// st.Seen is still that stamp, silence is measured from seenAt.
 	seenAt   time.Time
 	seenWall int64
+	// layout is the server's recorded Layout, prepared; nil for none.
+	layout *scorer
 }
 
 // Stats counts what an Index has done.
@@ -263,12 +275,25 @@ func (x *Index) reload() error {
 		if i < len(old) && old[i].name == r.Name && old[i].st.Life == r.State.Life {
 			s.unsure, s.seenAt, s.seenWall = old[i].unsure, old[i].seenAt, old[i].seenWall
 		}
+		if r.Layout != "" {
+			if i < len(old) && old[i].layout != nil && old[i].layout.text == r.Layout {
+				s.layout = old[i].layout
+			} else {
+				l, err := ParseLayout(r.Layout)
+				if err != nil {
+					x.servers = old
+					return fmt.Errorf("fleet: server %q's recorded layout: %w", r.Name, err)
+				}
+				s.layout = newScorer(l)
+			}
+		}
 		x.servers[i] = s
 		if r.Name != "" {
 			x.byName[r.Name] = ServerID(i)
 		}
 	}
 	x.reloadNames = false
+	x.countLayouts()
 	return nil
 }
 
@@ -299,7 +324,7 @@ func (x *Index) register(name string, partial bool) (ServerID, *server, error) {
 		}
 		return 0, nil, fmt.Errorf("fleet: register %q: %w", name, err)
 	}
-	if int(id) >= len(x.servers) || x.servers[id].name != name {
+	if int(id) >= len(x.servers) || x.servers[id].name != name || (st.HasLayout && x.servers[id].layout == nil) {
 		if err := x.reload(); err != nil {
 			return 0, nil, err
 		}
@@ -374,6 +399,7 @@ func (x *Index) reclaim(name string, init StreamState) (ServerID, *server, error
 				delete(x.byName, s.name)
 			}
 			*s = server{name: name, st: next, seenAt: x.now, seenWall: next.Seen}
+			x.countLayouts()
 			x.byName[name] = ServerID(victim)
 			x.stats.Reclaimed++
 			return ServerID(victim), s, nil
@@ -453,12 +479,22 @@ func (x *Index) unregister(name string) error {
 	s := &x.servers[id]
 	next := StreamState{Gen: s.st.Gen + 1, Life: s.st.Life + 1, Partial: true, Expired: true}
 	cur, err := x.cfg.Backend.Rename(id, s.st, "", next)
+	if err != nil {
+		return x.registryWriteFailed(s, cur, err, "unregister "+strconv.Quote(name))
+	}
+	delete(x.byName, name)
+	*s = server{st: next}
+	x.countLayouts()
+	x.stats.Unregistered++
+	return nil
+}
+
+// registryWriteFailed handles a failed write of a server's registry
+// entry (its name, its layout): a conflict is taken as conflicted does,
+// a loss recorded, and anything else leaves the entry unknown, so the
+// registry is read again before the next use.
+func (x *Index) registryWriteFailed(s *server, cur StreamState, err error, what string) error {
 	switch {
-	case err == nil:
-		delete(x.byName, name)
-		*s = server{st: next}
-		x.stats.Unregistered++
-		return nil
 	case errors.Is(err, ErrConflict):
 		return x.conflicted(s, cur)
 	case errors.Is(err, ErrIndexLost):
@@ -466,7 +502,17 @@ func (x *Index) unregister(name string) error {
 	default:
 		x.reloadNames = true
 	}
-	return fmt.Errorf("fleet: unregister %q: %w", name, err)
+	return fmt.Errorf("fleet: %s: %w", what, err)
+}
+
+// countLayouts counts the servers with a layout.
+func (x *Index) countLayouts() {
+	x.layouts = 0
+	for i := range x.servers {
+		if x.servers[i].layout != nil {
+			x.layouts++
+		}
+	}
 }
 
 // conflicted takes the current state a backend returned with ErrConflict:
@@ -523,6 +569,11 @@ func (x *Index) apply(name string, events []paged.Event, retry bool) error {
 	id, s, err := x.register(name, false)
 	if err != nil {
 		return err
+	}
+	if s.layout != nil {
+		if err := s.layout.check(events); err != nil {
+			return fmt.Errorf("fleet: apply events of %q: %w", name, err)
+		}
 	}
 	// A server silent for longer than the TTL is expired by whichever call
 	// notices first: here its entries are dropped before its events go on.
@@ -594,7 +645,7 @@ func (x *Index) flush(id ServerID, s *server, next StreamState, clearFirst bool,
 	// s.st may be a backend's half-done state, tagged: the write names it
 	// whole, and writes its own state untagged.
 	next.Gen, next.tag = s.st.Gen+1, ""
-	cur, err := x.cfg.Backend.Update(id, s.st, next, clearFirst, events)
+	cur, err := x.cfg.Backend.Update(id, s.st, next, clearFirst, x.keyed(events))
 	switch {
 	case err == nil:
 		if next.Seen != s.st.Seen && next.Seen == x.nowWall {
@@ -731,7 +782,15 @@ func (x *Index) resync(name string, snap *paged.Snapshot, events []paged.Event) 
 	if err != nil {
 		return err
 	}
-	next := StreamState{AnyStart: true, Seen: x.nowWall, Life: s.st.Life}
+	if s.layout != nil {
+		if err := s.layout.check(events); err != nil {
+			return fmt.Errorf("fleet: resync %q: %w", name, err)
+		}
+		if snap != nil && snap.BlockSize != s.layout.bs {
+			return fmt.Errorf("%w: resync %q: snapshot of %d-token blocks, the server's layout %q has %d", ErrInvalid, name, snap.BlockSize, s.layout.text, s.layout.bs)
+		}
+	}
+	next := StreamState{AnyStart: true, Seen: x.nowWall, Life: s.st.Life, HasLayout: s.st.HasLayout}
 	if snap != nil {
 		if s.st.Started && !s.st.AnyStart && snap.Seq < s.st.Last {
 			// The events after the snapshot up to Last were applied, and
@@ -741,7 +800,7 @@ func (x *Index) resync(name string, snap *paged.Snapshot, events []paged.Event) 
 			return fmt.Errorf("%w: resync %q: the snapshot is at event %d but event %d was applied already (a stale snapshot: take a newer one; a restarted server: Unregister it or Resync with nil first)",
 				ErrInvalid, name, snap.Seq, s.st.Last)
 		}
-		next = StreamState{Started: snap.Seq > 0, Last: snap.Seq, Seen: next.Seen, Life: s.st.Life}
+		next = StreamState{Started: snap.Seq > 0, Last: snap.Seq, Seen: next.Seen, Life: s.st.Life, HasLayout: s.st.HasLayout}
 	}
 	if err := x.flush(id, s, next, true, events); err != nil {
 		return fmt.Errorf("fleet: resync %q: %w", name, err)
@@ -794,7 +853,17 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 			return dst, fmt.Errorf("fleet: clear %q before lookup: %w", x.servers[i].name, err)
 		}
 	}
-	masks, states, err := x.cfg.Backend.Lookup(hashes, x.words, x.masks[:0], x.states[:0])
+	var masks []uint64
+	var states []StreamState
+	var err error
+	all := x.layouts > 0
+	if keys := x.lookupKeys(hashes); all {
+		// Servers with a layout are scored from their groups' entries
+		// too, holes included: no stopping at the first miss.
+		masks, states, err = x.cfg.Backend.LookupAll(keys, x.words, x.masks[:0], x.states[:0])
+	} else {
+		masks, states, err = x.cfg.Backend.Lookup(keys, x.words, x.masks[:0], x.states[:0])
+	}
 	x.masks, x.states = masks[:0], states[:0]
 	base := len(dst)
 	if errors.Is(err, ErrIndexLost) {
@@ -866,6 +935,9 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	for k := range w {
 		x.alive[k] &^= expired[k] // cleared after the backend answered
 	}
+	if x.layouts > 0 {
+		x.skip = append(x.skip[:0], expired...) // planes are reused below
+	}
 	clear(x.planes)
 	// Blocks: a server's run ends at the first hash it does not hold, so
 	// record where each bit dies. Device counts: bit-sliced counters (plane
@@ -888,6 +960,12 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 			}
 		}
 	}
+	if x.layouts > 0 {
+		if !all {
+			masks = masks[:0] // read without the groups' rows: none covered
+		}
+		x.scoreLayouts(masks, len(hashes), out, x.skip)
+	}
 	for i := range out {
 		if x.servers[i].st.Dirty {
 			// Half written as of this lookup (another router's split run
@@ -898,6 +976,9 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 		out[i].Value = float64(out[i].Device)*x.cfg.DeviceWeight + float64(out[i].Blocks-out[i].Device)*x.cfg.HostWeight
 	}
 	x.markPartial(out)
+	if x.layouts > 0 {
+		x.markUncovered(masks, len(hashes), out)
+	}
 	if stale {
 		for i := range min(len(states), len(out)) {
 			if states[i].Life != x.servers[i].st.Life {

@@ -88,6 +88,7 @@ type Memory struct {
 	model    string
 	max      int
 	names    []string
+	layouts  []string
 	byName   map[string]ServerID
 	states   []StreamState
 	attached bool
@@ -171,6 +172,7 @@ func (m *Memory) Register(name string, init StreamState) (ServerID, StreamState,
 	}
 	id := ServerID(len(m.names))
 	m.names = append(m.names, name)
+	m.layouts = append(m.layouts, "")
 	m.states = append(m.states, init)
 	m.byName[name] = id
 	return id, init, nil
@@ -195,6 +197,7 @@ func (m *Memory) Rename(server ServerID, old StreamState, name string, next Stre
 		delete(m.byName, prev)
 	}
 	m.names[server] = name
+	m.layouts[server] = ""
 	if name != "" {
 		m.byName[name] = server
 	}
@@ -205,9 +208,22 @@ func (m *Memory) Rename(server ServerID, old StreamState, name string, next Stre
 // Servers implements Backend.
 func (m *Memory) Servers(dst []ServerRecord) ([]ServerRecord, error) {
 	for i, n := range m.names {
-		dst = append(dst, ServerRecord{Name: n, State: m.states[i]})
+		dst = append(dst, ServerRecord{Name: n, State: m.states[i], Layout: m.layouts[i]})
 	}
 	return dst, nil
+}
+
+// SetLayout implements Backend.
+func (m *Memory) SetLayout(server ServerID, old StreamState, layout string, next StreamState) (StreamState, error) {
+	if server < 0 || int(server) >= len(m.states) {
+		return StreamState{}, fmt.Errorf("%w: server %d is not registered", ErrInvalid, server)
+	}
+	if m.states[server] != old {
+		return m.states[server], ErrConflict
+	}
+	m.layouts[server] = layout
+	m.states[server] = next
+	return next, nil
 }
 
 // Update implements Backend.
@@ -405,6 +421,16 @@ func (m *Memory) clear(server ServerID) {
 // Lookup implements Backend. A hit refreshes the entry in the policy
 // (see MemoryConfig.Policy). It stops at the first hash it does not hold.
 func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error) {
+	return m.lookup(hashes, words, dst, states, true)
+}
+
+// LookupAll implements Backend: Lookup without stopping, a hash no
+// server holds giving empty holder sets.
+func (m *Memory) LookupAll(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error) {
+	return m.lookup(hashes, words, dst, states, false)
+}
+
+func (m *Memory) lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState, stop bool) ([]uint64, []StreamState, error) {
 	if !m.attached {
 		return dst, states, fmt.Errorf("%w: Memory used before Attach", ErrInvalid)
 	}
@@ -415,7 +441,13 @@ func (m *Memory) Lookup(hashes []paged.Hash, words int, dst []uint64, states []S
 	for i := range hashes {
 		s, ok := m.index.find(&hashes[i], m.hashes)
 		if !ok {
-			break // no server holds it: every run ends here
+			if stop {
+				break // no server holds it: every run ends here
+			}
+			for range 2 * words {
+				dst = append(dst, 0)
+			}
+			continue
 		}
 		if m.clock-m.stamp[s] >= m.window {
 			m.touch(s)

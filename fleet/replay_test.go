@@ -19,7 +19,8 @@ type replay struct {
 	seqs []paged.SeqID
 	// swapped are the sequences in the host tier.
 	swapped map[paged.SeqID]bool
-	// seen are every hash the manager ever reported or listed.
+	// seen are every key (fleet.GroupKey) the manager ever reported or
+	// listed.
 	seen map[paged.Hash]bool
 	// applied is the newest event number the index was given (or resynced
 	// to): the index can be checked only when the manager emitted nothing
@@ -138,7 +139,7 @@ func (r *replay) Feed(t *rapid.T) {
 	evs := r.m.DrainEvents(nil)
 	for _, ev := range evs {
 		for _, h := range ev.Hashes {
-			r.seen[h] = true
+			r.seen[fleet.GroupKey(&h, ev.Group)] = true
 		}
 	}
 	if rapid.IntRange(0, 5).Draw(t, "lose") == 0 {
@@ -173,11 +174,13 @@ func (r *replay) check(t *rapid.T) {
 	}
 	dev, host := map[paged.Hash]bool{}, map[paged.Hash]bool{}
 	for _, b := range r.snap.Blocks {
-		r.seen[b.Hash] = true
+		// The index keys a block by (hash, group): GroupKey.
+		k := fleet.GroupKey(&b.Hash, b.Group)
+		r.seen[k] = true
 		if b.Medium == paged.Host {
-			host[b.Hash] = true
+			host[k] = true
 		} else {
-			dev[b.Hash] = true
+			dev[k] = true
 		}
 	}
 	var sc []fleet.Score

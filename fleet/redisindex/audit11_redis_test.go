@@ -68,9 +68,8 @@ func keyTTLClear(t *testing.T, c *redis.Client, pad int) {
 // are read as this version lays them out (block bits 2s and 2s+1, states
 // as fleet.StreamState.String). An index whose layout marker names
 // another layout, as a router of another version would write it, is
-// refused with fleet.ErrInvalid rather than joined and misread. An index
-// without a marker, as versions before the marker made it, has this
-// layout and is joined.
+// refused with fleet.ErrInvalid rather than joined and misread, and so
+// is an index without a marker, as versions before the marker made it.
 func TestAudit11AttachRefusesAnotherKeyLayout(t *testing.T) {
 	addr := redisAddr(t)
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
@@ -86,10 +85,12 @@ func TestAudit11AttachRefusesAnotherKeyLayout(t *testing.T) {
 	require.ErrorIs(t, err, fleet.ErrInvalid)
 	require.Contains(t, err.Error(), "pagedkv-redisindex/99")
 
-	// No marker: an index of this layout made before the marker existed.
+	// No marker: an index made before the marker existed, which keyed
+	// blocks of every group by their bare hashes (layout 3 keys them by
+	// group), is refused too.
 	require.NoError(t, back.Delete("audit11-layout"))
 	require.NoError(t, c.MSet(ctx, base+"epoch", "feedface", base+"max", "64").Err())
-	require.NoError(t, back.Attach("audit11-layout", 64))
+	require.ErrorIs(t, back.Attach("audit11-layout", 64), fleet.ErrInvalid)
 
 	// A new index carries the marker, and a second router joins it.
 	require.NoError(t, back.Delete("audit11-layout"))

@@ -46,31 +46,35 @@ func TestRedisRenameRefusals(t *testing.T) {
 	fleettest.CheckRename(t, backend(t, redisAddr(t), "rename"), "rename")
 }
 
-// TestRedisAttachUpgradesLayout1: an index of layout 1 (or unmarked) is
-// joined and marked with Layout, so routers of layout 1, which know no
-// freed IDs or lives, refuse to attach from then on; a refused attach
-// (another server bound) leaves the marker alone.
-func TestRedisAttachUpgradesLayout1(t *testing.T) {
+// TestRedisAttachRefusesOldLayouts: an index of layout 1 or 2 (or
+// unmarked) keys blocks of every KV cache group under their bare hashes,
+// which layout 3 would take for group 0's: Attach refuses it with a clear
+// error and changes nothing; after Delete, a new index is made with
+// Layout.
+func TestRedisAttachRefusesOldLayouts(t *testing.T) {
 	addr := redisAddr(t)
 	back := backend(t, addr, "upgrade")
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { c.Close() })
 	ctx := context.Background()
 	base := testPrefix + ":{upgrade}:"
-	for _, marker := range []string{"pagedkv-redisindex/1", ""} {
+	for _, marker := range []string{"pagedkv-redisindex/1", "pagedkv-redisindex/2", ""} {
 		require.NoError(t, back.Delete("upgrade"))
 		require.NoError(t, c.MSet(ctx, base+"epoch", "feedface", base+"max", "64").Err())
 		if marker != "" {
 			require.NoError(t, c.Set(ctx, base+"layout", marker, 0).Err())
 		}
-		require.ErrorIs(t, back.Attach("upgrade", 32), fleet.ErrInvalid)
+		err := back.Attach("upgrade", 64)
+		require.ErrorIs(t, err, fleet.ErrInvalid)
+		require.Contains(t, err.Error(), redisindex.Layout)
 		got, _ := c.Get(ctx, base+"layout").Result()
 		require.Equal(t, marker, got, "a refused attach changes nothing")
-		require.NoError(t, back.Attach("upgrade", 64))
-		got, err := c.Get(ctx, base+"layout").Result()
-		require.NoError(t, err)
-		require.Equal(t, redisindex.Layout, got)
 	}
+	require.NoError(t, back.Delete("upgrade"))
+	require.NoError(t, back.Attach("upgrade", 64))
+	got, err := c.Get(ctx, base+"layout").Result()
+	require.NoError(t, err)
+	require.Equal(t, redisindex.Layout, got)
 }
 
 // TestRedisServersKnownBeforeALossExpire: after Redis lost the index, the

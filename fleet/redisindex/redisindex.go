@@ -54,7 +54,9 @@ type Config struct {
 //	names              hash: server name -> ID
 //	ids                list: server names by ID ("" for an ID freed by Unregister)
 //	st:<id>            server's stream state (fleet.StreamState.String, with the ID's Life)
-//	b:<32 hash bytes>  string: bit 2s is "server s holds the block on the device", bit 2s+1 "on the host" (SETBIT order)
+//	ly:<id>            server's fleet.Layout (Layout.String), absent for none
+//	b:<32 key bytes>   string: bit 2s is "server s holds the block on the device", bit 2s+1 "on the host" (SETBIT order);
+//	                   the key is fleet.GroupKey of the block's hash and KV cache group (the hash itself for group 0)
 //	s:<id>             set of the block hashes server s holds, so its entries can be dropped
 //	c:<id>             hash: extra copies server s holds of a block (field: hash bytes + tier)
 //
@@ -125,16 +127,19 @@ const epochCheck = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.e
 // keys out differently never misread each other's entries.
 //
 // Layout 2 added ID reclamation: freed IDs ("" in ids) and the Life in
-// the states. An index of layout 1 (or without a marker, made before the
-// marker existed) is readable as layout 2: Attach joins it and marks it
-// 2, so routers of layout 1 refuse to attach from then on. Routers of
-// layout 1 already attached do not look again: stop them before the first
-// router of layout 2 attaches (or give the new routers another
-// Config.Prefix).
-const Layout = "pagedkv-redisindex/2"
+// the states. Layout 3 keys blocks by (hash, KV cache group)
+// (fleet.GroupKey: a block of a group other than 0 is no longer under its
+// bare hash) and records server layouts (ly:<id>, the state flag y).
+// An index of layout 2 or 1, or without a marker, holds blocks of every
+// group under their bare hashes, which layout 3 would read as group 0's:
+// Attach refuses it with fleet.ErrInvalid. Delete it (Backend.Delete; the
+// servers' entries come back as they resync) or give the new routers
+// another Config.Prefix; stop the routers of the old version first.
+const Layout = "pagedkv-redisindex/3"
 
-// upgradableLayout is the layout Attach upgrades to Layout.
-const upgradableLayout = "pagedkv-redisindex/1"
+// upgradableLayout is the layout Attach upgrades to Layout: none (no
+// earlier layout is readable as 3).
+const upgradableLayout = ""
 
 // attachScript creates the index when absent, and marks an index of the
 // upgradable layout (or of none) with the current one. KEYS: epoch, max,
@@ -149,7 +154,7 @@ if not tok then
   tok = ARGV[1]
 end
 local layout = redis.call('GET', KEYS[3])
-if (not layout or layout == ARGV[4]) and redis.call('GET', KEYS[2]) == ARGV[2] then
+if ARGV[4] ~= '' and layout == ARGV[4] and redis.call('GET', KEYS[2]) == ARGV[2] then
   redis.call('SET', KEYS[3], ARGV[3])
 end
 return {tok, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or ''}
@@ -189,8 +194,8 @@ end
 // renameScript gives a server's ID to another name (or frees it) if its
 // state is still the expected one: it drops the server's entries, moves
 // the ID from its old name to the new one in names and ids, and sets the
-// new state, all in one atomic call. KEYS: epoch, names, ids, state,
-// server set, server copy counts. ARGV: token, id, expected state, new
+// new state, all in one atomic call (the layout goes with the old name).
+// KEYS: epoch, names, ids, state, server set, server copy counts, layout. ARGV: token, id, expected state, new
 // name ("" frees the ID), new state, block key prefix, bit base 2s.
 // Returns {1, new state}, or {0, current state} when the state differs,
 // or {2, current state} when the new name is registered already.
@@ -202,6 +207,7 @@ local cur = redis.call('GET', KEYS[4]) or ''
 if cur ~= ARGV[3] then return {0, cur} end
 if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then return {2, cur} end
 clearServer(KEYS[5], KEYS[6], ARGV[6], tonumber(ARGV[7]))
+redis.call('DEL', KEYS[7])
 if old ~= '' and redis.call('HGET', KEYS[2], old) == ARGV[2] then redis.call('HDEL', KEYS[2], old) end
 redis.call('LSET', KEYS[3], id, ARGV[4])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[2]) end
@@ -210,14 +216,28 @@ return {1, ARGV[5]}
 `)
 
 // serversScript reads the registry at one moment: the names by ID, each
-// followed by its state. KEYS: epoch, ids. ARGV: token, state key prefix.
+// followed by its state and its layout. KEYS: epoch, ids. ARGV: token,
+// state key prefix, layout key prefix.
 var serversScript = redis.NewScript(epochCheck + `
 local out = {}
 for i, name in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
   out[#out + 1] = name
   out[#out + 1] = redis.call('GET', ARGV[2] .. (i - 1)) or ''
+  out[#out + 1] = redis.call('GET', ARGV[3] .. (i - 1)) or ''
 end
 return out
+`)
+
+// setLayoutScript records a server's layout if its state is still the
+// expected one, and sets the new state. KEYS: epoch, state, layout. ARGV:
+// token, expected state, layout, new state. Returns {1, new state} or {0,
+// current state}.
+var setLayoutScript = redis.NewScript(epochCheck + `
+local cur = redis.call('GET', KEYS[2]) or ''
+if cur ~= ARGV[2] then return {0, cur} end
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4])
+return {1, ARGV[4]}
 `)
 
 // applyScript applies a run of block operations for one server if its
@@ -344,9 +364,13 @@ func (r *Backend) Attach(model string, maxServers int) error {
 	if len(res) != 3 {
 		return fmt.Errorf("redisindex: attach: unexpected reply %q", res)
 	}
-	if res[2] != "" && res[2] != Layout {
-		return fmt.Errorf("%w: model %q's index is in key layout %q, this version reads %q: delete it (Backend.Delete) or use another Config.Prefix",
-			fleet.ErrInvalid, model, res[2], Layout)
+	if res[2] != Layout {
+		found := strconv.Quote(res[2])
+		if res[2] == "" {
+			found = "of before the layout marker"
+		}
+		return fmt.Errorf("%w: model %q's index is in key layout %s, this version reads %q (blocks keyed by KV cache group): delete it (Backend.Delete) or use another Config.Prefix",
+			fleet.ErrInvalid, model, found, Layout)
 	}
 	if res[1] != strconv.Itoa(maxServers) {
 		return fmt.Errorf("%w: model %q was made for %s servers, not %d", fleet.ErrInvalid, model, res[1], maxServers)
@@ -445,19 +469,43 @@ func (r *Backend) Servers(dst []fleet.ServerRecord) ([]fleet.ServerRecord, error
 	if err := r.attached(); err != nil {
 		return dst, err
 	}
-	res, err := serversScript.Run(context.Background(), r.c, []string{r.epoch, r.prefix + "ids"}, r.token, r.prefix+"st:").StringSlice()
+	res, err := serversScript.Run(context.Background(), r.c, []string{r.epoch, r.prefix + "ids"}, r.token, r.prefix+"st:", r.prefix+"ly:").StringSlice()
 	if err != nil {
 		return dst, scriptErr("servers", err)
 	}
-	for i := 0; i+1 < len(res); i += 2 {
+	for i := 0; i+2 < len(res); i += 3 {
 		st, err := parseState(res[i+1])
 		if err != nil {
 			return dst, err
 		}
-		dst = append(dst, fleet.ServerRecord{Name: res[i], State: st})
+		dst = append(dst, fleet.ServerRecord{Name: res[i], State: st, Layout: res[i+2]})
 	}
-	r.n = max(r.n, len(res)/2)
+	r.n = max(r.n, len(res)/3)
 	return dst, nil
+}
+
+// SetLayout implements fleet.Backend: one script call.
+func (r *Backend) SetLayout(server fleet.ServerID, old fleet.StreamState, layout string, next fleet.StreamState) (fleet.StreamState, error) {
+	if err := r.attached(); err != nil {
+		return fleet.StreamState{}, err
+	}
+	if server < 0 || int(server) >= r.max {
+		return fleet.StreamState{}, fmt.Errorf("%w: server %d out of range", fleet.ErrInvalid, server)
+	}
+	id := strconv.Itoa(int(server))
+	res, err := setLayoutScript.Run(context.Background(), r.c, []string{r.epoch, r.prefix + "st:" + id, r.prefix + "ly:" + id},
+		r.token, old.String(), layout, next.String()).Slice()
+	if err != nil {
+		return fleet.StreamState{}, scriptErr("set layout of server "+id, err)
+	}
+	if ok, _ := res[0].(int64); ok != 1 {
+		st, err := parseState(res[1])
+		if err != nil {
+			return st, err
+		}
+		return st, fmt.Errorf("redisindex: set layout of server %d: %w", server, fleet.ErrConflict)
+	}
+	return next, nil
 }
 
 // Rename implements fleet.Backend: one script call.
@@ -473,7 +521,7 @@ func (r *Backend) Rename(server fleet.ServerID, old fleet.StreamState, name stri
 	}
 	id := strconv.Itoa(int(server))
 	res, err := renameScript.Run(context.Background(), r.c,
-		[]string{r.epoch, r.prefix + "names", r.prefix + "ids", r.prefix + "st:" + id, r.prefix + "s:" + id, r.prefix + "c:" + id},
+		[]string{r.epoch, r.prefix + "names", r.prefix + "ids", r.prefix + "st:" + id, r.prefix + "s:" + id, r.prefix + "c:" + id, r.prefix + "ly:" + id},
 		r.token, id, old.String(), name, next.String(), r.prefix+"b:", 2*int(server)).Slice()
 	if err != nil {
 		return fleet.StreamState{}, scriptErr("rename server "+id, err)
@@ -583,8 +631,14 @@ func (r *Backend) Update(server fleet.ServerID, old, next fleet.StreamState, cle
 	return flush(true)
 }
 
+// LookupAll implements fleet.Backend: Lookup, which never stops early.
+func (r *Backend) LookupAll(hashes []paged.Hash, words int, dst []uint64, states []fleet.StreamState) ([]uint64, []fleet.StreamState, error) {
+	return r.Lookup(hashes, words, dst, states)
+}
+
 // Lookup implements fleet.Backend: one MGET, one round trip (two when
-// another router registered servers since this one last looked).
+// another router registered servers since this one last looked). It
+// returns the holder sets of every hash.
 func (r *Backend) Lookup(hashes []paged.Hash, words int, dst []uint64, states []fleet.StreamState) ([]uint64, []fleet.StreamState, error) {
 	if err := r.attached(); err != nil {
 		return dst, states, err
