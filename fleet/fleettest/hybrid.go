@@ -1,0 +1,204 @@
+package fleettest
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// DrawHybridConfig draws a paged.Config of a random hybrid layout (group
+// 0 full attention, then one to three groups of any kind: full, sliding
+// window, chunked local, state, shared), with events on and sometimes a
+// host tier.
+func DrawHybridConfig(t *rapid.T) paged.Config {
+	bs := rapid.SampledFrom([]int{1, 2, 3, 4}).Draw(t, "bs")
+	groups := []paged.Group{{Kind: paged.FullAttention}}
+	for range rapid.IntRange(1, 3).Draw(t, "groups") {
+		switch rapid.IntRange(0, 5).Draw(t, "kind") {
+		case 0, 1:
+			groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 4*bs+1).Draw(t, "window")})
+		case 2:
+			groups = append(groups, paged.Group{Kind: paged.ChunkedLocal, Chunk: rapid.IntRange(1, 4*bs+1).Draw(t, "chunk")})
+		case 3:
+			groups = append(groups, paged.Group{Kind: paged.State, Pages: rapid.IntRange(1, 3).Draw(t, "pages")})
+		case 4:
+			groups = append(groups, paged.Group{Kind: paged.FullAttention})
+		case 5:
+			target := rapid.IntRange(0, len(groups)-1).Draw(t, "target")
+			if k := groups[target].Kind; k == paged.State || k == paged.Shared {
+				target = 0
+			}
+			groups = append(groups, paged.Group{Kind: paged.Shared, Target: target})
+		}
+	}
+	cfg := paged.Config{BlockSize: bs, NumBlocks: rapid.IntRange(12, 64).Draw(t, "blocks"), Groups: groups, Events: 1 << 14}
+	if rapid.IntRange(0, 2).Draw(t, "host") == 0 {
+		cfg.HostBlocks = rapid.IntRange(4, 32).Draw(t, "hostBlocks")
+	}
+	return cfg
+}
+
+// hybridServer is one paged server of CheckHybridScores.
+type hybridServer struct {
+	name string
+	m    *paged.Manager
+	bs   int
+	seqs []paged.SeqID
+	evs  []paged.Event
+}
+
+// CheckHybridScores checks that an Index on the backends mk returns
+// scores hybrid servers exactly: it drives paged.Managers of random
+// hybrid layouts (DrawHybridConfig, each registered with its
+// fleet.LayoutOf) through random workloads (prompts sharing prefixes,
+// admissions with state checkpoints, appends, preemptions, frees), feeds
+// every event to the index, and before each admission compares the
+// admitting server's Score for the prompt with the hit the manager then
+// gives it: equal, on a server that is not partial. mk returns a fresh
+// backend for each run. Each server's events also go to a twin without a
+// layout, scored by group 0's run as before layouts: never less than the
+// hit, and more in the cases the layout corrects. It returns the
+// admissions compared, those with a hit, and those where the twin
+// over-reported.
+func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Backend) (compared, hits, corrected int) {
+	rapid.Check(t, func(t *rapid.T) {
+		x, err := fleet.New(fleet.Config{Backend: mk(t), Model: model})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var servers []*hybridServer
+		for i := range rapid.IntRange(1, 3).Draw(t, "servers") {
+			cfg := DrawHybridConfig(t)
+			m, err := paged.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &hybridServer{name: fmt.Sprintf("s%d", i), m: m, bs: m.BlockSize()}
+			if err := x.SetLayout(s.name, fleet.LayoutOf(cfg)); err != nil {
+				t.Fatal(err)
+			}
+			servers = append(servers, s)
+		}
+		feed := func() {
+			for _, s := range servers {
+				s.evs = s.m.DrainEvents(s.evs[:0])
+				if err := x.Apply(s.name, s.evs); err != nil {
+					t.Fatal(err)
+				}
+				if err := x.Apply(s.name+"-plain", s.evs); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		var scores []fleet.Score
+		for step := range rapid.IntRange(1, 80).Draw(t, "steps") {
+			s := servers[rapid.IntRange(0, len(servers)-1).Draw(t, "server")]
+			switch op := rapid.IntRange(0, 6).Draw(t, "op"); {
+			case op <= 2 || len(s.seqs) == 0:
+				prompt := hybridPrompt(t, s.bs)
+				hashes, err := s.m.BlockHashes(nil, prompt, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hashes = hashes[:(len(prompt)-1)/s.bs] // a hit leaves the last token to compute
+				feed()
+				if scores, err = x.Lookup(hashes, scores[:0]); err != nil {
+					t.Fatal(err)
+				}
+				id, err := s.m.Add(prompt, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cached, err := s.m.Admit(id)
+				if err != nil {
+					if !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
+						t.Fatal(err)
+					}
+					if err := s.m.Free(id); err != nil {
+						t.Fatal(err)
+					}
+					break
+				}
+				s.seqs = append(s.seqs, id)
+				s.m.TakeCheckpoints(nil)
+				s.m.TakeCopies(nil)
+				s.m.TakeSwaps(nil)
+				sc := scoreOf(t, scores, s.name)
+				if sc.Partial || sc.Blocks*s.bs != cached || sc.Device > sc.Blocks {
+					t.Fatalf("step %d: %s (%v) scored %d blocks (%d on the device, partial %v) for a prompt of %d tokens it hit %d tokens of",
+						step, s.name, fleet.LayoutOf(s.m.Config()), sc.Blocks, sc.Device, sc.Partial, len(prompt), cached)
+				}
+				plain := scoreOf(t, scores, s.name+"-plain")
+				if plain.Partial || plain.Blocks < sc.Blocks {
+					t.Fatalf("step %d: %s without a layout scored %d blocks (partial %v), under the hit %d", step, s.name, plain.Blocks, plain.Partial, sc.Blocks)
+				}
+				compared++
+				if cached > 0 {
+					hits++
+				}
+				if plain.Blocks > sc.Blocks {
+					corrected++
+				}
+			case op == 3:
+				i := rapid.IntRange(0, len(s.seqs)-1).Draw(t, "free")
+				if err := s.m.Free(s.seqs[i]); err != nil {
+					t.Fatal(err)
+				}
+				s.seqs = append(s.seqs[:i], s.seqs[i+1:]...)
+			case op == 4:
+				i := rapid.IntRange(0, len(s.seqs)-1).Draw(t, "preempt")
+				if running, _ := s.m.Running(s.seqs[i]); running {
+					if err := s.m.Preempt(s.seqs[i]); err != nil {
+						t.Fatal(err)
+					}
+				}
+			default:
+				i := rapid.IntRange(0, len(s.seqs)-1).Draw(t, "append")
+				if running, _ := s.m.Running(s.seqs[i]); running {
+					tail := make([]int32, rapid.IntRange(1, 2*s.bs).Draw(t, "tail"))
+					for k := range tail {
+						tail[k] = int32(rapid.IntRange(0, 3).Draw(t, "tok"))
+					}
+					if err := s.m.Append(s.seqs[i], tail...); err != nil && !errors.Is(err, paged.ErrNoSpace) {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := s.m.Check(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	return compared, hits, corrected
+}
+
+// hybridPrompt draws a prompt: a shared prefix of one of three families,
+// then a random tail.
+func hybridPrompt(t *rapid.T, bs int) []int32 {
+	family := int32(rapid.IntRange(0, 2).Draw(t, "family"))
+	n := rapid.IntRange(1, 6*bs).Draw(t, "shared")
+	p := make([]int32, 0, n+2*bs)
+	for i := range int32(n) {
+		p = append(p, 1000*(family+1)+i)
+	}
+	for range rapid.IntRange(0, 2*bs).Draw(t, "own") {
+		p = append(p, int32(rapid.IntRange(0, 3).Draw(t, "tok")))
+	}
+	return p
+}
+
+// scoreOf returns the score of the server called name.
+func scoreOf(t *rapid.T, scores []fleet.Score, name string) fleet.Score {
+	for _, s := range scores {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no score for %s", name)
+	return fleet.Score{}
+}
