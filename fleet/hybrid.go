@@ -181,6 +181,17 @@ func (x *Index) covers(sc *scorer, masks []uint64, n int) bool {
 	return true
 }
 
+// coversAll reports whether a lookup's holder sets cover every server
+// with a layout.
+func (x *Index) coversAll(masks []uint64, n int) bool {
+	for i := range x.servers {
+		if sc := x.servers[i].layout; sc != nil && !x.covers(sc, masks, n) {
+			return false
+		}
+	}
+	return true
+}
+
 // markUncovered marks partial the servers scoreLayouts could not score.
 func (x *Index) markUncovered(masks []uint64, n int, out []Score) {
 	for i := range out {

@@ -855,41 +855,50 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 	}
 	var masks []uint64
 	var states []StreamState
-	var err error
-	all := x.layouts > 0
-	if keys := x.lookupKeys(hashes); all {
-		// Servers with a layout are scored from their groups' entries
-		// too, holes included: no stopping at the first miss.
-		masks, states, err = x.cfg.Backend.LookupAll(keys, x.words, x.masks[:0], x.states[:0])
-	} else {
-		masks, states, err = x.cfg.Backend.Lookup(keys, x.words, x.masks[:0], x.states[:0])
-	}
-	x.masks, x.states = masks[:0], states[:0]
+	var all bool
 	base := len(dst)
-	if errors.Is(err, ErrIndexLost) {
-		// Nothing is known now, and every server says so.
-		x.lost()
-		for i := range x.servers {
-			dst = append(dst, Score{Server: ServerID(i), Name: x.servers[i].name, Partial: true})
+	for attempt := 0; ; attempt++ {
+		var err error
+		all = x.layouts > 0
+		if keys := x.lookupKeys(hashes); all {
+			// Servers with a layout are scored from their groups'
+			// entries too, holes included: no stopping at the first miss.
+			masks, states, err = x.cfg.Backend.LookupAll(keys, x.words, x.masks[:0], x.states[:0])
+		} else {
+			masks, states, err = x.cfg.Backend.Lookup(keys, x.words, x.masks[:0], x.states[:0])
 		}
-		return dst, nil
-	}
-	if err != nil {
-		return dst, fmt.Errorf("fleet: lookup: %w", err)
-	}
-	// An ID whose Life moved on was given to another name (by another
-	// router): reload the names. The holder sets and the states are of
-	// one moment, so the bits of an ID belong to the Life its state
-	// shows; an ID whose name changed again since counts as holding
-	// nothing (stale below).
-	reload := x.reloadNames || len(states) > len(x.servers)
-	for i := range min(len(states), len(x.servers)) {
-		reload = reload || states[i].Life != x.servers[i].st.Life
-	}
-	if reload {
-		if err := x.reload(); err != nil {
-			return dst, err
+		x.masks, x.states = masks[:0], states[:0]
+		if errors.Is(err, ErrIndexLost) {
+			// Nothing is known now, and every server says so.
+			x.lost()
+			for i := range x.servers {
+				dst = append(dst, Score{Server: ServerID(i), Name: x.servers[i].name, Partial: true})
+			}
+			return dst, nil
 		}
+		if err != nil {
+			return dst, fmt.Errorf("fleet: lookup: %w", err)
+		}
+		// An ID whose Life moved on was given to another name (by another
+		// router): reload the names. The holder sets and the states are
+		// of one moment, so the bits of an ID belong to the Life its
+		// state shows; an ID whose name changed again since counts as
+		// holding nothing (stale below). A layout another router recorded
+		// is read the same way.
+		reload := x.reloadNames || len(states) > len(x.servers)
+		for i := range min(len(states), len(x.servers)) {
+			reload = reload || states[i].Life != x.servers[i].st.Life || (states[i].HasLayout && x.servers[i].layout == nil)
+		}
+		if reload {
+			if err := x.reload(); err != nil {
+				return dst, err
+			}
+		}
+		if attempt > 0 || x.layouts == 0 || (all && x.coversAll(masks, len(hashes))) {
+			break
+		}
+		// A layout read just now needs groups the lookup did not ask
+		// for: ask again, once.
 	}
 	for i := range min(len(states), len(x.servers)) {
 		if states[i].Life == x.servers[i].st.Life {
