@@ -84,15 +84,29 @@
 // them over vLLM's ZMQ publisher protocol, so one index serves a mixed
 // fleet of vLLM pods and Go servers. Neither is linked by this package.
 //
-// The index keys blocks by hash alone, not by KV cache group
-// (paged.Event.Group, vLLM's group_idx): a block counts as held when any
-// group of the server holds it. For a model of one attention kind that is
-// exact. For a hybrid model (sliding-window or state groups beside full
-// attention) the server can only reuse a prefix that every group still
-// holds as its own rules require, so Score.Blocks may then exceed the hit
-// the server gives: a paged manager with a full-attention and a 4-token
-// sliding-window group, after some evictions, was scored 3 leading blocks
-// of a prompt it hit 0 tokens of.
+// # Hybrid models
+//
+// A hybrid model's layers form KV cache groups of several kinds (full
+// attention, sliding window, chunked local, linear-attention state,
+// shared), and a server reuses a prefix of L tokens only when every
+// group holds what a hit at L needs (docs/hybrid.md): the full-attention
+// blocks of [0, L), a window group's last blocks before L, a chunked
+// group's blocks of L's chunk, a state checkpoint at exactly L. The index
+// keeps entries per (block hash, group) (GroupKey; paged.Event.Group,
+// vLLM's group_idx), and a server whose layout it knows (Index.SetLayout,
+// LayoutOf a paged.Config, or built from a vLLM model's kv_cache_groups)
+// is scored the longest prefix it can actually hit: the fixed point of
+// the groups' rules that paged's lookup computes, so Score.Blocks is the
+// hit the server's admission gives (checked against paged managers of
+// random layouts by fleettest.CheckHybridScores). A paged manager reports
+// each whole state checkpoint as one block of its state group, named by
+// the hash of the block it follows. Events of a group the layout lacks
+// are refused. Without a layout a server is scored by group 0's run, as
+// before layouts: exact for a model of one kind, an upper bound of the
+// hit for a hybrid one whose group 0 is full attention (a paged manager
+// with a full-attention and a 4-token sliding-window group, after some
+// evictions, is scored 3 leading blocks of a prompt it hits 0 tokens of;
+// see the SetLayout example).
 //
 // # Concurrency
 //

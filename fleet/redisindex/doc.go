@@ -27,6 +27,10 @@
 // The index's keys follow one layout, named by the constant Layout and
 // stored with the index: a router whose version lays keys out differently
 // refuses to join (fleet.ErrInvalid) instead of misreading the entries.
+// Layout 3 keys blocks by (hash, KV cache group) (fleet.GroupKey) and
+// keeps each server's fleet.Layout (fleet.Index.SetLayout), shared by
+// every router; indexes of earlier layouts are refused (Backend.Delete
+// them, and the servers' entries come back as they resync).
 //
 // Server IDs are reclaimed (fleet.Index.Unregister, reuse of expired
 // servers' IDs; see package fleet): one script drops the old server's
