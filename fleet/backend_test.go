@@ -12,6 +12,7 @@ func TestStreamStateRoundTrip(t *testing.T) {
 		{},
 		{Gen: 7, Last: 42, Started: true, Seen: 1700000000000000000},
 		{Gen: 1, AnyStart: true, Partial: true, Dirty: true, Expired: true, Seen: -5},
+		{Gen: 2, Started: true, HasLayout: true, Seen: 9, Life: 3},
 	} {
 		got, err := ParseStreamState(st.String())
 		require.NoError(t, err)
@@ -51,6 +52,30 @@ func FuzzParseStreamState(f *testing.F) {
 		again, err := ParseStreamState(st.String())
 		if err != nil || again != st {
 			t.Fatalf("%q parsed to %+v, which prints as %q and parses to %+v, %v", s, st, st.String(), again, err)
+		}
+	})
+}
+
+// FuzzParseLayout: whatever a backend holds, parsing a layout never
+// panics, and a layout that parses is valid and prints to a string that
+// parses to it again.
+func FuzzParseLayout(f *testing.F) {
+	f.Add("b16 full")
+	f.Add("b2 full window:3 chunked:4 state shared:0")
+	f.Add("b1 shared:0 full")
+	f.Add("b0 window:-1")
+	f.Add("b1048576 chunked:1099511627776")
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseLayout(s)
+		if err != nil {
+			return
+		}
+		if err := l.Validate(); err != nil {
+			t.Fatalf("%q parsed to an invalid layout: %v", s, err)
+		}
+		again, err := ParseLayout(l.String())
+		if err != nil || again.String() != l.String() {
+			t.Fatalf("%q parsed to %q, which parses to %q, %v", s, l.String(), again.String(), err)
 		}
 	})
 }

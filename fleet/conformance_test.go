@@ -25,6 +25,8 @@ func TestMemoryMatchesModel(t *testing.T) {
 
 func TestMemoryCountsCopies(t *testing.T) { fleettest.CheckCopies(t, memory(t, 8)) }
 
+func TestMemoryLayouts(t *testing.T) { fleettest.CheckLayouts(t, memory(t, 8), "layouts") }
+
 // TestResyncFromSnapshotIsExact: a server whose events were lost is
 // partial until its manager's snapshot rebuilds it; then its scores are
 // those of an index that saw every event, and the events the manager

@@ -105,6 +105,8 @@ func TestLayoutBadInput(t *testing.T) {
 		{BlockSize: 2, Groups: []paged.Group{{Kind: paged.State}, {Kind: paged.Shared, Target: 0}}},
 		{BlockSize: 2, Groups: []paged.Group{{Kind: paged.GroupKind(9)}}},
 		{BlockSize: 2, Groups: make([]paged.Group, 256)},
+		{BlockSize: fleet.MaxLayoutBlockSize + 1, Groups: []paged.Group{{}}},
+		{BlockSize: 2, Groups: []paged.Group{{Kind: paged.ChunkedLocal, Chunk: fleet.MaxLayoutSpan + 1}}},
 	} {
 		require.ErrorIs(t, x.SetLayout("gpu", l), fleet.ErrInvalid, "%v", l)
 	}

@@ -29,6 +29,14 @@ type Layout struct {
 // maxLayoutGroups bounds Layout.Groups, as paged.Config.Groups.
 const maxLayoutGroups = 255
 
+// MaxLayoutBlockSize and MaxLayoutSpan bound a layout's block size and
+// its windows and chunks, in tokens, so that scoring's token arithmetic
+// never overflows.
+const (
+	MaxLayoutBlockSize = 1 << 20
+	MaxLayoutSpan      = 1 << 40
+)
+
 // LayoutOf returns the layout of a paged.Manager made with cfg: one
 // full-attention group when cfg.Groups is empty.
 func LayoutOf(cfg paged.Config) Layout {
@@ -48,12 +56,13 @@ func LayoutOf(cfg paged.Config) Layout {
 }
 
 // Validate reports a layout the index cannot score with, wrapping
-// ErrInvalid: a block size below 1, no groups or more than 255, an
-// unknown kind, a window or chunk below 1, a Shared group whose target
-// is out of range or holds no blocks itself (State, Shared).
+// ErrInvalid: a block size outside [1, MaxLayoutBlockSize], no groups or
+// more than 255, an unknown kind, a window or chunk outside [1,
+// MaxLayoutSpan], a Shared group whose target is out of range or holds
+// no blocks itself (State, Shared).
 func (l Layout) Validate() error {
-	if l.BlockSize < 1 {
-		return fmt.Errorf("%w: layout block size %d", ErrInvalid, l.BlockSize)
+	if l.BlockSize < 1 || l.BlockSize > MaxLayoutBlockSize {
+		return fmt.Errorf("%w: layout block size %d, must be in [1, %d]", ErrInvalid, l.BlockSize, MaxLayoutBlockSize)
 	}
 	if len(l.Groups) == 0 || len(l.Groups) > maxLayoutGroups {
 		return fmt.Errorf("%w: layout has %d groups, must have 1 to %d", ErrInvalid, len(l.Groups), maxLayoutGroups)
@@ -62,12 +71,12 @@ func (l Layout) Validate() error {
 		switch g.Kind {
 		case paged.FullAttention, paged.State:
 		case paged.SlidingWindow:
-			if g.Window < 1 {
-				return fmt.Errorf("%w: layout group %d: window %d", ErrInvalid, i, g.Window)
+			if g.Window < 1 || g.Window > MaxLayoutSpan {
+				return fmt.Errorf("%w: layout group %d: window %d, must be in [1, %d]", ErrInvalid, i, g.Window, MaxLayoutSpan)
 			}
 		case paged.ChunkedLocal:
-			if g.Chunk < 1 {
-				return fmt.Errorf("%w: layout group %d: chunk %d", ErrInvalid, i, g.Chunk)
+			if g.Chunk < 1 || g.Chunk > MaxLayoutSpan {
+				return fmt.Errorf("%w: layout group %d: chunk %d, must be in [1, %d]", ErrInvalid, i, g.Chunk, MaxLayoutSpan)
 			}
 		case paged.Shared:
 			if g.Target < 0 || g.Target >= len(l.Groups) {

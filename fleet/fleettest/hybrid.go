@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 
 	"github.com/pagedkv/pagedkv/fleet"
@@ -201,4 +202,53 @@ func scoreOf(t *rapid.T, scores []fleet.Score, name string) fleet.Score {
 	}
 	t.Fatalf("no score for %s", name)
 	return fleet.Score{}
+}
+
+// CheckLayouts checks a backend's layout records and LookupAll: SetLayout
+// compares the state and sets the layout with it, Servers lists it,
+// Rename drops it with the old name, and LookupAll gives the holder sets
+// of every hash, empty for a hash no server holds, where Lookup may stop.
+func CheckLayouts(t *testing.T, b fleet.Backend, model string) {
+	require.NoError(t, b.Attach(model, 8))
+	id, st, err := b.Register("a", fleet.StreamState{})
+	require.NoError(t, err)
+	stale := st
+	stale.Gen = 99
+	_, err = b.SetLayout(id, stale, "b2 full", fleet.StreamState{Gen: 100, HasLayout: true})
+	require.ErrorIs(t, err, fleet.ErrConflict, "the state changed: nothing set")
+	recs, err := b.Servers(nil)
+	require.NoError(t, err)
+	require.Equal(t, "", recs[id].Layout)
+	next := st
+	next.Gen, next.HasLayout = st.Gen+1, true
+	got, err := b.SetLayout(id, st, "b2 full window:3", next)
+	require.NoError(t, err)
+	require.Equal(t, next, got)
+	recs, err = b.Servers(nil)
+	require.NoError(t, err)
+	require.Equal(t, fleet.ServerRecord{Name: "a", State: next, Layout: "b2 full window:3"}, recs[id])
+
+	ev := Stored(1, paged.Device, 1, 3)
+	after := next
+	after.Gen++
+	_, err = b.Update(id, next, after, false, []paged.Event{ev})
+	require.NoError(t, err)
+	words := fleet.WordsFor(8)
+	all, states, err := b.LookupAll(Hs(1, 2, 3), words, nil, nil)
+	require.NoError(t, err)
+	require.Len(t, all, 3*2*words)
+	require.Len(t, states, 1)
+	bit := uint64(1) << uint(id)
+	require.Equal(t, bit, all[0], "block 1 on the device")
+	require.Zero(t, all[2*words]|all[2*words+1], "no server holds block 2")
+	require.Equal(t, bit, all[4*words], "block 3, after the hole")
+
+	renamed := after
+	renamed.Gen, renamed.Life = after.Gen+1, after.Life+1
+	renamed.HasLayout = false
+	_, err = b.Rename(id, after, "b", renamed)
+	require.NoError(t, err)
+	recs, err = b.Servers(nil)
+	require.NoError(t, err)
+	require.Equal(t, fleet.ServerRecord{Name: "b", State: renamed}, recs[id], "the layout went with the old name")
 }

@@ -72,6 +72,10 @@ func TestRedisCountsCopies(t *testing.T) {
 	fleettest.CheckCopies(t, backend(t, redisAddr(t), "copies"))
 }
 
+func TestRedisLayouts(t *testing.T) {
+	fleettest.CheckLayouts(t, backend(t, redisAddr(t), "layouts"), "layouts")
+}
+
 func TestRedisAndMemoryGiveIdenticalScores(t *testing.T) {
 	xr, err := fleet.New(fleet.Config{Backend: backend(t, redisAddr(t), "identical"), Model: "identical"})
 	require.NoError(t, err)
