@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/pagedkv/pagedkv/fleet"
@@ -54,6 +55,40 @@ func BenchmarkLookup64(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
 		if sc[0].Blocks != 64 || sc[0].Pending != 56 || sc[3].Blocks != 40 {
 			b.Fatalf("scores %+v", sc[:4])
+		}
+	})
+	// memory+layouts: the same fleet, every server a hybrid one (full
+	// attention, a 128-token window, a state at 16 tokens a block)
+	// holding the window blocks and a checkpoint at the end of its
+	// prefix: three rows of 64 keys, a fixed point per server.
+	b.Run("memory+layouts", func(b *testing.B) {
+		x, req := fleettest.BenchFleet(b, memoryBackend(b))
+		l := fleet.Layout{BlockSize: 16, Groups: []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 128}, {Kind: paged.State}}}
+		for s := range 8 {
+			name := fmt.Sprint("s", s)
+			if err := x.SetLayout(name, l); err != nil {
+				b.Fatal(err)
+			}
+			n := 8 * (s + 1)
+			ev := []paged.Event{
+				{Seq: 2, Kind: paged.BlockStored, Hashes: req[:n], Group: 1},
+				{Seq: 3, Kind: paged.BlockStored, Hashes: req[n-1 : n], Group: 2},
+			}
+			if err := x.Apply(name, ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var sc []fleet.Score
+		var err error
+		b.ReportAllocs()
+		for b.Loop() {
+			if sc, err = x.Lookup(req, sc[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+		if sc[7].Blocks != 64 || sc[0].Blocks != 8 {
+			b.Fatalf("scores %+v", sc)
 		}
 	})
 	// probe: the 64 holder-set reads alone from a Go map keyed by hash,

@@ -145,8 +145,8 @@ func (x *Index) lookupKeys(hashes []paged.Hash) []paged.Hash {
 }
 
 // scoreLayouts scores the servers with a layout that the lookup's
-// holder sets cover (masks: rows of n keys, from lookupKeys), skipping
-// those whose bit is in skip: each gets the longest prefix it can hit
+// holder sets cover (masks: rows of n keys, from lookupKeys; out's
+// Blocks: group 0's runs), skipping those whose bit is in skip: each gets the longest prefix it can hit
 // and its device part. A server whose layout reads a group the lookup
 // did not ask for (another router recorded its layout during the lookup)
 // is scored zero; markUncovered then marks it partial.
@@ -157,12 +157,13 @@ func (x *Index) scoreLayouts(masks []uint64, n int, out []Score, skip []uint64) 
 		if sc == nil {
 			continue
 		}
+		run0 := out[i].Blocks // group 0's run (runs)
 		out[i].Blocks, out[i].Device = 0, 0
 		if skip[i/64]&(1<<(uint(i)%64)) != 0 || n == 0 || !x.covers(sc, masks, n) {
 			continue
 		}
 		v.word, v.bit = i/64, 1<<(uint(i)%64)
-		L := sc.hit(n, &v)
+		L := sc.hit(n, run0, &v)
 		out[i].Blocks, out[i].Device = L, sc.device(L, &v)
 	}
 }

@@ -177,6 +177,7 @@ func GroupKey(h *paged.Hash, g int) paged.Hash {
 type layoutClass struct {
 	kind   paged.GroupKind
 	size   int   // window or chunk in tokens
+	need   int   // a window's blocks before a hit point (windowNeed)
 	groups []int // the groups, indexes into Layout.Groups
 }
 
@@ -191,6 +192,8 @@ type scorer struct {
 	uses []int
 	// shared marks the groups that hold nothing (Shared).
 	shared []bool
+	// from is device's scratch, a block per class.
+	from []int
 }
 
 // newScorer prepares layout l, which must be valid.
@@ -221,6 +224,12 @@ func newScorer(l Layout) *scorer {
 		c.groups = append(c.groups, i)
 		s.uses = append(s.uses, i)
 	}
+	for i := range s.classes {
+		if c := &s.classes[i]; c.kind == paged.SlidingWindow {
+			c.need = windowNeed(c.size, s.bs)
+		}
+	}
+	s.from = make([]int, len(s.classes))
 	return s
 }
 
@@ -256,10 +265,21 @@ func (v *view) held(g, i int, dev bool) bool {
 // until no class cuts further. Each rule answers the longest hit of its
 // class at most the limit, so the fixed point is the longest prefix that
 // is a hit in every group.
-func (s *scorer) hit(n int, held *view) int {
+//
+// run0 is group 0's run of leading blocks among the n, which the lookup
+// has counted already: the full-attention class's hit when group 0 is
+// its only group.
+func (s *scorer) hit(n, run0 int, held *view) int {
 	L := n
 	for i, stable := 0, 0; stable < len(s.classes); i = (i + 1) % len(s.classes) {
-		if h := s.classHit(&s.classes[i], L, held); h < L {
+		c := &s.classes[i]
+		h := 0
+		if c.kind == paged.FullAttention && len(c.groups) == 1 && c.groups[0] == 0 {
+			h = min(run0, L)
+		} else {
+			h = s.classHit(c, L, held)
+		}
+		if h < L {
 			L, stable = h, 1
 		} else {
 			stable++
@@ -300,7 +320,7 @@ func (s *scorer) classHit(c *layoutClass, limit int, held *view) int {
 	case paged.SlidingWindow:
 		// The right-to-left scan: the end of the last run of need cached
 		// blocks, else the run from block 0.
-		need, run := windowNeed(c.size, s.bs), 0
+		need, run := c.need, 0
 		for i := limit - 1; i >= 0; i-- {
 			if !all(c, i, held, false) {
 				run = 0
@@ -342,31 +362,30 @@ func (s *scorer) classHit(c *layoutClass, limit int, held *view) int {
 // (full attention: [0, L); a window: its last need blocks; a chunk: L's
 // chunk's blocks; a state checkpoint: none of its own).
 func (s *scorer) device(L int, held *view) int {
+	for ci := range s.classes {
+		c := &s.classes[ci]
+		from := 0
+		switch c.kind {
+		case paged.SlidingWindow:
+			if L >= c.need {
+				from = L - c.need
+			}
+		case paged.ChunkedLocal:
+			from = chunkStart(L, c.size, s.bs)
+		case paged.State:
+			from = L
+		}
+		s.from[ci] = from
+	}
 	n := 0
+blocks:
 	for i := range L {
-		ok := true
 		for ci := range s.classes {
-			c := &s.classes[ci]
-			switch c.kind {
-			case paged.SlidingWindow:
-				if need := windowNeed(c.size, s.bs); L >= need && i < L-need {
-					continue
-				}
-			case paged.ChunkedLocal:
-				if i < chunkStart(L, c.size, s.bs) {
-					continue
-				}
-			case paged.State:
-				continue
-			}
-			if !all(c, i, held, true) {
-				ok = false
-				break
+			if i >= s.from[ci] && !all(&s.classes[ci], i, held, true) {
+				continue blocks
 			}
 		}
-		if ok {
-			n++
-		}
+		n++
 	}
 	return n
 }
