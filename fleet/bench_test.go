@@ -78,15 +78,7 @@ func BenchmarkLookup64(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		var sc []fleet.Score
-		var err error
-		b.ReportAllocs()
-		for b.Loop() {
-			if sc, err = x.Lookup(req, sc[:0]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+		sc := fleettest.LoopLookup(b, x, req)
 		if sc[7].Blocks != 64 || sc[0].Blocks != 8 {
 			b.Fatalf("scores %+v", sc)
 		}
