@@ -78,6 +78,8 @@ type Event struct {
 	// From is where moved blocks came from (BlockMoved only).
 	From Medium
 	// Group is the KV cache group of the blocks (Config.Groups; always 0
-	// for a model of one attention kind), as vLLM's group_idx.
+	// for a model of one attention kind), as vLLM's group_idx. For a State
+	// group each hash is a whole state checkpoint after the block of that
+	// hash (see Checkpoint), stored or removed.
 	Group int
 }
