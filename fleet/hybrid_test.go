@@ -261,3 +261,68 @@ func TestLayoutConcurrentServers(t *testing.T) {
 		}
 	}
 }
+
+// TestRoutersFollowHybridHits: two hybrid servers hold a prompt's
+// full-attention blocks; one has lost the window blocks a hit needs.
+// Scored by group 0's run both look the same and the less loaded one,
+// which would recompute the whole prompt, wins; with their layouts the
+// routers send the request to the one that hits it.
+func TestRoutersFollowHybridHits(t *testing.T) {
+	cfg := paged.Config{BlockSize: 2, NumBlocks: 12, Events: 1024,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}}}
+	prompt := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9}
+	serve := func(evict bool) *paged.Manager {
+		m, err := paged.New(cfg)
+		require.NoError(t, err)
+		reqs := [][]int32{prompt}
+		if evict {
+			reqs = append(reqs, []int32{100, 101, 102, 103, 104})
+		}
+		for _, p := range reqs {
+			id, _, err := m.Create(p, nil)
+			require.NoError(t, err)
+			require.NoError(t, m.Free(id))
+		}
+		return m
+	}
+	ms := map[string]*paged.Manager{"evicted": serve(true), "kept": serve(false)}
+	next := prompt[:7]
+	hashes, err := ms["kept"].BlockHashes(nil, next, nil)
+	require.NoError(t, err)
+	hashes = hashes[:3]
+	for _, layouts := range []bool{false, true} {
+		x, err := fleet.New(fleet.Config{})
+		require.NoError(t, err)
+		for _, name := range []string{"evicted", "kept"} {
+			if layouts {
+				require.NoError(t, x.SetLayout(name, fleet.LayoutOf(cfg)))
+			}
+			snap := &paged.Snapshot{}
+			ms[name].Snapshot(snap)
+			require.NoError(t, x.Resync(name, snap))
+		}
+		sc, err := x.Lookup(hashes, nil)
+		require.NoError(t, err)
+		cands := make([]fleet.Candidate, len(sc))
+		for i, s := range sc {
+			cands[i] = fleet.Candidate{Score: s, Prompt: len(next)}
+			if s.Name == "kept" {
+				cands[i].Load, cands[i].Work = 1, 4 // busier
+			}
+		}
+		want := "evicted"
+		if layouts {
+			want = "kept"
+		}
+		for _, r := range []fleet.Router{fleet.PrefixAware{}, fleet.CostAware{BlockSize: 2}} {
+			assert.Equal(t, want, cands[r.Route(cands)].Name, "%T, layouts %v", r, layouts)
+		}
+	}
+	for name, hit := range map[string]int{"evicted": 0, "kept": 6} {
+		id, err := ms[name].Add(next, nil)
+		require.NoError(t, err)
+		cached, err := ms[name].Admit(id)
+		require.NoError(t, err)
+		assert.Equal(t, hit, cached, name)
+	}
+}

@@ -817,7 +817,10 @@ type Score struct {
 	Name string
 	// Blocks is the number of leading blocks of the request the server
 	// holds, on either tier, without a hole; Device of them are on the
-	// device.
+	// device. For a server with a Layout it is the longest prefix the
+	// server can hit, every group holding what a hit there needs, and
+	// Device counts the blocks of it that every group needing them holds
+	// on the device (see Index.SetLayout).
 	Blocks, Device int
 	// Pending of the Blocks are not in the index but claimed by a Pending
 	// record (requests routed there, their blocks not yet reported); 0
