@@ -57,7 +57,9 @@ type hybridServer struct {
 // scores hybrid servers exactly: it drives paged.Managers of random
 // hybrid layouts (DrawHybridConfig, each registered with its
 // fleet.LayoutOf) through random workloads (prompts sharing prefixes,
-// admissions with state checkpoints, appends, preemptions, frees), feeds
+// admissions with state checkpoints, onboarding ahead of admission,
+// appends, forks, preemptions, frees, cache resets, resyncs from
+// snapshots), feeds
 // every event to the index, and before each admission compares the
 // admitting server's Score for the prompt with the hit the manager then
 // gives it: equal, on a server that is not partial. mk returns a fresh
@@ -107,12 +109,20 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 					t.Fatal(err)
 				}
 				hashes = hashes[:(len(prompt)-1)/s.bs] // a hit leaves the last token to compute
-				feed()
-				if scores, err = x.Lookup(hashes, scores[:0]); err != nil {
-					t.Fatal(err)
-				}
 				id, err := s.m.Add(prompt, nil)
 				if err != nil {
+					t.Fatal(err)
+				}
+				if s.m.Config().HostBlocks > 0 && rapid.Bool().Draw(t, "onboard") {
+					// Ahead of admission, as a server overlapping the
+					// transfers with a step does.
+					if _, err := s.m.Onboard(id); err != nil && !errors.Is(err, paged.ErrNoSpace) {
+						t.Fatal(err)
+					}
+					s.m.TakeSwaps(nil)
+				}
+				feed()
+				if scores, err = x.Lookup(hashes, scores[:0]); err != nil {
 					t.Fatal(err)
 				}
 				cached, err := s.m.Admit(id)
@@ -151,10 +161,36 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 					t.Fatal(err)
 				}
 				s.seqs = append(s.seqs[:i], s.seqs[i+1:]...)
+			case op == 4 && rapid.IntRange(0, 3).Draw(t, "rare") == 0:
+				// Rebuild the server from a snapshot (checkpoints
+				// included), or empty its cache.
+				if rapid.Bool().Draw(t, "reset") {
+					if err := s.m.ResetCache(); err != nil && !errors.Is(err, paged.ErrCacheInUse) {
+						t.Fatal(err)
+					}
+					break
+				}
+				var snap paged.Snapshot
+				s.m.Snapshot(&snap)
+				if err := x.Resync(s.name, &snap); err != nil {
+					t.Fatal(err)
+				}
+				if err := x.Resync(s.name+"-plain", &snap); err != nil {
+					t.Fatal(err)
+				}
 			case op == 4:
 				i := rapid.IntRange(0, len(s.seqs)-1).Draw(t, "preempt")
 				if running, _ := s.m.Running(s.seqs[i]); running {
 					if err := s.m.Preempt(s.seqs[i]); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case op == 5 && rapid.IntRange(0, 3).Draw(t, "rare") == 0:
+				i := rapid.IntRange(0, len(s.seqs)-1).Draw(t, "fork")
+				if running, _ := s.m.Running(s.seqs[i]); running {
+					if c, err := s.m.Fork(s.seqs[i]); err == nil {
+						s.seqs = append(s.seqs, c)
+					} else if !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
 						t.Fatal(err)
 					}
 				}
@@ -165,7 +201,7 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 					for k := range tail {
 						tail[k] = int32(rapid.IntRange(0, 3).Draw(t, "tok"))
 					}
-					if err := s.m.Append(s.seqs[i], tail...); err != nil && !errors.Is(err, paged.ErrNoSpace) {
+					if err := s.m.Append(s.seqs[i], tail...); err != nil && !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
 						t.Fatal(err)
 					}
 				}
