@@ -1,6 +1,7 @@
 package redisindex_test
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -72,4 +73,50 @@ func TestRedisLayoutSharedByRouters(t *testing.T) {
 	_, ok = y.Layout("gpu")
 	require.False(t, ok, "a new life starts without a layout")
 	require.NoError(t, y.SetLayout("gpu", other))
+}
+
+// TestRedisLayoutRace: routers racing to record two different layouts
+// for one server (each router from its own goroutines): one layout
+// wins, every call of it succeeds and every call of the other is
+// refused, and both routers end up scoring with the winner.
+func TestRedisLayoutRace(t *testing.T) {
+	addr := redisAddr(t)
+	x, err := fleet.New(fleet.Config{Backend: backend(t, addr, "layoutrace"), Model: "layoutrace"})
+	require.NoError(t, err)
+	y, err := fleet.New(fleet.Config{Backend: attach(t, addr), Model: "layoutrace"})
+	require.NoError(t, err)
+	layouts := []fleet.Layout{
+		{BlockSize: 1, Groups: []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 1}}},
+		{BlockSize: 1, Groups: []paged.Group{{}, {Kind: paged.State}}},
+	}
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			idx := []*fleet.Index{x, y}[i%2]
+			errs[i] = idx.SetLayout("gpu", layouts[(i/2)%2])
+		}()
+	}
+	wg.Wait()
+	won := -1
+	for i, err := range errs {
+		if err == nil {
+			if won < 0 {
+				won = (i / 2) % 2
+			}
+			require.Equal(t, won, (i/2)%2, "call %d recorded the other layout", i)
+		} else {
+			require.ErrorIs(t, err, fleet.ErrInvalid)
+		}
+	}
+	require.GreaterOrEqual(t, won, 0)
+	for _, idx := range []*fleet.Index{x, y} {
+		_, err := idx.Lookup(fleettest.Hs(1), nil)
+		require.NoError(t, err)
+		l, ok := idx.Layout("gpu")
+		require.True(t, ok)
+		require.Equal(t, layouts[won].String(), l.String())
+	}
 }
