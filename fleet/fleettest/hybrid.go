@@ -51,6 +51,9 @@ type hybridServer struct {
 	bs   int
 	seqs []paged.SeqID
 	evs  []paged.Event
+	// lost: a batch was lost and none applied since, so the index
+	// cannot know yet (it sees the gap with the next batch).
+	lost bool
 }
 
 // CheckHybridScores checks that an Index on the backends mk returns
@@ -62,13 +65,15 @@ type hybridServer struct {
 // snapshots), feeds
 // every event to the index, and before each admission compares the
 // admitting server's Score for the prompt with the hit the manager then
-// gives it: equal, on a server that is not partial. mk returns a fresh
+// gives it: equal, on a server that is not partial, never more on one
+// that is (some event batches are lost, which makes a server partial
+// until a resync). mk returns a fresh
 // backend for each run. Each server's events also go to a twin without a
 // layout, scored by group 0's run as before layouts: never less than the
 // hit, and more in the cases the layout corrects. It returns the
-// admissions compared, those with a hit, and those where the twin
-// over-reported.
-func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Backend) (compared, hits, corrected int) {
+// admissions compared exactly, those with a hit, those where the twin
+// over-reported, and those compared on a partial server.
+func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Backend) (compared, hits, corrected, partial int) {
 	rapid.Check(t, func(t *rapid.T) {
 		x, err := fleet.New(fleet.Config{Backend: mk(t), Model: model})
 		if err != nil {
@@ -85,11 +90,22 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 			if err := x.SetLayout(s.name, fleet.LayoutOf(cfg)); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := x.Register(s.name + "-plain"); err != nil {
+				t.Fatal(err)
+			}
 			servers = append(servers, s)
 		}
 		feed := func() {
 			for _, s := range servers {
 				s.evs = s.m.DrainEvents(s.evs[:0])
+				if len(s.evs) == 0 {
+					continue
+				}
+				if rapid.IntRange(0, 15).Draw(t, "lose") == 0 {
+					s.lost = true // the next batch shows the gap
+					continue
+				}
+				s.lost = false
 				if err := x.Apply(s.name, s.evs); err != nil {
 					t.Fatal(err)
 				}
@@ -140,12 +156,23 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 				s.m.TakeCopies(nil)
 				s.m.TakeSwaps(nil)
 				sc := scoreOf(t, scores, s.name)
-				if sc.Partial || sc.Blocks*s.bs != cached || sc.Device > sc.Blocks {
+				if s.lost {
+					break // lost removals may be over-reported until the gap shows
+				}
+				if sc.Partial {
+					// Lost events: the index may only under-report.
+					if sc.Blocks*s.bs > cached {
+						t.Fatalf("step %d: partial %s scored %d blocks for a prompt it hit %d tokens of", step, s.name, sc.Blocks, cached)
+					}
+					partial++
+					break
+				}
+				if sc.Blocks*s.bs != cached || sc.Device > sc.Blocks {
 					t.Fatalf("step %d: %s (%v) scored %d blocks (%d on the device, partial %v) for a prompt of %d tokens it hit %d tokens of",
 						step, s.name, fleet.LayoutOf(s.m.Config()), sc.Blocks, sc.Device, sc.Partial, len(prompt), cached)
 				}
 				plain := scoreOf(t, scores, s.name+"-plain")
-				if plain.Partial || plain.Blocks < sc.Blocks {
+				if plain.Blocks < sc.Blocks {
 					t.Fatalf("step %d: %s without a layout scored %d blocks (partial %v), under the hit %d", step, s.name, plain.Blocks, plain.Partial, sc.Blocks)
 				}
 				compared++
@@ -178,6 +205,7 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 				if err := x.Resync(s.name+"-plain", &snap); err != nil {
 					t.Fatal(err)
 				}
+				s.lost = false
 			case op == 4:
 				i := rapid.IntRange(0, len(s.seqs)-1).Draw(t, "preempt")
 				if running, _ := s.m.Running(s.seqs[i]); running {
@@ -211,7 +239,7 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 			}
 		}
 	})
-	return compared, hits, corrected
+	return compared, hits, corrected, partial
 }
 
 // hybridPrompt draws a prompt: a shared prefix of one of three families,
