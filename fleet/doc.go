@@ -101,9 +101,10 @@
 // random layouts by fleettest.CheckHybridScores). A paged manager reports
 // each whole state checkpoint as one block of its state group, named by
 // the hash of the block it follows. Events of a group the layout lacks
-// are refused. Without a layout a server is scored by group 0's run, as
-// before layouts: exact for a model of one kind, an upper bound of the
-// hit for a hybrid one whose group 0 is full attention (a paged manager
+// are refused. Without a layout a server is scored by group 0's run of
+// leading blocks (before layouts, a block held by any group counted):
+// exact for a model of one kind, an upper bound of the hit for a hybrid
+// one whose group 0 is full attention (a paged manager
 // with a full-attention and a 4-token sliding-window group, after some
 // evictions, is scored 3 leading blocks of a prompt it hits 0 tokens of;
 // see the SetLayout example).

@@ -69,7 +69,7 @@ type hybridServer struct {
 // that is (some event batches are lost, which makes a server partial
 // until a resync). mk returns a fresh
 // backend for each run. Each server's events also go to a twin without a
-// layout, scored by group 0's run as before layouts: never less than the
+// layout, scored by group 0's run: never less than the
 // hit, and more in the cases the layout corrects. It returns the
 // admissions compared exactly, those with a hit, those where the twin
 // over-reported, and those compared on a partial server.
