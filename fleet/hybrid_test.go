@@ -122,6 +122,9 @@ func TestLayoutBadInput(t *testing.T) {
 	got, ok := x.Layout("gpu")
 	require.True(t, ok)
 	require.Equal(t, hybridLayout.String(), got.String())
+	st, err = x.Servers(nil)
+	require.NoError(t, err)
+	require.Equal(t, hybridLayout.String(), st[0].Layout)
 	for _, ev := range []paged.Event{
 		stored(5, 5, 2),  // no group 5
 		stored(5, 4, 2),  // a shared group holds nothing

@@ -1113,6 +1113,9 @@ type ServerStatus struct {
 	Expired bool
 	// LastSeen is when the server last sent events or a heartbeat.
 	LastSeen time.Time
+	// Layout is the server's recorded layout (Layout.String), "" for
+	// none (Index.SetLayout).
+	Layout string
 }
 
 // Servers appends the status of every ID in use, by ID, to dst, as the
@@ -1142,7 +1145,11 @@ func (x *Index) Servers(dst []ServerStatus) ([]ServerStatus, error) {
 		if st.Seen != 0 {
 			seen = time.Unix(0, st.Seen)
 		}
-		dst = append(dst, ServerStatus{ID: ServerID(i), Name: s.name, Seq: st.Last, Partial: st.Partial || st.Dirty || s.unsure, Expired: st.Expired, LastSeen: seen})
+		var layout string
+		if s.layout != nil {
+			layout = s.layout.text
+		}
+		dst = append(dst, ServerStatus{ID: ServerID(i), Name: s.name, Seq: st.Last, Partial: st.Partial || st.Dirty || s.unsure, Expired: st.Expired, LastSeen: seen, Layout: layout})
 	}
 	return dst, nil
 }
