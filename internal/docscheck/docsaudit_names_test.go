@@ -1,0 +1,136 @@
+package docscheck
+
+import (
+	"fmt"
+	"go/types"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var (
+	fence      = regexp.MustCompile("(?s)```.*?```")
+	inlineCode = regexp.MustCompile("`([^`\n]+)`")
+	// pkg.Name, pkg.Type.Member, Type.Member, with an optional "()".
+	qualifiedName = regexp.MustCompile(`^(?:([a-z][a-z0-9]*)\.)?([A-Z][A-Za-z0-9]*)(?:\.([A-Z][A-Za-z0-9]*))?(?:\(\))?$`)
+)
+
+// foreignNames are inline names of other projects that look like the
+// library's: llm-d's own kvevents package has a Pool.
+var foreignNames = map[string]bool{
+	"kvevents.Pool": true,
+}
+
+// exportedMembers lists the exported fields and methods of every named type
+// of the package, by type name.
+func exportedMembers(p *types.Package) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, name := range p.Scope().Names() {
+		tn, ok := p.Scope().Lookup(name).(*types.TypeName)
+		if !ok || !tn.Exported() {
+			continue
+		}
+		members := map[string]bool{}
+		for _, t := range []types.Type{tn.Type(), types.NewPointer(tn.Type())} {
+			ms := types.NewMethodSet(t)
+			for i := range ms.Len() {
+				members[ms.At(i).Obj().Name()] = true
+			}
+		}
+		if st, ok := tn.Type().Underlying().(*types.Struct); ok {
+			addFields(st, members)
+		}
+		out[name] = members
+	}
+	return out
+}
+
+func addFields(st *types.Struct, members map[string]bool) {
+	for f := range st.Fields() {
+		members[f.Name()] = true
+		if f.Embedded() {
+			if inner, ok := f.Type().Underlying().(*types.Struct); ok {
+				addFields(inner, members)
+			}
+		}
+	}
+}
+
+// TestDocsInlineNamesExist checks the Go names written in inline code in
+// README.md and docs/*.md: `paged.MaxSeqLen`, `Manager.AdmitChunk`,
+// `Config.HashMemo`, `kvmem.Spec.StateBlocks`. A name qualified with a
+// library package must exist there; Type.Member, where Type is a type of
+// one or more library packages, must name a field or method of one of
+// them. Other spans (flags, files, Type.Member of a type no library package
+// has) are not Go names of the library and are skipped.
+func TestDocsInlineNamesExist(t *testing.T) {
+	l := newLoader(t, moduleRoot(t))
+	types := map[string][]map[string]bool{} // type name -> members, per package having it
+	scopes := map[string]*typesScope{}
+	for name := range libPackages {
+		p := l.lib(t, name)
+		scopes[name] = &typesScope{pkg: p, members: exportedMembers(p)}
+		for tn, members := range scopes[name].members {
+			types[tn] = append(types[tn], members)
+		}
+	}
+	checked := 0
+	for _, file := range docFiles(t) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := fence.ReplaceAllStringFunc(string(b), func(s string) string {
+			return strings.Repeat("\n", strings.Count(s, "\n"))
+		})
+		for _, m := range inlineCode.FindAllStringSubmatchIndex(text, -1) {
+			span := text[m[2]:m[3]]
+			q := qualifiedName.FindStringSubmatch(span)
+			if q == nil || foreignNames[span] {
+				continue
+			}
+			where := fmt.Sprintf("%s:%d", filepath.Base(file), strings.Count(text[:m[2]], "\n")+1)
+			pkg, name, member := q[1], q[2], q[3]
+			switch {
+			case pkg != "":
+				s, ok := scopes[pkg]
+				if !ok {
+					continue
+				}
+				checked++
+				obj := s.pkg.Scope().Lookup(name)
+				if obj == nil || !obj.Exported() {
+					t.Errorf("%s: `%s`: %s.%s does not exist", where, span, pkg, name)
+					continue
+				}
+				if member != "" && !s.members[name][member] {
+					t.Errorf("%s: `%s`: %s.%s has no field or method %s", where, span, pkg, name, member)
+				}
+			case member != "":
+				candidates := types[name]
+				if len(candidates) == 0 {
+					continue
+				}
+				checked++
+				found := false
+				for _, members := range candidates {
+					found = found || members[member]
+				}
+				if !found {
+					t.Errorf("%s: `%s`: no library type %s has a field or method %s", where, span, name, member)
+				}
+			}
+		}
+	}
+	if checked < 100 {
+		t.Fatalf("checked %d inline names in the docs; the extraction is broken", checked)
+	}
+	t.Logf("%d inline names checked", checked)
+}
+
+type typesScope struct {
+	pkg     *types.Package
+	members map[string]map[string]bool
+}
