@@ -78,13 +78,8 @@ func TestDocsLinksResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	links := 0
-	for _, file := range docFiles(t) {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := string(b)
-		name := filepath.Base(file)
+	for _, d := range readDocs(t) {
+		file, text, name := d.path, d.text, d.name
 		for _, m := range mdLink.FindAllStringSubmatch(text, -1) {
 			link := m[1]
 			if strings.Contains(link, "://") || strings.HasPrefix(link, "mailto:") {

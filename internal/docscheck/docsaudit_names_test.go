@@ -3,8 +3,6 @@ package docscheck
 import (
 	"fmt"
 	"go/types"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +14,14 @@ var (
 	// pkg.Name, pkg.Type.Member, Type.Member, with an optional "()".
 	qualifiedName = regexp.MustCompile(`^(?:([a-z][a-z0-9]*)\.)?([A-Z][A-Za-z0-9]*)(?:\.([A-Z][A-Za-z0-9]*))?(?:\(\))?$`)
 )
+
+// blankFences blanks the fenced blocks of a Markdown text, keeping its
+// line numbers.
+func blankFences(text string) string {
+	return fence.ReplaceAllStringFunc(text, func(s string) string {
+		return strings.Repeat("\n", strings.Count(s, "\n"))
+	})
+}
 
 // foreignNames are inline names of other projects that look like the
 // library's: llm-d's own kvevents package has a Pool.
@@ -77,21 +83,15 @@ func TestDocsInlineNamesExist(t *testing.T) {
 		}
 	}
 	checked := 0
-	for _, file := range docFiles(t) {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := fence.ReplaceAllStringFunc(string(b), func(s string) string {
-			return strings.Repeat("\n", strings.Count(s, "\n"))
-		})
+	for _, d := range readDocs(t) {
+		text := blankFences(d.text)
 		for _, m := range inlineCode.FindAllStringSubmatchIndex(text, -1) {
 			span := text[m[2]:m[3]]
 			q := qualifiedName.FindStringSubmatch(span)
 			if q == nil || foreignNames[span] {
 				continue
 			}
-			where := fmt.Sprintf("%s:%d", filepath.Base(file), strings.Count(text[:m[2]], "\n")+1)
+			where := fmt.Sprintf("%s:%d", d.name, strings.Count(text[:m[2]], "\n")+1)
 			pkg, name, member := q[1], q[2], q[3]
 			switch {
 			case pkg != "":

@@ -53,6 +53,25 @@ func docFiles(t *testing.T) []string {
 	return append(files, more...)
 }
 
+// docText is one Markdown file of the docs: its path, base name and text.
+type docText struct {
+	path, name, text string
+}
+
+// readDocs reads README.md and docs/*.md.
+func readDocs(t *testing.T) []docText {
+	t.Helper()
+	var out []docText
+	for _, f := range docFiles(t) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, docText{path: f, name: filepath.Base(f), text: string(b)})
+	}
+	return out
+}
+
 func moduleRoot(t *testing.T) string {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("..", ".."))
@@ -159,14 +178,10 @@ var goBlock = regexp.MustCompile("(?s)```go\n(.*?)```")
 
 func goSnippets(t *testing.T) []snippet {
 	var out []snippet
-	for _, f := range docFiles(t) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := string(b)
+	for _, d := range readDocs(t) {
+		text := d.text
 		for _, m := range goBlock.FindAllStringSubmatchIndex(text, -1) {
-			out = append(out, snippet{file: filepath.Base(f),
+			out = append(out, snippet{file: d.name,
 				line: strings.Count(text[:m[2]], "\n") + 1, src: text[m[2]:m[3]]})
 		}
 	}
