@@ -37,3 +37,15 @@ func TestDocsauditRunW1RefusesBadConfig(t *testing.T) {
 		assert.ErrorContains(t, err, c.mentions, name)
 	}
 }
+
+// TestDocsauditRunFleetRefusesARouterlessRouter: a zero FleetRouter (no
+// Router) is bad input, refused with ErrFleetInvalid; it used to panic on
+// the first request.
+func TestDocsauditRunFleetRefusesARouterlessRouter(t *testing.T) {
+	var err error
+	require.NotPanics(t, func() {
+		_, err = bench.RunFleet(bench.AzureConv()[:20], bench.FleetConfig{}, bench.FleetRouter{Name: "none"})
+	})
+	require.ErrorIs(t, err, bench.ErrFleetInvalid)
+	assert.ErrorContains(t, err, `"none"`)
+}
