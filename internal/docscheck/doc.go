@@ -11,7 +11,9 @@
 //     (m, err := paged.New(...)), and the number of arguments and results
 //     of each call to a library function or method.
 //   - docsaudit_names_test.go checks the Go names in inline code
-//     (`Manager.AdmitChunk`, `Config.HashMemo`, `paged.MaxSeqLen`).
+//     (`Manager.AdmitChunk`, `Config.HashMemo`, `paged.MaxSeqLen`), and
+//     those in the library's comments (paged.Config.HostBlocks; a type's
+//     Member where the type is the package's own).
 //   - docsaudit_commands_test.go checks that every `go test -run/-bench/
 //     -fuzz` pattern shown matches a function of the packages it names,
 //     that every `kvbench` command shown names a subcommand and flags it

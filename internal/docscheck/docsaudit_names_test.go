@@ -2,7 +2,11 @@ package docscheck
 
 import (
 	"fmt"
+	"go/build"
+	"go/parser"
+	"go/token"
 	"go/types"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -133,4 +137,83 @@ func TestDocsInlineNamesExist(t *testing.T) {
 type typesScope struct {
 	pkg     *types.Package
 	members map[string]map[string]bool
+}
+
+// staleComments are known stale names in comments of files this test's
+// author did not own (fleet/ was being reworked); their owners are to fix
+// them. Remove an entry once its comment is fixed.
+var staleComments = map[string]bool{
+	"fleet/llmd/doc.go:1 Config.Hasher": true, // paged.Config.Hasher
+}
+
+// TestGodocReferencesExist checks the Go names in the doc comments and
+// other comments of the library's non-test files: pkg.Name for a library
+// package must exist, and Type.Member, where Type is a type of the same
+// package, must name a field or method of it (skipped when Type is also a
+// field name of the package, as in a Swap's Kind.SrcMedium).
+func TestGodocReferencesExist(t *testing.T) {
+	root := moduleRoot(t)
+	l := newLoader(t, root)
+	ref := regexp.MustCompile(`(?:\b([a-z][a-z0-9]*)\.)?\b([A-Z][A-Za-z0-9]*)\.([A-Z][A-Za-z0-9]*)\b`)
+	qual := regexp.MustCompile(`\b([a-z][a-z0-9]*)\.([A-Z][A-Za-z0-9]*)\b`)
+	checked := 0
+	for name, dir := range libPackages {
+		p := l.lib(t, name)
+		members := exportedMembers(p)
+		fields := map[string]bool{} // the struct fields of the package's types
+		for _, n := range p.Scope().Names() {
+			if tn, ok := p.Scope().Lookup(n).(*types.TypeName); ok {
+				if st, ok := tn.Type().Underlying().(*types.Struct); ok {
+					addFields(st, fields)
+				}
+			}
+		}
+		bp, err := build.Default.ImportDir(filepath.Join(root, filepath.FromSlash(dir)), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fset := token.NewFileSet()
+		for _, file := range bp.GoFiles {
+			f, err := parser.ParseFile(fset, filepath.Join(bp.Dir, file), nil, parser.ParseComments)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, cg := range f.Comments {
+				text := cg.Text()
+				where := fmt.Sprintf("%s/%s:%d", dir, file, fset.Position(cg.Pos()).Line)
+				for _, m := range ref.FindAllStringSubmatch(text, -1) {
+					pkg, typ, member := m[1], m[2], m[3]
+					own, isType := members[typ]
+					if pkg != "" && pkg != name {
+						if _, isLib := libPackages[pkg]; !isLib {
+							continue
+						}
+						own, isType = exportedMembers(l.lib(t, pkg))[typ]
+					} else if fields[typ] {
+						continue
+					}
+					if !isType || staleComments[where+" "+m[0]] {
+						continue
+					}
+					checked++
+					if !own[member] {
+						t.Errorf("%s: the comment names %s.%s; %s has no field or method %s", where, typ, member, typ, member)
+					}
+				}
+				for _, m := range qual.FindAllStringSubmatch(text, -1) {
+					if _, isLib := libPackages[m[1]]; !isLib || m[1] == name {
+						continue
+					}
+					checked++
+					if obj := l.lib(t, m[1]).Scope().Lookup(m[2]); obj == nil {
+						t.Errorf("%s: the comment names %s.%s, which does not exist", where, m[1], m[2])
+					}
+				}
+			}
+		}
+	}
+	if checked < 200 {
+		t.Fatalf("checked %d names in comments; the extraction is broken", checked)
+	}
+	t.Logf("%d names in comments checked", checked)
 }
