@@ -281,7 +281,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		hooks.Scheduled = func(sc *sched.Scheduled) {
 			rec.scheduled(sc)
 			w := &reqs[sc.Request.ID()-1]
-			// One id list per KV cache group, joined by ';' (WORKLOADS.md
+			// One id list per KV cache group, joined by ';' (docs/workloads.md
 			// section 8); with one group this is W1's line.
 			if sc.Admitted {
 				hits := sc.Cached / cfg.BlockSize
@@ -450,7 +450,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	return res, nil
 }
 
-// w1Prompt appends request i's prompt to dst (WORKLOADS.md section 4: the
+// w1Prompt appends request i's prompt to dst (docs/workloads.md section 3: the
 // first 256 tokens shared by every eighth request, the rest its own) and
 // returns it with the request's output tokens, both capped by L.
 func w1Prompt(dst []int32, trace []Request, i, L int) ([]int32, int) {
