@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/bench/figure"
@@ -75,6 +77,11 @@ func plot(args []string, stdin io.Reader, stderr io.Writer) error {
 	}
 	if *out == "" || fs.NArg() > 0 {
 		return fmt.Errorf("%w: want kvplot %s -o FILE, and no other argument", errInput, kind)
+	}
+	// frag draws on a PNG canvas whatever the name; refuse a name that
+	// promises another format rather than write a PNG into it.
+	if ext := strings.ToLower(filepath.Ext(*out)); kind == "frag" && ext != ".png" {
+		return fmt.Errorf("%w: kvplot frag draws a PNG: -o %q wants a .png name", errInput, *out)
 	}
 	in, err := io.ReadAll(stdin)
 	if err != nil {
