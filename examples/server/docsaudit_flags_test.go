@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -32,4 +33,21 @@ func TestDocsauditErrorLinePrefixedOnce(t *testing.T) {
 	line := errorLine(err)
 	assert.Regexp(t, `^server: paged: invalid argument: Config.NumBlocks 1`, line)
 	assert.Equal(t, "server: -speed 0 must be positive", errorLine(errors.New("-speed 0 must be positive")))
+}
+
+// TestDocsauditSpecFieldErrorsReadOnce: a field whose value does not fit
+// (a token ID past int32) is named once, with the decoder's reason; the
+// message repeated "server: invalid request: body:" inside itself.
+func TestDocsauditSpecFieldErrorsReadOnce(t *testing.T) {
+	_, err := DecodeSpec(strings.NewReader(`{"prompt":[1,2147483648],"max_tokens":5}`))
+	require.ErrorIs(t, err, ErrInvalid)
+	assert.Equal(t, 1, strings.Count(err.Error(), "invalid request"), err.Error())
+	assert.Contains(t, err.Error(), `field "prompt"`)
+	assert.Contains(t, err.Error(), "2147483648")
+	_, err = DecodeSpec(strings.NewReader(`{"max_tokens":"five"}`))
+	require.ErrorIs(t, err, ErrInvalid)
+	assert.Equal(t, 1, strings.Count(err.Error(), "invalid request"), err.Error())
+	_, err = DecodeSpec(strings.NewReader(`{"prompt":[1,2`))
+	require.ErrorIs(t, err, ErrInvalid)
+	assert.Contains(t, err.Error(), "unexpected end of JSON")
 }
