@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -93,7 +94,26 @@ type loader struct {
 	other types.Importer
 }
 
+// shared is the one loader the tests share: type-checking the library
+// takes a go list and a second or so, once.
+var shared struct {
+	sync.Mutex
+	l *loader
+}
+
+// newLoader returns the shared loader, making it on first use. The tests
+// that use it do not run in parallel, so it needs no lock of its own.
 func newLoader(t *testing.T, root string) *loader {
+	t.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.l == nil {
+		shared.l = makeLoader(t, root)
+	}
+	return shared.l
+}
+
+func makeLoader(t *testing.T, root string) *loader {
 	t.Helper()
 	// The export data of every package the library imports, from the build
 	// cache (go list builds what is missing): the standard library and
