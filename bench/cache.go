@@ -96,7 +96,7 @@ func CacheTraceFromHashes(reqs []Request, blockSize int) (*CacheTrace, error) {
 const MaxTraceTokens = 1 << 24
 
 // TokenModelPrompt appends to dst the prompt of request i with n tokens
-// under the synthetic token model of workload W1 (WORKLOADS.md, section 3):
+// under the synthetic token model of workload W1 (docs/workloads.md, section 3):
 // the first min(n, 256) tokens are one of 8 system prompts, chosen by i mod
 // 8; the rest are pseudo-random, so only the system prompts are shared.
 func TokenModelPrompt(dst []int32, i, n int) []int32 {

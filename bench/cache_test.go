@@ -127,7 +127,7 @@ func TestCacheInfiniteCapacityReachesMax(t *testing.T) {
 }
 
 // TestCacheMooncakeAcceptance checks the study against the reference
-// figures computed independently on the embedded trace (traces/README.md)
+// figures computed independently on the embedded trace (docs/workloads.md)
 // and the Mooncake paper's "about 48% of the maximum at 3M tokens".
 func TestCacheMooncakeAcceptance(t *testing.T) {
 	tr, err := bench.CacheTraceFromHashes(bench.MooncakeSynthetic(), bench.MooncakeBlockSize)

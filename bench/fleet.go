@@ -515,12 +515,16 @@ func (f *fleetRun) finish(si int, now float64) error {
 // be fresh (or Resync'ed) for the servers "s0".."sN-1". The replay is
 // deterministic: the same trace, configuration and router give the same
 // decisions and figures. A request with a negative length or a prompt
-// above MaxTraceTokens is refused with an error wrapping ErrFleetInvalid,
-// before any server registers with the index.
+// above MaxTraceTokens, or a FleetRouter without a Router, is refused with
+// an error wrapping ErrFleetInvalid, before any server registers with the
+// index.
 func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return FleetResult{}, err
+	}
+	if r.Router == nil {
+		return FleetResult{}, fmt.Errorf("%w: router %q has no Router", ErrFleetInvalid, r.Name)
 	}
 	for i, q := range reqs {
 		if q.InputTokens < 0 || q.InputTokens > MaxTraceTokens || q.OutputTokens < 0 {

@@ -41,7 +41,7 @@ const HybridStateTarget = 0.60
 var DefaultHybridStateModels = []string{"Qwen3-Next-80B-A3B"}
 
 // HybridConfig configures the hybrid prefix-hit study: W1-H (W1 with a
-// full-attention group and a sliding-window group, WORKLOADS.md section 8)
+// full-attention group and a sliding-window group, docs/workloads.md section 8)
 // at several windows, each replayed twice: with vLLM v1's decisions (the
 // bit-exact compat mode) and with the library's default mode, whose
 // retention keeps the blocks hybrid hits need (docs/hybrid.md).

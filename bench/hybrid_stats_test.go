@@ -9,7 +9,7 @@ import (
 	"github.com/pagedkv/pagedkv/sched"
 )
 
-// managerAdmittedHits replays c's W1 loop (WORKLOADS.md section 4) with
+// managerAdmittedHits replays c's W1 loop (docs/workloads.md section 4) with
 // its own driver and adds up, from the manager's own Stats, the prefix
 // hits of the admissions that succeeded: the growth of PrefixHitTokens
 // from the start of an admission phase, or from the previous successful

@@ -13,7 +13,7 @@ import (
 // blocks) the default mode keeps at least 95% of W1's single-group admitted
 // hits (vLLM's decisions) with a 1,024-token window, 70% with a 128-token
 // one and 60% with Qwen3-Next's 3 state groups : 1 full-attention group,
-// while the compat rows are vLLM's own figures (WORKLOADS.md section 8; no
+// while the compat rows are vLLM's own figures (docs/workloads.md section 8; no
 // state hits at all).
 func TestHybridStudyTargets(t *testing.T) {
 	if testing.Short() {

@@ -3,6 +3,7 @@ package bench
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"strconv"
@@ -14,11 +15,15 @@ import (
 	"github.com/pagedkv/pagedkv/sched"
 )
 
+// ErrW1Invalid is wrapped by RunW1's refusals of a W1Config (the manager's
+// and the scheduler's refusals wrap their own packages' sentinels).
+var ErrW1Invalid = errors.New("bench: w1: invalid configuration")
+
 // W1Config configures a replay of workload W1: the Azure conversation trace
 // driven through a block manager by a vLLM-style scheduler (FCFS, whole
 // prompts in one step, preemption of the newest running request by
-// recompute). The workload is specified in the project's WORKLOADS.md; vLLM
-// v1's own KVCacheManager produced its reference counters.
+// recompute). The workload is specified in docs/workloads.md; vLLM v1's
+// own KVCacheManager produced its reference counters.
 type W1Config struct {
 	// Trace is the request list; nil means the embedded Azure trace.
 	Trace []Request
@@ -42,7 +47,7 @@ type W1Config struct {
 	// hashes do not change any decision as long as they do not collide.
 	// A Hasher may keep scratch state: runs at once need their own.
 	Hasher paged.Hasher
-	// Window, when positive, replays W1-H (WORKLOADS.md section 8): the
+	// Window, when positive, replays W1-H (docs/workloads.md section 8): the
 	// model gets a second KV cache group, a sliding window of Window
 	// tokens, beside the full-attention group.
 	Window int
@@ -169,7 +174,7 @@ type w1Request struct {
 }
 
 // RunW1 replays W1 once, through a sched.Scheduler configured as W1's loop
-// (WORKLOADS.md section 4): FCFS, no token budget, whole prompts, recompute
+// (docs/workloads.md section 4): FCFS, no token budget, whole prompts, recompute
 // preemption of the newest running request, admission even in a step that
 // preempted, and Admit called directly so that refused lookups count.
 func RunW1(cfg W1Config) (W1Result, error) {
@@ -178,11 +183,11 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	if trace == nil {
 		trace = AzureConv()
 	}
-	if cfg.Requests > w1MaxRequests {
-		return W1Result{}, fmt.Errorf("bench: W1 wants %d requests, at most %d", cfg.Requests, w1MaxRequests)
+	if cfg.Requests < 0 || cfg.Requests > w1MaxRequests {
+		return W1Result{}, fmt.Errorf("%w: W1Config.Requests: %d requests, want 0 (2000) to %d", ErrW1Invalid, cfg.Requests, w1MaxRequests)
 	}
 	if cfg.Requests > len(trace) {
-		return W1Result{}, fmt.Errorf("bench: W1 wants %d requests, the trace has %d", cfg.Requests, len(trace))
+		return W1Result{}, fmt.Errorf("%w: W1Config.Requests: %d requests, but the trace has %d", ErrW1Invalid, cfg.Requests, len(trace))
 	}
 	mcfg := paged.Config{
 		BlockSize:        cfg.BlockSize,
@@ -201,7 +206,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	switch cfg.Compat {
 	case "", "vllm":
 	default:
-		return W1Result{}, fmt.Errorf("bench: unknown compat mode %q (want vllm or empty)", cfg.Compat)
+		return W1Result{}, fmt.Errorf("%w: W1Config.Compat: unknown compat mode %q (want vllm or empty)", ErrW1Invalid, cfg.Compat)
 	}
 	m, err := paged.New(mcfg)
 	if err != nil {
@@ -276,7 +281,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		hooks.Scheduled = func(sc *sched.Scheduled) {
 			rec.scheduled(sc)
 			w := &reqs[sc.Request.ID()-1]
-			// One id list per KV cache group, joined by ';' (WORKLOADS.md
+			// One id list per KV cache group, joined by ';' (docs/workloads.md
 			// section 8); with one group this is W1's line.
 			if sc.Admitted {
 				hits := sc.Cached / cfg.BlockSize
@@ -445,7 +450,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 	return res, nil
 }
 
-// w1Prompt appends request i's prompt to dst (WORKLOADS.md section 4: the
+// w1Prompt appends request i's prompt to dst (docs/workloads.md section 3: the
 // first 256 tokens shared by every eighth request, the rest its own) and
 // returns it with the request's output tokens, both capped by L.
 func w1Prompt(dst []int32, trace []Request, i, L int) ([]int32, int) {

@@ -10,7 +10,7 @@ import (
 	"github.com/pagedkv/pagedkv/paged"
 )
 
-// TestW1HMatchesVLLM replays W1-H (WORKLOADS.md section 8: a full-attention
+// TestW1HMatchesVLLM replays W1-H (docs/workloads.md section 8: a full-attention
 // group and a 1,024-token sliding-window group) in the vLLM-compatible
 // configuration and compares every counter of vLLM v1's hybrid
 // coordinator's reference replay, decision for decision through the

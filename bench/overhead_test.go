@@ -15,7 +15,7 @@ import (
 
 // TestW1MatchesVLLM replays workload W1 in the vLLM-compatible
 // configuration and compares every counter with the reference replay of
-// vLLM v1's own KVCacheManager (WORKLOADS.md, section 7), decision for
+// vLLM v1's own KVCacheManager (docs/workloads.md, section 7), decision for
 // decision through the allocation digest.
 func TestW1MatchesVLLM(t *testing.T) {
 	r, err := RunW1(W1Config{Compat: "vllm", Digest: true})

@@ -30,7 +30,7 @@ type Factory func(capacity int) Policy
 
 // MaxCapacity is the largest capacity a policy constructor accepts: the
 // largest pool allocator.New creates (allocator.MaxBlocks). Policies
-// allocate their per-block state up front, up to about 140 bytes a block
+// allocate their per-block state up front, up to about 160 bytes a block
 // (Chain; the others under 80), so a larger capacity could only come from a
 // caller that skipped that validation; the constructors panic on it rather
 // than exhaust memory.

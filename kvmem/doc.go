@@ -40,9 +40,9 @@
 //	state layers   x ceil(StateBytes / one layer's block) blocks
 //	shared layers  x 0
 //
-// of one layer's KV each: the brief's "full layers x T + window layers x
-// min(T, W) + chunked layers x min(T, C) + state bytes", with the slack of
-// the blocks actually allocated. A window of W positions starting anywhere
+// of one layer's KV each: the usual estimate "full layers x T + window
+// layers x min(T, W) + chunked layers x min(T, C) + state bytes", with the
+// slack of the blocks actually allocated. A window of W positions starting anywhere
 // in a block spans at most ceil((W-1)/bs)+1 blocks (ceil(W/bs)+1 when bs
 // divides W), and a manager that gives back each block once no later query
 // can read it (paged's window release, vLLM's sliding-window manager) holds

@@ -206,20 +206,23 @@ func (t Type) IsZero() bool { return t == Type{} }
 
 // Validate returns an error wrapping ErrInvalid when t is unset, has an
 // unknown format, or a group that does not fit its format.
-func (t Type) Validate() error {
+func (t Type) Validate() error { return t.validate("kv type") }
+
+// validate is Validate with the type named as what (a Spec's field).
+func (t Type) validate(what string) error {
 	if t.Format == 0 || int(t.Format) >= len(formats) {
-		return fmt.Errorf("%w: kv type %v is not a known format", ErrInvalid, t)
+		return fmt.Errorf("%w: %s %v is not a known format", ErrInvalid, what, t)
 	}
 	switch t.Format {
 	case FormatINT4, FormatINT2:
 		align := 8 / formats[t.Format].valueBits
 		if t.Group < align || t.Group > maxGroup || t.Group%align != 0 {
-			return fmt.Errorf("%w: kv type %v: group %d must be a multiple of %d in [%d, %d] so groups end on a byte",
-				ErrInvalid, t, t.Group, align, align, maxGroup)
+			return fmt.Errorf("%w: %s %v: group %d must be a multiple of %d in [%d, %d] so groups end on a byte",
+				ErrInvalid, what, t, t.Group, align, align, maxGroup)
 		}
 	default:
 		if t.Group != 0 {
-			return fmt.Errorf("%w: kv type %v: Group %d is only for int4 and int2", ErrInvalid, t, t.Group)
+			return fmt.Errorf("%w: %s %v: Group %d is only for int4 and int2", ErrInvalid, what, t, t.Group)
 		}
 	}
 	return nil

@@ -130,12 +130,12 @@ func (s Spec) Validate() error {
 	if s.Key.IsZero() {
 		return fmt.Errorf("%w: Spec.Key is unset", ErrInvalid)
 	}
-	if err := s.Key.Validate(); err != nil {
-		return fmt.Errorf("Spec.Key: %w", err)
+	if err := s.Key.validate("Spec.Key"); err != nil {
+		return err
 	}
 	if !s.Value.IsZero() {
-		if err := s.Value.Validate(); err != nil {
-			return fmt.Errorf("Spec.Value: %w", err)
+		if err := s.Value.validate("Spec.Value"); err != nil {
+			return err
 		}
 	}
 	if s.MLA() {
@@ -152,7 +152,7 @@ func (s Spec) Validate() error {
 			return fmt.Errorf("%w: Spec.Value %v differs from Key %v, but MLA stores one latent row in the Key type", ErrInvalid, s.Value, s.Key)
 		}
 		if _, err := s.Key.RowBytes(s.MLALatent + s.MLARope); err != nil {
-			return fmt.Errorf("Spec.MLALatent+MLARope: %w", err)
+			return fmt.Errorf("%w (the row of Spec.MLALatent+MLARope)", err)
 		}
 		return nil
 	}
@@ -163,10 +163,10 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("%w: Spec.HeadDim %d must be in [1, %d]", ErrInvalid, s.HeadDim, maxDim)
 	}
 	if _, err := s.Key.RowBytes(s.HeadDim); err != nil {
-		return fmt.Errorf("Spec.HeadDim: %w", err)
+		return fmt.Errorf("%w (the row of Spec.HeadDim)", err)
 	}
 	if _, err := s.value().RowBytes(s.HeadDim); err != nil {
-		return fmt.Errorf("Spec.HeadDim: %w", err)
+		return fmt.Errorf("%w (the row of Spec.HeadDim)", err)
 	}
 	return nil
 }

@@ -264,7 +264,11 @@ func (m *Manager) storedEvent(s *sequence, from, limit, g int) {
 // otherwise it returns ErrCacheInUse and changes nothing.
 func (m *Manager) ResetCache() error {
 	if m.bp.pool.Held() > 0 {
-		return errorf(ErrCacheInUse, "ResetCache: %d blocks are held by %d running sequences and %d pins", m.bp.pool.Held(), m.nrunning, m.pins.live)
+		swapped := 0
+		if m.tier != nil {
+			swapped = m.tier.nswapped
+		}
+		return errorf(ErrCacheInUse, "ResetCache: %d blocks are held by %d running sequences and %d pins; %d sequences are swapped out", m.bp.pool.Held(), m.nrunning, m.pins.live, swapped)
 	}
 	if m.tier != nil && m.tier.pool.Held() > 0 {
 		return errorf(ErrCacheInUse, "ResetCache: %d host blocks are held by %d swapped-out sequences", m.tier.pool.Held(), m.tier.nswapped)

@@ -49,7 +49,7 @@ const (
 	// Swap copies its blocks to the manager's host tier
 	// (paged.Manager.SwapOut) and resumes it with SwapIn, without
 	// recompute. When the host tier is full the sequence is preempted by
-	// recompute instead. The manager needs Config.HostBlocks.
+	// recompute instead. The manager needs paged.Config.HostBlocks.
 	Swap
 )
 

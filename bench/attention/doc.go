@@ -18,9 +18,9 @@
 // Quantized formats keep one code per byte and float32 parameters rounded
 // to the precision a real layout stores them in (per-channel formats also
 // keep the float32 values of the block being filled), so the arithmetic is
-// exact while memory is not: bytes per token come from the KV layout spec
-// in package paged, and a test checks every codec's codes and parameters
-// against it (Codec.Storage).
+// exact while memory is not: bytes per token come from the KV element
+// types of package kvmem, and a test checks every codec's codes and
+// parameters against them (Codec.Storage, TestCodecStorageMatchesLayout).
 // Attention accumulates in float64.
 //
 // # Concurrency

@@ -283,7 +283,10 @@ func DecodeSpec(r io.Reader) (Spec, error) {
 		}
 		seen[i] = true
 		if err := dec.Decode(dst); err != nil {
-			return Spec{}, fmt.Errorf("%w: body: field %q: %w", ErrInvalid, key, bodyError(err))
+			if be := bodyError(err); !isJSONError(err) {
+				return Spec{}, be // the reader's error, or the body cut short
+			}
+			return Spec{}, fmt.Errorf("%w: body: field %q: %w", ErrInvalid, key, err)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
@@ -297,6 +300,15 @@ func DecodeSpec(r io.Reader) (Spec, error) {
 	default:
 		return Spec{}, bodyError(err)
 	}
+}
+
+// isJSONError reports whether err is the decoder's complaint about the
+// JSON itself (a syntax error, a value of the wrong type or range), not
+// the reader's or the body's end.
+func isJSONError(err error) bool {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	return errors.As(err, &syntax) || errors.As(err, &typ)
 }
 
 // bodyError classifies an error met while decoding: the reader's own

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,10 +26,19 @@ func main() {
 	e := env{stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stdout), sleep: sleepCtx}
 	if err := run(ctx, os.Args[1:], e); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "server:", err)
+			fmt.Fprintln(os.Stderr, errorLine(err))
 		}
 		os.Exit(2)
 	}
+}
+
+// errorLine is the line main prints for err: prefixed "server: " once,
+// whether or not the error (the server package's own) already is.
+func errorLine(err error) string {
+	if msg := err.Error(); strings.HasPrefix(msg, "server: ") {
+		return msg
+	}
+	return "server: " + err.Error()
 }
 
 // env is what run needs from the outside world, so tests can replace it.
@@ -99,6 +109,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-max-model-len %d must be at least 2", o.maxModelLen)
 	case o.maxQueue < 1:
 		return o, fmt.Errorf("-max-queue %d must be at least 1", o.maxQueue)
+	// Zero would mean the library's defaults (16 tokens, 256 sequences),
+	// not what the flag says.
+	case o.blockSize < 1:
+		return o, fmt.Errorf("-block-size %d must be at least 1", o.blockSize)
+	case o.maxNumSeqs < 1:
+		return o, fmt.Errorf("-max-num-seqs %d must be at least 1", o.maxNumSeqs)
 	}
 	return o, nil
 }

@@ -46,7 +46,9 @@ type ReqID string
 // anyone holding it read the request's status, and the cancel token,
 // which alone lets its holder cancel the request.
 type Ticket struct {
-	ID          ReqID
+	// ID names the request (Status, GET /requests/{id}).
+	ID ReqID
+	// CancelToken is the secret Cancel needs.
 	CancelToken string
 }
 
@@ -101,15 +103,21 @@ type request struct {
 
 // Status describes one request.
 type Status struct {
+	// ID names the request.
 	ID ReqID `json:"id"`
 	// CancelToken is set only in the answer to a submission: it is the
 	// secret that cancels the request.
-	CancelToken  string `json:"cancel_token,omitempty"`
-	State        string `json:"state"`
-	PromptTokens int    `json:"prompt_tokens"`
-	CachedTokens int    `json:"cached_tokens"`
-	MaxTokens    int    `json:"max_tokens"`
-	N            int    `json:"n"`
+	CancelToken string `json:"cancel_token,omitempty"`
+	// State is waiting, running, preempted, finished, cancelled or
+	// aborted.
+	State string `json:"state"`
+	// PromptTokens is the prompt's length, CachedTokens the part found
+	// in the prefix cache at its first admission, MaxTokens and N the
+	// tokens to generate and the samples, as submitted.
+	PromptTokens int `json:"prompt_tokens"`
+	CachedTokens int `json:"cached_tokens"`
+	MaxTokens    int `json:"max_tokens"`
+	N            int `json:"n"`
 	// Generated counts the tokens of each sample so far.
 	Generated []int `json:"generated"`
 	// Error and Message are set when the request failed (state

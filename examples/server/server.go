@@ -9,6 +9,7 @@ import (
 
 // ServerConfig configures a Server.
 type ServerConfig struct {
+	// Scheduler configures the step loop and its manager.
 	Scheduler SchedulerConfig
 	// StepTime is the fake model's latency per step: the loop waits this
 	// long after each step, answering calls meanwhile. 0: no wait.

@@ -14,12 +14,16 @@ type Snapshot struct {
 	// Manager is the block manager's own snapshot.
 	Manager paged.Stats `json:"-"`
 
+	// BlockSize is the pool's tokens per block and Blocks its blocks by
+	// state.
 	BlockSize int         `json:"block_size"`
 	Blocks    BlockCounts `json:"blocks"`
 	// Usage is used / usable blocks, as vLLM's kv_cache_usage_perc (0 to 1).
 	Usage float64 `json:"kv_cache_usage"`
 	// HitRate is prefix-cache hit tokens / queried tokens since start.
-	HitRate   float64        `json:"prefix_cache_hit_rate"`
+	HitRate float64 `json:"prefix_cache_hit_rate"`
+	// Prefix, Requests, Sequences and Tokens are the counters of each
+	// kind; Steps counts the engine steps run.
 	Prefix    PrefixCounts   `json:"prefix_cache"`
 	Requests  RequestCounts  `json:"requests"`
 	Sequences SequenceCounts `json:"sequences"`
@@ -27,17 +31,20 @@ type Snapshot struct {
 	Steps     uint64         `json:"steps"`
 	// Preemptions, Copies (copy-on-write), Forks and Evictions are the
 	// manager's lifetime counters.
-	Preemptions uint64      `json:"preemptions"`
-	Copies      uint64      `json:"copies"`
-	Forks       uint64      `json:"forks"`
-	Evictions   uint64      `json:"evictions"`
-	Events      EventCounts `json:"events"`
+	Preemptions uint64 `json:"preemptions"`
+	Copies      uint64 `json:"copies"`
+	Forks       uint64 `json:"forks"`
+	Evictions   uint64 `json:"evictions"`
+	// Events counts the KV events drained, by kind.
+	Events EventCounts `json:"events"`
 	// ManagerTime is the time spent in manager calls by the step loop.
 	ManagerTime time.Duration `json:"manager_ns"`
 }
 
 // BlockCounts are the pool's blocks by state; Free+Cached+Used == Usable.
 type BlockCounts struct {
+	// Usable excludes the null block; Free are on the free list, Cached
+	// hold prefix-cache content nobody references, Used are referenced.
 	Usable int `json:"usable"`
 	Free   int `json:"free"`
 	Cached int `json:"cached"`
@@ -49,6 +56,8 @@ type BlockCounts struct {
 // PrefixCounts are the prefix cache's lifetime counters in tokens, as
 // vLLM's prefix_cache_queries and prefix_cache_hits.
 type PrefixCounts struct {
+	// QueryTokens are the prompt tokens looked up at admission, HitTokens
+	// those found; Stored counts the blocks committed to the cache.
 	QueryTokens uint64 `json:"query_tokens"`
 	HitTokens   uint64 `json:"hit_tokens"`
 	Stored      uint64 `json:"blocks_stored"`
@@ -62,8 +71,10 @@ type RequestCounts struct {
 	// it; RejectedBy splits it by reason (the API's error codes).
 	Rejected   uint64            `json:"rejected"`
 	RejectedBy map[string]uint64 `json:"rejected_by"`
-	Finished   uint64            `json:"finished"`
-	Cancelled  uint64            `json:"cancelled"`
+	// Finished counts the requests whose every sample ended, Cancelled
+	// those cancelled first.
+	Finished  uint64 `json:"finished"`
+	Cancelled uint64 `json:"cancelled"`
 	// Aborted counts the requests accepted that turned out never to fit
 	// the pool (state "aborted").
 	Aborted uint64 `json:"aborted"`
@@ -88,6 +99,8 @@ func (rc *RequestCounts) addRejected(r Reason, n uint64) {
 
 // SequenceCounts are the manager's sequences (one per sample) by state.
 type SequenceCounts struct {
+	// Running hold blocks, Waiting do not (new or preempted); PeakRunning
+	// is the most ever running at once.
 	Running     int `json:"running"`
 	Waiting     int `json:"waiting"`
 	PeakRunning int `json:"peak_running"`
@@ -107,6 +120,9 @@ type TokenCounts struct {
 
 // EventCounts count the KV events drained, and the blocks they name.
 type EventCounts struct {
+	// Stored and Removed count BlockStored and BlockRemoved events, and
+	// StoredBlocks and RemovedBlocks the blocks they name; Cleared counts
+	// AllBlocksCleared, Dropped the events lost to a full buffer.
 	Stored        uint64 `json:"block_stored"`
 	StoredBlocks  uint64 `json:"block_stored_blocks"`
 	Removed       uint64 `json:"block_removed"`

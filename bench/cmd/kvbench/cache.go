@@ -42,7 +42,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	}
 	pols, err := bench.CachePolicies(strings.Split(*policies, ","))
 	if err != nil {
-		return err
+		return &usageError{err: fmt.Errorf("-policies: %w", err)}
 	}
 
 	if *skip < 0 || *limit < 0 {

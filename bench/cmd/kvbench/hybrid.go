@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pagedkv/pagedkv/bench"
+	"github.com/pagedkv/pagedkv/kvmem"
 )
 
 // runHybrid runs the hybrid prefix-hit study: W1-H at several windows, and
@@ -50,6 +51,9 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 	cfg.StateModels = []string{}
 	for _, f := range strings.Split(*stateModels, ",") {
 		if f = strings.TrimSpace(f); f != "" {
+			if err := checkStateModel(f); err != nil {
+				return usageErrorf("-state-models: %w", err)
+			}
 			cfg.StateModels = append(cfg.StateModels, f)
 		}
 	}
@@ -215,4 +219,22 @@ func commas(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// checkStateModel refuses, as a bad flag value, a -state-models name that
+// is no kvmem preset or whose layers are not full attention and state
+// only (the study's state rows replay exactly those).
+func checkStateModel(name string) error {
+	m, err := kvmem.LookupModel(name)
+	if err != nil {
+		return err
+	}
+	kinds := map[kvmem.Kind]bool{}
+	for _, g := range m.KV.Groups {
+		kinds[g.Kind] = true
+	}
+	if len(kinds) != 2 || !kinds[kvmem.Full] || !kinds[kvmem.State] {
+		return fmt.Errorf("%s is not a model of full-attention and state layers only", m.Name)
+	}
+	return nil
 }

@@ -15,11 +15,11 @@ import (
 )
 
 // vllmDigest is the allocation digest of vLLM v1's own replay of W1 with the
-// default settings (WORKLOADS.md, section 7).
+// default settings (docs/workloads.md, section 7).
 const vllmDigest = "38a4b81b4e06ea94875657a5d3c9567875cd1f3e8c8ed2d2c4135beb0586dd97"
 
 // vllmHybridDigest is vLLM's digest of W1-H with a 1,024-token window at the
-// default settings (WORKLOADS.md, section 8).
+// default settings (docs/workloads.md, section 8).
 const vllmHybridDigest = "e6f08fd0401c0f3b70727540c4800b9f9f77dfc6f4be1f8d54a0ac98f4a8caee"
 
 // maxRepeat bounds -repeat: the replays' results are kept to take their

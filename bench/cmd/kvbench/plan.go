@@ -26,6 +26,10 @@ type planRow struct {
 	MaxSequences   int64  `json:"max_sequences"`
 	LongestContext int64  `json:"longest_context"`
 	Error          string `json:"error,omitempty"`
+	// PoolError says why a paged.Manager cannot take this pool as planned
+	// (more than kvmem.MaxBlocks blocks: use larger blocks); the row's
+	// figures stand as the memory's capacity.
+	PoolError string `json:"pool_error,omitempty"`
 }
 
 // planReport is the whole plan, as -json prints it.
@@ -138,8 +142,9 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	rep, err := buildPlan(m, wt, kvTypes, d, ctx)
 	if errors.Is(err, kvmem.ErrInvalid) {
 		// A combination of flags the planner refuses (-tp or -cp above
-		// -gpus, a pool past kvmem.MaxBlocks): a usage error, as a bad
-		// value of one flag is.
+		// -gpus): a usage error, as a bad value of one flag is. (A pool
+		// past kvmem.MaxBlocks is a row's PoolError: the memory's figures
+		// stand, but a manager cannot take that pool.)
 		return &usageError{err: err}
 	}
 	if err != nil {
@@ -216,6 +221,9 @@ func buildPlan(m kvmem.Model, wt kvmem.Type, kvTypes []kvPair, d kvmem.Deploymen
 			rep.DeviceWeights, rep.Reserve = c.WeightBytes, c.ReserveBytes
 			row.DeviceBytes, row.NumBlocks, row.SequenceBytes = c.TokenBytes, c.NumBlocks, c.SequenceBytes(ctx)
 			row.KVTokens, row.MaxSequences, row.LongestContext = c.Tokens(), c.MaxSequences(ctx), c.MaxContext(1)
+			if _, err := c.PoolBlocks(); err != nil {
+				row.PoolError = err.Error()
+			}
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
@@ -293,6 +301,9 @@ func printPlan(w io.Writer, m kvmem.Model, r planReport) {
 	for _, row := range r.Rows {
 		if row.Error != "" {
 			fmt.Fprintf(w, "%s: %s\n", row.KV, row.Error)
+		}
+		if row.PoolError != "" {
+			fmt.Fprintf(w, "%s: a paged.Manager cannot take this pool: %s\n", row.KV, row.PoolError)
 		}
 	}
 	fmt.Fprintln(w)

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/bench/figure"
@@ -33,6 +35,10 @@ func main() {
 
 // errInput marks input or flags that do not fit: exit code 2.
 var errInput = errors.New("kvplot: bad input")
+
+// plotFormats are the extensions gonum/plot's Save writes.
+var plotFormats = map[string]bool{".png": true, ".svg": true, ".pdf": true, ".eps": true,
+	".jpg": true, ".jpeg": true, ".tif": true, ".tiff": true, ".tex": true}
 
 func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	err := plot(args, stdin, stderr)
@@ -75,6 +81,15 @@ func plot(args []string, stdin io.Reader, stderr io.Writer) error {
 	}
 	if *out == "" || fs.NArg() > 0 {
 		return fmt.Errorf("%w: want kvplot %s -o FILE, and no other argument", errInput, kind)
+	}
+	// frag draws on a PNG canvas whatever the name; the others in the
+	// format the name's extension says. Refuse a name that promises
+	// another format before reading anything or creating the file.
+	switch ext := strings.ToLower(filepath.Ext(*out)); {
+	case kind == "frag" && ext != ".png":
+		return fmt.Errorf("%w: kvplot frag draws a PNG: -o %q wants a .png name", errInput, *out)
+	case kind != "frag" && !plotFormats[ext]:
+		return fmt.Errorf("%w: -o %q: want a .png, .svg or .pdf name (or .eps, .jpg, .jpeg, .tif, .tiff, .tex)", errInput, *out)
 	}
 	in, err := io.ReadAll(stdin)
 	if err != nil {
