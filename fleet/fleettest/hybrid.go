@@ -57,7 +57,7 @@ type hybridServer struct {
 }
 
 // CheckHybridScores checks that an Index on the backends mk returns
-// scores hybrid servers exactly: it drives paged.Managers of random
+// scores hybrid servers exactly: it drives paged Managers of random
 // hybrid layouts (DrawHybridConfig, each registered with its
 // fleet.LayoutOf) through random workloads (prompts sharing prefixes,
 // admissions with state checkpoints, onboarding ahead of admission,

@@ -24,7 +24,7 @@
 //
 // A router computes a request's keys with AppendKeys (or a manager's
 // BlockHashes, given Hasher) and looks them up as HashOf values. A paged
-// server built with Config.Hasher set to Processor.Hasher() names its
+// server built with paged.Config.Hasher set to Processor.Hasher() names its
 // blocks by the same keys; its events, published with package fleet/zmq
 // and kvevents.HashInt, carry them as the integers llm-d reads, and
 // kvevents decodes them back to the same paged.Hash values. Both sides

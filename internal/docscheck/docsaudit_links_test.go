@@ -49,10 +49,7 @@ func anchors(t *testing.T, path string) map[string]bool {
 // project's shared notes) in docs this test's author did not own; their
 // owners are to replace them (docs/workloads.md now holds WORKLOADS.md's
 // content). Remove an entry once its mention is gone.
-var outsideMentions = map[string]bool{
-	"fleet.md:REFERENCE.md":       true,
-	"performance.md:WORKLOADS.md": true,
-}
+var outsideMentions = map[string]bool{}
 
 // TestDocsLinksResolve: every relative link of README.md and docs/*.md
 // names a file of the repository and, with a #fragment, one of its
