@@ -214,4 +214,3 @@ func TestAudit15RetentionMachine(t *testing.T) {
 		t.Repeat(r.actions())
 	})
 }
-
