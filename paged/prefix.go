@@ -275,7 +275,17 @@ func (m *Manager) ResetCache() error {
 		}
 		m.bp.uncache(id, false)
 		if m.cfg.UnifiedFreeQueue {
-			// The block keeps its place in the one free queue, as in vLLM.
+			// The block stays in the one free queue. With LRU it keeps
+			// its place, as in vLLM; a policy that keeps state about
+			// content (a level, a chain) must forget it, or a promise
+			// made to the content would keep the empty block over
+			// cached ones: the block rejoins the queue, empty, as the
+			// most recently released.
+			if m.bp.forgetter != nil {
+				m.bp.policy.Remove(id)
+				m.bp.forgetter.Forget(id)
+				m.bp.policy.Insert(id)
+			}
 			continue
 		}
 		m.bp.unshelve(id)
