@@ -172,11 +172,20 @@ type w1Request struct {
 // (WORKLOADS.md section 4): FCFS, no token budget, whole prompts, recompute
 // preemption of the newest running request, admission even in a step that
 // preempted, and Admit called directly so that refused lookups count.
+// A negative Requests, Window, Chunk or StatePages is paged.ErrInvalid.
 func RunW1(cfg W1Config) (W1Result, error) {
 	cfg = cfg.withDefaults()
 	trace := cfg.Trace
 	if trace == nil {
 		trace = AzureConv()
+	}
+	for _, v := range []struct {
+		name string
+		val  int
+	}{{"Requests", cfg.Requests}, {"Window", cfg.Window}, {"Chunk", cfg.Chunk}, {"StatePages", cfg.StatePages}} {
+		if v.val < 0 {
+			return W1Result{}, fmt.Errorf("bench: W1Config.%s %d is negative: %w", v.name, v.val, paged.ErrInvalid)
+		}
 	}
 	if cfg.Requests > w1MaxRequests {
 		return W1Result{}, fmt.Errorf("bench: W1 wants %d requests, at most %d", cfg.Requests, w1MaxRequests)
