@@ -142,3 +142,87 @@ func TestAudit15ExtendPinEarlier(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAudit15PinEventsAndPeak: ExtendPin reports PinExtended with the new
+// expiry, and pins that claim cached blocks raise PeakUsedBlocks at once.
+// (Both survived every other test as audit15's mutations: the event
+// dropped, the peak left to the next allocation.)
+func TestAudit15PinEventsAndPeak(t *testing.T) {
+	m, err := New(Config{BlockSize: 2, NumBlocks: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := []int32{1, 2, 3, 4, 5, 6, 7}, []int32{9, 8, 7, 6, 5, 4, 3}
+	run(t, m, a, nil) // 4 blocks at peak, 3 cached
+	run(t, m, b, nil)
+	if err := m.SetPinBudget(6); err != nil {
+		t.Fatal(err)
+	}
+	pa, _, err := m.Pin(a, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Pin(b, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Stats().PeakUsedBlocks; got != 6 {
+		t.Fatalf("two pins hold 6 blocks; PeakUsedBlocks %d", got)
+	}
+	m.Advance(3)
+	if err := m.ExtendPin(pa, 9); err != nil {
+		t.Fatal(err)
+	}
+	ev := m.TakePinEvents(nil)
+	if len(ev) != 3 || ev[2].Kind != PinExtended || ev[2].Pin != pa || ev[2].Until != 9 || ev[2].Now != 3 || ev[2].Blocks != 3 {
+		t.Fatalf("events %+v, want Pinned, Pinned, PinExtended of the first pin to 9 at 3", ev)
+	}
+}
+
+// TestAudit15HybridPinStopsAtHost: on a hybrid manager with a host tier, a
+// pin of a prompt whose tail was offloaded pins the longest prefix whose
+// every needed block is on the device, not nothing. (A pin that gave up at
+// the first host block survived every other test.)
+func TestAudit15HybridPinStopsAtHost(t *testing.T) {
+	m, err := New(Config{BlockSize: 2, NumBlocks: 12, HostBlocks: 32, Groups: []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9}
+	run(t, m, p[:5], nil) // a shorter turn first: p branches from it at 2 blocks
+	run(t, m, p, nil)
+	// Evict a few blocks (the oldest released, the chain's tail) to the host.
+	for i := range 3 {
+		run(t, m, []int32{int32(100 + i), 7, int32(200 + i)}, nil)
+	}
+	if err := m.SetPinBudget(10); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := m.BlockHashes(nil, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onHost := false
+	for i := range hs {
+		if _, ok := m.bp.index.get(&hs[i]); !ok {
+			onHost = true
+		}
+	}
+	if !onHost {
+		t.Fatal("nothing of the prompt left the device: the test checks nothing")
+	}
+	_, tokens, err := m.Pin(p, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hit at the branch point, 2 blocks, has its window block on the
+	// device (kept there for the branch point); the blocks after it left.
+	if _, ok := m.bp.index.getIn(&hs[1], groupSalt(1)); !ok {
+		t.Fatal("the branch point's window block left the device: the test checks nothing")
+	}
+	if tokens != 4 {
+		t.Fatalf("pinned %d tokens of a prompt whose first 4 are a hit on the device", tokens)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
