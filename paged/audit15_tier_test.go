@@ -1,6 +1,10 @@
 package paged
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pagedkv/pagedkv/eviction"
+)
 
 // TestAudit15ReuseRaisesOffloadWhateverItsLength: the host tier keeps one
 // retention step per block; a reuse whose promise is higher but shorter
@@ -36,5 +40,44 @@ func TestAudit15ReuseRaisesOffloadWhateverItsLength(t *testing.T) {
 		if got := m.Stats().Tiers.Offloads; got != tc.want {
 			t.Errorf("%s: %d blocks offloaded at tick %d, want %d", tc.name, got, tc.at, tc.want)
 		}
+	}
+}
+
+// seqRange returns the tokens from, from+1, ..., from+n-1.
+func seqRange(from, n int) []int32 {
+	p := make([]int32, n)
+	for i := range p {
+		p[i] = int32(from + i)
+	}
+	return p
+}
+
+// TestAudit15OffloadKeepsPromise: content cached at a retention of 90,
+// offloaded to the host tier and onboarded again by a request that asks
+// for no retention, keeps its promise on the device: a reuse never lowers
+// a level (SeqOptions.Retention), and onboarding is a reuse. Before, the
+// onboarded block took the onboarding request's level (35) and was given
+// up before default-level content released after it.
+func TestAudit15OffloadKeepsPromise(t *testing.T) {
+	m, err := New(Config{BlockSize: 1, NumBlocks: 10, HostBlocks: 16, Policy: eviction.NewPriority})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, m, []int32{1, 2, 9}, retain(90, 0)) // 3 blocks at 90
+	run(t, m, seqRange(20, 9), nil)            // evicts them to the host
+	if isCached(t, m, []int32{1, 2}) {
+		t.Fatal("the promised prefix never left the device: the test checks nothing")
+	}
+	run(t, m, []int32{1, 2, 3}, nil) // onboards [1] and [1 2]
+	if !isCached(t, m, []int32{1, 2}) || m.Stats().Tiers.Onboards != 2 {
+		t.Fatalf("the prefix was not onboarded: %+v", m.Stats().Tiers)
+	}
+	run(t, m, seqRange(40, 3), nil) // default content released after it
+	run(t, m, seqRange(50, 6), nil) // 6 victims: 7 default-level blocks are evictable
+	if !isCached(t, m, []int32{1, 2}) {
+		t.Errorf("the prefix promised at 90 was given up before default-level content")
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
