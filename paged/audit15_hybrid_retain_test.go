@@ -15,10 +15,11 @@ import (
 // policy with requests that make retention promises, pins with budgets
 // and expiries, logical time, preemption and resumption, forks and the
 // checkpoints the server saves, and checks the manager's invariants after
-// every operation: the combinations of the session-8 retention with the
+// every operation (with a host tier, swaps too): the combinations of the session-8 retention with the
 // layouts of several kinds that no other test drives together.
 func TestAudit15HybridRetentionEveryPolicy(t *testing.T) {
 	layouts := [][]Group{
+		nil, // one full-attention group
 		{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 5}},
 		{{Kind: FullAttention}, {Kind: State, Pages: 1}},
 		{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 3}, {Kind: State, Pages: 2}},
@@ -47,11 +48,29 @@ func hybridRetentionWalk(t *testing.T, m *Manager, seed uint64) {
 	c := newConversation(seed, 3, true)
 	rng := rand.New(rand.NewPCG(seed, 99))
 	var pins []PinID
-	var waiting []SeqID
+	var waiting, swapped []SeqID
 	now := int64(0)
 	for step := range 800 {
 		var op string
-		switch k := rng.IntN(10); {
+		switch k := rng.IntN(12); {
+		case k == 10 && len(c.running) > 0 && m.tier != nil:
+			op = "swap out"
+			i := rng.IntN(len(c.running))
+			if err := m.SwapOut(c.running[i]); err == nil {
+				swapped = append(swapped, c.running[i])
+				c.running = slices.Delete(c.running, i, i+1)
+			} else if !errors.Is(err, ErrNoSpace) && !errors.Is(err, ErrNever) {
+				t.Fatal(err)
+			}
+		case k == 11 && len(swapped) > 0:
+			op = "swap in"
+			i := rng.IntN(len(swapped))
+			if err := m.SwapIn(swapped[i]); err == nil {
+				c.running = append(c.running, swapped[i])
+				swapped = slices.Delete(swapped, i, i+1)
+			} else if !errors.Is(err, ErrNoSpace) && !errors.Is(err, ErrNever) {
+				t.Fatal(err)
+			}
 		case k < 4:
 			op = "request"
 			c.step(t, m)
@@ -125,7 +144,7 @@ func hybridRetentionWalk(t *testing.T, m *Manager, seed uint64) {
 			t.Fatalf("step %d (%s): %v", step, op, err)
 		}
 	}
-	for _, id := range append(c.running, waiting...) {
+	for _, id := range append(append(c.running, waiting...), swapped...) {
 		if err := m.Free(id); err != nil {
 			t.Fatal(err)
 		}
