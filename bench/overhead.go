@@ -177,13 +177,22 @@ type w1Request struct {
 // (docs/workloads.md section 4): FCFS, no token budget, whole prompts, recompute
 // preemption of the newest running request, admission even in a step that
 // preempted, and Admit called directly so that refused lookups count.
+// A negative Requests, Window, Chunk or StatePages is ErrW1Invalid.
 func RunW1(cfg W1Config) (W1Result, error) {
 	cfg = cfg.withDefaults()
 	trace := cfg.Trace
 	if trace == nil {
 		trace = AzureConv()
 	}
-	if cfg.Requests < 0 || cfg.Requests > w1MaxRequests {
+	for _, v := range []struct {
+		name string
+		val  int
+	}{{"Requests", cfg.Requests}, {"Window", cfg.Window}, {"Chunk", cfg.Chunk}, {"StatePages", cfg.StatePages}} {
+		if v.val < 0 {
+			return W1Result{}, fmt.Errorf("%w: W1Config.%s %d is negative", ErrW1Invalid, v.name, v.val)
+		}
+	}
+	if cfg.Requests > w1MaxRequests {
 		return W1Result{}, fmt.Errorf("%w: W1Config.Requests: %d requests, want 0 (2000) to %d", ErrW1Invalid, cfg.Requests, w1MaxRequests)
 	}
 	if cfg.Requests > len(trace) {

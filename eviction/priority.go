@@ -121,7 +121,9 @@ var (
 // that reuse it (Priority). The manager calls Retain when a request that
 // asked for retention claims a cached block through a prefix hit, after
 // claiming it: priority is the request's level in [0, MaxPriority] and
-// expires the tick its promise lapses (0: never).
+// expires the tick its promise lapses (0: never). It calls it too when
+// content offloaded to a host tier comes back to the device, with the
+// promise the content had when it left.
 type Retainer interface {
 	Retain(id allocator.BlockID, priority int, expires int64)
 }

@@ -1,6 +1,9 @@
 package paged
 
-import "github.com/pagedkv/pagedkv/allocator"
+import (
+	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/eviction"
+)
 
 // Offloading keeps more prefix cache than the device holds, in the manner
 // of TensorRT-LLM's secondary pool: a cached device block that is evicted
@@ -91,6 +94,7 @@ func (p *blockPool) offload(id allocator.BlockID, now int64) bool {
 		parent = &p.parent[id]
 	}
 	t.put(hb, h, g, parent)
+	t.hprio[hb], t.hexp[hb] = int8(t.priority(id, now)), t.expires[id]
 	t.push(Swap{Src: id, Dst: hb, Kind: Offload, Group: g})
 	p.moved(h, g, Device, Host)
 	p.uncache(id, false)
@@ -113,6 +117,7 @@ func (m *Manager) pinHost(ref allocator.BlockID) {
 func (m *Manager) onboardRef(ref allocator.BlockID, h Hash, g, depth int, parent allocator.BlockID, s *sequence) allocator.BlockID {
 	t := m.tier
 	hb := hostOf(ref)
+	level, until := int(t.hprio[hb]), t.hexp[hb]
 	d := m.allocBlock()
 	t.push(Swap{Src: hb, Dst: d, Kind: Onboard, Group: g})
 	t.unindex(hb)
@@ -123,9 +128,25 @@ func (m *Manager) onboardRef(ref allocator.BlockID, h Hash, g, depth int, parent
 	}
 	t.pool.Release(hb)
 	m.commit(d, &h, g, depth, parent, s)
+	m.carryPromise(d, level, until)
 	t.onboards++
 	t.groups[g].Onboards++
 	return d
+}
+
+// carryPromise gives onboarded device block d the retention promise its
+// content carried when it was offloaded (level until a tick, 0: for
+// good), as a reuse's promise (eviction.Retainer, raiseOffload):
+// onboarding is a reuse, which never lowers the content's level, whatever
+// the onboarding request asked for.
+func (m *Manager) carryPromise(d allocator.BlockID, level int, until int64) {
+	if level <= eviction.DefaultPriority || until != 0 && until <= m.now {
+		return
+	}
+	if rt, ok := m.bp.policy.(eviction.Retainer); ok {
+		rt.Retain(d, level, until)
+	}
+	raiseOffload(m.tier, d, level, until, m.now)
 }
 
 // takeHits finishes an admission whose table s.blocks holds the lookup's

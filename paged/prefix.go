@@ -126,18 +126,28 @@ func (m *Manager) promiseRow(rt eviction.Retainer, row []allocator.BlockID, r *R
 
 // raiseOffload lifts the retention the host tier keeps for device block b
 // (hostTier.notePriority, one level until a tick, then the default) to a
-// reuse's promise when that is higher and the block would not fall below
-// what the tier knew before it lapses: the tier never offloads less for a
-// reuse.
+// reuse's promise. The tier keeps one step, so while a promise above the
+// default is recorded, the two merge upwards as the priority policy's
+// steps do: the higher level until the later tick, which offloads for
+// longer than promised, never shorter; a promise at or below the default
+// changes nothing then. Otherwise a higher promise replaces what is
+// recorded.
 func raiseOffload(t *hostTier, b allocator.BlockID, priority int, until, now int64) {
 	cur := t.priority(b, now)
-	if priority <= cur {
+	if cur <= eviction.DefaultPriority {
+		if priority > cur {
+			t.prio[b], t.expires[b] = int8(priority), until
+		}
 		return
 	}
-	if cur > eviction.DefaultPriority && (t.expires[b] == 0 || until != 0 && until < t.expires[b]) {
-		return // the recorded promise outlasts this one
+	if priority <= eviction.DefaultPriority {
+		return
 	}
-	t.prio[b], t.expires[b] = int8(priority), until
+	end := t.expires[b] // in the future: cur is in force
+	if end != 0 && (until == 0 || until > end) {
+		end = until
+	}
+	t.prio[b], t.expires[b] = int8(max(cur, priority)), end
 }
 
 // expiry returns now+ticks, saturated: a priority meant to last very long
@@ -279,7 +289,17 @@ func (m *Manager) ResetCache() error {
 		}
 		m.bp.uncache(id, false)
 		if m.cfg.UnifiedFreeQueue {
-			// The block keeps its place in the one free queue, as in vLLM.
+			// The block stays in the one free queue. With LRU it keeps
+			// its place, as in vLLM; a policy that keeps state about
+			// content (a level, a chain) must forget it, or a promise
+			// made to the content would keep the empty block over
+			// cached ones: the block rejoins the queue, empty, as the
+			// most recently released.
+			if m.bp.forgetter != nil {
+				m.bp.policy.Remove(id)
+				m.bp.forgetter.Forget(id)
+				m.bp.policy.Insert(id)
+			}
 			continue
 		}
 		m.bp.unshelve(id)

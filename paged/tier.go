@@ -36,6 +36,11 @@ type hostTier struct {
 	// hmark maps a host block to the device block it was swapped into
 	// during one SwapIn call, so shared host blocks come back shared.
 	hmark []allocator.BlockID
+	// hprio and hexp are the retention promise each host block's
+	// offloaded content carried (its device block's prio and expires
+	// then), which onboarding gives back (Manager.carryPromise).
+	hprio []int8
+	hexp  []int64
 
 	// Per device block: the retention of its committed content, for the
 	// offload floor, and the host block it went to during one SwapOut.
@@ -95,6 +100,8 @@ func newHostTier(cfg Config, nDevice int) (*hostTier, error) {
 		floor:   cfg.OffloadPriority,
 		hash:    make([]Hash, cfg.HostBlocks),
 		hmark:   make([]allocator.BlockID, cfg.HostBlocks),
+		hprio:   make([]int8, cfg.HostBlocks),
+		hexp:    make([]int64, cfg.HostBlocks),
 		prio:    make([]int8, nDevice),
 		expires: make([]int64, nDevice),
 		mark:    make([]allocator.BlockID, nDevice),
