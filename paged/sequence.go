@@ -410,7 +410,7 @@ func setTokens(s *sequence, src []int32, want int) {
 // s.hashes, sized for want tokens. A new buffer is hashed into directly:
 // hashing into a scratch buffer and appending the reserve to it, as
 // setTokens does, writes every hash twice.
-func (m *Manager) setPromptHashes(s *sequence, want int) {
+func (m *Manager) setPromptHashes(s *sequence, idx uint32, want int) {
 	if !m.hashing {
 		return
 	}
@@ -419,10 +419,13 @@ func (m *Manager) setPromptHashes(s *sequence, want int) {
 	if w > k && cap(dst) < w {
 		dst = make([]Hash, 0, w)
 	}
-	var recalled int
-	s.hashes, recalled = m.promptHashes(dst, s.tokens, s.keys(), s.plain, 0, k)
-	m.stats.hashed += uint64(k - recalled)
-	m.stats.recalled += uint64(recalled)
+	var shared, recalled int
+	if m.sharers != nil && s.plain && k > 0 {
+		dst, shared = m.shareHashes(dst, s, idx, k)
+	}
+	s.hashes, recalled = m.promptHashes(dst, s.tokens, s.keys(), s.plain, shared, k)
+	m.stats.hashed += uint64(k - shared - recalled)
+	m.stats.recalled += uint64(shared + recalled)
 }
 
 // checkTokens refuses negative token IDs: every tokenizer numbers tokens
@@ -505,7 +508,7 @@ func (m *Manager) add(op string, prompt []int32, opts *SeqOptions, waiting, owne
 	} else {
 		setTokens(s, prompt, want)
 	}
-	m.setPromptHashes(s, want)
+	m.setPromptHashes(s, idx, want)
 	return makeSeqID(idx, s.gen), nil
 }
 
