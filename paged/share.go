@@ -30,8 +30,8 @@ import (
 // next plain sequence added once it is freed (its slot's generation
 // changes) or by one that begins with all of its hashed blocks and goes
 // on. The fingerprint only picks the candidate, which may begin
-// otherwise (two beginnings with one fingerprint): the comparison of the
-// tokens decides.
+// otherwise (two beginnings with one fingerprint, of which the live one
+// keeps the entry): the comparison of the tokens decides.
 
 // shareSlots is the size of the candidate table, a power of two: a few
 // hundred distinct beginnings live at once before entries displace each
@@ -39,8 +39,8 @@ import (
 const shareSlots = 256
 
 // shareEntry names a candidate: the slot of a sequence and the slot's
-// generation when it was recorded (a changed generation means another
-// sequence, which may still share the beginning; it is compared too).
+// generation when it was recorded (a changed generation means that
+// sequence was freed: the entry is replaced).
 type shareEntry struct {
 	idx, gen uint32
 }
