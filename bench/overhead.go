@@ -463,9 +463,7 @@ func RunW1(cfg W1Config) (W1Result, error) {
 // first 256 tokens shared by every eighth request, the rest its own) and
 // returns it with the request's output tokens, both capped by L.
 func w1Prompt(dst []int32, trace []Request, i, L int) ([]int32, int) {
-	t := trace[i]
-	gen := min(max(t.OutputTokens, 1), L-1)
-	ctx := min(max(t.InputTokens, 1), L-gen)
+	ctx, gen := w1Lens(trace, i, L)
 	for j := range ctx {
 		if j < min(ctx, 256) {
 			dst = append(dst, int32((i%8)*1000+j+1))
@@ -474,6 +472,13 @@ func w1Prompt(dst []int32, trace []Request, i, L int) ([]int32, int) {
 		}
 	}
 	return dst, gen
+}
+
+// w1Lens returns the lengths of request i's prompt and output, capped by L.
+func w1Lens(trace []Request, i, L int) (ctx, gen int) {
+	t := trace[i]
+	gen = min(max(t.OutputTokens, 1), L-1)
+	return min(max(t.InputTokens, 1), L-gen), gen
 }
 
 // groups returns the KV cache groups Window, Chunk and StatePages make:

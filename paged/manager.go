@@ -29,6 +29,9 @@ type Manager struct {
 
 	chain   chain
 	hashing bool
+	// sharers are the live sequences whose prompt hashes a new prompt
+	// with the same first block may take (share.go); nil: none may.
+	sharers []shareEntry
 
 	seqs     []sequence
 	freeSeqs []uint32
@@ -99,6 +102,7 @@ func New(cfg Config) (*Manager, error) {
 		chain:   chain{hasher: cfg.Hasher, root: rootHash(cfg.HashSeed), bs: cfg.BlockSize},
 		hashing: !cfg.DisablePrefixCaching,
 		fullLen: min(cfg.MaxModelLen, cfg.poolTokens()),
+		sharers: newSharers(&cfg),
 	}
 	m.maxStride = 16
 	for m.maxStride < (cfg.MaxModelLen+cfg.BlockSize-1)/cfg.BlockSize {

@@ -410,7 +410,7 @@ func setTokens(s *sequence, src []int32, want int) {
 // s.hashes, sized for want tokens. A new buffer is hashed into directly:
 // hashing into a scratch buffer and appending the reserve to it, as
 // setTokens does, writes every hash twice.
-func (m *Manager) setPromptHashes(s *sequence, want int) {
+func (m *Manager) setPromptHashes(s *sequence, idx uint32, want int) {
 	if !m.hashing {
 		return
 	}
@@ -419,10 +419,13 @@ func (m *Manager) setPromptHashes(s *sequence, want int) {
 	if w > k && cap(dst) < w {
 		dst = make([]Hash, 0, w)
 	}
-	var recalled int
-	s.hashes, recalled = m.promptHashes(dst, s.tokens, s.keys(), s.plain, 0, k)
-	m.stats.hashed += uint64(k - recalled)
-	m.stats.recalled += uint64(recalled)
+	var shared, recalled int
+	if m.sharers != nil && s.plain && k > 0 {
+		dst, shared = m.shareHashes(dst, s, idx, k)
+	}
+	s.hashes, recalled = m.promptHashes(dst, s.tokens, s.keys(), s.plain, shared, k)
+	m.stats.hashed += uint64(k - shared - recalled)
+	m.stats.recalled += uint64(shared + recalled)
 }
 
 // checkTokens refuses negative token IDs: every tokenizer numbers tokens
@@ -488,19 +491,43 @@ func (m *Manager) checkNew(op string, n int, opts *SeqOptions, waiting bool) err
 // be (see Config.MaxModelLen) ErrNever; a full waiting set (see
 // Config.MaxWaiting) ErrNoSpace.
 func (m *Manager) Add(prompt []int32, opts *SeqOptions) (SeqID, error) {
-	return m.add(prompt, opts, true)
+	return m.add("Add", prompt, opts, true, false)
 }
 
-func (m *Manager) add(prompt []int32, opts *SeqOptions, waiting bool) (SeqID, error) {
-	if err := m.checkPrompt("Add", prompt, opts, waiting); err != nil {
+// add registers a sequence for prompt: a waiting one (Add), or one Create
+// admits at once; owned keeps prompt's array when it has room (AddOwned).
+func (m *Manager) add(op string, prompt []int32, opts *SeqOptions, waiting, owned bool) (SeqID, error) {
+	if err := m.checkPrompt(op, prompt, opts, waiting); err != nil {
 		return 0, err
 	}
 	want := m.reserve(opts)
 	idx, s := m.newSeq(max(want, len(prompt)))
 	m.setOptions(s, opts)
-	setTokens(s, prompt, want)
-	m.setPromptHashes(s, want)
+	if owned && cap(prompt) >= want {
+		s.tokens = prompt
+	} else {
+		setTokens(s, prompt, want)
+	}
+	m.setPromptHashes(s, idx, want)
 	return makeSeqID(idx, s.gen), nil
+}
+
+// AddOwned is Add for a prompt whose array the caller hands over: when
+// prompt's capacity holds the sequence's MaxTokens hint (SeqOptions; a
+// caller that makes the prompt with make([]int32, 0, maxTokens) and
+// appends its tokens gives such a slice), the manager keeps the array as
+// the sequence's token buffer instead of copying it, and later tokens are
+// written into its spare capacity. Otherwise it copies, as Add does.
+// Either way, once AddOwned succeeds the array is the manager's: the
+// caller must neither read nor write it again (Tokens gives the tokens),
+// nor pass it to another call, as the manager writes into it and, once
+// the sequence is freed, reuses it for later sequences. It must not be a
+// view the manager returned (Tokens). A failed call keeps nothing: the
+// array is the caller's again. It saves a server that builds each prompt
+// in its own slice (decoding a request's token IDs, say) the copy, and
+// the first touch of the copy's memory. Errors are those of Add.
+func (m *Manager) AddOwned(prompt []int32, opts *SeqOptions) (SeqID, error) {
+	return m.add("AddOwned", prompt, opts, true, true)
 }
 
 // checkPrompt validates Add's arguments.
@@ -595,7 +622,7 @@ func growZero(s []int32, n, want int) []int32 {
 // must not recompute. The sequence never waits, so Config.MaxWaiting does
 // not apply.
 func (m *Manager) Create(prompt []int32, opts *SeqOptions) (id SeqID, cached int, err error) {
-	id, err = m.add(prompt, opts, false)
+	id, err = m.add("Add", prompt, opts, false, false)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -38,8 +38,10 @@ type Stats struct {
 	// block hashes the manager computed (each a Hasher.Sum call), the
 	// floor of what prefix caching costs.
 	Evictions, BlocksStored, BlocksHashed uint64
-	// HashesRecalled counts block hashes taken from the hash memo
-	// (Config.HashMemo) instead of computed; BlocksHashed +
+	// HashesRecalled counts block hashes taken instead of computed: from
+	// the hash memo (Config.HashMemo) or, without it, from a live
+	// sequence added earlier whose prompt begins with the same blocks
+	// (the SHA-256 hasher only; every token compared). BlocksHashed +
 	// HashesRecalled is every block hash the manager produced.
 	HashesRecalled uint64
 	// Copies counts copy-on-write directives; Forks and Preemptions count
