@@ -814,9 +814,15 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 			m.claim(b)
 		}
 	}
-	m.retainHits(s)
 	s.blocks = append(s.blocks[:0], m.hits...)
 	m.takeHits(s, p.onboard)
+	if p.onboard > 0 {
+		// The promise reaches the blocks just onboarded too, as in a
+		// hybrid admission: the hits are read from the table, where
+		// they are device blocks now.
+		copy(m.hits, s.blocks)
+	}
+	m.retainHits(s)
 	m.allocBlocks(&s.blocks, p.need)
 	m.notePeak()
 	s.committed = p.hits
