@@ -38,7 +38,9 @@ const MaxCapacity = allocator.MaxBlocks
 
 // Accessor is implemented by policies that learn from use. The manager calls
 // Access on every prefix-cache hit of a block, whether the block sits in the
-// policy at that moment (then Remove follows) or is held by other sequences.
+// policy at that moment (then Remove follows) or is held by other sequences,
+// and on every block a pin takes (paged's Manager.Pin): a pinned prefix is
+// one a server said it will use again, so it counts as a use.
 type Accessor interface {
 	Access(id allocator.BlockID)
 }
