@@ -59,15 +59,7 @@ func seqRange(from, n int) []int32 {
 // onboarded block took the onboarding request's level (35) and was given
 // up before default-level content released after it.
 func TestAudit15OffloadKeepsPromise(t *testing.T) {
-	m, err := New(Config{BlockSize: 1, NumBlocks: 10, HostBlocks: 16, Policy: eviction.NewPriority})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, m, []int32{1, 2, 9}, retain(90, 0)) // 3 blocks at 90
-	run(t, m, seqRange(20, 9), nil)            // evicts them to the host
-	if isCached(t, m, []int32{1, 2}) {
-		t.Fatal("the promised prefix never left the device: the test checks nothing")
-	}
+	m := offloadedPromise(t)
 	run(t, m, []int32{1, 2, 3}, nil) // onboards [1] and [1 2]
 	if !isCached(t, m, []int32{1, 2}) || m.Stats().Tiers.Onboards != 2 {
 		t.Fatalf("the prefix was not onboarded: %+v", m.Stats().Tiers)
@@ -80,4 +72,21 @@ func TestAudit15OffloadKeepsPromise(t *testing.T) {
 	if err := m.Check(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// offloadedPromise returns a one-group manager with the priority policy
+// and a host tier whose prefix [1 2 9], cached at a retention of 90, has
+// been evicted to the host tier.
+func offloadedPromise(t *testing.T) *Manager {
+	t.Helper()
+	m, err := New(Config{BlockSize: 1, NumBlocks: 10, HostBlocks: 16, Policy: eviction.NewPriority})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, m, []int32{1, 2, 9}, retain(90, 0)) // 3 blocks at 90
+	run(t, m, seqRange(20, 9), nil)            // evicts them to the host
+	if isCached(t, m, []int32{1, 2}) {
+		t.Fatal("the promised prefix never left the device: the test checks nothing")
+	}
+	return m
 }
