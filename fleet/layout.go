@@ -31,10 +31,10 @@ const maxLayoutGroups = 255
 
 // MaxLayoutBlockSize and MaxLayoutSpan bound a layout's block size and
 // its windows and chunks, in tokens, so that scoring's token arithmetic
-// never overflows.
+// never overflows, with a 32-bit int too (their sum fits one).
 const (
 	MaxLayoutBlockSize = 1 << 20
-	MaxLayoutSpan      = 1 << 40
+	MaxLayoutSpan      = 1 << 30
 )
 
 // LayoutOf returns the layout of a paged.Manager made with cfg: one
@@ -304,8 +304,10 @@ func all(c *layoutClass, i int, held *view, dev bool) bool {
 func windowNeed(w, bs int) int { return max(1, (w-1+bs-1)/bs) }
 
 // chunkStart is the first block of the chunk of position L*bs for
-// chunks of c tokens.
-func chunkStart(L, c, bs int) int { return L * bs / c * c / bs }
+// chunks of c tokens, in 64 bits: L*bs may not fit a 32-bit int.
+func chunkStart(L, c, bs int) int {
+	return int(int64(L) * int64(bs) / int64(c) * int64(c) / int64(bs))
+}
 
 // classHit is class c's longest hit at most limit blocks.
 func (s *scorer) classHit(c *layoutClass, limit int, held *view) int {
