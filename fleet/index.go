@@ -244,15 +244,41 @@ func (x *Index) ready() error {
 	}
 	x.needAttach = false
 	// After a loss, the servers this Index knew come back partial: the
-	// index knows nothing of their caches until they resync.
+	// index knows nothing of their caches until they resync. Their
+	// layouts come back with them: the backend lost those too, and a
+	// hybrid server scored without its layout would be over-reported
+	// once resynced.
 	for _, s := range old {
 		if _, ok := x.byName[s.name]; !ok && s.name != "" {
 			if _, _, err := x.register(s.name, true); err != nil {
 				return err
 			}
 		}
+		if s.layout != nil && s.name != "" {
+			if err := x.restoreLayout(s.name, s.layout); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// restoreLayout records again, after a loss, the layout sc this Index
+// knew for the server called name, unless another router recorded one
+// since (a different one stays: the routers' configurations disagree,
+// and the first recorded wins, as in SetLayout).
+func (x *Index) restoreLayout(name string, sc *scorer) error {
+	var err error
+	for range maxAttempts {
+		err = x.setLayout(name, sc)
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, errOwnerChanged) {
+			break
+		}
+	}
+	if errors.Is(err, ErrInvalid) {
+		return nil
+	}
+	return err
 }
 
 // reload reads the whole registry again (names and states of one
