@@ -861,7 +861,12 @@ type Score struct {
 
 // Lookup scores every registered server for a request whose block hashes
 // are hashes (in chain order) and appends one Score per server, by
-// ServerID, to dst. An ID freed by Unregister and not yet reused is
+// ServerID, to dst. Pass the blocks a hit may cover: a server computes a
+// prompt's last token, so paged and vLLM hit at most (tokens-1)/BlockSize
+// blocks of it. With more (every full block of a prompt of whole blocks),
+// a server is scored up to its last block, and one with a Layout whose
+// rule ends at the hit point (state, window) may be scored a hit there
+// that its admission cannot use. An ID freed by Unregister and not yet reused is
 // scored zero with an empty Name (and Partial): routers skip it. It costs one backend lookup (one round trip for Redis)
 // and allocates nothing once dst and the index's scratch have grown.
 func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
