@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/fleet/fleettest"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -22,4 +23,43 @@ func TestAudit16LayoutBoundsFitInt32(t *testing.T) {
 	back, err := fleet.ParseLayout(l.String())
 	require.NoError(t, err)
 	require.Equal(t, l, back)
+}
+
+// TestAudit16UnreadableLayout: a layout record this version cannot read
+// (a newer router's kind, a hand edit in Redis) makes that one server
+// unscorable, partial with nothing, not every lookup of the fleet fail;
+// the other servers are scored and take events as before.
+func TestAudit16UnreadableLayout(t *testing.T) {
+	mem, err := fleet.NewMemory(fleet.MemoryConfig{})
+	require.NoError(t, err)
+	x, err := fleet.New(fleet.Config{Backend: mem})
+	require.NoError(t, err)
+	require.NoError(t, x.Apply("a", []paged.Event{fleettest.Stored(1, paged.Device, 1, 2)}))
+	require.NoError(t, x.Apply("b", []paged.Event{fleettest.Stored(1, paged.Device, 1, 2)}))
+	recs, err := mem.Servers(nil)
+	require.NoError(t, err)
+	next := recs[1].State
+	next.Gen++
+	next.HasLayout = true
+	_, err = mem.SetLayout(1, recs[1].State, "b16 full sink:4", next)
+	require.NoError(t, err)
+
+	sc, err := x.Lookup(fleettest.Hs(1, 2), nil)
+	require.NoError(t, err, "one unreadable record fails no lookup")
+	require.Equal(t, 2, sc[0].Blocks)
+	require.False(t, sc[0].Partial)
+	require.Equal(t, fleet.Score{Server: 1, Name: "b", Partial: true}, sc[1], "b cannot be scored")
+	require.NoError(t, x.Apply("a", []paged.Event{fleettest.Stored(2, paged.Device, 3)}))
+	require.NoError(t, x.Apply("b", []paged.Event{fleettest.Stored(2, paged.Device, 3)}))
+	_, ok := x.Layout("b")
+	require.False(t, ok, "no layout this version reads")
+	require.ErrorIs(t, x.SetLayout("b", fleet.Layout{BlockSize: 16, Groups: []paged.Group{{}}}), fleet.ErrInvalid, "another layout is recorded")
+	st, err := x.Servers(nil)
+	require.NoError(t, err)
+	require.Equal(t, "b16 full sink:4", st[1].Layout)
+	require.True(t, st[1].Partial)
+	sc, err = x.Lookup(fleettest.Hs(1, 2, 3), nil)
+	require.NoError(t, err)
+	require.Equal(t, 3, sc[0].Blocks)
+	require.Zero(t, sc[1].Blocks)
 }

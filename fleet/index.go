@@ -305,12 +305,13 @@ func (x *Index) reload() error {
 			if i < len(old) && old[i].layout != nil && old[i].layout.text == r.Layout {
 				s.layout = old[i].layout
 			} else {
-				l, err := ParseLayout(r.Layout)
-				if err != nil {
-					x.servers = old
-					return fmt.Errorf("fleet: server %q's recorded layout: %w", r.Name, err)
+				if l, err := ParseLayout(r.Layout); err == nil {
+					s.layout = newScorer(l)
+				} else {
+					// Not a reason to fail every lookup of the fleet:
+					// this server alone is scored nothing, partial.
+					s.layout = unreadableLayout(r.Layout)
 				}
-				s.layout = newScorer(l)
 			}
 		}
 		x.servers[i] = s
@@ -530,6 +531,10 @@ func (x *Index) registryWriteFailed(s *server, cur StreamState, err error, what 
 	}
 	return fmt.Errorf("fleet: %s: %w", what, err)
 }
+
+// unreadable reports whether the server's recorded layout is one this
+// version cannot read, so it cannot be scored.
+func (s *server) unreadable() bool { return s.layout != nil && s.layout.unreadable }
 
 // countLayouts counts the servers with a layout.
 func (x *Index) countLayouts() {
@@ -1091,7 +1096,7 @@ func (x *Index) runsOneWord(masks []uint64, out []Score, n int) int {
 func (x *Index) markPartial(out []Score) {
 	for i := range out {
 		st := &x.servers[i].st
-		out[i].Partial = st.Partial || st.Dirty || x.servers[i].unsure
+		out[i].Partial = st.Partial || st.Dirty || x.servers[i].unsure || x.servers[i].unreadable()
 	}
 }
 
@@ -1180,7 +1185,7 @@ func (x *Index) Servers(dst []ServerStatus) ([]ServerStatus, error) {
 		if s.layout != nil {
 			layout = s.layout.text
 		}
-		dst = append(dst, ServerStatus{ID: ServerID(i), Name: s.name, Seq: st.Last, Partial: st.Partial || st.Dirty || s.unsure, Expired: st.Expired, LastSeen: seen, Layout: layout})
+		dst = append(dst, ServerStatus{ID: ServerID(i), Name: s.name, Seq: st.Last, Partial: st.Partial || st.Dirty || s.unsure || s.unreadable(), Expired: st.Expired, LastSeen: seen, Layout: layout})
 	}
 	return dst, nil
 }

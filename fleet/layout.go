@@ -183,10 +183,14 @@ type layoutClass struct {
 
 // scorer is a server's layout prepared for scoring.
 type scorer struct {
-	text    string
-	bs      int
-	ngroups int
-	classes []layoutClass
+	text string
+	// unreadable: text is a layout this version cannot read (a newer
+	// router's, a hand edit): the server is scored nothing, partial, and
+	// its events are applied unchecked (unreadableLayout).
+	unreadable bool
+	bs         int
+	ngroups    int
+	classes    []layoutClass
 	// uses are the groups whose entries a score reads (not Shared), in
 	// increasing order.
 	uses []int
@@ -195,6 +199,9 @@ type scorer struct {
 	// from is device's scratch, a block per class.
 	from []int
 }
+
+// unreadableLayout stands for a recorded layout text that does not parse.
+func unreadableLayout(text string) *scorer { return &scorer{text: text, unreadable: true} }
 
 // newScorer prepares layout l, which must be valid.
 func newScorer(l Layout) *scorer {
@@ -395,6 +402,9 @@ blocks:
 // check refuses events the layout cannot describe: a group it does not
 // have or one that holds nothing (Shared), a block size not its own.
 func (s *scorer) check(events []paged.Event) error {
+	if s.unreadable {
+		return nil // entries are kept per group whatever the layout
+	}
 	for i := range events {
 		ev := &events[i]
 		if ev.Kind == paged.AllBlocksCleared {
