@@ -80,3 +80,46 @@ func TestAudit16LayoutOfANewLife(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, sc[0].Blocks, "scored by group 0's run: no layout")
 }
+
+// TestAudit16HybridApplyAllocs: applying a hybrid server's events of
+// several groups (keyed per group in the Index's scratch) and looking up
+// allocate nothing in steady state, as group 0's events do.
+func TestAudit16HybridApplyAllocs(t *testing.T) {
+	x, err := fleet.New(fleet.Config{})
+	require.NoError(t, err)
+	l := fleet.Layout{BlockSize: 1, Groups: []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 4}, {Kind: paged.State}}}
+	require.NoError(t, x.SetLayout("a", l))
+	req := fleettest.Hs(0, 1, 2, 3, 4, 5, 6, 7)
+	evs := []paged.Event{
+		{Kind: paged.BlockStored, Hashes: req, Medium: paged.Device},
+		{Kind: paged.BlockStored, Hashes: req[4:], Medium: paged.Device, Group: 1},
+		{Kind: paged.BlockStored, Hashes: req[7:], Medium: paged.Device, Group: 2},
+		{Kind: paged.BlockRemoved, Hashes: req[4:], Medium: paged.Device, Group: 1},
+		{Kind: paged.BlockRemoved, Hashes: req[7:], Medium: paged.Device, Group: 2},
+		{Kind: paged.BlockRemoved, Hashes: req, Medium: paged.Device},
+	}
+	seq := uint64(0)
+	var sc []fleet.Score
+	var aerr, lerr error
+	run := func() {
+		for i := range evs {
+			seq++
+			evs[i].Seq = seq
+		}
+		aerr = x.Apply("a", evs[:3])
+		sc, lerr = x.Lookup(req, sc[:0])
+		if aerr == nil && lerr == nil && sc[0].Blocks != 8 {
+			lerr = fmt.Errorf("scored %d blocks, want 8", sc[0].Blocks)
+		}
+		if aerr == nil {
+			aerr = x.Apply("a", evs[3:])
+		}
+	}
+	run()
+	require.NoError(t, aerr)
+	require.NoError(t, lerr)
+	allocs := testing.AllocsPerRun(200, run)
+	require.NoError(t, aerr)
+	require.NoError(t, lerr)
+	require.Zero(t, allocs)
+}
