@@ -63,3 +63,28 @@ func TestAudit16UnreadableLayout(t *testing.T) {
 	require.Equal(t, 3, sc[0].Blocks)
 	require.Zero(t, sc[1].Blocks)
 }
+
+// TestAudit16LayoutLearnedFromAConflict: the Memory form of the Redis
+// test TestAudit16LayoutSetWhileAnotherRouterApplies: a layout recorded
+// in the backend behind this Index's back (another router's) is learned
+// from the conflict it causes, and the events are checked against it.
+func TestAudit16LayoutLearnedFromAConflict(t *testing.T) {
+	mem, err := fleet.NewMemory(fleet.MemoryConfig{})
+	require.NoError(t, err)
+	x, err := fleet.New(fleet.Config{Backend: mem})
+	require.NoError(t, err)
+	require.NoError(t, x.Apply("gpu", []paged.Event{fleettest.Stored(1, paged.Device, 1, 2)}))
+	recs, err := mem.Servers(nil)
+	require.NoError(t, err)
+	next := recs[0].State
+	next.Gen++
+	next.HasLayout = true
+	_, err = mem.SetLayout(0, recs[0].State, "b1 full window:1", next)
+	require.NoError(t, err)
+	err = x.Apply("gpu", []paged.Event{{Seq: 2, Kind: paged.BlockStored, Hashes: fleettest.Hs(1), Medium: paged.Device, Group: 3}})
+	require.ErrorIs(t, err, fleet.ErrInvalid, "group 3 is not in the recorded layout")
+	st, err := x.Servers(nil)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), st[0].Seq, "nothing applied")
+	require.Equal(t, "b1 full window:1", st[0].Layout)
+}

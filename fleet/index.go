@@ -549,7 +549,9 @@ func (x *Index) countLayouts() {
 // conflicted takes the current state a backend returned with ErrConflict:
 // the server's own new state (ErrConflict: the caller retries from it),
 // or the state of the name its ID went to (errOwnerChanged: the registry
-// is reloaded before anything else is written).
+// is reloaded before anything else is written). A layout another router
+// recorded meanwhile is read before the retry too, which checks the
+// events against it.
 func (x *Index) conflicted(s *server, cur StreamState) error {
 	x.stats.Conflicts++
 	if cur.Life != s.st.Life {
@@ -557,6 +559,9 @@ func (x *Index) conflicted(s *server, cur StreamState) error {
 		return fmt.Errorf("fleet: %q: %w", s.name, errOwnerChanged)
 	}
 	s.st = cur
+	if cur.HasLayout && s.layout == nil {
+		x.reloadNames = true
+	}
 	return ErrConflict
 }
 
