@@ -36,13 +36,7 @@ func TestAudit16UnreadableLayout(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, x.Apply("a", []paged.Event{fleettest.Stored(1, paged.Device, 1, 2)}))
 	require.NoError(t, x.Apply("b", []paged.Event{fleettest.Stored(1, paged.Device, 1, 2)}))
-	recs, err := mem.Servers(nil)
-	require.NoError(t, err)
-	next := recs[1].State
-	next.Gen++
-	next.HasLayout = true
-	_, err = mem.SetLayout(1, recs[1].State, "b16 full sink:4", next)
-	require.NoError(t, err)
+	recordBehind(t, mem, 1, "b16 full sink:4")
 
 	sc, err := x.Lookup(fleettest.Hs(1, 2), nil)
 	require.NoError(t, err, "one unreadable record fails no lookup")
@@ -74,17 +68,23 @@ func TestAudit16LayoutLearnedFromAConflict(t *testing.T) {
 	x, err := fleet.New(fleet.Config{Backend: mem})
 	require.NoError(t, err)
 	require.NoError(t, x.Apply("gpu", []paged.Event{fleettest.Stored(1, paged.Device, 1, 2)}))
-	recs, err := mem.Servers(nil)
-	require.NoError(t, err)
-	next := recs[0].State
-	next.Gen++
-	next.HasLayout = true
-	_, err = mem.SetLayout(0, recs[0].State, "b1 full window:1", next)
-	require.NoError(t, err)
+	recordBehind(t, mem, 0, "b1 full window:1")
 	err = x.Apply("gpu", []paged.Event{{Seq: 2, Kind: paged.BlockStored, Hashes: fleettest.Hs(1), Medium: paged.Device, Group: 3}})
 	require.ErrorIs(t, err, fleet.ErrInvalid, "group 3 is not in the recorded layout")
 	st, err := x.Servers(nil)
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), st[0].Seq, "nothing applied")
 	require.Equal(t, "b1 full window:1", st[0].Layout)
+}
+
+// recordBehind records layout text for server id in mem directly, as
+// another router sharing the backend would.
+func recordBehind(t *testing.T, mem *fleet.Memory, id fleet.ServerID, text string) {
+	recs, err := mem.Servers(nil)
+	require.NoError(t, err)
+	next := recs[id].State
+	next.Gen++
+	next.HasLayout = true
+	_, err = mem.SetLayout(id, recs[id].State, text, next)
+	require.NoError(t, err)
 }
