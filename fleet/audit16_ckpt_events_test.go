@@ -35,6 +35,9 @@ func TestAudit16CheckpointEventsMatchSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		bs := m.BlockSize()
+		if err := m.SetPinBudget(cfg.NumBlocks / 3); err != nil {
+			t.Fatal(err)
+		}
 		state := map[int]bool{}
 		for g, gr := range cfg.Groups {
 			state[g] = gr.Kind == paged.State
