@@ -96,6 +96,7 @@ func TestAudit16CheckpointEventsMatchSnapshot(t *testing.T) {
 			}
 		}
 		var seqs []paged.SeqID
+		rests := map[paged.SeqID][]int32{}
 		var swapped []paged.SeqID
 		var pins []paged.PinID
 		for step := range rapid.IntRange(1, 200).Draw(t, "steps") {
@@ -115,7 +116,18 @@ func TestAudit16CheckpointEventsMatchSnapshot(t *testing.T) {
 					}
 					m.TakeSwaps(nil)
 				}
-				if _, err := m.Admit(id); err != nil {
+				admit := func() error { _, err := m.Admit(id); return err }
+				if rapid.IntRange(0, 3).Draw(t, "chunked") == 0 {
+					// A long prompt's first chunk, the rest appended later.
+					admit = func() error {
+						_, rest, err := m.AdmitChunk(id, rapid.IntRange(1, 2*bs).Draw(t, "maxNew"), nil)
+						if err == nil && len(rest) > 0 {
+							rests[id] = rest
+						}
+						return err
+					}
+				}
+				if err := admit(); err != nil {
 					if !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
 						t.Fatal(err)
 					}
@@ -194,9 +206,24 @@ func TestAudit16CheckpointEventsMatchSnapshot(t *testing.T) {
 						seqs = append(seqs, c)
 					}
 				}
+			case op == 10 && rapid.Bool().Draw(t, "uncompute"):
+				what = "uncompute"
+				i := rapid.IntRange(0, len(seqs)-1).Draw(t, "useq")
+				if running, _ := m.Running(seqs[i]); running {
+					n, _ := m.Len(seqs[i])
+					_ = m.Uncompute(seqs[i], rapid.IntRange(0, n).Draw(t, "computed"))
+				}
 			default:
 				what = "append"
 				i := rapid.IntRange(0, len(seqs)-1).Draw(t, "append")
+				if rest, ok := rests[seqs[i]]; ok {
+					if running, _ := m.Running(seqs[i]); running {
+						if err := m.Append(seqs[i], rest...); err == nil {
+							delete(rests, seqs[i])
+						}
+					}
+					break
+				}
 				if running, _ := m.Running(seqs[i]); running {
 					tail := make([]int32, rapid.IntRange(1, 2*bs).Draw(t, "tail"))
 					for k := range tail {
