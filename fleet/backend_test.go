@@ -64,7 +64,8 @@ func FuzzParseLayout(f *testing.F) {
 	f.Add("b2 full window:3 chunked:4 state shared:0")
 	f.Add("b1 shared:0 full")
 	f.Add("b0 window:-1")
-	f.Add("b1048576 chunked:1099511627776")
+	f.Add("b1048576 chunked:1073741824")
+	f.Add("b1048576 window:1099511627776") // over MaxLayoutSpan
 	f.Fuzz(func(t *testing.T, s string) {
 		l, err := ParseLayout(s)
 		if err != nil {

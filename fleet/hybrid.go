@@ -68,12 +68,14 @@ func (x *Index) setLayout(name string, sc *scorer) error {
 }
 
 // Layout returns the layout recorded for the server called name, as this
-// Index last read the registry, and whether there is one.
+// Index last read the registry, and whether there is one this version
+// reads. A record it cannot read (a newer router's kind) leaves that
+// server scored nothing and partial, its text in ServerStatus.Layout.
 func (x *Index) Layout(name string) (Layout, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	id, ok := x.byName[name]
-	if !ok || x.servers[id].layout == nil {
+	if !ok || x.servers[id].layout == nil || x.servers[id].unreadable() {
 		return Layout{}, false
 	}
 	l, err := ParseLayout(x.servers[id].layout.text)
@@ -159,7 +161,7 @@ func (x *Index) scoreLayouts(masks []uint64, n int, out []Score, skip []uint64) 
 		}
 		run0 := out[i].Blocks // group 0's run (runs)
 		out[i].Blocks, out[i].Device = 0, 0
-		if skip[i/64]&(1<<(uint(i)%64)) != 0 || n == 0 || !x.covers(sc, masks, n) {
+		if skip[i/64]&(1<<(uint(i)%64)) != 0 || n == 0 || sc.unreadable || !x.covers(sc, masks, n) {
 			continue
 		}
 		v.word, v.bit = i/64, 1<<(uint(i)%64)

@@ -244,15 +244,41 @@ func (x *Index) ready() error {
 	}
 	x.needAttach = false
 	// After a loss, the servers this Index knew come back partial: the
-	// index knows nothing of their caches until they resync.
+	// index knows nothing of their caches until they resync. Their
+	// layouts come back with them: the backend lost those too, and a
+	// hybrid server scored without its layout would be over-reported
+	// once resynced.
 	for _, s := range old {
 		if _, ok := x.byName[s.name]; !ok && s.name != "" {
 			if _, _, err := x.register(s.name, true); err != nil {
 				return err
 			}
 		}
+		if s.layout != nil && s.name != "" {
+			if err := x.restoreLayout(s.name, s.layout); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// restoreLayout records again, after a loss, the layout sc this Index
+// knew for the server called name, unless another router recorded one
+// since (a different one stays: the routers' configurations disagree,
+// and the first recorded wins, as in SetLayout).
+func (x *Index) restoreLayout(name string, sc *scorer) error {
+	var err error
+	for range maxAttempts {
+		err = x.setLayout(name, sc)
+		if !errors.Is(err, ErrConflict) && !errors.Is(err, errOwnerChanged) {
+			break
+		}
+	}
+	if errors.Is(err, ErrInvalid) {
+		return nil
+	}
+	return err
 }
 
 // reload reads the whole registry again (names and states of one
@@ -279,12 +305,13 @@ func (x *Index) reload() error {
 			if i < len(old) && old[i].layout != nil && old[i].layout.text == r.Layout {
 				s.layout = old[i].layout
 			} else {
-				l, err := ParseLayout(r.Layout)
-				if err != nil {
-					x.servers = old
-					return fmt.Errorf("fleet: server %q's recorded layout: %w", r.Name, err)
+				if l, err := ParseLayout(r.Layout); err == nil {
+					s.layout = newScorer(l)
+				} else {
+					// Not a reason to fail every lookup of the fleet:
+					// this server alone is scored nothing, partial.
+					s.layout = unreadableLayout(r.Layout)
 				}
-				s.layout = newScorer(l)
 			}
 		}
 		x.servers[i] = s
@@ -505,6 +532,10 @@ func (x *Index) registryWriteFailed(s *server, cur StreamState, err error, what 
 	return fmt.Errorf("fleet: %s: %w", what, err)
 }
 
+// unreadable reports whether the server's recorded layout is one this
+// version cannot read, so it cannot be scored.
+func (s *server) unreadable() bool { return s.layout != nil && s.layout.unreadable }
+
 // countLayouts counts the servers with a layout.
 func (x *Index) countLayouts() {
 	x.layouts = 0
@@ -518,7 +549,9 @@ func (x *Index) countLayouts() {
 // conflicted takes the current state a backend returned with ErrConflict:
 // the server's own new state (ErrConflict: the caller retries from it),
 // or the state of the name its ID went to (errOwnerChanged: the registry
-// is reloaded before anything else is written).
+// is reloaded before anything else is written). A layout another router
+// recorded meanwhile is read before the retry too, which checks the
+// events against it.
 func (x *Index) conflicted(s *server, cur StreamState) error {
 	x.stats.Conflicts++
 	if cur.Life != s.st.Life {
@@ -526,6 +559,9 @@ func (x *Index) conflicted(s *server, cur StreamState) error {
 		return fmt.Errorf("fleet: %q: %w", s.name, errOwnerChanged)
 	}
 	s.st = cur
+	if cur.HasLayout && s.layout == nil {
+		x.reloadNames = true
+	}
 	return ErrConflict
 }
 
@@ -835,7 +871,12 @@ type Score struct {
 
 // Lookup scores every registered server for a request whose block hashes
 // are hashes (in chain order) and appends one Score per server, by
-// ServerID, to dst. An ID freed by Unregister and not yet reused is
+// ServerID, to dst. Pass the blocks a hit may cover: a server computes a
+// prompt's last token, so paged and vLLM hit at most (tokens-1)/BlockSize
+// blocks of it. With more (every full block of a prompt of whole blocks),
+// a server is scored up to its last block, and one with a Layout whose
+// rule ends at the hit point (state, window) may be scored a hit there
+// that its admission cannot use. An ID freed by Unregister and not yet reused is
 // scored zero with an empty Name (and Partial): routers skip it. It costs one backend lookup (one round trip for Redis)
 // and allocates nothing once dst and the index's scratch have grown.
 func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
@@ -1060,7 +1101,7 @@ func (x *Index) runsOneWord(masks []uint64, out []Score, n int) int {
 func (x *Index) markPartial(out []Score) {
 	for i := range out {
 		st := &x.servers[i].st
-		out[i].Partial = st.Partial || st.Dirty || x.servers[i].unsure
+		out[i].Partial = st.Partial || st.Dirty || x.servers[i].unsure || x.servers[i].unreadable()
 	}
 }
 
@@ -1149,7 +1190,7 @@ func (x *Index) Servers(dst []ServerStatus) ([]ServerStatus, error) {
 		if s.layout != nil {
 			layout = s.layout.text
 		}
-		dst = append(dst, ServerStatus{ID: ServerID(i), Name: s.name, Seq: st.Last, Partial: st.Partial || st.Dirty || s.unsure, Expired: st.Expired, LastSeen: seen, Layout: layout})
+		dst = append(dst, ServerStatus{ID: ServerID(i), Name: s.name, Seq: st.Last, Partial: st.Partial || st.Dirty || s.unsure || s.unreadable(), Expired: st.Expired, LastSeen: seen, Layout: layout})
 	}
 	return dst, nil
 }

@@ -31,10 +31,10 @@ const maxLayoutGroups = 255
 
 // MaxLayoutBlockSize and MaxLayoutSpan bound a layout's block size and
 // its windows and chunks, in tokens, so that scoring's token arithmetic
-// never overflows.
+// never overflows, with a 32-bit int too (their sum fits one).
 const (
 	MaxLayoutBlockSize = 1 << 20
-	MaxLayoutSpan      = 1 << 40
+	MaxLayoutSpan      = 1 << 30
 )
 
 // LayoutOf returns the layout of a paged.Manager made with cfg: one
@@ -183,10 +183,14 @@ type layoutClass struct {
 
 // scorer is a server's layout prepared for scoring.
 type scorer struct {
-	text    string
-	bs      int
-	ngroups int
-	classes []layoutClass
+	text string
+	// unreadable: text is a layout this version cannot read (a newer
+	// router's, a hand edit): the server is scored nothing, partial, and
+	// its events are applied unchecked (unreadableLayout).
+	unreadable bool
+	bs         int
+	ngroups    int
+	classes    []layoutClass
 	// uses are the groups whose entries a score reads (not Shared), in
 	// increasing order.
 	uses []int
@@ -195,6 +199,9 @@ type scorer struct {
 	// from is device's scratch, a block per class.
 	from []int
 }
+
+// unreadableLayout stands for a recorded layout text that does not parse.
+func unreadableLayout(text string) *scorer { return &scorer{text: text, unreadable: true} }
 
 // newScorer prepares layout l, which must be valid.
 func newScorer(l Layout) *scorer {
@@ -304,8 +311,10 @@ func all(c *layoutClass, i int, held *view, dev bool) bool {
 func windowNeed(w, bs int) int { return max(1, (w-1+bs-1)/bs) }
 
 // chunkStart is the first block of the chunk of position L*bs for
-// chunks of c tokens.
-func chunkStart(L, c, bs int) int { return L * bs / c * c / bs }
+// chunks of c tokens, in 64 bits: L*bs may not fit a 32-bit int.
+func chunkStart(L, c, bs int) int {
+	return int(int64(L) * int64(bs) / int64(c) * int64(c) / int64(bs))
+}
 
 // classHit is class c's longest hit at most limit blocks.
 func (s *scorer) classHit(c *layoutClass, limit int, held *view) int {
@@ -393,6 +402,9 @@ blocks:
 // check refuses events the layout cannot describe: a group it does not
 // have or one that holds nothing (Shared), a block size not its own.
 func (s *scorer) check(events []paged.Event) error {
+	if s.unreadable {
+		return nil // entries are kept per group whatever the layout
+	}
 	for i := range events {
 		ev := &events[i]
 		if ev.Kind == paged.AllBlocksCleared {

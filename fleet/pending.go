@@ -271,7 +271,10 @@ func (p *Pending) end(s ServerID, h *paged.Hash) {
 
 // Observe ends server s's claims on the blocks its events report:
 // stored, moved or removed, the Index answers for them now. Pass it the
-// events given to Index.Apply for the same server. AllBlocksCleared ends
+// events given to Index.Apply for the same server. An event of any KV
+// cache group ends a claim: a request routed to a hybrid server may
+// compute blocks group 0 held already, which only another group's
+// events then report (ending a claim early only under-reports). AllBlocksCleared ends
 // all of the server's claims (it scans the record).
 func (p *Pending) Observe(s ServerID, events []paged.Event) error {
 	if err := p.checkServer(s); err != nil {

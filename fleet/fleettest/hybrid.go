@@ -119,7 +119,7 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 			s := servers[rapid.IntRange(0, len(servers)-1).Draw(t, "server")]
 			switch op := rapid.IntRange(0, 6).Draw(t, "op"); {
 			case op <= 2 || len(s.seqs) == 0:
-				prompt := hybridPrompt(t, s.bs)
+				prompt := HybridPrompt(t, s.bs)
 				hashes, err := s.m.BlockHashes(nil, prompt, nil)
 				if err != nil {
 					t.Fatal(err)
@@ -242,9 +242,9 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 	return compared, hits, corrected, partial
 }
 
-// hybridPrompt draws a prompt: a shared prefix of one of three families,
-// then a random tail.
-func hybridPrompt(t *rapid.T, bs int) []int32 {
+// HybridPrompt draws a prompt of blocks of bs tokens: a shared prefix of
+// one of three families, then a random tail.
+func HybridPrompt(t *rapid.T, bs int) []int32 {
 	family := int32(rapid.IntRange(0, 2).Draw(t, "family"))
 	n := rapid.IntRange(1, 6*bs).Draw(t, "shared")
 	p := make([]int32, 0, n+2*bs)
