@@ -576,6 +576,14 @@ func (x *Index) conflicted(s *server, cur StreamState) error {
 // event is applied once. If the backend fails, the server is marked
 // partial and its entries are cleared before the next use, so no lost
 // write can make the index claim a block the server gave up.
+//
+// A server that restarts under the same name (a StatefulSet pod, a
+// process restarted in place) numbers its events from 1 again, so the
+// index would read them as replays: the caller that sees the restart
+// calls Unregister (or Resync with nil) first, then applies the new
+// process's events. fleet/zmq's Follow handles a publisher restart it
+// sees on its own: it leaves a gap in the numbers, and the gap drops the
+// old process's entries.
 func (x *Index) Apply(name string, events []paged.Event) error {
 	for i := 1; i < len(events); i++ {
 		if events[i].Seq <= events[i-1].Seq {
