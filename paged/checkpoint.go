@@ -394,7 +394,10 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 				m.notePage(b, &s.hashes[L-1])
 			}
 			if report {
-				m.storedEvent(s, L-1, L, g)
+				// Block L-1's hash and tokens, without a parent: a
+				// checkpoint is the whole state at L and follows no
+				// block of its group (Snapshot lists it alike).
+				m.bp.events.stored(s.hashes[L-1:L], nil, s.tokens[(L-1)*m.bs:L*m.bs], m.bs, s.opts.LoRA, Device, g)
 			}
 			r.out = append(r.out, pages...)
 			dst = append(dst, Checkpoint{Seq: id, Group: g, Tokens: L * m.bs})

@@ -520,7 +520,7 @@ func TestCheckpointEventsAndSnapshot(t *testing.T) {
 			state++
 			assert.Equal(t, paged.BlockStored, e.Kind)
 			assert.Equal(t, []paged.Hash{hashes[2]}, e.Hashes, "the checkpoint after 3 blocks is block 2's hash")
-			assert.Equal(t, hashes[1], e.Parent)
+			assert.False(t, e.HasParent, "a checkpoint follows no block of its group")
 			assert.Equal(t, seqOf(9, 4), e.Tokens)
 		}
 	}
@@ -531,6 +531,7 @@ func TestCheckpointEventsAndSnapshot(t *testing.T) {
 		if b.Group == 1 {
 			inSnap++
 			assert.Equal(t, hashes[2], b.Hash)
+			assert.False(t, b.HasParent, "as its event: no parent")
 		}
 	}
 	assert.Equal(t, 1, inSnap)
