@@ -5,10 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/fleet/redisindex"
+	"github.com/pagedkv/pagedkv/internal/redistest"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -119,5 +122,35 @@ func TestFleetRefusesBadLayouts(t *testing.T) {
 		st, err := x.Servers(nil)
 		require.NoError(t, err)
 		assert.Empty(t, st, "%s: servers registered", name)
+	}
+}
+
+// On Redis the layouts are kept in the backend: hybrid servers are scored
+// and routed exactly as by the in-memory index, told their layout or not.
+func TestFleetHybridRedisRoutesLikeMemory(t *testing.T) {
+	addr := redistest.Addr(t)
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	reqs := MooncakeSynthetic()[:400]
+	for _, text := range []string{"b512 full window:128", "b512 full state"} {
+		l, err := fleet.ParseLayout(text)
+		require.NoError(t, err)
+		for _, blind := range []bool{false, true} {
+			for _, name := range []string{"prefix-aware", "cost-aware, pending"} {
+				cfg := FleetConfig{Speed: 2, Layout: l, BlindIndex: blind}
+				mem, err := RunFleet(reqs, cfg, fleetRouter(t, name))
+				require.NoError(t, err)
+				back, err := redisindex.New(c, redisindex.Config{Prefix: "pagedkv-bench-test"})
+				require.NoError(t, err)
+				require.NoError(t, back.Delete("fleet-hybrid-test"))
+				cfg.Index, err = fleet.New(fleet.Config{Model: "fleet-hybrid-test", MaxServers: 8, Backend: back})
+				require.NoError(t, err)
+				red, err := RunFleet(reqs, cfg, fleetRouter(t, name))
+				require.NoError(t, err)
+				assert.Equal(t, mem.Decisions, red.Decisions, "%s blind %v %s", text, blind, name)
+				assert.Equal(t, mem.HitTokens, red.HitTokens, "%s blind %v %s", text, blind, name)
+				assert.Equal(t, mem.OverReports, red.OverReports, "%s blind %v %s", text, blind, name)
+			}
+		}
 	}
 }
