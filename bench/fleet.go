@@ -158,6 +158,22 @@ type FleetConfig struct {
 	// publication and the network (vLLM publishes a step's events after
 	// Schedule or after the step, depending on its version).
 	EventDelay time.Duration
+	// Layout gives every server the KV cache groups of a hybrid model
+	// (fleet.ParseLayout("b512 full window:128"), gpt-oss-like): each
+	// manager is made with them (its State groups StatePages blocks a
+	// sequence) and takes its checkpoint and copy directives every step,
+	// as a server does with its batch; and the index is told the layout
+	// (Index.SetLayout), unless BlindIndex. Its BlockSize must be
+	// BlockSize. The zero Layout is one full-attention group.
+	Layout fleet.Layout
+	// StatePages is the blocks a sequence's state takes in each State
+	// group of Layout. Default 1.
+	StatePages int
+	// BlindIndex keeps Layout from the index: it scores every server by
+	// group 0's run of leading blocks, as before layouts, an upper bound
+	// of a hybrid server's hit (FleetResult.OverReports counts where it
+	// was above).
+	BlindIndex bool
 
 	// probe, when set, sees every server's scheduler load and counters
 	// before each routing decision: the seam through which the cost-term
@@ -187,6 +203,20 @@ func (c FleetConfig) withDefaults() (FleetConfig, error) {
 	}
 	if c.Speed == 0 {
 		c.Speed = 1
+	}
+	if c.StatePages == 0 {
+		c.StatePages = 1
+	}
+	if len(c.Layout.Groups) > 0 {
+		if err := c.Layout.Validate(); err != nil {
+			return c, fmt.Errorf("%w: %w", ErrFleetInvalid, err)
+		}
+		if c.Layout.BlockSize != c.BlockSize {
+			return c, fmt.Errorf("%w: layout %q has blocks of %d tokens, the fleet %d", ErrFleetInvalid, c.Layout, c.Layout.BlockSize, c.BlockSize)
+		}
+	}
+	if c.StatePages < 1 || c.StatePages >= c.Blocks {
+		return c, fmt.Errorf("%w: %d state pages, want [1, blocks-1=%d]", ErrFleetInvalid, c.StatePages, c.Blocks-1)
 	}
 	if c.EventDelay < 0 {
 		return c, fmt.Errorf("%w: event delay %v is negative", ErrFleetInvalid, c.EventDelay)
@@ -304,6 +334,19 @@ type FleetResult struct {
 	// Steps counts the engine steps of all servers; Preemptions the
 	// sequences their schedulers preempted.
 	Steps, Preemptions int
+	// OverReports counts the requests, of a router with Prefix, whose
+	// chosen server the index scored above the prefix the server's
+	// manager then gave at the request's first admission, and
+	// OverReportTokens sums the excess (score x BlockSize - hit, in
+	// tokens). Pending claims are left out of the score. A score can
+	// exceed the hit by eviction between routing and admission, or by
+	// scoring blocks a hit cannot use (a hybrid layout the index does
+	// not know: FleetConfig.BlindIndex).
+	OverReports      int
+	OverReportTokens int64
+	// Checkpoints counts the state checkpoints the managers handed out
+	// (paged.Manager.TakeCheckpoints; Layout with State groups only).
+	Checkpoints int
 	// Lookups counts the index lookups (0 for routers without Prefix).
 	Lookups int
 	// LookupTime is the wall time spent in those lookups.
@@ -382,6 +425,23 @@ func promptOf(buf []int32, q Request, bs int) []int32 {
 	return buf
 }
 
+// groups returns the managers' Config.Groups for cfg.Layout: nil for one
+// full-attention group (the zero Layout too).
+func (c FleetConfig) groups() []paged.Group {
+	l := c.Layout.Groups
+	if len(l) == 0 || len(l) == 1 && l[0].Kind == paged.FullAttention {
+		return nil
+	}
+	gs := make([]paged.Group, len(l))
+	for i, g := range l {
+		gs[i] = paged.Group{Kind: g.Kind, Window: g.Window, Chunk: g.Chunk, Target: g.Target}
+		if g.Kind == paged.State {
+			gs[i].Pages = c.StatePages
+		}
+	}
+	return gs
+}
+
 // fleetServer is one simulated inference server.
 type fleetServer struct {
 	name string
@@ -394,6 +454,9 @@ type fleetServer struct {
 	events []paged.Event
 	tokens []int32
 	step   *sched.Step
+	// copies and ckpts take a hybrid manager's directives each step.
+	copies []paged.Copy
+	ckpts  []paged.Checkpoint
 	// reqs maps the scheduler's request IDs (from 1) to trace indices.
 	reqs []int
 }
@@ -413,6 +476,11 @@ type fleetRun struct {
 	// admitted and when its first token came (NaN: not yet).
 	handles      []*sched.Request
 	start, first []float64
+	// scored is the index's score of the chosen server, in blocks, its
+	// Pending claims left out (-1: not looked up).
+	scored []int
+	// hybrid: the managers have several groups and hand out directives.
+	hybrid bool
 }
 
 // delivery is a batch of one server's events due at the router.
@@ -467,6 +535,13 @@ func (f *fleetRun) begin(si int, now float64) error {
 	if err != nil {
 		return fmt.Errorf("bench: server %s: %w", s.name, err)
 	}
+	if f.hybrid {
+		// The step's directives, as a server takes them with its batch:
+		// a state checkpoint becomes a hit (and an event) only then.
+		s.copies = s.m.TakeCopies(s.copies[:0])
+		s.ckpts = s.m.TakeCheckpoints(s.ckpts[:0])
+		f.res.Checkpoints += len(s.ckpts)
+	}
 	if err := f.feed(s); err != nil {
 		return err
 	}
@@ -481,6 +556,12 @@ func (f *fleetRun) begin(si int, now float64) error {
 		q := s.reqs[sc.Request.ID()-1]
 		if sc.Admitted && math.IsNaN(f.start[q]) {
 			f.start[q] = now
+			if k := f.scored[q]; k >= 0 {
+				if over := k*f.cfg.BlockSize - sc.Request.Cached(); over > 0 {
+					f.res.OverReports++
+					f.res.OverReportTokens += int64(over)
+				}
+			}
 		}
 		if sc.Outputs > 0 && math.IsNaN(f.first[q]) {
 			f.first[q] = now + d
@@ -538,13 +619,14 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 	}
 	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), PerServerBusy: make([]float64, cfg.Servers), Decisions: make([]int, len(reqs))}
 	f := &fleetRun{cfg: cfg, reqs: reqs, servers: make([]fleetServer, cfg.Servers), res: &res,
-		handles: make([]*sched.Request, len(reqs)), start: make([]float64, len(reqs)), first: make([]float64, len(reqs))}
+		handles: make([]*sched.Request, len(reqs)), start: make([]float64, len(reqs)), first: make([]float64, len(reqs)),
+		scored: make([]int, len(reqs)), hybrid: cfg.groups() != nil}
 	for i := range reqs {
-		f.start[i], f.first[i] = math.NaN(), math.NaN()
+		f.start[i], f.first[i], f.scored[i] = math.NaN(), math.NaN(), -1
 	}
 	byName := make(map[string]int, cfg.Servers)
 	for i := range f.servers {
-		m, err := paged.New(paged.Config{BlockSize: cfg.BlockSize, NumBlocks: cfg.Blocks, Events: 1 << 16, Hasher: mooncakeHasher{}})
+		m, err := paged.New(paged.Config{BlockSize: cfg.BlockSize, NumBlocks: cfg.Blocks, Events: 1 << 16, Hasher: mooncakeHasher{}, Groups: cfg.groups()})
 		if err != nil {
 			return res, err
 		}
@@ -556,6 +638,11 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		byName[f.servers[i].name] = i
 		if f.servers[i].id, err = cfg.Index.Register(f.servers[i].name); err != nil {
 			return res, err
+		}
+		if len(cfg.Layout.Groups) > 0 && !cfg.BlindIndex {
+			if err := cfg.Index.SetLayout(f.servers[i].name, cfg.Layout); err != nil {
+				return res, err
+			}
 		}
 	}
 	if r.Pending {
@@ -617,7 +704,10 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		i, q := next, reqs[next]
 		next++
 		f.now = ta
-		n := min(len(q.HashIDs), q.InputTokens/cfg.BlockSize)
+		// The blocks a hit can cover (Index.Lookup): a server computes
+		// the prompt's last token, so it hits at most (tokens-1)/B
+		// blocks, one fewer than the full blocks of a whole-block prompt.
+		n := min(len(q.HashIDs), max(q.InputTokens-1, 0)/cfg.BlockSize)
 		hashes = hashes[:0]
 		for k := range n {
 			hashes = append(hashes, MooncakeHash(q.HashIDs[k]))
@@ -653,6 +743,9 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 			return res, fmt.Errorf("bench: router %s returned %d", r.Name, si)
 		}
 		res.Decisions[i] = si
+		if r.Prefix {
+			f.scored[i] = cands[si].Blocks - cands[si].Pending
+		}
 		s := &f.servers[si]
 		prompt = promptOf(prompt, q, cfg.BlockSize)
 		h, err := s.s.Submit(prompt, sched.Options{MaxTokens: max(q.OutputTokens, 1)})

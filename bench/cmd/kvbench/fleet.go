@@ -8,9 +8,11 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/pagedkv/pagedkv/bench"
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/paged"
 	"github.com/pagedkv/pagedkv/sched"
 )
 
@@ -32,6 +34,8 @@ var openRedis func(addr string) (redisIndex, error)
 type fleetRow struct {
 	Trace         string      `json:"trace"`
 	Router        string      `json:"router"`
+	Layout        string      `json:"layout,omitempty"`
+	Scoring       string      `json:"scoring,omitempty"`
 	Requests      int         `json:"requests"`
 	Rejected      int         `json:"rejected"`
 	HitRate       float64     `json:"hit_rate"`
@@ -43,6 +47,9 @@ type fleetRow struct {
 	P90TTFT       float64     `json:"p90_ttft_s"`
 	Steps         int         `json:"steps"`
 	Preemptions   int         `json:"preemptions"`
+	OverReports   int         `json:"over_reports"`
+	OverTokens    int64       `json:"over_reported_tokens"`
+	Checkpoints   int         `json:"checkpoints,omitempty"`
 	Makespan      float64     `json:"makespan_s"`
 	PerServer     []int       `json:"per_server"`
 	PerServerBusy []float64   `json:"per_server_busy_s"`
@@ -103,6 +110,9 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	limit := fs.Int("requests", 0, "replay only the first N requests (0: all), after -skip")
 	skip := fs.Int("skip", 0, "skip the first N requests of the trace; the rest arrive as the trace says, from time 0 (-skip 1996 is the second half of the Mooncake synthetic trace)")
 	asJSON := fs.Bool("json", false, "print one JSON object per router instead of the table")
+	layoutText := fs.String("layout", "", "KV cache groups of a hybrid model for every server, as fleet.ParseLayout reads them, the block size optional: \"full window:128\" (gpt-oss-like), \"full state\" (Qwen3-Next-like); groups full, window:W, chunked:C, state, shared:G; blocks of 512 tokens (default: one full-attention group)")
+	fs.IntVar(&cfg.StatePages, "state-pages", 1, "blocks a sequence's state takes in each state group of -layout")
+	scoring := fs.String("scoring", "aware", "with -layout: aware (the index knows each server's layout, Index.SetLayout), blind (it does not: servers scored by group 0's run, as before layouts) or both (the index routers replayed both ways)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,6 +130,20 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	}
 	if !(*loadCap > 0) {
 		return usageErrorf("-cap %g must be positive", *loadCap)
+	}
+	layout, err := parseFleetLayout(*layoutText)
+	if err != nil {
+		return err
+	}
+	cfg.Layout = layout
+	if *scoring != "aware" && *scoring != "blind" && *scoring != "both" {
+		return usageErrorf("-scoring %q: want aware, blind or both", *scoring)
+	}
+	if *scoring != "aware" && *layoutText == "" {
+		return usageErrorf("-scoring %s compares layout-aware scoring with group 0's: it needs -layout", *scoring)
+	}
+	if cfg.StatePages < 1 || cfg.StatePages >= cfg.Blocks {
+		return usageErrorf("-state-pages %d must be in [1, -blocks - 1 = %d]", cfg.StatePages, cfg.Blocks-1)
 	}
 	if *limit < 0 || *skip < 0 {
 		return usageErrorf("-requests %d and -skip %d must not be negative", *limit, *skip)
@@ -179,18 +203,37 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 
 	var rows []fleetRow
 	failed := 0
-	routers := bench.FleetRouters(*seed, *loadCap)
-	replays := int64(len(routers))
+	// The replays: every router, the index routers once per scoring.
+	type replay struct {
+		r     bench.FleetRouter
+		blind bool
+		label string
+	}
+	var plan []replay
+	for _, r := range bench.FleetRouters(*seed, *loadCap) {
+		switch {
+		case layout.Groups == nil || !r.Prefix:
+			plan = append(plan, replay{r: r})
+		case *scoring == "both":
+			plan = append(plan, replay{r: r, label: "aware"})
+			plan = append(plan, replay{r: freshFleetRouter(*seed, *loadCap, r.Name), blind: true, label: "blind"})
+		default:
+			plan = append(plan, replay{r: r, blind: *scoring == "blind", label: *scoring})
+		}
+	}
+	replays := int64(len(plan))
 	if rdb != nil {
-		for _, r := range routers {
-			if r.Prefix {
+		for _, p := range plan {
+			if p.r.Prefix {
 				replays++
 			}
 		}
 	}
 	prog := startProgress(stderr, *asJSON, "fleet", "replays", replays)
-	for _, r := range routers {
+	for _, p := range plan {
+		r := p.r
 		c := cfg
+		c.BlindIndex = p.blind
 		x, err := fleet.New(fleet.Config{Model: "kvbench-fleet", MaxServers: cfg.Servers})
 		if err != nil {
 			return err
@@ -202,7 +245,8 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %w", r.Name, err)
 		}
 		row := fleetRow{
-			Trace: traceName, Router: r.Name, Requests: res.Requests, Rejected: res.Rejected,
+			Trace: traceName, Router: r.Name, Scoring: p.label, Requests: res.Requests, Rejected: res.Rejected,
+			OverReports: res.OverReports, OverTokens: res.OverReportTokens, Checkpoints: res.Checkpoints,
 			HitRate: res.HitRate, Imbalance: res.Imbalance, BusyImbalance: res.BusyImbalance, MeanWait: res.MeanWait, P90Wait: res.P90Wait, Makespan: res.Makespan,
 			MeanTTFT: res.MeanTTFT, P90TTFT: res.P90TTFT, Steps: res.Steps, Preemptions: res.Preemptions,
 			PerServer: res.PerServer, PerServerBusy: res.PerServerBusy,
@@ -215,6 +259,9 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 				failed++
 			}
 			prog.Add(1)
+		}
+		if layout.Groups != nil {
+			row.Layout = layout.String()
 		}
 		rows = append(rows, row)
 	}
@@ -253,14 +300,7 @@ func redisReplay(reqs []bench.Request, c bench.FleetConfig, router string, rdb r
 		return fail(err)
 	}
 	c.Index = x
-	// The router may keep state: take a fresh one.
-	var rr bench.FleetRouter
-	for _, fresh := range bench.FleetRouters(seed, loadCap) {
-		if fresh.Name == router {
-			rr = fresh
-		}
-	}
-	res, err := bench.RunFleet(reqs, c, rr)
+	res, err := bench.RunFleet(reqs, c, freshFleetRouter(seed, loadCap, router))
 	out.Losses, out.Gaps, out.PartialServers = res.Index.Losses, res.Index.Gaps, res.PartialServers
 	if err != nil {
 		st := x.Stats()
@@ -280,6 +320,49 @@ func redisReplay(reqs []bench.Request, c bench.FleetConfig, router string, rdb r
 	return out
 }
 
+// scoringNote labels a row's scoring in the notes under the table.
+func scoringNote(scoring string) string {
+	if scoring == "" {
+		return ""
+	}
+	return " (" + scoring + ")"
+}
+
+// freshFleetRouter returns a new copy of the study's router called name:
+// a router may keep state (and its seed's draws), so each replay takes its
+// own.
+func freshFleetRouter(seed uint64, loadCap float64, name string) bench.FleetRouter {
+	for _, r := range bench.FleetRouters(seed, loadCap) {
+		if r.Name == name {
+			return r
+		}
+	}
+	return bench.FleetRouter{Name: name}
+}
+
+// parseFleetLayout reads -layout: fleet.ParseLayout's text, its "b512"
+// block size optional; "" is one full-attention group (the zero Layout).
+func parseFleetLayout(text string) (fleet.Layout, error) {
+	if strings.TrimSpace(text) == "" {
+		return fleet.Layout{}, nil
+	}
+	full := text
+	if f := strings.Fields(text); !strings.HasPrefix(f[0], "b") {
+		full = fmt.Sprintf("b%d %s", bench.MooncakeBlockSize, text)
+	}
+	l, err := fleet.ParseLayout(full)
+	if err != nil {
+		return fleet.Layout{}, usageErrorf("-layout %q: %v (want groups among full, window:W, chunked:C, state, shared:G, the first full, e.g. \"full window:128\" or \"full state\")", text, err)
+	}
+	if l.BlockSize != bench.MooncakeBlockSize {
+		return fleet.Layout{}, usageErrorf("-layout %q: blocks of %d tokens; the fleet's are %d (the traces' hash-ID blocks)", text, l.BlockSize, bench.MooncakeBlockSize)
+	}
+	if l.Groups[0].Kind != paged.FullAttention {
+		return fleet.Layout{}, usageErrorf("-layout %q: group 0 is %v; a paged manager's group 0 must be full attention", text, l.Groups[0].Kind)
+	}
+	return l, nil
+}
+
 // writeFleetTable prints the study as a Markdown table with a header
 // naming the trace and the fleet, and a summary.
 func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceName string, reqs []bench.Request, withRedis bool) {
@@ -289,12 +372,27 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 	if cfg.EventDelay > 0 {
 		fmt.Fprintf(w, "KV events reach the router %v after the step that made them\n", cfg.EventDelay)
 	}
+	hybrid := cfg.Layout.Groups != nil
+	if hybrid {
+		fmt.Fprintf(w, "KV cache groups of every server: %s (state groups %d block(s) a sequence); scoring: aware = the index knows the layout (Index.SetLayout), blind = scored by group 0's run\n", cfg.Layout, cfg.StatePages)
+	}
 	m := bench.DefaultStepModel
 	fmt.Fprintf(w, "step time: max(tokens x %v + attention pairs x %gns, %v + KV tokens read x %gns), a 70B model on 8 H100 (docs/fleet.md)\n\n",
 		m.Token, m.Pair, m.Weights, m.KVRead)
-	fmt.Fprintln(w, "| router | hit rate | imbalance (max/mean requests) | busy imbalance (max/mean step time) | mean wait s | p90 wait s | p90 TTFT s | makespan s | lookups/s memory | lookups/s redis | redis |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	head, rule := "| router ", "|---"
+	if hybrid {
+		head, rule = "| router | scoring | over-reports (requests) | over-reported tokens ", "|---|---|---|---"
+	}
+	fmt.Fprintln(w, head+"| hit rate | imbalance (max/mean requests) | busy imbalance (max/mean step time) | mean wait s | p90 wait s | p90 TTFT s | makespan s | lookups/s memory | lookups/s redis | redis |")
+	fmt.Fprintln(w, rule+"|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
+		if hybrid {
+			sc, o, ot := "-", "-", "-"
+			if r.Scoring != "" {
+				sc, o, ot = r.Scoring, fmt.Sprint(r.OverReports), fmt.Sprint(r.OverTokens)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s ", r.Router, sc, o, ot)
+		}
 		lookups, redisCol := "-", "-"
 		if r.LookupsPerSec > 0 {
 			lookups = fmt.Sprintf("%.0f", r.LookupsPerSec)
@@ -302,8 +400,12 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 		if r.Redis != nil && r.Redis.Error == "" {
 			redisCol = fmt.Sprintf("%.0f", r.Redis.LookupsPerSec)
 		}
-		fmt.Fprintf(w, "| %s | %.1f%% | %.3f | %.3f | %.2f | %.2f | %.2f | %.0f | %s | %s | %s |\n",
-			r.Router, 100*r.HitRate, r.Imbalance, r.BusyImbalance, r.MeanWait, r.P90Wait, r.P90TTFT, r.Makespan, lookups, redisCol, r.Redis.status())
+		name := "| " + r.Router + " "
+		if hybrid {
+			name = ""
+		}
+		fmt.Fprintf(w, "%s| %.1f%% | %.3f | %.3f | %.2f | %.2f | %.2f | %.0f | %s | %s | %s |\n",
+			name, 100*r.HitRate, r.Imbalance, r.BusyImbalance, r.MeanWait, r.P90Wait, r.P90TTFT, r.Makespan, lookups, redisCol, r.Redis.status())
 	}
 	fmt.Fprintln(w)
 	for _, r := range rows {
@@ -311,12 +413,18 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 			fmt.Fprintf(w, "%s: %d requests could never fit a server\n", r.Router, r.Rejected)
 		}
 		if r.Preemptions > 0 {
-			fmt.Fprintf(w, "%s: %d preemptions\n", r.Router, r.Preemptions)
+			fmt.Fprintf(w, "%s%s: %d preemptions\n", r.Router, scoringNote(r.Scoring), r.Preemptions)
+		}
+		if r.Checkpoints > 0 {
+			fmt.Fprintf(w, "%s%s: %d state checkpoints taken\n", r.Router, scoringNote(r.Scoring), r.Checkpoints)
 		}
 	}
 	byName := map[string]fleetRow{}
 	for _, r := range rows {
-		byName[r.Router] = r
+		// The first row of each router: with -scoring both, the aware one.
+		if _, ok := byName[r.Router]; !ok {
+			byName[r.Router] = r
+		}
 	}
 	rr, ll, pa, ca := byName["round-robin"], byName["least-loaded"], byName["prefix-aware"], byName["cost-aware"]
 	// The replays took reqs, so the bound does too; "?" should it not.
