@@ -39,7 +39,8 @@ func errClass(err error) string {
 // (Add, AddOwned, Create, AddHashed and AddFromHashes with wrong hashes,
 // options with extra keys, windows) or changes its tokens (appends, drafts,
 // truncation, chunked admission, forks, preemption, swaps, Uncompute,
-// AppendStep), with block sizes 1 to 32 and hybrid groups. After every
+// AppendStep, DecodeStep), with block sizes 1 to 32 and hybrid groups
+// (sliding-window, chunked-local and state). After every
 // step both must give the same answers, tables and hashes, and every
 // sequence whose hashes the manager computed must hold its tokens' hashes.
 // Sequences added with wrong hashes must never lend them to another.
@@ -53,7 +54,14 @@ func TestAudit17SharedHashesTwin(t *testing.T) {
 		}
 		hybrid := rapid.IntRange(0, 3).Draw(rt, "hybrid") == 0
 		if hybrid {
-			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 1 + rapid.IntRange(0, 3*bs).Draw(rt, "gwin")}}
+			g := Group{Kind: SlidingWindow, Window: 1 + rapid.IntRange(0, 3*bs).Draw(rt, "gwin")}
+			switch rapid.IntRange(0, 2).Draw(rt, "gkind") {
+			case 1:
+				g = Group{Kind: ChunkedLocal, Chunk: 1 + rapid.IntRange(0, 3*bs).Draw(rt, "gchunk")}
+			case 2:
+				g = Group{Kind: State, Pages: 1}
+			}
+			cfg.Groups = []Group{{Kind: FullAttention}, g}
 		}
 		cfgB := cfg
 		cfgB.Hasher = audit17Hasher{NewSHA256Hasher()}
@@ -76,6 +84,7 @@ func TestAudit17SharedHashesTwin(t *testing.T) {
 			}
 		}
 		var live []audit17Twin
+		var batchA, batchB Batch
 		same := func(step int, what string, ea, eb error) {
 			if ca, cb := errClass(ea), errClass(eb); ca != cb {
 				rt.Fatalf("step %d: %s: sharing manager %v, reference %v", step, what, ea, eb)
@@ -108,8 +117,8 @@ func TestAudit17SharedHashesTwin(t *testing.T) {
 			}
 			return nil
 		}
-		for step := range rapid.IntRange(1, 120).Draw(rt, "steps") {
-			op := rapid.IntRange(0, 15).Draw(rt, "op")
+		for step := range rapid.IntRange(30, 150).Draw(rt, "steps") {
+			op := rapid.IntRange(0, 16).Draw(rt, "op")
 			if op < 5 || len(live) == 0 {
 				p := drawPrompt()
 				opts := drawOpts(len(p))
@@ -206,6 +215,10 @@ func TestAudit17SharedHashesTwin(t *testing.T) {
 					tok := rapid.Int32Range(0, 3).Draw(rt, "stepTok")
 					_, ea = ma.AppendStep([]Scheduled{{ID: tw.a, NewTokens: 1}}, []int32{tok})
 					_, eb = mb.AppendStep([]Scheduled{{ID: tw.b, NewTokens: 1}}, []int32{tok})
+				case op == 13:
+					tok := rapid.Int32Range(0, 3).Draw(rt, "decodeTok")
+					_, ea = ma.DecodeStep(&batchA, []Scheduled{{ID: tw.a, NewTokens: 1}}, []int32{tok})
+					_, eb = mb.DecodeStep(&batchB, []Scheduled{{ID: tw.b, NewTokens: 1}}, []int32{tok})
 				default:
 					ts := rapid.SliceOfN(rapid.Int32Range(0, 3), 1, 2*bs).Draw(rt, "append")
 					ea, eb = ma.Append(tw.a, ts...), mb.Append(tw.b, ts...)
