@@ -218,3 +218,39 @@ func TestAudit17AddOwnedArena(t *testing.T) {
 		}
 	})
 }
+
+// TestAudit17TokensViewAppend: a multi-turn server builds the next turn's
+// prompt by appending to the previous turn's tokens (Tokens). The view
+// must not lend the sequence's spare capacity: the append must copy, so
+// that the sequence's next token neither rewrites the new prompt nor,
+// handed over with AddOwned, another live sequence's tokens under its
+// hashes.
+func TestAudit17TokensViewAppend(t *testing.T) {
+	for _, owned := range []bool{false, true} {
+		m, err := New(Config{BlockSize: 4, NumBlocks: 64})
+		mustOK(t, err)
+		id, _, err := m.Create([]int32{1, 2, 3, 4, 5, 6}, &SeqOptions{MaxTokens: 32})
+		mustOK(t, err)
+		toks, err := m.Tokens(id)
+		mustOK(t, err)
+		next := append(toks, 50, 51)
+		want := []int32{1, 2, 3, 4, 5, 6, 50, 51}
+		var id2 SeqID
+		if owned {
+			id2, err = m.AddOwned(next, nil)
+			mustOK(t, err)
+		}
+		mustOK(t, m.Append(id, 9, 9))
+		if !owned {
+			id2, err = m.Add(next, nil)
+			mustOK(t, err)
+		}
+		if got, _ := m.Tokens(id2); !slices.Equal(got, want) {
+			t.Fatalf("owned %v: the follow-up prompt became %v, want %v", owned, got, want)
+		}
+		if got, _ := m.Tokens(id); !slices.Equal(got, []int32{1, 2, 3, 4, 5, 6, 9, 9}) {
+			t.Fatalf("owned %v: the first turn became %v", owned, got)
+		}
+		checkOwnHashes(t, m, 0)
+	}
+}

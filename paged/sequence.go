@@ -1222,13 +1222,15 @@ func (m *Manager) Table(id SeqID) ([]allocator.BlockID, error) {
 
 // Tokens returns the tokens of a sequence (zero placeholders for positions
 // created from hashes). The slice is a view, valid until the next call that
-// changes the manager; do not modify it.
+// changes the manager; do not modify it. Its capacity is its length, so
+// appending to it (the next turn's prompt, say) copies it and never writes
+// into the sequence's buffer.
 func (m *Manager) Tokens(id SeqID) ([]int32, error) {
 	s, err := m.seq(id)
 	if err != nil {
 		return nil, err
 	}
-	return s.tokens, nil
+	return s.tokens[:len(s.tokens):len(s.tokens)], nil
 }
 
 // Slot returns the KV slot of token pos of a running sequence:
