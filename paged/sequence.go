@@ -527,7 +527,8 @@ func (m *Manager) add(op string, prompt []int32, opts *SeqOptions, waiting, owne
 // neither read nor write them again (Tokens gives the tokens), nor pass
 // them, or a slice overlapping them, to another call, as the manager
 // writes into them and, once the sequence is freed, reuses them for later
-// sequences (keeping the array they belong to alive). The capacity past
+// sequences (keeping the array they belong to alive). A hint above
+// Config.MaxModelLen counts as MaxModelLen here too. The capacity past
 // them stays the caller's: regions of one arena, each sized for its
 // request's hint, may be handed over one by one. The prompt must not be a
 // view the manager returned (Tokens). A failed call keeps nothing: the
