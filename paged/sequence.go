@@ -504,7 +504,10 @@ func (m *Manager) add(op string, prompt []int32, opts *SeqOptions, waiting, owne
 	idx, s := m.newSeq(max(want, len(prompt)))
 	m.setOptions(s, opts)
 	if owned && cap(prompt) >= want {
-		s.tokens = prompt
+		// Only the elements up to the hint are taken: the capacity past
+		// them may be memory the caller still uses (an arena of prompts).
+		n := len(prompt)
+		s.tokens = prompt[:n:max(n, want)]
 	} else {
 		setTokens(s, prompt, want)
 	}
@@ -512,18 +515,24 @@ func (m *Manager) add(op string, prompt []int32, opts *SeqOptions, waiting, owne
 	return makeSeqID(idx, s.gen), nil
 }
 
-// AddOwned is Add for a prompt whose array the caller hands over: when
+// AddOwned is Add for a prompt whose memory the caller hands over: when
 // prompt's capacity holds the sequence's MaxTokens hint (SeqOptions; a
 // caller that makes the prompt with make([]int32, 0, maxTokens) and
-// appends its tokens gives such a slice), the manager keeps the array as
-// the sequence's token buffer instead of copying it, and later tokens are
-// written into its spare capacity. Otherwise it copies, as Add does.
-// Either way, once AddOwned succeeds the array is the manager's: the
-// caller must neither read nor write it again (Tokens gives the tokens),
-// nor pass it to another call, as the manager writes into it and, once
-// the sequence is freed, reuses it for later sequences. It must not be a
+// appends its tokens gives such a slice), the manager keeps
+// prompt[:max(len(prompt), MaxTokens)] as the sequence's token buffer
+// instead of copying the prompt, and later tokens are written into it up
+// to the hint (past it, the sequence moves to a buffer of its own).
+// Otherwise it copies, as Add does. Once AddOwned succeeds, the elements
+// up to max(len(prompt), MaxTokens) are the manager's: the caller must
+// neither read nor write them again (Tokens gives the tokens), nor pass
+// them, or a slice overlapping them, to another call, as the manager
+// writes into them and, once the sequence is freed, reuses them for later
+// sequences (keeping the array they belong to alive). A hint above
+// Config.MaxModelLen counts as MaxModelLen here too. The capacity past
+// them stays the caller's: regions of one arena, each sized for its
+// request's hint, may be handed over one by one. The prompt must not be a
 // view the manager returned (Tokens). A failed call keeps nothing: the
-// array is the caller's again. It saves a server that builds each prompt
+// memory is the caller's again. It saves a server that builds each prompt
 // in its own slice (decoding a request's token IDs, say) the copy, and
 // the first touch of the copy's memory. Errors are those of Add.
 func (m *Manager) AddOwned(prompt []int32, opts *SeqOptions) (SeqID, error) {
@@ -1214,13 +1223,15 @@ func (m *Manager) Table(id SeqID) ([]allocator.BlockID, error) {
 
 // Tokens returns the tokens of a sequence (zero placeholders for positions
 // created from hashes). The slice is a view, valid until the next call that
-// changes the manager; do not modify it.
+// changes the manager; do not modify it. Its capacity is its length, so
+// appending to it (the next turn's prompt, say) copies it and never writes
+// into the sequence's buffer.
 func (m *Manager) Tokens(id SeqID) ([]int32, error) {
 	s, err := m.seq(id)
 	if err != nil {
 		return nil, err
 	}
-	return s.tokens, nil
+	return s.tokens[:len(s.tokens):len(s.tokens)], nil
 }
 
 // Slot returns the KV slot of token pos of a running sequence:
