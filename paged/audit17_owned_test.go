@@ -254,3 +254,35 @@ func TestAudit17TokensViewAppend(t *testing.T) {
 		checkOwnHashes(t, m, 0)
 	}
 }
+
+// TestTableViewsAppendCopies: Table and TableGroup hand out views whose
+// capacity is their length, like Tokens, so a caller extending a copy of
+// a block table (appending to the view) never writes where the manager's
+// next block goes, and the manager's next block never rewrites the
+// caller's slice. Before, the views carried the table's spare capacity.
+func TestTableViewsAppendCopies(t *testing.T) {
+	m, err := New(Config{BlockSize: 4, NumBlocks: 64,
+		Groups: []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 64}}})
+	mustOK(t, err)
+	id, _, err := m.Create([]int32{1, 2, 3, 4, 5, 6}, &SeqOptions{MaxTokens: 32})
+	mustOK(t, err)
+	for g := range 2 {
+		view, err := m.TableGroup(id, g)
+		mustOK(t, err)
+		if g == 0 {
+			view, err = m.Table(id)
+			mustOK(t, err)
+		}
+		mine := append(view, 999)
+		mustOK(t, m.Append(id, 7, 8, 9))
+		if mine[len(mine)-1] != 999 {
+			t.Fatalf("group %d: the manager's next block rewrote the caller's appended entry: %v", g, mine)
+		}
+		got, err := m.TableGroup(id, g)
+		mustOK(t, err)
+		if slices.Contains(got, 999) {
+			t.Fatalf("group %d: the caller's append reached the manager's table: %v", g, got)
+		}
+	}
+	mustOK(t, m.Check())
+}

@@ -852,7 +852,8 @@ func (m *Manager) releaseGroups(s *sequence) {
 // (Config.Groups); group 0's is Table's. Entries a sliding window no longer
 // reaches, or that a window hit did not need, name the null block. The
 // slice is a view, valid until the next call that changes the manager;
-// do not modify it.
+// do not modify it. Its capacity is its length, so appending to it copies
+// it.
 func (m *Manager) TableGroup(id SeqID, g int) ([]allocator.BlockID, error) {
 	s, err := m.seq(id)
 	if err != nil {
@@ -861,7 +862,8 @@ func (m *Manager) TableGroup(id SeqID, g int) ([]allocator.BlockID, error) {
 	if g < 0 || g >= max(1, len(m.cfg.Groups)) {
 		return nil, errorf(ErrInvalid, "TableGroup %v: group %d of %d", id, g, max(1, len(m.cfg.Groups)))
 	}
-	return m.table(s, g), nil
+	t := m.table(s, g)
+	return t[:len(t):len(t)], nil
 }
 
 // checkGroupsOf verifies the tables of groups 1 and up of running sequence

@@ -1212,13 +1212,14 @@ func (m *Manager) Running(id SeqID) (bool, error) {
 
 // Table returns the block table of a sequence: entry i holds tokens
 // [i*BlockSize, (i+1)*BlockSize). The slice is a view, valid until the next
-// call that changes the manager; do not modify it.
+// call that changes the manager; do not modify it. Its capacity is its
+// length, so appending to it copies it.
 func (m *Manager) Table(id SeqID) ([]allocator.BlockID, error) {
 	s, err := m.seq(id)
 	if err != nil {
 		return nil, err
 	}
-	return s.blocks, nil
+	return s.blocks[:len(s.blocks):len(s.blocks)], nil
 }
 
 // Tokens returns the tokens of a sequence (zero placeholders for positions
