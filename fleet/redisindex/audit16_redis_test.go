@@ -61,15 +61,11 @@ func TestAudit16LayoutSurvivesLoss(t *testing.T) {
 // recorded one, learns of it from the failed write and checks the events
 // against it: a group the layout lacks is refused, nothing applied.
 func TestAudit16LayoutSetWhileAnotherRouterApplies(t *testing.T) {
-	addr := redisAddr(t)
-	x, err := fleet.New(fleet.Config{Backend: backend(t, addr, "a16race"), Model: "a16race"})
-	require.NoError(t, err)
-	y, err := fleet.New(fleet.Config{Backend: attach(t, addr), Model: "a16race"})
-	require.NoError(t, err)
+	x, y := twoRouters(t, "a16race")
 	require.NoError(t, y.Apply("gpu", []paged.Event{{Seq: 1, Kind: paged.BlockStored, Hashes: fleettest.Hs(1, 2), Medium: paged.Device}}))
 	l := fleet.Layout{BlockSize: 1, Groups: []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 1}}}
 	require.NoError(t, x.SetLayout("gpu", l))
-	err = y.Apply("gpu", []paged.Event{{Seq: 2, Kind: paged.BlockStored, Hashes: fleettest.Hs(1), Medium: paged.Device, Group: 3}})
+	err := y.Apply("gpu", []paged.Event{{Seq: 2, Kind: paged.BlockStored, Hashes: fleettest.Hs(1), Medium: paged.Device, Group: 3}})
 	require.ErrorIs(t, err, fleet.ErrInvalid)
 	st, err := x.Servers(nil)
 	require.NoError(t, err)

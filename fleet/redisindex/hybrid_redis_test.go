@@ -40,11 +40,7 @@ func TestRedisHybridScoresAreManagerHits(t *testing.T) {
 // another attached to the same model (its next lookup scores with it),
 // a different one is refused through either, and Unregister drops it.
 func TestRedisLayoutSharedByRouters(t *testing.T) {
-	addr := redisAddr(t)
-	x, err := fleet.New(fleet.Config{Backend: backend(t, addr, "layouts"), Model: "layouts"})
-	require.NoError(t, err)
-	y, err := fleet.New(fleet.Config{Backend: attach(t, addr), Model: "layouts"})
-	require.NoError(t, err)
+	x, y := twoRouters(t, "layouts")
 	// Full attention and a 1-token window at 1 token a block: a hit of L
 	// needs the full blocks of [0, L) and the window's block L-1.
 	l := fleet.Layout{BlockSize: 1, Groups: []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 1}}}
@@ -80,11 +76,7 @@ func TestRedisLayoutSharedByRouters(t *testing.T) {
 // wins, every call of it succeeds and every call of the other is
 // refused, and both routers end up scoring with the winner.
 func TestRedisLayoutRace(t *testing.T) {
-	addr := redisAddr(t)
-	x, err := fleet.New(fleet.Config{Backend: backend(t, addr, "layoutrace"), Model: "layoutrace"})
-	require.NoError(t, err)
-	y, err := fleet.New(fleet.Config{Backend: attach(t, addr), Model: "layoutrace"})
-	require.NoError(t, err)
+	x, y := twoRouters(t, "layoutrace")
 	layouts := []fleet.Layout{
 		{BlockSize: 1, Groups: []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 1}}},
 		{BlockSize: 1, Groups: []paged.Group{{}, {Kind: paged.State}}},
@@ -119,4 +111,16 @@ func TestRedisLayoutRace(t *testing.T) {
 		require.True(t, ok)
 		require.Equal(t, layouts[won].String(), l.String())
 	}
+}
+
+// twoRouters returns two indexes of model on the test's Redis: the first
+// creates the model, the second attaches to it, as two routers would.
+func twoRouters(t *testing.T, model string) (x, y *fleet.Index) {
+	t.Helper()
+	addr := redisAddr(t)
+	x, err := fleet.New(fleet.Config{Backend: backend(t, addr, model), Model: model})
+	require.NoError(t, err)
+	y, err = fleet.New(fleet.Config{Backend: attach(t, addr), Model: model})
+	require.NoError(t, err)
+	return x, y
 }
