@@ -38,6 +38,12 @@ func TestAudit9StopUnderLoad(t *testing.T) {
 				if errors.Is(err, ErrClosed) {
 					break
 				}
+				if errors.Is(err, ErrQueueFull) {
+					// Eight clients flooding a loop slowed by -race and
+					// a busy machine can fill the 512-request queue: a
+					// refusal the API documents, not a failure.
+					continue
+				}
 				if !assert.NoError(t, err) {
 					return
 				}

@@ -24,6 +24,15 @@
 // serves /metrics (Prometheus text), /stats (JSON), POST /requests,
 // GET /requests/{id} and POST /requests/{id}/cancel until interrupted.
 //
+// # Hybrid models
+//
+// -layout gives the model's KV cache groups (paged.Config.Groups), group
+// 0 first: "full window:128" for gpt-oss, "full state:34 state:34
+// state:34" for a Qwen3-Next-like model (ParseLayout). The loop then takes
+// the state checkpoints every step (paged.Manager.TakeCheckpoints), the
+// batch carries every group's tables, and /stats and /metrics add
+// per-group figures; docs/server.md, "Hybrid models".
+//
 // # Holding up under abuse
 //
 // The HTTP API bounds what a client can make it hold: the admission queue

@@ -86,3 +86,21 @@ func ExampleServer_Handler() {
 	// 202 state=waiting error=<nil> retry-after=""
 	// 429 state=<nil> error=queue_full retry-after="1"
 }
+
+// ExampleParseLayout reads -layout texts: fleet's layout text with a
+// state group's pages, and what is refused.
+func ExampleParseLayout() {
+	for _, text := range []string{"full window:128", "b16 full state:34 state:34", "full state", "window:128 full"} {
+		groups, err := ParseLayout(text, 16)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Println(len(groups), "groups:", LayoutString(16, groups))
+	}
+	// Output:
+	// 2 groups: b16 full window:128
+	// 3 groups: b16 full state:34 state:34
+	// -layout "full state": group 1 "state": a state group is "state:<pages>", its blocks per sequence (at least 1)
+	// -layout "window:128 full": group 0 is window, must be full
+}

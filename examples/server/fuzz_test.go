@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -97,6 +98,57 @@ func FuzzSubmitBody(f *testing.F) {
 		}
 		if after.Requests.Aborted != 0 {
 			t.Fatalf("%d requests aborted", after.Requests.Aborted)
+		}
+	})
+}
+
+// FuzzParseLayout reads arbitrary -layout texts: each is refused with an
+// error naming the flag, or gives groups that LayoutString writes back
+// to the same groups and that a manager either takes, running a short
+// request to its end with its invariants intact, or refuses with
+// paged.ErrInvalid (run's usage error).
+func FuzzParseLayout(f *testing.F) {
+	for _, seed := range []string{
+		"", "full", "full window:128", "b16 full state:3 state:2", "full chunked:40 shared:1 window:1",
+		"full state", "window:4 full", "b8 full", "full shared:0 shared:1", "full window:-1", "full state:99999",
+		"full window:1073741824", "full\twindow:16\n", "full window:+16", "full window:016",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		groups, err := ParseLayout(text, 16)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "-layout ") {
+				t.Fatalf("%q: error %q does not name the flag", text, err)
+			}
+			return
+		}
+		if len(groups) == 0 {
+			return
+		}
+		again, err := ParseLayout(LayoutString(16, groups), 16)
+		if err != nil || len(again) != len(groups) {
+			t.Fatalf("%q: %s reads back as %v, %v", text, LayoutString(16, groups), again, err)
+		}
+		for i := range groups {
+			if again[i] != groups[i] {
+				t.Fatalf("%q: group %d reads back as %+v, was %+v", text, i, again[i], groups[i])
+			}
+		}
+		s, err := NewScheduler(SchedulerConfig{Manager: paged.Config{NumBlocks: 64, BlockSize: 16, Groups: groups}})
+		if err != nil {
+			if !errors.Is(err, paged.ErrInvalid) {
+				t.Fatalf("%q: manager refused with %v, not ErrInvalid", text, err)
+			}
+			return
+		}
+		if _, err := s.Submit(Spec{PromptLen: 40, MaxTokens: 3}); err != nil {
+			return // a state too large for one sequence besides its tokens
+		}
+		for s.Step() {
+			if err := s.Manager().Check(); err != nil {
+				t.Fatalf("%q: %v", text, err)
+			}
 		}
 	})
 }

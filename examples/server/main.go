@@ -67,7 +67,8 @@ type options struct {
 	maxQueue                                             int
 	nParallel, speed, watermark                          float64
 	stepTime                                             time.Duration
-	httpAddr                                             string
+	httpAddr, layout                                     string
+	groups                                               []paged.Group
 	steps                                                uint64
 	events                                               bool
 }
@@ -79,10 +80,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.requests, "requests", 250, "requests to replay from the embedded Azure conversation trace (0: none)")
 	fs.IntVar(&o.blocks, "blocks", 2048, "KV blocks in the pool, the null block included")
 	fs.IntVar(&o.blockSize, "block-size", 16, "tokens per block")
+	fs.StringVar(&o.layout, "layout", "", "KV cache groups of a hybrid model, group 0 first: full, window:<tokens>, chunked:<tokens>, state:<pages>, shared:<group> (e.g. \"full window:128\"; empty: one full-attention group)")
 	fs.IntVar(&o.maxNumSeqs, "max-num-seqs", 128, "most sequences running at once")
 	fs.IntVar(&o.maxQueue, "max-queue", 512, "most requests waiting for admission; more are refused (HTTP 429)")
 	fs.IntVar(&o.maxModelLen, "max-model-len", 8192, "most tokens of one sequence (prompt + output); longer trace requests are clipped")
-	fs.Float64Var(&o.nParallel, "n-parallel", 0.1, "share of requests sampled n=4 ways (fork + copy-on-write)")
+	fs.Float64Var(&o.nParallel, "n-parallel", 0.1, "share of requests sampled n=4 ways (fork + copy-on-write); 0 with a state group in -layout")
 	fs.Float64Var(&o.speed, "speed", 60, "compress the trace's arrival times by this factor")
 	fs.DurationVar(&o.stepTime, "step-time", time.Millisecond, "fake model latency per step")
 	fs.Float64Var(&o.watermark, "watermark", 0.01, "share of blocks admission leaves free for running sequences")
@@ -116,7 +118,43 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	case o.maxNumSeqs < 1:
 		return o, fmt.Errorf("-max-num-seqs %d must be at least 1", o.maxNumSeqs)
 	}
+	var err error
+	if o.groups, err = ParseLayout(o.layout, o.blockSize); err != nil {
+		return o, err
+	}
+	if hasState(o.groups) {
+		// The scheduler refuses n > 1 with state groups (Scheduler.Submit):
+		// the replay samples one way unless asked otherwise.
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "n-parallel" })
+		if set && o.nParallel > 0 {
+			return o, fmt.Errorf("-n-parallel %v: parallel sampling is not supported with state groups (-layout %q)", o.nParallel, o.layout)
+		}
+		o.nParallel = 0
+	}
 	return o, nil
+}
+
+// serverConfig is the server the flags describe.
+func serverConfig(o options) ServerConfig {
+	return ServerConfig{
+		Scheduler: SchedulerConfig{
+			Manager: paged.Config{
+				BlockSize:   o.blockSize,
+				NumBlocks:   o.blocks,
+				Watermark:   o.watermark,
+				MaxModelLen: o.maxModelLen,
+				// The loop drains events after every step, so the buffer
+				// only needs one step's worth; overflow is counted.
+				Events: 4096,
+				Groups: o.groups,
+			},
+			MaxNumSeqs: o.maxNumSeqs,
+			MaxQueued:  o.maxQueue,
+		},
+		StepTime: o.stepTime,
+		MaxSteps: o.steps,
+	}
 }
 
 // run is main without the process: flags, the server, the trace replay,
@@ -127,28 +165,21 @@ func run(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	out := &lockedWriter{w: e.stdout}
-	cfg := ServerConfig{
-		Scheduler: SchedulerConfig{
-			Manager: paged.Config{
-				BlockSize:   o.blockSize,
-				NumBlocks:   o.blocks,
-				Watermark:   o.watermark,
-				MaxModelLen: o.maxModelLen,
-				// The loop drains events after every step, so the buffer
-				// only needs one step's worth; overflow is counted.
-				Events: 4096,
-			},
-			MaxNumSeqs: o.maxNumSeqs,
-			MaxQueued:  o.maxQueue,
-		},
-		StepTime: o.stepTime,
-		MaxSteps: o.steps,
-	}
+	cfg := serverConfig(o)
 	if o.events {
 		cfg.Scheduler.OnEvent = eventPrinter(out)
 	}
 	srv, err := NewServer(cfg)
 	if err != nil {
+		if o.layout != "" && errors.Is(err, paged.ErrInvalid) {
+			// The manager refused the groups (a state larger than the
+			// pool, a window past MaxSeqLen): name the flag, before the
+			// manager's own error (not the scheduler's "server: " again).
+			if u := errors.Unwrap(err); u != nil {
+				err = u
+			}
+			return fmt.Errorf("-layout %q: %w", o.layout, err)
+		}
 		return err
 	}
 	// The loop gets its own context: on an interrupt the HTTP server and

@@ -57,12 +57,45 @@ func WriteMetrics(w io.Writer, sn Snapshot) error {
 	p.sample("pagedkv_kv_events_total", "kind", "AllBlocksCleared", float64(sn.Events.Cleared))
 	p.counter("pagedkv_kv_events_dropped_total", "KV events lost to a full event buffer.", sn.Events.Dropped)
 	p.counter("pagedkv_steps_total", "Engine steps run.", sn.Steps)
+	if len(sn.Groups) > 0 {
+		p.groups(sn.Groups)
+	}
 	p.family("pagedkv_manager_seconds_total", "counter", "Time spent in block manager calls by the step loop.")
 	p.sample("pagedkv_manager_seconds_total", "", "", sn.ManagerTime.Seconds())
 	if p.err != nil {
 		return p.err
 	}
 	return p.w.Flush()
+}
+
+// groups writes the per-group families of a manager with KV cache
+// groups, each sample labelled with its group's index and layout field.
+func (p *promWriter) groups(gs []GroupCounts) {
+	families := [...]struct {
+		name, typ, help string
+		v               func(*GroupCounts) float64
+	}{
+		{"pagedkv_kv_group_batch_blocks", "gauge", "Non-null block table entries of the last step's batch, by KV cache group.",
+			func(g *GroupCounts) float64 { return float64(g.BatchBlocks) }},
+		{"pagedkv_kv_group_stored_blocks_total", "counter", "Blocks named by BlockStored events, by KV cache group (a state checkpoint counts one).",
+			func(g *GroupCounts) float64 { return float64(g.StoredBlocks) }},
+		{"pagedkv_kv_group_removed_blocks_total", "counter", "Blocks named by BlockRemoved events, by KV cache group (a state checkpoint counts one).",
+			func(g *GroupCounts) float64 { return float64(g.RemovedBlocks) }},
+		{"pagedkv_state_checkpoints_total", "counter", "State checkpoints handed out to write, by KV cache group (state groups only).",
+			func(g *GroupCounts) float64 { return float64(g.Checkpoints) }},
+	}
+	for _, f := range families {
+		p.family(f.name, f.typ, f.help)
+		for i := range gs {
+			g := &gs[i]
+			p.buf = append(p.buf[:0], f.name...)
+			p.buf = strconv.AppendInt(append(p.buf, `{group="`...), int64(g.Group), 10)
+			p.buf = appendEscaped(append(p.buf, `",kind="`...), g.Kind, true)
+			p.buf = strconv.AppendFloat(append(p.buf, `"} `...), f.v(g), 'g', -1, 64)
+			p.buf = append(p.buf, '\n')
+			p.write()
+		}
+	}
 }
 
 // promWriter writes metric families, keeping the first write error.

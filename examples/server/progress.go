@@ -77,6 +77,16 @@ func writeSummary(w io.Writer, sn Snapshot, wall time.Duration) {
 	fmt.Fprintf(w, "manager      %v per step (%v in %d steps)\n",
 		sn.ManagerPerStep(), sn.ManagerTime.Round(time.Microsecond), sn.Steps)
 	fmt.Fprintf(w, "blocks now   %d free, %d cached, %d used\n", sn.Blocks.Free, sn.Blocks.Cached, sn.Blocks.Used)
+	if len(sn.Groups) > 0 {
+		fmt.Fprintf(w, "layout       %s\n", sn.Layout)
+		for _, g := range sn.Groups {
+			fmt.Fprintf(w, "group %-6d %s: %d blocks stored, %d removed", g.Group, g.Kind, g.StoredBlocks, g.RemovedBlocks)
+			if g.Checkpoints > 0 {
+				fmt.Fprintf(w, ", %d checkpoints", g.Checkpoints)
+			}
+			fmt.Fprintln(w)
+		}
+	}
 }
 
 // rejectedLine lists the non-zero rejection counts by reason.
@@ -97,6 +107,10 @@ func eventPrinter(w io.Writer) func(paged.Event) {
 		if len(e.Hashes) > 0 {
 			first = fmt.Sprintf(" first=%x", e.Hashes[0][:6])
 		}
-		fmt.Fprintf(w, "event %d %s blocks=%d medium=%v%s\n", e.Seq, e.Kind, len(e.Hashes), e.Medium, first)
+		group := ""
+		if e.Group > 0 {
+			group = fmt.Sprintf(" group=%d", e.Group)
+		}
+		fmt.Fprintf(w, "event %d %s blocks=%d medium=%v%s%s\n", e.Seq, e.Kind, len(e.Hashes), e.Medium, group, first)
 	}
 }

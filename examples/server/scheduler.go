@@ -82,7 +82,9 @@ type SchedulerConfig struct {
 	// bounds memory: a queued request holds its prompt. Default 512.
 	MaxQueued int
 	// OnBatch, if set, is called with each step's batch after BuildBatch,
-	// where a real server runs the model's forward pass. It runs on the
+	// where a real server runs the model's forward pass (with KV cache
+	// groups, b.GroupTables and b.GroupSlots are the other groups' rows;
+	// the step's state checkpoints are taken just before). It runs on the
 	// goroutine that owns the scheduler and may read m, not change it.
 	OnBatch func(m *paged.Manager, b *paged.Batch)
 	// OnEvent, if set, receives every KV event drained after a step. The
@@ -139,6 +141,9 @@ type Scheduler struct {
 	cfg SchedulerConfig
 	m   *paged.Manager
 	s   *sched.Scheduler
+	// state: the manager has a State group, so parallel sampling is
+	// refused (see submit).
+	state bool
 
 	queued   int // live requests never admitted
 	live     map[ReqID]*request
@@ -147,6 +152,7 @@ type Scheduler struct {
 	finOrder []ReqID // oldest first, for KeepFinished
 
 	batch  paged.Batch
+	ckpts  []paged.Checkpoint
 	tokens []int32
 	events []paged.Event
 	prompt []int32
@@ -165,6 +171,15 @@ type counters struct {
 	peakUsed                                 int
 	managerTime                              time.Duration
 	events                                   EventCounts // Dropped unused
+	// groups are the per-group figures, one per Config.Groups entry
+	// (none for a model of one attention kind).
+	groups []groupCounters
+}
+
+// groupCounters are one KV cache group's counters: the blocks its KV
+// events named and the state checkpoints it was handed.
+type groupCounters struct {
+	stored, removed, checkpoints uint64
 }
 
 // NewScheduler returns a scheduler with a new manager for cfg.Manager.
@@ -198,6 +213,8 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 		byID:     make(map[uint64]*request),
 		finished: make(map[ReqID]*request),
 	}
+	s.c.groups = make([]groupCounters, len(m.Config().Groups))
+	s.state = hasState(m.Config().Groups)
 	s.s, err = sched.New(m, sched.Config{
 		MaxRunning: cfg.MaxNumSeqs,
 		// The dry run changes nothing, not even the prefix statistics,
@@ -218,6 +235,12 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 
 // Manager returns the scheduler's block manager, for reading by the owner.
 func (s *Scheduler) Manager() *paged.Manager { return s.m }
+
+// Checkpoints returns the state checkpoints of the step being run, for
+// OnBatch: each is written while the step's kernels compute it (see
+// paged.Manager.TakeCheckpoints). The slice is valid until the next step;
+// it is empty without State groups.
+func (s *Scheduler) Checkpoints() []paged.Checkpoint { return s.ckpts }
 
 // Busy reports whether any request is waiting or running.
 func (s *Scheduler) Busy() bool { return s.s.Busy() }
@@ -242,6 +265,12 @@ func (s *Scheduler) submit(spec Spec) (Ticket, error) {
 	switch {
 	case n < 1 || n > MaxN:
 		return Ticket{}, fmt.Errorf("%w: n %d must be in [1, %d]", ErrInvalid, spec.N, MaxN)
+	case n > 1 && s.state:
+		// A fork copies every State group's pages (paged.Manager.Fork
+		// allocates them), which package sched does not reserve at
+		// admission: in a full pool the fork after the prompt step
+		// fails. Refused rather than risked.
+		return Ticket{}, fmt.Errorf("%w: n %d: parallel sampling is not supported with state groups", ErrInvalid, spec.N)
 	case spec.MaxTokens < 1:
 		return Ticket{}, fmt.Errorf("%w: max_tokens %d must be at least 1", ErrInvalid, spec.MaxTokens)
 	case len(spec.Prompt) > 0 && spec.PromptLen != 0:
@@ -293,6 +322,16 @@ func (s *Scheduler) submit(spec Spec) (Ticket, error) {
 		s.c.parallel++
 	}
 	return Ticket{ID: r.id, CancelToken: r.token}, nil
+}
+
+// hasState reports whether groups hold a State group.
+func hasState(groups []paged.Group) bool {
+	for _, g := range groups {
+		if g.Kind == paged.State {
+			return true
+		}
+	}
+	return false
 }
 
 // madeUpPrompt appends n tokens that differ from request to request.
@@ -397,7 +436,17 @@ func (s *Scheduler) Step() bool {
 	if err := s.s.BuildBatch(&s.batch); err != nil {
 		panic(fmt.Sprintf("server: BuildBatch: %v", err))
 	}
+	// With State groups the manager asks for the state at a prefix's
+	// branch point while the prefill passes it: a real server writes each
+	// checkpoint's pages during this step's kernels (after the batch's
+	// Copies, which restore hit checkpoints). Taken every step, or the
+	// pending checkpoints are dropped and states never hit. It appends
+	// nothing without State groups.
+	s.ckpts = s.m.TakeCheckpoints(s.ckpts[:0])
 	s.c.managerTime += time.Since(t0)
+	for i := range s.ckpts {
+		s.c.groups[s.ckpts[i].Group].checkpoints++
+	}
 	if s.cfg.OnBatch != nil {
 		s.cfg.OnBatch(s.m, &s.batch)
 	}
@@ -429,9 +478,15 @@ func (s *Scheduler) Step() bool {
 		case paged.BlockStored:
 			ev.Stored++
 			ev.StoredBlocks += uint64(len(e.Hashes))
+			if e.Group < len(s.c.groups) {
+				s.c.groups[e.Group].stored += uint64(len(e.Hashes))
+			}
 		case paged.BlockRemoved:
 			ev.Removed++
 			ev.RemovedBlocks += uint64(len(e.Hashes))
+			if e.Group < len(s.c.groups) {
+				s.c.groups[e.Group].removed += uint64(len(e.Hashes))
+			}
 		case paged.AllBlocksCleared:
 			ev.Cleared++
 		}

@@ -16,8 +16,14 @@ type Snapshot struct {
 
 	// BlockSize is the pool's tokens per block and Blocks its blocks by
 	// state.
-	BlockSize int         `json:"block_size"`
-	Blocks    BlockCounts `json:"blocks"`
+	BlockSize int `json:"block_size"`
+	// Layout is the KV cache groups in the -layout flag's form, block
+	// size first ("b16 full window:128"; "b16 full" for a model of one
+	// attention kind), and Groups their figures, one per group of
+	// paged.Config.Groups (none for a model of one attention kind).
+	Layout string        `json:"layout"`
+	Groups []GroupCounts `json:"groups,omitempty"`
+	Blocks BlockCounts   `json:"blocks"`
 	// Usage is used / usable blocks, as vLLM's kv_cache_usage_perc (0 to 1).
 	Usage float64 `json:"kv_cache_usage"`
 	// HitRate is prefix-cache hit tokens / queried tokens since start.
@@ -131,12 +137,48 @@ type EventCounts struct {
 	Dropped       uint64 `json:"dropped"`
 }
 
+// GroupCounts are one KV cache group's figures. The pool, the prefix
+// cache's lookups and the counters above are shared by all groups; these
+// are the ones that differ.
+type GroupCounts struct {
+	// Group is the group's index (paged.Event.Group) and Kind its field
+	// of the layout ("full", "window:128", "state:34", ...).
+	Group int    `json:"group"`
+	Kind  string `json:"kind"`
+	// BatchBlocks counts the non-null block table entries of the last
+	// step's batch in this group (paged.Batch.Tables for group 0,
+	// GroupTables for the others; a block two forks share counts twice):
+	// what the step's kernels read. A window group's stay within its
+	// window, a state group's are its pages per sequence, a shared
+	// group's repeat its target's.
+	BatchBlocks int `json:"batch_blocks"`
+	// StoredBlocks and RemovedBlocks count the blocks that the group's
+	// BlockStored and BlockRemoved events named: for a state group, whole
+	// checkpoints (one hash each).
+	StoredBlocks  uint64 `json:"stored_blocks"`
+	RemovedBlocks uint64 `json:"removed_blocks"`
+	// Checkpoints counts the state checkpoints the manager handed out in
+	// this group (paged.Manager.TakeCheckpoints; State groups only).
+	Checkpoints uint64 `json:"checkpoints"`
+}
+
 // ManagerPerStep is the mean manager time per step.
 func (sn Snapshot) ManagerPerStep() time.Duration {
 	if sn.Steps == 0 {
 		return 0
 	}
 	return sn.ManagerTime / time.Duration(sn.Steps)
+}
+
+// nonNull counts the entries of a batch table that name a block.
+func nonNull(tab []int32) int {
+	n := 0
+	for _, b := range tab {
+		if b != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // Snapshot returns the current statistics.
@@ -173,6 +215,22 @@ func (s *Scheduler) Snapshot() Snapshot {
 		ManagerTime: c.managerTime,
 	}
 	sn.Events.Dropped = st.EventsDropped
+	groups := s.m.Config().Groups
+	sn.Layout = LayoutString(st.BlockSize, groups)
+	if len(groups) > 0 {
+		sn.Groups = make([]GroupCounts, len(groups))
+		for g := range groups {
+			tab := s.batch.Tables
+			if g > 0 && g-1 < len(s.batch.GroupTables) {
+				tab = s.batch.GroupTables[g-1]
+			} else if g > 0 {
+				tab = nil // no batch built yet
+			}
+			gc := &s.c.groups[g]
+			sn.Groups[g] = GroupCounts{Group: g, Kind: groupName(groups[g]), BatchBlocks: nonNull(tab),
+				StoredBlocks: gc.stored, RemovedBlocks: gc.removed, Checkpoints: gc.checkpoints}
+		}
+	}
 	// Every reason is listed, zeros included, so a dashboard finds each.
 	sn.Requests.RejectedBy = make(map[string]uint64, numReasons)
 	for r, n := range c.rejected {

@@ -55,3 +55,35 @@ func BenchmarkServingStep(b *testing.B) {
 	b.ReportMetric(float64(after.ManagerTime-before.ManagerTime)/float64(steps), "manager-ns/step")
 	b.ReportMetric(float64(after.Tokens.Generated-before.Tokens.Generated)/float64(steps), "tokens/step")
 }
+
+// TestHybridDecodeStepAllocatesNothing: with a window and a state group
+// the decode step (group tables, window slides, the checkpoint call, the
+// per-group event counts) allocates nothing either. Requests of one
+// class share a 64-token prefix, so checkpoints are taken and hit.
+func TestHybridDecodeStepAllocatesNothing(t *testing.T) {
+	groups, err := ParseLayout("full window:64 state:4", 16)
+	require.NoError(t, err)
+	s, err := NewScheduler(SchedulerConfig{Manager: paged.Config{NumBlocks: 8192, Events: 1024, Groups: groups}, MaxNumSeqs: 64})
+	require.NoError(t, err)
+	for i := range 32 {
+		prompt := make([]int32, 100+37*i)
+		for j := range prompt {
+			prompt[j] = int32(j + 1)
+			if j >= 64 {
+				prompt[j] = int32(1000*i + j)
+			}
+		}
+		_, err := s.Submit(Spec{Prompt: prompt, MaxTokens: 100000})
+		require.NoError(t, err)
+		require.True(t, s.Step()) // one admission a step: later ones hit
+	}
+	for range 40 {
+		require.True(t, s.Step())
+	}
+	sn := s.Snapshot()
+	require.Positive(t, sn.Prefix.HitTokens)
+	require.Positive(t, sn.Groups[2].Checkpoints)
+	allocs := testing.AllocsPerRun(200, func() { s.Step() })
+	assert.Zero(t, allocs)
+	require.NoError(t, s.Manager().Check())
+}
