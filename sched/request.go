@@ -49,7 +49,11 @@ type Options struct {
 	// N is the number of parallel samples (0 means 1). The prompt is
 	// computed once; the step that completes it forks N-1 more sequences
 	// that share its blocks (paged.Manager.Fork) and each draws its own
-	// first token. At most MaxSamples and Config.MaxRunning.
+	// first token. At most MaxSamples and Config.MaxRunning. Known
+	// limit: with a State group (paged.Config.Groups) each fork needs its
+	// own state pages at once, which the scheduler does not set aside at
+	// admission, so in a full pool Update can fail with paged.ErrNoSpace
+	// from the fork; examples/server refuses N > 1 with a state group.
 	N int
 	// Priority orders the waiting queue under the Priority policy: lower
 	// values first, as in vLLM. Ignored under FCFS.
