@@ -62,6 +62,17 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	// chunks or state checkpoints may find fewer over the cut: then cut
 	// again.
 	nh := len(s.hashes)
+	// The branch point is the whole sequence's (branchPoint): the cut
+	// lookup stops at the cut, not at the miss where the cached chain
+	// ends. When it lies past the cut, its checkpoint waits for the
+	// chunk that reaches it (TakeCheckpoints).
+	w := &m.ret.whole
+	if m.hybrid() {
+		w.full, w.miss = m.ret.lastFull, m.ret.lastMiss
+		if w.full > 0 {
+			w.hash = s.hashes[w.full-1]
+		}
+	}
 	m.truncate(s, keep) // a waiting sequence: tokens and hashes only
 	for m.hybrid() || s.opts.Window > 0 {
 		p, _ := m.planAdmit(s)
@@ -73,7 +84,9 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	}
 	m.countQuery(n, full)
 	m.keepPending(s, n, nh)
+	w.on = m.hybrid()
 	cached, err = m.admitUncounted(id)
+	w.on = false
 	if err != nil {
 		// Admit failed before changing anything: the buffers still hold
 		// the cut tokens and hashes.
