@@ -23,7 +23,12 @@ import "github.com/pagedkv/pagedkv/allocator"
 //
 // When the uncached tokens are at most maxNew it is Admit, and rest comes
 // back unchanged. The prefix statistics count the whole sequence once, as
-// Admit's do. maxNew below 1 is ErrInvalid; a sequence that is not
+// Admit's do. With State groups, the branch point where a state
+// checkpoint is taken (docs/hybrid.md) is the whole sequence's lookup's,
+// not the cut's: when it lies past the cut, the checkpoint's pages are
+// taken now and TakeCheckpoints hands it out after the Append whose chunk
+// reaches or passes it, so the step computing that chunk writes it.
+// maxNew below 1 is ErrInvalid; a sequence that is not
 // waiting, ErrSequenceState; a sequence whose whole length could never be
 // admitted, ErrNever; one created from hashes (AddFromHashes) that would
 // be cut, ErrInvalid (its tokens are placeholders, which rest could not
