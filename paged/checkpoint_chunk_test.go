@@ -97,18 +97,21 @@ func TestCheckpointAcrossChunksDropped(t *testing.T) {
 		require.NoError(t, err)
 		prompt := func(tail int32) []int32 { return append(seqOf(1, 5*bs), tail, tail+1, tail+2, tail+3, tail+4) }
 		chunkedPrefill(t, m, prompt(100), 2*bs)
+		used := m.Stats().UsedBlocks
 		id, err := m.Add(prompt(200), nil)
 		require.NoError(t, err)
 		_, rest, err := m.AdmitChunk(id, 2*bs, nil)
 		require.NoError(t, err)
 		require.Len(t, rest, 3*bs+5)
 		assert.Empty(t, m.TakeCheckpoints(nil), "the branch point lies past the chunk")
+		assert.Equal(t, used+2+1+1, m.Stats().UsedBlocks, "the chunk's 2 blocks, its state page and the checkpoint's")
 		if end == "preempt" {
 			require.NoError(t, m.Preempt(id))
 		} else {
 			require.NoError(t, m.Free(id))
 		}
 		assert.Empty(t, m.TakeCheckpoints(nil))
+		assert.Equal(t, used, m.Stats().UsedBlocks, "the checkpoint's page is released with the rest")
 		require.NoError(t, m.Check())
 		_, cached, err := m.Create(prompt(300), nil)
 		require.NoError(t, err)
