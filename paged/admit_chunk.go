@@ -23,7 +23,12 @@ import "github.com/pagedkv/pagedkv/allocator"
 //
 // When the uncached tokens are at most maxNew it is Admit, and rest comes
 // back unchanged. The prefix statistics count the whole sequence once, as
-// Admit's do. maxNew below 1 is ErrInvalid; a sequence that is not
+// Admit's do. With State groups, the branch point where a state
+// checkpoint is taken (docs/hybrid.md) is the whole sequence's lookup's,
+// not the cut's: when it lies past the cut, the checkpoint's pages are
+// taken now and TakeCheckpoints hands it out after the Append whose chunk
+// reaches or passes it, so the step computing that chunk writes it.
+// maxNew below 1 is ErrInvalid; a sequence that is not
 // waiting, ErrSequenceState; a sequence whose whole length could never be
 // admitted, ErrNever; one created from hashes (AddFromHashes) that would
 // be cut, ErrInvalid (its tokens are placeholders, which rest could not
@@ -62,6 +67,17 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	// chunks or state checkpoints may find fewer over the cut: then cut
 	// again.
 	nh := len(s.hashes)
+	// The branch point is the whole sequence's (branchPoint): the cut
+	// lookup stops at the cut, not at the miss where the cached chain
+	// ends. When it lies past the cut, its checkpoint waits for the
+	// chunk that reaches it (TakeCheckpoints).
+	w := &m.ret.whole
+	if m.hybrid() {
+		w.full, w.miss = m.ret.lastFull, m.ret.lastMiss
+		if w.full > 0 {
+			w.hash = s.hashes[w.full-1]
+		}
+	}
 	m.truncate(s, keep) // a waiting sequence: tokens and hashes only
 	for m.hybrid() || s.opts.Window > 0 {
 		p, _ := m.planAdmit(s)
@@ -73,7 +89,9 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	}
 	m.countQuery(n, full)
 	m.keepPending(s, n, nh)
+	w.on = m.hybrid()
 	cached, err = m.admitUncounted(id)
+	w.on = false
 	if err != nil {
 		// Admit failed before changing anything: the buffers still hold
 		// the cut tokens and hashes.

@@ -83,6 +83,14 @@ type checkpointer struct {
 	// views of the last TakeCheckpoints.
 	pend []SeqID
 	out  []allocator.BlockID
+	// whole is set by AdmitChunk while it admits a sequence it cut: the
+	// lookup over the whole sequence, whose branch point may lie past the
+	// cut (branchPoint).
+	whole struct {
+		on, miss bool
+		full     int
+		hash     Hash
+	}
 }
 
 // initCheckpoints turns checkpoints on for a manager with State groups and
@@ -265,21 +273,24 @@ func (m *Manager) lookupState(s *sequence, full int) int {
 // checkpointAt collects into hitPages every page of the checkpoints after
 // L blocks of s, reporting whether all are cached (on the device, or the
 // host: a hostRef).
-func (m *Manager) checkpointAt(s *sequence, L int) bool { return m.findCheckpoint(s, L, true) }
+func (m *Manager) checkpointAt(s *sequence, L int) bool {
+	return m.findCheckpoint(&s.hashes[L-1], true)
+}
 
-// checkpointed reports whether a whole checkpoint after L blocks of s is
-// cached, on either tier: with groups of another kind besides the State
-// groups, the hit may stop short of a checkpoint that exists (a window
-// cut it), and one is enough.
-func (m *Manager) checkpointed(s *sequence, L int) bool { return m.findCheckpoint(s, L, false) }
+// checkpointed reports whether a whole checkpoint after the block whose
+// chain hash is h is cached, on either tier: with groups of another kind
+// besides the State groups, the hit may stop short of a checkpoint that
+// exists (a window cut it), and one is enough.
+func (m *Manager) checkpointed(h *Hash) bool { return m.findCheckpoint(h, false) }
 
-// findCheckpoint reports whether every page of the checkpoints after L
-// blocks of s is cached, appending each to hitPages when keep is set.
-func (m *Manager) findCheckpoint(s *sequence, L int, keep bool) bool {
+// findCheckpoint reports whether every page of the checkpoints after the
+// block whose chain hash is h is cached, appending each to hitPages when
+// keep is set.
+func (m *Manager) findCheckpoint(h *Hash, keep bool) bool {
 	r := &m.ret
 	for i, g := range r.states {
 		for j := range r.off[i+1] - r.off[i] {
-			k := ckptKey(&s.hashes[L-1], j)
+			k := ckptKey(h, j)
 			id, ok := m.bp.findIn(&k, g)
 			if !ok {
 				return false
@@ -322,9 +333,13 @@ func (m *Manager) pinState(s *sequence) {
 
 // admitState finishes the admission of s for its state groups: copies
 // from the checkpoint it hit into its own state pages, and, at its first
-// admission, a checkpoint at its branch point full when the hit stopped
-// short of it and the blocks are available.
-func (m *Manager) admitState(s *sequence, id SeqID, full int) {
+// admission, a checkpoint at its branch point full when the lookup stopped
+// there at a miss (miss), the hit stopped short of it and the blocks are
+// available. h is the chain hash of block full-1: the branch point may lie
+// past the tokens s holds now, when AdmitChunk cut it (branchPoint); the
+// checkpoint is then handed out by the TakeCheckpoints of the step whose
+// chunk passes it.
+func (m *Manager) admitState(s *sequence, id SeqID, full int, miss bool, h *Hash) {
 	r := &m.ret
 	if !r.ckpt {
 		return
@@ -338,24 +353,42 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int) {
 		}
 		m.stats.copies += uint64(len(r.hitPages))
 	}
-	if s.keep.branch >= 0 || !r.lastMiss || full <= r.hit || full == 0 || m.available() < r.size() || m.pendingAt(s, full) || m.checkpointed(s, full) {
+	if s.keep.branch >= 0 || !miss || full <= r.hit || full == 0 || m.available() < r.size() || m.pendingAt(h, full) || m.checkpointed(h) {
 		return
 	}
 	for range r.size() {
 		s.keep.pending = append(s.keep.pending, m.allocBlock())
 	}
-	s.keep.pendingAt, s.keep.pendingLen = full, len(s.tokens)
+	s.keep.pendingAt, s.keep.pendingLen, s.keep.pendingHash = full, len(s.tokens), *h
 	r.pend = append(r.pend, id)
 	m.notePeak()
 }
 
-// pendingAt reports whether a sequence admitted since the last
-// TakeCheckpoints already asks for the checkpoint after the same L blocks
-// of content as s: one is enough. O(sequences admitted in the step).
-func (m *Manager) pendingAt(s *sequence, L int) bool {
+// branchPoint is the full-attention hit of the lookup just made for s, in
+// blocks, whether it stopped at a miss, and the chain hash of its last
+// block (nil when 0): the lookup over the whole sequence when AdmitChunk
+// cut it, so that a branch point past the first chunk is still s's.
+func (m *Manager) branchPoint(s *sequence) (full int, miss bool, h *Hash) {
+	r := &m.ret
+	if r.whole.on {
+		full, miss, h = r.whole.full, r.whole.miss, &r.whole.hash
+	} else {
+		full, miss = r.lastFull, r.lastMiss
+		if full > 0 {
+			h = &s.hashes[full-1]
+		}
+	}
+	return full, miss, h
+}
+
+// pendingAt reports whether a sequence with a checkpoint not handed out
+// yet already asks for the checkpoint after the same L blocks of content
+// (chain hash h of block L-1): one is enough. O(sequences admitted in the
+// step, and those waiting for a chunk to reach their checkpoint).
+func (m *Manager) pendingAt(h *Hash, L int) bool {
 	for _, id := range m.ret.pend {
 		o, err := m.seq(id)
-		if err == nil && len(o.keep.pending) > 0 && o.keep.pendingAt == L && o.hashes[L-1] == s.hashes[L-1] {
+		if err == nil && len(o.keep.pending) > 0 && o.keep.pendingAt == L && o.keep.pendingHash == *h {
 			return true
 		}
 	}
@@ -365,26 +398,46 @@ func (m *Manager) pendingAt(s *sequence, L int) bool {
 // TakeCheckpoints appends to dst the state checkpoints to write in the
 // step being built (see Checkpoint) and commits them to the prefix index:
 // a server calls it once per step, with TakeCopies, and writes each while
-// computing the step. A checkpoint whose sequence was preempted, freed or
-// appended to before this call is dropped. It appends nothing without State
-// groups or in the vLLM-compatible mode (UnifiedFreeQueue), where states
-// are not cached.
+// computing the step. A checkpoint is asked at a sequence's first
+// admission and handed out by the next call, or, when AdmitChunk cut the
+// sequence before its branch point, by the first call after the chunk
+// (Append) that reaches or passes the point: the step computing that
+// chunk writes it. A checkpoint whose sequence was preempted or freed
+// before, or, when asked within the admitted tokens, appended to before
+// this call, is dropped. It appends nothing without State groups or in
+// the vLLM-compatible mode (UnifiedFreeQueue), where states are not
+// cached.
 func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 	r := &m.ret
 	r.out = r.out[:0]
 	first := len(dst)
+	wait := r.pend[:0] // the checkpoints no chunk has reached yet
 	for _, id := range r.pend {
 		s, err := m.seq(id)
 		if err != nil || s.state != seqRunning || len(s.keep.pending) == 0 {
 			continue
 		}
-		if len(s.tokens) != s.keep.pendingLen {
-			// Tokens were appended since the admission: the step that
-			// passed the checkpoint's position has run without it.
+		L := s.keep.pendingAt
+		switch at := L * m.bs; {
+		case at <= s.keep.pendingLen && len(s.tokens) != s.keep.pendingLen:
+			// Asked within the admitted tokens, which were appended to
+			// since: the step that passed the checkpoint's position has
+			// run without it.
+			m.dropPending(s)
+			continue
+		case at <= s.keep.pendingLen:
+		case len(s.tokens) < at:
+			// Past the tokens computed so far (AdmitChunk cut the
+			// sequence before it): this step does not reach it either.
+			s.keep.pendingLen = len(s.tokens)
+			wait = append(wait, id)
+			continue
+		case m.checkpointed(&s.hashes[L-1]):
+			// The step computes (pendingLen, len], which passes it;
+			// another sequence's copy was written meanwhile.
 			m.dropPending(s)
 			continue
 		}
-		L := s.keep.pendingAt
 		for i, g := range r.states {
 			pages := s.keep.pending[r.off[i]:r.off[i+1]]
 			report := m.bp.gone != nil && !m.checkpointWhole(&s.hashes[L-1], g)
@@ -405,7 +458,7 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 		s.keep.pins = append(s.keep.pins, s.keep.pending...)
 		s.keep.pending = s.keep.pending[:0]
 	}
-	r.pend = r.pend[:0]
+	r.pend = wait
 	// Views into out, taken once it no longer grows: each checkpoint's
 	// pages, its state group's number.
 	off := 0

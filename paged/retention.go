@@ -149,8 +149,12 @@ type seqRetention struct {
 	// handed out by TakeCheckpoints (checkpoint.go).
 	pending   []allocator.BlockID
 	pendingAt int
-	// pendingLen is the sequence's length when the checkpoint was asked.
-	pendingLen int
+	// pendingLen is the sequence's length when the checkpoint was asked,
+	// or, while it waits for a chunk to reach pendingAt, at the last
+	// TakeCheckpoints; pendingHash is the chain hash of block pendingAt-1
+	// when it was asked.
+	pendingLen  int
+	pendingHash Hash
 }
 
 func (k *seqRetention) reset() { k.branch, k.pins, k.pending = -1, k.pins[:0], k.pending[:0] }
@@ -257,9 +261,10 @@ func (m *Manager) releaseKept(s *sequence) {
 // full-attention hit of the lookup just made, the end of the cached prefix
 // s shares with earlier sequences.
 func (m *Manager) noteAdmit(s *sequence, id SeqID) {
-	m.admitState(s, id, m.ret.lastFull)
+	full, miss, h := m.branchPoint(s)
+	m.admitState(s, id, full, miss, h)
 	if s.keep.branch < 0 {
-		s.keep.branch = int32(m.ret.lastFull)
+		s.keep.branch = int32(full)
 	}
 }
 
