@@ -49,11 +49,14 @@ type Options struct {
 	// N is the number of parallel samples (0 means 1). The prompt is
 	// computed once; the step that completes it forks N-1 more sequences
 	// that share its blocks (paged.Manager.Fork) and each draws its own
-	// first token. At most MaxSamples and Config.MaxRunning. Known
-	// limit: with a State group (paged.Config.Groups) each fork needs its
-	// own state pages at once, which the scheduler does not set aside at
-	// admission, so in a full pool Update can fail with paged.ErrNoSpace
-	// from the fork; examples/server refuses N > 1 with a state group.
+	// first token. At most MaxSamples and Config.MaxRunning. With a State
+	// group (paged.Config.Groups) each fork needs its own state pages at
+	// once, which admission does not set aside: when the prompt's last
+	// step finds no room for them, Update sends the prompt back to the
+	// waiting queue by recompute (Hooks.Preempted; the step's outputs for
+	// it are dropped and drawn again) and forks it when it completes
+	// again; if nothing else is running, so no room can ever come, Update
+	// returns the fork's paged.ErrNoSpace.
 	N int
 	// Priority orders the waiting queue under the Priority policy: lower
 	// values first, as in vLLM. Ignored under FCFS.

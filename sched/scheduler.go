@@ -20,6 +20,8 @@ type Scheduler struct {
 	running []*entry
 	// reserved counts the samples that running prompts will fork.
 	reserved int
+	// forkKids is fork's scratch: the children made so far.
+	forkKids []paged.SeqID
 	nextID   uint64
 
 	maxLen int // the manager's MaxModelLen

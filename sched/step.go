@@ -397,6 +397,11 @@ func (s *Scheduler) victim() int {
 // device blocks, by swapping when configured and the host tier has room,
 // else by recompute; it goes back to the waiting queue.
 func (s *Scheduler) preempt(vi int) error {
+	return s.preemptBy(vi, s.cfg.Preemption == Swap)
+}
+
+// preemptBy is preempt, swapping only when swap says so.
+func (s *Scheduler) preemptBy(vi int, swap bool) error {
 	v := s.running[vi]
 	r := v.req
 	if vi == len(s.running)-1 {
@@ -416,7 +421,7 @@ func (s *Scheduler) preempt(vi int) error {
 		}
 	}
 	swapped := false
-	if s.cfg.Preemption == Swap {
+	if swap {
 		err := s.m.SwapOut(v.seq)
 		switch {
 		case err == nil:
@@ -693,9 +698,13 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 			}
 		}
 		if sc.Prefill && !e.req.forked {
-			if err := s.fork(e); err != nil {
+			requeued, err := s.fork(e)
+			if err != nil {
 				s.inStep = false
 				return err
+			}
+			if requeued {
+				continue // its outputs are drawn again after the recompute
 			}
 		}
 		for j, tok := range out {
@@ -728,20 +737,47 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 }
 
 // fork makes the other samples of a prompt that just completed: they share
-// every block and start running at once.
-func (s *Scheduler) fork(e *entry) error {
+// every block and start running at once. A State group gives each child
+// its own state pages at once (paged.Manager.Fork), which admission does
+// not set aside: when the pool cannot give them, the children forked so
+// far are freed and the prompt goes back to the waiting queue by
+// recompute (requeued: the step's outputs for it are dropped and drawn
+// again once it is recomputed), as a sequence that finds no room to grow
+// is preempted.
+func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 	r := e.req
 	r.forked = true
 	if r.n == 1 {
-		return nil
+		return false, nil
 	}
-	s.reserved -= r.n - 1
+	kids := s.forkKids[:0]
 	for k := 1; k < r.n; k++ {
 		c, err := s.m.Fork(e.seq)
-		if err != nil {
-			return fmt.Errorf("sched: request %d: fork %v: %w", r.id, e.seq, err)
+		if errors.Is(err, paged.ErrNoSpace) {
+			for _, c := range kids {
+				if err := s.m.Free(c); err != nil {
+					return false, fmt.Errorf("sched: request %d: free fork %v: %w", r.id, c, err)
+				}
+			}
+			s.forkKids = kids[:0]
+			if len(s.running) == 1 {
+				// Nothing else holds blocks: the pool can never give them.
+				return false, fmt.Errorf("sched: request %d: fork %v with nothing else running: %w", r.id, e.seq, err)
+			}
+			r.forked = false
+			// Recompute, never swap: a swapped-in prompt would not run
+			// its prefill step again, where the forks happen.
+			return true, s.preemptBy(slices.Index(s.running, e), false)
 		}
-		ce := &entry{req: r, idx: k, seq: c, where: inRunning, length: e.length, computed: e.computed,
+		if err != nil {
+			return false, fmt.Errorf("sched: request %d: fork %v: %w", r.id, e.seq, err)
+		}
+		kids = append(kids, c)
+	}
+	s.forkKids = kids[:0]
+	s.reserved -= r.n - 1
+	for k, c := range kids {
+		ce := &entry{req: r, idx: k + 1, seq: c, where: inRunning, length: e.length, computed: e.computed,
 			limit: e.limit, stops: e.stops, heap: -1}
 		r.samples = append(r.samples, ce)
 		s.running = append(s.running, ce)
@@ -750,7 +786,7 @@ func (s *Scheduler) fork(e *entry) error {
 	if r.beam {
 		s.gather(e)
 	}
-	return nil
+	return false, nil
 }
 
 // finish frees a sample that produced its last token.

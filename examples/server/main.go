@@ -84,7 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.maxNumSeqs, "max-num-seqs", 128, "most sequences running at once")
 	fs.IntVar(&o.maxQueue, "max-queue", 512, "most requests waiting for admission; more are refused (HTTP 429)")
 	fs.IntVar(&o.maxModelLen, "max-model-len", 8192, "most tokens of one sequence (prompt + output); longer trace requests are clipped")
-	fs.Float64Var(&o.nParallel, "n-parallel", 0.1, "share of requests sampled n=4 ways (fork + copy-on-write); 0 with a state group in -layout")
+	fs.Float64Var(&o.nParallel, "n-parallel", 0.1, "share of requests sampled n=4 ways (fork + copy-on-write)")
 	fs.Float64Var(&o.speed, "speed", 60, "compress the trace's arrival times by this factor")
 	fs.DurationVar(&o.stepTime, "step-time", time.Millisecond, "fake model latency per step")
 	fs.Float64Var(&o.watermark, "watermark", 0.01, "share of blocks admission leaves free for running sequences")
@@ -121,16 +121,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var err error
 	if o.groups, err = ParseLayout(o.layout, o.blockSize); err != nil {
 		return o, err
-	}
-	if hasState(o.groups) {
-		// The scheduler refuses n > 1 with state groups (Scheduler.Submit):
-		// the replay samples one way unless asked otherwise.
-		set := false
-		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "n-parallel" })
-		if set && o.nParallel > 0 {
-			return o, fmt.Errorf("-n-parallel %v: parallel sampling is not supported with state groups (-layout %q)", o.nParallel, o.layout)
-		}
-		o.nParallel = 0
 	}
 	return o, nil
 }

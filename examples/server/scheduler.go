@@ -138,13 +138,9 @@ type Status struct {
 // counters. It owns its paged.Manager and, like it, is not safe for
 // concurrent use: one goroutine owns both (see Server).
 type Scheduler struct {
-	cfg SchedulerConfig
-	m   *paged.Manager
-	s   *sched.Scheduler
-	// state: the manager has a State group, so parallel sampling is
-	// refused (see submit).
-	state bool
-
+	cfg      SchedulerConfig
+	m        *paged.Manager
+	s        *sched.Scheduler
 	queued   int // live requests never admitted
 	live     map[ReqID]*request
 	byID     map[uint64]*request // live requests by the scheduler's ID
@@ -214,7 +210,6 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 		finished: make(map[ReqID]*request),
 	}
 	s.c.groups = make([]groupCounters, len(m.Config().Groups))
-	s.state = hasState(m.Config().Groups)
 	s.s, err = sched.New(m, sched.Config{
 		MaxRunning: cfg.MaxNumSeqs,
 		// The dry run changes nothing, not even the prefix statistics,
@@ -265,12 +260,6 @@ func (s *Scheduler) submit(spec Spec) (Ticket, error) {
 	switch {
 	case n < 1 || n > MaxN:
 		return Ticket{}, fmt.Errorf("%w: n %d must be in [1, %d]", ErrInvalid, spec.N, MaxN)
-	case n > 1 && s.state:
-		// A fork copies every State group's pages (paged.Manager.Fork
-		// allocates them), which package sched does not reserve at
-		// admission: in a full pool the fork after the prompt step
-		// fails. Refused rather than risked.
-		return Ticket{}, fmt.Errorf("%w: n %d: parallel sampling is not supported with state groups", ErrInvalid, spec.N)
 	case spec.MaxTokens < 1:
 		return Ticket{}, fmt.Errorf("%w: max_tokens %d must be at least 1", ErrInvalid, spec.MaxTokens)
 	case len(spec.Prompt) > 0 && spec.PromptLen != 0:
@@ -322,16 +311,6 @@ func (s *Scheduler) submit(spec Spec) (Ticket, error) {
 		s.c.parallel++
 	}
 	return Ticket{ID: r.id, CancelToken: r.token}, nil
-}
-
-// hasState reports whether groups hold a State group.
-func hasState(groups []paged.Group) bool {
-	for _, g := range groups {
-		if g.Kind == paged.State {
-			return true
-		}
-	}
-	return false
 }
 
 // madeUpPrompt appends n tokens that differ from request to request.

@@ -1,0 +1,77 @@
+package sched_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
+)
+
+// TestForkWithoutRoomForStatePages: with a State group, a fork needs the
+// child's state pages at once (paged.Manager.Fork), which admission does
+// not set aside. When the step that completes an n-sample prompt finds no
+// room for them, the prompt goes back to the waiting queue to be
+// recomputed (its outputs of that step dropped) instead of Update failing,
+// and every sample of every request still finishes once room is made.
+// Before, Update returned the fork's ErrNoSpace and the scheduler could
+// not go on.
+func TestForkWithoutRoomForStatePages(t *testing.T) {
+	for _, pre := range []sched.Preemption{sched.Recompute, sched.Swap} {
+		cfg := paged.Config{BlockSize: 4, NumBlocks: 24,
+			Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 4}}}
+		if pre == sched.Swap {
+			cfg.HostBlocks = 64
+		}
+		m := newManager(t, cfg)
+		finished := map[*sched.Request]int{}
+		preempted := 0
+		s, err := sched.New(m, sched.Config{Preemption: pre, Hooks: sched.Hooks{
+			Finished:  func(r *sched.Request, _ int) { finished[r]++ },
+			Preempted: func(*sched.Request, int, bool) { preempted++ },
+		}})
+		require.NoError(t, err)
+		long := make([]int32, 40)
+		for i := range long {
+			long[i] = int32(i + 1)
+		}
+		a, err := s.Submit(long, sched.Options{MaxTokens: 12})
+		require.NoError(t, err)
+		b, err := s.Submit([]int32{901, 902, 903, 904, 905, 906, 907, 908}, sched.Options{MaxTokens: 3, N: 3})
+		require.NoError(t, err)
+		var tokens []int32
+		for steps := 0; s.Busy(); steps++ {
+			require.Less(t, steps, 200, "%v: no progress", pre)
+			st, err := s.Schedule()
+			require.NoError(t, err)
+			m.TakeCopies(nil)
+			m.TakeCheckpoints(nil)
+			tokens = tokens[:0]
+			for range st.Outputs {
+				tokens = append(tokens, 7)
+			}
+			require.NoError(t, s.Update(tokens), "%v: step %d", pre, steps)
+			require.NoError(t, m.Check())
+		}
+		assert.Equal(t, 1, finished[a], "%v", pre)
+		assert.Equal(t, 3, finished[b], "%v: every sample of the n=3 request finishes", pre)
+		assert.Positive(t, preempted, "%v: the fork found no room: the test checks nothing", pre)
+	}
+}
+
+// TestForkThatCanNeverFit: when nothing else runs and the pool still
+// cannot give the forks' state pages, requeueing the prompt would repeat
+// the step forever: Update returns the fork's ErrNoSpace instead.
+func TestForkThatCanNeverFit(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 12,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 4}}})
+	s, err := sched.New(m, sched.Config{})
+	require.NoError(t, err)
+	_, err = s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8}, sched.Options{MaxTokens: 2, N: 3})
+	require.NoError(t, err)
+	st, err := s.Schedule()
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Update(make([]int32, st.Outputs)), paged.ErrNoSpace)
+}
