@@ -184,17 +184,7 @@ func TestAudit14MultiKindFastPathsLookupAndReads(t *testing.T) {
 			var ef, es error
 			switch {
 			case op == 0 || len(ids) == 0:
-				n := rapid.IntRange(1, 6*bs).Draw(t, "prompt")
-				base := int32(rapid.IntRange(0, 2).Draw(t, "prefix")) * 1000
-				prompt := make([]int32, n)
-				for i := range prompt {
-					prompt[i] = base + int32(i)
-				}
-				idf, e1 := fast.Add(prompt, nil)
-				ids2, e2 := slow.Add(prompt, nil)
-				if e1 != nil || e2 != nil || idf != ids2 {
-					t.Fatalf("step %d: Add: %v %v %v %v", step, idf, e1, ids2, e2)
-				}
+				idf := addTwinPrompt(t, fast, slow, 6*bs, step)
 				ids = append(ids, idf)
 				if err := checkLookup(fast, idf); err != nil {
 					t.Fatalf("step %d: %v: %v", step, groups, err)

@@ -61,18 +61,7 @@ func TestGroupsAppendFastPathMatchesGeneral(t *testing.T) {
 			var ef, es error
 			switch {
 			case op == 0 || len(ids) == 0:
-				// A prompt from one of a few prefixes, so admissions hit.
-				n := rapid.IntRange(1, 5*bs).Draw(t, "prompt")
-				base := int32(rapid.IntRange(0, 2).Draw(t, "prefix")) * 1000
-				prompt := make([]int32, n)
-				for i := range prompt {
-					prompt[i] = base + int32(i)
-				}
-				idf, e1 := fast.Add(prompt, nil)
-				ids2, e2 := slow.Add(prompt, nil)
-				if e1 != nil || e2 != nil || idf != ids2 {
-					t.Fatalf("step %d: Add: %v %v %v %v", step, idf, e1, ids2, e2)
-				}
+				idf := addTwinPrompt(t, fast, slow, 5*bs, step)
 				ids = append(ids, idf)
 				_, ef = fast.Admit(idf)
 				_, es = slow.Admit(idf)
@@ -118,4 +107,22 @@ func TestGroupsAppendFastPathMatchesGeneral(t *testing.T) {
 			}
 		}
 	})
+}
+
+// addTwinPrompt adds a prompt of 1 to maxLen tokens from one of three
+// prefixes (so admissions hit) to both twin managers, which must give it
+// the same ID, and returns it.
+func addTwinPrompt(t *rapid.T, fast, slow *Manager, maxLen, step int) SeqID {
+	n := rapid.IntRange(1, maxLen).Draw(t, "prompt")
+	base := int32(rapid.IntRange(0, 2).Draw(t, "prefix")) * 1000
+	prompt := make([]int32, n)
+	for i := range prompt {
+		prompt[i] = base + int32(i)
+	}
+	idf, e1 := fast.Add(prompt, nil)
+	ids, e2 := slow.Add(prompt, nil)
+	if e1 != nil || e2 != nil || idf != ids {
+		t.Fatalf("step %d: Add: %v %v %v %v", step, idf, e1, ids, e2)
+	}
+	return idf
 }
