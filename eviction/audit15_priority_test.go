@@ -46,7 +46,7 @@ func TestAudit15LowerStepLapses(t *testing.T) {
 	}
 	tk.Advance(10) // 0 at 60: after 2 (50)
 	p := c.p.(*Priority)
-	require.Equal(t, uint8(60), p.node[0].level)
+	require.Equal(t, uint8(60), p.tree.node[0].x.level)
 	tk.Advance(20) // 0 back at the default, the most recent of its level
 	assert.Equal(t, []allocator.BlockID{1, 0, 2}, c.victims(3))
 }

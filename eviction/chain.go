@@ -125,8 +125,8 @@ const (
 // operation is O(1) amortized, with a constant that is small for pools of
 // a few thousand blocks and more; the records' index is a hash table (O(1)
 // expected). The chain tree (sibling links, and a count of each block's
-// children held) is kept in O(1) per operation, and marking a subtree as
-// orphans visits each block once per content. Nothing allocates after
+// children held; the code Priority uses) is kept in O(1) per operation,
+// and marking a subtree as orphans visits each block once per content. Nothing allocates after
 // construction; Chain keeps about 160 bytes per block in pools of 2^16
 // blocks and more (its tables' fixed part costs more per block in small
 // ones).
@@ -154,9 +154,8 @@ type Chain struct {
 	turn   []uint16
 	run    []uint16 // blocks from its turn's first block to this one
 	depth  []int32
-	hit    []bool // hit since committed
-	key    []uint64
-	keyed  []bool
+	hit    []bool   // hit since committed
+	key    []uint64 // valid while the chain tree marks the block live
 	parent []allocator.BlockID
 	pgen   []uint32 // parent's generation when hinted
 	gen    []uint32 // bumped whenever a block's content changes
@@ -175,16 +174,13 @@ type Chain struct {
 	brec []int32
 	bseq []uint32
 
-	// The chain tree (see Victim): each block with content linked under
-	// the block that held its parent when it was hinted, while both keep
-	// that content. orphansFirst moves held orphans to
-	// lists[chainClasses], given up before any class; leavesFirst prefers,
-	// among Victim's candidates, those with no child held (kidsHeld). Both
-	// are on; tests turn them off to see the rest of Victim's rule.
-	up, kid, sibPrev, sibNext []allocator.BlockID
-	orphan                    []bool
-	orphans                   int // held blocks that are orphans
-	kidsHeld                  []int32
+	// The chain tree (see Victim), shared with Priority; a block is live
+	// there from its Hint until its content goes. orphansFirst moves held
+	// orphans to lists[chainClasses], given up before any class;
+	// leavesFirst prefers, among Victim's candidates, those with no child
+	// held. Both are on; tests turn them off to see the rest of Victim's
+	// rule.
+	tree                      chainTree[struct{}]
 	orphansFirst, leavesFirst bool
 
 	reuse [chainClasses][chainBuckets]float64 // closed by a reuse, by age
@@ -228,17 +224,10 @@ func NewChain(capacity int) Policy {
 		depth:        make([]int32, capacity),
 		hit:          make([]bool, capacity),
 		key:          make([]uint64, capacity),
-		keyed:        make([]bool, capacity),
 		parent:       make([]allocator.BlockID, capacity),
 		pgen:         make([]uint32, capacity),
 		gen:          make([]uint32, capacity),
 		recs:         newGhost(capacity, 1),
-		up:           make([]allocator.BlockID, capacity),
-		kid:          make([]allocator.BlockID, capacity),
-		sibPrev:      make([]allocator.BlockID, capacity),
-		sibNext:      make([]allocator.BlockID, capacity),
-		orphan:       make([]bool, capacity),
-		kidsHeld:     make([]int32, capacity),
 		orphansFirst: true,
 		leavesFirst:  true,
 		capacity:     int64(max(capacity, 1)),
@@ -247,10 +236,9 @@ func NewChain(capacity int) Policy {
 	for c := range p.lists {
 		p.lists[c] = newList(ln, capacity, capacity+c)
 	}
+	p.tree = newChainTree[struct{}](capacity, ln, p)
 	for i := range p.parent {
 		p.parent[i] = allocator.NoBlock
-		p.up[i], p.kid[i] = allocator.NoBlock, allocator.NoBlock
-		p.sibPrev[i], p.sibNext[i] = allocator.NoBlock, allocator.NoBlock
 	}
 	slots := len(p.recs.keys)
 	p.rcls = make([]uint8, slots)
@@ -268,6 +256,9 @@ func NewChain(capacity int) Policy {
 }
 
 func (p *Chain) in(id allocator.BlockID) bool { return p.lists[0].linked(id) }
+
+// keyed reports whether id holds hinted content (its key is valid).
+func (p *Chain) keyed(id allocator.BlockID) bool { return p.tree.node[id].live }
 
 // classOf maps a turn count, the size of that turn and whether the block
 // was its request's last to a class.
@@ -328,10 +319,10 @@ func (p *Chain) Insert(id allocator.BlockID) {
 	d := p.depth[id]
 	switch {
 	case tail:
-		if p.keyed[id] {
+		if p.keyed(id) {
 			p.brec[id] = p.record(p.key[id], c, t, 1)
 		}
-	case p.keyed[id] && (d == p.cut[0] || d == p.cut[1] || d == p.cut[2]):
+	case p.keyed(id) && (d == p.cut[0] || d == p.cut[1] || d == p.cut[2]):
 		// A cut block stands for itself and the blocks above it down to
 		// the next cut: a later request that leaves this one at a cut
 		// or below reaches it.
@@ -351,7 +342,7 @@ func (p *Chain) Insert(id allocator.BlockID) {
 	if tail {
 		p.started = false
 	}
-	if p.keyed[id] && !p.started && p.run[id] <= 1 {
+	if p.keyed(id) && !p.started && p.run[id] <= 1 {
 		// The first block of the request's own turn: a record that only
 		// tells a later turn recomputing it which turn this was.
 		p.started = true
@@ -360,15 +351,10 @@ func (p *Chain) Insert(id allocator.BlockID) {
 		}
 	}
 	p.last = id
-	if u := p.up[id]; u != allocator.NoBlock {
-		p.kidsHeld[u]++
-	}
-	if p.orphan[id] {
-		// Released after its chain lost an ancestor (one forgotten while
-		// this block was in use).
-		p.orphans++
-		p.toOrphans(id)
-	}
+	p.tree.enter(id)
+	// Released after its chain lost an ancestor (one forgotten while this
+	// block was in use)?
+	p.toOrphans(id)
 }
 
 // Remove takes id out; its content keeps its turn count.
@@ -394,7 +380,7 @@ func (p *Chain) Access(id allocator.BlockID) {
 		p.recorded(1)
 	}
 	p.brec[id] = -1
-	if p.keyed[id] {
+	if p.keyed(id) {
 		p.reused(p.key[id])
 	}
 	p.hit[id] = true
@@ -412,14 +398,11 @@ func (p *Chain) Hint(id allocator.BlockID, h Hint) {
 		p.in(par) // range check before any change, as LeafLRU's
 	}
 	p.drop(id)
-	p.key[id], p.keyed[id], p.depth[id] = h.Key, true, h.Depth
+	p.tree.hint(id, par)
+	p.key[id], p.depth[id] = h.Key, h.Depth
 	var t uint16
 	r := uint16(1)
 	if par >= 0 && par != id {
-		if p.keyed[par] {
-			p.attach(id, par)
-			p.orphan[id] = p.orphan[par]
-		}
 		p.parent[id], p.pgen[id] = par, p.gen[par]
 		t = p.turn[par]
 		if p.hit[par] {
@@ -456,16 +439,9 @@ func (p *Chain) Forget(id allocator.BlockID) {
 // drop forgets what id knew of its content, which is not held: the
 // blocks below it become orphans, and it leaves its parent.
 func (p *Chain) drop(id allocator.BlockID) {
-	for k := p.kid[id]; k != allocator.NoBlock; k = p.kid[id] {
-		p.detach(k)
-		p.orphanTree(k)
-	}
-	if p.up[id] != allocator.NoBlock {
-		p.detach(id)
-	}
-	p.orphan[id] = false
+	p.tree.drop(id)
 	p.parent[id] = allocator.NoBlock
-	p.turn[id], p.run[id], p.hit[id], p.keyed[id] = 0, 0, false, false
+	p.turn[id], p.run[id], p.hit[id] = 0, 0, false
 	p.brec[id] = -1
 	p.gen[id]++
 	if p.last == id {
@@ -532,7 +508,7 @@ func (p *Chain) consider(best, leaf *candidate, x allocator.BlockID, s float64) 
 	if best.id < 0 || s < best.score || (s == best.score && p.stamp[x] < p.stamp[best.id]) {
 		*best = candidate{x, s}
 	}
-	if p.kidsHeld[x] == 0 && (leaf.id < 0 || s < leaf.score || (s == leaf.score && p.stamp[x] < p.stamp[leaf.id])) {
+	if p.tree.node[x].kids == 0 && (leaf.id < 0 || s < leaf.score || (s == leaf.score && p.stamp[x] < p.stamp[leaf.id])) {
 		*leaf = candidate{x, s}
 	}
 }
@@ -549,12 +525,7 @@ func (p *Chain) evict(best allocator.BlockID) (allocator.BlockID, bool) {
 
 // unlink takes id out of the policy.
 func (p *Chain) unlink(id allocator.BlockID) {
-	if p.orphan[id] {
-		p.orphans--
-	}
-	if u := p.up[id]; u != allocator.NoBlock {
-		p.kidsHeld[u]--
-	}
+	p.tree.leave(id)
 	p.unlist(id)
 }
 
@@ -583,66 +554,18 @@ func (p *Chain) unlist(id allocator.BlockID) {
 	}
 }
 
-// attach links id, which is not held, under par in the chain tree.
-func (p *Chain) attach(id, par allocator.BlockID) {
-	first := p.kid[par]
-	p.sibPrev[id], p.sibNext[id] = allocator.NoBlock, first
-	if first != allocator.NoBlock {
-		p.sibPrev[first] = id
-	}
-	p.kid[par], p.up[id] = id, par
-}
+// unhome does nothing: a class's list does not depend on the chain tree
+// (treeOwner).
+func (p *Chain) unhome(allocator.BlockID) {}
 
-// detach unlinks id from its parent in the chain tree.
-func (p *Chain) detach(id allocator.BlockID) {
-	if p.in(id) {
-		p.kidsHeld[p.up[id]]--
-	}
-	pv, nx := p.sibPrev[id], p.sibNext[id]
-	if pv != allocator.NoBlock {
-		p.sibNext[pv] = nx
-	} else {
-		p.kid[p.up[id]] = nx
-	}
-	if nx != allocator.NoBlock {
-		p.sibPrev[nx] = pv
-	}
-	p.up[id], p.sibPrev[id], p.sibNext[id] = allocator.NoBlock, allocator.NoBlock, allocator.NoBlock
-}
+// rehome moves id to the orphans' list if it has just become an orphan
+// (treeOwner).
+func (p *Chain) rehome(id allocator.BlockID, _ bool) { p.toOrphans(id) }
 
-// orphanTree marks root, just detached from its parent, and every block
-// below it orphans, moving the held ones to the orphans' list. It walks
-// the tree by its links, without a stack, and skips subtrees orphaned
-// already (below an orphan every block is one), so each block is visited
-// once per content: O(1) amortized.
-func (p *Chain) orphanTree(root allocator.BlockID) {
-	for x := root; ; {
-		descend := !p.orphan[x]
-		if descend {
-			p.orphan[x] = true
-			if p.in(x) {
-				p.orphans++
-				p.toOrphans(x)
-			}
-			if k := p.kid[x]; k != allocator.NoBlock {
-				x = k
-				continue
-			}
-		}
-		for x != root && p.sibNext[x] == allocator.NoBlock {
-			x = p.up[x]
-		}
-		if x == root {
-			return
-		}
-		x = p.sibNext[x]
-	}
-}
-
-// toOrphans moves held orphan id from its class's list to the orphans',
-// when orphans go first.
+// toOrphans moves held id, if it is an orphan, from its class's list to
+// the orphans', when orphans go first.
 func (p *Chain) toOrphans(id allocator.BlockID) {
-	if !p.orphansFirst || p.cls[id] == chainClasses {
+	if !p.orphansFirst || !p.tree.node[id].orphan || p.cls[id] == chainClasses {
 		return
 	}
 	p.unlist(id)

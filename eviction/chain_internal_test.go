@@ -115,37 +115,16 @@ func (p *Chain) checkSegments(t require.TestingT) {
 	p.checkTree(t)
 }
 
-// checkTree verifies the chain tree against a recount: every child links
-// back to its parent, each block's count of children held, every block
-// below an orphan an orphan, the count of orphans held, and (with
-// orphansFirst) exactly the held orphans on the orphans' list.
+// checkTree verifies the chain tree (chainTree.check) and that, with
+// orphansFirst, exactly the held orphans are on the orphans' list.
 func (p *Chain) checkTree(t require.TestingT) {
-	orphans := 0
-	for x := range allocator.BlockID(len(p.up)) {
-		held := int32(0)
-		prev := allocator.NoBlock
-		for k := p.kid[x]; k != allocator.NoBlock; k = p.sibNext[k] {
-			require.Equal(t, x, p.up[k], "child %d of %d", k, x)
-			require.Equal(t, prev, p.sibPrev[k], "child %d of %d", k, x)
-			require.True(t, p.keyed[k], "child %d of %d has content", k, x)
-			if p.orphan[x] {
-				require.True(t, p.orphan[k], "child %d of orphan %d", k, x)
-			}
-			if p.in(k) {
-				held++
-			}
-			prev = k
-		}
-		require.Equal(t, held, p.kidsHeld[x], "children of %d held", x)
-		if p.in(x) && p.orphan[x] {
-			orphans++
-		}
+	require.NoError(t, p.tree.check())
+	for x := range allocator.BlockID(len(p.tree.node)) {
 		if p.in(x) {
-			require.Equal(t, p.orphansFirst && p.orphan[x], p.cls[x] == chainClasses, "block %d on the orphans' list", x)
+			require.Equal(t, p.orphansFirst && p.tree.node[x].orphan, p.cls[x] == chainClasses, "block %d on the orphans' list", x)
 		}
 	}
-	require.Equal(t, orphans, p.orphans, "orphans held")
-	require.Equal(t, orphans*b2i(p.orphansFirst), p.lists[chainClasses].n, "orphans listed")
+	require.Equal(t, p.tree.heldOrphans()*b2i(p.orphansFirst), p.lists[chainClasses].n, "orphans listed")
 }
 
 func b2i(b bool) int {
@@ -308,7 +287,7 @@ func TestChainOrphansFirst(t *testing.T) {
 	} {
 		p := twoReleases(t, c.orphans, c.leaves)
 		got := victims(t, p, 1)
-		require.Equal(t, c.orphaned, p.orphans, "orphans %v leaves %v", c.orphans, c.leaves)
+		require.Equal(t, c.orphaned, p.tree.heldOrphans(), "orphans %v leaves %v", c.orphans, c.leaves)
 		got = append(got, victims(t, p, 2)...)
 		assert.Equal(t, c.want, got, "orphans %v leaves %v", c.orphans, c.leaves)
 		p.checkSegments(t)
@@ -337,18 +316,18 @@ func TestChainOrphansOfForgottenBlocks(t *testing.T) {
 	p.Insert(12)
 	p.Insert(11)
 	p.checkSegments(t)
-	require.Zero(t, p.orphans)
+	require.Zero(t, p.tree.heldOrphans())
 	p.Forget(10)
-	require.Equal(t, 2, p.orphans)
+	require.Equal(t, 2, p.tree.heldOrphans())
 	p.Insert(13) // below an orphan: one too
-	require.Equal(t, 3, p.orphans)
+	require.Equal(t, 3, p.tree.heldOrphans())
 	p.checkSegments(t)
 	assert.Equal(t, []allocator.BlockID{11, 12, 13, 1, 0}, victims(t, p, 5))
 	p.checkSegments(t)
 	// A reused block's new content is no orphan.
 	hint(11, allocator.NoBlock, 0)
 	p.Insert(11)
-	require.Zero(t, p.orphans)
+	require.Zero(t, p.tree.heldOrphans())
 	p.checkSegments(t)
 }
 

@@ -79,34 +79,28 @@ type Priority struct {
 	// inner are blocks with a child in the policy, never victims.
 	orphans, inner list
 	occ            [2]uint64
-	node           []pnode
-	exp            expiry
-	lapse          func(allocator.BlockID) // p.revert, bound once so Advance does not allocate
-	now            int64
-	n              int
-	retains        uint64
+	// tree is the chain tree, each block's record holding its levels too
+	// (one 24-byte record per block, so that the operations on a block
+	// touch one record); lowerAt is when each block's lower step lapses in
+	// turn (never for no end), read only when promises change.
+	tree    chainTree[plevels]
+	lowerAt []int64
+	exp     expiry
+	lapse   func(allocator.BlockID) // p.revert, bound once so Advance does not allocate
+	now     int64
+	n       int
+	retains uint64
 }
 
-// pnode is a block's state, in one 32-byte record so that the operations
-// on a block touch one cache line: its level; the promise step after the
-// current one lapses (lower: its level, noStep for none; lowerAt: when it
-// lapses in turn, never for no end); its place in the chain tree (parent,
-// noBlock for a root, its first child and its siblings), how many of its
-// children are in the policy, whether its chain lost an ancestor, and
-// whether it holds hinted content.
-type pnode struct {
-	lowerAt       int64
-	parent, child int32
-	sib           link
-	kidsIn        int32
-	level, lower  uint8
-	orphan, live  bool
+// plevels is a block's level and the level of the promise step after the
+// current one lapses (noStep for none).
+type plevels struct {
+	level, lower uint8
 }
 
 const (
-	noStep  = math.MaxUint8
-	noBlock = -1
-	never   = math.MaxInt64
+	noStep = math.MaxUint8
+	never  = math.MaxInt64
 )
 
 var (
@@ -132,14 +126,15 @@ type Retainer interface {
 func NewPriority(capacity int) Policy {
 	capacity = max(capacity, 0)
 	ln := links(capacity, MaxPriority+3)
-	p := &Priority{node: make([]pnode, capacity), exp: newExpiry(capacity)}
+	p := &Priority{lowerAt: make([]int64, capacity), exp: newExpiry(capacity)}
 	for l := range p.levels {
 		p.levels[l] = newList(ln, capacity, capacity+l)
 	}
 	p.orphans = newList(ln, capacity, capacity+MaxPriority+1)
 	p.inner = newList(ln, capacity, capacity+MaxPriority+2)
-	for i := range p.node {
-		p.node[i] = pnode{parent: noBlock, child: noBlock, sib: link{noBlock, noBlock}, level: DefaultPriority, lower: noStep}
+	p.tree = newChainTree[plevels](capacity, ln, p)
+	for i := range p.tree.node {
+		p.tree.node[i].x = plevels{level: DefaultPriority, lower: noStep}
 	}
 	p.lapse = p.revert
 	return p
@@ -147,13 +142,13 @@ func NewPriority(capacity int) Policy {
 
 // home is the list id belongs on while it is in the policy.
 func (p *Priority) home(id allocator.BlockID) *list {
-	switch {
-	case p.node[id].kidsIn > 0:
+	switch n := &p.tree.node[id]; {
+	case n.kids > 0:
 		return &p.inner
-	case p.node[id].orphan:
+	case n.orphan:
 		return &p.orphans
 	}
-	return &p.levels[p.node[id].level]
+	return &p.levels[p.tree.node[id].x.level]
 }
 
 // push adds id to its home list, at the back (most recently released) or
@@ -165,8 +160,7 @@ func (p *Priority) push(id allocator.BlockID, front bool) {
 	} else {
 		l.pushBack(id)
 	}
-	if l == &p.levels[p.node[id].level] {
-		lv := p.node[id].level
+	if lv := p.tree.node[id].x.level; l == &p.levels[lv] {
 		p.occ[lv/64] |= 1 << (lv % 64)
 	}
 	p.n++
@@ -177,7 +171,7 @@ func (p *Priority) push(id allocator.BlockID, front bool) {
 func (p *Priority) unlink(id allocator.BlockID) {
 	l := p.home(id)
 	l.remove(id)
-	if lv := p.node[id].level; l == &p.levels[lv] && l.n == 0 {
+	if lv := p.tree.node[id].x.level; l == &p.levels[lv] && l.n == 0 {
 		p.occ[lv/64] &^= 1 << (lv % 64)
 	}
 	p.n--
@@ -189,24 +183,23 @@ func (p *Priority) Insert(id allocator.BlockID) {
 	if p.levels[0].linked(id) {
 		misuse("Priority", "Insert", id, inPolicy)
 	}
-	if par := p.node[id].parent; par != noBlock {
-		// A candidate parent becomes inner; one already inner stays.
-		move := p.node[par].kidsIn == 0 && p.levels[0].linked(allocator.BlockID(par))
-		if move {
-			p.unlink(allocator.BlockID(par))
-		}
-		p.node[par].kidsIn++
-		if move {
-			p.push(allocator.BlockID(par), false)
-		}
-	}
+	// A candidate parent becomes inner; one already inner stays.
+	p.tree.enter(id)
 	p.push(id, false)
 }
+
+// unhome takes held id off its home list before the chain tree changes
+// what decides it (treeOwner).
+func (p *Priority) unhome(id allocator.BlockID) { p.unlink(id) }
+
+// rehome puts id back on its home list after the chain tree's change
+// (treeOwner).
+func (p *Priority) rehome(id allocator.BlockID, front bool) { p.push(id, front) }
 
 // leveled reports whether id is in the policy on a level's list, the one
 // its level decides (not inner, not an orphan).
 func (p *Priority) leveled(id allocator.BlockID) bool {
-	return p.levels[0].linked(id) && p.node[id].kidsIn == 0 && !p.node[id].orphan
+	return p.levels[0].linked(id) && p.tree.node[id].kids == 0 && !p.tree.node[id].orphan
 }
 
 // Remove takes id out; its level stays with its content.
@@ -215,24 +208,9 @@ func (p *Priority) Remove(id allocator.BlockID) {
 		misuse("Priority", "Remove", id, notInPolicy)
 	}
 	p.unlink(id)
-	p.leaveParent(id)
-}
-
-// leaveParent counts id, just taken out of the policy, out of its
-// parent's children in the policy; a parent left with none becomes a
-// candidate at the front of its list, where the child was.
-func (p *Priority) leaveParent(id allocator.BlockID) {
-	par := p.node[id].parent
-	if par == noBlock {
-		return
-	}
-	if p.node[par].kidsIn == 1 && p.levels[0].linked(allocator.BlockID(par)) {
-		p.unlink(allocator.BlockID(par))
-		p.node[par].kidsIn = 0
-		p.push(allocator.BlockID(par), true)
-		return
-	}
-	p.node[par].kidsIn--
+	// A parent left with no child in the policy becomes a candidate at
+	// the front of its list, where the child was.
+	p.tree.leave(id)
 }
 
 // Hint sets the level of id's new content and, when h.Expires is set, when
@@ -247,24 +225,14 @@ func (p *Priority) Hint(id allocator.BlockID, h Hint) {
 		panic(fmt.Sprintf("eviction: Priority.Hint of block %d: priority %d outside [0, %d]", id, h.Priority, MaxPriority))
 	}
 	p.drop(id)
-	p.node[id].live = true
-	if par := h.Parent; p.validLive(par, id) {
-		p.attach(id, par)
-		p.node[id].orphan = p.node[par].orphan
-	}
+	p.tree.hint(id, h.Parent)
 	if h.Expires > 0 && h.Expires <= p.now {
 		return
 	}
-	p.node[id].level = uint8(h.Priority)
+	p.tree.node[id].x.level = uint8(h.Priority)
 	if h.Expires > 0 && h.Priority != DefaultPriority {
 		p.exp.push(id, h.Expires)
 	}
-}
-
-// validLive reports whether par, a Hint's parent for id, is a block of the
-// policy's range, other than id, that holds content.
-func (p *Priority) validLive(par, id allocator.BlockID) bool {
-	return par != id && par >= 0 && int(par) < len(p.node) && p.node[par].live
 }
 
 // Retain records a promise made by a request that reuses id (Retainer):
@@ -282,7 +250,8 @@ func (p *Priority) Retain(id allocator.BlockID, priority int, expires int64) {
 	// with nothing pending (no promise), the lower step, the new one.
 	var s [3]step
 	n := 0
-	cur := step{int(p.node[id].level), never}
+	lv := &p.tree.node[id].x
+	cur := step{int(lv.level), never}
 	if p.exp.queued(id) {
 		cur.until = p.exp.at[id]
 	}
@@ -290,8 +259,8 @@ func (p *Priority) Retain(id allocator.BlockID, priority int, expires int64) {
 		s[n] = cur
 		n++
 	}
-	if p.node[id].lower != noStep {
-		s[n] = step{int(p.node[id].lower), p.node[id].lowerAt}
+	if lv.lower != noStep {
+		s[n] = step{int(lv.lower), p.lowerAt[id]}
 		n++
 	}
 	if priority <= DefaultPriority {
@@ -319,12 +288,12 @@ func (p *Priority) Retain(id allocator.BlockID, priority int, expires int64) {
 	if p.exp.queued(id) {
 		p.exp.remove(id)
 	}
-	p.node[id].level, p.node[id].lower = uint8(hi.level), noStep
+	lv.level, lv.lower = uint8(hi.level), noStep
 	if hi.until != never {
 		p.exp.push(id, hi.until)
 	}
 	if two {
-		p.node[id].lower, p.node[id].lowerAt = uint8(lo.level), lo.until
+		lv.lower, p.lowerAt[id] = uint8(lo.level), lo.until
 	}
 	if in {
 		p.push(id, false)
@@ -378,86 +347,15 @@ func (p *Priority) Forget(id allocator.BlockID) {
 // drop ends id's content, which is not in the policy: its children's
 // subtrees become orphans, it leaves its parent, and its level reverts.
 func (p *Priority) drop(id allocator.BlockID) {
-	for c := p.node[id].child; c != noBlock; c = p.node[id].child {
-		p.detach(allocator.BlockID(c))
-		p.orphanTree(allocator.BlockID(c))
-	}
-	p.node[id].kidsIn = 0
-	if p.node[id].parent != noBlock {
-		p.detach(id)
-	}
+	p.tree.drop(id)
 	p.reset(id)
-	p.node[id].orphan, p.node[id].live = false, false
-}
-
-// attach links id as a child of par; id is not in the policy.
-func (p *Priority) attach(id, par allocator.BlockID) {
-	first := p.node[par].child
-	p.node[id].sib = link{noBlock, first}
-	if first != noBlock {
-		p.node[first].sib.prev = int32(id)
-	}
-	p.node[par].child = int32(id)
-	p.node[id].parent = int32(par)
-}
-
-// detach unlinks id from its parent, counting it out of the parent's
-// children in the policy if it is there.
-func (p *Priority) detach(id allocator.BlockID) {
-	par := p.node[id].parent
-	if p.levels[0].linked(id) {
-		p.leaveParent(id)
-	}
-	s := p.node[id].sib
-	if s.prev != noBlock {
-		p.node[s.prev].sib.next = s.next
-	} else {
-		p.node[par].child = s.next
-	}
-	if s.next != noBlock {
-		p.node[s.next].sib.prev = s.prev
-	}
-	p.node[id].sib = link{noBlock, noBlock}
-	p.node[id].parent = noBlock
-}
-
-// orphanTree marks root and every block below it orphans, moving those
-// that are candidates to the orphans' list. It walks the tree by its
-// links, without a stack, and skips subtrees already orphaned.
-func (p *Priority) orphanTree(root allocator.BlockID) {
-	for x := root; ; {
-		// Below an orphan every block is one already: each block is
-		// visited once per content.
-		descend := !p.node[x].orphan
-		if descend {
-			in := p.levels[0].linked(x)
-			if in {
-				p.unlink(x)
-			}
-			p.node[x].orphan = true
-			if in {
-				p.push(x, false)
-			}
-		}
-		if c := p.node[x].child; descend && c != noBlock {
-			x = allocator.BlockID(c)
-			continue
-		}
-		for x != root && p.node[x].sib.next == noBlock {
-			x = allocator.BlockID(p.node[x].parent)
-		}
-		if x == root {
-			return
-		}
-		x = allocator.BlockID(p.node[x].sib.next)
-	}
 }
 
 func (p *Priority) reset(id allocator.BlockID) {
 	if p.exp.queued(id) {
 		p.exp.remove(id)
 	}
-	p.node[id].level, p.node[id].lower = DefaultPriority, noStep
+	p.tree.node[id].x = plevels{level: DefaultPriority, lower: noStep}
 }
 
 // Advance sets the logical time; levels that lapse at or before now
@@ -476,11 +374,12 @@ func (p *Priority) revert(id allocator.BlockID) {
 	if in {
 		p.unlink(id)
 	}
-	p.node[id].level = DefaultPriority
-	if lv := p.node[id].lower; lv != noStep {
-		p.node[id].lower = noStep
-		if at := p.node[id].lowerAt; at > p.now {
-			p.node[id].level = lv
+	x := &p.tree.node[id].x
+	x.level = DefaultPriority
+	if lv := x.lower; lv != noStep {
+		x.lower = noStep
+		if at := p.lowerAt[id]; at > p.now {
+			x.level = lv
 			if at != never {
 				p.exp.push(id, at)
 			}
@@ -509,7 +408,7 @@ func (p *Priority) Victim() (allocator.BlockID, bool) {
 		id, _ = p.levels[l].front()
 	}
 	p.unlink(id)
-	p.leaveParent(id)
+	p.tree.leave(id)
 	p.drop(id)
 	return id, true
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-	"unsafe"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -41,29 +40,11 @@ func (p *Priority) check() error {
 			return fmt.Errorf("occupancy bit of level %d is %v with %d blocks", l, bit, p.levels[l].n)
 		}
 	}
-	for id := range p.node {
-		kids := int32(0)
-		for c := p.node[id].child; c != noBlock; c = p.node[c].sib.next {
-			if p.node[c].parent != int32(id) {
-				return fmt.Errorf("block %d is a child of %d, whose parent is %d", c, id, p.node[c].parent)
-			}
-			if s := p.node[c].sib.next; s != noBlock && p.node[s].sib.prev != c {
-				return fmt.Errorf("sibling links of %d broken", c)
-			}
-			if p.levels[0].holds(allocator.BlockID(c)) {
-				kids++
-			}
-			if p.node[id].orphan && !p.node[c].orphan {
-				return fmt.Errorf("block %d is an orphan, its child %d not", id, c)
-			}
-			if !p.node[id].live || !p.node[c].live {
-				return fmt.Errorf("link %d -> %d without content", id, c)
-			}
-		}
-		if kids != p.node[id].kidsIn {
-			return fmt.Errorf("block %d counts %d children in the policy, has %d", id, p.node[id].kidsIn, kids)
-		}
-		if p.node[id].lower != noStep && (!p.exp.queued(allocator.BlockID(id)) || p.node[id].lowerAt <= p.exp.at[id]) {
+	if err := p.tree.check(); err != nil {
+		return err
+	}
+	for id := range p.tree.node {
+		if p.tree.node[id].x.lower != noStep && (!p.exp.queued(allocator.BlockID(id)) || p.lowerAt[id] <= p.exp.at[id]) {
 			return fmt.Errorf("block %d has a lower step without an earlier pending expiry", id)
 		}
 	}
@@ -85,7 +66,7 @@ func TestPriorityStructure(t *testing.T) {
 		switch op := rng.IntN(7); {
 		case op == 0 && !in: // new content, under a random live parent
 			par := allocator.BlockID(rng.IntN(n))
-			if !p.node[par].live || rng.IntN(4) == 0 {
+			if !p.tree.node[par].live || rng.IntN(4) == 0 {
 				par = allocator.NoBlock
 			}
 			var exp int64
@@ -97,7 +78,7 @@ func TestPriorityStructure(t *testing.T) {
 			p.Insert(id)
 		case op == 2 && in:
 			p.Remove(id)
-		case op == 3 && !in && p.node[id].live:
+		case op == 3 && !in && p.tree.node[id].live:
 			p.Forget(id)
 		case op == 4:
 			var exp int64
@@ -106,7 +87,7 @@ func TestPriorityStructure(t *testing.T) {
 			}
 			p.Retain(id, rng.IntN(MaxPriority+1), exp)
 		case op == 5:
-			if v, ok := p.Victim(); ok && p.node[v].live {
+			if v, ok := p.Victim(); ok && p.tree.node[v].live {
 				t.Fatalf("step %d: victim %d still holds content", step, v)
 			}
 		case op == 6:
@@ -116,13 +97,5 @@ func TestPriorityStructure(t *testing.T) {
 		if err := p.check(); err != nil {
 			t.Fatalf("step %d: %v", step, err)
 		}
-	}
-}
-
-// TestPriorityNodeSize: a block's state stays one 32-byte record (two per
-// cache line).
-func TestPriorityNodeSize(t *testing.T) {
-	if n := unsafe.Sizeof(pnode{}); n != 32 {
-		t.Fatalf("pnode is %d bytes", n)
 	}
 }
