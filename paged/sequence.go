@@ -977,10 +977,10 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if cow {
 		need++
 	}
-	if need > m.available()+m.slidable(s, slideFrom(s)) {
+	if need > m.available()+m.slidable(s, slideFrom(s, spec)) {
 		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 	}
-	m.slide(s, slideFrom(s))
+	m.slide(s, slideFrom(s, spec))
 	if cow {
 		dst := m.allocBlock()
 		m.copies = append(m.copies, Copy{Src: last, Dst: dst})
