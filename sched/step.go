@@ -699,6 +699,10 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 		}
 		if sc.Prefill && !e.req.forked {
 			requeued, err := s.fork(e)
+			if errors.Is(err, ErrNever) {
+				s.aborted(e.req, err)
+				continue
+			}
 			if err != nil {
 				s.inStep = false
 				return err
@@ -760,11 +764,13 @@ func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 				}
 			}
 			s.forkKids = kids[:0]
-			if len(s.running) == 1 {
-				// Nothing else holds blocks: the pool can never give them.
-				return false, fmt.Errorf("sched: request %d: fork %v with nothing else running: %w", r.id, e.seq, err)
-			}
 			r.forked = false
+			if len(s.running) == 1 {
+				// Nothing else of ours holds blocks: requeued, the prompt
+				// would come back to this point every step. The caller
+				// aborts the request.
+				return false, fmt.Errorf("%w: request %d: its %d samples' state pages do not fit beside its prompt with nothing else running: %w", ErrNever, r.id, r.n, err)
+			}
 			// Recompute, never swap: a swapped-in prompt would not run
 			// its prefill step again, where the forks happen.
 			return true, s.preemptBy(slices.Index(s.running, e), false)
