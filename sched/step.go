@@ -134,9 +134,10 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			}
 		}
 	}
-	for len(st.Scheduled) == 0 && st.Preempted == 0 && len(s.running) == 0 && s.waiting.len() > 0 {
+	for len(st.Scheduled) == 0 && st.Preempted == 0 && len(s.running) == 0 && s.waiting.len() > 0 && !s.pinned() {
 		// The head of the queue does not fit a pool the scheduler holds
 		// nothing of: it never will, and it blocks everyone behind it.
+		// (While prefix pins hold blocks it waits: pins end.)
 		h := s.waiting.peek()
 		s.abort(h.req, fmt.Errorf("%w: request %d (%d tokens) does not fit an empty pool", ErrNever, h.req.id, h.total()))
 		if _, err = s.admitAll(s.cfg.MaxBatchTokens); err != nil {
@@ -148,6 +149,13 @@ func (s *Scheduler) Schedule() (*Step, error) {
 	s.phase(PhaseScheduled)
 	return st, nil
 }
+
+// pinned reports whether prefix pins (paged.Manager.Pin) hold blocks of
+// the pool. Pins end (they expire, or the caller unpins them), so a
+// sequence that does not fit beside them waits instead of being aborted as
+// one that never fits; blocks held by the caller's own sequences count as
+// held for good.
+func (s *Scheduler) pinned() bool { return s.m.PinStats().PinnedBlocks > 0 }
 
 // fail ends the step after an error, so the caller sees the error and
 // not a second one from the next call.
@@ -241,10 +249,12 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		vi := s.victim()
 		v := s.running[vi]
-		if v == e && len(s.running) == 1 && !(v.req.beam && v.req.forked) {
+		if v == e && len(s.running) == 1 && !(v.req.beam && v.req.forked) && !s.pinned() {
 			// Alone, with every block the scheduler could free, it still
 			// cannot grow: a preemption would only bring it back here. It
-			// gives up its blocks as a victim would, for good.
+			// gives up its blocks as a victim would, for good. (With
+			// prefix pins holding blocks it is preempted below and waits
+			// for them to end.)
 			s.step.Preempted++
 			s.st.Preemptions++
 			s.abort(e.req, fmt.Errorf("%w: request %d cannot grow past %d tokens in this pool", ErrNever, e.req.id, e.length))
@@ -624,7 +634,7 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 		// or, when it is alone on the device, never.
 		s.st.Admissions--
 		s.st.Resumed--
-		if len(s.running) == 1 {
+		if len(s.running) == 1 && !s.pinned() {
 			s.step.Preempted++
 			s.st.Preemptions++
 			s.abort(r, fmt.Errorf("%w: request %d cannot grow past %d tokens in this pool", ErrNever, r.id, e.length))
@@ -765,10 +775,10 @@ func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 			}
 			s.forkKids = kids[:0]
 			r.forked = false
-			if len(s.running) == 1 {
-				// Nothing else of ours holds blocks: requeued, the prompt
-				// would come back to this point every step. The caller
-				// aborts the request.
+			if len(s.running) == 1 && !s.pinned() {
+				// Nothing else of ours holds blocks, nor do pins that
+				// will end: requeued, the prompt would come back to this
+				// point every step. The caller aborts the request.
 				return false, fmt.Errorf("%w: request %d: its %d samples' state pages do not fit beside its prompt with nothing else running: %w", ErrNever, r.id, r.n, err)
 			}
 			// Recompute, never swap: a swapped-in prompt would not run
