@@ -89,7 +89,9 @@ func (s *Scheduler) phase(p Phase) {
 // the pool runs out; then waiting sequences are admitted in queue order
 // while they fit, the running limit and the budget allow. The returned
 // step is valid until the next Schedule; Update must follow, with the
-// tokens sampled. With nothing to do it returns an empty step.
+// tokens sampled. With nothing to do (Busy is false) it returns an empty
+// step, which is no scheduled step: Update and BuildBatch refuse it
+// (ErrInvalid), so a loop that may go idle asks Busy before Schedule.
 //
 // A request that can never proceed in this pool (a sequence that does not
 // fit the pool even alone, that cannot grow even alone in it, or that the
