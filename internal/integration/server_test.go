@@ -958,6 +958,10 @@ func (w *world) compare(s *srv, prompt []int32) {
 	if b.Blocks > a.Blocks || b.Device > a.Device {
 		w.t.Fatalf("%s: a prompt of %d tokens: the index fed vLLM frames scores %+v, over the exact %+v", s.name, len(prompt), b, a)
 	}
+	tally.compared++
+	if b.Blocks < a.Blocks {
+		tally.framesShort++
+	}
 	if s.cfg.HostBlocks == 0 && b.Blocks != a.Blocks {
 		w.t.Fatalf("%s: a prompt of %d tokens, no host tier: the index fed vLLM frames scores %+v, the exact one %+v", s.name, len(prompt), b, a)
 	}
@@ -1112,6 +1116,7 @@ func runServers(t *rapid.T, withZMQ bool) {
 		tally.expired += s.m.PinStats().Expired
 		tally.drafts += s.drafts
 		tally.checkpoints += s.checkpoints
+		tally.retainedHits += st.RetainedHits
 	}
 }
 
@@ -1119,7 +1124,12 @@ func runServers(t *rapid.T, withZMQ bool) {
 var tally struct {
 	runs, admissions, hits, drafts, checkpoints int
 	offloads, onboards, swapIns, pins, expired  uint64
-	preemptions, forks, aborted                 int64
+	retainedHits                                uint64
+	// framesShort counts comparisons where the index fed vLLM frames
+	// scored fewer blocks than the exact one (host-tier moves, which
+	// vLLM's schema cannot carry); compared counts them all.
+	framesShort, compared       int
+	preemptions, forks, aborted int64
 }
 
 var abortReasons = map[string]int{}
