@@ -332,17 +332,7 @@ func (w *world) hooks(s *srv) sched.Hooks {
 // snapshot of the manager as it is now.
 func (w *world) expectHits(s *srv) {
 	t := w.t
-	var snap paged.Snapshot
-	s.m.Snapshot(&snap)
-	if err := w.probe.Unregister(s.name); err != nil && !errors.Is(err, fleet.ErrUnknownServer) {
-		t.Fatal(err)
-	}
-	if err := w.probe.SetLayout(s.name, fleet.LayoutOf(s.cfg)); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.probe.Resync(s.name, &snap); err != nil {
-		t.Fatal(err)
-	}
+	w.resyncProbe(s)
 	clear(s.expect)
 	for _, q := range s.reqs {
 		r := q.r
@@ -364,6 +354,22 @@ func (w *world) expectHits(s *srv) {
 			sc := w.score(w.probe, s, toks, q.opts.Seq)
 			s.expect[id] = sc.Blocks * s.bs
 		}
+	}
+}
+
+// resyncProbe rebuilds the probe index's view of s from a snapshot.
+func (w *world) resyncProbe(s *srv) {
+	t := w.t
+	var snap paged.Snapshot
+	s.m.Snapshot(&snap)
+	if err := w.probe.Unregister(s.name); err != nil && !errors.Is(err, fleet.ErrUnknownServer) {
+		t.Fatal(err)
+	}
+	if err := w.probe.SetLayout(s.name, fleet.LayoutOf(s.cfg)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.probe.Resync(s.name, &snap); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -436,9 +442,20 @@ func (w *world) laneStep(s *srv, ents []paged.Scheduled) []paged.Scheduled {
 	t, m := w.t, s.m
 	if len(s.lane) < 2 && rapid.IntRange(0, 3).Draw(t, "newLane") == 0 {
 		p := w.prompt()
+		// The fleet index's view of the manager now, against the hit
+		// Create gives.
+		w.resyncProbe(s)
+		want := w.score(w.probe, s, p, nil).Blocks * w.bs
 		id, cached, err := m.Create(p, &paged.SeqOptions{MaxTokens: len(p) + 6*w.bs})
+		if err == nil && cached != want {
+			t.Fatalf("%s: a lane prompt of %d tokens hit %d, the fleet index scored %d", s.name, len(p), cached, want)
+		}
 		switch {
 		case err == nil:
+			s.admitted++
+			if want > 0 {
+				s.hits++
+			}
 			s.lane = append(s.lane, &laneSeq{id: id, toks: p, pending: -1, running: true, end: len(p) + rapid.IntRange(1, 6*w.bs).Draw(t, "laneLen")})
 			ents = append(ents, paged.Scheduled{ID: id, NewTokens: len(p) - cached})
 		case errors.Is(err, paged.ErrNoSpace), errors.Is(err, paged.ErrNever):
