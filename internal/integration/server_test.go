@@ -39,6 +39,8 @@ import (
 //     fed over ZeroMQ equals it;
 //   - a live prefix pin keeps its prefix on the device.
 
+// debug logs every scheduled entry and preemption, to read a failure's
+// history (set it and rerun with -rapid.failfile).
 const debug = false
 
 // families are the shared prefixes of prompts (a system prompt each).
@@ -106,11 +108,10 @@ type laneSeq struct {
 }
 
 type pin struct {
-	id      paged.PinID
-	prompt  []int32
-	blocks  int
-	until   int64
-	extends int
+	id     paged.PinID
+	prompt []int32
+	blocks int
+	until  int64
 }
 
 // world is one run: the servers, their shared fleet indexes and the shadow
@@ -129,7 +130,6 @@ type world struct {
 	a, b, c, probe *fleet.Index
 	enc            *kvevents.Encoder
 	scores         []fleet.Score
-	stuck          error
 	follow         context.CancelFunc
 	followErr      chan error
 }
