@@ -221,6 +221,10 @@ func (w *world) newServer(name string) *srv {
 		HashSeed:  []byte("fleet"),
 		Watermark: rapid.SampledFrom([]float64{0, 0.05}).Draw(t, "watermark"),
 	}
+	if rapid.Bool().Draw(t, "backPressure") {
+		cfg.MaxWaiting = rapid.IntRange(2, 8).Draw(t, "maxWaiting")
+	}
+	cfg.HashMemo = rapid.Bool().Draw(t, "hashMemo")
 	if rapid.Bool().Draw(t, "priorityPolicy") {
 		cfg.Policy = eviction.NewPriority
 	}
@@ -428,6 +432,10 @@ func (w *world) submit() {
 	if err != nil {
 		if errors.Is(err, sched.ErrNever) {
 			return // too long for this pool or budget
+		}
+		if errors.Is(err, paged.ErrNoSpace) && s.cfg.MaxWaiting > 0 {
+			tally.refused++
+			return // back-pressure: paged.Config.MaxWaiting sequences wait
 		}
 		t.Fatalf("%s: Submit: %v", s.name, err)
 	}
@@ -1145,7 +1153,9 @@ var tally struct {
 	// framesShort counts comparisons where the index fed vLLM frames
 	// scored fewer blocks than the exact one (host-tier moves, which
 	// vLLM's schema cannot carry); compared counts them all.
-	framesShort, compared       int
+	framesShort, compared int
+	// refused counts submissions refused for back-pressure.
+	refused                     int
 	preemptions, forks, aborted int64
 }
 
