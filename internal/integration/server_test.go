@@ -689,8 +689,14 @@ func (w *world) step(s *srv) {
 		starts = append(starts, n-e.NewTokens)
 	}
 	if len(ents) > 0 {
+		s.batch.SplitUnits = rapid.SampledFrom([]int{0, 0, 1, 3, 8}).Draw(t, "splitUnits")
 		if err := m.BuildBatch(&s.batch, ents); err != nil {
 			t.Fatalf("%s: BuildBatch of %v (starts %v, sched %+v, lane %v): %v", s.name, ents, starts, st.Scheduled, lane, err)
+		}
+		if s.batch.SplitUnits > 0 {
+			if err := s.batch.Split.Check(s.batch.BlocksPerSeq); err != nil {
+				t.Fatalf("%s: split plan: %v", s.name, err)
+			}
 		}
 		cps := m.TakeCheckpoints(nil)
 		s.checkpoints += len(cps)
@@ -1096,6 +1102,27 @@ func (w *world) drain() {
 		st := s.m.Stats()
 		if st.Sequences != 0 || st.Tiers.HostUsed != 0 || st.UsedBlocks != s.m.PinStats().PinnedBlocks {
 			w.t.Fatalf("%s: left behind: %d sequences, %d blocks used (%d pinned), %d host blocks", s.name, st.Sequences, st.UsedBlocks, s.m.PinStats().PinnedBlocks, st.Tiers.HostUsed)
+		}
+		// A weight update: the pins go, the cache is reset, and every
+		// index sees it empty.
+		held := s.m.PinStats().PinnedBlocks
+		if err := s.m.ResetCache(); (err != nil) != (held > 0) || (err != nil && !errors.Is(err, paged.ErrCacheInUse)) {
+			w.t.Fatalf("%s: ResetCache with %d blocks pinned: %v", s.name, held, err)
+		}
+		for _, p := range s.pins {
+			if err := s.m.Unpin(p.id); err != nil {
+				w.t.Fatal(err)
+			}
+		}
+		s.pins = s.pins[:0]
+		if err := s.m.ResetCache(); err != nil {
+			w.t.Fatalf("%s: ResetCache: %v", s.name, err)
+		}
+		w.feed(s)
+		for f := range families {
+			if a, b := w.score(w.a, s, w.sys[f], nil), w.score(w.b, s, w.sys[f], nil); a.Blocks != 0 || b.Blocks != 0 {
+				w.t.Fatalf("%s: after ResetCache the indexes score %+v and %+v", s.name, a, b)
+			}
 		}
 	}
 }
