@@ -79,8 +79,10 @@ type srv struct {
 	batchSeq uint64
 	stream   kvevents.Stream
 	pub      *zmq.Publisher
-	// pins are the live prefix pins.
-	pins []pin
+	// pins are the live prefix pins; pinEvents counts the pin events by
+	// kind.
+	pins      []pin
+	pinEvents map[paged.PinEventKind]uint64
 	// admitted, compared count admissions and those checked against the
 	// index with a hit.
 	admitted, hits int
@@ -257,7 +259,7 @@ func (w *world) newServer(name string) *srv {
 	}
 	s := &srv{name: name, cfg: cfg, m: m, ph: ph, bs: bs,
 		swapped: map[paged.SeqID]bool{}, expect: map[paged.SeqID]int{},
-		dev: map[int64]uint64{}, host: map[int64]uint64{}}
+		dev: map[int64]uint64{}, host: map[int64]uint64{}, pinEvents: map[paged.PinEventKind]uint64{}}
 	for _, g := range groups {
 		s.state = s.state || g.Kind == paged.State
 	}
@@ -645,6 +647,16 @@ func (w *world) pinStep(s *srv) {
 		}
 	}
 	s.pins = slices.DeleteFunc(s.pins, func(p pin) bool { return p.until <= w.now })
+	// The pin events, as a prompt-caching API's metrics read them, tally
+	// with the statistics.
+	for _, e := range m.TakePinEvents(nil) {
+		s.pinEvents[e.Kind]++
+	}
+	ps := m.PinStats()
+	if ps.EventsDropped != 0 || s.pinEvents[paged.Pinned] != ps.Made || s.pinEvents[paged.Unpinned] != ps.Unpinned ||
+		s.pinEvents[paged.PinExpired] != ps.Expired || s.pinEvents[paged.PinRejected] != ps.Rejected || ps.PinnedBlocks > ps.Budget {
+		t.Fatalf("%s: pin events %v, statistics %+v", s.name, s.pinEvents, ps)
+	}
 }
 
 // step runs one engine step of server s.
