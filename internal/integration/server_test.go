@@ -717,6 +717,15 @@ func (w *world) step(s *srv) {
 		s.checkpoints += len(cps)
 		w.shadow(s, ents, starts, cps)
 	}
+	// A client cancels while the model runs: after it ran, before Update,
+	// which then skips the request's outputs.
+	var cancelled *sched.Request
+	if len(st.Scheduled) > 0 && rapid.IntRange(0, 19).Draw(t, "cancelInStep") == 0 {
+		cancelled = st.Scheduled[rapid.IntRange(0, len(st.Scheduled)-1).Draw(t, "cancelEntry")].Request
+		if err := s.s.Cancel(cancelled); err != nil {
+			t.Fatalf("%s: Cancel between Schedule and Update: %v", s.name, err)
+		}
+	}
 	toks := make([]int32, 0, st.Outputs)
 	for range st.Outputs {
 		w.next++
@@ -729,6 +738,10 @@ func (w *world) step(s *srv) {
 	}
 	k := 0
 	for _, sc := range st.Scheduled {
+		if sc.Request == cancelled {
+			k += sc.Outputs
+			continue
+		}
 		q := s.reqs[slices.IndexFunc(s.reqs, func(q *req) bool { return q.r == sc.Request })]
 		for j := range sc.Outputs {
 			q.hist[sc.Sample+j] = append(q.hist[sc.Sample+j], toks[k])
