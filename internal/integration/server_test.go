@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -227,13 +228,19 @@ func (w *world) newServer(name string) *srv {
 		cfg.MaxWaiting = rapid.IntRange(2, 8).Draw(t, "maxWaiting")
 	}
 	cfg.HashMemo = rapid.Bool().Draw(t, "hashMemo")
+	// vLLM's decisions (one free queue) take one kind besides full
+	// attention.
+	if !strings.Contains(layout, "chunked") {
+		cfg.UnifiedFreeQueue = rapid.IntRange(0, 3).Draw(t, "unified") == 0
+	}
 	if rapid.Bool().Draw(t, "priorityPolicy") {
 		cfg.Policy = eviction.NewPriority
 	}
 	scfg := sched.Config{
-		MaxRunning:       rapid.IntRange(3, 8).Draw(t, "maxRunning"),
-		CheckBeforeAdmit: rapid.Bool().Draw(t, "checkBefore"),
-		Policy:           sched.Policy(rapid.IntRange(0, 1).Draw(t, "policy")),
+		MaxRunning:           rapid.IntRange(3, 8).Draw(t, "maxRunning"),
+		CheckBeforeAdmit:     rapid.Bool().Draw(t, "checkBefore"),
+		AdmitAfterPreemption: rapid.Bool().Draw(t, "admitAfterPreemption"),
+		Policy:               sched.Policy(rapid.IntRange(0, 1).Draw(t, "policy")),
 	}
 	if rapid.Bool().Draw(t, "chunked") {
 		scfg.MaxBatchTokens = rapid.IntRange(2*bs, 12*bs).Draw(t, "budget")
@@ -275,7 +282,7 @@ func (w *world) newServer(name string) *srv {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("%s: %s, %d blocks, host %d, %v preemption, chunked %v", name, layout, cfg.NumBlocks, cfg.HostBlocks, scfg.Preemption, scfg.ChunkedPrefill)
+	t.Logf("%s: %s, %d blocks, host %d, %v preemption, chunked %v, unified %v", name, layout, cfg.NumBlocks, cfg.HostBlocks, scfg.Preemption, scfg.ChunkedPrefill, cfg.UnifiedFreeQueue)
 	return s
 }
 
