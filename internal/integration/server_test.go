@@ -36,9 +36,13 @@ import (
 //   - the fleet index fed by the events scores each server for each
 //     admission exactly the prefix the manager then hits, and equals an
 //     index rebuilt from a Snapshot at every step; the index fed through
-//     vLLM frames (fleet/kvevents) never scores more, and, when drawn, one
-//     fed over ZeroMQ equals it;
-//   - a live prefix pin keeps its prefix on the device.
+//     vLLM frames (fleet/kvevents) never scores more (the same without a
+//     host tier), and in TestServerLoopZMQ one fed over ZeroMQ equals it;
+//   - a live prefix pin keeps its prefix on the device, and the pin events
+//     tally with PinStats;
+//   - split-KV plans (Batch.SplitUnits) pass SplitPlan.Check;
+//   - at the end nothing is left but cached content and pins, and after
+//     a ResetCache every index scores nothing.
 
 // debug logs every scheduled entry and preemption, to read a failure's
 // history (set it and rerun with -rapid.failfile).
@@ -75,7 +79,8 @@ type srv struct {
 	// batch is reused every step.
 	batch paged.Batch
 	evs   []paged.Event
-	// enc, frames and stream carry the events as vLLM frames to index B.
+	// frames, batchSeq and stream carry the events as vLLM frames to
+	// index b; pub publishes them over ZeroMQ to index c.
 	frames   []byte
 	batchSeq uint64
 	stream   kvevents.Stream
@@ -84,8 +89,8 @@ type srv struct {
 	// kind.
 	pins      []pin
 	pinEvents map[paged.PinEventKind]uint64
-	// admitted, compared count admissions and those checked against the
-	// index with a hit.
+	// admitted counts the admissions checked against the fleet index,
+	// hits those with a prefix hit.
 	admitted, hits int
 	// drafts counts drafts accepted, checkpoints the state checkpoints
 	// written.
@@ -117,8 +122,7 @@ type pin struct {
 	until  int64
 }
 
-// world is one run: the servers, their shared fleet indexes and the shadow
-// KV store.
+// world is one run: the servers and their shared fleet indexes.
 type world struct {
 	t   *rapid.T
 	bs  int
