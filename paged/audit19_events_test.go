@@ -85,3 +85,31 @@ func TestOnboardEventsCarryTokens(t *testing.T) {
 	assert.Greater(t, onboards, 200, "every prompt comes back from the host")
 	require.NoError(t, m.Check())
 }
+
+// TestPinStatsLasting: PinStats.Lasting counts the live pins without an
+// expiry through Pin, ExtendPin (both ways), Unpin and expiry.
+func TestPinStatsLasting(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: 16})
+	require.NoError(t, err)
+	require.NoError(t, m.SetPinBudget(8))
+	prompt := []int32{1, 2, 3, 4, 5}
+	id, _, err := m.Create(prompt, nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Free(id))
+	a, _, err := m.Pin(prompt, nil, 0)
+	require.NoError(t, err)
+	b, _, err := m.Pin(prompt, nil, 5)
+	require.NoError(t, err)
+	require.Equal(t, 1, m.PinStats().Lasting)
+	require.NoError(t, m.ExtendPin(b, 0))
+	require.Equal(t, 2, m.PinStats().Lasting)
+	require.NoError(t, m.ExtendPin(a, 3))
+	require.Equal(t, 1, m.PinStats().Lasting)
+	require.NoError(t, m.Check())
+	m.Advance(3) // a expires
+	require.Equal(t, 1, m.PinStats().Pins)
+	require.Equal(t, 1, m.PinStats().Lasting)
+	require.NoError(t, m.Unpin(b))
+	require.Equal(t, 0, m.PinStats().Lasting)
+	require.NoError(t, m.Check())
+}

@@ -56,7 +56,8 @@ type Options struct {
 	// waiting queue by recompute (Hooks.Preempted; the step's outputs for
 	// it are dropped and drawn again) and forks it when it completes
 	// again; if nothing else of the scheduler's is running and no prefix
-	// pin holds blocks, so no room can come, Update aborts the request
+	// pin that expires holds blocks (see the package documentation), so
+	// no room can come, Update aborts the request
 	// (Hooks.Aborted, Request.Err wrapping ErrNever and the fork's
 	// paged.ErrNoSpace) and goes on with the others. Blocks the caller's
 	// own sequences hold beside the scheduler count as never released.

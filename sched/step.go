@@ -152,12 +152,15 @@ func (s *Scheduler) Schedule() (*Step, error) {
 	return st, nil
 }
 
-// pinned reports whether prefix pins (paged.Manager.Pin) hold blocks of
-// the pool. Pins end (they expire, or the caller unpins them), so a
-// sequence that does not fit beside them waits instead of being aborted as
-// one that never fits; blocks held by the caller's own sequences count as
-// held for good.
-func (s *Scheduler) pinned() bool { return s.m.PinStats().PinnedBlocks > 0 }
+// pinned reports whether prefix pins (paged.Manager.Pin) that expire hold
+// blocks of the pool. Such pins end, so a sequence that does not fit beside
+// them waits instead of being aborted as one that never fits. Blocks held
+// by the caller's own sequences, or while any pin without an expiry lives,
+// count as held for good.
+func (s *Scheduler) pinned() bool {
+	ps := s.m.PinStats()
+	return ps.PinnedBlocks > 0 && ps.Lasting == 0
+}
 
 // fail ends the step after an error, so the caller sees the error and
 // not a second one from the next call.

@@ -626,6 +626,9 @@ func (w *world) pinStep(s *srv) {
 	case 0:
 		p := w.sys[rapid.IntRange(0, families-1).Draw(t, "pinFamily")]
 		until := w.now + int64(rapid.IntRange(1, 30).Draw(t, "pinTicks"))
+		if rapid.IntRange(0, 9).Draw(t, "lastingPin") == 0 {
+			until = 0 // until Unpin
+		}
 		id, held, err := m.Pin(p, nil, until)
 		switch {
 		case err == nil:
@@ -642,7 +645,7 @@ func (w *world) pinStep(s *srv) {
 		p := &s.pins[i]
 		if rapid.Bool().Draw(t, "unpin") {
 			err := m.Unpin(p.id)
-			if expired := p.until <= w.now; expired != errors.Is(err, paged.ErrUnknownPin) || (!expired && err != nil) {
+			if expired := p.until != 0 && p.until <= w.now; expired != errors.Is(err, paged.ErrUnknownPin) || (!expired && err != nil) {
 				t.Fatalf("%s: Unpin of pin until %d at %d: %v", s.name, p.until, w.now, err)
 			}
 			s.pins = slices.Delete(s.pins, i, i+1)
@@ -650,14 +653,14 @@ func (w *world) pinStep(s *srv) {
 		}
 		until := w.now + int64(rapid.IntRange(1, 30).Draw(t, "extendTicks"))
 		err := m.ExtendPin(p.id, until)
-		if expired := p.until <= w.now; expired != errors.Is(err, paged.ErrUnknownPin) || (!expired && err != nil) {
+		if expired := p.until != 0 && p.until <= w.now; expired != errors.Is(err, paged.ErrUnknownPin) || (!expired && err != nil) {
 			t.Fatalf("%s: ExtendPin of pin until %d at %d: %v", s.name, p.until, w.now, err)
 		}
 		if err == nil {
 			p.until = until
 		}
 	}
-	s.pins = slices.DeleteFunc(s.pins, func(p pin) bool { return p.until <= w.now })
+	s.pins = slices.DeleteFunc(s.pins, func(p pin) bool { return p.until != 0 && p.until <= w.now })
 	// The pin events, as a prompt-caching API's metrics read them, tally
 	// with the statistics.
 	for _, e := range m.TakePinEvents(nil) {
