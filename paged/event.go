@@ -29,7 +29,12 @@ const (
 	// AllBlocksCleared reports that the whole cache was reset.
 	AllBlocksCleared
 	// BlockMoved reports cached blocks that moved between tiers (offload to
-	// the host, onboard back to the device); they stay in the index.
+	// the host, onboard back to the device); they stay in the index. A
+	// move back to the device whose tokens the manager knows (a sequence
+	// not made from hashes) also carries Parent, Tokens, BlockSize and
+	// LoRA as a BlockStored of the same blocks would, so a consumer that
+	// cannot follow moves (vLLM's event schema, package fleet/kvevents)
+	// can store them again.
 	BlockMoved
 )
 
@@ -60,15 +65,16 @@ type Event struct {
 	// Hashes are the blocks concerned, in chain order for BlockStored.
 	Hashes []Hash
 	// Parent is the hash of the block before Hashes[0] in its chain, valid
-	// when HasParent (BlockStored only).
+	// when HasParent (BlockStored, and BlockMoved with Tokens).
 	Parent Hash
 	// HasParent reports whether Parent is valid; false when Hashes[0] starts
 	// its chain.
 	HasParent bool
 	// Tokens are the token IDs of the stored blocks, BlockSize per block
-	// (BlockStored only).
+	// (BlockStored; BlockMoved to the device when known, else empty).
 	Tokens []int32
-	// BlockSize is the number of tokens per block (BlockStored only).
+	// BlockSize is the number of tokens per block (BlockStored, and
+	// BlockMoved with Tokens).
 	BlockSize int
 	// LoRA is the adapter ID of the stored blocks, 0 for none.
 	LoRA int32

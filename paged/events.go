@@ -73,6 +73,55 @@ func (b *eventBuffer) moved(h *Hash, from, to Medium, group int) {
 	b.simple(BlockMoved, h, to, from, group)
 }
 
+// onboarded reports content h of group g moved from the host back to the
+// device with what a BlockStored of it carries: its parent (nil for a
+// chain's first block), its tokens (nil when unknown: moved then reports
+// the move alone), block size and LoRA, so that a consumer that cannot
+// follow moves (vLLM's schema, fleet/kvevents) can store it again. Blocks
+// onboarded one after another along a chain merge into one event.
+func (b *eventBuffer) onboarded(h, parent *Hash, tokens []int32, blockSize int, lora int32, group int) {
+	if tokens == nil {
+		b.moved(h, Host, Device, group)
+		return
+	}
+	if !b.on() {
+		return
+	}
+	if b.full() {
+		b.push(Event{})
+		return
+	}
+	hs, ts := b.hashes[b.cur], b.tokens[b.cur]
+	if n := len(b.queue); n > 0 && parent != nil {
+		last := &b.queue[n-1]
+		if last.Kind == BlockMoved && last.Medium == Device && last.From == Host && last.Group == group &&
+			last.LoRA == lora && last.BlockSize == blockSize && len(last.Tokens) > 0 &&
+			&last.Hashes[len(last.Hashes)-1] == &hs[len(hs)-1] && &last.Tokens[len(last.Tokens)-1] == &ts[len(ts)-1] &&
+			last.Hashes[len(last.Hashes)-1] == *parent {
+			b.hashes[b.cur], b.tokens[b.cur] = append(hs, *h), append(ts, tokens...)
+			nh, nt := len(last.Hashes)+1, len(last.Tokens)+len(tokens)
+			last.Hashes = b.hashes[b.cur][len(hs)+1-nh : len(hs)+1 : len(hs)+1]
+			last.Tokens = b.tokens[b.cur][len(ts)+len(tokens)-nt : len(ts)+len(tokens) : len(ts)+len(tokens)]
+			return
+		}
+	}
+	b.hashes[b.cur], b.tokens[b.cur] = append(hs, *h), append(ts, tokens...)
+	e := Event{
+		Kind:      BlockMoved,
+		Hashes:    b.hashes[b.cur][len(hs) : len(hs)+1 : len(hs)+1],
+		Tokens:    b.tokens[b.cur][len(ts) : len(ts)+len(tokens) : len(ts)+len(tokens)],
+		BlockSize: blockSize,
+		LoRA:      lora,
+		Medium:    Device,
+		From:      Host,
+		Group:     group,
+	}
+	if parent != nil {
+		e.Parent, e.HasParent = *parent, true
+	}
+	b.push(e)
+}
+
 func (b *eventBuffer) simple(kind EventKind, h *Hash, medium, from Medium, group int) {
 	if !b.on() {
 		return
@@ -81,11 +130,12 @@ func (b *eventBuffer) simple(kind EventKind, h *Hash, medium, from Medium, group
 		b.push(Event{})
 		return
 	}
-	// Consecutive single-block events of one kind merge into one event.
+	// Consecutive single-block events of one kind merge into one event
+	// (never into one that carries tokens, which name one block each).
 	if n := len(b.queue); n > 0 {
 		last := &b.queue[n-1]
 		hs := b.hashes[b.cur]
-		if last.Kind == kind && last.Medium == medium && last.From == from && last.Group == group && len(last.Hashes) > 0 &&
+		if last.Kind == kind && last.Medium == medium && last.From == from && last.Group == group && len(last.Hashes) > 0 && len(last.Tokens) == 0 &&
 			len(hs) > 0 && &last.Hashes[len(last.Hashes)-1] == &hs[len(hs)-1] && cap(hs) > len(hs) {
 			b.hashes[b.cur] = append(hs, *h)
 			last.Hashes = b.hashes[b.cur][len(hs)-len(last.Hashes) : len(hs)+1 : len(hs)+1]

@@ -618,7 +618,7 @@ func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool)
 func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool) {
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
-	c := slideFrom(s) // drafts do not slide (groups_ops.go)
+	c := slideFrom(s, spec) // drafts do not slide (groups_ops.go)
 	want := m.ceilBlocks(t1)
 	need := want - len(s.blocks) + m.tailCopies(s, t0)
 	for g := range s.ext {

@@ -121,7 +121,19 @@ func (m *Manager) onboardRef(ref allocator.BlockID, h Hash, g, depth int, parent
 	d := m.allocBlock()
 	t.push(Swap{Src: hb, Dst: d, Kind: Onboard, Group: g})
 	t.unindex(hb)
-	m.bp.moved(&h, g, Host, Device)
+	if !m.bp.quiet[g] {
+		// The move, with what a BlockStored of the block carries, for
+		// consumers that cannot follow moves (event.go, BlockMoved).
+		var parentHash *Hash
+		if depth > 0 {
+			parentHash = &s.hashes[depth-1]
+		}
+		var toks []int32
+		if !s.unknown {
+			toks = s.tokens[depth*m.bs : (depth+1)*m.bs]
+		}
+		m.bp.events.onboarded(&h, parentHash, toks, m.bs, s.opts.LoRA, g)
+	}
 	t.hash[hb] = Hash{}
 	if t.forgetter != nil {
 		t.forgetter.Forget(hb)

@@ -91,6 +91,10 @@ type PinStats struct {
 	// Pins is the number of live pins; PinnedBlocks the distinct blocks
 	// they hold, PeakPinnedBlocks the most ever held at once.
 	Pins, PinnedBlocks, PeakPinnedBlocks int
+	// Lasting counts the live pins without an expiry (until 0), which
+	// hold their blocks until Unpin: a scheduler that waits for pinned
+	// blocks to come back cannot count on those.
+	Lasting int
 	// Made, Unpinned, Expired and Rejected count pins made, released by
 	// Unpin, released by expiry and refused for the budget.
 	Made, Unpinned, Expired, Rejected uint64
@@ -118,6 +122,7 @@ type pinSet struct {
 	count    []int32 // pins holding each block, indexed by BlockID
 	distinct int
 	live     int
+	lasting  int   // live pins without an expiry
 	next     int64 // earliest expiry among live pins, 0 for none
 	stats    PinStats
 	events   []PinEvent
@@ -217,6 +222,9 @@ func (m *Manager) PinHashes(hashes []Hash, until int64) (PinID, int, error) {
 	}
 	m.notePeak() // claims of cached blocks reference more blocks
 	ps.live++
+	if until == 0 {
+		ps.lasting++
+	}
 	ps.stats.Made++
 	ps.stats.PeakPinnedBlocks = max(ps.stats.PeakPinnedBlocks, ps.distinct)
 	if until != 0 && (ps.next == 0 || until < ps.next) {
@@ -309,6 +317,13 @@ func (m *Manager) ExtendPin(id PinID, until int64) error {
 	if until != 0 && until <= m.now {
 		return errorf(ErrInvalid, "pin expiry %d is not after now (%d)", until, m.now)
 	}
+	if (p.until == 0) != (until == 0) {
+		if until == 0 {
+			m.pins.lasting++
+		} else {
+			m.pins.lasting--
+		}
+	}
 	p.until = until
 	if until != 0 && (m.pins.next == 0 || until < m.pins.next) {
 		m.pins.next = until
@@ -328,6 +343,9 @@ func (m *Manager) dropPin(idx uint32) {
 			ps.distinct--
 		}
 		m.bp.release(id)
+	}
+	if p.until == 0 {
+		ps.lasting--
 	}
 	p.blocks, p.live = p.blocks[:0], false
 	if p.gen != math.MaxUint32 {
@@ -380,7 +398,7 @@ func (m *Manager) TakePinEvents(dst []PinEvent) []PinEvent {
 // PinStats returns the pin budget, the live pins and their counters.
 func (m *Manager) PinStats() PinStats {
 	s := m.pins.stats
-	s.Budget, s.Pins, s.PinnedBlocks = m.pins.budget, m.pins.live, m.pins.distinct
+	s.Budget, s.Pins, s.PinnedBlocks, s.Lasting = m.pins.budget, m.pins.live, m.pins.distinct, m.pins.lasting
 	return s
 }
 
@@ -394,13 +412,16 @@ func (m *Manager) checkPins(refs []int32) error {
 		return nil
 	}
 	want := make([]int32, len(ps.count))
-	live := 0
+	live, lasting := 0, 0
 	for i := range ps.pins {
 		p := &ps.pins[i]
 		if !p.live {
 			continue
 		}
 		live++
+		if p.until == 0 {
+			lasting++
+		}
 		for _, id := range p.blocks {
 			if !m.bp.cached[id] {
 				return fmt.Errorf("paged: pin %d holds block %d, which holds no cached content", i, id)
@@ -418,8 +439,9 @@ func (m *Manager) checkPins(refs []int32) error {
 			distinct++
 		}
 	}
-	if distinct != ps.distinct || live != ps.live || distinct > ps.budget {
-		return fmt.Errorf("paged: %d pins hold %d blocks (counters %d, %d), budget %d", live, distinct, ps.live, ps.distinct, ps.budget)
+	if distinct != ps.distinct || live != ps.live || distinct > ps.budget || lasting != ps.lasting {
+		return fmt.Errorf("paged: %d pins (%d without expiry) hold %d blocks (counters %d, %d, %d), budget %d",
+			live, lasting, distinct, ps.live, ps.lasting, ps.distinct, ps.budget)
 	}
 	return nil
 }

@@ -852,7 +852,15 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 // is exhausted (the caller preempts and retries). For a waiting sequence it
 // only extends the tokens to compute at admission. A sequence with
 // speculative tokens pending (AppendSpeculative) takes no other tokens
-// until AcceptSpeculative or Truncate has settled them: ErrSequenceState.
+// until AcceptSpeculative, or a Truncate that cuts every draft, has settled
+// them: ErrSequenceState. With a sliding window (or a window or chunked
+// group) Append takes every token before the first appended one as
+// computed and releases the blocks whose positions no query from there on
+// reads (AppendSpeculative keeps the window of the last accepted token,
+// so a step may Append the token sampled last and then its drafts). So
+// give a waiting sequence the tokens known before its admission (Append
+// before Admit), not right after Admit in the same step: the step still
+// computes the prompt, whose queries read what the window released.
 func (m *Manager) Append(id SeqID, tokens ...int32) error {
 	// The commonest decode step, one token into a partly filled last block
 	// that the sequence owns alone and that it does not fill, stays in this
@@ -977,10 +985,10 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	if cow {
 		need++
 	}
-	if need > m.available()+m.slidable(s, slideFrom(s)) {
+	if need > m.available()+m.slidable(s, slideFrom(s, spec)) {
 		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 	}
-	m.slide(s, slideFrom(s))
+	m.slide(s, slideFrom(s, spec))
 	if cow {
 		dst := m.allocBlock()
 		m.copies = append(m.copies, Copy{Src: last, Dst: dst})
@@ -1073,7 +1081,8 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 // allowed, and changes nothing. The same holds in every sliding-window and
 // chunked KV cache group (Config.Groups); a running sequence of a manager
 // with a State group cannot be truncated at all (ErrInvalid): its state has
-// absorbed the tokens.
+// absorbed the tokens. Drafts (AppendSpeculative) that Truncate keeps stay
+// speculative: AcceptSpeculative settles them.
 func (m *Manager) Truncate(id SeqID, n int) error {
 	s, err := m.seq(id)
 	if err != nil {

@@ -74,10 +74,21 @@ func (m *Manager) lookupWindow(dst []allocator.BlockID, hashes []Hash, max, w in
 	return dst
 }
 
-// slideFrom is the position the window of s slides from: its accepted
-// length. Unaccepted drafts do not move it, since AcceptSpeculative may
-// roll them back.
-func slideFrom(s *sequence) int { return len(s.tokens) - s.spec }
+// slideFrom is the position the window of s slides from when tokens are
+// appended: its accepted length, every token before which the caller has
+// computed. Unaccepted drafts do not move it, since AcceptSpeculative may
+// roll them back. For drafts (spec) it is one less: a speculative step
+// appends the token sampled last (Append) and the drafts after it
+// (AppendSpeculative) and computes them together, so the last accepted
+// token's query, which reads the window before it, is still to run (vLLM
+// slides from num_computed_tokens, the same position).
+func slideFrom(s *sequence, spec bool) int {
+	c := len(s.tokens) - s.spec
+	if spec {
+		c--
+	}
+	return c
+}
 
 // minTruncate returns the shortest length s may be truncated to: the query
 // at that position must read no released entry.

@@ -54,7 +54,12 @@
 // why (an error wrapping ErrNever), and the step goes on with the other
 // requests; one bad request never stops the loop. Submit refuses up front
 // what it can tell will never fit; with several KV cache groups, or beams,
-// only running tells.
+// only running tells. Blocks held beside the scheduler by sequences the
+// caller drives itself count as held for good; blocks held by prefix pins
+// with an expiry (paged.Manager.Pin) do not, since those pins end: while
+// they hold blocks (and no pin without an expiry lives), such a sequence is
+// preempted or waits instead, and Schedule may return empty steps until a
+// pin expires (paged.Manager.Advance) or is unpinned.
 //
 // Config.AdmitFirst swaps the first two phases, as the PagedAttention
 // paper's fragmentation study (bench.Frag) and Orca-style simulations do:

@@ -63,15 +63,21 @@ func TestForkWithoutRoomForStatePages(t *testing.T) {
 
 // TestForkThatCanNeverFit: when nothing else runs and the pool still
 // cannot give the forks' state pages, requeueing the prompt would repeat
-// the step forever: Update returns the fork's ErrNoSpace instead.
+// the step forever: the request is aborted instead (ErrNever, the fork's
+// ErrNoSpace in its chain), and Update succeeds.
 func TestForkThatCanNeverFit(t *testing.T) {
 	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 12,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 4}}})
 	s, err := sched.New(m, sched.Config{})
 	require.NoError(t, err)
-	_, err = s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8}, sched.Options{MaxTokens: 2, N: 3})
+	r, err := s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8}, sched.Options{MaxTokens: 2, N: 3})
 	require.NoError(t, err)
 	st, err := s.Schedule()
 	require.NoError(t, err)
-	require.ErrorIs(t, s.Update(make([]int32, st.Outputs)), paged.ErrNoSpace)
+	require.NoError(t, s.Update(make([]int32, st.Outputs)))
+	require.Equal(t, sched.Aborted, r.State())
+	require.ErrorIs(t, r.Err(), sched.ErrNever)
+	require.ErrorIs(t, r.Err(), paged.ErrNoSpace)
+	require.False(t, s.Busy())
+	require.Zero(t, m.Stats().Sequences)
 }

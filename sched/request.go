@@ -55,8 +55,12 @@ type Options struct {
 	// step finds no room for them, Update sends the prompt back to the
 	// waiting queue by recompute (Hooks.Preempted; the step's outputs for
 	// it are dropped and drawn again) and forks it when it completes
-	// again; if nothing else is running, so no room can ever come, Update
-	// returns the fork's paged.ErrNoSpace.
+	// again; if nothing else of the scheduler's is running and no prefix
+	// pin that expires holds blocks (see the package documentation), so
+	// no room can come, Update aborts the request
+	// (Hooks.Aborted, Request.Err wrapping ErrNever and the fork's
+	// paged.ErrNoSpace) and goes on with the others. Blocks the caller's
+	// own sequences hold beside the scheduler count as never released.
 	N int
 	// Priority orders the waiting queue under the Priority policy: lower
 	// values first, as in vLLM. Ignored under FCFS.

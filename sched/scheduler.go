@@ -166,7 +166,9 @@ func (s *Scheduler) RunningSeqs(f func(r *Request, sample int, seq paged.SeqID, 
 
 // Submit validates a request and queues it. The prompt is copied, and its
 // full blocks are hashed now (paged.Manager.Add), off the step. A refused
-// request changes nothing.
+// request changes nothing: ErrInvalid, ErrNever, or, when the manager's
+// paged.Config.MaxWaiting sequences wait already, an error wrapping
+// paged.ErrNoSpace (back-pressure: refuse the client or retry later).
 func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	n := opts.N
 	if n == 0 {

@@ -89,7 +89,9 @@ func (s *Scheduler) phase(p Phase) {
 // the pool runs out; then waiting sequences are admitted in queue order
 // while they fit, the running limit and the budget allow. The returned
 // step is valid until the next Schedule; Update must follow, with the
-// tokens sampled. With nothing to do it returns an empty step.
+// tokens sampled. With nothing to do (Busy is false) it returns an empty
+// step, which is no scheduled step: Update and BuildBatch refuse it
+// (ErrInvalid), so a loop that may go idle asks Busy before Schedule.
 //
 // A request that can never proceed in this pool (a sequence that does not
 // fit the pool even alone, that cannot grow even alone in it, or that the
@@ -134,9 +136,10 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			}
 		}
 	}
-	for len(st.Scheduled) == 0 && st.Preempted == 0 && len(s.running) == 0 && s.waiting.len() > 0 {
+	for len(st.Scheduled) == 0 && st.Preempted == 0 && len(s.running) == 0 && s.waiting.len() > 0 && !s.pinned() {
 		// The head of the queue does not fit a pool the scheduler holds
 		// nothing of: it never will, and it blocks everyone behind it.
+		// (While prefix pins hold blocks it waits: pins end.)
 		h := s.waiting.peek()
 		s.abort(h.req, fmt.Errorf("%w: request %d (%d tokens) does not fit an empty pool", ErrNever, h.req.id, h.total()))
 		if _, err = s.admitAll(s.cfg.MaxBatchTokens); err != nil {
@@ -147,6 +150,16 @@ func (s *Scheduler) Schedule() (*Step, error) {
 	s.scheduling = false
 	s.phase(PhaseScheduled)
 	return st, nil
+}
+
+// pinned reports whether prefix pins (paged.Manager.Pin) that expire hold
+// blocks of the pool. Such pins end, so a sequence that does not fit beside
+// them waits instead of being aborted as one that never fits. Blocks held
+// by the caller's own sequences, or while any pin without an expiry lives,
+// count as held for good.
+func (s *Scheduler) pinned() bool {
+	ps := s.m.PinStats()
+	return ps.PinnedBlocks > 0 && ps.Lasting == 0
 }
 
 // fail ends the step after an error, so the caller sees the error and
@@ -241,10 +254,12 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		vi := s.victim()
 		v := s.running[vi]
-		if v == e && len(s.running) == 1 && !(v.req.beam && v.req.forked) {
+		if v == e && len(s.running) == 1 && !(v.req.beam && v.req.forked) && !s.pinned() {
 			// Alone, with every block the scheduler could free, it still
 			// cannot grow: a preemption would only bring it back here. It
-			// gives up its blocks as a victim would, for good.
+			// gives up its blocks as a victim would, for good. (With
+			// prefix pins holding blocks it is preempted below and waits
+			// for them to end.)
 			s.step.Preempted++
 			s.st.Preemptions++
 			s.abort(e.req, fmt.Errorf("%w: request %d cannot grow past %d tokens in this pool", ErrNever, e.req.id, e.length))
@@ -624,7 +639,7 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 		// or, when it is alone on the device, never.
 		s.st.Admissions--
 		s.st.Resumed--
-		if len(s.running) == 1 {
+		if len(s.running) == 1 && !s.pinned() {
 			s.step.Preempted++
 			s.st.Preemptions++
 			s.abort(r, fmt.Errorf("%w: request %d cannot grow past %d tokens in this pool", ErrNever, r.id, e.length))
@@ -699,6 +714,10 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 		}
 		if sc.Prefill && !e.req.forked {
 			requeued, err := s.fork(e)
+			if errors.Is(err, ErrNever) {
+				s.aborted(e.req, err)
+				continue
+			}
 			if err != nil {
 				s.inStep = false
 				return err
@@ -760,11 +779,13 @@ func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 				}
 			}
 			s.forkKids = kids[:0]
-			if len(s.running) == 1 {
-				// Nothing else holds blocks: the pool can never give them.
-				return false, fmt.Errorf("sched: request %d: fork %v with nothing else running: %w", r.id, e.seq, err)
-			}
 			r.forked = false
+			if len(s.running) == 1 && !s.pinned() {
+				// Nothing else of ours holds blocks, nor do pins that
+				// will end: requeued, the prompt would come back to this
+				// point every step. The caller aborts the request.
+				return false, fmt.Errorf("%w: request %d: its %d samples' state pages do not fit beside its prompt with nothing else running: %w", ErrNever, r.id, r.n, err)
+			}
 			// Recompute, never swap: a swapped-in prompt would not run
 			// its prefill step again, where the forks happen.
 			return true, s.preemptBy(slices.Index(s.running, e), false)

@@ -70,9 +70,12 @@ type EncoderConfig struct {
 // extra_keys is omitted.
 //
 // vLLM has no event for a block moving between tiers: a paged.BlockMoved
-// is written as a BlockRemoved on the tier the blocks left. A consumer then
-// under-reports the destination tier (it cannot learn the blocks' tokens,
-// which a BlockStored needs) but never reports a block where it is not.
+// is written as a BlockRemoved on the tier the blocks left, followed, when
+// the move carries the blocks' tokens (a paged manager's onboards do, see
+// paged.BlockMoved), by a BlockStored on the tier they went to. A consumer
+// then under-reports the host tier (an offload carries no tokens) but never
+// reports a block where it is not, and sees onboarded blocks on the device
+// again.
 //
 // An Encoder holds no state between calls and is safe for concurrent use.
 type Encoder struct {
@@ -106,9 +109,12 @@ func (e *Encoder) AppendBatch(dst []byte, ts float64, events []paged.Event) ([]b
 			return dst, fmt.Errorf("kvevents: event %d: %w", i, err)
 		}
 	}
-	n := 0 // events on the wire: a move is one removal
+	n := 0 // events on the wire: a move is a removal, and a store when it has tokens
 	for i := range events {
 		if len(events[i].Hashes) > 0 || events[i].Kind == paged.AllBlocksCleared {
+			n++
+		}
+		if restores(&events[i]) {
 			n++
 		}
 	}
@@ -144,7 +150,11 @@ func check(ev *paged.Event, group int) error {
 		if ev.BlockSize < 1 || len(ev.Tokens) != len(ev.Hashes)*ev.BlockSize {
 			return fmt.Errorf("%w: BlockStored with %d tokens for %d blocks of %d", ErrInvalid, len(ev.Tokens), len(ev.Hashes), ev.BlockSize)
 		}
-	case paged.BlockRemoved, paged.BlockMoved, paged.AllBlocksCleared:
+	case paged.BlockMoved:
+		if len(ev.Tokens) > 0 && (ev.BlockSize < 1 || len(ev.Tokens) != len(ev.Hashes)*ev.BlockSize) {
+			return fmt.Errorf("%w: BlockMoved with %d tokens for %d blocks of %d", ErrInvalid, len(ev.Tokens), len(ev.Hashes), ev.BlockSize)
+		}
+	case paged.BlockRemoved, paged.AllBlocksCleared:
 	default:
 		return fmt.Errorf("%w: event kind %d", ErrInvalid, ev.Kind)
 	}
@@ -200,7 +210,9 @@ func (e *Encoder) appendEvent(dst []byte, ev *paged.Event) []byte {
 			key("group_idx")
 			dst = appendInt(dst, int64(e.cfg.Group+ev.Group))
 		}
-		return dst
+		if !restores(ev) {
+			return dst
+		}
 	}
 	// BlockStored: tag and seven fields without defaults, then extra_keys
 	// (always nil here) and group_idx. The map layout omits a nil
@@ -249,6 +261,12 @@ func (e *Encoder) appendEvent(dst []byte, ev *paged.Event) []byte {
 		dst = appendInt(dst, int64(e.cfg.Group+ev.Group))
 	}
 	return dst
+}
+
+// restores reports whether ev is a move that carries its blocks' tokens,
+// written as a removal from the tier left and a store on the tier reached.
+func restores(ev *paged.Event) bool {
+	return ev.Kind == paged.BlockMoved && len(ev.Hashes) > 0 && len(ev.Tokens) > 0
 }
 
 func (e *Encoder) appendHashes(dst []byte, hs []paged.Hash) []byte {
