@@ -180,6 +180,10 @@ type FleetConfig struct {
 	// experiments (fleet_variants_test.go) read what a real router would
 	// learn from its servers' metrics but Candidate does not carry.
 	probe func(server int, l sched.Load, st sched.Stats)
+	// routed, when set, sees every decision of a router with Prefix: the
+	// request's trace index, the candidates as the router saw them and
+	// the server chosen.
+	routed func(i int, cands []fleet.Candidate, chosen int)
 }
 
 func (c FleetConfig) withDefaults() (FleetConfig, error) {
@@ -356,8 +360,10 @@ type FleetResult struct {
 	BlockEvents int64
 	// ApplyTime is the wall time spent applying those events.
 	ApplyTime time.Duration
-	// Decisions is the server chosen for each request, in trace order.
-	Decisions []int
+	// Decisions is the server chosen for each request, in trace order,
+	// and Hits the prompt tokens it found cached at its first admission
+	// (0 for a rejected request).
+	Decisions, Hits []int
 	// Index is the index's counters at the end of the replay (losses,
 	// gaps, conflicts), and PartialServers the servers it then marked
 	// partial: both zero unless the backend misbehaved.
@@ -617,7 +623,7 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 				ErrFleetInvalid, i, q.Arrival, i-1, reqs[i-1].Arrival)
 		}
 	}
-	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), PerServerBusy: make([]float64, cfg.Servers), Decisions: make([]int, len(reqs))}
+	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), PerServerBusy: make([]float64, cfg.Servers), Decisions: make([]int, len(reqs)), Hits: make([]int, len(reqs))}
 	f := &fleetRun{cfg: cfg, reqs: reqs, servers: make([]fleetServer, cfg.Servers), res: &res,
 		handles: make([]*sched.Request, len(reqs)), start: make([]float64, len(reqs)), first: make([]float64, len(reqs)),
 		scored: make([]int, len(reqs)), hybrid: cfg.groups() != nil}
@@ -745,6 +751,9 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		res.Decisions[i] = si
 		if r.Prefix {
 			f.scored[i] = cands[si].Blocks - cands[si].Pending
+			if cfg.routed != nil {
+				cfg.routed(i, cands, si)
+			}
 		}
 		s := &f.servers[si]
 		prompt = promptOf(prompt, q, cfg.BlockSize)
@@ -824,6 +833,7 @@ func (f *fleetRun) settle() error {
 		res.Requests++
 		res.InputTokens += int64(q.InputTokens)
 		res.HitTokens += int64(h.Cached())
+		res.Hits[i] = h.Cached()
 		waits = append(waits, f.start[i]-arrival)
 		ttfts = append(ttfts, f.first[i]-arrival)
 	}
