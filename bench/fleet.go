@@ -180,10 +180,6 @@ type FleetConfig struct {
 	// experiments (fleet_variants_test.go) read what a real router would
 	// learn from its servers' metrics but Candidate does not carry.
 	probe func(server int, l sched.Load, st sched.Stats)
-	// routed, when set, sees every decision of a router with Prefix: the
-	// request's trace index, the candidates as the router saw them and
-	// the server chosen.
-	routed func(i int, cands []fleet.Candidate, chosen int)
 }
 
 func (c FleetConfig) withDefaults() (FleetConfig, error) {
@@ -809,9 +805,6 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 				f.claimed[i] = cands[si].Blocks
 			}
 			f.record(i, cands, si)
-			if cfg.routed != nil {
-				cfg.routed(i, cands, si)
-			}
 		}
 		s := &f.servers[si]
 		prompt = promptOf(prompt, q, cfg.BlockSize)
