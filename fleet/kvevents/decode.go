@@ -409,15 +409,11 @@ func (b *Batch) field(r *msgReader, e *eventState, id fieldID) error {
 		}
 		return err
 	case fGroup:
-		if null, err := r.isNil(); null || err != nil {
-			return err
+		v, ok, err := optInt(r, 0, id)
+		if ok {
+			e.meta.Group, e.meta.HasGroup = v, true
+			e.ev.Group = v
 		}
-		v, err := r.int()
-		if err == nil && (int64(v) < 0 || v > math.MaxInt32) {
-			err = r.fail("group_idx out of range")
-		}
-		e.meta.Group, e.meta.HasGroup = int(v), true
-		e.ev.Group = int(v)
 		return err
 	case fSpecKind:
 		if null, err := r.isNil(); null || err != nil {
@@ -427,17 +423,23 @@ func (b *Batch) field(r *msgReader, e *eventState, id fieldID) error {
 		e.meta.Spec = specKindOf(k)
 		return err
 	case fSpecWindow:
-		if null, err := r.isNil(); null || err != nil {
-			return err
-		}
-		v, err := r.int()
-		if err == nil && (int64(v) < 1 || v > math.MaxInt32) {
-			err = r.fail("kv_cache_spec_sliding_window out of range")
-		}
-		e.meta.SlidingWindow = int(v)
+		v, _, err := optInt(r, 1, id)
+		e.meta.SlidingWindow = v
 		return err
 	}
 	panic("kvevents: unknown field id")
+}
+
+// optInt reads field id, an int in [lo, MaxInt32] or nil (ok false).
+func optInt(r *msgReader, lo int64, id fieldID) (v int, ok bool, err error) {
+	if null, err := r.isNil(); null || err != nil {
+		return 0, false, err
+	}
+	u, err := r.int()
+	if err == nil && (int64(u) < lo || u > math.MaxInt32) {
+		err = r.fail(fieldNames[id] + " out of range")
+	}
+	return int(u), true, err
 }
 
 func eventKind(r *msgReader, tag []byte) (paged.EventKind, error) {
