@@ -1,12 +1,16 @@
 package fleet_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/fleet/fleettest"
+	"github.com/pagedkv/pagedkv/paged"
 )
 
 // affinityRouters are the routers that read Score.Affinity, by name.
@@ -93,4 +97,43 @@ func TestRoutersWithoutAffinityGainRouteAsBefore(t *testing.T) {
 			t.Fatalf("cost-aware routed to %d, by the exact hit alone to %d", got, want)
 		}
 	})
+}
+
+// Routing with the affinity gain allocates nothing, and hostile scores
+// (negative runs, an Affinity at the int's limit) route to a candidate
+// without overflowing or panicking.
+func TestRoutersWithAffinityAllocateNothingAndTakeHostileScores(t *testing.T) {
+	cands := []fleet.Candidate{cand(0, 8, 1, 0), cand(3, 5, 0, 0), cand(2, 2, 2, 10)}
+	for name, r := range affinityRouters {
+		allocs := testing.AllocsPerRun(100, func() { _ = r.Route(cands) })
+		assert.Zero(t, allocs, name)
+	}
+	hostile := []fleet.Candidate{cand(-5, math.MaxInt, 0, 0), cand(math.MaxInt, -1, 0, 0), cand(0, math.MinInt, 0, 0)}
+	for name, r := range affinityRouters {
+		got := r.Route(hostile)
+		assert.True(t, got >= 0 && got < len(hostile), "%s routed to %d", name, got)
+		assert.Equal(t, -1, r.Route(nil), name)
+	}
+}
+
+// Claim refuses a bad layout or server with ErrInvalid and records
+// nothing; scores past the request's hashes claim nothing.
+func TestPendingClaimBadInput(t *testing.T) {
+	p, err := fleet.NewPending(fleet.PendingConfig{MaxServers: 2})
+	require.NoError(t, err)
+	hs := fleettest.Hs(1, 2, 3)
+	state, err := fleet.ParseLayout("b16 full state")
+	require.NoError(t, err)
+	require.ErrorIs(t, p.Claim(0, hs, fleet.Score{Affinity: 2}, fleet.Layout{BlockSize: 16, Groups: []paged.Group{{Kind: paged.GroupKind(99)}}}), fleet.ErrInvalid)
+	require.ErrorIs(t, p.Claim(2, hs, fleet.Score{}, state), fleet.ErrInvalid)
+	require.ErrorIs(t, p.Claim(-1, hs, fleet.Score{}, fleet.Layout{}), fleet.ErrInvalid)
+	assert.Zero(t, p.Len())
+	require.NoError(t, p.Claim(0, hs, fleet.Score{Blocks: 9, Pending: 0, Affinity: 12}, state))
+	require.NoError(t, p.Claim(0, hs, fleet.Score{Blocks: -4, Affinity: -1}, state))
+	require.NoError(t, p.Claim(1, nil, fleet.Score{}, state))
+	sc := []fleet.Score{{Server: 0}, {Server: 1}}
+	p.Extend(hs, sc)
+	assert.Zero(t, sc[0].Blocks, "a claim on a state server without a branch point is no hit")
+	assert.Equal(t, 3, sc[0].Affinity, "its blocks are held")
+	assert.Zero(t, sc[1].Blocks)
 }
