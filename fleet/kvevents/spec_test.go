@@ -114,3 +114,44 @@ func TestLayoutLearnerRefusesWhatTheEventsDoNotSay(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, paged.FullAttention, g.Kind)
 }
+
+// An Encoder with Specs writes each BlockStored's group spec in both
+// layouts, and the decoder and learner read back the layout; specs it
+// cannot write are refused.
+func TestEncoderWritesSpecs(t *testing.T) {
+	specs := []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 64}, {Kind: paged.State}, {Kind: paged.Shared, Target: 0}}
+	events := []paged.Event{
+		{Kind: paged.BlockStored, Hashes: []paged.Hash{{1}}, Tokens: make([]int32, 4), BlockSize: 4},
+		{Kind: paged.BlockStored, Hashes: []paged.Hash{{1}}, Tokens: make([]int32, 4), BlockSize: 4, Group: 1},
+		{Kind: paged.BlockRemoved, Hashes: []paged.Hash{{1}}, Group: 1},
+		{Kind: paged.BlockStored, Hashes: []paged.Hash{{1}}, Tokens: make([]int32, 4), BlockSize: 4, Group: 2},
+	}
+	for _, layout := range []Layout{ArrayLayout, MapLayout} {
+		e, err := NewEncoder(EncoderConfig{Layout: layout, Specs: specs})
+		require.NoError(t, err)
+		frame, err := e.AppendBatch(nil, 1, events)
+		require.NoError(t, err)
+		var b Batch
+		require.NoError(t, b.Decode(frame))
+		assert.Equal(t, Meta{Group: 1, HasGroup: true, Spec: SpecSlidingWindow, SlidingWindow: 64}, b.Meta[1], "layout %d", layout)
+		assert.Equal(t, Meta{Group: 1, HasGroup: true}, b.Meta[2], "removals carry no spec")
+		var l LayoutLearner
+		l.Learn(&b)
+		got, err := l.Layout(3)
+		require.NoError(t, err)
+		assert.Equal(t, "b4 full window:64 state", got.String())
+
+		_, err = e.AppendBatch(nil, 1, []paged.Event{{Kind: paged.BlockStored, Hashes: []paged.Hash{{1}}, Tokens: make([]int32, 4), BlockSize: 4, Group: 3}})
+		assert.ErrorIs(t, err, ErrInvalid, "a shared group holds no blocks")
+		_, err = e.AppendBatch(nil, 1, []paged.Event{{Kind: paged.BlockStored, Hashes: []paged.Hash{{1}}, Tokens: make([]int32, 4), BlockSize: 4, Group: 4}})
+		assert.ErrorIs(t, err, ErrInvalid, "a group the specs do not have")
+	}
+	for _, cfg := range []EncoderConfig{
+		{Group: -1, Specs: specs},
+		{Specs: []paged.Group{{Kind: paged.SlidingWindow}}},
+		{Specs: []paged.Group{{Kind: paged.GroupKind(77)}}},
+	} {
+		_, err := NewEncoder(cfg)
+		assert.ErrorIs(t, err, ErrInvalid, "%+v", cfg)
+	}
+}
