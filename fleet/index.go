@@ -878,8 +878,8 @@ type Score struct {
 	// attention, where the rest (Affinity-Blocks) are blocks a hit
 	// cannot use yet (evicted window blocks, no state checkpoint there).
 	// A router reads it as where the family's later hits will be
-	// (AffinityAware); it is no hit, and Value ignores it. Pending.Extend
-	// adds the claims that continue it.
+	// (CostAware, PrefixAware); it is no hit, and Value ignores it.
+	// Pending.Extend adds the claims that continue it.
 	Affinity int
 	// Value is Device*DeviceWeight + (Blocks-Device)*HostWeight.
 	Value float64

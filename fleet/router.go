@@ -54,7 +54,9 @@ type PrefixAware struct {
 	LoadPenalty float64
 	// DeviceWeight is what one block of affinity gain adds to the score:
 	// the Index's Config.DeviceWeight, as the request computes those
-	// blocks on the device. Default 1, the Index's default.
+	// blocks on the device. Default 1, the Index's default; a negative,
+	// NaN or infinite weight is taken as the default too (Route cannot
+	// fail).
 	DeviceWeight float64
 	// IgnoreAffinity routes by Value alone, the exact hit: a hybrid
 	// fleet's prefix families then spread over servers by load where no
