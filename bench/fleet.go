@@ -304,6 +304,22 @@ func FleetRouters(seed uint64, loadCap float64) []FleetRouter {
 	}
 }
 
+// IgnoringAffinity returns r with its router reading the exact hit
+// alone (fleet.PrefixAware and fleet.CostAware with IgnoreAffinity), as
+// the study's routers did before Score.Affinity; other routers are
+// returned as they are.
+func (r FleetRouter) IgnoringAffinity() FleetRouter {
+	switch rt := r.Router.(type) {
+	case fleet.PrefixAware:
+		rt.IgnoreAffinity = true
+		r.Router = rt
+	case fleet.CostAware:
+		rt.IgnoreAffinity = true
+		r.Router = rt
+	}
+	return r
+}
+
 // FleetResult is what one replay measured.
 type FleetResult struct {
 	// Router is the name of the router replayed (FleetRouter.Name).
@@ -344,6 +360,28 @@ type FleetResult struct {
 	// not know: FleetConfig.BlindIndex).
 	OverReports      int
 	OverReportTokens int64
+	// ClaimOverReports and ClaimOverReportTokens are the same with the
+	// Pending claims counted in the score (routers with Pending): a
+	// claim promises what the routed request leaves on the server, and
+	// over-reports where that is less (a State group's checkpoint is
+	// taken only at a request's branch point: fleet.Pending.Claim).
+	ClaimOverReports      int
+	ClaimOverReportTokens int64
+	// AwayRoutes counts the requests, of a router with Prefix, sent to a
+	// server holding fewer of their leading group-0 blocks than another
+	// (Score.Affinity; the blind index's score), and AwayNoHit those of
+	// them when no server could hit any block (every Score.Blocks 0):
+	// the decisions that move a prefix family off the servers holding
+	// it. AwayHitTokens sums the hits they then got.
+	AwayRoutes, AwayNoHit int
+	AwayHitTokens         int64
+	// FamilyServers is the mean number of servers a prefix family (the
+	// requests whose prompts share their first block) was sent to, over
+	// the families of two or more requests, and FamilyMoves the share of
+	// their requests after the first that went to a server the family
+	// had not been sent to before (0: each family stays where it
+	// started). Zero for a router without Prefix.
+	FamilyServers, FamilyMoves float64
 	// Checkpoints counts the state checkpoints the managers handed out
 	// (paged.Manager.TakeCheckpoints; Layout with State groups only).
 	Checkpoints int
@@ -356,8 +394,10 @@ type FleetResult struct {
 	BlockEvents int64
 	// ApplyTime is the wall time spent applying those events.
 	ApplyTime time.Duration
-	// Decisions is the server chosen for each request, in trace order.
-	Decisions []int
+	// Decisions is the server chosen for each request, in trace order,
+	// and Hits the prompt tokens it found cached at its first admission
+	// (0 for a rejected request).
+	Decisions, Hits []int
 	// Index is the index's counters at the end of the replay (losses,
 	// gaps, conflicts), and PartialServers the servers it then marked
 	// partial: both zero unless the backend misbehaved.
@@ -479,6 +519,16 @@ type fleetRun struct {
 	// scored is the index's score of the chosen server, in blocks, its
 	// Pending claims left out (-1: not looked up).
 	scored []int
+	// claimed is the same with the Pending claims (-1: no claims).
+	claimed []int
+	// away marks the requests routed off the servers holding the most of
+	// their group-0 blocks (FleetResult.AwayRoutes); families lists the
+	// servers each prefix family was sent to, by its first block's ID,
+	// and moves counts its requests sent to a server new to it.
+	away     []bool
+	families map[int64]*family
+	repeats  int
+	moves    int
 	// hybrid: the managers have several groups and hand out directives.
 	hybrid bool
 }
@@ -562,6 +612,12 @@ func (f *fleetRun) begin(si int, now float64) error {
 					f.res.OverReportTokens += int64(over)
 				}
 			}
+			if k := f.claimed[q]; k >= 0 {
+				if over := k*f.cfg.BlockSize - sc.Request.Cached(); over > 0 {
+					f.res.ClaimOverReports++
+					f.res.ClaimOverReportTokens += int64(over)
+				}
+			}
 		}
 		if sc.Outputs > 0 && math.IsNaN(f.first[q]) {
 			f.first[q] = now + d
@@ -617,12 +673,12 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 				ErrFleetInvalid, i, q.Arrival, i-1, reqs[i-1].Arrival)
 		}
 	}
-	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), PerServerBusy: make([]float64, cfg.Servers), Decisions: make([]int, len(reqs))}
+	res := FleetResult{Router: r.Name, PerServer: make([]int, cfg.Servers), PerServerBusy: make([]float64, cfg.Servers), Decisions: make([]int, len(reqs)), Hits: make([]int, len(reqs))}
 	f := &fleetRun{cfg: cfg, reqs: reqs, servers: make([]fleetServer, cfg.Servers), res: &res,
 		handles: make([]*sched.Request, len(reqs)), start: make([]float64, len(reqs)), first: make([]float64, len(reqs)),
-		scored: make([]int, len(reqs)), hybrid: cfg.groups() != nil}
+		scored: make([]int, len(reqs)), claimed: make([]int, len(reqs)), hybrid: cfg.groups() != nil, away: make([]bool, len(reqs)), families: make(map[int64]*family)}
 	for i := range reqs {
-		f.start[i], f.first[i], f.scored[i] = math.NaN(), math.NaN(), -1
+		f.start[i], f.first[i], f.scored[i], f.claimed[i] = math.NaN(), math.NaN(), -1, -1
 	}
 	byName := make(map[string]int, cfg.Servers)
 	for i := range f.servers {
@@ -745,6 +801,10 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		res.Decisions[i] = si
 		if r.Prefix {
 			f.scored[i] = cands[si].Blocks - cands[si].Pending
+			if f.pending != nil {
+				f.claimed[i] = cands[si].Blocks
+			}
+			f.record(i, cands, si)
 		}
 		s := &f.servers[si]
 		prompt = promptOf(prompt, q, cfg.BlockSize)
@@ -757,9 +817,14 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 			return res, fmt.Errorf("bench: request %d: %w", i, err)
 		}
 		if f.pending != nil {
-			// The blocks after the server's indexed run are its to compute.
-			c := &cands[si]
-			if err := f.pending.Add(s.id, hashes[min(max(c.Blocks-c.Pending, 0), len(hashes)):]); err != nil {
+			// The blocks after the server's indexed run are its to
+			// compute; what they leave a hit depends on the layout, if
+			// the router knows it.
+			var l fleet.Layout
+			if !cfg.BlindIndex {
+				l = cfg.Layout
+			}
+			if err := f.pending.Claim(s.id, hashes, cands[si].Score, l); err != nil {
 				return res, err
 			}
 		}
@@ -773,6 +838,50 @@ func RunFleet(reqs []Request, cfg FleetConfig, r FleetRouter) (FleetResult, erro
 		}
 	}
 	return res, f.settle()
+}
+
+// record notes where a router with Prefix sent request i among cands:
+// off the servers holding most of its family or not, and to a server
+// its family had been sent to or not.
+func (f *fleetRun) record(i int, cands []fleet.Candidate, si int) {
+	most, hit := 0, false
+	for k := range cands {
+		most = max(most, cands[k].Affinity)
+		hit = hit || cands[k].Blocks > 0
+	}
+	if cands[si].Affinity < most {
+		f.away[i] = true
+		f.res.AwayRoutes++
+		if !hit {
+			f.res.AwayNoHit++
+		}
+	}
+	if len(f.reqs[i].HashIDs) == 0 {
+		return
+	}
+	fam := f.families[f.reqs[i].HashIDs[0]]
+	if fam == nil {
+		fam = &family{}
+		f.families[f.reqs[i].HashIDs[0]] = fam
+	}
+	fam.requests++
+	known := slices.Contains(fam.servers, si)
+	if fam.requests > 1 {
+		f.repeats++
+		if !known {
+			f.moves++
+		}
+	}
+	if !known {
+		fam.servers = append(fam.servers, si)
+	}
+}
+
+// family is what the study records of a prefix family: its requests
+// and the servers they went to.
+type family struct {
+	requests int
+	servers  []int
 }
 
 // fleetCandidate is server k as a router sees it: its scheduler's load,
@@ -824,11 +933,26 @@ func (f *fleetRun) settle() error {
 		res.Requests++
 		res.InputTokens += int64(q.InputTokens)
 		res.HitTokens += int64(h.Cached())
+		res.Hits[i] = h.Cached()
+		if f.away[i] {
+			res.AwayHitTokens += int64(h.Cached())
+		}
 		waits = append(waits, f.start[i]-arrival)
 		ttfts = append(ttfts, f.first[i]-arrival)
 	}
 	if res.InputTokens > 0 {
 		res.HitRate = float64(res.HitTokens) / float64(res.InputTokens)
+	}
+	if f.repeats > 0 {
+		n, servers := 0, 0
+		for _, fam := range f.families {
+			if fam.requests > 1 {
+				n++
+				servers += len(fam.servers)
+			}
+		}
+		res.FamilyServers = float64(servers) / float64(n)
+		res.FamilyMoves = float64(f.moves) / float64(f.repeats)
 	}
 	if res.Requests > 0 {
 		res.Imbalance = float64(slices.Max(res.PerServer)) * float64(len(f.servers)) / float64(res.Requests)

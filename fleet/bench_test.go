@@ -105,3 +105,30 @@ func BenchmarkLookup64(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRoute routes among 8 hybrid servers whose Affinity exceeds
+// their exact hit, with the affinity gain and without it (IgnoreAffinity):
+// the gain costs one more pass over the candidates.
+func BenchmarkRoute(b *testing.B) {
+	cands := make([]fleet.Candidate, 8)
+	for i := range cands {
+		cands[i] = fleet.Candidate{Score: fleet.Score{Blocks: i % 3, Device: i % 3, Value: float64(i % 3), Affinity: 2 * i},
+			Load: float64(i % 4), Work: float64(100 * i), Prompt: 64 * 16}
+	}
+	for _, r := range []struct {
+		name string
+		r    fleet.Router
+	}{
+		{"prefix-aware", fleet.PrefixAware{}},
+		{"prefix-aware/exact", fleet.PrefixAware{IgnoreAffinity: true}},
+		{"cost-aware", fleet.CostAware{BlockSize: 16}},
+		{"cost-aware/exact", fleet.CostAware{BlockSize: 16, IgnoreAffinity: true}},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = r.r.Route(cands)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 //
 //	cost = LoadWeight x Work + prefill x (1 + Load)
 //	prefill = Prompt - cached tokens + HostCost x cached tokens on the host tier
+//	          - affinity gain x BlockSize
 //
 // The terms are those of a continuous-batching engine with chunked
 // prefill (docs/fleet.md): it computes queued prompt tokens first come
@@ -24,6 +25,14 @@ import (
 // minimizes greedily: a cached prefix is worth more on a busy server, and
 // a busy server costs more for every request. No weight is fitted to a
 // trace: every term is a token of prefill, LoadWeight is 1.
+//
+// The affinity gain is 0 unless a server's Score.Affinity exceeds its
+// Blocks (a hybrid server holding more of the request's prefix family
+// than it can hit now): the blocks that routing the request there makes
+// a hit for the family's next request, beyond what the fleet can hit
+// already (see Score.Affinity). Each saves the next request a token of
+// prefill per token, counted as this request's own cached tokens are,
+// the server found as it is now. IgnoreAffinity leaves it out.
 //
 // When every server holds the same prefix the cache terms differ only by
 // Load, and the router balances Work and Load: it degrades to load
@@ -56,6 +65,10 @@ type CostAware struct {
 	// Rand returns uniform numbers in [0, 1); required when Temperature
 	// is positive, and used to break exact ties when set.
 	Rand func() float64
+	// IgnoreAffinity costs the exact hit alone: a hybrid fleet's prefix
+	// families then spread over servers by load where no server can hit
+	// them yet.
+	IgnoreAffinity bool
 }
 
 // Validate reports a configuration CostAware cannot route with.
@@ -86,15 +99,21 @@ func (c CostAware) weights() (host, load float64) {
 	return host, load
 }
 
-// Cost returns the cost of the request on one server, as Route weighs it,
-// in prompt tokens. Without Prompt (0: unknown) the prefill is counted
+// Cost returns the cost of the request on one server, in prompt tokens,
+// as Route weighs it but for the affinity gain, which depends on the
+// other candidates (a server whose Affinity equals its Blocks has none). Without Prompt (0: unknown) the prefill is counted
 // relative to the whole prompt, which is the same on every server: the
 // ranking by cache is kept, and the prompt's stall of the resident
 // sequences is not counted (Load then only breaks ties).
 func (c CostAware) Cost(cand *Candidate) float64 {
+	return c.cost(cand, 0)
+}
+
+// cost is Cost with an affinity gain of gain blocks.
+func (c CostAware) cost(cand *Candidate, gain int) float64 {
 	host, load := c.weights()
 	bs := float64(max(c.BlockSize, 1))
-	cached := float64(cand.Blocks) * bs
+	cached := (float64(cand.Blocks) + float64(gain)) * bs
 	prefill := float64(cand.Blocks-cand.Device) * bs * host
 	if cand.Prompt <= 0 {
 		// Relative to the whole prompt, the prefill is negative: scaled
@@ -116,8 +135,9 @@ func (c CostAware) Route(cands []Candidate) int {
 		return LeastLoaded{}.Route(cands)
 	}
 	best, lo, hi, ties := -1, 0.0, 0.0, 0
+	a := affinityOf(cands)
 	for i := range cands {
-		v := c.Cost(&cands[i])
+		v := c.costOf(cands, i, a)
 		switch {
 		case best < 0 || v < lo || (v == lo && tieLess(&cands[i], &cands[best])):
 			best, lo, ties = i, v, 1
@@ -139,16 +159,25 @@ func (c CostAware) Route(cands []Candidate) int {
 	scale := c.Temperature * (hi - lo)
 	sum := 0.0
 	for i := range cands {
-		sum += math.Exp(-(c.Cost(&cands[i]) - lo) / scale)
+		sum += math.Exp(-(c.costOf(cands, i, a) - lo) / scale)
 	}
 	u := c.Rand() * sum
 	for i := range cands {
-		u -= math.Exp(-(c.Cost(&cands[i]) - lo) / scale)
+		u -= math.Exp(-(c.costOf(cands, i, a) - lo) / scale)
 		if u < 0 {
 			return i
 		}
 	}
 	return best
+}
+
+// costOf is candidate i's cost as Route weighs it: with its affinity
+// gain among cands, unless IgnoreAffinity.
+func (c CostAware) costOf(cands []Candidate, i int, a affinity) float64 {
+	if c.IgnoreAffinity {
+		return c.cost(&cands[i], 0)
+	}
+	return c.cost(&cands[i], a.gain(cands, i))
 }
 
 // tieLess orders servers of equal cost: lower Load, then fewer Routed.

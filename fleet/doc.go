@@ -109,6 +109,16 @@
 // evictions, is scored 3 leading blocks of a prompt it hits 0 tokens of;
 // see the SetLayout example).
 //
+// Score.Affinity keeps group 0's run beside the exact hit: where a hybrid
+// server holds a prefix family's blocks but cannot hit them yet (no
+// checkpoint, window blocks evicted), a request sent there rebuilds what
+// its family's next request hits. CostAware and PrefixAware add that
+// gain to the exact hit (affinity.go explains the rule), which keeps
+// families together where exact scores alone, all zero, would spread
+// them by load; it is zero for servers of one group. Pending.Claim
+// records what a routed request leaves a hybrid server: with a state
+// group, a hit at its branch point only.
+//
 // # Concurrency
 //
 // Index is safe for concurrent use: one mutex serializes event application

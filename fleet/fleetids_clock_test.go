@@ -34,7 +34,7 @@ func TestFleetidsSilenceOnTheMonotonicClock(t *testing.T) {
 	now = t0.Add(30 * time.Second)
 	sc, err := x.Lookup(hs(1), nil)
 	require.NoError(t, err)
-	require.Equal(t, Score{Server: 0, Name: "own", Blocks: 1, Device: 1, Value: 1}, sc[0], "30 s of silence")
+	require.Equal(t, Score{Server: 0, Name: "own", Blocks: 1, Device: 1, Affinity: 1, Value: 1}, sc[0], "30 s of silence")
 	require.Equal(t, Score{Server: 1, Name: "other", Partial: true}, sc[1], "2 h 30 s of silence in wall time")
 	now = t0.Add(61 * time.Second)
 	sc, err = x.Lookup(hs(1), nil)

@@ -161,6 +161,9 @@ func (x *Index) scoreLayouts(masks []uint64, n int, out []Score, skip []uint64) 
 		}
 		run0 := out[i].Blocks // group 0's run (runs)
 		out[i].Blocks, out[i].Device = 0, 0
+		if !sc.unreadable {
+			out[i].Affinity = run0
+		}
 		if skip[i/64]&(1<<(uint(i)%64)) != 0 || n == 0 || sc.unreadable || !x.covers(sc, masks, n) {
 			continue
 		}

@@ -870,6 +870,17 @@ type Score struct {
 	// record (requests routed there, their blocks not yet reported); 0
 	// from Lookup. They are counted in Device.
 	Pending int
+	// Affinity is the server's run of leading blocks of the request in
+	// group 0 (its full-attention group in a paged manager), on either
+	// tier: how much of the request's prefix family the server holds,
+	// whether or not it can hit it now. Equal to Blocks for a server
+	// without a Layout; at least Blocks for one whose group 0 is full
+	// attention, where the rest (Affinity-Blocks) are blocks a hit
+	// cannot use yet (evicted window blocks, no state checkpoint there).
+	// A router reads it as where the family's later hits will be
+	// (CostAware, PrefixAware); it is no hit, and Value ignores it.
+	// Pending.Extend adds the claims that continue it.
+	Affinity int
 	// Value is Device*DeviceWeight + (Blocks-Device)*HostWeight.
 	Value float64
 	// Partial says the index may be missing some of this server's blocks
@@ -1033,6 +1044,9 @@ func (x *Index) Lookup(hashes []paged.Hash, dst []Score) ([]Score, error) {
 			// in progress, or left by a router that died): its entries
 			// may hold stores whose removals are not written yet.
 			out[i].Blocks, out[i].Device = 0, 0
+		}
+		if x.servers[i].layout == nil || x.servers[i].st.Dirty {
+			out[i].Affinity = out[i].Blocks
 		}
 		out[i].Value = float64(out[i].Device)*x.cfg.DeviceWeight + float64(out[i].Blocks-out[i].Device)*x.cfg.HostWeight
 	}

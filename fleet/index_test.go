@@ -51,8 +51,8 @@ func TestScoresCountLeadingRunsWithTierWeights(t *testing.T) {
 
 	sc := lookup(t, x, 1, 2, 3, 4, 5)
 	require.Len(t, sc, 3)
-	assert.Equal(t, Score{Server: 0, Name: "a", Blocks: 4, Device: 3, Value: 7}, sc[0])
-	assert.Equal(t, Score{Server: 1, Name: "b", Blocks: 2, Device: 0, Value: 2}, sc[1], "the run stops at the first hole")
+	assert.Equal(t, Score{Server: 0, Name: "a", Blocks: 4, Device: 3, Affinity: 4, Value: 7}, sc[0])
+	assert.Equal(t, Score{Server: 1, Name: "b", Blocks: 2, Device: 0, Affinity: 2, Value: 2}, sc[1], "the run stops at the first hole")
 	assert.Equal(t, Score{Server: 2, Name: "c", Blocks: 0, Value: 0}, sc[2], "a run must start at the first block")
 	assert.Equal(t, 0, PrefixAware{}.Route(candidates(sc, 0, 0, 0)))
 }

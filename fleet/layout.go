@@ -92,6 +92,16 @@ func (l Layout) Validate() error {
 	return nil
 }
 
+// hasState reports whether the layout has a State group.
+func (l Layout) hasState() bool {
+	for _, g := range l.Groups {
+		if g.Kind == paged.State {
+			return true
+		}
+	}
+	return false
+}
+
 // String encodes the layout as backends store it: "b<block size>" then
 // one field per group, "full", "window:<W>", "chunked:<C>", "state",
 // "shared:<target>", space separated. ParseLayout reads it back.

@@ -90,7 +90,10 @@ type Pending struct {
 	n      int
 	live   []bool
 	hashes []paged.Hash
-	masks  []uint64 // by slot: words of server bits
+	masks  []uint64 // by slot: words of server bits, the servers claiming it
+	// points are, by slot, the servers whose claim is a hit point: a hit
+	// may end after the block (Claim; every block of Add).
+	points []uint64
 	latest []uint64 // by slot: number of its latest ring record
 	// next is, by slot, the slot+1 of the hash that followed it in the
 	// latest Add: Extend follows it and checks the hash instead of
@@ -113,8 +116,9 @@ type pendingRecord struct {
 // pendingBytes estimates what NewPending allocates for capacity hashes
 // and server sets of words 64-bit words.
 func pendingBytes(capacity, words int) int64 {
-	// hash 32, live 1, latest 8, next 4, free 4, ring 16, table 2x16.
-	return int64(capacity) * (32 + 1 + 8 + 4 + 4 + 16 + 32 + 8*int64(words))
+	// hash 32, live 1, latest 8, next 4, free 4, ring 16, table 2x16,
+	// masks and points.
+	return int64(capacity) * (32 + 1 + 8 + 4 + 4 + 16 + 32 + 16*int64(words))
 }
 
 // NewPending returns an empty Pending record. It refuses (ErrInvalid) a
@@ -153,7 +157,7 @@ func NewPending(cfg PendingConfig) (*Pending, error) {
 	}
 	p := &Pending{
 		cfg: cfg, words: w, index: newTable(c),
-		live: make([]bool, c), hashes: make([]paged.Hash, c), masks: make([]uint64, c*w), latest: make([]uint64, c), next: make([]int32, c),
+		live: make([]bool, c), hashes: make([]paged.Hash, c), masks: make([]uint64, c*w), points: make([]uint64, c*w), latest: make([]uint64, c), next: make([]int32, c),
 		free: make([]int32, c), ring: make([]pendingRecord, c), servers: make([]uint64, w),
 	}
 	for i := range p.free {
@@ -171,9 +175,49 @@ func (p *Pending) checkServer(s ServerID) error {
 
 // Add records that server s was sent a request with these blocks, which
 // it does not hold yet: the hashes after the server's indexed run,
-// hashes[score.Blocks-score.Pending:] of its Score. It refreshes the TTL
-// of hashes already pending.
+// hashes[score.Blocks-score.Pending:] of its Score. Each becomes a hit
+// there once computed, as on a server of one group or one without a
+// State group (Claim decides that from the layout). It refreshes the
+// TTL of hashes already pending.
 func (p *Pending) Add(s ServerID, hashes []paged.Hash) error {
+	return p.add(s, hashes, -1)
+}
+
+// Claim records what a request sent to server s will leave there, for
+// the requests after it: hashes are the request's blocks as given to
+// Index.Lookup, sc the server's Score for them after Extend, l the
+// server's layout (the zero Layout for one full-attention group). The
+// blocks after the server's indexed run are claimed, as Add does; the
+// group-0 blocks among them extend Score.Affinity in Extend. Which of
+// them become a hit depends on the layout. Without a State group, each
+// does (a window or a chunk is computed with the blocks). With one, a
+// hit needs a checkpoint, which paged takes only at the request's branch
+// point: the end of the group-0 run its lookup finds (sc.Affinity), when
+// the run stops at a block the server does not hold before the request
+// ends and the server cannot hit that far already (docs/hybrid.md,
+// "State groups"). That is then the claims' only hit point, and Extend
+// scores no block past it: the request's own end is no hit for the next
+// one. A layout Validate refuses is ErrInvalid.
+func (p *Pending) Claim(s ServerID, hashes []paged.Hash, sc Score, l Layout) error {
+	if len(l.Groups) > 0 {
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("fleet: pending claim: %w", err)
+		}
+	}
+	from := min(max(sc.Blocks-sc.Pending, 0), len(hashes))
+	if !l.hasState() {
+		return p.add(s, hashes[from:], -1)
+	}
+	point := -2 // none
+	if b := sc.Affinity; b > sc.Blocks && b < len(hashes) && b > from {
+		point = b - 1 - from
+	}
+	return p.add(s, hashes[from:], point)
+}
+
+// add claims hashes for server s: each a hit point when point is -1,
+// else only hashes[point] (none when point is out of range).
+func (p *Pending) add(s ServerID, hashes []paged.Hash, point int) error {
 	if err := p.checkServer(s); err != nil {
 		return err
 	}
@@ -198,6 +242,7 @@ func (p *Pending) Add(s ServerID, hashes []paged.Hash) error {
 			p.free = p.free[:len(p.free)-1]
 			p.live[slot], p.hashes[slot], p.latest[slot], p.next[slot] = true, *h, ^uint64(0), 0
 			clear(p.masks[int(slot)*p.words : int(slot+1)*p.words])
+			clear(p.points[int(slot)*p.words : int(slot+1)*p.words])
 			p.index.insert(h, slot)
 			p.n++
 		}
@@ -209,6 +254,9 @@ func (p *Pending) Add(s ServerID, hashes []paged.Hash) error {
 			}
 		}
 		p.masks[int(slot)*p.words+w] |= bit
+		if point == -1 || point == i {
+			p.points[int(slot)*p.words+w] |= bit
+		}
 		if prev >= 0 && p.live[prev] {
 			p.next[prev] = slot + 1
 		}
@@ -261,6 +309,7 @@ func (p *Pending) end(s ServerID, h *paged.Hash) {
 	}
 	m := p.masks[int(slot)*p.words : int(slot+1)*p.words]
 	m[int(s)/64] &^= 1 << (uint(s) % 64)
+	p.points[int(slot)*p.words+int(s)/64] &^= 1 << (uint(s) % 64)
 	for _, v := range m {
 		if v != 0 {
 			return
@@ -353,9 +402,11 @@ func (p *Pending) Len() int {
 
 // Extend completes the scores Index.Lookup returned for hashes with the
 // pending blocks: for each server, the run of hashes it has a claim on
-// right after its indexed run is added to Blocks and Device (and Value,
-// at DeviceWeight each), and counted in Score.Pending. It allocates
-// nothing once its scratch has grown to the longest request.
+// right after its indexed run, up to the last of them that is a hit
+// point (every one of Add's; see Claim), is added to Blocks and Device
+// (and Value, at DeviceWeight each), and counted in Score.Pending; the
+// run of claims right after its Affinity is added to Affinity. It
+// allocates nothing once its scratch has grown to the longest request.
 func (p *Pending) Extend(hashes []paged.Hash, scores []Score) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -377,25 +428,13 @@ func (p *Pending) Extend(hashes []paged.Hash, scores []Score) {
 		if sc.Blocks < 0 || s < 0 || int(s) >= p.cfg.MaxServers || p.servers[int(s)/64]&(1<<(uint(s)%64)) == 0 {
 			continue
 		}
-		w, bit := int(s)/64, uint64(1)<<(uint(s)%64)
-		i, prev := sc.Blocks, int32(-1)
-		for ; i < len(hashes); i++ {
-			if memo[i] == 0 {
-				memo[i] = -1
-				// The hash after the previous one in the latest Add is
-				// usually this one: check it before looking up.
-				if n := p.nextOf(prev); n >= 0 && same(&p.hashes[n], &hashes[i]) {
-					memo[i] = n + 1
-				} else if slot, ok := p.index.find(&hashes[i], p.hashes); ok {
-					memo[i] = slot + 1
-				}
-			}
-			if memo[i] < 0 || p.masks[int(memo[i]-1)*p.words+w]&bit == 0 {
-				break
-			}
-			prev = memo[i] - 1
+		end, hit := p.run(hashes, memo, sc.Blocks, s)
+		if sc.Affinity == sc.Blocks {
+			sc.Affinity = end
+		} else if sc.Affinity >= 0 {
+			sc.Affinity, _ = p.run(hashes, memo, sc.Affinity, s)
 		}
-		n := i - sc.Blocks
+		n := hit - sc.Blocks
 		if n <= 0 {
 			continue
 		}
@@ -404,6 +443,38 @@ func (p *Pending) Extend(hashes []paged.Hash, scores []Score) {
 		sc.Pending += n
 		sc.Value += float64(n) * p.cfg.DeviceWeight
 	}
+}
+
+// run follows server s's claims on hashes from block i: it returns the
+// end of the run of blocks claimed and the end of the last of them that
+// is a hit point (i when none), filling memo (Extend's).
+func (p *Pending) run(hashes []paged.Hash, memo []int32, i int, s ServerID) (end, hit int) {
+	w, bit := int(s)/64, uint64(1)<<(uint(s)%64)
+	hit, prev := i, int32(-1)
+	for ; i < len(hashes); i++ {
+		if memo[i] == 0 {
+			memo[i] = -1
+			// The hash after the previous one in the latest Add is
+			// usually this one: check it before looking up.
+			if n := p.nextOf(prev); n >= 0 && same(&p.hashes[n], &hashes[i]) {
+				memo[i] = n + 1
+			} else if slot, ok := p.index.find(&hashes[i], p.hashes); ok {
+				memo[i] = slot + 1
+			}
+		}
+		if memo[i] < 0 {
+			break
+		}
+		k := int(memo[i]-1)*p.words + w
+		if p.masks[k]&bit == 0 {
+			break
+		}
+		if p.points[k]&bit != 0 {
+			hit = i + 1
+		}
+		prev = memo[i] - 1
+	}
+	return i, hit
 }
 
 // nextOf returns the live slot the latest Add put after slot, or -1.

@@ -167,6 +167,7 @@ func checkPendingModel(t *testing.T, capacity, steps int, next func(n int) int) 
 		h paged.Hash
 	}
 	model := map[claim]bool{}
+	points := map[claim]bool{}             // claims that are hit points
 	deadline := map[paged.Hash]time.Time{} // TTL after the hash's last Add
 	hs := pendingHashes(0, 24)
 	evicted := false // capacity pressure: claims may be missing
@@ -179,17 +180,27 @@ func checkPendingModel(t *testing.T, capacity, steps int, next func(n int) int) 
 				delete(deadline, h)
 				for s := range ServerID(servers) {
 					delete(model, claim{s, h})
+					delete(points, claim{s, h})
 				}
 			}
 		}
 		s := ServerID(next(servers))
 		a, b := next(len(hs)), next(len(hs))
 		a, b = min(a, b), max(a, b)
-		switch next(6) {
-		case 0, 1:
-			require.NoError(t, p.Add(s, hs[a:b]))
-			for _, h := range hs[a:b] {
+		switch op := next(7); op {
+		case 0, 1, 6:
+			// Add, or a request leaving a hit only at one of its blocks
+			// (Claim on a server with a State group).
+			point := -1
+			if op == 6 {
+				point = next(b - a + 1)
+			}
+			require.NoError(t, p.add(s, hs[a:b], point))
+			for i, h := range hs[a:b] {
 				model[claim{s, h}] = true
+				if point < 0 || i == point {
+					points[claim{s, h}] = true
+				}
 				deadline[h] = clk.t.Add(5 * time.Second)
 			}
 			// The record keeps Capacity Adds of a hash, expired ones
@@ -209,29 +220,44 @@ func checkPendingModel(t *testing.T, capacity, steps int, next func(n int) int) 
 			require.NoError(t, p.Observe(s, []paged.Event{{Kind: paged.BlockStored, Hashes: hs[a:b]}}))
 			for _, h := range hs[a:b] {
 				delete(model, claim{s, h})
+				delete(points, claim{s, h})
 			}
 		case 3:
 			require.NoError(t, p.Forget(s, hs[a:b]))
 			for _, h := range hs[a:b] {
 				delete(model, claim{s, h})
+				delete(points, claim{s, h})
 			}
 		case 4:
 			clk.t = clk.t.Add(time.Duration(next(1500)) * time.Millisecond)
 		case 5:
 			sc := make([]Score, servers)
 			for i := range sc {
-				sc[i] = Score{Server: ServerID(i), Blocks: a}
+				sc[i] = Score{Server: ServerID(i), Blocks: a, Affinity: a}
 			}
 			p.Extend(hs, sc)
+			live := func(c claim, set map[claim]bool) bool { return set[c] && clk.t.Before(deadline[c.h]) }
 			for i := range sc {
-				k := a
-				for ; k < sc[i].Blocks; k++ {
-					require.True(t, model[claim{ServerID(i), hs[k]}] && clk.t.Before(deadline[hs[k]]),
-						"step %d: server %d block %d claimed without a live claim", step, i, k)
+				s := ServerID(i)
+				if sc[i].Blocks > sc[i].Affinity {
+					t.Fatalf("step %d: server %d extended to %d blocks, past its affinity %d", step, i, sc[i].Blocks, sc[i].Affinity)
 				}
-				if !evicted && k < len(hs) {
-					require.False(t, model[claim{ServerID(i), hs[k]}] && clk.t.Before(deadline[hs[k]]),
+				k := a
+				for ; k < sc[i].Affinity; k++ {
+					require.True(t, live(claim{s, hs[k]}, model), "step %d: server %d block %d claimed without a live claim", step, i, k)
+				}
+				if sc[i].Blocks > a {
+					require.True(t, live(claim{s, hs[sc[i].Blocks-1]}, points), "step %d: server %d scored %d blocks, not ending at a hit point", step, i, sc[i].Blocks)
+				}
+				if evicted {
+					continue
+				}
+				if k < len(hs) {
+					require.False(t, live(claim{s, hs[k]}, model),
 						"capacity %d step %d: server %d stops at block %d though it has a live claim (run from %d)", capacity, step, i, k, a)
+				}
+				for j := sc[i].Blocks; j < k; j++ {
+					require.False(t, live(claim{s, hs[j]}, points), "step %d: server %d scored %d blocks, but its claims go on to a hit point after block %d", step, i, sc[i].Blocks, j)
 				}
 			}
 		}

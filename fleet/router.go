@@ -36,6 +36,14 @@ type Router interface {
 // request recomputes the fewest blocks (llm-d's precise prefix-cache
 // scorer works this way). Ties go to the least loaded server, then the
 // lowest index.
+//
+// The score is Value plus, for a hybrid server, its affinity gain at
+// DeviceWeight a block: the blocks of its Affinity beyond its exact hit
+// that routing the request there makes a hit for the family's next
+// request, beyond what the fleet can hit already (see Score.Affinity and
+// docs/fleet.md, "Hybrid models in the fleet study"). It is 0 for every
+// server whose Affinity equals its Blocks, a fleet of one group
+// included, which is routed by Value alone.
 type PrefixAware struct {
 	// LoadCap, when positive, excludes servers whose Load is at or above
 	// it, unless every server is: a hot prefix then spills to other
@@ -44,6 +52,16 @@ type PrefixAware struct {
 	// LoadPenalty, when positive, is subtracted from the score per unit of
 	// load, trading cache hits for balance continuously.
 	LoadPenalty float64
+	// DeviceWeight is what one block of affinity gain adds to the score:
+	// the Index's Config.DeviceWeight, as the request computes those
+	// blocks on the device. Default 1, the Index's default; a negative,
+	// NaN or infinite weight is taken as the default too (Route cannot
+	// fail).
+	DeviceWeight float64
+	// IgnoreAffinity routes by Value alone, the exact hit: a hybrid
+	// fleet's prefix families then spread over servers by load where no
+	// server can hit them yet.
+	IgnoreAffinity bool
 }
 
 // Route implements Router.
@@ -57,6 +75,11 @@ func (p PrefixAware) Route(cands []Candidate) int {
 
 func (p PrefixAware) pick(cands []Candidate, capped bool) int {
 	best, bestV, bestL := -1, 0.0, 0.0
+	a := affinityOf(cands)
+	w := p.DeviceWeight
+	if !(w > 0) || w > math.MaxFloat64 {
+		w = 1
+	}
 	for i := range cands {
 		c := &cands[i]
 		l := loadOf(c)
@@ -64,6 +87,9 @@ func (p PrefixAware) pick(cands []Candidate, capped bool) int {
 			continue
 		}
 		v := c.Value
+		if !p.IgnoreAffinity {
+			v += float64(a.gain(cands, i)) * w
+		}
 		if p.LoadPenalty > 0 {
 			v -= p.LoadPenalty * l
 		}

@@ -70,7 +70,8 @@ type hybridServer struct {
 // until a resync). mk returns a fresh
 // backend for each run. Each server's events also go to a twin without a
 // layout, scored by group 0's run: never less than the
-// hit, and more in the cases the layout corrects. It returns the
+// hit, and more in the cases the layout corrects; the server's
+// Score.Affinity is that run. It returns the
 // admissions compared exactly, those with a hit, those where the twin
 // over-reported, and those compared on a partial server.
 func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Backend) (compared, hits, corrected, partial int) {
@@ -174,6 +175,9 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 				plain := scoreOf(t, scores, s.name+"-plain")
 				if plain.Blocks < sc.Blocks {
 					t.Fatalf("step %d: %s without a layout scored %d blocks (partial %v), under the hit %d", step, s.name, plain.Blocks, plain.Partial, sc.Blocks)
+				}
+				if !plain.Partial && (sc.Affinity != plain.Blocks || plain.Affinity != plain.Blocks) {
+					t.Fatalf("step %d: %s has affinity %d, its twin without a layout %d and a run of %d blocks of group 0", step, s.name, sc.Affinity, plain.Affinity, plain.Blocks)
 				}
 				compared++
 				if cached > 0 {

@@ -74,7 +74,7 @@ func TestAudit11HandBuiltVLLMFrames(t *testing.T) {
 	require.Len(t, b.Events, 1)
 	assert.Equal(t, paged.Event{Kind: paged.BlockStored, Hashes: []paged.Hash{h1}, Parent: h2, HasParent: true,
 		Tokens: []int32{5, 6}, BlockSize: 2, LoRA: 3, Medium: paged.Host, Group: 1}, b.Events[0])
-	assert.Equal(t, []Meta{{Group: 1, HasGroup: true}}, b.Meta)
+	assert.Equal(t, []Meta{{Group: 1, HasGroup: true, Spec: SpecSlidingWindow}}, b.Meta)
 
 	// The encoder writes the array frame above byte for byte (rank 0, no
 	// group_idx, SHA-256 hashes), as msgspec would.

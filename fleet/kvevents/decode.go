@@ -47,6 +47,13 @@ type Meta struct {
 	Group int
 	// HasGroup reports whether the event carried a group_idx.
 	HasGroup bool
+	// Spec is the KV cache spec kind of the event's group
+	// (kv_cache_spec_kind, on BlockStored of newer vLLM), SpecNone when
+	// absent, and SlidingWindow its kv_cache_spec_sliding_window in
+	// tokens (0 when absent). Meta.LayoutGroup and LayoutLearner turn them
+	// into the group's paged.Group.
+	Spec          SpecKind
+	SlidingWindow int
 }
 
 // span records where an event's hashes and tokens sit in the arenas while
@@ -58,8 +65,9 @@ type span struct{ h0, h1, t0, t1 int }
 // array [ts, events, data_parallel_rank?] or a map with those keys, and
 // each event as a tagged array ["BlockStored", block_hashes,
 // parent_block_hash, token_ids, block_size, lora_id, medium?, ...] or a map
-// with a "type" tag. Trailing fields this package does not use (lora_name,
-// extra_keys, group_idx, cache-spec fields) are skipped. Medium nil or "GPU"
+// with a "type" tag. group_idx and the cache-spec fields go to Meta;
+// fields this package does not use (lora_name, extra_keys, later ones)
+// are skipped. Medium nil or "GPU"
 // is paged.Device; any other medium ("CPU", a connector's tier) is
 // paged.Host.
 //
@@ -224,17 +232,19 @@ const (
 	fLoRAID
 	fMedium
 	fGroup
+	fSpecKind
+	fSpecWindow
 	numFields
 )
 
-var fieldNames = [numFields]string{"", "block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id", "medium", "group_idx"}
+var fieldNames = [numFields]string{"", "block_hashes", "parent_block_hash", "token_ids", "block_size", "lora_id", "medium", "group_idx",
+	"kv_cache_spec_kind", "kv_cache_spec_sliding_window"}
 
 // Field positions of the array layout, after the tag, as kv_events.py
-// declares them; positions past these (kv_cache_spec_kind, locality, ...)
-// are skipped.
+// declares them; positions past these (locality, ...) are skipped.
 var (
 	storedFields = [...]fieldID{fBlockHashes, fParent, fTokens, fBlockSize, fLoRAID,
-		fMedium, fOther /* lora_name */, fOther /* extra_keys */, fGroup}
+		fMedium, fOther /* lora_name */, fOther /* extra_keys */, fGroup, fSpecKind, fSpecWindow}
 	removedFields = [...]fieldID{fBlockHashes, fMedium, fGroup}
 )
 
@@ -399,18 +409,37 @@ func (b *Batch) field(r *msgReader, e *eventState, id fieldID) error {
 		}
 		return err
 	case fGroup:
+		v, ok, err := optInt(r, 0, id)
+		if ok {
+			e.meta.Group, e.meta.HasGroup = v, true
+			e.ev.Group = v
+		}
+		return err
+	case fSpecKind:
 		if null, err := r.isNil(); null || err != nil {
 			return err
 		}
-		v, err := r.int()
-		if err == nil && (int64(v) < 0 || v > math.MaxInt32) {
-			err = r.fail("group_idx out of range")
-		}
-		e.meta.Group, e.meta.HasGroup = int(v), true
-		e.ev.Group = int(v)
+		k, err := r.str()
+		e.meta.Spec = specKindOf(k)
+		return err
+	case fSpecWindow:
+		v, _, err := optInt(r, 1, id)
+		e.meta.SlidingWindow = v
 		return err
 	}
 	panic("kvevents: unknown field id")
+}
+
+// optInt reads field id, an int in [lo, MaxInt32] or nil (ok false).
+func optInt(r *msgReader, lo int64, id fieldID) (v int, ok bool, err error) {
+	if null, err := r.isNil(); null || err != nil {
+		return 0, false, err
+	}
+	u, err := r.int()
+	if err == nil && (int64(u) < lo || u > math.MaxInt32) {
+		err = r.fail(fieldNames[id] + " out of range")
+	}
+	return int(u), true, err
 }
 
 func eventKind(r *msgReader, tag []byte) (paged.EventKind, error) {

@@ -21,6 +21,19 @@
 // HashFromInt and HashFromBytes say how vLLM's hashes become paged.Hash
 // values, and EncoderConfig.Hashes the way back.
 //
+// # Layouts
+//
+// Newer vLLM versions (0181ea31) describe a group's KV cache spec on each
+// BlockStored: kv_cache_spec_kind (KVCacheSpecKind's value, SpecKind
+// here) and kv_cache_spec_sliding_window, decoded into Meta. A
+// LayoutLearner turns them into the fleet.Layout that Index.SetLayout
+// takes, for the groups the wire describes fully: full attention (with
+// MLA or sinks), sliding windows with their size, mamba as a state
+// group. A chunked local group carries no chunk size, and encoder-only,
+// cross-attention and unknown groups no prefix rule, so a layout with
+// one is not learned (the operator gives it); neither is one whose
+// groups differ in block size.
+//
 // # Errors
 //
 // A frame that breaks the schema is rejected whole with ErrMalformed:

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/paged"
 )
@@ -57,6 +58,17 @@ type EncoderConfig struct {
 	// group other than 0 then yields ErrInvalid, since a consumer would
 	// take it for group 0.
 	Group int
+	// Specs, when set, are the engine's KV cache groups by group_idx (a
+	// paged manager's Config.Groups): every BlockStored then carries
+	// kv_cache_spec_kind and, for a window, kv_cache_spec_sliding_window
+	// of its group, as vLLM 0181ea31 does, so that a consumer learns the
+	// layout from the stream (LayoutLearner). FullAttention is written
+	// "full_attention", SlidingWindow "sliding_window" with its Window,
+	// ChunkedLocal "chunked_local_attention" (vLLM sends no chunk size),
+	// State "mamba" (vLLM's spec of linear-attention states). Needs
+	// group_idx (Group >= 0); a BlockStored of a group outside Specs or
+	// of a Shared group (which holds no blocks) yields ErrInvalid.
+	Specs []paged.Group
 }
 
 // Encoder writes paged events as vLLM KVEventBatch frames: the msgpack
@@ -94,7 +106,35 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 	if cfg.Rank > math.MaxInt32 || cfg.Group > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: rank %d or group %d out of range", ErrInvalid, cfg.Rank, cfg.Group)
 	}
+	if len(cfg.Specs) > 0 && cfg.Group < 0 {
+		return nil, fmt.Errorf("%w: specs need group_idx (Group %d)", ErrInvalid, cfg.Group)
+	}
+	for i, g := range cfg.Specs {
+		switch {
+		case g.Kind == paged.SlidingWindow && (g.Window < 1 || g.Window > math.MaxInt32):
+			return nil, fmt.Errorf("%w: spec %d: window %d", ErrInvalid, i, g.Window)
+		case g.Kind > paged.Shared:
+			return nil, fmt.Errorf("%w: spec %d: kind %v", ErrInvalid, i, g.Kind)
+		}
+	}
+	cfg.Specs = slices.Clone(cfg.Specs)
 	return &Encoder{cfg: cfg}, nil
+}
+
+// specOf returns the kv_cache_spec fields of group g: the kind's name
+// ("" for none) and the window (0 for none).
+func specOf(g paged.Group) (string, int) {
+	switch g.Kind {
+	case paged.FullAttention:
+		return SpecFullAttention.String(), 0
+	case paged.SlidingWindow:
+		return SpecSlidingWindow.String(), g.Window
+	case paged.ChunkedLocal:
+		return SpecChunkedLocalAttention.String(), 0
+	case paged.State:
+		return SpecMamba.String(), 0
+	}
+	return "", 0
 }
 
 // AppendBatch appends to dst one KVEventBatch holding events, stamped ts
@@ -107,6 +147,11 @@ func (e *Encoder) AppendBatch(dst []byte, ts float64, events []paged.Event) ([]b
 	for i := range events {
 		if err := check(&events[i], e.cfg.Group); err != nil {
 			return dst, fmt.Errorf("kvevents: event %d: %w", i, err)
+		}
+		if ev := &events[i]; len(e.cfg.Specs) > 0 && ev.Kind == paged.BlockStored && len(ev.Hashes) > 0 {
+			if g := e.cfg.Group + ev.Group; g >= len(e.cfg.Specs) || e.cfg.Specs[g].Kind == paged.Shared {
+				return dst, fmt.Errorf("kvevents: event %d: %w: BlockStored of group %d, which the encoder's %d specs do not describe as a group holding blocks", i, ErrInvalid, g, len(e.cfg.Specs))
+			}
 		}
 	}
 	n := 0 // events on the wire: a move is a removal, and a store when it has tokens
@@ -221,6 +266,12 @@ func (e *Encoder) appendEvent(dst []byte, ev *paged.Event) []byte {
 	if group {
 		fields += 1 + b2i(!maps)
 	}
+	var kind string
+	var window int
+	if len(e.cfg.Specs) > 0 {
+		kind, window = specOf(e.cfg.Specs[e.cfg.Group+ev.Group])
+		fields += 1 + b2i(window > 0)
+	}
 	if maps {
 		dst = appendMapHeader(dst, fields)
 		key("type")
@@ -259,6 +310,14 @@ func (e *Encoder) appendEvent(dst []byte, ev *paged.Event) []byte {
 		}
 		key("group_idx")
 		dst = appendInt(dst, int64(e.cfg.Group+ev.Group))
+	}
+	if kind != "" {
+		key("kv_cache_spec_kind")
+		dst = appendStr(dst, kind)
+		if window > 0 {
+			key("kv_cache_spec_sliding_window")
+			dst = appendInt(dst, int64(window))
+		}
 	}
 	return dst
 }

@@ -1,6 +1,7 @@
 package kvevents_test
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/pagedkv/pagedkv/fleet/kvevents"
@@ -57,4 +58,57 @@ func ExampleBatch_Decode() {
 	fmt.Println(ev.Kind, ev.Hashes[1] == kvevents.HashFromInt(2), ev.HasParent, ev.BlockSize, b.DataParallelRank)
 	// Output:
 	// BlockStored true false 2 0
+}
+
+// A hybrid server publishes its events with the spec of each group, as
+// newer vLLM does, and the router learns its layout from the stream to
+// score it with (fleet.Index.SetLayout).
+func ExampleLayoutLearner() {
+	cfg := paged.Config{BlockSize: 16, NumBlocks: 64, Events: 256, Groups: []paged.Group{
+		{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 128}, {Kind: paged.State, Pages: 1},
+	}}
+	m, err := paged.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	enc, err := kvevents.NewEncoder(kvevents.EncoderConfig{Layout: kvevents.MapLayout, Specs: cfg.Groups})
+	if err != nil {
+		panic(err)
+	}
+	// Two requests sharing a prefix: the second takes a checkpoint, the
+	// state group's first store event.
+	prefix := make([]int32, 64)
+	for i := range prefix {
+		prefix[i] = int32(i)
+	}
+	var learner kvevents.LayoutLearner
+	var batch kvevents.Batch
+	for _, first := range []int32{1000, 2000} {
+		prompt := append([]int32{}, prefix...)
+		for i := range int32(20) { // a block of its own and 4 tokens
+			prompt = append(prompt, first+i)
+		}
+		id, _ := m.Add(prompt, nil)
+		if _, err := m.Admit(id); err != nil {
+			panic(err)
+		}
+		m.TakeCheckpoints(nil)
+		frame, err := enc.AppendBatch(nil, 1, m.DrainEvents(nil))
+		if err != nil {
+			panic(err)
+		}
+		if err := batch.Decode(frame); err != nil {
+			panic(err)
+		}
+		learner.Learn(&batch)
+		l, err := learner.Layout(len(cfg.Groups))
+		if errors.Is(err, kvevents.ErrInvalid) {
+			fmt.Println("not yet:", err)
+			continue
+		}
+		fmt.Println("learned:", l)
+	}
+	// Output:
+	// not yet: kvevents: invalid argument: no BlockStored with a spec for group 2 yet
+	// learned: b16 full window:128 state
 }

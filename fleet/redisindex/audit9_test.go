@@ -201,5 +201,5 @@ func TestAudit9HalfDoneWriteIsTakenOver(t *testing.T) {
 	require.NoError(t, b.Apply("s0", []paged.Event{fleettest.Stored(2, paged.Device, 2, 3, 4, 5, 6, 7), {Seq: 3, Kind: paged.AllBlocksCleared}, fleettest.Stored(4, paged.Device, 1, 2)}))
 	sc, err = b.Lookup(fleettest.Hs(1, 2, 3), nil)
 	require.NoError(t, err)
-	require.Equal(t, fleet.Score{Name: "s0", Blocks: 2, Device: 2, Value: 2}, sc[0], "exact again after the stream's clear")
+	require.Equal(t, fleet.Score{Name: "s0", Blocks: 2, Device: 2, Affinity: 2, Value: 2}, sc[0], "exact again after the stream's clear")
 }

@@ -109,7 +109,7 @@ func TestRoutersShareOneIndex(t *testing.T) {
 	require.NoError(t, err)
 	sc := lookup(t, b, 1, 2)
 	require.Len(t, sc, 1)
-	assert.Equal(t, fleet.Score{Name: "s0", Blocks: 2, Device: 2, Value: 2}, sc[0])
+	assert.Equal(t, fleet.Score{Name: "s0", Blocks: 2, Device: 2, Affinity: 2, Value: 2}, sc[0])
 	// Both routers follow s0's stream: each event is applied once, so
 	// the removal below is not undone by a second store.
 	evs := []paged.Event{fleettest.Stored(2, paged.Device, 3), {Seq: 3, Kind: paged.BlockRemoved, Hashes: fleettest.Hs(3)}}
@@ -123,7 +123,7 @@ func TestRoutersShareOneIndex(t *testing.T) {
 	require.NoError(t, b.Apply("s1", []paged.Event{fleettest.Stored(1, paged.Host, 1)}))
 	sc = lookup(t, a, 1)
 	require.Len(t, sc, 2)
-	assert.Equal(t, fleet.Score{Server: 1, Name: "s1", Blocks: 1, Value: 0.5}, sc[1])
+	assert.Equal(t, fleet.Score{Server: 1, Name: "s1", Blocks: 1, Affinity: 1, Value: 0.5}, sc[1])
 	st, err := a.Servers(nil)
 	require.NoError(t, err)
 	assert.Equal(t, uint64(3), st[0].Seq)
@@ -412,7 +412,7 @@ func TestRedisSplitsLongRuns(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, x.Apply("a", []paged.Event{fleettest.Stored(1, paged.Device, 1, 2, 3, 4, 5, 6, 7), fleettest.Stored(2, paged.Host, 8)}))
 	sc := lookup(t, x, 1, 2, 3, 4, 5, 6, 7, 8)
-	assert.Equal(t, fleet.Score{Name: "a", Blocks: 8, Device: 7, Value: 7.5}, sc[0])
+	assert.Equal(t, fleet.Score{Name: "a", Blocks: 8, Device: 7, Affinity: 8, Value: 7.5}, sc[0])
 }
 
 // BenchmarkRedisLookup64 measures lookups of one 64-block request over 8

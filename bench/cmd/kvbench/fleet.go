@@ -49,6 +49,13 @@ type fleetRow struct {
 	Preemptions   int         `json:"preemptions"`
 	OverReports   int         `json:"over_reports"`
 	OverTokens    int64       `json:"over_reported_tokens"`
+	ClaimOver     int         `json:"claim_over_reports,omitempty"`
+	ClaimOverTok  int64       `json:"claim_over_reported_tokens,omitempty"`
+	AwayRoutes    int         `json:"away_routes,omitempty"`
+	AwayNoHit     int         `json:"away_no_hit,omitempty"`
+	AwayHitTokens int64       `json:"away_hit_tokens,omitempty"`
+	FamilyServers float64     `json:"family_servers,omitempty"`
+	FamilyMoves   float64     `json:"family_moves,omitempty"`
 	Checkpoints   int         `json:"checkpoints,omitempty"`
 	Makespan      float64     `json:"makespan_s"`
 	PerServer     []int       `json:"per_server"`
@@ -112,7 +119,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print one JSON object per router instead of the table")
 	layoutText := fs.String("layout", "", "KV cache groups of a hybrid model for every server, as fleet.ParseLayout reads them, the block size optional: \"full window:128\" (gpt-oss-like), \"full state\" (Qwen3-Next-like); groups full, window:W, chunked:C, state, shared:G; blocks of 512 tokens (default: one full-attention group)")
 	fs.IntVar(&cfg.StatePages, "state-pages", 1, "blocks a sequence's state takes in each state group of -layout")
-	scoring := fs.String("scoring", "aware", "with -layout: aware (the index knows each server's layout, Index.SetLayout), blind (it does not: servers scored by group 0's run, as before layouts) or both (the index routers replayed both ways)")
+	scoring := fs.String("scoring", "aware", "with -layout: aware (the index knows each server's layout, Index.SetLayout; routers weigh the exact hit and the affinity gain), exact (the same index, routers reading the exact hit alone: IgnoreAffinity), blind (the index does not know the layouts: servers scored by group 0's run, as before layouts), both (the index routers replayed aware and blind) or all (aware, exact and blind)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,8 +143,8 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Layout = layout
-	if *scoring != "aware" && *scoring != "blind" && *scoring != "both" {
-		return usageErrorf("-scoring %q: want aware, blind or both", *scoring)
+	if !slices.Contains([]string{"aware", "exact", "blind", "both", "all"}, *scoring) {
+		return usageErrorf("-scoring %q: want aware, exact, blind, both or all", *scoring)
 	}
 	if *scoring != "aware" && *layoutText == "" {
 		return usageErrorf("-scoring %s compares layout-aware scoring with group 0's: it needs -layout", *scoring)
@@ -211,14 +218,18 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	}
 	var plan []replay
 	for _, r := range bench.FleetRouters(*seed, *loadCap) {
-		switch {
-		case layout.Groups == nil || !r.Prefix:
+		if layout.Groups == nil || !r.Prefix {
 			plan = append(plan, replay{r: r})
-		case *scoring == "both":
-			plan = append(plan, replay{r: r, label: "aware"})
-			plan = append(plan, replay{r: freshFleetRouter(*seed, *loadCap, r.Name), blind: true, label: "blind"})
-		default:
-			plan = append(plan, replay{r: r, blind: *scoring == "blind", label: *scoring})
+			continue
+		}
+		for i, label := range fleetScorings(*scoring) {
+			if i > 0 {
+				r = freshFleetRouter(*seed, *loadCap, r.Name)
+			}
+			if label == "exact" {
+				r = r.IgnoringAffinity()
+			}
+			plan = append(plan, replay{r: r, blind: label == "blind", label: label})
 		}
 	}
 	replays := int64(len(plan))
@@ -247,6 +258,9 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		row := fleetRow{
 			Trace: traceName, Router: r.Name, Scoring: p.label, Requests: res.Requests, Rejected: res.Rejected,
 			OverReports: res.OverReports, OverTokens: res.OverReportTokens, Checkpoints: res.Checkpoints,
+			ClaimOver: res.ClaimOverReports, ClaimOverTok: res.ClaimOverReportTokens,
+			AwayRoutes: res.AwayRoutes, AwayNoHit: res.AwayNoHit, AwayHitTokens: res.AwayHitTokens,
+			FamilyServers: res.FamilyServers, FamilyMoves: res.FamilyMoves,
 			HitRate: res.HitRate, Imbalance: res.Imbalance, BusyImbalance: res.BusyImbalance, MeanWait: res.MeanWait, P90Wait: res.P90Wait, Makespan: res.Makespan,
 			MeanTTFT: res.MeanTTFT, P90TTFT: res.P90TTFT, Steps: res.Steps, Preemptions: res.Preemptions,
 			PerServer: res.PerServer, PerServerBusy: res.PerServerBusy,
@@ -254,7 +268,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 		}
 		prog.Add(1)
 		if r.Prefix && rdb != nil {
-			row.Redis = redisReplay(reqs, c, r.Name, rdb, *seed, *loadCap, res)
+			row.Redis = redisReplay(reqs, c, r.Name, p.label == "exact", rdb, *seed, *loadCap, res)
 			if !row.Redis.Identical {
 				failed++
 			}
@@ -285,7 +299,7 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 
 // redisReplay runs one router again with the index on Redis and compares
 // its decisions with the in-memory replay mem.
-func redisReplay(reqs []bench.Request, c bench.FleetConfig, router string, rdb redisIndex, seed uint64, loadCap float64, mem bench.FleetResult) *redisCheck {
+func redisReplay(reqs []bench.Request, c bench.FleetConfig, router string, exact bool, rdb redisIndex, seed uint64, loadCap float64, mem bench.FleetResult) *redisCheck {
 	out := &redisCheck{}
 	fail := func(err error) *redisCheck {
 		out.Error = err.Error()
@@ -300,7 +314,11 @@ func redisReplay(reqs []bench.Request, c bench.FleetConfig, router string, rdb r
 		return fail(err)
 	}
 	c.Index = x
-	res, err := bench.RunFleet(reqs, c, freshFleetRouter(seed, loadCap, router))
+	r := freshFleetRouter(seed, loadCap, router)
+	if exact {
+		r = r.IgnoringAffinity()
+	}
+	res, err := bench.RunFleet(reqs, c, r)
 	out.Losses, out.Gaps, out.PartialServers = res.Index.Losses, res.Index.Gaps, res.PartialServers
 	if err != nil {
 		st := x.Stats()
@@ -318,6 +336,17 @@ func redisReplay(reqs []bench.Request, c bench.FleetConfig, router string, rdb r
 	}
 	out.Identical = out.Differing == 0 && res.HitTokens == mem.HitTokens && out.Losses == 0 && out.PartialServers == 0
 	return out
+}
+
+// fleetScorings lists the replays of an index router for -scoring.
+func fleetScorings(scoring string) []string {
+	switch scoring {
+	case "both":
+		return []string{"aware", "blind"}
+	case "all":
+		return []string{"aware", "exact", "blind"}
+	}
+	return []string{scoring}
 }
 
 // scoringNote labels a row's scoring in the notes under the table.
@@ -374,24 +403,26 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 	}
 	hybrid := cfg.Layout.Groups != nil
 	if hybrid {
-		fmt.Fprintf(w, "KV cache groups of every server: %s (state groups %d block(s) a sequence); scoring: aware = the index knows the layout (Index.SetLayout), blind = scored by group 0's run\n", cfg.Layout, cfg.StatePages)
+		fmt.Fprintf(w, "KV cache groups of every server: %s (state groups %d block(s) a sequence); scoring: aware = the index knows the layout (Index.SetLayout) and routers weigh the exact hit and the affinity gain, exact = the same index read for the exact hit alone, blind = scored by group 0's run\n", cfg.Layout, cfg.StatePages)
+		fmt.Fprintf(w, "away = requests sent to a server holding fewer of their group-0 blocks than another (when no server could hit any); servers per family = mean servers a family (requests sharing their first block) went to\n")
 	}
 	m := bench.DefaultStepModel
 	fmt.Fprintf(w, "step time: max(tokens x %v + attention pairs x %gns, %v + KV tokens read x %gns), a 70B model on 8 H100 (docs/fleet.md)\n\n",
 		m.Token, m.Pair, m.Weights, m.KVRead)
 	head, rule := "| router ", "|---"
 	if hybrid {
-		head, rule = "| router | scoring | over-reports (requests) | over-reported tokens ", "|---|---|---|---"
+		head, rule = "| router | scoring | over-reports (requests) | over-reported tokens | away (no hit anywhere) | servers per family ", "|---|---|---|---|---|---"
 	}
 	fmt.Fprintln(w, head+"| hit rate | imbalance (max/mean requests) | busy imbalance (max/mean step time) | mean wait s | p90 wait s | p90 TTFT s | makespan s | lookups/s memory | lookups/s redis | redis |")
 	fmt.Fprintln(w, rule+"|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		if hybrid {
-			sc, o, ot := "-", "-", "-"
+			sc, o, ot, away, fam := "-", "-", "-", "-", "-"
 			if r.Scoring != "" {
 				sc, o, ot = r.Scoring, fmt.Sprint(r.OverReports), fmt.Sprint(r.OverTokens)
+				away, fam = fmt.Sprintf("%d (%d)", r.AwayRoutes, r.AwayNoHit), fmt.Sprintf("%.2f", r.FamilyServers)
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s ", r.Router, sc, o, ot)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s ", r.Router, sc, o, ot, away, fam)
 		}
 		lookups, redisCol := "-", "-"
 		if r.LookupsPerSec > 0 {

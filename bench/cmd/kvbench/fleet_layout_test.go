@@ -17,13 +17,41 @@ func TestRunFleetLayoutBothScorings(t *testing.T) {
 	require.Equal(t, 0, run(args, &out, &errb), errb.String())
 	s := out.String()
 	assert.Contains(t, s, "KV cache groups of every server: b512 full window:128")
-	assert.Contains(t, s, "| router | scoring | over-reports (requests) | over-reported tokens | hit rate |")
+	assert.Contains(t, s, "| router | scoring | over-reports (requests) | over-reported tokens | away (no hit anywhere) | servers per family | hit rate |")
 	for _, r := range []string{"prefix-aware", "cost-aware", "cost-aware, pending"} {
 		assert.Contains(t, s, "| "+r+" | aware | ", r)
 		assert.Contains(t, s, "| "+r+" | blind | ", r)
+		assert.NotContains(t, s, "| "+r+" | exact | ", r)
 	}
 	// The cache-blind routers run once.
-	assert.Equal(t, 1, strings.Count(s, "| round-robin | - | - | - |"), s)
+	assert.Equal(t, 1, strings.Count(s, "| round-robin | - | - | - | - | - |"), s)
+}
+
+// -scoring all adds the routers reading the exact hit alone, which send
+// some requests away from the servers holding their family: the study's
+// diagnostic of why they hit less.
+func TestRunFleetLayoutAllScorings(t *testing.T) {
+	var out, errb bytes.Buffer
+	args := []string{"fleet", "-requests", "600", "-redis", "", "-layout", "full state", "-scoring", "all", "-json"}
+	require.Equal(t, 0, run(args, &out, &errb), errb.String())
+	rows := map[string]fleetRow{}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		var r fleetRow
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), sc.Text())
+		rows[r.Router+"/"+r.Scoring] = r
+	}
+	for _, r := range []string{"prefix-aware", "cost-aware"} {
+		for _, scoring := range []string{"aware", "exact", "blind"} {
+			require.Contains(t, rows, r+"/"+scoring)
+		}
+		exact, aware := rows[r+"/exact"], rows[r+"/aware"]
+		assert.Positive(t, exact.AwayNoHit, r)
+		assert.LessOrEqual(t, exact.AwayNoHit, exact.AwayRoutes, r)
+		assert.Less(t, aware.AwayRoutes, exact.AwayRoutes, r)
+		assert.Greater(t, exact.FamilyServers, aware.FamilyServers, r)
+		assert.Zero(t, rows[r+"/blind"].AwayNoHit, "%s: blind scores are the affinity", r)
+	}
 }
 
 func TestRunFleetLayoutAsJSON(t *testing.T) {
