@@ -42,6 +42,7 @@ type Scheduler struct {
 	beamOld  [MaxSamples]paged.SeqID
 	beamNew  [MaxSamples]paged.SeqID
 	beamUsed [MaxSamples]bool
+	beamFork [MaxSamples]bool
 	beamBuf  []*entry
 	beamIDs  []paged.SeqID
 	// grouped counts the swapped-out beams queued through another beam.
