@@ -51,12 +51,15 @@ type Options struct {
 	// that share its blocks (paged.Manager.Fork) and each draws its own
 	// first token. At most MaxSamples and Config.MaxRunning. With a State
 	// group (paged.Config.Groups) each fork needs its own state pages at
-	// once, which admission does not set aside: when the prompt's last
-	// step finds no room for them, Update sends the prompt back to the
-	// waiting queue by recompute (Hooks.Preempted; the step's outputs for
-	// it are dropped and drawn again) and forks it when it completes
-	// again; if nothing else is running, so no room can ever come, Update
-	// returns the fork's paged.ErrNoSpace.
+	// once: admission sets them aside (a prompt whose admission would
+	// leave the pool without them waits at the head of the queue, its
+	// admission undone), and when the prompt's last step finds no room for
+	// them all the same (a later admission or decode took it, or the
+	// prompt came in chunks), Update sends the prompt back to the waiting
+	// queue by recompute (Hooks.Preempted; the step's outputs for it are
+	// dropped and drawn again) and forks it when it completes again. If
+	// nothing else is running, so no room can ever come, the request is
+	// aborted (ErrNever, Hooks.Aborted).
 	N int
 	// Priority orders the waiting queue under the Priority policy: lower
 	// values first, as in vLLM. Ignored under FCFS.

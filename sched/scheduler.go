@@ -26,6 +26,9 @@ type Scheduler struct {
 
 	maxLen int // the manager's MaxModelLen
 	groups int // the manager's KV cache groups
+	// forkPages are the blocks a Fork takes at once: a sequence's pages of
+	// every State group.
+	forkPages int
 
 	step   Step
 	batch  []paged.Scheduled
@@ -104,6 +107,11 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 	}
 	mcfg := m.Config()
 	s := &Scheduler{cfg: cfg, m: m, maxLen: mcfg.MaxModelLen, groups: len(mcfg.Groups)}
+	for _, g := range mcfg.Groups {
+		if g.Kind == paged.State {
+			s.forkPages += g.Pages
+		}
+	}
 	s.waiting.prio = cfg.Policy == Priority
 	return s, nil
 }

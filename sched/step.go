@@ -566,6 +566,9 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	case err != nil:
 		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
 	}
+	if wait, err := s.noRoomToFork(e, cached); wait || err != nil {
+		return 0, false, err
+	}
 	e.computed = cached
 	s.waiting.pop()
 	s.start(e)
@@ -578,6 +581,32 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	r.admitted = true
 	r.refreshState()
 	return n, true, nil
+}
+
+// noRoomToFork sets aside the state pages of the samples a prompt just
+// admitted (e, cached tokens found) forks when this step completes it: when
+// the pool no longer has them, the admission is undone (its tokens were
+// never computed) and the prompt waits at the head of the queue. Admitted
+// anyway, its forks would find no room at the Update, which sends it back
+// to the queue by recompute; admitted first again at the next step, it
+// could take the step's whole budget every step (AdmitFirst), so that the
+// sequences holding the pages never ran to give them back.
+func (s *Scheduler) noRoomToFork(e *entry, cached int) (bool, error) {
+	r := e.req
+	if s.forkPages == 0 || r.forked || r.n == 1 || len(e.rest) > 0 {
+		return false, nil
+	}
+	st := s.m.Stats()
+	if st.FreeBlocks+st.CachedBlocks >= (r.n-1)*s.forkPages {
+		return false, nil
+	}
+	if err := s.m.Uncompute(e.seq, cached); err != nil {
+		return false, fmt.Errorf("sched: request %d: uncompute %v: %w", r.id, e.seq, err)
+	}
+	if err := s.m.Preempt(e.seq); err != nil {
+		return false, fmt.Errorf("sched: request %d: preempt %v: %w", r.id, e.seq, err)
+	}
+	return true, nil
 }
 
 // start moves an admitted head of the queue to the running list.
@@ -760,11 +789,13 @@ func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 				}
 			}
 			s.forkKids = kids[:0]
-			if len(s.running) == 1 {
-				// Nothing else holds blocks: the pool can never give them.
-				return false, fmt.Errorf("sched: request %d: fork %v with nothing else running: %w", r.id, e.seq, err)
-			}
 			r.forked = false
+			if len(s.running) == 1 {
+				// Nothing else holds blocks: the pool can never give them,
+				// and a recompute would come back here.
+				s.aborted(r, fmt.Errorf("%w: request %d: the state pages of its %d samples do not fit beside its prompt: %w", ErrNever, r.id, r.n, err))
+				return true, nil
+			}
 			// Recompute, never swap: a swapped-in prompt would not run
 			// its prefill step again, where the forks happen.
 			return true, s.preemptBy(slices.Index(s.running, e), false)
