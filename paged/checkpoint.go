@@ -470,6 +470,40 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 	return dst
 }
 
+// uncomputeCheckpoint forgets the checkpoint at s's branch point when
+// TakeCheckpoints handed it out (its pages are among s's pins) and it lies
+// past computed, so the step that was to write it never ran (Uncompute):
+// each page s alone holds leaves the index (BlockRemoved for the
+// checkpoint, as when it is evicted) and the pins. O(pins x pages).
+func (m *Manager) uncomputeCheckpoint(s *sequence, computed int) {
+	r := &m.ret
+	L := s.keep.pendingAt
+	if !r.ckpt || len(s.keep.pending) > 0 || L == 0 || L*m.bs <= computed || L > len(s.hashes) {
+		return
+	}
+	pins := s.keep.pins[:0]
+	for _, b := range s.keep.pins {
+		if g := m.bp.groupOf(b); m.isState(g) && m.bp.cached[b] && m.bp.pool.RefCount(b) == 1 && m.isPageOf(b, &s.hashes[L-1], g) {
+			m.bp.forget(b)
+			m.bp.release(b)
+			continue
+		}
+		pins = append(pins, b)
+	}
+	s.keep.pins = pins
+}
+
+// isPageOf reports whether cached block b of state group g holds a page
+// of the checkpoint after the block whose chain hash is h.
+func (m *Manager) isPageOf(b allocator.BlockID, h *Hash, g int) bool {
+	for j := range m.kinds[g].pages() {
+		if m.bp.hash[b] == ckptKey(h, j) {
+			return true
+		}
+	}
+	return false
+}
+
 // dropPending releases the pages of a checkpoint of s never handed out.
 func (m *Manager) dropPending(s *sequence) {
 	for i := len(s.keep.pending) - 1; i >= 0; i-- {

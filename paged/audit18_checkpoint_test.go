@@ -1,0 +1,79 @@
+package paged_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// TestUncomputeForgetsCheckpointHandedOut: a branch-point checkpoint that
+// TakeCheckpoints handed out for a step the caller then drops (Uncompute
+// below its position, as a request cancelled before the model runs) was
+// never written, yet it stayed in the prefix index: the next request
+// sharing the prefix hit it and copied a state no step computed. It
+// leaves the index with the step's other blocks. Both admissions: whole
+// (the checkpoint within the admitted tokens) and chunked (it waits for
+// the chunk that passes it).
+func TestUncomputeForgetsCheckpointHandedOut(t *testing.T) {
+	const bs, shared = 4, 5 * 4
+	prompt := func(tail int32) []int32 { return append(seqOf(1, shared), tail, tail+1, tail+2, tail+3, tail+4) }
+	for _, chunked := range []bool{false, true} {
+		for _, end := range []string{"preempt", "free"} {
+			m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 64, Events: 256,
+				Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 2}}})
+			require.NoError(t, err)
+			chunkedPrefill(t, m, prompt(100), 64)
+			id, err := m.Add(prompt(200), nil)
+			require.NoError(t, err)
+			var cached int
+			if chunked {
+				var rest []int32
+				cached, rest, err = m.AdmitChunk(id, 2*bs, nil)
+				require.NoError(t, err)
+				assert.Empty(t, m.TakeCheckpoints(nil), "the branch point lies past the first chunk")
+				// The first chunk's step ran; the next chunk passes the
+				// branch point, and its step is dropped.
+				cached = 2 * bs
+				require.NoError(t, m.Append(id, rest...))
+			} else {
+				cached, err = m.Admit(id)
+				require.NoError(t, err)
+			}
+			require.Zero(t, cached%bs)
+			cks := m.TakeCheckpoints(nil)
+			require.Len(t, cks, 1, "chunked %v: the checkpoint at the branch point is handed out", chunked)
+			require.Equal(t, shared, cks[0].Tokens)
+			require.Less(t, cached, cks[0].Tokens)
+			m.TakeCopies(nil)
+			m.DrainEvents(nil)
+			// The step is dropped before the model runs.
+			require.NoError(t, m.Uncompute(id, cached))
+			require.NoError(t, m.Check())
+			if end == "preempt" {
+				require.NoError(t, m.Preempt(id))
+			} else {
+				require.NoError(t, m.Free(id))
+			}
+			require.NoError(t, m.Check())
+			stored, removed := 0, 0
+			for _, e := range m.DrainEvents(nil) {
+				if e.Group == 1 {
+					switch e.Kind {
+					case paged.BlockStored:
+						stored++
+					case paged.BlockRemoved:
+						removed++
+					}
+				}
+			}
+			assert.Equal(t, 1, removed-stored, "chunked %v, %s: the checkpoint's BlockStored is taken back", chunked, end)
+			_, hit, err := m.Create(prompt(300), nil)
+			require.NoError(t, err)
+			assert.Zero(t, hit, "chunked %v, %s: a hit on a checkpoint no step wrote", chunked, end)
+			require.NoError(t, m.Check())
+		}
+	}
+}
