@@ -240,9 +240,9 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	seq, err := s.m.Add(prompt, &so)
 	if err != nil {
 		if errors.Is(err, paged.ErrNever) {
-			return nil, fmt.Errorf("%w: %w", ErrNever, err)
+			return nil, pass(ErrNever, err, "Submit")
 		}
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, pass(ErrInvalid, err, "Submit")
 	}
 	s.nextID++
 	r := &Request{s: s, id: s.nextID, prio: opts.Priority, promptLen: len(prompt), maxTokens: opts.MaxTokens, n: n, beam: beam}

@@ -562,7 +562,7 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	case errors.Is(err, paged.ErrNoSpace):
 		return 0, false, nil
 	case errors.Is(err, paged.ErrNever):
-		return 0, false, fmt.Errorf("%w: request %d: %w", ErrNever, r.id, err)
+		return 0, false, pass(ErrNever, err, "request %d", r.id)
 	case err != nil:
 		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
 	}
@@ -863,7 +863,7 @@ func (s *Scheduler) BuildBatch(b *paged.Batch) error {
 	}
 	if err := s.m.BuildBatch(b, s.batch); err != nil {
 		if errors.Is(err, paged.ErrInvalid) {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
+			return pass(ErrInvalid, err, "BuildBatch")
 		}
 		return err
 	}
