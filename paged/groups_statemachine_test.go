@@ -349,7 +349,14 @@ func (h *hyModel) admitOnly(t *rapid.T, s *hySeq) (int, bool) {
 		// (a scheduler would append them later).
 		var rest []int32
 		maxNew := rapid.IntRange(1, 3*h.bs).Draw(t, "maxNew")
+		dry, derr := h.m.CanAdmitChunk(s.id, maxNew)
+		if derr != nil {
+			t.Fatalf("CanAdmitChunk: %v", derr)
+		}
 		cached, rest, err = h.m.AdmitChunk(s.id, maxNew, nil)
+		if (err == nil) != (dry == paged.AdmitOK) || errors.Is(err, paged.ErrNever) != (dry == paged.AdmitNever) {
+			t.Fatalf("CanAdmitChunk(%v, %d) said %v, AdmitChunk returned %v", s.id, maxNew, dry, err)
+		}
 		if err == nil {
 			n := len(s.tokens) - len(rest)
 			if n-cached > maxNew || !slices.Equal(rest, s.tokens[n:]) {
