@@ -484,13 +484,23 @@ func (m *Manager) uncomputeCheckpoint(s *sequence, computed int) {
 	pins := s.keep.pins[:0]
 	for _, b := range s.keep.pins {
 		if g := m.bp.groupOf(b); m.isState(g) && m.bp.cached[b] && m.bp.pool.RefCount(b) == 1 && m.isPageOf(b, &s.hashes[L-1], g) {
-			m.bp.forget(b)
+			m.forgetPage(b, g)
 			m.bp.release(b)
 			continue
 		}
 		pins = append(pins, b)
 	}
 	s.keep.pins = pins
+}
+
+// forgetPage drops the cached content of checkpoint page b of state group
+// g, which s holds: as eviction does, reported for the checkpoint
+// (checkpointGone) and not as a page of its own.
+func (m *Manager) forgetPage(b allocator.BlockID, g int) {
+	m.bp.uncache(b, m.bp.quiet == nil || !m.bp.quiet[g])
+	if m.bp.forgetter != nil {
+		m.bp.forgetter.Forget(b)
+	}
 }
 
 // isPageOf reports whether cached block b of state group g holds a page
