@@ -11,9 +11,9 @@ import (
 )
 
 // TestForkWithoutRoomForStatePages: with a State group, a fork needs the
-// child's state pages at once (paged.Manager.Fork), which admission does
-// not set aside. When the step that completes an n-sample prompt finds no
-// room for them, the prompt goes back to the waiting queue to be
+// child's state pages at once (paged.Manager.Fork). When the step that
+// completes an n-sample prompt finds no room for them (or, since
+// admission sets them aside, the admission does), the prompt goes back to the waiting queue to be
 // recomputed (its outputs of that step dropped) instead of Update failing,
 // and every sample of every request still finishes once room is made.
 // Before, Update returned the fork's ErrNoSpace and the scheduler could

@@ -767,12 +767,13 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 
 // fork makes the other samples of a prompt that just completed: they share
 // every block and start running at once. A State group gives each child
-// its own state pages at once (paged.Manager.Fork), which admission does
-// not set aside: when the pool cannot give them, the children forked so
-// far are freed and the prompt goes back to the waiting queue by
-// recompute (requeued: the step's outputs for it are dropped and drawn
-// again once it is recomputed), as a sequence that finds no room to grow
-// is preempted.
+// its own state pages at once (paged.Manager.Fork), which admission sets
+// aside (noRoomToFork) but a later admission or decode of the step, or a
+// prompt's last chunk, may take: when the pool cannot give them, the
+// children forked so far are freed and the prompt goes back to the
+// waiting queue by recompute (requeued: the step's outputs for it are
+// dropped and drawn again once it is recomputed), as a sequence that
+// finds no room to grow is preempted, or, alone, is aborted.
 func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 	r := e.req
 	r.forked = true
