@@ -79,3 +79,29 @@ func TestBeamReparentWithoutRoomForStatePages(t *testing.T) {
 		assert.Zero(t, m.Stats().UsedBlocks, "nb %d", nb)
 	}
 }
+
+// TestForkRequeueAfterLaterAdmission: admission sets the forks' state
+// pages aside, but a later admission in the same step may take them; the
+// prompt's forks then fail at the Update, which sends it back by
+// recompute while the other runs, and both finish.
+func TestForkRequeueAfterLaterAdmission(t *testing.T) {
+	m := stateManager(t, 12, 2)
+	var requeued []*sched.Request
+	s, err := sched.New(m, sched.Config{Hooks: sched.Hooks{
+		Preempted: func(r *sched.Request, _ int, _ bool) { requeued = append(requeued, r) }}})
+	require.NoError(t, err)
+	b, err := s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8}, sched.Options{MaxTokens: 2, N: 3})
+	require.NoError(t, err)
+	c, err := s.Submit([]int32{11, 12, 13, 14, 15, 16, 17, 18}, sched.Options{MaxTokens: 3})
+	require.NoError(t, err)
+	st, err := s.Schedule()
+	require.NoError(t, err)
+	require.Len(t, st.Scheduled, 2, "both admitted in the first step")
+	require.NoError(t, s.Update(make([]int32, st.Outputs)))
+	assert.Equal(t, []*sched.Request{b}, requeued, "the forks found no room: the prompt went back")
+	assert.Equal(t, 1, b.Samples())
+	drain(t, s, 7)
+	assert.Equal(t, sched.Finished, b.State())
+	assert.Equal(t, sched.Finished, c.State())
+	assert.Zero(t, m.Stats().UsedBlocks)
+}
