@@ -80,23 +80,27 @@ func TestBeamReparentWithoutRoomForStatePages(t *testing.T) {
 	}
 }
 
-// TestForkRequeueAfterLaterAdmission: admission sets the forks' state
-// pages aside, but a later admission in the same step may take them; the
-// prompt's forks then fail at the Update, which sends it back by
-// recompute while the other runs, and both finish.
-func TestForkRequeueAfterLaterAdmission(t *testing.T) {
-	m := stateManager(t, 12, 2)
+// TestForkRequeueAfterLaterDecode: admission sets the forks' state pages
+// aside, but a decode later in the same step (AdmitFirst) may take them;
+// the prompt's forks then fail at the Update, which sends it back by
+// recompute while the other runs, and both finish. (A later admission
+// may not take them: it waits, TestForkSetAsideHoldsAdmissions.)
+func TestForkRequeueAfterLaterDecode(t *testing.T) {
+	m := stateManager(t, 13, 2)
 	var requeued []*sched.Request
-	s, err := sched.New(m, sched.Config{Hooks: sched.Hooks{
+	s, err := sched.New(m, sched.Config{AdmitFirst: true, Hooks: sched.Hooks{
 		Preempted: func(r *sched.Request, _ int, _ bool) { requeued = append(requeued, r) }}})
-	require.NoError(t, err)
-	b, err := s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8}, sched.Options{MaxTokens: 2, N: 3})
 	require.NoError(t, err)
 	c, err := s.Submit([]int32{11, 12, 13, 14, 15, 16, 17, 18}, sched.Options{MaxTokens: 3})
 	require.NoError(t, err)
 	st, err := s.Schedule()
 	require.NoError(t, err)
-	require.Len(t, st.Scheduled, 2, "both admitted in the first step")
+	require.NoError(t, s.Update(make([]int32, st.Outputs)))
+	b, err := s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8}, sched.Options{MaxTokens: 2, N: 3})
+	require.NoError(t, err)
+	st, err = s.Schedule()
+	require.NoError(t, err)
+	require.Len(t, st.Scheduled, 2, "the prompt admitted, then the other's decode, which takes a block")
 	require.NoError(t, s.Update(make([]int32, st.Outputs)))
 	assert.Equal(t, []*sched.Request{b}, requeued, "the forks found no room: the prompt went back")
 	assert.Equal(t, 1, b.Samples())
@@ -104,4 +108,35 @@ func TestForkRequeueAfterLaterAdmission(t *testing.T) {
 	assert.Equal(t, sched.Finished, b.State())
 	assert.Equal(t, sched.Finished, c.State())
 	assert.Zero(t, m.Stats().UsedBlocks)
+}
+
+// TestForkSetAsideHoldsAdmissions: while a prompt's forks wait for their
+// state pages, an admission that would take them waits too, and so does
+// a second such prompt (computed in chunks side by side, each held what
+// the other's forks needed, and both went back in turn forever: the
+// scheduler state machine found it, seed 3535154259710481724).
+func TestForkSetAsideHoldsAdmissions(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		m := stateManager(t, 12, 2)
+		s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 8})
+		require.NoError(t, err)
+		b, err := s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, sched.Options{MaxTokens: 2, N: 3})
+		require.NoError(t, err)
+		c, err := s.Submit([]int32{21, 22, 23, 24}, sched.Options{MaxTokens: 3, N: n})
+		require.NoError(t, err)
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		require.Len(t, st.Scheduled, 1, "n %d: the prompt's first chunk", n)
+		require.NoError(t, s.Update(make([]int32, st.Outputs)))
+		st, err = s.Schedule()
+		require.NoError(t, err)
+		require.Len(t, st.Scheduled, 1, "n %d: the prompt's last chunk only: the other would take its forks' pages", n)
+		assert.Equal(t, b, st.Scheduled[0].Request)
+		require.NoError(t, s.Update(make([]int32, st.Outputs)))
+		assert.Equal(t, 3, b.Samples(), "n %d: forked", n)
+		drain(t, s, 7)
+		assert.Equal(t, sched.Finished, b.State())
+		assert.Equal(t, sched.Finished, c.State())
+		assert.Zero(t, m.Stats().UsedBlocks)
+	}
 }

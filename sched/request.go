@@ -51,11 +51,12 @@ type Options struct {
 	// that share its blocks (paged.Manager.Fork) and each draws its own
 	// first token. At most MaxSamples and Config.MaxRunning. With a State
 	// group (paged.Config.Groups) each fork needs its own state pages at
-	// once: admission sets them aside (a prompt whose admission would
-	// leave the pool without them waits at the head of the queue, its
-	// admission undone), and when the prompt's last step finds no room for
-	// them all the same (a later admission or decode took it, or the
-	// prompt came in chunks), Update sends the prompt back to the waiting
+	// once: admission sets them aside from the prompt's first chunk until
+	// it forks (an admission, of any request, that would leave the pool
+	// without the pages of every unforked prompt's forks is undone and
+	// waits at the head of the queue), and when the prompt's last step
+	// finds no room for them all the same (a decode took it, or the
+	// prompt's own chunks), Update sends the prompt back to the waiting
 	// queue by recompute (Hooks.Preempted; the step's outputs for it are
 	// dropped and drawn again) and forks it when it completes again. If
 	// nothing else is running, so no room can ever come, the request is
