@@ -31,8 +31,9 @@ func TestUncomputeForgetsCheckpointHandedOut(t *testing.T) {
 			var cached int
 			if chunked {
 				var rest []int32
-				cached, rest, err = m.AdmitChunk(id, 2*bs, nil)
+				hit, rest, err := m.AdmitChunk(id, 2*bs, nil)
 				require.NoError(t, err)
+				require.Zero(t, hit, "no checkpoint at the branch point yet")
 				assert.Empty(t, m.TakeCheckpoints(nil), "the branch point lies past the first chunk")
 				// The first chunk's step ran; the next chunk passes the
 				// branch point, and its step is dropped.
