@@ -383,16 +383,27 @@ func (m *Manager) branchPoint(s *sequence) (full int, miss bool, h *Hash) {
 
 // pendingAt reports whether a sequence with a checkpoint not handed out
 // yet already asks for the checkpoint after the same L blocks of content
-// (chain hash h of block L-1): one is enough. O(sequences admitted in the
-// step, and those waiting for a chunk to reach their checkpoint).
+// (chain hash h of block L-1): one is enough. On the way it drops from the
+// list the sequences whose checkpoint is gone (freed, preempted, swapped
+// out), so that a caller that never takes checkpoints does not grow it
+// for the manager's life: it holds the sequences with a checkpoint
+// pending, those admitted in the step and those waiting for a chunk to
+// reach theirs, which bounds its cost.
 func (m *Manager) pendingAt(h *Hash, L int) bool {
-	for _, id := range m.ret.pend {
+	r := &m.ret
+	live := r.pend[:0]
+	found := false
+	for _, id := range r.pend {
 		o, err := m.seq(id)
-		if err == nil && len(o.keep.pending) > 0 && o.keep.pendingAt == L && o.keep.pendingHash == *h {
-			return true
+		if err != nil || len(o.keep.pending) == 0 {
+			continue
 		}
+		live = append(live, id)
+		found = found || o.keep.pendingAt == L && o.keep.pendingHash == *h
 	}
-	return false
+	clear(r.pend[len(live):])
+	r.pend = live
+	return found
 }
 
 // TakeCheckpoints appends to dst the state checkpoints to write in the
