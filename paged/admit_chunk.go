@@ -194,7 +194,9 @@ func (m *Manager) admitUncounted(id SeqID) (int, error) {
 // and the sequence counts them uncommitted: the next call that commits its
 // blocks (Append, AcceptSpeculative, or Admit after Preempt) commits them
 // again, which the caller makes when their tokens are scheduled again.
-// Blocks shared with another sequence keep their content. computed equal
+// Blocks shared with another sequence keep their content. A state
+// checkpoint TakeCheckpoints handed out for s past computed was never
+// written either: it leaves the index too, and is not taken again. computed equal
 // to the sequence's length changes nothing; computed outside 0 to the
 // length is ErrInvalid, a sequence that is not running ErrSequenceState,
 // and nothing changes.
@@ -216,6 +218,7 @@ func (m *Manager) Uncompute(id SeqID, computed int) error {
 		m.forgetFrom(t.blocks, from)
 		t.committed = min(t.committed, max(from, t.released))
 	}
+	m.uncomputeCheckpoint(s, computed)
 	// Append's fast paths commit only the block a token fills: the next
 	// token takes the general path, which commits the blocks again.
 	m.setOwn(s, false)

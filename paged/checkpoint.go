@@ -383,16 +383,27 @@ func (m *Manager) branchPoint(s *sequence) (full int, miss bool, h *Hash) {
 
 // pendingAt reports whether a sequence with a checkpoint not handed out
 // yet already asks for the checkpoint after the same L blocks of content
-// (chain hash h of block L-1): one is enough. O(sequences admitted in the
-// step, and those waiting for a chunk to reach their checkpoint).
+// (chain hash h of block L-1): one is enough. On the way it drops from the
+// list the sequences whose checkpoint is gone (freed, preempted, swapped
+// out), so that a caller that never takes checkpoints does not grow it
+// for the manager's life: it holds the sequences with a checkpoint
+// pending, those admitted in the step and those waiting for a chunk to
+// reach theirs, which bounds its cost.
 func (m *Manager) pendingAt(h *Hash, L int) bool {
-	for _, id := range m.ret.pend {
+	r := &m.ret
+	live := r.pend[:0]
+	found := false
+	for _, id := range r.pend {
 		o, err := m.seq(id)
-		if err == nil && len(o.keep.pending) > 0 && o.keep.pendingAt == L && o.keep.pendingHash == *h {
-			return true
+		if err != nil || len(o.keep.pending) == 0 {
+			continue
 		}
+		live = append(live, id)
+		found = found || o.keep.pendingAt == L && o.keep.pendingHash == *h
 	}
-	return false
+	clear(r.pend[len(live):])
+	r.pend = live
+	return found
 }
 
 // TakeCheckpoints appends to dst the state checkpoints to write in the
@@ -468,6 +479,50 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 		off += n
 	}
 	return dst
+}
+
+// uncomputeCheckpoint forgets the checkpoint at s's branch point when
+// TakeCheckpoints handed it out (its pages are among s's pins) and it lies
+// past computed, so the step that was to write it never ran (Uncompute):
+// each page s alone holds leaves the index (BlockRemoved for the
+// checkpoint, as when it is evicted) and the pins. O(pins x pages).
+func (m *Manager) uncomputeCheckpoint(s *sequence, computed int) {
+	r := &m.ret
+	L := s.keep.pendingAt
+	if !r.ckpt || len(s.keep.pending) > 0 || L == 0 || L*m.bs <= computed || L > len(s.hashes) {
+		return
+	}
+	pins := s.keep.pins[:0]
+	for _, b := range s.keep.pins {
+		if g := m.bp.groupOf(b); m.isState(g) && m.bp.cached[b] && m.bp.pool.RefCount(b) == 1 && m.isPageOf(b, &s.hashes[L-1], g) {
+			m.forgetPage(b, g)
+			m.bp.release(b)
+			continue
+		}
+		pins = append(pins, b)
+	}
+	s.keep.pins = pins
+}
+
+// forgetPage drops the cached content of checkpoint page b of state group
+// g, which s holds: as eviction does, reported for the checkpoint
+// (checkpointGone) and not as a page of its own.
+func (m *Manager) forgetPage(b allocator.BlockID, g int) {
+	m.bp.uncache(b, m.bp.quiet == nil || !m.bp.quiet[g])
+	if m.bp.forgetter != nil {
+		m.bp.forgetter.Forget(b)
+	}
+}
+
+// isPageOf reports whether cached block b of state group g holds a page
+// of the checkpoint after the block whose chain hash is h.
+func (m *Manager) isPageOf(b allocator.BlockID, h *Hash, g int) bool {
+	for j := range m.kinds[g].pages() {
+		if m.bp.hash[b] == ckptKey(h, j) {
+			return true
+		}
+	}
+	return false
 }
 
 // dropPending releases the pages of a checkpoint of s never handed out.

@@ -327,6 +327,21 @@ func (h *hyModel) pickSome(t *rapid.T, st hyState) ([]*hySeq, []paged.SeqID) {
 }
 
 func (h *hyModel) admit(t *rapid.T, s *hySeq) {
+	cached, ok := h.admitOnly(t, s)
+	if !ok {
+		return
+	}
+	s.fresh = len(s.tokens) - cached
+	if cached > 0 && h.multiKind() {
+		h.multiHits++
+	}
+	// The hit's KV is already there: read it back before computing the rest.
+	h.write(t, s, cached)
+}
+
+// admitOnly admits s, whole or a chunk, and reports the tokens it found
+// cached, or false when the pool refused it.
+func (h *hyModel) admitOnly(t *rapid.T, s *hySeq) (int, bool) {
 	var cached int
 	var err error
 	if rapid.Bool().Draw(t, "chunked") {
@@ -334,7 +349,14 @@ func (h *hyModel) admit(t *rapid.T, s *hySeq) {
 		// (a scheduler would append them later).
 		var rest []int32
 		maxNew := rapid.IntRange(1, 3*h.bs).Draw(t, "maxNew")
+		dry, derr := h.m.CanAdmitChunk(s.id, maxNew)
+		if derr != nil {
+			t.Fatalf("CanAdmitChunk: %v", derr)
+		}
 		cached, rest, err = h.m.AdmitChunk(s.id, maxNew, nil)
+		if (err == nil) != (dry == paged.AdmitOK) || errors.Is(err, paged.ErrNever) != (dry == paged.AdmitNever) {
+			t.Fatalf("CanAdmitChunk(%v, %d) said %v, AdmitChunk returned %v", s.id, maxNew, dry, err)
+		}
 		if err == nil {
 			n := len(s.tokens) - len(rest)
 			if n-cached > maxNew || !slices.Equal(rest, s.tokens[n:]) {
@@ -346,7 +368,7 @@ func (h *hyModel) admit(t *rapid.T, s *hySeq) {
 		cached, err = h.m.Admit(s.id)
 	}
 	if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
-		return
+		return 0, false
 	}
 	if err != nil {
 		t.Fatalf("Admit: %v", err)
@@ -355,12 +377,7 @@ func (h *hyModel) admit(t *rapid.T, s *hySeq) {
 		t.Fatalf("Admit: %d cached tokens of %d", cached, len(s.tokens))
 	}
 	s.state = hyRunning
-	s.fresh = len(s.tokens) - cached
-	if cached > 0 && h.multiKind() {
-		h.multiHits++
-	}
-	// The hit's KV is already there: read it back before computing the rest.
-	h.write(t, s, cached)
+	return cached, true
 }
 
 // tables snapshots every group's table of s.
@@ -686,6 +703,9 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				h.seqs = h.seqs[:len(h.seqs)-1]
 			},
 			"admit": func(t *rapid.T) { h.admit(t, h.pick(t, hyWaiting)) },
+			// Steps dropped before their kernels run (audit18).
+			"drop step":  func(t *rapid.T) { h.dropStep(t, &next) },
+			"drop admit": h.dropAdmit,
 			"append": func(t *rapid.T) {
 				s := h.pick(t, hyRunning)
 				if s.fresh > 0 || s.spec > 0 {

@@ -12,8 +12,8 @@ import (
 // sit side by side in the running list (gather) and so in every step's
 // Scheduled list. Each UpdateBeams names, for every new beam, the beam it
 // extends (reparent): the scheduler forks a parent chosen more than once
-// and frees the beams no one chose, forks first, so that blocks a dying
-// beam shares with a survivor are never released in between. The beams
+// and frees the beams no one chose, frees first, so that the forks' state
+// pages (State groups) come from the dying beams'. The beams
 // are preempted together (preemptGroup): swapped out as one group, or
 // restarted from the prompt, since beams recomputed one by one would each
 // recompute the prompt into blocks of their own. This follows vLLM's
@@ -91,24 +91,34 @@ func (s *Scheduler) reparent(i int, parents []int) error {
 	}
 	for x := range scs {
 		p := parents[x]
-		if !s.beamUsed[p] {
-			s.beamUsed[p] = true
-			s.beamNew[x] = s.beamOld[p]
-			continue
-		}
-		c, err := s.m.Fork(s.beamOld[p])
-		if err != nil {
-			return fmt.Errorf("sched: request %d: fork beam %d: %w", r.id, p, err)
-		}
-		s.beamNew[x] = c
-		s.st.Forks++
+		s.beamFork[x] = s.beamUsed[p] // chosen before: a fork of it
+		s.beamUsed[p] = true
+		s.beamNew[x] = s.beamOld[p]
 	}
+	// The beams no one chose go first: each gives back its own state pages
+	// (State groups), and there are exactly as many of them as forks, each
+	// of which takes a sequence's state pages at once (paged.Manager.Fork).
+	// Forking first could find no room in a full pool and fail halfway.
+	// The blocks a dying beam shares with a chosen one stay referenced by
+	// the chosen one.
 	for x := range scs {
 		if q := scs[x].Sample; !s.beamUsed[q] {
 			if err := s.m.Free(s.beamOld[q]); err != nil {
 				return fmt.Errorf("sched: request %d: free beam %d: %w", r.id, q, err)
 			}
 		}
+	}
+	for x := range scs {
+		if !s.beamFork[x] {
+			continue
+		}
+		p := parents[x]
+		c, err := s.m.Fork(s.beamOld[p])
+		if err != nil {
+			return fmt.Errorf("sched: request %d: fork beam %d: %w", r.id, p, err)
+		}
+		s.beamNew[x] = c
+		s.st.Forks++
 	}
 	for x := range scs {
 		scs[x].e.seq = s.beamNew[x]

@@ -199,6 +199,9 @@ type Hooks struct {
 	// swapped in. Preempting or readmitting it would only come back to the
 	// same point. The whole request ends, every sample of it: its blocks
 	// are freed, it is in state Aborted, and err (also Request.Err) wraps
-	// ErrNever and says why. The other requests go on.
+	// ErrNever and says why. The other requests go on. It is called from
+	// Schedule, or from Update when a prompt's forks find no room for
+	// their state pages with nothing else running (Options.N); from
+	// Update, the hook may Cancel other requests, as Finished may.
 	Aborted func(r *Request, err error)
 }

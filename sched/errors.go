@@ -1,6 +1,9 @@
 package sched
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Every error the scheduler returns wraps one of these
 // (or, for a broken manager, the manager's own) with context; branch on
@@ -23,3 +26,25 @@ var (
 	// ErrForeign: the request belongs to another scheduler.
 	ErrForeign = errors.New("sched: request of another scheduler")
 )
+
+// passed is a refusal of the manager that the scheduler passes on: it
+// wraps both the scheduler's sentinel and the manager's error, so
+// errors.Is finds either, and reads "sched: <context>: <the manager's
+// error>", each package's prefix and the sentinel's words once (not
+// "sched: invalid argument: paged: invalid argument: ...").
+type passed struct {
+	sentinel error
+	context  string
+	err      error
+}
+
+// pass wraps err, a manager's refusal that means sentinel to the
+// scheduler's caller, with context.
+func pass(sentinel, err error, format string, args ...any) error {
+	return &passed{sentinel: sentinel, context: fmt.Sprintf(format, args...), err: err}
+}
+
+func (e *passed) Error() string { return "sched: " + e.context + ": " + e.err.Error() }
+
+// Unwrap returns the scheduler's sentinel and the manager's error.
+func (e *passed) Unwrap() []error { return []error{e.sentinel, e.err} }

@@ -11,9 +11,9 @@ import (
 )
 
 // TestForkWithoutRoomForStatePages: with a State group, a fork needs the
-// child's state pages at once (paged.Manager.Fork), which admission does
-// not set aside. When the step that completes an n-sample prompt finds no
-// room for them, the prompt goes back to the waiting queue to be
+// child's state pages at once (paged.Manager.Fork). When the step that
+// completes an n-sample prompt finds no room for them (or, since
+// admission sets them aside, the admission does), the prompt goes back to the waiting queue to be
 // recomputed (its outputs of that step dropped) instead of Update failing,
 // and every sample of every request still finishes once room is made.
 // Before, Update returned the fork's ErrNoSpace and the scheduler could
@@ -57,27 +57,43 @@ func TestForkWithoutRoomForStatePages(t *testing.T) {
 		}
 		assert.Equal(t, 1, finished[a], "%v", pre)
 		assert.Equal(t, 3, finished[b], "%v: every sample of the n=3 request finishes", pre)
-		assert.Positive(t, preempted, "%v: the fork found no room: the test checks nothing", pre)
+		// The forks found no room: at the Update (a requeue, Preempted)
+		// or, since admission sets their pages aside, at the admission,
+		// undone by a manager Preempt.
+		assert.Positive(t, m.Stats().Preemptions, "%v: the fork found no room: the test checks nothing", pre)
 	}
 }
 
 // TestForkThatCanNeverFit: when nothing else runs and the pool still
 // cannot give the forks' state pages, requeueing the prompt would repeat
-// the step forever: the request is aborted instead (ErrNever, the fork's
-// ErrNoSpace in its chain), and Update succeeds.
+// the step forever: the request is aborted (ErrNever), as one that
+// cannot grow even alone is, and the scheduler serves the next. (Update
+// returned the fork's ErrNoSpace before and left the request running as
+// if forked, with one sample of three: it never finished.)
 func TestForkThatCanNeverFit(t *testing.T) {
+	// Whole, the prompt waits at its admission (the forks' pages set
+	// aside); in chunks, its last chunk runs and the forks fail at the
+	// Update.
+	forkThatCanNeverFit(t, sched.Config{})
+	forkThatCanNeverFit(t, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 4})
+}
+
+func forkThatCanNeverFit(t *testing.T, cfg sched.Config) {
 	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 12,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 4}}})
-	s, err := sched.New(m, sched.Config{})
+	var aborted []*sched.Request
+	cfg.Hooks.Aborted = func(r *sched.Request, _ error) { aborted = append(aborted, r) }
+	s, err := sched.New(m, cfg)
 	require.NoError(t, err)
 	r, err := s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8}, sched.Options{MaxTokens: 2, N: 3})
 	require.NoError(t, err)
-	st, err := s.Schedule()
+	next, err := s.Submit([]int32{1, 2, 3, 4, 5}, sched.Options{MaxTokens: 2})
 	require.NoError(t, err)
-	require.NoError(t, s.Update(make([]int32, st.Outputs)))
-	require.Equal(t, sched.Aborted, r.State())
+	drain(t, s, 7)
+	assert.Equal(t, sched.Aborted, r.State())
 	require.ErrorIs(t, r.Err(), sched.ErrNever)
-	require.ErrorIs(t, r.Err(), paged.ErrNoSpace)
-	require.False(t, s.Busy())
-	require.Zero(t, m.Stats().Sequences)
+	assert.Equal(t, []*sched.Request{r}, aborted)
+	assert.Equal(t, sched.Finished, next.State())
+	assert.Zero(t, m.Stats().Sequences)
+	assert.Zero(t, m.Stats().UsedBlocks)
 }

@@ -51,16 +51,20 @@ type Options struct {
 	// that share its blocks (paged.Manager.Fork) and each draws its own
 	// first token. At most MaxSamples and Config.MaxRunning. With a State
 	// group (paged.Config.Groups) each fork needs its own state pages at
-	// once, which admission does not set aside: when the prompt's last
-	// step finds no room for them, Update sends the prompt back to the
-	// waiting queue by recompute (Hooks.Preempted; the step's outputs for
-	// it are dropped and drawn again) and forks it when it completes
-	// again; if nothing else of the scheduler's is running and no prefix
-	// pin that expires holds blocks (see the package documentation), so
-	// no room can come, Update aborts the request
-	// (Hooks.Aborted, Request.Err wrapping ErrNever and the fork's
-	// paged.ErrNoSpace) and goes on with the others. Blocks the caller's
-	// own sequences hold beside the scheduler count as never released.
+	// once: admission sets them aside from the prompt's first chunk until
+	// it forks (an admission, of any request, that would leave the pool
+	// without the pages of every unforked prompt's forks is undone and
+	// waits at the head of the queue), and when the prompt's last step
+	// finds no room for them all the same (a decode took it, or the
+	// prompt's own chunks), Update sends the prompt back to the waiting
+	// queue by recompute (Hooks.Preempted; the step's outputs for it are
+	// dropped and drawn again) and forks it when it completes again. If
+	// nothing else of the scheduler's is running and no prefix pin that
+	// expires holds blocks (see the package documentation), so no room
+	// can ever come, the request is aborted (Hooks.Aborted, Request.Err
+	// wrapping ErrNever and the fork's paged.ErrNoSpace) and the others go
+	// on. Blocks the caller's own sequences hold beside the scheduler
+	// count as never released.
 	N int
 	// Priority orders the waiting queue under the Priority policy: lower
 	// values first, as in vLLM. Ignored under FCFS.

@@ -26,6 +26,9 @@ type Scheduler struct {
 
 	maxLen int // the manager's MaxModelLen
 	groups int // the manager's KV cache groups
+	// forkPages are the blocks a Fork takes at once: a sequence's pages of
+	// every State group.
+	forkPages int
 
 	step   Step
 	batch  []paged.Scheduled
@@ -42,6 +45,7 @@ type Scheduler struct {
 	beamOld  [MaxSamples]paged.SeqID
 	beamNew  [MaxSamples]paged.SeqID
 	beamUsed [MaxSamples]bool
+	beamFork [MaxSamples]bool
 	beamBuf  []*entry
 	beamIDs  []paged.SeqID
 	// grouped counts the swapped-out beams queued through another beam.
@@ -103,6 +107,11 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 	}
 	mcfg := m.Config()
 	s := &Scheduler{cfg: cfg, m: m, maxLen: mcfg.MaxModelLen, groups: len(mcfg.Groups)}
+	for _, g := range mcfg.Groups {
+		if g.Kind == paged.State {
+			s.forkPages += g.Pages
+		}
+	}
 	s.waiting.prio = cfg.Policy == Priority
 	return s, nil
 }
@@ -233,9 +242,9 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	seq, err := s.m.Add(prompt, &so)
 	if err != nil {
 		if errors.Is(err, paged.ErrNever) {
-			return nil, fmt.Errorf("%w: %w", ErrNever, err)
+			return nil, pass(ErrNever, err, "Submit")
 		}
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, pass(ErrInvalid, err, "Submit")
 	}
 	s.nextID++
 	r := &Request{s: s, id: s.nextID, prio: opts.Priority, promptLen: len(prompt), maxTokens: opts.MaxTokens, n: n, beam: beam}

@@ -33,6 +33,8 @@ type machine struct {
 	// sequence can always be admitted or swapped in with: the usable
 	// blocks less the watermark's.
 	groups, floor int
+	// pages are the State group's pages a sequence holds (0: none).
+	pages int
 	// kv is the shadow KV cache of group 0: for each device slot a step
 	// computed, the tokens up to and including its position (its KV
 	// depends on all of them). Copies and tier transfers move it. A
@@ -75,10 +77,21 @@ func newMachine(t *rapid.T) *machine {
 	// that can never run (Submit cannot tell the need of several groups,
 	// and a running sequence grows into the watermark's blocks), which
 	// the scheduler must abort while it serves the others.
-	groups := rapid.IntRange(1, 2).Draw(t, "groups")
-	if groups == 2 {
+	groups := rapid.IntRange(1, 3).Draw(t, "groups")
+	pages := 0
+	switch groups {
+	case 2:
 		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}
 		mcfg.DisableOffload = true // swapping with several groups needs it
+	case 3:
+		// A State group (a linear-attention layer's fixed-size state):
+		// every fork takes pages of its own at once, admission hits need
+		// a checkpoint, and TakeCheckpoints runs once a step.
+		pages = rapid.IntRange(1, 3).Draw(t, "pages")
+		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: pages}}
+		mcfg.DisableOffload = true
+		mcfg.NumBlocks = max(mcfg.NumBlocks, pages+2)
+		groups = 1 // one group of blocks that grow with the sequence
 	}
 	mcfg.Watermark = rapid.SampledFrom([]float64{0, 0, 0.2, 0.4}).Draw(t, "watermark")
 	cfg := sched.Config{
@@ -102,7 +115,7 @@ func newMachine(t *rapid.T) *machine {
 		t.Fatal(err)
 	}
 	usable := m.Stats().UsableBlocks
-	mc := &machine{m: m, next: 1000, groups: groups, floor: usable - int(math.Ceil(mcfg.Watermark*float64(usable)))}
+	mc := &machine{m: m, next: 1000, groups: groups, pages: pages, floor: usable - int(math.Ceil(mcfg.Watermark*float64(usable)))}
 	cfg.Hooks.Restarted = func(r *sched.Request) { mc.restarted = append(mc.restarted, r) }
 	if rapid.Bool().Draw(t, "hookCancel") {
 		// A hook inside Schedule may not cancel: refused, nothing changed.
@@ -245,7 +258,13 @@ func (mc *machine) step(t *rapid.T) {
 		q := mc.reqs[r.ID()-1]
 		bs := mc.m.BlockSize()
 		kv := len(q.prompt) + q.opts.MaxTokens - 1
-		if r.BeamWidth() == 0 && mc.groups*((kv+bs-1)/bs) <= mc.floor {
+		need := mc.groups*((kv+bs-1)/bs) + mc.pages
+		if mc.pages > 0 {
+			// Its samples' own state pages, and the checkpoints it may
+			// hold: a bound, not the exact need.
+			need += mc.pages * (max(q.opts.N, 1) + 2)
+		}
+		if r.BeamWidth() == 0 && need <= mc.floor {
 			t.Fatalf("request %d aborted (%v), though its %d tokens of KV need %d blocks in %d groups, and %d can always be had",
 				r.ID(), r.Err(), kv, (kv+bs-1)/bs, mc.groups, mc.floor)
 		}
@@ -274,6 +293,7 @@ func (mc *machine) step(t *rapid.T) {
 		t.Fatalf("step %d: %v", st.Number, err)
 	}
 	mc.shadowKV(t, st, &batch)
+	mc.m.TakeCheckpoints(nil) // as a server does, once a step
 	seen := map[[2]uint64]bool{}
 	tokens := make([]int32, 0, st.Outputs)
 	outs := 0
@@ -369,6 +389,12 @@ func (mc *machine) step(t *rapid.T) {
 	for _, sc := range st.Scheduled {
 		q := mc.reqs[sc.Request.ID()-1]
 		if q.r.State() == sched.Cancelled { // by a Finished hook in the Update
+			k += sc.Outputs
+			continue
+		}
+		if sc.Outputs > 1 && q.r.Samples() < sc.Outputs {
+			// A prompt whose forks found no room for their state pages
+			// went back to the queue: its outputs are drawn again later.
 			k += sc.Outputs
 			continue
 		}

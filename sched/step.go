@@ -557,6 +557,10 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 			return 0, false, fmt.Errorf("%w: request %d: %v can never be admitted", ErrNever, r.id, e.seq)
 		}
 	}
+	if !s.forkRoom(r) {
+		// An admission only takes blocks: it would leave no room either.
+		return 0, false, nil
+	}
 	s.st.AdmitCalls++
 	var cached int
 	var err error
@@ -577,9 +581,12 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	case errors.Is(err, paged.ErrNoSpace):
 		return 0, false, nil
 	case errors.Is(err, paged.ErrNever):
-		return 0, false, fmt.Errorf("%w: request %d: %w", ErrNever, r.id, err)
+		return 0, false, pass(ErrNever, err, "request %d", r.id)
 	case err != nil:
 		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
+	}
+	if !s.forkRoom(r) {
+		return 0, false, s.undoAdmit(e, cached)
 	}
 	e.computed = cached
 	s.waiting.pop()
@@ -593,6 +600,46 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	r.admitted = true
 	r.refreshState()
 	return n, true, nil
+}
+
+// forkRoom reports whether the pool holds the state pages the forks of
+// unforked prompts will take (State groups): those running (s.reserved
+// samples) and r's, if it is one. Admission sets them aside from a
+// prompt's first chunk until it forks: admitted without them, some
+// prompt's forks would find no room at the Update, which sends it back to
+// the queue by recompute; admitted first again at the next step, it could
+// take the step's whole budget every step (AdmitFirst), so that the
+// sequences holding the pages never ran to give them back, or two prompts
+// computed in chunks side by side could each hold what the other's forks
+// need, and be sent back in turn forever.
+func (s *Scheduler) forkRoom(r *Request) bool {
+	if s.forkPages == 0 {
+		return true
+	}
+	samples := s.reserved
+	if !r.forked {
+		samples += r.n - 1
+	}
+	if samples == 0 {
+		return true
+	}
+	st := s.m.Stats()
+	return st.FreeBlocks+st.CachedBlocks >= samples*s.forkPages
+}
+
+// undoAdmit undoes the admission of e (cached tokens found) that left no
+// room for the forks' state pages (forkRoom): its tokens were never
+// computed, and the chunks a chunked admission cut off go back to the
+// sequence, which waits at the head of the queue.
+func (s *Scheduler) undoAdmit(e *entry, cached int) error {
+	r := e.req
+	if err := s.m.Uncompute(e.seq, cached); err != nil {
+		return fmt.Errorf("sched: request %d: uncompute %v: %w", r.id, e.seq, err)
+	}
+	if err := s.m.Preempt(e.seq); err != nil {
+		return fmt.Errorf("sched: request %d: preempt %v: %w", r.id, e.seq, err)
+	}
+	return s.fold(e)
 }
 
 // start moves an admitted head of the queue to the running list.
@@ -757,12 +804,13 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 
 // fork makes the other samples of a prompt that just completed: they share
 // every block and start running at once. A State group gives each child
-// its own state pages at once (paged.Manager.Fork), which admission does
-// not set aside: when the pool cannot give them, the children forked so
-// far are freed and the prompt goes back to the waiting queue by
-// recompute (requeued: the step's outputs for it are dropped and drawn
-// again once it is recomputed), as a sequence that finds no room to grow
-// is preempted.
+// its own state pages at once (paged.Manager.Fork), which admission sets
+// aside (forkRoom) but a decode, or the prompt's own later chunks, may
+// take: when the pool cannot give them, the
+// children forked so far are freed and the prompt goes back to the
+// waiting queue by recompute (requeued: the step's outputs for it are
+// dropped and drawn again once it is recomputed), as a sequence that
+// finds no room to grow is preempted, or, alone, is aborted.
 func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 	r := e.req
 	r.forked = true
@@ -853,7 +901,7 @@ func (s *Scheduler) BuildBatch(b *paged.Batch) error {
 	}
 	if err := s.m.BuildBatch(b, s.batch); err != nil {
 		if errors.Is(err, paged.ErrInvalid) {
-			return fmt.Errorf("%w: %w", ErrInvalid, err)
+			return pass(ErrInvalid, err, "BuildBatch")
 		}
 		return err
 	}

@@ -1,0 +1,95 @@
+package paged_test
+
+import (
+	"errors"
+	"slices"
+
+	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// Dropped steps in the hybrid state machine (runGroupsMachine): a step is
+// built (its tokens given to the manager, its directives applied, maybe
+// its checkpoints taken) and then dropped before its kernels run, as a
+// scheduler drops a sequence it preempts or a request cancelled mid-step:
+// Uncompute, then Preempt, Free, or the same tokens computed by the next
+// step. A checkpoint handed out for the dropped step holds no state; the
+// read-back of every later hit (write) proves none is hit.
+
+// takeDropped takes the dropped step's checkpoints, as a server that
+// built the step does, and writes none of them: each must be s's, within
+// the step.
+func (h *hyModel) takeDropped(t *rapid.T, s *hySeq, from int) {
+	if !rapid.Bool().Draw(t, "take checkpoints") {
+		return
+	}
+	for _, c := range h.m.TakeCheckpoints(nil) {
+		if c.Seq != s.id || c.Tokens < from || c.Tokens > len(s.tokens) {
+			t.Fatalf("dropped step [%d, %d) of %v: checkpoint %+v", from, len(s.tokens), s.id, c)
+		}
+	}
+}
+
+// endDropped ends a dropped step of s, whose tokens from from on were
+// never computed.
+func (h *hyModel) endDropped(t *rapid.T, s *hySeq, from int) {
+	if err := h.m.Uncompute(s.id, from); err != nil {
+		t.Fatalf("Uncompute(%v, %d): %v", s.id, from, err)
+	}
+	if err := h.m.Check(); err != nil {
+		t.Fatalf("after Uncompute: %v", err)
+	}
+	switch rapid.IntRange(0, 2).Draw(t, "then") {
+	case 0:
+		if err := h.m.Preempt(s.id); err != nil {
+			t.Fatalf("Preempt: %v", err)
+		}
+		s.state, s.fresh = hyWaiting, 0
+	case 1:
+		if err := h.m.Free(s.id); err != nil {
+			t.Fatalf("Free: %v", err)
+		}
+		h.seqs = slices.DeleteFunc(h.seqs, func(x *hySeq) bool { return x == s })
+	default:
+		// The next step computes them.
+		s.fresh = len(s.tokens) - from
+		h.write(t, s, from)
+	}
+}
+
+// dropStep appends tokens to a running sequence for a step that is then
+// dropped.
+func (h *hyModel) dropStep(t *rapid.T, next *int32) {
+	s := h.pick(t, hyRunning)
+	if s.fresh > 0 || s.spec > 0 {
+		t.Skip("fresh tokens not batched yet, or drafts pending")
+	}
+	toks := h.newTokens(t, next, 3*h.bs)
+	from := len(s.tokens)
+	err := h.m.Append(s.id, toks...)
+	if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	s.tokens = append(s.tokens, toks...)
+	h.transfer(t)
+	h.takeDropped(t, s, from)
+	h.endDropped(t, s, from)
+}
+
+// dropAdmit admits a waiting sequence, whole or a chunk, for a step that
+// is then dropped: its branch-point checkpoint, asked at the admission,
+// is handed out for that step.
+func (h *hyModel) dropAdmit(t *rapid.T) {
+	s := h.pick(t, hyWaiting)
+	cached, ok := h.admitOnly(t, s)
+	if !ok {
+		return
+	}
+	h.transfer(t)
+	h.takeDropped(t, s, cached)
+	h.endDropped(t, s, cached)
+}
