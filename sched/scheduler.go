@@ -242,9 +242,9 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	seq, err := s.m.Add(prompt, &so)
 	if err != nil {
 		if errors.Is(err, paged.ErrNever) {
-			return nil, pass(ErrNever, err, "Submit")
+			return nil, pass(ErrNever, err, "submit")
 		}
-		return nil, pass(ErrInvalid, err, "Submit")
+		return nil, pass(ErrInvalid, err, "submit")
 	}
 	s.nextID++
 	r := &Request{s: s, id: s.nextID, prio: opts.Priority, promptLen: len(prompt), maxTokens: opts.MaxTokens, n: n, beam: beam}

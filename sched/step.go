@@ -901,7 +901,7 @@ func (s *Scheduler) BuildBatch(b *paged.Batch) error {
 	}
 	if err := s.m.BuildBatch(b, s.batch); err != nil {
 		if errors.Is(err, paged.ErrInvalid) {
-			return pass(ErrInvalid, err, "BuildBatch")
+			return pass(ErrInvalid, err, "build batch")
 		}
 		return err
 	}
