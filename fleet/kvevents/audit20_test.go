@@ -37,3 +37,81 @@ func TestEncoderSpecsCheckOnboards(t *testing.T) {
 		}
 	}
 }
+
+// A kind without a window (full attention, MLA, mamba) sent with a
+// kv_cache_spec_sliding_window contradicts itself: LayoutGroup and the
+// learner took it as full attention (or a state group) and ignored the
+// window.
+func TestLayoutLearnerRefusesAWindowOnAKindWithout(t *testing.T) {
+	for _, k := range []SpecKind{SpecFullAttention, SpecMLAAttention, SpecSinkFullAttention, SpecMamba} {
+		_, ok := Meta{Spec: k, SlidingWindow: 64}.LayoutGroup()
+		assert.False(t, ok, "%v with a window of 64", k)
+		var l LayoutLearner
+		l.Learn(&Batch{
+			Events: []paged.Event{{Kind: paged.BlockStored, Hashes: []paged.Hash{{1}}, BlockSize: 16, Tokens: make([]int32, 16)}},
+			Meta:   []Meta{{HasGroup: true, Spec: k, SlidingWindow: 64}},
+		})
+		_, err := l.Layout(1)
+		assert.ErrorIs(t, err, ErrInvalid, "%v with a window of 64", k)
+	}
+}
+
+// FuzzLayoutLearner learns from BlockStored events with arbitrary
+// groups, kinds, windows and block sizes and checks what it answers: a
+// layout only when every event it learned of a group asked for agrees
+// with it (kind, window, block size) and none describes a group beyond,
+// ErrInvalid otherwise; asking again answers the same.
+func FuzzLayoutLearner(f *testing.F) {
+	f.Add([]byte{1, 0, 1, 0, 0})
+	f.Add([]byte{3, 0, 1, 0, 0, 1, 4, 2, 0, 2, 6, 0, 0})
+	f.Add([]byte{2, 0, 1, 0, 0, 1, 4, 0, 1, 0, 2, 1, 0})
+	f.Add([]byte{2, 0, 1, 1, 0, 1, 7, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		groups := int(data[0] % 5)
+		data = data[1:]
+		windows := [...]int{0, 4, 64}
+		sizes := [...]int{16, 32}
+		var l LayoutLearner
+		var b, all Batch
+		for len(data) >= 4 {
+			ev := paged.Event{Kind: paged.BlockStored, Hashes: []paged.Hash{{1}}, BlockSize: sizes[data[3]%2]}
+			m := Meta{Group: int(data[0] % 4), HasGroup: data[0]&0x80 == 0, Spec: SpecKind(data[1] % 11), SlidingWindow: windows[data[2]%3]}
+			if data[3]&0x80 != 0 {
+				ev.Kind = paged.BlockRemoved
+			}
+			b.Events, b.Meta = append(b.Events, ev), append(b.Meta, m)
+			all.Events, all.Meta = append(all.Events, ev), append(all.Meta, m)
+			data = data[4:]
+			if len(b.Events) == 3 {
+				l.Learn(&b)
+				b.Events, b.Meta = b.Events[:0], b.Meta[:0]
+			}
+		}
+		l.Learn(&b)
+		got, err := l.Layout(groups)
+		again, err2 := l.Layout(groups)
+		require.Equal(t, err == nil, err2 == nil)
+		if err != nil {
+			require.ErrorIs(t, err, ErrInvalid)
+			return
+		}
+		require.Equal(t, got.String(), again.String())
+		require.NoError(t, got.Validate())
+		require.Len(t, got.Groups, groups)
+		// Every event the learner reads agrees with the layout.
+		for i, ev := range all.Events {
+			m := all.Meta[i]
+			if ev.Kind != paged.BlockStored || !m.HasGroup || m.Spec == SpecNone {
+				continue
+			}
+			require.Less(t, m.Group, groups, "an event of group %d, beyond the layout", m.Group)
+			g, ok := m.LayoutGroup()
+			require.True(t, ok, "event %d (%+v) cannot be scored", i, m)
+			require.Equal(t, g, got.Groups[m.Group], "event %d (%+v)", i, m)
+			require.Equal(t, ev.BlockSize, got.BlockSize, "event %d", i)
+		}
+	})
+}
