@@ -803,7 +803,9 @@ func (x *Index) Heartbeat(name string) error {
 // whose next event may carry any number. A snapshot older than the
 // server's last applied event (another router applied newer events since
 // it was taken) is refused with ErrInvalid and changes nothing: the
-// events after it may have removed blocks it lists.
+// events after it may have removed blocks it lists. A router keeping a
+// Pending record calls Pending.ForgetServer with the server's ID too when
+// events were lost: they may have held what ended its claims.
 func (x *Index) Resync(name string, snap *paged.Snapshot) error {
 	var events []paged.Event
 	if snap != nil {
