@@ -115,3 +115,35 @@ func FuzzLayoutLearner(f *testing.F) {
 		}
 	})
 }
+
+// With Specs, encoding, decoding and learning a batch allocate nothing
+// in steady state: the spec fields are written from constants, read
+// without a copy of the kind's text, and the learner's groups are grown
+// once.
+func TestSpecsAllocateNothing(t *testing.T) {
+	specs := []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 64}, {Kind: paged.State}}
+	var events []paged.Event
+	for g := range specs {
+		events = append(events, paged.Event{Kind: paged.BlockStored, Hashes: []paged.Hash{{byte(g + 1)}}, Tokens: make([]int32, 4), BlockSize: 4, Group: g},
+			paged.Event{Kind: paged.BlockMoved, Hashes: []paged.Hash{{byte(g + 1)}}, Tokens: make([]int32, 4), BlockSize: 4, Group: g, From: paged.Host})
+	}
+	for _, layout := range []Layout{ArrayLayout, MapLayout} {
+		e, err := NewEncoder(EncoderConfig{Layout: layout, Specs: specs})
+		require.NoError(t, err)
+		buf, err := e.AppendBatch(nil, 1, events)
+		require.NoError(t, err)
+		var dec Batch
+		var l LayoutLearner
+		require.NoError(t, dec.Decode(buf))
+		l.Learn(&dec)
+		allocs := testing.AllocsPerRun(100, func() {
+			buf, _ = e.AppendBatch(buf[:0], 1, events)
+			_ = dec.Decode(buf)
+			l.Learn(&dec)
+		})
+		assert.Zero(t, allocs, "layout %d", layout)
+		got, err := l.Layout(len(specs))
+		require.NoError(t, err)
+		assert.Equal(t, "b4 full window:64 state", got.String())
+	}
+}
