@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/fleet"
+	"github.com/pagedkv/pagedkv/fleet/fleettest"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -73,38 +74,10 @@ func TestAudit20AffinityThroughLifeCycle(t *testing.T) {
 // "window:W full"). Affinity is the run of the full-attention group
 // there: the window group's leading blocks are the first to go, and a
 // server holding the whole family in its full group, its window blocks
-// evicted, was reported an Affinity of 0, so the routers' gain never
-// kept such a family together.
+// evicted, was reported an Affinity of 0 (under a hit of 8 before
+// that), so the routers' gain never kept such a family together.
 func TestAudit20AffinityIsTheFullGroupsRun(t *testing.T) {
-	l, err := fleet.ParseLayout("b4 window:8 full")
+	m, err := fleet.NewMemory(fleet.MemoryConfig{})
 	require.NoError(t, err)
-	x, err := fleet.New(fleet.Config{})
-	require.NoError(t, err)
-	require.NoError(t, x.SetLayout("s", l))
-	hs := make([]paged.Hash, 8)
-	for i := range hs {
-		hs[i] = paged.Hash{byte(i + 1)}
-	}
-	seq := uint64(0)
-	store := func(g int, from, to int) {
-		seq++
-		ev := paged.Event{Kind: paged.BlockStored, Seq: seq, Group: g, Hashes: hs[from:to], BlockSize: 4, Tokens: make([]int32, 4*(to-from))}
-		if from > 0 {
-			ev.Parent, ev.HasParent = hs[from-1], true
-		}
-		require.NoError(t, x.Apply("s", []paged.Event{ev}))
-	}
-	store(1, 0, 8) // the full group holds the family
-	store(0, 6, 8) // the window only its last blocks
-	sc, err := x.Lookup(hs, nil)
-	require.NoError(t, err)
-	require.Equal(t, 8, sc[0].Blocks, "a hit of 8: the window's two blocks before it and the full group's run")
-	assert.Equal(t, 8, sc[0].Affinity, "at least the hit")
-
-	seq++
-	require.NoError(t, x.Apply("s", []paged.Event{{Kind: paged.BlockRemoved, Seq: seq, Hashes: hs[6:8]}}))
-	sc, err = x.Lookup(hs, nil)
-	require.NoError(t, err)
-	require.Zero(t, sc[0].Blocks, "the window blocks are gone")
-	assert.Equal(t, 8, sc[0].Affinity, "the family is still in the full group")
+	fleettest.CheckAffinityOfFullGroup(t, "", m)
 }
