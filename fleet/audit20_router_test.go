@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -22,4 +23,14 @@ func TestAudit20PrefixAwareCapWeighsAffinityAmongTheEligible(t *testing.T) {
 	// Every server at the cap: all of them weighed, as without it.
 	hot := []fleet.Candidate{cand(8, 8, 10, 0), cand(0, 8, 10, 0), cand(0, 0, 10, 0)}
 	assert.Equal(t, 0, fleet.PrefixAware{LoadCap: 5}.Route(hot))
+}
+
+// The capped router weighs the gain without allocating, and takes
+// hostile loads (NaN counts as at the cap) and scores.
+func TestAudit20CappedAffinityAllocatesNothing(t *testing.T) {
+	r := fleet.PrefixAware{LoadCap: 5, LoadPenalty: 0.5}
+	cands := []fleet.Candidate{cand(8, 8, 10, 0), cand(0, 8, 1, 0), cand(0, 0, 0, 0)}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = r.Route(cands) }))
+	hostile := []fleet.Candidate{cand(8, 8, math.NaN(), 0), cand(0, math.MaxInt, 1, 0), cand(math.MaxInt, math.MinInt, math.Inf(1), 0)}
+	assert.Equal(t, 1, r.Route(hostile), "the one server under the cap")
 }
