@@ -37,10 +37,15 @@ type affinity struct {
 	best, second, at int
 }
 
-// affinityOf scans cands for their highest Blocks.
-func affinityOf(cands []Candidate) affinity {
+// affinityOf scans cands for their highest Blocks, among those whose load
+// is under loadCap when it is positive (PrefixAware.LoadCap: a server
+// at the cap is no alternative for the family's next request either).
+func affinityOf(cands []Candidate, loadCap float64) affinity {
 	a := affinity{at: -1}
 	for i := range cands {
+		if loadCap > 0 && loadOf(&cands[i]) >= loadCap {
+			continue
+		}
 		b := max(cands[i].Blocks, 0)
 		switch {
 		case a.at < 0 || b > a.best:

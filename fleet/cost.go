@@ -135,7 +135,7 @@ func (c CostAware) Route(cands []Candidate) int {
 		return LeastLoaded{}.Route(cands)
 	}
 	best, lo, hi, ties := -1, 0.0, 0.0, 0
-	a := affinityOf(cands)
+	a := affinityOf(cands, 0)
 	for i := range cands {
 		v := c.costOf(cands, i, a)
 		switch {

@@ -161,7 +161,7 @@ func (x *Index) scoreLayouts(masks []uint64, n int, out []Score, skip []uint64) 
 		}
 		run0 := out[i].Blocks // group 0's run (runs)
 		out[i].Blocks, out[i].Device = 0, 0
-		if !sc.unreadable {
+		if !sc.unreadable && sc.affinity == 0 {
 			out[i].Affinity = run0
 		}
 		if skip[i/64]&(1<<(uint(i)%64)) != 0 || n == 0 || sc.unreadable || !x.covers(sc, masks, n) {
@@ -170,6 +170,15 @@ func (x *Index) scoreLayouts(masks []uint64, n int, out []Score, skip []uint64) 
 		v.word, v.bit = i/64, 1<<(uint(i)%64)
 		L := sc.hit(n, run0, &v)
 		out[i].Blocks, out[i].Device = L, sc.device(L, &v)
+		if g := sc.affinity; g > 0 {
+			// The full-attention group comes after group 0 (a vLLM
+			// engine's layer order): its run, which the hit is within.
+			a := 0
+			for a < n && v.held(g, a, false) {
+				a++
+			}
+			out[i].Affinity = a
+		}
 	}
 }
 

@@ -803,7 +803,9 @@ func (x *Index) Heartbeat(name string) error {
 // whose next event may carry any number. A snapshot older than the
 // server's last applied event (another router applied newer events since
 // it was taken) is refused with ErrInvalid and changes nothing: the
-// events after it may have removed blocks it lists.
+// events after it may have removed blocks it lists. A router keeping a
+// Pending record calls Pending.ForgetServer with the server's ID too when
+// events were lost: they may have held what ended its claims.
 func (x *Index) Resync(name string, snap *paged.Snapshot) error {
 	var events []paged.Event
 	if snap != nil {
@@ -871,12 +873,14 @@ type Score struct {
 	// from Lookup. They are counted in Device.
 	Pending int
 	// Affinity is the server's run of leading blocks of the request in
-	// group 0 (its full-attention group in a paged manager), on either
-	// tier: how much of the request's prefix family the server holds,
-	// whether or not it can hit it now. Equal to Blocks for a server
-	// without a Layout; at least Blocks for one whose group 0 is full
-	// attention, where the rest (Affinity-Blocks) are blocks a hit
-	// cannot use yet (evicted window blocks, no state checkpoint there).
+	// its first full-attention group (group 0 in a paged manager; a vLLM
+	// engine's groups come in its layers' order, a window first for
+	// Gemma 3), or group 0 for a layout without one, on either tier: how
+	// much of the request's prefix family the server holds, whether or
+	// not it can hit it now. Equal to Blocks for a server without a
+	// Layout; at least Blocks for one with a full-attention group, where
+	// the rest (Affinity-Blocks) are blocks a hit cannot use yet (evicted
+	// window blocks, no state checkpoint there).
 	// A router reads it as where the family's later hits will be
 	// (CostAware, PrefixAware); it is no hit, and Value ignores it.
 	// Pending.Extend adds the claims that continue it.

@@ -3,6 +3,7 @@ package fleet
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -206,6 +207,9 @@ type scorer struct {
 	uses []int
 	// shared marks the groups that hold nothing (Shared).
 	shared []bool
+	// affinity is the group whose run of leading blocks is
+	// Score.Affinity: the first full-attention group, else group 0.
+	affinity int
 	// from is device's scratch, a block per class.
 	from []int
 }
@@ -216,6 +220,9 @@ func unreadableLayout(text string) *scorer { return &scorer{text: text, unreadab
 // newScorer prepares layout l, which must be valid.
 func newScorer(l Layout) *scorer {
 	s := &scorer{text: l.String(), bs: l.BlockSize, ngroups: len(l.Groups), shared: make([]bool, len(l.Groups))}
+	if i := slices.IndexFunc(l.Groups, func(g paged.Group) bool { return g.Kind == paged.FullAttention }); i > 0 {
+		s.affinity = i
+	}
 	find := func(kind paged.GroupKind, size int) *layoutClass {
 		for i := range s.classes {
 			if c := &s.classes[i]; c.kind == kind && c.size == size {

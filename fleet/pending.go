@@ -366,7 +366,11 @@ func (p *Pending) Forget(s ServerID, hashes []paged.Hash) error {
 // claims were made for: after Index.Unregister, or when Index.Servers
 // lists the ID under another name (the Index gave an expired server's ID
 // to a new one). Otherwise the new owner would inherit the claims until
-// their TTL. It scans the record.
+// their TTL. Call it too when Index.Resync rebuilds a server after lost
+// events: they may have held the stores and removals that end claims, so
+// claims left over would score the server, complete again, blocks it
+// evicted or never kept (fleettest.CheckHybridScores failed so before it
+// did this). It scans the record.
 func (p *Pending) ForgetServer(s ServerID) error {
 	if err := p.checkServer(s); err != nil {
 		return err

@@ -187,18 +187,45 @@ func checkPendingModel(t *testing.T, capacity, steps int, next func(n int) int) 
 		s := ServerID(next(servers))
 		a, b := next(len(hs)), next(len(hs))
 		a, b = min(a, b), max(a, b)
-		switch op := next(7); op {
-		case 0, 1, 6:
+		switch op := next(8); op {
+		case 0, 1, 6, 7:
 			// Add, or a request leaving a hit only at one of its blocks
-			// (Claim on a server with a State group).
+			// (Claim on a server with a State group), or Claim itself.
 			point := -1
 			if op == 6 {
 				point = next(b - a + 1)
 			}
-			require.NoError(t, p.add(s, hs[a:b], point))
+			if op == 7 {
+				// Claim of request hs[:b] given a score of a blocks (some
+				// pending), an affinity and a layout with a State group
+				// or without.
+				pend, aff := next(a+1), a+next(len(hs)-a+1)
+				state := next(2) == 1
+				l := Layout{BlockSize: 4, Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}}}
+				if state {
+					l.Groups[1] = paged.Group{Kind: paged.State}
+				}
+				require.NoError(t, p.Claim(s, hs[:b], Score{Blocks: a, Pending: pend, Affinity: aff}, l))
+				from := min(a-pend, b)
+				if state {
+					// Only the branch point, where the affinity run
+					// stops before the request ends, past the hit.
+					point = -2
+					if aff > a && aff < b && aff > from {
+						point = aff - 1 - from
+					}
+				}
+				a = from
+			}
+			if a >= b {
+				break
+			}
+			if op != 7 {
+				require.NoError(t, p.add(s, hs[a:b], point))
+			}
 			for i, h := range hs[a:b] {
 				model[claim{s, h}] = true
-				if point < 0 || i == point {
+				if point == -1 || i == point {
 					points[claim{s, h}] = true
 				}
 				deadline[h] = clk.t.Add(5 * time.Second)
@@ -232,8 +259,13 @@ func checkPendingModel(t *testing.T, capacity, steps int, next func(n int) int) 
 			clk.t = clk.t.Add(time.Duration(next(1500)) * time.Millisecond)
 		case 5:
 			sc := make([]Score, servers)
+			aff := make([]int, servers) // the lookup's affinity: a, or past it
 			for i := range sc {
-				sc[i] = Score{Server: ServerID(i), Blocks: a, Affinity: a}
+				aff[i] = a
+				if next(2) == 1 {
+					aff[i] += next(len(hs) - a + 1)
+				}
+				sc[i] = Score{Server: ServerID(i), Blocks: a, Affinity: aff[i]}
 			}
 			p.Extend(hs, sc)
 			live := func(c claim, set map[claim]bool) bool { return set[c] && clk.t.Before(deadline[c.h]) }
@@ -242,9 +274,24 @@ func checkPendingModel(t *testing.T, capacity, steps int, next func(n int) int) 
 				if sc[i].Blocks > sc[i].Affinity {
 					t.Fatalf("step %d: server %d extended to %d blocks, past its affinity %d", step, i, sc[i].Blocks, sc[i].Affinity)
 				}
-				k := a
+				// Affinity continues the lookup's own by live claims
+				// (from the hit's run when it was the hit).
+				k := aff[i]
+				require.GreaterOrEqual(t, sc[i].Affinity, aff[i], "step %d: server %d's affinity shrank", step, i)
 				for ; k < sc[i].Affinity; k++ {
 					require.True(t, live(claim{s, hs[k]}, model), "step %d: server %d block %d claimed without a live claim", step, i, k)
+				}
+				if !evicted && k < len(hs) {
+					require.False(t, live(claim{s, hs[k]}, model),
+						"step %d: server %d's affinity stops at block %d though it has a live claim (from %d)", step, i, k, aff[i])
+				}
+				k = a
+				for ; k < sc[i].Blocks; k++ {
+					require.True(t, live(claim{s, hs[k]}, model), "step %d: server %d block %d scored without a live claim", step, i, k)
+				}
+				// The end of the hit's run of claims.
+				for k < len(hs) && live(claim{s, hs[k]}, model) {
+					k++
 				}
 				if sc[i].Blocks > a {
 					require.True(t, live(claim{s, hs[sc[i].Blocks-1]}, points), "step %d: server %d scored %d blocks, not ending at a hit point", step, i, sc[i].Blocks)
@@ -252,10 +299,7 @@ func checkPendingModel(t *testing.T, capacity, steps int, next func(n int) int) 
 				if evicted {
 					continue
 				}
-				if k < len(hs) {
-					require.False(t, live(claim{s, hs[k]}, model),
-						"capacity %d step %d: server %d stops at block %d though it has a live claim (run from %d)", capacity, step, i, k, a)
-				}
+				// Extend may stop at no live hit point of the model's run.
 				for j := sc[i].Blocks; j < k; j++ {
 					require.False(t, live(claim{s, hs[j]}, points), "step %d: server %d scored %d blocks, but its claims go on to a hit point after block %d", step, i, sc[i].Blocks, j)
 				}

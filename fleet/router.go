@@ -43,7 +43,9 @@ type Router interface {
 // request, beyond what the fleet can hit already (see Score.Affinity and
 // docs/fleet.md, "Hybrid models in the fleet study"). It is 0 for every
 // server whose Affinity equals its Blocks, a fleet of one group
-// included, which is routed by Value alone.
+// included, which is routed by Value alone. With LoadCap the gain is
+// weighed among the servers under the cap: one at it is no alternative
+// for the family's next request either.
 type PrefixAware struct {
 	// LoadCap, when positive, excludes servers whose Load is at or above
 	// it, unless every server is: a hot prefix then spills to other
@@ -75,7 +77,11 @@ func (p PrefixAware) Route(cands []Candidate) int {
 
 func (p PrefixAware) pick(cands []Candidate, capped bool) int {
 	best, bestV, bestL := -1, 0.0, 0.0
-	a := affinityOf(cands)
+	limit := 0.0
+	if capped {
+		limit = p.LoadCap
+	}
+	a := affinityOf(cands, limit)
 	w := p.DeviceWeight
 	if !(w > 0) || w > math.MaxFloat64 {
 		w = 1

@@ -47,6 +47,7 @@ func DrawHybridConfig(t *rapid.T) paged.Config {
 // hybridServer is one paged server of CheckHybridScores.
 type hybridServer struct {
 	name string
+	id   fleet.ServerID // in the index
 	m    *paged.Manager
 	bs   int
 	seqs []paged.SeqID
@@ -54,6 +55,9 @@ type hybridServer struct {
 	// lost: a batch was lost and none applied since, so the index
 	// cannot know yet (it sees the gap with the next batch).
 	lost bool
+	// claimsLost: a batch was lost since the last resync, with the
+	// events that would have ended claims.
+	claimsLost bool
 }
 
 // CheckHybridScores checks that an Index on the backends mk returns
@@ -71,12 +75,24 @@ type hybridServer struct {
 // backend for each run. Each server's events also go to a twin without a
 // layout, scored by group 0's run: never less than the
 // hit, and more in the cases the layout corrects; the server's
-// Score.Affinity is that run. It returns the
+// Score.Affinity is that run, and never under its hit. A Pending record
+// claims what each admission leaves (Pending.Claim with the server's
+// layout; Observe fed the same events, ForgetServer at a resync after
+// lost events): the score it extends may not promise a complete server
+// more than the hit either. It returns the
 // admissions compared exactly, those with a hit, those where the twin
 // over-reported, and those compared on a partial server.
 func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Backend) (compared, hits, corrected, partial int) {
 	rapid.Check(t, func(t *rapid.T) {
 		x, err := fleet.New(fleet.Config{Backend: mk(t), Model: model})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every admission claims what it leaves (Pending.Claim, from the
+		// server's layout); the events end the claims. A later lookup
+		// extended by them may not promise a complete server more
+		// than its hit.
+		pending, err := fleet.NewPending(fleet.PendingConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,6 +105,9 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 			}
 			s := &hybridServer{name: fmt.Sprintf("s%d", i), m: m, bs: m.BlockSize()}
 			if err := x.SetLayout(s.name, fleet.LayoutOf(cfg)); err != nil {
+				t.Fatal(err)
+			}
+			if s.id, err = x.Register(s.name); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := x.Register(s.name + "-plain"); err != nil {
@@ -104,6 +123,7 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 				}
 				if rapid.IntRange(0, 15).Draw(t, "lose") == 0 {
 					s.lost = true // the next batch shows the gap
+					s.claimsLost = true
 					continue
 				}
 				s.lost = false
@@ -111,6 +131,9 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 					t.Fatal(err)
 				}
 				if err := x.Apply(s.name+"-plain", s.evs); err != nil {
+					t.Fatal(err)
+				}
+				if err := pending.Observe(s.id, s.evs); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -142,6 +165,8 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 				if scores, err = x.Lookup(hashes, scores[:0]); err != nil {
 					t.Fatal(err)
 				}
+				ext := append([]fleet.Score(nil), scores...)
+				pending.Extend(hashes, ext)
 				cached, err := s.m.Admit(id)
 				if err != nil {
 					if !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
@@ -157,6 +182,17 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 				s.m.TakeCopies(nil)
 				s.m.TakeSwaps(nil)
 				sc := scoreOf(t, scores, s.name)
+				esc := scoreOf(t, ext, s.name)
+				if err := pending.Claim(sc.Server, hashes, esc, fleet.LayoutOf(s.m.Config())); err != nil {
+					t.Fatal(err)
+				}
+				if g := s.m.Config().Groups; (len(g) == 0 || g[0].Kind == paged.FullAttention) && (sc.Affinity < sc.Blocks || esc.Affinity < esc.Blocks) {
+					t.Fatalf("step %d: %s has affinity %d under its hit %d (%d and %d with its claims), with full attention in group 0", step, s.name, sc.Affinity, sc.Blocks, esc.Affinity, esc.Blocks)
+				}
+				if !s.lost && !esc.Partial && esc.Blocks*s.bs > cached {
+					t.Fatalf("step %d: %s (%v) scored %d blocks with its claims (%d pending, affinity %d; lookup %d, affinity %d) for a prompt it hit %d tokens of",
+						step, s.name, fleet.LayoutOf(s.m.Config()), esc.Blocks, esc.Pending, esc.Affinity, sc.Blocks, sc.Affinity, cached)
+				}
 				if s.lost {
 					break // lost removals may be over-reported until the gap shows
 				}
@@ -208,6 +244,14 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 				}
 				if err := x.Resync(s.name+"-plain", &snap); err != nil {
 					t.Fatal(err)
+				}
+				if s.claimsLost {
+					// Lost events may have held the stores and removals
+					// that end claims: the snapshot answers for them.
+					if err := pending.ForgetServer(s.id); err != nil {
+						t.Fatal(err)
+					}
+					s.claimsLost = false
 				}
 				s.lost = false
 			case op == 4:

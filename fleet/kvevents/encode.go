@@ -148,9 +148,11 @@ func (e *Encoder) AppendBatch(dst []byte, ts float64, events []paged.Event) ([]b
 		if err := check(&events[i], e.cfg.Group); err != nil {
 			return dst, fmt.Errorf("kvevents: event %d: %w", i, err)
 		}
-		if ev := &events[i]; len(e.cfg.Specs) > 0 && ev.Kind == paged.BlockStored && len(ev.Hashes) > 0 {
+		// A BlockStored is written with its group's spec, and so is an
+		// onboard's (restores).
+		if ev := &events[i]; len(e.cfg.Specs) > 0 && ((ev.Kind == paged.BlockStored && len(ev.Hashes) > 0) || restores(ev)) {
 			if g := e.cfg.Group + ev.Group; g >= len(e.cfg.Specs) || e.cfg.Specs[g].Kind == paged.Shared {
-				return dst, fmt.Errorf("kvevents: event %d: %w: BlockStored of group %d, which the encoder's %d specs do not describe as a group holding blocks", i, ErrInvalid, g, len(e.cfg.Specs))
+				return dst, fmt.Errorf("kvevents: event %d: %w: %v of group %d, which the encoder's %d specs do not describe as a group holding blocks", i, ErrInvalid, ev.Kind, g, len(e.cfg.Specs))
 			}
 		}
 	}
@@ -270,6 +272,8 @@ func (e *Encoder) appendEvent(dst []byte, ev *paged.Event) []byte {
 	var window int
 	if len(e.cfg.Specs) > 0 {
 		kind, window = specOf(e.cfg.Specs[e.cfg.Group+ev.Group])
+	}
+	if kind != "" {
 		fields += 1 + b2i(window > 0)
 	}
 	if maps {

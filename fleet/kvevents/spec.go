@@ -59,8 +59,15 @@ func specKindOf(name []byte) SpecKind {
 // the state after block L-1 is cached, as a paged checkpoint). A chunked
 // local group is not: the events do not carry its chunk size; nor are
 // encoder-only and cross attention groups (no prefix rule), an unknown
-// kind, or an event without a spec.
+// kind, an event without a spec, nor a kind without a window that
+// carries one (a contradiction: vLLM sends a window only for windows).
 func (m Meta) LayoutGroup() (paged.Group, bool) {
+	switch m.Spec {
+	case SpecFullAttention, SpecMLAAttention, SpecSinkFullAttention, SpecMamba:
+		if m.SlidingWindow != 0 {
+			return paged.Group{}, false
+		}
+	}
 	switch m.Spec {
 	case SpecFullAttention, SpecMLAAttention, SpecSinkFullAttention:
 		return paged.Group{Kind: paged.FullAttention}, true

@@ -124,3 +124,16 @@ func twoRouters(t *testing.T, model string) (x, y *fleet.Index) {
 	require.NoError(t, err)
 	return x, y
 }
+
+// TestRedisAffinityOfFullGroup: on Redis, Affinity is the full group's
+// run where it is not group 0, as on Memory
+// (fleettest.CheckAffinityOfFullGroup).
+func TestRedisAffinityOfFullGroup(t *testing.T) {
+	addr := redisAddr(t)
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	r, err := redisindex.New(c, redisindex.Config{Prefix: testPrefix})
+	require.NoError(t, err)
+	require.NoError(t, r.Delete("affinity"))
+	fleettest.CheckAffinityOfFullGroup(t, "affinity", r)
+}
