@@ -7,6 +7,12 @@ import "github.com/pagedkv/pagedkv/allocator"
 // "least recently released": a hit takes the block out, and the release that
 // follows puts it back as the most recent. This is vLLM v1's free-queue
 // order, and tail-first release means a chain's tail goes before its head.
+//
+// Its list keeps every link but one: the oldest block's prev, which
+// Victim leaves as it was rather than pointing it at the sentinel (a
+// write to the next victim's line, at a random address of a large pool:
+// a quarter of the W1-H replay's first-level cache write misses), so
+// removal checks for the oldest block itself.
 type LRU struct {
 	l list
 }
@@ -57,15 +63,40 @@ func (p *LRU) Remove(id allocator.BlockID) {
 // nothing, where Remove would panic (id out of range or not held), and
 // inlines.
 func (p *LRU) TryRemove(id allocator.BlockID) bool {
-	if !p.l.holds(id) {
+	// The sentinel's index is the capacity (NewLRU).
+	ln, s := p.l.links, p.l.sentinel
+	if uint32(id) >= uint32(s) || ln[id].next < 0 {
 		return false
 	}
-	p.l.remove(id)
+	x := ln[id]
+	if ln[s].next == int32(id) {
+		x.prev = s // not kept for the oldest block (see LRU)
+	}
+	ln[x.prev].next = x.next
+	ln[x.next].prev = x.prev
+	ln[id] = link{-1, -1}
+	p.l.n--
 	return true
 }
 
-// Victim pops the least recently released block.
-func (p *LRU) Victim() (allocator.BlockID, bool) { return p.l.popFront() }
+// Victim pops the least recently released block. The next oldest's prev
+// is left as it was (see LRU), unless the list empties.
+func (p *LRU) Victim() (allocator.BlockID, bool) {
+	l := &p.l
+	ln, s := l.links, l.sentinel
+	f := ln[s].next
+	if f == s {
+		return allocator.NoBlock, false
+	}
+	next := ln[f].next
+	ln[s].next = next
+	if next == s {
+		ln[s].prev = s
+	}
+	ln[f] = link{-1, -1}
+	l.n--
+	return allocator.BlockID(f), true
+}
 
 // Len returns the number of blocks held.
 func (p *LRU) Len() int { return p.l.n }
