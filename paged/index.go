@@ -54,6 +54,9 @@ type hashIndex struct {
 	meta []blockLinks
 	// log[:nlog] are the deferred updates; the last slot (log[lim]) filled
 	// fills the log (lim 0: updates are applied at once).
+	// REQUIRES: the log's inserts all come before its removals (an
+	// index with removals logged is flushed before an insert is, as
+	// blockPool.commit does), so flush applies them in two loops.
 	log  []indexOp
 	nlog int
 	lim  int
@@ -321,7 +324,9 @@ func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
 // removal's tag read for the touch is a guess (an insert of the same block
 // earlier in the chunk changes it), so the removal reads it again.
 //
-// The common updates are applied in the loop itself: an insert of a key
+// A chunk's inserts come first (see log) and are applied by one loop, its
+// removals by another, so no branch per update picks the kind. The
+// common updates are applied in the loops themselves: an insert of a key
 // whose tag no entry of its home bucket holds, when the bucket has room
 // and sent no entry past it, and a removal of a block alone with its key
 // that lives in its home bucket. The others call link, unlink or delAt. A
@@ -333,6 +338,7 @@ func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
 func (x *hashIndex) flush() {
 	log, meta, slots := x.log[:x.nlog], x.meta, x.slots
 	nb := uint64(len(slots)) / bucketSlots
+	ins := len(log) - x.dels // the inserts, first (see log)
 	for len(log) > 0 {
 		c := log[:min(flushChunk, len(log))]
 		log = log[len(c):]
@@ -350,35 +356,42 @@ func (x *hashIndex) flush() {
 			}
 			x.sink += sink
 		}
-		for _, op := range c {
+		k := min(ins, len(c))
+		ins -= k
+		for _, op := range c[:k] {
 			id := op.id
-			if id >= 0 {
-				// A new key goes to its home bucket; an entry with the
-				// same tag may hold the same key, and a full bucket or
-				// one that sent entries on needs the general path (link).
-				tag := op.tag
-				b := (uint64(tag) * nb >> 32) * bucketSlots
-				bk := bucketAt(slots, b)
-				cw := bk[bucketLen]
-				n := cw & bucketCount
-				// The empty slots are 0 and match only tag 0, which takes
-				// the general path too; the compares, almost never true,
-				// are branches the core predicts, unlike a loop over the
-				// entries, whose exit it would miss.
-				if cw >= bucketOut || n == bucketLen || tag == 0 ||
-					uint32(bk[0]) == tag || uint32(bk[1]) == tag || uint32(bk[2]) == tag ||
-					uint32(bk[3]) == tag || uint32(bk[4]) == tag || uint32(bk[5]) == tag ||
-					uint32(bk[6]) == tag {
-					x.link(id, tag)
-					continue
-				}
-				bk[n] = uint64(uint32(id)+1)<<32 | uint64(tag)
-				bk[bucketLen] = cw + 1
-				x.n++
-				meta[id] = blockLinks{next: id, prev: id, tag: tag, head: true}
+			if id < 0 {
+				panic("paged: index update log has an insert after a removal")
+			}
+			// A new key goes to its home bucket; an entry with the
+			// same tag may hold the same key, and a full bucket or
+			// one that sent entries on needs the general path (link).
+			tag := op.tag
+			b := (uint64(tag) * nb >> 32) * bucketSlots
+			bk := bucketAt(slots, b)
+			cw := bk[bucketLen]
+			n := cw & bucketCount
+			// The empty slots are 0 and match only tag 0, which takes
+			// the general path too; the compares, almost never true,
+			// are branches the core predicts, unlike a loop over the
+			// entries, whose exit it would miss.
+			if cw >= bucketOut || n == bucketLen || tag == 0 ||
+				uint32(bk[0]) == tag || uint32(bk[1]) == tag || uint32(bk[2]) == tag ||
+				uint32(bk[3]) == tag || uint32(bk[4]) == tag || uint32(bk[5]) == tag ||
+				uint32(bk[6]) == tag {
+				x.link(id, tag)
 				continue
 			}
-			id = ^id
+			bk[n] = uint64(uint32(id)+1)<<32 | uint64(tag)
+			bk[bucketLen] = cw + 1
+			x.n++
+			meta[id] = blockLinks{next: id, prev: id, tag: tag, head: true}
+		}
+		for _, op := range c[k:] {
+			id := ^op.id
+			if id < 0 {
+				panic("paged: index update log has an insert after a removal")
+			}
 			m := &meta[id]
 			if !m.head || m.next != id {
 				x.unlink(id) // a duplicate list changes

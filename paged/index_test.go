@@ -417,6 +417,9 @@ func BenchmarkHashIndexChurn(b *testing.B) {
 				if old < 0 {
 					old += blocks
 				}
+				if x.dels > 0 {
+					x.flush() // as blockPool.commit does
+				}
 				x.apply(x.insert(allocator.BlockID(order[old]), fresh(allocator.BlockID(order[old]))))
 				if i++; i == blocks {
 					i = 0
