@@ -15,15 +15,11 @@ type list struct {
 	sentinel int32
 	capacity int32 // block IDs are [0, capacity); sentinels follow
 	n        int
-	// lazy: the oldest block's prev is not kept (popFront leaves it), so
-	// remove must not be used; LRU's list, which removes on its own
-	// (LRU.TryRemove).
-	lazy bool
 }
 
-// link is one block's neighbours on its list (next -1: on none, and prev
-// is then never read). The two sit together so that unlinking a block at
-// a random address of a large pool misses the cache once, not twice.
+// link is one block's neighbours on its list (-1, -1: on none). The two
+// sit together so that unlinking a block at a random address of a large
+// pool misses the cache once, not twice.
 type link struct{ prev, next int32 }
 
 // links allocates the links of capacity blocks plus sentinels sentinels.
@@ -108,9 +104,7 @@ func (l *list) front() (allocator.BlockID, bool) {
 	return allocator.BlockID(f), true
 }
 
-// popFront removes and returns the oldest block. On a lazy list it leaves
-// the new oldest block's prev as it was (a write to a line at a random
-// address of a large pool), unless the list empties.
+// popFront removes and returns the oldest block.
 func (l *list) popFront() (allocator.BlockID, bool) {
 	ln, s := l.links, l.sentinel
 	f := ln[s].next
@@ -119,10 +113,8 @@ func (l *list) popFront() (allocator.BlockID, bool) {
 	}
 	next := ln[f].next
 	ln[s].next = next
-	if next == s || !l.lazy {
-		ln[next].prev = s
-	}
-	ln[f].next = -1 // off the list: its prev is never read
+	ln[next].prev = s
+	ln[f] = link{-1, -1}
 	l.n--
 	return allocator.BlockID(f), true
 }

@@ -7,12 +7,6 @@ import "github.com/pagedkv/pagedkv/allocator"
 // "least recently released": a hit takes the block out, and the release that
 // follows puts it back as the most recent. This is vLLM v1's free-queue
 // order, and tail-first release means a chain's tail goes before its head.
-//
-// Its list is lazy (list.lazy): it keeps every link but the oldest
-// block's prev, which Victim leaves as it was rather than pointing it at
-// the sentinel (a write to the next victim's line, at a random address of
-// a large pool: a fifth of the manager's first-level cache write misses
-// in the W1-H replay), so TryRemove checks for the oldest block itself.
 type LRU struct {
 	l list
 }
@@ -23,9 +17,7 @@ var _ Policy = (*LRU)(nil)
 func NewLRU(capacity int) Policy {
 	capacity = max(capacity, 0)
 	ln := links(capacity, 1)
-	l := newList(ln, capacity, capacity)
-	l.lazy = true
-	return &LRU{l: l}
+	return &LRU{l: newList(ln, capacity, capacity)}
 }
 
 // Insert makes id the most recently released block.
@@ -65,24 +57,14 @@ func (p *LRU) Remove(id allocator.BlockID) {
 // nothing, where Remove would panic (id out of range or not held), and
 // inlines.
 func (p *LRU) TryRemove(id allocator.BlockID) bool {
-	// The sentinel's index is the capacity (NewLRU).
-	ln, s := p.l.links, p.l.sentinel
-	if uint32(id) >= uint32(s) || ln[id].next < 0 {
+	if !p.l.holds(id) {
 		return false
 	}
-	x := ln[id]
-	if ln[s].next == int32(id) {
-		x.prev = s // not kept for the oldest block (see LRU)
-	}
-	ln[x.prev].next = x.next
-	ln[x.next].prev = x.prev
-	ln[id] = link{-1, -1}
-	p.l.n--
+	p.l.remove(id)
 	return true
 }
 
-// Victim pops the least recently released block. The next oldest's prev
-// is left as it was (see LRU).
+// Victim pops the least recently released block.
 func (p *LRU) Victim() (allocator.BlockID, bool) { return p.l.popFront() }
 
 // Len returns the number of blocks held.
