@@ -257,7 +257,10 @@ func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable in
 		id := first + allocator.BlockID(k)
 		// A head is cached: uncache takes a block out of the index,
 		// which is settled.
-		if !meta[k].head || !equal(&held[k], &hashes[k]) || p.groupOf(id) != 0 {
+		// The hash first: after a hit the index found, the block
+		// after it seldom holds the next hash, and its hash shares the
+		// line the lookup just compared, unlike its entry in meta.
+		if !equal(&held[k], &hashes[k]) || !meta[k].head || p.groupOf(id) != 0 {
 			return k, evictable
 		}
 		if p.pool.IsCached(id) {
@@ -353,7 +356,7 @@ func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.Block
 		return allocator.NoBlock, false
 	}
 	p.index.settle() // the heads are current
-	if !p.cached[id] || !p.index.meta[id].head || !equal(&p.hash[id], h) || p.groupOf(id) != g {
+	if !p.cached[id] || !equal(&p.hash[id], h) || !p.index.meta[id].head || p.groupOf(id) != g {
 		return allocator.NoBlock, false
 	}
 	return id, true

@@ -3,27 +3,33 @@ package paged
 import (
 	"encoding/binary"
 	"math/bits"
+	"unsafe"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
 
 // hashIndex maps a content hash to one block. It is an open-addressing
-// table with linear probing over a fixed number of slots (three times the
-// blocks that can hold content, so it never grows and never allocates
-// after construction) and backward-shift deletion (no tombstones, so a long
-// run of evictions and commits does not slow it down, as it does a Go map).
-// At a load of at most a third rather than a half (the power-of-two table
-// of twice the blocks it was), probes, inserts and a delete's backward
-// shift walk shorter runs, for 8 more bytes a block: the W1 and W1-H
-// managers measured 3% and 4.5% faster, replays of both sizes alternated
-// in one process (four times the blocks measured 7.5% on W1-H but
-// breaks the 96-byte metadata budget; eight gained nothing more).
+// table of buckets, one 64-byte cache line each, over a fixed number of
+// slots (three words for every block that can hold content, so it never
+// grows and never allocates after construction). A bucket is seven slots
+// and a control word: its entries fill its first slots in no particular
+// order (a deletion moves the bucket's last entry into the hole), the
+// control word counts them (low byte) and the entries whose home is this
+// bucket or one before it but which live past it (the rest: "outbound",
+// as in F14's tables), so a lookup stops at the first bucket of its probe
+// that does not hold the key and sends none past it. A key lives in its
+// home bucket unless that is full (about 2% of the buckets at the most
+// cached blocks, a load of 8/21), so an insertion, lookup or deletion
+// reads and writes one line, and a deletion moves at most one entry
+// (no tombstones and no backward shift: linear probing over single
+// slots, the table's layout until session 10, shifted a run back at
+// about 40% of the deletions, a fifth of the index's time on W1-H).
 //
 // A slot is one word: the block ID + 1 in the high half (0: empty) and the
 // low 32 bits of the key's mixed hash in the low half. The low half is both
 // a tag that rejects almost every mismatch without touching the key and,
-// scaled to the table (pos), the slot's home position, so a probe reads
-// one array and a backward-shift delete never re-reads a key. The key
+// scaled to the table (bucketOf), the entry's home bucket, so a probe
+// reads one array and a deletion never re-reads a key. The key
 // itself is the hash the block holds, read from the owner's per-block
 // hash array. REQUIRES: while id is in the
 // index, hashes[id] holds the key it was inserted under.
@@ -35,7 +41,7 @@ import (
 // "tag equal and hash equal" still means "same key".
 type hashIndex struct {
 	slots  []uint64
-	size   uint64 // len(slots)
+	nb     uint64 // buckets: len(slots) / bucketSlots
 	n      int
 	hashes []Hash
 
@@ -48,6 +54,9 @@ type hashIndex struct {
 	meta []blockLinks
 	// log[:nlog] are the deferred updates; the last slot (log[lim]) filled
 	// fills the log (lim 0: updates are applied at once).
+	// REQUIRES: the log's inserts all come before its removals (an
+	// index with removals logged is flushed before an insert is, as
+	// blockPool.commit does), so flush applies them in two loops.
 	log  []indexOp
 	nlog int
 	lim  int
@@ -98,22 +107,40 @@ const flushChunk = 32
 // touching loops only add instructions (about 20 an update).
 const touchBlocks = 1 << 15
 
+// bucketSlots is the words of a bucket, its entries then its control
+// word; bucketCount masks the control word's count of entries, and one
+// outbound entry adds bucketOut.
+const (
+	bucketSlots = 8
+	bucketLen   = bucketSlots - 1
+	bucketCount = 0xff
+	bucketOut   = 1 << 8
+)
+
 func newHashIndex(blocks int, hashes []Hash) hashIndex {
-	size := max(16, 3*blocks)
-	return hashIndex{slots: make([]uint64, size), size: uint64(size), hashes: hashes}
+	nb := max(2, (3*blocks+bucketSlots-1)/bucketSlots)
+	return hashIndex{slots: make([]uint64, nb*bucketSlots), nb: uint64(nb), hashes: hashes}
 }
 
-// pos is the home slot of tag: the tag scaled to the table's size (a
-// multiply and a shift rather than a division, since the size need not
-// be a power of two).
-func (x *hashIndex) pos(tag uint32) uint64 { return uint64(tag) * x.size >> 32 }
+// bucketOf is the first slot of tag's home bucket: the tag scaled to the
+// number of buckets (a multiply and a shift rather than a division, since
+// it need not be a power of two).
+func (x *hashIndex) bucketOf(tag uint32) uint64 { return (uint64(tag) * x.nb >> 32) * bucketSlots }
 
-// next is the slot after i, wrapping around.
-func (x *hashIndex) next(i uint64) uint64 {
-	if i++; i == x.size {
+// bucketAt is the bucket whose first slot is b, with one bounds check
+// (slicing it out would make two): the table is whole buckets and b
+// starts one, so the bucket lies inside it.
+func bucketAt(slots []uint64, b uint64) *[bucketSlots]uint64 {
+	return (*[bucketSlots]uint64)(unsafe.Pointer(&slots[b]))
+}
+
+// nextBucket is the first slot of the bucket after the one at b, wrapping
+// around.
+func (x *hashIndex) nextBucket(b uint64) uint64 {
+	if b += bucketSlots; b == uint64(len(x.slots)) {
 		return 0
 	}
-	return i
+	return b
 }
 
 // home mixes all 32 bytes of h: hashes that callers precompute (trace IDs,
@@ -144,23 +171,26 @@ func slotID(s uint64) allocator.BlockID { return allocator.BlockID(s>>32) - 1 }
 // one-to-one, and group 0's is 0.
 func groupSalt(g int) uint32 { return uint32(g) * 0x9e3779b1 }
 
-// find returns the slot holding (h, salt), or the empty slot where it
-// would go, and the tag to store there.
+// find returns the slot holding (h, salt), or false, and the key's tag.
 func (x *hashIndex) find(h *Hash, salt uint32) (i uint64, tag uint32, ok bool) {
 	tag = home(h) ^ salt
 	i, ok = x.findTag(h, tag)
 	return i, tag, ok
 }
 
-// findTag is find with the tag computed.
+// findTag is find with the tag computed: the slot holding (h, tag), or
+// false.
 func (x *hashIndex) findTag(h *Hash, tag uint32) (i uint64, ok bool) {
-	for i = x.pos(tag); ; i = x.next(i) {
-		s := x.slots[i]
-		if s == 0 {
-			return i, false
+	for b := x.bucketOf(tag); ; b = x.nextBucket(b) {
+		bk := bucketAt(x.slots, b)
+		c := bk[bucketLen]
+		for j, s := range bk[:c&bucketCount] {
+			if uint32(s) == tag && equal(&x.hashes[slotID(s)], h) {
+				return b + uint64(j), true
+			}
 		}
-		if uint32(s) == tag && equal(&x.hashes[slotID(s)], h) {
-			return i, true
+		if c < bucketOut {
+			return 0, false
 		}
 	}
 }
@@ -200,10 +230,27 @@ func (x *hashIndex) getIn(h *Hash, salt uint32) (allocator.BlockID, bool) {
 func (x *hashIndex) set(h *Hash, id allocator.BlockID) {
 	x.settle()
 	i, tag, ok := x.find(h, 0)
-	if !ok {
-		x.n++
+	if ok {
+		x.slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
+		return
 	}
-	x.slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
+	x.add(uint64(uint32(id)+1)<<32 | uint64(tag))
+}
+
+// add stores the entry s of a key not in the index: in the first bucket of
+// its probe with room, counting it outbound in the full ones before.
+func (x *hashIndex) add(s uint64) {
+	slots := x.slots
+	for b := x.bucketOf(uint32(s)); ; b = x.nextBucket(b) {
+		c := slots[b+bucketLen]
+		if n := c & bucketCount; n < bucketLen {
+			slots[b+n] = s
+			slots[b+bucketLen] = c + 1
+			x.n++
+			return
+		}
+		slots[b+bucketLen] = c + bucketOut
+	}
 }
 
 // del removes the entry for h, if any.
@@ -215,33 +262,21 @@ func (x *hashIndex) del(h *Hash) {
 	}
 }
 
-// delAt empties slot i. Backward shift: later entries of the probe run move
-// into the hole unless their home lies cyclically after the hole.
+// delAt empties slot i: the last entry of its bucket moves into it, and
+// the buckets from the entry's home up to its own count it outbound no
+// more.
 func (x *hashIndex) delAt(i uint64) {
 	x.n--
-	slots, size := x.slots, x.size
-	for j := x.next(i); ; {
-		s := slots[j]
-		if s == 0 {
-			break
-		}
-		// dist(home, j) >= dist(i, j), with size read once
-		home, dh, di := uint64(uint32(s))*size>>32, j, j
-		if j < home {
-			dh += size
-		}
-		if j < i {
-			di += size
-		}
-		if dh-home >= di-i {
-			slots[i] = s
-			i = j
-		}
-		if j++; j == size {
-			j = 0
-		}
+	slots := x.slots
+	b := i &^ (bucketSlots - 1)
+	for h := x.bucketOf(uint32(slots[i])); h != b; h = x.nextBucket(h) {
+		slots[h+bucketLen] -= bucketOut
 	}
-	slots[i] = 0
+	c := slots[b+bucketLen]
+	last := b + c&bucketCount - 1
+	slots[i] = slots[last]
+	slots[last] = 0
+	slots[b+bucketLen] = c - 1
 }
 
 // insert records that block id, whose hashes[id] is set, holds its key,
@@ -281,7 +316,7 @@ func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
 // touches lines at random addresses of a large table: applying them one
 // by one, each probe waits for its own cache miss. flush first touches,
 // chunk by chunk, every removal's entry in meta (its tag comes from it),
-// then every update's home slot: two short loops of loads that do not
+// then every update's home bucket: two short loops of loads that do not
 // depend on each other, so their misses overlap (a loop of a chunk's
 // updates fits the core's reorder window, one that also applied them would
 // not). The updates themselves then find their lines in the cache (an
@@ -289,18 +324,21 @@ func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
 // removal's tag read for the touch is a guess (an insert of the same block
 // earlier in the chunk changes it), so the removal reads it again.
 //
-// The common updates are applied in the loop itself: an insert of a key
-// whose tag no slot of its run holds, and a removal of a block alone with
-// its key, whose slot is emptied in place when the slot after it is empty
-// (at the table's load of at most a third, most of them). The others call
-// link, unlink or delAt. A call in the
-// loop makes the compiler save and reload every value the loop keeps in a
-// register, about as many instructions as the common cases take; so do
-// the slices and the table's size read from x, which a store through one
-// of them might change as far as the compiler knows, hence the locals.
+// A chunk's inserts come first (see log) and are applied by one loop, its
+// removals by another, so no branch per update picks the kind. The
+// common updates are applied in the loops themselves: an insert of a key
+// whose tag no entry of its home bucket holds, when the bucket has room
+// and sent no entry past it, and a removal of a block alone with its key
+// that lives in its home bucket. The others call link, unlink or delAt. A
+// call in the loop makes the compiler save and reload every value the
+// loop keeps in a register, about as many instructions as the common
+// cases take; so do the slices and the table's size read from x, which a
+// store through one of them might change as far as the compiler knows,
+// hence the locals.
 func (x *hashIndex) flush() {
 	log, meta, slots := x.log[:x.nlog], x.meta, x.slots
-	size := uint64(len(slots))
+	nb := uint64(len(slots)) / bucketSlots
+	ins := len(log) - x.dels // the inserts, first (see log)
 	for len(log) > 0 {
 		c := log[:min(flushChunk, len(log))]
 		log = log[len(c):]
@@ -314,65 +352,99 @@ func (x *hashIndex) flush() {
 				}
 			}
 			for i := range c {
-				sink += slots[uint64(c[i].tag)*size>>32]
+				sink += slots[(uint64(c[i].tag)*nb>>32)*bucketSlots+bucketLen]
 			}
 			x.sink += sink
 		}
-	apply:
-		for _, op := range c {
+		k := min(ins, len(c))
+		ins -= k
+		for _, op := range c[:k] {
 			id := op.id
-			if id >= 0 {
-				// A new key goes to the first empty slot of its run; a
-				// slot with the same tag may hold the same key (link).
-				tag := op.tag
-				i := uint64(tag) * size >> 32
-				for s := slots[i]; s != 0; s = slots[i] {
-					if uint32(s) == tag {
-						x.link(id, tag)
-						continue apply
-					}
-					if i++; i == size {
-						i = 0
-					}
-				}
-				slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
-				x.n++
-				meta[id] = blockLinks{next: id, prev: id, tag: tag, head: true}
+			if id < 0 {
+				panic("paged: index update log has an insert after a removal")
+			}
+			// A new key goes to its home bucket; an entry with the
+			// same tag may hold the same key, and a full bucket or
+			// one that sent entries on needs the general path (link).
+			tag := op.tag
+			b := (uint64(tag) * nb >> 32) * bucketSlots
+			bk := bucketAt(slots, b)
+			cw := bk[bucketLen]
+			n := cw & bucketCount
+			// The empty slots are 0 and match only tag 0, which takes
+			// the general path too; the compares, almost never true,
+			// are branches the core predicts, unlike a loop over the
+			// entries, whose exit it would miss.
+			if cw >= bucketOut || n == bucketLen || tag == 0 ||
+				uint32(bk[0]) == tag || uint32(bk[1]) == tag || uint32(bk[2]) == tag ||
+				uint32(bk[3]) == tag || uint32(bk[4]) == tag || uint32(bk[5]) == tag ||
+				uint32(bk[6]) == tag {
+				x.link(id, tag)
 				continue
 			}
-			id = ^id
-			b := &meta[id]
-			if !b.head || b.next != id {
+			bk[n] = uint64(uint32(id)+1)<<32 | uint64(tag)
+			bk[bucketLen] = cw + 1
+			x.n++
+			meta[id] = blockLinks{next: id, prev: id, tag: tag, head: true}
+		}
+		for _, op := range c[k:] {
+			id := ^op.id
+			if id < 0 {
+				panic("paged: index update log has an insert after a removal")
+			}
+			m := &meta[id]
+			if !m.head || m.next != id {
 				x.unlink(id) // a duplicate list changes
 				continue
 			}
-			// The head of no duplicates: its slot holds exactly its ID
-			// and tag, at or after its home.
-			b.head = false
-			tag := b.tag
+			// The head of no duplicates: a slot holds exactly its ID and
+			// tag, in its home bucket unless that one sent entries on.
+			m.head = false
+			tag := m.tag
 			want := uint64(uint32(id)+1)<<32 | uint64(tag)
-			i := uint64(tag) * size >> 32
-			for s := slots[i]; s != want; s = slots[i] {
-				if s == 0 {
-					panic("paged: index entry of a block heading its key is missing")
-				}
-				if i++; i == size {
-					i = 0
-				}
-			}
-			j := i + 1
-			if j == size {
-				j = 0
-			}
-			if slots[j] != 0 {
-				x.delAt(i) // later entries may shift back
+			b := (uint64(tag) * nb >> 32) * bucketSlots
+			bk := bucketAt(slots, b)
+			// Which slot holds it (at most one does), by arithmetic
+			// rather than a loop whose exit the core would miss.
+			j := is(bk[1], want) + 2*is(bk[2], want) + 3*is(bk[3], want) +
+				4*is(bk[4], want) + 5*is(bk[5], want) + 6*is(bk[6], want)
+			if bk[j] == want {
+				cw := bk[bucketLen]
+				last := cw&bucketCount - 1
+				bk[j] = bk[last&(bucketSlots-1)]
+				bk[last&(bucketSlots-1)] = 0
+				bk[bucketLen] = cw - 1
+				x.n--
 				continue
 			}
-			slots[i] = 0
-			x.n--
+			x.delAt(x.slotOf(want))
 		}
 	}
 	x.nlog, x.dels = 0, 0
+}
+
+// is is 1 if a == b, else 0, without a branch.
+func is(a, b uint64) uint64 {
+	if a == b {
+		return 1
+	}
+	return 0
+}
+
+// slotOf returns the slot holding the entry s, which is in the index.
+func (x *hashIndex) slotOf(s uint64) uint64 {
+	for b := x.bucketOf(uint32(s)); ; b = x.nextBucket(b) {
+		bk := bucketAt(x.slots, b)
+		c := bk[bucketLen]
+		for j, e := range bk[:c&bucketCount] {
+			if e == s {
+				return b + uint64(j)
+			}
+		}
+		if c < bucketOut {
+			panic("paged: index entry of a block heading its key is missing")
+		}
+	}
 }
 
 // link inserts block id with tag: a new entry, or the tail of the
@@ -381,8 +453,7 @@ func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
 	b := &x.meta[id]
 	i, ok := x.findTag(&x.hashes[id], tag)
 	if !ok {
-		x.slots[i] = uint64(uint32(id)+1)<<32 | uint64(tag)
-		x.n++
+		x.add(uint64(uint32(id)+1)<<32 | uint64(tag))
 		*b = blockLinks{next: id, prev: id, tag: tag, head: true}
 		return
 	}
@@ -413,21 +484,11 @@ func (x *hashIndex) unlink(id allocator.BlockID) {
 	if next != allocator.NoBlock {
 		meta[next].head = true
 	}
-	slots, size := x.slots, x.size
-	want := uint64(uint32(id)+1)<<32 | uint64(tag)
-	for i := x.pos(tag); slots[i] != 0; {
-		if slots[i] != want {
-			if i++; i == size {
-				i = 0
-			}
-			continue
-		}
-		if next == allocator.NoBlock {
-			x.delAt(i)
-		} else {
-			slots[i] = uint64(uint32(next)+1)<<32 | uint64(tag)
-		}
-		break
+	i := x.slotOf(uint64(uint32(id)+1)<<32 | uint64(tag))
+	if next == allocator.NoBlock {
+		x.delAt(i)
+	} else {
+		x.slots[i] = uint64(uint32(next)+1)<<32 | uint64(tag)
 	}
 }
 
@@ -446,8 +507,8 @@ func (x *hashIndex) len() int {
 // each calls fn for every entry; fn must not change the index.
 func (x *hashIndex) each(fn func(h *Hash, id allocator.BlockID)) {
 	x.settle()
-	for _, s := range x.slots {
-		if s != 0 {
+	for b := 0; b < len(x.slots); b += bucketSlots {
+		for _, s := range x.slots[b:][:x.slots[b+bucketLen]&bucketCount] {
 			id := slotID(s)
 			fn(&x.hashes[id], id)
 		}

@@ -14,13 +14,27 @@ import (
 // TestHashIndexAgainstMap drives the index and a Go map with the same
 // random inserts, replacements and deletions, with hashes that collide in
 // their leading bytes, and compares them after every step.
+//
+// With crowded, the hashes are drawn from 30 whose home buckets are the
+// table's last two and its first, so buckets fill and send entries on.
 func TestHashIndexAgainstMap(t *testing.T) {
+	for _, crowded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("crowded=%v", crowded), func(t *testing.T) { testHashIndexAgainstMap(t, crowded) })
+	}
+}
+
+func testHashIndexAgainstMap(t *testing.T, crowded bool) {
 	const blocks = 64
 	hashes := make([]Hash, blocks)
 	x := newHashIndex(blocks, hashes)
+	var crowd []Hash
+	if crowded {
+		crowd = crowdedHashes(&x, 30)
+	}
 	model := map[Hash]allocator.BlockID{}
 	owner := map[allocator.BlockID]Hash{}
 	r := rand.New(rand.NewPCG(1, 2))
+	sent := false
 	for step := range 20000 {
 		id := allocator.BlockID(r.IntN(blocks))
 		if h, ok := owner[id]; ok {
@@ -32,6 +46,9 @@ func TestHashIndexAgainstMap(t *testing.T) {
 		} else {
 			var h Hash
 			h[31] = byte(r.IntN(200)) // only the last byte varies
+			if crowded {
+				h = crowd[r.IntN(len(crowd))]
+			}
 			if _, taken := model[h]; taken && r.IntN(2) == 0 {
 				continue
 			}
@@ -46,6 +63,7 @@ func TestHashIndexAgainstMap(t *testing.T) {
 		if x.len() != len(model) {
 			t.Fatalf("step %d: index has %d entries, model %d", step, x.len(), len(model))
 		}
+		sent = checkBuckets(t, &x) || sent
 		for h, want := range model {
 			if got, ok := x.get(&h); !ok || got != want {
 				t.Fatalf("step %d: get = %d, %v; want %d", step, got, ok, want)
@@ -56,6 +74,9 @@ func TestHashIndexAgainstMap(t *testing.T) {
 	missing[0] = 1
 	if _, ok := x.get(&missing); ok {
 		t.Fatal("found a hash never inserted")
+	}
+	if crowded && !sent {
+		t.Fatal("no entry ever lived past its home bucket")
 	}
 }
 
@@ -76,13 +97,69 @@ func (x *hashIndex) apply(full bool) {
 // duplicate lists and hashes.
 // Both ways of flushing run: touching the lines ahead (as a large pool's
 // index does) and not.
+//
+// With crowded, the hashes are drawn from 40 whose home buckets are the
+// table's last two and its first (for group 0), so buckets fill, send
+// entries on across the wrap and take them back.
 func TestHashIndexDeferred(t *testing.T) {
 	for _, touch := range []bool{false, true} {
-		t.Run(fmt.Sprintf("touch=%v", touch), func(t *testing.T) { testHashIndexDeferred(t, touch) })
+		for _, crowded := range []bool{false, true} {
+			t.Run(fmt.Sprintf("touch=%v/crowded=%v", touch, crowded), func(t *testing.T) { testHashIndexDeferred(t, touch, crowded) })
+		}
 	}
 }
 
-func testHashIndexDeferred(t *testing.T, touch bool) {
+// crowdedHashes returns n distinct hashes whose tags (group 0) have home
+// buckets among the last two and the first of x's.
+func crowdedHashes(x *hashIndex, n int) []Hash {
+	var out []Hash
+	for i := uint64(0); len(out) < n; i++ {
+		var h Hash
+		binary.LittleEndian.PutUint64(h[8:], i)
+		last := uint64(len(x.slots)) - bucketSlots
+		if b := x.bucketOf(home(&h)); b == 0 || b == last || b == last-bucketSlots {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// checkBuckets verifies x's table: each bucket's entries fill its first
+// slots and it counts them, and each bucket's outbound count is the
+// entries whose probe passes it (from their home bucket to the one they
+// live in, which was full when they went in but may have room since).
+// It reports whether an entry lives past its home bucket.
+func checkBuckets(t *testing.T, x *hashIndex) (sent bool) {
+	t.Helper()
+	out := make([]uint64, x.nb)
+	entries := 0
+	for b := uint64(0); b < uint64(len(x.slots)); b += bucketSlots {
+		c := x.slots[b+bucketLen]
+		n := c & bucketCount
+		for j := range uint64(bucketLen) {
+			if s := x.slots[b+j]; (s != 0) != (j < n) || (s != 0 && s>>32 == 0) {
+				t.Fatalf("bucket %d: slot %d is %#x with %d entries", b/bucketSlots, j, s, n)
+			}
+		}
+		for _, s := range x.slots[b:][:n] {
+			entries++
+			for h := x.bucketOf(uint32(s)); h != b; h = x.nextBucket(h) {
+				out[h/bucketSlots]++
+			}
+		}
+	}
+	for b := range x.nb {
+		if got := x.slots[b*bucketSlots+bucketLen] / bucketOut; got != out[b] {
+			t.Fatalf("bucket %d counts %d outbound entries, %d pass it", b, got, out[b])
+		}
+	}
+	if entries != x.n {
+		t.Fatalf("the buckets hold %d entries, the index counts %d", entries, x.n)
+	}
+	return slices.ContainsFunc(out, func(n uint64) bool { return n > 0 })
+}
+
+func testHashIndexDeferred(t *testing.T, touch, crowded bool) {
 	const blocks = 300 // more than maxDeferred, so the log also fills
 	type side struct {
 		x      hashIndex
@@ -104,7 +181,19 @@ func testHashIndexDeferred(t *testing.T, touch bool) {
 	}
 	model := map[key][]allocator.BlockID{}
 	r := rand.New(rand.NewPCG(3, 4))
-	deferredSome := false
+	deferredSome, sent := false, false
+	var crowd []Hash
+	if crowded {
+		crowd = crowdedHashes(&now.x, 40)
+	}
+	draw := func() Hash {
+		var h Hash
+		if crowded {
+			return crowd[r.IntN(len(crowd))]
+		}
+		h[0] = byte(r.IntN(40))
+		return h
+	}
 	for step := range 50000 {
 		id := allocator.BlockID(r.IntN(blocks))
 		if cached[id] {
@@ -114,8 +203,7 @@ func testHashIndexDeferred(t *testing.T, touch bool) {
 			model[k] = slices.DeleteFunc(model[k], func(b allocator.BlockID) bool { return b == id })
 			cached[id] = false
 		} else {
-			var h Hash
-			h[0] = byte(r.IntN(40))
+			h := draw()
 			salt[id] = groupSalt(r.IntN(2))
 			if later.x.dels > 0 {
 				later.x.flush() // as blockPool.commit does
@@ -129,8 +217,7 @@ func testHashIndexDeferred(t *testing.T, touch bool) {
 		deferredSome = deferredSome || later.x.nlog > 1
 		switch r.IntN(20) {
 		case 0:
-			var h Hash
-			h[0] = byte(r.IntN(40))
+			h := draw()
 			g := groupSalt(r.IntN(2))
 			a, aok := now.x.getIn(&h, g)
 			b, bok := later.x.getIn(&h, g)
@@ -140,6 +227,7 @@ func testHashIndexDeferred(t *testing.T, touch bool) {
 			}
 		case 1:
 			later.x.settle()
+			sent = checkBuckets(t, &now.x) || sent
 			if !slices.Equal(now.x.slots, later.x.slots) || now.x.n != later.x.n || !slices.Equal(now.hashes, later.hashes) {
 				t.Fatalf("step %d: the settled index differs from the one updated at once", step)
 			}
@@ -178,6 +266,9 @@ func testHashIndexDeferred(t *testing.T, touch bool) {
 	}
 	if !deferredSome {
 		t.Fatal("no update was ever deferred")
+	}
+	if crowded && !sent {
+		t.Fatal("no entry ever lived past its home bucket")
 	}
 }
 
@@ -325,6 +416,9 @@ func BenchmarkHashIndexChurn(b *testing.B) {
 				old := i - lag
 				if old < 0 {
 					old += blocks
+				}
+				if x.dels > 0 {
+					x.flush() // as blockPool.commit does
 				}
 				x.apply(x.insert(allocator.BlockID(order[old]), fresh(allocator.BlockID(order[old]))))
 				if i++; i == blocks {
