@@ -175,6 +175,16 @@ func (s *Scheduler) preemptGroup(r *Request, i, budget int, cur *entry) (int, in
 		if b.step == s.step.Number {
 			budget += s.unschedule(b)
 		}
+		if b.computed < b.length {
+			// Scheduled in this step (or swapped in for it), which now
+			// drops it: a block its uncomputed token filled was committed
+			// when the token came and must leave the prefix cache before
+			// the beam's blocks are swapped out or freed, as preemptBy
+			// does for a lone sequence.
+			if err := s.m.Uncompute(b.seq, b.computed); err != nil {
+				return i, budget, false, fmt.Errorf("sched: request %d: uncompute beam %d %v: %w", r.id, b.idx, b.seq, err)
+			}
+		}
 	}
 	beams := append(s.beamBuf[:0], s.running[lo:hi]...)
 	s.beamBuf = beams
