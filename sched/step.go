@@ -62,6 +62,22 @@ type Step struct {
 	// gave up their blocks because they could not grow even alone (and
 	// were aborted) included.
 	Preempted int
+	// Checkpoints are the state checkpoints to write in this step (State
+	// groups; see paged.Checkpoint): Schedule takes them from the manager
+	// (paged.Manager.TakeCheckpoints) once every sequence of the step has
+	// its tokens, so a server never forgets to, which would drop them and
+	// leave its states without prefix hits. The server writes each while
+	// computing the step: those whose Tokens equal the tokens computed
+	// before the step are copies of the sequence's own state pages, made
+	// after the batch's Copies and before the kernels; the others as the
+	// kernels pass them. They include the checkpoints of the caller's own
+	// sequences (beside the scheduler) that got their step's tokens
+	// before Schedule; one that appends to its own sequences after
+	// Schedule calls TakeCheckpoints itself after those appends, for
+	// theirs. Pages are views valid, like the step, until the next
+	// Schedule. Empty without State groups, and in the vLLM-compatible
+	// mode (paged.Config.UnifiedFreeQueue).
+	Checkpoints []paged.Checkpoint
 }
 
 // add extends Scheduled by one entry and returns it, to be filled in
@@ -89,9 +105,13 @@ func (s *Scheduler) phase(p Phase) {
 // the pool runs out; then waiting sequences are admitted in queue order
 // while they fit, the running limit and the budget allow. The returned
 // step is valid until the next Schedule; Update must follow, with the
-// tokens sampled. With nothing to do (Busy is false) it returns an empty
-// step, which is no scheduled step: Update and BuildBatch refuse it
-// (ErrInvalid), so a loop that may go idle asks Busy before Schedule.
+// tokens sampled. The step's state checkpoints (Step.Checkpoints) are
+// taken from the manager last: do not call paged.Manager.TakeCheckpoints
+// for the scheduler's sequences, which would find none. With nothing to
+// do (Busy is false) it returns an empty step, which is no scheduled step:
+// Update and BuildBatch refuse it (ErrInvalid), so a loop that may go idle
+// asks Busy before Schedule; its Checkpoints are those of the caller's own
+// sequences, if any.
 //
 // A request that can never proceed in this pool (a sequence that does not
 // fit the pool even alone, that cannot grow even alone in it, or that the
@@ -108,6 +128,8 @@ func (s *Scheduler) Schedule() (*Step, error) {
 	st := &s.step
 	st.Scheduled, st.Outputs, st.Tokens, st.Preempted = st.Scheduled[:0], 0, 0, 0
 	if !s.Busy() {
+		// The caller's own sequences may have checkpoints due.
+		st.Checkpoints = s.m.TakeCheckpoints(st.Checkpoints[:0])
 		return st, nil
 	}
 	s.inStep, s.scheduling = true, true
@@ -146,6 +168,9 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			return nil, s.fail(err)
 		}
 	}
+	// Every Append and Admit of the step is done: the checkpoints they
+	// reach are the step's.
+	st.Checkpoints = s.m.TakeCheckpoints(st.Checkpoints[:0])
 	s.st.PeakRunning = max(s.st.PeakRunning, len(s.running))
 	s.scheduling = false
 	s.phase(PhaseScheduled)
