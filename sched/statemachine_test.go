@@ -474,14 +474,13 @@ func (mc *machine) shadowKV(t *rapid.T, st *sched.Step, b *paged.Batch) {
 	}
 	for i := range st.Scheduled {
 		sc := &st.Scheduled[i]
-		if !sc.Admitted {
-			continue
-		}
 		toks, _ := mc.m.Tokens(sc.Seq)
-		for pos := range sc.Cached {
+		// Every position before the step's tokens is read by them: a
+		// prefix hit, a swapped-in or a running sequence's own KV.
+		for pos := range sc.Start {
 			if got, want := mc.kv[slot(sc, pos)], key(toks[:pos+1]); got != want {
-				t.Fatalf("step %d: request %d sample %d hit %d cached tokens, but position %d's slot holds the KV of %q, not of %v",
-					st.Number, sc.Request.ID(), sc.Sample, sc.Cached, pos, got, want)
+				t.Fatalf("step %d: request %d sample %d (admitted %v, %d cached tokens) reads position %d, whose slot holds the KV of %q, not of %v",
+					st.Number, sc.Request.ID(), sc.Sample, sc.Admitted, sc.Cached, pos, got, want)
 			}
 		}
 	}

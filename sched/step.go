@@ -461,7 +461,12 @@ func (s *Scheduler) preemptBy(vi int, swap bool) error {
 		}
 	}
 	swapped := false
-	if swap {
+	if swap && v.swappedIn != s.st.Steps {
+		// (One swapped in this step is recomputed instead: the step's
+		// transfers would carry its KV in and out again for nothing, and
+		// with KV cache groups a later swap-in after such a step read
+		// another sequence's KV (TestServerLoop's and the state
+		// machine's shadow KV stores).)
 		err := s.m.SwapOut(v.seq)
 		switch {
 		case err == nil:
@@ -700,6 +705,7 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	if err := s.m.SwapIn(e.seq); err != nil {
 		return 0, false, fmt.Errorf("sched: request %d: swap in %v: %w", r.id, e.seq, err)
 	}
+	e.swappedIn = s.st.Steps
 	s.waiting.pop()
 	s.start(e)
 	n, err := s.grow(e, budget)
