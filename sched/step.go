@@ -587,7 +587,7 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 			return 0, false, fmt.Errorf("%w: request %d: %v can never be admitted", ErrNever, r.id, e.seq)
 		}
 	}
-	if !s.forkRoom(r) {
+	if !s.forkRoom(r, nil) {
 		// An admission only takes blocks: it would leave no room either.
 		return 0, false, nil
 	}
@@ -615,7 +615,7 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	case err != nil:
 		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
 	}
-	if !s.forkRoom(r) {
+	if !s.forkRoom(r, e) {
 		return 0, false, s.undoAdmit(e, cached)
 	}
 	e.computed = cached
@@ -642,7 +642,16 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 // sequences holding the pages never ran to give them back, or two prompts
 // computed in chunks side by side could each hold what the other's forks
 // need, and be sent back in turn forever.
-func (s *Scheduler) forkRoom(r *Request) bool {
+//
+// With chunked prefill the set-aside also holds the blocks the full
+// attention groups of those prompts still take for their chunks to come
+// (admitted, the head e's included): set aside only the forks' pages, two
+// prompts computed in chunks in a pool too small for both could each, in
+// turn, fill the pool with its chunks, find no room for its forks, and go
+// back to be recomputed while the other did the same, forever
+// (TestChunkedForkingPromptsProgress). Admitted one after the other, the
+// first completes and forks.
+func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
 	if s.forkPages == 0 {
 		return true
 	}
@@ -653,8 +662,29 @@ func (s *Scheduler) forkRoom(r *Request) bool {
 	if samples == 0 {
 		return true
 	}
+	need := samples * s.forkPages
+	if s.cfg.ChunkedPrefill && s.growGroups > 0 {
+		for _, x := range s.running {
+			if x.where == inRunning && !x.req.forked && x.req.n > 1 {
+				need += s.chunkBlocks(x)
+			}
+		}
+		if e != nil && !r.forked && r.n > 1 {
+			need += s.chunkBlocks(e)
+		}
+	}
 	st := s.m.Stats()
-	return st.FreeBlocks+st.CachedBlocks >= samples*s.forkPages
+	return st.FreeBlocks+st.CachedBlocks >= need
+}
+
+// chunkBlocks returns the blocks the full attention groups take for the
+// prompt chunks of e still to come.
+func (s *Scheduler) chunkBlocks(e *entry) int {
+	if len(e.rest) == 0 {
+		return 0
+	}
+	bs := s.m.BlockSize()
+	return s.growGroups * ((e.length+len(e.rest)+bs-1)/bs - (e.length+bs-1)/bs)
 }
 
 // undoAdmit undoes the admission of e (cached tokens found) that left no
