@@ -340,8 +340,12 @@ func (s *Scheduler) swapInGroup(e *entry, budget int) (int, bool, error) {
 			}
 			return 0, false, nil
 		}
-		s.schedule(b, n, 0, true, false)
 		total += n
+	}
+	// Scheduled only once every beam grew, so Hooks.Scheduled is not
+	// called for beams whose swap-in is then undone.
+	for _, b := range s.running[lo:] {
+		s.schedule(b, b.length-b.computed, 0, true, false)
 	}
 	r.refreshState()
 	return total, true, nil
