@@ -405,6 +405,9 @@ func (s *Scheduler) unschedule(e *entry) int {
 	i := slices.IndexFunc(s.step.Scheduled, func(sc Scheduled) bool { return sc.e == e })
 	sc := s.step.Scheduled[i]
 	s.step.Scheduled = slices.Delete(s.step.Scheduled, i, i+1)
+	// No longer scheduled in this step: a beam search swapped out and in
+	// again within it must not be taken back twice.
+	e.step = 0
 	s.step.Outputs -= sc.Outputs
 	s.step.Tokens -= sc.NewTokens
 	if sc.Prefill {
