@@ -196,7 +196,8 @@ func (m *Manager) admitUncounted(id SeqID) (int, error) {
 // again, which the caller makes when their tokens are scheduled again.
 // Blocks shared with another sequence keep their content. A state
 // checkpoint TakeCheckpoints handed out for s past computed was never
-// written either: it leaves the index too, and is not taken again. computed equal
+// written either: it leaves the index too (a readmission of s asks for
+// it again). computed equal
 // to the sequence's length changes nothing; computed outside 0 to the
 // length is ErrInvalid, a sequence that is not running ErrSequenceState,
 // and nothing changes.

@@ -353,15 +353,61 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int, miss bool, h *Hash
 		}
 		m.stats.copies += uint64(len(r.hitPages))
 	}
-	if s.keep.branch >= 0 || !miss || full <= r.hit || full == 0 || m.available() < r.size() || m.pendingAt(h, full) || m.checkpointed(h) {
+	if s.keep.branch >= 0 {
+		m.reaskState(s, id)
 		return
 	}
+	if !miss || full <= r.hit || full == 0 {
+		return
+	}
+	// Remembered for a readmission (reaskState), should this admission
+	// not get it.
+	s.keep.pendingAt, s.keep.pendingHash = full, *h
+	if m.available() < r.size() || m.pendingAt(h, full) || m.checkpointed(h) {
+		return
+	}
+	m.askState(s, id, full, h)
+}
+
+// askState asks for the checkpoint of s (handle id) after L blocks, the
+// block whose chain hash is h: its pages, handed out by TakeCheckpoints.
+func (m *Manager) askState(s *sequence, id SeqID, L int, h *Hash) {
+	r := &m.ret
 	for range r.size() {
 		s.keep.pending = append(s.keep.pending, m.allocBlock())
 	}
-	s.keep.pendingAt, s.keep.pendingLen, s.keep.pendingHash = full, len(s.tokens), *h
+	s.keep.pendingAt, s.keep.pendingLen, s.keep.pendingHash = L, len(s.tokens), *h
 	r.pend = append(r.pend, id)
 	m.notePeak()
+}
+
+// reaskState asks again, at a readmission of s, for the checkpoint at its
+// branch point that its first admission wanted and that is not cached:
+// not asked then (no room for its pages), dropped before it was handed
+// out (the admission was undone, or the sequence preempted before the
+// step's TakeCheckpoints), forgotten by Uncompute, or evicted since. The readmission computes the point when its
+// hit stops before it. Only a checkpoint of s's own content is asked: the
+// slot's record may be an earlier sequence's (then its hash differs, or
+// names the same content, whose checkpoint serves s alike).
+func (m *Manager) reaskState(s *sequence, id SeqID) {
+	r := &m.ret
+	L := s.keep.pendingAt
+	if L == 0 || L <= r.hit || len(s.keep.pending) > 0 || m.available() < r.size() {
+		return
+	}
+	h := &s.keep.pendingHash
+	switch {
+	case L <= len(s.hashes) && s.hashes[L-1] == *h:
+	case r.whole.on && r.whole.full == L && r.whole.hash == *h:
+		// Past the chunk AdmitChunk kept: the lookup over the whole
+		// sequence names it.
+	default:
+		return
+	}
+	if m.pendingAt(h, L) || m.checkpointed(h) {
+		return
+	}
+	m.askState(s, id, L, h)
 }
 
 // branchPoint is the full-attention hit of the lookup just made for s, in
@@ -415,7 +461,8 @@ func (m *Manager) pendingAt(h *Hash, L int) bool {
 // (Append) that reaches or passes the point: the step computing that
 // chunk writes it. A checkpoint whose sequence was preempted or freed
 // before, or, when asked within the admitted tokens, appended to before
-// this call, is dropped. It appends nothing without State groups or in
+// this call, is dropped; a readmission of a preempted sequence asks for
+// it again, while it is not cached. It appends nothing without State groups or in
 // the vLLM-compatible mode (UnifiedFreeQueue), where states are not
 // cached.
 func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {

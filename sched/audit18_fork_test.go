@@ -58,7 +58,6 @@ func TestBeamReparentWithoutRoomForStatePages(t *testing.T) {
 			st, err := s.Schedule()
 			require.NoError(t, err)
 			m.TakeCopies(nil)
-			m.TakeCheckpoints(nil)
 			tokens, parents = tokens[:0], parents[:0]
 			for _, sc := range st.Scheduled {
 				for j := range sc.Outputs {

@@ -30,7 +30,6 @@ func TestForkRequeueMakesProgress(t *testing.T) {
 			st, err := s.Schedule()
 			require.NoError(t, err)
 			m.TakeCopies(nil)
-			m.TakeCheckpoints(nil)
 			require.NoError(t, s.Update(make([]int32, st.Outputs)))
 			require.NoError(t, m.Check())
 		}

@@ -175,6 +175,16 @@ func (s *Scheduler) preemptGroup(r *Request, i, budget int, cur *entry) (int, in
 		if b.step == s.step.Number {
 			budget += s.unschedule(b)
 		}
+		if b.computed < b.length {
+			// Scheduled in this step (or swapped in for it), which now
+			// drops it: a block its uncomputed token filled was committed
+			// when the token came and must leave the prefix cache before
+			// the beam's blocks are swapped out or freed, as preemptBy
+			// does for a lone sequence.
+			if err := s.m.Uncompute(b.seq, b.computed); err != nil {
+				return i, budget, false, fmt.Errorf("sched: request %d: uncompute beam %d %v: %w", r.id, b.idx, b.seq, err)
+			}
+		}
 	}
 	beams := append(s.beamBuf[:0], s.running[lo:hi]...)
 	s.beamBuf = beams
@@ -193,7 +203,8 @@ func (s *Scheduler) preemptGroup(r *Request, i, budget int, cur *entry) (int, in
 		s.aborted(r, fmt.Errorf("%w: request %d: %d beams cannot grow past %d tokens in this pool", ErrNever, r.id, len(beams), cur.length))
 		return i, budget, true, nil
 	}
-	if s.cfg.Preemption == Swap {
+	if s.cfg.Preemption == Swap && beams[0].swappedIn != s.st.Steps {
+		// (Swapped in this step, the beams restart instead; see preemptBy.)
 		ok, err := s.swapOutGroup(r, beams)
 		if err != nil || ok {
 			return i, budget, self, err
@@ -308,6 +319,7 @@ func (s *Scheduler) swapInGroup(e *entry, budget int) (int, bool, error) {
 	lo := len(s.running)
 	for _, b := range r.samples {
 		if b.where == inSwapped || b.where == inGroup {
+			b.swappedIn = s.st.Steps
 			s.start(b)
 		}
 	}
@@ -328,8 +340,12 @@ func (s *Scheduler) swapInGroup(e *entry, budget int) (int, bool, error) {
 			}
 			return 0, false, nil
 		}
-		s.schedule(b, n, 0, true, false)
 		total += n
+	}
+	// Scheduled only once every beam grew, so Hooks.Scheduled is not
+	// called for beams whose swap-in is then undone.
+	for _, b := range s.running[lo:] {
+		s.schedule(b, b.length-b.computed, 0, true, false)
 	}
 	r.refreshState()
 	return total, true, nil

@@ -15,8 +15,8 @@ import (
 // 8192-token steps. Four requests share a 20-block prefix (block size
 // 512), longer than a step: the second one's branch point lies past its
 // first chunk, and its checkpoint, handed out with the step whose chunk
-// reaches it, gives the third and fourth a hit of the whole prefix (before,
-// no checkpoint was taken and nothing hit).
+// reaches it (Step.Checkpoints), gives the third and fourth a hit of the
+// whole prefix (before, no checkpoint was taken and nothing hit).
 func TestChunkedPrefillStateCheckpoint(t *testing.T) {
 	const bs, shared = 512, 20 * 512
 	m := newManager(t, paged.Config{BlockSize: bs, NumBlocks: 256,
@@ -39,7 +39,7 @@ func TestChunkedPrefillStateCheckpoint(t *testing.T) {
 			st, err := s.Schedule()
 			require.NoError(t, err)
 			m.TakeCopies(nil)
-			cks = m.TakeCheckpoints(cks)
+			cks = append(cks, st.Checkpoints...)
 			tokens = tokens[:0]
 			for range st.Outputs {
 				tokens = append(tokens, 7)

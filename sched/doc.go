@@ -7,12 +7,14 @@
 //
 //	step, err := s.Schedule()   // who runs this step, with how many tokens
 //	s.BuildBatch(&batch)        // optional: kernel metadata (paged.Batch)
-//	...run the model...
+//	...run the model...         // writing step.Checkpoints (State groups)
 //	err = s.Update(tokens)      // the sampled tokens; finished ones freed
 //
 // while s.Busy(). The scheduler owns no tensors and runs no model: the
 // caller samples the tokens, and the scheduler decides what the manager
-// must do for them.
+// must do for them. Schedule takes the step's state checkpoints from the
+// manager (Step.Checkpoints), so the caller does not call
+// paged.Manager.TakeCheckpoints for the scheduler's sequences.
 //
 // # One step
 //

@@ -47,7 +47,6 @@ func TestForkWithoutRoomForStatePages(t *testing.T) {
 			st, err := s.Schedule()
 			require.NoError(t, err)
 			m.TakeCopies(nil)
-			m.TakeCheckpoints(nil)
 			tokens = tokens[:0]
 			for range st.Outputs {
 				tokens = append(tokens, 7)

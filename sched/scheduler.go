@@ -29,6 +29,9 @@ type Scheduler struct {
 	// forkPages are the blocks a Fork takes at once: a sequence's pages of
 	// every State group.
 	forkPages int
+	// growGroups counts the full attention groups, whose blocks grow with
+	// every token (forkRoom).
+	growGroups int
 
 	step   Step
 	batch  []paged.Scheduled
@@ -107,9 +110,16 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 	}
 	mcfg := m.Config()
 	s := &Scheduler{cfg: cfg, m: m, maxLen: mcfg.MaxModelLen, groups: len(mcfg.Groups)}
+	s.growGroups = 1 // no Groups: one full attention group
+	if len(mcfg.Groups) > 0 {
+		s.growGroups = 0
+	}
 	for _, g := range mcfg.Groups {
-		if g.Kind == paged.State {
+		switch g.Kind {
+		case paged.State:
 			s.forkPages += g.Pages
+		case paged.FullAttention:
+			s.growGroups++
 		}
 	}
 	s.waiting.prio = cfg.Policy == Priority

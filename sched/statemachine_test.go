@@ -86,7 +86,7 @@ func newMachine(t *rapid.T) *machine {
 	case 3:
 		// A State group (a linear-attention layer's fixed-size state):
 		// every fork takes pages of its own at once, admission hits need
-		// a checkpoint, and TakeCheckpoints runs once a step.
+		// a checkpoint, and Schedule takes the step's checkpoints.
 		pages = rapid.IntRange(1, 3).Draw(t, "pages")
 		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: pages}}
 		mcfg.DisableOffload = true
@@ -293,7 +293,18 @@ func (mc *machine) step(t *rapid.T) {
 		t.Fatalf("step %d: %v", st.Number, err)
 	}
 	mc.shadowKV(t, st, &batch)
-	mc.m.TakeCheckpoints(nil) // as a server does, once a step
+	// Schedule took the step's checkpoints (Step.Checkpoints): each is of
+	// a sequence of the step, within the tokens it computes, and the
+	// manager has none left.
+	if cps := mc.m.TakeCheckpoints(nil); len(cps) != 0 {
+		t.Fatalf("step %d: the manager still hands out %d checkpoints after Schedule", st.Number, len(cps))
+	}
+	for _, c := range st.Checkpoints {
+		k := slices.IndexFunc(st.Scheduled, func(sc sched.Scheduled) bool { return sc.Seq == c.Seq })
+		if k < 0 || c.Tokens < st.Scheduled[k].Start || c.Tokens > st.Scheduled[k].Start+st.Scheduled[k].NewTokens {
+			t.Fatalf("step %d: checkpoint of %v at %d, not within the step's tokens of it", st.Number, c.Seq, c.Tokens)
+		}
+	}
 	seen := map[[2]uint64]bool{}
 	tokens := make([]int32, 0, st.Outputs)
 	outs := 0
@@ -463,14 +474,13 @@ func (mc *machine) shadowKV(t *rapid.T, st *sched.Step, b *paged.Batch) {
 	}
 	for i := range st.Scheduled {
 		sc := &st.Scheduled[i]
-		if !sc.Admitted {
-			continue
-		}
 		toks, _ := mc.m.Tokens(sc.Seq)
-		for pos := range sc.Cached {
+		// Every position before the step's tokens is read by them: a
+		// prefix hit, a swapped-in or a running sequence's own KV.
+		for pos := range sc.Start {
 			if got, want := mc.kv[slot(sc, pos)], key(toks[:pos+1]); got != want {
-				t.Fatalf("step %d: request %d sample %d hit %d cached tokens, but position %d's slot holds the KV of %q, not of %v",
-					st.Number, sc.Request.ID(), sc.Sample, sc.Cached, pos, got, want)
+				t.Fatalf("step %d: request %d sample %d (admitted %v, %d cached tokens) reads position %d, whose slot holds the KV of %q, not of %v",
+					st.Number, sc.Request.ID(), sc.Sample, sc.Admitted, sc.Cached, pos, got, want)
 			}
 		}
 	}

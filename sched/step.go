@@ -62,6 +62,22 @@ type Step struct {
 	// gave up their blocks because they could not grow even alone (and
 	// were aborted) included.
 	Preempted int
+	// Checkpoints are the state checkpoints to write in this step (State
+	// groups; see paged.Checkpoint): Schedule takes them from the manager
+	// (paged.Manager.TakeCheckpoints) once every sequence of the step has
+	// its tokens, so a server never forgets to, which would drop them and
+	// leave its states without prefix hits. The server writes each while
+	// computing the step: those whose Tokens equal the tokens computed
+	// before the step are copies of the sequence's own state pages, made
+	// after the batch's Copies and before the kernels; the others as the
+	// kernels pass them. They include the checkpoints of the caller's own
+	// sequences (beside the scheduler) that got their step's tokens
+	// before Schedule; one that appends to its own sequences after
+	// Schedule calls TakeCheckpoints itself after those appends, for
+	// theirs. Pages are views valid, like the step, until the next
+	// Schedule. Empty without State groups, and in the vLLM-compatible
+	// mode (paged.Config.UnifiedFreeQueue).
+	Checkpoints []paged.Checkpoint
 }
 
 // add extends Scheduled by one entry and returns it, to be filled in
@@ -89,9 +105,13 @@ func (s *Scheduler) phase(p Phase) {
 // the pool runs out; then waiting sequences are admitted in queue order
 // while they fit, the running limit and the budget allow. The returned
 // step is valid until the next Schedule; Update must follow, with the
-// tokens sampled. With nothing to do (Busy is false) it returns an empty
-// step, which is no scheduled step: Update and BuildBatch refuse it
-// (ErrInvalid), so a loop that may go idle asks Busy before Schedule.
+// tokens sampled. The step's state checkpoints (Step.Checkpoints) are
+// taken from the manager last: do not call paged.Manager.TakeCheckpoints
+// for the scheduler's sequences, which would find none. With nothing to
+// do (Busy is false) it returns an empty step, which is no scheduled step:
+// Update and BuildBatch refuse it (ErrInvalid), so a loop that may go idle
+// asks Busy before Schedule; its Checkpoints are those of the caller's own
+// sequences, if any.
 //
 // A request that can never proceed in this pool (a sequence that does not
 // fit the pool even alone, that cannot grow even alone in it, or that the
@@ -108,6 +128,8 @@ func (s *Scheduler) Schedule() (*Step, error) {
 	st := &s.step
 	st.Scheduled, st.Outputs, st.Tokens, st.Preempted = st.Scheduled[:0], 0, 0, 0
 	if !s.Busy() {
+		// The caller's own sequences may have checkpoints due.
+		st.Checkpoints = s.m.TakeCheckpoints(st.Checkpoints[:0])
 		return st, nil
 	}
 	s.inStep, s.scheduling = true, true
@@ -146,6 +168,9 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			return nil, s.fail(err)
 		}
 	}
+	// Every Append and Admit of the step is done: the checkpoints they
+	// reach are the step's.
+	st.Checkpoints = s.m.TakeCheckpoints(st.Checkpoints[:0])
 	s.st.PeakRunning = max(s.st.PeakRunning, len(s.running))
 	s.scheduling = false
 	s.phase(PhaseScheduled)
@@ -380,6 +405,9 @@ func (s *Scheduler) unschedule(e *entry) int {
 	i := slices.IndexFunc(s.step.Scheduled, func(sc Scheduled) bool { return sc.e == e })
 	sc := s.step.Scheduled[i]
 	s.step.Scheduled = slices.Delete(s.step.Scheduled, i, i+1)
+	// No longer scheduled in this step: a beam search swapped out and in
+	// again within it must not be taken back twice.
+	e.step = 0
 	s.step.Outputs -= sc.Outputs
 	s.step.Tokens -= sc.NewTokens
 	if sc.Prefill {
@@ -436,7 +464,12 @@ func (s *Scheduler) preemptBy(vi int, swap bool) error {
 		}
 	}
 	swapped := false
-	if swap {
+	if swap && v.swappedIn != s.st.Steps {
+		// (One swapped in this step is recomputed instead: the step's
+		// transfers would carry its KV in and out again for nothing, and
+		// with KV cache groups a later swap-in after such a step read
+		// another sequence's KV (TestServerLoop's and the state
+		// machine's shadow KV stores).)
 		err := s.m.SwapOut(v.seq)
 		switch {
 		case err == nil:
@@ -557,7 +590,7 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 			return 0, false, fmt.Errorf("%w: request %d: %v can never be admitted", ErrNever, r.id, e.seq)
 		}
 	}
-	if !s.forkRoom(r) {
+	if !s.forkRoom(r, nil) {
 		// An admission only takes blocks: it would leave no room either.
 		return 0, false, nil
 	}
@@ -585,7 +618,7 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	case err != nil:
 		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
 	}
-	if !s.forkRoom(r) {
+	if !s.forkRoom(r, e) {
 		return 0, false, s.undoAdmit(e, cached)
 	}
 	e.computed = cached
@@ -612,7 +645,16 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 // sequences holding the pages never ran to give them back, or two prompts
 // computed in chunks side by side could each hold what the other's forks
 // need, and be sent back in turn forever.
-func (s *Scheduler) forkRoom(r *Request) bool {
+//
+// With chunked prefill the set-aside also holds the blocks the full
+// attention groups of those prompts still take for their chunks to come
+// (admitted, the head e's included): set aside only the forks' pages, two
+// prompts computed in chunks in a pool too small for both could each, in
+// turn, fill the pool with its chunks, find no room for its forks, and go
+// back to be recomputed while the other did the same, forever
+// (TestChunkedForkingPromptsProgress). Admitted one after the other, the
+// first completes and forks.
+func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
 	if s.forkPages == 0 {
 		return true
 	}
@@ -623,8 +665,29 @@ func (s *Scheduler) forkRoom(r *Request) bool {
 	if samples == 0 {
 		return true
 	}
+	need := samples * s.forkPages
+	if s.cfg.ChunkedPrefill && s.growGroups > 0 {
+		for _, x := range s.running {
+			if x.where == inRunning && !x.req.forked && x.req.n > 1 {
+				need += s.chunkBlocks(x)
+			}
+		}
+		if e != nil && !r.forked && r.n > 1 {
+			need += s.chunkBlocks(e)
+		}
+	}
 	st := s.m.Stats()
-	return st.FreeBlocks+st.CachedBlocks >= samples*s.forkPages
+	return st.FreeBlocks+st.CachedBlocks >= need
+}
+
+// chunkBlocks returns the blocks the full attention groups take for the
+// prompt chunks of e still to come.
+func (s *Scheduler) chunkBlocks(e *entry) int {
+	if len(e.rest) == 0 {
+		return 0
+	}
+	bs := s.m.BlockSize()
+	return s.growGroups * ((e.length+len(e.rest)+bs-1)/bs - (e.length+bs-1)/bs)
 }
 
 // undoAdmit undoes the admission of e (cached tokens found) that left no
@@ -675,6 +738,7 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	if err := s.m.SwapIn(e.seq); err != nil {
 		return 0, false, fmt.Errorf("sched: request %d: swap in %v: %w", r.id, e.seq, err)
 	}
+	e.swappedIn = s.st.Steps
 	s.waiting.pop()
 	s.start(e)
 	n, err := s.grow(e, budget)

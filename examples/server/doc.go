@@ -28,8 +28,8 @@
 //
 // -layout gives the model's KV cache groups (paged.Config.Groups), group
 // 0 first: "full window:128" for gpt-oss, "full state:34 state:34
-// state:34" for a Qwen3-Next-like model (ParseLayout). The loop then takes
-// the state checkpoints every step (paged.Manager.TakeCheckpoints), the
+// state:34" for a Qwen3-Next-like model (ParseLayout). The loop then hands
+// on the state checkpoints of every step (sched.Step.Checkpoints), the
 // batch carries every group's tables, and /stats and /metrics add
 // per-group figures; docs/server.md, "Hybrid models".
 //

@@ -233,8 +233,8 @@ func (s *Scheduler) Manager() *paged.Manager { return s.m }
 
 // Checkpoints returns the state checkpoints of the step being run, for
 // OnBatch: each is written while the step's kernels compute it (see
-// paged.Manager.TakeCheckpoints). The slice is valid until the next step;
-// it is empty without State groups.
+// sched.Step.Checkpoints). The slice is valid until the next step; it is
+// empty without State groups.
 func (s *Scheduler) Checkpoints() []paged.Checkpoint { return s.ckpts }
 
 // Busy reports whether any request is waiting or running.
@@ -416,12 +416,11 @@ func (s *Scheduler) Step() bool {
 		panic(fmt.Sprintf("server: BuildBatch: %v", err))
 	}
 	// With State groups the manager asks for the state at a prefix's
-	// branch point while the prefill passes it: a real server writes each
-	// checkpoint's pages during this step's kernels (after the batch's
-	// Copies, which restore hit checkpoints). Taken every step, or the
-	// pending checkpoints are dropped and states never hit. It appends
-	// nothing without State groups.
-	s.ckpts = s.m.TakeCheckpoints(s.ckpts[:0])
+	// branch point while the prefill passes it: Schedule took the step's
+	// checkpoints (Step.Checkpoints), and a real server writes each one's
+	// pages during this step's kernels (after the batch's Copies, which
+	// restore hit checkpoints). Empty without State groups.
+	s.ckpts = st.Checkpoints
 	s.c.managerTime += time.Since(t0)
 	for i := range s.ckpts {
 		s.c.groups[s.ckpts[i].Group].checkpoints++

@@ -158,7 +158,7 @@ type GroupCounts struct {
 	StoredBlocks  uint64 `json:"stored_blocks"`
 	RemovedBlocks uint64 `json:"removed_blocks"`
 	// Checkpoints counts the state checkpoints the manager handed out in
-	// this group (paged.Manager.TakeCheckpoints; State groups only).
+	// this group (sched.Step.Checkpoints; State groups only).
 	Checkpoints uint64 `json:"checkpoints"`
 }
 

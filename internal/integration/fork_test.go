@@ -57,7 +57,6 @@ func TestForkWithNoRoomLeavesSchedulerUsable(t *testing.T) {
 		if err := s.BuildBatch(&b); err != nil {
 			t.Fatalf("step %d: %v", st.Number, err)
 		}
-		m.TakeCheckpoints(nil)
 		if err := s.Update(make([]int32, st.Outputs)); err != nil {
 			t.Fatalf("step %d: Update: %v", st.Number, err)
 		}

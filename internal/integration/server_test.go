@@ -727,7 +727,12 @@ func (w *world) step(s *srv) {
 				t.Fatalf("%s: split plan: %v", s.name, err)
 			}
 		}
-		cps := m.TakeCheckpoints(nil)
+		// Schedule took the step's checkpoints, the lane's included
+		// (its appends came before): the manager has none left.
+		if left := m.TakeCheckpoints(nil); len(left) != 0 {
+			t.Fatalf("%s: %d checkpoints left in the manager after Schedule", s.name, len(left))
+		}
+		cps := st.Checkpoints
 		s.checkpoints += len(cps)
 		w.shadow(s, ents, starts, cps)
 	}
@@ -803,6 +808,9 @@ func (w *world) shadow(s *srv, ents []paged.Scheduled, starts []int, cps []paged
 		return s.dev
 	}
 	for _, x := range b.Swaps {
+		if debug {
+			t.Logf("%s swap %v %d -> %d group %d", s.name, x.Kind, x.Src, x.Dst, x.Group)
+		}
 		move(tier(x.Kind.SrcMedium()), tier(x.Kind.DstMedium()), int64(x.Src), int64(x.Dst))
 	}
 	for _, c := range b.Copies {
