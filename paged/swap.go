@@ -148,6 +148,12 @@ func (st seqState) String() string {
 // when the host tier cannot take the group, ErrNoHostTier without one.
 // With KV cache groups every group's table is swapped, state pages
 // included, group 0 first.
+//
+// The directives run before the step's kernels (Swap), so a sequence
+// admitted or swapped in during the step being built must not be swapped
+// out in that step: its prefix hits may name blocks another sequence of
+// the step computes, and their copies would be taken before that KV is
+// written. Preempt such a sequence by recompute (package sched does).
 func (m *Manager) SwapOut(ids ...SeqID) error {
 	if err := m.swapGroup("SwapOut", ids, seqRunning); err != nil {
 		return err

@@ -203,7 +203,7 @@ func (s *Scheduler) preemptGroup(r *Request, i, budget int, cur *entry) (int, in
 		s.aborted(r, fmt.Errorf("%w: request %d: %d beams cannot grow past %d tokens in this pool", ErrNever, r.id, len(beams), cur.length))
 		return i, budget, true, nil
 	}
-	if s.cfg.Preemption == Swap && beams[0].swappedIn != s.st.Steps {
+	if s.cfg.Preemption == Swap && beams[0].arrived != s.st.Steps {
 		// (Swapped in this step, the beams restart instead; see preemptBy.)
 		ok, err := s.swapOutGroup(r, beams)
 		if err != nil || ok {
@@ -319,7 +319,6 @@ func (s *Scheduler) swapInGroup(e *entry, budget int) (int, bool, error) {
 	lo := len(s.running)
 	for _, b := range r.samples {
 		if b.where == inSwapped || b.where == inGroup {
-			b.swappedIn = s.st.Steps
 			s.start(b)
 		}
 	}

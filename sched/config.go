@@ -49,11 +49,13 @@ const (
 	// Swap copies its blocks to the manager's host tier
 	// (paged.Manager.SwapOut) and resumes it with SwapIn, without
 	// recompute. When the host tier is full the sequence is preempted by
-	// recompute instead, and so is one swapped in during the same step
-	// (it found no block for its next token, or was the victim of a
-	// decode after an AdmitFirst admission phase): swapping it out again
-	// would only move its KV both ways in one step. (A beam search
-	// restarts then.) The manager needs paged.Config.HostBlocks.
+	// recompute instead, and so is one admitted or swapped in during the
+	// same step (it found no block for its next token, or was the victim
+	// of a decode after an AdmitFirst admission phase): its hits may name
+	// blocks the step itself computes, which a swap-out, running before
+	// the step's kernels, would copy unwritten (paged.Manager.SwapOut).
+	// (A beam search restarts then.) The manager needs
+	// paged.Config.HostBlocks.
 	Swap
 )
 

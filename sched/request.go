@@ -245,10 +245,10 @@ type entry struct {
 	rest, buf []int32
 	// heap is the entry's index in a priority queue.
 	heap int
-	// swappedIn is the step that last swapped the sequence in: preempted
-	// in the same step it is recomputed, not swapped out again (see
+	// arrived is the step that last admitted or swapped the sequence in:
+	// preempted in the same step it is recomputed, not swapped out (see
 	// preemptBy).
-	swappedIn int64
+	arrived int64
 }
 
 // total returns every token of the sequence: the manager's, the pending

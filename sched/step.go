@@ -464,12 +464,15 @@ func (s *Scheduler) preemptBy(vi int, swap bool) error {
 		}
 	}
 	swapped := false
-	if swap && v.swappedIn != s.st.Steps {
-		// (One swapped in this step is recomputed instead: the step's
-		// transfers would carry its KV in and out again for nothing, and
-		// with KV cache groups a later swap-in after such a step read
-		// another sequence's KV (TestServerLoop's and the state
-		// machine's shadow KV stores).)
+	if swap && v.arrived != s.st.Steps {
+		// (One admitted or swapped in this step is recomputed instead.
+		// Its prefix hits may name blocks another sequence of this step
+		// computes, and the step's transfers run before its kernels, so
+		// a swap-out would copy those blocks before their KV is written:
+		// a later swap-in that found them gone from the device read the
+		// copies (another sequence's KV, TestServerLoop's and the state
+		// machine's shadow KV stores, audit21). Recomputing costs little:
+		// the hits are hit again.)
 		err := s.m.SwapOut(v.seq)
 		switch {
 		case err == nil:
@@ -708,6 +711,7 @@ func (s *Scheduler) undoAdmit(e *entry, cached int) error {
 // start moves an admitted head of the queue to the running list.
 func (s *Scheduler) start(e *entry) {
 	e.where = inRunning
+	e.arrived = s.st.Steps
 	s.running = append(s.running, e)
 	if !e.req.forked {
 		s.reserved += e.req.n - 1
@@ -738,7 +742,6 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	if err := s.m.SwapIn(e.seq); err != nil {
 		return 0, false, fmt.Errorf("sched: request %d: swap in %v: %w", r.id, e.seq, err)
 	}
-	e.swappedIn = s.st.Steps
 	s.waiting.pop()
 	s.start(e)
 	n, err := s.grow(e, budget)
