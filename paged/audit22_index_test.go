@@ -127,7 +127,7 @@ func TestHashIndexRapid(t *testing.T) {
 			}
 		}
 
-		steps := rapid.IntRange(1, 400).Draw(rt, "steps")
+		steps := rapid.IntRange(100, 600).Draw(rt, "steps")
 		for step := range steps {
 			switch op := rapid.IntRange(0, 9).Draw(rt, "op"); {
 			case op < 4: // commit a free block
@@ -261,7 +261,7 @@ func TestHashIndexSetDelRapid(t *testing.T) {
 		}
 		model := map[Hash]allocator.BlockID{}
 		holder := map[allocator.BlockID]Hash{}
-		for step := range rapid.IntRange(1, 300).Draw(rt, "steps") {
+		for step := range rapid.IntRange(50, 300).Draw(rt, "steps") {
 			h := rapid.SampledFrom(pool).Draw(rt, "hash")
 			switch op := rapid.IntRange(0, 9).Draw(rt, "op"); {
 			case op < 5: // set, onto a block holding nothing (as put does)
