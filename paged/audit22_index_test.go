@@ -321,3 +321,35 @@ func TestHashIndexSetDelRapid(t *testing.T) {
 		}
 	})
 }
+
+// TestHashIndexFlushRefusesInsertAfterRemoval checks flush's guard of the
+// log's order: an insert logged after a removal (which blockPool.commit
+// prevents by flushing first) panics rather than being applied before
+// the removal, wherever in the log and its chunks it lies.
+func TestHashIndexFlushRefusesInsertAfterRemoval(t *testing.T) {
+	for _, at := range []int{1, flushChunk - 1, flushChunk, flushChunk + 1, 100} {
+		t.Run(fmt.Sprint(at), func(t *testing.T) {
+			const blocks = 200
+			hashes := make([]Hash, blocks)
+			x := newHashIndex(blocks, hashes)
+			x.track(blocks, true)
+			for id := range allocator.BlockID(blocks) {
+				binary.LittleEndian.PutUint64(hashes[id][:], uint64(id))
+			}
+			for id := range allocator.BlockID(at + 1) {
+				x.apply(x.insert(id, home(&hashes[id])))
+			}
+			x.flush()
+			for id := range allocator.BlockID(at) {
+				x.apply(x.remove(id))
+			}
+			x.apply(x.insert(allocator.BlockID(at+1), home(&hashes[at+1])))
+			defer func() {
+				if recover() == nil {
+					t.Fatal("flush applied an insert logged after a removal")
+				}
+			}()
+			x.flush()
+		})
+	}
+}
