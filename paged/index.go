@@ -180,8 +180,12 @@ func (x *hashIndex) find(h *Hash, salt uint32) (i uint64, tag uint32, ok bool) {
 
 // findTag is find with the tag computed: the slot holding (h, tag), or
 // false.
+// The probe also ends after every bucket: churn can leave each bucket
+// counting an entry sent past it (filled once, emptied since), a cycle
+// that no bucket of the probe ends.
 func (x *hashIndex) findTag(h *Hash, tag uint32) (i uint64, ok bool) {
-	for b := x.bucketOf(tag); ; b = x.nextBucket(b) {
+	b := x.bucketOf(tag)
+	for range x.nb {
 		bk := bucketAt(x.slots, b)
 		c := bk[bucketLen]
 		for j, s := range bk[:c&bucketCount] {
@@ -192,7 +196,9 @@ func (x *hashIndex) findTag(h *Hash, tag uint32) (i uint64, ok bool) {
 		if c < bucketOut {
 			return 0, false
 		}
+		b = x.nextBucket(b)
 	}
+	return 0, false
 }
 
 // track makes x keep the duplicate lists of blocks [0, blocks) and,
