@@ -23,28 +23,25 @@ import (
 // An index deferring its updates (touching lines ahead or not) runs next
 // to one applying them at once; the two must settle to the same slots and
 // lists, and the bucket counts must match the entries after every check.
+// drawIndexSize draws a pool of 1 to maxBlocks blocks and the block IDs
+// the test uses: the pool's, or every slot of its table but one. probe
+// is an index of that size, for its bucket count and home buckets.
+func drawIndexSize(rt *rapid.T, maxBlocks int) (blocks, ids int, probe hashIndex) {
+	blocks = rapid.IntRange(1, maxBlocks).Draw(rt, "blocks")
+	probe = newHashIndex(blocks, nil)
+	ids = blocks
+	if rapid.Bool().Draw(rt, "nearFull") {
+		// Every slot but one may hold an entry.
+		ids = int(probe.nb)*bucketLen - 1
+	}
+	return blocks, ids, probe
+}
+
 func TestHashIndexRapid(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		blocks := rapid.IntRange(1, 40).Draw(rt, "blocks")
-		probe := newHashIndex(blocks, nil)
-		ids := blocks
-		if rapid.Bool().Draw(rt, "nearFull") {
-			// Every slot but one may hold an entry.
-			ids = int(probe.nb)*bucketLen - 1
-		}
+		blocks, ids, probe := drawIndexSize(rt, 40)
 		touch := rapid.Bool().Draw(rt, "touch")
-		type side struct {
-			x      hashIndex
-			hashes []Hash
-		}
-		mk := func(deferred bool) *side {
-			s := &side{hashes: make([]Hash, ids)}
-			s.x = newHashIndex(blocks, s.hashes)
-			s.x.track(ids, deferred)
-			s.x.touch = touch
-			return s
-		}
-		now, later := mk(false), mk(true)
+		now, later := newIndexSide(blocks, ids, false, touch), newIndexSide(blocks, ids, true, touch)
 
 		// The keys: tags in a few home buckets, hashes from a small set.
 		last := int(probe.nb) - 1
@@ -97,7 +94,7 @@ func TestHashIndexRapid(t *testing.T) {
 				rt.Fatalf("step %d: the settled index differs from the one updated at once", step)
 			}
 			n := 0
-			for _, s := range []*side{now, later} {
+			for _, s := range []*indexSide{now, later} {
 				for _, list := range model {
 					if len(list) == 0 {
 						continue
@@ -168,7 +165,7 @@ func TestHashIndexRapid(t *testing.T) {
 					k.h[0] ^= 0xff // same tag, a hash never used
 				}
 				want := model[k]
-				for _, s := range []*side{now, later} {
+				for _, s := range []*indexSide{now, later} {
 					got, ok := s.x.getIn(&k.h, k.salt)
 					if ok != (len(want) > 0) || (ok && got != want[0]) {
 						rt.Fatalf("step %d: getIn = %d, %v; model %v", step, got, ok, want)
@@ -237,12 +234,7 @@ func bucketsConsistent(x *hashIndex) error {
 // the last among them, up to one free slot.
 func TestHashIndexSetDelRapid(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		blocks := rapid.IntRange(1, 30).Draw(rt, "blocks")
-		probe := newHashIndex(blocks, nil)
-		ids := blocks
-		if rapid.Bool().Draw(rt, "nearFull") {
-			ids = int(probe.nb)*bucketLen - 1
-		}
+		blocks, ids, probe := drawIndexSize(rt, 30)
 		hashes := make([]Hash, ids)
 		x := newHashIndex(blocks, hashes)
 		last := uint64(probe.nb) - 1

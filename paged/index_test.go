@@ -159,20 +159,25 @@ func checkBuckets(t *testing.T, x *hashIndex) (sent bool) {
 	return slices.ContainsFunc(out, func(n uint64) bool { return n > 0 })
 }
 
+// indexSide is an index over its own hash array, tracking ids blocks'
+// duplicate lists: one side of the twin tests that run an index deferring
+// its updates next to one applying them at once.
+type indexSide struct {
+	x      hashIndex
+	hashes []Hash
+}
+
+func newIndexSide(blocks, ids int, deferred, touch bool) *indexSide {
+	s := &indexSide{hashes: make([]Hash, ids)}
+	s.x = newHashIndex(blocks, s.hashes)
+	s.x.track(ids, deferred)
+	s.x.touch = touch
+	return s
+}
+
 func testHashIndexDeferred(t *testing.T, touch, crowded bool) {
 	const blocks = 300 // more than maxDeferred, so the log also fills
-	type side struct {
-		x      hashIndex
-		hashes []Hash
-	}
-	mk := func(deferred bool) *side {
-		s := &side{hashes: make([]Hash, blocks)}
-		s.x = newHashIndex(blocks, s.hashes)
-		s.x.track(blocks, deferred)
-		s.x.touch = touch
-		return s
-	}
-	now, later := mk(false), mk(true)
+	now, later := newIndexSide(blocks, blocks, false, touch), newIndexSide(blocks, blocks, true, touch)
 	cached := make([]bool, blocks)
 	salt := make([]uint32, blocks)
 	type key struct {
