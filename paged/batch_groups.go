@@ -58,6 +58,9 @@ func groupView(s *sequence, g int) ([]allocator.BlockID, int) {
 // fill has validated and written for group 0.
 func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 	G := len(m.cfg.Groups) - 1
+	if m.anyState {
+		m.fillDrafts(b, sched)
+	}
 	n, stride := len(sched), b.Stride
 	if b.groupStride != stride || len(b.GroupTables) != G {
 		// First use, or a new width: every row is rewritten.
@@ -88,10 +91,21 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 			rows = append(rows, groupRow{})
 		}
 		slots := b.GroupSlots[g][:0]
+		var drafts []int32
+		if pages > 0 {
+			drafts = b.StateDrafts[g][:0]
+		}
 		for i, sc := range sched {
 			idx, _ := sc.ID.parts()
 			s := &m.seqs[idx]
 			blocks, released := groupView(s, src)
+			if pages > 0 {
+				// The state, then its drafts' states (groups_ops.go).
+				for _, d := range blocks[pages:] {
+					drafts = append(drafts, int32(d))
+				}
+				blocks = blocks[:pages]
+			}
 			nb := len(blocks)
 			row := tab[i*width : (i+1)*width]
 			r := &rows[i]
@@ -116,5 +130,27 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 			}
 		}
 		b.GroupTables[g], b.groupRows[g], b.GroupSlots[g] = tab, rows, slots
+		if pages > 0 {
+			b.StateDrafts[g] = drafts
+		}
+	}
+}
+
+// fillDrafts writes b's DraftStart and StateRead for sched, and sizes
+// StateDrafts, for a manager with State groups (fillGroups fills it).
+func (m *Manager) fillDrafts(b *Batch, sched []Scheduled) {
+	n := len(sched)
+	b.StateDrafts = resize(b.StateDrafts, len(m.cfg.Groups)-1)
+	b.DraftStart, b.StateRead = resize(b.DraftStart, n+1), resize(b.StateRead, n)
+	start, read := b.DraftStart[1:n+1], b.StateRead[:n]
+	b.DraftStart[0] = 0
+	d := int32(0)
+	for i, sc := range sched {
+		s := &m.seqs[uint32(sc.ID)]
+		d += int32(s.spec)
+		start[i] = d
+		// The first new token follows len-NewTokens tokens, of which
+		// len-spec are accepted: past them, it reads a draft's state.
+		read[i] = int32(max(0, s.spec-sc.NewTokens))
 	}
 }
