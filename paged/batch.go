@@ -67,8 +67,8 @@ type Batch struct {
 	// released are null; a Shared group's rows repeat its target's) and
 	// the slots of the new tokens, laid out as Tables and Slots are for
 	// group 0. A State group's rows are its Pages state blocks (Pages
-	// wide) and it has no slots: a state is read and updated whole. Empty
-	// for a single-group manager.
+	// wide; its drafts' states are in StateDrafts) and it has no slots: a
+	// state is read and updated whole. Empty for a single-group manager.
 	GroupTables [][]int32
 	GroupSlots  [][]int64
 	// DraftStart, StateDrafts and StateRead name, with State groups
