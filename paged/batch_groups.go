@@ -90,22 +90,17 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 		for len(rows) < n {
 			rows = append(rows, groupRow{})
 		}
-		slots := b.GroupSlots[g][:0]
-		var drafts []int32
 		if pages > 0 {
-			drafts = b.StateDrafts[g][:0]
+			// A state is read and updated whole: no slots.
+			m.fillState(b, g, sched, tab, rows, pages)
+			b.GroupTables[g], b.groupRows[g] = tab, rows
+			continue
 		}
+		slots := b.GroupSlots[g][:0]
 		for i, sc := range sched {
 			idx, _ := sc.ID.parts()
 			s := &m.seqs[idx]
 			blocks, released := groupView(s, src)
-			if pages > 0 {
-				// The state, then its drafts' states (groups_ops.go).
-				for _, d := range blocks[pages:] {
-					drafts = append(drafts, int32(d))
-				}
-				blocks = blocks[:pages]
-			}
 			nb := len(blocks)
 			row := tab[i*width : (i+1)*width]
 			r := &rows[i]
@@ -120,9 +115,6 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 				row[k] = int32(blocks[k])
 			}
 			r.filled, r.released = nb, released
-			if pages > 0 {
-				continue // a state is read and updated whole: no slots
-			}
 			ntok := len(s.tokens)
 			for p := ntok - sc.NewTokens; p < ntok; p++ {
 				k, off := m.split(p)
@@ -130,14 +122,37 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 			}
 		}
 		b.GroupTables[g], b.groupRows[g], b.GroupSlots[g] = tab, rows, slots
-		if pages > 0 {
-			b.StateDrafts[g] = drafts
-		}
 	}
 }
 
+// fillState writes the rows of State group g+1 for sched into tab, Pages
+// wide (a row is rewritten when its sequence's version changed: its state
+// moved), and the pages of its drafts' states into StateDrafts (see
+// groups_ops.go, "State drafts").
+func (m *Manager) fillState(b *Batch, g int, sched []Scheduled, tab []int32, rows []groupRow, pages int) {
+	drafts := b.StateDrafts[g][:0]
+	rows = rows[:len(sched)]
+	for i, sc := range sched {
+		s := &m.seqs[uint32(sc.ID)]
+		blocks := s.ext[g].blocks
+		if r := &rows[i]; r.id != sc.ID || r.version != s.version || r.filled != pages {
+			row := tab[i*pages : (i+1)*pages]
+			for k := range row {
+				row[k] = int32(blocks[k])
+			}
+			*r = groupRow{id: sc.ID, version: s.version, filled: pages}
+		}
+		if s.spec > 0 {
+			for _, d := range blocks[pages:] {
+				drafts = append(drafts, int32(d))
+			}
+		}
+	}
+	b.StateDrafts[g] = drafts
+}
+
 // fillDrafts writes b's DraftStart and StateRead for sched, and sizes
-// StateDrafts, for a manager with State groups (fillGroups fills it).
+// StateDrafts, for a manager with State groups (fillState fills it).
 func (m *Manager) fillDrafts(b *Batch, sched []Scheduled) {
 	n := len(sched)
 	b.StateDrafts = resize(b.StateDrafts, len(m.cfg.Groups)-1)
@@ -146,11 +161,14 @@ func (m *Manager) fillDrafts(b *Batch, sched []Scheduled) {
 	b.DraftStart[0] = 0
 	d := int32(0)
 	for i, sc := range sched {
-		s := &m.seqs[uint32(sc.ID)]
-		d += int32(s.spec)
-		start[i] = d
-		// The first new token follows len-NewTokens tokens, of which
-		// len-spec are accepted: past them, it reads a draft's state.
-		read[i] = int32(max(0, s.spec-sc.NewTokens))
+		if spec := m.seqs[uint32(sc.ID)].spec; spec > 0 {
+			d += int32(spec)
+			// The first new token follows len-NewTokens tokens, of
+			// which len-spec are accepted: past them, it reads a
+			// draft's state.
+			start[i], read[i] = d, int32(max(0, spec-sc.NewTokens))
+		} else {
+			start[i], read[i] = d, 0
+		}
 	}
 }

@@ -652,11 +652,12 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 	}
 	for g := range s.ext {
 		t := &s.ext[g]
-		need := m.groupNeed(g+1, t1)
 		if p := m.kinds[g+1].pages(); p > 0 && spec {
-			need = len(t.blocks) + p*len(tokens) // the drafts' states
+			// The drafts' states, in one run (notePeak follows).
+			m.allocBlocks(&t.blocks, len(t.blocks)+p*len(tokens))
+			continue
 		}
-		for len(t.blocks) < need {
+		for need := m.groupNeed(g+1, t1); len(t.blocks) < need; {
 			t.blocks = append(t.blocks, m.allocBlock())
 		}
 	}

@@ -1030,11 +1030,7 @@ func (m *Manager) checkAppend(s *sequence, id SeqID, tokens []int32, spec bool) 
 	if err := checkTokens("Append", tokens); err != nil {
 		return err
 	}
-	if spec {
-		if err := m.checkSpeculative(s, id, len(tokens)); err != nil {
-			return err
-		}
-	} else if s.spec > 0 {
+	if !spec && s.spec > 0 {
 		// Drafts are the sequence's trailing tokens: a token after them
 		// would make them look accepted (their blocks would commit) and a
 		// later AcceptSpeculative would cut it instead of them.
@@ -1048,6 +1044,9 @@ func (m *Manager) checkAppend(s *sequence, id SeqID, tokens []int32, spec bool) 
 	}
 	if spec && s.state == seqWaiting {
 		return errorf(ErrSequenceState, "AppendSpeculative: %v is not running", id)
+	}
+	if spec {
+		return m.checkSpeculative(s, id, len(tokens))
 	}
 	return nil
 }

@@ -320,3 +320,91 @@ func ExampleBatch_stateDrafts() {
 	// row: [3 4] drafts: [0 2] read: [0] writes: [5 6 7 8]
 	// state: [5 6] draft pages held: 0
 }
+
+// BenchmarkSpeculativeStepStates: a speculative decode step of 256
+// sequences on Qwen3-Next's layout (one full-attention group, three State
+// groups of 34 pages, 16 tokens a block): each sequence takes the token
+// sampled last and drafts (Append, AppendSpeculative: 34*3 pages per
+// draft), the batch is built, and every draft count is accepted in turn
+// (AcceptSpeculative). drafts=0 is the same step without drafts (one new
+// token, no verdict), for comparison (x-no-drafts). Every 64 steps every
+// sequence is freed and a new 100-token one created.
+func BenchmarkSpeculativeStepStates(b *testing.B) {
+	const n, pages = 256, 34
+	var plain float64
+	for _, k := range []int{0, 1, 3} {
+		b.Run(fmt.Sprintf("seqs=%d/drafts=%d", n, k), func(b *testing.B) {
+			groups := []paged.Group{{Kind: paged.FullAttention},
+				{Kind: paged.State, Pages: pages}, {Kind: paged.State, Pages: pages}, {Kind: paged.State, Pages: pages}}
+			m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: n * (3*pages*(1+k) + 32), Groups: groups})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sched := make([]paged.Scheduled, n)
+			next := 0
+			renew := func() {
+				for i := range sched {
+					if sched[i].ID != 0 {
+						if err := m.Free(sched[i].ID); err != nil {
+							b.Fatal(err)
+						}
+					}
+					next += 1000
+					id, _, err := m.Create(seqOf(next, 100), &paged.SeqOptions{MaxTokens: 100 + 64*(1+k)})
+					if err != nil {
+						b.Fatal(err)
+					}
+					sched[i] = paged.Scheduled{ID: id, NewTokens: 1 + k}
+				}
+				m.TakeCopies(nil)
+			}
+			renew()
+			var batch paged.Batch
+			drafts := make([]int32, k)
+			tok, steps := int32(0), 0
+			step := func() {
+				if steps++; steps%64 == 0 {
+					renew()
+				}
+				for _, sc := range sched {
+					tok++
+					if err := m.Append(sc.ID, tok); err != nil {
+						b.Fatal(err)
+					}
+					if k > 0 {
+						for j := range drafts {
+							drafts[j] = tok + int32(j) + 1
+						}
+						if err := m.AppendSpeculative(sc.ID, drafts...); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				if err := m.BuildBatch(&batch, sched); err != nil {
+					b.Fatal(err)
+				}
+				if k > 0 {
+					for i, sc := range sched {
+						if err := m.AcceptSpeculative(sc.ID, (steps+i)%(k+1)); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+			for range 64 {
+				step()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				step()
+			}
+			perStep := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			b.ReportMetric(perStep/n, "ns/seq")
+			if k == 0 {
+				plain = perStep
+			} else if plain > 0 {
+				b.ReportMetric(perStep/plain, "x-no-drafts")
+			}
+		})
+	}
+}
