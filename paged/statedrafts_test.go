@@ -341,23 +341,7 @@ func BenchmarkSpeculativeStepStates(b *testing.B) {
 				b.Fatal(err)
 			}
 			sched := make([]paged.Scheduled, n)
-			next := 0
-			renew := func() {
-				for i := range sched {
-					if sched[i].ID != 0 {
-						if err := m.Free(sched[i].ID); err != nil {
-							b.Fatal(err)
-						}
-					}
-					next += 1000
-					id, _, err := m.Create(seqOf(next, 100), &paged.SeqOptions{MaxTokens: 100 + 64*(1+k)})
-					if err != nil {
-						b.Fatal(err)
-					}
-					sched[i] = paged.Scheduled{ID: id, NewTokens: 1 + k}
-				}
-				m.TakeCopies(nil)
-			}
+			renew := renewer(b, m, sched, 100+64*(1+k), 1+k)
 			renew()
 			var batch paged.Batch
 			drafts := make([]int32, k)
