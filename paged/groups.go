@@ -72,7 +72,8 @@ const (
 	ChunkedLocal
 	// State groups keep a fixed-size per-sequence state (Mamba, Gated
 	// DeltaNet, KDA layers) in Pages blocks, allocated at admission,
-	// however long the sequence grows. As in vLLM v1 (f20c3b0), the
+	// however long the sequence grows (and Pages more per pending draft,
+	// the state after it: see AppendSpeculative). As in vLLM v1 (f20c3b0), the
 	// vLLM-compatible mode caches no state, so it has no prefix hits; the
 	// default mode keeps checkpoints (see Checkpoint).
 	State
