@@ -1,6 +1,10 @@
 package paged
 
-import "github.com/pagedkv/pagedkv/allocator"
+import (
+	"slices"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
 
 // The tables and slot mappings of KV cache groups 1 and up (Config.Groups)
 // in a Batch: one table and one slot mapping per group, rows in the order
@@ -143,8 +147,11 @@ func (m *Manager) fillState(b *Batch, g int, sched []Scheduled, tab []int32, row
 			*r = groupRow{id: sc.ID, version: s.version, filled: pages}
 		}
 		if s.spec > 0 {
-			for _, d := range blocks[pages:] {
-				drafts = append(drafts, int32(d))
+			more := blocks[pages:]
+			k := len(drafts)
+			drafts = slices.Grow(drafts, len(more))[:k+len(more)]
+			for j, d := range more {
+				drafts[k+j] = int32(d)
 			}
 		}
 	}
