@@ -39,7 +39,9 @@ func states(t *testing.T, m *paged.Manager, id paged.SeqID, g, pages int) [][]al
 // cuts, and a rejection of every draft keeps the state.
 func TestStateDraftsFlow(t *testing.T) {
 	const bs, pages = 4, 2
-	m, err := paged.New(stateLayout(bs, 64, pages))
+	cfg := stateLayout(bs, 64, pages)
+	cfg.Events = 256
+	m, err := paged.New(cfg)
 	require.NoError(t, err)
 	id, _, err := m.Create(seqOf(1, 6), nil)
 	require.NoError(t, err)
@@ -108,6 +110,16 @@ func TestStateDraftsFlow(t *testing.T) {
 	assert.Equal(t, st[:1], states(t, m, id, 1, pages))
 	assert.Equal(t, free-1, m.Stats().FreeBlocks)
 	require.NoError(t, m.Check())
+	// A state page is never committed: the KV events are group 0's
+	// blocks the accepted tokens filled, none of the state group.
+	stored := 0
+	for _, e := range m.DrainEvents(nil) {
+		assert.Zero(t, e.Group, "event %+v", e)
+		if e.Kind == paged.BlockStored {
+			stored += len(e.Hashes)
+		}
+	}
+	assert.Equal(t, 2, stored, "blocks 0 and 1, which the 10 accepted tokens fill")
 }
 
 // ids32 converts block IDs to a batch's int32 entries.
