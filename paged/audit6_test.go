@@ -65,6 +65,17 @@ func checkBatchReads(m *Manager, b *Batch, sched []Scheduled) error {
 						return fmt.Errorf("entry %d group %d: page %d is %d, table %v", i, g, k, row[k], tab)
 					}
 				}
+				// Its drafts' states: the table's pages after the state's.
+				sq, _ := m.seq(sc.ID)
+				lo, hi := int(b.DraftStart[i])*grp.Pages, int(b.DraftStart[i+1])*grp.Pages
+				if hi-lo != sq.spec*grp.Pages || len(tab) != grp.Pages+hi-lo || int(b.StateRead[i]) != max(0, sq.spec-sc.NewTokens) {
+					return fmt.Errorf("entry %d group %d with %d drafts: DraftStart %v, StateRead %v, table %v", i, g, sq.spec, b.DraftStart, b.StateRead, tab)
+				}
+				for k, d := range b.StateDrafts[g-1][lo:hi] {
+					if d != int32(tab[grp.Pages+k]) {
+						return fmt.Errorf("entry %d group %d: draft page %d is %d, table %v", i, g, k, d, tab)
+					}
+				}
 				continue
 			}
 			kind := grp

@@ -67,10 +67,31 @@ type Batch struct {
 	// released are null; a Shared group's rows repeat its target's) and
 	// the slots of the new tokens, laid out as Tables and Slots are for
 	// group 0. A State group's rows are its Pages state blocks (Pages
-	// wide) and it has no slots: a state is read and updated whole. Empty
-	// for a single-group manager.
+	// wide; its drafts' states are in StateDrafts) and it has no slots: a
+	// state is read and updated whole. Empty for a single-group manager.
 	GroupTables [][]int32
 	GroupSlots  [][]int64
+	// DraftStart, StateDrafts and StateRead name, with State groups
+	// (empty otherwise), where the states of drafts (AppendSpeculative)
+	// go: each pending draft of a sequence has a state of its own in every
+	// State group, Pages pages, and the kernel that computes the draft
+	// writes there the state after it, so that whichever draft is the
+	// last accepted, its state is kept (AcceptSpeculative). DraftStart
+	// has len(Seqs)+1 entries: sequence i has D = DraftStart[i+1] -
+	// DraftStart[i] drafts pending, its last D tokens. StateDrafts, entry
+	// g-1 for State group g (empty for the other groups), holds
+	// DraftStart[len(Seqs)] states of Pages block IDs each, sequence after
+	// sequence: state DraftStart[i]+j-1, IDs [(DraftStart[i]+j-1)*Pages,
+	// (DraftStart[i]+j)*Pages), is the one after sequence i's j-th draft.
+	// StateRead[i] is the state sequence i's first new token of the step
+	// reads: 0 is its state, its GroupTables row, which the step's tokens
+	// before the drafts update in place as without drafts; j > 0 is the
+	// state after its j-th draft, an earlier step's draft (the step starts
+	// after it). A step without drafts has every DraftStart and StateRead
+	// zero.
+	DraftStart  []int32
+	StateDrafts [][]int32
+	StateRead   []int32
 
 	rows []batchRow
 	// stride is the width rows were laid out with (0: never), fixed

@@ -1,6 +1,10 @@
 package paged
 
-import "github.com/pagedkv/pagedkv/allocator"
+import (
+	"slices"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
 
 // The tables and slot mappings of KV cache groups 1 and up (Config.Groups)
 // in a Batch: one table and one slot mapping per group, rows in the order
@@ -58,6 +62,9 @@ func groupView(s *sequence, g int) ([]allocator.BlockID, int) {
 // fill has validated and written for group 0.
 func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 	G := len(m.cfg.Groups) - 1
+	if m.anyState {
+		m.fillDrafts(b, sched)
+	}
 	n, stride := len(sched), b.Stride
 	if b.groupStride != stride || len(b.GroupTables) != G {
 		// First use, or a new width: every row is rewritten.
@@ -87,6 +94,12 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 		for len(rows) < n {
 			rows = append(rows, groupRow{})
 		}
+		if pages > 0 {
+			// A state is read and updated whole: no slots.
+			m.fillState(b, g, sched, tab, rows, pages)
+			b.GroupTables[g], b.groupRows[g] = tab, rows
+			continue
+		}
 		slots := b.GroupSlots[g][:0]
 		for i, sc := range sched {
 			idx, _ := sc.ID.parts()
@@ -106,9 +119,6 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 				row[k] = int32(blocks[k])
 			}
 			r.filled, r.released = nb, released
-			if pages > 0 {
-				continue // a state is read and updated whole: no slots
-			}
 			ntok := len(s.tokens)
 			for p := ntok - sc.NewTokens; p < ntok; p++ {
 				k, off := m.split(p)
@@ -116,5 +126,56 @@ func (m *Manager) fillGroups(b *Batch, sched []Scheduled) {
 			}
 		}
 		b.GroupTables[g], b.groupRows[g], b.GroupSlots[g] = tab, rows, slots
+	}
+}
+
+// fillState writes the rows of State group g+1 for sched into tab, Pages
+// wide (a row is rewritten when its sequence's version changed: its state
+// moved), and the pages of its drafts' states into StateDrafts (see
+// groups_ops.go, "State drafts").
+func (m *Manager) fillState(b *Batch, g int, sched []Scheduled, tab []int32, rows []groupRow, pages int) {
+	drafts := b.StateDrafts[g][:0]
+	rows = rows[:len(sched)]
+	for i, sc := range sched {
+		s := &m.seqs[uint32(sc.ID)]
+		blocks := s.ext[g].blocks
+		if r := &rows[i]; r.id != sc.ID || r.version != s.version || r.filled != pages {
+			row := tab[i*pages : (i+1)*pages]
+			for k := range row {
+				row[k] = int32(blocks[k])
+			}
+			*r = groupRow{id: sc.ID, version: s.version, filled: pages}
+		}
+		if s.spec > 0 {
+			more := blocks[pages:]
+			k := len(drafts)
+			drafts = slices.Grow(drafts, len(more))[:k+len(more)]
+			for j, d := range more {
+				drafts[k+j] = int32(d)
+			}
+		}
+	}
+	b.StateDrafts[g] = drafts
+}
+
+// fillDrafts writes b's DraftStart and StateRead for sched, and sizes
+// StateDrafts, for a manager with State groups (fillState fills it).
+func (m *Manager) fillDrafts(b *Batch, sched []Scheduled) {
+	n := len(sched)
+	b.StateDrafts = resize(b.StateDrafts, len(m.cfg.Groups)-1)
+	b.DraftStart, b.StateRead = resize(b.DraftStart, n+1), resize(b.StateRead, n)
+	start, read := b.DraftStart[1:n+1], b.StateRead[:n]
+	b.DraftStart[0] = 0
+	d := int32(0)
+	for i, sc := range sched {
+		if spec := m.seqs[uint32(sc.ID)].spec; spec > 0 {
+			d += int32(spec)
+			// The first new token follows len-NewTokens tokens, of
+			// which len-spec are accepted: past them, it reads a
+			// draft's state.
+			start[i], read[i] = d, int32(max(0, spec-sc.NewTokens))
+		} else {
+			start[i], read[i] = d, 0
+		}
 	}
 }

@@ -298,22 +298,7 @@ func BenchmarkDecodeStepGroups(b *testing.B) {
 				b.Fatal(err)
 			}
 			sched := make([]paged.Scheduled, n)
-			next := int32(0)
-			renew := func() {
-				for i := range sched {
-					if sched[i].ID != 0 {
-						if err := m.Free(sched[i].ID); err != nil {
-							b.Fatal(err)
-						}
-					}
-					next += 1000
-					id, _, err := m.Create(seqOf(int(next), 100), &paged.SeqOptions{MaxTokens: 100 + 256})
-					if err != nil {
-						b.Fatal(err)
-					}
-					sched[i] = paged.Scheduled{ID: id, NewTokens: 1}
-				}
-			}
+			renew := renewer(b, m, sched, 100+256, 1)
 			renew()
 			decodeLoop(b, &decoder{m: m, sched: sched, every: renew})
 			perStep := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
@@ -323,5 +308,27 @@ func BenchmarkDecodeStepGroups(b *testing.B) {
 				b.ReportMetric(perStep/one, "x-one-group")
 			}
 		})
+	}
+}
+
+// renewer returns a function that frees every sequence of sched (none
+// the first time) and creates in its place one of 100 fresh tokens,
+// reserving maxTokens, scheduled with newTokens new tokens.
+func renewer(b *testing.B, m *paged.Manager, sched []paged.Scheduled, maxTokens, newTokens int) func() {
+	next := 0
+	return func() {
+		for i := range sched {
+			if sched[i].ID != 0 {
+				if err := m.Free(sched[i].ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+			next += 1000
+			id, _, err := m.Create(seqOf(next, 100), &paged.SeqOptions{MaxTokens: maxTokens})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sched[i] = paged.Scheduled{ID: id, NewTokens: newTokens}
+		}
 	}
 }

@@ -30,7 +30,11 @@ import (
 //     which the last spec are unaccepted drafts, positions
 //     [n-spec-W+1, n), the window of the query at the accepted length
 //     n-spec (rejecting every draft must leave it readable). A sequence
-//     without a window has no released entries.
+//     without a window has no released entries;
+//   - a State group's table of a running sequence is its state's Pages
+//     pages and Pages more per pending draft, every one held by that
+//     table alone and never cached, and Stats.StateDraftPages counts the
+//     drafts' pages.
 func (m *Manager) Check() error {
 	if err := m.bp.pool.Check(); err != nil {
 		return fmt.Errorf("paged: %w", err)
@@ -41,7 +45,7 @@ func (m *Manager) Check() error {
 	if m.hybrid() {
 		owners = make([]uint8, total)
 	}
-	running := 0
+	running, drafts := 0, 0
 	for i := range m.seqs {
 		s := &m.seqs[i]
 		if s.state == seqUnused {
@@ -71,6 +75,7 @@ func (m *Manager) Check() error {
 			return err
 		}
 		running++
+		drafts += m.spages * s.spec
 		if want := (len(s.tokens) + m.bs - 1) / m.bs; len(s.blocks) != want {
 			return fmt.Errorf("paged: sequence slot %d has %d tokens but %d blocks", i, len(s.tokens), len(s.blocks))
 		}
@@ -95,6 +100,9 @@ func (m *Manager) Check() error {
 	}
 	if running != m.nrunning {
 		return fmt.Errorf("paged: %d running sequences, counter says %d", running, m.nrunning)
+	}
+	if drafts != m.draftPages {
+		return fmt.Errorf("paged: running sequences hold %d pages for their drafts' states, counter says %d", drafts, m.draftPages)
 	}
 	if err := m.checkFreeSlots(); err != nil {
 		return err

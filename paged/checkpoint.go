@@ -461,8 +461,10 @@ func (m *Manager) pendingAt(h *Hash, L int) bool {
 // (Append) that reaches or passes the point: the step computing that
 // chunk writes it. A checkpoint whose sequence was preempted or freed
 // before, or, when asked within the admitted tokens, appended to before
-// this call, is dropped; a readmission of a preempted sequence asks for
-// it again, while it is not cached. It appends nothing without State groups or in
+// this call, is dropped, and so is one whose position lies inside the
+// sequence's pending drafts (AppendSpeculative): a checkpoint is never
+// taken from a draft's state; a readmission of a preempted sequence asks
+// for it again, while it is not cached. It appends nothing without State groups or in
 // the vLLM-compatible mode (UnifiedFreeQueue), where states are not
 // cached.
 func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
@@ -489,6 +491,15 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 			// sequence before it): this step does not reach it either.
 			s.keep.pendingLen = len(s.tokens)
 			wait = append(wait, id)
+			continue
+		case at > len(s.tokens)-s.spec:
+			// A draft's position: the state there is a draft's, which a
+			// rejection would leave keyed by tokens the sequence no
+			// longer has, and the step computes the position as a draft,
+			// not again once it is accepted. A checkpoint is never taken
+			// from a draft's state: dropped, as one passed without it (a
+			// readmission asks for it again).
+			m.dropPending(s)
 			continue
 		case m.checkpointed(&s.hashes[L-1]):
 			// The step computes (pendingLen, len], which passes it;

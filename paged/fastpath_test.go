@@ -211,14 +211,24 @@ func (p *fastPair) compareBatch(t *rapid.T, what string, sched []Scheduled) {
 	rows(what, f.Tables, s.Tables, f.stride, s.stride, func(i int) int { return int(f.BlocksPerSeq[i]) })
 	for g := range f.GroupTables {
 		fw, sw := f.groupStride, s.groupStride
-		if pages := p.fast.kinds[g+1].pages(); pages > 0 { // a state's rows are its pages
+		pages := p.fast.kinds[g+1].pages()
+		if pages > 0 { // a state's rows are its pages
 			fw, sw = pages, pages
+			if !slices.Equal(f.StateDrafts[g], s.StateDrafts[g]) {
+				t.Fatalf("%s: group %d draft states %v, new batch %v", what, g+1, f.StateDrafts[g], s.StateDrafts[g])
+			}
 		}
 		rows(fmt.Sprintf("%s group %d", what, g+1), f.GroupTables[g], s.GroupTables[g], fw, sw, func(i int) int {
+			if pages > 0 {
+				return pages // its drafts' states are StateDrafts
+			}
 			sq, _ := p.fast.seq(f.Seqs[i])
 			blocks, _ := groupView(sq, p.fast.kinds[g+1].target(g+1)) // a Shared group's are its target's
 			return len(blocks)
 		})
+	}
+	if !slices.Equal(f.DraftStart, s.DraftStart) || !slices.Equal(f.StateRead, s.StateRead) {
+		t.Fatalf("%s: DraftStart %v, StateRead %v; new batch %v, %v", what, f.DraftStart, f.StateRead, s.DraftStart, s.StateRead)
 	}
 }
 

@@ -72,7 +72,8 @@ const (
 	ChunkedLocal
 	// State groups keep a fixed-size per-sequence state (Mamba, Gated
 	// DeltaNet, KDA layers) in Pages blocks, allocated at admission,
-	// however long the sequence grows. As in vLLM v1 (f20c3b0), the
+	// however long the sequence grows (and Pages more per pending draft,
+	// the state after it: see AppendSpeculative). As in vLLM v1 (f20c3b0), the
 	// vLLM-compatible mode caches no state, so it has no prefix hits; the
 	// default mode keeps checkpoints (see Checkpoint).
 	State
@@ -242,6 +243,7 @@ func (m *Manager) initGroups() {
 			// One class: a checkpoint is taken and hit in every State
 			// group at once (checkpoint.go), whatever their sizes.
 			m.anyState = true
+			m.spages += g.Pages
 			if state < 0 {
 				state = len(m.classes)
 				m.classes = append(m.classes, hitClass{kind: k})
@@ -277,6 +279,13 @@ func (m *Manager) initGroups() {
 // groupNeed is the number of blocks group g holds for a running sequence
 // of n tokens (released entries included).
 func (m *Manager) groupNeed(g, n int) int { return m.kinds[g].need(n) }
+
+// tableLen is the number of entries group g's table of running (or
+// swapped-out: its host table) s has: groupNeed, and a State group's
+// pages for the state of each pending draft.
+func (m *Manager) tableLen(s *sequence, g int) int {
+	return m.groupNeed(g, len(s.tokens)) + m.kinds[g].pages()*s.spec
+}
 
 // deadBlocks is how many leading blocks of group g of s no query reads once
 // the next position to compute is c: vLLM's remove_skipped_blocks rule
@@ -624,6 +633,9 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 	for g := range s.ext {
 		need += max(0, m.groupNeed(g+1, t1)-len(s.ext[g].blocks))
 	}
+	if spec {
+		need += m.spages * len(tokens) // a state per draft (groups_ops.go)
+	}
 	if m.cfg.UnifiedFreeQueue {
 		m.slideGroups(s, c)
 		if need > m.available() {
@@ -641,6 +653,11 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 	}
 	for g := range s.ext {
 		t := &s.ext[g]
+		if p := m.kinds[g+1].pages(); p > 0 && spec {
+			// The drafts' states, in one run (notePeak follows).
+			m.allocBlocks(&t.blocks, len(t.blocks)+p*len(tokens))
+			continue
+		}
 		for need := m.groupNeed(g+1, t1); len(t.blocks) < need; {
 			t.blocks = append(t.blocks, m.allocBlock())
 		}
@@ -651,6 +668,7 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 	s.tokens = append(s.tokens, tokens...)
 	if spec {
 		s.spec += len(tokens)
+		m.draftPages += m.spages * len(tokens)
 	}
 	m.hashFull(s)
 	m.commitFull(s)
@@ -850,7 +868,10 @@ func (m *Manager) releaseGroups(s *sequence) {
 
 // TableGroup returns the block table of a sequence in KV cache group g
 // (Config.Groups); group 0's is Table's. Entries a sliding window no longer
-// reaches, or that a window hit did not need, name the null block. The
+// reaches, or that a window hit did not need, name the null block. A
+// State group's table is its state's Pages pages, then, with drafts
+// pending (AppendSpeculative), Pages more per draft: the state after the
+// first draft, then after the second, and so on. The
 // slice is a view, valid until the next call that changes the manager;
 // do not modify it. Its capacity is its length, so appending to it copies
 // it.
@@ -871,7 +892,7 @@ func (m *Manager) TableGroup(id SeqID, g int) ([]allocator.BlockID, error) {
 func (m *Manager) checkGroupsOf(i int, s *sequence, refs []int32) error {
 	for g := range s.ext {
 		t := &s.ext[g]
-		if want := m.groupNeed(g+1, len(s.tokens)); len(t.blocks) != want {
+		if want := m.tableLen(s, g+1); len(t.blocks) != want {
 			return fmt.Errorf("paged: sequence slot %d group %d (%v) has %d blocks for %d tokens, want %d", i, g+1, m.cfg.Groups[g+1].Kind, len(t.blocks), len(s.tokens), want)
 		}
 		if err := m.kinds[g+1].check(i, g+1, t, len(s.tokens)-s.spec); err != nil {

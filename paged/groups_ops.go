@@ -22,11 +22,39 @@ import (
 // from the accepted length), and a rollback whose next query would read a
 // block a window or chunk has released is refused with ErrInvalid,
 // changing nothing. A state has absorbed every token it saw and cannot be
-// rolled back (the manager keeps no per-step copy of a running sequence's
-// state), so with a State group a running sequence refuses Truncate below
-// its length, and AppendSpeculative is refused (drafts could not be
-// rejected); Preempt, after which admission computes the state anew,
+// rolled back past its accepted tokens (the manager keeps no per-step copy
+// of a running sequence's state), so with a State group a running sequence
+// refuses Truncate below its accepted length (its length less its
+// drafts); Preempt, after which admission computes the state anew,
 // remains the way back.
+//
+// State drafts. Drafts (AppendSpeculative) can be rejected, so a State
+// group keeps one state per candidate position, as later vLLM releases
+// do for Mamba layers (a MambaSpec's num_speculative_blocks: the kernel
+// writes the state after each draft position into a block of its own,
+// and the state of the last accepted position is kept). With k drafts
+// pending, the group's table of a running sequence is k+1 states of Pages
+// pages each, (k+1)*Pages entries:
+//
+//   - entries [0, Pages): the sequence's state, the state after its
+//     accepted tokens (its length less its drafts), updated in place by
+//     the tokens before the drafts, as without drafts;
+//   - entries [j*Pages, (j+1)*Pages), j = 1..k: the state after its j-th
+//     draft, which the kernel writes when it computes that draft.
+//
+// AppendSpeculative of k tokens allocates k*Pages pages in every State
+// group from the shared pool, with the attention groups' blocks, all or
+// nothing (ErrNoSpace, nothing changed; ErrNever when the sequence alone
+// could never hold them). AcceptSpeculative(n) keeps the state after the
+// n-th draft: its pages become entries [0, Pages), the old state's pages
+// and every other draft's return to the pool (n = 0 keeps the old state);
+// Truncate and Preempt release the pages of the drafts they cut, Free and
+// SwapOut every page. A state page is the sequence's own (a fork copies
+// all of them, its drafts' included), never cached, so never shared, and
+// it returns to the pool the moment it is released. A batch names them per
+// State group (Batch.StateDrafts, DraftStart, StateRead). A state
+// checkpoint is never taken from a draft's state (TakeCheckpoints drops
+// one whose position lies inside the drafts of the step that computes it).
 //
 // SwapOut and SwapIn move every group's blocks, state pages included, to
 // host tables of their own and back; a block shared inside the swapped
@@ -53,17 +81,10 @@ func (m *Manager) isState(g int) bool {
 	return g > 0 && m.kinds[g].pages() > 0
 }
 
-// forkPages is the number of blocks a Fork allocates: the child's copy of
-// every State group's pages.
-func (m *Manager) forkPages() int {
-	if !m.anyState {
-		return 0
-	}
-	n := 0
-	for g := 1; g < len(m.cfg.Groups); g++ {
-		n += m.kinds[g].pages()
-	}
-	return n
+// forkPages is the number of blocks a Fork of p allocates: the child's
+// copy of every State group's pages, its drafts' included.
+func (m *Manager) forkPages(p *sequence) int {
+	return m.spages * (1 + p.spec)
 }
 
 // forkGroups gives child c the tables of groups 1 and up of its parent p:
@@ -88,6 +109,7 @@ func (m *Manager) forkGroups(p, c *sequence) {
 		}
 	}
 	m.notePeak()
+	m.draftPages += m.spages * p.spec
 	p.gslow, c.gslow = true, true
 }
 
@@ -140,15 +162,15 @@ func (m *Manager) ownTails(s *sequence, t0 int) {
 
 // checkTruncateGroups refuses a Truncate of s to n tokens that a group
 // cannot follow: a local group whose next query at n would read a block it
-// released, or a State group of a running sequence (a state cannot be
-// rolled back).
+// released, or a State group of a running sequence cut below its accepted
+// tokens (a state cannot be rolled back; its drafts' states can go).
 func (m *Manager) checkTruncateGroups(s *sequence, id SeqID, n int) error {
 	for g := range s.ext {
 		k := m.kinds[g+1]
 		r := s.ext[g].released
 		switch {
-		case k.pages() > 0 && s.state == seqRunning && n < len(s.tokens):
-			return errorf(ErrInvalid, "Truncate %v to %d tokens: state group %d has absorbed all %d tokens and cannot be rolled back (Preempt recomputes it)", id, n, g+1, len(s.tokens))
+		case k.pages() > 0 && s.state == seqRunning && n < len(s.tokens)-s.spec:
+			return errorf(ErrInvalid, "Truncate %v to %d tokens: state group %d has absorbed its %d accepted tokens and cannot be rolled back (Preempt recomputes it); truncate to at least %d", id, n, g+1, len(s.tokens)-s.spec, len(s.tokens)-s.spec)
 		case k.local() && r > 0 && k.live(n) < r:
 			return errorf(ErrInvalid, "Truncate %v to %d tokens: %v group %d released its first %d positions, which the query at %d would read; truncate to at least %d",
 				id, n, m.cfg.Groups[g+1].Kind, g+1, r*m.bs, n, k.readsFrom(r))
@@ -158,27 +180,70 @@ func (m *Manager) checkTruncateGroups(s *sequence, id SeqID, n int) error {
 }
 
 // truncateGroups cuts the tables of groups 1 and up of running s to n
-// tokens, releasing each tail first. Their cut last blocks may hold cached
-// content, so the next append takes the general path.
-func (m *Manager) truncateGroups(s *sequence, n int) {
+// tokens, releasing each tail first, spec of them drafts (at most s.spec):
+// a State group keeps the states of those drafts. Their cut last blocks
+// may hold cached content, so the next append takes the general path.
+func (m *Manager) truncateGroups(s *sequence, n, spec int) {
 	keep := (n + m.bs - 1) / m.bs
 	for g := range s.ext {
-		if !m.kinds[g+1].commits() {
+		k := m.kinds[g+1]
+		t := &s.ext[g]
+		if p := k.pages(); p > 0 {
+			// The states of the drafts cut, the last first.
+			m.bp.releaseTail(t.blocks, p*(1+spec))
+			t.blocks = t.blocks[:p*(1+spec)]
 			continue
 		}
-		t := &s.ext[g]
+		if !k.commits() {
+			continue
+		}
 		m.bp.releaseTail(t.blocks, keep)
 		t.blocks = t.blocks[:keep]
 		t.committed = min(t.committed, n/m.bs)
 	}
+	m.draftPages -= m.spages * (s.spec - spec)
 	s.gslow = true
 }
 
-// checkSpeculative refuses drafts on a manager whose State group could not
-// roll them back.
-func (m *Manager) checkSpeculative(id SeqID) error {
-	if m.anyState {
-		return errorf(ErrInvalid, "AppendSpeculative to %v: a state group cannot roll drafts back", id)
+// acceptStates makes the state after the n-th pending draft of running s
+// (n > 0, its last draft: the others are cut) its state in every State
+// group: the old state's pages and those of the drafts before go back to
+// the pool, the last first, and the kept pages move to the table's head.
+func (m *Manager) acceptStates(s *sequence, n int) {
+	for g := range s.ext {
+		p := m.kinds[g+1].pages()
+		if p == 0 {
+			continue
+		}
+		t := &s.ext[g]
+		m.bp.releaseTail(t.blocks[:n*p], 0)
+		copy(t.blocks, t.blocks[n*p:(n+1)*p])
+		t.blocks = t.blocks[:p]
+	}
+	m.draftPages -= m.spages * n
+	s.version++ // the state's row of a batch names other pages now
+}
+
+// checkSpeculative refuses k drafts for s that the pool could never hold:
+// the pages of every state and its drafts' states, with the blocks the
+// full-attention groups would hold, exceed the pool's usable blocks, so
+// the append could not succeed even with s alone in the pool (ErrNever
+// rather than an ErrNoSpace that preempting others never cures). Window
+// and chunked groups, which release blocks, are not counted: the bound
+// never refuses what could succeed.
+func (m *Manager) checkSpeculative(s *sequence, id SeqID, k int) error {
+	if m.spages == 0 {
+		return nil
+	}
+	t1 := len(s.tokens) + k
+	need := m.spages * (1 + s.spec + k)
+	for g, grp := range m.cfg.Groups {
+		if grp.Kind == FullAttention && (g > 0 || !s.windowed) {
+			need += m.ceilBlocks(t1)
+		}
+	}
+	if need > m.bp.pool.Usable() {
+		return errorf(ErrNever, "AppendSpeculative to %v: %d drafts would hold at least %d blocks with their states (%d pages each), more than the pool's %d", id, s.spec+k, need, m.spages, m.bp.pool.Usable())
 	}
 	return nil
 }
@@ -199,9 +264,11 @@ func (m *Manager) checkGroupOps() error {
 		for g := range m.ntables() {
 			blocks, _, _, _ := s.tableAt(g)
 			if m.isState(g) {
+				// The state's pages and its drafts': the sequence's own,
+				// never cached (Fork copies them, nothing commits them).
 				for _, b := range *blocks {
-					if c := m.bp.pool.RefCount(b); c != 1 {
-						return fmt.Errorf("paged: sequence slot %d state group %d page %d has %d references", i, g, b, c)
+					if c := m.bp.pool.RefCount(b); c != 1 || m.bp.cached[b] {
+						return fmt.Errorf("paged: sequence slot %d state group %d page %d has %d references (cached %v)", i, g, b, c, m.bp.cached[b])
 					}
 				}
 				continue
@@ -231,7 +298,7 @@ func (m *Manager) checkHostGroups(i int, s *sequence, refs []int32) error {
 			}
 			continue
 		}
-		if want := m.groupNeed(g+1, len(s.tokens)); len(t.host) != want {
+		if want := m.tableLen(s, g+1); len(t.host) != want {
 			return fmt.Errorf("paged: swapped-out sequence slot %d group %d has %d host blocks for %d tokens, want %d", i, g+1, len(t.host), len(s.tokens), want)
 		}
 		if live := m.liveStart(g+1, len(s.tokens)-s.spec); m.kinds[g+1].local() && t.released > live {

@@ -389,7 +389,8 @@ func TestGroupsHostile(t *testing.T) {
 		{"swap in running", 64, 32, paged.ErrSequenceState, func(w *world) error { return w.m.SwapIn(w.run) }, false, false},
 		{"swap out, host full", 64, 4, paged.ErrNoSpace, func(w *world) error { return w.m.SwapOut(w.run) }, false, false},
 		{"swap in, device full", 16, 32, paged.ErrNoSpace, func(w *world) error { return w.m.SwapIn(w.swapped) }, false, true},
-		{"draft with a state", 64, 0, paged.ErrInvalid, func(w *world) error { return w.m.AppendSpeculative(w.run, 1) }, true, false},
+		{"drafts with a state, pool full", 64, 0, paged.ErrNoSpace, func(w *world) error { return w.m.AppendSpeculative(w.run, 1) }, true, true},
+		{"drafts a state could never hold", 64, 0, paged.ErrNever, func(w *world) error { return w.m.AppendSpeculative(w.run, seqOf(1, 30)...) }, true, false},
 		{"truncate a state", 64, 0, paged.ErrInvalid, func(w *world) error { return w.m.Truncate(w.run, 17) }, true, false},
 		{"fork a state, pool full", 64, 0, paged.ErrNoSpace, func(w *world) error { _, err := w.m.Fork(w.run); return err }, true, true},
 	} {

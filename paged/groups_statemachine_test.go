@@ -72,6 +72,33 @@ type hyModel struct {
 	// multiHits counts admissions with a prefix hit on a layout of more
 	// than one kind or size besides full attention.
 	multiHits int
+	// sd counts what the run did with drafts on a layout with a State
+	// group.
+	sd stateDrafts
+	// drafted: the action running picks among running sequences only
+	// those with drafts pending.
+	drafted bool
+}
+
+// stateDrafts counts operations on sequences with drafts pending on layouts
+// with a State group, so that a test can require each was exercised.
+type stateDrafts struct {
+	// drafted: AppendSpeculative calls that succeeded; accepted:
+	// AcceptSpeculative calls keeping at least one draft (a draft's state
+	// became the state); inside: steps whose first new token follows a
+	// draft (StateRead > 0); forked, swapped, preempted, truncated:
+	// those calls on a sequence with drafts (Truncate cutting some).
+	drafted, accepted, inside, forked, swapped, preempted, truncated int
+}
+
+func (a *stateDrafts) add(b stateDrafts) {
+	a.drafted += b.drafted
+	a.accepted += b.accepted
+	a.inside += b.inside
+	a.forked += b.forked
+	a.swapped += b.swapped
+	a.preempted += b.preempted
+	a.truncated += b.truncated
 }
 
 // multiKind reports whether the layout has groups of more than one kind
@@ -203,8 +230,9 @@ func (h *hyModel) write(t *rapid.T, s *hySeq, from int) {
 	}
 	// The step's state checkpoints: the state after their first Tokens
 	// tokens, which this step computes.
+	// Never a draft's state: a checkpoint lies within the accepted tokens.
 	for _, c := range h.m.TakeCheckpoints(nil) {
-		if c.Seq != s.id || c.Tokens < from || c.Tokens > len(s.tokens) || h.groups[c.Group].Kind != paged.State || len(c.Pages) != h.groups[c.Group].Pages {
+		if c.Seq != s.id || c.Tokens < from || c.Tokens > len(s.tokens)-s.spec || h.groups[c.Group].Kind != paged.State || len(c.Pages) != h.groups[c.Group].Pages {
 			t.Fatalf("computing [%d, %d) of %v: checkpoint %+v", from, len(s.tokens), s.id, c)
 		}
 		h.checkpoints++
@@ -217,16 +245,7 @@ func (h *hyModel) write(t *rapid.T, s *hySeq, from int) {
 			continue // no KV of its own
 		}
 		if h.groups[g].Kind == paged.State {
-			// The kernel reads the state after the first from tokens
-			// (restored from a checkpoint at a hit, copied at a fork,
-			// moved by a swap) and updates it with the new tokens.
-			pages := h.groups[g].Pages
-			for j, b := range b.GroupTables[g-1][:pages] {
-				if from > 0 && h.shadow[int64(b)*int64(h.bs)] != hyStateKV(g, j, s.tokens[:from]) {
-					t.Fatalf("state group %d of %v page %d (%d): not the state after its first %d tokens", g, s.id, j, b, from)
-				}
-				h.shadow[int64(b)*int64(h.bs)] = hyStateKV(g, j, s.tokens)
-			}
+			h.writeState(t, s, g, from)
 			continue
 		}
 		slots := b.Slots
@@ -242,6 +261,50 @@ func (h *hyModel) write(t *rapid.T, s *hySeq, from int) {
 				t.Fatalf("group %d of %v: position %d goes to slot %d", g, s.id, p, sl)
 			}
 			h.shadow[sl] = hyKV(g, s.tokens[:p+1])
+		}
+	}
+}
+
+// writeState runs state group g's kernel for positions [from, len) of s
+// as a server does with the batch write built: it reads the state after
+// the first from tokens (restored from a checkpoint at a hit, copied at a
+// fork, moved by a swap) from the state StateRead names, updates the
+// group's row in place with the tokens before the drafts, and writes the
+// state after each draft it computes into that draft's pages
+// (StateDrafts).
+func (h *hyModel) writeState(t *rapid.T, s *hySeq, g, from int) {
+	b := &h.batch
+	pages, a := h.groups[g].Pages, len(s.tokens)-s.spec
+	drafts := b.StateDrafts[g-1]
+	if len(b.DraftStart) != 2 || b.DraftStart[0] != 0 || int(b.DraftStart[1]) != s.spec || len(drafts) != s.spec*pages || len(b.StateRead) != 1 {
+		t.Fatalf("state group %d of %v with %d drafts: DraftStart %v, StateRead %v, %d draft pages", g, s.id, s.spec, b.DraftStart, b.StateRead, len(drafts))
+	}
+	state := func(j int) []int32 {
+		if j == 0 {
+			return b.GroupTables[g-1][:pages]
+		}
+		return drafts[(j-1)*pages : j*pages]
+	}
+	r := int(b.StateRead[0])
+	if r > 0 {
+		h.sd.inside++
+	}
+	if want := max(0, from-a); r != want {
+		t.Fatalf("state group %d of %v: computing [%d, %d) with %d drafts reads state %d, want %d", g, s.id, from, len(s.tokens), s.spec, r, want)
+	}
+	for j, p := range state(r) {
+		if from > 0 && h.shadow[int64(p)*int64(h.bs)] != hyStateKV(g, j, s.tokens[:from]) {
+			t.Fatalf("state group %d of %v page %d (%d): not the state after its first %d tokens", g, s.id, j, p, from)
+		}
+	}
+	if from < a {
+		for j, p := range state(0) {
+			h.shadow[int64(p)*int64(h.bs)] = hyStateKV(g, j, s.tokens[:a])
+		}
+	}
+	for d := max(1, from-a+1); d <= s.spec; d++ {
+		for j, p := range state(d) {
+			h.shadow[int64(p)*int64(h.bs)] = hyStateKV(g, j, s.tokens[:a+d])
 		}
 	}
 }
@@ -262,12 +325,16 @@ func (h *hyModel) readBack(t *rapid.T) {
 			}
 			kv := h.kvGroup(g)
 			if kv < 0 {
-				if len(table) != h.groups[g].Pages || slices.Contains(table, 0) {
-					t.Fatalf("state group %d of %v: pages %v", g, s.id, table)
+				// The state after the accepted tokens, then the state
+				// after each draft.
+				pages := h.groups[g].Pages
+				if len(table) != pages*(1+s.spec) || slices.Contains(table, 0) {
+					t.Fatalf("state group %d of %v with %d drafts: pages %v", g, s.id, s.spec, table)
 				}
-				for j, b := range table {
-					if h.shadow[int64(b)*int64(h.bs)] != hyStateKV(g, j, s.tokens) {
-						t.Fatalf("read-back of %v state group %d page %d: not its own state", s.id, g, b)
+				a := len(s.tokens) - s.spec
+				for k, b := range table {
+					if h.shadow[int64(b)*int64(h.bs)] != hyStateKV(g, k%pages, s.tokens[:a+k/pages]) {
+						t.Fatalf("read-back of %v state group %d page %d (entry %d of %v): not its own state after %d tokens", s.id, g, b, k, table, a+k/pages)
 					}
 				}
 				continue
@@ -290,11 +357,48 @@ func (h *hyModel) check(t *rapid.T) {
 	h.readBack(t)
 }
 
+// checkDrafts checks state group g's draft states in the batch just built
+// for sched: DraftStart counts each sequence's drafts, StateDrafts names
+// the pages of its table after the state's, and StateRead the state its
+// first new token reads.
+func (h *hyModel) checkDrafts(t *rapid.T, g int, sched []paged.Scheduled) {
+	b, pages := &h.batch, h.groups[g].Pages
+	if len(b.DraftStart) != len(sched)+1 || len(b.StateRead) != len(sched) || b.DraftStart[0] != 0 {
+		t.Fatalf("%d scheduled: DraftStart %v, StateRead %v", len(sched), b.DraftStart, b.StateRead)
+	}
+	drafts := b.StateDrafts[g-1]
+	if len(drafts) != int(b.DraftStart[len(sched)])*pages {
+		t.Fatalf("state group %d: %d draft pages, DraftStart %v", g, len(drafts), b.DraftStart)
+	}
+	for i, sc := range sched {
+		table, _ := h.m.TableGroup(sc.ID, g)
+		var s *hySeq
+		for _, x := range h.seqs {
+			if x.id == sc.ID {
+				s = x
+			}
+		}
+		lo, hi := int(b.DraftStart[i])*pages, int(b.DraftStart[i+1])*pages
+		got := drafts[lo:hi]
+		if hi-lo != s.spec*pages || len(table) != pages+len(got) {
+			t.Fatalf("state group %d of %v with %d drafts: states %v, table %v", g, sc.ID, s.spec, got, table)
+		}
+		for k, p := range got {
+			if p != int32(table[pages+k]) {
+				t.Fatalf("state group %d of %v: draft pages %v, table %v", g, sc.ID, got, table)
+			}
+		}
+		if want := max(0, s.spec-sc.NewTokens); int(b.StateRead[i]) != want {
+			t.Fatalf("state group %d of %v: %d new tokens, %d drafts, StateRead %d", g, sc.ID, sc.NewTokens, s.spec, b.StateRead[i])
+		}
+	}
+}
+
 // candidates returns the sequences in state st.
 func (h *hyModel) candidates(st hyState) []*hySeq {
 	var c []*hySeq
 	for _, s := range h.seqs {
-		if s.state == st {
+		if s.state == st && (st != hyRunning || !h.drafted || s.spec > 0) {
 			c = append(c, s)
 		}
 	}
@@ -402,9 +506,10 @@ func (h *hyModel) released(s *hySeq, g int) int {
 
 // truncatable reports whether the manager must accept truncating s to n
 // tokens: no local group's next query at n reads a block it released,
-// and no state of a running sequence is rolled back.
+// and no state of a running sequence is rolled back past its accepted
+// tokens (its drafts' states may go).
 func (h *hyModel) truncatable(s *hySeq, n int) bool {
-	if s.state == hyRunning && n < len(s.tokens) && h.hasState() {
+	if s.state == hyRunning && n < len(s.tokens)-s.spec && h.hasState() {
 		return false
 	}
 	for g, k := range h.groups {
@@ -545,8 +650,26 @@ func drawHybridLayout(t *rapid.T, bs int, multi bool) []paged.Group {
 // window; the one-token fast path taken after a fork.
 func TestGroupsStateMachine(t *testing.T) {
 	var tally hyTally
-	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, false, &tally) })
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, false, false, &tally) })
 	tally.check(t)
+}
+
+// TestGroupsStateDraftsMachine is TestGroupsStateMachine on layouts with a
+// State group (of every kind beside it, in both modes), drafting more
+// often: drafts after drafts, a speculative step's sampled token and
+// drafts computed together, accepted, rejected, truncated, forked,
+// swapped and preempted with drafts pending. The shadow read-back proves
+// every state page: the state after the accepted tokens, and each draft's
+// state after that draft, written where the batch named them.
+//
+// Mutations it catches (each tried, then reverted): AcceptSpeculative
+// keeping the old state instead of the last accepted draft's; StateRead
+// naming the state (0) when the step starts after a draft; a fork copying
+// the state but not its drafts' states.
+func TestGroupsStateDraftsMachine(t *testing.T) {
+	var tally hyTally
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, false, true, &tally) })
+	tally.checkDrafts(t)
 }
 
 // hyTally adds up what the runs of a hybrid state machine saw.
@@ -556,6 +679,10 @@ type hyTally struct {
 	// multiHits counts hits on layouts of several kinds (hyModel), over
 	// multiRuns runs on such layouts.
 	multiHits, multiRuns int
+	// sd adds up the runs' operations on state drafts (hyModel.sd) over
+	// runs runs.
+	sd   stateDrafts
+	runs int
 }
 
 // check requires of a tally of enough runs that some hit a prefix on a
@@ -564,8 +691,26 @@ type hyTally struct {
 // hundred runs (go test's default) may see none, CI's thousands do.
 func (y *hyTally) check(t *testing.T) {
 	t.Logf("%d runs on layouts of several kinds, %d admissions with a hit there", y.multiRuns, y.multiHits)
+	t.Logf("state drafts: %+v", y.sd)
 	if y.multiRuns >= 200 {
 		assert.Positive(t, y.multiHits, "no run hit a prefix on a layout of several kinds")
+	}
+}
+
+// checkDrafts requires of a tally that the runs drafted on state layouts,
+// accepted drafts and started a step after a draft (100 runs, go test's
+// default, do so dozens of times), and, of 300 runs or more (each about
+// 3 times per 100 runs), that they forked, swapped out, preempted and
+// truncated sequences with drafts pending.
+func (y *hyTally) checkDrafts(t *testing.T) {
+	t.Logf("%d runs, state drafts: %+v", y.runs, y.sd)
+	sd := y.sd
+	ops := map[string]int{"drafted": sd.drafted, "accepted": sd.accepted, "inside": sd.inside}
+	if y.runs >= 300 {
+		ops["forked"], ops["swapped"], ops["preempted"], ops["truncated"] = sd.forked, sd.swapped, sd.preempted, sd.truncated
+	}
+	for name, n := range ops {
+		assert.Positive(t, n, "no run %s state drafts", name)
 	}
 }
 
@@ -575,30 +720,50 @@ func (y *hyTally) check(t *testing.T) {
 // runs must onboard blocks of groups 1 and up.
 func TestGroupsOffloadStateMachine(t *testing.T) {
 	var tally hyTally
-	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, true, &tally) })
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, true, false, &tally) })
 	assert.Positive(t, tally.onboards[0], "no run onboarded group 0's content")
 	assert.Positive(t, tally.onboards[1], "no run onboarded content of another group")
 	tally.check(t)
 }
 
 // runGroupsMachine is one run of the hybrid state machine, adding what it
-// saw to tally; offloading forces a host tier that offloads.
-func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
+// saw to tally; offloading forces a host tier that offloads, drafts a
+// State group and more drafting.
+func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 	{
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
 		unified := rapid.Bool().Draw(t, "unified")
 		groups := drawHybridLayout(t, bs, !unified && rapid.IntRange(0, 3).Draw(t, "multi") > 0)
+		if drafts && !slices.ContainsFunc(groups, func(g paged.Group) bool { return g.Kind == paged.State }) {
+			// With UnifiedFreeQueue the compat mode's one kind besides
+			// full attention: the state replaces the others (and the
+			// shared groups, whose targets move).
+			st := paged.Group{Kind: paged.State, Pages: rapid.IntRange(1, 3).Draw(t, "state pages")}
+			if unified {
+				groups = slices.DeleteFunc(groups, func(g paged.Group) bool { return g.Kind != paged.FullAttention })
+			}
+			at := rapid.IntRange(1, len(groups)).Draw(t, "state at")
+			groups = slices.Insert(groups, at, st)
+			for i := range groups {
+				if groups[i].Kind == paged.Shared && groups[i].Target >= at {
+					groups[i].Target++
+				}
+			}
+		}
 		pages := 0
 		for _, g := range groups {
 			pages = max(pages, g.Pages)
 		}
 		hostBlocks := rapid.SampledFrom([]int{0, 4, 16, 64}).Draw(t, "host blocks")
+		if drafts {
+			hostBlocks = max(hostBlocks, 16) // sequences with drafts swap out
+		}
 		offload := hostBlocks > 0 && rapid.Bool().Draw(t, "offload")
 		blocks := rapid.IntRange(2, 64).Draw(t, "blocks")
 		// A state of more pages than the pool's usable blocks is a
 		// configuration New refuses.
 		blocks = max(blocks, pages+1)
-		if rapid.Bool().Draw(t, "roomy") {
+		if drafts || rapid.Bool().Draw(t, "roomy") {
 			// Room for a few sequences in every group, so that requests
 			// sharing a prefix run together and hit.
 			blocks += 8 * len(groups)
@@ -625,6 +790,8 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 			tally.onboards[0] += h.onboards[0]
 			tally.onboards[1] += h.onboards[1]
 			tally.multiHits += h.multiHits
+			tally.sd.add(h.sd)
+			tally.runs++
 			if h.multiKind() {
 				tally.multiRuns++
 			}
@@ -732,20 +899,36 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 			},
 			"draft": func(t *rapid.T) {
 				s := h.pick(t, hyRunning)
-				if s.fresh > 0 {
-					t.Skip("fresh tokens not batched yet")
+				// Its fresh tokens were computed (write): their step ran.
+				// (Drafts slide no window, so the step's first query reads
+				// what it read.)
+				s.fresh = 0
+				before := len(s.tokens)
+				if s.spec == 0 && rapid.Bool().Draw(t, "sampled first") {
+					// A speculative step: the token sampled last, then the
+					// drafts, computed together (a state's tokens before
+					// the drafts update it in place, the drafts write
+					// states of their own).
+					tok := h.newTokens(t, &next, 1)
+					err := h.m.Append(s.id, tok...)
+					if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+						return
+					}
+					if err != nil {
+						t.Fatalf("Append: %v", err)
+					}
+					s.tokens = append(s.tokens, tok...)
+					s.fresh++
 				}
 				toks := h.newTokens(t, &next, 2*bs)
-				before := len(s.tokens)
+				stats, tables := h.snapshot(s)
 				err := h.m.AppendSpeculative(s.id, toks...)
-				if h.hasState() {
-					if !errors.Is(err, paged.ErrInvalid) {
-						t.Fatalf("AppendSpeculative with a state group: %v, want ErrInvalid", err)
-					}
-					return
-				}
 				if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
-					s.fresh = 0
+					if !unified {
+						// All or nothing, the states' pages included.
+						h.unchanged(t, "AppendSpeculative", stats, []*hySeq{s}, tables)
+					}
+					h.write(t, s, before) // the token sampled, alone
 					return
 				}
 				if err != nil {
@@ -754,6 +937,9 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				s.tokens = append(s.tokens, toks...)
 				s.fresh += len(toks)
 				s.spec += len(toks)
+				if h.hasState() {
+					h.sd.drafted++
+				}
 				h.write(t, s, before)
 			},
 			"accept": func(t *rapid.T) {
@@ -761,6 +947,9 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				n := rapid.IntRange(0, s.spec).Draw(t, "accepted")
 				if err := h.m.AcceptSpeculative(s.id, n); err != nil {
 					t.Fatalf("AcceptSpeculative(%d of %d): %v", n, s.spec, err)
+				}
+				if n > 0 && h.hasState() {
+					h.sd.accepted++
 				}
 				s.cut(s.spec - n)
 				s.spec = 0
@@ -783,6 +972,9 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				case err != nil:
 					t.Fatalf("Truncate(%v, %d) of %d tokens: %v", s.id, n, len(s.tokens), err)
 				default:
+					if s.state == hyRunning && n < len(s.tokens) && s.spec > 0 && h.hasState() {
+						h.sd.truncated++
+					}
 					s.cut(len(s.tokens) - n)
 				}
 			},
@@ -796,6 +988,9 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				}
 				if err != nil {
 					t.Fatalf("Fork: %v", err)
+				}
+				if p.spec > 0 && h.hasState() {
+					h.sd.forked++
 				}
 				c := &hySeq{id: id, tokens: slices.Clone(p.tokens), state: hyRunning, fresh: p.fresh, spec: p.spec}
 				h.seqs = append(h.seqs, c)
@@ -821,6 +1016,9 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				h.transfer(t)
 				for _, s := range seqs {
 					s.state = hySwapped
+					if s.spec > 0 && h.hasState() {
+						h.sd.swapped++
+					}
 				}
 			},
 			"swap in": func(t *rapid.T) {
@@ -879,6 +1077,9 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				if err := h.m.Preempt(s.id); err != nil {
 					t.Fatalf("Preempt: %v", err)
 				}
+				if s.spec > 0 && h.hasState() {
+					h.sd.preempted++
+				}
 				s.cut(s.spec) // drafts are dropped
 				s.state, s.fresh = hyWaiting, 0
 			},
@@ -914,10 +1115,14 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 					}
 					if groups[g].Kind == paged.State {
 						width = groups[g].Pages
+						h.checkDrafts(t, g, sched)
 					}
 					q := 0
 					for i, sc := range sched {
 						table, _ := h.m.TableGroup(sc.ID, g)
+						if groups[g].Kind == paged.State {
+							table = table[:width] // its drafts' states: StateDrafts
+						}
 						row := tab[i*width : (i+1)*width]
 						for k := range row {
 							want := int32(0) // padding
@@ -951,6 +1156,42 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				}
 			},
 			"": h.check,
+		}
+		if drafts {
+			// Drafting more often, and the operations on a sequence with
+			// drafts pending.
+			for i := range 3 {
+				actions[fmt.Sprint("draft ", i)] = actions["draft"]
+				actions[fmt.Sprint("admit ", i)] = actions["admit"]
+			}
+			for _, a := range []string{"draft", "accept", "fork", "swap out", "preempt", "truncate", "free"} {
+				f := actions[a]
+				for i := range 2 {
+					actions[fmt.Sprint(a, " (drafts) ", i)] = func(t *rapid.T) {
+						h.drafted = true
+						defer func() { h.drafted = false }()
+						f(t)
+					}
+				}
+			}
+			actions["reject some"] = func(t *rapid.T) {
+				// Truncate within the drafts: the states of those cut go,
+				// the others stay pending.
+				s := h.pick(t, hyRunning)
+				if s.spec == 0 {
+					t.Skip("no drafts")
+				}
+				n := rapid.IntRange(len(s.tokens)-s.spec, len(s.tokens)-1).Draw(t, "keep")
+				if !h.truncatable(s, n) {
+					t.Skip("a window released what the query at n reads")
+				}
+				if err := h.m.Truncate(s.id, n); err != nil {
+					t.Fatalf("Truncate(%v, %d) of %d tokens, %d drafts: %v", s.id, n, len(s.tokens), s.spec, err)
+				}
+				h.sd.truncated++
+				s.cut(len(s.tokens) - n)
+			}
+			actions["reject some again"] = actions["reject some"]
 		}
 		// Content goes to the host and comes back for a hit only after
 		// many steps: the offloading machine runs longer.

@@ -129,7 +129,8 @@ func TestGroupsHit(t *testing.T) {
 
 // TestGroupsRefused: what groups cannot do is refused with ErrInvalid and
 // changes nothing: a per-sequence window, a group out of range, a rollback
-// past a window's released blocks, and rolling back a state.
+// past a window's released blocks, and rolling back a state (past its
+// drafts: TestStateDraftsFlow).
 func TestGroupsRefused(t *testing.T) {
 	m, err := paged.New(hybridConfig(4, 64, 6))
 	require.NoError(t, err)
@@ -153,7 +154,6 @@ func TestGroupsRefused(t *testing.T) {
 			"group out of range":   func() error { _, err := mm.TableGroup(id, 2); return err },
 			"truncate past window": func() error { return m.Truncate(id, 8) },
 			"truncate a state":     func() error { return st.Truncate(sid, 9) },
-			"draft on a state":     func() error { return st.AppendSpeculative(sid, 1) },
 		} {
 			assert.ErrorIs(t, call(), paged.ErrInvalid, name)
 			assert.Equal(t, before, mm.Stats(), name)

@@ -62,6 +62,10 @@ type Manager struct {
 	// anyLocal: a group is a window or chunked group; anyState: a group
 	// is a State group.
 	anyLocal, anyState bool
+	// spages is the pages of every State group's state together: what one
+	// pending draft holds (groups_ops.go, "State drafts"); draftPages
+	// counts the device blocks running sequences hold for their drafts.
+	spages, draftPages int
 	// oneLocal is the only window or chunked group (-1: several, 0:
 	// none), and wids the window lookup's scratch for it.
 	oneLocal int

@@ -947,8 +947,12 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 // AppendSpeculative appends draft tokens that a verifier may still reject:
 // they get slots like any token but their blocks are never committed to the
 // prefix cache until AcceptSpeculative, and they do not slide a sliding
-// window (it slides from the accepted length). A manager with a State
-// group refuses drafts with ErrInvalid: a state cannot roll them back.
+// window (it slides from the accepted length). In a State group each
+// draft gets pages for the state after it (Pages per group per draft, so
+// that a rejection can go back to an earlier state; see Batch.StateDrafts
+// and TableGroup), allocated here with the other groups' blocks: all or
+// nothing, ErrNoSpace when the pool cannot give them, ErrNever when the
+// sequence alone could never hold them.
 // More drafts may follow drafts; Append waits for the verdict (see Append).
 func (m *Manager) AppendSpeculative(id SeqID, tokens ...int32) error {
 	return m.appendTokens(id, tokens, true)
@@ -1026,11 +1030,7 @@ func (m *Manager) checkAppend(s *sequence, id SeqID, tokens []int32, spec bool) 
 	if err := checkTokens("Append", tokens); err != nil {
 		return err
 	}
-	if spec {
-		if err := m.checkSpeculative(id); err != nil {
-			return err
-		}
-	} else if s.spec > 0 {
+	if !spec && s.spec > 0 {
 		// Drafts are the sequence's trailing tokens: a token after them
 		// would make them look accepted (their blocks would commit) and a
 		// later AcceptSpeculative would cut it instead of them.
@@ -1045,6 +1045,9 @@ func (m *Manager) checkAppend(s *sequence, id SeqID, tokens []int32, spec bool) 
 	if spec && s.state == seqWaiting {
 		return errorf(ErrSequenceState, "AppendSpeculative: %v is not running", id)
 	}
+	if spec {
+		return m.checkSpeculative(s, id, len(tokens))
+	}
 	return nil
 }
 
@@ -1052,7 +1055,10 @@ func (m *Manager) checkAppend(s *sequence, id SeqID, tokens []int32, spec bool) 
 // sequence, drops the rest (releasing blocks past the new end) and commits
 // the blocks the accepted tokens filled. Any n from 0 to the number of
 // drafts succeeds on a windowed sequence too: drafts do not slide its
-// window, so the accepted tokens' window is still held.
+// window, so the accepted tokens' window is still held. In a State group
+// the pages of the state after the n-th draft become the sequence's state
+// (n = 0: the state stays), and the other states' pages return to the
+// pool.
 func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 	s, err := m.running(id, "AcceptSpeculative")
 	if err != nil {
@@ -1062,6 +1068,9 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 		return errorf(ErrInvalid, "AcceptSpeculative %v: %d of %d speculative tokens", id, n, s.spec)
 	}
 	m.truncate(s, len(s.tokens)-(s.spec-n))
+	if n > 0 && m.spages > 0 {
+		m.acceptStates(s, n)
+	}
 	s.spec = 0
 	m.hashFull(s)
 	m.commitFull(s)
@@ -1080,9 +1089,10 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 // released blocks, Truncate returns ErrInvalid, naming the shortest length
 // allowed, and changes nothing. The same holds in every sliding-window and
 // chunked KV cache group (Config.Groups); a running sequence of a manager
-// with a State group cannot be truncated at all (ErrInvalid): its state has
-// absorbed the tokens. Drafts (AppendSpeculative) that Truncate keeps stay
-// speculative: AcceptSpeculative settles them.
+// with a State group cannot be truncated below its accepted tokens (its
+// length less its drafts: ErrInvalid): its state has absorbed them; cut
+// drafts give their states' pages back. Drafts (AppendSpeculative) that
+// Truncate keeps stay speculative: AcceptSpeculative settles them.
 func (m *Manager) Truncate(id SeqID, n int) error {
 	s, err := m.seq(id)
 	if err != nil {
@@ -1116,7 +1126,10 @@ func (m *Manager) truncate(s *sequence, n int) {
 		m.bp.releaseTail(s.blocks, keep)
 		s.blocks = s.blocks[:keep]
 		if m.hybrid() {
-			m.truncateGroups(s, n)
+			m.truncateGroups(s, n, max(0, s.spec-cut))
+			// A checkpoint waiting for a later step counts the tokens
+			// computed before it: not the ones cut.
+			s.keep.pendingLen = min(s.keep.pendingLen, n)
 		}
 		s.version++
 	}
@@ -1136,7 +1149,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	if _, err := m.running(id, "Fork"); err != nil {
 		return 0, err
 	}
-	if need := m.forkPages(); need > m.available() {
+	if need := m.forkPages(&m.seqs[uint32(id)]); need > m.available() {
 		return 0, &spaceError{op: "Fork", id: id, need: need, avail: m.available()}
 	}
 	pidx, _ := id.parts()
@@ -1191,6 +1204,9 @@ func (m *Manager) Free(id SeqID) error {
 		return err
 	}
 	m.unprotect(s)
+	if s.state == seqRunning {
+		m.draftPages -= m.spages * s.spec
+	}
 	m.releaseSeq(s, false)
 	if s.state == seqSwapped {
 		m.dropHost(s)

@@ -21,6 +21,10 @@ type Stats struct {
 	FreeBlocks, CachedBlocks, UsedBlocks int
 	// PeakUsedBlocks is the most blocks referenced at once so far.
 	PeakUsedBlocks int
+	// StateDraftPages counts the blocks (part of UsedBlocks) that running
+	// sequences' State groups hold for the states of pending drafts
+	// (AppendSpeculative): Pages per State group per draft.
+	StateDraftPages int
 	// Sequences are live handles; Running of them hold device blocks,
 	// Waiting don't: not yet admitted, preempted, or swapped out (whose
 	// blocks are on the host; they count against Config.MaxWaiting too).
@@ -86,6 +90,7 @@ func (m *Manager) Stats() Stats {
 		CachedBlocks:      m.bp.pool.Cached(),
 		UsedBlocks:        m.bp.pool.Held(),
 		PeakUsedBlocks:    m.stats.peakUsed,
+		StateDraftPages:   m.draftPages,
 		Sequences:         m.nlive,
 		Running:           m.nrunning,
 		Waiting:           m.nlive - m.nrunning,

@@ -147,7 +147,8 @@ func (st seqState) String() string {
 // instead of copying when they are still there. All-or-nothing: ErrNoSpace
 // when the host tier cannot take the group, ErrNoHostTier without one.
 // With KV cache groups every group's table is swapped, state pages
-// included, group 0 first.
+// included (those of pending drafts' states too: the drafts stay pending),
+// group 0 first.
 //
 // The directives run before the step's kernels (Swap), so a sequence
 // admitted or swapped in during the step being built must not be swapped
@@ -208,6 +209,7 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 			*blocks = (*blocks)[:0]
 		}
 		m.releaseKept(s)
+		m.draftPages -= m.spages * s.spec // its drafts' states go too
 		s.state = seqSwapped
 		s.version++
 		m.nrunning--
@@ -372,6 +374,7 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 		m.dropHostTables(s)
 		// A block shared inside the group comes back shared.
 		s.gslow = m.hybrid()
+		m.draftPages += m.spages * s.spec
 		s.state = seqRunning
 		s.version++
 		m.nrunning++

@@ -59,7 +59,7 @@ type srv struct {
 	s    *sched.Scheduler
 	ph   *paged.PromptHasher
 	bs   int
-	// state says the layout has a State group (drafts are refused then).
+	// state says the layout has a State group.
 	state bool
 	reqs  []*req
 	// swapped are the sequences preempted by swap, whose readmission is a
@@ -541,10 +541,6 @@ func (w *world) laneStep(s *srv, ents []paged.Scheduled) []paged.Scheduled {
 			}
 			err := m.AppendSpeculative(l.id, drafts...)
 			switch {
-			case s.state:
-				if !errors.Is(err, paged.ErrInvalid) {
-					t.Fatalf("%s: drafts beside a State group: %v", s.name, err)
-				}
 			case err == nil:
 				l.drafts = k
 				n += k
@@ -830,6 +826,16 @@ func (w *world) shadow(s *srv, ents []paged.Scheduled, starts []int, cps []paged
 		}
 		return b.GroupTables[g-1][i*width : (i+1)*width]
 	}
+	// state is state j of sequence i in State group g: 0 its row, j > 0
+	// the state after its j-th pending draft (Batch.StateDrafts).
+	state := func(g, i, j int) []int32 {
+		if j == 0 {
+			return row(g, i)
+		}
+		p := groups[g].Pages
+		k := int(b.DraftStart[i]) + j - 1
+		return b.StateDrafts[g-1][k*p : (k+1)*p]
+	}
 	keys := make([][]uint64, len(ents))
 	index := map[paged.SeqID]int{}
 	for i, e := range ents {
@@ -868,7 +874,7 @@ func (w *world) shadow(s *srv, ents []paged.Scheduled, starts []int, cps []paged
 				continue
 			}
 			want := stateVal(g, keys[i][starts[i]-1])
-			for j, p := range row(g, i) {
+			for j, p := range state(g, i, int(b.StateRead[i])) {
 				if got := s.dev[int64(p)*bs]; p == 0 || got != want {
 					t.Fatalf("%s: %v (%d tokens computed) reads state page %d of group %d in block %d holding %x, not its state %x",
 						s.name, ents[i].ID, starts[i], j, g, p, got, want)
@@ -913,8 +919,18 @@ func (w *world) shadow(s *srv, ents []paged.Scheduled, starts []int, cps []paged
 			if gr.Kind != paged.State {
 				continue
 			}
-			for _, p := range row(g, i) {
-				s.dev[int64(p)*bs] = stateVal(g, keys[i][end-1])
+			// The tokens before the drafts update the state in place,
+			// each draft writes the state after it into its own pages.
+			d := int(b.DraftStart[i+1] - b.DraftStart[i])
+			if a := end - d; starts[i] < a {
+				for _, p := range row(g, i) {
+					s.dev[int64(p)*bs] = stateVal(g, keys[i][a-1])
+				}
+			}
+			for j := max(1, starts[i]-(end-d)+1); j <= d; j++ {
+				for _, p := range state(g, i, j) {
+					s.dev[int64(p)*bs] = stateVal(g, keys[i][end-d+j-1])
+				}
 			}
 		}
 	}
