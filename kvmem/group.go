@@ -173,7 +173,19 @@ func (g Group) blocks(tokens, blockSize, step int) int64 {
 		// the chunk with the worst offset may lie past the context.
 		r := int64(blockSize - gcd(g.Chunk, blockSize))
 		n := int64(g.Chunk) + int64(step) - 1
-		return min(all, (r+n-1)/int64(blockSize)+1)
+		span := (r+n-1)/int64(blockSize) + 1
+		// With prefix caching a manager keeps the last committed block
+		// of a chunked group even when the chunk starts after it (vLLM's
+		// remove_skipped_blocks keeps num_cached_block-1, and paged does
+		// the same): a step that starts in the block where its chunk
+		// starts then holds the block before that one as well, at most
+		// one block more than the step's own, ceil((bs+step-1)/bs)+1
+		// blocks when the step starts in a block's last slot. That
+		// exceeds the chunk's span only when the chunk is short beside
+		// the block (a chunk that divides the block size: 2 blocks, not
+		// 1).
+		kept := (int64(blockSize)+int64(step)-2)/int64(blockSize) + 2
+		return min(all, max(span, kept))
 	}
 	return 0
 }

@@ -54,12 +54,19 @@ func TestWindowBlocksSimulated(t *testing.T) {
 
 // TestChunkedBlocksSimulated checks the chunk rule the same way: exact
 // when the block size divides the chunk, an upper bound otherwise that a
-// long enough sequence reaches.
+// long enough sequence reaches. The simulated manager keeps, as vLLM's
+// and paged's do with prefix caching, the last full (committed) block
+// even when the chunk starts after it.
 func TestChunkedBlocksSimulated(t *testing.T) {
 	for _, bs := range []int{1, 4, 16} {
-		for _, c := range []int{1, 6, 16, 24, 100, 8192} {
+		for _, c := range []int{1, 2, 6, 16, 24, 100, 8192} {
 			s := oneGroup(kvmem.Group{Kind: kvmem.Chunked, Chunk: c})
-			chunkStart := func(p int) int { return p / c * c }
+			chunkStart := func(p int) int {
+				if full := p / bs; full > 0 {
+					return min(p/c*c, (full-1)*bs)
+				}
+				return p / c * c
+			}
 			for _, tokens := range []int{1, c - 1, c, c + 1, 2*c + 5} {
 				if tokens < 1 {
 					continue

@@ -1,0 +1,174 @@
+package kvmem_test
+
+import (
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/kvmem"
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// drawManagedSpec draws a hybrid layout a paged.Manager takes: a full
+// group first, then up to three more of any kind (several of one kind
+// included), with windows and chunks that are and are not multiples of
+// the block size, and states smaller and larger than one layer's page
+// slot, and shared groups reading any attention group.
+func drawManagedSpec(t *rapid.T, bs int) kvmem.Spec {
+	s := kvmem.Spec{KVHeads: rapid.IntRange(1, 2).Draw(t, "heads"), HeadDim: 8 * rapid.IntRange(1, 2).Draw(t, "dim8"), Key: kvmem.FP16}
+	layers := func(label string) int { return rapid.SampledFrom([]int{1, 2, 3, 4, 6}).Draw(t, label) }
+	s.Groups = append(s.Groups, kvmem.Group{Kind: kvmem.Full, Layers: layers("fullLayers")})
+	slot := int64(bs) * int64(s.KVHeads) * int64(s.HeadDim) * 2 * 2 // one layer's slot of a block
+	for i := range rapid.IntRange(0, 3).Draw(t, "extra") {
+		_ = i
+		g := kvmem.Group{Kind: kvmem.Kind(rapid.IntRange(0, 4).Draw(t, "kind")), Layers: layers("layers")}
+		switch g.Kind {
+		case kvmem.Window:
+			g.Window = rapid.OneOf(rapid.IntRange(1, 3*bs+1), rapid.SampledFrom([]int{bs, bs + 1, 2*bs - 1, 2*bs + 1, 100})).Draw(t, "window")
+		case kvmem.Chunked:
+			g.Chunk = rapid.OneOf(rapid.IntRange(1, 3*bs+1), rapid.SampledFrom([]int{bs, bs + 1, 2 * bs, 100})).Draw(t, "chunk")
+		case kvmem.State:
+			g.StateBytes = rapid.OneOf(rapid.Int64Range(1, slot), rapid.Int64Range(slot, 4*slot+1),
+				rapid.SampledFrom([]int64{slot - 1, slot, slot + 1, 2 * slot})).Draw(t, "stateBytes")
+			if g.StateBytes < 1 {
+				g.StateBytes = 1
+			}
+		case kvmem.Shared:
+			var targets []int
+			for j, o := range s.Groups {
+				if o.Kind == kvmem.Full || o.Kind == kvmem.Window || o.Kind == kvmem.Chunked {
+					targets = append(targets, j)
+				}
+			}
+			g.Of = rapid.SampledFrom(targets).Draw(t, "of")
+		}
+		s.Groups = append(s.Groups, g)
+	}
+	return s
+}
+
+// TestAudit24PlannerMatchesManagerRapid is the planner's property test
+// against the block manager: for a drawn layout, block size, context T
+// and prefill step, a paged.Manager whose pool holds exactly the usable
+// blocks Plan says n sequences of T tokens need (n x SequenceBlocks + the
+// null block, so NumBlocks = what Plan computes for that memory) grows
+// the n sequences to T tokens side by side, a step at a time in
+// round-robin, with prefix caching on or off: no Append may fail for want
+// of space (the planner never claims more sequences than fit, whatever
+// the interleaving), and sequences grown a token at a time hold at their
+// peak exactly the planned blocks, but for a chunked group's
+// documented excess (an upper bound when the block size does not divide
+// the chunk, or past a chunk, where the groups peak at different times).
+func TestAudit24PlannerMatchesManagerRapid(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
+		s := drawManagedSpec(t, bs)
+		T := rapid.IntRange(1, 12*bs+40).Draw(t, "T")
+		step := rapid.OneOf(rapid.Just(1), rapid.IntRange(1, T)).Draw(t, "step")
+		n := rapid.IntRange(1, 3).Draw(t, "n")
+		caching := rapid.Bool().Draw(t, "caching")
+
+		block, err := s.BlockBytes(bs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Plan a pool of some size to learn the per-sequence peak, then
+		// one of exactly n peaks plus the null block.
+		probe, err := kvmem.Plan(s, 0, kvmem.Deployment{GPUMemory: 2 * block, BlockSize: bs, PrefillChunk: step})
+		if err != nil {
+			t.Fatal(err)
+		}
+		per := probe.SequenceBytes(T) / block
+		if per <= 0 {
+			t.Fatalf("SequenceBytes(%d) = %d", T, probe.SequenceBytes(T))
+		}
+		c, err := kvmem.Plan(s, 0, kvmem.Deployment{GPUMemory: (int64(n)*per + 1) * block, BlockSize: bs, PrefillChunk: step})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.MaxSequences(T); got != int64(n) {
+			t.Fatalf("MaxSequences(%d) = %d in a pool of %d x %d + 1 blocks", T, got, n, per)
+		}
+		groups := pagedGroupsRapid(t, s, bs)
+		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: int(c.NumBlocks), Groups: groups, DisablePrefixCaching: !caching})
+		if err != nil {
+			t.Fatalf("paged.New: %v", err)
+		}
+		ids := make([]paged.SeqID, n)
+		prompts := make([][]int32, n)
+		for i := range ids {
+			prompts[i] = make([]int32, T)
+			for k := range prompts[i] {
+				prompts[i][k] = int32(i*T + k) // distinct: no prefix hits
+			}
+			if ids[i], err = m.Add(prompts[i][:min(step, T)], nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err = m.Admit(ids[i]); err != nil {
+				t.Fatalf("admitting sequence %d of %d (per %d blocks, pool %d): %v", i+1, n, per, c.NumBlocks, err)
+			}
+		}
+		peak := m.Stats().UsedBlocks
+		for k := step; k < T; k += step {
+			for i, id := range ids {
+				if err := m.Append(id, prompts[i][k:min(k+step, T)]...); err != nil {
+					t.Fatalf("sequence %d of %d at %d tokens (per %d blocks, pool %d): %v", i+1, n, k, per, c.NumBlocks, err)
+				}
+				peak = max(peak, m.Stats().UsedBlocks)
+			}
+		}
+		if err := m.Check(); err != nil {
+			t.Fatal(err)
+		}
+		if int64(peak) > int64(n)*per {
+			t.Fatalf("%d sequences held %d blocks, planned %d each", n, peak, per)
+		}
+		exact := step == 1
+		for _, g := range s.Groups {
+			exact = exact && g.Kind != kvmem.Chunked
+		}
+		if exact && int64(peak) != int64(n)*per {
+			t.Fatalf("%d sequences grown a token at a time held at most %d blocks, planned %d each", n, peak, per)
+		}
+	})
+}
+
+// pagedGroupsRapid is pagedGroups for a rapid.T.
+func pagedGroupsRapid(t *rapid.T, s kvmem.Spec, bs int) []paged.Group {
+	p, err := s.LayersPerBlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []paged.Group
+	first := make([]int, len(s.Groups))
+	for _, full := range []bool{true, false} {
+		for i, g := range s.Groups {
+			if (g.Kind == kvmem.Full) != full || g.Kind == kvmem.Shared {
+				continue
+			}
+			pg := paged.Group{Kind: paged.FullAttention}
+			switch g.Kind {
+			case kvmem.Window:
+				pg = paged.Group{Kind: paged.SlidingWindow, Window: g.Window}
+			case kvmem.Chunked:
+				pg = paged.Group{Kind: paged.ChunkedLocal, Chunk: g.Chunk}
+			case kvmem.State:
+				n, err := s.StateBlocks(g, bs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pg = paged.Group{Kind: paged.State, Pages: int(n)}
+			}
+			first[i] = len(out)
+			for range g.Layers / p {
+				out = append(out, pg)
+			}
+		}
+	}
+	for _, g := range s.Groups {
+		if g.Kind == kvmem.Shared {
+			out = append(out, paged.Group{Kind: paged.Shared, Target: first[g.Of]})
+		}
+	}
+	return out
+}
