@@ -145,8 +145,8 @@ func (g Group) validate(i int, groups []Group) error {
 // read (as paged's window release and vLLM's sliding-window and
 // chunked-local managers do) once a step is computed. For State and Shared
 // groups it returns 0.
-func (g Group) blocks(tokens, blockSize, step int) int64 {
-	all := int64(ceilDiv(tokens, blockSize))
+func (g Group) blocks(tokens int64, blockSize, step int) int64 {
+	all := ceilDiv(tokens, int64(blockSize))
 	switch g.Kind {
 	case Full:
 		return all

@@ -62,7 +62,6 @@ func (d Deployment) withDefaults() (Deployment, error) {
 	case d.CP < 0 || d.CP > d.GPUs:
 		return d, fmt.Errorf("%w: Deployment.CP %d must be in [1, GPUs=%d]", ErrInvalid, d.CP, d.GPUs)
 	case d.TP < 0 || d.TP > d.GPUs:
-		// Bounded by GPUs (at most 2^20), TP x CP cannot overflow.
 		return d, fmt.Errorf("%w: Deployment.TP %d must be in [1, GPUs=%d]", ErrInvalid, d.TP, d.GPUs)
 	case !(d.Reserve >= 0 && d.Reserve < 1):
 		return d, fmt.Errorf("%w: Deployment.Reserve %v must be a fraction in [0, 1)", ErrInvalid, d.Reserve)
@@ -79,7 +78,10 @@ func (d Deployment) withDefaults() (Deployment, error) {
 	if d.TP == 0 {
 		d.TP = max(d.GPUs/d.CP, 1)
 	}
-	if d.GPUs%(d.TP*d.CP) != 0 {
+	// TP x CP may reach 2^40, past a 32-bit int (where it wrapped to 0
+	// and the division panicked): TP x CP divides GPUs exactly when TP
+	// does and CP divides the quotient.
+	if d.GPUs%d.TP != 0 || d.GPUs/d.TP%d.CP != 0 {
 		return d, fmt.Errorf("%w: Deployment.GPUs %d is not a multiple of TP %d x CP %d", ErrInvalid, d.GPUs, d.TP, d.CP)
 	}
 	return d, nil
@@ -189,8 +191,8 @@ func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
 // of its tokens. A window, chunk or state is counted on every rank, an
 // upper bound, since which ranks hold the last window depends on how the
 // tokens are placed. ok is false when the count overflows.
-func (c Capacity) seqBlocks(contextLen int) (int64, bool) {
-	n, err := c.Shard.sequenceBlocks(ceilDiv(contextLen, c.Deployment.CP), c.Deployment.BlockSize, max(c.Deployment.PrefillChunk, 1))
+func (c Capacity) seqBlocks(contextLen int64) (int64, bool) {
+	n, err := c.Shard.sequenceBlocks(ceilDiv(contextLen, int64(c.Deployment.CP)), c.Deployment.BlockSize, max(c.Deployment.PrefillChunk, 1))
 	return n, err == nil
 }
 
@@ -202,7 +204,7 @@ func (c Capacity) SequenceBytes(contextLen int) int64 {
 	if contextLen <= 0 || c.NumBlocks < 2 {
 		return 0
 	}
-	n, ok := c.seqBlocks(contextLen)
+	n, ok := c.seqBlocks(int64(contextLen))
 	if !ok {
 		return -1
 	}
@@ -227,7 +229,7 @@ func (c Capacity) MaxSequences(contextLen int) int64 {
 	if contextLen <= 0 || c.NumBlocks < 2 {
 		return 0
 	}
-	blocks, ok := c.seqBlocks(contextLen)
+	blocks, ok := c.seqBlocks(int64(contextLen))
 	if !ok || blocks == 0 {
 		return 0
 	}
@@ -252,7 +254,10 @@ func (c Capacity) MaxContext(numSeqs int) int64 {
 	}
 	perReplica := int64(ceilDiv(numSeqs, c.Replicas))
 	fits := func(l int64) bool {
-		blocks, ok := c.seqBlocks(int(l))
+		// l in int64, not int: where int has 32 bits a pool can hold
+		// more than 2^31 tokens, and int(l) wrapped to a short context
+		// that fit, so a full-attention model was planned as unbounded.
+		blocks, ok := c.seqBlocks(l)
 		return ok && blocks <= c.UsableBlocks()/perReplica
 	}
 	// Full attention bounds a rank at UsableBlocks x BlockSize tokens, so

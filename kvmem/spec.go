@@ -301,13 +301,14 @@ func (s Spec) SequenceBlocks(tokens, blockSize int) (int64, error) {
 	if err := s.Validate(); err != nil {
 		return 0, err
 	}
-	return s.sequenceBlocks(tokens, blockSize, 1)
+	return s.sequenceBlocks(int64(tokens), blockSize, 1)
 }
 
 // sequenceBlocks is SequenceBlocks for valid arguments, the sequence
 // growing step tokens at a time (see Deployment.PrefillChunk); it fails
-// only on overflow.
-func (s Spec) sequenceBlocks(tokens, blockSize, step int) (int64, error) {
+// only on overflow. The count of tokens is an int64 so that a plan's
+// longest context can pass 2^31 tokens where int has 32 bits.
+func (s Spec) sequenceBlocks(tokens int64, blockSize, step int) (int64, error) {
 	if tokens == 0 {
 		return 0, nil
 	}
@@ -423,8 +424,8 @@ func mulBytes(a, b int64) (int64, error) {
 }
 
 // ceilDiv returns ceil(a/b) for a >= 0, b > 0, without overflowing near
-// the top of int's range.
-func ceilDiv(a, b int) int {
+// the top of the type's range.
+func ceilDiv[T int | int64](a, b T) T {
 	q := a / b
 	if a%b != 0 {
 		q++
