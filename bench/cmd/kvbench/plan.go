@@ -418,6 +418,13 @@ func parseGroups(s string) ([]kvmem.Group, error) {
 				"full": "full:layers", "window": "window:layers:tokens", "chunked": "chunked:layers:tokens",
 				"state": "state:layers:bytes[:heads]", "shared": "shared:layers:group"}[kind])
 		}
+		// Every field but a state's bytes is an int, 32 bits on some
+		// platforms, where int(n) wrapped 4294967297 layers to 1.
+		for i, n := range nums {
+			if (kind != "state" || i != 1) && int64(int(n)) != n {
+				return nil, fmt.Errorf("%q: %d is out of range", item, n)
+			}
+		}
 		g := kvmem.Group{Layers: int(nums[0])}
 		switch kind {
 		case "window":
@@ -550,8 +557,12 @@ func parseTokens(s string) (int, error) {
 	// model config, so K = 1024 here, unlike memory sizes.
 	mult := map[string]int64{"": 1, "k": 1 << 10, "m": 1 << 20}[strings.ToLower(unit)]
 	v, err := strconv.ParseInt(num, 10, 64)
-	if mult == 0 || err != nil || v <= 0 || v > (1<<40)/mult {
-		return 0, fmt.Errorf("%q must be a positive token count such as 262144, 256K or 128k", s)
+	// At most 2^40 tokens, and no more than an int holds: where int has
+	// 32 bits, int(v*mult) wrapped a longer count to another one ("4M"
+	// became 0, "4194305k" 1,024) and the plan was printed for it.
+	limit := min(int64(1)<<40, math.MaxInt)
+	if mult == 0 || err != nil || v <= 0 || v > limit/mult {
+		return 0, fmt.Errorf("%q must be a positive token count such as 262144, 256K or 128k, at most %s", s, bench.Thousands(limit))
 	}
 	return int(v * mult), nil
 }

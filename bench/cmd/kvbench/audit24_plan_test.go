@@ -1,0 +1,63 @@
+package main
+
+import (
+	"math"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestAudit24PlanTokensPastInt: a token count past what int holds is
+// refused, not wrapped. Where int has 32 bits (386, arm) "-context 4096M"
+// (2^32 tokens) wrapped to 0 and was reported as a missing -context,
+// and "-context 4194305k" wrapped to 1,024 tokens and was planned as if
+// valid; -groups' fields wrapped the same way ("full:4294967297" was one
+// layer).
+func TestAudit24PlanTokensPastInt(t *testing.T) {
+	for _, s := range []string{"4096M", "4194305k", "4294967296", "1048577M", "1099511627777"} {
+		v, err := parseTokens(s)
+		if err == nil {
+			// Only where int holds it, and then exactly.
+			require.Equal(t, 64, strconv.IntSize, "%s parsed as %d", s, v)
+			continue
+		}
+		assert.Contains(t, err.Error(), "at most", s)
+	}
+	if strconv.IntSize == 32 {
+		v, err := parseTokens("2047M")
+		require.NoError(t, err)
+		assert.Equal(t, 2047<<20, v)
+	}
+	if strconv.IntSize == 64 {
+		v, err := parseTokens("1048576M")
+		require.NoError(t, err)
+		assert.Equal(t, int64(1)<<40, int64(v))
+	}
+	big := strconv.FormatInt(int64(math.MaxInt32)+2, 10)
+	for _, groups := range []string{"full:" + big, "full:1,window:1:" + big, "full:1,chunked:1:" + big, "full:1,shared:1:" + big, "full:1,state:1:64:" + big} {
+		g, err := parseGroups(groups)
+		if strconv.IntSize == 64 {
+			// An int holds it: the library's range check refuses it.
+			require.NoError(t, err, groups)
+			continue
+		}
+		require.Error(t, err, "%s parsed as %+v", groups, g)
+		assert.Contains(t, err.Error(), "out of range", groups)
+	}
+	// Either way the command refuses them with a usage error.
+	for _, args := range [][]string{
+		{"-model", "llama-3.1-8b", "-context", "4194305k"},
+		{"-groups", "full:" + big, "-kv-heads", "8", "-head-dim", "128", "-params", "8B", "-context", "1k"},
+		{"-model", "gemma-3-27b", "-groups", "full:10,window:52:" + big, "-context", "1k"},
+	} {
+		if strconv.IntSize == 64 && args[1] == "llama-3.1-8b" {
+			continue // 2^32 + 1,024 tokens plan fine in a 64-bit int
+		}
+		out, _, err := runPlanOut(t, append(args, "-kv", "bf16")...)
+		var ue *usageError
+		require.ErrorAs(t, err, &ue, "%v", args)
+		assert.Empty(t, out, "%v", args)
+	}
+}
