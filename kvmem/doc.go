@@ -36,7 +36,7 @@
 //
 //	full layers    x ceil(T/bs) blocks
 //	window layers  x min(ceil(T/bs), ceil((W-1)/bs)+1) blocks
-//	chunked layers x min(ceil(T/bs), the blocks one chunk of C spans) blocks
+//	chunked layers x min(ceil(T/bs), the blocks one chunk of C spans, at least 2) blocks
 //	state layers   x ceil(StateBytes / one layer's block) blocks
 //	shared layers  x 0
 //

@@ -284,7 +284,9 @@ func (s Spec) stateBlocks(g Group, blockSize int) int64 {
 //
 // where a group's blocks are ceil(tokens/bs) for Full, at most
 // ceil((W-1)/bs)+1 for a Window of W (the blocks W consecutive positions
-// can span), at most the blocks one chunk spans for Chunked, StateBlocks
+// can span), at most the blocks one chunk spans for Chunked (and at
+// least 2: a manager with prefix caching keeps a chunked group's last
+// full block while the next chunk's first one fills), StateBlocks
 // for State (whatever the length), and none for Shared. In bytes: full
 // layers x T + window layers x min(T, W) + chunked layers x min(T, C) +
 // state bytes, each rounded up to the blocks actually allocated. This is
