@@ -61,3 +61,16 @@ func TestAudit24PlanTokensPastInt(t *testing.T) {
 		assert.Empty(t, out, "%v", args)
 	}
 }
+
+// TestAudit24PlanSequenceBytesOverflow: a sequence whose bytes pass int64
+// (kvmem's Capacity.SequenceBytes returns -1) was printed as "-1 B", a
+// size as if valid; the table now says it overflows, and no sequence
+// fits.
+func TestAudit24PlanSequenceBytesOverflow(t *testing.T) {
+	out, _, err := runPlanOut(t, "-layers", "4096", "-kv-heads", "65536", "-head-dim", "1048576", "-kv", "fp32", "-params", "1B",
+		"-gpus", "1", "-gpu-mem", "1000000TB", "-context", "1M", "-block-size", "1")
+	require.NoError(t, err)
+	assert.NotContains(t, out, "-1 B")
+	assert.Contains(t, out, "> 2^62 B")
+	assert.Contains(t, out, "Not one 1,048,576-token sequence fits")
+}

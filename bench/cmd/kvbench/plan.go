@@ -20,7 +20,7 @@ type planRow struct {
 	KV             string `json:"kv"`
 	TokenBytes     int64  `json:"token_bytes"`
 	DeviceBytes    int64  `json:"token_bytes_per_device"`
-	SequenceBytes  int64  `json:"sequence_bytes_per_device"`
+	SequenceBytes  int64  `json:"sequence_bytes_per_device"` // -1: past int64
 	NumBlocks      int64  `json:"num_blocks_per_device"`
 	KVTokens       int64  `json:"kv_tokens"`
 	MaxSequences   int64  `json:"max_sequences"`
@@ -289,7 +289,7 @@ func printPlan(w io.Writer, m kvmem.Model, r planReport) {
 			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, bench.Thousands(row.TokenBytes), "-", "-", "0", "0", "0", "0")
 		} else {
 			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, bench.Thousands(row.TokenBytes), bench.Thousands(row.DeviceBytes),
-				humanBytes(row.SequenceBytes), bench.Thousands(row.NumBlocks), tokensOrUnbounded(row.KVTokens), bench.Thousands(row.MaxSequences), tokensOrUnbounded(row.LongestContext))
+				seqBytes(row.SequenceBytes), bench.Thousands(row.NumBlocks), tokensOrUnbounded(row.KVTokens), bench.Thousands(row.MaxSequences), tokensOrUnbounded(row.LongestContext))
 		}
 		if row.MaxSequences > 0 {
 			fit = append(fit, row.KV)
@@ -614,6 +614,15 @@ func humanBytes(n int64) string {
 		u++
 	}
 	return strconv.FormatFloat(f, 'f', max(0, 2-int(math.Floor(math.Log10(f)))), 64) + " " + units[u]
+}
+
+// seqBytes formats a sequence's bytes, or says that they pass int64
+// (kvmem's -1): a sequence that size was printed as "-1 B".
+func seqBytes(n int64) string {
+	if n < 0 {
+		return "> 2^62 B"
+	}
+	return humanBytes(n)
 }
 
 // tokensOrUnbounded formats a token count, or "unbounded" when no layer's
