@@ -1,6 +1,7 @@
 package kvmem_test
 
 import (
+	"errors"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -94,12 +95,39 @@ func TestAudit24PlannerMatchesManagerRapid(t *testing.T) {
 		if err != nil {
 			t.Fatalf("paged.New: %v", err)
 		}
+		// A prompt's first chunk is admitted with Admit of that chunk, or
+		// with AdmitChunk of the whole prompt (paged's chunked prefill,
+		// whose maxNew is what Deployment.PrefillChunk describes).
+		chunked := rapid.Bool().Draw(t, "admitChunk")
 		ids := make([]paged.SeqID, n)
 		prompts := make([][]int32, n)
 		for i := range ids {
 			prompts[i] = make([]int32, T)
 			for k := range prompts[i] {
 				prompts[i][k] = int32(i*T + k) // distinct: no prefix hits
+			}
+			if chunked {
+				if ids[i], err = m.Add(prompts[i], nil); err != nil {
+					t.Fatal(err)
+				}
+				_, _, err = m.AdmitChunk(ids[i], step, nil)
+				if err == nil {
+					continue
+				}
+				// AdmitChunk refuses, as documented, a sequence whose
+				// whole length admitted at once could never fit, though
+				// chunk by chunk it does: only then may it fail, and the
+				// prompt's first chunk is then admitted alone.
+				whole, perr := kvmem.Plan(s, 0, kvmem.Deployment{GPUMemory: 2 * block, BlockSize: bs, PrefillChunk: T})
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				if !errors.Is(err, paged.ErrNever) || whole.SequenceBytes(T)/block <= c.NumBlocks-1 {
+					t.Fatalf("admitting a chunk of sequence %d of %d (per %d blocks, whole %d, pool %d): %v", i+1, n, per, whole.SequenceBytes(T)/block, c.NumBlocks, err)
+				}
+				if err := m.Free(ids[i]); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if ids[i], err = m.Add(prompts[i][:min(step, T)], nil); err != nil {
 				t.Fatal(err)
