@@ -62,3 +62,34 @@ func TestAudit24MaxContextPast32Bits(t *testing.T) {
 	assert.Equal(t, 4*(c.UsableBlocks()-2)*bs, c.MaxContext(1))
 	assert.Less(t, c.Tokens(), kvmem.Unbounded)
 }
+
+// TestAudit24HandBuiltCapacity: Capacity's fields are exported, and its
+// methods divided by zero (a panic) on one built by hand or edited to a
+// zero Deployment, Shard or Replicas, and MaxContext answered Unbounded
+// for a zero block size. They now answer 0, as for a plan with no room.
+func TestAudit24HandBuiltCapacity(t *testing.T) {
+	s := kvmem.Spec{Layers: 2, KVHeads: 1, HeadDim: 8, Key: kvmem.FP16}
+	c, err := kvmem.Plan(s, 0, kvmem.Deployment{GPUMemory: 1 << 30})
+	require.NoError(t, err)
+	require.Positive(t, c.MaxSequences(100))
+	bad := map[string]kvmem.Capacity{"zero with blocks": {NumBlocks: 10, BlockBytes: 64}}
+	edit := func(name string, f func(*kvmem.Capacity)) {
+		e := c
+		f(&e)
+		bad[name] = e
+	}
+	edit("no replicas", func(e *kvmem.Capacity) { e.Replicas = 0 })
+	edit("no CP", func(e *kvmem.Capacity) { e.Deployment.CP = 0 })
+	edit("no block size", func(e *kvmem.Capacity) { e.Deployment.BlockSize = 0 })
+	edit("negative block size", func(e *kvmem.Capacity) { e.Deployment.BlockSize = -16 })
+	edit("no shard", func(e *kvmem.Capacity) { e.Shard = kvmem.Spec{} })
+	edit("no block bytes", func(e *kvmem.Capacity) { e.BlockBytes = 0 })
+	for name, b := range bad {
+		require.NotPanics(t, func() {
+			assert.Zero(t, b.MaxSequences(100), name)
+			assert.Zero(t, b.MaxContext(3), name)
+			assert.Zero(t, b.SequenceBytes(100), name)
+			assert.Zero(t, b.Tokens(), name)
+		}, name)
+	}
+}

@@ -182,6 +182,18 @@ func Plan(spec Spec, weightBytes int64, d Deployment) (Capacity, error) {
 	return c, nil
 }
 
+// valid reports whether c is a plan its methods can answer for: as Plan
+// returns it, or with fields edited to values Plan could return. A
+// Capacity built by hand with a zero Deployment, Shard or Replicas made
+// them divide by zero (a panic), and a zero BlockSize made MaxContext
+// answer Unbounded.
+func (c Capacity) valid() bool {
+	d := c.Deployment
+	return c.NumBlocks >= 2 && c.BlockBytes > 0 && c.Replicas >= 1 &&
+		d.CP >= 1 && d.CP <= 1<<20 && d.BlockSize >= 1 && d.BlockSize <= 1<<20 && d.PrefillChunk >= 0 && d.PrefillChunk <= maxSpan &&
+		c.Shard.Validate() == nil
+}
+
 // UsableBlocks returns the blocks of one pool that can hold KV:
 // NumBlocks-1, since block 0 is the null block.
 func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
@@ -198,10 +210,11 @@ func (c Capacity) seqBlocks(contextLen int64) (int64, bool) {
 
 // SequenceBytes returns the most KV bytes one device holds for a sequence
 // of contextLen tokens (see Spec.SequenceBytes; with CP, its share of the
-// tokens). It returns 0 for contextLen <= 0 and -1 when the count
-// overflows int64.
+// tokens). It returns 0 for contextLen <= 0 or a Capacity that Plan did
+// not make (a zero one, or one with a zero Deployment or Shard), and -1
+// when the count overflows int64.
 func (c Capacity) SequenceBytes(contextLen int) int64 {
-	if contextLen <= 0 || c.NumBlocks < 2 {
+	if contextLen <= 0 || !c.valid() {
 		return 0
 	}
 	n, ok := c.seqBlocks(int64(contextLen))
@@ -224,9 +237,9 @@ func (c Capacity) SequenceBytes(contextLen int) int64 {
 // sequence. Each sequence is charged its peak while it grows
 // Deployment.PrefillChunk tokens a step (the decode peak by default), so
 // the count holds however the prompts' steps overlap. It returns 0 for
-// contextLen <= 0.
+// contextLen <= 0 and for a Capacity that Plan did not make.
 func (c Capacity) MaxSequences(contextLen int) int64 {
-	if contextLen <= 0 || c.NumBlocks < 2 {
+	if contextLen <= 0 || !c.valid() {
 		return 0
 	}
 	blocks, ok := c.seqBlocks(int64(contextLen))
@@ -246,10 +259,11 @@ const Unbounded int64 = math.MaxInt64
 // which ceil(numSeqs/Replicas) sequences of L tokens fit in one pool
 // (MaxSequences' arithmetic, inverted). With one sequence it is the
 // longest single context the deployment can hold. It returns 0 for
-// numSeqs <= 0 or when not even the sequences' first token fits, and
-// Unbounded when the sequences fit at any length.
+// numSeqs <= 0, for a Capacity that Plan did not make, or when not even
+// the sequences' first token fits, and Unbounded when the sequences fit
+// at any length.
 func (c Capacity) MaxContext(numSeqs int) int64 {
-	if numSeqs <= 0 || c.NumBlocks < 2 {
+	if numSeqs <= 0 || !c.valid() {
 		return 0
 	}
 	perReplica := int64(ceilDiv(numSeqs, c.Replicas))
