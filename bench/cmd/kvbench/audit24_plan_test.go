@@ -74,3 +74,30 @@ func TestAudit24PlanSequenceBytesOverflow(t *testing.T) {
 	assert.Contains(t, out, "> 2^62 B")
 	assert.Contains(t, out, "Not one 1,048,576-token sequence fits")
 }
+
+// TestAudit24PlanShapeFlagOverridesOneField: with -model, a shape flag
+// overrides its own field (docs/plan.md); -head-dim alone used to zero the
+// preset's KV heads, and -mla-rope alone its latent, and the run was
+// refused as if the user had given 0.
+func TestAudit24PlanShapeFlagOverridesOneField(t *testing.T) {
+	rep := runPlanJSON(t, "-model", "llama-3.1-8b", "-head-dim", "64", "-kv", "bf16", "-gpus", "1")
+	require.Len(t, rep.Rows, 1)
+	assert.Equal(t, int64(32*8*64*2*2), rep.Rows[0].TokenBytes, "32 layers x 8 KV heads x 64 x (K+V) x 2 bytes")
+	rep = runPlanJSON(t, "-model", "llama-3.1-8b", "-kv-heads", "4", "-kv", "bf16", "-gpus", "1")
+	assert.Equal(t, int64(32*4*128*2*2), rep.Rows[0].TokenBytes)
+	rep = runPlanJSON(t, "-model", "deepseek-v3", "-mla-rope", "0", "-kv", "bf16")
+	assert.Equal(t, int64(61*512*2), rep.Rows[0].TokenBytes, "the latent stays, the rope goes")
+	// Switching kinds needs the other kind's whole shape.
+	for _, args := range [][]string{
+		{"-model", "deepseek-v3", "-kv-heads", "8"},
+		{"-model", "llama-3.1-8b", "-mla-rope", "64"},
+	} {
+		out, _, err := runPlanOut(t, append(args, "-kv", "bf16")...)
+		var ue *usageError
+		require.ErrorAs(t, err, &ue, "%v", args)
+		assert.Empty(t, out)
+	}
+	out, _, err := runPlanOut(t, "-model", "llama-3.1-8b", "-kv-heads", "4", "-kv", "bf16", "-gpus", "1")
+	require.NoError(t, err)
+	assert.Contains(t, out, "4 KV heads x 128 (32 query heads)", "a preset keeps its query heads")
+}

@@ -357,12 +357,37 @@ func planModel(name string, set map[string]bool, layers int, groups string, kvHe
 		}
 		m.KV.Layers, m.KV.Groups = 0, g
 	}
+	// Each flag overrides its own field only: "-model llama-3.1-8b
+	// -head-dim 64" keeps the preset's 8 KV heads (it used to zero them
+	// and refuse the run), "-model deepseek-v3 -mla-rope 0" its latent.
+	// Switching between standard attention and MLA clears the other
+	// kind's fields.
 	if set["kv-heads"] || set["head-dim"] {
-		m.KV.KVHeads, m.KV.HeadDim, m.KV.MLALatent, m.KV.MLARope = kvHeads, headDim, 0, 0
-		m.QueryHeads = kvHeads
+		if m.KV.MLA() {
+			m.KV.MLALatent, m.KV.MLARope = 0, 0
+		}
+		if set["kv-heads"] {
+			m.KV.KVHeads = kvHeads
+		}
+		if set["head-dim"] {
+			m.KV.HeadDim = headDim
+		}
+		// A custom model's query heads are unknown: show its KV heads
+		// (as MHA); a preset keeps its own unless it has fewer.
+		if m.Name == "custom" || m.QueryHeads < m.KV.KVHeads {
+			m.QueryHeads = m.KV.KVHeads
+		}
 	}
 	if set["mla-latent"] || set["mla-rope"] {
-		m.KV.KVHeads, m.KV.HeadDim, m.KV.MLALatent, m.KV.MLARope = 0, 0, latent, rope
+		if !m.KV.MLA() {
+			m.KV.KVHeads, m.KV.HeadDim = 0, 0
+		}
+		if set["mla-latent"] {
+			m.KV.MLALatent = latent
+		}
+		if set["mla-rope"] {
+			m.KV.MLARope = rope
+		}
 	}
 	// A custom parameter count describes a dense model: nothing says how
 	// many of them are active.
