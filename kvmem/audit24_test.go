@@ -93,3 +93,22 @@ func TestAudit24HandBuiltCapacity(t *testing.T) {
 		}, name)
 	}
 }
+
+// TestAudit24StateBlocksBadGroup: StateBlocks takes any group, not only
+// one of the spec's, and returned a negative count (no error) for a
+// negative StateBytes.
+func TestAudit24StateBlocksBadGroup(t *testing.T) {
+	s := kvmem.Spec{Layers: 2, KVHeads: 1, HeadDim: 8, Key: kvmem.FP16}
+	for _, b := range []int64{-100000, -1, 0, 1<<40 + 1} {
+		n, err := s.StateBlocks(kvmem.Group{Kind: kvmem.State, Layers: 1, StateBytes: b}, 16)
+		require.ErrorIs(t, err, kvmem.ErrInvalid, "%d bytes gave %d blocks", b, n)
+		assert.Contains(t, err.Error(), "StateBytes")
+		assert.Zero(t, n)
+	}
+	n, err := s.StateBlocks(kvmem.Group{Kind: kvmem.State, Layers: 1, StateBytes: 16 * 32}, 16)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n, "one layer's slot of 16 tokens x 32 bytes")
+	n, err = s.StateBlocks(kvmem.Group{Kind: kvmem.Full, Layers: 1}, 16)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}

@@ -257,13 +257,19 @@ func (s Spec) BlockBytes(blockSize int) (int64, error) {
 // block holds blockSize x LayerBytes bytes), so it takes
 // ceil(StateBytes / (blockSize x LayerBytes)) of them, the last one partly
 // empty. A group of LayersPerBlock state layers then takes that many whole
-// blocks per sequence. It returns 0 for other kinds.
+// blocks per sequence. It returns 0 for other kinds, and ErrInvalid for a
+// State group whose StateBytes is out of Validate's range.
 func (s Spec) StateBlocks(g Group, blockSize int) (int64, error) {
 	if blockSize <= 0 || blockSize > 1<<20 {
 		return 0, fmt.Errorf("%w: block size %d must be in [1, 2^20]", ErrInvalid, blockSize)
 	}
 	if err := s.Validate(); err != nil {
 		return 0, err
+	}
+	// g need not be one of s's groups, so it is checked here: a negative
+	// StateBytes gave a negative count, not an error.
+	if g.Kind == State && (g.StateBytes <= 0 || g.StateBytes > maxStateBytes) {
+		return 0, fmt.Errorf("%w: StateBlocks: the group's StateBytes %d must be in [1, 2^40]", ErrInvalid, g.StateBytes)
 	}
 	return s.stateBlocks(g, blockSize), nil
 }
