@@ -57,7 +57,7 @@ func TestAudit24MaxContextPast32Bits(t *testing.T) {
 	// window.
 	hybrid := kvmem.Spec{KVHeads: 1, HeadDim: 8, Key: kvmem.FP16, Groups: []kvmem.Group{
 		{Kind: kvmem.Full, Layers: 1}, {Kind: kvmem.Window, Layers: 1, Window: 64}}}
-	c, err = kvmem.Plan(hybrid, 0, kvmem.Deployment{GPUs: 4, TP: 1, CP: 4, GPUMemory: 1 << 40, BlockSize: bs})
+	c, err = kvmem.Plan(hybrid, 0, kvmem.Deployment{GPUs: 4, TP: 1, CP: 4, GPUMemory: 1 << 40, BlockSize: bs, NoHybridPins: true})
 	require.NoError(t, err)
 	assert.Equal(t, 4*(c.UsableBlocks()-2)*bs, c.MaxContext(1))
 	assert.Less(t, c.Tokens(), kvmem.Unbounded)

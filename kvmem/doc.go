@@ -53,6 +53,12 @@
 // blocks of W+c-1 positions in a window group, and of C+c-1 in a chunked
 // one, until it is computed: Deployment.PrefillChunk plans with that peak.
 //
+// A manager that keeps hybrid prefix hits alive (paged's default mode)
+// also pins, for each running sequence, the window blocks before its
+// branch point and up to two checkpoints of its state; a plan charges
+// them to each sequence unless Deployment.NoHybridPins says the manager
+// pins nothing (vLLM, paged's compatible mode, no prefix caching).
+//
 // # One pool for every group
 //
 // All groups draw blocks from one pool of equal blocks, as vLLM's hybrid

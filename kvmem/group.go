@@ -160,7 +160,14 @@ func (g Group) blocks(tokens int64, blockSize, step int) int64 {
 		// start slides by one token, so every r occurs once the
 		// sequence is bs-1 tokens past W; before that the sequence holds
 		// all its blocks, which are fewer.
-		n := int64(g.Window) + int64(step) - 1
+		//
+		// A window of one token is planned as one of two: a prefix hit
+		// claims at least one cached block of a window group, even when
+		// the window reads none before the hit point (vLLM's
+		// find_longest_cache_hit keeps the last cached block it finds;
+		// paged follows it), so a sequence admitted on a hit holds that
+		// block beside its step's own until its next step.
+		n := max(int64(g.Window), 2) + int64(step) - 1
 		return min(all, (n-2+int64(blockSize))/int64(blockSize)+1)
 	case Chunked:
 		// A step's first token reads back to its chunk's start, so the

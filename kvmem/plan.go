@@ -41,7 +41,23 @@ type Deployment struct {
 	// the decode peak, which no prompt admitted in larger chunks keeps to.
 	// At most 2^30.
 	PrefillChunk int
+	// NoHybridPins plans for a manager that pins nothing for hybrid
+	// prefix hits (prefix caching off, or paged's vLLM-compatible mode):
+	// each sequence is charged its own blocks only, those
+	// Spec.SequenceBlocks counts. By default a spec with Window or State
+	// groups also charges each sequence what paged's default mode pins
+	// for it while it runs (docs/hybrid.md, "Retention per group" and
+	// "State groups"): the ceil((W-1)/BlockSize) blocks of every window
+	// group before its branch point, and StateCheckpoints checkpoints of
+	// every State group (the one its hit copied from and the one taken at
+	// its branch point). Sequences that share a short prefix pin them and
+	// may share no block, and must still fit.
+	NoHybridPins bool
 }
+
+// StateCheckpoints is how many checkpoints of its state a running
+// sequence may pin in paged's default mode (see Deployment.NoHybridPins).
+const StateCheckpoints = 2
 
 // withDefaults fills defaults and validates d, naming the bad field.
 func (d Deployment) withDefaults() (Deployment, error) {
@@ -205,12 +221,27 @@ func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
 // tokens are placed. ok is false when the count overflows.
 func (c Capacity) seqBlocks(contextLen int64) (int64, bool) {
 	n, err := c.Shard.sequenceBlocks(ceilDiv(contextLen, int64(c.Deployment.CP)), c.Deployment.BlockSize, max(c.Deployment.PrefillChunk, 1))
-	return n, err == nil
+	if err != nil || n == 0 || c.Deployment.NoHybridPins {
+		return n, err == nil
+	}
+	// The pins (at most 2^12 layers x 2^40 blocks of window or state:
+	// no overflow past the 2^62 of sequenceBlocks).
+	p, bs := int64(c.Shard.layersPerBlock()), int64(c.Deployment.BlockSize)
+	for _, g := range c.Shard.groups() {
+		switch g.Kind {
+		case Window:
+			n += int64(g.Layers) / p * ((int64(g.Window) - 1 + bs - 1) / bs)
+		case State:
+			n += StateCheckpoints * int64(g.Layers) / p * c.Shard.stateBlocks(g, c.Deployment.BlockSize)
+		}
+	}
+	return n, true
 }
 
 // SequenceBytes returns the most KV bytes one device holds for a sequence
 // of contextLen tokens (see Spec.SequenceBytes; with CP, its share of the
-// tokens). It returns 0 for contextLen <= 0 or a Capacity that Plan did
+// tokens), with the hybrid pins of paged's default mode unless
+// Deployment.NoHybridPins (see there). It returns 0 for contextLen <= 0 or a Capacity that Plan did
 // not make (a zero one, or one with a zero Deployment or Shard), and -1
 // when the count overflows int64.
 func (c Capacity) SequenceBytes(contextLen int) int64 {
@@ -230,7 +261,8 @@ func (c Capacity) SequenceBytes(contextLen int) int64 {
 
 // MaxSequences returns the most sequences of contextLen tokens that fit at
 // once over the whole deployment: usable blocks / the blocks one sequence
-// holds (Spec.SequenceBlocks), rounded down, on each pool, times the
+// holds (Spec.SequenceBlocks, plus the hybrid pins of paged's default mode
+// unless Deployment.NoHybridPins), rounded down, on each pool, times the
 // replicas. For a spec that is all full attention that is the manager's
 // own arithmetic, usable blocks / ceil(tokens/BlockSize). With context
 // parallelism each CP rank holds ceil(contextLen/CP) tokens of every

@@ -101,3 +101,30 @@ func TestAudit24PlanShapeFlagOverridesOneField(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "4 KV heads x 128 (32 query heads)", "a preset keeps its query heads")
 }
+
+// TestAudit24PlanHybridPins: by default kvbench plan charges each
+// sequence what paged's default mode pins for it (the window before its
+// branch point, two state checkpoints), which a plan used to leave out,
+// so that planned sequences sharing short prefixes did not fit
+// (kvmem's TestAudit24PlannerMatchesManagerRapid). Gemma-3-27B at 128K on
+// one 141 GB GPU: 6 sequences, 7 with -no-hybrid-pins (vLLM's manager, as
+// issue 14 counts).
+func TestAudit24PlanHybridPins(t *testing.T) {
+	one := []string{"-model", "gemma-3-27b", "-weights", "bf16", "-gpus", "1", "-kv", "bf16", "-context", "128k"}
+	pins := runPlanJSON(t, one...)
+	none := runPlanJSON(t, append(one, "-no-hybrid-pins")...)
+	assert.False(t, pins.NoHybridPins)
+	assert.True(t, none.NoHybridPins)
+	assert.Equal(t, int64(6), pins.Rows[0].MaxSequences)
+	assert.Equal(t, int64(7), none.Rows[0].MaxSequences)
+	// 52 window layers x 64 blocks of 16 tokens before the branch point,
+	// 8,192 bytes per token and layer.
+	assert.Equal(t, int64(52*64*16)*8192, pins.Rows[0].SequenceBytes-none.Rows[0].SequenceBytes)
+	out, _, err := runPlanOut(t, append(one, "-no-hybrid-pins")...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "no hybrid pins")
+	// A model that is all full attention pins nothing either way.
+	a := runPlanJSON(t, "-model", "llama-3.1-8b", "-gpus", "1", "-kv", "bf16", "-context", "128k")
+	b := runPlanJSON(t, "-model", "llama-3.1-8b", "-gpus", "1", "-kv", "bf16", "-context", "128k", "-no-hybrid-pins")
+	assert.Equal(t, a.Rows, b.Rows)
+}

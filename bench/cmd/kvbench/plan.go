@@ -51,6 +51,7 @@ type planReport struct {
 	ModelContext   int       `json:"model_context,omitempty"`
 	BlockSize      int       `json:"block_size"`
 	PrefillChunk   int       `json:"prefill_chunk"`
+	NoHybridPins   bool      `json:"no_hybrid_pins"`
 	LayersPerBlock int       `json:"layers_per_block"`
 	WeightsFit     bool      `json:"weights_fit"`
 	WeightsMessage string    `json:"weights_message,omitempty"`
@@ -86,6 +87,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	context := fs.String("context", "", "context length in tokens (262144, 256K, 128k; default the model's)")
 	blockSize := fs.Int("block-size", kvmem.DefaultBlockSize, "block size in tokens")
 	prefillChunk := fs.String("prefill-chunk", "1", "most tokens of one sequence computed in one step (a prompt's prefill chunk, 8192, 8K); window and chunked layers hold a whole step's blocks; 1 counts the decode peak only")
+	noPins := fs.Bool("no-hybrid-pins", false, "plan for a manager that pins nothing for hybrid prefix hits (vLLM, paged's compatible mode, no prefix caching); by default each sequence is also charged what paged's default mode pins for it: the window before its branch point and two state checkpoints")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -111,7 +113,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErrorf("-gpu-mem: %w", err)
 	}
-	d := kvmem.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize}
+	d := kvmem.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize, NoHybridPins: *noPins}
 	if d.PrefillChunk, err = parseTokens(*prefillChunk); err != nil {
 		return usageErrorf("-prefill-chunk: %w", err)
 	}
@@ -176,7 +178,7 @@ func buildPlan(m kvmem.Model, wt kvmem.Type, kvTypes []kvPair, d kvmem.Deploymen
 	}
 	rep := planReport{
 		Model: m.Name, Params: m.Params, ActiveParams: m.ActiveParams, Weights: wt.String(), WeightBytes: w,
-		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, ModelContext: m.ContextLen, BlockSize: d.BlockSize, PrefillChunk: d.PrefillChunk,
+		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, ModelContext: m.ContextLen, BlockSize: d.BlockSize, PrefillChunk: d.PrefillChunk, NoHybridPins: d.NoHybridPins,
 		Rows: []planRow{},
 	}
 	// Every type must pack the model's rows, even when the weights do not
@@ -276,6 +278,9 @@ func printPlan(w io.Writer, m kvmem.Model, r planReport) {
 	}
 	if r.PrefillChunk > 1 {
 		layers += fmt.Sprintf(", prefill chunk %s", bench.Thousands(int64(r.PrefillChunk)))
+	}
+	if r.NoHybridPins && m.KV.Hybrid() {
+		layers += ", no hybrid pins"
 	}
 	fmt.Fprintf(w, "KV       %s per device; context %s tokens, block size %d%s\n\n", humanBytes(r.KVBudget), bench.Thousands(int64(r.Context)), r.BlockSize, layers)
 
