@@ -99,7 +99,7 @@ func TestAudit24PlannerMatchesManagerRapid(t *testing.T) {
 		if got := c.MaxSequences(T); got != int64(n) {
 			t.Fatalf("MaxSequences(%d) = %d in a pool of %d x %d + 1 blocks", T, got, n, per)
 		}
-		groups := pagedGroupsRapid(t, s, bs)
+		groups := pagedGroups(t, s, bs)
 		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: int(c.NumBlocks), Groups: groups, DisablePrefixCaching: !caching, UnifiedFreeQueue: compat})
 		if compat && errors.Is(err, paged.ErrInvalid) {
 			t.Skip("the compatible mode takes one kind beside full attention")
@@ -199,44 +199,4 @@ func TestAudit24PlannerMatchesManagerRapid(t *testing.T) {
 			t.Fatalf("%d sequences grown a token at a time held at most %d blocks, planned %d each", n, peak, per)
 		}
 	})
-}
-
-// pagedGroupsRapid is pagedGroups for a rapid.T.
-func pagedGroupsRapid(t *rapid.T, s kvmem.Spec, bs int) []paged.Group {
-	p, err := s.LayersPerBlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []paged.Group
-	first := make([]int, len(s.Groups))
-	for _, full := range []bool{true, false} {
-		for i, g := range s.Groups {
-			if (g.Kind == kvmem.Full) != full || g.Kind == kvmem.Shared {
-				continue
-			}
-			pg := paged.Group{Kind: paged.FullAttention}
-			switch g.Kind {
-			case kvmem.Window:
-				pg = paged.Group{Kind: paged.SlidingWindow, Window: g.Window}
-			case kvmem.Chunked:
-				pg = paged.Group{Kind: paged.ChunkedLocal, Chunk: g.Chunk}
-			case kvmem.State:
-				n, err := s.StateBlocks(g, bs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				pg = paged.Group{Kind: paged.State, Pages: int(n)}
-			}
-			first[i] = len(out)
-			for range g.Layers / p {
-				out = append(out, pg)
-			}
-		}
-	}
-	for _, g := range s.Groups {
-		if g.Kind == kvmem.Shared {
-			out = append(out, paged.Group{Kind: paged.Shared, Target: first[g.Of]})
-		}
-	}
-	return out
 }

@@ -13,7 +13,10 @@ import (
 // group per slice of LayersPerBlock layers, full attention first (a
 // Manager's group 0 is), a Shared group reading the first slice of the
 // group its layers read.
-func pagedGroups(t *testing.T, s kvmem.Spec, bs int) []paged.Group {
+func pagedGroups(t interface {
+	require.TestingT
+	Helper()
+}, s kvmem.Spec, bs int) []paged.Group {
 	t.Helper()
 	p, err := s.LayersPerBlock()
 	require.NoError(t, err)
