@@ -220,7 +220,8 @@ func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
 // upper bound, since which ranks hold the last window depends on how the
 // tokens are placed. ok is false when the count overflows.
 func (c Capacity) seqBlocks(contextLen int64) (int64, bool) {
-	n, err := c.Shard.sequenceBlocks(ceilDiv(contextLen, int64(c.Deployment.CP)), c.Deployment.BlockSize, max(c.Deployment.PrefillChunk, 1))
+	tokens := ceilDiv(contextLen, int64(c.Deployment.CP))
+	n, err := c.Shard.sequenceBlocks(tokens, c.Deployment.BlockSize, max(c.Deployment.PrefillChunk, 1))
 	if err != nil || n == 0 || c.Deployment.NoHybridPins {
 		return n, err == nil
 	}
@@ -230,7 +231,9 @@ func (c Capacity) seqBlocks(contextLen int64) (int64, bool) {
 	for _, g := range c.Shard.groups() {
 		switch g.Kind {
 		case Window:
-			n += int64(g.Layers) / p * ((int64(g.Window) - 1 + bs - 1) / bs)
+			// The window before a branch point, which lies within the
+			// sequence: no more blocks than its tokens fill.
+			n += int64(g.Layers) / p * min((int64(g.Window)-1+bs-1)/bs, ceilDiv(tokens, bs))
 		case State:
 			n += StateCheckpoints * int64(g.Layers) / p * c.Shard.stateBlocks(g, c.Deployment.BlockSize)
 		}
