@@ -36,7 +36,7 @@
 //
 //	full layers    x ceil(T/bs) blocks
 //	window layers  x min(ceil(T/bs), ceil((W-1)/bs)+1) blocks
-//	chunked layers x min(ceil(T/bs), the blocks one chunk of C spans) blocks
+//	chunked layers x min(ceil(T/bs), the blocks one chunk of C spans, at least 2) blocks
 //	state layers   x ceil(StateBytes / one layer's block) blocks
 //	shared layers  x 0
 //
@@ -52,6 +52,12 @@
 // prefill chunk; the whole prompt when it is admitted whole) holds the
 // blocks of W+c-1 positions in a window group, and of C+c-1 in a chunked
 // one, until it is computed: Deployment.PrefillChunk plans with that peak.
+//
+// A manager that keeps hybrid prefix hits alive (paged's default mode)
+// also pins, for each running sequence, the window blocks before its
+// branch point and up to two checkpoints of its state; a plan charges
+// them to each sequence unless Deployment.NoHybridPins says the manager
+// pins nothing (vLLM, paged's compatible mode, no prefix caching).
 //
 // # One pool for every group
 //

@@ -101,16 +101,19 @@ func ExampleLookupModel() {
 	}
 	// Output:
 	// gpt-oss-120b          7 x 128K, 2.42 GB each
-	// Gemma-3-27B          19 x 128K, 5.59 GB each
+	// Gemma-3-27B          18 x 128K, 5.81 GB each
 	// Llama-4-Scout         6 x 128K, 3.83 GB each
-	// Qwen3-Next-80B-A3B   32 x 128K, 1.65 GB each
+	// Qwen3-Next-80B-A3B   31 x 128K, 1.73 GB each
 }
 
 // ExampleDeployment_prefillChunk plans Gemma 3 27B at a 128K context on
 // one 141 GB GPU for prompts prefilled a token at a time (the decode
 // peak), in 8,192-token chunks, and whole: each step's tokens and the
 // window before them stay in every window layer until the step is
-// computed, so larger chunks fit fewer sequences.
+// computed, so larger chunks fit fewer sequences. It plans for a manager
+// that pins nothing for hybrid hits (vLLM's; NoHybridPins): paged's
+// default mode also pins each sequence's window before its branch point,
+// 6 sequences at the decode peak.
 func ExampleDeployment_prefillChunk() {
 	model, err := kvmem.LookupModel("Gemma-3-27B")
 	if err != nil {
@@ -121,7 +124,7 @@ func ExampleDeployment_prefillChunk() {
 		panic(err)
 	}
 	for _, chunk := range []int{1, 8192, 131072} {
-		d := kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05, PrefillChunk: chunk}
+		d := kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05, PrefillChunk: chunk, NoHybridPins: true}
 		c, err := kvmem.Plan(model.Spec(kvmem.BF16, kvmem.Type{}), weights, d)
 		if err != nil {
 			panic(err)

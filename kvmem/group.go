@@ -145,8 +145,8 @@ func (g Group) validate(i int, groups []Group) error {
 // read (as paged's window release and vLLM's sliding-window and
 // chunked-local managers do) once a step is computed. For State and Shared
 // groups it returns 0.
-func (g Group) blocks(tokens, blockSize, step int) int64 {
-	all := int64(ceilDiv(tokens, blockSize))
+func (g Group) blocks(tokens int64, blockSize, step int) int64 {
+	all := ceilDiv(tokens, int64(blockSize))
 	switch g.Kind {
 	case Full:
 		return all
@@ -160,7 +160,14 @@ func (g Group) blocks(tokens, blockSize, step int) int64 {
 		// start slides by one token, so every r occurs once the
 		// sequence is bs-1 tokens past W; before that the sequence holds
 		// all its blocks, which are fewer.
-		n := int64(g.Window) + int64(step) - 1
+		//
+		// A window of one token is planned as one of two: a prefix hit
+		// claims at least one cached block of a window group, even when
+		// the window reads none before the hit point (vLLM's
+		// find_longest_cache_hit keeps the last cached block it finds;
+		// paged follows it), so a sequence admitted on a hit holds that
+		// block beside its step's own until its next step.
+		n := max(int64(g.Window), 2) + int64(step) - 1
 		return min(all, (n-2+int64(blockSize))/int64(blockSize)+1)
 	case Chunked:
 		// A step's first token reads back to its chunk's start, so the
@@ -173,7 +180,19 @@ func (g Group) blocks(tokens, blockSize, step int) int64 {
 		// the chunk with the worst offset may lie past the context.
 		r := int64(blockSize - gcd(g.Chunk, blockSize))
 		n := int64(g.Chunk) + int64(step) - 1
-		return min(all, (r+n-1)/int64(blockSize)+1)
+		span := (r+n-1)/int64(blockSize) + 1
+		// With prefix caching a manager keeps the last committed block
+		// of a chunked group even when the chunk starts after it (vLLM's
+		// remove_skipped_blocks keeps num_cached_block-1, and paged does
+		// the same): a step that starts in the block where its chunk
+		// starts then holds the block before that one as well, at most
+		// one block more than the step's own, ceil((bs+step-1)/bs)+1
+		// blocks when the step starts in a block's last slot. That
+		// exceeds the chunk's span only when the chunk is short beside
+		// the block (a chunk that divides the block size: 2 blocks, not
+		// 1).
+		kept := (int64(blockSize)+int64(step)-2)/int64(blockSize) + 2
+		return min(all, max(span, kept))
 	}
 	return 0
 }

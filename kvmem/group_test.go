@@ -45,7 +45,9 @@ func TestWindowBlocksSimulated(t *testing.T) {
 				}
 				got, err := s.SequenceBlocks(tokens, bs)
 				require.NoError(t, err)
-				want := simulatedPeak(tokens, bs, func(p int) int { return max(0, p-w+1) })
+				// A one-token window is planned as a two-token one: a
+				// prefix hit claims one cached block of it.
+				want := simulatedPeak(tokens, bs, func(p int) int { return max(0, p-max(w, 2)+1) })
 				require.Equal(t, want, got, "bs %d, window %d, %d tokens", bs, w, tokens)
 			}
 		}
@@ -54,12 +56,19 @@ func TestWindowBlocksSimulated(t *testing.T) {
 
 // TestChunkedBlocksSimulated checks the chunk rule the same way: exact
 // when the block size divides the chunk, an upper bound otherwise that a
-// long enough sequence reaches.
+// long enough sequence reaches. The simulated manager keeps, as vLLM's
+// and paged's do with prefix caching, the last full (committed) block
+// even when the chunk starts after it.
 func TestChunkedBlocksSimulated(t *testing.T) {
 	for _, bs := range []int{1, 4, 16} {
-		for _, c := range []int{1, 6, 16, 24, 100, 8192} {
+		for _, c := range []int{1, 2, 6, 16, 24, 100, 8192} {
 			s := oneGroup(kvmem.Group{Kind: kvmem.Chunked, Chunk: c})
-			chunkStart := func(p int) int { return p / c * c }
+			chunkStart := func(p int) int {
+				if full := p / bs; full > 0 {
+					return min(p/c*c, (full-1)*bs)
+				}
+				return p / c * c
+			}
 			for _, tokens := range []int{1, c - 1, c, c + 1, 2*c + 5} {
 				if tokens < 1 {
 					continue
@@ -165,12 +174,21 @@ func TestHybridSequenceBytes(t *testing.T) {
 }
 
 // planAt128K plans model m with bf16 KV on one 141 GB GPU, 5% reserved,
-// with the given weight type, as kvbench plan does.
+// with the given weight type, as kvbench plan does, for a manager that
+// pins nothing for hybrid hits (vLLM's, as the figures assume;
+// see planAt128KPins for paged's default mode).
 func planAt128K(t *testing.T, m kvmem.Model, weights kvmem.Type) kvmem.Capacity {
+	t.Helper()
+	return planAt128KPins(t, m, weights, false)
+}
+
+// planAt128KPins is planAt128K, charging each sequence the hybrid pins of
+// paged's default mode when pins is set.
+func planAt128KPins(t *testing.T, m kvmem.Model, weights kvmem.Type, pins bool) kvmem.Capacity {
 	t.Helper()
 	w, err := m.WeightBytes(weights)
 	require.NoError(t, err)
-	c, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w, kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05})
+	c, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w, kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05, NoHybridPins: !pins})
 	require.NoError(t, err)
 	return c
 }
@@ -206,6 +224,14 @@ func TestPlanGemma3At128K(t *testing.T) {
 	assert.Equal(t, int64(7), want, "the issue's 'about 7'")
 	assert.InDelta(t, 11.2e9, float64(seq), 0.05e9)
 
+	// paged's default mode pins, for each running sequence, the 64
+	// blocks of every window slice before its branch point: 6 fit.
+	pinned := planAt128KPins(t, m, kvmem.BF16, true)
+	seqPins := seq + 52*int64((1024-1+bs-1)/bs)*bs*lb
+	assert.Equal(t, seqPins, pinned.SequenceBytes(T))
+	assert.Equal(t, (budget/block-1)/(seqPins/block), pinned.MaxSequences(T))
+	assert.Equal(t, int64(6), pinned.MaxSequences(T))
+
 	old := planAt128K(t, allFull(m), kvmem.BF16)
 	oldSeq := 62 * int64(T) * lb
 	assert.Equal(t, oldSeq, old.SequenceBytes(T))
@@ -236,6 +262,11 @@ func TestPlanGPTOSSAt128K(t *testing.T) {
 	assert.Equal(t, (budget/(bs*36*lb)-1)/(oldSeq/(bs*36*lb)), old.MaxSequences(T))
 	ratio := float64(c.MaxSequences(T)) / float64(old.MaxSequences(T))
 	assert.InDelta(t, 2.0, ratio, 0.2, "%d vs %d sequences", c.MaxSequences(T), old.MaxSequences(T))
+	// paged's default mode: 8 more blocks of the window per sequence
+	// pinned at its branch point; still 14.
+	pinned := planAt128KPins(t, m, kvmem.MXFP4, true)
+	assert.Equal(t, seq+18*int64(127/bs+1)*bs*lb, pinned.SequenceBytes(T))
+	assert.Equal(t, c.MaxSequences(T), pinned.MaxSequences(T))
 }
 
 // TestQwen3NextState plans the DeltaNet state: 36 layers of 1,097,728
@@ -303,7 +334,9 @@ func TestHybridMaxContext(t *testing.T) {
 
 	windowOnly := kvmem.Spec{KVHeads: 8, HeadDim: 128, Key: kvmem.BF16, Groups: []kvmem.Group{
 		{Kind: kvmem.Window, Layers: 32, Window: 4096}, {Kind: kvmem.State, Layers: 8, StateBytes: 1 << 20}}}
-	c, err := kvmem.Plan(windowOnly, 0, kvmem.Deployment{GPUMemory: 80e9})
+	// No checkpoints: a sequence is charged its own blocks only, those
+	// SequenceBlocks counts.
+	c, err := kvmem.Plan(windowOnly, 0, kvmem.Deployment{GPUMemory: 80e9, NoHybridPins: true})
 	require.NoError(t, err)
 	assert.Equal(t, kvmem.Unbounded, c.MaxContext(1))
 	assert.Equal(t, kvmem.Unbounded, c.Tokens())

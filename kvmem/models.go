@@ -184,9 +184,11 @@ var models = []Model{
 		// num_attention_heads 40, num_key_value_heads 8, head_dim 128,
 		// hidden_size 5120, 16 routed experts of intermediate_size 8192
 		// plus a shared expert, 1 active, vocab_size 202048,
-		// max_position_embeddings 10485760 (the 10M context; not
-		// confirmed in the search index, where only derived configs with
-		// 131072 or 262144 appear). The model card rounds the total to 109B
+		// max_position_embeddings 10485760 (the 10M context: confirmed
+		// in copies of the Scout text_config in public repositories, a
+		// Neuron inference test's Scout mock config and a config quoted
+		// in a vLLM issue, besides derived configs with 131072 or
+		// 262144). The model card rounds the total to 109B
 		// including the vision encoder; the text model recomputes to
 		// 107,769,861,120, so the 109B here is the card's rounded figure.
 		// Active is the recomputed text figure (the card: 17B).

@@ -41,7 +41,23 @@ type Deployment struct {
 	// the decode peak, which no prompt admitted in larger chunks keeps to.
 	// At most 2^30.
 	PrefillChunk int
+	// NoHybridPins plans for a manager that pins nothing for hybrid
+	// prefix hits (prefix caching off, or paged's vLLM-compatible mode):
+	// each sequence is charged its own blocks only, those
+	// Spec.SequenceBlocks counts. By default a spec with Window or State
+	// groups also charges each sequence what paged's default mode pins
+	// for it while it runs (docs/hybrid.md, "Retention per group" and
+	// "State groups"): the ceil((W-1)/BlockSize) blocks of every window
+	// group before its branch point, and StateCheckpoints checkpoints of
+	// every State group (the one its hit copied from and the one taken at
+	// its branch point). Sequences that share a short prefix pin them and
+	// may share no block, and must still fit.
+	NoHybridPins bool
 }
+
+// StateCheckpoints is how many checkpoints of its state a running
+// sequence may pin in paged's default mode (see Deployment.NoHybridPins).
+const StateCheckpoints = 2
 
 // withDefaults fills defaults and validates d, naming the bad field.
 func (d Deployment) withDefaults() (Deployment, error) {
@@ -62,7 +78,6 @@ func (d Deployment) withDefaults() (Deployment, error) {
 	case d.CP < 0 || d.CP > d.GPUs:
 		return d, fmt.Errorf("%w: Deployment.CP %d must be in [1, GPUs=%d]", ErrInvalid, d.CP, d.GPUs)
 	case d.TP < 0 || d.TP > d.GPUs:
-		// Bounded by GPUs (at most 2^20), TP x CP cannot overflow.
 		return d, fmt.Errorf("%w: Deployment.TP %d must be in [1, GPUs=%d]", ErrInvalid, d.TP, d.GPUs)
 	case !(d.Reserve >= 0 && d.Reserve < 1):
 		return d, fmt.Errorf("%w: Deployment.Reserve %v must be a fraction in [0, 1)", ErrInvalid, d.Reserve)
@@ -79,7 +94,10 @@ func (d Deployment) withDefaults() (Deployment, error) {
 	if d.TP == 0 {
 		d.TP = max(d.GPUs/d.CP, 1)
 	}
-	if d.GPUs%(d.TP*d.CP) != 0 {
+	// TP x CP may reach 2^40, past a 32-bit int (where it wrapped to 0
+	// and the division panicked): TP x CP divides GPUs exactly when TP
+	// does and CP divides the quotient.
+	if d.GPUs%d.TP != 0 || d.GPUs/d.TP%d.CP != 0 {
 		return d, fmt.Errorf("%w: Deployment.GPUs %d is not a multiple of TP %d x CP %d", ErrInvalid, d.GPUs, d.TP, d.CP)
 	}
 	return d, nil
@@ -180,6 +198,18 @@ func Plan(spec Spec, weightBytes int64, d Deployment) (Capacity, error) {
 	return c, nil
 }
 
+// valid reports whether c is a plan its methods can answer for: as Plan
+// returns it, or with fields edited to values Plan could return. A
+// Capacity built by hand with a zero Deployment, Shard or Replicas made
+// them divide by zero (a panic), and a zero BlockSize made MaxContext
+// answer Unbounded.
+func (c Capacity) valid() bool {
+	d := c.Deployment
+	return c.NumBlocks >= 2 && c.BlockBytes > 0 && c.Replicas >= 1 &&
+		d.CP >= 1 && d.CP <= 1<<20 && d.BlockSize >= 1 && d.BlockSize <= 1<<20 && d.PrefillChunk >= 0 && d.PrefillChunk <= maxSpan &&
+		c.Shard.Validate() == nil
+}
+
 // UsableBlocks returns the blocks of one pool that can hold KV:
 // NumBlocks-1, since block 0 is the null block.
 func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
@@ -189,20 +219,39 @@ func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
 // of its tokens. A window, chunk or state is counted on every rank, an
 // upper bound, since which ranks hold the last window depends on how the
 // tokens are placed. ok is false when the count overflows.
-func (c Capacity) seqBlocks(contextLen int) (int64, bool) {
-	n, err := c.Shard.sequenceBlocks(ceilDiv(contextLen, c.Deployment.CP), c.Deployment.BlockSize, max(c.Deployment.PrefillChunk, 1))
-	return n, err == nil
+func (c Capacity) seqBlocks(contextLen int64) (int64, bool) {
+	tokens := ceilDiv(contextLen, int64(c.Deployment.CP))
+	n, err := c.Shard.sequenceBlocks(tokens, c.Deployment.BlockSize, max(c.Deployment.PrefillChunk, 1))
+	if err != nil || n == 0 || c.Deployment.NoHybridPins {
+		return n, err == nil
+	}
+	// The pins (at most 2^12 layers x 2^40 blocks of window or state:
+	// no overflow past the 2^62 of sequenceBlocks).
+	p, bs := int64(c.Shard.layersPerBlock()), int64(c.Deployment.BlockSize)
+	for _, g := range c.Shard.groups() {
+		switch g.Kind {
+		case Window:
+			// The window before a branch point, which lies within the
+			// sequence: no more blocks than its tokens fill.
+			n += int64(g.Layers) / p * min((int64(g.Window)-1+bs-1)/bs, ceilDiv(tokens, bs))
+		case State:
+			n += StateCheckpoints * int64(g.Layers) / p * c.Shard.stateBlocks(g, c.Deployment.BlockSize)
+		}
+	}
+	return n, true
 }
 
 // SequenceBytes returns the most KV bytes one device holds for a sequence
 // of contextLen tokens (see Spec.SequenceBytes; with CP, its share of the
-// tokens). It returns 0 for contextLen <= 0 and -1 when the count
-// overflows int64.
+// tokens), with the hybrid pins of paged's default mode unless
+// Deployment.NoHybridPins (see there). It returns 0 for contextLen <= 0 or a Capacity that Plan did
+// not make (a zero one, or one with a zero Deployment or Shard), and -1
+// when the count overflows int64.
 func (c Capacity) SequenceBytes(contextLen int) int64 {
-	if contextLen <= 0 || c.NumBlocks < 2 {
+	if contextLen <= 0 || !c.valid() {
 		return 0
 	}
-	n, ok := c.seqBlocks(contextLen)
+	n, ok := c.seqBlocks(int64(contextLen))
 	if !ok {
 		return -1
 	}
@@ -215,19 +264,20 @@ func (c Capacity) SequenceBytes(contextLen int) int64 {
 
 // MaxSequences returns the most sequences of contextLen tokens that fit at
 // once over the whole deployment: usable blocks / the blocks one sequence
-// holds (Spec.SequenceBlocks), rounded down, on each pool, times the
+// holds (Spec.SequenceBlocks, plus the hybrid pins of paged's default mode
+// unless Deployment.NoHybridPins), rounded down, on each pool, times the
 // replicas. For a spec that is all full attention that is the manager's
 // own arithmetic, usable blocks / ceil(tokens/BlockSize). With context
 // parallelism each CP rank holds ceil(contextLen/CP) tokens of every
 // sequence. Each sequence is charged its peak while it grows
 // Deployment.PrefillChunk tokens a step (the decode peak by default), so
 // the count holds however the prompts' steps overlap. It returns 0 for
-// contextLen <= 0.
+// contextLen <= 0 and for a Capacity that Plan did not make.
 func (c Capacity) MaxSequences(contextLen int) int64 {
-	if contextLen <= 0 || c.NumBlocks < 2 {
+	if contextLen <= 0 || !c.valid() {
 		return 0
 	}
-	blocks, ok := c.seqBlocks(contextLen)
+	blocks, ok := c.seqBlocks(int64(contextLen))
 	if !ok || blocks == 0 {
 		return 0
 	}
@@ -244,15 +294,19 @@ const Unbounded int64 = math.MaxInt64
 // which ceil(numSeqs/Replicas) sequences of L tokens fit in one pool
 // (MaxSequences' arithmetic, inverted). With one sequence it is the
 // longest single context the deployment can hold. It returns 0 for
-// numSeqs <= 0 or when not even the sequences' first token fits, and
-// Unbounded when the sequences fit at any length.
+// numSeqs <= 0, for a Capacity that Plan did not make, or when not even
+// the sequences' first token fits, and Unbounded when the sequences fit
+// at any length.
 func (c Capacity) MaxContext(numSeqs int) int64 {
-	if numSeqs <= 0 || c.NumBlocks < 2 {
+	if numSeqs <= 0 || !c.valid() {
 		return 0
 	}
 	perReplica := int64(ceilDiv(numSeqs, c.Replicas))
 	fits := func(l int64) bool {
-		blocks, ok := c.seqBlocks(int(l))
+		// l in int64, not int: where int has 32 bits a pool can hold
+		// more than 2^31 tokens, and int(l) wrapped to a short context
+		// that fit, so a full-attention model was planned as unbounded.
+		blocks, ok := c.seqBlocks(l)
 		return ok && blocks <= c.UsableBlocks()/perReplica
 	}
 	// Full attention bounds a rank at UsableBlocks x BlockSize tokens, so

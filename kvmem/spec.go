@@ -257,13 +257,19 @@ func (s Spec) BlockBytes(blockSize int) (int64, error) {
 // block holds blockSize x LayerBytes bytes), so it takes
 // ceil(StateBytes / (blockSize x LayerBytes)) of them, the last one partly
 // empty. A group of LayersPerBlock state layers then takes that many whole
-// blocks per sequence. It returns 0 for other kinds.
+// blocks per sequence. It returns 0 for other kinds, and ErrInvalid for a
+// State group whose StateBytes is out of Validate's range.
 func (s Spec) StateBlocks(g Group, blockSize int) (int64, error) {
 	if blockSize <= 0 || blockSize > 1<<20 {
 		return 0, fmt.Errorf("%w: block size %d must be in [1, 2^20]", ErrInvalid, blockSize)
 	}
 	if err := s.Validate(); err != nil {
 		return 0, err
+	}
+	// g need not be one of s's groups, so it is checked here: a negative
+	// StateBytes gave a negative count, not an error.
+	if g.Kind == State && (g.StateBytes <= 0 || g.StateBytes > maxStateBytes) {
+		return 0, fmt.Errorf("%w: StateBlocks: the group's StateBytes %d must be in [1, 2^40]", ErrInvalid, g.StateBytes)
 	}
 	return s.stateBlocks(g, blockSize), nil
 }
@@ -284,7 +290,9 @@ func (s Spec) stateBlocks(g Group, blockSize int) int64 {
 //
 // where a group's blocks are ceil(tokens/bs) for Full, at most
 // ceil((W-1)/bs)+1 for a Window of W (the blocks W consecutive positions
-// can span), at most the blocks one chunk spans for Chunked, StateBlocks
+// can span), at most the blocks one chunk spans for Chunked (and at
+// least 2: a manager with prefix caching keeps a chunked group's last
+// full block while the next chunk's first one fills), StateBlocks
 // for State (whatever the length), and none for Shared. In bytes: full
 // layers x T + window layers x min(T, W) + chunked layers x min(T, C) +
 // state bytes, each rounded up to the blocks actually allocated. This is
@@ -301,13 +309,14 @@ func (s Spec) SequenceBlocks(tokens, blockSize int) (int64, error) {
 	if err := s.Validate(); err != nil {
 		return 0, err
 	}
-	return s.sequenceBlocks(tokens, blockSize, 1)
+	return s.sequenceBlocks(int64(tokens), blockSize, 1)
 }
 
 // sequenceBlocks is SequenceBlocks for valid arguments, the sequence
 // growing step tokens at a time (see Deployment.PrefillChunk); it fails
-// only on overflow.
-func (s Spec) sequenceBlocks(tokens, blockSize, step int) (int64, error) {
+// only on overflow. The count of tokens is an int64 so that a plan's
+// longest context can pass 2^31 tokens where int has 32 bits.
+func (s Spec) sequenceBlocks(tokens int64, blockSize, step int) (int64, error) {
 	if tokens == 0 {
 		return 0, nil
 	}
@@ -423,8 +432,8 @@ func mulBytes(a, b int64) (int64, error) {
 }
 
 // ceilDiv returns ceil(a/b) for a >= 0, b > 0, without overflowing near
-// the top of int's range.
-func ceilDiv(a, b int) int {
+// the top of the type's range.
+func ceilDiv[T int | int64](a, b T) T {
 	q := a / b
 	if a%b != 0 {
 		q++

@@ -20,7 +20,7 @@ type planRow struct {
 	KV             string `json:"kv"`
 	TokenBytes     int64  `json:"token_bytes"`
 	DeviceBytes    int64  `json:"token_bytes_per_device"`
-	SequenceBytes  int64  `json:"sequence_bytes_per_device"`
+	SequenceBytes  int64  `json:"sequence_bytes_per_device"` // -1: past int64
 	NumBlocks      int64  `json:"num_blocks_per_device"`
 	KVTokens       int64  `json:"kv_tokens"`
 	MaxSequences   int64  `json:"max_sequences"`
@@ -51,6 +51,7 @@ type planReport struct {
 	ModelContext   int       `json:"model_context,omitempty"`
 	BlockSize      int       `json:"block_size"`
 	PrefillChunk   int       `json:"prefill_chunk"`
+	NoHybridPins   bool      `json:"no_hybrid_pins"`
 	LayersPerBlock int       `json:"layers_per_block"`
 	WeightsFit     bool      `json:"weights_fit"`
 	WeightsMessage string    `json:"weights_message,omitempty"`
@@ -86,6 +87,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	context := fs.String("context", "", "context length in tokens (262144, 256K, 128k; default the model's)")
 	blockSize := fs.Int("block-size", kvmem.DefaultBlockSize, "block size in tokens")
 	prefillChunk := fs.String("prefill-chunk", "1", "most tokens of one sequence computed in one step (a prompt's prefill chunk, 8192, 8K); window and chunked layers hold a whole step's blocks; 1 counts the decode peak only")
+	noPins := fs.Bool("no-hybrid-pins", false, "plan for a manager that pins nothing for hybrid prefix hits (vLLM, paged's compatible mode, no prefix caching); by default each sequence is also charged what paged's default mode pins for it: the window before its branch point and two state checkpoints")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -111,7 +113,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErrorf("-gpu-mem: %w", err)
 	}
-	d := kvmem.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize}
+	d := kvmem.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize, NoHybridPins: *noPins}
 	if d.PrefillChunk, err = parseTokens(*prefillChunk); err != nil {
 		return usageErrorf("-prefill-chunk: %w", err)
 	}
@@ -176,7 +178,7 @@ func buildPlan(m kvmem.Model, wt kvmem.Type, kvTypes []kvPair, d kvmem.Deploymen
 	}
 	rep := planReport{
 		Model: m.Name, Params: m.Params, ActiveParams: m.ActiveParams, Weights: wt.String(), WeightBytes: w,
-		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, ModelContext: m.ContextLen, BlockSize: d.BlockSize, PrefillChunk: d.PrefillChunk,
+		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, ModelContext: m.ContextLen, BlockSize: d.BlockSize, PrefillChunk: d.PrefillChunk, NoHybridPins: d.NoHybridPins,
 		Rows: []planRow{},
 	}
 	// Every type must pack the model's rows, even when the weights do not
@@ -277,6 +279,9 @@ func printPlan(w io.Writer, m kvmem.Model, r planReport) {
 	if r.PrefillChunk > 1 {
 		layers += fmt.Sprintf(", prefill chunk %s", bench.Thousands(int64(r.PrefillChunk)))
 	}
+	if r.NoHybridPins && m.KV.Hybrid() {
+		layers += ", no hybrid pins"
+	}
 	fmt.Fprintf(w, "KV       %s per device; context %s tokens, block size %d%s\n\n", humanBytes(r.KVBudget), bench.Thousands(int64(r.Context)), r.BlockSize, layers)
 
 	// Right-aligned numbers read as columns; the type name is padded to a
@@ -289,7 +294,7 @@ func printPlan(w io.Writer, m kvmem.Model, r planReport) {
 			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, bench.Thousands(row.TokenBytes), "-", "-", "0", "0", "0", "0")
 		} else {
 			fmt.Fprintf(tw, "%-9s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.KV, bench.Thousands(row.TokenBytes), bench.Thousands(row.DeviceBytes),
-				humanBytes(row.SequenceBytes), bench.Thousands(row.NumBlocks), tokensOrUnbounded(row.KVTokens), bench.Thousands(row.MaxSequences), tokensOrUnbounded(row.LongestContext))
+				seqBytes(row.SequenceBytes), bench.Thousands(row.NumBlocks), tokensOrUnbounded(row.KVTokens), bench.Thousands(row.MaxSequences), tokensOrUnbounded(row.LongestContext))
 		}
 		if row.MaxSequences > 0 {
 			fit = append(fit, row.KV)
@@ -357,12 +362,37 @@ func planModel(name string, set map[string]bool, layers int, groups string, kvHe
 		}
 		m.KV.Layers, m.KV.Groups = 0, g
 	}
+	// Each flag overrides its own field only: "-model llama-3.1-8b
+	// -head-dim 64" keeps the preset's 8 KV heads (it used to zero them
+	// and refuse the run), "-model deepseek-v3 -mla-rope 0" its latent.
+	// Switching between standard attention and MLA clears the other
+	// kind's fields.
 	if set["kv-heads"] || set["head-dim"] {
-		m.KV.KVHeads, m.KV.HeadDim, m.KV.MLALatent, m.KV.MLARope = kvHeads, headDim, 0, 0
-		m.QueryHeads = kvHeads
+		if m.KV.MLA() {
+			m.KV.MLALatent, m.KV.MLARope = 0, 0
+		}
+		if set["kv-heads"] {
+			m.KV.KVHeads = kvHeads
+		}
+		if set["head-dim"] {
+			m.KV.HeadDim = headDim
+		}
+		// A custom model's query heads are unknown: show its KV heads
+		// (as MHA); a preset keeps its own unless it has fewer.
+		if m.Name == "custom" || m.QueryHeads < m.KV.KVHeads {
+			m.QueryHeads = m.KV.KVHeads
+		}
 	}
 	if set["mla-latent"] || set["mla-rope"] {
-		m.KV.KVHeads, m.KV.HeadDim, m.KV.MLALatent, m.KV.MLARope = 0, 0, latent, rope
+		if !m.KV.MLA() {
+			m.KV.KVHeads, m.KV.HeadDim = 0, 0
+		}
+		if set["mla-latent"] {
+			m.KV.MLALatent = latent
+		}
+		if set["mla-rope"] {
+			m.KV.MLARope = rope
+		}
 	}
 	// A custom parameter count describes a dense model: nothing says how
 	// many of them are active.
@@ -417,6 +447,13 @@ func parseGroups(s string) ([]kvmem.Group, error) {
 			return nil, fmt.Errorf("%q: want %s", item, map[string]string{
 				"full": "full:layers", "window": "window:layers:tokens", "chunked": "chunked:layers:tokens",
 				"state": "state:layers:bytes[:heads]", "shared": "shared:layers:group"}[kind])
+		}
+		// Every field but a state's bytes is an int, 32 bits on some
+		// platforms, where int(n) wrapped 4294967297 layers to 1.
+		for i, n := range nums {
+			if (kind != "state" || i != 1) && int64(int(n)) != n {
+				return nil, fmt.Errorf("%q: %d is out of range", item, n)
+			}
 		}
 		g := kvmem.Group{Layers: int(nums[0])}
 		switch kind {
@@ -550,8 +587,12 @@ func parseTokens(s string) (int, error) {
 	// model config, so K = 1024 here, unlike memory sizes.
 	mult := map[string]int64{"": 1, "k": 1 << 10, "m": 1 << 20}[strings.ToLower(unit)]
 	v, err := strconv.ParseInt(num, 10, 64)
-	if mult == 0 || err != nil || v <= 0 || v > (1<<40)/mult {
-		return 0, fmt.Errorf("%q must be a positive token count such as 262144, 256K or 128k", s)
+	// At most 2^40 tokens, and no more than an int holds: where int has
+	// 32 bits, int(v*mult) wrapped a longer count to another one ("4M"
+	// became 0, "4194305k" 1,024) and the plan was printed for it.
+	limit := min(int64(1)<<40, math.MaxInt)
+	if mult == 0 || err != nil || v <= 0 || v > limit/mult {
+		return 0, fmt.Errorf("%q must be a positive token count such as 262144, 256K or 128k, at most %s", s, bench.Thousands(limit))
 	}
 	return int(v * mult), nil
 }
@@ -603,6 +644,15 @@ func humanBytes(n int64) string {
 		u++
 	}
 	return strconv.FormatFloat(f, 'f', max(0, 2-int(math.Floor(math.Log10(f)))), 64) + " " + units[u]
+}
+
+// seqBytes formats a sequence's bytes, or says that they pass int64
+// (kvmem's -1): a sequence that size was printed as "-1 B".
+func seqBytes(n int64) string {
+	if n < 0 {
+		return "> 2^62 B"
+	}
+	return humanBytes(n)
 }
 
 // tokensOrUnbounded formats a token count, or "unbounded" when no layer's

@@ -279,7 +279,9 @@ func TestFormatting(t *testing.T) {
 // gpt-oss-120b (MXFP4 weights) about twice its all-full count. Each row is
 // the library's plan.
 func TestPlanHybridCLI(t *testing.T) {
-	one := []string{"-gpus", "1", "-kv", "bf16", "-context", "128k"}
+	// The figures, for a manager that pins nothing for hybrid
+	// hits (vLLM's); TestAudit24PlanHybridPins has paged's default mode.
+	one := []string{"-gpus", "1", "-kv", "bf16", "-context", "128k", "-no-hybrid-pins"}
 	gemma := runPlanJSON(t, append([]string{"-model", "gemma-3-27b", "-weights", "bf16"}, one...)...)
 	gemmaFull := runPlanJSON(t, append([]string{"-model", "gemma-3-27b", "-weights", "bf16", "-groups", "full:62"}, one...)...)
 	require.Len(t, gemma.Rows, 1)
@@ -290,7 +292,7 @@ func TestPlanHybridCLI(t *testing.T) {
 	require.NoError(t, err)
 	w, err := m.WeightBytes(kvmem.BF16)
 	require.NoError(t, err)
-	c, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w, kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05})
+	c, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w, kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05, NoHybridPins: true})
 	require.NoError(t, err)
 	assert.Equal(t, c.MaxSequences(131072), gemma.Rows[0].MaxSequences)
 	assert.Equal(t, c.SequenceBytes(131072), gemma.Rows[0].SequenceBytes)
@@ -386,7 +388,7 @@ func TestPlanModelFlagsExit2(t *testing.T) {
 // a whole-prompt chunk counts every window block, and bad values are
 // usage errors.
 func TestPlanPrefillChunkCLI(t *testing.T) {
-	one := []string{"-model", "gemma-3-27b", "-weights", "bf16", "-gpus", "1", "-kv", "bf16", "-context", "128k"}
+	one := []string{"-model", "gemma-3-27b", "-weights", "bf16", "-gpus", "1", "-kv", "bf16", "-context", "128k", "-no-hybrid-pins"}
 	m, err := kvmem.LookupModel("gemma-3-27b")
 	require.NoError(t, err)
 	w, err := m.WeightBytes(kvmem.BF16)
@@ -394,7 +396,7 @@ func TestPlanPrefillChunkCLI(t *testing.T) {
 	prev := int64(1 << 62)
 	for _, chunk := range []string{"1", "2048", "8K", "128k"} {
 		rep := runPlanJSON(t, append(one, "-prefill-chunk", chunk)...)
-		c, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w, kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05, PrefillChunk: rep.PrefillChunk})
+		c, err := kvmem.Plan(m.Spec(kvmem.BF16, kvmem.Type{}), w, kvmem.Deployment{GPUMemory: 141e9, Reserve: 0.05, PrefillChunk: rep.PrefillChunk, NoHybridPins: true})
 		require.NoError(t, err)
 		assert.Equal(t, c.MaxSequences(131072), rep.Rows[0].MaxSequences, chunk)
 		assert.Equal(t, c.SequenceBytes(131072), rep.Rows[0].SequenceBytes, chunk)

@@ -116,6 +116,12 @@ type quantResult struct {
 // maxQuantCount bounds -q-heads, -seqs and -queries.
 const maxQuantCount = 1 << 16
 
+// maxQuantValues bounds the float32 values the study holds at once for
+// one context length: its keys (and as many values), tokens x KV heads x
+// head dim, and its queries, queries x sequences x query heads x head
+// dim; 2^30 (4 GiB each) admits the default shape at a 2^20-token length.
+const maxQuantValues = 1 << 30
+
 func runQuant(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("quant", stderr)
 	var cfg quantConfig
@@ -160,6 +166,22 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	if cfg.shape.QueryHeads > maxQuantCount || cfg.seqs > maxQuantCount || cfg.queries > maxQuantCount {
 		return usageErrorf("-q-heads %d, -seqs %d and -queries %d must be at most %d", cfg.shape.QueryHeads, cfg.seqs, cfg.queries, maxQuantCount)
 	}
+	// The shape's own limits (kvmem's) first, as a usage error: the
+	// baseline's bytes failed later with exit status 1.
+	fp16Bytes, err := kvTokenBytes(cfg, "fp16", "fp16")
+	if err != nil {
+		return &usageError{err: err}
+	}
+	// Then what the study would hold: a shape kvmem takes (2^16 heads of
+	// 2^20 values) at a long length asked for terabytes, and the process
+	// died of an out-of-memory fatal error instead of refusing it.
+	kvValues := float64(cfg.shape.KVHeads) * float64(cfg.shape.HeadDim)
+	if n := slices.Max(cfg.lengths); float64(n)*kvValues > maxQuantValues {
+		return usageErrorf("-lengths %d x -kv-heads %d x -head-dim %d: %.3g keys to hold, more than %d", n, cfg.shape.KVHeads, cfg.shape.HeadDim, float64(n)*kvValues, maxQuantValues)
+	}
+	if q := float64(cfg.queries) * float64(cfg.seqs) * float64(cfg.shape.QueryHeads) * float64(cfg.shape.HeadDim); q > maxQuantValues {
+		return usageErrorf("-queries %d x -seqs %d x -q-heads %d x -head-dim %d: %.3g query values to hold, more than %d", cfg.queries, cfg.seqs, cfg.shape.QueryHeads, cfg.shape.HeadDim, q, maxQuantValues)
+	}
 	var rows []quantRow
 	for _, name := range strings.Split(*types, ",") {
 		r, err := parseQuantRow(strings.TrimSpace(name), *blockSize)
@@ -168,20 +190,16 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 		}
 		rows = append(rows, r)
 	}
-	fp16Bytes, err := kvTokenBytes(cfg, "fp16", "fp16")
-	if err != nil {
-		return err
-	}
 	results := make([]quantResult, len(rows))
 	for i, r := range rows {
 		b, err := kvTokenBytes(cfg, r.keyType, r.valueType)
 		if err != nil {
 			return &usageError{err: fmt.Errorf("type %s: %w", r.name, err)}
 		}
-		values := 2 * cfg.layers * cfg.shape.KVHeads * cfg.shape.HeadDim
+		values := 2 * float64(cfg.layers) * kvValues // past a 32-bit int for large shapes
 		results[i] = quantResult{
 			Type: r.name, Key: attention.CodecName(r.key), Value: attention.CodecName(r.value),
-			BlockSize: r.blockSize, BytesPerToken: b, BitsPerValue: float64(8*b) / float64(values),
+			BlockSize: r.blockSize, BytesPerToken: b, BitsPerValue: float64(8*b) / values,
 			SavedVsFP16: 1 - float64(b)/float64(fp16Bytes),
 		}
 	}
@@ -189,7 +207,7 @@ func runQuant(args []string, stdout, stderr io.Writer) error {
 	// sequence, KV head) task at context n is n of them.
 	var total int64
 	for _, n := range cfg.lengths {
-		total += int64(n) * int64(cfg.seqs*cfg.shape.KVHeads*len(rows))
+		total += int64(n) * int64(cfg.seqs) * int64(cfg.shape.KVHeads) * int64(len(rows))
 	}
 	prog := startProgress(stderr, *asJSON, "quant", "tokens", total)
 	defer prog.Stop()
