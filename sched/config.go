@@ -113,6 +113,10 @@ type Config struct {
 	// manager's prefix statistics alone; by default Admit is called
 	// directly and refused lookups count, as vLLM counts them.
 	CheckBeforeAdmit bool
+	// MaxDrafts is the most draft tokens Scheduler.Propose takes for one
+	// sample's next step (vLLM's num_speculative_tokens). Default 0:
+	// speculative decoding is off and Propose refuses drafts.
+	MaxDrafts int
 	// Hooks observe each step; nil hooks cost nothing.
 	Hooks Hooks
 }
@@ -126,6 +130,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: Config.MaxRunning %d is negative", ErrInvalid, c.MaxRunning)
 	case c.MaxBatchTokens < 0:
 		return c, fmt.Errorf("%w: Config.MaxBatchTokens %d is negative", ErrInvalid, c.MaxBatchTokens)
+	case c.MaxDrafts < 0:
+		return c, fmt.Errorf("%w: Config.MaxDrafts %d is negative", ErrInvalid, c.MaxDrafts)
 	case c.Policy > Priority:
 		return c, fmt.Errorf("%w: Config.Policy %v", ErrInvalid, c.Policy)
 	case c.Preemption > Swap:
