@@ -416,4 +416,3 @@ func TestSpeculativeStepAllocs(t *testing.T) {
 		t.Fatalf("the steps verified nothing: %+v, %d running", ss, s.Running())
 	}
 }
-
