@@ -187,9 +187,11 @@ type Hooks struct {
 	// its Admit or SwapIn. Under the Priority policy a sequence scheduled
 	// earlier in the step may still be preempted (Preempted follows), and
 	// one whose request is aborted later in the step is taken out of it
-	// (Aborted follows). sc is the step's own entry (see Step), valid
-	// during the call (the step's list grows and drops entries): read it,
-	// do not modify or keep it.
+	// (Aborted follows), and its drafts (Scheduled.Drafts) may be
+	// withdrawn when a later sequence finds no block: the Step Schedule
+	// returns says what the step runs. sc is the step's own entry (see
+	// Step), valid during the call (the step's list grows and drops
+	// entries): read it, do not modify or keep it.
 	Scheduled func(sc *Scheduled)
 	// Preempted is called when a running sequence is preempted, after the
 	// manager released or swapped out its blocks; for a beam search, once

@@ -90,7 +90,8 @@ type Stats struct {
 	Restarts, Aborted int64
 	// PrefillTokens are the prompt (or resumed) tokens computed, prefix
 	// hits excluded; ResumedTokens the part of them recomputed after a
-	// preemption; DecodeTokens one per decoding sequence per step;
+	// preemption; DecodeTokens one per decoding sequence per step, plus
+	// the drafts it verifies;
 	// CachedTokens the prefix hits of admissions; Outputs the tokens
 	// sampled.
 	PrefillTokens, ResumedTokens, DecodeTokens, CachedTokens, Outputs int64

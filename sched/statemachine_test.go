@@ -254,6 +254,9 @@ func (mc *machine) step(t *rapid.T) {
 			t.Fatalf("step %d: request %d sample %d verifies %d drafts after %d outputs, limit %d", st.Number, key[0], key[1], len(sc.Drafts), len(q.hist[sc.Sample]), q.limit(mc))
 		}
 		drafts += len(sc.Drafts)
+		if sc.Admitted && len(sc.Drafts) > 0 {
+			draftTally.swappedIn++
+		}
 	}
 	if drafts != st.Drafts {
 		t.Fatalf("step %d verifies %d drafts, says %d", st.Number, drafts, st.Drafts)
@@ -748,10 +751,11 @@ func (mc *machine) finish(t *rapid.T) {
 
 // draftTally sums what the runs did with drafts, so a run that exercises
 // none shows: drafts accepted, rejected and dropped, samples that ended
-// inside their accepted drafts, and steps with drafts that preempted.
+// inside their accepted drafts, steps with drafts that preempted, and
+// drafts verified by samples swapped in in the same step.
 var draftTally struct {
-	accepted, rejected, dropped int64
-	stops, preemptedSteps       int
+	accepted, rejected, dropped      int64
+	stops, preemptedSteps, swappedIn int
 }
 
 func TestStateMachine(t *testing.T) {
