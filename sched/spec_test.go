@@ -19,6 +19,18 @@ func specStep(t *testing.T, s *sched.Scheduler) *sched.Step {
 	return st
 }
 
+// decoding submits a request and runs its prompt's step, whose output
+// is 100: the request is then decoding, with a pending token to draft
+// after.
+func decoding(t *testing.T, s *sched.Scheduler, prompt []int32, opts sched.Options) *sched.Request {
+	t.Helper()
+	r, err := s.Submit(prompt, opts)
+	require.NoError(t, err)
+	specStep(t, s)
+	require.NoError(t, s.Update([]int32{100}))
+	return r
+}
+
 func seqTokens(t *testing.T, m *paged.Manager, id paged.SeqID) []int32 {
 	t.Helper()
 	toks, err := m.Tokens(id)
@@ -41,10 +53,7 @@ func TestSpeculativeAcceptReject(t *testing.T) {
 	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 32})
 	s, err := sched.New(m, sched.Config{MaxDrafts: 4})
 	require.NoError(t, err)
-	r, err := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 10})
-	require.NoError(t, err)
-	specStep(t, s)
-	require.NoError(t, s.Update([]int32{100}))
+	r := decoding(t, s, []int32{1, 2, 3}, sched.Options{MaxTokens: 10})
 	require.NoError(t, s.Propose(r, 0, []int32{101, 102, 103}))
 
 	st := specStep(t, s)
@@ -119,10 +128,7 @@ func TestSpeculativeStopInDrafts(t *testing.T) {
 	finished := 0
 	s, err := sched.New(m, sched.Config{MaxDrafts: 4, Hooks: sched.Hooks{Finished: func(*sched.Request, int) { finished++ }}})
 	require.NoError(t, err)
-	r, err := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 10, StopTokens: []int32{102}})
-	require.NoError(t, err)
-	specStep(t, s)
-	require.NoError(t, s.Update([]int32{100}))
+	r := decoding(t, s, []int32{1, 2, 3}, sched.Options{MaxTokens: 10, StopTokens: []int32{102}})
 	require.NoError(t, s.Propose(r, 0, []int32{101, 102, 103}))
 	specStep(t, s)
 	require.NoError(t, s.UpdateSpeculative([]int32{104}, []int{3}, nil))
@@ -147,10 +153,7 @@ func TestSpeculativeMaxTokens(t *testing.T) {
 	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 32})
 	s, err := sched.New(m, sched.Config{MaxDrafts: 4})
 	require.NoError(t, err)
-	r, err := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 3})
-	require.NoError(t, err)
-	specStep(t, s)
-	require.NoError(t, s.Update([]int32{100}))
+	r := decoding(t, s, []int32{1, 2, 3}, sched.Options{MaxTokens: 3})
 	require.NoError(t, s.Propose(r, 0, []int32{101, 102, 103, 104}))
 	st := specStep(t, s)
 	assert.Equal(t, []int32{101}, st.Scheduled[0].Drafts)
@@ -342,10 +345,7 @@ func TestSpeculativeStateGroup(t *testing.T) {
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 1}}})
 	s, err := sched.New(m, sched.Config{MaxDrafts: 3})
 	require.NoError(t, err)
-	r, err := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 10})
-	require.NoError(t, err)
-	specStep(t, s)
-	require.NoError(t, s.Update([]int32{100}))
+	r := decoding(t, s, []int32{1, 2, 3}, sched.Options{MaxTokens: 10})
 	require.NoError(t, s.Propose(r, 0, []int32{101, 102, 103}))
 	st := specStep(t, s)
 	sc := st.Scheduled[0]
