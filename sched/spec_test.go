@@ -416,3 +416,46 @@ func TestSpeculativeStepAllocs(t *testing.T) {
 		t.Fatalf("the steps verified nothing: %+v, %d running", ss, s.Running())
 	}
 }
+
+// A proposal for a sample swapped out before its decode is dropped; the
+// sample keeps its pending token in the host tier, so it takes drafts
+// again, and verifies them in the step that swaps it in.
+func TestSpeculativeSwap(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 5, HostBlocks: 8})
+	require.Equal(t, 4, m.Stats().UsableBlocks)
+	s, err := sched.New(m, sched.Config{MaxDrafts: 2, Preemption: sched.Swap})
+	require.NoError(t, err)
+	a, err := s.Submit([]int32{1, 2}, sched.Options{MaxTokens: 2})
+	require.NoError(t, err)
+	b, err := s.Submit([]int32{3, 4, 5, 6, 7}, sched.Options{MaxTokens: 3})
+	require.NoError(t, err)
+	specStep(t, s) // a: 1 block, b: 3
+	require.NoError(t, s.Update([]int32{10, 20}))
+	require.NoError(t, s.Propose(b, 0, []int32{21, 22}))
+	// a's pending token needs a block: b, the newest, is swapped out,
+	// and its proposal dropped.
+	st := specStep(t, s)
+	require.Len(t, st.Scheduled, 1)
+	assert.Equal(t, 1, st.Preempted)
+	assert.Equal(t, sched.Preempted, b.State())
+	assert.EqualValues(t, 2, s.Stats().DraftsDropped)
+	require.NoError(t, s.Update([]int32{11})) // a finishes
+	require.Equal(t, sched.Finished, a.State())
+
+	require.NoError(t, s.Propose(b, 0, []int32{21, 22}))
+	st = specStep(t, s)
+	require.Len(t, st.Scheduled, 1)
+	sc := st.Scheduled[0]
+	assert.True(t, sc.Admitted)
+	// One draft: with MaxModelLen 8 (the pool) and 5 prompt tokens, b
+	// has 2 outputs left, the draft's and the bonus token's.
+	assert.Equal(t, []int32{21}, sc.Drafts)
+	assert.Equal(t, 5, sc.Start)
+	assert.Equal(t, 2, sc.NewTokens)
+	require.NoError(t, s.UpdateSpeculative([]int32{30}, []int{0}, nil))
+	assert.Equal(t, []int32{3, 4, 5, 6, 7, 20}, seqTokens(t, m, b.Seq(0)))
+	assert.Equal(t, 2, b.Outputs(0))
+	checkDraftStats(t, s)
+	require.NoError(t, m.Check())
+	drain(t, s, 5)
+}
