@@ -266,13 +266,17 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 				e.hasPending, e.decoding = false, true
 				e.length++
 				n := 1
-				if len(e.draft) > 0 {
+				var drafts []int32
+				// (s.proposed first: e.draft is off the entry's first
+				// cache line, which is all a decode reads otherwise.)
+				if len(s.proposed) > 0 && len(e.draft) > 0 {
 					// Drafts leave a token of the budget to every
 					// sequence after this one.
 					if err := s.speculate(e, budget-len(s.running)+i); err != nil {
 						return budget, err
 					}
-					n += len(e.spec)
+					drafts = e.spec
+					n += len(drafts)
 				}
 				// A sampled token means the prompt is complete and
 				// forked: one output.
@@ -280,7 +284,7 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 				sc := st.add()
 				sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, n
 				sc.Cached, sc.Outputs, sc.Generated, sc.Admitted, sc.Prefill, sc.e, sc.recompute = 0, 1, e.outputs, false, false, e, false
-				sc.Drafts = e.spec
+				sc.Drafts = drafts
 				e.step = step
 				st.Outputs++
 				st.Tokens += n
