@@ -331,6 +331,10 @@ func (w *world) hooks(s *srv) sched.Hooks {
 		},
 		Aborted: func(r *sched.Request, err error) {
 			reason := regexp.MustCompile(`[0-9]+`).ReplaceAllString(err.Error(), "N")
+			if ps := s.m.PinStats(); ps.Lasting > 0 && ps.PinnedBlocks > 0 {
+				// Pins without expiry count as held for good.
+				reason += " (pins without expiry hold blocks)"
+			}
 			abortReasons[reason]++
 			if s.inAdmit {
 				w.expectHits(s)
