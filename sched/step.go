@@ -140,6 +140,13 @@ func (s *Scheduler) Schedule() (*Step, error) {
 		return nil, fmt.Errorf("%w: Schedule called twice without Update", ErrInvalid)
 	}
 	st := &s.step
+	if st.Drafts > 0 {
+		// The decode fast path leaves Drafts as it finds it, nil: only
+		// entries that verify drafts set it (schedule).
+		for i := range st.Scheduled {
+			st.Scheduled[i].Drafts = nil
+		}
+	}
 	st.Scheduled, st.Outputs, st.Tokens, st.Preempted = st.Scheduled[:0], 0, 0, 0
 	st.Drafts, st.draftBuf = 0, st.draftBuf[:0]
 	if !s.Busy() {
@@ -265,8 +272,6 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 			if err = s.m.Append(e.seq, e.pending); err == nil {
 				e.hasPending, e.decoding = false, true
 				e.length++
-				n := 1
-				var drafts []int32
 				// (s.proposed first: e.draft is off the entry's first
 				// cache line, which is all a decode reads otherwise.)
 				if len(s.proposed) > 0 && len(e.draft) > 0 {
@@ -275,24 +280,26 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 					if err := s.speculate(e, budget-len(s.running)+i); err != nil {
 						return budget, err
 					}
-					drafts = e.spec
-					n += len(drafts)
+					n := 1 + len(e.spec)
+					s.schedule(e, n, 0, false, false)
+					budget -= n
+					i++
+					continue
 				}
 				// A sampled token means the prompt is complete and
-				// forked: one output.
+				// forked: one output. (Drafts is nil: see Schedule.)
 				st := &s.step
 				sc := st.add()
-				sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, n
+				sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, 1
 				sc.Cached, sc.Outputs, sc.Generated, sc.Admitted, sc.Prefill, sc.e, sc.recompute = 0, 1, e.outputs, false, false, e, false
-				sc.Drafts = drafts
 				e.step = step
 				st.Outputs++
-				st.Tokens += n
-				s.st.DecodeTokens += int64(n)
+				st.Tokens++
+				s.st.DecodeTokens++
 				if s.cfg.Hooks.Scheduled != nil {
 					s.cfg.Hooks.Scheduled(sc)
 				}
-				budget -= n
+				budget--
 				i++
 				continue
 			}
