@@ -536,6 +536,9 @@ func (mc *machine) propose(t *rapid.T) {
 	}
 	for _, q := range mc.reqs {
 		r := q.r
+		if r.State().Done() && q != mc.reqs[len(mc.reqs)-1] {
+			continue // (the newest is tried even when done: ErrDone)
+		}
 		for i := range r.Samples() {
 			if !rapid.Bool().Draw(t, "propose") {
 				continue
