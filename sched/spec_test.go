@@ -145,6 +145,13 @@ func TestSpeculativeStopInDrafts(t *testing.T) {
 	require.NoError(t, m.Check())
 	// Finished: its drafts are refused.
 	assert.ErrorIs(t, s.Propose(r, 0, []int32{1}), sched.ErrDone)
+	// As decoded token by token, the stop token got no slot: the block
+	// [101 102] was never cached.
+	q, err := s.Submit([]int32{1, 2, 3, 100, 101, 102, 7}, sched.Options{MaxTokens: 1})
+	require.NoError(t, err)
+	st := specStep(t, s)
+	assert.Equal(t, q, st.Scheduled[0].Request)
+	assert.Equal(t, 4, st.Scheduled[0].Cached)
 }
 
 // A sample's drafts never take it past its last output: with MaxTokens 3
