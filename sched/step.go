@@ -24,11 +24,14 @@ type Scheduled struct {
 	Cached int
 	// Outputs is how many tokens Update expects for this entry: 0 for a
 	// prompt chunk that is not the last, N (or BeamWidth) for the step
-	// that completes an N-sample (or beam search) prompt, 1 otherwise.
+	// that completes an N-sample (or beam search) prompt, 1 otherwise (for
+	// an entry with Drafts, the token sampled after the accepted ones).
 	Outputs int
 	// Generated is how many tokens the sample had produced before this
 	// step (0 for every sample of a forking prompt): the step's output is
-	// its output number Generated, counting from 0.
+	// its output number Generated, counting from 0 (with Drafts, the
+	// accepted drafts are outputs Generated on, and the sampled token
+	// follows them).
 	Generated int
 	// Admitted says the sequence was admitted (or swapped in) this step;
 	// otherwise it was running already.
