@@ -466,3 +466,27 @@ func TestSpeculativeSwap(t *testing.T) {
 	require.NoError(t, m.Check())
 	drain(t, s, 5)
 }
+
+// Hooks.Scheduled sees an entry's drafts as placed; when a later
+// sequence finds no block they are withdrawn, and the Step says so.
+func TestSpeculativeHookSeesDrafts(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 5})
+	var seen [][]int32
+	s, err := sched.New(m, sched.Config{MaxDrafts: 4, Hooks: sched.Hooks{Scheduled: func(sc *sched.Scheduled) {
+		seen = append(seen, append([]int32(nil), sc.Drafts...))
+	}}})
+	require.NoError(t, err)
+	a, err := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 5})
+	require.NoError(t, err)
+	_, err = s.Submit([]int32{4, 5}, sched.Options{MaxTokens: 2})
+	require.NoError(t, err)
+	specStep(t, s)
+	require.NoError(t, s.Update([]int32{10, 20}))
+	require.NoError(t, s.Propose(a, 0, []int32{11, 12}))
+	seen = seen[:0]
+	st := specStep(t, s)
+	assert.Equal(t, [][]int32{{11, 12}, nil}, seen, "a's drafts as placed, then b")
+	assert.Nil(t, st.Scheduled[0].Drafts, "withdrawn for b's token")
+	require.NoError(t, s.Update([]int32{13, 21}))
+	checkDraftStats(t, s)
+}
