@@ -490,3 +490,58 @@ func TestSpeculativeHookSeesDrafts(t *testing.T) {
 	require.NoError(t, s.Update([]int32{13, 21}))
 	checkDraftStats(t, s)
 }
+
+// BenchmarkSpeculativeStep measures a decode step of 64 sequences that
+// each verify 3 drafts (Propose, Schedule, BuildBatch, UpdateSpeculative;
+// the verdicts cycle through every accepted count), per output token. A
+// request that finishes is replaced by a new one, whose Submit and
+// prompt step the figures include (its allocations among them).
+func BenchmarkSpeculativeStep(b *testing.B) {
+	const n, k = 64, 3
+	m := benchManager(b, n, false)
+	s, err := sched.New(m, sched.Config{MaxRunning: n, MaxDrafts: k})
+	if err != nil {
+		b.Fatal(err)
+	}
+	prompts := benchPrompts(n)
+	reqs := make([]*sched.Request, n)
+	tokens, accepted := make([]int32, n), make([]int, n)
+	drafts := []int32{1, 2, 3}
+	var batch paged.Batch
+	step := func() {
+		for i, r := range reqs {
+			switch {
+			case r == nil || r.State().Done():
+				if reqs[i], err = s.Submit(prompts[i], sched.Options{MaxTokens: decodeLen}); err != nil {
+					b.Fatal(err)
+				}
+			case r.Outputs(0) > 0:
+				if err = s.Propose(r, 0, drafts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		st, err := s.Schedule()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.BuildBatch(&batch); err != nil {
+			b.Fatal(err)
+		}
+		for i := range st.Scheduled {
+			accepted[i] = (i + int(st.Number)) % (len(st.Scheduled[i].Drafts) + 1)
+		}
+		if err := s.UpdateSpeculative(tokens[:st.Outputs], accepted[:len(st.Scheduled)], nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	step()
+	before := s.Stats()
+	b.ReportAllocs()
+	for b.Loop() {
+		step()
+	}
+	ss := s.Stats()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(ss.Outputs-before.Outputs), "ns/token")
+	b.ReportMetric(float64(ss.DraftsAccepted)/float64(ss.DraftsAccepted+ss.DraftsRejected), "accepted/verified")
+}
