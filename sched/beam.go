@@ -35,7 +35,7 @@ func (s *Scheduler) UpdateBeams(tokens []int32, parents []int) error {
 	if parents == nil {
 		return fmt.Errorf("%w: UpdateBeams with nil parents (Update takes none)", ErrInvalid)
 	}
-	return s.update(tokens, parents)
+	return s.update(tokens, parents, nil)
 }
 
 // checkParents validates UpdateBeams' parents against the step.
@@ -325,7 +325,7 @@ func (s *Scheduler) swapInGroup(e *entry, budget int) (int, bool, error) {
 	total := 0
 	for k := lo; k < len(s.running); k++ {
 		b := s.running[k]
-		n, err := s.grow(b, budget-total)
+		n, err := s.grow(b, budget-total, 0) // beams take no drafts
 		if err != nil {
 			if !errors.Is(err, paged.ErrNoSpace) {
 				return 0, false, fmt.Errorf("sched: request %d: append to %v: %w", r.id, b.seq, err)

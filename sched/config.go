@@ -113,6 +113,10 @@ type Config struct {
 	// manager's prefix statistics alone; by default Admit is called
 	// directly and refused lookups count, as vLLM counts them.
 	CheckBeforeAdmit bool
+	// MaxDrafts is the most draft tokens Scheduler.Propose takes for one
+	// sample's next step (vLLM's num_speculative_tokens). Default 0:
+	// speculative decoding is off and Propose refuses drafts.
+	MaxDrafts int
 	// Hooks observe each step; nil hooks cost nothing.
 	Hooks Hooks
 }
@@ -126,6 +130,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: Config.MaxRunning %d is negative", ErrInvalid, c.MaxRunning)
 	case c.MaxBatchTokens < 0:
 		return c, fmt.Errorf("%w: Config.MaxBatchTokens %d is negative", ErrInvalid, c.MaxBatchTokens)
+	case c.MaxDrafts < 0:
+		return c, fmt.Errorf("%w: Config.MaxDrafts %d is negative", ErrInvalid, c.MaxDrafts)
 	case c.Policy > Priority:
 		return c, fmt.Errorf("%w: Config.Policy %v", ErrInvalid, c.Policy)
 	case c.Preemption > Swap:
@@ -181,9 +187,11 @@ type Hooks struct {
 	// its Admit or SwapIn. Under the Priority policy a sequence scheduled
 	// earlier in the step may still be preempted (Preempted follows), and
 	// one whose request is aborted later in the step is taken out of it
-	// (Aborted follows). sc is the step's own entry (see Step), valid
-	// during the call (the step's list grows and drops entries): read it,
-	// do not modify or keep it.
+	// (Aborted follows), and its drafts (Scheduled.Drafts) may be
+	// withdrawn when a later sequence finds no block: the Step Schedule
+	// returns says what the step runs. sc is the step's own entry (see
+	// Step), valid during the call (the step's list grows and drops
+	// entries): read it, do not modify or keep it.
 	Scheduled func(sc *Scheduled)
 	// Preempted is called when a running sequence is preempted, after the
 	// manager released or swapped out its blocks; for a beam search, once

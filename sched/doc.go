@@ -63,6 +63,17 @@
 // preempted or waits instead, and Schedule may return empty steps until a
 // pin expires (paged.Manager.Advance) or is unpinned.
 //
+// Speculative decoding (Config.MaxDrafts): between steps the server
+// proposes draft tokens for a sample (Propose); the next step appends them
+// after its pending token (paged.Manager.AppendSpeculative) within the
+// budget, the sample's remaining outputs and the pool, never preempting
+// for them (they are withdrawn first), and names them in
+// Scheduled.Drafts; UpdateSpeculative takes how many each sequence
+// accepted and the token sampled after them, keeps the accepted drafts as
+// outputs (a stop token among them ends the sample there) and rolls the
+// rest back (paged.Manager.AcceptSpeculative), so the prefix cache holds
+// only accepted content. Beam searches take no drafts.
+//
 // Config.AdmitFirst swaps the first two phases, as the PagedAttention
 // paper's fragmentation study (bench.Frag) and Orca-style simulations do:
 // a step admits first, then decodes the sequences that ran before it.

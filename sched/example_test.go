@@ -203,3 +203,61 @@ func ExampleRequest_Err() {
 	// finished 2 <nil>
 	// aborted 1 blocks in use 0
 }
+
+// Speculative decoding: between steps the server proposes drafts for a
+// sample, the step verifies them after its pending token, and
+// UpdateSpeculative takes how many the model accepted and the token it
+// sampled after them. The model here writes at each position its number
+// plus one (the prompt 1 2 3 and on); the drafter guesses the same, but
+// wrongly for the second draft after a multiple of 3. A step's outputs
+// never pass MaxTokens: the drafts that would are dropped (steps 4, 5).
+func ExampleScheduler_Propose() {
+	m, _ := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16})
+	s, _ := sched.New(m, sched.Config{MaxDrafts: 3})
+	r, _ := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 12})
+	var last int32 // the newest sampled token
+	var tokens []int32
+	var accepted []int
+	for s.Busy() {
+		if r.Outputs(0) > 0 {
+			drafts := []int32{last + 1, last + 2, last + 3}
+			if last%3 == 0 {
+				drafts[1] = 0
+			}
+			if err := s.Propose(r, 0, drafts); err != nil {
+				fmt.Println(err)
+				return
+			}
+		}
+		st, _ := s.Schedule()
+		tokens, accepted = tokens[:0], accepted[:0]
+		for _, sc := range st.Scheduled {
+			// The first position the model predicts follows the
+			// pending token (or the prompt): the drafts guess it and
+			// the ones after.
+			next := int32(sc.Start+sc.NewTokens-len(sc.Drafts)) + 1
+			a := 0
+			for a < len(sc.Drafts) && sc.Drafts[a] == next+int32(a) {
+				a++
+			}
+			last = next + int32(a)
+			tokens, accepted = append(tokens, last), append(accepted, a)
+			fmt.Printf("step %d: %d tokens, drafts %v, %d accepted, then %d\n", st.Number, sc.NewTokens, sc.Drafts, a, last)
+		}
+		if err := s.UpdateSpeculative(tokens, accepted, nil); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	ss := s.Stats()
+	fmt.Println(r.State(), r.Outputs(0), "outputs in", ss.Steps, "steps")
+	fmt.Println("drafts proposed", ss.DraftsProposed, "accepted", ss.DraftsAccepted, "rejected", ss.DraftsRejected, "dropped", ss.DraftsDropped)
+	// Output:
+	// step 1: 3 tokens, drafts [], 0 accepted, then 4
+	// step 2: 4 tokens, drafts [5 6 7], 3 accepted, then 8
+	// step 3: 4 tokens, drafts [9 10 11], 3 accepted, then 12
+	// step 4: 3 tokens, drafts [13 0], 1 accepted, then 14
+	// step 5: 1 tokens, drafts [], 0 accepted, then 15
+	// finished 12 outputs in 5 steps
+	// drafts proposed 12 accepted 7 rejected 1 dropped 4
+}

@@ -249,6 +249,14 @@ type entry struct {
 	// preempted in the same step it is recomputed, not swapped out (see
 	// preemptBy).
 	arrived int64
+	// draft holds the drafts Propose gave for the next step (a buffer the
+	// entry keeps); listed says the entry is in Scheduler.proposed.
+	draft  []int32
+	listed bool
+	// spec are the drafts appended (paged.Manager.AppendSpeculative) in
+	// this step, awaiting their verdict: a view into the step's buffer,
+	// counted in length.
+	spec []int32
 }
 
 // total returns every token of the sequence: the manager's, the pending

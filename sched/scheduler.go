@@ -53,6 +53,9 @@ type Scheduler struct {
 	beamIDs  []paged.SeqID
 	// grouped counts the swapped-out beams queued through another beam.
 	grouped int
+	// proposed are the entries Propose gave drafts since the last
+	// Schedule, which uses or drops them all.
+	proposed []*entry
 
 	st Stats
 }
@@ -87,12 +90,23 @@ type Stats struct {
 	Restarts, Aborted int64
 	// PrefillTokens are the prompt (or resumed) tokens computed, prefix
 	// hits excluded; ResumedTokens the part of them recomputed after a
-	// preemption; DecodeTokens one per decoding sequence per step;
+	// preemption; DecodeTokens one per decoding sequence per step, plus
+	// the drafts it verifies;
 	// CachedTokens the prefix hits of admissions; Outputs the tokens
 	// sampled.
 	PrefillTokens, ResumedTokens, DecodeTokens, CachedTokens, Outputs int64
 	// PeakRunning is the most sequences running after a step's schedule.
 	PeakRunning int
+	// DraftsProposed counts the draft tokens Propose took (see
+	// "Speculative decoding" in docs/sched.md). Each ends in one of the
+	// other three once the step that would verify it is updated:
+	// DraftsAccepted became outputs; DraftsRejected were verified and
+	// are not outputs (rejected by the verdict, or accepted after the
+	// sample's stop token or last output); DraftsDropped were never
+	// verified (no budget, pool or MaxModelLen room, withdrawn when the
+	// pool ran out, the sample not scheduled or preempted, the request
+	// ended first, a newer proposal, or refused by the manager).
+	DraftsProposed, DraftsAccepted, DraftsRejected, DraftsDropped int64
 }
 
 // New returns a scheduler over m. The scheduler owns the sequences it
@@ -327,7 +341,7 @@ func (s *Scheduler) end(r *Request, state State) {
 		if err := s.m.Free(e.seq); err != nil {
 			panic(fmt.Sprintf("sched: request %d: free %v: %v", r.id, e.seq, err))
 		}
-		e.where = inDone
+		e.where, e.spec = inDone, nil
 	}
 	r.state = state
 	if r.beam {

@@ -43,6 +43,9 @@ type machine struct {
 	// tokens, is garbage. hostKV is the host tier's. Nil without prefix
 	// caching.
 	kv, hostKV map[int64]string
+	// proposed are the drafts proposed for the next step, by request and
+	// sample.
+	proposed map[[2]uint64][]int32
 }
 
 // fataler is what the checks need of *testing.T and *rapid.T.
@@ -106,6 +109,7 @@ func newMachine(t *rapid.T) *machine {
 	if rapid.Bool().Draw(t, "budget") {
 		cfg.MaxBatchTokens = rapid.IntRange(1, 24).Draw(t, "maxBatchTokens")
 	}
+	cfg.MaxDrafts = rapid.SampledFrom([]int{0, 1, 3, 5}).Draw(t, "maxDrafts")
 	if rapid.Bool().Draw(t, "swap") {
 		cfg.Preemption = sched.Swap
 		mcfg.HostBlocks = rapid.IntRange(1, 30).Draw(t, "hostBlocks")
@@ -115,7 +119,8 @@ func newMachine(t *rapid.T) *machine {
 		t.Fatal(err)
 	}
 	usable := m.Stats().UsableBlocks
-	mc := &machine{m: m, next: 1000, groups: groups, pages: pages, floor: usable - int(math.Ceil(mcfg.Watermark*float64(usable)))}
+	mc := &machine{m: m, next: 1000, groups: groups, pages: pages, floor: usable - int(math.Ceil(mcfg.Watermark*float64(usable))),
+		proposed: map[[2]uint64][]int32{}}
 	cfg.Hooks.Restarted = func(r *sched.Request) { mc.restarted = append(mc.restarted, r) }
 	if rapid.Bool().Draw(t, "hookCancel") {
 		// A hook inside Schedule may not cancel: refused, nothing changed.
@@ -231,10 +236,32 @@ func (mc *machine) Step(t *rapid.T) {
 }
 
 func (mc *machine) step(t *rapid.T) {
+	mc.propose(t)
 	st, err := mc.s.Schedule()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The step verifies a prefix of each sample's proposal, after its
+	// pending token; every proposal is used or dropped.
+	drafts := 0
+	for _, sc := range st.Scheduled {
+		key := [2]uint64{sc.Request.ID(), uint64(sc.Sample)}
+		p := mc.proposed[key]
+		if len(sc.Drafts) > len(p) || !slices.Equal(sc.Drafts, p[:len(sc.Drafts)]) || (len(sc.Drafts) > 0 && (sc.Prefill || sc.Outputs != 1)) {
+			t.Fatalf("step %d: request %d sample %d verifies drafts %v (prefill %v, %d outputs), proposed %v", st.Number, key[0], key[1], sc.Drafts, sc.Prefill, sc.Outputs, p)
+		}
+		if q := mc.reqs[key[0]-1]; len(sc.Drafts) > 0 && len(q.hist[sc.Sample])+len(sc.Drafts)+1 > q.limit(mc) {
+			t.Fatalf("step %d: request %d sample %d verifies %d drafts after %d outputs, limit %d", st.Number, key[0], key[1], len(sc.Drafts), len(q.hist[sc.Sample]), q.limit(mc))
+		}
+		drafts += len(sc.Drafts)
+		if sc.Admitted && len(sc.Drafts) > 0 {
+			draftTally.swappedIn++
+		}
+	}
+	if drafts != st.Drafts {
+		t.Fatalf("step %d verifies %d drafts, says %d", st.Number, drafts, st.Drafts)
+	}
+	clear(mc.proposed)
 	// A restarted beam search starts again from its prompt.
 	for _, r := range mc.restarted {
 		q := mc.reqs[r.ID()-1]
@@ -379,8 +406,42 @@ func (mc *machine) step(t *rapid.T) {
 			parents = append(parents, p)
 		}
 	}
+	// The verdict: how many drafts of each entry the model accepted.
+	accepted := make([]int, len(st.Scheduled))
+	for i, sc := range st.Scheduled {
+		if len(sc.Drafts) > 0 {
+			accepted[i] = rapid.IntRange(0, len(sc.Drafts)).Draw(t, "accepted")
+		}
+	}
+	before := mc.s.Stats()
+	if st.Drafts > 0 {
+		// A step with drafts takes its verdict whole: Update, a count
+		// list of the wrong length or a count out of range change
+		// nothing.
+		if err := mc.s.Update(tokens); !errors.Is(err, sched.ErrInvalid) {
+			t.Fatalf("step %d: Update of a step with drafts: %v", st.Number, err)
+		}
+		if err := mc.s.UpdateSpeculative(tokens, accepted[1:], nil); !errors.Is(err, sched.ErrInvalid) {
+			t.Fatalf("step %d: UpdateSpeculative with %d counts for %d entries: %v", st.Number, len(accepted)-1, len(accepted), err)
+		}
+		i := slices.IndexFunc(st.Scheduled, func(sc sched.Scheduled) bool { return len(sc.Drafts) > 0 })
+		bad := slices.Clone(accepted)
+		bad[i] = len(st.Scheduled[i].Drafts) + 1
+		if err := mc.s.UpdateSpeculative(tokens, bad, nil); !errors.Is(err, sched.ErrInvalid) {
+			t.Fatalf("step %d: UpdateSpeculative accepting %d of %d drafts: %v", st.Number, bad[i], len(st.Scheduled[i].Drafts), err)
+		}
+		if mc.s.Stats() != before {
+			t.Fatalf("step %d: refused updates changed the statistics", st.Number)
+		}
+		for _, sc := range st.Scheduled {
+			if n, err := mc.m.Len(sc.Seq); sc.Request.State() != sched.Cancelled && (err != nil || n != sc.Start+sc.NewTokens) {
+				t.Fatalf("step %d: after refused updates request %d sample %d has %d tokens (%v), scheduled [%d, %d)", st.Number, sc.Request.ID(), sc.Sample, n, err, sc.Start, sc.Start+sc.NewTokens)
+			}
+		}
+	}
 	var uerr error
-	if rapid.Bool().Draw(t, "update") {
+	update := rapid.Bool().Draw(t, "update")
+	if update {
 		// Update: every output extends its own sample.
 		parents = parents[:0]
 		for _, sc := range st.Scheduled {
@@ -388,16 +449,31 @@ func (mc *machine) step(t *rapid.T) {
 				parents = append(parents, sc.Sample+j)
 			}
 		}
+	}
+	switch {
+	case st.Drafts > 0 && update:
+		uerr = mc.s.UpdateSpeculative(tokens, accepted, nil)
+	case st.Drafts > 0:
+		uerr = mc.s.UpdateSpeculative(tokens, accepted, parents)
+	case update && rapid.Bool().Draw(t, "plainUpdate"):
 		uerr = mc.s.Update(tokens)
-	} else {
+	case update:
+		uerr = mc.s.UpdateSpeculative(tokens, accepted, nil) // no drafts: Update
+	default:
 		uerr = mc.s.UpdateBeams(tokens, parents)
 	}
 	if uerr != nil {
 		t.Fatal(uerr)
 	}
+	if st.Drafts > 0 && st.Preempted > 0 {
+		draftTally.preemptedSteps++
+	}
+	if after := mc.s.Stats(); after.DraftsProposed != after.DraftsAccepted+after.DraftsRejected+after.DraftsDropped {
+		t.Fatalf("step %d: %d drafts proposed, %d accepted, %d rejected, %d dropped", st.Number, after.DraftsProposed, after.DraftsAccepted, after.DraftsRejected, after.DraftsDropped)
+	}
 	k := 0
 	old := map[*modelReq][][]int32{}
-	for _, sc := range st.Scheduled {
+	for i, sc := range st.Scheduled {
 		q := mc.reqs[sc.Request.ID()-1]
 		if q.r.State() == sched.Cancelled { // by a Finished hook in the Update
 			k += sc.Outputs
@@ -412,11 +488,110 @@ func (mc *machine) step(t *rapid.T) {
 		if _, ok := old[q]; !ok {
 			old[q] = slices.Clone(q.hist)
 		}
+		if len(sc.Drafts) > 0 {
+			// The accepted drafts, then the bonus token, up to a stop
+			// token or the sample's last output.
+			x := sc.Sample
+			h := slices.Clone(old[q][x])
+			for _, d := range append(slices.Clone(sc.Drafts[:accepted[i]]), tokens[k]) {
+				h = append(h, d)
+				if len(h) >= q.limit(mc) || slices.Contains(q.opts.StopTokens, d) {
+					break
+				}
+			}
+			q.hist[x], q.given[x] = h, true
+			if len(h) < len(old[q][x])+accepted[i]+1 {
+				draftTally.stops++ // ended inside the accepted drafts
+			}
+			k++
+			continue
+		}
 		for j := range sc.Outputs {
 			x := sc.Sample + j
 			q.hist[x] = append(slices.Clone(old[q][parents[k]]), tokens[k])
 			q.given[x] = true
 			k++
+		}
+	}
+}
+
+// limit is the outputs at which a sample of q ends.
+func (q *modelReq) limit(mc *machine) int {
+	return min(q.opts.MaxTokens, mc.m.Config().MaxModelLen-len(q.prompt))
+}
+
+// propose offers drafts for some samples before a step: the tokens the
+// step will sample (so some are accepted for real in a model's sense) or
+// the request's stop token, so that stops fall inside accepted drafts.
+// Refusals must be for a reason Propose documents, and change nothing.
+func (mc *machine) propose(t *rapid.T) {
+	if mc.cfg.MaxDrafts == 0 {
+		if len(mc.reqs) > 0 {
+			q := mc.reqs[len(mc.reqs)-1]
+			if err := mc.s.Propose(q.r, 0, []int32{1}); !errors.Is(err, sched.ErrInvalid) && !errors.Is(err, sched.ErrDone) {
+				t.Fatalf("Propose with MaxDrafts 0: %v", err)
+			}
+		}
+		return
+	}
+	for _, q := range mc.reqs {
+		r := q.r
+		if r.State().Done() && q != mc.reqs[len(mc.reqs)-1] {
+			continue // (the newest is tried even when done: ErrDone)
+		}
+		for i := range r.Samples() {
+			if !rapid.Bool().Draw(t, "propose") {
+				continue
+			}
+			drafts := make([]int32, rapid.IntRange(0, mc.cfg.MaxDrafts).Draw(t, "drafts"))
+			for j := range drafts {
+				drafts[j] = mc.next + int32(j) + 2
+				if len(q.opts.StopTokens) > 0 && rapid.IntRange(0, 3).Draw(t, "draftStop") == 0 {
+					drafts[j] = q.opts.StopTokens[0]
+				}
+			}
+			before := mc.s.Stats()
+			if rapid.IntRange(0, 9).Draw(t, "badDrafts") == 0 {
+				bad := append(slices.Clone(drafts), -1)
+				if err := mc.s.Propose(r, i, bad); !errors.Is(err, sched.ErrInvalid) && !errors.Is(err, sched.ErrDone) {
+					t.Fatalf("Propose of a negative draft: %v", err)
+				}
+				if err := mc.s.Propose(r, i, make([]int32, mc.cfg.MaxDrafts+1)); !errors.Is(err, sched.ErrInvalid) && !errors.Is(err, sched.ErrDone) {
+					t.Fatalf("Propose of %d drafts: %v", mc.cfg.MaxDrafts+1, err)
+				}
+				if mc.s.Stats() != before {
+					t.Fatal("a refused Propose changed the statistics")
+				}
+			}
+			err := mc.s.Propose(r, i, drafts)
+			key := [2]uint64{r.ID(), uint64(i)}
+			switch {
+			case err == nil:
+				if r.State().Done() || r.Seq(i) == 0 || r.BeamWidth() > 0 || r.Outputs(i) == 0 {
+					t.Fatalf("Propose for request %d sample %d (%v, %d outputs, beam width %d) accepted", r.ID(), i, r.State(), r.Outputs(i), r.BeamWidth())
+				}
+				mc.proposed[key] = drafts
+			case errors.Is(err, sched.ErrDone):
+				if !r.State().Done() && r.Seq(i) != 0 {
+					t.Fatalf("Propose for live request %d sample %d: %v", r.ID(), i, err)
+				}
+			case errors.Is(err, sched.ErrInvalid):
+				if r.BeamWidth() == 0 && r.Outputs(i) > 0 {
+					if run, rerr := mc.m.Running(r.Seq(i)); rerr == nil && run {
+						// A running sample that produced a token refuses
+						// drafts only when a recompute took the token in.
+						toks, _ := mc.m.Tokens(r.Seq(i))
+						if len(toks) == len(q.prompt)+r.Outputs(i)-1 && !mc.cfg.ChunkedPrefill {
+							t.Fatalf("Propose for running request %d sample %d (%d tokens, %d outputs): %v", r.ID(), i, len(toks), r.Outputs(i), err)
+						}
+					}
+				}
+				if mc.s.Stats() != before {
+					t.Fatal("a refused Propose changed the statistics")
+				}
+			default:
+				t.Fatalf("Propose: %v", err)
+			}
 		}
 	}
 }
@@ -567,10 +742,23 @@ func (mc *machine) finish(t *rapid.T) {
 			}
 		}
 	}
+	ss := mc.s.Stats()
+	draftTally.accepted += ss.DraftsAccepted
+	draftTally.rejected += ss.DraftsRejected
+	draftTally.dropped += ss.DraftsDropped
 	st := mc.m.Stats()
 	if st.Sequences != 0 || st.UsedBlocks != 0 || st.Tiers.HostUsed != 0 {
 		t.Fatalf("left behind: %d sequences, %d blocks, %d host blocks", st.Sequences, st.UsedBlocks, st.Tiers.HostUsed)
 	}
+}
+
+// draftTally sums what the runs did with drafts, so a run that exercises
+// none shows: drafts accepted, rejected and dropped, samples that ended
+// inside their accepted drafts, steps with drafts that preempted, and
+// drafts verified by samples swapped in in the same step.
+var draftTally struct {
+	accepted, rejected, dropped      int64
+	stops, preemptedSteps, swappedIn int
 }
 
 func TestStateMachine(t *testing.T) {
@@ -579,6 +767,7 @@ func TestStateMachine(t *testing.T) {
 		t.Repeat(rapid.StateMachineActions(mc))
 		mc.finish(t)
 	})
+	t.Logf("drafts: %+v", draftTally)
 }
 
 func FuzzScheduler(f *testing.F) {

@@ -24,11 +24,14 @@ type Scheduled struct {
 	Cached int
 	// Outputs is how many tokens Update expects for this entry: 0 for a
 	// prompt chunk that is not the last, N (or BeamWidth) for the step
-	// that completes an N-sample (or beam search) prompt, 1 otherwise.
+	// that completes an N-sample (or beam search) prompt, 1 otherwise (for
+	// an entry with Drafts, the token sampled after the accepted ones).
 	Outputs int
 	// Generated is how many tokens the sample had produced before this
 	// step (0 for every sample of a forking prompt): the step's output is
-	// its output number Generated, counting from 0.
+	// its output number Generated, counting from 0 (with Drafts, the
+	// accepted drafts are outputs Generated on, and the sampled token
+	// follows them).
 	Generated int
 	// Admitted says the sequence was admitted (or swapped in) this step;
 	// otherwise it was running already.
@@ -36,6 +39,13 @@ type Scheduled struct {
 	// Prefill says the tokens are prompt (or recomputed) tokens, not one
 	// decoded token.
 	Prefill bool
+	// Drafts are the draft tokens (Scheduler.Propose) the step verifies
+	// for the sequence, after its pending token: its last len(Drafts)
+	// tokens, counted in NewTokens (1 + len(Drafts)). The model computes
+	// them with the rest, decides how many to accept, samples the token
+	// after those, and UpdateSpeculative takes the verdict. A view valid
+	// until the next Schedule; nil when the sequence verifies none.
+	Drafts []int32
 
 	e *entry
 	// recompute: admitted by Admit, its prefill counted as resumed when it
@@ -56,8 +66,12 @@ type Step struct {
 	// entries' Outputs.
 	Outputs int
 	// Tokens is the number of tokens computed, at most
-	// Config.MaxBatchTokens.
+	// Config.MaxBatchTokens, the drafts included.
 	Tokens int
+	// Drafts is the number of draft tokens the step verifies, the sum of
+	// the entries' len(Drafts): when it is not 0, UpdateSpeculative
+	// takes the step's verdict and Update refuses it.
+	Drafts int
 	// Preempted counts the sequences preempted in this step, those that
 	// gave up their blocks because they could not grow even alone (and
 	// were aborted) included.
@@ -78,6 +92,9 @@ type Step struct {
 	// Schedule. Empty without State groups, and in the vLLM-compatible
 	// mode (paged.Config.UnifiedFreeQueue).
 	Checkpoints []paged.Checkpoint
+
+	// draftBuf holds the step's drafts, which Scheduled.Drafts view.
+	draftBuf []int32
 }
 
 // add extends Scheduled by one entry and returns it, to be filled in
@@ -126,8 +143,17 @@ func (s *Scheduler) Schedule() (*Step, error) {
 		return nil, fmt.Errorf("%w: Schedule called twice without Update", ErrInvalid)
 	}
 	st := &s.step
+	if st.Drafts > 0 {
+		// The decode fast path leaves Drafts as it finds it, nil: only
+		// entries that verify drafts set it (schedule).
+		for i := range st.Scheduled {
+			st.Scheduled[i].Drafts = nil
+		}
+	}
 	st.Scheduled, st.Outputs, st.Tokens, st.Preempted = st.Scheduled[:0], 0, 0, 0
+	st.Drafts, st.draftBuf = 0, st.draftBuf[:0]
 	if !s.Busy() {
+		s.dropProposals()
 		// The caller's own sequences may have checkpoints due.
 		st.Checkpoints = s.m.TakeCheckpoints(st.Checkpoints[:0])
 		return st, nil
@@ -168,6 +194,7 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			return nil, s.fail(err)
 		}
 	}
+	s.dropProposals()
 	// Every Append and Admit of the step is done: the checkpoints they
 	// reach are the step's.
 	st.Checkpoints = s.m.TakeCheckpoints(st.Checkpoints[:0])
@@ -248,8 +275,22 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 			if err = s.m.Append(e.seq, e.pending); err == nil {
 				e.hasPending, e.decoding = false, true
 				e.length++
+				// (s.proposed first: e.draft is off the entry's first
+				// cache line, which is all a decode reads otherwise.)
+				if len(s.proposed) > 0 && len(e.draft) > 0 {
+					// Drafts leave a token of the budget to every
+					// sequence after this one.
+					if err := s.speculate(e, budget-len(s.running)+i); err != nil {
+						return budget, err
+					}
+					n := 1 + len(e.spec)
+					s.schedule(e, n, 0, false, false)
+					budget -= n
+					i++
+					continue
+				}
 				// A sampled token means the prompt is complete and
-				// forked: one output.
+				// forked: one output. (Drafts is nil: see Schedule.)
 				st := &s.step
 				sc := st.add()
 				sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, 1
@@ -267,7 +308,7 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 			}
 		} else {
 			var n int
-			if n, err = s.grow(e, budget); err == nil {
+			if n, err = s.grow(e, budget, budget-len(s.running)+i); err == nil {
 				s.schedule(e, n, 0, false, false)
 				budget -= n
 				i++
@@ -276,6 +317,15 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		if !errors.Is(err, paged.ErrNoSpace) {
 			return budget, fmt.Errorf("sched: request %d: append to %v: %w", e.req.id, e.seq, err)
+		}
+		if st := &s.step; st.Drafts > 0 {
+			// Drafts give way before any sequence is preempted.
+			n, _, err := s.dropDrafts()
+			if err != nil {
+				return budget, err
+			}
+			budget += n
+			continue
 		}
 		vi := s.victim()
 		v := s.running[vi]
@@ -339,10 +389,11 @@ func (s *Scheduler) admitAll(budget int) (int, error) {
 	return budget, nil
 }
 
-// grow gives a running sequence its next tokens: its pending token, or
-// the next chunk of its prompt within budget. It returns how many tokens
-// the step computes for it.
-func (s *Scheduler) grow(e *entry, budget int) (int, error) {
+// grow gives a running sequence its next tokens: its pending token, and
+// perhaps its drafts, at most room of them (speculate), or the next chunk
+// of its prompt within budget. It returns how many tokens the step
+// computes for it.
+func (s *Scheduler) grow(e *entry, budget, room int) (int, error) {
 	s.st.AppendCalls++
 	switch {
 	case e.hasPending:
@@ -351,6 +402,11 @@ func (s *Scheduler) grow(e *entry, budget int) (int, error) {
 		}
 		e.hasPending, e.decoding = false, true
 		e.length++
+		if len(e.draft) > 0 && e.length-e.computed == 1 { // a decode
+			if err := s.speculate(e, min(room, budget-(e.length-e.computed))); err != nil {
+				return 0, err
+			}
+		}
 	case len(e.rest) > 0:
 		k := min(len(e.rest), budget-(e.length-e.computed))
 		if k > 0 {
@@ -375,12 +431,12 @@ func (s *Scheduler) schedule(e *entry, n, cached int, admitted, recompute bool) 
 			out = e.req.n
 		}
 	}
-	prefill := recompute || e.outputs == 0 || n > 1
+	prefill := recompute || e.outputs == 0 || n-len(e.spec) > 1
 	st := &s.step
 	sc := st.add()
 	sc.Request, sc.Sample, sc.Seq, sc.Start, sc.NewTokens = e.req, e.idx, e.seq, e.computed, n
 	sc.Cached, sc.Outputs, sc.Generated, sc.Admitted, sc.Prefill, sc.e = cached, out, e.outputs, admitted, prefill, e
-	sc.recompute = recompute
+	sc.recompute, sc.Drafts = recompute, e.spec
 	e.step = st.Number
 	st.Outputs += out
 	st.Tokens += n
@@ -403,6 +459,7 @@ func (s *Scheduler) schedule(e *entry, n, cached int, admitted, recompute bool) 
 // sequence to recompute or swap in.
 func (s *Scheduler) unschedule(e *entry) int {
 	i := slices.IndexFunc(s.step.Scheduled, func(sc Scheduled) bool { return sc.e == e })
+	s.withdraw(&s.step.Scheduled[i]) // its drafts are never verified
 	sc := s.step.Scheduled[i]
 	s.step.Scheduled = slices.Delete(s.step.Scheduled, i, i+1)
 	// No longer scheduled in this step: a beam search swapped out and in
@@ -447,6 +504,10 @@ func (s *Scheduler) preempt(vi int) error {
 func (s *Scheduler) preemptBy(vi int, swap bool) error {
 	v := s.running[vi]
 	r := v.req
+	// Its drafts go first: the manager keeps only accepted tokens.
+	if err := s.unspec(v); err != nil {
+		return err
+	}
 	if vi == len(s.running)-1 {
 		s.running[vi] = nil
 		s.running = s.running[:vi]
@@ -744,7 +805,7 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	}
 	s.waiting.pop()
 	s.start(e)
-	n, err := s.grow(e, budget)
+	n, err := s.grow(e, budget, budget-1)
 	if err != nil {
 		if !errors.Is(err, paged.ErrNoSpace) {
 			return 0, false, fmt.Errorf("sched: request %d: append to %v: %w", r.id, e.seq, err)
@@ -779,10 +840,14 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 //
 // For a beam search, each beam extends itself (UpdateBeams chooses other
 // parents).
-func (s *Scheduler) Update(tokens []int32) error { return s.update(tokens, nil) }
+//
+// A step with drafts (Step.Drafts) takes its verdict by UpdateSpeculative;
+// Update refuses it (ErrInvalid).
+func (s *Scheduler) Update(tokens []int32) error { return s.update(tokens, nil, nil) }
 
-// update is Update, and UpdateBeams when parents is not nil.
-func (s *Scheduler) update(tokens []int32, parents []int) error {
+// update is Update, UpdateBeams when parents is not nil, and
+// UpdateSpeculative when accepted is not nil.
+func (s *Scheduler) update(tokens []int32, parents, accepted []int) error {
 	if !s.inStep {
 		return fmt.Errorf("%w: Update without a scheduled step", ErrInvalid)
 	}
@@ -804,6 +869,9 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 			return err
 		}
 	}
+	if err := s.checkAccepted(accepted); err != nil {
+		return err
+	}
 	s.phase(PhaseOutput)
 	k := 0
 	for i := range s.step.Scheduled {
@@ -812,6 +880,14 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 		out := tokens[k : k+sc.Outputs]
 		k += sc.Outputs
 		if e.where == inDone { // cancelled during the step
+			s.st.DraftsDropped += int64(len(sc.Drafts))
+			continue
+		}
+		if len(sc.Drafts) > 0 {
+			if err := s.settle(sc, accepted[i], out[0]); err != nil {
+				s.inStep = false
+				return err
+			}
 			continue
 		}
 		e.computed, e.decoding = sc.Start+sc.NewTokens, false

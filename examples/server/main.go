@@ -64,7 +64,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 type options struct {
 	requests, blocks, blockSize, maxNumSeqs, maxModelLen int
-	maxQueue                                             int
+	maxQueue, drafts                                     int
 	nParallel, speed, watermark                          float64
 	stepTime                                             time.Duration
 	httpAddr, layout                                     string
@@ -87,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.nParallel, "n-parallel", 0.1, "share of requests sampled n=4 ways (fork + copy-on-write)")
 	fs.Float64Var(&o.speed, "speed", 60, "compress the trace's arrival times by this factor")
 	fs.DurationVar(&o.stepTime, "step-time", time.Millisecond, "fake model latency per step")
+	fs.IntVar(&o.drafts, "drafts", 0, "draft tokens a fake drafter proposes per decoding sample and step (speculative decoding; 0: none)")
 	fs.Float64Var(&o.watermark, "watermark", 0.01, "share of blocks admission leaves free for running sequences")
 	fs.StringVar(&o.httpAddr, "http", "", "serve /metrics, /stats and /requests on this address (\":8080\" means 127.0.0.1:8080) until interrupted")
 	fs.Uint64Var(&o.steps, "steps", 0, "stop after this many steps (0: no limit)")
@@ -109,6 +110,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-step-time %v is negative", o.stepTime)
 	case o.maxModelLen < 2:
 		return o, fmt.Errorf("-max-model-len %d must be at least 2", o.maxModelLen)
+	case o.drafts < 0:
+		return o, fmt.Errorf("-drafts %d is negative", o.drafts)
 	case o.maxQueue < 1:
 		return o, fmt.Errorf("-max-queue %d must be at least 1", o.maxQueue)
 	// Zero would mean the library's defaults (16 tokens, 256 sequences),
@@ -141,6 +144,7 @@ func serverConfig(o options) ServerConfig {
 			},
 			MaxNumSeqs: o.maxNumSeqs,
 			MaxQueued:  o.maxQueue,
+			Drafts:     o.drafts,
 		},
 		StepTime: o.stepTime,
 		MaxSteps: o.steps,

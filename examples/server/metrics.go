@@ -47,6 +47,8 @@ func WriteMetrics(w io.Writer, sn Snapshot) error {
 	p.counter("pagedkv_prefix_cache_stored_blocks_total", "Blocks committed to the prefix cache.", sn.Prefix.Stored)
 	p.counter("pagedkv_prompt_tokens_total", "Prompt tokens computed (recomputation after preemption included).", sn.Tokens.Prefill)
 	p.counter("pagedkv_generation_tokens_total", "Tokens generated over all samples.", sn.Tokens.Generated)
+	p.counter("pagedkv_spec_decode_draft_tokens_total", "Draft tokens verified (speculative decoding).", sn.Tokens.Drafted)
+	p.counter("pagedkv_spec_decode_accepted_tokens_total", "Draft tokens accepted.", sn.Tokens.Accepted)
 	p.counter("pagedkv_preemptions_total", "Sequences preempted by recompute.", sn.Preemptions)
 	p.counter("pagedkv_cow_copied_blocks_total", "Blocks copied on write.", sn.Copies)
 	p.counter("pagedkv_forks_total", "Sequences forked for parallel sampling.", sn.Forks)

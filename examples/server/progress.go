@@ -63,6 +63,9 @@ func writeSummary(w io.Writer, sn Snapshot, wall time.Duration) {
 	}
 	fmt.Fprintf(w, "tokens       %d prompt, %d generated; %d computed at admission, %d from the prefix cache\n",
 		t.Prompt, t.Generated, t.Prefill, t.Cached)
+	if t.Drafted > 0 {
+		fmt.Fprintf(w, "drafts       %d verified, %d accepted (%.1f%%)\n", t.Drafted, t.Accepted, pct(t.Accepted, t.Drafted))
+	}
 	fmt.Fprintf(w, "steps        %d in %v (peak %d sequences running)\n",
 		sn.Steps, wall.Round(time.Millisecond), sn.Sequences.PeakRunning)
 	fmt.Fprintf(w, "prefix hits  %.1f%% of prompt tokens queried (%d of %d), %d blocks stored, %d evicted\n",

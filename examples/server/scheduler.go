@@ -90,6 +90,14 @@ type SchedulerConfig struct {
 	// OnEvent, if set, receives every KV event drained after a step. The
 	// event's slices are only valid during the call.
 	OnEvent func(e paged.Event)
+	// Drafts turns on speculative decoding: before each step a fake
+	// drafter proposes this many draft tokens for every sample the last
+	// step gave a token (sched.Scheduler.Propose), the step verifies them
+	// beside its pending token, and the fake model accepts those that
+	// match what it would have sampled. The drafter guesses a quarter of
+	// the tokens wrong, so some drafts are rejected; the outputs are the
+	// same as without drafts, in fewer steps. 0: none.
+	Drafts int
 }
 
 // request is a submitted request as the server sees it: its public ID and
@@ -152,6 +160,12 @@ type Scheduler struct {
 	tokens []int32
 	events []paged.Event
 	prompt []int32
+	// decoding are the samples the last step gave a token, which drafts
+	// may follow; drafts and accepted are the drafter's buffer and the
+	// verdict of the step.
+	decoding []sample
+	drafts   []int32
+	accepted []int
 
 	idle []chan struct{}
 	c    counters
@@ -178,8 +192,17 @@ type groupCounters struct {
 	stored, removed, checkpoints uint64
 }
 
+// sample names one sample of a request.
+type sample struct {
+	r *sched.Request
+	i int
+}
+
 // NewScheduler returns a scheduler with a new manager for cfg.Manager.
 func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
+	if cfg.Drafts < 0 {
+		return nil, fmt.Errorf("%w: Drafts %d is negative", ErrInvalid, cfg.Drafts)
+	}
 	if cfg.MaxNumSeqs == 0 {
 		cfg.MaxNumSeqs = 256
 	}
@@ -216,6 +239,7 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 		// which a refused Admit would update (as vLLM counts), so the
 		// hit rate reflects admissions only.
 		CheckBeforeAdmit: true,
+		MaxDrafts:        cfg.Drafts,
 		Hooks: sched.Hooks{
 			Scheduled: s.scheduled,
 			Finished:  s.sampleFinished,
@@ -406,6 +430,7 @@ func (s *Scheduler) Step() bool {
 	}
 	s.c.steps++
 	t0 := time.Now()
+	s.propose()
 	st, err := s.s.Schedule()
 	if err != nil {
 		panic(fmt.Sprintf("server: schedule: %v", err))
@@ -436,15 +461,38 @@ func (s *Scheduler) Step() bool {
 	// prompt step draws its n samples' first tokens from the same logits;
 	// the scheduler forks them, and they share every block until each
 	// writes its own token.
-	s.tokens = s.tokens[:0]
+	// With drafts it accepts those that say what it samples, and samples
+	// the token after them.
+	s.tokens, s.accepted = s.tokens[:0], s.accepted[:0]
 	for _, sc := range st.Scheduled {
+		a := 0
+		for a < len(sc.Drafts) && sc.Drafts[a] == token(sc.Request.ID(), sc.Sample, sc.Generated+a) {
+			a++
+		}
+		s.accepted = append(s.accepted, a)
 		for j := range sc.Outputs {
-			s.tokens = append(s.tokens, token(sc.Request.ID(), sc.Sample+j, sc.Generated))
+			s.tokens = append(s.tokens, token(sc.Request.ID(), sc.Sample+j, sc.Generated+a))
 		}
 	}
 	t0 = time.Now()
-	if err := s.s.Update(s.tokens); err != nil {
-		panic(fmt.Sprintf("server: update: %v", err))
+	var err2 error
+	if s.cfg.Drafts > 0 {
+		err2 = s.s.UpdateSpeculative(s.tokens, s.accepted, nil)
+	} else {
+		err2 = s.s.Update(s.tokens)
+	}
+	if err2 != nil {
+		panic(fmt.Sprintf("server: update: %v", err2))
+	}
+	if s.cfg.Drafts > 0 {
+		s.decoding = s.decoding[:0]
+		for _, sc := range st.Scheduled {
+			for j := range sc.Outputs {
+				if r, i := sc.Request, sc.Sample+j; r.Seq(i) != 0 && r.Outputs(i) > 0 {
+					s.decoding = append(s.decoding, sample{r, i})
+				}
+			}
+		}
 	}
 	// Draining every step keeps the bounded event buffer from
 	// overflowing; a router would publish these.
@@ -474,6 +522,29 @@ func (s *Scheduler) Step() bool {
 	}
 	s.notifyIdle()
 	return true
+}
+
+// propose is the fake drafter: for each sample the last step gave a
+// token, the next Drafts tokens the fake model will sample, but a wrong
+// one for a quarter of the model's tokens, chosen by a hash of the token.
+func (s *Scheduler) propose() {
+	for _, x := range s.decoding {
+		if x.r.State().Done() || x.r.Seq(x.i) == 0 {
+			continue // cancelled since
+		}
+		out := x.r.Outputs(x.i)
+		s.drafts = s.drafts[:0]
+		for j := range s.cfg.Drafts {
+			tok := token(x.r.ID(), x.i, out+j)
+			if uint32(tok)*0x9E3779B9>>30 == 0 { // a hash, not the position's cycle
+				tok = tok%32000 + 1
+			}
+			s.drafts = append(s.drafts, tok)
+		}
+		if err := s.s.Propose(x.r, x.i, s.drafts); err != nil {
+			panic(fmt.Sprintf("server: propose: %v", err))
+		}
+	}
 }
 
 // scheduled is the scheduler's hook for every sequence given tokens: the

@@ -120,8 +120,13 @@ type TokenCounts struct {
 	// preemption included); Cached those found in the prefix cache then.
 	Prefill uint64 `json:"prefill"`
 	Cached  uint64 `json:"cached"`
-	// Generated counts tokens sampled, over all samples.
+	// Generated counts tokens sampled, over all samples (accepted drafts
+	// included).
 	Generated uint64 `json:"generated"`
+	// Drafted counts the draft tokens verified (SchedulerConfig.Drafts),
+	// Accepted those the model accepted.
+	Drafted  uint64 `json:"drafted"`
+	Accepted uint64 `json:"accepted"`
 }
 
 // EventCounts count the KV events drained, and the blocks they name.
@@ -205,7 +210,7 @@ func (s *Scheduler) Snapshot() Snapshot {
 			Queued: s.queued, MaxQueued: s.cfg.MaxQueued},
 		Sequences: SequenceCounts{Running: st.Running, Waiting: st.Waiting, PeakRunning: ss.PeakRunning},
 		Tokens: TokenCounts{Prompt: c.promptTokens, Prefill: uint64(ss.PrefillTokens), Cached: uint64(ss.CachedTokens),
-			Generated: uint64(ss.Outputs)},
+			Generated: uint64(ss.Outputs), Drafted: uint64(ss.DraftsAccepted + ss.DraftsRejected), Accepted: uint64(ss.DraftsAccepted)},
 		Steps:       c.steps,
 		Preemptions: st.Preemptions,
 		Copies:      st.Copies,

@@ -51,6 +51,9 @@ const debug = false
 // families are the shared prefixes of prompts (a system prompt each).
 const families = 3
 
+// maxDrafts is the most drafts a sample verifies in a step.
+const maxDrafts = 3
+
 // srv is one inference server of the fleet.
 type srv struct {
 	name string
@@ -59,7 +62,8 @@ type srv struct {
 	s    *sched.Scheduler
 	ph   *paged.PromptHasher
 	bs   int
-	// state says the layout has a State group.
+	// state says the layout has a State group (the manager may refuse
+	// drafts then: the samples decode without them).
 	state bool
 	reqs  []*req
 	// swapped are the sequences preempted by swap, whose readmission is a
@@ -70,9 +74,6 @@ type srv struct {
 	expect map[paged.SeqID]int
 	// inAdmit: Schedule is in its admission phase.
 	inAdmit bool
-	// lane are the sequences the server drives itself beside the
-	// scheduler, with speculative drafts.
-	lane []*laneSeq
 	// dev and host are the shadow KV store: per slot, the value of the
 	// KV written there (see val).
 	dev, host map[int64]uint64
@@ -92,8 +93,8 @@ type srv struct {
 	// admitted counts the admissions checked against the fleet index,
 	// hits those with a prefix hit.
 	admitted, hits int
-	// drafts counts drafts accepted, checkpoints the state checkpoints
-	// written.
+	// drafts counts the drafts the steps verified, checkpoints the state
+	// checkpoints written.
 	drafts, checkpoints int
 }
 
@@ -102,17 +103,9 @@ type req struct {
 	prompt []int32
 	opts   sched.Options
 	hist   [][]int32
-}
-
-type laneSeq struct {
-	id paged.SeqID
-	// toks are the sequence's accepted tokens; pending is the token
-	// sampled last, not yet given to the manager.
-	toks    []int32
-	pending int32
-	drafts  int
-	running bool
-	end     int
+	// fresh says the sample was given a token by the last Update, which
+	// drafts may follow (sched.Scheduler.Propose).
+	fresh []bool
 }
 
 type pin struct {
@@ -241,6 +234,7 @@ func (w *world) newServer(name string) *srv {
 		cfg.Policy = eviction.NewPriority
 	}
 	scfg := sched.Config{
+		MaxDrafts:            maxDrafts,
 		MaxRunning:           rapid.IntRange(3, 8).Draw(t, "maxRunning"),
 		CheckBeforeAdmit:     rapid.Bool().Draw(t, "checkBefore"),
 		AdmitAfterPreemption: rapid.Bool().Draw(t, "admitAfterPreemption"),
@@ -337,6 +331,10 @@ func (w *world) hooks(s *srv) sched.Hooks {
 		},
 		Aborted: func(r *sched.Request, err error) {
 			reason := regexp.MustCompile(`[0-9]+`).ReplaceAllString(err.Error(), "N")
+			if ps := s.m.PinStats(); ps.Lasting > 0 && ps.PinnedBlocks > 0 {
+				// Pins without expiry count as held for good.
+				reason += " (pins without expiry hold blocks)"
+			}
 			abortReasons[reason]++
 			if s.inAdmit {
 				w.expectHits(s)
@@ -452,154 +450,29 @@ func (w *world) submit() {
 		}
 		t.Fatalf("%s: Submit: %v", s.name, err)
 	}
-	s.reqs = append(s.reqs, &req{r: r, prompt: prompt, opts: opts, hist: make([][]int32, max(opts.N, 1))})
+	s.reqs = append(s.reqs, &req{r: r, prompt: prompt, opts: opts, hist: make([][]int32, max(opts.N, 1)), fresh: make([]bool, max(opts.N, 1))})
 }
 
-// laneStep gives the server's own sequences their tokens for the step:
-// a new one is created, a preempted one readmitted, a running one is given
-// its pending token and fresh drafts. It returns the lane's entries of the
-// step.
-func (w *world) laneStep(s *srv, ents []paged.Scheduled) []paged.Scheduled {
-	t, m := w.t, s.m
-	if len(s.lane) < 2 && rapid.IntRange(0, 3).Draw(t, "newLane") == 0 {
-		p := w.prompt()
-		// The fleet index's view of the manager now, against the hit
-		// Create gives.
-		w.resyncProbe(s)
-		want := w.score(w.probe, s, p, nil).Blocks * w.bs
-		id, cached, err := m.Create(p, &paged.SeqOptions{MaxTokens: len(p) + 6*w.bs})
-		if err == nil && cached != want {
-			t.Fatalf("%s: a lane prompt of %d tokens hit %d, the fleet index scored %d", s.name, len(p), cached, want)
-		}
-		switch {
-		case err == nil:
-			s.admitted++
-			if want > 0 {
-				s.hits++
-			}
-			s.lane = append(s.lane, &laneSeq{id: id, toks: p, pending: -1, running: true, end: len(p) + rapid.IntRange(1, 6*w.bs).Draw(t, "laneLen")})
-			ents = append(ents, paged.Scheduled{ID: id, NewTokens: len(p) - cached})
-		case errors.Is(err, paged.ErrNoSpace), errors.Is(err, paged.ErrNever):
-		default:
-			t.Fatalf("%s: lane Create: %v", s.name, err)
-		}
-		if err == nil {
-			return ents
-		}
-	}
-	for _, l := range s.lane {
-		if !l.running {
-			// The token sampled last goes to the waiting sequence, so
-			// admission computes it with the rest: appended after Admit,
-			// it would slide a window over positions the step computes.
-			if l.pending >= 0 {
-				if err := m.Append(l.id, l.pending); err != nil {
-					t.Fatalf("%s: lane append to a waiting sequence: %v", s.name, err)
-				}
-				l.toks, l.pending = append(l.toks, l.pending), -1
-			}
-			cached, err := m.Admit(l.id)
-			if errors.Is(err, paged.ErrNever) {
-				// Grown past what the pool can hold in every group at
-				// once: the server gives up on it.
-				if err := m.Free(l.id); err != nil {
-					t.Fatal(err)
-				}
-				l.end = 0
+// propose gives drafts to some samples that decode next: each draft a
+// fresh token value, so a draft's KV in the wrong slot shows. The
+// scheduler takes them for any sample the last Update gave a token.
+func (w *world) propose(s *srv) {
+	t := w.t
+	for _, q := range s.reqs {
+		for i := range q.r.Samples() {
+			if !q.fresh[i] || q.r.Seq(i) == 0 || rapid.IntRange(0, 2).Draw(t, "propose") == 0 {
 				continue
 			}
-			if err != nil {
-				if !errors.Is(err, paged.ErrNoSpace) {
-					t.Fatalf("%s: lane Admit: %v", s.name, err)
-				}
-				continue
-			}
-			l.running = true
-			ents = append(ents, paged.Scheduled{ID: l.id, NewTokens: len(l.toks) - cached})
-			continue
-		}
-		if l.pending < 0 {
-			continue // its prompt is computed this step already
-		}
-		if err := m.Append(l.id, l.pending); err != nil {
-			if !errors.Is(err, paged.ErrNoSpace) {
-				t.Fatalf("%s: lane Append: %v", s.name, err)
-			}
-			if err := m.Preempt(l.id); err != nil {
-				t.Fatal(err)
-			}
-			l.running = false
-			continue
-		}
-		l.toks, l.pending = append(l.toks, l.pending), -1
-		n := 1
-		if k := rapid.IntRange(0, 3).Draw(t, "drafts"); k > 0 {
-			drafts := make([]int32, k)
-			for i := range drafts {
+			drafts := make([]int32, rapid.IntRange(0, maxDrafts).Draw(t, "drafts"))
+			for k := range drafts {
 				w.next++
-				drafts[i] = w.next
+				drafts[k] = w.next
 			}
-			err := m.AppendSpeculative(l.id, drafts...)
-			switch {
-			case err == nil:
-				l.drafts = k
-				n += k
-			case errors.Is(err, paged.ErrNoSpace), errors.Is(err, paged.ErrNever):
-			default:
-				t.Fatalf("%s: AppendSpeculative: %v", s.name, err)
+			if err := s.s.Propose(q.r, i, drafts); err != nil {
+				t.Fatalf("%s: Propose for request %d sample %d: %v", s.name, q.r.ID(), i, err)
 			}
 		}
-		ents = append(ents, paged.Scheduled{ID: l.id, NewTokens: n})
 	}
-	return ents
-}
-
-// laneVerdict settles the drafts of the lane's sequences after the step
-// and samples their next token.
-func (w *world) laneVerdict(s *srv, ents []paged.Scheduled) {
-	t, m := w.t, s.m
-	for _, l := range s.lane {
-		if !l.running || !slices.ContainsFunc(ents, func(e paged.Scheduled) bool { return e.ID == l.id }) {
-			continue
-		}
-		if l.drafts > 0 {
-			a := rapid.IntRange(0, l.drafts).Draw(t, "accepted")
-			toks, err := m.Tokens(l.id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.toks = append(l.toks, toks[len(l.toks):len(l.toks)+a]...)
-			s.drafts += a
-			if rapid.Bool().Draw(t, "truncate") {
-				// Truncate drops the rejected drafts; the drafts it
-				// keeps stay speculative until AcceptSpeculative.
-				err = m.Truncate(l.id, len(l.toks))
-				if err == nil {
-					err = m.AcceptSpeculative(l.id, a)
-				}
-			} else {
-				err = m.AcceptSpeculative(l.id, a)
-			}
-			if err != nil {
-				t.Fatalf("%s: settling %d of %d drafts: %v", s.name, a, l.drafts, err)
-			}
-			l.drafts = 0
-		}
-		w.next++
-		l.pending = w.next
-	}
-	s.lane = slices.DeleteFunc(s.lane, func(l *laneSeq) bool {
-		if l.end == 0 {
-			return true // freed already
-		}
-		if len(l.toks) < l.end {
-			return false
-		}
-		if err := m.Free(l.id); err != nil {
-			t.Fatal(err)
-		}
-		return true
-	})
 }
 
 // pins makes, extends and drops prefix pins of the system prompts, and
@@ -685,8 +558,7 @@ func (w *world) step(s *srv) {
 			}
 		}
 	}
-	var lane []paged.Scheduled
-	lane = w.laneStep(s, lane)
+	w.propose(s)
 	// Schedule of an idle scheduler returns an empty step that Update
 	// refuses (ErrInvalid: no scheduled step), so the loop asks Busy.
 	busy := s.s.Busy()
@@ -699,32 +571,33 @@ func (w *world) step(s *srv) {
 			t.Logf("%s step %d: req %d sample %d %v start %d new %d cached %d outputs %d admitted %v prefill %v state %v", s.name, st.Number, sc.Request.ID(), sc.Sample, sc.Seq, sc.Start, sc.NewTokens, sc.Cached, sc.Outputs, sc.Admitted, sc.Prefill, sc.Request.State())
 		}
 	}
-	ents := make([]paged.Scheduled, 0, len(st.Scheduled)+len(lane))
+	ents := make([]paged.Scheduled, 0, len(st.Scheduled))
 	starts := make([]int, 0, cap(ents))
 	for _, sc := range st.Scheduled {
 		ents = append(ents, paged.Scheduled{ID: sc.Seq, NewTokens: sc.NewTokens})
 		starts = append(starts, sc.Start)
-	}
-	for _, e := range lane {
-		n, err := m.Len(e.ID)
-		if err != nil {
-			t.Fatal(err)
+		if n := len(sc.Drafts); n > 0 {
+			// The drafts are the sequence's last tokens, after its
+			// pending one.
+			toks, err := m.Tokens(sc.Seq)
+			if err != nil || sc.Prefill || !slices.Equal(toks[len(toks)-n:], sc.Drafts) {
+				t.Fatalf("%s: request %d sample %d verifies drafts %v, holds %v (%v)", s.name, sc.Request.ID(), sc.Sample, sc.Drafts, toks, err)
+			}
 		}
-		ents = append(ents, e)
-		starts = append(starts, n-e.NewTokens)
 	}
+	s.drafts += st.Drafts
 	if len(ents) > 0 {
 		s.batch.SplitUnits = rapid.SampledFrom([]int{0, 0, 1, 3, 8}).Draw(t, "splitUnits")
-		if err := m.BuildBatch(&s.batch, ents); err != nil {
-			t.Fatalf("%s: BuildBatch of %v (starts %v, sched %+v, lane %v): %v", s.name, ents, starts, st.Scheduled, lane, err)
+		if err := s.s.BuildBatch(&s.batch); err != nil {
+			t.Fatalf("%s: BuildBatch of %v (starts %v, sched %+v): %v", s.name, ents, starts, st.Scheduled, err)
 		}
 		if s.batch.SplitUnits > 0 {
 			if err := s.batch.Split.Check(s.batch.BlocksPerSeq); err != nil {
 				t.Fatalf("%s: split plan: %v", s.name, err)
 			}
 		}
-		// Schedule took the step's checkpoints, the lane's included
-		// (its appends came before): the manager has none left.
+		// Schedule took the step's checkpoints: the manager has none
+		// left.
 		if left := m.TakeCheckpoints(nil); len(left) != 0 {
 			t.Fatalf("%s: %d checkpoints left in the manager after Schedule", s.name, len(left))
 		}
@@ -746,20 +619,40 @@ func (w *world) step(s *srv) {
 		w.next++
 		toks = append(toks, w.next)
 	}
-	if busy {
+	// The verifier accepts a prefix of each sequence's drafts.
+	accepted := make([]int, len(st.Scheduled))
+	for i, sc := range st.Scheduled {
+		if len(sc.Drafts) > 0 {
+			accepted[i] = rapid.IntRange(0, len(sc.Drafts)).Draw(t, "accepted")
+		}
+	}
+	switch {
+	case !busy:
+	case st.Drafts > 0:
+		if err := s.s.UpdateSpeculative(toks, accepted, nil); err != nil {
+			t.Fatalf("%s: UpdateSpeculative: %v", s.name, err)
+		}
+	default:
 		if err := s.s.Update(toks); err != nil {
 			t.Fatalf("%s: Update: %v", s.name, err)
 		}
 	}
+	for _, q := range s.reqs {
+		clear(q.fresh)
+	}
 	k := 0
-	for _, sc := range st.Scheduled {
+	for i, sc := range st.Scheduled {
 		if sc.Request == cancelled {
 			k += sc.Outputs
 			continue
 		}
 		q := s.reqs[slices.IndexFunc(s.reqs, func(q *req) bool { return q.r == sc.Request })]
 		for j := range sc.Outputs {
-			q.hist[sc.Sample+j] = append(q.hist[sc.Sample+j], toks[k])
+			// The accepted drafts, then the token sampled after them
+			// (no stop tokens here, and drafts never pass MaxTokens).
+			h := append(q.hist[sc.Sample+j], sc.Drafts[:accepted[i]]...)
+			q.hist[sc.Sample+j] = append(h, toks[k])
+			q.fresh[sc.Sample+j] = true
 			k++
 		}
 	}
@@ -771,11 +664,10 @@ func (w *world) step(s *srv) {
 				if q.r.Samples() != 1 || q.r.Outputs(0) != 0 {
 					t.Fatalf("%s: request %d sample %d has %d outputs, was given %d", s.name, q.r.ID(), i, n, len(q.hist[i]))
 				}
-				q.hist[i] = q.hist[i][:0]
+				q.hist[i], q.fresh[i] = q.hist[i][:0], false
 			}
 		}
 	}
-	w.laneVerdict(s, lane)
 	s.reqs = slices.DeleteFunc(s.reqs, func(q *req) bool { return q.r.State().Done() })
 	if err := m.Check(); err != nil {
 		t.Fatalf("%s: step %d: %v", s.name, st.Number, err)
@@ -1157,7 +1049,7 @@ func (w *world) stopZMQ() {
 // nothing is left behind but cached content and pins.
 func (w *world) drain() {
 	for _, s := range w.servers {
-		for steps := 0; s.s.Busy() || len(s.lane) > 0; steps++ {
+		for steps := 0; s.s.Busy(); steps++ {
 			if steps > 2000 {
 				w.t.Fatalf("%s: no progress after 2000 steps", s.name)
 			}
