@@ -1,6 +1,7 @@
 package paged_test
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -545,7 +546,7 @@ func drawHybridLayout(t *rapid.T, bs int, multi bool) []paged.Group {
 // window; the one-token fast path taken after a fork.
 func TestGroupsStateMachine(t *testing.T) {
 	var tally hyTally
-	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, false, &tally) })
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, false, &tally, nil) })
 	tally.check(t)
 }
 
@@ -575,15 +576,18 @@ func (y *hyTally) check(t *testing.T) {
 // runs must onboard blocks of groups 1 and up.
 func TestGroupsOffloadStateMachine(t *testing.T) {
 	var tally hyTally
-	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, true, &tally) })
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, true, &tally, nil) })
 	assert.Positive(t, tally.onboards[0], "no run onboarded group 0's content")
 	assert.Positive(t, tally.onboards[1], "no run onboarded content of another group")
 	tally.check(t)
 }
 
 // runGroupsMachine is one run of the hybrid state machine, adding what it
-// saw to tally; offloading forces a host tier that offloads.
-func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
+// saw to tally; offloading forces a host tier that offloads. With replay
+// non-nil, events are on with room for every run's events, and replay is
+// called after every step and with every drain instead of the loose event
+// checks.
+func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally, replay func(*rapid.T, *paged.Manager, []paged.Group)) {
 	{
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
 		unified := rapid.Bool().Draw(t, "unified")
@@ -613,7 +617,7 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 			Groups:           groups,
 			UnifiedFreeQueue: unified,
 			MaxModelLen:      12 * bs,
-			Events:           64,
+			Events:           cmp.Or(replayEvents(replay), 64),
 			HostBlocks:       hostBlocks,
 			DisableOffload:   !offload,
 		})
@@ -941,6 +945,10 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 				}
 			},
 			"events": func(t *rapid.T) {
+				if replay != nil {
+					replay(t, h.m, groups)
+					return
+				}
 				for _, e := range h.m.DrainEvents(nil) {
 					if e.Group < 0 || e.Group >= len(groups) {
 						t.Fatalf("event of group %d", e.Group)
@@ -950,7 +958,12 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 					}
 				}
 			},
-			"": h.check,
+			"": func(t *rapid.T) {
+				h.check(t)
+				if replay != nil {
+					replay(t, h.m, groups)
+				}
+			},
 		}
 		// Content goes to the host and comes back for a hit only after
 		// many steps: the offloading machine runs longer.
