@@ -1,6 +1,8 @@
 package paged_test
 
 import (
+	"errors"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -23,6 +25,13 @@ type tierKey struct {
 type tierReplay struct {
 	held map[tierKey]int
 	seq  uint64
+	// offloads, onboards and hostEvictions count each group's moves to
+	// the host, moves back, and removals from the host.
+	offloads, onboards, hostEvictions map[int]uint64
+}
+
+func newTierReplay() *tierReplay {
+	return &tierReplay{held: map[tierKey]int{}, offloads: map[int]uint64{}, onboards: map[int]uint64{}, hostEvictions: map[int]uint64{}}
 }
 
 // apply folds events into the replay, failing on a gap, on a removal or a
@@ -56,7 +65,15 @@ func (r *tierReplay) apply(t *rapid.T, evs []paged.Event, groups int) {
 				add(ev, h, ev.Medium, 1)
 			case paged.BlockRemoved:
 				add(ev, h, ev.Medium, -1)
+				if ev.Medium == paged.Host {
+					r.hostEvictions[ev.Group]++
+				}
 			case paged.BlockMoved:
+				if ev.Medium == paged.Host {
+					r.offloads[ev.Group]++
+				} else {
+					r.onboards[ev.Group]++
+				}
 				if ev.From == ev.Medium {
 					t.Fatalf("event %d moves %x from %v to itself", ev.Seq, h[:6], ev.From)
 				}
@@ -101,6 +118,56 @@ func (r *tierReplay) check(t *rapid.T, m *paged.Manager, groups []paged.Group) {
 			t.Fatalf("%x of group %d on %v: the event stream %d blocks, snapshot %d", k.h[:6], k.g, k.m, n, got[k])
 		}
 	}
+	r.checkStats(t, m, groups, got)
+}
+
+// checkStats checks that the host tier's figures add up: its blocks are
+// free, cached or used; the groups' figures sum to TierStats'; and each
+// group whose moves are events (all but State groups) offloaded, onboarded
+// and gave up as many blocks as its events say, and holds on the host
+// what the snapshot lists there.
+func (r *tierReplay) checkStats(t *rapid.T, m *paged.Manager, groups []paged.Group, snap map[tierKey]int) {
+	st := m.Stats().Tiers
+	if st.HostBlocks == 0 {
+		return
+	}
+	if st.HostFree+st.HostCached+st.HostUsed != st.HostBlocks {
+		t.Fatalf("host tier: %d free + %d cached + %d used != %d blocks", st.HostFree, st.HostCached, st.HostUsed, st.HostBlocks)
+	}
+	host := map[int]int{}
+	for k, n := range snap {
+		if k.m == paged.Host {
+			host[k.g] += n
+		}
+	}
+	var sum paged.GroupTierStats
+	for g := range groups {
+		gs, err := m.TierStatsGroup(g)
+		if err != nil {
+			t.Fatalf("TierStatsGroup(%d): %v", g, err)
+		}
+		sum.HostCached += gs.HostCached
+		sum.SwapOutBlocks += gs.SwapOutBlocks
+		sum.SwapInBlocks += gs.SwapInBlocks
+		sum.Offloads += gs.Offloads
+		sum.Onboards += gs.Onboards
+		sum.HostEvictions += gs.HostEvictions
+		if groups[g].Kind == paged.State {
+			continue // checkpoint pages move without events
+		}
+		if gs.Offloads != r.offloads[g] || gs.Onboards != r.onboards[g] || gs.HostEvictions != r.hostEvictions[g] {
+			t.Fatalf("group %d: %d offloads, %d onboards, %d host evictions; the events say %d, %d, %d",
+				g, gs.Offloads, gs.Onboards, gs.HostEvictions, r.offloads[g], r.onboards[g], r.hostEvictions[g])
+		}
+		if gs.HostCached != host[g] {
+			t.Fatalf("group %d: %d host blocks cached, the snapshot lists %d", g, gs.HostCached, host[g])
+		}
+	}
+	want := paged.GroupTierStats{HostCached: st.HostCached, SwapOutBlocks: st.SwapOutBlocks, SwapInBlocks: st.SwapInBlocks,
+		Offloads: st.Offloads, Onboards: st.Onboards, HostEvictions: st.HostEvictions}
+	if sum != want {
+		t.Fatalf("the groups' host figures sum to %+v, TierStats has %+v", sum, want)
+	}
 }
 
 // replayEvents is the event buffer a run of runGroupsMachine needs to
@@ -122,8 +189,122 @@ func replayEvents(replay func(*rapid.T, *paged.Manager, []paged.Group)) int {
 func TestAudit23GroupsEventsReplayToSnapshot(t *testing.T) {
 	var tally hyTally
 	rapid.Check(t, func(t *rapid.T) {
-		r := &tierReplay{held: map[tierKey]int{}}
+		r := newTierReplay()
 		runGroupsMachine(t, rapid.Bool().Draw(t, "offloading"), &tally, r.check)
 	})
 	assert.Positive(t, tally.onboards[0]+tally.onboards[1], "no run onboarded content")
+}
+
+// TestAudit23TierEventsReplayToSnapshot is TestStateMachineTiers (swaps,
+// offload, onboarding, windows, forks, drafts, ResetCache) with events
+// replayed into both tiers after every step, and with pins, retention
+// promises that lapse (Advance) and the offload floor among its actions:
+// the snapshot must list exactly what the stream says each tier holds,
+// and the host figures add up.
+func TestAudit23TierEventsReplayToSnapshot(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
+		cfg := paged.Config{
+			BlockSize:        bs,
+			NumBlocks:        rapid.IntRange(2, 24).Draw(t, "blocks"),
+			Policy:           policy(t, "policy"),
+			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
+			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
+			Events:           1 << 16,
+			HostBlocks:       rapid.IntRange(1, 24).Draw(t, "hostBlocks"),
+			HostPolicy:       policy(t, "hostPolicy"),
+			OffloadPriority:  rapid.SampledFrom([]int{0, 35, 50}).Draw(t, "floor"),
+		}
+		m, err := paged.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetPinBudget(rapid.IntRange(0, cfg.NumBlocks-1).Draw(t, "pinBudget")); err != nil {
+			t.Fatal(err)
+		}
+		s := newMachine(t, m, bs)
+		s.host = &hostShadow{slot: map[int64]uint64{}, swapped: map[paged.SeqID]bool{}}
+		r := newTierReplay()
+		groups := []paged.Group{{Kind: paged.FullAttention}}
+		var pins []paged.PinID
+		var prompts [][]int32
+		now := int64(0)
+		acts := s.actions()
+		delete(acts, "drain") // the check drains
+		check := acts[""]
+		for name, act := range map[string]func(*rapid.T){
+			"reset":    s.resetTier,
+			"swapOut":  s.swapOut,
+			"swapIn":   s.swapIn,
+			"freeTier": s.freeTier,
+			"onboard":  s.onboard,
+			"mixed":    s.mixedStep,
+			"retained": func(t *rapid.T) {
+				// A request with a retention promise runs and ends: its
+				// blocks offload or not by the floor, and keep the promise
+				// on the host.
+				prompt := s.tokens(t, "rprompt")
+				ret := &paged.Retention{Priority: rapid.IntRange(0, 100).Draw(t, "priority"), Ticks: int64(rapid.IntRange(0, 3).Draw(t, "ticks"))}
+				ms := &modelSeq{tokens: prompt}
+				id, cached, err := s.m.Create(prompt, &paged.SeqOptions{Retention: ret})
+				if err != nil {
+					return
+				}
+				ms.running = true
+				s.add(id, ms)
+				s.flushCopies(t)
+				s.compute(t, id, ms, cached)
+				prompts = append(prompts, prompt)
+				if rapid.Bool().Draw(t, "end") {
+					if err := s.m.Free(id); err != nil {
+						t.Fatalf("Free: %v", err)
+					}
+					s.remove(id)
+				}
+			},
+			"advance": func(t *rapid.T) {
+				now += int64(rapid.IntRange(1, 3).Draw(t, "dt"))
+				s.m.Advance(now)
+			},
+			"pin": func(t *rapid.T) {
+				for _, ms := range s.seqs {
+					prompts = append(prompts, ms.tokens)
+				}
+				if len(prompts) == 0 {
+					t.Skip("no prompt")
+				}
+				p := rapid.SampledFrom(prompts).Draw(t, "pinned")
+				until := int64(0)
+				if rapid.Bool().Draw(t, "expires") {
+					until = now + int64(rapid.IntRange(1, 3).Draw(t, "for"))
+				}
+				before := s.m.Stats()
+				id, _, err := s.m.Pin(p, nil, until)
+				if err != nil {
+					if !errors.Is(err, paged.ErrPinBudget) || s.m.Stats() != before {
+						t.Fatalf("Pin: %v", err)
+					}
+					return
+				}
+				pins = append(pins, id)
+			},
+			"unpin": func(t *rapid.T) {
+				if len(pins) == 0 {
+					t.Skip("no pin")
+				}
+				i := rapid.IntRange(0, len(pins)-1).Draw(t, "unpinned")
+				if err := s.m.Unpin(pins[i]); err != nil && !errors.Is(err, paged.ErrUnknownPin) {
+					t.Fatalf("Unpin: %v", err) // expired pins are gone
+				}
+				pins = slices.Delete(pins, i, i+1)
+			},
+			"": func(t *rapid.T) {
+				check(t)
+				r.check(t, s.m, groups)
+			},
+		} {
+			acts[name] = act
+		}
+		t.Repeat(acts)
+	})
 }
