@@ -176,7 +176,7 @@ func replayEvents(replay func(*rapid.T, *paged.Manager, []paged.Group)) int {
 	if replay == nil {
 		return 0
 	}
-	return 1 << 16
+	return 1 << 12 // the check after every step drains them
 }
 
 // TestAudit23GroupsEventsReplayToSnapshot runs the hybrid state machine
@@ -210,7 +210,7 @@ func TestAudit23TierEventsReplayToSnapshot(t *testing.T) {
 			Policy:           policy(t, "policy"),
 			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
 			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
-			Events:           1 << 16,
+			Events:           1 << 12,
 			HostBlocks:       rapid.IntRange(1, 24).Draw(t, "hostBlocks"),
 			HostPolicy:       policy(t, "hostPolicy"),
 			OffloadPriority:  rapid.SampledFrom([]int{0, 35, 50}).Draw(t, "floor"),

@@ -46,13 +46,29 @@ func TestAudit23OnboardKeepsContentLevel(t *testing.T) {
 		}
 	})
 	t.Run("policy", func(t *testing.T) {
+		// Blocks of 2: the reuse [1 2 3 4 5] hits [1 2] and [1 2 3 4]
+		// and commits nothing of its own.
 		for _, onboard := range []bool{false, true} {
-			m := twin(Config{BlockSize: 1, NumBlocks: 7, HostBlocks: 16, Policy: eviction.NewPriority}, onboard)
-			run(t, m, []int32{70, 71, 0}, retain(20, 0)) // three blocks at 20, evicting [1 2 5] (10)
-			// The three at 20 go, then the oldest at 35.
-			run(t, m, seqRange(80, 4), nil)
-			if !isCached(t, m, []int32{1, 2}) {
-				t.Errorf("onboarded %v: the prefix at 35 was given up before content at 20", onboard)
+			m, err := New(Config{BlockSize: 2, NumBlocks: 6, HostBlocks: 16, Policy: eviction.NewPriority})
+			if err != nil {
+				t.Fatal(err)
+			}
+			run(t, m, []int32{1, 2, 3, 4, 0}, nil) // two blocks at 35
+			if onboard {
+				run(t, m, seqRange(100, 10), nil) // evicts them to the host
+				if isCached(t, m, []int32{1, 2}) {
+					t.Fatal("the prefix never left the device: the test checks nothing")
+				}
+			}
+			run(t, m, []int32{1, 2, 3, 4, 5}, retain(10, 0))
+			if got := m.Stats().Tiers.Onboards; onboard != (got == 2) {
+				t.Fatalf("onboard %v: %d blocks onboarded", onboard, got)
+			}
+			// Three blocks at 20: with the reuse onboarded, two of them
+			// take the place of older content at 35, never of the prefix.
+			run(t, m, []int32{70, 71, 72, 73, 0}, retain(20, 0))
+			if !isCached(t, m, []int32{1, 2, 3, 4}) {
+				t.Errorf("onboarded %v: the prefix at 35 was given up before older content at 35", onboard)
 			}
 			if err := m.Check(); err != nil {
 				t.Fatal(err)

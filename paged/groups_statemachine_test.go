@@ -3,8 +3,6 @@ package paged_test
 import (
 	"cmp"
 	"errors"
-	"fmt"
-	"hash/fnv"
 	"slices"
 	"testing"
 
@@ -18,9 +16,22 @@ import (
 // hyKV is the KV a group's layers compute at position p of a sequence: it
 // depends on every token up to p and on the group.
 func hyKV(g int, tokens []int32) uint64 {
-	h := fnv.New64a()
-	fmt.Fprint(h, g, tokens)
-	return h.Sum64()
+	// FNV-1a over the group and the tokens, four bytes each, inline: the
+	// read-back calls it for every position of every running sequence
+	// after every step.
+	h := uint64(14695981039346656037)
+	word := func(v uint32) {
+		for range 4 {
+			h ^= uint64(byte(v))
+			h *= 1099511628211
+			v >>= 8
+		}
+	}
+	word(uint32(g))
+	for _, t := range tokens {
+		word(uint32(t))
+	}
+	return h
 }
 
 // hyStateKV is page j of the state of group g after tokens: each page of a
