@@ -308,3 +308,44 @@ func TestAudit23TierEventsReplayToSnapshot(t *testing.T) {
 		t.Repeat(acts)
 	})
 }
+
+// checkSplit checks the split-KV plan of a hybrid batch against every
+// group's tables: the plan covers each sequence's BlocksPerSeq blocks once
+// (SplitPlan.Check), that is every block of its group 0 table, which is
+// as long as every attention group's table, entry for entry (a window's
+// released entries are null there), so the plan's items read each
+// position of each such group exactly once; and a sequence's blocks hold
+// its SeqLens tokens.
+func (h *hyModel) checkSplit(t *rapid.T, b *paged.Batch, sched []paged.Scheduled) {
+	if b.SplitUnits == 0 {
+		return
+	}
+	if err := b.Split.Check(b.BlocksPerSeq); err != nil {
+		t.Fatalf("split plan of %d units: %v", b.SplitUnits, err)
+	}
+	for i, sc := range sched {
+		n := int(b.BlocksPerSeq[i])
+		if want := (int(b.SeqLens[i]) + h.bs - 1) / h.bs; n != want {
+			t.Fatalf("%v: %d blocks for %d tokens", sc.ID, n, b.SeqLens[i])
+		}
+		covered := 0
+		for _, it := range b.Split.Partials(i) {
+			covered += it.Blocks()
+		}
+		if covered != n {
+			t.Fatalf("%v: the plan covers %d of its %d blocks", sc.ID, covered, n)
+		}
+		for g := range h.groups {
+			if h.groups[g].Kind == paged.State {
+				continue
+			}
+			table, err := h.m.TableGroup(sc.ID, g)
+			if err != nil {
+				t.Fatalf("TableGroup(%v, %d): %v", sc.ID, g, err)
+			}
+			if len(table) != n {
+				t.Fatalf("%v group %d: a table of %d blocks, the plan's rows %d", sc.ID, g, len(table), n)
+			}
+		}
+	}
+}

@@ -904,6 +904,34 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally, replay func(*
 				}
 				h.seqs = slices.DeleteFunc(h.seqs, func(x *hySeq) bool { return x == s })
 			},
+			"reset": func(t *rapid.T) {
+				// ResetCache, maybe after every request ended: refused
+				// while blocks are held (audit23), else every cached
+				// block of every group is given up, on both tiers.
+				if rapid.Bool().Draw(t, "end all") {
+					for _, s := range h.seqs {
+						if err := h.m.Free(s.id); err != nil {
+							t.Fatalf("Free: %v", err)
+						}
+					}
+					h.seqs = nil
+				}
+				before := h.m.Stats()
+				err := h.m.ResetCache()
+				if before.UsedBlocks > 0 || before.Tiers.HostUsed > 0 {
+					if !errors.Is(err, paged.ErrCacheInUse) {
+						t.Fatalf("ResetCache with blocks held: %v", err)
+					}
+					h.unchanged(t, "ResetCache", before, nil, nil)
+					return
+				}
+				if err != nil {
+					t.Fatalf("ResetCache: %v", err)
+				}
+				if st := h.m.Stats(); st.CachedBlocks != 0 && !unified || st.Tiers.HostCached != 0 {
+					t.Fatalf("ResetCache left %d device and %d host blocks cached", st.CachedBlocks, st.Tiers.HostCached)
+				}
+			},
 			"batch": func(t *rapid.T) {
 				h.transfer(t)
 				var sched []paged.Scheduled
@@ -916,12 +944,16 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally, replay func(*
 				// The persistent batch write builds: its rows must follow
 				// every change to the tables since.
 				b := &h.batch
+				// A Flash-Decoding split of the step (audit23).
+				b.SplitUnits = rapid.IntRange(0, 6).Draw(t, "split units")
+				b.SplitMinChunk = rapid.IntRange(0, 3).Draw(t, "split min chunk")
 				if err := h.m.BuildBatch(b, sched); err != nil {
 					t.Fatalf("BuildBatch: %v", err)
 				}
 				if len(b.Swaps)+len(b.Copies) > 0 {
 					t.Fatalf("BuildBatch drained %d swaps and %d copies after a transfer", len(b.Swaps), len(b.Copies))
 				}
+				h.checkSplit(t, b, sched)
 				for g := range groups {
 					width, tab, slots := b.Stride, b.Tables, b.Slots
 					if g > 0 {
