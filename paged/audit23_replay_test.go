@@ -28,10 +28,16 @@ type tierReplay struct {
 	// offloads, onboards and hostEvictions count each group's moves to
 	// the host, moves back, and removals from the host.
 	offloads, onboards, hostEvictions map[int]uint64
+	// parent is the parent each (content, group) was stored under
+	// (BlockStored, or an onboard's move with its tokens); root marks a
+	// chain's first block.
+	parent map[tierKey]paged.Hash
+	root   map[tierKey]bool
 }
 
 func newTierReplay() *tierReplay {
-	return &tierReplay{held: map[tierKey]int{}, offloads: map[int]uint64{}, onboards: map[int]uint64{}, hostEvictions: map[int]uint64{}}
+	return &tierReplay{held: map[tierKey]int{}, offloads: map[int]uint64{}, onboards: map[int]uint64{}, hostEvictions: map[int]uint64{},
+		parent: map[tierKey]paged.Hash{}, root: map[tierKey]bool{}}
 }
 
 // apply folds events into the replay, failing on a gap, on a removal or a
@@ -59,7 +65,13 @@ func (r *tierReplay) apply(t *rapid.T, evs []paged.Event, groups int) {
 		if ev.Kind != paged.AllBlocksCleared && (ev.Group < 0 || ev.Group >= groups || len(ev.Hashes) == 0) {
 			t.Fatalf("event %d: %v of group %d with %d hashes", ev.Seq, ev.Kind, ev.Group, len(ev.Hashes))
 		}
+		parent, has := ev.Parent, ev.HasParent
 		for _, h := range ev.Hashes {
+			if ev.Kind == paged.BlockStored || ev.Kind == paged.BlockMoved && ev.Medium == paged.Device && len(ev.Tokens) > 0 {
+				k := tierKey{h: h, g: ev.Group}
+				r.parent[k], r.root[k] = parent, !has
+				parent, has = h, true
+			}
 			switch ev.Kind {
 			case paged.BlockStored:
 				add(ev, h, ev.Medium, 1)
@@ -102,10 +114,15 @@ func (r *tierReplay) check(t *rapid.T, m *paged.Manager, groups []paged.Group) {
 		t.Fatalf("snapshot at event %d, stream at %d", snap.Seq, r.seq)
 	}
 	got := map[tierKey]int{}
+	parents := m.Config().Events > 0
 	for _, b := range snap.Blocks {
 		k := tierKey{b.Hash, b.Group, b.Medium}
 		if got[k]++; b.Medium == paged.Host && got[k] > 1 {
 			t.Fatalf("snapshot lists %x of group %d on the host twice", b.Hash[:6], b.Group)
+		}
+		if pk := (tierKey{h: b.Hash, g: b.Group}); parents && (b.HasParent == r.root[pk] || b.HasParent && b.Parent != r.parent[pk]) {
+			t.Fatalf("%x of group %d on %v: snapshot parent %x (%v), the events stored it under %x (root %v)",
+				b.Hash[:6], b.Group, b.Medium, b.Parent[:6], b.HasParent, r.parent[pk], r.root[pk])
 		}
 	}
 	for k, n := range got {
