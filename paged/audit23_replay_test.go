@@ -220,42 +220,19 @@ func TestAudit23GroupsEventsReplayToSnapshot(t *testing.T) {
 // and the host figures add up.
 func TestAudit23TierEventsReplayToSnapshot(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
-		cfg := paged.Config{
-			BlockSize:        bs,
-			NumBlocks:        rapid.IntRange(2, 24).Draw(t, "blocks"),
-			Policy:           policy(t, "policy"),
-			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
-			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
-			Events:           1 << 12,
-			HostBlocks:       rapid.IntRange(1, 24).Draw(t, "hostBlocks"),
-			HostPolicy:       policy(t, "hostPolicy"),
-			OffloadPriority:  rapid.SampledFrom([]int{0, 35, 50}).Draw(t, "floor"),
-		}
-		m, err := paged.New(cfg)
-		if err != nil {
+		s := newTierMachine(t, 1<<12)
+		if err := s.m.SetPinBudget(rapid.IntRange(0, s.m.Stats().UsableBlocks).Draw(t, "pinBudget")); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.SetPinBudget(rapid.IntRange(0, cfg.NumBlocks-1).Draw(t, "pinBudget")); err != nil {
-			t.Fatal(err)
-		}
-		s := newMachine(t, m, bs)
-		s.host = &hostShadow{slot: map[int64]uint64{}, swapped: map[paged.SeqID]bool{}}
 		r := newTierReplay()
 		groups := []paged.Group{{Kind: paged.FullAttention}}
 		var pins []paged.PinID
 		var prompts [][]int32
 		now := int64(0)
-		acts := s.actions()
+		acts := s.tierActions()
 		delete(acts, "drain") // the check drains
 		check := acts[""]
 		for name, act := range map[string]func(*rapid.T){
-			"reset":    s.resetTier,
-			"swapOut":  s.swapOut,
-			"swapIn":   s.swapIn,
-			"freeTier": s.freeTier,
-			"onboard":  s.onboard,
-			"mixed":    s.mixedStep,
 			"retained": func(t *rapid.T) {
 				// A request with a retention promise runs and ends: its
 				// blocks offload or not by the floor, and keep the promise
