@@ -343,3 +343,104 @@ func (h *hyModel) checkSplit(t *rapid.T, b *paged.Batch, sched []paged.Scheduled
 		}
 	}
 }
+
+// TestAudit23OnboardAheadKeepsTheHit: Onboard moves a waiting sequence's
+// host-resident prefix to the device ahead of its admission, and the
+// admission then hits every block it would have hit without it: two twin
+// managers run one history (prompts over shared prefixes, run and ended,
+// under pool pressure that offloads), and the next request is admitted at
+// once in one twin and after Onboard in the other. On every hybrid layout.
+func TestAudit23OnboardAheadKeepsTheHit(t *testing.T) {
+	onboarded := 0
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
+		unified := rapid.Bool().Draw(t, "unified")
+		var groups []paged.Group
+		if rapid.IntRange(0, 3).Draw(t, "hybrid") > 0 {
+			groups = drawHybridLayout(t, bs, !unified && rapid.Bool().Draw(t, "multi"))
+		}
+		pages := 0
+		for _, g := range groups {
+			pages = max(pages, g.Pages)
+		}
+		cfg := paged.Config{
+			BlockSize:        bs,
+			NumBlocks:        max(rapid.IntRange(6, 40).Draw(t, "blocks"), pages+1),
+			Groups:           groups,
+			UnifiedFreeQueue: unified,
+			MaxModelLen:      12 * bs,
+			HostBlocks:       rapid.IntRange(4, 64).Draw(t, "host blocks"),
+		}
+		var twins [2]*paged.Manager
+		for i := range twins {
+			m, err := paged.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			twins[i] = m
+		}
+		prefixes := [][]int32{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, {20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31}}
+		next := int32(1000)
+		prompt := func() []int32 {
+			p := rapid.SampledFrom(prefixes).Draw(t, "prefix")
+			p = slices.Clone(p[:rapid.IntRange(1, min(len(p), 10*bs)).Draw(t, "cut")])
+			for range rapid.IntRange(0, 2*bs).Draw(t, "tail") {
+				next++
+				p = append(p, next)
+			}
+			return p
+		}
+		for range rapid.IntRange(1, 12).Draw(t, "history") {
+			p := prompt()
+			var errs [2]error
+			for i, m := range twins {
+				var id paged.SeqID
+				id, _, errs[i] = m.Create(p, nil)
+				if errs[i] == nil {
+					errs[i] = m.Free(id)
+				}
+				m.TakeSwaps(nil)
+				m.TakeCopies(nil)
+				m.TakeCheckpoints(nil)
+			}
+			if (errs[0] == nil) != (errs[1] == nil) {
+				t.Fatalf("the twins differ: %v, %v", errs[0], errs[1])
+			}
+		}
+		p := prompt()
+		var hits [2]int
+		var errs [2]error
+		for i, m := range twins {
+			id, err := m.Add(p, nil)
+			if errors.Is(err, paged.ErrNever) {
+				return // longer than a sequence may grow
+			}
+			if err != nil {
+				t.Fatalf("Add: %v", err)
+			}
+			if i == 1 {
+				before := m.Stats()
+				n, err := m.Onboard(id)
+				if errors.Is(err, paged.ErrNoSpace) {
+					if m.Stats() != before {
+						t.Fatalf("a refused Onboard changed the statistics")
+					}
+				} else if err != nil {
+					t.Fatalf("Onboard: %v", err)
+				}
+				onboarded += n
+				if err := m.Check(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hits[i], errs[i] = m.Admit(id)
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if errs[0] == nil && (errs[1] != nil || hits[1] != hits[0]) {
+			t.Fatalf("admitted at once: %d tokens hit; after Onboard: %d (%v)", hits[0], hits[1], errs[1])
+		}
+	})
+	t.Logf("%d blocks onboarded ahead", onboarded)
+}
