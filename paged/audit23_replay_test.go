@@ -444,3 +444,99 @@ func TestAudit23OnboardAheadKeepsTheHit(t *testing.T) {
 	})
 	t.Logf("%d blocks onboarded ahead", onboarded)
 }
+
+// TestAudit23HostTierLosesNothing: a device pool backed by a host tier
+// large enough never to give content up hits every prefix a device pool
+// large enough never to evict hits: each evicted block is offloaded unless
+// another copy stays, and the hybrid lookup takes host-resident blocks
+// (window, chunk, state checkpoint pages) as present. Twin managers run
+// one history of requests over shared prefixes, some kept running, and
+// every admission both make hits as many tokens in each. State groups are
+// left out: a checkpoint is taken only when the pool has room for its pages
+// at that moment, which the small pool may not have.
+func TestAudit23HostTierLosesNothing(t *testing.T) {
+	var onboards uint64
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
+		unified := rapid.Bool().Draw(t, "unified")
+		var groups []paged.Group
+		if rapid.IntRange(0, 3).Draw(t, "hybrid") > 0 {
+			groups = drawHybridLayout(t, bs, !unified && rapid.Bool().Draw(t, "multi"))
+			for i, g := range groups {
+				if g.Kind == paged.State {
+					groups[i] = paged.Group{Kind: paged.FullAttention}
+				}
+			}
+		}
+		pages := 0
+		small := paged.Config{
+			BlockSize:        bs,
+			NumBlocks:        max(rapid.IntRange(6, 40).Draw(t, "blocks"), pages+1),
+			Groups:           groups,
+			UnifiedFreeQueue: unified,
+			MaxModelLen:      12 * bs,
+			HostBlocks:       4096,
+		}
+		big := small
+		big.NumBlocks, big.HostBlocks = 4096, 0
+		a, err := paged.New(small)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := paged.New(big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefixes := [][]int32{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, {20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31}}
+		next := int32(1000)
+		var live [][2]paged.SeqID
+		for step := range rapid.IntRange(1, 40).Draw(t, "steps") {
+			if len(live) > 0 && rapid.Bool().Draw(t, "end one") {
+				i := rapid.IntRange(0, len(live)-1).Draw(t, "ended")
+				for j, m := range []*paged.Manager{a, b} {
+					if err := m.Free(live[i][j]); err != nil {
+						t.Fatalf("Free: %v", err)
+					}
+				}
+				live = slices.Delete(live, i, i+1)
+				continue
+			}
+			p := rapid.SampledFrom(prefixes).Draw(t, "prefix")
+			p = slices.Clone(p[:rapid.IntRange(1, min(len(p), 10*bs)).Draw(t, "cut")])
+			for range rapid.IntRange(0, 2*bs).Draw(t, "tail") {
+				next++
+				p = append(p, next)
+			}
+			ida, hita, err := a.Create(p, nil)
+			if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+				continue
+			}
+			if err != nil {
+				t.Fatalf("Create: %v", err)
+			}
+			idb, hitb, err := b.Create(p, nil)
+			if err != nil {
+				t.Fatalf("Create in the big pool: %v", err)
+			}
+			if hita != hitb {
+				t.Fatalf("step %d: with a host tier %d tokens hit, in the big pool %d (%d offloads, %d host evictions)",
+					step, hita, hitb, a.Stats().Tiers.Offloads, a.Stats().Tiers.HostEvictions)
+			}
+			for _, m := range []*paged.Manager{a, b} {
+				m.TakeSwaps(nil)
+				m.TakeCopies(nil)
+				m.TakeCheckpoints(nil)
+				if err := m.Check(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			live = append(live, [2]paged.SeqID{ida, idb})
+		}
+		st := a.Stats()
+		if st.Tiers.HostEvictions > 0 {
+			t.Fatalf("the host tier gave content up: %+v", st.Tiers)
+		}
+		onboards += st.Tiers.Onboards
+	})
+	assert.Positive(t, onboards, "no run hit the host tier")
+}
