@@ -344,6 +344,45 @@ func (h *hyModel) checkSplit(t *rapid.T, b *paged.Batch, sched []paged.Scheduled
 	}
 }
 
+// twinConfig draws the configuration of a twin test: blocks of 1, 2 or 4
+// tokens, one group or a hybrid layout (State groups replaced by full
+// attention unless withState), either free-queue mode, a small pool.
+func twinConfig(t *rapid.T, withState bool) paged.Config {
+	bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
+	unified := rapid.Bool().Draw(t, "unified")
+	var groups []paged.Group
+	if rapid.IntRange(0, 3).Draw(t, "hybrid") > 0 {
+		groups = drawHybridLayout(t, bs, !unified && rapid.Bool().Draw(t, "multi"))
+	}
+	pages := 0
+	for i, g := range groups {
+		if g.Kind == paged.State && !withState {
+			groups[i] = paged.Group{Kind: paged.FullAttention}
+		}
+		pages = max(pages, groups[i].Pages)
+	}
+	return paged.Config{
+		BlockSize:        bs,
+		NumBlocks:        max(rapid.IntRange(6, 40).Draw(t, "blocks"), pages+1),
+		Groups:           groups,
+		UnifiedFreeQueue: unified,
+		MaxModelLen:      12 * bs,
+	}
+}
+
+// twinPrompt draws a prompt of a twin test: a cut of one of two shared
+// prefixes and a few fresh tokens (from *next on).
+func twinPrompt(t *rapid.T, bs int, next *int32) []int32 {
+	prefixes := [][]int32{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, {20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31}}
+	p := rapid.SampledFrom(prefixes).Draw(t, "prefix")
+	p = slices.Clone(p[:rapid.IntRange(1, min(len(p), 10*bs)).Draw(t, "cut")])
+	for range rapid.IntRange(0, 2*bs).Draw(t, "tail") {
+		*next++
+		p = append(p, *next)
+	}
+	return p
+}
+
 // TestAudit23OnboardAheadKeepsTheHit: Onboard moves a waiting sequence's
 // host-resident prefix to the device ahead of its admission, and the
 // admission then hits every block it would have hit without it: two twin
@@ -353,24 +392,8 @@ func (h *hyModel) checkSplit(t *rapid.T, b *paged.Batch, sched []paged.Scheduled
 func TestAudit23OnboardAheadKeepsTheHit(t *testing.T) {
 	onboarded := 0
 	rapid.Check(t, func(t *rapid.T) {
-		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
-		unified := rapid.Bool().Draw(t, "unified")
-		var groups []paged.Group
-		if rapid.IntRange(0, 3).Draw(t, "hybrid") > 0 {
-			groups = drawHybridLayout(t, bs, !unified && rapid.Bool().Draw(t, "multi"))
-		}
-		pages := 0
-		for _, g := range groups {
-			pages = max(pages, g.Pages)
-		}
-		cfg := paged.Config{
-			BlockSize:        bs,
-			NumBlocks:        max(rapid.IntRange(6, 40).Draw(t, "blocks"), pages+1),
-			Groups:           groups,
-			UnifiedFreeQueue: unified,
-			MaxModelLen:      12 * bs,
-			HostBlocks:       rapid.IntRange(4, 64).Draw(t, "host blocks"),
-		}
+		cfg := twinConfig(t, true)
+		cfg.HostBlocks = rapid.IntRange(4, 64).Draw(t, "host blocks")
 		var twins [2]*paged.Manager
 		for i := range twins {
 			m, err := paged.New(cfg)
@@ -379,17 +402,8 @@ func TestAudit23OnboardAheadKeepsTheHit(t *testing.T) {
 			}
 			twins[i] = m
 		}
-		prefixes := [][]int32{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, {20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31}}
 		next := int32(1000)
-		prompt := func() []int32 {
-			p := rapid.SampledFrom(prefixes).Draw(t, "prefix")
-			p = slices.Clone(p[:rapid.IntRange(1, min(len(p), 10*bs)).Draw(t, "cut")])
-			for range rapid.IntRange(0, 2*bs).Draw(t, "tail") {
-				next++
-				p = append(p, next)
-			}
-			return p
-		}
+		prompt := func() []int32 { return twinPrompt(t, cfg.BlockSize, &next) }
 		for range rapid.IntRange(1, 12).Draw(t, "history") {
 			p := prompt()
 			var errs [2]error
@@ -457,26 +471,8 @@ func TestAudit23OnboardAheadKeepsTheHit(t *testing.T) {
 func TestAudit23HostTierLosesNothing(t *testing.T) {
 	var onboards uint64
 	rapid.Check(t, func(t *rapid.T) {
-		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
-		unified := rapid.Bool().Draw(t, "unified")
-		var groups []paged.Group
-		if rapid.IntRange(0, 3).Draw(t, "hybrid") > 0 {
-			groups = drawHybridLayout(t, bs, !unified && rapid.Bool().Draw(t, "multi"))
-			for i, g := range groups {
-				if g.Kind == paged.State {
-					groups[i] = paged.Group{Kind: paged.FullAttention}
-				}
-			}
-		}
-		pages := 0
-		small := paged.Config{
-			BlockSize:        bs,
-			NumBlocks:        max(rapid.IntRange(6, 40).Draw(t, "blocks"), pages+1),
-			Groups:           groups,
-			UnifiedFreeQueue: unified,
-			MaxModelLen:      12 * bs,
-			HostBlocks:       4096,
-		}
+		small := twinConfig(t, false)
+		small.HostBlocks = 4096
 		big := small
 		big.NumBlocks, big.HostBlocks = 4096, 0
 		a, err := paged.New(small)
@@ -487,7 +483,6 @@ func TestAudit23HostTierLosesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		prefixes := [][]int32{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, {20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31}}
 		next := int32(1000)
 		var live [][2]paged.SeqID
 		for step := range rapid.IntRange(1, 40).Draw(t, "steps") {
@@ -501,12 +496,7 @@ func TestAudit23HostTierLosesNothing(t *testing.T) {
 				live = slices.Delete(live, i, i+1)
 				continue
 			}
-			p := rapid.SampledFrom(prefixes).Draw(t, "prefix")
-			p = slices.Clone(p[:rapid.IntRange(1, min(len(p), 10*bs)).Draw(t, "cut")])
-			for range rapid.IntRange(0, 2*bs).Draw(t, "tail") {
-				next++
-				p = append(p, next)
-			}
+			p := twinPrompt(t, small.BlockSize, &next)
 			ida, hita, err := a.Create(p, nil)
 			if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
 				continue
