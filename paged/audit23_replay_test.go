@@ -206,8 +206,8 @@ func replayEvents(replay func(*rapid.T, *paged.Manager, []paged.Group)) int {
 func TestAudit23GroupsEventsReplayToSnapshot(t *testing.T) {
 	var tally hyTally
 	rapid.Check(t, func(t *rapid.T) {
-		r := newTierReplay()
-		runGroupsMachine(t, rapid.Bool().Draw(t, "offloading"), &tally, r.check)
+		tally.replay = newTierReplay().check
+		runGroupsMachine(t, rapid.Bool().Draw(t, "offloading"), &tally)
 	})
 	assert.Positive(t, tally.onboards[0]+tally.onboards[1], "no run onboarded content")
 }

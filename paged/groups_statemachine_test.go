@@ -557,12 +557,17 @@ func drawHybridLayout(t *rapid.T, bs int, multi bool) []paged.Group {
 // window; the one-token fast path taken after a fork.
 func TestGroupsStateMachine(t *testing.T) {
 	var tally hyTally
-	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, false, &tally, nil) })
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, false, &tally) })
 	tally.check(t)
 }
 
 // hyTally adds up what the runs of a hybrid state machine saw.
 type hyTally struct {
+	// replay, when set, is called after every step and with every drain
+	// instead of the loose event checks, events on with room for every
+	// step's events (audit23).
+	replay func(*rapid.T, *paged.Manager, []paged.Group)
+
 	// onboards counts blocks onboarded, group 0's and the other groups'.
 	onboards [2]int
 	// multiHits counts hits on layouts of several kinds (hyModel), over
@@ -587,18 +592,15 @@ func (y *hyTally) check(t *testing.T) {
 // runs must onboard blocks of groups 1 and up.
 func TestGroupsOffloadStateMachine(t *testing.T) {
 	var tally hyTally
-	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, true, &tally, nil) })
+	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, true, &tally) })
 	assert.Positive(t, tally.onboards[0], "no run onboarded group 0's content")
 	assert.Positive(t, tally.onboards[1], "no run onboarded content of another group")
 	tally.check(t)
 }
 
 // runGroupsMachine is one run of the hybrid state machine, adding what it
-// saw to tally; offloading forces a host tier that offloads. With replay
-// non-nil, events are on with room for every run's events, and replay is
-// called after every step and with every drain instead of the loose event
-// checks.
-func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally, replay func(*rapid.T, *paged.Manager, []paged.Group)) {
+// saw to tally; offloading forces a host tier that offloads.
+func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally) {
 	{
 		bs := rapid.SampledFrom([]int{1, 2, 4, 16}).Draw(t, "bs")
 		unified := rapid.Bool().Draw(t, "unified")
@@ -628,7 +630,7 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally, replay func(*
 			Groups:           groups,
 			UnifiedFreeQueue: unified,
 			MaxModelLen:      12 * bs,
-			Events:           cmp.Or(replayEvents(replay), 64),
+			Events:           cmp.Or(replayEvents(tally.replay), 64),
 			HostBlocks:       hostBlocks,
 			DisableOffload:   !offload,
 		})
@@ -988,8 +990,8 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally, replay func(*
 				}
 			},
 			"events": func(t *rapid.T) {
-				if replay != nil {
-					replay(t, h.m, groups)
+				if tally.replay != nil {
+					tally.replay(t, h.m, groups)
 					return
 				}
 				for _, e := range h.m.DrainEvents(nil) {
@@ -1003,8 +1005,8 @@ func runGroupsMachine(t *rapid.T, offloading bool, tally *hyTally, replay func(*
 			},
 			"": func(t *rapid.T) {
 				h.check(t)
-				if replay != nil {
-					replay(t, h.m, groups)
+				if tally.replay != nil {
+					tally.replay(t, h.m, groups)
 				}
 			},
 		}
