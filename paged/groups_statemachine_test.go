@@ -1,9 +1,8 @@
 package paged_test
 
 import (
+	"cmp"
 	"errors"
-	"fmt"
-	"hash/fnv"
 	"slices"
 	"testing"
 
@@ -17,9 +16,22 @@ import (
 // hyKV is the KV a group's layers compute at position p of a sequence: it
 // depends on every token up to p and on the group.
 func hyKV(g int, tokens []int32) uint64 {
-	h := fnv.New64a()
-	fmt.Fprint(h, g, tokens)
-	return h.Sum64()
+	// FNV-1a over the group and the tokens, four bytes each, inline: the
+	// read-back calls it for every position of every running sequence
+	// after every step.
+	h := uint64(14695981039346656037)
+	word := func(v uint32) {
+		for range 4 {
+			h ^= uint64(byte(v))
+			h *= 1099511628211
+			v >>= 8
+		}
+	}
+	word(uint32(g))
+	for _, t := range tokens {
+		word(uint32(t))
+	}
+	return h
 }
 
 // hyStateKV is page j of the state of group g after tokens: each page of a
@@ -674,6 +686,11 @@ func TestGroupsStateDraftsMachine(t *testing.T) {
 
 // hyTally adds up what the runs of a hybrid state machine saw.
 type hyTally struct {
+	// replay, when set, is called after every step and with every drain
+	// instead of the loose event checks, events on with room for every
+	// step's events (audit23).
+	replay func(*rapid.T, *paged.Manager, []paged.Group)
+
 	// onboards counts blocks onboarded, group 0's and the other groups'.
 	onboards [2]int
 	// multiHits counts hits on layouts of several kinds (hyModel), over
@@ -778,7 +795,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			Groups:           groups,
 			UnifiedFreeQueue: unified,
 			MaxModelLen:      12 * bs,
-			Events:           64,
+			Events:           cmp.Or(replayEvents(tally.replay), 64),
 			HostBlocks:       hostBlocks,
 			DisableOffload:   !offload,
 		})
@@ -1090,6 +1107,34 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				}
 				h.seqs = slices.DeleteFunc(h.seqs, func(x *hySeq) bool { return x == s })
 			},
+			"reset": func(t *rapid.T) {
+				// ResetCache, maybe after every request ended: refused
+				// while blocks are held (audit23), else every cached
+				// block of every group is given up, on both tiers.
+				if rapid.Bool().Draw(t, "end all") {
+					for _, s := range h.seqs {
+						if err := h.m.Free(s.id); err != nil {
+							t.Fatalf("Free: %v", err)
+						}
+					}
+					h.seqs = nil
+				}
+				before := h.m.Stats()
+				err := h.m.ResetCache()
+				if before.UsedBlocks > 0 || before.Tiers.HostUsed > 0 {
+					if !errors.Is(err, paged.ErrCacheInUse) {
+						t.Fatalf("ResetCache with blocks held: %v", err)
+					}
+					h.unchanged(t, "ResetCache", before, nil, nil)
+					return
+				}
+				if err != nil {
+					t.Fatalf("ResetCache: %v", err)
+				}
+				if st := h.m.Stats(); st.CachedBlocks != 0 && !unified || st.Tiers.HostCached != 0 {
+					t.Fatalf("ResetCache left %d device and %d host blocks cached", st.CachedBlocks, st.Tiers.HostCached)
+				}
+			},
 			"batch": func(t *rapid.T) {
 				h.transfer(t)
 				var sched []paged.Scheduled
@@ -1102,12 +1147,16 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				// The persistent batch write builds: its rows must follow
 				// every change to the tables since.
 				b := &h.batch
+				// A Flash-Decoding split of the step (audit23).
+				b.SplitUnits = rapid.IntRange(0, 6).Draw(t, "split units")
+				b.SplitMinChunk = rapid.IntRange(0, 3).Draw(t, "split min chunk")
 				if err := h.m.BuildBatch(b, sched); err != nil {
 					t.Fatalf("BuildBatch: %v", err)
 				}
 				if len(b.Swaps)+len(b.Copies) > 0 {
 					t.Fatalf("BuildBatch drained %d swaps and %d copies after a transfer", len(b.Swaps), len(b.Copies))
 				}
+				h.checkSplit(t, b, sched)
 				for g := range groups {
 					width, tab, slots := b.Stride, b.Tables, b.Slots
 					if g > 0 {
@@ -1146,6 +1195,10 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				}
 			},
 			"events": func(t *rapid.T) {
+				if tally.replay != nil {
+					tally.replay(t, h.m, groups)
+					return
+				}
 				for _, e := range h.m.DrainEvents(nil) {
 					if e.Group < 0 || e.Group >= len(groups) {
 						t.Fatalf("event of group %d", e.Group)
@@ -1155,7 +1208,12 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 					}
 				}
 			},
-			"": h.check,
+			"": func(t *rapid.T) {
+				h.check(t)
+				if tally.replay != nil {
+					tally.replay(t, h.m, groups)
+				}
+			},
 		}
 		if drafts {
 			// Drafting more often, and the operations on a sequence with

@@ -139,26 +139,18 @@ func (m *Manager) onboardRef(ref allocator.BlockID, h Hash, g, depth int, parent
 		t.forgetter.Forget(hb)
 	}
 	t.pool.Release(hb)
-	m.commit(d, &h, g, depth, parent, s)
-	m.carryPromise(d, level, until)
+	// Onboarding is a reuse: the content comes back at the level it
+	// had (as a device hit keeps it); the admission's promise, if any,
+	// reaches it afterwards (retainHits), raising it, never lowering.
+	if until != 0 && until <= m.now {
+		level, until = eviction.DefaultPriority, 0
+	}
+	m.bp.commit(d, &h, g)
+	m.stats.stored++
+	m.noteCommitAt(d, &h, g, depth, parent, s, level, until)
 	t.onboards++
 	t.groups[g].Onboards++
 	return d
-}
-
-// carryPromise gives onboarded device block d the retention promise its
-// content carried when it was offloaded (level until a tick, 0: for
-// good), as a reuse's promise (eviction.Retainer, raiseOffload):
-// onboarding is a reuse, which never lowers the content's level, whatever
-// the onboarding request asked for.
-func (m *Manager) carryPromise(d allocator.BlockID, level int, until int64) {
-	if level <= eviction.DefaultPriority || until != 0 && until <= m.now {
-		return
-	}
-	if rt, ok := m.bp.policy.(eviction.Retainer); ok {
-		rt.Retain(d, level, until)
-	}
-	raiseOffload(m.tier, d, level, until, m.now)
 }
 
 // takeHits finishes an admission whose table s.blocks holds the lookup's

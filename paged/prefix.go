@@ -46,8 +46,21 @@ func (m *Manager) commit(id allocator.BlockID, h *Hash, g, depth int, parent all
 }
 
 // noteCommit is commit's part for events, the host tier and a hinting
-// policy.
+// policy: the content takes the retention of the sequence committing it.
 func (m *Manager) noteCommit(id allocator.BlockID, h *Hash, g, depth int, parent allocator.BlockID, s *sequence) {
+	level, until := eviction.DefaultPriority, int64(0)
+	if r := s.opts.Retention; r != nil {
+		level = r.Priority
+		if r.Ticks > 0 {
+			until = expiry(m.now, r.Ticks)
+		}
+	}
+	m.noteCommitAt(id, h, g, depth, parent, s, level, until)
+}
+
+// noteCommitAt is noteCommit with the content's retention given: level
+// until the tick until (0: for good), then the default.
+func (m *Manager) noteCommitAt(id allocator.BlockID, h *Hash, g, depth int, parent allocator.BlockID, s *sequence, level int, until int64) {
 	if m.bp.parent != nil {
 		prev := &m.chain.root
 		if depth > 0 {
@@ -55,23 +68,18 @@ func (m *Manager) noteCommit(id allocator.BlockID, h *Hash, g, depth int, parent
 		}
 		m.bp.parent[id] = *prev
 	}
-	if m.tier != nil {
-		m.tier.notePriority(id, s, m.now)
+	if t := m.tier; t != nil {
+		// The retention the offload floor reads (hostTier.priority).
+		t.prio[id], t.expires[id] = int8(level), until
 	}
 	if m.bp.hinter != nil {
-		hint := eviction.Hint{
+		m.bp.hinter.Hint(id, eviction.Hint{
 			Key:      binary.LittleEndian.Uint64(h[:8]) ^ uint64(groupSalt(g)),
 			Depth:    int32(depth),
 			Parent:   parent,
-			Priority: eviction.DefaultPriority,
-		}
-		if r := s.opts.Retention; r != nil {
-			hint.Priority = r.Priority
-			if r.Ticks > 0 {
-				hint.Expires = expiry(m.now, r.Ticks)
-			}
-		}
-		m.bp.hinter.Hint(id, hint)
+			Priority: level,
+			Expires:  until,
+		})
 	}
 }
 
@@ -125,7 +133,7 @@ func (m *Manager) promiseRow(rt eviction.Retainer, row []allocator.BlockID, r *R
 }
 
 // raiseOffload lifts the retention the host tier keeps for device block b
-// (hostTier.notePriority, one level until a tick, then the default) to a
+// (Manager.noteCommitAt: one level until a tick, then the default) to a
 // reuse's promise. The tier keeps one step, so while a promise above the
 // default is recorded, the two merge upwards as the priority policy's
 // steps do: the higher level until the later tick, which offloads for

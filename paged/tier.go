@@ -38,12 +38,13 @@ type hostTier struct {
 	hmark []allocator.BlockID
 	// hprio and hexp are the retention promise each host block's
 	// offloaded content carried (its device block's prio and expires
-	// then), which onboarding gives back (Manager.carryPromise).
+	// then), which onboarding gives back (Manager.onboardRef).
 	hprio []int8
 	hexp  []int64
 
 	// Per device block: the retention of its committed content, for the
-	// offload floor, and the host block it went to during one SwapOut.
+	// offload floor (Manager.noteCommitAt), and the host block it went to
+	// during one SwapOut.
 	prio    []int8
 	expires []int64
 	mark    []allocator.BlockID
@@ -235,18 +236,6 @@ func (t *hostTier) eachReported(fn func(h *Hash, id allocator.BlockID, g int)) {
 			fn(&h, id, g)
 		}
 	})
-}
-
-// notePriority records the retention of the content committed to device
-// block id, which decides whether it is worth offloading.
-func (t *hostTier) notePriority(id allocator.BlockID, s *sequence, now int64) {
-	t.prio[id], t.expires[id] = eviction.DefaultPriority, 0
-	if r := s.opts.Retention; r != nil {
-		t.prio[id] = int8(r.Priority)
-		if r.Ticks > 0 {
-			t.expires[id] = expiry(now, r.Ticks)
-		}
-	}
 }
 
 // priority returns the retention of device block id's content at now.

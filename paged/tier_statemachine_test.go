@@ -266,35 +266,47 @@ func (s *machine) resetTier(t *rapid.T) {
 // step.
 func TestStateMachineTiers(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
-		cfg := paged.Config{
-			BlockSize:        bs,
-			NumBlocks:        rapid.IntRange(2, 24).Draw(t, "blocks"),
-			Policy:           policy(t, "policy"),
-			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
-			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
-			Events:           rapid.SampledFrom([]int{0, 64}).Draw(t, "events"),
-			HostBlocks:       rapid.IntRange(1, 24).Draw(t, "hostBlocks"),
-			HostPolicy:       policy(t, "hostPolicy"),
-			OffloadPriority:  rapid.SampledFrom([]int{0, 35, 50}).Draw(t, "floor"),
-		}
-		m, err := paged.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := newMachine(t, m, bs)
-		s.host = &hostShadow{slot: map[int64]uint64{}, swapped: map[paged.SeqID]bool{}}
-		acts := s.actions()
-		for name, act := range map[string]func(*rapid.T){
-			"reset":    s.resetTier,
-			"swapOut":  s.swapOut,
-			"swapIn":   s.swapIn,
-			"freeTier": s.freeTier,
-			"onboard":  s.onboard,
-			"mixed":    s.mixedStep,
-		} {
-			acts[name] = act
-		}
-		t.Repeat(acts)
+		s := newTierMachine(t, rapid.SampledFrom([]int{0, 64}).Draw(t, "events"))
+		t.Repeat(s.tierActions())
 	})
+}
+
+// newTierMachine draws a manager with a host tier (and events buffered
+// up to events) and returns the model over it.
+func newTierMachine(t *rapid.T, events int) *machine {
+	bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
+	cfg := paged.Config{
+		BlockSize:        bs,
+		NumBlocks:        rapid.IntRange(2, 24).Draw(t, "blocks"),
+		Policy:           policy(t, "policy"),
+		UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
+		Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
+		Events:           events,
+		HostBlocks:       rapid.IntRange(1, 24).Draw(t, "hostBlocks"),
+		HostPolicy:       policy(t, "hostPolicy"),
+		OffloadPriority:  rapid.SampledFrom([]int{0, 35, 50}).Draw(t, "floor"),
+	}
+	m, err := paged.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newMachine(t, m, bs)
+	s.host = &hostShadow{slot: map[int64]uint64{}, swapped: map[paged.SeqID]bool{}}
+	return s
+}
+
+// tierActions are the base actions and the tier's.
+func (s *machine) tierActions() map[string]func(*rapid.T) {
+	acts := s.actions()
+	for name, act := range map[string]func(*rapid.T){
+		"reset":    s.resetTier,
+		"swapOut":  s.swapOut,
+		"swapIn":   s.swapIn,
+		"freeTier": s.freeTier,
+		"onboard":  s.onboard,
+		"mixed":    s.mixedStep,
+	} {
+		acts[name] = act
+	}
+	return acts
 }
