@@ -207,7 +207,7 @@ func TestAudit23GroupsEventsReplayToSnapshot(t *testing.T) {
 	var tally hyTally
 	rapid.Check(t, func(t *rapid.T) {
 		tally.replay = newTierReplay().check
-		runGroupsMachine(t, rapid.Bool().Draw(t, "offloading"), &tally)
+		runGroupsMachine(t, rapid.Bool().Draw(t, "offloading"), false, &tally)
 	})
 	assert.Positive(t, tally.onboards[0]+tally.onboards[1], "no run onboarded content")
 }

@@ -3,6 +3,7 @@ package paged_test
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
