@@ -30,7 +30,10 @@ import (
 //     which the last spec are unaccepted drafts, positions
 //     [n-spec-W+1, n), the window of the query at the accepted length
 //     n-spec (rejecting every draft must leave it readable). A sequence
-//     without a window has no released entries.
+//     without a window has no released entries;
+//   - no swapped-out sequence was swapped out in the step in which it
+//     was admitted or swapped in (SwapOut: its host blocks would hold
+//     KV that step had not computed).
 func (m *Manager) Check() error {
 	if err := m.bp.pool.Check(); err != nil {
 		return fmt.Errorf("paged: %w", err)
@@ -48,6 +51,9 @@ func (m *Manager) Check() error {
 			continue
 		}
 		if s.state != seqRunning {
+			if s.state == seqSwapped && s.outStep != 0 && s.outStep == s.arrived {
+				return fmt.Errorf("paged: sequence slot %d was swapped out in step %d, the step it was admitted or swapped in: its host blocks hold KV that step had not computed", i, s.outStep)
+			}
 			if len(s.blocks) != 0 {
 				return fmt.Errorf("paged: waiting sequence slot %d holds %d blocks", i, len(s.blocks))
 			}

@@ -804,6 +804,9 @@ func (s *Scheduler) update(tokens []int32, parents []int) error {
 			return err
 		}
 	}
+	// The step ran: its admissions' KV is computed, for the manager's
+	// SwapOut too when the caller built no batch (paged.Manager.EndStep).
+	s.m.EndStep()
 	s.phase(PhaseOutput)
 	k := 0
 	for i := range s.step.Scheduled {
