@@ -265,6 +265,7 @@ func (m *Manager) Unadmit(id SeqID) error {
 	m.uncompute(s, min(int(r.cached), len(s.tokens)))
 	m.preempt(s, true)
 	st := &m.stats
+	st.unadmits++
 	st.queries--
 	st.queryTokens -= uint64(r.tokens)
 	st.hitTokens -= uint64(r.hits) * uint64(m.bs)

@@ -622,7 +622,7 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
 	}
 	if !s.forkRoom(r, e) {
-		return 0, false, s.undoAdmit(e, cached)
+		return 0, false, s.undoAdmit(e)
 	}
 	e.computed = cached
 	s.waiting.pop()
@@ -693,17 +693,15 @@ func (s *Scheduler) chunkBlocks(e *entry) int {
 	return s.growGroups * ((e.length+len(e.rest)+bs-1)/bs - (e.length+bs-1)/bs)
 }
 
-// undoAdmit undoes the admission of e (cached tokens found) that left no
-// room for the forks' state pages (forkRoom): its tokens were never
-// computed, and the chunks a chunked admission cut off go back to the
-// sequence, which waits at the head of the queue.
-func (s *Scheduler) undoAdmit(e *entry, cached int) error {
-	r := e.req
-	if err := s.m.Uncompute(e.seq, cached); err != nil {
-		return fmt.Errorf("sched: request %d: uncompute %v: %w", r.id, e.seq, err)
-	}
-	if err := s.m.Preempt(e.seq); err != nil {
-		return fmt.Errorf("sched: request %d: preempt %v: %w", r.id, e.seq, err)
+// undoAdmit undoes the admission of e that left no room for the forks'
+// state pages (forkRoom): the manager takes it back as if it had not been
+// made (paged.Manager.Unadmit: its tokens were never computed, and its
+// lookup and a preemption are not counted), and the chunks a chunked
+// admission cut off go back to the sequence, which waits at the head of
+// the queue.
+func (s *Scheduler) undoAdmit(e *entry) error {
+	if err := s.m.Unadmit(e.seq); err != nil {
+		return fmt.Errorf("sched: request %d: unadmit %v: %w", e.req.id, e.seq, err)
 	}
 	return s.fold(e)
 }
