@@ -896,7 +896,7 @@ func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 			}
 			s.forkKids = kids[:0]
 			r.forked = false
-			if len(s.running) == 1 && !s.pinned() {
+			if s.alone(e) && !s.pinned() {
 				// Nothing else of ours holds blocks, nor do pins that
 				// will end: requeued, the prompt would come back to this
 				// point every step. The caller aborts the request.
@@ -924,6 +924,18 @@ func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 		s.gather(e)
 	}
 	return false, nil
+}
+
+// alone reports whether e is the only running entry that has not
+// finished: during Update the running list still holds the samples that
+// finished earlier in it (swept at its end), whose blocks are freed.
+func (s *Scheduler) alone(e *entry) bool {
+	for _, x := range s.running {
+		if x != e && x.where != inDone {
+			return false
+		}
+	}
+	return true
 }
 
 // finish frees a sample that produced its last token.
