@@ -1286,9 +1286,15 @@ func (m *Manager) Slot(id SeqID, pos int) (int64, error) {
 }
 
 // TakeCopies appends the pending copy-on-write directives to dst and clears
-// them. BuildBatch does this for the caller.
+// them. BuildBatch does this for the caller. Taking them ends the step
+// being built, as TakeSwaps does (see SwapOut).
 func (m *Manager) TakeCopies(dst []Copy) []Copy {
 	m.EndStep()
+	return m.takeCopies(dst)
+}
+
+// takeCopies is TakeCopies without ending the step.
+func (m *Manager) takeCopies(dst []Copy) []Copy {
 	dst = append(dst, m.copies...)
 	m.copies = m.copies[:0]
 	return dst

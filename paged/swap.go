@@ -81,6 +81,11 @@ type Swap struct {
 // them and then the step's kernels.
 func (m *Manager) TakeSwaps(dst []Swap) []Swap {
 	m.EndStep()
+	return m.takeSwaps(dst)
+}
+
+// takeSwaps is TakeSwaps without ending the step.
+func (m *Manager) takeSwaps(dst []Swap) []Swap {
 	if m.tier == nil {
 		return dst
 	}
