@@ -201,20 +201,22 @@ func (st seqState) String() string {
 //
 // Only computed KV is swapped. A step is built by the calls between two
 // takings of its directives (TakeSwaps or TakeCopies; BuildBatch and
-// DecodeStep take both), and its directives run before its kernels
-// (Swap). So a sequence admitted (Admit, AdmitChunk, Create) or swapped
-// in during the step being built, or forked from one, holds KV that step
-// has not written yet: its own prompt blocks, and prefix hits on blocks
-// another admission of the step committed, which that admission's
-// kernels fill. SwapOut refuses such a group with ErrUncomputed and
-// changes nothing (the copies would be taken before the KV is written,
-// and a SwapIn that found the blocks evicted would read them); preempt
-// the sequence by recompute (Preempt; Unadmit for a fresh admission), as
-// vLLM's schedulers never preempt a request admitted in the same step.
-// Tokens appended during the step to a sequence that was running before
-// it are the caller's to account for, as with any preemption: Uncompute
-// them first (their blocks leave the prefix cache, so SwapIn copies them
-// back rather than reclaiming them) and schedule them again after SwapIn.
+// DecodeStep take both) or EndStep calls, and its directives run before
+// its kernels (Swap). So a sequence admitted (Admit, AdmitChunk, Create)
+// or swapped in during the step being built, or forked from one, holds
+// KV that step has not written yet: its own prompt blocks, and prefix
+// hits on blocks another admission of the step committed, which that
+// admission's kernels fill. SwapOut refuses a group naming such a
+// sequence with ErrUncomputed, after its other checks, and changes
+// nothing (the copies would be taken before the KV is written, and a
+// SwapIn that found the device blocks evicted would read the copies);
+// preempt it by recompute (Preempt, or Unadmit for an admission of the
+// step). vLLM v1's scheduler preempts before it admits, so it never
+// preempts a request admitted in the same step either. Tokens appended
+// during the step to a sequence that was running before it are the
+// caller's to account for, as with any preemption: Uncompute them first
+// (their blocks leave the prefix cache, so SwapIn copies them back rather
+// than reclaiming them) and schedule them again after SwapIn.
 func (m *Manager) SwapOut(ids ...SeqID) error {
 	if err := m.swapGroup("SwapOut", ids, seqRunning); err != nil {
 		return err
