@@ -249,8 +249,9 @@ func (m *Manager) uncompute(s *sequence, computed int) {
 // onboarding it caused stay done and counted. The sequence waits with
 // its tokens and hashes, as after Preempt; the tokens AdmitChunk cut off
 // are the caller's, to give back with Append (the hashes it kept for
-// them are reused). A sequence that is not running, or was not admitted
-// in the step being built (swapped in, forked, or admitted in an earlier
+// them are reused). A fork of it made during the step holds the same
+// uncomputed KV: free the fork first. A sequence that is not running, or
+// was not admitted in the step being built (swapped in, forked, or admitted in an earlier
 // step, whose KV a step computed: Preempt it), is ErrSequenceState, and
 // nothing changes.
 func (m *Manager) Unadmit(id SeqID) error {
