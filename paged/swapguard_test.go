@@ -84,6 +84,15 @@ func TestSwapOutRefusesUncomputedHits(t *testing.T) {
 	b, cached, err := m.Create(append(prompt[:8:8], 77, 78), nil)
 	require.NoError(t, err)
 	require.Equal(t, 8, cached, "b hits a's blocks, which this step computes")
+	// a finishes; other traffic evicts its cached blocks; b comes back.
+	evictAndSwapIn := func() {
+		require.NoError(t, m.Free(a))
+		filler, _, err := m.Create(seqTokens(32, 500), nil)
+		require.NoError(t, err)
+		require.NoError(t, m.Free(filler))
+		require.NoError(t, m.SwapIn(b))
+		kv.run(m.TakeSwaps(nil))
+	}
 	before := m.Stats()
 	err = m.SwapOut(b)
 	if err == nil {
@@ -92,13 +101,7 @@ func TestSwapOutRefusesUncomputedHits(t *testing.T) {
 		require.NoError(t, m.BuildBatch(&batch, []paged.Scheduled{{ID: a, NewTokens: 9}}))
 		kv.run(batch.Swaps)
 		kv.compute(t, m, a, 0)
-		// a finishes; other traffic evicts its cached blocks.
-		require.NoError(t, m.Free(a))
-		filler, _, err := m.Create(seqTokens(32, 500), nil)
-		require.NoError(t, err)
-		require.NoError(t, m.Free(filler))
-		require.NoError(t, m.SwapIn(b))
-		kv.run(m.TakeSwaps(nil))
+		evictAndSwapIn()
 		for p := range 8 {
 			slot, err := m.Slot(b, p)
 			require.NoError(t, err)
@@ -120,12 +123,7 @@ func TestSwapOutRefusesUncomputedHits(t *testing.T) {
 	require.NoError(t, m.SwapOut(b))
 	kv.run(m.TakeSwaps(nil))
 	require.NoError(t, m.Check())
-	require.NoError(t, m.Free(a))
-	filler, _, err := m.Create(seqTokens(32, 500), nil)
-	require.NoError(t, err)
-	require.NoError(t, m.Free(filler))
-	require.NoError(t, m.SwapIn(b))
-	kv.run(m.TakeSwaps(nil))
+	evictAndSwapIn()
 	toks, _ := m.Tokens(b)
 	for p := range toks {
 		slot, err := m.Slot(b, p)
