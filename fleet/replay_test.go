@@ -47,7 +47,7 @@ func (r *replay) pick(t *rapid.T) (int, bool) {
 }
 
 func ignore(t *rapid.T, err error) {
-	if err != nil && !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) && !errors.Is(err, paged.ErrInvalid) && !errors.Is(err, paged.ErrCacheInUse) && !errors.Is(err, paged.ErrSequenceState) {
+	if err != nil && !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) && !errors.Is(err, paged.ErrInvalid) && !errors.Is(err, paged.ErrCacheInUse) && !errors.Is(err, paged.ErrSequenceState) && !errors.Is(err, paged.ErrUncomputed) {
 		t.Fatal(err)
 	}
 }
@@ -98,6 +98,10 @@ func (r *replay) SwapOut(t *rapid.T) {
 		}
 	}
 }
+
+// Step ends the step being built: the sequences admitted in it may be
+// swapped out from now on.
+func (r *replay) Step(t *rapid.T) { r.m.EndStep() }
 
 func (r *replay) SwapIn(t *rapid.T) {
 	if i, ok := r.pick(t); ok && r.swapped[r.seqs[i]] {

@@ -100,6 +100,9 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 		s.hashes = s.hashes[:nh]
 		return 0, rest, err
 	}
+	// What the statistics counted is the whole sequence's lookup.
+	m.arrive(s, n, full)
+	s.adm.cached = int32(cached)
 	return cached, append(rest, s.tokens[keep:n]...), nil
 }
 
@@ -209,6 +212,12 @@ func (m *Manager) Uncompute(id SeqID, computed int) error {
 	if computed < 0 || computed > len(s.tokens) {
 		return errorf(ErrInvalid, "Uncompute %v: %d computed tokens, want 0 to %d", id, computed, len(s.tokens))
 	}
+	m.uncompute(s, computed)
+	return nil
+}
+
+// uncompute is Uncompute of running s. REQUIRES: computed in [0, length].
+func (m *Manager) uncompute(s *sequence, computed int) {
 	from := computed / m.bs // the first block holding an uncomputed slot
 	// Entries a window released stay done (see Manager.slide): they name
 	// the null block, which must never be committed.
@@ -224,6 +233,48 @@ func (m *Manager) Uncompute(id SeqID, computed int) error {
 	// token takes the general path, which commits the blocks again.
 	m.setOwn(s, false)
 	s.gslow = m.hybrid()
+}
+
+// Unadmit takes back the admission (Admit, AdmitChunk, Create) of a
+// sequence admitted during the step being built (see SwapOut for what a
+// step is), for a scheduler that finds it cannot hold the sequence after
+// all: its KV was never computed. It is Uncompute of every token past
+// the cached prefix the admission returned, then Preempt, except that
+// the statistics read as if the admission had not been made: the prefix
+// statistics lose what it counted (PrefixQueries, PrefixQueryTokens,
+// PrefixHitTokens, PrefixQueryBlocks, PrefixHitBlocks, and
+// Tiers.HostHitBlocks), and no preemption is counted. Blocks the
+// admission stored in the prefix cache and this sequence alone
+// references leave it (BlockRemoved), as with Uncompute; evictions and
+// onboarding it caused stay done and counted. The sequence waits with
+// its tokens and hashes, as after Preempt; the tokens AdmitChunk cut off
+// are the caller's, to give back with Append (the hashes it kept for
+// them are reused). A fork of it made during the step holds the same
+// uncomputed KV: free the fork first. A sequence that is not running, or
+// was not admitted in the step being built (swapped in, forked, or admitted in an earlier
+// step, whose KV a step computed: Preempt it), is ErrSequenceState, and
+// nothing changes.
+func (m *Manager) Unadmit(id SeqID) error {
+	s, err := m.running(id, "Unadmit")
+	if err != nil {
+		return err
+	}
+	if !s.adm.ok || s.arrived != m.step {
+		return errorf(ErrSequenceState, "Unadmit: %v was not admitted in the step being built (swapped in, forked, or a step ran since: Preempt it)", id)
+	}
+	r := s.adm
+	m.uncompute(s, min(int(r.cached), len(s.tokens)))
+	m.preempt(s, true)
+	st := &m.stats
+	st.unadmits++
+	st.queries--
+	st.queryTokens -= uint64(r.tokens)
+	st.hitTokens -= uint64(r.hits) * uint64(m.bs)
+	st.queryBlocks -= uint64(r.need)
+	st.hitBlocks -= uint64(r.hits)
+	if m.tier != nil {
+		m.tier.hostHitBlocks -= uint64(r.onboard)
+	}
 	return nil
 }
 

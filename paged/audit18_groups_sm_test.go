@@ -82,11 +82,39 @@ func (h *hyModel) dropStep(t *rapid.T, next *int32) {
 
 // dropAdmit admits a waiting sequence, whole or a chunk, for a step that
 // is then dropped: its branch-point checkpoint, asked at the admission,
-// is handed out for that step.
+// is handed out for that step. Before the step's directives are taken,
+// SwapOut refuses the sequence (ErrUncomputed: the step has not computed
+// its KV) and changes nothing, and the scheduler may take the admission
+// back (Unadmit), which leaves the statistics as if it had not been made.
 func (h *hyModel) dropAdmit(t *rapid.T) {
 	s := h.pick(t, hyWaiting)
+	before := h.m.Stats()
 	cached, ok := h.admitOnly(t, s)
 	if !ok {
+		return
+	}
+	stats, tables := h.snapshot(s)
+	want := paged.ErrUncomputed
+	if h.m.Config().HostBlocks == 0 {
+		want = paged.ErrNoHostTier
+	}
+	if err := h.m.SwapOut(s.id); !errors.Is(err, want) {
+		t.Fatalf("SwapOut of %v admitted in the step being built: %v, want %v", s.id, err, want)
+	}
+	h.unchanged(t, "SwapOut", stats, []*hySeq{s}, tables)
+	if rapid.Bool().Draw(t, "unadmit") {
+		if err := h.m.Unadmit(s.id); err != nil {
+			t.Fatalf("Unadmit(%v): %v", s.id, err)
+		}
+		after := h.m.Stats()
+		if lookupCounters(after) != lookupCounters(before) || after.Preemptions != before.Preemptions || after.Unadmits != before.Unadmits+1 {
+			t.Fatalf("Unadmit left the admission counted: %+v, then %+v", before, after)
+		}
+		if err := h.m.Check(); err != nil {
+			t.Fatalf("after Unadmit: %v", err)
+		}
+		s.state, s.fresh = hyWaiting, 0
+		h.transfer(t) // the step runs without it
 		return
 	}
 	h.transfer(t)

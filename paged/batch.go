@@ -194,8 +194,9 @@ func (m *Manager) finishBatch(b *Batch, sched []Scheduled) {
 			panic("paged: a checked split plan failed: " + err.Error())
 		}
 	}
-	b.Swaps = m.TakeSwaps(b.Swaps[:0])
-	b.Copies = m.TakeCopies(b.Copies[:0])
+	m.EndStep()
+	b.Swaps = m.takeSwaps(b.Swaps[:0])
+	b.Copies = m.takeCopies(b.Copies[:0])
 }
 
 // relayout empties b's rows for a new width.

@@ -35,6 +35,9 @@ import (
 //     pages and Pages more per pending draft, every one held by that
 //     table alone and never cached, and Stats.StateDraftPages counts the
 //     drafts' pages.
+//   - no swapped-out sequence was swapped out in the step in which it
+//     was admitted or swapped in (SwapOut: its host blocks would hold
+//     KV that step had not computed).
 func (m *Manager) Check() error {
 	if err := m.bp.pool.Check(); err != nil {
 		return fmt.Errorf("paged: %w", err)
@@ -52,6 +55,9 @@ func (m *Manager) Check() error {
 			continue
 		}
 		if s.state != seqRunning {
+			if s.state == seqSwapped && s.outStep != 0 && s.outStep == s.arrived {
+				return fmt.Errorf("paged: sequence slot %d was swapped out in step %d, the step it was admitted or swapped in: its host blocks hold KV that step had not computed", i, s.outStep)
+			}
 			if len(s.blocks) != 0 {
 				return fmt.Errorf("paged: waiting sequence slot %d holds %d blocks", i, len(s.blocks))
 			}

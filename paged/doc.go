@@ -34,7 +34,13 @@
 //     frees a sequence for recompute and keeps its tokens; Admit resumes it.
 //     A step dropped before it ran (its sequence preempted or freed) calls
 //     Uncompute first: blocks its uncomputed tokens filled leave the
-//     prefix cache.
+//     prefix cache; Unadmit takes back an admission of the step being
+//     built as if it had not been made.
+//
+// A step ends when its directives are taken (BuildBatch, DecodeStep,
+// TakeSwaps, TakeCopies) or at EndStep: the KV of what it admitted counts
+// as computed from then on. Until then SwapOut refuses the sequences it
+// admitted or swapped in (ErrUncomputed): their KV is not written yet.
 //
 // # Prefix caching
 //

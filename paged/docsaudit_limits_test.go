@@ -136,6 +136,7 @@ func TestDocsauditMaxWaitingNeverRefusesSwapOut(t *testing.T) {
 	require.NoError(t, err, "Create is not limited")
 	b, _, err := m.Create([]int32{20, 21, 22}, nil)
 	require.NoError(t, err)
+	stepDone(m)
 	require.NoError(t, m.SwapOut(a), "SwapOut is not limited")
 	require.NoError(t, m.Preempt(b), "Preempt is not limited")
 	assert.Equal(t, 3, m.Stats().Waiting, "the swapped-out and the preempted sequences wait too")

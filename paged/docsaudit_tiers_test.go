@@ -144,6 +144,7 @@ func TestDocsauditSwapRefusals(t *testing.T) {
 	require.NoError(t, err)
 	big, _, err := small.Create(seqTokens(13, 1), nil) // 4 blocks
 	require.NoError(t, err)
+	stepDone(small)
 	before = small.Stats()
 	tbl, err := small.Table(big)
 	require.NoError(t, err)

@@ -26,6 +26,12 @@ var (
 	// ErrCacheInUse: the cache cannot be reset while sequences or pins hold
 	// blocks.
 	ErrCacheInUse = errors.New("paged: cache in use")
+	// ErrUncomputed: the operation needs KV that the step being built
+	// has not computed yet. SwapOut returns it for a sequence admitted
+	// or swapped in since the step's directives were last taken (see
+	// Manager.SwapOut): preempt it by recompute (Preempt, or Unadmit to
+	// take back its admission) instead.
+	ErrUncomputed = errors.New("paged: KV not computed yet")
 )
 
 // spaceError is an ErrNoSpace from Admit or Append, formatted only when

@@ -921,6 +921,7 @@ func TestPeakCountsClaims(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		m.TakeSwaps(nil) // the step that computes a's prompt
 		if err := m.SwapOut(a); err != nil {
 			t.Fatal(err)
 		}

@@ -351,6 +351,7 @@ func TestGroupsHostile(t *testing.T) {
 		require.NoError(t, m.Append(w.run, 1, 2, 3, 4)) // window block 0 released
 		w.swapped, _, err = m.Create(seqOf(500, 6), nil)
 		require.NoError(t, err)
+		stepDone(m)
 		require.NoError(t, m.SwapOut(w.swapped))
 		w.wai, err = m.Add(seqOf(900, 5), nil)
 		require.NoError(t, err)

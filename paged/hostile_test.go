@@ -61,6 +61,7 @@ func newHostile(t *testing.T, tier bool) *hostile {
 	require.NoError(t, m.Preempt(h.preempted))
 	if tier {
 		h.swapped = must(m.Create(seqOf(600, 8), nil))
+		stepDone(m) // the step that computes its prompt
 		require.NoError(t, m.SwapOut(h.swapped))
 	}
 	h.freed = must(m.Create(seqOf(700, 3), nil))
@@ -192,6 +193,7 @@ var handleOps = map[string]func(m *paged.Manager, id paged.SeqID) error{
 	"Onboard":           func(m *paged.Manager, id paged.SeqID) error { _, err := m.Onboard(id); return err },
 	"SwapOut":           func(m *paged.Manager, id paged.SeqID) error { return m.SwapOut(id) },
 	"SwapIn":            func(m *paged.Manager, id paged.SeqID) error { return m.SwapIn(id) },
+	"Unadmit":           func(m *paged.Manager, id paged.SeqID) error { return m.Unadmit(id) },
 	"CanSwapIn":         func(m *paged.Manager, id paged.SeqID) error { _, _, err := m.CanSwapIn(id); return err },
 	"BuildBatch": func(m *paged.Manager, id paged.SeqID) error {
 		return m.BuildBatch(&paged.Batch{}, []paged.Scheduled{{ID: id, NewTokens: 1}})
@@ -245,6 +247,12 @@ func hostileManagerCases() []hostileCase {
 		{"SwapOut/swapped", paged.ErrSequenceState, func(h *hostile) error { return h.m.SwapOut(h.swapped) }},
 		{"SwapOut/group-with-waiting", paged.ErrSequenceState, func(h *hostile) error { return h.m.SwapOut(h.full, h.child, h.waiting) }},
 		{"SwapIn/running", paged.ErrSequenceState, func(h *hostile) error { return h.m.SwapIn(h.full) }},
+		{"Unadmit/waiting", paged.ErrSequenceState, func(h *hostile) error { return h.m.Unadmit(h.waiting) }},
+		{"Unadmit/preempted", paged.ErrSequenceState, func(h *hostile) error { return h.m.Unadmit(h.preempted) }},
+		{"Unadmit/swapped", paged.ErrSequenceState, func(h *hostile) error { return h.m.Unadmit(h.swapped) }},
+		// observe took the directives: the step that admitted it ended.
+		{"Unadmit/earlier-step", paged.ErrSequenceState, func(h *hostile) error { return h.m.Unadmit(h.full) }},
+		{"Unadmit/forked", paged.ErrSequenceState, func(h *hostile) error { return h.m.Unadmit(h.child) }},
 		{"SwapIn/waiting", paged.ErrSequenceState, func(h *hostile) error { return h.m.SwapIn(h.waiting) }},
 		{"CanSwapIn/running", paged.ErrSequenceState, func(h *hostile) error { _, _, err := h.m.CanSwapIn(h.full); return err }},
 		{"BuildBatch/waiting", paged.ErrSequenceState, func(h *hostile) error {
@@ -450,6 +458,7 @@ func hostileManagerCases() []hostileCase {
 		// Take host blocks with a second swapped sequence.
 		id, _, err := h.m.Create(seqOf(800, 40), nil)
 		require.NoError(t, err)
+		stepDone(h.m)
 		require.NoError(t, h.m.SwapOut(id))
 	}
 	for _, c := range []struct {

@@ -44,6 +44,11 @@ type Manager struct {
 	hits   []allocator.BlockID
 
 	stamp uint32
+	// step numbers the engine steps: it advances when a step's
+	// directives are taken (TakeSwaps, TakeCopies; BuildBatch and
+	// DecodeStep take both) or EndStep says the step ran, from 1,
+	// never 0.
+	step  uint32
 	now   int64
 	stats counters
 
@@ -105,6 +110,7 @@ func New(cfg Config) (*Manager, error) {
 		bp:      bp,
 		chain:   chain{hasher: cfg.Hasher, root: rootHash(cfg.HashSeed), bs: cfg.BlockSize},
 		hashing: !cfg.DisablePrefixCaching,
+		step:    1,
 		fullLen: min(cfg.MaxModelLen, cfg.poolTokens()),
 		sharers: newSharers(&cfg),
 	}

@@ -448,6 +448,7 @@ func TestRetentionSwapOutReleasesPins(t *testing.T) {
 		decode(t, m, b, 500, 20) // b's window leaves the shared prefix: pins
 		c, _, err := m.Create(prompt(300), nil)
 		require.NoError(t, err) // c may ask for a checkpoint
+		stepDone(m)
 		for _, id := range []paged.SeqID{b, c} {
 			require.NoError(t, m.SwapOut(id), "%v", g.Kind)
 			require.NoError(t, m.Check(), "%v", g.Kind)

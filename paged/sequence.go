@@ -196,6 +196,23 @@ type seqFields struct {
 	ext []groupTable
 	// keep is what hybrid retention knows of the sequence (retention.go).
 	keep seqRetention
+	// arrived is the step (Manager.step) in which the sequence was last
+	// admitted or swapped in, outStep the step of its last SwapOut (0:
+	// none since a step counter wrap): a sequence whose KV the step
+	// being built writes is never swapped out in it (SwapOut, Check).
+	arrived, outStep uint32
+	// adm is what the admission that made the sequence running counted
+	// in the prefix statistics, while Unadmit may still take it back
+	// (adm.ok: admitted, not swapped in or forked, in step arrived).
+	adm admitRecord
+}
+
+// admitRecord is the lookup an admission counted (countQuery: the
+// sequence's length, its planned blocks, hits and host hits) and the
+// tokens it returned as cached, for Unadmit.
+type admitRecord struct {
+	tokens, need, hits, onboard, cached int32
+	ok                                  bool
 }
 
 // pending is what AdmitChunk keeps of the full blocks it cut off a
@@ -269,6 +286,7 @@ func (m *Manager) newSeq(want int) (uint32, *sequence) {
 	s.host, s.released = s.host[:0], 0
 	s.opts, s.windowed, s.plain, s.ownHashes = SeqOptions{}, false, true, true
 	s.keep.reset()
+	s.arrived, s.outStep, s.adm = 0, 0, admitRecord{}
 	m.resetGroups(s)
 	s.state = seqWaiting
 	m.nlive++
@@ -792,14 +810,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		return 0, errorf(ErrSequenceState, "Admit: %v is %s", id, s.state)
 	}
 	p, a := m.planAdmit(s)
-	m.stats.queries++
-	m.stats.queryTokens += uint64(len(s.tokens))
-	m.stats.hitTokens += uint64(p.hits * m.bs)
-	m.stats.queryBlocks += uint64(p.need)
-	m.stats.hitBlocks += uint64(p.hits)
-	if m.tier != nil {
-		m.tier.hostHitBlocks += uint64(p.onboard)
-	}
+	m.countQuery(len(s.tokens), p)
 	switch a {
 	case AdmitNever:
 		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.held, m.bp.pool.Usable(), m.watermarkBlocks())
@@ -813,6 +824,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		s.state = seqRunning
 		s.version++
 		m.nrunning++
+		m.arrive(s, len(s.tokens), p)
 		m.commitFull(s)
 		m.commitGroups(s)
 		m.setOwn(s, false) // appendOne (groups.go) sets it where it holds
@@ -838,6 +850,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	s.state = seqRunning
 	s.version++
 	m.nrunning++
+	m.arrive(s, len(s.tokens), p)
 	m.commitFull(s)
 	// A partly filled last block was freshly allocated: hits are full
 	// (setOwn leaves a sequence that ends a block not own). A windowed
@@ -1169,6 +1182,9 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.unknown, c.ownHashes = p.unknown, p.ownHashes
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)
+	// The child holds what the parent holds: KV the step being built
+	// writes, if the parent arrived in it. Only an admission is undone.
+	c.arrived, c.adm.ok = p.arrived, false
 	c.state = seqRunning
 	p.ownEnd, c.ownEnd = 0, 0
 	dropPending(p)
@@ -1186,14 +1202,23 @@ func (m *Manager) Preempt(id SeqID) error {
 	if err != nil {
 		return err
 	}
-	m.truncate(s, len(s.tokens)-s.spec)
+	m.preempt(s, false)
+	m.stats.preemptions++
+	return nil
+}
+
+// preempt is Preempt of running s, uncounted; keep keeps the hashes
+// AdmitChunk kept for the tokens it cut off (Unadmit: they come back).
+func (m *Manager) preempt(s *sequence, keep bool) {
+	if !keep || s.spec > 0 {
+		m.truncate(s, len(s.tokens)-s.spec)
+	}
 	m.releaseSeq(s, true)
 	s.committed, s.released = 0, 0
 	s.state = seqWaiting
+	s.adm.ok = false
 	s.version++
 	m.nrunning--
-	m.stats.preemptions++
-	return nil
 }
 
 // Free ends a sequence: its blocks are released tail first and the handle
@@ -1277,8 +1302,15 @@ func (m *Manager) Slot(id SeqID, pos int) (int64, error) {
 }
 
 // TakeCopies appends the pending copy-on-write directives to dst and clears
-// them. BuildBatch does this for the caller.
+// them. BuildBatch does this for the caller. Taking them ends the step
+// being built, as TakeSwaps does (see SwapOut).
 func (m *Manager) TakeCopies(dst []Copy) []Copy {
+	m.EndStep()
+	return m.takeCopies(dst)
+}
+
+// takeCopies is TakeCopies without ending the step.
+func (m *Manager) takeCopies(dst []Copy) []Copy {
 	dst = append(dst, m.copies...)
 	m.copies = m.copies[:0]
 	return dst

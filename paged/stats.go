@@ -2,7 +2,7 @@ package paged
 
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
-	evictions, stored, copies, forks, preemptions           uint64
+	evictions, stored, copies, forks, preemptions, unadmits uint64
 	hashed, recalled, retained                              uint64
 	peakUsed                                                int
 }
@@ -29,13 +29,20 @@ type Stats struct {
 	// Waiting don't: not yet admitted, preempted, or swapped out (whose
 	// blocks are on the host; they count against Config.MaxWaiting too).
 	Sequences, Running, Waiting int
-	// PrefixQueries counts admissions attempted (every Admit call, failed
-	// ones included, as vLLM counts).
+	// PrefixQueries counts admissions attempted: every Admit, AdmitChunk
+	// and Create call that looked up its prefix, refused ones included
+	// (ErrNoSpace, ErrNever: vLLM counts every lookup too), but an
+	// admission Unadmit took back, which counts as not made (the
+	// scheduler took back its own decision: the readmission is the one
+	// lookup that stands).
 	PrefixQueries uint64
-	// PrefixQueryTokens sums the sequence lengths queried and
-	// PrefixHitTokens the cached prefixes found, in tokens.
+	// PrefixQueryTokens sums the sequence lengths those lookups queried
+	// (the whole sequence for AdmitChunk) and PrefixHitTokens the cached
+	// prefixes they found, in tokens.
 	PrefixQueryTokens, PrefixHitTokens uint64
-	// PrefixQueryBlocks and PrefixHitBlocks are the same sums in blocks.
+	// PrefixQueryBlocks and PrefixHitBlocks are the same sums in blocks
+	// (the blocks each sequence needs, and the hits among them, the
+	// host tier's included: Tiers.HostHitBlocks).
 	PrefixQueryBlocks, PrefixHitBlocks uint64
 	// Evictions counts cached blocks given up to make room; BlocksStored
 	// counts blocks committed to the prefix index; BlocksHashed counts
@@ -49,8 +56,10 @@ type Stats struct {
 	// HashesRecalled is every block hash the manager produced.
 	HashesRecalled uint64
 	// Copies counts copy-on-write directives; Forks and Preemptions count
-	// those calls.
-	Copies, Forks, Preemptions uint64
+	// Fork and Preempt calls that succeeded (swap preemptions are
+	// Tiers.SwapOutCalls); Unadmits counts admissions Unadmit took back,
+	// which count in neither Preemptions nor the prefix statistics.
+	Copies, Forks, Preemptions, Unadmits uint64
 	// EventsDropped counts KV events lost to a full buffer.
 	EventsDropped uint64
 	// RetainedHits counts the cached blocks that admissions with a
@@ -106,6 +115,7 @@ func (m *Manager) Stats() Stats {
 		Copies:            c.copies,
 		Forks:             c.forks,
 		Preemptions:       c.preemptions,
+		Unadmits:          c.unadmits,
 		EventsDropped:     m.bp.events.dropped,
 		RetainedHits:      c.retained,
 	}

@@ -77,13 +77,56 @@ type Swap struct {
 // TakeSwaps appends the pending tier directives to dst in order and clears
 // them. BuildBatch does this for the caller; a caller that drains by hand
 // takes swaps before copies (TakeCopies) and runs them in that order.
+// Taking them ends the step being built (see SwapOut): the caller runs
+// them and then the step's kernels.
 func (m *Manager) TakeSwaps(dst []Swap) []Swap {
+	m.EndStep()
+	return m.takeSwaps(dst)
+}
+
+// takeSwaps is TakeSwaps without ending the step.
+func (m *Manager) takeSwaps(dst []Swap) []Swap {
 	if m.tier == nil {
 		return dst
 	}
 	dst = append(dst, m.tier.moves...)
 	m.tier.moves = m.tier.moves[:0]
 	return dst
+}
+
+// EndStep tells the manager that the step being built ran: its kernels
+// computed the KV of the sequences admitted or swapped in during it, so
+// SwapOut may move them now, and Unadmit no longer takes back their
+// admissions. Taking the step's directives ends the step too (TakeSwaps,
+// TakeCopies, BuildBatch and DecodeStep: the directives decided after
+// them run after the step's kernels), so a server that builds a batch
+// every step never needs it; a caller that builds none (a simulation,
+// package sched's Update) calls it once per step, after the step. It
+// allocates nothing.
+func (m *Manager) EndStep() {
+	m.step++
+	if m.step == 0 {
+		m.wrapSteps()
+	}
+}
+
+// wrapSteps restarts the step counter after 2^32 steps: no sequence
+// arrived in the new step 1, nor was swapped out in it.
+func (m *Manager) wrapSteps() {
+	m.step = 1
+	for i := range m.seqs {
+		m.seqs[i].arrived, m.seqs[i].outStep = 0, 0
+		m.seqs[i].adm.ok = false
+	}
+}
+
+// arrive records the admission of s in the step being built, whose lookup
+// of n tokens, planned as p, the prefix statistics counted (Unadmit takes
+// it back).
+func (m *Manager) arrive(s *sequence, n int, p plan) {
+	s.arrived = m.step
+	s.adm = admitRecord{tokens: int32(n), need: int32(p.need), hits: int32(p.hits), onboard: int32(p.onboard),
+		cached: int32(p.hits * m.bs), ok: true}
 }
 
 // nextStamp starts a pass that marks sequences (duplicate detection).
@@ -107,6 +150,7 @@ func (m *Manager) swapGroup(op string, ids []SeqID, want seqState) error {
 		return errorf(ErrInvalid, "%s: no sequences", op)
 	}
 	stamp := m.nextStamp()
+	var fresh SeqID // a sequence arrived in the step being built
 	for _, id := range ids {
 		s, err := m.seq(id)
 		if err != nil {
@@ -119,6 +163,12 @@ func (m *Manager) swapGroup(op string, ids []SeqID, want seqState) error {
 			return errorf(ErrInvalid, "%s: %v given twice", op, id)
 		}
 		s.mark = stamp
+		if want == seqRunning && s.arrived == m.step && fresh == 0 {
+			fresh = id
+		}
+	}
+	if fresh != 0 {
+		return errorf(ErrUncomputed, "%s: %v was admitted or swapped in during the step being built (its directives not taken yet), which has not computed its KV: preempt it by recompute", op, fresh)
 	}
 	return nil
 }
@@ -150,11 +200,24 @@ func (st seqState) String() string {
 // included (those of pending drafts' states too: the drafts stay pending),
 // group 0 first.
 //
-// The directives run before the step's kernels (Swap), so a sequence
-// admitted or swapped in during the step being built must not be swapped
-// out in that step: its prefix hits may name blocks another sequence of
-// the step computes, and their copies would be taken before that KV is
-// written. Preempt such a sequence by recompute (package sched does).
+// Only computed KV is swapped. A step is built by the calls between two
+// takings of its directives (TakeSwaps or TakeCopies; BuildBatch and
+// DecodeStep take both) or EndStep calls, and its directives run before
+// its kernels (Swap). So a sequence admitted (Admit, AdmitChunk, Create)
+// or swapped in during the step being built, or forked from one, holds
+// KV that step has not written yet: its own prompt blocks, and prefix
+// hits on blocks another admission of the step committed, which that
+// admission's kernels fill. SwapOut refuses a group naming such a
+// sequence with ErrUncomputed, after its other checks, and changes
+// nothing (the copies would be taken before the KV is written, and a
+// SwapIn that found the device blocks evicted would read the copies);
+// preempt it by recompute (Preempt, or Unadmit for an admission of the
+// step). vLLM v1's scheduler preempts before it admits, so it never
+// preempts a request admitted in the same step either. Tokens appended
+// during the step to a sequence that was running before it are the
+// caller's to account for, as with any preemption: Uncompute them first
+// (their blocks leave the prefix cache, so SwapIn copies them back rather
+// than reclaiming them) and schedule them again after SwapIn.
 func (m *Manager) SwapOut(ids ...SeqID) error {
 	if err := m.swapGroup("SwapOut", ids, seqRunning); err != nil {
 		return err
@@ -211,6 +274,7 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 		m.releaseKept(s)
 		m.draftPages -= m.spages * s.spec // its drafts' states go too
 		s.state = seqSwapped
+		s.outStep = m.step
 		s.version++
 		m.nrunning--
 	}
@@ -376,6 +440,9 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 		s.gslow = m.hybrid()
 		m.draftPages += m.spages * s.spec
 		s.state = seqRunning
+		// Its reclaimed blocks may hold content an admission of this
+		// step committed and has not computed: no SwapOut in this step.
+		s.arrived, s.adm.ok = m.step, false
 		s.version++
 		m.nrunning++
 	}

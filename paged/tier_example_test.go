@@ -1,6 +1,7 @@
 package paged_test
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/pagedkv/pagedkv/paged"
@@ -9,7 +10,11 @@ import (
 func ExampleManager_SwapOut() {
 	m, _ := paged.New(paged.Config{BlockSize: 4, NumBlocks: 5, HostBlocks: 8, DisablePrefixCaching: true})
 	id, _, _ := m.Create([]int32{1, 2, 3, 4, 5, 6}, nil) // 2 device blocks
-	_ = m.SwapOut(id)                                    // preempt by swap: the KV goes to the host
+	// Its prompt is computed by the step being built: nothing to swap yet.
+	fmt.Println("same step:", errors.Is(m.SwapOut(id), paged.ErrUncomputed))
+	var b paged.Batch
+	_ = m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 6}}) // the step runs
+	_ = m.SwapOut(id)                                               // preempt by swap: the KV goes to the host
 	fmt.Println("out:", m.TakeSwaps(nil))
 	other, _, _ := m.Create(make([]int32, 16), nil) // the device is free for others
 	_ = m.Free(other)
@@ -20,6 +25,7 @@ func ExampleManager_SwapOut() {
 	table, _ := m.Table(id)
 	fmt.Println("table:", table)
 	// Output:
+	// same step: true
 	// out: [{1 0 swap-out 0} {2 1 swap-out 0}]
 	// swap-in: ok 2 blocks
 	// in: [{0 1 swap-in 0} {1 2 swap-in 0}]

@@ -7,6 +7,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -305,8 +306,117 @@ func (s *machine) tierActions() map[string]func(*rapid.T) {
 		"freeTier": s.freeTier,
 		"onboard":  s.onboard,
 		"mixed":    s.mixedStep,
+		"admitOut": s.admitThenSwap,
 	} {
 		acts[name] = act
 	}
 	return acts
+}
+
+// admitThenSwap admits a sequence (Create, or Admit of a waiting one)
+// and, in the same step, before its directives are taken, swaps out a
+// group naming it, perhaps beside others running since earlier steps,
+// one of which may have appended in the step: the step has not computed
+// the admitted sequence's KV (nor, maybe, its hits), so SwapOut must
+// refuse the group with ErrUncomputed and change nothing. The step is
+// then dropped for it (Unadmit: the statistics read as if it had not
+// been admitted) or runs, after which Unadmit is refused and the group
+// may swap out.
+func (s *machine) admitThenSwap(t *rapid.T) {
+	before := s.m.Stats()
+	var id paged.SeqID
+	var ms *modelSeq
+	var cached int
+	if wid, wms, ok := s.pick(t, false); ok && rapid.Bool().Draw(t, "readmit") {
+		c, err := s.m.Admit(wid)
+		if err != nil {
+			expectNoSpaceUnchanged(t, s.m, before, err)
+			return
+		}
+		id, ms, cached = wid, wms, c
+	} else {
+		prompt := s.tokens(t, "prompt")
+		nid, c, err := s.m.Create(prompt, nil)
+		if err != nil {
+			expectNoSpaceUnchanged(t, s.m, before, err)
+			return
+		}
+		id, ms, cached = nid, &modelSeq{tokens: prompt}, c
+		s.add(id, ms)
+	}
+	ms.running = true
+	var group []paged.SeqID
+	for _, o := range s.tierPick(t, false, 3) {
+		if o != id {
+			group = append(group, o)
+		}
+	}
+	grown := paged.SeqID(0) // a sequence of the group that appended in the step
+	if len(group) > 0 && s.seqs[group[0]].spec == 0 && rapid.Bool().Draw(t, "grow") {
+		tok := rapid.Int32Range(1, 6).Draw(t, "gtok")
+		if err := s.m.Append(group[0], tok); err == nil {
+			s.seqs[group[0]].tokens = append(s.seqs[group[0]].tokens, tok)
+			grown = group[0]
+		}
+	}
+	at := rapid.IntRange(0, len(group)).Draw(t, "at")
+	group = slices.Insert(group, at, id)
+	admitted := s.m.Stats()
+	tables := make([][]allocator.BlockID, len(group))
+	for i, g := range group {
+		tb, _ := s.m.Table(g)
+		tables[i] = slices.Clone(tb)
+	}
+	if err := s.m.SwapOut(group...); !errors.Is(err, paged.ErrUncomputed) {
+		t.Fatalf("SwapOut of %v, %v admitted in the step being built: %v", group, id, err)
+	}
+	if got := s.m.Stats(); got != admitted {
+		t.Fatalf("refused SwapOut changed the stats: %+v -> %+v", admitted, got)
+	}
+	for i, g := range group {
+		if tb, _ := s.m.Table(g); !slices.Equal(tb, tables[i]) {
+			t.Fatalf("refused SwapOut changed the table of %v: %v -> %v", g, tables[i], tb)
+		}
+	}
+	if err := s.m.Check(); err != nil {
+		t.Fatalf("after a refused SwapOut: %v", err)
+	}
+	if rapid.Bool().Draw(t, "unadmit") {
+		if err := s.m.Unadmit(id); err != nil {
+			t.Fatalf("Unadmit of %v admitted in the step: %v", id, err)
+		}
+		after := s.m.Stats()
+		if lookupCounters(after) != lookupCounters(before) || after.Preemptions != before.Preemptions || after.Unadmits != before.Unadmits+1 {
+			t.Fatalf("Unadmit left the admission counted: %+v -> %+v", before, after)
+		}
+		ms.running = false
+		s.flushCopies(t) // the step runs without it
+		if grown != 0 {
+			gm := s.seqs[grown]
+			s.compute(t, grown, gm, len(gm.tokens)-1)
+		}
+		return
+	}
+	// The step runs: its directives, then its kernels.
+	s.flushCopies(t)
+	s.compute(t, id, ms, cached)
+	if grown != 0 {
+		gm := s.seqs[grown]
+		s.compute(t, grown, gm, len(gm.tokens)-1)
+	}
+	if err := s.m.Unadmit(id); !errors.Is(err, paged.ErrSequenceState) {
+		t.Fatalf("Unadmit after the step ran: %v", err)
+	}
+	err := s.m.SwapOut(group...)
+	if err != nil {
+		if !errors.Is(err, paged.ErrNoSpace) {
+			t.Fatalf("SwapOut once the step ran: %v", err)
+		}
+		return
+	}
+	s.flushCopies(t)
+	for _, g := range group {
+		s.seqs[g].running, s.seqs[g].tier = false, true
+		s.host.swapped[g] = true
+	}
 }

@@ -34,6 +34,7 @@ func TestSwapSharedBlocksStayShared(t *testing.T) {
 	require.NoError(t, err)
 	child, err := m.Fork(parent)
 	require.NoError(t, err)
+	stepDone(m) // the step that computes the prompt
 
 	require.NoError(t, m.SwapOut(parent, child))
 	require.NoError(t, m.Check())
@@ -80,6 +81,7 @@ func TestSwapInReclaimsCachedBlocks(t *testing.T) {
 	require.NoError(t, err)
 	id, _, err := m.Create(seqTokens(10, 1), nil)
 	require.NoError(t, err)
+	stepDone(m)
 	require.NoError(t, m.SwapOut(id))
 	m.TakeSwaps(nil)
 	// The two full blocks are still in the device prefix cache: only the
@@ -111,6 +113,7 @@ func TestSwapBadInput(t *testing.T) {
 	require.NoError(t, err)
 	b, _, err := m.Create(seqTokens(6, 50), nil) // 2 more
 	require.NoError(t, err)
+	stepDone(m)
 	before := m.Stats()
 	require.ErrorIs(t, m.SwapOut(a, a), paged.ErrInvalid)
 	require.ErrorIs(t, m.SwapOut(a, b), paged.ErrNoSpace, "4 blocks into a 2-block host tier")
@@ -296,6 +299,7 @@ func TestWindowSwapAndFork(t *testing.T) {
 	child, err := m.Fork(id)
 	require.NoError(t, err)
 	require.NoError(t, m.Check())
+	stepDone(m)
 	require.NoError(t, m.SwapOut(id, child))
 	require.NoError(t, m.Check())
 	require.NoError(t, m.SwapIn(child, id))
@@ -465,6 +469,7 @@ func TestDirectiveOrderWithinOneStep(t *testing.T) {
 	x, _, err := m.Create(xTokens, nil)
 	require.NoError(t, err)
 	s.shadow.write(t, m, x, 0, xTokens, 0)
+	s.flushCopies(nil) // the step that computed x's prompt
 	require.NoError(t, m.SwapOut(x))
 	s.flushCopies(nil)
 	p, _, err := m.Create(pTokens, nil)
@@ -472,6 +477,7 @@ func TestDirectiveOrderWithinOneStep(t *testing.T) {
 	s.shadow.write(t, m, p, 0, pTokens, 0)
 	c, err := m.Fork(p)
 	require.NoError(t, err)
+	s.flushCopies(nil)
 
 	// One step: the child appends (copying the shared last block), the
 	// parent is swapped out (freeing that block), x is swapped in (reusing it).
@@ -508,6 +514,7 @@ func TestSwapInSharedBlockCommittedByOneSequence(t *testing.T) {
 	c, err := m.Fork(p)
 	require.NoError(t, err)
 	require.NoError(t, m.AcceptSpeculative(p, 2)) // p commits the shared block; c has not
+	stepDone(m)
 	require.NoError(t, m.SwapOut(c, p))
 	filler, _, err := m.Create(seqTokens(16, 100), nil) // evicts the device copy
 	require.NoError(t, err)

@@ -33,7 +33,7 @@ func TestForkRequeueMakesProgress(t *testing.T) {
 			require.NoError(t, s.Update(make([]int32, st.Outputs)))
 			require.NoError(t, m.Check())
 		}
-		t.Logf("nb %d: %d steps, %d preemptions, %d manager preemptions (undone admissions included)", nb, s.Stats().Steps, s.Stats().Preemptions, m.Stats().Preemptions)
+		t.Logf("nb %d: %d steps, %d preemptions, %d manager preemptions, %d admissions taken back", nb, s.Stats().Steps, s.Stats().Preemptions, m.Stats().Preemptions, m.Stats().Unadmits)
 		assert.Equal(t, sched.Finished, a.State(), "nb %d", nb)
 		assert.Equal(t, sched.Finished, b.State(), "nb %d", nb)
 		assert.Zero(t, m.Stats().UsedBlocks, "nb %d", nb)

@@ -683,7 +683,7 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
 	}
 	if !s.forkRoom(r, e) {
-		return 0, false, s.undoAdmit(e, cached)
+		return 0, false, s.undoAdmit(e)
 	}
 	e.computed = cached
 	s.waiting.pop()
@@ -754,17 +754,15 @@ func (s *Scheduler) chunkBlocks(e *entry) int {
 	return s.growGroups * ((e.length+len(e.rest)+bs-1)/bs - (e.length+bs-1)/bs)
 }
 
-// undoAdmit undoes the admission of e (cached tokens found) that left no
-// room for the forks' state pages (forkRoom): its tokens were never
-// computed, and the chunks a chunked admission cut off go back to the
-// sequence, which waits at the head of the queue.
-func (s *Scheduler) undoAdmit(e *entry, cached int) error {
-	r := e.req
-	if err := s.m.Uncompute(e.seq, cached); err != nil {
-		return fmt.Errorf("sched: request %d: uncompute %v: %w", r.id, e.seq, err)
-	}
-	if err := s.m.Preempt(e.seq); err != nil {
-		return fmt.Errorf("sched: request %d: preempt %v: %w", r.id, e.seq, err)
+// undoAdmit undoes the admission of e that left no room for the forks'
+// state pages (forkRoom): the manager takes it back as if it had not been
+// made (paged.Manager.Unadmit: its tokens were never computed, and its
+// lookup and a preemption are not counted), and the chunks a chunked
+// admission cut off go back to the sequence, which waits at the head of
+// the queue.
+func (s *Scheduler) undoAdmit(e *entry) error {
+	if err := s.m.Unadmit(e.seq); err != nil {
+		return fmt.Errorf("sched: request %d: unadmit %v: %w", e.req.id, e.seq, err)
 	}
 	return s.fold(e)
 }
@@ -872,6 +870,9 @@ func (s *Scheduler) update(tokens []int32, parents, accepted []int) error {
 	if err := s.checkAccepted(accepted); err != nil {
 		return err
 	}
+	// The step ran: its admissions' KV is computed, for the manager's
+	// SwapOut too when the caller built no batch (paged.Manager.EndStep).
+	s.m.EndStep()
 	s.phase(PhaseOutput)
 	k := 0
 	for i := range s.step.Scheduled {
@@ -971,7 +972,7 @@ func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 			}
 			s.forkKids = kids[:0]
 			r.forked = false
-			if len(s.running) == 1 && !s.pinned() {
+			if s.alone(e) && !s.pinned() {
 				// Nothing else of ours holds blocks, nor do pins that
 				// will end: requeued, the prompt would come back to this
 				// point every step. The caller aborts the request.
@@ -999,6 +1000,18 @@ func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 		s.gather(e)
 	}
 	return false, nil
+}
+
+// alone reports whether e is the only running entry that has not
+// finished: during Update the running list still holds the samples that
+// finished earlier in it (swept at its end), whose blocks are freed.
+func (s *Scheduler) alone(e *entry) bool {
+	for _, x := range s.running {
+		if x != e && x.where != inDone {
+			return false
+		}
+	}
+	return true
 }
 
 // finish frees a sample that produced its last token.
