@@ -53,7 +53,7 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 		return cached, rest, err
 	}
 	keep := full.hits*m.bs + maxNew
-	if a == AdmitNever {
+	if a == AdmitNever && m.chunkNever(s, full, maxNew) {
 		m.countQuery(n, full)
 		return 0, rest, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, full.held, m.bp.pool.Usable(), m.watermarkBlocks())
 	}
@@ -119,7 +119,7 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	}
 	n, nh := len(s.tokens), len(s.hashes)
 	full, a := m.planAdmit(s)
-	if maxNew >= n-full.hits*m.bs || a == AdmitNever {
+	if maxNew >= n-full.hits*m.bs || a == AdmitNever && m.chunkNever(s, full, maxNew) {
 		return a, nil
 	}
 	keep := full.hits*m.bs + maxNew
@@ -235,4 +235,102 @@ func (m *Manager) forgetFrom(blocks []allocator.BlockID, from int) {
 			m.bp.forget(b)
 		}
 	}
+}
+
+// chunkNever reports whether waiting s, whose whole admission planAdmit
+// answered AdmitNever (plan p), could not be computed chunk by chunk
+// either: admitted from its p.hits cached blocks with chunks of at most k
+// tokens (k below the uncached tokens), and every later chunk of at most k
+// tokens given by Append, one step at a time, its blocks would at some
+// step exceed what the pool can hold (Usable less the watermark). A
+// sequence longer than a sequence may be is never either. Full-attention
+// groups hold every block of the tokens so far; a window or
+// chunked-local group holds the blocks from the first one the step's
+// first query reads (its kind's dead rule, the slide Append makes before
+// it allocates) to the step's last token, and, in the default mode (with
+// retention), the window blocks before the branch point it pins; a State
+// group its pages and the checkpoint pages it may pin; a Shared group
+// none. Only called where the whole sequence never fits: for the rest the
+// whole admission's check stands, unchanged (vLLM's compat mode never
+// gets here; see docs/hybrid.md).
+func (m *Manager) chunkNever(s *sequence, p plan, k int) bool {
+	n := len(s.tokens)
+	lim := m.cfg.MaxModelLen
+	if !m.hybrid() {
+		if s.opts.Window == 0 {
+			return true // full attention holds the whole prompt at the end
+		}
+		lim = m.seqLimit(s.opts.Window)
+	}
+	if n > lim {
+		return true
+	}
+	return m.chunkPeak(s, p.hits*m.bs, k) > m.bp.pool.Usable()-m.watermarkBlocks()
+}
+
+// chunkPeak returns the most blocks, in every group, that s holds while
+// its n tokens are computed from c0 cached ones, k at a time (see
+// chunkNever). It takes O((n-c0)/k x groups) steps; it runs only for
+// sequences that do not fit the pool whole.
+func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
+	n := len(s.tokens)
+	var one [1]groupKind
+	kinds := m.kinds
+	if !m.hybrid() {
+		one[0] = windowKind{newAttention(m.bs), s.opts.Window}
+		kinds = one[:]
+	}
+	// The retention pins: the window blocks before the branch point (the
+	// full-attention hit, in blocks) once the window leaves them, and the
+	// checkpoint pages a State group's sequence may pin (the one its hit
+	// restored, the one taken at its branch point).
+	br, pages := 0, 0
+	if m.hybrid() && m.ret.on {
+		br = m.ret.lastFull
+		if s.keep.branch >= 0 {
+			br = int(s.keep.branch)
+		}
+		if m.spages > 0 {
+			pages = m.stateClaims()
+			if br > 0 {
+				pages += m.spages
+			}
+		}
+	}
+	peak := 0
+	for t0 := c0; t0 < n; t0 += k {
+		t1 := min(t0+k, n)
+		committed := 0
+		if m.hashing {
+			committed = t0 / m.bs
+		}
+		held := pages
+		for g, kind := range kinds {
+			need := kind.need(t1)
+			if !kind.local() {
+				held += need
+				continue
+			}
+			// Released: the entries before the admission's hit row (the
+			// first block a hit of c0 tokens needs), then those before
+			// the first block the step's first query reads.
+			from := 0
+			if c0 > 0 && m.hybrid() {
+				from = m.hitFrom(g, c0/m.bs)
+			} else if c0 > 0 {
+				from = windowFrom(one[0].(windowKind), c0/m.bs)
+			}
+			dead := max(from, kind.dead(t0, committed))
+			if t0 == c0 {
+				dead = from // the admission does not slide
+			}
+			held += need - dead
+			if _, ok := kind.(windowKind); ok && br > 0 {
+				// Pinned: entries [hitFrom(g, br), br) the window left.
+				held += max(0, min(br, dead)-max(from, m.hitFrom(g, br)))
+			}
+		}
+		peak = max(peak, held)
+	}
+	return peak
 }
