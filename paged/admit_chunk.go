@@ -53,9 +53,10 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 		return cached, rest, err
 	}
 	keep := full.hits*m.bs + maxNew
-	if a == AdmitNever && m.chunkNever(s, full, maxNew) {
+	if m.chunkNever(s, full, a, maxNew) {
 		m.countQuery(n, full)
-		return 0, rest, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, full.held, m.bp.pool.Usable(), m.watermarkBlocks())
+		return 0, rest, errorf(ErrNever, "%v needs %d blocks whole, at least %d computed %d tokens a step; the pool has %d usable (watermark %d)",
+			id, full.held, m.chunkPeak(s, full.hits*m.bs, maxNew), maxNew, m.bp.pool.Usable(), m.watermarkBlocks())
 	}
 	if s.unknown {
 		return 0, rest, errorf(ErrInvalid, "AdmitChunk %v: created from hashes, its tokens past a cut at %d are unknown", id, keep)
@@ -119,8 +120,11 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	}
 	n, nh := len(s.tokens), len(s.hashes)
 	full, a := m.planAdmit(s)
-	if maxNew >= n-full.hits*m.bs || a == AdmitNever && m.chunkNever(s, full, maxNew) {
+	if maxNew >= n-full.hits*m.bs {
 		return a, nil
+	}
+	if m.chunkNever(s, full, a, maxNew) {
+		return AdmitNever, nil
 	}
 	keep := full.hits*m.bs + maxNew
 	if s.unknown {
@@ -238,34 +242,73 @@ func (m *Manager) forgetFrom(blocks []allocator.BlockID, from int) {
 }
 
 // chunkNever reports whether waiting s, whose whole admission planAdmit
-// answered AdmitNever (plan p), could not be computed chunk by chunk
-// either: admitted from its p.hits cached blocks with chunks of at most k
-// tokens (k below the uncached tokens), and every later chunk of at most k
-// tokens given by Append, one step at a time, its blocks would at some
-// step exceed what the pool can hold (Usable less the watermark). A
-// sequence longer than a sequence may be is never either. Full-attention
-// groups hold every block of the tokens so far; a window or
-// chunked-local group holds the blocks from the first one the step's
-// first query reads (its kind's dead rule, the slide Append makes before
-// it allocates) to the step's last token, and, in the default mode (with
-// retention), the window blocks before the branch point it pins; a State
-// group its pages and the checkpoint pages it may pin; a Shared group
-// none. Only called where the whole sequence never fits: for the rest the
-// whole admission's check stands, unchanged (vLLM's compat mode never
-// gets here; see docs/hybrid.md).
-func (m *Manager) chunkNever(s *sequence, p plan, k int) bool {
+// answered a (plan p), can never have its prompt computed chunk by chunk:
+// admitted from its p.hits cached blocks with a chunk of k tokens (k below
+// the uncached tokens), then given the rest by Append at most k tokens a
+// step, it would at some step hold more blocks than the pool can (Usable
+// less the watermark); or it is longer than a sequence may be. A whole
+// admission holds every block of the prompt in every group; computed in
+// chunks, window and chunked-local groups release what the next step no
+// longer reads (see chunkPeak), so the peak is far lower, but for the
+// retention pins of the default mode (docs/hybrid.md), which a whole
+// admission does not hold yet. Where the whole admission fits and the
+// pins cannot add enough to overflow, the answer is false without
+// counting the steps; with UnifiedFreeQueue or prefix caching off there
+// are no pins, so a prompt that fits whole is never refused (vLLM's
+// decisions).
+func (m *Manager) chunkNever(s *sequence, p plan, a Admission, k int) bool {
 	n := len(s.tokens)
 	lim := m.cfg.MaxModelLen
 	if !m.hybrid() {
 		if s.opts.Window == 0 {
-			return true // full attention holds the whole prompt at the end
+			return a == AdmitNever // full attention holds the whole prompt at the end
 		}
 		lim = m.seqLimit(s.opts.Window)
 	}
 	if n > lim {
 		return true
 	}
-	return m.chunkPeak(s, p.hits*m.bs, k) > m.bp.pool.Usable()-m.watermarkBlocks()
+	room := m.bp.pool.Usable() - m.watermarkBlocks()
+	if a != AdmitNever {
+		br, pages := m.chunkPins(s)
+		if br == 0 && pages == 0 {
+			return false
+		}
+		// At most the window before the branch point per window group.
+		for g, kind := range m.kinds {
+			if _, ok := kind.(windowKind); ok {
+				pages += br - m.hitFrom(g, br)
+			}
+		}
+		if p.held+pages <= room {
+			return false
+		}
+	}
+	return m.chunkPeak(s, p.hits*m.bs, k) > room
+}
+
+// chunkPins returns the branch point of s (in blocks; 0 when retention
+// pins no window block for it) and the checkpoint pages it may pin: the
+// ones its hit restored and the one taken at its branch point.
+func (m *Manager) chunkPins(s *sequence) (br, pages int) {
+	if !m.hybrid() || !m.ret.on {
+		return 0, 0
+	}
+	br = m.ret.lastFull
+	if s.keep.branch >= 0 {
+		br = int(s.keep.branch)
+	}
+	if r := &m.ret; r.ckpt {
+		pages = m.stateClaims()
+		// admitState's condition to ask for a checkpoint (an upper
+		// bound: it asks only where the pool has room for it, and not
+		// for a point already cached or asked).
+		if s.keep.branch >= 0 && s.keep.pendingAt > r.hit && len(s.keep.pending) == 0 ||
+			s.keep.branch < 0 && r.lastMiss && br > r.hit {
+			pages += r.size()
+		}
+	}
+	return br, pages
 }
 
 // chunkPeak returns the most blocks, in every group, that s holds while
@@ -280,23 +323,9 @@ func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
 		one[0] = windowKind{newAttention(m.bs), s.opts.Window}
 		kinds = one[:]
 	}
-	// The retention pins: the window blocks before the branch point (the
-	// full-attention hit, in blocks) once the window leaves them, and the
-	// checkpoint pages a State group's sequence may pin (the one its hit
-	// restored, the one taken at its branch point).
-	br, pages := 0, 0
-	if m.hybrid() && m.ret.on {
-		br = m.ret.lastFull
-		if s.keep.branch >= 0 {
-			br = int(s.keep.branch)
-		}
-		if m.spages > 0 {
-			pages = m.stateClaims()
-			if br > 0 {
-				pages += m.spages
-			}
-		}
-	}
+	// The retention pins: the window blocks before the branch point
+	// once the window leaves them, and checkpoint pages.
+	br, pages := m.chunkPins(s)
 	peak := 0
 	for t0 := c0; t0 < n; t0 += k {
 		t1 := min(t0+k, n)
