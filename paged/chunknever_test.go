@@ -125,7 +125,8 @@ func TestAdmitChunkHybridNever(t *testing.T) {
 	}
 }
 
-// TestAdmitChunkNeverMatchesSimulation: for a drawn hybrid layout, pool,
+// TestAdmitChunkNeverMatchesSimulation: for a drawn hybrid layout (or a
+// single group, the sequence windowed or not), pool,
 // cached prefix and chunk size, AdmitChunk says ErrNever exactly when
 // computing the prompt chunk by chunk cannot be done in the pool: a twin
 // manager with a pool large enough for anything, given the same history,
@@ -154,6 +155,12 @@ func TestAdmitChunkNeverMatchesSimulation(t *testing.T) {
 		prefix := rapid.IntRange(0, n-1).Draw(t, "prefix")
 		blocks := rapid.IntRange(2, 8*n/bs+16).Draw(t, "blocks")
 		cfg := paged.Config{BlockSize: bs, NumBlocks: blocks, Groups: groups, DisablePrefixCaching: !caching, UnifiedFreeQueue: compat, MaxModelLen: n}
+		var opts *paged.SeqOptions
+		if rapid.Bool().Draw(t, "plain") {
+			// One group, the sequence's own window (SeqOptions.Window).
+			cfg.Groups = nil
+			opts = &paged.SeqOptions{Window: rapid.IntRange(0, min(n, 4*bs+1)).Draw(t, "seqWindow")}
+		}
 		big := cfg
 		big.NumBlocks = 64*n + 64
 		small, err := paged.New(cfg)
@@ -169,7 +176,7 @@ func TestAdmitChunkNeverMatchesSimulation(t *testing.T) {
 		// (when it fits the small pool).
 		if prefix > 0 {
 			for _, m := range []*paged.Manager{small, twin} {
-				id, _, err := m.Create(prompt[:prefix], nil)
+				id, _, err := m.Create(prompt[:prefix], opts)
 				if err != nil {
 					if m == twin {
 						t.Fatal(err)
@@ -182,7 +189,7 @@ func TestAdmitChunkNeverMatchesSimulation(t *testing.T) {
 			}
 		}
 		base := twin.Stats().UsedBlocks
-		tid, err := twin.Add(prompt, nil)
+		tid, err := twin.Add(prompt, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +198,7 @@ func TestAdmitChunkNeverMatchesSimulation(t *testing.T) {
 			t.Fatalf("twin: %v", err)
 		}
 		peak -= base
-		sid, err := small.Add(prompt, nil)
+		sid, err := small.Add(prompt, opts)
 		if err != nil {
 			t.Skip(err)
 		}
