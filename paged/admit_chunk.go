@@ -29,12 +29,31 @@ import "github.com/pagedkv/pagedkv/allocator"
 // taken now and TakeCheckpoints hands it out after the Append whose chunk
 // reaches or passes it, so the step computing that chunk writes it.
 // maxNew below 1 is ErrInvalid; a sequence that is not
-// waiting, ErrSequenceState; a sequence whose whole length could never be
-// admitted, ErrNever; one created from hashes (AddFromHashes) that would
-// be cut, ErrInvalid (its tokens are placeholders, which rest could not
-// give back). ErrNoSpace means the chunk does not fit now. On any error
-// nothing changes but the prefix statistics, as with Admit. Hybrid
+// waiting, ErrSequenceState; one created from hashes (AddFromHashes) that
+// would be cut, ErrInvalid (its tokens are placeholders, which rest could
+// not give back). ErrNoSpace means the chunk does not fit now. On any
+// error nothing changes but the prefix statistics, as with Admit. Hybrid
 // managers (Config.Groups) cut every group the same way.
+//
+// ErrNever means the prompt cannot be computed chunk by chunk in this
+// pool, even alone: admitted with this chunk and given the rest by Append
+// at most maxNew tokens a step, at some step it would hold more blocks
+// than the pool's usable ones less the watermark (or it is longer than a
+// sequence may be). That is not the whole prompt's size: a full-attention
+// group holds every block of the tokens so far, but a sliding-window
+// group only the window before the step and the step's tokens, a
+// chunked-local group its chunk and the step's, a State group its pages,
+// a Shared group nothing; the default mode adds the retention pins the
+// sequence may hold (the window blocks before its branch point, its
+// checkpoint pages; docs/hybrid.md). So a prompt far larger than the pool
+// admitted whole (Admit's ErrNever) can be admitted in chunks: Gemma 3's
+// 128K-token prompt needs 253,952 blocks whole and peaks at 55,936 in
+// 8,192-token chunks. The answer is for chunks of at most maxNew: a
+// smaller chunk may fit where a larger one never does, and a caller that
+// later appends chunks larger than maxNew may find an Append refused
+// (ErrNoSpace) even alone. Counting the steps costs O(uncached tokens /
+// maxNew x groups), paid only where the whole prompt does not fit or the
+// pins might not.
 func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, restOut []int32, err error) {
 	s, err := m.seq(id)
 	if err != nil {
@@ -106,7 +125,9 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 
 // CanAdmitChunk answers, without changing anything, whether AdmitChunk
 // with maxNew would succeed now: the pool check counts the blocks of the
-// cached prefix and the chunk only. Its errors are AdmitChunk's.
+// cached prefix and the chunk only, and never means AdmitChunk's ErrNever
+// (the prompt cannot be computed chunk by chunk, maxNew tokens a step,
+// in this pool). Its errors are AdmitChunk's.
 func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	s, err := m.seq(id)
 	if err != nil {
