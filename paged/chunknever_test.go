@@ -99,12 +99,8 @@ func TestAdmitChunkHybridNever(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, err := m.CanAdmitChunk(id, 1); err != nil || a != paged.AdmitNever {
-		t.Fatalf("CanAdmitChunk(1) = %v, %v; want never", a, err)
-	}
-	if _, _, err := m.AdmitChunk(id, 4, nil); !errors.Is(err, paged.ErrNever) {
-		t.Fatalf("AdmitChunk of 156 tokens in 40 blocks: %v, want ErrNever", err)
-	}
+	wantNever(t, m, id, 1)
+	wantNever(t, m, id, 4)
 	if st := m.Stats(); st.UsedBlocks != 0 {
 		t.Fatalf("a refused admission holds %d blocks", st.UsedBlocks)
 	}
@@ -114,14 +110,21 @@ func TestAdmitChunkHybridNever(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, err := m.CanAdmitChunk(id2, 32); err != nil || a != paged.AdmitNever {
-		t.Fatalf("CanAdmitChunk(32) = %v, %v; want never", a, err)
-	}
-	if _, _, err := m.AdmitChunk(id2, 32, nil); !errors.Is(err, paged.ErrNever) {
-		t.Fatalf("AdmitChunk(32): %v, want ErrNever", err)
-	}
+	wantNever(t, m, id2, 32)
 	if _, err := chunkByChunk(m, id2, 8); err != nil {
 		t.Fatalf("chunks of 8: %v", err)
+	}
+}
+
+// wantNever fails t unless CanAdmitChunk and AdmitChunk of id with chunks
+// of k tokens both say never.
+func wantNever(t *testing.T, m *paged.Manager, id paged.SeqID, k int) {
+	t.Helper()
+	if a, err := m.CanAdmitChunk(id, k); err != nil || a != paged.AdmitNever {
+		t.Fatalf("CanAdmitChunk(%d) = %v, %v; want never", k, a, err)
+	}
+	if _, _, err := m.AdmitChunk(id, k, nil); !errors.Is(err, paged.ErrNever) {
+		t.Fatalf("AdmitChunk(%d): %v, want ErrNever", k, err)
 	}
 }
 
