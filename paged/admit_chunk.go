@@ -74,8 +74,8 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	keep := full.hits*m.bs + maxNew
 	if m.chunkNever(s, full, a, maxNew) {
 		m.countQuery(n, full)
-		return 0, rest, errorf(ErrNever, "%v needs %d blocks whole, at least %d computed %d tokens a step; the pool has %d usable (watermark %d)",
-			id, full.held, m.chunkPeak(s, full.hits*m.bs, maxNew), maxNew, m.bp.pool.Usable(), m.watermarkBlocks())
+		return 0, rest, errorf(ErrNever, "%v needs %d blocks computed %d tokens a step (%d admitted whole), the pool has %d usable (watermark %d)",
+			id, m.chunkPeak(s, full.hits*m.bs, maxNew), maxNew, full.held, m.bp.pool.Usable(), m.watermarkBlocks())
 	}
 	if s.unknown {
 		return 0, rest, errorf(ErrInvalid, "AdmitChunk %v: created from hashes, its tokens past a cut at %d are unknown", id, keep)
