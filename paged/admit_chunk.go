@@ -29,12 +29,31 @@ import "github.com/pagedkv/pagedkv/allocator"
 // taken now and TakeCheckpoints hands it out after the Append whose chunk
 // reaches or passes it, so the step computing that chunk writes it.
 // maxNew below 1 is ErrInvalid; a sequence that is not
-// waiting, ErrSequenceState; a sequence whose whole length could never be
-// admitted, ErrNever; one created from hashes (AddFromHashes) that would
-// be cut, ErrInvalid (its tokens are placeholders, which rest could not
-// give back). ErrNoSpace means the chunk does not fit now. On any error
-// nothing changes but the prefix statistics, as with Admit. Hybrid
+// waiting, ErrSequenceState; one created from hashes (AddFromHashes) that
+// would be cut, ErrInvalid (its tokens are placeholders, which rest could
+// not give back). ErrNoSpace means the chunk does not fit now. On any
+// error nothing changes but the prefix statistics, as with Admit. Hybrid
 // managers (Config.Groups) cut every group the same way.
+//
+// ErrNever means the prompt cannot be computed chunk by chunk in this
+// pool, even alone: admitted with this chunk and given the rest by Append
+// at most maxNew tokens a step, at some step it would hold more blocks
+// than the pool's usable ones less the watermark (or it is longer than a
+// sequence may be). That is not the whole prompt's size: a full-attention
+// group holds every block of the tokens so far, but a sliding-window
+// group only the window before the step and the step's tokens, a
+// chunked-local group its chunk and the step's, a State group its pages,
+// a Shared group nothing; the default mode adds the retention pins the
+// sequence may hold (the window blocks before its branch point, its
+// checkpoint pages; docs/hybrid.md). So a prompt far larger than the pool
+// admitted whole (Admit's ErrNever) can be admitted in chunks: Gemma 3's
+// 128K-token prompt needs 253,952 blocks whole and peaks at 55,936 in
+// 8,192-token chunks. The answer is for chunks of at most maxNew: a
+// smaller chunk may fit where a larger one never does, and a caller that
+// later appends chunks larger than maxNew may find an Append refused
+// (ErrNoSpace) even alone. Counting the steps costs O(uncached tokens /
+// maxNew x groups), paid only where the whole prompt does not fit or the
+// pins might not.
 func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, restOut []int32, err error) {
 	s, err := m.seq(id)
 	if err != nil {
@@ -53,9 +72,10 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 		return cached, rest, err
 	}
 	keep := full.hits*m.bs + maxNew
-	if a == AdmitNever {
+	if m.chunkNever(s, full, a, maxNew) {
 		m.countQuery(n, full)
-		return 0, rest, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, full.held, m.bp.pool.Usable(), m.watermarkBlocks())
+		return 0, rest, errorf(ErrNever, "%v needs %d blocks computed %d tokens a step (%d admitted whole), the pool has %d usable (watermark %d)",
+			id, m.chunkPeak(s, full.hits*m.bs, maxNew), maxNew, full.held, m.bp.pool.Usable(), m.watermarkBlocks())
 	}
 	if s.unknown {
 		return 0, rest, errorf(ErrInvalid, "AdmitChunk %v: created from hashes, its tokens past a cut at %d are unknown", id, keep)
@@ -108,7 +128,9 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 
 // CanAdmitChunk answers, without changing anything, whether AdmitChunk
 // with maxNew would succeed now: the pool check counts the blocks of the
-// cached prefix and the chunk only. Its errors are AdmitChunk's.
+// cached prefix and the chunk only, and never means AdmitChunk's ErrNever
+// (the prompt cannot be computed chunk by chunk, maxNew tokens a step,
+// in this pool). Its errors are AdmitChunk's.
 func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	s, err := m.seq(id)
 	if err != nil {
@@ -122,8 +144,11 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	}
 	n, nh := len(s.tokens), len(s.hashes)
 	full, a := m.planAdmit(s)
-	if maxNew >= n-full.hits*m.bs || a == AdmitNever {
+	if maxNew >= n-full.hits*m.bs {
 		return a, nil
+	}
+	if m.chunkNever(s, full, a, maxNew) {
+		return AdmitNever, nil
 	}
 	keep := full.hits*m.bs + maxNew
 	if s.unknown {
@@ -286,4 +311,127 @@ func (m *Manager) forgetFrom(blocks []allocator.BlockID, from int) {
 			m.bp.forget(b)
 		}
 	}
+}
+
+// chunkNever reports whether waiting s, whose whole admission planAdmit
+// answered a (plan p), can never have its prompt computed chunk by chunk:
+// admitted from its p.hits cached blocks with a chunk of k tokens (k below
+// the uncached tokens), then given the rest by Append at most k tokens a
+// step, it would at some step hold more blocks than the pool can (Usable
+// less the watermark); or it is longer than a sequence may be. A whole
+// admission holds every block of the prompt in every group; computed in
+// chunks, window and chunked-local groups release what the next step no
+// longer reads (see chunkPeak), so the peak is far lower, but for the
+// retention pins of the default mode (docs/hybrid.md), which a whole
+// admission does not hold yet. Where the whole admission fits and the
+// pins cannot add enough to overflow, the answer is false without
+// counting the steps; with UnifiedFreeQueue or prefix caching off there
+// are no pins, so a prompt that fits whole is never refused (vLLM's
+// decisions).
+func (m *Manager) chunkNever(s *sequence, p plan, a Admission, k int) bool {
+	n := len(s.tokens)
+	lim := m.cfg.MaxModelLen
+	if !m.hybrid() {
+		if s.opts.Window == 0 {
+			return a == AdmitNever // full attention holds the whole prompt at the end
+		}
+		lim = m.seqLimit(s.opts.Window)
+	}
+	if n > lim {
+		return true
+	}
+	room := m.bp.pool.Usable() - m.watermarkBlocks()
+	if a != AdmitNever {
+		br, pages := m.chunkPins(s)
+		if br == 0 && pages == 0 {
+			return false
+		}
+		// At most the window before the branch point per window group.
+		for g, kind := range m.kinds {
+			if _, ok := kind.(windowKind); ok {
+				pages += br - m.hitFrom(g, br)
+			}
+		}
+		if p.held+pages <= room {
+			return false
+		}
+	}
+	return m.chunkPeak(s, p.hits*m.bs, k) > room
+}
+
+// chunkPins returns the branch point of s (in blocks; 0 when retention
+// pins no window block for it) and the checkpoint pages it may pin: the
+// ones its hit restored and the one taken at its branch point.
+func (m *Manager) chunkPins(s *sequence) (br, pages int) {
+	if !m.hybrid() || !m.ret.on {
+		return 0, 0
+	}
+	br = m.ret.lastFull
+	if s.keep.branch >= 0 {
+		br = int(s.keep.branch)
+	}
+	if r := &m.ret; r.ckpt {
+		pages = m.stateClaims()
+		// admitState's condition to ask for a checkpoint (an upper
+		// bound: it asks only where the pool has room for it, and not
+		// for a point already cached or asked).
+		if s.keep.branch >= 0 && s.keep.pendingAt > r.hit && len(s.keep.pending) == 0 ||
+			s.keep.branch < 0 && r.lastMiss && br > r.hit {
+			pages += r.size()
+		}
+	}
+	return br, pages
+}
+
+// chunkPeak returns the most blocks, in every group, that s holds while
+// its n tokens are computed from c0 cached ones, k at a time (see
+// chunkNever). It takes O((n-c0)/k x groups) steps; it runs only for
+// sequences that do not fit the pool whole.
+func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
+	n := len(s.tokens)
+	var one [1]groupKind
+	kinds := m.kinds
+	if !m.hybrid() {
+		one[0] = windowKind{newAttention(m.bs), s.opts.Window}
+		kinds = one[:]
+	}
+	// The retention pins: the window blocks before the branch point
+	// once the window leaves them, and checkpoint pages.
+	br, pages := m.chunkPins(s)
+	peak := 0
+	for t0 := c0; t0 < n; t0 += k {
+		t1 := min(t0+k, n)
+		committed := 0
+		if m.hashing {
+			committed = t0 / m.bs
+		}
+		held := pages
+		for g, kind := range kinds {
+			need := kind.need(t1)
+			if !kind.local() {
+				held += need
+				continue
+			}
+			// Released: the entries before the admission's hit row (the
+			// first block a hit of c0 tokens needs), then those before
+			// the first block the step's first query reads.
+			from := 0
+			if c0 > 0 && m.hybrid() {
+				from = m.hitFrom(g, c0/m.bs)
+			} else if c0 > 0 {
+				from = windowFrom(one[0].(windowKind), c0/m.bs)
+			}
+			dead := max(from, kind.dead(t0, committed))
+			if t0 == c0 {
+				dead = from // the admission does not slide
+			}
+			held += need - dead
+			if _, ok := kind.(windowKind); ok && br > 0 {
+				// Pinned: entries [hitFrom(g, br), br) the window left.
+				held += max(0, min(br, dead)-max(from, m.hitFrom(g, br)))
+			}
+		}
+		peak = max(peak, held)
+	}
+	return peak
 }

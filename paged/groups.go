@@ -442,9 +442,12 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	// A host hit takes a new device block to onboard it into. p.onboard
 	// counts group 0's only, the host part of PrefixHitBlocks.
 	host := 0
+	nulls := 0 // entries before a local group's hit: no block held
 	count := func(row []allocator.BlockID) {
 		for _, b := range row {
 			switch {
+			case b == nullBlock:
+				nulls++
 			case b < 0:
 				host++
 			case b != nullBlock && m.bp.pool.IsCached(b):
@@ -465,10 +468,10 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		}
 	}
 	p.alloc = total - held + p.evictableHits + m.stateClaims() + host
-	p.held = total
+	p.held = total - nulls
 	wm := m.watermarkBlocks()
 	switch {
-	case total > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
+	case p.held > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
 		return p, AdmitNever
 	case p.alloc > m.available()-wm:
 		return p, AdmitLater
