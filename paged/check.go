@@ -45,12 +45,17 @@ func (m *Manager) Check() error {
 	if m.hybrid() {
 		owners = make([]uint8, total)
 	}
-	running, drafts := 0, 0
+	running, drafts, spares := 0, 0, 0
 	for i := range m.seqs {
 		s := &m.seqs[i]
 		if s.state == seqUnused {
 			continue
 		}
+		n, err := m.checkSpares(i, s, refs, owners)
+		if err != nil {
+			return err
+		}
+		spares += n
 		if s.state != seqRunning {
 			if len(s.blocks) != 0 {
 				return fmt.Errorf("paged: waiting sequence slot %d holds %d blocks", i, len(s.blocks))
@@ -103,6 +108,9 @@ func (m *Manager) Check() error {
 	}
 	if drafts != m.draftPages {
 		return fmt.Errorf("paged: running sequences hold %d pages for their drafts' states, counter says %d", drafts, m.draftPages)
+	}
+	if spares != m.sparePages {
+		return fmt.Errorf("paged: sequences keep %d spare pages for draft states, counter says %d", spares, m.sparePages)
 	}
 	if err := m.checkFreeSlots(); err != nil {
 		return err

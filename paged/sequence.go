@@ -172,6 +172,9 @@ type seqFields struct {
 	committed int
 	// spec: trailing speculative tokens, never committed.
 	spec int
+	// spares is how many spare draft states (groupTable.spare) the
+	// sequence keeps in every State group (groups_ops.go, "State drafts").
+	spares int
 	// pend, once made, holds what AdmitChunk kept of the blocks it cut
 	// off: behind a pointer, since few sequences need it and every slot's
 	// size counts when BuildBatch walks them, and next to the fields

@@ -35,8 +35,10 @@ func states(t *testing.T, m *paged.Manager, id paged.SeqID, g, pages int) [][]al
 // TestStateDraftsFlow follows a State group's pages through drafts by
 // hand: AppendSpeculative takes a state's pages per draft from the pool,
 // the batch names them, AcceptSpeculative keeps the last accepted draft's
-// and gives the others back, Truncate gives back those of the drafts it
-// cuts, and a rejection of every draft keeps the state.
+// and keeps the others as spares, which the next drafts take (giving back
+// those they do not need), Truncate makes spares of the states of the
+// drafts it cuts, a rejection of every draft keeps the state, and
+// Preempt gives every page back.
 func TestStateDraftsFlow(t *testing.T) {
 	const bs, pages = 4, 2
 	cfg := stateLayout(bs, 64, pages)
@@ -70,14 +72,17 @@ func TestStateDraftsFlow(t *testing.T) {
 	assert.Equal(t, ids32(slices.Concat(st[1], st[2], st[3])), b.StateDrafts[0], "draft j's state: the pages it writes")
 
 	// Two accepted: the second draft's state is the state now; the old
-	// state's pages and the first and third drafts' go back.
+	// state's pages and the first and third drafts' become spares, kept
+	// for the next drafts.
 	require.NoError(t, m.AcceptSpeculative(id, 2))
 	after := states(t, m, id, 1, pages)
 	require.Len(t, after, 1)
 	assert.Equal(t, st[2], after[0])
 	assert.Zero(t, m.Stats().StateDraftPages)
-	assert.Equal(t, free-1, m.Stats().FreeBlocks, "every page but the kept state's is free again")
+	assert.Equal(t, 3*pages, m.Stats().StateSparePages)
+	assert.Equal(t, free-1-3*pages, m.Stats().FreeBlocks, "no page went back: every state but the kept one is a spare")
 	require.NoError(t, m.Check())
+	spares := slices.Concat(st[0], st[1], st[3])
 	n, _ := m.Len(id)
 	require.Equal(t, 9, n)
 
@@ -89,8 +94,21 @@ func TestStateDraftsFlow(t *testing.T) {
 	assert.Empty(t, b.StateDrafts[0])
 
 	// Drafts after drafts: the second call's step starts after the first
-	// call's two drafts and reads the second's state.
+	// call's two drafts and reads the second's state. The first call
+	// takes two spares and gives back the third, which it does not need;
+	// the second takes a page run from the pool.
+	freeBefore := m.Stats().FreeBlocks
 	require.NoError(t, m.AppendSpeculative(id, 12, 13))
+	st = states(t, m, id, 1, pages)
+	require.Len(t, st, 3)
+	for _, d := range st[1:] {
+		for _, b := range d {
+			assert.Contains(t, spares, b, "a draft's state reuses a spare page")
+		}
+	}
+	assert.Zero(t, m.Stats().StateSparePages)
+	assert.Equal(t, freeBefore+pages, m.Stats().FreeBlocks, "the unneeded spare went back")
+	require.NoError(t, m.Check())
 	require.NoError(t, m.AppendSpeculative(id, 14))
 	st = states(t, m, id, 1, pages)
 	require.Len(t, st, 4)
@@ -105,10 +123,16 @@ func TestStateDraftsFlow(t *testing.T) {
 	stats := m.Stats()
 	assert.ErrorIs(t, m.Truncate(id, 9), paged.ErrInvalid)
 	assert.Equal(t, stats, m.Stats())
-	// Rejecting every draft keeps the state.
+	assert.Equal(t, pages, m.Stats().StateSparePages, "the cut draft's state is a spare")
+	// Rejecting every draft keeps the state; the drafts' become spares.
 	require.NoError(t, m.AcceptSpeculative(id, 0))
 	assert.Equal(t, st[:1], states(t, m, id, 1, pages))
-	assert.Equal(t, free-1, m.Stats().FreeBlocks)
+	assert.Equal(t, 3*pages, m.Stats().StateSparePages)
+	assert.Equal(t, free-1-3*pages, m.Stats().FreeBlocks)
+	require.NoError(t, m.Check())
+	// Preempt gives every page back, spares included.
+	require.NoError(t, m.Preempt(id))
+	assert.Zero(t, m.Stats().StateSparePages)
 	require.NoError(t, m.Check())
 	// A state page is never committed: the KV events are group 0's
 	// blocks the accepted tokens filled, none of the state group.
