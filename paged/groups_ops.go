@@ -202,7 +202,7 @@ func (m *Manager) truncateGroups(s *sequence, n, spec int) {
 		t.committed = min(t.committed, n/m.bs)
 	}
 	if m.anyState {
-		s.spares += s.spec - spec
+		s.spares += int32(s.spec - spec)
 		m.sparePages += m.spages * (s.spec - spec)
 	}
 	m.draftPages -= m.spages * (s.spec - spec)
@@ -224,7 +224,7 @@ func (m *Manager) acceptStates(s *sequence, n int) {
 		copy(t.blocks, t.blocks[n*p:(n+1)*p])
 		t.blocks = t.blocks[:p]
 	}
-	s.spares += n
+	s.spares += int32(n)
 	m.sparePages += m.spages * n
 	m.draftPages -= m.spages * n
 	s.version++ // the state's row of a batch names other pages now
@@ -234,7 +234,7 @@ func (m *Manager) acceptStates(s *sequence, n int) {
 // State group's table, after its pending drafts' states, for its next
 // drafts, and reports how many it moved.
 func (m *Manager) takeSpares(s *sequence, k int) int {
-	u := min(k, s.spares)
+	u := min(k, int(s.spares))
 	if u == 0 {
 		return 0
 	}
@@ -248,7 +248,7 @@ func (m *Manager) takeSpares(s *sequence, k int) int {
 		t.blocks = append(t.blocks, t.spare[from:]...)
 		t.spare = t.spare[:from]
 	}
-	s.spares -= u
+	s.spares -= int32(u)
 	m.sparePages -= m.spages * u
 	return u
 }
@@ -264,7 +264,7 @@ func (m *Manager) dropSpares(s *sequence) {
 		m.bp.releaseTail(t.spare, 0)
 		t.spare = t.spare[:0]
 	}
-	m.sparePages -= m.spages * s.spares
+	m.sparePages -= m.spages * int(s.spares)
 	s.spares = 0
 }
 
@@ -288,7 +288,7 @@ func (m *Manager) checkSpares(i int, s *sequence, refs []int32, owners []uint8) 
 	n := 0
 	for g := range s.ext {
 		t := &s.ext[g]
-		if want := m.kinds[g+1].pages() * s.spares; len(t.spare) != want {
+		if want := m.kinds[g+1].pages() * int(s.spares); len(t.spare) != want {
 			return 0, fmt.Errorf("paged: sequence slot %d group %d keeps %d spare pages for %d spare states, want %d", i, g+1, len(t.spare), s.spares, want)
 		}
 		for _, b := range t.spare {

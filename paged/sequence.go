@@ -172,9 +172,6 @@ type seqFields struct {
 	committed int
 	// spec: trailing speculative tokens, never committed.
 	spec int
-	// spares is how many spare draft states (groupTable.spare) the
-	// sequence keeps in every State group (groups_ops.go, "State drafts").
-	spares int
 	// pend, once made, holds what AdmitChunk kept of the blocks it cut
 	// off: behind a pointer, since few sequences need it and every slot's
 	// size counts when BuildBatch walks them, and next to the fields
@@ -188,6 +185,10 @@ type seqFields struct {
 	// unknown: the tokens are placeholders (AddFromHashes); AdmitChunk
 	// cannot hand them back.
 	unknown bool
+	// spares is how many spare draft states (groupTable.spare) the
+	// sequence keeps in every State group (groups_ops.go, "State
+	// drafts"); an int32 in the bools' padding.
+	spares int32
 	// released: blocks[:released] fell out of the sliding window and name
 	// the null block.
 	released int
