@@ -322,6 +322,9 @@ func TestStateDraftsSteadyStateAllocs(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(50, step))
 	require.NoError(t, m.Check())
 	assert.Zero(t, m.Stats().StateDraftPages)
+	// Every sequence keeps its three drafts' states as spares: the loop
+	// takes no state page from the pool and gives none back.
+	assert.Equal(t, seqs*drafts*3*pages, m.Stats().StateSparePages)
 }
 
 // ExampleBatch_stateDrafts: a State group (Mamba, Gated DeltaNet) keeps a
@@ -427,4 +430,95 @@ func BenchmarkSpeculativeStepStates(b *testing.B) {
 			}
 		})
 	}
+}
+
+// spared runs a speculative step of three drafts on id and accepts one:
+// three states become spares.
+func spared(t *testing.T, m *paged.Manager, id paged.SeqID, tok int32) {
+	t.Helper()
+	require.NoError(t, m.Append(id, tok))
+	require.NoError(t, m.AppendSpeculative(id, tok+1, tok+2, tok+3))
+	require.NoError(t, m.AcceptSpeculative(id, 1))
+	require.NoError(t, m.Check())
+}
+
+// TestStateSpares: the spare draft states a verdict leaves stay with the
+// sequence across a plain Append and Fork (the child gets none), go back
+// when its next drafts are fewer and at SwapOut, Preempt and Free, and
+// an allocation the free blocks cannot meet reclaims them: another
+// sequence's admission succeeds where the spares would otherwise refuse
+// it.
+func TestStateSpares(t *testing.T) {
+	const bs, pages = 4, 2
+	cfg := stateLayout(bs, 40, pages)
+	cfg.HostBlocks = 32
+	m, err := paged.New(cfg)
+	require.NoError(t, err)
+	id, _, err := m.Create(seqOf(1, 6), nil)
+	require.NoError(t, err)
+	free := m.Stats().FreeBlocks
+	spared(t, m, id, 100)
+	assert.Equal(t, 3*pages, m.Stats().StateSparePages)
+	assert.Equal(t, free-3*pages, m.Stats().FreeBlocks, "the spares: the 8 accepted tokens fill the prompt's blocks")
+
+	// A plain Append keeps them; Fork neither copies nor gives them back.
+	require.NoError(t, m.Append(id, 200))
+	c, err := m.Fork(id)
+	require.NoError(t, err)
+	m.TakeCopies(nil)
+	assert.Equal(t, 3*pages, m.Stats().StateSparePages)
+	require.NoError(t, m.Check())
+	require.NoError(t, m.Free(c))
+
+	// Fewer drafts: one spare taken, the other two given back.
+	free = m.Stats().FreeBlocks
+	require.NoError(t, m.AppendSpeculative(id, 300))
+	assert.Zero(t, m.Stats().StateSparePages)
+	assert.Equal(t, pages, m.Stats().StateDraftPages)
+	assert.Equal(t, free+2*pages, m.Stats().FreeBlocks)
+	require.NoError(t, m.AcceptSpeculative(id, 0))
+	require.NoError(t, m.Check())
+
+	// SwapOut gives them back (they are not swapped), SwapIn none.
+	spared(t, m, id, 400)
+	require.NoError(t, m.SwapOut(id))
+	m.TakeSwaps(nil)
+	assert.Zero(t, m.Stats().StateSparePages)
+	require.NoError(t, m.Check())
+	require.NoError(t, m.SwapIn(id))
+	m.TakeSwaps(nil)
+	assert.Zero(t, m.Stats().StateSparePages)
+	require.NoError(t, m.Check())
+
+	// Preempt and Free give them back.
+	spared(t, m, id, 500)
+	require.NoError(t, m.Preempt(id))
+	assert.Zero(t, m.Stats().StateSparePages)
+	require.NoError(t, m.Check())
+	_, err = m.Admit(id)
+	require.NoError(t, err)
+	spared(t, m, id, 600)
+	require.NoError(t, m.Free(id))
+	assert.Zero(t, m.Stats().StateSparePages)
+	assert.Zero(t, m.Stats().UsedBlocks)
+	require.NoError(t, m.Check())
+
+	// Pool pressure: a prompt that needs every block but the spares'
+	// is admitted, reclaiming them.
+	id, _, err = m.Create(seqOf(1000, 6), nil)
+	require.NoError(t, err)
+	spared(t, m, id, 700)
+	st := m.Stats()
+	room := st.FreeBlocks + st.CachedBlocks // what the pool gives without the spares
+	n := (room + st.StateSparePages - pages) * bs
+	require.Greater(t, n, (room-pages)*bs, "the prompt needs the spares' pages")
+	other, _, err := m.Create(seqOf(5000, n), nil)
+	require.NoError(t, err, "the spares are reclaimed, not held against the admission")
+	assert.Zero(t, m.Stats().StateSparePages)
+	assert.Zero(t, m.Stats().FreeBlocks)
+	require.NoError(t, m.Check())
+	// The sequence drafts again from the pool once there is room.
+	require.NoError(t, m.Free(other))
+	spared(t, m, id, 800)
+	assert.Equal(t, 3*pages, m.Stats().StateSparePages)
 }
