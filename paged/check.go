@@ -34,7 +34,10 @@ import (
 //   - a State group's table of a running sequence is its state's Pages
 //     pages and Pages more per pending draft, every one held by that
 //     table alone and never cached, and Stats.StateDraftPages counts the
-//     drafts' pages.
+//     drafts' pages; its spare draft states (only a running sequence's)
+//     are Pages pages each, as many in every State group, each held by
+//     the spare list alone and never cached, and Stats.StateSparePages
+//     counts them.
 func (m *Manager) Check() error {
 	if err := m.bp.pool.Check(); err != nil {
 		return fmt.Errorf("paged: %w", err)

@@ -42,17 +42,40 @@ import (
 //   - entries [j*Pages, (j+1)*Pages), j = 1..k: the state after its j-th
 //     draft, which the kernel writes when it computes that draft.
 //
-// AppendSpeculative of k tokens allocates k*Pages pages in every State
-// group from the shared pool, with the attention groups' blocks, all or
-// nothing (ErrNoSpace, nothing changed; ErrNever when the sequence alone
-// could never hold them). AcceptSpeculative(n) keeps the state after the
-// n-th draft: its pages become entries [0, Pages), the old state's pages
-// and every other draft's return to the pool (n = 0 keeps the old state);
-// Truncate and Preempt release the pages of the drafts they cut, Free and
-// SwapOut every page. A state page is the sequence's own (a fork copies
-// all of them, its drafts' included), never cached, so never shared, and
-// it returns to the pool the moment it is released. A batch names them per
-// State group (Batch.StateDrafts, DraftStart, StateRead). A state
+// The verdict permutes page IDs and moves no page: AcceptSpeculative(n)
+// keeps the state after the n-th draft, whose pages become entries
+// [0, Pages), and the old state's pages and every other draft's become
+// the sequence's spare draft states (groupTable.spare, sequence.spares
+// of them, the same number in every State group; n = 0 keeps the old
+// state), as vLLM keeps a Mamba group's speculative blocks; Truncate
+// makes spares of the states of the drafts it cuts. AppendSpeculative of
+// k tokens takes spares first (a spare's old content is overwritten by
+// the kernel that computes the draft), and allocates the rest, k*Pages
+// pages per State group at most, from the shared pool with the attention
+// groups' blocks, all or nothing (ErrNoSpace, nothing changed; ErrNever
+// when the sequence alone could never hold them). So a steady
+// speculative loop takes and returns no state page. Spares go back to the
+// pool:
+//
+//   - when the first AppendSpeculative of a step asks fewer drafts than
+//     the sequence keeps spares (the surplus; a plain Append keeps them:
+//     the common cycle is verdict, the sampled token, the next drafts);
+//   - at Preempt, SwapOut (spares are not swapped: SwapIn gives none) and
+//     Free; a Fork's child gets none (the parent keeps its own);
+//   - whenever an allocation needs them: they count as available
+//     (Manager.available), and an allocation that finds no block free or
+//     evictable first reclaims every sequence's spares (reclaimSpares),
+//     so spares never make another request wait or fail. Evictable
+//     cached blocks go first, as vLLM, which never gives its speculative
+//     blocks back before the request ends, would have them go: a pool
+//     kept full by the prefix cache does not strip the spares (and bring
+//     the churn back) at every step.
+//
+// A state page, spare or not, is the sequence's own (a fork copies all of
+// a table's, its drafts' included), never cached, so never shared, and
+// it returns to the pool the moment it is released. A batch names them
+// per State group (Batch.StateDrafts, DraftStart, StateRead); spares are
+// named nowhere. A state
 // checkpoint is never taken from a draft's state (TakeCheckpoints drops
 // one whose position lies inside the drafts of the step that computes it).
 //

@@ -28,8 +28,8 @@ type Stats struct {
 	// StateSparePages counts the blocks (part of UsedBlocks) that running
 	// sequences' State groups keep as spare draft states between steps, so
 	// that the next drafts take no pages from the pool. They count as
-	// available: an allocation the free blocks cannot meet reclaims them
-	// before it evicts cached content.
+	// available: an allocation that finds no block free or evictable
+	// reclaims them.
 	StateSparePages int
 	// Sequences are live handles; Running of them hold device blocks,
 	// Waiting don't: not yet admitted, preempted, or swapped out (whose
