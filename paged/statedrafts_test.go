@@ -353,11 +353,17 @@ func ExampleBatch_stateDrafts() {
 	// the others' pages go back to the pool.
 	_ = m.AcceptSpeculative(id, 1)
 	st, _ = m.TableGroup(id, 1)
-	fmt.Println("state:", st, "draft pages held:", m.Stats().StateDraftPages)
+	fmt.Println("state:", st, "draft pages held:", m.Stats().StateDraftPages, "spare pages:", m.Stats().StateSparePages)
+	// The next drafts reuse the spares: no page comes from the pool.
+	_ = m.Append(id, 9)
+	_ = m.AppendSpeculative(id, 10, 11)
+	st, _ = m.TableGroup(id, 1)
+	fmt.Println("next drafts:", st, "spare pages:", m.Stats().StateSparePages)
 	// Output:
 	// state, then the states after draft 1 and 2: [3 4 5 6 7 8]
 	// row: [3 4] drafts: [0 2] read: [0] writes: [5 6 7 8]
-	// state: [5 6] draft pages held: 0
+	// state: [5 6] draft pages held: 0 spare pages: 4
+	// next drafts: [5 6 7 8 3 4] spare pages: 0
 }
 
 // BenchmarkSpeculativeStepStates: a speculative decode step of 256
