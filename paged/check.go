@@ -34,7 +34,10 @@ import (
 //   - a State group's table of a running sequence is its state's Pages
 //     pages and Pages more per pending draft, every one held by that
 //     table alone and never cached, and Stats.StateDraftPages counts the
-//     drafts' pages.
+//     drafts' pages; its spare draft states (only a running sequence's)
+//     are Pages pages each, as many in every State group, each held by
+//     the spare list alone and never cached, and Stats.StateSparePages
+//     counts them.
 //   - no swapped-out sequence was swapped out in the step in which it
 //     was admitted or swapped in (SwapOut: its host blocks would hold
 //     KV that step had not computed).
@@ -48,12 +51,17 @@ func (m *Manager) Check() error {
 	if m.hybrid() {
 		owners = make([]uint8, total)
 	}
-	running, drafts := 0, 0
+	running, drafts, spares := 0, 0, 0
 	for i := range m.seqs {
 		s := &m.seqs[i]
 		if s.state == seqUnused {
 			continue
 		}
+		n, err := m.checkSpares(i, s, refs, owners)
+		if err != nil {
+			return err
+		}
+		spares += n
 		if s.state != seqRunning {
 			if s.state == seqSwapped && s.outStep != 0 && s.outStep == s.arrived {
 				return fmt.Errorf("paged: sequence slot %d was swapped out in step %d, the step it was admitted or swapped in: its host blocks hold KV that step had not computed", i, s.outStep)
@@ -109,6 +117,9 @@ func (m *Manager) Check() error {
 	}
 	if drafts != m.draftPages {
 		return fmt.Errorf("paged: running sequences hold %d pages for their drafts' states, counter says %d", drafts, m.draftPages)
+	}
+	if spares != m.sparePages {
+		return fmt.Errorf("paged: sequences keep %d spare pages for draft states, counter says %d", spares, m.sparePages)
 	}
 	if err := m.checkFreeSlots(); err != nil {
 		return err

@@ -131,6 +131,10 @@ type groupTable struct {
 	committed int
 	// host is the group's host table while the sequence is swapped out.
 	host []allocator.BlockID
+	// spare holds a State group's spare draft states (Pages pages each)
+	// of a running sequence: pages kept from a verdict for its next
+	// drafts (groups_ops.go, "State drafts").
+	spare []allocator.BlockID
 }
 
 // checkGroups validates Config.Groups.
@@ -650,6 +654,14 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 		}
 		m.slideGroups(s, c)
 	}
+	if spec && s.spares > 0 {
+		// Spare states first (before an allocation may reclaim them);
+		// the first drafts of a step give back those they do not need.
+		m.takeSpares(s, len(tokens))
+		if s.spec == 0 {
+			m.dropSpares(s)
+		}
+	}
 	m.ownTails(s, t0)
 	for len(s.blocks) < want {
 		s.blocks = append(s.blocks, m.allocBlock())
@@ -657,8 +669,9 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 	for g := range s.ext {
 		t := &s.ext[g]
 		if p := m.kinds[g+1].pages(); p > 0 && spec {
-			// The drafts' states, in one run (notePeak follows).
-			m.allocBlocks(&t.blocks, len(t.blocks)+p*len(tokens))
+			// The drafts' states not taken from spares, in one run
+			// (notePeak follows).
+			m.allocBlocks(&t.blocks, p*(1+s.spec+len(tokens)))
 			continue
 		}
 		for need := m.groupNeed(g+1, t1); len(t.blocks) < need; {

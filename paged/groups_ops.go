@@ -42,17 +42,40 @@ import (
 //   - entries [j*Pages, (j+1)*Pages), j = 1..k: the state after its j-th
 //     draft, which the kernel writes when it computes that draft.
 //
-// AppendSpeculative of k tokens allocates k*Pages pages in every State
-// group from the shared pool, with the attention groups' blocks, all or
-// nothing (ErrNoSpace, nothing changed; ErrNever when the sequence alone
-// could never hold them). AcceptSpeculative(n) keeps the state after the
-// n-th draft: its pages become entries [0, Pages), the old state's pages
-// and every other draft's return to the pool (n = 0 keeps the old state);
-// Truncate and Preempt release the pages of the drafts they cut, Free and
-// SwapOut every page. A state page is the sequence's own (a fork copies
-// all of them, its drafts' included), never cached, so never shared, and
-// it returns to the pool the moment it is released. A batch names them per
-// State group (Batch.StateDrafts, DraftStart, StateRead). A state
+// The verdict permutes page IDs and moves no page: AcceptSpeculative(n)
+// keeps the state after the n-th draft, whose pages become entries
+// [0, Pages), and the old state's pages and every other draft's become
+// the sequence's spare draft states (groupTable.spare, sequence.spares
+// of them, the same number in every State group; n = 0 keeps the old
+// state), as vLLM keeps a Mamba group's speculative blocks; Truncate
+// makes spares of the states of the drafts it cuts. AppendSpeculative of
+// k tokens takes spares first (a spare's old content is overwritten by
+// the kernel that computes the draft), and allocates the rest, k*Pages
+// pages per State group at most, from the shared pool with the attention
+// groups' blocks, all or nothing (ErrNoSpace, nothing changed; ErrNever
+// when the sequence alone could never hold them). So a steady
+// speculative loop takes and returns no state page. Spares go back to the
+// pool:
+//
+//   - when the first AppendSpeculative of a step asks fewer drafts than
+//     the sequence keeps spares (the surplus; a plain Append keeps them:
+//     the common cycle is verdict, the sampled token, the next drafts);
+//   - at Preempt, SwapOut (spares are not swapped: SwapIn gives none) and
+//     Free; a Fork's child gets none (the parent keeps its own);
+//   - whenever an allocation needs them: they count as available
+//     (Manager.available), and an allocation that finds no block free or
+//     evictable first reclaims every sequence's spares (reclaimSpares),
+//     so spares never make another request wait or fail. Evictable
+//     cached blocks go first, as vLLM, which never gives its speculative
+//     blocks back before the request ends, would have them go: a pool
+//     kept full by the prefix cache does not strip the spares (and bring
+//     the churn back) at every step.
+//
+// A state page, spare or not, is the sequence's own (a fork copies all of
+// a table's, its drafts' included), never cached, so never shared, and
+// it returns to the pool the moment it is released. A batch names them
+// per State group (Batch.StateDrafts, DraftStart, StateRead); spares are
+// named nowhere. A state
 // checkpoint is never taken from a draft's state (TakeCheckpoints drops
 // one whose position lies inside the drafts of the step that computes it).
 //
@@ -189,8 +212,8 @@ func (m *Manager) truncateGroups(s *sequence, n, spec int) {
 		k := m.kinds[g+1]
 		t := &s.ext[g]
 		if p := k.pages(); p > 0 {
-			// The states of the drafts cut, the last first.
-			m.bp.releaseTail(t.blocks, p*(1+spec))
+			// The states of the drafts cut become spares.
+			t.spare = append(t.spare, t.blocks[p*(1+spec):]...)
 			t.blocks = t.blocks[:p*(1+spec)]
 			continue
 		}
@@ -201,14 +224,18 @@ func (m *Manager) truncateGroups(s *sequence, n, spec int) {
 		t.blocks = t.blocks[:keep]
 		t.committed = min(t.committed, n/m.bs)
 	}
+	if m.anyState {
+		s.spares += int32(s.spec - spec)
+		m.sparePages += m.spages * (s.spec - spec)
+	}
 	m.draftPages -= m.spages * (s.spec - spec)
 	s.gslow = true
 }
 
 // acceptStates makes the state after the n-th pending draft of running s
 // (n > 0, its last draft: the others are cut) its state in every State
-// group: the old state's pages and those of the drafts before go back to
-// the pool, the last first, and the kept pages move to the table's head.
+// group: its pages move to the table's head, and the old state's pages
+// and those of the drafts before become spares. No page changes hands.
 func (m *Manager) acceptStates(s *sequence, n int) {
 	for g := range s.ext {
 		p := m.kinds[g+1].pages()
@@ -216,12 +243,95 @@ func (m *Manager) acceptStates(s *sequence, n int) {
 			continue
 		}
 		t := &s.ext[g]
-		m.bp.releaseTail(t.blocks[:n*p], 0)
+		t.spare = append(t.spare, t.blocks[:n*p]...)
 		copy(t.blocks, t.blocks[n*p:(n+1)*p])
 		t.blocks = t.blocks[:p]
 	}
+	s.spares += int32(n)
+	m.sparePages += m.spages * n
 	m.draftPages -= m.spages * n
 	s.version++ // the state's row of a batch names other pages now
+}
+
+// takeSpares moves up to k spare draft states of running s into every
+// State group's table, after its pending drafts' states, for its next
+// drafts, and reports how many it moved.
+func (m *Manager) takeSpares(s *sequence, k int) int {
+	u := min(k, int(s.spares))
+	if u == 0 {
+		return 0
+	}
+	for g := range s.ext {
+		p := m.kinds[g+1].pages()
+		if p == 0 {
+			continue
+		}
+		t := &s.ext[g]
+		from := len(t.spare) - u*p
+		t.blocks = append(t.blocks, t.spare[from:]...)
+		t.spare = t.spare[:from]
+	}
+	s.spares -= int32(u)
+	m.sparePages -= m.spages * u
+	return u
+}
+
+// dropSpares returns every spare draft state of s to the pool, the last
+// first.
+func (m *Manager) dropSpares(s *sequence) {
+	if s.spares == 0 {
+		return
+	}
+	for g := range s.ext {
+		t := &s.ext[g]
+		m.bp.releaseTail(t.spare, 0)
+		t.spare = t.spare[:0]
+	}
+	m.sparePages -= m.spages * int(s.spares)
+	s.spares = 0
+}
+
+// reclaimSpares returns every sequence's spare draft states to the pool:
+// an allocation needs them (allocBlock).
+func (m *Manager) reclaimSpares() {
+	for i := range m.seqs {
+		m.dropSpares(&m.seqs[i])
+	}
+}
+
+// checkSpares verifies the spare draft states of the sequence in slot i
+// (live): only a running sequence keeps them, s.spares states of Pages
+// pages in every State group and none elsewhere, each page held by that
+// list alone (counted into refs and owners) and never cached. It returns
+// the pages it counted.
+func (m *Manager) checkSpares(i int, s *sequence, refs []int32, owners []uint8) (int, error) {
+	if s.spares < 0 || (s.spares > 0 && s.state != seqRunning) {
+		return 0, fmt.Errorf("paged: sequence slot %d in state %d keeps %d spare draft states", i, s.state, s.spares)
+	}
+	n := 0
+	for g := range s.ext {
+		t := &s.ext[g]
+		if want := m.kinds[g+1].pages() * int(s.spares); len(t.spare) != want {
+			return 0, fmt.Errorf("paged: sequence slot %d group %d keeps %d spare pages for %d spare states, want %d", i, g+1, len(t.spare), s.spares, want)
+		}
+		for _, b := range t.spare {
+			if !m.bp.pool.Valid(b) || b == nullBlock {
+				return 0, fmt.Errorf("paged: sequence slot %d group %d spare names block %d", i, g+1, b)
+			}
+			refs[b]++
+			if c := m.bp.pool.RefCount(b); c != 1 || m.bp.cached[b] {
+				return 0, fmt.Errorf("paged: sequence slot %d state group %d spare page %d has %d references (cached %v)", i, g+1, b, c, m.bp.cached[b])
+			}
+			if owners != nil {
+				if o := owners[b]; o != 0 {
+					return 0, fmt.Errorf("paged: sequence slot %d group %d spare page %d is named by a table of group %d", i, g+1, b, o-1)
+				}
+				owners[b] = uint8(g + 2)
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 // checkSpeculative refuses k drafts for s that the pool could never hold:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -102,6 +103,12 @@ type stateDrafts struct {
 	// draft (StateRead > 0); forked, swapped, preempted, truncated:
 	// those calls on a sequence with drafts (Truncate cutting some).
 	drafted, accepted, inside, forked, swapped, preempted, truncated int
+	// Spare draft states (Stats.StateSparePages): taken, operations
+	// drafting while spares fell (taken, or given back as not needed);
+	// released, Preempt, SwapOut or Free giving spares back; forkSpares,
+	// forks while spares were kept; reclaimed, other operations whose
+	// allocations reclaimed spares (pool pressure).
+	taken, released, forkSpares, reclaimed int
 }
 
 func (a *stateDrafts) add(b stateDrafts) {
@@ -112,6 +119,47 @@ func (a *stateDrafts) add(b stateDrafts) {
 	a.swapped += b.swapped
 	a.preempted += b.preempted
 	a.truncated += b.truncated
+	a.taken += b.taken
+	a.released += b.released
+	a.forkSpares += b.forkSpares
+	a.reclaimed += b.reclaimed
+}
+
+// spares classifies operation name by how it changed the spare draft
+// states' pages, from before to after: drafts take them, Preempt, SwapOut
+// and Free give them back, a verdict (AcceptSpeculative, Truncate) or a
+// batch never gives them back, and any other operation only by reclaiming
+// them for an allocation.
+func (a *stateDrafts) spares(t *rapid.T, name string, before, after int) {
+	op := strings.TrimRight(strings.TrimSuffix(strings.TrimRight(name, " 0123456789"), " (drafts)"), " 0123456789")
+	switch op {
+	case "draft":
+		if after < before {
+			a.taken++
+		}
+	case "preempt", "swap out", "free":
+		if after < before {
+			a.released++
+		}
+	case "fork":
+		if before > 0 {
+			a.forkSpares++
+		}
+		if after > before {
+			t.Fatalf("Fork made spares: %d to %d pages", before, after)
+		}
+	case "accept", "truncate", "reject some", "reject some again", "batch", "events":
+		if after < before {
+			t.Fatalf("%s gave spares back: %d to %d pages", name, before, after)
+		}
+	default:
+		if after > before {
+			t.Fatalf("%s made spares: %d to %d pages", name, before, after)
+		}
+		if after < before {
+			a.reclaimed++
+		}
+	}
 }
 
 // multiKind reports whether the layout has groups of more than one kind
@@ -723,9 +771,10 @@ func (y *hyTally) check(t *testing.T) {
 func (y *hyTally) checkDrafts(t *testing.T) {
 	t.Logf("%d runs, state drafts: %+v", y.runs, y.sd)
 	sd := y.sd
-	ops := map[string]int{"drafted": sd.drafted, "accepted": sd.accepted, "inside": sd.inside}
+	ops := map[string]int{"drafted": sd.drafted, "accepted": sd.accepted, "inside": sd.inside, "took spares for": sd.taken}
 	if y.runs >= 300 {
 		ops["forked"], ops["swapped"], ops["preempted"], ops["truncated"] = sd.forked, sd.swapped, sd.preempted, sd.truncated
+		ops["released spares of"], ops["forked with spares of"], ops["reclaimed spares of"] = sd.released, sd.forkSpares, sd.reclaimed
 	}
 	for name, n := range ops {
 		assert.Positive(t, n, "no run %s state drafts", name)
@@ -1251,6 +1300,16 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				s.cut(len(s.tokens) - n)
 			}
 			actions["reject some again"] = actions["reject some"]
+			for name, f := range actions {
+				if name == "" {
+					continue
+				}
+				actions[name] = func(t *rapid.T) {
+					before := h.m.Stats().StateSparePages
+					defer func() { h.sd.spares(t, name, before, h.m.Stats().StateSparePages) }()
+					f(t)
+				}
+			}
 		}
 		// Content goes to the host and comes back for a hit only after
 		// many steps: the offloading machine runs longer.

@@ -69,8 +69,9 @@ type Manager struct {
 	anyLocal, anyState bool
 	// spages is the pages of every State group's state together: what one
 	// pending draft holds (groups_ops.go, "State drafts"); draftPages
-	// counts the device blocks running sequences hold for their drafts.
-	spages, draftPages int
+	// counts the device blocks running sequences hold for their drafts,
+	// sparePages those they keep as spare draft states (reclaimable).
+	spages, draftPages, sparePages int
 	// oneLocal is the only window or chunked group (-1: several, 0:
 	// none), and wids the window lookup's scratch for it.
 	oneLocal int
@@ -191,7 +192,9 @@ func (m *Manager) Advance(now int64) {
 
 // available returns the blocks an allocation may take: free ones plus
 // evictable ones, the policy's and the retention shelves'.
-func (m *Manager) available() int { return m.bp.available() + m.bp.shelves.shelved() }
+func (m *Manager) available() int {
+	return m.bp.available() + m.bp.shelves.shelved() + m.sparePages
+}
 
 // watermarkBlocks is the headroom admission must leave.
 func (m *Manager) watermarkBlocks() int {
@@ -199,8 +202,12 @@ func (m *Manager) watermarkBlocks() int {
 }
 
 // allocBlock takes one block for new content (blockPool.alloc), counting
-// evictions and the peak. REQUIRES: available()>0.
+// evictions and the peak; when no block is free or evictable, it first
+// reclaims the spare draft states (groups_ops.go). REQUIRES: available()>0.
 func (m *Manager) allocBlock() allocator.BlockID {
+	if m.sparePages > 0 && m.bp.available()+m.bp.shelves.shelved() == 0 {
+		m.reclaimSpares()
+	}
 	id, evicted := m.bp.alloc(m.now)
 	if evicted {
 		m.stats.evictions++
@@ -216,6 +223,9 @@ func (m *Manager) allocBlocks(blocks *[]allocator.BlockID, n int) {
 	b := *blocks
 	if k := len(b); k < n {
 		b = slices.Grow(b, n-k)[:n]
+		if m.sparePages > 0 && m.bp.available()+m.bp.shelves.shelved() < n-k {
+			m.reclaimSpares()
+		}
 		evicted := 0
 		for i := k; i < n; i++ {
 			id, ev := m.bp.alloc(m.now)

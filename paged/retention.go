@@ -296,6 +296,7 @@ func (m *Manager) unprotect(s *sequence) {
 
 // releaseSeq releases every table of s, which is preempted or finishes.
 func (m *Manager) releaseSeq(s *sequence, preempt bool) {
+	m.dropSpares(s)
 	if m.ret.on {
 		m.releaseRetained(s, preempt)
 		return

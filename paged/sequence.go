@@ -185,6 +185,10 @@ type seqFields struct {
 	// unknown: the tokens are placeholders (AddFromHashes); AdmitChunk
 	// cannot hand them back.
 	unknown bool
+	// spares is how many spare draft states (groupTable.spare) the
+	// sequence keeps in every State group (groups_ops.go, "State
+	// drafts"); an int32 in the bools' padding.
+	spares int32
 	// released: blocks[:released] fell out of the sliding window and name
 	// the null block.
 	released int
@@ -963,8 +967,10 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 // window (it slides from the accepted length). In a State group each
 // draft gets pages for the state after it (Pages per group per draft, so
 // that a rejection can go back to an earlier state; see Batch.StateDrafts
-// and TableGroup), allocated here with the other groups' blocks: all or
-// nothing, ErrNoSpace when the pool cannot give them, ErrNever when the
+// and TableGroup): the sequence's spare draft states first (what its last
+// verdict left; the first drafts of a step give back the spares they do
+// not need), then pages allocated here with the other groups' blocks: all
+// or nothing, ErrNoSpace when the pool cannot give them, ErrNever when the
 // sequence alone could never hold them.
 // More drafts may follow drafts; Append waits for the verdict (see Append).
 func (m *Manager) AppendSpeculative(id SeqID, tokens ...int32) error {
@@ -1070,8 +1076,12 @@ func (m *Manager) checkAppend(s *sequence, id SeqID, tokens []int32, spec bool) 
 // drafts succeeds on a windowed sequence too: drafts do not slide its
 // window, so the accepted tokens' window is still held. In a State group
 // the pages of the state after the n-th draft become the sequence's state
-// (n = 0: the state stays), and the other states' pages return to the
-// pool.
+// (n = 0: the state stays); the other states' pages stay with the
+// sequence as spare draft states (Stats.StateSparePages), which its next
+// drafts take instead of the pool's pages: no page changes hands. Spares
+// go back when the next drafts are fewer, at Preempt, SwapOut and Free,
+// and whenever an allocation needs them (they count as available, so they
+// never make another request wait); a Fork's child gets none.
 func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 	s, err := m.running(id, "AcceptSpeculative")
 	if err != nil {
@@ -1104,7 +1114,7 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 // chunked KV cache group (Config.Groups); a running sequence of a manager
 // with a State group cannot be truncated below its accepted tokens (its
 // length less its drafts: ErrInvalid): its state has absorbed them; cut
-// drafts give their states' pages back. Drafts (AppendSpeculative) that
+// drafts' states become spares (see AcceptSpeculative). Drafts (AppendSpeculative) that
 // Truncate keeps stay speculative: AcceptSpeculative settles them.
 func (m *Manager) Truncate(id SeqID, n int) error {
 	s, err := m.seq(id)

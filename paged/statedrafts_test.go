@@ -35,8 +35,10 @@ func states(t *testing.T, m *paged.Manager, id paged.SeqID, g, pages int) [][]al
 // TestStateDraftsFlow follows a State group's pages through drafts by
 // hand: AppendSpeculative takes a state's pages per draft from the pool,
 // the batch names them, AcceptSpeculative keeps the last accepted draft's
-// and gives the others back, Truncate gives back those of the drafts it
-// cuts, and a rejection of every draft keeps the state.
+// and keeps the others as spares, which the next drafts take (giving back
+// those they do not need), Truncate makes spares of the states of the
+// drafts it cuts, a rejection of every draft keeps the state, and
+// Preempt gives every page back.
 func TestStateDraftsFlow(t *testing.T) {
 	const bs, pages = 4, 2
 	cfg := stateLayout(bs, 64, pages)
@@ -70,14 +72,17 @@ func TestStateDraftsFlow(t *testing.T) {
 	assert.Equal(t, ids32(slices.Concat(st[1], st[2], st[3])), b.StateDrafts[0], "draft j's state: the pages it writes")
 
 	// Two accepted: the second draft's state is the state now; the old
-	// state's pages and the first and third drafts' go back.
+	// state's pages and the first and third drafts' become spares, kept
+	// for the next drafts.
 	require.NoError(t, m.AcceptSpeculative(id, 2))
 	after := states(t, m, id, 1, pages)
 	require.Len(t, after, 1)
 	assert.Equal(t, st[2], after[0])
 	assert.Zero(t, m.Stats().StateDraftPages)
-	assert.Equal(t, free-1, m.Stats().FreeBlocks, "every page but the kept state's is free again")
+	assert.Equal(t, 3*pages, m.Stats().StateSparePages)
+	assert.Equal(t, free-1-3*pages, m.Stats().FreeBlocks, "no page went back: every state but the kept one is a spare")
 	require.NoError(t, m.Check())
+	spares := slices.Concat(st[0], st[1], st[3])
 	n, _ := m.Len(id)
 	require.Equal(t, 9, n)
 
@@ -89,8 +94,21 @@ func TestStateDraftsFlow(t *testing.T) {
 	assert.Empty(t, b.StateDrafts[0])
 
 	// Drafts after drafts: the second call's step starts after the first
-	// call's two drafts and reads the second's state.
+	// call's two drafts and reads the second's state. The first call
+	// takes two spares and gives back the third, which it does not need;
+	// the second takes a page run from the pool.
+	freeBefore := m.Stats().FreeBlocks
 	require.NoError(t, m.AppendSpeculative(id, 12, 13))
+	st = states(t, m, id, 1, pages)
+	require.Len(t, st, 3)
+	for _, d := range st[1:] {
+		for _, b := range d {
+			assert.Contains(t, spares, b, "a draft's state reuses a spare page")
+		}
+	}
+	assert.Zero(t, m.Stats().StateSparePages)
+	assert.Equal(t, freeBefore+pages, m.Stats().FreeBlocks, "the unneeded spare went back")
+	require.NoError(t, m.Check())
 	require.NoError(t, m.AppendSpeculative(id, 14))
 	st = states(t, m, id, 1, pages)
 	require.Len(t, st, 4)
@@ -105,10 +123,16 @@ func TestStateDraftsFlow(t *testing.T) {
 	stats := m.Stats()
 	assert.ErrorIs(t, m.Truncate(id, 9), paged.ErrInvalid)
 	assert.Equal(t, stats, m.Stats())
-	// Rejecting every draft keeps the state.
+	assert.Equal(t, pages, m.Stats().StateSparePages, "the cut draft's state is a spare")
+	// Rejecting every draft keeps the state; the drafts' become spares.
 	require.NoError(t, m.AcceptSpeculative(id, 0))
 	assert.Equal(t, st[:1], states(t, m, id, 1, pages))
-	assert.Equal(t, free-1, m.Stats().FreeBlocks)
+	assert.Equal(t, 3*pages, m.Stats().StateSparePages)
+	assert.Equal(t, free-1-3*pages, m.Stats().FreeBlocks)
+	require.NoError(t, m.Check())
+	// Preempt gives every page back, spares included.
+	require.NoError(t, m.Preempt(id))
+	assert.Zero(t, m.Stats().StateSparePages)
 	require.NoError(t, m.Check())
 	// A state page is never committed: the KV events are group 0's
 	// blocks the accepted tokens filled, none of the state group.
@@ -298,6 +322,9 @@ func TestStateDraftsSteadyStateAllocs(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(50, step))
 	require.NoError(t, m.Check())
 	assert.Zero(t, m.Stats().StateDraftPages)
+	// Every sequence keeps its three drafts' states as spares: the loop
+	// takes no state page from the pool and gives none back.
+	assert.Equal(t, seqs*drafts*3*pages, m.Stats().StateSparePages)
 }
 
 // ExampleBatch_stateDrafts: a State group (Mamba, Gated DeltaNet) keeps a
@@ -326,11 +353,17 @@ func ExampleBatch_stateDrafts() {
 	// the others' pages go back to the pool.
 	_ = m.AcceptSpeculative(id, 1)
 	st, _ = m.TableGroup(id, 1)
-	fmt.Println("state:", st, "draft pages held:", m.Stats().StateDraftPages)
+	fmt.Println("state:", st, "draft pages held:", m.Stats().StateDraftPages, "spare pages:", m.Stats().StateSparePages)
+	// The next drafts reuse the spares: no page comes from the pool.
+	_ = m.Append(id, 9)
+	_ = m.AppendSpeculative(id, 10, 11)
+	st, _ = m.TableGroup(id, 1)
+	fmt.Println("next drafts:", st, "spare pages:", m.Stats().StateSparePages)
 	// Output:
 	// state, then the states after draft 1 and 2: [3 4 5 6 7 8]
 	// row: [3 4] drafts: [0 2] read: [0] writes: [5 6 7 8]
-	// state: [5 6] draft pages held: 0
+	// state: [5 6] draft pages held: 0 spare pages: 4
+	// next drafts: [5 6 7 8 3 4] spare pages: 0
 }
 
 // BenchmarkSpeculativeStepStates: a speculative decode step of 256
@@ -403,4 +436,95 @@ func BenchmarkSpeculativeStepStates(b *testing.B) {
 			}
 		})
 	}
+}
+
+// spared runs a speculative step of three drafts on id and accepts one:
+// three states become spares.
+func spared(t *testing.T, m *paged.Manager, id paged.SeqID, tok int32) {
+	t.Helper()
+	require.NoError(t, m.Append(id, tok))
+	require.NoError(t, m.AppendSpeculative(id, tok+1, tok+2, tok+3))
+	require.NoError(t, m.AcceptSpeculative(id, 1))
+	require.NoError(t, m.Check())
+}
+
+// TestStateSpares: the spare draft states a verdict leaves stay with the
+// sequence across a plain Append and Fork (the child gets none), go back
+// when its next drafts are fewer and at SwapOut, Preempt and Free, and
+// an allocation the free blocks cannot meet reclaims them: another
+// sequence's admission succeeds where the spares would otherwise refuse
+// it.
+func TestStateSpares(t *testing.T) {
+	const bs, pages = 4, 2
+	cfg := stateLayout(bs, 40, pages)
+	cfg.HostBlocks = 32
+	m, err := paged.New(cfg)
+	require.NoError(t, err)
+	id, _, err := m.Create(seqOf(1, 6), nil)
+	require.NoError(t, err)
+	free := m.Stats().FreeBlocks
+	spared(t, m, id, 100)
+	assert.Equal(t, 3*pages, m.Stats().StateSparePages)
+	assert.Equal(t, free-3*pages, m.Stats().FreeBlocks, "the spares: the 8 accepted tokens fill the prompt's blocks")
+
+	// A plain Append keeps them; Fork neither copies nor gives them back.
+	require.NoError(t, m.Append(id, 200))
+	c, err := m.Fork(id)
+	require.NoError(t, err)
+	m.TakeCopies(nil)
+	assert.Equal(t, 3*pages, m.Stats().StateSparePages)
+	require.NoError(t, m.Check())
+	require.NoError(t, m.Free(c))
+
+	// Fewer drafts: one spare taken, the other two given back.
+	free = m.Stats().FreeBlocks
+	require.NoError(t, m.AppendSpeculative(id, 300))
+	assert.Zero(t, m.Stats().StateSparePages)
+	assert.Equal(t, pages, m.Stats().StateDraftPages)
+	assert.Equal(t, free+2*pages, m.Stats().FreeBlocks)
+	require.NoError(t, m.AcceptSpeculative(id, 0))
+	require.NoError(t, m.Check())
+
+	// SwapOut gives them back (they are not swapped), SwapIn none.
+	spared(t, m, id, 400)
+	require.NoError(t, m.SwapOut(id))
+	m.TakeSwaps(nil)
+	assert.Zero(t, m.Stats().StateSparePages)
+	require.NoError(t, m.Check())
+	require.NoError(t, m.SwapIn(id))
+	m.TakeSwaps(nil)
+	assert.Zero(t, m.Stats().StateSparePages)
+	require.NoError(t, m.Check())
+
+	// Preempt and Free give them back.
+	spared(t, m, id, 500)
+	require.NoError(t, m.Preempt(id))
+	assert.Zero(t, m.Stats().StateSparePages)
+	require.NoError(t, m.Check())
+	_, err = m.Admit(id)
+	require.NoError(t, err)
+	spared(t, m, id, 600)
+	require.NoError(t, m.Free(id))
+	assert.Zero(t, m.Stats().StateSparePages)
+	assert.Zero(t, m.Stats().UsedBlocks)
+	require.NoError(t, m.Check())
+
+	// Pool pressure: a prompt that needs every block but the spares'
+	// is admitted, reclaiming them.
+	id, _, err = m.Create(seqOf(1000, 6), nil)
+	require.NoError(t, err)
+	spared(t, m, id, 700)
+	st := m.Stats()
+	room := st.FreeBlocks + st.CachedBlocks // what the pool gives without the spares
+	n := (room + st.StateSparePages - pages) * bs
+	require.Greater(t, n, (room-pages)*bs, "the prompt needs the spares' pages")
+	other, _, err := m.Create(seqOf(5000, n), nil)
+	require.NoError(t, err, "the spares are reclaimed, not held against the admission")
+	assert.Zero(t, m.Stats().StateSparePages)
+	assert.Zero(t, m.Stats().FreeBlocks)
+	require.NoError(t, m.Check())
+	// The sequence drafts again from the pool once there is room.
+	require.NoError(t, m.Free(other))
+	spared(t, m, id, 800)
+	assert.Equal(t, 3*pages, m.Stats().StateSparePages)
 }

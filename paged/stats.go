@@ -25,6 +25,12 @@ type Stats struct {
 	// sequences' State groups hold for the states of pending drafts
 	// (AppendSpeculative): Pages per State group per draft.
 	StateDraftPages int
+	// StateSparePages counts the blocks (part of UsedBlocks) that running
+	// sequences' State groups keep as spare draft states between steps, so
+	// that the next drafts take no pages from the pool. They count as
+	// available: an allocation that finds no block free or evictable
+	// reclaims them.
+	StateSparePages int
 	// Sequences are live handles; Running of them hold device blocks,
 	// Waiting don't: not yet admitted, preempted, or swapped out (whose
 	// blocks are on the host; they count against Config.MaxWaiting too).
@@ -100,6 +106,7 @@ func (m *Manager) Stats() Stats {
 		UsedBlocks:        m.bp.pool.Held(),
 		PeakUsedBlocks:    m.stats.peakUsed,
 		StateDraftPages:   m.draftPages,
+		StateSparePages:   m.sparePages,
 		Sequences:         m.nlive,
 		Running:           m.nrunning,
 		Waiting:           m.nlive - m.nrunning,

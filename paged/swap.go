@@ -266,6 +266,7 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 	m.clearMarks(ids)
 	for _, id := range ids {
 		s := m.seqAt(id)
+		m.dropSpares(s) // spare draft states are not swapped
 		for g := range m.ntables() {
 			blocks, released, _, _ := s.tableAt(g)
 			m.bp.releaseTail(*blocks, released)

@@ -741,7 +741,8 @@ func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
 		}
 	}
 	st := s.m.Stats()
-	return st.FreeBlocks+st.CachedBlocks >= need
+	// Spare draft states count: an allocation reclaims them (paged).
+	return st.FreeBlocks+st.CachedBlocks+st.StateSparePages >= need
 }
 
 // chunkBlocks returns the blocks the full attention groups take for the
