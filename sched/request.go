@@ -257,6 +257,19 @@ type entry struct {
 	// this step, awaiting their verdict: a view into the step's buffer,
 	// counted in length.
 	spec []int32
+	// chunk caps the prompt's chunks (0: no cap, the step's budget): set
+	// when a larger chunk could never be computed in the pool, which a
+	// layout with windows makes possible (see shrinkChunk).
+	chunk int
+}
+
+// chunkFor returns the largest chunk e's prompt takes within n tokens of
+// budget.
+func (e *entry) chunkFor(n int) int {
+	if e.chunk > 0 && e.chunk < n {
+		return e.chunk
+	}
+	return n
 }
 
 // total returns every token of the sequence: the manager's, the pending

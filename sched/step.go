@@ -329,6 +329,15 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		vi := s.victim()
 		v := s.running[vi]
+		if v == e && len(s.running) == 1 && len(e.rest) > 0 && !e.hasPending {
+			// Alone, its chunk does not fit: with windows a smaller
+			// chunk peaks lower (paged.Manager.AdmitChunk judged the
+			// first chunk, which may have been smaller than this one).
+			if k := e.nextChunk(budget); k > 1 {
+				e.chunk = k / 2
+				continue
+			}
+		}
 		if v == e && len(s.running) == 1 && !(v.req.beam && v.req.forked) && !s.pinned() {
 			// Alone, with every block the scheduler could free, it still
 			// cannot grow: a preemption would only bring it back here. It
@@ -408,7 +417,7 @@ func (s *Scheduler) grow(e *entry, budget, room int) (int, error) {
 			}
 		}
 	case len(e.rest) > 0:
-		k := min(len(e.rest), budget-(e.length-e.computed))
+		k := e.nextChunk(budget)
 		if k > 0 {
 			if err := s.m.Append(e.seq, e.rest[:k]...); err != nil {
 				return 0, err
@@ -638,7 +647,13 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		var a paged.Admission
 		var err error
 		if s.cfg.ChunkedPrefill {
-			a, err = s.m.CanAdmitChunk(e.seq, budget)
+			a, err = s.m.CanAdmitChunk(e.seq, e.chunkFor(budget))
+			if err == nil && a == paged.AdmitNever {
+				var ok bool
+				if ok, err = s.shrinkChunk(e, e.chunkFor(budget)); ok {
+					a, err = s.m.CanAdmitChunk(e.seq, e.chunkFor(budget))
+				}
+			}
 		} else {
 			a, err = s.m.CanAdmit(e.seq)
 		}
@@ -666,7 +681,18 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		// the blocks of the tokens this step computes; the rest of the
 		// prompt comes back chunk by chunk (grow).
 		var rest []int32
-		cached, rest, err = s.m.AdmitChunk(e.seq, budget, e.buf[:0])
+		cached, rest, err = s.m.AdmitChunk(e.seq, e.chunkFor(budget), e.buf[:0])
+		if errors.Is(err, paged.ErrNever) {
+			// A smaller chunk may fit: admit with the chunks capped (the
+			// refused call's lookup counts, as any refused admission's).
+			ok, serr := s.shrinkChunk(e, e.chunkFor(budget))
+			if serr != nil {
+				return 0, false, fmt.Errorf("sched: request %d: CanAdmitChunk %v: %w", r.id, e.seq, serr)
+			}
+			if ok {
+				cached, rest, err = s.m.AdmitChunk(e.seq, e.chunkFor(budget), e.buf[:0])
+			}
+		}
 		if err == nil && len(rest) > 0 {
 			e.buf, e.rest = rest, rest
 			e.length -= len(rest)
@@ -697,6 +723,35 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	r.admitted = true
 	r.refreshState()
 	return n, true, nil
+}
+
+// nextChunk returns the tokens of e's prompt its next chunk takes within
+// the step's budget (less what e has scheduled already).
+func (e *entry) nextChunk(budget int) int {
+	return min(len(e.rest), e.chunkFor(budget-(e.length-e.computed)))
+}
+
+// shrinkChunk is called when the manager judged e's prompt never
+// admissible in chunks of maxNew tokens. With sliding-window or chunked
+// local groups the peak of a chunked prefill grows with the chunk
+// (docs/hybrid.md, "Long prompts in chunks: what is never"), so a smaller
+// chunk may fit where a step's whole budget never does: it halves the
+// chunk until the manager no longer says never, caps e's chunks there
+// and reports true, or reports false when even one token never fits.
+// vLLM has no per-request never: it checks at start-up that a window
+// group's window and a step's tokens fit the pool.
+func (s *Scheduler) shrinkChunk(e *entry, maxNew int) (bool, error) {
+	for c := maxNew / 2; c >= 1; c /= 2 {
+		a, err := s.m.CanAdmitChunk(e.seq, c)
+		if err != nil {
+			return false, err
+		}
+		if a != paged.AdmitNever {
+			e.chunk = c
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // forkRoom reports whether the pool holds the state pages the forks of
