@@ -1,0 +1,196 @@
+package sched_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
+)
+
+// twinLayouts are hybrid layouts a server meets: attention groups of
+// every kind, State groups and a Shared group.
+var twinLayouts = [][]paged.Group{
+	nil,
+	{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 3}},
+	{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 2}},
+	{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 5}, {Kind: paged.ChunkedLocal, Chunk: 4}, {Kind: paged.State, Pages: 1}, {Kind: paged.Shared, Target: 0}},
+	{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 1}, {Kind: paged.Shared, Target: 0}, {Kind: paged.State, Pages: 3}},
+}
+
+// twin is a scheduler with its manager, and the outputs it gave.
+type twin struct {
+	m   *paged.Manager
+	s   *sched.Scheduler
+	out map[*sched.Request][]int32
+}
+
+// cacheContent is the manager's cached blocks as sorted strings
+// (content, group, medium), and its prefix statistics.
+func cacheContent(m *paged.Manager) ([]string, string) {
+	var snap paged.Snapshot
+	m.Snapshot(&snap)
+	var c []string
+	for _, b := range snap.Blocks {
+		c = append(c, fmt.Sprintf("%x/%d/%v", b.Hash, b.Group, b.Medium))
+	}
+	slices.Sort(c)
+	st := m.Stats()
+	return c, fmt.Sprintf("queries %d hitTokens %d hitBlocks %d queryBlocks %d", st.PrefixQueries, st.PrefixHitTokens, st.PrefixHitBlocks, st.PrefixQueryBlocks)
+}
+
+// TestAudit25DraftsCacheWhatDecodingCaches runs two schedulers side by
+// side over the same requests and the same sampled tokens, one token by
+// token and one verifying drafts (some right, some wrong, crossing block
+// boundaries where prefix-cache commits and State checkpoints happen):
+// they must give the same outputs, finish the same samples (stop tokens
+// and MaxTokens inside accepted drafts), and leave the same prefix cache
+// (hashes, groups, checkpoints) and prefix hits for later requests.
+func TestAudit25DraftsCacheWhatDecodingCaches(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		layout := twinLayouts[rapid.IntRange(0, len(twinLayouts)-1).Draw(t, "layout")]
+		mcfg := paged.Config{
+			BlockSize: rapid.IntRange(1, 4).Draw(t, "bs"),
+			NumBlocks: 4000,
+			Groups:    layout,
+			Events:    1 << 12,
+		}
+		if layout != nil {
+			mcfg.DisableOffload = true
+		}
+		cfg := sched.Config{ChunkedPrefill: rapid.Bool().Draw(t, "chunked")}
+		if cfg.ChunkedPrefill && rapid.Bool().Draw(t, "budget") {
+			cfg.MaxBatchTokens = rapid.IntRange(8, 24).Draw(t, "maxBatchTokens")
+		}
+		mk := func(drafts int) *twin {
+			m, err := paged.New(mcfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := cfg
+			c.MaxDrafts = drafts
+			s, err := sched.New(m, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &twin{m: m, s: s, out: map[*sched.Request][]int32{}}
+		}
+		maxDrafts := rapid.IntRange(1, 6).Draw(t, "maxDrafts")
+		plain, spec := mk(0), mk(maxDrafts)
+		// truth gives the token each request's sample outputs at each
+		// output index: both twins sample the same tokens.
+		truth := map[int][]int32{}
+		stops := []int32{7}
+
+		nreq := rapid.IntRange(1, 5).Draw(t, "requests")
+		for q := range nreq {
+			prompt := slices.Clone(sharedPrefix[:rapid.IntRange(0, len(sharedPrefix)).Draw(t, "shared")])
+			prompt = append(prompt, rapid.SliceOfN(rapid.Int32Range(20, 40), 1, 10).Draw(t, "tail")...)
+			maxTok := rapid.IntRange(1, 20).Draw(t, "maxTokens")
+			truth[q] = rapid.SliceOfN(rapid.Int32Range(1, 60), maxTok, maxTok).Draw(t, "outputs")
+			opts := sched.Options{MaxTokens: maxTok}
+			if rapid.Bool().Draw(t, "stop") {
+				opts.StopTokens = stops
+			}
+			// Both twins run the request alone to the end.
+			var rs [2]*sched.Request
+			for k, tw := range []*twin{plain, spec} {
+				r, err := tw.s.Submit(prompt, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rs[k] = r
+				for steps := 0; tw.s.Busy(); steps++ {
+					if steps > 200 {
+						t.Fatalf("twin %d: request %d never ends", k, q)
+					}
+					st, err := tw.s.Schedule()
+					if err != nil {
+						t.Fatal(err)
+					}
+					var b paged.Batch
+					if rapid.Bool().Draw(t, "buildBatch") {
+						if err := tw.s.BuildBatch(&b); err != nil {
+							t.Fatal(err)
+						}
+					}
+					tokens := make([]int32, 0, st.Outputs)
+					accepted := make([]int, len(st.Scheduled))
+					for i, sc := range st.Scheduled {
+						if sc.Outputs == 0 {
+							continue
+						}
+						have := tw.out[sc.Request]
+						a := 0
+						for a < len(sc.Drafts) && len(have)+a < len(truth[q]) && sc.Drafts[a] == truth[q][len(have)+a] {
+							a++
+						}
+						accepted[i] = a
+						next := len(have) + a
+						if next >= len(truth[q]) {
+							t.Fatalf("twin %d: request %d asks output %d of %d", k, q, next, len(truth[q]))
+						}
+						tokens = append(tokens, truth[q][next])
+						// What the sample outputs: the accepted drafts, the
+						// token, up to a stop or MaxTokens.
+						for _, tok := range truth[q][len(have) : next+1] {
+							if len(tw.out[sc.Request]) == maxTok {
+								break
+							}
+							tw.out[sc.Request] = append(tw.out[sc.Request], tok)
+							if opts.StopTokens != nil && tok == stops[0] {
+								break
+							}
+						}
+					}
+					if k == 0 {
+						err = tw.s.Update(tokens)
+					} else {
+						err = tw.s.UpdateSpeculative(tokens, accepted, nil)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					r := rs[k]
+					if k == 1 && !r.State().Done() && r.Outputs(0) > 0 {
+						// Propose the true continuation, wrong from a drawn
+						// index on.
+						have := len(tw.out[r])
+						n := rapid.IntRange(0, maxDrafts).Draw(t, "drafts")
+						right := rapid.IntRange(0, n).Draw(t, "right")
+						d := make([]int32, n)
+						for j := range d {
+							if j < right && have+j < len(truth[q]) {
+								d[j] = truth[q][have+j]
+							} else {
+								d[j] = 61 + int32(j)
+							}
+						}
+						if err := tw.s.Propose(r, 0, d); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+			if rs[0].State() != rs[1].State() || rs[0].Outputs(0) != rs[1].Outputs(0) {
+				t.Fatalf("request %d: token by token %v with %d outputs, with drafts %v with %d", q, rs[0].State(), rs[0].Outputs(0), rs[1].State(), rs[1].Outputs(0))
+			}
+			if !slices.Equal(plain.out[rs[0]], spec.out[rs[1]]) || len(plain.out[rs[0]]) != rs[0].Outputs(0) {
+				t.Fatalf("request %d: outputs %v and %v (Outputs %d)", q, plain.out[rs[0]], spec.out[rs[1]], rs[0].Outputs(0))
+			}
+			c0, s0 := cacheContent(plain.m)
+			c1, s1 := cacheContent(spec.m)
+			if !slices.Equal(c0, c1) || s0 != s1 {
+				t.Fatalf("after request %d the caches differ:\ntoken by token %s\n%v\nwith drafts %s\n%v", q, s0, c0, s1, c1)
+			}
+			for _, tw := range []*twin{plain, spec} {
+				if err := tw.m.Check(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
+}
