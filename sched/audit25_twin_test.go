@@ -25,7 +25,7 @@ var twinLayouts = [][]paged.Group{
 type twin struct {
 	m   *paged.Manager
 	s   *sched.Scheduler
-	out map[*sched.Request][]int32
+	out map[[2]any][]int32 // by request and sample
 }
 
 // cacheContent is the manager's cached blocks as sorted strings
@@ -76,13 +76,13 @@ func TestAudit25DraftsCacheWhatDecodingCaches(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return &twin{m: m, s: s, out: map[*sched.Request][]int32{}}
+			return &twin{m: m, s: s, out: map[[2]any][]int32{}}
 		}
 		maxDrafts := rapid.IntRange(1, 6).Draw(t, "maxDrafts")
 		plain, spec := mk(0), mk(maxDrafts)
 		// truth gives the token each request's sample outputs at each
 		// output index: both twins sample the same tokens.
-		truth := map[int][]int32{}
+		truth := map[int][][]int32{}
 		stops := []int32{7}
 
 		nreq := rapid.IntRange(1, 5).Draw(t, "requests")
@@ -90,8 +90,11 @@ func TestAudit25DraftsCacheWhatDecodingCaches(t *testing.T) {
 			prompt := slices.Clone(sharedPrefix[:rapid.IntRange(0, len(sharedPrefix)).Draw(t, "shared")])
 			prompt = append(prompt, rapid.SliceOfN(rapid.Int32Range(20, 40), 1, 10).Draw(t, "tail")...)
 			maxTok := rapid.IntRange(1, 20).Draw(t, "maxTokens")
-			truth[q] = rapid.SliceOfN(rapid.Int32Range(1, 60), maxTok, maxTok).Draw(t, "outputs")
-			opts := sched.Options{MaxTokens: maxTok}
+			n := rapid.IntRange(1, 3).Draw(t, "n")
+			for range n {
+				truth[q] = append(truth[q], rapid.SliceOfN(rapid.Int32Range(1, 60), maxTok, maxTok).Draw(t, "outputs"))
+			}
+			opts := sched.Options{MaxTokens: maxTok, N: n}
 			if rapid.Bool().Draw(t, "stop") {
 				opts.StopTokens = stops
 			}
@@ -120,29 +123,30 @@ func TestAudit25DraftsCacheWhatDecodingCaches(t *testing.T) {
 					tokens := make([]int32, 0, st.Outputs)
 					accepted := make([]int, len(st.Scheduled))
 					for i, sc := range st.Scheduled {
-						if sc.Outputs == 0 {
-							continue
-						}
-						have := tw.out[sc.Request]
-						a := 0
-						for a < len(sc.Drafts) && len(have)+a < len(truth[q]) && sc.Drafts[a] == truth[q][len(have)+a] {
-							a++
-						}
-						accepted[i] = a
-						next := len(have) + a
-						if next >= len(truth[q]) {
-							t.Fatalf("twin %d: request %d asks output %d of %d", k, q, next, len(truth[q]))
-						}
-						tokens = append(tokens, truth[q][next])
-						// What the sample outputs: the accepted drafts, the
-						// token, up to a stop or MaxTokens.
-						for _, tok := range truth[q][len(have) : next+1] {
-							if len(tw.out[sc.Request]) == maxTok {
-								break
+						for j := range sc.Outputs {
+							key := [2]any{sc.Request, sc.Sample + j}
+							tr := truth[q][sc.Sample+j]
+							have := tw.out[key]
+							a := 0
+							for a < len(sc.Drafts) && len(have)+a < len(tr) && sc.Drafts[a] == tr[len(have)+a] {
+								a++
 							}
-							tw.out[sc.Request] = append(tw.out[sc.Request], tok)
-							if opts.StopTokens != nil && tok == stops[0] {
-								break
+							accepted[i] = a
+							next := len(have) + a
+							if next >= len(tr) {
+								t.Fatalf("twin %d: request %d asks output %d of %d", k, q, next, len(tr))
+							}
+							tokens = append(tokens, tr[next])
+							// What the sample outputs: the accepted drafts,
+							// the token, up to a stop or MaxTokens.
+							for _, tok := range tr[len(have) : next+1] {
+								if len(tw.out[key]) == maxTok {
+									break
+								}
+								tw.out[key] = append(tw.out[key], tok)
+								if opts.StopTokens != nil && tok == stops[0] {
+									break
+								}
 							}
 						}
 					}
@@ -155,31 +159,38 @@ func TestAudit25DraftsCacheWhatDecodingCaches(t *testing.T) {
 						t.Fatal(err)
 					}
 					r := rs[k]
-					if k == 1 && !r.State().Done() && r.Outputs(0) > 0 {
+					for x := 0; k == 1 && !r.State().Done() && r.Outputs(0) > 0 && x < r.Samples(); x++ {
 						// Propose the true continuation, wrong from a drawn
 						// index on.
-						have := len(tw.out[r])
+						tr := truth[q][x]
+						have := len(tw.out[[2]any{r, x}])
+						if r.Seq(x) == 0 {
+							continue // finished
+						}
 						n := rapid.IntRange(0, maxDrafts).Draw(t, "drafts")
 						right := rapid.IntRange(0, n).Draw(t, "right")
 						d := make([]int32, n)
 						for j := range d {
-							if j < right && have+j < len(truth[q]) {
-								d[j] = truth[q][have+j]
+							if j < right && have+j < len(tr) {
+								d[j] = tr[have+j]
 							} else {
 								d[j] = 61 + int32(j)
 							}
 						}
-						if err := tw.s.Propose(r, 0, d); err != nil {
+						if err := tw.s.Propose(r, x, d); err != nil {
 							t.Fatal(err)
 						}
 					}
 				}
 			}
-			if rs[0].State() != rs[1].State() || rs[0].Outputs(0) != rs[1].Outputs(0) {
-				t.Fatalf("request %d: token by token %v with %d outputs, with drafts %v with %d", q, rs[0].State(), rs[0].Outputs(0), rs[1].State(), rs[1].Outputs(0))
+			if rs[0].State() != rs[1].State() || rs[0].Samples() != rs[1].Samples() {
+				t.Fatalf("request %d: token by token %v, with drafts %v", q, rs[0].State(), rs[1].State())
 			}
-			if !slices.Equal(plain.out[rs[0]], spec.out[rs[1]]) || len(plain.out[rs[0]]) != rs[0].Outputs(0) {
-				t.Fatalf("request %d: outputs %v and %v (Outputs %d)", q, plain.out[rs[0]], spec.out[rs[1]], rs[0].Outputs(0))
+			for x := range rs[0].Samples() {
+				o0, o1 := plain.out[[2]any{rs[0], x}], spec.out[[2]any{rs[1], x}]
+				if !slices.Equal(o0, o1) || len(o0) != rs[0].Outputs(x) || len(o1) != rs[1].Outputs(x) {
+					t.Fatalf("request %d sample %d: outputs %v and %v (Outputs %d, %d)", q, x, o0, o1, rs[0].Outputs(x), rs[1].Outputs(x))
+				}
 			}
 			c0, s0 := cacheContent(plain.m)
 			c1, s1 := cacheContent(spec.m)
