@@ -1,6 +1,7 @@
 package sched_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -202,6 +203,224 @@ func TestAudit25DraftsCacheWhatDecodingCaches(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+		}
+	})
+}
+
+// TestAudit25DraftsUnderPressure runs requests side by side through a
+// scheduler with drafts in a small pool (preemption by swap or
+// recompute, forks, chunked prefill, hybrid layouts with State groups,
+// prefix hits between them, cancels between Schedule and Update): every
+// sample outputs exactly the tokens decoding one at a time gives it (a
+// prefix of them when aborted or cancelled), the manager holds exactly
+// its prompt and outputs, and the manager checks after every step.
+func TestAudit25DraftsUnderPressure(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		layout := twinLayouts[rapid.IntRange(0, len(twinLayouts)-1).Draw(t, "layout")]
+		mcfg := paged.Config{
+			BlockSize: rapid.IntRange(1, 4).Draw(t, "bs"),
+			NumBlocks: rapid.IntRange(12, 60).Draw(t, "blocks"),
+			Groups:    layout,
+		}
+		if layout != nil {
+			mcfg.DisableOffload = true
+		}
+		cfg := sched.Config{
+			ChunkedPrefill: rapid.Bool().Draw(t, "chunked"),
+			MaxDrafts:      rapid.IntRange(1, 5).Draw(t, "maxDrafts"),
+			AdmitFirst:     rapid.Bool().Draw(t, "admitFirst"),
+		}
+		if cfg.ChunkedPrefill && rapid.Bool().Draw(t, "budget") {
+			cfg.MaxBatchTokens = rapid.IntRange(8, 24).Draw(t, "maxBatchTokens")
+		}
+		if rapid.Bool().Draw(t, "swap") {
+			cfg.Preemption = sched.Swap
+			mcfg.HostBlocks = rapid.IntRange(4, 40).Draw(t, "hostBlocks")
+		}
+		m, err := paged.New(mcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := sched.New(m, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type req struct {
+			r      *sched.Request
+			prompt []int32
+			truth  [][]int32
+			out    [][]int32
+			max    int
+			stop   bool
+		}
+		stop := int32(7)
+		var reqs []*req
+		byReq := map[*sched.Request]*req{}
+		for range rapid.IntRange(1, 8).Draw(t, "requests") {
+			q := &req{}
+			q.prompt = slices.Clone(sharedPrefix[:rapid.IntRange(0, len(sharedPrefix)).Draw(t, "shared")])
+			q.prompt = append(q.prompt, rapid.SliceOfN(rapid.Int32Range(20, 40), 1, 6).Draw(t, "tail")...)
+			q.max = rapid.IntRange(1, 20).Draw(t, "maxTokens")
+			n := rapid.IntRange(1, 3).Draw(t, "n")
+			for range n {
+				q.truth = append(q.truth, rapid.SliceOfN(rapid.Int32Range(1, 60), q.max, q.max).Draw(t, "outputs"))
+			}
+			q.out = make([][]int32, n)
+			q.stop = rapid.Bool().Draw(t, "stop")
+			opts := sched.Options{MaxTokens: q.max, N: n}
+			if q.stop {
+				opts.StopTokens = []int32{stop}
+			}
+			r, err := s.Submit(q.prompt, opts)
+			if errors.Is(err, sched.ErrNever) {
+				continue // too big for the pool
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.r = r
+			reqs = append(reqs, q)
+			byReq[r] = q
+		}
+		for steps := 0; s.Busy(); steps++ {
+			if steps > 500 {
+				t.Fatalf("no end after %d steps", steps)
+			}
+			st, err := s.Schedule()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rapid.Bool().Draw(t, "buildBatch") {
+				var b paged.Batch
+				if err := s.BuildBatch(&b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(st.Scheduled) > 0 && rapid.IntRange(0, 9).Draw(t, "cancel") == 0 {
+				sc := st.Scheduled[rapid.IntRange(0, len(st.Scheduled)-1).Draw(t, "victim")]
+				if !sc.Request.State().Done() {
+					if err := s.Cancel(sc.Request); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			tokens := make([]int32, 0, st.Outputs)
+			accepted := make([]int, len(st.Scheduled))
+			for i, sc := range st.Scheduled {
+				q := byReq[sc.Request]
+				for j := range sc.Outputs {
+					x := sc.Sample + j
+					tr, have := q.truth[x], len(q.out[x])
+					if sc.Generated != have && sc.Outputs == 1 {
+						t.Fatalf("request %d sample %d: Generated %d, %d outputs given", sc.Request.ID(), x, sc.Generated, have)
+					}
+					a := 0
+					for a < len(sc.Drafts) && have+a < len(tr) && sc.Drafts[a] == tr[have+a] {
+						a++
+					}
+					accepted[i] = a
+					next := have + a
+					if next >= len(tr) {
+						t.Fatalf("request %d sample %d asks output %d of %d", sc.Request.ID(), x, next, len(tr))
+					}
+					tokens = append(tokens, tr[next])
+					if sc.Request.State().Done() {
+						continue
+					}
+					for _, tok := range tr[have : next+1] {
+						if len(q.out[x]) == q.max {
+							break
+						}
+						q.out[x] = append(q.out[x], tok)
+						if q.stop && tok == stop {
+							break
+						}
+					}
+				}
+			}
+			if err := s.UpdateSpeculative(tokens, accepted, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range reqs {
+				if q.r.State().Done() {
+					continue
+				}
+				if len(q.out) > 1 && q.r.Samples() == 1 && q.r.Outputs(0) == 0 {
+					// A prompt whose forks found no room went back to the
+					// queue: its outputs are drawn again.
+					clear(q.out)
+				}
+				for x := range q.r.Samples() {
+					if q.r.Outputs(x) != len(q.out[x]) {
+						t.Fatalf("request %d sample %d: Outputs %d, %d given", q.r.ID(), x, q.r.Outputs(x), len(q.out[x]))
+					}
+					id := q.r.Seq(x)
+					if id == 0 {
+						continue
+					}
+					toks, err := m.Tokens(id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// The manager holds a prefix of the prompt and the
+					// outputs: all but the last (pending) while running,
+					// all of them waiting to recompute.
+					want := append(slices.Clone(q.prompt), q.out[x]...)
+					if !slices.Equal(toks, want[:min(len(toks), len(want))]) || len(toks) > len(want) {
+						t.Fatalf("request %d sample %d holds %v, want a prefix of %v", q.r.ID(), x, toks, want)
+					}
+				}
+				if rapid.Bool().Draw(t, "propose") && q.r.Outputs(0) > 0 {
+					for x := range q.r.Samples() {
+						if q.r.Seq(x) == 0 {
+							continue
+						}
+						tr, have := q.truth[x], len(q.out[x])
+						n := rapid.IntRange(0, cfg.MaxDrafts).Draw(t, "drafts")
+						right := rapid.IntRange(0, n).Draw(t, "right")
+						d := make([]int32, n)
+						for j := range d {
+							if j < right && have+j < len(tr) {
+								d[j] = tr[have+j]
+							} else {
+								d[j] = 61 + int32(j)
+							}
+						}
+						// A sample waiting to recompute has no token to
+						// follow: refused, nothing changed.
+						if err := s.Propose(q.r, x, d); err != nil && !errors.Is(err, sched.ErrInvalid) {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+		}
+		for _, q := range reqs {
+			for x := range q.out {
+				want := q.truth[x]
+				if q.stop {
+					if i := slices.Index(want, stop); i >= 0 {
+						want = want[:i+1]
+					}
+				}
+				got := q.out[x]
+				switch {
+				case q.r.State() == sched.Finished && !slices.Equal(got, want):
+					t.Fatalf("request %d sample %d finished with %v, want %v", q.r.ID(), x, got, want)
+				case !slices.Equal(got, want[:min(len(got), len(want))]):
+					t.Fatalf("request %d sample %d (%v) output %v, want a prefix of %v", q.r.ID(), x, q.r.State(), got, want)
+				}
+			}
+		}
+		st := s.Stats()
+		if st.DraftsProposed != st.DraftsAccepted+st.DraftsRejected+st.DraftsDropped {
+			t.Fatalf("drafts: %+v", st)
+		}
+		if ms := m.Stats(); ms.StateDraftPages != 0 || ms.FreeBlocks+ms.CachedBlocks != ms.UsableBlocks {
+			t.Fatalf("an idle manager: %+v", ms)
 		}
 	})
 }
