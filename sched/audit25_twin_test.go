@@ -241,7 +241,20 @@ func TestAudit25DraftsUnderPressure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := sched.New(m, cfg)
+		var s *sched.Scheduler
+		if rapid.Bool().Draw(t, "hookCancel") {
+			// The first answer wins: a finished sample (perhaps at a stop
+			// among its accepted drafts) cancels its siblings, whose
+			// drafts the step verified.
+			cfg.Hooks.Finished = func(r *sched.Request, sample int) {
+				if !r.State().Done() && rapid.Bool().Draw(t, "cancelRest") {
+					if err := s.Cancel(r); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		s, err = sched.New(m, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
