@@ -43,6 +43,22 @@ func cacheContent(m *paged.Manager) ([]string, string) {
 	return c, fmt.Sprintf("queries %d hitTokens %d hitBlocks %d queryBlocks %d", st.PrefixQueries, st.PrefixHitTokens, st.PrefixHitBlocks, st.PrefixQueryBlocks)
 }
 
+// drawDrafts draws up to most drafts: the true continuation next, wrong
+// from a drawn index on (tokens above 60, which no output is).
+func drawDrafts(t *rapid.T, next []int32, most int) []int32 {
+	n := rapid.IntRange(0, most).Draw(t, "drafts")
+	right := rapid.IntRange(0, n).Draw(t, "right")
+	d := make([]int32, n)
+	for j := range d {
+		if j < right && j < len(next) {
+			d[j] = next[j]
+		} else {
+			d[j] = 61 + int32(j)
+		}
+	}
+	return d
+}
+
 // TestAudit25DraftsCacheWhatDecodingCaches runs two schedulers side by
 // side over the same requests and the same sampled tokens, one token by
 // token and one verifying drafts (some right, some wrong, crossing block
@@ -168,17 +184,7 @@ func TestAudit25DraftsCacheWhatDecodingCaches(t *testing.T) {
 						if r.Seq(x) == 0 {
 							continue // finished
 						}
-						n := rapid.IntRange(0, maxDrafts).Draw(t, "drafts")
-						right := rapid.IntRange(0, n).Draw(t, "right")
-						d := make([]int32, n)
-						for j := range d {
-							if j < right && have+j < len(tr) {
-								d[j] = tr[have+j]
-							} else {
-								d[j] = 61 + int32(j)
-							}
-						}
-						if err := tw.s.Propose(r, x, d); err != nil {
+						if err := tw.s.Propose(r, x, drawDrafts(t, tr[have:], maxDrafts)); err != nil {
 							t.Fatal(err)
 						}
 					}
@@ -392,16 +398,7 @@ func TestAudit25DraftsUnderPressure(t *testing.T) {
 							continue
 						}
 						tr, have := q.truth[x], len(q.out[x])
-						n := rapid.IntRange(0, cfg.MaxDrafts).Draw(t, "drafts")
-						right := rapid.IntRange(0, n).Draw(t, "right")
-						d := make([]int32, n)
-						for j := range d {
-							if j < right && have+j < len(tr) {
-								d[j] = tr[have+j]
-							} else {
-								d[j] = 61 + int32(j)
-							}
-						}
+						d := drawDrafts(t, tr[have:], cfg.MaxDrafts)
 						// A sample waiting to recompute has no token to
 						// follow: refused, nothing changed.
 						if err := s.Propose(q.r, x, d); err != nil && !errors.Is(err, sched.ErrInvalid) {
