@@ -102,9 +102,15 @@ func TestAudit25DraftsCacheWhatDecodingCaches(t *testing.T) {
 		truth := map[int][][]int32{}
 		stops := []int32{7}
 
+		var chat []int32
 		nreq := rapid.IntRange(1, 5).Draw(t, "requests")
 		for q := range nreq {
 			prompt := slices.Clone(sharedPrefix[:rapid.IntRange(0, len(sharedPrefix)).Draw(t, "shared")])
+			if chat != nil && rapid.Bool().Draw(t, "chat") {
+				// The next turn of a chat: the last prompt and its
+				// answer, whose blocks accepted drafts filled.
+				prompt = chat
+			}
 			prompt = append(prompt, rapid.SliceOfN(rapid.Int32Range(20, 40), 1, 10).Draw(t, "tail")...)
 			maxTok := rapid.IntRange(1, 20).Draw(t, "maxTokens")
 			n := rapid.IntRange(1, 3).Draw(t, "n")
@@ -199,6 +205,7 @@ func TestAudit25DraftsCacheWhatDecodingCaches(t *testing.T) {
 					t.Fatalf("request %d sample %d: outputs %v and %v (Outputs %d, %d)", q, x, o0, o1, rs[0].Outputs(x), rs[1].Outputs(x))
 				}
 			}
+			chat = append(slices.Clone(prompt), plain.out[[2]any{rs[0], 0}]...)
 			c0, s0 := cacheContent(plain.m)
 			c1, s1 := cacheContent(spec.m)
 			if !slices.Equal(c0, c1) || s0 != s1 {
