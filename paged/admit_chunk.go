@@ -274,8 +274,11 @@ func (m *Manager) uncompute(s *sequence, computed int) {
 // onboarding it caused stay done and counted. The sequence waits with
 // its tokens and hashes, as after Preempt; the tokens AdmitChunk cut off
 // are the caller's, to give back with Append (the hashes it kept for
-// them are reused). A fork of it made during the step holds the same
-// uncomputed KV: free the fork first. A sequence that is not running, or
+// them are reused). Another sequence holding blocks the admission stored
+// (a later admission of the step that hit them, or a fork of it made
+// during the step) would count their uncomputed KV as cached: Unadmit
+// refuses it with ErrSequenceState, changing nothing; take that one back
+// first (Unadmit, or Free of the fork). A sequence that is not running, or
 // was not admitted in the step being built (swapped in, forked, or admitted in an earlier
 // step, whose KV a step computed: Preempt it), is ErrSequenceState, and
 // nothing changes.
@@ -288,6 +291,9 @@ func (m *Manager) Unadmit(id SeqID) error {
 		return errorf(ErrSequenceState, "Unadmit: %v was not admitted in the step being built (swapped in, forked, or a step ran since: Preempt it)", id)
 	}
 	r := s.adm
+	if m.sharedFrom(s, int(r.hits)) {
+		return errorf(ErrSequenceState, "Unadmit: another sequence holds blocks %v stored in the step being built (a later admission hit them, or a fork): take it back first (Unadmit, or Free of the fork)", id)
+	}
 	m.uncompute(s, min(int(r.cached), len(s.tokens)))
 	m.preempt(s, true)
 	st := &m.stats
@@ -301,6 +307,23 @@ func (m *Manager) Unadmit(id SeqID) error {
 		m.tier.hostHitBlocks -= uint64(r.onboard)
 	}
 	return nil
+}
+
+// sharedFrom reports whether another sequence (or pin) references a
+// block of s's attention tables from entry from on.
+func (m *Manager) sharedFrom(s *sequence, from int) bool {
+	for g := range m.ntables() {
+		if m.isState(g) {
+			continue
+		}
+		blocks, _, _, _ := s.tableAt(g)
+		for _, b := range (*blocks)[min(from, len(*blocks)):] {
+			if b > nullBlock && m.bp.pool.RefCount(b) > 1 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // forgetFrom drops the cached content of blocks[from:] where the table's
