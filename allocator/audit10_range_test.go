@@ -20,7 +20,7 @@ func TestAudit10CountCachedPanicNamesABlockOutside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []int{11, 1 << 31, 1<<32 + 3, math.MaxInt} {
+	for _, n := range []int{11, min(1<<31, math.MaxInt), min(1<<32+3, math.MaxInt), math.MaxInt} {
 		msg := func() (msg string) {
 			defer func() { msg = fmt.Sprint(recover()) }()
 			p.CountCached(5, n)

@@ -322,7 +322,7 @@ func TestHostileConfig(t *testing.T) {
 		{Config{NumBlocks: MaxBlocks + 1}, "NumBlocks"},
 		{Config{NumBlocks: math.MaxInt32}, "NumBlocks"},
 		{Config{NumBlocks: math.MaxInt}, "NumBlocks"},
-		{Config{NumBlocks: 1 << 40, Reserved: 1}, "NumBlocks"},
+		{Config{NumBlocks: min(1<<40, math.MaxInt), Reserved: 1}, "NumBlocks"},
 		{Config{NumBlocks: 4, Reserved: -1}, "Reserved"},
 		{Config{NumBlocks: 4, Reserved: math.MinInt}, "Reserved"},
 		{Config{NumBlocks: 4, Reserved: 4}, "Reserved"},

@@ -69,9 +69,9 @@ func TestReservation(t *testing.T) {
 		{ModelPow2, 1024, 2048, 1024},
 		{ModelPow2, 1025, 2048, 2048},
 		{ModelPow2, 1100, 1500, 1500},
-		{ModelPow2, math.MaxInt, math.MaxInt, math.MaxInt}, // 2^63 overflowed to a negative reservation
-		{ModelPow2, 1 << 62, math.MaxInt, 1 << 62},
-		{ModelPow2, 1<<62 + 1, math.MaxInt, math.MaxInt},
+		{ModelPow2, math.MaxInt, math.MaxInt, math.MaxInt},             // 2^63 overflowed to a negative reservation
+		{ModelPow2, math.MaxInt/2 + 1, math.MaxInt, math.MaxInt/2 + 1}, // 2^62 (2^30 where int is 32 bits)
+		{ModelPow2, math.MaxInt/2 + 2, math.MaxInt, math.MaxInt},
 		{ModelPow2, 0, 2048, 0},
 		{ModelOracle, 1100, 2048, 1100},
 		{ModelPaged, 1100, 2048, 0},

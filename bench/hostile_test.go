@@ -97,7 +97,7 @@ func TestBadInputBelady(t *testing.T) {
 // built first, and the process ran out of memory. A negative prompt
 // length is refused too (it was taken as empty).
 func TestBadInputCacheTraceSizes(t *testing.T) {
-	for _, n := range []int{-1, MaxTraceTokens + 1, 1 << 40, math.MaxInt} {
+	for _, n := range []int{-1, MaxTraceTokens + 1, min(1<<40, math.MaxInt), math.MaxInt} {
 		_, err := CacheTraceFromTokens([]Request{{InputTokens: 10}, {InputTokens: n}}, 16)
 		assert.ErrorIs(t, err, ErrCacheStudy, "InputTokens %d", n)
 	}

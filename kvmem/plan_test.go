@@ -137,9 +137,9 @@ func TestPlanInverse(t *testing.T) {
 				assert.GreaterOrEqual(t, c.MaxContext(int(n)), int64(l), "l %d", l)
 			}
 		}
-		assert.Zero(t, c.MaxSequences(1<<63-1))
+		assert.Zero(t, c.MaxSequences(math.MaxInt))
 		assert.Zero(t, c.MaxSequences(0))
-		assert.Zero(t, c.MaxContext(1<<63-1))
+		assert.Zero(t, c.MaxContext(math.MaxInt))
 		assert.Zero(t, c.MaxContext(0))
 		assert.Zero(t, c.MaxContext(-1))
 	}
@@ -331,9 +331,9 @@ func TestPoolBlocksFitAManager(t *testing.T) {
 func TestBadInputParallelDegrees(t *testing.T) {
 	spec := kvmem.Spec{Layers: 32, KVHeads: 8, HeadDim: 128, Key: kvmem.BF16}
 	for _, d := range []kvmem.Deployment{
-		{GPUs: 8, TP: 1 << 62, CP: 4},
-		{GPUs: 8, TP: 1<<62 + 1, CP: 4}, // wraps to 4, which divides 8
-		{GPUs: 8, TP: 4, CP: 1<<62 + 1},
+		{GPUs: 8, TP: math.MaxInt/2 + 1, CP: 4}, // 2^62 (2^30 where int is 32 bits): wraps to 0
+		{GPUs: 8, TP: math.MaxInt/2 + 2, CP: 4}, // wraps to 4, which divides 8
+		{GPUs: 8, TP: 4, CP: math.MaxInt/2 + 2},
 		{GPUs: 8, TP: math.MaxInt, CP: math.MaxInt},
 		{GPUs: 8, TP: 16},
 		{GPUs: 8, CP: 16},

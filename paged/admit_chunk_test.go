@@ -2,6 +2,7 @@ package paged
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"testing"
 )
@@ -117,7 +118,7 @@ func TestAdmitChunkHits(t *testing.T) {
 	mustOK(t, m.Free(id))
 	id, err = m.Add(prompt, nil)
 	mustOK(t, err)
-	cached, rest, err = m.AdmitChunk(id, 1<<62, nil)
+	cached, rest, err = m.AdmitChunk(id, math.MaxInt/2+1, nil)
 	mustOK(t, err)
 	if n, _ := m.Len(id); cached != 11*bs || rest != nil || n != len(prompt) {
 		t.Fatalf("whole chunk: cached %d, rest %v, length %d", cached, rest, n)

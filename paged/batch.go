@@ -222,7 +222,7 @@ func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
 	slots := b.Slots[:0]
 	for i, sc := range sched {
 		idx, gen := sc.ID.parts()
-		if int(idx) >= len(all) || all[idx].gen != gen || all[idx].state != seqRunning {
+		if uint(idx) >= uint(len(all)) || all[idx].gen != gen || all[idx].state != seqRunning {
 			return 0, m.batchError(b, sc, nil)
 		}
 		s := &all[idx]

@@ -251,7 +251,7 @@ func (m *Manager) checkWindow(i int, s *sequence, table []allocator.BlockID, nul
 func (m *Manager) checkFreeSlots() error {
 	spare, seen := 0, make(map[uint32]bool, len(m.freeSeqs))
 	for _, idx := range m.freeSeqs {
-		if int(idx) >= len(m.seqs) || seen[idx] || m.seqs[idx].state != seqUnused || m.seqs[idx].gen == 0 {
+		if uint(idx) >= uint(len(m.seqs)) || seen[idx] || m.seqs[idx].state != seqUnused || m.seqs[idx].gen == 0 {
 			return fmt.Errorf("paged: free list names slot %d, not a free slot or named twice", idx)
 		}
 		seen[idx] = true

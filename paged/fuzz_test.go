@@ -31,7 +31,7 @@ func (a *fuzzArgs) int() int {
 	case 253:
 		return -1
 	case 252:
-		return 1 << 36
+		return min(1<<36, math.MaxInt)
 	case 251:
 		return math.MaxInt32
 	default:

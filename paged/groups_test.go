@@ -53,7 +53,7 @@ func TestGroupsConfig(t *testing.T) {
 		// admission says ErrNever).
 		{"state as large as the pool", []paged.Group{{}, {Kind: paged.State, Pages: 63}}, 0, true, true},
 		{"state larger than the pool", []paged.Group{{}, {Kind: paged.State, Pages: 64}}, 0, false, false},
-		{"state of 2^40 pages", []paged.Group{{}, {Kind: paged.State, Pages: 1 << 40}}, 0, false, false},
+		{"state of 2^40 pages", []paged.Group{{}, {Kind: paged.State, Pages: min(1<<40, math.MaxInt)}}, 0, false, false},
 		{"state of MaxInt pages", []paged.Group{{}, {Kind: paged.State, Pages: math.MaxInt}}, 0, false, false},
 	} {
 		_, err := paged.New(paged.Config{NumBlocks: 64, Groups: tc.groups, HostBlocks: tc.host})

@@ -267,7 +267,7 @@ func hostileManagerCases() []hostileCase {
 	}
 
 	// Out-of-range arguments.
-	ints := map[string]int{"minint": math.MinInt, "neg": -1, "maxint": math.MaxInt, "huge": 1 << 40}
+	ints := map[string]int{"minint": math.MinInt, "neg": -1, "maxint": math.MaxInt, "huge": min(1<<40, math.MaxInt)}
 	for _, k := range slices.Sorted(maps.Keys(ints)) {
 		v := ints[k]
 		add("Slot/pos-"+k, paged.ErrInvalid, func(h *hostile) error { _, err := h.m.Slot(h.full, v); return err })

@@ -40,6 +40,9 @@ func TestSequenceHotLine(t *testing.T) {
 // sequence's first two lines (the options' extra keys are read through
 // the plain flag of the first), not four as before session 6.
 func TestSequenceHashLine(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the record is laid out for 64-bit words; with 4-byte words its fields move to other lines")
+	}
 	var f seqFields
 	for name, r := range map[string][2]uintptr{
 		"hashes":    {unsafe.Offsetof(f.hashes), unsafe.Sizeof(f.hashes)},

@@ -1,6 +1,7 @@
 package paged_test
 
 import (
+	"math"
 	"runtime"
 	"testing"
 
@@ -46,7 +47,7 @@ func TestSequenceNeverOutgrowsThePool(t *testing.T) {
 	m, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: 9, MaxModelLen: 1 << 20})
 	require.NoError(t, err)
 	const pool = 8 * 16
-	for _, n := range []int{pool + 1, 1 << 20, 1 << 36} {
+	for _, n := range []int{pool + 1, 1 << 20, min(1<<36, math.MaxInt)} {
 		bytes := allocated(func() {
 			_, err = m.AddFromHashes(nil, n, nil)
 		})

@@ -284,7 +284,7 @@ func containsBlock(s []allocator.BlockID, id allocator.BlockID) bool {
 // lookupPin returns the live pin named id.
 func (m *Manager) lookupPin(id PinID) (*pin, error) {
 	idx, gen := uint32(id)-1, uint32(id>>32)
-	if id == 0 || int(idx) >= len(m.pins.pins) {
+	if id == 0 || uint(idx) >= uint(len(m.pins.pins)) {
 		return nil, errorf(ErrUnknownPin, "pin %#x", uint64(id))
 	}
 	p := &m.pins.pins[idx]

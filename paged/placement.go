@@ -151,7 +151,7 @@ func (p *Placement) capacity(s *placed) int {
 
 func (p *Placement) get(id SeqID) (*placed, error) {
 	idx, gen := id.parts()
-	if gen == 0 || int(idx) >= len(p.seqs) || p.seqs[idx].gen != gen || !p.seqs[idx].live {
+	if gen == 0 || uint(idx) >= uint(len(p.seqs)) || p.seqs[idx].gen != gen || !p.seqs[idx].live {
 		return nil, errorf(ErrUnknownSequence, "%v", id)
 	}
 	return &p.seqs[idx], nil

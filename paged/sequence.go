@@ -234,7 +234,7 @@ type pending struct {
 // seq resolves a handle.
 func (m *Manager) seq(id SeqID) (*sequence, error) {
 	idx, gen := id.parts()
-	if gen == 0 || int(idx) >= len(m.seqs) || m.seqs[idx].gen != gen || m.seqs[idx].state == seqUnused {
+	if gen == 0 || uint(idx) >= uint(len(m.seqs)) || m.seqs[idx].gen != gen || m.seqs[idx].state == seqUnused {
 		return nil, errorf(ErrUnknownSequence, "%v", id)
 	}
 	return &m.seqs[idx], nil
@@ -883,7 +883,7 @@ func (m *Manager) Append(id SeqID, tokens ...int32) error {
 	// that the sequence owns alone and that it does not fill, stays in this
 	// small function; everything else is in appendMore.
 	if len(tokens) == 1 {
-		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
+		if idx, gen := id.parts(); uint(idx) < uint(len(m.seqs)) {
 			if s := &m.seqs[idx]; s.inPlace(gen, tokens[0]) {
 				s.tokens = append(s.tokens, tokens[0])
 				return nil
@@ -924,7 +924,7 @@ func (m *Manager) setOwn(s *sequence, own bool) {
 // block, or starts a fresh one) and the general path.
 func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 	if len(tokens) == 1 {
-		if idx, gen := id.parts(); int(idx) < len(m.seqs) {
+		if idx, gen := id.parts(); uint(idx) < uint(len(m.seqs)) {
 			s := &m.seqs[idx]
 			t0 := len(s.tokens)
 			if s.gen == gen && s.state == seqRunning && t0 < m.fullLen && tokens[0] >= 0 {

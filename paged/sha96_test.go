@@ -48,7 +48,7 @@ func TestSHA96TurnsOffOnOtherEncodings(t *testing.T) {
 	}
 	tokens := make([]int32, 16*6)
 	for i := range tokens {
-		tokens[i] = int32(i*2654435761) & 0x7fffffff
+		tokens[i] = int32(uint32(i)*2654435761) & 0x7fffffff
 	}
 	root := rootHash(nil)
 	var want []Hash

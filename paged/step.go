@@ -210,7 +210,7 @@ func (m *Manager) checkRun(sched []Scheduled, tokens []int32, i int, any bool) (
 	for ; i < len(sched); i++ {
 		sc := &sched[i]
 		idx, gen := sc.ID.parts()
-		if int(idx) >= len(all) {
+		if uint(idx) >= uint(len(all)) {
 			break
 		}
 		s := &all[idx]

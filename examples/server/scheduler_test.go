@@ -276,7 +276,7 @@ func TestSubmitRejectsBadRequestsWithoutDisturbingOthers(t *testing.T) {
 		{"n negative", Spec{PromptLen: 3, MaxTokens: 1, N: -1}, ErrInvalid, "n -1"},
 		{"longer than max length", Spec{PromptLen: maxLen, MaxTokens: 1}, ErrTooLong, "maximum length 256"},
 		{"prompt longer than max length", Spec{Prompt: make([]int32, maxLen+1), MaxTokens: 1}, ErrTooLong, "maximum length"},
-		{"huge length", Spec{PromptLen: 1 << 40, MaxTokens: 1}, ErrTooLong, "exceed"},
+		{"huge length", Spec{PromptLen: min(1<<40, math.MaxInt), MaxTokens: 1}, ErrTooLong, "exceed"},
 		{"huge max tokens", Spec{PromptLen: 3, MaxTokens: math.MaxInt}, ErrTooLong, "exceed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -50,8 +50,12 @@ type Meta struct {
 	// Spec is the KV cache spec kind of the event's group
 	// (kv_cache_spec_kind, on BlockStored of newer vLLM), SpecNone when
 	// absent, and SlidingWindow its kv_cache_spec_sliding_window in
-	// tokens (0 when absent). Meta.LayoutGroup and LayoutLearner turn them
-	// into the group's paged.Group.
+	// tokens (0 when absent). vLLM sends a window only for a
+	// sliding-window spec and leaves the field out (nil) for every other
+	// kind; a window of 0 reads as none on a kind without a window, and
+	// breaks the schema on a sliding-window kind (vLLM's windows are
+	// positive). Meta.LayoutGroup and LayoutLearner turn them into the
+	// group's paged.Group.
 	Spec          SpecKind
 	SlidingWindow int
 }
@@ -268,6 +272,10 @@ type eventState struct {
 	meta Meta
 	s    span
 	have [numFields]bool
+	// zeroWindow records a kv_cache_spec_sliding_window of 0, checked
+	// against the kind once the whole event is read (a map may name the
+	// window before the kind).
+	zeroWindow bool
 }
 
 func (b *Batch) decodeEvent(r *msgReader) error {
@@ -338,6 +346,9 @@ func (b *Batch) decodeEvent(r *msgReader) error {
 				return err
 			}
 		}
+	}
+	if e.zeroWindow && (e.meta.Spec == SpecSlidingWindow || e.meta.Spec == SpecSlidingWindowMLA) {
+		return r.fail("kv_cache_spec_sliding_window 0 on a " + e.meta.Spec.String() + " spec")
 	}
 	switch e.ev.Kind {
 	case paged.BlockStored:
@@ -423,8 +434,11 @@ func (b *Batch) field(r *msgReader, e *eventState, id fieldID) error {
 		e.meta.Spec = specKindOf(k)
 		return err
 	case fSpecWindow:
-		v, _, err := optInt(r, 1, id)
+		// 0 is no window, unless the kind has one (checked at the end of
+		// the event).
+		v, ok, err := optInt(r, 0, id)
 		e.meta.SlidingWindow = v
+		e.zeroWindow = ok && v == 0
 		return err
 	}
 	panic("kvevents: unknown field id")

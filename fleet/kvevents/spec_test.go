@@ -102,7 +102,8 @@ func TestLayoutLearnerRefusesWhatTheEventsDoNotSay(t *testing.T) {
 	_, err := l.Layout(0)
 	assert.ErrorIs(t, err, ErrInvalid)
 
-	// A window of 0 or less on the wire breaks the schema.
+	// A negative window on the wire breaks the schema (0 on a sliding-window
+	// kind too: TestDecodeZeroWindow).
 	e := &enc{}
 	e.mapH(2).str("ts").float(1).str("events").arr(1)
 	e.mapH(3).str("type").str("BlockStored").str("kv_cache_spec_sliding_window").int(-1).str("block_hashes").arr(0)

@@ -1,6 +1,7 @@
 package redisindex
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func TestBadInputAttach(t *testing.T) {
 	defer c.Close()
 	r, err := New(c, Config{})
 	require.NoError(t, err)
-	for _, n := range []int{0, -1, 1<<16 + 1, 1 << 40} {
+	for _, n := range []int{0, -1, 1<<16 + 1, min(1<<40, math.MaxInt)} {
 		require.ErrorIs(t, r.Attach("m", n), fleet.ErrInvalid, "maxServers %d", n)
 	}
 	var zero Backend

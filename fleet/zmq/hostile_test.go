@@ -2,6 +2,7 @@ package zmq
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // replay.
 func TestBadInputPublisherBuffer(t *testing.T) {
 	noLeaks(t)
-	p, err := NewPublisher(PublisherConfig{Endpoint: loopback, Buffer: 1 << 40})
+	p, err := NewPublisher(PublisherConfig{Endpoint: loopback, Buffer: min(1<<40, math.MaxInt)})
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
 
