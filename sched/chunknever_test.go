@@ -33,19 +33,7 @@ func TestChunkedPrefillHybridLongPrompt(t *testing.T) {
 		}
 		r, err := s.Submit(p, sched.Options{MaxTokens: 5})
 		require.NoError(t, err)
-		steps := 0
-		for s.Busy() {
-			st, err := s.Schedule()
-			require.NoError(t, err)
-			tokens := make([]int32, st.Outputs)
-			for i := range tokens {
-				tokens[i] = 7
-			}
-			require.NoError(t, s.Update(tokens))
-			require.NoError(t, m.Check())
-			steps++
-			require.Less(t, steps, 100)
-		}
+		runToEnd(t, s, m, 100)
 		require.NoError(t, r.Err(), "CheckBeforeAdmit %v", check)
 		assert.Equal(t, sched.Finished, r.State(), "CheckBeforeAdmit %v", check)
 		assert.Equal(t, 5, r.Outputs(0), "CheckBeforeAdmit %v", check)
@@ -101,17 +89,7 @@ func TestChunkedPrefillShrinksChunkToFit(t *testing.T) {
 			}
 			r, err := s.Submit(long, sched.Options{MaxTokens: 5})
 			require.NoError(t, err)
-			for steps := 0; s.Busy(); steps++ {
-				require.Less(t, steps, 200)
-				st, err := s.Schedule()
-				require.NoError(t, err)
-				tokens := make([]int32, st.Outputs)
-				for i := range tokens {
-					tokens[i] = 7
-				}
-				require.NoError(t, s.Update(tokens))
-				require.NoError(t, m.Check())
-			}
+			runToEnd(t, s, m, 200)
 			require.NoError(t, r.Err())
 			assert.Equal(t, sched.Finished, r.State())
 			assert.Equal(t, 5, r.Outputs(0))
@@ -121,5 +99,22 @@ func TestChunkedPrefillShrinksChunkToFit(t *testing.T) {
 			assert.Zero(t, s.Stats().Aborted)
 			assert.LessOrEqual(t, m.Stats().PeakUsedBlocks, 40)
 		})
+	}
+}
+
+// runToEnd runs s until it is idle, every output token 7, checking m
+// after every step, in fewer than limit steps.
+func runToEnd(t *testing.T, s *sched.Scheduler, m *paged.Manager, limit int) {
+	t.Helper()
+	for steps := 0; s.Busy(); steps++ {
+		require.Less(t, steps, limit)
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		tokens := make([]int32, st.Outputs)
+		for i := range tokens {
+			tokens[i] = 7
+		}
+		require.NoError(t, s.Update(tokens))
+		require.NoError(t, m.Check())
 	}
 }
