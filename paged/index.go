@@ -85,9 +85,9 @@ type blockLinks struct {
 
 // indexOp is a deferred update: block id was committed (inserted with
 // tag, its salted key's, computed while the hash just written is in the
-// cache) or, stored as ^id (negative), gave up its content (removed, with
-// the tag its entry in meta held when the removal was logged: see
-// remove). Eight bytes, so logging one is one store.
+// cache) or, stored as ^id (negative), gave up its content (removed, found
+// by its stored tag, which flush fills in). Eight bytes, so logging one is
+// one store.
 type indexOp struct {
 	id  allocator.BlockID
 	tag uint32
@@ -307,14 +307,9 @@ func (x *hashIndex) insert(id allocator.BlockID, tag uint32) (full bool) {
 // hashes[id] must not change, since the deferred updates before the
 // removal may compare keys with it, so a deferring index is flushed
 // before a block's hash is rewritten (blockPool.commit).
-//
-// The removal carries the tag meta holds for id now, which is the key's
-// unless an insert of id is still in the log (flush checks): so flush
-// finds the key's home bucket without waiting for meta's line, and the
-// two lines' misses overlap instead of following one another.
 func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
 	n := x.nlog
-	x.log[n] = indexOp{id: ^id, tag: x.meta[id].tag}
+	x.log[n] = indexOp{id: ^id}
 	x.nlog = n + 1
 	x.dels++
 	return n == x.lim
@@ -325,16 +320,15 @@ func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
 // the same duplicate order). The updates of one engine step come
 // together (every sequence filling a block, or evicting one), and each
 // touches lines at random addresses of a large table: applying them one
-// by one, each probe waits for its own cache miss. In a large table
-// flush first touches, chunk by chunk, every removal's entry in meta,
-// then every update's home bucket (by the logged tag): two short loops of
-// loads that do not depend on each other, so their misses overlap (a loop
-// of a chunk's updates fits the core's reorder window, one that also
-// applied them would not). The updates themselves then find their lines
-// in the cache (an insert only stores to its entry in meta, which waits
-// for no miss). A removal's logged tag is a guess (an insert of the same
-// block logged before it changes it), so the removal compares it with
-// meta's and takes the general path if they differ.
+// by one, each probe waits for its own cache miss. flush first touches,
+// chunk by chunk, every removal's entry in meta (its tag comes from it),
+// then every update's home bucket: two short loops of loads that do not
+// depend on each other, so their misses overlap (a loop of a chunk's
+// updates fits the core's reorder window, one that also applied them would
+// not). The updates themselves then find their lines in the cache (an
+// insert only stores to its entry in meta, which waits for no miss). A
+// removal's tag read for the touch is a guess (an insert of the same block
+// earlier in the chunk changes it), so the removal reads it again.
 //
 // A chunk's inserts come first (see log) and are applied by one loop, its
 // removals by another, so no branch per update picks the kind. The
@@ -358,7 +352,9 @@ func (x *hashIndex) flush() {
 			var sink uint64
 			for i := range c {
 				if id := c[i].id; id < 0 {
-					sink += uint64(meta[^id].tag)
+					t := meta[^id].tag
+					c[i].tag = t
+					sink += uint64(t)
 				}
 			}
 			for i := range c {
@@ -403,21 +399,18 @@ func (x *hashIndex) flush() {
 			if id < 0 {
 				panic("paged: index update log has an insert after a removal")
 			}
-			// The bucket of the logged tag is read along with meta, not
-			// after it (see remove).
-			tag := op.tag
-			want := uint64(uint32(id)+1)<<32 | uint64(tag)
-			bk := bucketAt(slots, (uint64(tag)*nb>>32)*bucketSlots)
 			m := &meta[id]
-			if !m.head || m.next != id || m.tag != tag {
-				// A duplicate list changes, or the tag logged was an
-				// earlier commit's (unlink reads the current one).
-				x.unlink(id)
+			if !m.head || m.next != id {
+				x.unlink(id) // a duplicate list changes
 				continue
 			}
 			// The head of no duplicates: a slot holds exactly its ID and
 			// tag, in its home bucket unless that one sent entries on.
 			m.head = false
+			tag := m.tag
+			want := uint64(uint32(id)+1)<<32 | uint64(tag)
+			b := (uint64(tag) * nb >> 32) * bucketSlots
+			bk := bucketAt(slots, b)
 			// Which slot holds it (at most one does), by arithmetic
 			// rather than a loop whose exit the core would miss.
 			j := is(bk[1], want) + 2*is(bk[2], want) + 3*is(bk[3], want) +
