@@ -8,13 +8,13 @@ import (
 
 // TestCheckTokensEveryPosition checks checkTokens, which reads the tokens
 // two to a 64-bit word: a negative token is found at every position of
-// slices of every length up to three of its 32-byte rounds and a tail,
+// slices of every length up to three of its 64-byte rounds and a tail,
 // starting at every 4-byte offset of a word, whatever its other bits
 // (the sign bit alone, all bits); the largest token IDs pass.
 func TestCheckTokensEveryPosition(t *testing.T) {
 	buf := make([]int32, 128)
 	for off := range 4 {
-		for n := range 3*8 + 8 {
+		for n := range 3*16 + 8 {
 			tokens := buf[off : off+n]
 			for i := range tokens {
 				tokens[i] = math.MaxInt32 - int32(i)

@@ -433,20 +433,24 @@ func (m *Manager) setPromptHashes(s *sequence, idx uint32, want int) {
 // from 0, so a negative one is a caller's bug (an unset or sentinel value)
 // that would otherwise be hashed and cached like any token.
 func checkTokens(op string, tokens []int32) error {
-	// OR the tokens eight at a time, two to a 64-bit load, into two
+	// OR the tokens sixteen at a time, two to a 64-bit load, into two
 	// words, without a branch: a sign bit set anywhere is the rare case,
 	// searched for only then. The loads read the tokens' bytes in the
 	// machine's order, so each token's sign bit is bit 31 or 63 of its
 	// word (a byte view: no alignment is assumed).
 	b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(tokens))), 4*len(tokens))
+	ne := binary.NativeEndian
 	var or0, or1 uint64
-	for ; len(b) >= 32; b = b[32:] {
-		w := (*[32]byte)(b)
-		or0 |= binary.NativeEndian.Uint64(w[0:8]) | binary.NativeEndian.Uint64(w[8:16])
-		or1 |= binary.NativeEndian.Uint64(w[16:24]) | binary.NativeEndian.Uint64(w[24:32])
+	for ; len(b) >= 64; b = b[64:] {
+		w := (*[64]byte)(b)
+		or0 |= ne.Uint64(w[0:8]) | ne.Uint64(w[8:16]) | ne.Uint64(w[16:24]) | ne.Uint64(w[24:32])
+		or1 |= ne.Uint64(w[32:40]) | ne.Uint64(w[40:48]) | ne.Uint64(w[48:56]) | ne.Uint64(w[56:64])
 	}
-	for _, t := range tokens[len(tokens)-len(b)/4:] {
-		or0 |= uint64(uint32(t))
+	for ; len(b) >= 8; b = b[8:] {
+		or0 |= ne.Uint64(b)
+	}
+	if len(b) > 0 {
+		or1 |= uint64(uint32(tokens[len(tokens)-1]))
 	}
 	if (or0|or1)&signBits == 0 {
 		return nil
