@@ -115,6 +115,12 @@ func New(cfg Config) (*Pool, error) {
 		reserved: cfg.Reserved,
 		order:    cfg.Order,
 	}
+	// Every block's record is written once here, so the kernel maps its
+	// pages at construction (as the ring's, filled below), not at the
+	// first allocation that reaches each page.
+	for i := range p.blocks {
+		p.blocks[i] = block{}
+	}
 	for i := range cfg.Reserved {
 		p.blocks[i].state = stateReserved
 	}

@@ -2,6 +2,7 @@ package paged
 
 import (
 	"slices"
+	"unsafe"
 
 	"github.com/pagedkv/pagedkv/allocator"
 	"github.com/pagedkv/pagedkv/eviction"
@@ -76,6 +77,14 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 	if cfg.Events > 0 {
 		p.parent = make([]Hash, cfg.NumBlocks)
 	}
+	// The per-block arrays are the pool's, for its whole life: their
+	// pages are faulted in here, as a server's pool is set up before its
+	// first request, not by the first requests that reach each page.
+	prefault(p.hash)
+	prefault(p.parent)
+	prefault(p.cached)
+	prefault(p.index.slots)
+	prefault(p.index.meta)
 	p.memo = newMemo(cfg)
 	p.lru, _ = p.policy.(*eviction.LRU)
 	p.accessor, _ = p.policy.(eviction.Accessor)
@@ -85,6 +94,20 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 	p.events.init(cfg.Events)
 	return p, nil
 }
+
+// prefault writes the zero value over one element of every page of s,
+// a slice just made (so every element is zero), so that the kernel maps
+// the pages now rather than at the first store of each.
+func prefault[T any](s []T) {
+	var zero T
+	step := max(1, pageBytes/int(unsafe.Sizeof(zero)))
+	for i := 0; i < len(s); i += step {
+		s[i] = zero
+	}
+}
+
+// pageBytes is the smallest page size of the platforms Go runs on.
+const pageBytes = 4096
 
 // available returns the free blocks plus those the policy may evict.
 func (p *blockPool) available() int {

@@ -380,11 +380,12 @@ func (x *hashIndex) flush() {
 			// The empty slots are 0 and match only tag 0, which takes
 			// the general path too; the compares, almost never true,
 			// are branches the core predicts, unlike a loop over the
-			// entries, whose exit it would miss.
+			// entries, whose exit it would miss. The last slot needs no
+			// compare: a bucket that fills it is full, and an empty one
+			// matches only tag 0.
 			if cw >= bucketOut || n == bucketLen || tag == 0 ||
 				uint32(bk[0]) == tag || uint32(bk[1]) == tag || uint32(bk[2]) == tag ||
-				uint32(bk[3]) == tag || uint32(bk[4]) == tag || uint32(bk[5]) == tag ||
-				uint32(bk[6]) == tag {
+				uint32(bk[3]) == tag || uint32(bk[4]) == tag || uint32(bk[5]) == tag {
 				x.link(id, tag)
 				continue
 			}
