@@ -4,7 +4,11 @@
 # interleaved rounds on this machine, checks that their counters agree, and
 # prints the manager time per processed token of each and their ratio
 # (median over the rounds).
-# Usage: bench/vllmside/compare.sh [ROUNDS] [--requests=N] [--blocks=B] [--sliding-window=W]
+# Usage: bench/vllmside/compare.sh [ROUNDS] [--requests=N] [--blocks=B] [--sliding-window=W] [--repeat=R]
+#   --repeat=R: each side replays R times in one process per round and
+#   reports its replay of median manager time (warm: later replays reuse
+#   memory the process already touched); the default, 1, is one replay in
+#   a fresh process on each side.
 #   VLLM_DIR=... points at the vLLM sources (default: ../shared/reference/
 #   vllm-v1-f20c3b0 beside the checkout).
 set -euo pipefail
@@ -22,6 +26,7 @@ for a in "$@"; do
     --requests=*) go_flags+=("-requests" "${a#*=}") ;;
     --sliding-window=*) go_flags+=("-window" "${a#*=}") ;;
     --blocks=*) go_flags+=("-blocks" "${a#*=}") ;;
+    --repeat=*) go_flags+=("-repeat" "${a#*=}") ;;
   esac
 done
 for r in $(seq 1 "$rounds"); do
