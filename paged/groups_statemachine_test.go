@@ -763,13 +763,17 @@ func (y *hyTally) check(t *testing.T) {
 	}
 }
 
-// checkDrafts requires of a tally that the runs drafted on state layouts,
-// accepted drafts and started a step after a draft (100 runs, go test's
-// default, do so dozens of times), and, of 300 runs or more (each about
-// 3 times per 100 runs), that they forked, swapped out, preempted and
-// truncated sequences with drafts pending.
+// checkDrafts requires of a tally of 100 runs or more (go test's
+// default) that the runs drafted on state layouts, accepted drafts and
+// started a step after a draft (100 runs do so dozens of times), and, of
+// 300 runs or more (each about 3 times per 100 runs), that they forked,
+// swapped out, preempted and truncated sequences with drafts pending.
+// Fewer runs (CI's 32-bit pass runs 10) are not asked for any.
 func (y *hyTally) checkDrafts(t *testing.T) {
 	t.Logf("%d runs, state drafts: %+v", y.runs, y.sd)
+	if y.runs < 100 {
+		return
+	}
 	sd := y.sd
 	ops := map[string]int{"drafted": sd.drafted, "accepted": sd.accepted, "inside": sd.inside, "took spares for": sd.taken}
 	if y.runs >= 300 {
@@ -788,8 +792,10 @@ func (y *hyTally) checkDrafts(t *testing.T) {
 func TestGroupsOffloadStateMachine(t *testing.T) {
 	var tally hyTally
 	rapid.Check(t, func(t *rapid.T) { runGroupsMachine(t, true, false, &tally) })
-	assert.Positive(t, tally.onboards[0], "no run onboarded group 0's content")
-	assert.Positive(t, tally.onboards[1], "no run onboarded content of another group")
+	if tally.runs >= 100 { // go test's default; CI's 32-bit pass runs 10
+		assert.Positive(t, tally.onboards[0], "no run onboarded group 0's content")
+		assert.Positive(t, tally.onboards[1], "no run onboarded content of another group")
+	}
 	tally.check(t)
 }
 
