@@ -649,10 +649,7 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		if s.cfg.ChunkedPrefill {
 			a, err = s.m.CanAdmitChunk(e.seq, e.chunkFor(budget))
 			if err == nil && a == paged.AdmitNever {
-				var ok bool
-				if ok, err = s.shrinkChunk(e, e.chunkFor(budget)); ok {
-					a, err = s.m.CanAdmitChunk(e.seq, e.chunkFor(budget))
-				}
+				a, err = s.shrinkChunk(e, e.chunkFor(budget))
 			}
 		} else {
 			a, err = s.m.CanAdmit(e.seq)
@@ -685,11 +682,11 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		if errors.Is(err, paged.ErrNever) {
 			// A smaller chunk may fit: admit with the chunks capped (the
 			// refused call's lookup counts, as any refused admission's).
-			ok, serr := s.shrinkChunk(e, e.chunkFor(budget))
+			a, serr := s.shrinkChunk(e, e.chunkFor(budget))
 			if serr != nil {
 				return 0, false, fmt.Errorf("sched: request %d: CanAdmitChunk %v: %w", r.id, e.seq, serr)
 			}
-			if ok {
+			if a != paged.AdmitNever {
 				cached, rest, err = s.m.AdmitChunk(e.seq, e.chunkFor(budget), e.buf[:0])
 			}
 		}
@@ -737,21 +734,21 @@ func (e *entry) nextChunk(budget int) int {
 // (docs/hybrid.md, "Long prompts in chunks: what is never"), so a smaller
 // chunk may fit where a step's whole budget never does: it halves the
 // chunk until the manager no longer says never, caps e's chunks there
-// and reports true, or reports false when even one token never fits.
+// and returns the manager's answer for that chunk, or AdmitNever when
+// even one token never fits.
 // vLLM has no per-request never: it checks at start-up that a window
 // group's window and a step's tokens fit the pool.
-func (s *Scheduler) shrinkChunk(e *entry, maxNew int) (bool, error) {
+func (s *Scheduler) shrinkChunk(e *entry, maxNew int) (paged.Admission, error) {
 	for c := maxNew / 2; c >= 1; c /= 2 {
 		a, err := s.m.CanAdmitChunk(e.seq, c)
-		if err != nil {
-			return false, err
-		}
-		if a != paged.AdmitNever {
-			e.chunk = c
-			return true, nil
+		if err != nil || a != paged.AdmitNever {
+			if err == nil {
+				e.chunk = c
+			}
+			return a, err
 		}
 	}
-	return false, nil
+	return paged.AdmitNever, nil
 }
 
 // forkRoom reports whether the pool holds the state pages the forks of
