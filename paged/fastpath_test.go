@@ -347,7 +347,7 @@ func TestAppendFastPathsMatchGeneral(t *testing.T) {
 		case 8: // several kinds and sizes (audit14): the default mode, or the compatible one without caching
 			cfg.Groups = drawAdversarialLayout(t, bs)
 			cfg.DisablePrefixCaching = cfg.DisablePrefixCaching || cfg.UnifiedFreeQueue
-		case 6: // a state group (drafts and truncation refused)
+		case 6: // a state group (truncation below the accepted length refused)
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: State, Pages: rapid.IntRange(1, 2).Draw(t, "pages")}}
 		case 7: // a window group and one sharing its blocks
 			cfg.Groups = []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: rapid.IntRange(1, 6*bs).Draw(t, "gwindow")}, {Kind: Shared, Target: 1}}

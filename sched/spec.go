@@ -109,7 +109,7 @@ func (s *Scheduler) speculate(e *entry, room int) error {
 		case errors.Is(err, paged.ErrNoSpace), errors.Is(err, paged.ErrNever):
 			k /= 2 // fewer drafts may fit; drafts never preempt
 		case errors.Is(err, paged.ErrInvalid):
-			k = 0 // the manager takes no drafts (a State group)
+			k = 0 // the manager takes no drafts
 		default:
 			return fmt.Errorf("sched: request %d: append %d drafts to %v: %w", e.req.id, k, e.seq, err)
 		}

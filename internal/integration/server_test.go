@@ -62,9 +62,6 @@ type srv struct {
 	s    *sched.Scheduler
 	ph   *paged.PromptHasher
 	bs   int
-	// state says the layout has a State group (the manager may refuse
-	// drafts then: the samples decode without them).
-	state bool
 	reqs  []*req
 	// swapped are the sequences preempted by swap, whose readmission is a
 	// SwapIn (no prefix lookup).
@@ -265,9 +262,6 @@ func (w *world) newServer(name string) *srv {
 	s := &srv{name: name, cfg: cfg, m: m, ph: ph, bs: bs,
 		swapped: map[paged.SeqID]bool{}, expect: map[paged.SeqID]int{},
 		dev: map[int64]uint64{}, host: map[int64]uint64{}, pinEvents: map[paged.PinEventKind]uint64{}}
-	for _, g := range groups {
-		s.state = s.state || g.Kind == paged.State
-	}
 	scfg.Hooks = w.hooks(s)
 	if s.s, err = sched.New(m, scfg); err != nil {
 		t.Fatal(err)
