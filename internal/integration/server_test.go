@@ -62,7 +62,7 @@ type srv struct {
 	s    *sched.Scheduler
 	ph   *paged.PromptHasher
 	bs   int
-	reqs  []*req
+	reqs []*req
 	// swapped are the sequences preempted by swap, whose readmission is a
 	// SwapIn (no prefix lookup).
 	swapped map[paged.SeqID]bool
