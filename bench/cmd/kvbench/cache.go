@@ -28,6 +28,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	pinShare := fs.Float64("pin-share", 0.5, "share of the pool the queue's pins may hold (with -queue-load)")
 	skip := fs.Int("skip", 0, "leave out the trace's first `N` requests (a replay that starts mid-trace with an empty cache)")
 	limit := fs.Int("limit", 0, "replay at most `N` requests, after -skip (0: all)")
+	convPart := fs.String("conversations", "", "replay only the conversations numbered K modulo N, `K/N` (Mooncake traces; before -skip and -limit; default all)")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "replays run in parallel")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -60,9 +61,25 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	if !(*pinShare > 0 && *pinShare <= 1) {
 		return usageErrorf("bad -pin-share %g: want a share of the pool in (0, 1]", *pinShare)
 	}
+	part, parts, err := parsePart(*convPart)
+	if err != nil {
+		return err
+	}
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
 		return err
+	}
+	if parts > 0 {
+		if *format != "mooncake" {
+			return usageErrorf("-conversations needs a Mooncake trace: conversations are linked by their hash IDs")
+		}
+		if reqs, err = bench.SplitConversations(reqs, part, parts); err != nil {
+			return err
+		}
+		if len(reqs) == 0 {
+			return usageErrorf("-conversations %s leaves no request", *convPart)
+		}
+		name = fmt.Sprintf("%s, conversations %d mod %d", name, part, parts)
 	}
 	if *skip > 0 || *limit > 0 {
 		if *skip >= len(reqs) {
@@ -239,4 +256,18 @@ func parseTokenList(s string) ([]int64, error) {
 		return nil, usageErrorf("no capacity given")
 	}
 	return out, nil
+}
+
+// parsePart parses -conversations K/N; parts is 0 when s is empty.
+func parsePart(s string) (part, parts int, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	ks, ns, ok := strings.Cut(s, "/")
+	k, err1 := strconv.Atoi(ks)
+	n, err2 := strconv.Atoi(ns)
+	if !ok || err1 != nil || err2 != nil || n < 1 || k < 0 || k >= n {
+		return 0, 0, usageErrorf("bad -conversations %q: want K/N with 0 <= K < N, such as 0/2", s)
+	}
+	return k, n, nil
 }

@@ -229,3 +229,47 @@ func TestBadInputCachePinShare(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheConversations: -conversations K/N replays the requests of those
+// conversations, as a file holding only them would, before -skip and
+// -limit; bad parts and traces without hash IDs are usage errors.
+func TestCacheConversations(t *testing.T) {
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.jsonl")
+	part := filepath.Join(dir, "part.jsonl")
+	lines := []string{
+		`{"timestamp": 0, "input_length": 1536, "output_length": 5, "hash_ids": [1, 2, 3]}`,
+		`{"timestamp": 1, "input_length": 1024, "output_length": 5, "hash_ids": [1, 4]}`,
+		`{"timestamp": 2, "input_length": 2048, "output_length": 5, "hash_ids": [1, 2, 3, 5]}`,
+		`{"timestamp": 3, "input_length": 1536, "output_length": 5, "hash_ids": [1, 4, 6]}`,
+		`{"timestamp": 4, "input_length": 2560, "output_length": 5, "hash_ids": [1, 2, 3, 5, 7]}`,
+	}
+	require.NoError(t, os.WriteFile(full, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+	odd := []string{lines[1], lines[3]}
+	require.NoError(t, os.WriteFile(part, []byte(strings.Join(odd, "\n")+"\n"), 0o644))
+	run := func(args ...string) map[string]any {
+		t.Helper()
+		var out, errb bytes.Buffer
+		require.NoError(t, runCache(append([]string{"-policies", "lru", "-capacity-tokens", "51200", "-json"}, args...), &out, &errb), errb.String())
+		var row map[string]any
+		require.NoError(t, json.Unmarshal(out.Bytes(), &row))
+		return row
+	}
+	split, file := run("-trace", full, "-conversations", "1/2"), run("-trace", part)
+	assert.Equal(t, 2.0, split["requests"])
+	assert.Equal(t, file["hits"], split["hits"])
+	assert.Equal(t, 2.0, split["hits"]) // the second request hits blocks 1 and 4
+	even := run("-trace", full, "-conversations", "0/2", "-skip", "1")
+	assert.Equal(t, 2.0, even["requests"])
+	assert.Equal(t, 4.0, even["hits"]) // 1, 2, 3, 5 of the last request
+	for _, bad := range [][]string{{"-conversations", "2/2"}, {"-conversations", "-1/2"}, {"-conversations", "1"}, {"-conversations", "a/b"}, {"-conversations", "0/0"}, {"-conversations", "0/2", "-skip", "3"}} {
+		var out, errb bytes.Buffer
+		err := runCache(append([]string{"-trace", full, "-policies", "lru", "-capacity-tokens", "51200"}, bad...), &out, &errb)
+		var ue *usageError
+		assert.True(t, errors.As(err, &ue), "%v: %v", bad, err)
+	}
+	var out, errb bytes.Buffer
+	err := runCache([]string{"-format", "azure", "-conversations", "0/2", "-policies", "lru", "-capacity-tokens", "51200"}, &out, &errb)
+	var ue *usageError
+	assert.True(t, errors.As(err, &ue), "azure: %v", err)
+}
