@@ -158,6 +158,17 @@ func TestCacheQueueFlag(t *testing.T) {
 	}
 }
 
+// lruRow runs kvbench cache with LRU at 51,200 tokens and returns its one
+// JSON row.
+func lruRow(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	var out, errb bytes.Buffer
+	require.NoError(t, runCache(append([]string{"-policies", "lru", "-capacity-tokens", "51200", "-json"}, args...), &out, &errb), errb.String())
+	var row map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &row))
+	return row
+}
+
 // TestCacheSkipLimit: -skip and -limit replay a slice of the trace from an
 // empty cache, as a file holding only those requests would; bad counts
 // are usage errors.
@@ -173,14 +184,7 @@ func TestCacheSkipLimit(t *testing.T) {
 	}
 	require.NoError(t, os.WriteFile(full, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
 	require.NoError(t, os.WriteFile(part, []byte(strings.Join(lines[1:3], "\n")+"\n"), 0o644))
-	run := func(args ...string) map[string]any {
-		t.Helper()
-		var out, errb bytes.Buffer
-		require.NoError(t, runCache(append([]string{"-policies", "lru", "-capacity-tokens", "51200", "-json"}, args...), &out, &errb), errb.String())
-		var row map[string]any
-		require.NoError(t, json.Unmarshal(out.Bytes(), &row))
-		return row
-	}
+	run := func(args ...string) map[string]any { return lruRow(t, args...) }
 	whole, sliced, file := run("-trace", full), run("-trace", full, "-skip", "1", "-limit", "2"), run("-trace", part)
 	assert.Equal(t, 4.0, whole["requests"])
 	assert.Equal(t, 2.0, sliced["requests"])
@@ -247,14 +251,7 @@ func TestCacheConversations(t *testing.T) {
 	require.NoError(t, os.WriteFile(full, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
 	odd := []string{lines[1], lines[3]}
 	require.NoError(t, os.WriteFile(part, []byte(strings.Join(odd, "\n")+"\n"), 0o644))
-	run := func(args ...string) map[string]any {
-		t.Helper()
-		var out, errb bytes.Buffer
-		require.NoError(t, runCache(append([]string{"-policies", "lru", "-capacity-tokens", "51200", "-json"}, args...), &out, &errb), errb.String())
-		var row map[string]any
-		require.NoError(t, json.Unmarshal(out.Bytes(), &row))
-		return row
-	}
+	run := func(args ...string) map[string]any { return lruRow(t, args...) }
 	split, file := run("-trace", full, "-conversations", "1/2"), run("-trace", part)
 	assert.Equal(t, 2.0, split["requests"])
 	assert.Equal(t, file["hits"], split["hits"])
