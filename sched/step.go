@@ -333,8 +333,13 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 			// Alone, its chunk does not fit: with windows a smaller
 			// chunk peaks lower (paged.Manager.AdmitChunk judged the
 			// first chunk, which may have been smaller than this one).
+			// Beside prefix pins that expire, only until they end.
 			if k := e.nextChunk(budget); k > 1 {
-				e.chunk = k / 2
+				if s.pinned() {
+					e.pinChunk = k / 2
+				} else {
+					e.chunk = k / 2
+				}
 				continue
 			}
 		}
@@ -417,6 +422,7 @@ func (s *Scheduler) grow(e *entry, budget, room int) (int, error) {
 			}
 		}
 	case len(e.rest) > 0:
+		s.unpinChunk(e)
 		k := e.nextChunk(budget)
 		if k > 0 {
 			if err := s.m.Append(e.seq, e.rest[:k]...); err != nil {
@@ -643,6 +649,9 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	if !s.cfg.ChunkedPrefill && e.length > budget {
 		return 0, false, nil
 	}
+	if s.cfg.ChunkedPrefill {
+		s.unpinChunk(e)
+	}
 	if s.cfg.CheckBeforeAdmit {
 		var a paged.Admission
 		var err error
@@ -726,6 +735,14 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 // the step's budget (less what e has scheduled already).
 func (e *entry) nextChunk(budget int) int {
 	return min(len(e.rest), e.chunkFor(budget-(e.length-e.computed)))
+}
+
+// unpinChunk drops e's chunk cap made while prefix pins that expire held
+// blocks (entry.pinChunk) once they have ended.
+func (s *Scheduler) unpinChunk(e *entry) {
+	if e.pinChunk > 0 && !s.pinned() {
+		e.pinChunk = 0
+	}
 }
 
 // shrinkChunk is called when the manager judged e's prompt never

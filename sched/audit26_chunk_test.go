@@ -1,0 +1,73 @@
+package sched_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
+)
+
+// TestAudit26ChunkGrowsBackAfterPins: the layout of
+// TestChunkedPrefillShrinksChunkToFit (a 64-token prompt fits in chunks
+// of 8, never in chunks of 32) with a prefix pin that expires holding
+// part of the pool. While the pin holds its blocks, the prompt, alone,
+// finds no room for its chunk and the scheduler halves it (or waits for
+// the pin); once the pin ends, its chunks grow back to what the pool
+// alone allows: no prefill chunk but the prompt's last is below 8
+// tokens. The halving was kept for good: after the pin ended the prompt
+// went on one token a step.
+func TestAudit26ChunkGrowsBackAfterPins(t *testing.T) {
+	groups := []paged.Group{{Kind: paged.FullAttention}}
+	for range 5 {
+		groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: 8})
+	}
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 41, Groups: groups})
+	// Cached content, pinned until time 6.
+	pinned := make([]int32, 24)
+	for k := range pinned {
+		pinned[k] = int32(500 + k)
+	}
+	id, _, err := m.Create(pinned, nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Free(id))
+	require.NoError(t, m.SetPinBudget(40))
+	_, held, err := m.Pin(pinned, nil, 6)
+	require.NoError(t, err)
+	require.Positive(t, held)
+	s, err := sched.New(m, sched.Config{MaxBatchTokens: 32, ChunkedPrefill: true})
+	require.NoError(t, err)
+	long := make([]int32, 64)
+	for k := range long {
+		long[k] = int32(k + 1)
+	}
+	r, err := s.Submit(long, sched.Options{MaxTokens: 5})
+	require.NoError(t, err)
+	var chunks []int // the prefill chunks after the pin ended
+	for step := int64(1); s.Busy(); step++ {
+		require.Less(t, step, int64(200))
+		m.Advance(step)
+		pins := m.PinStats().PinnedBlocks
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		for _, sc := range st.Scheduled {
+			if sc.Prefill && pins == 0 {
+				chunks = append(chunks, sc.NewTokens)
+			}
+		}
+		out := make([]int32, st.Outputs)
+		for i := range out {
+			out[i] = 7
+		}
+		require.NoError(t, s.Update(out))
+		require.NoError(t, m.Check())
+	}
+	require.Equal(t, sched.Finished, r.State(), "%v", r.Err())
+	t.Logf("prefill chunks after the pin ended: %v", chunks)
+	for i, n := range chunks {
+		if i < len(chunks)-1 {
+			require.GreaterOrEqual(t, n, 8, "chunk %d of %v", i, chunks)
+		}
+	}
+}
