@@ -71,3 +71,48 @@ func TestAudit26ChunkGrowsBackAfterPins(t *testing.T) {
 		}
 	}
 }
+
+// TestAudit26SwappedChunkComputedFirst: a prompt computed in chunks on a
+// layout with a window (blocks of 2, a window of 4) is swapped out in a
+// step that had appended its chunk (Priority: it is the victim of a later
+// request's decode), so the chunk's tokens were never computed. The step
+// that swaps it in computes them first: it appended the next chunk on top,
+// which slid the window from the end of the uncomputed chunk, releasing
+// blocks the chunk's own queries read (BuildBatch refused the step; a
+// server building its own batch would have read released blocks).
+func TestAudit26SwappedChunkComputedFirst(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 10, HostBlocks: 30, DisableOffload: true,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}}})
+	s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 6, Preemption: sched.Swap, Policy: sched.Priority})
+	require.NoError(t, err)
+	first, err := s.Submit([]int32{50, 51}, sched.Options{MaxTokens: 2})
+	require.NoError(t, err)
+	long := make([]int32, 12)
+	for k := range long {
+		long[k] = int32(100 + k)
+	}
+	r, err := s.Submit(long, sched.Options{MaxTokens: 1, Priority: 1})
+	require.NoError(t, err)
+	var later *sched.Request
+	for steps := 0; s.Busy(); steps++ {
+		require.Less(t, steps, 50)
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		var b paged.Batch
+		require.NoError(t, s.BuildBatch(&b), "step %d", st.Number)
+		if later == nil {
+			later, err = s.Submit([]int32{70, 71}, sched.Options{MaxTokens: 2})
+			require.NoError(t, err)
+		}
+		out := make([]int32, st.Outputs)
+		for i := range out {
+			out[i] = 1
+		}
+		require.NoError(t, s.Update(out))
+		require.NoError(t, m.Check())
+	}
+	require.Positive(t, s.Stats().SwappedOut)
+	for _, q := range []*sched.Request{first, r, later} {
+		require.Equal(t, sched.Finished, q.State(), "request %d: %v", q.ID(), q.Err())
+	}
+}

@@ -405,8 +405,9 @@ func (s *Scheduler) admitAll(budget int) (int, error) {
 
 // grow gives a running sequence its next tokens: its pending token, and
 // perhaps its drafts, at most room of them (speculate), or the next chunk
-// of its prompt within budget. It returns how many tokens the step
-// computes for it.
+// of its prompt within budget (none when it holds tokens not computed
+// yet, swapped in after a step that dropped them). It returns how many
+// tokens the step computes for it.
 func (s *Scheduler) grow(e *entry, budget, room int) (int, error) {
 	s.st.AppendCalls++
 	switch {
@@ -421,7 +422,10 @@ func (s *Scheduler) grow(e *entry, budget, room int) (int, error) {
 				return 0, err
 			}
 		}
-	case len(e.rest) > 0:
+	case len(e.rest) > 0 && e.length == e.computed:
+		// (Swapped in with a chunk its preemption's step never computed,
+		// the step recomputes that chunk alone: the manager slides the
+		// windows from the end of what it holds when given more.)
 		s.unpinChunk(e)
 		k := e.nextChunk(budget)
 		if k > 0 {
