@@ -116,3 +116,31 @@ func TestAudit26SwappedChunkComputedFirst(t *testing.T) {
 		require.Equal(t, sched.Finished, q.State(), "request %d: %v", q.ID(), q.Err())
 	}
 }
+
+// TestAudit26SwapInHalvesChunk: a prompt computed in chunks (blocks of
+// 3, three windows of 8, 19 usable blocks, 11-token steps) is swapped out
+// beside a shorter request and swapped in alone: its next chunk, the
+// step's whole budget, does not fit even alone, and a smaller one does.
+// The swap-in halves the chunk as decodeAll does; it aborted the request
+// as one that can never grow.
+func TestAudit26SwapInHalvesChunk(t *testing.T) {
+	groups := []paged.Group{{Kind: paged.FullAttention}}
+	for range 3 {
+		groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: 8})
+	}
+	m := newManager(t, paged.Config{BlockSize: 3, NumBlocks: 20, HostBlocks: 40, Groups: groups, DisableOffload: true})
+	s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 11, Preemption: sched.Swap})
+	require.NoError(t, err)
+	short, err := s.Submit([]int32{50, 51, 52, 53, 54, 55, 56, 57}, sched.Options{MaxTokens: 2})
+	require.NoError(t, err)
+	long := make([]int32, 20)
+	for k := range long {
+		long[k] = int32(100 + k)
+	}
+	r, err := s.Submit(long, sched.Options{MaxTokens: 1})
+	require.NoError(t, err)
+	runToEnd(t, s, m, 50)
+	require.Positive(t, s.Stats().SwappedOut)
+	require.Equal(t, sched.Finished, short.State())
+	require.Equal(t, sched.Finished, r.State(), "%v", r.Err())
+}

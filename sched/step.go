@@ -329,19 +329,8 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		vi := s.victim()
 		v := s.running[vi]
-		if v == e && len(s.running) == 1 && len(e.rest) > 0 && !e.hasPending {
-			// Alone, its chunk does not fit: with windows a smaller
-			// chunk peaks lower (paged.Manager.AdmitChunk judged the
-			// first chunk, which may have been smaller than this one).
-			// Beside prefix pins that expire, only until they end.
-			if k := e.nextChunk(budget); k > 1 {
-				if s.pinned() {
-					e.pinChunk = k / 2
-				} else {
-					e.chunk = k / 2
-				}
-				continue
-			}
+		if v == e && len(s.running) == 1 && s.halveChunk(e, budget) {
+			continue
 		}
 		if v == e && len(s.running) == 1 && !(v.req.beam && v.req.forked) && !s.pinned() {
 			// Alone, with every block the scheduler could free, it still
@@ -741,6 +730,28 @@ func (e *entry) nextChunk(budget int) int {
 	return min(len(e.rest), e.chunkFor(budget-(e.length-e.computed)))
 }
 
+// halveChunk halves the chunks of e, alone in the running list, whose
+// next prompt chunk did not fit, and reports whether it did: with windows
+// a smaller chunk peaks lower (paged.Manager.AdmitChunk judged the first
+// chunk, which may have been smaller than this one). Beside prefix pins
+// that expire, the cap holds only until they end (unpinChunk). A chunk of
+// one token is not halved.
+func (s *Scheduler) halveChunk(e *entry, budget int) bool {
+	if len(e.rest) == 0 || e.hasPending {
+		return false
+	}
+	k := e.nextChunk(budget)
+	if k <= 1 {
+		return false
+	}
+	if s.pinned() {
+		e.pinChunk = k / 2
+	} else {
+		e.chunk = k / 2
+	}
+	return true
+}
+
 // unpinChunk drops e's chunk cap made while prefix pins that expire held
 // blocks (entry.pinChunk) once they have ended.
 func (s *Scheduler) unpinChunk(e *entry) {
@@ -878,6 +889,11 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	s.waiting.pop()
 	s.start(e)
 	n, err := s.grow(e, budget, budget-1)
+	for errors.Is(err, paged.ErrNoSpace) && len(s.running) == 1 && s.halveChunk(e, budget) {
+		// Alone, a prompt's chunk that does not fit is halved, as
+		// decodeAll halves it.
+		n, err = s.grow(e, budget, budget-1)
+	}
 	if err != nil {
 		if !errors.Is(err, paged.ErrNoSpace) {
 			return 0, false, fmt.Errorf("sched: request %d: append to %v: %w", r.id, e.seq, err)
