@@ -888,11 +888,19 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	}
 	s.waiting.pop()
 	s.start(e)
-	n, err := s.grow(e, budget, budget-1)
+	// Its drafts leave a token of the budget to each running sequence
+	// the step decodes after it (AdmitFirst).
+	room := budget - 1
+	for _, x := range s.running {
+		if x != e && x.step != s.st.Steps {
+			room--
+		}
+	}
+	n, err := s.grow(e, budget, room)
 	for errors.Is(err, paged.ErrNoSpace) && len(s.running) == 1 && s.halveChunk(e, budget) {
 		// Alone, a prompt's chunk that does not fit is halved, as
 		// decodeAll halves it.
-		n, err = s.grow(e, budget, budget-1)
+		n, err = s.grow(e, budget, room)
 	}
 	if err != nil {
 		if !errors.Is(err, paged.ErrNoSpace) {
