@@ -45,7 +45,10 @@ import "github.com/pagedkv/pagedkv/allocator"
 // chunked-local group its chunk and the step's, a State group its pages,
 // a Shared group nothing; the default mode adds the retention pins the
 // sequence may hold (the window blocks before its branch point, its
-// checkpoint pages; docs/hybrid.md). So a prompt far larger than the pool
+// checkpoint pages; docs/hybrid.md), but for the checkpoint at its branch
+// point, which the admission leaves out when the prompt fits chunk by
+// chunk only without it (so a prompt that fits admitted whole is never
+// never in chunks). So a prompt far larger than the pool
 // admitted whole (Admit's ErrNever) can be admitted in chunks: Gemma 3's
 // 128K-token prompt needs 253,952 blocks whole and peaks at 55,936 in
 // 8,192-token chunks. The answer is for chunks of at most maxNew: a
