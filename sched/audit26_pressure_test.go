@@ -135,21 +135,11 @@ func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		type req struct {
-			r      *sched.Request
-			prompt []int32
-			truth  [][]int32
-			out    [][]int32
-			max    int
-			stop   bool
-			long   bool
-		}
-		stop := int32(7)
-		var reqs []*req
-		byReq := map[*sched.Request]*req{}
+		var reqs []*truthReq
+		byReq := map[*sched.Request]*truthReq{}
 		next := int32(100)
 		submit := func() {
-			q := &req{}
+			q := &truthReq{}
 			n := 1
 			if q.long = rapid.Bool().Draw(t, "long"); q.long {
 				// A long prompt of fresh tokens (no prefix shared: its
@@ -165,25 +155,10 @@ func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
 				q.max = rapid.IntRange(1, 16).Draw(t, "maxTokens")
 				n = rapid.IntRange(1, 3).Draw(t, "n")
 			}
-			for range n {
-				q.truth = append(q.truth, rapid.SliceOfN(rapid.Int32Range(1, 60), q.max, q.max).Draw(t, "outputs"))
+			if q.submit(t, s, n) {
+				reqs = append(reqs, q)
+				byReq[q.r] = q
 			}
-			q.out = make([][]int32, n)
-			q.stop = rapid.Bool().Draw(t, "stop")
-			opts := sched.Options{MaxTokens: q.max, N: n}
-			if q.stop {
-				opts.StopTokens = []int32{stop}
-			}
-			r, err := s.Submit(q.prompt, opts)
-			if errors.Is(err, sched.ErrNever) {
-				return // too big for the pool
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			q.r = r
-			reqs = append(reqs, q)
-			byReq[r] = q
 		}
 		for range rapid.IntRange(1, 6).Draw(t, "requests") {
 			submit()
@@ -201,105 +176,15 @@ func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
 			if !s.Busy() {
 				continue
 			}
-			st, err := s.Schedule()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.Tokens > cfg.MaxBatchTokens {
+			if st := truthStep(t, s, m, byReq, 20); st.Tokens > cfg.MaxBatchTokens {
 				t.Fatalf("step %d: %d tokens, budget %d", st.Number, st.Tokens, cfg.MaxBatchTokens)
 			}
-			if rapid.Bool().Draw(t, "buildBatch") {
-				var b paged.Batch
-				if err := s.BuildBatch(&b); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if len(st.Scheduled) > 0 && rapid.IntRange(0, 19).Draw(t, "cancel") == 0 {
-				sc := st.Scheduled[rapid.IntRange(0, len(st.Scheduled)-1).Draw(t, "victim")]
-				if !sc.Request.State().Done() {
-					if err := s.Cancel(sc.Request); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			tokens := make([]int32, 0, st.Outputs)
-			accepted := make([]int, len(st.Scheduled))
-			for i, sc := range st.Scheduled {
-				q := byReq[sc.Request]
-				for j := range sc.Outputs {
-					x := sc.Sample + j
-					tr, have := q.truth[x], len(q.out[x])
-					a := 0
-					for a < len(sc.Drafts) && have+a < len(tr) && sc.Drafts[a] == tr[have+a] {
-						a++
-					}
-					accepted[i] = a
-					nx := have + a
-					if nx >= len(tr) {
-						t.Fatalf("request %d sample %d asks output %d of %d", sc.Request.ID(), x, nx, len(tr))
-					}
-					tokens = append(tokens, tr[nx])
-					if sc.Request.State().Done() {
-						continue
-					}
-					for _, tok := range tr[have : nx+1] {
-						if len(q.out[x]) == q.max {
-							break
-						}
-						q.out[x] = append(q.out[x], tok)
-						if q.stop && tok == stop {
-							break
-						}
-					}
-				}
-			}
-			if err := s.UpdateSpeculative(tokens, accepted, nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Check(); err != nil {
-				t.Fatal(err)
-			}
 			for _, q := range reqs {
-				if q.r.State().Done() {
-					continue
-				}
-				if len(q.out) > 1 && q.r.Samples() == 1 && q.r.Outputs(0) == 0 {
-					clear(q.out) // forks found no room: drawn again
-				}
-				for x := range q.r.Samples() {
-					if q.r.Outputs(x) != len(q.out[x]) {
-						t.Fatalf("request %d sample %d: Outputs %d, %d given", q.r.ID(), x, q.r.Outputs(x), len(q.out[x]))
-					}
-				}
-				if rapid.Bool().Draw(t, "propose") && q.r.Outputs(0) > 0 {
-					for x := range q.r.Samples() {
-						if q.r.Seq(x) == 0 {
-							continue
-						}
-						d := drawDrafts(t, q.truth[x][len(q.out[x]):], cfg.MaxDrafts)
-						if err := s.Propose(q.r, x, d); err != nil && !errors.Is(err, sched.ErrInvalid) {
-							t.Fatal(err)
-						}
-					}
-				}
+				q.afterStep(t, s, m, cfg.MaxDrafts)
 			}
 		}
 		for _, q := range reqs {
-			for x := range q.out {
-				want := q.truth[x]
-				if q.stop {
-					if i := slices.Index(want, stop); i >= 0 {
-						want = want[:i+1]
-					}
-				}
-				got := q.out[x]
-				switch {
-				case q.r.State() == sched.Finished && !slices.Equal(got, want):
-					t.Fatalf("request %d sample %d finished with %v, want %v", q.r.ID(), x, got, want)
-				case !slices.Equal(got, want[:min(len(got), len(want))]):
-					t.Fatalf("request %d sample %d (%v) output %v, want a prefix of %v", q.r.ID(), x, q.r.State(), got, want)
-				}
-			}
+			q.checkOutputs(t)
 			if aborted[q.r] && q.long {
 				// (A prompt sharing a prefix with an earlier one holds
 				// retention pins, the window before its branch point and
