@@ -45,7 +45,10 @@ import "github.com/pagedkv/pagedkv/allocator"
 // chunked-local group its chunk and the step's, a State group its pages,
 // a Shared group nothing; the default mode adds the retention pins the
 // sequence may hold (the window blocks before its branch point, its
-// checkpoint pages; docs/hybrid.md). So a prompt far larger than the pool
+// checkpoint pages; docs/hybrid.md), but for the checkpoint at its branch
+// point, which the admission leaves out when the prompt fits chunk by
+// chunk only without it (so a prompt that fits admitted whole is never
+// never in chunks). So a prompt far larger than the pool
 // admitted whole (Admit's ErrNever) can be admitted in chunks: Gemma 3's
 // 128K-token prompt needs 253,952 blocks whole and peaks at 55,936 in
 // 8,192-token chunks. The answer is for chunks of at most maxNew: a
@@ -72,7 +75,8 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 		return cached, rest, err
 	}
 	keep := full.hits*m.bs + maxNew
-	if m.chunkNever(s, full, a, maxNew) {
+	never, noAsk := m.chunkNever(s, full, a, maxNew)
+	if never {
 		m.countQuery(n, full)
 		return 0, rest, errorf(ErrNever, "%v needs %d blocks computed %d tokens a step (%d admitted whole), the pool has %d usable (watermark %d)",
 			id, m.chunkPeak(s, full.hits*m.bs, maxNew), maxNew, full.held, m.bp.pool.Usable(), m.watermarkBlocks())
@@ -109,9 +113,9 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	}
 	m.countQuery(n, full)
 	m.keepPending(s, n, nh)
-	w.on = m.hybrid()
+	w.on, w.noAsk = m.hybrid(), noAsk
 	cached, err = m.admitUncounted(id)
-	w.on = false
+	w.on, w.noAsk = false, false
 	if err != nil {
 		// Admit failed before changing anything: the buffers still hold
 		// the cut tokens and hashes.
@@ -147,7 +151,7 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	if maxNew >= n-full.hits*m.bs {
 		return a, nil
 	}
-	if m.chunkNever(s, full, a, maxNew) {
+	if never, _ := m.chunkNever(s, full, a, maxNew); never {
 		return AdmitNever, nil
 	}
 	keep := full.hits*m.bs + maxNew
@@ -350,44 +354,57 @@ func (m *Manager) forgetFrom(blocks []allocator.BlockID, from int) {
 // pins cannot add enough to overflow, the answer is false without
 // counting the steps; with UnifiedFreeQueue or prefix caching off there
 // are no pins, so a prompt that fits whole is never refused (vLLM's
-// decisions).
-func (m *Manager) chunkNever(s *sequence, p plan, a Admission, k int) bool {
+// decisions). The state checkpoint an admission asks for at the branch
+// point is taken only where there is room for it: when the prompt fits
+// chunk by chunk without it and not with it, the answer is false and
+// noAsk true, and AdmitChunk's admission leaves it out (its pages, held
+// to the end of the prefill, would make a later chunk fail alone).
+func (m *Manager) chunkNever(s *sequence, p plan, a Admission, k int) (never, noAsk bool) {
 	n := len(s.tokens)
 	lim := m.cfg.MaxModelLen
 	if !m.hybrid() {
 		if s.opts.Window == 0 {
-			return a == AdmitNever // full attention holds the whole prompt at the end
+			return a == AdmitNever, false // full attention holds the whole prompt at the end
 		}
 		lim = m.seqLimit(s.opts.Window)
 	}
 	if n > lim {
-		return true
+		return true, false
 	}
 	room := m.bp.pool.Usable() - m.watermarkBlocks()
+	br, pages, ask := m.chunkPins(s)
 	if a != AdmitNever {
-		br, pages := m.chunkPins(s)
-		if br == 0 && pages == 0 {
-			return false
+		if br == 0 && pages+ask == 0 {
+			return false, false
 		}
 		// At most the window before the branch point per window group.
+		pins := pages + ask
 		for g, kind := range m.kinds {
 			if _, ok := kind.(windowKind); ok {
-				pages += br - m.hitFrom(g, br)
+				pins += br - m.hitFrom(g, br)
 			}
 		}
-		if p.held+pages <= room {
-			return false
+		if p.held+pins <= room {
+			return false, false
 		}
 	}
-	return m.chunkPeak(s, p.hits*m.bs, k) > room
+	// The asked checkpoint's pages are held at every step (chunkPeak).
+	switch peak := m.chunkPeak(s, p.hits*m.bs, k); {
+	case peak <= room:
+		return false, false
+	case peak-ask <= room:
+		return false, true
+	}
+	return true, false
 }
 
 // chunkPins returns the branch point of s (in blocks; 0 when retention
-// pins no window block for it) and the checkpoint pages it may pin: the
-// ones its hit restored and the one taken at its branch point.
-func (m *Manager) chunkPins(s *sequence) (br, pages int) {
+// pins no window block for it), the checkpoint pages it pins, the ones
+// its hit restored, and those of the one an admission may ask for at its
+// branch point (ask).
+func (m *Manager) chunkPins(s *sequence) (br, pages, ask int) {
 	if !m.hybrid() || !m.ret.on {
-		return 0, 0
+		return 0, 0, 0
 	}
 	br = m.ret.lastFull
 	if s.keep.branch >= 0 {
@@ -400,10 +417,10 @@ func (m *Manager) chunkPins(s *sequence) (br, pages int) {
 		// for a point already cached or asked).
 		if s.keep.branch >= 0 && s.keep.pendingAt > r.hit && len(s.keep.pending) == 0 ||
 			s.keep.branch < 0 && r.lastMiss && br > r.hit {
-			pages += r.size()
+			ask = r.size()
 		}
 	}
-	return br, pages
+	return br, pages, ask
 }
 
 // chunkPeak returns the most blocks, in every group, that s holds while
@@ -420,7 +437,8 @@ func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
 	}
 	// The retention pins: the window blocks before the branch point
 	// once the window leaves them, and checkpoint pages.
-	br, pages := m.chunkPins(s)
+	br, pages, ask := m.chunkPins(s)
+	pages += ask
 	peak := 0
 	for t0 := c0; t0 < n; t0 += k {
 		t1 := min(t0+k, n)

@@ -85,11 +85,13 @@ type checkpointer struct {
 	out  []allocator.BlockID
 	// whole is set by AdmitChunk while it admits a sequence it cut: the
 	// lookup over the whole sequence, whose branch point may lie past the
-	// cut (branchPoint).
+	// cut (branchPoint); noAsk: the prompt fits chunk by chunk only
+	// without the checkpoint at its branch point, which is not asked
+	// (chunkNever).
 	whole struct {
-		on, miss bool
-		full     int
-		hash     Hash
+		on, miss, noAsk bool
+		full            int
+		hash            Hash
 	}
 }
 
@@ -363,7 +365,7 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int, miss bool, h *Hash
 	// Remembered for a readmission (reaskState), should this admission
 	// not get it.
 	s.keep.pendingAt, s.keep.pendingHash = full, *h
-	if m.available() < r.size() || m.pendingAt(h, full) || m.checkpointed(h) {
+	if r.whole.noAsk || m.available() < r.size() || m.pendingAt(h, full) || m.checkpointed(h) {
 		return
 	}
 	m.askState(s, id, full, h)
@@ -392,7 +394,7 @@ func (m *Manager) askState(s *sequence, id SeqID, L int, h *Hash) {
 func (m *Manager) reaskState(s *sequence, id SeqID) {
 	r := &m.ret
 	L := s.keep.pendingAt
-	if L == 0 || L <= r.hit || len(s.keep.pending) > 0 || m.available() < r.size() {
+	if L == 0 || L <= r.hit || len(s.keep.pending) > 0 || r.whole.noAsk || m.available() < r.size() {
 		return
 	}
 	h := &s.keep.pendingHash

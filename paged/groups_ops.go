@@ -346,13 +346,16 @@ func (m *Manager) checkSpeculative(s *sequence, id SeqID, k int) error {
 		return nil
 	}
 	t1 := len(s.tokens) + k
-	need := m.spages * (1 + s.spec + k)
+	// In 64 bits: where int is 32, the pages of millions of drafts'
+	// states wrap it (and every later product of them, which this bound
+	// keeps below the pool's blocks, would too).
+	need := int64(m.spages) * int64(1+s.spec+k)
 	for g, grp := range m.cfg.Groups {
 		if grp.Kind == FullAttention && (g > 0 || !s.windowed) {
-			need += m.ceilBlocks(t1)
+			need += int64(m.ceilBlocks(t1))
 		}
 	}
-	if need > m.bp.pool.Usable() {
+	if need > int64(m.bp.pool.Usable()) {
 		return errorf(ErrNever, "AppendSpeculative to %v: %d drafts would hold at least %d blocks with their states (%d pages each), more than the pool's %d", id, s.spec+k, need, m.spages, m.bp.pool.Usable())
 	}
 	return nil

@@ -271,166 +271,30 @@ func TestAudit25DraftsUnderPressure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		type req struct {
-			r      *sched.Request
-			prompt []int32
-			truth  [][]int32
-			out    [][]int32
-			max    int
-			stop   bool
-		}
-		stop := int32(7)
-		var reqs []*req
-		byReq := map[*sched.Request]*req{}
+		var reqs []*truthReq
+		byReq := map[*sched.Request]*truthReq{}
 		for range rapid.IntRange(1, 8).Draw(t, "requests") {
-			q := &req{}
+			q := &truthReq{}
 			q.prompt = slices.Clone(sharedPrefix[:rapid.IntRange(0, len(sharedPrefix)).Draw(t, "shared")])
 			q.prompt = append(q.prompt, rapid.SliceOfN(rapid.Int32Range(20, 40), 1, 6).Draw(t, "tail")...)
 			q.max = rapid.IntRange(1, 20).Draw(t, "maxTokens")
 			n := rapid.IntRange(1, 3).Draw(t, "n")
-			for range n {
-				q.truth = append(q.truth, rapid.SliceOfN(rapid.Int32Range(1, 60), q.max, q.max).Draw(t, "outputs"))
+			if q.submit(t, s, n) {
+				reqs = append(reqs, q)
+				byReq[q.r] = q
 			}
-			q.out = make([][]int32, n)
-			q.stop = rapid.Bool().Draw(t, "stop")
-			opts := sched.Options{MaxTokens: q.max, N: n}
-			if q.stop {
-				opts.StopTokens = []int32{stop}
-			}
-			r, err := s.Submit(q.prompt, opts)
-			if errors.Is(err, sched.ErrNever) {
-				continue // too big for the pool
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			q.r = r
-			reqs = append(reqs, q)
-			byReq[r] = q
 		}
 		for steps := 0; s.Busy(); steps++ {
 			if steps > 500 {
 				t.Fatalf("no end after %d steps", steps)
 			}
-			st, err := s.Schedule()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rapid.Bool().Draw(t, "buildBatch") {
-				var b paged.Batch
-				if err := s.BuildBatch(&b); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if len(st.Scheduled) > 0 && rapid.IntRange(0, 9).Draw(t, "cancel") == 0 {
-				sc := st.Scheduled[rapid.IntRange(0, len(st.Scheduled)-1).Draw(t, "victim")]
-				if !sc.Request.State().Done() {
-					if err := s.Cancel(sc.Request); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			tokens := make([]int32, 0, st.Outputs)
-			accepted := make([]int, len(st.Scheduled))
-			for i, sc := range st.Scheduled {
-				q := byReq[sc.Request]
-				for j := range sc.Outputs {
-					x := sc.Sample + j
-					tr, have := q.truth[x], len(q.out[x])
-					if sc.Generated != have && sc.Outputs == 1 {
-						t.Fatalf("request %d sample %d: Generated %d, %d outputs given", sc.Request.ID(), x, sc.Generated, have)
-					}
-					a := 0
-					for a < len(sc.Drafts) && have+a < len(tr) && sc.Drafts[a] == tr[have+a] {
-						a++
-					}
-					accepted[i] = a
-					next := have + a
-					if next >= len(tr) {
-						t.Fatalf("request %d sample %d asks output %d of %d", sc.Request.ID(), x, next, len(tr))
-					}
-					tokens = append(tokens, tr[next])
-					if sc.Request.State().Done() {
-						continue
-					}
-					for _, tok := range tr[have : next+1] {
-						if len(q.out[x]) == q.max {
-							break
-						}
-						q.out[x] = append(q.out[x], tok)
-						if q.stop && tok == stop {
-							break
-						}
-					}
-				}
-			}
-			if err := s.UpdateSpeculative(tokens, accepted, nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Check(); err != nil {
-				t.Fatal(err)
-			}
+			truthStep(t, s, m, byReq, 10)
 			for _, q := range reqs {
-				if q.r.State().Done() {
-					continue
-				}
-				if len(q.out) > 1 && q.r.Samples() == 1 && q.r.Outputs(0) == 0 {
-					// A prompt whose forks found no room went back to the
-					// queue: its outputs are drawn again.
-					clear(q.out)
-				}
-				for x := range q.r.Samples() {
-					if q.r.Outputs(x) != len(q.out[x]) {
-						t.Fatalf("request %d sample %d: Outputs %d, %d given", q.r.ID(), x, q.r.Outputs(x), len(q.out[x]))
-					}
-					id := q.r.Seq(x)
-					if id == 0 {
-						continue
-					}
-					toks, err := m.Tokens(id)
-					if err != nil {
-						t.Fatal(err)
-					}
-					// The manager holds a prefix of the prompt and the
-					// outputs: all but the last (pending) while running,
-					// all of them waiting to recompute.
-					want := append(slices.Clone(q.prompt), q.out[x]...)
-					if !slices.Equal(toks, want[:min(len(toks), len(want))]) || len(toks) > len(want) {
-						t.Fatalf("request %d sample %d holds %v, want a prefix of %v", q.r.ID(), x, toks, want)
-					}
-				}
-				if rapid.Bool().Draw(t, "propose") && q.r.Outputs(0) > 0 {
-					for x := range q.r.Samples() {
-						if q.r.Seq(x) == 0 {
-							continue
-						}
-						tr, have := q.truth[x], len(q.out[x])
-						d := drawDrafts(t, tr[have:], cfg.MaxDrafts)
-						// A sample waiting to recompute has no token to
-						// follow: refused, nothing changed.
-						if err := s.Propose(q.r, x, d); err != nil && !errors.Is(err, sched.ErrInvalid) {
-							t.Fatal(err)
-						}
-					}
-				}
+				q.afterStep(t, s, m, cfg.MaxDrafts)
 			}
 		}
 		for _, q := range reqs {
-			for x := range q.out {
-				want := q.truth[x]
-				if q.stop {
-					if i := slices.Index(want, stop); i >= 0 {
-						want = want[:i+1]
-					}
-				}
-				got := q.out[x]
-				switch {
-				case q.r.State() == sched.Finished && !slices.Equal(got, want):
-					t.Fatalf("request %d sample %d finished with %v, want %v", q.r.ID(), x, got, want)
-				case !slices.Equal(got, want[:min(len(got), len(want))]):
-					t.Fatalf("request %d sample %d (%v) output %v, want a prefix of %v", q.r.ID(), x, q.r.State(), got, want)
-				}
-			}
+			q.checkOutputs(t)
 		}
 		st := s.Stats()
 		if st.DraftsProposed != st.DraftsAccepted+st.DraftsRejected+st.DraftsDropped {
@@ -440,4 +304,187 @@ func TestAudit25DraftsUnderPressure(t *testing.T) {
 			t.Fatalf("an idle manager: %+v", ms)
 		}
 	})
+}
+
+// truthReq is a request of the drafts tests whose samples output drawn
+// tokens (truth), as decoding one token at a time would: out holds what
+// each sample was given, up to max outputs or the stop token truthStop.
+type truthReq struct {
+	r      *sched.Request
+	prompt []int32
+	truth  [][]int32
+	out    [][]int32
+	max    int
+	stop   bool
+	// long: a long prompt of fresh tokens (audit26).
+	long bool
+}
+
+// truthStop is the stop token of the truthReq requests that stop.
+const truthStop = int32(7)
+
+// truthVerdict returns the verdict of step st for UpdateSpeculative: each
+// entry accepts its drafts as long as they are its samples' truth, and
+// samples the next true token; the outputs the verdict gives are recorded
+// in the requests' out.
+func truthVerdict(t *rapid.T, st *sched.Step, byReq map[*sched.Request]*truthReq) ([]int32, []int) {
+	tokens := make([]int32, 0, st.Outputs)
+	accepted := make([]int, len(st.Scheduled))
+	for i, sc := range st.Scheduled {
+		q := byReq[sc.Request]
+		for j := range sc.Outputs {
+			x := sc.Sample + j
+			tr, have := q.truth[x], len(q.out[x])
+			if sc.Generated != have && sc.Outputs == 1 {
+				t.Fatalf("request %d sample %d: Generated %d, %d outputs given", sc.Request.ID(), x, sc.Generated, have)
+			}
+			a := 0
+			for a < len(sc.Drafts) && have+a < len(tr) && sc.Drafts[a] == tr[have+a] {
+				a++
+			}
+			accepted[i] = a
+			next := have + a
+			if next >= len(tr) {
+				t.Fatalf("request %d sample %d asks output %d of %d", sc.Request.ID(), x, next, len(tr))
+			}
+			tokens = append(tokens, tr[next])
+			if sc.Request.State().Done() {
+				continue
+			}
+			for _, tok := range tr[have : next+1] {
+				if len(q.out[x]) == q.max {
+					break
+				}
+				q.out[x] = append(q.out[x], tok)
+				if q.stop && tok == truthStop {
+					break
+				}
+			}
+		}
+	}
+	return tokens, accepted
+}
+
+// submit draws the truth of n samples of q, whose prompt and max are set,
+// and whether it stops at truthStop, and submits it to s: false when it
+// is too big for the pool (Submit's ErrNever).
+func (q *truthReq) submit(t *rapid.T, s *sched.Scheduler, n int) bool {
+	for range n {
+		q.truth = append(q.truth, rapid.SliceOfN(rapid.Int32Range(1, 60), q.max, q.max).Draw(t, "outputs"))
+	}
+	q.out = make([][]int32, n)
+	q.stop = rapid.Bool().Draw(t, "stop")
+	opts := sched.Options{MaxTokens: q.max, N: n}
+	if q.stop {
+		opts.StopTokens = []int32{truthStop}
+	}
+	r, err := s.Submit(q.prompt, opts)
+	if errors.Is(err, sched.ErrNever) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.r = r
+	return true
+}
+
+// truthStep runs one step of s with the truth's verdict (truthVerdict):
+// Schedule, maybe BuildBatch, maybe (one in cancelOdds) a Cancel of a
+// scheduled request between them and the Update, then Check of m. It
+// returns the step, valid until the next Schedule.
+func truthStep(t *rapid.T, s *sched.Scheduler, m *paged.Manager, byReq map[*sched.Request]*truthReq, cancelOdds int) *sched.Step {
+	st, err := s.Schedule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rapid.Bool().Draw(t, "buildBatch") {
+		var b paged.Batch
+		if err := s.BuildBatch(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(st.Scheduled) > 0 && rapid.IntRange(0, cancelOdds-1).Draw(t, "cancel") == 0 {
+		sc := st.Scheduled[rapid.IntRange(0, len(st.Scheduled)-1).Draw(t, "victim")]
+		if !sc.Request.State().Done() {
+			if err := s.Cancel(sc.Request); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tokens, accepted := truthVerdict(t, st, byReq)
+	if err := s.UpdateSpeculative(tokens, accepted, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// afterStep checks, after a step's Update, that each live sample of q has
+// the outputs it was given and that m holds a prefix of its prompt and
+// outputs (all but the last, pending, while running; all of them waiting
+// to recompute), and maybe proposes drafts for its samples: their truth,
+// wrong from a drawn index on.
+func (q *truthReq) afterStep(t *rapid.T, s *sched.Scheduler, m *paged.Manager, maxDrafts int) {
+	if q.r.State().Done() {
+		return
+	}
+	if len(q.out) > 1 && q.r.Samples() == 1 && q.r.Outputs(0) == 0 {
+		// A prompt whose forks found no room went back to the queue:
+		// its outputs are drawn again.
+		clear(q.out)
+	}
+	for x := range q.r.Samples() {
+		if q.r.Outputs(x) != len(q.out[x]) {
+			t.Fatalf("request %d sample %d: Outputs %d, %d given", q.r.ID(), x, q.r.Outputs(x), len(q.out[x]))
+		}
+		id := q.r.Seq(x)
+		if id == 0 {
+			continue
+		}
+		toks, err := m.Tokens(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(slices.Clone(q.prompt), q.out[x]...)
+		if !slices.Equal(toks, want[:min(len(toks), len(want))]) || len(toks) > len(want) {
+			t.Fatalf("request %d sample %d holds %v, want a prefix of %v", q.r.ID(), x, toks, want)
+		}
+	}
+	if rapid.Bool().Draw(t, "propose") && q.r.Outputs(0) > 0 {
+		for x := range q.r.Samples() {
+			if q.r.Seq(x) == 0 {
+				continue
+			}
+			d := drawDrafts(t, q.truth[x][len(q.out[x]):], maxDrafts)
+			// A sample waiting to recompute has no token to follow:
+			// refused, nothing changed.
+			if err := s.Propose(q.r, x, d); err != nil && !errors.Is(err, sched.ErrInvalid) {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// checkOutputs checks, once the requests ended, that every sample of q
+// output its truth up to its stop token, all of it if it finished, a
+// prefix otherwise.
+func (q *truthReq) checkOutputs(t *rapid.T) {
+	for x := range q.out {
+		want := q.truth[x]
+		if q.stop {
+			if i := slices.Index(want, truthStop); i >= 0 {
+				want = want[:i+1]
+			}
+		}
+		got := q.out[x]
+		switch {
+		case q.r.State() == sched.Finished && !slices.Equal(got, want):
+			t.Fatalf("request %d sample %d finished with %v, want %v", q.r.ID(), x, got, want)
+		case !slices.Equal(got, want[:min(len(got), len(want))]):
+			t.Fatalf("request %d sample %d (%v) output %v, want a prefix of %v", q.r.ID(), x, q.r.State(), got, want)
+		}
+	}
 }

@@ -261,13 +261,21 @@ type entry struct {
 	// when a larger chunk could never be computed in the pool, which a
 	// layout with windows makes possible (see shrinkChunk).
 	chunk int
+	// pinChunk caps the chunks below chunk while prefix pins that expire
+	// hold blocks: a halving made then, which did not fit for want of
+	// their blocks, is dropped once they end (Scheduler.unpinChunk).
+	pinChunk int
 }
 
 // chunkFor returns the largest chunk e's prompt takes within n tokens of
 // budget.
 func (e *entry) chunkFor(n int) int {
-	if e.chunk > 0 && e.chunk < n {
-		return e.chunk
+	c := e.chunk
+	if e.pinChunk > 0 {
+		c = e.pinChunk
+	}
+	if c > 0 && c < n {
+		return c
 	}
 	return n
 }

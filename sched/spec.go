@@ -36,9 +36,10 @@ import (
 // accepted drafts and bonus token, never pass them), and within the pool:
 // drafts the pool cannot hold are halved until they fit, and they never
 // preempt anything. A sample that does not decode in the next step (not
-// scheduled, preempted, swapped in) drops them. A manager that refuses
-// drafts (paged.ErrInvalid: in this version one with a State group) makes
-// the sample decode without them, every step.
+// reached by the budget, preempted, waiting in the host tier) drops them;
+// one swapped in during the step takes them, leaving a token to each
+// running sequence decoded after it (AdmitFirst). A manager that refuses
+// drafts (paged.ErrInvalid) makes the sample decode without them.
 //
 // Propose returns ErrInvalid, changing nothing, when speculative
 // decoding is off (Config.MaxDrafts 0), between Schedule and Update, for

@@ -80,9 +80,25 @@ func newMachine(t *rapid.T) *machine {
 	// that can never run (Submit cannot tell the need of several groups,
 	// and a running sequence grows into the watermark's blocks), which
 	// the scheduler must abort while it serves the others.
-	groups := rapid.IntRange(1, 3).Draw(t, "groups")
+	groups := rapid.IntRange(1, 4).Draw(t, "groups")
 	pages := 0
 	switch groups {
+	case 4:
+		// A sliding window (Gemma-like), perhaps with a State group: a
+		// chunked prefill's peak grows with its chunk, which the
+		// scheduler shrinks to fit (audit26). The abort bound counts the
+		// window group as a full one: it never holds more, its retention
+		// pins included.
+		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 3*bs).Draw(t, "window")}}
+		if !(mcfg.UnifiedFreeQueue && !mcfg.DisablePrefixCaching) && rapid.Bool().Draw(t, "windowState") {
+			// (Two kinds besides full attention: the default mode, or
+			// no prefix caching.)
+			pages = rapid.IntRange(1, 2).Draw(t, "pages")
+			mcfg.Groups = append(mcfg.Groups, paged.Group{Kind: paged.State, Pages: pages})
+			mcfg.NumBlocks = max(mcfg.NumBlocks, pages+3)
+		}
+		mcfg.DisableOffload = true
+		groups = 2
 	case 2:
 		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}
 		mcfg.DisableOffload = true // swapping with several groups needs it

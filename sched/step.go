@@ -329,14 +329,8 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		vi := s.victim()
 		v := s.running[vi]
-		if v == e && len(s.running) == 1 && len(e.rest) > 0 && !e.hasPending {
-			// Alone, its chunk does not fit: with windows a smaller
-			// chunk peaks lower (paged.Manager.AdmitChunk judged the
-			// first chunk, which may have been smaller than this one).
-			if k := e.nextChunk(budget); k > 1 {
-				e.chunk = k / 2
-				continue
-			}
+		if v == e && len(s.running) == 1 && s.halveChunk(e, budget) {
+			continue
 		}
 		if v == e && len(s.running) == 1 && !(v.req.beam && v.req.forked) && !s.pinned() {
 			// Alone, with every block the scheduler could free, it still
@@ -400,8 +394,9 @@ func (s *Scheduler) admitAll(budget int) (int, error) {
 
 // grow gives a running sequence its next tokens: its pending token, and
 // perhaps its drafts, at most room of them (speculate), or the next chunk
-// of its prompt within budget. It returns how many tokens the step
-// computes for it.
+// of its prompt within budget (none when it holds tokens not computed
+// yet, swapped in after a step that dropped them). It returns how many
+// tokens the step computes for it.
 func (s *Scheduler) grow(e *entry, budget, room int) (int, error) {
 	s.st.AppendCalls++
 	switch {
@@ -416,7 +411,11 @@ func (s *Scheduler) grow(e *entry, budget, room int) (int, error) {
 				return 0, err
 			}
 		}
-	case len(e.rest) > 0:
+	case len(e.rest) > 0 && e.length == e.computed:
+		// (Swapped in with a chunk its preemption's step never computed,
+		// the step recomputes that chunk alone: the manager slides the
+		// windows from the end of what it holds when given more.)
+		s.unpinChunk(e)
 		k := e.nextChunk(budget)
 		if k > 0 {
 			if err := s.m.Append(e.seq, e.rest[:k]...); err != nil {
@@ -643,6 +642,9 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 	if !s.cfg.ChunkedPrefill && e.length > budget {
 		return 0, false, nil
 	}
+	if s.cfg.ChunkedPrefill {
+		s.unpinChunk(e)
+	}
 	if s.cfg.CheckBeforeAdmit {
 		var a paged.Admission
 		var err error
@@ -726,6 +728,36 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 // the step's budget (less what e has scheduled already).
 func (e *entry) nextChunk(budget int) int {
 	return min(len(e.rest), e.chunkFor(budget-(e.length-e.computed)))
+}
+
+// halveChunk halves the chunks of e, alone in the running list, whose
+// next prompt chunk did not fit, and reports whether it did: with windows
+// a smaller chunk peaks lower (paged.Manager.AdmitChunk judged the first
+// chunk, which may have been smaller than this one). Beside prefix pins
+// that expire, the cap holds only until they end (unpinChunk). A chunk of
+// one token is not halved.
+func (s *Scheduler) halveChunk(e *entry, budget int) bool {
+	if len(e.rest) == 0 || e.hasPending {
+		return false
+	}
+	k := e.nextChunk(budget)
+	if k <= 1 {
+		return false
+	}
+	if s.pinned() {
+		e.pinChunk = k / 2
+	} else {
+		e.chunk = k / 2
+	}
+	return true
+}
+
+// unpinChunk drops e's chunk cap made while prefix pins that expire held
+// blocks (entry.pinChunk) once they have ended.
+func (s *Scheduler) unpinChunk(e *entry) {
+	if e.pinChunk > 0 && !s.pinned() {
+		e.pinChunk = 0
+	}
 }
 
 // shrinkChunk is called when the manager judged e's prompt never
@@ -856,7 +888,20 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	}
 	s.waiting.pop()
 	s.start(e)
-	n, err := s.grow(e, budget, budget-1)
+	// Its drafts leave a token of the budget to each running sequence
+	// the step decodes after it (AdmitFirst).
+	room := budget - 1
+	for _, x := range s.running {
+		if x != e && x.step != s.st.Steps {
+			room--
+		}
+	}
+	n, err := s.grow(e, budget, room)
+	for errors.Is(err, paged.ErrNoSpace) && len(s.running) == 1 && s.halveChunk(e, budget) {
+		// Alone, a prompt's chunk that does not fit is halved, as
+		// decodeAll halves it.
+		n, err = s.grow(e, budget, room)
+	}
 	if err != nil {
 		if !errors.Is(err, paged.ErrNoSpace) {
 			return 0, false, fmt.Errorf("sched: request %d: append to %v: %w", r.id, e.seq, err)

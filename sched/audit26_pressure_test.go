@@ -1,0 +1,215 @@
+package sched_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
+)
+
+// audit26Layouts are layouts with windows, where a prompt's chunked
+// prefill peaks higher the larger its chunks (the scheduler shrinks them),
+// with and without State groups (whose drafts take pages).
+var audit26Layouts = [][]paged.Group{
+	{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}},
+	{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.SlidingWindow, Window: 8}},
+	{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 6}, {Kind: paged.State, Pages: 1}},
+	{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 8}, {Kind: paged.SlidingWindow, Window: 4}, {Kind: paged.State, Pages: 2}},
+}
+
+// aloneFits reports whether a prompt can be served alone in a fresh
+// manager of configuration cfg: computed one token a step (the lowest
+// peak a chunked prefill has), then given maxTokens-1 outputs (the last
+// gets no slot).
+func aloneFits(t *rapid.T, cfg paged.Config, prompt []int32, maxTokens int) bool {
+	m, err := paged.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := m.Add(prompt, nil)
+	if err != nil {
+		return false
+	}
+	_, rest, err := m.AdmitChunk(id, 1, nil)
+	if err != nil {
+		return false
+	}
+	for _, tok := range rest {
+		m.EndStep()
+		if m.Append(id, tok) != nil {
+			return false
+		}
+	}
+	for range maxTokens - 1 {
+		m.EndStep()
+		if m.Append(id, 1) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// TestAudit26ChunksDraftsUnderPressure runs long prompts (chunked prefill
+// whose chunks the scheduler shrinks to fit windows' peaks) beside short
+// requests that verify drafts, fork and are cancelled, in small pools with
+// preemption by swap or recompute and, in some runs, a prefix pin that
+// expires holding part of the pool: every sample outputs exactly the
+// tokens decoding one at a time gives it, the manager checks after every
+// step, the scheduler ends within a bounded number of steps, and it
+// aborts no long prompt of fresh tokens that a fresh pool could serve
+// alone (computed one token a step).
+func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
+	// What the runs did: long prompts finished, swap-outs, accepted
+	// drafts, runs with a pin, runs.
+	var long, swapped, accepted, pinned, runs int
+	defer func() {
+		t.Logf("%d runs: %d long prompts finished, %d swap-outs, %d drafts accepted, %d runs with a pin", runs, long, swapped, accepted, pinned)
+		if runs >= 100 { // go test's default; CI's 32-bit pass runs 10
+			for name, n := range map[string]int{"finished a long prompt": long, "swapped out": swapped, "accepted drafts": accepted, "pinned": pinned} {
+				if n == 0 {
+					t.Errorf("no run %s", name)
+				}
+			}
+		}
+	}()
+	rapid.Check(t, func(t *rapid.T) {
+		layout := audit26Layouts[rapid.IntRange(0, len(audit26Layouts)-1).Draw(t, "layout")]
+		mcfg := paged.Config{
+			BlockSize:      rapid.IntRange(1, 4).Draw(t, "bs"),
+			NumBlocks:      rapid.IntRange(16, 60).Draw(t, "blocks"),
+			Groups:         layout,
+			DisableOffload: true,
+		}
+		cfg := sched.Config{
+			ChunkedPrefill:   true,
+			MaxBatchTokens:   rapid.IntRange(4, 40).Draw(t, "maxBatchTokens"),
+			MaxDrafts:        rapid.IntRange(1, 4).Draw(t, "maxDrafts"),
+			AdmitFirst:       rapid.Bool().Draw(t, "admitFirst"),
+			CheckBeforeAdmit: rapid.Bool().Draw(t, "check"),
+			Policy:           sched.Policy(rapid.IntRange(0, 1).Draw(t, "policy")),
+		}
+		if rapid.Bool().Draw(t, "swap") {
+			cfg.Preemption = sched.Swap
+			mcfg.HostBlocks = rapid.IntRange(4, 60).Draw(t, "hostBlocks")
+		}
+		m, err := paged.New(mcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pinUntil := int64(0)
+		if rapid.Bool().Draw(t, "pin") {
+			// Cached content pinned for a few steps.
+			p := rapid.SliceOfN(rapid.Int32Range(900, 999), mcfg.BlockSize, 4*mcfg.BlockSize).Draw(t, "pinned")
+			if id, _, err := m.Create(p, nil); err == nil {
+				if err := m.Free(id); err != nil {
+					t.Fatal(err)
+				}
+				pinUntil = int64(rapid.IntRange(2, 30).Draw(t, "pinUntil"))
+				if err := m.SetPinBudget(m.Stats().UsableBlocks / 2); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := m.Pin(p, nil, pinUntil); err != nil && !errors.Is(err, paged.ErrPinBudget) {
+					t.Fatal(err)
+				} else if err == nil {
+					pinned++
+				}
+			}
+		}
+		var s *sched.Scheduler
+		aborted := map[*sched.Request]bool{}
+		cfg.Hooks.Aborted = func(r *sched.Request, err error) { aborted[r] = true }
+		if rapid.Bool().Draw(t, "hookCancel") {
+			cfg.Hooks.Finished = func(r *sched.Request, sample int) {
+				if !r.State().Done() && rapid.Bool().Draw(t, "cancelRest") {
+					if err := s.Cancel(r); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		s, err = sched.New(m, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reqs []*truthReq
+		byReq := map[*sched.Request]*truthReq{}
+		next := int32(100)
+		submit := func() {
+			q := &truthReq{}
+			n := 1
+			if q.long = rapid.Bool().Draw(t, "long"); q.long {
+				// A long prompt of fresh tokens (no prefix shared: its
+				// retention pins are those of a fresh pool).
+				for range rapid.IntRange(8, 64).Draw(t, "longLen") {
+					next++
+					q.prompt = append(q.prompt, next)
+				}
+				q.max = rapid.IntRange(1, 6).Draw(t, "maxTokens")
+			} else {
+				q.prompt = slices.Clone(sharedPrefix[:rapid.IntRange(0, len(sharedPrefix)).Draw(t, "shared")])
+				q.prompt = append(q.prompt, rapid.SliceOfN(rapid.Int32Range(20, 40), 1, 6).Draw(t, "tail")...)
+				q.max = rapid.IntRange(1, 16).Draw(t, "maxTokens")
+				n = rapid.IntRange(1, 3).Draw(t, "n")
+			}
+			if q.submit(t, s, n) {
+				reqs = append(reqs, q)
+				byReq[q.r] = q
+			}
+		}
+		for range rapid.IntRange(1, 6).Draw(t, "requests") {
+			submit()
+		}
+		later := rapid.IntRange(0, 4).Draw(t, "later")
+		for steps := int64(1); s.Busy() || later > 0; steps++ {
+			if steps > 1500 {
+				t.Fatalf("no end after %d steps", steps)
+			}
+			m.Advance(steps)
+			if later > 0 && rapid.IntRange(0, 3).Draw(t, "arrive") == 0 {
+				later--
+				submit()
+			}
+			if !s.Busy() {
+				continue
+			}
+			if st := truthStep(t, s, m, byReq, 20); st.Tokens > cfg.MaxBatchTokens {
+				t.Fatalf("step %d: %d tokens, budget %d", st.Number, st.Tokens, cfg.MaxBatchTokens)
+			}
+			for _, q := range reqs {
+				q.afterStep(t, s, m, cfg.MaxDrafts)
+			}
+		}
+		for _, q := range reqs {
+			q.checkOutputs(t)
+			if aborted[q.r] && q.long {
+				// (A prompt sharing a prefix with an earlier one holds
+				// retention pins, the window before its branch point and
+				// a checkpoint there, which a fresh pool's does not.)
+				fresh := mcfg
+				fresh.HostBlocks = 0
+				if aloneFits(t, fresh, q.prompt, q.max) {
+					t.Fatalf("request %d (%d prompt tokens, %d outputs) aborted (%v), but a fresh pool serves it alone", q.r.ID(), len(q.prompt), q.max, q.r.Err())
+				}
+			}
+		}
+		st := s.Stats()
+		runs++
+		swapped += int(st.SwappedOut)
+		accepted += int(st.DraftsAccepted)
+		for _, q := range reqs {
+			if q.long && q.r.State() == sched.Finished {
+				long++
+			}
+		}
+		if st.DraftsProposed != st.DraftsAccepted+st.DraftsRejected+st.DraftsDropped {
+			t.Fatalf("drafts: %+v", st)
+		}
+		if ms := m.Stats(); ms.StateDraftPages != 0 || ms.Running != 0 {
+			t.Fatalf("an idle manager: %+v", ms)
+		}
+	})
+}
