@@ -124,7 +124,7 @@
 // Errors are all-or-nothing: an operation that returns an error has changed
 // nothing, except that Admit's prefix statistics count failed attempts, as
 // vLLM's do. Bad input (unknown handles, out-of-range numbers, nil
-// batches, negative token IDs) returns an error wrapping ErrInvalid,
+// batches or snapshots, negative token IDs) returns an error wrapping ErrInvalid,
 // ErrUnknownSequence or ErrSequenceState and never panics; a panic means a
 // broken internal invariant and names the block. (A method called on a nil
 // *Manager, *Placement or *SplitPlan panics like any nil dereference: the
