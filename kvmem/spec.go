@@ -405,9 +405,6 @@ func splitHeads(n, tp int, field string) (int, error) {
 // every whole block the budget holds, the null block 0 included, so
 // NumBlocks-1 are usable; vLLM counts its GPU blocks the same way.
 func (s Spec) PoolBlocks(budget int64, blockSize int) (int, error) {
-	if budget < 0 {
-		return 0, fmt.Errorf("%w: KV budget of %d bytes must not be negative", ErrInvalid, budget)
-	}
 	if blockSize == 0 {
 		blockSize = DefaultBlockSize
 	}
