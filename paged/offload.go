@@ -93,8 +93,8 @@ func (p *blockPool) offload(id allocator.BlockID, now int64) bool {
 	if p.parent != nil {
 		parent = &p.parent[id]
 	}
-	t.put(hb, h, g, parent)
 	t.hprio[hb], t.hexp[hb] = int8(t.priority(id, now)), t.expires[id]
+	t.put(hb, h, g, parent)
 	t.push(Swap{Src: id, Dst: hb, Kind: Offload, Group: g})
 	p.moved(h, g, Device, Host)
 	p.uncache(id, false)
