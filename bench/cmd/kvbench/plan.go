@@ -182,7 +182,7 @@ func buildPlan(m kvmem.Model, wt kvmem.Type, kvTypes []kvPair, d kvmem.Deploymen
 		Model: m.Name, Params: m.Params, ActiveParams: m.ActiveParams, Weights: wt.String(), WeightBytes: w,
 		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, ModelContext: m.ContextLen, BlockSize: d.BlockSize, PrefillChunk: d.PrefillChunk, NoHybridPins: d.NoHybridPins,
 		SpecTokens: d.SpecTokens,
-		Rows: []planRow{},
+		Rows:       []planRow{},
 	}
 	// Every type must pack the model's rows, even when the weights do not
 	// fit, so a bad -kv or -head-dim is always an error.
