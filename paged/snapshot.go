@@ -74,7 +74,9 @@ func (m *Manager) Snapshot(snap *Snapshot) error {
 		t.eachReported(func(h *Hash, id allocator.BlockID, g int) { add(h, parents, id, Host, g) })
 	}
 	// A whole state checkpoint is one block of its group (checkpoint.go).
-	m.eachCheckpoint(func(h *Hash, g int) { blocks = append(blocks, CachedBlock{Hash: *h, Medium: Device, Group: g}) })
+	m.eachCheckpoint(func(h *Hash, g int, medium Medium) {
+		blocks = append(blocks, CachedBlock{Hash: *h, Medium: medium, Group: g})
+	})
 	snap.Blocks = chainOrder(blocks)
 	return nil
 }
