@@ -165,13 +165,6 @@ func (m *Manager) initCheckpointEvents() {
 	}
 }
 
-// checkpointWhole reports whether every page of the checkpoint of state
-// group g after the block whose chain hash is h is cached, on either tier.
-func (m *Manager) checkpointWhole(h *Hash, g int) bool {
-	_, whole := m.checkpointMedium(h, g, nil, false, false)
-	return whole
-}
-
 // checkpointMedium reports whether the checkpoint of state group g after
 // the block whose chain hash is h is whole, and its medium then: Device
 // when every page is in the device index, else Host. Page k (when not
