@@ -69,7 +69,9 @@
 // lengths, the slot mapping of the new tokens, the copy and swap
 // directives, and, with Batch.SplitUnits set, a Flash-Decoding split plan
 // (SplitPlan) that cuts long sequences into balanced chunks over the
-// compute units with the merge map of their partial results.
+// compute units with the merge map of their partial results, each
+// sequence from the first block its queries read (Batch.FirstBlocks: past
+// a sliding window's released blocks).
 //
 // # Tiers
 //
