@@ -15,9 +15,11 @@ import (
 // checkpoint pages (admission, TakeCheckpoints, eviction, offload,
 // Onboard ahead of admission, SwapOut and SwapIn, preemption, forks,
 // frees, pins, ResetCache) and replays the state groups' events into a
-// set: a checkpoint is stored only while not held, removed only while
-// held, and after every operation the set is the snapshot's checkpoints
-// (what the manager can hit).
+// map of checkpoints to their medium: a checkpoint is stored only while
+// not held, removed only while held and from the medium it is on, moved
+// only from that medium to the other, and after every operation the map
+// is the snapshot's checkpoints (what the manager can hit), each on the
+// medium the snapshot says (the device while every page is there).
 func TestAudit16CheckpointEventsMatchSnapshot(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		cfg := fleettest.DrawHybridConfig(t)
@@ -46,7 +48,7 @@ func TestAudit16CheckpointEventsMatchSnapshot(t *testing.T) {
 			h paged.Hash
 			g int
 		}
-		held := map[key]bool{}
+		held := map[key]paged.Medium{}
 		var evs []paged.Event
 		drain := func(step int, what string) {
 			evs = m.DrainEvents(evs[:0])
@@ -60,37 +62,41 @@ func TestAudit16CheckpointEventsMatchSnapshot(t *testing.T) {
 				}
 				for _, h := range ev.Hashes {
 					k := key{h, ev.Group}
+					at, ok := held[k]
 					switch ev.Kind {
 					case paged.BlockStored:
-						if held[k] {
+						if ok {
 							t.Fatalf("step %d (%s): checkpoint %x of group %d stored twice", step, what, h[:4], ev.Group)
 						}
-						held[k] = true
+						held[k] = ev.Medium
 					case paged.BlockRemoved:
-						if !held[k] {
-							t.Fatalf("step %d (%s): checkpoint %x of group %d removed while not held", step, what, h[:4], ev.Group)
+						if !ok || at != ev.Medium {
+							t.Fatalf("step %d (%s): checkpoint %x of group %d removed from %v while held %v on %v", step, what, h[:4], ev.Group, ev.Medium, ok, at)
 						}
 						delete(held, k)
 					case paged.BlockMoved:
-						t.Fatalf("step %d (%s): checkpoint moved", step, what)
+						if !ok || at != ev.From || ev.From == ev.Medium {
+							t.Fatalf("step %d (%s): checkpoint %x of group %d moved %v to %v while held %v on %v", step, what, h[:4], ev.Group, ev.From, ev.Medium, ok, at)
+						}
+						held[k] = ev.Medium
 					}
 				}
 			}
 			var snap paged.Snapshot
 			m.Snapshot(&snap)
-			want := map[key]bool{}
+			want := map[key]paged.Medium{}
 			for _, b := range snap.Blocks {
 				if state[b.Group] {
-					want[key{b.Hash, b.Group}] = true
+					want[key{b.Hash, b.Group}] = b.Medium
 				}
 			}
-			for k := range want {
-				if !held[k] {
-					t.Fatalf("step %d (%s): whole checkpoint %x of group %d not reported", step, what, k.h[:4], k.g)
+			for k, md := range want {
+				if at, ok := held[k]; !ok || at != md {
+					t.Fatalf("step %d (%s): whole checkpoint %x of group %d on %v reported %v on %v", step, what, k.h[:4], k.g, md, ok, at)
 				}
 			}
 			for k := range held {
-				if !want[k] {
+				if _, ok := want[k]; !ok {
 					t.Fatalf("step %d (%s): checkpoint %x of group %d reported held, not in the snapshot", step, what, k.h[:4], k.g)
 				}
 			}

@@ -150,7 +150,9 @@ func Types() []Type {
 // ParseType parses a type name: "fp32", "fp16", "bf16", "fp8_e4m3" (or
 // "fp8"), "fp8_e5m2", "int8", "int4-g64", "int2-g32", "q8_0", "q4_0",
 // "nvfp4", "mxfp4". Case does not matter and "-" may stand for "_". "int4" and
-// "int2" without a group mean int4-g64 and int2-g32.
+// "int2" without a group mean int4-g64 and int2-g32. A group is decimal
+// digits without a sign, a leading zero or spaces ("int4-g+64", "int4-g064"
+// and "int4-g 64" are ErrInvalid).
 func ParseType(s string) (Type, error) {
 	name := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "_", "-")
 	for _, p := range []struct {
@@ -164,9 +166,9 @@ func ParseType(s string) (Type, error) {
 		}
 		t := Type{Format: p.format, Group: p.def}
 		if rest != "" {
-			g, err := strconv.Atoi(rest[2:])
-			if err != nil {
-				return Type{}, fmt.Errorf("%w: kv type %q: group %q is not a number", ErrInvalid, s, rest[2:])
+			g, ok := parseGroup(rest[2:])
+			if !ok {
+				return Type{}, fmt.Errorf("%w: kv type %q: group %q is not a number of decimal digits without a sign or a leading zero", ErrInvalid, s, rest[2:])
 			}
 			t.Group = g
 		}
@@ -187,6 +189,22 @@ func ParseType(s string) (Type, error) {
 		}
 	}
 	return Type{}, fmt.Errorf("%w: unknown kv type %q (want fp32, fp16, bf16, fp8_e4m3, fp8_e5m2, int8, int4-gN, int2-gN, q8_0, q4_0, nvfp4 or mxfp4)", ErrInvalid, s)
+}
+
+// parseGroup reads a group size spelled as String spells it: decimal
+// digits, no sign, no leading zero, no spaces. strconv.Atoi alone took
+// "+64" and "064" as 64. A number too long for an int is not one.
+func parseGroup(s string) (int, bool) {
+	if s == "" || s[0] == '0' {
+		return 0, false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	g, err := strconv.Atoi(s)
+	return g, err == nil
 }
 
 // String returns the type's name as ParseType reads it, with the group of

@@ -53,7 +53,19 @@ type Deployment struct {
 	// its branch point). Sequences that share a short prefix pin them and
 	// may share no block, and must still fit.
 	NoHybridPins bool
+	// SpecTokens is the number of speculative (draft) tokens a running
+	// sequence may hold at once (vLLM's num_speculative_tokens, sched's
+	// Config.MaxDrafts), at most 2^20. Each sequence is then charged k
+	// more tokens of KV (its drafts' slots, on top of its context), a
+	// step of 1+k uncomputed tokens in its window and chunked groups
+	// (drafts do not slide a window), and k more states in every State
+	// group: paged keeps one state per pending draft (docs/hybrid.md,
+	// "State groups: drafts"). Default 0: no speculative decoding.
+	SpecTokens int
 }
+
+// maxSpecTokens bounds Deployment.SpecTokens: far above any drafter.
+const maxSpecTokens = 1 << 20
 
 // StateCheckpoints is how many checkpoints of its state a running
 // sequence may pin in paged's default mode (see Deployment.NoHybridPins).
@@ -87,6 +99,8 @@ func (d Deployment) withDefaults() (Deployment, error) {
 		return d, fmt.Errorf("%w: Deployment.BlockSize %d must be in [1, 2^20]", ErrInvalid, d.BlockSize)
 	case d.PrefillChunk < 0 || d.PrefillChunk > maxSpan:
 		return d, fmt.Errorf("%w: Deployment.PrefillChunk %d must be in [1, 2^30]", ErrInvalid, d.PrefillChunk)
+	case d.SpecTokens < 0 || d.SpecTokens > maxSpecTokens:
+		return d, fmt.Errorf("%w: Deployment.SpecTokens %d must be in [0, 2^20]", ErrInvalid, d.SpecTokens)
 	}
 	if d.PrefillChunk == 0 {
 		d.PrefillChunk = 1
@@ -207,6 +221,7 @@ func (c Capacity) valid() bool {
 	d := c.Deployment
 	return c.NumBlocks >= 2 && c.BlockBytes > 0 && c.Replicas >= 1 &&
 		d.CP >= 1 && d.CP <= 1<<20 && d.BlockSize >= 1 && d.BlockSize <= 1<<20 && d.PrefillChunk >= 0 && d.PrefillChunk <= maxSpan &&
+		d.SpecTokens >= 0 && d.SpecTokens <= maxSpecTokens &&
 		c.Shard.Validate() == nil
 }
 
@@ -218,16 +233,38 @@ func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
 // tokens: with context parallelism each CP rank holds ceil(contextLen/CP)
 // of its tokens. A window, chunk or state is counted on every rank, an
 // upper bound, since which ranks hold the last window depends on how the
-// tokens are placed. ok is false when the count overflows.
+// tokens are placed. Drafts (Deployment.SpecTokens) are counted on every
+// rank too. ok is false when the count overflows.
 func (c Capacity) seqBlocks(contextLen int64) (int64, bool) {
+	k := int64(c.Deployment.SpecTokens)
 	tokens := ceilDiv(contextLen, int64(c.Deployment.CP))
-	n, err := c.Shard.sequenceBlocks(tokens, c.Deployment.BlockSize, max(c.Deployment.PrefillChunk, 1))
-	if err != nil || n == 0 || c.Deployment.NoHybridPins {
-		return n, err == nil
+	if tokens == 0 {
+		return 0, true
+	}
+	// A decode step with k drafts holds 1+k uncomputed tokens, which a
+	// prefill chunk may exceed: the larger step is the peak.
+	step := max(c.Deployment.PrefillChunk, 1, 1+c.Deployment.SpecTokens)
+	n, err := c.Shard.sequenceBlocks(tokens+k, c.Deployment.BlockSize, step)
+	if err != nil {
+		return 0, false
+	}
+	p := int64(c.Shard.layersPerBlock())
+	if k > 0 {
+		// One state per pending draft beside the sequence's own.
+		for _, g := range c.Shard.groups() {
+			per, err := mulBytes(int64(g.Layers)/p*k, c.Shard.stateBlocks(g, c.Deployment.BlockSize))
+			if err != nil || per > 1<<62-n {
+				return 0, false
+			}
+			n += per
+		}
+	}
+	if n == 0 || c.Deployment.NoHybridPins {
+		return n, true
 	}
 	// The pins (at most 2^12 layers x 2^40 blocks of window or state:
 	// no overflow past the 2^62 of sequenceBlocks).
-	p, bs := int64(c.Shard.layersPerBlock()), int64(c.Deployment.BlockSize)
+	bs := int64(c.Deployment.BlockSize)
 	for _, g := range c.Shard.groups() {
 		switch g.Kind {
 		case Window:

@@ -2,6 +2,7 @@ package kvmem_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -115,7 +116,8 @@ func TestParseType(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, typ, back, "round trip of %v", typ)
 	}
-	for _, bad := range []string{"", "fp4", "int4-g", "int4-gx", "int4-g3", "int2-g2", "int4-g0", "int4g64", "int42", "q5_0", "fp16 x"} {
+	for _, bad := range []string{"", "fp4", "int4-g", "int4-gx", "int4-g3", "int2-g2", "int4-g0", "int4g64", "int42", "q5_0", "fp16 x",
+		"int4-g+64", "int4-g-64", "int4-g064", "int4-g 64", "int4-g64 x", "int2-g+32", "int2_g0032", "int4-g６４"} {
 		_, err := kvmem.ParseType(bad)
 		require.ErrorIs(t, err, kvmem.ErrInvalid, "%q", bad)
 		assert.Contains(t, err.Error(), "kvmem:", "%q", bad)
@@ -315,7 +317,8 @@ func TestSpecPoolBlocks(t *testing.T) {
 // panics; a parsed type round-trips through String and packs its own
 // group without a negative size.
 func FuzzParseType(f *testing.F) {
-	for _, s := range []string{"fp16", "int4-g64", "int2_g4", "q8_0", "nvfp4", "int4-g-8", "int4-g99999999999999999999", "fp8"} {
+	for _, s := range []string{"fp16", "int4-g64", "int2_g4", "q8_0", "nvfp4", "int4-g-8", "int4-g99999999999999999999", "fp8",
+		"int4-g+64", "int4-g064", " INT2_G32 "} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -323,6 +326,13 @@ func FuzzParseType(f *testing.F) {
 		if err != nil {
 			require.ErrorIs(t, err, kvmem.ErrInvalid)
 			return
+		}
+		// Only the canonical name, in any case, with "-" for "_" and
+		// spaces around, or one of the short forms, parses: a group has one
+		// spelling.
+		norm := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "_", "-")
+		if canon := strings.ReplaceAll(typ.String(), "_", "-"); norm != canon {
+			require.Contains(t, []string{"int4", "int2", "fp8", "e4m3"}, norm, "%q parsed as %v", s, typ)
 		}
 		back, err := kvmem.ParseType(typ.String())
 		require.NoError(t, err)

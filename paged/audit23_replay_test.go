@@ -316,7 +316,7 @@ func (h *hyModel) checkSplit(t *rapid.T, b *paged.Batch, sched []paged.Scheduled
 	if b.SplitUnits == 0 {
 		return
 	}
-	if err := b.Split.Check(b.BlocksPerSeq); err != nil {
+	if err := b.Split.CheckFrom(b.FirstBlocks, b.BlocksPerSeq); err != nil {
 		t.Fatalf("split plan of %d units: %v", b.SplitUnits, err)
 	}
 	for i, sc := range sched {

@@ -463,7 +463,7 @@ func (a *auditRig) writes(t *rapid.T, id SeqID, n int) {
 		a.swapTaken(w)
 	}
 	if b.SplitUnits > 0 {
-		if err := b.Split.Check(b.BlocksPerSeq); err != nil {
+		if err := b.Split.CheckFrom(b.FirstBlocks, b.BlocksPerSeq); err != nil {
 			t.Fatalf("step %d: split plan: %v", a.step, err)
 		}
 	}

@@ -52,8 +52,16 @@ type Batch struct {
 	// Flash-Decoding split of the batch over that many compute units, with
 	// chunks of at least SplitMinChunk blocks (default 1), into Split.
 	SplitUnits, SplitMinChunk int
-	// Split is the split-KV plan of this step when SplitUnits > 0.
+	// Split is the split-KV plan of this step when SplitUnits > 0. Each
+	// sequence's items start at its FirstBlocks entry.
 	Split SplitPlan
+	// FirstBlocks, when SplitUnits > 0, holds for each scheduled sequence
+	// the first block of its table that the step's queries read: 0, or
+	// with a sliding window (SeqOptions.Window) the block the window of
+	// its first new token reaches; the entries before it are released
+	// (null) or about to be. Split plans blocks FirstBlocks[i] to
+	// BlocksPerSeq[i]-1 of sequence i (SplitPlan.BuildFrom).
+	FirstBlocks []int32
 	// BlocksPerSeq is each scheduled sequence's table length in blocks.
 	BlocksPerSeq []int32
 	// Copies are the copy-on-write directives to run before the kernels.
@@ -190,7 +198,16 @@ func (m *Manager) finishBatch(b *Batch, sched []Scheduled) {
 		m.fillGroups(b, sched)
 	}
 	if b.SplitUnits > 0 {
-		if err := b.Split.Build(b.BlocksPerSeq, b.SplitUnits, max(b.SplitMinChunk, 1)); err != nil {
+		b.FirstBlocks = resize(b.FirstBlocks, len(sched))
+		for i, sc := range sched {
+			b.FirstBlocks[i] = 0
+			// fill validated every sequence: the lookup cannot fail.
+			idx, _ := sc.ID.parts()
+			if s := &m.seqs[idx]; s.windowed {
+				b.FirstBlocks[i] = int32(m.windowStart(s.opts.Window, len(s.tokens)-sc.NewTokens))
+			}
+		}
+		if err := b.Split.BuildFrom(b.FirstBlocks, b.BlocksPerSeq, b.SplitUnits, max(b.SplitMinChunk, 1)); err != nil {
 			panic("paged: a checked split plan failed: " + err.Error())
 		}
 	}

@@ -142,16 +142,18 @@ func ckptKey(h *Hash, j int) Hash {
 // a consumer (a fleet index) needs to know where a state hit is possible,
 // which is where every page of a checkpoint is cached. So with events on
 // a checkpoint of state group g after L blocks is reported as one block
-// of group g: BlockStored of the chain hash of block L-1 (with its parent
-// and tokens, as group 0 reported it) when the checkpoint becomes whole
-// (TakeCheckpoints commits its pages and they were not all cached
-// already), BlockRemoved of that hash, on the device, when it stops being
-// whole: a page's content leaves the device and the host and no other
-// copy holds it (checkpointGone; a checkpoint page's parent, kept with
-// events on, is the checkpoint's hash). Moves between tiers keep a checkpoint
-// whole and are not reported; its events are always on the device. A
-// checkpoint is thus reported held exactly while lookupState would find
-// it.
+// of group g: BlockStored of the chain hash of block L-1 (with its
+// tokens, no parent) when the checkpoint becomes whole (TakeCheckpoints
+// commits its pages and they were not all cached already), BlockRemoved
+// of that hash when it stops being whole: a page's content leaves the
+// device and the host and no other copy holds it (a checkpoint page's
+// parent, kept with events on, is the checkpoint's hash, so the hooks
+// know which checkpoint a page belongs to). Its medium is the device
+// while every page is on the device, the host once a page must be
+// onboarded for a hit; a page moving between tiers that changes it is a
+// BlockMoved of the checkpoint (an onboard with the block's tokens, as a
+// BlockStored carries them). A checkpoint is thus reported held exactly
+// while lookupState would find it, on the tier a hit would find it.
 
 // initCheckpointEvents turns checkpoint events on: with events and
 // checkpoints.
@@ -161,20 +163,36 @@ func (m *Manager) initCheckpointEvents() {
 	}
 	m.bp.gone = m.checkpointGone
 	if m.tier != nil {
-		m.tier.gone = m.checkpointGone
+		m.tier.gone = m.checkpointHostGone
 	}
 }
 
-// checkpointWhole reports whether every page of the checkpoint of state
-// group g after the block whose chain hash is h is cached, on either tier.
-func (m *Manager) checkpointWhole(h *Hash, g int) bool {
+// checkpointMedium reports whether the checkpoint of state group g after
+// the block whose chain hash is h is whole, and its medium then: Device
+// when every page is in the device index, else Host. Page k (when not
+// nil) is taken as on the device when dev and on either tier when any,
+// whatever the indexes say: the hooks ask what the checkpoint was before
+// a page moved. O(Pages) probes.
+func (m *Manager) checkpointMedium(h *Hash, g int, k *Hash, dev, any bool) (Medium, bool) {
+	medium := Device
 	for j := range m.kinds[g].pages() {
-		k := ckptKey(h, j)
-		if _, ok := m.bp.findIn(&k, g); !ok {
-			return false
+		p := ckptKey(h, j)
+		onDev, onAny := dev, any
+		if k == nil || p != *k {
+			_, onDev = m.bp.index.getIn(&p, groupSalt(g))
+			onAny = onDev
+			if !onDev {
+				_, onAny = m.bp.hostHitIn(&p, g)
+			}
+		}
+		if !onAny {
+			return 0, false
+		}
+		if !onDev {
+			medium = Host
 		}
 	}
-	return true
+	return medium, true
 }
 
 // notePage records, with events on, that device block id holds a page of
@@ -189,29 +207,45 @@ func (m *Manager) notePage(id allocator.BlockID, h *Hash) {
 }
 
 // checkpointGone is told that page k of checkpoint group g, of the
-// checkpoint after the block whose chain hash is h, left an index (device
-// or host). When no copy of it is left and the checkpoint was whole
-// without it, the checkpoint is reported removed. O(Pages) probes.
-func (m *Manager) checkpointGone(k, h *Hash, g int) {
-	if _, ok := m.bp.findIn(k, g); ok {
-		return // another copy, or it moved to the host
+// checkpoint after the block whose chain hash is h, left the device index
+// (evicted, offloaded to the host, forgotten); checkpointHostGone, that
+// it left the host index (given up, not onboarded). They report the
+// checkpoint removed when it stops being whole, moved to the host when a
+// page it had on the device only is on the host now.
+func (m *Manager) checkpointGone(k, h *Hash, g int) { m.checkpointMoved(k, h, g, true, true, nil, 0) }
+
+func (m *Manager) checkpointHostGone(k, h *Hash, g int) {
+	_, dev := m.bp.index.getIn(k, groupSalt(g))
+	m.checkpointMoved(k, h, g, dev, true, nil, 0)
+}
+
+// checkpointMoved reports the change of the checkpoint after h in state
+// group g when its page k was on the device (wasDev) or on either tier
+// (wasAny) and is now where the indexes say: BlockRemoved on its old
+// medium when it stops being whole, BlockMoved when its medium changes
+// (with tokens and lora, those of the block before it, when it comes back
+// to the device). Becoming whole is TakeCheckpoints' to report.
+func (m *Manager) checkpointMoved(k, h *Hash, g int, wasDev, wasAny bool, tokens []int32, lora int32) {
+	before, was := m.checkpointMedium(h, g, k, wasDev, wasAny)
+	if !was {
+		return // not whole before: reported already, or never
 	}
-	for j := range m.kinds[g].pages() {
-		p := ckptKey(h, j)
-		if p == *k {
-			continue
-		}
-		if _, ok := m.bp.findIn(&p, g); !ok {
-			return // not whole before: reported already, or never
-		}
+	after, is := m.checkpointMedium(h, g, nil, false, false)
+	switch {
+	case !is:
+		m.bp.events.removed(h, before, g)
+	case after == before:
+	case after == Device:
+		m.bp.events.onboarded(h, nil, tokens, m.bs, lora, g)
+	default:
+		m.bp.events.moved(h, before, after, g)
 	}
-	m.bp.events.removed(h, Device, g)
 }
 
 // eachCheckpoint calls fn for the hash of every whole checkpoint of
-// every state group, once each (for Snapshot): at the index entry of its
-// page 0.
-func (m *Manager) eachCheckpoint(fn func(h *Hash, g int)) {
+// every state group, once each (for Snapshot), with its medium: at the
+// index entry of its page 0.
+func (m *Manager) eachCheckpoint(fn func(h *Hash, g int, medium Medium)) {
 	if m.bp.gone == nil {
 		return
 	}
@@ -219,8 +253,10 @@ func (m *Manager) eachCheckpoint(fn func(h *Hash, g int)) {
 		if *k != ckptKey(h, 0) {
 			return
 		}
-		if id, ok := m.bp.findIn(k, g); ok && id == ref && m.checkpointWhole(h, g) {
-			fn(h, g)
+		if id, ok := m.bp.findIn(k, g); ok && id == ref {
+			if medium, whole := m.checkpointMedium(h, g, nil, false, false); whole {
+				fn(h, g, medium)
+			}
 		}
 	}
 	for id := allocator.BlockID(1); int(id) < len(m.bp.cached); id++ {
@@ -511,17 +547,26 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 		}
 		for i, g := range r.states {
 			pages := s.keep.pending[r.off[i]:r.off[i+1]]
-			report := m.bp.gone != nil && !m.checkpointWhole(&s.hashes[L-1], g)
+			var before Medium
+			was := true
+			if m.bp.gone != nil {
+				before, was = m.checkpointMedium(&s.hashes[L-1], g, nil, false, false)
+			}
 			for j, b := range pages {
 				key := ckptKey(&s.hashes[L-1], j)
 				m.commit(b, &key, g, L-1, allocator.NoBlock, s)
 				m.notePage(b, &s.hashes[L-1])
 			}
-			if report {
+			switch toks := s.tokens[(L-1)*m.bs : L*m.bs]; {
+			case !was:
 				// Block L-1's hash and tokens, without a parent: a
 				// checkpoint is the whole state at L and follows no
 				// block of its group (Snapshot lists it alike).
-				m.bp.events.stored(s.hashes[L-1:L], nil, s.tokens[(L-1)*m.bs:L*m.bs], m.bs, s.opts.LoRA, Device, g)
+				m.bp.events.stored(s.hashes[L-1:L], nil, toks, m.bs, s.opts.LoRA, Device, g)
+			case before == Host:
+				// Whole on the host already (another state group's
+				// checkpoint was missing): its pages are on the device now.
+				m.bp.events.onboarded(&s.hashes[L-1], nil, toks, m.bs, s.opts.LoRA, g)
 			}
 			r.out = append(r.out, pages...)
 			dst = append(dst, Checkpoint{Seq: id, Group: g, Tokens: L * m.bs})

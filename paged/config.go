@@ -115,7 +115,9 @@ type Config struct {
 	// tier.
 	HostBlocks int
 	// HostPolicy builds the eviction policy of offloaded blocks. Default
-	// eviction.NewLRU.
+	// eviction.NewLRU. A policy that takes hints (eviction.Hinter) is
+	// given each offloaded content's retention level and expiry, and one
+	// that keeps time (eviction.Ticker) the manager's Advance.
 	HostPolicy eviction.Factory
 	// OffloadPriority is the lowest retention priority (SeqOptions.Retention,
 	// else eviction.DefaultPriority) of content worth offloading when its

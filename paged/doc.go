@@ -69,7 +69,9 @@
 // lengths, the slot mapping of the new tokens, the copy and swap
 // directives, and, with Batch.SplitUnits set, a Flash-Decoding split plan
 // (SplitPlan) that cuts long sequences into balanced chunks over the
-// compute units with the merge map of their partial results.
+// compute units with the merge map of their partial results, each
+// sequence from the first block its queries read (Batch.FirstBlocks: past
+// a sliding window's released blocks).
 //
 // # Tiers
 //
@@ -124,7 +126,7 @@
 // Errors are all-or-nothing: an operation that returns an error has changed
 // nothing, except that Admit's prefix statistics count failed attempts, as
 // vLLM's do. Bad input (unknown handles, out-of-range numbers, nil
-// batches, negative token IDs) returns an error wrapping ErrInvalid,
+// batches or snapshots, negative token IDs) returns an error wrapping ErrInvalid,
 // ErrUnknownSequence or ErrSequenceState and never panics; a panic means a
 // broken internal invariant and names the block. (A method called on a nil
 // *Manager, *Placement or *SplitPlan panics like any nil dereference: the

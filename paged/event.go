@@ -86,6 +86,7 @@ type Event struct {
 	// Group is the KV cache group of the blocks (Config.Groups; always 0
 	// for a model of one attention kind), as vLLM's group_idx. For a State
 	// group each hash is a whole state checkpoint after the block of that
-	// hash (see Checkpoint), stored or removed.
+	// hash (see Checkpoint), stored, removed or moved: on the device while
+	// every page of it is, else on the host.
 	Group int
 }

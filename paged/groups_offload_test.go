@@ -114,6 +114,11 @@ func TestGroupsOffloadHit(t *testing.T) {
 				for _, e := range m.DrainEvents(nil) {
 					if e.Kind == paged.BlockMoved && e.From == paged.Host && e.Medium == paged.Device {
 						moved[e.Group] += len(e.Hashes)
+						if tc.groups[e.Group].Kind == paged.State {
+							// As a BlockStored of it: vLLM's frames store it again.
+							assert.Len(t, e.Tokens, m.BlockSize(), "the checkpoint's block's tokens")
+							assert.False(t, e.HasParent)
+						}
 					}
 				}
 				for g, want := range tc.onboards {
@@ -122,7 +127,9 @@ func TestGroupsOffloadHit(t *testing.T) {
 					assert.EqualValues(t, want, st.Onboards, "group %d onboards", g)
 					assert.Equal(t, want, per[g], "group %d onboard directives", g)
 					if tc.groups[g].Kind == paged.State {
-						assert.Zero(t, moved[g], "checkpoint pages are not KV events")
+						// Its pages are no KV events: the checkpoint is one,
+						// back on the device once its last page is.
+						assert.Equal(t, min(want, 1), moved[g], "the checkpoint moves once")
 					} else {
 						assert.Equal(t, want, moved[g], "group %d BlockMoved events", g)
 					}
@@ -176,9 +183,12 @@ func TestGroupsOffloadPerGroupKey(t *testing.T) {
 }
 
 // TestGroupsOffloadCheckpointEvents: a checkpoint is one KV event of its
-// state group; offloading its pages keeps it whole, so no event reports
-// the move, and a snapshot still lists it once (removals are checked
-// against snapshots by TestAudit14MultiKindFastPathsLookupAndReads).
+// state group; offloading its pages keeps it whole, and moves it to the
+// host: one BlockMoved of the checkpoint, not one per page, and a
+// snapshot lists it once, on the host (removals are checked against
+// snapshots by TestAudit14MultiKindFastPathsLookupAndReads). Before, its
+// events and snapshots always said the device, though a hit had to
+// onboard it.
 func TestGroupsOffloadCheckpointEvents(t *testing.T) {
 	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 49, HostBlocks: 64, Events: 4096,
 		Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
@@ -198,22 +208,28 @@ func TestGroupsOffloadCheckpointEvents(t *testing.T) {
 	st, err := m.TierStatsGroup(1)
 	require.NoError(t, err)
 	assert.Equal(t, 2, st.HostCached, "the checkpoint's pages are on the host")
-	state := 0
+	var kinds []paged.EventKind
+	var hashes []paged.Hash
 	for _, e := range m.DrainEvents(nil) {
 		if e.Group == 1 {
-			state++
-			assert.Equal(t, paged.BlockStored, e.Kind, "a move of a checkpoint page is no event")
-			assert.Len(t, e.Hashes, 1)
+			kinds = append(kinds, e.Kind)
+			hashes = append(hashes, e.Hashes...)
+			if e.Kind == paged.BlockMoved {
+				assert.Equal(t, paged.Device, e.From)
+				assert.Equal(t, paged.Host, e.Medium)
+			}
 		}
 	}
-	assert.Equal(t, 1, state)
+	assert.Equal(t, []paged.EventKind{paged.BlockStored, paged.BlockMoved}, kinds, "stored, then moved once")
+	require.Len(t, hashes, 2)
+	assert.Equal(t, hashes[0], hashes[1], "the checkpoint's hash both times")
 	var snap paged.Snapshot
 	m.Snapshot(&snap)
-	state = 0
+	state := 0
 	for _, b := range snap.Blocks {
 		if b.Group == 1 {
 			state++
-			assert.Equal(t, paged.Device, b.Medium, "checkpoint events are on the device")
+			assert.Equal(t, paged.Host, b.Medium, "the checkpoint is on the host")
 		}
 	}
 	assert.Equal(t, 1, state, "the offloaded checkpoint, once")

@@ -400,8 +400,13 @@ func (m *Manager) NewPromptHasher(h Hasher) (*PromptHasher, error) {
 
 // Hashes appends to dst the chained hashes of the full blocks of prompt
 // under opts, as the manager's Add would compute them. opts is not
-// validated here; AddHashed validates it.
+// validated here; AddHashed validates it. A zero PromptHasher (not made
+// by NewPromptHasher) knows no block size and appends nothing, so
+// AddHashed refuses the short list with ErrInvalid.
 func (p *PromptHasher) Hashes(dst []Hash, prompt []int32, opts *SeqOptions) []Hash {
+	if p.c.bs == 0 {
+		return dst
+	}
 	var o SeqOptions
 	if opts != nil {
 		o = *opts

@@ -188,6 +188,9 @@ func (m *Manager) Advance(now int64) {
 	if m.bp.ticker != nil {
 		m.bp.ticker.Advance(now)
 	}
+	if m.tier != nil && m.tier.ticker != nil {
+		m.tier.ticker.Advance(now)
+	}
 }
 
 // available returns the blocks an allocation may take: free ones plus

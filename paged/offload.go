@@ -93,8 +93,8 @@ func (p *blockPool) offload(id allocator.BlockID, now int64) bool {
 	if p.parent != nil {
 		parent = &p.parent[id]
 	}
-	t.put(hb, h, g, parent)
 	t.hprio[hb], t.hexp[hb] = int8(t.priority(id, now)), t.expires[id]
+	t.put(hb, h, g, parent)
 	t.push(Swap{Src: id, Dst: hb, Kind: Offload, Group: g})
 	p.moved(h, g, Device, Host)
 	p.uncache(id, false)
@@ -243,8 +243,17 @@ func (m *Manager) onboardGroups(s *sequence) {
 	for i, b := range r.hitPages {
 		if b < 0 {
 			g, j := r.pageAt(i)
-			r.hitPages[i] = m.onboardRef(b, ckptKey(&s.hashes[r.hit-1], j), g, r.hit-1, allocator.NoBlock, s)
+			k := ckptKey(&s.hashes[r.hit-1], j)
+			r.hitPages[i] = m.onboardRef(b, k, g, r.hit-1, allocator.NoBlock, s)
 			m.notePage(r.hitPages[i], &s.hashes[r.hit-1])
+			if m.bp.gone != nil {
+				// The page was on the host only (a device copy is a device hit).
+				var toks []int32
+				if !s.unknown {
+					toks = s.tokens[(r.hit-1)*m.bs : r.hit*m.bs]
+				}
+				m.checkpointMoved(&k, &s.hashes[r.hit-1], g, false, true, toks, s.opts.LoRA)
+			}
 		}
 	}
 }

@@ -44,8 +44,12 @@ type CachedBlock struct {
 // O(blocks) time and allocates a map for the ordering; it is meant for
 // recovery, not for every step. Parents are known only to a manager with
 // events on (Config.Events > 0), which keeps them per block; without
-// events every block is listed with HasParent false.
-func (m *Manager) Snapshot(snap *Snapshot) {
+// events every block is listed with HasParent false. A nil snap is
+// ErrInvalid.
+func (m *Manager) Snapshot(snap *Snapshot) error {
+	if snap == nil {
+		return errorf(ErrInvalid, "Snapshot: nil *Snapshot")
+	}
 	snap.Seq = m.bp.events.seq
 	snap.BlockSize = m.bs
 	blocks := snap.Blocks[:0]
@@ -70,8 +74,11 @@ func (m *Manager) Snapshot(snap *Snapshot) {
 		t.eachReported(func(h *Hash, id allocator.BlockID, g int) { add(h, parents, id, Host, g) })
 	}
 	// A whole state checkpoint is one block of its group (checkpoint.go).
-	m.eachCheckpoint(func(h *Hash, g int) { blocks = append(blocks, CachedBlock{Hash: *h, Medium: Device, Group: g}) })
+	m.eachCheckpoint(func(h *Hash, g int, medium Medium) {
+		blocks = append(blocks, CachedBlock{Hash: *h, Medium: medium, Group: g})
+	})
 	snap.Blocks = chainOrder(blocks)
+	return nil
 }
 
 // chainOrder sorts blocks so that every block whose parent is listed
@@ -121,8 +128,11 @@ func chainOrder(blocks []CachedBlock) []CachedBlock {
 }
 
 // Validate reports a snapshot that cannot describe a cache: a block size
-// below 1, an unknown medium, a negative group.
+// below 1, an unknown medium, a negative group; a nil snapshot too.
 func (s *Snapshot) Validate() error {
+	if s == nil {
+		return fmt.Errorf("%w: nil *Snapshot", ErrInvalid)
+	}
 	if s.BlockSize < 1 {
 		return fmt.Errorf("%w: snapshot block size %d", ErrInvalid, s.BlockSize)
 	}
@@ -143,8 +153,11 @@ func (s *Snapshot) Validate() error {
 // one group.
 // Their Seq is 0 (they are not part of the stream; Snapshot.Seq places
 // them in it) and they carry no tokens. The events' hashes share one new
-// slice.
+// slice. A nil snapshot has no events: dst is returned unchanged.
 func (s *Snapshot) Events(dst []Event) []Event {
+	if s == nil {
+		return dst
+	}
 	hashes := make([]Hash, len(s.Blocks))
 	for i := range s.Blocks {
 		b := &s.Blocks[i]

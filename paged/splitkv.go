@@ -85,6 +85,17 @@ const maxSplitUnits = 1 << 20
 // for a negative block count, units outside [1, 2^20] or minChunkBlocks
 // below 1, and leaves the plan unchanged then.
 func (p *SplitPlan) Build(blocksPerSeq []int32, units, minChunkBlocks int) error {
+	return p.BuildFrom(nil, blocksPerSeq, units, minChunkBlocks)
+}
+
+// BuildFrom is Build for sequences whose first blocks are not read: the
+// items of sequence s cover blocks first[s]..blocksPerSeq[s]-1 of its
+// table (the blocks a sliding window still reaches; BuildBatch passes
+// Batch.FirstBlocks), and TotalBlocks and the units' shares count those
+// only. A nil first starts every sequence at block 0, as Build does. A
+// first of another length than blocksPerSeq, or an entry outside [0,
+// blocksPerSeq[s]], is ErrInvalid, and leaves the plan unchanged.
+func (p *SplitPlan) BuildFrom(first, blocksPerSeq []int32, units, minChunkBlocks int) error {
 	if units < 1 || units > maxSplitUnits {
 		return fmt.Errorf("%w: split plan: units %d must be in [1, %d]", ErrInvalid, units, maxSplitUnits)
 	}
@@ -94,12 +105,19 @@ func (p *SplitPlan) Build(blocksPerSeq []int32, units, minChunkBlocks int) error
 	if len(blocksPerSeq) > math.MaxInt32-1 {
 		return fmt.Errorf("%w: split plan: %d sequences is too many", ErrInvalid, len(blocksPerSeq))
 	}
+	if first != nil && len(first) != len(blocksPerSeq) {
+		return fmt.Errorf("%w: split plan: %d first blocks for %d sequences", ErrInvalid, len(first), len(blocksPerSeq))
+	}
 	var total int64
 	for s, n := range blocksPerSeq {
 		if n < 0 {
 			return fmt.Errorf("%w: split plan: sequence %d has %d blocks", ErrInvalid, s, n)
 		}
-		total += int64(n)
+		f := firstOf(first, s)
+		if f < 0 || f > n {
+			return fmt.Errorf("%w: split plan: sequence %d of %d blocks starts at block %d", ErrInvalid, s, n, f)
+		}
+		total += int64(n - f)
 	}
 	p.Units, p.MinChunkBlocks, p.TotalBlocks = units, minChunkBlocks, total
 	p.MaxItemBlocks, p.MaxUnitBlocks = 0, 0
@@ -112,11 +130,14 @@ func (p *SplitPlan) Build(blocksPerSeq []int32, units, minChunkBlocks int) error
 	var start int64     // global block of the current sequence's first block
 	var unitStart int64 // global block where unit u began
 	for s, n32 := range blocksPerSeq {
-		n := int64(n32)
+		// The sequence's blocks before f are not planned: unit bounds count
+		// from f, and its items are shifted by f when emitted.
+		f := int64(firstOf(first, s))
+		n := int64(n32) - f
 		for x := int64(0); x < n; {
 			end := stop - start // unit u's ideal end, in this sequence's blocks
 			if u == units-1 || end >= n {
-				p.emit(s, x, n, u)
+				p.emit(s, f+x, f+n, u)
 				x = n
 				if end == n && u < units-1 {
 					p.closeUnit(start+n, &unitStart)
@@ -127,7 +148,7 @@ func (p *SplitPlan) Build(blocksPerSeq []int32, units, minChunkBlocks int) error
 			}
 			cut := nearestCut(x, end, n, m)
 			if cut > x {
-				p.emit(s, x, cut, u)
+				p.emit(s, f+x, f+cut, u)
 				x = cut
 			}
 			p.closeUnit(start+x, &unitStart)
@@ -139,6 +160,14 @@ func (p *SplitPlan) Build(blocksPerSeq []int32, units, minChunkBlocks int) error
 	}
 	p.closeUnit(total, &unitStart)
 	return nil
+}
+
+// firstOf returns first[s], or 0 for a nil first.
+func firstOf(first []int32, s int) int32 {
+	if first == nil {
+		return 0
+	}
+	return first[s]
 }
 
 // nearestCut returns where to end a piece of a sequence of n blocks that
@@ -220,6 +249,15 @@ func (p *SplitPlan) Partials(s int) []SplitItem {
 // that the reported figures are right. It is meant for tests and costs
 // O(items + sequences + units).
 func (p *SplitPlan) Check(blocksPerSeq []int32) error {
+	return p.CheckFrom(nil, blocksPerSeq)
+}
+
+// CheckFrom is Check for a plan made by BuildFrom with first: sequence s
+// is covered from block first[s].
+func (p *SplitPlan) CheckFrom(first, blocksPerSeq []int32) error {
+	if first != nil && len(first) != len(blocksPerSeq) {
+		return fmt.Errorf("paged: split plan: %d first blocks for %d sequences", len(first), len(blocksPerSeq))
+	}
 	if len(p.Merge) != len(blocksPerSeq)+1 || p.Merge[0] != 0 || int(p.Merge[len(blocksPerSeq)]) != len(p.Items) {
 		return fmt.Errorf("paged: split plan: merge map of %d entries for %d sequences and %d items", len(p.Merge), len(blocksPerSeq), len(p.Items))
 	}
@@ -235,7 +273,11 @@ func (p *SplitPlan) Check(blocksPerSeq []int32) error {
 	var total int64
 	maxItem := 0
 	for s, n := range blocksPerSeq {
-		next := int32(0)
+		f := firstOf(first, s)
+		if f < 0 || f > n {
+			return fmt.Errorf("paged: split plan: sequence %d of %d blocks starts at block %d", s, n, f)
+		}
+		next := f
 		for i := p.Merge[s]; i < p.Merge[s+1]; i++ {
 			it := p.Items[i]
 			if it.Seq != int32(s) || it.First != next || it.End <= it.First {
@@ -254,7 +296,7 @@ func (p *SplitPlan) Check(blocksPerSeq []int32) error {
 		if next != n {
 			return fmt.Errorf("paged: split plan: sequence %d covered to block %d of %d", s, next, n)
 		}
-		total += int64(n)
+		total += int64(n - f)
 	}
 	if total != p.TotalBlocks || maxItem != p.MaxItemBlocks || slices.Max(append(load, 0)) != p.MaxUnitBlocks {
 		return fmt.Errorf("paged: split plan: figures total %d max item %d max unit %d, recomputed %d %d %d",

@@ -35,3 +35,24 @@ func ExampleSplitPlan() {
 	// seq 2 merges items 5..5
 	// busiest unit 25 blocks, ideal 25
 }
+
+// A sliding-window sequence reads only its last blocks: BuildFrom plans
+// blocks 12 to 15 of its 16, and the full-attention sequence beside it
+// whole, so the four units share 4+12 blocks, not 16+12.
+func ExampleSplitPlan_BuildFrom() {
+	var plan paged.SplitPlan
+	if err := plan.BuildFrom([]int32{12, 0}, []int32{16, 12}, 4, 2); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, it := range plan.Items {
+		fmt.Printf("seq %d blocks [%d,%d) on unit %d\n", it.Seq, it.First, it.End, it.Unit)
+	}
+	fmt.Println("total", plan.TotalBlocks)
+	// Output:
+	// seq 0 blocks [12,16) on unit 0
+	// seq 1 blocks [0,4) on unit 1
+	// seq 1 blocks [4,8) on unit 2
+	// seq 1 blocks [8,12) on unit 3
+	// total 16
+}

@@ -1,6 +1,7 @@
 package paged
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -68,6 +69,11 @@ type hostTier struct {
 	quiet  []bool
 	// gone is blockPool.gone, for content leaving the host index.
 	gone func(k, h *Hash, g int)
+	// hinter and ticker are the host policy's optional abilities: it is
+	// told the retention of the content offloaded into a block (hprio,
+	// hexp) and the manager's logical time, as the device policy is.
+	hinter eviction.Hinter
+	ticker eviction.Ticker
 }
 
 // markCounted is a placeholder in hostTier.mark while a dry run counts
@@ -115,6 +121,8 @@ func newHostTier(cfg Config, nDevice int) (*hostTier, error) {
 		return nil, fmt.Errorf("%w: Config.HostPolicy returned a nil policy", ErrInvalid)
 	}
 	t.forgetter, _ = t.policy.(eviction.Forgetter)
+	t.hinter, _ = t.policy.(eviction.Hinter)
+	t.ticker, _ = t.policy.(eviction.Ticker)
 	for i := range t.hmark {
 		t.hmark[i] = allocator.NoBlock
 	}
@@ -166,8 +174,19 @@ func (t *hostTier) get(h *Hash, g int) (allocator.BlockID, bool) {
 
 // put makes unreferenced host block id hold the offloaded content (h, g),
 // whose chain hash before it is parent (nil without events), and indexes
-// it. REQUIRES: (h, g) is not in the host index.
+// it. A host policy that takes hints is told the content's retention,
+// hprio[id] and hexp[id], which the caller has set; the content's depth
+// and parent block are not known on the host (0 and NoBlock).
+// REQUIRES: (h, g) is not in the host index.
 func (t *hostTier) put(id allocator.BlockID, h *Hash, g int, parent *Hash) {
+	if t.hinter != nil {
+		t.hinter.Hint(id, eviction.Hint{
+			Key:      binary.LittleEndian.Uint64(h[:8]) ^ uint64(groupSalt(g)),
+			Parent:   allocator.NoBlock,
+			Priority: int(t.hprio[id]),
+			Expires:  t.hexp[id],
+		})
+	}
 	t.hash[id] = hostKey(h, g)
 	if t.parent != nil {
 		t.parent[id] = *parent

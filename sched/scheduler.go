@@ -188,8 +188,11 @@ func (s *Scheduler) Next() (r *Request, sample int, ok bool) {
 // RunningSeqs calls f for every running sequence in admission order with
 // its request, sample index, manager handle and length in tokens (as the
 // manager holds it: after Schedule, the step's new tokens included). f must
-// not call the scheduler or change the manager.
+// not call the scheduler or change the manager. A nil f does nothing.
 func (s *Scheduler) RunningSeqs(f func(r *Request, sample int, seq paged.SeqID, tokens int)) {
+	if f == nil {
+		return
+	}
 	for _, e := range s.running {
 		if e.where == inRunning {
 			f(e.req, e.idx, e.seq, e.length)

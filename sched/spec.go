@@ -39,7 +39,10 @@ import (
 // reached by the budget, preempted, waiting in the host tier) drops them;
 // one swapped in during the step takes them, leaving a token to each
 // running sequence decoded after it (AdmitFirst). A manager that refuses
-// drafts (paged.ErrInvalid) makes the sample decode without them.
+// drafts (paged.ErrInvalid; no layout of this version's paged does: a
+// State group keeps a state per draft) makes the sample decode without
+// them. DraftRoom says beforehand how many drafts the sample's next step
+// could verify at most.
 //
 // Propose returns ErrInvalid, changing nothing, when speculative
 // decoding is off (Config.MaxDrafts 0), between Schedule and Update, for
@@ -50,32 +53,12 @@ import (
 // drafts or a negative one; ErrDone for a finished request or sample,
 // ErrForeign for another scheduler's request.
 func (s *Scheduler) Propose(r *Request, sample int, drafts []int32) error {
-	if r == nil {
-		return fmt.Errorf("%w: Propose for a nil request", ErrInvalid)
+	e, err := s.proposable("Propose", r, sample)
+	if err != nil {
+		return err
 	}
-	if r.s != s {
-		return fmt.Errorf("%w: request %d", ErrForeign, r.id)
-	}
-	switch {
-	case s.cfg.MaxDrafts == 0:
-		return fmt.Errorf("%w: Propose: speculative decoding is off (Config.MaxDrafts is 0)", ErrInvalid)
-	case s.inStep:
-		return fmt.Errorf("%w: Propose for request %d between Schedule and Update: drafts follow the token Update samples", ErrInvalid, r.id)
-	case r.state.Done():
-		return fmt.Errorf("%w: Propose for request %d, which is %v", ErrDone, r.id, r.state)
-	case r.beam:
-		return fmt.Errorf("%w: Propose for request %d: a beam search takes no drafts", ErrInvalid, r.id)
-	case sample < 0 || sample >= len(r.samples):
-		return fmt.Errorf("%w: Propose for request %d sample %d of %d", ErrInvalid, r.id, sample, len(r.samples))
-	case len(drafts) > s.cfg.MaxDrafts:
+	if len(drafts) > s.cfg.MaxDrafts {
 		return fmt.Errorf("%w: Propose of %d drafts for request %d, more than Config.MaxDrafts %d", ErrInvalid, len(drafts), r.id, s.cfg.MaxDrafts)
-	}
-	e := r.samples[sample]
-	if e.where == inDone {
-		return fmt.Errorf("%w: Propose for request %d sample %d, which is finished", ErrDone, r.id, sample)
-	}
-	if !e.hasPending {
-		return fmt.Errorf("%w: Propose for request %d sample %d: no sampled token to follow (its prompt is not computed, or a recompute took the token back)", ErrInvalid, r.id, sample)
 	}
 	for i, tok := range drafts {
 		if tok < 0 {
@@ -90,6 +73,56 @@ func (s *Scheduler) Propose(r *Request, sample int, drafts []int32) error {
 		s.proposed = append(s.proposed, e)
 	}
 	return nil
+}
+
+// DraftRoom returns the most drafts sample `sample` of r could verify in
+// its next step, so that a drafter proposes no more than can be used:
+// Config.MaxDrafts, fewer when the sample's remaining outputs (MaxTokens,
+// MaxModelLen) leave less room (a step outputs its accepted drafts and
+// the token sampled after them), 0 when only that token is left. The next
+// Schedule may take fewer still, for the step's token budget or the pool
+// (see Propose), which are not known before it. It fails as Propose
+// would, with the same errors, where Propose would refuse any drafts: a
+// sequence in its prompt (chunked prefill included) has no sampled token
+// to follow, so DraftRoom is ErrInvalid for it until its prompt is
+// computed. It costs O(1) and changes nothing.
+func (s *Scheduler) DraftRoom(r *Request, sample int) (int, error) {
+	e, err := s.proposable("DraftRoom", r, sample)
+	if err != nil {
+		return 0, err
+	}
+	return max(0, min(s.cfg.MaxDrafts, e.limit-e.outputs-1)), nil
+}
+
+// proposable returns the entry of sample `sample` of r when it can take
+// drafts now, else Propose's error (op names the caller).
+func (s *Scheduler) proposable(op string, r *Request, sample int) (*entry, error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: %s for a nil request", ErrInvalid, op)
+	}
+	if r.s != s {
+		return nil, fmt.Errorf("%w: request %d", ErrForeign, r.id)
+	}
+	switch {
+	case s.cfg.MaxDrafts == 0:
+		return nil, fmt.Errorf("%w: %s: speculative decoding is off (Config.MaxDrafts is 0)", ErrInvalid, op)
+	case s.inStep:
+		return nil, fmt.Errorf("%w: %s for request %d between Schedule and Update: drafts follow the token Update samples", ErrInvalid, op, r.id)
+	case r.state.Done():
+		return nil, fmt.Errorf("%w: %s for request %d, which is %v", ErrDone, op, r.id, r.state)
+	case r.beam:
+		return nil, fmt.Errorf("%w: %s for request %d: a beam search takes no drafts", ErrInvalid, op, r.id)
+	case sample < 0 || sample >= len(r.samples):
+		return nil, fmt.Errorf("%w: %s for request %d sample %d of %d", ErrInvalid, op, r.id, sample, len(r.samples))
+	}
+	e := r.samples[sample]
+	if e.where == inDone {
+		return nil, fmt.Errorf("%w: %s for request %d sample %d, which is finished", ErrDone, op, r.id, sample)
+	}
+	if !e.hasPending {
+		return nil, fmt.Errorf("%w: %s for request %d sample %d: no sampled token to follow (its prompt is not computed, or a recompute took the token back)", ErrInvalid, op, r.id, sample)
+	}
+	return e, nil
 }
 
 // speculate appends e's proposed drafts after its pending token (already

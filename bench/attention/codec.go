@@ -102,13 +102,14 @@ func ParseCodec(name string) (Codec, error) {
 	if rest, ok := strings.CutPrefix(name, "int"); ok {
 		width, group, ok := strings.Cut(rest, "-")
 		bits, err := strconv.Atoi(width)
-		if ok && err == nil && (bits == 2 || bits == 4 || bits == 8) {
+		if ok && err == nil && (width == "2" || width == "4" || width == "8") {
 			if group == "ch" {
 				return intGroup{bits: bits, perChannel: true}, nil
 			}
 			if g, ok := strings.CutPrefix(group, "g"); ok {
+				// Digits only, no leading zero: Atoi alone took "+64".
 				n, err := strconv.Atoi(g)
-				if err == nil && n >= 1 && n <= 1<<16 {
+				if err == nil && n >= 1 && n <= 1<<16 && g == strconv.Itoa(n) {
 					return intGroup{bits: bits, group: n}, nil
 				}
 			}

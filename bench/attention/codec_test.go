@@ -26,7 +26,8 @@ func TestParseCodec(t *testing.T) {
 	c, err := attention.ParseCodec("fp32")
 	require.NoError(t, err)
 	assert.Nil(t, c)
-	for _, bad := range []string{"", "int3-g32", "int4-g0", "int4", "int4-x", "fp8", "q5_1"} {
+	for _, bad := range []string{"", "int3-g32", "int4-g0", "int4", "int4-x", "fp8", "q5_1",
+		"int4-g+64", "int4-g064", "int+4-g64", "int04-g64", "int4-g 64"} {
 		_, err := attention.ParseCodec(bad)
 		assert.True(t, errors.Is(err, attention.ErrCodec), bad)
 	}

@@ -586,7 +586,7 @@ func (w *world) step(s *srv) {
 			t.Fatalf("%s: BuildBatch of %v (starts %v, sched %+v): %v", s.name, ents, starts, st.Scheduled, err)
 		}
 		if s.batch.SplitUnits > 0 {
-			if err := s.batch.Split.Check(s.batch.BlocksPerSeq); err != nil {
+			if err := s.batch.Split.CheckFrom(s.batch.FirstBlocks, s.batch.BlocksPerSeq); err != nil {
 				t.Fatalf("%s: split plan: %v", s.name, err)
 			}
 		}

@@ -17,7 +17,10 @@
 // Every command takes -json (machine-readable output), -cpuprofile and
 // -memprofile, and prints its flags with -h. Long runs show their progress
 // on stderr when it is a terminal (never with -json). The exit code is 0
-// on success and for -h, 1 when the run fails, 2 for bad flags.
+// on success and for -h, 1 when the run fails, 2 for bad flags. As with
+// the go command, kvbench without a command prints this list of commands
+// on stderr and exits 2; "kvbench help" (or -h) prints it on stdout and
+// exits 0, and "kvbench help NAME" is "kvbench NAME -h".
 //
 // Figures are drawn by a separate command, so kvbench links no plotting
 // code: "kvbench frag -json | go run ./bench/cmd/kvplot frag -o frag.png".

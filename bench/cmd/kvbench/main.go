@@ -32,13 +32,25 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run runs the command args name and returns the exit code.
+// run runs the command args name and returns the exit code. As the go
+// command does, no command at all is a usage error (the usage on stderr,
+// status 2), and asking for help is not: "kvbench help" (or -h) prints
+// the usage on stdout with status 0, and "kvbench help NAME" is
+// "kvbench NAME -h".
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
 		usage(stderr)
-		if len(args) == 0 {
+		return 2
+	case args[0] == "help" && len(args) == 2:
+		return run([]string{args[1], "-h"}, stdout, stderr)
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "kvbench: %s takes at most one command name, got %q\n\n", args[0], args[1:])
+			usage(stderr)
 			return 2
 		}
+		usage(stdout)
 		return 0
 	}
 	for _, c := range commands {

@@ -52,6 +52,7 @@ type planReport struct {
 	BlockSize      int       `json:"block_size"`
 	PrefillChunk   int       `json:"prefill_chunk"`
 	NoHybridPins   bool      `json:"no_hybrid_pins"`
+	SpecTokens     int       `json:"spec_tokens"`
 	LayersPerBlock int       `json:"layers_per_block"`
 	WeightsFit     bool      `json:"weights_fit"`
 	WeightsMessage string    `json:"weights_message,omitempty"`
@@ -88,6 +89,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	blockSize := fs.Int("block-size", kvmem.DefaultBlockSize, "block size in tokens")
 	prefillChunk := fs.String("prefill-chunk", "1", "most tokens of one sequence computed in one step (a prompt's prefill chunk, 8192, 8K); window and chunked layers hold a whole step's blocks; 1 counts the decode peak only")
 	noPins := fs.Bool("no-hybrid-pins", false, "plan for a manager that pins nothing for hybrid prefix hits (vLLM, paged's compatible mode, no prefix caching); by default each sequence is also charged what paged's default mode pins for it: the window before its branch point and two state checkpoints")
+	specTokens := fs.Int("spec-tokens", 0, "speculative decoding: draft `tokens` per sequence per step (vLLM's num_speculative_tokens, sched's MaxDrafts); each sequence is charged that many more tokens of KV and, in state layers, one more state per draft")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -113,7 +115,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErrorf("-gpu-mem: %w", err)
 	}
-	d := kvmem.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize, NoHybridPins: *noPins}
+	d := kvmem.Deployment{GPUs: *gpus, GPUMemory: mem, TP: *tp, CP: *cp, BlockSize: *blockSize, NoHybridPins: *noPins, SpecTokens: *specTokens}
 	if d.PrefillChunk, err = parseTokens(*prefillChunk); err != nil {
 		return usageErrorf("-prefill-chunk: %w", err)
 	}
@@ -179,7 +181,8 @@ func buildPlan(m kvmem.Model, wt kvmem.Type, kvTypes []kvPair, d kvmem.Deploymen
 	rep := planReport{
 		Model: m.Name, Params: m.Params, ActiveParams: m.ActiveParams, Weights: wt.String(), WeightBytes: w,
 		GPUs: d.GPUs, GPUMemory: d.GPUMemory, Context: ctx, ModelContext: m.ContextLen, BlockSize: d.BlockSize, PrefillChunk: d.PrefillChunk, NoHybridPins: d.NoHybridPins,
-		Rows: []planRow{},
+		SpecTokens: d.SpecTokens,
+		Rows:       []planRow{},
 	}
 	// Every type must pack the model's rows, even when the weights do not
 	// fit, so a bad -kv or -head-dim is always an error.
@@ -281,6 +284,9 @@ func printPlan(w io.Writer, m kvmem.Model, r planReport) {
 	}
 	if r.NoHybridPins && m.KV.Hybrid() {
 		layers += ", no hybrid pins"
+	}
+	if r.SpecTokens > 0 {
+		layers += fmt.Sprintf(", %d draft tokens", r.SpecTokens)
 	}
 	fmt.Fprintf(w, "KV       %s per device; context %s tokens, block size %d%s\n\n", humanBytes(r.KVBudget), bench.Thousands(int64(r.Context)), r.BlockSize, layers)
 

@@ -49,8 +49,8 @@ func parseQuantRow(name string, blockSize int) (quantRow, error) {
 		// KIVI: a per-channel key group is G tokens, one block.
 		width, group, ok := strings.Cut(rest, "-g")
 		g, err := strconv.Atoi(group)
-		if !ok || err != nil || g < 1 || g > 4096 {
-			return r, fmt.Errorf("quant: type %q: want kivi-intB-gG, G in [1, 4096]", name)
+		if !ok || err != nil || g < 1 || g > 4096 || group != strconv.Itoa(g) {
+			return r, fmt.Errorf("quant: type %q: want kivi-intB-gG, G in [1, 4096] in decimal digits", name)
 		}
 		k, v, r.blockSize = width+"-ch", rest, g
 		r.keyType, r.valueType = rest, rest // the same bytes: G values per scale and zero
