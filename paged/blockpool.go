@@ -34,7 +34,6 @@ type blockPool struct {
 	// stream a snapshot resynchronises, so a manager without events does
 	// not pay 32 bytes per block for it.
 	parent []Hash
-	cached []bool // the block's content is committed to the index
 	// blockGroup is the KV cache group whose content each block holds,
 	// set only with more than one group (initGroups).
 	blockGroup []uint8
@@ -69,7 +68,6 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 		pool:    pool,
 		policy:  cfg.Policy(cfg.NumBlocks),
 		hash:    make([]Hash, cfg.NumBlocks),
-		cached:  make([]bool, cfg.NumBlocks),
 		unified: cfg.UnifiedFreeQueue,
 	}
 	p.index = newHashIndex(cfg.NumBlocks, p.hash)
@@ -82,7 +80,6 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 	// first request, not by the first requests that reach each page.
 	prefault(p.hash)
 	prefault(p.parent)
-	prefault(p.cached)
 	prefault(p.index.slots)
 	prefault(p.index.meta)
 	p.memo = newMemo(cfg)
@@ -109,6 +106,13 @@ func prefault[T any](s []T) {
 // pageBytes is the smallest page size of the platforms Go runs on.
 const pageBytes = 4096
 
+// hasContent reports whether block id's content is committed to the
+// index (it may be found by a lookup once the index is settled). The
+// flag lives in the index's per-block entry (blockLinks.cached) and is
+// current at once, even while the index defers the entry's other
+// updates.
+func (p *blockPool) hasContent(id allocator.BlockID) bool { return p.index.meta[id].cached }
+
 // available returns the free blocks plus those the policy may evict.
 func (p *blockPool) available() int {
 	if p.lru != nil {
@@ -123,7 +127,7 @@ func (p *blockPool) release(id allocator.BlockID) {
 	if id == nullBlock {
 		return // a released sliding-window entry
 	}
-	if p.unified || p.cached[id] {
+	if p.unified || p.hasContent(id) {
 		// The Try forms inline; on misuse the checked calls panic.
 		last, ok := p.pool.TryReleaseToCache(id)
 		if !ok {
@@ -178,7 +182,7 @@ func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
 			panic("paged: allocation with no free or evictable block")
 		}
 	}
-	evicted := p.cached[id]
+	evicted := p.hasContent(id)
 	if evicted {
 		switch {
 		case p.host == nil && !p.events.on():
@@ -225,7 +229,7 @@ func (p *blockPool) uncache(id allocator.BlockID, report bool) {
 // applying a full log to the caller (it reports whether the log is full),
 // so it inlines on the allocation path of a pool that reports nothing.
 func (p *blockPool) drop(id allocator.BlockID) (full bool) {
-	p.cached[id] = false
+	p.index.meta[id].cached = false
 	return p.index.remove(id)
 }
 
@@ -379,7 +383,7 @@ func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.Block
 		return allocator.NoBlock, false
 	}
 	p.index.settle() // the heads are current
-	if !p.cached[id] || !equal(&p.hash[id], h) || !p.index.meta[id].head || p.groupOf(id) != g {
+	if !p.hasContent(id) || !equal(&p.hash[id], h) || !p.index.meta[id].head || p.groupOf(id) != g {
 		return allocator.NoBlock, false
 	}
 	return id, true
@@ -398,7 +402,7 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 	// not in the cache, and reading it back would wait for it.
 	tag := home(h) ^ groupSalt(g)
 	p.hash[id] = *h
-	p.cached[id] = true
+	p.index.meta[id].cached = true
 	if p.blockGroup != nil {
 		p.blockGroup[id] = uint8(g)
 	}
