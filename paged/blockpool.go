@@ -417,6 +417,15 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 // of the device hits are evictable (see run) and how many hits are on
 // the host, which an admission counts anyway: counting them here saves a
 // second pass over the hits.
+//
+// dst's spare capacity is read as guesses: a caller that looks up into
+// one buffer again and again (the manager's hits) leaves there the
+// answer of its last lookup, and a request refused for space heads the
+// queue and is looked up again at the next step, usually with the same
+// answer. Position i of the spare capacity is tried (blockPool.guess,
+// which stands only where the index would answer the same) before the
+// index is probed for hashes[i], until a guess fails: a guess is a
+// block's index entry and hash, where a probe is a bucket and a hash.
 func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hits []allocator.BlockID, evictable, host int) {
 	if max < len(hashes) {
 		hashes = hashes[:0]
@@ -424,10 +433,14 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 			hashes = hashes[:max]
 		}
 	}
+	// last[i] is the guess for hashes[i]: dst's array is written at
+	// position len(dst)+i only after last[i] is read.
+	last := dst[len(dst):cap(dst)]
 	prev := allocator.NoBlock
 	for i := 0; i < len(hashes); i++ {
 		// The blocks after the previous hit's, as far as they hold the
-		// chain (see blockPool.successor), then one probe of the index.
+		// chain (see blockPool.successor), then the last answer's block,
+		// then one probe of the index.
 		if k, ev := p.run(prev+1, hashes[i:]); k > 0 {
 			evictable += ev
 			n := len(dst)
@@ -438,7 +451,16 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 			}
 			prev += allocator.BlockID(k)
 		}
-		id, ok := p.index.get(&hashes[i])
+		var id allocator.BlockID
+		ok := false
+		if i < len(last) {
+			if id, ok = p.guess(last[i], &hashes[i], 0); !ok {
+				last = nil
+			}
+		}
+		if !ok {
+			id, ok = p.index.get(&hashes[i])
+		}
 		switch {
 		case ok && p.pool.IsCached(id):
 			evictable++
