@@ -436,6 +436,7 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 	// last[i] is the guess for hashes[i]: dst's array is written at
 	// position len(dst)+i only after last[i] is read.
 	last := dst[len(dst):cap(dst)]
+	p.index.settle() // the heads are current
 	prev := allocator.NoBlock
 	for i := 0; i < len(hashes); i++ {
 		// The blocks after the previous hit's, as far as they hold the
@@ -454,7 +455,12 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 		var id allocator.BlockID
 		ok := false
 		if i < len(last) {
-			if id, ok = p.guess(last[i], &hashes[i], 0); !ok {
+			// guess, inline: the index is settled (above), and a
+			// head is cached (uncache takes a block out of the index).
+			if g := last[i]; g > nullBlock && int(g) < len(p.hash) &&
+				equal(&p.hash[g], &hashes[i]) && p.index.meta[g].head && p.groupOf(g) == 0 {
+				id, ok = g, true
+			} else {
 				last = nil
 			}
 		}
