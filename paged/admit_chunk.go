@@ -334,7 +334,7 @@ func (m *Manager) sharedFrom(s *sequence, from int) bool {
 // owner alone references it.
 func (m *Manager) forgetFrom(blocks []allocator.BlockID, from int) {
 	for _, b := range blocks[min(from, len(blocks)):] {
-		if b > nullBlock && m.bp.cached[b] && m.bp.pool.RefCount(b) == 1 {
+		if b > nullBlock && m.bp.hasContent(b) && m.bp.pool.RefCount(b) == 1 {
 			m.bp.forget(b)
 		}
 	}

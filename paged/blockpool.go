@@ -34,7 +34,6 @@ type blockPool struct {
 	// stream a snapshot resynchronises, so a manager without events does
 	// not pay 32 bytes per block for it.
 	parent []Hash
-	cached []bool // the block's content is committed to the index
 	// blockGroup is the KV cache group whose content each block holds,
 	// set only with more than one group (initGroups).
 	blockGroup []uint8
@@ -69,7 +68,6 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 		pool:    pool,
 		policy:  cfg.Policy(cfg.NumBlocks),
 		hash:    make([]Hash, cfg.NumBlocks),
-		cached:  make([]bool, cfg.NumBlocks),
 		unified: cfg.UnifiedFreeQueue,
 	}
 	p.index = newHashIndex(cfg.NumBlocks, p.hash)
@@ -82,7 +80,6 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 	// first request, not by the first requests that reach each page.
 	prefault(p.hash)
 	prefault(p.parent)
-	prefault(p.cached)
 	prefault(p.index.slots)
 	prefault(p.index.meta)
 	p.memo = newMemo(cfg)
@@ -109,6 +106,13 @@ func prefault[T any](s []T) {
 // pageBytes is the smallest page size of the platforms Go runs on.
 const pageBytes = 4096
 
+// hasContent reports whether block id's content is committed to the
+// index (it may be found by a lookup once the index is settled). The
+// flag lives in the index's per-block entry (blockLinks.cached) and is
+// current at once, even while the index defers the entry's other
+// updates.
+func (p *blockPool) hasContent(id allocator.BlockID) bool { return p.index.meta[id].cached }
+
 // available returns the free blocks plus those the policy may evict.
 func (p *blockPool) available() int {
 	if p.lru != nil {
@@ -123,7 +127,7 @@ func (p *blockPool) release(id allocator.BlockID) {
 	if id == nullBlock {
 		return // a released sliding-window entry
 	}
-	if p.unified || p.cached[id] {
+	if p.unified || p.hasContent(id) {
 		// The Try forms inline; on misuse the checked calls panic.
 		last, ok := p.pool.TryReleaseToCache(id)
 		if !ok {
@@ -178,7 +182,7 @@ func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
 			panic("paged: allocation with no free or evictable block")
 		}
 	}
-	evicted := p.cached[id]
+	evicted := p.hasContent(id)
 	if evicted {
 		switch {
 		case p.host == nil && !p.events.on():
@@ -225,7 +229,7 @@ func (p *blockPool) uncache(id allocator.BlockID, report bool) {
 // applying a full log to the caller (it reports whether the log is full),
 // so it inlines on the allocation path of a pool that reports nothing.
 func (p *blockPool) drop(id allocator.BlockID) (full bool) {
-	p.cached[id] = false
+	p.index.meta[id].cached = false
 	return p.index.remove(id)
 }
 
@@ -379,7 +383,7 @@ func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.Block
 		return allocator.NoBlock, false
 	}
 	p.index.settle() // the heads are current
-	if !p.cached[id] || !equal(&p.hash[id], h) || !p.index.meta[id].head || p.groupOf(id) != g {
+	if !p.hasContent(id) || !equal(&p.hash[id], h) || !p.index.meta[id].head || p.groupOf(id) != g {
 		return allocator.NoBlock, false
 	}
 	return id, true
@@ -398,7 +402,7 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 	// not in the cache, and reading it back would wait for it.
 	tag := home(h) ^ groupSalt(g)
 	p.hash[id] = *h
-	p.cached[id] = true
+	p.index.meta[id].cached = true
 	if p.blockGroup != nil {
 		p.blockGroup[id] = uint8(g)
 	}
@@ -413,6 +417,15 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 // of the device hits are evictable (see run) and how many hits are on
 // the host, which an admission counts anyway: counting them here saves a
 // second pass over the hits.
+//
+// dst's spare capacity is read as guesses: a caller that looks up into
+// one buffer again and again (the manager's hits) leaves there the
+// answer of its last lookup, and a request refused for space heads the
+// queue and is looked up again at the next step, usually with the same
+// answer. Position i of the spare capacity is tried (blockPool.guess,
+// which stands only where the index would answer the same) before the
+// index is probed for hashes[i], until a guess fails: a guess is a
+// block's index entry and hash, where a probe is a bucket and a hash.
 func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hits []allocator.BlockID, evictable, host int) {
 	if max < len(hashes) {
 		hashes = hashes[:0]
@@ -420,10 +433,15 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 			hashes = hashes[:max]
 		}
 	}
+	// last[i] is the guess for hashes[i]: dst's array is written at
+	// position len(dst)+i only after last[i] is read.
+	last := dst[len(dst):cap(dst)]
+	p.index.settle() // the heads are current
 	prev := allocator.NoBlock
 	for i := 0; i < len(hashes); i++ {
 		// The blocks after the previous hit's, as far as they hold the
-		// chain (see blockPool.successor), then one probe of the index.
+		// chain (see blockPool.successor), then the last answer's block,
+		// then one probe of the index.
 		if k, ev := p.run(prev+1, hashes[i:]); k > 0 {
 			evictable += ev
 			n := len(dst)
@@ -434,7 +452,21 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 			}
 			prev += allocator.BlockID(k)
 		}
-		id, ok := p.index.get(&hashes[i])
+		var id allocator.BlockID
+		ok := false
+		if i < len(last) {
+			// guess, inline: the index is settled (above), and a
+			// head is cached (uncache takes a block out of the index).
+			if g := last[i]; g > nullBlock && int(g) < len(p.hash) &&
+				equal(&p.hash[g], &hashes[i]) && p.index.meta[g].head && p.groupOf(g) == 0 {
+				id, ok = g, true
+			} else {
+				last = nil
+			}
+		}
+		if !ok {
+			id, ok = p.index.get(&hashes[i])
+		}
 		switch {
 		case ok && p.pool.IsCached(id):
 			evictable++

@@ -107,7 +107,7 @@ func (m *Manager) Check() error {
 				return fmt.Errorf("paged: sequence slot %d entry %d names block %d", i, k, b)
 			}
 			refs[b]++
-			if k < s.committed && (!m.bp.cached[b] || m.bp.hash[b] != s.hashes[k]) {
+			if k < s.committed && (!m.bp.hasContent(b) || m.bp.hash[b] != s.hashes[k]) {
 				return fmt.Errorf("paged: sequence slot %d entry %d: block %d does not hold the committed hash", i, k, b)
 			}
 		}
@@ -133,17 +133,17 @@ func (m *Manager) Check() error {
 			return fmt.Errorf("paged: block %d has count %d but %d table entries", id, got, refs[id])
 		}
 		unref := refs[id] == 0
-		wantInPolicy := unref && (m.cfg.UnifiedFreeQueue || m.bp.cached[id])
+		wantInPolicy := unref && (m.cfg.UnifiedFreeQueue || m.bp.hasContent(id))
 		if m.bp.policy.Contains(id) && m.bp.shelves.shelfOf(id) != shelfPolicy {
 			return fmt.Errorf("paged: block %d is both in the policy and on shelf %d", id, m.bp.shelves.shelfOf(id))
 		}
 		if (m.bp.policy.Contains(id) || m.bp.shelves.shelfOf(id) != shelfPolicy) != wantInPolicy {
-			return fmt.Errorf("paged: block %d in policy = %v, want %v (count %d, cached %v)", id, !wantInPolicy, wantInPolicy, refs[id], m.bp.cached[id])
+			return fmt.Errorf("paged: block %d in policy = %v, want %v (count %d, cached %v)", id, !wantInPolicy, wantInPolicy, refs[id], m.bp.hasContent(id))
 		}
 		if unref && m.bp.pool.IsFree(id) == wantInPolicy {
 			return fmt.Errorf("paged: block %d: free = %v but in policy = %v", id, m.bp.pool.IsFree(id), wantInPolicy)
 		}
-		if m.bp.cached[id] {
+		if m.bp.hasContent(id) {
 			ncached++
 		}
 	}
@@ -166,7 +166,7 @@ func (m *Manager) Check() error {
 			return
 		}
 		for {
-			if !m.bp.cached[id] || m.bp.hash[id] != *h || m.bp.groupOf(id) != g {
+			if !m.bp.hasContent(id) || m.bp.hash[id] != *h || m.bp.groupOf(id) != g {
 				broken = fmt.Errorf("paged: index entry %x names block %d, which holds other content", h[:6], id)
 				return
 			}

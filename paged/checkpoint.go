@@ -259,8 +259,8 @@ func (m *Manager) eachCheckpoint(fn func(h *Hash, g int, medium Medium)) {
 			}
 		}
 	}
-	for id := allocator.BlockID(1); int(id) < len(m.bp.cached); id++ {
-		if m.bp.cached[id] && m.isCheckpoint(id) {
+	for id := allocator.BlockID(1); int(id) < len(m.bp.hash); id++ {
+		if m.bp.hasContent(id) && m.isCheckpoint(id) {
 			first(&m.bp.hash[id], &m.bp.parent[id], m.bp.groupOf(id), id)
 		}
 	}
@@ -599,7 +599,7 @@ func (m *Manager) uncomputeCheckpoint(s *sequence, computed int) {
 	}
 	pins := s.keep.pins[:0]
 	for _, b := range s.keep.pins {
-		if g := m.bp.groupOf(b); m.isState(g) && m.bp.cached[b] && m.bp.pool.RefCount(b) == 1 && m.isPageOf(b, &s.hashes[L-1], g) {
+		if g := m.bp.groupOf(b); m.isState(g) && m.bp.hasContent(b) && m.bp.pool.RefCount(b) == 1 && m.isPageOf(b, &s.hashes[L-1], g) {
 			m.forgetPage(b, g)
 			m.bp.release(b)
 			continue
@@ -642,7 +642,7 @@ func (m *Manager) dropPending(s *sequence) {
 // into refs: held, uncached, of a state group.
 func (m *Manager) checkPending(i int, s *sequence, refs []int32) error {
 	for _, b := range s.keep.pending {
-		if !m.bp.pool.Valid(b) || m.bp.cached[b] {
+		if !m.bp.pool.Valid(b) || m.bp.hasContent(b) {
 			return fmt.Errorf("paged: sequence slot %d has pending checkpoint page %d, which is cached or invalid", i, b)
 		}
 		refs[b]++

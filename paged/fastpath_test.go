@@ -282,10 +282,10 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 	}
 	f.bp.index.settle()
 	s.bp.index.settle()
-	if !slices.Equal(f.bp.cached, s.bp.cached) || !slices.Equal(f.bp.index.slots, s.bp.index.slots) {
+	if !slices.Equal(f.bp.cachedFlags(), s.bp.cachedFlags()) || !slices.Equal(f.bp.index.slots, s.bp.index.slots) {
 		t.Fatalf("step %d %s: the prefix index differs from the general path's", step, what)
 	}
-	for id, c := range f.bp.cached {
+	for id, c := range f.bp.cachedFlags() {
 		if c && (f.bp.hash[id] != s.bp.hash[id] || f.bp.index.meta[id] != s.bp.index.meta[id]) {
 			t.Fatalf("step %d %s: block %d holds other content or links than the general path's", step, what, id)
 		}
@@ -720,9 +720,9 @@ func scrambleSiblings(t *rapid.T, m *Manager) {
 			m.sib[f] = allocator.BlockID(rapid.IntRange(0, n-1).Draw(t, "any"))
 		case 1:
 			// A block holding the content the guess held, if it held any.
-			if g := m.sib[f]; g > nullBlock && m.bp.cached[g] {
+			if g := m.sib[f]; g > nullBlock && m.bp.hasContent(g) {
 				for b := range allocator.BlockID(n) {
-					if b != g && m.bp.cached[b] && m.bp.hash[b] == m.bp.hash[g] {
+					if b != g && m.bp.hasContent(b) && m.bp.hash[b] == m.bp.hash[g] {
 						m.sib[f] = b
 						break
 					}
@@ -1067,7 +1067,7 @@ func TestUncomputeInsideReleasedWindow(t *testing.T) {
 			}
 		}
 	}
-	if m.bp.cached[nullBlock] {
+	if m.bp.hasContent(nullBlock) {
 		t.Fatal("the null block holds cached content")
 	}
 	s, _ := m.seq(id)

@@ -840,7 +840,7 @@ func (m *Manager) commitGroups(s *sequence) {
 			continue
 		}
 		from := t.committed // the run of blocks stored here that the next event reports
-		blocks, hashes, cached := t.blocks[:limit], s.hashes[:limit], m.bp.cached
+		blocks, hashes, meta := t.blocks[:limit], s.hashes[:limit], m.bp.index.meta
 		for k := from; k < limit; k++ {
 			b := blocks[k]
 			if b == nullBlock {
@@ -848,7 +848,7 @@ func (m *Manager) commitGroups(s *sequence) {
 				from = k + 1
 				continue
 			}
-			if cached[b] {
+			if meta[b].cached {
 				// A block shared with a fork that committed it first: it
 				// was reported then.
 				if m.bp.hash[b] != hashes[k] {
@@ -925,7 +925,7 @@ func (m *Manager) checkGroupsOf(i int, s *sequence, refs []int32) error {
 				return fmt.Errorf("paged: sequence slot %d group %d entry %d names block %d", i, g+1, k, b)
 			}
 			refs[b]++
-			if k < t.committed && k < len(s.hashes) && (!m.bp.cached[b] || m.bp.hash[b] != s.hashes[k] || m.bp.groupOf(b) != g+1) {
+			if k < t.committed && k < len(s.hashes) && (!m.bp.hasContent(b) || m.bp.hash[b] != s.hashes[k] || m.bp.groupOf(b) != g+1) {
 				return fmt.Errorf("paged: sequence slot %d group %d entry %d: block %d does not hold the committed hash", i, g+1, k, b)
 			}
 		}

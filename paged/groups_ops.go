@@ -177,7 +177,7 @@ func (m *Manager) ownTails(s *sequence, t0 int) {
 			(*blocks)[k] = d
 			s.version++
 			m.stats.copies++
-		case m.bp.cached[last]:
+		case m.bp.hasContent(last):
 			m.bp.forget(last)
 		}
 	}
@@ -319,8 +319,8 @@ func (m *Manager) checkSpares(i int, s *sequence, refs []int32, owners []uint8) 
 				return 0, fmt.Errorf("paged: sequence slot %d group %d spare names block %d", i, g+1, b)
 			}
 			refs[b]++
-			if c := m.bp.pool.RefCount(b); c != 1 || m.bp.cached[b] {
-				return 0, fmt.Errorf("paged: sequence slot %d state group %d spare page %d has %d references (cached %v)", i, g+1, b, c, m.bp.cached[b])
+			if c := m.bp.pool.RefCount(b); c != 1 || m.bp.hasContent(b) {
+				return 0, fmt.Errorf("paged: sequence slot %d state group %d spare page %d has %d references (cached %v)", i, g+1, b, c, m.bp.hasContent(b))
 			}
 			if owners != nil {
 				if o := owners[b]; o != 0 {
@@ -380,8 +380,8 @@ func (m *Manager) checkGroupOps() error {
 				// The state's pages and its drafts': the sequence's own,
 				// never cached (Fork copies them, nothing commits them).
 				for _, b := range *blocks {
-					if c := m.bp.pool.RefCount(b); c != 1 || m.bp.cached[b] {
-						return fmt.Errorf("paged: sequence slot %d state group %d page %d has %d references (cached %v)", i, g, b, c, m.bp.cached[b])
+					if c := m.bp.pool.RefCount(b); c != 1 || m.bp.hasContent(b) {
+						return fmt.Errorf("paged: sequence slot %d state group %d page %d has %d references (cached %v)", i, g, b, c, m.bp.hasContent(b))
 					}
 				}
 				continue
@@ -389,9 +389,9 @@ func (m *Manager) checkGroupOps() error {
 			if s.gslow || len(s.tokens)%m.bs == 0 || len(*blocks) == 0 {
 				continue
 			}
-			if last := (*blocks)[len(*blocks)-1]; m.bp.pool.RefCount(last) != 1 || m.bp.cached[last] {
+			if last := (*blocks)[len(*blocks)-1]; m.bp.pool.RefCount(last) != 1 || m.bp.hasContent(last) {
 				return fmt.Errorf("paged: sequence slot %d group %d: last block %d is shared (%d references) or cached (%v) but appends write it in place",
-					i, g, last, m.bp.pool.RefCount(last), m.bp.cached[last])
+					i, g, last, m.bp.pool.RefCount(last), m.bp.hasContent(last))
 			}
 		}
 	}

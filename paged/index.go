@@ -50,7 +50,8 @@ type hashIndex struct {
 	// insertion order, and may defer its updates: see insert and flush.
 	// REQUIRES: nothing reads the slots or meta while log is not empty;
 	// every method that reads them flushes first, and code outside reads
-	// meta only after such a method (or after settle).
+	// meta only after such a method (or after settle), but for
+	// blockLinks.cached, which is never deferred.
 	meta []blockLinks
 	// log[:nlog] are the deferred updates; the last slot (log[lim]) filled
 	// fills the log (lim 0: updates are applied at once).
@@ -81,6 +82,14 @@ type blockLinks struct {
 	next, prev allocator.BlockID
 	tag        uint32
 	head       bool
+	// cached is blockPool's per-block flag, not the index's: the block's
+	// content is committed (blockPool.hasContent). It sits here, in
+	// padding the entry had, rather than in an array of its own, so that
+	// an allocation that reads it for its victim brings in the line the
+	// victim's deferred removal reads next, and a commit writes the line
+	// its deferred insert writes. The pool sets it at once; the index
+	// never writes it (its updates store the other fields one by one).
+	cached bool
 }
 
 // indexOp is a deferred update: block id was committed (inserted with
@@ -392,7 +401,8 @@ func (x *hashIndex) flush() {
 			bk[n] = uint64(uint32(id)+1)<<32 | uint64(tag)
 			bk[bucketLen] = cw + 1
 			x.n++
-			meta[id] = blockLinks{next: id, prev: id, tag: tag, head: true}
+			m := &meta[id] // its cached flag is the pool's (see blockLinks)
+			m.next, m.prev, m.tag, m.head = id, id, tag, true
 		}
 		for _, op := range c[k:] {
 			id := ^op.id
@@ -461,12 +471,12 @@ func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
 	i, ok := x.findTag(&x.hashes[id], tag)
 	if !ok {
 		x.add(uint64(uint32(id)+1)<<32 | uint64(tag))
-		*b = blockLinks{next: id, prev: id, tag: tag, head: true}
+		b.next, b.prev, b.tag, b.head = id, id, tag, true
 		return
 	}
 	head := slotID(x.slots[i])
 	tail := x.meta[head].prev
-	*b = blockLinks{next: head, prev: tail, tag: tag}
+	b.next, b.prev, b.tag, b.head = head, tail, tag, false
 	x.meta[tail].next, x.meta[head].prev = id, id
 }
 

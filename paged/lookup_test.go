@@ -93,7 +93,7 @@ func TestRunMatchesGuess(t *testing.T) {
 				t.Fatal("the prompt's first block is not cached")
 			}
 			b := first + allocator.BlockID(at)
-			if !p.cached[b] || p.hash[b] != hashes[at] {
+			if !p.hasContent(b) || p.hash[b] != hashes[at] {
 				t.Fatalf("block %d does not hold the prompt's block %d: the prompt's blocks are not consecutive", b, at)
 			}
 			switch brk {

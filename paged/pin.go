@@ -423,7 +423,7 @@ func (m *Manager) checkPins(refs []int32) error {
 			lasting++
 		}
 		for _, id := range p.blocks {
-			if !m.bp.cached[id] {
+			if !m.bp.hasContent(id) {
 				return fmt.Errorf("paged: pin %d holds block %d, which holds no cached content", i, id)
 			}
 			want[id]++

@@ -238,10 +238,10 @@ func (m *Manager) commitFull(s *sequence) {
 		return
 	}
 	from := s.committed // the run of blocks stored here that the next event reports
-	blocks, hashes, cached := s.blocks[:limit], s.hashes[:limit], m.bp.cached
+	blocks, hashes, meta := s.blocks[:limit], s.hashes[:limit], m.bp.index.meta
 	for k := from; k < limit; k++ {
 		b := blocks[k]
-		if cached[b] {
+		if meta[b].cached {
 			// A block shared with a fork that committed it first: it
 			// was reported then.
 			if m.bp.hash[b] != hashes[k] {
@@ -292,7 +292,7 @@ func (m *Manager) ResetCache() error {
 		return errorf(ErrCacheInUse, "ResetCache: %d host blocks are held by %d swapped-out sequences", m.tier.pool.Held(), m.tier.nswapped)
 	}
 	for id := allocator.BlockID(1); int(id) < m.bp.pool.Total(); id++ {
-		if !m.bp.cached[id] {
+		if !m.bp.hasContent(id) {
 			continue
 		}
 		m.bp.uncache(id, false)

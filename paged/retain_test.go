@@ -515,7 +515,7 @@ func TestRetentionOrder(t *testing.T) {
 			rec.victims = rec.victims[:0]
 			// Content dropped in place (a written block) is gone too.
 			for b, mb := range model {
-				if !m.bp.cached[b] || m.bp.hash[b] != mb.hash {
+				if !m.bp.hasContent(b) || m.bp.hash[b] != mb.hash {
 					gone = append(gone, mb.hash)
 					forget(b)
 				}
@@ -541,7 +541,7 @@ func TestRetentionOrder(t *testing.T) {
 				t.Fatal(err)
 			}
 			for k, b := range tab {
-				if b == nullBlock || !m.bp.cached[b] || model[b] != nil {
+				if b == nullBlock || !m.bp.hasContent(b) || model[b] != nil {
 					continue
 				}
 				mb := &mblock{hash: m.bp.hash[b], parent: allocator.NoBlock}
@@ -710,7 +710,7 @@ func TestOrphansByPolicy(t *testing.T) {
 			m.Advance(int64(step))
 			m.DrainEvents(nil)
 			for b := allocator.BlockID(1); int(b) < m.bp.pool.Total(); b++ {
-				if !m.bp.cached[b] {
+				if !m.bp.hasContent(b) {
 					continue
 				}
 				samples++

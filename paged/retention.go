@@ -178,7 +178,7 @@ func (m *Manager) pinsAt(s *sequence, g, k int, b allocator.BlockID) bool {
 		}
 	}
 	br := int(s.keep.branch)
-	return k < br && k >= m.hitFrom(g, br) && m.bp.cached[b]
+	return k < br && k >= m.hitFrom(g, br) && m.bp.hasContent(b)
 }
 
 // releaseSlid releases block b at entry k of local group g of s, which the
@@ -198,7 +198,7 @@ func (m *Manager) releaseSlid(s *sequence, g, k int, b allocator.BlockID) {
 // refs.
 func (m *Manager) checkRetentionPins(i int, s *sequence, refs []int32) error {
 	for _, b := range s.keep.pins {
-		if !m.bp.pool.Valid(b) || !m.bp.cached[b] || m.bp.groupOf(b) == 0 {
+		if !m.bp.pool.Valid(b) || !m.bp.hasContent(b) || m.bp.groupOf(b) == 0 {
 			return fmt.Errorf("paged: sequence slot %d pins block %d, which is not a cached window block", i, b)
 		}
 		refs[b]++

@@ -1031,7 +1031,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		s.blocks[len(s.blocks)-1] = dst
 		s.version++
 		m.stats.copies++
-	} else if partial && m.bp.cached[last] {
+	} else if partial && m.bp.hasContent(last) {
 		// Our own block still holds committed content from before a
 		// truncation; writing changes it, so it leaves the index first.
 		m.bp.forget(last)

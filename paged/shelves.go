@@ -83,7 +83,7 @@ func (p *blockPool) releaseTo(id allocator.BlockID, s shelf) {
 	if id == nullBlock {
 		return
 	}
-	if s == shelfPolicy || !p.cached[id] {
+	if s == shelfPolicy || !p.hasContent(id) {
 		p.release(id)
 		return
 	}
@@ -141,7 +141,7 @@ func (p *blockPool) checkShelves() error {
 			if r.where[id] != s || r.next[r.prev[id]] != id {
 				return fmt.Errorf("paged: block %d on shelf %d is marked %d or badly linked", id, s, r.where[id])
 			}
-			if !p.cached[id] || !p.pool.IsCached(id) {
+			if !p.hasContent(id) || !p.pool.IsCached(id) {
 				return fmt.Errorf("paged: block %d on shelf %d holds no cached content or is referenced", id, s)
 			}
 		}

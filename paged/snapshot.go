@@ -61,8 +61,8 @@ func (m *Manager) Snapshot(snap *Snapshot) error {
 		}
 		blocks = append(blocks, b)
 	}
-	for id := allocator.BlockID(1); int(id) < len(m.bp.cached); id++ {
-		if m.bp.cached[id] && !m.isCheckpoint(id) { // checkpoint pages are not events (see eachCheckpoint)
+	for id := allocator.BlockID(1); int(id) < len(m.bp.hash); id++ {
+		if m.bp.hasContent(id) && !m.isCheckpoint(id) { // checkpoint pages are not events (see eachCheckpoint)
 			add(&m.bp.hash[id], m.bp.parent, id, Device, m.bp.groupOf(id))
 		}
 	}

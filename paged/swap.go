@@ -426,7 +426,7 @@ func (m *Manager) SwapIn(ids ...SeqID) error {
 				// Sequences sharing a block may disagree on whether it is
 				// committed (a fork accepted speculative tokens the other
 				// has not): the first that counts it committed commits it.
-				if k < committed && !m.bp.cached[d] {
+				if k < committed && !m.bp.hasContent(d) {
 					m.recommit(s, g, k, d)
 				}
 			}
