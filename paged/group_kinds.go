@@ -241,17 +241,32 @@ func (windowKind) leading(m *Manager, s *sequence, limit, one int, groups []int)
 		return limit
 	}
 	hits, hashes, wids := m.hits[:limit], s.hashes[:limit], m.wids[:limit]
+	// Each block is guessed where blockPool.guess would stand, the test
+	// written out here: the index is settled once (a lookup changes
+	// nothing in it), and a head is cached (uncache takes a block out of
+	// the settled index).
+	m.bp.index.settle()
+	meta, groupOf, held, sib := m.bp.index.meta, m.bp.blockGroup, m.bp.hash, m.sib
+	g := uint8(one)
 	prev := allocator.NoBlock
 	for i, f := range hits {
 		h := &hashes[i]
-		id, ok := allocator.NoBlock, false
+		guesses := [2]allocator.BlockID{allocator.NoBlock, allocator.NoBlock}
 		if f > nullBlock {
-			id, ok = m.sibling(f, h, one)
+			guesses[0] = sib[f] // see sibling
 		}
-		if !ok && prev > nullBlock {
-			id, ok = m.bp.guess(prev+1, h, one)
+		if prev > nullBlock {
+			guesses[1] = prev + 1
 		}
-		if !ok {
+		id := allocator.NoBlock
+		for _, c := range guesses {
+			if c > nullBlock && int(c) < len(meta) && meta[c].head && groupOf[c] == g && equal(&held[c], h) {
+				id = c
+				break
+			}
+		}
+		if id == allocator.NoBlock {
+			var ok bool
 			if id, ok = m.findWindow(f, h, one); !ok {
 				return i
 			}
