@@ -748,6 +748,9 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 			m.hashFull(s)
 			m.commitFull(s)
 			m.commitGroups(s)
+			// s ends a block: never own (ownsNext would say so).
+			m.setOwn(s, false)
+			return true
 		}
 	}
 	m.setOwn(s, m.ownsNext(s))
