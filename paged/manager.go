@@ -85,8 +85,8 @@ type Manager struct {
 	// full-attention hit the last hybrid lookup found in group 0 before
 	// the other groups cut it (fullEv -1: not counted), for planGroups.
 	fullEv, fullHost int
-	ghits          [][]allocator.BlockID
-	window         int
+	ghits            [][]allocator.BlockID
+	window           int
 	// ret shelves cached blocks of a hybrid manager (retention.go).
 	ret retainer
 }
