@@ -251,24 +251,18 @@ func (windowKind) leading(m *Manager, s *sequence, limit, one int, groups []int)
 	prev := allocator.NoBlock
 	for i, f := range hits {
 		h := &hashes[i]
-		guesses := [2]allocator.BlockID{allocator.NoBlock, allocator.NoBlock}
-		if f > nullBlock {
-			guesses[0] = sib[f] // see sibling
-		}
-		if prev > nullBlock {
-			guesses[1] = prev + 1
-		}
 		id := allocator.NoBlock
-		for _, c := range guesses {
-			if c > nullBlock && int(c) < len(meta) && meta[c].head && groupOf[c] == g && equal(&held[c], h) {
-				id = c
-				break
-			}
+		if f > nullBlock {
+			id = sib[f] // see sibling; a block ID of the pool, or 0
 		}
-		if id == allocator.NoBlock {
-			var ok bool
-			if id, ok = m.findWindow(f, h, one); !ok {
-				return i
+		if id <= nullBlock || !meta[id].head || groupOf[id] != g || !equal(&held[id], h) {
+			// The block after the one before (see blockPool.guess).
+			id = prev + 1
+			if prev <= nullBlock || int(id) >= len(meta) || !meta[id].head || groupOf[id] != g || !equal(&held[id], h) {
+				var ok bool
+				if id, ok = m.findWindow(f, h, one); !ok {
+					return i
+				}
 			}
 		}
 		wids[i], prev = id, id
