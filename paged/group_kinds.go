@@ -298,6 +298,12 @@ func (m *Manager) findWindow(f allocator.BlockID, h *Hash, one int) (allocator.B
 // (one <= 0: none).
 func (m *Manager) hitRows(s *sequence, groups []int, start, end, one int) {
 	for _, g := range groups {
+		if g == one && start == 0 {
+			// The scan's blocks are the row: the two buffers trade
+			// places instead of copying.
+			m.ghits[g-1], m.wids = m.wids[:end], m.ghits[g-1][:0]
+			continue
+		}
 		row := m.ghits[g-1][:0]
 		for range start {
 			row = append(row, nullBlock)
