@@ -728,6 +728,11 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 			if !m.startPair(s, t0, tokens[0]) {
 				return false
 			}
+			// ownsNext for a pair whose new block's first token was
+			// just written: the block's last position, t0+bs-1, must
+			// not move the window past a block.
+			m.setOwn(s, m.bs > 1 && m.windowKind().readsFrom(s.ext[m.oneLocal-1].released+1) >= t0+m.bs-1)
+			return true
 		} else if _, ok := m.growGroups(s, tokens, false); !ok {
 			return false
 		}
