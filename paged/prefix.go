@@ -254,18 +254,21 @@ func (m *Manager) commitRun(s *sequence, blocks []allocator.BlockID, from, limit
 	first := from // the run of blocks stored here that the next event reports
 	blocks, hashes, cached := blocks[:limit], s.hashes[:limit], m.bp.cached
 	notes := m.bp.parent != nil || m.tier != nil || m.bp.hinter != nil
+	stored := 0
 	for k := from; k < limit; k++ {
 		b := blocks[k]
 		if b == nullBlock || cached[b] {
 			if b != nullBlock && m.bp.hash[b] != hashes[k] {
 				panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g, b))
 			}
-			m.storedEvent(s, first, k, g)
+			if m.bp.events.on() {
+				m.storedEvent(s, first, k, g)
+			}
 			first = k + 1
 			continue
 		}
 		m.bp.commit(b, &hashes[k], g)
-		m.stats.stored++
+		stored++
 		if notes {
 			parent := allocator.NoBlock
 			if k > 0 && blocks[k-1] != nullBlock {
@@ -274,7 +277,10 @@ func (m *Manager) commitRun(s *sequence, blocks []allocator.BlockID, from, limit
 			m.noteCommit(b, &hashes[k], g, k, parent, s)
 		}
 	}
-	m.storedEvent(s, first, limit, g)
+	m.stats.stored += uint64(stored)
+	if m.bp.events.on() {
+		m.storedEvent(s, first, limit, g)
+	}
 }
 
 // storedEvent reports blocks [from, limit) of s, just committed in group
