@@ -241,19 +241,28 @@ func (windowKind) leading(m *Manager, s *sequence, limit, one int, groups []int)
 		return limit
 	}
 	hits, hashes, wids := m.hits[:limit], s.hashes[:limit], m.wids[:limit]
+	// Each block is guessed where blockPool.guess would stand, the test
+	// written out here: the index is settled once (a lookup changes
+	// nothing in it), and a head is cached (uncache takes a block out of
+	// the settled index).
+	m.bp.index.settle()
+	meta, groupOf, held, sib := m.bp.index.meta, m.bp.blockGroup, m.bp.hash, m.sib
+	g := uint8(one)
 	prev := allocator.NoBlock
 	for i, f := range hits {
 		h := &hashes[i]
-		id, ok := allocator.NoBlock, false
+		id := allocator.NoBlock
 		if f > nullBlock {
-			id, ok = m.sibling(f, h, one)
+			id = sib[f] // see sibling; a block ID of the pool, or 0
 		}
-		if !ok && prev > nullBlock {
-			id, ok = m.bp.guess(prev+1, h, one)
-		}
-		if !ok {
-			if id, ok = m.findWindow(f, h, one); !ok {
-				return i
+		if id <= nullBlock || !meta[id].head || groupOf[id] != g || !equal(&held[id], h) {
+			// The block after the one before (see blockPool.guess).
+			id = prev + 1
+			if prev <= nullBlock || int(id) >= len(meta) || !meta[id].head || groupOf[id] != g || !equal(&held[id], h) {
+				var ok bool
+				if id, ok = m.findWindow(f, h, one); !ok {
+					return i
+				}
 			}
 		}
 		wids[i], prev = id, id
@@ -289,6 +298,12 @@ func (m *Manager) findWindow(f allocator.BlockID, h *Hash, one int) (allocator.B
 // (one <= 0: none).
 func (m *Manager) hitRows(s *sequence, groups []int, start, end, one int) {
 	for _, g := range groups {
+		if g == one && start == 0 {
+			// The scan's blocks are the row: the two buffers trade
+			// places instead of copying.
+			m.ghits[g-1], m.wids = m.wids[:end], m.ghits[g-1][:0]
+			continue
+		}
 		row := m.ghits[g-1][:0]
 		for range start {
 			row = append(row, nullBlock)

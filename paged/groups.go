@@ -331,7 +331,7 @@ func (m *Manager) table(s *sequence, g int) []allocator.BlockID {
 // group 0's blocks into m.hits, group g's into m.ghits[g-1], all of one
 // length, which it returns.
 func (m *Manager) lookupGroups(s *sequence, max int) int {
-	m.hits = m.hits[:0]
+	m.hits, m.fullEv = m.hits[:0], -1
 	for g := range m.ghits {
 		m.ghits[g] = m.ghits[g][:0]
 	}
@@ -346,7 +346,7 @@ func (m *Manager) lookupGroups(s *sequence, max int) int {
 	if !m.manyFull {
 		// Group 0 alone: its lookup, which walks runs of consecutive
 		// blocks in one pass (blockPool.lookup).
-		m.hits, _, _ = m.bp.lookup(m.hits, s.hashes, max)
+		m.hits, m.fullEv, m.fullHost = m.bp.lookup(m.hits, s.hashes, max)
 		full = len(m.hits)
 	}
 	prev := allocator.NoBlock
@@ -447,23 +447,30 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	// counts group 0's only, the host part of PrefixHitBlocks.
 	host := 0
 	nulls := 0 // entries before a local group's hit: no block held
-	count := func(row []allocator.BlockID) {
+	count := func(row []allocator.BlockID, sign int) {
 		for _, b := range row {
 			switch {
 			case b == nullBlock:
-				nulls++
+				nulls += sign
 			case b < 0:
-				host++
-			case b != nullBlock && m.bp.pool.IsCached(b):
-				p.evictableHits++
+				host += sign
+			case m.bp.pool.IsCached(b):
+				p.evictableHits += sign
 			}
 		}
 	}
-	count(m.hits)
+	if full := m.ret.lastFull; m.fullEv < 0 || 2*len(m.hits) <= full {
+		count(m.hits, 1)
+	} else {
+		// Group 0's lookup counted its whole hit (m.hits before the cut):
+		// the part the other groups cut off, the shorter, is subtracted.
+		host, p.evictableHits = m.fullHost, m.fullEv
+		count(m.hits[len(m.hits):full], -1)
+	}
 	p.onboard = host
 	held := len(m.hits)
 	for g := range m.ghits {
-		count(m.ghits[g])
+		count(m.ghits[g], 1)
 		held += len(m.ghits[g])
 	}
 	for _, b := range m.ret.hitPages {
@@ -558,12 +565,18 @@ func (m *Manager) slideTable(s *sequence, g int, t *groupTable, to int) {
 	if to <= t.released {
 		return
 	}
-	for k := to - 1; k >= t.released; k-- {
-		if t.blocks[k] == nullBlock {
+	blocks := t.blocks[t.released:to]
+	for k := len(blocks) - 1; k >= 0; k-- {
+		b := blocks[k]
+		if b == nullBlock {
 			break
 		}
-		m.releaseSlid(s, g, k, t.blocks[k])
-		t.blocks[k] = nullBlock
+		if m.ret.on {
+			m.releaseSlid(s, g, t.released+k, b)
+		} else {
+			m.bp.release(b)
+		}
+		blocks[k] = nullBlock
 	}
 	t.released = to
 	t.committed = max(t.committed, min(to, len(s.hashes)))
@@ -715,6 +728,11 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 			if !m.startPair(s, t0, tokens[0]) {
 				return false
 			}
+			// ownsNext for a pair whose new block's first token was
+			// just written: the block's last position, t0+bs-1, must
+			// not move the window past a block.
+			m.setOwn(s, m.bs > 1 && m.windowKind().readsFrom(s.ext[m.oneLocal-1].released+1) >= t0+m.bs-1)
+			return true
 		} else if _, ok := m.growGroups(s, tokens, false); !ok {
 			return false
 		}
@@ -735,6 +753,9 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 			m.hashFull(s)
 			m.commitFull(s)
 			m.commitGroups(s)
+			// s ends a block: never own (ownsNext would say so).
+			m.setOwn(s, false)
+			return true
 		}
 	}
 	m.setOwn(s, m.ownsNext(s))
@@ -831,41 +852,15 @@ func (m *Manager) windowKind() windowKind {
 // each group's committed mark, group by group.
 func (m *Manager) commitGroups(s *sequence) {
 	for g := range s.ext {
-		if !m.kinds[g+1].commits() {
-			continue // a state is not content of a block of tokens
-		}
 		t := &s.ext[g]
 		limit := min(len(s.hashes), len(t.blocks))
-		if t.committed >= limit {
+		// The kind is asked only when there is something to commit: a
+		// state is not content of a block of tokens.
+		if t.committed >= limit || !m.kinds[g+1].commits() {
 			continue
 		}
-		from := t.committed // the run of blocks stored here that the next event reports
-		blocks, hashes, meta := t.blocks[:limit], s.hashes[:limit], m.bp.index.meta
-		for k := from; k < limit; k++ {
-			b := blocks[k]
-			if b == nullBlock {
-				m.storedEvent(s, from, k, g+1)
-				from = k + 1
-				continue
-			}
-			if meta[b].cached {
-				// A block shared with a fork that committed it first: it
-				// was reported then.
-				if m.bp.hash[b] != hashes[k] {
-					panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g+1, b))
-				}
-				m.storedEvent(s, from, k, g+1)
-				from = k + 1
-				continue
-			}
-			parent := allocator.NoBlock
-			if k > 0 && blocks[k-1] != nullBlock {
-				parent = blocks[k-1]
-			}
-			m.commit(b, &hashes[k], g+1, k, parent, s)
-		}
+		m.commitRun(s, t.blocks, t.committed, limit, g+1)
 		t.committed = limit
-		m.storedEvent(s, from, limit, g+1)
 	}
 }
 

@@ -81,8 +81,12 @@ type Manager struct {
 	manyFull, pair bool
 	wids           []allocator.BlockID
 	sib            []allocator.BlockID // the window lookup's guesses (group_kinds.go)
-	ghits          [][]allocator.BlockID
-	window         int
+	// fullEv and fullHost are the evictable and host hits among the
+	// full-attention hit the last hybrid lookup found in group 0 before
+	// the other groups cut it (fullEv -1: not counted), for planGroups.
+	fullEv, fullHost int
+	ghits            [][]allocator.BlockID
+	window           int
 	// ret shelves cached blocks of a hybrid manager (retention.go).
 	ret retainer
 }

@@ -237,31 +237,50 @@ func (m *Manager) commitFull(s *sequence) {
 	if s.committed >= limit {
 		return
 	}
-	from := s.committed // the run of blocks stored here that the next event reports
-	blocks, hashes, meta := s.blocks[:limit], s.hashes[:limit], m.bp.index.meta
-	for k := from; k < limit; k++ {
-		b := blocks[k]
-		if meta[b].cached {
-			// A block shared with a fork that committed it first: it
-			// was reported then.
-			if m.bp.hash[b] != hashes[k] {
-				panic(fmt.Sprintf("paged: block %d holds committed content other than the sequence's tokens", b))
-			}
-			m.storedEvent(s, from, k, 0)
-			from = k + 1
-			continue
-		}
-		parent := allocator.NoBlock
-		if k > 0 && blocks[k-1] != nullBlock { // null: out of a sliding window
-			parent = blocks[k-1]
-		}
-		m.commit(b, &hashes[k], 0, k, parent, s)
-	}
+	m.commitRun(s, s.blocks, s.committed, limit, 0)
 	if m.bp.memo != nil {
 		m.remember(s, s.committed, limit)
 	}
 	s.committed = limit
-	m.storedEvent(s, from, limit, 0)
+}
+
+// commitRun commits blocks[from:limit] of s, group g's table, whose
+// content is s's hashes: Manager.commit for each block but a null entry
+// (out of a sliding window) or one a fork committed first (it was
+// reported then), and one BlockStored event per run of blocks committed
+// here. It is commit unrolled for a run, so that a table's blocks do not
+// pay a call each, nor the test for noteCommit's consumers.
+func (m *Manager) commitRun(s *sequence, blocks []allocator.BlockID, from, limit, g int) {
+	first := from // the run of blocks stored here that the next event reports
+	blocks, hashes, meta := blocks[:limit], s.hashes[:limit], m.bp.index.meta
+	notes := m.bp.parent != nil || m.tier != nil || m.bp.hinter != nil
+	stored := 0
+	for k := from; k < limit; k++ {
+		b := blocks[k]
+		if b == nullBlock || meta[b].cached {
+			if b != nullBlock && m.bp.hash[b] != hashes[k] {
+				panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g, b))
+			}
+			if m.bp.events.on() {
+				m.storedEvent(s, first, k, g)
+			}
+			first = k + 1
+			continue
+		}
+		m.bp.commit(b, &hashes[k], g)
+		stored++
+		if notes {
+			parent := allocator.NoBlock
+			if k > 0 && blocks[k-1] != nullBlock {
+				parent = blocks[k-1]
+			}
+			m.noteCommit(b, &hashes[k], g, k, parent, s)
+		}
+	}
+	m.stats.stored += uint64(stored)
+	if m.bp.events.on() {
+		m.storedEvent(s, first, limit, g)
+	}
 }
 
 // storedEvent reports blocks [from, limit) of s, just committed in group
