@@ -380,7 +380,7 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 	s.opts, s.windowed = *opts, opts.Window > 0
 	if n := m.reserve(opts); n > 0 {
 		// The tokens' buffer is sized by setTokens, which copies them.
-		s.blocks = slices.Grow(s.blocks, (n+m.bs-1)/m.bs)
+		s.blocks = m.growTable(s.blocks, m.ceilBlocks(n))
 	}
 	s.mm = append(s.mm, opts.MM...)
 	s.opts.MM = s.mm
@@ -439,8 +439,8 @@ func (m *Manager) setPromptHashes(s *sequence, idx uint32, want int) {
 	}
 	k, w := min(m.fullBlocks(len(s.tokens)), s.hashLimit), m.fullBlocks(want)
 	dst := s.hashes[:0]
-	if w > k && cap(dst) < w {
-		dst = make([]Hash, 0, w)
+	if w = max(w, k); cap(dst) < w {
+		dst = m.hashBuffer(w)
 	}
 	var shared, recalled int
 	if m.sharers != nil && s.plain && k > 0 {
