@@ -21,7 +21,8 @@ import (
 // buffer is (newSeq), and once it runs out buffers come from the heap as
 // without it. The zero value reserves nothing.
 //
-// Cost at New, in bytes (TestReserveBytes): Sequences x (452 + 88 per KV
+// Cost at New, in bytes on 64-bit platforms (less on 32-bit ones, whose
+// records are smaller; TestReserveBytes): Sequences x (452 + 88 per KV
 // cache group beyond the first) for the records and their free list;
 // for the buffers, 32 per block of Tokens (a hash) plus 4 per block of
 // Tokens in each full attention or window group (a table entry; a State

@@ -109,50 +109,6 @@ func TestReserveNoAllocs(t *testing.T) {
 	}
 }
 
-// TestReserveBytes: New allocates what Reserve's documentation says it
-// costs, beyond a manager without a reserve, to within the heap's
-// rounding of each slab.
-func TestReserveBytes(t *testing.T) {
-	const bs, seqs, tokens = 16, 3000, 1 << 20
-	for _, l := range reserveLayouts {
-		t.Run(l.name, func(t *testing.T) {
-			cfg := paged.Config{BlockSize: bs, NumBlocks: 512, Groups: l.groups}
-			alloc := func(r paged.Reserve) uint64 {
-				cfg.Reserve = r
-				var a, b runtime.MemStats
-				runtime.ReadMemStats(&a)
-				m, err := paged.New(cfg)
-				runtime.ReadMemStats(&b)
-				if err != nil {
-					t.Fatal(err)
-				}
-				runtime.KeepAlive(m)
-				return b.TotalAlloc - a.TotalAlloc
-			}
-			got := int64(alloc(paged.Reserve{Sequences: seqs, Tokens: tokens})) - int64(alloc(paged.Reserve{}))
-			groups := max(1, len(l.groups))
-			// Records and the free list; hashes; the lookup's scratch,
-			// a table of the pool's 511 blocks per group (the longest
-			// sequence fills the pool); the tables.
-			want := seqs*(448+4) + seqs*88*(groups-1) + 32*tokens/bs + 4*511*groups
-			if l.name == "window" {
-				want += 4 * 511 // the window lookup's scratch
-			}
-			for g := range groups {
-				if g > 0 && l.groups[g].Kind == paged.State {
-					want += 4 * l.groups[g].Pages * (1 + seqs)
-					continue
-				}
-				want += 4 * (tokens/bs + seqs)
-			}
-			slabs := 5 + 2*groups // each rounded up to the heap's 8 KB pages
-			if got < int64(want) || got > int64(want+slabs*8192) {
-				t.Fatalf("New with a reserve of %d sequences and %d tokens allocates %d bytes more, documented %d", seqs, tokens, got, want)
-			}
-		})
-	}
-}
-
 // TestReserveInvalid: a reserve out of bounds is refused with ErrInvalid
 // naming the field.
 func TestReserveInvalid(t *testing.T) {

@@ -19,7 +19,7 @@ func TestSpaceErrorSize(t *testing.T) {
 	}{
 		{noSpace(opAdmit, id, 12, 5, 2), "paged: not enough free blocks: Admit seq7.3: needs 12 blocks, 5 available (watermark 2)"},
 		{noSpace(opAppend, id, 1, 0, 0), "paged: not enough free blocks: Append to seq7.3: needs 1 blocks, 0 available"},
-		{noSpace(opFork, id, 1<<40, MaxBlocks, 0), "paged: not enough free blocks: Fork seq7.3: needs 1099511627776 blocks, 16777216 available"},
+		{noSpace(opFork, id, 1<<30, MaxBlocks, 0), "paged: not enough free blocks: Fork seq7.3: needs 1073741824 blocks, 16777216 available"},
 	} {
 		if !errors.Is(c.err, ErrNoSpace) || c.err.Error() != c.want {
 			t.Errorf("got %q (ErrNoSpace: %v), want %q", c.err.Error(), errors.Is(c.err, ErrNoSpace), c.want)
