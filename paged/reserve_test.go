@@ -9,7 +9,18 @@ import (
 	"testing"
 
 	"github.com/pagedkv/pagedkv/paged"
+	"pgregory.net/rapid"
 )
+
+// drawReserve draws a Config.Reserve for the state machines: none, or one
+// that the run may spend midway, so that buffers come from the reserve,
+// then from the heap, under every operation the machines make.
+func drawReserve(t *rapid.T) paged.Reserve {
+	return paged.Reserve{
+		Sequences: rapid.IntRange(0, 6).Draw(t, "reserve sequences"),
+		Tokens:    rapid.SampledFrom([]int{0, 0, 16, 100, 400}).Draw(t, "reserve tokens"),
+	}
+}
 
 // mallocs returns the heap allocations f makes, as testing.AllocsPerRun
 // counts them, for one call of f (no warm-up call: a reserve is spent by
