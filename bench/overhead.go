@@ -74,6 +74,14 @@ type W1Config struct {
 	// digest are unchanged, the manager's timings (NsAdmit to ManagerNs)
 	// are 0. For studies that read only the decisions.
 	CountersOnly bool
+	// NoReserve makes the managers without a reserve (paged.Reserve). By
+	// default each is made with records for Requests sequences and hash
+	// and table buffers for the requests' prompt and output tokens
+	// together, as a server that knows the requests it will hold reserves
+	// them before its first: the memory is mapped in paged.New, outside
+	// the timed calls, instead of page by page in the first Add and Admit
+	// calls of a fresh process. It changes no decision.
+	NoReserve bool
 }
 
 // W1Result holds the counters and timings of one replay. JSON keys follow
@@ -205,6 +213,13 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		Policy:           cfg.Policy,
 		UnifiedFreeQueue: cfg.Compat == "vllm",
 		Hasher:           cfg.Hasher,
+	}
+	if !cfg.NoReserve {
+		mcfg.Reserve.Sequences = cfg.Requests
+		for i := range cfg.Requests {
+			ctx, gen := w1Lens(trace, i, cfg.MaxModelLen)
+			mcfg.Reserve.Tokens += ctx + gen
+		}
 	}
 	if cfg.Groups != nil {
 		mcfg.Groups = cfg.Groups

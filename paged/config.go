@@ -108,6 +108,11 @@ type Config struct {
 	// Create, Preempt and SwapOut are never refused for it. Default
 	// DefaultMaxWaiting.
 	MaxWaiting int
+	// Reserve is memory set aside at New for the sequences' records and
+	// their hash and table buffers, so that a fresh process's first
+	// requests do not take page faults inside Add and Admit (see
+	// Reserve for what it costs). Default: none.
+	Reserve Reserve
 
 	// HostBlocks is the number of blocks of the host tier, in host memory:
 	// SwapOut moves preempted sequences there, and evicted prefix-cache
@@ -173,6 +178,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxWaiting == 0 {
 		cfg.MaxWaiting = DefaultMaxWaiting
+	}
+	if err := cfg.Reserve.check(); err != nil {
+		return cfg, err
 	}
 	if err := checkGroups(&cfg); err != nil {
 		return cfg, err

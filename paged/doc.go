@@ -136,7 +136,9 @@
 //
 // New refuses a pool of more than MaxBlocks blocks (its per-block metadata
 // is allocated up front), a MaxModelLen above MaxSeqLen and an event buffer
-// above MaxEvents. A sequence without a sliding window is never longer than
+// above MaxEvents, and a Config.Reserve above MaxReserveSequences or
+// MaxReserveTokens (the reserve, memory made and faulted in at New for
+// the sequences' records and buffers, is optional). A sequence without a sliding window is never longer than
 // the pool holds; Add refuses a new sequence while Config.MaxWaiting
 // sequences wait (ErrNoSpace, back-pressure); token IDs are non-negative.
 //

@@ -37,15 +37,36 @@ var (
 // spaceError is an ErrNoSpace from Admit or Append, formatted only when
 // its message is read: a scheduler under memory pressure is refused
 // thousands of times and branches on errors.Is alone, so building each
-// message up front would cost more than the refusal itself.
+// message up front would cost more than the refusal itself. It is kept to
+// 32 bytes, the heap's size class for it (TestSpaceErrorSize): W1-H's
+// replay is refused about 8,000 times, and in a fresh process every 4 KB
+// of them is a page fault inside Admit.
 type spaceError struct {
-	op                     string
-	id                     SeqID
-	need, avail, watermark int
+	id   SeqID
+	need int
+	// avail and watermark are at most the pool's blocks (MaxBlocks).
+	avail, watermark int32
+	op               spaceOp
+}
+
+// spaceOp names the call a spaceError refused.
+type spaceOp uint8
+
+const (
+	opAdmit spaceOp = iota
+	opAppend
+	opFork
+)
+
+var spaceOps = [...]string{opAdmit: "Admit", opAppend: "Append to", opFork: "Fork"}
+
+// noSpace returns the ErrNoSpace of op on id.
+func noSpace(op spaceOp, id SeqID, need, avail, watermark int) *spaceError {
+	return &spaceError{id: id, need: need, avail: int32(avail), watermark: int32(watermark), op: op}
 }
 
 func (e *spaceError) Error() string {
-	msg := fmt.Sprintf("%v: %s %v: needs %d blocks, %d available", ErrNoSpace, e.op, e.id, e.need, e.avail)
+	msg := fmt.Sprintf("%v: %s %v: needs %d blocks, %d available", ErrNoSpace, spaceOps[e.op], e.id, e.need, e.avail)
 	if e.watermark > 0 {
 		msg += fmt.Sprintf(" (watermark %d)", e.watermark)
 	}

@@ -307,8 +307,8 @@ func (m *Manager) resetGroups(s *sequence) {
 	if !m.hybrid() {
 		return
 	}
-	for len(s.ext) < len(m.cfg.Groups)-1 {
-		s.ext = append(s.ext, groupTable{})
+	if len(s.ext) == 0 {
+		s.ext = m.extTables(len(m.cfg.Groups) - 1)
 	}
 	for g := range s.ext {
 		t := &s.ext[g]
@@ -503,7 +503,7 @@ func (m *Manager) admitGroups(s *sequence, p plan) {
 	life := max(len(s.tokens), m.reserve(&s.opts))
 	for g := range s.ext {
 		t := &s.ext[g]
-		t.blocks = append(slices.Grow(t.blocks[:0], m.groupNeed(g+1, life)), m.ghits[g]...)
+		t.blocks = append(m.growTable(t.blocks[:0], m.groupNeed(g+1, life)), m.ghits[g]...)
 		t.released = 0
 		for t.released < len(t.blocks) && t.blocks[t.released] == nullBlock {
 			t.released++
@@ -636,7 +636,7 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
 	m.setOwn(s, false) // appendOne sets it again where it holds
 	if need, ok := m.growGroups(s, tokens, spec); !ok {
-		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
+		return noSpace(opAppend, id, need, m.available(), 0)
 	}
 	return nil
 }

@@ -854,6 +854,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			Events:           cmp.Or(replayEvents(tally.replay), 64),
 			HostBlocks:       hostBlocks,
 			DisableOffload:   !offload,
+			Reserve:          drawReserve(t),
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -35,6 +35,8 @@ type Manager struct {
 
 	seqs     []sequence
 	freeSeqs []uint32
+	// res is what is left of Config.Reserve's buffers (reserve.go).
+	res reserved
 	// spare sums the token buffers above keepTokens that free slots keep.
 	spare    int
 	nlive    int
@@ -131,6 +133,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.initGroups()
 	m.initRetention()
+	m.initReserve()
 	m.bp.quiet = make([]bool, max(1, len(cfg.Groups)))
 	for g := range m.bp.quiet {
 		m.bp.quiet[g] = m.hybrid() && m.ckptGroup(g)

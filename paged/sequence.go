@@ -380,7 +380,7 @@ func (m *Manager) setOptions(s *sequence, opts *SeqOptions) {
 	s.opts, s.windowed = *opts, opts.Window > 0
 	if n := m.reserve(opts); n > 0 {
 		// The tokens' buffer is sized by setTokens, which copies them.
-		s.blocks = slices.Grow(s.blocks, (n+m.bs-1)/m.bs)
+		s.blocks = m.growTable(s.blocks, m.ceilBlocks(n))
 	}
 	s.mm = append(s.mm, opts.MM...)
 	s.opts.MM = s.mm
@@ -439,8 +439,8 @@ func (m *Manager) setPromptHashes(s *sequence, idx uint32, want int) {
 	}
 	k, w := min(m.fullBlocks(len(s.tokens)), s.hashLimit), m.fullBlocks(want)
 	dst := s.hashes[:0]
-	if w > k && cap(dst) < w {
-		dst = make([]Hash, 0, w)
+	if w = max(w, k); cap(dst) < w {
+		dst = m.hashBuffer(w)
 	}
 	var shared, recalled int
 	if m.sharers != nil && s.plain && k > 0 {
@@ -831,7 +831,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	case AdmitNever:
 		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.held, m.bp.pool.Usable(), m.watermarkBlocks())
 	case AdmitLater:
-		return 0, &spaceError{op: "Admit", id: id, need: p.alloc, avail: m.available(), watermark: m.watermarkBlocks()}
+		return 0, noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
 	}
 	if m.hybrid() {
 		m.admitGroups(s, p)
@@ -1021,7 +1021,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		need++
 	}
 	if need > m.available()+m.slidable(s, slideFrom(s, spec)) {
-		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
+		return noSpace(opAppend, id, need, m.available(), 0)
 	}
 	m.slide(s, slideFrom(s, spec))
 	if cow {
@@ -1185,7 +1185,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 		return 0, err
 	}
 	if need := m.forkPages(&m.seqs[uint32(id)]); need > m.available() {
-		return 0, &spaceError{op: "Fork", id: id, need: need, avail: m.available()}
+		return 0, noSpace(opFork, id, need, m.available(), 0)
 	}
 	pidx, _ := id.parts()
 	p := &m.seqs[pidx]

@@ -589,6 +589,7 @@ func TestStateMachine(t *testing.T) {
 			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"),
 			Watermark:        rapid.SampledFrom([]float64{0, 0, 0.1}).Draw(t, "watermark"),
 			Events:           rapid.SampledFrom([]int{0, 4, 64}).Draw(t, "events"),
+			Reserve:          drawReserve(t),
 		}
 		m, err := paged.New(cfg)
 		if err != nil {

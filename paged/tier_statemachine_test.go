@@ -286,6 +286,7 @@ func newTierMachine(t *rapid.T, events int) *machine {
 		HostBlocks:       rapid.IntRange(1, 24).Draw(t, "hostBlocks"),
 		HostPolicy:       policy(t, "hostPolicy"),
 		OffloadPriority:  rapid.SampledFrom([]int{0, 35, 50}).Draw(t, "floor"),
+		Reserve:          drawReserve(t),
 	}
 	m, err := paged.New(cfg)
 	if err != nil {
