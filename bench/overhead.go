@@ -76,10 +76,10 @@ type W1Config struct {
 	CountersOnly bool
 	// NoReserve makes the managers without a reserve (paged.Reserve). By
 	// default each is made with records for Requests sequences and hash
-	// and table buffers for the requests' prompt and output tokens
-	// together, as a server that knows the requests it will hold reserves
-	// them before its first: the memory is mapped in paged.New, outside
-	// the timed calls, instead of page by page in the first Add and Admit
+	// and table buffers for Requests sequences of MaxModelLen tokens (the
+	// configuration's bounds, not the trace's lengths), as a server
+	// reserves for the requests it may hold: the memory is mapped in
+	// paged.New, outside the timed calls, instead of page by page in the first Add and Admit
 	// calls of a fresh process. It changes no decision.
 	NoReserve bool
 }
@@ -215,11 +215,12 @@ func RunW1(cfg W1Config) (W1Result, error) {
 		Hasher:           cfg.Hasher,
 	}
 	if !cfg.NoReserve {
+		// Sized from the configuration alone, as a server can size it:
+		// records for every request the replay holds, buffers for each at
+		// the longest a request may grow (its hint is at most that), not
+		// the trace's own lengths.
 		mcfg.Reserve.Sequences = cfg.Requests
-		for i := range cfg.Requests {
-			ctx, gen := w1Lens(trace, i, cfg.MaxModelLen)
-			mcfg.Reserve.Tokens += ctx + gen
-		}
+		mcfg.Reserve.Tokens = min(cfg.Requests*cfg.MaxModelLen, paged.MaxReserveTokens)
 	}
 	if cfg.Groups != nil {
 		mcfg.Groups = cfg.Groups

@@ -44,7 +44,7 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Chunk, "chunk", 0, "add a chunked local attention group of this many tokens (0: none)")
 	fs.IntVar(&cfg.StatePages, "state", 0, "add a state group (Mamba, Gated DeltaNet) of this many blocks per sequence (0: none); -window, -chunk and -state combine in the default mode, -compat vllm takes one")
 	hasher := fs.String("hasher", "sha256", `block hasher: "sha256" (as vLLM) or "fast" (to measure the manager without hashing)`)
-	reserve := fs.Bool("reserve", true, "make each manager with a reserve (paged.Config.Reserve) of records for the requests and hash and table buffers for their tokens, faulted in before the timed calls; -reserve=false takes them from the heap as the requests come")
+	reserve := fs.Bool("reserve", true, "make each manager with a reserve (paged.Config.Reserve) of records for the requests and hash and table buffers for that many requests of -max-model-len tokens, faulted in before the timed calls; -reserve=false takes them from the heap as the requests come")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
