@@ -372,19 +372,15 @@ func (m *Manager) chunkNever(s *sequence, p plan, a Admission, k int) (never, no
 		return true, false
 	}
 	room := m.bp.pool.Usable() - m.watermarkBlocks()
-	br, pages, ask := m.chunkPins(s)
+	_, pages, ask := m.chunkPins(s)
 	if a != AdmitNever {
-		if br == 0 && pages+ask == 0 {
+		if pages+ask == 0 {
 			return false, false
 		}
-		// At most the window before the branch point per window group.
-		pins := pages + ask
-		for g, kind := range m.kinds {
-			if _, ok := kind.(windowKind); ok {
-				pins += br - m.hitFrom(g, br)
-			}
-		}
-		if p.held+pins <= room {
+		// The window pins are released when the pool needs them
+		// (reclaimPins): only the hit's pages (at the admission's step)
+		// and the asked checkpoint's (until a chunk passes it) count.
+		if p.held+pages+ask <= room {
 			return false, false
 		}
 	}
@@ -435,10 +431,18 @@ func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
 		one[0] = windowKind{newAttention(m.bs), s.opts.Window}
 		kinds = one[:]
 	}
-	// The retention pins: the window blocks before the branch point
-	// once the window leaves them, and checkpoint pages.
+	// The checkpoint pages: those of the hit, the source of the
+	// admission's Copy directives, at the admission's step, and those of
+	// the checkpoint asked at the branch point until the step whose chunk
+	// reaches it has run. The other retention pins (the window blocks
+	// before the branch point once the window leaves them, and these
+	// checkpoints after those steps) are released when the pool needs
+	// them (reclaimPins), so they count for nothing.
 	br, pages, ask := m.chunkPins(s)
-	pages += ask
+	at := br
+	if s.keep.branch >= 0 {
+		at = s.keep.pendingAt
+	}
 	peak := 0
 	for t0 := c0; t0 < n; t0 += k {
 		t1 := min(t0+k, n)
@@ -446,7 +450,13 @@ func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
 		if m.hashing {
 			committed = t0 / m.bs
 		}
-		held := pages
+		held := 0
+		if t0 == c0 {
+			held += pages
+		}
+		if t0 < at*m.bs {
+			held += ask
+		}
 		for g, kind := range kinds {
 			need := kind.need(t1)
 			if !kind.local() {
@@ -467,10 +477,6 @@ func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
 				dead = from // the admission does not slide
 			}
 			held += need - dead
-			if _, ok := kind.(windowKind); ok && br > 0 {
-				// Pinned: entries [hitFrom(g, br), br) the window left.
-				held += max(0, min(br, dead)-max(from, m.hitFrom(g, br)))
-			}
 		}
 		peak = max(peak, held)
 	}

@@ -478,7 +478,9 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	case p.held > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
 		return p, AdmitNever
 	case p.alloc > m.available()-wm:
-		return p, AdmitLater
+		if m.ret.pinned == 0 || p.alloc > m.available()+m.pinRoom(true)-wm {
+			return p, AdmitLater
+		}
 	}
 	return p, AdmitOK
 }
@@ -594,8 +596,9 @@ func (m *Manager) mustSlide(s *sequence, c int) bool {
 	return false
 }
 
-// slidableGroups counts the blocks slideGroups(s, c) frees.
-func (m *Manager) slidableGroups(s *sequence, c int) int {
+// slidableGroups counts the blocks slideGroups(s, c) frees, and with
+// pinned those it pins (released when an allocation needs them).
+func (m *Manager) slidableGroups(s *sequence, c int, pinned bool) int {
 	if !m.anyLocal {
 		return 0
 	}
@@ -607,7 +610,7 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 		to := m.deadBlocks(s, g+1, c)
 		t := &s.ext[g]
 		for k := t.released; k < to; k++ {
-			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && !m.pinsAt(s, g+1, k, b) {
+			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && (pinned || !m.pinsAt(s, g+1, k, b)) {
 				n++
 			}
 		}
@@ -621,7 +624,7 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 // ErrNoSpace has still released blocks no window reaches any more (they
 // were dead either way); otherwise a refused call changes nothing.
 func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
-	m.setOwn(s, false) // appendOne sets it again where it holds
+	m.setOwn(s, false)   // appendOne sets it again where it holds
 	if need, ok := m.growGroups(s, tokens, spec); !ok {
 		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 	}
@@ -649,8 +652,13 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 			return need, false
 		}
 	} else {
-		if need > m.available()+m.slidableGroups(s, c) {
-			return need, false
+		if need > m.available()+m.slidableGroups(s, c, false) {
+			// The retention pins are released when the allocations
+			// need them (allocBlock), the window blocks this slide
+			// would pin with them.
+			if !m.ret.on || need > m.available()+m.slidableGroups(s, c, true)+m.pinRoom(false) {
+				return need, false
+			}
 		}
 		m.slideGroups(s, c)
 	}

@@ -79,6 +79,15 @@ type retainer struct {
 	// there), not at the end of what the sequence may hit.
 	lastFull int
 	lastMiss bool
+	// pinned counts the retention pins running sequences hold (entries of
+	// their seqRetention.pins); released counts those given up early
+	// because an allocation or a space check needed the room
+	// (reclaimPins, Stats.PinsReleased).
+	pinned   int
+	released uint64
+	// pinRefs is pinRoom's scratch, a count per block, all 0 between
+	// calls.
+	pinRefs []int32
 	checkpointer
 }
 
@@ -92,6 +101,7 @@ func (m *Manager) initRetention() {
 	}
 	m.ret.on = true
 	m.bp.shelves.init(m.cfg.NumBlocks)
+	m.ret.pinRefs = make([]int32, m.cfg.NumBlocks)
 }
 
 // hitFrom is the first block of local group g that a hit of L blocks
@@ -145,6 +155,12 @@ type seqRetention struct {
 	// pins are window blocks before the branch point that left the window,
 	// and checkpoint pages, that stay referenced while the sequence runs.
 	pins []allocator.BlockID
+	// freshStep is the step (Manager.step) in which TakeCheckpoints
+	// handed out the checkpoint at pendingAt: until the step ends, the
+	// kernels that write it may not have run, its pages are pinned as
+	// data, not as retention, and reclaimPins keeps them (Uncompute may
+	// still have to forget them). 0: none.
+	freshStep uint32
 	// pending are the pages of a checkpoint after pendingAt blocks not yet
 	// handed out by TakeCheckpoints (checkpoint.go).
 	pending   []allocator.BlockID
@@ -157,7 +173,9 @@ type seqRetention struct {
 	pendingHash Hash
 }
 
-func (k *seqRetention) reset() { k.branch, k.pins, k.pending = -1, k.pins[:0], k.pending[:0] }
+func (k *seqRetention) reset() {
+	k.branch, k.pins, k.pending, k.freshStep = -1, k.pins[:0], k.pending[:0], 0
+}
 
 // pinsAt reports whether window block b at entry k of running sequence s
 // stays referenced (pinned) when the window leaves it: it is among the
@@ -189,6 +207,7 @@ func (m *Manager) releaseSlid(s *sequence, g, k int, b allocator.BlockID) {
 		m.bp.release(b)
 	case m.pinsAt(s, g, k, b):
 		s.keep.pins = append(s.keep.pins, b)
+		m.ret.pinned++
 	default:
 		m.bp.releaseTo(b, m.windowShelf(s, g, k, 0, false))
 	}
@@ -252,8 +271,158 @@ func (m *Manager) releaseKept(s *sequence) {
 	for i := len(s.keep.pins) - 1; i >= 0; i-- {
 		m.bp.releaseTo(s.keep.pins[i], shelfHigh)
 	}
-	s.keep.pins = s.keep.pins[:0]
+	m.ret.pinned -= len(s.keep.pins)
+	s.keep.pins, s.keep.freshStep = s.keep.pins[:0], 0
 	m.dropPending(s)
+}
+
+// Retention pins are a soft cost: they are cache retention, never data a
+// sequence reads (a hit's checkpoint pages are read by the Copy
+// directives of the admission's step only, and a checkpoint handed out is
+// written by the step that computes it), so they never make a request
+// wait or fail. The space checks (Admit, AdmitChunk, CanAdmit,
+// CanAdmitChunk, Append, AppendSpeculative, Fork, SwapIn, CanSwapIn)
+// count as available the blocks releasing them would free (pinRoom), the
+// never answers (chunkNever) count none, and an allocation that finds too
+// few blocks free or evictable releases every running sequence's pins
+// first (reclaimPins). Every sequence's, not only others': a sequence
+// alone in the pool must not be refused for its own pins either, and
+// releasing evicts nothing by itself: the pins go to the high shelf,
+// still cached, and the allocations evict only what they need, in the
+// shelves' order (low shelf and policy first, the high shelf last, FIFO).
+// A refused call releases nothing. Sequences pin again as their windows
+// move on (the checks count those pins as free too).
+
+// reclaimPins releases the retention pins of every running sequence to
+// the high shelf: an allocation needs the room. A checkpoint page that is
+// the source of a Copy directive not yet taken (a hit admitted this step)
+// stays pinned: the copy reads it before the step's kernels, and the
+// directives after it could write it if it were handed out again; so do
+// the pages of a checkpoint handed out in the current step (pinHeld). O(sequences + pins x copies).
+func (m *Manager) reclaimPins() {
+	for i := range m.seqs {
+		s := &m.seqs[i]
+		if s.state != seqRunning || len(s.keep.pins) == 0 {
+			continue
+		}
+		held := 0
+		for j := len(s.keep.pins) - 1; j >= 0; j-- {
+			b := s.keep.pins[j]
+			if m.pinHeld(s, b) {
+				held++
+				continue
+			}
+			m.bp.releaseTo(b, shelfHigh)
+			m.ret.released++
+		}
+		pins := s.keep.pins[:0]
+		if held > 0 {
+			for _, b := range s.keep.pins {
+				if m.pinHeld(s, b) {
+					pins = append(pins, b)
+				}
+			}
+		}
+		m.ret.pinned -= len(s.keep.pins) - len(pins)
+		s.keep.pins = pins
+	}
+}
+
+// pinRoom returns the blocks reclaimPins would free: the blocks every
+// reference of which is a retention pin that pinHeld does not keep, less,
+// with hits, the last lookup's hits among them (admission claims those:
+// freed, each would count as available and be taken back). Nothing
+// changes. O(sequences + pins x copies).
+func (m *Manager) pinRoom(hits bool) int {
+	if m.ret.pinned == 0 {
+		return 0
+	}
+	m.countPins()
+	if hits {
+		m.keepPins(m.hits)
+		for g := range m.ghits {
+			m.keepPins(m.ghits[g])
+		}
+		m.keepPins(m.ret.hitPages)
+	}
+	return m.countedPins()
+}
+
+// countPins counts into r.pinRefs the references of retention pins to
+// each block, a block pinHeld keeps (or a pin of a sequence not running)
+// marked negative.
+func (m *Manager) countPins() {
+	c := m.ret.pinRefs
+	for i := range m.seqs {
+		s := &m.seqs[i]
+		if len(s.keep.pins) == 0 {
+			continue
+		}
+		for _, b := range s.keep.pins {
+			if s.state != seqRunning || m.pinHeld(s, b) {
+				c[b] = pinKept
+			} else if c[b] >= 0 {
+				c[b]++
+			}
+		}
+	}
+}
+
+// pinKept marks a block in retainer.pinRefs that releasing the pins does
+// not free.
+const pinKept = -1
+
+// keepPins marks the pinned blocks among ids as not freed (countPins).
+func (m *Manager) keepPins(ids []allocator.BlockID) {
+	for _, b := range ids {
+		m.keepPin(b)
+	}
+}
+
+// keepPin marks block b, if pinned, as not freed (countPins).
+func (m *Manager) keepPin(b allocator.BlockID) {
+	if c := m.ret.pinRefs; b > nullBlock && c[b] > 0 {
+		c[b] = pinKept
+	}
+}
+
+// countedPins returns the blocks countPins found referenced by pins alone
+// (not kept) and clears r.pinRefs.
+func (m *Manager) countedPins() int {
+	c, n := m.ret.pinRefs, 0
+	for i := range m.seqs {
+		for _, b := range m.seqs[i].keep.pins {
+			if c[b] > 0 && c[b] == m.bp.pool.RefCount(b) {
+				n++
+			}
+			c[b] = 0
+		}
+	}
+	return n
+}
+
+// pinHeld reports whether pin b of s is data still to be read or written
+// in the current step: the source of a Copy directive not yet taken, or
+// a page of the checkpoint handed out in this step (the kernels that
+// write it run after the step's last decision).
+func (m *Manager) pinHeld(s *sequence, b allocator.BlockID) bool {
+	if s.keep.freshStep == m.step {
+		if g, L := m.bp.groupOf(b), s.keep.pendingAt; m.isState(g) && L > 0 && L <= len(s.hashes) && m.isPageOf(b, &s.hashes[L-1], g) {
+			return true
+		}
+	}
+	return m.copySource(b)
+}
+
+// copySource reports whether b is the source of a Copy directive not yet
+// taken (TakeCopies).
+func (m *Manager) copySource(b allocator.BlockID) bool {
+	for i := range m.copies {
+		if m.copies[i].Src == b {
+			return true
+		}
+	}
+	return false
 }
 
 // noteAdmit finishes the admission of s (handle id) for retention: its

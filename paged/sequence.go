@@ -1184,7 +1184,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	if _, err := m.running(id, "Fork"); err != nil {
 		return 0, err
 	}
-	if need := m.forkPages(&m.seqs[uint32(id)]); need > m.available() {
+	if need := m.forkPages(&m.seqs[uint32(id)]); need > m.available() && (m.ret.pinned == 0 || need > m.available()+m.pinRoom(false)) {
 		return 0, &spaceError{op: "Fork", id: id, need: need, avail: m.available()}
 	}
 	pidx, _ := id.parts()

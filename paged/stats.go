@@ -31,6 +31,15 @@ type Stats struct {
 	// available: an allocation that finds no block free or evictable
 	// reclaims them.
 	StateSparePages int
+	// RetentionPins counts the references running sequences hold as
+	// retention pins in the default hybrid mode (docs/hybrid.md): window
+	// blocks before their branch points and the state checkpoints they
+	// hit or took there, kept for later sequences' hits. Part of
+	// UsedBlocks, but a soft cost: a space check that would refuse
+	// releases them first (to the high shelf, still cached), and
+	// RetentionPinsReleased counts the pins so released.
+	RetentionPins         int
+	RetentionPinsReleased uint64
 	// Sequences are live handles; Running of them hold device blocks,
 	// Waiting don't: not yet admitted, preempted, or swapped out (whose
 	// blocks are on the host; they count against Config.MaxWaiting too).
@@ -98,33 +107,35 @@ func (s Stats) Usage() float64 {
 func (m *Manager) Stats() Stats {
 	c := &m.stats
 	st := Stats{
-		BlockSize:         m.bs,
-		TotalBlocks:       m.bp.pool.Total(),
-		UsableBlocks:      m.bp.pool.Usable(),
-		FreeBlocks:        m.bp.pool.Free(),
-		CachedBlocks:      m.bp.pool.Cached(),
-		UsedBlocks:        m.bp.pool.Held(),
-		PeakUsedBlocks:    m.stats.peakUsed,
-		StateDraftPages:   m.draftPages,
-		StateSparePages:   m.sparePages,
-		Sequences:         m.nlive,
-		Running:           m.nrunning,
-		Waiting:           m.nlive - m.nrunning,
-		PrefixQueries:     c.queries,
-		PrefixQueryTokens: c.queryTokens,
-		PrefixHitTokens:   c.hitTokens,
-		PrefixQueryBlocks: c.queryBlocks,
-		PrefixHitBlocks:   c.hitBlocks,
-		Evictions:         c.evictions,
-		BlocksStored:      c.stored,
-		BlocksHashed:      c.hashed,
-		HashesRecalled:    c.recalled,
-		Copies:            c.copies,
-		Forks:             c.forks,
-		Preemptions:       c.preemptions,
-		Unadmits:          c.unadmits,
-		EventsDropped:     m.bp.events.dropped,
-		RetainedHits:      c.retained,
+		BlockSize:             m.bs,
+		TotalBlocks:           m.bp.pool.Total(),
+		UsableBlocks:          m.bp.pool.Usable(),
+		FreeBlocks:            m.bp.pool.Free(),
+		CachedBlocks:          m.bp.pool.Cached(),
+		UsedBlocks:            m.bp.pool.Held(),
+		PeakUsedBlocks:        m.stats.peakUsed,
+		StateDraftPages:       m.draftPages,
+		StateSparePages:       m.sparePages,
+		RetentionPins:         m.ret.pinned,
+		RetentionPinsReleased: m.ret.released,
+		Sequences:             m.nlive,
+		Running:               m.nrunning,
+		Waiting:               m.nlive - m.nrunning,
+		PrefixQueries:         c.queries,
+		PrefixQueryTokens:     c.queryTokens,
+		PrefixHitTokens:       c.hitTokens,
+		PrefixQueryBlocks:     c.queryBlocks,
+		PrefixHitBlocks:       c.hitBlocks,
+		Evictions:             c.evictions,
+		BlocksStored:          c.stored,
+		BlocksHashed:          c.hashed,
+		HashesRecalled:        c.recalled,
+		Copies:                c.copies,
+		Forks:                 c.forks,
+		Preemptions:           c.preemptions,
+		Unadmits:              c.unadmits,
+		EventsDropped:         m.bp.events.dropped,
+		RetainedHits:          c.retained,
 	}
 	m.tierStats(&st.Tiers)
 	return st
