@@ -624,7 +624,7 @@ func (m *Manager) slidableGroups(s *sequence, c int, pinned bool) int {
 // ErrNoSpace has still released blocks no window reaches any more (they
 // were dead either way); otherwise a refused call changes nothing.
 func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
-	m.setOwn(s, false)   // appendOne sets it again where it holds
+	m.setOwn(s, false) // appendOne sets it again where it holds
 	if need, ok := m.growGroups(s, tokens, spec); !ok {
 		return &spaceError{op: "Append to", id: id, need: need, avail: m.available()}
 	}
