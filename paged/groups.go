@@ -597,7 +597,8 @@ func (m *Manager) mustSlide(s *sequence, c int) bool {
 }
 
 // slidableGroups counts the blocks slideGroups(s, c) frees, and with
-// pinned those it pins (released when an allocation needs them).
+// pinned those it pins that reclaimPins would release (an allocation
+// releases them when it needs them).
 func (m *Manager) slidableGroups(s *sequence, c int, pinned bool) int {
 	if !m.anyLocal {
 		return 0
@@ -610,7 +611,7 @@ func (m *Manager) slidableGroups(s *sequence, c int, pinned bool) int {
 		to := m.deadBlocks(s, g+1, c)
 		t := &s.ext[g]
 		for k := t.released; k < to; k++ {
-			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && (pinned || !m.pinsAt(s, g+1, k, b)) {
+			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && (!m.pinsAt(s, g+1, k, b) || pinned && !m.copySource(b)) {
 				n++
 			}
 		}
