@@ -65,12 +65,15 @@ type hySeq struct {
 // moves it, and reads every running sequence back through every group's
 // table after each step.
 type hyModel struct {
-	m      *paged.Manager
-	groups []paged.Group
-	bs     int
-	seqs   []*hySeq
-	shadow map[int64]uint64
-	host   map[int64]uint64
+	// pinRetries counts refused calls retried with the retention pins
+	// released (pinsNotBlocking).
+	pinRetries int
+	m          *paged.Manager
+	groups     []paged.Group
+	bs         int
+	seqs       []*hySeq
+	shadow     map[int64]uint64
+	host       map[int64]uint64
 	// prefixes are shared prompt beginnings, so prefix hits happen.
 	prefixes [][]int32
 	swaps    []paged.Swap
@@ -509,11 +512,12 @@ func (h *hyModel) admit(t *rapid.T, s *hySeq) {
 func (h *hyModel) admitOnly(t *rapid.T, s *hySeq) (int, bool) {
 	var cached int
 	var err error
-	if rapid.Bool().Draw(t, "chunked") {
+	chunked, maxNew := rapid.Bool().Draw(t, "chunked"), 0
+	if chunked {
 		// Chunked prefill: the tokens past the chunk leave the sequence
 		// (a scheduler would append them later).
 		var rest []int32
-		maxNew := rapid.IntRange(1, 3*h.bs).Draw(t, "maxNew")
+		maxNew = rapid.IntRange(1, 3*h.bs).Draw(t, "maxNew")
 		dry, derr := h.m.CanAdmitChunk(s.id, maxNew)
 		if derr != nil {
 			t.Fatalf("CanAdmitChunk: %v", derr)
@@ -533,6 +537,14 @@ func (h *hyModel) admitOnly(t *rapid.T, s *hySeq) (int, bool) {
 		cached, err = h.m.Admit(s.id)
 	}
 	if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+		h.pinsNotBlocking(t, "Admit", func() error {
+			if chunked {
+				_, _, err := h.m.AdmitChunk(s.id, maxNew, nil)
+				return err
+			}
+			_, err := h.m.Admit(s.id)
+			return err
+		})
 		return 0, false
 	}
 	if err != nil {
@@ -582,6 +594,25 @@ func (h *hyModel) truncatable(s *hySeq, n int) bool {
 		}
 	}
 	return true
+}
+
+// pinsNotBlocking fails unless a call refused for space (ErrNoSpace,
+// ErrNever) while running sequences hold retention pins is refused again
+// once they are released (paged.ReleaseRetentionPins): the pins hold no
+// data any sequence reads, so they never make a request wait or fail
+// that a pool without them would serve (docs/hybrid.md).
+func (h *hyModel) pinsNotBlocking(t *rapid.T, op string, retry func() error) {
+	if h.m.Stats().RetentionPins == 0 {
+		return
+	}
+	paged.ReleaseRetentionPins(h.m)
+	h.pinRetries++
+	if err := retry(); !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
+		t.Fatalf("%s refused with retention pins held, then, with them released: %v", op, err)
+	}
+	if err := h.m.Check(); err != nil {
+		t.Fatalf("after releasing the retention pins: %v", err)
+	}
 }
 
 // unchanged fails unless a refused call left the manager's statistics and
@@ -749,6 +780,9 @@ type hyTally struct {
 	// runs runs.
 	sd   stateDrafts
 	runs int
+	// pinRetries counts refused calls retried with the retention pins
+	// released (hyModel.pinsNotBlocking).
+	pinRetries int
 }
 
 // check requires of a tally of enough runs that some hit a prefix on a
@@ -758,8 +792,12 @@ type hyTally struct {
 func (y *hyTally) check(t *testing.T) {
 	t.Logf("%d runs on layouts of several kinds, %d admissions with a hit there", y.multiRuns, y.multiHits)
 	t.Logf("state drafts: %+v", y.sd)
+	t.Logf("%d refused calls retried with the retention pins released", y.pinRetries)
 	if y.multiRuns >= 200 {
 		assert.Positive(t, y.multiHits, "no run hit a prefix on a layout of several kinds")
+	}
+	if y.runs >= 100 {
+		assert.Positive(t, y.pinRetries, "no refused call retried with the retention pins released")
 	}
 }
 
@@ -863,6 +901,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			tally.onboards[0] += h.onboards[0]
 			tally.onboards[1] += h.onboards[1]
 			tally.multiHits += h.multiHits
+			tally.pinRetries += h.pinRetries
 			tally.sd.add(h.sd)
 			tally.runs++
 			if h.multiKind() {
@@ -958,6 +997,9 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				before := len(s.tokens)
 				err := h.m.Append(s.id, toks...)
 				if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+					if !unified {
+						h.pinsNotBlocking(t, "Append", func() error { return h.m.Append(s.id, toks...) })
+					}
 					// A scheduler preempts or waits; what was fresh belonged
 					// to an earlier step.
 					s.fresh = 0
@@ -1000,6 +1042,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 					if !unified {
 						// All or nothing, the states' pages included.
 						h.unchanged(t, "AppendSpeculative", stats, []*hySeq{s}, tables)
+						h.pinsNotBlocking(t, "AppendSpeculative", func() error { return h.m.AppendSpeculative(s.id, toks...) })
 					}
 					h.write(t, s, before) // the token sampled, alone
 					return
@@ -1057,6 +1100,10 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				id, err := h.m.Fork(p.id)
 				if errors.Is(err, paged.ErrNoSpace) && h.hasState() {
 					h.unchanged(t, "Fork", stats, []*hySeq{p}, tables)
+					h.pinsNotBlocking(t, "Fork", func() error {
+						_, err := h.m.Fork(p.id)
+						return err
+					})
 					return // no room for the child's state pages
 				}
 				if err != nil {

@@ -5,3 +5,7 @@ package paged
 func Shelves(m *Manager) (low, high int) {
 	return m.bp.shelves.n[shelfLow], m.bp.shelves.n[shelfHigh]
 }
+
+// ReleaseRetentionPins releases every running sequence's retention pins
+// as an allocation that needs them does (reclaimPins), for tests.
+func ReleaseRetentionPins(m *Manager) { m.reclaimPins() }
