@@ -478,9 +478,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	case p.held > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
 		return p, AdmitNever
 	case p.alloc > m.available()-wm:
-		if m.ret.pinned == 0 || p.alloc > m.available()+m.pinRoom(true)-wm {
-			return p, AdmitLater
-		}
+		return p, AdmitLater
 	}
 	return p, AdmitOK
 }
@@ -597,8 +595,7 @@ func (m *Manager) mustSlide(s *sequence, c int) bool {
 }
 
 // slidableGroups counts the blocks slideGroups(s, c) frees, and with
-// pinned those it pins that reclaimPins would release (an allocation
-// releases them when it needs them).
+// pinned those it pins that releasePins(s) would free.
 func (m *Manager) slidableGroups(s *sequence, c int, pinned bool) int {
 	if !m.anyLocal {
 		return 0
@@ -653,15 +650,20 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 			return need, false
 		}
 	} else {
+		unpin := false
 		if need > m.available()+m.slidableGroups(s, c, false) {
-			// The retention pins are released when the allocations
-			// need them (allocBlock), the window blocks this slide
-			// would pin with them.
-			if !m.ret.on || need > m.available()+m.slidableGroups(s, c, true)+m.pinRoom(false) {
+			// Alone in the pool, the sequence's own retention pins
+			// are released when it needs the room, the window blocks
+			// this slide pins with them (retention.go).
+			if !m.ret.on || m.nrunning != 1 || need > m.available()+m.slidableGroups(s, c, true)+m.pinRoom(s) {
 				return need, false
 			}
+			unpin = true
 		}
 		m.slideGroups(s, c)
+		if unpin {
+			m.releasePins(s)
+		}
 	}
 	if spec && s.spares > 0 {
 		// Spare states first (before an allocation may reclaim them);

@@ -194,10 +194,7 @@ func (m *Manager) Advance(now int64) {
 }
 
 // available returns the blocks an allocation may take: free ones plus
-// evictable ones, the policy's and the retention shelves', and the spare
-// draft states. The retention pins running sequences hold are not
-// counted: they are released when an allocation needs them, and the space
-// checks count what that would free (pinRoom).
+// evictable ones, the policy's and the retention shelves'.
 func (m *Manager) available() int {
 	return m.bp.available() + m.bp.shelves.shelved() + m.sparePages
 }
@@ -209,14 +206,10 @@ func (m *Manager) watermarkBlocks() int {
 
 // allocBlock takes one block for new content (blockPool.alloc), counting
 // evictions and the peak; when no block is free or evictable, it first
-// reclaims the spare draft states (groups_ops.go), then the retention pins
-// (retention.go). REQUIRES: available()>0 once the pins are released.
+// reclaims the spare draft states (groups_ops.go). REQUIRES: available()>0.
 func (m *Manager) allocBlock() allocator.BlockID {
 	if m.sparePages > 0 && m.bp.available()+m.bp.shelves.shelved() == 0 {
 		m.reclaimSpares()
-	}
-	if m.ret.pinned > 0 && m.available() == 0 {
-		m.reclaimPins()
 	}
 	id, evicted := m.bp.alloc(m.now)
 	if evicted {
@@ -235,9 +228,6 @@ func (m *Manager) allocBlocks(blocks *[]allocator.BlockID, n int) {
 		b = slices.Grow(b, n-k)[:n]
 		if m.sparePages > 0 && m.bp.available()+m.bp.shelves.shelved() < n-k {
 			m.reclaimSpares()
-		}
-		if m.ret.pinned > 0 && m.available() < n-k {
-			m.reclaimPins()
 		}
 		evicted := 0
 		for i := k; i < n; i++ {

@@ -1184,8 +1184,13 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	if _, err := m.running(id, "Fork"); err != nil {
 		return 0, err
 	}
-	if need := m.forkPages(&m.seqs[uint32(id)]); need > m.available() && (m.ret.pinned == 0 || need > m.available()+m.pinRoom(false)) {
-		return 0, &spaceError{op: "Fork", id: id, need: need, avail: m.available()}
+	if p := &m.seqs[uint32(id)]; m.forkPages(p) > m.available() {
+		// Alone in the pool, the parent's own retention pins are
+		// released for the room (retention.go).
+		if need := m.forkPages(p); len(p.keep.pins) == 0 || m.nrunning != 1 || need > m.available()+m.pinRoom(p) {
+			return 0, &spaceError{op: "Fork", id: id, need: need, avail: m.available()}
+		}
+		m.releasePins(p)
 	}
 	pidx, _ := id.parts()
 	p := &m.seqs[pidx]

@@ -345,29 +345,9 @@ func (m *Manager) planSwapIn(ids []SeqID) (int, Admission) {
 	case full > m.bp.pool.Usable()-wm:
 		return need, AdmitNever
 	case need > m.available()-wm:
-		if m.ret.pinned == 0 || need > m.available()+m.pinRoomSwapIn(ids)-wm {
-			return need, AdmitLater
-		}
+		return need, AdmitLater
 	}
 	return need, AdmitOK
-}
-
-// pinRoomSwapIn is pinRoom for SwapIn of ids: the device blocks the
-// swap-in claims back (planSwapIn) are not counted.
-func (m *Manager) pinRoomSwapIn(ids []SeqID) int {
-	m.countPins()
-	for _, id := range ids {
-		s := m.seqAt(id)
-		for g := range m.ntables() {
-			_, released, committed, host := s.tableAt(g)
-			for k := released; k < min(committed, len(*host)); k++ {
-				if d, ok := m.bp.index.getIn(&s.hashes[k], groupSalt(g)); ok {
-					m.keepPin(d)
-				}
-			}
-		}
-	}
-	return m.countedPins()
 }
 
 func (m *Manager) clearHostMarks(ids []SeqID) {
