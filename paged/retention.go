@@ -81,7 +81,7 @@ type retainer struct {
 	lastMiss bool
 	// pinned counts the retention pins running sequences hold (entries of
 	// their seqRetention.pins); released counts those given up early
-	// because an allocation or a space check needed the room
+	// because their sequence, alone in the pool, needed the room
 	// (releasePins, Stats.RetentionPinsReleased).
 	pinned   int
 	released uint64

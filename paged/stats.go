@@ -35,9 +35,10 @@ type Stats struct {
 	// retention pins in the default hybrid mode (docs/hybrid.md): window
 	// blocks before their branch points and the state checkpoints they
 	// hit or took there, kept for later sequences' hits. Part of
-	// UsedBlocks, but a soft cost: a space check that would refuse
-	// releases them first (to the high shelf, still cached), and
-	// RetentionPinsReleased counts the pins so released.
+	// UsedBlocks, but a soft cost: a sequence alone in the pool that
+	// Append, AppendSpeculative or Fork finds short of room releases its
+	// own (to the high shelf, still cached), and RetentionPinsReleased
+	// counts the pins so released.
 	RetentionPins         int
 	RetentionPinsReleased uint64
 	// Sequences are live handles; Running of them hold device blocks,
