@@ -21,16 +21,10 @@ var audit26Layouts = [][]paged.Group{
 	{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 8}, {Kind: paged.SlidingWindow, Window: 4}, {Kind: paged.State, Pages: 2}},
 }
 
-// aloneFits reports whether a prompt can be served alone in a fresh
-// manager of configuration cfg: computed one token a step (the lowest
-// peak a chunked prefill has), then given maxTokens-1 outputs (the last
-// gets no slot).
-func aloneFits(t *rapid.T, cfg paged.Config, prompt []int32, maxTokens int) bool {
-	return aloneFitsN(t, cfg, prompt, maxTokens, 1)
-}
-
-// aloneFitsN is aloneFits for n samples: once the prompt is computed, n-1
-// forks of it, then maxTokens-1 outputs to each, a step at a time.
+// aloneFitsN reports whether a prompt can be served alone in a fresh
+// manager of configuration cfg with n samples: computed one token a step
+// (the lowest peak a chunked prefill has), then n-1 forks of it, then
+// maxTokens-1 outputs to each (the last gets no slot), a step at a time.
 func aloneFitsN(t *rapid.T, cfg paged.Config, prompt []int32, maxTokens, n int) bool {
 	m, err := paged.New(cfg)
 	if err != nil {
