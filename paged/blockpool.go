@@ -56,6 +56,46 @@ type blockPool struct {
 	// memo is the hash memo (memo.go), nil without Config.HashMemo: last,
 	// so that the hot fields above keep their offsets.
 	memo *hashMemo
+	// named are the blocks the step's Copy directives read or write
+	// (Manager.queueCopy); parked are those of them whose last reference
+	// was dropped during the step, each with the shelf it was released
+	// to. A parked block keeps that reference, so nothing hands it out
+	// again before the server has run the step's copies; EndStep
+	// (unpark) releases it and forgets named.
+	named  []allocator.BlockID
+	parked []parkedBlock
+}
+
+// parkedBlock is a block whose release waits for the end of the step.
+type parkedBlock struct {
+	id allocator.BlockID
+	to shelf
+}
+
+// park keeps id's last reference, to be released to shelf s at the end of
+// the step, when a Copy directive of the step names id. It reports
+// whether it did.
+func (p *blockPool) park(id allocator.BlockID, s shelf) bool {
+	if p.pool.RefCount(id) != 1 {
+		return false
+	}
+	for _, b := range p.named {
+		if b == id {
+			p.parked = append(p.parked, parkedBlock{id, s})
+			return true
+		}
+	}
+	return false
+}
+
+// unpark releases the parked blocks, in the order they were parked, and
+// forgets the step's named blocks.
+func (p *blockPool) unpark() {
+	p.named = p.named[:0]
+	for _, b := range p.parked {
+		p.releaseTo(b.id, b.to)
+	}
+	p.parked = p.parked[:0]
 }
 
 // newBlockPool returns the pool of cfg, whose defaults are filled in.
@@ -126,6 +166,9 @@ func (p *blockPool) available() int {
 func (p *blockPool) release(id allocator.BlockID) {
 	if id == nullBlock {
 		return // a released sliding-window entry
+	}
+	if len(p.named) > 0 && p.park(id, shelfPolicy) {
+		return
 	}
 	if p.unified || p.hasContent(id) {
 		// The Try forms inline; on misuse the checked calls panic.

@@ -128,6 +128,9 @@ func (m *Manager) Check() error {
 	if err := m.checkFreeSlots(); err != nil {
 		return err
 	}
+	for _, b := range m.bp.parked {
+		refs[b.id]++
+	}
 	if err := m.checkPins(refs); err != nil {
 		return err
 	}

@@ -1026,7 +1026,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	m.slide(s, slideFrom(s, spec))
 	if cow {
 		dst := m.allocBlock()
-		m.copies = append(m.copies, Copy{Src: last, Dst: dst})
+		m.queueCopy(last, dst)
 		m.bp.release(last)
 		s.blocks[len(s.blocks)-1] = dst
 		s.version++
@@ -1334,6 +1334,16 @@ func (m *Manager) Slot(id SeqID, pos int) (int64, error) {
 func (m *Manager) TakeCopies(dst []Copy) []Copy {
 	m.EndStep()
 	return m.takeCopies(dst)
+}
+
+// queueCopy queues the copy-on-write directive Copy{src, dst}. Neither
+// block is handed out again before the step ends (EndStep): one whose
+// last reference goes during the step is parked until then
+// (blockPool.park), so no later directive of the step writes the source
+// before the copy reads it, nor a second writer races the copy into dst.
+func (m *Manager) queueCopy(src, dst allocator.BlockID) {
+	m.copies = append(m.copies, Copy{Src: src, Dst: dst})
+	m.bp.named = append(m.bp.named, src, dst)
 }
 
 // takeCopies is TakeCopies without ending the step.
