@@ -95,6 +95,14 @@ type Manager struct {
 
 // Copy is a copy-on-write directive: before the step's kernels run, the
 // server copies the KV of block Src into block Dst.
+//
+// Neither block of a Copy is handed out again before the step ends
+// (EndStep, which TakeSwaps, TakeCopies, BuildBatch and DecodeStep call):
+// a block whose last holder lets it go during the step stays allocated
+// until then. So no later directive of the step (a swap-in, an onboard,
+// another copy) writes a Copy's source, and no Copy's Dst is another
+// Copy's Src: the step's copies may run in any order, or as one batched
+// kernel. Stats count such a block as used until the step ends.
 type Copy struct {
 	// Src is the block copied from and Dst the block copied to.
 	Src, Dst allocator.BlockID
