@@ -189,3 +189,61 @@ func TestCopySourceNotSwappedIntoInStep(t *testing.T) {
 	sh.readBack(t, m, F, 0, f, len(f))
 	noErr(t, m.Check())
 }
+
+// TestSwapOutSourceReusedByCopyInStep is the other direction: a
+// swap-out's source, freed at once, may be the destination of a copy of
+// the same step. Swaps run before copies, so the swap-out reads the block
+// before the copy writes it: the swapped-out KV comes back intact.
+func TestSwapOutSourceReusedByCopyInStep(t *testing.T) {
+	const bs = 4
+	// Three usable blocks: A's two (B shares them) and H's one.
+	m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 4, HostBlocks: 4})
+	noErr(t, err)
+	sh := &shadowKV{bs: bs, slot: map[int64]uint64{}}
+	host := map[int64]uint64{}
+	a := []int32{1, 2, 3, 4, 5, 6}
+	h := []int32{5, 5, 5, 5}
+	var ids []paged.SeqID
+	for _, p := range [][]int32{a, h} {
+		id, err := m.Add(p, nil)
+		noErr(t, err)
+		_, err = m.Admit(id)
+		noErr(t, err)
+		sh.write(t, m, id, 0, p, 0)
+		ids = append(ids, id)
+	}
+	A, H := ids[0], ids[1]
+	B, err := m.Fork(A)
+	noErr(t, err)
+	runStream(sh, host, m.TakeSwaps(nil))
+	sh.apply(m.TakeCopies(nil))
+	hb, err := m.Table(H)
+	noErr(t, err)
+	hblock := hb[0]
+
+	// One step: H is swapped out, freeing the only free block, which B's
+	// copy-on-write append then takes as its copy's destination.
+	noErr(t, m.SwapOut(H))
+	noErr(t, m.Append(B, 9))
+	noErr(t, m.Check())
+	swaps := m.TakeSwaps(nil)
+	copies := m.TakeCopies(nil)
+	if len(copies) != 1 || copies[0].Dst != hblock {
+		t.Fatalf("copies %v, want one into H's block %d: the test no longer builds the case", copies, hblock)
+	}
+	checkStepDirectives(t, swaps, copies)
+	runStream(sh, host, swaps)
+	runReversed(sh, copies)
+	b := append(slices.Clone(a), 9)
+	sh.write(t, m, B, 0, b, len(a))
+	sh.readBack(t, m, B, 0, b, len(b))
+	sh.readBack(t, m, A, 0, a, len(a))
+
+	noErr(t, m.Free(A))
+	noErr(t, m.SwapIn(H))
+	runStream(sh, host, m.TakeSwaps(nil))
+	sh.apply(m.TakeCopies(nil))
+	sh.readBack(t, m, H, 0, h, len(h))
+	sh.readBack(t, m, B, 0, b, len(b))
+	noErr(t, m.Check())
+}
