@@ -86,14 +86,34 @@ func TestCopySourceNotReusedInStep(t *testing.T) {
 	}
 	checkStepDirectives(t, nil, copies)
 	runReversed(sh, copies)
-	b := append(slices.Clone(a), 7)
-	d := append(slices.Clone(c), 7)
-	sh.write(t, m, B, 0, b, len(a))
-	sh.write(t, m, D, 0, d, len(c))
+	b := writeGrown(t, m, sh, B, a, 7)
+	writeGrown(t, m, sh, D, c, 7)
 	sh.readBack(t, m, B, 0, b, len(b))
-	sh.readBack(t, m, D, 0, d, len(d))
 	sh.readBack(t, m, C, 0, c, len(c))
 	noErr(t, m.Check())
+}
+
+// admitAll adds and admits a sequence per prompt and records its KV.
+func admitAll(t *testing.T, m *paged.Manager, sh *shadowKV, prompts ...[]int32) []paged.SeqID {
+	var ids []paged.SeqID
+	for _, p := range prompts {
+		id, err := m.Add(p, nil)
+		noErr(t, err)
+		_, err = m.Admit(id)
+		noErr(t, err)
+		sh.write(t, m, id, 0, p, 0)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// writeGrown records the KV of the token tok appended to sequence id
+// after prev and reads the whole sequence back; it returns its tokens.
+func writeGrown(t *testing.T, m *paged.Manager, sh *shadowKV, id paged.SeqID, prev []int32, tok int32) []int32 {
+	toks := append(slices.Clone(prev), tok)
+	sh.write(t, m, id, 0, toks, len(prev))
+	sh.readBack(t, m, id, 0, toks, len(toks))
+	return toks
 }
 
 func noErr(t *testing.T, err error) {
@@ -131,9 +151,7 @@ func runStream(dev *shadowKV, host map[int64]uint64, swaps []paged.Swap) {
 // folds a copy decided before a tier directive into the stream as a
 // DeviceCopy, so run in the documented order the content was right even
 // before; the block must still not be reused, for a server that overlaps
-// its transfers.) The other direction is checked too: a swapped-out
-// block reused by a later copy of the step is read by the swap-out
-// first, since swaps run before copies.
+// its transfers.)
 func TestCopySourceNotSwappedIntoInStep(t *testing.T) {
 	const bs = 4
 	m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 10, HostBlocks: 8})
@@ -143,15 +161,7 @@ func TestCopySourceNotSwappedIntoInStep(t *testing.T) {
 	a := []int32{1, 2, 3, 4, 5, 6}
 	e := []int32{7, 7, 7, 7, 7}
 	f := []int32{3, 3, 3, 3, 3, 3}
-	var ids []paged.SeqID
-	for _, p := range [][]int32{a, e, f} {
-		id, err := m.Add(p, nil)
-		noErr(t, err)
-		_, err = m.Admit(id)
-		noErr(t, err)
-		sh.write(t, m, id, 0, p, 0)
-		ids = append(ids, id)
-	}
+	ids := admitAll(t, m, sh, a, e, f)
 	A, E, F := ids[0], ids[1], ids[2]
 	B, err := m.Fork(A)
 	noErr(t, err)
@@ -176,12 +186,8 @@ func TestCopySourceNotSwappedIntoInStep(t *testing.T) {
 	checkStepDirectives(t, swaps, copies)
 	runStream(sh, host, swaps)
 	runReversed(sh, copies)
-	b := append(slices.Clone(a), 9)
-	g := append(slices.Clone(f), 9)
-	sh.write(t, m, B, 0, b, len(a))
-	sh.write(t, m, G, 0, g, len(f))
-	sh.readBack(t, m, B, 0, b, len(b))
-	sh.readBack(t, m, G, 0, g, len(g))
+	writeGrown(t, m, sh, B, a, 9)
+	writeGrown(t, m, sh, G, f, 9)
 	sh.readBack(t, m, E, 0, e, len(e))
 	noErr(t, m.SwapIn(F))
 	runStream(sh, host, m.TakeSwaps(nil))
@@ -203,15 +209,7 @@ func TestSwapOutSourceReusedByCopyInStep(t *testing.T) {
 	host := map[int64]uint64{}
 	a := []int32{1, 2, 3, 4, 5, 6}
 	h := []int32{5, 5, 5, 5}
-	var ids []paged.SeqID
-	for _, p := range [][]int32{a, h} {
-		id, err := m.Add(p, nil)
-		noErr(t, err)
-		_, err = m.Admit(id)
-		noErr(t, err)
-		sh.write(t, m, id, 0, p, 0)
-		ids = append(ids, id)
-	}
+	ids := admitAll(t, m, sh, a, h)
 	A, H := ids[0], ids[1]
 	B, err := m.Fork(A)
 	noErr(t, err)
@@ -234,9 +232,7 @@ func TestSwapOutSourceReusedByCopyInStep(t *testing.T) {
 	checkStepDirectives(t, swaps, copies)
 	runStream(sh, host, swaps)
 	runReversed(sh, copies)
-	b := append(slices.Clone(a), 9)
-	sh.write(t, m, B, 0, b, len(a))
-	sh.readBack(t, m, B, 0, b, len(b))
+	b := writeGrown(t, m, sh, B, a, 9)
 	sh.readBack(t, m, A, 0, a, len(a))
 
 	noErr(t, m.Free(A))
