@@ -243,3 +243,34 @@ func TestSwapOutSourceReusedByCopyInStep(t *testing.T) {
 	sh.readBack(t, m, B, 0, b, len(b))
 	noErr(t, m.Check())
 }
+
+// TestStateCopiesInStep: with a State group, a fork copies the parent's
+// state pages. Forking the child again in the same step must not queue a
+// copy whose source is the first copy's destination (a batched kernel
+// would read it before it is written), and the parent's pages, freed in
+// the step, must not come back as the destination of a later copy.
+func TestStateCopiesInStep(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 1}}})
+	noErr(t, err)
+	P, err := m.Add([]int32{1, 2, 3, 4, 5, 6}, nil)
+	noErr(t, err)
+	_, err = m.Admit(P)
+	noErr(t, err)
+	m.TakeCopies(nil)
+
+	C1, err := m.Fork(P)
+	noErr(t, err)
+	noErr(t, m.Free(P))
+	C2, err := m.Fork(C1)
+	noErr(t, err)
+	_, err = m.Fork(C2)
+	noErr(t, err)
+	noErr(t, m.Check())
+	copies := m.TakeCopies(nil)
+	if len(copies) != 3 {
+		t.Fatalf("copies %v, want one per fork", copies)
+	}
+	checkStepDirectives(t, nil, copies)
+	noErr(t, m.Check())
+}

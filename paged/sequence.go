@@ -1341,7 +1341,17 @@ func (m *Manager) TakeCopies(dst []Copy) []Copy {
 // last reference goes during the step is parked until then
 // (blockPool.park), so no later directive of the step writes the source
 // before the copy reads it, nor a second writer races the copy into dst.
+// A src that a pending copy of the step still has to fill (a fork of a
+// fork, a copy-on-write of a block just copied) is read from that copy's
+// own source instead, which holds the same KV and stays put: no Copy's
+// Dst is another's Src, so the copies need no order among them. O(copies).
 func (m *Manager) queueCopy(src, dst allocator.BlockID) {
+	for i := len(m.copies) - 1; i >= 0; i-- {
+		if m.copies[i].Dst == src {
+			src = m.copies[i].Src
+			break
+		}
+	}
 	m.copies = append(m.copies, Copy{Src: src, Dst: dst})
 	m.bp.named = append(m.bp.named, src, dst)
 }
