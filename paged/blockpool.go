@@ -56,14 +56,17 @@ type blockPool struct {
 	// memo is the hash memo (memo.go), nil without Config.HashMemo: last,
 	// so that the hot fields above keep their offsets.
 	memo *hashMemo
-	// named are the blocks the step's Copy directives read or write
-	// (Manager.queueCopy); parked are those of them whose last reference
-	// was dropped during the step, each with the shelf it was released
-	// to. A parked block keeps that reference, so nothing hands it out
-	// again before the server has run the step's copies; EndStep
-	// (unpark) releases it and forgets named.
-	named  []allocator.BlockID
-	parked []parkedBlock
+	// named are the step's Copy directives (Manager.queueCopy, those
+	// folded into the tier's stream included); parked are the sources
+	// of those whose last reference was dropped during the step while a
+	// copy still has to read them (its Dst is held), each with the shelf
+	// it was released to. A parked block keeps that reference, so nothing
+	// hands it out again before the server has run the step's copies;
+	// EndStep (unpark) releases it and forgets named, and a parked block
+	// whose every copy became moot (its Dst freed) goes at once.
+	named   []Copy
+	parked  []parkedBlock
+	pruning bool
 }
 
 // parkedBlock is a block whose release waits for the end of the step.
@@ -73,23 +76,63 @@ type parkedBlock struct {
 }
 
 // park keeps id's last reference, to be released to shelf s at the end of
-// the step, when a Copy directive of the step names id. It reports
-// whether it did.
+// the step, when a Copy directive of the step still has to read id. It
+// reports whether it did.
 func (p *blockPool) park(id allocator.BlockID, s shelf) bool {
-	if p.pool.RefCount(id) != 1 {
-		return false
+	if p.pool.RefCount(id) == 1 && p.read(id) {
+		p.parked = append(p.parked, parkedBlock{id, s})
+		return true
 	}
-	for _, b := range p.named {
-		if b == id {
-			p.parked = append(p.parked, parkedBlock{id, s})
+	return false
+}
+
+// releaseStep is releaseTo(id, s) while the step has copies: id is
+// parked if one still has to read it; otherwise it goes, and so do the
+// parked blocks whose copies that made moot.
+func (p *blockPool) releaseStep(id allocator.BlockID, s shelf) {
+	if p.park(id, s) {
+		return
+	}
+	if s == shelfPolicy || !p.hasContent(id) {
+		p.releaseNow(id)
+	} else if p.pool.ReleaseToCache(id) {
+		p.shelves.push(id, s)
+	}
+	if len(p.parked) > 0 && !p.pruning {
+		p.prune()
+	}
+}
+
+// read reports whether a copy of the step still has to read block id: it
+// is the source of one whose destination someone holds.
+func (p *blockPool) read(id allocator.BlockID) bool {
+	for _, c := range p.named {
+		if c.Src == id && c.Dst != id && p.pool.RefCount(c.Dst) > 0 {
 			return true
 		}
 	}
 	return false
 }
 
+// prune releases the parked blocks no copy has to read any more.
+func (p *blockPool) prune() {
+	p.pruning = true
+	for again := true; again; {
+		again = false
+		for i := 0; i < len(p.parked); i++ {
+			if b := p.parked[i]; !p.read(b.id) {
+				p.parked = append(p.parked[:i], p.parked[i+1:]...)
+				p.releaseTo(b.id, b.to)
+				again = true
+				break
+			}
+		}
+	}
+	p.pruning = false
+}
+
 // unpark releases the parked blocks, in the order they were parked, and
-// forgets the step's named blocks.
+// forgets the step's copies.
 func (p *blockPool) unpark() {
 	p.named = p.named[:0]
 	for _, b := range p.parked {
@@ -167,9 +210,15 @@ func (p *blockPool) release(id allocator.BlockID) {
 	if id == nullBlock {
 		return // a released sliding-window entry
 	}
-	if len(p.named) > 0 && p.park(id, shelfPolicy) {
+	if len(p.named) > 0 {
+		p.releaseStep(id, shelfPolicy)
 		return
 	}
+	p.releaseNow(id)
+}
+
+// releaseNow is release once the step's copies are accounted for.
+func (p *blockPool) releaseNow(id allocator.BlockID) {
 	if p.unified || p.hasContent(id) {
 		// The Try forms inline; on misuse the checked calls panic.
 		last, ok := p.pool.TryReleaseToCache(id)

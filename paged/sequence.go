@@ -1353,7 +1353,7 @@ func (m *Manager) queueCopy(src, dst allocator.BlockID) {
 		}
 	}
 	m.copies = append(m.copies, Copy{Src: src, Dst: dst})
-	m.bp.named = append(m.bp.named, src, dst)
+	m.bp.named = append(m.bp.named, Copy{Src: src, Dst: dst})
 }
 
 // takeCopies is TakeCopies without ending the step.

@@ -87,7 +87,8 @@ func (p *blockPool) releaseTo(id allocator.BlockID, s shelf) {
 		p.release(id)
 		return
 	}
-	if len(p.named) > 0 && p.park(id, s) {
+	if len(p.named) > 0 {
+		p.releaseStep(id, s)
 		return
 	}
 	if p.pool.ReleaseToCache(id) {
