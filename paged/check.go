@@ -19,7 +19,8 @@ import (
 //     it plus the prefix pins holding it (and, in a hybrid manager, the
 //     retention pins and pending state checkpoints of its sequences),
 //     plus one while it waits for the end of the step because a Copy
-//     names it (see Copy), and the pin counts match the live pins;
+//     still has to read it (see Copy), and the pin counts match the live
+//     pins;
 //   - the prefix index maps a hash only to blocks holding that hash, and
 //     every block with cached content is reachable from the index;
 //   - every running sequence's table covers its tokens exactly, and its

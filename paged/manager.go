@@ -96,13 +96,15 @@ type Manager struct {
 // Copy is a copy-on-write directive: before the step's kernels run, the
 // server copies the KV of block Src into block Dst.
 //
-// Neither block of a Copy is handed out again before the step ends
-// (EndStep, which TakeSwaps, TakeCopies, BuildBatch and DecodeStep call):
-// a block whose last holder lets it go during the step stays allocated
-// until then. So no later directive of the step (a swap-in, an onboard,
-// another copy) writes a Copy's source, and no Copy's Dst is another
-// Copy's Src: the step's copies may run in any order, or as one batched
-// kernel. Stats count such a block as used until the step ends.
+// A Copy's source is not handed out again before the step ends (EndStep,
+// which TakeSwaps, TakeCopies, BuildBatch and DecodeStep call): when its
+// last holder lets it go during the step while the copy's destination is
+// still held, it stays allocated until then (Stats count it as used). So
+// no later directive of the step (a swap-in, an onboard, another copy)
+// writes a Copy's source. And no Copy's Dst is another Copy's Src of the
+// same list (a copy from a block a pending copy fills reads that copy's
+// source): the step's copies may run in any order, or as one batched
+// kernel.
 type Copy struct {
 	// Src is the block copied from and Dst the block copied to.
 	Src, Dst allocator.BlockID

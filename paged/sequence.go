@@ -1336,11 +1336,11 @@ func (m *Manager) TakeCopies(dst []Copy) []Copy {
 	return m.takeCopies(dst)
 }
 
-// queueCopy queues the copy-on-write directive Copy{src, dst}. Neither
-// block is handed out again before the step ends (EndStep): one whose
-// last reference goes during the step is parked until then
-// (blockPool.park), so no later directive of the step writes the source
-// before the copy reads it, nor a second writer races the copy into dst.
+// queueCopy queues the copy-on-write directive Copy{src, dst}. src is not
+// handed out again before the step ends (EndStep): if its last reference
+// goes during the step while dst is held, it is parked until then
+// (blockPool.park), so no later directive of the step writes it before
+// the copy reads it.
 // A src that a pending copy of the step still has to fill (a fork of a
 // fork, a copy-on-write of a block just copied) is read from that copy's
 // own source instead, which holds the same KV and stays put: no Copy's
