@@ -300,14 +300,7 @@ func (m *Manager) storedEvent(s *sequence, from, limit, g int) {
 // made all KV stale. It succeeds only when no sequence or pin holds blocks;
 // otherwise it returns ErrCacheInUse and changes nothing.
 func (m *Manager) ResetCache() error {
-	// Blocks parked for the step's copies (queueCopy) do not count when
-	// nothing else holds blocks: with no sequence running, every copy's
-	// destination is free again, so the copies are moot.
-	parked := len(m.bp.parked)
-	if m.nrunning > 0 || m.pins.live > 0 {
-		parked = 0
-	}
-	if m.bp.pool.Held() > parked {
+	if m.bp.pool.Held() > 0 {
 		swapped := 0
 		if m.tier != nil {
 			swapped = m.tier.nswapped
@@ -316,9 +309,6 @@ func (m *Manager) ResetCache() error {
 	}
 	if m.tier != nil && m.tier.pool.Held() > 0 {
 		return errorf(ErrCacheInUse, "ResetCache: %d host blocks are held by %d swapped-out sequences", m.tier.pool.Held(), m.tier.nswapped)
-	}
-	if parked > 0 {
-		m.bp.unpark()
 	}
 	for id := allocator.BlockID(1); int(id) < m.bp.pool.Total(); id++ {
 		if !m.bp.hasContent(id) {
