@@ -86,21 +86,26 @@ func (p *blockPool) park(id allocator.BlockID, s shelf) bool {
 	return false
 }
 
-// releaseStep is releaseTo(id, s) while the step has copies: id is
-// parked if one still has to read it; otherwise it goes, and so do the
-// parked blocks whose copies that made moot.
-func (p *blockPool) releaseStep(id allocator.BlockID, s shelf) {
+// stepRelease handles releaseTo(id, s) while the step has copies, and
+// reports whether it did: it parks id if a copy still has to read it;
+// otherwise, with blocks parked, it releases id and then the parked
+// blocks whose copies that made moot. A false return leaves the plain
+// release to the caller.
+func (p *blockPool) stepRelease(id allocator.BlockID, s shelf) bool {
+	if p.pruning {
+		return false
+	}
 	if p.park(id, s) {
-		return
+		return true
 	}
-	if s == shelfPolicy || !p.hasContent(id) {
-		p.releaseNow(id)
-	} else if p.pool.ReleaseToCache(id) {
-		p.shelves.push(id, s)
+	if len(p.parked) == 0 {
+		return false
 	}
-	if len(p.parked) > 0 && !p.pruning {
-		p.prune()
-	}
+	p.pruning = true
+	p.releaseTo(id, s)
+	p.prune()
+	p.pruning = false
+	return true
 }
 
 // read reports whether a copy of the step still has to read block id: it
@@ -115,8 +120,8 @@ func (p *blockPool) read(id allocator.BlockID) bool {
 }
 
 // prune releases the parked blocks no copy has to read any more.
+// REQUIRES: p.pruning.
 func (p *blockPool) prune() {
-	p.pruning = true
 	for again := true; again; {
 		again = false
 		for i := 0; i < len(p.parked); i++ {
@@ -128,7 +133,6 @@ func (p *blockPool) prune() {
 			}
 		}
 	}
-	p.pruning = false
 }
 
 // unpark releases the parked blocks, in the order they were parked, and
@@ -210,15 +214,9 @@ func (p *blockPool) release(id allocator.BlockID) {
 	if id == nullBlock {
 		return // a released sliding-window entry
 	}
-	if len(p.named) > 0 {
-		p.releaseStep(id, shelfPolicy)
+	if len(p.named) > 0 && p.stepRelease(id, shelfPolicy) {
 		return
 	}
-	p.releaseNow(id)
-}
-
-// releaseNow is release once the step's copies are accounted for.
-func (p *blockPool) releaseNow(id allocator.BlockID) {
 	if p.unified || p.hasContent(id) {
 		// The Try forms inline; on misuse the checked calls panic.
 		last, ok := p.pool.TryReleaseToCache(id)

@@ -87,8 +87,7 @@ func (p *blockPool) releaseTo(id allocator.BlockID, s shelf) {
 		p.release(id)
 		return
 	}
-	if len(p.named) > 0 {
-		p.releaseStep(id, s)
+	if len(p.named) > 0 && p.stepRelease(id, s) {
 		return
 	}
 	if p.pool.ReleaseToCache(id) {
