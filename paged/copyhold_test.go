@@ -49,6 +49,31 @@ func runReversed(s *shadowKV, copies []paged.Copy) {
 	}
 }
 
+// forkedPairs is two sequences of one partly filled block past a full
+// one, A and C, each forked (B and D), their KV recorded, the step ended.
+type forkedPairs struct {
+	m          *paged.Manager
+	sh         *shadowKV
+	a, c       []int32
+	A, B, C, D paged.SeqID
+}
+
+func newForkedPairs(t *testing.T) forkedPairs {
+	const bs = 4
+	m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 8})
+	noErr(t, err)
+	f := forkedPairs{m: m, sh: &shadowKV{bs: bs, slot: map[int64]uint64{}},
+		a: []int32{1, 2, 3, 4, 5, 6}, c: []int32{9, 9, 9, 9, 8}}
+	ids := admitAll(t, m, f.sh, f.a, f.c)
+	f.A, f.C = ids[0], ids[1]
+	f.B, err = m.Fork(f.A)
+	noErr(t, err)
+	f.D, err = m.Fork(f.C)
+	noErr(t, err)
+	f.sh.apply(m.TakeCopies(nil)) // ends the step
+	return f
+}
+
 // TestCopySourceNotReusedInStep: a copy-on-write append queues Copy{last,
 // d} and gives up its reference to last; when the other holder of last is
 // freed in the same step, last must not come back as the destination of
@@ -56,27 +81,8 @@ func runReversed(s *shadowKV, copies []paged.Copy) {
 // has run the copies. Run as one parallel kernel, the copies would
 // otherwise read a source another copy is writing.
 func TestCopySourceNotReusedInStep(t *testing.T) {
-	const bs = 4
-	m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 8})
-	noErr(t, err)
-	sh := &shadowKV{bs: bs, slot: map[int64]uint64{}}
-	a := []int32{1, 2, 3, 4, 5, 6}
-	c := []int32{9, 9, 9, 9, 8}
-	A, err := m.Add(a, nil)
-	noErr(t, err)
-	C, err := m.Add(c, nil)
-	noErr(t, err)
-	for _, id := range []paged.SeqID{A, C} {
-		_, err := m.Admit(id)
-		noErr(t, err)
-	}
-	sh.write(t, m, A, 0, a, 0)
-	sh.write(t, m, C, 0, c, 0)
-	B, err := m.Fork(A)
-	noErr(t, err)
-	D, err := m.Fork(C)
-	noErr(t, err)
-	sh.apply(m.TakeCopies(nil)) // ends the step
+	f := newForkedPairs(t)
+	m, sh, a, c, A, B, C, D := f.m, f.sh, f.a, f.c, f.A, f.B, f.C, f.D
 
 	// One step: B copies A's partial block, A finishes, D copies C's.
 	noErr(t, m.Append(B, 7))
@@ -284,19 +290,8 @@ func TestStateCopiesInStep(t *testing.T) {
 // first copy must go: run beside the second, as one batched kernel, it
 // would race it for d.
 func TestMootCopyDropped(t *testing.T) {
-	const bs = 4
-	m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 8})
-	noErr(t, err)
-	sh := &shadowKV{bs: bs, slot: map[int64]uint64{}}
-	a := []int32{1, 2, 3, 4, 5, 6}
-	c := []int32{9, 9, 9, 9, 8}
-	ids := admitAll(t, m, sh, a, c)
-	A, C := ids[0], ids[1]
-	B, err := m.Fork(A)
-	noErr(t, err)
-	D, err := m.Fork(C)
-	noErr(t, err)
-	sh.apply(m.TakeCopies(nil))
+	f := newForkedPairs(t)
+	m, sh, a, c, A, B, C, D := f.m, f.sh, f.a, f.c, f.A, f.B, f.C, f.D
 
 	noErr(t, m.Append(B, 7))
 	bt, err := m.Table(B)
