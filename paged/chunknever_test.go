@@ -10,11 +10,8 @@ import (
 )
 
 // chunkByChunk admits id in chunks of k tokens and appends the rest k at
-// a time, a step each (TakeCheckpoints, TakeCopies after it, as a
-// server), running m.Check after every step, and returns the most blocks
-// in use after any step, or the first error. After the admission's step
-// it counts no retention pin: they are released when the pool needs them
-// (docs/hybrid.md), so a pool they would overflow serves the prompt.
+// a time, running m.Check after every step, and returns the most blocks
+// in use after any step, or the first error.
 func chunkByChunk(m *paged.Manager, id paged.SeqID, k int) (int, error) {
 	_, rest, err := m.AdmitChunk(id, k, nil)
 	if err != nil {
@@ -25,8 +22,6 @@ func chunkByChunk(m *paged.Manager, id paged.SeqID, k int) (int, error) {
 	}
 	peak := m.Stats().UsedBlocks
 	for len(rest) > 0 {
-		m.TakeCheckpoints(nil)
-		m.TakeCopies(nil)
 		c := min(k, len(rest))
 		if err := m.Append(id, rest[:c]...); err != nil {
 			return peak, err
@@ -35,8 +30,7 @@ func chunkByChunk(m *paged.Manager, id paged.SeqID, k int) (int, error) {
 		if err := m.Check(); err != nil {
 			return peak, err
 		}
-		st := m.Stats()
-		peak = max(peak, st.UsedBlocks-st.RetentionPins)
+		peak = max(peak, m.Stats().UsedBlocks)
 	}
 	return peak, nil
 }
