@@ -12,7 +12,11 @@ const (
 	// capped: never, once, more. The largest step in the chance of a
 	// return is between chains that have never returned and those that
 	// have; finer turn classes split the outcomes more thinly without
-	// separating chains better.
+	// separating chains better. Where every request starts with a shared
+	// block that is always hit (a system prompt), a first turn already
+	// counts one return, so in practice the classes are "first turn" and
+	// "later turns" (docs/cache.md, second and ninth rounds; a variant
+	// that separates them again failed the held-out check).
 	chainTurns = 3
 	// chainRuns is the number of turn-size classes: a turn that added r
 	// blocks to its chain is in class bits.Len(r), capped, so 0, 1, 2-3,
