@@ -56,42 +56,6 @@ type blockPool struct {
 	// memo is the hash memo (memo.go), nil without Config.HashMemo: last,
 	// so that the hot fields above keep their offsets.
 	memo *hashMemo
-	// ahead holds the default LRU's coming victims, whose metadata
-	// touchAhead touched, and left how many allocations from the LRU
-	// may still follow before it touches the next ones.
-	ahead []allocator.BlockID
-	left  int
-	// early is 1 in a pool large enough for the index to touch lines
-	// ahead (hashIndex.touch), else 0: an own sequence's token before the
-	// one that fills its block leaves Append's inline path, and touches
-	// what the fill will need (Manager.touchFill).
-	early int
-}
-
-// aheadBlocks is how many coming victims touchAhead touches at a time:
-// enough for their cache misses to overlap, few enough that the loop of
-// loads fits the core's reorder window.
-const aheadBlocks = 16
-
-// touchAhead loads the lines that evicting the LRU's next aheadBlocks
-// victims reads and writes (the index entry with the cached flag and the
-// deferred removal's tag, the allocator's record): one loop of loads that
-// do not depend on each other, so that their cache misses overlap, where
-// each allocation alone would wait for its victim's. In a pool too small
-// to leave the core's caches it does nothing. Only a hint: what it
-// touched may be claimed before it is evicted.
-func (p *blockPool) touchAhead() {
-	p.left = aheadBlocks
-	if !p.index.touch {
-		return
-	}
-	p.ahead = p.lru.Ahead(p.ahead[:0], aheadBlocks)
-	meta := p.index.meta
-	var sink uint64
-	for _, id := range p.ahead {
-		sink += uint64(meta[id].tag) + uint64(p.pool.RefCount(id))
-	}
-	p.index.sink += sink
 }
 
 // newBlockPool returns the pool of cfg, whose defaults are filled in.
@@ -108,9 +72,6 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 	}
 	p.index = newHashIndex(cfg.NumBlocks, p.hash)
 	p.index.track(cfg.NumBlocks, true)
-	if p.index.touch {
-		p.early = 1
-	}
 	if cfg.Events > 0 {
 		p.parent = make([]Hash, cfg.NumBlocks)
 	}
@@ -214,9 +175,6 @@ func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
 	var id allocator.BlockID
 	ok := false
 	if p.lru != nil && p.shelves.n[shelfLow] == 0 {
-		if p.left--; p.left < 0 {
-			p.touchAhead()
-		}
 		id, ok = p.lru.Victim()
 	}
 	if !ok {

@@ -244,46 +244,6 @@ func (m *Manager) commitFull(s *sequence) {
 	s.committed = limit
 }
 
-// touchFill loads the lines that the next token of s, which will fill its
-// own last block (see seqFields.ownEnd), will read and write when it
-// hashes and commits the block: the block's hash and its index entry (with
-// the cached flag), at random addresses of the pool, and the sequence's
-// last hash, the parent of the next. A token before it cannot fill a
-// block, so Append takes it here, out of its inline path, in a pool large
-// enough for it to matter (blockPool.early). In a decode step every
-// sequence's token of this position goes this way, each cheap, so the
-// loads of many of them are in flight at once, where in the next step the
-// hashing between two sequences' commits lets each wait for its own.
-func (m *Manager) touchFill(s *sequence) {
-	b := s.blocks[len(s.blocks)-1]
-	sink := uint64(m.bp.hash[b][0]) + uint64(m.bp.index.meta[b].tag)
-	if k := len(s.hashes); k > 0 {
-		sink += uint64(s.hashes[k-1][0])
-	}
-	m.bp.index.sink += sink
-}
-
-// commitOwn is commitFull for a sequence whose own last block (see
-// seqFields.ownEnd: referenced by s alone, no cached content) a token
-// just filled. When that block is the one block to commit, it is
-// committed without commitRun's check of its cached flag, which reads
-// the block's index entry: a line at a random address of the pool, not
-// touched since the block's allocation many steps ago, that the commit
-// itself only writes (a store does not hold the core up as a load it
-// waits for does). Otherwise, or when the commit has more to do (events,
-// notes, the memo), it is commitFull.
-func (m *Manager) commitOwn(s *sequence) {
-	k := len(s.blocks) - 1
-	if s.committed != k || len(s.hashes) != k+1 || m.bp.memo != nil || m.bp.events.on() ||
-		m.bp.parent != nil || m.tier != nil || m.bp.hinter != nil {
-		m.commitFull(s)
-		return
-	}
-	m.bp.commit(s.blocks[k], &s.hashes[k], 0)
-	m.stats.stored++
-	s.committed = k + 1
-}
-
 // commitRun commits blocks[from:limit] of s, group g's table, whose
 // content is s's hashes: Manager.commit for each block but a null entry
 // (out of a sliding window) or one a fork committed first (it was

@@ -927,7 +927,7 @@ func (m *Manager) setOwn(s *sequence, own bool) {
 		if _, off := m.split(n); off != 0 {
 			// A limit past 32 bits wraps to a smaller one, which only
 			// sends tokens to the general path.
-			s.ownEnd = uint32(min(n-off+m.bs-1-m.bp.early, m.fullLen))
+			s.ownEnd = uint32(min(n-off+m.bs-1, m.fullLen))
 		}
 	}
 }
@@ -950,9 +950,7 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 					if off == m.bs-1 {
 						s.ownEnd = 0
 						m.hashFull(s)
-						m.commitOwn(s)
-					} else if off == m.bs-2 {
-						m.touchFill(s)
+						m.commitFull(s)
 					}
 					return nil
 				case off == 0 && !s.windowed && s.spec == 0 && m.available() > 0 && !m.hybrid():

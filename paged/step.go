@@ -1,10 +1,6 @@
 package paged
 
-import (
-	"fmt"
-
-	"github.com/pagedkv/pagedkv/allocator"
-)
+import "fmt"
 
 // AppendStep appends one token to each sequence of a decode step:
 // tokens[i] to sched[i].ID, in order, with the same effect as calling
@@ -100,21 +96,10 @@ func (m *Manager) decode(b *Batch, sched []Scheduled, tokens []int32) (int, erro
 	b.size(n)
 	b.Slots = resize(b.Slots, n) // one slot per entry, the new token's
 	done := -1                   // an entry whose token is in, its row not written
-	touched := 0                 // entries before it were touched (touchStep)
 	for i := 0; ; {
-		if i >= touched {
-			touched = n
-			if m.bp.early != 0 {
-				touched = min(n, i+stepChunk)
-				m.touchStep(sched[i:touched])
-			}
-		}
 		in := false
-		if i, in = m.decodeRun(b, sched, tokens, i, done, touched); i == n {
+		if i, in = m.decodeRun(b, sched, tokens, i, done); i == n {
 			return n, nil
-		}
-		if i == touched && !in {
-			continue // the chunk is done
 		}
 		sc := sched[i]
 		if !in {
@@ -139,12 +124,12 @@ func (m *Manager) decode(b *Batch, sched []Scheduled, tokens []int32) (int, erro
 // done has its token already. It returns the first entry it stopped at,
 // changing nothing of it (len(sched) if none), or, with true, having
 // appended its token: its row needs syncRow first.
-func (m *Manager) decodeRun(b *Batch, sched []Scheduled, tokens []int32, i, done, end int) (int, bool) {
+func (m *Manager) decodeRun(b *Batch, sched []Scheduled, tokens []int32, i, done int) (int, bool) {
 	n := len(sched)
 	seqs, lens, qlens, nblocks := b.Seqs[:n], b.SeqLens[:n], b.QueryLens[:n], b.BlocksPerSeq[:n]
 	qstart, rows, slots, all := b.QueryStart[1:n+1], b.rows[:n], b.Slots[:n], m.seqs
 	tokens = tokens[:n]
-	for ; i < end; i++ {
+	for ; i < n; i++ {
 		sc := &sched[i]
 		idx, gen := sc.ID.parts()
 		s := &all[idx] // checkStep checked idx
@@ -170,52 +155,7 @@ func (m *Manager) decodeRun(b *Batch, sched []Scheduled, tokens []int32, i, done
 		_, off := m.split(ntok - 1)
 		slots[i], qstart[i] = int64(r.last)*int64(m.bs)+int64(off), int32(i+1)
 	}
-	return i, false
-}
-
-// stepChunk is how many entries of a step touchStep touches at a time.
-const stepChunk = 16
-
-// touchStep loads, for a chunk of a decode step's entries (checked), the
-// lines their appends will read and write, in passes whose loads do not
-// depend on one another, so that the cache misses of the chunk's entries
-// overlap: first the sequences' records, then the line each token goes to
-// and, for a token that fills its block, the sequence's last hash and last
-// block, then that block's hash and index entry, which its commit writes.
-// Appending entry by entry, each waits for its own misses, and a step's
-// hashing between two commits keeps the next entry's loads from starting
-// early. Only for a pool too large for the core's caches
-// (blockPool.early); the victims of the step's new blocks are touched by
-// blockPool.touchAhead.
-func (m *Manager) touchStep(sched []Scheduled) {
-	all := m.seqs
-	var sink uint64
-	for i := range sched {
-		sink += uint64(all[uint32(sched[i].ID)].gen)
-	}
-	var fill [stepChunk]allocator.BlockID
-	k := 0
-	for i := range sched {
-		s := &all[uint32(sched[i].ID)]
-		n := len(s.tokens)
-		if n == 0 || n >= cap(s.tokens) {
-			continue
-		}
-		sink += uint64(s.tokens[:n+1][n])
-		if _, off := m.split(n); off == m.bs-1 && s.ownEnd != 0 && s.ownVer == s.version {
-			if h := len(s.hashes); h > 0 {
-				sink += uint64(s.hashes[h-1][0])
-			}
-			if nb := len(s.blocks); nb > 0 {
-				fill[k] = s.blocks[nb-1]
-				k++
-			}
-		}
-	}
-	for _, b := range fill[:k] {
-		sink += uint64(m.bp.hash[b][0]) + uint64(m.bp.index.meta[b].tag)
-	}
-	m.bp.index.sink += sink
+	return n, false
 }
 
 // checkStep is the validation of AppendStep (b nil) and DecodeStep: each
