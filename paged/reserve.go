@@ -150,6 +150,17 @@ func (m *Manager) growTable(t []allocator.BlockID, n int) []allocator.BlockID {
 	return append(make([]allocator.BlockID, 0, n), t...)
 }
 
+// reserveTable gives s's table room for n entries from the reserve, when
+// the reserve has them and the table has not: a sequence whose prompt is
+// longer than its MaxTokens hint (or has none) takes its prompt's share,
+// as Reserve.Tokens counts it. Without a reserve it changes nothing: the
+// table grows at Admit.
+func (m *Manager) reserveTable(s *sequence, n int) {
+	if cap(s.blocks) < n && n <= len(m.res.blocks) {
+		s.blocks = m.growTable(s.blocks, n)
+	}
+}
+
 // extTables returns the group tables of a new sequence record: k empty
 // tables, from the reserve while it has them.
 func (m *Manager) extTables(k int) []groupTable {
