@@ -60,3 +60,36 @@ func TestAudit27ReserveWithoutHints(t *testing.T) {
 		})
 	}
 }
+
+// TestAudit27ReserveBytesBounded: a reserve within MaxReserveSequences
+// and MaxReserveTokens whose records and buffers would still take more
+// than New's bound (blocks of one token: 2^30 hashes and table entries,
+// 36 GB; many groups: a table each; many groups' records) is refused with
+// ErrInvalid before anything is made. New tried to make and fault in
+// them all, and the process died of an out-of-memory error (or, where
+// int is 32 bits, of a makeslice panic).
+func TestAudit27ReserveBytesBounded(t *testing.T) {
+	many := make([]paged.Group, 200)
+	for i := range many {
+		many[i] = paged.Group{Kind: paged.FullAttention}
+	}
+	for _, c := range []struct {
+		name string
+		cfg  paged.Config
+	}{
+		{"blocks of one token", paged.Config{BlockSize: 1, NumBlocks: 8, Reserve: paged.Reserve{Tokens: paged.MaxReserveTokens}}},
+		{"200 groups", paged.Config{BlockSize: 16, NumBlocks: 8, Groups: many, Reserve: paged.Reserve{Tokens: paged.MaxReserveTokens / 4}}},
+		{"200 groups' records", paged.Config{BlockSize: 16, NumBlocks: 8, Groups: many, Reserve: paged.Reserve{Sequences: paged.MaxReserveSequences}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := paged.New(c.cfg)
+			if !errors.Is(err, paged.ErrInvalid) || m != nil {
+				t.Fatalf("New returns %v, %v; want ErrInvalid", m, err)
+			}
+		})
+	}
+	// Within the bound at block size 16: made.
+	if _, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: 8, Reserve: paged.Reserve{Sequences: 1000, Tokens: 1 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+}
