@@ -78,7 +78,8 @@ func (w *reserveTwin) compare(t *rapid.T, what string) {
 // hints), admission whole and in chunks, appends, drafts and verdicts,
 // truncation, forks, preemption, Unadmit and Uncompute, swaps and
 // onboarding on a host tier, pins, ResetCache and steps, on one group and
-// every hybrid layout; tables, tokens, statistics, snapshots, events and
+// every hybrid layout, with the hash memo, shared hashes or no prefix
+// caching; tables, tokens, statistics, snapshots, events and
 // directives compared after every call.
 func TestAudit27ReserveTwin(t *testing.T) {
 	ok := map[string]int{}
@@ -91,6 +92,14 @@ func TestAudit27ReserveTwin(t *testing.T) {
 			cfg.HostBlocks = rapid.IntRange(2, 40).Draw(t, "host blocks")
 		}
 		cfg.Events = rapid.SampledFrom([]int{0, 1000}).Draw(t, "events")
+		// The hash memo, hashes shared between live sequences (the
+		// default), or no prefix caching (no hashes to reserve).
+		switch rapid.IntRange(0, 4).Draw(t, "hashing") {
+		case 0:
+			cfg.HashMemo = true
+		case 1:
+			cfg.DisablePrefixCaching = true
+		}
 		w := &reserveTwin{ng: max(1, len(cfg.Groups)), ok: ok}
 		for i := range w.ms {
 			c := cfg
