@@ -132,6 +132,9 @@ func New(cfg Config) (*Manager, error) {
 		m.shift, m.mask = bits.TrailingZeros(uint(m.bs)), m.bs-1
 	}
 	m.initGroups()
+	if err := m.checkReserve(); err != nil {
+		return nil, err
+	}
 	m.initRetention()
 	m.initReserve()
 	m.bp.quiet = make([]bool, max(1, len(cfg.Groups)))

@@ -2,6 +2,8 @@ package paged
 
 import (
 	"fmt"
+	"math"
+	"unsafe"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -49,7 +51,10 @@ type Reserve struct {
 
 // Bounds on Config.Reserve, so that a typo fails New with ErrInvalid
 // instead of taking the process down: 2^20 sequences (470 MB of records),
-// 2^30 tokens (2.4 GB of buffers at block size 16 with one group).
+// 2^30 tokens (2.4 GB of buffers at block size 16 with one group). New
+// also refuses, with ErrInvalid, a reserve whose records and buffers
+// would take more than 4 GiB (1 GiB where int is 32 bits), which smaller
+// blocks or more groups reach within these bounds.
 const (
 	MaxReserveSequences = 1 << 20
 	MaxReserveTokens    = 1 << 30
@@ -74,8 +79,61 @@ type reserved struct {
 	ext    []groupTable
 }
 
+// reserveSizes returns the lengths of the slabs Config.Reserve asks for:
+// hashes, table entries (every group's) and group tables of records
+// beyond the first group's, in 64 bits (a reserve of many groups or
+// pages may count past a 32-bit int before New refuses it). It runs
+// after initGroups (the groups' table sizes).
+func (m *Manager) reserveSizes() (hashes, blocks, ext int64) {
+	r := m.cfg.Reserve
+	seqs, tokens := int64(r.Sequences), int64(r.Tokens)
+	if m.hybrid() {
+		ext = seqs * int64(len(m.cfg.Groups)-1)
+	}
+	if tokens == 0 {
+		return 0, 0, ext
+	}
+	if m.hashing {
+		hashes = int64(m.fullBlocks(r.Tokens))
+	}
+	blocks = int64(m.ceilBlocks(r.Tokens)) + seqs
+	if m.hybrid() {
+		blocks = 0
+		for g := range m.cfg.Groups {
+			blocks += int64(m.groupNeed(g, r.Tokens)) + seqs*int64(m.groupNeed(g, 1))
+		}
+	}
+	return hashes, blocks, ext
+}
+
+// reserveBytes is what Config.Reserve's records and slabs take, in
+// bytes (the lookup's scratch, bounded by the pool, aside).
+func (m *Manager) reserveBytes() float64 {
+	hashes, blocks, ext := m.reserveSizes()
+	seqs := float64(m.cfg.Reserve.Sequences)
+	return seqs*float64(unsafe.Sizeof(sequence{})+4) + float64(ext)*float64(unsafe.Sizeof(groupTable{})) +
+		float64(hashes)*float64(unsafe.Sizeof(Hash{})) + float64(blocks)*float64(unsafe.Sizeof(allocator.BlockID(0)))
+}
+
+// maxReserveBytes bounds what Config.Reserve may take at New: 4 GiB, or
+// 1 GiB where int is 32 bits. MaxReserveSequences and MaxReserveTokens
+// alone let a small block size or many groups ask for far more (2^30
+// tokens of blocks of one token: 36 GB of hashes and table).
+const maxReserveBytes = min(1<<32, math.MaxInt/2)
+
+// checkReserve refuses a Config.Reserve whose records and slabs would
+// take more than maxReserveBytes. It runs after initGroups.
+func (m *Manager) checkReserve() error {
+	if b := m.reserveBytes(); b > maxReserveBytes {
+		return fmt.Errorf("%w: Config.Reserve of %d sequences and %d tokens takes %.3g bytes at block size %d with %d groups, more than %d",
+			ErrInvalid, m.cfg.Reserve.Sequences, m.cfg.Reserve.Tokens, b, m.bs, max(1, len(m.cfg.Groups)), int64(maxReserveBytes))
+	}
+	return nil
+}
+
 // initReserve makes and faults in the record array and the slabs of
-// Config.Reserve. It runs after initGroups (the groups' table sizes).
+// Config.Reserve. It runs after initGroups (the groups' table sizes) and
+// checkReserve (the sizes fit an int).
 func (m *Manager) initReserve() {
 	r := m.cfg.Reserve
 	if r == (Reserve{}) {
@@ -97,31 +155,24 @@ func (m *Manager) initReserve() {
 		m.wids = make([]allocator.BlockID, 0, most) // the window lookup's
 		prefault(m.wids[:most])
 	}
+	hashes, blocks, ext := m.reserveSizes()
 	if r.Sequences > 0 {
 		m.seqs = make([]sequence, 0, r.Sequences)
 		prefault(m.seqs[:r.Sequences])
 		m.freeSeqs = make([]uint32, 0, r.Sequences)
-		if m.hybrid() {
-			m.res.ext = make([]groupTable, r.Sequences*(len(m.cfg.Groups)-1))
+		if ext > 0 {
+			m.res.ext = make([]groupTable, ext)
 			prefault(m.res.ext)
 		}
 	}
-	if r.Tokens == 0 {
-		return
-	}
-	if m.hashing {
-		m.res.hashes = make([]Hash, m.fullBlocks(r.Tokens))
+	if hashes > 0 {
+		m.res.hashes = make([]Hash, hashes)
 		prefault(m.res.hashes)
 	}
-	n := m.ceilBlocks(r.Tokens) + r.Sequences
-	if m.hybrid() {
-		n = 0
-		for g := range m.cfg.Groups {
-			n += m.groupNeed(g, r.Tokens) + r.Sequences*m.groupNeed(g, 1)
-		}
+	if blocks > 0 {
+		m.res.blocks = make([]allocator.BlockID, blocks)
+		prefault(m.res.blocks)
 	}
-	m.res.blocks = make([]allocator.BlockID, n)
-	prefault(m.res.blocks)
 }
 
 // hashBuffer returns an empty hash buffer with room for n hashes: the
@@ -148,6 +199,17 @@ func (m *Manager) growTable(t []allocator.BlockID, n int) []allocator.BlockID {
 		return b
 	}
 	return append(make([]allocator.BlockID, 0, n), t...)
+}
+
+// reserveTable gives s's table room for n entries from the reserve, when
+// the reserve has them and the table has not: a sequence whose prompt is
+// longer than its MaxTokens hint (or has none) takes its prompt's share,
+// as Reserve.Tokens counts it. Without a reserve it changes nothing: the
+// table grows at Admit.
+func (m *Manager) reserveTable(s *sequence, n int) {
+	if cap(s.blocks) < n && n <= len(m.res.blocks) {
+		s.blocks = m.growTable(s.blocks, n)
+	}
 }
 
 // extTables returns the group tables of a new sequence record: k empty

@@ -536,6 +536,9 @@ func (m *Manager) add(op string, prompt []int32, opts *SeqOptions, waiting, owne
 	}
 	want := m.reserve(opts)
 	idx, s := m.newSeq(max(want, len(prompt)))
+	// Before setOptions, which sizes the table for the hint alone: a
+	// prompt longer than its hint takes one piece of the reserve.
+	m.reserveTable(s, m.ceilBlocks(max(want, len(prompt))))
 	m.setOptions(s, opts)
 	if owned && cap(prompt) >= want {
 		// Only the elements up to the hint are taken: the capacity past

@@ -271,8 +271,8 @@ type entry struct {
 // budget.
 func (e *entry) chunkFor(n int) int {
 	c := e.chunk
-	if e.pinChunk > 0 {
-		c = e.pinChunk
+	if e.pinChunk > 0 && (c == 0 || e.pinChunk < c) {
+		c = e.pinChunk // a cap below chunk only
 	}
 	if c > 0 && c < n {
 		return c
