@@ -789,7 +789,6 @@ func (y *hyTally) check(t *testing.T) {
 	if y.multiRuns >= 200 {
 		assert.Positive(t, y.multiHits, "no run hit a prefix on a layout of several kinds")
 	}
-
 }
 
 // checkDrafts requires of a tally of 100 runs or more (go test's
