@@ -349,12 +349,15 @@ func (m *Manager) forgetFrom(blocks []allocator.BlockID, from int) {
 // admission holds every block of the prompt in every group; computed in
 // chunks, window and chunked-local groups release what the next step no
 // longer reads (see chunkPeak), so the peak is far lower, but for the
-// retention pins of the default mode (docs/hybrid.md), which a whole
-// admission does not hold yet. Where the whole admission fits and the
-// pins cannot add enough to overflow, the answer is false without
-// counting the steps; with UnifiedFreeQueue or prefix caching off there
-// are no pins, so a prompt that fits whole is never refused (vLLM's
-// decisions). The state checkpoint an admission asks for at the branch
+// checkpoint pages of the default mode (docs/hybrid.md): those its hit
+// restores, held at the admission's step, and those of the checkpoint it
+// asks at its branch point, held until the step whose chunk reaches it.
+// Its other retention pins count for nothing: alone in the pool, a
+// sequence releases them when it needs the room (retention.go). Where
+// the whole admission fits and those pages cannot add enough to
+// overflow, the answer is false without counting the steps; with
+// UnifiedFreeQueue or prefix caching off there are none, so a prompt
+// that fits whole is never refused (vLLM's decisions). The state checkpoint an admission asks for at the branch
 // point is taken only where there is room for it: when the prompt fits
 // chunk by chunk without it and not with it, the answer is false and
 // noAsk true, and AdmitChunk's admission leaves it out (its pages, held
@@ -372,27 +375,24 @@ func (m *Manager) chunkNever(s *sequence, p plan, a Admission, k int) (never, no
 		return true, false
 	}
 	room := m.bp.pool.Usable() - m.watermarkBlocks()
-	br, pages, ask := m.chunkPins(s)
+	_, pages, ask := m.chunkPins(s)
 	if a != AdmitNever {
-		if br == 0 && pages+ask == 0 {
+		if pages+ask == 0 {
 			return false, false
 		}
-		// At most the window before the branch point per window group.
-		pins := pages + ask
-		for g, kind := range m.kinds {
-			if _, ok := kind.(windowKind); ok {
-				pins += br - m.hitFrom(g, br)
-			}
-		}
-		if p.held+pins <= room {
+		// The window pins are released when the sequence alone needs
+		// the room (releasePins): only the hit's pages (at the
+		// admission's step) and the asked checkpoint's (until a chunk
+		// passes it) count.
+		if p.held+pages+ask <= room {
 			return false, false
 		}
 	}
 	// The asked checkpoint's pages are held at every step (chunkPeak).
-	switch peak := m.chunkPeak(s, p.hits*m.bs, k); {
-	case peak <= room:
+	switch {
+	case m.chunkPeak(s, p.hits*m.bs, k) <= room:
 		return false, false
-	case peak-ask <= room:
+	case ask > 0 && m.chunkPeakAsk(s, p.hits*m.bs, k, false) <= room:
 		return false, true
 	}
 	return true, false
@@ -427,7 +427,11 @@ func (m *Manager) chunkPins(s *sequence) (br, pages, ask int) {
 // its n tokens are computed from c0 cached ones, k at a time (see
 // chunkNever). It takes O((n-c0)/k x groups) steps; it runs only for
 // sequences that do not fit the pool whole.
-func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
+func (m *Manager) chunkPeak(s *sequence, c0, k int) int { return m.chunkPeakAsk(s, c0, k, true) }
+
+// chunkPeakAsk is chunkPeak, without the asked checkpoint's pages unless
+// ask.
+func (m *Manager) chunkPeakAsk(s *sequence, c0, k int, withAsk bool) int {
 	n := len(s.tokens)
 	var one [1]groupKind
 	kinds := m.kinds
@@ -435,10 +439,21 @@ func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
 		one[0] = windowKind{newAttention(m.bs), s.opts.Window}
 		kinds = one[:]
 	}
-	// The retention pins: the window blocks before the branch point
-	// once the window leaves them, and checkpoint pages.
+	// The checkpoint pages: those of the hit, the source of the
+	// admission's Copy directives, at the admission's step, and those of
+	// the checkpoint asked at the branch point until the step whose chunk
+	// reaches it has run. The other retention pins (the window blocks
+	// before the branch point once the window leaves them, and these
+	// checkpoints after those steps) are released when the sequence
+	// alone needs the room (releasePins), so they count for nothing.
 	br, pages, ask := m.chunkPins(s)
-	pages += ask
+	if !withAsk {
+		ask = 0
+	}
+	at := br
+	if s.keep.branch >= 0 {
+		at = s.keep.pendingAt
+	}
 	peak := 0
 	for t0 := c0; t0 < n; t0 += k {
 		t1 := min(t0+k, n)
@@ -446,7 +461,13 @@ func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
 		if m.hashing {
 			committed = t0 / m.bs
 		}
-		held := pages
+		held := 0
+		if t0 == c0 {
+			held += pages
+		}
+		if t0 < at*m.bs {
+			held += ask
+		}
 		for g, kind := range kinds {
 			need := kind.need(t1)
 			if !kind.local() {
@@ -467,10 +488,6 @@ func (m *Manager) chunkPeak(s *sequence, c0, k int) int {
 				dead = from // the admission does not slide
 			}
 			held += need - dead
-			if _, ok := kind.(windowKind); ok && br > 0 {
-				// Pinned: entries [hitFrom(g, br), br) the window left.
-				held += max(0, min(br, dead)-max(from, m.hitFrom(g, br)))
-			}
 		}
 		peak = max(peak, held)
 	}

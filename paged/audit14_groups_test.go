@@ -174,7 +174,12 @@ func TestAudit14MultiKindFastPathsLookupAndReads(t *testing.T) {
 			t.Fatal(err)
 		}
 		var ids []SeqID
-		var b, db Batch
+		// sb, sdb and sfresh are the general-path manager's batches: it
+		// builds every batch the fast one builds, so that both end the
+		// same steps and hand out the same directives (a step's end
+		// changes later decisions: a copy's source, for one, is held
+		// until its copy is handed out).
+		var b, db, sb, sdb, sfresh Batch
 		var evs []Event
 		var snap Snapshot
 		held := map[groupContent]int{}
@@ -235,6 +240,21 @@ func TestAudit14MultiKindFastPathsLookupAndReads(t *testing.T) {
 						ef = fast.Append(ids[i], next)
 					}
 					es = slow.appendTokens(ids[i], []int32{next}, false)
+					if s, err := fast.seq(ids[i]); decode && ef == nil && es == nil && err == nil && s.state == seqRunning {
+						// DecodeStep built a batch, then BuildBatch a
+						// fresh one: the general path's manager builds
+						// both too.
+						sched := []Scheduled{{ID: ids[i], NewTokens: 1}}
+						if err := slow.BuildBatch(&sdb, sched); err != nil {
+							t.Fatalf("step %d: general path's BuildBatch after DecodeStep: %v", step, err)
+						}
+						if err := sameRows(&db, &sdb); err != nil {
+							t.Fatalf("step %d: DecodeStep's batch against the general path's: %v: %v", step, groups, err)
+						}
+						if err := slow.BuildBatch(&sfresh, sched); err != nil {
+							t.Fatalf("step %d: general path's BuildBatch: %v", step, err)
+						}
+					}
 					if (ef == nil) != (es == nil) || ef != nil {
 						break
 					}
@@ -278,7 +298,11 @@ func TestAudit14MultiKindFastPathsLookupAndReads(t *testing.T) {
 				}
 			}
 			if len(sched) > 0 {
-				if err := fast.BuildBatch(&b, sched); err == nil {
+				err := fast.BuildBatch(&b, sched)
+				if es := slow.BuildBatch(&sb, sched); (err == nil) != (es == nil) {
+					t.Fatalf("step %d: BuildBatch: fast path's manager %v, general path's %v", step, err, es)
+				}
+				if err == nil {
 					if err := checkBatchReads(fast, &b, sched); err != nil {
 						t.Fatalf("step %d: %v: %v", step, groups, err)
 					}

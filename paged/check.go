@@ -51,7 +51,7 @@ func (m *Manager) Check() error {
 	if m.hybrid() {
 		owners = make([]uint8, total)
 	}
-	running, drafts, spares := 0, 0, 0
+	running, drafts, spares, pinned := 0, 0, 0, 0
 	for i := range m.seqs {
 		s := &m.seqs[i]
 		if s.state == seqUnused {
@@ -85,6 +85,7 @@ func (m *Manager) Check() error {
 		if err := m.checkRetentionPins(i, s, refs); err != nil {
 			return err
 		}
+		pinned += len(s.keep.pins)
 		if err := m.checkPending(i, s, refs); err != nil {
 			return err
 		}
@@ -117,6 +118,9 @@ func (m *Manager) Check() error {
 	}
 	if drafts != m.draftPages {
 		return fmt.Errorf("paged: running sequences hold %d pages for their drafts' states, counter says %d", drafts, m.draftPages)
+	}
+	if pinned != m.ret.pinned {
+		return fmt.Errorf("paged: running sequences hold %d retention pins, counter says %d", pinned, m.ret.pinned)
 	}
 	if spares != m.sparePages {
 		return fmt.Errorf("paged: sequences keep %d spare pages for draft states, counter says %d", spares, m.sparePages)

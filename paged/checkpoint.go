@@ -367,6 +367,7 @@ func (m *Manager) claimState(s *sequence) {
 // it runs.
 func (m *Manager) pinState(s *sequence) {
 	s.keep.pins = append(s.keep.pins, m.ret.hitPages...)
+	m.ret.pinned += len(m.ret.hitPages)
 }
 
 // admitState finishes the admission of s for its state groups: copies
@@ -572,7 +573,8 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 			dst = append(dst, Checkpoint{Seq: id, Group: g, Tokens: L * m.bs})
 		}
 		s.keep.pins = append(s.keep.pins, s.keep.pending...)
-		s.keep.pending = s.keep.pending[:0]
+		m.ret.pinned += len(s.keep.pending)
+		s.keep.pending, s.keep.freshStep = s.keep.pending[:0], m.step
 	}
 	r.pend = wait
 	// Views into out, taken once it no longer grows: each checkpoint's
@@ -606,6 +608,7 @@ func (m *Manager) uncomputeCheckpoint(s *sequence, computed int) {
 		}
 		pins = append(pins, b)
 	}
+	m.ret.pinned -= len(s.keep.pins) - len(pins)
 	s.keep.pins = pins
 }
 

@@ -10,8 +10,11 @@ import (
 )
 
 // chunkByChunk admits id in chunks of k tokens and appends the rest k at
-// a time, running m.Check after every step, and returns the most blocks
-// in use after any step, or the first error.
+// a time, a step each (TakeCheckpoints, TakeCopies after it, as a
+// server), running m.Check after every step, and returns the most blocks
+// in use after any step, or the first error. After the admission's step
+// it counts no retention pin: they are released when the pool needs them
+// (docs/hybrid.md), so a pool they would overflow serves the prompt.
 func chunkByChunk(m *paged.Manager, id paged.SeqID, k int) (int, error) {
 	_, rest, err := m.AdmitChunk(id, k, nil)
 	if err != nil {
@@ -22,6 +25,8 @@ func chunkByChunk(m *paged.Manager, id paged.SeqID, k int) (int, error) {
 	}
 	peak := m.Stats().UsedBlocks
 	for len(rest) > 0 {
+		m.TakeCheckpoints(nil)
+		m.TakeCopies(nil)
 		c := min(k, len(rest))
 		if err := m.Append(id, rest[:c]...); err != nil {
 			return peak, err
@@ -30,7 +35,8 @@ func chunkByChunk(m *paged.Manager, id paged.SeqID, k int) (int, error) {
 		if err := m.Check(); err != nil {
 			return peak, err
 		}
-		peak = max(peak, m.Stats().UsedBlocks)
+		st := m.Stats()
+		peak = max(peak, st.UsedBlocks-st.RetentionPins)
 	}
 	return peak, nil
 }

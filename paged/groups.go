@@ -607,8 +607,9 @@ func (m *Manager) mustSlide(s *sequence, c int) bool {
 	return false
 }
 
-// slidableGroups counts the blocks slideGroups(s, c) frees.
-func (m *Manager) slidableGroups(s *sequence, c int) int {
+// slidableGroups counts the blocks slideGroups(s, c) frees, and with
+// pinned those it pins that releasePins(s) would free.
+func (m *Manager) slidableGroups(s *sequence, c int, pinned bool) int {
 	if !m.anyLocal {
 		return 0
 	}
@@ -620,7 +621,7 @@ func (m *Manager) slidableGroups(s *sequence, c int) int {
 		to := m.deadBlocks(s, g+1, c)
 		t := &s.ext[g]
 		for k := t.released; k < to; k++ {
-			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && !m.pinsAt(s, g+1, k, b) {
+			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && (!m.pinsAt(s, g+1, k, b) || pinned && !m.copySource(b)) {
 				n++
 			}
 		}
@@ -662,10 +663,20 @@ func (m *Manager) growGroups(s *sequence, tokens []int32, spec bool) (int, bool)
 			return need, false
 		}
 	} else {
-		if need > m.available()+m.slidableGroups(s, c) {
-			return need, false
+		unpin := false
+		if need > m.available()+m.slidableGroups(s, c, false) {
+			// Alone in the pool, the sequence's own retention pins
+			// are released when it needs the room, the window blocks
+			// this slide pins with them (retention.go).
+			if !m.ret.on || m.nrunning != 1 || need > m.available()+m.slidableGroups(s, c, true)+m.pinRoom(s) {
+				return need, false
+			}
+			unpin = true
 		}
 		m.slideGroups(s, c)
+		if unpin {
+			m.releasePins(s)
+		}
 	}
 	if spec && s.spares > 0 {
 		// Spare states first (before an allocation may reclaim them);

@@ -65,12 +65,15 @@ type hySeq struct {
 // moves it, and reads every running sequence back through every group's
 // table after each step.
 type hyModel struct {
-	m      *paged.Manager
-	groups []paged.Group
-	bs     int
-	seqs   []*hySeq
-	shadow map[int64]uint64
-	host   map[int64]uint64
+	// pinRetries counts refused calls retried with the retention pins
+	// released (pinsNotBlocking).
+	pinRetries int
+	m          *paged.Manager
+	groups     []paged.Group
+	bs         int
+	seqs       []*hySeq
+	shadow     map[int64]uint64
+	host       map[int64]uint64
 	// prefixes are shared prompt beginnings, so prefix hits happen.
 	prefixes [][]int32
 	swaps    []paged.Swap
@@ -584,6 +587,27 @@ func (h *hyModel) truncatable(s *hySeq, n int) bool {
 	return true
 }
 
+// pinsNotBlocking fails unless a call of the one running sequence
+// (Append, AppendSpeculative, Fork) refused for space (ErrNoSpace,
+// ErrNever) while it holds retention pins is refused again once they are
+// released (paged.ReleaseRetentionPins): the pins hold no data it reads,
+// so they never make a request fail that a pool without them would serve
+// (docs/hybrid.md). (With other sequences running, a refusal is a wait:
+// their pins hold the hits of the requests behind them.)
+func (h *hyModel) pinsNotBlocking(t *rapid.T, op string, retry func() error) {
+	if st := h.m.Stats(); st.RetentionPins == 0 || st.Running != 1 {
+		return
+	}
+	paged.ReleaseRetentionPins(h.m)
+	h.pinRetries++
+	if err := retry(); !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
+		t.Fatalf("%s refused with retention pins held, then, with them released: %v", op, err)
+	}
+	if err := h.m.Check(); err != nil {
+		t.Fatalf("after releasing the retention pins: %v", err)
+	}
+}
+
 // unchanged fails unless a refused call left the manager's statistics and
 // the tables of seqs as they were.
 func (h *hyModel) unchanged(t *rapid.T, op string, stats paged.Stats, seqs []*hySeq, tables [][][]allocator.BlockID) {
@@ -749,6 +773,9 @@ type hyTally struct {
 	// runs runs.
 	sd   stateDrafts
 	runs int
+	// pinRetries counts refused calls retried with the retention pins
+	// released (hyModel.pinsNotBlocking).
+	pinRetries int
 }
 
 // check requires of a tally of enough runs that some hit a prefix on a
@@ -758,6 +785,7 @@ type hyTally struct {
 func (y *hyTally) check(t *testing.T) {
 	t.Logf("%d runs on layouts of several kinds, %d admissions with a hit there", y.multiRuns, y.multiHits)
 	t.Logf("state drafts: %+v", y.sd)
+	t.Logf("%d refused calls retried with the retention pins released", y.pinRetries)
 	if y.multiRuns >= 200 {
 		assert.Positive(t, y.multiHits, "no run hit a prefix on a layout of several kinds")
 	}
@@ -795,6 +823,9 @@ func TestGroupsOffloadStateMachine(t *testing.T) {
 	if tally.runs >= 100 { // go test's default; CI's 32-bit pass runs 10
 		assert.Positive(t, tally.onboards[0], "no run onboarded group 0's content")
 		assert.Positive(t, tally.onboards[1], "no run onboarded content of another group")
+	}
+	if tally.runs >= 1000 { // its small pools: about 2 runs in 100 retry one
+		assert.Positive(t, tally.pinRetries, "no refused call retried with the retention pins released")
 	}
 	tally.check(t)
 }
@@ -864,6 +895,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			tally.onboards[0] += h.onboards[0]
 			tally.onboards[1] += h.onboards[1]
 			tally.multiHits += h.multiHits
+			tally.pinRetries += h.pinRetries
 			tally.sd.add(h.sd)
 			tally.runs++
 			if h.multiKind() {
@@ -959,6 +991,9 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				before := len(s.tokens)
 				err := h.m.Append(s.id, toks...)
 				if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+					if !unified {
+						h.pinsNotBlocking(t, "Append", func() error { return h.m.Append(s.id, toks...) })
+					}
 					// A scheduler preempts or waits; what was fresh belonged
 					// to an earlier step.
 					s.fresh = 0
@@ -1001,6 +1036,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 					if !unified {
 						// All or nothing, the states' pages included.
 						h.unchanged(t, "AppendSpeculative", stats, []*hySeq{s}, tables)
+						h.pinsNotBlocking(t, "AppendSpeculative", func() error { return h.m.AppendSpeculative(s.id, toks...) })
 					}
 					h.write(t, s, before) // the token sampled, alone
 					return
@@ -1058,6 +1094,10 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				id, err := h.m.Fork(p.id)
 				if errors.Is(err, paged.ErrNoSpace) && h.hasState() {
 					h.unchanged(t, "Fork", stats, []*hySeq{p}, tables)
+					h.pinsNotBlocking(t, "Fork", func() error {
+						_, err := h.m.Fork(p.id)
+						return err
+					})
 					return // no room for the child's state pages
 				}
 				if err != nil {

@@ -79,6 +79,12 @@ type retainer struct {
 	// there), not at the end of what the sequence may hit.
 	lastFull int
 	lastMiss bool
+	// pinned counts the retention pins running sequences hold (entries of
+	// their seqRetention.pins); released counts those given up early
+	// because their sequence, alone in the pool, needed the room
+	// (releasePins, Stats.RetentionPinsReleased).
+	pinned   int
+	released uint64
 	checkpointer
 }
 
@@ -145,6 +151,12 @@ type seqRetention struct {
 	// pins are window blocks before the branch point that left the window,
 	// and checkpoint pages, that stay referenced while the sequence runs.
 	pins []allocator.BlockID
+	// freshStep is the step (Manager.step) in which TakeCheckpoints
+	// handed out the checkpoint at pendingAt: until the step ends, the
+	// kernels that write it may not have run, its pages are pinned as
+	// data, not as retention, and releasePins keeps them (Uncompute may
+	// still have to forget them). 0: none.
+	freshStep uint32
 	// pending are the pages of a checkpoint after pendingAt blocks not yet
 	// handed out by TakeCheckpoints (checkpoint.go).
 	pending   []allocator.BlockID
@@ -157,7 +169,9 @@ type seqRetention struct {
 	pendingHash Hash
 }
 
-func (k *seqRetention) reset() { k.branch, k.pins, k.pending = -1, k.pins[:0], k.pending[:0] }
+func (k *seqRetention) reset() {
+	k.branch, k.pins, k.pending, k.freshStep = -1, k.pins[:0], k.pending[:0], 0
+}
 
 // pinsAt reports whether window block b at entry k of running sequence s
 // stays referenced (pinned) when the window leaves it: it is among the
@@ -189,6 +203,7 @@ func (m *Manager) releaseSlid(s *sequence, g, k int, b allocator.BlockID) {
 		m.bp.release(b)
 	case m.pinsAt(s, g, k, b):
 		s.keep.pins = append(s.keep.pins, b)
+		m.ret.pinned++
 	default:
 		m.bp.releaseTo(b, m.windowShelf(s, g, k, 0, false))
 	}
@@ -252,8 +267,91 @@ func (m *Manager) releaseKept(s *sequence) {
 	for i := len(s.keep.pins) - 1; i >= 0; i-- {
 		m.bp.releaseTo(s.keep.pins[i], shelfHigh)
 	}
-	s.keep.pins = s.keep.pins[:0]
+	m.ret.pinned -= len(s.keep.pins)
+	s.keep.pins, s.keep.freshStep = s.keep.pins[:0], 0
 	m.dropPending(s)
+}
+
+// Retention pins are a soft cost: they are cache retention, never data a
+// sequence reads (a hit's checkpoint pages are read by the Copy
+// directives of the admission's step only, and a checkpoint handed out is
+// written by the step that computes it), so they never make a request
+// fail that a pool without them would serve. A request fails for space
+// when the manager says never (ErrNever), or says later (ErrNoSpace) with
+// nothing else running that a scheduler could preempt. So the never
+// answers (chunkNever) count no pin, and a sequence alone in the pool
+// (the only one running, hence the only one holding pins) that Append,
+// AppendSpeculative or Fork finds short of room counts the blocks
+// releasing its pins would free (pinRoom) and releases them (releasePins,
+// to the high shelf: still cached, evicted last). Nothing else does:
+// with other sequences running a refusal is a wait (a scheduler preempts
+// one, which releases its pins, or waits for one to finish), and their
+// pins hold the prefixes they share, the hits of the requests behind
+// them. (Releasing every sequence's pins whenever an admission or a
+// growth would otherwise wait cost W1-H 40 to 99% of the default mode's
+// hits; releasing a growing sequence's own with others running moved its
+// hits by -1.5% to +3% through the scheduler's preemptions.)
+
+// releasePins releases the retention pins of running s to the high shelf,
+// but those pinHeld keeps. O(pins x copies).
+func (m *Manager) releasePins(s *sequence) {
+	held := 0
+	for j := len(s.keep.pins) - 1; j >= 0; j-- {
+		b := s.keep.pins[j]
+		if m.pinHeld(s, b) {
+			held++
+			continue
+		}
+		m.bp.releaseTo(b, shelfHigh)
+		m.ret.released++
+	}
+	pins := s.keep.pins[:0]
+	if held > 0 {
+		for _, b := range s.keep.pins {
+			if m.pinHeld(s, b) {
+				pins = append(pins, b)
+			}
+		}
+	}
+	m.ret.pinned -= len(s.keep.pins) - len(pins)
+	s.keep.pins = pins
+}
+
+// pinRoom returns the blocks releasePins(s) would free: s's pins that no
+// one else references and pinHeld does not keep. Nothing changes.
+// O(pins x copies).
+func (m *Manager) pinRoom(s *sequence) int {
+	n := 0
+	for _, b := range s.keep.pins {
+		if m.bp.pool.RefCount(b) == 1 && !m.pinHeld(s, b) {
+			n++
+		}
+	}
+	return n
+}
+
+// pinHeld reports whether pin b of s is data still to be read or written
+// in the current step: the source of a Copy directive not yet taken, or
+// a page of the checkpoint handed out in this step (the kernels that
+// write it run after the step's last decision).
+func (m *Manager) pinHeld(s *sequence, b allocator.BlockID) bool {
+	if s.keep.freshStep == m.step {
+		if g, L := m.bp.groupOf(b), s.keep.pendingAt; m.isState(g) && L > 0 && L <= len(s.hashes) && m.isPageOf(b, &s.hashes[L-1], g) {
+			return true
+		}
+	}
+	return m.copySource(b)
+}
+
+// copySource reports whether b is the source of a Copy directive not yet
+// taken (TakeCopies).
+func (m *Manager) copySource(b allocator.BlockID) bool {
+	for i := range m.copies {
+		if m.copies[i].Src == b {
+			return true
+		}
+	}
+	return false
 }
 
 // noteAdmit finishes the admission of s (handle id) for retention: its

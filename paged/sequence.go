@@ -1187,8 +1187,13 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	if _, err := m.running(id, "Fork"); err != nil {
 		return 0, err
 	}
-	if need := m.forkPages(&m.seqs[uint32(id)]); need > m.available() {
-		return 0, noSpace(opFork, id, need, m.available(), 0)
+	if p := &m.seqs[uint32(id)]; m.forkPages(p) > m.available() {
+		// Alone in the pool, the parent's own retention pins are
+		// released for the room (retention.go).
+		if need := m.forkPages(p); len(p.keep.pins) == 0 || m.nrunning != 1 || need > m.available()+m.pinRoom(p) {
+			return 0, noSpace(opFork, id, need, m.available(), 0)
+		}
+		m.releasePins(p)
 	}
 	pidx, _ := id.parts()
 	p := &m.seqs[pidx]

@@ -31,6 +31,16 @@ type Stats struct {
 	// available: an allocation that finds no block free or evictable
 	// reclaims them.
 	StateSparePages int
+	// RetentionPins counts the references running sequences hold as
+	// retention pins in the default hybrid mode (docs/hybrid.md): window
+	// blocks before their branch points and the state checkpoints they
+	// hit or took there, kept for later sequences' hits. Part of
+	// UsedBlocks, but a soft cost: a sequence alone in the pool that
+	// Append, AppendSpeculative or Fork finds short of room releases its
+	// own (to the high shelf, still cached), and RetentionPinsReleased
+	// counts the pins so released.
+	RetentionPins         int
+	RetentionPinsReleased uint64
 	// Sequences are live handles; Running of them hold device blocks,
 	// Waiting don't: not yet admitted, preempted, or swapped out (whose
 	// blocks are on the host; they count against Config.MaxWaiting too).
@@ -126,6 +136,7 @@ func (m *Manager) Stats() Stats {
 		EventsDropped:     m.bp.events.dropped,
 		RetainedHits:      c.retained,
 	}
+	st.RetentionPins, st.RetentionPinsReleased = m.ret.pinned, m.ret.released
 	m.tierStats(&st.Tiers)
 	return st
 }
