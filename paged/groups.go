@@ -110,8 +110,9 @@ type Group struct {
 	Chunk int
 	// Pages is the number of blocks a sequence's state takes (State only;
 	// kvmem.Spec.StateBlocks computes it from the model's state size), at
-	// most the pool's usable blocks, NumBlocks-1 (New refuses more with
-	// ErrInvalid).
+	// most the pool's usable blocks, NumBlocks-1, and so is the sum of
+	// every State group's, which a sequence takes at admission (New
+	// refuses more with ErrInvalid).
 	Pages int
 	// Target is the group whose KV a Shared group reads: a full,
 	// sliding-window or chunked group.
@@ -155,6 +156,10 @@ func checkGroups(cfg *Config) error {
 	// the default mode, whose lookup is the fixed point of every kind's.
 	oneOther := cfg.UnifiedFreeQueue && !cfg.DisablePrefixCaching
 	var other *Group
+	// pages sums the State groups' pages, checked against the pool as it
+	// grows: each group's is at most MaxBlocks, so the sum stays below
+	// 2^25, which an int holds on every platform.
+	pages := 0
 	for i := range cfg.Groups {
 		g := &cfg.Groups[i]
 		// Each kind's parameter, in a fixed order so the error is the same
@@ -186,6 +191,12 @@ func checkGroups(cfg *Config) error {
 				// that fits the states but not a sequence's tokens
 				// besides them is refused at admission, ErrNever.)
 				return fmt.Errorf("%w: Config.Groups[%d] (%v) takes %d pages per sequence, more than the pool's %d usable blocks", ErrInvalid, i, g.Kind, param, cfg.NumBlocks-1)
+			}
+			if g.Kind == State {
+				// Every sequence takes all the states at admission.
+				if pages += param; pages > cfg.NumBlocks-1 {
+					return fmt.Errorf("%w: Config.Groups[%d] (%v) brings the State groups' pages to %d per sequence, more than the pool's %d usable blocks", ErrInvalid, i, g.Kind, pages, cfg.NumBlocks-1)
+				}
 			}
 			if oneOther && other != nil && *other != *g {
 				return fmt.Errorf("%w: Config.Groups[%d] (%v %d) differs from another group (%v): with UnifiedFreeQueue and prefix caching (vLLM v1's hybrid coordinator) one kind besides full attention, of one size, is supported; the default mode takes any", ErrInvalid, i, g.Kind, param, other.Kind)

@@ -133,7 +133,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.initGroups()
 	m.initRetention()
-	m.initReserve()
+	if err := m.initReserve(); err != nil {
+		return nil, err
+	}
 	m.bp.quiet = make([]bool, max(1, len(cfg.Groups)))
 	for g := range m.bp.quiet {
 		m.bp.quiet[g] = m.hybrid() && m.ckptGroup(g)

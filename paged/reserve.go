@@ -43,7 +43,8 @@ type Reserve struct {
 	// buffers are made for: Add and AddOwned take a new sequence's hash
 	// buffer and table from them while they last. Add's copy of the
 	// tokens is not reserved (AddOwned makes none). At most
-	// MaxReserveTokens.
+	// MaxReserveTokens, and the block-table entries made, every group's
+	// (a State group's Pages for each of Sequences), at most 2^31-1.
 	Tokens int
 }
 
@@ -74,12 +75,37 @@ type reserved struct {
 	ext    []groupTable
 }
 
+// maxReserveEntries bounds the block-table entries of a reserve, every
+// group's: 2^31-1 (8 GB), an int on every platform.
+const maxReserveEntries = 1<<31 - 1
+
+// reserveEntries is the number of block-table entries initReserve makes
+// for r, in 64 bits: a State group takes Pages per sequence, and 2^20
+// sequences of 2^24 pages wrap an int where it is 32 bits.
+func (m *Manager) reserveEntries(r Reserve) int64 {
+	if r.Tokens == 0 {
+		return 0
+	}
+	if !m.hybrid() {
+		return int64(m.ceilBlocks(r.Tokens)) + int64(r.Sequences)
+	}
+	n := int64(0)
+	for g := range m.cfg.Groups {
+		n += int64(m.groupNeed(g, r.Tokens)) + int64(r.Sequences)*int64(m.groupNeed(g, 1))
+	}
+	return n
+}
+
 // initReserve makes and faults in the record array and the slabs of
-// Config.Reserve. It runs after initGroups (the groups' table sizes).
-func (m *Manager) initReserve() {
+// Config.Reserve. It runs after initGroups (the groups' table sizes),
+// and refuses, before it makes anything, tables past maxReserveEntries.
+func (m *Manager) initReserve() error {
 	r := m.cfg.Reserve
 	if r == (Reserve{}) {
-		return
+		return nil
+	}
+	if n := m.reserveEntries(r); n > maxReserveEntries {
+		return fmt.Errorf("%w: Config.Reserve (%d sequences, %d tokens) makes %d block-table entries in its %d groups (a State group's Pages for every sequence), more than 2^31-1", ErrInvalid, r.Sequences, r.Tokens, n, m.ntables())
 	}
 	if h, ok := m.cfg.Hasher.(*SHA256Hasher); ok && m.hashing {
 		h.sha96() // its state, made at the first hash otherwise
@@ -107,21 +133,15 @@ func (m *Manager) initReserve() {
 		}
 	}
 	if r.Tokens == 0 {
-		return
+		return nil
 	}
 	if m.hashing {
 		m.res.hashes = make([]Hash, m.fullBlocks(r.Tokens))
 		prefault(m.res.hashes)
 	}
-	n := m.ceilBlocks(r.Tokens) + r.Sequences
-	if m.hybrid() {
-		n = 0
-		for g := range m.cfg.Groups {
-			n += m.groupNeed(g, r.Tokens) + r.Sequences*m.groupNeed(g, 1)
-		}
-	}
-	m.res.blocks = make([]allocator.BlockID, n)
+	m.res.blocks = make([]allocator.BlockID, m.reserveEntries(r))
 	prefault(m.res.blocks)
+	return nil
 }
 
 // hashBuffer returns an empty hash buffer with room for n hashes: the
