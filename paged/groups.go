@@ -110,9 +110,10 @@ type Group struct {
 	Chunk int
 	// Pages is the number of blocks a sequence's state takes (State only;
 	// kvmem.Spec.StateBlocks computes it from the model's state size), at
-	// most the pool's usable blocks, NumBlocks-1, and so is the sum of
-	// every State group's, which a sequence takes at admission (New
-	// refuses more with ErrInvalid).
+	// most the pool's usable blocks, NumBlocks-1 (New refuses more with
+	// ErrInvalid). Every State group's together, which a sequence takes
+	// at admission, are at most MaxBlocks (ErrInvalid); past the usable
+	// blocks, every admission is ErrNever.
 	Pages int
 	// Target is the group whose KV a Shared group reads: a full,
 	// sliding-window or chunked group.
@@ -156,9 +157,9 @@ func checkGroups(cfg *Config) error {
 	// the default mode, whose lookup is the fixed point of every kind's.
 	oneOther := cfg.UnifiedFreeQueue && !cfg.DisablePrefixCaching
 	var other *Group
-	// pages sums the State groups' pages, checked against the pool as it
-	// grows: each group's is at most MaxBlocks, so the sum stays below
-	// 2^25, which an int holds on every platform.
+	// pages sums the State groups' pages, checked against MaxBlocks as
+	// it grows: 255 groups of 2^24 pages would wrap an int where it is
+	// 32 bits (the manager's spages, a fork's or a draft's pages).
 	pages := 0
 	for i := range cfg.Groups {
 		g := &cfg.Groups[i]
@@ -193,9 +194,11 @@ func checkGroups(cfg *Config) error {
 				return fmt.Errorf("%w: Config.Groups[%d] (%v) takes %d pages per sequence, more than the pool's %d usable blocks", ErrInvalid, i, g.Kind, param, cfg.NumBlocks-1)
 			}
 			if g.Kind == State {
-				// Every sequence takes all the states at admission.
-				if pages += param; pages > cfg.NumBlocks-1 {
-					return fmt.Errorf("%w: Config.Groups[%d] (%v) brings the State groups' pages to %d per sequence, more than the pool's %d usable blocks", ErrInvalid, i, g.Kind, pages, cfg.NumBlocks-1)
+				// Every sequence takes all the states at admission: more
+				// than any pool holds is never. (Past this pool's usable
+				// blocks, admission refuses every sequence, ErrNever.)
+				if pages += param; pages > MaxBlocks {
+					return fmt.Errorf("%w: Config.Groups[%d] (%v) brings the State groups' pages to %d per sequence, more than any pool holds (MaxBlocks=%d)", ErrInvalid, i, g.Kind, pages, MaxBlocks)
 				}
 			}
 			if oneOther && other != nil && *other != *g {

@@ -9,13 +9,13 @@ import (
 	"github.com/pagedkv/pagedkv/paged"
 )
 
-// TestStatePagesMustFitThePool: every State group's pages together are
-// what a sequence takes at admission, whatever its length; a pool with
-// fewer usable blocks could never admit one, so New refuses it
-// (ErrInvalid) as it refuses one group's pages past the pool. The sum is
-// checked as it is made, so that 255 groups of up to MaxBlocks pages
-// each never wrap a 32-bit int.
-func TestStatePagesMustFitThePool(t *testing.T) {
+// TestStatePagesSumChecked: every State group's pages together are what
+// a sequence takes at admission; 255 groups of up to MaxBlocks pages each
+// sum past 2^31, which wraps the manager's int where it is 32 bits. New
+// sums them as it checks each group, refusing a sum past MaxBlocks (no
+// pool holds it) with ErrInvalid; a sum past this pool's usable blocks
+// is every admission's ErrNever.
+func TestStatePagesSumChecked(t *testing.T) {
 	state := func(pages ...int) []paged.Group {
 		g := []paged.Group{{Kind: paged.FullAttention}}
 		for _, p := range pages {
@@ -23,17 +23,21 @@ func TestStatePagesMustFitThePool(t *testing.T) {
 		}
 		return g
 	}
-	_, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 10, Groups: state(5, 4)})
-	require.NoError(t, err, "9 pages of 9 usable blocks")
-	_, err = paged.New(paged.Config{BlockSize: 4, NumBlocks: 10, Groups: state(5, 5)})
-	require.ErrorIs(t, err, paged.ErrInvalid)
-	assert.Contains(t, err.Error(), "pages to 10")
 	many := make([]int, 254)
 	for i := range many {
 		many[i] = 1<<24 - 1
 	}
-	_, err = paged.New(paged.Config{BlockSize: 4, NumBlocks: 1 << 24, Groups: state(many...)})
+	_, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 1 << 24, Groups: state(many...)})
 	require.ErrorIs(t, err, paged.ErrInvalid)
+	assert.Contains(t, err.Error(), "Config.Groups[2]")
+	// MaxBlocks and one: refused before the pool is made.
+	_, err = paged.New(paged.Config{BlockSize: 4, NumBlocks: 1 << 24, Groups: state(1<<23, 1<<23, 1)})
+	require.ErrorIs(t, err, paged.ErrInvalid)
+
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 10, Groups: state(5, 5)})
+	require.NoError(t, err)
+	_, _, err = m.Create([]int32{1}, nil)
+	require.ErrorIs(t, err, paged.ErrNever, "10 pages of 9 usable blocks")
 }
 
 // TestReserveStatePagesBounded: a reserve makes every record's State
