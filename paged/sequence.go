@@ -834,7 +834,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	case AdmitNever:
 		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.held, m.bp.pool.Usable(), m.watermarkBlocks())
 	case AdmitLater:
-		return 0, noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
+		return 0, m.noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
 	}
 	if m.hybrid() {
 		m.admitGroups(s, p)
@@ -1024,7 +1024,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		need++
 	}
 	if need > m.available()+m.slidable(s, slideFrom(s, spec)) {
-		return noSpace(opAppend, id, need, m.available(), 0)
+		return m.noSpace(opAppend, id, need, m.available(), 0)
 	}
 	m.slide(s, slideFrom(s, spec))
 	if cow {
@@ -1188,7 +1188,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 		return 0, err
 	}
 	if need := m.forkPages(&m.seqs[uint32(id)]); need > m.available() {
-		return 0, noSpace(opFork, id, need, m.available(), 0)
+		return 0, m.noSpace(opFork, id, need, m.available(), 0)
 	}
 	pidx, _ := id.parts()
 	p := &m.seqs[pidx]
