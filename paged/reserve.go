@@ -8,8 +8,8 @@ import (
 
 // Reserve is memory New sets aside, and writes once so that the operating
 // system maps it then, for the sequences a manager will hold at once: their
-// records, and the block hashes and block tables Add makes for each from
-// its MaxTokens hint (SeqOptions). A fresh process otherwise takes those
+// records, and the token copies, block hashes and block tables Add makes
+// for each from its MaxTokens hint (SeqOptions). A fresh process otherwise takes those
 // from heap memory it never touched, and pays a page fault (mapping and
 // zeroing a page, a microsecond or more; about 12 on a virtual machine)
 // for every 4 KB inside the Add and Admit calls of its first requests;
@@ -24,14 +24,15 @@ import (
 // Cost at New, in bytes on 64-bit platforms (less on 32-bit ones, whose
 // records are smaller; TestReserveBytes): Sequences x (452 + 88 per KV
 // cache group beyond the first) for the records and their free list;
-// for the buffers, 32 per block of Tokens (a hash) plus 4 per block of
+// for the buffers, 4 per token of Tokens (Add's copy), 32 per block of
+// Tokens (a hash) plus 4 per block of
 // Tokens in each full attention or window group (a table entry; a State
 // group 4 x Pages per sequence), plus one table entry per sequence and
 // group for rounding; and, with any reserve, the SHA-256 hasher's state
 // (made at New instead of at the first hash) and the prefix lookup's scratch:
 // 4 per group and block of the longest sequence (MaxModelLen, at most the
 // pool), 4 more with a window or chunked group. At block size 16, one
-// group: 456 bytes a sequence and 2.25 a token, plus 4 bytes a pool
+// group: 456 bytes a sequence and 6.25 a token, plus 4 bytes a pool
 // block.
 type Reserve struct {
 	// Sequences is how many sequences (waiting, running and swapped out
@@ -39,10 +40,11 @@ type Reserve struct {
 	// sequences never grows the record array. At most MaxReserveSequences.
 	Sequences int
 	// Tokens is the sum of the MaxTokens hints (a sequence without a
-	// hint: its prompt's length) of the sequences the hash and table
-	// buffers are made for: Add and AddOwned take a new sequence's hash
-	// buffer and table from them while they last. Add's copy of the
-	// tokens is not reserved (AddOwned makes none). At most
+	// hint: its prompt's length) of the sequences the token, hash and
+	// table buffers are made for: Add and AddOwned take a new sequence's
+	// hash buffer and table from them while they last, and Add (AddHashed,
+	// Fork) its copy of the tokens (AddOwned makes none when the prompt
+	// has room for the hint). At most
 	// MaxReserveTokens, and the block-table entries made, every group's
 	// (a State group's Pages for each of Sequences), at most 2^31-1.
 	Tokens int
@@ -50,7 +52,7 @@ type Reserve struct {
 
 // Bounds on Config.Reserve, so that a typo fails New with ErrInvalid
 // instead of taking the process down: 2^20 sequences (470 MB of records),
-// 2^30 tokens (2.4 GB of buffers at block size 16 with one group).
+// 2^30 tokens (6.7 GB of buffers at block size 16 with one group).
 const (
 	MaxReserveSequences = 1 << 20
 	MaxReserveTokens    = 1 << 30
@@ -70,6 +72,7 @@ func (r Reserve) check() error {
 // reserved holds what is left of Config.Reserve's buffers: each a slab
 // handed out from its front, a piece at a time, never taken back.
 type reserved struct {
+	tokens []int32
 	hashes []Hash
 	blocks []allocator.BlockID
 	ext    []groupTable
@@ -135,6 +138,8 @@ func (m *Manager) initReserve() error {
 	if r.Tokens == 0 {
 		return nil
 	}
+	m.res.tokens = make([]int32, r.Tokens) // Add's copies (setTokens)
+	prefault(m.res.tokens)
 	if m.hashing {
 		m.res.hashes = make([]Hash, m.fullBlocks(r.Tokens))
 		prefault(m.res.hashes)

@@ -47,7 +47,8 @@ var reserveLayouts = []struct {
 
 // TestReserveNoAllocs: with a reserve for the sequences it will hold, a
 // fresh manager allocates nothing for them from the first call on: adding
-// them with hints (AddOwned, so no token copy), admitting them, decoding
+// them with hints (AddOwned, which makes no token copy, or Add, whose
+// copy the reserve's tokens hold), admitting them, decoding
 // within the hints, preempting, readmitting and freeing them. Without the
 // reserve the same calls allocate (the test's measure sees them). Hybrid
 // layouts run in the vLLM-compatible mode (UnifiedFreeQueue): the default
@@ -56,6 +57,19 @@ var reserveLayouts = []struct {
 func TestReserveNoAllocs(t *testing.T) {
 	const bs, n = 16, 40
 	for _, l := range reserveLayouts {
+		for _, add := range []string{"AddOwned", "Add"} {
+			testReserveNoAllocs(t, l.name, l.groups, add)
+		}
+	}
+}
+
+func testReserveNoAllocs(t *testing.T, name string, groups []paged.Group, add string) {
+	const bs, n = 16, 40
+	l := struct {
+		name   string
+		groups []paged.Group
+	}{name + "/" + add, groups}
+	{
 		t.Run(l.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			lens, hints := make([]int, n), make([]int, n)
@@ -81,7 +95,13 @@ func TestReserveNoAllocs(t *testing.T) {
 				var fail error
 				a := mallocs(func() {
 					for i := range ids {
-						id, err := m.AddOwned(prompts[i], &paged.SeqOptions{MaxTokens: hints[i]})
+						var id paged.SeqID
+						var err error
+						if add == "Add" {
+							id, err = m.Add(prompts[i], &paged.SeqOptions{MaxTokens: hints[i]})
+						} else {
+							id, err = m.AddOwned(prompts[i], &paged.SeqOptions{MaxTokens: hints[i]})
+						}
 						fail = errors.Join(fail, err)
 						ids[i] = id
 					}

@@ -414,14 +414,20 @@ func (m *Manager) reserve(opts *SeqOptions) int {
 }
 
 // setTokens makes s's tokens a copy of src, in a buffer with room for
-// want tokens. A new buffer is made by appending the reserve to a
+// want tokens: s's own, if it has the room, else a piece of
+// Config.Reserve's tokens while they last, else a new one. A new buffer is made by appending the reserve to a
 // full-capacity view of src: the runtime then copies src and clears only
 // the reserve, where making the whole buffer first would clear it all and
 // then copy over most of it (W1 adds 2.4M prompt tokens before its first
 // step). src itself is never kept: its view has no room, so append must
 // allocate.
-func setTokens(s *sequence, src []int32, want int) {
+func (m *Manager) setTokens(s *sequence, src []int32, want int) {
 	n := len(src)
+	if c := max(n, want); cap(s.tokens) < c && c <= len(m.res.tokens) {
+		s.tokens = append(m.res.tokens[:0:c], src...)
+		m.res.tokens = m.res.tokens[c:]
+		return
+	}
 	if want <= n || cap(s.tokens) >= want {
 		s.tokens = append(s.tokens[:0], src...)
 		return
@@ -543,7 +549,7 @@ func (m *Manager) add(op string, prompt []int32, opts *SeqOptions, waiting, owne
 		n := len(prompt)
 		s.tokens = prompt[:n:max(n, want)]
 	} else {
-		setTokens(s, prompt, want)
+		m.setTokens(s, prompt, want)
 	}
 	m.setPromptHashes(s, idx, want)
 	return makeSeqID(idx, s.gen), nil
@@ -602,7 +608,7 @@ func (m *Manager) AddHashed(prompt []int32, hashes []Hash, opts *SeqOptions) (Se
 	idx, s := m.newSeq(max(want, len(prompt)))
 	s.ownHashes = false
 	m.setOptions(s, opts)
-	setTokens(s, prompt, want)
+	m.setTokens(s, prompt, want)
 	if m.hashing {
 		if w := want / m.bs; cap(s.hashes) < w && w > len(hashes) {
 			s.hashes = append(hashes[:len(hashes):len(hashes)], make([]Hash, w-len(hashes))...)[:len(hashes)]
@@ -1201,7 +1207,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.released = p.released
 	m.setOptions(c, &p.opts)
 	want := m.reserve(&p.opts)
-	setTokens(c, p.tokens, want)
+	m.setTokens(c, p.tokens, want)
 	c.hashes = append(slices.Grow(c.hashes, want/m.bs), p.hashes...)
 	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
 	c.unknown, c.ownHashes = p.unknown, p.ownHashes
