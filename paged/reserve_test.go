@@ -55,7 +55,6 @@ var reserveLayouts = []struct {
 // mode's retention lists (window pins, checkpoint pages) are not
 // reserved.
 func TestReserveNoAllocs(t *testing.T) {
-	const bs, n = 16, 40
 	for _, l := range reserveLayouts {
 		for _, add := range []string{"AddOwned", "Add"} {
 			testReserveNoAllocs(t, l.name, l.groups, add)
@@ -65,79 +64,73 @@ func TestReserveNoAllocs(t *testing.T) {
 
 func testReserveNoAllocs(t *testing.T, name string, groups []paged.Group, add string) {
 	const bs, n = 16, 40
-	l := struct {
-		name   string
-		groups []paged.Group
-	}{name + "/" + add, groups}
-	{
-		t.Run(l.name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(1, 2))
-			lens, hints := make([]int, n), make([]int, n)
-			total := 0
-			for i := range lens {
-				lens[i] = 1 + rng.IntN(200)
-				hints[i] = lens[i] + 1 + rng.IntN(40)
-				total += hints[i]
+	t.Run(name+"/"+add, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		lens, hints := make([]int, n), make([]int, n)
+		total := 0
+		for i := range lens {
+			lens[i] = 1 + rng.IntN(200)
+			hints[i] = lens[i] + 1 + rng.IntN(40)
+			total += hints[i]
+		}
+		run := func(r paged.Reserve) uint64 {
+			m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 1024, Groups: groups, UnifiedFreeQueue: groups != nil, Reserve: r})
+			if err != nil {
+				t.Fatal(err)
 			}
-			run := func(r paged.Reserve) uint64 {
-				m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 1024, Groups: l.groups, UnifiedFreeQueue: l.groups != nil, Reserve: r})
-				if err != nil {
-					t.Fatal(err)
+			prompts := make([][]int32, n)
+			for i := range prompts {
+				prompts[i] = make([]int32, lens[i], hints[i])
+				for j := range prompts[i] {
+					prompts[i][j] = int32(i%3*1000 + j) // some shared prefixes
 				}
-				prompts := make([][]int32, n)
-				for i := range prompts {
-					prompts[i] = make([]int32, lens[i], hints[i])
-					for j := range prompts[i] {
-						prompts[i][j] = int32(i%3*1000 + j) // some shared prefixes
+			}
+			ids := make([]paged.SeqID, n)
+			var fail error
+			a := mallocs(func() {
+				for i := range ids {
+					var id paged.SeqID
+					var err error
+					if add == "Add" {
+						id, err = m.Add(prompts[i], &paged.SeqOptions{MaxTokens: hints[i]})
+					} else {
+						id, err = m.AddOwned(prompts[i], &paged.SeqOptions{MaxTokens: hints[i]})
 					}
+					fail = errors.Join(fail, err)
+					ids[i] = id
 				}
-				ids := make([]paged.SeqID, n)
-				var fail error
-				a := mallocs(func() {
-					for i := range ids {
-						var id paged.SeqID
-						var err error
-						if add == "Add" {
-							id, err = m.Add(prompts[i], &paged.SeqOptions{MaxTokens: hints[i]})
-						} else {
-							id, err = m.AddOwned(prompts[i], &paged.SeqOptions{MaxTokens: hints[i]})
-						}
-						fail = errors.Join(fail, err)
-						ids[i] = id
-					}
-					for i, id := range ids {
-						if _, err := m.Admit(id); err != nil {
-							fail = errors.Join(fail, err)
-						}
-						for k := lens[i]; k < hints[i]-1; k++ {
-							fail = errors.Join(fail, m.Append(id, int32(k)))
-						}
-					}
-					for i := 0; i < n; i += 3 {
-						fail = errors.Join(fail, m.Preempt(ids[i]))
-						_, err := m.Admit(ids[i])
+				for i, id := range ids {
+					if _, err := m.Admit(id); err != nil {
 						fail = errors.Join(fail, err)
 					}
-					for _, id := range ids {
-						fail = errors.Join(fail, m.Free(id))
+					for k := lens[i]; k < hints[i]-1; k++ {
+						fail = errors.Join(fail, m.Append(id, int32(k)))
 					}
-				})
-				if fail != nil {
-					t.Fatal(fail)
 				}
-				if err := m.Check(); err != nil {
-					t.Fatal(err)
+				for i := 0; i < n; i += 3 {
+					fail = errors.Join(fail, m.Preempt(ids[i]))
+					_, err := m.Admit(ids[i])
+					fail = errors.Join(fail, err)
 				}
-				return a
+				for _, id := range ids {
+					fail = errors.Join(fail, m.Free(id))
+				}
+			})
+			if fail != nil {
+				t.Fatal(fail)
 			}
-			if a := run(paged.Reserve{Sequences: n, Tokens: total}); a != 0 {
-				t.Errorf("with a reserve for the %d sequences: %d allocations", n, a)
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
 			}
-			if a := run(paged.Reserve{}); a < n {
-				t.Errorf("without a reserve: %d allocations for %d sequences; the measure misses them", a, n)
-			}
-		})
-	}
+			return a
+		}
+		if a := run(paged.Reserve{Sequences: n, Tokens: total}); a != 0 {
+			t.Errorf("with a reserve for the %d sequences: %d allocations", n, a)
+		}
+		if a := run(paged.Reserve{}); a < n {
+			t.Errorf("without a reserve: %d allocations for %d sequences; the measure misses them", a, n)
+		}
+	})
 }
 
 // TestReserveInvalid: a reserve out of bounds is refused with ErrInvalid
