@@ -226,8 +226,10 @@ func (c Capacity) valid() bool {
 }
 
 // UsableBlocks returns the blocks of one pool that can hold KV:
-// NumBlocks-1, since block 0 is the null block.
-func (c Capacity) UsableBlocks() int64 { return c.NumBlocks - 1 }
+// NumBlocks-1, since block 0 is the null block; 0 for a pool of fewer
+// than 2 blocks (the zero Capacity, or one edited below what Plan makes),
+// which holds none, as its other methods answer 0 for it.
+func (c Capacity) UsableBlocks() int64 { return max(c.NumBlocks-1, 0) }
 
 // seqBlocks returns the blocks one rank holds for a sequence of contextLen
 // tokens: with context parallelism each CP rank holds ceil(contextLen/CP)

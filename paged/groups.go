@@ -111,7 +111,9 @@ type Group struct {
 	// Pages is the number of blocks a sequence's state takes (State only;
 	// kvmem.Spec.StateBlocks computes it from the model's state size), at
 	// most the pool's usable blocks, NumBlocks-1 (New refuses more with
-	// ErrInvalid).
+	// ErrInvalid). Every State group's together, which a sequence takes
+	// at admission, are at most MaxBlocks (ErrInvalid); past the usable
+	// blocks, every admission is ErrNever.
 	Pages int
 	// Target is the group whose KV a Shared group reads: a full,
 	// sliding-window or chunked group.
@@ -155,6 +157,10 @@ func checkGroups(cfg *Config) error {
 	// the default mode, whose lookup is the fixed point of every kind's.
 	oneOther := cfg.UnifiedFreeQueue && !cfg.DisablePrefixCaching
 	var other *Group
+	// pages sums the State groups' pages, checked against MaxBlocks as
+	// it grows: 255 groups of 2^24 pages would wrap an int where it is
+	// 32 bits (the manager's spages, a fork's or a draft's pages).
+	pages := 0
 	for i := range cfg.Groups {
 		g := &cfg.Groups[i]
 		// Each kind's parameter, in a fixed order so the error is the same
@@ -186,6 +192,14 @@ func checkGroups(cfg *Config) error {
 				// that fits the states but not a sequence's tokens
 				// besides them is refused at admission, ErrNever.)
 				return fmt.Errorf("%w: Config.Groups[%d] (%v) takes %d pages per sequence, more than the pool's %d usable blocks", ErrInvalid, i, g.Kind, param, cfg.NumBlocks-1)
+			}
+			if g.Kind == State {
+				// Every sequence takes all the states at admission: more
+				// than any pool holds is never. (Past this pool's usable
+				// blocks, admission refuses every sequence, ErrNever.)
+				if pages += param; pages > MaxBlocks {
+					return fmt.Errorf("%w: Config.Groups[%d] (%v) brings the State groups' pages to %d per sequence, more than any pool holds (MaxBlocks=%d)", ErrInvalid, i, g.Kind, pages, MaxBlocks)
+				}
 			}
 			if oneOther && other != nil && *other != *g {
 				return fmt.Errorf("%w: Config.Groups[%d] (%v %d) differs from another group (%v): with UnifiedFreeQueue and prefix caching (vLLM v1's hybrid coordinator) one kind besides full attention, of one size, is supported; the default mode takes any", ErrInvalid, i, g.Kind, param, other.Kind)
@@ -443,6 +457,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		maxHit = m.fullBlocks(n)
 	}
 	p.hits = m.lookupGroups(s, maxHit)
+	m.ret.missed = false
 	// A host hit takes a new device block to onboard it into. p.onboard
 	// counts group 0's only, the host part of PrefixHitBlocks.
 	host := 0
@@ -478,16 +493,48 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 			host++
 		}
 	}
-	p.alloc = total - held + p.evictableHits + m.stateClaims() + host
+	claims := m.stateClaims()
+	p.alloc = total - held + p.evictableHits + claims + host
 	p.held = total - nulls
 	wm := m.watermarkBlocks()
+	room := m.bp.pool.Usable() - wm
 	switch {
-	case p.held > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
+	case n > m.cfg.MaxModelLen || p.held > room && m.ret.hit == 0:
 		return p, AdmitNever
+	case m.ret.hit > 0 && (p.alloc > m.available()-wm || p.held+claims > room) && total <= m.available()-wm:
+		// The checkpoint hit costs more than computing from scratch (its
+		// pages are claimed besides the sequence's own, and pinned while
+		// it runs) and does not fit where a miss would: a miss, rather
+		// than a refusal that, in a pool this small or this full, may
+		// never clear. vLLM has no such case: an attention hit never
+		// costs more than a miss.
+		return m.missGroups(p.need, total), AdmitOK
+	case p.held+claims > room:
+		// Even alone with the checkpoint, never; computed from scratch,
+		// later (the case above found no room now), or never.
+		q := m.missGroups(p.need, total)
+		if total > room {
+			return q, AdmitNever
+		}
+		return q, AdmitLater
 	case p.alloc > m.available()-wm:
 		return p, AdmitLater
 	}
 	return p, AdmitOK
+}
+
+// missGroups drops the last lookup's hits, in every group and state
+// checkpoint, and returns the plan of admitting the sequence it made
+// them for, of need group-0 blocks and total in every group, from
+// scratch. The lookup's full-attention hit stays the sequence's branch
+// point (retention.go, checkpoint.go).
+func (m *Manager) missGroups(need, total int) plan {
+	m.hits = m.hits[:0]
+	for g := range m.ghits {
+		m.ghits[g] = m.ghits[g][:0]
+	}
+	m.ret.hit, m.ret.hitPages, m.ret.missed = 0, m.ret.hitPages[:0], true
+	return plan{need: need, alloc: total, held: total}
 }
 
 // admitGroups commits a successful plan: device hits are claimed group by
@@ -637,7 +684,7 @@ func (m *Manager) slidableGroups(s *sequence, c int, pinned bool) int {
 func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
 	m.setOwn(s, false) // appendOne sets it again where it holds
 	if need, ok := m.growGroups(s, tokens, spec); !ok {
-		return noSpace(opAppend, id, need, m.available(), 0)
+		return m.noSpace(opAppend, id, need, m.available(), 0)
 	}
 	return nil
 }

@@ -10,8 +10,8 @@ import (
 
 // Reserve is memory New sets aside, and writes once so that the operating
 // system maps it then, for the sequences a manager will hold at once: their
-// records, and the block hashes and block tables Add makes for each from
-// its MaxTokens hint (SeqOptions). A fresh process otherwise takes those
+// records, and the token copies, block hashes and block tables Add makes
+// for each from its MaxTokens hint (SeqOptions). A fresh process otherwise takes those
 // from heap memory it never touched, and pays a page fault (mapping and
 // zeroing a page, a microsecond or more; about 12 on a virtual machine)
 // for every 4 KB inside the Add and Admit calls of its first requests;
@@ -26,14 +26,15 @@ import (
 // Cost at New, in bytes on 64-bit platforms (less on 32-bit ones, whose
 // records are smaller; TestReserveBytes): Sequences x (452 + 88 per KV
 // cache group beyond the first) for the records and their free list;
-// for the buffers, 32 per block of Tokens (a hash) plus 4 per block of
+// for the buffers, 4 per token of Tokens (Add's copy), 32 per block of
+// Tokens (a hash) plus 4 per block of
 // Tokens in each full attention or window group (a table entry; a State
 // group 4 x Pages per sequence), plus one table entry per sequence and
 // group for rounding; and, with any reserve, the SHA-256 hasher's state
 // (made at New instead of at the first hash) and the prefix lookup's scratch:
 // 4 per group and block of the longest sequence (MaxModelLen, at most the
 // pool), 4 more with a window or chunked group. At block size 16, one
-// group: 456 bytes a sequence and 2.25 a token, plus 4 bytes a pool
+// group: 456 bytes a sequence and 6.25 a token, plus 4 bytes a pool
 // block.
 type Reserve struct {
 	// Sequences is how many sequences (waiting, running and swapped out
@@ -41,20 +42,23 @@ type Reserve struct {
 	// sequences never grows the record array. At most MaxReserveSequences.
 	Sequences int
 	// Tokens is the sum of the MaxTokens hints (a sequence without a
-	// hint: its prompt's length) of the sequences the hash and table
-	// buffers are made for: Add and AddOwned take a new sequence's hash
-	// buffer and table from them while they last. Add's copy of the
-	// tokens is not reserved (AddOwned makes none). At most
-	// MaxReserveTokens.
+	// hint: its prompt's length) of the sequences the token, hash and
+	// table buffers are made for: Add and AddOwned take a new sequence's
+	// hash buffer and table from them while they last, and Add (AddHashed,
+	// Fork) its copy of the tokens (AddOwned makes none when the prompt
+	// has room for the hint). At most
+	// MaxReserveTokens, and the block-table entries made, every group's
+	// (a State group's Pages for each of Sequences), at most 2^31-1.
 	Tokens int
 }
 
 // Bounds on Config.Reserve, so that a typo fails New with ErrInvalid
 // instead of taking the process down: 2^20 sequences (470 MB of records),
-// 2^30 tokens (2.4 GB of buffers at block size 16 with one group). New
+// 2^30 tokens (6.7 GB of buffers at block size 16 with one group). New
 // also refuses, with ErrInvalid, a reserve whose records and buffers
 // would take more than 4 GiB (1 GiB where int is 32 bits), which smaller
-// blocks or more groups reach within these bounds.
+// blocks or more groups reach within these bounds, or whose block tables
+// would pass 2^31-1 entries.
 const (
 	MaxReserveSequences = 1 << 20
 	MaxReserveTokens    = 1 << 30
@@ -74,24 +78,27 @@ func (r Reserve) check() error {
 // reserved holds what is left of Config.Reserve's buffers: each a slab
 // handed out from its front, a piece at a time, never taken back.
 type reserved struct {
+	tokens []int32
 	hashes []Hash
 	blocks []allocator.BlockID
 	ext    []groupTable
 }
 
 // reserveSizes returns the lengths of the slabs Config.Reserve asks for:
-// hashes, table entries (every group's) and group tables of records
-// beyond the first group's, in 64 bits (a reserve of many groups or
-// pages may count past a 32-bit int before New refuses it). It runs
-// after initGroups (the groups' table sizes).
-func (m *Manager) reserveSizes() (hashes, blocks, ext int64) {
+// tokens, hashes, table entries (every group's) and group tables of
+// records beyond the first group's, in 64 bits (a reserve of many groups
+// or pages may count past a 32-bit int before New refuses it: a State
+// group takes its Pages for every sequence). It runs after initGroups
+// (the groups' table sizes).
+func (m *Manager) reserveSizes() (tokens, hashes, blocks, ext int64) {
 	r := m.cfg.Reserve
-	seqs, tokens := int64(r.Sequences), int64(r.Tokens)
+	seqs := int64(r.Sequences)
+	tokens = int64(r.Tokens)
 	if m.hybrid() {
 		ext = seqs * int64(len(m.cfg.Groups)-1)
 	}
 	if tokens == 0 {
-		return 0, 0, ext
+		return 0, 0, 0, ext
 	}
 	if m.hashing {
 		hashes = int64(m.fullBlocks(r.Tokens))
@@ -103,16 +110,17 @@ func (m *Manager) reserveSizes() (hashes, blocks, ext int64) {
 			blocks += int64(m.groupNeed(g, r.Tokens)) + seqs*int64(m.groupNeed(g, 1))
 		}
 	}
-	return hashes, blocks, ext
+	return tokens, hashes, blocks, ext
 }
 
 // reserveBytes is what Config.Reserve's records and slabs take, in
 // bytes (the lookup's scratch, bounded by the pool, aside).
 func (m *Manager) reserveBytes() float64 {
-	hashes, blocks, ext := m.reserveSizes()
+	tokens, hashes, blocks, ext := m.reserveSizes()
 	seqs := float64(m.cfg.Reserve.Sequences)
 	return seqs*float64(unsafe.Sizeof(sequence{})+4) + float64(ext)*float64(unsafe.Sizeof(groupTable{})) +
-		float64(hashes)*float64(unsafe.Sizeof(Hash{})) + float64(blocks)*float64(unsafe.Sizeof(allocator.BlockID(0)))
+		float64(tokens)*4 + float64(hashes)*float64(unsafe.Sizeof(Hash{})) +
+		float64(blocks)*float64(unsafe.Sizeof(allocator.BlockID(0)))
 }
 
 // maxReserveBytes bounds what Config.Reserve may take at New: 4 GiB, or
@@ -121,12 +129,22 @@ func (m *Manager) reserveBytes() float64 {
 // tokens of blocks of one token: 36 GB of hashes and table).
 const maxReserveBytes = min(1<<32, math.MaxInt/2)
 
-// checkReserve refuses a Config.Reserve whose records and slabs would
-// take more than maxReserveBytes. It runs after initGroups.
+// maxReserveEntries bounds the block-table entries of a reserve, every
+// group's: 2^31-1, an int on every platform.
+const maxReserveEntries = 1<<31 - 1
+
+// checkReserve refuses a Config.Reserve whose block tables would pass
+// maxReserveEntries or whose records and slabs would take more than
+// maxReserveBytes. It runs after initGroups.
 func (m *Manager) checkReserve() error {
+	r := m.cfg.Reserve
+	if _, _, n, _ := m.reserveSizes(); n > maxReserveEntries {
+		return fmt.Errorf("%w: Config.Reserve (%d sequences, %d tokens) makes %d block-table entries in its %d groups (a State group's Pages for every sequence), more than 2^31-1",
+			ErrInvalid, r.Sequences, r.Tokens, n, m.ntables())
+	}
 	if b := m.reserveBytes(); b > maxReserveBytes {
 		return fmt.Errorf("%w: Config.Reserve of %d sequences and %d tokens takes %.3g bytes at block size %d with %d groups, more than %d",
-			ErrInvalid, m.cfg.Reserve.Sequences, m.cfg.Reserve.Tokens, b, m.bs, max(1, len(m.cfg.Groups)), int64(maxReserveBytes))
+			ErrInvalid, r.Sequences, r.Tokens, b, m.bs, max(1, len(m.cfg.Groups)), int64(maxReserveBytes))
 	}
 	return nil
 }
@@ -155,7 +173,7 @@ func (m *Manager) initReserve() {
 		m.wids = make([]allocator.BlockID, 0, most) // the window lookup's
 		prefault(m.wids[:most])
 	}
-	hashes, blocks, ext := m.reserveSizes()
+	tokens, hashes, blocks, ext := m.reserveSizes()
 	if r.Sequences > 0 {
 		m.seqs = make([]sequence, 0, r.Sequences)
 		prefault(m.seqs[:r.Sequences])
@@ -164,6 +182,10 @@ func (m *Manager) initReserve() {
 			m.res.ext = make([]groupTable, ext)
 			prefault(m.res.ext)
 		}
+	}
+	if tokens > 0 {
+		m.res.tokens = make([]int32, tokens) // Add's copies (setTokens)
+		prefault(m.res.tokens)
 	}
 	if hashes > 0 {
 		m.res.hashes = make([]Hash, hashes)

@@ -39,14 +39,14 @@ func TestReserveBytes(t *testing.T) {
 			}
 			got := int64(alloc(Reserve{Sequences: seqs, Tokens: tokens})) - int64(alloc(Reserve{}))
 			groups := max(1, len(l.groups))
-			// Records and the free list; hashes; the lookup's scratch,
+			// Records and the free list; tokens; hashes; the lookup's scratch,
 			// a table of the pool's 511 blocks per group (the longest
 			// sequence fills the pool); the tables.
 			rec, ext := int(unsafe.Sizeof(sequence{})), int(unsafe.Sizeof(groupTable{}))
 			if unsafe.Sizeof(uintptr(0)) == 8 && (rec != 448 || ext != 88) {
 				t.Fatalf("a record is %d bytes and a group table %d, documented 448 and 88", rec, ext)
 			}
-			want := seqs*(rec+4) + seqs*ext*(groups-1) + 32*tokens/bs + 4*511*groups
+			want := seqs*(rec+4) + seqs*ext*(groups-1) + 4*tokens + 32*tokens/bs + 4*511*groups
 			if l.name == "window" {
 				want += 4 * 511 // the window lookup's scratch
 			}
@@ -57,7 +57,7 @@ func TestReserveBytes(t *testing.T) {
 				}
 				want += 4 * (tokens/bs + seqs)
 			}
-			slabs := 5 + 2*groups // each rounded up to the heap's 8 KB pages
+			slabs := 6 + 2*groups // each rounded up to the heap's 8 KB pages
 			if got < int64(want) || got > int64(want+slabs*8192) {
 				t.Fatalf("New with a reserve of %d sequences and %d tokens allocates %d bytes more, documented %d", seqs, tokens, got, want)
 			}

@@ -47,77 +47,90 @@ var reserveLayouts = []struct {
 
 // TestReserveNoAllocs: with a reserve for the sequences it will hold, a
 // fresh manager allocates nothing for them from the first call on: adding
-// them with hints (AddOwned, so no token copy), admitting them, decoding
+// them with hints (AddOwned, which makes no token copy, or Add, whose
+// copy the reserve's tokens hold), admitting them, decoding
 // within the hints, preempting, readmitting and freeing them. Without the
 // reserve the same calls allocate (the test's measure sees them). Hybrid
 // layouts run in the vLLM-compatible mode (UnifiedFreeQueue): the default
 // mode's retention lists (window pins, checkpoint pages) are not
 // reserved.
 func TestReserveNoAllocs(t *testing.T) {
-	const bs, n = 16, 40
 	for _, l := range reserveLayouts {
-		t.Run(l.name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(1, 2))
-			lens, hints := make([]int, n), make([]int, n)
-			total := 0
-			for i := range lens {
-				lens[i] = 1 + rng.IntN(200)
-				hints[i] = lens[i] + 1 + rng.IntN(40)
-				total += hints[i]
-			}
-			run := func(r paged.Reserve) uint64 {
-				m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 1024, Groups: l.groups, UnifiedFreeQueue: l.groups != nil, Reserve: r})
-				if err != nil {
-					t.Fatal(err)
-				}
-				prompts := make([][]int32, n)
-				for i := range prompts {
-					prompts[i] = make([]int32, lens[i], hints[i])
-					for j := range prompts[i] {
-						prompts[i][j] = int32(i%3*1000 + j) // some shared prefixes
-					}
-				}
-				ids := make([]paged.SeqID, n)
-				var fail error
-				a := mallocs(func() {
-					for i := range ids {
-						id, err := m.AddOwned(prompts[i], &paged.SeqOptions{MaxTokens: hints[i]})
-						fail = errors.Join(fail, err)
-						ids[i] = id
-					}
-					for i, id := range ids {
-						if _, err := m.Admit(id); err != nil {
-							fail = errors.Join(fail, err)
-						}
-						for k := lens[i]; k < hints[i]-1; k++ {
-							fail = errors.Join(fail, m.Append(id, int32(k)))
-						}
-					}
-					for i := 0; i < n; i += 3 {
-						fail = errors.Join(fail, m.Preempt(ids[i]))
-						_, err := m.Admit(ids[i])
-						fail = errors.Join(fail, err)
-					}
-					for _, id := range ids {
-						fail = errors.Join(fail, m.Free(id))
-					}
-				})
-				if fail != nil {
-					t.Fatal(fail)
-				}
-				if err := m.Check(); err != nil {
-					t.Fatal(err)
-				}
-				return a
-			}
-			if a := run(paged.Reserve{Sequences: n, Tokens: total}); a != 0 {
-				t.Errorf("with a reserve for the %d sequences: %d allocations", n, a)
-			}
-			if a := run(paged.Reserve{}); a < n {
-				t.Errorf("without a reserve: %d allocations for %d sequences; the measure misses them", a, n)
-			}
-		})
+		for _, add := range []string{"AddOwned", "Add"} {
+			testReserveNoAllocs(t, l.name, l.groups, add)
+		}
 	}
+}
+
+func testReserveNoAllocs(t *testing.T, name string, groups []paged.Group, add string) {
+	const bs, n = 16, 40
+	t.Run(name+"/"+add, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(1, 2))
+		lens, hints := make([]int, n), make([]int, n)
+		total := 0
+		for i := range lens {
+			lens[i] = 1 + rng.IntN(200)
+			hints[i] = lens[i] + 1 + rng.IntN(40)
+			total += hints[i]
+		}
+		run := func(r paged.Reserve) uint64 {
+			m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 1024, Groups: groups, UnifiedFreeQueue: groups != nil, Reserve: r})
+			if err != nil {
+				t.Fatal(err)
+			}
+			prompts := make([][]int32, n)
+			for i := range prompts {
+				prompts[i] = make([]int32, lens[i], hints[i])
+				for j := range prompts[i] {
+					prompts[i][j] = int32(i%3*1000 + j) // some shared prefixes
+				}
+			}
+			ids := make([]paged.SeqID, n)
+			var fail error
+			a := mallocs(func() {
+				for i := range ids {
+					var id paged.SeqID
+					var err error
+					if add == "Add" {
+						id, err = m.Add(prompts[i], &paged.SeqOptions{MaxTokens: hints[i]})
+					} else {
+						id, err = m.AddOwned(prompts[i], &paged.SeqOptions{MaxTokens: hints[i]})
+					}
+					fail = errors.Join(fail, err)
+					ids[i] = id
+				}
+				for i, id := range ids {
+					if _, err := m.Admit(id); err != nil {
+						fail = errors.Join(fail, err)
+					}
+					for k := lens[i]; k < hints[i]-1; k++ {
+						fail = errors.Join(fail, m.Append(id, int32(k)))
+					}
+				}
+				for i := 0; i < n; i += 3 {
+					fail = errors.Join(fail, m.Preempt(ids[i]))
+					_, err := m.Admit(ids[i])
+					fail = errors.Join(fail, err)
+				}
+				for _, id := range ids {
+					fail = errors.Join(fail, m.Free(id))
+				}
+			})
+			if fail != nil {
+				t.Fatal(fail)
+			}
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}
+		if a := run(paged.Reserve{Sequences: n, Tokens: total}); a != 0 {
+			t.Errorf("with a reserve for the %d sequences: %d allocations", n, a)
+		}
+		if a := run(paged.Reserve{}); a < n {
+			t.Errorf("without a reserve: %d allocations for %d sequences; the measure misses them", a, n)
+		}
+	})
 }
 
 // TestReserveInvalid: a reserve out of bounds is refused with ErrInvalid

@@ -414,14 +414,20 @@ func (m *Manager) reserve(opts *SeqOptions) int {
 }
 
 // setTokens makes s's tokens a copy of src, in a buffer with room for
-// want tokens. A new buffer is made by appending the reserve to a
+// want tokens: s's own, if it has the room, else a piece of
+// Config.Reserve's tokens while they last, else a new one. A new buffer is made by appending the reserve to a
 // full-capacity view of src: the runtime then copies src and clears only
 // the reserve, where making the whole buffer first would clear it all and
 // then copy over most of it (W1 adds 2.4M prompt tokens before its first
 // step). src itself is never kept: its view has no room, so append must
 // allocate.
-func setTokens(s *sequence, src []int32, want int) {
+func (m *Manager) setTokens(s *sequence, src []int32, want int) {
 	n := len(src)
+	if c := max(n, want); cap(s.tokens) < c && c <= len(m.res.tokens) {
+		s.tokens = append(m.res.tokens[:0:c], src...)
+		m.res.tokens = m.res.tokens[c:]
+		return
+	}
 	if want <= n || cap(s.tokens) >= want {
 		s.tokens = append(s.tokens[:0], src...)
 		return
@@ -546,7 +552,7 @@ func (m *Manager) add(op string, prompt []int32, opts *SeqOptions, waiting, owne
 		n := len(prompt)
 		s.tokens = prompt[:n:max(n, want)]
 	} else {
-		setTokens(s, prompt, want)
+		m.setTokens(s, prompt, want)
 	}
 	m.setPromptHashes(s, idx, want)
 	return makeSeqID(idx, s.gen), nil
@@ -605,7 +611,7 @@ func (m *Manager) AddHashed(prompt []int32, hashes []Hash, opts *SeqOptions) (Se
 	idx, s := m.newSeq(max(want, len(prompt)))
 	s.ownHashes = false
 	m.setOptions(s, opts)
-	setTokens(s, prompt, want)
+	m.setTokens(s, prompt, want)
 	if m.hashing {
 		if w := want / m.bs; cap(s.hashes) < w && w > len(hashes) {
 			s.hashes = append(hashes[:len(hashes):len(hashes)], make([]Hash, w-len(hashes))...)[:len(hashes)]
@@ -820,6 +826,9 @@ func (m *Manager) CanAdmitTokens(n int) Admission {
 // It returns the number of tokens already computed. A sequence preempted
 // earlier is resumed this way, its tokens and hashes intact. ErrNoSpace
 // means later, ErrNever never; the prefix statistics count every call.
+// A state checkpoint hit (State groups, docs/hybrid.md) that does not fit
+// where computing the sequence from scratch does is dropped: the hit is
+// then 0.
 func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	s, err := m.seq(id)
 	if err != nil {
@@ -834,9 +843,12 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	case AdmitNever:
 		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.held, m.bp.pool.Usable(), m.watermarkBlocks())
 	case AdmitLater:
-		return 0, noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
+		return 0, m.noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
 	}
 	if m.hybrid() {
+		if m.ret.missed || m.ret.noHit {
+			m.stats.ckptDropped++ // noHit: AdmitChunk's whole plan dropped it
+		}
 		m.admitGroups(s, p)
 		m.retainHits(s)
 		m.noteAdmit(s, id)
@@ -1024,7 +1036,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		need++
 	}
 	if need > m.available()+m.slidable(s, slideFrom(s, spec)) {
-		return noSpace(opAppend, id, need, m.available(), 0)
+		return m.noSpace(opAppend, id, need, m.available(), 0)
 	}
 	m.slide(s, slideFrom(s, spec))
 	if cow {
@@ -1191,7 +1203,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 		// Alone in the pool, the parent's own retention pins are
 		// released for the room (retention.go).
 		if need := m.forkPages(p); len(p.keep.pins) == 0 || m.nrunning != 1 || need > m.available()+m.pinRoom(p) {
-			return 0, noSpace(opFork, id, need, m.available(), 0)
+			return 0, m.noSpace(opFork, id, need, m.available(), 0)
 		}
 		m.releasePins(p)
 	}
@@ -1206,7 +1218,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.released = p.released
 	m.setOptions(c, &p.opts)
 	want := m.reserve(&p.opts)
-	setTokens(c, p.tokens, want)
+	m.setTokens(c, p.tokens, want)
 	c.hashes = append(slices.Grow(c.hashes, want/m.bs), p.hashes...)
 	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
 	c.unknown, c.ownHashes = p.unknown, p.ownHashes

@@ -254,23 +254,7 @@ func TestAudit25DraftsUnderPressure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var s *sched.Scheduler
-		if rapid.Bool().Draw(t, "hookCancel") {
-			// The first answer wins: a finished sample (perhaps at a stop
-			// among its accepted drafts) cancels its siblings, whose
-			// drafts the step verified.
-			cfg.Hooks.Finished = func(r *sched.Request, sample int) {
-				if !r.State().Done() && rapid.Bool().Draw(t, "cancelRest") {
-					if err := s.Cancel(r); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-		}
-		s, err = sched.New(m, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newCancelRestScheduler(t, m, cfg)
 		var reqs []*truthReq
 		byReq := map[*sched.Request]*truthReq{}
 		for range rapid.IntRange(1, 8).Draw(t, "requests") {
@@ -487,4 +471,27 @@ func (q *truthReq) checkOutputs(t *rapid.T) {
 			t.Fatalf("request %d sample %d (%v) output %v, want a prefix of %v", q.r.ID(), x, q.r.State(), got, want)
 		}
 	}
+}
+
+// newCancelRestScheduler returns the scheduler of the machines under
+// pressure over m: with a draw, a Finished hook (added to cfg's hooks)
+// that, drawing again, cancels the rest of a request whose sample
+// finished: the first answer wins, its siblings are cancelled (perhaps
+// at a stop among its accepted drafts, whose drafts the step verified).
+func newCancelRestScheduler(t *rapid.T, m *paged.Manager, cfg sched.Config) *sched.Scheduler {
+	var s *sched.Scheduler
+	if rapid.Bool().Draw(t, "hookCancel") {
+		cfg.Hooks.Finished = func(r *sched.Request, sample int) {
+			if !r.State().Done() && rapid.Bool().Draw(t, "cancelRest") {
+				if err := s.Cancel(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	s, err := sched.New(m, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

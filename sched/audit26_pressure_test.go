@@ -132,22 +132,9 @@ func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
 				}
 			}
 		}
-		var s *sched.Scheduler
 		aborted := map[*sched.Request]bool{}
 		cfg.Hooks.Aborted = func(r *sched.Request, err error) { aborted[r] = true }
-		if rapid.Bool().Draw(t, "hookCancel") {
-			cfg.Hooks.Finished = func(r *sched.Request, sample int) {
-				if !r.State().Done() && rapid.Bool().Draw(t, "cancelRest") {
-					if err := s.Cancel(r); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-		}
-		s, err = sched.New(m, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := newCancelRestScheduler(t, m, cfg)
 		var reqs []*truthReq
 		byReq := map[*sched.Request]*truthReq{}
 		next := int32(100)

@@ -78,8 +78,11 @@ func TestForkThatCanNeverFit(t *testing.T) {
 }
 
 func forkThatCanNeverFit(t *testing.T, cfg sched.Config) {
+	// Submit counts the full-attention blocks and every sample's state
+	// pages (11 of 11 here), not the window's blocks, which a prompt
+	// computed in chunks holds fewer of: this one is refused later.
 	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 12,
-		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 4}}})
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}, {Kind: paged.State, Pages: 3}}})
 	var aborted []*sched.Request
 	cfg.Hooks.Aborted = func(r *sched.Request, _ error) { aborted = append(aborted, r) }
 	s, err := sched.New(m, cfg)
@@ -95,4 +98,48 @@ func forkThatCanNeverFit(t *testing.T, cfg sched.Config) {
 	assert.Equal(t, sched.Finished, next.State())
 	assert.Zero(t, m.Stats().Sequences)
 	assert.Zero(t, m.Stats().UsedBlocks)
+}
+
+// TestSubmitRefusesForksThatCanNeverFit: a request whose prompt's
+// full-attention blocks and every sample's state pages (each fork takes
+// its own at once) exceed the pool can never fork: Submit refuses it
+// (ErrNever), nothing changed, instead of queueing it to be aborted
+// after its prompt was computed. One sample fewer fits the bound exactly,
+// and is served; a beam search, whose beams decode together, two.
+func TestSubmitRefusesForksThatCanNeverFit(t *testing.T) {
+	for _, beam := range []bool{false, true} {
+		for _, chunked := range []bool{false, true} {
+			m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 12,
+				Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 3}}})
+			cfg := sched.Config{}
+			if chunked {
+				cfg = sched.Config{ChunkedPrefill: true, MaxBatchTokens: 4}
+			}
+			s, err := sched.New(m, cfg)
+			require.NoError(t, err)
+			opts := func(n int) sched.Options {
+				if beam {
+					return sched.Options{MaxTokens: 2, BeamWidth: n}
+				}
+				return sched.Options{MaxTokens: 2, N: n}
+			}
+			// 2 blocks and 4 x 3 pages: 14 of 11.
+			prompt := []int32{1, 2, 3, 4, 5, 6, 7, 8}
+			r, err := s.Submit(prompt, opts(4))
+			require.ErrorIs(t, err, sched.ErrNever, "beam %v chunked %v", beam, chunked)
+			assert.Nil(t, r)
+			assert.Zero(t, s.Stats().Submitted)
+			assert.Zero(t, m.Stats().Sequences, "nothing added")
+			// 2 blocks and 3 x 3 pages: 11 of 11; the beams decode
+			// together, each into a block of its own.
+			n := 3
+			if beam {
+				n = 2
+			}
+			r, err = s.Submit(prompt, opts(n))
+			require.NoError(t, err)
+			drain(t, s, 7)
+			assert.Equal(t, sched.Finished, r.State(), "beam %v chunked %v", beam, chunked)
+		}
+	}
 }

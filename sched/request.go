@@ -51,7 +51,8 @@ type Options struct {
 	// that share its blocks (paged.Manager.Fork) and each draws its own
 	// first token. At most MaxSamples and Config.MaxRunning. With a State
 	// group (paged.Config.Groups) each fork needs its own state pages at
-	// once: admission sets them aside from the prompt's first chunk until
+	// once: Submit refuses (ErrNever) a request whose N samples' pages and
+	// prompt blocks in the full attention groups exceed the pool; admission sets them aside from the prompt's first chunk until
 	// it forks (an admission, of any request, that would leave the pool
 	// without the pages of every unforked prompt's forks is undone and
 	// waits at the head of the queue), and when the prompt's last step

@@ -241,6 +241,19 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	if s.groups <= 1 && s.m.CanAdmitTokens(kv) == paged.AdmitNever {
 		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
 	}
+	if n > 1 && s.forkPages > 0 {
+		// Its samples fork when the prompt is computed, each taking
+		// state pages of its own at once, beside the prompt's blocks in
+		// every full attention group (a lower bound on what it then
+		// holds: window groups are not counted, computed in chunks they
+		// hold fewer). More than the pool holds can never fork; less may
+		// still be refused at the fork (forkRoom, fork).
+		bs := s.m.BlockSize()
+		need := int64(s.growGroups)*int64((len(prompt)+bs-1)/bs) + int64(n)*int64(s.forkPages)
+		if usable := s.m.Stats().UsableBlocks; need > int64(usable) {
+			return nil, fmt.Errorf("%w: %d samples' state pages (%d each) and a %d-token prompt need at least %d blocks, more than the pool's %d", ErrNever, n, s.forkPages, len(prompt), need, usable)
+		}
+	}
 	if !s.cfg.ChunkedPrefill && kv > s.cfg.MaxBatchTokens && !beam {
 		return nil, fmt.Errorf("%w: a recompute of %d tokens exceeds MaxBatchTokens %d without chunked prefill", ErrNever, kv, s.cfg.MaxBatchTokens)
 	}

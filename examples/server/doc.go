@@ -23,6 +23,10 @@
 // The default run replays 250 requests and prints a summary; with -http it
 // serves /metrics (Prometheus text), /stats (JSON), POST /requests,
 // GET /requests/{id} and POST /requests/{id}/cancel until interrupted.
+// The manager is made with a reserve (paged.Config.Reserve, see
+// reserveFor) for -max-num-seqs + -max-queue sequences of -max-model-len
+// tokens, so that the first requests take no page faults inside the step
+// loop; -reserve=false turns it off.
 //
 // # Hybrid models
 //

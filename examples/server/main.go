@@ -70,7 +70,7 @@ type options struct {
 	httpAddr, layout                                     string
 	groups                                               []paged.Group
 	steps                                                uint64
-	events                                               bool
+	events, reserve                                      bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -92,6 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.httpAddr, "http", "", "serve /metrics, /stats and /requests on this address (\":8080\" means 127.0.0.1:8080) until interrupted")
 	fs.Uint64Var(&o.steps, "steps", 0, "stop after this many steps (0: no limit)")
 	fs.BoolVar(&o.events, "events", false, "print every KV event")
+	fs.BoolVar(&o.reserve, "reserve", true, "make the sequences' records and buffers at start-up (paged.Config.Reserve), for -max-num-seqs + -max-queue sequences of -max-model-len tokens")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -139,8 +140,9 @@ func serverConfig(o options) ServerConfig {
 				MaxModelLen: o.maxModelLen,
 				// The loop drains events after every step, so the buffer
 				// only needs one step's worth; overflow is counted.
-				Events: 4096,
-				Groups: o.groups,
+				Events:  4096,
+				Groups:  o.groups,
+				Reserve: reserveFor(o),
 			},
 			MaxNumSeqs: o.maxNumSeqs,
 			MaxQueued:  o.maxQueue,
@@ -149,6 +151,22 @@ func serverConfig(o options) ServerConfig {
 		StepTime: o.stepTime,
 		MaxSteps: o.steps,
 	}
+}
+
+// reserveFor sizes the manager's reserve (paged.Config.Reserve) from the
+// flags, as bench.RunW1 does from its requests: records for every
+// sequence the server holds at once, running (-max-num-seqs) and queued
+// (-max-queue), and token, hash and table buffers for each at
+// -max-model-len, its longest hint, within the reserve's bounds. New then
+// makes and faults them in, so that the first requests take no page
+// faults inside Submit and admission: 640 sequences of 8,192 tokens by
+// default, about 33 MB. Without -reserve, none.
+func reserveFor(o options) paged.Reserve {
+	if !o.reserve {
+		return paged.Reserve{}
+	}
+	seqs := min(o.maxNumSeqs+o.maxQueue, paged.MaxReserveSequences)
+	return paged.Reserve{Sequences: seqs, Tokens: int(min(int64(seqs)*int64(o.maxModelLen), paged.MaxReserveTokens))}
 }
 
 // run is main without the process: flags, the server, the trace replay,

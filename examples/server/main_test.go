@@ -149,3 +149,25 @@ func TestReplayGapsDoNotWrap(t *testing.T) {
 		assert.Equal(t, time.Duration(math.MaxInt64), seen[1], "speed %s: the first gap", speed)
 	}
 }
+
+// TestServerReserve: the manager's reserve is sized from the flags (records
+// for the running and queued sequences, buffers for each at
+// -max-model-len), -reserve=false makes none, and a replay serves every
+// request either way (the reserve changes no decision of the manager's:
+// paged's TestReserveSameAnswers; the replay's interleaving of arrivals
+// and steps is not fixed, so its other figures may differ run to run).
+func TestServerReserve(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, paged.Reserve{Sequences: 128 + 512, Tokens: 640 * 8192}, serverConfig(o).Scheduler.Manager.Reserve)
+	o, err = parseFlags([]string{"-reserve=false"}, io.Discard)
+	require.NoError(t, err)
+	assert.Zero(t, serverConfig(o).Scheduler.Manager.Reserve)
+	for _, reserve := range []string{"true", "false"} {
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"-requests", "40", "-blocks", "512", "-step-time", "0", "-n-parallel", "0.25", "-reserve=" + reserve},
+			env{stdout: &out, stderr: &out, sleep: noSleep})
+		require.NoError(t, err)
+		assert.Contains(t, out.String(), "requests     40 submitted (10 with n>1), 40 finished, 0 cancelled, 0 rejected, 0 unfinished", "-reserve=%s", reserve)
+	}
+}
