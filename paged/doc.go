@@ -122,10 +122,8 @@
 // Block IDs in tables, batches and directives belong to the manager; the
 // caller reads them and must not assume they stay valid past the next call
 // that changes the manager. Slices returned by Table, Tokens and
-// DrainEvents are views into the manager's buffers (see each method),
-// and so is the ErrNoSpace of Admit, Append, AppendSpeculative and Fork,
-// which their next refusal rewrites (read its message before then; a
-// refusal allocates nothing). Errors are all-or-nothing: an operation that returns an error has changed
+// DrainEvents are views into the manager's buffers (see each method).
+// Errors are all-or-nothing: an operation that returns an error has changed
 // nothing, except that Admit's prefix statistics count failed attempts, as
 // vLLM's do. Bad input (unknown handles, out-of-range numbers, nil
 // batches or snapshots, negative token IDs) returns an error wrapping ErrInvalid,

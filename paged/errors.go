@@ -12,10 +12,7 @@ var (
 	// ErrInvalid: an argument or configuration field is out of range.
 	ErrInvalid = errors.New("paged: invalid argument")
 	// ErrNoSpace: not enough blocks now; the request may fit later, after
-	// other sequences finish or are preempted ("later"). The one Admit,
-	// Append, AppendSpeculative and Fork return is the manager's own
-	// value, which their next refusal rewrites: read its message before
-	// then (see spaceError); errors.Is holds at any time.
+	// other sequences finish or are preempted ("later").
 	ErrNoSpace = errors.New("paged: not enough free blocks")
 	// ErrNever: the request can never fit in this pool ("never").
 	ErrNever = errors.New("paged: request can never fit")
@@ -37,17 +34,13 @@ var (
 	ErrUncomputed = errors.New("paged: KV not computed yet")
 )
 
-// spaceError is the ErrNoSpace of Admit, Append and Fork: the manager's
-// own value (Manager.refusal), filled in by each refusal and formatted
-// only when its message is read. A scheduler under memory pressure is
-// refused thousands of times and branches on errors.Is alone, so neither
-// a message built up front nor an error allocated per refusal (32 bytes,
-// the heap's smallest class for it; W1-H's replay is refused about 8,000
-// times, and in a fresh process every 4 KB of them was a page fault
-// inside Admit) is worth its cost. The price: the value describes the
-// manager's last refusal, so a caller reads its message (Error, or fmt's
-// %v or %w, which format it at once) before the manager refuses another
-// call; errors.Is holds whenever it is asked.
+// spaceError is an ErrNoSpace from Admit or Append, formatted only when
+// its message is read: a scheduler under memory pressure is refused
+// thousands of times and branches on errors.Is alone, so building each
+// message up front would cost more than the refusal itself. It is kept to
+// 32 bytes, the heap's size class for it (TestSpaceErrorSize): W1-H's
+// replay is refused about 8,000 times, and in a fresh process every 4 KB
+// of them is a page fault inside Admit.
 type spaceError struct {
 	id   SeqID
 	need int
@@ -67,11 +60,9 @@ const (
 
 var spaceOps = [...]string{opAdmit: "Admit", opAppend: "Append to", opFork: "Fork"}
 
-// noSpace returns the ErrNoSpace of op on id: the manager's refusal,
-// rewritten.
-func (m *Manager) noSpace(op spaceOp, id SeqID, need, avail, watermark int) error {
-	m.refusal = spaceError{id: id, need: need, avail: int32(avail), watermark: int32(watermark), op: op}
-	return &m.refusal
+// noSpace returns the ErrNoSpace of op on id.
+func noSpace(op spaceOp, id SeqID, need, avail, watermark int) *spaceError {
+	return &spaceError{id: id, need: need, avail: int32(avail), watermark: int32(watermark), op: op}
 }
 
 func (e *spaceError) Error() string {

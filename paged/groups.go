@@ -684,7 +684,7 @@ func (m *Manager) slidableGroups(s *sequence, c int, pinned bool) int {
 func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
 	m.setOwn(s, false) // appendOne sets it again where it holds
 	if need, ok := m.growGroups(s, tokens, spec); !ok {
-		return m.noSpace(opAppend, id, need, m.available(), 0)
+		return noSpace(opAppend, id, need, m.available(), 0)
 	}
 	return nil
 }

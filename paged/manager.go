@@ -44,8 +44,6 @@ type Manager struct {
 
 	copies []Copy
 	hits   []allocator.BlockID
-	// refusal is the ErrNoSpace Admit, Append and Fork return (errors.go).
-	refusal spaceError
 
 	stamp uint32
 	// step numbers the engine steps: it advances when a step's
