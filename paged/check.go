@@ -17,8 +17,10 @@ import (
 //     unreferenced), and the shelves are well-formed lists;
 //   - a block's reference count equals the number of table entries naming
 //     it plus the prefix pins holding it (and, in a hybrid manager, the
-//     retention pins and pending state checkpoints of its sequences), and
-//     the pin counts match the live pins;
+//     retention pins and pending state checkpoints of its sequences),
+//     plus one while it waits for the end of the step because a Copy
+//     still has to read it (see Copy), and the pin counts match the live
+//     pins;
 //   - the prefix index maps a hash only to blocks holding that hash, and
 //     every block with cached content is reachable from the index;
 //   - every running sequence's table covers its tokens exactly, and its
@@ -123,6 +125,9 @@ func (m *Manager) Check() error {
 	}
 	if err := m.checkFreeSlots(); err != nil {
 		return err
+	}
+	for _, b := range m.bp.parked {
+		refs[b.id]++
 	}
 	if err := m.checkPins(refs); err != nil {
 		return err

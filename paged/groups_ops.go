@@ -120,7 +120,7 @@ func (m *Manager) forkGroups(p, c *sequence) {
 		if m.isState(g + 1) {
 			for _, b := range pt.blocks {
 				d := m.allocBlock()
-				m.copies = append(m.copies, Copy{Src: b, Dst: d})
+				m.queueCopy(b, d)
 				m.stats.copies++
 				ct.blocks = append(ct.blocks, d)
 			}
@@ -172,7 +172,7 @@ func (m *Manager) ownTails(s *sequence, t0 int) {
 		switch {
 		case m.bp.pool.RefCount(last) > 1:
 			d := m.allocBlock()
-			m.copies = append(m.copies, Copy{Src: last, Dst: d})
+			m.queueCopy(last, d)
 			m.bp.release(last)
 			(*blocks)[k] = d
 			s.version++
