@@ -119,6 +119,35 @@ func (p *blockPool) read(id allocator.BlockID) bool {
 	return false
 }
 
+// frees reports whether dropping one reference to block id frees it for
+// allocation: the reference is its last, and no copy of the step still
+// has to read it (else it is parked). The space checks that count what a
+// release frees (Manager.slidable, slidableGroups) ask it, so that they
+// agree with park.
+func (p *blockPool) frees(id allocator.BlockID) bool {
+	return p.pool.RefCount(id) == 1 && (len(p.named) == 0 || !p.read(id))
+}
+
+// unparks counts the parked blocks that releasing the blocks dies
+// reports frees would release with them: those whose every copy still to
+// read them writes one of those blocks (prune). Zero when none is parked.
+func (p *blockPool) unparks(dies func(allocator.BlockID) bool) int {
+	n := 0
+	for _, b := range p.parked {
+		moot := true
+		for _, c := range p.named {
+			if c.Src == b.id && c.Dst != b.id && p.pool.RefCount(c.Dst) > 0 && !dies(c.Dst) {
+				moot = false
+				break
+			}
+		}
+		if moot {
+			n++
+		}
+	}
+	return n
+}
+
 // prune releases the parked blocks no copy has to read any more.
 // REQUIRES: p.pruning.
 func (p *blockPool) prune() {

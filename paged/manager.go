@@ -242,10 +242,14 @@ func (m *Manager) allocBlock() allocator.BlockID {
 
 // dropCopiesInto drops the pending copies into block id, just handed out
 // again: their destination's holders are gone, so they are moot, and run
-// beside the copies of id's new holder they would race them for it.
-// O(copies).
+// beside the copies of id's new holder they would race them for it. It
+// drops the copies from id too: id was not parked, so their destinations
+// are free (moot), and kept, a copy the new holder queues into id would
+// write the source of one of the list. O(copies).
 func (m *Manager) dropCopiesInto(id allocator.BlockID) {
-	keep := func(c Copy) bool { return c.Dst != id }
+	keep := func(c Copy) bool {
+		return c.Dst != id && (c.Src != id || m.bp.pool.RefCount(c.Dst) > 0)
+	}
 	m.copies = filterCopies(m.copies, keep)
 	n := len(m.bp.named)
 	m.bp.named = filterCopies(m.bp.named, keep)
