@@ -109,14 +109,22 @@ func (p *blockPool) stepRelease(id allocator.BlockID, s shelf) bool {
 }
 
 // read reports whether a copy of the step still has to read block id: it
-// is the source of one whose destination someone holds.
+// is the source of a live one (live).
 func (p *blockPool) read(id allocator.BlockID) bool {
 	for _, c := range p.named {
-		if c.Src == id && c.Dst != id && p.pool.RefCount(c.Dst) > 0 {
+		if c.Src == id && p.live(c) {
 			return true
 		}
 	}
 	return false
+}
+
+// live reports whether copy c of the step still matters: its destination
+// is held, or free but still cached, so that a prefix hit may claim it
+// again in the step and read what the copy fills in. A destination
+// handed out again drops its copies (Manager.dropCopiesInto).
+func (p *blockPool) live(c Copy) bool {
+	return c.Src != c.Dst && (p.pool.RefCount(c.Dst) > 0 || p.hasContent(c.Dst))
 }
 
 // frees reports whether dropping one reference to block id frees it for
@@ -129,14 +137,14 @@ func (p *blockPool) frees(id allocator.BlockID) bool {
 }
 
 // unparks counts the parked blocks that releasing the blocks dies
-// reports frees would release with them: those whose every copy still to
-// read them writes one of those blocks (prune). Zero when none is parked.
+// reports frees would release with them: those whose every live copy
+// writes one of those blocks, uncached (prune). Zero when none is parked.
 func (p *blockPool) unparks(dies func(allocator.BlockID) bool) int {
 	n := 0
 	for _, b := range p.parked {
 		moot := true
 		for _, c := range p.named {
-			if c.Src == b.id && c.Dst != b.id && p.pool.RefCount(c.Dst) > 0 && !dies(c.Dst) {
+			if c.Src == b.id && p.live(c) && (!dies(c.Dst) || p.hasContent(c.Dst)) {
 				moot = false
 				break
 			}

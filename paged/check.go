@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -126,8 +127,8 @@ func (m *Manager) Check() error {
 	if err := m.checkFreeSlots(); err != nil {
 		return err
 	}
-	for _, b := range m.bp.parked {
-		refs[b.id]++
+	if err := m.checkParked(refs); err != nil {
+		return err
 	}
 	if err := m.checkPins(refs); err != nil {
 		return err
@@ -266,6 +267,40 @@ func (m *Manager) checkFreeSlots() error {
 	}
 	if spare != m.spare || spare > 2*m.cfg.MaxModelLen {
 		return fmt.Errorf("paged: free slots keep %d tokens of large buffers, counter says %d, at most %d", spare, m.spare, 2*m.cfg.MaxModelLen)
+	}
+	return nil
+}
+
+// checkParked counts the parked blocks' references into refs and verifies
+// what Copy promises: every copy of the step still to run (its Dst held)
+// reads a block that is not handed out again (still referenced), no
+// copy's Dst is another pending copy's Src or Dst, and no block is parked
+// twice.
+func (m *Manager) checkParked(refs []int32) error {
+	p := m.bp
+	for i, b := range p.parked {
+		if !p.pool.Valid(b.id) || b.id == nullBlock {
+			return fmt.Errorf("paged: parked entry %d names block %d", i, b.id)
+		}
+		if slices.ContainsFunc(p.parked[:i], func(o parkedBlock) bool { return o.id == b.id }) {
+			return fmt.Errorf("paged: block %d is parked twice", b.id)
+		}
+		refs[b.id]++
+	}
+	for _, c := range p.named {
+		if !p.live(c) {
+			continue // moot
+		}
+		if p.pool.RefCount(c.Src) == 0 {
+			return fmt.Errorf("paged: copy %d -> %d of the step reads block %d, which is free", c.Src, c.Dst, c.Src)
+		}
+	}
+	for i, c := range m.copies {
+		for j, o := range m.copies {
+			if i != j && (o.Dst == c.Dst || o.Dst == c.Src) {
+				return fmt.Errorf("paged: pending copies %d -> %d and %d -> %d: one writes what the other reads or writes", c.Src, c.Dst, o.Src, o.Dst)
+			}
+		}
 	}
 	return nil
 }

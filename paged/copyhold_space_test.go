@@ -89,10 +89,11 @@ func TestSlideCountsParkedSource(t *testing.T) {
 	}
 }
 
-// TestSlideCountsUnparkedSource: a slide that frees a copy's destination
-// makes the copy moot and releases its parked source with it (the block
-// goes at once), and the space check counts both: with no block free
-// before, the Append that needs exactly those two succeeds.
+// TestSlideCountsUnparkedSource: a slide that frees a copy's destination,
+// uncached (prefix caching off: a cached one could come back as a hit in
+// the step and still needs the copy), makes the copy moot and releases
+// its parked source with it, and the space check counts both: with no
+// block free before, the Append that needs exactly those two succeeds.
 func TestSlideCountsUnparkedSource(t *testing.T) {
 	for _, tc := range slideCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,7 +104,7 @@ func TestSlideCountsUnparkedSource(t *testing.T) {
 			if tc.groups == nil {
 				toks, nb = []int32{5, 6, 7}, 4
 			}
-			m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: nb, Groups: tc.groups, MaxModelLen: 16})
+			m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: nb, Groups: tc.groups, MaxModelLen: 16, DisablePrefixCaching: true})
 			noErr(t, err)
 			A, err := m.Add([]int32{1, 2, 3}, tc.opts)
 			noErr(t, err)
@@ -217,4 +218,41 @@ func TestMootCopyFromReusedBlockDropped(t *testing.T) {
 	runReversed(sh, copies)
 	writeGrown(t, m, sh, D, c, 7)
 	sh.readBack(t, m, C, 0, c, len(c))
+}
+
+// TestCachedCopyDestinationKeepsSource: B's copy-on-write copy of A's
+// partly filled block goes into d, which B fills and commits; B and A are
+// freed in the step. d is free but cached: a prefix hit may claim it in
+// the same step and read what the copy fills in, so the copy is not moot
+// and A's block stays parked. Released at once, it came back as the
+// destination of D's copy-on-write copy, beside the copy that reads it.
+func TestCachedCopyDestinationKeepsSource(t *testing.T) {
+	f := newForkedPairs(t)
+	m, sh, a, c, C, D := f.m, f.sh, f.a, f.c, f.C, f.D
+	b := append(slices.Clone(a), 7, 8)
+	noErr(t, m.Append(f.B, 7, 8))
+	noErr(t, m.Free(f.A))
+	noErr(t, m.Free(f.B))
+	noErr(t, m.Append(D, 7))
+	noErr(t, m.Check())
+	// E hits B's two blocks, d among them, in the same step.
+	e := append(slices.Clone(b), 3)
+	E, err := m.Add(e, nil)
+	noErr(t, err)
+	cached, err := m.Admit(E)
+	noErr(t, err)
+	if cached != len(b) {
+		t.Fatalf("E hit %d tokens, want %d: the test no longer builds the case", cached, len(b))
+	}
+	noErr(t, m.Check())
+	copies := m.TakeCopies(nil)
+	checkStepDirectives(t, nil, copies)
+	runReversed(sh, copies)
+	// The step's kernels: B's two tokens into d (named here through E's
+	// table, which holds d too), then E's own.
+	sh.write(t, m, E, 0, e, len(a))
+	writeGrown(t, m, sh, D, c, 7)
+	sh.readBack(t, m, E, 0, e, len(e))
+	sh.readBack(t, m, C, 0, c, len(c))
+	noErr(t, m.Check())
 }

@@ -233,7 +233,7 @@ func (m *Manager) allocBlock() allocator.BlockID {
 	if evicted {
 		m.stats.evictions++
 	}
-	if len(m.bp.named) > 0 {
+	if len(m.bp.named) > 0 || len(m.copies) > 0 {
 		m.dropCopiesInto(id)
 	}
 	m.notePeak()
@@ -243,12 +243,14 @@ func (m *Manager) allocBlock() allocator.BlockID {
 // dropCopiesInto drops the pending copies into block id, just handed out
 // again: their destination's holders are gone, so they are moot, and run
 // beside the copies of id's new holder they would race them for it. It
-// drops the copies from id too: id was not parked, so their destinations
-// are free (moot), and kept, a copy the new holder queues into id would
-// write the source of one of the list. O(copies).
+// drops the copies from id too: id was not parked, so they are not live
+// (blockPool.live), and kept, a copy the new holder queues into id would
+// write the source of one of the list. Copies a caller left untaken past
+// the end of their step (EndStep) are pruned the same way, so the list it
+// takes keeps Copy's promise among its entries. O(copies).
 func (m *Manager) dropCopiesInto(id allocator.BlockID) {
 	keep := func(c Copy) bool {
-		return c.Dst != id && (c.Src != id || m.bp.pool.RefCount(c.Dst) > 0)
+		return c.Dst != id && (c.Src != id || m.bp.live(c))
 	}
 	m.copies = filterCopies(m.copies, keep)
 	n := len(m.bp.named)
@@ -287,7 +289,7 @@ func (m *Manager) allocBlocks(blocks *[]allocator.BlockID, n int) {
 			if ev {
 				evicted++
 			}
-			if len(m.bp.named) > 0 {
+			if len(m.bp.named) > 0 || len(m.copies) > 0 {
 				m.dropCopiesInto(id)
 			}
 			b[i] = id
