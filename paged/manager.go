@@ -98,14 +98,21 @@ type Manager struct {
 //
 // A Copy's source is not handed out again before the step ends (EndStep,
 // which TakeSwaps, TakeCopies, BuildBatch and DecodeStep call): when its
-// last holder lets it go during the step while the copy's destination is
-// still held, it stays allocated until then (Stats count it as used). So
-// no later directive of the step (a swap-in, an onboard, another copy)
-// writes a Copy's source. And no Copy's Dst is another Copy's Src or Dst
-// of the same list (a copy from a block a pending copy fills reads that
-// copy's source; a pending copy into a block handed out again is moot and
-// dropped): the step's copies may run in any order, or as one batched
-// kernel.
+// last holder lets it go during the step while the copy is live (its
+// destination is held, or free but still cached, so that a prefix hit of
+// the step may claim it), it is parked until then. A parked block is
+// allocated (Stats count it as used) and counts as available nowhere: the
+// space checks that count what a release frees (a window's slide) count
+// it as freeing nothing, and a verdict or Truncate that would make a
+// spare draft state (counted available) of a page a copy reads gives the
+// sequence's spares back instead. So no later directive of the step (a
+// swap-in, an onboard, another copy) writes a Copy's source. And no
+// Copy's Dst is another Copy's Src or Dst of the same list (a copy from a
+// block a pending copy fills reads that copy's source; a pending copy
+// into, or from, a block handed out again is moot and dropped): the
+// step's copies may run in any order, or as one batched kernel. Take the
+// copies in the step that decided them: a copy left pending past EndStep
+// keeps its place in the list, but no longer its source.
 type Copy struct {
 	// Src is the block copied from and Dst the block copied to.
 	Src, Dst allocator.BlockID
