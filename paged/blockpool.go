@@ -56,6 +56,130 @@ type blockPool struct {
 	// memo is the hash memo (memo.go), nil without Config.HashMemo: last,
 	// so that the hot fields above keep their offsets.
 	memo *hashMemo
+	// named are the step's Copy directives (Manager.queueCopy, those
+	// folded into the tier's stream included); parked are the sources
+	// of those whose last reference was dropped during the step while a
+	// copy still has to read them (its Dst is held), each with the shelf
+	// it was released to. A parked block keeps that reference, so nothing
+	// hands it out again before the server has run the step's copies;
+	// EndStep (unpark) releases it and forgets named, and a parked block
+	// whose every copy became moot (its Dst freed) goes at once.
+	named   []Copy
+	parked  []parkedBlock
+	pruning bool
+}
+
+// parkedBlock is a block whose release waits for the end of the step.
+type parkedBlock struct {
+	id allocator.BlockID
+	to shelf
+}
+
+// park keeps id's last reference, to be released to shelf s at the end of
+// the step, when a Copy directive of the step still has to read id. It
+// reports whether it did.
+func (p *blockPool) park(id allocator.BlockID, s shelf) bool {
+	if p.pool.RefCount(id) == 1 && p.read(id) {
+		p.parked = append(p.parked, parkedBlock{id, s})
+		return true
+	}
+	return false
+}
+
+// stepRelease handles releaseTo(id, s) while the step has copies, and
+// reports whether it did: it parks id if a copy still has to read it;
+// otherwise, with blocks parked, it releases id and then the parked
+// blocks whose copies that made moot. A false return leaves the plain
+// release to the caller.
+func (p *blockPool) stepRelease(id allocator.BlockID, s shelf) bool {
+	if p.pruning {
+		return false
+	}
+	if p.park(id, s) {
+		return true
+	}
+	if len(p.parked) == 0 {
+		return false
+	}
+	p.pruning = true
+	p.releaseTo(id, s)
+	p.prune()
+	p.pruning = false
+	return true
+}
+
+// read reports whether a copy of the step still has to read block id: it
+// is the source of a live one (live).
+func (p *blockPool) read(id allocator.BlockID) bool {
+	for _, c := range p.named {
+		if c.Src == id && p.live(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// live reports whether copy c of the step still matters: its destination
+// is held, or free but still cached, so that a prefix hit may claim it
+// again in the step and read what the copy fills in. A destination
+// handed out again drops its copies (Manager.dropCopiesInto).
+func (p *blockPool) live(c Copy) bool {
+	return c.Src != c.Dst && (p.pool.RefCount(c.Dst) > 0 || p.hasContent(c.Dst))
+}
+
+// frees reports whether dropping one reference to block id frees it for
+// allocation: the reference is its last, and no copy of the step still
+// has to read it (else it is parked). The space checks that count what a
+// release frees (Manager.slidable, slidableGroups) ask it, so that they
+// agree with park.
+func (p *blockPool) frees(id allocator.BlockID) bool {
+	return p.pool.RefCount(id) == 1 && (len(p.named) == 0 || !p.read(id))
+}
+
+// unparks counts the parked blocks that releasing the blocks dies
+// reports frees would release with them: those whose every live copy
+// writes one of those blocks, uncached (prune). Zero when none is parked.
+func (p *blockPool) unparks(dies func(allocator.BlockID) bool) int {
+	n := 0
+	for _, b := range p.parked {
+		moot := true
+		for _, c := range p.named {
+			if c.Src == b.id && p.live(c) && (!dies(c.Dst) || p.hasContent(c.Dst)) {
+				moot = false
+				break
+			}
+		}
+		if moot {
+			n++
+		}
+	}
+	return n
+}
+
+// prune releases the parked blocks no copy has to read any more.
+// REQUIRES: p.pruning.
+func (p *blockPool) prune() {
+	for again := true; again; {
+		again = false
+		for i := 0; i < len(p.parked); i++ {
+			if b := p.parked[i]; !p.read(b.id) {
+				p.parked = append(p.parked[:i], p.parked[i+1:]...)
+				p.releaseTo(b.id, b.to)
+				again = true
+				break
+			}
+		}
+	}
+}
+
+// unpark releases the parked blocks, in the order they were parked, and
+// forgets the step's copies.
+func (p *blockPool) unpark() {
+	p.named = p.named[:0]
+	for _, b := range p.parked {
+		p.releaseTo(b.id, b.to)
+	}
+	p.parked = p.parked[:0]
 }
 
 // newBlockPool returns the pool of cfg, whose defaults are filled in.
@@ -126,6 +250,9 @@ func (p *blockPool) available() int {
 func (p *blockPool) release(id allocator.BlockID) {
 	if id == nullBlock {
 		return // a released sliding-window entry
+	}
+	if len(p.named) > 0 && p.stepRelease(id, shelfPolicy) {
+		return
 	}
 	if p.unified || p.hasContent(id) {
 		// The Try forms inline; on misuse the checked calls panic.

@@ -2,6 +2,7 @@ package paged
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -17,8 +18,10 @@ import (
 //     unreferenced), and the shelves are well-formed lists;
 //   - a block's reference count equals the number of table entries naming
 //     it plus the prefix pins holding it (and, in a hybrid manager, the
-//     retention pins and pending state checkpoints of its sequences), and
-//     the pin counts match the live pins;
+//     retention pins and pending state checkpoints of its sequences),
+//     plus one while it waits for the end of the step because a Copy
+//     still has to read it (see Copy), and the pin counts match the live
+//     pins;
 //   - the prefix index maps a hash only to blocks holding that hash, and
 //     every block with cached content is reachable from the index;
 //   - every running sequence's table covers its tokens exactly, and its
@@ -126,6 +129,9 @@ func (m *Manager) Check() error {
 		return fmt.Errorf("paged: sequences keep %d spare pages for draft states, counter says %d", spares, m.sparePages)
 	}
 	if err := m.checkFreeSlots(); err != nil {
+		return err
+	}
+	if err := m.checkParked(refs); err != nil {
 		return err
 	}
 	if err := m.checkPins(refs); err != nil {
@@ -265,6 +271,34 @@ func (m *Manager) checkFreeSlots() error {
 	}
 	if spare != m.spare || spare > 2*m.cfg.MaxModelLen {
 		return fmt.Errorf("paged: free slots keep %d tokens of large buffers, counter says %d, at most %d", spare, m.spare, 2*m.cfg.MaxModelLen)
+	}
+	return nil
+}
+
+// checkParked counts the parked blocks' references into refs and verifies
+// what Copy promises: every live copy of the step (blockPool.live)
+// reads a block that is not handed out again (still referenced), no
+// block is parked twice. (That no copy of a step's list writes what
+// another reads or writes holds for a list taken in its step; a caller
+// that leaves copies untaken past EndStep gets them in a longer list.)
+func (m *Manager) checkParked(refs []int32) error {
+	p := m.bp
+	for i, b := range p.parked {
+		if !p.pool.Valid(b.id) || b.id == nullBlock {
+			return fmt.Errorf("paged: parked entry %d names block %d", i, b.id)
+		}
+		if slices.ContainsFunc(p.parked[:i], func(o parkedBlock) bool { return o.id == b.id }) {
+			return fmt.Errorf("paged: block %d is parked twice", b.id)
+		}
+		refs[b.id]++
+	}
+	for _, c := range p.named {
+		if !p.live(c) {
+			continue // moot
+		}
+		if p.pool.RefCount(c.Src) == 0 {
+			return fmt.Errorf("paged: copy %d -> %d of the step reads block %d, which is free", c.Src, c.Dst, c.Src)
+		}
 	}
 	return nil
 }

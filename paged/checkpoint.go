@@ -391,7 +391,7 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int, miss bool, h *Hash
 		for i, g := range r.states {
 			own := s.ext[g-1].blocks
 			for j, src := range r.hitPages[r.off[i]:r.off[i+1]] {
-				m.copies = append(m.copies, Copy{Src: src, Dst: own[j]})
+				m.queueCopy(src, own[j])
 			}
 		}
 		m.stats.copies += uint64(len(r.hitPages))

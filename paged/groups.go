@@ -668,12 +668,39 @@ func (m *Manager) slidableGroups(s *sequence, c int, pinned bool) int {
 		to := m.deadBlocks(s, g+1, c)
 		t := &s.ext[g]
 		for k := t.released; k < to; k++ {
-			if b := t.blocks[k]; b != nullBlock && m.bp.pool.RefCount(b) == 1 && (!m.pinsAt(s, g+1, k, b) || pinned && !m.copySource(b)) {
+			if m.slidFrees(s, g, k, pinned) {
 				n++
 			}
 		}
 	}
+	if n > 0 && len(m.bp.parked) > 0 {
+		// A parked copy source whose copies write only blocks the slide
+		// frees goes with them.
+		n += m.bp.unparks(func(d allocator.BlockID) bool {
+			for g := range s.ext {
+				if !m.kinds[g+1].local() {
+					continue
+				}
+				t := &s.ext[g]
+				to := m.deadBlocks(s, g+1, c)
+				if k := slices.Index(t.blocks[t.released:max(to, t.released)], d); k >= 0 {
+					return m.slidFrees(s, g, t.released+k, pinned)
+				}
+			}
+			return false
+		})
+	}
 	return n
+}
+
+// slidFrees reports whether sliding past entry k of local group g+1's
+// table of s frees its block: the sole reference, read by no copy of the
+// step, and not kept as a retention pin, or (pinned: s's pins are
+// released for the room, retention.go) kept as one that is no pending
+// copy's source.
+func (m *Manager) slidFrees(s *sequence, g, k int, pinned bool) bool {
+	b := s.ext[g].blocks[k]
+	return b != nullBlock && m.bp.frees(b) && (!m.pinsAt(s, g+1, k, b) || pinned && !m.copySource(b))
 }
 
 // appendGroups is Append for a running sequence of a hybrid manager.

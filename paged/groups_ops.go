@@ -120,7 +120,7 @@ func (m *Manager) forkGroups(p, c *sequence) {
 		if m.isState(g + 1) {
 			for _, b := range pt.blocks {
 				d := m.allocBlock()
-				m.copies = append(m.copies, Copy{Src: b, Dst: d})
+				m.queueCopy(b, d)
 				m.stats.copies++
 				ct.blocks = append(ct.blocks, d)
 			}
@@ -172,7 +172,7 @@ func (m *Manager) ownTails(s *sequence, t0 int) {
 		switch {
 		case m.bp.pool.RefCount(last) > 1:
 			d := m.allocBlock()
-			m.copies = append(m.copies, Copy{Src: last, Dst: d})
+			m.queueCopy(last, d)
 			m.bp.release(last)
 			(*blocks)[k] = d
 			s.version++
@@ -227,6 +227,7 @@ func (m *Manager) truncateGroups(s *sequence, n, spec int) {
 	if m.anyState {
 		s.spares += int32(s.spec - spec)
 		m.sparePages += m.spages * (s.spec - spec)
+		m.unspareRead(s)
 	}
 	m.draftPages -= m.spages * (s.spec - spec)
 	s.gslow = true
@@ -251,6 +252,29 @@ func (m *Manager) acceptStates(s *sequence, n int) {
 	m.sparePages += m.spages * n
 	m.draftPages -= m.spages * n
 	s.version++ // the state's row of a batch names other pages now
+	m.unspareRead(s)
+}
+
+// unspareRead returns the spare draft states of s to the pool (dropSpares)
+// when a page among them is the source of a copy of the step still to
+// run: a Fork in the step copied the state or draft state it held before
+// the verdict or Truncate made it a spare. Spares count as available
+// (Manager.available), but such a page, released, is parked until the
+// step ends (blockPool.park) and frees nothing; released now, the
+// sequence keeps no spare the count would overstate. O(spares x copies),
+// and nothing without copies in the step.
+func (m *Manager) unspareRead(s *sequence) {
+	if len(m.bp.named) == 0 || s.spares == 0 {
+		return
+	}
+	for g := range s.ext {
+		for _, b := range s.ext[g].spare {
+			if m.bp.read(b) {
+				m.dropSpares(s)
+				return
+			}
+		}
+	}
 }
 
 // takeSpares moves up to k spare draft states of running s into every

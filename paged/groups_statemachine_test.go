@@ -227,6 +227,7 @@ func (h *hyModel) transfer(t *rapid.T) {
 	h.swaps = h.m.TakeSwaps(h.swaps[:0])
 	h.run(t, h.swaps)
 	h.copies = h.m.TakeCopies(h.copies[:0])
+	checkStepDirectives(t, h.swaps, h.copies)
 	for _, c := range h.copies {
 		h.move(h.shadow, h.shadow, int64(c.Src), int64(c.Dst))
 	}

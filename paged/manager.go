@@ -95,6 +95,24 @@ type Manager struct {
 
 // Copy is a copy-on-write directive: before the step's kernels run, the
 // server copies the KV of block Src into block Dst.
+//
+// A Copy's source is not handed out again before the step ends (EndStep,
+// which TakeSwaps, TakeCopies, BuildBatch and DecodeStep call): when its
+// last holder lets it go during the step while the copy is live (its
+// destination is held, or free but still cached, so that a prefix hit of
+// the step may claim it), it is parked until then. A parked block is
+// allocated (Stats count it as used) and counts as available nowhere: the
+// space checks that count what a release frees (a window's slide) count
+// it as freeing nothing, and a verdict or Truncate that would make a
+// spare draft state (counted available) of a page a copy reads gives the
+// sequence's spares back instead. So no later directive of the step (a
+// swap-in, an onboard, another copy) writes a Copy's source. And no
+// Copy's Dst is another Copy's Src or Dst of the same list (a copy from a
+// block a pending copy fills reads that copy's source; a pending copy
+// into, or from, a block handed out again is moot and dropped): the
+// step's copies may run in any order, or as one batched kernel. Take the
+// copies in the step that decided them: a copy left pending past EndStep
+// keeps its place in the list, but no longer its source.
 type Copy struct {
 	// Src is the block copied from and Dst the block copied to.
 	Src, Dst allocator.BlockID
@@ -225,8 +243,44 @@ func (m *Manager) allocBlock() allocator.BlockID {
 	if evicted {
 		m.stats.evictions++
 	}
+	if len(m.bp.named) > 0 || len(m.copies) > 0 {
+		m.dropCopiesInto(id)
+	}
 	m.notePeak()
 	return id
+}
+
+// dropCopiesInto drops the pending copies into block id, just handed out
+// again: their destination's holders are gone, so they are moot, and run
+// beside the copies of id's new holder they would race them for it. It
+// drops the copies from id too: id was not parked, so they are not live
+// (blockPool.live), and kept, a copy the new holder queues into id would
+// write the source of one of the list. Copies a caller left untaken past
+// the end of their step (EndStep) are pruned the same way, so the list it
+// takes keeps Copy's promise among its entries. O(copies).
+func (m *Manager) dropCopiesInto(id allocator.BlockID) {
+	keep := func(c Copy) bool {
+		return c.Dst != id && (c.Src != id || m.bp.live(c))
+	}
+	m.copies = filterCopies(m.copies, keep)
+	n := len(m.bp.named)
+	m.bp.named = filterCopies(m.bp.named, keep)
+	if len(m.bp.named) < n && len(m.bp.parked) > 0 && !m.bp.pruning {
+		m.bp.pruning = true
+		m.bp.prune()
+		m.bp.pruning = false
+	}
+}
+
+// filterCopies keeps the copies keep accepts, in order, in place.
+func filterCopies(cs []Copy, keep func(Copy) bool) []Copy {
+	out := cs[:0]
+	for _, c := range cs {
+		if keep(c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // allocBlocks appends new blocks to *blocks (allocBlock) until it holds
@@ -244,6 +298,9 @@ func (m *Manager) allocBlocks(blocks *[]allocator.BlockID, n int) {
 			id, ev := m.bp.alloc(m.now)
 			if ev {
 				evicted++
+			}
+			if len(m.bp.named) > 0 || len(m.copies) > 0 {
+				m.dropCopiesInto(id)
 			}
 			b[i] = id
 		}

@@ -1041,7 +1041,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	m.slide(s, slideFrom(s, spec))
 	if cow {
 		dst := m.allocBlock()
-		m.copies = append(m.copies, Copy{Src: last, Dst: dst})
+		m.queueCopy(last, dst)
 		m.bp.release(last)
 		s.blocks[len(s.blocks)-1] = dst
 		s.version++
@@ -1349,6 +1349,26 @@ func (m *Manager) Slot(id SeqID, pos int) (int64, error) {
 func (m *Manager) TakeCopies(dst []Copy) []Copy {
 	m.EndStep()
 	return m.takeCopies(dst)
+}
+
+// queueCopy queues the copy-on-write directive Copy{src, dst}. src is not
+// handed out again before the step ends (EndStep): if its last reference
+// goes during the step while dst is held, it is parked until then
+// (blockPool.park), so no later directive of the step writes it before
+// the copy reads it.
+// A src that a pending copy of the step still has to fill (a fork of a
+// fork, a copy-on-write of a block just copied) is read from that copy's
+// own source instead, which holds the same KV and stays put: no Copy's
+// Dst is another's Src, so the copies need no order among them. O(copies).
+func (m *Manager) queueCopy(src, dst allocator.BlockID) {
+	for i := len(m.copies) - 1; i >= 0; i-- {
+		if m.copies[i].Dst == src {
+			src = m.copies[i].Src
+			break
+		}
+	}
+	m.copies = append(m.copies, Copy{Src: src, Dst: dst})
+	m.bp.named = append(m.bp.named, Copy{Src: src, Dst: dst})
 }
 
 // takeCopies is TakeCopies without ending the step.

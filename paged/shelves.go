@@ -87,6 +87,9 @@ func (p *blockPool) releaseTo(id allocator.BlockID, s shelf) {
 		p.release(id)
 		return
 	}
+	if len(p.named) > 0 && p.stepRelease(id, s) {
+		return
+	}
 	if p.pool.ReleaseToCache(id) {
 		p.shelves.push(id, s)
 	}

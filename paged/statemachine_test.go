@@ -206,6 +206,11 @@ func (s *machine) checkExclusive(t fataler, id paged.SeqID, from int) {
 func (s *machine) flushCopies(t *rapid.T) {
 	s.flushSwaps()
 	s.copies = s.m.TakeCopies(s.copies[:0])
+	var swaps []paged.Swap
+	if s.host != nil {
+		swaps = s.host.swaps
+	}
+	checkStepDirectives(t, swaps, s.copies)
 	s.shadow.apply(s.copies)
 }
 

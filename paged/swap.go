@@ -104,6 +104,9 @@ func (m *Manager) takeSwaps(dst []Swap) []Swap {
 // package sched's Update) calls it once per step, after the step. It
 // allocates nothing.
 func (m *Manager) EndStep() {
+	if len(m.bp.named) > 0 {
+		m.bp.unpark()
+	}
 	m.step++
 	if m.step == 0 {
 		m.wrapSteps()

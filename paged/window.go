@@ -1,6 +1,10 @@
 package paged
 
-import "github.com/pagedkv/pagedkv/allocator"
+import (
+	"slices"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
 
 // Sliding-window attention (SeqOptions.Window = W): the query at position p
 // reads the keys of positions [p-W+1, p] only. Once every token before
@@ -106,10 +110,19 @@ func (m *Manager) slidable(s *sequence, c int) int {
 		return 0
 	}
 	n := 0
-	for k := s.released; k < m.windowStart(s.opts.Window, c); k++ {
-		if m.bp.pool.RefCount(s.blocks[k]) == 1 {
+	to := m.windowStart(s.opts.Window, c)
+	for k := s.released; k < to; k++ {
+		if m.bp.frees(s.blocks[k]) {
 			n++
 		}
+	}
+	if n > 0 && len(m.bp.parked) > 0 {
+		// A parked copy source whose copies write only blocks the slide
+		// frees goes with them.
+		n += m.bp.unparks(func(d allocator.BlockID) bool {
+			i := slices.Index(s.blocks[s.released:to], d)
+			return i >= 0 && m.bp.frees(d)
+		})
 	}
 	return n
 }
