@@ -318,12 +318,13 @@ func (m *Manager) releasePins(s *sequence) {
 }
 
 // pinRoom returns the blocks releasePins(s) would free: s's pins that no
-// one else references and pinHeld does not keep. Nothing changes.
+// one else references, no live copy of the step reads (those would park,
+// blockPool.frees) and pinHeld does not keep. Nothing changes.
 // O(pins x copies).
 func (m *Manager) pinRoom(s *sequence) int {
 	n := 0
 	for _, b := range s.keep.pins {
-		if m.bp.pool.RefCount(b) == 1 && !m.pinHeld(s, b) {
+		if m.bp.frees(b) && !m.pinHeld(s, b) {
 			n++
 		}
 	}
