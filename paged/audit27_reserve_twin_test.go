@@ -300,8 +300,11 @@ func TestAudit27ReserveTwin(t *testing.T) {
 			}
 		}
 	})
-	if checks < 100 {
-		return // too few draws to ask every call to have been taken
+	if checks < 1000 {
+		// Too few draws to ask every call to have been taken: at the
+		// default 100 checks a SwapIn (a SwapOut, then room) was missing
+		// about one run in ten. CI's line runs 20,000.
+		return
 	}
 	for _, name := range opNames {
 		if name != "" && name != "step" && ok[name] == 0 {
