@@ -34,9 +34,10 @@ type blockPool struct {
 	// stream a snapshot resynchronises, so a manager without events does
 	// not pay 32 bytes per block for it.
 	parent []Hash
-	// blockGroup is the KV cache group whose content each block holds,
-	// set only with more than one group (initGroups).
-	blockGroup []uint8
+	// grouped: the manager has more than one KV cache group (initGroups);
+	// the group whose content each block holds is its index entry's
+	// (blockLinks.group), 0 without groups.
+	grouped bool
 	index      hashIndex // first-inserted block per hash
 	events     eventBuffer
 	// unified: every unreferenced block lives in the policy
@@ -243,12 +244,7 @@ func (p *blockPool) forget(id allocator.BlockID) {
 }
 
 // groupOf returns the KV cache group whose content block id holds.
-func (p *blockPool) groupOf(id allocator.BlockID) int {
-	if p.blockGroup == nil {
-		return 0
-	}
-	return int(p.blockGroup[id])
-}
+func (p *blockPool) groupOf(id allocator.BlockID) int { return int(p.index.meta[id].group) }
 
 // successor guesses that a chain's next block is the block after the
 // previous hit's: a chain is usually committed in one run of blocks
@@ -314,9 +310,9 @@ const runShort = 16
 func (p *blockPool) runLong(first allocator.BlockID, hashes []Hash) (k, evictable int) {
 	n := samePrefix(p.hash[first:][:len(hashes)], hashes)
 	n = p.heads(first, n)
-	if p.blockGroup != nil {
-		for k, g := range p.blockGroup[first:][:n] {
-			if g != 0 {
+	if p.grouped {
+		for k, m := range p.index.meta[first:][:n] {
+			if m.group != 0 {
 				n = k
 				break
 			}
@@ -402,10 +398,9 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 	// not in the cache, and reading it back would wait for it.
 	tag := home(h) ^ groupSalt(g)
 	p.hash[id] = *h
-	p.index.meta[id].cached = true
-	if p.blockGroup != nil {
-		p.blockGroup[id] = uint8(g)
-	}
+	// The flag and the group, one line the deferred insert writes too.
+	m := &p.index.meta[id]
+	m.cached, m.group = true, uint8(g)
 	if p.index.insert(id, tag) {
 		p.index.flush()
 	}

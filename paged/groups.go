@@ -222,7 +222,7 @@ func (m *Manager) initGroups() {
 	if !m.hybrid() {
 		return
 	}
-	m.bp.blockGroup = make([]uint8, m.cfg.NumBlocks)
+	m.bp.grouped = true
 	m.ghits = make([][]allocator.BlockID, len(m.cfg.Groups)-1)
 	m.kinds = make([]groupKind, len(m.cfg.Groups))
 	state := -1 // the class of the State groups

@@ -60,7 +60,7 @@ type Manager struct {
 	// KV cache groups (groups.go), set only with more than one group:
 	// ghits is the lookup's hits of groups 1 and up, window the window of
 	// the only local group when it is a window group (the per-block group
-	// is bp.blockGroup).
+	// is the index entry's, blockLinks.group).
 	// kinds is each group's kind (group_kinds.go); classes are the groups
 	// besides full attention whose hits cut the full-attention one, one
 	// class per kind and size (groups.go).
