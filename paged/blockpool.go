@@ -200,11 +200,77 @@ func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
 	return id, evicted
 }
 
+// allocRun fills dst with new blocks, each taken as alloc takes one, in
+// order, and returns how many of them evicted cached content. With the
+// default LRU, no host tier and no events (the vLLM-compatible replay's
+// configuration) it is alloc unrolled for a run: the configuration is
+// tested once, not once a block, and the run pays no call a block. An
+// admission takes a block per block of its prompt in every group this way.
+// REQUIRES: len(dst) free or evictable blocks.
+func (p *blockPool) allocRun(dst []allocator.BlockID, now int64) (evicted int) {
+	if p.lru == nil || p.host != nil || p.events.on() {
+		for i := range dst {
+			id, ev := p.alloc(now)
+			dst[i] = id
+			if ev {
+				evicted++
+			}
+		}
+		return evicted
+	}
+	for i := range dst {
+		var id allocator.BlockID
+		if p.pool.Free() > 0 {
+			id, _ = p.pool.Alloc()
+			dst[i] = id
+			continue
+		}
+		ok := false
+		if p.shelves.n[shelfLow] == 0 {
+			id, ok = p.lru.Victim()
+		}
+		if !ok {
+			if id, ok = p.victim(); !ok {
+				panic("paged: allocation with no free or evictable block")
+			}
+		}
+		if p.hasContent(id) {
+			evicted++
+			if p.drop(id) {
+				p.index.flush()
+			}
+		}
+		if !p.pool.TryClaim(id) {
+			p.pool.Claim(id)
+		}
+		dst[i] = id
+	}
+	return evicted
+}
+
 // releaseTail releases blocks[from:] tail first, so a chain's tail is
-// given up before its head.
+// given up before its head. With UnifiedFreeQueue and the default LRU
+// (every block whose last reference goes joins the LRU list, cached or
+// not) it is release unrolled for a run, as allocRun is alloc.
 func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
+	if !p.unified || p.lru == nil {
+		for i := len(blocks) - 1; i >= from; i-- {
+			p.release(blocks[i])
+		}
+		return
+	}
 	for i := len(blocks) - 1; i >= from; i-- {
-		p.release(blocks[i])
+		id := blocks[i]
+		if id == nullBlock {
+			continue // a released sliding-window entry
+		}
+		last, ok := p.pool.TryReleaseToCache(id)
+		if !ok {
+			p.pool.ReleaseToCache(id)
+		}
+		if last && !p.lru.TryInsert(id) {
+			p.policy.Insert(id)
+		}
 	}
 }
 

@@ -566,17 +566,24 @@ func (m *Manager) slideTable(s *sequence, g int, t *groupTable, to int) {
 		return
 	}
 	blocks := t.blocks[t.released:to]
-	for k := len(blocks) - 1; k >= 0; k-- {
-		b := blocks[k]
-		if b == nullBlock {
-			break
+	if !m.ret.on {
+		// No shelves: the blocks after the last null entry, released
+		// as one run (tail first, as below), then nulled.
+		k := len(blocks)
+		for k > 0 && blocks[k-1] != nullBlock {
+			k--
 		}
-		if m.ret.on {
+		m.bp.releaseTail(blocks, k)
+		clear(blocks[k:]) // nullBlock is 0
+	} else {
+		for k := len(blocks) - 1; k >= 0; k-- {
+			b := blocks[k]
+			if b == nullBlock {
+				break
+			}
 			m.releaseSlid(s, g, t.released+k, b)
-		} else {
-			m.bp.release(b)
+			blocks[k] = nullBlock
 		}
-		blocks[k] = nullBlock
 	}
 	t.released = to
 	t.committed = max(t.committed, min(to, len(s.hashes)))

@@ -236,15 +236,7 @@ func (m *Manager) allocBlocks(blocks *[]allocator.BlockID, n int) {
 		if m.sparePages > 0 && m.bp.available()+m.bp.shelves.shelved() < n-k {
 			m.reclaimSpares()
 		}
-		evicted := 0
-		for i := k; i < n; i++ {
-			id, ev := m.bp.alloc(m.now)
-			if ev {
-				evicted++
-			}
-			b[i] = id
-		}
-		m.stats.evictions += uint64(evicted)
+		m.stats.evictions += uint64(m.bp.allocRun(b[k:n], m.now))
 		*blocks = b
 	}
 }
