@@ -1,6 +1,7 @@
 package paged
 
 import (
+	"fmt"
 	"slices"
 	"unsafe"
 
@@ -470,6 +471,44 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 	if p.index.insert(id, tag) {
 		p.index.flush()
 	}
+}
+
+// commitRun commits blocks[from:limit] of a table of group g whose
+// content is hashes[from:limit], each block as commit does, but for a
+// null entry (out of a sliding window) and a block that already holds
+// the content (a fork committed it first), which it skips; it returns how
+// many it committed. It is commit unrolled for a run, for
+// Manager.commitRun when nothing else hears of a commit (no events, no
+// host tier, no hinting policy): an admission commits a block per block
+// of its prompt in every group.
+func (p *blockPool) commitRun(blocks []allocator.BlockID, hashes []Hash, from, limit, g int) (stored int) {
+	blocks, hashes = blocks[:limit], hashes[:limit]
+	meta, salt := p.index.meta, groupSalt(g)
+	for k := from; k < limit; k++ {
+		id := blocks[k]
+		if id == nullBlock {
+			continue
+		}
+		h := &hashes[k]
+		if meta[id].cached {
+			if !equal(&p.hash[id], h) {
+				panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g, id))
+			}
+			continue
+		}
+		if p.index.dels > 0 {
+			p.index.flush() // as commit
+		}
+		tag := home(h) ^ salt
+		p.hash[id] = *h
+		m := &meta[id]
+		m.cached, m.group = true, uint8(g)
+		if p.index.insert(id, tag) {
+			p.index.flush()
+		}
+		stored++
+	}
+	return stored
 }
 
 // lookup appends to dst the blocks of the longest run of leading hashes
