@@ -758,8 +758,12 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 		s.tokens = append(s.tokens, tokens[0])
 		if off == m.bs-1 {
 			m.hashFull(s)
-			m.commitFull(s)
-			m.commitGroups(s)
+			if m.pair {
+				m.commitPair(s)
+			} else {
+				m.commitFull(s)
+				m.commitGroups(s)
+			}
 			// s ends a block: never own (ownsNext would say so).
 			m.setOwn(s, false)
 			return true
@@ -803,20 +807,55 @@ func (m *Manager) startPair(s *sequence, t0 int, tok int32) bool {
 			m.slideTable(s, g, t, k.dead(t0, 0))
 		}
 	}
-	for len(s.blocks) < want {
-		s.blocks = append(s.blocks, m.allocBlock())
-	}
-	for len(t.blocks) < want {
-		t.blocks = append(t.blocks, m.allocBlock())
+	if len(s.blocks) == want-1 && len(t.blocks) == want-1 && m.sparePages == 0 {
+		// One block each, the decode step's case: the two allocations
+		// as one run of the pool's, in the same order.
+		var two [2]allocator.BlockID
+		m.stats.evictions += uint64(m.bp.allocRun(two[:], m.now))
+		s.blocks = append(s.blocks, two[0])
+		t.blocks = append(t.blocks, two[1])
+	} else {
+		for len(s.blocks) < want {
+			s.blocks = append(s.blocks, m.allocBlock())
+		}
+		for len(t.blocks) < want {
+			t.blocks = append(t.blocks, m.allocBlock())
+		}
 	}
 	m.notePeak()
 	s.tokens = append(s.tokens, tok)
 	if m.bs == 1 {
 		m.hashFull(s)
-		m.commitFull(s)
-		m.commitGroups(s)
+		m.commitPair(s)
 	}
 	return true
+}
+
+// commitPair is commitFull and commitGroups for a manager of a full
+// attention group 0 and one window group (m.pair: the other groups, State
+// or Shared, never commit), whose commits nothing else hears of (no
+// events, no host tier, no hinting policy, no hash memo): each table's
+// new run straight to the pool's loop (blockPool.commitRun), group 0's
+// first, as the general path commits them; otherwise that path.
+func (m *Manager) commitPair(s *sequence) {
+	if m.bp.events.on() || m.bp.parent != nil || m.tier != nil || m.bp.hinter != nil || m.bp.memo != nil {
+		m.commitFull(s)
+		m.commitGroups(s)
+		return
+	}
+	n := len(s.hashes)
+	stored := 0
+	if limit := min(n, len(s.blocks)); s.committed < limit {
+		stored += m.bp.commitRun(s.blocks, s.hashes, s.committed, limit, 0)
+		s.committed = limit
+	}
+	g := m.oneLocal
+	t := &s.ext[g-1]
+	if limit := min(n, len(t.blocks)); t.committed < limit {
+		stored += m.bp.commitRun(t.blocks, s.hashes, t.committed, limit, g)
+		t.committed = limit
+	}
+	m.stats.stored += uint64(stored)
 }
 
 // ownsNext reports whether Append may write the next tokens of the partly
