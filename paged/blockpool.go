@@ -39,8 +39,8 @@ type blockPool struct {
 	// the group whose content each block holds is its index entry's
 	// (blockLinks.group), 0 without groups.
 	grouped bool
-	index      hashIndex // first-inserted block per hash
-	events     eventBuffer
+	index   hashIndex // first-inserted block per hash
+	events  eventBuffer
 	// unified: every unreferenced block lives in the policy
 	// (Config.UnifiedFreeQueue).
 	unified bool
