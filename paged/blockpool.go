@@ -1,6 +1,7 @@
 package paged
 
 import (
+	"fmt"
 	"slices"
 	"unsafe"
 
@@ -34,11 +35,12 @@ type blockPool struct {
 	// stream a snapshot resynchronises, so a manager without events does
 	// not pay 32 bytes per block for it.
 	parent []Hash
-	// blockGroup is the KV cache group whose content each block holds,
-	// set only with more than one group (initGroups).
-	blockGroup []uint8
-	index      hashIndex // first-inserted block per hash
-	events     eventBuffer
+	// grouped: the manager has more than one KV cache group (initGroups);
+	// the group whose content each block holds is its index entry's
+	// (blockLinks.group), 0 without groups.
+	grouped bool
+	index   hashIndex // first-inserted block per hash
+	events  eventBuffer
 	// unified: every unreferenced block lives in the policy
 	// (Config.UnifiedFreeQueue).
 	unified bool
@@ -326,11 +328,78 @@ func (p *blockPool) alloc(now int64) (allocator.BlockID, bool) {
 	return id, evicted
 }
 
+// allocRun fills dst with new blocks, each taken as alloc takes one, in
+// order, and returns how many of them evicted cached content. With the
+// default LRU, no host tier and no events (the vLLM-compatible replay's
+// configuration) it is alloc unrolled for a run: the configuration is
+// tested once, not once a block, and the run pays no call a block. An
+// admission takes a block per block of its prompt in every group this way.
+// REQUIRES: len(dst) free or evictable blocks.
+func (p *blockPool) allocRun(dst []allocator.BlockID, now int64) (evicted int) {
+	if p.lru == nil || p.host != nil || p.events.on() {
+		for i := range dst {
+			id, ev := p.alloc(now)
+			dst[i] = id
+			if ev {
+				evicted++
+			}
+		}
+		return evicted
+	}
+	for i := range dst {
+		var id allocator.BlockID
+		if p.pool.Free() > 0 {
+			id, _ = p.pool.Alloc()
+			dst[i] = id
+			continue
+		}
+		ok := false
+		if p.shelves.n[shelfLow] == 0 {
+			id, ok = p.lru.Victim()
+		}
+		if !ok {
+			if id, ok = p.victim(); !ok {
+				panic("paged: allocation with no free or evictable block")
+			}
+		}
+		if p.hasContent(id) {
+			evicted++
+			if p.drop(id) {
+				p.index.flush()
+			}
+		}
+		if !p.pool.TryClaim(id) {
+			p.pool.Claim(id)
+		}
+		dst[i] = id
+	}
+	return evicted
+}
+
 // releaseTail releases blocks[from:] tail first, so a chain's tail is
-// given up before its head.
+// given up before its head. With UnifiedFreeQueue and the default LRU
+// (every block whose last reference goes joins the LRU list, cached or
+// not) it is release unrolled for a run, as allocRun is alloc.
 func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
+	if !p.unified || p.lru == nil || len(p.named) > 0 {
+		// release parks a block a live copy of the step reads.
+		for i := len(blocks) - 1; i >= from; i-- {
+			p.release(blocks[i])
+		}
+		return
+	}
 	for i := len(blocks) - 1; i >= from; i-- {
-		p.release(blocks[i])
+		id := blocks[i]
+		if id == nullBlock {
+			continue // a released sliding-window entry
+		}
+		last, ok := p.pool.TryReleaseToCache(id)
+		if !ok {
+			p.pool.ReleaseToCache(id)
+		}
+		if last && !p.lru.TryInsert(id) {
+			p.policy.Insert(id)
+		}
 	}
 }
 
@@ -370,12 +439,7 @@ func (p *blockPool) forget(id allocator.BlockID) {
 }
 
 // groupOf returns the KV cache group whose content block id holds.
-func (p *blockPool) groupOf(id allocator.BlockID) int {
-	if p.blockGroup == nil {
-		return 0
-	}
-	return int(p.blockGroup[id])
-}
+func (p *blockPool) groupOf(id allocator.BlockID) int { return int(p.index.meta[id].group) }
 
 // successor guesses that a chain's next block is the block after the
 // previous hit's: a chain is usually committed in one run of blocks
@@ -441,9 +505,9 @@ const runShort = 16
 func (p *blockPool) runLong(first allocator.BlockID, hashes []Hash) (k, evictable int) {
 	n := samePrefix(p.hash[first:][:len(hashes)], hashes)
 	n = p.heads(first, n)
-	if p.blockGroup != nil {
-		for k, g := range p.blockGroup[first:][:n] {
-			if g != 0 {
+	if p.grouped {
+		for k, m := range p.index.meta[first:][:n] {
+			if m.group != 0 {
 				n = k
 				break
 			}
@@ -529,13 +593,50 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 	// not in the cache, and reading it back would wait for it.
 	tag := home(h) ^ groupSalt(g)
 	p.hash[id] = *h
-	p.index.meta[id].cached = true
-	if p.blockGroup != nil {
-		p.blockGroup[id] = uint8(g)
-	}
+	// The flag and the group, one line the deferred insert writes too.
+	m := &p.index.meta[id]
+	m.cached, m.group = true, uint8(g)
 	if p.index.insert(id, tag) {
 		p.index.flush()
 	}
+}
+
+// commitRun commits blocks[from:limit] of a table of group g whose
+// content is hashes[from:limit], each block as commit does, but for a
+// null entry (out of a sliding window) and a block that already holds
+// the content (a fork committed it first), which it skips; it returns how
+// many it committed. It is commit unrolled for a run, for
+// Manager.commitRun when nothing else hears of a commit (no events, no
+// host tier, no hinting policy): an admission commits a block per block
+// of its prompt in every group.
+func (p *blockPool) commitRun(blocks []allocator.BlockID, hashes []Hash, from, limit, g int) (stored int) {
+	blocks, hashes = blocks[:limit], hashes[:limit]
+	meta, salt := p.index.meta, groupSalt(g)
+	for k := from; k < limit; k++ {
+		id := blocks[k]
+		if id == nullBlock {
+			continue
+		}
+		h := &hashes[k]
+		if meta[id].cached {
+			if !equal(&p.hash[id], h) {
+				panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g, id))
+			}
+			continue
+		}
+		if p.index.dels > 0 {
+			p.index.flush() // as commit
+		}
+		tag := home(h) ^ salt
+		p.hash[id] = *h
+		m := &meta[id]
+		m.cached, m.group = true, uint8(g)
+		if p.index.insert(id, tag) {
+			p.index.flush()
+		}
+		stored++
+	}
+	return stored
 }
 
 // lookup appends to dst the blocks of the longest run of leading hashes

@@ -236,7 +236,7 @@ func (m *Manager) initGroups() {
 	if !m.hybrid() {
 		return
 	}
-	m.bp.blockGroup = make([]uint8, m.cfg.NumBlocks)
+	m.bp.grouped = true
 	m.ghits = make([][]allocator.BlockID, len(m.cfg.Groups)-1)
 	m.kinds = make([]groupKind, len(m.cfg.Groups))
 	state := -1 // the class of the State groups
@@ -613,17 +613,24 @@ func (m *Manager) slideTable(s *sequence, g int, t *groupTable, to int) {
 		return
 	}
 	blocks := t.blocks[t.released:to]
-	for k := len(blocks) - 1; k >= 0; k-- {
-		b := blocks[k]
-		if b == nullBlock {
-			break
+	if !m.ret.on {
+		// No shelves: the blocks after the last null entry, released
+		// as one run (tail first, as below), then nulled.
+		k := len(blocks)
+		for k > 0 && blocks[k-1] != nullBlock {
+			k--
 		}
-		if m.ret.on {
+		m.bp.releaseTail(blocks, k)
+		clear(blocks[k:]) // nullBlock is 0
+	} else {
+		for k := len(blocks) - 1; k >= 0; k-- {
+			b := blocks[k]
+			if b == nullBlock {
+				break
+			}
 			m.releaseSlid(s, g, t.released+k, b)
-		} else {
-			m.bp.release(b)
+			blocks[k] = nullBlock
 		}
-		blocks[k] = nullBlock
 	}
 	t.released = to
 	t.committed = max(t.committed, min(to, len(s.hashes)))
@@ -836,8 +843,12 @@ func (m *Manager) appendOne(s *sequence, t0, off int, tokens []int32) bool {
 		s.tokens = append(s.tokens, tokens[0])
 		if off == m.bs-1 {
 			m.hashFull(s)
-			m.commitFull(s)
-			m.commitGroups(s)
+			if m.pair {
+				m.commitPair(s)
+			} else {
+				m.commitFull(s)
+				m.commitGroups(s)
+			}
 			// s ends a block: never own (ownsNext would say so).
 			m.setOwn(s, false)
 			return true
@@ -881,20 +892,61 @@ func (m *Manager) startPair(s *sequence, t0 int, tok int32) bool {
 			m.slideTable(s, g, t, k.dead(t0, 0))
 		}
 	}
-	for len(s.blocks) < want {
-		s.blocks = append(s.blocks, m.allocBlock())
-	}
-	for len(t.blocks) < want {
-		t.blocks = append(t.blocks, m.allocBlock())
+	if len(s.blocks) == want-1 && len(t.blocks) == want-1 && m.sparePages == 0 {
+		// One block each, the decode step's case: allocBlock's work
+		// without its spare states (none) and its peak notes (one below
+		// says the same), in the same order.
+		f, ev0 := m.bp.alloc(m.now)
+		w, ev1 := m.bp.alloc(m.now)
+		m.stats.evictions += uint64(b2u(ev0) + b2u(ev1))
+		if len(m.bp.named) > 0 || len(m.copies) > 0 {
+			m.dropCopiesInto(f)
+			m.dropCopiesInto(w)
+		}
+		s.blocks = append(s.blocks, f)
+		t.blocks = append(t.blocks, w)
+	} else {
+		for len(s.blocks) < want {
+			s.blocks = append(s.blocks, m.allocBlock())
+		}
+		for len(t.blocks) < want {
+			t.blocks = append(t.blocks, m.allocBlock())
+		}
 	}
 	m.notePeak()
 	s.tokens = append(s.tokens, tok)
 	if m.bs == 1 {
 		m.hashFull(s)
-		m.commitFull(s)
-		m.commitGroups(s)
+		m.commitPair(s)
 	}
 	return true
+}
+
+// commitPair is commitFull and commitGroups for a manager of a full
+// attention group 0 and one window group (m.pair: the other groups, State
+// or Shared, never commit), whose commits nothing else hears of (no
+// events, no host tier, no hinting policy, no hash memo): each table's
+// new run straight to the pool's loop (blockPool.commitRun), group 0's
+// first, as the general path commits them; otherwise that path.
+func (m *Manager) commitPair(s *sequence) {
+	if m.bp.events.on() || m.bp.parent != nil || m.tier != nil || m.bp.hinter != nil || m.bp.memo != nil {
+		m.commitFull(s)
+		m.commitGroups(s)
+		return
+	}
+	n := len(s.hashes)
+	stored := 0
+	if limit := min(n, len(s.blocks)); s.committed < limit {
+		stored += m.bp.commitRun(s.blocks, s.hashes, s.committed, limit, 0)
+		s.committed = limit
+	}
+	g := m.oneLocal
+	t := &s.ext[g-1]
+	if limit := min(n, len(t.blocks)); t.committed < limit {
+		stored += m.bp.commitRun(t.blocks, s.hashes, t.committed, limit, g)
+		t.committed = limit
+	}
+	m.stats.stored += uint64(stored)
 }
 
 // ownsNext reports whether Append may write the next tokens of the partly

@@ -90,6 +90,13 @@ type blockLinks struct {
 	// its deferred insert writes. The pool sets it at once; the index
 	// never writes it (its updates store the other fields one by one).
 	cached bool
+	// group is the KV cache group whose content the block holds
+	// (blockPool.groupOf; 0 with one group), the pool's too, written with
+	// cached: in the line a commit writes anyway, where a byte array of
+	// its own cost a write miss a commit of a hybrid manager, and in the
+	// line a guess reads for head. It outlives the content (an uncached
+	// block keeps the group of what it held).
+	group uint8
 }
 
 // indexOp is a deferred update: block id was committed (inserted with

@@ -110,8 +110,8 @@ func TestRunMatchesGuess(t *testing.T) {
 			case "uncached":
 				p.uncache(b, false)
 			case "group":
-				p.blockGroup = make([]uint8, len(p.hash))
-				p.blockGroup[b] = 1
+				p.grouped = true
+				p.index.meta[b].group = 1
 			}
 			for from := range blocks - 1 {
 				want, wantEv := 0, 0

@@ -60,7 +60,7 @@ type Manager struct {
 	// KV cache groups (groups.go), set only with more than one group:
 	// ghits is the lookup's hits of groups 1 and up, window the window of
 	// the only local group when it is a window group (the per-block group
-	// is bp.blockGroup).
+	// is the index entry's, blockLinks.group).
 	// kinds is each group's kind (group_kinds.go); classes are the groups
 	// besides full attention whose hits cut the full-attention one, one
 	// class per kind and size (groups.go).
@@ -293,18 +293,12 @@ func (m *Manager) allocBlocks(blocks *[]allocator.BlockID, n int) {
 		if m.sparePages > 0 && m.bp.available()+m.bp.shelves.shelved() < n-k {
 			m.reclaimSpares()
 		}
-		evicted := 0
-		for i := k; i < n; i++ {
-			id, ev := m.bp.alloc(m.now)
-			if ev {
-				evicted++
-			}
-			if len(m.bp.named) > 0 || len(m.copies) > 0 {
+		m.stats.evictions += uint64(m.bp.allocRun(b[k:n], m.now))
+		if len(m.bp.named) > 0 || len(m.copies) > 0 {
+			for _, id := range b[k:n] {
 				m.dropCopiesInto(id)
 			}
-			b[i] = id
 		}
-		m.stats.evictions += uint64(evicted)
 		*blocks = b
 	}
 }

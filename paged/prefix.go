@@ -251,9 +251,14 @@ func (m *Manager) commitFull(s *sequence) {
 // here. It is commit unrolled for a run, so that a table's blocks do not
 // pay a call each, nor the test for noteCommit's consumers.
 func (m *Manager) commitRun(s *sequence, blocks []allocator.BlockID, from, limit, g int) {
+	notes := m.bp.parent != nil || m.tier != nil || m.bp.hinter != nil
+	if !notes && !m.bp.events.on() {
+		// Nothing hears of the commits: the pool's loop.
+		m.stats.stored += uint64(m.bp.commitRun(blocks, s.hashes, from, limit, g))
+		return
+	}
 	first := from // the run of blocks stored here that the next event reports
 	blocks, hashes, meta := blocks[:limit], s.hashes[:limit], m.bp.index.meta
-	notes := m.bp.parent != nil || m.tier != nil || m.bp.hinter != nil
 	stored := 0
 	for k := from; k < limit; k++ {
 		b := blocks[k]

@@ -31,7 +31,7 @@ type hostTier struct {
 	hash   []Hash
 	parent []Hash // as Manager.parent
 	// group is the KV cache group of each host block's offloaded content,
-	// kept only with several groups (as blockPool.blockGroup).
+	// kept only with several groups (as the device index's blockLinks.group).
 	group []uint8
 	index hashIndex
 	// hmark maps a host block to the device block it was swapped into
