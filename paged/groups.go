@@ -895,12 +895,16 @@ func (m *Manager) startPair(s *sequence, t0 int, tok int32) bool {
 	if len(s.blocks) == want-1 && len(t.blocks) == want-1 && m.sparePages == 0 {
 		// One block each, the decode step's case: allocBlock's work
 		// without its spare states (none) and its peak notes (one below
-		// says the same), in the same order.
+		// says the same), in the same order: the copies into f go
+		// before w is taken, as their parked source, released with
+		// them, may be the block w is.
 		f, ev0 := m.bp.alloc(m.now)
+		if len(m.bp.named) > 0 || len(m.copies) > 0 {
+			m.dropCopiesInto(f)
+		}
 		w, ev1 := m.bp.alloc(m.now)
 		m.stats.evictions += uint64(b2u(ev0) + b2u(ev1))
 		if len(m.bp.named) > 0 || len(m.copies) > 0 {
-			m.dropCopiesInto(f)
 			m.dropCopiesInto(w)
 		}
 		s.blocks = append(s.blocks, f)
