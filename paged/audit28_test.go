@@ -66,3 +66,56 @@ func TestStartPairPrunesBetweenItsBlocks(t *testing.T) {
 		t.Fatalf("stats %+v\ngeneral path %+v", sf, sg)
 	}
 }
+
+// TestAllocBlocksPrunesBetweenBlocks: an admission takes its blocks in
+// one run (allocBlocks, blockPool.allocRun), each as allocBlock takes
+// one. Handing out a copy's cached destination makes the copy moot and
+// releases its parked source, uncached, to the free list (no
+// UnifiedFreeQueue): the next block of the run is that one. Dropping the
+// run's copies only after the run, the admission evicted a cached block
+// instead (A's first block, a prefix a later request would hit).
+func TestAllocBlocksPrunesBetweenBlocks(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		groups []Group
+		nb     int
+		evicts uint64 // B's copies, each releasing A's block it read
+	}{
+		{"plain", nil, 4, 1},
+		{"groups", []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 8}}, 7, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := New(Config{BlockSize: 2, NumBlocks: tc.nb, Groups: tc.groups})
+			must(t, err)
+			A, err := m.Add([]int32{1, 2, 3}, nil)
+			must(t, err)
+			_, err = m.Admit(A)
+			must(t, err)
+			m.TakeCopies(nil)
+			// One step: B copies A's partly filled last block(s) and
+			// fills (commits) its copies; A and B go, A's last blocks
+			// parked for the copies.
+			B, err := m.Fork(A)
+			must(t, err)
+			must(t, m.Append(B, 4))
+			must(t, m.Free(A))
+			must(t, m.Free(B))
+			if st := m.Stats(); st.FreeBlocks != 0 || len(m.bp.parked) == 0 {
+				t.Fatalf("%d free blocks, %d parked: the test no longer builds the case", st.FreeBlocks, len(m.bp.parked))
+			}
+			// D's first block evicts B's copy (the LRU's oldest), which
+			// releases A's parked last block: D's second block.
+			parked := m.bp.parked[0].id
+			D, err := m.Add([]int32{50, 51, 52}, nil)
+			must(t, err)
+			_, err = m.Admit(D)
+			must(t, err)
+			must(t, m.Check())
+			tb, err := m.Table(D)
+			must(t, err)
+			if st := m.Stats(); len(tb) != 2 || tb[1] != parked || st.Evictions != tc.evicts {
+				t.Fatalf("D's table %v, %d evictions; want its second block %d (A's, parked), %d evictions", tb, st.Evictions, parked, tc.evicts)
+			}
+		})
+	}
+}

@@ -293,11 +293,18 @@ func (m *Manager) allocBlocks(blocks *[]allocator.BlockID, n int) {
 		if m.sparePages > 0 && m.bp.available()+m.bp.shelves.shelved() < n-k {
 			m.reclaimSpares()
 		}
-		m.stats.evictions += uint64(m.bp.allocRun(b[k:n], m.now))
 		if len(m.bp.named) > 0 || len(m.copies) > 0 {
-			for _, id := range b[k:n] {
+			// Each block's copies go before the next is taken, as
+			// allocBlock's do: a parked source they release may be
+			// the next block.
+			for i := k; i < n; i++ {
+				id, evicted := m.bp.alloc(m.now)
+				m.stats.evictions += uint64(b2u(evicted))
 				m.dropCopiesInto(id)
+				b[i] = id
 			}
+		} else {
+			m.stats.evictions += uint64(m.bp.allocRun(b[k:n], m.now))
 		}
 		*blocks = b
 	}
