@@ -274,11 +274,18 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 	if ef, es := f.DrainEvents(nil), s.DrainEvents(nil); !reflect.DeepEqual(ef, es) {
 		t.Fatalf("step %d %s: events differ:\nfast    %+v\ngeneral %+v", step, what, ef, es)
 	}
-	if cf, cs := f.TakeCopies(nil), s.TakeCopies(nil); !slices.Equal(cf, cs) {
-		t.Fatalf("step %d %s: copies %v, general path %v", step, what, cf, cs)
-	}
-	if wf, ws := f.TakeSwaps(nil), s.TakeSwaps(nil); !slices.Equal(wf, ws) {
-		t.Fatalf("step %d %s: swaps %v, general path %v", step, what, wf, ws)
+	// The step goes on over several calls at times, so that copy
+	// sources parked by one call meet the allocations and space checks
+	// of the next (cowhold).
+	if rapid.IntRange(0, 2).Draw(t, "endStep") > 0 {
+		if cf, cs := f.TakeCopies(nil), s.TakeCopies(nil); !slices.Equal(cf, cs) {
+			t.Fatalf("step %d %s: copies %v, general path %v", step, what, cf, cs)
+		}
+		if wf, ws := f.TakeSwaps(nil), s.TakeSwaps(nil); !slices.Equal(wf, ws) {
+			t.Fatalf("step %d %s: swaps %v, general path %v", step, what, wf, ws)
+		}
+	} else if !slices.Equal(f.copies, s.copies) || !slices.Equal(f.bp.parked, s.bp.parked) {
+		t.Fatalf("step %d %s: copies %v, parked %v; general path %v, %v", step, what, f.copies, f.bp.parked, s.copies, s.bp.parked)
 	}
 	f.bp.index.settle()
 	s.bp.index.settle()
