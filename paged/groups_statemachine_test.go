@@ -877,13 +877,19 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			hostBlocks = rapid.SampledFrom([]int{8, 16, 64}).Draw(t, "host blocks")
 			offload, blocks = true, rapid.IntRange(8, 32).Draw(t, "blocks")
 		}
+		events := cmp.Or(replayEvents(tally.replay), 64)
+		if tally.replay == nil && rapid.IntRange(0, 2).Draw(t, "no events") == 0 {
+			// The compat configuration's fast paths (allocRun's and
+			// commitPair's loops) run only without events (audit28).
+			events = 0
+		}
 		m, err := paged.New(paged.Config{
 			BlockSize:        bs,
 			NumBlocks:        blocks,
 			Groups:           groups,
 			UnifiedFreeQueue: unified,
 			MaxModelLen:      12 * bs,
-			Events:           cmp.Or(replayEvents(tally.replay), 64),
+			Events:           events,
 			HostBlocks:       hostBlocks,
 			DisableOffload:   !offload,
 			Reserve:          drawReserve(t),
