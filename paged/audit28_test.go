@@ -5,6 +5,26 @@ import (
 	"testing"
 )
 
+// parkForkedCopySources admits A, of a block and a half (BlockSize 2),
+// and ends the step; then, in one step, B forks A, copies A's partly
+// filled last block(s) and fills (commits) its copies, and A and B go:
+// A's last blocks are parked for the copies (their destinations are
+// cached, so the copies stay live), B's blocks and A's first ones
+// evictable, oldest first B's copy of group 0.
+func parkForkedCopySources(t *testing.T, m *Manager) {
+	t.Helper()
+	A, err := m.Add([]int32{1, 2, 3}, nil)
+	must(t, err)
+	_, err = m.Admit(A)
+	must(t, err)
+	m.TakeCopies(nil)
+	B, err := m.Fork(A)
+	must(t, err)
+	must(t, m.Append(B, 4))
+	must(t, m.Free(A))
+	must(t, m.Free(B))
+}
+
 // TestStartPairPrunesBetweenItsBlocks: startPair's decode case takes its
 // two blocks with direct bp.alloc calls, where the general path
 // (growGroups, allocBlock per block) drops the copies into each block as
@@ -22,25 +42,13 @@ func TestStartPairPrunesBetweenItsBlocks(t *testing.T) {
 		m, err := New(cfg)
 		must(t, err)
 		twins[i] = m
-		// A's two blocks per table, C's one.
-		A, err := m.Add([]int32{1, 2, 3}, nil)
-		must(t, err)
-		_, err = m.Admit(A)
-		must(t, err)
+		// C's one block per table, then A's two.
 		C, err := m.Add([]int32{100}, nil)
 		must(t, err)
 		ids[i] = C
 		_, err = m.Admit(C)
 		must(t, err)
-		m.TakeCopies(nil)
-		// One step: B copies A's partly filled last blocks and fills
-		// (commits) its copies; A and B go, A's last blocks parked for
-		// the copies (their destinations are cached, so still live).
-		B, err := m.Fork(A)
-		must(t, err)
-		must(t, m.Append(B, 4))
-		must(t, m.Free(A))
-		must(t, m.Free(B))
+		parkForkedCopySources(t, m)
 		must(t, m.Append(C, 101))
 		if st := m.Stats(); st.FreeBlocks != 0 || len(m.bp.parked) != 2 {
 			t.Fatalf("%d free blocks, %d parked; want 0 and 2: the test no longer builds the case", st.FreeBlocks, len(m.bp.parked))
@@ -87,19 +95,7 @@ func TestAllocBlocksPrunesBetweenBlocks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := New(Config{BlockSize: 2, NumBlocks: tc.nb, Groups: tc.groups})
 			must(t, err)
-			A, err := m.Add([]int32{1, 2, 3}, nil)
-			must(t, err)
-			_, err = m.Admit(A)
-			must(t, err)
-			m.TakeCopies(nil)
-			// One step: B copies A's partly filled last block(s) and
-			// fills (commits) its copies; A and B go, A's last blocks
-			// parked for the copies.
-			B, err := m.Fork(A)
-			must(t, err)
-			must(t, m.Append(B, 4))
-			must(t, m.Free(A))
-			must(t, m.Free(B))
+			parkForkedCopySources(t, m)
 			if st := m.Stats(); st.FreeBlocks != 0 || len(m.bp.parked) == 0 {
 				t.Fatalf("%d free blocks, %d parked: the test no longer builds the case", st.FreeBlocks, len(m.bp.parked))
 			}
