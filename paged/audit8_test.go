@@ -159,6 +159,11 @@ func TestContentModel(t *testing.T) {
 			run(m.TakeSwaps(nil), m.TakeCopies(nil))
 			for _, c := range m.TakeCheckpoints(nil) {
 				s := cm.seqs[c.Seq]
+				if c.Tokens > len(s.tokens) {
+					// The model has not applied the tokens the checkpoint
+					// follows (s.tokens[:c.Tokens] would read stale ones).
+					t.Fatalf("checkpoint of %v after %d tokens, the model has %d", c.Seq, c.Tokens, len(s.tokens))
+				}
 				for _, b := range c.Pages {
 					state[place{Device, b}] = prefixKey(s.opts, s.tokens[:c.Tokens])
 				}
@@ -427,11 +432,15 @@ func TestContentModel(t *testing.T) {
 				if err != nil && !errors.Is(err, ErrNoSpace) {
 					t.Fatalf("step: %v", err)
 				}
+				// Every sequence's token first: the step's checkpoints,
+				// which the first write takes, may be any of theirs.
 				for i, sc := range sched[:n] {
 					s := cm.seqs[sc.ID]
 					s.tokens = append(s.tokens, next[i])
 					s.pending = nil
-					write(sc.ID, len(s.tokens)-1, 0)
+				}
+				for _, sc := range sched[:n] {
+					write(sc.ID, len(cm.seqs[sc.ID].tokens)-1, 0)
 				}
 			},
 			"draft": func(t *rapid.T) {
