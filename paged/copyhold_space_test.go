@@ -30,6 +30,23 @@ var slideCases = []slideCase{
 	{"one group", nil, &paged.SeqOptions{Window: 1}},
 }
 
+// forkOfThree makes a manager of cfg with a sequence A of three tokens
+// (opts), admitted, and its fork B, the fork's copies taken (the step
+// ended).
+func forkOfThree(t *testing.T, cfg paged.Config, opts *paged.SeqOptions) (*paged.Manager, paged.SeqID, paged.SeqID) {
+	t.Helper()
+	m, err := paged.New(cfg)
+	noErr(t, err)
+	A, err := m.Add([]int32{1, 2, 3}, opts)
+	noErr(t, err)
+	_, err = m.Admit(A)
+	noErr(t, err)
+	B, err := m.Fork(A)
+	noErr(t, err)
+	m.TakeCopies(nil)
+	return m, A, B
+}
+
 // TestSlideCountsParkedSource: the space check of an Append counts the
 // blocks its window's slide frees. A block whose other holder made a
 // copy-on-write copy of it this step is parked when the slide lets it go
@@ -47,15 +64,7 @@ func TestSlideCountsParkedSource(t *testing.T) {
 			if tc.groups == nil {
 				nb = 4
 			}
-			m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: nb, Groups: tc.groups})
-			noErr(t, err)
-			A, err := m.Add([]int32{1, 2, 3}, tc.opts)
-			noErr(t, err)
-			_, err = m.Admit(A)
-			noErr(t, err)
-			B, err := m.Fork(A)
-			noErr(t, err)
-			m.TakeCopies(nil)
+			m, A, B := forkOfThree(t, paged.Config{BlockSize: 2, NumBlocks: nb, Groups: tc.groups}, tc.opts)
 
 			// One step: B copies A's partly filled last block(s), then A
 			// fills its block and starts the next, sliding past the block
@@ -104,15 +113,7 @@ func TestSlideCountsUnparkedSource(t *testing.T) {
 			if tc.groups == nil {
 				toks, nb = []int32{5, 6, 7}, 4
 			}
-			m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: nb, Groups: tc.groups, MaxModelLen: 16, DisablePrefixCaching: true})
-			noErr(t, err)
-			A, err := m.Add([]int32{1, 2, 3}, tc.opts)
-			noErr(t, err)
-			_, err = m.Admit(A)
-			noErr(t, err)
-			B, err := m.Fork(A)
-			noErr(t, err)
-			m.TakeCopies(nil)
+			m, A, B := forkOfThree(t, paged.Config{BlockSize: 2, NumBlocks: nb, Groups: tc.groups, MaxModelLen: 16, DisablePrefixCaching: true}, tc.opts)
 
 			// One step: B copies A's partly filled last block(s) and
 			// fills its copy; A goes, its last block parked for the copy;
