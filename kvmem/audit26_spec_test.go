@@ -133,3 +133,34 @@ func TestAudit26PlannerSpecTokensRapid(t *testing.T) {
 		}
 	})
 }
+
+// TestOneTokenWindowPinsABlock is the planner's side of the seed
+// TestAudit26PlannerSpecTokensRapid found: paged's default mode pins, for
+// a window of one token, the block before a sequence's branch point (a
+// hit's scan stops at a cached block, as vLLM's does), so the plan
+// charges it, though ceil((W-1)/bs) is 0. Before, a manager sized at the
+// plan refused a draft append for want of the pinned blocks.
+func TestOneTokenWindowPinsABlock(t *testing.T) {
+	for _, w := range []int{1, 2, 3, 5} {
+		s := kvmem.Spec{KVHeads: 1, HeadDim: 8, Key: kvmem.FP16, Groups: []kvmem.Group{{Kind: kvmem.Full, Layers: 1}, {Kind: kvmem.Window, Layers: 2, Window: w}}}
+		const bs = 2
+		block, err := s.BlockBytes(bs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		per := func(noPins bool, tokens int) int64 {
+			c, err := kvmem.Plan(s, 0, kvmem.Deployment{GPUMemory: 1000 * block, BlockSize: bs, NoHybridPins: noPins})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.SequenceBytes(tokens) / block
+		}
+		want := int64(2 * max(1, (w-1+bs-1)/bs)) // two window slices
+		if got := per(false, 40) - per(true, 40); got != want {
+			t.Errorf("window %d: pins charged %d blocks, want %d", w, got, want)
+		}
+		if got := per(false, 1) - per(true, 1); got != 2 {
+			t.Errorf("window %d, one token: pins charged %d blocks, want 2 (one block of tokens)", w, got)
+		}
+	}
+}

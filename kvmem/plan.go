@@ -47,8 +47,8 @@ type Deployment struct {
 	// Spec.SequenceBlocks counts. By default a spec with Window or State
 	// groups also charges each sequence what paged's default mode pins
 	// for it while it runs (docs/hybrid.md, "Retention per group" and
-	// "State groups"): the ceil((W-1)/BlockSize) blocks of every window
-	// group before its branch point, and StateCheckpoints checkpoints of
+	// "State groups"): the max(1, ceil((W-1)/BlockSize)) blocks of every
+	// window group before its branch point, and StateCheckpoints checkpoints of
 	// every State group (the one its hit copied from and the one taken at
 	// its branch point). Sequences that share a short prefix pin them and
 	// may share no block, and must still fit.
@@ -271,8 +271,11 @@ func (c Capacity) seqBlocks(contextLen int64) (int64, bool) {
 		switch g.Kind {
 		case Window:
 			// The window before a branch point, which lies within the
-			// sequence: no more blocks than its tokens fill.
-			n += int64(g.Layers) / p * min((int64(g.Window)-1+bs-1)/bs, ceilDiv(tokens, bs))
+			// sequence: no more blocks than its tokens fill. A window of
+			// one token still needs the block before the point: a hit's
+			// scan stops at a cached block, as vLLM's does.
+			need := max((int64(g.Window)-1+bs-1)/bs, 1)
+			n += int64(g.Layers) / p * min(need, ceilDiv(tokens, bs))
 		case State:
 			n += StateCheckpoints * int64(g.Layers) / p * c.Shard.stateBlocks(g, c.Deployment.BlockSize)
 		}
