@@ -242,16 +242,20 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
 	}
 	if n > 1 && s.forkPages > 0 {
-		// Its samples fork when the prompt is computed, each taking
-		// state pages of its own at once, beside the prompt's blocks in
-		// every full attention group (a lower bound on what it then
-		// holds: window groups are not counted, computed in chunks they
-		// hold fewer). More than the pool holds can never fork; less may
-		// still be refused at the fork (forkRoom, fork).
-		bs := s.m.BlockSize()
-		need := int64(s.growGroups)*int64((len(prompt)+bs-1)/bs) + int64(n)*int64(s.forkPages)
+		// Its samples fork in the step that computes its last prompt
+		// token, each taking state pages of its own at once beside what
+		// the prompt holds then, at least paged's PrefillFloor: every
+		// block of a full attention group, its own state pages, and of a
+		// window or chunked-local group only what that step reads (the
+		// forks share those). More than the pool holds can never fork;
+		// less may still be refused at the fork (forkRoom, fork).
+		floor, err := s.m.PrefillFloor(len(prompt), s.cfg.ChunkedPrefill)
+		if err != nil {
+			return nil, pass(ErrInvalid, err, "submit")
+		}
+		need := int64(floor) + int64(n-1)*int64(s.forkPages)
 		if usable := s.m.Stats().UsableBlocks; need > int64(usable) {
-			return nil, fmt.Errorf("%w: %d samples' state pages (%d each) and a %d-token prompt need at least %d blocks, more than the pool's %d", ErrNever, n, s.forkPages, len(prompt), need, usable)
+			return nil, fmt.Errorf("%w: a %d-token prompt holds at least %d blocks when it forks and its %d samples' state pages (%d each) take %d more, more than the pool's %d", ErrNever, len(prompt), floor, n, s.forkPages, int64(n-1)*int64(s.forkPages), usable)
 		}
 	}
 	if !s.cfg.ChunkedPrefill && kv > s.cfg.MaxBatchTokens && !beam {
