@@ -1,39 +1,57 @@
 package paged
 
-// PrefillFloor returns the fewest blocks a new sequence of n tokens (with
-// no SeqOptions.Window) can hold, every KV cache group's together, in the
-// step that computes its last token, whatever the cache holds then: every
-// block of a full-attention group, a State group's pages, none for a
-// Shared group, and of a window or chunked-local group only the blocks
-// from the first one that step reads. Admitted whole (Admit), a sequence
-// releases only the blocks before what its prefix hit needs, a hit of at
-// most n-1 tokens with prefix caching on, none without; computed in chunks
-// (chunked: AdmitChunk, then Append), a last step that computes the last
-// token alone releases those before that token's window or chunk
-// (keeping, with prefix caching, a chunked-local group's last cached
-// block, as vLLM does). The state checkpoint pages and retention pins of
-// the default mode (docs/hybrid.md) are not counted: they only add to it,
-// and a sequence alone in the pool gives up its pins for room.
+// PrefillFloor returns the fewest blocks a new sequence of n tokens with
+// options opts (nil for none) can hold, every KV cache group's together,
+// in the step that computes its last token, whatever the cache holds
+// then: every block of a full-attention group, a State group's pages,
+// none for a Shared group, and of a sliding window (a window group's, or
+// SeqOptions.Window's without groups) or a chunked-local group only the
+// blocks from the first one that step reads. Admitted whole (Admit), a
+// sequence releases only the blocks before what its prefix hit needs, a
+// hit of at most n-1 tokens with prefix caching on, none without;
+// computed in chunks (chunked: AdmitChunk, then Append; a decode step is
+// a chunk of one token), a last step that computes the last token alone
+// releases those before that token's window or chunk (keeping, with
+// prefix caching, a chunked-local group's last cached block, as vLLM
+// does). The state checkpoint pages and retention pins of the default
+// mode (docs/hybrid.md) are not counted: they only add to it, and a
+// sequence alone in the pool gives up its pins for room.
 //
 // A sequence that would hold more than the pool's usable blocks can never
-// be computed; one whose samples fork in that step (parallel sampling,
-// beam search) holds the children's state pages besides (Fork takes them
-// at once; its other blocks are shared), so adding those, it is a bound
-// below which a scheduler may refuse such a request for good (sched's
-// Submit). Without KV cache groups it is the blocks of n tokens.
-// ErrInvalid for n outside [1, MaxModelLen]. O(groups).
-func (m *Manager) PrefillFloor(n int, chunked bool) (int, error) {
+// be computed (more than those less the watermark, never admitted); one
+// whose samples fork in that step (parallel sampling, beam search) holds
+// the children's state pages besides (Fork takes them at once; its other
+// blocks are shared), so adding those, it is a bound below which a
+// scheduler may refuse such a request for good (sched's Submit). Options
+// Add refuses are ErrInvalid, and so is n outside [1, MaxModelLen]; a
+// windowed sequence longer than it may grow in this pool (see
+// SeqOptions.Window) is ErrNever. O(groups).
+func (m *Manager) PrefillFloor(n int, opts *SeqOptions, chunked bool) (int, error) {
 	if n < 1 || n > m.cfg.MaxModelLen {
 		return 0, errorf(ErrInvalid, "PrefillFloor of %d tokens: want [1, MaxModelLen=%d]", n, m.cfg.MaxModelLen)
 	}
-	if !m.hybrid() {
-		return m.ceilBlocks(n), nil
+	if err := m.checkOptions(opts, n); err != nil {
+		return 0, err
 	}
 	hit, committed := 0, 0
 	if m.hashing {
 		// The longest hit leaves the last token to compute; a last step
 		// of one token finds every block before it committed.
 		hit, committed = (n-1)/m.bs, (n-1)/m.bs
+	}
+	if !m.hybrid() {
+		if opts == nil || opts.Window == 0 {
+			return m.ceilBlocks(n), nil
+		}
+		if lim := m.seqLimit(opts.Window); n > lim {
+			return 0, errorf(ErrNever, "PrefillFloor of %d tokens: a sequence of window %d holds at most %d in this pool", n, opts.Window, lim)
+		}
+		k := windowKind{newAttention(m.bs), opts.Window}
+		dead := windowFrom(k, hit)
+		if chunked {
+			dead = max(dead, k.dead(n-1, committed))
+		}
+		return k.need(n) - dead, nil
 	}
 	held := 0
 	for g, kind := range m.kinds {

@@ -21,7 +21,7 @@ func ExampleManager_PrefillFloor() {
 	}
 	// A 1,000-token prompt: 63 blocks of full attention, 8 state pages
 	// and the 9 window blocks its last step reads.
-	floor, err := m.PrefillFloor(1000, true)
+	floor, err := m.PrefillFloor(1000, nil, true)
 	if err != nil {
 		panic(err)
 	}

@@ -12,14 +12,18 @@ import (
 var floorLayouts = []struct {
 	name   string
 	groups []paged.Group
+	window int // SeqOptions.Window, without groups
 }{
-	{"window 8", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 8}}},
-	{"window 1", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 1}}},
-	{"window 5 + state", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 5}, {Kind: paged.State, Pages: 2}}},
-	{"chunked 8", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 8}}},
-	{"chunked 6", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 6}}},
-	{"window 4 + shared", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}, {Kind: paged.Shared, Target: 1}}},
-	{"two windows + chunked", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 3}, {Kind: paged.SlidingWindow, Window: 9}, {Kind: paged.ChunkedLocal, Chunk: 8}}},
+	{"one group", nil, 0},
+	{"sequence window 6", nil, 6},
+	{"sequence window 1", nil, 1},
+	{"window 8", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 8}}, 0},
+	{"window 1", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 1}}, 0},
+	{"window 5 + state", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 5}, {Kind: paged.State, Pages: 2}}, 0},
+	{"chunked 8", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 8}}, 0},
+	{"chunked 6", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 6}}, 0},
+	{"window 4 + shared", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}, {Kind: paged.Shared, Target: 1}}, 0},
+	{"two windows + chunked", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 3}, {Kind: paged.SlidingWindow, Window: 9}, {Kind: paged.ChunkedLocal, Chunk: 8}}, 0},
 }
 
 // heldBy counts the blocks sequence id holds in every group but Shared
@@ -27,8 +31,8 @@ var floorLayouts = []struct {
 func heldBy(t *testing.T, m *paged.Manager, groups []paged.Group, id paged.SeqID) int {
 	t.Helper()
 	n := 0
-	for g := range groups {
-		if groups[g].Kind == paged.Shared {
+	for g := range max(1, len(groups)) {
+		if len(groups) > 0 && groups[g].Kind == paged.Shared {
 			continue
 		}
 		tab, err := m.TableGroup(id, g)
@@ -53,6 +57,10 @@ func TestPrefillFloor(t *testing.T) {
 	for _, l := range floorLayouts {
 		for _, c := range []struct{ chunked, off bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
 			chunked := c.chunked
+			var opts *paged.SeqOptions
+			if l.window > 0 {
+				opts = &paged.SeqOptions{Window: l.window}
+			}
 			cfg := paged.Config{BlockSize: bs, NumBlocks: 200, Groups: l.groups, DisablePrefixCaching: c.off}
 			t.Run(fmt.Sprintf("%s/chunked=%v/caching=%v", l.name, chunked, !c.off), func(t *testing.T) {
 				for n := 1; n <= 37; n++ {
@@ -72,7 +80,7 @@ func TestPrefillFloor(t *testing.T) {
 						if hit := (n - 1) / bs * bs; warm && hit > 0 {
 							other := append(prompt[:hit:hit], 9, 9, 9, 9)
 							for _, p := range [][]int32{other, append(prompt, 7, 7, 7, 7)} {
-								id, err := m.Add(p, nil)
+								id, err := m.Add(p, opts)
 								noErr(t, err)
 								_, err = m.Admit(id)
 								noErr(t, err)
@@ -83,7 +91,7 @@ func TestPrefillFloor(t *testing.T) {
 								noErr(t, m.Free(id))
 							}
 						}
-						id, err := m.Add(prompt, nil)
+						id, err := m.Add(prompt, opts)
 						noErr(t, err)
 						if chunk == 0 {
 							_, err = m.Admit(id)
@@ -105,7 +113,7 @@ func TestPrefillFloor(t *testing.T) {
 						}
 						noErr(t, m.Check())
 						holds = append(holds, heldBy(t, m, l.groups, id))
-						floor, err := m.PrefillFloor(n, chunked)
+						floor, err := m.PrefillFloor(n, opts, chunked)
 						noErr(t, err)
 						if h := holds[len(holds)-1]; h < floor {
 							t.Fatalf("n %d warm %v chunk %d: holds %d blocks, PrefillFloor says at least %d", n, warm, chunk, h, floor)
@@ -123,7 +131,7 @@ func TestPrefillFloor(t *testing.T) {
 					}
 					m, err := paged.New(cfg)
 					noErr(t, err)
-					floor, err := m.PrefillFloor(n, chunked)
+					floor, err := m.PrefillFloor(n, opts, chunked)
 					noErr(t, err)
 					if least := minOf(holds); least != floor {
 						t.Errorf("n %d: the least hold is %d blocks (%v), PrefillFloor says %d", n, least, holds, floor)
@@ -142,17 +150,43 @@ func minOf(xs []int) int {
 	return m
 }
 
-// TestPrefillFloorInvalid: a length outside [1, MaxModelLen] is
-// ErrInvalid; without groups the answer is the blocks of the tokens.
+// TestPrefillFloorInvalid: a length outside [1, MaxModelLen] or options
+// Add refuses are ErrInvalid, a windowed sequence longer than the pool
+// lets it grow ErrNever; without groups or window the answer is the
+// blocks of the tokens.
 func TestPrefillFloorInvalid(t *testing.T) {
 	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16, MaxModelLen: 40})
 	noErr(t, err)
 	for _, n := range []int{0, -1, 41} {
-		if _, err := m.PrefillFloor(n, true); !errors.Is(err, paged.ErrInvalid) {
+		if _, err := m.PrefillFloor(n, nil, true); !errors.Is(err, paged.ErrInvalid) {
 			t.Errorf("PrefillFloor(%d): %v, want ErrInvalid", n, err)
 		}
 	}
-	if f, err := m.PrefillFloor(9, true); err != nil || f != 3 {
+	if f, err := m.PrefillFloor(9, nil, true); err != nil || f != 3 {
 		t.Errorf("PrefillFloor(9) without groups: %d, %v; want 3", f, err)
+	}
+	// Options Add refuses.
+	if _, err := m.PrefillFloor(9, &paged.SeqOptions{Window: -1}, true); !errors.Is(err, paged.ErrInvalid) {
+		t.Errorf("PrefillFloor with Window -1: %v, want ErrInvalid", err)
+	}
+	h, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16, Groups: floorLayouts[3].groups})
+	noErr(t, err)
+	if _, err := h.PrefillFloor(9, &paged.SeqOptions{Window: 4}, true); !errors.Is(err, paged.ErrInvalid) {
+		t.Errorf("PrefillFloor with a SeqOptions.Window on groups: %v, want ErrInvalid", err)
+	}
+	// A window of 33 tokens spans 9 blocks of 4, more than the 8 a pool
+	// of 9 has (seqLimit): no longer than the pool's 32 tokens.
+	w, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 9, MaxModelLen: 100})
+	noErr(t, err)
+	win := &paged.SeqOptions{Window: 33}
+	if f, err := w.PrefillFloor(32, win, true); err != nil || f != 8 {
+		t.Errorf("PrefillFloor(32) of window 33: %d, %v; want 8", f, err)
+	}
+	if _, err := w.PrefillFloor(33, win, true); !errors.Is(err, paged.ErrNever) {
+		t.Errorf("PrefillFloor(33) of window 33 in 8 blocks: %v, want ErrNever", err)
+	}
+	// A window of 8 holds 3 blocks at most: 100 tokens are fine.
+	if f, err := w.PrefillFloor(100, &paged.SeqOptions{Window: 8}, true); err != nil || f != 2 {
+		t.Errorf("PrefillFloor(100) of window 8: %d, %v; want 2", f, err)
 	}
 }

@@ -90,7 +90,7 @@ func TestForkThatCanNeverFit(t *testing.T) {
 func forkThatCanNeverFit(t *testing.T, cfg sched.Config, p, blocks int) {
 	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: blocks,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}, {Kind: paged.State, Pages: 3}}})
-	floor, err := m.PrefillFloor(p, cfg.ChunkedPrefill)
+	floor, err := m.PrefillFloor(p, nil, cfg.ChunkedPrefill)
 	require.NoError(t, err)
 	require.Equal(t, blocks-1, floor+3, "the request must be within Submit's bound, at it")
 	var aborted []*sched.Request
