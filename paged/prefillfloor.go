@@ -10,10 +10,11 @@ package paged
 // sequence releases only the blocks before what its prefix hit needs, a
 // hit of at most n-1 tokens with prefix caching on, none without;
 // computed in chunks (chunked: AdmitChunk, then Append; a decode step is
-// a chunk of one token), a last step that computes the last token alone
-// releases those before that token's window or chunk (keeping, with
-// prefix caching, a chunked-local group's last cached block, as vLLM
-// does). The state checkpoint pages and retention pins of the default
+// a chunk of one token), it may also compute the last token alone in a
+// step after its admission (after a hit that leaves the admission a token
+// to compute), which releases the blocks before that token's window or
+// chunk (keeping, with prefix caching, a chunked-local group's last
+// cached block, as vLLM does): the fewer of the two. The state checkpoint pages and retention pins of the default
 // mode (docs/hybrid.md) are not counted: they only add to it, and a
 // sequence alone in the pool gives up its pins for room.
 //
@@ -33,12 +34,8 @@ func (m *Manager) PrefillFloor(n int, opts *SeqOptions, chunked bool) (int, erro
 	if err := m.checkOptions(opts, n); err != nil {
 		return 0, err
 	}
-	hit, committed := 0, 0
-	if m.hashing {
-		// The longest hit leaves the last token to compute; a last step
-		// of one token finds every block before it committed.
-		hit, committed = (n-1)/m.bs, (n-1)/m.bs
-	}
+	kinds := m.kinds
+	var one [1]groupKind
 	if !m.hybrid() {
 		if opts == nil || opts.Window == 0 {
 			return m.ceilBlocks(n), nil
@@ -46,27 +43,54 @@ func (m *Manager) PrefillFloor(n int, opts *SeqOptions, chunked bool) (int, erro
 		if lim := m.seqLimit(opts.Window); n > lim {
 			return 0, errorf(ErrNever, "PrefillFloor of %d tokens: a sequence of window %d holds at most %d in this pool", n, opts.Window, lim)
 		}
-		k := windowKind{newAttention(m.bs), opts.Window}
-		dead := windowFrom(k, hit)
-		if chunked {
-			dead = max(dead, k.dead(n-1, committed))
+		one[0] = windowKind{newAttention(m.bs), opts.Window}
+		kinds = one[:]
+	}
+	// Whole: the longest hit, which leaves the last token to compute.
+	hit := 0
+	if m.hashing {
+		hit = (n - 1) / m.bs
+	}
+	floor := m.floorAt(kinds, n, hit, false)
+	if chunked && n > 1 {
+		// In chunks: the longest hit that leaves the admission a token
+		// before the last, which a step of its own then computes; the
+		// blocks before are committed.
+		if m.hashing {
+			hit = (n - 2) / m.bs
 		}
-		return k.need(n) - dead, nil
+		floor = min(floor, m.floorAt(kinds, n, hit, true))
+	}
+	return floor, nil
+}
+
+// floorAt is the blocks a sequence of n tokens holds, in every group of
+// kinds (the manager's, or a windowed sequence's one), in the step that
+// computes its last token after a prefix hit of hit blocks: a local group
+// releases the blocks before the hit's first needed one, and with slide
+// (that step computes the last token alone, every block before it
+// committed with prefix caching) those the token's query no longer reads.
+func (m *Manager) floorAt(kinds []groupKind, n, hit int, slide bool) int {
+	committed := 0
+	if m.hashing {
+		committed = (n - 1) / m.bs
 	}
 	held := 0
-	for g, kind := range m.kinds {
+	for g, kind := range kinds {
 		need := kind.need(n)
 		if kind.local() {
 			dead := 0
-			if hit > 0 {
+			if hit > 0 && m.hybrid() {
 				dead = m.hitFrom(g, hit)
+			} else if hit > 0 {
+				dead = windowFrom(kind.(windowKind), hit)
 			}
-			if chunked {
+			if slide {
 				dead = max(dead, kind.dead(n-1, committed))
 			}
 			need -= dead
 		}
 		held += need
 	}
-	return held, nil
+	return held
 }
