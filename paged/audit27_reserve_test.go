@@ -2,6 +2,8 @@ package paged_test
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pagedkv/pagedkv/paged"
@@ -91,5 +93,33 @@ func TestAudit27ReserveBytesBounded(t *testing.T) {
 	// Within the bound at block size 16: made.
 	if _, err := paged.New(paged.Config{BlockSize: 16, NumBlocks: 8, Reserve: paged.Reserve{Sequences: 1000, Tokens: 1 << 20}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReserveBoundCountsScratch: New's 4 GiB bound on a reserve counts
+// the prefix lookup's scratch, which any reserve makes and faults in at
+// New: a table of the longest hit per group. With 255 groups over 2^18
+// blocks that is 255 x 2^18 x 4 bytes, 255 MiB; the reserve's records and
+// slabs, 59M tokens at 69.75 bytes a token at block size 16 (4 for the
+// copy, 2 for the hashes, 63.75 for 255 tables), 3.83 GiB: within the
+// bound alone, past it with the scratch. New made both, 4.08 GiB, though
+// it promises to refuse a reserve past 4 GiB. (Refused, it makes only
+// the pool's per-block arrays.)
+func TestReserveBoundCountsScratch(t *testing.T) {
+	if strconv.IntSize < 64 {
+		t.Skip("the reserve's slabs alone pass the 1 GiB bound of 32-bit platforms")
+	}
+	groups := make([]paged.Group, 255)
+	for i := range groups {
+		groups[i] = paged.Group{Kind: paged.FullAttention}
+	}
+	cfg := paged.Config{BlockSize: 16, NumBlocks: 1<<18 + 1, MaxModelLen: 1 << 22, Groups: groups,
+		Reserve: paged.Reserve{Sequences: 1, Tokens: 59_000_000}}
+	m, err := paged.New(cfg)
+	if !errors.Is(err, paged.ErrInvalid) || m != nil {
+		t.Fatalf("New returns %v, %v; want ErrInvalid", m, err)
+	}
+	if !strings.Contains(err.Error(), "scratch") {
+		t.Errorf("the refusal does not name the lookup's scratch: %v", err)
 	}
 }

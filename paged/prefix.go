@@ -304,8 +304,14 @@ func (m *Manager) storedEvent(s *sequence, from, limit, g int) {
 // ResetCache drops every cached block, for example after a weight update
 // made all KV stale. It succeeds only when no sequence or pin holds blocks;
 // otherwise it returns ErrCacheInUse and changes nothing.
+//
+// A copy-on-write source parked for the step's copies (see Copy) is not
+// such a hold: with nothing else held, every pending copy writes a block
+// that is free and kept only for its cached content, which the reset
+// drops, so the copies are moot. The reset drops them (TakeCopies returns
+// none of them) and frees their sources with every other block.
 func (m *Manager) ResetCache() error {
-	if m.bp.pool.Held() > 0 {
+	if m.bp.pool.Held() > m.parkedAlone() {
 		swapped := 0
 		if m.tier != nil {
 			swapped = m.tier.nswapped
@@ -314,6 +320,12 @@ func (m *Manager) ResetCache() error {
 	}
 	if m.tier != nil && m.tier.pool.Held() > 0 {
 		return errorf(ErrCacheInUse, "ResetCache: %d host blocks are held by %d swapped-out sequences", m.tier.pool.Held(), m.tier.nswapped)
+	}
+	if len(m.bp.named) > 0 || len(m.copies) > 0 {
+		// Nothing holds a copy's destination: each is free and at most
+		// cached, and loses its content below.
+		m.bp.unpark()
+		m.copies = m.copies[:0]
 	}
 	for id := allocator.BlockID(1); int(id) < m.bp.pool.Total(); id++ {
 		if !m.bp.hasContent(id) {
@@ -345,6 +357,18 @@ func (m *Manager) ResetCache() error {
 	}
 	m.bp.events.cleared()
 	return nil
+}
+
+// parkedAlone returns how many blocks the step's parked copy sources hold
+// when nothing else holds them (each parked block's one reference is the
+// parking's own), else 0.
+func (m *Manager) parkedAlone() int {
+	for _, b := range m.bp.parked {
+		if m.bp.pool.RefCount(b.id) != 1 {
+			return 0
+		}
+	}
+	return len(m.bp.parked)
 }
 
 // samePrefixChunk is how many hashes samePrefix compares at a time: 1 KB,

@@ -55,10 +55,11 @@ type Reserve struct {
 // Bounds on Config.Reserve, so that a typo fails New with ErrInvalid
 // instead of taking the process down: 2^20 sequences (470 MB of records),
 // 2^30 tokens (6.7 GB of buffers at block size 16 with one group). New
-// also refuses, with ErrInvalid, a reserve whose records and buffers
-// would take more than 4 GiB (1 GiB where int is 32 bits), which smaller
-// blocks or more groups reach within these bounds, or whose block tables
-// would pass 2^31-1 entries.
+// also refuses, with ErrInvalid, a reserve whose records and buffers,
+// with the prefix lookup's scratch, would take more than 4 GiB (1 GiB
+// where int is 32 bits), which smaller blocks or more groups reach within
+// these bounds (the scratch of 255 groups over a pool of 2^21 blocks is
+// 2 GiB alone), or whose block tables would pass 2^31-1 entries.
 const (
 	MaxReserveSequences = 1 << 20
 	MaxReserveTokens    = 1 << 30
@@ -113,10 +114,30 @@ func (m *Manager) reserveSizes() (tokens, hashes, blocks, ext int64) {
 	return tokens, hashes, blocks, ext
 }
 
-// reserveBytes is what Config.Reserve's records and slabs take, in
-// bytes (the lookup's scratch, bounded by the pool, aside).
+// scratchSizes returns the prefix lookup's scratch that any
+// Config.Reserve makes at New: rows tables of hits (group 0's, one per
+// other group, the window lookup's with a window or chunked group), each
+// of most entries, the longest hit: a sequence's blocks, at most the
+// pool's.
+func (m *Manager) scratchSizes() (most, rows int) {
+	rows = 1 + len(m.ghits)
+	if m.anyLocal {
+		rows++
+	}
+	return min(m.ceilBlocks(m.fullLen), m.bp.pool.Usable()), rows
+}
+
+// reserveBytes is what Config.Reserve takes at New, in bytes: its
+// records and slabs, and the lookup's scratch (scratchSizes). With 255
+// groups the scratch alone is a kilobyte per pool block: 2 GiB at the
+// longest sequence of blocks of 16 tokens.
 func (m *Manager) reserveBytes() float64 {
+	if m.cfg.Reserve == (Reserve{}) {
+		return 0
+	}
 	tokens, hashes, blocks, ext := m.reserveSizes()
+	most, rows := m.scratchSizes()
+	blocks += int64(most) * int64(rows)
 	seqs := float64(m.cfg.Reserve.Sequences)
 	return seqs*float64(unsafe.Sizeof(sequence{})+4) + float64(ext)*float64(unsafe.Sizeof(groupTable{})) +
 		float64(tokens)*4 + float64(hashes)*float64(unsafe.Sizeof(Hash{})) +
@@ -135,7 +156,8 @@ const maxReserveEntries = 1<<31 - 1
 
 // checkReserve refuses a Config.Reserve whose block tables would pass
 // maxReserveEntries or whose records and slabs would take more than
-// maxReserveBytes. It runs after initGroups.
+// maxReserveBytes (reserveBytes: the lookup's scratch included). It runs
+// after initGroups.
 func (m *Manager) checkReserve() error {
 	r := m.cfg.Reserve
 	if _, _, n, _ := m.reserveSizes(); n > maxReserveEntries {
@@ -143,8 +165,9 @@ func (m *Manager) checkReserve() error {
 			ErrInvalid, r.Sequences, r.Tokens, n, m.ntables())
 	}
 	if b := m.reserveBytes(); b > maxReserveBytes {
-		return fmt.Errorf("%w: Config.Reserve of %d sequences and %d tokens takes %.3g bytes at block size %d with %d groups, more than %d",
-			ErrInvalid, r.Sequences, r.Tokens, b, m.bs, max(1, len(m.cfg.Groups)), int64(maxReserveBytes))
+		most, rows := m.scratchSizes()
+		return fmt.Errorf("%w: Config.Reserve of %d sequences and %d tokens takes %.3g bytes at block size %d with %d groups (the prefix lookup's scratch %d of them: %d tables of %d blocks), more than %d",
+			ErrInvalid, r.Sequences, r.Tokens, b, m.bs, max(1, len(m.cfg.Groups)), 4*int64(most)*int64(rows), rows, most, int64(maxReserveBytes))
 	}
 	return nil
 }
@@ -161,8 +184,8 @@ func (m *Manager) initReserve() {
 		h.sha96() // its state, made at the first hash otherwise
 	}
 	// The prefix lookup's scratch, one table of hits per group, sized for
-	// the longest hit: a sequence's blocks, at most the pool's.
-	most := min(m.ceilBlocks(m.fullLen), m.bp.pool.Usable())
+	// the longest hit (scratchSizes).
+	most, _ := m.scratchSizes()
 	m.hits = make([]allocator.BlockID, 0, most)
 	prefault(m.hits[:most])
 	for g := range m.ghits {

@@ -25,6 +25,7 @@ func TestReserveBytes(t *testing.T) {
 	for _, l := range reserveLayoutsInternal {
 		t.Run(l.name, func(t *testing.T) {
 			cfg := Config{BlockSize: bs, NumBlocks: 512, Groups: l.groups}
+			var counted float64 // what checkReserve bounds
 			alloc := func(r Reserve) uint64 {
 				cfg.Reserve = r
 				var a, b runtime.MemStats
@@ -34,10 +35,15 @@ func TestReserveBytes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				counted = m.reserveBytes()
 				runtime.KeepAlive(m)
 				return b.TotalAlloc - a.TotalAlloc
 			}
 			got := int64(alloc(Reserve{Sequences: seqs, Tokens: tokens})) - int64(alloc(Reserve{}))
+			if counted != 0 {
+				t.Fatalf("a manager without a reserve counts %v reserve bytes", counted)
+			}
+			alloc(Reserve{Sequences: seqs, Tokens: tokens})
 			groups := max(1, len(l.groups))
 			// Records and the free list; tokens; hashes; the lookup's scratch,
 			// a table of the pool's 511 blocks per group (the longest
@@ -56,6 +62,12 @@ func TestReserveBytes(t *testing.T) {
 					continue
 				}
 				want += 4 * (tokens/bs + seqs)
+			}
+			if counted != float64(want) {
+				// checkReserve bounds reserveBytes: it must count all
+				// that New makes for the reserve, the lookup's
+				// scratch included (it left the scratch out).
+				t.Errorf("reserveBytes counts %v bytes for the reserve, documented %d", counted, want)
 			}
 			slabs := 6 + 2*groups // each rounded up to the heap's 8 KB pages
 			if got < int64(want) || got > int64(want+slabs*8192) {

@@ -73,21 +73,35 @@ func TestForkThatCanNeverFit(t *testing.T) {
 	// Whole, the prompt waits at its admission (the forks' pages set
 	// aside); in chunks, its last chunk runs and the forks fail at the
 	// Update.
-	forkThatCanNeverFit(t, sched.Config{})
-	forkThatCanNeverFit(t, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 4})
+	forkThatCanNeverFit(t, sched.Config{}, 13, 13)
+	forkThatCanNeverFit(t, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 4}, 12, 11)
 }
 
-func forkThatCanNeverFit(t *testing.T, cfg sched.Config) {
-	// Submit counts the full-attention blocks and every sample's state
-	// pages (11 of 11 here), not the window's blocks, which a prompt
-	// computed in chunks holds fewer of: this one is refused later.
-	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 12,
+// forkThatCanNeverFit runs a two-sample request of a p-token prompt in a
+// pool of blocks blocks that Submit cannot refuse but that never forks
+// here. Submit's bound, paged's PrefillFloor, is what the prompt holds
+// when it forks at best (a full attention group's blocks, its state
+// pages and the window's blocks that step reads: 9 and 3 pages for the
+// fork, 12 of 12, for 13 tokens admitted whole after a hit of 12; 7 and
+// 3, 10 of 10, for 12 tokens whose last step computes its last token
+// alone). This cold cache gives no hit (the window holds 2 blocks more),
+// and this scheduler computes the 12 tokens in chunks of 4 (its last
+// step reads a block more of the window).
+func forkThatCanNeverFit(t *testing.T, cfg sched.Config, p, blocks int) {
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: blocks,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}, {Kind: paged.State, Pages: 3}}})
+	floor, err := m.PrefillFloor(p, nil, cfg.ChunkedPrefill)
+	require.NoError(t, err)
+	require.Equal(t, blocks-1, floor+3, "the request must be within Submit's bound, at it")
 	var aborted []*sched.Request
 	cfg.Hooks.Aborted = func(r *sched.Request, _ error) { aborted = append(aborted, r) }
 	s, err := sched.New(m, cfg)
 	require.NoError(t, err)
-	r, err := s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8}, sched.Options{MaxTokens: 2, N: 3})
+	prompt := make([]int32, p)
+	for i := range prompt {
+		prompt[i] = int32(i + 1)
+	}
+	r, err := s.Submit(prompt, sched.Options{MaxTokens: 2, N: 2})
 	require.NoError(t, err)
 	next, err := s.Submit([]int32{1, 2, 3, 4, 5}, sched.Options{MaxTokens: 2})
 	require.NoError(t, err)

@@ -3,6 +3,7 @@ package sched
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/pagedkv/pagedkv/paged"
@@ -32,6 +33,9 @@ type Scheduler struct {
 	// growGroups counts the full attention groups, whose blocks grow with
 	// every token (forkRoom).
 	growGroups int
+	// wm is the blocks the manager's watermark keeps from admissions
+	// (paged's watermark: ceil(Watermark x usable blocks)).
+	wm int
 
 	step   Step
 	batch  []paged.Scheduled
@@ -137,6 +141,7 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 		}
 	}
 	s.waiting.prio = cfg.Policy == Priority
+	s.wm = int(math.Ceil(mcfg.Watermark * float64(m.Stats().UsableBlocks)))
 	return s, nil
 }
 
@@ -235,23 +240,41 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	if len(prompt) > s.maxLen || opts.MaxTokens > s.maxLen-len(prompt) {
 		return nil, fmt.Errorf("%w: %d prompt + %d new tokens exceed MaxModelLen %d", ErrNever, len(prompt), opts.MaxTokens, s.maxLen)
 	}
-	// With KV cache groups the manager's answer is an upper bound (every
-	// group counted as full attention), so it cannot refuse; admission and
-	// Schedule's check of a lone sequence that cannot grow do it then.
-	if s.groups <= 1 && s.m.CanAdmitTokens(kv) == paged.AdmitNever {
-		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
+	var so paged.SeqOptions
+	if opts.Seq != nil {
+		so = *opts.Seq
+	}
+	// Recomputed at that length, it holds at least paged's PrefillFloor
+	// (a SeqOptions.Window's blocks only; swapped out, it comes back with
+	// what a decode step holds, the floor in chunks), which an admission
+	// must fit beside the watermark. With KV cache groups admission and
+	// Schedule's check of a lone sequence that cannot grow tell it.
+	if s.groups <= 1 {
+		floor, err := s.m.PrefillFloor(kv, &so, s.cfg.ChunkedPrefill || s.cfg.Preemption == Swap)
+		switch {
+		case errors.Is(err, paged.ErrNever):
+			return nil, pass(ErrNever, err, "submit")
+		case err != nil:
+			return nil, pass(ErrInvalid, err, "submit")
+		case floor > s.m.Stats().UsableBlocks-s.wm:
+			return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
+		}
 	}
 	if n > 1 && s.forkPages > 0 {
-		// Its samples fork when the prompt is computed, each taking
-		// state pages of its own at once, beside the prompt's blocks in
-		// every full attention group (a lower bound on what it then
-		// holds: window groups are not counted, computed in chunks they
-		// hold fewer). More than the pool holds can never fork; less may
-		// still be refused at the fork (forkRoom, fork).
-		bs := s.m.BlockSize()
-		need := int64(s.growGroups)*int64((len(prompt)+bs-1)/bs) + int64(n)*int64(s.forkPages)
+		// Its samples fork in the step that computes its last prompt
+		// token, each taking state pages of its own at once beside what
+		// the prompt holds then, at least paged's PrefillFloor: every
+		// block of a full attention group, its own state pages, and of a
+		// window or chunked-local group only what that step reads (the
+		// forks share those). More than the pool holds can never fork;
+		// less may still be refused at the fork (forkRoom, fork).
+		floor, err := s.m.PrefillFloor(len(prompt), &so, s.cfg.ChunkedPrefill)
+		if err != nil {
+			return nil, pass(ErrInvalid, err, "submit")
+		}
+		need := int64(floor) + int64(n-1)*int64(s.forkPages)
 		if usable := s.m.Stats().UsableBlocks; need > int64(usable) {
-			return nil, fmt.Errorf("%w: %d samples' state pages (%d each) and a %d-token prompt need at least %d blocks, more than the pool's %d", ErrNever, n, s.forkPages, len(prompt), need, usable)
+			return nil, fmt.Errorf("%w: a %d-token prompt holds at least %d blocks when it forks and its %d samples' state pages (%d each) take %d more, more than the pool's %d", ErrNever, len(prompt), floor, n, s.forkPages, int64(n-1)*int64(s.forkPages), usable)
 		}
 	}
 	if !s.cfg.ChunkedPrefill && kv > s.cfg.MaxBatchTokens && !beam {
@@ -266,10 +289,6 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 		if n > s.cfg.MaxBatchTokens {
 			return nil, fmt.Errorf("%w: %d beams decode in one step, more than MaxBatchTokens %d", ErrNever, n, s.cfg.MaxBatchTokens)
 		}
-	}
-	var so paged.SeqOptions
-	if opts.Seq != nil {
-		so = *opts.Seq
 	}
 	if so.AllowFullHit {
 		// A step samples from the logits of its last computed token; a
