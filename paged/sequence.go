@@ -826,6 +826,9 @@ func (m *Manager) CanAdmitTokens(n int) Admission {
 // It returns the number of tokens already computed. A sequence preempted
 // earlier is resumed this way, its tokens and hashes intact. ErrNoSpace
 // means later, ErrNever never; the prefix statistics count every call.
+// A state checkpoint hit (State groups, docs/hybrid.md) that does not fit
+// where computing the sequence from scratch does is dropped: the hit is
+// then 0.
 func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	s, err := m.seq(id)
 	if err != nil {
