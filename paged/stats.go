@@ -54,7 +54,8 @@ type Stats struct {
 	PrefixQueries uint64
 	// PrefixQueryTokens sums the sequence lengths those lookups queried
 	// (the whole sequence for AdmitChunk) and PrefixHitTokens the cached
-	// prefixes they found, in tokens.
+	// prefixes they found, in tokens (none where the admission drops a
+	// state checkpoint hit that does not fit for a miss, see Admit).
 	PrefixQueryTokens, PrefixHitTokens uint64
 	// PrefixQueryBlocks and PrefixHitBlocks are the same sums in blocks
 	// (the blocks each sequence needs, and the hits among them, the
