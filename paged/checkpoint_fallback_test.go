@@ -68,5 +68,6 @@ func TestCheckpointHitFallsBackToMiss(t *testing.T) {
 		assert.Empty(t, m.TakeCopies(nil), "no state copied from the checkpoint")
 		require.NoError(t, m.Check())
 		assert.Zero(t, m.Stats().PrefixHitTokens, "the admission hit nothing")
+		assert.Equal(t, uint64(1), m.Stats().CheckpointHitsDropped, "chunk %d", chunk)
 	}
 }

@@ -846,6 +846,9 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		return 0, noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
 	}
 	if m.hybrid() {
+		if m.ret.missed || m.ret.noHit {
+			m.stats.ckptDropped++ // noHit: AdmitChunk's whole plan dropped it
+		}
 		m.admitGroups(s, p)
 		m.retainHits(s)
 		m.noteAdmit(s, id)

@@ -3,7 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions, unadmits uint64
-	hashed, recalled, retained                              uint64
+	hashed, recalled, retained, ckptDropped                 uint64
 	peakUsed                                                int
 }
 
@@ -79,6 +79,11 @@ type Stats struct {
 	Copies, Forks, Preemptions, Unadmits uint64
 	// EventsDropped counts KV events lost to a full buffer.
 	EventsDropped uint64
+	// CheckpointHitsDropped counts admissions (Admit, AdmitChunk, Create)
+	// whose lookup found a state checkpoint hit that did not fit where
+	// the sequence computed from scratch did, and that computed it from
+	// scratch instead (see Admit; Unadmit does not take them back).
+	CheckpointHitsDropped uint64
 	// RetainedHits counts the cached blocks that admissions with a
 	// retention (SeqOptions.Retention) reused and passed their promise
 	// for to a policy that keeps promises (the priority policy), whether
@@ -136,6 +141,8 @@ func (m *Manager) Stats() Stats {
 		Unadmits:          c.unadmits,
 		EventsDropped:     m.bp.events.dropped,
 		RetainedHits:      c.retained,
+
+		CheckpointHitsDropped: c.ckptDropped,
 	}
 	st.RetentionPins, st.RetentionPinsReleased = m.ret.pinned, m.ret.released
 	m.tierStats(&st.Tiers)
