@@ -108,10 +108,20 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	// pins its pages to the end, which the pool cannot hold besides the
 	// whole prompt, or not now) drops it for the cut too.
 	m.ret.noHit = m.ret.missed
-	defer func() { m.ret.noHit = false }()
+	defer func() { m.ret.missed, m.ret.noHit = m.ret.noHit, false }() // missed: this admission's
 	m.truncate(s, keep) // a waiting sequence: tokens and hashes only
 	for m.hybrid() || s.opts.Window > 0 {
 		p, _ := m.planAdmit(s)
+		if m.ret.missed && !m.ret.noHit {
+			// The whole plan kept the hit but could not admit it now;
+			// the cut with the hit does not fit now either, the cut
+			// computed from scratch does (planGroups): dropped for a
+			// miss, as Admit drops it, and counted so (the statistics
+			// count the whole lookup with no hit, Admit counts the
+			// drop). The cuts to come find no checkpoint.
+			m.ret.noHit = true
+			full.hits, full.evictableHits, full.onboard = 0, 0, 0
+		}
 		if p.hits*m.bs+maxNew >= keep {
 			break
 		}

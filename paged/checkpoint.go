@@ -80,8 +80,10 @@ type checkpointer struct {
 	hit      int
 	hitPages []allocator.BlockID
 	// missed: the last plan dropped the lookup's checkpoint hit for a
-	// miss (planGroups); noHit makes lookups find no checkpoint, while
-	// AdmitChunk admits a cut sequence whose whole plan dropped it.
+	// miss (planGroups), or, after AdmitChunk cut a sequence, the
+	// admission did; noHit makes lookups find no checkpoint, while
+	// AdmitChunk admits a cut sequence whose whole plan, or a cut's,
+	// dropped it.
 	missed, noHit bool
 	// pend lists sequences with a checkpoint to hand out; out holds the
 	// views of the last TakeCheckpoints.

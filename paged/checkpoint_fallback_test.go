@@ -71,3 +71,69 @@ func TestCheckpointHitFallsBackToMiss(t *testing.T) {
 		assert.Equal(t, uint64(1), m.Stats().CheckpointHitsDropped, "chunk %d", chunk)
 	}
 }
+
+// TestCheckpointHitDroppedForTheCut: the whole prompt keeps its checkpoint
+// hit (it fits later with it, not now either way), but the cut AdmitChunk
+// admits does not fit now with the hit and does from scratch: the cut
+// drops the hit for a miss, as Admit would drop it admitting the cut, and
+// counts it as dropped, with no hit in the prefix statistics. Before, the
+// drop went uncounted (CheckpointHitsDropped 0, PrefixHitTokens 8 for an
+// admission that returned 0 cached tokens): internal/integration's
+// TestServerLoop found it at seed 15908396142908145232 through sched's
+// chunked admission.
+func TestCheckpointHitDroppedForTheCut(t *testing.T) {
+	// 14 usable blocks, a watermark of 1.
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 15, Watermark: 0.05,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	prefix := seqOf(1, 8) // 2 blocks
+	with := func(tail int32, n int) []int32 {
+		p := append([]int32(nil), prefix...)
+		for i := range n {
+			p = append(p, tail+int32(i))
+		}
+		return p
+	}
+	a, _, err := m.Create(with(100, 5), nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Free(a))
+	b, _, err := m.Create(with(200, 5), nil)
+	require.NoError(t, err)
+	require.Len(t, m.TakeCheckpoints(nil), 1, "the branch point's checkpoint")
+	m.TakeCopies(nil)
+	require.NoError(t, m.Free(b))
+	// Cached: the prefix's 2 blocks and a's third, b's copies of them
+	// (b hit nothing: no checkpoint yet), the checkpoint's 2 pages. A
+	// filler takes every free block (4 blocks and its 2 pages), leaving
+	// those 8 evictable ones available, 7 above the watermark.
+	st := m.Stats()
+	require.Equal(t, 8, st.CachedBlocks)
+	require.Equal(t, 6, st.FreeBlocks)
+	filler, _, err := m.Create(seqOf(1000, 16), nil)
+	require.NoError(t, err)
+	require.Equal(t, 8, m.Stats().CachedBlocks, "the filler evicted nothing")
+	// 28 tokens: 9 blocks from scratch, 11 with the hit (its 2 evictable
+	// blocks and 2 pages claimed): later either way. Cut at the hit
+	// and 8 new tokens: 6 from scratch, 8 with the hit.
+	c, err := m.Add(with(300, 20), nil)
+	require.NoError(t, err)
+	adm, err := m.CanAdmit(c)
+	require.NoError(t, err)
+	require.Equal(t, paged.AdmitLater, adm, "the whole prompt, with or without the hit")
+	adm, err = m.CanAdmitChunk(c, 8)
+	require.NoError(t, err)
+	assert.Equal(t, paged.AdmitOK, adm, "the cut from scratch")
+	cached, rest, err := m.AdmitChunk(c, 8, nil)
+	require.NoError(t, err)
+	assert.Zero(t, cached, "the cut computed from scratch")
+	assert.Len(t, rest, 20, "8 new tokens computed")
+	assert.Empty(t, m.TakeCopies(nil), "no state copied from the checkpoint")
+	require.NoError(t, m.Check())
+	st = m.Stats()
+	assert.Zero(t, st.PrefixHitTokens, "the admission hit nothing")
+	assert.Equal(t, uint64(1), st.CheckpointHitsDropped)
+	// The rest, once the filler is gone.
+	require.NoError(t, m.Free(filler))
+	require.NoError(t, m.Append(c, rest...))
+	require.NoError(t, m.Check())
+}

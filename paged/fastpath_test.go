@@ -607,16 +607,33 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 				scrambleSiblings(t, m)
 				s, _ := m.seq(id)
 				want := hybridHitOracle(m, s, (len(s.tokens)-1)/bs)
-				before := m.Stats().PrefixHitTokens
-				cached, err := m.Admit(id)
-				if m.ret.missed {
+				before, dropped := m.Stats().PrefixHitTokens, m.Stats().CheckpointHitsDropped
+				// Admitted whole, or in chunks (the cut's lookup and
+				// plan may differ from the whole one's).
+				var cached int
+				if chunk := rapid.IntRange(0, 3*bs).Draw(t, "chunk"); chunk == 0 {
+					cached, err = m.Admit(id)
+				} else {
+					cached, _, err = m.AdmitChunk(id, chunk, nil)
+				}
+				missed := m.ret.missed
+				if missed {
 					// A checkpoint hit that does not fit, dropped
-					// for a miss (TestCheckpointHitFallsBackToMiss).
+					// for a miss (TestCheckpointHitFallsBackToMiss,
+					// TestCheckpointHitDroppedForTheCut).
 					want = 0
 				}
 				// Admit counts the hit it found, admitted or not.
 				if got := int(m.Stats().PrefixHitTokens - before); got != want*bs {
 					t.Fatalf("step %d: %v hit %d tokens; the longest prefix cached in every group as its kind needs is %d blocks", step, id, got, want)
+				}
+				// An admission that dropped its hit counts it; a
+				// refused one does not.
+				if d := m.Stats().CheckpointHitsDropped - dropped; d != 0 && (err != nil || !missed) || d == 0 && err == nil && missed {
+					t.Fatalf("step %d: %v admitted (%v) having dropped a hit (%v), counted %d dropped", step, id, err, missed, d)
+				}
+				if err == nil && cached != want*bs {
+					t.Fatalf("step %d: %v admitted with %d cached tokens, the statistics counted %d", step, id, cached, want*bs)
 				}
 				m.TakeCheckpoints(nil) // written in the step: now hits
 				if err != nil {
