@@ -109,7 +109,7 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	// whole prompt, or not now) drops it for the cut too.
 	m.ret.noHit = m.ret.missed
 	defer func() { m.ret.missed, m.ret.noHit = m.ret.noHit, false }() // missed: this admission's
-	m.truncate(s, keep) // a waiting sequence: tokens and hashes only
+	m.truncate(s, keep)                                               // a waiting sequence: tokens and hashes only
 	for m.hybrid() || s.opts.Window > 0 {
 		p, _ := m.planAdmit(s)
 		if m.ret.missed && !m.ret.noHit {
