@@ -108,8 +108,9 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	// pins its pages to the end, which the pool cannot hold besides the
 	// whole prompt, or not now) drops it for the cut too.
 	m.ret.noHit = m.ret.missed
-	defer func() { m.ret.missed, m.ret.noHit = m.ret.noHit, false }() // missed: this admission's
-	m.truncate(s, keep)                                               // a waiting sequence: tokens and hashes only
+	// Afterwards missed says whether this admission dropped it.
+	defer func() { m.ret.missed, m.ret.noHit = m.ret.noHit, false }()
+	m.truncate(s, keep) // a waiting sequence: tokens and hashes only
 	for m.hybrid() || s.opts.Window > 0 {
 		p, _ := m.planAdmit(s)
 		if m.ret.missed && !m.ret.noHit {
