@@ -29,7 +29,11 @@ import "github.com/pagedkv/pagedkv/allocator"
 // taken now and TakeCheckpoints hands it out after the Append whose chunk
 // reaches or passes it, so the step computing that chunk writes it.
 // A checkpoint hit the whole admission drops for a miss (it would not
-// fit, see Admit) is dropped for the cut too.
+// fit, see Admit) is dropped for the cut too; where the whole prompt
+// keeps it, the cut drops it as Admit would the cut's (the cut does not
+// fit now with it and does from scratch), and the cut is then maxNew
+// tokens computed from scratch: either counts in
+// Stats.CheckpointHitsDropped.
 // maxNew below 1 is ErrInvalid; a sequence that is not
 // waiting, ErrSequenceState; one created from hashes (AddFromHashes) that
 // would be cut, ErrInvalid (its tokens are placeholders, which rest could

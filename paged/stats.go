@@ -82,7 +82,10 @@ type Stats struct {
 	// CheckpointHitsDropped counts admissions (Admit, AdmitChunk, Create)
 	// whose lookup found a state checkpoint hit that did not fit where
 	// the sequence computed from scratch did, and that computed it from
-	// scratch instead (see Admit; Unadmit does not take them back).
+	// scratch instead (see Admit; for AdmitChunk, the whole prompt's hit
+	// or the hit of the cut it admits). Their PrefixHitTokens count no
+	// hit; refused admissions count none; Unadmit does not take them
+	// back.
 	CheckpointHitsDropped uint64
 	// RetainedHits counts the cached blocks that admissions with a
 	// retention (SeqOptions.Retention) reused and passed their promise
