@@ -30,9 +30,8 @@ import "github.com/pagedkv/pagedkv/allocator"
 // reaches or passes it, so the step computing that chunk writes it.
 // A checkpoint hit the whole admission drops for a miss (it would not
 // fit, see Admit) is dropped for the cut too; where the whole prompt
-// keeps it, the cut drops it as Admit would the cut's (the cut does not
-// fit now with it and does from scratch), and the cut is then maxNew
-// tokens computed from scratch: either counts in
+// keeps it, the cut drops it where Admit would drop the cut's, and the
+// cut is then maxNew tokens computed from scratch: either counts in
 // Stats.CheckpointHitsDropped.
 // maxNew below 1 is ErrInvalid; a sequence that is not
 // waiting, ErrSequenceState; one created from hashes (AddFromHashes) that
@@ -119,11 +118,12 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 		p, _ := m.planAdmit(s)
 		if m.ret.missed && !m.ret.noHit {
 			// The whole plan kept the hit but could not admit it now;
-			// the cut with the hit does not fit now either, the cut
-			// computed from scratch does (planGroups): dropped for a
-			// miss, as Admit drops it, and counted so (the statistics
-			// count the whole lookup with no hit, Admit counts the
-			// drop). The cuts to come find no checkpoint.
+			// the cut's plan dropped it (planGroups: it does not fit
+			// now, in an idle pool, where the cut from scratch does):
+			// dropped for a miss, as Admit drops it, and counted so
+			// (the statistics count the whole lookup with no hit,
+			// Admit counts the drop). The cuts to come find no
+			// checkpoint.
 			m.ret.noHit = true
 			full.hits, full.evictableHits, full.onboard = 0, 0, 0
 		}

@@ -501,13 +501,15 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	switch {
 	case n > m.cfg.MaxModelLen || p.held > room && m.ret.hit == 0:
 		return p, AdmitNever
-	case m.ret.hit > 0 && (p.alloc > m.available()-wm || p.held+claims > room) && total <= m.available()-wm:
+	case m.ret.hit > 0 && (p.held+claims > room || m.nrunning == 0 && p.alloc > m.available()-wm) && total <= m.available()-wm:
 		// The checkpoint hit costs more than computing from scratch (its
 		// pages are claimed besides the sequence's own, and pinned while
-		// it runs) and does not fit where a miss would: a miss, rather
-		// than a refusal that, in a pool this small or this full, may
-		// never clear. vLLM has no such case: an attention hit never
-		// costs more than a miss.
+		// it runs) and does not fit where a miss fits now: never, or not
+		// now with no sequence running to give blocks back (prefix pins
+		// hold them). A miss, rather than a refusal that would not clear.
+		// A hit that fits later waits, as any admission: dropping it
+		// would cost hits (docs/hybrid.md). vLLM has no such case: an
+		// attention hit never costs more than a miss.
 		return m.missGroups(p.need, total), AdmitOK
 	case p.held+claims > room:
 		// Even alone with the checkpoint, never; computed from scratch,

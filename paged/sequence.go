@@ -826,9 +826,12 @@ func (m *Manager) CanAdmitTokens(n int) Admission {
 // It returns the number of tokens already computed. A sequence preempted
 // earlier is resumed this way, its tokens and hashes intact. ErrNoSpace
 // means later, ErrNever never; the prefix statistics count every call.
-// A state checkpoint hit (State groups, docs/hybrid.md) that does not fit
-// where computing the sequence from scratch does is dropped: the hit is
-// then 0.
+// A state checkpoint hit (State groups, docs/hybrid.md), which costs its
+// pages besides the sequence's own, is dropped where computing the
+// sequence from scratch fits now and the hit never fits, or does not fit
+// now with no sequence running (nothing would give blocks back): the hit
+// is then 0 (Stats.CheckpointHitsDropped). Beside running sequences a
+// hit that fits later waits (ErrNoSpace), as any admission.
 func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	s, err := m.seq(id)
 	if err != nil {
