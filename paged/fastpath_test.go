@@ -590,9 +590,16 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Lasting prefix pins hold room no sequence gives back: a
+		// checkpoint hit that does not fit now in an idle pool is
+		// dropped (TestCheckpointHitDroppedForTheCut).
+		if err := m.SetPinBudget(cfg.NumBlocks / 3); err != nil {
+			t.Fatal(err)
+		}
 		var ids []SeqID
+		var pins []PinID
 		for step := range rapid.IntRange(1, 60).Draw(t, "steps") {
-			switch op := rapid.IntRange(0, 5).Draw(t, "op"); {
+			switch op := rapid.IntRange(0, 6).Draw(t, "op"); {
 			case op <= 1 || len(ids) == 0:
 				n := rapid.IntRange(1, 8*bs).Draw(t, "promptLen")
 				pr := make([]int32, n)
@@ -675,6 +682,22 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 				}
 			case op == 5:
 				_ = m.Preempt(ids[rapid.IntRange(0, len(ids)-1).Draw(t, "preempt")])
+			case op == 6 && len(pins) > 0 && rapid.Bool().Draw(t, "unpin"):
+				i := rapid.IntRange(0, len(pins)-1).Draw(t, "pin")
+				if err := m.Unpin(pins[i]); err != nil {
+					t.Fatal(err)
+				}
+				pins = slices.Delete(pins, i, i+1)
+			case op == 6:
+				toks, err := m.Tokens(ids[rapid.IntRange(0, len(ids)-1).Draw(t, "pinned")])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p, _, err := m.Pin(toks, nil, 0); err == nil {
+					pins = append(pins, p)
+				} else if !errors.Is(err, ErrPinBudget) {
+					t.Fatal(err)
+				}
 			}
 			if err := m.Check(); err != nil {
 				t.Fatalf("step %d: %v", step, err)
