@@ -109,7 +109,7 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	}
 	// A whole plan that dropped its checkpoint hit for a miss (the hit
 	// pins its pages to the end, which the pool cannot hold besides the
-	// whole prompt, or not now) drops it for the cut too.
+	// whole prompt, or not now in an idle pool) drops it for the cut too.
 	m.ret.noHit = m.ret.missed
 	// Afterwards missed says whether this admission dropped it.
 	defer func() { m.ret.missed, m.ret.noHit = m.ret.noHit, false }()
