@@ -113,12 +113,8 @@ func TestCheckpointHitDroppedForTheCut(t *testing.T) {
 		// 28 tokens: 9 blocks from scratch, 11 with the hit (its 2
 		// evictable blocks and 2 pages claimed). Cut at the hit and 8
 		// new tokens: 6 from scratch, 8 with the hit.
-		c, err := m.Add(with(300, 20), nil)
-		require.NoError(t, err)
-		adm, err := m.CanAdmit(c)
-		require.NoError(t, err)
-		require.Equal(t, paged.AdmitLater, adm, "the whole prompt, with or without the hit")
-		adm, err = m.CanAdmitChunk(c, 8)
+		c := addLater(t, m, with(300, 20))
+		adm, err := m.CanAdmitChunk(c, 8)
 		require.NoError(t, err)
 		assert.Equal(t, paged.AdmitLater, adm, "the cut with the hit")
 		_, _, err = m.AdmitChunk(c, 8, nil)
@@ -151,12 +147,8 @@ func TestCheckpointHitDroppedForTheCut(t *testing.T) {
 		// evictable blocks and 2 pages claimed). Cut at the hit and 12
 		// new tokens: 8 from scratch, 10 with the hit. Cut at 12 tokens,
 		// the cut finds no hit.
-		c, err := m.Add(with(300, 20), nil)
-		require.NoError(t, err)
-		adm, err := m.CanAdmit(c)
-		require.NoError(t, err)
-		require.Equal(t, paged.AdmitLater, adm, "the whole prompt, with or without the hit")
-		adm, err = m.CanAdmitChunk(c, 12)
+		c := addLater(t, m, with(300, 20))
+		adm, err := m.CanAdmitChunk(c, 12)
 		require.NoError(t, err)
 		assert.Equal(t, paged.AdmitOK, adm, "the cut from scratch")
 		before := m.Stats().PrefixHitTokens
@@ -170,4 +162,15 @@ func TestCheckpointHitDroppedForTheCut(t *testing.T) {
 		assert.Equal(t, before, st.PrefixHitTokens, "the admission hit nothing")
 		assert.Equal(t, uint64(1), st.CheckpointHitsDropped)
 	})
+}
+
+// addLater adds prompt to m, to be admitted later, with or without its
+// checkpoint hit.
+func addLater(t *testing.T, m *paged.Manager, prompt []int32) paged.SeqID {
+	c, err := m.Add(prompt, nil)
+	require.NoError(t, err)
+	adm, err := m.CanAdmit(c)
+	require.NoError(t, err)
+	require.Equal(t, paged.AdmitLater, adm, "the whole prompt, with or without the hit")
+	return c
 }
