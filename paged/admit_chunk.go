@@ -28,6 +28,11 @@ import "github.com/pagedkv/pagedkv/allocator"
 // not the cut's: when it lies past the cut, the checkpoint's pages are
 // taken now and TakeCheckpoints hands it out after the Append whose chunk
 // reaches or passes it, so the step computing that chunk writes it.
+// A checkpoint hit the whole admission drops for a miss (it would not
+// fit, see Admit) is dropped for the cut too; where the whole prompt
+// keeps it, the cut drops it where Admit would drop the cut's, and the
+// cut is then maxNew tokens computed from scratch: either counts in
+// Stats.CheckpointHitsDropped.
 // maxNew below 1 is ErrInvalid; a sequence that is not
 // waiting, ErrSequenceState; one created from hashes (AddFromHashes) that
 // would be cut, ErrInvalid (its tokens are placeholders, which rest could
@@ -102,9 +107,26 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 			w.hash = s.hashes[w.full-1]
 		}
 	}
+	// A whole plan that dropped its checkpoint hit for a miss (the hit
+	// pins its pages to the end, which the pool cannot hold besides the
+	// whole prompt, or not now in an idle pool) drops it for the cut too.
+	m.ret.noHit = m.ret.missed
+	// Afterwards missed says whether this admission dropped it.
+	defer func() { m.ret.missed, m.ret.noHit = m.ret.noHit, false }()
 	m.truncate(s, keep) // a waiting sequence: tokens and hashes only
 	for m.hybrid() || s.opts.Window > 0 {
 		p, _ := m.planAdmit(s)
+		if m.ret.missed && !m.ret.noHit {
+			// The whole plan kept the hit but could not admit it now;
+			// the cut's plan dropped it (planGroups: it does not fit
+			// now, in an idle pool, where the cut from scratch does):
+			// dropped for a miss, as Admit drops it, and counted so
+			// (the statistics count the whole lookup with no hit,
+			// Admit counts the drop). The cuts to come find no
+			// checkpoint.
+			m.ret.noHit = true
+			full.hits, full.evictableHits, full.onboard = 0, 0, 0
+		}
 		if p.hits*m.bs+maxNew >= keep {
 			break
 		}
@@ -159,7 +181,9 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 		return AdmitNever, errorf(ErrInvalid, "CanAdmitChunk %v: created from hashes, its tokens past a cut at %d are unknown", id, keep)
 	}
 	s.tokens, s.hashes = s.tokens[:keep], s.hashes[:min(nh, keep/m.bs)]
+	m.ret.noHit = m.ret.missed // as AdmitChunk does
 	_, a = m.planAdmit(s)
+	m.ret.noHit = false
 	s.tokens, s.hashes = s.tokens[:n], s.hashes[:nh]
 	return a, nil
 }

@@ -79,6 +79,12 @@ type checkpointer struct {
 	// blocks and its pages, state group by state group.
 	hit      int
 	hitPages []allocator.BlockID
+	// missed: the last plan dropped the lookup's checkpoint hit for a
+	// miss (planGroups), or, after AdmitChunk cut a sequence, the
+	// admission did; noHit makes lookups find no checkpoint, while
+	// AdmitChunk admits a cut sequence whose whole plan, or a cut's,
+	// dropped it.
+	missed, noHit bool
 	// pend lists sequences with a checkpoint to hand out; out holds the
 	// views of the last TakeCheckpoints.
 	pend []SeqID
@@ -291,7 +297,7 @@ func (m *Manager) ckptGroup(g int) bool {
 func (m *Manager) lookupState(s *sequence, full int) int {
 	r := &m.ret
 	r.hit, r.hitPages = 0, r.hitPages[:0]
-	if !r.ckpt {
+	if !r.ckpt || r.noHit {
 		return 0
 	}
 	for L := full; L > 0; L-- {

@@ -590,9 +590,16 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Lasting prefix pins hold room no sequence gives back: a
+		// checkpoint hit that does not fit now in an idle pool is
+		// dropped (TestCheckpointHitDroppedForTheCut).
+		if err := m.SetPinBudget(cfg.NumBlocks / 3); err != nil {
+			t.Fatal(err)
+		}
 		var ids []SeqID
+		var pins []PinID
 		for step := range rapid.IntRange(1, 60).Draw(t, "steps") {
-			switch op := rapid.IntRange(0, 5).Draw(t, "op"); {
+			switch op := rapid.IntRange(0, 6).Draw(t, "op"); {
 			case op <= 1 || len(ids) == 0:
 				n := rapid.IntRange(1, 8*bs).Draw(t, "promptLen")
 				pr := make([]int32, n)
@@ -607,11 +614,33 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 				scrambleSiblings(t, m)
 				s, _ := m.seq(id)
 				want := hybridHitOracle(m, s, (len(s.tokens)-1)/bs)
-				before := m.Stats().PrefixHitTokens
-				cached, err := m.Admit(id)
+				before, dropped := m.Stats().PrefixHitTokens, m.Stats().CheckpointHitsDropped
+				// Admitted whole, or in chunks (the cut's lookup and
+				// plan may differ from the whole one's).
+				var cached int
+				if chunk := rapid.IntRange(0, 3*bs).Draw(t, "chunk"); chunk == 0 {
+					cached, err = m.Admit(id)
+				} else {
+					cached, _, err = m.AdmitChunk(id, chunk, nil)
+				}
+				missed := m.ret.missed
+				if missed {
+					// A checkpoint hit that does not fit, dropped
+					// for a miss (TestCheckpointHitFallsBackToMiss,
+					// TestCheckpointHitDroppedForTheCut).
+					want = 0
+				}
 				// Admit counts the hit it found, admitted or not.
 				if got := int(m.Stats().PrefixHitTokens - before); got != want*bs {
 					t.Fatalf("step %d: %v hit %d tokens; the longest prefix cached in every group as its kind needs is %d blocks", step, id, got, want)
+				}
+				// An admission that dropped its hit counts it; a
+				// refused one does not.
+				if d := m.Stats().CheckpointHitsDropped - dropped; d != 0 && (err != nil || !missed) || d == 0 && err == nil && missed {
+					t.Fatalf("step %d: %v admitted (%v) having dropped a hit (%v), counted %d dropped", step, id, err, missed, d)
+				}
+				if err == nil && cached != want*bs {
+					t.Fatalf("step %d: %v admitted with %d cached tokens, the statistics counted %d", step, id, cached, want*bs)
 				}
 				m.TakeCheckpoints(nil) // written in the step: now hits
 				if err != nil {
@@ -653,6 +682,22 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 				}
 			case op == 5:
 				_ = m.Preempt(ids[rapid.IntRange(0, len(ids)-1).Draw(t, "preempt")])
+			case op == 6 && len(pins) > 0 && rapid.Bool().Draw(t, "unpin"):
+				i := rapid.IntRange(0, len(pins)-1).Draw(t, "pin")
+				if err := m.Unpin(pins[i]); err != nil {
+					t.Fatal(err)
+				}
+				pins = slices.Delete(pins, i, i+1)
+			case op == 6:
+				toks, err := m.Tokens(ids[rapid.IntRange(0, len(ids)-1).Draw(t, "pinned")])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p, _, err := m.Pin(toks, nil, 0); err == nil {
+					pins = append(pins, p)
+				} else if !errors.Is(err, ErrPinBudget) {
+					t.Fatal(err)
+				}
 			}
 			if err := m.Check(); err != nil {
 				t.Fatalf("step %d: %v", step, err)

@@ -457,6 +457,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		maxHit = m.fullBlocks(n)
 	}
 	p.hits = m.lookupGroups(s, maxHit)
+	m.ret.missed = false
 	// A host hit takes a new device block to onboard it into. p.onboard
 	// counts group 0's only, the host part of PrefixHitBlocks.
 	host := 0
@@ -492,16 +493,50 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 			host++
 		}
 	}
-	p.alloc = total - held + p.evictableHits + m.stateClaims() + host
+	claims := m.stateClaims()
+	p.alloc = total - held + p.evictableHits + claims + host
 	p.held = total - nulls
 	wm := m.watermarkBlocks()
+	room := m.bp.pool.Usable() - wm
 	switch {
-	case p.held > m.bp.pool.Usable()-wm || n > m.cfg.MaxModelLen:
+	case n > m.cfg.MaxModelLen || p.held > room && m.ret.hit == 0:
 		return p, AdmitNever
+	case m.ret.hit > 0 && (p.held+claims > room || m.nrunning == 0 && p.alloc > m.available()-wm) && total <= m.available()-wm:
+		// The checkpoint hit costs more than computing from scratch (its
+		// pages are claimed besides the sequence's own, and pinned while
+		// it runs) and does not fit where a miss fits now: never, or not
+		// now with no sequence running to give blocks back (prefix pins
+		// hold them). A miss, rather than a refusal that would not clear.
+		// A hit that fits later waits, as any admission: dropping it
+		// would cost hits (docs/hybrid.md). vLLM has no such case: an
+		// attention hit never costs more than a miss.
+		return m.missGroups(p.need, total), AdmitOK
+	case p.held+claims > room:
+		// Even alone with the checkpoint, never; computed from scratch,
+		// later (the case above found no room now), or never.
+		q := m.missGroups(p.need, total)
+		if total > room {
+			return q, AdmitNever
+		}
+		return q, AdmitLater
 	case p.alloc > m.available()-wm:
 		return p, AdmitLater
 	}
 	return p, AdmitOK
+}
+
+// missGroups drops the last lookup's hits, in every group and state
+// checkpoint, and returns the plan of admitting the sequence it made
+// them for, of need group-0 blocks and total in every group, from
+// scratch. The lookup's full-attention hit stays the sequence's branch
+// point (retention.go, checkpoint.go).
+func (m *Manager) missGroups(need, total int) plan {
+	m.hits = m.hits[:0]
+	for g := range m.ghits {
+		m.ghits[g] = m.ghits[g][:0]
+	}
+	m.ret.hit, m.ret.hitPages, m.ret.missed = 0, m.ret.hitPages[:0], true
+	return plan{need: need, alloc: total, held: total}
 }
 
 // admitGroups commits a successful plan: device hits are claimed group by

@@ -826,6 +826,12 @@ func (m *Manager) CanAdmitTokens(n int) Admission {
 // It returns the number of tokens already computed. A sequence preempted
 // earlier is resumed this way, its tokens and hashes intact. ErrNoSpace
 // means later, ErrNever never; the prefix statistics count every call.
+// A state checkpoint hit (State groups, docs/hybrid.md), which costs its
+// pages besides the sequence's own, is dropped where computing the
+// sequence from scratch fits now and the hit never fits, or does not fit
+// now with no sequence running (nothing would give blocks back): the hit
+// is then 0 (Stats.CheckpointHitsDropped). Beside running sequences a
+// hit that fits later waits (ErrNoSpace), as any admission.
 func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	s, err := m.seq(id)
 	if err != nil {
@@ -843,6 +849,9 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		return 0, noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
 	}
 	if m.hybrid() {
+		if m.ret.missed || m.ret.noHit {
+			m.stats.ckptDropped++ // noHit: AdmitChunk's whole plan dropped it
+		}
 		m.admitGroups(s, p)
 		m.retainHits(s)
 		m.noteAdmit(s, id)

@@ -3,7 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions, unadmits uint64
-	hashed, recalled, retained                              uint64
+	hashed, recalled, retained, ckptDropped                 uint64
 	peakUsed                                                int
 }
 
@@ -54,7 +54,8 @@ type Stats struct {
 	PrefixQueries uint64
 	// PrefixQueryTokens sums the sequence lengths those lookups queried
 	// (the whole sequence for AdmitChunk) and PrefixHitTokens the cached
-	// prefixes they found, in tokens.
+	// prefixes they found, in tokens (none where the admission drops a
+	// state checkpoint hit that does not fit for a miss, see Admit).
 	PrefixQueryTokens, PrefixHitTokens uint64
 	// PrefixQueryBlocks and PrefixHitBlocks are the same sums in blocks
 	// (the blocks each sequence needs, and the hits among them, the
@@ -78,6 +79,14 @@ type Stats struct {
 	Copies, Forks, Preemptions, Unadmits uint64
 	// EventsDropped counts KV events lost to a full buffer.
 	EventsDropped uint64
+	// CheckpointHitsDropped counts admissions (Admit, AdmitChunk, Create)
+	// whose lookup found a state checkpoint hit that did not fit where
+	// the sequence computed from scratch did, and that computed it from
+	// scratch instead (see Admit; for AdmitChunk, the whole prompt's hit
+	// or the hit of the cut it admits). Their PrefixHitTokens count no
+	// hit; refused admissions count none; Unadmit does not take them
+	// back.
+	CheckpointHitsDropped uint64
 	// RetainedHits counts the cached blocks that admissions with a
 	// retention (SeqOptions.Retention) reused and passed their promise
 	// for to a policy that keeps promises (the priority policy), whether
@@ -135,6 +144,8 @@ func (m *Manager) Stats() Stats {
 		Unadmits:          c.unadmits,
 		EventsDropped:     m.bp.events.dropped,
 		RetainedHits:      c.retained,
+
+		CheckpointHitsDropped: c.ckptDropped,
 	}
 	st.RetentionPins, st.RetentionPinsReleased = m.ret.pinned, m.ret.released
 	m.tierStats(&st.Tiers)

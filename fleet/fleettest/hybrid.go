@@ -167,6 +167,7 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 				}
 				ext := append([]fleet.Score(nil), scores...)
 				pending.Extend(hashes, ext)
+				dropped := s.m.Stats().CheckpointHitsDropped
 				cached, err := s.m.Admit(id)
 				if err != nil {
 					if !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
@@ -188,6 +189,16 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 				}
 				if g := s.m.Config().Groups; (len(g) == 0 || g[0].Kind == paged.FullAttention) && (sc.Affinity < sc.Blocks || esc.Affinity < esc.Blocks) {
 					t.Fatalf("step %d: %s has affinity %d under its hit %d (%d and %d with its claims), with full attention in group 0", step, s.name, sc.Affinity, sc.Blocks, esc.Affinity, esc.Blocks)
+				}
+				if s.m.Stats().CheckpointHitsDropped != dropped {
+					// A state checkpoint hit that did not fit beside the
+					// sequence's own pages, computed from scratch instead
+					// (paged.Manager.Admit): the index scored what is
+					// cached, the manager chose not to use it.
+					if cached != 0 {
+						t.Fatalf("step %d: %s dropped a checkpoint hit but hit %d tokens", step, s.name, cached)
+					}
+					break
 				}
 				if !s.lost && !esc.Partial && esc.Blocks*s.bs > cached {
 					t.Fatalf("step %d: %s (%v) scored %d blocks with its claims (%d pending, affinity %d; lookup %d, affinity %d) for a prompt it hit %d tokens of",
