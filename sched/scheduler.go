@@ -32,6 +32,10 @@ type Scheduler struct {
 	// growGroups counts the full attention groups, whose blocks grow with
 	// every token (forkRoom).
 	growGroups int
+	// locals are the sliding-window and chunked-local groups, whose blocks
+	// grow with a prompt's chunks until they release what no query reads
+	// (forkRoom).
+	locals []localGroup
 
 	step   Step
 	batch  []paged.Scheduled
@@ -128,12 +132,14 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 	if len(mcfg.Groups) > 0 {
 		s.growGroups = 0
 	}
-	for _, g := range mcfg.Groups {
+	for i, g := range mcfg.Groups {
 		switch g.Kind {
 		case paged.State:
 			s.forkPages += g.Pages
 		case paged.FullAttention:
 			s.growGroups++
+		case paged.SlidingWindow, paged.ChunkedLocal:
+			s.locals = append(s.locals, localGroup{g: i, kind: g.Kind, span: max(g.Window, g.Chunk)})
 		}
 	}
 	s.waiting.prio = cfg.Policy == Priority
