@@ -311,3 +311,40 @@ func TestMootCopyDropped(t *testing.T) {
 	sh.readBack(t, m, A, 0, a, len(a))
 	sh.readBack(t, m, C, 0, c, len(c))
 }
+
+// TestCopyAfterUntakenStepReadsItsOwnSource: a caller that builds no batch
+// (a simulation) ends its steps with EndStep and leaves the copies
+// untaken. A copy-on-write append queued Copy{b, d}; b's other holder was
+// freed in the step, so b was parked until EndStep, which released it.
+// In the next step a copy-on-write of d read b instead of d, as if
+// Copy{b, d} were still to run: b, held by nothing, could be handed out
+// again before the copy read it (Check: "copy ... of the step reads block
+// b, which is free"; the fleet replay found it, seed 9927065982788325546).
+// EndStep says the step ran, its copies too: d holds the KV.
+func TestCopyAfterUntakenStepReadsItsOwnSource(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 3, NumBlocks: 5})
+	noErr(t, err)
+	A, _, err := m.Create([]int32{1, 2, 3, 4, 5, 6, 7}, nil)
+	noErr(t, err)
+	B, err := m.Fork(A)
+	noErr(t, err)
+	noErr(t, m.Truncate(A, 4))
+	noErr(t, m.Append(A, 8)) // Copy{b, d}: b is A's second block, shared with B
+	at, err := m.Table(A)
+	noErr(t, err)
+	d := at[1]
+	noErr(t, m.Free(B)) // b parked: the copy still reads it
+	_, err = m.Fork(A)
+	noErr(t, err)
+	_, err = m.Fork(A) // d shared again
+	noErr(t, err)
+	noErr(t, m.Check())
+	m.EndStep() // the step ran; b goes back to the pool
+
+	noErr(t, m.Append(A, 9)) // copy-on-write of d
+	noErr(t, m.Check())
+	copies := m.TakeCopies(nil)
+	if last := copies[len(copies)-1]; last.Src != d {
+		t.Fatalf("the copy-on-write of block %d copies %d -> %d (copies %v)", d, last.Src, last.Dst, copies)
+	}
+}

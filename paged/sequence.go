@@ -1363,10 +1363,17 @@ func (m *Manager) TakeCopies(dst []Copy) []Copy {
 // fork, a copy-on-write of a block just copied) is read from that copy's
 // own source instead, which holds the same KV and stays put: no Copy's
 // Dst is another's Src, so the copies need no order among them. O(copies).
+// Only a copy of the step counts (one the step's list names): a copy a
+// caller left untaken past EndStep ran with its step, so its Dst holds the
+// KV, and its Src, no longer parked, may be free or handed out again (the
+// fleet replay's seed 9927065982788325546 read a free block:
+// TestCopyAfterUntakenStepReadsItsOwnSource).
 func (m *Manager) queueCopy(src, dst allocator.BlockID) {
 	for i := len(m.copies) - 1; i >= 0; i-- {
-		if m.copies[i].Dst == src {
-			src = m.copies[i].Src
+		if c := m.copies[i]; c.Dst == src {
+			if slices.Contains(m.bp.named, c) {
+				src = c.Src
+			}
 			break
 		}
 	}

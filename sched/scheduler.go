@@ -36,6 +36,10 @@ type Scheduler struct {
 	// wm is the blocks the manager's watermark keeps from admissions
 	// (paged's watermark: ceil(Watermark x usable blocks)).
 	wm int
+	// locals are the sliding-window and chunked-local groups, whose blocks
+	// grow with a prompt's chunks until they release what no query reads
+	// (forkRoom).
+	locals []localGroup
 
 	step   Step
 	batch  []paged.Scheduled
@@ -132,12 +136,14 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 	if len(mcfg.Groups) > 0 {
 		s.growGroups = 0
 	}
-	for _, g := range mcfg.Groups {
+	for i, g := range mcfg.Groups {
 		switch g.Kind {
 		case paged.State:
 			s.forkPages += g.Pages
 		case paged.FullAttention:
 			s.growGroups++
+		case paged.SlidingWindow, paged.ChunkedLocal:
+			s.locals = append(s.locals, localGroup{g: i, kind: g.Kind, span: max(g.Window, g.Chunk)})
 		}
 	}
 	s.waiting.prio = cfg.Policy == Priority

@@ -829,14 +829,64 @@ func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
 	return st.FreeBlocks+st.CachedBlocks+st.StateSparePages >= need
 }
 
-// chunkBlocks returns the blocks the full attention groups take for the
-// prompt chunks of e still to come.
+// chunkBlocks returns the blocks e's groups take for the prompt chunks of
+// e still to come, up to its fork: a block per new block of tokens in the
+// full attention groups, and in each sliding-window or chunked-local group
+// as many, but no more than it holds at its last chunk (whose queries read
+// from the block the kind's rule gives for the chunk's first position, at
+// most a step's budget before the prompt's end) less what it holds now.
+// Counted as nothing, a window group's growth at the last chunk took the
+// forks' set-aside: a prompt admitted beside a forking one left it no
+// room, and with the Priority policy the two sent each other back in turn
+// forever (the state machine's seed 15356425213764655632,
+// TestChunkedForkingPromptBesideWindowProgress).
 func (s *Scheduler) chunkBlocks(e *entry) int {
 	if len(e.rest) == 0 {
 		return 0
 	}
 	bs := s.m.BlockSize()
-	return s.growGroups * ((e.length+len(e.rest)+bs-1)/bs - (e.length+bs-1)/bs)
+	end := e.length + len(e.rest)
+	grow := (end+bs-1)/bs - (e.length+bs-1)/bs
+	blocks := s.growGroups * grow
+	if grow == 0 {
+		return blocks // no new block of tokens: a local group grows no more either
+	}
+	// The last chunk starts here or later (a chunk is at most a step's
+	// budget).
+	last := max(e.length, end-s.cfg.MaxBatchTokens)
+	for _, lg := range s.locals {
+		held := 0
+		if t, err := s.m.TableGroup(e.seq, lg.g); err == nil {
+			// Released entries, a prefix of the table, name the null
+			// block (block 0).
+			for k := len(t) - 1; k >= 0 && t[k] != 0; k-- {
+				held++
+			}
+		}
+		blocks += max(0, min(grow, (end+bs-1)/bs-lg.dead(last, bs)-held))
+	}
+	return blocks
+}
+
+// localGroup is a sliding-window or chunked-local KV cache group, as
+// chunkBlocks needs it.
+type localGroup struct {
+	g    int
+	kind paged.GroupKind
+	// span is the window or the chunk, in tokens.
+	span int
+}
+
+// dead returns at most the number of leading blocks the group releases
+// once the next position to compute is c, for blocks of bs tokens: a
+// window's first block its query at c reads, or a chunked-local group's
+// first block of c's chunk, no further than the block before c's (which
+// the prefix cache may keep).
+func (lg localGroup) dead(c, bs int) int {
+	if lg.kind == paged.SlidingWindow {
+		return max(0, c-lg.span+1) / bs
+	}
+	return min(c/lg.span*lg.span/bs, max(0, c/bs-1))
 }
 
 // undoAdmit undoes the admission of e that left no room for the forks'
