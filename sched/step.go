@@ -851,9 +851,15 @@ func (s *Scheduler) chunkBlocks(e *entry) int {
 	if grow == 0 {
 		return blocks // no new block of tokens: a local group grows no more either
 	}
-	// The last chunk starts here or later (a chunk is at most a step's
-	// budget).
-	last := max(e.length, end-s.cfg.MaxBatchTokens)
+	// Where the last chunk starts when every chunk from here takes a
+	// step's whole budget, as a prompt computed alone does. Beside
+	// decoding sequences, smaller chunks may start it up to a budget
+	// before the end and hold a block more there: the set-aside is the
+	// schedule's likely need, not a bound. Set aside for the earliest
+	// start, a prompt computed alone would be refused room it never needs,
+	// and aborted in an empty pool it fits (TestSubmitForkBoundAtTheEdge).
+	b := s.cfg.MaxBatchTokens
+	last := e.length + (end-e.length-1)/b*b
 	for _, lg := range s.locals {
 		held := 0
 		if t, err := s.m.TableGroup(e.seq, lg.g); err == nil {
