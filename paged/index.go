@@ -336,27 +336,31 @@ func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
 // the same duplicate order). The updates of one engine step come
 // together (every sequence filling a block, or evicting one), and each
 // touches lines at random addresses of a large table: applying them one
-// by one, each probe waits for its own cache miss. flush first touches,
-// chunk by chunk, every removal's entry in meta (its tag comes from it),
-// then every update's home bucket: two short loops of loads that do not
-// depend on each other, so their misses overlap (a loop of a chunk's
-// updates fits the core's reorder window, one that also applied them would
-// not). The updates themselves then find their lines in the cache (an
-// insert only stores to its entry in meta, which waits for no miss). A
-// removal's tag read for the touch is a guess (an insert of the same block
-// earlier in the chunk changes it), so the removal reads it again.
+// by one, each probe waits for its own cache miss. In a table of
+// touchBlocks blocks or more, flush first touches, chunk by chunk, every
+// removal's entry in meta (its tag comes from it), then every update's
+// home bucket: two short loops of loads that do not depend on each other,
+// so their misses overlap (a loop of a chunk's updates fits the core's
+// reorder window, one that also applied them would not). The updates
+// themselves then find their lines in the cache (an insert only stores to
+// its entry in meta, which waits for no miss). A removal's tag read for
+// the touch is a guess (an insert of the same block earlier in the chunk
+// changes it), so the removal reads it again. A smaller table stays in
+// the core's caches and is not cut into chunks.
 //
-// A chunk's inserts come first (see log) and are applied by one loop, its
-// removals by another, so no branch per update picks the kind. The
-// common updates are applied in the loops themselves: an insert of a key
-// whose tag no entry of its home bucket holds, when the bucket has room
-// and sent no entry past it, and a removal of a block alone with its key
-// that lives in its home bucket. The others call link, unlink or delAt. A
-// call in the loop makes the compiler save and reload every value the
-// loop keeps in a register, about as many instructions as the common
-// cases take; so do the slices and the table's size read from x, which a
-// store through one of them might change as far as the compiler knows,
-// hence the locals.
+// The inserts come first (see log) and are applied by one loop
+// (inserts), the removals by another (removals), so no branch per update
+// picks the kind. The common updates are applied in those loops' inner
+// loops, which call nothing: an insert of a key whose tag no entry of its
+// home bucket holds, when the bucket has room and sent no entry past it,
+// and a removal of a block alone with its key that lives in its home
+// bucket. The others leave the inner loop for link, unlink or delAt and
+// come back. A call inside the loop the common updates take (as until
+// session 14) makes the compiler save and reload the loop's values around
+// it and reload them at every update, the common ones too: about ten
+// instructions an update. The slices and the table's size are read from
+// x into locals: a store through one of them might change x's fields as
+// far as the compiler knows.
 func (x *hashIndex) flush() {
 	log := x.log[:x.nlog]
 	ins := len(log) - x.dels // the inserts, first (see log)
