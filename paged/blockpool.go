@@ -670,7 +670,12 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 		// The blocks after the previous hit's, as far as they hold the
 		// chain (see blockPool.successor), then the last answer's block,
 		// then one probe of the index.
-		if k, ev := p.run(prev+1, hashes[i:]); k > 0 {
+		// Most hits come from probes of blocks allocated one at a time,
+		// whose next block holds other content: its hash is compared
+		// here first, so that those pay no call of run.
+		if next := prev + 1; next <= nullBlock || int(next) >= len(p.hash) || !equal(&p.hash[next], &hashes[i]) {
+			// no run from next
+		} else if k, ev := p.run(next, hashes[i:]); k > 0 {
 			evictable += ev
 			n := len(dst)
 			dst = slices.Grow(dst, k)[:n+k]

@@ -336,61 +336,86 @@ func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
 // the same duplicate order). The updates of one engine step come
 // together (every sequence filling a block, or evicting one), and each
 // touches lines at random addresses of a large table: applying them one
-// by one, each probe waits for its own cache miss. flush first touches,
-// chunk by chunk, every removal's entry in meta (its tag comes from it),
-// then every update's home bucket: two short loops of loads that do not
-// depend on each other, so their misses overlap (a loop of a chunk's
-// updates fits the core's reorder window, one that also applied them would
-// not). The updates themselves then find their lines in the cache (an
-// insert only stores to its entry in meta, which waits for no miss). A
-// removal's tag read for the touch is a guess (an insert of the same block
-// earlier in the chunk changes it), so the removal reads it again.
+// by one, each probe waits for its own cache miss. In a table of
+// touchBlocks blocks or more, flush first touches, chunk by chunk, every
+// removal's entry in meta (its tag comes from it), then every update's
+// home bucket: two short loops of loads that do not depend on each other,
+// so their misses overlap (a loop of a chunk's updates fits the core's
+// reorder window, one that also applied them would not). The updates
+// themselves then find their lines in the cache (an insert only stores to
+// its entry in meta, which waits for no miss). A removal's tag read for
+// the touch is a guess (an insert of the same block earlier in the chunk
+// changes it), so the removal reads it again. A smaller table stays in
+// the core's caches and is not cut into chunks.
 //
-// A chunk's inserts come first (see log) and are applied by one loop, its
-// removals by another, so no branch per update picks the kind. The
-// common updates are applied in the loops themselves: an insert of a key
-// whose tag no entry of its home bucket holds, when the bucket has room
-// and sent no entry past it, and a removal of a block alone with its key
-// that lives in its home bucket. The others call link, unlink or delAt. A
-// call in the loop makes the compiler save and reload every value the
-// loop keeps in a register, about as many instructions as the common
-// cases take; so do the slices and the table's size read from x, which a
-// store through one of them might change as far as the compiler knows,
-// hence the locals.
+// The inserts come first (see log) and are applied by one loop
+// (inserts), the removals by another (removals), so no branch per update
+// picks the kind. The common updates are applied in those loops' inner
+// loops, which call nothing: an insert of a key whose tag no entry of its
+// home bucket holds, when the bucket has room and sent no entry past it,
+// and a removal of a block alone with its key that lives in its home
+// bucket. The others leave the inner loop for link, unlink or delAt and
+// come back. A call inside the loop the common updates take (as until
+// session 14) makes the compiler save and reload the loop's values around
+// it and reload them at every update, the common ones too: about ten
+// instructions an update. The slices and the table's size are read from
+// x into locals: a store through one of them might change x's fields as
+// far as the compiler knows.
 func (x *hashIndex) flush() {
-	log, meta, slots := x.log[:x.nlog], x.meta, x.slots
-	nb := uint64(len(slots)) / bucketSlots
+	log := x.log[:x.nlog]
 	ins := len(log) - x.dels // the inserts, first (see log)
+	if !x.touch {
+		// Chunks matter only for the touching loops: the inserts, then
+		// the removals, is the log's order.
+		x.inserts(log[:ins])
+		x.removals(log[ins:])
+		x.nlog, x.dels = 0, 0
+		return
+	}
+	meta, slots := x.meta, x.slots
+	nb := uint64(len(slots)) / bucketSlots
 	for len(log) > 0 {
 		c := log[:min(flushChunk, len(log))]
 		log = log[len(c):]
-		if x.touch {
-			var sink uint64
-			for i := range c {
-				if id := c[i].id; id < 0 {
-					t := meta[^id].tag
-					c[i].tag = t
-					sink += uint64(t)
-				}
+		var sink uint64
+		for i := range c {
+			if id := c[i].id; id < 0 {
+				t := meta[^id].tag
+				c[i].tag = t
+				sink += uint64(t)
 			}
-			for i := range c {
-				sink += slots[(uint64(c[i].tag)*nb>>32)*bucketSlots+bucketLen]
-			}
-			x.sink += sink
 		}
+		for i := range c {
+			sink += slots[(uint64(c[i].tag)*nb>>32)*bucketSlots+bucketLen]
+		}
+		x.sink += sink
 		k := min(ins, len(c))
 		ins -= k
-		for _, op := range c[:k] {
-			id := op.id
+		x.inserts(c[:k])
+		x.removals(c[k:])
+	}
+	x.nlog, x.dels = 0, 0
+}
+
+// inserts applies logged inserts (flush). The common one is applied in
+// the inner loop, which calls nothing and keeps few values live, so that
+// the compiler holds them in registers across it (a call in the loop made
+// it save and reload every one of them at each update, about as many
+// instructions as the update); the others leave it for link and come back.
+func (x *hashIndex) inserts(ops []indexOp) {
+	meta, base := x.meta, unsafe.Pointer(unsafe.SliceData(x.slots))
+	nb := x.nb
+	slow := 0 // the updates link applied (and counted)
+	for i := 0; i < len(ops); i++ {
+		for ; i < len(ops); i++ {
+			id, tag := ops[i].id, ops[i].tag
 			if id < 0 {
 				panic("paged: index update log has an insert after a removal")
 			}
 			// A new key goes to its home bucket; an entry with the
 			// same tag may hold the same key, and a full bucket or
 			// one that sent entries on needs the general path (link).
-			tag := op.tag
-			b := (uint64(tag) * nb >> 32) * bucketSlots
-			bk := bucketAt(slots, b)
+			bk := homeBucket(base, tag, nb)
 			cw := bk[bucketLen]
 			n := cw & bucketCount
 			// The empty slots are 0 and match only tag 0, which takes
@@ -402,49 +427,74 @@ func (x *hashIndex) flush() {
 			if cw >= bucketOut || n == bucketLen || tag == 0 ||
 				uint32(bk[0]) == tag || uint32(bk[1]) == tag || uint32(bk[2]) == tag ||
 				uint32(bk[3]) == tag || uint32(bk[4]) == tag || uint32(bk[5]) == tag {
-				x.link(id, tag)
-				continue
+				break
 			}
-			bk[n] = uint64(uint32(id)+1)<<32 | uint64(tag)
+			bk[n&(bucketSlots-1)] = uint64(uint32(id)+1)<<32 | uint64(tag)
 			bk[bucketLen] = cw + 1
-			x.n++
 			m := &meta[id] // its cached flag is the pool's (see blockLinks)
 			m.next, m.prev, m.tag, m.head = id, id, tag, true
 		}
-		for _, op := range c[k:] {
-			id := ^op.id
+		if i < len(ops) {
+			x.link(ops[i].id, ops[i].tag)
+			slow++
+		}
+	}
+	x.n += len(ops) - slow
+}
+
+// homeBucket is the bucket of tag's home in a table of nb buckets from
+// base (bucketOf): tag*nb>>32 < nb, so it lies in the table, and no
+// bounds check is needed.
+func homeBucket(base unsafe.Pointer, tag uint32, nb uint64) *[bucketSlots]uint64 {
+	return (*[bucketSlots]uint64)(unsafe.Add(base, (uint64(tag)*nb>>32)*(bucketSlots*8)))
+}
+
+// removals applies logged removals (flush), the common one in a loop
+// that calls nothing, as inserts does.
+func (x *hashIndex) removals(ops []indexOp) {
+	meta, base := x.meta, unsafe.Pointer(unsafe.SliceData(x.slots))
+	nb := x.nb
+	slow := 0 // the updates unlink or delAt applied (and counted)
+	for i := 0; i < len(ops); i++ {
+		for ; i < len(ops); i++ {
+			id := ^ops[i].id
 			if id < 0 {
 				panic("paged: index update log has an insert after a removal")
 			}
 			m := &meta[id]
 			if !m.head || m.next != id {
-				x.unlink(id) // a duplicate list changes
-				continue
+				break // a duplicate list changes: unlink
 			}
 			// The head of no duplicates: a slot holds exactly its ID and
 			// tag, in its home bucket unless that one sent entries on.
-			m.head = false
-			tag := m.tag
-			want := uint64(uint32(id)+1)<<32 | uint64(tag)
-			b := (uint64(tag) * nb >> 32) * bucketSlots
-			bk := bucketAt(slots, b)
+			want := uint64(uint32(id)+1)<<32 | uint64(m.tag)
+			bk := homeBucket(base, m.tag, nb)
 			// Which slot holds it (at most one does), by arithmetic
 			// rather than a loop whose exit the core would miss.
-			j := is(bk[1], want) + 2*is(bk[2], want) + 3*is(bk[3], want) +
-				4*is(bk[4], want) + 5*is(bk[5], want) + 6*is(bk[6], want)
-			if bk[j] == want {
-				cw := bk[bucketLen]
-				last := cw&bucketCount - 1
-				bk[j] = bk[last&(bucketSlots-1)]
-				bk[last&(bucketSlots-1)] = 0
-				bk[bucketLen] = cw - 1
-				x.n--
-				continue
+			j := (is(bk[1], want) + 2*is(bk[2], want) + 3*is(bk[3], want) +
+				4*is(bk[4], want) + 5*is(bk[5], want) + 6*is(bk[6], want)) & (bucketSlots - 1)
+			if bk[j] != want {
+				break // past its home bucket: slotOf and delAt
 			}
-			x.delAt(x.slotOf(want))
+			m.head = false
+			cw := bk[bucketLen]
+			last := (cw&bucketCount - 1) & (bucketSlots - 1)
+			bk[j] = bk[last]
+			bk[last] = 0
+			bk[bucketLen] = cw - 1
+		}
+		if i < len(ops) {
+			id := ^ops[i].id
+			if m := &meta[id]; !m.head || m.next != id {
+				x.unlink(id) // counts its own
+			} else {
+				m.head = false
+				x.delAt(x.slotOf(uint64(uint32(id)+1)<<32 | uint64(m.tag)))
+			}
+			slow++
 		}
 	}
-	x.nlog, x.dels = 0, 0
+	x.n -= len(ops) - slow
 }
 
 // is is 1 if a == b, else 0, without a branch.
