@@ -35,17 +35,9 @@ func TestChunkedForkingPromptsProgress(t *testing.T) {
 				require.NoError(t, err)
 				rs = append(rs, r)
 			}
-			var tokens []int32
 			for steps := 0; s.Busy(); steps++ {
 				require.Less(t, steps, 2000, "admitFirst %v nb %d: no progress (requests %v, %v; %d preemptions)", admitFirst, nb, rs[0].State(), rs[1].State(), s.Stats().Preemptions)
-				st, err := s.Schedule()
-				require.NoError(t, err)
-				tokens = tokens[:0]
-				for range st.Outputs {
-					tokens = append(tokens, 7)
-				}
-				require.NoError(t, s.Update(tokens))
-				require.NoError(t, m.Check())
+				stepOnce(t, s, 7)
 			}
 			for _, r := range rs {
 				require.Equal(t, sched.Finished, r.State(), "admitFirst %v nb %d: %v", admitFirst, nb, r.Err())

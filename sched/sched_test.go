@@ -22,21 +22,27 @@ func newManager(t testing.TB, cfg paged.Config) *paged.Manager {
 // checking the manager after each, and returns the steps run.
 func drain(t testing.TB, s *sched.Scheduler, tok int32) int {
 	t.Helper()
-	var tokens []int32
 	steps := 0
 	for s.Busy() {
-		st, err := s.Schedule()
-		require.NoError(t, err)
-		tokens = tokens[:0]
-		for range st.Outputs {
-			tokens = append(tokens, tok)
-		}
-		require.NoError(t, s.Update(tokens))
-		require.NoError(t, s.Manager().Check())
+		stepOnce(t, s, tok)
 		steps++
 		require.Less(t, steps, 100000, "no progress")
 	}
 	return steps
+}
+
+// stepOnce runs one step of s whose every output samples tok, and checks
+// the manager after it.
+func stepOnce(t testing.TB, s *sched.Scheduler, tok int32) {
+	t.Helper()
+	st, err := s.Schedule()
+	require.NoError(t, err)
+	tokens := make([]int32, st.Outputs)
+	for i := range tokens {
+		tokens[i] = tok
+	}
+	require.NoError(t, s.Update(tokens))
+	require.NoError(t, s.Manager().Check())
 }
 
 func TestNewErrors(t *testing.T) {
