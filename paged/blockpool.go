@@ -673,17 +673,17 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 		// Most hits come from probes of blocks allocated one at a time,
 		// whose next block holds other content: its hash is compared
 		// here first, so that those pay no call of run.
-		if next := prev + 1; next <= nullBlock || int(next) >= len(p.hash) || !equal(&p.hash[next], &hashes[i]) {
-			// no run from next
-		} else if k, ev := p.run(next, hashes[i:]); k > 0 {
-			evictable += ev
-			n := len(dst)
-			dst = slices.Grow(dst, k)[:n+k]
-			fillRun(dst[n:], prev+1)
-			if i += k; i == len(hashes) {
-				break
+		if next := prev + 1; next > nullBlock && int(next) < len(p.hash) && equal(&p.hash[next], &hashes[i]) {
+			if k, ev := p.run(next, hashes[i:]); k > 0 {
+				evictable += ev
+				n := len(dst)
+				dst = slices.Grow(dst, k)[:n+k]
+				fillRun(dst[n:], next)
+				if i += k; i == len(hashes) {
+					break
+				}
+				prev += allocator.BlockID(k)
 			}
-			prev += allocator.BlockID(k)
 		}
 		var id allocator.BlockID
 		ok := false
