@@ -26,7 +26,11 @@ type Scheduler struct {
 	nextID   uint64
 
 	maxLen int // the manager's MaxModelLen
-	groups int // the manager's KV cache groups
+	// period is a length after which every KV cache group's
+	// PrefillFloor is at least what it was (lengthFloor): the block size,
+	// and every chunked-local group's chunk, divide it; 0 when it exceeds
+	// MaxModelLen.
+	period int
 	// forkPages are the blocks a Fork takes at once: a sequence's pages of
 	// every State group.
 	forkPages int
@@ -131,7 +135,7 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 		return nil, fmt.Errorf("%w: swap preemption needs a manager with a host tier (paged.Config.HostBlocks)", ErrInvalid)
 	}
 	mcfg := m.Config()
-	s := &Scheduler{cfg: cfg, m: m, maxLen: mcfg.MaxModelLen, groups: len(mcfg.Groups)}
+	s := &Scheduler{cfg: cfg, m: m, maxLen: mcfg.MaxModelLen, period: m.BlockSize()}
 	s.growGroups = 1 // no Groups: one full attention group
 	if len(mcfg.Groups) > 0 {
 		s.growGroups = 0
@@ -144,6 +148,9 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 			s.growGroups++
 		case paged.SlidingWindow, paged.ChunkedLocal:
 			s.locals = append(s.locals, localGroup{g: i, kind: g.Kind, span: max(g.Window, g.Chunk)})
+			if g.Kind == paged.ChunkedLocal && s.period > 0 {
+				s.period = lcm(s.period, g.Chunk, s.maxLen)
+			}
 		}
 	}
 	s.waiting.prio = cfg.Policy == Priority
@@ -250,21 +257,19 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	if opts.Seq != nil {
 		so = *opts.Seq
 	}
-	// Recomputed at that length, it holds at least paged's PrefillFloor
-	// (a SeqOptions.Window's blocks only; swapped out, it comes back with
-	// what a decode step holds, the floor in chunks), which an admission
-	// must fit beside the watermark. With KV cache groups admission and
-	// Schedule's check of a lone sequence that cannot grow tell it.
-	if s.groups <= 1 {
-		floor, err := s.m.PrefillFloor(kv, &so, s.cfg.ChunkedPrefill || s.cfg.Preemption == Swap)
-		switch {
-		case errors.Is(err, paged.ErrNever):
-			return nil, pass(ErrNever, err, "submit")
-		case err != nil:
-			return nil, pass(ErrInvalid, err, "submit")
-		case floor > s.m.Stats().UsableBlocks-s.wm:
-			return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
-		}
+	// Admitted at any length from its prompt to that longest (its first
+	// admission, or readmitted after a preemption), it holds at least
+	// paged's PrefillFloor, which an admission must fit beside the
+	// watermark: more, and it can never come back (lengthFloor).
+	floor, at, err := s.lengthFloor(len(prompt), kv, &so)
+	switch {
+	case errors.Is(err, paged.ErrNever):
+		return nil, pass(ErrNever, err, "submit")
+	case err != nil:
+		return nil, pass(ErrInvalid, err, "submit")
+	case floor > s.m.Stats().UsableBlocks-s.wm:
+		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d (a sequence admitted at %d tokens holds at least %d, an admission may take %d)",
+			ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize(), at, floor, s.m.Stats().UsableBlocks-s.wm)
 	}
 	if n > 1 && s.forkPages > 0 {
 		// Its samples fork in the step that computes its last prompt
@@ -327,6 +332,70 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	s.waiting.pushBack(e)
 	s.st.Submitted++
 	return r, nil
+}
+
+// lengthFloor returns the most blocks that paged's PrefillFloor says a
+// sample of a request with a prompt of p tokens and kv tokens of KV at its
+// longest holds when admitted, over every length it may be admitted at,
+// and that length: its prompt (whole, or in chunks with chunked prefill),
+// then, after a preemption at any later length up to kv, recomputed (in
+// chunks with chunked prefill) or swapped out (what a decode step holds,
+// PrefillFloor in chunks). With sliding-window and chunked-local groups
+// (or a SeqOptions.Window) that floor is not monotone in the length (a
+// window's or chunk's blocks are released as it moves on), so the lengths
+// after the prompt are scanned, but only the last period of them: the
+// floor at n+period is at least the floor at n (the full attention groups
+// hold more, a local group holds the same blocks period tokens on;
+// TestLengthFloorMatchesScan). O(min(kv-p, period) x groups).
+func (s *Scheduler) lengthFloor(p, kv int, so *paged.SeqOptions) (floor, at int, err error) {
+	later := s.cfg.ChunkedPrefill || s.cfg.Preemption == Swap
+	if kv > p {
+		// The longest first: a windowed sequence past what it may hold
+		// is ErrNever.
+		if floor, err = s.m.PrefillFloor(kv, so, later); err != nil {
+			return 0, 0, err
+		}
+		at = kv
+		if len(s.locals) > 0 || so.Window > 0 {
+			from := p + 1
+			if s.period > 0 && kv-s.period+1 > from {
+				from = kv - s.period + 1
+			}
+			for n := kv - 1; n >= from; n-- {
+				f, err := s.m.PrefillFloor(n, so, later)
+				if err != nil {
+					return 0, 0, err
+				}
+				if f > floor {
+					floor, at = f, n
+				}
+			}
+		}
+	}
+	f, err := s.m.PrefillFloor(p, so, s.cfg.ChunkedPrefill)
+	if err != nil {
+		return 0, 0, err
+	}
+	if f > floor || at == 0 {
+		floor, at = f, p
+	}
+	return floor, at, nil
+}
+
+// lcm returns the least common multiple of a and b, or 0 when it exceeds
+// limit.
+func lcm(a, b, limit int) int {
+	x, y := a, b
+	for y != 0 {
+		x, y = y, x%y
+	}
+	if a/x > limit/b {
+		return 0
+	}
+	if l := a / x * b; l <= limit {
+		return l
+	}
+	return 0
 }
 
 // Cancel ends a request and frees every block its samples hold, wherever
