@@ -10,10 +10,12 @@ import (
 )
 
 // TestLengthFloorMatchesScan: Submit's bound (lengthFloor), which scans
-// only the last period of the lengths a sample may be readmitted at, is
-// the most PrefillFloor gives over all of them, the prompt in its own
-// mode, on drawn layouts of every group kind (and a sequence window
-// without groups), both prefix caching modes, chunked prefill and swap.
+// only the last period of the lengths a sample may be admitted at, is the
+// most PrefillFloor gives over all of them (from its prompt, or from the
+// first token with chunked prefill and no prefix caching), the prompt in
+// its own mode, on drawn layouts of every group kind (and a sequence
+// window without groups), both prefix caching modes, chunked prefill and
+// swap.
 func TestLengthFloorMatchesScan(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.IntRange(1, 4).Draw(t, "bs")
@@ -67,18 +69,19 @@ func TestLengthFloorMatchesScan(t *testing.T) {
 		floor, at, err := s.lengthFloor(p, kv, &so)
 
 		later := cfg.ChunkedPrefill || cfg.Preemption == Swap
+		lo := p
+		if cfg.ChunkedPrefill && mcfg.DisablePrefixCaching {
+			lo = 1 // every chunk is computed, from the first token
+		}
 		want, wantAt, wantErr := 0, 0, error(nil)
-		for n := p; n <= kv && wantErr == nil; n++ {
-			chunked := later
-			if n == p {
-				chunked = cfg.ChunkedPrefill
-			}
+		for n := lo; n <= kv && wantErr == nil; n++ {
+			chunked := cfg.ChunkedPrefill || n > p && later
 			f, err := m.PrefillFloor(n, &so, chunked)
 			if err != nil {
 				wantErr = err
 				break
 			}
-			if f > want || (f == want && n == kv) {
+			if f > want {
 				want, wantAt = f, n
 			}
 		}
@@ -91,7 +94,7 @@ func TestLengthFloorMatchesScan(t *testing.T) {
 		if err != nil || floor != want {
 			t.Fatalf("lengthFloor(%d, %d) = %d at %d (%v); the scan's most is %d at %d", p, kv, floor, at, err, want, wantAt)
 		}
-		if f, _ := m.PrefillFloor(at, &so, later && at > p || cfg.ChunkedPrefill); f != floor {
+		if f, _ := m.PrefillFloor(at, &so, cfg.ChunkedPrefill || at > p && later); f != floor {
 			t.Fatalf("lengthFloor(%d, %d) = %d at %d, where PrefillFloor is %d", p, kv, floor, at, f)
 		}
 	})

@@ -336,48 +336,59 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 
 // lengthFloor returns the most blocks that paged's PrefillFloor says a
 // sample of a request with a prompt of p tokens and kv tokens of KV at its
-// longest holds when admitted, over every length it may be admitted at,
-// and that length: its prompt (whole, or in chunks with chunked prefill),
-// then, after a preemption at any later length up to kv, recomputed (in
-// chunks with chunked prefill) or swapped out (what a decode step holds,
-// PrefillFloor in chunks). With sliding-window and chunked-local groups
-// (or a SeqOptions.Window) that floor is not monotone in the length (a
-// window's or chunk's blocks are released as it moves on), so the lengths
-// after the prompt are scanned, but only the last period of them: the
-// floor at n+period is at least the floor at n (the full attention groups
-// hold more, a local group holds the same blocks period tokens on;
-// TestLengthFloorMatchesScan). O(min(kv-p, period) x groups).
+// longest holds in a step it may have to be admitted for, and that step's
+// length. Those are its prompt's (admitted whole, or with chunked prefill
+// in chunks), then, after a preemption at any later length up to kv, the
+// step that computes that length's last token again, recomputed (in
+// chunks with chunked prefill) or swapped in (what a decode step holds:
+// PrefillFloor in chunks). With chunked prefill and no prefix caching a
+// prompt (or a recompute) computes every chunk from its first token, so
+// the step at every length from 1 counts: the manager's verdict on a
+// chunked admission is the peak over its steps (paged.Manager.AdmitChunk).
+// With prefix caching the floor is the best cache's, whose longest hit
+// computes only the last tokens.
+//
+// With sliding-window and chunked-local groups (or a SeqOptions.Window)
+// the floor is not monotone in the length (a window's or chunk's blocks
+// are released as it moves on), so the lengths are scanned, but only the
+// last period of them: the floor at n+period is at least the floor at n
+// in the same mode (the full attention groups hold more, a local group
+// holds as many blocks period tokens on; TestLengthFloorMatchesScan).
+// O(min(kv, period) x groups).
 func (s *Scheduler) lengthFloor(p, kv int, so *paged.SeqOptions) (floor, at int, err error) {
-	later := s.cfg.ChunkedPrefill || s.cfg.Preemption == Swap
-	if kv > p {
-		// The longest first: a windowed sequence past what it may hold
-		// is ErrNever.
-		if floor, err = s.m.PrefillFloor(kv, so, later); err != nil {
+	chunked := s.cfg.ChunkedPrefill
+	later := chunked || s.cfg.Preemption == Swap
+	lo := p
+	if chunked && s.m.Config().DisablePrefixCaching {
+		lo = 1
+	}
+	// The longest first: a windowed sequence past what it may hold is
+	// ErrNever.
+	from := kv
+	if len(s.locals) > 0 || so.Window > 0 {
+		from = lo
+		if s.period > 0 {
+			from = max(lo, kv-s.period+1)
+		}
+	}
+	for n := kv; n >= from; n-- {
+		f, err := s.m.PrefillFloor(n, so, chunked || n > p && later)
+		if err != nil {
 			return 0, 0, err
 		}
-		at = kv
-		if len(s.locals) > 0 || so.Window > 0 {
-			from := p + 1
-			if s.period > 0 && kv-s.period+1 > from {
-				from = kv - s.period + 1
-			}
-			for n := kv - 1; n >= from; n-- {
-				f, err := s.m.PrefillFloor(n, so, later)
-				if err != nil {
-					return 0, 0, err
-				}
-				if f > floor {
-					floor, at = f, n
-				}
-			}
+		if f > floor {
+			floor, at = f, n
 		}
 	}
-	f, err := s.m.PrefillFloor(p, so, s.cfg.ChunkedPrefill)
-	if err != nil {
-		return 0, 0, err
-	}
-	if f > floor || at == 0 {
-		floor, at = f, p
+	if from > p {
+		// The prompt, in its own mode.
+		f, err := s.m.PrefillFloor(p, so, chunked)
+		if err != nil {
+			return 0, 0, err
+		}
+		if f > floor {
+			floor, at = f, p
+		}
 	}
 	return floor, at, nil
 }

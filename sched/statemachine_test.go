@@ -256,8 +256,10 @@ func (mc *machine) Submit(t *rapid.T) {
 // decode step holds: in chunks); at each it holds at least
 // paged.Manager.PrefillFloor, whose exactness paged's TestPrefillFloor
 // checks, and it can never come back when that exceeds what the
-// watermark leaves to an admission. Every length is tried (Submit scans
-// only the last period of them). A request whose samples fork holds at
+// watermark leaves to an admission. With chunked prefill and no prefix
+// caching every chunk is computed from the first token, and the step at
+// every length counts. Every length is tried (Submit scans only the last
+// period of them). A request whose samples fork holds at
 // least the prompt's floor and the other samples' state pages when it
 // forks, which the pool must hold. Without chunked prefill a recompute
 // (a beam search's prompt) must fit a step's budget.
@@ -271,7 +273,13 @@ func (mc *machine) accepts(p int, opts sched.Options) error {
 		return sched.ErrNever
 	}
 	chunked, swap := mc.cfg.ChunkedPrefill, mc.cfg.Preemption == sched.Swap
-	for l := p; l <= kv; l++ {
+	lo := p
+	if chunked && mc.m.Config().DisablePrefixCaching {
+		// Computed in chunks with no hit, from the first token: the
+		// manager judges the peak over the chunks' steps.
+		lo = 1
+	}
+	for l := lo; l <= kv; l++ {
 		f, err := mc.m.PrefillFloor(l, nil, chunked || l > p && swap)
 		if err != nil || f > mc.floor {
 			return sched.ErrNever
