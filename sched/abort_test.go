@@ -254,3 +254,83 @@ func TestAbortNever(t *testing.T) {
 		})
 	}
 }
+
+// TestAbortNeverSwappedIn: Submit's floor for a chunked-local group with
+// prefix caching is a readmission's after the longest hit, which may end
+// at the chunk's start; a decode keeps the group's last cached block
+// besides the chunk's (as vLLM does), one block more. A sequence that
+// grew so into the blocks the watermark keeps from admissions (13 usable
+// blocks of 2, 6 kept) and was then swapped out holds more than a
+// swap-in may ever take: it is aborted when it comes back to the head of
+// the queue, and the others finish.
+func TestAbortNeverSwappedIn(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 14, MaxModelLen: 64, Watermark: 0.4, HostBlocks: 64, DisableOffload: true,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 2}}})
+	var hooked []*sched.Request
+	cfg := sched.Config{MaxBatchTokens: 3, ChunkedPrefill: true, Policy: sched.Priority, Preemption: sched.Swap, AdmitFirst: true}
+	cfg.Hooks.Aborted = func(r *sched.Request, err error) { hooked = append(hooked, r) }
+	var bad *sched.Request
+	never := false
+	cfg.Hooks.Preempted = func(r *sched.Request, i int, swapped bool) {
+		if r != bad || !swapped {
+			return
+		}
+		// Swapped out at n tokens, it holds more than the 7 blocks a
+		// swap-in may take, where Submit's floor fits.
+		a, _, err := m.CanSwapIn(r.Seq(i))
+		require.NoError(t, err)
+		n, err := m.Len(r.Seq(i))
+		require.NoError(t, err)
+		floor, err := m.PrefillFloor(n, nil, true)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, floor, 7, "at %d tokens", n)
+		never = never || a == paged.AdmitNever
+	}
+	s, err := sched.New(m, cfg)
+	require.NoError(t, err)
+	prompt := func(i, n int) []int32 {
+		p := make([]int32, n)
+		for k := range p {
+			p[k] = int32(100*i + k)
+		}
+		return p
+	}
+	var others []*sched.Request
+	tok := int32(1000)
+	for steps := 1; bad == nil || s.Busy(); steps++ {
+		require.Less(t, steps, 300, "no progress")
+		switch steps {
+		case 1:
+			bad, err = s.Submit(prompt(0, 4), sched.Options{MaxTokens: 9, Priority: 1})
+			require.NoError(t, err)
+		case 3:
+			r, err := s.Submit(prompt(2, 3), sched.Options{MaxTokens: 10, Priority: 1})
+			require.NoError(t, err)
+			others = append(others, r)
+		case 4:
+			r, err := s.Submit(prompt(1, 2), sched.Options{MaxTokens: 11})
+			require.NoError(t, err)
+			others = append(others, r)
+		}
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		tokens := make([]int32, st.Outputs)
+		for i := range tokens {
+			tok++
+			tokens[i] = tok
+		}
+		require.NoError(t, s.Update(tokens))
+		require.NoError(t, m.Check())
+	}
+	assert.Equal(t, sched.Aborted, bad.State())
+	require.ErrorIs(t, bad.Err(), sched.ErrNever)
+	assert.ErrorContains(t, bad.Err(), "can never be swapped in")
+	assert.True(t, never, "swapped out holding more than a swap-in may take")
+	assert.Equal(t, []*sched.Request{bad}, hooked)
+	for i, o := range others {
+		assert.Equal(t, sched.Finished, o.State(), "request %d", i)
+	}
+	assert.Zero(t, m.Stats().UsedBlocks)
+	assert.Zero(t, m.Stats().Tiers.HostUsed)
+	assert.Zero(t, m.Stats().Sequences)
+}

@@ -35,9 +35,10 @@ type machine struct {
 	// the usable blocks less the watermark's.
 	layout, floor int
 	// localCache: the layout has sliding-window or chunked-local groups,
-	// and prefix caching is on; chunkedCache: chunked-local groups
+	// and prefix caching is on; chunkedCache: chunked-local groups;
+	// swapWhole: such groups, swap preemption and no chunked prefill
 	// (cacheVerdict).
-	localCache, chunkedCache bool
+	localCache, chunkedCache, swapWhole bool
 	// pages are the State group's pages a sequence holds (0: none).
 	pages int
 	// kv is the shadow KV cache of group 0: for each device slot a step
@@ -147,12 +148,14 @@ func newMachine(t *rapid.T) *machine {
 		t.Fatal(err)
 	}
 	usable := m.Stats().UsableBlocks
-	localCache, chunkedCache := false, false
+	local, chunkedLocal := false, false
 	for _, g := range mcfg.Groups {
-		localCache = localCache || !mcfg.DisablePrefixCaching && (g.Kind == paged.SlidingWindow || g.Kind == paged.ChunkedLocal)
-		chunkedCache = chunkedCache || !mcfg.DisablePrefixCaching && g.Kind == paged.ChunkedLocal
+		local = local || g.Kind == paged.SlidingWindow || g.Kind == paged.ChunkedLocal
+		chunkedLocal = chunkedLocal || g.Kind == paged.ChunkedLocal
 	}
-	mc := &machine{m: m, localCache: localCache, chunkedCache: chunkedCache, next: 1000, layout: layout, pages: pages, floor: usable - int(math.Ceil(mcfg.Watermark*float64(usable))),
+	caching := !mcfg.DisablePrefixCaching
+	mc := &machine{m: m, localCache: local && caching, chunkedCache: chunkedLocal && caching,
+		swapWhole: local && cfg.Preemption == sched.Swap && !cfg.ChunkedPrefill, next: 1000, layout: layout, pages: pages, floor: usable - int(math.Ceil(mcfg.Watermark*float64(usable))),
 		proposed: map[[2]uint64][]int32{}}
 	cfg.Hooks.Restarted = func(r *sched.Request) { mc.restarted = append(mc.restarted, r) }
 	if rapid.Bool().Draw(t, "hookCancel") {
@@ -312,15 +315,23 @@ func (mc *machine) accepts(p int, opts sched.Options) error {
 // it), the manager may say never (paged.ErrNever, or the dry run's
 // AdmitNever) to a request that fits with another cache.
 //
+// With swap preemption, Submit counts on a preempted sample coming back
+// with what a decode step holds (swapped in), but one preempted when the
+// host tier is full, or in the step it was admitted, is recomputed,
+// whole without chunked prefill: with window or chunked-local groups it
+// holds every block of its tokens there, and may never fit.
+//
 // With a chunked-local group and prefix caching, a decode keeps the
 // group's last cached block besides its chunk's (as vLLM does), which a
 // readmission after a hit ending at the chunk's start does not hold: a
-// request that fits the pool only when so readmitted cannot grow alone.
+// request that fits the pool only when so readmitted cannot grow alone,
+// or, grown into the watermark's blocks and swapped out, never comes
+// back (TestAbortNeverSwappedIn).
 func (mc *machine) cacheVerdict(err error) bool {
 	switch {
-	case mc.chunkedCache && strings.Contains(err.Error(), "cannot grow past"):
+	case mc.chunkedCache && (strings.Contains(err.Error(), "cannot grow past") || strings.Contains(err.Error(), "can never be swapped in")):
 		return true
-	case !mc.localCache:
+	case !mc.localCache && !mc.swapWhole:
 		return false
 	}
 	return errors.Is(err, paged.ErrNever) || strings.Contains(err.Error(), "can never be admitted")
