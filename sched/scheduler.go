@@ -223,6 +223,29 @@ func (s *Scheduler) RunningSeqs(f func(r *Request, sample int, seq paged.SeqID, 
 // request changes nothing: ErrInvalid, ErrNever, or, when the manager's
 // paged.Config.MaxWaiting sequences wait already, an error wrapping
 // paged.ErrNoSpace (back-pressure: refuse the client or retry later).
+//
+// ErrNever is a request that can never run here, on every layout of KV
+// cache groups: longer than MaxModelLen; one whose sample, at some length
+// it may have to be admitted at (its prompt, whole or with chunked
+// prefill in chunks, or after a preemption any length up to the prompt
+// and every output but the last, recomputed or swapped in), holds more
+// blocks than an admission may take beside the watermark, in every cache
+// state (paged.Manager.PrefillFloor: every block of a full-attention
+// group, a State group's pages, none for a Shared group, the blocks a
+// window or chunked-local group reads in that step); one whose samples
+// could never fork beside their prompt (State groups); one whose
+// recompute exceeds MaxBatchTokens without chunked prefill. The bound is
+// exact for layouts of full-attention, State and Shared groups (and for
+// window groups without prefix caching): what it accepts runs, unless
+// blocks held beside the scheduler, or beams, say otherwise. With window
+// or chunked-local groups it leans towards accepting, never refusing
+// what can run: it counts on the best cache (the prefix hit after which
+// a sequence holds only a window's blocks of its prefix), on a preempted
+// sample coming back swapped in under Swap (a recompute without chunked
+// prefill is admitted whole), and, for a chunked-local group with prefix
+// caching, on a readmission where a decode keeps one block more; where
+// the run then finds no room, Schedule aborts the request (see the
+// package documentation).
 func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	n := opts.N
 	if n == 0 {

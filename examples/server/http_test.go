@@ -229,7 +229,7 @@ func TestHTTPAbortedRequest(t *testing.T) {
 	assert.Equal(t, "aborted", st.State)
 	assert.Equal(t, "too_long", st.Error)
 	assert.Contains(t, st.Message, "server: request too long: sched: request can never run")
-	assert.Contains(t, st.Message, "can never be admitted")
+	assert.Contains(t, st.Message, "can never be admitted", st.Message)
 	assert.Equal(t, []int{0}, st.Generated, "never admitted")
 	code, body = call(t, "GET", hs.URL+"/requests/"+string(good.ID), "")
 	require.Equal(t, http.StatusOK, code, body)
