@@ -18,8 +18,8 @@ import (
 // swap.
 func TestLengthFloorMatchesScan(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		bs := rapid.IntRange(1, 4).Draw(t, "bs")
-		mcfg := paged.Config{BlockSize: bs, NumBlocks: rapid.IntRange(8, 200).Draw(t, "blocks"), MaxModelLen: 256,
+		bs := rapid.SampledFrom([]int{1, 2, 3, 4, 8, 16}).Draw(t, "bs")
+		mcfg := paged.Config{BlockSize: bs, NumBlocks: rapid.IntRange(8, 200).Draw(t, "blocks"), MaxModelLen: 1024,
 			UnifiedFreeQueue: rapid.Bool().Draw(t, "unified"), DisablePrefixCaching: rapid.Bool().Draw(t, "noCache")}
 		var so paged.SeqOptions
 		if rapid.Bool().Draw(t, "groups") {
@@ -30,9 +30,9 @@ func TestLengthFloorMatchesScan(t *testing.T) {
 				var g paged.Group
 				switch rapid.IntRange(0, 4).Draw(t, "kind") {
 				case 0:
-					g = paged.Group{Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 12).Draw(t, "window")}
+					g = paged.Group{Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 3*bs+8).Draw(t, "window")}
 				case 1:
-					g = paged.Group{Kind: paged.ChunkedLocal, Chunk: rapid.IntRange(1, 12).Draw(t, "chunk")}
+					g = paged.Group{Kind: paged.ChunkedLocal, Chunk: rapid.SampledFrom([]int{1, 2, 3, 5, 7, bs, 2 * bs, 3*bs + 1, 8 * bs}).Draw(t, "chunk")}
 				case 2:
 					g = paged.Group{Kind: paged.State, Pages: rapid.IntRange(1, 3).Draw(t, "pages")}
 				case 3:
@@ -64,8 +64,8 @@ func TestLengthFloorMatchesScan(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := rapid.IntRange(1, 60).Draw(t, "prompt")
-		kv := p + rapid.IntRange(0, 100).Draw(t, "outputs")
+		p := rapid.IntRange(1, 100).Draw(t, "prompt")
+		kv := p + rapid.IntRange(0, 400).Draw(t, "outputs")
 		floor, at, err := s.lengthFloor(p, kv, &so)
 
 		later := cfg.ChunkedPrefill || cfg.Preemption == Swap

@@ -373,11 +373,14 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 //
 // With sliding-window and chunked-local groups (or a SeqOptions.Window)
 // the floor is not monotone in the length (a window's or chunk's blocks
-// are released as it moves on), so the lengths are scanned, but only the
+// are released as it moves on), so lengths are tried, but only in the
 // last period of them: the floor at n+period is at least the floor at n
 // in the same mode (the full attention groups hold more, a local group
-// holds as many blocks period tokens on; TestLengthFloorMatchesScan).
-// O(min(kv, period) x groups).
+// holds as many blocks period tokens on). Within it, only the lengths
+// where the most may be: a block's before kv, and those around each
+// chunk boundary of a chunked-local group (TestLengthFloorMatchesScan
+// compares the answer with every length's). O(block size x (1 + chunks
+// in the period) x groups).
 func (s *Scheduler) lengthFloor(p, kv int, so *paged.SeqOptions) (floor, at int, err error) {
 	chunked := s.cfg.ChunkedPrefill
 	later := chunked || s.cfg.Preemption == Swap
@@ -385,8 +388,19 @@ func (s *Scheduler) lengthFloor(p, kv int, so *paged.SeqOptions) (floor, at int,
 	if chunked && s.m.Config().DisablePrefixCaching {
 		lo = 1
 	}
+	at = -1
+	try := func(n int) error {
+		f, err := s.m.PrefillFloor(n, so, chunked || n > p && later)
+		if err == nil && (f > floor || at < 0) {
+			floor, at = f, n
+		}
+		return err
+	}
 	// The longest first: a windowed sequence past what it may hold is
 	// ErrNever.
+	if err := try(kv); err != nil {
+		return 0, 0, err
+	}
 	from := kv
 	if len(s.locals) > 0 || so.Window > 0 {
 		from = lo
@@ -394,24 +408,31 @@ func (s *Scheduler) lengthFloor(p, kv int, so *paged.SeqOptions) (floor, at int,
 			from = max(lo, kv-s.period+1)
 		}
 	}
-	for n := kv; n >= from; n-- {
-		f, err := s.m.PrefillFloor(n, so, chunked || n > p && later)
-		if err != nil {
+	// The most is at the last block's lengths before kv or before a
+	// chunked-local group's drop (a chunk boundary, where it releases
+	// the chunk before): between drops every group's floor grows with
+	// the length or repeats a block's lengths on.
+	bs := s.m.BlockSize()
+	for n := kv - 1; n >= max(from, kv-bs); n-- {
+		if err := try(n); err != nil {
 			return 0, 0, err
-		}
-		if f > floor {
-			floor, at = f, n
 		}
 	}
-	if from > p {
-		// The prompt, in its own mode.
-		f, err := s.m.PrefillFloor(p, so, chunked)
-		if err != nil {
-			return 0, 0, err
+	for _, lg := range s.locals {
+		if lg.kind != paged.ChunkedLocal {
+			continue
 		}
-		if f > floor {
-			floor, at = f, p
+		for b := (from - bs) / lg.span * lg.span; b <= kv+bs; b += lg.span {
+			for n := max(from, b-bs); n <= min(kv-bs-1, b+bs+1); n++ {
+				if err := try(n); err != nil {
+					return 0, 0, err
+				}
+			}
 		}
+	}
+	// The prompt, in its own mode.
+	if err := try(p); err != nil {
+		return 0, 0, err
 	}
 	return floor, at, nil
 }
