@@ -182,7 +182,7 @@ func TestAbortNever(t *testing.T) {
 					prompt[i] = int32(len(prompt)*100 + i)
 				}
 				r, err := s.Submit(prompt, x.opts)
-				require.NoError(t, err, "Submit cannot tell this request never fits")
+				require.NoError(t, err, "Submit accepts what can fit")
 				return r
 			}
 			var bad *sched.Request

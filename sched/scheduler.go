@@ -235,17 +235,21 @@ func (s *Scheduler) RunningSeqs(f func(r *Request, sample int, seq paged.SeqID, 
 // window or chunked-local group reads in that step); one whose samples
 // could never fork beside their prompt (State groups); one whose
 // recompute exceeds MaxBatchTokens without chunked prefill. The bound is
-// exact for layouts of full-attention, State and Shared groups (and for
-// window groups without prefix caching): what it accepts runs, unless
-// blocks held beside the scheduler, or beams, say otherwise. With window
-// or chunked-local groups it leans towards accepting, never refusing
-// what can run: it counts on the best cache (the prefix hit after which
-// a sequence holds only a window's blocks of its prefix), on a preempted
-// sample coming back swapped in under Swap (a recompute without chunked
-// prefill is admitted whole), and, for a chunked-local group with prefix
-// caching, on a readmission where a decode keeps one block more; where
-// the run then finds no room, Schedule aborts the request (see the
-// package documentation).
+// exact for layouts of full-attention, State and Shared groups, and for
+// window and chunked-local groups without prefix caching (but under Swap
+// without chunked prefill): what it accepts runs, unless blocks held
+// beside the scheduler, beams or a State group's forks say otherwise.
+// Otherwise, with window or chunked-local groups, it leans towards
+// accepting, never refusing what can run: it counts on the best cache
+// (the prefix hit after which a sequence holds only a window's blocks of
+// its prefix), on a preempted sample coming back swapped in under Swap (a
+// recompute without chunked prefill is admitted whole), and, for a
+// chunked-local group with prefix caching, on a readmission where a
+// decode keeps one block more; where the run then finds no room,
+// Schedule aborts the request (see the package documentation). The check asks PrefillFloor at a few lengths:
+// every one of a block before the longest, and those around each chunk
+// boundary of a chunked-local group in the last period
+// (O(BlockSize x (1 + chunk boundaries) x groups)).
 func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	n := opts.N
 	if n == 0 {
