@@ -208,15 +208,7 @@ func TestAbortNever(t *testing.T) {
 			tok := int32(1000)
 			for steps := 0; s.Busy(); steps++ {
 				require.Less(t, steps, 1000, "no progress")
-				st, err := s.Schedule()
-				require.NoError(t, err)
-				tokens := make([]int32, st.Outputs)
-				for i := range tokens {
-					tok++
-					tokens[i] = tok
-				}
-				require.NoError(t, s.Update(tokens))
-				require.NoError(t, m.Check())
+				stepOwnTokens(t, s, &tok)
 			}
 
 			assert.Equal(t, sched.Aborted, bad.State())
@@ -312,15 +304,7 @@ func TestAbortNeverSwappedIn(t *testing.T) {
 			require.NoError(t, err)
 			others = append(others, r)
 		}
-		st, err := s.Schedule()
-		require.NoError(t, err)
-		tokens := make([]int32, st.Outputs)
-		for i := range tokens {
-			tok++
-			tokens[i] = tok
-		}
-		require.NoError(t, s.Update(tokens))
-		require.NoError(t, m.Check())
+		stepOwnTokens(t, s, &tok)
 	}
 	assert.Equal(t, sched.Aborted, bad.State())
 	require.ErrorIs(t, bad.Err(), sched.ErrNever)
@@ -333,4 +317,19 @@ func TestAbortNeverSwappedIn(t *testing.T) {
 	assert.Zero(t, m.Stats().UsedBlocks)
 	assert.Zero(t, m.Stats().Tiers.HostUsed)
 	assert.Zero(t, m.Stats().Sequences)
+}
+
+// stepOwnTokens runs one step of s whose every output samples a token of
+// its own (*tok, counting up), and checks the manager after it.
+func stepOwnTokens(t *testing.T, s *sched.Scheduler, tok *int32) {
+	t.Helper()
+	st, err := s.Schedule()
+	require.NoError(t, err)
+	tokens := make([]int32, st.Outputs)
+	for i := range tokens {
+		*tok++
+		tokens[i] = *tok
+	}
+	require.NoError(t, s.Update(tokens))
+	require.NoError(t, s.Manager().Check())
 }
