@@ -427,11 +427,14 @@ func (mc *machine) step(t *rapid.T) {
 			}
 		}
 		q := mc.reqs[r.ID()-1]
-		// Beams may need more than one sequence; the forks of a request
-		// with State groups are refused room by the set-aside, which is
-		// the schedule's likely need, not a bound (forkRoom). Neither is
-		// checked.
-		forks := max(q.opts.N, 1) > 1 && mc.pages > 0
+		// Beams may need more than one sequence: not checked. The forks
+		// of a request with State groups may find no room at the fork,
+		// or be refused it at admission by the set-aside (forkRoom: the
+		// schedule's likely need, not a bound), so that its prompt does
+		// not fit an empty pool.
+		msg := r.Err().Error()
+		forks := max(q.opts.N, 1) > 1 && mc.pages > 0 &&
+			(strings.Contains(msg, "does not fit an empty pool") || strings.Contains(msg, "state pages do not fit"))
 		switch {
 		case r.BeamWidth() > 0:
 			edgeTally.beams++
