@@ -246,10 +246,11 @@ func (s *Scheduler) RunningSeqs(f func(r *Request, sample int, seq paged.SeqID, 
 // recompute without chunked prefill is admitted whole), and, for a
 // chunked-local group with prefix caching, on a readmission where a
 // decode keeps one block more; where the run then finds no room,
-// Schedule aborts the request (see the package documentation). The check asks PrefillFloor at a few lengths:
-// every one of a block before the longest, and those around each chunk
-// boundary of a chunked-local group in the last period
-// (O(BlockSize x (1 + chunk boundaries) x groups)).
+// Schedule aborts the request (see the package documentation). The check
+// asks PrefillFloor at a few lengths: the prompt, every one of a block
+// before the longest, and those around each chunk boundary of a
+// chunked-local group in the last period (O(BlockSize x (1 + chunk
+// boundaries) x groups)).
 func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	n := opts.N
 	if n == 0 {
