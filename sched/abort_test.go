@@ -11,11 +11,23 @@ import (
 )
 
 // twoGroups is a manager config with two full-attention KV cache groups:
-// a token takes a slot in each, so Submit's pool check (which cannot tell
-// the need of several groups) lets through requests that never fit.
+// a token takes a slot in each, which Submit weighs (it refuses what
+// never fits), but not the blocks a sequence the caller drives itself
+// holds beside the scheduler, for good.
 func twoGroups(bs, blocks int) paged.Config {
 	return paged.Config{BlockSize: bs, NumBlocks: blocks, MaxModelLen: 64,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}}
+}
+
+// windowGroups is a manager config with a full-attention group and a
+// sliding window of two tokens, with prefix caching: admitted after a
+// hit, a sequence holds only the window's blocks of the prefix, and
+// Submit accepts what fits so, but admitted where the cache lacks that
+// prefix it holds a block per block of tokens in both groups, which may
+// never fit.
+func windowGroups(bs, blocks int) paged.Config {
+	return paged.Config{BlockSize: bs, NumBlocks: blocks, MaxModelLen: 64,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 2}}}
 }
 
 // A request that can never proceed is aborted whole, with an error its
@@ -58,99 +70,86 @@ func TestAbortNever(t *testing.T) {
 			msg:      "does not fit an empty pool",
 		},
 		{
-			// 3 prompt tokens take 2 blocks in each group; alone in 6
-			// blocks the sequence reaches 6 tokens, never 7.
-			name: "cannot grow", mcfg: twoGroups(2, 7),
-			bad:    submit{3, sched.Options{MaxTokens: 10}},
-			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
-			msg:    "cannot grow past 6 tokens",
+			// 3 prompt tokens and 2 outputs of KV take 3 blocks in each
+			// group, the pool's 6: Submit accepts it. The caller's own
+			// sequence holds a block of each for good; alone beside it
+			// the request reaches 4 tokens, never 5.
+			name: "cannot grow", mcfg: twoGroups(2, 7), external: 2,
+			bad:    submit{3, sched.Options{MaxTokens: 3}},
+			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 3}}},
+			msg:    "cannot grow past 4 tokens",
 		},
 		{
-			name: "cannot grow, newest", mcfg: twoGroups(2, 7),
-			bad: submit{3, sched.Options{MaxTokens: 10}}, badLast: true,
-			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
-			msg:    "cannot grow past 6 tokens",
+			name: "cannot grow, newest", mcfg: twoGroups(2, 7), external: 2,
+			bad: submit{3, sched.Options{MaxTokens: 3}}, badLast: true,
+			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 3}}},
+			msg:    "cannot grow past 4 tokens",
 		},
 		{
-			name: "cannot grow, admit first, resample", mcfg: twoGroups(2, 7),
+			name: "cannot grow, admit first, resample", mcfg: twoGroups(2, 7), external: 2,
 			cfg:    sched.Config{AdmitFirst: true, ResampleAfterRecompute: true, CheckBeforeAdmit: true},
-			bad:    submit{3, sched.Options{MaxTokens: 10}},
+			bad:    submit{3, sched.Options{MaxTokens: 3}},
 			others: []submit{{1, sched.Options{MaxTokens: 2}}},
-			msg:    "cannot grow past 6 tokens",
+			msg:    "cannot grow past 4 tokens",
 		},
 		{
-			name: "cannot grow, chunked prefill", mcfg: twoGroups(2, 7),
+			name: "cannot grow, chunked prefill", mcfg: twoGroups(2, 7), external: 2,
 			cfg:    sched.Config{MaxBatchTokens: 2, ChunkedPrefill: true, Policy: sched.Priority},
-			bad:    submit{5, sched.Options{MaxTokens: 10}},
+			bad:    submit{5, sched.Options{MaxTokens: 2}},
 			others: []submit{{1, sched.Options{MaxTokens: 2, Priority: 1}}},
-			msg:    "cannot grow past 6 tokens",
+			msg:    "cannot grow past 4 tokens",
 		},
 		{
 			// Parallel samples share the request's fate: every sample
 			// is freed.
-			name: "cannot grow, parallel samples", mcfg: twoGroups(2, 7),
-			bad:    submit{3, sched.Options{MaxTokens: 10, N: 2}},
+			name: "cannot grow, parallel samples", mcfg: twoGroups(2, 7), external: 2,
+			bad:    submit{3, sched.Options{MaxTokens: 3, N: 2}},
 			others: []submit{{1, sched.Options{MaxTokens: 2}}},
 			msg:    "cannot grow past",
 		},
 		{
 			name: "cannot grow, swap", mcfg: func() paged.Config { c := twoGroups(2, 7); c.HostBlocks, c.DisableOffload = 16, true; return c }(),
-			cfg:    sched.Config{Preemption: sched.Swap},
-			bad:    submit{3, sched.Options{MaxTokens: 10}},
-			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
-			msg:    "cannot grow past 6 tokens",
+			cfg:      sched.Config{Preemption: sched.Swap},
+			external: 2,
+			bad:      submit{3, sched.Options{MaxTokens: 3}},
+			others:   []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 3}}},
+			msg:      "cannot grow past 4 tokens",
 		},
 		{
-			// 8 prompt tokens take 4 blocks in each group: 8 of 6.
-			name: "never admitted", mcfg: twoGroups(2, 7),
-			bad:    submit{8, sched.Options{MaxTokens: 1}},
+			// 20 prompt tokens after a hit of 18 hold 10 blocks of full
+			// attention and 2 of the window, within the 14 usable: Submit
+			// accepts them. Not cached, they take 10 in each group.
+			name: "never admitted", mcfg: windowGroups(2, 15),
+			bad:    submit{20, sched.Options{MaxTokens: 1}},
 			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
 			msg:    "paged: request can never fit",
 		},
 		{
-			name: "never admitted, dry run", mcfg: twoGroups(2, 7),
+			name: "never admitted, dry run", mcfg: windowGroups(2, 15),
 			cfg:    sched.Config{CheckBeforeAdmit: true},
-			bad:    submit{8, sched.Options{MaxTokens: 1, N: 3}},
+			bad:    submit{20, sched.Options{MaxTokens: 1, N: 3}},
 			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
 			msg:    "can never be admitted",
 		},
 		{
-			name: "never admitted, behind running requests", mcfg: twoGroups(2, 7),
-			bad: submit{8, sched.Options{MaxTokens: 1}}, badLast: true,
+			name: "never admitted, behind running requests", mcfg: windowGroups(2, 15),
+			bad: submit{20, sched.Options{MaxTokens: 1}}, badLast: true,
 			others: []submit{{1, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 4}}},
 			msg:    "paged: request can never fit",
 		},
 		{
-			// One sample, preempted, has grown past what an admission
-			// may take (5 usable blocks, 2 kept by the watermark) while
-			// the other runs and was scheduled in the step: both go, and
-			// the step keeps neither.
+			// A chunked-local group of 2 and prefix caching: Submit
+			// counts on the hits a readmission finds. One sample,
+			// preempted, is readmitted where they are gone, and never
+			// fits (15 usable blocks, 3 kept by the watermark), while the
+			// other runs and was scheduled in the step: both go, and the
+			// step keeps neither.
 			name: "never readmitted, a sample running",
-			mcfg: func() paged.Config {
-				c := twoGroups(2, 6)
-				c.Watermark = 0.4
-				return c
-			}(),
-			before: 1,
-			bad:    submit{1, sched.Options{MaxTokens: 5, N: 2}},
-			others: []submit{{1, sched.Options{MaxTokens: 3}}},
+			mcfg: paged.Config{BlockSize: 1, NumBlocks: 16, MaxModelLen: 64, Watermark: 0.2,
+				Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 2}}},
+			bad:    submit{3, sched.Options{MaxTokens: 7, N: 2}},
+			others: []submit{{2, sched.Options{MaxTokens: 2}}, {2, sched.Options{MaxTokens: 1}}},
 			msg:    "paged: request can never fit",
-		},
-		{
-			// A running sequence grows into the blocks the watermark keeps
-			// from admissions, so once swapped out (the older request
-			// grows) it holds more than a swap-in may ever take.
-			name: "never swapped in",
-			mcfg: func() paged.Config {
-				c := twoGroups(2, 13)
-				c.Watermark, c.HostBlocks, c.DisableOffload = 0.4, 64, true
-				return c
-			}(),
-			cfg:    sched.Config{Preemption: sched.Swap},
-			before: 1,
-			bad:    submit{4, sched.Options{MaxTokens: 30}},
-			others: []submit{{1, sched.Options{MaxTokens: 5}}, {2, sched.Options{MaxTokens: 4}}},
-			msg:    "can never be swapped in",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -183,7 +182,7 @@ func TestAbortNever(t *testing.T) {
 					prompt[i] = int32(len(prompt)*100 + i)
 				}
 				r, err := s.Submit(prompt, x.opts)
-				require.NoError(t, err, "Submit cannot tell this request never fits")
+				require.NoError(t, err, "Submit accepts what can fit")
 				return r
 			}
 			var bad *sched.Request
@@ -204,7 +203,13 @@ func TestAbortNever(t *testing.T) {
 				require.NoError(t, s.Update(make([]int32, st.Outputs)))
 				bad = sub(tc.bad)
 			}
-			drain(t, s, 5)
+			// Every sample gets tokens of its own (the same tokens would
+			// make the samples' blocks each other's prefix hits).
+			tok := int32(1000)
+			for steps := 0; s.Busy(); steps++ {
+				require.Less(t, steps, 1000, "no progress")
+				stepOwnTokens(t, s, &tok)
+			}
 
 			assert.Equal(t, sched.Aborted, bad.State())
 			require.ErrorIs(t, bad.Err(), sched.ErrNever)
@@ -240,4 +245,91 @@ func TestAbortNever(t *testing.T) {
 			assert.Equal(t, sched.Finished, r.State())
 		})
 	}
+}
+
+// TestAbortNeverSwappedIn: Submit's floor for a chunked-local group with
+// prefix caching is a readmission's after the longest hit, which may end
+// at the chunk's start; a decode keeps the group's last cached block
+// besides the chunk's (as vLLM does), one block more. A sequence that
+// grew so into the blocks the watermark keeps from admissions (13 usable
+// blocks of 2, 6 kept) and was then swapped out holds more than a
+// swap-in may ever take: it is aborted when it comes back to the head of
+// the queue, and the others finish.
+func TestAbortNeverSwappedIn(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 14, MaxModelLen: 64, Watermark: 0.4, HostBlocks: 64, DisableOffload: true,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 2}}})
+	var hooked []*sched.Request
+	cfg := sched.Config{MaxBatchTokens: 3, ChunkedPrefill: true, Policy: sched.Priority, Preemption: sched.Swap, AdmitFirst: true}
+	cfg.Hooks.Aborted = func(r *sched.Request, err error) { hooked = append(hooked, r) }
+	var bad *sched.Request
+	never := false
+	cfg.Hooks.Preempted = func(r *sched.Request, i int, swapped bool) {
+		if r != bad || !swapped {
+			return
+		}
+		// Swapped out at n tokens, it holds more than the 7 blocks a
+		// swap-in may take, where Submit's floor fits.
+		a, _, err := m.CanSwapIn(r.Seq(i))
+		require.NoError(t, err)
+		n, err := m.Len(r.Seq(i))
+		require.NoError(t, err)
+		floor, err := m.PrefillFloor(n, nil, true)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, floor, 7, "at %d tokens", n)
+		never = never || a == paged.AdmitNever
+	}
+	s, err := sched.New(m, cfg)
+	require.NoError(t, err)
+	prompt := func(i, n int) []int32 {
+		p := make([]int32, n)
+		for k := range p {
+			p[k] = int32(100*i + k)
+		}
+		return p
+	}
+	var others []*sched.Request
+	tok := int32(1000)
+	for steps := 1; bad == nil || s.Busy(); steps++ {
+		require.Less(t, steps, 300, "no progress")
+		switch steps {
+		case 1:
+			bad, err = s.Submit(prompt(0, 4), sched.Options{MaxTokens: 9, Priority: 1})
+			require.NoError(t, err)
+		case 3:
+			r, err := s.Submit(prompt(2, 3), sched.Options{MaxTokens: 10, Priority: 1})
+			require.NoError(t, err)
+			others = append(others, r)
+		case 4:
+			r, err := s.Submit(prompt(1, 2), sched.Options{MaxTokens: 11})
+			require.NoError(t, err)
+			others = append(others, r)
+		}
+		stepOwnTokens(t, s, &tok)
+	}
+	assert.Equal(t, sched.Aborted, bad.State())
+	require.ErrorIs(t, bad.Err(), sched.ErrNever)
+	assert.ErrorContains(t, bad.Err(), "can never be swapped in")
+	assert.True(t, never, "swapped out holding more than a swap-in may take")
+	assert.Equal(t, []*sched.Request{bad}, hooked)
+	for i, o := range others {
+		assert.Equal(t, sched.Finished, o.State(), "request %d", i)
+	}
+	assert.Zero(t, m.Stats().UsedBlocks)
+	assert.Zero(t, m.Stats().Tiers.HostUsed)
+	assert.Zero(t, m.Stats().Sequences)
+}
+
+// stepOwnTokens runs one step of s whose every output samples a token of
+// its own (*tok, counting up), and checks the manager after it.
+func stepOwnTokens(t *testing.T, s *sched.Scheduler, tok *int32) {
+	t.Helper()
+	st, err := s.Schedule()
+	require.NoError(t, err)
+	tokens := make([]int32, st.Outputs)
+	for i := range tokens {
+		*tok++
+		tokens[i] = *tok
+	}
+	require.NoError(t, s.Update(tokens))
+	require.NoError(t, s.Manager().Check())
 }

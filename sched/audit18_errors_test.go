@@ -44,10 +44,12 @@ func TestErrorsReadOncePerPackage(t *testing.T) {
 	require.NoError(t, err)
 	once(t, s.BuildBatch(&paged.Batch{Stride: -1}), sched.ErrInvalid, paged.ErrInvalid)
 
-	// A request only admission can tell never fits (two KV cache groups):
-	// Request.Err.
-	m = newManager(t, paged.Config{BlockSize: 4, NumBlocks: 9,
-		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}})
+	// A request only admission can tell never fits (a sliding window:
+	// Submit counts on a hit of the prompt's prefix, after which it holds
+	// the window's last 2 blocks beside 10 of full attention, 12 of the
+	// 14 usable blocks of 2; not cached, the 20-token prompt takes 10 in
+	// each group): Request.Err.
+	m = newManager(t, windowGroups(2, 15))
 	s, err = sched.New(m, sched.Config{})
 	require.NoError(t, err)
 	r, err := s.Submit(make([]int32, 20), sched.Options{MaxTokens: 1})

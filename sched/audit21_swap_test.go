@@ -25,8 +25,19 @@ func TestNoSwapInAndOutInOneStep(t *testing.T) {
 				Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}})
 			s, err := sched.New(m, sched.Config{Preemption: sched.Swap, AdmitFirst: admitFirst})
 			require.NoError(t, err)
+			// Each request as long as the pool holds at its longest (a
+			// token takes a block in each group: 2 prompt tokens and
+			// MaxTokens-1 outputs of KV in (nb-1)/2 blocks), capped at
+			// 3+2i; Submit refuses one output more.
+			longest := (nb-1)/2 - 1
 			for i := range 4 {
-				_, err := s.Submit([]int32{int32(10*i + 1), int32(10*i + 2)}, sched.Options{MaxTokens: 3 + 2*i})
+				prompt := []int32{int32(10*i + 1), int32(10*i + 2)}
+				mt := min(3+2*i, longest)
+				if mt == longest {
+					_, err := s.Submit(prompt, sched.Options{MaxTokens: mt + 1})
+					require.ErrorIs(t, err, sched.ErrNever, "nb %d: %d outputs", nb, mt+1)
+				}
+				_, err := s.Submit(prompt, sched.Options{MaxTokens: mt})
 				require.NoError(t, err)
 			}
 			var b paged.Batch

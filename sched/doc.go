@@ -55,13 +55,16 @@
 // search's beams), its blocks are freed, Request.Err and Hooks.Aborted say
 // why (an error wrapping ErrNever), and the step goes on with the other
 // requests; one bad request never stops the loop. Submit refuses up front
-// what it can tell will never fit; with several KV cache groups, or beams,
-// only running tells. Blocks held beside the scheduler by sequences the
-// caller drives itself count as held for good; blocks held by prefix pins
-// with an expiry (paged.Manager.Pin) do not, since those pins end: while
-// they hold blocks (and no pin without an expiry lives), such a sequence is
-// preempted or waits instead, and Schedule may return empty steps until a
-// pin expires (paged.Manager.Advance) or is unpinned.
+// what can never fit, on every layout of KV cache groups (Scheduler.Submit
+// says how exactly); only running tells of blocks held beside the
+// scheduler, beams, forks of State groups and, with window or
+// chunked-local groups, the cache a sequence meets. Blocks held beside the
+// scheduler by sequences the caller drives itself count as held for good;
+// blocks held by prefix pins with an expiry (paged.Manager.Pin) do not,
+// since those pins end: while they hold blocks (and no pin without an
+// expiry lives), such a sequence is preempted or waits instead, and
+// Schedule may return empty steps until a pin expires
+// (paged.Manager.Advance) or is unpinned.
 //
 // Speculative decoding (Config.MaxDrafts): between steps the server
 // proposes draft tokens for a sample (Propose); the next step appends them

@@ -16,9 +16,10 @@ var (
 	// manager's MaxModelLen, its longest sequence needs more blocks than the
 	// pool has, or it needs more tokens in one step than MaxBatchTokens
 	// allows without chunked prefill. Submit returns it when it can tell at
-	// once; when only running tells (KV cache groups, beams, a watermark),
-	// Schedule aborts the request and Request.Err and Hooks.Aborted carry
-	// it, while Schedule itself returns no error.
+	// once (Scheduler.Submit); when only running tells (blocks held beside
+	// the scheduler, beams, the cache a window or chunked-local group
+	// meets), Schedule aborts the request and Request.Err and
+	// Hooks.Aborted carry it, while Schedule itself returns no error.
 	ErrNever = errors.New("sched: request can never run")
 	// ErrDone: the request has already finished, been cancelled or been
 	// aborted.

@@ -173,18 +173,25 @@ func ExampleScheduler_UpdateBeams() {
 	// forks 2
 }
 
-// A request that can never run in the pool is aborted; the loop goes on
-// with the others. With two KV cache groups (here two full-attention
-// ones) every token takes a slot in each, which Submit cannot weigh: the
-// first request is accepted, and alone in the 6 usable blocks it cannot
-// grow past 6 tokens.
+// A request that can never run in the pool is refused by Submit, or, when
+// only running tells, aborted while the loop goes on with the others.
+// With two KV cache groups (here two full-attention ones) every token
+// takes a slot in each: 22 tokens of KV need 22 of the 6 usable blocks,
+// refused. A sequence the caller drives itself holds a block of each group
+// for good, which Submit does not see: the first request queued fits the
+// pool (6 blocks at its longest, 5 tokens of KV), but beside that sequence
+// it cannot grow past 4 tokens.
 func ExampleRequest_Err() {
 	m, _ := paged.New(paged.Config{BlockSize: 2, NumBlocks: 7, MaxModelLen: 64,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}})
+	own, _ := m.Add([]int32{9, 9}, nil)
+	_, _ = m.Admit(own)
 	s, _ := sched.New(m, sched.Config{Hooks: sched.Hooks{
 		Aborted: func(r *sched.Request, err error) { fmt.Println("aborted:", r.ID()) },
 	}})
-	long, _ := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 20})
+	_, err := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 20})
+	fmt.Println(err)
+	long, _ := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 3})
 	short, _ := s.Submit([]int32{4}, sched.Options{MaxTokens: 2})
 	for s.Busy() {
 		st, err := s.Schedule() // no error: aborting a request is not one
@@ -196,10 +203,12 @@ func ExampleRequest_Err() {
 	}
 	fmt.Println(long.State(), long.Err())
 	fmt.Println(short.State(), short.Outputs(0), short.Err())
+	_ = m.Free(own)
 	fmt.Println("aborted", s.Stats().Aborted, "blocks in use", m.Stats().UsedBlocks)
 	// Output:
+	// sched: request can never run: 22 tokens of KV need more than the pool's 6 blocks of 2 (a sequence admitted at 22 tokens holds at least 22, an admission may take 6)
 	// aborted: 1
-	// aborted sched: request can never run: request 1 cannot grow past 6 tokens in this pool
+	// aborted sched: request can never run: request 1 cannot grow past 4 tokens in this pool
 	// finished 2 <nil>
 	// aborted 1 blocks in use 0
 }

@@ -26,7 +26,11 @@ type Scheduler struct {
 	nextID   uint64
 
 	maxLen int // the manager's MaxModelLen
-	groups int // the manager's KV cache groups
+	// period is a length after which every KV cache group's
+	// PrefillFloor is at least what it was (lengthFloor): the block size,
+	// and every chunked-local group's chunk, divide it; 0 when it exceeds
+	// MaxModelLen.
+	period int
 	// forkPages are the blocks a Fork takes at once: a sequence's pages of
 	// every State group.
 	forkPages int
@@ -131,7 +135,7 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 		return nil, fmt.Errorf("%w: swap preemption needs a manager with a host tier (paged.Config.HostBlocks)", ErrInvalid)
 	}
 	mcfg := m.Config()
-	s := &Scheduler{cfg: cfg, m: m, maxLen: mcfg.MaxModelLen, groups: len(mcfg.Groups)}
+	s := &Scheduler{cfg: cfg, m: m, maxLen: mcfg.MaxModelLen, period: m.BlockSize()}
 	s.growGroups = 1 // no Groups: one full attention group
 	if len(mcfg.Groups) > 0 {
 		s.growGroups = 0
@@ -144,6 +148,9 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 			s.growGroups++
 		case paged.SlidingWindow, paged.ChunkedLocal:
 			s.locals = append(s.locals, localGroup{g: i, kind: g.Kind, span: max(g.Window, g.Chunk)})
+			if g.Kind == paged.ChunkedLocal && s.period > 0 {
+				s.period = lcm(s.period, g.Chunk, s.maxLen)
+			}
 		}
 	}
 	s.waiting.prio = cfg.Policy == Priority
@@ -216,6 +223,34 @@ func (s *Scheduler) RunningSeqs(f func(r *Request, sample int, seq paged.SeqID, 
 // request changes nothing: ErrInvalid, ErrNever, or, when the manager's
 // paged.Config.MaxWaiting sequences wait already, an error wrapping
 // paged.ErrNoSpace (back-pressure: refuse the client or retry later).
+//
+// ErrNever is a request that can never run here, on every layout of KV
+// cache groups: longer than MaxModelLen; one whose sample, at some length
+// it may have to be admitted at (its prompt, whole or with chunked
+// prefill in chunks, or after a preemption any length up to the prompt
+// and every output but the last, recomputed or swapped in), holds more
+// blocks than an admission may take beside the watermark, in every cache
+// state (paged.Manager.PrefillFloor: every block of a full-attention
+// group, a State group's pages, none for a Shared group, the blocks a
+// window or chunked-local group reads in that step); one whose samples
+// could never fork beside their prompt (State groups); one whose
+// recompute exceeds MaxBatchTokens without chunked prefill. The bound is
+// exact for layouts of full-attention, State and Shared groups, and for
+// window and chunked-local groups without prefix caching (but under Swap
+// without chunked prefill): what it accepts runs, unless blocks held
+// beside the scheduler, beams or a State group's forks say otherwise.
+// Otherwise, with window or chunked-local groups, it leans towards
+// accepting, never refusing what can run: it counts on the best cache
+// (the prefix hit after which a sequence holds only a window's blocks of
+// its prefix), on a preempted sample coming back swapped in under Swap (a
+// recompute without chunked prefill is admitted whole), and, for a
+// chunked-local group with prefix caching, on a readmission where a
+// decode keeps one block more; where the run then finds no room,
+// Schedule aborts the request (see the package documentation). The check
+// asks PrefillFloor at a few lengths: the prompt, every one of a block
+// before the longest, and those around each chunk boundary of a
+// chunked-local group in the last period (O(BlockSize x (1 + chunk
+// boundaries) x groups)).
 func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	n := opts.N
 	if n == 0 {
@@ -250,21 +285,19 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	if opts.Seq != nil {
 		so = *opts.Seq
 	}
-	// Recomputed at that length, it holds at least paged's PrefillFloor
-	// (a SeqOptions.Window's blocks only; swapped out, it comes back with
-	// what a decode step holds, the floor in chunks), which an admission
-	// must fit beside the watermark. With KV cache groups admission and
-	// Schedule's check of a lone sequence that cannot grow tell it.
-	if s.groups <= 1 {
-		floor, err := s.m.PrefillFloor(kv, &so, s.cfg.ChunkedPrefill || s.cfg.Preemption == Swap)
-		switch {
-		case errors.Is(err, paged.ErrNever):
-			return nil, pass(ErrNever, err, "submit")
-		case err != nil:
-			return nil, pass(ErrInvalid, err, "submit")
-		case floor > s.m.Stats().UsableBlocks-s.wm:
-			return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
-		}
+	// Admitted at any length from its prompt to that longest (its first
+	// admission, or readmitted after a preemption), it holds at least
+	// paged's PrefillFloor, which an admission must fit beside the
+	// watermark: more, and it can never come back (lengthFloor).
+	floor, at, err := s.lengthFloor(len(prompt), kv, &so)
+	switch {
+	case errors.Is(err, paged.ErrNever):
+		return nil, pass(ErrNever, err, "submit")
+	case err != nil:
+		return nil, pass(ErrInvalid, err, "submit")
+	case floor > s.m.Stats().UsableBlocks-s.wm:
+		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d (a sequence admitted at %d tokens holds at least %d, an admission may take %d)",
+			ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize(), at, floor, s.m.Stats().UsableBlocks-s.wm)
 	}
 	if n > 1 && s.forkPages > 0 {
 		// Its samples fork in the step that computes its last prompt
@@ -327,6 +360,102 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	s.waiting.pushBack(e)
 	s.st.Submitted++
 	return r, nil
+}
+
+// lengthFloor returns the most blocks that paged's PrefillFloor says a
+// sample of a request with a prompt of p tokens and kv tokens of KV at its
+// longest holds in a step it may have to be admitted for, and that step's
+// length. Those are its prompt's (admitted whole, or with chunked prefill
+// in chunks), then, after a preemption at any later length up to kv, the
+// step that computes that length's last token again, recomputed (in
+// chunks with chunked prefill) or swapped in (what a decode step holds:
+// PrefillFloor in chunks). With chunked prefill and no prefix caching a
+// prompt (or a recompute) computes every chunk from its first token, so
+// the step at every length from 1 counts: the manager's verdict on a
+// chunked admission is the peak over its steps (paged.Manager.AdmitChunk).
+// With prefix caching the floor is the best cache's, whose longest hit
+// computes only the last tokens.
+//
+// With sliding-window and chunked-local groups (or a SeqOptions.Window)
+// the floor is not monotone in the length (a window's or chunk's blocks
+// are released as it moves on), so lengths are tried, but only in the
+// last period of them: the floor at n+period is at least the floor at n
+// in the same mode (the full attention groups hold more, a local group
+// holds as many blocks period tokens on). Within it, only the lengths
+// where the most may be: a block's before kv, and those around each
+// chunk boundary of a chunked-local group (TestLengthFloorMatchesScan
+// compares the answer with every length's). O(block size x (1 + chunks
+// in the period) x groups).
+func (s *Scheduler) lengthFloor(p, kv int, so *paged.SeqOptions) (floor, at int, err error) {
+	chunked := s.cfg.ChunkedPrefill
+	later := chunked || s.cfg.Preemption == Swap
+	lo := p
+	if chunked && s.m.Config().DisablePrefixCaching {
+		lo = 1
+	}
+	at = -1
+	try := func(n int) error {
+		f, err := s.m.PrefillFloor(n, so, chunked || n > p && later)
+		if err == nil && (f > floor || at < 0) {
+			floor, at = f, n
+		}
+		return err
+	}
+	// The longest first: a windowed sequence past what it may hold is
+	// ErrNever.
+	if err := try(kv); err != nil {
+		return 0, 0, err
+	}
+	from := kv
+	if len(s.locals) > 0 || so.Window > 0 {
+		from = lo
+		if s.period > 0 {
+			from = max(lo, kv-s.period+1)
+		}
+	}
+	// The most is at the last block's lengths before kv or before a
+	// chunked-local group's drop (a chunk boundary, where it releases
+	// the chunk before): between drops every group's floor grows with
+	// the length or repeats a block's lengths on.
+	bs := s.m.BlockSize()
+	for n := kv - 1; n >= max(from, kv-bs); n-- {
+		if err := try(n); err != nil {
+			return 0, 0, err
+		}
+	}
+	for _, lg := range s.locals {
+		if lg.kind != paged.ChunkedLocal {
+			continue
+		}
+		for b := (from - bs) / lg.span * lg.span; b <= kv+bs; b += lg.span {
+			for n := max(from, b-bs); n <= min(kv-bs-1, b+bs+1); n++ {
+				if err := try(n); err != nil {
+					return 0, 0, err
+				}
+			}
+		}
+	}
+	// The prompt, in its own mode.
+	if err := try(p); err != nil {
+		return 0, 0, err
+	}
+	return floor, at, nil
+}
+
+// lcm returns the least common multiple of a and b, or 0 when it exceeds
+// limit.
+func lcm(a, b, limit int) int {
+	x, y := a, b
+	for y != 0 {
+		x, y = y, x%y
+	}
+	if a/x > limit/b {
+		return 0
+	}
+	if l := a / x * b; l <= limit {
+		return l
+	}
+	return 0
 }
 
 // Cancel ends a request and frees every block its samples hold, wherever

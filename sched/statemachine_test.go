@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -29,10 +30,15 @@ type machine struct {
 	restarted []*sched.Request
 	// aborted are the requests aborted since the last step.
 	aborted []*sched.Request
-	// groups are the manager's KV cache groups, and floor the blocks a
-	// sequence can always be admitted or swapped in with: the usable
-	// blocks less the watermark's.
-	groups, floor int
+	// layout is the kind of KV cache groups drawn (newMachine), and floor
+	// the blocks a sequence can always be admitted or swapped in with:
+	// the usable blocks less the watermark's.
+	layout, floor int
+	// localCache: the layout has sliding-window or chunked-local groups,
+	// and prefix caching is on; chunkedCache: chunked-local groups;
+	// swapWhole: such groups, swap preemption and no chunked prefill
+	// (cacheVerdict).
+	localCache, chunkedCache, swapWhole bool
 	// pages are the State group's pages a sequence holds (0: none).
 	pages int
 	// kv is the shadow KV cache of group 0: for each device slot a step
@@ -76,41 +82,48 @@ func newMachine(t *rapid.T) *machine {
 		UnifiedFreeQueue:     rapid.Bool().Draw(t, "unified"),
 		DisablePrefixCaching: rapid.Bool().Draw(t, "noCache"),
 	}
-	// Two KV cache groups and a watermark let through Submit requests
-	// that can never run (Submit cannot tell the need of several groups,
-	// and a running sequence grows into the watermark's blocks), which
-	// the scheduler must abort while it serves the others.
-	groups := rapid.IntRange(1, 4).Draw(t, "groups")
+	// Layouts of every kind of KV cache group: one full attention group;
+	// two; a State group beside one; a sliding window or a chunked-local
+	// group, perhaps with a State group (a chunked prefill's peak grows
+	// with its chunk, which the scheduler shrinks to fit, audit26); a
+	// Shared group reading group 0, perhaps beside a window. Submit
+	// refuses what can never run in each (near its edge: Submit draws
+	// requests there), and a watermark keeps blocks from admissions.
+	layout := rapid.IntRange(1, 6).Draw(t, "groups")
 	pages := 0
-	switch groups {
-	case 4:
-		// A sliding window (Gemma-like), perhaps with a State group: a
-		// chunked prefill's peak grows with its chunk, which the
-		// scheduler shrinks to fit (audit26). The abort bound counts the
-		// window group as a full one: it never holds more, its retention
-		// pins included.
-		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 3*bs).Draw(t, "window")}}
+	state := func() {
+		// (Two kinds besides full attention: the default mode, or no
+		// prefix caching.)
 		if !(mcfg.UnifiedFreeQueue && !mcfg.DisablePrefixCaching) && rapid.Bool().Draw(t, "windowState") {
-			// (Two kinds besides full attention: the default mode, or
-			// no prefix caching.)
 			pages = rapid.IntRange(1, 2).Draw(t, "pages")
 			mcfg.Groups = append(mcfg.Groups, paged.Group{Kind: paged.State, Pages: pages})
 			mcfg.NumBlocks = max(mcfg.NumBlocks, pages+3)
 		}
-		mcfg.DisableOffload = true
-		groups = 2
+	}
+	switch layout {
+	case 4:
+		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 3*bs).Draw(t, "window")}}
+		state()
+	case 5:
+		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: rapid.IntRange(1, 3*bs).Draw(t, "chunk")}}
+		state()
+	case 6:
+		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.Shared}}
+		if rapid.Bool().Draw(t, "sharedWindow") {
+			mcfg.Groups = append(mcfg.Groups, paged.Group{Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 3*bs).Draw(t, "window")})
+		}
 	case 2:
 		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}
-		mcfg.DisableOffload = true // swapping with several groups needs it
 	case 3:
 		// A State group (a linear-attention layer's fixed-size state):
 		// every fork takes pages of its own at once, admission hits need
 		// a checkpoint, and Schedule takes the step's checkpoints.
 		pages = rapid.IntRange(1, 3).Draw(t, "pages")
 		mcfg.Groups = []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: pages}}
-		mcfg.DisableOffload = true
 		mcfg.NumBlocks = max(mcfg.NumBlocks, pages+2)
-		groups = 1 // one group of blocks that grow with the sequence
+	}
+	if layout > 1 {
+		mcfg.DisableOffload = true // swapping with several groups needs it
 	}
 	mcfg.Watermark = rapid.SampledFrom([]float64{0, 0, 0.2, 0.4}).Draw(t, "watermark")
 	cfg := sched.Config{
@@ -135,7 +148,14 @@ func newMachine(t *rapid.T) *machine {
 		t.Fatal(err)
 	}
 	usable := m.Stats().UsableBlocks
-	mc := &machine{m: m, next: 1000, groups: groups, pages: pages, floor: usable - int(math.Ceil(mcfg.Watermark*float64(usable))),
+	local, chunkedLocal := false, false
+	for _, g := range mcfg.Groups {
+		local = local || g.Kind == paged.SlidingWindow || g.Kind == paged.ChunkedLocal
+		chunkedLocal = chunkedLocal || g.Kind == paged.ChunkedLocal
+	}
+	caching := !mcfg.DisablePrefixCaching
+	mc := &machine{m: m, localCache: local && caching, chunkedCache: chunkedLocal && caching,
+		swapWhole: local && cfg.Preemption == sched.Swap && !cfg.ChunkedPrefill, next: 1000, layout: layout, pages: pages, floor: usable - int(math.Ceil(mcfg.Watermark*float64(usable))),
 		proposed: map[[2]uint64][]int32{}}
 	cfg.Hooks.Restarted = func(r *sched.Request) { mc.restarted = append(mc.restarted, r) }
 	if rapid.Bool().Draw(t, "hookCancel") {
@@ -181,23 +201,45 @@ func (mc *machine) Submit(t *rapid.T) {
 		prompt = append(prompt, int32(rapid.IntRange(0, 3).Draw(t, "tok")))
 	}
 	opts := sched.Options{
-		MaxTokens: rapid.IntRange(1, 10).Draw(t, "maxTokens"),
-		N:         rapid.IntRange(0, 3).Draw(t, "n"),
-		Priority:  rapid.IntRange(0, 3).Draw(t, "priority"),
+		N:        rapid.IntRange(0, 3).Draw(t, "n"),
+		Priority: rapid.IntRange(0, 3).Draw(t, "priority"),
 	}
 	if opts.N <= 1 && rapid.Bool().Draw(t, "beam") {
 		opts.BeamWidth = rapid.IntRange(1, 3).Draw(t, "beamWidth")
+	}
+	if rapid.Bool().Draw(t, "edge") {
+		// The most outputs Submit accepts, or one more: the edge of
+		// what can run in this pool.
+		edge := 0
+		for k := 1; k <= mc.m.Config().MaxModelLen-n && k <= 64; k++ {
+			if opts.MaxTokens = k; mc.accepts(n, opts) == nil {
+				edge = k
+			}
+		}
+		past := rapid.IntRange(0, 1).Draw(t, "pastEdge")
+		opts.MaxTokens = max(1, edge+past)
+		if edge > 0 && past == 0 {
+			edgeTally.accepted++
+		} else if edge > 0 {
+			edgeTally.refused++
+		}
+	} else {
+		opts.MaxTokens = rapid.IntRange(1, 10).Draw(t, "maxTokens")
 	}
 	if rapid.Bool().Draw(t, "stop") {
 		opts.StopTokens = []int32{mc.next + int32(rapid.IntRange(1, 30).Draw(t, "stopAt"))}
 	}
 	seqs := mc.m.Stats().Sequences
+	want := mc.accepts(n, opts)
 	r, err := mc.s.Submit(prompt, opts)
+	// Submit refuses exactly what the model says can never run.
+	if (err == nil) != (want == nil) || (err != nil && !errors.Is(err, want)) {
+		t.Fatalf("Submit of %d prompt tokens, %+v: %v; the model: %v", n, opts, err, want)
+	}
 	if err != nil {
 		if mc.m.Stats().Sequences != seqs {
 			t.Fatalf("a refused Submit (%v) added a sequence", err)
 		}
-		// Too long for this pool or budget.
 		mc.submitOne(t)
 		return
 	}
@@ -205,6 +247,94 @@ func (mc *machine) Submit(t *rapid.T) {
 	prompt[0] = -1 // the scheduler copied it
 	ns := max(opts.N, opts.BeamWidth, 1)
 	mc.reqs = append(mc.reqs, &modelReq{r: r, prompt: kept, opts: opts, hist: make([][]int32, ns), given: make([]bool, ns)})
+}
+
+// accepts is the model of Submit's refusals of a request of p prompt
+// tokens with opts (the machine draws valid options but for N or a beam
+// width above MaxRunning): nil, ErrInvalid, or ErrNever when it can never
+// run here. A sample's KV is at its longest the prompt and every output
+// but the last (kv tokens). It is admitted at its prompt, whole or with
+// chunked prefill in chunks, and after a preemption at any length up to
+// kv, recomputed (in chunks with chunked prefill) or swapped in (what a
+// decode step holds: in chunks); at each it holds at least
+// paged.Manager.PrefillFloor, whose exactness paged's TestPrefillFloor
+// checks, and it can never come back when that exceeds what the
+// watermark leaves to an admission. With chunked prefill and no prefix
+// caching every chunk is computed from the first token, and the step at
+// every length counts. Every length is tried (Submit scans only the last
+// period of them). A request whose samples fork holds at
+// least the prompt's floor and the other samples' state pages when it
+// forks, which the pool must hold. Without chunked prefill a recompute
+// (a beam search's prompt) must fit a step's budget.
+func (mc *machine) accepts(p int, opts sched.Options) error {
+	n := max(opts.N, opts.BeamWidth, 1)
+	if n > mc.cfg.MaxRunning {
+		return sched.ErrInvalid
+	}
+	kv := p + opts.MaxTokens - 1
+	if kv >= mc.m.Config().MaxModelLen {
+		return sched.ErrNever
+	}
+	chunked, swap := mc.cfg.ChunkedPrefill, mc.cfg.Preemption == sched.Swap
+	lo := p
+	if chunked && mc.m.Config().DisablePrefixCaching {
+		// Computed in chunks with no hit, from the first token: the
+		// manager judges the peak over the chunks' steps.
+		lo = 1
+	}
+	for l := lo; l <= kv; l++ {
+		f, err := mc.m.PrefillFloor(l, nil, chunked || l > p && swap)
+		if err != nil || f > mc.floor {
+			return sched.ErrNever
+		}
+	}
+	if n > 1 && mc.pages > 0 {
+		f, err := mc.m.PrefillFloor(p, nil, chunked)
+		if err != nil || f+(n-1)*mc.pages > mc.m.Stats().UsableBlocks {
+			return sched.ErrNever
+		}
+	}
+	beam := opts.BeamWidth > 0
+	switch {
+	case !chunked && !beam && kv > mc.cfg.MaxBatchTokens,
+		!chunked && beam && p > mc.cfg.MaxBatchTokens,
+		beam && n > mc.cfg.MaxBatchTokens:
+		return sched.ErrNever
+	}
+	return nil
+}
+
+// cacheVerdict reports whether err, a request's abort, is the manager's
+// verdict on an admission that depends on what the prefix cache holds:
+// on a layout with sliding-window or chunked-local groups and prefix
+// caching, Submit's floor (paged.Manager.PrefillFloor) is the fewest
+// blocks over every cache state, counting on the hit that lets a
+// sequence skip the blocks before a window or chunk; admitted where the
+// cache lacks it (or, in chunks, holds a hit longer than the floor's,
+// which leaves the admission's step the last token to compute beside
+// it), the manager may say never (paged.ErrNever, or the dry run's
+// AdmitNever) to a request that fits with another cache.
+//
+// With swap preemption, Submit counts on a preempted sample coming back
+// with what a decode step holds (swapped in), but one preempted when the
+// host tier is full, or in the step it was admitted, is recomputed,
+// whole without chunked prefill: with window or chunked-local groups it
+// holds every block of its tokens there, and may never fit.
+//
+// With a chunked-local group and prefix caching, a decode keeps the
+// group's last cached block besides its chunk's (as vLLM does), which a
+// readmission after a hit ending at the chunk's start does not hold: a
+// request that fits the pool only when so readmitted cannot grow alone,
+// or, grown into the watermark's blocks and swapped out, never comes
+// back (TestAbortNeverSwappedIn).
+func (mc *machine) cacheVerdict(err error) bool {
+	switch {
+	case mc.chunkedCache && (strings.Contains(err.Error(), "cannot grow past") || strings.Contains(err.Error(), "can never be swapped in")):
+		return true
+	case !mc.localCache && !mc.swapWhole:
+		return false
+	}
+	return errors.Is(err, paged.ErrNever) || strings.Contains(err.Error(), "can never be admitted")
 }
 
 // submitOne submits a one-token request, which always fits.
@@ -289,9 +419,7 @@ func (mc *machine) step(t *rapid.T) {
 	}
 	mc.restarted = mc.restarted[:0]
 	// An aborted request holds nothing, and only one that can never run
-	// is aborted: a lone sequence of it, at its longest, needs more
-	// blocks than a sequence can always have. (Beams may need more than
-	// one sequence: they are not checked.)
+	// is aborted.
 	for _, r := range mc.aborted {
 		for i := range r.Samples() {
 			if r.Seq(i) != 0 {
@@ -299,17 +427,23 @@ func (mc *machine) step(t *rapid.T) {
 			}
 		}
 		q := mc.reqs[r.ID()-1]
-		bs := mc.m.BlockSize()
-		kv := len(q.prompt) + q.opts.MaxTokens - 1
-		need := mc.groups*((kv+bs-1)/bs) + mc.pages
-		if mc.pages > 0 {
-			// Its samples' own state pages, and the checkpoints it may
-			// hold: a bound, not the exact need.
-			need += mc.pages * (max(q.opts.N, 1) + 2)
-		}
-		if r.BeamWidth() == 0 && need <= mc.floor {
-			t.Fatalf("request %d aborted (%v), though its %d tokens of KV need %d blocks in %d groups, and %d can always be had",
-				r.ID(), r.Err(), kv, (kv+bs-1)/bs, mc.groups, mc.floor)
+		// Beams may need more than one sequence: not checked. Nor are
+		// the samples of a request with State groups: they may find no
+		// room at the fork, be refused it at admission by the set-aside
+		// (forkRoom: the schedule's likely need, not a bound), so that
+		// the prompt does not fit an empty pool, or, beside other forking
+		// requests, not grow alone (seed 938529761264887334 with
+		// -rapid.steps=200 checked them).
+		forks := max(q.opts.N, 1) > 1 && mc.pages > 0
+		switch {
+		case r.BeamWidth() > 0:
+			edgeTally.beams++
+		case forks:
+			edgeTally.forks++
+		case mc.cacheVerdict(r.Err()):
+			edgeTally.cache++
+		default:
+			t.Fatalf("request %d (%d prompt tokens, %+v), which Submit accepted, aborted: %v", r.ID(), len(q.prompt), q.opts, r.Err())
 		}
 	}
 	mc.aborted = mc.aborted[:0]
@@ -768,6 +902,15 @@ func (mc *machine) finish(t *rapid.T) {
 	}
 }
 
+// edgeTally sums what the runs did at Submit's edge: requests drawn at
+// the most outputs Submit accepts (accepted) and one past it (refused),
+// and the aborts of accepted requests by reason: beam searches, forks of
+// a State group's layout, and the manager's cache-dependent verdicts.
+var edgeTally struct {
+	accepted, refused   int
+	beams, forks, cache int
+}
+
 // draftTally sums what the runs did with drafts, so a run that exercises
 // none shows: drafts accepted, rejected and dropped, samples that ended
 // inside their accepted drafts, steps with drafts that preempted, and
@@ -784,6 +927,7 @@ func TestStateMachine(t *testing.T) {
 		mc.finish(t)
 	})
 	t.Logf("drafts: %+v", draftTally)
+	t.Logf("edge: %+v", edgeTally)
 }
 
 func FuzzScheduler(f *testing.F) {

@@ -190,25 +190,34 @@ func TestHTTPSubmitStatusCancel(t *testing.T) {
 	assert.Equal(t, []int{20}, st.Generated)
 }
 
-// A request the pool can never hold that only running shows (two KV
-// cache groups: neither the server nor the scheduler can tell at
-// submission) fails alone: its client reads state "aborted" with an error
-// code and message, its blocks are freed, and the other request runs to
-// its end.
+// A request that fails after it was accepted fails alone: its client
+// reads state "aborted" with an error code and message, its blocks are
+// freed, and the other request runs to its end. With a sliding-window
+// group a sequence admitted after a long cached prefix holds only the
+// window's blocks of it, so the scheduler accepts a prompt that fits the
+// pool only so; this one's prefix is not cached (a made-up prompt), and
+// admitted from scratch it never fits.
 func TestHTTPAbortedRequest(t *testing.T) {
 	srv := startServer(t, ServerConfig{
 		Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 9, MaxModelLen: 512,
-			Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.FullAttention}}}},
+			Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 16}}}},
 		Manual: true,
 	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	ctx := context.Background()
 
-	// 8 usable blocks of 16, a token in each group: 64 tokens at most.
-	code, body := call(t, "POST", hs.URL+"/requests", `{"prompt_len": 20, "max_tokens": 100}`)
+	// 8 usable blocks of 16. At its longest (96 tokens of KV) the request
+	// holds 6 blocks of full attention and, after a hit of its first 80
+	// tokens, the window's 2: it fits. Its prompt admitted without a hit
+	// takes 5 blocks in each group: 10.
+	code, body := call(t, "POST", hs.URL+"/requests", `{"prompt_len": 80, "max_tokens": 17}`)
 	require.Equal(t, http.StatusAccepted, code, body)
 	bad := decode[Status](t, body)
+	// One more token takes a 7th block of full attention: 9, refused.
+	code, body = call(t, "POST", hs.URL+"/requests", `{"prompt_len": 80, "max_tokens": 18}`)
+	require.Equal(t, http.StatusBadRequest, code, body)
+	assert.Equal(t, "too_long", decodeError(t, body).Code)
 	code, body = call(t, "POST", hs.URL+"/requests", `{"prompt_len": 5, "max_tokens": 30}`)
 	require.Equal(t, http.StatusAccepted, code, body)
 	good := decode[Status](t, body)
@@ -220,8 +229,8 @@ func TestHTTPAbortedRequest(t *testing.T) {
 	assert.Equal(t, "aborted", st.State)
 	assert.Equal(t, "too_long", st.Error)
 	assert.Contains(t, st.Message, "server: request too long: sched: request can never run")
-	assert.Contains(t, st.Message, "cannot grow past 64 tokens")
-	assert.Equal(t, []int{45}, st.Generated, "44 outputs hold KV; the 45th found no slot")
+	assert.Contains(t, st.Message, "can never be admitted", st.Message)
+	assert.Equal(t, []int{0}, st.Generated, "never admitted")
 	code, body = call(t, "GET", hs.URL+"/requests/"+string(good.ID), "")
 	require.Equal(t, http.StatusOK, code, body)
 	st = decode[Status](t, body)
