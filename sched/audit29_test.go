@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/pagedkv/pagedkv/paged"
 	"github.com/pagedkv/pagedkv/sched"
@@ -41,4 +42,93 @@ func TestForkLastTokenAloneAtTheEdge(t *testing.T) {
 		assert.EqualValues(t, 1, s.Stats().Forks, "%+v", tc)
 		assert.Zero(t, m.Stats().UsedBlocks, "%+v", tc)
 	}
+}
+
+// TestForkAloneWithinBoundRapid: a forking request Submit accepts, alone
+// in an empty pool with chunked prefill and a cold cache, finishes:
+// Submit's bound (paged.Manager.PrefillFloor in chunks) is what its
+// prompt holds when the last token is computed alone, which the
+// scheduler now does where the forks fit only so. Layouts of full
+// attention, sliding windows or chunked-local groups and a State group;
+// drawn block sizes, budgets, prompt lengths, samples and pools from the
+// bound up. CI may run it longer (-rapid.checks).
+func TestForkAloneWithinBoundRapid(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
+		groups := []paged.Group{{Kind: paged.FullAttention}}
+		caching := rapid.Bool().Draw(t, "caching")
+		for range rapid.IntRange(1, 2).Draw(t, "locals") {
+			if !caching && rapid.Bool().Draw(t, "chunked") {
+				groups = append(groups, paged.Group{Kind: paged.ChunkedLocal, Chunk: rapid.IntRange(1, 4*bs).Draw(t, "chunk")})
+			} else {
+				groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 4*bs).Draw(t, "window")})
+			}
+		}
+		pages := rapid.IntRange(1, 3).Draw(t, "pages")
+		groups = append(groups, paged.Group{Kind: paged.State, Pages: pages})
+		p := rapid.IntRange(2, 8*bs).Draw(t, "prompt")
+		n := rapid.IntRange(2, 3).Draw(t, "samples")
+		// Without prefix caching the floor is what a cold cache gives (with
+		// it, a hit may restore less than a cold prompt computes, and a
+		// chunked-local group keeps a block more): with windows only the
+		// cold floors are the same.
+		probe, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 1000, Groups: groups, DisablePrefixCaching: true})
+		if err != nil {
+			t.Skip(err)
+		}
+		floor, err := probe.PrefillFloor(p, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := floor + (n-1)*pages + 1 + rapid.IntRange(0, 2).Draw(t, "spare")
+		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: blocks, Groups: groups, DisablePrefixCaching: !caching})
+		if err != nil {
+			t.Skip(err)
+		}
+		prompt := make([]int32, p)
+		for i := range prompt {
+			prompt[i] = int32(i + 1)
+		}
+		// PrefillFloor is the last step's blocks: a step before it may
+		// hold more (a window straddling a block boundary), so that even
+		// one token a step never fits; the manager refuses such a
+		// prompt at its admission, forks or not.
+		id, err := m.Add(prompt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, err := m.CanAdmitChunk(id, 1); err != nil || a == paged.AdmitNever {
+			t.Skip("never computed in chunks in this pool", err)
+		}
+		if err := m.Free(id); err != nil {
+			t.Fatal(err)
+		}
+		s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: rapid.IntRange(1, p+2).Draw(t, "budget")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Submit(prompt, sched.Options{MaxTokens: 1, N: n}) // the samples grow no KV of their own
+		if err != nil {
+			t.Fatalf("Submit within the bound (floor %d, %d samples of %d pages, %d blocks): %v", floor, n, pages, blocks, err)
+		}
+		for steps := 0; s.Busy(); steps++ {
+			if steps > 10*p+100 {
+				t.Fatalf("no progress")
+			}
+			st, err := s.Schedule()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens := make([]int32, st.Outputs)
+			if err := s.Update(tokens); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r.State() != sched.Finished {
+			t.Fatalf("floor %d, %d samples of %d pages, %d blocks: %v %v", floor, n, pages, blocks, r.State(), r.Err())
+		}
+	})
 }

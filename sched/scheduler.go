@@ -143,7 +143,7 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 		case paged.FullAttention:
 			s.growGroups++
 		case paged.SlidingWindow, paged.ChunkedLocal:
-			s.locals = append(s.locals, localGroup{g: i, kind: g.Kind, span: max(g.Window, g.Chunk)})
+			s.locals = append(s.locals, localGroup{g: i, kind: g.Kind, span: max(g.Window, g.Chunk), keep: !mcfg.DisablePrefixCaching})
 		}
 	}
 	s.waiting.prio = cfg.Policy == Priority

@@ -861,10 +861,11 @@ func (s *Scheduler) chunkBlocks(e *entry) int {
 		return 0
 	}
 	end := e.length + len(e.rest)
-	b := s.cfg.MaxBatchTokens
+	b := e.chunkFor(s.cfg.MaxBatchTokens) // its chunks' cap (shrinkChunk) counts
 	if !e.lastAlone {
 		// Where the last chunk starts when every chunk from here takes
-		// a step's whole budget, as a prompt computed alone does.
+		// a step's whole budget (or e's cap), as a prompt computed
+		// alone does.
 		// Beside decoding sequences, smaller chunks may start it up to
 		// a budget before the end and hold a block more there: the
 		// set-aside is the schedule's likely need, not a bound. Set
@@ -913,16 +914,24 @@ type localGroup struct {
 	kind paged.GroupKind
 	// span is the window or the chunk, in tokens.
 	span int
+	// keep: prefix caching is on, and a chunked-local group keeps the
+	// block before the next position's (its last cached one), as vLLM's.
+	keep bool
 }
 
 // dead returns at most the number of leading blocks the group releases
 // once the next position to compute is c, for blocks of bs tokens: a
 // window's first block its query at c reads, or a chunked-local group's
-// first block of c's chunk, no further than the block before c's (which
-// the prefix cache may keep).
+// first block of c's chunk, with prefix caching no further than the block
+// before c's (which the prefix cache keeps). Without prefix caching it
+// counted that block too, and a forking prompt the set-aside could hold
+// was refused room (TestForkAloneWithinBoundRapid).
 func (lg localGroup) dead(c, bs int) int {
 	if lg.kind == paged.SlidingWindow {
 		return max(0, c-lg.span+1) / bs
+	}
+	if !lg.keep {
+		return c / lg.span * lg.span / bs
 	}
 	return min(c/lg.span*lg.span/bs, max(0, c/bs-1))
 }
