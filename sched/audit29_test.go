@@ -51,12 +51,13 @@ func TestForkLastTokenAloneAtTheEdge(t *testing.T) {
 // scheduler now does where the forks fit only so. Layouts of full
 // attention, sliding windows or chunked-local groups and a State group;
 // drawn block sizes, budgets, prompt lengths, samples and pools from the
-// bound up. CI may run it longer (-rapid.checks).
+// bound up, in both modes. CI may run it longer (-rapid.checks).
 func TestForkAloneWithinBoundRapid(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
 		groups := []paged.Group{{Kind: paged.FullAttention}}
 		caching := rapid.Bool().Draw(t, "caching")
+		compat := rapid.Bool().Draw(t, "compat") // vLLM's mode: UnifiedFreeQueue
 		for range rapid.IntRange(1, 2).Draw(t, "locals") {
 			if !caching && rapid.Bool().Draw(t, "chunked") {
 				groups = append(groups, paged.Group{Kind: paged.ChunkedLocal, Chunk: rapid.IntRange(1, 4*bs).Draw(t, "chunk")})
@@ -72,7 +73,7 @@ func TestForkAloneWithinBoundRapid(t *testing.T) {
 		// it, a hit may restore less than a cold prompt computes, and a
 		// chunked-local group keeps a block more): with windows only the
 		// cold floors are the same.
-		probe, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 1000, Groups: groups, DisablePrefixCaching: true})
+		probe, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 1000, Groups: groups, DisablePrefixCaching: true, UnifiedFreeQueue: compat})
 		if err != nil {
 			t.Skip(err)
 		}
@@ -81,7 +82,7 @@ func TestForkAloneWithinBoundRapid(t *testing.T) {
 			t.Fatal(err)
 		}
 		blocks := floor + (n-1)*pages + 1 + rapid.IntRange(0, 2).Draw(t, "spare")
-		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: blocks, Groups: groups, DisablePrefixCaching: !caching})
+		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: blocks, Groups: groups, DisablePrefixCaching: !caching, UnifiedFreeQueue: compat})
 		if err != nil {
 			t.Skip(err)
 		}
