@@ -133,3 +133,33 @@ func TestForkAloneWithinBoundRapid(t *testing.T) {
 		}
 	})
 }
+
+// TestSubmitWindowedPromptNeverWhole: with swap preemption and no chunked
+// prefill, a windowed sequence (paged.SeqOptions.Window) swapped out comes
+// back with what a decode step holds, but its prompt is still admitted
+// whole: Submit counted the first only (paged.Manager.PrefillFloor in
+// chunks at its longest), and queued a prompt whose admission holds
+// every block of its tokens (prefix caching off: no hit releases any),
+// more than the pool has, which was aborted at its admission. Submit
+// refuses it now, changing nothing.
+func TestSubmitWindowedPromptNeverWhole(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 9, MaxModelLen: 64, HostBlocks: 16, DisablePrefixCaching: true})
+	s, err := sched.New(m, sched.Config{Preemption: sched.Swap})
+	require.NoError(t, err)
+	prompt := make([]int32, 20) // 10 blocks of 2, the pool has 8
+	for i := range prompt {
+		prompt[i] = int32(i + 1)
+	}
+	r, err := s.Submit(prompt, sched.Options{MaxTokens: 4, Seq: &paged.SeqOptions{Window: 4}})
+	require.ErrorIs(t, err, sched.ErrNever)
+	assert.Nil(t, r)
+	assert.Zero(t, s.Stats().Submitted)
+	assert.Zero(t, m.Stats().Sequences, "nothing added")
+	// In chunks it is served.
+	s, err = sched.New(m, sched.Config{Preemption: sched.Swap, ChunkedPrefill: true, MaxBatchTokens: 4})
+	require.NoError(t, err)
+	r, err = s.Submit(prompt, sched.Options{MaxTokens: 4, Seq: &paged.SeqOptions{Window: 4}})
+	require.NoError(t, err)
+	drain(t, s, 5)
+	assert.Equal(t, sched.Finished, r.State(), "%v", r.Err())
+}

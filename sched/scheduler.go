@@ -265,6 +265,16 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 		case floor > s.m.Stats().UsableBlocks-s.wm:
 			return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d", ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize())
 		}
+		if !s.cfg.ChunkedPrefill {
+			// Its prompt is admitted whole first: swapped, the count
+			// above is a decode step's blocks at its longest, and with
+			// a window a whole admission's blocks need not grow with
+			// the length (their alignment to the window moves).
+			floor, err := s.m.PrefillFloor(len(prompt), &so, false)
+			if err == nil && floor > s.m.Stats().UsableBlocks-s.wm {
+				return nil, fmt.Errorf("%w: a %d-token prompt admitted whole holds at least %d blocks, more than the pool's %d blocks of %d leave to admissions", ErrNever, len(prompt), floor, s.m.Stats().UsableBlocks-s.wm, s.m.BlockSize())
+			}
+		}
 	}
 	if n > 1 && s.forkPages > 0 {
 		// Its samples fork in the step that computes its last prompt
