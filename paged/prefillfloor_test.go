@@ -75,14 +75,16 @@ func TestPrefillFloor(t *testing.T) {
 }
 
 // TestPrefillFloorRapid is TestPrefillFloor over drawn block sizes,
-// layouts (windows, chunks, state pages, shared groups, several of each)
-// and lengths, with a drawn chunk schedule besides: its last step holds
+// layouts (windows, chunks, state pages, shared groups, several of each),
+// lengths and modes (vLLM's, UnifiedFreeQueue, where New takes the
+// layout), with a drawn chunk schedule besides: its last step holds
 // no fewer blocks than PrefillFloor in chunks either. CI may run it longer
 // (-rapid.checks).
 func TestPrefillFloorRapid(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 3, 4, 8}).Draw(t, "bs")
-		cfg := paged.Config{BlockSize: bs, NumBlocks: 400, DisablePrefixCaching: rapid.IntRange(0, 3).Draw(t, "off") == 0}
+		cfg := paged.Config{BlockSize: bs, NumBlocks: 400, DisablePrefixCaching: rapid.IntRange(0, 3).Draw(t, "off") == 0,
+			UnifiedFreeQueue: rapid.IntRange(0, 3).Draw(t, "compat") == 0}
 		var opts *paged.SeqOptions
 		if rapid.IntRange(0, 4).Draw(t, "single") == 0 {
 			if w := rapid.IntRange(0, 5*bs).Draw(t, "seqWindow"); w > 0 {

@@ -309,7 +309,8 @@ func (m *Manager) storedEvent(s *sequence, from, limit, g int) {
 // such a hold: with nothing else held, every pending copy writes a block
 // that is free and kept only for its cached content, which the reset
 // drops, so the copies are moot. The reset drops them (TakeCopies returns
-// none of them) and frees their sources with every other block.
+// none of them, nor TakeSwaps those a tier directive folded into its
+// stream) and frees their sources with every other block.
 func (m *Manager) ResetCache() error {
 	if m.bp.pool.Held() > m.parkedAlone() {
 		swapped := 0
@@ -326,6 +327,11 @@ func (m *Manager) ResetCache() error {
 		// cached, and loses its content below.
 		m.bp.unpark()
 		m.copies = m.copies[:0]
+		if m.tier != nil {
+			// And those a tier directive folded into the stream
+			// (hostTier.push).
+			m.tier.moves = slices.DeleteFunc(m.tier.moves, func(d Swap) bool { return d.Kind == DeviceCopy })
+		}
 	}
 	for id := allocator.BlockID(1); int(id) < m.bp.pool.Total(); id++ {
 		if !m.bp.hasContent(id) {

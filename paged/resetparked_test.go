@@ -131,3 +131,47 @@ func TestResetCacheRefusedKeepsParkedSource(t *testing.T) {
 	sh.readBack(t, m, B, 0, b, len(b))
 	noErr(t, m.Check())
 }
+
+// TestResetCacheDropsFoldedCopies: with a host tier, a tier directive
+// decided after a copy-on-write (here X's SwapOut) folds the copy into
+// the tier's stream (a DeviceCopy swap). A reset with only the copy's
+// source parked dropped the step's copies from TakeCopies' list but left
+// the folded one in TakeSwaps', reading the source the reset had just
+// freed, for a destination it had emptied (docs/tiers.md says the reset
+// drops the copies): harmless as run in order, but a directive of the
+// step that reads a free block. Now the stream loses it too.
+func TestResetCacheDropsFoldedCopies(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16, HostBlocks: 16})
+	noErr(t, err)
+	a, err := m.Add([]int32{1, 2, 3, 4, 5, 6}, nil)
+	noErr(t, err)
+	_, err = m.Admit(a)
+	noErr(t, err)
+	x, err := m.Add([]int32{50, 51, 52}, nil)
+	noErr(t, err)
+	_, err = m.Admit(x)
+	noErr(t, err)
+	b, err := m.Fork(a)
+	noErr(t, err)
+	m.EndStep()
+	noErr(t, m.Append(b, 7)) // copies A's partial block
+	noErr(t, m.Append(b, 8)) // the copy is full: cached, so live
+	noErr(t, m.SwapOut(x))   // folds the copy into the tier's stream
+	noErr(t, m.Free(x))
+	noErr(t, m.Free(b))
+	noErr(t, m.Free(a)) // A's partial block is parked
+	noErr(t, m.Check())
+	if st := m.Stats(); st.UsedBlocks != 1 {
+		t.Fatalf("setup: %d blocks used, want the parked source alone", st.UsedBlocks)
+	}
+	noErr(t, m.ResetCache())
+	noErr(t, m.Check())
+	for _, d := range m.TakeSwaps(nil) {
+		if d.Kind == paged.DeviceCopy {
+			t.Errorf("after the reset the stream still copies block %d (free) into block %d (free, emptied)", d.Src, d.Dst)
+		}
+	}
+	if c := m.TakeCopies(nil); len(c) != 0 {
+		t.Errorf("after the reset the step still has copies %v", c)
+	}
+}

@@ -71,10 +71,11 @@ func TestForkWithoutRoomForStatePages(t *testing.T) {
 // if forked, with one sample of three: it never finished.)
 func TestForkThatCanNeverFit(t *testing.T) {
 	// Whole, the prompt waits at its admission (the forks' pages set
-	// aside); in chunks, its last chunk runs and the forks fail at the
-	// Update.
+	// aside). (In chunks, 12 tokens in 11 blocks, its last chunk ran and
+	// the forks failed at the Update; the scheduler now computes the
+	// last token alone where the forks fit only so, and the request
+	// finishes: TestForkLastTokenAloneAtTheEdge.)
 	forkThatCanNeverFit(t, sched.Config{}, 13, 13)
-	forkThatCanNeverFit(t, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 4}, 12, 11)
 }
 
 // forkThatCanNeverFit runs a two-sample request of a p-token prompt in a
@@ -82,11 +83,8 @@ func TestForkThatCanNeverFit(t *testing.T) {
 // here. Submit's bound, paged's PrefillFloor, is what the prompt holds
 // when it forks at best (a full attention group's blocks, its state
 // pages and the window's blocks that step reads: 9 and 3 pages for the
-// fork, 12 of 12, for 13 tokens admitted whole after a hit of 12; 7 and
-// 3, 10 of 10, for 12 tokens whose last step computes its last token
-// alone). This cold cache gives no hit (the window holds 2 blocks more),
-// and this scheduler computes the 12 tokens in chunks of 4 (its last
-// step reads a block more of the window).
+// fork, 12 of 12, for 13 tokens admitted whole after a hit of 12). This
+// cold cache gives no hit (the window holds 2 blocks more).
 func forkThatCanNeverFit(t *testing.T, cfg sched.Config, p, blocks int) {
 	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: blocks,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}, {Kind: paged.State, Pages: 3}}})

@@ -266,6 +266,11 @@ type entry struct {
 	// hold blocks: a halving made then, which did not fit for want of
 	// their blocks, is dropped once they end (Scheduler.unpinChunk).
 	pinChunk int
+	// lastAlone makes the prompt's last token a chunk of its own (a step
+	// that computes it alone): its samples fork in that step, when the
+	// sliding-window and chunked-local groups hold least, and the forks'
+	// state pages fit there only (Scheduler.lastAloneRoom).
+	lastAlone bool
 }
 
 // chunkFor returns the largest chunk e's prompt takes within n tokens of

@@ -147,7 +147,7 @@ func New(m *paged.Manager, cfg Config) (*Scheduler, error) {
 		case paged.FullAttention:
 			s.growGroups++
 		case paged.SlidingWindow, paged.ChunkedLocal:
-			s.locals = append(s.locals, localGroup{g: i, kind: g.Kind, span: max(g.Window, g.Chunk)})
+			s.locals = append(s.locals, localGroup{g: i, kind: g.Kind, span: max(g.Window, g.Chunk), keep: !mcfg.DisablePrefixCaching})
 			if g.Kind == paged.ChunkedLocal && s.period > 0 {
 				s.period = lcm(s.period, g.Chunk, s.maxLen)
 			}

@@ -708,7 +708,9 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		return 0, false, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
 	}
 	if !s.forkRoom(r, e) {
-		return 0, false, s.undoAdmit(e)
+		if cached, err = s.lastAloneRoom(e, budget, cached); err != nil || cached < 0 {
+			return 0, false, err
+		}
 	}
 	e.computed = cached
 	s.waiting.pop()
@@ -727,7 +729,11 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 // nextChunk returns the tokens of e's prompt its next chunk takes within
 // the step's budget (less what e has scheduled already).
 func (e *entry) nextChunk(budget int) int {
-	return min(len(e.rest), e.chunkFor(budget-(e.length-e.computed)))
+	k := min(len(e.rest), e.chunkFor(budget-(e.length-e.computed)))
+	if e.lastAlone && k == len(e.rest) && k > 1 {
+		k-- // the last token goes alone
+	}
+	return k
 }
 
 // halveChunk halves the chunks of e, alone in the running list, whose
@@ -840,36 +846,63 @@ func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
 // room, and with the Priority policy the two sent each other back in turn
 // forever (the state machine's seed 15356425213764655632,
 // TestChunkedForkingPromptBesideWindowProgress).
+//
+// With e.lastAlone the last chunk is the last token alone, whose step
+// holds the fewest blocks of a local group: the step before may have
+// held more, and may still be to come. The forks' pages are taken in
+// the last step only, so what is set aside is the more of the last
+// step's blocks and the chunk before's less the forks' pages (which that
+// step does not need yet). A local group's blocks are counted there as
+// they change, a release too: a prompt admitted whole but its last token
+// holds a window's every block, most of which that token's step
+// releases before the fork (but it frees room for its own forks only).
 func (s *Scheduler) chunkBlocks(e *entry) int {
 	if len(e.rest) == 0 {
 		return 0
 	}
-	bs := s.m.BlockSize()
 	end := e.length + len(e.rest)
-	grow := (end+bs-1)/bs - (e.length+bs-1)/bs
+	b := e.chunkFor(s.cfg.MaxBatchTokens) // its chunks' cap (shrinkChunk) counts
+	if !e.lastAlone {
+		// Where the last chunk starts when every chunk from here takes
+		// a step's whole budget (or e's cap), as a prompt computed
+		// alone does.
+		// Beside decoding sequences, smaller chunks may start it up to
+		// a budget before the end and hold a block more there: the
+		// set-aside is the schedule's likely need, not a bound. Set
+		// aside for the earliest start, a prompt computed alone would
+		// be refused room it never needs, and aborted in an empty pool
+		// it fits (TestSubmitForkBoundAtTheEdge).
+		return s.growTo(e, end, e.length+(end-e.length-1)/b*b, false)
+	}
+	// Its releases make room for its own forks only (no more than their
+	// pages): another prompt's fork may come first.
+	pages := (e.req.n - 1) * s.forkPages
+	need := s.growTo(e, end, end-1, true)
+	if end-1 > e.length {
+		need = max(need, s.growTo(e, end-1, e.length+(end-1-e.length-1)/b*b, true)-pages)
+	}
+	return max(need, -pages)
+}
+
+// growTo returns the blocks e's groups take, past what they hold now, in
+// the step computing its prompt's chunk [last, end): a block per new block
+// of tokens in the full attention groups, and in each sliding-window or
+// chunked-local group as many but no more than it holds in that step less
+// what it holds now; with release, less than nothing where it holds
+// fewer then, else nothing.
+func (s *Scheduler) growTo(e *entry, end, last int, release bool) int {
+	bs := s.m.BlockSize()
+	grow := max(0, (end+bs-1)/bs-(e.length+bs-1)/bs)
 	blocks := s.growGroups * grow
-	if grow == 0 {
+	if grow == 0 && !release {
 		return blocks // no new block of tokens: a local group grows no more either
 	}
-	// Where the last chunk starts when every chunk from here takes a
-	// step's whole budget, as a prompt computed alone does. Beside
-	// decoding sequences, smaller chunks may start it up to a budget
-	// before the end and hold a block more there: the set-aside is the
-	// schedule's likely need, not a bound. Set aside for the earliest
-	// start, a prompt computed alone would be refused room it never needs,
-	// and aborted in an empty pool it fits (TestSubmitForkBoundAtTheEdge).
-	b := s.cfg.MaxBatchTokens
-	last := e.length + (end-e.length-1)/b*b
 	for _, lg := range s.locals {
-		held := 0
-		if t, err := s.m.TableGroup(e.seq, lg.g); err == nil {
-			// Released entries, a prefix of the table, name the null
-			// block (block 0).
-			for k := len(t) - 1; k >= 0 && t[k] != 0; k-- {
-				held++
-			}
+		d := min(grow, (end+bs-1)/bs-lg.dead(last, bs)-s.heldIn(e, lg.g))
+		if !release {
+			d = max(0, d)
 		}
-		blocks += max(0, min(grow, (end+bs-1)/bs-lg.dead(last, bs)-held))
+		blocks += d
 	}
 	return blocks
 }
@@ -881,18 +914,102 @@ type localGroup struct {
 	kind paged.GroupKind
 	// span is the window or the chunk, in tokens.
 	span int
+	// keep: prefix caching is on, and a chunked-local group keeps the
+	// block before the next position's (its last cached one), as vLLM's.
+	keep bool
 }
 
 // dead returns at most the number of leading blocks the group releases
 // once the next position to compute is c, for blocks of bs tokens: a
 // window's first block its query at c reads, or a chunked-local group's
-// first block of c's chunk, no further than the block before c's (which
-// the prefix cache may keep).
+// first block of c's chunk, with prefix caching no further than the block
+// before c's (which the prefix cache keeps). Without prefix caching it
+// counted that block too, and a forking prompt the set-aside could hold
+// was refused room (TestForkAloneWithinBoundRapid).
 func (lg localGroup) dead(c, bs int) int {
 	if lg.kind == paged.SlidingWindow {
 		return max(0, c-lg.span+1) / bs
 	}
+	if !lg.keep {
+		return c / lg.span * lg.span / bs
+	}
 	return min(c/lg.span*lg.span/bs, max(0, c/bs-1))
+}
+
+// lastAloneRoom handles the admission of e, cached of whose prompt
+// tokens were cached, that left no room for its forks (forkRoom): it
+// leaves the prompt's last token to a step of its own (entry.lastAlone)
+// where that can help, and returns the admission's cached tokens, or
+// undoes it (undoAdmit) and returns -1 (the head waits). It can help with
+// chunked prefill and sliding-window or chunked-local groups, which hold
+// fewer blocks in the step computing that token alone than in one
+// computing a longer last chunk: a cut prompt (chunks to come) keeps its
+// admission if the set-aside then fits; one admitted whole, whose local
+// groups hold more blocks now than in that token's step, is admitted
+// again without its last token. Without it a prompt Submit's bound lets
+// through at the edge (paged.Manager.PrefillFloor: its last token
+// computed alone) was refused room at every admission and aborted in an
+// empty pool it fits (TestForkLastTokenAloneAtTheEdge).
+func (s *Scheduler) lastAloneRoom(e *entry, budget, cached int) (int, error) {
+	r := e.req
+	can := s.cfg.ChunkedPrefill && len(s.locals) > 0 && !r.forked && r.n > 1
+	if can && !e.lastAlone && len(e.rest) > 0 {
+		e.lastAlone = true
+		if s.forkRoom(r, e) {
+			return cached, nil
+		}
+		e.lastAlone = false
+		return -1, s.undoAdmit(e)
+	}
+	uncached := e.length - cached
+	retry := can && len(e.rest) == 0 && uncached >= 2 && s.releasesAtLast(e)
+	if err := s.undoAdmit(e); err != nil || !retry {
+		return -1, err
+	}
+	e.lastAlone = true
+	s.st.AdmitCalls++
+	cached, rest, err := s.m.AdmitChunk(e.seq, min(e.chunkFor(budget), uncached-1), e.buf[:0])
+	switch {
+	case errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever):
+		e.lastAlone = false
+		return -1, nil
+	case err != nil:
+		return -1, fmt.Errorf("sched: request %d: admit %v: %w", r.id, e.seq, err)
+	}
+	if len(rest) > 0 {
+		e.buf, e.rest = rest, rest
+		e.length -= len(rest)
+	}
+	if !s.forkRoom(r, e) {
+		e.lastAlone = false
+		return -1, s.undoAdmit(e)
+	}
+	return cached, nil
+}
+
+// releasesAtLast reports whether a local group of e, whose prompt is
+// admitted whole, holds more blocks now than in a step computing its
+// last token alone.
+func (s *Scheduler) releasesAtLast(e *entry) bool {
+	bs := s.m.BlockSize()
+	for _, lg := range s.locals {
+		if s.heldIn(e, lg.g) > (e.length+bs-1)/bs-lg.dead(e.length-1, bs) {
+			return true
+		}
+	}
+	return false
+}
+
+// heldIn returns the blocks e's table holds in group g: its entries past
+// the released ones, a prefix that names the null block (block 0).
+func (s *Scheduler) heldIn(e *entry, g int) int {
+	held := 0
+	if t, err := s.m.TableGroup(e.seq, g); err == nil {
+		for k := len(t) - 1; k >= 0 && t[k] != 0; k-- {
+			held++
+		}
+	}
+	return held
 }
 
 // undoAdmit undoes the admission of e that left no room for the forks'

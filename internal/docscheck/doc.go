@@ -21,6 +21,8 @@
 //     the docs cite by name exists.
 //   - docsaudit_links_test.go checks relative links, their #anchors, and
 //     that every Markdown file the docs name is in the repository.
+//   - docsaudit_conflicts_test.go checks that no Markdown, Go or .ci file
+//     holds a merge conflict marker a merge left behind.
 //   - docsaudit_errors_test.go samples bad input to the packages without
 //     a hostile test of their own (kvmem, the trace readers, the attention
 //     reference, the eviction registry, sched.Submit): each refusal wraps
