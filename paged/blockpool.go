@@ -611,7 +611,7 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 // of its prompt in every group.
 func (p *blockPool) commitRun(blocks []allocator.BlockID, hashes []Hash, from, limit, g int) (stored int) {
 	blocks, hashes = blocks[:limit], hashes[:limit]
-	meta, salt := p.index.meta, groupSalt(g)
+	meta, held, salt := p.index.meta, p.hash, groupSalt(g)
 	for k := from; k < limit; k++ {
 		id := blocks[k]
 		if id == nullBlock {
@@ -619,7 +619,7 @@ func (p *blockPool) commitRun(blocks []allocator.BlockID, hashes []Hash, from, l
 		}
 		h := &hashes[k]
 		if meta[id].cached {
-			if !equal(&p.hash[id], h) {
+			if !equal(&held[id], h) {
 				panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g, id))
 			}
 			continue
@@ -628,7 +628,7 @@ func (p *blockPool) commitRun(blocks []allocator.BlockID, hashes []Hash, from, l
 			p.index.flush() // as commit
 		}
 		tag := home(h) ^ salt
-		p.hash[id] = *h
+		held[id] = *h
 		m := &meta[id]
 		m.cached, m.group = true, uint8(g)
 		if p.index.insert(id, tag) {

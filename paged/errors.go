@@ -38,9 +38,9 @@ var (
 // its message is read: a scheduler under memory pressure is refused
 // thousands of times and branches on errors.Is alone, so building each
 // message up front would cost more than the refusal itself. It is kept to
-// 32 bytes, the heap's size class for it (TestSpaceErrorSize): W1-H's
-// replay is refused about 8,000 times, and in a fresh process every 4 KB
-// of them is a page fault inside Admit.
+// 32 bytes (TestSpaceErrorSize), so that a slab of them (noSpace) is
+// small: W1-H's replay is refused about 8,000 times, and in a fresh
+// process every 4 KB of them is a page fault inside Admit.
 type spaceError struct {
 	id   SeqID
 	need int
@@ -60,10 +60,27 @@ const (
 
 var spaceOps = [...]string{opAdmit: "Admit", opAppend: "Append to", opFork: "Fork"}
 
-// noSpace returns the ErrNoSpace of op on id.
-func noSpace(op spaceOp, id SeqID, need, avail, watermark int) *spaceError {
-	return &spaceError{id: id, need: need, avail: int32(avail), watermark: int32(watermark), op: op}
+// noSpace returns the ErrNoSpace of op on id. The errors are taken from
+// a slab of refusalSlab of them, made when the last is used up, rather
+// than allocated one by one: each is a distinct value that no later
+// refusal changes (a caller may keep it), and a slab lives as long as
+// any of its errors does, at most refusalSlab-1 more than are kept. A
+// scheduler under memory pressure is refused once a step or more (W1-H's
+// replay about 8,000 times), and one allocation a refusal was most of
+// the refusal's cost beside its lookup.
+func (m *Manager) noSpace(op spaceOp, id SeqID, need, avail, watermark int) *spaceError {
+	if len(m.refusals) == 0 {
+		m.refusals = make([]spaceError, refusalSlab)
+	}
+	e := &m.refusals[0]
+	m.refusals = m.refusals[1:]
+	*e = spaceError{id: id, need: need, avail: int32(avail), watermark: int32(watermark), op: op}
+	return e
 }
+
+// refusalSlab is how many refusals' errors one allocation makes: 64 of
+// 32 bytes, the heap's 2,048-byte size class.
+const refusalSlab = 64
 
 func (e *spaceError) Error() string {
 	msg := fmt.Sprintf("%v: %s %v: needs %d blocks, %d available", ErrNoSpace, spaceOps[e.op], e.id, e.need, e.avail)

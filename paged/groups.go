@@ -720,7 +720,7 @@ func (m *Manager) slidFrees(s *sequence, g, k int, pinned bool) bool {
 func (m *Manager) appendGroups(s *sequence, id SeqID, tokens []int32, spec bool) error {
 	m.setOwn(s, false) // appendOne sets it again where it holds
 	if need, ok := m.growGroups(s, tokens, spec); !ok {
-		return noSpace(opAppend, id, need, m.available(), 0)
+		return m.noSpace(opAppend, id, need, m.available(), 0)
 	}
 	return nil
 }

@@ -91,6 +91,9 @@ type Manager struct {
 	window           int
 	// ret shelves cached blocks of a hybrid manager (retention.go).
 	ret retainer
+	// refusals is the rest of the slab the ErrNoSpace errors of Admit,
+	// Append and Fork are taken from (noSpace).
+	refusals []spaceError
 }
 
 // Copy is a copy-on-write directive: before the step's kernels run, the

@@ -846,7 +846,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	case AdmitNever:
 		return 0, errorf(ErrNever, "%v needs %d blocks, the pool has %d usable (watermark %d)", id, p.held, m.bp.pool.Usable(), m.watermarkBlocks())
 	case AdmitLater:
-		return 0, noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
+		return 0, m.noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
 	}
 	if m.hybrid() {
 		if m.ret.missed || m.ret.noHit {
@@ -1039,7 +1039,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		need++
 	}
 	if need > m.available()+m.slidable(s, slideFrom(s, spec)) {
-		return noSpace(opAppend, id, need, m.available(), 0)
+		return m.noSpace(opAppend, id, need, m.available(), 0)
 	}
 	m.slide(s, slideFrom(s, spec))
 	if cow {
@@ -1206,7 +1206,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 		// Alone in the pool, the parent's own retention pins are
 		// released for the room (retention.go).
 		if need := m.forkPages(p); len(p.keep.pins) == 0 || m.nrunning != 1 || need > m.available()+m.pinRoom(p) {
-			return 0, noSpace(opFork, id, need, m.available(), 0)
+			return 0, m.noSpace(opFork, id, need, m.available(), 0)
 		}
 		m.releasePins(p)
 	}
