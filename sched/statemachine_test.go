@@ -197,6 +197,15 @@ func (mc *machine) Submit(t *rapid.T) {
 		if mc.m.Stats().Sequences != seqs {
 			t.Fatalf("a refused Submit (%v) added a sequence", err)
 		}
+		// Only a request that can never run is refused as never (the
+		// bound the abort check below uses): one within MaxModelLen, a
+		// step's budget where it must fit one, and the blocks a
+		// sequence can always have, at its longest, is served.
+		if kv := n + opts.MaxTokens - 1; errors.Is(err, sched.ErrNever) && opts.BeamWidth == 0 &&
+			n+opts.MaxTokens <= mc.m.Config().MaxModelLen && (mc.cfg.ChunkedPrefill || kv <= mc.cfg.MaxBatchTokens) &&
+			mc.need(kv, opts.N) <= mc.floor {
+			t.Fatalf("Submit of %d prompt tokens and %d new (N %d) refused (%v), though %d blocks can always be had", n, opts.MaxTokens, opts.N, err, mc.floor)
+		}
 		// Too long for this pool or budget.
 		mc.submitOne(t)
 		return
@@ -301,13 +310,7 @@ func (mc *machine) step(t *rapid.T) {
 		q := mc.reqs[r.ID()-1]
 		bs := mc.m.BlockSize()
 		kv := len(q.prompt) + q.opts.MaxTokens - 1
-		need := mc.groups*((kv+bs-1)/bs) + mc.pages
-		if mc.pages > 0 {
-			// Its samples' own state pages, and the checkpoints it may
-			// hold: a bound, not the exact need.
-			need += mc.pages * (max(q.opts.N, 1) + 2)
-		}
-		if r.BeamWidth() == 0 && need <= mc.floor {
+		if r.BeamWidth() == 0 && mc.need(kv, q.opts.N) <= mc.floor {
 			t.Fatalf("request %d aborted (%v), though its %d tokens of KV need %d blocks in %d groups, and %d can always be had",
 				r.ID(), r.Err(), kv, (kv+bs-1)/bs, mc.groups, mc.floor)
 		}
@@ -529,6 +532,19 @@ func (mc *machine) step(t *rapid.T) {
 			k++
 		}
 	}
+}
+
+// need bounds the blocks a request of n samples (Options.N) whose lone
+// sequence holds kv tokens of KV at its longest needs: a block per block
+// of tokens in each group, and with a State group its samples' own state
+// pages and the checkpoints it may hold (a bound, not the exact need).
+func (mc *machine) need(kv, n int) int {
+	bs := mc.m.BlockSize()
+	need := mc.groups*((kv+bs-1)/bs) + mc.pages
+	if mc.pages > 0 {
+		need += mc.pages * (max(n, 1) + 2)
+	}
+	return need
 }
 
 // limit is the outputs at which a sample of q ends.
