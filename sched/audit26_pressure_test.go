@@ -185,20 +185,20 @@ func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
 		}
 		for _, q := range reqs {
 			q.checkOutputs(t)
-			if aborted[q.r] && len(q.truth) == 1 && (q.long || !slices.ContainsFunc(layout, func(g paged.Group) bool { return g.Kind == paged.State })) {
+			if aborted[q.r] && len(q.truth) == 1 {
 				// Every request, long prompts of fresh tokens and
 				// requests sharing a prefix with earlier ones alike: the
 				// retention pins the latter hold (the window before
 				// their branch point, a checkpoint there), which a fresh
 				// pool's do not, are released when the pool needs them.
-				// (Nor is a request sharing a prefix on a layout with a
-				// State group: a hit on a state checkpoint holds the
-				// checkpoint's pages beside the sequence's own state
-				// pages in its admission's step (the source of its Copy
-				// directives), so a prompt that fits an empty pool
-				// exactly as a miss does not fit with the hit, and
-				// paged does not fall back to the miss: a defect of its
-				// own, found here, left to a later session.)
+				// On a layout with a State group too: a hit on a state
+				// checkpoint holds the checkpoint's pages beside the
+				// sequence's own state pages in its admission's step,
+				// so a prompt that fits an empty pool exactly as a miss
+				// does not fit with the hit, and paged drops the hit
+				// for the miss there (Stats.CheckpointHitsDropped).
+				// Without that fallback this check fails within 20,000
+				// runs (seed 4718157924642259747 then).
 				// (A request of several samples is not checked: the
 				// scheduler computes its prompt before it forks, so a
 				// short prompt admitted whole holds every block of it

@@ -240,6 +240,15 @@ func (mc *machine) Submit(t *rapid.T) {
 		if mc.m.Stats().Sequences != seqs {
 			t.Fatalf("a refused Submit (%v) added a sequence", err)
 		}
+		// Beside the model above (which shares paged's PrefillFloor with
+		// Submit), a bound of its own: a request within MaxModelLen, a
+		// step's budget where it must fit one, and the blocks a sequence
+		// can always have at its longest, is never refused as never.
+		if kv := n + opts.MaxTokens - 1; errors.Is(err, sched.ErrNever) && opts.BeamWidth == 0 &&
+			n+opts.MaxTokens <= mc.m.Config().MaxModelLen && (mc.cfg.ChunkedPrefill || kv <= mc.cfg.MaxBatchTokens) &&
+			mc.need(kv, opts.N) <= mc.floor {
+			t.Fatalf("Submit of %d prompt tokens and %d new (N %d) refused (%v), though %d blocks can always be had", n, opts.MaxTokens, opts.N, err, mc.floor)
+		}
 		mc.submitOne(t)
 		return
 	}
@@ -663,6 +672,26 @@ func (mc *machine) step(t *rapid.T) {
 			k++
 		}
 	}
+}
+
+// need bounds the blocks a request of n samples (Options.N) whose lone
+// sequence holds kv tokens of KV at its longest needs: a block per block
+// of tokens in each group, and with a State group its samples' own state
+// pages and the checkpoints it may hold (a bound, not the exact need).
+func (mc *machine) need(kv, n int) int {
+	bs := mc.m.BlockSize()
+	groups := 0 // the groups whose blocks grow with the sequence, at most
+	for _, g := range mc.m.Config().Groups {
+		switch g.Kind {
+		case paged.FullAttention, paged.SlidingWindow, paged.ChunkedLocal:
+			groups++
+		}
+	}
+	need := max(groups, 1)*((kv+bs-1)/bs) + mc.pages
+	if mc.pages > 0 {
+		need += mc.pages * (max(n, 1) + 2)
+	}
+	return need
 }
 
 // limit is the outputs at which a sample of q ends.
