@@ -74,7 +74,8 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 		return 0, rest, errorf(ErrSequenceState, "AdmitChunk: %v is %s", id, s.state)
 	}
 	n := len(s.tokens)
-	full, a := m.planAdmit(s)
+	defer m.uncap()
+	full, a := m.planFallback(s, maxNew)
 	if maxNew >= n-full.hits*m.bs {
 		cached, err := m.Admit(id)
 		return cached, rest, err
@@ -169,7 +170,8 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 		return AdmitNever, errorf(ErrSequenceState, "CanAdmitChunk: %v is %s", id, s.state)
 	}
 	n, nh := len(s.tokens), len(s.hashes)
-	full, a := m.planAdmit(s)
+	defer m.uncap()
+	full, a := m.planFallback(s, maxNew)
 	if maxNew >= n-full.hits*m.bs {
 		return a, nil
 	}

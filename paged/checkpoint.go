@@ -85,6 +85,11 @@ type checkpointer struct {
 	// AdmitChunk admits a cut sequence whose whole plan, or a cut's,
 	// dropped it.
 	missed, noHit bool
+	// capOn: hits are cut to at most hitCap blocks (lookupGroups), set
+	// by planFallback for the admission being planned; fell: it fell
+	// back so from the longest hit (Stats.HitFallbacks).
+	capOn, fell bool
+	hitCap      int
 	// pend lists sequences with a checkpoint to hand out; out holds the
 	// views of the last TakeCheckpoints.
 	pend []SeqID

@@ -615,6 +615,13 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 				s, _ := m.seq(id)
 				want := hybridHitOracle(m, s, (len(s.tokens)-1)/bs)
 				before, dropped := m.Stats().PrefixHitTokens, m.Stats().CheckpointHitsDropped
+				fellBefore := m.Stats().HitFallbacks
+				// The longest hit at most each limit, for an admission
+				// that falls back to a shorter one (TestLongestHitFallsBack).
+				shorter := make([]int, want+1)
+				for L := range shorter {
+					shorter[L] = hybridHitOracle(m, s, L)
+				}
 				// Admitted whole, or in chunks (the cut's lookup and
 				// plan may differ from the whole one's).
 				var cached int
@@ -629,6 +636,23 @@ func TestHybridLookupHitsAreIndexAnswers(t *testing.T) {
 					// for a miss (TestCheckpointHitFallsBackToMiss,
 					// TestCheckpointHitDroppedForTheCut).
 					want = 0
+				}
+				if fell := m.Stats().HitFallbacks - fellBefore; fell != 0 {
+					// The longest hit would have been refused for
+					// good: the admission took a shorter one that
+					// every group can end at, or a miss.
+					got := int(m.Stats().PrefixHitTokens-before) / bs
+					if err != nil || fell != 1 || got >= want || shorter[got] != got {
+						t.Fatalf("step %d: %v fell back (%d) from a hit of %d blocks to %d (a hit there: %v): %v", step, id, fell, want, got, shorter[min(got, want)] == got, err)
+					}
+					want = got
+				} else if got := int(m.Stats().PrefixHitTokens-before) / bs; err != nil && got < want {
+					// Refused after falling back (ErrNoSpace: the
+					// shorter hit fits later): counted as planned.
+					if shorter[got] != got {
+						t.Fatalf("step %d: %v refused (%v) with a hit of %d blocks, none ends there", step, id, err, got)
+					}
+					want = got
 				}
 				// Admit counts the hit it found, admitted or not.
 				if got := int(m.Stats().PrefixHitTokens - before); got != want*bs {

@@ -386,7 +386,11 @@ full:
 		m.hits = append(m.hits, id)
 	}
 	m.ret.lastFull, m.ret.lastMiss = full, full < max
-	hit := m.cutHit(s, full)
+	limit := full
+	if m.ret.capOn {
+		limit = min(full, m.ret.hitCap) // planFallback's shorter hit
+	}
+	hit := m.cutHit(s, limit)
 	m.hits = m.hits[:hit]
 	for g := 1; g < len(groups); g++ {
 		if groups[g].Kind != FullAttention {

@@ -790,7 +790,8 @@ func (m *Manager) CanAdmit(id SeqID) (Admission, error) {
 	if s.state != seqWaiting {
 		return AdmitNever, errorf(ErrSequenceState, "CanAdmit: %v is %s", id, s.state)
 	}
-	_, a := m.planAdmit(s)
+	_, a := m.planFallback(s, 0)
+	m.uncap()
 	return a, nil
 }
 
@@ -840,7 +841,10 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	if s.state != seqWaiting {
 		return 0, errorf(ErrSequenceState, "Admit: %v is %s", id, s.state)
 	}
-	p, a := m.planAdmit(s)
+	if !m.ret.capOn {
+		defer m.uncap()
+	}
+	p, a := m.planFallback(s, 0)
 	m.countQuery(len(s.tokens), p)
 	switch a {
 	case AdmitNever:
@@ -851,6 +855,9 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	if m.hybrid() {
 		if m.ret.missed || m.ret.noHit {
 			m.stats.ckptDropped++ // noHit: AdmitChunk's whole plan dropped it
+		}
+		if m.ret.fell {
+			m.stats.hitFallbacks++
 		}
 		m.admitGroups(s, p)
 		m.retainHits(s)

@@ -3,7 +3,7 @@ package paged
 type counters struct {
 	queries, queryTokens, hitTokens, queryBlocks, hitBlocks uint64
 	evictions, stored, copies, forks, preemptions, unadmits uint64
-	hashed, recalled, retained, ckptDropped                 uint64
+	hashed, recalled, retained, ckptDropped, hitFallbacks   uint64
 	peakUsed                                                int
 }
 
@@ -87,6 +87,13 @@ type Stats struct {
 	// hit; refused admissions count none; Unadmit does not take them
 	// back.
 	CheckpointHitsDropped uint64
+	// HitFallbacks counts admissions (Admit, AdmitChunk, Create) of the
+	// default mode whose longest cached prefix would have made them never
+	// fit, or not fit now with no sequence running, where a miss fits,
+	// and that took the longest shorter hit that fits instead, or a miss
+	// (see AdmitChunk). Their PrefixHitTokens count the hit taken;
+	// refused admissions count none; Unadmit does not take them back.
+	HitFallbacks uint64
 	// RetainedHits counts the cached blocks that admissions with a
 	// retention (SeqOptions.Retention) reused and passed their promise
 	// for to a policy that keeps promises (the priority policy), whether
@@ -146,6 +153,7 @@ func (m *Manager) Stats() Stats {
 		RetainedHits:      c.retained,
 
 		CheckpointHitsDropped: c.ckptDropped,
+		HitFallbacks:          c.hitFallbacks,
 	}
 	st.RetentionPins, st.RetentionPinsReleased = m.ret.pinned, m.ret.released
 	m.tierStats(&st.Tiers)
