@@ -31,7 +31,7 @@ func (m *Manager) stuck(s *sequence, p plan, a Admission, k int) bool {
 // admission would otherwise be refused for good.
 func (m *Manager) planFallback(s *sequence, k int) (plan, Admission) {
 	p, a := m.planAdmit(s)
-	if !m.ret.on || m.ret.capOn || p.hits == 0 || !m.stuck(s, p, a, k) {
+	if !m.hybrid() || m.cfg.UnifiedFreeQueue || m.ret.capOn || p.hits == 0 || !m.stuck(s, p, a, k) {
 		return p, a
 	}
 	longest := p.hits
