@@ -33,6 +33,14 @@ import "github.com/pagedkv/pagedkv/allocator"
 // keeps it, the cut drops it where Admit would drop the cut's, and the
 // cut is then maxNew tokens computed from scratch: either counts in
 // Stats.CheckpointHitsDropped.
+// Where the longest hit makes the admission refused for good (the hit
+// leaves at most maxNew tokens, admitted whole as Admit: ErrNever, or
+// ErrNoSpace with no sequence running; or cut, ErrNever) and a miss does
+// not, AdmitChunk takes the longest shorter hit that is not, with which
+// it decides whole or cut anew, or the miss, in the default mode's
+// hybrid managers (see Admit; Stats.HitFallbacks): a long cached prefix
+// never makes a prompt that fits in chunks never fit. CanAdmitChunk
+// answers for the same hit.
 // maxNew below 1 is ErrInvalid; a sequence that is not
 // waiting, ErrSequenceState; one created from hashes (AddFromHashes) that
 // would be cut, ErrInvalid (its tokens are placeholders, which rest could
@@ -157,7 +165,9 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 // with maxNew would succeed now: the pool check counts the blocks of the
 // cached prefix and the chunk only, and never means AdmitChunk's ErrNever
 // (the prompt cannot be computed chunk by chunk, maxNew tokens a step,
-// in this pool). Its errors are AdmitChunk's.
+// in this pool). It answers for the hit AdmitChunk takes, shorter than
+// the longest where that one is refused for good (see AdmitChunk). Its
+// errors are AdmitChunk's.
 func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	s, err := m.seq(id)
 	if err != nil {

@@ -833,6 +833,12 @@ func (m *Manager) CanAdmitTokens(n int) Admission {
 // now with no sequence running (nothing would give blocks back): the hit
 // is then 0 (Stats.CheckpointHitsDropped). Beside running sequences a
 // hit that fits later waits (ErrNoSpace), as any admission.
+// In the default mode a hybrid manager (Config.Groups) does not take the
+// longest hit where it makes the admission refused for good (ErrNever,
+// or ErrNoSpace with no sequence running) while a miss is not: it takes
+// the longest shorter hit that is not, one every group can end at, or
+// the miss (Stats.HitFallbacks; docs/hybrid.md). CanAdmit answers for
+// the hit Admit takes. UnifiedFreeQueue keeps vLLM's longest hit.
 func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	s, err := m.seq(id)
 	if err != nil {
