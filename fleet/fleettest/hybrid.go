@@ -167,7 +167,7 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 				}
 				ext := append([]fleet.Score(nil), scores...)
 				pending.Extend(hashes, ext)
-				dropped := s.m.Stats().CheckpointHitsDropped
+				dropped, fell := s.m.Stats().CheckpointHitsDropped, s.m.Stats().HitFallbacks
 				cached, err := s.m.Admit(id)
 				if err != nil {
 					if !errors.Is(err, paged.ErrNoSpace) && !errors.Is(err, paged.ErrNever) {
@@ -197,6 +197,15 @@ func CheckHybridScores(t *testing.T, model string, mk func(t *rapid.T) fleet.Bac
 					// cached, the manager chose not to use it.
 					if cached != 0 {
 						t.Fatalf("step %d: %s dropped a checkpoint hit but hit %d tokens", step, s.name, cached)
+					}
+					break
+				}
+				if s.m.Stats().HitFallbacks != fell {
+					// The longest hit would have made the admission
+					// refused for good: the manager took a shorter one
+					// (paged.Manager.Admit), under what the index scored.
+					if !s.lost && !sc.Partial && cached >= sc.Blocks*s.bs {
+						t.Fatalf("step %d: %s fell back from a hit of %d blocks to %d tokens", step, s.name, sc.Blocks, cached)
 					}
 					break
 				}

@@ -90,8 +90,9 @@ type srv struct {
 	// admitted counts the admissions checked against the fleet index,
 	// hits those with a prefix hit.
 	admitted, hits int
-	// dropped is the manager's CheckpointHitsDropped when expect was made.
-	dropped uint64
+	// dropped is the manager's CheckpointHitsDropped when expect was
+	// made, fell its HitFallbacks.
+	dropped, fell uint64
 	// drafts counts the drafts the steps verified, checkpoints the state
 	// checkpoints written.
 	drafts, checkpoints int
@@ -309,6 +310,13 @@ func (w *world) hooks(s *srv) sched.Hooks {
 					// or one undone since expect was made.
 					want = 0
 				}
+				if sc.Cached < want && s.m.Stats().HitFallbacks != s.fell {
+					// The longest hit would have made the admission
+					// refused for good: a shorter one taken
+					// (paged.Manager.AdmitChunk), this admission's or
+					// one undone since expect was made.
+					want = sc.Cached
+				}
 				if sc.Cached != want {
 					toks, _ := s.m.Tokens(sc.Seq)
 					w.t.Fatalf("%s: request %d sample %d (%d tokens) hit %d tokens, the fleet index scored %d", s.name, sc.Request.ID(), sc.Sample, len(toks), sc.Cached, want)
@@ -352,6 +360,7 @@ func (w *world) expectHits(s *srv) {
 	w.resyncProbe(s)
 	clear(s.expect)
 	s.dropped = s.m.Stats().CheckpointHitsDropped
+	s.fell = s.m.Stats().HitFallbacks
 	for _, q := range s.reqs {
 		r := q.r
 		if r.State().Done() {
