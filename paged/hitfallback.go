@@ -31,6 +31,11 @@ func (m *Manager) stuck(s *sequence, p plan, a Admission, k int) bool {
 // admission would otherwise be refused for good.
 func (m *Manager) planFallback(s *sequence, k int) (plan, Admission) {
 	p, a := m.planAdmit(s)
+	return m.fallBack(s, p, a, k)
+}
+
+// fallBack is planFallback given planAdmit's answer for s, p and a.
+func (m *Manager) fallBack(s *sequence, p plan, a Admission, k int) (plan, Admission) {
 	if !m.hybrid() || m.cfg.UnifiedFreeQueue || m.ret.capOn || p.hits == 0 || !m.stuck(s, p, a, k) {
 		return p, a
 	}

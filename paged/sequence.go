@@ -847,10 +847,12 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 	if s.state != seqWaiting {
 		return 0, errorf(ErrSequenceState, "Admit: %v is %s", id, s.state)
 	}
-	if !m.ret.capOn {
+	p, a := m.planAdmit(s)
+	if a != AdmitOK && !m.ret.capOn {
+		// Refused as planned: a shorter hit may fit (planFallback).
+		p, a = m.fallBack(s, p, a, 0)
 		defer m.uncap()
 	}
-	p, a := m.planFallback(s, 0)
 	m.countQuery(len(s.tokens), p)
 	switch a {
 	case AdmitNever:
