@@ -848,8 +848,9 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		return 0, errorf(ErrSequenceState, "Admit: %v is %s", id, s.state)
 	}
 	p, a := m.planAdmit(s)
-	if a != AdmitOK && !m.ret.capOn {
-		// Refused as planned: a shorter hit may fit (planFallback).
+	if a != AdmitOK && m.hybrid() && !m.cfg.UnifiedFreeQueue && !m.ret.capOn {
+		// Refused as planned, in the default mode's hybrid managers: a
+		// shorter hit may fit (planFallback).
 		p, a = m.fallBack(s, p, a, 0)
 		defer m.uncap()
 	}
