@@ -1,6 +1,10 @@
 package paged
 
-import "github.com/pagedkv/pagedkv/allocator"
+import (
+	"math"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
 
 // AdmitChunk admits a waiting sequence for chunked prefill: at most maxNew
 // of its uncached tokens are computed now. It looks up the longest cached
@@ -294,6 +298,13 @@ func (m *Manager) uncompute(s *sequence, computed int) {
 		t.committed = min(t.committed, max(from, t.released))
 	}
 	m.uncomputeCheckpoint(s, computed)
+	if computed < len(s.tokens) {
+		// The next step computes from here (SwapOut keeps its window).
+		r := uint32(min(computed+1, math.MaxUint32))
+		if s.redo == 0 || r < s.redo {
+			s.redo = r
+		}
+	}
 	// Append's fast paths commit only the block a token fills: the next
 	// token takes the general path, which commits the blocks again.
 	m.setOwn(s, false)

@@ -45,7 +45,7 @@ func (h *hyModel) endDropped(t *rapid.T, s *hySeq, from int) {
 		if err := h.m.Preempt(s.id); err != nil {
 			t.Fatalf("Preempt: %v", err)
 		}
-		s.state, s.fresh = hyWaiting, 0
+		s.state, s.fresh, s.dropped = hyWaiting, 0, false
 	case 1:
 		if err := h.m.Free(s.id); err != nil {
 			t.Fatalf("Free: %v", err)
@@ -53,7 +53,7 @@ func (h *hyModel) endDropped(t *rapid.T, s *hySeq, from int) {
 		h.seqs = slices.DeleteFunc(h.seqs, func(x *hySeq) bool { return x == s })
 	default:
 		// The next step computes them.
-		s.fresh = len(s.tokens) - from
+		s.fresh, s.dropped = len(s.tokens)-from, true
 		h.write(t, s, from)
 	}
 }
@@ -113,7 +113,7 @@ func (h *hyModel) dropAdmit(t *rapid.T) {
 		if err := h.m.Check(); err != nil {
 			t.Fatalf("after Unadmit: %v", err)
 		}
-		s.state, s.fresh = hyWaiting, 0
+		s.state, s.fresh, s.dropped = hyWaiting, 0, false
 		h.transfer(t) // the step runs without it
 		return
 	}

@@ -55,6 +55,12 @@ type hySeq struct {
 	// fresh: trailing tokens whose KV this step computes (since the last
 	// batch), as a scheduler would schedule them.
 	fresh int
+	// dropped: the fresh tokens are those of a step dropped before its
+	// kernels ran (Uncompute, endDropped), computed again by the next
+	// batch, also after a swap; other fresh tokens were computed (write),
+	// and a swap-out ends their step (SwapOut keeps only the window
+	// from the accepted length, or from what Uncompute named).
+	dropped bool
 	// spec: trailing tokens that are unaccepted drafts.
 	spec int
 }
@@ -500,7 +506,7 @@ func (h *hyModel) admit(t *rapid.T, s *hySeq) {
 	if !ok {
 		return
 	}
-	s.fresh = len(s.tokens) - cached
+	s.fresh, s.dropped = len(s.tokens)-cached, false
 	if cached > 0 && h.multiKind() {
 		h.multiHits++
 	}
@@ -636,6 +642,7 @@ func (s *hySeq) cut(c int) {
 	s.tokens = s.tokens[:len(s.tokens)-c]
 	s.spec = max(0, s.spec-c)
 	s.fresh = max(0, s.fresh-c)
+	s.dropped = s.dropped && s.fresh > 0
 }
 
 // add adds a waiting sequence of prompt, or returns nil when it is longer
@@ -1003,7 +1010,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 					}
 					// A scheduler preempts or waits; what was fresh belonged
 					// to an earlier step.
-					s.fresh = 0
+					s.fresh, s.dropped = 0, false
 					return
 				}
 				if err != nil {
@@ -1018,7 +1025,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				// Its fresh tokens were computed (write): their step ran.
 				// (Drafts slide no window, so the step's first query reads
 				// what it read.)
-				s.fresh = 0
+				s.fresh, s.dropped = 0, false
 				before := len(s.tokens)
 				if s.spec == 0 && rapid.Bool().Draw(t, "sampled first") {
 					// A speculative step: the token sampled last, then the
@@ -1113,7 +1120,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				if p.spec > 0 && h.hasState() {
 					h.sd.forked++
 				}
-				c := &hySeq{id: id, tokens: slices.Clone(p.tokens), state: hyRunning, fresh: p.fresh, spec: p.spec}
+				c := &hySeq{id: id, tokens: slices.Clone(p.tokens), state: hyRunning, fresh: p.fresh, dropped: p.dropped, spec: p.spec}
 				h.seqs = append(h.seqs, c)
 				h.transfer(t) // the child's state pages are copies
 			},
@@ -1137,6 +1144,12 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				h.transfer(t)
 				for _, s := range seqs {
 					s.state = hySwapped
+					if !s.dropped {
+						// Their step ran (write): computed, they are not
+						// computed again after the swap-in, whose window
+						// starts at the accepted length.
+						s.fresh = 0
+					}
 					if s.spec > 0 && h.hasState() {
 						h.sd.swapped++
 					}
@@ -1202,7 +1215,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 					h.sd.preempted++
 				}
 				s.cut(s.spec) // drafts are dropped
-				s.state, s.fresh = hyWaiting, 0
+				s.state, s.fresh, s.dropped = hyWaiting, 0, false
 			},
 			"free": func(t *rapid.T) {
 				s := h.pick(t, rapid.SampledFrom([]hyState{hyRunning, hyWaiting, hySwapped}).Draw(t, "state"))
@@ -1245,7 +1258,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				for _, s := range h.seqs {
 					if s.state == hyRunning && s.fresh > 0 {
 						sched = append(sched, paged.Scheduled{ID: s.id, NewTokens: s.fresh})
-						s.fresh = 0
+						s.fresh, s.dropped = 0, false
 					}
 				}
 				// The persistent batch write builds: its rows must follow

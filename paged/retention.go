@@ -148,15 +148,16 @@ type seqRetention struct {
 	// branch is the full-attention hit of the first admission, in blocks;
 	// -1 before it.
 	branch int32
-	// pins are window blocks before the branch point that left the window,
-	// and checkpoint pages, that stay referenced while the sequence runs.
-	pins []allocator.BlockID
 	// freshStep is the step (Manager.step) in which TakeCheckpoints
 	// handed out the checkpoint at pendingAt: until the step ends, the
 	// kernels that write it may not have run, its pages are pinned as
 	// data, not as retention, and releasePins keeps them (Uncompute may
-	// still have to forget them). 0: none.
+	// still have to forget them). 0: none. (Beside branch: two 32-bit
+	// fields share a word, which keeps the sequence record's size.)
 	freshStep uint32
+	// pins are window blocks before the branch point that left the window,
+	// and checkpoint pages, that stay referenced while the sequence runs.
+	pins []allocator.BlockID
 	// pending are the pages of a checkpoint after pendingAt blocks not yet
 	// handed out by TakeCheckpoints (checkpoint.go).
 	pending   []allocator.BlockID

@@ -206,6 +206,12 @@ type seqFields struct {
 	// none since a step counter wrap): a sequence whose KV the step
 	// being built writes is never swapped out in it (SwapOut, Check).
 	arrived, outStep uint32
+	// redo, when not 0, is one more than the first position whose KV the
+	// caller said was never computed (Uncompute) and that no Append
+	// since has taken as computed: the next step computes from there, so
+	// SwapOut keeps the blocks its query reads (swapFrom). Clamped to 32
+	// bits, which only keeps more.
+	redo uint32
 	// adm is what the admission that made the sequence running counted
 	// in the prefix statistics, while Unadmit may still take it back
 	// (adm.ok: admitted, not swapped in or forked, in step arrived).
@@ -291,7 +297,7 @@ func (m *Manager) newSeq(want int) (uint32, *sequence) {
 	s.host, s.released = s.host[:0], 0
 	s.opts, s.windowed, s.plain, s.ownHashes = SeqOptions{}, false, true, true
 	s.keep.reset()
-	s.arrived, s.outStep, s.adm = 0, 0, admitRecord{}
+	s.arrived, s.outStep, s.redo, s.adm = 0, 0, 0, admitRecord{}
 	m.resetGroups(s)
 	s.state = seqWaiting
 	m.nlive++
@@ -1037,7 +1043,11 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		return nil
 	}
 	if m.hybrid() {
-		return m.appendGroups(s, id, tokens, spec)
+		err := m.appendGroups(s, id, tokens, spec)
+		if err == nil {
+			s.redo = 0 // the tokens before the appended ones are computed
+		}
+		return err
 	}
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
@@ -1079,6 +1089,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	}
 	m.hashFull(s)
 	m.commitFull(s)
+	s.redo = 0 // the tokens before the appended ones are computed
 	// The last block is now fresh, copied, or ours alone and uncached.
 	// Windowed sequences always take this path, which slides the window.
 	m.setOwn(s, s.opts.Window == 0 && s.spec == 0) // drafts send Append to its check
@@ -1239,7 +1250,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	want := m.reserve(&p.opts)
 	m.setTokens(c, p.tokens, want)
 	c.hashes = append(slices.Grow(c.hashes, want/m.bs), p.hashes...)
-	c.hashLimit, c.committed, c.spec = p.hashLimit, p.committed, p.spec
+	c.hashLimit, c.committed, c.spec, c.redo = p.hashLimit, p.committed, p.spec, p.redo
 	c.unknown, c.ownHashes = p.unknown, p.ownHashes
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)
@@ -1275,7 +1286,7 @@ func (m *Manager) preempt(s *sequence, keep bool) {
 		m.truncate(s, len(s.tokens)-s.spec)
 	}
 	m.releaseSeq(s, true)
-	s.committed, s.released = 0, 0
+	s.committed, s.released, s.redo = 0, 0, 0
 	s.state = seqWaiting
 	s.adm.ok = false
 	s.version++

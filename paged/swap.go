@@ -229,9 +229,10 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 	need := 0
 	for _, id := range ids {
 		s := m.seqAt(id)
+		c := m.swapFrom(s)
 		for g := range m.ntables() {
 			blocks, released, _, _ := s.tableAt(g)
-			for _, b := range (*blocks)[released:] {
+			for _, b := range (*blocks)[max(released, m.swapDead(s, g, c)):] {
 				if t.mark[b] == allocator.NoBlock {
 					t.mark[b] = markCounted
 					need++
@@ -245,8 +246,10 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 	}
 	for _, id := range ids {
 		s := m.seqAt(id)
+		c := m.swapFrom(s)
 		for g := range m.ntables() {
 			blocks, released, _, host := s.tableAt(g)
+			released = max(released, m.swapDead(s, g, c))
 			for k, b := range *blocks {
 				if k < released {
 					*host = append(*host, allocator.NoBlock)
@@ -270,10 +273,14 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 	for _, id := range ids {
 		s := m.seqAt(id)
 		m.dropSpares(s) // spare draft states are not swapped
+		c := m.swapFrom(s)
 		for g := range m.ntables() {
 			blocks, released, _, _ := s.tableAt(g)
+			// Every device block goes, in the order it went before the
+			// window's dead blocks stayed on the device (swapDead).
 			m.bp.releaseTail(*blocks, released)
 			*blocks = (*blocks)[:0]
+			m.swapRelease(s, g, m.swapDead(s, g, c))
 		}
 		m.releaseKept(s)
 		m.draftPages -= m.spages * s.spec // its drafts' states go too
@@ -285,6 +292,56 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 	t.swapOutCalls++
 	t.nswapped += len(ids)
 	return nil
+}
+
+// swapFrom is the first position of running s that a step computes
+// after it is swapped back in: its accepted length, every token before
+// which the caller has computed, as Append slides from (one less with
+// drafts pending: the token sampled last is computed with them), or the
+// earlier position Uncompute named since its last Append.
+func (m *Manager) swapFrom(s *sequence) int {
+	c := max(0, slideFrom(s, s.spec > 0))
+	if s.redo > 0 {
+		c = min(c, int(s.redo)-1)
+	}
+	return c
+}
+
+// swapDead is how many leading entries of group g's table of running s no
+// query from position c on reads: the blocks a sliding window (a window
+// group's, or SeqOptions.Window's without groups) or a chunked-local
+// group would release when the next step appends at c (the rule of
+// slide and slideGroups). SwapOut releases them without a host copy, so a
+// sequence swapped out right after a step of several tokens (drafts, a
+// prompt chunk), whose groups still hold what that step read, comes back
+// holding what its next step reads, as one swapped out after a decode
+// does; else it could hold more than its next step needs, and more than
+// an admission may take beside the watermark (CanSwapIn's AdmitNever).
+func (m *Manager) swapDead(s *sequence, g, c int) int {
+	switch {
+	case g == 0 && s.opts.Window > 0 && !m.hybrid():
+		return m.windowStart(s.opts.Window, c)
+	case g > 0 && m.kinds[g].local():
+		return m.deadBlocks(s, g, c)
+	}
+	return 0
+}
+
+// swapRelease counts the entries before to of group g's table of s, just
+// swapped out, released, as a slide to to would (slide, slideTable): they
+// have no host copy.
+func (m *Manager) swapRelease(s *sequence, g, to int) {
+	if g == 0 {
+		if to > s.released {
+			s.released = to
+			s.committed = max(s.committed, min(to, len(s.hashes)))
+		}
+		return
+	}
+	if t := &s.ext[g-1]; to > t.released {
+		t.released = to
+		t.committed = max(t.committed, min(to, len(s.hashes)))
+	}
 }
 
 func (m *Manager) seqAt(id SeqID) *sequence {

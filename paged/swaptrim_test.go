@@ -1,0 +1,198 @@
+package paged_test
+
+import (
+	"testing"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// swapTrimLayouts are the layouts of TestSwapOutDropsDeadWindowBlocks:
+// block size 2, a local group (or window) whose next query, at position
+// 13, reads block 6 alone, while a step that computed positions 11 and 12
+// read blocks 5 and 6. local is the table that holds them (1: group 1;
+// 0: a SeqOptions.Window sequence's own table); at14 are the blocks it
+// holds for the query at position 14.
+var swapTrimLayouts = []struct {
+	name  string
+	cfg   paged.Config
+	opts  *paged.SeqOptions
+	local int
+	at14  int
+}{
+	{"chunked-local group", paged.Config{BlockSize: 2, NumBlocks: 24, HostBlocks: 24, DisablePrefixCaching: true, DisableOffload: true,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 2}}}, nil, 1, 0},
+	{"window group", paged.Config{BlockSize: 2, NumBlocks: 24, HostBlocks: 24, DisablePrefixCaching: true, DisableOffload: true,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 2}}}, nil, 1, 1},
+	{"window group, prefix caching", paged.Config{BlockSize: 2, NumBlocks: 24, HostBlocks: 24, DisableOffload: true,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 2}}}, nil, 1, 1},
+	{"SeqOptions.Window", paged.Config{BlockSize: 2, NumBlocks: 24, HostBlocks: 24, DisablePrefixCaching: true}, &paged.SeqOptions{Window: 2}, 0, 1},
+}
+
+// swapTrimSetup admits an 11-token prompt, computes it, then appends two
+// tokens at positions 11 and 12 (a decode with an accepted draft, or a
+// prompt chunk), which read blocks 5 and 6 of the local table: the append
+// slides the window from position 11 only.
+func swapTrimSetup(t *testing.T, cfg paged.Config, opts *paged.SeqOptions, local int) (*paged.Manager, paged.SeqID) {
+	t.Helper()
+	m, err := paged.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}
+	id, _, err := m.Create(prompt, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b paged.Batch
+	if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: len(prompt)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Append(id, 100, 101); err != nil {
+		t.Fatal(err)
+	}
+	if got := liveEntries(t, m, id, local); got != 2 {
+		t.Fatalf("after a step of positions 11 and 12 the local table holds %d blocks, want 2 (5 and 6)", got)
+	}
+	return m, id
+}
+
+// liveEntries counts the entries of table g of id that name a block.
+func liveEntries(t *testing.T, m *paged.Manager, id paged.SeqID, g int) int {
+	t.Helper()
+	tab, err := m.TableGroup(id, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, b := range tab {
+		if b != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// swapOutCount swaps id out and returns the SwapOut directives taken.
+func swapOutCount(t *testing.T, m *paged.Manager, id paged.SeqID) int {
+	t.Helper()
+	if err := m.SwapOut(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, sw := range m.TakeSwaps(nil) {
+		if sw.Kind == paged.SwapOut {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSwapOutDropsDeadWindowBlocks: a sequence swapped out right after a
+// step of several tokens comes back holding what its next step reads, as
+// one swapped out after a decode does. Its window (or chunk) slides only
+// when the next step appends, so until then it still holds every block
+// that step read; SwapOut copied them all to the host and CanSwapIn
+// counted them all, so such a sequence could hold more than an admission
+// may take beside the watermark and never come back (sched's "can never
+// be swapped in", on a request Submit had accepted: its floor counts what
+// a decode holds). Before the fix, the local table came back with blocks
+// 5 and 6 (9 host blocks; SeqOptions.Window: 2), though the query at
+// position 13 reads block 6 alone.
+func TestSwapOutDropsDeadWindowBlocks(t *testing.T) {
+	for _, tc := range swapTrimLayouts {
+		t.Run(tc.name, func(t *testing.T) {
+			m, id := swapTrimSetup(t, tc.cfg, tc.opts, tc.local)
+			// The step ran: positions 11 and 12 are computed.
+			var b paged.Batch
+			if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 2}}); err != nil {
+				t.Fatal(err)
+			}
+			full := 7 // positions 0-12 in blocks of 2, group 0
+			want := 1 // block 6 of the local table
+			if tc.local == 0 {
+				full = 0 // the window is group 0's table itself
+			}
+			got := swapOutCount(t, m, id)
+			if got != full+want {
+				t.Errorf("SwapOut copied %d blocks, want %d (%d of the local table: the query at 13 reads block 6 alone)", got, full+want, want)
+			}
+			a, need, err := m.CanSwapIn(id)
+			if err != nil || a != paged.AdmitOK || need != full+want {
+				t.Errorf("CanSwapIn = %v, %d, %v; want AdmitOK, %d", a, need, err, full+want)
+			}
+			if err := m.SwapIn(id); err != nil {
+				t.Fatal(err)
+			}
+			if got := liveEntries(t, m, id, tc.local); got != want {
+				t.Errorf("swapped in, the local table holds %d blocks, want %d", got, want)
+			}
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+			// The next decode reads what it kept.
+			m.TakeSwaps(nil)
+			if err := m.Append(id, 102); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
+				t.Fatalf("the decode after the swap-in: %v", err)
+			}
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestSwapOutKeepsUncomputedWindow: tokens a step was given and then
+// dropped (Uncompute) are computed again after the swap-in, reading the
+// window of the first of them, which SwapOut keeps: it trims from the
+// position Uncompute named, not from the sequence's length.
+func TestSwapOutKeepsUncomputedWindow(t *testing.T) {
+	for _, tc := range swapTrimLayouts {
+		t.Run(tc.name, func(t *testing.T) {
+			m, id := swapTrimSetup(t, tc.cfg, tc.opts, tc.local)
+			// The step drops the sequence before computing 11 and 12.
+			if err := m.Uncompute(id, 11); err != nil {
+				t.Fatal(err)
+			}
+			full := 7
+			if tc.local == 0 {
+				full = 0
+			}
+			if got := swapOutCount(t, m, id); got != full+2 {
+				t.Errorf("SwapOut copied %d blocks, want %d (the local table's 5 and 6: the query at 11 reads block 5)", got, full+2)
+			}
+			if err := m.SwapIn(id); err != nil {
+				t.Fatal(err)
+			}
+			m.TakeSwaps(nil)
+			if got := liveEntries(t, m, id, tc.local); got != 2 {
+				t.Errorf("swapped in, the local table holds %d blocks, want 2", got)
+			}
+			// The recompute of positions 11 and 12 reads block 5.
+			var b paged.Batch
+			if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 2}}); err != nil {
+				t.Fatalf("the recompute after the swap-in: %v", err)
+			}
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+			// Computed now, it trims on its next swap-out (an Append
+			// takes every token before it as computed).
+			if err := m.Append(id, 102); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			m.TakeSwaps(nil)
+			if got := swapOutCount(t, m, id); got != full+tc.at14 {
+				t.Errorf("swapped out again after a decode: %d blocks copied, want %d", got, full+tc.at14)
+			}
+		})
+	}
+}

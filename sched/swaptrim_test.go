@@ -1,0 +1,95 @@
+package sched_test
+
+import (
+	"testing"
+
+	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
+)
+
+// neverSwapPool is the layout TestStateMachine found the defect on: full
+// attention and a chunked-local group of one block's chunk, blocks of 2,
+// 14 usable blocks of which the watermark keeps 6, no prefix caching.
+func neverSwapPool(t *testing.T) *paged.Manager {
+	t.Helper()
+	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: 15, HostBlocks: 30, DisablePrefixCaching: true, DisableOffload: true, Watermark: 0.4,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestSwappedOutAfterChunkComesBack: a sample swapped out right after a
+// step of several tokens comes back. Its chunked-local group released
+// the blocks no query reads only when the next step appended, so swapped
+// out after that step (here the prompt's last chunk, of positions 5 to
+// 10, which forks the request's three samples) it held every block the
+// chunk read: 6 of the full attention group and 4 chunked-local ones, 10
+// blocks, more than the 8 an admission may take beside the watermark.
+// Submit had accepted the request, counting on a swapped-in sample
+// holding what its next decode reads (paged.Manager.PrefillFloor: 7 at 13
+// tokens, 8 at 14), and the scheduler aborted it: "request 2: seq2.1 can
+// never be swapped in" (TestStateMachine, the failfile of session 15). Now
+// SwapOut keeps only what the next step reads, and both requests finish.
+func TestSwappedOutAfterChunkComesBack(t *testing.T) {
+	m := neverSwapPool(t)
+	s, err := sched.New(m, sched.Config{MaxRunning: 4, MaxBatchTokens: 7, ChunkedPrefill: true, Preemption: sched.Swap, MaxDrafts: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := s.Submit([]int32{1, 2}, sched.Options{MaxTokens: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, sched.Options{MaxTokens: 3, N: 3})
+	if err != nil {
+		t.Fatalf("Submit of the request at the edge: %v", err)
+	}
+	swapped := 0
+	for step := 1; s.Busy(); step++ {
+		if step > 50 {
+			t.Fatal("50 steps and not done")
+		}
+		if step == 3 {
+			// Drafts for the first sample, which take the room its
+			// siblings grow into: two of them are swapped out, right
+			// after the chunk that forked them.
+			if err := s.Propose(r2, 0, []int32{50, 50}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := s.Schedule()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Check(); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []*sched.Request{r1, r2} {
+			if r.Err() != nil {
+				t.Fatalf("step %d: request %d, which Submit accepted, aborted: %v", st.Number, r.ID(), r.Err())
+			}
+		}
+		tokens := make([]int32, st.Outputs)
+		for i := range tokens {
+			tokens[i] = int32(100 + i)
+		}
+		accepted := make([]int, len(st.Scheduled))
+		for i, sc := range st.Scheduled {
+			accepted[i] = len(sc.Drafts)
+		}
+		if err := s.UpdateSpeculative(tokens, accepted, nil); err != nil {
+			t.Fatal(err)
+		}
+		swapped = int(s.Stats().SwappedOut)
+	}
+	if swapped == 0 {
+		t.Fatal("no sample was swapped out: the test no longer reaches the case")
+	}
+	for _, r := range []*sched.Request{r1, r2} {
+		if r.State() != sched.Finished {
+			t.Errorf("request %d: %v (%v), want finished", r.ID(), r.State(), r.Err())
+		}
+	}
+}
