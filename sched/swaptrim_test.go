@@ -93,3 +93,77 @@ func TestSwappedOutAfterChunkComesBack(t *testing.T) {
 		}
 	}
 }
+
+// TestSwappedOutAfterDraftsComesBack is TestSwappedOutAfterChunkComesBack
+// after a step of drafts: the first request's sample verifies its pending
+// token and 5 drafts in step 3 (positions 3 to 8), all accepted, and is
+// preempted in step 4 (the Priority policy's victim) before its next
+// decode. Swapped out, it held the 4 chunked-local blocks step 3 read (1
+// to 4) beside 5 of full attention, 9, more than the 8 an admission may
+// take; its next step, at position 9, reads one of them (block 4): it
+// comes back with 6. Before the fix: "request 1: seq0.1 can never be
+// swapped in".
+func TestSwappedOutAfterDraftsComesBack(t *testing.T) {
+	m := neverSwapPool(t)
+	s, err := sched.New(m, sched.Config{MaxRunning: 4, MaxBatchTokens: 9, ChunkedPrefill: true, Preemption: sched.Swap, MaxDrafts: 5, Policy: sched.Priority})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := s.Submit([]int32{1}, sched.Options{MaxTokens: 11, Priority: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := s.Submit([]int32{1, 2}, sched.Options{MaxTokens: 11})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The drafts proposed before a step, and how many the step accepts.
+	drafts := map[[2]int]int{{2, 1}: 2, {2, 2}: 5, {3, 1}: 5}
+	accept := map[[2]int]int{{2, 1}: 1, {2, 2}: 4, {3, 1}: 5}
+	reqs := []*sched.Request{r1, r2}
+	for step := 1; s.Busy(); step++ {
+		if step > 50 {
+			t.Fatal("50 steps and not done")
+		}
+		for k, r := range reqs {
+			if n := drafts[[2]int{step, k + 1}]; n > 0 {
+				if err := s.Propose(r, 0, make([]int32, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		st, err := s.Schedule()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Check(); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reqs {
+			if r.Err() != nil {
+				t.Fatalf("step %d: request %d, which Submit accepted, aborted: %v", st.Number, r.ID(), r.Err())
+			}
+		}
+		tokens := make([]int32, st.Outputs)
+		for i := range tokens {
+			tokens[i] = int32(100 + i)
+		}
+		accepted := make([]int, len(st.Scheduled))
+		for i, sc := range st.Scheduled {
+			if len(sc.Drafts) > 0 {
+				accepted[i] = min(len(sc.Drafts), accept[[2]int{step, int(sc.Request.ID())}])
+			}
+		}
+		if err := s.UpdateSpeculative(tokens, accepted, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Stats().SwappedOut == 0 {
+		t.Fatal("no sample was swapped out: the test no longer reaches the case")
+	}
+	for _, r := range reqs {
+		if r.State() != sched.Finished {
+			t.Errorf("request %d: %v (%v), want finished", r.ID(), r.State(), r.Err())
+		}
+	}
+}
