@@ -203,6 +203,20 @@ func (st seqState) String() string {
 // included (those of pending drafts' states too: the drafts stay pending),
 // group 0 first.
 //
+// Of a sliding window (a window group's, or SeqOptions.Window's) and a
+// chunked-local group only the blocks the next step reads are swapped:
+// those from the first block the query at the position it computes from
+// reads, the rule Append slides by. That position is the accepted length
+// (one less with drafts pending: the token sampled last is computed with
+// them), or the earlier one Uncompute named since the sequence's last
+// Append. The blocks before it are released with the others, without a
+// host copy, and their entries come back null. A window slides only when
+// tokens are appended, so a sequence swapped out right after a step of
+// several tokens (a prompt chunk, a decode with drafts) still holds every
+// block that step read; swapping them would bring it back holding more
+// than its next step needs, and more than an admission may take
+// (CanSwapIn's AdmitNever) where that step fits.
+//
 // Only computed KV is swapped. A step is built by the calls between two
 // takings of its directives (TakeSwaps or TakeCopies; BuildBatch and
 // DecodeStep take both) or EndStep calls, and its directives run before
@@ -220,7 +234,8 @@ func (st seqState) String() string {
 // during the step to a sequence that was running before it are the
 // caller's to account for, as with any preemption: Uncompute them first
 // (their blocks leave the prefix cache, so SwapIn copies them back rather
-// than reclaiming them) and schedule them again after SwapIn.
+// than reclaiming them) and schedule them again after SwapIn: the
+// windows keep what the first of them reads.
 func (m *Manager) SwapOut(ids ...SeqID) error {
 	if err := m.swapGroup("SwapOut", ids, seqRunning); err != nil {
 		return err

@@ -369,7 +369,9 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 // in chunks), then, after a preemption at any later length up to kv, the
 // step that computes that length's last token again, recomputed (in
 // chunks with chunked prefill) or swapped in (what a decode step holds:
-// PrefillFloor in chunks). With chunked prefill and no prefix caching a
+// PrefillFloor in chunks; paged's SwapOut swaps of a window or chunk
+// only what the next step reads, also right after a step of several
+// tokens). With chunked prefill and no prefix caching a
 // prompt (or a recompute) computes every chunk from its first token, so
 // the step at every length from 1 counts: the manager's verdict on a
 // chunked admission is the peak over its steps (paged.Manager.AdmitChunk).
