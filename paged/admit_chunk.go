@@ -302,9 +302,14 @@ func (m *Manager) uncompute(s *sequence, computed int) {
 	m.uncomputeCheckpoint(s, computed)
 	if computed < len(s.tokens) {
 		// The next step computes from here (SwapOut keeps its window).
-		r := uint32(min(computed+1, math.MaxUint32))
-		if s.redo == 0 || r < s.redo {
-			s.redo = r
+		// Clamped to 32 bits, which only keeps more: a position lower, a
+		// length that never expires.
+		r := uint32(min(uint64(computed)+1, math.MaxUint32))
+		n := uint32(min(uint64(len(s.tokens)), math.MaxUint32))
+		if !m.redoLive(s) {
+			s.redo, s.redoLen = r, n
+		} else {
+			s.redo, s.redoLen = min(s.redo, r), max(s.redoLen, n)
 		}
 	}
 	// Append's fast paths commit only the block a token fills: the next

@@ -207,11 +207,13 @@ type seqFields struct {
 	// being built writes is never swapped out in it (SwapOut, Check).
 	arrived, outStep uint32
 	// redo, when not 0, is one more than the first position whose KV the
-	// caller said was never computed (Uncompute) and that no Append
-	// since has taken as computed: the next step computes from there, so
-	// SwapOut keeps the blocks its query reads (swapFrom). Clamped to 32
-	// bits, which only keeps more.
-	redo uint32
+	// caller said was never computed (Uncompute), at a length of redoLen:
+	// the next step computes from there, so SwapOut keeps the blocks its
+	// query reads (swapFrom), unless the sequence grew past redoLen since,
+	// which only an Append does, taking every token before it as computed
+	// (a record that outlives its tokens only keeps more). Off the lines
+	// Append reads: it is written by Uncompute and read by SwapOut alone.
+	redo, redoLen uint32
 	// adm is what the admission that made the sequence running counted
 	// in the prefix statistics, while Unadmit may still take it back
 	// (adm.ok: admitted, not swapped in or forked, in step arrived).
@@ -1043,11 +1045,7 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 		return nil
 	}
 	if m.hybrid() {
-		err := m.appendGroups(s, id, tokens, spec)
-		if err == nil {
-			s.redo = 0 // the tokens before the appended ones are computed
-		}
-		return err
+		return m.appendGroups(s, id, tokens, spec)
 	}
 	t0 := len(s.tokens)
 	t1 := t0 + len(tokens)
@@ -1089,7 +1087,6 @@ func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
 	}
 	m.hashFull(s)
 	m.commitFull(s)
-	s.redo = 0 // the tokens before the appended ones are computed
 	// The last block is now fresh, copied, or ours alone and uncached.
 	// Windowed sequences always take this path, which slides the window.
 	m.setOwn(s, s.opts.Window == 0 && s.spec == 0) // drafts send Append to its check
@@ -1250,7 +1247,7 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	want := m.reserve(&p.opts)
 	m.setTokens(c, p.tokens, want)
 	c.hashes = append(slices.Grow(c.hashes, want/m.bs), p.hashes...)
-	c.hashLimit, c.committed, c.spec, c.redo = p.hashLimit, p.committed, p.spec, p.redo
+	c.hashLimit, c.committed, c.spec, c.redo, c.redoLen = p.hashLimit, p.committed, p.spec, p.redo, p.redoLen
 	c.unknown, c.ownHashes = p.unknown, p.ownHashes
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	m.forkGroups(p, c)

@@ -1,6 +1,10 @@
 package paged
 
-import "github.com/pagedkv/pagedkv/allocator"
+import (
+	"math"
+
+	"github.com/pagedkv/pagedkv/allocator"
+)
 
 // seqSwapped: the sequence's KV lives in the host tier (s.host); it holds
 // no device blocks until SwapIn.
@@ -316,10 +320,16 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 // earlier position Uncompute named since its last Append.
 func (m *Manager) swapFrom(s *sequence) int {
 	c := max(0, slideFrom(s, s.spec > 0))
-	if s.redo > 0 {
-		c = min(c, int(s.redo)-1)
+	if m.redoLive(s) {
+		c = min(c, int(s.redo-1)) // at most a position of s: an int
 	}
 	return c
+}
+
+// redoLive reports whether the position Uncompute named for s still
+// stands: no Append grew s past the length it had then.
+func (m *Manager) redoLive(s *sequence) bool {
+	return s.redo > 0 && (s.redoLen == math.MaxUint32 || uint64(len(s.tokens)) <= uint64(s.redoLen))
 }
 
 // swapDead is how many leading entries of group g's table of running s no
