@@ -295,8 +295,9 @@ func (m *Manager) SwapOut(ids ...SeqID) error {
 		c := m.swapFrom(s)
 		for g := range m.ntables() {
 			blocks, released, _, _ := s.tableAt(g)
-			// Every device block goes, in the order it went before the
-			// window's dead blocks stayed on the device (swapDead).
+			// Every device block is released, tail first, as before:
+			// the dead ones (swapDead) got no host copy, and only now
+			// count as released.
 			m.bp.releaseTail(*blocks, released)
 			*blocks = (*blocks)[:0]
 			m.swapRelease(s, g, m.swapDead(s, g, c))

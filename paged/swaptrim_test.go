@@ -193,6 +193,24 @@ func TestSwapOutKeepsUncomputedWindow(t *testing.T) {
 			if got := swapOutCount(t, m, id); got != full+tc.at14 {
 				t.Errorf("swapped out again after a decode: %d blocks copied, want %d", got, full+tc.at14)
 			}
+			// Back (a chunked-local group with no block: position 14
+			// starts a chunk), it decodes on.
+			if err := m.SwapIn(id); err != nil {
+				t.Fatal(err)
+			}
+			if got := liveEntries(t, m, id, tc.local); got != tc.at14 {
+				t.Errorf("swapped in again, the local table holds %d blocks, want %d", got, tc.at14)
+			}
+			m.TakeSwaps(nil)
+			if err := m.Append(id, 103); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
+				t.Fatalf("the decode after the second swap-in: %v", err)
+			}
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }
