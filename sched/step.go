@@ -542,6 +542,9 @@ func (s *Scheduler) preemptBy(vi int, swap bool) error {
 		// copies (another sequence's KV, TestServerLoop's and the state
 		// machine's shadow KV stores, audit21). Recomputing costs little:
 		// the hits are hit again.)
+		if err := s.unchunk(v); err != nil {
+			return err
+		}
 		err := s.m.SwapOut(v.seq)
 		switch {
 		case err == nil:
@@ -577,6 +580,34 @@ func (s *Scheduler) preemptBy(vi int, swap bool) error {
 	if s.cfg.Hooks.Preempted != nil {
 		s.cfg.Hooks.Preempted(r, v.idx, swapped)
 	}
+	return nil
+}
+
+// unchunk gives the prompt chunk a step appended to v and then dropped
+// (its tokens from v.computed on, Uncompute'd) back to the chunks to
+// come, before v is swapped out: swapped in, it appends them again in
+// chunks sized then, halved when alone (halveChunk), as for any chunk.
+// Left in the manager, the whole chunk was computed again in the step
+// that swapped v in, and CanSwapIn counted the blocks that step reads
+// (the windows from the chunk's first position), which could be more
+// than an admission may take where the prompt's last token alone fits,
+// Submit's floor: never swapped in (TestSwappedOutMidPromptComesBack).
+// A decode's token is left (its step reads what a decode reads), and so
+// is a chunk with State groups, whose state takes no truncation.
+func (s *Scheduler) unchunk(v *entry) error {
+	if v.computed >= v.length || v.computed == 0 || v.decoding || s.forkPages > 0 {
+		return nil
+	}
+	toks, err := s.m.Tokens(v.seq)
+	if err != nil {
+		return fmt.Errorf("sched: request %d: tokens of %v: %w", v.req.id, v.seq, err)
+	}
+	rest := make([]int32, 0, v.length-v.computed+len(v.rest))
+	rest = append(append(rest, toks[v.computed:v.length]...), v.rest...)
+	if err := s.m.Truncate(v.seq, v.computed); err != nil {
+		return fmt.Errorf("sched: request %d: give back the dropped chunk of %v: %w", v.req.id, v.seq, err)
+	}
+	v.buf, v.rest, v.length = rest, rest, v.computed
 	return nil
 }
 

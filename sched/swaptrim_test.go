@@ -49,7 +49,7 @@ func TestSwappedOutAfterChunkComesBack(t *testing.T) {
 	// Drafts for the first sample in step 3, which take the room its
 	// siblings grow into: two of them are swapped out, right after the
 	// chunk that forked them. Every draft is accepted.
-	drafts := map[[2]int]int{{3, 2}: 2}
+	drafts := map[[3]int]int{{3, 2, 0}: 2}
 	runDrafted(t, m, s, []*sched.Request{r1, r2}, drafts, nil)
 }
 
@@ -76,25 +76,28 @@ func TestSwappedOutAfterDraftsComesBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drafts := map[[2]int]int{{2, 1}: 2, {2, 2}: 5, {3, 1}: 5}
+	drafts := map[[3]int]int{{2, 1, 0}: 2, {2, 2, 0}: 5, {3, 1, 0}: 5}
 	accept := map[[2]int]int{{2, 1}: 1, {2, 2}: 4, {3, 1}: 5}
 	runDrafted(t, m, s, []*sched.Request{r1, r2}, drafts, accept)
 }
 
 // runDrafted steps s until it is idle, proposing before step k drafts[{k,
-// i}] drafts for sample 0 of request i (its ID, from 1), of which the
-// step accepts accept[{k, i}] (nil: all), and fails when a request is
-// aborted, when none was swapped out, or when a request does not finish.
-func runDrafted(t *testing.T, m *paged.Manager, s *sched.Scheduler, reqs []*sched.Request, drafts, accept map[[2]int]int) {
+// i, j}] drafts for sample j of request i (its ID, from 1), of which the
+// step accepts accept[{k, i}] (at most as many as it verifies; nil: all),
+// and fails when a request is aborted, when none was swapped out, or when
+// a request does not finish.
+func runDrafted(t *testing.T, m *paged.Manager, s *sched.Scheduler, reqs []*sched.Request, drafts map[[3]int]int, accept map[[2]int]int) {
 	t.Helper()
 	for step := 1; s.Busy(); step++ {
 		if step > 50 {
 			t.Fatal("50 steps and not done")
 		}
 		for _, r := range reqs {
-			if n := drafts[[2]int{step, int(r.ID())}]; n > 0 {
-				if err := s.Propose(r, 0, make([]int32, n)); err != nil {
-					t.Fatal(err)
+			for j := range r.Samples() {
+				if n := drafts[[3]int{step, int(r.ID()), j}]; n > 0 {
+					if err := s.Propose(r, j, make([]int32, n)); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 		}
@@ -133,4 +136,48 @@ func runDrafted(t *testing.T, m *paged.Manager, s *sched.Scheduler, reqs []*sche
 			t.Errorf("request %d: %v (%v), want finished", r.ID(), r.State(), r.Err())
 		}
 	}
+}
+
+// TestSwappedOutMidPromptComesBack: a prompt preempted by swap in the step
+// that appended its last chunk gives that chunk back to the chunks to
+// come, and computes it again after the swap-in in chunks that fit.
+// Blocks of 4, a chunked-local group of 11 tokens (positions 0-10, then
+// 11-21), 13 usable blocks of which the watermark keeps 6. Request 1's
+// prompt of 13 tokens is computed to position 9 when step 3 appends its
+// last chunk, positions 9 to 12, then swaps it out to make room for
+// request 2's samples (the Priority policy's victim). That chunk reads
+// every chunked-local block (positions 9 and 10 the first chunk's, 11 and
+// 12 the second's): left in the manager, it came back as 4 blocks of full
+// attention and 4 chunked-local ones, 8 of the 7 an admission may take,
+// and the request was aborted: "request 1: seq0.1 can never be swapped
+// in". Submit had accepted it: in smaller chunks it fits (its last token
+// computed alone holds 6, paged.Manager.PrefillFloor).
+func TestSwappedOutMidPromptComesBack(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 14, HostBlocks: 40, DisablePrefixCaching: true, DisableOffload: true, Watermark: 0.4,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 11}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sched.New(m, sched.Config{MaxRunning: 6, MaxBatchTokens: 8, ChunkedPrefill: true, Preemption: sched.Swap, MaxDrafts: 5, Policy: sched.Priority, AdmitFirst: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := func(n int) []int32 {
+		p := make([]int32, n)
+		for i := range p {
+			p[i] = int32(i + 1)
+		}
+		return p
+	}
+	var reqs []*sched.Request
+	for _, o := range []struct{ p, n, max, prio int }{{13, 2, 1, 1}, {4, 2, 9, 0}, {15, 3, 1, 1}} {
+		r, err := s.Submit(prompt(o.p), sched.Options{MaxTokens: o.max, N: o.n, Priority: o.prio})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, r)
+	}
+	drafts := map[[3]int]int{{2, 2, 0}: 2, {3, 2, 0}: 1, {4, 2, 1}: 2}
+	accept := map[[2]int]int{{2, 2}: 2, {4, 2}: 1}
+	runDrafted(t, m, s, reqs, drafts, accept)
 }
