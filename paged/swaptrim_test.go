@@ -133,16 +133,7 @@ func TestSwapOutDropsDeadWindowBlocks(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The next decode reads what it kept.
-			m.TakeSwaps(nil)
-			if err := m.Append(id, 102); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
-				t.Fatalf("the decode after the swap-in: %v", err)
-			}
-			if err := m.Check(); err != nil {
-				t.Fatal(err)
-			}
+			decodeAfterSwapIn(t, m, id, 102)
 		})
 	}
 }
@@ -201,16 +192,24 @@ func TestSwapOutKeepsUncomputedWindow(t *testing.T) {
 			if got := liveEntries(t, m, id, tc.local); got != tc.at14 {
 				t.Errorf("swapped in again, the local table holds %d blocks, want %d", got, tc.at14)
 			}
-			m.TakeSwaps(nil)
-			if err := m.Append(id, 103); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
-				t.Fatalf("the decode after the second swap-in: %v", err)
-			}
-			if err := m.Check(); err != nil {
-				t.Fatal(err)
-			}
+			decodeAfterSwapIn(t, m, id, 103)
 		})
+	}
+}
+
+// decodeAfterSwapIn runs a decode step of tok for id, just swapped in:
+// BuildBatch refuses it if it reads a position the swap left behind.
+func decodeAfterSwapIn(t *testing.T, m *paged.Manager, id paged.SeqID, tok int32) {
+	t.Helper()
+	m.TakeSwaps(nil)
+	if err := m.Append(id, tok); err != nil {
+		t.Fatal(err)
+	}
+	var b paged.Batch
+	if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 1}}); err != nil {
+		t.Fatalf("the decode after the swap-in: %v", err)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
