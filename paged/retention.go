@@ -148,6 +148,11 @@ type seqRetention struct {
 	// branch is the full-attention hit of the first admission, in blocks;
 	// -1 before it.
 	branch int32
+	// line numbers the forks of one sequence, the sequence included
+	// (Fork; 0: it neither forked nor is a fork): a parallel sampling
+	// request's samples, forked one after another, are one line
+	// (aloneInLine). It fills the padding after branch.
+	line uint32
 	// pins are window blocks before the branch point that left the window,
 	// and checkpoint pages, that stay referenced while the sequence runs.
 	pins []allocator.BlockID
@@ -170,7 +175,36 @@ type seqRetention struct {
 }
 
 func (k *seqRetention) reset() {
-	k.branch, k.pins, k.pending, k.freshStep = -1, k.pins[:0], k.pending[:0], 0
+	k.branch, k.pins, k.pending, k.freshStep, k.line = -1, k.pins[:0], k.pending[:0], 0, 0
+}
+
+// aloneInLine reports whether running s is alone in the pool but for
+// sequences of its line (its forks, its parent's, ...). A scheduler forks
+// a prompt's samples one after another: alone before the first fork, the
+// prompt is alone at the second too, whose refusal for want of the pins'
+// room (the first fork counted as another sequence running) aborted the
+// request. O(sequences), paid on a refusal.
+func (m *Manager) aloneInLine(s *sequence) bool {
+	if m.nrunning == 1 {
+		return true
+	}
+	if s.keep.line == 0 {
+		return false
+	}
+	others := m.nrunning - 1
+	for i := range m.seqs {
+		x := &m.seqs[i]
+		if x == s || x.state != seqRunning {
+			continue
+		}
+		if x.keep.line != s.keep.line {
+			return false
+		}
+		if others--; others == 0 {
+			break
+		}
+	}
+	return true
 }
 
 // pinsAt reports whether window block b at entry k of running sequence s
@@ -283,7 +317,8 @@ func (m *Manager) releaseKept(s *sequence) {
 // (the only one running, hence the only one holding pins) that Append,
 // AppendSpeculative or Fork finds short of room counts the blocks
 // releasing its pins would free (pinRoom) and releases them (releasePins,
-// to the high shelf: still cached, evicted last). Nothing else does:
+// to the high shelf: still cached, evicted last); for Fork, alone but for
+// its own forks (aloneInLine). Nothing else does:
 // with other sequences running a refusal is a wait (a scheduler preempts
 // one, which releases its pins, or waits for one to finish), and their
 // pins hold the prefixes they share, the hits of the requests behind
