@@ -151,6 +151,10 @@ func TestForkWarmAloneRapid(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				var batch paged.Batch // as a server: the step's copies taken
+				if err := s.BuildBatch(&batch); err != nil {
+					t.Fatal(err)
+				}
 				if err := s.Update(make([]int32, st.Outputs)); err != nil {
 					t.Fatal(err)
 				}
