@@ -469,7 +469,7 @@ func (m *Manager) chunkPins(s *sequence) (br, pages, ask int) {
 		// admitState's condition to ask for a checkpoint (an upper
 		// bound: it asks only where the pool has room for it, and not
 		// for a point already cached or asked).
-		if s.keep.branch >= 0 && s.keep.pendingAt > r.hit && len(s.keep.pending) == 0 ||
+		if s.keep.branch >= 0 && int(s.keep.pendingAt) > r.hit && len(s.keep.pending) == 0 ||
 			s.keep.branch < 0 && r.lastMiss && br > r.hit {
 			ask = r.size()
 		}
@@ -506,7 +506,7 @@ func (m *Manager) chunkPeakAsk(s *sequence, c0, k int, withAsk bool) int {
 	}
 	at := br
 	if s.keep.branch >= 0 {
-		at = s.keep.pendingAt
+		at = int(s.keep.pendingAt)
 	}
 	peak := 0
 	for t0 := c0; t0 < n; t0 += k {

@@ -412,7 +412,7 @@ func (m *Manager) admitState(s *sequence, id SeqID, full int, miss bool, h *Hash
 	}
 	// Remembered for a readmission (reaskState), should this admission
 	// not get it.
-	s.keep.pendingAt, s.keep.pendingHash = full, *h
+	s.keep.pendingAt, s.keep.pendingHash = int32(full), *h
 	if r.whole.noAsk || m.available() < r.size() || m.pendingAt(h, full) || m.checkpointed(h) {
 		return
 	}
@@ -426,7 +426,7 @@ func (m *Manager) askState(s *sequence, id SeqID, L int, h *Hash) {
 	for range r.size() {
 		s.keep.pending = append(s.keep.pending, m.allocBlock())
 	}
-	s.keep.pendingAt, s.keep.pendingLen, s.keep.pendingHash = L, len(s.tokens), *h
+	s.keep.pendingAt, s.keep.pendingLen, s.keep.pendingHash = int32(L), len(s.tokens), *h
 	r.pend = append(r.pend, id)
 	m.notePeak()
 }
@@ -441,7 +441,7 @@ func (m *Manager) askState(s *sequence, id SeqID, L int, h *Hash) {
 // names the same content, whose checkpoint serves s alike).
 func (m *Manager) reaskState(s *sequence, id SeqID) {
 	r := &m.ret
-	L := s.keep.pendingAt
+	L := int(s.keep.pendingAt)
 	if L == 0 || L <= r.hit || len(s.keep.pending) > 0 || r.whole.noAsk || m.available() < r.size() {
 		return
 	}
@@ -495,7 +495,7 @@ func (m *Manager) pendingAt(h *Hash, L int) bool {
 			continue
 		}
 		live = append(live, id)
-		found = found || o.keep.pendingAt == L && o.keep.pendingHash == *h
+		found = found || int(o.keep.pendingAt) == L && o.keep.pendingHash == *h
 	}
 	clear(r.pend[len(live):])
 	r.pend = live
@@ -527,7 +527,7 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 		if err != nil || s.state != seqRunning || len(s.keep.pending) == 0 {
 			continue
 		}
-		L := s.keep.pendingAt
+		L := int(s.keep.pendingAt)
 		switch at := L * m.bs; {
 		case at <= s.keep.pendingLen && len(s.tokens) != s.keep.pendingLen:
 			// Asked within the admitted tokens, which were appended to
@@ -606,7 +606,7 @@ func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {
 // checkpoint, as when it is evicted) and the pins. O(pins x pages).
 func (m *Manager) uncomputeCheckpoint(s *sequence, computed int) {
 	r := &m.ret
-	L := s.keep.pendingAt
+	L := int(s.keep.pendingAt)
 	if !r.ckpt || len(s.keep.pending) > 0 || L == 0 || L*m.bs <= computed || L > len(s.hashes) {
 		return
 	}

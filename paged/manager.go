@@ -91,6 +91,8 @@ type Manager struct {
 	window           int
 	// ret shelves cached blocks of a hybrid manager (retention.go).
 	ret retainer
+	// lines is the last fork line numbered (seqRetention.line).
+	lines uint32
 	// refusals is the rest of the slab the ErrNoSpace errors of Admit,
 	// Append and Fork are taken from (noSpace).
 	refusals []spaceError

@@ -161,7 +161,13 @@ type seqRetention struct {
 	// pending are the pages of a checkpoint after pendingAt blocks not yet
 	// handed out by TakeCheckpoints (checkpoint.go).
 	pending   []allocator.BlockID
-	pendingAt int
+	pendingAt int32
+	// line numbers the forks of one sequence, the sequence included
+	// (Fork; 0: it neither forked nor is a fork): a parallel sampling
+	// request's samples, forked one after another, are one line
+	// (aloneInLine). (Beside pendingAt, a block count in 32 bits: the
+	// two share a word, which keeps the sequence record's size.)
+	line uint32
 	// pendingLen is the sequence's length when the checkpoint was asked,
 	// or, while it waits for a chunk to reach pendingAt, at the last
 	// TakeCheckpoints; pendingHash is the chain hash of block pendingAt-1
@@ -171,7 +177,36 @@ type seqRetention struct {
 }
 
 func (k *seqRetention) reset() {
-	k.branch, k.pins, k.pending, k.freshStep = -1, k.pins[:0], k.pending[:0], 0
+	k.branch, k.pins, k.pending, k.freshStep, k.line = -1, k.pins[:0], k.pending[:0], 0, 0
+}
+
+// aloneInLine reports whether running s is alone in the pool but for
+// sequences of its line (its forks, its parent's, ...). A scheduler forks
+// a prompt's samples one after another: alone before the first fork, the
+// prompt is alone at the second too, whose refusal for want of the pins'
+// room (the first fork counted as another sequence running) aborted the
+// request. O(sequences), paid on a refusal.
+func (m *Manager) aloneInLine(s *sequence) bool {
+	if m.nrunning == 1 {
+		return true
+	}
+	if s.keep.line == 0 {
+		return false
+	}
+	others := m.nrunning - 1
+	for i := range m.seqs {
+		x := &m.seqs[i]
+		if x == s || x.state != seqRunning {
+			continue
+		}
+		if x.keep.line != s.keep.line {
+			return false
+		}
+		if others--; others == 0 {
+			break
+		}
+	}
+	return true
 }
 
 // pinsAt reports whether window block b at entry k of running sequence s
@@ -284,7 +319,8 @@ func (m *Manager) releaseKept(s *sequence) {
 // (the only one running, hence the only one holding pins) that Append,
 // AppendSpeculative or Fork finds short of room counts the blocks
 // releasing its pins would free (pinRoom) and releases them (releasePins,
-// to the high shelf: still cached, evicted last). Nothing else does:
+// to the high shelf: still cached, evicted last); for Fork, alone but for
+// its own forks (aloneInLine). Nothing else does:
 // with other sequences running a refusal is a wait (a scheduler preempts
 // one, which releases its pins, or waits for one to finish), and their
 // pins hold the prefixes they share, the hits of the requests behind
@@ -338,7 +374,7 @@ func (m *Manager) pinRoom(s *sequence) int {
 // write it run after the step's last decision).
 func (m *Manager) pinHeld(s *sequence, b allocator.BlockID) bool {
 	if s.keep.freshStep == m.step {
-		if g, L := m.bp.groupOf(b), s.keep.pendingAt; m.isState(g) && L > 0 && L <= len(s.hashes) && m.isPageOf(b, &s.hashes[L-1], g) {
+		if g, L := m.bp.groupOf(b), int(s.keep.pendingAt); m.isState(g) && L > 0 && L <= len(s.hashes) && m.isPageOf(b, &s.hashes[L-1], g) {
 			return true
 		}
 	}

@@ -1227,9 +1227,10 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 		return 0, err
 	}
 	if p := &m.seqs[uint32(id)]; m.forkPages(p) > m.available() {
-		// Alone in the pool, the parent's own retention pins are
-		// released for the room (retention.go).
-		if need := m.forkPages(p); len(p.keep.pins) == 0 || m.nrunning != 1 || need > m.available()+m.pinRoom(p) {
+		// Alone in the pool (but for its own forks: a request's
+		// samples are forked one after another), the parent's own
+		// retention pins are released for the room (retention.go).
+		if need := m.forkPages(p); len(p.keep.pins) == 0 || need > m.available()+m.pinRoom(p) || !m.aloneInLine(p) {
 			return 0, m.noSpace(opFork, id, need, m.available(), 0)
 		}
 		m.releasePins(p)
@@ -1250,6 +1251,13 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	c.hashLimit, c.committed, c.spec, c.redo, c.redoLen = p.hashLimit, p.committed, p.spec, p.redo, p.redoLen
 	c.unknown, c.ownHashes = p.unknown, p.ownHashes
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
+	if p.keep.line == 0 {
+		if m.lines++; m.lines == 0 {
+			m.lines++ // 0 is none
+		}
+		p.keep.line = m.lines
+	}
+	c.keep.line = p.keep.line
 	m.forkGroups(p, c)
 	// The child holds what the parent holds: KV the step being built
 	// writes, if the parent arrived in it. Only an admission is undone.

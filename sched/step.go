@@ -981,12 +981,23 @@ func (lg localGroup) dead(c, bs int) int {
 // through at the edge (paged.Manager.PrefillFloor: its last token
 // computed alone) was refused room at every admission and aborted in an
 // empty pool it fits (TestForkLastTokenAloneAtTheEdge).
+//
+// In an idle pool (nothing of the scheduler's running or preempted in
+// this step, no pins that end) the admission is kept all the same:
+// waiting there changes nothing, so the head would be aborted as one
+// that does not fit an empty pool, while what the set-aside cannot see
+// may make room at the fork (the prompt's retention pins, which the
+// manager releases for a fork alone in the pool; warm, a prompt that
+// branches from a cached prefix pins blocks there, and was aborted where
+// it is served cold: TestForkSetAsideIdlePins). If the forks find no
+// room then, the request is aborted at the fork (fork).
 func (s *Scheduler) lastAloneRoom(e *entry, budget, cached int) (int, error) {
 	r := e.req
 	can := s.cfg.ChunkedPrefill && len(s.locals) > 0 && !r.forked && r.n > 1
+	idle := len(s.running) == 0 && s.step.Preempted == 0 && !s.pinned()
 	if can && !e.lastAlone && len(e.rest) > 0 {
 		e.lastAlone = true
-		if s.forkRoom(r, e) {
+		if s.forkRoom(r, e) || idle {
 			return cached, nil
 		}
 		e.lastAlone = false
@@ -994,6 +1005,9 @@ func (s *Scheduler) lastAloneRoom(e *entry, budget, cached int) (int, error) {
 	}
 	uncached := e.length - cached
 	retry := can && len(e.rest) == 0 && uncached >= 2 && s.releasesAtLast(e)
+	if !retry && idle {
+		return cached, nil
+	}
 	if err := s.undoAdmit(e); err != nil || !retry {
 		return -1, err
 	}
@@ -1011,7 +1025,7 @@ func (s *Scheduler) lastAloneRoom(e *entry, budget, cached int) (int, error) {
 		e.buf, e.rest = rest, rest
 		e.length -= len(rest)
 	}
-	if !s.forkRoom(r, e) {
+	if !s.forkRoom(r, e) && !idle {
 		e.lastAlone = false
 		return -1, s.undoAdmit(e)
 	}
