@@ -137,8 +137,7 @@ func TestHashIndexRapid(t *testing.T) {
 				if later.x.dels > 0 {
 					later.x.flush() // as blockPool.commit does
 				}
-				now.setKey(id, k.h)
-				later.setKey(id, k.h)
+				now.hashes[id], later.hashes[id] = k.h, k.h
 				tag := home(&k.h) ^ k.salt
 				now.x.apply(now.x.insert(id, tag))
 				later.x.apply(later.x.insert(id, tag))

@@ -217,7 +217,7 @@ func observe(m *Manager, ids []SeqID) observed {
 	o := observed{
 		Stats: m.Stats(), Pins: m.PinStats(), PinEvents: slices.Clone(m.pins.events), Now: m.now,
 		EventSeq: m.bp.events.seq, Copies: slices.Clone(m.copies), Pend: len(m.ret.pend), Available: m.available(),
-		Cached: m.bp.cachedFlags(), Hashes: m.bp.blockHashes(),
+		Cached: m.bp.cachedFlags(), Hashes: slices.Clone(m.bp.hash),
 	}
 	if len(o.PinEvents) == 0 {
 		o.PinEvents = nil // drained or never queued: the same

@@ -28,9 +28,9 @@ type blockPool struct {
 	hinter    eviction.Hinter
 	ticker    eviction.Ticker
 
-	// Per block, indexed by BlockID: the block's content hash is its
-	// record's in the index (index.meta[id].hash, see blockRec).
-	// parent is the hash before that in its chain (root for a first
+	// Per block, indexed by BlockID.
+	hash []Hash
+	// parent is the hash before hash[id] in its chain (root for a first
 	// block), for Snapshot; kept only with events on (Config.Events), the
 	// stream a snapshot resynchronises, so a manager without events does
 	// not pay 32 bytes per block for it.
@@ -193,9 +193,10 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 	p := blockPool{
 		pool:    pool,
 		policy:  cfg.Policy(cfg.NumBlocks),
+		hash:    make([]Hash, cfg.NumBlocks),
 		unified: cfg.UnifiedFreeQueue,
 	}
-	p.index = newHashIndex(cfg.NumBlocks, nil) // its keys are its records'
+	p.index = newHashIndex(cfg.NumBlocks, p.hash)
 	p.index.track(cfg.NumBlocks, true)
 	if cfg.Events > 0 {
 		p.parent = make([]Hash, cfg.NumBlocks)
@@ -203,6 +204,7 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 	// The per-block arrays are the pool's, for its whole life: their
 	// pages are faulted in here, as a server's pool is set up before its
 	// first request, not by the first requests that reach each page.
+	prefault(p.hash)
 	prefault(p.parent)
 	prefault(p.index.slots)
 	prefault(p.index.meta)
@@ -403,18 +405,18 @@ func (p *blockPool) releaseTail(blocks []allocator.BlockID, from int) {
 
 // uncache removes block id's content from the index and reports it. The
 // index may defer the removal to its next read; cached[id] changes at
-// once, and from then on nothing reads its hash until the block is
+// once, and from then on nothing reads hash[id] until the block is
 // committed again.
 func (p *blockPool) uncache(id allocator.BlockID, report bool) {
 	if report {
-		p.events.removed(p.hashOf(id), Device, p.groupOf(id))
+		p.events.removed(&p.hash[id], Device, p.groupOf(id))
 	}
 	if p.drop(id) {
 		p.index.flush()
 	}
 	if p.gone != nil && !report {
 		if g := p.groupOf(id); p.quiet[g] {
-			p.gone(p.hashOf(id), &p.parent[id], g)
+			p.gone(&p.hash[id], &p.parent[id], g)
 		}
 	}
 }
@@ -435,13 +437,6 @@ func (p *blockPool) forget(id allocator.BlockID) {
 		p.forgetter.Forget(id)
 	}
 }
-
-// hashOf returns the content hash of block id (its record's): what it
-// holds while it is cached (hasContent).
-func (p *blockPool) hashOf(id allocator.BlockID) *Hash { return &p.index.meta[id].hash }
-
-// blocks is the pool's size in blocks, IDs 0 (the null block) and up.
-func (p *blockPool) blocks() int { return len(p.index.meta) }
 
 // groupOf returns the KV cache group whose content block id holds.
 func (p *blockPool) groupOf(id allocator.BlockID) int { return int(p.index.meta[id].group) }
@@ -467,22 +462,23 @@ func (p *blockPool) successor(prev allocator.BlockID, h *Hash) (allocator.BlockI
 // an allocation could have had). The first runShort blocks are checked
 // one at a time, which is cheapest for the short runs of a mixed
 // workload; past them, the rest of a long run (a warm long prompt's)
-// is checked in one loop that calls nothing (runLong).
+// is checked a stage at a time (runLong).
 func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable int) {
-	if first <= nullBlock || int(first) >= p.blocks() {
+	if first <= nullBlock || int(first) >= len(p.hash) {
 		return 0, 0
 	}
 	p.index.settle() // the heads are current
-	n := min(len(hashes), p.blocks()-int(first))
+	n := min(len(hashes), len(p.hash)-int(first))
 	short := min(n, runShort)
-	recs := p.index.meta[first:][:short]
-	for k := range recs {
+	held, meta := p.hash[first:][:short], p.index.meta[first:][:short]
+	for k := range held {
 		id := first + allocator.BlockID(k)
 		// A head is cached: uncache takes a block out of the index,
 		// which is settled.
 		// The hash first: after a hit the index found, the block
-		// after it seldom holds the next hash.
-		if r := &recs[k]; !equal(&r.hash, &hashes[k]) || !r.head || r.group != 0 {
+		// after it seldom holds the next hash, and its hash shares the
+		// line the lookup just compared, unlike its entry in meta.
+		if !equal(&held[k], &hashes[k]) || !meta[k].head || p.groupOf(id) != 0 {
 			return k, evictable
 		}
 		if p.pool.IsCached(id) {
@@ -497,28 +493,45 @@ func (p *blockPool) run(first allocator.BlockID, hashes []Hash) (k, evictable in
 }
 
 // runShort is how many blocks run checks one at a time before it
-// checks the rest of a run in one loop that calls nothing.
+// checks the rest of a run a stage at a time.
 const runShort = 16
 
-// runLong is run over a long run: one loop over the blocks' records,
-// which calls nothing, checks each block's hash, head flag and group,
-// all in its record's line (blockRec), then the evictable count is taken
-// over the blocks it answers. (With the hashes and the entries in arrays
-// of their own, until session 16, it took them a stage at a time, the
-// hashes a kilobyte at a time: checking block by block through run's
-// calls cost three times as much on a run of thousands.)
-// REQUIRES: the index is settled and len(hashes) <= p.blocks()-first.
+// runLong is run over a long run, one stage at a time: the hashes first,
+// a kilobyte at a time (samePrefix), then the head flags of the blocks
+// that hold them, then their groups, then the evictable count, each a
+// loop of its own that keeps few values live. Checking block by block
+// costs three times as much on a run of thousands.
+// REQUIRES: the index is settled and len(hashes) <= len(p.hash)-first.
 func (p *blockPool) runLong(first allocator.BlockID, hashes []Hash) (k, evictable int) {
-	recs := p.index.meta[first:][:len(hashes)]
-	n := 0
-	for n < len(recs) {
-		r := &recs[n]
-		if !equal(&r.hash, &hashes[n]) || !r.head || r.group != 0 {
-			break
+	n := samePrefix(p.hash[first:][:len(hashes)], hashes)
+	n = p.heads(first, n)
+	if p.grouped {
+		for k, m := range p.index.meta[first:][:n] {
+			if m.group != 0 {
+				n = k
+				break
+			}
 		}
-		n++
 	}
 	return n, p.pool.CountCached(first, n)
+}
+
+// heads returns how many of the n blocks from first on head their
+// holders, eight at a time while it can. A head is cached: uncache takes
+// a block out of the index, which run has settled.
+func (p *blockPool) heads(first allocator.BlockID, n int) int {
+	meta := p.index.meta[first:][:n]
+	for ; len(meta) >= 8; meta = meta[8:] {
+		m := (*[8]blockLinks)(meta)
+		if b2u(m[0].head)&b2u(m[1].head)&b2u(m[2].head)&b2u(m[3].head)&
+			b2u(m[4].head)&b2u(m[5].head)&b2u(m[6].head)&b2u(m[7].head) == 0 {
+			break
+		}
+	}
+	for len(meta) > 0 && meta[0].head {
+		meta = meta[1:]
+	}
+	return n - len(meta)
 }
 
 func b2u(b bool) uint8 {
@@ -557,11 +570,11 @@ func (p *blockPool) predecessor(next allocator.BlockID, h *Hash, g int) (allocat
 // first-inserted, which the index names (a block that duplicates it
 // does not stand, whichever of the two a chain runs through).
 func (p *blockPool) guess(id allocator.BlockID, h *Hash, g int) (allocator.BlockID, bool) {
-	if id <= nullBlock || int(id) >= p.blocks() {
+	if id <= nullBlock || int(id) >= len(p.hash) {
 		return allocator.NoBlock, false
 	}
 	p.index.settle() // the heads are current
-	if r := &p.index.meta[id]; !r.cached || !equal(&r.hash, h) || !r.head || int(r.group) != g {
+	if !p.hasContent(id) || !equal(&p.hash[id], h) || !p.index.meta[id].head || p.groupOf(id) != g {
 		return allocator.NoBlock, false
 	}
 	return id, true
@@ -575,14 +588,13 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 	if p.index.dels > 0 {
 		p.index.flush() // a deferred removal may still need hash[id]
 	}
-	// The tag is mixed from the caller's copy of h, not from the
-	// record after the store: at a random block of a large pool that
-	// line is not in the cache, and reading it back would wait for it.
+	// The tag is mixed from the caller's copy of h, not from hash[id]
+	// after the store: at a random block of a large pool that line is
+	// not in the cache, and reading it back would wait for it.
 	tag := home(h) ^ groupSalt(g)
-	// The hash, the flag and the group: one line, which the deferred
-	// insert writes too.
+	p.hash[id] = *h
+	// The flag and the group, one line the deferred insert writes too.
 	m := &p.index.meta[id]
-	m.hash = *h
 	m.cached, m.group = true, uint8(g)
 	if p.index.insert(id, tag) {
 		p.index.flush()
@@ -599,16 +611,15 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 // of its prompt in every group.
 func (p *blockPool) commitRun(blocks []allocator.BlockID, hashes []Hash, from, limit, g int) (stored int) {
 	blocks, hashes = blocks[:limit], hashes[:limit]
-	meta, salt := p.index.meta, groupSalt(g)
+	meta, held, salt := p.index.meta, p.hash, groupSalt(g)
 	for k := from; k < limit; k++ {
 		id := blocks[k]
 		if id == nullBlock {
 			continue
 		}
 		h := &hashes[k]
-		m := &meta[id]
-		if m.cached {
-			if !equal(&m.hash, h) {
+		if meta[id].cached {
+			if !equal(&held[id], h) {
 				panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g, id))
 			}
 			continue
@@ -617,7 +628,8 @@ func (p *blockPool) commitRun(blocks []allocator.BlockID, hashes []Hash, from, l
 			p.index.flush() // as commit
 		}
 		tag := home(h) ^ salt
-		m.hash = *h
+		held[id] = *h
+		m := &meta[id]
 		m.cached, m.group = true, uint8(g)
 		if p.index.insert(id, tag) {
 			p.index.flush()
@@ -661,7 +673,7 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 		// Most hits come from probes of blocks allocated one at a time,
 		// whose next block holds other content: its hash is compared
 		// here first, so that those pay no call of run.
-		if next := prev + 1; next > nullBlock && int(next) < p.blocks() && equal(&p.index.meta[next].hash, &hashes[i]) {
+		if next := prev + 1; next > nullBlock && int(next) < len(p.hash) && equal(&p.hash[next], &hashes[i]) {
 			if k, ev := p.run(next, hashes[i:]); k > 0 {
 				evictable += ev
 				n := len(dst)
@@ -678,12 +690,10 @@ func (p *blockPool) lookup(dst []allocator.BlockID, hashes []Hash, max int) (hit
 		if i < len(last) {
 			// guess, inline: the index is settled (above), and a
 			// head is cached (uncache takes a block out of the index).
-			if g := last[i]; g > nullBlock && int(g) < p.blocks() {
-				if r := &p.index.meta[g]; equal(&r.hash, &hashes[i]) && r.head && r.group == 0 {
-					id, ok = g, true
-				}
-			}
-			if !ok {
+			if g := last[i]; g > nullBlock && int(g) < len(p.hash) &&
+				equal(&p.hash[g], &hashes[i]) && p.index.meta[g].head && p.groupOf(g) == 0 {
+				id, ok = g, true
+			} else {
 				last = nil
 			}
 		}

@@ -9,12 +9,3 @@ func (p *blockPool) cachedFlags() []bool {
 	}
 	return c
 }
-
-// blockHashes returns every block's hash (its record's), in a new slice.
-func (p *blockPool) blockHashes() []Hash {
-	h := make([]Hash, len(p.index.meta))
-	for id := range h {
-		h[id] = p.index.meta[id].hash
-	}
-	return h
-}

@@ -111,7 +111,7 @@ func (m *Manager) Check() error {
 				return fmt.Errorf("paged: sequence slot %d entry %d names block %d", i, k, b)
 			}
 			refs[b]++
-			if k < s.committed && (!m.bp.hasContent(b) || *m.bp.hashOf(b) != s.hashes[k]) {
+			if k < s.committed && (!m.bp.hasContent(b) || m.bp.hash[b] != s.hashes[k]) {
 				return fmt.Errorf("paged: sequence slot %d entry %d: block %d does not hold the committed hash", i, k, b)
 			}
 		}
@@ -176,7 +176,7 @@ func (m *Manager) Check() error {
 			return
 		}
 		for {
-			if !m.bp.hasContent(id) || *m.bp.hashOf(id) != *h || m.bp.groupOf(id) != g {
+			if !m.bp.hasContent(id) || m.bp.hash[id] != *h || m.bp.groupOf(id) != g {
 				broken = fmt.Errorf("paged: index entry %x names block %d, which holds other content", h[:6], id)
 				return
 			}

@@ -270,9 +270,9 @@ func (m *Manager) eachCheckpoint(fn func(h *Hash, g int, medium Medium)) {
 			}
 		}
 	}
-	for id := allocator.BlockID(1); int(id) < m.bp.blocks(); id++ {
+	for id := allocator.BlockID(1); int(id) < len(m.bp.hash); id++ {
 		if m.bp.hasContent(id) && m.isCheckpoint(id) {
-			first(m.bp.hashOf(id), &m.bp.parent[id], m.bp.groupOf(id), id)
+			first(&m.bp.hash[id], &m.bp.parent[id], m.bp.groupOf(id), id)
 		}
 	}
 	if t := m.tier; t != nil {
@@ -637,7 +637,7 @@ func (m *Manager) forgetPage(b allocator.BlockID, g int) {
 // of the checkpoint after the block whose chain hash is h.
 func (m *Manager) isPageOf(b allocator.BlockID, h *Hash, g int) bool {
 	for j := range m.kinds[g].pages() {
-		if *m.bp.hashOf(b) == ckptKey(h, j) {
+		if m.bp.hash[b] == ckptKey(h, j) {
 			return true
 		}
 	}

@@ -293,7 +293,7 @@ func (p *fastPair) compare(t *rapid.T, step int, what string) {
 		t.Fatalf("step %d %s: the prefix index differs from the general path's", step, what)
 	}
 	for id, c := range f.bp.cachedFlags() {
-		if c && (*f.bp.hashOf(allocator.BlockID(id)) != *s.bp.hashOf(allocator.BlockID(id)) || f.bp.index.meta[id] != s.bp.index.meta[id]) {
+		if c && (f.bp.hash[id] != s.bp.hash[id] || f.bp.index.meta[id] != s.bp.index.meta[id]) {
 			t.Fatalf("step %d %s: block %d holds other content or links than the general path's", step, what, id)
 		}
 	}
@@ -798,7 +798,7 @@ func scrambleSiblings(t *rapid.T, m *Manager) {
 			// A block holding the content the guess held, if it held any.
 			if g := m.sib[f]; g > nullBlock && m.bp.hasContent(g) {
 				for b := range allocator.BlockID(n) {
-					if b != g && m.bp.hasContent(b) && *m.bp.hashOf(b) == *m.bp.hashOf(g) {
+					if b != g && m.bp.hasContent(b) && m.bp.hash[b] == m.bp.hash[g] {
 						m.sib[f] = b
 						break
 					}

@@ -246,7 +246,7 @@ func (windowKind) leading(m *Manager, s *sequence, limit, one int, groups []int)
 	// nothing in it), and a head is cached (uncache takes a block out of
 	// the settled index).
 	m.bp.index.settle()
-	meta, sib := m.bp.index.meta, m.sib
+	meta, held, sib := m.bp.index.meta, m.bp.hash, m.sib
 	g := uint8(one)
 	prev := allocator.NoBlock
 	for i, f := range hits {
@@ -255,10 +255,10 @@ func (windowKind) leading(m *Manager, s *sequence, limit, one int, groups []int)
 		if f > nullBlock {
 			id = sib[f] // see sibling; a block ID of the pool, or 0
 		}
-		if id <= nullBlock || !meta[id].head || meta[id].group != g || !equal(&meta[id].hash, h) {
+		if id <= nullBlock || !meta[id].head || meta[id].group != g || !equal(&held[id], h) {
 			// The block after the one before (see blockPool.guess).
 			id = prev + 1
-			if prev <= nullBlock || int(id) >= len(meta) || !meta[id].head || meta[id].group != g || !equal(&meta[id].hash, h) {
+			if prev <= nullBlock || int(id) >= len(meta) || !meta[id].head || meta[id].group != g || !equal(&held[id], h) {
 				var ok bool
 				if id, ok = m.findWindow(f, h, one); !ok {
 					return i

@@ -1067,7 +1067,7 @@ func (m *Manager) checkGroupsOf(i int, s *sequence, refs []int32) error {
 				return fmt.Errorf("paged: sequence slot %d group %d entry %d names block %d", i, g+1, k, b)
 			}
 			refs[b]++
-			if k < t.committed && k < len(s.hashes) && (!m.bp.hasContent(b) || *m.bp.hashOf(b) != s.hashes[k] || m.bp.groupOf(b) != g+1) {
+			if k < t.committed && k < len(s.hashes) && (!m.bp.hasContent(b) || m.bp.hash[b] != s.hashes[k] || m.bp.groupOf(b) != g+1) {
 				return fmt.Errorf("paged: sequence slot %d group %d entry %d: block %d does not hold the committed hash", i, g+1, k, b)
 			}
 		}

@@ -30,9 +30,9 @@ import (
 // a tag that rejects almost every mismatch without touching the key and,
 // scaled to the table (bucketOf), the entry's home bucket, so a probe
 // reads one array and a deletion never re-reads a key. The key
-// itself is the hash the block holds, read from the block's record (the
-// device index) or the owner's per-block hash array (key). REQUIRES:
-// while id is in the index, key(id) holds the key it was inserted under.
+// itself is the hash the block holds, read from the owner's per-block
+// hash array. REQUIRES: while id is in the
+// index, hashes[id] holds the key it was inserted under.
 //
 // Keys carry a salt, the KV cache group (see Group): the same content
 // cached for two groups is two entries. The salt is mixed into the tag
@@ -40,12 +40,9 @@ import (
 // two entries of one hash in different groups always differ in their tag,
 // "tag equal and hash equal" still means "same key".
 type hashIndex struct {
-	slots []uint64
-	nb    uint64 // buckets: len(slots) / bucketSlots
-	n     int
-	// hashes holds the keys of an index that keeps no records (the host
-	// tier's); nil for one whose keys are its records' (the device
-	// index's, see blockRec and key).
+	slots  []uint64
+	nb     uint64 // buckets: len(slots) / bucketSlots
+	n      int
 	hashes []Hash
 
 	// The device index (blockPool's) also keeps, per block, the duplicate
@@ -54,9 +51,8 @@ type hashIndex struct {
 	// REQUIRES: nothing reads the slots or meta while log is not empty;
 	// every method that reads them flushes first, and code outside reads
 	// meta only after such a method (or after settle), but for
-	// blockLinks.cached, which is never deferred. Each entry also holds
-	// the block's key when hashes is nil (blockRec).
-	meta []blockRec
+	// blockLinks.cached, which is never deferred.
+	meta []blockLinks
 	// log[:nlog] are the deferred updates; the last slot (log[lim]) filled
 	// fills the log (lim 0: updates are applied at once).
 	// REQUIRES: the log's inserts all come before its removals (an
@@ -101,30 +97,6 @@ type blockLinks struct {
 	// line a guess reads for head. It outlives the content (an uncached
 	// block keeps the group of what it held).
 	group uint8
-}
-
-// blockRec is one block's record in the device pool: its content hash
-// (the index's key, blockPool's per-block hash) and its index entry with
-// the pool's flags (blockLinks), in one 64-byte cache line. A commit
-// writes both, an allocation reads the victim's cached flag and then its
-// entry for the deferred removal, and a guess reads the hash, the head
-// flag and the group: with the two in separate arrays (until session 16)
-// each of these touched two lines at a random address of a large pool,
-// now one. The padding keeps a record in one line (a slice of them
-// larger than a page starts on a page).
-type blockRec struct {
-	hash Hash
-	blockLinks
-	_ [64 - 32 - unsafe.Sizeof(blockLinks{})]byte
-}
-
-// key returns the key block id holds: its record's hash, or hashes[id]
-// in an index that keeps no records.
-func (x *hashIndex) key(id allocator.BlockID) *Hash {
-	if x.hashes != nil {
-		return &x.hashes[id]
-	}
-	return &x.meta[id].hash
 }
 
 // indexOp is a deferred update: block id was committed (inserted with
@@ -233,7 +205,7 @@ func (x *hashIndex) findTag(h *Hash, tag uint32) (i uint64, ok bool) {
 		bk := bucketAt(x.slots, b)
 		c := bk[bucketLen]
 		for j, s := range bk[:c&bucketCount] {
-			if uint32(s) == tag && equal(x.key(slotID(s)), h) {
+			if uint32(s) == tag && equal(&x.hashes[slotID(s)], h) {
 				return b + uint64(j), true
 			}
 		}
@@ -245,12 +217,11 @@ func (x *hashIndex) findTag(h *Hash, tag uint32) (i uint64, ok bool) {
 	return 0, false
 }
 
-// track makes x keep the duplicate lists of blocks [0, blocks) (and,
-// when x was made without hashes, their keys: see key) and, with
-// deferred, defer its updates to the next read (see flush); without,
+// track makes x keep the duplicate lists of blocks [0, blocks) and,
+// with deferred, defer its updates to the next read (see flush); without,
 // each update is flushed as it is made.
 func (x *hashIndex) track(blocks int, deferred bool) {
-	x.meta = make([]blockRec, blocks)
+	x.meta = make([]blockLinks, blocks)
 	x.log = make([]indexOp, 1)
 	if deferred {
 		x.log = make([]indexOp, maxDeferred)
@@ -330,7 +301,7 @@ func (x *hashIndex) delAt(i uint64) {
 	slots[b+bucketLen] = c - 1
 }
 
-// insert records that block id, whose key(id) is set, holds its key,
+// insert records that block id, whose hashes[id] is set, holds its key,
 // whose tag (home of the hash, salted) is tag: the index's entry if the key
 // is new, else the last of the key's duplicates. The update is deferred,
 // and insert reports whether it filled the log, which the caller then
@@ -347,9 +318,9 @@ func (x *hashIndex) insert(id allocator.BlockID, tag uint32) (full bool) {
 
 // remove takes block id out of the index and its duplicate list: the
 // index entry passes to the next duplicate if id headed the list.
-// Its key is left as it is (nothing reads the hash of a block out of
+// hashes[id] is left as it is (nothing reads the hash of a block out of
 // the index). Deferred and reported as insert is; until it is applied
-// the key must not change, since the deferred updates before the
+// hashes[id] must not change, since the deferred updates before the
 // removal may compare keys with it, so a deferring index is flushed
 // before a block's hash is rewritten (blockPool.commit).
 func (x *hashIndex) remove(id allocator.BlockID) (full bool) {
@@ -554,7 +525,7 @@ func (x *hashIndex) slotOf(s uint64) uint64 {
 // duplicates of the block the key maps to.
 func (x *hashIndex) link(id allocator.BlockID, tag uint32) {
 	b := &x.meta[id]
-	i, ok := x.findTag(x.key(id), tag)
+	i, ok := x.findTag(&x.hashes[id], tag)
 	if !ok {
 		x.add(uint64(uint32(id)+1)<<32 | uint64(tag))
 		b.next, b.prev, b.tag, b.head = id, id, tag, true
@@ -613,7 +584,7 @@ func (x *hashIndex) each(fn func(h *Hash, id allocator.BlockID)) {
 	for b := 0; b < len(x.slots); b += bucketSlots {
 		for _, s := range x.slots[b:][:x.slots[b+bucketLen]&bucketCount] {
 			id := slotID(s)
-			fn(x.key(id), id)
+			fn(&x.hashes[id], id)
 		}
 	}
 }

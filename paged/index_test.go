@@ -159,37 +159,20 @@ func checkBuckets(t *testing.T, x *hashIndex) (sent bool) {
 	return slices.ContainsFunc(out, func(n uint64) bool { return n > 0 })
 }
 
-// indexSide is an index tracking ids blocks' duplicate lists: one side
-// of the twin tests that run an index deferring its updates next to one
-// applying them at once. The deferring side keeps its keys in its
-// records, as the device index does (blockRec); the other over a hash
-// array of its own (hashes), as an index without records does.
+// indexSide is an index over its own hash array, tracking ids blocks'
+// duplicate lists: one side of the twin tests that run an index deferring
+// its updates next to one applying them at once.
 type indexSide struct {
 	x      hashIndex
 	hashes []Hash
 }
 
 func newIndexSide(blocks, ids int, deferred, touch bool) *indexSide {
-	s := &indexSide{}
-	if !deferred {
-		s.hashes = make([]Hash, ids)
-	}
+	s := &indexSide{hashes: make([]Hash, ids)}
 	s.x = newHashIndex(blocks, s.hashes)
 	s.x.track(ids, deferred)
 	s.x.touch = touch
 	return s
-}
-
-// setKey sets block id's key.
-func (s *indexSide) setKey(id allocator.BlockID, h Hash) { *s.x.key(id) = h }
-
-// keys returns every block's key, in a new slice.
-func (s *indexSide) keys() []Hash {
-	k := make([]Hash, len(s.x.meta))
-	for id := range k {
-		k[id] = *s.x.key(allocator.BlockID(id))
-	}
-	return k
 }
 
 func testHashIndexDeferred(t *testing.T, touch, crowded bool) {
@@ -230,8 +213,7 @@ func testHashIndexDeferred(t *testing.T, touch, crowded bool) {
 			if later.x.dels > 0 {
 				later.x.flush() // as blockPool.commit does
 			}
-			now.setKey(id, h)
-			later.setKey(id, h)
+			now.hashes[id], later.hashes[id] = h, h
 			now.x.apply(now.x.insert(id, home(&h)^salt[id]))
 			later.x.apply(later.x.insert(id, home(&h)^salt[id]))
 			model[key{h, salt[id]}] = append(model[key{h, salt[id]}], id)
@@ -251,7 +233,7 @@ func testHashIndexDeferred(t *testing.T, touch, crowded bool) {
 		case 1:
 			later.x.settle()
 			sent = checkBuckets(t, &now.x) || sent
-			if !slices.Equal(now.x.slots, later.x.slots) || now.x.n != later.x.n || !slices.Equal(now.keys(), later.keys()) {
+			if !slices.Equal(now.x.slots, later.x.slots) || now.x.n != later.x.n || !slices.Equal(now.hashes, later.hashes) {
 				t.Fatalf("step %d: the settled index differs from the one updated at once", step)
 			}
 			for b := range blocks {
@@ -393,28 +375,12 @@ func checkLookupRuns(t *testing.T, cfg Config, maxPromptBlocks, minChecked, minM
 	}
 }
 
-// TestBlockRecOneLine: a block's record (its hash and its index entry)
-// is 64 bytes and a pool's records start on a line, so a record never
-// straddles a cache line and a commit, removal or guess touches one line
-// (see blockRec).
-func TestBlockRecOneLine(t *testing.T) {
+// TestBlockLinksFourToALine: a block's entry in the index's meta is 16
+// bytes, so entries never straddle a cache line and a commit or removal
+// touches one line of meta (see blockLinks).
+func TestBlockLinksFourToALine(t *testing.T) {
 	if n := unsafe.Sizeof(blockLinks{}); n != 16 {
 		t.Fatalf("blockLinks is %d bytes, want 16", n)
-	}
-	if n := unsafe.Sizeof(blockRec{}); n != 64 {
-		t.Fatalf("blockRec is %d bytes, want 64", n)
-	}
-	if o := unsafe.Offsetof(blockRec{}.blockLinks); o != 32 {
-		t.Fatalf("blockRec's entry is at byte %d, want 32 (after the hash)", o)
-	}
-	for _, blocks := range []int{64, 8192} {
-		m, err := New(Config{NumBlocks: blocks})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a := uintptr(unsafe.Pointer(unsafe.SliceData(m.bp.index.meta))); a%64 != 0 {
-			t.Fatalf("%d blocks: the records start at %#x, not on a 64-byte line", blocks, a)
-		}
 	}
 }
 

@@ -50,7 +50,7 @@ func TestLookupGuessesMatchIndex(t *testing.T) {
 			if !p.hasContent(b) || p.hasContent(spare) {
 				continue
 			}
-			h := *p.hashOf(b)
+			h := p.hash[b]
 			p.uncache(b, false)
 			p.commit(spare, &h, 0)
 			p.commit(b, &h, 0)
@@ -93,7 +93,7 @@ func TestLookupGuessesMatchIndex(t *testing.T) {
 					p.uncache(b, false)
 				}
 				wantHits, wantEv, wantHost = p.lookup(nil, hashes, limit)
-				p.commit(b, p.hashOf(b), 0) // its content again, deferred
+				p.commit(b, &p.hash[b], 0) // its content again, deferred
 				p.index.settle()
 				p.uncache(b, false)
 				if p.index.nlog == 0 {

@@ -6,6 +6,34 @@ import (
 	"github.com/pagedkv/pagedkv/allocator"
 )
 
+// TestSamePrefix: samePrefix finds the first difference wherever it is,
+// inside or across its chunks, in any byte of a hash, and the whole length
+// when there is none.
+func TestSamePrefix(t *testing.T) {
+	for _, n := range []int{0, 1, 7, samePrefixChunk - 1, samePrefixChunk, samePrefixChunk + 1, 3*samePrefixChunk + 5} {
+		a := make([]Hash, n)
+		for i := range a {
+			for j := range a[i] {
+				a[i][j] = byte(i*31 + j)
+			}
+		}
+		b := make([]Hash, n)
+		copy(b, a)
+		if got := samePrefix(a, b); got != n {
+			t.Fatalf("n=%d: equal slices: samePrefix = %d", n, got)
+		}
+		for k := range n {
+			for _, byt := range []int{0, 7, 8, 16, 31} {
+				b[k][byt] ^= 0x40
+				if got := samePrefix(a, b); got != k {
+					t.Fatalf("n=%d: first difference in hash %d byte %d: samePrefix = %d", n, k, byt, got)
+				}
+				b[k][byt] ^= 0x40
+			}
+		}
+	}
+}
+
 // BenchmarkLookupWarm: the device lookup of a 131,072-token prompt whose
 // every block is cached (8,191 hits, the most a prompt of 8,192 blocks
 // may hit), without hashing: the work a warm prompt adds to a cold one's.
@@ -33,9 +61,9 @@ func BenchmarkLookupWarm(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(max), "ns/hit")
 }
 
-// TestRunMatchesGuess: blockPool.run, which checks the first blocks of
-// a run one at a time and the rest in one loop over their records
-// (runLong) before counting the evictable ones, answers as guessing block by block does (blockPool.guess, and
+// TestRunMatchesGuess: blockPool.run, which checks a run of blocks a
+// stage at a time (hashes, then heads, then groups, then the evictable
+// count), answers as guessing block by block does (blockPool.guess, and
 // the allocator's IsCached for the count), whichever block of a long run
 // breaks it and however: another hash, a block that does not head its
 // holders (a duplicate inserted after another block of its content), one
@@ -65,7 +93,7 @@ func TestRunMatchesGuess(t *testing.T) {
 				t.Fatal("the prompt's first block is not cached")
 			}
 			b := first + allocator.BlockID(at)
-			if !p.hasContent(b) || *p.hashOf(b) != hashes[at] {
+			if !p.hasContent(b) || p.hash[b] != hashes[at] {
 				t.Fatalf("block %d does not hold the prompt's block %d: the prompt's blocks are not consecutive", b, at)
 			}
 			switch brk {
@@ -75,7 +103,7 @@ func TestRunMatchesGuess(t *testing.T) {
 				// Drop b's content, commit it to a spare block, then to b
 				// again: b is now the second holder.
 				spare := allocator.BlockID(3*blocks - 1)
-				h := *p.hashOf(b)
+				h := p.hash[b]
 				p.uncache(b, false)
 				p.commit(spare, &h, 0)
 				p.commit(b, &h, 0)

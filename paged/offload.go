@@ -83,7 +83,7 @@ func (p *blockPool) offload(id allocator.BlockID, now int64) bool {
 	if p.index.dupNext(id) != id {
 		return false // another device block still holds the content
 	}
-	h := p.hashOf(id)
+	h := &p.hash[id]
 	g := p.groupOf(id)
 	if _, ok := t.get(h, g); ok || t.available() == 0 || t.priority(id, now) < t.floor {
 		return false

@@ -69,7 +69,7 @@ func TestPoolRunsMatchSingleCalls(t *testing.T) {
 					}
 					hs[k] = hashes[rapid.IntRange(0, len(hashes)-1).Draw(rt, "hash")]
 					if id := table[k]; id != nullBlock && pa.hasContent(id) {
-						hs[k] = *pa.hashOf(id)
+						hs[k] = pa.hash[id]
 					}
 					for j := range k {
 						if table[j] == table[k] && table[k] != nullBlock {
@@ -107,7 +107,7 @@ func TestPoolRunsMatchSingleCalls(t *testing.T) {
 			}
 			for id := allocator.BlockID(1); id < blocks; id++ {
 				if pa.hasContent(id) != pb.hasContent(id) || pa.pool.IsCached(id) != pb.pool.IsCached(id) ||
-					pa.hasContent(id) && (*pa.hashOf(id) != *pb.hashOf(id) || pa.groupOf(id) != pb.groupOf(id)) {
+					pa.hasContent(id) && (pa.hash[id] != pb.hash[id] || pa.groupOf(id) != pb.groupOf(id)) {
 					rt.Fatalf("step %d: block %d differs between the twins", step, id)
 				}
 			}

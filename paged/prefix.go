@@ -263,7 +263,7 @@ func (m *Manager) commitRun(s *sequence, blocks []allocator.BlockID, from, limit
 	for k := from; k < limit; k++ {
 		b := blocks[k]
 		if b == nullBlock || meta[b].cached {
-			if b != nullBlock && *m.bp.hashOf(b) != hashes[k] {
+			if b != nullBlock && m.bp.hash[b] != hashes[k] {
 				panic(fmt.Sprintf("paged: group %d block %d holds committed content other than the sequence's tokens", g, b))
 			}
 			if m.bp.events.on() {
@@ -375,4 +375,28 @@ func (m *Manager) parkedAlone() int {
 		}
 	}
 	return len(m.bp.parked)
+}
+
+// samePrefixChunk is how many hashes samePrefix compares at a time: 1 KB,
+// long enough for the runtime's vector comparison to run at full speed,
+// short enough that finding the first difference in a chunk that has one
+// costs little.
+const samePrefixChunk = 32
+
+// samePrefix returns how many leading hashes a and b have in common
+// (len(a) == len(b)), comparing them samePrefixChunk at a time as one
+// array (a call to the runtime's memory comparison, vectorised) before
+// narrowing a difference down hash by hash: a warm prompt's lookup
+// compares every hash it hits, several thousand in a row.
+func samePrefix(a, b []Hash) int {
+	b = b[:len(a)]
+	k := 0
+	for ; k+samePrefixChunk <= len(a); k += samePrefixChunk {
+		if *(*[samePrefixChunk]Hash)(a[k:]) != *(*[samePrefixChunk]Hash)(b[k:]) {
+			break
+		}
+	}
+	for ; k < len(a) && equal(&a[k], &b[k]); k++ {
+	}
+	return k
 }

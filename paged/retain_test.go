@@ -515,7 +515,7 @@ func TestRetentionOrder(t *testing.T) {
 			rec.victims = rec.victims[:0]
 			// Content dropped in place (a written block) is gone too.
 			for b, mb := range model {
-				if !m.bp.hasContent(b) || *m.bp.hashOf(b) != mb.hash {
+				if !m.bp.hasContent(b) || m.bp.hash[b] != mb.hash {
 					gone = append(gone, mb.hash)
 					forget(b)
 				}
@@ -544,7 +544,7 @@ func TestRetentionOrder(t *testing.T) {
 				if b == nullBlock || !m.bp.hasContent(b) || model[b] != nil {
 					continue
 				}
-				mb := &mblock{hash: *m.bp.hashOf(b), parent: allocator.NoBlock}
+				mb := &mblock{hash: m.bp.hash[b], parent: allocator.NoBlock}
 				if r := owner.opts.Retention; r != nil && r.Priority != eviction.DefaultPriority {
 					until := int64(math.MaxInt64)
 					if r.Ticks > 0 {

@@ -61,9 +61,9 @@ func (m *Manager) Snapshot(snap *Snapshot) error {
 		}
 		blocks = append(blocks, b)
 	}
-	for id := allocator.BlockID(1); int(id) < m.bp.blocks(); id++ {
+	for id := allocator.BlockID(1); int(id) < len(m.bp.hash); id++ {
 		if m.bp.hasContent(id) && !m.isCheckpoint(id) { // checkpoint pages are not events (see eachCheckpoint)
-			add(m.bp.hashOf(id), m.bp.parent, id, Device, m.bp.groupOf(id))
+			add(&m.bp.hash[id], m.bp.parent, id, Device, m.bp.groupOf(id))
 		}
 	}
 	if t := m.tier; t != nil {
