@@ -84,6 +84,20 @@ func TestW1ReplayChecksEveryCall(t *testing.T) {
 				}
 			}
 		}},
+		{"append fails", "answered otherwise", func(ops []w1Op) {
+			// A decode append (appendRun's) to a request freed before it.
+			for f := range ops {
+				if ops[f].kind() != opFree {
+					continue
+				}
+				for k := f + 1; k < len(ops); k++ {
+					if ops[k].kind() == opAppend {
+						ops[k].kr = uint32(opAppend)<<24 | uint32(ops[f].req())
+						return
+					}
+				}
+			}
+		}},
 		{"other hits", "answered otherwise", func(ops []w1Op) {
 			for k := range ops {
 				if ops[k].kind() == opAdmit && ops[k].arg > 0 {
