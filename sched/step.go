@@ -184,6 +184,11 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			}
 		}
 	}
+	if s.reserved > 0 && s.forkPages > 0 {
+		if err = s.forkVictims(); err != nil {
+			return nil, s.fail(err)
+		}
+	}
 	for len(st.Scheduled) == 0 && st.Preempted == 0 && len(s.running) == 0 && s.waiting.len() > 0 && !s.pinned() {
 		// The head of the queue does not fit a pool the scheduler holds
 		// nothing of: it never will, and it blocks everyone behind it.
@@ -202,6 +207,52 @@ func (s *Scheduler) Schedule() (*Step, error) {
 	s.scheduling = false
 	s.phase(PhaseScheduled)
 	return st, nil
+}
+
+// forkVictims makes room for the state pages of the forks of the prompts
+// that complete in this step (Update forks them) by preempting victims in
+// the policy's order, as a decode that finds no room for its next token
+// does, until the pool holds the pages or the victim is such a prompt
+// (whose fork then fails and requeues it, see fork). Admission sets these
+// pages aside (forkRoom), but a running sequence's decodes take them as
+// they grow: a beam search admitted beside a forking prompt that outranks
+// it took them at every try, the prompt went back to the queue at each
+// fork, preempted the beam search again on its next admission, and the
+// two restarted each other forever (TestForkingPromptPreemptsBeamsForItsForks).
+func (s *Scheduler) forkVictims() error {
+	need := 0
+	var prompt *entry
+	for i := range s.step.Scheduled {
+		sc := &s.step.Scheduled[i]
+		if r := sc.e.req; !r.forked && r.n > 1 && sc.Outputs > 0 {
+			need += (r.n - 1) * s.forkPages
+			prompt = sc.e
+		}
+	}
+	for need > 0 && len(s.running) > 0 {
+		st := s.m.Stats()
+		if st.FreeBlocks+st.CachedBlocks+st.StateSparePages >= need {
+			return nil
+		}
+		vi := s.victim()
+		v := s.running[vi]
+		if !v.req.forked && v.req.n > 1 && v.step == s.step.Number && len(v.rest) == 0 {
+			return nil // a forking prompt: its own fork decides
+		}
+		if v.req.beam && v.req.forked {
+			if _, _, _, err := s.preemptGroup(v.req, 0, 0, prompt); err != nil {
+				return err
+			}
+			continue
+		}
+		if v.step == s.step.Number {
+			s.unschedule(v)
+		}
+		if err := s.preempt(vi); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pinned reports whether prefix pins (paged.Manager.Pin) that expire hold
