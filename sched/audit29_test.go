@@ -69,45 +69,7 @@ func TestForkAloneWithinBoundRapid(t *testing.T) {
 		groups = append(groups, paged.Group{Kind: paged.State, Pages: pages})
 		p := rapid.IntRange(2, 8*bs).Draw(t, "prompt")
 		n := rapid.IntRange(2, 3).Draw(t, "samples")
-		// Without prefix caching the floor is what a cold cache gives (with
-		// it, a hit may restore less than a cold prompt computes, and a
-		// chunked-local group keeps a block more): with windows only the
-		// cold floors are the same.
-		probe, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 1000, Groups: groups, DisablePrefixCaching: true, UnifiedFreeQueue: compat})
-		if err != nil {
-			t.Skip(err)
-		}
-		floor, err := probe.PrefillFloor(p, nil, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		blocks := floor + (n-1)*pages + 1 + rapid.IntRange(0, 2).Draw(t, "spare")
-		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: blocks, Groups: groups, DisablePrefixCaching: !caching, UnifiedFreeQueue: compat})
-		if err != nil {
-			t.Skip(err)
-		}
-		prompt := make([]int32, p)
-		for i := range prompt {
-			prompt[i] = int32(i + 1)
-		}
-		// PrefillFloor is the last step's blocks: a step before it may
-		// hold more (a window straddling a block boundary), so that even
-		// one token a step never fits; the manager refuses such a
-		// prompt at its admission, forks or not.
-		id, err := m.Add(prompt, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a, err := m.CanAdmitChunk(id, 1); err != nil || a == paged.AdmitNever {
-			t.Skip("never computed in chunks in this pool", err)
-		}
-		if err := m.Free(id); err != nil {
-			t.Fatal(err)
-		}
-		s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: rapid.IntRange(1, p+2).Draw(t, "budget")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, s, prompt, floor, blocks := forkAlonePool(t, groups, bs, p, n, pages, caching, compat)
 		r, err := s.Submit(prompt, sched.Options{MaxTokens: 1, N: n}) // the samples grow no KV of their own
 		if err != nil {
 			t.Fatalf("Submit within the bound (floor %d, %d samples of %d pages, %d blocks): %v", floor, n, pages, blocks, err)
@@ -162,4 +124,49 @@ func TestSubmitWindowedPromptNeverWhole(t *testing.T) {
 	require.NoError(t, err)
 	drain(t, s, 5)
 	assert.Equal(t, sched.Finished, r.State(), "%v", r.Err())
+}
+
+// forkAlonePool builds the pool and scheduler of the fork-alone
+// properties: groups' layout with blocks of bs tokens, as many blocks as
+// a cold prompt of p tokens holds at its last step (PrefillFloor without
+// prefix caching: with it, a hit may restore less than a cold prompt
+// computes, and a chunked-local group keeps a block more; with windows
+// only the cold floors are the same) plus its n-1 forks' pages state
+// pages each, one block spare and up to two more; a scheduler with
+// chunked prefill and a drawn budget; and the prompt 1..p. It skips a
+// draw whose pool cannot be built or whose prompt never computes in
+// chunks there: PrefillFloor is the last step's blocks, and a step before
+// it may hold more (a window straddling a block boundary), so that even
+// one token a step never fits; the manager refuses such a prompt at its
+// admission, forks or not.
+func forkAlonePool(t *rapid.T, groups []paged.Group, bs, p, n, pages int, caching, compat bool) (m *paged.Manager, s *sched.Scheduler, prompt []int32, floor, blocks int) {
+	cold, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 1000, Groups: groups, DisablePrefixCaching: true, UnifiedFreeQueue: compat})
+	if err != nil {
+		t.Skip(err)
+	}
+	if floor, err = cold.PrefillFloor(p, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	blocks = floor + (n-1)*pages + 1 + rapid.IntRange(0, 2).Draw(t, "spare")
+	if m, err = paged.New(paged.Config{BlockSize: bs, NumBlocks: blocks, Groups: groups, DisablePrefixCaching: !caching, UnifiedFreeQueue: compat}); err != nil {
+		t.Skip(err)
+	}
+	prompt = make([]int32, p)
+	for i := range prompt {
+		prompt[i] = int32(i + 1)
+	}
+	id, err := m.Add(prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := m.CanAdmitChunk(id, 1); err != nil || a == paged.AdmitNever {
+		t.Skip("never computed in chunks in this pool", err)
+	}
+	if err := m.Free(id); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: rapid.IntRange(1, p+2).Draw(t, "budget")}); err != nil {
+		t.Fatal(err)
+	}
+	return m, s, prompt, floor, blocks
 }

@@ -37,20 +37,7 @@ func warmRun(t *testing.T, s *sched.Scheduler, prompt []int32) {
 // else running"). Pins are a soft cost (docs/hybrid.md): the second fork
 // now takes the pin's block.
 func TestForkSamplesWarmPins(t *testing.T) {
-	for _, warm := range []bool{false, true} {
-		m := newManager(t, paged.Config{BlockSize: 1, NumBlocks: 7, Groups: forkPinLayout})
-		s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 1})
-		require.NoError(t, err)
-		if warm {
-			warmRun(t, s, []int32{1})
-		}
-		r, err := s.Submit([]int32{1, 2}, sched.Options{MaxTokens: 1, N: 3})
-		require.NoError(t, err)
-		drain(t, s, 7)
-		assert.Equal(t, sched.Finished, r.State(), "warm %v: %v", warm, r.Err())
-		assert.EqualValues(t, 2, s.Stats().Forks, "warm %v", warm)
-		assert.Zero(t, m.Stats().UsedBlocks)
-	}
+	serveForkPinned(t, []int32{1, 2}, 3)
 }
 
 // TestForkSetAsideIdlePins: a 3-token prompt with 2 samples, alone in a
@@ -65,6 +52,15 @@ func TestForkSamplesWarmPins(t *testing.T) {
 // the fork takes the pins' blocks (the manager releases them for a fork
 // alone in the pool).
 func TestForkSetAsideIdlePins(t *testing.T) {
+	serveForkPinned(t, []int32{1, 2, 3}, 2)
+}
+
+// serveForkPinned serves prompt with n samples alone in a pool of 6
+// blocks of forkPinLayout, with chunked prefill, once with an empty cache
+// and once after its first token was served alone (warm): it finishes
+// both times, forks n-1 times, and leaves the pool empty.
+func serveForkPinned(t *testing.T, prompt []int32, n int) {
+	t.Helper()
 	for _, warm := range []bool{false, true} {
 		m := newManager(t, paged.Config{BlockSize: 1, NumBlocks: 7, Groups: forkPinLayout})
 		s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 1})
@@ -72,11 +68,11 @@ func TestForkSetAsideIdlePins(t *testing.T) {
 		if warm {
 			warmRun(t, s, []int32{1})
 		}
-		r, err := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 1, N: 2})
+		r, err := s.Submit(prompt, sched.Options{MaxTokens: 1, N: n})
 		require.NoError(t, err)
 		drain(t, s, 7)
 		assert.Equal(t, sched.Finished, r.State(), "warm %v: %v", warm, r.Err())
-		assert.EqualValues(t, 1, s.Stats().Forks, "warm %v", warm)
+		assert.EqualValues(t, n-1, s.Stats().Forks, "warm %v", warm)
 		assert.Zero(t, m.Stats().UsedBlocks)
 	}
 }
@@ -105,39 +101,7 @@ func TestForkWarmAloneRapid(t *testing.T) {
 		groups = append(groups, paged.Group{Kind: paged.State, Pages: pages})
 		p := rapid.IntRange(2, 8*bs).Draw(t, "prompt")
 		n := rapid.IntRange(2, 3).Draw(t, "samples")
-		cold, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 1000, Groups: groups, DisablePrefixCaching: true, UnifiedFreeQueue: compat})
-		if err != nil {
-			t.Skip(err)
-		}
-		floor, err := cold.PrefillFloor(p, nil, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		blocks := floor + (n-1)*pages + 1 + rapid.IntRange(0, 2).Draw(t, "spare")
-		m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: blocks, Groups: groups, UnifiedFreeQueue: compat})
-		if err != nil {
-			t.Skip(err)
-		}
-		prompt := make([]int32, p)
-		for i := range prompt {
-			prompt[i] = int32(i + 1)
-		}
-		// As TestForkAloneWithinBoundRapid: a step before the last may
-		// hold more than it, so that one token a step never fits.
-		id, err := m.Add(prompt, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a, err := m.CanAdmitChunk(id, 1); err != nil || a == paged.AdmitNever {
-			t.Skip("never computed in chunks in this pool", err)
-		}
-		if err := m.Free(id); err != nil {
-			t.Fatal(err)
-		}
-		s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: rapid.IntRange(1, p+2).Draw(t, "budget")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, s, prompt, floor, blocks := forkAlonePool(t, groups, bs, p, n, pages, true, compat)
 		serve := func(prompt []int32, n int) *sched.Request {
 			r, err := s.Submit(prompt, sched.Options{MaxTokens: 1, N: n})
 			if err != nil {
