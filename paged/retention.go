@@ -381,11 +381,15 @@ func (m *Manager) pinHeld(s *sequence, b allocator.BlockID) bool {
 	return m.copySource(b)
 }
 
-// copySource reports whether b is the source of a Copy directive not yet
-// taken (TakeCopies).
+// copySource reports whether b is the source of a Copy directive of the
+// step being built (blockPool.named), not yet taken (TakeCopies). A copy a
+// caller left untaken past EndStep ran with its step (queueCopy): it
+// holds nothing, or a simulation that never takes its copies would keep
+// such pins for good, and a sequence alone in the pool could never grow
+// into their room.
 func (m *Manager) copySource(b allocator.BlockID) bool {
-	for i := range m.copies {
-		if m.copies[i].Src == b {
+	for i := range m.bp.named {
+		if m.bp.named[i].Src == b {
 			return true
 		}
 	}
