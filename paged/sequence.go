@@ -1214,6 +1214,27 @@ func (m *Manager) truncate(s *sequence, n int) {
 	s.hashes = s.hashes[:min(len(s.hashes), n/m.bs)]
 	s.committed = min(s.committed, n/m.bs)
 	s.spec = max(0, s.spec-cut)
+	truncateRedo(s, n)
+}
+
+// truncateRedo keeps the record of Uncompute of s true after a cut to n
+// tokens: the record expires once an Append grows s past the length it
+// names, and the tokens cut no longer count toward it. A cut that
+// removes the position it names forgets it (every token kept was
+// computed); one that keeps it lowers its length to n, so the next
+// Append, which takes every token before it as computed, expires it.
+// Else a step given back (Uncompute, then Truncate) and given again
+// (Append) left a record that outlived the recompute: SwapOut kept the
+// window of a position computed since, and the sequence came back
+// holding more than its next step reads.
+func truncateRedo(s *sequence, n int) {
+	switch {
+	case s.redo == 0:
+	case uint64(s.redo-1) >= uint64(n):
+		s.redo, s.redoLen = 0, 0
+	default:
+		s.redoLen = uint32(min(uint64(s.redoLen), uint64(n)))
+	}
 }
 
 // Fork creates a child of a running sequence that shares every block (for

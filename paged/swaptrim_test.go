@@ -213,3 +213,77 @@ func decodeAfterSwapIn(t *testing.T, m *paged.Manager, id paged.SeqID, tok int32
 		t.Fatal(err)
 	}
 }
+
+// TestSwapOutAfterGivenBackStep: a step dropped (Uncompute), given back
+// (Truncate) and given again, then computed, leaves no record of the
+// drop: swapped out after it, the sequence keeps what its next query
+// reads, as in TestSwapOutDropsDeadWindowBlocks. The cut either removes
+// the position Uncompute named (the whole step given back: positions 11
+// and 12 come again in one step) or keeps it (the last token given
+// back: a step computes 11, an Append gives 12 again, a step computes
+// it). Before the fix the record outlived the recompute, since the
+// sequence never grew past the length it had at Uncompute: SwapOut kept
+// the window of position 11, the local table's blocks 5 and 6, one more
+// than the query at 13 reads.
+func TestSwapOutAfterGivenBackStep(t *testing.T) {
+	cuts := []struct {
+		name  string
+		keep  int // Truncate's length
+		again func(*testing.T, *paged.Manager, paged.SeqID)
+	}{
+		{"cut removes the uncomputed position", 11, func(t *testing.T, m *paged.Manager, id paged.SeqID) {
+			appendStep(t, m, id, 2, 100, 101)
+		}},
+		{"cut keeps the uncomputed position", 12, func(t *testing.T, m *paged.Manager, id paged.SeqID) {
+			appendStep(t, m, id, 1)
+			appendStep(t, m, id, 1, 101)
+		}},
+	}
+	for _, tc := range swapTrimLayouts {
+		for _, cut := range cuts {
+			t.Run(tc.name+"/"+cut.name, func(t *testing.T) {
+				m, id := swapTrimSetup(t, tc.cfg, tc.opts, tc.local)
+				if err := m.Uncompute(id, 11); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Truncate(id, cut.keep); err != nil {
+					t.Fatal(err)
+				}
+				cut.again(t, m, id)
+				m.TakeSwaps(nil)
+				full := 7
+				if tc.local == 0 {
+					full = 0
+				}
+				if got := swapOutCount(t, m, id); got != full+1 {
+					t.Errorf("SwapOut copied %d blocks, want %d (one of the local table: the query at 13 reads block 6 alone)", got, full+1)
+				}
+				if err := m.SwapIn(id); err != nil {
+					t.Fatal(err)
+				}
+				if got := liveEntries(t, m, id, tc.local); got != 1 {
+					t.Errorf("swapped in, the local table holds %d blocks, want 1", got)
+				}
+				decodeAfterSwapIn(t, m, id, 102)
+			})
+		}
+	}
+}
+
+// appendStep appends toks to id, then builds a step computing its last
+// n positions.
+func appendStep(t *testing.T, m *paged.Manager, id paged.SeqID, n int, toks ...int32) {
+	t.Helper()
+	if len(toks) > 0 {
+		if err := m.Append(id, toks...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b paged.Batch
+	if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: n}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
