@@ -221,11 +221,13 @@ type seqFields struct {
 }
 
 // admitRecord is the lookup an admission counted (countQuery: the
-// sequence's length, its planned blocks, hits and host hits) and the
-// tokens it returned as cached, for Unadmit.
+// sequence's length, its planned blocks, hits and host hits), the tokens
+// it returned as cached, and whether it counted in
+// Stats.CheckpointHitsDropped (dropped) and Stats.HitFallbacks (fell),
+// for Unadmit. The flags sit in ok's padding (TestReserveBytes).
 type admitRecord struct {
 	tokens, need, hits, onboard, cached int32
-	ok                                  bool
+	ok, dropped, fell                   bool
 }
 
 // pending is what AdmitChunk keeps of the full blocks it cut off a
@@ -870,8 +872,9 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		return 0, m.noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
 	}
 	if m.hybrid() {
-		if m.ret.missed || m.ret.noHit {
-			m.stats.ckptDropped++ // noHit: AdmitChunk's whole plan dropped it
+		dropped := m.ret.missed || m.ret.noHit // noHit: AdmitChunk's whole plan dropped it
+		if dropped {
+			m.stats.ckptDropped++
 		}
 		if m.ret.fell {
 			m.stats.hitFallbacks++
@@ -883,6 +886,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		s.version++
 		m.nrunning++
 		m.arrive(s, len(s.tokens), p)
+		s.adm.dropped, s.adm.fell = dropped, m.ret.fell
 		m.commitFull(s)
 		m.commitGroups(s)
 		m.setOwn(s, false) // appendOne (groups.go) sets it where it holds
