@@ -271,9 +271,10 @@ func (m *Manager) admitUncounted(id SeqID) (int, error) {
 // Blocks shared with another sequence keep their content. A state
 // checkpoint TakeCheckpoints handed out for s past computed was never
 // written either: it leaves the index too (a readmission of s asks for
-// it again). A SwapOut before the next Append keeps the blocks of every
-// sliding window and chunked-local group that the query at computed
-// reads, for the step that computes them again. computed equal
+// it again). A SwapOut before the next Append (or AppendSpeculative)
+// keeps the blocks of every sliding window and chunked-local group that
+// the query at computed reads, for the step that computes them again; a
+// Truncate that cuts computed off forgets it. computed equal
 // to the sequence's length changes nothing; computed outside 0 to the
 // length is ErrInvalid, a sequence that is not running ErrSequenceState,
 // and nothing changes.

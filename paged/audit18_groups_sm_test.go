@@ -37,6 +37,7 @@ func (h *hyModel) endDropped(t *rapid.T, s *hySeq, from int) {
 	if err := h.m.Uncompute(s.id, from); err != nil {
 		t.Fatalf("Uncompute(%v, %d): %v", s.id, from, err)
 	}
+	s.noteUncompute(from)
 	if err := h.m.Check(); err != nil {
 		t.Fatalf("after Uncompute: %v", err)
 	}
@@ -45,7 +46,7 @@ func (h *hyModel) endDropped(t *rapid.T, s *hySeq, from int) {
 		if err := h.m.Preempt(s.id); err != nil {
 			t.Fatalf("Preempt: %v", err)
 		}
-		s.state, s.fresh, s.dropped = hyWaiting, 0, false
+		s.state, s.fresh, s.dropped, s.redo = hyWaiting, 0, false, 0
 	case 1:
 		if err := h.m.Free(s.id); err != nil {
 			t.Fatalf("Free: %v", err)
@@ -74,6 +75,7 @@ func (h *hyModel) dropStep(t *rapid.T, next *int32) {
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
+	s.grown()
 	s.tokens = append(s.tokens, toks...)
 	h.transfer(t)
 	h.takeDropped(t, s, from)
@@ -113,7 +115,7 @@ func (h *hyModel) dropAdmit(t *rapid.T) {
 		if err := h.m.Check(); err != nil {
 			t.Fatalf("after Unadmit: %v", err)
 		}
-		s.state, s.fresh, s.dropped = hyWaiting, 0, false
+		s.state, s.fresh, s.dropped, s.redo = hyWaiting, 0, false, 0
 		h.transfer(t) // the step runs without it
 		return
 	}

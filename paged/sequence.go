@@ -211,7 +211,8 @@ type seqFields struct {
 	// the next step computes from there, so SwapOut keeps the blocks its
 	// query reads (swapFrom), unless the sequence grew past redoLen since,
 	// which only an Append does, taking every token before it as computed
-	// (a record that outlives its tokens only keeps more). Off the lines
+	// (a record that outlives its tokens only keeps more); AppendSpeculative
+	// and a Truncate that cuts the position forget it. Off the lines
 	// Append reads: it is written by Uncompute and read by SwapOut alone.
 	redo, redoLen uint32
 	// adm is what the admission that made the sequence running counted
@@ -1031,8 +1032,18 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 // or nothing, ErrNoSpace when the pool cannot give them, ErrNever when the
 // sequence alone could never hold them.
 // More drafts may follow drafts; Append waits for the verdict (see Append).
+// As Append, it takes every token before the last accepted one as
+// computed: the position an Uncompute named is forgotten (see swapFrom).
 func (m *Manager) AppendSpeculative(id SeqID, tokens ...int32) error {
-	return m.appendTokens(id, tokens, true)
+	if err := m.appendTokens(id, tokens, true); err != nil {
+		return err
+	}
+	// A rejection that cuts the drafts would bring the sequence back to
+	// the length Uncompute's record names, and the record with it: SwapOut
+	// would keep the window of a position the speculative step computed.
+	s := &m.seqs[uint32(id)]
+	s.redo, s.redoLen = 0, 0
+	return nil
 }
 
 func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {
