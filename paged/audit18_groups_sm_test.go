@@ -62,24 +62,42 @@ func (h *hyModel) endDropped(t *rapid.T, s *hySeq, from int) {
 // dropStep appends tokens to a running sequence for a step that is then
 // dropped.
 func (h *hyModel) dropStep(t *rapid.T, next *int32) {
+	if s, from, ok := h.stepToDrop(t, next); ok {
+		h.endDropped(t, s, from)
+	}
+}
+
+// stepToDrop appends tokens to a running sequence for a step, applies its
+// directives and maybe takes its checkpoints, and returns the sequence
+// and the length it had before, or false where the pool refused the
+// tokens.
+func (h *hyModel) stepToDrop(t *rapid.T, next *int32) (*hySeq, int, bool) {
 	s := h.pick(t, hyRunning)
 	if s.fresh > 0 || s.spec > 0 {
 		t.Skip("fresh tokens not batched yet, or drafts pending")
 	}
-	toks := h.newTokens(t, next, 3*h.bs)
 	from := len(s.tokens)
+	if !h.appendTo(t, s, h.newTokens(t, next, 3*h.bs)) {
+		return nil, 0, false
+	}
+	h.transfer(t)
+	h.takeDropped(t, s, from)
+	return s, from, true
+}
+
+// appendTo appends toks to running s, in the manager and the model, and
+// reports whether it did: false where the pool refused them.
+func (h *hyModel) appendTo(t *rapid.T, s *hySeq, toks []int32) bool {
 	err := h.m.Append(s.id, toks...)
 	if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
-		return
+		return false
 	}
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
 	s.grown()
 	s.tokens = append(s.tokens, toks...)
-	h.transfer(t)
-	h.takeDropped(t, s, from)
-	h.endDropped(t, s, from)
+	return true
 }
 
 // dropAdmit admits a waiting sequence, whole or a chunk, for a step that

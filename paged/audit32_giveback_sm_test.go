@@ -43,33 +43,22 @@ func (s *hySeq) grown() { s.redo = 0 }
 // The tokens kept are computed by the next step; the normal actions
 // append and compute again after that.
 func (h *hyModel) giveBack(t *rapid.T, next *int32) {
-	s := h.pick(t, hyRunning)
-	if s.fresh > 0 || s.spec > 0 {
-		t.Skip("fresh tokens not batched yet, or drafts pending")
-	}
-	toks := h.newTokens(t, next, 3*h.bs)
-	from := len(s.tokens)
-	err := h.m.Append(s.id, toks...)
-	if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+	s, from, ok := h.stepToDrop(t, next)
+	if !ok {
 		return
 	}
-	if err != nil {
-		t.Fatalf("Append: %v", err)
-	}
-	s.grown()
-	s.tokens = append(s.tokens, toks...)
-	h.transfer(t)
-	h.takeDropped(t, s, from)
+	end := len(s.tokens)
 	if err := h.m.Uncompute(s.id, from); err != nil {
 		t.Fatalf("Uncompute(%v, %d): %v", s.id, from, err)
 	}
 	s.noteUncompute(from)
 	n := rapid.IntRange(from, len(s.tokens)-1).Draw(t, "give back to")
 	stats, before := h.m.Stats(), h.tables(s)
-	err = h.m.Truncate(s.id, n)
+	err := h.m.Truncate(s.id, n)
 	if !h.truncatable(s, n) {
-		// A State group has absorbed... nothing here, but the manager
-		// cannot know: it refuses, and the step is computed again whole.
+		// A State group, which takes every token it was given as
+		// absorbed (the manager does not know the step never ran):
+		// refused, and the step is computed again whole.
 		if !errors.Is(err, paged.ErrInvalid) {
 			t.Fatalf("Truncate(%v, %d) of %d tokens after Uncompute: %v, want ErrInvalid", s.id, n, len(s.tokens), err)
 		}
@@ -82,7 +71,7 @@ func (h *hyModel) giveBack(t *rapid.T, next *int32) {
 	s.fresh, s.dropped = len(s.tokens)-from, true
 	s.cut(len(s.tokens) - n)
 	if err := h.m.Check(); err != nil {
-		t.Fatalf("after giving back [%d, %d) of %v: %v", n, from+len(toks), s.id, err)
+		t.Fatalf("after giving back [%d, %d) of %v: %v", n, end, s.id, err)
 	}
 	// The next step computes the tokens kept (as endDropped's).
 	h.write(t, s, from)
@@ -92,19 +81,11 @@ func (h *hyModel) giveBack(t *rapid.T, next *int32) {
 	// That step ran; the scheduler gives the sequence tokens again, as
 	// many as it gave back or fewer, and the step after computes them.
 	s.fresh, s.dropped = 0, false
-	toks = h.newTokens(t, next, max(1, from+len(toks)-n))
 	at := len(s.tokens)
-	err = h.m.Append(s.id, toks...)
-	if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
-		return
+	if h.appendTo(t, s, h.newTokens(t, next, max(1, end-n))) {
+		s.fresh = len(s.tokens) - at
+		h.write(t, s, at)
 	}
-	if err != nil {
-		t.Fatalf("Append: %v", err)
-	}
-	s.grown()
-	s.tokens = append(s.tokens, toks...)
-	s.fresh = len(toks)
-	h.write(t, s, at)
 }
 
 // checkSwappedIn fails unless s, just swapped in, holds in its sliding

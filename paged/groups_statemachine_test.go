@@ -1048,16 +1048,9 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 					// drafts, computed together (a state's tokens before
 					// the drafts update it in place, the drafts write
 					// states of their own).
-					tok := h.newTokens(t, &next, 1)
-					err := h.m.Append(s.id, tok...)
-					if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+					if !h.appendTo(t, s, h.newTokens(t, &next, 1)) {
 						return
 					}
-					if err != nil {
-						t.Fatalf("Append: %v", err)
-					}
-					s.grown()
-					s.tokens = append(s.tokens, tok...)
 					s.fresh++
 				}
 				toks := h.newTokens(t, &next, 2*bs)

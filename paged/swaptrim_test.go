@@ -251,24 +251,34 @@ func TestSwapOutAfterGivenBackStep(t *testing.T) {
 					t.Fatal(err)
 				}
 				cut.again(t, m, id)
-				m.TakeSwaps(nil)
-				full := 7
-				if tc.local == 0 {
-					full = 0
-				}
-				if got := swapOutCount(t, m, id); got != full+1 {
-					t.Errorf("SwapOut copied %d blocks, want %d (one of the local table: the query at 13 reads block 6 alone)", got, full+1)
-				}
-				if err := m.SwapIn(id); err != nil {
-					t.Fatal(err)
-				}
-				if got := liveEntries(t, m, id, tc.local); got != 1 {
-					t.Errorf("swapped in, the local table holds %d blocks, want 1", got)
-				}
-				decodeAfterSwapIn(t, m, id, 102)
+				swapKeepsNextQuery(t, m, id, tc.local)
 			})
 		}
 	}
+}
+
+// swapKeepsNextQuery swaps id, of 13 tokens every one computed, out and
+// back in on a swapTrimLayouts layout (local table local): SwapOut copies
+// the full blocks and the one block of the local table that the query
+// at 13 reads (block 6), the sequence comes back holding it alone, and
+// decodes.
+func swapKeepsNextQuery(t *testing.T, m *paged.Manager, id paged.SeqID, local int) {
+	t.Helper()
+	m.TakeSwaps(nil)
+	full := 7
+	if local == 0 {
+		full = 0
+	}
+	if got := swapOutCount(t, m, id); got != full+1 {
+		t.Errorf("SwapOut copied %d blocks, want %d (one of the local table: the query at 13 reads block 6 alone)", got, full+1)
+	}
+	if err := m.SwapIn(id); err != nil {
+		t.Fatal(err)
+	}
+	if got := liveEntries(t, m, id, local); got != 1 {
+		t.Errorf("swapped in, the local table holds %d blocks, want 1", got)
+	}
+	decodeAfterSwapIn(t, m, id, 102)
 }
 
 // appendStep appends toks to id, then builds a step computing its last
@@ -315,21 +325,7 @@ func TestSwapOutAfterRejectedDrafts(t *testing.T) {
 			if err := m.AcceptSpeculative(id, 0); err != nil {
 				t.Fatal(err)
 			}
-			m.TakeSwaps(nil)
-			full := 7
-			if tc.local == 0 {
-				full = 0
-			}
-			if got := swapOutCount(t, m, id); got != full+1 {
-				t.Errorf("SwapOut copied %d blocks, want %d (one of the local table: the query at 13 reads block 6 alone)", got, full+1)
-			}
-			if err := m.SwapIn(id); err != nil {
-				t.Fatal(err)
-			}
-			if got := liveEntries(t, m, id, tc.local); got != 1 {
-				t.Errorf("swapped in, the local table holds %d blocks, want 1", got)
-			}
-			decodeAfterSwapIn(t, m, id, 102)
+			swapKeepsNextQuery(t, m, id, tc.local)
 		})
 	}
 }

@@ -975,10 +975,14 @@ var draftTally struct {
 	stops, preemptedSteps, swappedIn int
 }
 
-func TestStateMachine(t *testing.T) {
+func TestStateMachine(t *testing.T) { runMachine(t) }
+
+// runMachine runs the scheduler state machine (newMachine, with focus)
+// and returns what its runs did with swaps.
+func runMachine(t *testing.T, focus ...machineFocus) swapTally {
 	var sw swapTally
 	rapid.Check(t, func(t *rapid.T) {
-		mc := newMachine(t)
+		mc := newMachine(t, focus...)
 		t.Repeat(rapid.StateMachineActions(mc))
 		sw.add(mc)
 		mc.finish(t)
@@ -986,6 +990,7 @@ func TestStateMachine(t *testing.T) {
 	t.Logf("drafts: %+v", draftTally)
 	t.Logf("edge: %+v", edgeTally)
 	t.Logf("swaps: %+v", sw)
+	return sw
 }
 
 // swapTally counts what runs of the machine did on layouts with a State
@@ -1018,16 +1023,7 @@ func (y *swapTally) add(mc *machine) {
 // drawn far more often than in the general machine, which draws such a
 // layout in about 1 run in 6 and swaps in half of those.
 func TestStateMachineStateLocalSwap(t *testing.T) {
-	var sw swapTally
-	rapid.Check(t, func(t *rapid.T) {
-		mc := newMachine(t, machineFocus{stateLocal: true})
-		t.Repeat(rapid.StateMachineActions(mc))
-		sw.add(mc)
-		mc.finish(t)
-	})
-	t.Logf("drafts: %+v", draftTally)
-	t.Logf("edge: %+v", edgeTally)
-	t.Logf("swaps: %+v", sw)
+	sw := runMachine(t, machineFocus{stateLocal: true})
 	if sw.Runs >= 100 {
 		if sw.StateLocalRuns != sw.Runs || sw.SwapOuts == 0 {
 			t.Errorf("%d runs, %d on a State group beside a local one, %d swap-outs", sw.Runs, sw.StateLocalRuns, sw.SwapOuts)
