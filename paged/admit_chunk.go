@@ -159,9 +159,11 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 		s.hashes = s.hashes[:nh]
 		return 0, rest, err
 	}
-	// What the statistics counted is the whole sequence's lookup.
+	// What the statistics counted is the whole sequence's lookup, and
+	// Admit's drop and fallback.
+	dropped, fell := s.adm.dropped, s.adm.fell
 	m.arrive(s, n, full)
-	s.adm.cached = int32(cached)
+	s.adm.cached, s.adm.dropped, s.adm.fell = int32(cached), dropped, fell
 	return cached, append(rest, s.tokens[keep:n]...), nil
 }
 
@@ -269,9 +271,10 @@ func (m *Manager) admitUncounted(id SeqID) (int, error) {
 // Blocks shared with another sequence keep their content. A state
 // checkpoint TakeCheckpoints handed out for s past computed was never
 // written either: it leaves the index too (a readmission of s asks for
-// it again). A SwapOut before the next Append keeps the blocks of every
-// sliding window and chunked-local group that the query at computed
-// reads, for the step that computes them again. computed equal
+// it again). A SwapOut before the next Append (or AppendSpeculative)
+// keeps the blocks of every sliding window and chunked-local group that
+// the query at computed reads, for the step that computes them again; a
+// Truncate that cuts computed off forgets it. computed equal
 // to the sequence's length changes nothing; computed outside 0 to the
 // length is ErrInvalid, a sequence that is not running ErrSequenceState,
 // and nothing changes.
@@ -325,11 +328,15 @@ func (m *Manager) uncompute(s *sequence, computed int) {
 // the cached prefix the admission returned, then Preempt, except that
 // the statistics read as if the admission had not been made: the prefix
 // statistics lose what it counted (PrefixQueries, PrefixQueryTokens,
-// PrefixHitTokens, PrefixQueryBlocks, PrefixHitBlocks, and
-// Tiers.HostHitBlocks), and no preemption is counted. Blocks the
-// admission stored in the prefix cache and this sequence alone
-// references leave it (BlockRemoved), as with Uncompute; evictions and
-// onboarding it caused stay done and counted. The sequence waits with
+// PrefixHitTokens, PrefixQueryBlocks, PrefixHitBlocks,
+// Tiers.HostHitBlocks, and HitFallbacks and CheckpointHitsDropped where
+// it fell back from its longest hit or dropped a checkpoint hit), and no
+// preemption is counted. Blocks the admission stored in the prefix cache
+// and this sequence alone references leave it (BlockRemoved), as with
+// Uncompute; what it did stays done and counted: evictions and
+// onboarding (Evictions, Tiers.Onboards and the groups'), blocks stored
+// (BlocksStored), copy directives (Copies) and retention promises passed
+// (RetainedHits). The sequence waits with
 // its tokens and hashes, as after Preempt; the tokens AdmitChunk cut off
 // are the caller's, to give back with Append (the hashes it kept for
 // them are reused). Another sequence holding blocks the admission stored
@@ -361,6 +368,12 @@ func (m *Manager) Unadmit(id SeqID) error {
 	st.hitTokens -= uint64(r.hits) * uint64(m.bs)
 	st.queryBlocks -= uint64(r.need)
 	st.hitBlocks -= uint64(r.hits)
+	if r.dropped {
+		st.ckptDropped--
+	}
+	if r.fell {
+		st.hitFallbacks--
+	}
 	if m.tier != nil {
 		m.tier.hostHitBlocks -= uint64(r.onboard)
 	}

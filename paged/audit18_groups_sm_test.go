@@ -37,6 +37,7 @@ func (h *hyModel) endDropped(t *rapid.T, s *hySeq, from int) {
 	if err := h.m.Uncompute(s.id, from); err != nil {
 		t.Fatalf("Uncompute(%v, %d): %v", s.id, from, err)
 	}
+	s.noteUncompute(from)
 	if err := h.m.Check(); err != nil {
 		t.Fatalf("after Uncompute: %v", err)
 	}
@@ -45,7 +46,7 @@ func (h *hyModel) endDropped(t *rapid.T, s *hySeq, from int) {
 		if err := h.m.Preempt(s.id); err != nil {
 			t.Fatalf("Preempt: %v", err)
 		}
-		s.state, s.fresh, s.dropped = hyWaiting, 0, false
+		s.state, s.fresh, s.dropped, s.redo = hyWaiting, 0, false, 0
 	case 1:
 		if err := h.m.Free(s.id); err != nil {
 			t.Fatalf("Free: %v", err)
@@ -61,23 +62,42 @@ func (h *hyModel) endDropped(t *rapid.T, s *hySeq, from int) {
 // dropStep appends tokens to a running sequence for a step that is then
 // dropped.
 func (h *hyModel) dropStep(t *rapid.T, next *int32) {
+	if s, from, ok := h.stepToDrop(t, next); ok {
+		h.endDropped(t, s, from)
+	}
+}
+
+// stepToDrop appends tokens to a running sequence for a step, applies its
+// directives and maybe takes its checkpoints, and returns the sequence
+// and the length it had before, or false where the pool refused the
+// tokens.
+func (h *hyModel) stepToDrop(t *rapid.T, next *int32) (*hySeq, int, bool) {
 	s := h.pick(t, hyRunning)
 	if s.fresh > 0 || s.spec > 0 {
 		t.Skip("fresh tokens not batched yet, or drafts pending")
 	}
-	toks := h.newTokens(t, next, 3*h.bs)
 	from := len(s.tokens)
+	if !h.appendTo(t, s, h.newTokens(t, next, 3*h.bs)) {
+		return nil, 0, false
+	}
+	h.transfer(t)
+	h.takeDropped(t, s, from)
+	return s, from, true
+}
+
+// appendTo appends toks to running s, in the manager and the model, and
+// reports whether it did: false where the pool refused them.
+func (h *hyModel) appendTo(t *rapid.T, s *hySeq, toks []int32) bool {
 	err := h.m.Append(s.id, toks...)
 	if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
-		return
+		return false
 	}
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
+	s.grown()
 	s.tokens = append(s.tokens, toks...)
-	h.transfer(t)
-	h.takeDropped(t, s, from)
-	h.endDropped(t, s, from)
+	return true
 }
 
 // dropAdmit admits a waiting sequence, whole or a chunk, for a step that
@@ -113,7 +133,7 @@ func (h *hyModel) dropAdmit(t *rapid.T) {
 		if err := h.m.Check(); err != nil {
 			t.Fatalf("after Unadmit: %v", err)
 		}
-		s.state, s.fresh, s.dropped = hyWaiting, 0, false
+		s.state, s.fresh, s.dropped, s.redo = hyWaiting, 0, false, 0
 		h.transfer(t) // the step runs without it
 		return
 	}

@@ -63,6 +63,9 @@ type hySeq struct {
 	dropped bool
 	// spec: trailing tokens that are unaccepted drafts.
 	spec int
+	// redo, when not 0, is one more than the first position Uncompute
+	// named since the last Append (audit32_giveback_sm_test.go).
+	redo int
 }
 
 // hyModel drives a manager with KV cache groups and a shadow of every
@@ -101,6 +104,8 @@ type hyModel struct {
 	// drafted: the action running picks among running sequences only
 	// those with drafts pending.
 	drafted bool
+	// givenBack counts dropped steps given back (giveBack).
+	givenBack int
 }
 
 // stateDrafts counts operations on sequences with drafts pending on layouts
@@ -551,7 +556,7 @@ func (h *hyModel) admitOnly(t *rapid.T, s *hySeq) (int, bool) {
 	if cached%h.bs != 0 || cached >= len(s.tokens) {
 		t.Fatalf("Admit: %d cached tokens of %d", cached, len(s.tokens))
 	}
-	s.state = hyRunning
+	s.state, s.redo = hyRunning, 0
 	return cached, true
 }
 
@@ -640,6 +645,9 @@ func (h *hyModel) snapshot(seqs ...*hySeq) (paged.Stats, [][][]allocator.BlockID
 // cut drops the last c tokens of s in the model.
 func (s *hySeq) cut(c int) {
 	s.tokens = s.tokens[:len(s.tokens)-c]
+	if s.redo > len(s.tokens) {
+		s.redo = 0 // every token kept was computed
+	}
 	s.spec = max(0, s.spec-c)
 	s.fresh = max(0, s.fresh-c)
 	s.dropped = s.dropped && s.fresh > 0
@@ -784,6 +792,8 @@ type hyTally struct {
 	// pinRetries counts refused calls retried with the retention pins
 	// released (hyModel.pinsNotBlocking).
 	pinRetries int
+	// givenBack counts dropped steps given back (hyModel.giveBack).
+	givenBack int
 }
 
 // check requires of a tally of enough runs that some hit a prefix on a
@@ -794,6 +804,7 @@ func (y *hyTally) check(t *testing.T) {
 	t.Logf("%d runs on layouts of several kinds, %d admissions with a hit there", y.multiRuns, y.multiHits)
 	t.Logf("state drafts: %+v", y.sd)
 	t.Logf("%d refused calls retried with the retention pins released", y.pinRetries)
+	t.Logf("%d dropped steps given back", y.givenBack)
 	if y.multiRuns >= 200 {
 		assert.Positive(t, y.multiHits, "no run hit a prefix on a layout of several kinds")
 	}
@@ -910,6 +921,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			tally.onboards[1] += h.onboards[1]
 			tally.multiHits += h.multiHits
 			tally.pinRetries += h.pinRetries
+			tally.givenBack += h.givenBack
 			tally.sd.add(h.sd)
 			tally.runs++
 			if h.multiKind() {
@@ -993,6 +1005,9 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			// Steps dropped before their kernels run (audit18).
 			"drop step":  func(t *rapid.T) { h.dropStep(t, &next) },
 			"drop admit": h.dropAdmit,
+			// Dropped steps given back (audit32).
+			"give back":       func(t *rapid.T) { h.giveBack(t, &next) },
+			"give back again": func(t *rapid.T) { h.giveBack(t, &next) },
 			"append": func(t *rapid.T) {
 				s := h.pick(t, hyRunning)
 				if s.fresh > 0 || s.spec > 0 {
@@ -1016,6 +1031,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				if err != nil {
 					t.Fatalf("Append: %v", err)
 				}
+				s.grown()
 				s.tokens = append(s.tokens, toks...)
 				s.fresh += len(toks)
 				h.write(t, s, before)
@@ -1032,15 +1048,9 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 					// drafts, computed together (a state's tokens before
 					// the drafts update it in place, the drafts write
 					// states of their own).
-					tok := h.newTokens(t, &next, 1)
-					err := h.m.Append(s.id, tok...)
-					if errors.Is(err, paged.ErrNoSpace) || errors.Is(err, paged.ErrNever) {
+					if !h.appendTo(t, s, h.newTokens(t, &next, 1)) {
 						return
 					}
-					if err != nil {
-						t.Fatalf("Append: %v", err)
-					}
-					s.tokens = append(s.tokens, tok...)
 					s.fresh++
 				}
 				toks := h.newTokens(t, &next, 2*bs)
@@ -1058,6 +1068,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				if err != nil {
 					t.Fatalf("AppendSpeculative: %v", err)
 				}
+				s.grown()
 				s.tokens = append(s.tokens, toks...)
 				s.fresh += len(toks)
 				s.spec += len(toks)
@@ -1120,7 +1131,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				if p.spec > 0 && h.hasState() {
 					h.sd.forked++
 				}
-				c := &hySeq{id: id, tokens: slices.Clone(p.tokens), state: hyRunning, fresh: p.fresh, dropped: p.dropped, spec: p.spec}
+				c := &hySeq{id: id, tokens: slices.Clone(p.tokens), state: hyRunning, fresh: p.fresh, dropped: p.dropped, spec: p.spec, redo: p.redo}
 				h.seqs = append(h.seqs, c)
 				h.transfer(t) // the child's state pages are copies
 			},
@@ -1174,6 +1185,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				h.transfer(t)
 				for _, s := range seqs {
 					s.state = hyRunning
+					h.checkSwappedIn(t, s)
 				}
 			},
 			"onboard": func(t *rapid.T) {
@@ -1215,7 +1227,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 					h.sd.preempted++
 				}
 				s.cut(s.spec) // drafts are dropped
-				s.state, s.fresh, s.dropped = hyWaiting, 0, false
+				s.state, s.fresh, s.dropped, s.redo = hyWaiting, 0, false, 0
 			},
 			"free": func(t *rapid.T) {
 				s := h.pick(t, rapid.SampledFrom([]hyState{hyRunning, hyWaiting, hySwapped}).Draw(t, "state"))

@@ -271,7 +271,11 @@ func (m *Manager) hitRow(g int) []allocator.BlockID {
 // directives) overlap the current step instead of delaying the admitting
 // one. The onboarded blocks join the device prefix cache as evictable; the
 // blocks already on the device are kept there. It returns the number of
-// blocks onboarded. All-or-nothing: ErrNoHostTier without a host tier,
+// blocks onboarded. It prefetches the longest cached prefix, the lookup
+// Admit starts from (for the whole sequence, also when AdmitChunk will
+// admit a chunk): where a hybrid manager's Admit or AdmitChunk takes a
+// shorter hit instead (Stats.HitFallbacks), the blocks onboarded past it
+// stay in the device prefix cache, evictable. All-or-nothing: ErrNoHostTier without a host tier,
 // ErrSequenceState unless the sequence is waiting, ErrNoSpace when the
 // device cannot take the blocks without evicting the prefix itself.
 func (m *Manager) Onboard(id SeqID) (int, error) {

@@ -211,7 +211,8 @@ type seqFields struct {
 	// the next step computes from there, so SwapOut keeps the blocks its
 	// query reads (swapFrom), unless the sequence grew past redoLen since,
 	// which only an Append does, taking every token before it as computed
-	// (a record that outlives its tokens only keeps more). Off the lines
+	// (a record that outlives its tokens only keeps more); AppendSpeculative
+	// and a Truncate that cuts the position forget it. Off the lines
 	// Append reads: it is written by Uncompute and read by SwapOut alone.
 	redo, redoLen uint32
 	// adm is what the admission that made the sequence running counted
@@ -221,11 +222,13 @@ type seqFields struct {
 }
 
 // admitRecord is the lookup an admission counted (countQuery: the
-// sequence's length, its planned blocks, hits and host hits) and the
-// tokens it returned as cached, for Unadmit.
+// sequence's length, its planned blocks, hits and host hits), the tokens
+// it returned as cached, and whether it counted in
+// Stats.CheckpointHitsDropped (dropped) and Stats.HitFallbacks (fell),
+// for Unadmit. The flags sit in ok's padding (TestReserveBytes).
 type admitRecord struct {
 	tokens, need, hits, onboard, cached int32
-	ok                                  bool
+	ok, dropped, fell                   bool
 }
 
 // pending is what AdmitChunk keeps of the full blocks it cut off a
@@ -870,8 +873,9 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		return 0, m.noSpace(opAdmit, id, p.alloc, m.available(), m.watermarkBlocks())
 	}
 	if m.hybrid() {
-		if m.ret.missed || m.ret.noHit {
-			m.stats.ckptDropped++ // noHit: AdmitChunk's whole plan dropped it
+		dropped := m.ret.missed || m.ret.noHit // noHit: AdmitChunk's whole plan dropped it
+		if dropped {
+			m.stats.ckptDropped++
 		}
 		if m.ret.fell {
 			m.stats.hitFallbacks++
@@ -883,6 +887,7 @@ func (m *Manager) Admit(id SeqID) (cached int, err error) {
 		s.version++
 		m.nrunning++
 		m.arrive(s, len(s.tokens), p)
+		s.adm.dropped, s.adm.fell = dropped, m.ret.fell
 		m.commitFull(s)
 		m.commitGroups(s)
 		m.setOwn(s, false) // appendOne (groups.go) sets it where it holds
@@ -1027,8 +1032,18 @@ func (m *Manager) appendMore(id SeqID, tokens []int32) error {
 // or nothing, ErrNoSpace when the pool cannot give them, ErrNever when the
 // sequence alone could never hold them.
 // More drafts may follow drafts; Append waits for the verdict (see Append).
+// As Append, it takes every token before the last accepted one as
+// computed: the position an Uncompute named is forgotten (see swapFrom).
 func (m *Manager) AppendSpeculative(id SeqID, tokens ...int32) error {
-	return m.appendTokens(id, tokens, true)
+	if err := m.appendTokens(id, tokens, true); err != nil {
+		return err
+	}
+	// A rejection that cuts the drafts would bring the sequence back to
+	// the length Uncompute's record names, and the record with it: SwapOut
+	// would keep the window of a position the speculative step computed.
+	s := &m.seqs[uint32(id)]
+	s.redo, s.redoLen = 0, 0
+	return nil
 }
 
 func (m *Manager) appendTokens(id SeqID, tokens []int32, spec bool) error {

@@ -84,15 +84,16 @@ type Stats struct {
 	// the sequence computed from scratch did, and that computed it from
 	// scratch instead (see Admit; for AdmitChunk, the whole prompt's hit
 	// or the hit of the cut it admits). Their PrefixHitTokens count no
-	// hit; refused admissions count none; Unadmit does not take them
-	// back.
+	// hit; refused admissions count none; Unadmit takes back the one its
+	// admission counted.
 	CheckpointHitsDropped uint64
 	// HitFallbacks counts admissions (Admit, AdmitChunk, Create) of the
 	// default mode whose longest cached prefix would have made them never
 	// fit, or not fit now with no sequence running, where a miss fits,
 	// and that took the longest shorter hit that fits instead, or a miss
 	// (see AdmitChunk). Their PrefixHitTokens count the hit taken;
-	// refused admissions count none; Unadmit does not take them back.
+	// refused admissions count none; Unadmit takes back the one its
+	// admission counted.
 	HitFallbacks uint64
 	// RetainedHits counts the cached blocks that admissions with a
 	// retention (SeqOptions.Retention) reused and passed their promise

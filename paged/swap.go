@@ -239,7 +239,14 @@ func (st seqState) String() string {
 // caller's to account for, as with any preemption: Uncompute them first
 // (their blocks leave the prefix cache, so SwapIn copies them back rather
 // than reclaiming them) and schedule them again after SwapIn: the
-// windows keep what the first of them reads.
+// windows keep what the first of them reads. Without Uncompute, SwapOut
+// takes every token as computed: it keeps only the window of the query
+// at the accepted length (what the uncomputed tokens' queries read is
+// released without a copy), and the full blocks they filled stay in the
+// prefix cache, committed, for later lookups to hit. Those tokens cannot
+// be computed after SwapIn (Truncate back to them is refused where a
+// window released what their queries read): Preempt the sequence, so
+// it is recomputed.
 func (m *Manager) SwapOut(ids ...SeqID) error {
 	if err := m.swapGroup("SwapOut", ids, seqRunning); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package paged_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/pagedkv/pagedkv/paged"
@@ -250,24 +251,34 @@ func TestSwapOutAfterGivenBackStep(t *testing.T) {
 					t.Fatal(err)
 				}
 				cut.again(t, m, id)
-				m.TakeSwaps(nil)
-				full := 7
-				if tc.local == 0 {
-					full = 0
-				}
-				if got := swapOutCount(t, m, id); got != full+1 {
-					t.Errorf("SwapOut copied %d blocks, want %d (one of the local table: the query at 13 reads block 6 alone)", got, full+1)
-				}
-				if err := m.SwapIn(id); err != nil {
-					t.Fatal(err)
-				}
-				if got := liveEntries(t, m, id, tc.local); got != 1 {
-					t.Errorf("swapped in, the local table holds %d blocks, want 1", got)
-				}
-				decodeAfterSwapIn(t, m, id, 102)
+				swapKeepsNextQuery(t, m, id, tc.local)
 			})
 		}
 	}
+}
+
+// swapKeepsNextQuery swaps id, of 13 tokens every one computed, out and
+// back in on a swapTrimLayouts layout (local table local): SwapOut copies
+// the full blocks and the one block of the local table that the query
+// at 13 reads (block 6), the sequence comes back holding it alone, and
+// decodes.
+func swapKeepsNextQuery(t *testing.T, m *paged.Manager, id paged.SeqID, local int) {
+	t.Helper()
+	m.TakeSwaps(nil)
+	full := 7
+	if local == 0 {
+		full = 0
+	}
+	if got := swapOutCount(t, m, id); got != full+1 {
+		t.Errorf("SwapOut copied %d blocks, want %d (one of the local table: the query at 13 reads block 6 alone)", got, full+1)
+	}
+	if err := m.SwapIn(id); err != nil {
+		t.Fatal(err)
+	}
+	if got := liveEntries(t, m, id, local); got != 1 {
+		t.Errorf("swapped in, the local table holds %d blocks, want 1", got)
+	}
+	decodeAfterSwapIn(t, m, id, 102)
 }
 
 // appendStep appends toks to id, then builds a step computing its last
@@ -281,6 +292,90 @@ func appendStep(t *testing.T, m *paged.Manager, id paged.SeqID, n int, toks ...i
 	}
 	var b paged.Batch
 	if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: n}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSwapOutAfterRejectedDrafts: a step dropped (Uncompute at 11) and
+// computed again, then a speculative step (drafts after the last token)
+// whose drafts are all rejected, leaves no record of the drop: the
+// speculative step took every token before the last accepted one as
+// computed, as Append does. Before the fix AppendSpeculative let the
+// record stand (it only expired while the drafts made the sequence
+// longer than at Uncompute), so the rejection, back to that length,
+// brought it back: SwapOut kept the window of position 11, the local
+// table's blocks 5 and 6, one more than the query at 13 reads. The
+// hybrid state machine found it (TestGroupsStateMachine's swap-in check,
+// audit32).
+func TestSwapOutAfterRejectedDrafts(t *testing.T) {
+	for _, tc := range swapTrimLayouts {
+		t.Run(tc.name, func(t *testing.T) {
+			m, id := swapTrimSetup(t, tc.cfg, tc.opts, tc.local)
+			if err := m.Uncompute(id, 11); err != nil {
+				t.Fatal(err)
+			}
+			appendStep(t, m, id, 2) // 11 and 12 computed again
+			if err := m.AppendSpeculative(id, 200); err != nil {
+				t.Fatal(err)
+			}
+			appendStep(t, m, id, 2) // 12 again (sampled last) and the draft
+			if err := m.AcceptSpeculative(id, 0); err != nil {
+				t.Fatal(err)
+			}
+			swapKeepsNextQuery(t, m, id, tc.local)
+		})
+	}
+}
+
+// TestSwapOutWithoutUncompute pins what SwapOut keeps of a sequence whose
+// scheduled tokens were never computed when the caller did not say so
+// (Uncompute) first: it takes every token as computed. Positions 11 and
+// 12 were appended for a step that never ran; SwapOut keeps the window
+// of the query at 13 alone (block 6 of the local table; block 5, which
+// the query at 11 reads, is released without a copy), and the full block
+// position 11 filled stays in the prefix cache, committed: a new sequence
+// of the same tokens hits it. So after SwapIn the tokens cannot be
+// computed again: Truncate back to 11 is refused (the window released
+// what the query at 11 reads). The caller's remedy is recompute
+// (Preempt); the right order is Uncompute, then SwapOut
+// (TestSwapOutKeepsUncomputedWindow).
+func TestSwapOutWithoutUncompute(t *testing.T) {
+	tc := swapTrimLayouts[2] // a window group, prefix caching
+	m, id := swapTrimSetup(t, tc.cfg, tc.opts, tc.local)
+	m.TakeSwaps(nil)
+	if got := swapOutCount(t, m, id); got != 7+1 {
+		t.Errorf("SwapOut copied %d blocks, want 8 (the window of the query at 13: block 6 alone)", got)
+	}
+	other, err := m.Add([]int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 100, 101, 102}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, err := m.CanAdmit(other); err != nil || a != paged.AdmitOK {
+		t.Fatalf("CanAdmit: %v, %v", a, err)
+	}
+	cached, err := m.Admit(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached != 12 {
+		t.Errorf("a sequence of the same tokens hits %d, want 12: the block position 11 filled stays cached", cached)
+	}
+	if err := m.Free(other); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SwapIn(id); err != nil {
+		t.Fatal(err)
+	}
+	if got := liveEntries(t, m, id, tc.local); got != 1 {
+		t.Errorf("swapped in, the local table holds %d blocks, want 1", got)
+	}
+	if err := m.Truncate(id, 11); !errors.Is(err, paged.ErrInvalid) {
+		t.Errorf("Truncate back to the uncomputed position after SwapIn: %v, want ErrInvalid", err)
+	}
+	if err := m.Preempt(id); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Check(); err != nil {

@@ -74,13 +74,31 @@ type modelReq struct {
 // sharedPrefix gives prompts common prefixes, so admissions hit the cache.
 var sharedPrefix = []int32{11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22}
 
-func newMachine(t *rapid.T) *machine {
+// machineFocus narrows the layouts and pools newMachine draws.
+type machineFocus struct {
+	// stateLocal: a State group beside a sliding window or a
+	// chunked-local group, in a small pool, swapping more often than not
+	// (TestStateMachineStateLocalSwap).
+	stateLocal bool
+}
+
+func newMachine(t *rapid.T, focus ...machineFocus) *machine {
+	var fo machineFocus
+	if len(focus) > 0 {
+		fo = focus[0]
+	}
 	bs := rapid.IntRange(1, 4).Draw(t, "blockSize")
 	mcfg := paged.Config{
 		BlockSize:            bs,
 		NumBlocks:            rapid.IntRange(8, 40).Draw(t, "blocks"),
 		UnifiedFreeQueue:     rapid.Bool().Draw(t, "unified"),
 		DisablePrefixCaching: rapid.Bool().Draw(t, "noCache"),
+	}
+	if fo.stateLocal {
+		// A pool that a few requests fill; two kinds besides full
+		// attention need the default mode, or no prefix caching.
+		mcfg.NumBlocks = rapid.IntRange(8, 11).Draw(t, "small blocks")
+		mcfg.UnifiedFreeQueue = mcfg.UnifiedFreeQueue && mcfg.DisablePrefixCaching
 	}
 	// Layouts of every kind of KV cache group: one full attention group;
 	// two; a State group beside one; a sliding window or a chunked-local
@@ -90,11 +108,14 @@ func newMachine(t *rapid.T) *machine {
 	// refuses what can never run in each (near its edge: Submit draws
 	// requests there), and a watermark keeps blocks from admissions.
 	layout := rapid.IntRange(1, 6).Draw(t, "groups")
+	if fo.stateLocal {
+		layout = rapid.IntRange(4, 5).Draw(t, "local groups")
+	}
 	pages := 0
 	state := func() {
 		// (Two kinds besides full attention: the default mode, or no
 		// prefix caching.)
-		if !(mcfg.UnifiedFreeQueue && !mcfg.DisablePrefixCaching) && rapid.Bool().Draw(t, "windowState") {
+		if !(mcfg.UnifiedFreeQueue && !mcfg.DisablePrefixCaching) && (fo.stateLocal || rapid.Bool().Draw(t, "windowState")) {
 			pages = rapid.IntRange(1, 2).Draw(t, "pages")
 			mcfg.Groups = append(mcfg.Groups, paged.Group{Kind: paged.State, Pages: pages})
 			mcfg.NumBlocks = max(mcfg.NumBlocks, pages+3)
@@ -126,6 +147,11 @@ func newMachine(t *rapid.T) *machine {
 		mcfg.DisableOffload = true // swapping with several groups needs it
 	}
 	mcfg.Watermark = rapid.SampledFrom([]float64{0, 0, 0.2, 0.4}).Draw(t, "watermark")
+	if fo.stateLocal {
+		// Room kept from admissions for running sequences to grow into
+		// makes preemption rare.
+		mcfg.Watermark = 0
+	}
 	cfg := sched.Config{
 		MaxRunning:             rapid.IntRange(1, 6).Draw(t, "maxRunning"),
 		Policy:                 sched.Policy(rapid.IntRange(0, 1).Draw(t, "policy")),
@@ -139,7 +165,7 @@ func newMachine(t *rapid.T) *machine {
 		cfg.MaxBatchTokens = rapid.IntRange(1, 24).Draw(t, "maxBatchTokens")
 	}
 	cfg.MaxDrafts = rapid.SampledFrom([]int{0, 1, 3, 5}).Draw(t, "maxDrafts")
-	if rapid.Bool().Draw(t, "swap") {
+	if rapid.Bool().Draw(t, "swap") || fo.stateLocal && rapid.IntRange(0, 2).Draw(t, "swap more") > 0 {
 		cfg.Preemption = sched.Swap
 		mcfg.HostBlocks = rapid.IntRange(1, 30).Draw(t, "hostBlocks")
 	}
@@ -949,14 +975,60 @@ var draftTally struct {
 	stops, preemptedSteps, swappedIn int
 }
 
-func TestStateMachine(t *testing.T) {
+func TestStateMachine(t *testing.T) { runMachine(t) }
+
+// runMachine runs the scheduler state machine (newMachine, with focus)
+// and returns what its runs did with swaps.
+func runMachine(t *testing.T, focus ...machineFocus) swapTally {
+	var sw swapTally
 	rapid.Check(t, func(t *rapid.T) {
-		mc := newMachine(t)
+		mc := newMachine(t, focus...)
 		t.Repeat(rapid.StateMachineActions(mc))
+		sw.add(mc)
 		mc.finish(t)
 	})
 	t.Logf("drafts: %+v", draftTally)
 	t.Logf("edge: %+v", edgeTally)
+	t.Logf("swaps: %+v", sw)
+	return sw
+}
+
+// swapTally counts what runs of the machine did on layouts with a State
+// group beside a window or chunked-local group: runs, and their swap-outs
+// (Tiers.SwapOutCalls) and recompute preemptions.
+type swapTally struct {
+	Runs, StateLocalRuns, SwapOuts, Preemptions uint64
+}
+
+func (y *swapTally) add(mc *machine) {
+	y.Runs++
+	g := mc.m.Config().Groups
+	if !slices.ContainsFunc(g, func(k paged.Group) bool { return k.Kind == paged.State }) ||
+		!slices.ContainsFunc(g, func(k paged.Group) bool { return k.Kind == paged.SlidingWindow || k.Kind == paged.ChunkedLocal }) {
+		return
+	}
+	st := mc.m.Stats()
+	y.StateLocalRuns++
+	y.SwapOuts += st.Tiers.SwapOutCalls
+	y.Preemptions += st.Preemptions
+}
+
+// TestStateMachineStateLocalSwap is TestStateMachine on the layouts where
+// a State group sits beside a sliding window or a chunked-local group, in
+// pools of 7 to 15 usable blocks (submitOne's request fits beside the
+// watermark), with swap preemption in about 5 runs in
+// 6: the swap and preemption paths of those layouts (a swapped-out
+// sequence's window kept from the position its next step computes, its
+// state pages moved whole, a dropped step taken back by Uncompute) are
+// drawn far more often than in the general machine, which draws such a
+// layout in about 1 run in 6 and swaps in half of those.
+func TestStateMachineStateLocalSwap(t *testing.T) {
+	sw := runMachine(t, machineFocus{stateLocal: true})
+	if sw.Runs >= 100 {
+		if sw.StateLocalRuns != sw.Runs || sw.SwapOuts == 0 {
+			t.Errorf("%d runs, %d on a State group beside a local one, %d swap-outs", sw.Runs, sw.StateLocalRuns, sw.SwapOuts)
+		}
+	}
 }
 
 func FuzzScheduler(f *testing.F) {

@@ -307,14 +307,15 @@ func (w *world) hooks(s *srv) sched.Hooks {
 				if sc.Cached == 0 && s.m.Stats().CheckpointHitsDropped != s.dropped {
 					// A checkpoint hit that did not fit, computed from
 					// scratch (paged.Manager.Admit): this admission's,
-					// or one undone since expect was made.
+					// or another's made since expect was made (Unadmit
+					// takes back what an undone one counted).
 					want = 0
 				}
 				if sc.Cached < want && s.m.Stats().HitFallbacks != s.fell {
 					// The longest hit would have made the admission
 					// refused for good: a shorter one taken
 					// (paged.Manager.AdmitChunk), this admission's or
-					// one undone since expect was made.
+					// another's made since expect was made.
 					want = sc.Cached
 				}
 				if sc.Cached != want {
