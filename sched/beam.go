@@ -161,7 +161,7 @@ func (s *Scheduler) groupOverBudget(i, budget int) bool {
 // scheduled earlier in the step are taken back. By swap, when configured
 // and the host tier takes the group, the beams wait in the host tier;
 // otherwise the request restarts from its prompt, or, when its beams were
-// alone in the pool, is aborted.
+// alone in the pool and no prefix pins that expire hold blocks, is aborted.
 func (s *Scheduler) preemptGroup(r *Request, i, budget int, cur *entry) (int, int, bool, error) {
 	lo := 0
 	for s.running[lo].req != r {
@@ -197,9 +197,11 @@ func (s *Scheduler) preemptGroup(r *Request, i, budget int, cur *entry) (int, in
 	}
 	s.step.Preempted += len(beams)
 	s.st.Preemptions += int64(len(beams))
-	if self && len(s.running) == 0 {
+	if self && len(s.running) == 0 && !s.pinned() {
 		// Alone in the pool, the beams still cannot grow: a restart
-		// would only come back here.
+		// would only come back here. (Beside prefix pins that expire
+		// they restart, or swap, and wait for the pins to end, as a
+		// lone sequence does: TestBeamsWaitForExpiringPins.)
 		s.aborted(r, fmt.Errorf("%w: request %d: %d beams cannot grow past %d tokens in this pool", ErrNever, r.id, len(beams), cur.length))
 		return i, budget, true, nil
 	}
