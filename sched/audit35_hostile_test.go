@@ -143,8 +143,16 @@ func audit35Seed(t *testing.T, seed uint64) {
 			}
 		case 5, 6:
 			name = "Propose"
+			// Mostly the newest own requests, sample 0, so that
+			// proposals succeed and hostile ones follow them.
 			rq := reqs[r.IntN(len(reqs))]
+			if r.IntN(4) != 0 {
+				rq = reqs[max(len(reqs)-1-r.IntN(3), 0)]
+			}
 			smp := r.IntN(3)
+			if r.IntN(2) == 0 {
+				smp = 0
+			}
 			if r.IntN(5) == 0 {
 				smp = hi(r)
 			}
