@@ -28,27 +28,7 @@ func TestBeamsWaitForExpiringPins(t *testing.T) {
 			if tc.swap {
 				cfg.HostBlocks = 16
 			}
-			m, err := paged.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sys := make([]int32, 41)
-			for i := range sys {
-				sys[i] = int32(1000 + i)
-			}
-			id, _, err := m.Create(sys, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Free(id); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.SetPinBudget(10); err != nil {
-				t.Fatal(err)
-			}
-			if _, held, err := m.Pin(sys, nil, tc.until); err != nil || held != 40 {
-				t.Fatalf("pin: %d tokens, %v", held, err)
-			}
+			m := pinnedPool(t, cfg, tc.until)
 			scfg := sched.Config{}
 			if tc.swap {
 				scfg.Preemption = sched.Swap

@@ -33,27 +33,7 @@ func TestSchedulerWaitsForExpiringPins(t *testing.T) {
 		{"lone growing sequence, lasting pin", 16, 8, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sys := make([]int32, 41)
-			for i := range sys {
-				sys[i] = int32(1000 + i)
-			}
-			id, _, err := m.Create(sys, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Free(id); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.SetPinBudget(10); err != nil {
-				t.Fatal(err)
-			}
-			if _, held, err := m.Pin(sys, nil, tc.until); err != nil || held != 40 {
-				t.Fatalf("pin: %d tokens, %v", held, err)
-			}
+			m := pinnedPool(t, paged.Config{BlockSize: 4, NumBlocks: 16}, tc.until)
 			s, err := sched.New(m, sched.Config{})
 			if err != nil {
 				t.Fatal(err)
@@ -93,4 +73,33 @@ func TestSchedulerWaitsForExpiringPins(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pinnedPool is a manager of cfg whose cache holds a 41-token system
+// prompt, 40 tokens of it (10 blocks of 4) pinned until step until (0: a
+// pin without expiry).
+func pinnedPool(t *testing.T, cfg paged.Config, until int64) *paged.Manager {
+	t.Helper()
+	m, err := paged.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := make([]int32, 41)
+	for i := range sys {
+		sys[i] = int32(1000 + i)
+	}
+	id, _, err := m.Create(sys, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Free(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetPinBudget(10); err != nil {
+		t.Fatal(err)
+	}
+	if _, held, err := m.Pin(sys, nil, until); err != nil || held != 40 {
+		t.Fatalf("pin: %d tokens, %v", held, err)
+	}
+	return m
 }
