@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-var audit35Ints = []int{-1, 0, 1, 2, 3, 7, 16, 64, 128, 1 << 20, 1 << 30, 1<<31 - 1, 1 << 31, 1<<62 + 1, math.MaxInt, math.MinInt, math.MaxInt32, math.MaxInt - 1}
+var audit35Ints = []int{-1, 0, 1, 2, 3, 7, 16, 64, 128, 1 << 20, 1 << 30, 1<<31 - 1, min(1<<31, math.MaxInt), min(1<<62+1, math.MaxInt), math.MaxInt, math.MinInt, math.MaxInt32, math.MaxInt - 1}
 
 func a35i(r *rand.Rand) int {
 	if r.IntN(3) == 0 {

@@ -11,7 +11,7 @@ import (
 	"github.com/pagedkv/pagedkv/sched"
 )
 
-var hostileInts = []int{-1, 0, 1, 2, 3, 5, math.MaxInt, math.MinInt, math.MaxInt32, math.MaxInt32 + 1, 1 << 40}
+var hostileInts = []int{-1, 0, 1, 2, 3, 5, math.MaxInt, math.MinInt, math.MaxInt32, min(math.MaxInt32+1, math.MaxInt), min(1<<40, math.MaxInt)}
 
 func hi(r *rand.Rand) int { return hostileInts[r.IntN(len(hostileInts))] }
 
