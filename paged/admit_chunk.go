@@ -274,7 +274,11 @@ func (m *Manager) admitUncounted(id SeqID) (int, error) {
 // it again). A SwapOut before the next Append (or AppendSpeculative)
 // keeps the blocks of every sliding window and chunked-local group that
 // the query at computed reads, for the step that computes them again; a
-// Truncate that cuts computed off forgets it. computed equal
+// Truncate that cuts computed off forgets it. Until then, within the
+// step being built (before its directives are taken), Truncate may cut a
+// sequence with State groups down to computed (not below its accepted
+// tokens otherwise): the step has not run, so no state absorbed its
+// tokens. computed equal
 // to the sequence's length changes nothing; computed outside 0 to the
 // length is ErrInvalid, a sequence that is not running ErrSequenceState,
 // and nothing changes.
@@ -286,12 +290,13 @@ func (m *Manager) Uncompute(id SeqID, computed int) error {
 	if computed < 0 || computed > len(s.tokens) {
 		return errorf(ErrInvalid, "Uncompute %v: %d computed tokens, want 0 to %d", id, computed, len(s.tokens))
 	}
-	m.uncompute(s, computed)
+	m.uncompute(s, uint32(id), computed)
 	return nil
 }
 
-// uncompute is Uncompute of running s. REQUIRES: computed in [0, length].
-func (m *Manager) uncompute(s *sequence, computed int) {
+// uncompute is Uncompute of running s, the sequence in slot idx.
+// REQUIRES: computed in [0, length].
+func (m *Manager) uncompute(s *sequence, idx uint32, computed int) {
 	from := computed / m.bs // the first block holding an uncomputed slot
 	// Entries a window released stay done (see Manager.slide): they name
 	// the null block, which must never be committed.
@@ -311,7 +316,13 @@ func (m *Manager) uncompute(s *sequence, computed int) {
 		n := uint32(min(uint64(len(s.tokens)), math.MaxUint32))
 		if !m.redoLive(s) {
 			s.redo, s.redoLen = r, n
+			if m.anyState && !s.dropNow {
+				s.dropNow = true
+				m.drops = append(m.drops, idx)
+			}
 		} else {
+			// A live record of an earlier step (dropNow false) may name a
+			// position a step computed since: it stays unmarked.
 			s.redo, s.redoLen = min(s.redo, r), max(s.redoLen, n)
 		}
 	}
@@ -359,7 +370,7 @@ func (m *Manager) Unadmit(id SeqID) error {
 	if m.sharedFrom(s, int(r.hits)) {
 		return errorf(ErrSequenceState, "Unadmit: another sequence holds blocks %v stored in the step being built (a later admission hit them, or a fork): take it back first (Unadmit, or Free of the fork)", id)
 	}
-	m.uncompute(s, min(int(r.cached), len(s.tokens)))
+	m.uncompute(s, uint32(id), min(int(r.cached), len(s.tokens)))
 	m.preempt(s, true)
 	st := &m.stats
 	st.unadmits++

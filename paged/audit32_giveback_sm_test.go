@@ -28,7 +28,9 @@ func (s *hySeq) noteUncompute(from int) {
 	if from >= len(s.tokens) {
 		return
 	}
-	if s.redo == 0 || from+1 < s.redo {
+	if s.redo == 0 {
+		s.redo, s.dropNow = from+1, true
+	} else if from+1 < s.redo {
 		s.redo = from + 1
 	}
 }
@@ -56,9 +58,10 @@ func (h *hyModel) giveBack(t *rapid.T, next *int32) {
 	stats, before := h.m.Stats(), h.tables(s)
 	err := h.m.Truncate(s.id, n)
 	if !h.truncatable(s, n) {
-		// A State group, which takes every token it was given as
-		// absorbed (the manager does not know the step never ran):
-		// refused, and the step is computed again whole.
+		// A sliding window or chunked-local group that released what
+		// the query at n reads: refused, and the step is computed again
+		// whole. (A State group no longer refuses: Uncompute told the
+		// manager that no state absorbed the step's tokens.)
 		if !errors.Is(err, paged.ErrInvalid) {
 			t.Fatalf("Truncate(%v, %d) of %d tokens after Uncompute: %v, want ErrInvalid", s.id, n, len(s.tokens), err)
 		}

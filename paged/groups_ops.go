@@ -185,21 +185,36 @@ func (m *Manager) ownTails(s *sequence, t0 int) {
 
 // checkTruncateGroups refuses a Truncate of s to n tokens that a group
 // cannot follow: a local group whose next query at n would read a block it
-// released, or a State group of a running sequence cut below its accepted
-// tokens (a state cannot be rolled back; its drafts' states can go).
+// released, or a State group of a running sequence cut below the tokens
+// its state has absorbed (absorbed: a state cannot be rolled back; its
+// drafts' states can go).
 func (m *Manager) checkTruncateGroups(s *sequence, id SeqID, n int) error {
 	for g := range s.ext {
 		k := m.kinds[g+1]
 		r := s.ext[g].released
 		switch {
-		case k.pages() > 0 && s.state == seqRunning && n < len(s.tokens)-s.spec:
-			return errorf(ErrInvalid, "Truncate %v to %d tokens: state group %d has absorbed its %d accepted tokens and cannot be rolled back (Preempt recomputes it); truncate to at least %d", id, n, g+1, len(s.tokens)-s.spec, len(s.tokens)-s.spec)
+		case k.pages() > 0 && s.state == seqRunning && n < m.absorbed(s):
+			a := m.absorbed(s)
+			return errorf(ErrInvalid, "Truncate %v to %d tokens: state group %d has absorbed %d tokens and cannot be rolled back (Preempt recomputes it); truncate to at least %d", id, n, g+1, a, a)
 		case k.local() && r > 0 && k.live(n) < r:
 			return errorf(ErrInvalid, "Truncate %v to %d tokens: %v group %d released its first %d positions, which the query at %d would read; truncate to at least %d",
 				id, n, m.cfg.Groups[g+1].Kind, g+1, r*m.bs, n, k.readsFrom(r))
 		}
 	}
 	return nil
+}
+
+// absorbed is how many tokens of running s the states of its State
+// groups have taken in: its accepted tokens (its length less its drafts),
+// or fewer, the position Uncompute named, while its record is live and
+// was set in the step being built (dropNow): that step has not run, so
+// no state took in a token from there.
+func (m *Manager) absorbed(s *sequence) int {
+	n := len(s.tokens) - s.spec
+	if s.dropNow && m.redoLive(s) && uint64(s.redo-1) < uint64(n) {
+		n = int(s.redo - 1)
+	}
+	return n
 }
 
 // truncateGroups cuts the tables of groups 1 and up of running s to n

@@ -66,6 +66,11 @@ type hySeq struct {
 	// redo, when not 0, is one more than the first position Uncompute
 	// named since the last Append (audit32_giveback_sm_test.go).
 	redo int
+	// dropNow: redo was set (from none) in the step being built, which
+	// has not run: a State group has not absorbed the tokens from redo-1
+	// on, and Truncate may cut them (truncatable). Cleared when the step
+	// ends (endStep).
+	dropNow bool
 }
 
 // hyModel drives a manager with KV cache groups and a shadow of every
@@ -235,12 +240,21 @@ func (h *hyModel) move(src, dst map[int64]uint64, from, to int64) {
 // transfer runs the pending directives as a server does before the step's
 // kernels: the tier stream in order, then the copies.
 func (h *hyModel) transfer(t *rapid.T) {
+	h.endStep()
 	h.swaps = h.m.TakeSwaps(h.swaps[:0])
 	h.run(t, h.swaps)
 	h.copies = h.m.TakeCopies(h.copies[:0])
 	checkStepDirectives(t, h.swaps, h.copies)
 	for _, c := range h.copies {
 		h.move(h.shadow, h.shadow, int64(c.Src), int64(c.Dst))
+	}
+}
+
+// endStep ends the step being built in the model, as taking its
+// directives ends it in the manager: Uncompute's marks go.
+func (h *hyModel) endStep() {
+	for _, s := range h.seqs {
+		s.dropNow = false
 	}
 }
 
@@ -585,7 +599,14 @@ func (h *hyModel) released(s *hySeq, g int) int {
 // and no state of a running sequence is rolled back past its accepted
 // tokens (its drafts' states may go).
 func (h *hyModel) truncatable(s *hySeq, n int) bool {
-	if s.state == hyRunning && n < len(s.tokens)-s.spec && h.hasState() {
+	absorbed := len(s.tokens) - s.spec
+	if s.dropNow && s.redo > 0 {
+		// Uncompute's record, set in the step being built (until the
+		// next Append): that step has not run, so no state absorbed
+		// its tokens.
+		absorbed = min(absorbed, s.redo-1)
+	}
+	if s.state == hyRunning && n < absorbed && h.hasState() {
 		return false
 	}
 	for g, k := range h.groups {
@@ -1227,7 +1248,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 					h.sd.preempted++
 				}
 				s.cut(s.spec) // drafts are dropped
-				s.state, s.fresh, s.dropped, s.redo = hyWaiting, 0, false, 0
+				s.state, s.fresh, s.dropped, s.redo, s.dropNow = hyWaiting, 0, false, 0, false
 			},
 			"free": func(t *rapid.T) {
 				s := h.pick(t, rapid.SampledFrom([]hyState{hyRunning, hyWaiting, hySwapped}).Draw(t, "state"))
@@ -1279,6 +1300,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 				// A Flash-Decoding split of the step (audit23).
 				b.SplitUnits = rapid.IntRange(0, 6).Draw(t, "split units")
 				b.SplitMinChunk = rapid.IntRange(0, 3).Draw(t, "split min chunk")
+				h.endStep()
 				if err := h.m.BuildBatch(b, sched); err != nil {
 					t.Fatalf("BuildBatch: %v", err)
 				}

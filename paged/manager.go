@@ -50,7 +50,10 @@ type Manager struct {
 	// directives are taken (TakeSwaps, TakeCopies; BuildBatch and
 	// DecodeStep take both) or EndStep says the step ran, from 1,
 	// never 0.
-	step  uint32
+	step uint32
+	// drops lists the slots of sequences Uncompute marked (dropNow) in
+	// the step being built, cleared when it ends (EndStep).
+	drops []uint32
 	now   int64
 	stats counters
 

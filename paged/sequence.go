@@ -186,6 +186,11 @@ type seqFields struct {
 	// unknown: the tokens are placeholders (AddFromHashes); AdmitChunk
 	// cannot hand them back.
 	unknown bool
+	// dropNow: Uncompute set the record redo in the step being built,
+	// whose kernels have not run, from no earlier record: no State group
+	// has absorbed a token from redo-1 on (Manager.absorbed). Cleared at
+	// the step's end (Manager.drops lists the sequences to clear).
+	dropNow bool
 	// spares is how many spare draft states (groupTable.spare) the
 	// sequence keeps in every State group (groups_ops.go, "State
 	// drafts"); an int32 in the bools' padding.
@@ -302,7 +307,7 @@ func (m *Manager) newSeq(want int) (uint32, *sequence) {
 	s.host, s.released = s.host[:0], 0
 	s.opts, s.windowed, s.plain, s.ownHashes = SeqOptions{}, false, true, true
 	s.keep.reset()
-	s.arrived, s.outStep, s.redo, s.adm = 0, 0, 0, admitRecord{}
+	s.arrived, s.outStep, s.redo, s.adm, s.dropNow = 0, 0, 0, admitRecord{}, false
 	m.resetGroups(s)
 	s.state = seqWaiting
 	m.nlive++
@@ -1183,7 +1188,11 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 // chunked KV cache group (Config.Groups); a running sequence of a manager
 // with a State group cannot be truncated below its accepted tokens (its
 // length less its drafts: ErrInvalid): its state has absorbed them; cut
-// drafts' states become spares (see AcceptSpeculative). Drafts (AppendSpeculative) that
+// drafts' states become spares (see AcceptSpeculative). After Uncompute,
+// in the same step (before its directives are taken) and before the next
+// Append, it can be cut down to the position Uncompute named: that step
+// has not run, so no state absorbed its tokens, and a scheduler gives a
+// dropped step back (Uncompute, then Truncate) in every layout. Drafts (AppendSpeculative) that
 // Truncate keeps stay speculative: AcceptSpeculative settles them.
 func (m *Manager) Truncate(id SeqID, n int) error {
 	s, err := m.seq(id)
@@ -1327,7 +1336,7 @@ func (m *Manager) preempt(s *sequence, keep bool) {
 		m.truncate(s, len(s.tokens)-s.spec)
 	}
 	m.releaseSeq(s, true)
-	s.committed, s.released, s.redo = 0, 0, 0
+	s.committed, s.released, s.redo, s.dropNow = 0, 0, 0, false
 	s.state = seqWaiting
 	s.adm.ok = false
 	s.version++

@@ -115,6 +115,19 @@ func (m *Manager) EndStep() {
 	if m.step == 0 {
 		m.wrapSteps()
 	}
+	if len(m.drops) > 0 {
+		m.clearDrops()
+	}
+}
+
+// clearDrops ends the marks Uncompute set in the step that just ran
+// (sequence.dropNow): its kernels ran. A slot freed and reused since
+// was cleared when it was taken, and is cleared again, which is right.
+func (m *Manager) clearDrops() {
+	for _, i := range m.drops {
+		m.seqs[i].dropNow = false
+	}
+	m.drops = m.drops[:0]
 }
 
 // wrapSteps restarts the step counter after 2^32 steps: no sequence

@@ -643,10 +643,12 @@ func (s *Scheduler) preemptBy(vi int, swap bool) error {
 // (the windows from the chunk's first position), which could be more
 // than an admission may take where the prompt's last token alone fits,
 // Submit's floor: never swapped in (TestSwappedOutMidPromptComesBack).
-// A decode's token is left (its step reads what a decode reads), and so
-// is a chunk with State groups, whose state takes no truncation.
+// A decode's token is left (its step reads what a decode reads). With
+// State groups too: the manager lets a step dropped in the step being
+// built be cut back to what Uncompute named (paged.Manager.Truncate),
+// since no state absorbed it.
 func (s *Scheduler) unchunk(v *entry) error {
-	if v.computed >= v.length || v.computed == 0 || v.decoding || s.forkPages > 0 {
+	if v.computed >= v.length || v.computed == 0 || v.decoding {
 		return nil
 	}
 	toks, err := s.m.Tokens(v.seq)
