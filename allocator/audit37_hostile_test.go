@@ -126,17 +126,7 @@ func audit37Pool(t *testing.T, seed uint64) (refused int) {
 			case 2:
 				name = fmt.Sprintf("Ref(%d)", x)
 				misuse = !usable(x) || st[x] != held
-				if r.IntN(2) == 0 {
-					name = "Try" + name
-					if ok = p.TryRef(x); ok == misuse {
-						fail("%s = %v", name, ok)
-					}
-					misuse = false
-				} else {
-					p.Ref(x)
-					ok = true
-				}
-				if ok {
+				if tryOrChecked(r, &name, &misuse, &ok, func() bool { return p.TryRef(x) }, func() { p.Ref(x) }, fail) {
 					refs[x]++
 				}
 			case 3, 4:
@@ -176,17 +166,7 @@ func audit37Pool(t *testing.T, seed uint64) (refused int) {
 			case 7:
 				name = fmt.Sprintf("Claim(%d)", x)
 				misuse = !usable(x) || st[x] != cached
-				if r.IntN(2) == 0 {
-					name = "Try" + name
-					if ok = p.TryClaim(x); ok == misuse {
-						fail("%s = %v", name, ok)
-					}
-					misuse = false
-				} else {
-					p.Claim(x)
-					ok = true
-				}
-				if ok {
+				if tryOrChecked(r, &name, &misuse, &ok, func() bool { return p.TryClaim(x) }, func() { p.Claim(x) }, fail) {
 					st[x], refs[x] = held, 1
 				}
 			case 8:
@@ -255,6 +235,25 @@ func audit37Pool(t *testing.T, seed uint64) (refused int) {
 		}
 	}
 	return refused
+}
+
+// tryOrChecked calls, at random, the Try form (prefixing *name with
+// "Try"; its answer must be false exactly on misuse, which it then
+// clears, since a Try form does not panic) or the checked form (which
+// panics on misuse). It reports, and stores in *ok, whether the call took
+// effect.
+func tryOrChecked(r *rand.Rand, name *string, misuse, ok *bool, try func() bool, checked func(), fail func(string, ...any)) bool {
+	if r.IntN(2) == 0 {
+		*name = "Try" + *name
+		if *ok = try(); *ok == *misuse {
+			fail("%s = %v", *name, *ok)
+		}
+		*misuse = false
+		return *ok
+	}
+	checked()
+	*ok = true
+	return true
 }
 
 func b2i(b bool) int {
