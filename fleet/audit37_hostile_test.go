@@ -305,3 +305,83 @@ func TestAudit37WordsFor(t *testing.T) {
 		}
 	}
 }
+
+// TestAudit37HostileConcurrent: Index and Pending are safe for concurrent
+// use; hostile calls (bad events, names, servers, scores) from four
+// goroutines at once, good ones among them, must neither race (run it
+// with -race) nor panic nor return an unknown error, and the index must
+// end with distinct names on distinct IDs.
+func TestAudit37HostileConcurrent(t *testing.T) {
+	x, err := New(Config{MaxServers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pend, err := NewPending(PendingConfig{Capacity: 16, MaxServers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			r := rand.New(rand.NewPCG(uint64(g), 37))
+			var bad error
+			defer func() {
+				if e := recover(); e != nil {
+					bad = fmt.Errorf("goroutine %d: panic %v\n%s", g, e, debug.Stack())
+				}
+				errs <- bad
+			}()
+			seq := uint64(0)
+			for range 500 {
+				name := audit37Names[r.IntN(len(audit37Names))]
+				var err error
+				switch r.IntN(7) {
+				case 0, 1:
+					seq++
+					err = x.Apply(name, []paged.Event{audit37Event(r, seq)})
+				case 2:
+					err = x.Resync(name, nil)
+				case 3:
+					err = x.Unregister(name)
+				case 4:
+					l, _ := ParseLayout(audit37Layouts[r.IntN(len(audit37Layouts))])
+					err = x.SetLayout(name, l)
+				case 5:
+					hashes := audit37Hashes(r)
+					sc, lerr := x.Lookup(hashes, nil)
+					if lerr != nil {
+						bad = lerr
+						return
+					}
+					pend.Extend(hashes, sc)
+					if len(sc) > 0 {
+						err = pend.Claim(ServerID(r.IntN(5)-1), hashes, sc[r.IntN(len(sc))], Layout{})
+					}
+				case 6:
+					err = pend.Observe(ServerID(r.IntN(5)-1), []paged.Event{audit37Event(r, 1)})
+					_ = pend.Len()
+				}
+				if err != nil && !audit37Known(err) {
+					bad = fmt.Errorf("goroutine %d: unknown error %v", g, err)
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := x.Servers(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, s := range srv {
+		if s.Name != "" && seen[s.Name] {
+			t.Errorf("name %q on two IDs: %+v", s.Name, srv)
+		}
+		seen[s.Name] = true
+	}
+}
