@@ -214,7 +214,8 @@ func (p *Priority) Remove(id allocator.BlockID) {
 }
 
 // Hint sets the level of id's new content and, when h.Expires is set, when
-// it lapses (an expiry at or before the current tick applies at once), and
+// it lapses (an expiry at or before the current tick, a negative one
+// included, applies at once, as in Retain), and
 // links id under h.Parent when that block holds content. A level outside
 // [0, 100] is a bug in the caller, which validates user input.
 func (p *Priority) Hint(id allocator.BlockID, h Hint) {
@@ -226,7 +227,7 @@ func (p *Priority) Hint(id allocator.BlockID, h Hint) {
 	}
 	p.drop(id)
 	p.tree.hint(id, h.Parent)
-	if h.Expires > 0 && h.Expires <= p.now {
+	if h.Expires != 0 && h.Expires <= p.now {
 		return
 	}
 	p.tree.node[id].x.level = uint8(h.Priority)

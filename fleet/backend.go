@@ -226,8 +226,14 @@ func CheckEvents(events []paged.Event) error {
 	return nil
 }
 
-// WordsFor is the number of 64-bit words a holder set of n servers needs.
-func WordsFor(n int) int { return (n + 63) / 64 }
+// WordsFor is the number of 64-bit words a holder set of n servers needs:
+// 0 for n <= 0, and no overflow at math.MaxInt.
+func WordsFor(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	return (n-1)/64 + 1
+}
 
 // TierBit is 1 for the host tier and 0 for the device, the tier's bit in
 // the backends' per-server pairs.

@@ -197,14 +197,18 @@ func (p *Pending) Add(s ServerID, hashes []paged.Hash) error {
 // ends and the server cannot hit that far already (docs/hybrid.md,
 // "State groups"). That is then the claims' only hit point, and Extend
 // scores no block past it: the request's own end is no hit for the next
-// one. A layout Validate refuses is ErrInvalid.
+// one. A layout Validate refuses is ErrInvalid. Scores no Lookup and
+// Extend give are clamped: a negative Blocks counts as 0 and Pending as
+// within [0, Blocks], so the claims start at Blocks-Pending, never
+// before it by an overflow.
 func (p *Pending) Claim(s ServerID, hashes []paged.Hash, sc Score, l Layout) error {
 	if len(l.Groups) > 0 {
 		if err := l.Validate(); err != nil {
 			return fmt.Errorf("fleet: pending claim: %w", err)
 		}
 	}
-	from := min(max(sc.Blocks-sc.Pending, 0), len(hashes))
+	b := max(sc.Blocks, 0)
+	from := min(b-min(max(sc.Pending, 0), b), len(hashes))
 	if !l.hasState() {
 		return p.add(s, hashes[from:], -1)
 	}

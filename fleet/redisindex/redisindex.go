@@ -349,14 +349,17 @@ func (r *Backend) Attach(model string, maxServers int) error {
 	if maxServers < 1 || maxServers > maxServersLimit {
 		return fmt.Errorf("%w: %d servers, must be in [1, %d]", fleet.ErrInvalid, maxServers, maxServersLimit)
 	}
-	r.base = r.cfg.Prefix + ":{" + model + "}:"
-	r.epoch = r.base + "epoch"
-	r.words, r.max, r.n = fleet.WordsFor(maxServers), maxServers, 0
+	// Nothing of r changes until the index has accepted the call: a
+	// refused Attach leaves an attached Backend as it was (it used to
+	// keep the refused bound, and Register then added servers past the
+	// model's).
+	base := r.cfg.Prefix + ":{" + model + "}:"
+	epoch := base + "epoch"
 	var tok [16]byte
 	if _, err := rand.Read(tok[:]); err != nil {
 		return fmt.Errorf("redisindex: epoch token: %w", err)
 	}
-	res, err := attachScript.Run(context.Background(), r.c, []string{r.epoch, r.base + "max", r.base + "layout"},
+	res, err := attachScript.Run(context.Background(), r.c, []string{epoch, base + "max", base + "layout"},
 		hex.EncodeToString(tok[:]), maxServers, Layout, upgradableLayout).StringSlice()
 	if err != nil {
 		return fmt.Errorf("redisindex: attach: %w", err)
@@ -375,6 +378,8 @@ func (r *Backend) Attach(model string, maxServers int) error {
 	if res[1] != strconv.Itoa(maxServers) {
 		return fmt.Errorf("%w: model %q was made for %s servers, not %d", fleet.ErrInvalid, model, res[1], maxServers)
 	}
+	r.base, r.epoch = base, epoch
+	r.words, r.max, r.n = fleet.WordsFor(maxServers), maxServers, 0
 	r.token = res[0]
 	r.prefix = r.base + r.token + ":"
 	return nil
