@@ -221,3 +221,100 @@ func TestPinHoldsOnboardedPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUncomputeForgetsSharedStepBlocks: a fork made in the step admitting
+// its parent shares blocks that step stored; Uncompute of parent and
+// child from 0, then Free of both, leaves none of them cached (before, a
+// new Create of the prompt hit 6 tokens of KV no step computed: audit33's
+// open finding (b)). The same for a second admission of the step that
+// hit the first's blocks. A sharer that stays and appends commits the
+// blocks again, so what it computes is cached after all.
+func TestUncomputeForgetsSharedStepBlocks(t *testing.T) {
+	prompt := []int32{1, 2, 3, 4, 5, 6, 7}
+	for _, tc := range pinStepLayouts {
+		for _, sharer := range []string{"fork", "hit"} {
+			t.Run(tc.name+", "+sharer, func(t *testing.T) {
+				m := pinStepManager(t, tc.groups)
+				share := func() (paged.SeqID, paged.SeqID) {
+					t.Helper()
+					p, _, err := m.Create(prompt, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var c paged.SeqID
+					if sharer == "fork" {
+						c, err = m.Fork(p)
+					} else {
+						var cached int
+						c, cached, err = m.Create(prompt, nil)
+						if err == nil && cached != 6 {
+							t.Fatalf("the second admission hits %d tokens, want 6: the test checks nothing", cached)
+						}
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					return p, c
+				}
+				p, c := share()
+				for _, id := range []paged.SeqID{p, c} {
+					if err := m.Uncompute(id, 0); err != nil {
+						t.Fatal(err)
+					}
+					if err := m.Check(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, id := range []paged.SeqID{p, c} {
+					if err := m.Free(id); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := m.Check(); err != nil {
+					t.Fatal(err)
+				}
+				id, cached, err := m.Create(prompt, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cached != 0 {
+					t.Errorf("after the step dropped both sharers (Uncompute 0, Free), a new Create hits %d tokens of uncomputed KV", cached)
+				}
+				if err := m.Free(id); err != nil {
+					t.Fatal(err)
+				}
+				m.EndStep()
+
+				// Only the first is dropped: the sharer computes the
+				// prompt in the step and, with its next token, caches it.
+				p, c = share()
+				if err := m.Uncompute(p, 0); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Free(p); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Append(c, 8); err != nil {
+					t.Fatal(err)
+				}
+				m.EndStep()
+				if err := m.Check(); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Free(c); err != nil {
+					t.Fatal(err)
+				}
+				id, cached, err = m.Create(prompt, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cached != 6 {
+					t.Errorf("the sharer that stayed computed the prompt: a new Create hits %d tokens, want 6", cached)
+				}
+				if err := m.Check(); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
+}
