@@ -30,6 +30,41 @@ func pinStepManager(t *testing.T, groups []paged.Group) *paged.Manager {
 	return m
 }
 
+// pinStepCreate creates a sequence for prompt and returns it with its
+// cached tokens.
+func pinStepCreate(t *testing.T, m *paged.Manager, prompt []int32) (paged.SeqID, int) {
+	t.Helper()
+	id, cached, err := m.Create(prompt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, cached
+}
+
+// dropStep drops ids from the step being built (Uncompute from 0 of
+// each, then Free of each), then creates a sequence for prompt and
+// returns it with its cached tokens.
+func dropStep(t *testing.T, m *paged.Manager, prompt []int32, ids ...paged.SeqID) (paged.SeqID, int) {
+	t.Helper()
+	for _, id := range ids {
+		if err := m.Uncompute(id, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Check(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range ids {
+		if err := m.Free(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	return pinStepCreate(t, m, prompt)
+}
+
 // TestPinDuringAdmittingStep: a pin made while the step that admitted
 // its prompt is being built holds nothing (that KV is not computed yet),
 // so a step that then drops the sequence (Uncompute, Free) leaves no
@@ -53,19 +88,7 @@ func TestPinDuringAdmittingStep(t *testing.T) {
 			if held != 0 {
 				t.Errorf("a pin made in the step admitting the prompt holds %d tokens, want 0 (no kernel computed them)", held)
 			}
-			if err := m.Uncompute(id, 0); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Free(id); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Check(); err != nil {
-				t.Fatal(err)
-			}
-			id, cached, err := m.Create(prompt, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id, cached := dropStep(t, m, prompt, id)
 			if cached != 0 {
 				t.Errorf("after the admitting step dropped the prompt (Uncompute 0, Free) beside a pin, a new Create hits %d tokens of uncomputed KV", cached)
 			}
@@ -120,10 +143,7 @@ func TestPinStopsAtStepsBlocks(t *testing.T) {
 			if before == 0 {
 				t.Fatal("the computed prefix pins nothing: the test checks nothing")
 			}
-			id, cached, err := m.Create(prompt, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id, cached := pinStepCreate(t, m, prompt)
 			if cached != 4 {
 				t.Fatalf("the prompt hits %d tokens, want the 4 computed", cached)
 			}
@@ -204,10 +224,7 @@ func TestPinHoldsOnboardedPrefix(t *testing.T) {
 		}
 	}
 	host := m.Stats().Tiers.HostHitBlocks
-	id, cached, err := m.Create(prompt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, cached := pinStepCreate(t, m, prompt)
 	if cached != 6 || m.Stats().Tiers.HostHitBlocks-host != 3 {
 		t.Fatalf("the prompt hits %d tokens, %d blocks on the host: the test checks nothing", cached, m.Stats().Tiers.HostHitBlocks-host)
 	}
@@ -257,26 +274,7 @@ func TestUncomputeForgetsSharedStepBlocks(t *testing.T) {
 					return p, c
 				}
 				p, c := share()
-				for _, id := range []paged.SeqID{p, c} {
-					if err := m.Uncompute(id, 0); err != nil {
-						t.Fatal(err)
-					}
-					if err := m.Check(); err != nil {
-						t.Fatal(err)
-					}
-				}
-				for _, id := range []paged.SeqID{p, c} {
-					if err := m.Free(id); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := m.Check(); err != nil {
-					t.Fatal(err)
-				}
-				id, cached, err := m.Create(prompt, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
+				id, cached := dropStep(t, m, prompt, p, c)
 				if cached != 0 {
 					t.Errorf("after the step dropped both sharers (Uncompute 0, Free), a new Create hits %d tokens of uncomputed KV", cached)
 				}
@@ -304,10 +302,7 @@ func TestUncomputeForgetsSharedStepBlocks(t *testing.T) {
 				if err := m.Free(c); err != nil {
 					t.Fatal(err)
 				}
-				id, cached, err = m.Create(prompt, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
+				_, cached = pinStepCreate(t, m, prompt)
 				if cached != 6 {
 					t.Errorf("the sharer that stayed computed the prompt: a new Create hits %d tokens, want 6", cached)
 				}
