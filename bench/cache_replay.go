@@ -177,6 +177,9 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 			return res, fmt.Errorf("bench: cache replay of request %d under %s: %w", r, name, err)
 		}
 		res.Hits += int64(cached / t.BlockSize)
+		// The step computing the request's prompt runs: its blocks
+		// hold KV from now on, which the queue's pins may hold.
+		m.EndStep()
 		if q != nil {
 			q.started(r)
 			q.served(r, hi-lo-cached/t.BlockSize)

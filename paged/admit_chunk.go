@@ -2,6 +2,7 @@ package paged
 
 import (
 	"math"
+	"slices"
 
 	"github.com/pagedkv/pagedkv/allocator"
 )
@@ -268,7 +269,13 @@ func (m *Manager) admitUncounted(id SeqID) (int, error) {
 // and the sequence counts them uncommitted: the next call that commits its
 // blocks (Append, AcceptSpeculative, or Admit after Preempt) commits them
 // again, which the caller makes when their tokens are scheduled again.
-// Blocks shared with another sequence keep their content. A state
+// Blocks shared with another sequence keep their content, but for those
+// stored in the prefix cache during the step being built (a fork made in
+// the step shares them, or a later admission of the step hit them): no
+// kernel has computed them, and s will not, so they leave the cache too,
+// and every sharer counts them uncommitted from its entry on, as s does
+// (one that computes them commits them again with its next Append). A
+// state
 // checkpoint TakeCheckpoints handed out for s past computed was never
 // written either: it leaves the index too (a readmission of s asks for
 // it again). A SwapOut before the next Append (or AppendSpeculative)
@@ -307,6 +314,7 @@ func (m *Manager) uncompute(s *sequence, idx uint32, computed int) {
 		m.forgetFrom(t.blocks, from)
 		t.committed = min(t.committed, max(from, t.released))
 	}
+	m.voidShared(s, from)
 	m.uncomputeCheckpoint(s, computed)
 	if computed < len(s.tokens) {
 		// The next step computes from here (SwapOut keeps its window).
@@ -413,6 +421,99 @@ func (m *Manager) sharedFrom(s *sequence, from int) bool {
 func (m *Manager) forgetFrom(blocks []allocator.BlockID, from int) {
 	for _, b := range blocks[min(from, len(blocks)):] {
 		if b > nullBlock && m.bp.hasContent(b) && m.bp.pool.RefCount(b) == 1 {
+			m.bp.forget(b)
+		}
+	}
+}
+
+// voidShared forgets the blocks of s's attention tables from entry from
+// on that hold content stored in the step being built (blockPool.fresh)
+// and that other sequences share too, a fork made during the step or an
+// admission of the step that hit them: forgetFrom keeps shared blocks,
+// but no kernel of the step computes this content for s, and a sharer
+// that dropped it too (its own Uncompute) would otherwise leave it
+// cached for later hits. A sharer that does compute it in the step
+// commits it again with its next Append: each sharer counts the block
+// uncommitted from its entry on (the committed marks are lowered, and
+// Append takes the general path, as for s). A block that anything but
+// running sequences' tables references (a retention pin, a parked copy
+// source) is kept as before; a user pin never holds a fresh block
+// (PinHashes). Shared fresh blocks are rare, so finding their sharers
+// scans every running sequence's table of their group.
+func (m *Manager) voidShared(s *sequence, from int) {
+	cands := m.voids[:0]
+	for g := range m.ntables() {
+		if m.isState(g) {
+			continue
+		}
+		blocks, _, _, _ := s.tableAt(g)
+		for _, b := range (*blocks)[min(from, len(*blocks)):] {
+			if b > nullBlock && m.bp.hasContent(b) && m.bp.fresh(b) && m.bp.pool.RefCount(b) > 1 {
+				cands = append(cands, b)
+			}
+		}
+	}
+	m.voids = cands[:0]
+	if len(cands) == 0 {
+		return
+	}
+	slices.Sort(cands)
+	refs := m.voidRefs[:0]
+	for range cands {
+		refs = append(refs, 0)
+	}
+	m.voidRefs = refs[:0]
+	// each calls fn for every entry of a running sequence's table that
+	// names a candidate (i its index in cands).
+	each := func(fn func(h *sequence, g, k, i int)) {
+		for j := range m.seqs {
+			h := &m.seqs[j]
+			if h.state != seqRunning {
+				continue
+			}
+			for g := range m.ntables() {
+				if m.isState(g) {
+					continue
+				}
+				blocks, _, _, _ := h.tableAt(g)
+				for k, b := range *blocks {
+					if b <= nullBlock {
+						continue
+					}
+					if i, ok := slices.BinarySearch(cands, b); ok {
+						fn(h, g, k, i)
+					}
+				}
+			}
+		}
+	}
+	each(func(_ *sequence, _, _, i int) { refs[i]++ })
+	void := false
+	for i, b := range cands {
+		if refs[i] == m.bp.pool.RefCount(b) {
+			void = true
+		} else {
+			refs[i] = -1 // held beside the tables: kept
+		}
+	}
+	if !void {
+		return
+	}
+	each(func(h *sequence, g, k, i int) {
+		if refs[i] < 0 {
+			return
+		}
+		if g == 0 {
+			h.committed = min(h.committed, k)
+		} else {
+			t := &h.ext[g-1]
+			t.committed = min(t.committed, k)
+		}
+		m.setOwn(h, false)
+		h.gslow = m.hybrid()
+	})
+	for i, b := range cands {
+		if refs[i] >= 0 {
 			m.bp.forget(b)
 		}
 	}

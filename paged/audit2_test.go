@@ -1230,6 +1230,7 @@ func TestPinKeepsHybridHit(t *testing.T) {
 				t.Fatal(err)
 			}
 			m.TakeCheckpoints(nil)
+			m.EndStep() // the step computing the prompt and checkpoint ran
 			if err := m.Free(id); err != nil {
 				t.Fatal(err)
 			}
@@ -1396,6 +1397,7 @@ func TestResetCacheNamesPins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.EndStep() // the step computing it ran: a pin may hold it
 	if err := m.Free(id); err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,29 @@ type blockPool struct {
 	named   []Copy
 	parked  []parkedBlock
 	pruning bool
+	// stored is, per block, the stamp of the step in which its content
+	// was last committed to the device index (stamp then), 0 for content
+	// a step had computed when it came (onboarded or swapped in: its copy
+	// runs before any kernel reads it) or whose step ended before EndStep
+	// swept it. A block whose stamp is the step being built's holds KV no
+	// kernel has written yet (fresh): a pin never holds one
+	// (Manager.PinHashes), and Uncompute forgets one even when shared
+	// (Manager.voidShared). Meaningful only while the block holds
+	// content. Stamps are 16 bits (2 bytes a block, where Manager.step's
+	// 32 would break the metadata budget), so they repeat every 65,535
+	// steps; EndStep clears the stamps of 1/sweepSteps of the pool each
+	// step (sweep is where it goes on), so every stamp is cleared within
+	// sweepSteps steps of its step's end, long before its value comes
+	// back.
+	stored []uint16
+	stamp  uint16 // the step being built's, never 0
+	sweep  int
 }
+
+// sweepSteps is the most steps a stamp (blockPool.stored) outlives its
+// step: EndStep clears a 1/sweepSteps part of the pool each step, below
+// the 65,535 steps after which a stamp value comes back.
+const sweepSteps = 1 << 15
 
 // parkedBlock is a block whose release waits for the end of the step.
 type parkedBlock struct {
@@ -194,6 +216,8 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 		pool:    pool,
 		policy:  cfg.Policy(cfg.NumBlocks),
 		hash:    make([]Hash, cfg.NumBlocks),
+		stored:  make([]uint16, cfg.NumBlocks),
+		stamp:   1,
 		unified: cfg.UnifiedFreeQueue,
 	}
 	p.index = newHashIndex(cfg.NumBlocks, p.hash)
@@ -205,6 +229,7 @@ func newBlockPool(cfg *Config) (blockPool, error) {
 	// pages are faulted in here, as a server's pool is set up before its
 	// first request, not by the first requests that reach each page.
 	prefault(p.hash)
+	prefault(p.stored)
 	prefault(p.parent)
 	prefault(p.index.slots)
 	prefault(p.index.meta)
@@ -238,6 +263,27 @@ const pageBytes = 4096
 // current at once, even while the index defers the entry's other
 // updates.
 func (p *blockPool) hasContent(id allocator.BlockID) bool { return p.index.meta[id].cached }
+
+// fresh reports whether block id's content was committed in the step
+// being built: no kernel has computed it yet (see stored).
+func (p *blockPool) fresh(id allocator.BlockID) bool { return p.stored[id] == p.stamp }
+
+// endStep ends the step being built for the stamps (see stored): the
+// next part of the pool's are cleared, and the next step takes the next
+// nonzero stamp.
+func (p *blockPool) endStep() {
+	n := len(p.stored)
+	end := min(p.sweep+(n+sweepSteps-1)/sweepSteps, n)
+	clear(p.stored[p.sweep:end])
+	p.sweep = end
+	if end == n {
+		p.sweep = 0
+	}
+	p.stamp++
+	if p.stamp == 0 {
+		p.stamp = 1
+	}
+}
 
 // available returns the free blocks plus those the policy may evict.
 func (p *blockPool) available() int {
@@ -593,6 +639,7 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 	// not in the cache, and reading it back would wait for it.
 	tag := home(h) ^ groupSalt(g)
 	p.hash[id] = *h
+	p.stored[id] = p.stamp
 	// The flag and the group, one line the deferred insert writes too.
 	m := &p.index.meta[id]
 	m.cached, m.group = true, uint8(g)
@@ -612,6 +659,7 @@ func (p *blockPool) commit(id allocator.BlockID, h *Hash, g int) {
 func (p *blockPool) commitRun(blocks []allocator.BlockID, hashes []Hash, from, limit, g int) (stored int) {
 	blocks, hashes = blocks[:limit], hashes[:limit]
 	meta, held, salt := p.index.meta, p.hash, groupSalt(g)
+	stamps, stamp := p.stored, p.stamp
 	for k := from; k < limit; k++ {
 		id := blocks[k]
 		if id == nullBlock {
@@ -629,6 +677,7 @@ func (p *blockPool) commitRun(blocks []allocator.BlockID, hashes []Hash, from, l
 		}
 		tag := home(h) ^ salt
 		held[id] = *h
+		stamps[id] = stamp
 		m := &meta[id]
 		m.cached, m.group = true, uint8(g)
 		if p.index.insert(id, tag) {

@@ -44,6 +44,10 @@ type Manager struct {
 
 	copies []Copy
 	hits   []allocator.BlockID
+	// voids and voidRefs are voidShared's candidates and their counted
+	// table references, kept for reuse.
+	voids    []allocator.BlockID
+	voidRefs []int32
 
 	stamp uint32
 	// step numbers the engine steps: it advances when a step's

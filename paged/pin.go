@@ -11,8 +11,10 @@ import (
 // Pinning keeps a cached prefix (a system prompt, a tool schema) resident
 // for a promised time, as a prompt-caching API does ("cached for five
 // minutes, refreshed on use"). A pin holds one reference on each block of
-// the prefix that is cached on the device when the pin is made, exactly as
-// a sequence's table entry does: a pinned block is never in the eviction
+// the prefix that is cached on the device, and computed, when the pin is
+// made (no block stored in the prefix cache during the step being built,
+// whose kernels have not written it yet), exactly as a sequence's table
+// entry does: a pinned block is never in the eviction
 // policy, so it is never evicted, whatever the policy, until the pin is
 // released by Unpin or expires. Expiry is in the caller's logical time
 // (Manager.Advance), never a wall clock. The blocks pins hold at once are
@@ -156,8 +158,16 @@ func (m *Manager) SetPinBudget(blocks int) error {
 // the number of prompt tokens it holds: the leading full blocks found in
 // the cache, possibly none (on a hybrid manager, the longest prefix whose
 // every block a hit needs, in every group, is on the device). Only content
-// cached now is pinned: compute the prompt once (Create, Free) and pin it
-// afterwards.
+// cached now and computed is pinned: the prefix ends before the first
+// block (in any group, on a hybrid manager) stored in the prefix cache
+// during the step being built, whose KV that step's kernels have not
+// written yet (a step ends when its directives are taken: BuildBatch,
+// DecodeStep, TakeSwaps, TakeCopies, or EndStep; see SwapOut). Blocks
+// onboarded from the host tier or swapped in during the step count as
+// computed: their copies run before the kernels. So compute the prompt
+// once (Create, the step, Free) and pin it afterwards; a pin made in the
+// step admitting the prompt holds none of it, and a step that then drops
+// the prompt (Uncompute, Free) leaves nothing uncomputed in the cache.
 func (m *Manager) Pin(prompt []int32, opts *SeqOptions, until int64) (PinID, int, error) {
 	hs, err := m.BlockHashes(m.pins.hashes[:0], prompt, opts)
 	m.pins.hashes = hs[:0]
@@ -182,7 +192,7 @@ func (m *Manager) PinHashes(hashes []Hash, until int64) (PinID, int, error) {
 	default:
 		for i := range hashes {
 			id, ok := m.bp.index.get(&hashes[i])
-			if !ok {
+			if !ok || m.bp.fresh(id) {
 				break
 			}
 			blocks = append(blocks, id)
@@ -248,13 +258,14 @@ func (m *Manager) pinGroups(dst []allocator.BlockID, hashes []Hash) ([]allocator
 	defer func() { probe.hashes = nil }()
 	for limit := len(hashes); limit > 0; {
 		hit := m.lookupGroups(probe, limit)
-		out, onHost := dst, false
+		out, onHost, fresh := dst, false, false
 		add := func(row []allocator.BlockID) {
 			for _, b := range row {
 				switch {
 				case b < 0:
 					onHost = true
 				case b > nullBlock:
+					fresh = fresh || m.bp.fresh(b)
 					out = append(out, b)
 				}
 			}
@@ -264,10 +275,17 @@ func (m *Manager) pinGroups(dst []allocator.BlockID, hashes []Hash) ([]allocator
 			add(row)
 		}
 		add(m.ret.hitPages)
-		if !onHost {
+		if !onHost && !fresh {
 			return out, hit
 		}
-		limit = hit - 1 // a shorter prefix may be on the device
+		// A shorter prefix may be on the device and computed.
+		limit = hit - 1
+		for i, b := range m.hits[:hit] {
+			if b > nullBlock && m.bp.fresh(b) {
+				limit = i
+				break
+			}
+		}
 	}
 	return dst, 0
 }

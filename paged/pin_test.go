@@ -21,11 +21,13 @@ func prompt(base, n int) []int32 {
 	return p
 }
 
-// computed runs prompt p once (create, free) so its full blocks are cached.
+// computed runs prompt p once (create, the step that computes it, free)
+// so its full blocks are cached, computed: a pin may hold them.
 func computed(t *testing.T, m *paged.Manager, p []int32) {
 	t.Helper()
 	id, _, err := m.Create(p, nil)
 	require.NoError(t, err)
+	m.EndStep()
 	require.NoError(t, m.Free(id))
 	require.NoError(t, m.Check())
 }
@@ -160,12 +162,14 @@ func ExampleManager_Pin() {
 	_ = m.SetPinBudget(2) // at most 2 blocks pinned at once
 	system := []int32{1, 2, 3, 4, 5, 6, 7, 8}
 	id, _, _ := m.Create(system, nil)
+	m.EndStep()    // the step that computes it ran (or BuildBatch, TakeSwaps...)
 	_ = m.Free(id) // the system prompt is cached
 
 	pin, tokens, err := m.Pin(system, nil, 300) // "cached until tick 300"
 	fmt.Println("pinned tokens:", tokens, err)
 	other := []int32{9, 10, 11, 12, 13}
 	id, _, _ = m.Create(other, nil)
+	m.EndStep()
 	_ = m.Free(id)
 	_, _, err = m.Pin(other, nil, 300)
 	fmt.Println("budget full:", errors.Is(err, paged.ErrPinBudget))
@@ -225,9 +229,10 @@ func TestPinRandomOps(t *testing.T) {
 					}
 					pins = append(pins[:i], pins[i+1:]...)
 				}
-			case 5:
+			case 5: // a step runs: what it computed may be pinned
 				now += int64(rng.IntN(5))
 				m.Advance(now)
+				m.EndStep()
 			}
 			// Check verifies that every pinned block still holds its cached
 			// content and that counts are table entries plus pins.

@@ -27,8 +27,9 @@ func retainManager(t testing.TB, bs, blocks int) *Manager {
 	return m
 }
 
-// run creates a sequence for prompt and frees it, leaving its full blocks
-// cached; it returns its table.
+// run creates a sequence for prompt, ends the step that computes it and
+// frees it, leaving its full blocks cached (a pin may hold them); it
+// returns its table.
 func run(t testing.TB, m *Manager, prompt []int32, opts *SeqOptions) []allocator.BlockID {
 	t.Helper()
 	id, _, err := m.Create(prompt, opts)
@@ -40,6 +41,7 @@ func run(t testing.TB, m *Manager, prompt []int32, opts *SeqOptions) []allocator
 		t.Fatal(err)
 	}
 	tab = slices.Clone(tab)
+	m.EndStep() // the step computing it ran
 	if err := m.Free(id); err != nil {
 		t.Fatal(err)
 	}

@@ -111,6 +111,7 @@ func (m *Manager) EndStep() {
 	if len(m.bp.named) > 0 {
 		m.bp.unpark()
 	}
+	m.bp.endStep()
 	m.step++
 	if m.step == 0 {
 		m.wrapSteps()
@@ -567,6 +568,7 @@ func (m *Manager) recommit(s *sequence, g, k int, d allocator.BlockID) {
 		parent = (*blocks)[k-1]
 	}
 	m.commit(d, &s.hashes[k], g, k, parent, s)
+	m.bp.stored[d] = 0 // KV a step computed, which the SwapIn brings
 	if m.bp.events.on() {
 		var ph *Hash
 		if k > 0 {

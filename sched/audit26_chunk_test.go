@@ -31,6 +31,7 @@ func TestAudit26ChunkGrowsBackAfterPins(t *testing.T) {
 	}
 	id, _, err := m.Create(pinned, nil)
 	require.NoError(t, err)
+	m.EndStep() // the step computing it ran: a pin may hold it
 	require.NoError(t, m.Free(id))
 	require.NoError(t, m.SetPinBudget(40))
 	_, held, err := m.Pin(pinned, nil, 6)

@@ -92,6 +92,7 @@ func pinnedPool(t *testing.T, cfg paged.Config, until int64) *paged.Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.EndStep() // the step computing it ran: a pin may hold it
 	if err := m.Free(id); err != nil {
 		t.Fatal(err)
 	}
