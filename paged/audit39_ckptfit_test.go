@@ -148,7 +148,9 @@ func TestAudit39CheckpointHitFitsExactly(t *testing.T) {
 // returns 0 cached tokens.
 func TestAudit39IdleCacheNeverBlocksRapid(t *testing.T) {
 	var admitted, dropped int
-	defer func() { t.Logf("%d admitted where the empty pool admits, %d of them dropping a checkpoint hit", admitted, dropped) }()
+	defer func() {
+		t.Logf("%d admitted where the empty pool admits, %d of them dropping a checkpoint hit", admitted, dropped)
+	}()
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
 		groups := []paged.Group{{Kind: paged.FullAttention}}
