@@ -143,13 +143,14 @@ func TestAudit39CheckpointHitFitsExactly(t *testing.T) {
 // wait or be refused where an empty pool of the same configuration admits
 // it now: Admit, AdmitChunk and Create succeed wherever the empty pool's
 // do, on layouts of full attention with a State group and, in some runs, a
-// window group, and a prompt admitted in chunks is then computed alone.
+// window group, with or without a host tier, and a prompt admitted in
+// chunks is then computed alone.
 // Where the admission drops a checkpoint hit (CheckpointHitsDropped), it
 // returns 0 cached tokens.
 func TestAudit39IdleCacheNeverBlocksRapid(t *testing.T) {
-	var admitted, dropped int
+	var admitted, dropped, host int
 	defer func() {
-		t.Logf("%d admitted where the empty pool admits, %d of them dropping a checkpoint hit", admitted, dropped)
+		t.Logf("%d admitted where the empty pool admits, %d of them dropping a checkpoint hit, %d onboarding a host hit", admitted, dropped, host)
 	}()
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
@@ -159,7 +160,10 @@ func TestAudit39IdleCacheNeverBlocksRapid(t *testing.T) {
 		}
 		groups = append(groups, paged.Group{Kind: paged.State, Pages: rapid.IntRange(1, 3).Draw(t, "pages")})
 		cfg := paged.Config{BlockSize: bs, NumBlocks: rapid.IntRange(4, 24).Draw(t, "blocks"), Groups: groups,
-			Watermark: float64(rapid.IntRange(0, 2).Draw(t, "wm")) * 0.05}
+			Watermark: float64(rapid.IntRange(0, 2).Draw(t, "wm")) * 0.05,
+			// A host tier in some runs: evicted checkpoint pages offloaded
+			// there, a hit onboarding them.
+			HostBlocks: rapid.SampledFrom([]int{0, 0, 4, 16}).Draw(t, "host")}
 		m, err := paged.New(cfg)
 		if err != nil {
 			t.Skip(err)
@@ -182,6 +186,18 @@ func TestAudit39IdleCacheNeverBlocksRapid(t *testing.T) {
 			m.EndStep()
 			if err := m.Free(id); err != nil {
 				t.Fatal(err)
+			}
+		}
+		if rapid.Bool().Draw(t, "flush") {
+			// A sequence of fresh tokens evicts some of it (to the host
+			// tier, if any), then is freed: cached too.
+			if id, _, err := m.Create(seqOf(9000, rapid.IntRange(1, cfg.NumBlocks*bs).Draw(t, "flushLen")), nil); err == nil {
+				m.TakeCheckpoints(nil)
+				m.TakeCopies(nil)
+				m.EndStep()
+				if err := m.Free(id); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		p := append(seqOf(1, rapid.IntRange(0, pre/bs).Draw(t, "shared")*bs), seqOf(5000, rapid.IntRange(1, 8*bs).Draw(t, "tail"))...)
@@ -239,6 +255,9 @@ func TestAudit39IdleCacheNeverBlocksRapid(t *testing.T) {
 		}
 		after := m.Stats()
 		admitted++
+		if after.Tiers.HostHitBlocks > before.Tiers.HostHitBlocks {
+			host++
+		}
 		if after.CheckpointHitsDropped > before.CheckpointHitsDropped {
 			dropped++
 			if cached != 0 {
