@@ -101,7 +101,7 @@ func TestAudit39CheckpointHitFitsExactly(t *testing.T) {
 						k = 4
 					}
 					if k > 0 {
-						a, err := m.CanAdmitChunk(id, k)
+						a, err = m.CanAdmitChunk(id, k)
 						require.NoError(t, err)
 						assert.Equal(t, paged.AdmitOK, a)
 						cached, rest, err = m.AdmitChunk(id, k, nil)
