@@ -77,10 +77,10 @@ func aloneFitsN(t *rapid.T, cfg paged.Config, prompt []int32, maxTokens, n int) 
 // pools it fits.
 func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
 	// What the runs did: long prompts finished, swap-outs, accepted
-	// drafts, runs with a pin, runs.
-	var long, swapped, accepted, pinned, runs int
+	// drafts, runs with a pin, checkpoint hits dropped for a miss, runs.
+	var long, swapped, accepted, pinned, dropped, runs int
 	defer func() {
-		t.Logf("%d runs: %d long prompts finished, %d swap-outs, %d drafts accepted, %d runs with a pin", runs, long, swapped, accepted, pinned)
+		t.Logf("%d runs: %d long prompts finished, %d swap-outs, %d drafts accepted, %d runs with a pin, %d checkpoint hits dropped", runs, long, swapped, accepted, pinned, dropped)
 		if runs >= 100 { // go test's default; CI's 32-bit pass runs 10
 			for name, n := range map[string]int{"finished a long prompt": long, "swapped out": swapped, "accepted drafts": accepted, "pinned": pinned} {
 				if n == 0 {
@@ -215,6 +215,7 @@ func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
 		st := s.Stats()
 		runs++
 		swapped += int(st.SwappedOut)
+		dropped += int(m.Stats().CheckpointHitsDropped)
 		accepted += int(st.DraftsAccepted)
 		for _, q := range reqs {
 			if q.long && q.r.State() == sched.Finished {

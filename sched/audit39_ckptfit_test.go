@@ -1,0 +1,81 @@
+package sched_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+	"github.com/pagedkv/pagedkv/sched"
+)
+
+// TestAudit39CheckpointHitFitsExactlyServed: paged's
+// TestAudit39CheckpointHitFitsExactly through the scheduler. A 24-token
+// prompt that takes every usable block of the pool computed from scratch
+// (blocks of 4: 6 blocks and a State group's 2 pages, and 6 window blocks
+// on the window layout) shares its first 8 tokens with earlier requests
+// that branched there, so a state checkpoint is cached at 8 tokens: with
+// the hit it needs the checkpoint's 2 pages more. Submit accepts it; it
+// is served (computed from scratch, the hit dropped: Stats.
+// CheckpointHitsDropped), whole or in chunks, never aborted.
+// docs/hybrid.md's Limits said a scheduler aborted it (ErrNoSpace in an
+// empty pool) until d8cbb9c (the miss fallback, after the Limits bullet
+// was written in d30aba0; reverted and restored in e6d8021).
+func TestAudit39CheckpointHitFitsExactlyServed(t *testing.T) {
+	layouts := []struct {
+		name   string
+		groups []paged.Group
+		blocks int
+	}{
+		{"state", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 2}}, 9},
+		{"window+state", []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}, {Kind: paged.State, Pages: 2}}, 15},
+	}
+	with := func(tail int32, n int) []int32 {
+		p := make([]int32, 0, 8+n)
+		for i := range 8 {
+			p = append(p, int32(i+1))
+		}
+		for i := range n {
+			p = append(p, tail+int32(i))
+		}
+		return p
+	}
+	for _, l := range layouts {
+		for _, chunked := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/chunked=%v", l.name, chunked), func(t *testing.T) {
+				m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: l.blocks, Groups: l.groups})
+				cfg := sched.Config{MaxBatchTokens: 32}
+				if chunked {
+					cfg = sched.Config{MaxBatchTokens: 4, ChunkedPrefill: true}
+				}
+				aborted := 0
+				cfg.Hooks.Aborted = func(*sched.Request, error) { aborted++ }
+				s, err := sched.New(m, cfg)
+				require.NoError(t, err)
+				// Two requests branching after 8 tokens, then one that
+				// hits the checkpoint there (it fits with it).
+				for i, tail := range []int32{100, 200, 300} {
+					r, err := s.Submit(with(tail, 5), sched.Options{MaxTokens: 1})
+					require.NoError(t, err)
+					drain(t, s, 7)
+					require.Equal(t, sched.Finished, r.State(), "%v", r.Err())
+					if i == 2 {
+						require.Equal(t, 8, r.Cached(), "the checkpoint hit")
+					}
+				}
+				require.Zero(t, m.Stats().CheckpointHitsDropped)
+				r, err := s.Submit(with(400, 16), sched.Options{MaxTokens: 1})
+				require.NoError(t, err, "a prompt that fits the empty pool")
+				drain(t, s, 7)
+				assert.Equal(t, sched.Finished, r.State(), "%v", r.Err())
+				assert.NoError(t, r.Err())
+				assert.Zero(t, r.Cached(), "computed from scratch")
+				assert.Zero(t, aborted)
+				assert.Positive(t, m.Stats().CheckpointHitsDropped)
+				require.NoError(t, m.Check())
+			})
+		}
+	}
+}
