@@ -29,10 +29,11 @@ import (
 // from one that cannot hold the shape to a roomy one, each Append of S
 // must succeed or fail as it does when the step ends before S grows (the
 // copies ran: TakeCopies), and Check pass. Before the fix the pool of 13
-// blocks refused the fifth Append (4 blocks, 2 available and the room
-// of pin 7; block 8, the dead copy's source, held). The mutation M123
-// (slidFrees counted the pinned copy source as room, while releasePins
-// kept it) panicked allocating in the same pool.
+// blocks refused the fourth Append (5 tokens, 4 blocks: 2 available and
+// the room of pin 7; block 8, the dead copy's source, held). M123 as
+// first written (slidFrees counted the pinned copy source as room while
+// releasePins kept it) panicked allocating in the same pool; M123 now
+// (the fix undone) fails the comparison.
 func TestAudit38DeadCopySourceIsNoRoom(t *testing.T) {
 	shaped := 0
 	for blocks := 12; blocks <= 24; blocks++ {

@@ -15,25 +15,7 @@ import (
 // whose slide pins window blocks, and is refused, changing nothing. The
 // mutation M124 (pins given up with two running) released them instead.
 func TestAudit38PinsStayWithOthersRunning(t *testing.T) {
-	cfg := Config{BlockSize: 3, NumBlocks: 22, Groups: []Group{
-		{Kind: FullAttention},
-		{Kind: SlidingWindow, Window: 8}, {Kind: SlidingWindow, Window: 8}, {Kind: SlidingWindow, Window: 8},
-	}}
-	prompt := make([]int32, 13)
-	for i := range prompt {
-		prompt[i] = int32(100 + i)
-	}
-	m, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, _, err := m.Create(append(append([]int32{}, prompt[:3]...), 7), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Free(a); err != nil {
-		t.Fatal(err)
-	}
+	m, prompt := shareAloneShape(t, 22, true)
 	other, _, err := m.Create([]int32{900}, nil)
 	if err != nil {
 		t.Fatal(err)
