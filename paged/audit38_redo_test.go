@@ -1,10 +1,6 @@
 package paged_test
 
-import (
-	"testing"
-
-	"github.com/pagedkv/pagedkv/paged"
-)
+import "testing"
 
 // TestAudit38ForkInheritsUncompute: a fork of a sequence whose step was
 // dropped (Uncompute at 11) shares its uncomputed positions, so its next
@@ -27,40 +23,6 @@ func TestAudit38ForkInheritsUncompute(t *testing.T) {
 			}
 			swapKeepsRecompute(t, m, child, tc.local, id)
 		})
-	}
-}
-
-// swapKeepsRecompute swaps id out and in (swapTrimSetup's sequence, or a
-// fork of it, with positions 11 and 12 uncomputed) and checks that it
-// keeps what the query at 11 reads: the full table's 7 blocks (but with
-// SeqOptions.Window, local 0) and the local table's blocks 5 and 6; then
-// that a step recomputing 11 and 12 builds, for it and the others.
-func swapKeepsRecompute(t *testing.T, m *paged.Manager, id paged.SeqID, local int, others ...paged.SeqID) {
-	t.Helper()
-	full := 7
-	if local == 0 {
-		full = 0
-	}
-	if got := swapOutCount(t, m, id); got != full+2 {
-		t.Errorf("SwapOut copied %d blocks, want %d (the local table's 5 and 6: the query at 11 reads block 5)", got, full+2)
-	}
-	if err := m.SwapIn(id); err != nil {
-		t.Fatal(err)
-	}
-	m.TakeSwaps(nil)
-	if got := liveEntries(t, m, id, local); got != 2 {
-		t.Errorf("swapped in, the local table holds %d blocks, want 2", got)
-	}
-	sched := []paged.Scheduled{{ID: id, NewTokens: 2}}
-	for _, o := range others {
-		sched = append(sched, paged.Scheduled{ID: o, NewTokens: 2})
-	}
-	var b paged.Batch
-	if err := m.BuildBatch(&b, sched); err != nil {
-		t.Fatalf("the recompute of 11 and 12 after the swap-in: %v", err)
-	}
-	if err := m.Check(); err != nil {
-		t.Fatal(err)
 	}
 }
 
