@@ -709,11 +709,12 @@ func (m *Manager) slidableGroups(s *sequence, c int, pinned bool) int {
 // slidFrees reports whether sliding past entry k of local group g+1's
 // table of s frees its block: the sole reference, read by no copy of the
 // step, and not kept as a retention pin, or (pinned: s's pins are
-// released for the room, retention.go) kept as one that is no pending
-// copy's source.
+// released for the room, retention.go) kept as one, which releasePins
+// gives up (no live copy reads it, so pinHeld does not hold it: a
+// window block is no checkpoint page).
 func (m *Manager) slidFrees(s *sequence, g, k int, pinned bool) bool {
 	b := s.ext[g].blocks[k]
-	return b != nullBlock && m.bp.frees(b) && (!m.pinsAt(s, g+1, k, b) || pinned && !m.copySource(b))
+	return b != nullBlock && m.bp.frees(b) && (!m.pinsAt(s, g+1, k, b) || pinned)
 }
 
 // appendGroups is Append for a running sequence of a hybrid manager.

@@ -20,28 +20,9 @@ import (
 // when its own chunks need the room (RetentionPinsReleased), Check
 // passing after every step.
 func TestPinReclaimChunkedShareAlone(t *testing.T) {
-	cfg := Config{BlockSize: 3, NumBlocks: 18, Groups: []Group{
-		{Kind: FullAttention},
-		{Kind: SlidingWindow, Window: 8}, {Kind: SlidingWindow, Window: 8}, {Kind: SlidingWindow, Window: 8},
-	}}
-	prompt := make([]int32, 13)
-	for i := range prompt {
-		prompt[i] = int32(100 + i)
-	}
+	prompt := shareAlonePrompt()
 	run := func(history bool) (released uint64, err error) {
-		m, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if history {
-			a, _, err := m.Create(append(append([]int32{}, prompt[:3]...), 7), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := m.Free(a); err != nil {
-				t.Fatal(err)
-			}
-		}
+		m, _ := shareAloneShape(t, 18, history)
 		id, err := m.Add(prompt, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -90,6 +71,42 @@ func TestPinReclaimChunkedShareAlone(t *testing.T) {
 	if released == 0 {
 		t.Fatal("no retention pin released: the test no longer has the audit's shape")
 	}
+}
+
+// shareAlonePrompt is TestPinReclaimChunkedShareAlone's 13-token prompt.
+func shareAlonePrompt() []int32 {
+	prompt := make([]int32, 13)
+	for i := range prompt {
+		prompt[i] = int32(100 + i)
+	}
+	return prompt
+}
+
+// shareAloneShape returns a manager of TestPinReclaimChunkedShareAlone's
+// layout (three windows of 8 tokens beside full attention, blocks of 3)
+// in a pool of n blocks, and its prompt; with history, an earlier
+// request computed a 4-token prompt whose first block starts it, so the
+// prompt branches after one block.
+func shareAloneShape(t *testing.T, n int, history bool) (*Manager, []int32) {
+	t.Helper()
+	m, err := New(Config{BlockSize: 3, NumBlocks: n, Groups: []Group{
+		{Kind: FullAttention},
+		{Kind: SlidingWindow, Window: 8}, {Kind: SlidingWindow, Window: 8}, {Kind: SlidingWindow, Window: 8},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := shareAlonePrompt()
+	if history {
+		a, _, err := m.Create(append(append([]int32{}, prompt[:3]...), 7), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Free(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m, prompt
 }
 
 // TestPinReclaimFastPathsMatchGeneral: the shape of the failure that

@@ -381,19 +381,20 @@ func (m *Manager) pinHeld(s *sequence, b allocator.BlockID) bool {
 	return m.copySource(b)
 }
 
-// copySource reports whether b is the source of a Copy directive of the
-// step being built (blockPool.named), not yet taken (TakeCopies). A copy a
-// caller left untaken past EndStep ran with its step (queueCopy): it
-// holds nothing, or a simulation that never takes its copies would keep
-// such pins for good, and a sequence alone in the pool could never grow
-// into their room.
+// copySource reports whether b is the source of a live Copy directive of
+// the step being built (blockPool.read): not yet taken (TakeCopies), its
+// destination held or cached (blockPool.live). A copy a caller left
+// untaken past EndStep ran with its step (queueCopy): it holds nothing,
+// or a simulation that never takes its copies would keep such pins for
+// good, and a sequence alone in the pool could never grow into their
+// room. Nor does a dead copy of the step, its destination freed
+// uncached: nothing reads what it fills in, a destination handed out
+// again drops it (so it never comes back), and release does not park
+// its source (blockPool.frees); holding it refused a sequence alone in
+// the pool the room of that pin until the step ended
+// (TestAudit38DeadCopySourceIsNoRoom).
 func (m *Manager) copySource(b allocator.BlockID) bool {
-	for i := range m.bp.named {
-		if m.bp.named[i].Src == b {
-			return true
-		}
-	}
-	return false
+	return len(m.bp.named) > 0 && m.bp.read(b)
 }
 
 // noteAdmit finishes the admission of s (handle id) for retention: its

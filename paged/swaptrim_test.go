@@ -151,28 +151,12 @@ func TestSwapOutKeepsUncomputedWindow(t *testing.T) {
 			if err := m.Uncompute(id, 11); err != nil {
 				t.Fatal(err)
 			}
+			swapKeepsRecompute(t, m, id, tc.local)
 			full := 7
 			if tc.local == 0 {
 				full = 0
 			}
-			if got := swapOutCount(t, m, id); got != full+2 {
-				t.Errorf("SwapOut copied %d blocks, want %d (the local table's 5 and 6: the query at 11 reads block 5)", got, full+2)
-			}
-			if err := m.SwapIn(id); err != nil {
-				t.Fatal(err)
-			}
-			m.TakeSwaps(nil)
-			if got := liveEntries(t, m, id, tc.local); got != 2 {
-				t.Errorf("swapped in, the local table holds %d blocks, want 2", got)
-			}
-			// The recompute of positions 11 and 12 reads block 5.
 			var b paged.Batch
-			if err := m.BuildBatch(&b, []paged.Scheduled{{ID: id, NewTokens: 2}}); err != nil {
-				t.Fatalf("the recompute after the swap-in: %v", err)
-			}
-			if err := m.Check(); err != nil {
-				t.Fatal(err)
-			}
 			// Computed now, it trims on its next swap-out (an Append
 			// takes every token before it as computed).
 			if err := m.Append(id, 102); err != nil {
@@ -195,6 +179,40 @@ func TestSwapOutKeepsUncomputedWindow(t *testing.T) {
 			}
 			decodeAfterSwapIn(t, m, id, 103)
 		})
+	}
+}
+
+// swapKeepsRecompute swaps id out and in (swapTrimSetup's sequence, or a
+// fork of it, with positions 11 and 12 uncomputed) and checks that it
+// keeps what the query at 11 reads: the full table's 7 blocks (but with
+// SeqOptions.Window, local 0) and the local table's blocks 5 and 6; then
+// that a step recomputing 11 and 12 builds, for it and the others.
+func swapKeepsRecompute(t *testing.T, m *paged.Manager, id paged.SeqID, local int, others ...paged.SeqID) {
+	t.Helper()
+	full := 7
+	if local == 0 {
+		full = 0
+	}
+	if got := swapOutCount(t, m, id); got != full+2 {
+		t.Errorf("SwapOut copied %d blocks, want %d (the local table's 5 and 6: the query at 11 reads block 5)", got, full+2)
+	}
+	if err := m.SwapIn(id); err != nil {
+		t.Fatal(err)
+	}
+	m.TakeSwaps(nil)
+	if got := liveEntries(t, m, id, local); got != 2 {
+		t.Errorf("swapped in, the local table holds %d blocks, want 2", got)
+	}
+	sched := []paged.Scheduled{{ID: id, NewTokens: 2}}
+	for _, o := range others {
+		sched = append(sched, paged.Scheduled{ID: o, NewTokens: 2})
+	}
+	var b paged.Batch
+	if err := m.BuildBatch(&b, sched); err != nil {
+		t.Fatalf("the recompute of 11 and 12 after the swap-in: %v", err)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
 

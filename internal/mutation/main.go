@@ -26,7 +26,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -92,6 +94,12 @@ func main() {
 		os.Exit(130)
 	}()
 
+	// rapid saves a failing run under paged/testdata/rapid and replays it
+	// first the next time: one mutant's failure would then be tried on
+	// every later mutant, which the suite CI runs does not do. The files
+	// a mutant leaves are removed after its run.
+	kept := rapidFails()
+
 	fmt.Println("| ID | mutation | where | result |")
 	fmt.Println("|---|---|---|---|")
 	caught, survived := 0, 0
@@ -133,6 +141,11 @@ func main() {
 		}
 		restore()
 		restore = nil
+		for _, f := range rapidFails() {
+			if !slices.Contains(kept, f) {
+				os.Remove(f)
+			}
+		}
 		if strings.HasPrefix(result, "caught") {
 			caught++
 		} else if result == "survived" {
@@ -243,6 +256,12 @@ func run(limit time.Duration, args ...string) (string, error) {
 		<-done
 		return out.String() + "\n(time limit)", fmt.Errorf("time limit %v", limit)
 	}
+}
+
+// rapidFails lists the failing runs rapid saved for the paged tests.
+func rapidFails() []string {
+	fails, _ := filepath.Glob("paged/testdata/rapid/*/*.fail")
+	return fails
 }
 
 var failRE = regexp.MustCompile(`--- FAIL: (\S+)`)
