@@ -99,6 +99,7 @@ func TestAudit38PinNamingABlockTwiceCountsItOnce(t *testing.T) {
 	if err := m.Free(id); err != nil {
 		t.Fatal(err)
 	}
+	m.EndStep() // the prompt's step ran: Pin holds only computed content (audit 36)
 	hs, err := m.BlockHashes(nil, prompt, nil)
 	if err != nil || len(hs) != 1 {
 		t.Fatalf("hashes %v, %v", hs, err)
