@@ -458,10 +458,8 @@ func (m *Manager) voidShared(s *sequence, from int) {
 		return
 	}
 	slices.Sort(cands)
-	refs := m.voidRefs[:0]
-	for range cands {
-		refs = append(refs, 0)
-	}
+	refs := slices.Grow(m.voidRefs[:0], len(cands))[:len(cands)]
+	clear(refs)
 	m.voidRefs = refs[:0]
 	// each calls fn for every entry of a running sequence's table that
 	// names a candidate (i its index in cands).

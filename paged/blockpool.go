@@ -268,6 +268,11 @@ func (p *blockPool) hasContent(id allocator.BlockID) bool { return p.index.meta[
 // being built: no kernel has computed it yet (see stored).
 func (p *blockPool) fresh(id allocator.BlockID) bool { return p.stored[id] == p.stamp }
 
+// markComputed takes block id, just committed, as holding KV a step
+// computed (not fresh): its content came by a copy (SwapIn, Onboard)
+// that runs before any kernel of the step reads it.
+func (p *blockPool) markComputed(id allocator.BlockID) { p.stored[id] = 0 }
+
 // endStep ends the step being built for the stamps (see stored): the
 // next part of the pool's are cleared, and the next step takes the next
 // nonzero stamp.

@@ -189,12 +189,12 @@ func (m *Manager) ownTails(s *sequence, t0 int) {
 // its state has absorbed (absorbed: a state cannot be rolled back; its
 // drafts' states can go).
 func (m *Manager) checkTruncateGroups(s *sequence, id SeqID, n int) error {
+	a := m.absorbed(s)
 	for g := range s.ext {
 		k := m.kinds[g+1]
 		r := s.ext[g].released
 		switch {
-		case k.pages() > 0 && s.state == seqRunning && n < m.absorbed(s):
-			a := m.absorbed(s)
+		case k.pages() > 0 && s.state == seqRunning && n < a:
 			return errorf(ErrInvalid, "Truncate %v to %d tokens: state group %d has absorbed %d tokens and cannot be rolled back (Preempt recomputes it); truncate to at least %d", id, n, g+1, a, a)
 		case k.local() && r > 0 && k.live(n) < r:
 			return errorf(ErrInvalid, "Truncate %v to %d tokens: %v group %d released its first %d positions, which the query at %d would read; truncate to at least %d",

@@ -146,7 +146,7 @@ func (m *Manager) onboardRef(ref allocator.BlockID, h Hash, g, depth int, parent
 		level, until = eviction.DefaultPriority, 0
 	}
 	m.bp.commit(d, &h, g)
-	m.bp.stored[d] = 0 // KV a step computed, which the Onboard brings
+	m.bp.markComputed(d) // the Onboard brings KV a step computed
 	m.stats.stored++
 	m.noteCommitAt(d, &h, g, depth, parent, s, level, until)
 	t.onboards++

@@ -568,7 +568,7 @@ func (m *Manager) recommit(s *sequence, g, k int, d allocator.BlockID) {
 		parent = (*blocks)[k-1]
 	}
 	m.commit(d, &s.hashes[k], g, k, parent, s)
-	m.bp.stored[d] = 0 // KV a step computed, which the SwapIn brings
+	m.bp.markComputed(d) // the SwapIn brings KV a step computed
 	if m.bp.events.on() {
 		var ph *Hash
 		if k > 0 {
