@@ -263,7 +263,7 @@ func (m *Manager) running(id SeqID, op string) (*sequence, error) {
 		return nil, err
 	}
 	if s.state != seqRunning {
-		return nil, errorf(ErrSequenceState, "%s: %v is waiting (preempted or not admitted), not running", op, id)
+		return nil, errorf(ErrSequenceState, "%s: %v is %v, not running", op, id, s.state)
 	}
 	return s, nil
 }

@@ -237,7 +237,7 @@ func (m *Manager) checkEntry(op string, sc Scheduled, tok []int32, b *Batch) err
 	}
 	if b != nil {
 		if s.state != seqRunning {
-			return errorf(ErrSequenceState, "%s: %v is waiting (preempted or not admitted), not running", op, sc.ID)
+			return errorf(ErrSequenceState, "%s: %v is %v, not running", op, sc.ID, s.state)
 		}
 		if sc.NewTokens != 1 {
 			return errorf(ErrInvalid, "%s: %v has %d new tokens; a decode step's entry has 1, the token it appends", op, sc.ID, sc.NewTokens)

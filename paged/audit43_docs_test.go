@@ -1,0 +1,59 @@
+package paged_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// TestAudit43RefusalsNameTheState: a call that needs a running sequence
+// and is given a swapped-out one returns ErrSequenceState naming the
+// state it found. Before audit 43, BuildBatch, Slot, Fork, Preempt,
+// Uncompute, Unadmit and AcceptSpeculative called a swapped-out sequence
+// "waiting (preempted or not admitted)", while Admit refuses it as
+// swapped out (SwapIn resumes it): 14 assertions failed, 2 for each.
+func TestAudit43RefusalsNameTheState(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64, HostBlocks: 64})
+	require.NoError(t, err)
+	swapped, _, err := m.Create(seqOf(1, 10), nil)
+	require.NoError(t, err)
+	waiting, err := m.Add(seqOf(100, 10), nil)
+	require.NoError(t, err)
+	m.EndStep()
+	require.NoError(t, m.SwapOut(swapped))
+
+	ops := map[string]func(id paged.SeqID) error{
+		"BuildBatch": func(id paged.SeqID) error {
+			return m.BuildBatch(&paged.Batch{}, []paged.Scheduled{{ID: id, NewTokens: 1}})
+		},
+		"DecodeStep": func(id paged.SeqID) error {
+			_, err := m.DecodeStep(&paged.Batch{}, []paged.Scheduled{{ID: id, NewTokens: 1}}, []int32{3})
+			return err
+		},
+		"Slot":              func(id paged.SeqID) error { _, err := m.Slot(id, 0); return err },
+		"Fork":              func(id paged.SeqID) error { _, err := m.Fork(id); return err },
+		"Preempt":           func(id paged.SeqID) error { return m.Preempt(id) },
+		"Uncompute":         func(id paged.SeqID) error { return m.Uncompute(id, 5) },
+		"Unadmit":           func(id paged.SeqID) error { return m.Unadmit(id) },
+		"AcceptSpeculative": func(id paged.SeqID) error { return m.AcceptSpeculative(id, 0) },
+		"Append":            func(id paged.SeqID) error { return m.Append(id, 3) },
+		"Truncate":          func(id paged.SeqID) error { return m.Truncate(id, 5) },
+	}
+	for name, op := range ops {
+		err := op(swapped)
+		require.ErrorIs(t, err, paged.ErrSequenceState, name)
+		assert.Contains(t, err.Error(), "swapped out", "%s of a swapped-out sequence", name)
+		assert.NotContains(t, err.Error(), "waiting", "%s of a swapped-out sequence", name)
+		if name == "Append" || name == "Truncate" {
+			continue // a waiting sequence takes them
+		}
+		err = op(waiting)
+		require.ErrorIs(t, err, paged.ErrSequenceState, name)
+		assert.True(t, strings.Contains(err.Error(), "waiting"), "%s of a waiting sequence: %v", name, err)
+	}
+	require.NoError(t, m.Check())
+}
