@@ -124,8 +124,11 @@
 // that changes the manager. Slices returned by Table, Tokens and
 // DrainEvents are views into the manager's buffers (see each method).
 // Errors are all-or-nothing: an operation that returns an error has changed
-// nothing, except that Admit's prefix statistics count failed attempts, as
-// vLLM's do. Bad input (unknown handles, out-of-range numbers, nil
+// nothing, except counters of attempts: Admit's prefix statistics count
+// failed attempts, as vLLM's do (AdmitChunk's and Create's too), a Create
+// refused for space has hashed its prompt (Stats.BlocksHashed), and a pin
+// refused for its budget counts in PinStats.Rejected with a PinRejected
+// event. Bad input (unknown handles, out-of-range numbers, nil
 // batches or snapshots, negative token IDs) returns an error wrapping ErrInvalid,
 // ErrUnknownSequence or ErrSequenceState and never panics; a panic means a
 // broken internal invariant and names the block. (A method called on a nil

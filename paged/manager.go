@@ -217,7 +217,10 @@ func (m *Manager) Config() Config {
 	return c
 }
 
-// Advance sets the logical time used for priority expiry. Time never goes
+// Advance sets the logical time that pins (Pin's until) and the priority
+// policy's promises expire by: pins whose expiry is at or before now are
+// released (PinExpired events), and the eviction policies that keep time
+// (the device's and the host tier's) lapse what expired. Time never goes
 // backwards; a smaller value is ignored.
 func (m *Manager) Advance(now int64) {
 	if now <= m.now {

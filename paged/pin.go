@@ -168,6 +168,10 @@ func (m *Manager) SetPinBudget(blocks int) error {
 // once (Create, the step, Free) and pin it afterwards; a pin made in the
 // step admitting the prompt holds none of it, and a step that then drops
 // the prompt (Uncompute, Free) leaves nothing uncomputed in the cache.
+// An until at or before the current time (Advance) is ErrInvalid; a pin
+// that would take the pinned blocks past the budget (SetPinBudget) is
+// ErrPinBudget, which pins nothing but counts in PinStats.Rejected and
+// queues a PinRejected event.
 func (m *Manager) Pin(prompt []int32, opts *SeqOptions, until int64) (PinID, int, error) {
 	hs, err := m.BlockHashes(m.pins.hashes[:0], prompt, opts)
 	m.pins.hashes = hs[:0]
@@ -313,7 +317,8 @@ func (m *Manager) lookupPin(id PinID) (*pin, error) {
 }
 
 // Unpin releases a pin: its blocks that no sequence or other pin holds
-// become evictable again.
+// become evictable again. A pin released already (by Unpin or by expiry)
+// or never made is ErrUnknownPin, and nothing changes.
 func (m *Manager) Unpin(id PinID) error {
 	p, err := m.lookupPin(id)
 	if err != nil {

@@ -1383,7 +1383,8 @@ func (m *Manager) Running(id SeqID) (bool, error) {
 }
 
 // Table returns the block table of a sequence: entry i holds tokens
-// [i*BlockSize, (i+1)*BlockSize). The slice is a view, valid until the next
+// [i*BlockSize, (i+1)*BlockSize). It is empty for a sequence that holds
+// no device blocks (waiting, or swapped out). The slice is a view, valid until the next
 // call that changes the manager; do not modify it. Its capacity is its
 // length, so appending to it copies it.
 func (m *Manager) Table(id SeqID) ([]allocator.BlockID, error) {
