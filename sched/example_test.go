@@ -206,7 +206,7 @@ func ExampleRequest_Err() {
 	_ = m.Free(own)
 	fmt.Println("aborted", s.Stats().Aborted, "blocks in use", m.Stats().UsedBlocks)
 	// Output:
-	// sched: request can never run: 22 tokens of KV need more than the pool's 6 blocks of 2 (a sequence admitted at 22 tokens holds at least 22, an admission may take 6)
+	// sched: request can never run: 22 tokens of KV need more than the pool's 6 blocks of 2 (a sequence admitted at 22 tokens holds at least 22 blocks, an admission may take 6)
 	// aborted: 1
 	// aborted sched: request can never run: request 1 cannot grow past 4 tokens in this pool
 	// finished 2 <nil>

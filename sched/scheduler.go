@@ -296,7 +296,7 @@ func (s *Scheduler) Submit(prompt []int32, opts Options) (*Request, error) {
 	case err != nil:
 		return nil, pass(ErrInvalid, err, "submit")
 	case floor > s.m.Stats().UsableBlocks-s.wm:
-		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d (a sequence admitted at %d tokens holds at least %d, an admission may take %d)",
+		return nil, fmt.Errorf("%w: %d tokens of KV need more than the pool's %d blocks of %d (a sequence admitted at %d tokens holds at least %d blocks, an admission may take %d)",
 			ErrNever, kv, s.m.Stats().UsableBlocks, s.m.BlockSize(), at, floor, s.m.Stats().UsableBlocks-s.wm)
 	}
 	if n > 1 && s.forkPages > 0 {
