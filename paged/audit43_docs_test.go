@@ -57,3 +57,35 @@ func TestAudit43RefusalsNameTheState(t *testing.T) {
 	}
 	require.NoError(t, m.Check())
 }
+
+// TestAudit43UncomputedCheckpointAskedAgain: docs/hybrid.md said that a
+// branch-point checkpoint handed out for a step then dropped (Uncompute)
+// "is not asked again"; Uncompute's and TakeCheckpoints' comments say a
+// readmission asks for it again, and it does (since c0457aa): the
+// preempted sequence readmitted gets the checkpoint at the same point.
+func TestAudit43UncomputedCheckpointAskedAgain(t *testing.T) {
+	const bs, shared = 4, 5 * 4
+	prompt := func(tail int32) []int32 { return append(seqOf(1, shared), tail, tail+1, tail+2, tail+3, tail+4) }
+	m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: 64,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	chunkedPrefill(t, m, prompt(100), 64)
+	id, err := m.Add(prompt(200), nil)
+	require.NoError(t, err)
+	cached, err := m.Admit(id)
+	require.NoError(t, err)
+	cks := m.TakeCheckpoints(nil)
+	require.Len(t, cks, 1)
+	require.Equal(t, shared, cks[0].Tokens)
+	m.TakeCopies(nil)
+	require.NoError(t, m.Uncompute(id, cached))
+	require.NoError(t, m.Preempt(id))
+	m.EndStep()
+	cached, err = m.Admit(id)
+	require.NoError(t, err)
+	assert.Zero(t, cached, "the dropped checkpoint was forgotten: no hit")
+	cks = m.TakeCheckpoints(nil)
+	require.Len(t, cks, 1, "the readmission asks for the checkpoint again")
+	assert.Equal(t, shared, cks[0].Tokens)
+	require.NoError(t, m.Check())
+}
