@@ -13,8 +13,8 @@ import (
 const DefaultBlockSize = 16
 
 // Limits on a configuration. A manager allocates its per-block metadata up
-// front (with the default LRU policy about 93 bytes per device block, and
-// 93 more per host block, see TestMetadataPerBlock), so New refuses pools
+// front (with the default LRU policy about 94 bytes per device block, and
+// 102 more per host block, see TestMetadataPerBlock), so New refuses pools
 // beyond MaxBlocks rather than let a typo take the process down with an
 // out-of-memory crash; everything else grows with use and is bounded by
 // what the caller gives.
