@@ -102,11 +102,11 @@ type Config struct {
 	// what the pool holds, at most MaxSeqLen.
 	MaxModelLen int
 	// MaxWaiting bounds the sequences that hold no device blocks (added and
-	// not admitted, preempted, or swapped out): Add and AddFromHashes
-	// refuse a new sequence with ErrNoSpace while that many wait, so a
-	// flood of requests meets back-pressure instead of exhausting memory.
-	// Create, Preempt and SwapOut are never refused for it. Default
-	// DefaultMaxWaiting.
+	// not admitted, preempted, or swapped out): Add, AddOwned, AddHashed
+	// and AddFromHashes refuse a new sequence with ErrNoSpace while that
+	// many wait, so a flood of requests meets back-pressure instead of
+	// exhausting memory. Create, Preempt and SwapOut are never refused for
+	// it. Default DefaultMaxWaiting.
 	MaxWaiting int
 	// Reserve is memory set aside at New for the sequences' records and
 	// their hash and table buffers, so that a fresh process's first
