@@ -48,7 +48,7 @@
 // tokens and extra keys (LoRA ID on every block, cache salt on the first,
 // multimodal content hashes on the blocks they overlap); only full blocks
 // are cached; a lookup stops at the first miss and leaves at least the last
-// prompt token to recompute; duplicates are kept, so tables stay
+// prompt token to recompute (unless SeqOptions.AllowFullHit); duplicates are kept, so tables stay
 // append-only. The default hash is SHA-256; FastHasher is for single-tenant
 // use and simulations only. With Config.HashMemo a prompt that repeats a
 // chain still held in the pool (the next turn of a long conversation)
