@@ -351,15 +351,16 @@ func TestHTTPConcurrentClients(t *testing.T) {
 // not step (so nothing ever leaves the queue) with 2,000 submissions of
 // 8,000-token prompts. Past the queue's bound every one is refused with
 // 429, and the heap after the flood is what it was before: an unbounded
-// queue would hold all 2,000 (about 20 MB; the test logs the figure).
+// queue would hold all 2,000 (about 130 MB, 65 KB a queued request; the
+// test logs the figures).
 func TestHTTPFloodGets429AndMemoryStaysFlat(t *testing.T) {
 	const (
 		bound     = 32
 		senders   = 16
 		perSender = 125
-		// Far below the ~10 KB a queued 8,000-token request holds times
+		// Far below the ~65 KB a queued 8,000-token request holds times
 		// 2,000, far above what the runtime and the test wobble by
-		// (under 0.1 MB measured).
+		// (0.15 MB measured).
 		maxGrowth = 4 << 20
 	)
 	srv := startServer(t, ServerConfig{
