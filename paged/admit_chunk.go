@@ -274,11 +274,12 @@ func (m *Manager) admitUncounted(id SeqID) (int, error) {
 // the step shares them, or a later admission of the step hit them): no
 // kernel has computed them, and s will not, so they leave the cache too,
 // and every sharer counts them uncommitted from its entry on, as s does
-// (one that computes them commits them again with its next Append). A
-// state
-// checkpoint TakeCheckpoints handed out for s past computed was never
-// written either: it leaves the index too (a readmission of s asks for
-// it again). A SwapOut before the next Append (or AppendSpeculative)
+// (one that computes them commits them again with its next Append).
+// Blocks onboarded or swapped in during the step hold KV copied before
+// its kernels and count as computed, as for Pin. A state checkpoint
+// TakeCheckpoints handed out for s past computed was never written
+// either: it leaves the index too (a readmission of s asks for it
+// again). A SwapOut before the next Append (or AppendSpeculative)
 // keeps the blocks of every sliding window and chunked-local group that
 // the query at computed reads, for the step that computes them again; a
 // Truncate that cuts computed off forgets it. Until then, within the
