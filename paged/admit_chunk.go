@@ -275,8 +275,8 @@ func (m *Manager) admitUncounted(id SeqID) (int, error) {
 // kernel has computed them, and s will not, so they leave the cache too,
 // and every sharer counts them uncommitted from its entry on, as s does
 // (one that computes them commits them again with its next Append).
-// Blocks onboarded or swapped in during the step hold KV copied before
-// its kernels and count as computed, as for Pin. A state checkpoint
+// Shared blocks onboarded or swapped in during the step hold KV copied
+// before its kernels and stay, as computed (as for Pin). A state checkpoint
 // TakeCheckpoints handed out for s past computed was never written
 // either: it leaves the index too (a readmission of s asks for it
 // again). A SwapOut before the next Append (or AppendSpeculative)
