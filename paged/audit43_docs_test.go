@@ -89,3 +89,48 @@ func TestAudit43UncomputedCheckpointAskedAgain(t *testing.T) {
 	assert.Equal(t, shared, cks[0].Tokens)
 	require.NoError(t, m.Check())
 }
+
+// TestAudit43UncomputeKeepsSharedOnboardedBlocks pins what Uncompute's
+// comment says since audit 43: blocks onboarded from the host tier in the
+// step being built hold KV copied before the step's kernels, so when the
+// sequence that onboarded them drops the step (Uncompute below them)
+// while another admission of the step shares them, they stay cached, as
+// computed (blockPool.markComputed), and a later prompt hits them.
+func TestAudit43UncomputeKeepsSharedOnboardedBlocks(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 9, HostBlocks: 32})
+	require.NoError(t, err)
+	prefix := seqOf(1, 12)
+	with := func(a, b int32) []int32 { return append(append([]int32{}, prefix...), a, b) }
+	x, _, err := m.Create(with(500, 501), nil)
+	require.NoError(t, err)
+	m.EndStep()
+	require.NoError(t, m.Free(x))
+	// Other content fills the device: the prefix goes to the host.
+	y, _, err := m.Create(seqOf(1000, 32), nil)
+	require.NoError(t, err)
+	m.EndStep()
+	require.NoError(t, m.Free(y))
+	m.TakeSwaps(nil)
+	require.Equal(t, uint64(3), m.Stats().Tiers.Offloads)
+
+	a, err := m.Add(with(600, 601), nil)
+	require.NoError(t, err)
+	hit, err := m.Admit(a)
+	require.NoError(t, err)
+	require.Equal(t, 12, hit)
+	require.Equal(t, uint64(3), m.Stats().Tiers.Onboards, "the prefix onboarded in this step")
+	b, err := m.Add(with(700, 701), nil)
+	require.NoError(t, err)
+	hit, err = m.Admit(b)
+	require.NoError(t, err)
+	require.Equal(t, 12, hit, "b shares the onboarded blocks")
+	require.NoError(t, m.Uncompute(a, 0))
+	require.NoError(t, m.Preempt(a))
+	require.NoError(t, m.Check())
+	m.EndStep()
+	m.TakeSwaps(nil)
+	_, hit, err = m.Create(with(800, 801), nil)
+	require.NoError(t, err)
+	assert.Equal(t, 12, hit, "the onboarded blocks stayed cached")
+	require.NoError(t, m.Check())
+}
