@@ -89,6 +89,7 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	n := len(s.tokens)
 	defer m.uncap()
 	full, a := m.planFallback(s, maxNew)
+	full, a = m.chunkHit(s, full, a, maxNew)
 	if maxNew >= n-full.hits*m.bs {
 		cached, err := m.Admit(id)
 		return cached, rest, err
@@ -189,6 +190,7 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	n, nh := len(s.tokens), len(s.hashes)
 	defer m.uncap()
 	full, a := m.planFallback(s, maxNew)
+	full, a = m.chunkHit(s, full, a, maxNew)
 	if maxNew >= n-full.hits*m.bs {
 		return a, nil
 	}
@@ -205,6 +207,42 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	m.ret.noHit = false
 	s.tokens, s.hashes = s.tokens[:n], s.hashes[:nh]
 	return a, nil
+}
+
+// chunkHit is AdmitChunk's second look, in chunks of k tokens, at a state
+// checkpoint hit that planFallback's plan of the whole sequence s, p and
+// a, dropped for a miss (planGroups: the hit never fits, or not now with
+// no sequence running, and the miss fits now). That plan holds the whole
+// prompt at once; a prefill in chunks holds at each step only what the
+// step reads (chunkPeak: the window and chunked-local blocks behind it
+// are released, the hit's pages are held at the admission's step only,
+// then as retention pins the sequence gives up alone). Where the
+// admission cuts the sequence (k below the tokens past the hit), the hit
+// is kept, and its plan returned, when its prefill in chunks of at most
+// k fits the pool (chunkNever), and, with no sequence running to give
+// blocks back, fits the blocks available now: its peak at most those
+// less the watermark. Otherwise p and a stand, the hit dropped as
+// before. The cut's own plan then judges the kept hit as Admit judges
+// any (planGroups: dropped where it does not fit now in an idle pool,
+// waiting beside running sequences). Chunks larger than k later may not
+// fit alone (see AdmitChunk); smaller ones do: past the admission's step
+// the sequence holds, its pins given up, no more blocks than the miss,
+// which fits whole, at the same position. Only a lookup that found a
+// hit and had it dropped pays the second plan.
+func (m *Manager) chunkHit(s *sequence, p plan, a Admission, k int) (plan, Admission) {
+	if !m.ret.missed || !m.ret.ckpt || m.ret.capOn {
+		return p, a
+	}
+	m.ret.keepHit = true
+	q, b := m.planAdmit(s)
+	m.ret.keepHit = false
+	if m.ret.hit > 0 && k < len(s.tokens)-q.hits*m.bs {
+		never, noAsk := m.chunkNever(s, q, b, k)
+		if !never && (m.nrunning > 0 || m.chunkPeakAsk(s, q.hits*m.bs, k, !noAsk) <= m.available()-m.watermarkBlocks()) {
+			return q, b
+		}
+	}
+	return m.missGroups(p.need, p.alloc), a
 }
 
 // keepPending keeps, in s.pend, the hashes of the full

@@ -83,8 +83,9 @@ type checkpointer struct {
 	// miss (planGroups), or, after AdmitChunk cut a sequence, the
 	// admission did; noHit makes lookups find no checkpoint, while
 	// AdmitChunk admits a cut sequence whose whole plan, or a cut's,
-	// dropped it.
-	missed, noHit bool
+	// dropped it. keepHit: planGroups keeps a checkpoint hit it would
+	// drop, answering AdmitNever where it never fits (chunkHit).
+	missed, noHit, keepHit bool
 	// capOn: hits are cut to at most hitCap blocks (lookupGroups), set
 	// by planFallback for the admission being planned; fell: it fell
 	// back so from the longest hit (Stats.HitFallbacks).

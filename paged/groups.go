@@ -505,7 +505,7 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 	switch {
 	case n > m.cfg.MaxModelLen || p.held > room && m.ret.hit == 0:
 		return p, AdmitNever
-	case m.ret.hit > 0 && (p.held+claims > room || m.nrunning == 0 && p.alloc > m.available()-wm) && total <= m.available()-wm:
+	case m.ret.hit > 0 && !m.ret.keepHit && (p.held+claims > room || m.nrunning == 0 && p.alloc > m.available()-wm) && total <= m.available()-wm:
 		// The checkpoint hit costs more than computing from scratch (its
 		// pages are claimed besides the sequence's own, and pinned while
 		// it runs) and does not fit where a miss fits now: never, or not
@@ -516,6 +516,9 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		// attention hit never costs more than a miss.
 		return m.missGroups(p.need, total), AdmitOK
 	case p.held+claims > room:
+		if m.ret.keepHit {
+			return p, AdmitNever // the hit's plan, for chunkHit
+		}
 		// Even alone with the checkpoint, never; computed from scratch,
 		// later (the case above found no room now), or never.
 		q := m.missGroups(p.need, total)
