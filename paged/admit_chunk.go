@@ -213,22 +213,22 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 // checkpoint hit that planFallback's plan of the whole sequence s, p and
 // a, dropped for a miss (planGroups: the hit never fits, or not now with
 // no sequence running, and the miss fits now). That plan holds the whole
-// prompt at once; a prefill in chunks holds at each step only what the
-// step reads (chunkPeak: the window and chunked-local blocks behind it
-// are released, the hit's pages are held at the admission's step only,
-// then as retention pins the sequence gives up alone). Where the
-// admission cuts the sequence (k below the tokens past the hit), the hit
-// is kept, and its plan returned, when its prefill in chunks of at most
-// k fits the pool (chunkNever), and, with no sequence running to give
-// blocks back, fits the blocks available now: its peak at most those
-// less the watermark. Otherwise p and a stand, the hit dropped as
-// before. The cut's own plan then judges the kept hit as Admit judges
-// any (planGroups: dropped where it does not fit now in an idle pool,
-// waiting beside running sequences). Chunks larger than k later may not
-// fit alone (see AdmitChunk); smaller ones do: past the admission's step
-// the sequence holds, its pins given up, no more blocks than the miss,
-// which fits whole, at the same position. Only a lookup that found a
-// hit and had it dropped pays the second plan.
+// prompt with the hit's pages at once; a prefill in chunks holds at each
+// step only what the step reads (chunkPeak): window and chunked-local
+// blocks behind it are released, and the hit's pages are held at the
+// admission's step only, then as retention pins, which the sequence
+// gives up when alone and short of room. So where the admission cuts the
+// sequence (k below the tokens past the hit), the hit is kept, and its
+// plan returned, when its prefill in chunks of at most k tokens fits the
+// pool (chunkNever answers not never); otherwise p and a stand. The
+// cut's own plan then judges the admission's step as Admit judges any
+// (planGroups: the hit dropped where it does not fit now in an idle pool,
+// waiting beside running sequences). From the next step on the sequence
+// holds no more than the miss would at the same position, and the miss
+// fits the pool now whole, so no chunk is refused alone for the hit; as
+// for any prompt in chunks, the checkpoint asked at the branch point is
+// the exception (chunkNever), which one-token chunks always fit (see
+// AdmitChunk). Only a lookup whose hit was dropped pays the second plan.
 func (m *Manager) chunkHit(s *sequence, p plan, a Admission, k int) (plan, Admission) {
 	if !m.ret.missed || !m.ret.ckpt || m.ret.capOn {
 		return p, a
@@ -237,8 +237,7 @@ func (m *Manager) chunkHit(s *sequence, p plan, a Admission, k int) (plan, Admis
 	q, b := m.planAdmit(s)
 	m.ret.keepHit = false
 	if m.ret.hit > 0 && k < len(s.tokens)-q.hits*m.bs {
-		never, noAsk := m.chunkNever(s, q, b, k)
-		if !never && (m.nrunning > 0 || m.chunkPeakAsk(s, q.hits*m.bs, k, !noAsk) <= m.available()-m.watermarkBlocks()) {
+		if never, _ := m.chunkNever(s, q, b, k); !never {
 			return q, b
 		}
 	}

@@ -1,11 +1,13 @@
 package paged_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/pagedkv/pagedkv/paged"
 )
@@ -21,16 +23,38 @@ type ckptShadow struct {
 	groups []paged.Group
 	bs     int
 	kv     map[int64]uint64
+	host   map[int64]uint64 // the host tier's blocks
 	// toks are the tokens of the sequences the checkpoints name.
 	toks map[paged.SeqID][]int32
+}
+
+// helperT is what ckptShadow needs of a test: *testing.T or *rapid.T.
+type helperT interface {
+	Helper()
+	Errorf(format string, args ...any)
+	FailNow()
 }
 
 // step runs one step of sequence id, which holds tokens and computes
 // [from, len(tokens)): the Copy directives, the checkpoints, the kernels;
 // then it reads back what the next query reads, in every group.
-func (c *ckptShadow) step(t *testing.T, id paged.SeqID, tokens []int32, from int) {
+func (c *ckptShadow) step(t helperT, id paged.SeqID, tokens []int32, from int) {
 	t.Helper()
 	c.toks[id] = tokens
+	// The tier stream first (the offloads of evicted content, the
+	// onboards of host hits), in order, then the copies.
+	for _, d := range c.m.TakeSwaps(nil) {
+		src, dst := c.kv, c.kv
+		if d.Kind.SrcMedium() == paged.Host {
+			src = c.host
+		}
+		if d.Kind.DstMedium() == paged.Host {
+			dst = c.host
+		}
+		for off := range int64(c.bs) {
+			dst[int64(d.Dst)*int64(c.bs)+off] = src[int64(d.Src)*int64(c.bs)+off]
+		}
+	}
 	for _, ck := range c.m.TakeCheckpoints(nil) {
 		for j, p := range ck.Pages {
 			c.kv[int64(p)*int64(c.bs)] = stateOf(ck.Group, j, c.toks[ck.Seq][:ck.Tokens])
@@ -62,7 +86,7 @@ func (c *ckptShadow) step(t *testing.T, id paged.SeqID, tokens []int32, from int
 }
 
 // readBack checks the KV the query after tokens reads through id's tables.
-func (c *ckptShadow) readBack(t *testing.T, id paged.SeqID, tokens []int32) {
+func (c *ckptShadow) readBack(t helperT, id paged.SeqID, tokens []int32) {
 	t.Helper()
 	for g, gr := range c.groups {
 		tab, err := c.m.TableGroup(id, g)
@@ -73,9 +97,12 @@ func (c *ckptShadow) readBack(t *testing.T, id paged.SeqID, tokens []int32) {
 			}
 			continue
 		}
-		from := 0
-		if gr.Kind == paged.SlidingWindow {
-			from = max(0, len(tokens)-gr.Window)
+		from := 0 // the first position the next query reads
+		switch gr.Kind {
+		case paged.SlidingWindow:
+			from = max(0, len(tokens)-gr.Window+1)
+		case paged.ChunkedLocal:
+			from = len(tokens) / gr.Chunk * gr.Chunk
 		}
 		for p := from; p < len(tokens); p++ {
 			b := tab[p/c.bs]
@@ -105,7 +132,7 @@ func TestAudit40ChunkHitKept(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/chunks=%d", l.name, k), func(t *testing.T) {
 				m, err := paged.New(paged.Config{BlockSize: bs, NumBlocks: l.blocks, Groups: l.groups})
 				require.NoError(t, err)
-				sh := &ckptShadow{m: m, groups: l.groups, bs: bs, kv: map[int64]uint64{}, toks: map[paged.SeqID][]int32{}}
+				sh := &ckptShadow{m: m, groups: l.groups, bs: bs, kv: map[int64]uint64{}, host: map[int64]uint64{}, toks: map[paged.SeqID][]int32{}}
 				with := func(tail int32, n int) []int32 { return append(seqOf(1, 8), seqOf(int(tail), n)...) }
 				// Two sequences branching after 8 tokens: the second's
 				// step writes the checkpoint there.
@@ -163,4 +190,241 @@ func TestAudit40ChunkHitKept(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestAudit40ChunkHitRapid: a state checkpoint hit AdmitChunk keeps for
+// its chunks never costs a request the pool would serve, and its prefill
+// progresses alone. Random layouts of full attention, a State group and,
+// in some runs, a sliding-window or chunked-local group; up to 31 usable
+// blocks (in half the runs about the prompt's size), watermarks, a host
+// tier in some runs, a prefix pin in some; prefixes computed and
+// freed, a checkpoint at their branch point; in some runs a sequence
+// running beside. A prompt on the prefix admitted with AdmitChunk in
+// chunks of k:
+//   - CanAdmitChunk answers what AdmitChunk does;
+//   - where a twin pool with nothing cached but the same prefix pin (in
+//     some runs, of unrelated content) admits it and computes it alone
+//     in chunks of k, it is admitted, now if nothing runs, else once the sequence
+//     beside is freed (a scheduler's wait);
+//   - it is then computed alone, in chunks of k (never refused), or in
+//     chunks of 1 to 2k halved on a refusal as sched halves them (a
+//     one-token chunk never refused), the content a server writes read
+//     back through every table after every step, Check passing;
+//   - a hit a twin pool with the same content drops admitted whole (Admit)
+//     is counted kept where AdmitChunk keeps it.
+func TestAudit40ChunkHitRapid(t *testing.T) {
+	var admitted, hits, kept, beside, halved, keptHalved int
+	defer func() {
+		t.Logf("%d admitted, %d with a checkpoint hit, %d of them kept in chunks where admitted whole it is dropped; %d after a sequence beside was freed; %d chunks halved alone, %d of a kept hit", admitted, hits, kept, beside, halved, keptHalved)
+	}()
+	rapid.Check(t, func(t *rapid.T) {
+		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "bs")
+		groups := []paged.Group{{Kind: paged.FullAttention}}
+		switch rapid.IntRange(0, 2).Draw(t, "local") {
+		case 1:
+			groups = append(groups, paged.Group{Kind: paged.SlidingWindow, Window: rapid.IntRange(1, 3*bs).Draw(t, "window")})
+		case 2:
+			groups = append(groups, paged.Group{Kind: paged.ChunkedLocal, Chunk: rapid.IntRange(1, 3*bs).Draw(t, "chunk")})
+		}
+		groups = append(groups, paged.Group{Kind: paged.State, Pages: rapid.IntRange(1, 3).Draw(t, "pages")})
+		pre := rapid.IntRange(1, 4).Draw(t, "preblocks") * bs
+		var cachedRuns [][]int32
+		for i := range rapid.IntRange(2, 3).Draw(t, "cachedRuns") {
+			cachedRuns = append(cachedRuns, append(seqOf(1, pre), seqOf(100*(i+1), rapid.IntRange(1, 2*bs).Draw(t, "cacheTail"))...))
+		}
+		p := append(seqOf(1, rapid.IntRange(1, pre/bs).Draw(t, "shared")*bs), seqOf(5000, rapid.IntRange(1, 8*bs).Draw(t, "tail"))...)
+		k := rapid.IntRange(1, len(p)).Draw(t, "k")
+		// Half the runs in a pool about the prompt's size computed whole
+		// from scratch, where a hit's pages tip the whole admission over.
+		blocks := rapid.IntRange(4, 32).Draw(t, "blocks")
+		if rapid.Bool().Draw(t, "tight") {
+			nb := (len(p) + bs - 1) / bs
+			blocks = (len(groups)-1)*nb + groups[len(groups)-1].Pages + 1 + rapid.IntRange(-2, 2).Draw(t, "slack")
+		}
+		cfg := paged.Config{BlockSize: bs, NumBlocks: max(blocks, 2), Groups: groups,
+			Watermark:  float64(rapid.IntRange(0, 2).Draw(t, "wm")) * 0.05,
+			HostBlocks: rapid.SampledFrom([]int{0, 0, 4, 16}).Draw(t, "host")}
+		newM := func() *paged.Manager {
+			m, err := paged.New(cfg)
+			if err != nil {
+				t.Skip(err)
+			}
+			return m
+		}
+		m, w, e := newM(), newM(), newM() // the pool, its whole-admission twin, an empty twin
+		sh := &ckptShadow{m: m, groups: groups, bs: bs, kv: map[int64]uint64{}, host: map[int64]uint64{}, toks: map[paged.SeqID][]int32{}}
+		var other []int32
+		if rapid.Bool().Draw(t, "beside") {
+			other = seqOf(9000, rapid.IntRange(1, cfg.NumBlocks*bs/2).Draw(t, "besideLen"))
+		}
+		mode := rapid.IntRange(0, 1).Draw(t, "mode") // chunks of k; of 1 to 2k, halved on a refusal
+		// In some runs a prefix pin holds unrelated content in every pool,
+		// the empty twin's too: an idle pool where the pinned blocks never
+		// come back.
+		if pinLen := rapid.IntRange(0, cfg.NumBlocks*bs/2).Draw(t, "pinLen") * rapid.IntRange(0, 1).Draw(t, "pin"); pinLen > 0 {
+			q := seqOf(7000, pinLen)
+			for i, mm := range []*paged.Manager{m, w, e} {
+				id, cached, err := mm.Create(q, nil)
+				if err != nil {
+					t.Skip(err)
+				}
+				if i == 0 {
+					sh.step(t, id, q, cached)
+				} else {
+					mm.TakeCheckpoints(nil)
+					mm.TakeCopies(nil)
+					mm.EndStep()
+				}
+				if err := mm.Free(id); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := mm.Pin(q, nil, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+
+		// The empty twin admits the prompt and computes it alone in chunks
+		// of k, or the case is skipped.
+		eid, err := e.Add(p, nil)
+		if err != nil {
+			t.Skip(err) // longer than a sequence may be
+		}
+		_, rest, err := e.AdmitChunk(eid, k, nil)
+		if err != nil {
+			t.Skip(err)
+		}
+		for len(rest) > 0 {
+			e.EndStep()
+			n := min(k, len(rest))
+			if err := e.Append(eid, rest[:n]...); err != nil {
+				t.Skip(err)
+			}
+			rest = rest[n:]
+		}
+
+		var oid, wid paged.SeqID
+		hasO, hasW := false, false
+		for i, mm := range []*paged.Manager{m, w} {
+			for _, c := range cachedRuns {
+				id, cached, err := mm.Create(c, nil)
+				if err != nil {
+					continue
+				}
+				if i == 0 {
+					sh.step(t, id, c, cached)
+				} else {
+					mm.TakeCheckpoints(nil)
+					mm.TakeCopies(nil)
+					mm.EndStep()
+				}
+				if err := mm.Free(id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if other != nil {
+				id, cached, err := mm.Create(other, nil)
+				if err != nil {
+					continue
+				}
+				if i == 0 {
+					sh.step(t, id, other, cached)
+					oid, hasO = id, true
+				} else {
+					wid, hasW = id, true
+				}
+			}
+		}
+		// The twin admits the prompt whole: does it drop a checkpoint hit?
+		wDropped := false
+		if id, err := w.Add(p, nil); err == nil {
+			if _, err := w.Admit(id); err == nil {
+				wDropped = w.Stats().CheckpointHitsDropped > 0
+			} else if hasW {
+				if err := w.Free(wid); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.Admit(id); err == nil {
+					wDropped = w.Stats().CheckpointHitsDropped > 0
+				}
+			}
+		}
+
+		id, err := m.Add(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admit := func() (int, []int32, error) {
+			a, err := m.CanAdmitChunk(id, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cached, rest, err := m.AdmitChunk(id, k, nil)
+			want := map[paged.Admission]error{paged.AdmitOK: nil, paged.AdmitLater: paged.ErrNoSpace, paged.AdmitNever: paged.ErrNever}[a]
+			if (err == nil) != (want == nil) || err != nil && !errors.Is(err, want) {
+				t.Fatalf("CanAdmitChunk(%d) said %v, AdmitChunk returned %v", k, a, err)
+			}
+			return cached, rest, err
+		}
+		cached, rest, err := admit()
+		if err != nil && hasO {
+			// Beside a running sequence the admission may wait: a
+			// scheduler waits for it to finish.
+			if !errors.Is(err, paged.ErrNoSpace) {
+				t.Fatalf("beside a running sequence: %v", err)
+			}
+			if err := m.Free(oid); err != nil {
+				t.Fatal(err)
+			}
+			hasO = false
+			beside++
+			cached, rest, err = admit()
+		}
+		if err != nil {
+			t.Fatalf("the empty pool admits the %d-token prompt in chunks of %d, this one refuses it: %v", len(p), k, err)
+		}
+		admitted++
+		have := len(p) - len(rest)
+		sh.step(t, id, p[:have], cached)
+		if err := m.Check(); err != nil {
+			t.Fatal(err)
+		}
+		if cached >= pre && cached > 0 {
+			hits++
+		}
+		if wDropped && cached > 0 {
+			kept++
+		}
+		if hasO {
+			// Alone from here: the sequence beside finishes.
+			if err := m.Free(oid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for have < len(p) {
+			n := min(k, len(p)-have)
+			if mode == 1 {
+				n = min(rapid.IntRange(1, 2*k).Draw(t, "n"), len(p)-have)
+			}
+			for {
+				err := m.Append(id, p[have:have+n]...)
+				if err == nil {
+					break
+				}
+				if mode == 0 || n == 1 || !errors.Is(err, paged.ErrNoSpace) {
+					t.Fatalf("alone (cached %d), a chunk of %d of chunks of %d with %d left: %v", cached, n, k, len(p)-have, err)
+				}
+				n /= 2
+				halved++
+				if wDropped && cached > 0 {
+					keptHalved++
+				}
+			}
+			sh.step(t, id, p[:have+n], have)
+			have += n
+			if err := m.Check(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }
