@@ -625,7 +625,7 @@ func (m *Manager) chunkPins(s *sequence) (br, pages, ask int) {
 		br = int(s.keep.branch)
 	}
 	if r := &m.ret; r.ckpt {
-		pages = m.stateClaims()
+		pages = m.statePages()
 		// admitState's condition to ask for a checkpoint (an upper
 		// bound: it asks only where the pool has room for it, and not
 		// for a point already cached or asked).

@@ -428,3 +428,76 @@ func TestAudit40ChunkHitRapid(t *testing.T) {
 		}
 	})
 }
+
+// TestAudit40HostPagesCounted: a state checkpoint hit whose pages were
+// offloaded to the host tier takes a device block for each page it
+// onboards, but planGroups' never test (the blocks held with the hit and
+// the checkpoint's pages against the usable ones) and chunkNever's peak
+// counted only the pages claimed on the device. Found by
+// TestAudit40ChunkHitRapid: blocks of 2, a window of 1 and a State group
+// of 3 pages, 18 usable blocks and a 16-block host tier; two requests
+// branching after 8 tokens leave a checkpoint there, a 13-token request
+// running beside evicts its pages to the host and is then freed. A
+// 16-token prompt on the prefix, in chunks of 7, in the idle pool: the
+// hit was judged to fit (16 blocks held, its 3 host pages not counted),
+// the cut (15 tokens) with it needs 19 blocks of 18, and the cut from
+// scratch 19 too, so the hit was neither dropped nor admitted:
+// ErrNoSpace with nothing running, for good, where an empty pool admits
+// the prompt in chunks of 7 (7 tokens first, 11 blocks). Counted, the
+// hit never fits: it is dropped, and the prompt computed from scratch in
+// chunks of 7, its content read back after every step.
+func TestAudit40HostPagesCounted(t *testing.T) {
+	const bs = 2
+	groups := []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 1}, {Kind: paged.State, Pages: 3}}
+	cfg := paged.Config{BlockSize: bs, NumBlocks: 19, HostBlocks: 16, Groups: groups}
+	p := append(seqOf(1, 8), seqOf(5000, 8)...)
+	const k = 7
+	e, err := paged.New(cfg)
+	require.NoError(t, err)
+	eid, err := e.Add(p, nil)
+	require.NoError(t, err)
+	_, _, err = e.AdmitChunk(eid, k, nil)
+	require.NoError(t, err, "the empty pool admits it in chunks of 7")
+
+	m, err := paged.New(cfg)
+	require.NoError(t, err)
+	sh := &ckptShadow{m: m, groups: groups, bs: bs, kv: map[int64]uint64{}, host: map[int64]uint64{}, toks: map[paged.SeqID][]int32{}}
+	for _, q := range [][]int32{append(seqOf(1, 8), seqOf(100, 1)...), append(seqOf(1, 8), seqOf(200, 3)...)} {
+		id, cached, err := m.Create(q, nil)
+		require.NoError(t, err)
+		sh.step(t, id, q, cached)
+		require.NoError(t, m.Free(id))
+	}
+	other := seqOf(9000, 13)
+	oid, cached, err := m.Create(other, nil)
+	require.NoError(t, err)
+	sh.step(t, oid, other, cached)
+	ts, err := m.TierStatsGroup(2)
+	require.NoError(t, err)
+	require.Positive(t, ts.HostCached, "checkpoint pages offloaded")
+	id, err := m.Add(p, nil)
+	require.NoError(t, err)
+	_, _, err = m.AdmitChunk(id, k, nil)
+	require.ErrorIs(t, err, paged.ErrNoSpace, "beside the running sequence")
+	require.NoError(t, m.Free(oid))
+	require.Zero(t, m.Stats().Running)
+
+	a, err := m.CanAdmitChunk(id, k)
+	require.NoError(t, err)
+	assert.Equal(t, paged.AdmitOK, a)
+	cached, rest, err := m.AdmitChunk(id, k, nil)
+	require.NoError(t, err, "idle, the empty pool admits it")
+	assert.Zero(t, cached, "the hit, which never fits, dropped")
+	assert.Equal(t, uint64(1), m.Stats().CheckpointHitsDropped)
+	have := len(p) - len(rest)
+	sh.step(t, id, p[:have], cached)
+	for have < len(p) {
+		n := min(k, len(p)-have)
+		require.NoError(t, m.Append(id, p[have:have+n]...))
+		sh.step(t, id, p[:have+n], have)
+		have += n
+		require.NoError(t, m.Check())
+	}
+	require.NoError(t, m.Free(id))
+	require.NoError(t, m.Check())
+}

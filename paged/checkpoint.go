@@ -353,6 +353,20 @@ func (m *Manager) findCheckpoint(h *Hash, keep bool) bool {
 	return true
 }
 
+// statePages counts the last lookup's checkpoint pages that an admission
+// adds to the blocks the pool holds: those claiming takes out of the
+// evictable blocks (stateClaims) and those on the host tier, each
+// onboarded into a new device block.
+func (m *Manager) statePages() int {
+	n := 0
+	for _, b := range m.ret.hitPages {
+		if b < 0 || b > nullBlock && m.bp.pool.IsCached(b) {
+			n++
+		}
+	}
+	return n
+}
+
 // stateClaims counts the last lookup's checkpoint pages that claiming takes
 // out of the evictable blocks, for admission's block count.
 func (m *Manager) stateClaims() int {

@@ -492,14 +492,20 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		count(m.ghits[g], 1)
 		held += len(m.ghits[g])
 	}
+	ckHost := 0 // checkpoint pages on the host tier
 	for _, b := range m.ret.hitPages {
 		if b < 0 {
-			host++
+			ckHost++
 		}
 	}
+	host += ckHost
+	// claims: the checkpoint's pages the admission takes out of the
+	// evictable blocks; with those it onboards (a new device block each)
+	// they are what the hit adds to the blocks held.
 	claims := m.stateClaims()
 	p.alloc = total - held + p.evictableHits + claims + host
 	p.held = total - nulls
+	claims += ckHost
 	wm := m.watermarkBlocks()
 	room := m.bp.pool.Usable() - wm
 	switch {
