@@ -34,9 +34,16 @@ import (
 // taken now and TakeCheckpoints hands it out after the Append whose chunk
 // reaches or passes it, so the step computing that chunk writes it.
 // A checkpoint hit the whole admission drops for a miss (it would not
-// fit, see Admit) is dropped for the cut too; where the whole prompt
-// keeps it, the cut drops it where Admit would drop the cut's, and the
-// cut is then maxNew tokens computed from scratch: either counts in
+// fit, see Admit) is kept for the cut where the prefill in chunks of at
+// most maxNew tokens fits the pool with it (counted as for ErrNever
+// below: the hit's pages are held at the admission's step only, then as
+// retention pins), and dropped for the cut too otherwise. Past the
+// admission's step a kept hit holds no more blocks than the prompt
+// computed from scratch would at the same position, which fits the pool
+// whole: it never makes a later chunk fail where the miss's would not.
+// Where the whole prompt keeps the hit, or the cut keeps it so, the cut
+// drops it where Admit would drop the cut's, and the cut is then maxNew
+// tokens computed from scratch: either drop counts in
 // Stats.CheckpointHitsDropped.
 // Where the longest hit makes the admission refused for good (the hit
 // leaves at most maxNew tokens, admitted whole as Admit: ErrNever, or
