@@ -301,6 +301,8 @@ func TestAudit40ChunkHitRapid(t *testing.T) {
 			t.Skip(err)
 		}
 		for len(rest) > 0 {
+			e.TakeCheckpoints(nil)
+			e.TakeCopies(nil)
 			e.EndStep()
 			n := min(k, len(rest))
 			if err := e.Append(eid, rest[:n]...); err != nil {
