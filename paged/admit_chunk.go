@@ -129,9 +129,10 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 			w.hash = s.hashes[w.full-1]
 		}
 	}
-	// A whole plan that dropped its checkpoint hit for a miss (the hit
-	// pins its pages to the end, which the pool cannot hold besides the
-	// whole prompt, or not now in an idle pool) drops it for the cut too.
+	// A whole plan that dropped its checkpoint hit for a miss (the hit's
+	// pages besides the whole prompt never fit, or not now in an idle
+	// pool) drops it for the cut too, unless chunkHit kept it (its
+	// chunks fit): missed is then false.
 	m.ret.noHit = m.ret.missed
 	// Afterwards missed says whether this admission dropped it.
 	defer func() { m.ret.missed, m.ret.noHit = m.ret.noHit, false }()
