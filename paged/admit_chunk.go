@@ -34,9 +34,16 @@ import (
 // taken now and TakeCheckpoints hands it out after the Append whose chunk
 // reaches or passes it, so the step computing that chunk writes it.
 // A checkpoint hit the whole admission drops for a miss (it would not
-// fit, see Admit) is dropped for the cut too; where the whole prompt
-// keeps it, the cut drops it where Admit would drop the cut's, and the
-// cut is then maxNew tokens computed from scratch: either counts in
+// fit, see Admit) is kept for the cut where the prefill in chunks of at
+// most maxNew tokens fits the pool with it (counted as for ErrNever
+// below: the hit's pages are held at the admission's step only, then as
+// retention pins), and dropped for the cut too otherwise. Past the
+// admission's step a kept hit holds no more blocks than the prompt
+// computed from scratch would at the same position, which fits the pool
+// whole: it never makes a later chunk fail where the miss's would not.
+// Where the whole prompt keeps the hit, or the cut keeps it so, the cut
+// drops it where Admit would drop the cut's, and the cut is then maxNew
+// tokens computed from scratch: either drop counts in
 // Stats.CheckpointHitsDropped.
 // Where the longest hit makes the admission refused for good (the hit
 // leaves at most maxNew tokens, admitted whole as Admit: ErrNever, or
@@ -89,6 +96,7 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 	n := len(s.tokens)
 	defer m.uncap()
 	full, a := m.planFallback(s, maxNew)
+	full, a = m.chunkHit(s, full, a, maxNew)
 	if maxNew >= n-full.hits*m.bs {
 		cached, err := m.Admit(id)
 		return cached, rest, err
@@ -121,9 +129,10 @@ func (m *Manager) AdmitChunk(id SeqID, maxNew int, rest []int32) (cached int, re
 			w.hash = s.hashes[w.full-1]
 		}
 	}
-	// A whole plan that dropped its checkpoint hit for a miss (the hit
-	// pins its pages to the end, which the pool cannot hold besides the
-	// whole prompt, or not now in an idle pool) drops it for the cut too.
+	// A whole plan that dropped its checkpoint hit for a miss (the hit's
+	// pages besides the whole prompt never fit, or not now in an idle
+	// pool) drops it for the cut too, unless chunkHit kept it (its
+	// chunks fit): missed is then false.
 	m.ret.noHit = m.ret.missed
 	// Afterwards missed says whether this admission dropped it.
 	defer func() { m.ret.missed, m.ret.noHit = m.ret.noHit, false }()
@@ -189,6 +198,7 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	n, nh := len(s.tokens), len(s.hashes)
 	defer m.uncap()
 	full, a := m.planFallback(s, maxNew)
+	full, a = m.chunkHit(s, full, a, maxNew)
 	if maxNew >= n-full.hits*m.bs {
 		return a, nil
 	}
@@ -205,6 +215,41 @@ func (m *Manager) CanAdmitChunk(id SeqID, maxNew int) (Admission, error) {
 	m.ret.noHit = false
 	s.tokens, s.hashes = s.tokens[:n], s.hashes[:nh]
 	return a, nil
+}
+
+// chunkHit is AdmitChunk's second look, in chunks of k tokens, at a state
+// checkpoint hit that planFallback's plan of the whole sequence s, p and
+// a, dropped for a miss (planGroups: the hit never fits, or not now with
+// no sequence running, and the miss fits now). That plan holds the whole
+// prompt with the hit's pages at once; a prefill in chunks holds at each
+// step only what the step reads (chunkPeak): window and chunked-local
+// blocks behind it are released, and the hit's pages are held at the
+// admission's step only, then as retention pins, which the sequence
+// gives up when alone and short of room. So where the admission cuts the
+// sequence (k below the tokens past the hit), the hit is kept, and its
+// plan returned, when its prefill in chunks of at most k tokens fits the
+// pool (chunkNever answers not never); otherwise p and a stand. The
+// cut's own plan then judges the admission's step as Admit judges any
+// (planGroups: the hit dropped where it does not fit now in an idle pool,
+// waiting beside running sequences). From the next step on the sequence
+// holds no more than the miss would at the same position, and the miss
+// fits the pool now whole, so no chunk is refused alone for the hit; as
+// for any prompt in chunks, the checkpoint asked at the branch point is
+// the exception (chunkNever), which one-token chunks always fit (see
+// AdmitChunk). Only a lookup whose hit was dropped pays the second plan.
+func (m *Manager) chunkHit(s *sequence, p plan, a Admission, k int) (plan, Admission) {
+	if !m.ret.missed || !m.ret.ckpt || m.ret.capOn {
+		return p, a
+	}
+	m.ret.keepHit = true
+	q, b := m.planAdmit(s)
+	m.ret.keepHit = false
+	if m.ret.hit > 0 && k < len(s.tokens)-q.hits*m.bs {
+		if never, _ := m.chunkNever(s, q, b, k); !never {
+			return q, b
+		}
+	}
+	return m.missGroups(p.need, p.alloc), a
 }
 
 // keepPending keeps, in s.pend, the hashes of the full
@@ -589,7 +634,7 @@ func (m *Manager) chunkPins(s *sequence) (br, pages, ask int) {
 		br = int(s.keep.branch)
 	}
 	if r := &m.ret; r.ckpt {
-		pages = m.stateClaims()
+		pages = m.statePages()
 		// admitState's condition to ask for a checkpoint (an upper
 		// bound: it asks only where the pool has room for it, and not
 		// for a point already cached or asked).

@@ -83,8 +83,9 @@ type checkpointer struct {
 	// miss (planGroups), or, after AdmitChunk cut a sequence, the
 	// admission did; noHit makes lookups find no checkpoint, while
 	// AdmitChunk admits a cut sequence whose whole plan, or a cut's,
-	// dropped it.
-	missed, noHit bool
+	// dropped it. keepHit: planGroups keeps a checkpoint hit it would
+	// drop, answering AdmitNever where it never fits (chunkHit).
+	missed, noHit, keepHit bool
 	// capOn: hits are cut to at most hitCap blocks (lookupGroups), set
 	// by planFallback for the admission being planned; fell: it fell
 	// back so from the longest hit (Stats.HitFallbacks).
@@ -350,6 +351,20 @@ func (m *Manager) findCheckpoint(h *Hash, keep bool) bool {
 		}
 	}
 	return true
+}
+
+// statePages counts the last lookup's checkpoint pages that an admission
+// adds to the blocks the pool holds: those claiming takes out of the
+// evictable blocks (stateClaims) and those on the host tier, each
+// onboarded into a new device block.
+func (m *Manager) statePages() int {
+	n := 0
+	for _, b := range m.ret.hitPages {
+		if b < 0 || b > nullBlock && m.bp.pool.IsCached(b) {
+			n++
+		}
+	}
+	return n
 }
 
 // stateClaims counts the last lookup's checkpoint pages that claiming takes

@@ -492,20 +492,26 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		count(m.ghits[g], 1)
 		held += len(m.ghits[g])
 	}
+	ckHost := 0 // checkpoint pages on the host tier
 	for _, b := range m.ret.hitPages {
 		if b < 0 {
-			host++
+			ckHost++
 		}
 	}
+	host += ckHost
+	// claims: the checkpoint's pages the admission takes out of the
+	// evictable blocks; with those it onboards (a new device block each)
+	// they are what the hit adds to the blocks held.
 	claims := m.stateClaims()
 	p.alloc = total - held + p.evictableHits + claims + host
 	p.held = total - nulls
+	claims += ckHost
 	wm := m.watermarkBlocks()
 	room := m.bp.pool.Usable() - wm
 	switch {
 	case n > m.cfg.MaxModelLen || p.held > room && m.ret.hit == 0:
 		return p, AdmitNever
-	case m.ret.hit > 0 && (p.held+claims > room || m.nrunning == 0 && p.alloc > m.available()-wm) && total <= m.available()-wm:
+	case m.ret.hit > 0 && !m.ret.keepHit && (p.held+claims > room || m.nrunning == 0 && p.alloc > m.available()-wm) && total <= m.available()-wm:
 		// The checkpoint hit costs more than computing from scratch (its
 		// pages are claimed besides the sequence's own, and pinned while
 		// it runs) and does not fit where a miss fits now: never, or not
@@ -516,6 +522,9 @@ func (m *Manager) planGroups(s *sequence) (plan, Admission) {
 		// attention hit never costs more than a miss.
 		return m.missGroups(p.need, total), AdmitOK
 	case p.held+claims > room:
+		if m.ret.keepHit {
+			return p, AdmitNever // the hit's plan, for chunkHit
+		}
 		// Even alone with the checkpoint, never; computed from scratch,
 		// later (the case above found no room now), or never.
 		q := m.missGroups(p.need, total)

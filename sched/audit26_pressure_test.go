@@ -76,11 +76,12 @@ func aloneFitsN(t *rapid.T, cfg paged.Config, prompt []int32, maxTokens, n int) 
 // prefix held retention pins a fresh pool's does not, and was aborted in
 // pools it fits.
 func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
-	// What the runs did: long prompts finished, swap-outs, accepted
-	// drafts, runs with a pin, checkpoint hits dropped for a miss, runs.
-	var long, swapped, accepted, pinned, dropped, runs int
+	// What the runs did: long prompts finished (with a prefix hit),
+	// swap-outs, accepted drafts, runs with a pin, checkpoint hits
+	// dropped for a miss, runs.
+	var long, longHit, swapped, accepted, pinned, dropped, runs int
 	defer func() {
-		t.Logf("%d runs: %d long prompts finished, %d swap-outs, %d drafts accepted, %d runs with a pin, %d checkpoint hits dropped", runs, long, swapped, accepted, pinned, dropped)
+		t.Logf("%d runs: %d long prompts finished (%d with a prefix hit), %d swap-outs, %d drafts accepted, %d runs with a pin, %d checkpoint hits dropped", runs, long, longHit, swapped, accepted, pinned, dropped)
 		if runs >= 100 { // go test's default; CI's 32-bit pass runs 10
 			for name, n := range map[string]int{"finished a long prompt": long, "swapped out": swapped, "accepted drafts": accepted, "pinned": pinned} {
 				if n == 0 {
@@ -143,8 +144,12 @@ func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
 			q := &truthReq{}
 			n := 1
 			if q.long = rapid.Bool().Draw(t, "long"); q.long {
-				// A long prompt of fresh tokens (no prefix shared: its
-				// retention pins are those of a fresh pool).
+				// A long prompt of fresh tokens, in some runs after the
+				// shared prefix (session 22: a state checkpoint hit it
+				// takes in chunks, which its chunks fit, paged keeps).
+				if rapid.Bool().Draw(t, "longShared") {
+					q.prompt = slices.Clone(sharedPrefix[:rapid.IntRange(1, len(sharedPrefix)).Draw(t, "longPrefix")])
+				}
 				for range rapid.IntRange(8, 64).Draw(t, "longLen") {
 					next++
 					q.prompt = append(q.prompt, next)
@@ -220,6 +225,9 @@ func TestAudit26ChunksDraftsUnderPressure(t *testing.T) {
 		for _, q := range reqs {
 			if q.long && q.r.State() == sched.Finished {
 				long++
+				if q.r.Cached() > 0 {
+					longHit++
+				}
 			}
 		}
 		if st.DraftsProposed != st.DraftsAccepted+st.DraftsRejected+st.DraftsDropped {

@@ -18,8 +18,10 @@ import (
 // on the window layout) shares its first 8 tokens with earlier requests
 // that branched there, so a state checkpoint is cached at 8 tokens: with
 // the hit it needs the checkpoint's 2 pages more. Submit accepts it; it
-// is served (computed from scratch, the hit dropped: Stats.
-// CheckpointHitsDropped), whole or in chunks, never aborted.
+// is served, whole or in chunks, never aborted: computed from scratch
+// (the hit dropped: Stats.CheckpointHitsDropped) whole or in chunks whose
+// prefill does not fit with the hit, with the hit in chunks that do
+// (audit40).
 // docs/hybrid.md's Limits said a scheduler aborted it (ErrNoSpace in an
 // empty pool) until d8cbb9c (the miss fallback, after the Limits bullet
 // was written in d30aba0; reverted and restored in e6d8021).
@@ -43,12 +45,13 @@ func TestAudit39CheckpointHitFitsExactlyServed(t *testing.T) {
 		return p
 	}
 	for _, l := range layouts {
-		for _, chunked := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/chunked=%v", l.name, chunked), func(t *testing.T) {
+		// 0: whole; else chunks of that many tokens.
+		for _, chunk := range []int{0, 4, 8, 12} {
+			t.Run(fmt.Sprintf("%s/chunk=%d", l.name, chunk), func(t *testing.T) {
 				m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: l.blocks, Groups: l.groups})
 				cfg := sched.Config{MaxBatchTokens: 32}
-				if chunked {
-					cfg = sched.Config{MaxBatchTokens: 4, ChunkedPrefill: true}
+				if chunk > 0 {
+					cfg = sched.Config{MaxBatchTokens: chunk, ChunkedPrefill: true}
 				}
 				aborted := 0
 				cfg.Hooks.Aborted = func(*sched.Request, error) { aborted++ }
@@ -71,9 +74,18 @@ func TestAudit39CheckpointHitFitsExactlyServed(t *testing.T) {
 				drain(t, s, 7)
 				assert.Equal(t, sched.Finished, r.State(), "%v", r.Err())
 				assert.NoError(t, r.Err())
-				assert.Zero(t, r.Cached(), "computed from scratch")
 				assert.Zero(t, aborted)
-				assert.Positive(t, m.Stats().CheckpointHitsDropped)
+				// In chunks whose prefill fits with the hit, the hit is
+				// kept (paged's TestAudit40ChunkHitKept): on the window
+				// layout in chunks of 4 to 12, on the other in chunks of
+				// 4 and 8 (12 hold 9 blocks of 8 at the first chunk).
+				if chunk > 0 && (chunk < 12 || l.name == "window+state") {
+					assert.Equal(t, 8, r.Cached(), "the checkpoint hit, kept in chunks")
+					assert.Zero(t, m.Stats().CheckpointHitsDropped)
+				} else {
+					assert.Zero(t, r.Cached(), "computed from scratch")
+					assert.Positive(t, m.Stats().CheckpointHitsDropped)
+				}
 				require.NoError(t, m.Check())
 			})
 		}
