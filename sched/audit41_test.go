@@ -71,3 +71,95 @@ func TestForkVictimsCountParkedBlocks(t *testing.T) {
 	}
 	require.Equal(t, []pre{{2, 1, 2}}, inStep, "one victim makes room for the forks")
 }
+
+// TestForkedPromptRecomputesWithoutLastTokenAlone: entry.lastAlone
+// (lastAloneRoom) makes a forking prompt compute its last token in a step
+// of its own, where its forks' state pages fit only so. It stayed set on
+// the prompt's sequence, sample 0, after the fork: recomputed after a
+// preemption, that sample still held its last token back from a chunk
+// that had the budget for it, and computed it alone in the next step (a
+// step more per recompute, that token counted as a decode; here sample
+// 0 came back at step 11 and was preempted again at step 14 with its
+// last token not computed). Blocks of 4, a window of 4 and a State group
+// of 3 pages, 19 usable blocks, a budget of 8, the Priority policy:
+// request 2 (16 tokens, 2 samples) is admitted beside request 1 with its
+// last token alone, forks, its sample 1 stops at once, and request 3
+// (priority 0) preempts sample 0 as it grows. Every chunk of sample 0
+// after the fork that leaves out only the sequence's last token, when
+// the step had room for it, is a failure.
+func TestForkedPromptRecomputesWithoutLastTokenAlone(t *testing.T) {
+	const budget = 8
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 20, Groups: forkWindowLayout, DisablePrefixCaching: true})
+	type chunk struct {
+		step                        int64
+		start, n, out, gen, stepTok int // stepTok: the step's tokens
+	}
+	var r *sched.Request
+	var chunks []chunk
+	var lastAlone, preempted int
+	step := int64(1)
+	s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: budget, Policy: sched.Priority, Hooks: sched.Hooks{
+		Scheduled: func(sc *sched.Scheduled) {
+			if sc.Request == r && sc.Sample == 0 {
+				chunks = append(chunks, chunk{step, sc.Start, sc.NewTokens, sc.Outputs, sc.Generated, 0})
+			}
+		},
+		Preempted: func(q *sched.Request, i int, _ bool) {
+			if q == r && i == 0 {
+				preempted++
+			}
+		},
+	}})
+	require.NoError(t, err)
+	mk := func(n, base int) []int32 {
+		p := make([]int32, n)
+		for i := range p {
+			p[i] = int32(base + i)
+		}
+		return p
+	}
+	_, err = s.Submit(mk(8, 100), sched.Options{MaxTokens: 6, Priority: 1})
+	require.NoError(t, err)
+	prompt := mk(16, 1)
+	r, err = s.Submit(prompt, sched.Options{MaxTokens: 24, N: 2, Priority: 1, StopTokens: []int32{9}})
+	require.NoError(t, err)
+	var tokens []int32
+	for ; s.Busy(); step++ {
+		require.Less(t, step, int64(300), "no progress")
+		if step == 5 {
+			_, err = s.Submit(mk(12, 200), sched.Options{MaxTokens: 30})
+			require.NoError(t, err)
+		}
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		if k := len(chunks) - 1; k >= 0 && chunks[k].step == step {
+			chunks[k].stepTok = st.Tokens
+		}
+		tokens = tokens[:0]
+		for _, sc := range st.Scheduled {
+			for j := range sc.Outputs {
+				tok := int32(7)
+				if sc.Request == r && sc.Sample+j == 1 && sc.Generated+j >= 1 {
+					tok = 9 // sample 1 stops at its second output
+				}
+				tokens = append(tokens, tok)
+			}
+		}
+		require.NoError(t, s.Update(tokens))
+		require.NoError(t, m.Check())
+	}
+	require.Equal(t, sched.Finished, r.State(), "%v", r.Err())
+	require.Positive(t, preempted, "sample 0 was never preempted: the test checks nothing")
+	for _, a := range chunks {
+		// Recomputed after the fork, sample 0 holds its prompt and its
+		// outputs (the newest one's KV not computed yet).
+		if a.gen == 0 || a.out != 0 || a.start+a.n != len(prompt)+a.gen-1 {
+			continue
+		}
+		lastAlone++
+		if a.n+1 <= budget-(a.stepTok-a.n) {
+			t.Errorf("step %d: sample 0, forked, computed positions [%d, %d) and left its last token to a step of its own, with room for it in the budget", a.step, a.start, a.start+a.n)
+		}
+	}
+	t.Logf("%d chunks of sample 0, %d preemptions, %d last tokens alone after the fork", len(chunks), preempted, lastAlone)
+}

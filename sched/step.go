@@ -1363,6 +1363,10 @@ func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 	}
 	s.forkKids = kids[:0]
 	s.reserved -= r.n - 1
+	// Forked, the prompt's sequence is a sample: recomputed after a
+	// preemption, its last token needs no step of its own
+	// (TestForkedPromptRecomputesWithoutLastTokenAlone).
+	e.lastAlone = false
 	for k, c := range kids {
 		ce := &entry{req: r, idx: k + 1, seq: c, where: inRunning, length: e.length, computed: e.computed,
 			limit: e.limit, stops: e.stops, heap: -1}
