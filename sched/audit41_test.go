@@ -3,6 +3,7 @@ package sched_test
 import (
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/paged"
@@ -162,4 +163,68 @@ func TestForkedPromptRecomputesWithoutLastTokenAlone(t *testing.T) {
 		}
 	}
 	t.Logf("%d chunks of sample 0, %d preemptions, %d last tokens alone after the fork", len(chunks), preempted, lastAlone)
+}
+
+// TestSwapInWaitsForItsNextToken: a sequence swapped in must find a
+// block for its next step's first token, or it is recomputed in that
+// very step (preempted again: swapped in during the step, it cannot be
+// swapped out), its KV on the host thrown away. Blocks of 4, 7 usable,
+// no watermark, a budget of 6, the Priority policy under Swap: request
+// 1 (16 tokens, priority 1) is computed in chunks; request 2 (3 tokens)
+// joins it at step 2 and, at step 4, finds no block for its decode: it
+// swaps request 1 out, with the chunk that step had appended given back
+// (unchunk). CanSwapIn counted only the blocks request 1 takes back, so
+// at step 5 it was swapped in, its next chunk found no block, and it was
+// recomputed from its first token; swapped out again two steps later,
+// it went round 4 times (7 preemptions, 15 tokens recomputed). Without
+// the State group (7 usable blocks, 24 tokens, admissions first), 13
+// preemptions and 36 tokens recomputed. Now the swap-in waits while its next
+// token's blocks do not fit beside it (nextFits), and a chunk longer
+// than that token that does not fit is made smaller in that step.
+func TestSwapInWaitsForItsNextToken(t *testing.T) {
+	for _, tc := range []struct {
+		layout         []paged.Group
+		blocks, prompt int
+		admitFirst     bool
+	}{
+		{[]paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 1}}, 8, 16, false},
+		{nil, 8, 24, true},
+	} {
+		layout := tc.layout
+		m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: tc.blocks, HostBlocks: 64, DisableOffload: true, DisablePrefixCaching: true, Groups: layout})
+		s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 6, Policy: sched.Priority, Preemption: sched.Swap, AdmitFirst: tc.admitFirst})
+		require.NoError(t, err)
+		mk := func(n, base int) []int32 {
+			p := make([]int32, n)
+			for i := range p {
+				p[i] = int32(base + i)
+			}
+			return p
+		}
+		p, err := s.Submit(mk(tc.prompt, 1), sched.Options{MaxTokens: 2, Priority: 1})
+		require.NoError(t, err)
+		var d *sched.Request
+		var tokens []int32
+		for step := 1; s.Busy(); step++ {
+			require.Less(t, step, 300, "no progress")
+			if step == 2 {
+				d, err = s.Submit(mk(3, 100), sched.Options{MaxTokens: 20})
+				require.NoError(t, err)
+			}
+			st, err := s.Schedule()
+			require.NoError(t, err)
+			tokens = tokens[:0]
+			for range st.Outputs {
+				tokens = append(tokens, 7)
+			}
+			require.NoError(t, s.Update(tokens))
+			require.NoError(t, m.Check())
+		}
+		require.Equal(t, sched.Finished, p.State(), "%v", p.Err())
+		require.Equal(t, sched.Finished, d.State(), "%v", d.Err())
+		st := s.Stats()
+		require.Positive(t, st.SwappedOut, "%d groups: nothing swapped out: the test checks nothing", len(layout))
+		assert.Zero(t, st.ResumedTokens, "%d groups: tokens recomputed after a swap-in", len(layout))
+		assert.Equal(t, st.SwappedOut, st.Preemptions, "%d groups: every preemption a swap", len(layout))
+	}
 }

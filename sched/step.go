@@ -1146,12 +1146,19 @@ func (s *Scheduler) start(e *entry) {
 // tokens as a decode would.
 func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	r := e.req
-	a, _, err := s.m.CanSwapIn(e.seq)
+	a, need, err := s.m.CanSwapIn(e.seq)
 	if err != nil {
 		return 0, false, fmt.Errorf("sched: request %d: CanSwapIn %v: %w", r.id, e.seq, err)
 	}
-	if a == paged.AdmitOK && e.length-e.computed > budget {
+	switch {
+	case a != paged.AdmitOK:
+	case e.length-e.computed > budget:
 		a = paged.AdmitLater // its unsent tokens alone exceed the budget
+	case len(s.running) > 0 && !s.nextFits(e, need):
+		// Swapped in, it would find no block for its next token, and be
+		// recomputed: its KV on the host lost for a step's wait
+		// (TestSwapInWaitsForItsNextToken).
+		a = paged.AdmitLater
 	}
 	switch a {
 	case paged.AdmitLater:
@@ -1178,6 +1185,12 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 		// decodeAll halves it.
 		n, err = s.grow(e, budget, room)
 	}
+	for b := budget; errors.Is(err, paged.ErrNoSpace) && len(e.rest) > 0 && e.nextChunk(b) > 1; {
+		// Beside others, a smaller chunk this step (nextFits made sure
+		// of its first token's blocks).
+		b = e.length - e.computed + e.nextChunk(b)/2
+		n, err = s.grow(e, b, room)
+	}
 	if err != nil {
 		if !errors.Is(err, paged.ErrNoSpace) {
 			return 0, false, fmt.Errorf("sched: request %d: append to %v: %w", r.id, e.seq, err)
@@ -1200,6 +1213,21 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	s.schedule(e, n, 0, true, false)
 	r.refreshState()
 	return n, true, nil
+}
+
+// nextFits reports whether the pool holds, besides the need blocks a
+// swap-in of e takes (paged.Manager.CanSwapIn), those its next step's
+// first token takes: a block in each full attention, sliding-window and
+// chunked-local group where that token starts a block (at most: a local
+// group may release one as it grows), none when e holds tokens to
+// compute already. A prompt chunk longer than that token that does not
+// fit is made smaller in that step (swapIn).
+func (s *Scheduler) nextFits(e *entry, need int) bool {
+	if e.length == e.computed && e.length%s.m.BlockSize() == 0 {
+		need += s.growGroups + len(s.locals)
+	}
+	st := s.m.Stats()
+	return need <= st.FreeBlocks+st.CachedBlocks+st.StateSparePages
 }
 
 // Update records the tokens the model sampled for the scheduled step:
