@@ -43,21 +43,14 @@ func TestForkVictimsCountParkedBlocks(t *testing.T) {
 	a, err := s.Submit([]int32{1, 2, 3, 4, 5, 6}, sched.Options{MaxTokens: 10, N: 3, Priority: 1})
 	require.NoError(t, err)
 	var b *sched.Request
-	var tokens []int32
+	tok := int32(1000)
 	for ; s.Busy(); step++ {
 		require.Less(t, step, int64(100), "no progress")
 		if step == 2 {
 			b, err = s.Submit([]int32{21, 22, 23, 24}, sched.Options{MaxTokens: 2, N: 3})
 			require.NoError(t, err)
 		}
-		st, err := s.Schedule()
-		require.NoError(t, err)
-		tokens = tokens[:0]
-		for range st.Outputs {
-			tokens = append(tokens, 7)
-		}
-		require.NoError(t, s.Update(tokens))
-		require.NoError(t, m.Check())
+		stepOwnTokens(t, s, &tok)
 		if step == 2 {
 			require.Equal(t, 3, b.Samples(), "request 2 forked in the step that completed its prompt")
 		}
@@ -112,23 +105,16 @@ func TestForkedPromptRecomputesWithoutLastTokenAlone(t *testing.T) {
 		},
 	}})
 	require.NoError(t, err)
-	mk := func(n, base int) []int32 {
-		p := make([]int32, n)
-		for i := range p {
-			p[i] = int32(base + i)
-		}
-		return p
-	}
-	_, err = s.Submit(mk(8, 100), sched.Options{MaxTokens: 6, Priority: 1})
+	_, err = s.Submit(counting(8, 100), sched.Options{MaxTokens: 6, Priority: 1})
 	require.NoError(t, err)
-	prompt := mk(16, 1)
+	prompt := counting(16, 1)
 	r, err = s.Submit(prompt, sched.Options{MaxTokens: 24, N: 2, Priority: 1, StopTokens: []int32{9}})
 	require.NoError(t, err)
 	var tokens []int32
 	for ; s.Busy(); step++ {
 		require.Less(t, step, int64(300), "no progress")
 		if step == 5 {
-			_, err = s.Submit(mk(12, 200), sched.Options{MaxTokens: 30})
+			_, err = s.Submit(counting(12, 200), sched.Options{MaxTokens: 30})
 			require.NoError(t, err)
 		}
 		st, err := s.Schedule()
@@ -194,31 +180,17 @@ func TestSwapInWaitsForItsNextToken(t *testing.T) {
 		m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: tc.blocks, HostBlocks: 64, DisableOffload: true, DisablePrefixCaching: true, Groups: layout})
 		s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 6, Policy: sched.Priority, Preemption: sched.Swap, AdmitFirst: tc.admitFirst})
 		require.NoError(t, err)
-		mk := func(n, base int) []int32 {
-			p := make([]int32, n)
-			for i := range p {
-				p[i] = int32(base + i)
-			}
-			return p
-		}
-		p, err := s.Submit(mk(tc.prompt, 1), sched.Options{MaxTokens: 2, Priority: 1})
+		p, err := s.Submit(counting(tc.prompt, 1), sched.Options{MaxTokens: 2, Priority: 1})
 		require.NoError(t, err)
 		var d *sched.Request
-		var tokens []int32
+		tok := int32(1000)
 		for step := 1; s.Busy(); step++ {
 			require.Less(t, step, 300, "no progress")
 			if step == 2 {
-				d, err = s.Submit(mk(3, 100), sched.Options{MaxTokens: 20})
+				d, err = s.Submit(counting(3, 100), sched.Options{MaxTokens: 20})
 				require.NoError(t, err)
 			}
-			st, err := s.Schedule()
-			require.NoError(t, err)
-			tokens = tokens[:0]
-			for range st.Outputs {
-				tokens = append(tokens, 7)
-			}
-			require.NoError(t, s.Update(tokens))
-			require.NoError(t, m.Check())
+			stepOwnTokens(t, s, &tok)
 		}
 		require.Equal(t, sched.Finished, p.State(), "%v", p.Err())
 		require.Equal(t, sched.Finished, d.State(), "%v", d.Err())
@@ -227,4 +199,13 @@ func TestSwapInWaitsForItsNextToken(t *testing.T) {
 		assert.Zero(t, st.ResumedTokens, "%d groups: tokens recomputed after a swap-in", len(layout))
 		assert.Equal(t, st.SwappedOut, st.Preemptions, "%d groups: every preemption a swap", len(layout))
 	}
+}
+
+// counting returns n tokens counting up from base.
+func counting(n, base int) []int32 {
+	p := make([]int32, n)
+	for i := range p {
+		p[i] = int32(base + i)
+	}
+	return p
 }
