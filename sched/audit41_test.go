@@ -201,6 +201,45 @@ func TestSwapInWaitsForItsNextToken(t *testing.T) {
 	}
 }
 
+// TestBeamSwapInWaitsForTheirNextTokens: swapInGroup's form of
+// TestSwapInWaitsForItsNextToken. A beam search swapped in whose beams'
+// next tokens then find no block restarts from its prompt (its beams
+// cannot be swapped out in the step that swapped them in), its KV on the
+// host lost. Blocks of 4, 9 usable, the Priority policy under Swap: a
+// 2-beam search of a 3-token prompt (priority 1) and, from step 4, a
+// 5-token request of priority 0 that preempts it as it grows. Before, the
+// search was swapped in as soon as CanSwapIn allowed, its beams' decodes
+// (a block each where a new block of tokens starts, or a copy of the
+// block they share) did not fit, and it restarted twice (33 steps, 14
+// prompt tokens computed for 8). Now the swap-in waits until those
+// blocks fit beside it (beamsFit): no restart, 23 steps.
+func TestBeamSwapInWaitsForTheirNextTokens(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 10, HostBlocks: 64, DisableOffload: true, DisablePrefixCaching: true})
+	s, err := sched.New(m, sched.Config{ChunkedPrefill: true, MaxBatchTokens: 8, Policy: sched.Priority, Preemption: sched.Swap})
+	require.NoError(t, err)
+	b, err := s.Submit(counting(3, 1), sched.Options{MaxTokens: 12, BeamWidth: 2, Priority: 1})
+	require.NoError(t, err)
+	var d *sched.Request
+	var tokens []int32
+	parents := make([]int, 0, 8)
+	for step := 1; s.Busy(); step++ {
+		require.Less(t, step, 400, "no progress")
+		if step == 4 {
+			d, err = s.Submit(counting(5, 100), sched.Options{MaxTokens: 16})
+			require.NoError(t, err)
+		}
+		tokens, parents = ownParents(beamStep(t, s), tokens, parents)
+		require.NoError(t, s.UpdateBeams(tokens, parents))
+		require.NoError(t, m.Check())
+	}
+	require.Equal(t, sched.Finished, b.State(), "%v", b.Err())
+	require.Equal(t, sched.Finished, d.State(), "%v", d.Err())
+	st := s.Stats()
+	require.Positive(t, st.SwappedOut, "nothing swapped out: the test checks nothing")
+	assert.Zero(t, st.Restarts, "the beam search restarted")
+	assert.EqualValues(t, 3+5, st.PrefillTokens, "prompt tokens computed")
+}
+
 // counting returns n tokens counting up from base.
 func counting(n, base int) []int32 {
 	p := make([]int32, n)

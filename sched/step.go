@@ -919,9 +919,8 @@ func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
 			need += s.chunkBlocks(e)
 		}
 	}
-	st := s.m.Stats()
 	// Spare draft states count: an allocation reclaims them (paged).
-	return st.FreeBlocks+st.CachedBlocks+st.StateSparePages >= need
+	return s.room() >= need
 }
 
 // chunkBlocks returns the blocks e's groups take for the prompt chunks of
@@ -1226,8 +1225,23 @@ func (s *Scheduler) nextFits(e *entry, need int) bool {
 	if e.length == e.computed && e.length%s.m.BlockSize() == 0 {
 		need += s.growGroups + len(s.locals)
 	}
+	return need <= s.room()
+}
+
+// beamsFit reports whether the pool holds, besides the need blocks a
+// swap-in of a beam search's beams takes (paged.Manager.CanSwapIn), those
+// the beams' next tokens take: at most a block each in every full
+// attention, sliding-window and chunked-local group (a new block of
+// tokens, or a copy of the block the beams share).
+func (s *Scheduler) beamsFit(beams, need int) bool {
+	return need+beams*(s.growGroups+len(s.locals)) <= s.room()
+}
+
+// room returns the blocks an allocation may take now: free, cached
+// (evictable) and spare draft states (which an allocation reclaims).
+func (s *Scheduler) room() int {
 	st := s.m.Stats()
-	return need <= st.FreeBlocks+st.CachedBlocks+st.StateSparePages
+	return st.FreeBlocks + st.CachedBlocks + st.StateSparePages
 }
 
 // Update records the tokens the model sampled for the scheduled step:
