@@ -96,8 +96,9 @@ func (h *hyModel) giveBack(t *rapid.T, next *int32) {
 // query reads: the query at its accepted length (one less with drafts
 // pending: the token sampled last is computed with them), or at the first
 // position a dropped step left uncomputed (Uncompute, until the next
-// Append). A chunked-local group may keep one block more, the last
-// cached one (vLLM's rule; paged's dead).
+// Append). A chunked-local group keeps no block more: the last cached
+// one, which a running sequence keeps (vLLM's rule; paged's dead), is
+// released at SwapOut when the next query does not read it.
 func (h *hyModel) checkSwappedIn(t *rapid.T, s *hySeq) {
 	q := len(s.tokens) - s.spec
 	if s.spec > 0 {
@@ -115,9 +116,6 @@ func (h *hyModel) checkSwappedIn(t *rapid.T, s *hySeq) {
 			continue
 		}
 		first := h.live(g, q) / h.bs
-		if k.Kind == paged.ChunkedLocal {
-			first = max(0, first-1)
-		}
 		table, err := h.m.TableGroup(s.id, g)
 		if err != nil {
 			t.Fatalf("TableGroup(%v, %d): %v", s.id, g, err)

@@ -113,9 +113,9 @@ type Manager struct {
 // last holder lets it go during the step while the copy is live (its
 // destination is held, or free but still cached, so that a prefix hit of
 // the step may claim it), it is parked until then. A parked block is
-// allocated (Stats count it as used) and counts as available nowhere: the
-// space checks that count what a release frees (a window's slide) count
-// it as freeing nothing, and a verdict or Truncate that would make a
+// allocated (Stats count it as used, and in ParkedBlocks) and counts as
+// available nowhere: the space checks that count what a release frees (a
+// window's slide) count it as freeing nothing, and a verdict or Truncate that would make a
 // spare draft state (counted available) of a page a copy reads gives the
 // sequence's spares back instead. So no later directive of the step (a
 // swap-in, an onboard, another copy) writes a Copy's source. And no

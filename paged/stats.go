@@ -31,6 +31,11 @@ type Stats struct {
 	// available: an allocation that finds no block free or evictable
 	// reclaims them.
 	StateSparePages int
+	// ParkedBlocks counts the blocks (part of UsedBlocks) whose last
+	// holder let them go during the step being built while a Copy
+	// directive of the step still reads them (see Copy): free, or
+	// cached, once the step ends (EndStep), but not before.
+	ParkedBlocks int
 	// RetentionPins counts the references running sequences hold as
 	// retention pins in the default hybrid mode (docs/hybrid.md): window
 	// blocks before their branch points and the state checkpoints they
@@ -134,6 +139,7 @@ func (m *Manager) Stats() Stats {
 		PeakUsedBlocks:    m.stats.peakUsed,
 		StateDraftPages:   m.draftPages,
 		StateSparePages:   m.sparePages,
+		ParkedBlocks:      len(m.bp.parked),
 		Sequences:         m.nlive,
 		Running:           m.nrunning,
 		Waiting:           m.nlive - m.nrunning,

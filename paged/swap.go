@@ -224,7 +224,10 @@ func (st seqState) String() string {
 // Of a sliding window (a window group's, or SeqOptions.Window's) and a
 // chunked-local group only the blocks the next step reads are swapped:
 // those from the first block the query at the position it computes from
-// reads, the rule Append slides by. That position is the accepted length
+// reads, the rule Append slides by (but a chunked-local group's last
+// cached block, which a running sequence keeps with prefix caching as
+// vLLM does, is not swapped where that query does not read it: it stays
+// in the device prefix cache). That position is the accepted length
 // (one less with drafts pending: the token sampled last is computed with
 // them), or the earlier one Uncompute named since the sequence's last
 // Append. The blocks before it are released with the others, without a
@@ -364,12 +367,20 @@ func (m *Manager) redoLive(s *sequence) bool {
 // holding what its next step reads, as one swapped out after a decode
 // does; else it could hold more than its next step needs, and more than
 // an admission may take beside the watermark (CanSwapIn's AdmitNever).
+// A chunked-local group with prefix caching keeps its last cached block
+// in a running sequence (vLLM's rule, deadBlocks), which no query from c
+// reads where c's chunk starts after it: SwapOut releases that block too
+// (committed, it stays in the device prefix cache). Swapped with the
+// rest, it came back as a block more than the next step reads, and a
+// sample at the edge of what a swap-in may take (the watermark's) was
+// never swapped in where a readmission fits (sched's
+// TestSwappedOutPastTheChunkComesBack).
 func (m *Manager) swapDead(s *sequence, g, c int) int {
 	switch {
 	case g == 0 && s.opts.Window > 0 && !m.hybrid():
 		return m.windowStart(s.opts.Window, c)
 	case g > 0 && m.kinds[g].local():
-		return m.deadBlocks(s, g, c)
+		return m.liveStart(g, c)
 	}
 	return 0
 }

@@ -247,27 +247,31 @@ func TestAbortNever(t *testing.T) {
 	}
 }
 
-// TestAbortNeverSwappedIn: Submit's floor for a chunked-local group with
-// prefix caching is a readmission's after the longest hit, which may end
-// at the chunk's start; a decode keeps the group's last cached block
-// besides the chunk's (as vLLM does), one block more. A sequence that
-// grew so into the blocks the watermark keeps from admissions (13 usable
-// blocks of 2, 6 kept) and was then swapped out holds more than a
-// swap-in may ever take: it is aborted when it comes back to the head of
-// the queue, and the others finish.
-func TestAbortNeverSwappedIn(t *testing.T) {
+// TestSwappedOutPastTheChunkComesBack: Submit's floor for a chunked-local
+// group with prefix caching is a readmission's after the longest hit,
+// which may end at the chunk's start; a decode keeps the group's last
+// cached block besides the chunk's (as vLLM does), one block more. A
+// sequence that grew so into the blocks the watermark keeps from
+// admissions (13 usable blocks of 2, 6 kept) and was then swapped out
+// took that block to the host tier, held more than a swap-in may ever
+// take, and was aborted when it came back to the head of the queue
+// ("can never be swapped in"; this test was TestAbortNeverSwappedIn and
+// pinned the abort). paged's SwapOut now releases the block, which no
+// query from the next position reads: it comes back and finishes.
+func TestSwappedOutPastTheChunkComesBack(t *testing.T) {
 	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 14, MaxModelLen: 64, Watermark: 0.4, HostBlocks: 64, DisableOffload: true,
 		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.ChunkedLocal, Chunk: 2}}})
 	var hooked []*sched.Request
 	cfg := sched.Config{MaxBatchTokens: 3, ChunkedPrefill: true, Policy: sched.Priority, Preemption: sched.Swap, AdmitFirst: true}
 	cfg.Hooks.Aborted = func(r *sched.Request, err error) { hooked = append(hooked, r) }
 	var bad *sched.Request
-	never := false
+	never, swaps := false, 0
 	cfg.Hooks.Preempted = func(r *sched.Request, i int, swapped bool) {
 		if r != bad || !swapped {
 			return
 		}
-		// Swapped out at n tokens, it holds more than the 7 blocks a
+		swaps++
+		// Swapped out at n tokens, it held more than the 7 blocks a
 		// swap-in may take, where Submit's floor fits.
 		a, _, err := m.CanSwapIn(r.Seq(i))
 		require.NoError(t, err)
@@ -306,11 +310,10 @@ func TestAbortNeverSwappedIn(t *testing.T) {
 		}
 		stepOwnTokens(t, s, &tok)
 	}
-	assert.Equal(t, sched.Aborted, bad.State())
-	require.ErrorIs(t, bad.Err(), sched.ErrNever)
-	assert.ErrorContains(t, bad.Err(), "can never be swapped in")
-	assert.True(t, never, "swapped out holding more than a swap-in may take")
-	assert.Equal(t, []*sched.Request{bad}, hooked)
+	assert.Positive(t, swaps, "never swapped out: the test checks nothing")
+	assert.False(t, never, "swapped out holding more than a swap-in may take")
+	assert.Equal(t, sched.Finished, bad.State(), "%v", bad.Err())
+	assert.Empty(t, hooked)
 	for i, o := range others {
 		assert.Equal(t, sched.Finished, o.State(), "request %d", i)
 	}

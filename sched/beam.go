@@ -303,9 +303,15 @@ func (s *Scheduler) swapInGroup(e *entry, budget int) (int, bool, error) {
 	if need > budget {
 		return 0, false, nil
 	}
-	a, _, err := s.m.CanSwapIn(ids...)
+	a, need, err := s.m.CanSwapIn(ids...)
 	if err != nil {
 		return 0, false, fmt.Errorf("sched: request %d: CanSwapIn %d beams: %w", r.id, len(ids), err)
+	}
+	if a == paged.AdmitOK && len(s.running) > 0 && !s.beamsFit(len(ids), need) {
+		// Swapped in, some beam would find no block for its next token,
+		// and the search would restart: its KV on the host lost for a
+		// step's wait (TestBeamSwapInWaitsForTheirNextTokens).
+		a = paged.AdmitLater
 	}
 	switch a {
 	case paged.AdmitLater:

@@ -269,7 +269,8 @@ type entry struct {
 	// lastAlone makes the prompt's last token a chunk of its own (a step
 	// that computes it alone): its samples fork in that step, when the
 	// sliding-window and chunked-local groups hold least, and the forks'
-	// state pages fit there only (Scheduler.lastAloneRoom).
+	// state pages fit there only (Scheduler.lastAloneRoom). The fork
+	// clears it: the sequence is a sample then.
 	lastAlone bool
 }
 

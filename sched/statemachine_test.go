@@ -359,12 +359,12 @@ func (mc *machine) accepts(p int, opts sched.Options) error {
 // With a chunked-local group and prefix caching, a decode keeps the
 // group's last cached block besides its chunk's (as vLLM does), which a
 // readmission after a hit ending at the chunk's start does not hold: a
-// request that fits the pool only when so readmitted cannot grow alone,
-// or, grown into the watermark's blocks and swapped out, never comes
-// back (TestAbortNeverSwappedIn).
+// request that fits the pool only when so readmitted cannot grow alone.
+// (Swapped out, it leaves that block behind since audit 41, and comes
+// back: TestSwappedOutPastTheChunkComesBack.)
 func (mc *machine) cacheVerdict(err error) bool {
 	switch {
-	case mc.chunkedCache && (strings.Contains(err.Error(), "cannot grow past") || strings.Contains(err.Error(), "can never be swapped in")):
+	case mc.chunkedCache && strings.Contains(err.Error(), "cannot grow past"):
 		return true
 	case !mc.localCache && !mc.swapWhole:
 		return false

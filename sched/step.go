@@ -230,8 +230,13 @@ func (s *Scheduler) forkVictims() error {
 		}
 	}
 	for need > 0 && len(s.running) > 0 {
+		// The forks come at the Update, after the step ends: the blocks
+		// parked until then (a victim's block a Copy of the step reads)
+		// are free by then. Uncounted, a victim whose freed block was
+		// parked looked as if it had freed too little, and one more was
+		// preempted (TestForkVictimsCountParkedBlocks).
 		st := s.m.Stats()
-		if st.FreeBlocks+st.CachedBlocks+st.StateSparePages >= need {
+		if st.FreeBlocks+st.CachedBlocks+st.StateSparePages+st.ParkedBlocks >= need {
 			return nil
 		}
 		vi := s.victim()
@@ -914,9 +919,8 @@ func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
 			need += s.chunkBlocks(e)
 		}
 	}
-	st := s.m.Stats()
 	// Spare draft states count: an allocation reclaims them (paged).
-	return st.FreeBlocks+st.CachedBlocks+st.StateSparePages >= need
+	return s.room() >= need
 }
 
 // chunkBlocks returns the blocks e's groups take for the prompt chunks of
@@ -1141,12 +1145,19 @@ func (s *Scheduler) start(e *entry) {
 // tokens as a decode would.
 func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	r := e.req
-	a, _, err := s.m.CanSwapIn(e.seq)
+	a, need, err := s.m.CanSwapIn(e.seq)
 	if err != nil {
 		return 0, false, fmt.Errorf("sched: request %d: CanSwapIn %v: %w", r.id, e.seq, err)
 	}
-	if a == paged.AdmitOK && e.length-e.computed > budget {
+	switch {
+	case a != paged.AdmitOK:
+	case e.length-e.computed > budget:
 		a = paged.AdmitLater // its unsent tokens alone exceed the budget
+	case len(s.running) > 0 && !s.nextFits(e, need):
+		// Swapped in, it would find no block for its next token, and be
+		// recomputed: its KV on the host lost for a step's wait
+		// (TestSwapInWaitsForItsNextToken).
+		a = paged.AdmitLater
 	}
 	switch a {
 	case paged.AdmitLater:
@@ -1173,6 +1184,12 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 		// decodeAll halves it.
 		n, err = s.grow(e, budget, room)
 	}
+	for b := budget; errors.Is(err, paged.ErrNoSpace) && len(e.rest) > 0 && e.nextChunk(b) > 1; {
+		// Beside others, a smaller chunk this step (nextFits made sure
+		// of its first token's blocks).
+		b = e.length - e.computed + e.nextChunk(b)/2
+		n, err = s.grow(e, b, room)
+	}
 	if err != nil {
 		if !errors.Is(err, paged.ErrNoSpace) {
 			return 0, false, fmt.Errorf("sched: request %d: append to %v: %w", r.id, e.seq, err)
@@ -1195,6 +1212,36 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	s.schedule(e, n, 0, true, false)
 	r.refreshState()
 	return n, true, nil
+}
+
+// nextFits reports whether the pool holds, besides the need blocks a
+// swap-in of e takes (paged.Manager.CanSwapIn), those its next step's
+// first token takes: a block in each full attention, sliding-window and
+// chunked-local group where that token starts a block (at most: a local
+// group may release one as it grows), none when e holds tokens to
+// compute already. A prompt chunk longer than that token that does not
+// fit is made smaller in that step (swapIn).
+func (s *Scheduler) nextFits(e *entry, need int) bool {
+	if e.length == e.computed && e.length%s.m.BlockSize() == 0 {
+		need += s.growGroups + len(s.locals)
+	}
+	return need <= s.room()
+}
+
+// beamsFit reports whether the pool holds, besides the need blocks a
+// swap-in of a beam search's beams takes (paged.Manager.CanSwapIn), those
+// the beams' next tokens take: at most a block each in every full
+// attention, sliding-window and chunked-local group (a new block of
+// tokens, or a copy of the block the beams share).
+func (s *Scheduler) beamsFit(beams, need int) bool {
+	return need+beams*(s.growGroups+len(s.locals)) <= s.room()
+}
+
+// room returns the blocks an allocation may take now: free, cached
+// (evictable) and spare draft states (which an allocation reclaims).
+func (s *Scheduler) room() int {
+	st := s.m.Stats()
+	return st.FreeBlocks + st.CachedBlocks + st.StateSparePages
 }
 
 // Update records the tokens the model sampled for the scheduled step:
@@ -1358,6 +1405,10 @@ func (s *Scheduler) fork(e *entry) (requeued bool, err error) {
 	}
 	s.forkKids = kids[:0]
 	s.reserved -= r.n - 1
+	// Forked, the prompt's sequence is a sample: recomputed after a
+	// preemption, its last token needs no step of its own
+	// (TestForkedPromptRecomputesWithoutLastTokenAlone).
+	e.lastAlone = false
 	for k, c := range kids {
 		ce := &entry{req: r, idx: k + 1, seq: c, where: inRunning, length: e.length, computed: e.computed,
 			limit: e.limit, stops: e.stops, heap: -1}
