@@ -363,8 +363,16 @@ func failures(out string) string {
 		}
 		return strings.Join(names, ", ")
 	}
-	for _, l := range strings.Split(out, "\n") {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
 		if strings.HasPrefix(l, "panic:") || strings.Contains(l, "time limit") || strings.HasPrefix(l, "FAIL") {
+			// A test binary's own time limit names the tests still
+			// running on the lines after "running tests:".
+			for j := i + 1; j < len(lines) && j < i+4; j++ {
+				if strings.TrimSpace(lines[j]) == "running tests:" && j+1 < len(lines) {
+					return strings.TrimSpace(l) + " (" + strings.TrimSpace(lines[j+1]) + ")"
+				}
+			}
 			return strings.TrimSpace(l)
 		}
 	}

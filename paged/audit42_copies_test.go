@@ -1,0 +1,57 @@
+package paged_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// TestAudit42SlideKeepsCachedCopyParked is TestSlideCountsUnparkedSource
+// with prefix caching on: the copy's destination, which B filled and
+// committed in the step, stays cached when B's window slides past it, so
+// a prefix hit may claim it in the step and read what the copy fills in.
+// The copy stays live and its parked source stays parked: the space check
+// counts the destination (evictable) but not the source, and the Append
+// that needs both is refused, changing nothing. After the step's copies
+// are taken it succeeds. (M177, counting such a source as released,
+// passed the check and then found no block to allocate: a panic.)
+func TestAudit42SlideKeepsCachedCopyParked(t *testing.T) {
+	for _, tc := range slideCases {
+		t.Run(tc.name, func(t *testing.T) {
+			toks := []int32{5}
+			nb := 8
+			if tc.groups == nil {
+				toks, nb = []int32{5, 6, 7}, 4
+			}
+			m, A, B := forkOfThree(t, paged.Config{BlockSize: 2, NumBlocks: nb, Groups: tc.groups, MaxModelLen: 16}, tc.opts)
+			// One step: B copies A's partly filled last block(s) and
+			// fills its copy (committed, cached); A goes, its last block
+			// parked for the copy; F takes what is left.
+			noErr(t, m.Append(B, 4))
+			noErr(t, m.Free(A))
+			F, err := m.Add([]int32{9}, tc.opts)
+			noErr(t, err)
+			_, err = m.Admit(F)
+			noErr(t, err)
+			if got := availableBlocks(m); got != 0 {
+				t.Fatalf("%d blocks available, want none: the test no longer builds the case", got)
+			}
+			before, _ := m.Table(B)
+			before = slices.Clone(before)
+			err = m.Append(B, toks...)
+			if !errors.Is(err, paged.ErrNoSpace) {
+				t.Fatalf("Append sliding past a cached copy destination: %v, want ErrNoSpace (the copy's source stays parked)", err)
+			}
+			after, _ := m.Table(B)
+			if !slices.Equal(before, after) {
+				t.Fatalf("refused Append changed B's table %v to %v", before, after)
+			}
+			noErr(t, m.Check())
+			m.TakeCopies(nil) // ends the step: the source goes
+			noErr(t, m.Append(B, toks...))
+			noErr(t, m.Check())
+		})
+	}
+}
