@@ -33,3 +33,33 @@ func TestAudit42PriorityTiesGoInSubmissionOrder(t *testing.T) {
 	drain(t, s, 2)
 	require.Equal(t, want, admitted, "admission order of four requests of one priority")
 }
+
+// TestAudit42LastingPinsDoNotHoldTheQueue: a request that does not fit
+// the pool beside prefix pins that never end (until 0, Lasting) is
+// aborted with ErrNever at once, as in an empty pool: waiting for those
+// pins would wait forever. (Pins that end make it wait; M195, which
+// counted lasting pins as pins that end, kept it waiting.)
+func TestAudit42LastingPinsDoNotHoldTheQueue(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 8})
+	cached := []int32{51, 52, 53, 54, 55, 56, 57, 58}
+	id, _, err := m.Create(cached, nil)
+	require.NoError(t, err)
+	m.EndStep()
+	require.NoError(t, m.Free(id))
+	require.NoError(t, m.SetPinBudget(4))
+	_, held, err := m.Pin(cached, nil, 0)
+	require.NoError(t, err)
+	require.Equal(t, 8, held, "the pin holds the cached prompt")
+	s, err := sched.New(m, sched.Config{})
+	require.NoError(t, err)
+	r, err := s.Submit([]int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, sched.Options{MaxTokens: 2})
+	require.NoError(t, err)
+	for step := 0; s.Busy(); step++ {
+		require.Less(t, step, 10, "the request still waits for pins that never end")
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		require.NoError(t, s.Update(make([]int32, st.Outputs)))
+	}
+	require.Equal(t, sched.Aborted, r.State())
+	require.ErrorIs(t, r.Err(), sched.ErrNever)
+}
