@@ -63,3 +63,52 @@ func TestAudit42LastingPinsDoNotHoldTheQueue(t *testing.T) {
 	require.Equal(t, sched.Aborted, r.State())
 	require.ErrorIs(t, r.Err(), sched.ErrNever)
 }
+
+// TestAudit42UnscheduledAdmissionIsNotResumed: Stats.ResumedTokens counts
+// the prompt tokens recomputed for requests that had produced output
+// (resumed after a preemption by recompute): with recompute preemption,
+// the NewTokens of the step's admitted entries whose Generated is not 0.
+// A request admitted for the first time (AdmitFirst) and then taken back
+// as the Priority victim of a decode in the same step (unschedule) was
+// never counted there, and must not be taken off it. Checked after every
+// step of pools of several sizes where that happens (M199 took it off:
+// ResumedTokens went below zero).
+func TestAudit42UnscheduledAdmissionIsNotResumed(t *testing.T) {
+	taken := 0 // first admissions taken back, over all pools
+	for nb := 6; nb <= 14; nb++ {
+		for plen := 1; plen <= 5; plen++ {
+			m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: nb})
+			s, err := sched.New(m, sched.Config{Policy: sched.Priority, AdmitFirst: true, Hooks: sched.Hooks{
+				Preempted: func(r *sched.Request, i int, _ bool) {
+					if r.Outputs(i) == 0 {
+						taken++
+					}
+				},
+			}})
+			require.NoError(t, err)
+			for i := range int32(6) {
+				prompt := []int32{100 * i, 1, 2, 3, 4}[:plen]
+				_, err := s.Submit(prompt, sched.Options{MaxTokens: nb - plen, Priority: int(i)})
+				require.NoError(t, err)
+			}
+			var want int64
+			for step := 0; s.Busy(); step++ {
+				require.Less(t, step, 1000)
+				st, err := s.Schedule()
+				require.NoError(t, err)
+				for _, sc := range st.Scheduled {
+					if sc.Admitted && sc.Generated > 0 {
+						want += int64(sc.NewTokens)
+					}
+				}
+				require.Equal(t, want, s.Stats().ResumedTokens, "pool of %d blocks, step %d", nb, step)
+				out := make([]int32, st.Outputs)
+				for i := range out {
+					out[i] = 7
+				}
+				require.NoError(t, s.Update(out))
+			}
+		}
+	}
+	require.Positive(t, taken, "no first admission was taken back: the test checks nothing")
+}
