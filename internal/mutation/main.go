@@ -1,6 +1,7 @@
-// Command mutation runs the mutation testing of paged's core: for each
-// mutation listed in a file (internal/mutation/mutations.txt), it rewrites
-// one line of a source file, runs a test set and restores the file, and
+// Command mutation runs the mutation testing of paged's core and of
+// package sched: for each mutation listed in a file
+// (internal/mutation/mutations.txt), it rewrites one line of a source
+// file, runs a test set and restores the file, and
 // reports whether the tests caught the change (the tests that failed) or
 // whether it survived. It never leaves a mutation behind: the original
 // bytes are written back after each run, and on an interrupt.
