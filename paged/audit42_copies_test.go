@@ -26,21 +26,11 @@ func TestAudit42SlideKeepsCachedCopyParked(t *testing.T) {
 				toks, nb = []int32{5, 6, 7}, 4
 			}
 			m, A, B := forkOfThree(t, paged.Config{BlockSize: 2, NumBlocks: nb, Groups: tc.groups, MaxModelLen: 16}, tc.opts)
-			// One step: B copies A's partly filled last block(s) and
-			// fills its copy (committed, cached); A goes, its last block
-			// parked for the copy; F takes what is left.
-			noErr(t, m.Append(B, 4))
-			noErr(t, m.Free(A))
-			F, err := m.Add([]int32{9}, tc.opts)
-			noErr(t, err)
-			_, err = m.Admit(F)
-			noErr(t, err)
-			if got := availableBlocks(m); got != 0 {
-				t.Fatalf("%d blocks available, want none: the test no longer builds the case", got)
-			}
+			// B's copy, filled, is committed and cached.
+			copyThenPark(t, m, A, B, tc.opts)
 			before, _ := m.Table(B)
 			before = slices.Clone(before)
-			err = m.Append(B, toks...)
+			err := m.Append(B, toks...)
 			if !errors.Is(err, paged.ErrNoSpace) {
 				t.Fatalf("Append sliding past a cached copy destination: %v, want ErrNoSpace (the copy's source stays parked)", err)
 			}

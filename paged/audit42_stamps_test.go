@@ -141,9 +141,10 @@ func TestAudit42UncomputeKeepsSharedComputedBlocks(t *testing.T) {
 	}
 }
 
-// TestAudit42VoidKeepsSharersRetentionPins: a sequence that hit another's
-// prefix stored in the step being built and then slid its window past it
-// pins those window blocks for retention (a reference beside the running
+// TestAudit42VoidKeepsSharersRetentionPins: a sequence sharing another's
+// prefix stored in the step being built (its fork, or an admission that
+// hit it) that then slid its window past it pins those window blocks for
+// retention (a reference beside the running
 // tables). When the first sequence gives its KV back (Uncompute from 0),
 // voidShared forgets the shared fresh blocks that the running tables
 // alone hold, not a pinned one: a retention pin holds cached content
@@ -155,21 +156,7 @@ func TestAudit42VoidKeepsSharersRetentionPins(t *testing.T) {
 		for _, sharer := range []string{"fork", "hit"} {
 			t.Run(tc.name+", "+sharer, func(t *testing.T) {
 				m := pinStepManager(t, tc.groups)
-				p, _ := pinStepCreate(t, m, prompt)
-				var c paged.SeqID
-				var err error
-				if sharer == "fork" {
-					c, err = m.Fork(p)
-				} else {
-					var cached int
-					c, cached, err = m.Create(prompt, nil)
-					if err == nil && cached != 6 {
-						t.Fatalf("the second admission hits %d tokens, want 6: the test checks nothing", cached)
-					}
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+				p, c := shareStep(t, m, prompt, sharer)
 				// Two tokens: a window of 3 slides past the prompt's
 				// blocks, which the sharer pins.
 				for _, tok := range []int32{8, 9} {

@@ -98,6 +98,23 @@ func TestSlideCountsParkedSource(t *testing.T) {
 	}
 }
 
+// copyThenPark starts a step for forkOfThree's A and B: B copies A's
+// partly filled last block(s) and fills its copy; A goes, its last block
+// parked for the copy; a one-token sequence takes what is left, and no
+// block is available after.
+func copyThenPark(t *testing.T, m *paged.Manager, A, B paged.SeqID, opts *paged.SeqOptions) {
+	t.Helper()
+	noErr(t, m.Append(B, 4))
+	noErr(t, m.Free(A))
+	F, err := m.Add([]int32{9}, opts)
+	noErr(t, err)
+	_, err = m.Admit(F)
+	noErr(t, err)
+	if got := availableBlocks(m); got != 0 {
+		t.Fatalf("%d blocks available, want none: the test no longer builds the case", got)
+	}
+}
+
 // TestSlideCountsUnparkedSource: a slide that frees a copy's destination,
 // uncached (prefix caching off: a cached one could come back as a hit in
 // the step and still needs the copy), makes the copy moot and releases
@@ -115,18 +132,7 @@ func TestSlideCountsUnparkedSource(t *testing.T) {
 			}
 			m, A, B := forkOfThree(t, paged.Config{BlockSize: 2, NumBlocks: nb, Groups: tc.groups, MaxModelLen: 16, DisablePrefixCaching: true}, tc.opts)
 
-			// One step: B copies A's partly filled last block(s) and
-			// fills its copy; A goes, its last block parked for the copy;
-			// F takes what is left.
-			noErr(t, m.Append(B, 4))
-			noErr(t, m.Free(A))
-			F, err := m.Add([]int32{9}, tc.opts)
-			noErr(t, err)
-			_, err = m.Admit(F)
-			noErr(t, err)
-			if got := availableBlocks(m); got != 0 {
-				t.Fatalf("%d blocks available, want none: the test no longer builds the case", got)
-			}
+			copyThenPark(t, m, A, B, tc.opts)
 			// B's window slides past its copy, which frees the copy and
 			// its parked source.
 			noErr(t, m.Append(B, toks...))
