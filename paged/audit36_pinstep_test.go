@@ -197,17 +197,25 @@ func TestPinAfterStampsComeBack(t *testing.T) {
 	}
 }
 
-// TestPinHoldsOnboardedPrefix: blocks onboarded from the host tier during
-// the step being built hold KV a step computed (their Onboard directive
-// runs before the step's kernels): a pin made in that step holds them.
-func TestPinHoldsOnboardedPrefix(t *testing.T) {
-	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: 8, HostBlocks: 32})
+// hostPinManager returns a manager of numBlocks blocks of 2 tokens with a
+// host tier of 32 blocks and a pin budget of 4 blocks.
+func hostPinManager(t *testing.T, numBlocks int) *paged.Manager {
+	t.Helper()
+	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: numBlocks, HostBlocks: 32})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.SetPinBudget(4); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// TestPinHoldsOnboardedPrefix: blocks onboarded from the host tier during
+// the step being built hold KV a step computed (their Onboard directive
+// runs before the step's kernels): a pin made in that step holds them.
+func TestPinHoldsOnboardedPrefix(t *testing.T) {
+	m := hostPinManager(t, 8)
 	prompt := []int32{1, 2, 3, 4, 5, 6, 7}
 	for i := range int32(4) { // the prompt, then three that evict it
 		p := prompt

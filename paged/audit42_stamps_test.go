@@ -65,13 +65,7 @@ func TestAudit42PinStopsAtFreshBlocksCommittedOneByOne(t *testing.T) {
 // SwapIn directive runs before the step's kernels): a pin made in that
 // step holds them, as it holds onboarded blocks (M161).
 func TestAudit42PinHoldsSwappedInPrefix(t *testing.T) {
-	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: 9, HostBlocks: 32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.SetPinBudget(4); err != nil {
-		t.Fatal(err)
-	}
+	m := hostPinManager(t, 9)
 	prompt := []int32{1, 2, 3, 4, 5, 6, 7}
 	id, _ := pinStepCreate(t, m, prompt)
 	m.EndStep()

@@ -78,16 +78,7 @@ func TestSlideCountsParkedSource(t *testing.T) {
 			if got := availableBlocks(m); got != 0 {
 				t.Fatalf("%d blocks available, want none: the test no longer builds the case", got)
 			}
-			before, _ := m.Table(A)
-			before = slices.Clone(before)
-			err = m.Append(A, 5)
-			if !errors.Is(err, paged.ErrNoSpace) {
-				t.Fatalf("Append past the parked block: %v, want ErrNoSpace", err)
-			}
-			after, _ := m.Table(A)
-			if !slices.Equal(before, after) {
-				t.Fatalf("refused Append changed A's table %v to %v", before, after)
-			}
+			appendRefused(t, m, A, "past the parked block", 5)
 			noErr(t, m.Check())
 			checkStepDirectives(t, nil, m.TakeCopies(nil)) // ends the step
 			// Now the slide frees the block; F's make up the rest.
@@ -95,6 +86,20 @@ func TestSlideCountsParkedSource(t *testing.T) {
 			noErr(t, m.Append(A, 5))
 			noErr(t, m.Check())
 		})
+	}
+}
+
+// appendRefused checks that Append of toks to id (what names the case) is
+// refused with ErrNoSpace and leaves id's table as it was.
+func appendRefused(t *testing.T, m *paged.Manager, id paged.SeqID, what string, toks ...int32) {
+	t.Helper()
+	before, _ := m.Table(id)
+	before = slices.Clone(before)
+	if err := m.Append(id, toks...); !errors.Is(err, paged.ErrNoSpace) {
+		t.Fatalf("Append %s: %v, want ErrNoSpace", what, err)
+	}
+	if after, _ := m.Table(id); !slices.Equal(before, after) {
+		t.Fatalf("refused Append changed %v's table %v to %v", id, before, after)
 	}
 }
 
