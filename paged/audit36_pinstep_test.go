@@ -197,17 +197,25 @@ func TestPinAfterStampsComeBack(t *testing.T) {
 	}
 }
 
-// TestPinHoldsOnboardedPrefix: blocks onboarded from the host tier during
-// the step being built hold KV a step computed (their Onboard directive
-// runs before the step's kernels): a pin made in that step holds them.
-func TestPinHoldsOnboardedPrefix(t *testing.T) {
-	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: 8, HostBlocks: 32})
+// hostPinManager returns a manager of numBlocks blocks of 2 tokens with a
+// host tier of 32 blocks and a pin budget of 4 blocks.
+func hostPinManager(t *testing.T, numBlocks int) *paged.Manager {
+	t.Helper()
+	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: numBlocks, HostBlocks: 32})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.SetPinBudget(4); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// TestPinHoldsOnboardedPrefix: blocks onboarded from the host tier during
+// the step being built hold KV a step computed (their Onboard directive
+// runs before the step's kernels): a pin made in that step holds them.
+func TestPinHoldsOnboardedPrefix(t *testing.T) {
+	m := hostPinManager(t, 8)
 	prompt := []int32{1, 2, 3, 4, 5, 6, 7}
 	for i := range int32(4) { // the prompt, then three that evict it
 		p := prompt
@@ -239,6 +247,30 @@ func TestPinHoldsOnboardedPrefix(t *testing.T) {
 	}
 }
 
+// shareStep creates a sequence for prompt (of 7 tokens, blocks of 2) and
+// a sharer of the blocks the step being built stores for it: its fork
+// (sharer "fork") or a second admission of the prompt that hits them
+// ("hit"). It returns both.
+func shareStep(t *testing.T, m *paged.Manager, prompt []int32, sharer string) (paged.SeqID, paged.SeqID) {
+	t.Helper()
+	p, _ := pinStepCreate(t, m, prompt)
+	var c paged.SeqID
+	var err error
+	if sharer == "fork" {
+		c, err = m.Fork(p)
+	} else {
+		var cached int
+		c, cached, err = m.Create(prompt, nil)
+		if err == nil && cached != 6 {
+			t.Fatalf("the second admission hits %d tokens, want 6: the test checks nothing", cached)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, c
+}
+
 // TestUncomputeForgetsSharedStepBlocks: a fork made in the step admitting
 // its parent shares blocks that step stored; Uncompute of parent and
 // child from 0, then Free of both, leaves none of them cached (before, a
@@ -254,24 +286,7 @@ func TestUncomputeForgetsSharedStepBlocks(t *testing.T) {
 				m := pinStepManager(t, tc.groups)
 				share := func() (paged.SeqID, paged.SeqID) {
 					t.Helper()
-					p, _, err := m.Create(prompt, nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					var c paged.SeqID
-					if sharer == "fork" {
-						c, err = m.Fork(p)
-					} else {
-						var cached int
-						c, cached, err = m.Create(prompt, nil)
-						if err == nil && cached != 6 {
-							t.Fatalf("the second admission hits %d tokens, want 6: the test checks nothing", cached)
-						}
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					return p, c
+					return shareStep(t, m, prompt, sharer)
 				}
 				p, c := share()
 				id, cached := dropStep(t, m, prompt, p, c)

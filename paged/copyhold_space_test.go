@@ -78,16 +78,7 @@ func TestSlideCountsParkedSource(t *testing.T) {
 			if got := availableBlocks(m); got != 0 {
 				t.Fatalf("%d blocks available, want none: the test no longer builds the case", got)
 			}
-			before, _ := m.Table(A)
-			before = slices.Clone(before)
-			err = m.Append(A, 5)
-			if !errors.Is(err, paged.ErrNoSpace) {
-				t.Fatalf("Append past the parked block: %v, want ErrNoSpace", err)
-			}
-			after, _ := m.Table(A)
-			if !slices.Equal(before, after) {
-				t.Fatalf("refused Append changed A's table %v to %v", before, after)
-			}
+			appendRefused(t, m, A, "past the parked block", 5)
 			noErr(t, m.Check())
 			checkStepDirectives(t, nil, m.TakeCopies(nil)) // ends the step
 			// Now the slide frees the block; F's make up the rest.
@@ -95,6 +86,37 @@ func TestSlideCountsParkedSource(t *testing.T) {
 			noErr(t, m.Append(A, 5))
 			noErr(t, m.Check())
 		})
+	}
+}
+
+// appendRefused checks that Append of toks to id (what names the case) is
+// refused with ErrNoSpace and leaves id's table as it was.
+func appendRefused(t *testing.T, m *paged.Manager, id paged.SeqID, what string, toks ...int32) {
+	t.Helper()
+	before, _ := m.Table(id)
+	before = slices.Clone(before)
+	if err := m.Append(id, toks...); !errors.Is(err, paged.ErrNoSpace) {
+		t.Fatalf("Append %s: %v, want ErrNoSpace", what, err)
+	}
+	if after, _ := m.Table(id); !slices.Equal(before, after) {
+		t.Fatalf("refused Append changed %v's table %v to %v", id, before, after)
+	}
+}
+
+// copyThenPark starts a step for forkOfThree's A and B: B copies A's
+// partly filled last block(s) and fills its copy; A goes, its last block
+// parked for the copy; a one-token sequence takes what is left, and no
+// block is available after.
+func copyThenPark(t *testing.T, m *paged.Manager, A, B paged.SeqID, opts *paged.SeqOptions) {
+	t.Helper()
+	noErr(t, m.Append(B, 4))
+	noErr(t, m.Free(A))
+	F, err := m.Add([]int32{9}, opts)
+	noErr(t, err)
+	_, err = m.Admit(F)
+	noErr(t, err)
+	if got := availableBlocks(m); got != 0 {
+		t.Fatalf("%d blocks available, want none: the test no longer builds the case", got)
 	}
 }
 
@@ -115,18 +137,7 @@ func TestSlideCountsUnparkedSource(t *testing.T) {
 			}
 			m, A, B := forkOfThree(t, paged.Config{BlockSize: 2, NumBlocks: nb, Groups: tc.groups, MaxModelLen: 16, DisablePrefixCaching: true}, tc.opts)
 
-			// One step: B copies A's partly filled last block(s) and
-			// fills its copy; A goes, its last block parked for the copy;
-			// F takes what is left.
-			noErr(t, m.Append(B, 4))
-			noErr(t, m.Free(A))
-			F, err := m.Add([]int32{9}, tc.opts)
-			noErr(t, err)
-			_, err = m.Admit(F)
-			noErr(t, err)
-			if got := availableBlocks(m); got != 0 {
-				t.Fatalf("%d blocks available, want none: the test no longer builds the case", got)
-			}
+			copyThenPark(t, m, A, B, tc.opts)
 			// B's window slides past its copy, which frees the copy and
 			// its parked source.
 			noErr(t, m.Append(B, toks...))

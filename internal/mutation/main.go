@@ -1,6 +1,7 @@
-// Command mutation runs the mutation testing of paged's core: for each
-// mutation listed in a file (internal/mutation/mutations.txt), it rewrites
-// one line of a source file, runs a test set and restores the file, and
+// Command mutation runs the mutation testing of paged's core and of
+// package sched: for each mutation listed in a file
+// (internal/mutation/mutations.txt), it rewrites one line of a source
+// file, runs a test set and restores the file, and
 // reports whether the tests caught the change (the tests that failed) or
 // whether it survived. It never leaves a mutation behind: the original
 // bytes are written back after each run, and on an interrupt.
@@ -15,7 +16,17 @@
 // Each mutation goes through up to three stages, stopping at the first
 // that fails: the property tests CI runs (-rapid.checks per target, see
 // -checks), the W1 digest tests of bench against vLLM's counters, and,
-// for a mutation both survive, the whole paged test package.
+// for a mutation both survive, the whole test package of the file
+// mutated. A mutation of package paged runs paged's property tests, one
+// of package sched (a file under sched/) sched's; -kill runs the given
+// tests of the mutated file's package.
+//
+// rapid replays the failing runs saved under a package's testdata/rapid
+// before it draws new ones: a run saved by one mutant would be tried on
+// every later one, which the suite CI runs never does. The runner moves
+// the saved runs of the packages it tests aside while it runs (and puts
+// them back at its end, or on an interrupt), tells rapid to save none
+// (-rapid.nofailfile), and removes any a run leaves all the same.
 package main
 
 import (
@@ -23,6 +34,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -53,8 +65,8 @@ func main() {
 	list := flag.String("list", "internal/mutation/mutations.txt", "the mutations")
 	only := flag.String("only", "", "comma-separated mutation IDs to run (default all)")
 	checks := flag.Int("checks", 100, "rapid checks per property test")
-	full := flag.Bool("full", true, "run the whole paged package on a mutation the property and W1 tests miss")
-	kill := flag.String("kill", "", "run only the paged tests matching this pattern (to show that a new test kills a mutation)")
+	full := flag.Bool("full", true, "run the whole test package of the file mutated on a mutation the property and W1 tests miss")
+	kill := flag.String("kill", "", "run only the tests of the mutated file's package matching this pattern (to show that a new test kills a mutation)")
 	dry := flag.Bool("dry", false, "only check that every mutation applies, and print where")
 	timeout := flag.Duration("timeout", 5*time.Minute, "time limit of one stage")
 	flag.Parse()
@@ -70,19 +82,48 @@ func main() {
 			want[id] = true
 		}
 	}
+	// The stages of a mutation of each package's files.
 	rc := fmt.Sprintf("-rapid.checks=%d", *checks)
-	stages := []stage{
-		{"property", []string{"test", "./paged", "-count=1", "-run",
-			"StateMachine|Refused|FastPath|Check|Hybrid|HashMemoRapid|StepMatchesLoop|ContentModel|RetentionOrder", rc}},
-		{"W1", []string{"test", "./bench", "-count=1", "-run", "W1"}},
-	}
-	if *kill != "" {
-		stages = []stage{{"kill", []string{"test", "./paged", "-count=1", "-run", *kill, rc}}}
-	} else if *full {
-		stages = append(stages, stage{"full", []string{"test", "./paged", "-count=1", rc}})
+	stagesOf := func(pkg string) []stage {
+		dir := "./" + pkg
+		if *kill != "" {
+			return []stage{{"kill", []string{"test", dir, "-count=1", "-run", *kill, rc, noFail}}}
+		}
+		st := []stage{
+			{"property", []string{"test", dir, "-count=1", "-run", properties[pkg], rc, noFail}},
+			{"W1", []string{"test", "./bench", "-count=1", "-run", "W1"}},
+		}
+		if *full {
+			st = append(st, stage{"full", []string{"test", dir, "-count=1", rc, noFail}})
+		}
+		return st
 	}
 
-	// Restore the file being mutated on an interrupt.
+	// Move rapid's saved failing runs aside for the whole run (see the
+	// package comment); they go back at the end, on an error and on an
+	// interrupt.
+	var aside string
+	var saved []string
+	putBack := func() {
+		if aside != "" {
+			putBackRuns(aside, saved)
+		}
+	}
+	die := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "mutation: "+format+"\n", a...)
+		putBack()
+		os.Exit(2)
+	}
+	if !*dry {
+		if aside, err = os.MkdirTemp("", "mutation-rapid-"); err != nil {
+			die("%v", err)
+		}
+		if saved, err = setAside(aside); err != nil {
+			die("%v", err)
+		}
+	}
+
+	// Restore the file being mutated, and the saved runs, on an interrupt.
 	var restore func()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt)
@@ -91,14 +132,9 @@ func main() {
 		if restore != nil {
 			restore()
 		}
+		putBack()
 		os.Exit(130)
 	}()
-
-	// rapid saves a failing run under paged/testdata/rapid and replays it
-	// first the next time: one mutant's failure would then be tried on
-	// every later mutant, which the suite CI runs does not do. The files
-	// a mutant leaves are removed after its run.
-	kept := rapidFails()
 
 	fmt.Println("| ID | mutation | where | result |")
 	fmt.Println("|---|---|---|---|")
@@ -107,31 +143,33 @@ func main() {
 		if len(want) > 0 && !want[mu.id] {
 			continue
 		}
+		pkg := filepath.Dir(mu.file)
+		if properties[pkg] == "" {
+			die("%s: %s is not in a package the runner tests (%s)", mu.id, mu.file, strings.Join(slices.Sorted(maps.Keys(properties)), ", "))
+		}
 		orig, err := os.ReadFile(mu.file)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "mutation:", err)
-			os.Exit(2)
+			die("%v", err)
 		}
 		mutated, line, err := apply(orig, mu)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "mutation %s: %v\n", mu.id, err)
-			os.Exit(2)
+			die("%s: %v", mu.id, err)
 		}
+		where := fmt.Sprintf("%s:%d", strings.TrimPrefix(mu.file, "paged/"), line)
 		if *dry {
-			fmt.Printf("| %s | %s | %s:%d | not run |\n", mu.id, mu.desc, strings.TrimPrefix(mu.file, "paged/"), line)
+			fmt.Printf("| %s | %s | %s | not run |\n", mu.id, mu.desc, where)
 			continue
 		}
 		restore = func() { os.WriteFile(mu.file, orig, 0o644) }
 		if err := os.WriteFile(mu.file, mutated, 0o644); err != nil {
 			restore()
-			fmt.Fprintln(os.Stderr, "mutation:", err)
-			os.Exit(2)
+			die("%v", err)
 		}
 		result := "survived"
-		if out, err := run(*timeout, "build", "./paged"); err != nil {
+		if out, err := run(*timeout, "build", "./"+pkg); err != nil {
 			result = "does not build: " + firstLine(out)
 		} else {
-			for _, st := range stages {
+			for _, st := range stagesOf(pkg) {
 				out, err := run(*timeout, st.args...)
 				if err != nil {
 					result = fmt.Sprintf("caught (%s): %s", st.name, failures(out))
@@ -141,19 +179,64 @@ func main() {
 		}
 		restore()
 		restore = nil
-		for _, f := range rapidFails() {
-			if !slices.Contains(kept, f) {
-				os.Remove(f)
-			}
+		// -rapid.nofailfile saves none; a file left all the same goes.
+		for _, f := range rapidRuns() {
+			os.Remove(f)
 		}
 		if strings.HasPrefix(result, "caught") {
 			caught++
 		} else if result == "survived" {
 			survived++
 		}
-		fmt.Printf("| %s | %s | %s:%d | %s |\n", mu.id, mu.desc, strings.TrimPrefix(mu.file, "paged/"), line, result)
+		fmt.Printf("| %s | %s | %s | %s |\n", mu.id, mu.desc, where, result)
 	}
+	putBack()
 	fmt.Printf("\n%d caught, %d survived\n", caught, survived)
+}
+
+// properties is, for each package whose files may be mutated, the -run
+// pattern of its property tests, the ones CI runs with many rapid checks
+// (.ci/run).
+var properties = map[string]string{
+	"paged": "StateMachine|Refused|FastPath|Check|Hybrid|HashMemoRapid|StepMatchesLoop|ContentModel|RetentionOrder",
+	"sched": "TestStateMachine|TestAudit15QueueModel|TestLengthFloorMatchesScan|TestForkAloneWithinBoundRapid|TestForkWarmAloneRapid|TestAudit25|TestAudit26ChunksDraftsUnderPressure",
+}
+
+// noFail tells rapid not to save a failing run (see the package comment).
+const noFail = "-rapid.nofailfile"
+
+// rapidRuns lists the failing runs rapid saved for the tests of the
+// packages the runner tests (package/testdata/rapid/test/*.fail).
+func rapidRuns() []string {
+	var runs []string
+	for _, pkg := range slices.Sorted(maps.Keys(properties)) {
+		fails, _ := filepath.Glob(filepath.Join(pkg, "testdata", "rapid", "*", "*.fail"))
+		runs = append(runs, fails...)
+	}
+	return runs
+}
+
+// setAside moves the saved failing runs (rapidRuns) into dir, each under
+// a name numbered by its place in the list it returns.
+func setAside(dir string) ([]string, error) {
+	runs := rapidRuns()
+	for i, f := range runs {
+		if err := os.Rename(f, filepath.Join(dir, fmt.Sprint(i))); err != nil {
+			return runs[:i], err
+		}
+	}
+	return runs, nil
+}
+
+// putBackRuns moves the runs setAside moved into dir back where they were
+// and removes dir.
+func putBackRuns(dir string, runs []string) {
+	for i, f := range runs {
+		if err := os.Rename(filepath.Join(dir, fmt.Sprint(i)), f); err != nil {
+			fmt.Fprintln(os.Stderr, "mutation: putting back a saved rapid run:", err)
+		}
+	}
+	os.Remove(dir)
 }
 
 // parse reads the mutations file: blank lines and lines starting with #
@@ -258,12 +341,6 @@ func run(limit time.Duration, args ...string) (string, error) {
 	}
 }
 
-// rapidFails lists the failing runs rapid saved for the paged tests.
-func rapidFails() []string {
-	fails, _ := filepath.Glob("paged/testdata/rapid/*/*.fail")
-	return fails
-}
-
 var failRE = regexp.MustCompile(`--- FAIL: (\S+)`)
 
 // failures names the top-level tests that failed in out, or the first
@@ -287,8 +364,16 @@ func failures(out string) string {
 		}
 		return strings.Join(names, ", ")
 	}
-	for _, l := range strings.Split(out, "\n") {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
 		if strings.HasPrefix(l, "panic:") || strings.Contains(l, "time limit") || strings.HasPrefix(l, "FAIL") {
+			// A test binary's own time limit names the tests still
+			// running on the lines after "running tests:".
+			for j := i + 1; j < len(lines) && j < i+4; j++ {
+				if strings.TrimSpace(lines[j]) == "running tests:" && j+1 < len(lines) {
+					return strings.TrimSpace(l) + " (" + strings.TrimSpace(lines[j+1]) + ")"
+				}
+			}
 			return strings.TrimSpace(l)
 		}
 	}
