@@ -2,6 +2,7 @@ package paged_test
 
 import (
 	"errors"
+	"slices"
 
 	"pgregory.net/rapid"
 
@@ -54,6 +55,30 @@ func (h *hyModel) giveBack(t *rapid.T, next *int32) {
 		t.Fatalf("Uncompute(%v, %d): %v", s.id, from, err)
 	}
 	s.noteUncompute(from)
+	parent := s
+	var other *hySeq // the parent or its child, not cut
+	if h.hasState() && rapid.Bool().Draw(t, "fork in the step") {
+		// Forked in the step of the Uncompute (audit44): the child's
+		// State pages are copies of the parent's as the step's Copy
+		// directives find them, before its kernels, so the child is cut
+		// back as the parent is (the mark is inherited) and its state is
+		// read back after its tokens are computed again.
+		id, err := h.m.Fork(s.id)
+		switch {
+		case errors.Is(err, paged.ErrNoSpace):
+		case err != nil:
+			t.Fatalf("Fork(%v) in the step of its Uncompute(%d): %v", s.id, from, err)
+		default:
+			c := &hySeq{id: id, tokens: slices.Clone(s.tokens), state: hyRunning, fresh: len(s.tokens) - from, dropped: true,
+				spec: s.spec, redo: s.redo, dropNow: s.dropNow}
+			h.seqs = append(h.seqs, c)
+			h.forkedDropped++
+			s.fresh, s.dropped, other = len(s.tokens)-from, true, c
+			if rapid.Bool().Draw(t, "give back the child's") {
+				s, other = c, s
+			}
+		}
+	}
 	n := rapid.IntRange(from, len(s.tokens)-1).Draw(t, "give back to")
 	stats, before := h.m.Stats(), h.tables(s)
 	err := h.m.Truncate(s.id, n)
@@ -76,8 +101,17 @@ func (h *hyModel) giveBack(t *rapid.T, next *int32) {
 	if err := h.m.Check(); err != nil {
 		t.Fatalf("after giving back [%d, %d) of %v: %v", n, end, s.id, err)
 	}
-	// The next step computes the tokens kept (as endDropped's).
+	// The next step computes the tokens kept (as endDropped's), the
+	// parent's first: the checkpoints its dropped step reached are
+	// pending (take checkpoints), and write takes them.
+	if other == parent {
+		h.write(t, other, from) // all of them
+		other = nil
+	}
 	h.write(t, s, from)
+	if other != nil {
+		h.write(t, other, from)
+	}
 	if !rapid.Bool().Draw(t, "give again") {
 		return // a later batch computes them again
 	}

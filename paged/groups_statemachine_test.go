@@ -111,6 +111,9 @@ type hyModel struct {
 	drafted bool
 	// givenBack counts dropped steps given back (giveBack).
 	givenBack int
+	// forkedDropped counts forks made in the step of an Uncompute
+	// (giveBack).
+	forkedDropped int
 }
 
 // stateDrafts counts operations on sequences with drafts pending on layouts
@@ -813,8 +816,9 @@ type hyTally struct {
 	// pinRetries counts refused calls retried with the retention pins
 	// released (hyModel.pinsNotBlocking).
 	pinRetries int
-	// givenBack counts dropped steps given back (hyModel.giveBack).
-	givenBack int
+	// givenBack counts dropped steps given back (hyModel.giveBack), and
+	// forkedDropped the forks made in such a step.
+	givenBack, forkedDropped int
 }
 
 // check requires of a tally of enough runs that some hit a prefix on a
@@ -825,7 +829,7 @@ func (y *hyTally) check(t *testing.T) {
 	t.Logf("%d runs on layouts of several kinds, %d admissions with a hit there", y.multiRuns, y.multiHits)
 	t.Logf("state drafts: %+v", y.sd)
 	t.Logf("%d refused calls retried with the retention pins released", y.pinRetries)
-	t.Logf("%d dropped steps given back", y.givenBack)
+	t.Logf("%d dropped steps given back, %d forked in their step", y.givenBack, y.forkedDropped)
 	if y.multiRuns >= 200 {
 		assert.Positive(t, y.multiHits, "no run hit a prefix on a layout of several kinds")
 	}
@@ -943,6 +947,7 @@ func runGroupsMachine(t *rapid.T, offloading, drafts bool, tally *hyTally) {
 			tally.multiHits += h.multiHits
 			tally.pinRetries += h.pinRetries
 			tally.givenBack += h.givenBack
+			tally.forkedDropped += h.forkedDropped
 			tally.sd.add(h.sd)
 			tally.runs++
 			if h.multiKind() {

@@ -187,9 +187,10 @@ type seqFields struct {
 	// cannot hand them back.
 	unknown bool
 	// dropNow: Uncompute set the record redo in the step being built,
-	// whose kernels have not run, from no earlier record: no State group
-	// has absorbed a token from redo-1 on (Manager.absorbed). Cleared at
-	// the step's end (Manager.drops lists the sequences to clear).
+	// whose kernels have not run, from no earlier record (or Fork copied
+	// it, with the record, from a parent so marked): no State group has
+	// absorbed a token from redo-1 on (Manager.absorbed). Cleared at the
+	// step's end (Manager.drops lists the sequences to clear).
 	dropNow bool
 	// spares is how many spare draft states (groupTable.spare) the
 	// sequence keeps in every State group (groups_ops.go, "State
@@ -1294,6 +1295,15 @@ func (m *Manager) Fork(id SeqID) (SeqID, error) {
 	m.setTokens(c, p.tokens, want)
 	c.hashes = append(slices.Grow(c.hashes, want/m.bs), p.hashes...)
 	c.hashLimit, c.committed, c.spec, c.redo, c.redoLen = p.hashLimit, p.committed, p.spec, p.redo, p.redoLen
+	if p.dropNow {
+		// Forked in the step of the parent's Uncompute: the child's
+		// State pages are copies the step's Copy directives make before
+		// its kernels run, so they hold no given-back token either, and
+		// the child may be cut back as the parent may until the step
+		// ends (TestAudit44ForkInheritsDropMark).
+		c.dropNow = true
+		m.drops = append(m.drops, idx)
+	}
 	c.unknown, c.ownHashes = p.unknown, p.ownHashes
 	c.keep.branch = p.keep.branch // the child shares the parent's prefix
 	if p.keep.line == 0 {
