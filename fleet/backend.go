@@ -152,11 +152,16 @@ type ServerRecord struct {
 // backend to apply them only if the server's state is still the one it
 // decided from, so several Index values may share one backend (routers on
 // one Redis). Calls from one Index are serialized; a backend shared by
-// several processes must make each call atomic. Implementations: Memory
+// several processes must make each call atomic. Rename, Update and
+// SetLayout refuse a server ID no Register has given out with ErrInvalid
+// and change nothing (an ID freed by Rename stays given out). Implementations: Memory
 // (one process) and the Redis backend in package fleet/redisindex.
 type Backend interface {
 	// Attach joins the model's index, creating it when absent, with room
 	// for maxServers servers. It never deletes what other routers wrote.
+	// A backend serves one Index: attached, it may be attached again
+	// (after ErrIndexLost) to the same model and bound only; another is
+	// refused with ErrInvalid and changes nothing.
 	Attach(model string, maxServers int) error
 	// Register returns the ID and state of the server called name, adding
 	// it when new with state init under the next unused ID. When every ID

@@ -1193,7 +1193,9 @@ func (m *Manager) AcceptSpeculative(id SeqID, n int) error {
 // in the same step (before its directives are taken) and before the next
 // Append, it can be cut down to the position Uncompute named: that step
 // has not run, so no state absorbed its tokens, and a scheduler gives a
-// dropped step back (Uncompute, then Truncate) in every layout. Drafts (AppendSpeculative) that
+// dropped step back (Uncompute, then Truncate) in every layout; so can a
+// Fork of it made in that step, whose states are copied from the
+// parent's before the step runs. Drafts (AppendSpeculative) that
 // Truncate keeps stay speculative: AcceptSpeculative settles them.
 func (m *Manager) Truncate(id SeqID, n int) error {
 	s, err := m.seq(id)

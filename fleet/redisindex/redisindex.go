@@ -231,9 +231,11 @@ return out
 // setLayoutScript records a server's layout if its state is still the
 // expected one, and sets the new state. KEYS: epoch, state, layout. ARGV:
 // token, expected state, layout, new state. Returns {1, new state} or {0,
-// current state}.
+// current state}; a server without a state (an ID Register never gave
+// out) is the error PAGEDKV_NOSERVER, as Memory refuses it (ErrInvalid).
 var setLayoutScript = redis.NewScript(epochCheck + `
-local cur = redis.call('GET', KEYS[2]) or ''
+local cur = redis.call('GET', KEYS[2])
+if not cur then return redis.error_reply('PAGEDKV_NOSERVER') end
 if cur ~= ARGV[2] then return {0, cur} end
 redis.call('SET', KEYS[3], ARGV[3])
 redis.call('SET', KEYS[2], ARGV[4])
@@ -244,14 +246,16 @@ return {1, ARGV[4]}
 // state is still the expected one, then sets the new state. KEYS: epoch,
 // server set, server copy counts, server state, then one block key per
 // block operation. ARGV: epoch token, bit base 2s, block key prefix, key
-// TTL in ms (0 for none), expected state (” for none), new state, then
+// TTL in ms (0 for none), expected state, new state, then
 // ops: "s<t>" store on tier t, "r<t>" remove from tier
 // t, "m<f><t>" move from tier f to t (each with a key), "c" clear the
 // server (no key). A store finding the bit already set counts an extra
 // copy in the copy-count hash (field: hash bytes + tier); a remove takes
-// a copy back before it clears the bit.
+// a copy back before it clears the bit. A server without a state (an ID
+// Register never gave out) is the error PAGEDKV_NOSERVER.
 var applyScript = redis.NewScript(epochCheck + clearServer + `
-local cur = redis.call('GET', KEYS[4]) or ''
+local cur = redis.call('GET', KEYS[4])
+if not cur then return redis.error_reply('PAGEDKV_NOSERVER') end
 if cur ~= ARGV[5] then return {0, cur} end
 local base = tonumber(ARGV[2])
 local plen = #ARGV[3]
@@ -340,8 +344,9 @@ const maxServersLimit = 1 << 16
 
 // Attach implements fleet.Backend: it joins the model's index, creating
 // it (a fresh epoch) when absent. It deletes nothing. A Backend not made
-// by New, or maxServers outside [1, 65536], is refused with
-// fleet.ErrInvalid before anything is sent.
+// by New, maxServers outside [1, 65536], or, once attached, another
+// model or bound is refused with fleet.ErrInvalid before anything is sent
+// (as Memory refuses them).
 func (r *Backend) Attach(model string, maxServers int) error {
 	if r == nil || r.c == nil {
 		return fmt.Errorf("%w: redisindex.Backend not created with New", fleet.ErrInvalid)
@@ -354,6 +359,12 @@ func (r *Backend) Attach(model string, maxServers int) error {
 	// keep the refused bound, and Register then added servers past the
 	// model's).
 	base := r.cfg.Prefix + ":{" + model + "}:"
+	if r.token != "" && (base != r.base || maxServers != r.max) {
+		// One Index's backend: it attaches again (after an index loss)
+		// to its own model and bound only. Moved to another model, the
+		// Index's server IDs would name another model's servers.
+		return fmt.Errorf("%w: backend attached to %q for %d servers, not %q for %d", fleet.ErrInvalid, r.base, r.max, base, maxServers)
+	}
 	epoch := base + "epoch"
 	var tok [16]byte
 	if _, err := rand.Read(tok[:]); err != nil {
