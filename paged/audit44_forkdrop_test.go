@@ -17,16 +17,8 @@ import (
 // marks go). Before, Fork copied the record (redo) but not the mark
 // (dropNow), so the child refused the cut its parent accepted.
 func TestAudit44ForkInheritsDropMark(t *testing.T) {
-	for _, layout := range [][]paged.Group{
-		{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 1}},
-		{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.State, Pages: 2}},
-	} {
-		m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 40, Groups: layout})
-		require.NoError(t, err)
-		id, _, err := m.Create(seqTokens(8, 1), nil)
-		require.NoError(t, err)
-		m.EndStep() // the prompt's step ran
-
+	for _, layout := range giveBackLayouts {
+		m, id := computedPrompt(t, layout)
 		require.NoError(t, m.Append(id, 50, 51, 52))
 		require.NoError(t, m.Uncompute(id, 8))
 		c, err := m.Fork(id)

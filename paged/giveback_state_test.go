@@ -8,6 +8,24 @@ import (
 	"github.com/pagedkv/pagedkv/paged"
 )
 
+// giveBackLayouts are the State group layouts the give-back tests use.
+var giveBackLayouts = [][]paged.Group{
+	{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 1}},
+	{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.State, Pages: 2}},
+}
+
+// computedPrompt returns a manager of layout (blocks of 4) running an
+// 8-token prompt whose step ran.
+func computedPrompt(t *testing.T, layout []paged.Group) (*paged.Manager, paged.SeqID) {
+	t.Helper()
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 40, Groups: layout})
+	require.NoError(t, err)
+	id, _, err := m.Create(seqTokens(8, 1), nil)
+	require.NoError(t, err)
+	m.EndStep() // the prompt's step ran
+	return m, id
+}
+
 // TestGiveBackDroppedStepWithStateGroup: a scheduler that drops a step in
 // the step being built (Uncompute) gives its tokens back (Truncate) on a
 // manager with a State group too: that step has not run, so no state
@@ -15,15 +33,8 @@ import (
 // Append, the cut is refused again (a later step may have computed the
 // tokens), and never below the position Uncompute named.
 func TestGiveBackDroppedStepWithStateGroup(t *testing.T) {
-	for _, layout := range [][]paged.Group{
-		{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 1}},
-		{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 8}, {Kind: paged.State, Pages: 2}},
-	} {
-		m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 40, Groups: layout})
-		require.NoError(t, err)
-		id, _, err := m.Create(seqTokens(8, 1), nil)
-		require.NoError(t, err)
-		m.EndStep() // the prompt's step ran
+	for _, layout := range giveBackLayouts {
+		m, id := computedPrompt(t, layout)
 
 		// Dropped in the step being built, given back at once.
 		require.NoError(t, m.Append(id, 50, 51, 52))
