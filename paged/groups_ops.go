@@ -211,7 +211,7 @@ func (m *Manager) checkTruncateGroups(s *sequence, id SeqID, n int) error {
 // no state took in a token from there.
 func (m *Manager) absorbed(s *sequence) int {
 	n := len(s.tokens) - s.spec
-	if false && s.dropNow && m.redoLive(s) && uint64(s.redo-1) < uint64(n) {
+	if s.dropNow && m.redoLive(s) && uint64(s.redo-1) < uint64(n) {
 		n = int(s.redo - 1)
 	}
 	return n
