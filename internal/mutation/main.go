@@ -32,9 +32,9 @@
 // A mutation of a file of any other package (eviction, allocator, fleet)
 // goes through two stages: that package's property tests, then the whole
 // package. Its property tests are found in its test files: the top-level
-// tests that call rapid.Check or rapid.MakeCheck, themselves or through
-// the test files' functions (a package with none goes straight to the
-// whole package). The W1 stage is paged's and
+// tests that call rapid.Check or rapid.MakeCheck or name rapid.T,
+// themselves or through the test files' functions (a package with none
+// goes straight to the whole package). The W1 stage is paged's and
 // sched's alone: bench drives them, and a mutation of a package below
 // them is meant to be caught by that package's own tests.
 package main
@@ -238,8 +238,9 @@ var properties = maps.Clone(fixed)
 
 // findProperties returns the -run pattern of the property tests of the
 // package in dir, or "" when it has none: its top-level tests that call
-// rapid.Check or rapid.MakeCheck, themselves or through functions of its
-// test files that do.
+// rapid.Check or rapid.MakeCheck or name rapid.T (a property a helper of
+// another package checks), themselves or through functions of its test
+// files that do.
 func findProperties(dir string) (string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*_test.go"))
 	if err != nil {
@@ -265,7 +266,7 @@ func findProperties(dir string) (string, error) {
 			ast.Inspect(fd.Body, func(n ast.Node) bool {
 				switch x := n.(type) {
 				case *ast.SelectorExpr:
-					if id, ok := x.X.(*ast.Ident); ok && id.Name == "rapid" && (x.Sel.Name == "Check" || x.Sel.Name == "MakeCheck") {
+					if id, ok := x.X.(*ast.Ident); ok && id.Name == "rapid" && (x.Sel.Name == "Check" || x.Sel.Name == "MakeCheck" || x.Sel.Name == "T") {
 						names["rapid."] = true
 					}
 				case *ast.Ident:
