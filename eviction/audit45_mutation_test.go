@@ -82,3 +82,27 @@ func TestAudit45ChainTiesGoToTheOlder(t *testing.T) {
 	}
 	assert.Equal(t, []allocator.BlockID{2, 0, 3, 1}, audit45Victims(p))
 }
+
+// TestAudit45ARCGhostHitUsesTheGhostUp: content whose key is a ghost
+// moves p once and takes the ghost out (M227 left it, and the key's next
+// commit, after content dropped without an eviction, moved p again and
+// went to T2 as if it had been evicted a second time).
+func TestAudit45ARCGhostHitUsesTheGhostUp(t *testing.T) {
+	p := NewARC(4).(*ARC)
+	p.Hint(0, Hint{Key: 7, Parent: allocator.NoBlock})
+	p.Insert(0)
+	v, ok := p.Victim()
+	require.True(t, ok)
+	require.Equal(t, allocator.BlockID(0), v)
+	require.Equal(t, 1, p.g.len(ghostB1))
+	p.Hint(1, Hint{Key: 7, Parent: allocator.NoBlock}) // a B1 ghost hit
+	assert.Equal(t, 1, p.p)
+	assert.Equal(t, arcT2, p.tag[1])
+	l, _ := p.g.find(7)
+	assert.Equal(t, -1, l, "the ghost is used up")
+	assert.Equal(t, 0, p.g.len(ghostB1))
+	p.Forget(1) // dropped, not evicted: no ghost
+	p.Hint(2, Hint{Key: 7, Parent: allocator.NoBlock})
+	assert.Equal(t, 1, p.p, "no ghost, no adaptation")
+	assert.Equal(t, arcT1, p.tag[2])
+}

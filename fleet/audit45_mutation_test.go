@@ -38,3 +38,15 @@ func TestAudit45PendingExtendWeighsByDeviceWeight(t *testing.T) {
 	p.Extend(req, sc)
 	assert.Equal(t, Score{Server: 0, Blocks: 4, Device: 4, Pending: 3, Affinity: 4, Value: 12}, sc[0])
 }
+
+// TestAudit45PrefixAwareCapExcludesTheCap: a server whose load is at
+// LoadCap is over it (M273 took only loads past the cap): server 0 hits
+// more but sits at the cap, so server 1, under it, gets the request.
+func TestAudit45PrefixAwareCapExcludesTheCap(t *testing.T) {
+	cands := []Candidate{
+		{Score: Score{Server: 0, Blocks: 8, Device: 8, Affinity: 8, Value: 8}, Load: 0.75},
+		{Score: Score{Server: 1, Blocks: 1, Device: 1, Affinity: 1, Value: 1}, Load: 0.5},
+	}
+	assert.Equal(t, 1, PrefixAware{LoadCap: 0.75}.Route(cands))
+	assert.Equal(t, 0, PrefixAware{LoadCap: 0.76}.Route(cands))
+}
