@@ -106,3 +106,22 @@ func TestAudit45ARCGhostHitUsesTheGhostUp(t *testing.T) {
 	assert.Equal(t, 1, p.p, "no ghost, no adaptation")
 	assert.Equal(t, arcT1, p.tag[2])
 }
+
+// TestAudit45S3FIFOGhostHitUsesTheGhostUp: content whose key is in G goes
+// to M and takes the key out of G (M239 left it, and the key's next
+// commit, after content dropped without an eviction, went to M again).
+func TestAudit45S3FIFOGhostHitUsesTheGhostUp(t *testing.T) {
+	p := NewS3FIFO(10).(*S3FIFO)
+	p.Hint(0, Hint{Key: 7, Parent: allocator.NoBlock})
+	p.Insert(0)
+	v, ok := p.Victim() // from S, unhit: evicted, its key into G
+	require.True(t, ok)
+	require.Equal(t, allocator.BlockID(0), v)
+	p.Hint(1, Hint{Key: 7, Parent: allocator.NoBlock})
+	assert.Equal(t, queueMain, p.queue[1])
+	l, _ := p.g.find(7)
+	assert.Equal(t, -1, l, "the ghost is used up")
+	p.Forget(1) // dropped, not evicted: no ghost
+	p.Hint(2, Hint{Key: 7, Parent: allocator.NoBlock})
+	assert.Equal(t, queueSmall, p.queue[2])
+}
