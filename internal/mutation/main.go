@@ -1,5 +1,6 @@
-// Command mutation runs the mutation testing of paged's core and of
-// package sched: for each mutation listed in a file
+// Command mutation runs the mutation testing of the library's packages
+// (paged's core, sched, eviction, allocator): for each mutation listed in
+// a file
 // (internal/mutation/mutations.txt), it rewrites one line of a source
 // file, runs a test set and restores the file, and
 // reports whether the tests caught the change (the tests that failed) or
@@ -27,6 +28,15 @@
 // the saved runs of the packages it tests aside while it runs (and puts
 // them back at its end, or on an interrupt), tells rapid to save none
 // (-rapid.nofailfile), and removes any a run leaves all the same.
+//
+// A mutation of a file of any other package (eviction, allocator, fleet)
+// goes through two stages: that package's property tests, then the whole
+// package. Its property tests are found in its test files: the top-level
+// tests that call rapid.Check or rapid.MakeCheck or name rapid.T,
+// themselves or through the test files' functions (a package with none
+// goes straight to the whole package). The W1 stage is paged's and
+// sched's alone: bench drives them, and a mutation of a package below
+// them is meant to be caught by that package's own tests.
 package main
 
 import (
@@ -34,6 +44,9 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"maps"
 	"os"
 	"os/exec"
@@ -89,9 +102,12 @@ func main() {
 		if *kill != "" {
 			return []stage{{"kill", []string{"test", dir, "-count=1", "-run", *kill, rc, noFail}}}
 		}
-		st := []stage{
-			{"property", []string{"test", dir, "-count=1", "-run", properties[pkg], rc, noFail}},
-			{"W1", []string{"test", "./bench", "-count=1", "-run", "W1"}},
+		var st []stage
+		if properties[pkg] != "" {
+			st = append(st, stage{"property", []string{"test", dir, "-count=1", "-run", properties[pkg], rc, noFail}})
+		}
+		if _, ok := fixed[pkg]; ok {
+			st = append(st, stage{"W1", []string{"test", "./bench", "-count=1", "-run", "W1"}})
 		}
 		if *full {
 			st = append(st, stage{"full", []string{"test", dir, "-count=1", rc, noFail}})
@@ -113,6 +129,22 @@ func main() {
 		fmt.Fprintf(os.Stderr, "mutation: "+format+"\n", a...)
 		putBack()
 		os.Exit(2)
+	}
+	// The packages of the mutations to run: their property tests, and
+	// their saved rapid runs to move aside.
+	for _, mu := range muts {
+		if len(want) > 0 && !want[mu.id] {
+			continue
+		}
+		pkg := filepath.Dir(mu.file)
+		if _, ok := properties[pkg]; ok {
+			continue
+		}
+		if properties[pkg], err = findProperties(pkg); err != nil {
+			fmt.Fprintln(os.Stderr, "mutation:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "mutation: property tests of %s: %q\n", pkg, properties[pkg])
 	}
 	if !*dry {
 		if aside, err = os.MkdirTemp("", "mutation-rapid-"); err != nil {
@@ -144,9 +176,6 @@ func main() {
 			continue
 		}
 		pkg := filepath.Dir(mu.file)
-		if properties[pkg] == "" {
-			die("%s: %s is not in a package the runner tests (%s)", mu.id, mu.file, strings.Join(slices.Sorted(maps.Keys(properties)), ", "))
-		}
 		orig, err := os.ReadFile(mu.file)
 		if err != nil {
 			die("%v", err)
@@ -194,12 +223,87 @@ func main() {
 	fmt.Printf("\n%d caught, %d survived\n", caught, survived)
 }
 
-// properties is, for each package whose files may be mutated, the -run
-// pattern of its property tests, the ones CI runs with many rapid checks
-// (.ci/run).
-var properties = map[string]string{
+// fixed is, for paged and sched, the -run pattern of their property tests,
+// the ones CI runs with many rapid checks (.ci/run). Their mutations also
+// run bench's W1 stage.
+var fixed = map[string]string{
 	"paged": "StateMachine|Refused|FastPath|Check|Hybrid|HashMemoRapid|StepMatchesLoop|ContentModel|RetentionOrder",
 	"sched": "TestStateMachine|TestAudit15QueueModel|TestLengthFloorMatchesScan|TestForkAloneWithinBoundRapid|TestForkWarmAloneRapid|TestAudit25|TestAudit26ChunksDraftsUnderPressure",
+}
+
+// properties is, for each package whose files are mutated, the -run
+// pattern of its property tests: fixed's for paged and sched, those
+// findProperties finds for the others ("" for none).
+var properties = maps.Clone(fixed)
+
+// findProperties returns the -run pattern of the property tests of the
+// package in dir, or "" when it has none: its top-level tests that call
+// rapid.Check or rapid.MakeCheck or name rapid.T (a property a helper of
+// another package checks), themselves or through functions of its test
+// files that do.
+func findProperties(dir string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*_test.go"))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return "", err
+	}
+	// The functions of the test files and the names each one calls.
+	calls := map[string]map[string]bool{}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		af, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			return "", err
+		}
+		for _, d := range af.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Recv != nil || fd.Body == nil {
+				continue
+			}
+			names := map[string]bool{}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				switch x := n.(type) {
+				case *ast.SelectorExpr:
+					if id, ok := x.X.(*ast.Ident); ok && id.Name == "rapid" && (x.Sel.Name == "Check" || x.Sel.Name == "MakeCheck" || x.Sel.Name == "T") {
+						names["rapid."] = true
+					}
+				case *ast.Ident:
+					names[x.Name] = true
+				}
+				return true
+			})
+			calls[fd.Name.Name] = names
+		}
+	}
+	// The functions that reach rapid, to a fixed point.
+	reach := map[string]bool{"rapid.": true}
+	for grew := true; grew; {
+		grew = false
+		for fn, names := range calls {
+			if reach[fn] {
+				continue
+			}
+			for n := range names {
+				if reach[n] {
+					reach[fn], grew = true, true
+					break
+				}
+			}
+		}
+	}
+	var tests []string
+	for fn := range calls {
+		if reach[fn] && strings.HasPrefix(fn, "Test") {
+			tests = append(tests, fn)
+		}
+	}
+	if len(tests) == 0 {
+		return "", nil
+	}
+	slices.Sort(tests)
+	return "^(" + strings.Join(tests, "|") + ")$", nil
 }
 
 // noFail tells rapid not to save a failing run (see the package comment).
