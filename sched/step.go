@@ -236,7 +236,7 @@ func (s *Scheduler) forkVictims() error {
 		// parked looked as if it had freed too little, and one more was
 		// preempted (TestForkVictimsCountParkedBlocks).
 		st := s.m.Stats()
-		if st.FreeBlocks+st.CachedBlocks+st.StateSparePages+st.ParkedBlocks >= need {
+		if roomOf(st)+st.ParkedBlocks >= need {
 			return nil
 		}
 		vi := s.victim()
@@ -1240,7 +1240,11 @@ func (s *Scheduler) beamsFit(beams, need int) bool {
 // room returns the blocks an allocation may take now: free, cached
 // (evictable) and spare draft states (which an allocation reclaims).
 func (s *Scheduler) room() int {
-	st := s.m.Stats()
+	return roomOf(s.m.Stats())
+}
+
+// roomOf is room() as the statistics st show it.
+func roomOf(st paged.Stats) int {
 	return st.FreeBlocks + st.CachedBlocks + st.StateSparePages
 }
 
