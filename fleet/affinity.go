@@ -31,37 +31,35 @@ package fleet
 // saves, PrefixAware as blocks of score; Score itself stays the exact
 // hit.
 
-// affinity holds what the gains of a set of candidates depend on: the two
-// highest Blocks and the candidate holding the highest.
+// The leader's "max Blocks of the others" is the second highest Blocks,
+// at most the highest, so for every server the gain reduces to
+//
+//	gain(s) = max(Affinity(s) - max Blocks of all, 0)
+//
+// (where Affinity(s) is below the highest Blocks, both forms give 0), and
+// the highest Blocks among the candidates is all it needs.
+
+// affinity holds what the gains of a set of candidates depend on: the
+// highest Blocks among them.
 type affinity struct {
-	best, second, at int
+	best int
 }
 
 // affinityOf scans cands for their highest Blocks, among those whose load
 // is under loadCap when it is positive (PrefixAware.LoadCap: a server
 // at the cap is no alternative for the family's next request either).
 func affinityOf(cands []Candidate, loadCap float64) affinity {
-	a := affinity{at: -1}
+	var a affinity
 	for i := range cands {
 		if loadCap > 0 && loadOf(&cands[i]) >= loadCap {
 			continue
 		}
-		b := max(cands[i].Blocks, 0)
-		switch {
-		case a.at < 0 || b > a.best:
-			a.second, a.best, a.at = a.best, b, i
-		case b > a.second:
-			a.second = b
-		}
+		a.best = max(a.best, cands[i].Blocks)
 	}
 	return a
 }
 
 // gain returns candidate i's gain in blocks (see above), at least 0.
 func (a affinity) gain(cands []Candidate, i int) int {
-	others := a.best
-	if i == a.at {
-		others = a.second
-	}
-	return max(max(cands[i].Affinity, others)-a.best, 0)
+	return max(cands[i].Affinity-a.best, 0)
 }
