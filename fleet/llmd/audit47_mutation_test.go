@@ -37,7 +37,9 @@ func TestAudit47HasherTakesTheZeroParentForTheRoot(t *testing.T) {
 	p, err := New(Config{BlockSize: 4, HashSeed: "s", Model: "m"})
 	require.NoError(t, err)
 	toks := []int32{1, 2, 3, 4}
-	want := HashOf(p.AppendKeys(nil, 0, toks)[0])
+	keys := p.AppendKeys(nil, 0, toks)
+	require.Len(t, keys, 1)
+	want := HashOf(keys[0])
 	h := p.Hasher()
 	var zero paged.Hash
 	assert.Equal(t, want, h.Sum(&zero, toks, nil), "the all-zero parent")

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pagedkv/pagedkv/fleet/kvevents"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -73,41 +72,22 @@ func TestAudit47PublisherSkipsABatchForOneLostEvent(t *testing.T) {
 // in order.
 func TestAudit47ReplayedDuplicateIsDeliveredOnce(t *testing.T) {
 	noLeaks(t)
-	ctx := ctxFor(t)
-	pub := zmq4.NewPub(context.Background())
-	require.NoError(t, pub.Listen(loopback))
-	defer pub.Close()
-	router := zmq4.NewRouter(context.Background())
-	require.NoError(t, router.Listen(loopback))
-	defer router.Close()
-	enc, err := kvevents.NewEncoder(kvevents.EncoderConfig{Hashes: kvevents.HashInt})
-	require.NoError(t, err)
-	frame := func(seq uint64) [][]byte {
-		payload, err := enc.AppendBatch(nil, 1, stored(seq+1, int(seq), 1))
-		require.NoError(t, err)
-		return [][]byte{[]byte("kv"), binary.BigEndian.AppendUint64(nil, seq), payload}
-	}
-	one := frame(1)
+	v := newVLLMPeer(t, "kv")
+	one := v.frame(1)
 	go func() {
-		req, err := router.Recv()
+		req, err := v.router.Recv()
 		if err != nil {
 			return
 		}
 		for range 2 {
-			_ = router.Send(zmq4.NewMsgFrom(req.Frames[0], nil, one[1], one[2]))
+			_ = v.router.Send(zmq4.NewMsgFrom(req.Frames[0], nil, one[1], one[2]))
 		}
-		_ = router.Send(zmq4.NewMsgFrom(req.Frames[0], nil, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, nil))
+		_ = v.router.Send(zmq4.NewMsgFrom(req.Frames[0], nil, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, nil))
 	}()
-	s, err := NewSubscriber(SubscriberConfig{Endpoint: "tcp://" + pub.Addr().String(), ReplayEndpoint: "tcp://" + router.Addr().String(), Topic: "kv"})
-	require.NoError(t, err)
-	defer s.Close()
-	for len(pub.(zmq4.Topics).Topics()) == 0 {
-		require.NoError(t, ctx.Err())
-		time.Sleep(2 * time.Millisecond)
-	}
-	require.NoError(t, pub.Send(zmq4.NewMsgFrom(frame(0)...)))
-	require.NoError(t, pub.Send(zmq4.NewMsgFrom(frame(2)...))) // batch 1 lost
-	require.NoError(t, pub.Send(zmq4.NewMsgFrom(frame(3)...)))
+	s := v.subscribe()
+	require.NoError(t, v.pub.Send(zmq4.NewMsgFrom(v.frame(0)...)))
+	require.NoError(t, v.pub.Send(zmq4.NewMsgFrom(v.frame(2)...))) // batch 1 lost
+	require.NoError(t, v.pub.Send(zmq4.NewMsgFrom(v.frame(3)...)))
 	var got []uint64
 	for range 4 {
 		got = append(got, next(t, s).Seq)
@@ -124,14 +104,7 @@ func TestAudit47ReplayedDuplicateIsDeliveredOnce(t *testing.T) {
 // last number.
 func TestAudit47FollowRestartsTheStreamWithThePublisher(t *testing.T) {
 	noLeaks(t)
-	p, err := NewPublisher(PublisherConfig{Endpoint: loopback})
-	require.NoError(t, err)
-	endpoint := p.Endpoint()
-	s, err := NewSubscriber(SubscriberConfig{Endpoint: endpoint})
-	require.NoError(t, err)
-	defer s.Close()
-	require.NoError(t, p.AwaitSubscriber(ctxFor(t)))
-
+	p, s, restart := restartable(t)
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	defer cancel()
 	applied := make(chan []uint64, 16)
@@ -160,13 +133,7 @@ func TestAudit47FollowRestartsTheStreamWithThePublisher(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []uint64{uint64(1 + i)}, await())
 	}
-	require.NoError(t, p.Close())
-
-	p2, err := NewPublisher(PublisherConfig{Endpoint: endpoint})
-	require.NoError(t, err)
-	defer p2.Close()
-	require.NoError(t, p2.AwaitSubscriber(ctxFor(t)))
-	_, err = p2.Publish(stored(1, 10, 1))
+	_, err := restart().Publish(stored(1, 10, 1))
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{5}, await(), "the new engine's first batch, after a gap")
 	cancel()
