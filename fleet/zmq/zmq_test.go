@@ -211,20 +211,8 @@ func TestEventsDroppedAtTheSourceStayAGap(t *testing.T) {
 // subscriber.
 func TestFollowsVLLMFraming(t *testing.T) {
 	noLeaks(t)
-	ctx := ctxFor(t)
-	pub := zmq4.NewPub(context.Background())
-	require.NoError(t, pub.Listen(loopback))
-	defer pub.Close()
-	router := zmq4.NewRouter(context.Background())
-	require.NoError(t, router.Listen(loopback))
-	defer router.Close()
-	enc, err := kvevents.NewEncoder(kvevents.EncoderConfig{Hashes: kvevents.HashInt})
-	require.NoError(t, err)
-	frame := func(seq uint64) [][]byte {
-		payload, err := enc.AppendBatch(nil, 1, stored(seq+1, int(seq), 1))
-		require.NoError(t, err)
-		return [][]byte{[]byte("kv-events"), binary.BigEndian.AppendUint64(nil, seq), payload}
-	}
+	v := newVLLMPeer(t, "kv-events")
+	pub, router, frame := v.pub, v.router, v.frame
 	served := make(chan []byte, 1)
 	go func() {
 		req, err := router.Recv()
@@ -236,13 +224,7 @@ func TestFollowsVLLMFraming(t *testing.T) {
 		_ = router.Send(zmq4.NewMsgFrom(req.Frames[0], nil, f[1], f[2]))
 		_ = router.Send(zmq4.NewMsgFrom(req.Frames[0], nil, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, nil))
 	}()
-	s, err := NewSubscriber(SubscriberConfig{Endpoint: "tcp://" + pub.Addr().String(), ReplayEndpoint: "tcp://" + router.Addr().String(), Topic: "kv-events"})
-	require.NoError(t, err)
-	defer s.Close()
-	for len(pub.(zmq4.Topics).Topics()) == 0 {
-		require.NoError(t, ctx.Err())
-		time.Sleep(2 * time.Millisecond)
-	}
+	s := v.subscribe()
 	require.NoError(t, pub.Send(zmq4.NewMsgFrom(frame(0)...)))
 	require.NoError(t, pub.Send(zmq4.NewMsgFrom(frame(2)...))) // batch 1 lost
 	for want := range uint64(3) {
@@ -250,6 +232,52 @@ func TestFollowsVLLMFraming(t *testing.T) {
 		assert.Equal(t, want, msg.Seq)
 	}
 	assert.Equal(t, binary.BigEndian.AppendUint64(nil, 1), <-served, "the request names the first missing batch")
+}
+
+// vllmPeer is an engine's side made of bare ZeroMQ sockets that frame
+// messages as vLLM's ZmqEventPublisher does: a PUB socket and a ROUTER
+// replay socket on loopback, closed with the test.
+type vllmPeer struct {
+	t      *testing.T
+	topic  string
+	pub    zmq4.Socket
+	router zmq4.Socket
+	enc    *kvevents.Encoder
+}
+
+func newVLLMPeer(t *testing.T, topic string) *vllmPeer {
+	t.Helper()
+	v := &vllmPeer{t: t, topic: topic, pub: zmq4.NewPub(context.Background()), router: zmq4.NewRouter(context.Background())}
+	t.Cleanup(func() { v.router.Close(); v.pub.Close() })
+	require.NoError(t, v.pub.Listen(loopback))
+	require.NoError(t, v.router.Listen(loopback))
+	var err error
+	v.enc, err = kvevents.NewEncoder(kvevents.EncoderConfig{Hashes: kvevents.HashInt})
+	require.NoError(t, err)
+	return v
+}
+
+// frame is the message of batch seq: topic, sequence frame, payload (one
+// BlockStored, event seq+1).
+func (v *vllmPeer) frame(seq uint64) [][]byte {
+	payload, err := v.enc.AppendBatch(nil, 1, stored(seq+1, int(seq), 1))
+	require.NoError(v.t, err)
+	return [][]byte{[]byte(v.topic), binary.BigEndian.AppendUint64(nil, seq), payload}
+}
+
+// subscribe returns a Subscriber of both sockets, closed with the test,
+// once its subscription reached the PUB socket.
+func (v *vllmPeer) subscribe() *Subscriber {
+	v.t.Helper()
+	s, err := NewSubscriber(SubscriberConfig{Endpoint: "tcp://" + v.pub.Addr().String(), ReplayEndpoint: "tcp://" + v.router.Addr().String(), Topic: v.topic})
+	require.NoError(v.t, err)
+	v.t.Cleanup(func() { s.Close() })
+	ctx := ctxFor(v.t)
+	for len(v.pub.(zmq4.Topics).Topics()) == 0 {
+		require.NoError(v.t, ctx.Err())
+		time.Sleep(2 * time.Millisecond)
+	}
+	return s
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -278,18 +306,37 @@ func TestConfigErrors(t *testing.T) {
 	assert.Empty(t, p.ReplayEndpoint())
 }
 
-// TestPublisherRestart: an engine restarting on the same address starts
-// its numbering over; the subscriber redials, flags the restart, and the
-// follower's event numbers show a gap so an index forgets the old cache.
-func TestPublisherRestart(t *testing.T) {
-	noLeaks(t)
+// restartable starts a publisher (no replay) on loopback and a
+// subscriber of it, closed with the test, the subscription established.
+// restart closes the publisher and starts another on the same endpoint,
+// as an engine restarting does, and returns it once the subscriber
+// redialed it.
+func restartable(t *testing.T) (*Publisher, *Subscriber, func() *Publisher) {
+	t.Helper()
 	p, err := NewPublisher(PublisherConfig{Endpoint: loopback})
 	require.NoError(t, err)
 	endpoint := p.Endpoint()
 	s, err := NewSubscriber(SubscriberConfig{Endpoint: endpoint})
 	require.NoError(t, err)
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	require.NoError(t, p.AwaitSubscriber(ctxFor(t)))
+	restart := func() *Publisher {
+		require.NoError(t, p.Close())
+		p2, err := NewPublisher(PublisherConfig{Endpoint: endpoint})
+		require.NoError(t, err)
+		t.Cleanup(func() { p2.Close() })
+		require.NoError(t, p2.AwaitSubscriber(ctxFor(t)))
+		return p2
+	}
+	return p, s, restart
+}
+
+// TestPublisherRestart: an engine restarting on the same address starts
+// its numbering over; the subscriber redials, flags the restart, and the
+// follower's event numbers show a gap so an index forgets the old cache.
+func TestPublisherRestart(t *testing.T) {
+	noLeaks(t)
+	p, s, restart := restartable(t)
 	for i := range 3 {
 		_, err := p.Publish(stored(uint64(1+i), i, 1))
 		require.NoError(t, err)
@@ -311,13 +358,7 @@ func TestPublisherRestart(t *testing.T) {
 	for range 3 {
 		assert.False(t, follow().Restarted)
 	}
-	require.NoError(t, p.Close())
-
-	p2, err := NewPublisher(PublisherConfig{Endpoint: endpoint})
-	require.NoError(t, err)
-	defer p2.Close()
-	require.NoError(t, p2.AwaitSubscriber(ctxFor(t)))
-	_, err = p2.Publish(stored(1, 10, 1))
+	_, err := restart().Publish(stored(1, 10, 1))
 	require.NoError(t, err)
 	m := follow()
 	assert.True(t, m.Restarted)

@@ -35,7 +35,9 @@
 // themselves or through the test files' functions (a package with none
 // goes straight to the whole package). The W1 stage is paged's and
 // sched's alone: bench drives them, and a mutation of a package below
-// them is meant to be caught by that package's own tests.
+// them is meant to be caught by that package's own tests. The rapid flags
+// go only to a test binary that links rapid (go list -test -deps): one
+// without it would fail on the unknown flag, before any test ran.
 package main
 
 import (
@@ -98,18 +100,24 @@ func main() {
 	rc := fmt.Sprintf("-rapid.checks=%d", *checks)
 	stagesOf := func(pkg string) []stage {
 		dir := "./" + pkg
+		// rapid's flags only for a test binary that has them: one
+		// without rapid fails on an unknown flag, which is no kill.
+		var flags []string
+		if rapidIn[pkg] {
+			flags = []string{rc, noFail}
+		}
 		if *kill != "" {
-			return []stage{{"kill", []string{"test", dir, "-count=1", "-run", *kill, rc, noFail}}}
+			return []stage{{"kill", append([]string{"test", dir, "-count=1", "-run", *kill}, flags...)}}
 		}
 		var st []stage
 		if properties[pkg] != "" {
-			st = append(st, stage{"property", []string{"test", dir, "-count=1", "-run", properties[pkg], rc, noFail}})
+			st = append(st, stage{"property", append([]string{"test", dir, "-count=1", "-run", properties[pkg]}, flags...)})
 		}
 		if _, ok := fixed[pkg]; ok {
 			st = append(st, stage{"W1", []string{"test", "./bench", "-count=1", "-run", "W1"}})
 		}
 		if *full {
-			st = append(st, stage{"full", []string{"test", dir, "-count=1", rc, noFail}})
+			st = append(st, stage{"full", append([]string{"test", dir, "-count=1"}, flags...)})
 		}
 		return st
 	}
@@ -143,7 +151,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "mutation:", err)
 			os.Exit(2)
 		}
-		fmt.Fprintf(os.Stderr, "mutation: property tests of %s: %q\n", pkg, properties[pkg])
+		if rapidIn[pkg], err = testsLinkRapid(pkg); err != nil {
+			fmt.Fprintln(os.Stderr, "mutation:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "mutation: property tests of %s: %q (links rapid: %v)\n", pkg, properties[pkg], rapidIn[pkg])
 	}
 	if !*dry {
 		if aside, err = os.MkdirTemp("", "mutation-rapid-"); err != nil {
@@ -228,6 +240,21 @@ func main() {
 var fixed = map[string]string{
 	"paged": "StateMachine|Refused|FastPath|Check|Hybrid|HashMemoRapid|StepMatchesLoop|ContentModel|RetentionOrder",
 	"sched": "TestStateMachine|TestAudit15QueueModel|TestLengthFloorMatchesScan|TestForkAloneWithinBoundRapid|TestForkWarmAloneRapid|TestAudit25|TestAudit26ChunksDraftsUnderPressure",
+}
+
+// rapidIn is, for each package whose files are mutated, whether its test
+// binary links rapid (and so takes -rapid.checks and -rapid.nofailfile):
+// paged and sched do, and testsLinkRapid finds out for the others.
+var rapidIn = map[string]bool{"paged": true, "sched": true}
+
+// testsLinkRapid reports whether the test binary of the package in dir
+// links pgregory.net/rapid, directly or through a package it imports.
+func testsLinkRapid(dir string) (bool, error) {
+	out, err := exec.Command("go", "list", "-test", "-deps", "-f", "{{.ImportPath}}", "./"+dir).Output()
+	if err != nil {
+		return false, fmt.Errorf("go list -test -deps ./%s: %v", dir, err)
+	}
+	return slices.Contains(strings.Fields(string(out)), "pgregory.net/rapid"), nil
 }
 
 // properties is, for each package whose files are mutated, the -run
