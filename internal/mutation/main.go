@@ -1,5 +1,6 @@
 // Command mutation runs the mutation testing of the library's packages
-// (paged's core, sched, eviction, allocator, fleet): for each mutation
+// (paged's core, sched, eviction, allocator, fleet, kvmem, bench/traces,
+// examples/server): for each mutation
 // listed in a file (internal/mutation/mutations.txt), it rewrites one line of a source
 // file, runs a test set and restores the file, and
 // reports whether the tests caught the change (the tests that failed) or
@@ -36,6 +37,12 @@
 // goes straight to the whole package). The W1 stage is paged's and
 // sched's alone: bench drives them, and a mutation of a package below
 // them is meant to be caught by that package's own tests.
+//
+// rapid's flags (-rapid.checks, -rapid.nofailfile) exist only in a test
+// binary that links rapid, so they are passed only to a package whose
+// tests do (go list -test -deps names pgregory.net/rapid); passed to
+// another, they failed every run before a test started, and every
+// mutation of such a package counted as caught.
 package main
 
 import (
@@ -95,21 +102,27 @@ func main() {
 		}
 	}
 	// The stages of a mutation of each package's files.
-	rc := fmt.Sprintf("-rapid.checks=%d", *checks)
 	stagesOf := func(pkg string) []stage {
 		dir := "./" + pkg
+		// rapid's flags exist only in a test binary that links rapid:
+		// anywhere else they fail every run before a test starts, which
+		// counted every mutation as caught.
+		var rc []string
+		if rapidLinked[pkg] {
+			rc = []string{fmt.Sprintf("-rapid.checks=%d", *checks), noFail}
+		}
 		if *kill != "" {
-			return []stage{{"kill", []string{"test", dir, "-count=1", "-run", *kill, rc, noFail}}}
+			return []stage{{"kill", append([]string{"test", dir, "-count=1", "-run", *kill}, rc...)}}
 		}
 		var st []stage
 		if properties[pkg] != "" {
-			st = append(st, stage{"property", []string{"test", dir, "-count=1", "-run", properties[pkg], rc, noFail}})
+			st = append(st, stage{"property", append([]string{"test", dir, "-count=1", "-run", properties[pkg]}, rc...)})
 		}
 		if _, ok := fixed[pkg]; ok {
 			st = append(st, stage{"W1", []string{"test", "./bench", "-count=1", "-run", "W1"}})
 		}
 		if *full {
-			st = append(st, stage{"full", []string{"test", dir, "-count=1", rc, noFail}})
+			st = append(st, stage{"full", append([]string{"test", dir, "-count=1"}, rc...)})
 		}
 		return st
 	}
@@ -143,7 +156,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "mutation:", err)
 			os.Exit(2)
 		}
-		fmt.Fprintf(os.Stderr, "mutation: property tests of %s: %q\n", pkg, properties[pkg])
+		if rapidLinked[pkg], err = linksRapid(pkg); err != nil {
+			fmt.Fprintln(os.Stderr, "mutation:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "mutation: property tests of %s: %q (links rapid: %v)\n", pkg, properties[pkg], rapidLinked[pkg])
 	}
 	if !*dry {
 		if aside, err = os.MkdirTemp("", "mutation-rapid-"); err != nil {
@@ -307,6 +324,21 @@ func findProperties(dir string) (string, error) {
 
 // noFail tells rapid not to save a failing run (see the package comment).
 const noFail = "-rapid.nofailfile"
+
+// rapidLinked records, for each package whose files are mutated, whether
+// its test binary links rapid and so takes rapid's flags.
+var rapidLinked = map[string]bool{}
+
+// linksRapid reports whether the test binary of the package in dir links
+// rapid: whether rapid is among the dependencies of its tests, directly
+// or through a helper package.
+func linksRapid(dir string) (bool, error) {
+	out, err := exec.Command("go", "list", "-test", "-deps", "./"+dir).Output()
+	if err != nil {
+		return false, fmt.Errorf("go list -test -deps ./%s: %w", dir, err)
+	}
+	return slices.Contains(strings.Fields(string(out)), "pgregory.net/rapid"), nil
+}
 
 // rapidRuns lists the failing runs rapid saved for the tests of the
 // packages the runner tests (package/testdata/rapid/test/*.fail).
