@@ -22,9 +22,10 @@ var timeLayouts = []string{
 
 // ReadAzure reads an Azure LLM inference trace in CSV form: a header that
 // names TIMESTAMP, ContextTokens and GeneratedTokens (in any order and
-// case, other columns ignored), then one request a row; blank lines are
-// skipped. TIMESTAMP is a date and time from 1970 to 2261, with or without
-// a zone, or a number of seconds, one form for the whole file. Arrivals
+// case, other columns ignored, a name given twice read from its first
+// column), then one request a row; blank lines are skipped. TIMESTAMP is
+// a date and time from 1970 to 2261, with or without a zone, or a number
+// of seconds from 0 to 10^9, one form for the whole file. Arrivals
 // are measured from the earliest timestamp, so rows need not be sorted. A
 // trace without a request, or a row that does not parse, is an ErrFormat
 // naming the file's line.

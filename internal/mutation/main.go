@@ -1,6 +1,7 @@
 // Command mutation runs the mutation testing of the library's packages
-// (paged's core, sched, eviction, allocator, fleet): for each mutation
-// listed in a file (internal/mutation/mutations.txt), it rewrites one line of a source
+// (paged's core, sched, eviction, allocator, fleet and its subpackages,
+// kvmem, bench/traces, examples/server): for each mutation listed in a
+// file (internal/mutation/mutations.txt), it rewrites one line of a source
 // file, runs a test set and restores the file, and
 // reports whether the tests caught the change (the tests that failed) or
 // whether it survived. It never leaves a mutation behind: the original
