@@ -169,8 +169,18 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			return nil, s.fail(err)
 		}
 		s.phase(PhaseDecode)
-		if _, err = s.decodeAll(budget); err != nil {
+		if budget, err = s.decodeAll(budget); err != nil {
 			return nil, s.fail(err)
+		}
+		if st.Preempted > 0 && len(s.running) == 0 {
+			// Nothing runs after the decode phase: a request that could
+			// not grow even alone was aborted (after the victims it
+			// preempted) and left the pool empty. Admit again into it,
+			// or the step may run nothing while the head fits (audit 46).
+			s.phase(PhaseAdmit)
+			if _, err = s.admitAll(budget); err != nil {
+				return nil, s.fail(err)
+			}
 		}
 	} else {
 		s.phase(PhaseDecode)
@@ -178,7 +188,12 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			return nil, s.fail(err)
 		}
 		s.phase(PhaseAdmit)
-		if st.Preempted == 0 || s.cfg.AdmitAfterPreemption {
+		// (A step that preempted admits all the same when nothing runs
+		// after the decode phase: a request that could not grow even
+		// alone was aborted, after the victims it preempted, and left
+		// the pool empty; without admissions the step may run nothing
+		// while the head fits, audit 46.)
+		if st.Preempted == 0 || len(s.running) == 0 || s.cfg.AdmitAfterPreemption {
 			if _, err = s.admitAll(budget); err != nil {
 				return nil, s.fail(err)
 			}
@@ -401,14 +416,10 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		if v.req.beam && v.req.forked {
 			// A beam search gives up all its beams at once.
-			var self bool
-			if i, budget, self, err = s.preemptGroup(v.req, i, budget, e); err != nil {
+			if i, budget, _, err = s.preemptGroup(v.req, i, budget, e); err != nil {
 				return budget, err
 			}
-			if self {
-				break
-			}
-			continue
+			continue // (self: the sequences after the beams go on, at i)
 		}
 		if v.step == step { // scheduled earlier in this step: take it back
 			budget += s.unschedule(v)
@@ -419,9 +430,11 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		if err := s.preempt(vi); err != nil {
 			return budget, err
 		}
-		if v == e {
-			break
-		}
+		// The sequence itself was the victim (v == e, at i): the ones
+		// after it go on, now at i, with the blocks it gave up. (vLLM
+		// ends the phase there; under FCFS the victim is the newest, so
+		// nothing runs after it. Under Priority they would wait a step,
+		// audit 46.)
 	}
 	return budget, nil
 }
