@@ -28,7 +28,7 @@ type a46Side struct {
 	// those swapped out since their last admission.
 	admitted, host map[[2]uint64]bool
 	// swapInPreempted counts sequences preempted in the step that
-	// swapped them in (docs/testing.md, audit 46: left open).
+	// swapped them in (with AdmitFirst, the documented cost).
 	swapInPreempted int64
 	// preempted since the last step's checks: by request and sample,
 	// swapped or not.
@@ -36,8 +36,8 @@ type a46Side struct {
 	// alone are the preemptions (recorded at the hook) of a request while
 	// no other request of the scheduler held device blocks.
 	alone []string
-	// inAdmitted are preemptions of a sequence admitted (by Admit) in
-	// the same step.
+	// inAdmitted are preemptions of a sequence admitted (or swapped in)
+	// in the same step.
 	inAdmitted []string
 	aborted    map[uint64]bool
 	// stepAborts counts the Aborted hooks since the last Schedule began.
@@ -105,10 +105,11 @@ func newA46Side(t *rapid.T, mcfg paged.Config, cfg sched.Config) *a46Side {
 			if !running(r, i) {
 				d.alone = append(d.alone, fmt.Sprintf("request %d sample %d (swapped %v)", r.ID(), i, swapped))
 			}
-			if in, ok := d.admitted[key]; ok && !in {
-				d.inAdmitted = append(d.inAdmitted, fmt.Sprintf("request %d sample %d (swapped %v)", r.ID(), i, swapped))
-			} else if ok {
-				d.swapInPreempted++
+			if in, ok := d.admitted[key]; ok {
+				d.inAdmitted = append(d.inAdmitted, fmt.Sprintf("request %d sample %d (swapped in %v, out %v)", r.ID(), i, in, swapped))
+				if in {
+					d.swapInPreempted++
+				}
 			}
 		},
 		Finished: func(r *sched.Request, i int) { d.trace = append(d.trace, fmt.Sprintf("finished %d/%d", r.ID(), i)) },
@@ -163,9 +164,8 @@ func a46Step(st *sched.Step, b *paged.Batch) string {
 // sequence is computed twice unless a recompute preemption (or restart)
 // came between, each such token of a sample with outputs counted in
 // Stats.ResumedTokens, that no sequence is preempted while no other
-// holds device blocks, and, without AdmitFirst, that none admitted by
-// Admit is preempted in the same step. (One swapped in may be, when it
-// finds no block for its next token: left open, counted.)
+// holds device blocks, and, without AdmitFirst, that none admitted or
+// swapped in is preempted in the same step once scheduled.
 func TestAudit46Twins(t *testing.T) {
 	var y a46Tally
 	rapid.Check(t, func(t *rapid.T) {
@@ -181,8 +181,8 @@ func TestAudit46Twins(t *testing.T) {
 type a46Tally struct {
 	Runs, Steps, Preemptions, SwappedOut, Restarts, Aborted, Forks, DraftsAccepted, Recomputed int64
 	// SwapInPreempted are the sequences preempted in the step that
-	// swapped them in (left open, audit 46); EmptyAfterAbort the steps
-	// that ran nothing after an abort.
+	// swapped them in (AdmitFirst); EmptyAfterAbort the steps that ran
+	// nothing after an abort.
 	SwapInPreempted, EmptyAfterAbort int64
 }
 
@@ -586,7 +586,7 @@ var a46Dump *os.File
 
 // a46Figures sums a grid of runs (TestAudit46Grid).
 type a46Figures struct {
-	Runs, Steps, EmptySteps, Preemptions, Restarts, Aborted, Finished, PrefillTokens int64
+	Runs, Steps, EmptySteps, Preemptions, SwappedOut, Restarts, Aborted, Finished, PrefillTokens int64
 }
 
 // a46GridRun runs one workload of the grid: requests drawn from seed
@@ -647,7 +647,7 @@ func a46GridRun(t *testing.T, mcfg paged.Config, cfg sched.Config, seed uint64) 
 		a46Update(t, s, st, &tok)
 	}
 	ss := s.Stats()
-	f.Runs, f.Steps, f.Preemptions, f.Restarts, f.Aborted, f.Finished, f.PrefillTokens = 1, ss.Steps, ss.Preemptions, ss.Restarts, ss.Aborted, ss.Finished, ss.PrefillTokens
+	f.Runs, f.Steps, f.Preemptions, f.SwappedOut, f.Restarts, f.Aborted, f.Finished, f.PrefillTokens = 1, ss.Steps, ss.Preemptions, ss.SwappedOut, ss.Restarts, ss.Aborted, ss.Finished, ss.PrefillTokens
 	return f, trace.String()
 }
 
@@ -671,10 +671,6 @@ func TestAudit46Grid(t *testing.T) {
 				mcfg := paged.Config{BlockSize: 2, NumBlocks: nb, Groups: layout, DisableOffload: layout != nil}
 				if k&8 != 0 {
 					cfg.Preemption, mcfg.HostBlocks = sched.Swap, 8
-					mcfg.DisableOffload = false
-					if layout != nil {
-						continue // (swapping several groups needs DisableOffload; see newMachine)
-					}
 				}
 				for seed := range uint64(5) {
 					f, tr := a46GridRun(t, mcfg, cfg, seed)
@@ -685,13 +681,14 @@ func TestAudit46Grid(t *testing.T) {
 					sum.Steps += f.Steps
 					sum.EmptySteps += f.EmptySteps
 					sum.Preemptions += f.Preemptions
+					sum.SwappedOut += f.SwappedOut
 					sum.Restarts += f.Restarts
 					sum.Aborted += f.Aborted
 					sum.Finished += f.Finished
 					sum.PrefillTokens += f.PrefillTokens
 					traces.WriteString(tr)
 					if a46Dump != nil {
-						fmt.Fprintf(a46Dump, "%d %d %d %d %d %d %d %d\n", k, li, nb, seed, f.Steps, f.Preemptions, f.PrefillTokens, f.EmptySteps)
+						fmt.Fprintf(a46Dump, "%d %d %d %d %d %d %d %d %d\n", k, li, nb, seed, f.Steps, f.Preemptions, f.PrefillTokens, f.EmptySteps, f.SwappedOut)
 					}
 				}
 			}
@@ -711,4 +708,119 @@ func a46Update(t testing.TB, s *sched.Scheduler, st *sched.Step, tok *int32) {
 	}
 	require.NoError(t, s.Update(out))
 	require.NoError(t, s.Manager().Check())
+}
+
+// TestAudit46SwapInLeavesTheForksPages: a swap-in took the state pages
+// set aside for the forks of a prompt admitted in the same step (forkRoom
+// holds admissions to them, swapIn did not look), so the step's fork
+// check (forkVictims) preempted it again, by recompute since it arrived
+// in the step: its KV brought back from the host was lost and computed
+// again. Blocks of 4, full attention and a State group of one page, 4
+// usable blocks, Priority, Swap: request 1 (priority 1) is swapped out
+// at step 3 by request 2's growth; at step 4 request 3 (priority 0, 2
+// samples) is admitted and request 1, next in the queue, fits beside it
+// only in the page its fork needs. Now request 1 waits for the fork and
+// is swapped in later (step 7), nothing computed twice.
+func TestAudit46SwapInLeavesTheForksPages(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 5, HostBlocks: 8, DisableOffload: true,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 1}}})
+	var step int
+	var admitted []uint64
+	s, err := sched.New(m, a46InStepCheck(t, sched.Config{Policy: sched.Priority, Preemption: sched.Swap}, &step, &admitted))
+	require.NoError(t, err)
+	a, err := s.Submit([]int32{1, 2}, sched.Options{MaxTokens: 6, Priority: 1})
+	require.NoError(t, err)
+	tok := int32(100)
+	for step = 1; s.Busy(); step++ {
+		require.Less(t, step, 100, "no progress")
+		switch step {
+		case 2:
+			_, err = s.Submit([]int32{11, 12, 13, 14}, sched.Options{MaxTokens: 2})
+			require.NoError(t, err)
+		case 4:
+			_, err = s.Submit([]int32{21, 22, 23, 24}, sched.Options{MaxTokens: 2, N: 2})
+			require.NoError(t, err)
+		}
+		admitted = admitted[:0]
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		a46Update(t, s, st, &tok)
+	}
+	require.Equal(t, sched.Finished, a.State())
+	st := s.Stats()
+	// Request 1 swapped out at step 3, request 3's sample 1 at step 5:
+	// no recompute.
+	require.EqualValues(t, 2, st.Preemptions)
+	require.EqualValues(t, 2, st.SwappedOut)
+	require.EqualValues(t, 2+4+4, st.PrefillTokens, "each prompt computed once")
+}
+
+// TestAudit46DraftsGiveWayToForks: the step's fork check (forkVictims)
+// preempted victims for the state pages of the forks its completing
+// prompts make, while drafts of the step held pages: drafts give way
+// before any sequence is preempted in the decode phase, not there. Blocks
+// of 4, full attention and a State group of one page, 5 usable blocks,
+// Priority, Swap. Request 2 (priority 1) is swapped out at step 2 by
+// request 1's growth; at step 3 request 3 (priority 0, 2 samples) is
+// admitted, and request 2 is swapped in beside it with the page set
+// aside for the fork to spare, then takes it for the state of its
+// proposed draft. The fork check preempted request 2, by recompute since
+// it arrived in the step (its prompt and outputs computed again at step
+// 5); now the draft is dropped instead.
+func TestAudit46DraftsGiveWayToForks(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 6, HostBlocks: 8, DisableOffload: true,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 1}}})
+	var step int
+	var admitted []uint64
+	s, err := sched.New(m, a46InStepCheck(t, sched.Config{Policy: sched.Priority, Preemption: sched.Swap, MaxDrafts: 2}, &step, &admitted))
+	require.NoError(t, err)
+	_, err = s.Submit([]int32{11, 12, 13, 14, 15, 16, 17, 18}, sched.Options{MaxTokens: 2})
+	require.NoError(t, err)
+	b, err := s.Submit([]int32{1}, sched.Options{MaxTokens: 6, Priority: 1})
+	require.NoError(t, err)
+	tok := int32(100)
+	drafted := false
+	for step = 1; s.Busy(); step++ {
+		require.Less(t, step, 100, "no progress")
+		if step == 3 {
+			_, err = s.Submit([]int32{21, 22, 23, 24}, sched.Options{MaxTokens: 2, N: 2})
+			require.NoError(t, err)
+			require.NoError(t, s.Propose(b, 0, []int32{7}))
+		}
+		admitted = admitted[:0]
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		drafted = drafted || st.Drafts > 0
+		out := make([]int32, st.Outputs)
+		for i := range out {
+			tok++
+			out[i] = tok
+		}
+		require.NoError(t, s.UpdateSpeculative(out, make([]int, len(st.Scheduled)), nil))
+		require.NoError(t, m.Check())
+	}
+	require.Equal(t, sched.Finished, b.State())
+	st := s.Stats()
+	require.EqualValues(t, 8+1+4, st.PrefillTokens, "each prompt computed once")
+	require.Zero(t, st.ResumedTokens)
+	require.EqualValues(t, 1, st.DraftsDropped, "the draft gave way")
+	require.False(t, drafted, "the step verifies no draft")
+}
+
+// a46InStepCheck is cfg with hooks that record the requests admitted (or
+// swapped in) in the step being scheduled, which admitted lists (the
+// caller clears it before each Schedule), and fail the test when one of
+// them is preempted in it (at the caller's step).
+func a46InStepCheck(t *testing.T, cfg sched.Config, step *int, admitted *[]uint64) sched.Config {
+	cfg.Hooks.Scheduled = func(sc *sched.Scheduled) {
+		if sc.Admitted {
+			*admitted = append(*admitted, sc.Request.ID())
+		}
+	}
+	cfg.Hooks.Preempted = func(r *sched.Request, i int, swapped bool) {
+		if slices.Contains(*admitted, r.ID()) {
+			t.Fatalf("step %d: request %d sample %d preempted (swapped %v) in the step that swapped it in", *step, r.ID(), i, swapped)
+		}
+	}
+	return cfg
 }

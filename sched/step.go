@@ -254,6 +254,16 @@ func (s *Scheduler) forkVictims() error {
 		if roomOf(st)+st.ParkedBlocks >= need {
 			return nil
 		}
+		if s.step.Drafts > 0 {
+			// Drafts give way before any sequence is preempted, as in
+			// the decode phase (audit 46: a sample swapped in with
+			// drafts whose states took the forks' pages was preempted
+			// for them, by recompute).
+			if _, _, err := s.dropDrafts(); err != nil {
+				return err
+			}
+			continue
+		}
 		vi := s.victim()
 		v := s.running[vi]
 		if !v.req.forked && v.req.n > 1 && v.step == s.step.Number && len(v.rest) == 0 {
@@ -911,15 +921,22 @@ func (s *Scheduler) shrinkChunk(e *entry, maxNew int) (paged.Admission, error) {
 // (TestChunkedForkingPromptsProgress). Admitted one after the other, the
 // first completes and forks.
 func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
+	// Spare draft states count: an allocation reclaims them (paged).
+	return s.room() >= s.forkNeed(r, e)
+}
+
+// forkNeed returns the blocks forkRoom sets aside (0 without State
+// groups or unforked prompts).
+func (s *Scheduler) forkNeed(r *Request, e *entry) int {
 	if s.forkPages == 0 {
-		return true
+		return 0
 	}
 	samples := s.reserved
 	if !r.forked {
 		samples += r.n - 1
 	}
 	if samples == 0 {
-		return true
+		return 0
 	}
 	need := samples * s.forkPages
 	if s.cfg.ChunkedPrefill && s.growGroups > 0 {
@@ -932,8 +949,7 @@ func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
 			need += s.chunkBlocks(e)
 		}
 	}
-	// Spare draft states count: an allocation reclaims them (paged).
-	return s.room() >= need
+	return need
 }
 
 // chunkBlocks returns the blocks e's groups take for the prompt chunks of
@@ -1166,10 +1182,13 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	case a != paged.AdmitOK:
 	case e.length-e.computed > budget:
 		a = paged.AdmitLater // its unsent tokens alone exceed the budget
-	case len(s.running) > 0 && !s.nextFits(e, need):
+	case len(s.running) > 0 && !s.nextFits(e, need+s.forkNeed(r, nil)):
 		// Swapped in, it would find no block for its next token, and be
 		// recomputed: its KV on the host lost for a step's wait
-		// (TestSwapInWaitsForItsNextToken).
+		// (TestSwapInWaitsForItsNextToken). Nor may it take what is set
+		// aside for the forks of unforked prompts (forkRoom), as an
+		// admission may not: the step's forks would preempt it, swapped
+		// in during the step, by recompute (forkVictims; audit 46).
 		a = paged.AdmitLater
 	}
 	switch a {
