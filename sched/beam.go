@@ -157,7 +157,8 @@ func (s *Scheduler) groupOverBudget(i, budget int) bool {
 
 // preemptGroup preempts every beam of r, the decode loop's victim, while
 // the loop is at running[i] (cur) with budget left; it returns the loop's
-// index and budget after, and whether cur was one of the beams. Beams
+// index and budget after (when cur was one of the beams, the index of the
+// sequence after them), and whether cur was one of the beams. Beams
 // scheduled earlier in the step are taken back. By swap, when configured
 // and the host tier takes the group, the beams wait in the host tier;
 // otherwise the request restarts from its prompt, or, when its beams were
@@ -192,7 +193,10 @@ func (s *Scheduler) preemptGroup(r *Request, i, budget int, cur *entry) (int, in
 	s.running = append(s.running[:lo], s.running[hi:]...)
 	clear(s.running[len(s.running) : len(s.running)+len(beams)])
 	self := cur.req == r
-	if !self && i >= hi {
+	switch {
+	case self:
+		i = lo // the sequences after the beams
+	case i >= hi:
 		i -= len(beams)
 	}
 	s.step.Preempted += len(beams)

@@ -93,14 +93,20 @@ type Config struct {
 	Preemption Preemption
 	// AdmitAfterPreemption runs the admission phase even in a step that
 	// had to preempt. vLLM's scheduler skips admission then (the memory is
-	// not there); workload W1's loop does not.
+	// not there); workload W1's loop does not. Without it a step that
+	// preempted admits all the same when nothing runs after its decode
+	// phase (a request that could not grow even alone was aborted and
+	// left the pool empty).
 	AdmitAfterPreemption bool
 	// AdmitFirst runs the admission phase before the decode phase: a step
 	// first admits what fits, then decodes the sequences that were running
 	// before it, whose growth may then preempt the newcomers. This is the
 	// order of Orca-style simulations (and of the PagedAttention paper's
 	// fragmentation study); vLLM decodes first. AdmitAfterPreemption has
-	// no effect with it.
+	// no effect with it. When nothing runs after the decode phase of a
+	// step that preempted (a request that could not grow even alone was
+	// aborted), a second admission phase (Hooks.Phase PhaseAdmit again)
+	// admits into the pool it left.
 	AdmitFirst bool
 	// ResampleAfterRecompute makes a recompute preemption drop the
 	// sequence's newest sampled token, whose KV was never computed; the
@@ -150,7 +156,8 @@ const (
 	// PhaseDecode starts Schedule: running sequences get slots for their
 	// next tokens, preempting others when the pool runs out.
 	PhaseDecode Phase = iota
-	// PhaseAdmit starts the admission of waiting sequences.
+	// PhaseAdmit starts the admission of waiting sequences (twice in a
+	// step of Config.AdmitFirst whose decode phase left nothing running).
 	PhaseAdmit
 	// PhaseScheduled ends Schedule.
 	PhaseScheduled

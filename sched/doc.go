@@ -24,13 +24,13 @@
 //     victim (the newest running sequence under FCFS, the lowest priority
 //     under Priority) is preempted, by recompute or swap
 //     (Config.Preemption), until the append succeeds or the sequence
-//     itself was the victim.
-//  2. Admit. Unless the step preempted (Config.AdmitAfterPreemption),
-//     waiting sequences are admitted in queue order while the manager
-//     finds blocks for them, fewer than Config.MaxRunning sequences run,
-//     and the budget covers their uncached tokens (or, with
-//     Config.ChunkedPrefill, a chunk of them). The head of the queue
-//     blocks everyone behind it.
+//     itself was the victim; then the sequences after it go on.
+//  2. Admit. Unless the step preempted and something still runs
+//     (Config.AdmitAfterPreemption), waiting sequences are admitted in
+//     queue order while the manager finds blocks for them, fewer than
+//     Config.MaxRunning sequences run, and the budget covers their
+//     uncached tokens (or, with Config.ChunkedPrefill, a chunk of them).
+//     The head of the queue blocks everyone behind it.
 //  3. Update. Each scheduled sequence that completed its prompt or decoded
 //     a token receives its sampled token, which gets its slot at the next
 //     step; a sample that reaches Options.MaxTokens, the manager's

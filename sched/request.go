@@ -55,7 +55,8 @@ type Options struct {
 	// prompt blocks in the full attention groups exceed the pool; admission sets them aside from the prompt's first chunk until
 	// it forks (an admission, of any request, that would leave the pool
 	// without the pages of every unforked prompt's forks is undone and
-	// waits at the head of the queue), and when the prompt's last step
+	// waits at the head of the queue; a swap-in beside running sequences
+	// waits too), and when the prompt's last step
 	// finds no room for them all the same (a decode took it, or the
 	// prompt's own chunks), Update sends the prompt back to the waiting
 	// queue by recompute (Hooks.Preempted; the step's outputs for it are

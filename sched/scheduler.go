@@ -102,8 +102,12 @@ type Stats struct {
 	Restarts, Aborted int64
 	// PrefillTokens are the prompt (or resumed) tokens computed, prefix
 	// hits excluded; ResumedTokens the part of them recomputed after a
-	// preemption; DecodeTokens one per decoding sequence per step, plus
-	// the drafts it verifies;
+	// recompute preemption by samples that had produced output (their
+	// prompt, outputs and pending token; a prompt preempted before its
+	// first output, between chunks, sent back at its fork or restarted
+	// as a beam search, counts its recompute in PrefillTokens only);
+	// DecodeTokens one per decoding sequence per step, plus the drafts it
+	// verifies;
 	// CachedTokens the prefix hits of admissions; Outputs the tokens
 	// sampled.
 	PrefillTokens, ResumedTokens, DecodeTokens, CachedTokens, Outputs int64

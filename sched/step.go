@@ -169,8 +169,18 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			return nil, s.fail(err)
 		}
 		s.phase(PhaseDecode)
-		if _, err = s.decodeAll(budget); err != nil {
+		if budget, err = s.decodeAll(budget); err != nil {
 			return nil, s.fail(err)
+		}
+		if st.Preempted > 0 && len(s.running) == 0 {
+			// Nothing runs after the decode phase: a request that could
+			// not grow even alone was aborted (after the victims it
+			// preempted) and left the pool empty. Admit again into it,
+			// or the step may run nothing while the head fits (audit 46).
+			s.phase(PhaseAdmit)
+			if _, err = s.admitAll(budget); err != nil {
+				return nil, s.fail(err)
+			}
 		}
 	} else {
 		s.phase(PhaseDecode)
@@ -178,7 +188,12 @@ func (s *Scheduler) Schedule() (*Step, error) {
 			return nil, s.fail(err)
 		}
 		s.phase(PhaseAdmit)
-		if st.Preempted == 0 || s.cfg.AdmitAfterPreemption {
+		// (A step that preempted admits all the same when nothing runs
+		// after the decode phase: a request that could not grow even
+		// alone was aborted, after the victims it preempted, and left
+		// the pool empty; without admissions the step may run nothing
+		// while the head fits, audit 46.)
+		if st.Preempted == 0 || len(s.running) == 0 || s.cfg.AdmitAfterPreemption {
 			if _, err = s.admitAll(budget); err != nil {
 				return nil, s.fail(err)
 			}
@@ -238,6 +253,16 @@ func (s *Scheduler) forkVictims() error {
 		st := s.m.Stats()
 		if roomOf(st)+st.ParkedBlocks >= need {
 			return nil
+		}
+		if s.step.Drafts > 0 {
+			// Drafts give way before any sequence is preempted, as in
+			// the decode phase (audit 46: a sample swapped in with
+			// drafts whose states took the forks' pages was preempted
+			// for them, by recompute).
+			if _, _, err := s.dropDrafts(); err != nil {
+				return err
+			}
+			continue
 		}
 		vi := s.victim()
 		v := s.running[vi]
@@ -401,14 +426,10 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		if v.req.beam && v.req.forked {
 			// A beam search gives up all its beams at once.
-			var self bool
-			if i, budget, self, err = s.preemptGroup(v.req, i, budget, e); err != nil {
+			if i, budget, _, err = s.preemptGroup(v.req, i, budget, e); err != nil {
 				return budget, err
 			}
-			if self {
-				break
-			}
-			continue
+			continue // (self: the sequences after the beams go on, at i)
 		}
 		if v.step == step { // scheduled earlier in this step: take it back
 			budget += s.unschedule(v)
@@ -419,9 +440,11 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		if err := s.preempt(vi); err != nil {
 			return budget, err
 		}
-		if v == e {
-			break
-		}
+		// The sequence itself was the victim (v == e, at i): the ones
+		// after it go on, now at i, with the blocks it gave up. (vLLM
+		// ends the phase there; under FCFS the victim is the newest, so
+		// nothing runs after it. Under Priority they would wait a step,
+		// audit 46.)
 	}
 	return budget, nil
 }
@@ -898,15 +921,22 @@ func (s *Scheduler) shrinkChunk(e *entry, maxNew int) (paged.Admission, error) {
 // (TestChunkedForkingPromptsProgress). Admitted one after the other, the
 // first completes and forks.
 func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
+	// Spare draft states count: an allocation reclaims them (paged).
+	return s.room() >= s.forkNeed(r, e)
+}
+
+// forkNeed returns the blocks forkRoom sets aside (0 without State
+// groups or unforked prompts).
+func (s *Scheduler) forkNeed(r *Request, e *entry) int {
 	if s.forkPages == 0 {
-		return true
+		return 0
 	}
 	samples := s.reserved
 	if !r.forked {
 		samples += r.n - 1
 	}
 	if samples == 0 {
-		return true
+		return 0
 	}
 	need := samples * s.forkPages
 	if s.cfg.ChunkedPrefill && s.growGroups > 0 {
@@ -919,8 +949,7 @@ func (s *Scheduler) forkRoom(r *Request, e *entry) bool {
 			need += s.chunkBlocks(e)
 		}
 	}
-	// Spare draft states count: an allocation reclaims them (paged).
-	return s.room() >= need
+	return need
 }
 
 // chunkBlocks returns the blocks e's groups take for the prompt chunks of
@@ -1153,10 +1182,13 @@ func (s *Scheduler) swapIn(e *entry, budget int) (int, bool, error) {
 	case a != paged.AdmitOK:
 	case e.length-e.computed > budget:
 		a = paged.AdmitLater // its unsent tokens alone exceed the budget
-	case len(s.running) > 0 && !s.nextFits(e, need):
+	case len(s.running) > 0 && !s.nextFits(e, need+s.forkNeed(r, nil)):
 		// Swapped in, it would find no block for its next token, and be
 		// recomputed: its KV on the host lost for a step's wait
-		// (TestSwapInWaitsForItsNextToken).
+		// (TestSwapInWaitsForItsNextToken). Nor may it take what is set
+		// aside for the forks of unforked prompts (forkRoom), as an
+		// admission may not: the step's forks would preempt it, swapped
+		// in during the step, by recompute (forkVictims; audit 46).
 		a = paged.AdmitLater
 	}
 	switch a {
