@@ -16,10 +16,10 @@ import (
 // Tests that kill the examples/server mutants of the fifth mutation round
 // (docs/testing.md, "Mutation testing, fifth round, part A").
 
-// TestAudit46SubmitTakesMaxNSamples submits n = MaxN, the most a request
+// TestAudit48SubmitTakesMaxNSamples submits n = MaxN, the most a request
 // may ask for: it is accepted and runs MaxN samples. A bound off by one
 // (M322) refused it as invalid.
-func TestAudit46SubmitTakesMaxNSamples(t *testing.T) {
+func TestAudit48SubmitTakesMaxNSamples(t *testing.T) {
 	s, kv := newTestScheduler(t, SchedulerConfig{Manager: paged.Config{NumBlocks: 64}})
 	tk, err := s.Submit(Spec{PromptLen: 3, MaxTokens: 2, N: MaxN})
 	require.NoError(t, err)
@@ -32,12 +32,12 @@ func TestAudit46SubmitTakesMaxNSamples(t *testing.T) {
 	assert.Equal(t, uint64(1), s.Snapshot().Requests.Parallel)
 }
 
-// TestAudit46ReadmissionLeavesTheQueueAlone preempts a running request
+// TestAudit48ReadmissionLeavesTheQueueAlone preempts a running request
 // and lets it be admitted again: a request leaves the admission queue
 // once, at its first admission, so the queue stays empty throughout and
 // MaxQueued still bounds it. Counting the readmission (M331) took the
 // queue to -1, which let MaxQueued+1 requests wait.
-func TestAudit46ReadmissionLeavesTheQueueAlone(t *testing.T) {
+func TestAudit48ReadmissionLeavesTheQueueAlone(t *testing.T) {
 	// As TestPreemptionByRecomputeFinishesBoth: 8 usable blocks, each
 	// request needs 3 at admission and 6 at its end.
 	s, kv := newTestScheduler(t, SchedulerConfig{Manager: paged.Config{NumBlocks: 9}, MaxQueued: 1})
@@ -62,11 +62,11 @@ func TestAudit46ReadmissionLeavesTheQueueAlone(t *testing.T) {
 	require.ErrorIs(t, err, ErrQueueFull, "MaxQueued 1 holds one request")
 }
 
-// TestAudit46PeakUsedOutlivesTheRequests runs a request to its end: the
+// TestAudit48PeakUsedOutlivesTheRequests runs a request to its end: the
 // peak of used blocks is the most it held (4 blocks for 50 tokens of 16),
 // not the 0 held after it. A peak that kept the lowest value (M333)
 // reported the current use, 0.
-func TestAudit46PeakUsedOutlivesTheRequests(t *testing.T) {
+func TestAudit48PeakUsedOutlivesTheRequests(t *testing.T) {
 	s, kv := newTestScheduler(t, SchedulerConfig{Manager: paged.Config{NumBlocks: 64, DisablePrefixCaching: true}})
 	_, err := s.Submit(Spec{PromptLen: 40, MaxTokens: 10})
 	require.NoError(t, err)
@@ -77,11 +77,11 @@ func TestAudit46PeakUsedOutlivesTheRequests(t *testing.T) {
 	assert.Equal(t, 4, sn.Blocks.PeakUsed)
 }
 
-// TestAudit46IDOfWrongLengthIsMalformed asks for ids of 25 and 27
+// TestAudit48IDOfWrongLengthIsMalformed asks for ids of 25 and 27
 // characters of the right alphabet: 400 invalid_request, as for any
 // malformed id. Taking every id of 26 or more (M336) answered the long
 // one 404 unknown_request, as if it were well formed.
-func TestAudit46IDOfWrongLengthIsMalformed(t *testing.T) {
+func TestAudit48IDOfWrongLengthIsMalformed(t *testing.T) {
 	_, hs := newHTTPTest(t)
 	for _, id := range []string{strings.Repeat("A", 25), strings.Repeat("A", 27)} {
 		code, body := call(t, "GET", hs.URL+"/requests/"+id, "")
@@ -92,13 +92,13 @@ func TestAudit46IDOfWrongLengthIsMalformed(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, code, body)
 }
 
-// TestAudit46EmptyBearerTokenIsMissing cancels with "Authorization:
+// TestAudit48EmptyBearerTokenIsMissing cancels with "Authorization:
 // Bearer " and nothing after it: 401 missing_token with a
 // WWW-Authenticate challenge, as with no header. Over the wire the
 // header's trailing space is trimmed before the handler sees it, so the
 // request goes to Handler in-process, as an embedding program may. Without
 // the empty-token check (M337) it was 403 wrong_token.
-func TestAudit46EmptyBearerTokenIsMissing(t *testing.T) {
+func TestAudit48EmptyBearerTokenIsMissing(t *testing.T) {
 	srv, _ := newHTTPTest(t)
 	st, err := srv.Submit(context.Background(), Spec{PromptLen: 5, MaxTokens: 1})
 	require.NoError(t, err)
@@ -114,11 +114,11 @@ func TestAudit46EmptyBearerTokenIsMissing(t *testing.T) {
 	assert.Equal(t, "waiting", st.State, "nothing cancelled")
 }
 
-// TestAudit46StoppedServerStatsDoNotAddUp asks a stopped server for its
+// TestAudit48StoppedServerStatsDoNotAddUp asks a stopped server for its
 // statistics three times after one refused submission: each reports the
 // one refusal. Sharing the final snapshot's RejectedBy map (M339) added
 // the refusals into it at every call: 1, 2, 3.
-func TestAudit46StoppedServerStatsDoNotAddUp(t *testing.T) {
+func TestAudit48StoppedServerStatsDoNotAddUp(t *testing.T) {
 	srv, err := NewServer(ServerConfig{Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 64}}, MaxSteps: 1})
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -136,11 +136,11 @@ func TestAudit46StoppedServerStatsDoNotAddUp(t *testing.T) {
 	}
 }
 
-// TestAudit46UnavailableCarriesRetryAfter submits to a server whose loop
+// TestAudit48UnavailableCarriesRetryAfter submits to a server whose loop
 // has stopped: 503 unavailable with Retry-After, as RFC 9110 allows for
 // 503 and the 429s carry. Without it for 503 (M335) the header was
 // missing.
-func TestAudit46UnavailableCarriesRetryAfter(t *testing.T) {
+func TestAudit48UnavailableCarriesRetryAfter(t *testing.T) {
 	srv, err := NewServer(ServerConfig{Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 64}}, MaxSteps: 1,
 		HTTP: HTTPConfig{RetryAfter: 2500 * time.Millisecond}})
 	require.NoError(t, err)
@@ -156,12 +156,12 @@ func TestAudit46UnavailableCarriesRetryAfter(t *testing.T) {
 	assert.Equal(t, "3", hdr.Get("Retry-After"), "2.5 s rounds up")
 }
 
-// TestAudit46RequestFinishesWithItsLastSample runs two samples in a pool
+// TestAudit48RequestFinishesWithItsLastSample runs two samples in a pool
 // too small for both: one is preempted and finishes steps after the
 // other. The request stays live, and unfinished in the counters, until
 // its last sample ends. Retiring it at its first sample's end (M332)
 // counted it finished, and no longer running, while a sample still ran.
-func TestAudit46RequestFinishesWithItsLastSample(t *testing.T) {
+func TestAudit48RequestFinishesWithItsLastSample(t *testing.T) {
 	// 8 usable blocks: the 40-token prompt's 2 full blocks are shared,
 	// and each sample's 90 tokens need 4 more.
 	s, kv := newTestScheduler(t, SchedulerConfig{Manager: paged.Config{NumBlocks: 9}})

@@ -12,7 +12,7 @@ import (
 // Tests that kill the kvmem mutants of the fifth mutation round
 // (docs/testing.md, "Mutation testing, fifth round, part A").
 
-// TestAudit46ChunkStartingInsideABlock plans chunked layers whose chunk
+// TestAudit48ChunkStartingInsideABlock plans chunked layers whose chunk
 // starts inside a block: a chunk of 28 tokens in blocks of 16 starts at
 // offsets 0, 12, 8 and 4, and the chunk [28, 55] spans blocks 1 to 3,
 // three blocks where a chunk starting on a block boundary spans two. The
@@ -21,7 +21,7 @@ import (
 // figures are the brute-force peak of the chunk rule with the kept block
 // (TestChunkedBlocksSimulated's simulation), and by hand: 3 for 28/16,
 // 3 for 56/32 (the chunk [56, 111] spans blocks 1 to 3 of 32).
-func TestAudit46ChunkStartingInsideABlock(t *testing.T) {
+func TestAudit48ChunkStartingInsideABlock(t *testing.T) {
 	for _, tt := range []struct{ chunk, bs int }{{28, 16}, {56, 32}} {
 		c, bs := tt.chunk, tt.bs
 		s := oneGroup(kvmem.Group{Kind: kvmem.Chunked, Chunk: c})
@@ -39,12 +39,12 @@ func TestAudit46ChunkStartingInsideABlock(t *testing.T) {
 	}
 }
 
-// TestAudit46SharedGroupReadingItself gives a shared group that names
+// TestAudit48SharedGroupReadingItself gives a shared group that names
 // itself: the error names the field and says it must name another group.
 // Without the Of == i check (M305) the spec was still refused, by the
 // next check ("names a shared group"), which says nothing of the real
 // mistake.
-func TestAudit46SharedGroupReadingItself(t *testing.T) {
+func TestAudit48SharedGroupReadingItself(t *testing.T) {
 	s := kvmem.Spec{KVHeads: 1, HeadDim: 8, Key: kvmem.FP16, Groups: []kvmem.Group{
 		{Kind: kvmem.Full, Layers: 1}, {Kind: kvmem.Shared, Layers: 1, Of: 1}}}
 	err := s.Validate()
@@ -52,12 +52,12 @@ func TestAudit46SharedGroupReadingItself(t *testing.T) {
 	assert.Contains(t, err.Error(), "Spec.Groups[1].Of 1 must name another group")
 }
 
-// TestAudit46WeightsRoundUpPerDevice splits 2x+1 bytes of weights over
+// TestAudit48WeightsRoundUpPerDevice splits 2x+1 bytes of weights over
 // TP 2: one device holds x+1 of them (the odd byte is somewhere), so its
 // KV budget is the memory less x+1. Rounded down (M306) the budget was
 // one byte larger, and a budget of exactly two blocks with the rounding
 // down passed where the real one holds one block.
-func TestAudit46WeightsRoundUpPerDevice(t *testing.T) {
+func TestAudit48WeightsRoundUpPerDevice(t *testing.T) {
 	spec := kvmem.Spec{Layers: 1, KVHeads: 2, HeadDim: 8, Key: kvmem.FP16}
 	block, err := spec.Shard(2)
 	require.NoError(t, err)

@@ -12,10 +12,10 @@ import (
 // Tests that kill the bench/traces mutants of the fifth mutation round
 // (docs/testing.md, "Mutation testing, fifth round, part A").
 
-// TestAudit46AzureRepeatedColumnReadsTheFirst names ContextTokens twice:
+// TestAudit48AzureRepeatedColumnReadsTheFirst names ContextTokens twice:
 // the first column of the name is read, as ReadAzure says. Taking the
 // last (M315) read 99 and 98 as the context lengths.
-func TestAudit46AzureRepeatedColumnReadsTheFirst(t *testing.T) {
+func TestAudit48AzureRepeatedColumnReadsTheFirst(t *testing.T) {
 	in := "TIMESTAMP,ContextTokens,GeneratedTokens,contexttokens\n0,10,2,99\n1,20,3,98\n"
 	reqs, err := traces.ReadAzure(strings.NewReader(in))
 	if err != nil {
@@ -26,11 +26,11 @@ func TestAudit46AzureRepeatedColumnReadsTheFirst(t *testing.T) {
 	}
 }
 
-// TestAudit46AzureNegativeSecondsRefused gives a TIMESTAMP of -1.5
+// TestAudit48AzureNegativeSecondsRefused gives a TIMESTAMP of -1.5
 // seconds: an ErrFormat naming line 3, like any timestamp that does not
 // parse. Without the check (M321) the trace was read, the negative row
 // taken as the earliest arrival.
-func TestAudit46AzureNegativeSecondsRefused(t *testing.T) {
+func TestAudit48AzureNegativeSecondsRefused(t *testing.T) {
 	in := "TIMESTAMP,ContextTokens,GeneratedTokens\n0,10,2\n-1.5,20,3\n"
 	reqs, err := traces.ReadAzure(strings.NewReader(in))
 	if !errors.Is(err, traces.ErrFormat) || !strings.Contains(err.Error(), "line 3") {
