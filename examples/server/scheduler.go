@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pagedkv/pagedkv/paged"
@@ -337,8 +338,12 @@ func (s *Scheduler) submit(spec Spec) (Ticket, error) {
 	return Ticket{ID: r.id, CancelToken: r.token}, nil
 }
 
-// madeUpPrompt appends n tokens that differ from request to request.
+// madeUpPrompt appends n tokens that differ from request to request. It
+// grows dst once, to its final length: a length the checks before it
+// should have refused (one past int's range) fails at once with a
+// growslice panic, rather than appending for minutes.
 func madeUpPrompt(dst []int32, seed uint64, n int) []int32 {
+	dst = slices.Grow(dst, n)
 	for j := range n {
 		dst = append(dst, int32((seed*104729+uint64(j)*7919)%32000)+1)
 	}

@@ -106,9 +106,14 @@ const maxLearnedGroups = 255
 
 // Learn reads the specs of a decoded batch's BlockStored events. Two
 // events that describe one group differently (another kind, window or
-// block size) make the learner fail: Layout then returns that error.
+// block size) make the learner fail: Layout then returns that error. A
+// nil batch teaches nothing, nor does an event without a Meta entry (a
+// hand-built Batch with fewer Meta than Events): its spec would be there.
 func (l *LayoutLearner) Learn(b *Batch) {
-	for i := range b.Events {
+	if b == nil {
+		return
+	}
+	for i := range min(len(b.Events), len(b.Meta)) {
 		ev, m := &b.Events[i], &b.Meta[i]
 		if ev.Kind != paged.BlockStored || !m.HasGroup || m.Spec == SpecNone || l.err != nil {
 			continue

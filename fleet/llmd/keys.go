@@ -194,8 +194,13 @@ func HashOf(key uint64) paged.Hash {
 }
 
 // KeyOf returns the llm-d key a paged.Hash holds, and whether it holds
-// one (its first 24 bytes are zero).
+// one (its first 24 bytes are zero). A nil h is the zero hash, as paged's
+// hashers take a nil parent: its key is 0, which AppendKeys and the
+// Hasher read as Root.
 func KeyOf(h *paged.Hash) (uint64, bool) {
+	if h == nil {
+		return 0, true
+	}
 	for _, c := range h[:24] {
 		if c != 0 {
 			return 0, false
@@ -208,11 +213,12 @@ func KeyOf(h *paged.Hash) (uint64, bool) {
 // keys (as HashOf values), so its KV events, published with
 // kvevents.HashInt, carry the keys an llm-d router computes from the same
 // tokens. The manager's root hash is not an llm-d key, so a block whose
-// parent is not one starts a chain at Root. Blocks with extra keys (LoRA,
-// cache salt, multimodal content) get keys over those bytes as a CBOR
-// byte string: they never alias a text-only block, but llm-d, which does
-// not see paged's extra-key encoding, cannot compute them. The manager's
-// BlockSize must equal Config.BlockSize.
+// parent is not one (or is nil, paged's zero hash) starts a chain at
+// Root. Blocks with extra keys (LoRA, cache salt, multimodal content) get
+// keys over those bytes as a CBOR byte string: they never alias a
+// text-only block, but llm-d, which does not see paged's extra-key
+// encoding, cannot compute them. The manager's BlockSize must equal
+// Config.BlockSize.
 func (p *Processor) Hasher() paged.Hasher {
 	return &hasher{p: p}
 }

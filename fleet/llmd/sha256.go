@@ -50,8 +50,14 @@ func NewSHA256CBOR(cfg Config) (*SHA256CBOR, error) {
 func (s *SHA256CBOR) Root() paged.Hash { return s.none }
 
 // DigestKey returns the key of a digest: its last 8 bytes, big-endian,
-// as vLLM truncates a block hash for its integer KV events.
-func DigestKey(digest *paged.Hash) uint64 { return binary.BigEndian.Uint64(digest[24:]) }
+// as vLLM truncates a block hash for its integer KV events. A nil digest
+// is the zero hash, as paged's hashers take a nil parent: its key is 0.
+func DigestKey(digest *paged.Hash) uint64 {
+	if digest == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(digest[24:])
+}
 
 // AppendKeys appends the keys of the full blocks of tokens, from the
 // start of a chain, to dst. Text-only blocks: extra is null. It does not

@@ -154,7 +154,13 @@ func TestAudit11GuardBoundsMessages(t *testing.T) {
 	for _, chunk := range []int{1, 7, 1 << 20} { // reads of any size
 		server, client := net.Pipe()
 		g := newGuardConn(server, limit)
+		// The writer closes its end when done and the read has a deadline,
+		// so a guard that bounds nothing reads to io.EOF and the test
+		// fails at once (audit 50: it waited forever for a refusal, 4
+		// minutes under M380, until the binary's time limit).
+		require.NoError(t, server.SetReadDeadline(time.Now().Add(10*time.Second)))
 		go func() {
+			defer client.Close()
 			for i := 0; i < len(in); i += chunk {
 				if _, err := client.Write(in[i:min(i+chunk, len(in))]); err != nil {
 					return
@@ -170,7 +176,7 @@ func TestAudit11GuardBoundsMessages(t *testing.T) {
 			got = append(got, buf[:n]...)
 		}
 		client.Close()
-		require.ErrorIs(t, err, ErrMalformed, "chunk %d", chunk)
+		require.ErrorIs(t, err, ErrMalformed, "chunk %d: the guard ends the connection at the frame over the bound, not at the peer's end (%d bytes passed of %d)", chunk, len(got), len(in))
 		require.Equal(t, in[:len(got)], got, "chunk %d: passed bytes are the peer's", chunk)
 		require.Greater(t, len(got), good+1000, "chunk %d: the frames within the bound pass", chunk)
 		require.Less(t, len(got), good+1000+frameCost+9, "chunk %d: the frame over the bound does not", chunk)
