@@ -182,8 +182,9 @@ type a46Tally struct {
 	Runs, Steps, Preemptions, SwappedOut, Restarts, Aborted, Forks, DraftsAccepted, Recomputed int64
 	// SwapInPreempted are the sequences preempted in the step that
 	// swapped them in (AdmitFirst); EmptyAfterAbort the steps that ran
-	// nothing after an abort.
-	SwapInPreempted, EmptyAfterAbort int64
+	// nothing after an abort, EmptyParked those of them that ended with
+	// blocks parked (audit 49: the others' next step aborts).
+	SwapInPreempted, EmptyAfterAbort, EmptyParked int64
 }
 
 // a46Debug logs every step of the twin runs (for a failing seed).
@@ -229,6 +230,8 @@ func a46Run(t *rapid.T, y *a46Tally) {
 	redo := map[paged.SeqID]bool{}
 	var recomputed int64
 	emptied := false // the step before scheduled nothing
+	// parkedEmpty: that step ended with blocks parked (audit 49).
+	parkedEmpty := false
 	next := int32(1000)
 	actions := rapid.IntRange(5, 60).Draw(t, "actions")
 	for act := 0; act < actions || a.s.Busy(); act++ {
@@ -337,16 +340,24 @@ func a46Run(t *rapid.T, y *a46Tally) {
 				t.Logf("%s", out[0])
 			}
 			a46CheckBudget(t, a, st)
+			if emptied && !parkedEmpty && a.stepAborts == 0 {
+				t.Fatalf("step %d follows a step that scheduled nothing with no blocks parked and aborts nothing: the step before could have run what this one does", st.Number)
+			}
 			if len(st.Scheduled) == 0 && a.s.Busy() {
-				// One step may: it aborted a request whose blocks a copy
-				// of the step parks until it ends (paged.Copy), or left
-				// a head that fits no empty pool, which the next step
-				// aborts.
+				// One step may (audit 49): it aborted a request whose
+				// blocks a copy of the step parks until it ends
+				// (paged.Copy), which the next step's admission finds
+				// free; or it left a head that fits no empty pool, which
+				// the next step aborts (checked above).
 				if a.stepAborts == 0 || emptied {
 					t.Fatalf("step %d schedules nothing, with %d running and %d waiting and nothing held beside the scheduler (%d aborted in it, the step before empty %v)", st.Number, a.s.Running(), a.s.Waiting(), a.stepAborts, emptied)
 				}
 				emptied = true
+				parkedEmpty = a.m.Stats().ParkedBlocks > 0
 				y.EmptyAfterAbort++
+				if parkedEmpty {
+					y.EmptyParked++
+				}
 			} else {
 				emptied = false
 			}
