@@ -45,21 +45,40 @@ func (b *otherRouter) Update(server ServerID, old, next StreamState, clear bool,
 }
 
 func (b *otherRouter) Lookup(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error) {
-	base := len(states)
-	dst, states, err := b.Memory.Lookup(hashes, words, dst, states)
-	if err == nil && b.dirty && base+int(b.server) < len(states) {
-		states[base+int(b.server)].Dirty = true
-	}
-	return dst, states, err
+	return b.dirtied(len(states))(b.Memory.Lookup(hashes, words, dst, states))
 }
 
 func (b *otherRouter) LookupAll(hashes []paged.Hash, words int, dst []uint64, states []StreamState) ([]uint64, []StreamState, error) {
-	base := len(states)
-	dst, states, err := b.Memory.LookupAll(hashes, words, dst, states)
-	if err == nil && b.dirty && base+int(b.server) < len(states) {
-		states[base+int(b.server)].Dirty = true
+	return b.dirtied(len(states))(b.Memory.LookupAll(hashes, words, dst, states))
+}
+
+// dirtied returns a function that marks the server's state dirty in a
+// lookup's answer (states appended from base), when b.dirty is set.
+func (b *otherRouter) dirtied(base int) func([]uint64, []StreamState, error) ([]uint64, []StreamState, error) {
+	return func(dst []uint64, states []StreamState, err error) ([]uint64, []StreamState, error) {
+		if err == nil && b.dirty && base+int(b.server) < len(states) {
+			states[base+int(b.server)].Dirty = true
+		}
+		return dst, states, err
 	}
-	return dst, states, err
+}
+
+// heartbeatAfterOtherWrite builds an Index with a 60 s TTL over an
+// otherRouter, has server "a" send an event, and 45 s later a heartbeat
+// before which the other router writes a's state with write(clk) (a
+// compare-and-set conflict for the heartbeat's first write).
+func heartbeatAfterOtherWrite(t *testing.T, write func(*fakeClock) func(StreamState) StreamState) (*fakeClock, *otherRouter, *Index) {
+	t.Helper()
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	b := &otherRouter{Memory: mustMemory(t, 64)}
+	x, err := New(Config{TTL: time.Minute, Now: clk.now, Backend: b})
+	require.NoError(t, err)
+	require.NoError(t, x.Apply("a", []paged.Event{stored(1, paged.Device, 1)}))
+	clk.t = clk.t.Add(45 * time.Second)
+	b.server, b.write = 0, write(clk)
+	require.NoError(t, x.Heartbeat("a"))
+	require.Nil(t, b.write, "the other router's write was made")
+	return clk, b, x
 }
 
 // TestAudit51HeartbeatAfterAnOldStampWritesIt (M527): a heartbeat whose
@@ -72,16 +91,10 @@ func (b *otherRouter) LookupAll(hashes []paged.Hash, words int, dst []uint64, st
 // and 20 s later the server was expired, 65 s after a stamp it had
 // refreshed 20 s before.
 func TestAudit51HeartbeatAfterAnOldStampWritesIt(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	b := &otherRouter{Memory: mustMemory(t, 64)}
-	x, err := New(Config{TTL: time.Minute, Now: clk.now, Backend: b})
-	require.NoError(t, err)
-	require.NoError(t, x.Apply("a", []paged.Event{stored(1, paged.Device, 1)}))
-	clk.t = clk.t.Add(45 * time.Second)
 	// Another router rewrites a's state keeping its 45 s old stamp.
-	b.server, b.write = 0, func(st StreamState) StreamState { return st }
-	require.NoError(t, x.Heartbeat("a"))
-	require.Nil(t, b.write, "the other router's write was made")
+	clk, b, x := heartbeatAfterOtherWrite(t, func(clk *fakeClock) func(StreamState) StreamState {
+		return func(st StreamState) StreamState { return st }
+	})
 	recs, err := b.Memory.Servers(nil)
 	require.NoError(t, err)
 	assert.Equal(t, clk.t.UnixNano(), recs[0].State.Seen,
@@ -97,15 +110,11 @@ func TestAudit51HeartbeatAfterAnOldStampWritesIt(t *testing.T) {
 // the rule M527 moves: a stamp another router wrote within half the TTL
 // is left as it is (a write would only fail that router's next write).
 func TestAudit51HeartbeatAfterAFreshStampSkipsTheWrite(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1000, 0)}
-	b := &otherRouter{Memory: mustMemory(t, 64)}
-	x, err := New(Config{TTL: time.Minute, Now: clk.now, Backend: b})
-	require.NoError(t, err)
-	require.NoError(t, x.Apply("a", []paged.Event{stored(1, paged.Device, 1)}))
-	clk.t = clk.t.Add(45 * time.Second)
-	fresh := clk.t.Add(-10 * time.Second).UnixNano()
-	b.server, b.write = 0, func(st StreamState) StreamState { st.Seen = fresh; return st }
-	require.NoError(t, x.Heartbeat("a"))
+	var fresh int64
+	_, b, _ := heartbeatAfterOtherWrite(t, func(clk *fakeClock) func(StreamState) StreamState {
+		fresh = clk.t.Add(-10 * time.Second).UnixNano()
+		return func(st StreamState) StreamState { st.Seen = fresh; return st }
+	})
 	recs, err := b.Memory.Servers(nil)
 	require.NoError(t, err)
 	assert.Equal(t, fresh, recs[0].State.Seen, "a stamp 10 s old is not written again")
