@@ -1085,8 +1085,8 @@ func (lg localGroup) dead(c, bs int) int {
 // computed alone) was refused room at every admission and aborted in an
 // empty pool it fits (TestForkLastTokenAloneAtTheEdge).
 //
-// In an idle pool (nothing of the scheduler's running or preempted in
-// this step, no pins that end) the admission is kept all the same:
+// In an idle pool (nothing of the scheduler's running, no block parked
+// until the step ends, no pins that end) the admission is kept all the same:
 // waiting there changes nothing, so the head would be aborted as one
 // that does not fit an empty pool, while what the set-aside cannot see
 // may make room at the fork (the prompt's retention pins, which the
