@@ -38,7 +38,9 @@ const MaxPriority = 100
 // (a level until a tick, then a lower one until a later tick); a promise
 // that would need a third step merges the two lower steps into one, at the
 // higher of their levels until the later of their ticks, which keeps more
-// than promised, never less. TensorRT-LLM instead lets the last claimer's level replace the
+// than promised, never less. DefaultPriority with no end is not a step
+// (it is where every block ends once its promises lapse), so it never
+// takes part in a merge. TensorRT-LLM instead lets the last claimer's level replace the
 // block's (evictionPolicy.cpp, LRUEvictionPolicy::claimBlock, called from
 // WindowBlockManager::loadOrAllocateBlocks with the reusing request's
 // per-block retention), so a later low-priority request can revoke an
@@ -309,9 +311,11 @@ type step struct {
 
 // staircase reduces promises (at most three) to the steps of their
 // maximum over time: hi until hi.until, then lo until lo.until when two.
-// Dominated promises (no higher and no longer than another) drop out; of
-// three steps left, the two lower merge into the middle level until the
-// latest tick, which over-keeps rather than under-keeps.
+// Dominated promises (no higher and no longer than another) drop out, and
+// so does a last step at DefaultPriority with no end (the level a block
+// has once every promise lapses); of three steps left, the two lower merge
+// into the middle level until the latest tick, which over-keeps rather
+// than under-keeps.
 func staircase(s []step) (hi, lo step, two bool) {
 	// Insertion sort by level, highest first, then latest first.
 	for i := 1; i < len(s); i++ {
@@ -326,6 +330,12 @@ func staircase(s []step) (hi, lo step, two bool) {
 			s[k] = x
 			k++
 		}
+	}
+	// The default with no end is where every block falls back to, not a
+	// step: counted as one, it would make a third promise merge the
+	// middle level into it for good.
+	if k > 1 && s[k-1] == (step{DefaultPriority, never}) {
+		k--
 	}
 	switch k {
 	case 1:

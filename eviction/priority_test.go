@@ -125,6 +125,12 @@ func TestStaircase(t *testing.T) {
 		// Three steps: the two lower merge into the middle level until
 		// the latest tick.
 		{[]step{{90, 10}, {60, 20}, {30, 40}}, step{90, 10}, step{60, 40}, true},
+		// The default for good is no step: the two others stay as
+		// promised, not merged into 60 for good.
+		{[]step{{90, 10}, {DefaultPriority, never}, {60, 20}}, step{90, 10}, step{60, 20}, true},
+		{[]step{{DefaultPriority, never}, {60, 20}}, step{60, 20}, step{}, false},
+		// A default step that ends is kept: a lower level follows it.
+		{[]step{{0, never}, {DefaultPriority, 30}}, step{DefaultPriority, 30}, step{0, never}, true},
 	} {
 		hi, lo, two := staircase(append([]step(nil), tc.in...))
 		assert.Equal(t, tc.hi, hi, "%v", tc.in)

@@ -95,6 +95,27 @@ func TestRetentionFollowsHits(t *testing.T) {
 	}
 }
 
+// TestRetentionDefaultForGoodIsNoStep: a reuse at the default level for
+// good, on content cached below it, is the level the block falls back to,
+// not a promise step. Before, it took one of the policy's two steps, so two
+// later promises (100 until tick 5, 60 until tick 10) merged into 60 for
+// good and the block outranked content cached at 40; the maximum of the
+// promises is 35 from tick 10 on, and it goes first.
+func TestRetentionDefaultForGoodIsNoStep(t *testing.T) {
+	m := retainManager(t, 2, 4) // 3 usable blocks
+	run(t, m, []int32{1, 2, 9}, retain(20, 0))
+	run(t, m, []int32{1, 2, 8}, retain(100, 5))
+	run(t, m, []int32{1, 2, 7}, retain(eviction.DefaultPriority, 0))
+	run(t, m, []int32{1, 2, 6}, retain(60, 10))
+	run(t, m, []int32{3, 4, 0}, retain(40, 0))
+	m.Advance(10)
+	run(t, m, []int32{5, 6, 0}, nil) // one eviction
+	if isCached(t, m, []int32{1, 2}) || !isCached(t, m, []int32{3, 4}) {
+		t.Fatalf("after every promise above the default lapsed, the block reused at the default stayed (%v) and the one at 40 went (%v)",
+			isCached(t, m, []int32{1, 2}), !isCached(t, m, []int32{3, 4}))
+	}
+}
+
 // TestRetentionHitRaisesOffload: the host tier offloads an evicted block
 // whose retention clears Config.OffloadPriority, and a reuse's promise
 // counts there too: content cached at 10 and reused at 90 is offloaded
@@ -335,7 +356,8 @@ func (b *mblock) level(now int64) int {
 // promise adds a reuse's promise as SeqOptions.Retention documents it: the
 // block keeps the highest level in force; at or below the default a
 // promise lasts only while the content's own lower level does; of three
-// steps, the two lower merge into the middle level until the later tick.
+// steps, the two lower merge into the middle level until the later tick;
+// the default for good is no step (the level every block falls back to).
 func (b *mblock) promise(level int, until, now int64) {
 	live := b.steps[:0]
 	for _, s := range b.steps {
@@ -374,6 +396,10 @@ func (b *mblock) promise(level int, until, now int64) {
 		if len(out) == 0 || s.until > out[len(out)-1].until {
 			out = append(out, s)
 		}
+	}
+	// The default for good is the level with no promise, not a step.
+	if n := len(out); n > 0 && out[n-1] == (mstep{eviction.DefaultPriority, math.MaxInt64}) {
+		out = out[:n-1]
 	}
 	if len(out) == 3 {
 		out = []mstep{out[0], {out[1].level, out[2].until}}

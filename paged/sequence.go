@@ -93,7 +93,8 @@ type MMRange struct {
 // back to 0 while the first request's ticks last. (TensorRT-LLM instead
 // gives the block the last claimer's level, which lets a later
 // low-priority request void an earlier promise.) The policy keeps two
-// steps of this per block (a level until a tick, then a lower one); more
+// steps of this per block (a level until a tick, then a lower one; the
+// default for good is no step, the level every block ends at); more
 // promises merge upwards, keeping a block longer than promised, never
 // shorter. Blocks of a chain are kept together: a parent is not evicted
 // while its evictable child is cached, and a block whose parent's content
