@@ -140,10 +140,14 @@ func specOf(g paged.Group) (string, int) {
 // AppendBatch appends to dst one KVEventBatch holding events, stamped ts
 // (seconds since the epoch), and returns the extended buffer. An event
 // that cannot be written (an unknown kind, a BlockStored whose tokens are
-// not BlockSize per hash) yields ErrInvalid and dst unextended. Events
-// naming no block (other than AllBlocksCleared) are left out, as vLLM
-// sends none. Appending to a reused buffer does not allocate.
+// not BlockSize per hash) or a timestamp that is not a finite number
+// (NaN, an infinity) yields ErrInvalid and dst unextended. Events naming
+// no block (other than AllBlocksCleared) are left out, as vLLM sends none.
+// Appending to a reused buffer does not allocate.
 func (e *Encoder) AppendBatch(dst []byte, ts float64, events []paged.Event) ([]byte, error) {
+	if math.IsNaN(ts) || math.IsInf(ts, 0) {
+		return dst, fmt.Errorf("kvevents: %w: batch timestamp %v is not a finite number of seconds", ErrInvalid, ts)
+	}
 	for i := range events {
 		if err := check(&events[i], e.cfg.Group); err != nil {
 			return dst, fmt.Errorf("kvevents: event %d: %w", i, err)

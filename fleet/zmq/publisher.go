@@ -180,7 +180,8 @@ func (p *Publisher) Publish(events []paged.Event) (uint64, error) {
 }
 
 // PublishAt is Publish with the batch's timestamp given (seconds since the
-// epoch), for replays of recorded traces.
+// epoch), for replays of recorded traces. A timestamp that is not a finite
+// number yields an error wrapping kvevents.ErrInvalid and sends nothing.
 func (p *Publisher) PublishAt(ts float64, events []paged.Event) (uint64, error) {
 	if len(events) == 0 {
 		return 0, nil
@@ -275,7 +276,11 @@ func (p *Publisher) serveReplay() {
 
 // Close closes the sockets and waits for the replay server to stop.
 // Batches not yet on the wire may be lost, as with vLLM's linger of 0.
+// Closing twice returns nil; closing a nil Publisher returns ErrInvalid.
 func (p *Publisher) Close() error {
+	if p == nil {
+		return fmt.Errorf("%w: Close of a nil Publisher", ErrInvalid)
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
