@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -66,14 +67,8 @@ func TestCostAwareDegradesToLoadBalancing(t *testing.T) {
 }
 
 func TestCostAwareSoftmaxSpreadsNearTies(t *testing.T) {
-	u := 0.0
-	c := CostAware{BlockSize: 1, Temperature: 1, Rand: func() float64 { return u }}
 	cands := []Candidate{{Work: 0}, {Work: 1}, {Work: 1000}}
-	picked := map[int]int{}
-	for i := range 100 {
-		u = (float64(i) + 0.5) / 100
-		picked[c.Route(cands)]++
-	}
+	picked := softmaxPicks(cands, 100)
 	// Weights 1, e^-0.001, e^-1: about 42, 42, 16.
 	assert.InDelta(t, 42, picked[0], 3)
 	assert.InDelta(t, 42, picked[1], 3)
@@ -143,4 +138,46 @@ func TestCostAwareTemperatureWithNegativeCosts(t *testing.T) {
 	require.Equal(t, c.Cost(&cands[0]), c.Cost(&cands[1]))
 	require.Negative(t, c.Cost(&cands[0]))
 	assert.Equal(t, 0, c.Route(cands), "equal costs: the lower Load wins, as at Temperature 0")
+}
+
+// TestAudit53CostClampsAndTies (the eighth mutation round, docs/testing.md):
+// a negative Load counts as none (M614) and a cache longer than the prompt
+// saves the prompt, no more (M615); an exact tie of cost and Load goes to
+// fewer Routed wherever the server stands in the list (M619).
+func TestAudit53CostClampsAndTies(t *testing.T) {
+	c := CostAware{BlockSize: 16}
+	assert.InDelta(t, c.Cost(&Candidate{Prompt: 40}), c.Cost(&Candidate{Prompt: 40, Load: -5}), 1e-9, "a negative Load")
+	assert.InDelta(t, 0, c.Cost(&Candidate{Score: Score{Blocks: 2, Device: 2}, Prompt: 20}), 1e-9, "32 cached tokens of a 20-token prompt")
+	// Host hits still cost their copy when the cache covers the prompt.
+	assert.InDelta(t, 3.2, c.Cost(&Candidate{Score: Score{Blocks: 2}, Prompt: 20}), 1e-9)
+	cands := []Candidate{{Routed: 4}, {Routed: 3}, {Routed: 5}}
+	assert.Equal(t, 1, c.Route(cands), "fewer routed, second in the list")
+}
+
+// TestAudit53SoftmaxWhereverTheCheapestStands (M618): the softmax draw
+// follows the weights whatever the cheapest server's place in the list;
+// the cheapest last, costs 500, 1000, 0 at Temperature 1 weigh e^-0.5,
+// e^-1 and 1.
+func TestAudit53SoftmaxWhereverTheCheapestStands(t *testing.T) {
+	cands := []Candidate{{Work: 500}, {Work: 1000}, {Work: 0}}
+	const n = 1000
+	picked := softmaxPicks(cands, n)
+	w := []float64{math.Exp(-0.5), math.Exp(-1), 1}
+	sum := w[0] + w[1] + w[2]
+	for i := range cands {
+		assert.InDelta(t, n*w[i]/sum, picked[i], 3, "server %d", i)
+	}
+}
+
+// softmaxPicks routes cands n times through CostAware at Temperature 1
+// with Rand stepping evenly through [0, 1), and counts each server's picks.
+func softmaxPicks(cands []Candidate, n int) map[int]int {
+	u := 0.0
+	c := CostAware{BlockSize: 1, Temperature: 1, Rand: func() float64 { return u }}
+	picked := map[int]int{}
+	for i := range n {
+		u = (float64(i) + 0.5) / float64(n)
+		picked[c.Route(cands)]++
+	}
+	return picked
 }

@@ -79,7 +79,8 @@ type Event struct {
 	// LoRA is the adapter ID of the stored blocks, 0 for none.
 	LoRA int32
 	// Medium is where the blocks are (BlockStored, BlockRemoved) or where
-	// they went (BlockMoved).
+	// they went (BlockMoved); Device for AllBlocksCleared, though the
+	// reset empties every tier (vLLM's event names no medium).
 	Medium Medium
 	// From is where moved blocks came from (BlockMoved only).
 	From Medium

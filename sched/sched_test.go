@@ -48,11 +48,13 @@ func stepOnce(t testing.TB, s *sched.Scheduler, tok int32) {
 func TestNewErrors(t *testing.T) {
 	m := newManager(t, paged.Config{NumBlocks: 8})
 	for name, c := range map[string]sched.Config{
-		"negative running":  {MaxRunning: -1},
-		"negative budget":   {MaxBatchTokens: -1},
-		"policy":            {Policy: 7},
-		"preemption":        {Preemption: 7},
-		"swap without host": {Preemption: sched.Swap},
+		"negative running":            {MaxRunning: -1},
+		"negative budget":             {MaxBatchTokens: -1},
+		"policy":                      {Policy: 7},
+		"preemption":                  {Preemption: 7},
+		"policy past Priority (M611)": {Policy: sched.Priority + 1},
+		"preemption past Swap (M612)": {Preemption: sched.Swap + 1},
+		"swap without host":           {Preemption: sched.Swap},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := sched.New(m, c)
