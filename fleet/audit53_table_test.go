@@ -36,7 +36,7 @@ func TestAudit53TableAgainstModel(t *testing.T) {
 			}
 			for i := range tb.e {
 				if e := tb.e[i]; e.slot != 0 && int(e.h)&tb.mask > i {
-					wraps++ // an entry past the end of its run's home
+					wraps++ // an entry whose probe wrapped past the table's end
 				}
 			}
 			for i := range int32(capacity) {

@@ -318,8 +318,8 @@ func parse(frames [][]byte) (Message, error) {
 func (s *Subscriber) Stats() SubscriberStats { return s.stats }
 
 // Close closes the sockets and waits for the reading goroutines to stop.
-// A second Close returns nil; closing a nil Subscriber
-// returns ErrInvalid.
+// A second Close returns nil; closing a nil Subscriber returns
+// ErrInvalid.
 func (s *Subscriber) Close() error {
 	if s == nil {
 		return fmt.Errorf("%w: Close of a nil Subscriber", ErrInvalid)
