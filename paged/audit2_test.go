@@ -917,10 +917,26 @@ func TestRefusedCallsChangeNothing(t *testing.T) {
 func (a *auditRig) admit(t *rapid.T, id SeqID) {
 	can, cerr := a.m.CanAdmit(id)
 	swapped := a.m.seqAt(id).state == seqSwapped // CanAdmit answers for SwapIn
+	// CanAdmitCached: CanAdmit's answer (ErrSequenceState for a swapped
+	// sequence), changing nothing, and Admit's cached tokens.
+	before := observe(a.m, a.all())
+	can2, want, cerr2 := a.m.CanAdmitCached(id)
+	if after := observe(a.m, a.all()); !reflect.DeepEqual(before, after) {
+		t.Fatalf("step %d CanAdmitCached(%v) changed the manager:%s", a.step, id, diffObserved(before, after))
+	}
+	switch {
+	case swapped && !errors.Is(cerr2, ErrSequenceState):
+		t.Fatalf("step %d CanAdmitCached(%v) of a swapped-out sequence: %v", a.step, id, cerr2)
+	case !swapped && (fmt.Sprint(cerr2) != strings.Replace(fmt.Sprint(cerr), "CanAdmit", "CanAdmitCached", 1) || can2 != can):
+		t.Fatalf("step %d CanAdmitCached(%v): %v, %v; CanAdmit %v, %v", a.step, id, can2, cerr2, can, cerr)
+	}
 	var cached int
 	err := a.call(t, fmt.Sprintf("Admit(%v)", id), func() (err error) { cached, err = a.m.Admit(id); return })
 	if err == nil {
 		a.hitReads(t, id, cached)
+		if cached != want {
+			t.Fatalf("step %d Admit(%v) cached %d tokens, CanAdmitCached said %d", a.step, id, cached, want)
+		}
 	}
 	if swapped {
 		if !errors.Is(err, ErrSequenceState) {

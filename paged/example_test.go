@@ -52,6 +52,25 @@ func ExampleManager_Admit() {
 	// true
 }
 
+// A scheduler with a token budget admits a prompt whose uncached tokens
+// fit what is left of the step's budget, though the whole prompt does not.
+func ExampleManager_CanAdmitCached() {
+	m, _ := paged.New(paged.Config{BlockSize: 4, NumBlocks: 16})
+	system := []int32{9, 9, 9, 9, 8, 8, 8, 8}
+	a, _, _ := m.Create(append(system, 1), nil)
+	_ = m.Free(a) // its two full blocks stay cached
+	b, _ := m.Add(append(system, 2, 3, 4), nil)
+	left := 5 // of the step's budget
+	verdict, cached, _ := m.CanAdmitCached(b)
+	n, _ := m.Len(b)
+	fmt.Println(verdict, "cached:", cached, "to compute:", n-cached, "fits:", n-cached <= left)
+	got, _ := m.Admit(b)
+	fmt.Println("Admit cached:", got)
+	// Output:
+	// ok cached: 8 to compute: 3 fits: true
+	// Admit cached: 8
+}
+
 func ExampleManager_BuildBatch() {
 	m, _ := paged.New(paged.Config{BlockSize: 2, NumBlocks: 16})
 	a, _, _ := m.Create([]int32{1, 2, 3}, nil)

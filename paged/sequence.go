@@ -813,6 +813,29 @@ func (m *Manager) CanAdmit(id SeqID) (Admission, error) {
 	return a, nil
 }
 
+// CanAdmitCached is CanAdmit for a waiting sequence that also tells the
+// tokens its prefix hit covers now: where a is AdmitOK, exactly what Admit
+// would return as cached, so len(tokens) - cached are the tokens the
+// admission leaves to compute. A scheduler with a token budget reads it
+// to admit a prompt whose uncached tokens fit what is left of the step's
+// budget though the whole prompt does not (vLLM v1 compares the tokens
+// left after its prefix lookup with the budget). It changes nothing. For
+// AdmitLater and AdmitNever cached is the hit the refusal was planned
+// with. A swapped-out sequence (CanSwapIn answers for it) or a running
+// one is ErrSequenceState, a freed or unknown one ErrUnknownSequence.
+func (m *Manager) CanAdmitCached(id SeqID) (a Admission, cached int, err error) {
+	s, err := m.seq(id)
+	if err != nil {
+		return AdmitNever, 0, err
+	}
+	if s.state != seqWaiting {
+		return AdmitNever, 0, errorf(ErrSequenceState, "CanAdmitCached: %v is %s", id, s.state)
+	}
+	p, a := m.planFallback(s, 0)
+	m.uncap()
+	return a, p.hits * m.bs, nil
+}
+
 // CanAdmitTokens answers whether a new sequence of n tokens with no prefix
 // hits would fit now, counting the blocks every KV cache group takes at
 // admission (a State group's pages, none for a Shared group).

@@ -84,7 +84,9 @@ type Config struct {
 	// be computed over several steps, a chunk per step. The manager holds
 	// and caches only the blocks of the chunks scheduled so far
 	// (paged.Manager.AdmitChunk). Without it a prompt is admitted only when
-	// the remaining budget covers it whole.
+	// the remaining budget covers the tokens it leaves to compute, its
+	// uncached ones (paged.Manager.CanAdmitCached, as vLLM v1 counts
+	// them), and Submit refuses a prompt longer than the whole budget.
 	ChunkedPrefill bool
 	// Policy orders the waiting queue and picks preemption victims.
 	// Default FCFS.

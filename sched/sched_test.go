@@ -375,12 +375,16 @@ func TestTokenBudget(t *testing.T) {
 }
 
 // Without chunked prefill a prompt waits until the remaining budget covers
-// it whole.
+// its uncached tokens. Two prompts of 6 tokens and a budget of 10: with
+// nothing in common the second waits a step; the same prompt twice, the
+// second hits the first block the first admission cached in the step and
+// computes 2 tokens beside it (as vLLM v1 schedules it:
+// TestAudit57BudgetCoversUncachedTokens).
 func TestBudgetWithoutChunking(t *testing.T) {
 	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 64})
 	s, err := sched.New(m, sched.Config{MaxBatchTokens: 10})
 	require.NoError(t, err)
-	_, err = s.Submit(make([]int32, 6), sched.Options{MaxTokens: 3})
+	_, err = s.Submit([]int32{1, 2, 3, 4, 5, 6}, sched.Options{MaxTokens: 3})
 	require.NoError(t, err)
 	_, err = s.Submit(make([]int32, 6), sched.Options{MaxTokens: 3})
 	require.NoError(t, err)
@@ -391,6 +395,21 @@ func TestBudgetWithoutChunking(t *testing.T) {
 	st, err = s.Schedule()
 	require.NoError(t, err)
 	assert.Len(t, st.Scheduled, 2, "one decode and the 6-token prompt fit 10")
+	require.NoError(t, s.Update(make([]int32, st.Outputs)))
+	drain(t, s, 0)
+
+	m = newManager(t, paged.Config{BlockSize: 4, NumBlocks: 64})
+	s, err = sched.New(m, sched.Config{MaxBatchTokens: 10})
+	require.NoError(t, err)
+	for range 2 {
+		_, err = s.Submit(make([]int32, 6), sched.Options{MaxTokens: 3})
+		require.NoError(t, err)
+	}
+	st, err = s.Schedule()
+	require.NoError(t, err)
+	require.Len(t, st.Scheduled, 2, "the second prompt's 2 uncached tokens fit the 4 left")
+	assert.Equal(t, 4, st.Scheduled[1].Cached)
+	assert.Equal(t, 8, st.Tokens)
 	require.NoError(t, s.Update(make([]int32, st.Outputs)))
 	drain(t, s, 0)
 }

@@ -761,7 +761,17 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		return s.swapIn(e, budget)
 	}
 	if !s.cfg.ChunkedPrefill && e.length > budget {
-		return 0, false, nil
+		// The budget covers the tokens the admission leaves to compute,
+		// not the cached prefix (vLLM v1 compares the tokens left after
+		// its prefix lookup): a dry run finds the hit. A head it refuses
+		// goes on to be refused below, as any head (counted, or aborted).
+		a, cached, err := s.m.CanAdmitCached(e.seq)
+		if err != nil {
+			return 0, false, fmt.Errorf("sched: request %d: CanAdmitCached %v: %w", r.id, e.seq, err)
+		}
+		if a == paged.AdmitOK && e.length-cached > budget {
+			return 0, false, nil
+		}
 	}
 	if s.cfg.ChunkedPrefill {
 		s.unpinChunk(e)
@@ -841,6 +851,10 @@ func (s *Scheduler) admit(e *entry, budget int) (int, bool, error) {
 		r.cached = cached
 	}
 	n := e.length - cached
+	if !s.cfg.ChunkedPrefill && n > budget {
+		// CanAdmitCached above answered for this very admission.
+		panic(fmt.Sprintf("sched: request %d: admitted %d uncached tokens with %d of the budget left", r.id, n, budget))
+	}
 	s.schedule(e, n, cached, true, true)
 	r.admitted = true
 	r.refreshState()
