@@ -212,3 +212,17 @@ func TestAudit58HostCheckpointGoneIsReported(t *testing.T) {
 	require.Equal(t, listed, held, "group 1 by the events against the snapshot")
 	require.NoError(t, m.Check())
 }
+
+// TestAudit58EventNames: every event kind and medium is named as vLLM's
+// KV events spell it (M752 and M753 left BlockMoved and AllBlocksCleared
+// unnamed; no test printed them), and a kind out of range says so.
+func TestAudit58EventNames(t *testing.T) {
+	for k, want := range map[EventKind]string{
+		BlockStored: "BlockStored", BlockRemoved: "BlockRemoved", AllBlocksCleared: "AllBlocksCleared",
+		BlockMoved: "BlockMoved", 0: "EventKind(?)", BlockMoved + 1: "EventKind(?)",
+	} {
+		require.Equal(t, want, k.String(), "kind %d", uint8(k))
+	}
+	require.Equal(t, "GPU", Device.String())
+	require.Equal(t, "CPU", Host.String())
+}
