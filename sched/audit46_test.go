@@ -340,6 +340,7 @@ func a46Run(t *rapid.T, y *a46Tally) {
 				t.Logf("%s", out[0])
 			}
 			a46CheckBudget(t, a, st)
+			a57CheckHeadWaits(t, a, st)
 			if emptied && !parkedEmpty && a.stepAborts == 0 {
 				t.Fatalf("step %d follows a step that scheduled nothing with no blocks parked and aborts nothing: the step before could have run what this one does", st.Number)
 			}

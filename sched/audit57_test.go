@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/pagedkv/pagedkv/paged"
 	"github.com/pagedkv/pagedkv/sched"
@@ -89,4 +90,46 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// a57CheckHeadWaits: a step that ends with budget and a running slot left
+// and every waiting sequence admissible now within that budget
+// (paged.Manager.CanAdmitCached: its uncached tokens) left the head of
+// the queue waiting though it fitted (audit 57's rule: the budget covers
+// the uncached tokens). Checked where the admission phase is the step's
+// last word on the pool and the head is one sequence: no AdmitFirst, no
+// chunked prefill, no preemption in the step, no request of several
+// samples or beams (their set-asides), no sequence in the host tier.
+func a57CheckHeadWaits(t *rapid.T, d *a46Side, st *sched.Step) {
+	cfg := d.s.Config()
+	if cfg.AdmitFirst || cfg.ChunkedPrefill || st.Preempted > 0 || d.s.Waiting() == 0 || d.s.Running() >= cfg.MaxRunning {
+		return
+	}
+	left := cfg.MaxBatchTokens - st.Tokens
+	seen := 0
+	for _, r := range d.reqs {
+		if r.State().Done() {
+			continue
+		}
+		if r.N() > 1 || r.BeamWidth() > 0 {
+			return // its samples' slots are set aside from its admission
+		}
+		if r.State() == sched.Running {
+			continue
+		}
+		seen++
+		seq := r.Seq(0)
+		a, cached, err := d.m.CanAdmitCached(seq)
+		if err != nil {
+			return // swapped out, or not the manager's waiting sequence
+		}
+		n, _ := d.m.Len(seq)
+		if a != paged.AdmitOK || n-cached > left {
+			return // this one may be the head, refused
+		}
+	}
+	if seen != d.s.Waiting() {
+		return
+	}
+	t.Fatalf("step %d left %d waiting with %d of the budget and %d of %d running slots, though every one fits now", st.Number, d.s.Waiting(), left, cfg.MaxRunning-d.s.Running(), cfg.MaxRunning)
 }
