@@ -808,9 +808,16 @@ func (m *Manager) CanAdmit(id SeqID) (Admission, error) {
 	if s.state != seqWaiting {
 		return AdmitNever, errorf(ErrSequenceState, "CanAdmit: %v is %s", id, s.state)
 	}
-	_, a := m.planFallback(s, 0)
-	m.uncap()
+	a, _ := m.dryAdmit(s)
 	return a, nil
+}
+
+// dryAdmit plans the admission of waiting sequence s as Admit would make
+// it, changing nothing: the answer and the tokens the hit covers.
+func (m *Manager) dryAdmit(s *sequence) (Admission, int) {
+	p, a := m.planFallback(s, 0)
+	m.uncap()
+	return a, p.hits * m.bs
 }
 
 // CanAdmitCached is CanAdmit for a waiting sequence that also tells the
@@ -831,9 +838,8 @@ func (m *Manager) CanAdmitCached(id SeqID) (a Admission, cached int, err error) 
 	if s.state != seqWaiting {
 		return AdmitNever, 0, errorf(ErrSequenceState, "CanAdmitCached: %v is %s", id, s.state)
 	}
-	p, a := m.planFallback(s, 0)
-	m.uncap()
-	return a, p.hits * m.bs, nil
+	a, cached = m.dryAdmit(s)
+	return a, cached, nil
 }
 
 // CanAdmitTokens answers whether a new sequence of n tokens with no prefix
