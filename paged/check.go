@@ -111,7 +111,7 @@ func (m *Manager) Check() error {
 				return fmt.Errorf("paged: sequence slot %d entry %d names block %d", i, k, b)
 			}
 			refs[b]++
-			if k < s.committed && (!m.bp.hasContent(b) || m.bp.hash[b] != s.hashes[k]) {
+			if k < s.committed && (!m.bp.hasContent(b) || m.bp.hash[b] != s.hashes[k] || m.bp.groupOf(b) != 0) {
 				return fmt.Errorf("paged: sequence slot %d entry %d: block %d does not hold the committed hash", i, k, b)
 			}
 		}
