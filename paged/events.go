@@ -5,8 +5,13 @@ package paged
 // switches to a second one, so drained slices stay valid until the next
 // drain and a steady state allocates nothing.
 type eventBuffer struct {
-	cap     int
-	seq     uint64
+	cap int
+	seq uint64
+	// sealed is the last sequence number a Snapshot reported: the events
+	// up to it are in that snapshot, so none of them takes in a later
+	// change (a merge would give the change a number a consumer that
+	// resynced from the snapshot skips).
+	sealed  uint64
 	dropped uint64
 	queue   []Event
 	hashes  [2][]Hash
@@ -94,7 +99,7 @@ func (b *eventBuffer) onboarded(h, parent *Hash, tokens []int32, blockSize int, 
 	hs, ts := b.hashes[b.cur], b.tokens[b.cur]
 	if n := len(b.queue); n > 0 && parent != nil {
 		last := &b.queue[n-1]
-		if last.Kind == BlockMoved && last.Medium == Device && last.From == Host && last.Group == group &&
+		if last.Seq > b.sealed && last.Kind == BlockMoved && last.Medium == Device && last.From == Host && last.Group == group &&
 			last.LoRA == lora && last.BlockSize == blockSize && len(last.Tokens) > 0 &&
 			&last.Hashes[len(last.Hashes)-1] == &hs[len(hs)-1] && &last.Tokens[len(last.Tokens)-1] == &ts[len(ts)-1] &&
 			last.Hashes[len(last.Hashes)-1] == *parent {
@@ -131,11 +136,12 @@ func (b *eventBuffer) simple(kind EventKind, h *Hash, medium, from Medium, group
 		return
 	}
 	// Consecutive single-block events of one kind merge into one event
-	// (never into one that carries tokens, which name one block each).
+	// (never into one that carries tokens, which name one block each, nor
+	// into one a Snapshot has reported).
 	if n := len(b.queue); n > 0 {
 		last := &b.queue[n-1]
 		hs := b.hashes[b.cur]
-		if last.Kind == kind && last.Medium == medium && last.From == from && last.Group == group && len(last.Hashes) > 0 && len(last.Tokens) == 0 &&
+		if last.Seq > b.sealed && last.Kind == kind && last.Medium == medium && last.From == from && last.Group == group && len(last.Hashes) > 0 && len(last.Tokens) == 0 &&
 			len(hs) > 0 && &last.Hashes[len(last.Hashes)-1] == &hs[len(hs)-1] && cap(hs) > len(hs) {
 			b.hashes[b.cur] = append(hs, *h)
 			last.Hashes = b.hashes[b.cur][len(hs)-len(last.Hashes) : len(hs)+1 : len(hs)+1]

@@ -44,13 +44,16 @@ type CachedBlock struct {
 // O(blocks) time and allocates a map for the ordering; it is meant for
 // recovery, not for every step. Parents are known only to a manager with
 // events on (Config.Events > 0), which keeps them per block; without
-// events every block is listed with HasParent false. A nil snap is
-// ErrInvalid.
+// events every block is listed with HasParent false. Every change made
+// after it takes an event numbered after snap.Seq: the queued events
+// merge consecutive removals, moves and onboards into one, but never
+// into one numbered up to a snapshot's Seq. A nil snap is ErrInvalid.
 func (m *Manager) Snapshot(snap *Snapshot) error {
 	if snap == nil {
 		return errorf(ErrInvalid, "Snapshot: nil *Snapshot")
 	}
 	snap.Seq = m.bp.events.seq
+	m.bp.events.sealed = snap.Seq // later changes take later numbers
 	snap.BlockSize = m.bs
 	blocks := snap.Blocks[:0]
 	add := func(h *Hash, parents []Hash, id allocator.BlockID, medium Medium, g int) {
