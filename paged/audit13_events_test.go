@@ -1,6 +1,7 @@
 package paged_test
 
 import (
+	"maps"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -59,7 +60,10 @@ func (e *eventModel) apply(t *rapid.T, evs []paged.Event) {
 // AllBlocksCleared, or content reported (or snapshotted) under the wrong
 // parent shows (mutations M25, M26 and M28 of internal/mutation, which
 // TestRefusedCallsChangeNothing also catches, only through a refused
-// call's before-and-after comparison).
+// call's before-and-after comparison). A second consumer resyncs from
+// snapshots taken while events are still queued (the check drains only
+// some of the time) and follows the events numbered after their Seq: it
+// must know what the first knows (audit 61).
 func TestAudit13EventsReplayToSnapshot(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bs := rapid.SampledFrom([]int{1, 2, 4}).Draw(t, "blockSize")
@@ -77,13 +81,36 @@ func TestAudit13EventsReplayToSnapshot(t *testing.T) {
 		model := &eventModel{held: map[paged.Hash]int{}, parent: map[paged.Hash]paged.Hash{}, root: map[paged.Hash]bool{}}
 		var evs []paged.Event
 		var snap paged.Snapshot
+		// A second consumer resyncs from a snapshot taken with events
+		// still queued, then follows the events numbered after its Seq
+		// (as fleet.Index.Resync does): it must know what the first does
+		// (audit 61).
+		var resynced map[paged.Hash]int
+		var resyncSeq uint64
 		actions := s.actions()
 		delete(actions, "drain") // this test drains
 		check := actions[""]
 		actions[""] = func(t *rapid.T) {
 			check(t)
+			if rapid.IntRange(0, 3).Draw(t, "resync") == 0 {
+				var at paged.Snapshot
+				m.Snapshot(&at)
+				resynced, resyncSeq = map[paged.Hash]int{}, at.Seq
+				for _, b := range at.Blocks {
+					resynced[b.Hash]++
+				}
+			}
+			if rapid.IntRange(0, 2).Draw(t, "later") == 0 {
+				return // the queue keeps its events for the next step
+			}
 			evs = m.DrainEvents(evs[:0])
 			model.apply(t, evs)
+			if resynced != nil {
+				follow(t, resynced, resyncSeq, evs)
+				if !maps.Equal(resynced, model.held) {
+					t.Fatalf("a consumer resynced at event %d knows other contents than the stream (%d and %d of them)", resyncSeq, len(resynced), len(model.held))
+				}
+			}
 			if d := m.Stats().EventsDropped; d != 0 {
 				t.Fatalf("%d events dropped", d)
 			}
@@ -110,4 +137,31 @@ func TestAudit13EventsReplayToSnapshot(t *testing.T) {
 		}
 		t.Repeat(actions)
 	})
+}
+
+// follow folds the events numbered after seq into held, a consumer's
+// device counts rebuilt from a snapshot taken at event seq.
+func follow(t *rapid.T, held map[paged.Hash]int, seq uint64, evs []paged.Event) {
+	for _, ev := range evs {
+		if ev.Seq <= seq {
+			continue // in the snapshot
+		}
+		switch ev.Kind {
+		case paged.BlockStored:
+			for _, h := range ev.Hashes {
+				held[h]++
+			}
+		case paged.BlockRemoved:
+			for _, h := range ev.Hashes {
+				if held[h] == 0 {
+					t.Fatalf("event %d removes %x, which the resynced consumer does not hold", ev.Seq, h[:6])
+				}
+				if held[h]--; held[h] == 0 {
+					delete(held, h)
+				}
+			}
+		case paged.AllBlocksCleared:
+			clear(held)
+		}
+	}
 }
