@@ -2,6 +2,7 @@ package paged_test
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 
@@ -33,6 +34,11 @@ type tierReplay struct {
 	// chain's first block.
 	parent map[tierKey]paged.Hash
 	root   map[tierKey]bool
+	// resynced is a second consumer's counts, rebuilt from a snapshot
+	// taken at event resyncSeq with events still queued (nil until the
+	// first), which then follows the events numbered after it (audit 61).
+	resynced  map[tierKey]int
+	resyncSeq uint64
 }
 
 func newTierReplay() *tierReplay {
@@ -104,7 +110,22 @@ func (r *tierReplay) apply(t *rapid.T, evs []paged.Event, groups int) {
 // same point of the stream; offloaded content is on the host at most once
 // per group (tiers are exclusive for it).
 func (r *tierReplay) check(t *rapid.T, m *paged.Manager, groups []paged.Group) {
-	r.apply(t, m.DrainEvents(nil), len(groups))
+	if rapid.IntRange(0, 3).Draw(t, "resync") == 0 {
+		var at paged.Snapshot
+		m.Snapshot(&at)
+		r.resynced, r.resyncSeq = map[tierKey]int{}, at.Seq
+		for _, b := range at.Blocks {
+			r.resynced[tierKey{b.Hash, b.Group, b.Medium}]++
+		}
+	}
+	if rapid.IntRange(0, 2).Draw(t, "later") == 0 {
+		return // the queue keeps its events for the next check
+	}
+	evs := m.DrainEvents(nil)
+	r.apply(t, evs, len(groups))
+	if r.resynced != nil {
+		r.follow(t, evs)
+	}
 	if d := m.Stats().EventsDropped; d != 0 {
 		t.Fatalf("%d events dropped", d)
 	}
@@ -136,6 +157,47 @@ func (r *tierReplay) check(t *rapid.T, m *paged.Manager, groups []paged.Group) {
 		}
 	}
 	r.checkStats(t, m, groups, got)
+}
+
+// follow folds the events numbered after resyncSeq into the resynced
+// consumer's counts and requires them to equal the replay's.
+func (r *tierReplay) follow(t *rapid.T, evs []paged.Event) {
+	add := func(k tierKey, d int) {
+		n := r.resynced[k] + d
+		if n < 0 {
+			t.Fatalf("a consumer resynced at event %d: %x of group %d taken from %v, where it holds none", r.resyncSeq, k.h[:6], k.g, k.m)
+		}
+		if n == 0 {
+			delete(r.resynced, k)
+			return
+		}
+		r.resynced[k] = n
+	}
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Seq <= r.resyncSeq {
+			continue // in the snapshot
+		}
+		if ev.Kind == paged.AllBlocksCleared {
+			clear(r.resynced)
+			continue
+		}
+		for _, h := range ev.Hashes {
+			k := tierKey{h, ev.Group, ev.Medium}
+			switch ev.Kind {
+			case paged.BlockStored:
+				add(k, 1)
+			case paged.BlockRemoved:
+				add(k, -1)
+			case paged.BlockMoved:
+				add(tierKey{h, ev.Group, ev.From}, -1)
+				add(k, 1)
+			}
+		}
+	}
+	if !maps.Equal(r.resynced, r.held) {
+		t.Fatalf("a consumer resynced at event %d knows other contents than the stream (%d and %d of them)", r.resyncSeq, len(r.resynced), len(r.held))
+	}
 }
 
 // checkStats checks that the host tier's figures add up: its blocks are
