@@ -1,0 +1,158 @@
+package paged_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pagedkv/pagedkv/paged"
+)
+
+// audit59Checkpoint makes a manager of a full attention group and a State
+// group of two pages per sequence (blocks of 4 tokens, numBlocks blocks,
+// hostBlocks on the host tier) holding a checkpoint after the 16-token
+// prefix seqOf(1, 16): two sequences branch there, the second asks for
+// it, both are freed.
+func audit59Checkpoint(t *testing.T, numBlocks, hostBlocks int) *paged.Manager {
+	t.Helper()
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: numBlocks, HostBlocks: hostBlocks, Events: 4096,
+		Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	var ids []paged.SeqID
+	for _, tail := range []int32{1000, 2000} {
+		id, _, err := m.Create(append(seqOf(1, 16), tail, tail, tail, tail, tail), nil)
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	require.Len(t, m.TakeCheckpoints(nil), 1, "the checkpoint at the branch point")
+	for _, id := range ids {
+		require.NoError(t, m.Free(id))
+	}
+	m.TakeCopies(nil)
+	return m
+}
+
+// fillTo holds blocks of m with sequences of fresh tokens until exactly
+// left blocks are available (free or cached); each filler takes a block
+// per 4 tokens and its two state pages.
+func fillTo(t *testing.T, m *paged.Manager, next *int32, left int) {
+	t.Helper()
+	avail := func() int { st := m.Stats(); return st.FreeBlocks + st.CachedBlocks }
+	for avail() > left {
+		blocks := avail() - left - 2 // full-attention blocks of the filler
+		if blocks > 8 {
+			blocks = min(8, blocks-6) // leaves room for one more filler
+		}
+		require.Positive(t, blocks, "no filler takes exactly the blocks above %d", left)
+		prompt := make([]int32, 4*blocks)
+		for i := range prompt {
+			*next++
+			prompt[i] = *next
+		}
+		_, _, err := m.Create(prompt, nil)
+		require.NoError(t, err)
+	}
+	require.Equal(t, left, avail())
+}
+
+// TestAudit59HeldCheckpointClaimsNothing: a checkpoint whose pages another
+// running sequence holds (it hit them, and they stay pinned while it
+// runs) costs an admission that hits it nothing of the evictable blocks:
+// claiming them takes no block out of the pool. A prompt that needs
+// exactly the blocks available besides is admitted with its hit. (The
+// mutant that counted every device page of the hit as a claim refused it
+// for now, M808.)
+func TestAudit59HeldCheckpointClaimsNothing(t *testing.T) {
+	m := audit59Checkpoint(t, 64, 0)
+	prefix := seqOf(1, 16)
+	c, cached, err := m.Create(append(append([]int32(nil), prefix...), 3000), nil)
+	require.NoError(t, err)
+	require.Equal(t, 16, cached, "the first hit claims the checkpoint")
+	m.TakeCopies(nil)
+	// d needs a new full-attention block for its 17th token and its own
+	// two state pages: 3 blocks; its prefix and the checkpoint are c's.
+	next := int32(1 << 20)
+	fillTo(t, m, &next, 3)
+	d, err := m.Add(append(append([]int32(nil), prefix...), 4000), nil)
+	require.NoError(t, err)
+	a, err := m.CanAdmit(d)
+	require.NoError(t, err)
+	assert.Equal(t, paged.AdmitOK, a, "the checkpoint c holds is no claim")
+	cached, err = m.Admit(d)
+	require.NoError(t, err)
+	assert.Equal(t, 16, cached, "admitted with its hit")
+	assert.Len(t, m.TakeCopies(nil), 2, "the checkpoint's two pages copied into d's own")
+	require.NoError(t, m.Check())
+	require.NoError(t, m.Free(c))
+	require.NoError(t, m.Check())
+}
+
+// TestAudit59ReaskOnlyOwnCheckpoint: a readmission asks again only for a
+// checkpoint of the sequence's own content. A slot's record of the point
+// its first admission wanted (pendingAt, pendingHash) outlives the
+// sequence; a later sequence in the slot whose first admission found no
+// hit records none, and its readmission must not ask for the earlier
+// one's: the pages would be written from its own state and cached under
+// the other prefix's hash, a checkpoint a later hit of that prefix
+// restores (M812).
+func TestAudit59ReaskOnlyOwnCheckpoint(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64, Events: 4096,
+		Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	// w caches the prefix; x, in w's slot, branches after it and asks for
+	// the checkpoint there (4 blocks).
+	w, _, err := m.Create(append(seqOf(1, 16), 1000, 1000, 1000, 1000, 1000), nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Free(w))
+	x, cached, err := m.Create(append(seqOf(1, 16), 2000, 2000, 2000, 2000, 2000), nil)
+	require.NoError(t, err)
+	require.Zero(t, cached, "no checkpoint at the prefix's end yet: no hit")
+	require.Len(t, m.TakeCheckpoints(nil), 1, "x's checkpoint at its branch point")
+	require.NoError(t, m.Free(x))
+	// y, alone among the live sequences, takes the one slot; its prompt
+	// is new (no hit: no branch point of its own).
+	y, cached, err := m.Create(seqOf(5000, 24), nil)
+	require.NoError(t, err)
+	require.Zero(t, cached)
+	assert.Empty(t, m.TakeCheckpoints(nil))
+	require.NoError(t, m.Preempt(y))
+	next := int32(1 << 20)
+	flushDevice(t, m, &next) // evicts x's checkpoint and y's blocks
+	cached, err = m.Admit(y)
+	require.NoError(t, err)
+	require.Zero(t, cached)
+	assert.Empty(t, m.TakeCheckpoints(nil), "y's readmission asks for no checkpoint of x's prefix")
+	require.NoError(t, m.Check())
+	// x's prefix hits no checkpoint written from y's state.
+	z, err := m.Add(append(seqOf(1, 16), 3000), nil)
+	require.NoError(t, err)
+	cached, err = m.Admit(z)
+	require.NoError(t, err)
+	assert.Zero(t, cached, "nothing of x's prefix is cached")
+	require.NoError(t, m.Check())
+}
+
+// TestAudit59PendingOfOtherContent: two prompts admitted in one step that
+// branch from two different cached prefixes after the same number of
+// blocks each ask for their own checkpoint: a checkpoint pending at the
+// same length but of another content is no reason to skip one (M813).
+func TestAudit59PendingOfOtherContent(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64, Events: 4096,
+		Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	for _, from := range []int{1, 101} {
+		w, _, err := m.Create(append(seqOf(from, 16), 1000, 1000, 1000, 1000), nil)
+		require.NoError(t, err)
+		require.NoError(t, m.Free(w))
+	}
+	m.TakeCheckpoints(nil)
+	for _, from := range []int{1, 101} {
+		_, _, err := m.Create(append(seqOf(from, 16), 2000, 2000, 2000, 2000, 2000), nil)
+		require.NoError(t, err)
+	}
+	ck := m.TakeCheckpoints(nil)
+	require.Len(t, ck, 2, "a checkpoint at each prefix's end")
+	assert.NotEqual(t, ck[0].Seq, ck[1].Seq, "one each")
+	require.NoError(t, m.Check())
+}
