@@ -40,6 +40,10 @@ type a46Side struct {
 	// in the same step.
 	inAdmitted []string
 	aborted    map[uint64]bool
+	// notEmpty are the aborts "does not fit an empty pool" made while the
+	// pool held blocks parked until the step ends (free at the next):
+	// the pool was not empty, the head may fit then (M902).
+	notEmpty []string
 	// stepAborts counts the Aborted hooks since the last Schedule began.
 	stepAborts int
 	// restarted are the beam searches restarted (by request ID) since
@@ -121,6 +125,9 @@ func newA46Side(t *rapid.T, mcfg paged.Config, cfg sched.Config) *a46Side {
 			d.trace = append(d.trace, fmt.Sprintf("aborted %d: %v", r.ID(), err))
 			d.aborted[r.ID()] = true
 			d.stepAborts++
+			if p := d.m.Stats().ParkedBlocks; p > 0 && strings.Contains(err.Error(), "does not fit an empty pool") {
+				d.notEmpty = append(d.notEmpty, fmt.Sprintf("request %d with %d blocks parked: %v", r.ID(), p, err))
+			}
 		},
 	}
 	s, err := sched.New(m, cfg)
@@ -361,6 +368,9 @@ func a46Run(t *rapid.T, y *a46Tally) {
 				}
 			} else {
 				emptied = false
+			}
+			if len(a.notEmpty) > 0 {
+				t.Fatalf("step %d aborted %v", st.Number, a.notEmpty)
 			}
 			if len(a.alone) > 0 {
 				t.Fatalf("step %d preempted %v, the only request running", st.Number, a.alone)
