@@ -196,3 +196,39 @@ func TestAudit59FreshCheckpointPagesStayPinned(t *testing.T) {
 	require.Len(t, own, 2)
 	require.NoError(t, m.Check())
 }
+
+// TestAudit59UncomputeForgetsCheckpointAtChunkEnd: a checkpoint handed
+// out for the step computing a chunk that ends exactly at it (the
+// sequence holds no full block past the checkpoint) is forgotten when
+// Uncompute says the step never ran, as one before the chunk's end is:
+// kept, it stayed cached unwritten, and the next prompt of the prefix
+// restored a state no kernel computed (M820).
+func TestAudit59UncomputeForgetsCheckpointAtChunkEnd(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64, Events: 4096,
+		Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	prefix := seqOf(1, 16)
+	w, _, err := m.Create(append(append([]int32(nil), prefix...), 1000, 1000, 1000, 1000, 1000), nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Free(w))
+	m.EndStep()
+	y, err := m.Add(append(append([]int32(nil), prefix...), 2000, 2000, 2000, 2000, 2000), nil)
+	require.NoError(t, err)
+	cached, rest, err := m.AdmitChunk(y, 16, nil)
+	require.NoError(t, err)
+	require.Zero(t, cached)
+	require.Len(t, rest, 5, "the chunk ends at the branch point")
+	ck := m.TakeCheckpoints(nil)
+	require.Len(t, ck, 1)
+	require.Equal(t, 16, ck[0].Tokens, "the checkpoint at the chunk's end")
+	// The step is dropped before it runs.
+	require.NoError(t, m.Uncompute(y, 0))
+	require.NoError(t, m.Check())
+	require.NoError(t, m.Preempt(y))
+	z, err := m.Add(append(append([]int32(nil), prefix...), 3000), nil)
+	require.NoError(t, err)
+	cached, err = m.Admit(z)
+	require.NoError(t, err)
+	assert.Zero(t, cached, "no hit of the checkpoint no kernel wrote")
+	require.NoError(t, m.Check())
+}
