@@ -232,3 +232,46 @@ func TestAudit59UncomputeForgetsCheckpointAtChunkEnd(t *testing.T) {
 	assert.Zero(t, cached, "no hit of the checkpoint no kernel wrote")
 	require.NoError(t, m.Check())
 }
+
+// TestAudit59IdleHitFallsBackBesidePins: in an idle pool (no sequence
+// running) where prefix pins hold blocks, an admission in chunks of one
+// token whose longest hit leaves one token to compute (admitted whole, as
+// AdmitChunk does) and is refused for now falls back to a shorter hit, or
+// a miss, that fits now: nothing running will give blocks back, and the
+// pins may never end (here until Unpin). Taken as a wait, the prompt was
+// refused until the pins ended (M822). The layout is
+// TestLongestHitFallsBack's (a 1-token window: the hit holds its last
+// cached block besides the new token's), in a pool of 15 usable blocks of
+// which a pinned prompt takes 3: the longest hit needs 13 of the 12
+// available.
+func TestAudit59IdleHitFallsBackBesidePins(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: 16, Groups: fallbackLayout})
+	require.NoError(t, err)
+	prompt := seqOf(1, 21)
+	pinned := seqOf(500, 4)
+	cachePrompt(t, m, pinned)
+	m.EndStep()
+	require.NoError(t, m.SetPinBudget(8))
+	_, held, err := m.Pin(pinned, nil, 0)
+	require.NoError(t, err)
+	require.Equal(t, 4, held)
+	cachePrompt(t, m, prompt[:20])
+	m.EndStep()
+	id, err := m.Add(prompt, nil)
+	require.NoError(t, err)
+	// Whole, the miss never fits (every block of the 1-token window is
+	// held in the step computing the prompt): the longest hit's answer
+	// stands, a wait for the pins (M823 answered the miss's never).
+	a, err := m.CanAdmit(id)
+	require.NoError(t, err)
+	assert.Equal(t, paged.AdmitLater, a, "whole: the longest hit's refusal")
+	a, err = m.CanAdmitChunk(id, 1)
+	require.NoError(t, err)
+	assert.Equal(t, paged.AdmitOK, a, "a shorter hit, or a miss, fits beside the pins")
+	before := m.Stats()
+	cached, _, err := m.AdmitChunk(id, 1, nil)
+	require.NoError(t, err)
+	assert.Less(t, cached, 20, "a shorter hit")
+	assert.Equal(t, before.HitFallbacks+1, m.Stats().HitFallbacks, "counted")
+	require.NoError(t, m.Check())
+}
