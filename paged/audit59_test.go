@@ -275,3 +275,36 @@ func TestAudit59IdleHitFallsBackBesidePins(t *testing.T) {
 	assert.Equal(t, before.HitFallbacks+1, m.Stats().HitFallbacks, "counted")
 	require.NoError(t, m.Check())
 }
+
+// TestAudit59EveryShorterHitStuckFallsToMiss: when the longest hit and
+// every shorter one are refused for good and a miss is not, the
+// admission plans the miss. Blocks of 1 token, full attention and a
+// 1-token window, 6 usable blocks; the prompt's first 2 tokens cached.
+// In chunks of 3, the 4-token prompt computed from scratch peaks at its
+// first chunk: 3 full-attention blocks and the window's 3 (each query
+// reads its own block, all in one step), 6. A hit of 2 or 1 blocks
+// leaves 2 or 3 tokens, one step: 4 full-attention blocks, the window's
+// blocks of those tokens and the hit's last one, 7 or 8: never. The walk
+// down from the longest hit ended at the 1-block hit and planned it,
+// refused as never, not the miss (M825; rapid's
+// TestCachedHitNeverRefusesRapid finds it in some runs, seed
+// 17352620785926308105).
+func TestAudit59EveryShorterHitStuckFallsToMiss(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 1, NumBlocks: 7,
+		Groups: []paged.Group{{}, {Kind: paged.SlidingWindow, Window: 1}}})
+	require.NoError(t, err)
+	prompt := seqOf(1, 4)
+	cachePrompt(t, m, prompt[:2])
+	m.EndStep()
+	x, err := m.Add(prompt, nil)
+	require.NoError(t, err)
+	a, err := m.CanAdmitChunk(x, 3)
+	require.NoError(t, err)
+	require.Equal(t, paged.AdmitOK, a)
+	before := m.Stats()
+	cached, _, err := m.AdmitChunk(x, 3, nil)
+	require.NoError(t, err)
+	assert.Zero(t, cached, "the miss")
+	assert.Equal(t, before.HitFallbacks+1, m.Stats().HitFallbacks, "a fallback")
+	require.NoError(t, m.Check())
+}
