@@ -308,3 +308,26 @@ func TestAudit59EveryShorterHitStuckFallsToMiss(t *testing.T) {
 	assert.Equal(t, before.HitFallbacks+1, m.Stats().HitFallbacks, "a fallback")
 	require.NoError(t, m.Check())
 }
+
+// TestAudit59PlacementDevicesCacheNothing: a placement's devices keep no
+// prefix cache: a device holds a shard of a sequence, so its chain of
+// hashes would cover the shard's blocks only, while their KV depends on
+// the whole prefix. A freed sequence's blocks are free on every device,
+// none cached (M830).
+func TestAudit59PlacementDevicesCacheNothing(t *testing.T) {
+	for _, layout := range []paged.Layout{paged.Contiguous, paged.RoundRobin} {
+		p, err := paged.NewPlacement(paged.PlacementConfig{Device: paged.Config{BlockSize: 4, NumBlocks: 16},
+			Devices: 2, Layout: layout})
+		require.NoError(t, err)
+		id, err := p.Create(seqOf(1, 13), 2)
+		require.NoError(t, err)
+		require.NoError(t, p.Append(id, 100, 101, 102, 103))
+		require.NoError(t, p.Free(id))
+		for i, d := range p.Devices() {
+			st := d.Stats()
+			assert.Zero(t, st.CachedBlocks, "%v: device %d keeps nothing cached", layout, i)
+			assert.Equal(t, st.UsableBlocks, st.FreeBlocks, "%v: device %d", layout, i)
+		}
+		require.NoError(t, p.Check())
+	}
+}
