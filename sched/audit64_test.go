@@ -1,6 +1,7 @@
 package sched_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -42,4 +43,50 @@ func TestAudit64VictimGivesBackItsTokens(t *testing.T) {
 	assert.Equal(t, sched.Preempted, v.State())
 	require.NoError(t, s.Update(make([]int32, st.Outputs)))
 	require.NoError(t, m.Check())
+}
+
+// TestAudit64BeamsSwappedBackInOneStep: two beams alone in the pool
+// beside prefix pins that expire (5 usable blocks, one pinned; the beams
+// share their prompt's block and need 2 more each), out of blocks, are
+// swapped out (the pins will end: no abort), swapped in again by the same
+// step's admission (nothing runs), and, still short of a block,
+// restarted: the beam scheduled before the first preemption was taken
+// back then, and must not be taken back again (it panicked, index -1,
+// when the taken-back entry kept its step, M921; ee3d2c8 fixed it from a
+// state machine seed no longer reproducing it). Once the pins end the
+// search finishes.
+func TestAudit64BeamsSwappedBackInOneStep(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 6, HostBlocks: 64})
+	pre := []int32{900, 901, 902, 903}
+	id, _, err := m.Create(pre, nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Free(id))
+	m.EndStep()
+	require.NoError(t, m.SetPinBudget(4))
+	_, held, err := m.Pin(pre, nil, 1000)
+	require.NoError(t, err)
+	require.Equal(t, 4, held)
+	var events []string
+	s, err := sched.New(m, sched.Config{Preemption: sched.Swap, MaxBatchTokens: 64, MaxRunning: 8, Hooks: sched.Hooks{
+		Preempted: func(_ *sched.Request, i int, swapped bool) {
+			events = append(events, fmt.Sprintf("preempted %d swapped %v", i, swapped))
+		},
+		Restarted: func(*sched.Request) { events = append(events, "restarted") },
+	}})
+	require.NoError(t, err)
+	r, err := s.Submit([]int32{1, 2, 3, 4}, sched.Options{BeamWidth: 2, MaxTokens: 8})
+	require.NoError(t, err)
+	tok := int32(1000)
+	for step := 1; len(events) == 0; step++ {
+		require.Less(t, step, 20, "the beams never ran out of blocks")
+		stepOwnTokens(t, s, &tok)
+	}
+	assert.Equal(t, []string{"preempted 0 swapped true", "preempted 1 swapped true", "restarted"}, events,
+		"swapped out, swapped in and restarted in one step")
+	m.Advance(1000) // the pins end
+	for step := 0; s.Busy(); step++ {
+		require.Less(t, step, 100, "no progress")
+		stepOwnTokens(t, s, &tok)
+	}
+	assert.Equal(t, sched.Finished, r.State())
 }
