@@ -90,3 +90,32 @@ func TestAudit64BeamsSwappedBackInOneStep(t *testing.T) {
 	}
 	assert.Equal(t, sched.Finished, r.State())
 }
+
+// TestAudit64CachedIsTheFirstAdmissions: Request.Cached reports the
+// prompt tokens cached at the first admission, not at a readmission
+// after a recompute preemption (which hits the blocks the request
+// computed itself). Two requests of 8-token prompts in 5 usable blocks
+// of 4 tokens: r, the newer, is preempted when both outgrow the pool,
+// and comes back hitting its own prompt (M932).
+func TestAudit64CachedIsTheFirstAdmissions(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 6})
+	preempted := false
+	s, err := sched.New(m, sched.Config{MaxBatchTokens: 64, MaxRunning: 8, Hooks: sched.Hooks{
+		Preempted: func(*sched.Request, int, bool) { preempted = true },
+	}})
+	require.NoError(t, err)
+	q, err := s.Submit(seqOf32(1, 8), sched.Options{MaxTokens: 4})
+	require.NoError(t, err)
+	r, err := s.Submit(seqOf32(100, 8), sched.Options{MaxTokens: 4})
+	require.NoError(t, err)
+	tok := int32(1000)
+	for step := 0; s.Busy(); step++ {
+		require.Less(t, step, 50, "no progress")
+		stepOwnTokens(t, s, &tok)
+	}
+	require.True(t, preempted, "the pool made r a victim")
+	assert.Equal(t, sched.Finished, q.State())
+	assert.Equal(t, sched.Finished, r.State())
+	assert.Zero(t, r.Cached(), "nothing cached at its first admission")
+	assert.Positive(t, s.Stats().CachedTokens, "its readmission hit its own prompt")
+}
