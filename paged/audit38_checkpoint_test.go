@@ -33,6 +33,7 @@ func TestAudit38UncomputeAtCheckpointKeepsIt(t *testing.T) {
 		require.NoError(t, m.Uncompute(b, tc.computed))
 		require.NoError(t, m.Check())
 		require.NoError(t, m.Free(b))
+		m.EndStep() // the step ran, up to computed: c comes in the next
 		c, cached, err := m.Create(with(300), nil)
 		require.NoError(t, err)
 		require.Equal(t, tc.want, cached, "after Uncompute(%d), a prompt sharing the 8 tokens", tc.computed)

@@ -29,8 +29,11 @@ import (
 // full-attention blocks there but no checkpoint. The state at a point
 // inside a prefill exists only while the kernel runs, so the manager asks
 // for it: TakeCheckpoints hands the server, once per step, the pages to
-// write each checkpoint into, and commits them to the index at that moment,
-// so no sequence can hit a checkpoint before the step that writes it.
+// write each checkpoint into, and commits them to the index at that moment;
+// a lookup takes a checkpoint only once the step that writes it has ended
+// (its pages are fresh until then: lookupState), so no sequence hits a
+// checkpoint before it is written, even one admitted after TakeCheckpoints
+// in the same step.
 //
 // Budget: a sequence holds (pins) while it runs the checkpoint it hit
 // (pinState: the source of its Copy directives, and the hit of the next
@@ -299,7 +302,8 @@ func (m *Manager) ckptGroup(g int) bool {
 
 // lookupState finds the longest L <= full with a checkpoint after L blocks
 // in every state group, records its pages and returns L (0 when none, or
-// when checkpoints are off).
+// when checkpoints are off). A checkpoint TakeCheckpoints handed out in
+// the step being built is no hit (unwritten, below).
 func (m *Manager) lookupState(s *sequence, full int) int {
 	r := &m.ret
 	r.hit, r.hitPages = 0, r.hitPages[:0]
@@ -311,13 +315,28 @@ func (m *Manager) lookupState(s *sequence, full int) int {
 		if _, ok := m.bp.findIn(&k, r.states[0]); !ok {
 			continue
 		}
-		if m.checkpointAt(s, L) {
+		if m.checkpointAt(s, L) && !m.freshPages() {
 			r.hit = L
 			return L
 		}
 		r.hitPages = r.hitPages[:0]
 	}
 	return 0
+}
+
+// freshPages reports whether a device page of the checkpoint in hitPages
+// was committed in the step being built: TakeCheckpoints handed it out to
+// be written by that step's kernels, which run after the Copy directives
+// a hit reads it with (audit 65: an admission made after TakeCheckpoints
+// in the same step restored the unwritten state). The scheduler takes
+// checkpoints last in a step, so no hit of its is refused here.
+func (m *Manager) freshPages() bool {
+	for _, b := range m.ret.hitPages {
+		if b > nullBlock && m.bp.fresh(b) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkpointAt collects into hitPages every page of the checkpoints after
@@ -529,7 +548,10 @@ func (m *Manager) pendingAt(h *Hash, L int) bool {
 // this call, is dropped, and so is one whose position lies inside the
 // sequence's pending drafts (AppendSpeculative): a checkpoint is never
 // taken from a draft's state; a readmission of a preempted sequence asks
-// for it again, while it is not cached. It appends nothing without State groups or in
+// for it again, while it is not cached. A checkpoint handed out is no hit
+// until the step being built ends (EndStep, or a call taking its
+// directives): the step's kernels write it, after the Copy directives a
+// hit would read it with. It appends nothing without State groups or in
 // the vLLM-compatible mode (UnifiedFreeQueue), where states are not
 // cached.
 func (m *Manager) TakeCheckpoints(dst []Checkpoint) []Checkpoint {

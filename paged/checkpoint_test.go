@@ -490,6 +490,10 @@ func ExampleManager_TakeCheckpoints() {
 	for _, c := range m.TakeCheckpoints(nil) {
 		fmt.Printf("write group %d's state after %d tokens of %v into blocks %v\n", c.Group, c.Tokens, c.Seq, c.Pages)
 	}
+	// The step runs: its kernels write the checkpoint. (A request
+	// admitted before the step ends does not hit it: its copies would run
+	// before those kernels.)
+	m.EndStep()
 	third, cached, _ := m.Create(prompt(30, 31, 32, 33, 34), nil)
 	own, _ := m.TableGroup(third, 1)
 	fmt.Println("third request:", cached, "tokens cached; its state blocks", own)

@@ -763,7 +763,11 @@ func hybridHitOracle(m *Manager, s *sequence, limit int) int {
 				}
 				for j := 0; ok && j < gr.Pages; j++ {
 					key := ckptKey(&s.hashes[L-1], j)
-					_, ok = m.bp.findIn(&key, g)
+					var b allocator.BlockID
+					b, ok = m.bp.findIn(&key, g)
+					// Handed out in the step being built: unwritten,
+					// no hit until the step ends (audit 65).
+					ok = ok && !(b > nullBlock && m.bp.fresh(b))
 				}
 			}
 			for k := max(first, 0); ok && first >= 0 && k < L; k++ {

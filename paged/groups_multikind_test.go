@@ -54,6 +54,7 @@ func TestMultiKindHit(t *testing.T) {
 		}
 		require.NoError(t, m.Check())
 		require.NoError(t, m.Free(id))
+		m.EndStep() // each request's step runs before the next comes
 	}
 	assert.Equal(t, [3]int{0, 0, 24}, cached, "the second branches, the third hits")
 }
