@@ -119,3 +119,69 @@ func TestAudit64CachedIsTheFirstAdmissions(t *testing.T) {
 	assert.Zero(t, r.Cached(), "nothing cached at its first admission")
 	assert.Positive(t, s.Stats().CachedTokens, "its readmission hit its own prompt")
 }
+
+// TestAudit64SwapFailedDecodeResampled: a sequence preempted in the step
+// that appended its decode token, by swap that the host tier cannot take
+// (recompute, then), drops that token with ResampleAfterRecompute (its KV
+// was never computed) and keeps every earlier output. Before the swap
+// unchunk must leave a decode's token where it is: given back as a
+// prompt chunk, the resample dropped the output before it instead, and
+// the sequence held the token it was to draw again (here "[1 2 3 4 1002]"
+// for the outputs 1001 then 1002, M927; TestStateMachine finds it in
+// some runs). Blocks of 4 tokens, 3 usable, a host tier of 1 block; d
+// (priority 9) runs first, a (priority 0) comes after, and d is the
+// victim when both grow.
+func TestAudit64SwapFailedDecodeResampled(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 4, HostBlocks: 1})
+	given := map[uint64][]int32{}
+	recomputed := 0
+	s, err := sched.New(m, sched.Config{Policy: sched.Priority, Preemption: sched.Swap, ResampleAfterRecompute: true,
+		MaxBatchTokens: 64, MaxRunning: 8, Hooks: sched.Hooks{
+			Preempted: func(r *sched.Request, _ int, swapped bool) {
+				if !swapped { // its newest output is drawn again
+					g := given[r.ID()]
+					given[r.ID()] = g[:len(g)-1]
+					recomputed++
+				}
+			},
+		}})
+	require.NoError(t, err)
+	prompts := map[uint64][]int32{}
+	d, err := s.Submit([]int32{1, 2, 3, 4}, sched.Options{MaxTokens: 8, Priority: 9})
+	require.NoError(t, err)
+	prompts[d.ID()] = []int32{1, 2, 3, 4}
+	tok := int32(1000)
+	var a *sched.Request
+	for step := 0; s.Busy(); step++ {
+		require.Less(t, step, 60, "no progress")
+		if step == 1 {
+			a, err = s.Submit([]int32{100, 101, 102, 103}, sched.Options{MaxTokens: 8})
+			require.NoError(t, err)
+			prompts[a.ID()] = []int32{100, 101, 102, 103}
+		}
+		st, err := s.Schedule()
+		require.NoError(t, err)
+		tokens := make([]int32, 0, st.Outputs)
+		for _, sc := range st.Scheduled {
+			for range sc.Outputs {
+				tok++
+				tokens = append(tokens, tok)
+				given[sc.Request.ID()] = append(given[sc.Request.ID()], tok)
+			}
+		}
+		require.NoError(t, s.Update(tokens))
+		for _, r := range []*sched.Request{d, a} {
+			if r == nil || r.State().Done() {
+				continue
+			}
+			held, err := m.Tokens(r.Seq(0))
+			require.NoError(t, err)
+			want := append(append([]int32(nil), prompts[r.ID()]...), given[r.ID()]...)
+			require.LessOrEqual(t, len(held), len(want))
+			require.Equal(t, want[:len(held)], held, "step %d: request %d holds its prompt and outputs", step, r.ID())
+		}
+	}
+	require.Positive(t, recomputed, "d was preempted by recompute")
+	assert.Equal(t, sched.Finished, d.State())
+	assert.Equal(t, sched.Finished, a.State())
+}
