@@ -132,3 +132,25 @@ func TestAudit66FirstBlocks(t *testing.T) {
 	require.NoError(t, b.Split.CheckFrom(b.FirstBlocks, b.BlocksPerSeq))
 	require.NoError(t, m.Check())
 }
+
+// TestAudit66DraftStartRewritten: with State groups, DraftStart is the
+// caller's to modify between calls, like the other per-step rows; the
+// next BuildBatch writes it whole, its first entry 0 included (M978 left
+// the caller's value there).
+func TestAudit66DraftStartRewritten(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: 64,
+		Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
+	require.NoError(t, err)
+	a, _, err := m.Create(seqOf(1, 6), nil)
+	require.NoError(t, err)
+	var b paged.Batch
+	sched := []paged.Scheduled{{ID: a, NewTokens: 6}}
+	require.NoError(t, m.BuildBatch(&b, sched))
+	require.Equal(t, []int32{0, 0}, b.DraftStart)
+	b.DraftStart[0] = 3
+	require.NoError(t, m.Append(a, 7))
+	sched[0].NewTokens = 1
+	require.NoError(t, m.BuildBatch(&b, sched))
+	assert.Equal(t, []int32{0, 0}, b.DraftStart, "no drafts: every entry 0")
+	a66Check(t, m, &b, sched, nil)
+}
