@@ -208,6 +208,13 @@ func TestAudit56CheckCatchesGroupCorruption(t *testing.T) {
 		// no other table or count sees it) is named at group 0's entry.
 		{"group 0's block marked as group 1's", `slot \d+ entry 0: block \d+ does not hold`, []Group{{Kind: FullAttention}, {Kind: FullAttention}},
 			func(m *Manager, s *sequence) { m.bp.index.meta[s.blocks[0]].group = 1 }},
+		// Each kind's rule on its table's counts, off by one (the
+		// twentieth round: M996 let a kept group release one entry, M995
+		// a State group commit one page).
+		{"a full-attention group with a released entry", `full group 1 has 1 released entries`,
+			[]Group{{Kind: FullAttention}, {Kind: FullAttention}}, func(_ *Manager, s *sequence) { s.ext[0].released = 1 }},
+		{"a state group with a committed page", `state group 1 has committed pages`,
+			[]Group{{Kind: FullAttention}, {Kind: State, Pages: 2}}, func(_ *Manager, s *sequence) { s.ext[0].committed = 1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := New(Config{BlockSize: 4, NumBlocks: 32, Groups: tc.groups})
