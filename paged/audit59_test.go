@@ -10,13 +10,12 @@ import (
 )
 
 // audit59Checkpoint makes a manager of a full attention group and a State
-// group of two pages per sequence (blocks of 4 tokens, numBlocks blocks,
-// hostBlocks on the host tier) holding a checkpoint after the 16-token
-// prefix seqOf(1, 16): two sequences branch there, the second asks for
-// it, both are freed.
-func audit59Checkpoint(t *testing.T, numBlocks, hostBlocks int) *paged.Manager {
+// group of two pages per sequence (blocks of 4 tokens, numBlocks blocks)
+// holding a checkpoint after the 16-token prefix seqOf(1, 16): two
+// sequences branch there, the second asks for it, both are freed.
+func audit59Checkpoint(t *testing.T, numBlocks int) *paged.Manager {
 	t.Helper()
-	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: numBlocks, HostBlocks: hostBlocks, Events: 4096,
+	m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: numBlocks,
 		Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
 	require.NoError(t, err)
 	var ids []paged.SeqID
@@ -64,7 +63,7 @@ func fillTo(t *testing.T, m *paged.Manager, next *int32, left int) {
 // mutant that counted every device page of the hit as a claim refused it
 // for now, M808.)
 func TestAudit59HeldCheckpointClaimsNothing(t *testing.T) {
-	m := audit59Checkpoint(t, 64, 0)
+	m := audit59Checkpoint(t, 64)
 	prefix := seqOf(1, 16)
 	c, cached, err := m.Create(append(append([]int32(nil), prefix...), 3000), nil)
 	require.NoError(t, err)
