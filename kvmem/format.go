@@ -148,7 +148,7 @@ func Types() []Type {
 }
 
 // ParseType parses a type name: "fp32", "fp16", "bf16", "fp8_e4m3" (or
-// "fp8"), "fp8_e5m2", "int8", "int4-g64", "int2-g32", "q8_0", "q4_0",
+// "fp8" or "e4m3"), "fp8_e5m2", "int8", "int4-g64", "int2-g32", "q8_0", "q4_0",
 // "nvfp4", "mxfp4". Case does not matter and "-" may stand for "_". "int4" and
 // "int2" without a group mean int4-g64 and int2-g32. A group is decimal
 // digits without a sign, a leading zero or spaces ("int4-g+64", "int4-g064"
@@ -318,8 +318,9 @@ func (t Type) ParamBytes(n int64) (int64, error) {
 	if g := int64(t.GroupSize()); g > 0 {
 		return mulBytes((n+g-1)/g, t.groupBytes())
 	}
+	// The bits in 128; with no high word the bytes, below 2^61, fit.
 	hi, lo := bits.Mul64(uint64(n), uint64(formats[t.Format].valueBits))
-	if hi != 0 || lo/8 > 1<<62 {
+	if hi != 0 {
 		return 0, fmt.Errorf("%w: %d parameters of %v overflow", ErrInvalid, n, t)
 	}
 	return int64(lo / 8), nil
