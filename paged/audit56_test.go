@@ -194,34 +194,64 @@ func TestAudit56CheckCatchesGroupCorruption(t *testing.T) {
 	for _, tc := range []struct {
 		name, want string
 		groups     []Group
+		setup      func(m *Manager, id SeqID) // after the prompt and two tokens, if set
 		corrupt    func(m *Manager, s *sequence)
 	}{
-		{"a null entry past the released ones", "released", []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 4}},
+		{"a null entry past the released ones", "released", []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 4}}, nil,
 			func(_ *Manager, s *sequence) {
 				require.Positive(t, s.ext[0].released, "the window slid")
 				s.ext[0].released--
 			}},
-		{"group 0's block in group 1", "committed hash", []Group{{Kind: FullAttention}, {Kind: FullAttention}},
+		{"group 0's block in group 1", "committed hash", []Group{{Kind: FullAttention}, {Kind: FullAttention}}, nil,
 			func(_ *Manager, s *sequence) { s.blocks[0], s.ext[0].blocks[0] = s.ext[0].blocks[0], s.blocks[0] }},
 		// Group 0's committed test reads the block's group as well as its
 		// hash: a group-0 block marked as group 1's (the hash unchanged, so
 		// no other table or count sees it) is named at group 0's entry.
-		{"group 0's block marked as group 1's", `slot \d+ entry 0: block \d+ does not hold`, []Group{{Kind: FullAttention}, {Kind: FullAttention}},
+		{"group 0's block marked as group 1's", `slot \d+ entry 0: block \d+ does not hold`, []Group{{Kind: FullAttention}, {Kind: FullAttention}}, nil,
 			func(m *Manager, s *sequence) { m.bp.index.meta[s.blocks[0]].group = 1 }},
 		// Each kind's rule on its table's counts, off by one (the
 		// twentieth round: M996 let a kept group release one entry, M995
 		// a State group commit one page).
 		{"a full-attention group with a released entry", `full group 1 has 1 released entries`,
-			[]Group{{Kind: FullAttention}, {Kind: FullAttention}}, func(_ *Manager, s *sequence) { s.ext[0].released = 1 }},
+			[]Group{{Kind: FullAttention}, {Kind: FullAttention}}, nil, func(_ *Manager, s *sequence) { s.ext[0].released = 1 }},
 		{"a state group with a committed page", `state group 1 has committed pages`,
-			[]Group{{Kind: FullAttention}, {Kind: State, Pages: 2}}, func(_ *Manager, s *sequence) { s.ext[0].committed = 1 }},
+			[]Group{{Kind: FullAttention}, {Kind: State, Pages: 2}}, nil, func(_ *Manager, s *sequence) { s.ext[0].committed = 1 }},
+		// The twenty-first round: a rule weakened by one (M1023, M1028)
+		// let these through to a later rule's message. A State group's
+		// spare list longer than its spare states (a page named twice);
+		// a swapped-out window released one block past the first its next
+		// query reads (window 4, 12 tokens: the query at 12 reads from
+		// block 2).
+		{"a spare page named twice", `group 1 keeps 7 spare pages for 3 spare states, want 6`,
+			[]Group{{Kind: FullAttention}, {Kind: State, Pages: 2}},
+			func(m *Manager, id SeqID) {
+				require.NoError(t, m.AppendSpeculative(id, 13, 14, 15))
+				require.NoError(t, m.AcceptSpeculative(id, 0))
+			},
+			func(_ *Manager, s *sequence) {
+				require.EqualValues(t, 3, s.spares)
+				s.ext[0].spare = append(s.ext[0].spare, s.ext[0].spare[0])
+			}},
+		{"a swapped window released past its next query", `group 1 released 3 blocks, its next query reads blocks from 2`,
+			[]Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 4}},
+			func(m *Manager, id SeqID) {
+				m.EndStep()
+				require.NoError(t, m.SwapOut(id))
+			},
+			func(m *Manager, s *sequence) {
+				require.Equal(t, 2, m.liveStart(1, len(s.tokens)))
+				s.ext[0].released = 3
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := New(Config{BlockSize: 4, NumBlocks: 32, Groups: tc.groups})
+			m, err := New(Config{BlockSize: 4, NumBlocks: 32, HostBlocks: 32, Groups: tc.groups})
 			require.NoError(t, err)
 			id, _, err := m.Create([]int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, nil)
 			require.NoError(t, err)
 			require.NoError(t, m.Append(id, 11, 12))
+			if tc.setup != nil {
+				tc.setup(m, id)
+			}
 			require.NoError(t, m.Check())
 			s, err := m.seq(id)
 			require.NoError(t, err)
