@@ -75,12 +75,12 @@ type Memory struct {
 	policy     eviction.Policy
 	access     eviction.Accessor
 	// clock counts policy refreshes and inserts; stamp[s] is the clock
-	// at slot s's last one. A lookup hit refreshes an entry only when
-	// more than window refreshes happened since its last: under LRU such
-	// an entry is still among the window most recent, far from being the
-	// victim, so skipping the refresh changes no eviction it could
-	// suffer soon, and a hot prefix looked up again and again costs no
-	// policy work.
+	// at slot s's last one. A lookup hit refreshes an entry only when at
+	// least window of them happened since its last: one refreshed or
+	// inserted fewer than window ago is, under LRU, still among the
+	// window most recent, far from being the victim, so skipping its
+	// refresh changes no eviction it could suffer soon, and a hot prefix
+	// looked up again and again costs no policy work.
 	clock  uint64
 	stamp  []uint64
 	window uint64
