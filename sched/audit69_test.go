@@ -286,17 +286,7 @@ func audit69BudgetRun(t *testing.T, swap bool, nb, budget, width int, beamsFirst
 				require.Equal(t, s.Running(), len(st.Scheduled), "swap %v nb %d budget %d first %v: step %d left running sequences out with %d tokens of the budget unused", swap, nb, budget, beamsFirst, st.Number, budget-st.Tokens)
 			}
 		}
-		tokens, parents = tokens[:0], parents[:0]
-		for _, sc := range st.Scheduled {
-			for j := range sc.Outputs {
-				tokens = append(tokens, int32(40+j))
-				if sc.Request == b && b.Beams() > 0 {
-					parents = append(parents, 0)
-				} else {
-					parents = append(parents, sc.Sample+j)
-				}
-			}
-		}
+		tokens, parents = audit69Outputs(st, b, tokens[:0], parents[:0])
 		require.NoError(t, s.UpdateBeams(tokens, parents))
 		require.NoError(t, m.Check())
 	}
@@ -350,20 +340,27 @@ func TestAudit69SwappedBeamsWaitForBudget(t *testing.T) {
 			require.Less(t, steps, 500, "seed %d: no progress", seed)
 			st := beamStep(t, s)
 			require.LessOrEqual(t, st.Tokens, budget, "seed %d (nb %d, width %d): step %d", seed, nb, width, st.Number)
-			tokens, parents = tokens[:0], parents[:0]
-			for _, sc := range st.Scheduled {
-				for j := range sc.Outputs {
-					tokens = append(tokens, int32(40+j))
-					if sc.Request == b && b.Beams() > 0 {
-						parents = append(parents, 0)
-					} else {
-						parents = append(parents, sc.Sample+j)
-					}
-				}
-			}
+			tokens, parents = audit69Outputs(st, b, tokens[:0], parents[:0])
 			require.NoError(t, s.UpdateBeams(tokens, parents))
 			require.NoError(t, m.Check())
 		}
 	}
 	require.Greater(t, runs, 200)
+}
+
+// audit69Outputs appends the step's outputs for UpdateBeams: a token per
+// output, every beam of b (once forked) the child of its beam 0, every
+// other output its own sample's.
+func audit69Outputs(st *sched.Step, b *sched.Request, tokens []int32, parents []int) ([]int32, []int) {
+	for _, sc := range st.Scheduled {
+		for j := range sc.Outputs {
+			tokens = append(tokens, int32(40+j))
+			if sc.Request == b && b.Beams() > 0 {
+				parents = append(parents, 0)
+			} else {
+				parents = append(parents, sc.Sample+j)
+			}
+		}
+	}
+	return tokens, parents
 }
