@@ -228,7 +228,7 @@ func (b *Batch) relayout(stride int) {
 // needed when a sequence is wider than an automatic stride (the caller
 // relayouts and fills again), or an error.
 func (m *Manager) fill(b *Batch, sched []Scheduled) (widen int, err error) {
-	m.newStamp()
+	m.nextStamp()
 	n, stride := len(sched), b.Stride
 	b.size(n)
 	// Local slices of length n let the compiler drop bounds checks.

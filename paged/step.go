@@ -167,7 +167,7 @@ func (m *Manager) checkStep(op string, sched []Scheduled, tokens []int32, b *Bat
 	if len(tokens) != len(sched) {
 		return 0, errorf(ErrInvalid, "%s: %d tokens for %d sequences", op, len(tokens), len(sched))
 	}
-	m.newStamp()
+	m.nextStamp()
 	longest := 0 // the most tokens an entry has before its token
 	for i := 0; i < len(sched); i++ {
 		// The common entries in a loop of their own, which calls
@@ -248,16 +248,4 @@ func (m *Manager) checkEntry(op string, sc Scheduled, tok []int32, b *Batch) err
 	}
 	s.mark = m.stamp
 	return nil
-}
-
-// newStamp starts a new round of marks (sequence.mark): a mark equal to
-// m.stamp is from this round.
-func (m *Manager) newStamp() {
-	m.stamp++
-	if m.stamp == 0 {
-		m.stamp = 1
-		for i := range m.seqs {
-			m.seqs[i].mark = 0
-		}
-	}
 }

@@ -150,7 +150,11 @@ func (m *Manager) arrive(s *sequence, n int, p plan) {
 		cached: int32(p.hits * m.bs), ok: true}
 }
 
-// nextStamp starts a pass that marks sequences (duplicate detection).
+// nextStamp starts a pass that marks sequences (sequence.mark: the
+// duplicate detection of BuildBatch, AppendStep, DecodeStep and the swaps)
+// and returns its stamp: a mark equal to m.stamp is from this pass. When
+// the stamp comes back to 0 every mark is cleared, so no mark of 2^32
+// passes ago reads as this one's.
 func (m *Manager) nextStamp() uint32 {
 	m.stamp++
 	if m.stamp == 0 {
