@@ -162,38 +162,52 @@ func TestAudit59PendingOfOtherContent(t *testing.T) {
 // short of room in the same step, may release its retention pins for the
 // child's state pages, but not those (the child's pages would be the
 // checkpoint's, written by two kernels). Refused then (ErrNoSpace,
-// nothing changed), the Fork fits once the step has ended (M818).
+// nothing changed), the Fork fits once the step has ended (M818). The
+// prompt is admitted whole, or in a chunk that ends at the checkpoint,
+// which is then at the sequence's last hash (M1371, the twenty-eighth
+// mutation round, held a fresh checkpoint only before it).
 func TestAudit59FreshCheckpointPagesStayPinned(t *testing.T) {
-	setup := func(numBlocks int) (*paged.Manager, paged.SeqID) {
-		m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: numBlocks,
-			Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
+	for _, chunk := range []bool{false, true} {
+		setup := func(numBlocks int) (*paged.Manager, paged.SeqID) {
+			m, err := paged.New(paged.Config{BlockSize: 4, NumBlocks: numBlocks,
+				Groups: []paged.Group{{}, {Kind: paged.State, Pages: 2}}})
+			require.NoError(t, err)
+			w, _, err := m.Create(append(seqOf(1, 16), 1000, 1000, 1000, 1000, 1000), nil)
+			require.NoError(t, err)
+			require.NoError(t, m.Free(w))
+			m.EndStep()
+			x, err := m.Add(append(seqOf(1, 16), 2000, 2000, 2000, 2000, 2000), nil)
+			require.NoError(t, err)
+			if chunk {
+				_, rest, err := m.AdmitChunk(x, 16, nil)
+				require.NoError(t, err)
+				require.Len(t, rest, 5, "the chunk ends at the branch point")
+			} else {
+				_, err = m.Admit(x)
+				require.NoError(t, err)
+			}
+			ck := m.TakeCheckpoints(nil)
+			require.Len(t, ck, 1, "x's checkpoint at its branch point")
+			require.Equal(t, 16, ck[0].Tokens)
+			return m, x
+		}
+		probe, _ := setup(64)
+		st := probe.Stats()
+		m, x := setup(64 - (st.FreeBlocks + st.CachedBlocks) + 1)
+		st = m.Stats()
+		require.Equal(t, 1, st.FreeBlocks+st.CachedBlocks, "one block available: the child's two state pages do not fit")
+		_, err := m.Fork(x)
+		require.ErrorIs(t, err, paged.ErrNoSpace, "the fresh checkpoint's pages are not the child's room (chunk %v)", chunk)
+		assert.Equal(t, st, m.Stats(), "a refused Fork changes nothing")
+		require.NoError(t, m.Check())
+		m.EndStep() // the step that writes the checkpoint ran
+		c, err := m.Fork(x)
+		require.NoError(t, err, "its pins are retention now: released for the child")
+		own, err := m.TableGroup(c, 1)
 		require.NoError(t, err)
-		w, _, err := m.Create(append(seqOf(1, 16), 1000, 1000, 1000, 1000, 1000), nil)
-		require.NoError(t, err)
-		require.NoError(t, m.Free(w))
-		m.EndStep()
-		x, _, err := m.Create(append(seqOf(1, 16), 2000, 2000, 2000, 2000, 2000), nil)
-		require.NoError(t, err)
-		ck := m.TakeCheckpoints(nil)
-		require.Len(t, ck, 1, "x's checkpoint at its branch point")
-		return m, x
+		require.Len(t, own, 2)
+		require.NoError(t, m.Check())
 	}
-	probe, _ := setup(64)
-	st := probe.Stats()
-	m, x := setup(64 - (st.FreeBlocks + st.CachedBlocks) + 1)
-	st = m.Stats()
-	require.Equal(t, 1, st.FreeBlocks+st.CachedBlocks, "one block available: the child's two state pages do not fit")
-	_, err := m.Fork(x)
-	require.ErrorIs(t, err, paged.ErrNoSpace, "the fresh checkpoint's pages are not the child's room")
-	assert.Equal(t, st, m.Stats(), "a refused Fork changes nothing")
-	require.NoError(t, m.Check())
-	m.EndStep() // the step that writes the checkpoint ran
-	c, err := m.Fork(x)
-	require.NoError(t, err, "its pins are retention now: released for the child")
-	own, err := m.TableGroup(c, 1)
-	require.NoError(t, err)
-	require.Len(t, own, 2)
-	require.NoError(t, m.Check())
 }
 
 // TestAudit59UncomputeForgetsCheckpointAtChunkEnd: a checkpoint handed
