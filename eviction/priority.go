@@ -38,9 +38,10 @@ const MaxPriority = 100
 // (a level until a tick, then a lower one until a later tick); a promise
 // that would need a third step merges the two lower steps into one, at the
 // higher of their levels until the later of their ticks, which keeps more
-// than promised, never less. DefaultPriority with no end is not a step
-// (it is where every block ends once its promises lapse), so it never
-// takes part in a merge. TensorRT-LLM instead lets the last claimer's level replace the
+// than promised, never less. A last step at DefaultPriority, with or
+// without an end, is not a step (the block is at DefaultPriority after it
+// either way: it is where every block ends once its promises lapse), so it
+// never takes part in a merge. TensorRT-LLM instead lets the last claimer's level replace the
 // block's (evictionPolicy.cpp, LRUEvictionPolicy::claimBlock, called from
 // WindowBlockManager::loadOrAllocateBlocks with the reusing request's
 // per-block retention), so a later low-priority request can revoke an
@@ -239,8 +240,10 @@ func (p *Priority) Hint(id allocator.BlockID, h Hint) {
 }
 
 // Retain records a promise made by a request that reuses id (Retainer):
-// id keeps the highest level of the promises in force. A level outside
-// [0, 100] is a bug in the caller.
+// id keeps the highest level of the promises in force. A block in the
+// policy on its level's list then joins its level (the new one, if the
+// promise raised it) as the most recently released, as a block whose
+// level lapses does. A level outside [0, 100] is a bug in the caller.
 func (p *Priority) Retain(id allocator.BlockID, priority int, expires int64) {
 	in := p.leveled(id)
 	if priority < 0 || priority > MaxPriority {
@@ -312,10 +315,10 @@ type step struct {
 // staircase reduces promises (at most three) to the steps of their
 // maximum over time: hi until hi.until, then lo until lo.until when two.
 // Dominated promises (no higher and no longer than another) drop out, and
-// so does a last step at DefaultPriority with no end (the level a block
-// has once every promise lapses); of three steps left, the two lower merge
-// into the middle level until the latest tick, which over-keeps rather
-// than under-keeps.
+// so does a last step at DefaultPriority, whatever its end (the level a
+// block has once every promise lapses, so the step changes no level); of
+// three steps left, the two lower merge into the middle level until the
+// latest tick, which over-keeps rather than under-keeps.
 func staircase(s []step) (hi, lo step, two bool) {
 	// Insertion sort by level, highest first, then latest first.
 	for i := 1; i < len(s); i++ {
@@ -331,10 +334,11 @@ func staircase(s []step) (hi, lo step, two bool) {
 			k++
 		}
 	}
-	// The default with no end is where every block falls back to, not a
-	// step: counted as one, it would make a third promise merge the
-	// middle level into it for good.
-	if k > 1 && s[k-1] == (step{DefaultPriority, never}) {
+	// The default is where every block falls back to, so a last step at
+	// the default, ending or not, is not a step: counted as one, it would
+	// make a third promise merge the middle level into it, for good or
+	// until its end, past the middle promise's own end.
+	if k > 1 && s[k-1].level == DefaultPriority {
 		k--
 	}
 	switch k {

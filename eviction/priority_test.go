@@ -129,7 +129,13 @@ func TestStaircase(t *testing.T) {
 		// promised, not merged into 60 for good.
 		{[]step{{90, 10}, {DefaultPriority, never}, {60, 20}}, step{90, 10}, step{60, 20}, true},
 		{[]step{{DefaultPriority, never}, {60, 20}}, step{60, 20}, step{}, false},
-		// A default step that ends is kept: a lower level follows it.
+		// A last default step that ends is no step either: the block is
+		// at the default after it all the same. Counted, it merged 60
+		// into it until its end, 100, past 60's own end, 40 (the
+		// thirtieth mutation round, docs/testing.md).
+		{[]step{{70, 20}, {DefaultPriority, 100}}, step{70, 20}, step{}, false},
+		{[]step{{70, 20}, {DefaultPriority, 100}, {60, 40}}, step{70, 20}, step{60, 40}, true},
+		// A default step that ends is kept when a lower level follows it.
 		{[]step{{0, never}, {DefaultPriority, 30}}, step{DefaultPriority, 30}, step{0, never}, true},
 	} {
 		hi, lo, two := staircase(append([]step(nil), tc.in...))
