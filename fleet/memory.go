@@ -27,13 +27,8 @@ const MaxMemoryBytes = 4 << 30
 // memoryBytes estimates the up-front allocation of a Memory backend with
 // capacity entries and holder sets of words 64-bit words per tier.
 func memoryBytes(capacity, words int) int64 {
-	c := int64(capacity)
-	table := int64(16)
-	for table/16 < 2*c {
-		table <<= 1
-	}
 	// hash 32, live 1, slotCopies 2, free 4, stamp 8, policy at most 64.
-	return table + c*(32+1+2+4+8+64+16*int64(words))
+	return tableBytes(capacity) + int64(capacity)*(32+1+2+4+8+64+16*int64(words))
 }
 
 // MemoryConfig configures a Memory backend. Zero values mean defaults.

@@ -116,9 +116,9 @@ type pendingRecord struct {
 // pendingBytes estimates what NewPending allocates for capacity hashes
 // and server sets of words 64-bit words.
 func pendingBytes(capacity, words int) int64 {
-	// hash 32, live 1, latest 8, next 4, free 4, ring 16, table 2x16,
-	// masks and points.
-	return int64(capacity) * (32 + 1 + 8 + 4 + 4 + 16 + 32 + 16*int64(words))
+	// The table as newTable makes it (2 to 4 entries a hash), then
+	// hash 32, live 1, latest 8, next 4, free 4, ring 16, masks and points.
+	return tableBytes(capacity) + int64(capacity)*(32+1+8+4+4+16+16*int64(words))
 }
 
 // NewPending returns an empty Pending record. It refuses (ErrInvalid) a

@@ -39,6 +39,16 @@ func newTable(capacity int) table {
 	return table{k0: k0, k1: k1, e: make([]tableEntry, n), mask: n - 1}
 }
 
+// tableBytes is what newTable(capacity) allocates: a power of two of at
+// least twice the capacity's 16-byte entries.
+func tableBytes(capacity int) int64 {
+	n := int64(1)
+	for n < 2*int64(capacity) {
+		n <<= 1
+	}
+	return n * 16
+}
+
 func (t *table) sum(h *paged.Hash) uint64 {
 	a := binary.LittleEndian.Uint64(h[0:8])
 	b := binary.LittleEndian.Uint64(h[8:16])
