@@ -107,3 +107,45 @@ func TestAudit76RetainedBlockJoinsItsLevelLast(t *testing.T) {
 	p.Retain(1, 60, 0)
 	assert.Equal(t, []allocator.BlockID{0, 1}, c.victims(2))
 }
+
+// TestAudit76DefaultHintExpiryMovesNothing: content committed at the
+// default level with an expiry has nothing to fall back from: when the
+// expiry comes, the block keeps its place in the default level's list
+// (only a level that changes joins its new level as the most recently
+// released). M1387 queued the expiry, and at it block 0 went behind
+// block 1, released after it.
+func TestAudit76DefaultHintExpiryMovesNothing(t *testing.T) {
+	c := newCache(t, NewPriority, 2)
+	c.commit(0, prio(DefaultPriority, 5))
+	c.commit(1, prio(DefaultPriority, 0))
+	c.p.Insert(0)
+	c.p.Insert(1)
+	c.p.(Ticker).Advance(5)
+	assert.Equal(t, []allocator.BlockID{0, 1}, c.victims(2))
+}
+
+// TestAudit76DefaultPromiseCountsWhileContentLevelLasts: a promise at or
+// below the default counts while the content's own level below the
+// default lasts (Retain), also once a promise at the default, cut to
+// that level's end, hides it: content at 10 until 100, a promise at the
+// default (to 100), then one at 20 until 50, which is recorded (Retains)
+// and, for a block in the policy, moves it behind its level's others as
+// every recorded promise does. Before the thirtieth round (M1390) the
+// hidden level was not seen and the promise was dropped.
+func TestAudit76DefaultPromiseCountsWhileContentLevelLasts(t *testing.T) {
+	c := newCache(t, NewPriority, 2)
+	p := c.p.(*Priority)
+	c.commit(0, prio(10, 100))
+	p.Retain(0, DefaultPriority, 0)
+	c.commit(1, prio(DefaultPriority, 0))
+	p.Insert(0)
+	p.Insert(1)
+	require.Equal(t, uint64(1), p.Retains())
+	p.Retain(0, 20, 50)
+	assert.Equal(t, uint64(2), p.Retains())
+	assert.Equal(t, []allocator.BlockID{1, 0}, c.victims(2))
+	// Content at the default has no lower level: no promise.
+	c.commit(0, prio(DefaultPriority, 0))
+	p.Retain(0, 20, 50)
+	assert.Equal(t, uint64(2), p.Retains())
+}

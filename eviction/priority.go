@@ -272,10 +272,13 @@ func (p *Priority) Retain(id allocator.BlockID, priority int, expires int64) {
 	if priority <= DefaultPriority {
 		// The default is the floor once the content's own level below
 		// it (the committing request's) lapses: a promise at or below
-		// the default counts only while that lasts.
+		// the default counts only while that lasts. A step at the
+		// default counts too: it ends with that level (a promise at the
+		// default is cut to it, a merge ends with the lower step), and
+		// hides it once it outlasts it.
 		var low int64
 		for _, x := range s[:n] {
-			if x.level < DefaultPriority {
+			if x.level <= DefaultPriority {
 				low = max(low, x.until)
 			}
 		}

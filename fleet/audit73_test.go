@@ -102,6 +102,10 @@ func TestAudit73MemoryCopyCounts(t *testing.T) {
 func TestAudit73MemoryEstimateCoversTable(t *testing.T) {
 	for _, c := range []int{1, 2, 3, 1000, 1 << 10, 1<<10 + 1, 1 << 20} {
 		tab := newTable(c)
+		// At most half full (linear probing's bound; a full table never
+		// ends a probe for an absent hash), a power of two (the mask).
+		require.GreaterOrEqual(t, len(tab.e), 2*c, "capacity %d", c)
+		require.Zero(t, len(tab.e)&(len(tab.e)-1), "capacity %d", c)
 		tableBytes := int64(len(tab.e)) * int64(unsafe.Sizeof(tableEntry{}))
 		// The estimate's per-entry part is linear in the capacity: the
 		// difference of two words per tier isolates its holder sets, and

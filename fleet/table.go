@@ -29,24 +29,28 @@ type tableEntry struct {
 }
 
 func newTable(capacity int) table {
-	n := 1
-	for n < 2*capacity {
-		n <<= 1
-	}
+	n := int(tableLen(capacity)) // the callers' memory bounds keep it within int
 	seed := maphash.MakeSeed()
 	k0 := maphash.Comparable(seed, 0) | 1
 	k1 := maphash.Comparable(seed, 1) | 1
 	return table{k0: k0, k1: k1, e: make([]tableEntry, n), mask: n - 1}
 }
 
-// tableBytes is what newTable(capacity) allocates: a power of two of at
-// least twice the capacity's 16-byte entries.
-func tableBytes(capacity int) int64 {
+// tableLen is the number of entries newTable(capacity) makes: a power
+// of two of at least twice the capacity (in 64 bits, so that the
+// estimates that bound a capacity see it whole where int is 32 bits).
+func tableLen(capacity int) int64 {
 	n := int64(1)
 	for n < 2*int64(capacity) {
 		n <<= 1
 	}
-	return n * 16
+	return n
+}
+
+// tableBytes is what newTable(capacity) allocates: tableLen's 16-byte
+// entries (12 bytes where a uint64 aligns to 4: then an upper bound).
+func tableBytes(capacity int) int64 {
+	return tableLen(capacity) * 16
 }
 
 func (t *table) sum(h *paged.Hash) uint64 {
