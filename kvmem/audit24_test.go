@@ -84,6 +84,10 @@ func TestAudit24HandBuiltCapacity(t *testing.T) {
 	edit("negative block size", func(e *kvmem.Capacity) { e.Deployment.BlockSize = -16 })
 	edit("no shard", func(e *kvmem.Capacity) { e.Shard = kvmem.Spec{} })
 	edit("no block bytes", func(e *kvmem.Capacity) { e.BlockBytes = 0 })
+	// Past Deployment's bounds, which Plan never returns (M1425, M1426:
+	// the thirty-first mutation round, docs/testing.md).
+	edit("prefill chunk past 2^30", func(e *kvmem.Capacity) { e.Deployment.PrefillChunk = 1<<30 + 1 })
+	edit("spec tokens past 2^20", func(e *kvmem.Capacity) { e.Deployment.SpecTokens = 1<<20 + 1 })
 	for name, b := range bad {
 		require.NotPanics(t, func() {
 			assert.Zero(t, b.MaxSequences(100), name)
