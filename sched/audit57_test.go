@@ -2,6 +2,7 @@ package sched_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -92,6 +93,32 @@ func btoi(b bool) int {
 	return 0
 }
 
+// a57HitsStepCheckpoint: the hit of cached tokens the manager finds for
+// waiting sequence seq after the step ends at a state checkpoint the
+// step itself takes (Step.Checkpoints, committed by TakeCheckpoints once
+// the admission phase is over): the state there is computed by this
+// step, so the admission phase could not count it, and seq may not have
+// fitted without it.
+func a57HitsStepCheckpoint(d *a46Side, st *sched.Step, seq paged.SeqID, cached int) bool {
+	if cached == 0 {
+		return false
+	}
+	toks, err := d.m.Tokens(seq)
+	if err != nil || len(toks) < cached {
+		return false
+	}
+	for _, c := range st.Checkpoints {
+		if c.Tokens != cached {
+			continue
+		}
+		w, err := d.m.Tokens(c.Seq)
+		if err == nil && len(w) >= cached && slices.Equal(w[:cached], toks[:cached]) {
+			return true
+		}
+	}
+	return false
+}
+
 // a57CheckHeadWaits: a step that ends with budget and a running slot left
 // and every waiting sequence admissible now within that budget
 // (paged.Manager.CanAdmitCached: its uncached tokens) left the head of
@@ -99,7 +126,9 @@ func btoi(b bool) int {
 // the uncached tokens). Checked where the admission phase is the step's
 // last word on the pool and the head is one sequence: no AdmitFirst, no
 // chunked prefill, no preemption in the step, no request of several
-// samples or beams (their set-asides), no sequence in the host tier.
+// samples or beams (their set-asides), no sequence in the host tier,
+// and no waiting sequence whose hit ends at a checkpoint the step takes
+// (a57HitsStepCheckpoint).
 func a57CheckHeadWaits(t *rapid.T, d *a46Side, st *sched.Step) {
 	cfg := d.s.Config()
 	if cfg.AdmitFirst || cfg.ChunkedPrefill || st.Preempted > 0 || d.s.Waiting() == 0 || d.s.Running() >= cfg.MaxRunning {
@@ -126,6 +155,9 @@ func a57CheckHeadWaits(t *rapid.T, d *a46Side, st *sched.Step) {
 		n, _ := d.m.Len(seq)
 		if a != paged.AdmitOK || n-cached > left {
 			return // this one may be the head, refused
+		}
+		if a57HitsStepCheckpoint(d, st, seq, cached) {
+			return // its hit is a state this step writes
 		}
 	}
 	if seen != d.s.Waiting() {
