@@ -105,3 +105,74 @@ func TestAudit78DraftsHalvedToFit(t *testing.T) {
 	checkDraftStats(t, s)
 	require.NoError(t, m.Check())
 }
+
+// Drafts withdrawn when the pool runs out leave no trace in the step's
+// or the scheduler's counts: the step computes the two pending tokens,
+// and Stats.DecodeTokens counts those, not the drafts (M1461, M1462).
+func TestAudit78WithdrawnDraftsLeaveTheCounts(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 5})
+	s, err := sched.New(m, sched.Config{MaxDrafts: 4})
+	require.NoError(t, err)
+	a, err := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 5})
+	require.NoError(t, err)
+	_, err = s.Submit([]int32{4, 5}, sched.Options{MaxTokens: 2})
+	require.NoError(t, err)
+	st := specStep(t, s)
+	require.Equal(t, 5, st.Tokens)
+	require.NoError(t, s.Update([]int32{10, 20}))
+	before := s.Stats()
+	require.EqualValues(t, 5, before.PrefillTokens)
+	require.Zero(t, before.DecodeTokens)
+
+	require.NoError(t, s.Propose(a, 0, []int32{11, 12}))
+	st = specStep(t, s)
+	require.Len(t, st.Scheduled, 2)
+	require.Nil(t, st.Scheduled[0].Drafts, "a's drafts are withdrawn for b's token")
+	assert.Zero(t, st.Drafts)
+	assert.Equal(t, 2, st.Tokens)
+	assert.Equal(t, 1, st.Scheduled[0].NewTokens)
+	after := s.Stats()
+	assert.EqualValues(t, 2, after.DecodeTokens)
+	assert.EqualValues(t, 5, after.PrefillTokens)
+	assert.EqualValues(t, 2, after.DraftsDropped)
+	require.NoError(t, s.Update([]int32{13, 21}))
+	checkDraftStats(t, s)
+}
+
+// UpdateSpeculative takes a verdict: nil accepted is ErrInvalid even for
+// a step without drafts (Update is the call for that), and a count for
+// each entry, no more: both refusals change nothing (M1467, M1468).
+func TestAudit78VerdictCounts(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 32})
+	s, err := sched.New(m, sched.Config{MaxDrafts: 2})
+	require.NoError(t, err)
+	r := decoding(t, s, []int32{1, 2, 3}, sched.Options{MaxTokens: 10})
+	st := specStep(t, s)
+	require.Len(t, st.Scheduled, 1)
+	require.Zero(t, st.Drafts)
+	assert.ErrorIs(t, s.UpdateSpeculative([]int32{200}, nil, nil), sched.ErrInvalid)
+	assert.Equal(t, 1, r.Outputs(0))
+	require.NoError(t, s.UpdateSpeculative([]int32{200}, []int{0}, nil), "a verdict of no drafts")
+	assert.Equal(t, 2, r.Outputs(0))
+
+	require.NoError(t, s.Propose(r, 0, []int32{201, 202}))
+	st = specStep(t, s)
+	require.Equal(t, 2, st.Drafts)
+	assert.ErrorIs(t, s.UpdateSpeculative([]int32{203}, []int{2, 0}, nil), sched.ErrInvalid)
+	assert.ErrorIs(t, s.UpdateSpeculative([]int32{203}, []int{2, 2}, nil), sched.ErrInvalid)
+	assert.Equal(t, 2, r.Outputs(0))
+	assert.Equal(t, []int32{1, 2, 3, 100, 200, 201, 202}, seqTokens(t, m, r.Seq(0)))
+	require.NoError(t, s.UpdateSpeculative([]int32{203}, []int{2}, nil))
+	assert.Equal(t, 5, r.Outputs(0))
+	checkDraftStats(t, s)
+}
+
+// A Phase past PhaseDone prints as its number, as the other enums do
+// (M1479: the name table was read one past its end).
+func TestAudit78PhaseNames(t *testing.T) {
+	for p, w := range []string{"decode", "admit", "scheduled", "output", "done"} {
+		assert.Equal(t, w, sched.Phase(p).String())
+	}
+	assert.Equal(t, "Phase(5)", (sched.PhaseDone + 1).String())
+	assert.Equal(t, "Phase(255)", sched.Phase(255).String())
+}

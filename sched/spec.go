@@ -190,18 +190,20 @@ func (s *Scheduler) withdraw(sc *Scheduled) int {
 
 // dropDrafts frees the blocks of the newest drafts of the step, when the
 // pool runs out: the drafts of the last entry that has some are withdrawn
-// and rolled back. It returns the tokens given back to the budget, and
-// false when the step has no drafts.
-func (s *Scheduler) dropDrafts() (int, bool, error) {
+// and rolled back. It returns the tokens given back to the budget. Its
+// callers loop while the step counts drafts (Step.Drafts > 0), so a
+// count no entry's drafts make up is a broken invariant, a panic rather
+// than a loop that never ends.
+func (s *Scheduler) dropDrafts() (int, error) {
 	for i := len(s.step.Scheduled) - 1; i >= 0; i-- {
 		sc := &s.step.Scheduled[i]
 		if len(sc.Drafts) == 0 {
 			continue
 		}
 		n := s.withdraw(sc)
-		return n, true, s.unspec(sc.e)
+		return n, s.unspec(sc.e)
 	}
-	return 0, false, nil
+	panic(fmt.Sprintf("sched: step %d counts %d drafts, and none of its %d entries has any", s.step.Number, s.step.Drafts, len(s.step.Scheduled)))
 }
 
 // dropProposals drops the proposals no step used.

@@ -259,7 +259,7 @@ func (s *Scheduler) forkVictims() error {
 			// the decode phase (audit 46: a sample swapped in with
 			// drafts whose states took the forks' pages was preempted
 			// for them, by recompute).
-			if _, _, err := s.dropDrafts(); err != nil {
+			if _, err := s.dropDrafts(); err != nil {
 				return err
 			}
 			continue
@@ -401,7 +401,7 @@ func (s *Scheduler) decodeAll(budget int) (int, error) {
 		}
 		if st := &s.step; st.Drafts > 0 {
 			// Drafts give way before any sequence is preempted.
-			n, _, err := s.dropDrafts()
+			n, err := s.dropDrafts()
 			if err != nil {
 				return budget, err
 			}
