@@ -9,8 +9,10 @@ type Load struct {
 	Running, Waiting int
 	// PrefillTokens are the prompt tokens not yet computed: every token of
 	// a waiting sequence (its prefix-cache hits are known only when it is
-	// admitted; a preempted one counts what it must recompute) and the
-	// chunks a running sequence has still to compute.
+	// admitted; a preempted one counts what it must recompute, a
+	// swapped-out one only what its preemption's step left uncomputed)
+	// and the chunks a running sequence has still to compute. A sampled
+	// token whose KV is not computed yet is decode work (DecodeTokens).
 	PrefillTokens int
 	// DecodeTokens bound the tokens still to decode: for each live sample
 	// its MaxTokens (or MaxModelLen limit) less the outputs it has, and for
@@ -53,9 +55,12 @@ func (s *Scheduler) Load() Load {
 	return l
 }
 
-// addWaiting adds the work of a waiting sequence.
+// addWaiting adds the work of a waiting sequence. Its pending token (a
+// swapped-out sample's last output, whose KV is not computed yet) is
+// decode work, counted by remaining as a running sample's is: the step
+// that swaps it back decodes it.
 func (l *Load) addWaiting(e *entry) {
-	l.PrefillTokens += e.total() - e.computed
+	l.PrefillTokens += e.length + len(e.rest) - e.computed
 	l.DecodeTokens += e.remaining()
 	l.KVTokens += e.total()
 }
