@@ -198,42 +198,30 @@ func TestAudit80RestartFlagsOneBatch(t *testing.T) {
 	assert.Equal(t, SubscriberStats{Live: 4, Restarts: 1}, s.Stats())
 }
 
-// replier answers the replay requests a vllmPeer's ROUTER receives: for
-// the i-th request, answers[i] gives the frames of each reply after the
-// client's identity. It reports each request's start on got.
-type replier struct {
-	got  chan uint64
-	gate []chan struct{} // gate[i], when not nil, holds back answer i
-}
-
-func (v *vllmPeer) reply(n int) *replier {
-	r := &replier{got: make(chan uint64, n), gate: make([]chan struct{}, n)}
-	for i := range r.gate {
-		r.gate[i] = make(chan struct{})
-		close(r.gate[i])
-	}
-	return r
-}
-
-// serve runs r's answers in a goroutine until they are used up or the
-// socket closes.
-func (v *vllmPeer) serve(r *replier, answers ...func(start uint64) [][][]byte) {
+// serve answers the replay requests v's ROUTER receives, in a goroutine,
+// the i-th with the replies answers[i] returns (each reply's frames after
+// the client's identity), once hold[i] is closed when there is one. It
+// returns a channel reporting each request's start.
+func (v *vllmPeer) serve(hold map[int]chan struct{}, answers ...func() [][][]byte) <-chan uint64 {
+	got := make(chan uint64, len(answers))
 	go func() {
 		for i, answer := range answers {
 			req, err := v.router.Recv()
 			if err != nil || len(req.Frames) != 3 || len(req.Frames[2]) != 8 {
 				return
 			}
-			start := binary.BigEndian.Uint64(req.Frames[2])
-			r.got <- start
-			<-r.gate[i]
-			for _, frames := range answer(start) {
+			got <- binary.BigEndian.Uint64(req.Frames[2])
+			if h := hold[i]; h != nil {
+				<-h
+			}
+			for _, frames := range answer() {
 				if v.router.Send(zmq4.NewMsgFrom(append([][]byte{req.Frames[0]}, frames...)...)) != nil {
 					return
 				}
 			}
 		}
 	}()
+	return got
 }
 
 var endFrame = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -251,17 +239,16 @@ func TestAudit80ReplyFramings(t *testing.T) {
 	frame := v.frame
 	vllm := func(seq uint64) [][]byte { f := frame(seq); return [][]byte{nil, f[1], f[2]} }
 	trt := func(seq uint64) [][]byte { f := frame(seq); return [][]byte{nil, f[0], f[1], f[2]} }
-	r := v.reply(3)
-	v.serve(r,
+	got := v.serve(nil,
 		// Batch 1 missing: TensorRT-LLM's framing, its end marker too.
-		func(uint64) [][][]byte { return [][][]byte{trt(1), {nil, []byte("kv"), endFrame, nil}} },
+		func() [][][]byte { return [][][]byte{trt(1), {nil, []byte("kv"), endFrame, nil}} },
 		// Batches 3..5 missing: out of order, one reply with a 7-byte
 		// number among them.
-		func(uint64) [][][]byte {
+		func() [][][]byte {
 			return [][][]byte{vllm(5), {nil, make([]byte, 7), []byte{0x90}}, vllm(3), vllm(4), {nil, endFrame, nil}}
 		},
 		// Batch 7 missing: the publisher no longer has it.
-		func(uint64) [][][]byte { return [][][]byte{{nil, endFrame, nil}} },
+		func() [][][]byte { return [][][]byte{{nil, endFrame, nil}} },
 	)
 	s, err := NewSubscriber(SubscriberConfig{Endpoint: "tcp://" + v.pub.Addr().String(), ReplayEndpoint: "tcp://" + v.router.Addr().String(),
 		Topic: v.topic, ReplayTimeout: noEnd})
@@ -271,14 +258,14 @@ func TestAudit80ReplyFramings(t *testing.T) {
 	for _, seq := range []uint64{0, 2, 6, 8} {
 		require.NoError(t, v.pub.Send(zmq4.NewMsgFrom(frame(seq)...)))
 	}
-	var got []uint64
+	var seqs []uint64
 	for range 8 {
 		m := next(t, s)
-		got = append(got, m.Seq)
+		seqs = append(seqs, m.Seq)
 		assert.Equal(t, kvevents.HashFromInt(m.Seq), decodeHash(t, m.Payload), "batch %d's own payload", m.Seq)
 	}
-	assert.Equal(t, []uint64{0, 1, 2, 3, 4, 5, 6, 8}, got)
-	assert.Equal(t, []uint64{1, 3, 7}, []uint64{<-r.got, <-r.got, <-r.got}, "the first missing batch of each gap asked for")
+	assert.Equal(t, []uint64{0, 1, 2, 3, 4, 5, 6, 8}, seqs)
+	assert.Equal(t, []uint64{1, 3, 7}, []uint64{<-got, <-got, <-got}, "the first missing batch of each gap asked for")
 	assert.Equal(t, SubscriberStats{Live: 4, Replayed: 4, Gaps: 1, Malformed: 1}, s.Stats())
 }
 
@@ -300,12 +287,18 @@ func TestAudit80StaleRepliesAreDropped(t *testing.T) {
 	noLeaks(t)
 	v := newVLLMPeer(t, "kv")
 	vllm := func(seq uint64) [][]byte { f := v.frame(seq); return [][]byte{nil, f[1], f[2]} }
-	r := v.reply(2)
-	r.gate[0] = make(chan struct{}) // the first answer waits for the test
+	late := make(chan struct{}) // the first answer waits for the test
+	defer func() {
+		select {
+		case <-late:
+		default:
+			close(late)
+		}
+	}()
 	end := [][]byte{nil, endFrame, nil}
-	v.serve(r,
-		func(uint64) [][][]byte { return [][][]byte{vllm(1), end} },
-		func(uint64) [][][]byte { return [][][]byte{vllm(3), end} },
+	v.serve(map[int]chan struct{}{0: late},
+		func() [][][]byte { return [][][]byte{vllm(1), end} },
+		func() [][][]byte { return [][][]byte{vllm(3), end} },
 	)
 	// The first request times out (its answer is held back until then);
 	// the second must not.
@@ -321,7 +314,7 @@ func TestAudit80StaleRepliesAreDropped(t *testing.T) {
 	assert.Equal(t, uint64(1), s.Stats().Gaps)
 	s.cfg.ReplayTimeout = noEnd // (Next's goroutine: no race)
 	// The late answer (batch 1, the end marker) reaches the subscriber.
-	close(r.gate[0])
+	close(late)
 	ctx := ctxFor(t)
 	for len(s.replay) < 2 {
 		require.NoError(t, ctx.Err(), "the late answer arrives")
