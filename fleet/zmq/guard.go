@@ -246,6 +246,14 @@ func (c *guardConn) scan(b []byte) int {
 			}
 			if c.size > uint64(c.limit) || uint64(base)+c.size+frameCost > uint64(c.limit) {
 				c.err = fmt.Errorf("%w: a peer sent a %d-byte frame, over the %d-byte message bound (MaxMessage)", ErrMalformed, c.size, c.limit)
+				if c.shaken.Load() {
+					// As a read error of the connection (a net.Error, no
+					// timeout), so the library drops it and a subscriber
+					// redials: any other error left the socket without a
+					// connection for good. Not in the handshake, whose
+					// failure the library would redial inside the dial.
+					c.err = &net.OpError{Op: "read", Err: c.err}
+				}
 				return i
 			}
 			c.body, c.have, c.framed = c.size, 0, true

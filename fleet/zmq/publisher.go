@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,7 @@ type Publisher struct {
 	pub, replay zmq4.Socket
 	enc         *kvevents.Encoder
 	topic       []byte
+	schemes     [2]string // of Endpoint and ReplayEndpoint, as configured
 
 	mu        sync.Mutex
 	seq       uint64
@@ -116,6 +118,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	// The ring grows as batches come, up to Buffer: a large Buffer costs
 	// nothing until the batches exist.
 	p := &Publisher{enc: enc, topic: []byte(cfg.Topic), buffer: cfg.Buffer, done: make(chan struct{})}
+	p.schemes[0], _, _ = strings.Cut(cfg.Endpoint, "://")
+	p.schemes[1], _, _ = strings.Cut(cfg.ReplayEndpoint, "://")
 	p.pub = zmq4.NewPub(context.Background())
 	if err := p.pub.SetOption(zmq4.OptionHWM, cfg.HWM); err != nil {
 		p.pub.Close()
@@ -138,9 +142,10 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	return p, nil
 }
 
-// Endpoint returns the address subscribers dial, with the port the PUB
-// socket actually bound.
-func (p *Publisher) Endpoint() string { return "tcp://" + p.pub.Addr().String() }
+// Endpoint returns the address subscribers dial: the configured
+// endpoint's scheme (tcp, ipc) with the address the PUB socket actually
+// bound (the port it picked for port 0).
+func (p *Publisher) Endpoint() string { return p.schemes[0] + "://" + p.pub.Addr().String() }
 
 // ReplayEndpoint returns the address of the replay socket, or "" without
 // one.
@@ -148,7 +153,7 @@ func (p *Publisher) ReplayEndpoint() string {
 	if p.replay == nil {
 		return ""
 	}
-	return "tcp://" + p.replay.Addr().String()
+	return p.schemes[1] + "://" + p.replay.Addr().String()
 }
 
 // AwaitSubscriber waits until at least one subscriber's subscription has

@@ -41,9 +41,9 @@ type SubscriberConfig struct {
 	ReplayTimeout time.Duration
 	// MaxMessage bounds the bytes of one message the publisher may send
 	// (a batch, with its topic and sequence frames); a publisher that
-	// announces more is disconnected before anything is allocated, and the
-	// batch counts as lost. 0 means DefaultMaxMessage; otherwise at least
-	// 1 KiB.
+	// announces more is disconnected before anything is allocated (the
+	// subscriber redials), and the batch counts as lost. 0 means
+	// DefaultMaxMessage; otherwise at least 1 KiB.
 	MaxMessage int64
 }
 
