@@ -23,8 +23,7 @@ import (
 // with the zero Config lives under pagedkv:{model}: (M1612).
 func TestAudit82DefaultPrefix(t *testing.T) {
 	addr := redisAddr(t)
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t, addr)
 	r, err := redisindex.New(c, redisindex.Config{})
 	require.NoError(t, err)
 	const model = "audit82-default-prefix"
@@ -126,8 +125,7 @@ func (h *a82Hook) sent() []string {
 
 // a82Backend is backend with a hook on its client.
 func a82Backend(t *testing.T, addr, model string, cfg redisindex.Config) (*redisindex.Backend, *a82Hook) {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t, addr)
 	h := &a82Hook{}
 	c.AddHook(h)
 	cfg.Prefix = testPrefix
@@ -259,8 +257,7 @@ func TestAudit82DeadWriterLeavesATaggedPartialState(t *testing.T) {
 // when it holds a single key (M1619).
 func TestAudit82DeleteTakesALoneKey(t *testing.T) {
 	addr := redisAddr(t)
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t, addr)
 	const model = "audit82-lone"
 	r := backend(t, addr, model)
 	key := testPrefix + ":{" + model + "}:stray"

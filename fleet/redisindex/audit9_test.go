@@ -58,8 +58,7 @@ func routersFollowOneStream(t *testing.T, maxOps int) {
 	model := fmt.Sprint("audit9-concurrent-", maxOps)
 	require.NoError(t, backend(t, addr, model).Delete(model))
 	for range 4 {
-		c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-		t.Cleanup(func() { c.Close() })
+		c := newClient(t, addr)
 		b, err := redisindex.New(c, redisindex.Config{Prefix: testPrefix, MaxOps: maxOps})
 		require.NoError(t, err)
 		x, err := fleet.New(fleet.Config{Backend: b, Model: model})

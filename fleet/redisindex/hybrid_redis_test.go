@@ -4,7 +4,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 
@@ -19,8 +18,7 @@ import (
 // (fleettest.CheckHybridScores).
 func TestRedisHybridScoresAreManagerHits(t *testing.T) {
 	addr := redisAddr(t)
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t, addr)
 	compared, hits, corrected, partial := fleettest.CheckHybridScores(t, "hybrid", func(rt *rapid.T) fleet.Backend {
 		r, err := redisindex.New(c, redisindex.Config{Prefix: testPrefix})
 		if err != nil {
@@ -130,8 +128,7 @@ func twoRouters(t *testing.T, model string) (x, y *fleet.Index) {
 // (fleettest.CheckAffinityOfFullGroup).
 func TestRedisAffinityOfFullGroup(t *testing.T) {
 	addr := redisAddr(t)
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t, addr)
 	r, err := redisindex.New(c, redisindex.Config{Prefix: testPrefix})
 	require.NoError(t, err)
 	require.NoError(t, r.Delete("affinity"))

@@ -33,11 +33,18 @@ func redisAddr(t testing.TB) string {
 	return addr
 }
 
+// newClient returns a client of the Redis at addr, closed when the test
+// ends.
+func newClient(t testing.TB, addr string) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // backend returns a Backend on its own client, after deleting what an
 // earlier run left under model.
 func backend(t testing.TB, addr, model string) *redisindex.Backend {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t, addr)
 	r, err := redisindex.New(c, redisindex.Config{Prefix: testPrefix})
 	require.NoError(t, err)
 	require.NoError(t, r.Delete(model))
@@ -47,8 +54,7 @@ func backend(t testing.TB, addr, model string) *redisindex.Backend {
 // attach returns a second router's Backend on the same model, deleting
 // nothing.
 func attach(t testing.TB, addr string) *redisindex.Backend {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	t.Cleanup(func() { c.Close() })
+	c := newClient(t, addr)
 	r, err := redisindex.New(c, redisindex.Config{Prefix: testPrefix})
 	require.NoError(t, err)
 	return r
