@@ -38,31 +38,6 @@ func TestAudit81SwappedOutLoadHasNoPrefill(t *testing.T) {
 	assert.Equal(t, 6-a.Outputs(0)+6-b.Outputs(0), l.DecodeTokens)
 }
 
-// A request cancelled between Schedule and Update no longer runs:
-// RunningSeqs leaves its sequence out (its handle is freed), though its
-// entry leaves the running list only at the Update (M1577).
-func TestAudit81RunningSeqsAfterCancelInStep(t *testing.T) {
-	m := newManager(t, paged.Config{BlockSize: 4, NumBlocks: 16})
-	s, err := sched.New(m, sched.Config{})
-	require.NoError(t, err)
-	a, err := s.Submit([]int32{1, 2, 3}, sched.Options{MaxTokens: 4})
-	require.NoError(t, err)
-	b, err := s.Submit([]int32{4, 5, 6}, sched.Options{MaxTokens: 4})
-	require.NoError(t, err)
-	_, err = s.Schedule()
-	require.NoError(t, err)
-	require.NoError(t, s.Cancel(a))
-	var seen []*sched.Request
-	s.RunningSeqs(func(r *sched.Request, sample int, seq paged.SeqID, tokens int) {
-		seen = append(seen, r)
-		_, err := m.Len(seq)
-		assert.NoError(t, err, "a freed handle reported")
-		assert.Equal(t, 3, tokens)
-	})
-	assert.Equal(t, []*sched.Request{b}, seen)
-	require.NoError(t, s.Update([]int32{8, 9}))
-}
-
 // Submit's bounds on samples and beams, each at MaxSamples under a
 // MaxRunning above it, with errors that name the option at fault (a
 // BeamWidth out of range was refused all the same as an N, which the

@@ -336,6 +336,15 @@ func TestCancelDuringStep(t *testing.T) {
 	assert.Equal(t, 1, s.Running())
 	assert.Equal(t, 1, s.Load().Running)
 	assert.Equal(t, 3, s.Load().KVTokens, "the cancelled prompt's tokens are gone")
+	// RunningSeqs leaves its freed sequence out (M1577).
+	var seen []*sched.Request
+	s.RunningSeqs(func(r *sched.Request, sample int, seq paged.SeqID, tokens int) {
+		seen = append(seen, r)
+		_, err := m.Len(seq)
+		assert.NoError(t, err, "a freed handle reported")
+		assert.Equal(t, 3, tokens)
+	})
+	assert.Equal(t, []*sched.Request{b}, seen)
 	require.NoError(t, s.Update([]int32{8, 9}))
 	assert.Zero(t, a.Outputs(0))
 	assert.Equal(t, 1, b.Outputs(0))

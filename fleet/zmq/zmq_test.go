@@ -189,18 +189,7 @@ func TestEventsDroppedAtTheSourceStayAGap(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(2), seq, "a batch number is skipped for the lost events")
 
-	ctx, cancel := context.WithCancel(ctxFor(t))
-	var got []uint64
-	err = Follow(ctx, s, func(evs []paged.Event) error {
-		for _, ev := range evs {
-			got = append(got, ev.Seq)
-		}
-		if len(got) == 3 {
-			cancel()
-		}
-		return nil
-	})
-	require.ErrorIs(t, err, context.Canceled)
+	got := followSeqs(t, s, 3)
 	assert.Equal(t, []uint64{1, 2, 4}, got, "the follower's numbering shows the loss")
 	assert.Equal(t, uint64(1), s.Stats().Gaps)
 }
@@ -394,4 +383,24 @@ func TestReplayOutlivesAClient(t *testing.T) {
 		assert.Equal(t, want, next(t, s).Seq)
 	}
 	assert.Equal(t, SubscriberStats{Live: 1, Replayed: 3}, s.Stats())
+}
+
+// followSeqs runs Follow on s until it has delivered n events, and
+// returns their Seq numbers in order.
+func followSeqs(t *testing.T, s *Subscriber, n int) []uint64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	defer cancel()
+	var got []uint64
+	err := Follow(ctx, s, func(evs []paged.Event) error {
+		for _, ev := range evs {
+			got = append(got, ev.Seq)
+		}
+		if len(got) == n {
+			cancel()
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, context.Canceled)
+	return got
 }
