@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/allocator"
+	"github.com/pagedkv/pagedkv/eviction"
 )
 
 // Internal tests of the thirty-eighth mutation round (docs/testing.md):
@@ -83,4 +84,32 @@ func TestAudit84WindowAsLongAsThePositions(t *testing.T) {
 	require.Equal(t, nullBlock, tab[0], "block 0 outlived the window: %v", tab)
 	require.NotEqual(t, nullBlock, tab[1])
 	require.NoError(t, m.Check())
+}
+
+// TestAudit84ShelfVictimIsForgotten: a block taken from a shelf for
+// reuse was never in the policy (here an LRU that records its Forget
+// calls, audit 58's), so a policy that keeps history of
+// content outside its set (eviction.Forgetter: LFU's counts, ARC's ghosts)
+// must be told its content is gone, or the history carries over to the
+// block's next content (M1717).
+func TestAudit84ShelfVictimIsForgotten(t *testing.T) {
+	var rec *a58Forgets
+	m, err := New(Config{BlockSize: 2, NumBlocks: 64,
+		Groups: []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 2}},
+		Policy: func(capacity int) eviction.Policy {
+			rec = &a58Forgets{Policy: eviction.NewLRU(capacity)}
+			return rec
+		}})
+	require.NoError(t, err)
+	id, _, err := m.Create([]int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Free(id))
+	r := &m.bp.shelves
+	require.Positive(t, r.n[shelfLow], "nothing shelved: the test checks nothing")
+	want := r.next[r.sentinel(shelfLow)]
+	got, ok := m.bp.victim()
+	require.True(t, ok)
+	require.Equal(t, want, got, "the low shelf goes first")
+	require.Contains(t, rec.forgot, got)
+	require.NotContains(t, rec.forgot[:len(rec.forgot)-1], got, "forgotten before it was the victim")
 }
