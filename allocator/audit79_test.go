@@ -7,7 +7,7 @@ import (
 )
 
 // Tests written for the thirty-third round of mutation testing (session
-// 32, docs/round33.md): each kills a mutation the model, fuzz and hostile
+// 32, docs/testing.md): each kills a mutation the model, fuzz and hostile
 // tests let survive.
 
 // TestAudit79NewTakesMaxBlocks: the bound on Config.NumBlocks is

@@ -430,6 +430,21 @@ func TestAudit10AgainstModels(t *testing.T) {
 // againstModel drives a policy of f and its model newM through random
 // calls, Hint among them only if hints.
 func againstModel(t *testing.T, f Factory, newM func(int) refModel, hints bool) {
+	againstModelWith(t, f, newM, modelRun{hints: hints})
+}
+
+// modelRun tunes againstModelWith: hints draws Hint calls; bursts, when
+// set, makes each Access step that many calls of one block, drawn from
+// it (1 otherwise); check, when set, runs on the policy after every step.
+type modelRun struct {
+	hints  bool
+	bursts []int
+	check  func(Policy) error
+}
+
+// againstModelWith is againstModel with the options of r.
+func againstModelWith(t *testing.T, f Factory, newM func(int) refModel, r modelRun) {
+	hints := r.hints
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(1, 16).Draw(t, "capacity")
 		p, m := f(n), newM(n)
@@ -463,10 +478,20 @@ func againstModel(t *testing.T, f Factory, newM func(int) refModel, hints bool) 
 					continue
 				}
 				id := drawID(t, n, func(allocator.BlockID) bool { return true })
-				what = fmt.Sprintf("Access(%d)", id)
-				got = call(func() { a.Access(id) })
+				k := 1
+				if r.bursts != nil {
+					k = rapid.SampledFrom(r.bursts).Draw(t, "hits")
+				}
+				what = fmt.Sprintf("%d x Access(%d)", k, id)
+				got = call(func() {
+					for range k {
+						a.Access(id)
+					}
+				})
 				if ok = inRange(id); ok {
-					m.access(id)
+					for range k {
+						m.access(id)
+					}
 				}
 			case 5:
 				hn, is := p.(Hinter)
@@ -492,6 +517,11 @@ func againstModel(t *testing.T, f Factory, newM func(int) refModel, hints bool) 
 				t.Fatalf("step %d: %s panicked with %v; model says misuse=%v", i, what, got, !ok)
 			}
 			compare(t, i, what, p, n, m.in)
+			if r.check != nil {
+				if err := r.check(p); err != nil {
+					t.Fatalf("step %d, after %s: %v", i, what, err)
+				}
+			}
 		}
 		// Draining gives the model's order to the end.
 		for {

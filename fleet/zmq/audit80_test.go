@@ -424,13 +424,7 @@ func TestAudit80IPC(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, s.Close()) }()
 	require.NoError(t, p.AwaitSubscriber(ctxFor(t)))
-	p.mu.Lock()
-	p.drop = func(seq uint64) bool { return seq == 1 }
-	p.mu.Unlock()
-	for i := range 3 {
-		_, err := p.Publish(stored(uint64(1+i), i, 1))
-		require.NoError(t, err)
-	}
+	publishDroppingBatch1(t, p)
 	for i := range uint64(3) {
 		m := next(t, s)
 		assert.Equal(t, i, m.Seq)
