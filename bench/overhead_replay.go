@@ -30,8 +30,8 @@ const (
 	opAdmitPhase                 // phase: admission
 	opAdmit                      // Admit(req) succeeds with arg cached tokens
 	opAdmitFull                  // Admit(req) fails with ErrNoSpace
-	opTake                       // TakeCopies and TakeCheckpoints; admission ends
-	opOutput                     // phase: output
+	opTake                       // TakeCheckpoints and TakeCopies; admission ends
+	opOutput                     // phase: output (after EndStep: the step ran)
 	opFree                       // Free(req)
 	opDone                       // phase ends
 )
@@ -62,7 +62,8 @@ func (op *w1Op) setKind(k w1OpKind) { op.kr = uint32(k)<<24 | op.kr&(w1MaxReques
 // running request (which keeps its pending token, appended to its waiting
 // sequence) and is retried, unless the request preempted itself; then the
 // head of the waiting queue is admitted while the running limit allows,
-// until an Admit fails; Update frees the finished requests. The replay
+// until an Admit fails; the step's checkpoints and copies are taken;
+// Update ends the step (EndStep) and frees the finished requests. The replay
 // checks every answer, so a step that differs from this fails loudly
 // instead of timing other calls. A nil recorder records nothing.
 type w1Recorder struct {
@@ -268,15 +269,28 @@ func replayW1(mcfg paged.Config, cfg W1Config, trace []Request, rec *w1Recorder,
 			bad = !errors.Is(err, paged.ErrNoSpace)
 		case opFree:
 			bad = m.Free(id) != nil
-		case opDecode, opOutput:
+		case opDecode:
 			t = time.Now()
+		case opOutput:
+			// The step ran: sched's Update tells the manager so
+			// (EndStep) before its output phase. Taking the copies
+			// ended the step too, but this second call is not idle:
+			// the pages of a checkpoint handed out in the step stay
+			// held until the manager's step count passes the step
+			// (with a State group, the next admissions would find
+			// them held).
+			t = time.Now()
+			m.EndStep()
 		case opAdmitPhase:
 			now := time.Now()
 			res.NsAllocDecode += int64(now.Sub(t))
 			t = now
 		case opTake:
-			copies = m.TakeCopies(copies[:0])
+			// In the order the replay through the scheduler takes
+			// them: Schedule takes the checkpoints, the driver then
+			// the copies (and no checkpoint is left).
 			ckpts = m.TakeCheckpoints(ckpts[:0])
+			copies = m.TakeCopies(copies[:0])
 			res.NsAdmit += int64(time.Since(t))
 		case opDone:
 			res.NsFree += int64(time.Since(t))
