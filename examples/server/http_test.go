@@ -190,6 +190,14 @@ func TestHTTPSubmitStatusCancel(t *testing.T) {
 	assert.Equal(t, []int{20}, st.Generated)
 }
 
+// abortingPool is TestHTTPAbortedRequest's pool: 8 usable blocks of 16
+// and a window of 16 beside full attention, where a request of an 80-token
+// prompt and 17 new tokens is accepted but can never be admitted.
+func abortingPool() paged.Config {
+	return paged.Config{NumBlocks: 9, MaxModelLen: 512,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 16}}}
+}
+
 // A request that fails after it was accepted fails alone: its client
 // reads state "aborted" with an error code and message, its blocks are
 // freed, and the other request runs to its end. With a sliding-window
@@ -198,11 +206,7 @@ func TestHTTPSubmitStatusCancel(t *testing.T) {
 // pool only so; this one's prefix is not cached (a made-up prompt), and
 // admitted from scratch it never fits.
 func TestHTTPAbortedRequest(t *testing.T) {
-	srv := startServer(t, ServerConfig{
-		Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 9, MaxModelLen: 512,
-			Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 16}}}},
-		Manual: true,
-	})
+	srv := startServer(t, ServerConfig{Scheduler: SchedulerConfig{Manager: abortingPool()}, Manual: true})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	ctx := context.Background()

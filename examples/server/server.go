@@ -210,12 +210,13 @@ func (s *Server) Stats(ctx context.Context) (Snapshot, error) {
 	return sn, nil
 }
 
-// Step runs n steps now (or fewer if the scheduler runs dry), for servers
-// in Manual mode.
+// Step runs n steps now, for servers in Manual mode: fewer if the
+// scheduler runs dry or MaxSteps is reached (the loop then stops, as a
+// stepping one does).
 func (s *Server) Step(ctx context.Context, n int) error {
 	return s.do(ctx, func(sc *Scheduler) {
 		for range n {
-			if !sc.Step() {
+			if s.limitReached() || !sc.Step() {
 				return
 			}
 		}
