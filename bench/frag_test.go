@@ -198,9 +198,13 @@ func TestFragArrivalsSkipIdle(t *testing.T) {
 		{Arrival: 0, InputTokens: 4, OutputTokens: 2},
 		{Arrival: time.Hour, InputTokens: 4, OutputTokens: 2},
 	}
-	res, steps := recordSteps(t, reqs, ModelOracle, 0, FragConfig{MaxLen: 8, KVTokens: 16, Arrivals: true})
-	require.Equal(t, 6, res.Steps, "idle hour skipped")
-	require.Equal(t, int(time.Hour/DefaultFragStepTime), steps[3].Step)
+	// Both engines, the contiguous one and the paged one through the
+	// scheduler, skip the idle hour the same way.
+	for _, run := range []FragRun{{Model: ModelOracle}, {Model: ModelPaged, BlockSize: 4}} {
+		res, steps := recordSteps(t, reqs, run.Model, run.BlockSize, FragConfig{MaxLen: 8, KVTokens: 16, Arrivals: true})
+		require.Equal(t, 6, res.Steps, "%s: idle hour skipped", run.Name())
+		require.Equal(t, int(time.Hour/DefaultFragStepTime), steps[3].Step, run.Name())
+	}
 }
 
 func TestFragInvalid(t *testing.T) {
