@@ -158,7 +158,9 @@ func (t *CacheTrace) replay(p CachePolicy, capacityBlocks, hostBlocks int, qm *Q
 		create()
 		if q != nil && errors.Is(err, paged.ErrNoSpace) && q.unpinAll() {
 			// The queue's pins left too little room: the running request
-			// goes first.
+			// goes first. The failed call counted its host hits: they
+			// are not this request's.
+			hostHits = m.Stats().Tiers.HostHitBlocks
 			create()
 		}
 		res.Requests++
