@@ -13,7 +13,7 @@ import (
 	"github.com/pagedkv/pagedkv/eviction"
 )
 
-// The thirty-ninth round of mutation testing (docs/round39.md): the cache
+// The thirty-ninth round of mutation testing (docs/testing.md): the cache
 // study's oracle, traces, replay, report, study driver and conversations.
 
 // TestAudit85BeladyHoldsItsRoot: the block at the heap's root (index 0) is

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The fortieth round of mutation testing (docs/round40.md): the
+// The fortieth round of mutation testing (docs/testing.md): the
 // fragmentation study and its baseline allocators.
 
 // A lone free slot is a free block of order 0: Largest must see it.

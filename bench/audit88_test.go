@@ -114,23 +114,6 @@ func TestAudit88Lengths(t *testing.T) {
 	assert.EqualValues(t, 40+226, r.PrefillTokens)
 }
 
-// TestAudit88RefusedAdmitMustFail: an Admit the scheduler saw refused
-// must be refused in the replay too; one that succeeds there is a
-// different call.
-func TestAudit88RefusedAdmitMustFail(t *testing.T) {
-	defer func() { w1Tamper = nil }()
-	w1Tamper = func(ops []w1Op) {
-		for k := range ops {
-			if ops[k].kind() == opAdmit {
-				ops[k].setKind(opAdmitFull)
-				return
-			}
-		}
-	}
-	_, err := RunW1(W1Config{Requests: 50, Blocks: 512, Compat: "vllm"})
-	assert.ErrorContains(t, err, "answered otherwise")
-}
-
 // TestAudit88HybridSplit: the hybrid study splits admitted hits between
 // first admissions and readmissions: with preemptions in vLLM's mode (a
 // readmitted request hits its own blocks) both are positive.
@@ -186,21 +169,37 @@ func TestAudit88RunningLimit(t *testing.T) {
 	assert.Equal(t, 100, r.Finished)
 }
 
-// TestAudit88ReplayEndsLikeTheScheduler: a replay whose every call answers
-// as recorded but which leaves out a call with no answer to check (the
-// last Free) ends with other statistics, and is refused.
-func TestAudit88ReplayEndsLikeTheScheduler(t *testing.T) {
+// TestAudit88TamperedReplays: the replay refuses a recording that
+// differs from the scheduler's calls where no earlier test looked: an
+// Admit recorded as refused that succeeds, and a left-out call with no
+// answer to check (the last Free), which only the final statistics tell.
+func TestAudit88TamperedReplays(t *testing.T) {
 	defer func() { w1Tamper = nil }()
-	w1Tamper = func(ops []w1Op) {
-		for k := len(ops) - 1; k >= 0; k-- {
-			if ops[k].kind() == opFree {
-				ops[k].setKind(opOutput)
-				return
+	first := func(from, to w1OpKind, last bool) func([]w1Op) {
+		return func(ops []w1Op) {
+			for i := range ops {
+				k := i
+				if last {
+					k = len(ops) - 1 - i
+				}
+				if ops[k].kind() == from {
+					ops[k].setKind(to)
+					return
+				}
 			}
 		}
 	}
-	_, err := RunW1(W1Config{Requests: 50, Blocks: 512, Compat: "vllm"})
-	assert.ErrorContains(t, err, "the manager ends with")
+	for _, c := range []struct {
+		name, want string
+		tamper     func([]w1Op)
+	}{
+		{"a refused Admit succeeds", "answered otherwise", first(opAdmit, opAdmitFull, false)},
+		{"the last Free left out", "the manager ends with", first(opFree, opOutput, true)},
+	} {
+		w1Tamper = c.tamper
+		_, err := RunW1(W1Config{Requests: 50, Blocks: 512, Compat: "vllm"})
+		assert.ErrorContains(t, err, c.want, c.name)
+	}
 }
 
 // TestAudit88OpRecord: a recorded call's kind and request share one word;

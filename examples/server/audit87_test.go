@@ -190,26 +190,30 @@ func TestAudit87ExpiredDeadlineIsUnavailable(t *testing.T) {
 // TestAudit87ManualServerStopsAtItsStepLimit: a Manual server whose Step
 // call reaches MaxSteps stops, as a stepping one does: Done closes, and
 // later calls fail with ErrClosed and its final statistics. Without the
-// check after a call (M1835) a Manual server never stopped.
+// check after a call (M1835) a Manual server never stopped. A call asking
+// for more steps than the limit leaves runs only up to it (before audit
+// 88, M1894, Step(ctx, 5) with MaxSteps 2 ran five).
 func TestAudit87ManualServerStopsAtItsStepLimit(t *testing.T) {
-	srv, err := NewServer(ServerConfig{Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 64}}, Manual: true, MaxSteps: 2})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Run(ctx)
-	_, err = srv.Submit(ctx, Spec{PromptLen: 5, MaxTokens: 10})
-	require.NoError(t, err)
-	require.NoError(t, srv.Step(ctx, 2))
-	select {
-	case <-srv.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("a Manual server ran on past MaxSteps")
+	for _, n := range []int{2, 5} {
+		srv, err := NewServer(ServerConfig{Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 64}}, Manual: true, MaxSteps: 2})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go srv.Run(ctx)
+		_, err = srv.Submit(ctx, Spec{PromptLen: 5, MaxTokens: 20})
+		require.NoError(t, err)
+		require.NoError(t, srv.Step(ctx, n))
+		select {
+		case <-srv.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Step(%d): a Manual server ran on past MaxSteps", n)
+		}
+		_, err = srv.Submit(ctx, Spec{PromptLen: 5, MaxTokens: 1})
+		require.ErrorIs(t, err, ErrClosed)
+		sn, err := srv.Stats(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, uint64(2), sn.Steps, "Step(%d)", n)
 	}
-	_, err = srv.Submit(ctx, Spec{PromptLen: 5, MaxTokens: 1})
-	require.ErrorIs(t, err, ErrClosed)
-	sn, err := srv.Stats(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, uint64(2), sn.Steps)
 }
 
 // TestAudit87NoStepsNoTimePerStep: a scheduler that has run no step has
