@@ -34,8 +34,9 @@ type CacheStudyConfig struct {
 	// multiple of each device capacity.
 	HostFactor float64
 	// Queue, when set, models the waiting queue (see QueueModel) and
-	// pins queued requests' cached prefixes; host tiers are not combined
-	// with it.
+	// pins queued requests' cached prefixes. It combines with a host tier
+	// (a request retried after the queue's pins are given up counts its
+	// host hits once); kvbench cache refuses the pair.
 	Queue *QueueModel
 	// Workers is the number of replays run at once, each with its own
 	// manager. Default runtime.GOMAXPROCS(0).
