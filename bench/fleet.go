@@ -383,7 +383,7 @@ type FleetResult struct {
 	// started). Zero for a router without Prefix.
 	FamilyServers, FamilyMoves float64
 	// Checkpoints counts the state checkpoints the managers handed out
-	// (paged.Manager.TakeCheckpoints; Layout with State groups only).
+	// (sched.Step.Checkpoints; Layout with State groups only).
 	Checkpoints int
 	// Lookups counts the index lookups (0 for routers without Prefix).
 	Lookups int
@@ -494,9 +494,8 @@ type fleetServer struct {
 	events []paged.Event
 	tokens []int32
 	step   *sched.Step
-	// copies and ckpts take a hybrid manager's directives each step.
+	// copies takes a hybrid manager's copy directives each step.
 	copies []paged.Copy
-	ckpts  []paged.Checkpoint
 	// reqs maps the scheduler's request IDs (from 1) to trace indices.
 	reqs []int
 }
@@ -587,10 +586,10 @@ func (f *fleetRun) begin(si int, now float64) error {
 	}
 	if f.hybrid {
 		// The step's directives, as a server takes them with its batch:
-		// a state checkpoint becomes a hit (and an event) only then.
+		// the copies from the manager, the state checkpoints from the step
+		// (Schedule took them from the manager, which has none left).
 		s.copies = s.m.TakeCopies(s.copies[:0])
-		s.ckpts = s.m.TakeCheckpoints(s.ckpts[:0])
-		f.res.Checkpoints += len(s.ckpts)
+		f.res.Checkpoints += len(st.Checkpoints)
 	}
 	if err := f.feed(s); err != nil {
 		return err
