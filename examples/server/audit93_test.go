@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,33 +74,4 @@ func TestAudit93SleepWithNoGap(t *testing.T) {
 		require.ErrorIs(t, sleepCtx(ctx, 0), context.Canceled)
 	}
 	require.NoError(t, sleepCtx(context.Background(), 0))
-}
-
-// TestAudit93QueueFullTwice: a request that meets a full queue again
-// after its back-off backs off again, as often as it takes: here the loop
-// steps only on every second back-off.
-func TestAudit93QueueFullTwice(t *testing.T) {
-	srv := startServer(t, ServerConfig{
-		Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 2048, MaxModelLen: 8192}, MaxQueued: 1},
-		Manual:    true,
-	})
-	ctx := context.Background()
-	backoffs := 0
-	sleep := func(ctx context.Context, d time.Duration) error {
-		if d != queueFullBackoff {
-			return ctx.Err()
-		}
-		if backoffs++; backoffs%2 == 1 {
-			return nil
-		}
-		return srv.Step(ctx, 1)
-	}
-	o, err := parseFlags([]string{"-requests", "6"}, io.Discard)
-	require.NoError(t, err)
-	var sent atomic.Int64
-	require.NoError(t, replay(ctx, srv, o, sleep, &sent))
-	sn, err := srv.Stats(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, uint64(6), sn.Requests.Submitted, "every replayed request got in")
-	assert.Equal(t, 10, backoffs, "two back-offs for each request after the first")
 }

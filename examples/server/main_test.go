@@ -94,36 +94,43 @@ func TestProgressLineCountsOnlyAcceptedRequestsAsDone(t *testing.T) {
 }
 
 func TestReplayBacksOffWhenTheQueueIsFull(t *testing.T) {
-	srv := startServer(t, ServerConfig{
-		Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 2048, MaxModelLen: 8192}, MaxQueued: 1},
-		Manual:    true,
-	})
-	ctx := context.Background()
-	// Time passes (the loop steps) only while the replay backs off, so
-	// every request after the first meets a full queue once.
-	backoffs := 0
-	sleep := func(ctx context.Context, d time.Duration) error {
-		if d != queueFullBackoff {
-			return ctx.Err()
+	// every 2: the loop steps only on every second back-off, so a request
+	// meets the full queue again after backing off, and backs off again
+	// (audit 93).
+	for _, every := range []int{1, 2} {
+		srv := startServer(t, ServerConfig{
+			Scheduler: SchedulerConfig{Manager: paged.Config{NumBlocks: 2048, MaxModelLen: 8192}, MaxQueued: 1},
+			Manual:    true,
+		})
+		ctx := context.Background()
+		// Time passes (the loop steps) only while the replay backs off, so
+		// every request after the first meets a full queue `every` times.
+		backoffs := 0
+		sleep := func(ctx context.Context, d time.Duration) error {
+			if d != queueFullBackoff {
+				return ctx.Err()
+			}
+			if backoffs++; backoffs%every != 0 {
+				return nil
+			}
+			return srv.Step(ctx, 1)
 		}
-		backoffs++
-		return srv.Step(ctx, 1)
-	}
-	o, err := parseFlags([]string{"-requests", "12"}, io.Discard)
-	require.NoError(t, err)
-	var sent atomic.Int64
-	require.NoError(t, replay(ctx, srv, o, sleep, &sent))
-	assert.Equal(t, int64(12), sent.Load())
-	sn, err := srv.Stats(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, uint64(12), sn.Requests.Submitted, "every replayed request got in")
-	assert.Equal(t, uint64(11), sn.Requests.RejectedBy["queue_full"], "each refusal is counted")
-	assert.Equal(t, 11, backoffs)
+		o, err := parseFlags([]string{"-requests", "12"}, io.Discard)
+		require.NoError(t, err)
+		var sent atomic.Int64
+		require.NoError(t, replay(ctx, srv, o, sleep, &sent))
+		assert.Equal(t, int64(12), sent.Load())
+		sn, err := srv.Stats(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, uint64(12), sn.Requests.Submitted, "every replayed request got in")
+		assert.Equal(t, uint64(11*every), sn.Requests.RejectedBy["queue_full"], "each refusal is counted")
+		assert.Equal(t, 11*every, backoffs)
 
-	var out bytes.Buffer
-	writeSummary(&out, sn, time.Second)
-	assert.Contains(t, out.String(), "11 rejected, ")
-	assert.Contains(t, out.String(), "rejected     11 queue_full\n")
+		var out bytes.Buffer
+		writeSummary(&out, sn, time.Second)
+		assert.Contains(t, out.String(), fmt.Sprintf("%d rejected, ", 11*every))
+		assert.Contains(t, out.String(), fmt.Sprintf("rejected     %d queue_full\n", 11*every))
+	}
 }
 
 // TestReplayGapsDoNotWrap: a tiny -speed stretches the trace's gaps past
