@@ -216,3 +216,34 @@ func TestAudit96HeartbeatOfASilentServer(t *testing.T) {
 	assert.True(t, a96Servers(t, x)["a"].Partial)
 	assert.EqualValues(t, 1, x.Stats().Expired)
 }
+
+// a96Counting counts the Updates an Index asks of an otherRouter.
+type a96Counting struct {
+	*otherRouter
+	updates int
+}
+
+func (b *a96Counting) Update(server ServerID, old, next StreamState, clear bool, events []paged.Event) (StreamState, error) {
+	b.updates++
+	return b.otherRouter.Update(server, old, next, clear, events)
+}
+
+// TestAudit96RetryOfArrivedEventsWritesNothing: a write that conflicts
+// because its events reached the index meanwhile (the state the backend
+// has is past them, stamped just now) is not written again on the retry
+// (M2176).
+func TestAudit96RetryOfArrivedEventsWritesNothing(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	b := &a96Counting{otherRouter: &otherRouter{Memory: mustMemory(t, 64)}}
+	x, err := New(Config{Backend: b, Now: clk.now, TTL: time.Minute})
+	require.NoError(t, err)
+	require.NoError(t, x.Apply("a", []paged.Event{stored(1, paged.Device, 1)}))
+	b.updates = 0
+	b.server, b.write = 0, func(st StreamState) StreamState {
+		st.Last, st.Seen = 2, clk.t.UnixNano()
+		return st
+	}
+	require.NoError(t, x.Apply("a", []paged.Event{stored(2, paged.Device, 2)}))
+	assert.Equal(t, 1, b.updates, "the retry found its events applied")
+	assert.EqualValues(t, 1, x.Stats().Duplicates)
+}
