@@ -388,9 +388,7 @@ func (s *Scheduler) retire(r *request) {
 	if !r.admitted {
 		s.queued--
 	}
-	if s.cfg.KeepFinished == 0 {
-		return
-	}
+	// NewScheduler made KeepFinished at least 1.
 	if len(s.finOrder) == s.cfg.KeepFinished {
 		delete(s.finished, s.finOrder[0])
 		s.finOrder = s.finOrder[1:]
