@@ -649,7 +649,15 @@ func humanBytes(n int64) string {
 		f /= 1000
 		u++
 	}
-	return strconv.FormatFloat(f, 'f', max(0, 2-int(math.Floor(math.Log10(f)))), 64) + " " + units[u]
+	d := max(0, 2-int(math.Floor(math.Log10(f))))
+	s := strconv.FormatFloat(f, 'f', d, 64)
+	// A value that rounds up to the next power of ten (9.996 GB, 999,600
+	// B) printed four digits, "10.00 GB" or "1.000 MB": one decimal fewer
+	// keeps three.
+	if v, _ := strconv.ParseFloat(s, 64); d > 0 && v >= math.Pow10(3-d) {
+		s = strconv.FormatFloat(f, 'f', d-1, 64)
+	}
+	return s + " " + units[u]
 }
 
 // seqBytes formats a sequence's bytes, or says that they pass int64
@@ -672,10 +680,12 @@ func tokensOrUnbounded(n int64) string {
 
 // humanCount formats a parameter count: 8.03B, 1.03T.
 func humanCount(n int64) string {
+	// A unit starts where the one below would print 1000.00 (999,995,000
+	// parameters were "1000.00M"; they are "1.00B").
 	switch {
-	case n >= 1e12:
+	case n >= 1e12-5e6:
 		return fmt.Sprintf("%.2fT", float64(n)/1e12)
-	case n >= 1e9:
+	case n >= 1e9-5e3:
 		return fmt.Sprintf("%.2fB", float64(n)/1e9)
 	case n >= 1e6:
 		return fmt.Sprintf("%.2fM", float64(n)/1e6)
