@@ -20,8 +20,20 @@ import (
 // reference line, and saves it to path; the extension (.png, .svg, .pdf)
 // picks the format.
 func Cache(path, title string, results []bench.CacheResult) error {
+	p, err := cachePlot(title, results)
+	if err != nil {
+		return err
+	}
+	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+		return fmt.Errorf("%w: %w", bench.ErrCacheStudy, err)
+	}
+	return nil
+}
+
+// cachePlot builds Cache's figure.
+func cachePlot(title string, results []bench.CacheResult) (*plot.Plot, error) {
 	if len(results) == 0 {
-		return fmt.Errorf("%w: nothing to plot", bench.ErrCacheStudy)
+		return nil, fmt.Errorf("%w: nothing to plot", bench.ErrCacheStudy)
 	}
 	p := plot.New()
 	p.Title.Text = title
@@ -72,7 +84,7 @@ func Cache(path, title string, results []bench.CacheResult) error {
 		slices.SortFunc(pts, func(a, b plotter.XY) int { return cmp.Compare(a.X, b.X) })
 		line, points, err := plotter.NewLinePoints(pts)
 		if err != nil {
-			return fmt.Errorf("%w: plot %s: %w", bench.ErrCacheStudy, name, err)
+			return nil, fmt.Errorf("%w: plot %s: %w", bench.ErrCacheStudy, name, err)
 		}
 		points.Shape = plotutil.Shape(i)
 		line.Width = vg.Points(1.5)
@@ -96,7 +108,7 @@ func Cache(path, title string, results []bench.CacheResult) error {
 	// The maximum does not depend on capacity: one line across the axis.
 	ref, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: maxRate}, {X: p.X.Max, Y: maxRate}})
 	if err != nil {
-		return fmt.Errorf("%w: plot maximum: %w", bench.ErrCacheStudy, err)
+		return nil, fmt.Errorf("%w: plot maximum: %w", bench.ErrCacheStudy, err)
 	}
 	ref.Color = color.Gray{Y: 80}
 	ref.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
@@ -107,10 +119,7 @@ func Cache(path, title string, results []bench.CacheResult) error {
 	p.Legend.Padding = vg.Points(2)
 	p.Legend.YOffs = -vg.Points(4)
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
-	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
-		return fmt.Errorf("%w: %w", bench.ErrCacheStudy, err)
-	}
-	return nil
+	return p, nil
 }
 
 // palette holds well-separated line colors (the Tableau 10 set).

@@ -22,8 +22,28 @@ var ErrEmpty = errors.New("figure: nothing to plot")
 // Figure 2 bars beside the contiguous models on the buddy allocator and
 // beside paged/16, and saves it as a PNG at path.
 func Frag(path string, results []bench.FragResult) error {
+	w, h, paint, err := fragFigure(results)
+	if err != nil {
+		return err
+	}
+	img := vgimg.New(w, h)
+	paint(draw.New(img))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// fragFigure builds Frag's figure: its size and what draws it on a canvas
+// of that size.
+func fragFigure(results []bench.FragResult) (w, h vg.Length, paint func(draw.Canvas), err error) {
 	if len(results) == 0 {
-		return ErrEmpty
+		return 0, 0, nil, ErrEmpty
 	}
 	type bar struct {
 		label  string
@@ -58,7 +78,7 @@ func Frag(path string, results []bench.FragResult) error {
 		}
 		bc, err := plotter.NewBarChart(vals, vg.Points(18))
 		if err != nil {
-			return err
+			return 0, 0, nil, err
 		}
 		bc.Color = colors[c]
 		bc.LineStyle.Width = 0
@@ -78,18 +98,9 @@ func Frag(path string, results []bench.FragResult) error {
 	p.X.Tick.Label.XAlign = -0.9 // right-aligned under the rotated tick
 	p.X.Tick.Label.YAlign = -0.5
 	const legendW = 1.4 * vg.Inch
-	w, h := vg.Length(max(6, len(bars))*40)*vg.Points(1)+vg.Inch+legendW, 5*vg.Inch
-	img := vgimg.New(w, h)
-	dc := draw.New(img)
-	p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
-	leg.Draw(draw.Crop(dc, w-legendW, 0, 0, -0.3*vg.Inch))
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	w, h = vg.Length(max(6, len(bars))*40)*vg.Points(1)+vg.Inch+legendW, 5*vg.Inch
+	return w, h, func(dc draw.Canvas) {
+		p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
+		leg.Draw(draw.Crop(dc, w-legendW, 0, 0, -0.3*vg.Inch))
+	}, nil
 }

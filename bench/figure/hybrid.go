@@ -21,8 +21,20 @@ import (
 // figures as reference lines; it saves the figure to path, whose extension
 // (.png, .svg, .pdf) picks the format.
 func Hybrid(path string, r bench.HybridResult) error {
+	p, err := hybridPlot(r)
+	if err != nil {
+		return err
+	}
+	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+		return fmt.Errorf("figure: hybrid: %w", err)
+	}
+	return nil
+}
+
+// hybridPlot builds Hybrid's figure.
+func hybridPlot(r bench.HybridResult) (*plot.Plot, error) {
 	if len(r.Rows) == 0 || r.SingleVLLM.AdmittedHitTokens == 0 {
-		return ErrEmpty
+		return nil, ErrEmpty
 	}
 	rows := slices.Clone(r.Rows)
 	slices.SortFunc(rows, func(a, b bench.HybridRow) int { return a.Window - b.Window })
@@ -68,7 +80,7 @@ func Hybrid(path string, r bench.HybridResult) error {
 		}
 		line, points, err := plotter.NewLinePoints(pts)
 		if err != nil {
-			return fmt.Errorf("figure: hybrid: %w", err)
+			return nil, fmt.Errorf("figure: hybrid: %w", err)
 		}
 		line.Color, points.Color = s.c, s.c
 		line.Width = vg.Points(1.5)
@@ -87,7 +99,7 @@ func Hybrid(path string, r bench.HybridResult) error {
 	if len(goals) > 0 {
 		sc, err := plotter.NewScatter(goals)
 		if err != nil {
-			return fmt.Errorf("figure: hybrid: %w", err)
+			return nil, fmt.Errorf("figure: hybrid: %w", err)
 		}
 		sc.Shape = draw.CrossGlyph{}
 		sc.Color = color.Black
@@ -105,7 +117,7 @@ func Hybrid(path string, r bench.HybridResult) error {
 	} {
 		l, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: ref.y}, {X: p.X.Max, Y: ref.y}})
 		if err != nil {
-			return fmt.Errorf("figure: hybrid: %w", err)
+			return nil, fmt.Errorf("figure: hybrid: %w", err)
 		}
 		l.Color = color.Gray{Y: 80}
 		l.Dashes = ref.dashes
@@ -123,8 +135,5 @@ func Hybrid(path string, r bench.HybridResult) error {
 	p.Legend.YOffs = vg.Points(8)
 	p.Legend.ThumbnailWidth = vg.Points(24)
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
-	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
-		return fmt.Errorf("figure: hybrid: %w", err)
-	}
-	return nil
+	return p, nil
 }

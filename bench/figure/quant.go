@@ -27,6 +27,15 @@ type QuantPoint struct {
 // .png, .svg or .pdf, picks the format). Points with no error are left
 // out: a log scale cannot show them.
 func Quant(path string, points []QuantPoint) error {
+	p, err := quantPlot(points)
+	if err != nil {
+		return err
+	}
+	return p.Save(8*vg.Inch, 5*vg.Inch, path)
+}
+
+// quantPlot builds Quant's figure.
+func quantPlot(points []QuantPoint) (*plot.Plot, error) {
 	p := plot.New()
 	p.X.Label.Text = "KV bytes per token (KiB, whole model)"
 	p.Y.Label.Text = "mean relative error of attention output"
@@ -45,16 +54,16 @@ func Quant(path string, points []QuantPoint) error {
 		labels = append(labels, r.Type)
 	}
 	if len(xys) == 0 {
-		return fmt.Errorf("%w: no type with a nonzero error", ErrEmpty)
+		return nil, fmt.Errorf("%w: no type with a nonzero error", ErrEmpty)
 	}
 	p.Title.Text = fmt.Sprintf("KV quantization: memory vs attention error (%d-token context)", ctx)
 	sc, err := plotter.NewScatter(xys)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i := range lb.TextStyle {
 		lb.TextStyle[i].Font.Size = vg.Points(7)
@@ -67,5 +76,5 @@ func Quant(path string, points []QuantPoint) error {
 	}
 	p.Y.Min, p.Y.Max, p.X.Min, p.X.Max = lo/2, hi*2, 0, maxX*1.15
 	p.Add(sc, lb, plotter.NewGrid())
-	return p.Save(8*vg.Inch, 5*vg.Inch, path)
+	return p, nil
 }
