@@ -79,6 +79,7 @@ func TestHugeFlagValuesDoNotPanic(t *testing.T) {
 	for _, args := range [][]string{
 		{"fleet", "-redis", "", "-requests", "2", "-shared-prefix", huge},
 		{"fleet", "-redis", "", "-requests", "2", "-shared-prefix", strconv.Itoa(bench.MaxTraceTokens/bench.MooncakeBlockSize + 1)},
+		{"fleet", "-redis", "", "-requests", "2", "-shared-prefix", strconv.Itoa(bench.MaxTraceTokens / bench.MooncakeBlockSize)}, // no token left of a prompt's own
 		{"overhead", "-requests", "2", "-repeat", huge},
 		{"overhead", "-requests", "2", "-state", huge},
 		{"overhead", "-requests", "2", "-blocks", "64", "-state", "64"},

@@ -155,9 +155,12 @@ func runFleet(args []string, stdout, stderr io.Writer) error {
 	if *limit < 0 || *skip < 0 {
 		return usageErrorf("-requests %d and -skip %d must not be negative", *limit, *skip)
 	}
-	if *shared < 0 || *shared > bench.MaxTraceTokens/bench.MooncakeBlockSize {
-		return usageErrorf("-shared-prefix %d must be in [0, %d] (blocks of %d tokens, a prompt at most %d tokens)",
-			*shared, bench.MaxTraceTokens/bench.MooncakeBlockSize, bench.MooncakeBlockSize, bench.MaxTraceTokens)
+	// Every prompt keeps at least one token of its own, so the prefix
+	// leaves room for one: a prefix of MaxTraceTokens tokens was taken
+	// here and refused for every request later.
+	if maxShared := (bench.MaxTraceTokens - 1) / bench.MooncakeBlockSize; *shared < 0 || *shared > maxShared {
+		return usageErrorf("-shared-prefix %d must be in [0, %d] (blocks of %d tokens; a prompt, its own tokens included, at most %d tokens)",
+			*shared, maxShared, bench.MooncakeBlockSize, bench.MaxTraceTokens)
 	}
 	reqs, name, _, err := loadCacheTrace(*tracePath, format)
 	if err != nil {
@@ -463,8 +466,8 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 	if b, err := bench.FleetHitBound(reqs, bench.MooncakeBlockSize); err == nil {
 		bound = fmt.Sprintf("%.1f%%", 100*b)
 	}
-	fmt.Fprintf(w, "cost-aware: hit rate %.1f%% (x%.3f prefix-aware's, x%.2f round-robin's), imbalance %.3f, makespan x%.3f and p90 wait %+.2f s vs least-loaded; bound for one unbounded cache %s\n",
-		100*ca.HitRate, ca.HitRate/pa.HitRate, ca.HitRate/rr.HitRate, ca.Imbalance, ca.Makespan/ll.Makespan, ca.P90Wait-ll.P90Wait, bound)
+	fmt.Fprintf(w, "cost-aware: hit rate %.1f%% (%s prefix-aware's, %s round-robin's), imbalance %.3f, makespan %s and p90 wait %+.2f s vs least-loaded; bound for one unbounded cache %s\n",
+		100*ca.HitRate, times(ca.HitRate, pa.HitRate, 3), times(ca.HitRate, rr.HitRate, 2), ca.Imbalance, times(ca.Makespan, ll.Makespan, 3), ca.P90Wait-ll.P90Wait, bound)
 	for _, r := range rows {
 		if r.EventsPerSec > 0 {
 			fmt.Fprintf(w, "index event application (memory, %s replay): %.0f block events/s\n", r.Router, r.EventsPerSec)
@@ -480,4 +483,13 @@ func writeFleetTable(w io.Writer, rows []fleetRow, cfg bench.FleetConfig, traceN
 	if !withRedis {
 		fmt.Fprintln(w, "redis replays skipped: no -redis address and PAGEDKV_REDIS_ADDR unset")
 	}
+}
+
+// times formats a/b as "x1.250" with digits decimals, or "x-" when b is 0
+// (a replay in which neither router hit anything): never "xNaN" or "x+Inf".
+func times(a, b float64, digits int) string {
+	if b == 0 {
+		return "x-"
+	}
+	return fmt.Sprintf("x%.*f", digits, a/b)
 }
