@@ -30,3 +30,26 @@ func TestAudit110FleetSummaryWithoutHits(t *testing.T) {
 	assert.Equal(t, "x1.250", times(5, 4, 3))
 	assert.Equal(t, "x0.50", times(1, 2, 2))
 }
+
+// TestAudit110QuantPerChannelWidths: a per-channel row whose width kvmem
+// cannot size (int8-ch, kivi-int8-gG) is refused by name, not through
+// kvmem's complaint about a type the user never wrote ("int8-g16").
+func TestAudit110QuantPerChannelWidths(t *testing.T) {
+	for _, name := range []string{"int8-ch", "int8-ch/fp16", "fp16/int8-ch", "kivi-int8-g32"} {
+		_, err := parseQuantRow(name, 16)
+		if assert.Error(t, err, name) {
+			assert.Contains(t, err.Error(), "int8-ch has no KV layout type to size it", name)
+		}
+	}
+	for _, name := range []string{"int4-ch", "int2-ch/fp16", "kivi-int4-g32", "kivi-int2-g128"} {
+		r, err := parseQuantRow(name, 16)
+		if assert.NoError(t, err, name) {
+			assert.Contains(t, r.keyType, "-g", name)
+		}
+	}
+	var out, errb bytes.Buffer
+	assert.Equal(t, 2, run([]string{"quant", "-types", "int8-ch", "-lengths", "256"}, &out, &errb))
+	assert.Contains(t, errb.String(), "int8-ch has no KV layout type")
+	assert.NotContains(t, errb.String(), "int8-g16")
+	assert.Empty(t, out.String())
+}

@@ -57,6 +57,13 @@ func parseQuantRow(name string, blockSize int) (quantRow, error) {
 	} else if a, b, ok := strings.Cut(name, "/"); ok {
 		k, v = a, b
 	}
+	for _, c := range []string{k, v} {
+		// A per-channel group is sized as the group type of its width;
+		// kvmem has those for int4 and int2 only (its int8 scales a row).
+		if w, ok := strings.CutSuffix(c, "-ch"); ok && w != "int4" && w != "int2" {
+			return r, fmt.Errorf("quant: type %q: %s has no KV layout type to size it (per-channel groups are sized as int4-gN or int2-gN); use int4-ch or int2-ch", name, c)
+		}
+	}
 	var err error
 	if r.key, err = attention.ParseCodec(k); err != nil {
 		return r, fmt.Errorf("quant: type %q: %w", name, err)
