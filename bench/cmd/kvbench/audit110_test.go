@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/pagedkv/pagedkv/bench"
 )
@@ -52,4 +53,25 @@ func TestAudit110QuantPerChannelWidths(t *testing.T) {
 	assert.Contains(t, errb.String(), "int8-ch has no KV layout type")
 	assert.NotContains(t, errb.String(), "int8-g16")
 	assert.Empty(t, out.String())
+}
+
+// TestAudit110HybridShortTrace: kvbench hybrid on a trace shorter than the
+// default -requests replays the whole trace (as kvbench frag caps its
+// -requests); a -requests given past the trace's end is a usage error,
+// and one within it is taken.
+func TestAudit110HybridShortTrace(t *testing.T) {
+	tr := audit100File(t, "t.csv", audit100Azure)
+	args := []string{"-trace", tr, "-windows", "8", "-state-models", "", "-multikind=false"}
+	var out, errb bytes.Buffer
+	require.NoError(t, runHybrid(args, &out, &errb), errb.String())
+	assert.Contains(t, out.String(), "W1-H: 3 requests of the Azure conversation trace")
+
+	out.Reset()
+	assert.Equal(t, 2, run(append([]string{"hybrid", "-requests", "4"}, args...), &out, &errb))
+	assert.Contains(t, errb.String(), "-requests 4: the trace "+tr+" has 3 requests")
+	assert.Empty(t, out.String())
+
+	out.Reset()
+	require.NoError(t, runHybrid(append([]string{"-requests", "2"}, args...), &out, &errb))
+	assert.Contains(t, out.String(), "W1-H: 2 requests")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -19,7 +20,7 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("hybrid", stderr)
 	windows := fs.String("windows", joinInts(bench.DefaultHybridWindows), "comma-separated sliding windows in tokens (empty: none)")
 	var cfg bench.HybridConfig
-	fs.IntVar(&cfg.Requests, "requests", 2000, "number of leading trace requests to replay")
+	fs.IntVar(&cfg.Requests, "requests", 2000, "number of leading trace requests to replay (unset: at most the trace's)")
 	fs.IntVar(&cfg.Blocks, "blocks", 8192, "KV blocks in the pool, block 0 (the null block) included")
 	fs.IntVar(&cfg.Workers, "workers", runtime.GOMAXPROCS(0), "replays run in parallel")
 	trace := fs.String("trace", "", "Azure CSV `file` (default: the embedded Azure conversation trace)")
@@ -69,6 +70,16 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		cfg.Trace = reqs
+		// The default replays 2,000 requests or the whole of a shorter
+		// trace; a -requests given past the trace's end is a mistake.
+		requestsSet := false
+		fs.Visit(func(f *flag.Flag) { requestsSet = requestsSet || f.Name == "requests" })
+		if cfg.Requests > len(reqs) {
+			if requestsSet {
+				return usageErrorf("-requests %d: the trace %s has %d requests", cfg.Requests, *trace, len(reqs))
+			}
+			cfg.Requests = len(reqs)
+		}
 	}
 	layouts := 0
 	if *multiKind {
