@@ -179,8 +179,16 @@ func TestPinStopsAtStepsBlocks(t *testing.T) {
 // of the step that computed a prompt comes back 65,535 steps later; the
 // sweep in EndStep has cleared it by then, so a pin made in that later
 // step still holds the prompt.
-func TestPinAfterStampsComeBack(t *testing.T) {
+func TestPinAfterStampsComeBack(t *testing.T) { pinAfterStampsComeBack(t, 0) }
+
+// pinAfterStampsComeBack is TestPinAfterStampsComeBack with the prompt
+// computed after steps EndSteps.
+func pinAfterStampsComeBack(t *testing.T, steps int) {
+	t.Helper()
 	m := pinStepManager(t, nil)
+	for range steps {
+		m.EndStep()
+	}
 	prompt := []int32{1, 2, 3, 4, 5, 6, 7}
 	id, _, err := m.Create(prompt, nil)
 	if err != nil {
@@ -193,7 +201,7 @@ func TestPinAfterStampsComeBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, held, err := m.Pin(prompt, nil, 0); err != nil || held != 6 {
-		t.Fatalf("65,535 steps after the prompt was computed, a pin holds %d tokens (%v), want 6", held, err)
+		t.Fatalf("65,535 steps after the prompt was computed (%d steps in), a pin holds %d tokens (%v), want 6", steps, held, err)
 	}
 }
 
