@@ -202,7 +202,8 @@ func (w *world) checkAttention(att *attention.Attention, b *paged.Batch, plan *p
 func requireClose(t *testing.T, want, got []float32, tol float64) {
 	t.Helper()
 	for i := range want {
-		if math.Abs(float64(want[i]-got[i])) > tol || math.IsNaN(float64(got[i])) {
+		// A NaN on either side fails: its difference is never above tol.
+		if math.Abs(float64(want[i]-got[i])) > tol || math.IsNaN(float64(got[i])) || math.IsNaN(float64(want[i])) {
 			t.Fatalf("element %d: paged %v, dense %v", i, got[i], want[i])
 		}
 	}
