@@ -15,10 +15,10 @@ import (
 
 // Audit 111 checks more of the checker (the sixty-fourth round of
 // mutation testing): CheckHybridScores, CheckLayouts, CheckRename,
-// CheckChurn and CheckLateEvents fail on backends broken in the ways
-// their weaker checks would let pass (in child processes, through audit
-// 90's TestAudit90Child), and the hybrid check draws host tiers and
-// prompts sharing more than one block.
+// CheckChurn, CheckLateEvents and CheckConcurrentChurn fail on backends
+// broken in the ways their weaker checks would let pass (in child
+// processes, through audit 90's TestAudit90Child), and the hybrid check
+// draws host tiers and prompts sharing more than one block.
 
 // faulty111 is a fleet.Memory broken one way (fault111) in its records.
 type faulty111 struct {
@@ -40,6 +40,7 @@ const (
 	keepsRemoved                           // BlockRemoved events ignored
 	plainDropsLast                         // a store of a server called "*-plain" loses its last block
 	listsTwice                             // Servers lists the first name again in place of a free ID's
+	phantomNeighbour                       // Lookup puts the next ID beside every holder of the first hash on the device
 )
 
 func newFaulty111(t require.TestingT, f fault111, capacity int) *faulty111 {
@@ -63,6 +64,15 @@ func (b *faulty111) LookupAll(hashes []paged.Hash, words int, dst []uint64, stat
 				w[words] = 1
 			}
 		}
+	}
+	return dst, states, err
+}
+
+func (b *faulty111) Lookup(hashes []paged.Hash, words int, dst []uint64, states []fleet.StreamState) ([]uint64, []fleet.StreamState, error) {
+	start := len(dst)
+	dst, states, err := b.Memory.Lookup(hashes, words, dst, states)
+	if b.fault == phantomNeighbour && err == nil && len(dst) > start {
+		dst[start] |= dst[start] << 1
 	}
 	return dst, states, err
 }
@@ -172,6 +182,9 @@ var children111 = map[string]struct {
 	"churn-lists-twice": {func(t *testing.T) {
 		fleettest.CheckChurn(t, newFaulty111(t, listsTwice, 64), "churn", 1)
 	}, "registered twice"},
+	"concurrent-phantom-neighbour": {func(t *testing.T) {
+		fleettest.CheckConcurrentChurn(t, "concurrent", newFaulty111(t, phantomNeighbour, 1024))
+	}, "scored 1 blocks of"},
 	"late-never-partial": {func(t *testing.T) {
 		fleettest.CheckLateEvents(t, "late", newBroken(t, neverPartial, 64))
 	}, "old's first events were lost"},
