@@ -166,7 +166,11 @@ func TestAudit90Child(t *testing.T) {
 	if name == "" {
 		t.Skip("a child process of the audit 90 tests")
 	}
-	children[name].run(t)
+	c, ok := children[name]
+	if !ok {
+		c = children111[name]
+	}
+	c.run(t)
 }
 
 // failsInChild runs children[name] in a child test process and requires
@@ -174,6 +178,9 @@ func TestAudit90Child(t *testing.T) {
 func failsInChild(t *testing.T, name string) {
 	t.Helper()
 	c, ok := children[name]
+	if !ok {
+		c, ok = children111[name]
+	}
 	require.True(t, ok, name)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestAudit90Child$", "-test.count=1",
 		"-rapid.checks=1000", "-rapid.seed=3", "-rapid.nofailfile", "-rapid.shrinktime=1ms")
