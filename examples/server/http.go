@@ -128,11 +128,16 @@ func (j jsonNoRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The mux's own answer tells 404 from 405 and lists the allowed
-	// methods; keep its status and headers, replace its body.
+	// methods, or redirects a path that is not clean (307 with Location,
+	// even when the clean path matches no route); keep its status and
+	// those headers, replace its body.
 	c := statusCapture{header: make(http.Header)}
 	h.ServeHTTP(&c, r)
 	if allow := c.header.Get("Allow"); allow != "" {
 		w.Header().Set("Allow", allow)
+	}
+	if loc := c.header.Get("Location"); loc != "" {
+		w.Header().Set("Location", loc) // a redirect to the clean path
 	}
 	code, name := c.code, "not_found"
 	switch code {
