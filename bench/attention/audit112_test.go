@@ -17,7 +17,15 @@ import (
 // through table.
 func audit112Store(t *testing.T, sh attention.Shape, numBlocks int, k, v []float32, n int, table []int32) *attention.Store {
 	t.Helper()
-	store, err := attention.NewStore(sh, numBlocks, nil, nil)
+	return storeWith(t, sh, numBlocks, nil, k, v, n, table)
+}
+
+// storeWith returns a store of shape sh and numBlocks blocks, with key
+// codec kc and float32 values, holding the keys and values of n tokens
+// (token after token) written through table.
+func storeWith(t *testing.T, sh attention.Shape, numBlocks int, kc attention.Codec, k, v []float32, n int, table []int32) *attention.Store {
+	t.Helper()
+	store, err := attention.NewStore(sh, numBlocks, kc, nil)
 	require.NoError(t, err)
 	kv := sh.KVHeads * sh.HeadDim
 	for p := range n {

@@ -215,15 +215,7 @@ func TestAudit91Int8PerChannelManyRows(t *testing.T) {
 // written through table.
 func audit91Store(t *testing.T, kc attention.Codec, k, v []float32, n int, table []int32) *attention.Store {
 	t.Helper()
-	sh := testShape
-	store, err := attention.NewStore(sh, 4, kc, nil)
-	require.NoError(t, err)
-	kv := sh.KVHeads * sh.HeadDim
-	for p := range n {
-		slot := int64(table[p/sh.BlockSize])*int64(sh.BlockSize) + int64(p%sh.BlockSize)
-		require.NoError(t, store.Write(slot, k[p*kv:(p+1)*kv], v[p*kv:(p+1)*kv]))
-	}
-	return store
+	return storeWith(t, testShape, 4, kc, k, v, n, table)
 }
 
 // TestAudit91ResidualOneTokenShort: under a per-channel key codec, a
