@@ -21,6 +21,14 @@ type cmdFlags struct {
 	cpuProfile, memProfile string
 }
 
+// given returns the names of the flags the command line set, a flag set
+// to its default value included.
+func (f *cmdFlags) given() map[string]bool {
+	set := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	return set
+}
+
 // newFlags returns the flag set of the command name, printing to stderr.
 func newFlags(name string, stderr io.Writer) *cmdFlags {
 	f := &cmdFlags{FlagSet: flag.NewFlagSet("kvbench "+name, flag.ContinueOnError), name: name}

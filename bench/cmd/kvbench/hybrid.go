@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -72,10 +71,8 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 		cfg.Trace = reqs
 		// The default replays 2,000 requests or the whole of a shorter
 		// trace; a -requests given past the trace's end is a mistake.
-		requestsSet := false
-		fs.Visit(func(f *flag.Flag) { requestsSet = requestsSet || f.Name == "requests" })
 		if cfg.Requests > len(reqs) {
-			if requestsSet {
+			if fs.given()["requests"] {
 				return usageErrorf("-requests %d: the trace %s has %d requests", cfg.Requests, *trace, len(reqs))
 			}
 			cfg.Requests = len(reqs)

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -96,8 +95,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	}
 	// Which flags were given decides between a preset and a custom shape,
 	// so a flag set to its zero value still counts.
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := fs.given()
 
 	m, err := planModel(*model, set, *layers, *groups, *kvHeads, *headDim, *mlaLatent, *mlaRope, *params)
 	if err != nil {
