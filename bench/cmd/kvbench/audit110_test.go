@@ -64,7 +64,7 @@ func TestAudit110HybridShortTrace(t *testing.T) {
 	args := []string{"-trace", tr, "-windows", "8", "-state-models", "", "-multikind=false"}
 	var out, errb bytes.Buffer
 	require.NoError(t, runHybrid(args, &out, &errb), errb.String())
-	assert.Contains(t, out.String(), "W1-H: 3 requests of the Azure conversation trace")
+	assert.Contains(t, out.String(), "W1-H: 3 requests of the trace "+tr+",")
 
 	out.Reset()
 	assert.Equal(t, 2, run(append([]string{"hybrid", "-requests", "4"}, args...), &out, &errb))
@@ -74,4 +74,29 @@ func TestAudit110HybridShortTrace(t *testing.T) {
 	out.Reset()
 	require.NoError(t, runHybrid(append([]string{"-requests", "2"}, args...), &out, &errb))
 	assert.Contains(t, out.String(), "W1-H: 2 requests")
+}
+
+// TestAudit110OverheadNamesItsTrace: kvbench overhead's summary names the
+// trace it replayed: the embedded one by default, the -trace file when
+// one is given (it named the embedded trace for every file).
+func TestAudit110OverheadNamesItsTrace(t *testing.T) {
+	_, s := a99Overhead(t, "-requests", "3", "-blocks", "256")
+	assert.Contains(t, s, "workload W1: 3 requests of the Azure conversation trace,")
+
+	tr := audit100File(t, "t.csv", audit100Azure)
+	_, s = a99Overhead(t, "-requests", "3", "-blocks", "256", "-trace", tr)
+	assert.Contains(t, s, "workload W1: 3 requests of the trace "+tr+",")
+	assert.NotContains(t, s, "Azure conversation")
+}
+
+// TestAudit110WithoutTimers: the summary's figure without the timers is
+// printed when positive and replaced by words when the timers' estimate
+// is as much as the time measured (a short replay printed "-0.1 ns per
+// token without them" and "manager -0.01x the floor").
+func TestAudit110WithoutTimers(t *testing.T) {
+	assert.Equal(t, "23.8 ns per token without them", withoutTimers(23.8))
+	assert.Equal(t, "0.1 ns per token without them", withoutTimers(0.05))
+	for _, x := range []float64{0, -0.102} {
+		assert.Equal(t, "as much as the time measured: too short a replay to subtract them", withoutTimers(x))
+	}
 }

@@ -30,6 +30,15 @@ func (f *cmdFlags) given() map[string]bool {
 }
 
 // newFlags returns the flag set of the command name, printing to stderr.
+// traceName names the trace a command replayed in its summary: the
+// embedded one when no -trace file was given, the file otherwise.
+func traceName(file string) string {
+	if file == "" {
+		return "the Azure conversation trace"
+	}
+	return "the trace " + file
+}
+
 func newFlags(name string, stderr io.Writer) *cmdFlags {
 	f := &cmdFlags{FlagSet: flag.NewFlagSet("kvbench "+name, flag.ContinueOnError), name: name}
 	f.SetOutput(stderr)

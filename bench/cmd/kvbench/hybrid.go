@@ -124,7 +124,7 @@ func runHybrid(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	printHybrid(stdout, r)
+	printHybrid(stdout, r, *trace)
 	return nil
 }
 
@@ -167,8 +167,8 @@ func round4(x float64) float64 {
 	return v
 }
 
-func printHybrid(w io.Writer, r bench.HybridResult) {
-	fmt.Fprintf(w, "W1-H: %d requests of the Azure conversation trace, %d blocks of 16 tokens, a full-attention group beside each layout below (a sliding window unless a row names its groups)\n", r.Requests, r.Blocks)
+func printHybrid(w io.Writer, r bench.HybridResult, trace string) {
+	fmt.Fprintf(w, "W1-H: %d requests of %s, %d blocks of 16 tokens, a full-attention group beside each layout below (a sliding window unless a row names its groups)\n", r.Requests, traceName(trace), r.Blocks)
 	fmt.Fprintf(w, "admitted prefix-hit tokens (hits of successful admissions: the prefill they save); W1 with one group: %s with vLLM's decisions, %s in the default mode\n\n",
 		commas(r.SingleVLLM.AdmittedHitTokens), commas(r.SingleDefault.AdmittedHitTokens))
 	fmt.Fprintf(w, "%7s | %-28s | %s\n", "", "vLLM v1 (compat: its choices)", "pagedkv default mode (hybrid retention)")

@@ -141,8 +141,8 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		}
 		workload = fmt.Sprintf("W1-H (a full-attention group, %s)", strings.Join(groups, ", "))
 	}
-	fmt.Fprintf(stdout, "workload %s: %d requests of the Azure conversation trace, %d blocks of %d tokens, compat %s, policy %s\n",
-		workload, cfg.Requests, cfg.Blocks, cfg.BlockSize, mode, *policy)
+	fmt.Fprintf(stdout, "workload %s: %d requests of %s, %d blocks of %d tokens, compat %s, policy %s\n",
+		workload, cfg.Requests, traceName(*trace), cfg.Blocks, cfg.BlockSize, mode, *policy)
 	fmt.Fprintf(stdout, "  steps %d, preemptions %d, admissions %d, finished %d, peak running %d, peak blocks %d\n",
 		r.Steps, r.Preemptions, r.Admissions, r.Finished, r.PeakRunning, r.PeakBlocksInUse)
 	fmt.Fprintf(stdout, "  tokens processed %d (prefill %d, of which resumed %d; decode %d)\n",
@@ -157,19 +157,32 @@ func runOverhead(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  allocation digest %s (%s)\n", r.Digest, same)
 	}
 	timer := r.TimerOverheadNsPerCall * float64(r.TimedCalls)
-	fmt.Fprintf(stdout, "  manager time %.1f ms: %.1f ns per token, %.1f us per step (timers, %d intervals, add about %.1f ms: %.1f ns per token without them)\n",
+	excl := r.ManagerNsPerTokenExclTimer()
+	fmt.Fprintf(stdout, "  manager time %.1f ms: %.1f ns per token, %.1f us per step (timers, %d intervals, add about %.1f ms: %s)\n",
 		float64(r.ManagerNs)/1e6, float64(r.ManagerNs)/tok, float64(r.ManagerNs)/float64(r.Steps)/1e3,
-		r.TimedCalls, timer/1e6, r.ManagerNsPerTokenExclTimer())
+		r.TimedCalls, timer/1e6, withoutTimers(excl))
 	fmt.Fprintf(stdout, "  (the manager alone, given the calls the scheduler made; timed through the scheduler, its bookkeeping included: %.1f ns per token)\n",
 		float64(r.SchedulerNs)/tok)
-	if floor := r.SHAFloorNsPerToken(); floor > 0 {
+	if floor := r.SHAFloorNsPerToken(); floor > 0 && excl > 0 {
 		fmt.Fprintf(stdout, "  hashing floor: %d blocks hashed x %.1f ns per 96-byte SHA-256 (probe, this run) = %.1f ns per token; manager %.2fx the floor\n",
-			r.BlocksHashed, r.SHA256Ns, floor, r.ManagerNsPerTokenExclTimer()/floor)
+			r.BlocksHashed, r.SHA256Ns, floor, excl/floor)
 	}
 	fmt.Fprintf(stdout, "  vLLM v1's reference replay: about 1,400 to 2,600 ns per token, 800 to 1,500 us per step\n")
 	fmt.Fprintf(stdout, "  wall %.1f ms for the whole replay, driver included\n", float64(r.TotalWallNs)/1e6)
 	_, err = fmt.Fprintln(stdout, string(line))
 	return err
+}
+
+// withoutTimers words the manager's time per token less the timers'
+// estimated cost. On a replay so short that the timers cost as much as
+// all the time measured, that figure is noise at zero or below: it says
+// so instead of printing it (and the summary leaves out its ratio to the
+// hashing floor; the JSON line keeps the arithmetic).
+func withoutTimers(excl float64) string {
+	if excl <= 0 {
+		return "as much as the time measured: too short a replay to subtract them"
+	}
+	return fmt.Sprintf("%.1f ns per token without them", excl)
 }
 
 // overheadJSON renders a result with the reference replay's keys, in order.
