@@ -82,20 +82,11 @@ func TestAudit80ReplaySocketAnswersAsVLLM(t *testing.T) {
 		require.NoError(t, d.Send(zmq4.NewMsgFrom(nil, start)))
 	}
 	answer := func() []uint64 {
-		var seqs []uint64
-		for {
-			msg := recvWithin(t, d)
-			require.Len(t, msg.Frames, 3, "(empty, seq, payload)")
-			assert.Empty(t, msg.Frames[0])
-			require.Len(t, msg.Frames[1], 8)
-			seq := binary.BigEndian.Uint64(msg.Frames[1])
-			if seq == ^uint64(0) {
-				assert.Empty(t, msg.Frames[2], "the end marker has no payload")
-				return seqs
-			}
-			assert.Equal(t, kvevents.HashFromInt(100+seq), decodeHash(t, msg.Frames[2]), "batch %d's own payload", seq)
-			seqs = append(seqs, seq)
+		seqs, payloads := readReplay(t, d)
+		for i, seq := range seqs {
+			assert.Equal(t, kvevents.HashFromInt(100+seq), decodeHash(t, payloads[i]), "batch %d's own payload", seq)
 		}
+		return seqs
 	}
 	ask([]byte{0, 0, 0, 0, 0, 0, 3}) // 7 bytes: ignored
 	ask(binary.BigEndian.AppendUint64(nil, 3))
