@@ -52,17 +52,7 @@ func TestAudit85BeladyRenew(t *testing.T) {
 // r1 and r2 have arrived; r2 [1 2 3 5] then pins its cached prefix, three
 // blocks, when r1 starts.
 func queueTrace(t *testing.T, r1 []int64) *CacheTrace {
-	reqs := []Request{
-		{Arrival: 0, HashIDs: []int64{1, 2, 3}},
-		{Arrival: 100 * time.Millisecond, HashIDs: r1},
-		{Arrival: 200 * time.Millisecond, HashIDs: []int64{1, 2, 3, 5}},
-	}
-	for i := range reqs {
-		reqs[i].InputTokens = len(reqs[i].HashIDs) * MooncakeBlockSize
-	}
-	tr, err := CacheTraceFromHashes(reqs, MooncakeBlockSize)
-	require.NoError(t, err)
-	return tr
+	return timedTrace(t, timed{0, []int64{1, 2, 3}}, timed{100 * time.Millisecond, r1}, timed{200 * time.Millisecond, []int64{1, 2, 3, 5}})
 }
 
 // TestAudit85QueuePins: the pin budget is half the pool by default and
@@ -115,12 +105,11 @@ func TestAudit85QueuePins(t *testing.T) {
 // pins, so they go and r2 onboards 7, evicting 4 and 3 to the host; r3
 // hits 1 2 on the device and 3 on the host.
 func TestAudit85QueueWithHostTier(t *testing.T) {
-	var reqs []Request
+	var rs []timed
 	for i, h := range [][]int64{{7}, {1, 2, 3, 4}, {7, 8}, {1, 2, 3, 5}} {
-		reqs = append(reqs, Request{Arrival: time.Duration(i) * 10 * time.Millisecond, HashIDs: h, InputTokens: len(h) * MooncakeBlockSize})
+		rs = append(rs, timed{time.Duration(i) * 10 * time.Millisecond, h})
 	}
-	tr, err := CacheTraceFromHashes(reqs, MooncakeBlockSize)
-	require.NoError(t, err)
+	tr := timedTrace(t, rs...)
 	lru := CachePolicy{Name: "lru", Factory: eviction.NewLRU}
 	r, err := tr.replay(lru, 4, 8, &QueueModel{Load: 6, PinShare: 1})
 	require.NoError(t, err)
