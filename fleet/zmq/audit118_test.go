@@ -58,16 +58,7 @@ func TestAudit118ReplayEndpointKeepsItsScheme(t *testing.T) {
 	defer func() { assert.NoError(t, p.Close()) }()
 	assert.True(t, strings.HasPrefix(p.Endpoint(), "tcp://127.0.0.1:"), p.Endpoint())
 	assert.Equal(t, "ipc://"+replayPath, p.ReplayEndpoint())
-	s, err := NewSubscriber(SubscriberConfig{Endpoint: p.Endpoint(), ReplayEndpoint: p.ReplayEndpoint(), ReplayTimeout: noEnd})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, s.Close()) }()
-	require.NoError(t, p.AwaitSubscriber(ctxFor(t)))
-	publishDroppingBatch1(t, p)
-	for i := range uint64(3) {
-		m := next(t, s)
-		assert.Equal(t, i, m.Seq)
-		assert.Equal(t, i == 1, m.Replayed)
-	}
+	subscribeAndReplayBatch1(t, p)
 }
 
 // TestAudit118SizeHintBoundsTheEncoding (M3002): sizeHint, the capacity

@@ -411,16 +411,7 @@ func TestAudit80IPC(t *testing.T) {
 	defer func() { assert.NoError(t, p.Close()) }()
 	assert.Equal(t, "ipc://"+pubPath, p.Endpoint())
 	assert.Equal(t, "ipc://"+replayPath, p.ReplayEndpoint())
-	s, err := NewSubscriber(SubscriberConfig{Endpoint: p.Endpoint(), ReplayEndpoint: p.ReplayEndpoint(), ReplayTimeout: noEnd})
-	require.NoError(t, err)
-	defer func() { assert.NoError(t, s.Close()) }()
-	require.NoError(t, p.AwaitSubscriber(ctxFor(t)))
-	publishDroppingBatch1(t, p)
-	for i := range uint64(3) {
-		m := next(t, s)
-		assert.Equal(t, i, m.Seq)
-		assert.Equal(t, i == 1, m.Replayed)
-	}
+	subscribeAndReplayBatch1(t, p)
 }
 
 // fakeConn is a net.Conn whose reads return the given chunks, then err,
@@ -495,5 +486,22 @@ func TestAudit80GuardSizeNearTheTop(t *testing.T) {
 		g.shaken.Store(true)
 		assert.Equal(t, len(in)-1, g.scan(in), "size %#x", size)
 		assert.ErrorIs(t, g.err, ErrMalformed, "size %#x", size)
+	}
+}
+
+// subscribeAndReplayBatch1 subscribes to p at both its endpoints,
+// publishes three batches with the second lost on the way, and requires
+// the subscriber to see all three in order, the second from the replay.
+func subscribeAndReplayBatch1(t *testing.T, p *Publisher) {
+	t.Helper()
+	s, err := NewSubscriber(SubscriberConfig{Endpoint: p.Endpoint(), ReplayEndpoint: p.ReplayEndpoint(), ReplayTimeout: noEnd})
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, s.Close()) }()
+	require.NoError(t, p.AwaitSubscriber(ctxFor(t)))
+	publishDroppingBatch1(t, p)
+	for i := range uint64(3) {
+		m := next(t, s)
+		assert.Equal(t, i, m.Seq)
+		assert.Equal(t, i == 1, m.Replayed)
 	}
 }
