@@ -1111,7 +1111,25 @@ func TestAppendAfterUncomputeCommitsAgain(t *testing.T) {
 // Append committed block 0 under the first hash, then panicked on the
 // second ("holds committed content other than the sequence's tokens").
 func TestUncomputeInsideReleasedWindow(t *testing.T) {
-	m, err := New(Config{BlockSize: 4, NumBlocks: 32})
+	m, id := uncomputeInsideReleasedWindow(t, Config{BlockSize: 4, NumBlocks: 32}, &SeqOptions{Window: 4},
+		func(s *sequence) (int, int) { return s.committed, s.released })
+	s, _ := m.seq(id)
+	if want := len(s.tokens) / 4; s.committed != want {
+		t.Fatalf("%d blocks committed, want %d", s.committed, want)
+	}
+}
+
+// uncomputeInsideReleasedWindow runs the scenario of
+// TestUncomputeInsideReleasedWindow on a manager made with cfg and a
+// sequence made with opts, whose window's committed and released marks
+// marks reads: a 17-token prompt and four tokens (the window releases
+// entries), Uncompute to 19 and then to 0, each followed by five Appends
+// under Check; the committed mark never falls below the released one,
+// and the null block never holds content. It returns the manager and the
+// sequence.
+func uncomputeInsideReleasedWindow(t *testing.T, cfg Config, opts *SeqOptions, marks func(*sequence) (committed, released int)) (*Manager, SeqID) {
+	t.Helper()
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1119,7 +1137,7 @@ func TestUncomputeInsideReleasedWindow(t *testing.T) {
 	for i := range prompt {
 		prompt[i] = int32(i + 1)
 	}
-	id, _, err := m.Create(prompt, &SeqOptions{Window: 4})
+	id, _, err := m.Create(prompt, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1128,7 +1146,8 @@ func TestUncomputeInsideReleasedWindow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if s, _ := m.seq(id); s.released == 0 {
+	s, _ := m.seq(id)
+	if _, r := marks(s); r == 0 {
 		t.Fatal("the window released nothing")
 	}
 	for _, computed := range []int{19, 0} {
@@ -1137,6 +1156,10 @@ func TestUncomputeInsideReleasedWindow(t *testing.T) {
 		}
 		if err := m.Check(); err != nil {
 			t.Fatal(err)
+		}
+		s, _ := m.seq(id)
+		if c, r := marks(s); c < r {
+			t.Fatalf("computed %d: the window's committed mark %d is below its released entries %d", computed, c, r)
 		}
 		for k := range int32(5) {
 			if err := m.Append(id, 200+k); err != nil {
@@ -1150,10 +1173,7 @@ func TestUncomputeInsideReleasedWindow(t *testing.T) {
 	if m.bp.hasContent(nullBlock) {
 		t.Fatal("the null block holds cached content")
 	}
-	s, _ := m.seq(id)
-	if want := len(s.tokens) / 4; s.committed != want {
-		t.Fatalf("%d blocks committed, want %d", s.committed, want)
-	}
+	return m, id
 }
 
 // TestUncomputeThenSlideKeepsPinsCached: a window block that a hybrid
