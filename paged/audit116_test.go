@@ -109,16 +109,7 @@ func TestAudit116HintKeysTellGroupsApart(t *testing.T) {
 // window of 2 over blocks of 4: 9 tokens computed, the append of 3 more
 // slides blocks 0 and 1 out and fills block 2.
 func TestAudit116WindowHintParentAfterANullEntry(t *testing.T) {
-	spy := &spyPolicy{hints: map[allocator.BlockID]eviction.Hint{}}
-	m, err := paged.New(paged.Config{
-		BlockSize: 4,
-		NumBlocks: 32,
-		Policy: func(n int) eviction.Policy {
-			spy.Policy = eviction.NewLRU(n)
-			return spy
-		},
-	})
-	require.NoError(t, err)
+	m, spy := newSpyManager(t)
 	id, _, err := m.Create(seqOf(1, 9), &paged.SeqOptions{Window: 2})
 	require.NoError(t, err)
 	stepDone(m)
