@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pagedkv/pagedkv/fleet"
 	"github.com/pagedkv/pagedkv/paged"
 )
 
@@ -93,7 +94,7 @@ func TestAudit130LayoutNamesAnUnseenGroup(t *testing.T) {
 func TestAudit130LayoutIsValidated(t *testing.T) {
 	for name, b := range map[string]*Batch{
 		"block size 0": {Events: []paged.Event{stored(0)}, Meta: []Meta{{HasGroup: true, Spec: SpecFullAttention}}},
-		"window":       {Events: []paged.Event{stored(16)}, Meta: []Meta{{HasGroup: true, Spec: SpecSlidingWindow, SlidingWindow: 1 << 40}}},
+		"window":       {Events: []paged.Event{stored(16)}, Meta: []Meta{{HasGroup: true, Spec: SpecSlidingWindow, SlidingWindow: fleet.MaxLayoutSpan + 1}}},
 	} {
 		var l LayoutLearner
 		l.Learn(b)
