@@ -52,13 +52,7 @@ func TestAudit121SwappedBeamsKeepTheirHandles(t *testing.T) {
 			}
 			seen = true
 		}
-		tokens, parents = tokens[:0], parents[:0]
-		for _, sc := range st.Scheduled {
-			for j := range sc.Outputs {
-				tokens = append(tokens, int32(60+j))
-				parents = append(parents, sc.Sample+j)
-			}
-		}
+		tokens, parents = ownParents(st, tokens, parents)
 		require.NoError(t, s.UpdateBeams(tokens, parents))
 		require.NoError(t, m.Check())
 	}
