@@ -21,13 +21,14 @@ import (
 // reads fail, failUpdates the next Updates (plain errors, neither a
 // conflict nor a loss); badID makes Register answer the ID before the
 // one it gave (another server's, as the registry lists it). updates
-// counts the Updates asked for.
+// counts the Updates asked for. unapplied makes the failed Updates not
+// reach the index.
 type a96Backend struct {
 	*Memory
-	t                        *testing.T
-	lose, alwaysLost, badID  bool
-	failServers, failUpdates int
-	updates                  int
+	t                                  *testing.T
+	lose, alwaysLost, badID, unapplied bool
+	failServers, failUpdates           int
+	updates                            int
 }
 
 var errA96 = errors.New("a96: backend write failed")
@@ -42,8 +43,11 @@ func (b *a96Backend) Update(server ServerID, old, next StreamState, clear bool, 
 		return StreamState{}, ErrIndexLost
 	case b.failUpdates > 0:
 		b.failUpdates--
-		// The write may or may not have reached the index: here it did.
-		b.Memory.Update(server, old, next, clear, events)
+		// The write may or may not have reached the index: here it did,
+		// unless unapplied.
+		if !b.unapplied {
+			b.Memory.Update(server, old, next, clear, events)
+		}
 		return StreamState{}, errA96
 	}
 	return b.Memory.Update(server, old, next, clear, events)
