@@ -133,13 +133,8 @@ func TestAudit129ChainNewRecordClosesTheOld(t *testing.T) {
 // the first outcomes): 8 fresh then match the 8 left, 7 do not.
 func TestAudit129ChainHalvingHalvesTheTotal(t *testing.T) {
 	p := NewChain(16).(*Chain)
+	rebuilt := rebuildProbe(p)
 	c := classOf(1, 2, false)
-	p.reuse[c][0] = 1
-	rebuilt := func() bool {
-		ok := p.score[c][0] > 0
-		p.score[c][0] = 0
-		return ok
-	}
 	p.recorded(16)
 	require.True(t, rebuilt(), "the first outcomes")
 	require.Equal(t, 0.5, p.reuse[c][0], "halved")

@@ -244,13 +244,7 @@ func TestAudit60ChainHalvesEveryOutcome(t *testing.T) {
 // those before it, and not before (M789).
 func TestAudit60ChainRebuildsWhenFreshOutcomesMatchTheOld(t *testing.T) {
 	p := NewChain(1000).(*Chain)
-	c := classOf(1, 2, false)
-	p.reuse[c][0] = 1
-	rebuilt := func() bool {
-		ok := p.score[c][0] > 0
-		p.score[c][0] = 0
-		return ok
-	}
+	rebuilt := rebuildProbe(p)
 	p.recorded(4)
 	assert.True(t, rebuilt(), "the first outcomes")
 	p.recorded(3)
@@ -326,4 +320,18 @@ func TestAudit60ChainScoreByHand(t *testing.T) {
 	q.reuse[open][0] = 1
 	q.rebuild()
 	assert.InDelta(t, 2.0/3, q.score[open][0], 1e-12)
+}
+
+// rebuildProbe gives class (1, 2, not hit) a reuse in bucket 0 and
+// returns a probe that tells whether the tables were rebuilt since it was
+// last called (the class's score, cleared by each call, is set again only
+// by a rebuild).
+func rebuildProbe(p *Chain) func() bool {
+	c := classOf(1, 2, false)
+	p.reuse[c][0] = 1
+	return func() bool {
+		ok := p.score[c][0] > 0
+		p.score[c][0] = 0
+		return ok
+	}
 }
