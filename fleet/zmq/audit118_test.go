@@ -269,10 +269,7 @@ func TestAudit118CancelDuringReplay(t *testing.T) {
 func TestAudit118FollowSkipsEmptyBatches(t *testing.T) {
 	noLeaks(t)
 	v := newVLLMPeer(t, "kv")
-	s, err := NewSubscriber(SubscriberConfig{Endpoint: "tcp://" + v.pub.Addr().String(), Topic: v.topic})
-	require.NoError(t, err)
-	defer s.Close()
-	awaitPeer(t, v)
+	s := subscribeLive(t, v)
 	empty, err := v.enc.AppendBatch(nil, 1, []paged.Event{{Seq: 2, Kind: paged.BlockRemoved}})
 	require.NoError(t, err)
 	require.NoError(t, v.pub.Send(zmq4.NewMsgFrom(v.frame(0)...)))

@@ -260,6 +260,18 @@ func TestAudit80ReplyFramings(t *testing.T) {
 	assert.Equal(t, SubscriberStats{Live: 4, Replayed: 4, Gaps: 1, Malformed: 1}, s.Stats())
 }
 
+// subscribeLive subscribes to v's PUB socket alone (no replay
+// endpoint), closes the subscriber when the test ends, and waits until
+// the subscription reached v.
+func subscribeLive(t *testing.T, v *vllmPeer) *Subscriber {
+	t.Helper()
+	s, err := NewSubscriber(SubscriberConfig{Endpoint: "tcp://" + v.pub.Addr().String(), Topic: v.topic})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	awaitPeer(t, v)
+	return s
+}
+
 // awaitPeer waits until a subscription reached v's PUB socket.
 func awaitPeer(t *testing.T, v *vllmPeer) {
 	t.Helper()
@@ -327,10 +339,7 @@ func TestAudit80StaleRepliesAreDropped(t *testing.T) {
 func TestAudit80FollowSkipsMalformedInput(t *testing.T) {
 	noLeaks(t)
 	v := newVLLMPeer(t, "kv")
-	s, err := NewSubscriber(SubscriberConfig{Endpoint: "tcp://" + v.pub.Addr().String(), Topic: v.topic})
-	require.NoError(t, err)
-	defer s.Close()
-	awaitPeer(t, v)
+	s := subscribeLive(t, v)
 	send := func(frames ...[]byte) { require.NoError(t, v.pub.Send(zmq4.NewMsgFrom(frames...))) }
 	send(v.frame(0)...)
 	send([]byte("kv"), make([]byte, 7), v.frame(1)[2])                      // a 7-byte number
