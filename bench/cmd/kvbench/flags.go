@@ -29,7 +29,6 @@ func (f *cmdFlags) given() map[string]bool {
 	return set
 }
 
-// newFlags returns the flag set of the command name, printing to stderr.
 // traceName names the trace a command replayed in its summary: the
 // embedded one when no -trace file was given, the file otherwise.
 func traceName(file string) string {
@@ -39,6 +38,7 @@ func traceName(file string) string {
 	return "the trace " + file
 }
 
+// newFlags returns the flag set of the command name, printing to stderr.
 func newFlags(name string, stderr io.Writer) *cmdFlags {
 	f := &cmdFlags{FlagSet: flag.NewFlagSet("kvbench "+name, flag.ContinueOnError), name: name}
 	f.SetOutput(stderr)
