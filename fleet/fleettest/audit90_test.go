@@ -166,10 +166,8 @@ func TestAudit90Child(t *testing.T) {
 	if name == "" {
 		t.Skip("a child process of the audit 90 tests")
 	}
-	c, ok := children[name]
-	if !ok {
-		c = children111[name]
-	}
+	c, ok := childCheck(name)
+	require.True(t, ok, name)
 	c.run(t)
 }
 
@@ -177,10 +175,7 @@ func TestAudit90Child(t *testing.T) {
 // it to fail with the child's message.
 func failsInChild(t *testing.T, name string) {
 	t.Helper()
-	c, ok := children[name]
-	if !ok {
-		c, ok = children111[name]
-	}
+	c, ok := childCheck(name)
 	require.True(t, ok, name)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestAudit90Child$", "-test.count=1",
 		"-rapid.checks=1000", "-rapid.seed=3", "-rapid.nofailfile", "-rapid.shrinktime=1ms")
@@ -190,6 +185,26 @@ func failsInChild(t *testing.T, name string) {
 	require.ErrorAs(t, err, &exit, "%s passed:\n%s", name, out)
 	require.Contains(t, string(out), "--- FAIL: TestAudit90Child", name)
 	require.Contains(t, string(out), c.want, "%s failed otherwise:\n%s", name, out)
+}
+
+// childCheck finds a child check by name in the audits' tables
+// (children, children111, children149).
+func childCheck(name string) (struct {
+	run  func(t *testing.T)
+	want string
+}, bool) {
+	for _, m := range []map[string]struct {
+		run  func(t *testing.T)
+		want string
+	}{children, children111, children149} {
+		if c, ok := m[name]; ok {
+			return c, true
+		}
+	}
+	return struct {
+		run  func(t *testing.T)
+		want string
+	}{}, false
 }
 
 func memory(t require.TestingT, capacity int) *fleet.Memory {
