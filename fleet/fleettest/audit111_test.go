@@ -169,10 +169,7 @@ func (b *faulty111) Register(name string, init fleet.StreamState) (fleet.ServerI
 // children111 are the checks of audit 111 that TestAudit90Child runs in a
 // child process, each on a faulty111 backend, with the message the
 // failure must carry.
-var children111 = map[string]struct {
-	run  func(t *testing.T)
-	want string
-}{
+var children111 = map[string]childCase{
 	"hybrid-keeps-removed": {func(t *testing.T) {
 		fleettest.CheckHybridScores(t, "hybrid", func(rt *rapid.T) fleet.Backend { return newFaulty111(rt, keepsRemoved, 1<<12) })
 	}, "with its claims"},

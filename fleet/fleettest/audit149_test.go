@@ -229,10 +229,7 @@ func (b *faulty149) Lookup(hashes []paged.Hash, words int, dst []uint64, states 
 // children149 are the checks of audit 149 that TestAudit90Child runs in a
 // child process, each on a faulty149 backend, with the message the
 // failure must carry.
-var children149 = map[string]struct {
-	run  func(t *testing.T)
-	want string
-}{
+var children149 = map[string]childCase{
 	"churn-room-for-one-more": {func(t *testing.T) {
 		fleettest.CheckChurn(t, newFaulty149(t, roomForOneMore, 64), "churn", 1)
 	}, "server ids in use"},

@@ -108,10 +108,7 @@ func (b *broken) SetLayout(server fleet.ServerID, old fleet.StreamState, layout 
 
 // children are the checks TestAudit90Child runs in a child process, each
 // on a broken backend, with the message the failure must carry.
-var children = map[string]struct {
-	run  func(t *testing.T)
-	want string
-}{
+var children = map[string]childCase{
 	"model-tierless": {func(t *testing.T) {
 		fleettest.CheckAgainstModel(t, newBroken(t, tierless, 64), 1, 2000)
 	}, "device blocks"},
@@ -189,22 +186,20 @@ func failsInChild(t *testing.T, name string) {
 
 // childCheck finds a child check by name in the audits' tables
 // (children, children111, children149).
-func childCheck(name string) (struct {
-	run  func(t *testing.T)
-	want string
-}, bool) {
-	for _, m := range []map[string]struct {
-		run  func(t *testing.T)
-		want string
-	}{children, children111, children149} {
+func childCheck(name string) (childCase, bool) {
+	for _, m := range []map[string]childCase{children, children111, children149} {
 		if c, ok := m[name]; ok {
 			return c, true
 		}
 	}
-	return struct {
-		run  func(t *testing.T)
-		want string
-	}{}, false
+	return childCase{}, false
+}
+
+// childCase is a check run in a child process (run) and the message its
+// failure must print (want).
+type childCase struct {
+	run  func(t *testing.T)
+	want string
 }
 
 func memory(t require.TestingT, capacity int) *fleet.Memory {
