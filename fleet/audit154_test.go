@@ -135,3 +135,20 @@ func TestAudit154ShortHolderSetsLeaveTheLayoutUnscored(t *testing.T) {
 	assert.Equal(t, fleet.Score{Server: 0, Name: "a", Affinity: 3, Partial: true}, sc[0], "unscored, partial")
 	assert.Equal(t, 2, sc[1].Blocks, "the server without a layout by group 0's run")
 }
+
+// TestAudit154AffinityCountsTheFullGroupsHostBlocks: a layout whose
+// first full-attention group is not group 0 has Score.Affinity that
+// group's run of leading blocks on either tier, host blocks included, as
+// group 0's run counts them (M4386 counted the device's only).
+func TestAudit154AffinityCountsTheFullGroupsHostBlocks(t *testing.T) {
+	x, err := fleet.New(fleet.Config{})
+	require.NoError(t, err)
+	require.NoError(t, x.SetLayout("a", fleet.Layout{BlockSize: 2, Groups: []paged.Group{{Kind: paged.SlidingWindow, Window: 3}, {Kind: paged.FullAttention}}}))
+	host := stored(2, 1, 2, 3)
+	host.Medium = paged.Host
+	require.NoError(t, x.Apply("a", []paged.Event{stored(1, 1, 1), host}))
+	sc, err := x.Lookup(fleettest.Hs(1, 2, 3), nil)
+	require.NoError(t, err)
+	require.Len(t, sc, 1)
+	assert.Equal(t, 3, sc[0].Affinity, "group 1's run, two of its blocks on the host")
+}
