@@ -185,9 +185,9 @@ func failsInChild(t *testing.T, name string) {
 }
 
 // childCheck finds a child check by name in the audits' tables
-// (children, children111, children149, children154).
+// (children, children111, children149, children154, children158).
 func childCheck(name string) (childCase, bool) {
-	for _, m := range []map[string]childCase{children, children111, children149, children154} {
+	for _, m := range []map[string]childCase{children, children111, children149, children154, children158} {
 		if c, ok := m[name]; ok {
 			return c, true
 		}
