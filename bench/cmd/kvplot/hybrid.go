@@ -49,6 +49,11 @@ func readHybrid(in []byte) (bench.HybridResult, error) {
 		if l.W1VLLM == 0 || kinds != 1 {
 			return fmt.Errorf("not a kvbench hybrid line (want one of a window, a state model or a layout, and the W1 figures)")
 		}
+		// A negative window counted as the line's one kind but is no
+		// window row: it fell through to a state row with no model.
+		if l.Window < 0 {
+			return fmt.Errorf("window %d is not a positive number of tokens", l.Window)
+		}
 		r.Requests, r.Blocks = l.Requests, l.Blocks
 		r.SingleVLLM.AdmittedHitTokens, r.SingleDefault.AdmittedHitTokens = l.W1VLLM, l.W1Default
 		vllm := bench.HybridHits{AdmittedHitTokens: l.VLLMHits, FirstHitTokens: l.VLLMFirst, ResumeHitTokens: l.VLLMResume, Preemptions: l.VLLMPreempt}
