@@ -242,6 +242,25 @@ func TestAudit56CheckCatchesGroupCorruption(t *testing.T) {
 				require.Equal(t, 2, m.liveStart(1, len(s.tokens)))
 				s.ext[0].released = 3
 			}},
+		// Audit 147 (M4113): a window table one entry longer than its 12
+		// tokens' three blocks (a null entry past the released ones,
+		// which the entries' rule would name next) is named by the
+		// length rule.
+		{"a table longer than its tokens", `group 1 \(window\) has 4 blocks for 12 tokens, want 3`,
+			[]Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 4}}, nil,
+			func(_ *Manager, s *sequence) { s.ext[0].blocks = append(s.ext[0].blocks, nullBlock) }},
+		// Audit 147 (M4114): with three drafts pending after 12 tokens
+		// the next query is at 12 and reads from block 2 (window 4); the
+		// query at 15, past the drafts, would read from block 3.
+		{"a window released past its next query, with drafts", `group 1 released 3 blocks, its next query reads blocks from 2`,
+			[]Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 4}},
+			func(m *Manager, id SeqID) { require.NoError(t, m.AppendSpeculative(id, 13, 14, 15)) },
+			func(m *Manager, s *sequence) {
+				require.Equal(t, 3, s.spec)
+				require.Equal(t, 2, m.liveStart(1, len(s.tokens)-s.spec))
+				require.Equal(t, 3, m.liveStart(1, len(s.tokens)))
+				s.ext[0].released = 3
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := New(Config{BlockSize: 4, NumBlocks: 32, HostBlocks: 32, Groups: tc.groups})

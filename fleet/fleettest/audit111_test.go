@@ -210,12 +210,7 @@ var children111 = map[string]childCase{
 // check that is there to catch it (a different failure later in the
 // check does not count).
 func TestAudit111SuiteFailsOnFaultyBackends(t *testing.T) {
-	for name := range children111 {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			failsInChild(t, name)
-		})
-	}
+	eachFailsInChild(t, children111)
 }
 
 // TestAudit111HybridDrawsHostTiersAndLongPrefixes: DrawHybridConfig

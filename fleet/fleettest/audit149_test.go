@@ -281,12 +281,7 @@ var children149 = map[string]childCase{
 // broken the way its weaker form would let pass, with the message of the
 // check that is there to catch it.
 func TestAudit149SuiteFailsOnFaultyBackends(t *testing.T) {
-	for name := range children149 {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			failsInChild(t, name)
-		})
-	}
+	eachFailsInChild(t, children149)
 }
 
 // TestAudit149BenchFleet: BenchFleet's server s holds the first 8(s+1)

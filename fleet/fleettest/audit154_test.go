@@ -79,12 +79,7 @@ var children154 = map[string]childCase{
 // records alone cannot tell), and on one whose LookupAll answers no
 // states, each with the message of the check there to catch it.
 func TestAudit154SuiteFailsOnFaultyBackends(t *testing.T) {
-	for name := range children154 {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			failsInChild(t, name)
-		})
-	}
+	eachFailsInChild(t, children154)
 }
 
 // TestAudit154HybridHitsAreAdmissionsThatHit: CheckHybridScores counts

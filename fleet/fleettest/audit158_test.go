@@ -64,12 +64,7 @@ var children158 = map[string]childCase{
 // blocks and the partial mark, fails it) and CheckCopies' last check
 // sees copy counts kept over a clear.
 func TestAudit158SuiteFailsOnFaultyBackends(t *testing.T) {
-	for name := range children158 {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			failsInChild(t, name)
-		})
-	}
+	eachFailsInChild(t, children158)
 }
 
 // TestAudit158ForgetEndsPartial: the model forgets a partial server's

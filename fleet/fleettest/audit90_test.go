@@ -184,6 +184,17 @@ func failsInChild(t *testing.T, name string) {
 	require.Contains(t, string(out), c.want, "%s failed otherwise:\n%s", name, out)
 }
 
+// eachFailsInChild runs each check of children in a child process, in
+// parallel subtests, and wants each to fail with its message.
+func eachFailsInChild(t *testing.T, children map[string]childCase) {
+	for name := range children {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			failsInChild(t, name)
+		})
+	}
+}
+
 // childCheck finds a child check by name in the audits' tables
 // (children, children111, children149, children154, children158).
 func childCheck(name string) (childCase, bool) {
@@ -237,12 +248,7 @@ func TestAudit90HybridPassesOnMemory(t *testing.T) {
 // TestAudit90SuiteFailsOnBrokenBackends: each check fails on a backend
 // broken the way it is there to catch.
 func TestAudit90SuiteFailsOnBrokenBackends(t *testing.T) {
-	for name := range children {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			failsInChild(t, name)
-		})
-	}
+	eachFailsInChild(t, children)
 }
 
 // setFlag sets a flag of the test binary for the rest of the test.
