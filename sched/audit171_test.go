@@ -60,3 +60,41 @@ func TestAudit171UndoneChunkedAdmissionKeepsItsPrompt(t *testing.T) {
 		require.Equal(t, sched.Finished, r.State(), "request %d: %v", r.ID(), r.Err())
 	}
 }
+
+// TestAudit171SetAsideHoldsRunningChunks: a 12-token prompt of 2 samples
+// computed in chunks (blocks of 2, 11 blocks, full attention, a State
+// page and a window of 4, 4-token steps) takes every usable block of the
+// pool at its last chunk, its fork's page included. The fork set-aside
+// holds the blocks its chunks to come take (forkNeed), so an 11-token
+// prompt of one sample behind it waits until it forks. Not set aside
+// (M4065), the second was admitted in the first step beside it, filled
+// the pool in the next, and was preempted by recompute in the third for
+// the first prompt's chunk: its first two chunks computed for nothing.
+func TestAudit171SetAsideHoldsRunningChunks(t *testing.T) {
+	m := newManager(t, paged.Config{BlockSize: 2, NumBlocks: 11, Groups: []paged.Group{
+		{Kind: paged.FullAttention}, {Kind: paged.State, Pages: 1}, {Kind: paged.SlidingWindow, Window: 4}}})
+	forked, prefill := false, 0
+	var first *sched.Request
+	cfg := sched.Config{ChunkedPrefill: true, MaxBatchTokens: 4}
+	cfg.Hooks.Scheduled = func(sc *sched.Scheduled) {
+		if sc.Request == first && sc.Outputs > 0 {
+			forked = true
+		}
+		if sc.Request != first && sc.Generated == 0 {
+			assert.True(t, forked, "the second prompt scheduled (from %d) before the first forked", sc.Start)
+			prefill += sc.NewTokens
+		}
+	}
+	s, err := sched.New(m, cfg)
+	require.NoError(t, err)
+	first, err = s.Submit(counting(12, 100), sched.Options{MaxTokens: 1, N: 2})
+	require.NoError(t, err)
+	second, err := s.Submit(counting(11, 300), sched.Options{MaxTokens: 1})
+	require.NoError(t, err)
+	drain(t, s, 1)
+	assert.Zero(t, s.Stats().Preemptions)
+	assert.Equal(t, 11, prefill, "the second prompt's tokens computed")
+	for _, r := range []*sched.Request{first, second} {
+		require.Equal(t, sched.Finished, r.State(), "request %d: %v", r.ID(), r.Err())
+	}
+}
