@@ -43,14 +43,22 @@ func TestAudit98QuantRefusals(t *testing.T) {
 		// tokens 2^38; the row named next is refused only after.
 		{[]string{"-kv-heads", "4096", "-q-heads", "4096", "-head-dim", "65536", "-lengths", "1,1024", "-types", "nope"}, "keys to hold"},
 	} {
-		args := append(append([]string{"quant"}, tinyQuant...), tc.args...)
-		var out, errOut bytes.Buffer
-		assert.NotPanics(t, func() {
-			assert.Equal(t, 2, run(args, &out, &errOut), "%v: %s", tc.args, errOut.String())
-		}, "%v", tc.args)
-		assert.Empty(t, out.String(), "%v", tc.args)
-		assert.Contains(t, errOut.String(), tc.want, "%v", tc.args)
+		quantRefused(t, tc.args, tc.want)
 	}
+}
+
+// quantRefused requires kvbench quant, run on tinyQuant with args added,
+// to be a usage error (exit status 2) whose message has want in it, with
+// nothing on stdout, and not to panic.
+func quantRefused(t *testing.T, args []string, want string) {
+	t.Helper()
+	full := append(append([]string{"quant"}, tinyQuant...), args...)
+	var out, errOut bytes.Buffer
+	assert.NotPanics(t, func() {
+		assert.Equal(t, 2, run(full, &out, &errOut), "%v: %s", args, errOut.String())
+	}, "%v", args)
+	assert.Empty(t, out.String(), "%v", args)
+	assert.Contains(t, errOut.String(), want, "%v", args)
 }
 
 // TestAudit98QuantKIVIGroupBound: a KIVI row's group is at most 4,096
