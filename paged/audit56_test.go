@@ -191,12 +191,7 @@ func TestAudit56TableGroupIsCapped(t *testing.T) {
 // for another group, as TestAudit13CheckCatchesCoreCorruption does for
 // group 0's table.
 func TestAudit56CheckCatchesGroupCorruption(t *testing.T) {
-	for _, tc := range []struct {
-		name, want string
-		groups     []Group
-		setup      func(m *Manager, id SeqID) // after the prompt and two tokens, if set
-		corrupt    func(m *Manager, s *sequence)
-	}{
+	checkGroupCorruptions(t, []groupCorruption{
 		{"a null entry past the released ones", "released", []Group{{Kind: FullAttention}, {Kind: SlidingWindow, Window: 4}}, nil,
 			func(_ *Manager, s *sequence) {
 				require.Positive(t, s.ext[0].released, "the window slid")
@@ -261,7 +256,24 @@ func TestAudit56CheckCatchesGroupCorruption(t *testing.T) {
 				require.Equal(t, 3, m.liveStart(1, len(s.tokens)))
 				s.ext[0].released = 3
 			}},
-	} {
+	})
+}
+
+// groupCorruption is a case of checkGroupCorruptions: Check must name
+// the corruption by want (a regular expression) in a manager of groups
+// holding one sequence of 12 tokens (a prompt of 10 and two appended),
+// after setup if set.
+type groupCorruption struct {
+	name, want string
+	groups     []Group
+	setup      func(m *Manager, id SeqID)
+	corrupt    func(m *Manager, s *sequence)
+}
+
+// checkGroupCorruptions runs the cases of group corruption that Check
+// must name (audit 56's, audit 170's).
+func checkGroupCorruptions(t *testing.T, cases []groupCorruption) {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := New(Config{BlockSize: 4, NumBlocks: 32, HostBlocks: 32, Groups: tc.groups})
 			require.NoError(t, err)
