@@ -61,3 +61,53 @@ func TestAudit171NeverPastADroppedCheckpointHit(t *testing.T) {
 		}
 	}
 }
+
+// TestAudit171DroppedSequenceKeepsAnothersHit: A (11 tokens, blocks of
+// 2, full attention and a window of 4) is preempted; C, whose prompt is
+// A's first 8 tokens and more, hits them and is preempted too, as is D,
+// which shares nothing with them: each preempted chain waits on the high
+// shelf for its resume. Dropping A without resuming it moves A's chain
+// past its branch point off the high shelf (its fifth block, in both
+// groups), except what C still waits for: C's hit runs through A's
+// chain. Moved (before session 37), C's hit blocks went to the policy,
+// where any allocation evicts them before the high shelf. C's resume
+// then hits all it computed.
+func TestAudit171DroppedSequenceKeepsAnothersHit(t *testing.T) {
+	m, err := paged.New(paged.Config{BlockSize: 2, NumBlocks: 40,
+		Groups: []paged.Group{{Kind: paged.FullAttention}, {Kind: paged.SlidingWindow, Window: 4}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	preempted := func(prompt []int32, hit int) paged.SeqID {
+		t.Helper()
+		id, cached, err := m.Create(prompt, nil)
+		if err != nil || cached != hit {
+			t.Fatalf("%v: %d cached, %v; want %d", prompt, cached, err, hit)
+		}
+		m.EndStep()
+		if err := m.Preempt(id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a := preempted(seqOf(1, 11), 0)
+	c := preempted(append(seqOf(1, 8), 50, 51, 52), 8)
+	preempted(seqOf(100, 6), 0)
+	_, before := paged.Shelves(m)
+	if err := m.Free(a); err != nil {
+		t.Fatal(err)
+	}
+	_, after := paged.Shelves(m)
+	if before-after != 2 {
+		t.Fatalf("high shelf: %d blocks before A is dropped, %d after; want A's fifth block in both groups to leave it, and nothing else", before, after)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if cached, err := m.Admit(c); err != nil || cached != 10 {
+		t.Fatalf("C readmitted: %d cached, %v; want its 10 full-block tokens", cached, err)
+	}
+	if err := m.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -411,12 +411,15 @@ func (m *Manager) noteAdmit(s *sequence, id SeqID) {
 
 // unprotect moves to the policy the high-shelf blocks that hold s's chain
 // past its branch point: s was preempted and is being dropped without
-// resuming, so nothing will claim them. O(blocks of s x duplicates).
+// resuming, so s will not claim them. Nor are blocks another preempted
+// sequence's chain shares moved (sharedWaiting): that sequence's
+// preemption put them on the high shelf for its own resume, a hit through
+// s's chain. O(blocks of s x duplicates + sequences x shared prefix).
 func (m *Manager) unprotect(s *sequence) {
 	if !m.ret.on || s.state != seqWaiting || s.keep.branch < 0 {
 		return
 	}
-	for k := len(s.hashes) - 1; k >= int(s.keep.branch); k-- {
+	for k := len(s.hashes) - 1; k >= max(int(s.keep.branch), m.sharedWaiting(s)); k-- {
 		for g := range len(m.cfg.Groups) {
 			head, ok := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
 			if !ok {
@@ -433,6 +436,26 @@ func (m *Manager) unprotect(s *sequence) {
 			}
 		}
 	}
+}
+
+// sharedWaiting returns the longest prefix of s's chain, in blocks, that
+// another preempted sequence (waiting, admitted before) shares: the
+// blocks its resume hits. Chain hashes name their whole prefix, so the
+// shared blocks are a prefix of both. O(sequences x shared prefix).
+func (m *Manager) sharedWaiting(s *sequence) int {
+	n := 0
+	for i := range m.seqs {
+		x := &m.seqs[i]
+		if x == s || x.state != seqWaiting || x.keep.branch < 0 {
+			continue
+		}
+		k := 0
+		for k < len(s.hashes) && k < len(x.hashes) && equal(&s.hashes[k], &x.hashes[k]) {
+			k++
+		}
+		n = max(n, k)
+	}
+	return n
 }
 
 // releaseSeq releases every table of s, which is preempted or finishes.
