@@ -34,7 +34,8 @@ func (l Layout) String() string {
 type PlacementConfig struct {
 	// Device configures every device's Manager. Prefix caching and the
 	// watermark are turned off on them: a chain hash covers the whole
-	// sequence, so one shard alone can never hit. Device.Groups may name
+	// sequence, so one shard alone can never hit. Its MaxModelLen is
+	// ignored: MaxModelLen below bounds a sequence. Device.Groups may name
 	// one full-attention group at most (ErrInvalid otherwise): a shard is
 	// one block table.
 	Device Config
@@ -372,7 +373,8 @@ type PlacementBatch struct {
 // ShardBatch is one device's part of a PlacementBatch.
 type ShardBatch struct {
 	// Stride is the row width: the longest shard table on this device in
-	// this step.
+	// this step, at least 1 (a device holding none of the step's shards
+	// has one null entry per sequence).
 	Stride int
 	// Tables holds one row per scheduled sequence: its shard table on this
 	// device (all null for a sequence not placed here), padded with 0.
