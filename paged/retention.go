@@ -419,7 +419,8 @@ func (m *Manager) unprotect(s *sequence) {
 	if !m.ret.on || s.state != seqWaiting || s.keep.branch < 0 {
 		return
 	}
-	for k := len(s.hashes) - 1; k >= max(int(s.keep.branch), m.sharedWaiting(s)); k-- {
+	from := max(int(s.keep.branch), m.sharedWaiting(s))
+	for k := len(s.hashes) - 1; k >= from; k-- {
 		for g := range len(m.cfg.Groups) {
 			head, ok := m.bp.index.getIn(&s.hashes[k], groupSalt(g))
 			if !ok {
@@ -449,11 +450,8 @@ func (m *Manager) sharedWaiting(s *sequence) int {
 		if x == s || x.state != seqWaiting || x.keep.branch < 0 {
 			continue
 		}
-		k := 0
-		for k < len(s.hashes) && k < len(x.hashes) && equal(&s.hashes[k], &x.hashes[k]) {
-			k++
-		}
-		n = max(n, k)
+		l := min(len(s.hashes), len(x.hashes))
+		n = max(n, samePrefix(s.hashes[:l], x.hashes[:l]))
 	}
 	return n
 }
